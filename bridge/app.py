@@ -1,0 +1,178 @@
+"""The running service: configuration in, bus, sinks, collectors and HTTP server wired together.
+
+Start order: components are built (sinks subscribe), the bus starts, components start, then the
+HTTP server. Stop order is the reverse, and the bus drains its subscribers before it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Gauge, Info
+from prometheus_client.exposition import choose_encoder
+
+from bridge import __version__
+from bridge.bus import (
+    Bus,
+    BusMetrics,
+    Keyring,
+    MemoryTransport,
+    ReplayGuard,
+    Transport,
+    Verifier,
+    register_queue_depth,
+)
+from bridge.component import Component
+from bridge.config import Settings
+from bridge.http import build_app
+from bridge.integration import Integration, install
+
+__all__ = ["Bridge", "build_transport"]
+
+_logger = logging.getLogger(__name__)
+
+ComponentFactory = Callable[["Bridge"], Component | None]
+
+
+def build_transport(settings: Settings) -> Transport:
+    """The bus transport ``EXESDB_BUS`` asks for."""
+    if settings.uses_redis:
+        raise NotImplementedError("the Redis bus arrives with bridge.bus.redis")
+    return MemoryTransport()
+
+
+def _keyring(settings: Settings) -> Keyring:
+    secret = settings.secret_key_base.get_secret_value() if settings.secret_key_base else ""
+    # Unset: an ephemeral key, fine for the in-process bus (config refuses it for ingest/Redis).
+    return Keyring.from_secrets(
+        secret or secrets.token_hex(32),
+        (key.get_secret_value() for key in settings.secret_key_base_previous),
+    )
+
+
+class Bridge:
+    """Everything one bridge process runs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: CollectorRegistry | None = None,
+        transport: Transport | None = None,
+        components: list[ComponentFactory] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry or CollectorRegistry()
+        self.started_at = clock()
+        keyring = _keyring(settings)
+        self.bus_metrics = BusMetrics(self.registry)
+        self.verifier = Verifier(
+            keyring,
+            ReplayGuard(settings.replay_window_ms / 1000, settings.replay_memory, clock),
+            window_seconds=settings.replay_window_ms / 1000,
+            max_bytes=settings.max_body_bytes,
+            count_rejection=self.bus_metrics.count_rejection,
+        )
+        self.bus = Bus(
+            node=settings.node,
+            keyring=keyring,
+            verifier=self.verifier,
+            metrics=self.bus_metrics,
+            transport=transport or build_transport(settings),
+            queue_size=settings.bus_queue_size,
+            clock=clock,
+        )
+        self.integration = Integration(
+            self.bus,
+            enabled=settings.pubsub_integration,
+            health_interval_ms=settings.health_broadcast_interval,
+            metrics_interval_ms=settings.metrics_broadcast_interval,
+        )
+        self._register_self_metrics()
+        self.components: list[Component] = []
+        for factory in components if components is not None else default_components():
+            component = factory(self)
+            if component is not None:
+                self.components.append(component)
+        self._runner: web.AppRunner | None = None
+        self._closed = False
+        self.address: tuple[str, int] | None = None
+
+    def _register_self_metrics(self) -> None:
+        register_queue_depth(self.bus, self.registry)
+        Info("exesdb_build", "The bridge's version.", registry=self.registry).info(
+            {"version": __version__}
+        )
+        Gauge(
+            "exesdb_integration_enabled",
+            "1 while the pubsub integration is enabled, else 0.",
+            registry=self.registry,
+        ).set_function(lambda: 1.0 if self.integration.enabled() else 0.0)
+
+    # -- life cycle --
+
+    async def start(self, *, serve_http: bool = True) -> None:
+        """Start the bus, the components and (unless told not to) the HTTP server."""
+        install(self.integration)
+        await self.bus.start()
+        for component in self.components:
+            await component.start()
+        if serve_http:
+            host, port = self.settings.listen
+            self._runner = web.AppRunner(build_app(self), access_log=None, shutdown_timeout=2.0)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, host, port)
+            await site.start()
+            server = site._server
+            sockets = getattr(server, "sockets", None) or []
+            self.address = sockets[0].getsockname()[:2] if sockets else (host, port)
+            _logger.info("listening on http://%s:%d", *self.address)
+
+    async def aclose(self) -> None:
+        """Stop taking requests, stop components, drain and stop the bus; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        timeout = self.settings.shutdown_timeout_ms / 1000
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for component in reversed(self.components):
+            try:
+                await asyncio.wait_for(component.aclose(), timeout)
+            except Exception:
+                _logger.exception("component %s did not close cleanly", component.name)
+        await self.bus.aclose(timeout)
+        install(None)
+
+    # -- what the HTTP edge asks --
+
+    def readiness(self) -> dict[str, dict[str, Any]]:
+        """Each part's readiness: ``{name: {"ready", "required", "reason"}}``."""
+        checks: dict[str, dict[str, Any]] = {}
+        reason = self.bus.readiness()
+        checks["bus"] = {"ready": reason is None, "required": True, "reason": reason}
+        for component in self.components:
+            reason = component.readiness()
+            checks[component.name] = {
+                "ready": reason is None,
+                "required": component.required,
+                "reason": reason,
+            }
+        return checks
+
+    def render_metrics(self, accept: str) -> tuple[bytes, str]:
+        """The exposition body and its content type for an ``Accept`` header."""
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type
+
+
+def default_components() -> list[ComponentFactory]:
+    """The sinks and collectors a bridge runs, each deciding from settings whether it is on."""
+    return []

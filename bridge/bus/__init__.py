@@ -1,0 +1,51 @@
+"""The signed bus: envelopes, signing, verification, transports and subscriptions."""
+
+from __future__ import annotations
+
+from bridge.bus.bus import (
+    Bus,
+    Handler,
+    PublishResult,
+    PublishStatus,
+    Subscription,
+    register_queue_depth,
+)
+from bridge.bus.envelope import (
+    Envelope,
+    Rejection,
+    RejectReason,
+    check_topic,
+    decode_envelope,
+    new_message_id,
+)
+from bridge.bus.metrics import BusMetrics
+from bridge.bus.replay import ReplayGuard, ReplayVerdict
+from bridge.bus.signing import SIGNATURE_HEADER, HeaderCheck, Keyring
+from bridge.bus.transport import Frame, FrameReceiver, MemoryTransport, Transport
+from bridge.bus.verify import Verifier
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "Bus",
+    "BusMetrics",
+    "Envelope",
+    "Frame",
+    "FrameReceiver",
+    "Handler",
+    "HeaderCheck",
+    "Keyring",
+    "MemoryTransport",
+    "PublishResult",
+    "PublishStatus",
+    "RejectReason",
+    "Rejection",
+    "ReplayGuard",
+    "ReplayVerdict",
+    "Subscription",
+    "Transport",
+    "Verifier",
+    "check_topic",
+    "decode_envelope",
+    "new_message_id",
+    "register_queue_depth",
+]

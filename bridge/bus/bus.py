@@ -1,0 +1,416 @@
+"""The signed bus: nine instances, topic subscriptions, bounded per-subscriber queues.
+
+Publishing never blocks: a message is signed, handed to the transport and, once verified on
+arrival, appended to the queue of every matching subscriber. Each subscriber drains its own queue
+in its own task, in order; a full queue drops the new message and counts it, so one stuck
+subscriber never holds up publishers or the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Final
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from bridge.bus.envelope import (
+    Envelope,
+    Rejection,
+    check_topic,
+    new_message_id,
+)
+from bridge.bus.metrics import BusMetrics
+from bridge.bus.signing import Keyring
+from bridge.bus.transport import Frame, MemoryTransport, Transport
+from bridge.bus.verify import Verifier
+from bridge.errors import MessageError
+from bridge.messages import INSTANCES, Message
+
+__all__ = [
+    "Bus",
+    "Handler",
+    "PublishResult",
+    "PublishStatus",
+    "QueueDepthCollector",
+    "Subscription",
+    "register_queue_depth",
+]
+
+_logger = logging.getLogger(__name__)
+
+Handler = Callable[[Envelope], Awaitable[None] | None]
+_ALL_TOPICS: Final = "*"
+
+
+class PublishStatus(Enum):
+    """What became of a broadcast."""
+
+    PUBLISHED = "published"
+    DISABLED = "disabled"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """The outcome of a publish: the message id when published, the reason when not."""
+
+    status: PublishStatus
+    message_id: str | None = None
+    reason: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.status is PublishStatus.PUBLISHED
+
+
+class Subscription:
+    """One subscriber: a topic filter, a bounded queue, and the task that drains it."""
+
+    __slots__ = (
+        "_busy",
+        "_drained",
+        "_dropped",
+        "_errors",
+        "_handler",
+        "_is_async",
+        "_queue",
+        "_task",
+        "_wakeup",
+        "group",
+        "instances",
+        "max_queue",
+        "name",
+        "topic",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        handler: Handler,
+        instances: frozenset[str],
+        topic: str,
+        max_queue: int,
+        group: bool,
+        dropped: Callable[[], None],
+        errors: Callable[[], None],
+    ) -> None:
+        self.name = name
+        self.instances = instances
+        self.topic = topic
+        self.max_queue = max_queue
+        self.group = group
+        self._handler = handler
+        self._is_async = inspect.iscoroutinefunction(handler)
+        self._queue: deque[tuple[Envelope, Frame]] = deque()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._busy = False
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._dropped = dropped
+        self._errors = errors
+
+    def matches(self, topic: str) -> bool:
+        """True when this subscription's topic filter takes ``topic``."""
+        if self.topic.endswith(_ALL_TOPICS):
+            return topic.startswith(self.topic[:-1])
+        return topic == self.topic
+
+    @property
+    def depth(self) -> int:
+        """Messages waiting in the queue."""
+        return len(self._queue)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing being handled."""
+        return not self._queue and not self._busy
+
+    def offer(self, envelope: Envelope, frame: Frame) -> bool:
+        """Queue a message; False (and counted) when the queue is full."""
+        if len(self._queue) >= self.max_queue:
+            self._dropped()
+            return False
+        self._queue.append((envelope, frame))
+        self._drained.clear()
+        self._wakeup.set()
+        return True
+
+    def start(self) -> None:
+        """Start the draining task on the running loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._drain(), name=f"bus-subscriber-{self.name}"
+            )
+            if self._queue:
+                self._wakeup.set()
+
+    async def _drain(self) -> None:
+        queue = self._queue
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while queue:
+                envelope, frame = queue.popleft()
+                self._busy = True
+                try:
+                    if self._is_async:
+                        await self._handler(envelope)  # type: ignore[misc]
+                    else:
+                        self._handler(envelope)
+                    if frame.ack is not None:
+                        await frame.ack()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    self._errors()
+                    _logger.exception("subscriber %s failed on %s", self.name, envelope.tag)
+                finally:
+                    self._busy = False
+            self._drained.set()
+
+    async def stop(self, drain_seconds: float) -> None:
+        """Drain what is queued (for up to ``drain_seconds``), then stop the task."""
+        if self._task is not None and not self.idle:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), drain_seconds)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._queue:
+            _logger.warning(
+                "subscriber %s stopped with %d message(s) unhandled", self.name, len(self._queue)
+            )
+
+
+class Bus:
+    """Publish signed messages and deliver verified ones to subscribers."""
+
+    def __init__(
+        self,
+        *,
+        node: str,
+        keyring: Keyring,
+        verifier: Verifier,
+        metrics: BusMetrics,
+        transport: Transport | None = None,
+        queue_size: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.node = node
+        self.metrics = metrics
+        self.transport: Transport = transport or MemoryTransport()
+        self._keyring = keyring
+        self._verifier = verifier
+        self._queue_size = queue_size
+        self._clock = clock
+        self._subscriptions: list[Subscription] = []
+        self._by_instance: dict[str, list[Subscription]] = {name: [] for name in INSTANCES}
+        self._published = {
+            (name, tag): metrics.published.labels(name, tag)
+            for name in INSTANCES
+            for tag in _tags_of(name)
+        }
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._started = False
+        self._closed = False
+
+    # -- subscribing --
+
+    def subscribe(
+        self,
+        name: str,
+        handler: Handler,
+        *,
+        instances: Collection[str] | None = None,
+        topic: str = _ALL_TOPICS,
+        queue_size: int | None = None,
+        group: bool = False,
+    ) -> Subscription:
+        """Deliver matching verified messages to ``handler``, in order, from its own queue.
+
+        ``topic`` is exact, or a prefix ending in ``*`` (``*`` alone takes all). ``group``
+        subscribers take work-queue frames: across bridge replicas each such message reaches
+        one of them (on the in-process bus, simply this one).
+        """
+        chosen = frozenset(INSTANCES if instances is None else instances)
+        unknown = chosen - set(INSTANCES)
+        if unknown:
+            raise MessageError(f"unknown bus instance(s): {', '.join(sorted(unknown))}")
+        if topic != _ALL_TOPICS:
+            check_topic(topic.removesuffix(_ALL_TOPICS) or "x")
+        subscription = Subscription(
+            name,
+            handler,
+            chosen,
+            topic,
+            queue_size or self._queue_size,
+            group,
+            self.metrics.dropped.labels(name).inc,
+            self.metrics.handler_errors.labels(name).inc,
+        )
+        self._subscriptions.append(subscription)
+        for instance in chosen:
+            self._by_instance[instance].append(subscription)
+        if self._started:
+            subscription.start()
+        return subscription
+
+    async def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop delivering to ``subscription`` and stop its task (what is queued is dropped)."""
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
+            for instance in subscription.instances:
+                self._by_instance[instance].remove(subscription)
+        await subscription.stop(0.0)
+
+    @property
+    def subscriptions(self) -> tuple[Subscription, ...]:
+        """Every subscription, for self-metrics and readiness."""
+        return tuple(self._subscriptions)
+
+    # -- publishing --
+
+    def publish(
+        self, topic: str, payload: Message, *, message_id: str | None = None
+    ) -> PublishResult:
+        """Sign ``payload`` and put it on its instance; never blocks.
+
+        Safe to call from any thread: off the event loop the hand-over happens on the loop.
+        """
+        if self._closed:
+            return PublishResult(PublishStatus.REJECTED, reason="closed")
+        check_topic(topic)
+        now = datetime.now(UTC)
+        now = now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+        node = getattr(payload, "node", None) or self.node
+        envelope = Envelope(
+            message_id or new_message_id(),
+            payload.INSTANCE,
+            topic,
+            payload.TAG,
+            node if isinstance(node, str) else self.node,
+            now,
+            payload,
+            now.timestamp(),
+        )
+        body = envelope.to_bytes()
+        frame = Frame(envelope.instance, body, self._keyring.sign(body), envelope)
+        if self._loop is not None and threading.get_ident() != self._loop_thread:
+            self._loop.call_soon_threadsafe(self._send, frame)
+        elif not self._send(frame):
+            return PublishResult(PublishStatus.REJECTED, envelope.id, "transport buffer full")
+        self._published[(envelope.instance, envelope.tag)].inc()
+        return PublishResult(PublishStatus.PUBLISHED, envelope.id)
+
+    def publish_verified(self, envelopes: Iterable[Envelope]) -> int:
+        """Put envelopes already verified elsewhere (HTTP ingest) on the bus; returns the count.
+
+        On the in-process bus they go straight to the subscribers; on a shared transport they are
+        re-signed with this bridge's key so that every replica can verify them.
+        """
+        count = 0
+        direct = isinstance(self.transport, MemoryTransport)
+        for envelope in envelopes:
+            if direct:
+                self._dispatch(envelope, _DIRECT)
+            else:
+                body = envelope.to_bytes()
+                self._send(Frame(envelope.instance, body, self._keyring.sign(body), envelope))
+            self._published[(envelope.instance, envelope.tag)].inc()
+            count += 1
+        return count
+
+    def _send(self, frame: Frame) -> bool:
+        if self.transport.send(frame):
+            return True
+        self.metrics.dropped.labels("transport").inc()
+        return False
+
+    # -- receiving --
+
+    def _receive(self, frame: Frame) -> None:
+        result = self._verifier.verify_frame(frame.body, frame.signature, frame.decoded)
+        if isinstance(result, Rejection):
+            return
+        self._dispatch(result, frame)
+
+    def _dispatch(self, envelope: Envelope, frame: Frame) -> None:
+        for subscription in self._by_instance[envelope.instance]:
+            if (frame.group is None or frame.group == subscription.group) and subscription.matches(
+                envelope.topic
+            ):
+                subscription.offer(envelope, frame)
+
+    # -- life cycle --
+
+    async def start(self) -> None:
+        """Start the transport and every subscriber's task."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._started = True
+        for subscription in self._subscriptions:
+            subscription.start()
+        await self.transport.start(self._receive)
+
+    def readiness(self) -> str | None:
+        """None when the bus can carry messages, else why not."""
+        if not self._started or self._closed:
+            return "the bus is not running"
+        return self.transport.readiness()
+
+    async def aclose(self, drain_seconds: float = 5.0) -> None:
+        """Stop taking messages, drain every subscriber (for up to ``drain_seconds``), stop."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.transport.aclose()
+        deadline = time.monotonic() + drain_seconds
+        for subscription in self._subscriptions:
+            await subscription.stop(max(0.0, deadline - time.monotonic()))
+        self._started = False
+
+
+_DIRECT: Final = Frame("", b"", None)
+
+
+def _tags_of(instance: str) -> Iterator[str]:
+    from bridge.messages import MESSAGE_TYPES
+
+    return (tag for (name, tag) in MESSAGE_TYPES if name == instance)
+
+
+class QueueDepthCollector(Collector):
+    """``exesdb_bus_queue_depth{subscriber}``, read from the live queues at scrape time."""
+
+    def __init__(self, bus: Bus) -> None:
+        self._bus = bus
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "exesdb_bus_queue_depth",
+            "Messages waiting in a subscriber's queue.",
+            labels=["subscriber"],
+        )
+        for subscription in self._bus.subscriptions:
+            family.add_metric([subscription.name], subscription.depth)
+        yield family
+
+
+def register_queue_depth(bus: Bus, registry: CollectorRegistry) -> None:
+    """Expose the subscribers' queue depths on ``registry``."""
+    registry.register(QueueDepthCollector(bus))

@@ -1,0 +1,48 @@
+"""The bus's self-metrics (SPEC section 7)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter
+
+from bridge.bus.envelope import RejectReason
+
+__all__ = ["BusMetrics"]
+
+
+class BusMetrics:
+    """Counters for what the bus published, refused, dropped and failed to handle."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.published = Counter(
+            "exesdb_bus_published",
+            "Messages published on the bus, by bus instance and message type.",
+            ["pubsub", "tag"],
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "exesdb_bus_rejected",
+            "Messages refused by verification, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.dropped = Counter(
+            "exesdb_bus_dropped",
+            "Messages a subscriber's full queue (or a full transport buffer) had to drop.",
+            ["subscriber"],
+            registry=registry,
+        )
+        self.handler_errors = Counter(
+            "exesdb_sink_errors",
+            "Messages a subscriber (sink) failed to handle.",
+            ["subscriber"],
+            registry=registry,
+        )
+        for reason in RejectReason:
+            self.rejected.labels(reason.value)
+        self._rejected_children = {
+            reason: self.rejected.labels(reason.value) for reason in RejectReason
+        }
+
+    def count_rejection(self, reason: RejectReason) -> None:
+        """Increment ``exesdb_bus_rejected_total{reason}``."""
+        self._rejected_children[reason].inc()

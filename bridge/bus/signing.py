@@ -1,0 +1,107 @@
+"""HMAC-SHA256 signing of envelopes (SPEC section 3).
+
+The key is ``SECRET_KEY_BASE`` as UTF-8 bytes, as in ExESDBGater. Retired keys
+(``EXESDB_SECRET_KEY_BASE_PREVIOUS``) verify but never sign. Every comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+__all__ = ["SIGNATURE_HEADER", "HeaderCheck", "Keyring"]
+
+SIGNATURE_HEADER: Final = "X-ExESDB-Signature"
+_MAX_HEADER_ENTRIES: Final = 16
+
+
+class HeaderCheck(Enum):
+    """Outcome of checking an ``X-ExESDB-Signature`` header."""
+
+    OK = "ok"
+    MISSING = "unsigned"
+    BAD = "invalid_signature"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Keyring:
+    """The signing key and the retired keys still accepted for verification."""
+
+    current: bytes
+    previous: tuple[bytes, ...] = ()
+
+    @classmethod
+    def from_secrets(cls, current: str, previous: Iterable[str] = ()) -> Keyring:
+        """Build from secret strings (UTF-8 encoded); empty retired entries are ignored."""
+        return cls(current.encode(), tuple(p.encode() for p in previous if p))
+
+    def __repr__(self) -> str:  # never show a key
+        return f"Keyring(current=<redacted>, previous={len(self.previous)} key(s))"
+
+    def sign(self, body: bytes) -> str:
+        """Lowercase hex HMAC-SHA256 of ``body`` with the current key."""
+        return hmac.digest(self.current, body, hashlib.sha256).hex()
+
+    def verify(self, body: bytes, signature: str) -> bool:
+        """True when ``signature`` is the hex HMAC of ``body`` under any accepted key."""
+        try:
+            given = bytes.fromhex(signature)
+        except ValueError:
+            return False
+        ok = False
+        for key in (self.current, *self.previous):
+            # No early exit: the time taken does not depend on which key matched.
+            ok |= hmac.compare_digest(hmac.digest(key, body, hashlib.sha256), given)
+        return ok
+
+    # -- HTTP, Stripe style: t=<unix seconds>,v1=<hex HMAC(key, "<t>." + body)> --
+
+    def sign_header(self, body: bytes, unix_seconds: int) -> str:
+        """The ``X-ExESDB-Signature`` value for ``body`` sent at ``unix_seconds``."""
+        mac = hmac.digest(self.current, f"{unix_seconds}.".encode() + body, hashlib.sha256)
+        return f"t={unix_seconds},v1={mac.hex()}"
+
+    def check_header(
+        self, header: str | None, body: bytes, now: float, window_seconds: float
+    ) -> HeaderCheck:
+        """Check a signature header: well formed, fresh, and one ``v1`` matching a key."""
+        if not header:
+            return HeaderCheck.MISSING
+        timestamp, candidates = _parse_header(header)
+        if timestamp is None or not candidates:
+            return HeaderCheck.BAD
+        signed = f"{timestamp}.".encode() + body
+        expected = [
+            hmac.digest(key, signed, hashlib.sha256) for key in (self.current, *self.previous)
+        ]
+        ok = False
+        for candidate in candidates:
+            for mac in expected:
+                ok |= hmac.compare_digest(mac, candidate)
+        if not ok:
+            return HeaderCheck.BAD
+        if abs(now - timestamp) > window_seconds:
+            return HeaderCheck.EXPIRED
+        return HeaderCheck.OK
+
+
+def _parse_header(header: str) -> tuple[int | None, Sequence[bytes]]:
+    timestamp: int | None = None
+    candidates: list[bytes] = []
+    for part in header.split(",")[:_MAX_HEADER_ENTRIES]:
+        key, sep, value = part.strip().partition("=")
+        if not sep:
+            continue
+        if key == "t" and value.isdigit() and len(value) <= 12:
+            timestamp = int(value)
+        elif key == "v1" and len(value) == 64:
+            try:
+                candidates.append(bytes.fromhex(value))
+            except ValueError:
+                continue
+    return timestamp, candidates

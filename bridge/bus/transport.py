@@ -1,0 +1,83 @@
+"""How signed frames travel between publishers and the verification stage.
+
+A ``Transport`` carries frames; the bus verifies what it receives. The in-process transport hands
+frames straight back; the Redis transport (``bridge.bus.redis``) carries them between processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from bridge.bus.envelope import Envelope
+
+__all__ = ["Frame", "FrameReceiver", "MemoryTransport", "Transport"]
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One signed message on a transport.
+
+    ``group`` says which subscribers may take it: ``None`` for every subscriber (in-process),
+    ``False`` for the fan-out subscribers only, ``True`` for the work-queue (group) subscribers
+    only, which must call ``ack`` once the message is safely handled.
+    """
+
+    instance: str
+    body: bytes
+    signature: str | None
+    decoded: Envelope | None = None
+    group: bool | None = None
+    ack: Callable[[], Awaitable[None]] | None = None
+
+
+FrameReceiver = Callable[[Frame], None]
+
+
+class Transport(Protocol):
+    """A way to carry frames; plugged into the bus without publishers or sinks knowing."""
+
+    name: str
+
+    async def start(self, receive: FrameReceiver) -> None:
+        """Begin delivering incoming frames to ``receive`` (called on the event loop)."""
+
+    def send(self, frame: Frame) -> bool:
+        """Queue a frame without blocking; False when it had to be dropped (counted by caller)."""
+
+    def readiness(self) -> str | None:
+        """None when ready, else why not."""
+
+    async def aclose(self) -> None:
+        """Stop; idempotent. Frames already accepted by ``send`` are flushed if possible."""
+
+
+class MemoryTransport:
+    """The in-process transport: a sent frame is received at once, in order."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self._receive: FrameReceiver | None = None
+        self._pending: list[Frame] = []
+
+    async def start(self, receive: FrameReceiver) -> None:
+        self._receive = receive
+        pending, self._pending = self._pending, []
+        for frame in pending:
+            receive(frame)
+
+    def send(self, frame: Frame) -> bool:
+        if self._receive is None:
+            # Published before start: held (bounded by the caller's own rate) until start.
+            self._pending.append(frame)
+        else:
+            self._receive(frame)
+        return True
+
+    def readiness(self) -> str | None:
+        return None if self._receive is not None else "the in-process bus has not started"
+
+    async def aclose(self) -> None:
+        self._receive = None

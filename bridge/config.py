@@ -1,0 +1,312 @@
+"""Configuration from environment variables (SPEC section 5).
+
+Every setting is one environment variable; ``load_settings()`` reads them all and reports every
+bad value at once, one line each, naming the variable, its fault and what is allowed, without
+ever echoing a secret.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bridge.errors import ConfigError
+
+__all__ = ["MIN_SECRET_LENGTH", "Settings", "load_settings", "split_addr"]
+
+MIN_SECRET_LENGTH: Final = 32
+
+Severity = Literal["info", "warning", "error", "critical"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+PositiveMs = Annotated[int, Field(gt=0)]
+Percent = Annotated[float, Field(gt=0)]
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+def _env(name: str, **kwargs: Any) -> Any:
+    return Field(validation_alias=name, **kwargs)
+
+
+class Settings(BaseSettings):
+    """The resolved configuration; field docs appear in ``check-config`` and the README."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=True, extra="ignore", frozen=True, populate_by_name=False
+    )
+
+    # Signing and replay protection.
+    secret_key_base: SecretStr | None = _env("SECRET_KEY_BASE", default=None)
+    secret_key_base_previous: Annotated[tuple[SecretStr, ...], NoDecode] = _env(
+        "EXESDB_SECRET_KEY_BASE_PREVIOUS", default=()
+    )
+    replay_window_ms: PositiveMs = _env("EXESDB_REPLAY_WINDOW_MS", default=300_000)
+    replay_memory: Annotated[int, Field(ge=1000)] = _env("EXESDB_REPLAY_MEMORY", default=200_000)
+
+    # The integration and its collectors.
+    pubsub_integration: bool = _env("EXESDB_PUBSUB_INTEGRATION", default=True)
+    health_broadcast_interval: Annotated[int, Field(ge=100)] = _env(
+        "EXESDB_HEALTH_BROADCAST_INTERVAL", default=30_000
+    )
+    metrics_broadcast_interval: Annotated[int, Field(ge=100)] = _env(
+        "EXESDB_METRICS_BROADCAST_INTERVAL", default=60_000
+    )
+    node: Annotated[str, Field(min_length=1, max_length=255)] = _env(
+        "EXESDB_NODE", default_factory=socket.gethostname
+    )
+    cpu_degraded: Percent = _env("EXESDB_CPU_DEGRADED", default=85.0)
+    cpu_unhealthy: Percent = _env("EXESDB_CPU_UNHEALTHY", default=95.0)
+    memory_degraded: Percent = _env("EXESDB_MEMORY_DEGRADED", default=85.0)
+    memory_unhealthy: Percent = _env("EXESDB_MEMORY_UNHEALTHY", default=95.0)
+    disk_degraded: Percent = _env("EXESDB_DISK_DEGRADED", default=85.0)
+    disk_unhealthy: Percent = _env("EXESDB_DISK_UNHEALTHY", default=95.0)
+
+    # The bus.
+    bus: str = _env("EXESDB_BUS", default="memory")
+    bus_queue_size: Annotated[int, Field(ge=1, le=10_000_000)] = _env(
+        "EXESDB_BUS_QUEUE_SIZE", default=10_000
+    )
+    alert_queue_size: Annotated[int, Field(ge=1, le=10_000_000)] = _env(
+        "EXESDB_ALERT_QUEUE_SIZE", default=100_000
+    )
+    redis_stream_maxlen: Annotated[int, Field(ge=100)] = _env(
+        "EXESDB_REDIS_STREAM_MAXLEN", default=100_000
+    )
+    redis_buffer_size: Annotated[int, Field(ge=1)] = _env(
+        "EXESDB_REDIS_BUFFER_SIZE", default=10_000
+    )
+    redis_claim_idle_ms: PositiveMs = _env("EXESDB_REDIS_CLAIM_IDLE_MS", default=30_000)
+
+    # HTTP.
+    http_addr: str = _env("EXESDB_HTTP_ADDR", default="0.0.0.0:9570")
+    ingest: bool = _env("EXESDB_INGEST", default=False)
+    max_body_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = _env(
+        "EXESDB_MAX_BODY_BYTES", default=1_048_576
+    )
+    admin_token: SecretStr | None = _env("EXESDB_ADMIN_TOKEN", default=None)
+    shutdown_timeout_ms: PositiveMs = _env("EXESDB_SHUTDOWN_TIMEOUT_MS", default=8_000)
+
+    # The Prometheus sink.
+    series_ttl_ms: PositiveMs = _env("EXESDB_SERIES_TTL_MS", default=600_000)
+    max_series: Annotated[int, Field(ge=1)] = _env("EXESDB_MAX_SERIES", default=10_000)
+
+    # Alerts.
+    webhook_urls: CommaList = _env("EXESDB_WEBHOOK_URLS", default=())
+    webhook_secret: SecretStr | None = _env("EXESDB_WEBHOOK_SECRET", default=None)
+    webhook_backoff_ms: PositiveMs = _env("EXESDB_WEBHOOK_BACKOFF_MS", default=1_000)
+    webhook_max_backoff_ms: PositiveMs = _env("EXESDB_WEBHOOK_MAX_BACKOFF_MS", default=300_000)
+    webhook_deadline_ms: PositiveMs = _env("EXESDB_WEBHOOK_DEADLINE_MS", default=86_400_000)
+    webhook_timeout_ms: PositiveMs = _env("EXESDB_WEBHOOK_TIMEOUT_MS", default=10_000)
+    webhook_min_severity: Severity = _env("EXESDB_WEBHOOK_MIN_SEVERITY", default="warning")
+    webhook_group_wait_ms: Annotated[int, Field(ge=0)] = _env(
+        "EXESDB_WEBHOOK_GROUP_WAIT_MS", default=500
+    )
+    webhook_max_alerts: Annotated[int, Field(ge=1)] = _env("EXESDB_WEBHOOK_MAX_ALERTS", default=50)
+    alertmanager_url: str | None = _env("EXESDB_ALERTMANAGER_URL", default=None)
+    escalation_after_ms: PositiveMs = _env("EXESDB_ESCALATION_AFTER_MS", default=900_000)
+    external_url: str | None = _env("EXESDB_EXTERNAL_URL", default=None)
+    state_dir: str = _env("EXESDB_STATE_DIR", default="./.exesdb-bridge")
+
+    # Logging.
+    log_level: LogLevel = _env("EXESDB_LOG_LEVEL", default="info")
+    log_format: Literal["text", "json"] = _env("EXESDB_LOG_FORMAT", default="text")
+
+    # OpenTelemetry: the standard variables; the SDK reads the rest itself.
+    otlp_endpoint: str | None = _env(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        default=None,
+    )
+    otlp_traces_endpoint: str | None = _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", default=None)
+    otlp_logs_endpoint: str | None = _env("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", default=None)
+    otlp_protocol: Literal["grpc", "http/protobuf"] = _env(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", default="grpc"
+    )
+    otel_service_name: str = _env("OTEL_SERVICE_NAME", default="exesdb-bridge")
+    otlp_queue_size: Annotated[int, Field(ge=1)] = _env("EXESDB_OTLP_QUEUE_SIZE", default=8_192)
+    otlp_metrics: bool = _env("EXESDB_OTLP_METRICS", default=False)
+
+    @field_validator("secret_key_base_previous", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("webhook_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _check_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            _require_http_url(url)
+        return value
+
+    @field_validator("alertmanager_url", "external_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value:
+            _require_http_url(value)
+            return value.rstrip("/")
+        return None
+
+    @field_validator("bus")
+    @classmethod
+    def _check_bus(cls, value: str) -> str:
+        if value == "memory":
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            raise ValueError("must be 'memory' or a redis:// or rediss:// URL with a host")
+        return value
+
+    @field_validator("http_addr")
+    @classmethod
+    def _check_addr(cls, value: str) -> str:
+        split_addr(value)
+        return value
+
+    # -- derived values --
+
+    @property
+    def uses_redis(self) -> bool:
+        """True when the bus runs on Redis."""
+        return self.bus != "memory"
+
+    @property
+    def otlp_enabled(self) -> bool:
+        """OTLP export is on when any OTLP endpoint is set."""
+        return bool(self.otlp_endpoint or self.otlp_traces_endpoint or self.otlp_logs_endpoint)
+
+    @property
+    def listen(self) -> tuple[str, int]:
+        """``EXESDB_HTTP_ADDR`` as (host, port)."""
+        return split_addr(self.http_addr)
+
+    def cross_checks(self) -> list[str]:
+        """Problems that involve several variables, one line each."""
+        problems: list[str] = []
+        secret = self.secret_key_base.get_secret_value() if self.secret_key_base else ""
+        if (self.ingest or self.uses_redis) and len(secret) < MIN_SECRET_LENGTH:
+            fault = "is not set" if not secret else f"has {len(secret)} characters"
+            needs = "EXESDB_INGEST=true" if self.ingest else "a Redis bus (EXESDB_BUS)"
+            problems.append(
+                f"SECRET_KEY_BASE: {fault}; with {needs} it must be set to at least "
+                f"{MIN_SECRET_LENGTH} characters"
+            )
+        for name in ("cpu", "memory", "disk"):
+            degraded = getattr(self, f"{name}_degraded")
+            unhealthy = getattr(self, f"{name}_unhealthy")
+            if degraded > unhealthy:
+                problems.append(
+                    f"EXESDB_{name.upper()}_DEGRADED: {degraded:g} is above "
+                    f"EXESDB_{name.upper()}_UNHEALTHY ({unhealthy:g}); allowed: at most that"
+                )
+        if self.webhook_backoff_ms > self.webhook_max_backoff_ms:
+            problems.append(
+                f"EXESDB_WEBHOOK_BACKOFF_MS: {self.webhook_backoff_ms} is above "
+                f"EXESDB_WEBHOOK_MAX_BACKOFF_MS ({self.webhook_max_backoff_ms})"
+            )
+        return problems
+
+    def warnings(self) -> list[str]:
+        """Things that work but that an operator should know about at start-up."""
+        notes: list[str] = []
+        secret = self.secret_key_base.get_secret_value() if self.secret_key_base else ""
+        if not secret:
+            notes.append(
+                "SECRET_KEY_BASE is not set: using an ephemeral key for the in-process bus"
+            )
+        elif len(secret) < MIN_SECRET_LENGTH:
+            notes.append(
+                f"SECRET_KEY_BASE is shorter than {MIN_SECRET_LENGTH} characters; use a longer one"
+            )
+        if self.webhook_urls and self.webhook_secret is None:
+            notes.append("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned")
+        return notes
+
+    def redacted(self) -> dict[str, str]:
+        """Every setting by its variable name, as text, with secrets shown only as set/unset."""
+        shown: dict[str, str] = {}
+        for field_name, info in type(self).model_fields.items():
+            shown[str(info.validation_alias)] = _show(getattr(self, field_name))
+        return shown
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        yield from self.redacted().items()
+
+
+def _split(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _require_http_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
+
+
+def split_addr(value: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` for IPv6) into its parts, or ValueError."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("must be host:port with a port from 0 to 65535, e.g. 0.0.0.0:9570")
+    host = host.removeprefix("[").removesuffix("]")
+    return host or "0.0.0.0", int(port)  # noqa: S104
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return "<set, redacted>" if value.get_secret_value() else "<empty>"
+    if value is None:
+        return "<unset>"
+    if isinstance(value, tuple):
+        if value and isinstance(value[0], SecretStr):
+            return f"<{len(value)} set, redacted>"
+        return ",".join(str(item) for item in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+_SECRET_VARIABLES: Final = frozenset(
+    {
+        "SECRET_KEY_BASE",
+        "EXESDB_SECRET_KEY_BASE_PREVIOUS",
+        "EXESDB_ADMIN_TOKEN",
+        "EXESDB_WEBHOOK_SECRET",
+    }
+)
+
+
+def load_settings() -> Settings:
+    """Read the environment; raise ConfigError listing every problem, one line each."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise ConfigError([_describe(error) for error in exc.errors()]) from None
+    problems = settings.cross_checks()
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _describe(error: Any) -> str:
+    variable = str(error["loc"][0]) if error["loc"] else "configuration"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if variable in _SECRET_VARIABLES:
+        return f"{variable}: {message}"
+    given = error.get("input")
+    shown = f" (got {given!r})" if isinstance(given, str) else ""
+    return f"{variable}: {message}{shown}"

@@ -1,0 +1,641 @@
+"""The integration API, after ``ExESDB.PubSubIntegration`` (SPEC section 4).
+
+Module functions act on the installed ``Integration`` (``install()``; the running bridge installs
+its own). Every broadcast returns a ``PublishResult``; bad arguments raise ``MessageError`` (a
+``ValueError``) naming the field. While disabled, nothing is published. Arguments may be strings
+or enums (the Elixir atoms), e.g. ``broadcast_alert("node_failure", "critical", "Node down")``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from enum import Enum
+from types import TracebackType
+from typing import Any, Final, ParamSpec, TypeVar
+
+from pydantic import ValidationError
+
+from bridge.bus import Bus, PublishResult, PublishStatus, check_topic
+from bridge.errors import MessageError
+from bridge.messages import (
+    TAGS,
+    ClusterHealth,
+    ClusterMembership,
+    ComponentHealth,
+    Message,
+    PerformanceMetric,
+    SystemAlert,
+    SystemConfig,
+    SystemLifecycle,
+    ThroughputMetric,
+)
+from bridge.operations import OperationRecorder
+
+__all__ = [
+    "OPERATIONS",
+    "Integration",
+    "broadcast",
+    "broadcast_alert",
+    "broadcast_audit_event",
+    "broadcast_batch",
+    "broadcast_cluster_health",
+    "broadcast_diagnostic",
+    "broadcast_health_update",
+    "broadcast_lifecycle_event",
+    "broadcast_metrics",
+    "broadcast_store_health",
+    "broadcast_system_config",
+    "broadcast_system_lifecycle",
+    "current",
+    "disable",
+    "enable",
+    "enabled",
+    "health_broadcast_interval",
+    "install",
+    "metrics_broadcast_interval",
+    "track",
+]
+
+_logger = logging.getLogger(__name__)
+
+OPERATIONS: Final = OperationRecorder()
+"""Where ``track()`` records; the throughput and latency collectors drain it."""
+
+_AUDIT_TAGS: Final = frozenset({"data_change", "admin_action", "access_log", "compliance_event"})
+_LIFECYCLE_TAGS: Final = frozenset(
+    {
+        "node_lifecycle_event",
+        "process_lifecycle_event",
+        "supervision_event",
+        "cluster_membership_changed",
+    }
+)
+_DIAGNOSTIC_TAGS: Final = frozenset(
+    {"debug_trace", "performance_analysis", "system_state", "error_analysis"}
+)
+_CLUSTER_EVENTS: Final = {
+    "node_down": "node_removed",
+    "node_up": "node_added",
+    "partition_detected": "partition_detected",
+    "partition_healed": "partition_healed",
+    "status_update": None,
+}
+_NOT_INSTALLED: Final = PublishResult(PublishStatus.DISABLED, reason="no bridge is installed")
+_DISABLED: Final = PublishResult(PublishStatus.DISABLED, reason="integration disabled")
+
+
+def _name(value: Any) -> Any:
+    """An Elixir-style atom (an Enum) as its string; other values as they are."""
+    return value.value if isinstance(value, Enum) else value
+
+
+def _jsonable(mapping: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {str(_name(k)): _name(v) for k, v in (mapping or {}).items()}
+
+
+class Integration:
+    """Broadcasts onto one bus, with a runtime switch and the configured intervals."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        enabled: bool = True,
+        health_interval_ms: int = 30_000,
+        metrics_interval_ms: int = 60_000,
+        recorder: OperationRecorder = OPERATIONS,
+    ) -> None:
+        self.bus = bus
+        self.recorder = recorder
+        self._enabled = enabled
+        self._health_interval_ms = health_interval_ms
+        self._metrics_interval_ms = metrics_interval_ms
+        self._listeners: list[Callable[[bool], None]] = []
+
+    # -- the switch --
+
+    def enabled(self) -> bool:
+        """True while broadcasts are published."""
+        return self._enabled
+
+    def enable(self) -> None:
+        """Turn broadcasting on (announced with a SystemConfig message)."""
+        self._switch(True)
+
+    def disable(self) -> None:
+        """Turn broadcasting off (announced before it goes quiet)."""
+        self._switch(False)
+
+    def on_switch(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(enabled)`` after every change of the switch."""
+        self._listeners.append(listener)
+
+    def _switch(self, enabled: bool) -> None:
+        if enabled == self._enabled:
+            return
+        announce = SystemConfig(
+            component="pubsub_integration",
+            changes={"enabled": enabled},
+            previous_config={"enabled": self._enabled},
+            node=self.bus.node,
+        )
+        if enabled:
+            self._enabled = True
+            self.bus.publish("config", announce)
+        else:
+            self.bus.publish("config", announce)
+            self._enabled = False
+        _logger.info("pubsub integration %s", "enabled" if enabled else "disabled")
+        for listener in self._listeners:
+            listener(enabled)
+
+    def health_broadcast_interval(self) -> int:
+        """Milliseconds between health collections."""
+        return self._health_interval_ms
+
+    def metrics_broadcast_interval(self) -> int:
+        """Milliseconds between throughput, latency and resource collections."""
+        return self._metrics_interval_ms
+
+    # -- the one publishing path --
+
+    def build(self, model: type[Message], **fields: Any) -> Message:
+        """Build a message, turning a validation failure into a ValueError naming the field."""
+        if "node" in model.model_fields and fields.get("node") is None:
+            fields["node"] = self.bus.node
+        try:
+            return model.model_validate(
+                {k: _name(v) for k, v in fields.items()}, context={"node": self.bus.node}
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or model.__name__
+            given = first.get("input")
+            raise MessageError(
+                f"{model.__name__}.{where}: {first['msg']} (got {given!r})"
+            ) from None
+
+    def publish(self, topic: str, message: Message) -> PublishResult:
+        """Publish a built message on ``topic`` when enabled."""
+        if not self._enabled:
+            return _DISABLED
+        try:
+            return self.bus.publish(topic, message)
+        except ValueError as exc:
+            raise MessageError(str(exc)) from None
+
+    def broadcast(self, tag: str, topic: str | None = None, **fields: Any) -> PublishResult:
+        """Publish any of the 36 message types by its tag; ``topic`` defaults to the tag."""
+        model = TAGS.get(_name(tag))
+        if model is None:
+            raise MessageError(f"tag: {tag!r} is not a known message type")
+        if not self._enabled:
+            return _DISABLED
+        return self.publish(topic or model.TAG, self.build(model, **fields))
+
+    # -- the original's helpers, arguments straightened out --
+
+    def broadcast_system_lifecycle(
+        self, event: str, system_name: str, version: str, **opts: Any
+    ) -> PublishResult:
+        """SystemLifecycle (starting, started, stopping, stopped) on topic ``lifecycle``."""
+        if not self._enabled:
+            return _DISABLED
+        message = self.build(
+            SystemLifecycle, event=event, system_name=_name(system_name), version=version
+        )
+        return self.publish(opts.get("topic", "lifecycle"), message)
+
+    def broadcast_system_config(
+        self, component: str, changes: Mapping[str, Any], **opts: Any
+    ) -> PublishResult:
+        """SystemConfig for ``component`` on topic ``config``."""
+        if not self._enabled:
+            return _DISABLED
+        message = self.build(
+            SystemConfig,
+            component=component,
+            changes=_jsonable(changes),
+            previous_config=opts.get("previous_config"),
+            changed_by=opts.get("changed_by", "system"),
+        )
+        return self.publish(opts.get("topic", "config"), message)
+
+    def broadcast_health_update(
+        self,
+        component: str,
+        status: str,
+        details: Mapping[str, Any] | None = None,
+        **opts: Any,
+    ) -> PublishResult:
+        """ComponentHealth for ``component`` on topic ``<component>:health``."""
+        if not self._enabled:
+            return _DISABLED
+        component = str(_name(component))
+        message = self.build(
+            ComponentHealth, component=component, status=status, details=_jsonable(details)
+        )
+        return self.publish(opts.get("topic", f"{component}:health"), message)
+
+    def broadcast_store_health(
+        self,
+        store_id: str,
+        component: str,
+        status: str,
+        details: Mapping[str, Any] | None = None,
+        **opts: Any,
+    ) -> PublishResult:
+        """ComponentHealth for a store's component on topic ``<store_id>:health``."""
+        if not self._enabled:
+            return _DISABLED
+        store_id = str(_name(store_id))
+        message = self.build(
+            ComponentHealth,
+            component=component,
+            status=status,
+            details={**_jsonable(details), "store_id": store_id},
+        )
+        return self.publish(opts.get("topic", f"{store_id}:health"), message)
+
+    def broadcast_cluster_health(
+        self, nodes: Iterable[str], failed_nodes: Iterable[str], event_type: str, **opts: Any
+    ) -> PublishResult:
+        """ClusterHealth on ``cluster:health`` from the connected and failed nodes.
+
+        ``event_type`` (``node_down``, ``node_up``, ``partition_detected``, ``partition_healed``
+        or ``status_update``) also publishes the matching ClusterMembership on
+        ``ex_esdb_lifecycle``. Quorum is a strict majority of all known nodes.
+        """
+        event = _name(event_type)
+        if event not in _CLUSTER_EVENTS:
+            raise MessageError(
+                f"event_type: {event!r} is not one of {', '.join(sorted(_CLUSTER_EVENTS))}"
+            )
+        if not self._enabled:
+            return _DISABLED
+        failed = sorted({str(_name(n)) for n in failed_nodes})
+        connected = sorted({str(_name(n)) for n in nodes} - set(failed))
+        total = len(connected) + len(failed)
+        quorum = len(connected) * 2 > total
+        status = "healthy" if not failed else ("degraded" if quorum else "unhealthy")
+        result = self.publish(
+            opts.get("topic", "cluster:health"),
+            self.build(
+                ClusterHealth,
+                status=status,
+                healthy_nodes=len(connected),
+                total_nodes=total,
+                unhealthy_nodes=failed,
+                quorum_status="available" if quorum else "lost",
+            ),
+        )
+        membership_event = _CLUSTER_EVENTS[event]
+        if membership_event is not None:
+            self.publish(
+                "cluster:membership",
+                self.build(
+                    ClusterMembership,
+                    event=membership_event,
+                    affected_nodes=failed if event == "node_down" else connected,
+                    active_nodes=connected,
+                    total_nodes=total,
+                    quorum_status="available" if quorum else "lost",
+                ),
+            )
+        return result
+
+    def broadcast_metrics(
+        self, component: str, metrics: Mapping[str, Any], **opts: Any
+    ) -> PublishResult:
+        """Metrics of ``component`` on topic ``<component>``.
+
+        Each numeric entry becomes a PerformanceMetric (unit from the name's suffix: ``_ms``,
+        ``_bytes``, ``_count``, ``_percent``); when the map has ``duration_ms`` and an
+        ``operations_count`` (or ``success_count`` + ``error_count``), a ThroughputMetric too.
+        Returns the last result; all are validated before any is published.
+        """
+        if not self._enabled:
+            return _DISABLED
+        component = str(_name(component))
+        values = {str(_name(k)): v for k, v in metrics.items()}
+        batch: list[Message] = [
+            self.build(
+                PerformanceMetric,
+                metric_name=name,
+                value=value,
+                unit=_unit_of(name),
+                component=component,
+                tags=_jsonable(opts.get("tags")),
+            )
+            for name, value in values.items()
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        ]
+        count = values.get("operations_count")
+        if count is None and "success_count" in values and "error_count" in values:
+            count = values["success_count"] + values["error_count"]
+        if count is not None and values.get("duration_ms"):
+            batch.append(
+                self.build(
+                    ThroughputMetric,
+                    operation=component,
+                    count=count,
+                    duration_ms=values["duration_ms"],
+                )
+            )
+        if not batch:
+            raise MessageError("metrics: no numeric value to publish")
+        topic = opts.get("topic", component)
+        result = _DISABLED
+        for message in batch:
+            result = self.publish(topic, message)
+        return result
+
+    def broadcast_alert(
+        self,
+        alert_type: str,
+        severity: str,
+        message: str,
+        context: Mapping[str, Any] | None = None,
+        **opts: Any,
+    ) -> PublishResult:
+        """SystemAlert on the topic named after ``alert_type`` (e.g. ``node_failure``).
+
+        The alert's ``node`` is ``context["node"]`` when given (the node the alert is about),
+        else this node. Options: ``category`` (default ``system``), ``description``,
+        ``source`` (default ``alert_type``), ``alert_id``, ``requires_ack``.
+        """
+        alert_type = str(_name(alert_type))
+        context_map = _jsonable(context)
+        if not self._enabled:
+            return _DISABLED
+        fields: dict[str, Any] = {
+            "severity": severity,
+            "category": opts.get("category", "system"),
+            "title": message,
+            "description": opts.get("description", message),
+            "source": opts.get("source", alert_type),
+            "node": str(context_map.get("node") or self.bus.node),
+            "metadata": context_map,
+        }
+        for optional in ("alert_id", "requires_ack"):
+            if opts.get(optional) is not None:
+                fields[optional] = opts[optional]
+        return self.publish(opts.get("topic", alert_type), self.build(SystemAlert, **fields))
+
+    def broadcast_audit_event(self, tag: str, **fields: Any) -> PublishResult:
+        """An audit message (``data_change``, ``admin_action``, ``access_log``,
+        ``compliance_event``) on topic ``audit`` unless ``topic=`` is given."""
+        return self._broadcast_kind(tag, _AUDIT_TAGS, "audit", fields)
+
+    def broadcast_lifecycle_event(self, tag: str, **fields: Any) -> PublishResult:
+        """A lifecycle message (node, process, supervision, membership) on ``lifecycle``."""
+        return self._broadcast_kind(tag, _LIFECYCLE_TAGS, "lifecycle", fields)
+
+    def broadcast_diagnostic(self, tag: str, **fields: Any) -> PublishResult:
+        """A diagnostics message (trace, analysis, state, error) on ``diagnostics``."""
+        return self._broadcast_kind(tag, _DIAGNOSTIC_TAGS, "diagnostics", fields)
+
+    def _broadcast_kind(
+        self, tag: str, allowed: frozenset[str], default_topic: str, fields: dict[str, Any]
+    ) -> PublishResult:
+        tag = str(_name(tag))
+        if tag not in allowed:
+            raise MessageError(f"tag: {tag!r} is not one of {', '.join(sorted(allowed))}")
+        topic = fields.pop("topic", default_topic)
+        return self.broadcast(tag, topic, **fields)
+
+    def broadcast_batch(
+        self, events: Iterable[tuple[str, Message] | Message]
+    ) -> list[PublishResult]:
+        """Publish several messages: all are checked first, so a bad one publishes none.
+
+        Each event is a message (published on its tag as topic) or a ``(topic, message)`` pair.
+        """
+        prepared: list[tuple[str, Message]] = []
+        for number, event in enumerate(events):
+            topic, message = (event.TAG, event) if isinstance(event, Message) else event
+            if not isinstance(message, Message):
+                raise MessageError(f"events[{number}]: not a message")
+            try:
+                check_topic(topic)
+            except ValueError as exc:
+                raise MessageError(f"events[{number}]: {exc}") from None
+            prepared.append((topic, message))
+        return [self.publish(topic, message) for topic, message in prepared]
+
+    # -- timing --
+
+    def track(self, operation: str) -> Tracker:
+        """Time a block or a function and record its latency and success."""
+        return Tracker(str(_name(operation)), self.recorder)
+
+
+def _unit_of(name: str) -> str:
+    for suffix, unit in (
+        ("_ms", "ms"),
+        ("_seconds", "s"),
+        ("_bytes", "bytes"),
+        ("_count", "count"),
+        ("_percent", "percent"),
+    ):
+        if name.endswith(suffix):
+            return unit
+    return ""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Tracker:
+    """Context manager (sync or async) and decorator recording an operation's outcome."""
+
+    __slots__ = ("_operation", "_recorder", "_started")
+
+    def __init__(self, operation: str, recorder: OperationRecorder) -> None:
+        self._operation = operation
+        self._recorder = recorder
+        self._started = 0.0
+
+    def __enter__(self) -> Tracker:
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._recorder.record(
+            self._operation, time.perf_counter() - self._started, ok=exc_type is None
+        )
+
+    async def __aenter__(self) -> Tracker:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, traceback)
+
+    def __call__(self, function: Callable[P, R]) -> Callable[P, R]:
+        operation, recorder = self._operation, self._recorder
+        if inspect.iscoroutinefunction(function):
+
+            @functools.wraps(function)
+            async def timed_async(*args: P.args, **kwargs: P.kwargs) -> Any:
+                async with Tracker(operation, recorder):
+                    return await function(*args, **kwargs)
+
+            return timed_async  # type: ignore[return-value]
+
+        @functools.wraps(function)
+        def timed(*args: P.args, **kwargs: P.kwargs) -> R:
+            with Tracker(operation, recorder):
+                return function(*args, **kwargs)
+
+        return timed
+
+
+# -- the module-level API, acting on the installed integration --
+
+_installed: Integration | None = None
+
+
+def install(integration: Integration | None) -> None:
+    """Make ``integration`` the one the module functions act on (None to uninstall)."""
+    global _installed
+    _installed = integration
+
+
+def current() -> Integration | None:
+    """The installed integration, if any."""
+    return _installed
+
+
+def _call(method: str, *args: Any, **kwargs: Any) -> Any:
+    if _installed is None:
+        return _NOT_INSTALLED
+    return getattr(_installed, method)(*args, **kwargs)
+
+
+def broadcast(tag: str, topic: str | None = None, **fields: Any) -> PublishResult:
+    """See ``Integration.broadcast``."""
+    return _call("broadcast", tag, topic, **fields)  # type: ignore[no-any-return]
+
+
+def broadcast_system_lifecycle(
+    event: str, system_name: str, version: str, **opts: Any
+) -> PublishResult:
+    """See ``Integration.broadcast_system_lifecycle``."""
+    return _call("broadcast_system_lifecycle", event, system_name, version, **opts)  # type: ignore[no-any-return]
+
+
+def broadcast_system_config(
+    component: str, changes: Mapping[str, Any], **opts: Any
+) -> PublishResult:
+    """See ``Integration.broadcast_system_config``."""
+    return _call("broadcast_system_config", component, changes, **opts)  # type: ignore[no-any-return]
+
+
+def broadcast_health_update(
+    component: str, status: str, details: Mapping[str, Any] | None = None, **opts: Any
+) -> PublishResult:
+    """See ``Integration.broadcast_health_update``."""
+    return _call("broadcast_health_update", component, status, details, **opts)  # type: ignore[no-any-return]
+
+
+def broadcast_store_health(
+    store_id: str,
+    component: str,
+    status: str,
+    details: Mapping[str, Any] | None = None,
+    **opts: Any,
+) -> PublishResult:
+    """See ``Integration.broadcast_store_health``."""
+    return _call("broadcast_store_health", store_id, component, status, details, **opts)  # type: ignore[no-any-return]
+
+
+def broadcast_cluster_health(
+    nodes: Iterable[str], failed_nodes: Iterable[str], event_type: str, **opts: Any
+) -> PublishResult:
+    """See ``Integration.broadcast_cluster_health``."""
+    return _call("broadcast_cluster_health", nodes, failed_nodes, event_type, **opts)  # type: ignore[no-any-return]
+
+
+def broadcast_metrics(component: str, metrics: Mapping[str, Any], **opts: Any) -> PublishResult:
+    """See ``Integration.broadcast_metrics``."""
+    return _call("broadcast_metrics", component, metrics, **opts)  # type: ignore[no-any-return]
+
+
+def broadcast_alert(
+    alert_type: str,
+    severity: str,
+    message: str,
+    context: Mapping[str, Any] | None = None,
+    **opts: Any,
+) -> PublishResult:
+    """See ``Integration.broadcast_alert``."""
+    return _call("broadcast_alert", alert_type, severity, message, context, **opts)  # type: ignore[no-any-return]
+
+
+def broadcast_audit_event(tag: str, **fields: Any) -> PublishResult:
+    """See ``Integration.broadcast_audit_event``."""
+    return _call("broadcast_audit_event", tag, **fields)  # type: ignore[no-any-return]
+
+
+def broadcast_lifecycle_event(tag: str, **fields: Any) -> PublishResult:
+    """See ``Integration.broadcast_lifecycle_event``."""
+    return _call("broadcast_lifecycle_event", tag, **fields)  # type: ignore[no-any-return]
+
+
+def broadcast_diagnostic(tag: str, **fields: Any) -> PublishResult:
+    """See ``Integration.broadcast_diagnostic``."""
+    return _call("broadcast_diagnostic", tag, **fields)  # type: ignore[no-any-return]
+
+
+def broadcast_batch(events: Iterable[tuple[str, Message] | Message]) -> list[PublishResult]:
+    """See ``Integration.broadcast_batch``."""
+    if _installed is None:
+        return [_NOT_INSTALLED]
+    return _installed.broadcast_batch(events)
+
+
+def enable() -> None:
+    """Turn the installed integration on."""
+    if _installed is not None:
+        _installed.enable()
+
+
+def disable() -> None:
+    """Turn the installed integration off."""
+    if _installed is not None:
+        _installed.disable()
+
+
+def enabled() -> bool:
+    """True when an integration is installed and enabled."""
+    return _installed is not None and _installed.enabled()
+
+
+def health_broadcast_interval() -> int:
+    """Milliseconds between health collections (the default when nothing is installed)."""
+    return _installed.health_broadcast_interval() if _installed else 30_000
+
+
+def metrics_broadcast_interval() -> int:
+    """Milliseconds between metrics collections (the default when nothing is installed)."""
+    return _installed.metrics_broadcast_interval() if _installed else 60_000
+
+
+def track(operation: str) -> Tracker:
+    """Time a block or function as ``operation`` (recorded even with no bridge installed)."""
+    return Tracker(str(_name(operation)), _installed.recorder if _installed else OPERATIONS)

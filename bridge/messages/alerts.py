@@ -1,0 +1,91 @@
+"""``ex_esdb_alerts``: alerts, their acknowledgement, escalation and notification delivery."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Final, Literal
+
+from pydantic import Field, model_validator
+
+from bridge.messages._base import JsonMap, Message, NonNegInt, Text, Timestamp, random_hex, utc_now
+
+__all__ = ["AlertAck", "AlertEscalation", "NotificationStatus", "SystemAlert"]
+
+INSTANCE: Final = "ex_esdb_alerts"
+
+AlertSeverity = Literal["info", "warning", "error", "critical"]
+AlertCategory = Literal["system", "performance", "security", "data", "network"]
+EscalationLevel = Literal["level1", "level2", "level3"]
+DeliveryMethod = Literal["email", "sms", "webhook", "push"]
+DeliveryStatus = Literal["sent", "delivered", "failed", "bounced"]
+
+_ACK_BY_DEFAULT: Final = frozenset({"error", "critical"})
+
+
+class SystemAlert(Message):
+    """An alert raised by a component; error and critical ones need acknowledging by default."""
+
+    TAG: ClassVar[str] = "system_alert"
+    INSTANCE: ClassVar[str] = INSTANCE
+
+    alert_id: Text = Field(default_factory=random_hex)
+    severity: AlertSeverity
+    category: AlertCategory
+    title: Text
+    description: Text
+    source: Text
+    node: Text
+    metadata: JsonMap = Field(default_factory=dict)
+    # Filled by _default_requires_ack from severity; False only stands when severity is not a
+    # string, and then validation fails on it anyway.
+    requires_ack: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_requires_ack(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("requires_ack") is not None:
+            return data
+        severity = data.get("severity")
+        if isinstance(severity, str):
+            return {**data, "requires_ack": severity in _ACK_BY_DEFAULT}
+        return data
+
+
+class AlertAck(Message):
+    """Someone acknowledged an alert."""
+
+    TAG: ClassVar[str] = "alert_acknowledged"
+    INSTANCE: ClassVar[str] = INSTANCE
+
+    alert_id: Text
+    ack_by: Text
+    ack_note: str | None = None
+    resolution: str | None = None
+    ack_timestamp: Timestamp = Field(default_factory=utc_now)
+
+
+class AlertEscalation(Message):
+    """An alert moved to another escalation level."""
+
+    TAG: ClassVar[str] = "alert_escalated"
+    INSTANCE: ClassVar[str] = INSTANCE
+
+    alert_id: Text
+    from_level: EscalationLevel
+    to_level: EscalationLevel
+    escalation_reason: Text
+    escalated_by: Text = "system"
+    notify_contacts: list[str] = Field(default_factory=list)
+
+
+class NotificationStatus(Message):
+    """How delivering an alert notification went."""
+
+    TAG: ClassVar[str] = "notification_status"
+    INSTANCE: ClassVar[str] = INSTANCE
+
+    alert_id: Text
+    delivery_method: DeliveryMethod
+    recipient: Text
+    status: DeliveryStatus
+    error_reason: str | None = None
+    attempts: NonNegInt = 1

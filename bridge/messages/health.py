@@ -1,0 +1,79 @@
+"""``ex_esdb_health``: node, cluster and component health, and health check results."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Final, Literal, Self
+
+from pydantic import Field, model_validator
+
+from bridge.messages._base import JsonMap, Message, NonNegInt, Text, Timestamp
+
+__all__ = ["ClusterHealth", "ComponentHealth", "HealthCheck", "NodeHealth"]
+
+INSTANCE: Final = "ex_esdb_health"
+
+NodeStatus = Literal["healthy", "degraded", "unhealthy", "unknown"]
+HealthStatus = Literal["healthy", "degraded", "unhealthy"]
+QuorumStatus = Literal["available", "lost"]
+Percent = Annotated[float, Field(ge=0)]
+
+
+class NodeHealth(Message):
+    """A node's overall health, with its resource readings."""
+
+    TAG: ClassVar[str] = "node_health_updated"
+    INSTANCE: ClassVar[str] = INSTANCE
+
+    node: Text
+    status: NodeStatus
+    checks: JsonMap = Field(default_factory=dict)
+    load_avg: float | None = None
+    memory_usage: Percent | None = None
+    disk_usage: Percent | None = None
+
+
+class ClusterHealth(Message):
+    """The cluster's health as one node sees it."""
+
+    TAG: ClassVar[str] = "cluster_health_updated"
+    INSTANCE: ClassVar[str] = INSTANCE
+
+    status: HealthStatus
+    healthy_nodes: NonNegInt
+    total_nodes: NonNegInt
+    degraded_nodes: list[str] = Field(default_factory=list)
+    unhealthy_nodes: list[str] = Field(default_factory=list)
+    quorum_status: QuorumStatus = "available"
+
+    @model_validator(mode="after")
+    def _total_covers_healthy(self) -> Self:
+        if self.total_nodes < self.healthy_nodes:
+            raise ValueError("total_nodes must be >= healthy_nodes")
+        return self
+
+
+class ComponentHealth(Message):
+    """One component's health on one node."""
+
+    TAG: ClassVar[str] = "component_health_updated"
+    INSTANCE: ClassVar[str] = INSTANCE
+
+    component: Text
+    node: Text
+    status: HealthStatus
+    details: JsonMap = Field(default_factory=dict)
+    last_check: Timestamp | None = None
+
+
+class HealthCheck(Message):
+    """The result of one health check."""
+
+    TAG: ClassVar[str] = "health_check_completed"
+    INSTANCE: ClassVar[str] = INSTANCE
+
+    check_name: Text
+    node: Text
+    result: Literal["pass", "fail", "timeout"]
+    duration_ms: Annotated[float, Field(ge=0)]
+    details: JsonMap = Field(default_factory=dict)
+    error: str | None = None

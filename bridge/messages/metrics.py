@@ -1,0 +1,109 @@
+"""``ex_esdb_metrics``: performance, throughput, latency, resource usage and metric alerts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Final, Literal
+
+from pydantic import Field, TypeAdapter, ValidationError, model_validator
+
+from bridge.messages._base import JsonMap, Message, NonNegInt, Text
+
+__all__ = [
+    "LatencyMetric",
+    "MetricAlert",
+    "PerformanceMetric",
+    "ResourceUsage",
+    "ThroughputMetric",
+]
+
+INSTANCE: Final = "ex_esdb_metrics"
+
+NonNegFloat = Annotated[float, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Percentile = Literal["p50", "p95", "p99", "max", "min", "avg"]
+ResourceType = Literal["cpu", "memory", "disk", "network"]
+
+_COUNT: Final = TypeAdapter(NonNegInt)
+_DURATION: Final = TypeAdapter(PositiveFloat)
+
+
+class PerformanceMetric(Message):
+    """One named measurement of a component."""
+
+    TAG: ClassVar[str] = "performance_metric"
+    INSTANCE: ClassVar[str] = INSTANCE
+
+    metric_name: Text
+    value: float
+    unit: Text
+    node: Text
+    component: Text
+    tags: JsonMap = Field(default_factory=dict)
+
+
+class ThroughputMetric(Message):
+    """How many operations ran in a time span; the rate is derived when not given."""
+
+    TAG: ClassVar[str] = "throughput_metric"
+    INSTANCE: ClassVar[str] = INSTANCE
+
+    operation: Text
+    count: NonNegInt
+    duration_ms: PositiveFloat
+    # Filled by _default_rate from count and duration_ms; 0.0 only stands when those are invalid,
+    # and then validation fails on them anyway.
+    rate_per_sec: NonNegFloat = 0.0
+    node: Text
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_rate(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("rate_per_sec") is not None:
+            return data
+        try:
+            # The same coercion the fields apply, so "10" and 10 give the same rate.
+            count = _COUNT.validate_python(data.get("count"))
+            duration_ms = _DURATION.validate_python(data.get("duration_ms"))
+        except ValidationError:
+            return data
+        return {**data, "rate_per_sec": count / (duration_ms / 1000)}
+
+
+class LatencyMetric(Message):
+    """One latency percentile of an operation."""
+
+    TAG: ClassVar[str] = "latency_metric"
+    INSTANCE: ClassVar[str] = INSTANCE
+
+    operation: Text
+    latency_ms: NonNegFloat
+    percentile: Percentile
+    sample_count: NonNegInt
+    node: Text
+
+
+class ResourceUsage(Message):
+    """How much of a node's CPU, memory, disk or network is in use."""
+
+    TAG: ClassVar[str] = "resource_usage"
+    INSTANCE: ClassVar[str] = INSTANCE
+
+    resource_type: ResourceType
+    usage_percent: Annotated[float, Field(ge=0, le=100)]
+    total_available: NonNegFloat
+    current_used: NonNegFloat
+    node: Text
+
+
+class MetricAlert(Message):
+    """A metric crossed its threshold."""
+
+    TAG: ClassVar[str] = "metric_alert"
+    INSTANCE: ClassVar[str] = INSTANCE
+
+    metric_name: Text
+    current_value: float
+    threshold_value: float
+    threshold_type: Literal["min", "max"]
+    severity: Literal["warning", "critical"]
+    node: Text

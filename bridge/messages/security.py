@@ -1,0 +1,81 @@
+"""``ex_esdb_security``: authentication, access violations, security alerts and sessions."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Final, Literal
+
+from pydantic import Field
+
+from bridge.messages._base import JsonMap, Message, Text
+
+__all__ = ["AccessViolation", "AuthEvent", "SecurityAlert", "SessionEvent"]
+
+INSTANCE: Final = "ex_esdb_security"
+
+AuthEventType = Literal["login_success", "login_failure", "logout", "token_refresh"]
+AuthMethod = Literal["password", "token", "certificate", "oauth"]
+ViolationType = Literal[
+    "unauthorized_access", "permission_denied", "rate_limit_exceeded", "invalid_token"
+]
+SecurityAlertType = Literal["brute_force", "suspicious_activity", "policy_violation", "data_breach"]
+SessionEventType = Literal["created", "destroyed", "expired", "invalidated"]
+Severity = Literal["low", "medium", "high", "critical"]
+
+
+class AuthEvent(Message):
+    """A login, logout or token refresh, successful or not."""
+
+    TAG: ClassVar[str] = "auth_event"
+    INSTANCE: ClassVar[str] = INSTANCE
+
+    user_id: Text
+    event_type: AuthEventType
+    auth_method: AuthMethod
+    source_ip: str | None = None
+    user_agent: str | None = None
+    node: Text
+    metadata: JsonMap = Field(default_factory=dict)
+
+
+class AccessViolation(Message):
+    """Someone was refused access to a resource."""
+
+    TAG: ClassVar[str] = "access_violation"
+    INSTANCE: ClassVar[str] = INSTANCE
+
+    user_id: str | None = None
+    violation_type: ViolationType
+    resource: Text
+    action: Text
+    source_ip: Text
+    severity: Severity = "medium"
+    metadata: JsonMap = Field(default_factory=dict)
+
+
+class SecurityAlert(Message):
+    """A brute force attempt, suspicious activity, policy violation or data breach."""
+
+    TAG: ClassVar[str] = "security_alert"
+    INSTANCE: ClassVar[str] = INSTANCE
+
+    alert_type: SecurityAlertType
+    severity: Severity
+    description: Text
+    affected_users: list[str] = Field(default_factory=list)
+    source_ip: str | None = None
+    node: Text
+    metadata: JsonMap = Field(default_factory=dict)
+
+
+class SessionEvent(Message):
+    """A user session was created, destroyed, expired or invalidated."""
+
+    TAG: ClassVar[str] = "session_event"
+    INSTANCE: ClassVar[str] = INSTANCE
+
+    session_id: Text
+    user_id: Text
+    event_type: SessionEventType
+    duration_ms: Annotated[float, Field(ge=0)] | None = None
+    source_ip: str | None = None
+    node: Text

@@ -1,0 +1,126 @@
+"""Operation statistics for ``track()`` and the bridge's own work, in bounded memory.
+
+Latencies go into a fixed-size log-bucket histogram (about 4% relative error), never a list, so
+percentiles cost the same at ten or ten million samples.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = ["LatencyHistogram", "OperationRecorder", "OperationSnapshot"]
+
+_MIN_SECONDS: Final = 1e-6
+_GROWTH: Final = 1.08  # bucket i covers [MIN * GROWTH**i, MIN * GROWTH**(i+1))
+_BUCKETS: Final = 320  # up to about 50 000 s
+_LOG_GROWTH: Final = math.log(_GROWTH)
+
+
+class LatencyHistogram:
+    """Counts of latencies in log-spaced buckets, with exact min, max and sum."""
+
+    __slots__ = ("count", "counts", "maximum", "minimum", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * _BUCKETS
+        self.count = 0
+        self.total = 0.0
+        self.minimum = math.inf
+        self.maximum = 0.0
+
+    def add(self, seconds: float) -> None:
+        """Record one latency."""
+        seconds = max(seconds, 0.0)
+        index = (
+            0
+            if seconds <= _MIN_SECONDS
+            else min(int(math.log(seconds / _MIN_SECONDS) / _LOG_GROWTH), _BUCKETS - 1)
+        )
+        self.counts[index] += 1
+        self.count += 1
+        self.total += seconds
+        self.minimum = min(self.minimum, seconds)
+        self.maximum = max(self.maximum, seconds)
+
+    def quantile(self, q: float) -> float:
+        """The ``q`` quantile (0..1) in seconds; 0 when empty."""
+        if not self.count:
+            return 0.0
+        if q <= 0:
+            return self.minimum
+        if q >= 1:
+            return self.maximum
+        rank = q * self.count
+        seen = 0
+        for index, bucket in enumerate(self.counts):
+            seen += bucket
+            if seen >= rank:
+                # The bucket's geometric middle, clamped to what was actually seen.
+                middle: float = _MIN_SECONDS * _GROWTH ** (index + 0.5)
+                return min(max(middle, self.minimum), self.maximum)
+        return self.maximum
+
+    @property
+    def mean(self) -> float:
+        """The average latency in seconds; 0 when empty."""
+        return self.total / self.count if self.count else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class OperationSnapshot:
+    """One operation's figures over one collection interval."""
+
+    operation: str
+    succeeded: int
+    failed: int
+    latency: LatencyHistogram
+
+    @property
+    def count(self) -> int:
+        """Operations finished in the interval, whatever their outcome."""
+        return self.succeeded + self.failed
+
+
+class OperationRecorder:
+    """Thread-safe per-operation counts and latencies; ``drain()`` starts a new interval."""
+
+    def __init__(self, max_operations: int = 1_000) -> None:
+        self._lock = threading.Lock()
+        self._max = max_operations
+        self._ops: dict[str, _Tally] = {}
+        self.overflowed = 0
+
+    def record(self, operation: str, seconds: float, ok: bool = True) -> None:
+        """Record one finished operation."""
+        with self._lock:
+            entry = self._ops.get(operation)
+            if entry is None:
+                if len(self._ops) >= self._max:
+                    self.overflowed += 1  # bounded: a flood of names cannot grow memory
+                    return
+                entry = self._ops[operation] = _Tally()
+            if ok:
+                entry.succeeded += 1
+            else:
+                entry.failed += 1
+            entry.latency.add(seconds)
+
+    def drain(self) -> Iterator[OperationSnapshot]:
+        """The figures since the last drain, per operation; the recorder starts afresh."""
+        with self._lock:
+            ops, self._ops = self._ops, {}
+        for name, tally in sorted(ops.items()):
+            yield OperationSnapshot(name, tally.succeeded, tally.failed, tally.latency)
+
+
+class _Tally:
+    __slots__ = ("failed", "latency", "succeeded")
+
+    def __init__(self) -> None:
+        self.succeeded = 0
+        self.failed = 0
+        self.latency = LatencyHistogram()

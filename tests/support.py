@@ -1,0 +1,171 @@
+"""Helpers shared by the tests: free ports, waiting on conditions, real binaries, bridge processes.
+
+Waits poll a condition until a deadline (never a bare sleep); a test needing a server binary that
+is missing skips locally but fails under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_SECRET = "test-secret-key-base-with-at-least-32-characters"
+ADMIN_TOKEN = "test-admin-token"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+        except Exception as exc:  # e.g. connection refused while a server starts
+            last_error = exc
+        else:
+            if result:
+                return result
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout}s waiting for {what or condition}: {last_error!r}")
+
+
+async def async_wait_until(
+    condition: Callable[[], Any | Awaitable[Any]], within: float = 10.0, what: str = ""
+) -> Any:
+    """``wait_until`` for coroutines: awaits the condition when it returns an awaitable."""
+    deadline = time.monotonic() + within
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                result = await result
+        except Exception as exc:
+            last_error = exc
+        else:
+            if result:
+                return result
+        await asyncio.sleep(0.02)
+    pytest.fail(f"timed out after {within}s waiting for {what or condition}: {last_error!r}")
+
+
+def require_binary(name: str) -> str:
+    """The path of a server binary; skip when missing, except under CI where it fails."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (make test installs it when run as root)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def http_get(
+    url: str, headers: Mapping[str, str] | None = None, timeout: float = 5.0
+) -> tuple[int, bytes]:
+    """GET ``url``; returns (status, body) for any status."""
+    request = urllib.request.Request(url, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def bridge_env(**overrides: str) -> dict[str, str]:
+    """An environment for a bridge process: the current one, minus EXESDB_* and OTEL_*."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("EXESDB_", "OTEL_")) and key != "SECRET_KEY_BASE"
+    }
+    env.update(overrides)
+    return env
+
+
+class BridgeProcess:
+    """An ``exesdb-bridge run`` subprocess on a free loopback port."""
+
+    def __init__(
+        self, args: list[str] | None = None, state_dir: Path | None = None, **env: str
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environment = {
+            "EXESDB_HTTP_ADDR": f"127.0.0.1:{self.port}",
+            "SECRET_KEY_BASE": TEST_SECRET,
+            "EXESDB_ADMIN_TOKEN": ADMIN_TOKEN,
+            "EXESDB_LOG_LEVEL": "info",
+        }
+        if state_dir is not None:
+            environment["EXESDB_STATE_DIR"] = str(state_dir)
+        environment.update(env)
+        self.env = bridge_env(**environment)
+        self.args = args or []
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+
+    def start(self, log_dir: Path, ready_timeout: float = 20.0) -> BridgeProcess:
+        """Start the process and wait until ``/healthz`` answers."""
+        self.log_path = log_dir / f"bridge-{self.port}.log"
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bridge", "run", *self.args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=str(log_dir),
+        )
+        wait_until(
+            lambda: self._alive() and http_get(self.url + "/healthz")[0] == 200,
+            ready_timeout,
+            f"bridge on {self.url} (log: {self.log_path})",
+        )
+        return self
+
+    def _alive(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            pytest.fail(f"bridge exited with {self.process.returncode}: {self.log()}")
+        return True
+
+    def log(self) -> str:
+        """What the process printed so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM and wait; returns the exit status (SIGKILL after ``timeout``)."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return -9
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
