@@ -32,6 +32,7 @@ from bridge.component import Component
 from bridge.config import Settings
 from bridge.http import build_app
 from bridge.integration import Integration, install
+from bridge.sinks.otlp import otlp_component
 
 __all__ = ["Bridge", "build_transport"]
 
@@ -175,4 +176,6 @@ class Bridge:
 
 def default_components() -> list[ComponentFactory]:
     """The sinks and collectors a bridge runs, each deciding from settings whether it is on."""
-    return []
+    return [
+        otlp_component,
+    ]
