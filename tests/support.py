@@ -136,6 +136,7 @@ class BridgeProcess:
             stderr=subprocess.STDOUT,
             cwd=str(log_dir),
         )
+        log.close()  # the child holds its own descriptor
         wait_until(
             lambda: self._alive() and http_get(self.url + "/healthz")[0] == 200,
             ready_timeout,

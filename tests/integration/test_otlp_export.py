@@ -69,7 +69,7 @@ def _sample(bridge: Bridge, name: str, **labels: str) -> float:
 async def test_messages_arrive_as_spans_and_logs_with_resource_and_attributes(
     bridge: Bridge, receiver: Any
 ) -> None:
-    """Each mapped message type reaches the collector with its name, status, severity and attributes."""
+    """Mapped messages reach the collector with names, statuses, severities and attributes."""
     publish = bridge.bus.publish
     publish(
         "diagnostics",
@@ -233,7 +233,8 @@ async def test_messages_arrive_as_spans_and_logs_with_resource_and_attributes(
     assert logs["log_entry"].severity_text == "WARN"
     assert logs["log_entry"].attributes["exesdb.metadata.stream"] == "orders"
     assert logs["log_entry"].event_name == "exesdb.log_entry"
-    assert logs["log_entry"].time_ns > 0 and logs["log_entry"].observed_ns > 0
+    assert logs["log_entry"].time_ns > 0
+    assert logs["log_entry"].observed_ns > 0
     assert (logs["system_alert"].body, logs["system_alert"].severity_number) == ("node down", 21)
     assert logs["system_alert"].attributes["exesdb.description"] == "node2 stopped answering"
     assert logs["metric_alert"].body == "cpu_percent is 97, above its threshold 95"
@@ -253,7 +254,9 @@ async def test_messages_arrive_as_spans_and_logs_with_resource_and_attributes(
     assert _sample(bridge, "exesdb_otlp_export_failures_total", signal="traces") == 0
     assert _sample(bridge, "exesdb_otlp_dropped_total", signal="logs") == 0
     export = [op for op in bridge.integration.recorder.drain() if op.operation == "otlp.export"]
-    assert export and export[0].succeeded >= 2 and export[0].failed == 0
+    assert export
+    assert export[0].succeeded >= 2
+    assert export[0].failed == 0
     assert bridge.readiness()["otlp"] == {"ready": True, "required": False, "reason": None}
 
 
@@ -267,7 +270,8 @@ async def test_refused_exports_are_counted_and_reported(bridge: Bridge, receiver
         "a counted failure",
     )
     check = bridge.readiness()["otlp"]
-    assert check["required"] is False and check["ready"] is False
+    assert check["required"] is False
+    assert check["ready"] is False
     assert "logs: 1 failed export(s)" in check["reason"]
     receiver.fail = False
     bridge.bus.publish("logs", LogEntry(level="info", message="back", module="m", node="n"))

@@ -151,23 +151,23 @@ class GrpcOtlpReceiver(_Store):
         """Serve until ``stop()``."""
         store = self
 
-        class Traces(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
-            def Export(self, request: Any, context: Any) -> Any:  # noqa: N802
+        class Traces(trace_service_pb2_grpc.TraceServiceServicer):
+            def Export(self, request: Any, context: Any) -> Any:
                 if store.fail:
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT, "refused by the test")
                 store.add_traces(request)
                 return trace_service_pb2.ExportTraceServiceResponse()
 
-        class Logs(logs_service_pb2_grpc.LogsServiceServicer):  # type: ignore[misc]
-            def Export(self, request: Any, context: Any) -> Any:  # noqa: N802
+        class Logs(logs_service_pb2_grpc.LogsServiceServicer):
+            def Export(self, request: Any, context: Any) -> Any:
                 if store.fail:
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT, "refused by the test")
                 store.add_logs(request)
                 return logs_service_pb2.ExportLogsServiceResponse()
 
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), server)
-        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Logs(), server)
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), server)  # type: ignore[no-untyped-call]
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Logs(), server)  # type: ignore[no-untyped-call]
         server.add_insecure_port(f"127.0.0.1:{self.port}")
         server.start()
         self._server = server
