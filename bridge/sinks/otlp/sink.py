@@ -208,6 +208,8 @@ class OtlpSink:
         self._exporters = dict(exporters)
         self._close_seconds = close_seconds
         self._closed = False
+        # Written by the export threads, read by /readyz.
+        self._failing_lock = threading.Lock()
         self._failing: dict[Signal, tuple[int, float]] = {}
         self._batchers: dict[Signal, BoundedBatcher[Any]] = {}
         prefixes: dict[Signal, str] = {"traces": "OTEL_BSP", "logs": "OTEL_BLRP"}
@@ -323,11 +325,13 @@ class OtlpSink:
             self._recorder.record(EXPORT_OPERATION, seconds, ok)
             if ok:
                 exported.inc(count)
-                self._failing.pop(signal, None)
+                with self._failing_lock:
+                    self._failing.pop(signal, None)
             else:
                 failures.inc(count)
-                streak, since = self._failing.get(signal, (0, time.time()))
-                self._failing[signal] = (streak + 1, since)
+                with self._failing_lock:
+                    streak, since = self._failing.get(signal, (0, time.time()))
+                    self._failing[signal] = (streak + 1, since)
 
         return on_export
 
@@ -340,8 +344,10 @@ class OtlpSink:
 
     def readiness(self) -> str | None:
         """Why the collector looks unreachable (informational: this sink is not required)."""
+        with self._failing_lock:
+            failing = sorted(self._failing.items())
         problems = []
-        for signal, (streak, since) in sorted(self._failing.items()):
+        for signal, (streak, since) in failing:
             when = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             problems.append(f"{signal}: {streak} failed export(s) in a row since {when}")
         if not problems:
