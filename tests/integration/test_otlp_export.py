@@ -276,3 +276,44 @@ async def test_refused_exports_are_counted_and_reported(bridge: Bridge, receiver
     receiver.fail = False
     bridge.bus.publish("logs", LogEntry(level="info", message="back", module="m", node="n"))
     await async_wait_until(lambda: bridge.readiness()["otlp"]["ready"], 15, "readiness back")
+
+
+async def test_prometheus_series_are_mirrored_as_otlp_metrics(
+    receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With EXESDB_OTLP_METRICS the registry's counters and gauges arrive as sums and gauges."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
+    monkeypatch.setenv("EXESDB_OTLP_METRICS", "true")
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "100")
+    monkeypatch.setenv("EXESDB_NODE", "node1@host")
+    bridge = Bridge(load_settings(), registry=CollectorRegistry())
+    await bridge.start(serve_http=False)
+    try:
+        for _ in range(3):
+            bridge.bus.publish("logs", LogEntry(level="info", message="x", module="m", node="n"))
+
+        def published() -> float:
+            for metric in reversed(receiver.metrics):
+                if metric.name == "exesdb_bus_published":
+                    for labels, value in metric.points:
+                        if labels == {"pubsub": "ex_esdb_logging", "tag": "log_entry"}:
+                            return value
+            return 0.0
+
+        await async_wait_until(lambda: published() == 3, 15, "the mirrored counter")
+        by_name = {metric.name: metric for metric in receiver.metrics}
+        counter = by_name["exesdb_bus_published"]
+        assert (counter.kind, counter.is_monotonic) == ("sum", True)
+        assert counter.resource["service.instance.id"] == "node1@host"
+        assert by_name["exesdb_integration_enabled"].kind == "gauge"
+        assert by_name["exesdb_integration_enabled"].points == [({}, 1.0)]
+        assert by_name["exesdb_build_info"].points[0][0] == {"version": __version__}
+        assert not [name for name in by_name if name.endswith("_created")]
+        await async_wait_until(
+            lambda: _sample(bridge, "exesdb_otlp_exported_total", signal="metrics") > 0,
+            10,
+            "counted metric exports",
+        )
+    finally:
+        await bridge.aclose()

@@ -86,3 +86,14 @@ def test_a_signal_endpoint_alone_exports_only_that_signal(monkeypatch: pytest.Mo
     bridge = Bridge(load_settings(), registry=CollectorRegistry())
     [sink] = [c for c in bridge.components if isinstance(c, OtlpSink)]
     assert sink.signals == ("logs",)
+
+
+def test_metrics_signal_needs_its_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """EXESDB_OTLP_METRICS adds a metrics exporter, with its counters shown at zero."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("EXESDB_OTLP_METRICS", "true")
+    registry = CollectorRegistry()
+    bridge = Bridge(load_settings(), registry=registry)
+    [sink] = [c for c in bridge.components if isinstance(c, OtlpSink)]
+    assert sink.signals == ("traces", "logs", "metrics")
+    assert registry.get_sample_value("exesdb_otlp_exported_total", {"signal": "metrics"}) == 0.0

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 __all__ = ["SIGNALS", "OtlpMetrics", "Signal"]
 
-Signal = Literal["traces", "logs"]
+Signal = Literal["traces", "logs", "metrics"]
 SIGNALS: Final[tuple[Signal, ...]] = ("traces", "logs")
 
 
@@ -23,13 +23,13 @@ class OtlpMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.exported = Counter(
             "exesdb_otlp_exported",
-            "Spans and log records the OTLP collector accepted.",
+            "Spans, log records and metric data points the OTLP collector accepted.",
             ["signal"],
             registry=registry,
         )
         self.export_failures = Counter(
             "exesdb_otlp_export_failures",
-            "Spans and log records lost because their export failed (after the SDK's retries).",
+            "Records (or data points) lost because their export failed, after the SDK's retries.",
             ["signal"],
             registry=registry,
         )
@@ -48,6 +48,11 @@ class OtlpMetrics:
         for signal in SIGNALS:
             for family in (self.exported, self.export_failures, self.dropped):
                 family.labels(signal)
+
+    def init_signal(self, signal: Signal) -> None:
+        """Show ``signal``'s counters at zero before its first export."""
+        for family in (self.exported, self.export_failures, self.dropped):
+            family.labels(signal)
 
     def watch_depth(self, signal: Signal, depth: Callable[[], int]) -> None:
         """Read ``signal``'s queue depth from ``depth`` at scrape time."""

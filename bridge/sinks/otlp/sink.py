@@ -20,7 +20,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -34,6 +34,7 @@ from opentelemetry.sdk._logs import (
 )
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry
 
@@ -47,6 +48,7 @@ from bridge.sinks.otlp.metrics import OtlpMetrics, Signal
 if TYPE_CHECKING:
     from bridge.app import Bridge
     from bridge.config import Settings
+    from bridge.sinks.otlp.series import MetricsMirror
 
 __all__ = ["OtlpSink", "build_exporters", "build_resource"]
 
@@ -61,7 +63,7 @@ _STATUS: Final = {"unset": StatusCode.UNSET, "ok": StatusCode.OK, "error": Statu
 class Exporter(Protocol):
     """What the SDK's span and log exporters have in common."""
 
-    def export(self, batch: Sequence[Any], /) -> Any:
+    def export(self, batch: Any, /) -> Any:
         """Send one batch; returns the SDK's result enum."""
 
     def shutdown(self) -> None:
@@ -104,6 +106,20 @@ def _protocol(settings: Settings, signal: Signal, environ: Mapping[str, str]) ->
     return settings.otlp_protocol
 
 
+def _metrics_exporter(settings: Settings, environ: Mapping[str, str]) -> Exporter:
+    if _protocol(settings, "metrics", environ) == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+            OTLPMetricExporter as GrpcMetricExporter,
+        )
+
+        return GrpcMetricExporter()
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter as HttpMetricExporter,
+    )
+
+    return HttpMetricExporter()
+
+
 def build_exporters(
     settings: Settings, environ: Mapping[str, str] = os.environ
 ) -> dict[Signal, Exporter]:
@@ -111,7 +127,8 @@ def build_exporters(
 
     The exporters read the endpoint, headers, timeout, compression, insecure and certificate
     variables themselves. With only ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (or ``_LOGS_``) set,
-    only that signal is exported.
+    only that signal is exported. Metrics (the registry's series) only with
+    ``EXESDB_OTLP_METRICS=true``.
     """
     exporters: dict[Signal, Exporter] = {}
     if settings.otlp_endpoint or settings.otlp_traces_endpoint:
@@ -140,6 +157,10 @@ def build_exporters(
             )
 
             exporters["logs"] = HttpLogExporter()
+    if settings.otlp_metrics and (
+        settings.otlp_endpoint or environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+    ):
+        exporters["metrics"] = _metrics_exporter(settings, environ)
     return exporters
 
 
@@ -213,7 +234,22 @@ class OtlpSink:
         self._failing: dict[Signal, tuple[int, float]] = {}
         self._batchers: dict[Signal, BoundedBatcher[Any]] = {}
         prefixes: dict[Signal, str] = {"traces": "OTEL_BSP", "logs": "OTEL_BLRP"}
+        self._mirror: MetricsMirror | None = None
+        if "metrics" in self._exporters:
+            from bridge.sinks.otlp.series import MetricsMirror
+
+            self._metrics.init_signal("metrics")
+            self._mirror = MetricsMirror(
+                registry,
+                self._exporters["metrics"],
+                resource,
+                InstrumentationScope(SCOPE_NAME, __version__),
+                self._exported_callback("metrics"),
+                environ,
+            )
         for signal, exporter in self._exporters.items():
+            if signal == "metrics":
+                continue
             batcher: BoundedBatcher[Any] = BoundedBatcher(
                 f"otlp-{signal}",
                 _exporting(exporter),
@@ -264,7 +300,7 @@ class OtlpSink:
     @property
     def signals(self) -> tuple[Signal, ...]:
         """The signals being exported."""
-        return tuple(self._batchers)
+        return tuple(self._exporters)
 
     # -- the bus side --
 
@@ -341,6 +377,8 @@ class OtlpSink:
         """Start the export threads."""
         for batcher in self._batchers.values():
             batcher.start()
+        if self._mirror is not None:
+            self._mirror.start()
 
     def readiness(self) -> str | None:
         """Why the collector looks unreachable (informational: this sink is not required)."""
@@ -368,6 +406,10 @@ class OtlpSink:
             )
             for signal, batcher in self._batchers.items()
         ]
+        if self._mirror is not None:
+            closers.append(
+                _in_thread(functools.partial(self._mirror.close, grace), "otlp-metrics-close")
+            )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*closers), self._close_seconds + 0.5)
 

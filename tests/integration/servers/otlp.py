@@ -1,4 +1,4 @@
-"""Real OTLP receivers built from opentelemetry-proto: gRPC (TraceService, LogsService) and HTTP.
+"""Real OTLP receivers from opentelemetry-proto: gRPC (Trace, Logs, Metrics services) and HTTP.
 
 Both keep what they received, decoded into plain ``ReceivedSpan`` / ``ReceivedLog`` values, and
 run on free 127.0.0.1 ports in threads of their own, so sync and async tests (and bridge
@@ -17,11 +17,12 @@ from typing import Any
 import grpc
 from aiohttp import web
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from tests.support import free_port
 
-__all__ = ["GrpcOtlpReceiver", "HttpOtlpReceiver", "ReceivedLog", "ReceivedSpan"]
+__all__ = ["GrpcOtlpReceiver", "HttpOtlpReceiver", "ReceivedLog", "ReceivedMetric", "ReceivedSpan"]
 
 
 def any_value(value: Any) -> Any:
@@ -73,6 +74,27 @@ class ReceivedLog:
     attributes: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class ReceivedMetric:
+    """One metric of one export: its kind (``sum`` or ``gauge``) and (attributes, value) points."""
+
+    resource: dict[str, Any]
+    name: str
+    kind: str
+    is_monotonic: bool
+    points: list[tuple[dict[str, Any], float]]
+
+
+def _metric(resource: dict[str, Any], metric: Any) -> ReceivedMetric:
+    kind = metric.WhichOneof("data")
+    data = getattr(metric, kind)
+    points = [
+        (attributes(point.attributes), getattr(point, point.WhichOneof("value")))
+        for point in data.data_points
+    ]
+    return ReceivedMetric(resource, metric.name, kind, kind == "sum" and data.is_monotonic, points)
+
+
 class _Store:
     """What a receiver got, thread-safe."""
 
@@ -80,6 +102,7 @@ class _Store:
         self._lock = threading.Lock()
         self._spans: list[ReceivedSpan] = []
         self._logs: list[ReceivedLog] = []
+        self._metrics: list[ReceivedMetric] = []
         self.requests = 0
         self.fail = False
 
@@ -127,6 +150,22 @@ class _Store:
             self.requests += 1
             self._logs.extend(logs)
 
+    def add_metrics(self, request: Any) -> None:
+        metrics = [
+            _metric(attributes(resource_metrics.resource.attributes), metric)
+            for resource_metrics in request.resource_metrics
+            for scope_metrics in resource_metrics.scope_metrics
+            for metric in scope_metrics.metrics
+        ]
+        with self._lock:
+            self.requests += 1
+            self._metrics.extend(metrics)
+
+    @property
+    def metrics(self) -> list[ReceivedMetric]:
+        with self._lock:
+            return list(self._metrics)
+
     @property
     def spans(self) -> list[ReceivedSpan]:
         with self._lock:
@@ -165,9 +204,15 @@ class GrpcOtlpReceiver(_Store):
                 store.add_logs(request)
                 return logs_service_pb2.ExportLogsServiceResponse()
 
+        class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+            def Export(self, request: Any, context: Any) -> Any:
+                store.add_metrics(request)
+                return metrics_service_pb2.ExportMetricsServiceResponse()
+
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), server)  # type: ignore[no-untyped-call]
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Logs(), server)  # type: ignore[no-untyped-call]
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), server)  # type: ignore[no-untyped-call]
         server.add_insecure_port(f"127.0.0.1:{self.port}")
         server.start()
         self._server = server
@@ -221,6 +266,15 @@ class HttpOtlpReceiver(_Store):
             content_type="application/x-protobuf",
         )
 
+    async def _on_metrics(self, request: web.Request) -> web.Response:
+        message = metrics_service_pb2.ExportMetricsServiceRequest()
+        message.ParseFromString(await self._body(request))
+        self.add_metrics(message)
+        return web.Response(
+            body=metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString(),
+            content_type="application/x-protobuf",
+        )
+
     def start(self) -> HttpOtlpReceiver:
         """Serve from a thread with its own event loop until ``stop()``."""
         started = threading.Event()
@@ -231,6 +285,7 @@ class HttpOtlpReceiver(_Store):
             app = web.Application(client_max_size=64 * 1024 * 1024)
             app.router.add_post("/v1/traces", self._on_traces)
             app.router.add_post("/v1/logs", self._on_logs)
+            app.router.add_post("/v1/metrics", self._on_metrics)
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
             await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
