@@ -271,7 +271,7 @@ FAMILIES: Final[dict[str, tuple[MetricType, str, tuple[str, ...]]]] = {
         "System state snapshots, by type.",
         ("node", "snapshot_type"),
     ),
-    "exesdb_system_process_count": (
+    "exesdb_system_processes": (
         G,
         "Processes in the node's latest system state snapshot.",
         ("node",),
@@ -306,12 +306,12 @@ FAMILIES: Final[dict[str, tuple[MetricType, str, tuple[str, ...]]]] = {
     "exesdb_session_events": (C, "Session events, by type.", ("node", "event_type")),
     # logging
     "exesdb_log_entries": (C, "Log entries, by level.", ("node", "level")),
-    "exesdb_log_summary_entries": (
+    "exesdb_log_period_entries": (
         G,
         "Log entries per level in the latest LogSummary for a period.",
         ("period", "level"),
     ),
-    "exesdb_log_summary_error_rate_per_minute": (
+    "exesdb_log_period_error_rate_per_minute": (
         G,
         "Errors per minute in the latest LogSummary for a period.",
         ("period",),
@@ -621,7 +621,7 @@ class Translator:
         assert isinstance(message, SystemState)
         node = (message.node,)
         self._f["exesdb_system_state_snapshots"].inc((message.node, message.snapshot_type))
-        self._f["exesdb_system_process_count"].set(node, float(message.process_count))
+        self._f["exesdb_system_processes"].set(node, float(message.process_count))
         self._f["exesdb_system_memory_bytes"].set(node, float(message.memory_usage))
 
     def _error_analysis(self, envelope: Envelope) -> None:
@@ -667,10 +667,10 @@ class Translator:
     def _log_summary(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, LogSummary)
-        entries = self._f["exesdb_log_summary_entries"]
+        entries = self._f["exesdb_log_period_entries"]
         for level, count in message.log_counts.items():
             entries.set((message.time_period, str(level)), float(count))
-        self._f["exesdb_log_summary_error_rate_per_minute"].set(
+        self._f["exesdb_log_period_error_rate_per_minute"].set(
             (message.time_period,), message.error_rate
         )
 
