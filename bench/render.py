@@ -69,54 +69,59 @@ def _median(function: Callable[[], object], runs: int) -> float:
     return statistics.median(times)
 
 
+def _measure(size: int, runs: int) -> tuple[float, float, float, float, float]:
+    store, families, registry, metrics = _build(size)
+    assert len(store) == size // _FAMILIES * _FAMILIES
+    tick = [0.0]
+
+    def dirty() -> bytes:
+        tick[0] += 1
+        for family, counter, labels in families:
+            if counter:
+                family.inc(labels[0])
+            else:
+                family.set(labels[0], tick[0])
+        return store.render().encode()
+
+    def cached() -> bytes:
+        return store.render().encode()
+
+    def client_update_render() -> bytes:
+        for metric, counter, labels in metrics:
+            for n, label in enumerate(labels):
+                child = metric.labels(*label)
+                child.inc(1.0) if counter else child.set(float(n))
+        return generate_latest(registry)
+
+    def store_update_render() -> bytes:
+        tick[0] += 1
+        for family, counter, labels in families:
+            for n, label in enumerate(labels):
+                family.inc(label) if counter else family.set(label, float(n) + tick[0])
+        return store.render().encode()
+
+    return (
+        _median(lambda: generate_latest(registry), runs),
+        _median(dirty, runs),
+        _median(cached, runs),
+        _median(client_update_render, runs),
+        _median(store_update_render, runs),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--sizes", default="1000,10000,50000")
     args = parser.parse_args()
-    sizes = [int(size) for size in args.sizes.split(",")]
     print(
         f"{'series':>7} | {'generate_latest':>15} | {'store dirty':>11} | {'ratio':>6} | "
         f"{'store cached':>12} | {'ratio':>6} | {'client upd+render':>17} | "
         f"{'store upd+render':>16} | {'ratio':>6}"
     )
     print("-" * 121)
-    for size in sizes:
-        store, families, registry, metrics = _build(size)
-        assert len(store) == size // _FAMILIES * _FAMILIES
-        tick = [0.0]
-
-        def dirty() -> bytes:
-            tick[0] += 1
-            for family, counter, labels in families:
-                if counter:
-                    family.inc(labels[0])
-                else:
-                    family.set(labels[0], tick[0])
-            return store.render().encode()
-
-        def cached() -> bytes:
-            return store.render().encode()
-
-        def client_update_render() -> bytes:
-            for metric, counter, labels in metrics:
-                for n, label in enumerate(labels):
-                    child = metric.labels(*label)
-                    child.inc(1.0) if counter else child.set(float(n))
-            return generate_latest(registry)
-
-        def store_update_render() -> bytes:
-            for family, counter, labels in families:
-                for n, label in enumerate(labels):
-                    family.inc(label) if counter else family.set(label, float(n) + tick[0])
-            tick[0] += 1
-            return store.render().encode()
-
-        client = _median(lambda: generate_latest(registry), args.runs)
-        ours = _median(dirty, args.runs)
-        warm = _median(cached, args.runs)
-        client_full = _median(client_update_render, args.runs)
-        ours_full = _median(store_update_render, args.runs)
+    for size in (int(size) for size in args.sizes.split(",")):
+        client, ours, warm, client_full, ours_full = _measure(size, args.runs)
         print(
             f"{size:>7} | {client * 1000:>12.2f} ms | {ours * 1000:>8.2f} ms | "
             f"{client / ours:>5.1f}x | {warm * 1000:>9.2f} ms | {client / warm:>5.0f}x | "

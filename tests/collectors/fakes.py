@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 
@@ -20,6 +21,8 @@ from bridge.integration import Integration
 from bridge.messages import Message
 from bridge.operations import OperationRecorder
 from collectors.host import HostSample, IoCounters
+
+M = TypeVar("M", bound=Message)
 
 
 class VirtualTime:
@@ -66,7 +69,7 @@ class FakeProbe:
             raise self.fail
         return self.next
 
-    def set(self, **changes: float) -> None:
+    def set(self, **changes: Any) -> None:
         self.next = replace(self.next, **changes)
 
     def io(self) -> IoCounters:
@@ -84,7 +87,7 @@ class RecordingIntegration(Integration):
         self.published.append((topic, message))
         return PublishResult(PublishStatus.PUBLISHED, "id")
 
-    def of(self, model: type[Message]) -> list[Message]:
+    def of(self, model: type[M]) -> list[M]:
         """What was published of one type."""
         return [message for _, message in self.published if isinstance(message, model)]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bridge.messages import (
@@ -22,7 +24,7 @@ DEFAULTS = {
 }
 
 
-def _collector(probe, integration=None, thresholds=DEFAULTS, readiness=None):
+def _collector(probe, integration=None, thresholds=DEFAULTS, readiness=None) -> Any:
     integration = integration or make_integration()
     ticks = iter(i * 0.004 for i in range(1000))  # each timer read 4 ms after the last
     collector = HealthCollector(
@@ -58,15 +60,20 @@ def test_publishes_node_resources_process_and_check():
     collector, integration = _collector(FakeProbe())
     collector.collect()
     (check,) = integration.of(HealthCheck)
-    assert check.result == "pass" and check.duration_ms == pytest.approx(4.0)
+    assert check.result == "pass"
+    assert check.duration_ms == pytest.approx(4.0)
     assert check.check_name == "host_resources"
     (node,) = integration.of(NodeHealth)
-    assert node.status == "healthy" and node.node == "n1"
-    assert node.memory_usage == 50.0 and node.disk_usage == 30.0 and node.load_avg == 0.5
+    assert node.status == "healthy"
+    assert node.node == "n1"
+    assert node.memory_usage == 50.0
+    assert node.disk_usage == 30.0
+    assert node.load_avg == 0.5
     assert node.checks["process"] == {"rss_bytes": 5e7, "open_fds": 12}
     usage = {m.resource_type: m for m in integration.of(ResourceUsage)}
     assert set(usage) == {"cpu", "memory", "disk"}
-    assert usage["cpu"].usage_percent == 10.0 and usage["cpu"].total_available == 4
+    assert usage["cpu"].usage_percent == 10.0
+    assert usage["cpu"].total_available == 4
     assert usage["memory"].current_used == 4e9
     process = {m.metric_name: m.value for m in integration.of(PerformanceMetric)}
     assert process == {"resident_memory_bytes": 5e7, "open_fds": 12.0}
@@ -104,7 +111,8 @@ def test_a_failed_reading_is_a_failed_check_and_unknown_node():
     collector, integration = _collector(probe)
     collector.collect()
     (check,) = integration.of(HealthCheck)
-    assert check.result == "fail" and "no /proc" in (check.error or "")
+    assert check.result == "fail"
+    assert "no /proc" in (check.error or "")
     (node,) = integration.of(NodeHealth)
     assert node.status == "unknown"
 
@@ -140,8 +148,10 @@ def test_real_psutil_readings_are_plausible():
     """The psutil probe reads this host: percentages in range, this process's RSS and fds."""
     sample = PsutilProbe().sample()
     assert 0 <= sample.cpu_percent <= 100
-    assert 0 < sample.memory_percent < 100 and sample.memory_total > sample.memory_used > 0
-    assert 0 < sample.disk_percent <= 100 and sample.disk_total > 0
+    assert 0 < sample.memory_percent < 100
+    assert sample.memory_total > sample.memory_used > 0
+    assert 0 < sample.disk_percent <= 100
+    assert sample.disk_total > 0
     assert sample.rss_bytes > 10_000_000  # a Python interpreter with pydantic loaded
     assert sample.open_fds is None or sample.open_fds >= 3
     assert sample.cpu_count >= 1

@@ -25,7 +25,8 @@ async def test_announces_start_and_stop_once_with_the_version():
     assert {m.version for m in lifecycle} == {__version__}
     assert {m.system_name for m in lifecycle} == {"exesdb_bridge"}
     (config,) = integration.of(SystemConfig)
-    assert config.changes == {"node": "n1"} and config.component == "exesdb_bridge"
+    assert config.changes == {"node": "n1"}
+    assert config.component == "exesdb_bridge"
 
 
 def test_public_config_has_no_secrets():
@@ -37,7 +38,9 @@ def test_public_config_has_no_secrets():
         EXESDB_NODE="n1",
     )
     shown = repr(public_config(settings))
-    assert "sss" not in shown and "admin-token-value" not in shown and "pass" not in shown
+    assert "sss" not in shown
+    assert "admin-token-value" not in shown
+    assert "pass" not in shown
     assert public_config(settings)["bus"] == "redis"
 
 

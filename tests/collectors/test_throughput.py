@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bridge.messages import LatencyMetric, PerformanceMetric, ThroughputMetric
@@ -10,7 +12,7 @@ from tests.collectors.fakes import FakeProbe, VirtualTime, make_bus, make_integr
 from tests.sinks.prometheus_support import envelope
 
 
-def _collector(integration=None, probe=None, wall=None):
+def _collector(integration=None, probe=None, wall=None) -> Any:
     virtual = VirtualTime()
     integration = integration or make_integration()
     collector = ThroughputCollector(
@@ -34,7 +36,8 @@ def test_publishes_throughput_and_six_latency_figures_per_operation():
     throughput = [(t, m) for t, m in integration.published if isinstance(m, ThroughputMetric)]
     assert [(t, m.count) for t, m in throughput] == [("throughput", 90), ("throughput:error", 10)]
     ok = throughput[0][1]
-    assert ok.duration_ms == pytest.approx(20_000) and ok.rate_per_sec == pytest.approx(5.0)
+    assert ok.duration_ms == pytest.approx(20_000)
+    assert ok.rate_per_sec == pytest.approx(5.0)
     latency = {m.percentile: m for m in integration.of(LatencyMetric)}
     assert set(latency) == {"p50", "p95", "p99", "min", "max", "avg"}
     assert latency["min"].latency_ms == pytest.approx(1.0)

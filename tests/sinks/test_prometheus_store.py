@@ -80,7 +80,8 @@ def test_cap_refuses_new_label_sets_and_counts_them():
     assert not gauge.set(("4",), 4.0)
     assert gauge.set(("0",), 10.0)
     text = store.render()
-    assert 'id="3"' not in text and 'id="4"' not in text
+    assert 'id="3"' not in text
+    assert 'id="4"' not in text
     assert 'exesdb_test_value{id="0"} 10.0\n' in text
     assert 'exesdb_prometheus_series_refused_total{metric="exesdb_test_value"} 2.0\n' in text
     assert "exesdb_prometheus_series_limit 3.0\n" in text
