@@ -297,13 +297,14 @@ class Bus:
         check_topic(topic)
         now = datetime.now(UTC)
         now = now.replace(microsecond=now.microsecond - now.microsecond % 1000)
-        node = getattr(payload, "node", None) or self.node
+        # The envelope names the publishing node; a payload's own node may be another
+        # (e.g. an alert about a peer).
         envelope = Envelope(
             message_id or new_message_id(),
             payload.INSTANCE,
             topic,
             payload.TAG,
-            node if isinstance(node, str) else self.node,
+            self.node,
             now,
             payload,
             now.timestamp(),
