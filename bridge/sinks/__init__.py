@@ -1,1 +1,1 @@
-"""What verified bus messages become: Prometheus series, OTLP spans and logs, alert deliveries."""
+"""Sinks: what verified bus messages become (Prometheus series, OTLP spans and logs, alerts)."""

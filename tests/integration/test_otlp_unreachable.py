@@ -12,19 +12,45 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from bridge.app import Bridge
+from bridge.app import Bridge, ComponentFactory
 from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
 from bridge.config import load_settings
 from bridge.messages import DebugTrace, LogEntry
-from tests.support import TEST_SECRET, BridgeProcess, async_wait_until, free_port, http_get
+from bridge.sinks.otlp import otlp_component
+from bridge.sinks.prometheus import prometheus_sink
+from tests.support import (
+    TEST_SECRET,
+    BridgeProcess,
+    async_wait_until,
+    free_port,
+    http_get,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
+
+# The sinks without the collectors, so that only the test's messages are exported.
+SINKS: list[ComponentFactory] = [prometheus_sink, otlp_component]
 
 MESSAGES = 10_000
 
 
 def _sample(bridge: Bridge, name: str, **labels: str) -> float:
     return bridge.registry.get_sample_value(name, labels) or 0.0
+
+
+def _exposed(text: str, name: str, label: str) -> float:
+    """The summed value of ``name`` series carrying ``label`` (e.g. 'level="info"')."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and label in line:
+            total += float(line.rsplit(" ", 1)[-1])
+    return total
+
+
+def _log_entries(bridge: Bridge) -> float:
+    text = bridge.render_metrics("text/plain")[0].decode()
+    return _exposed(text, "exesdb_log_entries_total", 'level="info"')
 
 
 @pytest.fixture(params=["grpc", "http/protobuf"])
@@ -39,7 +65,7 @@ async def bridge(
     monkeypatch.setenv("OTEL_BLRP_SCHEDULE_DELAY", "50")
     monkeypatch.setenv("EXESDB_OTLP_QUEUE_SIZE", "100")
     monkeypatch.setenv("EXESDB_SHUTDOWN_TIMEOUT_MS", "2000")  # the sink gets 1 s to close
-    bridge = Bridge(load_settings(), registry=CollectorRegistry())
+    bridge = Bridge(load_settings(), registry=CollectorRegistry(), components=SINKS)
     await bridge.start(serve_http=False)
     yield bridge
     await bridge.aclose()
@@ -61,6 +87,9 @@ async def test_publishing_ten_thousand_messages_is_not_held_up(bridge: Bridge) -
     assert published < 10, f"publishing took {published:.1f}s"
 
     await async_wait_until(lambda: len(seen) == MESSAGES, 20, "the other subscriber")
+    await async_wait_until(
+        lambda: _log_entries(bridge) == MESSAGES / 2, 20, "the Prometheus sink's log counter"
+    )
     assert (
         _sample(bridge, "exesdb_bus_published_total", pubsub="ex_esdb_logging", tag="log_entry")
         == MESSAGES / 2
@@ -136,17 +165,17 @@ def test_bridge_process_stops_within_ten_seconds_with_collector_unreachable(
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 202
 
-    def dropped() -> float:
-        _, text = http_get(process.url + "/metrics")
-        for line in text.decode().splitlines():
-            if line.startswith('exesdb_otlp_dropped_total{signal="logs"}'):
-                return float(line.split()[-1])
-        return 0.0
+    def exposed(name: str, label: str) -> float:
+        return _exposed(http_get(process.url + "/metrics")[1].decode(), name, label)
 
-    deadline = time.monotonic() + 10
-    while dropped() == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert dropped() > 0
+    wait_until(
+        lambda: exposed("exesdb_log_entries_total", 'level="error"') == 1000,
+        10,
+        "the Prometheus sink's log counter",
+    )
+    wait_until(
+        lambda: exposed("exesdb_otlp_dropped_total", 'signal="logs"') > 0, 10, "counted drops"
+    )
     status, _ = http_get(process.url + "/readyz")
     assert status == 200
 
