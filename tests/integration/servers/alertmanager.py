@@ -70,19 +70,19 @@ class AlertmanagerServer:
         config_path = workdir / "alertmanager.yml"
         config_path.write_text(self.config())
         self.log_path = workdir / "alertmanager.log"
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                f"--config.file={config_path}",
-                f"--storage.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--cluster.listen-address=",
-                "--log.level=warn",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    self.binary,
+                    f"--config.file={config_path}",
+                    f"--storage.path={workdir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--cluster.listen-address=",
+                    "--log.level=warn",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         wait_until(
             lambda: self._alive() and http_get(self.url + "/-/ready")[0] == 200,
             ready_timeout,

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry
 
@@ -18,6 +19,7 @@ from bridge.sinks.alerts import AlertSink
 from tests.support import ADMIN_TOKEN
 
 T0 = 1_800_000_000.0
+M = TypeVar("M", bound=Message)
 
 
 def envelope(
@@ -51,7 +53,7 @@ class Watcher:
     def __call__(self, envelope: Envelope) -> None:
         self.seen.append(envelope)
 
-    def of(self, model: type[Message]) -> list[Message]:
+    def of(self, model: type[M]) -> list[M]:
         """The payloads of one type seen so far."""
         return [e.payload for e in self.seen if isinstance(e.payload, model)]
 
