@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from bridge import __version__
 from bridge.config import Settings, load_settings
-from bridge.errors import ConfigError
+from bridge.errors import BridgeError, ConfigError
 
 __all__ = ["main"]
 
@@ -81,6 +81,10 @@ async def _serve(settings: Settings, demo: bool) -> int:
         await bridge.start()
     except OSError as exc:
         _logger.error("cannot listen on %s: %s", settings.http_addr, exc)
+        await bridge.aclose()
+        return EXIT_FAILED
+    except BridgeError as exc:  # e.g. the alert outbox cannot be opened
+        _logger.error("%s", exc)
         await bridge.aclose()
         return EXIT_FAILED
     _logger.info("exesdb-bridge %s running as node %s", __version__, settings.node)

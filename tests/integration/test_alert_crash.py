@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,7 +90,7 @@ def test_sigkill_with_receiver_down_loses_nothing(
     """SIGKILLed while its receiver is down, a bridge's alerts all arrive from its successor."""
     receiver: WebhookReceiver = webhook_receiver(start=False)
     state = tmp_path / "state"
-    env = {
+    env: dict[str, Any] = {
         "EXESDB_INGEST": "true",
         "EXESDB_WEBHOOK_URLS": receiver.url,
         "EXESDB_WEBHOOK_BACKOFF_MS": "100",

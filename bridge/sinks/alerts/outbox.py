@@ -549,6 +549,15 @@ class Outbox:
                 (state.value, next_attempt_at, status, error, finished, delivery_id),
             )
 
+    def orphaned(self) -> int:
+        """Pending deliveries for URLs this outbox was not opened with."""
+        query = "SELECT COUNT(*) FROM deliveries WHERE state = ?"
+        if self.urls:
+            query += f" AND url NOT IN ({','.join('?' * len(self.urls))})"
+        with self._lock:
+            row = self._db.execute(query, (DeliveryState.PENDING.value, *self.urls)).fetchone()
+        return int(row[0])
+
     def deliveries(self, state: str | None = None, limit: int = 1000) -> list[Delivery]:
         """Deliveries, newest first, optionally in one state."""
         query = "SELECT * FROM deliveries"

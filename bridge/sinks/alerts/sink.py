@@ -105,17 +105,13 @@ class AlertSink:
     ) -> None:
         self.settings = settings
         self.external_url = external_url(settings)
-        urls = tuple(dict.fromkeys(settings.webhook_urls))
-        try:
-            self.outbox = Outbox.in_dir(settings.state_dir, urls=urls)
-        except (OSError, sqlite3.Error) as exc:
-            raise BridgeError(
-                f"EXESDB_STATE_DIR: cannot open the alert outbox in {settings.state_dir!r}: {exc}"
-            ) from exc
+        self._urls = tuple(dict.fromkeys(settings.webhook_urls))
         self._publish = publish
         self._recorder = recorder
         self._clock = clock
+        self._random = random
         self._sleep = sleep
+        self._alertmanager_interval = alertmanager_interval
         self._db = DbThread()
         self._depth = OutboxDepth(0, 0, 0)
         self._min_severity = settings.webhook_min_severity
@@ -126,51 +122,18 @@ class AlertSink:
             clock=clock,
             monotonic=monotonic,
         )
-        policy = RetryPolicy(
+        self.policy = RetryPolicy(
             backoff=settings.webhook_backoff_ms / 1000,
             max_backoff=settings.webhook_max_backoff_ms / 1000,
             deadline=settings.webhook_deadline_ms / 1000,
         )
-        self.workers = {
-            url: DeliveryWorker(
-                url,
-                outbox=self.outbox,
-                db=self._db,
-                sender=self.sender,
-                policy=policy,
-                group_wait=settings.webhook_group_wait_ms / 1000,
-                build=self._build,
-                report=self._report,
-                clock=clock,
-                random=random,
-                sleep=sleep,
-            )
-            for url in urls
-        }
-        self.escalator = Escalator(
-            outbox=self.outbox,
-            db=self._db,
-            after_seconds=settings.escalation_after_ms / 1000,
-            publish=publish,
-            notify=self._changed,
-            clock=clock,
-        )
+        # Built in start(): constructing a bridge touches no file.
+        self._outbox: Outbox | None = None
+        self._escalator: Escalator | None = None
+        self.workers: dict[str, DeliveryWorker] = {}
+        self.alertmanager: AlertmanagerPoster | None = None
+        self._ready = asyncio.Event()
         self._register_metrics(registry)
-        self.alertmanager = (
-            AlertmanagerPoster(
-                settings.alertmanager_url,
-                outbox=self.outbox,
-                db=self._db,
-                external_url=self.external_url,
-                timeout=settings.webhook_timeout_ms / 1000,
-                interval=alertmanager_interval,
-                count=lambda result: self._am_posts.labels(result).inc(),
-                clock=clock,
-                sleep=sleep,
-            )
-            if settings.alertmanager_url
-            else None
-        )
         self.subscription = bus.subscribe(
             "alerts",
             self._on_message,
@@ -219,13 +182,72 @@ class AlertSink:
 
     # -- life cycle --
 
+    @property
+    def outbox(self) -> Outbox:
+        """The open outbox (from start() to aclose())."""
+        if self._outbox is None:
+            raise BridgeError("the alert sink has not started")
+        return self._outbox
+
     async def start(self) -> None:
-        """Start the delivery workers, housekeeping and the Alertmanager poster."""
+        """Open the outbox; start the delivery workers, housekeeping and Alertmanager poster."""
         if self._started:
             return
         self._started = True
+        settings = self.settings
+        try:
+            outbox = await self._db.call(Outbox.in_dir, settings.state_dir, urls=self._urls)
+        except (OSError, sqlite3.Error) as exc:
+            raise BridgeError(
+                f"EXESDB_STATE_DIR: cannot open the alert outbox in {settings.state_dir!r}: {exc}"
+            ) from exc
+        self._outbox = outbox
+        self._escalator = Escalator(
+            outbox=outbox,
+            db=self._db,
+            after_seconds=settings.escalation_after_ms / 1000,
+            publish=self._publish,
+            notify=self._changed,
+            clock=self._clock,
+        )
+        self.workers = {
+            url: DeliveryWorker(
+                url,
+                outbox=outbox,
+                db=self._db,
+                sender=self.sender,
+                policy=self.policy,
+                group_wait=settings.webhook_group_wait_ms / 1000,
+                build=self._build,
+                report=self._report,
+                clock=self._clock,
+                random=self._random,
+                sleep=self._sleep,
+            )
+            for url in self._urls
+        }
+        if settings.alertmanager_url:
+            self.alertmanager = AlertmanagerPoster(
+                settings.alertmanager_url,
+                outbox=outbox,
+                db=self._db,
+                external_url=self.external_url,
+                timeout=settings.webhook_timeout_ms / 1000,
+                interval=self._alertmanager_interval,
+                count=lambda result: self._am_posts.labels(result).inc(),
+                clock=self._clock,
+                sleep=self._sleep,
+            )
         await self.sender.start()
-        self._depth = await self._db.call(self.outbox.depth)
+        self._depth = await self._db.call(outbox.depth)
+        orphaned = await self._db.call(outbox.orphaned)
+        if orphaned:
+            _logger.warning(
+                "alerts: %d pending delivery(ies) are for URLs no longer in EXESDB_WEBHOOK_URLS;"
+                " they wait until the URL returns",
+                orphaned,
+            )
+        self._ready.set()
         for worker in self.workers.values():
             worker.start()
         if self.alertmanager is not None:
@@ -237,7 +259,7 @@ class AlertSink:
             "alerts: %d webhook(s)%s; outbox %s: %d pending, %d dead-lettered",
             len(self.workers),
             ", Alertmanager " + self.alertmanager.shown_url if self.alertmanager else "",
-            self.outbox.path,
+            outbox.path,
             self._depth.queued + self._depth.pending,
             self._depth.dead,
         )
@@ -268,11 +290,13 @@ class AlertSink:
                 await task
         await self.sender.aclose()
         await asyncio.to_thread(self._db.close)
-        self.outbox.close()
+        if self._outbox is not None:
+            self._outbox.close()
 
     # -- the bus stage --
 
     async def _on_message(self, envelope: Envelope) -> None:
+        await self._ready.wait()  # messages may arrive between bus start and ours
         payload = envelope.payload
         if isinstance(payload, AlertAck):
             await self._acknowledge(
@@ -346,12 +370,14 @@ class AlertSink:
         self._house_wake.set()
 
     async def _housekeeping(self) -> None:
-        tick = min(_HOUSEKEEPING_SECONDS, self.escalator.after_seconds / 4)
+        escalator = self._escalator
+        assert escalator is not None
+        tick = min(_HOUSEKEEPING_SECONDS, escalator.after_seconds / 4)
         last_prune = self._clock()
         while not self._closed:
             self._house_wake.clear()
             try:
-                await self.escalator.tick()
+                await escalator.tick()
                 self._depth = await self._db.call(self.outbox.depth)
                 now = self._clock()
                 if now - last_prune >= _PRUNE_EVERY_SECONDS:

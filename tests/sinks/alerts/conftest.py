@@ -12,7 +12,7 @@ from typing import TypeVar
 from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
-from bridge.bus import Envelope
+from bridge.bus import Envelope, Transport
 from bridge.config import Settings
 from bridge.messages import Message, SystemAlert
 from bridge.sinks.alerts import AlertSink
@@ -65,6 +65,7 @@ async def alert_bridge(
     clock: Callable[[], float] = time.time,
     serve_http: bool = True,
     alertmanager_interval: float = 60.0,
+    transport: Transport | None = None,
     **env: str,
 ) -> AsyncIterator[tuple[Bridge, AlertSink, Watcher]]:
     """An in-process bridge whose only component is the alert sink, and a bus watcher.
@@ -95,11 +96,13 @@ async def alert_bridge(
         sinks.append(sink)
         return sink
 
-    bridge = Bridge(settings, registry=CollectorRegistry(), components=[factory])
+    bridge = Bridge(
+        settings, registry=CollectorRegistry(), transport=transport, components=[factory]
+    )
     watcher = Watcher()
     bridge.bus.subscribe("test-watcher", watcher, instances=["ex_esdb_alerts"])
-    await bridge.start(serve_http=serve_http)
     try:
+        await bridge.start(serve_http=serve_http)
         yield bridge, sinks[0], watcher
     finally:
         await bridge.aclose()

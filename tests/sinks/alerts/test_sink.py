@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
+import bridge.sinks.alerts as alerts_package
+from bridge.bus import Frame, MemoryTransport
+from bridge.errors import BridgeError
 from bridge.messages import AlertAck, AlertEscalation, NodeHealth, NodeLifecycle
+from bridge.sinks.alerts import Outbox
 from tests.sinks.alerts.conftest import Clock, alert_bridge, system_alert
 from tests.support import ADMIN_TOKEN, async_wait_until
 
@@ -127,3 +133,73 @@ async def test_unacknowledged_alert_escalates_level_by_level(tmp_path: Path) -> 
             ("level2", "level3"),
         ]
         assert _field(sink, "a1", "level") == 3
+
+
+class GroupTransport(MemoryTransport):
+    """Hands frames over as work-queue (group) frames whose ack records what was on disk."""
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__()
+        self.state_dir = state_dir
+        self.acked: list[tuple[str, bool]] = []
+
+    def send(self, frame: Frame) -> bool:
+        envelope = frame.decoded
+        assert envelope is not None
+
+        async def ack() -> None:
+            alert_id = getattr(envelope.payload, "alert_id", "")
+            # A separate connection sees only what was committed.
+            reader = Outbox.in_dir(self.state_dir)
+            self.acked.append((alert_id, reader.alert(alert_id) is not None))
+            reader.close()
+
+        return super().send(replace(frame, group=True, ack=ack))
+
+
+async def test_group_frames_are_acked_only_after_the_outbox_commit(tmp_path: Path) -> None:
+    """On a work-queue transport the alert is committed before the bus acknowledges the frame."""
+    transport = GroupTransport(tmp_path)
+    async with alert_bridge(tmp_path, serve_http=False, transport=transport) as (bridge, sink, _):
+        assert sink.subscription.group
+        assert sink.subscription.max_queue == bridge.settings.alert_queue_size
+        for number in range(5):
+            bridge.bus.publish("disk_full", system_alert(f"g{number}"))
+        await async_wait_until(lambda: len(transport.acked) == 5, what="five acks")
+    assert transport.acked == [(f"g{n}", True) for n in range(5)]
+
+
+async def test_unusable_state_dir_stops_start_naming_the_variable(tmp_path: Path) -> None:
+    """A state directory that cannot hold the outbox fails start-up with EXESDB_STATE_DIR named."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(BridgeError, match="EXESDB_STATE_DIR"):
+        async with alert_bridge(blocker / "state"):
+            pass
+
+
+def test_public_names_are_pinned() -> None:
+    """The package exports exactly these names."""
+    assert alerts_package.__all__ == sorted(alerts_package.__all__)
+    assert set(alerts_package.__all__) == {
+        "AlertEvent",
+        "AlertRecord",
+        "AlertSink",
+        "AlertState",
+        "AttemptResult",
+        "Delivery",
+        "DeliveryState",
+        "DeliveryWorker",
+        "Outbox",
+        "OutboxDepth",
+        "Outcome",
+        "RetryPolicy",
+        "WebhookSender",
+        "alert_event",
+        "build_payloads",
+        "classify",
+        "fingerprint",
+        "meets",
+        "parse_retry_after",
+        "webhook_body",
+    }
