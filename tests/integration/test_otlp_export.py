@@ -28,7 +28,7 @@ from bridge.messages import (
 from bridge.sinks.otlp import otlp_component
 from bridge.sinks.prometheus import prometheus_sink
 from tests.integration.servers.otlp import GrpcOtlpReceiver, HttpOtlpReceiver
-from tests.support import async_wait_until
+from tests.support import async_wait_until, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -320,5 +320,52 @@ async def test_prometheus_series_are_mirrored_as_otlp_metrics(
             10,
             "counted metric exports",
         )
+    finally:
+        await bridge.aclose()
+
+
+async def test_alert_sink_webhook_attempts_become_client_spans(
+    receiver: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """Each webhook attempt the alert sink reports arrives as a 'webhook delivery' CLIENT span."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    monkeypatch.setenv("EXESDB_WEBHOOK_URLS", f"http://127.0.0.1:{free_port()}/hooks/secret-token")
+    monkeypatch.setenv("EXESDB_WEBHOOK_GROUP_WAIT_MS", "0")
+    monkeypatch.setenv("EXESDB_WEBHOOK_BACKOFF_MS", "100")
+    monkeypatch.setenv("EXESDB_STATE_DIR", str(tmp_path))
+    bridge = Bridge(load_settings(), registry=CollectorRegistry())
+    await bridge.start(serve_http=False)
+    try:
+        bridge.bus.publish(
+            "node_failure",
+            SystemAlert(
+                alert_id="alert-1",
+                severity="critical",
+                category="system",
+                title="node down",
+                description="d",
+                source="s",
+                node="n",
+            ),
+        )
+
+        def attempts() -> list[Any]:
+            return [
+                span
+                for span in receiver.spans
+                if span.name == "webhook delivery"
+                and span.attributes["exesdb.alert_id"] == "alert-1"
+            ]
+
+        spans = await async_wait_until(lambda: attempts(), 20, "a webhook delivery span")
+        span = spans[0]
+        assert span.kind == SPAN_KIND_CLIENT
+        assert span.status_code == STATUS_ERROR
+        assert span.attributes["exesdb.status"] == "failed"
+        assert span.attributes["exesdb.delivery_method"] == "webhook"
+        assert span.attributes["exesdb.recipient"].startswith("http://127.0.0.1:")
+        assert "secret-token" not in repr(span.attributes)
     finally:
         await bridge.aclose()
