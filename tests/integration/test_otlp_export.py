@@ -286,7 +286,7 @@ async def test_refused_exports_are_counted_and_reported(bridge: Bridge, receiver
 async def test_prometheus_series_are_mirrored_as_otlp_metrics(
     receiver: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With EXESDB_OTLP_METRICS the registry's counters and gauges arrive as sums and gauges."""
+    """With EXESDB_OTLP_METRICS the /metrics series arrive as OTLP sums and gauges."""
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
     monkeypatch.setenv("EXESDB_OTLP_METRICS", "true")
@@ -306,7 +306,14 @@ async def test_prometheus_series_are_mirrored_as_otlp_metrics(
                             return value
             return 0.0
 
+        def log_entries() -> float:
+            for metric in reversed(receiver.metrics):
+                if metric.name == "exesdb_log_entries":
+                    return dict((labels["level"], value) for labels, value in metric.points)["info"]
+            return 0.0
+
         await async_wait_until(lambda: published() == 3, 15, "the mirrored counter")
+        await async_wait_until(lambda: log_entries() == 3, 15, "the Prometheus sink's series")
         by_name = {metric.name: metric for metric in receiver.metrics}
         counter = by_name["exesdb_bus_published"]
         assert (counter.kind, counter.is_monotonic) == ("sum", True)
@@ -314,6 +321,10 @@ async def test_prometheus_series_are_mirrored_as_otlp_metrics(
         assert by_name["exesdb_integration_enabled"].kind == "gauge"
         assert by_name["exesdb_integration_enabled"].points == [({}, 1.0)]
         assert by_name["exesdb_build_info"].points[0][0] == {"version": __version__}
+        # The Prometheus sink's own series (rendered by its store, not the registry) too.
+        entries = by_name["exesdb_log_entries"]
+        assert (entries.kind, entries.is_monotonic) == ("sum", True)
+        assert entries.points[0][0] == {"node": "n", "level": "info"}
         assert not [name for name in by_name if name.endswith("_created")]
         await async_wait_until(
             lambda: _sample(bridge, "exesdb_otlp_exported_total", signal="metrics") > 0,

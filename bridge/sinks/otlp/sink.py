@@ -40,6 +40,7 @@ from prometheus_client import CollectorRegistry
 
 from bridge import __version__
 from bridge.bus import Bus, Envelope
+from bridge.component import HasExposition
 from bridge.operations import OperationRecorder
 from bridge.sinks.otlp.batching import BatchSettings, BoundedBatcher
 from bridge.sinks.otlp.mapping import LogSpec, SpanSpec, translate
@@ -222,6 +223,7 @@ class OtlpSink:
         queue_size: int,
         close_seconds: float = 4.0,
         environ: Mapping[str, str] = os.environ,
+        expositions: Callable[[], list[str]] = list,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._metrics = OtlpMetrics(registry)
@@ -246,6 +248,7 @@ class OtlpSink:
                 InstrumentationScope(SCOPE_NAME, __version__),
                 self._exported_callback("metrics"),
                 environ,
+                expositions,
             )
         for signal, exporter in self._exporters.items():
             if signal == "metrics":
@@ -295,6 +298,12 @@ class OtlpSink:
             queue_size=settings.otlp_queue_size,
             # Leave the bus and the HTTP server their share of the shutdown budget.
             close_seconds=min(5.0, settings.shutdown_timeout_ms / 2000),
+            # What GET /metrics appends after the registry (the Prometheus sink's store).
+            expositions=lambda: [
+                component.render(True)
+                for component in bridge.components
+                if isinstance(component, HasExposition)
+            ],
         )
 
     @property
