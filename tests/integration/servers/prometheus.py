@@ -76,19 +76,19 @@ class PrometheusServer:
         config_path = workdir / "prometheus.yml"
         config_path.write_text(self.config())
         self.log_path = workdir / "prometheus.log"
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--storage.tsdb.retention.time=1h",
-                "--log.level=warn",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    self.binary,
+                    f"--config.file={config_path}",
+                    f"--storage.tsdb.path={workdir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--storage.tsdb.retention.time=1h",
+                    "--log.level=warn",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         wait_until(
             lambda: self._alive() and http_get(self.url + "/-/ready")[0] == 200,
             ready_timeout,
