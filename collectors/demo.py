@@ -17,12 +17,11 @@ ClusterMembership, ClusterHealth, a critical ``node_failure`` SystemAlert) and l
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -56,17 +55,13 @@ from bridge.messages import (
     SystemLifecycle,
     ThroughputMetric,
 )
+from collectors.health import Thresholds
+from collectors.scheduler import CollectorMetrics, Schedule
 
 if TYPE_CHECKING:
     from bridge.app import Bridge
 
-__all__ = [
-    "DEFAULT_NODES",
-    "DEFAULT_STORES",
-    "DemoCluster",
-    "Thresholds",
-    "demo_component",
-]
+__all__ = ["DEFAULT_NODES", "DEFAULT_STORES", "DEFAULT_THRESHOLDS", "DemoCluster", "demo_component"]
 
 _logger = logging.getLogger(__name__)
 
@@ -94,28 +89,12 @@ _MODULES: Final = (
 _USERS: Final = ("alice", "bob", "carol", "ops-bot", "billing-svc")
 _GiB: Final = 1024.0**3
 
-
-@dataclass(frozen=True, slots=True)
-class Thresholds:
-    """Percent at which a resource makes a node degraded, then unhealthy (SPEC section 5)."""
-
-    cpu: tuple[float, float] = (85.0, 95.0)
-    memory: tuple[float, float] = (85.0, 95.0)
-    disk: tuple[float, float] = (85.0, 95.0)
-
-    def status(self, cpu: float, memory: float, disk: float) -> str:
-        """The worst status any resource puts the node in."""
-        worst = "healthy"
-        for value, (degraded, unhealthy) in (
-            (cpu, self.cpu),
-            (memory, self.memory),
-            (disk, self.disk),
-        ):
-            if value >= unhealthy:
-                return "unhealthy"
-            if value >= degraded:
-                worst = "degraded"
-        return worst
+DEFAULT_THRESHOLDS: Final = {
+    "cpu": Thresholds(85.0, 95.0),
+    "memory": Thresholds(85.0, 95.0),
+    "disk": Thresholds(85.0, 95.0),
+}
+"""SPEC section 5's defaults; the factory takes the configured ones."""
 
 
 @dataclass(slots=True)
@@ -152,12 +131,12 @@ class DemoCluster:
         stores: Sequence[str] = DEFAULT_STORES,
         interval: float = 1.0,
         seed: int | None = None,
-        thresholds: Thresholds | None = None,
+        thresholds: Mapping[str, Thresholds] = DEFAULT_THRESHOLDS,
         failure_chance: float = 1 / 120,
         stress_chance: float = 1 / 40,
+        metrics: CollectorMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        on_error: Callable[[], None] | None = None,
     ) -> None:
         if not nodes:
             raise ValueError("nodes: the demo needs at least one node")
@@ -167,18 +146,25 @@ class DemoCluster:
         self._stores = tuple(stores)
         self.interval = interval
         self._rng = random.Random(seed)
-        self._thresholds = thresholds or Thresholds()
+        self._thresholds = dict(thresholds)
         self._failure_chance = failure_chance
         self._stress_chance = stress_chance
         self._clock = clock
-        self._sleep = sleep
-        self._on_error = on_error
         self._nodes = [self._new_node(name) for name in nodes]
         self._last_step: float | None = None
         self._steps = 0
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
         self.published = 0
+        # The collectors' scheduler: steady ticks, failures logged and counted in
+        # exesdb_collector_runs_total{collector="demo",result="error"}, quiet while disabled.
+        self.schedule = Schedule(
+            self.name,
+            interval,
+            self._tick,
+            enabled=integration.enabled,
+            metrics=metrics,
+            clock=clock,
+            sleep=sleep,
+        )
 
     def _new_node(self, name: str) -> _Node:
         rng = self._rng
@@ -195,8 +181,13 @@ class DemoCluster:
 
     async def start(self) -> None:
         """Begin publishing, one step every ``interval`` seconds."""
-        if self._task is None and not self._closed:
-            self._task = asyncio.create_task(self._run(), name="demo-cluster")
+        if not self.schedule.running:
+            _logger.info(
+                "demo traffic on: %d simulated nodes, a step every %.2fs",
+                len(self._nodes),
+                self.interval,
+            )
+        self.schedule.start()
 
     def readiness(self) -> str | None:
         """Always ready: demo traffic is optional."""
@@ -204,27 +195,10 @@ class DemoCluster:
 
     async def aclose(self) -> None:
         """Stop publishing; idempotent."""
-        self._closed = True
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.schedule.aclose()
 
-    async def _run(self) -> None:
-        _logger.info(
-            "demo traffic on: %d simulated nodes, a step every %.2fs",
-            len(self._nodes),
-            self.interval,
-        )
-        while not self._closed:
-            try:
-                self.publish_step()
-            except Exception:
-                _logger.exception("demo step failed")
-                if self._on_error is not None:
-                    self._on_error()
-            await self._sleep(self.interval)
+    def _tick(self) -> None:
+        self.publish_step()
 
     def publish_step(self) -> int:
         """Run one step and publish what it produced; returns how many were published."""
@@ -360,6 +334,7 @@ class DemoCluster:
             )
         )
         out.append(self._membership("node_removed", [node.name]))
+        out.append(("cluster:health", self._build(NodeHealth, node=node.name, status="unknown")))
         out.append(
             (
                 "node_failure",
@@ -424,8 +399,20 @@ class DemoCluster:
         node.disk = _clamp(node.disk + rng.gauss(0.02, 0.1), 5, 99.5)
         node.network = _clamp(node.network + 0.2 * (15 - node.network) + rng.gauss(0, 2), 0, 100)
 
+    def status_of(self, cpu: float, memory: float, disk: float) -> str:
+        """The worst status the thresholds give the three readings."""
+        statuses = {
+            self._thresholds[name].status(value)
+            for name, value in (("cpu", cpu), ("memory", memory), ("disk", disk))
+            if name in self._thresholds
+        }
+        for status in ("unhealthy", "degraded"):
+            if status in statuses:
+                return status
+        return "healthy"
+
     def _node_health(self, node: _Node, out: list[tuple[str, Message]]) -> None:
-        status = self._thresholds.status(node.cpu, node.memory, node.disk)
+        status = self.status_of(node.cpu, node.memory, node.disk)
         node.status = status
         out.append(
             (
@@ -434,7 +421,7 @@ class DemoCluster:
                     NodeHealth,
                     node=node.name,
                     status=status,
-                    checks={"cpu": node.cpu < self._thresholds.cpu[0], "raft": True},
+                    checks={"cpu": status == "healthy", "raft": True},
                     load_avg=round(node.cpu / 100 * 4 + self._rng.uniform(0, 0.3), 2),
                     memory_usage=round(node.memory, 2),
                     disk_usage=round(node.disk, 2),
@@ -507,6 +494,21 @@ class DemoCluster:
                             ThroughputMetric,
                             operation=f"{store}.{operation}",
                             count=count,
+                            duration_ms=elapsed * 1000,
+                            node=node.name,
+                        ),
+                    )
+                )
+                # Failed operations travel on a topic ending ":error" (result="error").
+                error_rate = 0.002 if node.status == "healthy" else 0.03
+                errors = round(count * error_rate * rng.uniform(0, 2))
+                out.append(
+                    (
+                        "metrics:error",
+                        self._build(
+                            ThroughputMetric,
+                            operation=f"{store}.{operation}",
+                            count=errors,
                             duration_ms=elapsed * 1000,
                             node=node.name,
                         ),
@@ -592,7 +594,8 @@ class DemoCluster:
         up = self._up()
         healthy = [node.name for node in up if node.status == "healthy"]
         degraded = [node.name for node in up if node.status == "degraded"]
-        unhealthy = [node.name for node in self._nodes if node.status == "unhealthy" or not node.up]
+        # A down node is in neither list: the sink counts it as down (total - the others).
+        unhealthy = [node.name for node in up if node.status == "unhealthy"]
         quorum = self._quorum()
         if quorum == "lost":
             status = "unhealthy"
@@ -827,20 +830,18 @@ def demo_component(bridge: Bridge) -> DemoCluster:
     """The ``--demo`` factory: a DemoCluster on the bridge's integration and thresholds.
 
     It steps every second (sooner when ``EXESDB_HEALTH_BROADCAST_INTERVAL`` is shorter), so
-    the dashboards fill at once; a failing step counts in
-    ``exesdb_sink_errors_total{subscriber="demo"}``.
+    the dashboards fill at once.
     """
     settings = bridge.settings
-    errors = bridge.bus_metrics.handler_errors.labels("demo")
     return DemoCluster(
         bridge.integration,
         interval=min(1.0, settings.health_broadcast_interval / 1000),
-        thresholds=Thresholds(
-            cpu=(settings.cpu_degraded, settings.cpu_unhealthy),
-            memory=(settings.memory_degraded, settings.memory_unhealthy),
-            disk=(settings.disk_degraded, settings.disk_unhealthy),
-        ),
-        on_error=errors.inc,
+        thresholds={
+            "cpu": Thresholds(settings.cpu_degraded, settings.cpu_unhealthy),
+            "memory": Thresholds(settings.memory_degraded, settings.memory_unhealthy),
+            "disk": Thresholds(settings.disk_degraded, settings.disk_unhealthy),
+        },
+        metrics=CollectorMetrics.for_registry(bridge.registry),
     )
 
 

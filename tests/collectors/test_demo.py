@@ -24,7 +24,9 @@ from bridge.messages import (
     SystemAlert,
     ThroughputMetric,
 )
-from collectors.demo import DEFAULT_NODES, DEFAULT_STORES, DemoCluster, Thresholds, demo_component
+from collectors.demo import DEFAULT_NODES, DEFAULT_STORES, DemoCluster, demo_component
+from collectors.health import Thresholds
+from collectors.scheduler import CollectorMetrics
 from tests.support import TEST_SECRET, async_wait_until
 
 
@@ -178,14 +180,14 @@ def test_failure_step_contents() -> None:
 
 def test_stress_degrades_nodes_by_the_thresholds() -> None:
     """Stressed nodes turn degraded or unhealthy exactly as the configured thresholds say."""
-    thresholds = Thresholds(cpu=(70.0, 90.0))
+    thresholds = {"cpu": Thresholds(70.0, 90.0), "memory": Thresholds(85.0, 95.0)}
     cluster = demo(stress_chance=1.0, thresholds=thresholds)
     statuses = set()
     for _ in range(30):
         step = cluster.step()
         cpu = {m.node: m.usage_percent for m in of(step, ResourceUsage) if m.resource_type == "cpu"}
         for health in of(step, NodeHealth):
-            expected = thresholds.status(cpu[health.node], health.memory_usage, health.disk_usage)
+            expected = cluster.status_of(cpu[health.node], health.memory_usage, health.disk_usage)
             # The published readings are rounded to two decimals; allow the boundary case.
             assert health.status == expected or abs(cpu[health.node] - 70) < 0.01
             statuses.add(health.status)
@@ -232,36 +234,44 @@ async def test_quiet_while_the_integration_is_disabled() -> None:
 
 
 async def test_runs_on_its_interval_and_closes_idempotently() -> None:
-    """start() steps once per (injected) sleep; aclose() stops it and may be called twice."""
+    """start() steps once per interval of the injected clock; aclose() stops it, twice is fine."""
     bridge = make_bridge()
-    sleeps: list[float] = []
+    clock = FakeClock()
 
     async def sleep(seconds: float) -> None:
-        sleeps.append(seconds)
+        clock.now += seconds
         await asyncio.sleep(0)
 
     await bridge.start(serve_http=False)
-    cluster = demo(bridge, interval=0.25, sleep=sleep)
+    cluster = demo(bridge, interval=0.25, clock=clock, sleep=sleep)
+    started = clock.now
     try:
         await cluster.start()
         await cluster.start()
-        await async_wait_until(lambda: len(sleeps) >= 3, what="three steps")
-        assert set(sleeps) == {0.25}
+        await async_wait_until(lambda: cluster.schedule.runs >= 4, what="four steps")
         assert cluster.readiness() is None
     finally:
         await cluster.aclose()
         await cluster.aclose()
         await bridge.aclose()
-    steps = len(sleeps)
+    runs = cluster.schedule.runs
+    assert clock.now - started == pytest.approx((runs - 1) * 0.25, abs=0.25)
     await asyncio.sleep(0.01)
-    assert len(sleeps) == steps
+    assert cluster.schedule.runs == runs
+    assert not cluster.schedule.running
 
 
 async def test_a_failing_step_is_counted_and_the_loop_goes_on() -> None:
-    """An exception in a step is logged, counted by on_error, and the next step still runs."""
+    """An exception in a step is logged and counted as an error run; the next step still runs."""
     bridge = make_bridge()
-    errors: list[int] = []
-    cluster = demo(bridge, sleep=lambda _: asyncio.sleep(0), on_error=lambda: errors.append(1))
+    registry = CollectorRegistry()
+    clock = FakeClock()
+
+    async def sleep(seconds: float) -> None:
+        clock.now += seconds
+        await asyncio.sleep(0)
+
+    cluster = demo(bridge, metrics=CollectorMetrics(registry), clock=clock, sleep=sleep)
     calls = 0
 
     def broken() -> list[tuple[str, Message]]:
@@ -277,7 +287,11 @@ async def test_a_failing_step_is_counted_and_the_loop_goes_on() -> None:
     finally:
         await cluster.aclose()
         await bridge.aclose()
-    assert len(errors) >= 2
+    errors = registry.get_sample_value(
+        "exesdb_collector_runs_total", {"collector": "demo", "result": "error"}
+    )
+    assert errors is not None
+    assert errors >= 2
 
 
 def test_factory_follows_the_settings() -> None:
@@ -286,6 +300,7 @@ def test_factory_follows_the_settings() -> None:
         make_bridge(EXESDB_HEALTH_BROADCAST_INTERVAL="200", EXESDB_CPU_DEGRADED="50")
     )
     assert fast.interval == pytest.approx(0.2)
-    assert fast._thresholds.cpu == (50.0, 95.0)
+    assert fast.status_of(55, 10, 10) == "degraded"
+    assert demo_component(make_bridge()).status_of(55, 10, 10) == "healthy"
     assert demo_component(make_bridge()).interval == 1.0
     assert (fast.name, fast.required) == ("demo", False)

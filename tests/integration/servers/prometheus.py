@@ -1,10 +1,8 @@
-"""A real Prometheus server for integration tests: scrapes given targets, answers PromQL.
+"""A real Prometheus server for integration tests (Debian's ``prometheus``).
 
-``PrometheusServer(targets=[...]).start(workdir)`` writes a configuration (scrape interval 1 s
-by default), starts ``prometheus`` on a free loopback port with its TSDB in ``workdir`` and waits
-for ``/-/ready``. ``query(expr)`` runs an instant query through ``/api/v1/query``;
-``wait_for_series(expr)`` polls it until it returns data. Tests import the ``prometheus_server``
-fixture, a factory whose servers are stopped after the test.
+``start_prometheus(targets)`` writes a config scraping ``targets`` every second, starts the
+server on a free loopback port with its TSDB in the test's tmp dir, waits for ``/-/ready`` and
+stops it after the test. ``query()`` and ``wait_for()`` use the HTTP API.
 """
 
 from __future__ import annotations
@@ -20,121 +18,112 @@ import pytest
 
 from tests.support import free_port, http_get, require_binary, wait_until
 
-__all__ = ["PrometheusError", "PrometheusServer", "prometheus_server"]
-
-
-class PrometheusError(Exception):
-    """Prometheus answered a query with an error."""
+__all__ = ["PrometheusServer", "start_prometheus"]
 
 
 class PrometheusServer:
-    """One ``prometheus`` process scraping ``targets`` (``host:port``) every ``scrape_interval``."""
+    """One Prometheus process scraping the given ``host:port`` targets."""
 
     def __init__(
         self,
-        targets: Sequence[str],
+        binary: str,
+        workdir: Path,
+        targets: list[str],
         *,
         job: str = "exesdb-bridge",
         scrape_interval: str = "1s",
-        rule_files: Sequence[Path] = (),
         metrics_path: str = "/metrics",
+        rule_files: Sequence[Path] = (),
     ) -> None:
-        self.binary = require_binary("prometheus")
+        self.binary = binary
+        self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.targets = list(targets)
-        self.job = job
-        self.scrape_interval = scrape_interval
-        self.rule_files = [Path(path).resolve() for path in rule_files]
-        self.metrics_path = metrics_path
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log_path: Path | None = None
-
-    def config(self) -> str:
-        """The configuration file's text (JSON is valid YAML)."""
-        config: dict[str, Any] = {
-            "global": {
-                "scrape_interval": self.scrape_interval,
-                "evaluation_interval": self.scrape_interval,
-                "scrape_timeout": self.scrape_interval,
-            },
-            "scrape_configs": [
-                {
-                    "job_name": self.job,
-                    "metrics_path": self.metrics_path,
-                    "static_configs": [{"targets": self.targets}],
-                }
-            ],
-        }
-        if self.rule_files:
-            config["rule_files"] = [str(path) for path in self.rule_files]
-        return json.dumps(config, indent=2)
-
-    def start(self, workdir: Path, ready_timeout: float = 30.0) -> PrometheusServer:
-        """Write the configuration, start the server and wait until it is ready."""
-        workdir.mkdir(parents=True, exist_ok=True)
-        config_path = workdir / "prometheus.yml"
-        config_path.write_text(self.config())
+        self.config_path = workdir / "prometheus.yml"
         self.log_path = workdir / "prometheus.log"
-        with self.log_path.open("wb") as log:
+        quoted = ", ".join(f'"{target}"' for target in targets)
+        self.config_path.write_text(
+            "global:\n"
+            f"  scrape_interval: {scrape_interval}\n"
+            f"  evaluation_interval: {scrape_interval}\n"
+            "scrape_configs:\n"
+            f"  - job_name: {job}\n"
+            f"    metrics_path: {metrics_path}\n"
+            f"    static_configs:\n      - targets: [{quoted}]\n"
+        )
+        if rule_files:
+            # Rules are evaluated every scrape_interval (unless a group sets its own interval).
+            files = "".join(f'  - "{Path(path).resolve()}"\n' for path in rule_files)
+            with self.config_path.open("a") as config:
+                config.write(f"rule_files:\n{files}")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> PrometheusServer:
+        """Start the server and wait until it reports ready."""
+        with self.log_path.open("wb") as log:  # the child keeps its own copy of the fd
             self.process = subprocess.Popen(
                 [
                     self.binary,
-                    f"--config.file={config_path}",
-                    f"--storage.tsdb.path={workdir / 'data'}",
+                    f"--config.file={self.config_path}",
+                    f"--storage.tsdb.path={self.workdir / 'data'}",
                     f"--web.listen-address=127.0.0.1:{self.port}",
                     "--storage.tsdb.retention.time=1h",
-                    "--log.level=warn",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                cwd=str(self.workdir),
             )
-        wait_until(
-            lambda: self._alive() and http_get(self.url + "/-/ready")[0] == 200,
-            ready_timeout,
-            f"prometheus on {self.url} (log: {self.log_path})",
-        )
+        wait_until(self._ready, timeout, f"Prometheus on {self.url} (log: {self.log_path})")
         return self
 
-    def _alive(self) -> bool:
+    def _ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
             pytest.fail(f"prometheus exited with {self.process.returncode}: {self.log()}")
-        return True
+        return http_get(self.url + "/-/ready", timeout=2)[0] == 200
 
     def log(self) -> str:
         """What the server printed so far."""
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def api(self, path: str, **params: str) -> Any:
-        """GET ``/api/v1/<path>``; the ``data`` of a success, else PrometheusError."""
+        """GET an ``/api/v1`` endpoint; returns ``data`` (fails the test on an API error)."""
         query = urllib.parse.urlencode(params)
-        status, body = http_get(f"{self.url}/api/v1/{path}?{query}", timeout=10.0)
-        try:
-            answer = json.loads(body)
-        except ValueError:
-            raise PrometheusError(f"HTTP {status}: {body[:200]!r}") from None
-        if answer.get("status") != "success":
-            raise PrometheusError(f"{answer.get('errorType')}: {answer.get('error')}")
+        status, body = http_get(f"{self.url}/api/v1/{path}?{query}")
+        answer = json.loads(body)
+        if status != 200 or answer.get("status") != "success":
+            raise AssertionError(f"Prometheus API {path} answered {status}: {answer}")
         return answer["data"]
 
     def query(self, expr: str) -> list[dict[str, Any]]:
-        """Run an instant query; the result list (a scalar becomes one sample)."""
-        data = self.api("query", query=expr)
-        if data["resultType"] in ("scalar", "string"):
-            return [{"metric": {}, "value": data["result"]}]
-        return list(data["result"])
+        """An instant query's result vector."""
+        return list(self.api("query", query=expr)["result"])
 
-    def wait_for_series(self, expr: str, timeout: float = 30.0) -> list[dict[str, Any]]:
-        """Poll ``expr`` until it returns at least one series."""
-        return list(wait_until(lambda: self.query(expr), timeout, f"data for {expr!r}"))
+    def wait_for(
+        self,
+        expr: str,
+        check: Callable[[list[dict[str, Any]]], bool] = bool,
+        timeout: float = 30.0,
+    ) -> list[dict[str, Any]]:
+        """Poll ``expr`` until ``check(result)`` holds; returns that result."""
+        found: list[list[dict[str, Any]]] = []
+
+        def ready() -> bool:
+            result = self.query(expr)
+            if check(result):
+                found.append(result)
+                return True
+            return False
+
+        wait_until(ready, timeout, f"Prometheus query {expr!r}")
+        return found[-1]
 
     def targets_up(self) -> bool:
-        """True when every scrape target has been scraped successfully."""
+        """True once every scrape target has been scraped successfully."""
         active = self.api("targets")["activeTargets"]
         return bool(active) and all(target["health"] == "up" for target in active)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Terminate the server (killed after ``timeout``)."""
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop the server (SIGTERM, then SIGKILL)."""
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()
@@ -146,15 +135,18 @@ class PrometheusServer:
 
 
 @pytest.fixture
-def prometheus_server(tmp_path: Path) -> Iterator[Callable[..., PrometheusServer]]:
-    """``prometheus_server(targets, **options)`` starts a server; all are stopped afterwards."""
-    started: list[PrometheusServer] = []
+def start_prometheus(tmp_path: Path) -> Iterator[Callable[..., PrometheusServer]]:
+    """A factory: ``start_prometheus(["127.0.0.1:9570"])`` starts a scraping server."""
+    binary = require_binary("prometheus")
+    servers: list[PrometheusServer] = []
 
-    def start(targets: Sequence[str], **options: Any) -> PrometheusServer:
-        server = PrometheusServer(targets, **options)
-        started.append(server)
-        return server.start(tmp_path / f"prometheus-{server.port}")
+    def start(targets: list[str], **options: Any) -> PrometheusServer:
+        workdir = tmp_path / f"prometheus-{len(servers)}"
+        workdir.mkdir()
+        server = PrometheusServer(binary, workdir, targets, **options)
+        servers.append(server)
+        return server.start()
 
     yield start
-    for server in started:
+    for server in servers:
         server.stop()
