@@ -27,7 +27,7 @@ def test_prometheus_scrapes_the_bridge(tmp_path, bridge_processes, start_prometh
     """Prometheus scrapes /metrics: the target is up and the CPU gauge is queryable."""
     bridge = _bridge(tmp_path, bridge_processes)
     prometheus = start_prometheus([f"127.0.0.1:{bridge.port}"])
-    up = prometheus.wait_for('up{job="exesdb-bridge"}', lambda r: r and r[0]["value"][1] == "1")
+    up = prometheus.wait_for('up{job="exesdb-bridge"} == 1')
     assert up[0]["metric"]["instance"] == f"127.0.0.1:{bridge.port}"
     cpu = prometheus.wait_for('exesdb_node_cpu_usage_percent{node="it-node"}')
     assert 0 <= float(cpu[0]["value"][1]) <= 100

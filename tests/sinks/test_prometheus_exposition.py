@@ -133,3 +133,35 @@ async def test_promtool_accepts_every_message_kind(bridge: Bridge, tmp_path):
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == b""
     assert result.stderr == b""
+
+
+async def test_default_components_feed_metrics_and_readiness(bridge: Bridge):
+    """make run's components: the sink is ready and the collectors' first figures are exposed."""
+    checks = bridge.readiness()
+    assert checks["prometheus"] == {"ready": True, "required": True, "reason": None}
+    assert {"health_collector", "throughput_collector", "lifecycle_collector"} <= set(checks)
+
+    def rendered() -> str:
+        return bridge.render_metrics("")[0].decode()
+
+    await async_wait_until(
+        lambda: 'exesdb_node_cpu_usage_percent{node="n1"}' in rendered(),
+        what="the health collector's first run",
+    )
+    text = rendered()
+    started = 'exesdb_system_lifecycle_state{node="n1",system="exesdb_bridge",state="started"} 1.0'
+    assert started in text
+    assert 'exesdb_component_health_status{node="n1",component="bus",status="healthy"} 1.0' in text
+    assert 'exesdb_health_checks_total{node="n1",check="host_resources",result="pass"}' in text
+
+
+async def test_sink_stops_being_ready_when_closed():
+    """A closed sink reports why it is not ready."""
+    bridge = Bridge(Settings(EXESDB_NODE="n1"), components=[])
+    sink = PrometheusSink(bridge.bus)
+    assert sink.readiness() == "the Prometheus sink has not started"
+    await sink.start()
+    assert sink.readiness() is None
+    await sink.aclose()
+    await sink.aclose()
+    assert sink.readiness() == "the Prometheus sink is closed"
