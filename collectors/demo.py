@@ -48,9 +48,11 @@ from bridge.messages import (
     NodeLifecycle,
     PerformanceAnalysis,
     PerformanceMetric,
+    ProcessLifecycle,
     ResourceUsage,
     SecurityAlert,
     SessionEvent,
+    SupervisionEvent,
     SystemAlert,
     SystemLifecycle,
     ThroughputMetric,
@@ -282,7 +284,24 @@ class DemoCluster:
                     ),
                 )
             )
+            for store in self._stores:
+                out.append(self._process(node, store, "started"))
         out.append(self._membership("node_added", self.nodes))
+
+    def _process(self, node: _Node, store: str, event: str) -> tuple[str, Message]:
+        return (
+            "lifecycle",
+            self._build(
+                ProcessLifecycle,
+                pid=f"<0.{self._rng.randint(200, 9999)}.0>",
+                name=f"{store}_emitter_pool",
+                module="ExESDB.EmitterPool",
+                event=event,
+                node=node.name,
+                reason="demo" if event != "started" else None,
+                restart_count=1 if event == "restarted" else 0,
+            ),
+        )
 
     def _membership(self, event: str, affected: list[str]) -> tuple[str, Message]:
         active = [node.name for node in self._up()]
@@ -795,7 +814,7 @@ class DemoCluster:
                     ),
                 )
             )
-        if rng.random() < 0.03:
+        if rng.random() < 0.05:
             out.append(
                 (
                     "diagnostics",
@@ -806,6 +825,24 @@ class DemoCluster:
                         context={"store_id": rng.choice(self._stores)},
                         frequency=rng.randint(1, 5),
                         node=node.name,
+                    ),
+                )
+            )
+        if rng.random() < 0.02:
+            # An emitter worker crashes and its supervisor restarts it.
+            store = rng.choice(self._stores)
+            out.append(self._process(node, store, "crashed"))
+            out.append(self._process(node, store, "restarted"))
+            out.append(
+                (
+                    "lifecycle",
+                    self._build(
+                        SupervisionEvent,
+                        supervisor="ExESDB.EmitterSystem",
+                        child_spec={"id": f"{store}_emitter_pool"},
+                        event="child_started",
+                        node=node.name,
+                        reason="restart after crash",
                     ),
                 )
             )

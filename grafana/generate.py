@@ -297,6 +297,12 @@ NODES = [
         "ops",
     ),
     series(
+        "Health check passing",
+        [Q(f"exesdb_health_check_success{{{NODE}}}", "{{node}} {{check}}")],
+        "bool_yes_no",
+        defaults={"min": 0, "max": 1},
+    ),
+    series(
         "Health check duration",
         [Q(f"exesdb_health_check_duration_seconds{{{NODE}}}", "{{node}} {{check}}")],
         "s",
@@ -598,6 +604,30 @@ INTERNALS = [
         "short",
         width=24,
     ),
+    series(
+        "Messages translated by the Prometheus sink",
+        [
+            Q(
+                f"sum by (pubsub) (rate(exesdb_prometheus_messages_total{{{INSTANCE}}}[{RATE}]))",
+                "{{pubsub}}",
+            )
+        ],
+        "ops",
+    ),
+    series(
+        "Collector runs",
+        [
+            Q(
+                f"sum by (collector, result) (rate(exesdb_collector_runs_total{{{INSTANCE}}}[{RATE}]))",
+                "{{collector}} {{result}}",
+            ),
+            Q(
+                f"max by (collector) (exesdb_collector_duration_seconds{{{INSTANCE}}})",
+                "{{collector}} duration (s)",
+            ),
+        ],
+        "short",
+    ),
     Row("Alerts"),
     series(
         "Alerts raised by category",
@@ -631,7 +661,61 @@ INTERNALS = [
                 f"sum by (result) (rate(exesdb_webhook_deliveries_total{{{INSTANCE}}}[{RATE}]))",
                 "{{result}}",
             ),
-            Q(f"sum(exesdb_webhook_outbox_depth{{{INSTANCE}}})", "outbox"),
+        ],
+        "ops",
+        description="Delivery attempts by result: delivered, retry, rejected, expired.",
+    ),
+    series(
+        "Webhook outbox",
+        [
+            Q(f"sum(exesdb_webhook_outbox_depth{{{INSTANCE}}})", "waiting"),
+            Q(f"sum(exesdb_webhook_dead_letters{{{INSTANCE}}})", "dead-lettered"),
+        ],
+        "short",
+    ),
+    series(
+        "Webhook delivery latency",
+        [
+            Q(
+                f"histogram_quantile(0.95, sum by (le) (rate(exesdb_webhook_delivery_seconds_bucket{{{INSTANCE}}}[{RATE}])))",
+                "p95",
+            ),
+        ],
+        "s",
+    ),
+    series(
+        "Alertmanager posts",
+        [
+            Q(
+                f"sum by (result) (rate(exesdb_alertmanager_posts_total{{{INSTANCE}}}[{RATE}]))",
+                "{{result}}",
+            )
+        ],
+        "ops",
+    ),
+    Row("OpenTelemetry export"),
+    series(
+        "OTLP records exported",
+        [
+            Q(
+                f"sum by (signal) (rate(exesdb_otlp_exported_total{{{INSTANCE}}}[{RATE}]))",
+                "{{signal}}",
+            )
+        ],
+        "ops",
+    ),
+    series(
+        "OTLP failures, drops and queue",
+        [
+            Q(
+                f"sum by (signal) (rate(exesdb_otlp_export_failures_total{{{INSTANCE}}}[{RATE}]))",
+                "failed {{signal}}",
+            ),
+            Q(
+                f"sum by (signal) (rate(exesdb_otlp_dropped_total{{{INSTANCE}}}[{RATE}]))",
+                "dropped {{signal}}",
+            ),
+            Q(f"sum by (signal) (exesdb_otlp_queue_depth{{{INSTANCE}}})", "queued {{signal}}"),
         ],
         "short",
     ),
@@ -666,6 +750,16 @@ INTERNALS = [
             Q(
                 f"sum by (action) (rate(exesdb_audit_data_changes_total{{{NODE}}}[{RATE}]))",
                 "{{action}}",
+            )
+        ],
+        "ops",
+    ),
+    series(
+        "Audited accesses by result",
+        [
+            Q(
+                f"sum by (result) (rate(exesdb_audit_access_total{{{NODE}}}[{RATE}]))",
+                "{{result}}",
             )
         ],
         "ops",
@@ -883,7 +977,7 @@ DASHBOARDS = [
     Dashboard(
         "exesdb-bridge-internals",
         "ExESDB / Alerts & bridge internals",
-        "Alerts, security, audit and logs, and the bridge itself: bus, sinks, webhooks.",
+        "Alerts, security, audit and logs, and the bridge itself: bus, sinks, webhooks, OTLP.",
         INTERNALS,
         [_query_variable("instance", "Bridge", "label_values(exesdb_build_info, instance)")],
     ),
