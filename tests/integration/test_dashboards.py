@@ -286,3 +286,21 @@ def test_dashboards_name_only_declared_metrics(demo_stack) -> None:
         if family(name) not in declared and not name.startswith(EXPECTED_EMPTY_PREFIXES)
     )
     assert not missing, missing
+
+
+@pytest.mark.integration
+def test_demo_exposition_passes_promtool_check_metrics(demo_stack) -> None:
+    """With the demo's label sets on it, /metrics still draws no complaint from promtool."""
+    bridge, _ = demo_stack
+    status, body = http_get(bridge.url + "/metrics")
+    assert status == 200
+    assert b'node="exesdb-1@demo"' in body
+    result = subprocess.run(
+        [require_binary("promtool"), "check", "metrics"],
+        input=body,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout + result.stderr == b""
