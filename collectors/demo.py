@@ -12,6 +12,8 @@ HealthCheck; for the cluster: ClusterHealth, auth events and the odd access viol
 changes, log entries and diagnostics. Resource use drifts and now and then a node is stressed
 into ``degraded`` or ``unhealthy``; now and then a node fails (NodeLifecycle ``down``,
 ClusterMembership, ClusterHealth, a critical ``node_failure`` SystemAlert) and later reconnects.
+With ``showcase`` (the default) each rare event also happens once in the first fifteen steps, so
+no panel waits minutes for its first sample.
 """
 
 from __future__ import annotations
@@ -90,6 +92,18 @@ _MODULES: Final = (
 )
 _USERS: Final = ("alice", "bob", "carol", "ops-bot", "billing-svc")
 _GiB: Final = 1024.0**3
+# The step at which each rare event happens once anyway, so every panel has data within
+# seconds of start: a node fails at step 8 and is back at step 14.
+_SHOWCASE: Final = {
+    "debug_trace": 2,
+    "access_violation": 2,
+    "error_analysis": 3,
+    "brute_force": 4,
+    "process_restart": 5,
+    "admin_action": 6,
+    "node_failure": 8,
+}
+_SHOWCASE_DOWN_STEPS: Final = 6
 
 DEFAULT_THRESHOLDS: Final = {
     "cpu": Thresholds(85.0, 95.0),
@@ -136,6 +150,7 @@ class DemoCluster:
         thresholds: Mapping[str, Thresholds] = DEFAULT_THRESHOLDS,
         failure_chance: float = 1 / 120,
         stress_chance: float = 1 / 40,
+        showcase: bool = True,
         metrics: CollectorMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -151,6 +166,7 @@ class DemoCluster:
         self._thresholds = dict(thresholds)
         self._failure_chance = failure_chance
         self._stress_chance = stress_chance
+        self._showcase = showcase
         self._clock = clock
         self._nodes = [self._new_node(name) for name in nodes]
         self._last_step: float | None = None
@@ -247,6 +263,11 @@ class DemoCluster:
         self._diagnostics(out)
         return out
 
+    def _chance(self, probability: float, event: str) -> bool:
+        """True with ``probability``, and at the event's showcase step."""
+        hit = self._rng.random() < probability  # always drawn: the sequence stays seeded
+        return hit or (self._showcase and self._steps == _SHOWCASE[event])
+
     def _build(self, model: type[Message], **fields: Any) -> Message:
         return self._integration.build(model, **fields)
 
@@ -330,7 +351,9 @@ class DemoCluster:
             if node.down_left == 0:
                 self._recovered(node, out)
         # At most one node down at a time, so the demo cluster keeps its quorum.
-        if all(node.up for node in self._nodes) and rng.random() < self._failure_chance:
+        if all(node.up for node in self._nodes) and self._chance(
+            self._failure_chance, "node_failure"
+        ):
             self._failed(rng.choice(self._nodes), out)
 
     def _alert_id(self, node: _Node) -> str:
@@ -338,6 +361,8 @@ class DemoCluster:
 
     def _failed(self, node: _Node, out: list[tuple[str, Message]]) -> None:
         node.down_left = self._rng.randint(15, 30)
+        if self._showcase and self._steps == _SHOWCASE["node_failure"]:
+            node.down_left = _SHOWCASE_DOWN_STEPS
         node.status = "unknown"
         size = len(self._up())
         out.append(
@@ -657,7 +682,7 @@ class DemoCluster:
             )
         if rng.random() < 0.3:
             out.append(self._auth_failure(node, rng.choice(_USERS), _random_ip(rng)))
-        if rng.random() < 0.02:
+        if self._chance(0.02, "brute_force"):
             # A brute-force burst from one address, reported as a security alert.
             ip = _random_ip(rng)
             out.extend(self._auth_failure(node, "admin", ip) for _ in range(rng.randint(5, 10)))
@@ -676,7 +701,7 @@ class DemoCluster:
                     ),
                 )
             )
-        if rng.random() < 0.1:
+        if self._chance(0.1, "access_violation"):
             out.append(
                 (
                     "security",
@@ -759,7 +784,7 @@ class DemoCluster:
                 ),
             )
         )
-        if rng.random() < 0.02:
+        if self._chance(0.02, "admin_action"):
             out.append(
                 (
                     "audit",
@@ -799,7 +824,7 @@ class DemoCluster:
     def _diagnostics(self, out: list[tuple[str, Message]]) -> None:
         rng = self._rng
         node = self._pick_up()
-        if rng.random() < 0.1:
+        if self._chance(0.1, "debug_trace"):
             out.append(
                 (
                     "diagnostics",
@@ -814,7 +839,7 @@ class DemoCluster:
                     ),
                 )
             )
-        if rng.random() < 0.05:
+        if self._chance(0.05, "error_analysis"):
             out.append(
                 (
                     "diagnostics",
@@ -828,7 +853,7 @@ class DemoCluster:
                     ),
                 )
             )
-        if rng.random() < 0.02:
+        if self._chance(0.02, "process_restart"):
             # An emitter worker crashes and its supervisor restarts it.
             store = rng.choice(self._stores)
             out.append(self._process(node, store, "crashed"))

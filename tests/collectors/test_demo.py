@@ -49,6 +49,7 @@ def demo(bridge: Bridge | None = None, **options: Any) -> DemoCluster:
     options.setdefault("seed", 7)
     options.setdefault("failure_chance", 0.0)
     options.setdefault("stress_chance", 0.0)
+    options.setdefault("showcase", False)
     return DemoCluster((bridge or make_bridge()).integration, **options)
 
 
@@ -141,6 +142,28 @@ def test_every_instance_gets_traffic() -> None:
     seen = {m.INSTANCE for _ in range(200) for _, m in cluster.step()}
     expected = {instance for instance, _ in MESSAGE_TYPES} - {"ex_esdb_system"}
     assert seen >= expected
+
+
+def test_showcase_shows_every_rare_event_within_fifteen_steps() -> None:
+    """By default each rare event happens once early: a node fails at step 8 and is back by 14."""
+    cluster = demo(showcase=True)
+    steps = [cluster.step() for _ in range(15)]
+    assert cluster.down_nodes() == []
+    tags = {m.TAG for step in steps for _, m in step}
+    assert tags >= {
+        "access_violation",
+        "security_alert",
+        "error_analysis",
+        "debug_trace",
+        "admin_action",
+        "process_lifecycle_event",
+        "supervision_event",
+        "system_alert",
+        "alert_acknowledged",
+    }
+    events = [(i, m.event) for i, step in enumerate(steps, 1) for m in of(step, NodeLifecycle)]
+    assert (8, "down") in events
+    assert (14, "reconnected") in events
 
 
 def test_a_node_fails_then_reconnects() -> None:
