@@ -65,7 +65,14 @@ from collectors.scheduler import CollectorMetrics, Schedule
 if TYPE_CHECKING:
     from bridge.app import Bridge
 
-__all__ = ["DEFAULT_NODES", "DEFAULT_STORES", "DEFAULT_THRESHOLDS", "DemoCluster", "demo_component"]
+__all__ = [
+    "DEFAULT_NODES",
+    "DEFAULT_STORES",
+    "DEFAULT_THRESHOLDS",
+    "DEMO_SEED",
+    "DemoCluster",
+    "demo_component",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -104,6 +111,8 @@ _SHOWCASE: Final = {
     "node_failure": 8,
 }
 _SHOWCASE_DOWN_STEPS: Final = 6
+DEMO_SEED: Final = 2026
+"""The ``--demo`` seed: every demo run tells the same story (same failures, same drift)."""
 
 DEFAULT_THRESHOLDS: Final = {
     "cpu": Thresholds(85.0, 95.0),
@@ -128,9 +137,6 @@ class _Node:
     @property
     def up(self) -> bool:
         return self.down_left == 0
-
-
-Publish = Callable[[str, Message], Any]
 
 
 class DemoCluster:
@@ -898,6 +904,7 @@ def demo_component(bridge: Bridge) -> DemoCluster:
     return DemoCluster(
         bridge.integration,
         interval=min(1.0, settings.health_broadcast_interval / 1000),
+        seed=DEMO_SEED,
         thresholds={
             "cpu": Thresholds(settings.cpu_degraded, settings.cpu_unhealthy),
             "memory": Thresholds(settings.memory_degraded, settings.memory_unhealthy),
