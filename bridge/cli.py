@@ -70,9 +70,14 @@ def _settings_or_exit() -> Settings:
 
 
 async def _serve(settings: Settings, demo: bool) -> int:
-    from bridge.app import Bridge
+    from bridge.app import Bridge, default_components
 
-    bridge = Bridge(settings)  # TODO(demo): wire --demo traffic (issue 7)
+    components = default_components()
+    if demo:
+        from collectors.demo import demo_component
+
+        components.append(demo_component)
+    bridge = Bridge(settings, components=components)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
