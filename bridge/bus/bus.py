@@ -83,7 +83,6 @@ class Subscription:
         "_dropped",
         "_errors",
         "_handler",
-        "_is_async",
         "_queue",
         "_task",
         "_wakeup",
@@ -111,7 +110,6 @@ class Subscription:
         self.max_queue = max_queue
         self.group = group
         self._handler = handler
-        self._is_async = inspect.iscoroutinefunction(handler)
         self._queue: deque[tuple[Envelope, Frame]] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -165,10 +163,11 @@ class Subscription:
                 envelope, frame = queue.popleft()
                 self._busy = True
                 try:
-                    if self._is_async:
-                        await self._handler(envelope)  # type: ignore[misc]
-                    else:
-                        self._handler(envelope)
+                    # A plain callable may return an awaitable too (a lambda around an async
+                    # call, a partial of a coroutine function): await whatever comes back.
+                    outcome = self._handler(envelope)
+                    if outcome is not None and inspect.isawaitable(outcome):
+                        await outcome
                     if frame.ack is not None:
                         await frame.ack()
                 except asyncio.CancelledError:
