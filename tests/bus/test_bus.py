@@ -362,9 +362,10 @@ async def test_every_rejection_reason_is_exported_from_the_start(make_bus: BusFa
     """exesdb_bus_rejected_total has a zero series for each reason before anything happens."""
     kit = make_bus()
     for reason in RejectReason:
-        assert kit.registry.get_sample_value(
-            "exesdb_bus_rejected_total", {"reason": reason.value}
-        ) == 0
+        assert (
+            kit.registry.get_sample_value("exesdb_bus_rejected_total", {"reason": reason.value})
+            == 0
+        )
 
 
 async def test_subscribing_to_an_unknown_instance_names_it(make_bus: BusFactory) -> None:

@@ -109,7 +109,7 @@ def test_to_bytes_round_trips() -> None:
 
 
 def test_to_bytes_is_compact_utf8_json_with_the_spec_keys() -> None:
-    """The wire form is one JSON object with exactly v, id, instance, topic, tag, node, ts, payload."""
+    """The wire form is one JSON object with exactly the eight envelope keys."""
     envelope = _decode(_envelope())
     assert isinstance(envelope, Envelope)
     data = json.loads(envelope.to_bytes().decode("utf-8"))
@@ -172,7 +172,9 @@ def test_rejects_bad_envelope_fields_as_malformed_naming_the_field(
     assert rejection.detail
 
 
-@pytest.mark.parametrize("missing", ["v", "id", "instance", "topic", "tag", "node", "ts", "payload"])
+@pytest.mark.parametrize(
+    "missing", ["v", "id", "instance", "topic", "tag", "node", "ts", "payload"]
+)
 def test_rejects_a_missing_envelope_field_as_malformed(missing: str) -> None:
     """Each of the eight envelope fields is required."""
     data = _envelope()
