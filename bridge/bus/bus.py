@@ -406,8 +406,12 @@ class QueueDepthCollector(Collector):
             "Messages waiting in a subscriber's queue.",
             labels=["subscriber"],
         )
+        # Several subscriptions may share a name (e.g. every stream client): one series each.
+        depths: dict[str, int] = {}
         for subscription in self._bus.subscriptions:
-            family.add_metric([subscription.name], subscription.depth)
+            depths[subscription.name] = depths.get(subscription.name, 0) + subscription.depth
+        for name, depth in depths.items():
+            family.add_metric([name], depth)
         yield family
 
 
