@@ -79,7 +79,9 @@ def require_admin(request: web.Request) -> web.Response | None:
     given = request.headers.get("Authorization", "")
     scheme, _, credential = given.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
-        credential.strip().encode(), token.get_secret_value().encode()
+        # surrogateescape: header bytes that are not UTF-8 compare as what they are.
+        credential.strip().encode("utf-8", "surrogateescape"),
+        token.get_secret_value().encode(),
     ):
         answer = error(401, "unauthorized", "send Authorization: Bearer <EXESDB_ADMIN_TOKEN>")
         answer.headers["WWW-Authenticate"] = 'Bearer realm="exesdb-bridge"'
