@@ -44,13 +44,14 @@ def cli(
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=60,
         check=False,
     )
 
 
 def _start(processes: list[BridgeProcess], tmp_path: Path, **env: str) -> BridgeProcess:
-    process = BridgeProcess(state_dir=tmp_path / "state", **env)
+    process = BridgeProcess(state_dir=tmp_path / "state")
+    process.env.update(env)
     processes.append(process)
     return process.start(tmp_path)
 
@@ -92,7 +93,7 @@ def test_bad_configuration_exits_2_naming_the_variable(
     command: list[str], env: dict[str, str], variable: str
 ) -> None:
     """Every subcommand refuses a bad environment with exit 2 and a line naming the variable."""
-    completed = cli(*command, **env)
+    completed = cli(*command, **env)  # type: ignore[arg-type]
     assert completed.returncode == 2
     assert f"  {variable}: " in completed.stderr
 
@@ -118,7 +119,7 @@ def test_run_exits_1_when_the_address_is_taken(
 ) -> None:
     """A second bridge on a port already in use says so and exits 1."""
     first = _start(bridge_processes, tmp_path)
-    completed = cli("run", EXESDB_HTTP_ADDR=f"127.0.0.1:{first.port}", timeout=60)
+    completed = cli("run", EXESDB_HTTP_ADDR=f"127.0.0.1:{first.port}")
     assert completed.returncode == 1
     assert "cannot listen" in completed.stderr
 
@@ -213,7 +214,7 @@ def test_publish_refuses_bad_input_with_exit_2(
     args: list[str], stdin: str | None, env: dict[str, str], message: str
 ) -> None:
     """An unknown tag, a bad field, bad stdin or no key to sign with exit 2 and say why."""
-    completed = cli("publish", *args, "--url", "http://127.0.0.1:9", stdin=stdin, **env)
+    completed = cli("publish", *args, "--url", "http://127.0.0.1:9", stdin=stdin, **env)  # type: ignore[arg-type]
     assert completed.returncode == 2
     assert message in completed.stderr
     assert "Traceback" not in completed.stderr
