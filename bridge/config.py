@@ -305,11 +305,27 @@ def load_settings() -> Settings:
     try:
         settings = Settings()
     except ValidationError as exc:
-        raise ConfigError([_describe(error) for error in exc.errors()]) from None
+        problems = [_describe(error) for error in exc.errors()]
+        failing = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+        raise ConfigError(problems + _cross_checks_without(failing)) from None
     problems = settings.cross_checks()
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _cross_checks_without(failing: set[str]) -> list[str]:
+    """The cross-checks of the other variables, so that every problem is reported at once."""
+    defaults = {
+        str(info.validation_alias): info.get_default(call_default_factory=True)
+        for info in Settings.model_fields.values()
+        if str(info.validation_alias) in failing
+    }
+    try:
+        fallback = Settings(**defaults)
+    except ValidationError:
+        return []
+    return [line for line in fallback.cross_checks() if not any(v in line for v in failing)]
 
 
 def _describe(error: Any) -> str:

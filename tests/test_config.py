@@ -194,6 +194,30 @@ def test_every_bad_variable_is_reported_at_once() -> None:
     )
 
 
+def test_field_errors_and_cross_checks_are_reported_together(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad value does not hide a missing secret or a contradiction elsewhere."""
+    status, _, err = _check_config(
+        monkeypatch,
+        capsys,
+        EXESDB_INGEST="true",
+        EXESDB_LOG_LEVEL="loud",
+        EXESDB_CPU_DEGRADED="x",
+        EXESDB_CPU_UNHEALTHY="50",
+        EXESDB_DISK_DEGRADED="99",
+    )
+    assert status == 2
+    named = sorted(line.strip().split(":")[0] for line in err.splitlines()[1:])
+    # CPU_DEGRADED is reported for its own fault only, not compared through its default.
+    assert named == [
+        "EXESDB_CPU_DEGRADED",
+        "EXESDB_DISK_DEGRADED",
+        "EXESDB_LOG_LEVEL",
+        "SECRET_KEY_BASE",
+    ]
+
+
 @pytest.mark.parametrize(
     ("env", "fault"),
     [
