@@ -16,6 +16,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, Final
 
+from pydantic import ValidationError
+
 from bridge import __version__
 from bridge.config import Settings, load_settings
 from bridge.errors import BridgeError, ConfigError
@@ -138,6 +140,8 @@ def _publish(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         fields: dict[str, Any] = json.loads(sys.stdin.read()) if args.stdin else {}
+        if not isinstance(fields, dict):
+            raise ValueError("stdin must hold one JSON object: the payload's fields")
         for item in args.field or ():
             key, sep, value = item.partition("=")
             if not sep:
@@ -147,7 +151,12 @@ def _publish(args: argparse.Namespace) -> int:
             except ValueError:
                 fields[key] = value
         payload = model.model_validate(fields, context={"node": settings.node})
-    except ValueError as exc:  # includes pydantic's ValidationError
+    except ValidationError as exc:
+        for problem in exc.errors():
+            where = ".".join(str(part) for part in problem["loc"]) or "payload"
+            print(f"exesdb-bridge: {args.tag}.{where}: {problem['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:
         print(f"exesdb-bridge: {exc}", file=sys.stderr)
         return EXIT_USAGE
     now = utc_now()
