@@ -19,10 +19,10 @@ from bridge.messages import Message, MetricAlert, NodeHealth, SecurityAlert, utc
 from bridge.sinks.alerts import Outbox
 from bridge.sinks.alerts.outbox import DeliveryState
 from tests.sinks.alerts.helpers import Clock, alert_bridge, system_alert
-from tests.sinks.alerts.test_sink import AUTH, call
+from tests.sinks.alerts.test_sink import AUTH, _field, call
 from tests.support import TEST_SECRET, async_wait_until
 
-INGEST = {"EXESDB_INGEST": "true", "SECRET_KEY_BASE": TEST_SECRET}
+INGEST: dict[str, Any] = {"EXESDB_INGEST": "true", "SECRET_KEY_BASE": TEST_SECRET}
 
 
 def ndjson(*payloads: Message, topic: str = "disk_full") -> bytes:
@@ -110,7 +110,7 @@ async def test_ingest_answers_503_with_retry_after_above_the_high_water_mark(
 ) -> None:
     """With the alert queue at 80 % of EXESDB_ALERT_QUEUE_SIZE, ingest refuses (503) instead of
     accepting alerts it would drop; what it accepted is all committed, nothing dropped."""
-    env = {**INGEST, "EXESDB_ALERT_QUEUE_SIZE": "10"}
+    env: dict[str, Any] = {**INGEST, "EXESDB_ALERT_QUEUE_SIZE": "10"}
     async with alert_bridge(tmp_path, **env) as (bridge, sink, _):
         release = hold_db(sink)
         first = asyncio.create_task(ingest(bridge, ndjson(system_alert("q0"))))
@@ -137,7 +137,7 @@ async def test_event_alerts_resolve_after_the_resolve_timeout(tmp_path: Path) ->
     """A SecurityAlert not seen again for EXESDB_ALERT_RESOLVE_TIMEOUT_MS resolves and notifies;
     a requires_ack SystemAlert stays until acknowledged, then resolves in its turn."""
     clock = Clock()
-    env = {
+    env: dict[str, Any] = {
         "EXESDB_ALERT_RESOLVE_TIMEOUT_MS": "60000",
         "EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/h",
     }
@@ -158,36 +158,36 @@ async def test_event_alerts_resolve_after_the_resolve_timeout(tmp_path: Path) ->
         [event_id] = [r.alert_id for r in records if r.alertname == "brute_force"]
         clock.advance(61)
         await async_wait_until(
-            lambda: sink.outbox.alert(event_id).state == "resolved", what="auto-resolved"
+            lambda: _field(sink, event_id, "state") == "resolved", what="auto-resolved"
         )
-        assert sink.outbox.alert("needs-ack").state == "firing"
+        assert _field(sink, "needs-ack", "state") == "firing"
         await call(bridge, "POST", "/v1/alerts/needs-ack/ack", {"ack_by": "ops"})
         clock.advance(30)
         await asyncio.sleep(1.2)  # a housekeeping pass: not yet a minute since the ack
-        assert sink.outbox.alert("needs-ack").state == "acknowledged"
+        assert _field(sink, "needs-ack", "state") == "acknowledged"
         clock.advance(31)
         await async_wait_until(
-            lambda: sink.outbox.alert("needs-ack").state == "resolved", what="resolved after ack"
+            lambda: _field(sink, "needs-ack", "state") == "resolved", what="resolved after ack"
         )
 
 
 async def test_an_event_alert_seen_again_does_not_resolve(tmp_path: Path) -> None:
     """A repeated event alert counts as seen: the resolve timeout starts again."""
     clock = Clock()
-    env = {"EXESDB_ALERT_RESOLVE_TIMEOUT_MS": "60000"}
+    env: dict[str, Any] = {"EXESDB_ALERT_RESOLVE_TIMEOUT_MS": "60000"}
     async with alert_bridge(tmp_path, clock=clock, serve_http=False, **env) as (bridge, sink, _):
         bridge.bus.publish("disk_full", system_alert("w1", severity="warning"))
         await async_wait_until(lambda: sink.outbox.alert("w1"), what="stored")
         clock.advance(40)
         bridge.bus.publish("disk_full", system_alert("w1", severity="warning"))
         await async_wait_until(
-            lambda: sink.outbox.alert("w1").last_seen == clock.now, what="seen again"
+            lambda: _field(sink, "w1", "last_seen") == clock.now, what="seen again"
         )
         clock.advance(40)
         await asyncio.sleep(1.2)
-        assert sink.outbox.alert("w1").state == "firing"
+        assert _field(sink, "w1", "state") == "firing"
         clock.advance(21)
-        await async_wait_until(lambda: sink.outbox.alert("w1").state == "resolved", what="resolved")
+        await async_wait_until(lambda: _field(sink, "w1", "state") == "resolved", what="resolved")
 
 
 async def test_new_alerts_beyond_the_open_cap_are_refused_and_counted(tmp_path: Path) -> None:
@@ -202,7 +202,7 @@ async def test_new_alerts_beyond_the_open_cap_are_refused_and_counted(tmp_path: 
         )
         assert committed_ids(tmp_path) == {"c0", "c1", "c2"}
         bridge.bus.publish("disk_full", system_alert("c0", severity="critical"))  # known: updates
-        await async_wait_until(lambda: sink.outbox.alert("c0").severity == "critical", what="c0")
+        await async_wait_until(lambda: _field(sink, "c0", "severity") == "critical", what="c0")
 
 
 async def test_alerts_active_comes_from_the_outbox(tmp_path: Path) -> None:
@@ -229,7 +229,10 @@ async def test_metric_threshold_resolves_on_healthy_node_health_and_fires_again(
 ) -> None:
     """A resource's MetricAlert resolves when NodeHealth reports it healthy; a new crossing
     after that notifies again."""
-    env = {"EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/h", "EXESDB_WEBHOOK_GROUP_WAIT_MS": "0"}
+    env: dict[str, Any] = {
+        "EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/h",
+        "EXESDB_WEBHOOK_GROUP_WAIT_MS": "0",
+    }
     async with alert_bridge(tmp_path, serve_http=False, **env) as (bridge, sink, _):
         crossing = MetricAlert(
             metric_name="cpu_usage_percent",
@@ -247,12 +250,12 @@ async def test_metric_threshold_resolves_on_healthy_node_health_and_fires_again(
         )
         bridge.bus.publish("node:health", healthy)
         await async_wait_until(
-            lambda: sink.outbox.alert(alert_id).state == "resolved", what="resolved"
+            lambda: _field(sink, alert_id, "state") == "resolved", what="resolved"
         )
         before = len(sink.outbox.deliveries())
         bridge.bus.publish("metric_alert", crossing)
         await async_wait_until(
-            lambda: sink.outbox.alert(alert_id).state == "firing", what="fired again"
+            lambda: _field(sink, alert_id, "state") == "firing", what="fired again"
         )
         await async_wait_until(
             lambda: len(sink.outbox.deliveries()) > before, what="notified again"
@@ -280,7 +283,7 @@ async def test_queued_alerts_for_a_removed_url_are_dead_lettered_at_start(
         (old, "o1", 1.0),
     )
     outbox.close()
-    env = {"EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/new-hook"}
+    env: dict[str, Any] = {"EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/new-hook"}
     async with alert_bridge(tmp_path, serve_http=False, **env) as (bridge, sink, _):
         assert bridge.registry.get_sample_value("exesdb_webhook_outbox_depth") == 0
         [dead] = sink.outbox.deliveries(DeliveryState.DEAD.value)
@@ -297,6 +300,7 @@ async def test_queued_alerts_for_a_removed_url_are_dead_lettered_at_start(
 async def test_ack_with_deeply_nested_json_is_a_400(tmp_path: Path, depth: int) -> None:
     """A body nested too deeply for the JSON parser is malformed (400), not a server error."""
     async with alert_bridge(tmp_path) as (bridge, _sink, _):
+        assert bridge.address is not None
         host, port = bridge.address
         body = "[" * depth + "]" * depth
         async with (
