@@ -10,7 +10,8 @@ Event alerts (SystemAlert, SecurityAlert, AccessViolation, and MetricAlerts on m
 message reports) have no message that clears them: they carry ``auto_resolve`` and resolve once
 not seen for ``EXESDB_ALERT_RESOLVE_TIMEOUT_MS``. A MetricAlert on a host resource
 (``cpu_usage_percent``, ``memory_usage_percent``, ``disk_usage_percent``, as the health collector
-sends them) resolves when a NodeHealth for its node reports that resource healthy.
+sends them) resolves when a NodeHealth for its node reports that resource healthy in its
+``checks``, or the whole node healthy.
 """
 
 from __future__ import annotations
@@ -194,20 +195,25 @@ def alert_events(envelope: Envelope) -> list[AlertEvent]:
     events = [] if event is None else [event]
     payload = envelope.payload
     if isinstance(payload, NodeHealth):
-        for resource, check in payload.checks.items():
-            if (
-                resource in _HEALTH_RESOURCES
-                and isinstance(check, dict)
+        # A healthy node has every resource healthy (its status is the worst of theirs).
+        healthy = [
+            resource
+            for resource in sorted(_HEALTH_RESOURCES)
+            if payload.status == "healthy"
+            or (
+                isinstance(check := payload.checks.get(resource), dict)
                 and check.get("status") == "healthy"
-            ):
-                events.append(
-                    _resolved(
-                        f"metric_threshold:{payload.node}:{resource}{_RESOURCE_SUFFIX}",
-                        "metric_threshold",
-                        payload.node,
-                        payload.timestamp,
-                    )
+            )
+        ]
+        for resource in healthy:
+            events.append(
+                _resolved(
+                    f"metric_threshold:{payload.node}:{resource}{_RESOURCE_SUFFIX}",
+                    "metric_threshold",
+                    payload.node,
+                    payload.timestamp,
                 )
+            )
     return events
 
 

@@ -251,3 +251,14 @@ def test_a_new_crossing_after_a_resolve_notifies_again(tmp_path: Path) -> None:
         assert record.state == "firing"
     finally:
         outbox.close()
+
+
+def test_a_healthy_node_resolves_all_its_resource_threshold_alerts() -> None:
+    """A NodeHealth saying the whole node is healthy clears every resource's threshold alert."""
+    events = alert_events(envelope(NodeHealth(node="n2", status="healthy")))
+    assert sorted(e.alert_id for e in events if e.alertname == "metric_threshold") == [
+        "metric_threshold:n2:cpu_usage_percent",
+        "metric_threshold:n2:disk_usage_percent",
+        "metric_threshold:n2:memory_usage_percent",
+    ]
+    assert not any(e.firing for e in events)
