@@ -28,6 +28,7 @@ from bridge.bus import (
     Verifier,
     register_queue_depth,
 )
+from bridge.cluster import ClusterMonitor
 from bridge.component import Component
 from bridge.config import Settings
 from bridge.http import build_app
@@ -40,10 +41,12 @@ _logger = logging.getLogger(__name__)
 ComponentFactory = Callable[["Bridge"], Component | None]
 
 
-def build_transport(settings: Settings) -> Transport:
-    """The bus transport ``EXESDB_BUS`` asks for."""
+def build_transport(settings: Settings, registry: CollectorRegistry | None = None) -> Transport:
+    """The bus transport ``EXESDB_BUS`` asks for (its self-metrics go to ``registry``)."""
     if settings.uses_redis:
-        raise NotImplementedError("the Redis bus arrives with bridge.bus.redis")
+        from bridge.bus.redis import RedisTransport
+
+        return RedisTransport.from_settings(settings, registry)
     return MemoryTransport()
 
 
@@ -85,7 +88,7 @@ class Bridge:
             keyring=keyring,
             verifier=self.verifier,
             metrics=self.bus_metrics,
-            transport=transport or build_transport(settings),
+            transport=transport or build_transport(settings, self.registry),
             queue_size=settings.bus_queue_size,
             clock=clock,
         )
@@ -175,4 +178,4 @@ class Bridge:
 
 def default_components() -> list[ComponentFactory]:
     """The sinks and collectors a bridge runs, each deciding from settings whether it is on."""
-    return []
+    return [ClusterMonitor.from_bridge]
