@@ -15,7 +15,6 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge, Info
-from prometheus_client.exposition import choose_encoder
 
 from bridge import __version__
 from bridge.bus import (
@@ -29,10 +28,12 @@ from bridge.bus import (
     register_queue_depth,
 )
 from bridge.cluster import ClusterMonitor
-from bridge.component import Component
+from bridge.component import Component, HasExposition
 from bridge.config import Settings
 from bridge.http import build_app
 from bridge.integration import Integration, install
+from bridge.sinks.prometheus import exposition, prometheus_sink
+from collectors import health_collector, lifecycle_collector, throughput_collector
 
 __all__ = ["Bridge", "build_transport"]
 
@@ -172,10 +173,17 @@ class Bridge:
 
     def render_metrics(self, accept: str) -> tuple[bytes, str]:
         """The exposition body and its content type for an ``Accept`` header."""
-        encoder, content_type = choose_encoder(accept)
-        return encoder(self.registry), content_type
+        openmetrics, content_type = exposition.negotiate(accept)
+        parts = [c for c in self.components if isinstance(c, HasExposition)]
+        return exposition.render(self.registry, parts, openmetrics), content_type
 
 
 def default_components() -> list[ComponentFactory]:
     """The sinks and collectors a bridge runs, each deciding from settings whether it is on."""
-    return [ClusterMonitor.from_bridge]
+    return [
+        prometheus_sink,
+        health_collector,
+        throughput_collector,
+        lifecycle_collector,
+        ClusterMonitor.from_bridge,
+    ]
