@@ -178,6 +178,19 @@ class Bridge:
         return exposition.render(self.registry, parts, openmetrics), content_type
 
 
+def _alert_sink(bridge: Bridge) -> Component:
+    from bridge.sinks.alerts import AlertSink
+
+    # Always on: alert states and the /v1/alerts API are useful without any webhook.
+    return AlertSink(
+        bridge.settings,
+        bus=bridge.bus,
+        publish=bridge.integration.publish,
+        registry=bridge.registry,
+        recorder=bridge.integration.recorder,
+    )
+
+
 def default_components() -> list[ComponentFactory]:
     """The sinks and collectors a bridge runs, each deciding from settings whether it is on."""
     return [
@@ -185,5 +198,6 @@ def default_components() -> list[ComponentFactory]:
         health_collector,
         throughput_collector,
         lifecycle_collector,
+        _alert_sink,
         ClusterMonitor.from_bridge,
     ]

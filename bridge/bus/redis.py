@@ -5,9 +5,14 @@ Layout, with ``exesdb`` as the key prefix::
     exesdb:bus:<instance>      one stream per bus instance; entry = {e: envelope bytes, s: hex HMAC}
       ├─ XREAD from the tail by every replica            -> Frame(group=False)  (fan-out sinks)
       └─ consumer group "exesdb-bridge", XREADGROUP      -> Frame(group=True, ack=...)
-         (only the instances with group subscribers here; each entry reaches one replica,
-         is acknowledged once its subscribers returned, and is claimed with XAUTOCLAIM from a
-         replica that stayed silent for ``claim_idle_ms``)
+         (only the instances with group subscribers here, and only by the replica holding
+         the work-queue lease ``exesdb:bus:leader``; each entry is acknowledged once its
+         subscribers returned; when the holder dies its lease lapses after ``claim_idle_ms``
+         and the next holder claims its pending entries with XAUTOCLAIM)
+
+One reader at a time, rather than entries spread over every replica, because the alert stage
+keeps state per replica: the message that resolves an alert, and the repeats of an ongoing
+condition, must reach the replica that holds the firing alert.
 
 Frames read from Redis are never trusted: they carry bytes and a signature, which the bus
 verifies like any other input. ``send`` never blocks: frames wait in a bounded local buffer that a
@@ -53,6 +58,14 @@ _BODY: Final = b"e"
 _SIGNATURE: Final = b"s"
 _Failure: Final = (RedisError, OSError, asyncio.TimeoutError)
 _PRUNE_SECONDS: Final = 0.05
+_RENEW: Final = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+)
+_RELEASE: Final = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
+    "else return 0 end"
+)
 
 WORK_QUEUE_INSTANCES: Final = frozenset(
     {"ex_esdb_alerts", "ex_esdb_health", "ex_esdb_lifecycle", "ex_esdb_metrics", "ex_esdb_security"}
@@ -138,6 +151,8 @@ class RedisTransport:
         self._wake_writer = asyncio.Event()
         self._room = asyncio.Event()
         self._positioned = asyncio.Event()
+        self._leading = asyncio.Event()
+        self._lease_ms = claim_idle_ms
         self._stopping = asyncio.Event()
         self._groups_ready = False
         self._connected = False
@@ -201,6 +216,7 @@ class RedisTransport:
         if self._group_keys:
             self._room.set()
             self._tasks += [
+                loop.create_task(self._lease_loop(), name="redis-lease"),
                 loop.create_task(self._group_loop(), name="redis-group"),
                 loop.create_task(self._claim_loop(), name="redis-claim"),
             ]
@@ -247,6 +263,11 @@ class RedisTransport:
         self._stopping.set()
         for task in self._tasks:
             task.cancel()
+        if self._leading.is_set():
+            # Hand the work queue over at once rather than after the lease runs out.
+            with contextlib.suppress(*_Failure):
+                await self._client.eval(_RELEASE, 1, f"{self._prefix}:bus:leader", self.consumer)
+            self._leading.clear()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -455,9 +476,53 @@ class RedisTransport:
 
     # -- the work queue: one replica takes each entry --
 
+    async def _lease_loop(self) -> None:
+        """Hold (or wait for) the work-queue lease: only its holder reads the consumer group.
+
+        One reader at a time keeps every alert condition's messages on the replica that holds
+        its state (a firing alert and its resolve, an ongoing condition notified once); the
+        consumer group still gives acknowledgement, and a new holder claims what a dead one
+        left pending.
+        """
+        key = f"{self._prefix}:bus:leader"
+        period = self._lease_ms / 3000
+        renewed = float("-inf")
+        attempt = 0
+        while not self._stopping.is_set():
+            try:
+                if self._leading.is_set():
+                    held = await self._client.eval(_RENEW, 1, key, self.consumer, self._lease_ms)
+                    if held:
+                        renewed = time.monotonic()
+                    else:
+                        self._step_down("the lease went to another replica")
+                elif await self._client.set(key, self.consumer, nx=True, px=self._lease_ms):
+                    renewed = time.monotonic()
+                    self._leading.set()
+                    _logger.info("this replica now takes the work queue (%s)", self.consumer)
+            except _Failure as exc:
+                if self._leading.is_set() and time.monotonic() - renewed > self._lease_ms / 1000:
+                    self._step_down("the lease expired while Redis was unreachable")
+                await self._pause(self._down(exc, attempt))
+                attempt += 1
+                continue
+            attempt = 0
+            # Standing by, ask often: a released lease is taken over within a second.
+            await self._pause(period if self._leading.is_set() else min(period, 1.0))
+
+    def _step_down(self, why: str) -> None:
+        self._leading.clear()
+        _logger.warning("this replica no longer takes the work queue: %s", why)
+
+    @property
+    def leading(self) -> bool:
+        """True while this replica holds the work-queue lease."""
+        return self._leading.is_set()
+
     async def _group_loop(self) -> None:
         attempt = 0
         while not self._stopping.is_set():
+            await self._leading.wait()
             room = self._max_inflight - len(self._inflight)
             if room <= 0:
                 self._room.clear()
@@ -529,7 +594,7 @@ class RedisTransport:
         attempt = 0
         while not self._stopping.is_set():
             await self._pause(interval)
-            if not self._groups_ready:
+            if not self._groups_ready or not self._leading.is_set():
                 continue
             try:
                 for key in self._group_keys:
@@ -639,6 +704,11 @@ class RedisCollector(Collector):
             "exesdb_redis_buffer_depth",
             "Frames waiting in the local buffer to be written to Redis.",
             value=transport.buffered,
+        )
+        yield GaugeMetricFamily(
+            "exesdb_redis_work_queue_leader",
+            "1 while this replica holds the work-queue lease (reads the alert consumer group).",
+            value=1.0 if transport.leading else 0.0,
         )
         yield CounterMetricFamily(
             "exesdb_redis_connection_errors",

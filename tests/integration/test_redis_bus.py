@@ -404,6 +404,60 @@ async def test_frames_published_before_the_restart_but_not_yet_taken_are_written
     assert publisher.sample("exesdb_redis_rewritten_total") == 10
 
 
+async def test_when_the_lease_holder_dies_another_replica_delivers_its_pending_entries(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """Only the lease holder takes the work queue; when it dies holding unacknowledged entries,
+    the other replica takes the lease and delivers them."""
+    server = redis_server()
+    release = asyncio.Event()
+    stuck: list[str] = []
+
+    async def stall(envelope: Envelope) -> None:
+        stuck.append(envelope.payload.alert_id)  # type: ignore[attr-defined]
+        await release.wait()
+
+    a = Replica(server.url, "node-a", group=False)
+    a.bridge.bus.subscribe("stalled", stall, instances=[ALERTS], group=True)
+    await a.start()
+    replicas.append(a)
+    await async_wait_until(lambda: a.transport.leading, 10, "a holds the lease")
+    b = await Replica(server.url, "node-b").start()
+    replicas.append(b)
+    await async_wait_until(b.ready, 10)
+    expected = [b.publish_alert(n) for n in range(5)]
+    await async_wait_until(lambda: len(stuck) >= 1, 10, "a took the entries")
+    await async_wait_until(lambda: pending(server) == 5, 10, "all five pending on a")
+    assert not b.transport.leading
+    assert b.taken_alerts() == []
+    # a dies: its tasks stop, no acknowledgement, no lease hand-over.
+    a.transport._stopping.set()
+    for task in a.transport._tasks:
+        task.cancel()
+    await async_wait_until(lambda: b.transport.leading, 10, "b takes the lease")
+    await async_wait_until(lambda: sorted(b.taken_alerts()) == expected, 10, "b delivers")
+    await async_wait_until(lambda: pending(server) == 0, 10, "acknowledged")
+    assert b.sample("exesdb_redis_work_queue_leader") == 1
+    release.set()
+
+
+async def test_a_graceful_stop_hands_the_lease_over_at_once(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """Closing the lease holder releases the lease, so another replica takes over without
+    waiting for it to lapse."""
+    server = redis_server()
+    a = Replica(server.url, "node-a", claim_idle_ms=60_000)
+    await a.start()
+    await async_wait_until(lambda: a.transport.leading, 10, "a holds the lease")
+    b = await Replica(server.url, "node-b", claim_idle_ms=60_000).start()
+    replicas.append(b)
+    await a.aclose()
+    await async_wait_until(lambda: b.transport.leading, 5, "b takes the lease")
+    alert = b.publish_alert(1)
+    await async_wait_until(lambda: b.taken_alerts() == [alert], 10)
+
+
 def test_safe_url_drops_credentials() -> None:
     """The URL shown in logs and /readyz never carries a password."""
     assert safe_url("rediss://user:secret@redis.example:6380/2") == "rediss://redis.example:6380/2"
