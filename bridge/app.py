@@ -84,12 +84,20 @@ class Bridge:
             max_bytes=settings.max_body_bytes,
             count_rejection=self.bus_metrics.count_rejection,
         )
+        transport = transport or build_transport(settings, self.registry)
         self.bus = Bus(
             node=settings.node,
             keyring=keyring,
-            verifier=self.verifier,
+            # On a shared transport, messages taken in by HTTP ingest (whose ids the ingest
+            # verifier remembers) come back over the bus: the bus needs a replay memory of its
+            # own, or this replica would refuse its own ingest as replayed.
+            verifier=(
+                self.verifier
+                if isinstance(transport, MemoryTransport)
+                else self.verifier.with_fresh_replay()
+            ),
             metrics=self.bus_metrics,
-            transport=transport or build_transport(settings, self.registry),
+            transport=transport,
             queue_size=settings.bus_queue_size,
             clock=clock,
         )
