@@ -268,7 +268,14 @@ def test_alerts_pending_on_a_sigkilled_replica_are_delivered_by_another(
     survivor = next(r for r in replicas if r is not holder)
     ids = [f"kill-{n:04d}" for n in range(1500)]
     ingest(survivor.url, [alert(i) for i in ids])
+    with redis.client() as client:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # no sleep: the window is short
+            if client.xpending("exesdb:bus:ex_esdb_alerts", "exesdb-bridge")["pending"]:
+                break
+        held = int(client.xpending("exesdb:bus:ex_esdb_alerts", "exesdb-bridge")["pending"])
     holder.kill()  # while it works through 1500 alerts, each written to its outbox first
+    assert held > 0, "the lease holder never held an unacknowledged alert"
     wait_until(
         lambda: metric(survivor.url, "exesdb_redis_work_queue_leader") == 1,
         15,
