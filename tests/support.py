@@ -128,8 +128,7 @@ class BridgeProcess:
     def start(self, log_dir: Path, ready_timeout: float = 20.0) -> BridgeProcess:
         """Start the process and wait until ``/healthz`` answers."""
         self.log_path = log_dir / f"bridge-{self.port}.log"
-        # The child keeps its own copy of the descriptor; ours is closed at once.
-        with self.log_path.open("wb") as log:
+        with self.log_path.open("wb") as log:  # the child keeps its own copy of the fd
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "bridge", "run", *self.args],
                 env=self.env,

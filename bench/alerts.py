@@ -1,0 +1,141 @@
+"""Alert outbox and webhook delivery figures.
+
+    .venv/bin/python -m bench.alerts [--alerts 2000] [--fail 0.5]
+
+- ``outbox commit``: ``Outbox.observe`` of distinct alerts, one fsync'd (WAL, synchronous=FULL)
+  transaction each, on the state directory's file system: what bounds the alert stage's rate.
+- ``end to end``: an in-process bridge publishes ``--alerts`` SystemAlerts to a loopback aiohttp
+  receiver (grouping 20 ms, 50 per payload); time until every alert was accepted, once with a
+  healthy receiver and once failing ``--fail`` of the requests (backoff 10 ms, cap 100 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from bridge.app import Bridge
+from bridge.config import Settings
+from bridge.messages import SystemAlert
+from bridge.sinks.alerts import AlertSink, Outbox
+from bridge.sinks.alerts.sources import AlertEvent
+
+
+def outbox_commits(count: int, directory: Path) -> list[float]:
+    """Seconds per observe() of a new alert."""
+    outbox = Outbox.in_dir(directory, urls=["http://127.0.0.1:9/hook"])
+    now = datetime.now(UTC)
+    times = []
+    for n in range(count):
+        event = AlertEvent(
+            f"bench-{n}", "bench", "firing", "critical", "system", "n1", "t", "d", True, now
+        )
+        started = time.perf_counter()
+        outbox.observe(event, time.time())
+        times.append(time.perf_counter() - started)
+    outbox.close()
+    return times
+
+
+async def end_to_end(count: int, fail: float, directory: Path) -> tuple[float, int]:
+    """Seconds until ``count`` alerts were accepted, and the requests it took."""
+    accepted: set[str] = set()
+    everything = asyncio.Event()
+    requests = 0
+    chance = random.Random(7)
+
+    async def hook(request: web.Request) -> web.Response:
+        nonlocal requests
+        requests += 1
+        body = json.loads(await request.read())
+        if chance.random() < fail:
+            return web.Response(status=503)
+        accepted.update(a["labels"]["alert_id"] for a in body["alerts"])
+        if len(accepted) >= count:
+            everything.set()
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    settings = Settings(
+        **{  # type: ignore[arg-type]
+            "EXESDB_STATE_DIR": str(directory),
+            "EXESDB_WEBHOOK_URLS": f"http://127.0.0.1:{port}/hook",
+            "EXESDB_WEBHOOK_GROUP_WAIT_MS": "20",
+            "EXESDB_WEBHOOK_MAX_ALERTS": "50",
+            "EXESDB_WEBHOOK_BACKOFF_MS": "10",
+            "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "100",
+        }
+    )
+
+    def sink(bridge: Bridge) -> AlertSink:
+        return AlertSink(
+            bridge.settings,
+            bus=bridge.bus,
+            publish=bridge.integration.publish,
+            registry=bridge.registry,
+        )
+
+    bridge = Bridge(settings, registry=CollectorRegistry(), components=[sink])
+    await bridge.start(serve_http=False)
+    started = time.perf_counter()
+    for n in range(count):
+        bridge.bus.publish(
+            "bench",
+            SystemAlert(
+                alert_id=f"e2e-{n}",
+                severity="critical",
+                category="system",
+                title="t",
+                description="d",
+                source="bench",
+                node="n1",
+            ),
+        )
+    await everything.wait()
+    elapsed = time.perf_counter() - started
+    await bridge.aclose()
+    await runner.cleanup()
+    return elapsed, requests
+
+
+def main() -> None:
+    """Run and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alerts", type=int, default=2000)
+    parser.add_argument("--fail", type=float, default=0.5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=".") as scratch:
+        times = outbox_commits(args.alerts, Path(scratch) / "commits")
+        quantiles = statistics.quantiles(times, n=100)
+        print(
+            f"outbox commit: {len(times) / sum(times):,.0f} alerts/s; "
+            f"p50 {quantiles[49] * 1e3:.2f} ms, p99 {quantiles[98] * 1e3:.2f} ms"
+        )
+        for fail in (0.0, args.fail):
+            seconds, requests = asyncio.run(
+                end_to_end(args.alerts, fail, Path(scratch) / f"e2e-{fail}")
+            )
+            print(
+                f"end to end, {fail:.0%} failing: {args.alerts} alerts in {seconds:.2f} s "
+                f"({args.alerts / seconds:,.0f} alerts/s, {requests} requests)"
+            )
+
+
+if __name__ == "__main__":
+    main()
