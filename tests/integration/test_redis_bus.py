@@ -458,6 +458,28 @@ async def test_a_graceful_stop_hands_the_lease_over_at_once(
     await async_wait_until(lambda: b.taken_alerts() == [alert], 10)
 
 
+async def test_the_bus_runs_over_tls_with_rediss(tmp_path: Path, replicas: list[Replica]) -> None:
+    """With a rediss:// URL the replicas talk TLS to a TLS-only redis-server, and fan-out and
+    the work queue work as over plain TCP."""
+    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
+    try:
+        a = await Replica(server.url, "node-a").start()
+        b = await Replica(server.url, "node-b").start()
+        replicas += [a, b]
+        for replica in (a, b):
+            await async_wait_until(replica.ready, 10)
+        published = a.publish_alert(1)
+        for replica in (a, b):
+            await async_wait_until(partial(has_seen, replica, [published]), 10, "fan-out")
+        await async_wait_until(
+            lambda: a.taken_alerts() + b.taken_alerts() == [published], 10, "work queue"
+        )
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        server.stop()
+
+
 def test_safe_url_drops_credentials() -> None:
     """The URL shown in logs and /readyz never carries a password."""
     assert safe_url("rediss://user:secret@redis.example:6380/2") == "rediss://redis.example:6380/2"

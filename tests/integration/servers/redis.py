@@ -3,9 +3,10 @@
 ``RedisServer().start(workdir)`` runs ``redis-server --port <free> --bind 127.0.0.1 --save ''
 --appendonly no`` (nothing persists: a restart is a Redis that lost everything, the hardest
 case), waits until it answers PING, and ``url`` is its ``redis://`` address. ``stop()`` then
-``start()`` again simulates an outage; ``kill()`` a crash. ``client()`` is a plain synchronous
-client for writing entries straight into Redis. Tests use the ``redis_server`` fixture, a factory
-whose servers are stopped afterwards.
+``start()`` again simulates an outage; ``kill()`` a crash. ``RedisServer(tls=True)`` serves TLS
+only, with a self-signed certificate made by openssl, at a ``rediss://`` URL that trusts it.
+``client()`` is a plain synchronous client for writing entries straight into Redis. Tests use
+the ``redis_server`` fixture, a factory whose servers are stopped afterwards.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ BINARY = "redis-server"
 class RedisServer:
     """One redis-server process on a free loopback port."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, tls: bool = False) -> None:
         self.binary = require_binary(BINARY)
         self.port = port or free_port()
+        self.tls = tls
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
         self.workdir: Path | None = None
@@ -42,12 +44,23 @@ class RedisServer:
         assert self.workdir is not None, "the first start needs a workdir"
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.workdir / "redis.log"
+        listen = ["--port", str(self.port)]
+        if self.tls:
+            cert = self._certificate()
+            listen = ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            listen += [
+                "--tls-cert-file",
+                str(cert),
+                "--tls-key-file",
+                str(cert.with_name("key.pem")),
+            ]
+            listen += ["--tls-ca-cert-file", str(cert)]
+            self.url = f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={cert}"
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
                 [
                     self.binary,
-                    "--port",
-                    str(self.port),
+                    *listen,
                     "--bind",
                     "127.0.0.1",
                     "--save",
@@ -67,6 +80,35 @@ class RedisServer:
         )
         return self
 
+    def _certificate(self) -> Path:
+        """A self-signed certificate for 127.0.0.1 (made once, with openssl)."""
+        assert self.workdir is not None
+        cert = self.workdir / "cert.pem"
+        if not cert.exists():
+            subprocess.run(
+                [
+                    require_binary("openssl"),
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                    "-keyout",
+                    str(cert.with_name("key.pem")),
+                    "-out",
+                    str(cert),
+                ],
+                check=True,
+                capture_output=True,
+            )
+        return cert
+
     def _alive(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
             log = self.log_path.read_text(errors="replace") if self.log_path else ""
@@ -80,7 +122,7 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         """A synchronous client (close it, or use it as a context manager)."""
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5.0)
+        return redis.Redis.from_url(self.url, socket_timeout=5.0)
 
     @property
     def running(self) -> bool:
