@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -21,10 +21,12 @@ from bridge.bus import Envelope, Keyring, new_message_id
 from bridge.bus.redis import GROUP, RedisTransport, safe_url
 from bridge.config import Settings
 from bridge.messages import SystemAlert, utc_now
-from tests.integration.servers.redis import RedisServer
+from tests.integration.servers.redis import RedisServer, redis_server
 from tests.support import TEST_SECRET, async_wait_until, free_port
 
 pytestmark = pytest.mark.integration
+
+__all__ = ["redis_server"]
 
 ALERTS = "ex_esdb_alerts"
 
@@ -102,21 +104,6 @@ class Replica:
 
     async def aclose(self) -> None:
         await self.bridge.aclose()
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[Callable[[], RedisServer]]:
-    """``redis_server()`` starts a redis-server; all are stopped afterwards."""
-    started: list[RedisServer] = []
-
-    def start() -> RedisServer:
-        server = RedisServer()
-        started.append(server)
-        return server.start(tmp_path / f"redis-{server.port}")
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 @pytest.fixture
