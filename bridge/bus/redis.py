@@ -30,7 +30,7 @@ import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
@@ -58,6 +58,7 @@ _BODY: Final = b"e"
 _SIGNATURE: Final = b"s"
 _Failure: Final = (RedisError, OSError, asyncio.TimeoutError)
 _PRUNE_SECONDS: Final = 0.05
+_CONSUMER_SWEEP_CYCLES: Final = 20
 _RENEW: Final = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
     "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
@@ -164,6 +165,7 @@ class RedisTransport:
         self.trimmed = 0
         self.written = 0
         self.rewritten = 0
+        self.stage_errors = 0
         if registry is not None:
             registry.register(RedisCollector(self))
 
@@ -209,17 +211,21 @@ class RedisTransport:
         self._receive = receive
         self._group_keys = [self._keys[name] for name in INSTANCES if name in group_instances]
         loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._write_loop(), name="redis-writer"),
-            loop.create_task(self._fanout_loop(), name="redis-fanout"),
+        stages: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("writer", self._write_loop),
+            ("fanout", self._fanout_loop),
         ]
         if self._group_keys:
             self._room.set()
-            self._tasks += [
-                loop.create_task(self._lease_loop(), name="redis-lease"),
-                loop.create_task(self._group_loop(), name="redis-group"),
-                loop.create_task(self._claim_loop(), name="redis-claim"),
+            stages += [
+                ("lease", self._lease_loop),
+                ("group", self._group_loop),
+                ("claim", self._claim_loop),
             ]
+        self._tasks = [
+            loop.create_task(self._keep_running(name, stage), name=f"redis-{name}")
+            for name, stage in stages
+        ]
         if self._buffer:
             self._wake_writer.set()
         _logger.info(
@@ -276,6 +282,18 @@ class RedisTransport:
         with contextlib.suppress(*_Failure):
             await self._client.aclose()
 
+    async def _keep_running(self, name: str, stage: Callable[[], Awaitable[None]]) -> None:
+        """Run one background stage; a bug in it is logged and counted, and the stage restarts."""
+        while not self._stopping.is_set():
+            try:
+                await stage()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.stage_errors += 1
+                _logger.exception("Redis bus stage %s failed; restarting it", name)
+                await self._pause(1.0)
+
     # -- connection state --
 
     def _up(self) -> None:
@@ -294,7 +312,7 @@ class RedisTransport:
             _logger.warning("Redis at %s: %s; retrying with backoff", safe_url(self.url), reason)
         self._connected = False
         self._error = reason
-        delay = min(self._max_backoff, self._backoff * 2**attempt)
+        delay = min(self._max_backoff, self._backoff * 2 ** min(attempt, 30))
         return float(delay * (1 + self._jitter * (2 * self._rng() - 1)))
 
     async def _pause(self, seconds: float) -> None:
@@ -592,6 +610,7 @@ class RedisTransport:
     async def _claim_loop(self) -> None:
         interval = min(self._claim_idle_ms / 2000, 5.0)
         attempt = 0
+        cycles = 0
         while not self._stopping.is_set():
             await self._pause(interval)
             if not self._groups_ready or not self._leading.is_set():
@@ -599,17 +618,36 @@ class RedisTransport:
             try:
                 for key in self._group_keys:
                     await self._claim(key)
+                cycles += 1
+                if cycles % _CONSUMER_SWEEP_CYCLES == 0:
+                    await self._forget_departed_consumers()
             except ResponseError as exc:
                 if "NOGROUP" in str(exc):
                     self._groups_ready = False
                     continue
-                raise
+                await self._pause(self._down(exc, attempt))
+                attempt += 1
+                continue
             except _Failure as exc:
                 await self._pause(self._down(exc, attempt))
                 attempt += 1
                 continue
             attempt = 0
             self._forget_stale_inflight()
+
+    async def _forget_departed_consumers(self) -> None:
+        """Delete consumers (one per replica start) that hold nothing and are long silent."""
+        horizon = 10 * self._claim_idle_ms
+        for key in self._group_keys:
+            consumers: Any = await self._client.xinfo_consumers(key, GROUP)
+            for consumer in consumers:
+                name = _text(consumer.get("name"))
+                if (
+                    name != self.consumer
+                    and int(consumer.get("pending", 0)) == 0
+                    and int(consumer.get("idle", 0)) > horizon
+                ):
+                    await self._client.xgroup_delconsumer(key, GROUP, name)
 
     async def _claim(self, key: str) -> None:
         start: bytes | str = "0-0"
@@ -719,6 +757,11 @@ class RedisCollector(Collector):
             "exesdb_redis_written",
             "Frames written to Redis streams.",
             value=transport.written,
+        )
+        yield CounterMetricFamily(
+            "exesdb_redis_stage_errors",
+            "Unexpected failures of a Redis bus background stage (logged; the stage restarts).",
+            value=transport.stage_errors,
         )
         yield CounterMetricFamily(
             "exesdb_redis_rewritten",

@@ -467,6 +467,33 @@ async def test_the_bus_runs_over_tls_with_rediss(tmp_path: Path, replicas: list[
         server.stop()
 
 
+async def test_consumers_of_departed_replicas_are_forgotten(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """A consumer left in the group by a replica that is gone, holding nothing, is deleted once
+    silent for ten claim intervals; the live one stays."""
+    server = redis_server()
+    key = f"exesdb:bus:{ALERTS}"
+    with server.client() as client:  # a replica that took one entry, acknowledged it, left
+        client.xgroup_create(key, GROUP, id="0", mkstream=True)
+        client.xadd(key, signed_entry())
+        taken = client.xreadgroup(GROUP, "departed-replica", {key: ">"}, count=1)
+        client.xack(key, GROUP, taken[0][1][0][0])
+    replica = await Replica(server.url, "node-a", claim_idle_ms=100).start()
+    replicas.append(replica)
+    await async_wait_until(lambda: replica.transport.leading, 10)
+    alert = replica.publish_alert(1)
+    await async_wait_until(lambda: replica.taken_alerts() == [alert], 10)
+
+    def consumers() -> set[str]:
+        with server.client() as client:
+            return {c["name"].decode() for c in client.xinfo_consumers(key, GROUP)}
+
+    assert "departed-replica" in consumers()
+    await async_wait_until(lambda: "departed-replica" not in consumers(), 10, "swept")
+    assert replica.transport.consumer in consumers()
+
+
 def test_safe_url_drops_credentials() -> None:
     """The URL shown in logs and /readyz never carries a password."""
     assert safe_url("rediss://user:secret@redis.example:6380/2") == "rediss://redis.example:6380/2"
