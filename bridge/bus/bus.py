@@ -85,6 +85,7 @@ class Subscription:
         "_handler",
         "_is_async",
         "_queue",
+        "_stopped",
         "_task",
         "_wakeup",
         "group",
@@ -116,6 +117,7 @@ class Subscription:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._busy = False
+        self._stopped = False
         self._drained = asyncio.Event()
         self._drained.set()
         self._dropped = dropped
@@ -138,7 +140,13 @@ class Subscription:
         return not self._queue and not self._busy
 
     def offer(self, envelope: Envelope, frame: Frame) -> bool:
-        """Queue a message; False (and counted) when the queue is full."""
+        """Queue a message; False (and counted) when the queue is full.
+
+        A stopped subscription takes nothing (uncounted): a work-queue frame it leaves
+        unacknowledged goes to a live replica.
+        """
+        if self._stopped:
+            return False
         if len(self._queue) >= self.max_queue:
             self._dropped()
             return False
@@ -182,6 +190,7 @@ class Subscription:
 
     async def stop(self, drain_seconds: float) -> None:
         """Drain what is queued (for up to ``drain_seconds``), then stop the task."""
+        self._stopped = True
         if self._task is not None and not self.idle:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), drain_seconds)
