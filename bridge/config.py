@@ -7,6 +7,7 @@ ever echoing a secret.
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 from typing import Annotated, Any, Final, Literal
@@ -22,9 +23,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bridge.errors import ConfigError
 
-__all__ = ["MIN_SECRET_LENGTH", "Settings", "load_settings", "split_addr"]
+__all__ = ["MIN_SECRET_LENGTH", "Settings", "load_settings", "redact_urls", "split_addr"]
 
 MIN_SECRET_LENGTH: Final = 32
+# The password of a URL's userinfo (redis://:pw@host, https://user:pw@host).
+_URL_PASSWORD: Final = re.compile(r"(://[^/@:\s]*):[^/@\s]*@")
 
 Severity = Literal["info", "warning", "error", "critical"]
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -266,18 +269,25 @@ def split_addr(value: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port)  # noqa: S104
 
 
+def redact_urls(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``<redacted>``."""
+    return _URL_PASSWORD.sub(r"\1:<redacted>@", text)
+
+
 def _show(value: Any) -> str:
     if isinstance(value, SecretStr):
         return "<set, redacted>" if value.get_secret_value() else "<empty>"
     if value is None:
         return "<unset>"
     if isinstance(value, tuple):
-        if value and isinstance(value[0], SecretStr):
+        if not value:
+            return "<empty>"
+        if isinstance(value[0], SecretStr):
             return f"<{len(value)} set, redacted>"
-        return ",".join(str(item) for item in value)
+        return redact_urls(",".join(str(item) for item in value))
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return redact_urls(str(value))
 
 
 _SECRET_VARIABLES: Final = frozenset(
@@ -295,18 +305,34 @@ def load_settings() -> Settings:
     try:
         settings = Settings()
     except ValidationError as exc:
-        raise ConfigError([_describe(error) for error in exc.errors()]) from None
+        problems = [_describe(error) for error in exc.errors()]
+        failing = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+        raise ConfigError(problems + _cross_checks_without(failing)) from None
     problems = settings.cross_checks()
     if problems:
         raise ConfigError(problems)
     return settings
 
 
+def _cross_checks_without(failing: set[str]) -> list[str]:
+    """The cross-checks of the other variables, so that every problem is reported at once."""
+    defaults = {
+        str(info.validation_alias): info.get_default(call_default_factory=True)
+        for info in Settings.model_fields.values()
+        if str(info.validation_alias) in failing
+    }
+    try:
+        fallback = Settings(**defaults)
+    except ValidationError:
+        return []
+    return [line for line in fallback.cross_checks() if not any(v in line for v in failing)]
+
+
 def _describe(error: Any) -> str:
     variable = str(error["loc"][0]) if error["loc"] else "configuration"
-    message = str(error["msg"]).removeprefix("Value error, ")
+    message = redact_urls(str(error["msg"]).removeprefix("Value error, "))
     if variable in _SECRET_VARIABLES:
         return f"{variable}: {message}"
     given = error.get("input")
-    shown = f" (got {given!r})" if isinstance(given, str) else ""
+    shown = f" (got {redact_urls(given)!r})" if isinstance(given, str) else ""
     return f"{variable}: {message}{shown}"

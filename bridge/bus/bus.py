@@ -83,7 +83,6 @@ class Subscription:
         "_dropped",
         "_errors",
         "_handler",
-        "_is_async",
         "_queue",
         "_stopped",
         "_task",
@@ -112,7 +111,6 @@ class Subscription:
         self.max_queue = max_queue
         self.group = group
         self._handler = handler
-        self._is_async = inspect.iscoroutinefunction(handler)
         self._queue: deque[tuple[Envelope, Frame]] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -173,10 +171,11 @@ class Subscription:
                 envelope, frame = queue.popleft()
                 self._busy = True
                 try:
-                    if self._is_async:
-                        await self._handler(envelope)  # type: ignore[misc]
-                    else:
-                        self._handler(envelope)
+                    # A plain callable may return an awaitable too (a lambda around an async
+                    # call, a partial of a coroutine function): await whatever comes back.
+                    outcome = self._handler(envelope)
+                    if outcome is not None and inspect.isawaitable(outcome):
+                        await outcome
                     if frame.ack is not None:
                         await frame.ack()
                 except asyncio.CancelledError:
@@ -463,8 +462,12 @@ class QueueDepthCollector(Collector):
             "Messages waiting in a subscriber's queue.",
             labels=["subscriber"],
         )
+        # Several subscriptions may share a name (e.g. every stream client): one series per name.
+        depths: dict[str, int] = {}
         for subscription in self._bus.subscriptions:
-            family.add_metric([subscription.name], subscription.depth)
+            depths[subscription.name] = depths.get(subscription.name, 0) + subscription.depth
+        for name, depth in depths.items():
+            family.add_metric([name], depth)
         yield family
 
 

@@ -120,7 +120,7 @@ def decode_envelope(body: bytes | str) -> Envelope | Rejection:
     """Parse and validate an envelope whose signature was already checked."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser
         return Rejection(RejectReason.MALFORMED, f"not JSON: {exc}")
     return decode_envelope_object(data)
 
@@ -182,8 +182,7 @@ def _parse_ts(value: Any) -> datetime | None:
         return None
     try:
         ts = datetime.fromisoformat(value)
-    except ValueError:
+        # OverflowError: an instant that falls outside years 1-9999 once converted to UTC.
+        return ts.astimezone(UTC) if ts.tzinfo is not None else None
+    except (ValueError, OverflowError):
         return None
-    if ts.tzinfo is None:
-        return None
-    return ts.astimezone(UTC)
