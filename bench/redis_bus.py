@@ -5,8 +5,9 @@
 Starts a throw-away ``redis-server`` on a free loopback port and in-process bridges (no HTTP)
 sharing it. Publishes ``--messages`` SystemAlerts from the first replica as fast as ``publish``
 takes them, and reports: how long until every replica's fan-out subscriber had all of them
-(messages per second), the median and p99 publish-to-fan-out latency, and how long the
-work-queue subscribers took to have all of them. Then stops the lease holder without handing
+(messages per second), the median and p99 publish-to-fan-out latency of that burst, and how long
+the work-queue subscribers took to have all of them; then the latency at a steady 200 messages
+per second. Then stops the lease holder without handing
 its lease over and times how long another replica takes to deliver an alert published after it.
 """
 
@@ -113,6 +114,18 @@ async def _run(url: str, messages: int, replicas: int) -> None:
     print(
         f"  publish-to-fan-out latency: median {statistics.median(latencies) * 1000:.1f} ms, "
         f"p99 {latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms (includes the backlog)"
+    )
+    # Latency without a backlog: a steady 200 messages per second for five seconds.
+    for replica in group:
+        replica.latencies.clear()
+    for _ in range(1000):
+        publisher.publish("bench", alert)
+        await asyncio.sleep(0.005)
+    await _until(lambda: all(len(r.latencies) >= 1000 for r in group), 60)
+    paced = sorted(x for r in group for x in r.latencies)
+    print(
+        f"  latency at 200 msg/s:       median {statistics.median(paced) * 1000:.1f} ms, "
+        f"p99 {paced[int(len(paced) * 0.99)] * 1000:.1f} ms (publish to every replica's sink)"
     )
     # Failover: the lease holder stops without handing over (as a crash would).
     holder = next(r for r in group if r.transport.leading)
