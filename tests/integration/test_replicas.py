@@ -371,6 +371,42 @@ def test_a_redis_restart_mid_stream_loses_no_alert(
         wait_until(partial(is_ready, replica), 15, "ready again")
 
 
+def test_entries_forged_straight_into_redis_are_refused_and_counted_by_every_replica(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """A SystemAlert signed with another key and one whose body was changed after signing,
+    XADDed by hand, are counted as invalid_signature on every replica and never delivered."""
+    receiver: WebhookReceiver = webhook_receiver()
+    replicas = [
+        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
+        for n in range(2)
+    ]
+    leader(replicas)
+    _, _, forged = alert("forged-1")
+    now = utc_now()
+    body = Envelope(
+        new_message_id(), forged.INSTANCE, "disk_full", forged.TAG, "intruder", now, forged
+    ).to_bytes()
+    wrong_key = Keyring.from_secrets("an-intruder-secret-of-at-least-32-chars").sign(body)
+    tampered = body.replace(b"forged-1", b"forged-2")
+    with redis.client() as client:
+        client.xadd("exesdb:bus:ex_esdb_alerts", {b"e": body, b"s": wrong_key.encode()})
+        client.xadd(
+            "exesdb:bus:ex_esdb_alerts",
+            {b"e": tampered, b"s": Keyring.from_secrets(TEST_SECRET).sign(body).encode()},
+        )
+    ingest(replicas[0].url, [alert("genuine")])  # a good one after the forged ones
+    wait_until(lambda: delivered_counts(receiver, "genuine"), 15, "the genuine alert")
+    for replica in replicas:
+        wait_until(
+            gauge(replica, "exesdb_bus_rejected_total", 2, reason="invalid_signature"),
+            10,
+            f"two refusals counted on {replica.url}",
+        )
+    assert delivered_counts(receiver, "forged") == Counter()
+    wait_until(lambda: settled(replicas, redis), 10, "the forged entries acknowledged")
+
+
 def test_without_redis_a_bridge_starts_not_ready_and_becomes_ready_when_redis_comes(
     tmp_path: Path, bridge_processes: list[BridgeProcess]
 ) -> None:
