@@ -90,7 +90,11 @@ async def _serve(settings: Settings, demo: bool) -> int:
         _logger.error("cannot listen on %s: %s", settings.http_addr, exc)
         await bridge.aclose()
         return EXIT_FAILED
-    except BridgeError as exc:  # e.g. the alert outbox cannot be opened
+    except ConfigError as exc:  # e.g. EXESDB_STATE_DIR cannot hold the alert outbox
+        _logger.error("%s", exc)
+        await bridge.aclose()
+        return EXIT_USAGE
+    except BridgeError as exc:
         _logger.error("%s", exc)
         await bridge.aclose()
         return EXIT_FAILED

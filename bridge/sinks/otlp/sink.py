@@ -93,22 +93,14 @@ def build_resource(
     return defaults
 
 
-def _protocol(settings: Settings, signal: Signal, environ: Mapping[str, str]) -> str:
-    specific = environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL", "").strip()
-    if specific in ("grpc", "http/protobuf"):
-        return specific
-    if specific:
-        _logger.warning(
-            "OTEL_EXPORTER_OTLP_%s_PROTOCOL=%r is not grpc or http/protobuf; using %s",
-            signal.upper(),
-            specific,
-            settings.otlp_protocol,
-        )
-    return settings.otlp_protocol
+def _protocol(settings: Settings, signal: Signal) -> str:
+    # A per-signal OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL wins over the general one.
+    specific: str | None = getattr(settings, f"otlp_{signal}_protocol")
+    return specific or settings.otlp_protocol
 
 
-def _metrics_exporter(settings: Settings, environ: Mapping[str, str]) -> Exporter:
-    if _protocol(settings, "metrics", environ) == "grpc":
+def _metrics_exporter(settings: Settings) -> Exporter:
+    if _protocol(settings, "metrics") == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
             OTLPMetricExporter as GrpcMetricExporter,
         )
@@ -133,7 +125,7 @@ def build_exporters(
     """
     exporters: dict[Signal, Exporter] = {}
     if settings.otlp_endpoint or settings.otlp_traces_endpoint:
-        if _protocol(settings, "traces", environ) == "grpc":
+        if _protocol(settings, "traces") == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
                 OTLPSpanExporter as GrpcSpanExporter,
             )
@@ -146,7 +138,7 @@ def build_exporters(
 
             exporters["traces"] = HttpSpanExporter()
     if settings.otlp_endpoint or settings.otlp_logs_endpoint:
-        if _protocol(settings, "logs", environ) == "grpc":
+        if _protocol(settings, "logs") == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
                 OTLPLogExporter as GrpcLogExporter,
             )
@@ -161,7 +153,7 @@ def build_exporters(
     if settings.otlp_metrics and (
         settings.otlp_endpoint or environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
     ):
-        exporters["metrics"] = _metrics_exporter(settings, environ)
+        exporters["metrics"] = _metrics_exporter(settings)
     return exporters
 
 
