@@ -558,8 +558,7 @@ def test_every_message_is_counted_by_instance_and_type():
 
 
 def test_alerts_are_counted_and_acknowledgements_labelled_by_severity():
-    """SystemAlerts count in exesdb_alerts_total; an AlertAck is labelled with its alert's
-    severity; exesdb_alerts_active is left to the alert sink (its outbox is the authority)."""
+    """SystemAlerts count in exesdb_alerts_total and acks by severity; alerts_active is not here."""
     alert = {"category": "system", "title": "t", "description": "d", "source": "s"}
     store = translate(
         envelope("system_alert", alert_id="a1", severity="critical", **alert),

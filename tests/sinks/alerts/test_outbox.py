@@ -248,8 +248,7 @@ def test_new_alerts_beyond_max_open_are_refused(outbox: Outbox) -> None:
 
 
 def test_event_alerts_resolve_after_the_timeout_unless_they_need_ack(outbox: Outbox) -> None:
-    """Auto-resolving alerts not seen for the timeout resolve (queued for the receivers);
-    requires_ack ones wait for their acknowledgement; condition alerts never auto-resolve."""
+    """Unseen event alerts resolve; requires_ack ones after their ack; conditions never."""
     outbox.apply(
         [
             event("ev", auto_resolve=True, requires_ack=False),
@@ -300,8 +299,7 @@ def _v1_schema() -> str:
 
 
 def test_orphaned_work_is_dead_lettered_and_stays_retryable(tmp_path: Path) -> None:
-    """Queued alerts and pending deliveries for a URL no longer configured go dead (with a
-    reason), leave the depth, and come back with retry()."""
+    """Work for an unconfigured URL goes dead with a reason and stays retryable."""
     gone = "http://127.0.0.1:9/gone"
     box = Outbox.in_dir(tmp_path, urls=[gone])
     box.apply([event("q1"), event("p1")], T0)

@@ -108,8 +108,7 @@ async def test_ingest_answers_202_only_once_the_alerts_are_committed(tmp_path: P
 async def test_ingest_answers_503_with_retry_after_above_the_high_water_mark(
     tmp_path: Path,
 ) -> None:
-    """With the alert queue at 80 % of EXESDB_ALERT_QUEUE_SIZE, ingest refuses (503) instead of
-    accepting alerts it would drop; what it accepted is all committed, nothing dropped."""
+    """At 80 % of the alert queue ingest answers 503 with Retry-After; nothing taken is dropped."""
     env: dict[str, Any] = {**INGEST, "EXESDB_ALERT_QUEUE_SIZE": "10"}
     async with alert_bridge(tmp_path, **env) as (bridge, sink, _):
         release = hold_db(sink)
@@ -134,8 +133,7 @@ async def test_ingest_answers_503_with_retry_after_above_the_high_water_mark(
 
 
 async def test_event_alerts_resolve_after_the_resolve_timeout(tmp_path: Path) -> None:
-    """A SecurityAlert not seen again for EXESDB_ALERT_RESOLVE_TIMEOUT_MS resolves and notifies;
-    a requires_ack SystemAlert stays until acknowledged, then resolves in its turn."""
+    """Event alerts resolve after the timeout; requires_ack ones that long after their ack."""
     clock = Clock()
     env: dict[str, Any] = {
         "EXESDB_ALERT_RESOLVE_TIMEOUT_MS": "60000",
@@ -227,8 +225,7 @@ async def test_alerts_active_comes_from_the_outbox(tmp_path: Path) -> None:
 async def test_metric_threshold_resolves_on_healthy_node_health_and_fires_again(
     tmp_path: Path,
 ) -> None:
-    """A resource's MetricAlert resolves when NodeHealth reports it healthy; a new crossing
-    after that notifies again."""
+    """A resource MetricAlert resolves on a healthy NodeHealth; a new crossing notifies again."""
     env: dict[str, Any] = {
         "EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/h",
         "EXESDB_WEBHOOK_GROUP_WAIT_MS": "0",
@@ -265,8 +262,7 @@ async def test_metric_threshold_resolves_on_healthy_node_health_and_fires_again(
 async def test_queued_alerts_for_a_removed_url_are_dead_lettered_at_start(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Alerts waiting for a URL no longer configured are dead-lettered with a warning, leave the
-    outbox depth, and go out again with `outbox retry` once the URL is back."""
+    """Work for a removed URL is dead-lettered at start, leaves the depth, stays retryable."""
     old = "http://127.0.0.1:9/old-hook"
     outbox = Outbox.in_dir(tmp_path, urls=[old])
     outbox._db.execute(

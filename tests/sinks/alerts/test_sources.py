@@ -178,8 +178,7 @@ def test_severity_filter_orders_info_warning_error_critical(
 
 
 def test_healthy_node_health_resolves_the_resources_threshold_alerts() -> None:
-    """A NodeHealth reporting a resource healthy resolves that node's threshold alert for it;
-    a degraded resource and other nodes' alerts are left alone."""
+    """A NodeHealth check saying a resource is healthy resolves its threshold alert."""
     health = NodeHealth(
         node="n1",
         status="degraded",
@@ -196,8 +195,7 @@ def test_healthy_node_health_resolves_the_resources_threshold_alerts() -> None:
 
 
 def test_only_event_alerts_auto_resolve() -> None:
-    """SystemAlert, SecurityAlert, AccessViolation and non-resource MetricAlerts auto-resolve;
-    resource MetricAlerts and the bridge's derived alerts wait for their clearing message."""
+    """Only alerts that no message clears (event alerts) are marked to auto-resolve."""
 
     def metric(name: str) -> MetricAlert:
         return MetricAlert(
@@ -231,8 +229,7 @@ def test_only_event_alerts_auto_resolve() -> None:
 
 
 def test_a_new_crossing_after_a_resolve_notifies_again(tmp_path: Path) -> None:
-    """The reviewer's reproduction: cross, recover (healthy NodeHealth), cross again → two
-    notifications, not one."""
+    """The review's reproduction: cross, recover, cross again notifies twice, not once."""
     outbox = Outbox.in_dir(tmp_path, urls=["http://r"])
     crossing = MetricAlert(
         metric_name="cpu_usage_percent",
