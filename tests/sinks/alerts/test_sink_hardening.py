@@ -75,8 +75,9 @@ async def test_a_batch_of_alerts_is_committed_in_one_transaction(tmp_path: Path)
         real_apply = sink.outbox.apply
 
         def counting_apply(*args: Any, **kwargs: Any) -> Any:
-            commits.append(len(args[0]))
-            return real_apply(*args, **kwargs)
+            applied = real_apply(*args, **kwargs)
+            commits.append(len(args[0]))  # once committed
+            return applied
 
         sink.outbox.apply = counting_apply  # type: ignore[method-assign]
         release = hold_db(sink)
