@@ -73,7 +73,8 @@ _KEEP_DELIVERED_SECONDS: Final = 86_400.0
 _KEEP_RESOLVED_SECONDS: Final = 7 * 86_400.0
 # The share of EXESDB_ALERT_QUEUE_SIZE from which HTTP ingest refuses new work (503).
 HIGH_WATER: Final = 0.8
-# The rest of EXESDB_SHUTDOWN_TIMEOUT_MS once the queue is drained: stopping the workers.
+# Kept from EXESDB_SHUTDOWN_TIMEOUT_MS for stopping the workers once the queue is drained (at
+# most a fifth of it).
 _CLOSE_MARGIN_SECONDS: Final = 1.0
 # Open (firing or acknowledged) alerts kept at most; new ones beyond are refused and counted.
 MAX_OPEN_ALERTS: Final = 50_000
@@ -308,9 +309,8 @@ class AlertSink:
         self._closed = True
         # Drain first: what the bus already queued for us reaches the outbox before it closes.
         # The HTTP listener closed before us, so the backlog is bounded; so is the wait.
-        await self.subscription.stop(
-            max(0.0, self.settings.shutdown_timeout_ms / 1000 - _CLOSE_MARGIN_SECONDS)
-        )
+        timeout = self.settings.shutdown_timeout_ms / 1000
+        await self.subscription.stop(timeout - min(_CLOSE_MARGIN_SECONDS, timeout / 5))
         for worker in self.workers.values():
             await worker.aclose()
         if self.alertmanager is not None:
