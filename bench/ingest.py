@@ -1,0 +1,124 @@
+"""Signed NDJSON ingest into a real bridge process: messages/s and the bridge's CPU per 1 000.
+
+The bridge runs as ``python -m bridge run`` with ``EXESDB_INGEST=true`` on loopback; batches of
+1 000 signed envelopes are POSTed over two keep-alive connections. CPU is the bridge process's
+utime + stime from ``/proc/<pid>/stat`` (not wall time), read once its queues have drained. The
+baseline, measured in the same run in this process, is the naive per-message pipeline of
+``bench.bus`` (hmac + json + pydantic + ``Gauge.labels().set``) on the same kind of messages.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections.abc import Sequence
+from typing import Final
+
+from prometheus_client import CollectorRegistry
+
+from bench._util import BridgeProcess, ProcStat, median, table
+from bench.bus import naive
+from bench.standin import naive_sink
+from bench.workload import Source
+
+BATCH: Final = 1_000
+TARGET_MS: Final = 5.0
+_CLIENTS: Final = 2
+
+
+def _post_all(port: int, batches: Sequence[tuple[bytes, str]], failures: list[str]) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        for body, header in batches:
+            connection.request(
+                "POST",
+                "/v1/messages",
+                body,
+                {"Content-Type": "application/x-ndjson", "X-ExESDB-Signature": header},
+            )
+            response = connection.getresponse()
+            answer = response.read()
+            if response.status != 202:
+                failures.append(f"{response.status} {answer[:200]!r}")
+    finally:
+        connection.close()
+
+
+def _send(port: int, batches: Sequence[tuple[bytes, str]]) -> float:
+    """POST every batch over ``_CLIENTS`` connections; the wall time taken."""
+    failures: list[str] = []
+    shares = [batches[i::_CLIENTS] for i in range(_CLIENTS)]
+    threads = [threading.Thread(target=_post_all, args=(port, s, failures)) for s in shares]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"{len(failures)} batch(es) refused, first: {failures[0]}")
+    return elapsed
+
+
+def settle(bridge: BridgeProcess, timeout: float = 10.0) -> ProcStat:
+    """The bridge's stat once its CPU time stops moving (queues drained)."""
+    last = bridge.stat()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = bridge.stat()
+        if now.cpu_seconds == last.cpu_seconds:
+            return now
+        last = now
+    return last
+
+
+def run(*, quick: bool = False) -> str:
+    """Measure ingest; the table."""
+    repeats = 3 if quick else 5
+    per_repeat = 10 if quick else 20
+    source = Source()
+    cpu_ms: list[float] = []
+    rates: list[float] = []
+    naive_ms: list[float] = []
+    with BridgeProcess(EXESDB_INGEST="true") as bridge:
+        # Warm up: first requests create gauge children, caches and aiohttp state.
+        _send(bridge.port, [source.batch(BATCH) for _ in range(4)])
+        settle(bridge)
+        for _ in range(repeats):
+            batches = [source.batch(BATCH) for _ in range(per_repeat)]
+            before = bridge.stat()
+            wall = _send(bridge.port, batches)
+            after = settle(bridge)
+            messages = per_repeat * BATCH
+            cpu_ms.append((after.cpu_seconds - before.cpu_seconds) / messages * BATCH * 1e3)
+            rates.append(messages / wall)
+
+            frames = source.frames(5 * BATCH)
+            sink = naive_sink(CollectorRegistry())
+            started = time.process_time()
+            naive(frames, sink)
+            naive_ms.append((time.process_time() - started) / len(frames) * BATCH * 1e3)
+        rss = bridge.stat().rss_bytes
+        components = bridge.components()
+    bridge_ms, base_ms = median(cpu_ms), median(naive_ms)
+    return table(
+        f"Signed NDJSON ingest ({repeats} x {per_repeat} batches of {BATCH:,}, median; "
+        f"bridge RSS after: {rss / 2**20:.0f} MiB)",
+        ["pipeline", "msgs/s (wall)", "CPU ms / 1000 msgs", "x naive", "target 5 ms"],
+        [
+            [
+                f"bridge process: HTTP, verify, decode, bus, sinks ({components})",
+                median(rates),
+                bridge_ms,
+                base_ms / bridge_ms,
+                "met" if bridge_ms <= TARGET_MS else "not met",
+            ],
+            ["naive per message, in-process, no HTTP", 1e6 / base_ms, base_ms, 1.0, ""],
+        ],
+    )
+
+
+if __name__ == "__main__":
+    print(run())
