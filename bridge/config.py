@@ -7,6 +7,7 @@ ever echoing a secret.
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 from typing import Annotated, Any, Final, Literal
@@ -22,9 +23,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bridge.errors import ConfigError
 
-__all__ = ["MIN_SECRET_LENGTH", "Settings", "load_settings", "split_addr"]
+__all__ = ["MIN_SECRET_LENGTH", "Settings", "load_settings", "redact_urls", "split_addr"]
 
 MIN_SECRET_LENGTH: Final = 32
+# The password of a URL's userinfo (redis://:pw@host, https://user:pw@host).
+_URL_PASSWORD: Final = re.compile(r"(://[^/@:\s]*):[^/@\s]*@")
 
 Severity = Literal["info", "warning", "error", "critical"]
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -266,18 +269,25 @@ def split_addr(value: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port)  # noqa: S104
 
 
+def redact_urls(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``<redacted>``."""
+    return _URL_PASSWORD.sub(r"\1:<redacted>@", text)
+
+
 def _show(value: Any) -> str:
     if isinstance(value, SecretStr):
         return "<set, redacted>" if value.get_secret_value() else "<empty>"
     if value is None:
         return "<unset>"
     if isinstance(value, tuple):
-        if value and isinstance(value[0], SecretStr):
+        if not value:
+            return "<empty>"
+        if isinstance(value[0], SecretStr):
             return f"<{len(value)} set, redacted>"
-        return ",".join(str(item) for item in value)
+        return redact_urls(",".join(str(item) for item in value))
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return redact_urls(str(value))
 
 
 _SECRET_VARIABLES: Final = frozenset(
@@ -304,9 +314,9 @@ def load_settings() -> Settings:
 
 def _describe(error: Any) -> str:
     variable = str(error["loc"][0]) if error["loc"] else "configuration"
-    message = str(error["msg"]).removeprefix("Value error, ")
+    message = redact_urls(str(error["msg"]).removeprefix("Value error, "))
     if variable in _SECRET_VARIABLES:
         return f"{variable}: {message}"
     given = error.get("input")
-    shown = f" (got {given!r})" if isinstance(given, str) else ""
+    shown = f" (got {redact_urls(given)!r})" if isinstance(given, str) else ""
     return f"{variable}: {message}{shown}"

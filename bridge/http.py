@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
-from bridge.bus import SIGNATURE_HEADER, Envelope, HeaderCheck, Rejection, RejectReason
+from bridge.bus import (
+    SIGNATURE_HEADER,
+    Envelope,
+    HeaderCheck,
+    Rejection,
+    RejectReason,
+    check_topic,
+)
 from bridge.component import HasRoutes
 
 if TYPE_CHECKING:
@@ -28,6 +35,7 @@ __all__ = ["BRIDGE_KEY", "build_app", "error", "require_admin"]
 _logger = logging.getLogger(__name__)
 
 BRIDGE_KEY: Final[web.AppKey[Bridge]] = web.AppKey("bridge")
+_CLOSING: Final[web.AppKey[asyncio.Event]] = web.AppKey("closing", asyncio.Event)
 _STREAM_QUEUE: Final = 1_000
 _STREAM_HEARTBEAT_SECONDS: Final = 15.0
 _JSON: Final = "application/json"
@@ -71,7 +79,9 @@ def require_admin(request: web.Request) -> web.Response | None:
     given = request.headers.get("Authorization", "")
     scheme, _, credential = given.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
-        credential.strip().encode(), token.get_secret_value().encode()
+        # surrogateescape: header bytes that are not UTF-8 compare as what they are.
+        credential.strip().encode("utf-8", "surrogateescape"),
+        token.get_secret_value().encode(),
     ):
         answer = error(401, "unauthorized", "send Authorization: Bearer <EXESDB_ADMIN_TOKEN>")
         answer.headers["WWW-Authenticate"] = 'Bearer realm="exesdb-bridge"'
@@ -199,7 +209,7 @@ async def set_integration(request: web.Request) -> web.Response:
     """Turn the integration on or off: ``{"enabled": bool}``."""
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser
         return error(400, "malformed", 'the body must be JSON: {"enabled": true|false}')
     if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
         return error(400, "invalid", "enabled must be true or false", "enabled")
@@ -216,6 +226,12 @@ async def stream(request: web.Request) -> web.StreamResponse:
     """Server-sent events of verified messages; ``?instance=`` and ``?topic=`` filter."""
     bridge = request.app[BRIDGE_KEY]
     instance = request.query.get("instance")
+    topic = request.query.get("topic", "*")
+    if topic != "*":
+        try:
+            check_topic(topic.removesuffix("*"))
+        except ValueError as exc:
+            return error(400, "invalid", str(exc), "topic")
     try:
         queue: asyncio.Queue[Envelope] = asyncio.Queue(_STREAM_QUEUE)
         dropped = bridge.bus.metrics.dropped.labels("stream")
@@ -226,11 +242,12 @@ async def stream(request: web.Request) -> web.StreamResponse:
             except asyncio.QueueFull:
                 dropped.inc()
 
+        # One name for every stream client keeps the per-subscriber metrics' labels bounded.
         subscription = bridge.bus.subscribe(
-            f"stream-{id(queue):x}",
+            "stream",
             enqueue,
             instances=[instance] if instance else None,
-            topic=request.query.get("topic", "*"),
+            topic=topic,
         )
     except ValueError as exc:
         return error(400, "invalid", str(exc), "instance")
@@ -238,28 +255,45 @@ async def stream(request: web.Request) -> web.StreamResponse:
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
     await response.prepare(request)
+    # Shutdown ends every stream at once instead of waiting out aiohttp's shutdown timeout.
+    closed = asyncio.ensure_future(request.app[_CLOSING].wait())
     try:
         await response.write(b": connected\n\n")
         while True:
-            try:
-                envelope = await asyncio.wait_for(queue.get(), _STREAM_HEARTBEAT_SECONDS)
-            except TimeoutError:
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait(
+                {getter, closed},
+                timeout=_STREAM_HEARTBEAT_SECONDS,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if getter not in done:
+                getter.cancel()
+                if closed in done:
+                    break
                 await response.write(b": keep-alive\n\n")
                 continue
+            envelope = getter.result()
             await response.write(
                 b"event: " + envelope.tag.encode() + b"\ndata: " + envelope.to_bytes() + b"\n\n"
             )
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
+    except ConnectionResetError:
+        pass  # the client went away
     finally:
+        closed.cancel()
         await bridge.bus.unsubscribe(subscription)
     return response
+
+
+async def _close_streams(app: web.Application) -> None:
+    app[_CLOSING].set()
 
 
 def build_app(bridge: Bridge) -> web.Application:
     """The aiohttp application serving ``bridge``."""
     app = web.Application(client_max_size=bridge.settings.max_body_bytes)
     app[BRIDGE_KEY] = bridge
+    app[_CLOSING] = asyncio.Event()
+    app.on_shutdown.append(_close_streams)
     app.add_routes(
         [
             web.get("/healthz", healthz),

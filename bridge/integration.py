@@ -93,8 +93,12 @@ def _name(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
-def _jsonable(mapping: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {str(_name(k)): _name(v) for k, v in (mapping or {}).items()}
+def _jsonable(mapping: Mapping[str, Any] | None, field: str) -> dict[str, Any]:
+    if mapping is None:
+        return {}
+    if not isinstance(mapping, Mapping):
+        raise MessageError(f"{field}: must be a map, got {type(mapping).__name__}")
+    return {str(_name(k)): _name(v) for k, v in mapping.items()}
 
 
 class Integration:
@@ -219,7 +223,7 @@ class Integration:
         message = self.build(
             SystemConfig,
             component=component,
-            changes=_jsonable(changes),
+            changes=_jsonable(changes, "changes"),
             previous_config=opts.get("previous_config"),
             changed_by=opts.get("changed_by", "system"),
         )
@@ -237,7 +241,10 @@ class Integration:
             return _DISABLED
         component = str(_name(component))
         message = self.build(
-            ComponentHealth, component=component, status=status, details=_jsonable(details)
+            ComponentHealth,
+            component=component,
+            status=status,
+            details=_jsonable(details, "details"),
         )
         return self.publish(opts.get("topic", f"{component}:health"), message)
 
@@ -257,7 +264,7 @@ class Integration:
             ComponentHealth,
             component=component,
             status=status,
-            details={**_jsonable(details), "store_id": store_id},
+            details={**_jsonable(details, "details"), "store_id": store_id},
         )
         return self.publish(opts.get("topic", f"{store_id}:health"), message)
 
@@ -321,7 +328,7 @@ class Integration:
         if not self._enabled:
             return _DISABLED
         component = str(_name(component))
-        values = {str(_name(k)): v for k, v in metrics.items()}
+        values = _jsonable(metrics, "metrics")
         batch: list[Message] = [
             self.build(
                 PerformanceMetric,
@@ -329,14 +336,15 @@ class Integration:
                 value=value,
                 unit=_unit_of(name),
                 component=component,
-                tags=_jsonable(opts.get("tags")),
+                tags=_jsonable(opts.get("tags"), "tags"),
             )
             for name, value in values.items()
             if isinstance(value, int | float) and not isinstance(value, bool)
         ]
         count = values.get("operations_count")
-        if count is None and "success_count" in values and "error_count" in values:
-            count = values["success_count"] + values["error_count"]
+        parts = (values.get("success_count"), values.get("error_count"))
+        if count is None and all(type(part) is int for part in parts):
+            count = sum(parts)  # type: ignore[arg-type]
         if count is not None and values.get("duration_ms"):
             batch.append(
                 self.build(
@@ -369,7 +377,7 @@ class Integration:
         ``source`` (default ``alert_type``), ``alert_id``, ``requires_ack``.
         """
         alert_type = str(_name(alert_type))
-        context_map = _jsonable(context)
+        context_map = _jsonable(context, "context")
         if not self._enabled:
             return _DISABLED
         fields: dict[str, Any] = {
@@ -417,7 +425,12 @@ class Integration:
         """
         prepared: list[tuple[str, Message]] = []
         for number, event in enumerate(events):
-            topic, message = (event.TAG, event) if isinstance(event, Message) else event
+            if isinstance(event, Message):
+                topic, message = event.TAG, event
+            elif isinstance(event, tuple) and len(event) == 2:
+                topic, message = event
+            else:
+                raise MessageError(f"events[{number}]: not a message nor a (topic, message) pair")
             if not isinstance(message, Message):
                 raise MessageError(f"events[{number}]: not a message")
             try:

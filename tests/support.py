@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from bridge.config import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-base-with-at-least-32-characters"
 ADMIN_TOKEN = "test-admin-token"
@@ -169,3 +171,10 @@ class BridgeProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def make_settings(**env: str) -> Settings:
+    """Settings as if the environment held ``env`` (variable names as keys) over the defaults."""
+    values: dict[str, Any] = {"EXESDB_NODE": "node1@host", "SECRET_KEY_BASE": TEST_SECRET}
+    values.update(env)
+    return Settings(**values)

@@ -82,7 +82,6 @@ class Subscription:
         "_dropped",
         "_errors",
         "_handler",
-        "_is_async",
         "_prefix",
         "_queue",
         "_task",
@@ -113,7 +112,6 @@ class Subscription:
         self.max_queue = max_queue
         self.group = group
         self._handler = handler
-        self._is_async = inspect.iscoroutinefunction(handler)
         self._queue: deque[tuple[Envelope, Frame]] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -168,10 +166,11 @@ class Subscription:
                 envelope, frame = queue.popleft()
                 self._busy = True
                 try:
-                    if self._is_async:
-                        await self._handler(envelope)  # type: ignore[misc]
-                    else:
-                        self._handler(envelope)
+                    # A plain callable may return an awaitable too (a lambda around an async
+                    # call, a partial of a coroutine function): await whatever comes back.
+                    outcome = self._handler(envelope)
+                    if outcome is not None and inspect.isawaitable(outcome):
+                        await outcome
                     if frame.ack is not None:
                         await frame.ack()
                 except asyncio.CancelledError:
@@ -299,13 +298,14 @@ class Bus:
             return PublishResult(PublishStatus.REJECTED, reason="closed")
         check_topic(topic)
         now = utc_now()
-        node = getattr(payload, "node", None) or self.node
+        # The envelope names the publishing node; a payload's own node may be another
+        # (e.g. an alert about a peer).
         envelope = Envelope(
             message_id or new_message_id(),
             payload.INSTANCE,
             topic,
             payload.TAG,
-            node if isinstance(node, str) else self.node,
+            self.node,
             now,
             payload,
             now.timestamp(),
@@ -418,8 +418,12 @@ class QueueDepthCollector(Collector):
             "Messages waiting in a subscriber's queue.",
             labels=["subscriber"],
         )
+        # Several subscriptions may share a name (e.g. every stream client): one series each.
+        depths: dict[str, int] = {}
         for subscription in self._bus.subscriptions:
-            family.add_metric([subscription.name], subscription.depth)
+            depths[subscription.name] = depths.get(subscription.name, 0) + subscription.depth
+        for name, depth in depths.items():
+            family.add_metric([name], depth)
         yield family
 
 

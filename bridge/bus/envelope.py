@@ -141,7 +141,7 @@ def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:
     """The reference decoder: ``json.loads`` then field-by-field checks (and every rejection)."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser
         return Rejection(RejectReason.MALFORMED, f"not JSON: {exc}")
     return decode_envelope_object(data)
 
@@ -283,8 +283,7 @@ def _parse_ts(value: Any) -> datetime | None:
         return None
     try:
         ts = datetime.fromisoformat(value)
-    except ValueError:
+        # OverflowError: an instant that falls outside years 1-9999 once converted to UTC.
+        return ts.astimezone(UTC) if ts.tzinfo is not None else None
+    except (ValueError, OverflowError):
         return None
-    if ts.tzinfo is None:
-        return None
-    return ts.astimezone(UTC)

@@ -97,7 +97,8 @@ def _parse_header(header: str) -> tuple[int | None, Sequence[bytes]]:
         key, sep, value = part.strip().partition("=")
         if not sep:
             continue
-        if key == "t" and value.isdigit() and len(value) <= 12:
+        # ASCII digits only: str.isdigit() also takes e.g. superscripts, which int() refuses.
+        if key == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
             timestamp = int(value)
         elif key == "v1" and len(value) == 64:
             try:

@@ -58,9 +58,10 @@ class MemoryTransport:
 
     name = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, max_pending: int = 100_000) -> None:
         self._receive: FrameReceiver | None = None
         self._pending: list[Frame] = []
+        self._max_pending = max_pending
 
     async def start(self, receive: FrameReceiver) -> None:
         self._receive = receive
@@ -70,7 +71,9 @@ class MemoryTransport:
 
     def send(self, frame: Frame) -> bool:
         if self._receive is None:
-            # Published before start: held (bounded by the caller's own rate) until start.
+            # Published before start (or after close): held until start, in bounded memory.
+            if len(self._pending) >= self._max_pending:
+                return False
             self._pending.append(frame)
         else:
             self._receive(frame)

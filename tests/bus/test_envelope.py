@@ -1,0 +1,249 @@
+"""The envelope: its wire form, its decoding and every rejection reason decode can give."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from bridge.bus import Envelope, Rejection, RejectReason, check_topic, decode_envelope
+from bridge.messages import NodeHealth, SystemAlert
+
+TS = "2026-11-28T00:00:00.123Z"
+
+
+def _envelope(**changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "v": 1,
+        "id": "01JDX0Y8C7H1V4N0W5Z3Q2M6TB",
+        "instance": "ex_esdb_health",
+        "topic": "cluster:health",
+        "tag": "node_health_updated",
+        "node": "node1@host",
+        "ts": TS,
+        "payload": {"status": "healthy"},
+    }
+    data.update(changes)
+    return data
+
+
+def _decode(data: Any) -> Envelope | Rejection:
+    return decode_envelope(json.dumps(data).encode())
+
+
+def _rejection(data: Any) -> Rejection:
+    result = _decode(data)
+    assert isinstance(result, Rejection), result
+    return result
+
+
+def test_decodes_a_valid_envelope() -> None:
+    """A well-formed envelope decodes into its routing data and a validated payload."""
+    envelope = _decode(_envelope())
+    assert isinstance(envelope, Envelope)
+    assert (envelope.id, envelope.instance, envelope.topic, envelope.tag, envelope.node) == (
+        "01JDX0Y8C7H1V4N0W5Z3Q2M6TB",
+        "ex_esdb_health",
+        "cluster:health",
+        "node_health_updated",
+        "node1@host",
+    )
+    assert envelope.ts == datetime(2026, 11, 28, 0, 0, 0, 123_000, tzinfo=UTC)
+    assert envelope.unix_ts == envelope.ts.timestamp()
+    assert isinstance(envelope.payload, NodeHealth)
+
+
+def test_payload_node_defaults_to_the_envelope_node() -> None:
+    """A payload without its own node takes the envelope's."""
+    envelope = _decode(_envelope())
+    assert isinstance(envelope, Envelope)
+    assert isinstance(envelope.payload, NodeHealth)
+    assert envelope.payload.node == "node1@host"
+
+
+def test_payload_keeps_its_own_node() -> None:
+    """A payload's own node (e.g. the node an alert is about) is kept."""
+    envelope = _decode(_envelope(payload={"status": "healthy", "node": "node9@host"}))
+    assert isinstance(envelope, Envelope)
+    assert isinstance(envelope.payload, NodeHealth)
+    assert envelope.payload.node == "node9@host"
+
+
+def test_accepts_keys_in_any_order_and_text_input() -> None:
+    """Keys may come in any order, and a str body decodes like bytes."""
+    data = dict(reversed(list(_envelope().items())))
+    assert isinstance(decode_envelope(json.dumps(data)), Envelope)
+
+
+def test_timestamps_with_offsets_are_converted_to_utc() -> None:
+    """An RFC 3339 timestamp with an offset is read as the same instant in UTC."""
+    envelope = _decode(_envelope(ts="2026-11-28T02:00:00.123+02:00"))
+    assert isinstance(envelope, Envelope)
+    assert envelope.ts == datetime(2026, 11, 28, 0, 0, 0, 123_000, tzinfo=UTC)
+
+
+def test_to_bytes_round_trips() -> None:
+    """The wire form decodes back to an equal envelope."""
+    alert = SystemAlert(
+        severity="critical",
+        category="system",
+        title='Node "down"',
+        description="ünïcode ✓",
+        source="monitor",
+        node="node2@host",
+        metadata={"nested": {"list": [1, 2.5, None, True]}},
+    )
+    ts = datetime(2026, 11, 28, 0, 0, 0, 123_000, tzinfo=UTC)
+    original = Envelope(
+        "abcdef0123456789", "ex_esdb_alerts", "node_failure", "system_alert",
+        'node "1"\n@host', ts, alert, ts.timestamp(),
+    )  # fmt: skip
+    body = original.to_bytes()
+    assert json.loads(body)["v"] == 1
+    decoded = decode_envelope(body)
+    assert decoded == original
+    assert isinstance(decoded, Envelope)
+    assert decoded.to_bytes() == body
+
+
+def test_to_bytes_is_compact_utf8_json_with_the_spec_keys() -> None:
+    """The wire form is one JSON object with exactly the eight envelope keys."""
+    envelope = _decode(_envelope())
+    assert isinstance(envelope, Envelope)
+    data = json.loads(envelope.to_bytes().decode("utf-8"))
+    assert set(data) == {"v", "id", "instance", "topic", "tag", "node", "ts", "payload"}
+    assert data["ts"] == TS
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"not json",
+        b"\xff\xfe\x00",
+        b"[1, 2]",
+        b'"a string"',
+        b"null",
+        b"[" * 100_000 + b"]" * 100_000,  # deeper than the JSON parser recurses
+    ],
+)
+def test_rejects_bodies_that_are_not_an_object_as_malformed(body: bytes) -> None:
+    """Bytes that are not a JSON object are malformed (never an exception)."""
+    result = decode_envelope(body)
+    assert isinstance(result, Rejection)
+    assert result.reason is RejectReason.MALFORMED
+    assert result.field is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"v": 2}, "v"),
+        ({"v": True}, "v"),
+        ({"v": "1"}, "v"),
+        ({"id": "short"}, "id"),
+        ({"id": "x" * 129}, "id"),
+        ({"id": "has space in it"}, "id"),
+        ({"id": 12345678}, "id"),
+        ({"topic": ""}, "topic"),
+        ({"topic": "bad topic"}, "topic"),
+        ({"topic": "t" * 129}, "topic"),
+        ({"topic": None}, "topic"),
+        ({"node": ""}, "node"),
+        ({"node": 7}, "node"),
+        ({"node": "n" * 256}, "node"),
+        ({"ts": "yesterday"}, "ts"),
+        ({"ts": "2026-11-28T00:00:00"}, "ts"),  # no offset
+        ({"ts": 1_800_000_000}, "ts"),
+        ({"ts": "0001-01-01T00:00:00+01:00"}, "ts"),  # before year 1 in UTC
+        ({"ts": "9999-12-31T23:59:59-01:00"}, "ts"),  # after year 9999 in UTC
+        ({"extra": 1}, "extra"),
+    ],
+)
+def test_rejects_bad_envelope_fields_as_malformed_naming_the_field(
+    changes: dict[str, Any], field: str
+) -> None:
+    """A missing, extra or ill-formed envelope field is malformed, and the field is named."""
+    rejection = _rejection(_envelope(**changes))
+    assert rejection.reason is RejectReason.MALFORMED
+    assert rejection.field == field
+    assert rejection.detail
+
+
+@pytest.mark.parametrize(
+    "missing", ["v", "id", "instance", "topic", "tag", "node", "ts", "payload"]
+)
+def test_rejects_a_missing_envelope_field_as_malformed(missing: str) -> None:
+    """Each of the eight envelope fields is required."""
+    data = _envelope()
+    del data[missing]
+    rejection = _rejection(data)
+    assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, missing)
+
+
+@pytest.mark.parametrize("instance", ["ex_esdb_nothing", "", 3, None, ["ex_esdb_health"]])
+def test_rejects_an_unknown_instance(instance: Any) -> None:
+    """An instance outside the nine is unknown_instance, naming the field."""
+    rejection = _rejection(_envelope(instance=instance))
+    assert (rejection.reason, rejection.field) == (RejectReason.UNKNOWN_INSTANCE, "instance")
+
+
+@pytest.mark.parametrize(
+    ("instance", "tag"),
+    [
+        ("ex_esdb_health", "no_such_tag"),
+        ("ex_esdb_health", "system_alert"),  # a real tag, but of another instance
+        ("ex_esdb_health", 5),
+        ("ex_esdb_health", None),
+    ],
+)
+def test_rejects_an_unknown_tag(instance: str, tag: Any) -> None:
+    """A tag that is not a message type of the instance is unknown_tag, naming the field."""
+    rejection = _rejection(_envelope(instance=instance, tag=tag))
+    assert (rejection.reason, rejection.field) == (RejectReason.UNKNOWN_TAG, "tag")
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"status": "sick"}, "payload.status"),
+        ({}, "payload.status"),
+        ({"status": "healthy", "load_avg": "high"}, "payload.load_avg"),
+        ({"status": "healthy", "unknown_field": 1}, "payload.unknown_field"),
+        ({"status": "healthy", "checks": []}, "payload.checks"),
+        ([], "payload"),
+        ("healthy", "payload"),
+        (None, "payload"),
+    ],
+)
+def test_rejects_an_invalid_payload_naming_the_field(payload: Any, field: str) -> None:
+    """A payload failing its model is invalid_payload, and the field path is named."""
+    rejection = _rejection(_envelope(payload=payload))
+    assert (rejection.reason, rejection.field) == (RejectReason.INVALID_PAYLOAD, field)
+    assert field in rejection.detail
+
+
+def test_rejection_json_names_reason_detail_and_field() -> None:
+    """A rejection's JSON body has error, detail and field."""
+    rejection = _rejection(_envelope(payload={"status": "sick"}))
+    body = rejection.as_json()
+    assert body["error"] == "invalid_payload"
+    assert body["field"] == "payload.status"
+    assert body["detail"]
+
+
+@pytest.mark.parametrize(
+    "topic", ["a", "store1:health", "cluster:health", "node_failure", "a.b-c:d_e", "x" * 128]
+)
+def test_accepts_valid_topics(topic: str) -> None:
+    """Topics of 1-128 characters from [A-Za-z0-9_.:-] are accepted."""
+    assert check_topic(topic) == topic
+
+
+@pytest.mark.parametrize("topic", ["", "x" * 129, "has space", "star*", "é", "a/b", "a\n", None, 5])
+def test_rejects_invalid_topics(topic: Any) -> None:
+    """Anything else is refused with a ValueError naming the topic."""
+    with pytest.raises(ValueError, match="topic"):
+        check_topic(topic)

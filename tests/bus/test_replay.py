@@ -1,0 +1,126 @@
+"""Replay protection: a time window plus a bounded memory of accepted ids (SPEC section 3)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.bus import ReplayGuard, ReplayVerdict
+
+WINDOW = 300.0
+NOW = 1_800_000_000.0
+
+
+class Clock:
+    """A settable clock in seconds."""
+
+    def __init__(self, now: float = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _guard(capacity: int = 1_000, clock: Clock | None = None) -> ReplayGuard:
+    return ReplayGuard(WINDOW, capacity, clock or Clock())
+
+
+def test_accepts_a_fresh_message() -> None:
+    """A message stamped now with an unseen id is fresh and remembered."""
+    guard = _guard()
+    assert guard.check("id-00000001", NOW) is ReplayVerdict.FRESH
+    assert len(guard) == 1
+
+
+def test_rejects_a_replayed_id() -> None:
+    """The same id accepted again inside the window is a replay."""
+    guard = _guard()
+    guard.check("id-00000001", NOW)
+    assert guard.check("id-00000001", NOW) is ReplayVerdict.REPLAYED
+    assert guard.check("id-00000001", NOW + 1) is ReplayVerdict.REPLAYED
+
+
+@pytest.mark.parametrize("skew", [-WINDOW - 0.001, WINDOW + 0.001, -86_400.0, 86_400.0])
+def test_rejects_a_timestamp_outside_the_window(skew: float) -> None:
+    """A timestamp further than the window from now, in the past or the future, is expired."""
+    guard = _guard()
+    assert guard.check("id-00000001", NOW + skew) is ReplayVerdict.EXPIRED
+    assert len(guard) == 0
+
+
+@pytest.mark.parametrize("skew", [-WINDOW, WINDOW])
+def test_accepts_a_timestamp_at_the_window_edge(skew: float) -> None:
+    """A timestamp exactly one window away, either way, is still accepted."""
+    assert _guard().check("id-00000001", NOW + skew) is ReplayVerdict.FRESH
+
+
+def test_seen_judges_without_remembering() -> None:
+    """``seen`` gives the verdict but does not remember the id (used for all-or-nothing batches)."""
+    guard = _guard()
+    assert guard.seen("id-00000001", NOW) is ReplayVerdict.FRESH
+    assert guard.check("id-00000001", NOW) is ReplayVerdict.FRESH
+    assert guard.seen("id-00000001", NOW) is ReplayVerdict.REPLAYED
+
+
+def test_forgets_ids_after_the_window() -> None:
+    """Once the window has passed an id is forgotten: memory shrinks, and its replay is expired."""
+    clock = Clock()
+    guard = _guard(clock=clock)
+    for number in range(10):
+        guard.check(f"id-{number:08d}", NOW)
+    assert len(guard) == 10
+    clock.now = NOW + WINDOW + 1
+    assert guard.check("id-00000000", NOW) is ReplayVerdict.EXPIRED
+    assert guard.check("id-later-01", clock.now) is ReplayVerdict.FRESH
+    assert len(guard) == 1
+
+
+def test_memory_is_bounded_by_its_capacity() -> None:
+    """However many messages arrive inside the window, at most ``capacity`` ids are kept."""
+    clock = Clock()
+    guard = _guard(capacity=50, clock=clock)
+    for number in range(1_000):
+        clock.now = NOW + number * 0.01
+        assert guard.check(f"id-{number:08d}", clock.now) is ReplayVerdict.FRESH
+    assert len(guard) == 50
+
+
+def test_a_full_memory_shrinks_the_window_so_a_forgotten_id_is_still_refused() -> None:
+    """When ids must be forgotten early, their timestamps and older ones are refused as expired.
+
+    The accepted window shrinks to the age of the oldest id still remembered, so a replay of an
+    id dropped from the full memory can never slip through as fresh.
+    """
+    clock = Clock()
+    guard = _guard(capacity=3, clock=clock)
+    stamps = [NOW + step for step in range(5)]
+    clock.now = stamps[-1]
+    for number, stamp in enumerate(stamps):
+        assert guard.check(f"id-{number:08d}", stamp) is ReplayVerdict.FRESH
+    assert len(guard) == 3
+    # ids 0 and 1 were forgotten early; their replays are refused.
+    assert guard.check("id-00000000", stamps[0]) is ReplayVerdict.EXPIRED
+    assert guard.check("id-00000001", stamps[1]) is ReplayVerdict.EXPIRED
+    assert guard.floor == stamps[1]
+    # So is any new message not newer than the floor, while newer ones pass.
+    assert guard.check("id-new-0001", stamps[1]) is ReplayVerdict.EXPIRED
+    assert guard.check("id-new-0002", stamps[1] + 0.001) is ReplayVerdict.FRESH
+    # Remembered ids are still refused.
+    assert guard.check("id-00000004", stamps[4]) is not ReplayVerdict.FRESH
+
+
+def test_the_floor_is_the_newest_forgotten_timestamp_even_out_of_order() -> None:
+    """Ids accepted out of timestamp order never let a forgotten id back in."""
+    clock = Clock(NOW + 10)
+    guard = _guard(capacity=2, clock=clock)
+    guard.check("id-late-0001", NOW + 9)  # accepted first, stamped late
+    guard.check("id-early-001", NOW + 1)
+    guard.check("id-mid-00001", NOW + 5)  # evicts id-late
+    assert guard.check("id-late-0001", NOW + 9) is ReplayVerdict.EXPIRED
+    assert guard.floor == NOW + 9
+
+
+@pytest.mark.parametrize("capacity", [0, -1])
+def test_refuses_a_capacity_below_one(capacity: int) -> None:
+    """A guard must be able to remember at least one id."""
+    with pytest.raises(ValueError, match="capacity"):
+        ReplayGuard(WINDOW, capacity)

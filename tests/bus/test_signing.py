@@ -1,0 +1,209 @@
+"""HMAC-SHA256 signing of frames and of the HTTP ``X-ExESDB-Signature`` header (SPEC section 3)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pytest
+
+from bridge.bus import HeaderCheck, Keyring
+
+KEY = "current-secret-key-base-with-at-least-32-chars"
+OLD_KEY = "retired-secret-key-base-with-at-least-32-chars"
+BODY = b'{"v":1,"id":"0123456789abcdef","instance":"ex_esdb_system"}'
+NOW = 1_800_000_000
+
+
+def _mac(key: str, data: bytes) -> str:
+    return hmac.new(key.encode(), data, hashlib.sha256).hexdigest()
+
+
+def test_signature_is_the_lowercase_hex_hmac_of_the_exact_bytes() -> None:
+    """A frame signature is HMAC-SHA256(SECRET_KEY_BASE as UTF-8, body), lowercase hex."""
+    assert Keyring.from_secrets(KEY).sign(BODY) == _mac(KEY, BODY)
+
+
+def test_accepts_its_own_signature() -> None:
+    """A body signed with the current key verifies."""
+    keyring = Keyring.from_secrets(KEY)
+    assert keyring.verify(BODY, keyring.sign(BODY))
+
+
+@pytest.mark.parametrize("position", [0, 1, len(BODY) // 2, len(BODY) - 1])
+def test_rejects_tampered_bytes(position: int) -> None:
+    """Changing any byte of a signed body makes the signature fail."""
+    keyring = Keyring.from_secrets(KEY)
+    signature = keyring.sign(BODY)
+    tampered = bytearray(BODY)
+    tampered[position] ^= 0x01
+    assert not keyring.verify(bytes(tampered), signature)
+
+
+def test_rejects_appended_bytes() -> None:
+    """Bytes added after a signed body make the signature fail."""
+    keyring = Keyring.from_secrets(KEY)
+    assert not keyring.verify(BODY + b" ", keyring.sign(BODY))
+
+
+def test_rejects_a_wrong_key() -> None:
+    """A signature made with a key the keyring does not hold is refused."""
+    signature = Keyring.from_secrets("some-other-key-that-is-long-enough-32").sign(BODY)
+    assert not Keyring.from_secrets(KEY).verify(BODY, signature)
+
+
+@pytest.mark.parametrize(
+    "signature",
+    ["", "zz", "not hex at all", "ab" * 31, "AB" * 33, "é" * 64, _mac(KEY, BODY)[:-1]],
+)
+def test_rejects_malformed_signatures(signature: str) -> None:
+    """Empty, non-hex, truncated or over-long signatures verify as False, never raise."""
+    assert not Keyring.from_secrets(KEY).verify(BODY, signature)
+
+
+def test_accepts_a_retired_key() -> None:
+    """A key from EXESDB_SECRET_KEY_BASE_PREVIOUS still verifies during rotation."""
+    keyring = Keyring.from_secrets(KEY, [OLD_KEY])
+    assert keyring.verify(BODY, _mac(OLD_KEY, BODY))
+
+
+def test_signs_with_the_current_key_only() -> None:
+    """New messages are always signed with SECRET_KEY_BASE, never a retired key."""
+    keyring = Keyring.from_secrets(KEY, [OLD_KEY])
+    assert keyring.sign(BODY) == _mac(KEY, BODY)
+    assert keyring.sign_header(BODY, NOW) == f"t={NOW},v1={_mac(KEY, f'{NOW}.'.encode() + BODY)}"
+
+
+def test_empty_retired_entries_are_ignored() -> None:
+    """Empty entries in the retired list (e.g. a trailing comma) add no key."""
+    assert Keyring.from_secrets(KEY, ["", OLD_KEY, ""]).previous == (OLD_KEY.encode(),)
+
+
+def test_repr_never_shows_a_key() -> None:
+    """The keyring's repr hides every key."""
+    shown = repr(Keyring.from_secrets(KEY, [OLD_KEY]))
+    assert KEY not in shown
+    assert OLD_KEY not in shown
+
+
+def test_comparisons_use_the_constant_time_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frame and header checks compare MACs with hmac.compare_digest."""
+    calls: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    keyring = Keyring.from_secrets(KEY, [OLD_KEY])
+    assert keyring.verify(BODY, keyring.sign(BODY))
+    assert len(calls) == 2  # every key is tried: no early exit
+    calls.clear()
+    header = keyring.sign_header(BODY, NOW)
+    assert keyring.check_header(header, BODY, NOW, 300) is HeaderCheck.OK
+    assert len(calls) == 2
+
+
+# -- the HTTP header --
+
+
+def test_header_has_the_stripe_style_format() -> None:
+    """The header is t=<unix seconds>,v1=<hex HMAC(key, "<t>." + body)>."""
+    header = Keyring.from_secrets(KEY).sign_header(BODY, NOW)
+    assert header == f"t={NOW},v1={_mac(KEY, f'{NOW}.'.encode() + BODY)}"
+
+
+def test_header_check_accepts_a_fresh_valid_header() -> None:
+    """A header signed now with the current key is OK."""
+    keyring = Keyring.from_secrets(KEY)
+    assert keyring.check_header(keyring.sign_header(BODY, NOW), BODY, NOW, 300) is HeaderCheck.OK
+
+
+@pytest.mark.parametrize("header", [None, ""])
+def test_header_check_reports_a_missing_signature(header: str | None) -> None:
+    """No header (or an empty one) is 'unsigned'."""
+    assert Keyring.from_secrets(KEY).check_header(header, BODY, NOW, 300) is HeaderCheck.MISSING
+
+
+def test_header_check_rejects_tampered_bytes() -> None:
+    """A header over other bytes is a bad signature."""
+    keyring = Keyring.from_secrets(KEY)
+    header = keyring.sign_header(BODY, NOW)
+    assert keyring.check_header(header, BODY + b"x", NOW, 300) is HeaderCheck.BAD
+
+
+def test_header_check_rejects_a_wrong_key() -> None:
+    """A header signed with an unknown key is a bad signature."""
+    header = Keyring.from_secrets("an-unknown-key-which-is-long-enough-too").sign_header(BODY, NOW)
+    assert Keyring.from_secrets(KEY).check_header(header, BODY, NOW, 300) is HeaderCheck.BAD
+
+
+def test_header_check_rejects_a_changed_timestamp() -> None:
+    """The timestamp is covered by the MAC: moving t invalidates the header."""
+    keyring = Keyring.from_secrets(KEY)
+    mac = keyring.sign_header(BODY, NOW).split(",v1=")[1]
+    assert keyring.check_header(f"t={NOW + 1},v1={mac}", BODY, NOW, 300) is HeaderCheck.BAD
+
+
+@pytest.mark.parametrize("skew", [-301, 301, -86_400, 86_400])
+def test_header_check_rejects_an_expired_timestamp(skew: int) -> None:
+    """A valid header whose t is further than the window from now (either way) is expired."""
+    keyring = Keyring.from_secrets(KEY)
+    header = keyring.sign_header(BODY, NOW + skew)
+    assert keyring.check_header(header, BODY, NOW, 300) is HeaderCheck.EXPIRED
+
+
+@pytest.mark.parametrize("skew", [-300, 300])
+def test_header_check_accepts_a_timestamp_at_the_window_edge(skew: int) -> None:
+    """A timestamp exactly one window away is still accepted."""
+    keyring = Keyring.from_secrets(KEY)
+    header = keyring.sign_header(BODY, NOW + skew)
+    assert keyring.check_header(header, BODY, NOW, 300) is HeaderCheck.OK
+
+
+def test_header_check_accepts_a_retired_key() -> None:
+    """A header signed with a retired key is accepted."""
+    header = Keyring.from_secrets(OLD_KEY).sign_header(BODY, NOW)
+    keyring = Keyring.from_secrets(KEY, [OLD_KEY])
+    assert keyring.check_header(header, BODY, NOW, 300) is HeaderCheck.OK
+
+
+def test_header_with_several_v1_entries_needs_one_match() -> None:
+    """With several v1 entries (rotation), one matching entry suffices, wherever it is."""
+    good = _mac(KEY, f"{NOW}.".encode() + BODY)
+    wrong = _mac("another-key-that-does-not-match-anything", f"{NOW}.".encode() + BODY)
+    keyring = Keyring.from_secrets(KEY)
+    for header in (
+        f"t={NOW},v1={wrong},v1={good}",
+        f"t={NOW},v1={good},v1={wrong}",
+        f"v1={wrong}, v1={good}, t={NOW}",
+        f"t={NOW},v0=abc,v1={good},x=y",
+    ):
+        assert keyring.check_header(header, BODY, NOW, 300) is HeaderCheck.OK, header
+    assert keyring.check_header(f"t={NOW},v1={wrong},v1={wrong}", BODY, NOW, 300) is (
+        HeaderCheck.BAD
+    )
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "garbage",
+        "t=,v1=",
+        f"t={NOW}",
+        "v1=" + "a" * 64,
+        f"t=abc,v1={'a' * 64}",
+        f"t=-{NOW},v1={'a' * 64}",
+        f"t={NOW},v1={'g' * 64}",
+        f"t={NOW},v1={'a' * 63}",
+        f"t=\u00b2,v1={'a' * 64}",  # a superscript digit: str.isdigit() says yes, int() says no
+        f"t=\u0663\u0663,v1={'a' * 64}",  # Arabic-Indic digits
+        f"t={NOW},v1={'é' * 64}",
+        f"t={'9' * 40},v1={'a' * 64}",
+        ",,,,=,=,",
+    ],
+)
+def test_header_check_rejects_malformed_headers_without_raising(header: str) -> None:
+    """A header that is not t=<digits>,v1=<64 hex> is a bad signature, never an exception."""
+    assert Keyring.from_secrets(KEY).check_header(header, BODY, NOW, 300) is HeaderCheck.BAD

@@ -1,0 +1,346 @@
+"""Configuration from environment variables (SPEC section 5) and ``check-config``."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from bridge.cli import main
+from bridge.config import MIN_SECRET_LENGTH, Settings, load_settings, redact_urls
+from bridge.errors import ConfigError
+from tests.support import ROOT, bridge_env
+
+LONG_SECRET = "s3cr3t-" + "k" * 40
+SHORT_SECRET = "short-s3cr3t-value"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts from an environment without the bridge's variables."""
+    for name in list(os.environ):
+        if name.startswith(("EXESDB_", "OTEL_")) or name == "SECRET_KEY_BASE":
+            monkeypatch.delenv(name)
+
+
+def _check_config(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], **env: str
+) -> tuple[int, str, str]:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    try:
+        status = main(["check-config"])
+    except SystemExit as exc:
+        status = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_defaults_match_the_spec() -> None:
+    """With no variables set, every setting has its documented default."""
+    settings = load_settings()
+    assert settings.secret_key_base is None
+    assert settings.secret_key_base_previous == ()
+    assert settings.pubsub_integration is True
+    assert settings.health_broadcast_interval == 30_000
+    assert settings.metrics_broadcast_interval == 60_000
+    assert settings.node == socket.gethostname()
+    assert settings.http_addr == "0.0.0.0:9570"
+    assert settings.listen == ("0.0.0.0", 9570)
+    assert settings.bus == "memory"
+    assert not settings.uses_redis
+    assert settings.replay_window_ms == 300_000
+    assert settings.ingest is False
+    assert settings.max_body_bytes == 1_048_576
+    assert settings.admin_token is None
+    assert settings.webhook_urls == ()
+    assert settings.webhook_secret is None
+    assert (settings.webhook_backoff_ms, settings.webhook_max_backoff_ms) == (1_000, 300_000)
+    assert settings.webhook_deadline_ms == 86_400_000
+    assert settings.webhook_timeout_ms == 10_000
+    assert settings.webhook_min_severity == "warning"
+    assert settings.alertmanager_url is None
+    assert settings.escalation_after_ms == 900_000
+    assert settings.state_dir == "./.exesdb-bridge"
+    assert (settings.log_level, settings.log_format) == ("info", "text")
+    assert settings.otlp_endpoint is None
+    assert not settings.otlp_enabled
+    assert (settings.cpu_degraded, settings.cpu_unhealthy) == (85, 95)
+    assert (settings.memory_degraded, settings.memory_unhealthy) == (85, 95)
+    assert (settings.disk_degraded, settings.disk_unhealthy) == (85, 95)
+
+
+def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Values come from the variables named in the SPEC, lists split on commas."""
+    monkeypatch.setenv("SECRET_KEY_BASE", LONG_SECRET)
+    monkeypatch.setenv("EXESDB_SECRET_KEY_BASE_PREVIOUS", "old-one, old-two,")
+    monkeypatch.setenv("EXESDB_PUBSUB_INTEGRATION", "false")
+    monkeypatch.setenv("EXESDB_NODE", "node7@host")
+    monkeypatch.setenv("EXESDB_HTTP_ADDR", "[::1]:8080")
+    monkeypatch.setenv("EXESDB_BUS", "rediss://redis.example:6380/1")
+    monkeypatch.setenv("EXESDB_INGEST", "true")
+    monkeypatch.setenv("EXESDB_WEBHOOK_URLS", "https://a.example/hook, http://b.example/")
+    monkeypatch.setenv("EXESDB_ALERTMANAGER_URL", "http://am.example:9093/")
+    settings = load_settings()
+    assert settings.secret_key_base is not None
+    assert settings.secret_key_base.get_secret_value() == LONG_SECRET
+    assert [key.get_secret_value() for key in settings.secret_key_base_previous] == [
+        "old-one",
+        "old-two",
+    ]
+    assert settings.pubsub_integration is False
+    assert settings.node == "node7@host"
+    assert settings.listen == ("::1", 8080)
+    assert settings.uses_redis
+    assert settings.ingest
+    assert settings.webhook_urls == ("https://a.example/hook", "http://b.example/")
+    assert settings.alertmanager_url == "http://am.example:9093"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "allowed"),
+    [
+        ("EXESDB_REPLAY_WINDOW_MS", "abc", "integer"),
+        ("EXESDB_REPLAY_WINDOW_MS", "0", "greater than 0"),
+        ("EXESDB_HEALTH_BROADCAST_INTERVAL", "10", "100"),
+        ("EXESDB_METRICS_BROADCAST_INTERVAL", "-5", "100"),
+        ("EXESDB_PUBSUB_INTEGRATION", "perhaps", "boolean"),
+        ("EXESDB_INGEST", "maybe", "boolean"),
+        ("EXESDB_NODE", "", "at least 1"),
+        ("EXESDB_HTTP_ADDR", "nope", "host:port"),
+        ("EXESDB_HTTP_ADDR", "0.0.0.0:99999", "0 to 65535"),
+        ("EXESDB_BUS", "http://redis", "redis://"),
+        ("EXESDB_BUS", "redis://", "redis://"),
+        ("EXESDB_MAX_BODY_BYTES", "10", "1024"),
+        ("EXESDB_WEBHOOK_URLS", "ftp://a.example", "http://"),
+        ("EXESDB_WEBHOOK_MIN_SEVERITY", "loud", "'critical'"),
+        ("EXESDB_WEBHOOK_TIMEOUT_MS", "soon", "integer"),
+        ("EXESDB_ALERTMANAGER_URL", "am:9093", "http://"),
+        ("EXESDB_LOG_LEVEL", "chatty", "'debug'"),
+        ("EXESDB_LOG_FORMAT", "xml", "'json'"),
+        ("EXESDB_CPU_DEGRADED", "-1", "greater than 0"),
+        ("EXESDB_MAX_SERIES", "0", "greater than or equal to 1"),
+        ("EXESDB_BUS_QUEUE_SIZE", "0", "greater than or equal to 1"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "udp", "'http/protobuf'"),
+    ],
+)
+def test_a_bad_value_stops_with_a_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    allowed: str,
+) -> None:
+    """check-config exits 2 and prints one line naming the variable and what is allowed."""
+    status, out, err = _check_config(monkeypatch, capsys, **{variable: value})
+    assert status == 2
+    assert out == ""
+    problems = [line.strip() for line in err.splitlines()[1:]]
+    assert len(problems) == 1, err
+    assert problems[0].startswith(f"{variable}: ")
+    assert allowed in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"EXESDB_CPU_DEGRADED": "96"}, "EXESDB_CPU_DEGRADED"),
+        ({"EXESDB_DISK_DEGRADED": "90", "EXESDB_DISK_UNHEALTHY": "80"}, "EXESDB_DISK_DEGRADED"),
+        (
+            {"EXESDB_WEBHOOK_BACKOFF_MS": "5000", "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "1000"},
+            "EXESDB_WEBHOOK_BACKOFF_MS",
+        ),
+    ],
+)
+def test_inconsistent_values_stop_start_up(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    variable: str,
+) -> None:
+    """Values that contradict each other stop start-up with a line naming the variable."""
+    status, _, err = _check_config(monkeypatch, capsys, **env)
+    assert status == 2
+    assert f"  {variable}: " in err
+
+
+def test_every_bad_variable_is_reported_at_once() -> None:
+    """python -m bridge check-config exits 2 with one line per bad variable."""
+    env = bridge_env(
+        EXESDB_REPLAY_WINDOW_MS="abc",
+        EXESDB_INGEST="maybe",
+        EXESDB_LOG_LEVEL="loud",
+        EXESDB_HTTP_ADDR="nowhere",
+    )
+    completed = subprocess.run(
+        [sys.executable, "-m", "bridge", "check-config"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    lines = completed.stderr.splitlines()
+    assert lines[0] == "exesdb-bridge: bad configuration:"
+    named = sorted(line.strip().split(":")[0] for line in lines[1:])
+    assert named == sorted(
+        ["EXESDB_REPLAY_WINDOW_MS", "EXESDB_INGEST", "EXESDB_LOG_LEVEL", "EXESDB_HTTP_ADDR"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "fault"),
+    [
+        ({"EXESDB_INGEST": "true"}, "is not set"),
+        ({"EXESDB_INGEST": "true", "SECRET_KEY_BASE": SHORT_SECRET}, "has 18 characters"),
+        ({"EXESDB_BUS": "redis://localhost:6379"}, "is not set"),
+        ({"EXESDB_BUS": "redis://localhost", "SECRET_KEY_BASE": "x" * 31}, "has 31 characters"),
+    ],
+)
+def test_ingest_or_redis_need_a_long_secret(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    fault: str,
+) -> None:
+    """With ingest or a Redis bus, SECRET_KEY_BASE must be set and at least 32 characters."""
+    status, _, err = _check_config(monkeypatch, capsys, **env)
+    assert status == 2
+    assert f"SECRET_KEY_BASE: {fault}" in err
+    assert f"at least {MIN_SECRET_LENGTH} characters" in err
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"EXESDB_INGEST": "true", "SECRET_KEY_BASE": "x" * MIN_SECRET_LENGTH},
+        {"EXESDB_BUS": "redis://localhost", "SECRET_KEY_BASE": "x" * MIN_SECRET_LENGTH},
+    ],
+)
+def test_a_secret_of_32_characters_is_enough(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str]
+) -> None:
+    """Exactly 32 characters satisfy the length rule."""
+    status, _, _ = _check_config(monkeypatch, capsys, **env)
+    assert status == 0
+
+
+@pytest.mark.parametrize(
+    ("env", "warning"),
+    [
+        ({}, "SECRET_KEY_BASE is not set: using an ephemeral key"),
+        ({"SECRET_KEY_BASE": SHORT_SECRET}, "SECRET_KEY_BASE is shorter than 32"),
+        ({"EXESDB_WEBHOOK_URLS": "http://hook.example/"}, "EXESDB_WEBHOOK_SECRET is not set"),
+    ],
+)
+def test_without_ingest_or_redis_a_missing_or_short_secret_only_warns(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    warning: str,
+) -> None:
+    """On the in-process bus a missing or short secret is a warning, not a stop."""
+    status, _, err = _check_config(monkeypatch, capsys, **env)
+    assert status == 0
+    assert f"warning: {warning}" in err
+
+
+def test_check_config_prints_every_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """check-config prints one line per setting, by variable name."""
+    status, out, _ = _check_config(monkeypatch, capsys, EXESDB_NODE="node3@host")
+    assert status == 0
+    shown = dict(line.split(None, 1) for line in out.splitlines())
+    names = {str(info.validation_alias) for info in Settings.model_fields.values()}
+    assert set(shown) == names
+    assert shown["EXESDB_NODE"] == "node3@host"
+    assert shown["SECRET_KEY_BASE"] == "<unset>"
+
+
+SECRETS = {
+    "SECRET_KEY_BASE": LONG_SECRET,
+    "EXESDB_SECRET_KEY_BASE_PREVIOUS": "retired-s3cr3t-one,retired-s3cr3t-two",
+    "EXESDB_ADMIN_TOKEN": "admin-t0ken-s3cr3t",
+    "EXESDB_WEBHOOK_SECRET": "webhook-s3cr3t",
+    "EXESDB_BUS": "redis://:redis-passw0rd@localhost:6379/0",
+    "EXESDB_WEBHOOK_URLS": "https://user:hook-passw0rd@hooks.example/alerts",
+    "EXESDB_ALERTMANAGER_URL": "http://am:am-passw0rd@localhost:9093",
+}
+SECRET_STRINGS = [
+    LONG_SECRET,
+    "retired-s3cr3t-one",
+    "retired-s3cr3t-two",
+    "admin-t0ken-s3cr3t",
+    "webhook-s3cr3t",
+    "redis-passw0rd",
+    "hook-passw0rd",
+    "am-passw0rd",
+]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"EXESDB_INGEST": "maybe"},  # a failing configuration prints too
+        {"SECRET_KEY_BASE": SHORT_SECRET, "EXESDB_INGEST": "true"},
+        {"EXESDB_BUS": "http://u:redis-passw0rd@redis"},
+        {"EXESDB_WEBHOOK_URLS": "ftp://user:hook-passw0rd@hooks.example"},
+    ],
+)
+def test_check_config_never_prints_a_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], extra: dict[str, str]
+) -> None:
+    """No secret, token or URL password appears in check-config's output, good or bad config."""
+    status, out, err = _check_config(monkeypatch, capsys, **{**SECRETS, **extra})
+    assert status in (0, 2)
+    for secret in [*SECRET_STRINGS, SHORT_SECRET]:
+        assert secret not in out
+        assert secret not in err
+    if status == 0:
+        assert "<set, redacted>" in out
+        assert "redis://:<redacted>@localhost:6379/0" in out
+
+
+def test_settings_repr_never_shows_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """repr(settings), e.g. in a traceback or a log line, hides every secret."""
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    shown = repr(load_settings()) + str(load_settings())
+    for secret in SECRET_STRINGS:
+        assert secret not in shown
+
+
+def test_load_settings_raises_config_error_with_every_problem(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """load_settings raises ConfigError holding one line per problem."""
+    monkeypatch.setenv("EXESDB_MAX_SERIES", "none")
+    monkeypatch.setenv("EXESDB_LOG_FORMAT", "xml")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert sorted(problem.split(":")[0] for problem in caught.value.problems) == [
+        "EXESDB_LOG_FORMAT",
+        "EXESDB_MAX_SERIES",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("redis://:pw@host:6379", "redis://:<redacted>@host:6379"),
+        ("https://user:pw@host/x,https://h2/", "https://user:<redacted>@host/x,https://h2/"),
+        ("https://user@host/", "https://user@host/"),
+        ("memory", "memory"),
+    ],
+)
+def test_redact_urls_hides_url_passwords(text: str, shown: str) -> None:
+    """Passwords inside URLs are replaced, user names and the rest kept."""
+    assert redact_urls(text) == shown

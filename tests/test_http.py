@@ -1,0 +1,546 @@
+"""The HTTP edge (SPEC section 6) through a real aiohttp server on a free loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bridge.app import Bridge
+from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring
+from bridge.component import Component
+from bridge.messages import format_timestamp
+from tests.support import ADMIN_TOKEN, TEST_SECRET, async_wait_until, make_settings
+
+KEYRING = Keyring.from_secrets(TEST_SECRET)
+JSON = "application/json"
+NDJSON = "application/x-ndjson"
+
+
+def envelope(**changes: Any) -> dict[str, Any]:
+    """A valid envelope as a dict, stamped now with a fresh id."""
+    data: dict[str, Any] = {
+        "v": 1,
+        "id": secrets.token_hex(12),
+        "instance": "ex_esdb_health",
+        "topic": "cluster:health",
+        "tag": "node_health_updated",
+        "node": "node2@host",
+        "ts": format_timestamp(datetime.now(UTC)),
+        "payload": {"status": "healthy"},
+    }
+    data.update(changes)
+    return data
+
+
+def body_of(*envelopes: dict[str, Any]) -> bytes:
+    """One envelope as JSON, or several as NDJSON."""
+    return b"\n".join(json.dumps(item).encode() for item in envelopes)
+
+
+def signed(body: bytes, keyring: Keyring = KEYRING, at: float | None = None) -> str:
+    """The X-ExESDB-Signature header for ``body``."""
+    return keyring.sign_header(body, int(time.time() if at is None else at))
+
+
+class Server:
+    """A running bridge, its base URL and a client session."""
+
+    def __init__(self, bridge: Bridge, session: aiohttp.ClientSession) -> None:
+        self.bridge = bridge
+        self.session = session
+        assert bridge.address is not None
+        host, port = bridge.address
+        self.url = f"http://{host}:{port}"
+        self.delivered: list[Envelope] = []
+
+    async def post(
+        self,
+        body: bytes,
+        content_type: str | None = JSON,
+        signature: str | None = "sign",
+        headers: dict[str, str] | None = None,
+        path: str = "/v1/messages",
+    ) -> tuple[int, dict[str, Any]]:
+        """POST to ingest (signed with the test key unless told otherwise)."""
+        sent = dict(headers or {})
+        if content_type is not None:
+            sent["Content-Type"] = content_type
+        if signature == "sign":
+            sent[SIGNATURE_HEADER] = signed(body)
+        elif signature is not None:
+            sent[SIGNATURE_HEADER] = signature
+        async with self.session.post(self.url + path, data=body, headers=sent) as response:
+            text = await response.text()
+            return response.status, json.loads(text) if text else {}
+
+    async def get(self, path: str, token: str | None = None) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with self.session.get(self.url + path, headers=headers) as response:
+            text = await response.text()
+            try:
+                return response.status, json.loads(text)
+            except ValueError:
+                return response.status, text
+
+    def rejected(self, reason: str) -> float:
+        value = self.bridge.registry.get_sample_value(
+            "exesdb_bus_rejected_total", {"reason": reason}
+        )
+        return value or 0.0
+
+
+ServerFactory = Callable[..., Awaitable[Server]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[ServerFactory]:
+    """Start in-process bridges on 127.0.0.1:0 with the given settings; all closed afterwards."""
+    started: list[tuple[Bridge, aiohttp.ClientSession]] = []
+
+    async def start(
+        components: list[Callable[[Bridge], Component | None]] | None = None, **env: str
+    ) -> Server:
+        defaults = {
+            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
+            "EXESDB_INGEST": "true",
+            "EXESDB_ADMIN_TOKEN": ADMIN_TOKEN,
+        }
+        settings = make_settings(**{**defaults, **env})
+        bridge = Bridge(settings, components=components or [])
+        await bridge.start()
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        started.append((bridge, session))
+        server = Server(bridge, session)
+        bridge.bus.subscribe("test-inbox", server.delivered.append)
+        return server
+
+    yield start
+    for bridge, session in started:
+        await session.close()
+        await bridge.aclose()
+
+
+# -- ingest --
+
+
+async def test_ingest_accepts_a_signed_envelope(serve: ServerFactory) -> None:
+    """A signed envelope answers 202 and reaches the bus's subscribers, verified."""
+    server = await serve()
+    item = envelope()
+    status, answer = await server.post(body_of(item))
+    assert (status, answer) == (202, {"accepted": 1})
+    await async_wait_until(lambda: server.delivered, what="delivery")
+    (delivered,) = server.delivered
+    assert (delivered.id, delivered.node, delivered.topic) == (
+        item["id"],
+        "node2@host",
+        "cluster:health",
+    )
+
+
+async def test_ingest_accepts_a_retired_key(serve: ServerFactory) -> None:
+    """A body signed with a key from EXESDB_SECRET_KEY_BASE_PREVIOUS is accepted."""
+    old = "the-previous-secret-key-base-of-32-chars-or-more"
+    server = await serve(EXESDB_SECRET_KEY_BASE_PREVIOUS=old)
+    body = body_of(envelope())
+    status, _ = await server.post(body, signature=signed(body, Keyring.from_secrets(old)))
+    assert status == 202
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "field"),
+    [
+        (b"not json", "malformed", None),
+        (b"", "malformed", None),
+        (b"[1]", "malformed", None),
+        (body_of(envelope(v=2)), "malformed", "v"),
+        (body_of(envelope(id="x")), "malformed", "id"),
+        (body_of(envelope(ts="yesterday")), "malformed", "ts"),
+        (body_of(envelope(instance="ex_esdb_nothing")), "unknown_instance", "instance"),
+        (body_of(envelope(tag="no_such_tag")), "unknown_tag", "tag"),
+        (body_of(envelope(payload={"status": "sick"})), "invalid_payload", "payload.status"),
+        (body_of(envelope(payload={})), "invalid_payload", "payload.status"),
+    ],
+)
+async def test_ingest_answers_400_naming_the_field(
+    serve: ServerFactory, body: bytes, error: str, field: str | None
+) -> None:
+    """A signed but bad envelope answers 400 with a JSON body naming the reason and field."""
+    server = await serve()
+    status, answer = await server.post(body)
+    assert status == 400
+    assert answer["error"] == error
+    assert answer.get("field") == field
+    assert answer["detail"]
+    assert server.rejected(error) == 1
+    assert server.delivered == []
+
+
+@pytest.mark.parametrize(
+    ("signature", "error"),
+    [
+        (None, "unsigned"),
+        ("", "unsigned"),
+        ("garbage", "invalid_signature"),
+        ("wrong-key", "invalid_signature"),
+        ("tampered", "invalid_signature"),
+    ],
+)
+async def test_ingest_answers_401_for_a_missing_or_bad_signature(
+    serve: ServerFactory, signature: str | None, error: str
+) -> None:
+    """No signature, a malformed one, a wrong key or tampered bytes answer 401."""
+    server = await serve()
+    body = body_of(envelope())
+    header: str | None = signature
+    if signature == "wrong-key":
+        header = signed(body, Keyring.from_secrets("a-wrong-key-that-is-long-enough-to-use"))
+    elif signature == "tampered":
+        header = signed(body)
+        body = body.replace(b"healthy", b"degraded")
+    status, answer = await server.post(body, signature=header)
+    assert status == 401
+    assert answer["error"] == error
+    assert answer["field"] == SIGNATURE_HEADER
+    assert server.rejected(error) == 1
+    assert server.delivered == []
+
+
+async def test_ingest_answers_409_for_a_replayed_message(serve: ServerFactory) -> None:
+    """The same envelope accepted once answers 409 when sent again, even freshly signed."""
+    server = await serve()
+    body = body_of(envelope())
+    assert (await server.post(body))[0] == 202
+    status, answer = await server.post(body)
+    assert status == 409
+    assert (answer["error"], answer["field"]) == ("replayed", "id")
+    assert server.rejected("replayed") == 1
+
+
+@pytest.mark.parametrize("skew", [-3_600, 3_600])
+async def test_ingest_answers_409_for_an_expired_header_timestamp(
+    serve: ServerFactory, skew: int
+) -> None:
+    """A valid signature whose t is outside the replay window (past or future) answers 409."""
+    server = await serve(EXESDB_REPLAY_WINDOW_MS="60000")
+    body = body_of(envelope())
+    status, answer = await server.post(body, signature=signed(body, at=time.time() + skew))
+    assert status == 409
+    assert answer["error"] == "expired"
+    assert server.rejected("expired") == 1
+
+
+@pytest.mark.parametrize("skew", [-3_600, 3_600])
+async def test_ingest_answers_409_for_an_expired_envelope_timestamp(
+    serve: ServerFactory, skew: int
+) -> None:
+    """A fresh header over an envelope whose ts is outside the window answers 409."""
+    server = await serve(EXESDB_REPLAY_WINDOW_MS="60000")
+    ts = format_timestamp(datetime.now(UTC) + timedelta(seconds=skew))
+    status, answer = await server.post(body_of(envelope(ts=ts)))
+    assert status == 409
+    assert (answer["error"], answer["field"]) == ("expired", "ts")
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_ingest_answers_413_over_the_body_limit(serve: ServerFactory, chunked: bool) -> None:
+    """A body over EXESDB_MAX_BODY_BYTES answers 413, with or without a Content-Length."""
+    server = await serve(EXESDB_MAX_BODY_BYTES="2048")
+    body = body_of(envelope(payload={"status": "healthy", "checks": {"pad": "x" * 4096}}))
+    data: Any = body
+    if chunked:
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for start in range(0, len(body), 512):
+                yield body[start : start + 512]
+
+        data = chunks()
+    headers = {"Content-Type": JSON, SIGNATURE_HEADER: signed(body)}
+    async with server.session.post(
+        server.url + "/v1/messages", data=data, headers=headers
+    ) as response:
+        assert response.status == 413
+        answer = await response.json()
+    assert answer["error"] == "too_large"
+    assert server.rejected("too_large") == 1
+
+
+async def test_ingest_accepts_a_body_at_the_limit(serve: ServerFactory) -> None:
+    """A body of exactly EXESDB_MAX_BODY_BYTES is accepted."""
+    server = await serve(EXESDB_MAX_BODY_BYTES="2048")
+    item = envelope(payload={"status": "healthy", "checks": {"pad": ""}})
+    pad = 2048 - len(body_of(item))
+    item["payload"]["checks"]["pad"] = "x" * pad
+    body = body_of(item)
+    assert len(body) == 2048
+    assert (await server.post(body))[0] == 202
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", None])
+async def test_ingest_answers_415_for_other_content_types(
+    serve: ServerFactory, content_type: str | None
+) -> None:
+    """Only application/json and application/x-ndjson are accepted."""
+    server = await serve()
+    status, answer = await server.post(body_of(envelope()), content_type=content_type)
+    assert status == 415
+    assert answer["error"] == "unsupported_media_type"
+
+
+async def test_ingest_accepts_a_charset_parameter(serve: ServerFactory) -> None:
+    """application/json; charset=utf-8 is application/json."""
+    server = await serve()
+    status, _ = await server.post(
+        body_of(envelope()), content_type="application/json; charset=utf-8"
+    )
+    assert status == 202
+
+
+async def test_ingest_answers_404_when_off(serve: ServerFactory) -> None:
+    """With EXESDB_INGEST=false the endpoint answers 404 and says how to turn it on."""
+    server = await serve(EXESDB_INGEST="false")
+    status, answer = await server.post(body_of(envelope()))
+    assert status == 404
+    assert "EXESDB_INGEST" in answer["detail"]
+
+
+async def test_ndjson_batch_is_accepted_whole(serve: ServerFactory) -> None:
+    """Several envelopes under one signature are all accepted, in order."""
+    server = await serve()
+    items = [envelope(topic=f"t{number}") for number in range(5)]
+    status, answer = await server.post(body_of(*items) + b"\n", content_type=NDJSON)
+    assert (status, answer) == (202, {"accepted": 5})
+    await async_wait_until(lambda: len(server.delivered) == 5, what="five")
+    assert [item.topic for item in server.delivered] == [f"t{number}" for number in range(5)]
+
+
+@pytest.mark.parametrize(
+    ("bad", "status", "error"),
+    [
+        (envelope(payload={"status": "sick"}), 400, "invalid_payload"),
+        (envelope(tag="nothing"), 400, "unknown_tag"),
+        ("duplicate", 409, "replayed"),
+    ],
+)
+async def test_ndjson_batch_is_all_or_nothing(
+    serve: ServerFactory, bad: Any, status: int, error: str
+) -> None:
+    """One bad line refuses the whole batch, naming the line; none is delivered or remembered."""
+    server = await serve()
+    good = [envelope(), envelope()]
+    third = dict(good[0]) if bad == "duplicate" else bad
+    answer_status, answer = await server.post(body_of(*good, third), content_type=NDJSON)
+    assert answer_status == status
+    assert answer["error"] == error
+    assert answer["field"].startswith("line 3")
+    await asyncio.sleep(0)
+    assert server.delivered == []
+    # Nothing was remembered: the good lines alone go through afterwards.
+    assert (await server.post(body_of(*good), content_type=NDJSON))[0] == 202
+
+
+async def test_ndjson_with_no_envelope_is_malformed(serve: ServerFactory) -> None:
+    """An empty NDJSON body answers 400."""
+    server = await serve()
+    status, answer = await server.post(b"\n\n", content_type=NDJSON)
+    assert (status, answer["error"]) == (400, "malformed")
+
+
+# -- probes and metrics --
+
+
+async def test_healthz_answers_200(serve: ServerFactory) -> None:
+    """/healthz answers 200 while the process runs."""
+    server = await serve()
+    assert (await server.get("/healthz"))[0] == 200
+
+
+class _Component:
+    def __init__(self, name: str, required: bool, reason: str | None) -> None:
+        self.name = name
+        self.required = required
+        self.reason = reason
+
+    async def start(self) -> None:
+        pass
+
+    def readiness(self) -> str | None:
+        return self.reason
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_readyz_answers_200_when_ready(serve: ServerFactory) -> None:
+    """/readyz answers 200 when the bus and required parts are ready; optional ones are reported."""
+    server = await serve(
+        components=[lambda bridge: _Component("otlp", False, "collector unreachable")]
+    )
+    status, answer = await server.get("/readyz")
+    assert status == 200
+    assert answer["ready"] is True
+    assert answer["checks"]["bus"]["ready"] is True
+    assert answer["checks"]["otlp"] == {
+        "ready": False,
+        "required": False,
+        "reason": "collector unreachable",
+    }
+
+
+async def test_readyz_answers_503_with_reasons(serve: ServerFactory) -> None:
+    """A required part that is not ready makes /readyz answer 503 with its reason."""
+    server = await serve(components=[lambda bridge: _Component("alerts", True, "outbox full")])
+    status, answer = await server.get("/readyz")
+    assert status == 503
+    assert answer["ready"] is False
+    assert answer["checks"]["alerts"]["reason"] == "outbox full"
+
+
+async def test_metrics_speaks_text_openmetrics_and_gzip(serve: ServerFactory) -> None:
+    """/metrics answers Prometheus text 0.0.4, OpenMetrics on request, gzip when accepted."""
+    server = await serve()
+    async with server.session.get(server.url + "/metrics") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        assert "exesdb_bus_rejected_total" in await response.text()
+    headers = {"Accept": "application/openmetrics-text; version=1.0.0"}
+    async with server.session.get(server.url + "/metrics", headers=headers) as response:
+        assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+        assert (await response.text()).endswith("# EOF\n")
+    async with server.session.get(
+        server.url + "/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False
+    ) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        assert b"exesdb_build_info" in gzip.decompress(await response.read())
+
+
+# -- admin --
+
+
+@pytest.mark.parametrize("path", ["/v1/integration", "/v1/stream"])
+async def test_admin_endpoints_answer_403_without_a_configured_token(
+    serve: ServerFactory, path: str
+) -> None:
+    """With no EXESDB_ADMIN_TOKEN, admin endpoints answer 403 saying how to enable them."""
+    server = await serve(EXESDB_ADMIN_TOKEN="")
+    status, answer = await server.get(path, token="anything")
+    assert status == 403
+    assert "EXESDB_ADMIN_TOKEN" in answer["detail"]
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token", ADMIN_TOKEN + "x", "é"])
+async def test_admin_endpoints_answer_401_for_a_missing_or_wrong_token(
+    serve: ServerFactory, token: str | None
+) -> None:
+    """Without the right bearer token admin endpoints answer 401."""
+    server = await serve()
+    status, answer = await server.get("/v1/integration", token=token)
+    assert status == 401
+    assert answer["error"] == "unauthorized"
+
+
+async def test_get_integration_reports_switch_and_intervals(serve: ServerFactory) -> None:
+    """GET /v1/integration answers enabled and both intervals in milliseconds."""
+    server = await serve(EXESDB_HEALTH_BROADCAST_INTERVAL="1000")
+    status, answer = await server.get("/v1/integration", token=ADMIN_TOKEN)
+    assert status == 200
+    assert answer == {
+        "enabled": True,
+        "health_broadcast_interval": 1000,
+        "metrics_broadcast_interval": 60_000,
+    }
+
+
+async def test_post_integration_switches_at_runtime(serve: ServerFactory) -> None:
+    """POST /v1/integration {"enabled": false} turns broadcasting off, true turns it back on."""
+    server = await serve()
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    for enabled in (False, True):
+        async with server.session.post(
+            server.url + "/v1/integration", json={"enabled": enabled}, headers=auth
+        ) as response:
+            assert response.status == 200
+            assert (await response.json())["enabled"] is enabled
+        assert server.bridge.integration.enabled() is enabled
+
+
+@pytest.mark.parametrize("body", [b"not json", b'{"enabled": "no"}', b"[]", b"[" * 100_000])
+async def test_post_integration_refuses_a_bad_body(serve: ServerFactory, body: bytes) -> None:
+    """A body that is not {"enabled": bool} answers 400."""
+    server = await serve()
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": JSON}
+    async with server.session.post(
+        server.url + "/v1/integration", data=body, headers=headers
+    ) as response:
+        assert response.status == 400
+    assert server.bridge.integration.enabled()
+
+
+async def test_stream_delivers_published_messages_as_server_sent_events(
+    serve: ServerFactory,
+) -> None:
+    """GET /v1/stream sends each verified message as an SSE event naming its tag."""
+    server = await serve()
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with server.session.get(
+        server.url + "/v1/stream", params={"topic": "cluster:*"}, headers=auth
+    ) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        assert (await response.content.readline()).startswith(b": connected")
+        other = body_of(envelope(topic="elsewhere"))
+        wanted = envelope()
+        assert (await server.post(other))[0] == 202
+        assert (await server.post(body_of(wanted)))[0] == 202
+        event = await asyncio.wait_for(_next_line(response), 10)
+        data = await asyncio.wait_for(_next_line(response), 10)
+    assert event == b"event: node_health_updated\n"
+    assert data.startswith(b"data: ")
+    assert json.loads(data[6:])["id"] == wanted["id"]
+
+
+async def _next_line(response: aiohttp.ClientResponse) -> bytes:
+    """The next SSE line that is neither blank nor a comment."""
+    while True:
+        line = await response.content.readline()
+        if line.strip() and not line.startswith(b":"):
+            return line
+
+
+@pytest.mark.parametrize(
+    ("query", "field"), [({"instance": "ex_esdb_nothing"}, "instance"), ({"topic": "a b"}, "topic")]
+)
+async def test_stream_refuses_bad_filters(
+    serve: ServerFactory, query: dict[str, str], field: str
+) -> None:
+    """An unknown instance or a bad topic pattern answers 400 naming it."""
+    server = await serve()
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with server.session.get(
+        server.url + "/v1/stream", params=query, headers=auth
+    ) as response:
+        assert response.status == 400
+        assert (await response.json())["field"] == field
+
+
+async def test_shutdown_is_not_held_by_a_connected_stream_client(serve: ServerFactory) -> None:
+    """Closing the bridge with an SSE client attached ends the stream at once."""
+    server = await serve()
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with server.session.get(server.url + "/v1/stream", headers=auth) as response:
+        assert (await response.content.readline()).startswith(b": connected")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.wait_for(server.bridge.aclose(), 15)
+        # Well under aiohttp's 2 s shutdown timeout: streams end at once, not when it runs out.
+        assert loop.time() - started < 1.5
+    assert all(subscription.name != "stream" for subscription in server.bridge.bus.subscriptions)

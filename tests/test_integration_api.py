@@ -1,0 +1,441 @@
+"""The integration API after ExESDB.PubSubIntegration (SPEC section 4)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+import bridge.integration as api
+from bridge.app import Bridge
+from bridge.bus import Envelope, PublishStatus
+from bridge.integration import Integration
+from bridge.messages import (
+    ClusterHealth,
+    ClusterMembership,
+    ComponentHealth,
+    DataChange,
+    DebugTrace,
+    LogEntry,
+    Message,
+    NodeLifecycle,
+    PerformanceMetric,
+    SystemAlert,
+    SystemConfig,
+    SystemLifecycle,
+    ThroughputMetric,
+)
+from bridge.operations import OperationRecorder
+from tests.support import async_wait_until, make_settings
+
+
+class Inbox:
+    """Every envelope the bus delivers."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+
+    def __call__(self, envelope: Envelope) -> None:
+        self.envelopes.append(envelope)
+
+    def pairs(self) -> list[tuple[str, type[Message]]]:
+        return [(envelope.topic, type(envelope.payload)) for envelope in self.envelopes]
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[Bridge]:
+    """A bridge with its bus running (no HTTP server, no components)."""
+    bridge = Bridge(
+        make_settings(
+            EXESDB_HEALTH_BROADCAST_INTERVAL="1500", EXESDB_METRICS_BROADCAST_INTERVAL="2500"
+        ),
+        components=[],
+    )
+    bridge.integration.recorder = OperationRecorder()
+    await bridge.start(serve_http=False)
+    yield bridge
+    await bridge.aclose()
+
+
+@pytest.fixture
+async def inbox(running: Bridge) -> Inbox:
+    """Subscribed to everything on the running bridge's bus."""
+    collected = Inbox()
+    running.bus.subscribe("inbox", collected)
+    return collected
+
+
+async def _settle(bridge: Bridge) -> None:
+    await async_wait_until(
+        lambda: all(subscription.idle for subscription in bridge.bus.subscriptions),
+        what="subscribers idle",
+    )
+
+
+BROADCASTS: list[tuple[str, Callable[[Integration], Any], list[tuple[str, type[Message]]]]] = [
+    (
+        "system_lifecycle",
+        lambda i: i.broadcast_system_lifecycle("started", "ex_esdb", "0.8.0"),
+        [("lifecycle", SystemLifecycle)],
+    ),
+    (
+        "system_config",
+        lambda i: i.broadcast_system_config("store", {"pool_size": 10}, changed_by="ops"),
+        [("config", SystemConfig)],
+    ),
+    (
+        "health_update",
+        lambda i: i.broadcast_health_update("persistence", "degraded", {"lag_ms": 40}),
+        [("persistence:health", ComponentHealth)],
+    ),
+    (
+        "store_health",
+        lambda i: i.broadcast_store_health("store1", "persistence", "healthy"),
+        [("store1:health", ComponentHealth)],
+    ),
+    (
+        "cluster_health",
+        lambda i: i.broadcast_cluster_health(["n1", "n2", "n3"], ["n3"], "node_down"),
+        [("cluster:health", ClusterHealth), ("cluster:membership", ClusterMembership)],
+    ),
+    (
+        "cluster_status",
+        lambda i: i.broadcast_cluster_health(["n1", "n2"], [], "status_update"),
+        [("cluster:health", ClusterHealth)],
+    ),
+    (
+        "metrics",
+        lambda i: i.broadcast_metrics(
+            "store", {"duration_ms": 1000, "operations_count": 50, "label": "x"}
+        ),
+        [("store", PerformanceMetric), ("store", PerformanceMetric), ("store", ThroughputMetric)],
+    ),
+    (
+        "alert",
+        lambda i: i.broadcast_alert("node_failure", "critical", "Node down", {"node": "n3"}),
+        [("node_failure", SystemAlert)],
+    ),
+    (
+        "audit_event",
+        lambda i: i.broadcast_audit_event(
+            "data_change", user_id="u1", resource_type="stream", resource_id="s1", action="create"
+        ),
+        [("audit", DataChange)],
+    ),
+    (
+        "lifecycle_event",
+        lambda i: i.broadcast_lifecycle_event(
+            "node_lifecycle_event", event="joined", cluster_size=3
+        ),
+        [("lifecycle", NodeLifecycle)],
+    ),
+    (
+        "diagnostic",
+        lambda i: i.broadcast_diagnostic(
+            "debug_trace", component="store", operation="append", topic="traces"
+        ),
+        [("traces", DebugTrace)],
+    ),
+    (
+        "broadcast_by_tag",
+        lambda i: i.broadcast("log_entry", level="info", message="hello", module="store"),
+        [("log_entry", LogEntry)],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [(call, expected) for _, call, expected in BROADCASTS],
+    ids=[name for name, _, _ in BROADCASTS],
+)
+async def test_each_broadcast_publishes_the_right_model_on_the_right_topic(
+    running: Bridge,
+    inbox: Inbox,
+    call: Callable[[Integration], Any],
+    expected: list[tuple[str, type[Message]]],
+) -> None:
+    """Every broadcast function publishes its message type(s) on the conventional topic."""
+    result = call(running.integration)
+    assert result.status is PublishStatus.PUBLISHED
+    await async_wait_until(lambda: len(inbox.envelopes) >= len(expected), what="delivery")
+    await _settle(running)
+    assert inbox.pairs() == expected
+    assert all(envelope.node == "node1@host" for envelope in inbox.envelopes)
+
+
+async def test_cluster_health_computes_status_and_quorum(running: Bridge, inbox: Inbox) -> None:
+    """One failed node of three is degraded with quorum; two of three is unhealthy, quorum lost."""
+    running.integration.broadcast_cluster_health(["n1", "n2", "n3"], ["n3"], "status_update")
+    running.integration.broadcast_cluster_health(["n1", "n2", "n3"], ["n2", "n3"], "node_down")
+    await async_wait_until(lambda: len(inbox.envelopes) == 3, what="three messages")
+    first, second = (e.payload for e in inbox.envelopes if isinstance(e.payload, ClusterHealth))
+    assert isinstance(first, ClusterHealth)
+    assert isinstance(second, ClusterHealth)
+    assert (first.status, first.quorum_status, first.healthy_nodes, first.total_nodes) == (
+        "degraded",
+        "available",
+        2,
+        3,
+    )
+    assert (second.status, second.quorum_status, second.unhealthy_nodes) == (
+        "unhealthy",
+        "lost",
+        ["n2", "n3"],
+    )
+    membership = inbox.envelopes[2].payload
+    assert isinstance(membership, ClusterMembership)
+    assert (membership.event, membership.affected_nodes) == ("node_removed", ["n2", "n3"])
+
+
+async def test_alert_is_about_the_node_in_its_context(running: Bridge, inbox: Inbox) -> None:
+    """broadcast_alert's message is the title; context['node'] names the node it is about."""
+    running.integration.broadcast_alert(
+        "node_failure", "critical", "Node down", {"node": "n3", "reason": "timeout"}
+    )
+    await async_wait_until(lambda: inbox.envelopes, what="alert")
+    alert = inbox.envelopes[0].payload
+    assert isinstance(alert, SystemAlert)
+    assert (alert.severity, alert.title, alert.node, alert.source) == (
+        "critical",
+        "Node down",
+        "n3",
+        "node_failure",
+    )
+    assert alert.requires_ack is True
+    assert alert.metadata == {"node": "n3", "reason": "timeout"}
+    assert inbox.envelopes[0].node == "node1@host"
+
+
+# Any, not Integration: these calls pass wrong types on purpose.
+BAD_CALLS: list[tuple[str, Callable[[Any], Any], str]] = [
+    ("lifecycle_event", lambda i: i.broadcast_system_lifecycle("exploded", "x", "1"), "event"),
+    ("lifecycle_version", lambda i: i.broadcast_system_lifecycle("started", "x", 8), "version"),
+    ("config_changes", lambda i: i.broadcast_system_config("store", ["a"]), "changes"),
+    ("health_status", lambda i: i.broadcast_health_update("store", "sick"), "status"),
+    ("store_status", lambda i: i.broadcast_store_health("s1", "p", "sick"), "status"),
+    ("store_topic", lambda i: i.broadcast_store_health("bad id", "p", "healthy"), "topic"),
+    ("cluster_event", lambda i: i.broadcast_cluster_health(["n1"], [], "meh"), "event_type"),
+    ("metrics_empty", lambda i: i.broadcast_metrics("store", {}), "metrics"),
+    ("alert_severity", lambda i: i.broadcast_alert("node_failure", "huge", "x"), "severity"),
+    (
+        "alert_category",
+        lambda i: i.broadcast_alert("node_failure", "error", "x", category="weather"),
+        "category",
+    ),
+    ("alert_topic", lambda i: i.broadcast_alert("node failure", "error", "x"), "topic"),
+    ("audit_tag", lambda i: i.broadcast_audit_event("system_alert"), "tag"),
+    ("audit_field", lambda i: i.broadcast_audit_event("data_change", user_id="u"), "resource"),
+    ("lifecycle_tag", lambda i: i.broadcast_lifecycle_event("log_entry"), "tag"),
+    ("diagnostic_tag", lambda i: i.broadcast_diagnostic("auth_event"), "tag"),
+    ("unknown_tag", lambda i: i.broadcast("no_such_tag"), "tag"),
+    (
+        "extra_field",
+        lambda i: i.broadcast("log_entry", level="info", message="m", module="m", x=1),
+        "x",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [(call, field) for _, call, field in BAD_CALLS],
+    ids=[name for name, _, _ in BAD_CALLS],
+)
+async def test_bad_arguments_raise_value_error_naming_the_field(
+    running: Bridge, inbox: Inbox, call: Callable[[Integration], Any], field: str
+) -> None:
+    """A bad argument raises ValueError whose message names the field, and nothing is published."""
+    with pytest.raises(ValueError, match=field):
+        call(running.integration)
+    await _settle(running)
+    assert inbox.envelopes == []
+
+
+@pytest.mark.parametrize(
+    "call", [call for _, call, _ in BROADCASTS], ids=[name for name, _, _ in BROADCASTS]
+)
+async def test_disabled_publishes_nothing_and_says_so(
+    running: Bridge, call: Callable[[Integration], Any]
+) -> None:
+    """While disabled every broadcast returns 'disabled' and nothing reaches the bus."""
+    running.integration.disable()
+    inbox = Inbox()
+    running.bus.subscribe("after-disable", inbox)
+    result = call(running.integration)
+    assert result.status is PublishStatus.DISABLED
+    assert not result
+    await _settle(running)
+    assert inbox.envelopes == []
+
+
+async def test_enable_and_disable_announce_themselves_with_system_config(
+    running: Bridge, inbox: Inbox
+) -> None:
+    """Switching publishes SystemConfig on 'config'; a switch to the same state publishes none."""
+    switched: list[bool] = []
+    running.integration.on_switch(switched.append)
+    running.integration.disable()
+    running.integration.disable()
+    assert not running.integration.enabled()
+    running.integration.enable()
+    running.integration.enable()
+    assert running.integration.enabled()
+    await async_wait_until(lambda: len(inbox.envelopes) == 2, what="two announcements")
+    await _settle(running)
+    assert switched == [False, True]
+    announcements = [envelope.payload for envelope in inbox.envelopes]
+    assert [envelope.topic for envelope in inbox.envelopes] == ["config", "config"]
+    assert all(isinstance(message, SystemConfig) for message in announcements)
+    assert [message.changes for message in announcements] == [  # type: ignore[attr-defined]
+        {"enabled": False},
+        {"enabled": True},
+    ]
+    assert all(
+        message.component == "pubsub_integration"  # type: ignore[attr-defined]
+        for message in announcements
+    )
+
+
+async def test_intervals_come_from_the_settings(running: Bridge) -> None:
+    """The interval getters return the configured milliseconds."""
+    assert running.integration.health_broadcast_interval() == 1500
+    assert running.integration.metrics_broadcast_interval() == 2500
+
+
+async def test_module_functions_act_on_the_installed_integration(
+    running: Bridge, inbox: Inbox
+) -> None:
+    """bridge.integration's functions use the running bridge's integration."""
+    assert api.current() is running.integration
+    assert api.enabled()
+    assert api.health_broadcast_interval() == 1500
+    assert api.metrics_broadcast_interval() == 2500
+    result = api.broadcast_alert("store_failure", "error", "Store down")
+    assert result.status is PublishStatus.PUBLISHED
+    api.disable()
+    assert not api.enabled()
+    assert api.broadcast_health_update("store", "healthy").status is PublishStatus.DISABLED
+    api.enable()
+    await async_wait_until(lambda: len(inbox.envelopes) == 3, what="alert and two switches")
+
+
+def test_module_functions_without_a_bridge_publish_nothing() -> None:
+    """With no bridge installed, broadcasts return 'disabled' and the getters the defaults."""
+    assert api.current() is None
+    result = api.broadcast_alert("node_failure", "critical", "x")
+    assert result.status is PublishStatus.DISABLED
+    assert not api.enabled()
+    assert api.health_broadcast_interval() == 30_000
+    assert api.metrics_broadcast_interval() == 60_000
+
+
+# -- broadcast_batch --
+
+
+def _alert(title: str) -> SystemAlert:
+    return SystemAlert(
+        severity="info", category="system", title=title, description=title, source="t", node="n"
+    )
+
+
+async def test_broadcast_batch_publishes_every_message(running: Bridge, inbox: Inbox) -> None:
+    """A batch of messages and (topic, message) pairs is published in order."""
+    results = running.integration.broadcast_batch(
+        [_alert("one"), ("custom:topic", _alert("two")), _alert("three")]
+    )
+    assert [result.status for result in results] == [PublishStatus.PUBLISHED] * 3
+    await async_wait_until(lambda: len(inbox.envelopes) == 3, what="three")
+    assert [envelope.topic for envelope in inbox.envelopes] == [
+        "system_alert",
+        "custom:topic",
+        "system_alert",
+    ]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ("bad topic", _alert("x")),
+        ("topic", "not a message"),
+        "not an event",
+        42,
+        ("a", "b", "c"),
+        None,
+    ],
+)
+async def test_broadcast_batch_is_all_or_nothing(running: Bridge, inbox: Inbox, bad: Any) -> None:
+    """One bad event raises ValueError naming its position, and none of the batch is published."""
+    with pytest.raises(ValueError, match=r"events\[1\]"):
+        running.integration.broadcast_batch([_alert("good"), bad, _alert("also good")])
+    await _settle(running)
+    assert inbox.envelopes == []
+
+
+# -- track --
+
+
+def _snapshot(recorder: OperationRecorder) -> dict[str, tuple[int, int]]:
+    return {snap.operation: (snap.succeeded, snap.failed) for snap in recorder.drain()}
+
+
+async def test_track_as_context_manager_records_success_and_failure(running: Bridge) -> None:
+    """track() times a block; an exception is recorded as a failure and propagates."""
+    integration = running.integration
+    with integration.track("append"):
+        pass
+    with pytest.raises(RuntimeError), integration.track("append"):
+        raise RuntimeError("boom")
+    async with integration.track("read"):
+        await asyncio.sleep(0)
+    with pytest.raises(KeyError):
+        async with integration.track("read"):
+            raise KeyError("x")
+    assert _snapshot(integration.recorder) == {"append": (1, 1), "read": (1, 1)}
+
+
+async def test_track_as_decorator_records_sync_and_async_functions(running: Bridge) -> None:
+    """track() decorates plain and async functions, keeping their results and exceptions."""
+    integration = running.integration
+
+    @integration.track("sync_op")
+    def double(value: int) -> int:
+        if value < 0:
+            raise ValueError("negative")
+        return value * 2
+
+    @integration.track("async_op")
+    async def triple(value: int) -> int:
+        await asyncio.sleep(0)
+        if value < 0:
+            raise ValueError("negative")
+        return value * 3
+
+    assert double(2) == 4
+    assert await triple(2) == 6
+    with pytest.raises(ValueError, match="negative"):
+        double(-1)
+    with pytest.raises(ValueError, match="negative"):
+        await triple(-1)
+    assert double.__name__ == "double"
+    assert asyncio.iscoroutinefunction(triple)
+    assert _snapshot(integration.recorder) == {"sync_op": (1, 1), "async_op": (1, 1)}
+
+
+async def test_track_records_latency(running: Bridge) -> None:
+    """The recorded latency covers the time spent inside the block."""
+    recorder = running.integration.recorder
+    with running.integration.track("sleepy"):
+        await asyncio.sleep(0.05)
+    (snapshot,) = list(recorder.drain())
+    assert snapshot.count == 1
+    assert 0.04 <= snapshot.latency.maximum < 5
+
+
+async def test_module_track_uses_the_installed_recorder(running: Bridge) -> None:
+    """bridge.integration.track records into the running bridge's recorder."""
+    with api.track("module_op"):
+        pass
+    assert _snapshot(running.integration.recorder) == {"module_op": (1, 0)}
