@@ -1,147 +1,273 @@
-"""Alert latency: ``bus.publish`` of a SystemAlert to the webhook POST received, p50/p99.
+"""Alert latency, outbox and webhook delivery figures.
 
-A bridge runs in this process (no HTTP server of its own) with its alert sink posting to a
-loopback receiver; each alert carries a unique id, found in the received body. The baseline,
-measured in the same run, is a bare aiohttp POST to the same receiver (the floor any webhook
-delivery pays on loopback).
+    .venv/bin/python -m bench.alerts [--alerts 2000] [--fail 0.5]
+
+- ``latency`` (what ``python -m bench`` shows): ``bus.publish`` of one SystemAlert at a time to
+  the webhook POST received by a loopback receiver, p50/p99, with the receiver's grouping wait at
+  0; the baseline, measured in the same run, is a bare aiohttp POST to the same receiver.
+
+- ``outbox commit``: ``Outbox.observe`` of distinct alerts, one fsync'd (WAL, synchronous=FULL)
+  transaction each, on the state directory's file system: what bounds the alert stage's rate.
+- ``end to end``: an in-process bridge publishes ``--alerts`` SystemAlerts to a loopback aiohttp
+  receiver (grouping 20 ms, 50 per payload); time until every alert was accepted, once with a
+  healthy receiver and once failing ``--fail`` of the requests (backoff 10 ms, cap 100 ms).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import importlib.util
+import json
+import random
+import statistics
+import tempfile
 import time
-from typing import Final
+from datetime import UTC, datetime
+from pathlib import Path
 
 from aiohttp import ClientSession, web
 from prometheus_client import CollectorRegistry
 
-from bench._util import free_port, percentile, table
-from bench.workload import SECRET
+from bridge.app import Bridge
+from bridge.config import Settings
+from bridge.messages import SystemAlert
+from bridge.sinks.alerts import AlertSink, Outbox
+from bridge.sinks.alerts.sources import AlertEvent
 
-ALERTS: Final = 200
+
+def outbox_commits(count: int, directory: Path) -> list[float]:
+    """Seconds per observe() of a new alert."""
+    outbox = Outbox.in_dir(directory, urls=["http://127.0.0.1:9/hook"])
+    now = datetime.now(UTC)
+    times = []
+    for n in range(count):
+        event = AlertEvent(
+            f"bench-{n}", "bench", "firing", "critical", "system", "n1", "t", "d", True, now
+        )
+        started = time.perf_counter()
+        outbox.observe(event, time.time())
+        times.append(time.perf_counter() - started)
+    outbox.close()
+    return times
 
 
-class _Receiver:
-    """A loopback webhook receiver noting when each alert id arrived."""
+async def end_to_end(count: int, fail: float, directory: Path) -> tuple[float, int]:
+    """Seconds until ``count`` alerts were accepted, and the requests it took."""
+    accepted: set[str] = set()
+    everything = asyncio.Event()
+    requests = 0
+    chance = random.Random(7)
 
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.arrived: dict[str, float] = {}
-        self.pending: set[str] = set()
-        self._runner: web.AppRunner | None = None
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/hook", self._hook)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def _hook(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        now = time.perf_counter()
-        for alert_id in [a for a in self.pending if a.encode() in body]:
-            self.arrived.setdefault(alert_id, now)
-            self.pending.discard(alert_id)
+    async def hook(request: web.Request) -> web.Response:
+        nonlocal requests
+        requests += 1
+        body = json.loads(await request.read())
+        if chance.random() < fail:
+            return web.Response(status=503)
+        accepted.update(a["labels"]["alert_id"] for a in body["alerts"])
+        if len(accepted) >= count:
+            everything.set()
         return web.Response(status=200)
 
-    async def aclose(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-
-async def _wait(condition: object, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        await asyncio.sleep(0.001)
-    return False
-
-
-async def _measure(count: int) -> tuple[list[float], list[float]]:
-    from bridge.app import Bridge
-    from bridge.config import Settings
-    from bridge.messages import SystemAlert
-
-    receiver = _Receiver()
-    await receiver.start()
-    url = f"http://127.0.0.1:{receiver.port}/hook"
-    settings = Settings(  # type: ignore[call-arg]
-        SECRET_KEY_BASE=SECRET,
-        EXESDB_WEBHOOK_URLS=url,
-        EXESDB_WEBHOOK_GROUP_WAIT_MS=0,
-        EXESDB_WEBHOOK_MIN_SEVERITY="info",
-        EXESDB_LOG_LEVEL="warning",
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    settings = Settings(
+        **{  # type: ignore[arg-type]
+            "EXESDB_STATE_DIR": str(directory),
+            "EXESDB_WEBHOOK_URLS": f"http://127.0.0.1:{port}/hook",
+            "EXESDB_WEBHOOK_GROUP_WAIT_MS": "20",
+            "EXESDB_WEBHOOK_MAX_ALERTS": "50",
+            "EXESDB_WEBHOOK_BACKOFF_MS": "10",
+            "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "100",
+        }
     )
-    bridge = Bridge(settings, registry=CollectorRegistry())
+
+    def sink(bridge: Bridge) -> AlertSink:
+        return AlertSink(
+            bridge.settings,
+            bus=bridge.bus,
+            publish=bridge.integration.publish,
+            registry=bridge.registry,
+        )
+
+    bridge = Bridge(settings, registry=CollectorRegistry(), components=[sink])
     await bridge.start(serve_http=False)
-    latencies: list[float] = []
-    baseline: list[float] = []
+    started = time.perf_counter()
+    for n in range(count):
+        bridge.bus.publish(
+            "bench",
+            SystemAlert(
+                alert_id=f"e2e-{n}",
+                severity="critical",
+                category="system",
+                title="t",
+                description="d",
+                source="bench",
+                node="n1",
+            ),
+        )
+    await everything.wait()
+    elapsed = time.perf_counter() - started
+    await bridge.aclose()
+    await runner.cleanup()
+    return elapsed, requests
+
+
+async def latency(count: int, directory: Path) -> tuple[list[float], list[float]]:
+    """Seconds from publish to webhook received, per alert; and the bare-POST baseline."""
+    arrived: dict[str, float] = {}
+    changed = asyncio.Event()
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.read()
+        now = time.perf_counter()
+        try:
+            ids = [a["labels"]["alert_id"] for a in json.loads(body)["alerts"]]
+        except (ValueError, KeyError, TypeError):
+            ids = [body.decode(errors="replace")]  # the baseline's plain-text POST
+        for alert_id in ids:
+            arrived.setdefault(alert_id, now)
+        changed.set()
+        return web.Response(status=200)
+
+    async def arrival(alert_id: str) -> float:
+        async with asyncio.timeout(10):
+            while alert_id not in arrived:
+                changed.clear()
+                await changed.wait()
+        return arrived.pop(alert_id)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}/hook"
+    settings = Settings(
+        **{  # type: ignore[arg-type]
+            "EXESDB_STATE_DIR": str(directory),
+            "EXESDB_WEBHOOK_URLS": url,
+            "EXESDB_WEBHOOK_GROUP_WAIT_MS": "0",
+            "EXESDB_WEBHOOK_MIN_SEVERITY": "info",
+        }
+    )
+
+    def sink(bridge: Bridge) -> AlertSink:
+        return AlertSink(
+            bridge.settings,
+            bus=bridge.bus,
+            publish=bridge.integration.publish,
+            registry=bridge.registry,
+        )
+
+    bridge = Bridge(settings, registry=CollectorRegistry(), components=[sink])
+    await bridge.start(serve_http=False)
+    published: list[float] = []
+    bare: list[float] = []
     try:
         async with ClientSession() as session:
-            for number in range(count):
-                alert_id = f"bench-alert-{number:06d}-{time.time_ns()}"
-                receiver.pending.add(alert_id)
-                sent = time.perf_counter()
-                async with session.post(url, data=alert_id.encode()) as response:
+            for n in range(count):
+                marker = f"bare-{n}"
+                started = time.perf_counter()
+                async with session.post(url, data=marker.encode()) as response:
                     await response.read()
-                baseline.append(receiver.arrived.pop(alert_id) - sent)
+                bare.append(await arrival(marker) - started)
 
-                alert_id = f"bench-alert-{number:06d}-{time.time_ns()}"
-                receiver.pending.add(alert_id)
-                alert = SystemAlert(
-                    alert_id=alert_id,
-                    severity="critical",
-                    category="performance",
-                    title="bench alert",
-                    description="latency benchmark",
-                    source="bench",
-                    node="bench@host",
+                alert_id = f"latency-{n}"
+                started = time.perf_counter()
+                bridge.bus.publish(
+                    "bench",
+                    SystemAlert(
+                        alert_id=alert_id,
+                        severity="critical",
+                        category="system",
+                        title="t",
+                        description="d",
+                        source="bench",
+                        node="n1",
+                    ),
                 )
-                sent = time.perf_counter()
-                if not bridge.bus.publish("alerts:system", alert):
-                    raise RuntimeError("publish refused")
-                if not await _wait(lambda a=alert_id: a in receiver.arrived, 10.0):
-                    raise RuntimeError(f"alert {alert_id} never reached the webhook")
-                latencies.append(receiver.arrived.pop(alert_id) - sent)
+                published.append(await arrival(alert_id) - started)
     finally:
         await bridge.aclose()
-        await receiver.aclose()
-    return latencies, baseline
+        await runner.cleanup()
+    return published, bare
 
 
-def _has_alert_sink() -> bool:
-    try:
-        return importlib.util.find_spec("bridge.sinks.alerts") is not None
-    except ModuleNotFoundError:
-        return False
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def run(*, quick: bool = False) -> str:
-    """Measure; the table (or why it was skipped)."""
-    if not _has_alert_sink():
-        return (
-            "### Alert latency\n\n"
-            "skipped: the alert sink (bridge.sinks.alerts, issue 5) is not merged\n"
-        )
-    latencies, baseline = asyncio.run(_measure(50 if quick else ALERTS))
-    rows = []
-    for name, values in (
-        ("bridge: publish -> alert sink -> webhook received", latencies),
-        ("baseline: bare aiohttp POST to the same receiver", baseline),
-    ):
-        rows.append([name, percentile(values, 0.5) * 1e3, percentile(values, 0.99) * 1e3])
-    base50 = rows[1][1]
-    rows[0].append(rows[0][1] / base50)
-    rows[1].append(1.0)
-    return table(
-        f"Alert latency on loopback ({len(latencies)} alerts, one at a time)",
+    """The tables ``python -m bench`` prints: latency, then outbox and delivery rates."""
+    from bench._util import table
+
+    count = 50 if quick else 200
+    with tempfile.TemporaryDirectory(prefix="exesdb-bench-alerts-") as scratch:
+        published, bare = asyncio.run(latency(count, Path(scratch) / "latency"))
+        times = outbox_commits(count, Path(scratch) / "commits")
+        seconds, requests = asyncio.run(end_to_end(count * 2, 0.0, Path(scratch) / "e2e"))
+    p50, p99 = _quantile(published, 0.5), _quantile(published, 0.99)
+    b50, b99 = _quantile(bare, 0.5), _quantile(bare, 0.99)
+    text = table(
+        f"Alert latency on loopback ({count} alerts, one at a time, grouping wait 0)",
         ["path", "p50 ms", "p99 ms", "p50 x baseline"],
-        rows,
+        [
+            [
+                "bridge: bus.publish -> alert sink -> webhook received",
+                p50 * 1e3,
+                p99 * 1e3,
+                p50 / b50,
+            ],
+            ["baseline: bare aiohttp POST to the same receiver", b50 * 1e3, b99 * 1e3, 1.0],
+        ],
+    )
+    return (
+        text
+        + "\n"
+        + table(
+            "Alert stage rates",
+            ["figure", "value"],
+            [
+                ["outbox commit (fsync'd), alerts/s", len(times) / sum(times)],
+                ["outbox commit p99 ms", _quantile(times, 0.99) * 1e3],
+                [f"end to end, {count * 2} alerts (grouping 20 ms), alerts/s", count * 2 / seconds],
+                ["webhook requests it took", requests],
+            ],
+        )
     )
 
 
+def main() -> None:
+    """Run and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alerts", type=int, default=2000)
+    parser.add_argument("--fail", type=float, default=0.5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=".") as scratch:
+        times = outbox_commits(args.alerts, Path(scratch) / "commits")
+        quantiles = statistics.quantiles(times, n=100)
+        print(
+            f"outbox commit: {len(times) / sum(times):,.0f} alerts/s; "
+            f"p50 {quantiles[49] * 1e3:.2f} ms, p99 {quantiles[98] * 1e3:.2f} ms"
+        )
+        for fail in (0.0, args.fail):
+            seconds, requests = asyncio.run(
+                end_to_end(args.alerts, fail, Path(scratch) / f"e2e-{fail}")
+            )
+            print(
+                f"end to end, {fail:.0%} failing: {args.alerts} alerts in {seconds:.2f} s "
+                f"({args.alerts / seconds:,.0f} alerts/s, {requests} requests)"
+            )
+
+
 if __name__ == "__main__":
-    print(run())
+    main()

@@ -15,7 +15,6 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge, Info
-from prometheus_client.exposition import choose_encoder
 
 from bridge import __version__
 from bridge.bus import (
@@ -28,10 +27,12 @@ from bridge.bus import (
     Verifier,
     register_queue_depth,
 )
-from bridge.component import Component
+from bridge.component import Component, HasExposition
 from bridge.config import Settings
 from bridge.http import build_app
 from bridge.integration import Integration, install
+from bridge.sinks.prometheus import exposition, prometheus_sink
+from collectors import health_collector, lifecycle_collector, throughput_collector
 
 __all__ = ["Bridge", "build_transport"]
 
@@ -169,10 +170,30 @@ class Bridge:
 
     def render_metrics(self, accept: str) -> tuple[bytes, str]:
         """The exposition body and its content type for an ``Accept`` header."""
-        encoder, content_type = choose_encoder(accept)
-        return encoder(self.registry), content_type
+        openmetrics, content_type = exposition.negotiate(accept)
+        parts = [c for c in self.components if isinstance(c, HasExposition)]
+        return exposition.render(self.registry, parts, openmetrics), content_type
+
+
+def _alert_sink(bridge: Bridge) -> Component:
+    from bridge.sinks.alerts import AlertSink
+
+    # Always on: alert states and the /v1/alerts API are useful without any webhook.
+    return AlertSink(
+        bridge.settings,
+        bus=bridge.bus,
+        publish=bridge.integration.publish,
+        registry=bridge.registry,
+        recorder=bridge.integration.recorder,
+    )
 
 
 def default_components() -> list[ComponentFactory]:
     """The sinks and collectors a bridge runs, each deciding from settings whether it is on."""
-    return []
+    return [
+        prometheus_sink,
+        health_collector,
+        throughput_collector,
+        lifecycle_collector,
+        _alert_sink,
+    ]

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from bridge import __version__
 from bridge.config import Settings, load_settings
-from bridge.errors import ConfigError
+from bridge.errors import BridgeError, ConfigError
 
 __all__ = ["main"]
 
@@ -81,6 +81,10 @@ async def _serve(settings: Settings, demo: bool) -> int:
         await bridge.start()
     except OSError as exc:
         _logger.error("cannot listen on %s: %s", settings.http_addr, exc)
+        await bridge.aclose()
+        return EXIT_FAILED
+    except BridgeError as exc:  # e.g. the alert outbox cannot be opened
+        _logger.error("%s", exc)
         await bridge.aclose()
         return EXIT_FAILED
     _logger.info("exesdb-bridge %s running as node %s", __version__, settings.node)
@@ -229,6 +233,98 @@ def _one_line(envelope: dict[str, Any]) -> str:
     )
 
 
+# -- alerts and outbox --
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    settings = _settings_or_exit()
+    if settings.admin_token is None:
+        print("exesdb-bridge: alerts needs EXESDB_ADMIN_TOKEN", file=sys.stderr)
+        return EXIT_USAGE
+    from urllib.parse import quote, urlencode
+
+    base = f"{args.url.rstrip('/')}/v1/alerts"
+    headers = {"Authorization": f"Bearer {settings.admin_token.get_secret_value()}"}
+    if args.alerts_command == "list":
+        query = urlencode({"state": args.state}) if args.state else ""
+        status, text = asyncio.run(_http("GET", f"{base}?{query}", headers))
+    else:
+        body = {"ack_by": args.by, "ack_note": args.note, "resolution": args.resolution}
+        url = f"{base}/{quote(args.alert_id, safe='')}/ack"
+        status, text = asyncio.run(_http("POST", url, headers, json.dumps(body).encode()))
+    if status != 200:
+        print(f"exesdb-bridge: {status or 'error'} {text}", file=sys.stderr)
+        return EXIT_FAILED
+    answer = json.loads(text)
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    elif args.alerts_command == "list":
+        for alert in answer["alerts"]:
+            print(_alert_line(alert))
+    else:
+        print(_alert_line(answer["alert"]))
+    return EXIT_OK
+
+
+def _alert_line(alert: dict[str, Any]) -> str:
+    return (
+        f"{alert['alert_id']}  {alert['state']}  {alert['level']}  {alert['severity']}  "
+        f"{alert['labels']['alertname']}  {alert['labels']['node']}  since {alert['starts_at']}"
+    )
+
+
+async def _http(
+    method: str, url: str, headers: dict[str, str], body: bytes | None = None
+) -> tuple[int, str]:
+    import aiohttp
+
+    if body is not None:
+        headers = {**headers, "Content-Type": "application/json"}
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+            session.request(method, url, data=body, headers=headers) as response,
+        ):
+            return response.status, await response.text()
+    except aiohttp.ClientError as exc:
+        return 0, f"cannot reach {url}: {exc}"
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bridge.sinks.alerts.outbox import FILE_NAME, Outbox
+
+    settings = _settings_or_exit()
+    path = Path(settings.state_dir) / FILE_NAME
+    if not path.exists():
+        print(f"exesdb-bridge: no alert outbox at {path} (EXESDB_STATE_DIR)", file=sys.stderr)
+        return EXIT_FAILED
+    outbox = Outbox(path)
+    try:
+        if args.outbox_command == "list":
+            for delivery in outbox.deliveries(args.state, args.limit):
+                summary = delivery.summary()
+                print(json.dumps(summary) if args.json else _delivery_line(summary))
+            return EXIT_OK
+        if not args.all and not args.ids:
+            print("exesdb-bridge: outbox retry needs delivery ids or --all", file=sys.stderr)
+            return EXIT_USAGE
+        count = outbox.retry(time.time(), None if args.all else args.ids)
+        print(f"{count} dead-lettered deliver{'y' if count == 1 else 'ies'} back to pending")
+        return EXIT_OK if count or args.all else EXIT_FAILED
+    finally:
+        outbox.close()
+
+
+def _delivery_line(summary: dict[str, Any]) -> str:
+    error = f"  {summary['last_error']}" if summary["last_error"] else ""
+    return (
+        f"{summary['id']}  {summary['state']}  {summary['alerts']} alert(s)  "
+        f"{summary['attempts']} attempt(s)  {summary['url']}  {summary['created_at']}{error}"
+    )
+
+
 # -- the parser --
 
 
@@ -270,6 +366,31 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--topic", help="only this topic (a trailing * matches a prefix)")
     tail.add_argument("--count", type=int, default=0, help="stop after this many messages")
     tail.set_defaults(handler=_tail)
+
+    alerts = commands.add_parser("alerts", help="list or acknowledge a running bridge's alerts")
+    alerts_commands = alerts.add_subparsers(dest="alerts_command", required=True)
+    alerts_list = alerts_commands.add_parser("list", help="list alerts")
+    alerts_list.add_argument("--state", choices=["firing", "acknowledged", "resolved"])
+    alerts_ack = alerts_commands.add_parser("ack", help="acknowledge an alert")
+    alerts_ack.add_argument("alert_id")
+    alerts_ack.add_argument("--by", required=True, help="who acknowledges")
+    alerts_ack.add_argument("--note", help="a note")
+    alerts_ack.add_argument("--resolution", help="how it was resolved (also resolves it)")
+    for sub in (alerts_list, alerts_ack):
+        sub.add_argument("--url", default=_DEFAULT_URL, help=f"the bridge (default {_DEFAULT_URL})")
+        sub.add_argument("--json", action="store_true", help="print JSON")
+    alerts.set_defaults(handler=_alerts)
+
+    outbox = commands.add_parser("outbox", help="the local alert outbox (EXESDB_STATE_DIR)")
+    outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True)
+    outbox_list = outbox_commands.add_parser("list", help="list deliveries, newest first")
+    outbox_list.add_argument("--state", choices=["pending", "delivered", "dead"])
+    outbox_list.add_argument("--limit", type=int, default=100)
+    outbox_list.add_argument("--json", action="store_true", help="print JSON lines")
+    outbox_retry = outbox_commands.add_parser("retry", help="send dead-lettered deliveries again")
+    outbox_retry.add_argument("ids", nargs="*", metavar="DELIVERY_ID")
+    outbox_retry.add_argument("--all", action="store_true", help="every dead-lettered delivery")
+    outbox.set_defaults(handler=_outbox)
     return parser
 
 

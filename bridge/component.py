@@ -6,7 +6,7 @@ from typing import Protocol, runtime_checkable
 
 from aiohttp import web
 
-__all__ = ["Component", "HasRoutes"]
+__all__ = ["Component", "HasExposition", "HasRoutes"]
 
 
 @runtime_checkable
@@ -35,3 +35,11 @@ class HasRoutes(Protocol):
 
     def routes(self) -> list[web.RouteDef]:
         """The aiohttp routes to add to the bridge's server."""
+
+
+@runtime_checkable
+class HasExposition(Protocol):
+    """A component whose series ``GET /metrics`` appends after the registry's."""
+
+    def render(self, openmetrics: bool) -> str:
+        """Its families as exposition text, without ``# EOF``."""

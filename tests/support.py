@@ -130,14 +130,14 @@ class BridgeProcess:
     def start(self, log_dir: Path, ready_timeout: float = 20.0) -> BridgeProcess:
         """Start the process and wait until ``/healthz`` answers."""
         self.log_path = log_dir / f"bridge-{self.port}.log"
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "run", *self.args],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=str(log_dir),
-        )
+        with self.log_path.open("wb") as log:  # the child keeps its own copy of the fd
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bridge", "run", *self.args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=str(log_dir),
+            )
         wait_until(
             lambda: self._alive() and http_get(self.url + "/healthz")[0] == 200,
             ready_timeout,

@@ -1,0 +1,163 @@
+"""Posting alerts to Alertmanager's ``/api/v2/alerts`` (``EXESDB_ALERTMANAGER_URL``).
+
+As Prometheus does: every alert still firing is re-posted each ``interval`` with ``endsAt`` four
+intervals ahead, so Alertmanager keeps it while the bridge lives and lets it lapse if the bridge
+dies; a resolved alert is posted with its real ``endsAt``. Alertmanager's routing, silences and
+inhibition then apply. The escalation level travels as an annotation, not a label, so that an
+escalation does not make Alertmanager see a new alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import aiohttp
+
+from bridge.messages import format_timestamp
+from bridge.sinks.alerts.delivery import USER_AGENT, Sleep, redact_url, wait_or_wake
+from bridge.sinks.alerts.outbox import AlertRecord, AlertState, Outbox
+from bridge.sinks.alerts.thread import DbThread
+
+__all__ = ["AlertmanagerPoster", "alertmanager_alert"]
+
+_logger = logging.getLogger(__name__)
+
+_RESEND_FACTOR: Final = 4  # endsAt = now + 4 intervals, as Prometheus sends
+_FAILURE_PAUSE_SECONDS: Final = 5.0
+
+
+def _time(seconds: float) -> str:
+    return format_timestamp(datetime.fromtimestamp(seconds, UTC))
+
+
+def alertmanager_alert(
+    record: AlertRecord, *, now: float, interval: float, generator_url: str
+) -> dict[str, Any]:
+    """One entry of the ``POST /api/v2/alerts`` body."""
+    labels = {k: v for k, v in record.labels.items() if k != "escalation_level"}
+    annotations = {**record.annotations, "escalation_level": record.level_name}
+    if record.state is AlertState.RESOLVED and record.ends_at is not None:
+        ends_at = record.ends_at
+    else:
+        ends_at = now + _RESEND_FACTOR * interval
+    return {
+        "labels": labels,
+        "annotations": annotations,
+        "startsAt": _time(record.starts_at),
+        "endsAt": _time(max(ends_at, record.starts_at)),
+        "generatorURL": generator_url,
+    }
+
+
+class AlertmanagerPoster:
+    """Keeps Alertmanager's view of the bridge's alerts current."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        outbox: Outbox,
+        db: DbThread,
+        external_url: str,
+        timeout: float,
+        interval: float = 60.0,
+        count: Callable[[str], None] = lambda result: None,
+        clock: Callable[[], float] = time.time,
+        sleep: Sleep = wait_or_wake,
+    ) -> None:
+        self.url = base_url.rstrip("/") + "/api/v2/alerts"
+        self.shown_url = redact_url(self.url)
+        self.interval = interval
+        self._outbox = outbox
+        self._db = db
+        self._external_url = external_url
+        self._timeout = timeout
+        self._count = count
+        self._clock = clock
+        self._sleep = sleep
+        self._last_ok: float | None = None
+        self._wake = asyncio.Event()
+        self._session: aiohttp.ClientSession | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        """Start posting on the running loop."""
+        if self._task is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                headers={"User-Agent": USER_AGENT},
+            )
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="alertmanager-poster"
+            )
+
+    def wake(self) -> None:
+        """An alert changed: post now."""
+        self._wake.set()
+
+    async def aclose(self) -> None:
+        """Stop; idempotent."""
+        self._stopping = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                ok = await self.post_once()
+            except Exception:
+                _logger.exception("posting to Alertmanager failed")
+                ok = False
+            await self._sleep(
+                self.interval if ok else min(self.interval, _FAILURE_PAUSE_SECONDS), self._wake
+            )
+
+    async def post_once(self) -> bool:
+        """Post every current alert once; True when Alertmanager took them (or none to send)."""
+        now = self._clock()
+        since = (self._last_ok if self._last_ok is not None else now) - (
+            _RESEND_FACTOR * self.interval
+        )
+        records = await self._db.call(self._outbox.current, since)
+        if not records:
+            self._last_ok = now
+            return True
+        body = [
+            alertmanager_alert(
+                record,
+                now=now,
+                interval=self.interval,
+                generator_url=f"{self._external_url}/v1/alerts",
+            )
+            for record in records
+        ]
+        if self._session is None:
+            return False
+        try:
+            async with self._session.post(self.url, json=body) as response:
+                text = await response.text()
+                if response.status // 100 == 2:
+                    self._last_ok = now
+                    self._count("ok")
+                    return True
+                _logger.warning(
+                    "Alertmanager %s answered %d: %s", self.shown_url, response.status, text[:200]
+                )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            _logger.warning("cannot post to Alertmanager %s: %s", self.shown_url, exc)
+        self._count("failed")
+        return False

@@ -1,0 +1,342 @@
+"""Sending deliveries: one worker per webhook URL, retries by SPEC section 9.
+
+Retried, as Alertmanager and the OpenTelemetry HTTP exporters do: connection errors, timeouts,
+429 and every 5xx, after ``backoff * 2**(attempt-1)`` seconds (capped at the largest backoff,
+with ±``jitter`` random spread), or after ``Retry-After`` when the receiver asks for longer.
+Anything else that is not 2xx (400, 401, 404, a redirect...) is final. A delivery still failing
+when its next attempt would fall after ``EXESDB_WEBHOOK_DEADLINE_MS`` is dead-lettered; it stays
+in the outbox until ``exesdb-bridge outbox retry``.
+
+Each URL has its own worker and at most one attempt in flight, so a dead or hanging receiver
+only ever delays its own deliveries. Clock, randomness and sleep are injected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import logging
+import random as _random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+
+from bridge import __version__
+from bridge.bus import SIGNATURE_HEADER, Keyring
+from bridge.sinks.alerts.outbox import BuildPayloads, Delivery, DeliveryState, Outbox
+from bridge.sinks.alerts.thread import DbThread
+
+__all__ = [
+    "DELIVERY_HEADER",
+    "USER_AGENT",
+    "AttemptResult",
+    "DeliveryWorker",
+    "Outcome",
+    "RetryPolicy",
+    "Sender",
+    "WebhookSender",
+    "classify",
+    "parse_retry_after",
+    "redact_url",
+    "wait_or_wake",
+]
+
+_logger = logging.getLogger(__name__)
+
+DELIVERY_HEADER: Final = "X-ExESDB-Delivery"
+USER_AGENT: Final = f"exesdb-bridge/{__version__}"
+_POLL_SECONDS: Final = 5.0  # also picks up `outbox retry` run beside a live bridge
+_ERROR_PAUSE_SECONDS: Final = 1.0
+_MAX_RETRY_AFTER_SECONDS: Final = 86_400.0
+
+Sleep = Callable[[float, asyncio.Event], Awaitable[None]]
+"""Wait ``seconds`` or until the event is set, whichever comes first."""
+
+
+async def wait_or_wake(seconds: float, wake: asyncio.Event) -> None:
+    """The real ``Sleep``."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wake.wait(), max(seconds, 0.0))
+
+
+class Outcome(StrEnum):
+    """What one attempt means for its delivery."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    REJECTED = "rejected"
+
+
+def classify(status: int) -> Outcome:
+    """The outcome of an HTTP answer: 2xx delivered; 429 and 5xx retried; the rest final."""
+    if 200 <= status < 300:
+        return Outcome.DELIVERED
+    if status == 429 or status >= 500:
+        return Outcome.RETRY
+    return Outcome.REJECTED
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """``Retry-After`` (seconds or an HTTP date) as seconds from ``now``; None when unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), _MAX_RETRY_AFTER_SECONDS)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return min(max(when.timestamp() - now, 0.0), _MAX_RETRY_AFTER_SECONDS)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Backoff and deadline, in seconds."""
+
+    backoff: float
+    max_backoff: float
+    deadline: float
+    jitter: float = 0.2
+
+    def delay(self, attempt: int, retry_after: float | None, random: Callable[[], float]) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        exponent = min(max(attempt - 1, 0), 62)
+        base = min(self.max_backoff, self.backoff * 2.0**exponent)
+        delay = min(self.max_backoff, base * (1.0 + self.jitter * (2.0 * random() - 1.0)))
+        # Retry-After wins when it asks for longer, even past the largest backoff.
+        return max(delay, retry_after) if retry_after is not None else delay
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """How one HTTP attempt went."""
+
+    outcome: Outcome
+    status: int | None
+    error: str | None
+    retry_after: float | None
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """True when the receiver took the delivery."""
+        return self.outcome is Outcome.DELIVERED
+
+
+def redact_url(url: str) -> str:
+    """``url`` without credentials, query or fragment (they may carry tokens)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class Sender(Protocol):
+    """Makes one delivery attempt; the plug-in point between workers and HTTP."""
+
+    async def send(self, url: str, delivery_id: str, body: bytes) -> AttemptResult:
+        """POST ``body`` to ``url``; never raises for a failed attempt."""
+
+
+class WebhookSender:
+    """POSTs signed deliveries; never raises for a failed attempt, returns an ``AttemptResult``."""
+
+    def __init__(
+        self,
+        *,
+        secret: str | None,
+        timeout: float,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._keyring = Keyring.from_secrets(secret) if secret else None
+        self._timeout = timeout
+        self._clock = clock
+        self._monotonic = monotonic
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Open the HTTP client (on the running loop)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                headers={"User-Agent": USER_AGENT},
+            )
+
+    async def aclose(self) -> None:
+        """Close the HTTP client; idempotent."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def headers(self, delivery_id: str, body: bytes) -> dict[str, str]:
+        """The headers of one attempt; the signature's ``t`` is the attempt's time."""
+        headers = {
+            "Content-Type": "application/json",
+            DELIVERY_HEADER: delivery_id,
+            "User-Agent": USER_AGENT,
+        }
+        if self._keyring is not None:
+            headers[SIGNATURE_HEADER] = self._keyring.sign_header(body, int(self._clock()))
+        return headers
+
+    async def send(self, url: str, delivery_id: str, body: bytes) -> AttemptResult:
+        """One attempt."""
+        if self._session is None:
+            await self.start()
+        assert self._session is not None
+        started = self._monotonic()
+        try:
+            async with self._session.post(
+                url, data=body, headers=self.headers(delivery_id, body), allow_redirects=False
+            ) as response:
+                await response.read()
+                status = response.status
+                outcome = classify(status)
+                retry_after = (
+                    parse_retry_after(response.headers.get("Retry-After"), self._clock())
+                    if outcome is Outcome.RETRY
+                    else None
+                )
+                error = None if outcome is Outcome.DELIVERED else f"HTTP {status}"
+                return AttemptResult(
+                    outcome, status, error, retry_after, self._monotonic() - started
+                )
+        except TimeoutError:
+            error = f"timed out after {self._timeout:g}s"
+        except aiohttp.ClientError as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except OSError as exc:
+            error = f"{type(exc).__name__}: {exc.strerror or exc}"
+        return AttemptResult(Outcome.RETRY, None, error, None, self._monotonic() - started)
+
+
+Report = Callable[[Delivery, AttemptResult, DeliveryState, int], None]
+"""Told of every attempt: the delivery, the result, the new state and the attempt number."""
+
+
+class DeliveryWorker:
+    """Groups one URL's queued alerts into deliveries and sends them, retrying as needed."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        outbox: Outbox,
+        db: DbThread,
+        sender: Sender,
+        policy: RetryPolicy,
+        group_wait: float,
+        build: BuildPayloads,
+        report: Report,
+        clock: Callable[[], float] = time.time,
+        random: Callable[[], float] = _random.random,
+        sleep: Sleep = wait_or_wake,
+    ) -> None:
+        self.url = url
+        self.shown_url = redact_url(url)
+        self._outbox = outbox
+        self._db = db
+        self._sender = sender
+        self._policy = policy
+        self._group_wait = group_wait
+        self._build = build
+        self._report = report
+        self._clock = clock
+        self._random = random
+        self._sleep = sleep
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self.errors = 0
+
+    def start(self) -> None:
+        """Start working on the running loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"webhook-{self.shown_url}"
+            )
+
+    def wake(self) -> None:
+        """Something changed in the outbox: look now rather than at the next planned time."""
+        self._wake.set()
+
+    async def aclose(self) -> None:
+        """Stop; an attempt in flight is abandoned and made again after restart. Idempotent."""
+        self._stopping = True
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                delay = await self.step()
+            except Exception:
+                self.errors += 1
+                _logger.exception("webhook worker for %s failed; retrying", self.shown_url)
+                delay = _ERROR_PAUSE_SECONDS
+            if delay > 0:
+                await self._sleep(delay, self._wake)
+
+    async def step(self) -> float:
+        """Group, then make the most overdue attempt; returns how long to wait before the next."""
+        self._wake.clear()
+        now = self._clock()
+        await self._db.call(self._outbox.group, self.url, now, self._group_wait, self._build)
+        delivery = await self._db.call(self._outbox.next_due, self.url, now)
+        if delivery is not None:
+            await self.attempt(delivery)
+            return 0.0
+        wake_at = await self._db.call(self._outbox.next_wake, self.url, self._group_wait)
+        if wake_at is None:
+            return _POLL_SECONDS
+        return min(_POLL_SECONDS, max(wake_at - self._clock(), 0.0))
+
+    async def attempt(self, delivery: Delivery) -> DeliveryState:
+        """Send ``delivery`` once and record the outcome durably."""
+        result = await self._sender.send(self.url, delivery.id, delivery.body)
+        number = delivery.attempts + 1
+        now = self._clock()
+        next_at = now
+        if result.outcome is Outcome.DELIVERED:
+            state = DeliveryState.DELIVERED
+        elif result.outcome is Outcome.REJECTED:
+            state = DeliveryState.DEAD
+        else:
+            next_at = now + self._policy.delay(number, result.retry_after, self._random)
+            past_deadline = next_at > delivery.created_at + self._policy.deadline
+            state = DeliveryState.DEAD if past_deadline else DeliveryState.PENDING
+        if state is DeliveryState.DEAD:
+            _logger.warning(
+                "webhook delivery %s to %s dead-lettered after %d attempt(s): %s",
+                delivery.id,
+                self.shown_url,
+                number,
+                result.error,
+            )
+        await self._db.call(
+            self._outbox.finish_attempt,
+            delivery.id,
+            state=state,
+            next_attempt_at=next_at,
+            status=result.status,
+            error=result.error,
+            now=now,
+        )
+        self._report(delivery, result, state, number)
+        return state

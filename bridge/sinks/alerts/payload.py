@@ -1,0 +1,152 @@
+"""The webhook body: Alertmanager's webhook format, version "4" (SPEC section 9).
+
+Every field of the format is present, so receivers written for Alertmanager work unchanged.
+Fingerprints are computed as Alertmanager computes them (FNV-1a 64 over the sorted label names
+and values), over the labels that identify the condition, so a resolve carries the fingerprint of
+the alert it ends even when its severity or escalation level changed meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import quote
+
+from bridge.messages import format_timestamp
+from bridge.sinks.alerts.outbox import AlertRecord, AlertState
+
+__all__ = [
+    "FORMAT_VERSION",
+    "IDENTITY_LABELS",
+    "RECEIVER",
+    "WebhookAlert",
+    "build_payloads",
+    "fingerprint",
+    "webhook_alert",
+    "webhook_body",
+]
+
+FORMAT_VERSION: Final = "4"
+RECEIVER: Final = "exesdb-bridge"
+# The labels that name the condition; severity and escalation_level may change while it lasts.
+IDENTITY_LABELS: Final = ("alert_id", "alertname", "category", "node")
+# Alertmanager writes the zero time for an alert that has not ended.
+ZERO_TIME: Final = "0001-01-01T00:00:00Z"
+_FNV_OFFSET: Final = 14695981039346656037
+_FNV_PRIME: Final = 1099511628211
+_MASK: Final = (1 << 64) - 1
+_SEPARATOR: Final = 0xFF  # prometheus/common model.SeparatorByte
+
+
+def fingerprint(labels: Mapping[str, str]) -> str:
+    """Alertmanager's label-set fingerprint: 16 lowercase hex digits."""
+    value = _FNV_OFFSET
+    for name in sorted(labels):
+        for part in (name, labels[name]):
+            for byte in part.encode():
+                value = ((value ^ byte) * _FNV_PRIME) & _MASK
+            value = ((value ^ _SEPARATOR) * _FNV_PRIME) & _MASK
+    return f"{value:016x}"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAlert:
+    """One entry of a payload's ``alerts`` list."""
+
+    status: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: datetime
+    ends_at: datetime | None
+    generator_url: str
+
+    @property
+    def fingerprint(self) -> str:
+        """The fingerprint of the identifying labels."""
+        return fingerprint({k: v for k, v in self.labels.items() if k in IDENTITY_LABELS})
+
+    def as_json(self) -> dict[str, Any]:
+        """The alert as the format writes it."""
+        return {
+            "status": self.status,
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "startsAt": _time(self.starts_at),
+            "endsAt": _time(self.ends_at) if self.ends_at is not None else ZERO_TIME,
+            "generatorURL": self.generator_url,
+            "fingerprint": self.fingerprint,
+        }
+
+
+def _time(value: datetime) -> str:
+    return format_timestamp(value.astimezone(UTC))
+
+
+def _common(maps: Sequence[Mapping[str, str]]) -> dict[str, str]:
+    if not maps:
+        return {}
+    first = maps[0]
+    return {
+        key: value
+        for key, value in sorted(first.items())
+        if all(other.get(key) == value for other in maps[1:])
+    }
+
+
+def webhook_body(alerts: Iterable[WebhookAlert], *, external_url: str, truncated: int = 0) -> bytes:
+    """The JSON body for one delivery.
+
+    ``truncated`` counts the alerts of the same group that did not fit in this payload
+    (``EXESDB_WEBHOOK_MAX_ALERTS``); the bridge sends them in sibling payloads, never drops them.
+    """
+    chosen = list(alerts)
+    body = {
+        "version": FORMAT_VERSION,
+        # No group_by: one group per receiver, as Alertmanager keys a route without group_by.
+        "groupKey": "{}:{}",
+        "truncatedAlerts": truncated,
+        "status": "firing" if any(a.status == "firing" for a in chosen) else "resolved",
+        "receiver": RECEIVER,
+        "groupLabels": {},
+        "commonLabels": _common([a.labels for a in chosen]),
+        "commonAnnotations": _common([a.annotations for a in chosen]),
+        "externalURL": external_url,
+        "alerts": [a.as_json() for a in chosen],
+    }
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _datetime(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def webhook_alert(record: AlertRecord, external_url: str) -> WebhookAlert:
+    """A stored alert as a payload entry, in its current state."""
+    resolved = record.state is AlertState.RESOLVED
+    return WebhookAlert(
+        status="resolved" if resolved else "firing",
+        labels=record.labels,
+        annotations=record.annotations,
+        starts_at=_datetime(record.starts_at),
+        ends_at=_datetime(record.ends_at) if resolved and record.ends_at is not None else None,
+        generator_url=f"{external_url}/v1/alerts?alert_id={quote(record.alert_id, safe='')}",
+    )
+
+
+def build_payloads(
+    records: Sequence[AlertRecord], *, max_alerts: int, external_url: str
+) -> list[tuple[bytes, list[str]]]:
+    """One group of alerts as payloads of at most ``max_alerts`` each: ``(body, alert_ids)``."""
+    payloads: list[tuple[bytes, list[str]]] = []
+    for start in range(0, len(records), max_alerts):
+        chunk = records[start : start + max_alerts]
+        body = webhook_body(
+            (webhook_alert(record, external_url) for record in chunk),
+            external_url=external_url,
+            truncated=len(records) - len(chunk),
+        )
+        payloads.append((body, [record.alert_id for record in chunk]))
+    return payloads

@@ -1,0 +1,448 @@
+"""The alert sink: bus messages in, durable signed webhooks and Alertmanager posts out.
+
+The bus handler writes every change (alert state and queued notification) to the outbox before
+it returns, so on the Redis bus a message is acknowledged only once it is safe on disk. Per-URL
+workers then group and deliver; a housekeeping loop escalates, refreshes the depth gauges and
+prunes old rows; the Alertmanager poster mirrors alert states to Alertmanager when configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random as _random
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from bridge.bus import Bus, Envelope
+from bridge.config import Settings
+from bridge.errors import BridgeError
+from bridge.http import admin, error
+from bridge.messages import AlertAck, Message, NotificationStatus
+from bridge.operations import OperationRecorder
+from bridge.sinks.alerts.alertmanager import AlertmanagerPoster
+from bridge.sinks.alerts.delivery import (
+    AttemptResult,
+    DeliveryWorker,
+    Outcome,
+    RetryPolicy,
+    Sleep,
+    WebhookSender,
+    redact_url,
+    wait_or_wake,
+)
+from bridge.sinks.alerts.escalation import Escalator
+from bridge.sinks.alerts.outbox import (
+    AlertRecord,
+    AlertState,
+    Delivery,
+    DeliveryState,
+    Outbox,
+    OutboxDepth,
+)
+from bridge.sinks.alerts.payload import build_payloads
+from bridge.sinks.alerts.sources import alert_event, meets
+from bridge.sinks.alerts.thread import DbThread
+
+__all__ = ["SUBSCRIBED_INSTANCES", "AlertSink"]
+
+_logger = logging.getLogger(__name__)
+
+SUBSCRIBED_INSTANCES: Final = (
+    "ex_esdb_alerts",
+    "ex_esdb_health",
+    "ex_esdb_lifecycle",
+    "ex_esdb_metrics",
+    "ex_esdb_security",
+)
+RESULTS: Final = ("delivered", "retry", "rejected", "expired")
+_HOUSEKEEPING_SECONDS: Final = 1.0
+_PRUNE_EVERY_SECONDS: Final = 3600.0
+_KEEP_DELIVERED_SECONDS: Final = 86_400.0
+_KEEP_RESOLVED_SECONDS: Final = 7 * 86_400.0
+_DRAIN_SECONDS: Final = 2.0
+_MAX_LIST: Final = 10_000
+_LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+Publish = Callable[[str, Message], Any]
+
+
+def external_url(settings: Settings) -> str:
+    """``EXESDB_EXTERNAL_URL``, or the bridge's own address when unset."""
+    if settings.external_url:
+        return settings.external_url
+    host, port = settings.listen
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the listen-on-all address
+        host = settings.node
+    return f"http://{host}:{port}"
+
+
+class AlertSink:
+    """The ``alerts`` component (SPEC section 9)."""
+
+    name = "alerts"
+    required = True
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        bus: Bus,
+        publish: Publish,
+        registry: CollectorRegistry,
+        recorder: OperationRecorder | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        random: Callable[[], float] = _random.random,
+        sleep: Sleep = wait_or_wake,
+        alertmanager_interval: float = 60.0,
+    ) -> None:
+        self.settings = settings
+        self.external_url = external_url(settings)
+        self._urls = tuple(dict.fromkeys(settings.webhook_urls))
+        self._publish = publish
+        self._recorder = recorder
+        self._clock = clock
+        self._random = random
+        self._sleep = sleep
+        self._alertmanager_interval = alertmanager_interval
+        self._db = DbThread()
+        self._depth = OutboxDepth(0, 0, 0)
+        self._min_severity = settings.webhook_min_severity
+        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+        self.sender = WebhookSender(
+            secret=secret or None,
+            timeout=settings.webhook_timeout_ms / 1000,
+            clock=clock,
+            monotonic=monotonic,
+        )
+        self.policy = RetryPolicy(
+            backoff=settings.webhook_backoff_ms / 1000,
+            max_backoff=settings.webhook_max_backoff_ms / 1000,
+            deadline=settings.webhook_deadline_ms / 1000,
+        )
+        # Built in start(): constructing a bridge touches no file.
+        self._outbox: Outbox | None = None
+        self._escalator: Escalator | None = None
+        self.workers: dict[str, DeliveryWorker] = {}
+        self.alertmanager: AlertmanagerPoster | None = None
+        self._ready = asyncio.Event()
+        self._register_metrics(registry)
+        self.subscription = bus.subscribe(
+            "alerts",
+            self._on_message,
+            instances=SUBSCRIBED_INSTANCES,
+            group=True,
+            queue_size=settings.alert_queue_size,
+        )
+        self._house_wake = asyncio.Event()
+        self._house_task: asyncio.Task[None] | None = None
+        self._started = False
+        self._closed = False
+        self.errors = 0
+
+    def _register_metrics(self, registry: CollectorRegistry) -> None:
+        self._deliveries = Counter(
+            "exesdb_webhook_deliveries",
+            "Webhook delivery attempts by result: delivered, retry, rejected (a final 4xx, "
+            "dead-lettered) or expired (deadline passed, dead-lettered).",
+            ["result"],
+            registry=registry,
+        )
+        for result in RESULTS:
+            self._deliveries.labels(result)
+        self._latency = Histogram(
+            "exesdb_webhook_delivery_seconds",
+            "Duration of one webhook delivery attempt, whatever its outcome.",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        Gauge(
+            "exesdb_webhook_outbox_depth",
+            "Alert notifications not yet delivered: in a grouping window or a pending delivery.",
+            registry=registry,
+        ).set_function(lambda: float(self._depth.queued + self._depth.pending))
+        Gauge(
+            "exesdb_webhook_dead_letters",
+            "Dead-lettered webhook deliveries, kept until `exesdb-bridge outbox retry`.",
+            registry=registry,
+        ).set_function(lambda: float(self._depth.dead))
+        self._am_posts = Counter(
+            "exesdb_alertmanager_posts",
+            "Posts of the current alerts to Alertmanager, by result: ok or failed.",
+            ["result"],
+            registry=registry,
+        )
+
+    # -- life cycle --
+
+    @property
+    def outbox(self) -> Outbox:
+        """The open outbox (from start() to aclose())."""
+        if self._outbox is None:
+            raise BridgeError("the alert sink has not started")
+        return self._outbox
+
+    async def start(self) -> None:
+        """Open the outbox; start the delivery workers, housekeeping and Alertmanager poster."""
+        if self._started:
+            return
+        self._started = True
+        settings = self.settings
+        try:
+            outbox = await self._db.call(Outbox.in_dir, settings.state_dir, urls=self._urls)
+        except (OSError, sqlite3.Error) as exc:
+            raise BridgeError(
+                f"EXESDB_STATE_DIR: cannot open the alert outbox in {settings.state_dir!r}: {exc}"
+            ) from exc
+        self._outbox = outbox
+        self._escalator = Escalator(
+            outbox=outbox,
+            db=self._db,
+            after_seconds=settings.escalation_after_ms / 1000,
+            publish=self._publish,
+            notify=self._changed,
+            clock=self._clock,
+        )
+        self.workers = {
+            url: DeliveryWorker(
+                url,
+                outbox=outbox,
+                db=self._db,
+                sender=self.sender,
+                policy=self.policy,
+                group_wait=settings.webhook_group_wait_ms / 1000,
+                build=self._build,
+                report=self._report,
+                clock=self._clock,
+                random=self._random,
+                sleep=self._sleep,
+            )
+            for url in self._urls
+        }
+        if settings.alertmanager_url:
+            self.alertmanager = AlertmanagerPoster(
+                settings.alertmanager_url,
+                outbox=outbox,
+                db=self._db,
+                external_url=self.external_url,
+                timeout=settings.webhook_timeout_ms / 1000,
+                interval=self._alertmanager_interval,
+                count=lambda result: self._am_posts.labels(result).inc(),
+                clock=self._clock,
+                sleep=self._sleep,
+            )
+        await self.sender.start()
+        self._depth = await self._db.call(outbox.depth)
+        orphaned = await self._db.call(outbox.orphaned)
+        if orphaned:
+            _logger.warning(
+                "alerts: %d pending delivery(ies) are for URLs no longer in EXESDB_WEBHOOK_URLS;"
+                " they wait until the URL returns",
+                orphaned,
+            )
+        self._ready.set()
+        for worker in self.workers.values():
+            worker.start()
+        if self.alertmanager is not None:
+            self.alertmanager.start()
+        self._house_task = asyncio.get_running_loop().create_task(
+            self._housekeeping(), name="alerts-housekeeping"
+        )
+        _logger.info(
+            "alerts: %d webhook(s)%s; outbox %s: %d pending, %d dead-lettered",
+            len(self.workers),
+            ", Alertmanager " + self.alertmanager.shown_url if self.alertmanager else "",
+            outbox.path,
+            self._depth.queued + self._depth.pending,
+            self._depth.dead,
+        )
+
+    def readiness(self) -> str | None:
+        """None once started and until closed."""
+        if self._closed:
+            return "the alert sink is closed"
+        if not self._started:
+            return "the alert sink has not started"
+        return None
+
+    async def aclose(self) -> None:
+        """Finish handling queued messages, stop every task, close the outbox; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        # Drain first: what the bus already queued for us reaches the outbox before it closes.
+        await self.subscription.stop(_DRAIN_SECONDS)
+        for worker in self.workers.values():
+            await worker.aclose()
+        if self.alertmanager is not None:
+            await self.alertmanager.aclose()
+        task, self._house_task = self._house_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.sender.aclose()
+        await asyncio.to_thread(self._db.close)
+        if self._outbox is not None:
+            self._outbox.close()
+
+    # -- the bus stage --
+
+    async def _on_message(self, envelope: Envelope) -> None:
+        await self._ready.wait()  # messages may arrive between bus start and ours
+        payload = envelope.payload
+        if isinstance(payload, AlertAck):
+            await self._acknowledge(
+                payload.alert_id, payload.ack_by, payload.ack_note, payload.resolution
+            )
+            return
+        event = alert_event(envelope)
+        if event is None or (event.firing and not meets(event.severity, self._min_severity)):
+            return
+        if await self._db.call(self.outbox.observe, event, self._clock()) is not None:
+            self._changed()
+
+    async def _acknowledge(
+        self, alert_id: str, ack_by: str, note: str | None, resolution: str | None
+    ) -> AlertRecord | None:
+        record = await self._db.call(
+            self.outbox.acknowledge,
+            alert_id,
+            ack_by,
+            self._clock(),
+            ack_note=note,
+            resolution=resolution,
+        )
+        if record is not None:
+            self._changed()
+        return record
+
+    def _changed(self) -> None:
+        for worker in self.workers.values():
+            worker.wake()
+        if self.alertmanager is not None:
+            self.alertmanager.wake()
+        self._house_wake.set()
+
+    def _build(self, records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
+        return build_payloads(
+            records, max_alerts=self.settings.webhook_max_alerts, external_url=self.external_url
+        )
+
+    def _report(
+        self, delivery: Delivery, result: AttemptResult, state: DeliveryState, attempt: int
+    ) -> None:
+        if result.ok:
+            label, status = "delivered", "delivered"
+        elif result.outcome is Outcome.REJECTED:
+            label, status = "rejected", "bounced"
+        else:
+            label = "expired" if state is DeliveryState.DEAD else "retry"
+            status = "failed"
+        self._deliveries.labels(label).inc()
+        self._latency.observe(result.seconds)
+        if self._recorder is not None:
+            self._recorder.record("webhook.delivery", result.seconds, result.ok)
+        reason = None
+        if not result.ok:
+            then = "dead-lettered" if state is DeliveryState.DEAD else "will retry"
+            reason = f"{result.error}; {then}"
+        recipient = redact_url(delivery.url)
+        for alert_id in delivery.alert_ids:
+            self._publish(
+                "notification_status",
+                NotificationStatus(
+                    alert_id=alert_id,
+                    delivery_method="webhook",
+                    recipient=recipient,
+                    status=status,
+                    error_reason=reason,
+                    attempts=attempt,
+                ),
+            )
+        self._house_wake.set()
+
+    async def _housekeeping(self) -> None:
+        escalator = self._escalator
+        assert escalator is not None
+        tick = min(_HOUSEKEEPING_SECONDS, escalator.after_seconds / 4)
+        last_prune = self._clock()
+        while not self._closed:
+            self._house_wake.clear()
+            try:
+                await escalator.tick()
+                self._depth = await self._db.call(self.outbox.depth)
+                now = self._clock()
+                if now - last_prune >= _PRUNE_EVERY_SECONDS:
+                    last_prune = now
+                    await self._db.call(
+                        self.outbox.prune,
+                        now,
+                        delivered_for=_KEEP_DELIVERED_SECONDS,
+                        resolved_for=_KEEP_RESOLVED_SECONDS,
+                    )
+            except Exception:
+                self.errors += 1
+                _logger.exception("alert housekeeping failed")
+            await self._sleep(tick, self._house_wake)
+
+    # -- HTTP --
+
+    def routes(self) -> list[web.RouteDef]:
+        """``GET /v1/alerts`` and ``POST /v1/alerts/{alert_id}/ack`` (admin)."""
+        return [
+            web.get("/v1/alerts", admin(self._list_alerts)),
+            web.post("/v1/alerts/{alert_id}/ack", admin(self._ack)),
+        ]
+
+    async def _list_alerts(self, request: web.Request) -> web.Response:
+        """Alerts with state, level, severity, labels and timestamps; ``?state=``, ``?limit=``."""
+        state = request.query.get("state")
+        if state is not None and state not in {s.value for s in AlertState}:
+            return error(400, "invalid", "state must be firing, acknowledged or resolved", "state")
+        raw_limit = request.query.get("limit", "1000")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= _MAX_LIST:
+            return error(400, "invalid", f"limit must be an integer from 1 to {_MAX_LIST}", "limit")
+        records = await self._db.call(self.outbox.alerts, state, int(raw_limit))
+        return web.json_response({"alerts": [record.as_json() for record in records]})
+
+    async def _ack(self, request: web.Request) -> web.Response:
+        """Acknowledge: ``{"ack_by", "ack_note"?, "resolution"?}``; publishes AlertAck."""
+        alert_id = request.match_info["alert_id"]
+        try:
+            body = await request.json()
+        except ValueError:
+            return error(400, "malformed", 'the body must be JSON: {"ack_by": "..."}')
+        if not isinstance(body, dict):
+            return error(400, "malformed", 'the body must be a JSON object: {"ack_by": "..."}')
+        fields: dict[str, str | None] = {}
+        for name, required in (("ack_by", True), ("ack_note", False), ("resolution", False)):
+            value = body.get(name)
+            if value is None and not required:
+                fields[name] = None
+            elif not isinstance(value, str) or not value or len(value) > 4096:
+                return error(400, "invalid", f"{name} must be a string of 1-4096 characters", name)
+            else:
+                fields[name] = value
+        ack_by = fields["ack_by"]
+        assert ack_by is not None
+        record = await self._acknowledge(alert_id, ack_by, fields["ack_note"], fields["resolution"])
+        if record is None:
+            return error(404, "unknown_alert", f"no alert {alert_id!r}", "alert_id")
+        self._publish(
+            "alert_acknowledged",
+            AlertAck(
+                alert_id=alert_id,
+                ack_by=ack_by,
+                ack_note=fields["ack_note"],
+                resolution=fields["resolution"],
+            ),
+        )
+        return web.json_response({"alert": record.as_json()})

@@ -1,0 +1,219 @@
+"""What becomes an alert: bus messages in, ``AlertEvent`` values out (SPEC section 9).
+
+Four message types are alerts already (SystemAlert, MetricAlert, SecurityAlert,
+AccessViolation). The bridge derives its own from health and lifecycle messages: a node or
+component turning degraded (warning) or unhealthy (critical), and a node going down (critical
+``node_failure``); their ``alert_id`` is stable for the condition, so that the message saying it
+cleared resolves the same alert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Literal
+
+from bridge.bus import Envelope
+from bridge.messages import (
+    AccessViolation,
+    ComponentHealth,
+    MetricAlert,
+    NodeHealth,
+    NodeLifecycle,
+    SecurityAlert,
+    SystemAlert,
+)
+
+__all__ = [
+    "SEVERITIES",
+    "AlertEvent",
+    "Severity",
+    "alert_event",
+    "meets",
+]
+
+Severity = Literal["info", "warning", "error", "critical"]
+Status = Literal["firing", "resolved"]
+
+SEVERITIES: Final[tuple[Severity, ...]] = ("info", "warning", "error", "critical")
+_RANK: Final[dict[str, int]] = {name: rank for rank, name in enumerate(SEVERITIES)}
+# MESSAGES.md, "Severity mapping to alerting".
+_SECURITY_SEVERITY: Final[dict[str, Severity]] = {
+    "low": "info",
+    "medium": "warning",
+    "high": "error",
+    "critical": "critical",
+}
+_HEALTH_SEVERITY: Final[dict[str, Severity]] = {"degraded": "warning", "unhealthy": "critical"}
+_ACK_BY_DEFAULT: Final = frozenset({"error", "critical"})
+# NodeLifecycle events that end a node_failure.
+_NODE_BACK: Final = frozenset({"reconnected", "joined"})
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """An alert condition starting (``firing``) or clearing (``resolved``).
+
+    A resolved event only names the alert; its other fields are the firing alert's, kept by the
+    state store.
+    """
+
+    alert_id: str
+    alertname: str
+    status: Status
+    severity: Severity
+    category: str
+    node: str
+    title: str
+    description: str
+    requires_ack: bool
+    at: datetime
+
+    @property
+    def firing(self) -> bool:
+        """True when the condition starts or goes on."""
+        return self.status == "firing"
+
+
+def meets(severity: str, minimum: str) -> bool:
+    """True when ``severity`` is at or above ``minimum`` (info < warning < error < critical)."""
+    return _RANK.get(severity, -1) >= _RANK[minimum]
+
+
+def alert_event(envelope: Envelope) -> AlertEvent | None:
+    """The alert event a verified message stands for, or None when it is not about an alert."""
+    payload = envelope.payload
+    at = payload.timestamp
+    if isinstance(payload, SystemAlert):
+        return AlertEvent(
+            alert_id=payload.alert_id,
+            alertname=envelope.topic,
+            status="firing",
+            severity=payload.severity,
+            category=payload.category,
+            node=payload.node,
+            title=payload.title,
+            description=payload.description,
+            requires_ack=payload.requires_ack,
+            at=at,
+        )
+    if isinstance(payload, MetricAlert):
+        relation = "above" if payload.threshold_type == "max" else "below"
+        return _firing(
+            f"metric_threshold:{payload.node}:{payload.metric_name}",
+            "metric_threshold",
+            payload.severity,
+            "performance",
+            payload.node,
+            f"{payload.metric_name} is {relation} its threshold on {payload.node}",
+            f"{payload.metric_name} = {payload.current_value:g} "
+            f"({payload.threshold_type} threshold {payload.threshold_value:g})",
+            at,
+        )
+    if isinstance(payload, SecurityAlert):
+        # Each security alert is an event of its own: the message id makes it unique and keeps a
+        # redelivered message (at-least-once transports) from raising it twice.
+        return _firing(
+            f"{payload.alert_type}:{envelope.id}",
+            payload.alert_type,
+            _SECURITY_SEVERITY[payload.severity],
+            "security",
+            payload.node,
+            f"{payload.alert_type.replace('_', ' ')} on {payload.node}",
+            payload.description,
+            at,
+        )
+    if isinstance(payload, AccessViolation):
+        who = payload.user_id or "anonymous"
+        return _firing(
+            f"{payload.violation_type}:{envelope.id}",
+            payload.violation_type,
+            _SECURITY_SEVERITY[payload.severity],
+            "security",
+            envelope.node,
+            f"{payload.violation_type.replace('_', ' ')}: {payload.action} {payload.resource}",
+            f"{who} from {payload.source_ip}: {payload.action} on {payload.resource} refused",
+            at,
+        )
+    if isinstance(payload, NodeHealth):
+        return _health(
+            f"node_health:{payload.node}",
+            "node_health",
+            payload.status,
+            payload.node,
+            f"node {payload.node}",
+            at,
+        )
+    if isinstance(payload, ComponentHealth):
+        return _health(
+            f"component_health:{payload.node}:{payload.component}",
+            "component_health",
+            payload.status,
+            payload.node,
+            f"component {payload.component} on {payload.node}",
+            at,
+        )
+    if isinstance(payload, NodeLifecycle):
+        alert_id = f"node_failure:{payload.node}"
+        if payload.event == "down":
+            return _firing(
+                alert_id,
+                "node_failure",
+                "critical",
+                "system",
+                payload.node,
+                f"node {payload.node} is down",
+                f"node {payload.node} went silent; cluster size now {payload.cluster_size}",
+                at,
+            )
+        if payload.event in _NODE_BACK:
+            return _resolved(alert_id, "node_failure", payload.node, at)
+    return None
+
+
+def _firing(
+    alert_id: str,
+    alertname: str,
+    severity: Severity,
+    category: str,
+    node: str,
+    title: str,
+    description: str,
+    at: datetime,
+) -> AlertEvent:
+    return AlertEvent(
+        alert_id,
+        alertname,
+        "firing",
+        severity,
+        category,
+        node,
+        title,
+        description,
+        severity in _ACK_BY_DEFAULT,
+        at,
+    )
+
+
+def _resolved(alert_id: str, alertname: str, node: str, at: datetime) -> AlertEvent:
+    return AlertEvent(alert_id, alertname, "resolved", "info", "system", node, "", "", False, at)
+
+
+def _health(
+    alert_id: str, alertname: str, status: str, node: str, subject: str, at: datetime
+) -> AlertEvent | None:
+    if status == "healthy":
+        return _resolved(alert_id, alertname, node, at)
+    severity = _HEALTH_SEVERITY.get(status)
+    if severity is None:  # "unknown" says nothing either way
+        return None
+    return _firing(
+        alert_id,
+        alertname,
+        severity,
+        "system",
+        node,
+        f"{subject} is {status}",
+        f"{subject} reported status {status}",
+        at,
+    )

@@ -1,0 +1,35 @@
+"""The Prometheus sink: verified messages become series (SPEC section 7) on ``GET /metrics``.
+
+``store`` keeps the series (expiry, cardinality cap, pre-rendered lines), ``translate`` maps each
+message type to its series, ``exposition`` negotiates and renders the document, ``sink`` is the
+bus subscriber and the component.
+"""
+
+from __future__ import annotations
+
+from bridge.sinks.prometheus.exposition import OPENMETRICS_TYPE, TEXT_TYPE, negotiate, render
+from bridge.sinks.prometheus.sink import (
+    SUBSCRIBER,
+    PrometheusSink,
+    prometheus_sink,
+    register_process_metrics,
+)
+from bridge.sinks.prometheus.store import Family, MetricType, SeriesStore
+from bridge.sinks.prometheus.translate import FAMILIES, QUANTILES, Translator
+
+__all__ = [
+    "FAMILIES",
+    "OPENMETRICS_TYPE",
+    "QUANTILES",
+    "SUBSCRIBER",
+    "TEXT_TYPE",
+    "Family",
+    "MetricType",
+    "PrometheusSink",
+    "SeriesStore",
+    "Translator",
+    "negotiate",
+    "prometheus_sink",
+    "register_process_metrics",
+    "render",
+]

@@ -1,0 +1,89 @@
+"""The Prometheus sink: a fan-out bus subscriber feeding a ``SeriesStore``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+
+from bridge.bus import Bus, Envelope, Subscription
+from bridge.sinks.prometheus.store import SeriesStore
+from bridge.sinks.prometheus.translate import Translator
+
+if TYPE_CHECKING:
+    from bridge.app import Bridge
+
+__all__ = ["SUBSCRIBER", "PrometheusSink", "prometheus_sink", "register_process_metrics"]
+
+_logger = logging.getLogger(__name__)
+
+SUBSCRIBER: Final = "prometheus"
+
+
+class PrometheusSink:
+    """Subscribes to all nine instances and keeps their series for ``GET /metrics``."""
+
+    name = SUBSCRIBER
+    required = True
+
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        ttl_seconds: float = 600.0,
+        max_series: int = 10_000,
+        queue_size: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = SeriesStore(ttl_seconds=ttl_seconds, max_series=max_series, clock=clock)
+        self.translator = Translator(self.store)
+        self._bus = bus
+        self._started = False
+        self._closed = False
+        self.subscription: Subscription = bus.subscribe(
+            SUBSCRIBER, self.handle, queue_size=queue_size
+        )
+
+    def handle(self, envelope: Envelope) -> None:
+        """Translate one verified message (the bus counts a failure in exesdb_sink_errors)."""
+        self.translator.handle(envelope)
+
+    async def start(self) -> None:
+        """Nothing to start: the subscription drains with the bus."""
+        self._started = True
+
+    def readiness(self) -> str | None:
+        """Ready once started and until closed."""
+        if self._closed:
+            return "the Prometheus sink is closed"
+        return None if self._started else "the Prometheus sink has not started"
+
+    def render(self, openmetrics: bool) -> str:
+        """The sink's series as exposition text."""
+        return self.store.render(openmetrics)
+
+    async def aclose(self) -> None:
+        """Stop reporting ready; the bus drains what is queued when it stops."""
+        self._closed = True
+
+
+def register_process_metrics(registry: CollectorRegistry) -> None:
+    """``process_*`` and ``python_info`` on ``registry`` (once per registry)."""
+    names = getattr(registry, "_names_to_collectors", {})
+    if "process_cpu_seconds_total" not in names and "python_info" not in names:
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+
+
+def prometheus_sink(bridge: Bridge) -> PrometheusSink:
+    """The factory ``default_components()`` lists."""
+    settings = bridge.settings
+    register_process_metrics(bridge.registry)
+    return PrometheusSink(
+        bridge.bus,
+        ttl_seconds=settings.series_ttl_ms / 1000,
+        max_series=settings.max_series,
+    )

@@ -1,0 +1,341 @@
+"""The series store: label sets with values, kept as pre-rendered exposition lines.
+
+Each series keeps its sample line (``name{a="x"} 1.0``) ready to print, rebuilt only when its
+value changes, and each family caches its joined text until a series in it changes, so a scrape
+is mostly string joins. Series not written for ``ttl_seconds`` expire; past ``max_series`` new
+label sets are refused and counted, so a misbehaving publisher cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from enum import Enum
+from typing import Final
+
+__all__ = ["Family", "MetricType", "SeriesStore", "escape_label_value", "format_value"]
+
+_SWEEP_EVERY_SECONDS: Final = 1.0
+
+
+class MetricType(Enum):
+    """The exposition type of a family."""
+
+    COUNTER = "counter"
+    GAUGE = "gauge"
+    SUMMARY = "summary"
+
+
+def escape_label_value(value: str) -> str:
+    """A label value escaped for both text 0.0.4 and OpenMetrics."""
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", r"\\").replace('"', r"\"").replace("\n", r"\n")
+    return value
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", r"\\").replace("\n", r"\n")
+
+
+def format_value(value: float) -> str:
+    """A sample value as Prometheus reads it (``+Inf``, ``-Inf``, ``NaN`` spelled out)."""
+    if math.isfinite(value):
+        return repr(float(value))
+    if math.isnan(value):
+        return "NaN"
+    return "+Inf" if value > 0 else "-Inf"
+
+
+class _Series:
+    __slots__ = ("line", "prefix", "touched", "value")
+
+    def __init__(self, prefix: str, value: float, touched: float) -> None:
+        self.prefix = prefix
+        self.value = value
+        self.touched = touched
+        self.line = prefix + format_value(value) + "\n"
+
+
+class Family:
+    """One metric family: its metadata and its series, keyed by label values."""
+
+    __slots__ = (
+        "_cache",
+        "_lock",
+        "_sample_name",
+        "_series",
+        "_store",
+        "expires",
+        "help",
+        "kind",
+        "labelnames",
+        "name",
+    )
+
+    def __init__(
+        self,
+        store: SeriesStore,
+        name: str,
+        kind: MetricType,
+        help_text: str,
+        labelnames: Sequence[str],
+        expires: bool,
+    ) -> None:
+        self._store = store
+        self._lock = store._lock
+        self.name = name
+        self.kind = kind
+        self.help = help_text
+        self.labelnames = tuple(labelnames)
+        self.expires = expires
+        self._sample_name = name + "_total" if kind is MetricType.COUNTER else name
+        self._series: dict[tuple[str, ...], _Series] = {}
+        self._cache: str | None = None
+
+    def __len__(self) -> int:
+        return len(self._series)
+
+    def _prefix(self, labels: tuple[str, ...]) -> str:
+        if not labels:
+            return self._sample_name + " "
+        pairs = ",".join(
+            f'{name}="{escape_label_value(value)}"'
+            for name, value in zip(self.labelnames, labels, strict=True)
+        )
+        return f"{self._sample_name}{{{pairs}}} "
+
+    def _get(self, labels: tuple[str, ...], now: float) -> _Series | None:
+        series = self._series.get(labels)
+        if series is None:
+            if len(labels) != len(self.labelnames):
+                raise ValueError(
+                    f"{self.name}: {len(labels)} label value(s) given, "
+                    f"{len(self.labelnames)} expected ({', '.join(self.labelnames)})"
+                )
+            if self.expires and not self._store._admit(self, 1, now):
+                return None
+            series = self._series[labels] = _Series(self._prefix(labels), 0.0, now)
+            self._cache = None
+        return series
+
+    def set(self, labels: tuple[str, ...], value: float) -> bool:
+        """Set a gauge (or summary quantile) series; False when the cap refused a new one."""
+        with self._lock:
+            now = self._store._clock()
+            series = self._get(labels, now)
+            if series is None:
+                return False
+            series.touched = now
+            if series.value != value:
+                series.value = value
+                series.line = series.prefix + format_value(value) + "\n"
+                self._cache = None
+            return True
+
+    def inc(self, labels: tuple[str, ...], amount: float = 1.0) -> bool:
+        """Add to a counter series; False when the cap refused a new one."""
+        with self._lock:
+            now = self._store._clock()
+            series = self._get(labels, now)
+            if series is None:
+                return False
+            series.touched = now
+            series.value += amount
+            series.line = series.prefix + format_value(series.value) + "\n"
+            self._cache = None
+            return True
+
+    def set_state(self, labels: tuple[str, ...], states: Iterable[str], current: str) -> bool:
+        """A state set: ``labels + (state,)`` is 1 for ``current`` and 0 for the other states.
+
+        All of the states are admitted or none, so the cap never leaves half a state set.
+        """
+        states = tuple(states)
+        with self._lock:
+            now = self._store._clock()
+            missing = sum(1 for state in states if (*labels, state) not in self._series)
+            if missing and self.expires and not self._store._admit(self, missing, now):
+                return False
+            for state in states:
+                key = (*labels, state)
+                value = 1.0 if state == current else 0.0
+                series = self._series.get(key)
+                if series is None:
+                    if len(key) != len(self.labelnames):
+                        raise ValueError(f"{self.name}: wrong number of label values")
+                    self._series[key] = _Series(self._prefix(key), value, now)
+                    self._cache = None
+                    continue
+                series.touched = now
+                if series.value != value:
+                    series.value = value
+                    series.line = series.prefix + format_value(value) + "\n"
+                    self._cache = None
+            return True
+
+    def value(self, labels: tuple[str, ...]) -> float | None:
+        """The current value of a series, or None when there is none."""
+        with self._lock:
+            series = self._series.get(labels)
+            return None if series is None else series.value
+
+    def remove(self, labels: tuple[str, ...]) -> None:
+        """Drop one series, if present."""
+        with self._lock:
+            if self._series.pop(labels, None) is not None:
+                self._cache = None
+                if self.expires:
+                    self._store._count -= 1
+
+    def _expire(self, cutoff: float) -> int:
+        stale = [key for key, series in self._series.items() if series.touched < cutoff]
+        for key in stale:
+            del self._series[key]
+        if stale:
+            self._cache = None
+        return len(stale)
+
+    def _body(self) -> str:
+        if self._cache is None:
+            self._cache = "".join([series.line for series in self._series.values()])
+        return self._cache
+
+    def _header(self, openmetrics: bool) -> str:
+        # Text 0.0.4 names a counter's metadata after its sample; OpenMetrics after the family.
+        name = self.name if openmetrics else self._sample_name
+        return (
+            f"# HELP {name} {_escape_help(self.help)}\n# TYPE {name} {self.kind.value}\n"
+            if self._series
+            else ""
+        )
+
+
+class SeriesStore:
+    """Families of series with expiry and a cardinality cap, rendered as exposition text.
+
+    Thread-safe. ``clock`` is monotonic seconds (injected in tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float = 600.0,
+        max_series: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+        namespace: str = "exesdb_prometheus",
+    ) -> None:
+        self._lock = threading.RLock()
+        self._clock = clock
+        self.ttl_seconds = ttl_seconds
+        self.max_series = max_series
+        self._families: dict[str, Family] = {}
+        self._count = 0
+        self._last_sweep = clock()
+        self._expired_total = 0
+        # Self-metrics, rendered with the rest; they never expire and are not capped.
+        self._series_gauge = self.family(
+            f"{namespace}_series",
+            MetricType.GAUGE,
+            "Series the Prometheus sink holds (under the cardinality cap).",
+            expires=False,
+        )
+        self._limit_gauge = self.family(
+            f"{namespace}_series_limit",
+            MetricType.GAUGE,
+            "The cardinality cap (EXESDB_MAX_SERIES).",
+            expires=False,
+        )
+        self._refused = self.family(
+            f"{namespace}_series_refused",
+            MetricType.COUNTER,
+            "New label sets refused because the cardinality cap was reached, by metric.",
+            ("metric",),
+            expires=False,
+        )
+        self._expired = self.family(
+            f"{namespace}_series_expired",
+            MetricType.COUNTER,
+            "Series dropped because they were not reported again within EXESDB_SERIES_TTL_MS.",
+            expires=False,
+        )
+        self._limit_gauge.set((), float(max_series))
+        self._expired.inc((), 0.0)
+
+    def family(
+        self,
+        name: str,
+        kind: MetricType,
+        help_text: str,
+        labelnames: Sequence[str] = (),
+        *,
+        expires: bool = True,
+    ) -> Family:
+        """Declare a family (once per name); ``expires=False`` for self-metrics."""
+        with self._lock:
+            if name in self._families:
+                raise ValueError(f"metric family {name!r} is already declared")
+            family = self._families[name] = Family(self, name, kind, help_text, labelnames, expires)
+            return family
+
+    @property
+    def families(self) -> tuple[Family, ...]:
+        """Every declared family, in declaration order."""
+        return tuple(self._families.values())
+
+    def __len__(self) -> int:
+        """Series under the cap (self-metrics excluded)."""
+        return self._count
+
+    @property
+    def expired_total(self) -> int:
+        """Series expired since the store was made."""
+        return self._expired_total
+
+    def refused_total(self) -> float:
+        """New label sets refused since the store was made."""
+        with self._lock:
+            return sum(series.value for series in self._refused._series.values())
+
+    def _admit(self, family: Family, count: int, now: float) -> bool:
+        if self._count + count > self.max_series:
+            self._sweep(now, force=True)
+            if self._count + count > self.max_series:
+                self._refused.inc((family.name,), float(count))
+                return False
+        self._count += count
+        return True
+
+    def _sweep(self, now: float, force: bool = False) -> None:
+        if not force and now - self._last_sweep < min(_SWEEP_EVERY_SECONDS, self.ttl_seconds):
+            return
+        self._last_sweep = now
+        cutoff = now - self.ttl_seconds
+        dropped = 0
+        for family in self._families.values():
+            if family.expires and family._series:
+                dropped += family._expire(cutoff)
+        if dropped:
+            self._count -= dropped
+            self._expired_total += dropped
+            self._expired.inc((), float(dropped))
+
+    def expire(self) -> int:
+        """Drop every series not written within the TTL now; returns how many went."""
+        with self._lock:
+            before = self._expired_total
+            self._sweep(self._clock(), force=True)
+            return self._expired_total - before
+
+    def render(self, openmetrics: bool = False) -> str:
+        """Every family as exposition text (no ``# EOF``: the caller ends the document)."""
+        with self._lock:
+            self._sweep(self._clock())
+            self._series_gauge.set((), float(self._count))
+            parts: list[str] = []
+            for family in self._families.values():
+                if family._series:
+                    parts.append(family._header(openmetrics))
+                    parts.append(family._body())
+            return "".join(parts)

@@ -1,0 +1,687 @@
+"""What each of the 36 message types becomes in Prometheus (SPEC section 7).
+
+``Translator.handle(envelope)`` updates the series of one verified message. Names are fixed by
+SPEC section 7 and listed in the README's metric catalog. A message's ``node`` label is the
+payload's node, else the envelope's (the publishing node).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Final
+
+from bridge.bus import Envelope
+from bridge.messages import (
+    MESSAGE_TYPES,
+    AccessLog,
+    AccessViolation,
+    AdminAction,
+    AlertAck,
+    AlertEscalation,
+    AuthEvent,
+    ClusterHealth,
+    ClusterMembership,
+    ComplianceEvent,
+    ComponentHealth,
+    DataChange,
+    DebugTrace,
+    ErrorAnalysis,
+    FeatureToggle,
+    HealthCheck,
+    LatencyMetric,
+    LogEntry,
+    LogFilter,
+    LogRotation,
+    LogSummary,
+    MetricAlert,
+    NodeHealth,
+    NodeLifecycle,
+    NotificationStatus,
+    PerformanceAnalysis,
+    PerformanceMetric,
+    ProcessLifecycle,
+    ResourceUsage,
+    SecurityAlert,
+    SessionEvent,
+    SupervisionEvent,
+    SystemAlert,
+    SystemConfig,
+    SystemLifecycle,
+    SystemState,
+    ThroughputMetric,
+)
+from bridge.sinks.prometheus.store import Family, MetricType, SeriesStore
+
+__all__ = ["ERROR_TOPIC_SUFFIX", "FAMILIES", "QUANTILES", "SECURITY_SEVERITY", "Translator"]
+
+C: Final = MetricType.COUNTER
+G: Final = MetricType.GAUGE
+S: Final = MetricType.SUMMARY
+
+NODE_STATES: Final = ("healthy", "degraded", "unhealthy", "unknown")
+COMPONENT_STATES: Final = ("healthy", "degraded", "unhealthy")
+SYSTEM_STATES: Final = ("starting", "started", "stopping", "stopped")
+ALERT_SEVERITIES: Final = ("info", "warning", "error", "critical")
+
+QUANTILES: Final = {"p50": "0.5", "p95": "0.95", "p99": "0.99", "min": "0", "max": "1"}
+"""LatencyMetric percentiles as summary ``quantile`` labels (``avg`` has its own gauge)."""
+
+SECURITY_SEVERITY: Final = {
+    "low": "info",
+    "medium": "warning",
+    "high": "error",
+    "critical": "critical",
+}
+"""SecurityAlert and AccessViolation severities on the alerting scale (MESSAGES.md)."""
+
+ERROR_TOPIC_SUFFIX: Final = ":error"
+"""A ThroughputMetric on a topic ending so counts failed operations (``result="error"``)."""
+
+_RESOURCE_GAUGES: Final = {
+    "cpu": "exesdb_node_cpu_usage_percent",
+    "memory": "exesdb_node_memory_usage_percent",
+    "disk": "exesdb_node_disk_usage_percent",
+    "network": "exesdb_node_network_usage_percent",
+}
+_MAX_ACTIVE_ALERTS: Final = 10_000
+
+# name: (type, help, labels). The one table the README catalog test reads.
+FAMILIES: Final[dict[str, tuple[MetricType, str, tuple[str, ...]]]] = {
+    # health
+    "exesdb_node_health_status": (
+        G,
+        "Node health as a state set: 1 for the current status, 0 for the others.",
+        ("node", "status"),
+    ),
+    "exesdb_node_cpu_usage_percent": (G, "CPU in use on the node, percent.", ("node",)),
+    "exesdb_node_memory_usage_percent": (G, "Memory in use on the node, percent.", ("node",)),
+    "exesdb_node_disk_usage_percent": (G, "Disk space in use on the node, percent.", ("node",)),
+    "exesdb_node_network_usage_percent": (
+        G,
+        "Network capacity in use on the node, percent.",
+        ("node",),
+    ),
+    "exesdb_node_load_average": (G, "The node's one-minute load average.", ("node",)),
+    "exesdb_node_resource_used": (
+        G,
+        "A resource's use in its own unit (bytes for memory and disk, CPUs for cpu).",
+        ("node", "resource"),
+    ),
+    "exesdb_node_resource_available": (
+        G,
+        "A resource's total in its own unit (bytes for memory and disk, CPUs for cpu).",
+        ("node", "resource"),
+    ),
+    "exesdb_component_health_status": (
+        G,
+        "Component health as a state set: 1 for the current status, 0 for the others.",
+        ("node", "component", "status"),
+    ),
+    "exesdb_health_checks": (
+        C,
+        "Health checks completed, by result (pass, fail, timeout).",
+        ("node", "check", "result"),
+    ),
+    "exesdb_health_check_success": (
+        G,
+        "1 when the latest run of a health check passed, else 0.",
+        ("node", "check"),
+    ),
+    "exesdb_health_check_duration_seconds": (
+        G,
+        "How long the latest run of a health check took.",
+        ("node", "check"),
+    ),
+    # cluster
+    "exesdb_cluster_nodes": (
+        G,
+        "Cluster nodes by state (healthy, degraded, unhealthy, down, total).",
+        ("state",),
+    ),
+    "exesdb_cluster_quorum_available": (G, "1 while the cluster has quorum, else 0.", ()),
+    "exesdb_cluster_health_status": (
+        G,
+        "Cluster health as a state set: 1 for the current status, 0 for the others.",
+        ("status",),
+    ),
+    "exesdb_cluster_membership_events": (
+        C,
+        "Cluster membership changes (node_added, node_removed, partition_*).",
+        ("event",),
+    ),
+    # throughput, latency, performance
+    "exesdb_operations": (
+        C,
+        "Operations finished, by result (success, error).",
+        ("node", "operation", "result"),
+    ),
+    "exesdb_operation_rate_per_second": (
+        G,
+        "Operations per second over the latest reporting interval.",
+        ("node", "operation"),
+    ),
+    "exesdb_operation_latency_seconds": (
+        S,
+        "Operation latency over the latest interval: quantile 0 is the minimum, 1 the maximum.",
+        ("node", "operation", "quantile"),
+    ),
+    "exesdb_operation_latency_avg_seconds": (
+        G,
+        "Average operation latency over the latest interval.",
+        ("node", "operation"),
+    ),
+    "exesdb_operation_latency_samples": (
+        G,
+        "Operations the latest latency figures were computed from.",
+        ("node", "operation"),
+    ),
+    "exesdb_performance_value": (
+        G,
+        "A component's named measurement (PerformanceMetric), in the unit of its unit label.",
+        ("node", "component", "metric", "unit"),
+    ),
+    "exesdb_metric_alerts": (
+        C,
+        "MetricAlert messages: a metric crossed its threshold.",
+        ("node", "metric", "severity"),
+    ),
+    # alerts
+    "exesdb_alerts": (
+        C,
+        "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation).",
+        ("severity", "category"),
+    ),
+    "exesdb_alerts_active": (
+        G,
+        "SystemAlerts seen and not yet acknowledged, by severity.",
+        ("severity",),
+    ),
+    "exesdb_alert_acknowledgements": (
+        C,
+        "Alerts acknowledged, by the severity the alert had (unknown when not seen).",
+        ("severity",),
+    ),
+    "exesdb_alert_escalations": (C, "Alert escalations, by the level reached.", ("level",)),
+    "exesdb_alert_notifications": (
+        C,
+        "Alert notification outcomes, by delivery method and status.",
+        ("method", "status"),
+    ),
+    # system
+    "exesdb_config_changes": (C, "SystemConfig messages, by component.", ("node", "component")),
+    "exesdb_system_lifecycle_events": (
+        C,
+        "SystemLifecycle events (starting, started, stopping, stopped).",
+        ("node", "system", "event"),
+    ),
+    "exesdb_system_lifecycle_state": (
+        G,
+        "A system's lifecycle as a state set: 1 for its latest event, 0 for the others.",
+        ("node", "system", "state"),
+    ),
+    "exesdb_feature_enabled": (G, "1 while a feature toggle is on, else 0.", ("node", "feature")),
+    # lifecycle
+    "exesdb_node_lifecycle_events": (
+        C,
+        "Node lifecycle events (joining, joined, leaving, left, down, reconnected).",
+        ("node", "event"),
+    ),
+    "exesdb_node_cluster_size": (
+        G,
+        "Cluster size as of the node's latest lifecycle event.",
+        ("node",),
+    ),
+    "exesdb_process_lifecycle_events": (
+        C,
+        "Process lifecycle events (started, stopped, crashed, restarted), by module.",
+        ("node", "module", "event"),
+    ),
+    "exesdb_supervision_events": (
+        C,
+        "Supervision events (child_started, child_terminated, restart_limit_exceeded).",
+        ("node", "supervisor", "event"),
+    ),
+    # audit
+    "exesdb_audit_data_changes": (
+        C,
+        "Audited data changes, by resource type and action.",
+        ("node", "resource_type", "action"),
+    ),
+    "exesdb_audit_admin_actions": (C, "Audited admin actions, by type.", ("node", "action")),
+    "exesdb_audit_access": (
+        C,
+        "Audited accesses, by resource type and result (success, failure).",
+        ("node", "resource_type", "result"),
+    ),
+    "exesdb_audit_compliance_events": (
+        C,
+        "Compliance events, by type.",
+        ("node", "event_type"),
+    ),
+    # diagnostics
+    "exesdb_debug_traces": (C, "Debug traces, by component.", ("node", "component")),
+    "exesdb_performance_analyses": (
+        C,
+        "Performance analyses, by component, type and severity.",
+        ("node", "component", "analysis_type", "severity"),
+    ),
+    "exesdb_system_state_snapshots": (
+        C,
+        "System state snapshots, by type.",
+        ("node", "snapshot_type"),
+    ),
+    "exesdb_system_processes": (
+        G,
+        "Processes in the node's latest system state snapshot.",
+        ("node",),
+    ),
+    "exesdb_system_memory_bytes": (
+        G,
+        "Memory in the node's latest system state snapshot.",
+        ("node",),
+    ),
+    "exesdb_error_analyses": (C, "Error analyses, by error type.", ("node", "error_type")),
+    "exesdb_error_frequency": (
+        G,
+        "How often an error type occurred, as of its latest analysis.",
+        ("node", "error_type"),
+    ),
+    # security
+    "exesdb_auth_events": (
+        C,
+        "Authentication events, by type and method.",
+        ("node", "event_type", "method"),
+    ),
+    "exesdb_access_violations": (
+        C,
+        "Access violations, by type and severity.",
+        ("node", "violation_type", "severity"),
+    ),
+    "exesdb_security_alerts": (
+        C,
+        "Security alerts, by type and severity.",
+        ("node", "alert_type", "severity"),
+    ),
+    "exesdb_session_events": (C, "Session events, by type.", ("node", "event_type")),
+    # logging
+    "exesdb_log_entries": (C, "Log entries, by level.", ("node", "level")),
+    "exesdb_log_period_entries": (
+        G,
+        "Log entries per level in the latest LogSummary for a period.",
+        ("period", "level"),
+    ),
+    "exesdb_log_period_error_rate_per_minute": (
+        G,
+        "Errors per minute in the latest LogSummary for a period.",
+        ("period",),
+    ),
+    "exesdb_log_filter_updates": (
+        C,
+        "Log filter changes, by filter type and action.",
+        ("filter_type", "action"),
+    ),
+    "exesdb_log_rotations": (C, "Log rotations, by log type.", ("node", "log_type")),
+    "exesdb_log_rotated_bytes": (
+        C,
+        "Bytes in rotated log files, by log type.",
+        ("node", "log_type"),
+    ),
+    # the sink itself
+    "exesdb_prometheus_messages": (
+        C,
+        "Verified messages the Prometheus sink translated, by bus instance and type.",
+        ("pubsub", "tag"),
+    ),
+}
+_SELF_FAMILIES: Final = frozenset({"exesdb_prometheus_messages", "exesdb_alerts_active"})
+
+
+def _node(envelope: Envelope) -> str:
+    node = getattr(envelope.payload, "node", None)
+    return node if isinstance(node, str) and node else envelope.node
+
+
+class Translator:
+    """Turns verified envelopes into series in a ``SeriesStore``."""
+
+    def __init__(self, store: SeriesStore) -> None:
+        self.store = store
+        self._f: dict[str, Family] = {
+            name: store.family(name, kind, help_text, labels, expires=name not in _SELF_FAMILIES)
+            for name, (kind, help_text, labels) in FAMILIES.items()
+        }
+        self._active: OrderedDict[str, str] = OrderedDict()  # alert_id -> severity
+        for severity in ALERT_SEVERITIES:
+            self._f["exesdb_alerts_active"].set((severity,), 0.0)
+        for instance, tag in MESSAGE_TYPES:
+            self._f["exesdb_prometheus_messages"].inc((instance, tag), 0.0)
+        self._handlers: dict[str, Callable[[Envelope], None]] = {
+            "system_config_changed": self._system_config,
+            "system_lifecycle_event": self._system_lifecycle,
+            "feature_toggle_changed": self._feature_toggle,
+            "node_health_updated": self._node_health,
+            "cluster_health_updated": self._cluster_health,
+            "component_health_updated": self._component_health,
+            "health_check_completed": self._health_check,
+            "performance_metric": self._performance,
+            "throughput_metric": self._throughput,
+            "latency_metric": self._latency,
+            "resource_usage": self._resource,
+            "metric_alert": self._metric_alert,
+            "node_lifecycle_event": self._node_lifecycle,
+            "process_lifecycle_event": self._process_lifecycle,
+            "supervision_event": self._supervision,
+            "cluster_membership_changed": self._membership,
+            "system_alert": self._system_alert,
+            "alert_acknowledged": self._alert_ack,
+            "alert_escalated": self._alert_escalation,
+            "notification_status": self._notification,
+            "data_change": self._data_change,
+            "admin_action": self._admin_action,
+            "access_log": self._access_log,
+            "compliance_event": self._compliance,
+            "debug_trace": self._debug_trace,
+            "performance_analysis": self._performance_analysis,
+            "system_state": self._system_state,
+            "error_analysis": self._error_analysis,
+            "auth_event": self._auth_event,
+            "access_violation": self._access_violation,
+            "security_alert": self._security_alert,
+            "session_event": self._session_event,
+            "log_entry": self._log_entry,
+            "log_summary": self._log_summary,
+            "log_filter_updated": self._log_filter,
+            "log_rotation": self._log_rotation,
+        }
+        missing = {tag for _, tag in MESSAGE_TYPES} - set(self._handlers)
+        assert not missing, f"no translation for {missing}"
+
+    def handle(self, envelope: Envelope) -> None:
+        """Update the series for one verified message."""
+        self._f["exesdb_prometheus_messages"].inc((envelope.instance, envelope.tag))
+        self._handlers[envelope.tag](envelope)
+
+    # -- ex_esdb_system --
+
+    def _system_config(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, SystemConfig)
+        self._f["exesdb_config_changes"].inc((_node(envelope), message.component))
+
+    def _system_lifecycle(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, SystemLifecycle)
+        labels = (_node(envelope), message.system_name)
+        self._f["exesdb_system_lifecycle_events"].inc((*labels, message.event))
+        self._f["exesdb_system_lifecycle_state"].set_state(labels, SYSTEM_STATES, message.event)
+
+    def _feature_toggle(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, FeatureToggle)
+        self._f["exesdb_feature_enabled"].set(
+            (_node(envelope), message.feature), 1.0 if message.enabled else 0.0
+        )
+
+    # -- ex_esdb_health --
+
+    def _node_health(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, NodeHealth)
+        node = (message.node,)
+        self._f["exesdb_node_health_status"].set_state(node, NODE_STATES, message.status)
+        if message.memory_usage is not None:
+            self._f["exesdb_node_memory_usage_percent"].set(node, message.memory_usage)
+        if message.disk_usage is not None:
+            self._f["exesdb_node_disk_usage_percent"].set(node, message.disk_usage)
+        if message.load_avg is not None:
+            self._f["exesdb_node_load_average"].set(node, message.load_avg)
+
+    def _cluster_health(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, ClusterHealth)
+        nodes = self._f["exesdb_cluster_nodes"]
+        degraded = len(message.degraded_nodes)
+        unhealthy = len(message.unhealthy_nodes)
+        down = max(0, message.total_nodes - message.healthy_nodes - degraded - unhealthy)
+        nodes.set(("healthy",), float(message.healthy_nodes))
+        nodes.set(("degraded",), float(degraded))
+        nodes.set(("unhealthy",), float(unhealthy))
+        nodes.set(("down",), float(down))
+        nodes.set(("total",), float(message.total_nodes))
+        self._f["exesdb_cluster_quorum_available"].set(
+            (), 1.0 if message.quorum_status == "available" else 0.0
+        )
+        self._f["exesdb_cluster_health_status"].set_state((), COMPONENT_STATES, message.status)
+
+    def _component_health(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, ComponentHealth)
+        self._f["exesdb_component_health_status"].set_state(
+            (message.node, message.component), COMPONENT_STATES, message.status
+        )
+
+    def _health_check(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, HealthCheck)
+        labels = (message.node, message.check_name)
+        self._f["exesdb_health_checks"].inc((*labels, message.result))
+        self._f["exesdb_health_check_success"].set(labels, 1.0 if message.result == "pass" else 0.0)
+        self._f["exesdb_health_check_duration_seconds"].set(labels, message.duration_ms / 1000)
+
+    # -- ex_esdb_metrics --
+
+    def _performance(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, PerformanceMetric)
+        self._f["exesdb_performance_value"].set(
+            (message.node, message.component, message.metric_name, message.unit), message.value
+        )
+
+    def _throughput(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, ThroughputMetric)
+        failed = envelope.topic.endswith(ERROR_TOPIC_SUFFIX)
+        labels = (message.node, message.operation)
+        self._f["exesdb_operations"].inc(
+            (*labels, "error" if failed else "success"), float(message.count)
+        )
+        if not failed:
+            self._f["exesdb_operation_rate_per_second"].set(labels, message.rate_per_sec)
+
+    def _latency(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, LatencyMetric)
+        labels = (message.node, message.operation)
+        seconds = message.latency_ms / 1000
+        if message.percentile == "avg":
+            self._f["exesdb_operation_latency_avg_seconds"].set(labels, seconds)
+            self._f["exesdb_operation_latency_samples"].set(labels, float(message.sample_count))
+        else:
+            self._f["exesdb_operation_latency_seconds"].set(
+                (*labels, QUANTILES[message.percentile]), seconds
+            )
+
+    def _resource(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, ResourceUsage)
+        node = message.node
+        self._f[_RESOURCE_GAUGES[message.resource_type]].set((node,), message.usage_percent)
+        resource = (node, message.resource_type)
+        self._f["exesdb_node_resource_used"].set(resource, message.current_used)
+        self._f["exesdb_node_resource_available"].set(resource, message.total_available)
+
+    def _metric_alert(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, MetricAlert)
+        self._f["exesdb_metric_alerts"].inc((message.node, message.metric_name, message.severity))
+        self._f["exesdb_alerts"].inc((message.severity, "performance"))
+
+    # -- ex_esdb_lifecycle --
+
+    def _node_lifecycle(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, NodeLifecycle)
+        self._f["exesdb_node_lifecycle_events"].inc((message.node, message.event))
+        self._f["exesdb_node_cluster_size"].set((message.node,), float(message.cluster_size))
+
+    def _process_lifecycle(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, ProcessLifecycle)
+        self._f["exesdb_process_lifecycle_events"].inc(
+            (message.node, message.module, message.event)
+        )
+
+    def _supervision(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, SupervisionEvent)
+        self._f["exesdb_supervision_events"].inc((message.node, message.supervisor, message.event))
+
+    def _membership(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, ClusterMembership)
+        self._f["exesdb_cluster_membership_events"].inc((message.event,))
+        self._f["exesdb_cluster_quorum_available"].set(
+            (), 1.0 if message.quorum_status == "available" else 0.0
+        )
+
+    # -- ex_esdb_alerts --
+
+    def _system_alert(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, SystemAlert)
+        self._f["exesdb_alerts"].inc((message.severity, message.category))
+        if message.alert_id not in self._active:
+            if len(self._active) >= _MAX_ACTIVE_ALERTS:
+                _, oldest = self._active.popitem(last=False)
+                self._f["exesdb_alerts_active"].inc((oldest,), -1.0)
+            self._active[message.alert_id] = message.severity
+            self._f["exesdb_alerts_active"].inc((message.severity,))
+
+    def _alert_ack(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, AlertAck)
+        severity = self._active.pop(message.alert_id, None)
+        if severity is not None:
+            self._f["exesdb_alerts_active"].inc((severity,), -1.0)
+        self._f["exesdb_alert_acknowledgements"].inc((severity or "unknown",))
+
+    def _alert_escalation(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, AlertEscalation)
+        self._f["exesdb_alert_escalations"].inc((message.to_level,))
+
+    def _notification(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, NotificationStatus)
+        self._f["exesdb_alert_notifications"].inc((message.delivery_method, message.status))
+
+    # -- ex_esdb_audit --
+
+    def _data_change(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, DataChange)
+        self._f["exesdb_audit_data_changes"].inc(
+            (message.node, message.resource_type, message.action)
+        )
+
+    def _admin_action(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, AdminAction)
+        self._f["exesdb_audit_admin_actions"].inc((message.node, message.action_type))
+
+    def _access_log(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, AccessLog)
+        self._f["exesdb_audit_access"].inc(
+            (message.node, message.resource_type, "success" if message.success else "failure")
+        )
+
+    def _compliance(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, ComplianceEvent)
+        self._f["exesdb_audit_compliance_events"].inc((message.node, message.event_type))
+
+    # -- ex_esdb_diagnostics --
+
+    def _debug_trace(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, DebugTrace)
+        self._f["exesdb_debug_traces"].inc((message.node, message.component))
+
+    def _performance_analysis(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, PerformanceAnalysis)
+        self._f["exesdb_performance_analyses"].inc(
+            (message.node, message.component, message.analysis_type, message.severity)
+        )
+
+    def _system_state(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, SystemState)
+        node = (message.node,)
+        self._f["exesdb_system_state_snapshots"].inc((message.node, message.snapshot_type))
+        self._f["exesdb_system_processes"].set(node, float(message.process_count))
+        self._f["exesdb_system_memory_bytes"].set(node, float(message.memory_usage))
+
+    def _error_analysis(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, ErrorAnalysis)
+        labels = (message.node, message.error_type)
+        self._f["exesdb_error_analyses"].inc(labels)
+        self._f["exesdb_error_frequency"].set(labels, float(message.frequency))
+
+    # -- ex_esdb_security --
+
+    def _auth_event(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, AuthEvent)
+        self._f["exesdb_auth_events"].inc((message.node, message.event_type, message.auth_method))
+
+    def _access_violation(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, AccessViolation)
+        self._f["exesdb_access_violations"].inc(
+            (_node(envelope), message.violation_type, message.severity)
+        )
+        self._f["exesdb_alerts"].inc((SECURITY_SEVERITY[message.severity], "security"))
+
+    def _security_alert(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, SecurityAlert)
+        self._f["exesdb_security_alerts"].inc((message.node, message.alert_type, message.severity))
+        self._f["exesdb_alerts"].inc((SECURITY_SEVERITY[message.severity], "security"))
+
+    def _session_event(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, SessionEvent)
+        self._f["exesdb_session_events"].inc((message.node, message.event_type))
+
+    # -- ex_esdb_logging --
+
+    def _log_entry(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, LogEntry)
+        self._f["exesdb_log_entries"].inc((message.node, message.level))
+
+    def _log_summary(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, LogSummary)
+        entries = self._f["exesdb_log_period_entries"]
+        for level, count in message.log_counts.items():
+            entries.set((message.time_period, str(level)), float(count))
+        self._f["exesdb_log_period_error_rate_per_minute"].set(
+            (message.time_period,), message.error_rate
+        )
+
+    def _log_filter(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, LogFilter)
+        self._f["exesdb_log_filter_updates"].inc((message.filter_type, message.action))
+
+    def _log_rotation(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, LogRotation)
+        labels = (message.node, message.log_type)
+        self._f["exesdb_log_rotations"].inc(labels)
+        self._f["exesdb_log_rotated_bytes"].inc(labels, float(message.file_size))

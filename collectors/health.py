@@ -1,0 +1,266 @@
+"""The health collector: host resources, the bridge's own process and its components.
+
+Every ``EXESDB_HEALTH_BROADCAST_INTERVAL`` ms it publishes a HealthCheck (with the check's
+measured duration), ResourceUsage for cpu, memory and disk, a NodeHealth whose status is the worst
+of the per-resource statuses (from the ``EXESDB_*_DEGRADED`` / ``EXESDB_*_UNHEALTHY``
+thresholds), PerformanceMetrics for the process's RSS and open file descriptors, and a
+ComponentHealth for the bus and each component. A resource whose status changes to degraded or
+unhealthy also publishes a MetricAlert (warning or critical).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from bridge.integration import Integration
+from bridge.messages import (
+    ComponentHealth,
+    HealthCheck,
+    MetricAlert,
+    NodeHealth,
+    PerformanceMetric,
+    ResourceUsage,
+)
+from collectors.host import HostProbe, HostSample, PsutilProbe
+from collectors.scheduler import CollectorMetrics, Schedule
+
+if TYPE_CHECKING:
+    from bridge.app import Bridge
+
+__all__ = ["CHECK_NAME", "PROCESS_COMPONENT", "HealthCollector", "Thresholds", "health_collector"]
+
+_logger = logging.getLogger(__name__)
+
+Status = Literal["healthy", "degraded", "unhealthy"]
+CHECK_NAME: Final = "host_resources"
+PROCESS_COMPONENT: Final = "exesdb_bridge"
+_RANK: Final[dict[str, int]] = {"healthy": 0, "degraded": 1, "unhealthy": 2}
+_DISABLED_AT: Final = 100.0
+_NOT_TOPIC: Final = re.compile(r"[^A-Za-z0-9_.:-]")
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Percentages at which a resource is degraded or unhealthy; 100 or more disables one."""
+
+    degraded: float
+    unhealthy: float
+
+    def status(self, percent: float) -> Status:
+        """The status of a reading."""
+        if self.unhealthy < _DISABLED_AT and percent >= self.unhealthy:
+            return "unhealthy"
+        if self.degraded < _DISABLED_AT and percent >= self.degraded:
+            return "degraded"
+        return "healthy"
+
+
+ReadinessSource = Callable[[], Mapping[str, Mapping[str, Any]]]
+
+
+class HealthCollector:
+    """Publishes the node's and the components' health on a schedule."""
+
+    name = "health_collector"
+    required = False
+
+    def __init__(
+        self,
+        integration: Integration,
+        *,
+        probe: HostProbe,
+        thresholds: Mapping[str, Thresholds],
+        readiness: ReadinessSource | None = None,
+        interval_seconds: float = 30.0,
+        metrics: CollectorMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._integration = integration
+        self._probe = probe
+        self._thresholds = dict(thresholds)
+        self._readiness = readiness
+        self._timer = timer
+        self._statuses: dict[str, Status] = {}
+        self.schedule = Schedule(
+            "health",
+            interval_seconds,
+            self.collect,
+            enabled=integration.enabled,
+            metrics=metrics,
+            clock=clock,
+            sleep=sleep,
+        )
+
+    async def start(self) -> None:
+        """Start the schedule (the first collection runs at once)."""
+        self.schedule.start()
+
+    def readiness(self) -> str | None:
+        """Never holds up readiness; reports a stopped schedule."""
+        return None
+
+    async def aclose(self) -> None:
+        """Stop the schedule; idempotent."""
+        await self.schedule.aclose()
+
+    # -- one collection --
+
+    def collect(self) -> None:
+        """Read the host once and publish what it shows."""
+        started = self._timer()
+        sample: HostSample | None = None
+        failure: str | None = None
+        try:
+            sample = self._probe.sample()
+        except Exception as exc:  # a failed reading is a failed check, reported, not raised
+            failure = f"{type(exc).__name__}: {exc}"
+            _logger.warning("host health check failed: %s", failure)
+        duration_ms = max(0.0, (self._timer() - started) * 1000)
+        statuses: dict[str, Status] = {}
+        if sample is not None:
+            for resource, percent in self._readings(sample).items():
+                limits = self._thresholds.get(resource)
+                statuses[resource] = limits.status(percent) if limits else "healthy"
+        self._publish_check(sample, statuses, duration_ms, failure)
+        if sample is None:
+            self._publish("node:health", NodeHealth, status="unknown", checks={"error": failure})
+        else:
+            self._publish_node(sample, statuses)
+            self._publish_alerts(sample, statuses)
+        self._publish_components()
+
+    @staticmethod
+    def _readings(sample: HostSample) -> dict[str, float]:
+        return {
+            "cpu": sample.cpu_percent,
+            "memory": sample.memory_percent,
+            "disk": sample.disk_percent,
+        }
+
+    def _publish(self, topic: str, model: Any, **fields: Any) -> None:
+        self._integration.publish(topic, self._integration.build(model, **fields))
+
+    def _publish_check(
+        self,
+        sample: HostSample | None,
+        statuses: Mapping[str, Status],
+        duration_ms: float,
+        failure: str | None,
+    ) -> None:
+        self._publish(
+            "health_checks",
+            HealthCheck,
+            check_name=CHECK_NAME,
+            result="pass" if sample is not None else "fail",
+            duration_ms=duration_ms,
+            details=dict(statuses),
+            error=failure,
+        )
+
+    def _publish_node(self, sample: HostSample, statuses: Mapping[str, Status]) -> None:
+        worst: Status = max(statuses.values(), key=_RANK.__getitem__, default="healthy")
+        checks: dict[str, Any] = {
+            resource: {"usage_percent": percent, "status": statuses[resource]}
+            for resource, percent in self._readings(sample).items()
+        }
+        checks["process"] = {"rss_bytes": sample.rss_bytes, "open_fds": sample.open_fds}
+        self._publish(
+            "node:health",
+            NodeHealth,
+            status=worst,
+            checks=checks,
+            load_avg=sample.load_average,
+            memory_usage=sample.memory_percent,
+            disk_usage=sample.disk_percent,
+        )
+        cpus = float(sample.cpu_count)
+        for resource, percent, total, used in (
+            ("cpu", sample.cpu_percent, cpus, cpus * sample.cpu_percent / 100),
+            ("memory", sample.memory_percent, sample.memory_total, sample.memory_used),
+            ("disk", sample.disk_percent, sample.disk_total, sample.disk_used),
+        ):
+            self._publish(
+                "resources",
+                ResourceUsage,
+                resource_type=resource,
+                usage_percent=min(max(percent, 0.0), 100.0),
+                total_available=max(total, 0.0),
+                current_used=max(used, 0.0),
+            )
+        self._publish(
+            "process",
+            PerformanceMetric,
+            metric_name="resident_memory_bytes",
+            value=sample.rss_bytes,
+            unit="bytes",
+            component=PROCESS_COMPONENT,
+        )
+        if sample.open_fds is not None:
+            self._publish(
+                "process",
+                PerformanceMetric,
+                metric_name="open_fds",
+                value=float(sample.open_fds),
+                unit="count",
+                component=PROCESS_COMPONENT,
+            )
+
+    def _publish_alerts(self, sample: HostSample, statuses: Mapping[str, Status]) -> None:
+        readings = self._readings(sample)
+        for resource, status in statuses.items():
+            previous = self._statuses.get(resource, "healthy")
+            if status != previous and status != "healthy":
+                limits = self._thresholds[resource]
+                self._publish(
+                    "metric_alert",
+                    MetricAlert,
+                    metric_name=f"{resource}_usage_percent",
+                    current_value=readings[resource],
+                    threshold_value=limits.unhealthy if status == "unhealthy" else limits.degraded,
+                    threshold_type="max",
+                    severity="critical" if status == "unhealthy" else "warning",
+                )
+            if status != previous:
+                _logger.info("%s is %s (was %s)", resource, status, previous)
+        self._statuses = dict(statuses)
+
+    def _publish_components(self) -> None:
+        if self._readiness is None:
+            return
+        for component, check in self._readiness().items():
+            ready = bool(check.get("ready"))
+            status: Status = (
+                "healthy" if ready else ("unhealthy" if check.get("required") else "degraded")
+            )
+            self._publish(
+                _NOT_TOPIC.sub("_", component)[:120] + ":health",
+                ComponentHealth,
+                component=component,
+                status=status,
+                details={"reason": check.get("reason"), "required": bool(check.get("required"))},
+            )
+
+
+def health_collector(bridge: Bridge) -> HealthCollector:
+    """The factory ``default_components()`` lists."""
+    settings = bridge.settings
+    return HealthCollector(
+        bridge.integration,
+        probe=PsutilProbe(),
+        thresholds={
+            "cpu": Thresholds(settings.cpu_degraded, settings.cpu_unhealthy),
+            "memory": Thresholds(settings.memory_degraded, settings.memory_unhealthy),
+            "disk": Thresholds(settings.disk_degraded, settings.disk_unhealthy),
+        },
+        readiness=bridge.readiness,
+        interval_seconds=settings.health_broadcast_interval / 1000,
+        metrics=CollectorMetrics.for_registry(bridge.registry),
+    )

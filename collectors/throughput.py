@@ -1,0 +1,176 @@
+"""The throughput and latency collector: ``track()``-ed operations, the bus, host I/O.
+
+Every ``EXESDB_METRICS_BROADCAST_INTERVAL`` ms it drains the integration's ``OperationRecorder``
+(a bounded histogram per operation) and publishes, per operation, a ThroughputMetric for the
+successes (topic ``throughput``, ``rate_per_sec`` over all outcomes), one for the failures when
+there were any (topic ``throughput:error``) and six LatencyMetrics (p50, p95, p99, max, min, avg).
+The bridge's own work is recorded too: a bus subscriber times every verified message from publish
+to delivery as ``bus.delivery`` and per instance as ``bus.<instance>``. Host disk and network
+throughput go out as PerformanceMetrics of component ``host`` in bytes per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final
+
+from bridge.bus import Bus, Envelope
+from bridge.integration import Integration
+from bridge.messages import LatencyMetric, PerformanceMetric, ThroughputMetric
+from bridge.operations import OperationSnapshot
+from collectors.host import HostProbe, IoCounters, PsutilProbe
+from collectors.scheduler import CollectorMetrics, Schedule
+
+if TYPE_CHECKING:
+    from bridge.app import Bridge
+
+__all__ = ["BUS_DELIVERY", "BUS_SUBSCRIBER", "ThroughputCollector", "throughput_collector"]
+
+BUS_DELIVERY: Final = "bus.delivery"
+BUS_SUBSCRIBER: Final = "collectors.bus"
+_PERCENTILES: Final = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("min", 0.0), ("max", 1.0))
+_IO_METRICS: Final = (
+    ("disk_read_bytes", "disk_read_bytes_per_second"),
+    ("disk_write_bytes", "disk_write_bytes_per_second"),
+    ("net_received_bytes", "network_receive_bytes_per_second"),
+    ("net_sent_bytes", "network_transmit_bytes_per_second"),
+)
+
+
+class ThroughputCollector:
+    """Publishes operation throughput and latency, and host I/O rates, on a schedule."""
+
+    name = "throughput_collector"
+    required = False
+
+    def __init__(
+        self,
+        integration: Integration,
+        *,
+        bus: Bus | None = None,
+        probe: HostProbe | None = None,
+        interval_seconds: float = 60.0,
+        metrics: CollectorMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._integration = integration
+        self._recorder = integration.recorder
+        self._probe = probe
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._last_drain = clock()
+        self._last_io: IoCounters | None = probe.io() if probe is not None else None
+        if bus is not None:
+            bus.subscribe(BUS_SUBSCRIBER, self.on_message)
+        self.schedule = Schedule(
+            "throughput",
+            interval_seconds,
+            self.collect,
+            enabled=integration.enabled,
+            first_at_once=False,
+            metrics=metrics,
+            clock=clock,
+            sleep=sleep,
+        )
+
+    def on_message(self, envelope: Envelope) -> None:
+        """Record one delivered message's publish-to-delivery latency (1 ms resolution)."""
+        latency = max(0.0, self._wall_clock() - envelope.unix_ts)
+        self._recorder.record(BUS_DELIVERY, latency)
+        self._recorder.record(f"bus.{envelope.instance}", latency)
+
+    async def start(self) -> None:
+        """Start the schedule; the first collection covers the first interval."""
+        self._last_drain = self._clock()
+        self.schedule.start()
+
+    def readiness(self) -> str | None:
+        """Never holds up readiness."""
+        return None
+
+    async def aclose(self) -> None:
+        """Stop the schedule; idempotent."""
+        await self.schedule.aclose()
+
+    # -- one collection --
+
+    def collect(self) -> None:
+        """Drain the recorder and read host I/O; publish the interval's figures."""
+        now = self._clock()
+        elapsed = max(now - self._last_drain, 1e-3)
+        self._last_drain = now
+        for snapshot in self._recorder.drain():
+            self._publish_operation(snapshot, elapsed)
+        self._publish_io(elapsed)
+
+    def _publish(self, topic: str, model: Any, **fields: Any) -> None:
+        self._integration.publish(topic, self._integration.build(model, **fields))
+
+    def _publish_operation(self, snapshot: OperationSnapshot, elapsed: float) -> None:
+        duration_ms = elapsed * 1000
+        self._publish(
+            "throughput",
+            ThroughputMetric,
+            operation=snapshot.operation,
+            count=snapshot.succeeded,
+            duration_ms=duration_ms,
+            rate_per_sec=snapshot.count / elapsed,
+        )
+        if snapshot.failed:
+            self._publish(
+                "throughput:error",
+                ThroughputMetric,
+                operation=snapshot.operation,
+                count=snapshot.failed,
+                duration_ms=duration_ms,
+                rate_per_sec=snapshot.failed / elapsed,
+            )
+        latency = snapshot.latency
+        if not latency.count:
+            return
+        figures = [(name, latency.quantile(q)) for name, q in _PERCENTILES]
+        figures.append(("avg", latency.mean))
+        for percentile, seconds in figures:
+            self._publish(
+                "latency",
+                LatencyMetric,
+                operation=snapshot.operation,
+                latency_ms=seconds * 1000,
+                percentile=percentile,
+                sample_count=latency.count,
+            )
+
+    def _publish_io(self, elapsed: float) -> None:
+        if self._probe is None:
+            return
+        current = self._probe.io()
+        previous, self._last_io = self._last_io, current
+        if previous is None:
+            return
+        for field, metric in _IO_METRICS:
+            before, after = getattr(previous, field), getattr(current, field)
+            if before is None or after is None or after < before:
+                continue  # no such counter here, or it wrapped / was reset
+            self._publish(
+                "host",
+                PerformanceMetric,
+                metric_name=metric,
+                value=(after - before) / elapsed,
+                unit="bytes_per_second",
+                component="host",
+            )
+
+
+def throughput_collector(bridge: Bridge) -> ThroughputCollector:
+    """The factory ``default_components()`` lists."""
+    return ThroughputCollector(
+        bridge.integration,
+        bus=bridge.bus,
+        probe=PsutilProbe(),
+        interval_seconds=bridge.settings.metrics_broadcast_interval / 1000,
+        metrics=CollectorMetrics.for_registry(bridge.registry),
+    )

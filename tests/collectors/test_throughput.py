@@ -1,0 +1,91 @@
+"""The throughput collector: per-operation throughput and latency, bus delivery, host I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bridge.messages import LatencyMetric, PerformanceMetric, ThroughputMetric
+from collectors import IoCounters, ThroughputCollector
+from tests.collectors.fakes import FakeProbe, VirtualTime, make_bus, make_integration
+from tests.sinks.prometheus_support import envelope
+
+
+def _collector(integration=None, probe=None, wall=None) -> Any:
+    virtual = VirtualTime()
+    integration = integration or make_integration()
+    collector = ThroughputCollector(
+        integration,
+        probe=probe,
+        clock=virtual.clock,
+        sleep=virtual.sleep,
+        wall_clock=wall or (lambda: 0.0),
+    )
+    return collector, integration, virtual
+
+
+def test_publishes_throughput_and_six_latency_figures_per_operation():
+    """Each drained operation gives success and error throughput and six latency figures."""
+    collector, integration, virtual = _collector()
+    recorder = integration.recorder
+    for ms in range(1, 101):
+        recorder.record("append", ms / 1000, ok=ms % 10 != 0)
+    virtual.now += 20.0
+    collector.collect()
+    throughput = [(t, m) for t, m in integration.published if isinstance(m, ThroughputMetric)]
+    assert [(t, m.count) for t, m in throughput] == [("throughput", 90), ("throughput:error", 10)]
+    ok = throughput[0][1]
+    assert ok.duration_ms == pytest.approx(20_000)
+    assert ok.rate_per_sec == pytest.approx(5.0)
+    latency = {m.percentile: m for m in integration.of(LatencyMetric)}
+    assert set(latency) == {"p50", "p95", "p99", "min", "max", "avg"}
+    assert latency["min"].latency_ms == pytest.approx(1.0)
+    assert latency["max"].latency_ms == pytest.approx(100.0)
+    assert latency["avg"].latency_ms == pytest.approx(50.5)
+    assert latency["p50"].latency_ms == pytest.approx(50, rel=0.05)
+    assert latency["p99"].latency_ms == pytest.approx(99, rel=0.05)
+    assert all(m.sample_count == 100 for m in latency.values())
+    integration.published.clear()
+    collector.collect()  # nothing recorded since: nothing to say
+    assert integration.published == []
+
+
+def test_bus_deliveries_are_recorded_per_instance():
+    """The bus subscriber records publish-to-delivery latency overall and per instance."""
+    bus = make_bus()
+    integration = make_integration()
+    message = envelope("log_entry", level="info", message="m", module="M")
+    collector = ThroughputCollector(integration, bus=bus, wall_clock=lambda: message.unix_ts + 0.25)
+    assert any(s.name == "collectors.bus" for s in bus.subscriptions)
+    collector.on_message(message)
+    collector.on_message(message)
+    drained = {s.operation: s for s in integration.recorder.drain()}
+    assert set(drained) == {"bus.delivery", "bus.ex_esdb_logging"}
+    assert drained["bus.delivery"].count == 2
+    assert drained["bus.delivery"].latency.maximum == pytest.approx(0.25)
+
+
+def test_host_io_becomes_byte_rates():
+    """Disk and network counters become bytes per second over the interval."""
+    probe = FakeProbe()
+    collector, integration, virtual = _collector(probe=probe)
+    probe.counters = IoCounters(1000 + 5000, 2000 + 10_000, 3000, None)
+    virtual.now += 10.0
+    collector.collect()
+    rates = {m.metric_name: m.value for m in integration.of(PerformanceMetric)}
+    assert rates == {
+        "disk_read_bytes_per_second": 500.0,
+        "disk_write_bytes_per_second": 1000.0,
+        "network_receive_bytes_per_second": 0.0,
+    }
+    assert {m.unit for m in integration.of(PerformanceMetric)} == {"bytes_per_second"}
+
+
+def test_publishes_nothing_while_disabled():
+    """With the integration off nothing is published (and the figures wait for later)."""
+    collector, integration, virtual = _collector(integration=make_integration(enabled=False))
+    integration.recorder.record("op", 0.01)
+    virtual.now += 1
+    collector.collect()
+    assert integration.published == []

@@ -1,0 +1,133 @@
+"""A real Alertmanager for integration tests (Debian's ``prometheus-alertmanager``).
+
+``AlertmanagerServer(webhook_url=...).start(workdir)`` writes a configuration routing every alert
+to one webhook receiver (short ``group_wait`` so tests stay fast), starts Alertmanager on a free
+loopback port with clustering off and its storage in ``workdir``, and waits for ``/-/ready``.
+``alerts()`` reads ``/api/v2/alerts``. Tests use the ``alertmanager_server`` fixture, a factory
+whose servers are stopped afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import free_port, http_get, require_binary, wait_until
+
+__all__ = ["AlertmanagerServer", "alertmanager_server"]
+
+BINARY = "prometheus-alertmanager"
+
+
+class AlertmanagerServer:
+    """One Alertmanager process; ``webhook_url``, when given, receives every notification."""
+
+    def __init__(
+        self,
+        *,
+        webhook_url: str | None = None,
+        group_wait: str = "200ms",
+        group_interval: str = "1s",
+        repeat_interval: str = "1h",
+    ) -> None:
+        self.binary = require_binary(BINARY)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.webhook_url = webhook_url
+        self.group_wait = group_wait
+        self.group_interval = group_interval
+        self.repeat_interval = repeat_interval
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+
+    def config(self) -> str:
+        """The configuration file's text (JSON is valid YAML)."""
+        receiver: dict[str, Any] = {"name": "test"}
+        if self.webhook_url:
+            receiver["webhook_configs"] = [{"url": self.webhook_url, "send_resolved": True}]
+        return json.dumps(
+            {
+                "route": {
+                    "receiver": "test",
+                    "group_by": ["alertname"],
+                    "group_wait": self.group_wait,
+                    "group_interval": self.group_interval,
+                    "repeat_interval": self.repeat_interval,
+                },
+                "receivers": [receiver],
+            },
+            indent=2,
+        )
+
+    def start(self, workdir: Path, ready_timeout: float = 30.0) -> AlertmanagerServer:
+        """Write the configuration, start the server and wait until it is ready."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        config_path = workdir / "alertmanager.yml"
+        config_path.write_text(self.config())
+        self.log_path = workdir / "alertmanager.log"
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    self.binary,
+                    f"--config.file={config_path}",
+                    f"--storage.path={workdir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--cluster.listen-address=",
+                    "--log.level=warn",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until(
+            lambda: self._alive() and http_get(self.url + "/-/ready")[0] == 200,
+            ready_timeout,
+            f"alertmanager on {self.url} (log: {self.log_path})",
+        )
+        return self
+
+    def _alive(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            pytest.fail(f"alertmanager exited with {self.process.returncode}: {self.log()}")
+        return True
+
+    def log(self) -> str:
+        """What the server printed so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def alerts(self, active_only: bool = False) -> list[dict[str, Any]]:
+        """``GET /api/v2/alerts``: the alerts Alertmanager holds."""
+        query = "?active=true&silenced=false&inhibited=false" if active_only else ""
+        status, body = http_get(f"{self.url}/api/v2/alerts{query}", timeout=10.0)
+        assert status == 200, body
+        return list(json.loads(body))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Terminate the server (killed after ``timeout``)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def alertmanager_server(tmp_path: Path) -> Iterator[Callable[..., AlertmanagerServer]]:
+    """``alertmanager_server(webhook_url=..., **options)`` starts one; all stop afterwards."""
+    started: list[AlertmanagerServer] = []
+
+    def start(**options: Any) -> AlertmanagerServer:
+        server = AlertmanagerServer(**options)
+        started.append(server)
+        return server.start(tmp_path / f"alertmanager-{server.port}")
+
+    yield start
+    for server in started:
+        server.stop()

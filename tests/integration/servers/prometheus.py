@@ -1,0 +1,141 @@
+"""A real Prometheus server for integration tests (Debian's ``prometheus``).
+
+``start_prometheus(targets)`` writes a config scraping ``targets`` every second, starts the
+server on a free loopback port with its TSDB in the test's tmp dir, waits for ``/-/ready`` and
+stops it after the test. ``query()`` and ``wait_for()`` use the HTTP API.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.parse
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import free_port, http_get, require_binary, wait_until
+
+__all__ = ["PrometheusServer", "start_prometheus"]
+
+
+class PrometheusServer:
+    """One Prometheus process scraping the given ``host:port`` targets."""
+
+    def __init__(
+        self,
+        binary: str,
+        workdir: Path,
+        targets: list[str],
+        *,
+        job: str = "exesdb-bridge",
+        scrape_interval: str = "1s",
+        metrics_path: str = "/metrics",
+    ) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config_path = workdir / "prometheus.yml"
+        self.log_path = workdir / "prometheus.log"
+        quoted = ", ".join(f'"{target}"' for target in targets)
+        self.config_path.write_text(
+            "global:\n"
+            f"  scrape_interval: {scrape_interval}\n"
+            f"  evaluation_interval: {scrape_interval}\n"
+            "scrape_configs:\n"
+            f"  - job_name: {job}\n"
+            f"    metrics_path: {metrics_path}\n"
+            f"    static_configs:\n      - targets: [{quoted}]\n"
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> PrometheusServer:
+        """Start the server and wait until it reports ready."""
+        with self.log_path.open("wb") as log:  # the child keeps its own copy of the fd
+            self.process = subprocess.Popen(
+                [
+                    self.binary,
+                    f"--config.file={self.config_path}",
+                    f"--storage.tsdb.path={self.workdir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--storage.tsdb.retention.time=1h",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=str(self.workdir),
+            )
+        wait_until(self._ready, timeout, f"Prometheus on {self.url} (log: {self.log_path})")
+        return self
+
+    def _ready(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            pytest.fail(f"prometheus exited with {self.process.returncode}: {self.log()}")
+        return http_get(self.url + "/-/ready", timeout=2)[0] == 200
+
+    def log(self) -> str:
+        """What the server printed so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def api(self, path: str, **params: str) -> Any:
+        """GET an ``/api/v1`` endpoint; returns ``data`` (fails the test on an API error)."""
+        query = urllib.parse.urlencode(params)
+        status, body = http_get(f"{self.url}/api/v1/{path}?{query}")
+        answer = json.loads(body)
+        if status != 200 or answer.get("status") != "success":
+            raise AssertionError(f"Prometheus API {path} answered {status}: {answer}")
+        return answer["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """An instant query's result vector."""
+        return list(self.api("query", query=expr)["result"])
+
+    def wait_for(
+        self,
+        expr: str,
+        check: Callable[[list[dict[str, Any]]], bool] = bool,
+        timeout: float = 30.0,
+    ) -> list[dict[str, Any]]:
+        """Poll ``expr`` until ``check(result)`` holds; returns that result."""
+        found: list[list[dict[str, Any]]] = []
+
+        def ready() -> bool:
+            result = self.query(expr)
+            if check(result):
+                found.append(result)
+                return True
+            return False
+
+        wait_until(ready, timeout, f"Prometheus query {expr!r}")
+        return found[-1]
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop the server (SIGTERM, then SIGKILL)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def start_prometheus(tmp_path: Path) -> Iterator[Callable[..., PrometheusServer]]:
+    """A factory: ``start_prometheus(["127.0.0.1:9570"])`` starts a scraping server."""
+    binary = require_binary("prometheus")
+    servers: list[PrometheusServer] = []
+
+    def start(targets: list[str], **options: Any) -> PrometheusServer:
+        workdir = tmp_path / f"prometheus-{len(servers)}"
+        workdir.mkdir()
+        server = PrometheusServer(binary, workdir, targets, **options)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -1,0 +1,221 @@
+"""A real HTTP webhook receiver for integration tests: scriptable answers, every request recorded.
+
+``WebhookReceiver().start()`` serves on a free 127.0.0.1 port from its own thread (so sync tests,
+async tests and bridge subprocesses can all use it). ``url`` is where to POST. Answers come from
+``script(...)`` (used in order, one per request), then from ``fail_randomly(...)`` when set, then
+``default`` (200). An ``Answer`` may carry ``Retry-After`` or hang (until the client gives up or
+the receiver stops). ``requests`` lists what arrived, with the answer each one got. ``stop()``
+and ``start()`` again on the same port simulate an outage. Tests use the ``webhook_receiver``
+fixture, a factory whose receivers are stopped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from tests.support import free_port, wait_until
+
+__all__ = ["HANG", "Answer", "Received", "WebhookReceiver", "webhook_receiver"]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the receiver answers one request: a status, maybe Retry-After, maybe a hang."""
+
+    status: int = 200
+    retry_after: str | None = None
+    hang: bool = False
+
+
+HANG = Answer(status=200, hang=True)
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request as it arrived, and the answer it was given."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    answer: Answer
+    at: float = field(default_factory=time.monotonic)
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+    @property
+    def accepted(self) -> bool:
+        """True when the receiver answered 2xx without hanging."""
+        return 200 <= self.answer.status < 300 and not self.answer.hang
+
+    @property
+    def delivery_id(self) -> str | None:
+        """The ``X-ExESDB-Delivery`` header."""
+        return self.headers.get("X-ExESDB-Delivery")
+
+    def alert_ids(self) -> list[str]:
+        """The ``alert_id`` labels of the alerts in the payload."""
+        return [alert["labels"]["alert_id"] for alert in self.json().get("alerts", [])]
+
+
+class WebhookReceiver:
+    """An aiohttp server on 127.0.0.1, in a thread of its own."""
+
+    def __init__(self, port: int | None = None, path: str = "/hook") -> None:
+        self.port = port or free_port()
+        self.path = path
+        self.default = Answer()
+        self._script: deque[Answer] = deque()
+        self._random: random.Random | None = None
+        self._fail_ratio = 0.0
+        self._fail_answer = Answer(500)
+        self._requests: list[Received] = []
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped: asyncio.Event | None = None
+        self._release: asyncio.Event | None = None
+
+    @property
+    def url(self) -> str:
+        """The URL to POST deliveries to."""
+        return f"http://127.0.0.1:{self.port}{self.path}"
+
+    # -- scripting --
+
+    def script(self, *answers: Answer | int) -> WebhookReceiver:
+        """Answer the next requests with these, in order (an int is a bare status)."""
+        with self._lock:
+            self._script.extend(a if isinstance(a, Answer) else Answer(a) for a in answers)
+        return self
+
+    def fail_randomly(self, ratio: float, seed: int, answer: Answer | int = 500) -> WebhookReceiver:
+        """Once the script is used up, answer ``answer`` to a ``ratio`` of requests (seeded)."""
+        with self._lock:
+            self._random = random.Random(seed)
+            self._fail_ratio = ratio
+            self._fail_answer = answer if isinstance(answer, Answer) else Answer(answer)
+        return self
+
+    def _next_answer(self) -> Answer:
+        with self._lock:
+            if self._script:
+                return self._script.popleft()
+            if self._random is not None and self._random.random() < self._fail_ratio:
+                return self._fail_answer
+            return self.default
+
+    # -- what arrived --
+
+    @property
+    def requests(self) -> list[Received]:
+        """Every request so far, in arrival order."""
+        with self._lock:
+            return list(self._requests)
+
+    def accepted(self) -> list[Received]:
+        """The requests answered 2xx."""
+        return [r for r in self.requests if r.accepted]
+
+    def accepted_alert_ids(self) -> set[str]:
+        """The alert ids of every payload answered 2xx."""
+        return {alert_id for r in self.accepted() for alert_id in r.alert_ids()}
+
+    def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[Received]:
+        """Wait until at least ``count`` requests arrived."""
+        wait_until(lambda: len(self.requests) >= count, timeout, f"{count} webhook request(s)")
+        return self.requests
+
+    # -- serving --
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        answer = self._next_answer()
+        with self._lock:
+            self._requests.append(
+                Received(request.path, dict(request.headers.items()), body, answer)
+            )
+        if answer.hang:
+            assert self._release is not None
+            await self._release.wait()
+        headers = {"Retry-After": answer.retry_after} if answer.retry_after else None
+        return web.json_response({"status": answer.status}, status=answer.status, headers=headers)
+
+    def start(self, timeout: float = 10.0) -> WebhookReceiver:
+        """Serve (again) on ``port``; returns once the socket listens."""
+        if self._thread is not None:
+            return self
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._serve(ready))
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=serve, name=f"webhook-{self.port}", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout) or failure:
+            self._thread = None
+            raise RuntimeError(f"webhook receiver did not start on {self.port}: {failure}")
+        return self
+
+    async def _serve(self, ready: threading.Event) -> None:
+        self._stopped = asyncio.Event()
+        self._release = asyncio.Event()
+        app = web.Application()
+        app.router.add_post(self.path, self._handle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        # reuse_address: a restart on the same port must not wait for TIME_WAIT.
+        site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
+        await site.start()
+        ready.set()
+        try:
+            await self._stopped.wait()
+        finally:
+            self._release.set()
+            await runner.cleanup()
+
+    def stop(self) -> None:
+        """Stop serving (hung requests are released first); start() serves again."""
+        thread, self._thread = self._thread, None
+        if thread is None or self._loop is None:
+            return
+        stopped = self._stopped
+        assert stopped is not None
+        self._loop.call_soon_threadsafe(stopped.set)
+        thread.join(10.0)
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[Callable[..., WebhookReceiver]]:
+    """``webhook_receiver(port=None, start=True)`` makes a receiver; all stop afterwards."""
+    made: list[WebhookReceiver] = []
+
+    def make(port: int | None = None, start: bool = True) -> WebhookReceiver:
+        receiver = WebhookReceiver(port)
+        made.append(receiver)
+        return receiver.start() if start else receiver
+
+    yield make
+    for receiver in made:
+        receiver.stop()

@@ -1,0 +1,177 @@
+"""Crash safety of the alert outbox, and the alerts/outbox commands, with real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
+from bridge.messages import SystemAlert, utc_now
+from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
+from tests.support import ADMIN_TOKEN, TEST_SECRET, BridgeProcess, bridge_env, http_get, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+__all__ = ["webhook_receiver"]
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+# The bridge's own health collector would raise node_health alerts on a busy test machine.
+QUIET: dict[str, Any] = {
+    f"EXESDB_{resource}_{status}": "100"
+    for resource in ("CPU", "MEMORY", "DISK")
+    for status in ("DEGRADED", "UNHEALTHY")
+}
+
+
+def ingest_alerts(bridge_url: str, alert_ids: list[str]) -> None:
+    """POST SystemAlerts to the bridge's signed ingest, as one NDJSON batch."""
+    lines = []
+    for alert_id in alert_ids:
+        now = utc_now()
+        payload = SystemAlert(
+            alert_id=alert_id,
+            severity="critical",
+            category="system",
+            title=f"alert {alert_id}",
+            description="crash test",
+            source="test",
+            node="n1",
+        )
+        envelope = Envelope(
+            new_message_id(), payload.INSTANCE, "disk_full", payload.TAG, "app@host", now, payload
+        )
+        lines.append(envelope.to_bytes())
+    body = b"\n".join(lines)
+    request = urllib.request.Request(
+        f"{bridge_url}/v1/messages",
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/x-ndjson",
+            SIGNATURE_HEADER: Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time())),
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 202
+
+
+def listed_alerts(bridge_url: str) -> list[dict[str, object]]:
+    """The alerts GET /v1/alerts lists."""
+    status, body = http_get(f"{bridge_url}/v1/alerts", AUTH)
+    assert status == 200, body
+    return list(json.loads(body)["alerts"])
+
+
+def metric(bridge_url: str, name: str) -> float:
+    """One sample's value from /metrics (0 when absent)."""
+    for line in http_get(f"{bridge_url}/metrics")[1].decode().splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``exesdb-bridge`` with the test environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", *args],
+        env=bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN, **env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_sigkill_with_receiver_down_loses_nothing(
+    tmp_path: Path, webhook_receiver, bridge_processes: list[BridgeProcess]
+) -> None:
+    """SIGKILLed while its receiver is down, a bridge's alerts all arrive from its successor."""
+    receiver: WebhookReceiver = webhook_receiver(start=False)
+    state = tmp_path / "state"
+    env: dict[str, Any] = {
+        **QUIET,
+        "EXESDB_INGEST": "true",
+        "EXESDB_WEBHOOK_URLS": receiver.url,
+        "EXESDB_WEBHOOK_BACKOFF_MS": "100",
+        "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "300",
+        "EXESDB_WEBHOOK_GROUP_WAIT_MS": "50",
+        "EXESDB_WEBHOOK_MAX_ALERTS": "7",
+    }
+    first = BridgeProcess(state_dir=state, **env).start(tmp_path)
+    bridge_processes.append(first)
+    alert_ids = [f"crash-{n:02d}" for n in range(30)]
+    ingest_alerts(first.url, alert_ids)
+    wait_until(lambda: len(listed_alerts(first.url)) == 30, what="30 alerts in the outbox")
+    wait_until(
+        lambda: metric(first.url, 'exesdb_webhook_deliveries_total{result="retry"}') >= 3,
+        what="failed attempts against the dead receiver",
+    )
+    first.kill()
+    assert first.process is not None
+    assert first.process.returncode == -9
+
+    receiver.start()
+    second = BridgeProcess(state_dir=state, **env).start(tmp_path)
+    bridge_processes.append(second)
+    wait_until(
+        lambda: receiver.accepted_alert_ids() == set(alert_ids),
+        timeout=30,
+        what="every alert delivered after the restart",
+    )
+    delivered = [a for r in receiver.accepted() for a in r.alert_ids()]
+    assert sorted(delivered) == alert_ids  # each exactly once
+    wait_until(lambda: metric(second.url, "exesdb_webhook_outbox_depth") == 0, what="empty outbox")
+
+
+def test_alerts_and_outbox_commands(
+    tmp_path: Path, webhook_receiver, bridge_processes: list[BridgeProcess]
+) -> None:
+    """`alerts list|ack` talk to a running bridge; `outbox list|retry` revive a dead letter."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(400)
+    state = tmp_path / "state"
+    bridge = BridgeProcess(
+        state_dir=state,
+        **QUIET,
+        EXESDB_INGEST="true",
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="0",
+    ).start(tmp_path)
+    bridge_processes.append(bridge)
+    ingest_alerts(bridge.url, ["cli-1"])
+    wait_until(lambda: len(receiver.requests) == 1, what="the rejected delivery")
+
+    listing = cli("alerts", "list", "--url", bridge.url)
+    assert listing.returncode == 0, listing.stderr
+    assert "cli-1  firing  level1  critical  disk_full  n1" in listing.stdout
+    acked = cli("alerts", "ack", "cli-1", "--by", "alice", "--note", "mine", "--url", bridge.url)
+    assert acked.returncode == 0, acked.stderr
+    assert "cli-1  acknowledged" in acked.stdout
+    unknown = cli("alerts", "ack", "nope", "--by", "alice", "--url", bridge.url)
+    assert unknown.returncode == 1
+    assert "404" in unknown.stderr
+
+    dead = wait_until(
+        lambda: cli("outbox", "list", "--state", "dead", EXESDB_STATE_DIR=str(state)).stdout,
+        what="the dead letter listed",
+    )
+    delivery_id = dead.split()[0]
+    assert "HTTP 400" in dead
+    retried = cli("outbox", "retry", delivery_id, EXESDB_STATE_DIR=str(state))
+    assert retried.returncode == 0, retried.stderr
+    assert retried.stdout.startswith("1 dead-lettered delivery back to pending")
+    # The running bridge picks the revived delivery up from the shared file.
+    wait_until(lambda: receiver.accepted(), timeout=15, what="the retried delivery accepted")
+    assert receiver.accepted()[0].delivery_id == receiver.requests[0].delivery_id
+    assert cli("outbox", "retry", EXESDB_STATE_DIR=str(state)).returncode == 2
+    missing = cli("outbox", "list", EXESDB_STATE_DIR=str(tmp_path / "nothing"))
+    assert missing.returncode == 1
+    assert os.path.basename("alerts.sqlite3") in missing.stderr

@@ -1,0 +1,268 @@
+"""Alert webhooks against a real HTTP receiver on a loopback port (in-process bridge)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.messages import NodeLifecycle, NotificationStatus
+from tests.integration.servers.webhook import HANG, Answer, WebhookReceiver, webhook_receiver
+from tests.sinks.alerts.conftest import alert_bridge, system_alert
+from tests.support import ROOT, async_wait_until
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["webhook_receiver"]  # the fixture, imported for the tests below
+
+SECRET = "webhook-secret-for-tests"
+FAST: dict[str, Any] = {
+    "EXESDB_WEBHOOK_BACKOFF_MS": "50",
+    "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "200",
+    "EXESDB_WEBHOOK_GROUP_WAIT_MS": "0",
+    "EXESDB_WEBHOOK_SECRET": SECRET,
+}
+
+
+def readme_verify() -> Any:
+    """The signature recipe from the README's Alerts section, executed as documented."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Alerts") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None, "the README's Alerts section has no Python recipe"
+    namespace: dict[str, Any] = {}
+    exec(compile(code.group(1), "README.md", "exec"), namespace)
+    return namespace["verify"]
+
+
+def counted(bridge: Any, result: str) -> float:
+    """exesdb_webhook_deliveries_total for one result."""
+    value = bridge.registry.get_sample_value("exesdb_webhook_deliveries_total", {"result": result})
+    return value or 0.0
+
+
+async def test_retries_keep_one_delivery_id_until_accepted(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """500, 503 and 429 with Retry-After are retried with one delivery id until a 200."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(500, 503, Answer(429, retry_after="1"))
+    async with alert_bridge(
+        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (bridge, sink, watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: len(receiver.accepted()) == 1, what="an accepted delivery")
+        requests = receiver.requests
+        assert [r.answer.status for r in requests] == [500, 503, 429, 200]
+        assert len({r.delivery_id for r in requests}) == 1
+        assert requests[0].delivery_id
+        assert requests[3].at - requests[2].at >= 0.95  # Retry-After: 1 beat the 200 ms cap
+        statuses = await async_wait_until(
+            lambda: len(watcher.of(NotificationStatus)) == 4 and watcher.of(NotificationStatus),
+            what="four NotificationStatus messages",
+        )
+        assert [(s.status, s.attempts) for s in statuses] == [
+            ("failed", 1),
+            ("failed", 2),
+            ("failed", 3),
+            ("delivered", 4),
+        ]
+        assert statuses[0].error_reason == "HTTP 500; will retry"
+        assert statuses[0].recipient == receiver.url
+        assert (counted(bridge, "retry"), counted(bridge, "delivered")) == (3.0, 1.0)
+        assert bridge.registry.get_sample_value("exesdb_webhook_delivery_seconds_count") == 4.0
+        assert sink.outbox.depth().pending == 0
+
+
+async def test_client_error_is_final_and_dead_lettered(tmp_path: Path, webhook_receiver) -> None:
+    """A 400 is not retried: the delivery is dead-lettered and NotificationStatus says bounced."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(400)
+    async with alert_bridge(
+        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (bridge, sink, watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: sink.outbox.depth().dead == 1, what="a dead letter")
+        # A later alert gets through; the dead one was never tried again in between.
+        bridge.bus.publish("disk_full", system_alert("a2"))
+        await async_wait_until(lambda: receiver.accepted(), what="the second alert")
+        assert [r.answer.status for r in receiver.requests] == [400, 200]
+        assert receiver.requests[1].alert_ids() == ["a2"]
+        bounced = [s for s in watcher.of(NotificationStatus) if s.status == "bounced"]
+        assert [(s.alert_id, s.error_reason) for s in bounced] == [
+            ("a1", "HTTP 400; dead-lettered")
+        ]
+        assert counted(bridge, "rejected") == 1.0
+
+
+async def test_hung_receiver_times_out_and_is_retried(tmp_path: Path, webhook_receiver) -> None:
+    """A receiver that never answers is given up on after the timeout, then retried."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(HANG)
+    async with alert_bridge(
+        tmp_path,
+        serve_http=False,
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_WEBHOOK_TIMEOUT_MS="300",
+        **FAST,
+    ) as (bridge, _sink, watcher):
+        started = time.monotonic()
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: receiver.accepted(), what="the retry accepted")
+        assert time.monotonic() - started >= 0.3
+        [first, second] = receiver.requests
+        assert first.delivery_id == second.delivery_id
+        failed = await async_wait_until(
+            lambda: [s for s in watcher.of(NotificationStatus) if s.status == "failed"],
+            what="the failed attempt reported",
+        )
+        assert failed[0].error_reason == "timed out after 0.3s; will retry"
+
+
+async def test_signature_verifies_with_the_readme_recipe(tmp_path: Path, webhook_receiver) -> None:
+    """The X-ExESDB-Signature header verifies with the README's recipe; headers are complete."""
+    verify = readme_verify()
+    receiver: WebhookReceiver = webhook_receiver()
+    async with alert_bridge(
+        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (bridge, _sink, _watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        [request] = await async_wait_until(lambda: receiver.accepted(), what="a delivery")
+    header = request.headers["X-ExESDB-Signature"]
+    assert re.fullmatch(r"t=\d+,v1=[0-9a-f]{64}", header)
+    assert verify(SECRET, header, request.body)
+    assert not verify(SECRET, header, request.body + b" ")
+    assert not verify("another-secret", header, request.body)
+    assert request.headers["Content-Type"] == "application/json"
+    assert re.fullmatch(r"exesdb-bridge/\S+", request.headers["User-Agent"])
+    assert request.json()["version"] == "4"
+
+
+async def test_deliveries_go_unsigned_without_a_secret(tmp_path: Path, webhook_receiver) -> None:
+    """With EXESDB_WEBHOOK_SECRET unset there is no signature header."""
+    receiver: WebhookReceiver = webhook_receiver()
+    env: dict[str, Any] = {**FAST, "EXESDB_WEBHOOK_URLS": receiver.url}
+    del env["EXESDB_WEBHOOK_SECRET"]
+    async with alert_bridge(tmp_path, serve_http=False, **env) as (bridge, _sink, _watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        [request] = await async_wait_until(lambda: receiver.accepted(), what="a delivery")
+    assert "X-ExESDB-Signature" not in request.headers
+    assert request.delivery_id
+
+
+async def test_a_hanging_webhook_does_not_delay_the_others(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """With one receiver hanging for good, another URL still gets its alert at once."""
+    stuck: WebhookReceiver = webhook_receiver()
+    stuck.default = HANG
+    healthy: WebhookReceiver = webhook_receiver()
+    async with alert_bridge(
+        tmp_path,
+        serve_http=False,
+        EXESDB_WEBHOOK_URLS=f"{stuck.url},{healthy.url}",
+        EXESDB_WEBHOOK_TIMEOUT_MS="30000",
+        **FAST,
+    ) as (bridge, _sink, _watcher):
+        for number in range(3):
+            alert_id = f"a{number}"
+            bridge.bus.publish("disk_full", system_alert(alert_id))
+            await async_wait_until(
+                lambda: alert_id in healthy.accepted_alert_ids(),  # noqa: B023 - awaited here
+                within=2.0,
+                what=f"{alert_id} at the healthy receiver",
+            )
+        assert len(stuck.requests) == 1  # still hanging on its first delivery
+        assert not stuck.accepted()
+
+
+async def test_alerts_in_one_window_are_grouped_and_split(tmp_path: Path, webhook_receiver) -> None:
+    """Seven alerts in one window arrive as payloads of 3, 3 and 1 with truncatedAlerts."""
+    receiver: WebhookReceiver = webhook_receiver()
+    env: dict[str, Any] = {
+        **FAST,
+        "EXESDB_WEBHOOK_GROUP_WAIT_MS": "300",
+        "EXESDB_WEBHOOK_MAX_ALERTS": "3",
+    }
+    async with alert_bridge(
+        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **env
+    ) as (bridge, _sink, _watcher):
+        for number in range(7):
+            bridge.bus.publish("disk_full", system_alert(f"a{number}", node=f"n{number}"))
+        await async_wait_until(lambda: len(receiver.accepted()) == 3, what="three payloads")
+    bodies = [r.json() for r in receiver.requests]
+    assert [len(b["alerts"]) for b in bodies] == [3, 3, 1]
+    assert [b["truncatedAlerts"] for b in bodies] == [4, 4, 6]
+    assert receiver.accepted_alert_ids() == {f"a{n}" for n in range(7)}
+
+
+async def test_resolve_is_sent_with_the_same_fingerprint(tmp_path: Path, webhook_receiver) -> None:
+    """A node going down and coming back sends firing, then resolved for the same fingerprint."""
+    receiver: WebhookReceiver = webhook_receiver()
+    async with alert_bridge(
+        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (bridge, _sink, _watcher):
+        bridge.bus.publish("lifecycle", NodeLifecycle(node="n4", event="down", cluster_size=2))
+        await async_wait_until(lambda: len(receiver.accepted()) == 1, what="the firing alert")
+        bridge.bus.publish("lifecycle", NodeLifecycle(node="n4", event="down", cluster_size=2))
+        bridge.bus.publish(
+            "lifecycle", NodeLifecycle(node="n4", event="reconnected", cluster_size=3)
+        )
+        await async_wait_until(lambda: len(receiver.accepted()) == 2, what="the resolve")
+    firing, resolved = (r.json() for r in receiver.requests)
+    assert (firing["status"], resolved["status"]) == ("firing", "resolved")
+    assert firing["alerts"][0]["labels"]["alertname"] == "node_failure"
+    assert firing["alerts"][0]["labels"]["node"] == "n4"
+    assert firing["alerts"][0]["fingerprint"] == resolved["alerts"][0]["fingerprint"]
+    assert resolved["alerts"][0]["endsAt"] != "0001-01-01T00:00:00Z"
+
+
+async def test_escalation_notifies_again_with_the_level(tmp_path: Path, webhook_receiver) -> None:
+    """An unacknowledged critical alert is re-sent with escalation_level level2, then level3."""
+    receiver: WebhookReceiver = webhook_receiver()
+    async with alert_bridge(
+        tmp_path,
+        serve_http=False,
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_ESCALATION_AFTER_MS="300",
+        **FAST,
+    ) as (bridge, _sink, _watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: len(receiver.accepted()) == 3, what="three notifications")
+    levels = [r.json()["alerts"][0]["labels"].get("escalation_level") for r in receiver.requests]
+    assert levels == [None, "level2", "level3"]
+
+
+async def test_no_alert_is_lost_when_half_the_requests_fail(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """1 000 alerts against a receiver failing half its requests (seeded) all arrive."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.fail_randomly(0.5, seed=20261128, answer=503)
+    env: dict[str, Any] = {
+        **FAST,
+        "EXESDB_WEBHOOK_BACKOFF_MS": "10",
+        "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "100",
+        "EXESDB_WEBHOOK_GROUP_WAIT_MS": "20",
+        "EXESDB_WEBHOOK_MAX_ALERTS": "10",
+        "EXESDB_WEBHOOK_MIN_SEVERITY": "info",
+    }
+    expected = {f"alert-{n:04d}" for n in range(1000)}
+    async with alert_bridge(
+        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **env
+    ) as (bridge, sink, _watcher):
+        for alert_id in sorted(expected):
+            bridge.bus.publish("load_test", system_alert(alert_id, severity="warning"))
+        await async_wait_until(
+            lambda: receiver.accepted_alert_ids() == expected,
+            within=90.0,
+            what="every alert accepted",
+        )
+        await async_wait_until(lambda: sink.outbox.depth().pending == 0, what="an empty outbox")
+        assert sink.outbox.depth().dead == 0
+    failures = [r for r in receiver.requests if not r.accepted]
+    assert len(failures) >= 50  # the receiver really did fail about half the time
+    assert counted(bridge, "retry") == len(failures)

@@ -1,0 +1,100 @@
+"""Alerts posted to a real Alertmanager, and through it to a webhook receiver."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.messages import NodeLifecycle
+from bridge.sinks.alerts.payload import build_payloads, fingerprint
+from tests.integration.servers.alertmanager import AlertmanagerServer, alertmanager_server
+from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
+from tests.sinks.alerts.conftest import alert_bridge, system_alert
+from tests.support import async_wait_until
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["alertmanager_server", "webhook_receiver"]
+
+
+def held(server: AlertmanagerServer, alert_id: str) -> dict[str, Any] | None:
+    """The alert Alertmanager holds for ``alert_id``, if any."""
+    for alert in server.alerts():
+        if alert["labels"].get("alert_id") == alert_id:
+            return alert
+    return None
+
+
+def notified(receiver: WebhookReceiver, alert_id: str, status: str) -> dict[str, Any] | None:
+    """The first payload Alertmanager sent about ``alert_id`` in ``status``."""
+    for request in receiver.requests:
+        body = request.json()
+        if any(
+            a["labels"].get("alert_id") == alert_id and a["status"] == status
+            for a in body["alerts"]
+        ):
+            return dict(body)
+    return None
+
+
+async def test_alertmanager_holds_and_routes_the_bridges_alerts(
+    tmp_path: Path, alertmanager_server, webhook_receiver
+) -> None:
+    """A bridge alert shows in /api/v2/alerts and reaches Alertmanager's webhook receiver."""
+    receiver: WebhookReceiver = webhook_receiver()
+    server: AlertmanagerServer = alertmanager_server(webhook_url=receiver.url)
+    async with alert_bridge(tmp_path, serve_http=False, EXESDB_ALERTMANAGER_URL=server.url) as (
+        bridge,
+        sink,
+        _watcher,
+    ):
+        bridge.bus.publish("disk_full", system_alert("am-1"))
+        alert = await async_wait_until(lambda: held(server, "am-1"), within=15, what="am-1 held")
+        assert alert["labels"] == {
+            "alertname": "disk_full",
+            "severity": "critical",
+            "category": "system",
+            "node": "n1",
+            "alert_id": "am-1",
+        }
+        assert alert["status"]["state"] == "active"
+        assert alert["annotations"]["title"] == "alert am-1"
+        # Our fingerprint function is Alertmanager's own.
+        assert alert["fingerprint"] == fingerprint(alert["labels"])
+        body = await async_wait_until(
+            lambda: notified(receiver, "am-1", "firing"), within=15, what="AM's notification"
+        )
+        # Alertmanager's own payload has exactly the fields the bridge's webhooks have.
+        record = sink.outbox.alert("am-1")
+        assert record is not None
+        ours = json.loads(build_payloads([record], max_alerts=1, external_url=server.url)[0][0])
+        assert set(body) == set(ours)
+        assert set(body["alerts"][0]) == set(ours["alerts"][0])
+        assert body["version"] == "4"
+
+
+async def test_resolve_reaches_alertmanager_with_ends_at(
+    tmp_path: Path, alertmanager_server, webhook_receiver
+) -> None:
+    """A node coming back resolves node_failure in Alertmanager, which sends the resolve on."""
+    receiver: WebhookReceiver = webhook_receiver()
+    server: AlertmanagerServer = alertmanager_server(webhook_url=receiver.url)
+    async with alert_bridge(tmp_path, serve_http=False, EXESDB_ALERTMANAGER_URL=server.url) as (
+        bridge,
+        _sink,
+        _watcher,
+    ):
+        bridge.bus.publish("lifecycle", NodeLifecycle(node="n5", event="down", cluster_size=2))
+        await async_wait_until(
+            lambda: notified(receiver, "node_failure:n5", "firing"), within=15, what="firing"
+        )
+        bridge.bus.publish(
+            "lifecycle", NodeLifecycle(node="n5", event="reconnected", cluster_size=3)
+        )
+        body = await async_wait_until(
+            lambda: notified(receiver, "node_failure:n5", "resolved"), within=20, what="resolved"
+        )
+    assert body["alerts"][0]["endsAt"] != "0001-01-01T00:00:00Z"

@@ -1,0 +1,121 @@
+"""Helpers for the alert sink's tests: envelopes around messages, a settable clock."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from prometheus_client import CollectorRegistry
+
+from bridge.app import Bridge
+from bridge.bus import Envelope, Transport
+from bridge.config import Settings
+from bridge.messages import Message, SystemAlert
+from bridge.sinks.alerts import AlertSink
+from tests.support import ADMIN_TOKEN
+
+T0 = 1_800_000_000.0
+M = TypeVar("M", bound=Message)
+
+
+def envelope(
+    payload: Message, topic: str | None = None, node: str = "bridge@host", id: str = "m" * 16
+) -> Envelope:
+    """A verified-looking envelope carrying ``payload``."""
+    now = datetime.now(UTC)
+    return Envelope(id, payload.INSTANCE, topic or payload.TAG, payload.TAG, node, now, payload)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += seconds
+
+
+class Watcher:
+    """Collects the bus messages a test wants to see."""
+
+    def __init__(self) -> None:
+        self.seen: list[Envelope] = []
+
+    def __call__(self, envelope: Envelope) -> None:
+        self.seen.append(envelope)
+
+    def of(self, model: type[M]) -> list[M]:
+        """The payloads of one type seen so far."""
+        return [e.payload for e in self.seen if isinstance(e.payload, model)]
+
+
+@asynccontextmanager
+async def alert_bridge(
+    state_dir: Path,
+    *,
+    clock: Callable[[], float] = time.time,
+    serve_http: bool = True,
+    alertmanager_interval: float = 60.0,
+    transport: Transport | None = None,
+    **env: str,
+) -> AsyncIterator[tuple[Bridge, AlertSink, Watcher]]:
+    """An in-process bridge whose only component is the alert sink, and a bus watcher.
+
+    ``env`` holds settings by variable name (``EXESDB_WEBHOOK_URLS=...``).
+    """
+    settings = Settings(
+        **{  # type: ignore[arg-type]
+            "EXESDB_STATE_DIR": str(state_dir),
+            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
+            "EXESDB_ADMIN_TOKEN": ADMIN_TOKEN,
+            "EXESDB_NODE": "bridge-test",
+            **env,
+        }
+    )
+    sinks: list[AlertSink] = []
+
+    def factory(bridge: Bridge) -> AlertSink:
+        sink = AlertSink(
+            bridge.settings,
+            bus=bridge.bus,
+            publish=bridge.integration.publish,
+            registry=bridge.registry,
+            recorder=bridge.integration.recorder,
+            clock=clock,
+            alertmanager_interval=alertmanager_interval,
+        )
+        sinks.append(sink)
+        return sink
+
+    bridge = Bridge(
+        settings, registry=CollectorRegistry(), transport=transport, components=[factory]
+    )
+    watcher = Watcher()
+    bridge.bus.subscribe("test-watcher", watcher, instances=["ex_esdb_alerts"])
+    try:
+        await bridge.start(serve_http=serve_http)
+        yield bridge, sinks[0], watcher
+    finally:
+        await bridge.aclose()
+
+
+def system_alert(alert_id: str, severity: str = "critical", node: str = "n1") -> SystemAlert:
+    """A SystemAlert with the given id."""
+    return SystemAlert(
+        alert_id=alert_id,
+        severity=severity,
+        category="system",
+        title=f"alert {alert_id}",
+        description="something broke",
+        source="test",
+        node=node,
+    )

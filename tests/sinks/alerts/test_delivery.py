@@ -1,0 +1,210 @@
+"""Retry policy and the per-URL worker, with an injected clock and randomness."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bridge.sinks.alerts.delivery import (
+    AttemptResult,
+    DeliveryWorker,
+    Outcome,
+    RetryPolicy,
+    classify,
+    parse_retry_after,
+    redact_url,
+)
+from bridge.sinks.alerts.outbox import AlertRecord, DeliveryState, Outbox
+from bridge.sinks.alerts.sources import AlertEvent
+from bridge.sinks.alerts.thread import DbThread
+from tests.sinks.alerts.conftest import T0, Clock
+
+URL = "http://127.0.0.1:9/hook"
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        (200, Outcome.DELIVERED),
+        (204, Outcome.DELIVERED),
+        (429, Outcome.RETRY),
+        (500, Outcome.RETRY),
+        (503, Outcome.RETRY),
+        (599, Outcome.RETRY),
+        (301, Outcome.REJECTED),
+        (400, Outcome.REJECTED),
+        (401, Outcome.REJECTED),
+        (404, Outcome.REJECTED),
+        (413, Outcome.REJECTED),
+    ],
+)
+def test_retryable_set_is_429_and_every_5xx(status: int, outcome: Outcome) -> None:
+    """2xx delivers, 429 and 5xx retry, every other answer is final."""
+    assert classify(status) is outcome
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("7", 7.0),
+        (" 0 ", 0.0),
+        ("Fri, 15 Jan 2027 08:00:30 GMT", 30.0),
+        ("Fri, 15 Jan 2027 07:00:00 GMT", 0.0),
+        ("soon", None),
+        ("-3", None),
+        (None, None),
+        ("99999999", 86_400.0),
+    ],
+)
+def test_retry_after_takes_seconds_or_an_http_date(
+    header: str | None, seconds: float | None
+) -> None:
+    """Retry-After as delta-seconds or an HTTP date, clamped to [0, 1 day]; junk is ignored."""
+    assert parse_retry_after(header, T0) == seconds
+
+
+def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
+    """Delays double from the first backoff, spread ±jitter, never above the largest backoff."""
+    policy = RetryPolicy(backoff=1.0, max_backoff=10.0, deadline=100.0, jitter=0.2)
+    middle = [policy.delay(n, None, lambda: 0.5) for n in range(1, 7)]
+    assert middle == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    assert policy.delay(1, None, lambda: 0.0) == pytest.approx(0.8)
+    assert policy.delay(1, None, lambda: 1.0) == pytest.approx(1.2)
+    assert policy.delay(5, None, lambda: 1.0) == 10.0
+
+
+def test_retry_after_wins_when_longer() -> None:
+    """Retry-After is honoured even beyond the computed backoff and the cap."""
+    policy = RetryPolicy(backoff=1.0, max_backoff=10.0, deadline=100.0)
+    assert policy.delay(1, 30.0, lambda: 0.5) == 30.0
+    assert policy.delay(4, 2.0, lambda: 0.5) == 8.0
+
+
+def test_redacted_url_drops_credentials_and_query() -> None:
+    """URLs shown in logs and NotificationStatus carry no secrets."""
+    assert redact_url("https://user:pw@hooks.example:8443/a/b?token=x#f") == (
+        "https://hooks.example:8443/a/b"
+    )
+
+
+class ScriptedSender:
+    """Answers attempts from a list of results and records what it was asked to send."""
+
+    def __init__(self, results: Sequence[AttemptResult]) -> None:
+        self.results = list(results)
+        self.sent: list[tuple[str, str, bytes]] = []
+
+    async def send(self, url: str, delivery_id: str, body: bytes) -> AttemptResult:
+        self.sent.append((url, delivery_id, body))
+        return self.results.pop(0)
+
+
+def result(outcome: Outcome, status: int | None, retry_after: float | None = None) -> AttemptResult:
+    """An attempt's result."""
+    error = None if outcome is Outcome.DELIVERED else f"HTTP {status}"
+    return AttemptResult(outcome, status, error, retry_after, 0.01)
+
+
+def one_each(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
+    """One payload per alert."""
+    return [(json.dumps([r.alert_id]).encode(), [r.alert_id]) for r in records]
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    """An outbox holding one queued alert for URL."""
+    box = Outbox.in_dir(tmp_path, urls=[URL])
+    box.observe(
+        AlertEvent(
+            "a1",
+            "x",
+            "firing",
+            "critical",
+            "system",
+            "n1",
+            "t",
+            "d",
+            True,
+            datetime.fromtimestamp(T0, UTC),
+        ),
+        T0,
+    )
+    yield box
+    box.close()
+
+
+def worker_for(
+    outbox: Outbox,
+    sender: ScriptedSender,
+    clock: Clock,
+    reports: list[tuple[str, int]],
+    deadline: float = 100.0,
+) -> DeliveryWorker:
+    """A worker with backoff 1 s doubling to 8 s, no jitter randomness (random() = 0.5)."""
+    return DeliveryWorker(
+        URL,
+        outbox=outbox,
+        db=DbThread(),
+        sender=sender,
+        policy=RetryPolicy(backoff=1.0, max_backoff=8.0, deadline=deadline),
+        group_wait=0.0,
+        build=one_each,
+        report=lambda delivery, res, state, attempt: reports.append((state.value, attempt)),
+        clock=clock,
+        random=lambda: 0.5,
+    )
+
+
+async def test_worker_retries_with_backoff_and_one_delivery_id(outbox: Outbox) -> None:
+    """500, 503 and 429 (Retry-After 5) are retried at 1 s, 2 s and 5 s; then delivered."""
+    clock = Clock()
+    sender = ScriptedSender(
+        [
+            result(Outcome.RETRY, 500),
+            result(Outcome.RETRY, 503),
+            result(Outcome.RETRY, 429, retry_after=5.0),
+            result(Outcome.DELIVERED, 200),
+        ]
+    )
+    reports: list[tuple[str, int]] = []
+    worker = worker_for(outbox, sender, clock, reports)
+    waits = []
+    for _ in range(4):
+        waits.append(await worker.step())  # attempt
+        waits.append(await worker.step())  # nothing due: how long to sleep
+        clock.advance(waits[-1])
+    assert waits[1::2] == [1.0, 2.0, 5.0, 5.0]  # the last: idle poll
+    assert len({delivery_id for _, delivery_id, _ in sender.sent}) == 1
+    assert reports == [("pending", 1), ("pending", 2), ("pending", 3), ("delivered", 4)]
+    assert outbox.depth().pending == 0
+
+
+async def test_worker_treats_4xx_as_final(outbox: Outbox) -> None:
+    """A 400 dead-letters the delivery at once; nothing more is attempted."""
+    clock = Clock()
+    sender = ScriptedSender([result(Outcome.REJECTED, 400)])
+    reports: list[tuple[str, int]] = []
+    worker = worker_for(outbox, sender, clock, reports)
+    await worker.step()
+    clock.advance(1000)
+    assert await worker.step() == 5.0
+    assert reports == [("dead", 1)]
+    [dead] = outbox.deliveries(DeliveryState.DEAD.value)
+    assert (dead.last_status, dead.last_error) == (400, "HTTP 400")
+
+
+async def test_worker_dead_letters_at_the_deadline(outbox: Outbox) -> None:
+    """Failures past EXESDB_WEBHOOK_DEADLINE_MS dead-letter the delivery."""
+    clock = Clock()
+    sender = ScriptedSender([result(Outcome.RETRY, 503)] * 10)
+    reports: list[tuple[str, int]] = []
+    worker = worker_for(outbox, sender, clock, reports, deadline=10.0)
+    for _ in range(10):
+        clock.advance(await worker.step())
+    # 1 + 2 + 4 = 7 s of waiting fits in 10 s; the 4th failure would wait 8 s more.
+    assert reports == [("pending", 1), ("pending", 2), ("pending", 3), ("dead", 4)]
+    assert outbox.depth().dead == 1

@@ -1,0 +1,228 @@
+"""The SQLite outbox: alert state transitions, grouping, attempts, dead letters, durability."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bridge.sinks.alerts.outbox import AlertRecord, AlertState, DeliveryState, Outbox
+from bridge.sinks.alerts.sources import AlertEvent
+from tests.sinks.alerts.conftest import T0
+
+URL = "http://127.0.0.1:9/hook"
+AT = datetime.fromtimestamp(T0, UTC)
+
+
+def event(
+    alert_id: str = "node_failure:n1", status: str = "firing", **changes: object
+) -> AlertEvent:
+    """An alert event with sensible defaults."""
+    base = AlertEvent(
+        alert_id=alert_id,
+        alertname="node_failure",
+        status="firing",
+        severity="critical",
+        category="system",
+        node="n1",
+        title="node n1 is down",
+        description="silent",
+        requires_ack=True,
+        at=AT,
+    )
+    return replace(base, status=status, **changes)  # type: ignore[arg-type]
+
+
+def one_each(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
+    """A payload builder: one delivery per alert, the body being the alert id."""
+    return [(r.alert_id.encode(), [r.alert_id]) for r in records]
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    """An outbox with one webhook URL."""
+    box = Outbox.in_dir(tmp_path / "state", urls=[URL])
+    yield box
+    box.close()
+
+
+def test_database_is_wal_and_fsyncs_every_commit(outbox: Outbox) -> None:
+    """The file uses the WAL journal and synchronous=FULL."""
+    db = sqlite3.connect(outbox.path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert outbox._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    db.close()
+
+
+def test_firing_twice_notifies_once(outbox: Outbox) -> None:
+    """An alert already firing at the same severity is not queued again."""
+    assert outbox.observe(event(), T0) is not None
+    assert outbox.observe(event(), T0 + 1) is None
+    assert outbox.depth().queued == 1
+
+
+def test_severity_change_renotifies_and_keeps_the_start(outbox: Outbox) -> None:
+    """A firing alert whose severity changes is notified again with its original start."""
+    outbox.observe(event(severity="warning"), T0)
+    changed = outbox.observe(event(severity="critical"), T0 + 5)
+    assert changed is not None
+    assert changed.severity == "critical"
+    assert changed.starts_at == T0
+
+
+def test_resolve_of_unknown_alert_is_ignored(outbox: Outbox) -> None:
+    """A condition clearing that never fired (or fired below the filter) sends nothing."""
+    assert outbox.observe(event(status="resolved"), T0) is None
+    assert outbox.depth().queued == 0
+
+
+def test_life_cycle_firing_acknowledged_resolved(outbox: Outbox) -> None:
+    """Firing, then acknowledged, then resolved by the condition clearing."""
+    outbox.observe(event(), T0)
+    acked = outbox.acknowledge("node_failure:n1", "ops", T0 + 10, ack_note="looking")
+    assert acked is not None
+    assert (acked.state, acked.ack_by, acked.ack_note) == (
+        AlertState.ACKNOWLEDGED,
+        "ops",
+        "looking",
+    )
+    resolved = outbox.observe(event(status="resolved", at=AT.replace(second=30)), T0 + 30)
+    assert resolved is not None
+    assert resolved.state is AlertState.RESOLVED
+    assert resolved.ends_at == T0 + 30
+    assert outbox.acknowledge("nope", "ops", T0) is None
+
+
+def test_acknowledging_with_a_resolution_resolves_and_notifies(outbox: Outbox) -> None:
+    """An ack carrying a resolution ends the alert and queues the resolve notification."""
+    outbox.observe(event(), T0)
+    outbox.group(URL, T0, 0.0, one_each)
+    done = outbox.acknowledge("node_failure:n1", "ops", T0 + 1, resolution="rebooted")
+    assert done is not None
+    assert done.state is AlertState.RESOLVED
+    assert outbox.depth().queued == 1
+
+
+def test_refiring_after_resolve_starts_a_new_episode(outbox: Outbox) -> None:
+    """A resolved alert that fires again is firing at level1 with no acknowledgement."""
+    outbox.observe(event(), T0)
+    outbox.acknowledge("node_failure:n1", "ops", T0 + 1)
+    outbox.observe(event(status="resolved"), T0 + 2)
+    again = outbox.observe(event(), T0 + 3)
+    assert again is not None
+    assert (again.state, again.level, again.ack_by) == (AlertState.FIRING, 1, None)
+
+
+def test_grouping_waits_for_the_window_then_takes_everything(outbox: Outbox) -> None:
+    """Queued alerts become deliveries only once the oldest waited the group window."""
+    outbox.observe(event("a"), T0)
+    outbox.observe(event("b"), T0 + 0.2)
+    assert outbox.group(URL, T0 + 0.4, 0.5, one_each) == 0
+    assert outbox.next_wake(URL, 0.5) == T0 + 0.5
+    assert outbox.group(URL, T0 + 0.5, 0.5, one_each) == 2
+    assert outbox.depth().queued == 0
+    due = outbox.next_due(URL, T0 + 0.5)
+    assert due is not None
+    assert due.body == b"a"
+
+
+def test_attempts_retry_dead_letter_and_manual_retry(outbox: Outbox) -> None:
+    """A delivery keeps its id and body across attempts, dead-letters, and comes back on retry."""
+    outbox.observe(event(), T0)
+    outbox.group(URL, T0, 0.0, one_each)
+    first = outbox.next_due(URL, T0)
+    assert first is not None
+    outbox.finish_attempt(
+        first.id,
+        state=DeliveryState.PENDING,
+        next_attempt_at=T0 + 2,
+        status=503,
+        error="HTTP 503",
+        now=T0,
+    )
+    assert outbox.next_due(URL, T0 + 1) is None
+    second = outbox.next_due(URL, T0 + 2)
+    assert second is not None
+    assert (second.id, second.body, second.attempts) == (first.id, first.body, 1)
+    outbox.finish_attempt(
+        first.id,
+        state=DeliveryState.DEAD,
+        next_attempt_at=T0 + 2,
+        status=400,
+        error="HTTP 400",
+        now=T0 + 2,
+    )
+    assert outbox.depth().dead == 1
+    assert outbox.next_due(URL, T0 + 100) is None
+    assert outbox.retry(T0 + 200, ["other"]) == 0
+    assert outbox.retry(T0 + 200) == 1
+    revived = outbox.next_due(URL, T0 + 200)
+    assert revived is not None
+    assert (revived.id, revived.attempts, revived.created_at) == (first.id, 0, T0 + 200)
+
+
+def test_everything_survives_reopening(tmp_path: Path) -> None:
+    """A new Outbox on the same directory sees the alerts, queue and deliveries."""
+    box = Outbox.in_dir(tmp_path, urls=[URL])
+    box.observe(event("a"), T0)
+    box.observe(event("b"), T0)
+    box.group(URL, T0, 0.0, one_each)
+    box.observe(event("c"), T0 + 1)
+    box.close()
+    box.close()  # idempotent
+    again = Outbox.in_dir(tmp_path, urls=[URL])
+    assert {a.alert_id for a in again.alerts()} == {"a", "b", "c"}
+    depth = again.depth()
+    assert (depth.queued, depth.pending, depth.dead) == (1, 2, 0)
+    again.close()
+
+
+def test_escalation_steps_one_level_per_period_up_to_level3(outbox: Outbox) -> None:
+    """An unacknowledged requires_ack alert climbs one level per period and stops at level3."""
+    outbox.observe(event(), T0)
+    outbox.observe(event("quiet", requires_ack=False), T0)
+    assert outbox.escalate_due(T0 + 59, 60) == []
+    assert outbox.next_escalation(60) == T0 + 60
+    [step] = outbox.escalate_due(T0 + 60, 60)
+    assert (step.from_level, step.to_level) == ("level1", "level2")
+    assert step.alert.labels["escalation_level"] == "level2"
+    [step] = outbox.escalate_due(T0 + 120, 60)
+    assert step.to_level == "level3"
+    assert outbox.escalate_due(T0 + 1000, 60) == []
+    assert outbox.next_escalation(60) is None
+
+
+def test_acknowledged_alerts_do_not_escalate(outbox: Outbox) -> None:
+    """Acknowledging stops escalation."""
+    outbox.observe(event(), T0)
+    outbox.acknowledge("node_failure:n1", "ops", T0 + 1)
+    assert outbox.escalate_due(T0 + 1000, 60) == []
+
+
+def test_prune_forgets_old_delivered_and_resolved(outbox: Outbox) -> None:
+    """Delivered deliveries and resolved alerts past their keep time are removed; dead ones stay."""
+    outbox.observe(event("a"), T0)
+    outbox.observe(event("b"), T0)
+    outbox.group(URL, T0, 0.0, one_each)
+    a, b = outbox.next_due(URL, T0), None
+    assert a is not None
+    outbox.finish_attempt(
+        a.id, state=DeliveryState.DELIVERED, next_attempt_at=T0, status=200, error=None, now=T0
+    )
+    b = outbox.next_due(URL, T0)
+    assert b is not None
+    outbox.finish_attempt(
+        b.id, state=DeliveryState.DEAD, next_attempt_at=T0, status=400, error="HTTP 400", now=T0
+    )
+    outbox.observe(event("a", status="resolved"), T0)
+    outbox.group(URL, T0, 0.0, one_each)
+    assert outbox.prune(T0 + 100, delivered_for=50, resolved_for=50) >= 2
+    assert sorted(d.state for d in outbox.deliveries()) == [
+        DeliveryState.DEAD,
+        DeliveryState.PENDING,
+    ]
+    assert {a.alert_id for a in outbox.alerts()} == {"b"}

@@ -1,0 +1,108 @@
+"""The webhook body: Alertmanager format v4, fingerprints, grouping limits."""
+
+from __future__ import annotations
+
+import json
+
+from bridge.sinks.alerts.outbox import AlertRecord, AlertState
+from bridge.sinks.alerts.payload import build_payloads, fingerprint
+from tests.sinks.alerts.conftest import T0
+
+EXTERNAL = "http://bridge.example:9570"
+
+
+def record(alert_id: str = "a1", **changes: object) -> AlertRecord:
+    """A stored alert with sensible defaults."""
+    fields: dict[str, object] = {
+        "alert_id": alert_id,
+        "alertname": "node_failure",
+        "severity": "critical",
+        "category": "system",
+        "node": "n1",
+        "title": "node n1 is down",
+        "description": "went silent",
+        "requires_ack": True,
+        "state": AlertState.FIRING,
+        "level": 1,
+        "starts_at": T0,
+        "updated_at": T0,
+        "ends_at": None,
+        "level_since": T0,
+    }
+    fields.update(changes)
+    return AlertRecord(**fields)  # type: ignore[arg-type]
+
+
+def test_fingerprint_is_alertmanagers_fnv64a() -> None:
+    """The empty label set hashes to FNV-1a's offset basis, and label order does not matter."""
+    assert fingerprint({}) == "cbf29ce484222325"
+    assert fingerprint({"a": "1", "b": "2"}) == fingerprint({"b": "2", "a": "1"})
+    assert fingerprint({"a": "1"}) != fingerprint({"a": "2"})
+    assert len(fingerprint({"alertname": "x"})) == 16
+
+
+def test_body_has_every_field_of_the_v4_format() -> None:
+    """A firing alert's body carries version 4 and every Alertmanager webhook field."""
+    [(body, ids)] = build_payloads([record()], max_alerts=10, external_url=EXTERNAL)
+    payload = json.loads(body)
+    assert ids == ["a1"]
+    assert payload == {
+        "version": "4",
+        "groupKey": "{}:{}",
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": "exesdb-bridge",
+        "groupLabels": {},
+        "commonLabels": {
+            "alert_id": "a1",
+            "alertname": "node_failure",
+            "category": "system",
+            "node": "n1",
+            "severity": "critical",
+        },
+        "commonAnnotations": {"description": "went silent", "title": "node n1 is down"},
+        "externalURL": EXTERNAL,
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {
+                    "alertname": "node_failure",
+                    "severity": "critical",
+                    "category": "system",
+                    "node": "n1",
+                    "alert_id": "a1",
+                },
+                "annotations": {"title": "node n1 is down", "description": "went silent"},
+                "startsAt": "2027-01-15T08:00:00.000Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": EXTERNAL + "/v1/alerts?alert_id=a1",
+                "fingerprint": payload["alerts"][0]["fingerprint"],
+            }
+        ],
+    }
+
+
+def test_resolve_keeps_the_fingerprint_through_severity_and_escalation() -> None:
+    """A resolved alert has endsAt set and the same fingerprint as when it fired."""
+    firing = build_payloads([record()], max_alerts=10, external_url=EXTERNAL)[0][0]
+    resolved = build_payloads(
+        [record(state=AlertState.RESOLVED, ends_at=T0 + 60, severity="warning", level=3)],
+        max_alerts=10,
+        external_url=EXTERNAL,
+    )[0][0]
+    before, after = json.loads(firing), json.loads(resolved)
+    assert after["status"] == "resolved"
+    assert after["alerts"][0]["endsAt"] == "2027-01-15T08:01:00.000Z"
+    assert after["alerts"][0]["labels"]["escalation_level"] == "level3"
+    assert after["alerts"][0]["fingerprint"] == before["alerts"][0]["fingerprint"]
+
+
+def test_groups_are_split_at_max_alerts_and_count_truncated() -> None:
+    """Seven alerts with at most three per payload make 3+3+1, each saying how many it lacks."""
+    records = [record(f"a{i}", node=f"n{i}") for i in range(7)]
+    payloads = build_payloads(records, max_alerts=3, external_url=EXTERNAL)
+    assert [ids for _, ids in payloads] == [["a0", "a1", "a2"], ["a3", "a4", "a5"], ["a6"]]
+    bodies = [json.loads(body) for body, _ in payloads]
+    assert [b["truncatedAlerts"] for b in bodies] == [4, 4, 6]
+    assert "node" not in bodies[0]["commonLabels"]
+    assert bodies[0]["commonLabels"]["alertname"] == "node_failure"

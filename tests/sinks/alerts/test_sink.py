@@ -1,0 +1,205 @@
+"""The alert sink inside a bridge: alert states from the bus, the admin API, escalation."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+import bridge.sinks.alerts as alerts_package
+from bridge.bus import Frame, MemoryTransport
+from bridge.errors import BridgeError
+from bridge.messages import AlertAck, AlertEscalation, NodeHealth, NodeLifecycle
+from bridge.sinks.alerts import Outbox
+from tests.sinks.alerts.conftest import Clock, alert_bridge, system_alert
+from tests.support import ADMIN_TOKEN, async_wait_until
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+async def call(
+    bridge: Any, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    """One HTTP request to the bridge; (status, JSON body)."""
+    host, port = bridge.address
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(
+            method,
+            f"http://{host}:{port}{path}",
+            json=body,
+            headers=AUTH if headers is None else headers,
+        ) as response,
+    ):
+        return response.status, await response.json()
+
+
+async def test_alerts_api_lists_states_and_needs_the_admin_token(tmp_path: Path) -> None:
+    """GET /v1/alerts shows each alert's state, level, severity, labels and times (admin only)."""
+    async with alert_bridge(tmp_path) as (bridge, _sink, _):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        _status, body = await async_wait_until(
+            lambda: _listed(bridge), what="the alert in /v1/alerts"
+        )
+        [alert] = body["alerts"]
+        assert alert["alert_id"] == "a1"
+        assert (alert["state"], alert["level"], alert["severity"]) == (
+            "firing",
+            "level1",
+            "critical",
+        )
+        assert alert["labels"]["alertname"] == "disk_full"
+        assert alert["starts_at"].endswith("Z")
+        assert (await call(bridge, "GET", "/v1/alerts", headers={}))[0] == 401
+        assert (await call(bridge, "GET", "/v1/alerts?state=bogus"))[0] == 400
+
+
+def _field(sink: Any, alert_id: str, name: str) -> Any:
+    record = sink.outbox.alert(alert_id)
+    return None if record is None else getattr(record, name)
+
+
+async def _listed(bridge: Any) -> tuple[int, Any] | None:
+    status, body = await call(bridge, "GET", "/v1/alerts")
+    return (status, body) if status == 200 and body["alerts"] else None
+
+
+async def test_ack_publishes_alertack_and_404s_unknown_alerts(tmp_path: Path) -> None:
+    """POST /v1/alerts/{id}/ack acknowledges, publishes AlertAck; unknown ids answer 404."""
+    async with alert_bridge(tmp_path) as (bridge, sink, watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: sink.outbox.alert("a1"), what="the alert stored")
+        status, body = await call(
+            bridge, "POST", "/v1/alerts/a1/ack", {"ack_by": "ops", "ack_note": "on it"}
+        )
+        assert status == 200
+        assert (body["alert"]["state"], body["alert"]["ack_by"]) == ("acknowledged", "ops")
+        acks = await async_wait_until(lambda: watcher.of(AlertAck), what="AlertAck on the bus")
+        assert acks[0].alert_id == "a1"
+        assert (await call(bridge, "POST", "/v1/alerts/nope/ack", {"ack_by": "ops"}))[0] == 404
+        assert (await call(bridge, "POST", "/v1/alerts/a1/ack", {"ack_by": ""}))[0] == 400
+
+
+async def test_derived_alerts_fire_once_and_resolve(tmp_path: Path) -> None:
+    """A node going down fires node_failure once however often it is said; its return resolves."""
+    async with alert_bridge(tmp_path) as (bridge, sink, _):
+        for _ in range(3):
+            bridge.bus.publish("lifecycle", NodeLifecycle(node="n7", event="down", cluster_size=2))
+        record = await async_wait_until(
+            lambda: sink.outbox.alert("node_failure:n7"), what="node_failure fired"
+        )
+        assert (record.severity, record.node) == ("critical", "n7")
+        bridge.bus.publish(
+            "lifecycle", NodeLifecycle(node="n7", event="reconnected", cluster_size=3)
+        )
+        await async_wait_until(
+            lambda: _field(sink, "node_failure:n7", "state") == "resolved", what="resolved"
+        )
+
+
+async def test_severity_filter_drops_alerts_below_the_minimum(tmp_path: Path) -> None:
+    """With EXESDB_WEBHOOK_MIN_SEVERITY=error a degraded (warning) node raises nothing."""
+    async with alert_bridge(tmp_path, EXESDB_WEBHOOK_MIN_SEVERITY="error") as (bridge, sink, _):
+        bridge.bus.publish("health", NodeHealth(node="n1", status="degraded"))
+        bridge.bus.publish("health", NodeHealth(node="n2", status="unhealthy"))
+        await async_wait_until(lambda: sink.outbox.alert("node_health:n2"), what="critical kept")
+        assert sink.outbox.alert("node_health:n1") is None
+
+
+async def test_unacknowledged_alert_escalates_level_by_level(tmp_path: Path) -> None:
+    """A requires_ack alert left alone escalates level1→2→3, with an AlertEscalation per step."""
+    clock = Clock()
+    async with alert_bridge(tmp_path, clock=clock, EXESDB_ESCALATION_AFTER_MS="1000") as (
+        bridge,
+        sink,
+        watcher,
+    ):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: sink.outbox.alert("a1"), what="the alert stored")
+        clock.advance(1.0)
+        await async_wait_until(lambda: _field(sink, "a1", "level") == 2, what="level2")
+        clock.advance(1.0)
+        await async_wait_until(lambda: _field(sink, "a1", "level") == 3, what="level3")
+        clock.advance(5.0)
+        steps = await async_wait_until(
+            lambda: len(watcher.of(AlertEscalation)) == 2 and watcher.of(AlertEscalation),
+            what="two AlertEscalation messages",
+        )
+        assert [(s.from_level, s.to_level) for s in steps] == [
+            ("level1", "level2"),
+            ("level2", "level3"),
+        ]
+        assert _field(sink, "a1", "level") == 3
+
+
+class GroupTransport(MemoryTransport):
+    """Hands frames over as work-queue (group) frames whose ack records what was on disk."""
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__()
+        self.state_dir = state_dir
+        self.acked: list[tuple[str, bool]] = []
+
+    def send(self, frame: Frame) -> bool:
+        envelope = frame.decoded
+        assert envelope is not None
+
+        async def ack() -> None:
+            alert_id = getattr(envelope.payload, "alert_id", "")
+            # A separate connection sees only what was committed.
+            reader = Outbox.in_dir(self.state_dir)
+            self.acked.append((alert_id, reader.alert(alert_id) is not None))
+            reader.close()
+
+        return super().send(replace(frame, group=True, ack=ack))
+
+
+async def test_group_frames_are_acked_only_after_the_outbox_commit(tmp_path: Path) -> None:
+    """On a work-queue transport the alert is committed before the bus acknowledges the frame."""
+    transport = GroupTransport(tmp_path)
+    async with alert_bridge(tmp_path, serve_http=False, transport=transport) as (bridge, sink, _):
+        assert sink.subscription.group
+        assert sink.subscription.max_queue == bridge.settings.alert_queue_size
+        for number in range(5):
+            bridge.bus.publish("disk_full", system_alert(f"g{number}"))
+        await async_wait_until(lambda: len(transport.acked) == 5, what="five acks")
+    assert transport.acked == [(f"g{n}", True) for n in range(5)]
+
+
+async def test_unusable_state_dir_stops_start_naming_the_variable(tmp_path: Path) -> None:
+    """A state directory that cannot hold the outbox fails start-up with EXESDB_STATE_DIR named."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(BridgeError, match="EXESDB_STATE_DIR"):
+        async with alert_bridge(blocker / "state"):
+            pass
+
+
+def test_public_names_are_pinned() -> None:
+    """The package exports exactly these names."""
+    assert alerts_package.__all__ == sorted(alerts_package.__all__)
+    assert set(alerts_package.__all__) == {
+        "AlertEvent",
+        "AlertRecord",
+        "AlertSink",
+        "AlertState",
+        "AttemptResult",
+        "Delivery",
+        "DeliveryState",
+        "DeliveryWorker",
+        "Outbox",
+        "OutboxDepth",
+        "Outcome",
+        "RetryPolicy",
+        "WebhookSender",
+        "alert_event",
+        "build_payloads",
+        "classify",
+        "fingerprint",
+        "meets",
+        "parse_retry_after",
+        "webhook_body",
+    }

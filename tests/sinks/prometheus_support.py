@@ -1,0 +1,54 @@
+"""Helpers for the Prometheus sink tests: envelopes from fields, and the sink's text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from bridge.bus import Envelope
+from bridge.messages import TAGS
+from bridge.sinks.prometheus import SeriesStore, Translator
+
+NODE = "n1"
+SELF_PREFIXES = ("exesdb_prometheus_", "exesdb_alerts_active")
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def envelope(tag: str, topic: str | None = None, node: str = NODE, **fields: Any) -> Envelope:
+    """A verified-looking envelope carrying the ``tag`` message built from ``fields``."""
+    model = TAGS[tag]
+    payload = model.model_validate(fields, context={"node": node})
+    ts = datetime(2026, 11, 28, tzinfo=UTC)
+    return Envelope(
+        "msg-00000001", model.INSTANCE, topic or tag, tag, node, ts, payload, ts.timestamp()
+    )
+
+
+def families_text(store: SeriesStore, openmetrics: bool = False) -> str:
+    """The store's text without its self-metrics and the always-present alert gauges."""
+    kept: list[str] = []
+    skipping = False
+    for line in store.render(openmetrics).splitlines(keepends=True):
+        if line.startswith("# HELP "):
+            skipping = line.split()[2].startswith(SELF_PREFIXES)
+        if not skipping:
+            kept.append(line)
+    return "".join(kept)
+
+
+def translate(*envelopes: Envelope, clock: FakeClock | None = None) -> SeriesStore:
+    """A fresh store with ``envelopes`` translated into it."""
+    store = SeriesStore(clock=clock or FakeClock())
+    translator = Translator(store)
+    for item in envelopes:
+        translator.handle(item)
+    return store

@@ -1,0 +1,167 @@
+"""GET /metrics: one document from the registry and the sink, negotiated, gzipped, valid."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import subprocess
+from collections.abc import AsyncIterator
+
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+from bridge.app import Bridge
+from bridge.config import Settings
+from bridge.sinks.prometheus import OPENMETRICS_TYPE, TEXT_TYPE, PrometheusSink, negotiate
+from tests.sinks.test_prometheus_translate import GOLDEN
+from tests.support import async_wait_until, http_get, require_binary
+
+OPENMETRICS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
+
+@pytest.fixture
+async def bridge() -> AsyncIterator[Bridge]:
+    """A started bridge on a free loopback port, with every golden message published."""
+    settings = Settings(
+        EXESDB_NODE="n1",
+        EXESDB_HTTP_ADDR="127.0.0.1:0",
+        EXESDB_HEALTH_BROADCAST_INTERVAL=60_000,
+    )
+    running = Bridge(settings)
+    await running.start()
+    for case in GOLDEN:
+        running.integration.broadcast(case.tag, case.topic, **case.fields)
+    sink = next(c for c in running.components if isinstance(c, PrometheusSink))
+    await async_wait_until(
+        lambda: sink.subscription.idle and "exesdb_log_rotations_total" in sink.render(False),
+        what="the sink to translate every golden message",
+    )
+    yield running
+    await running.aclose()
+
+
+def _get(bridge: Bridge, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+    import urllib.request
+
+    assert bridge.address is not None
+    url = f"http://127.0.0.1:{bridge.address[1]}/metrics"
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as answer:
+        return answer.status, answer.read(), dict(answer.headers)
+
+
+@pytest.mark.parametrize(
+    ("accept", "openmetrics"),
+    [
+        ("", False),
+        ("text/plain", False),
+        ("text/plain;version=0.0.4", False),
+        ("application/openmetrics-text; version=1.0.0; charset=utf-8", True),
+        ("application/openmetrics-text", True),
+        (OPENMETRICS_ACCEPT, True),
+        ("application/openmetrics-text;version=0.0.1,text/plain;q=0.5", False),
+        ("application/json", False),
+    ],
+)
+def test_negotiation_picks_openmetrics_only_when_asked(accept: str, openmetrics: bool):
+    """OpenMetrics 1.0 only when Accept asks for it; text 0.0.4 otherwise."""
+    assert negotiate(accept) == (openmetrics, OPENMETRICS_TYPE if openmetrics else TEXT_TYPE)
+
+
+async def test_text_format_parses_and_has_every_part(bridge: Bridge):
+    """Text 0.0.4 parses, holds each name once, and carries registry and sink families."""
+    status, body, headers = await asyncio.to_thread(_get, bridge, {})
+    assert status == 200
+    assert headers["Content-Type"] == TEXT_TYPE
+    families = list(parse_text(body.decode()))
+    names = [family.name for family in families]
+    assert len(names) == len(set(names))
+    for name in (
+        "exesdb_build_info",
+        "exesdb_integration_enabled",
+        "exesdb_bus_published",
+        "process_resident_memory_bytes",
+        "exesdb_node_cpu_usage_percent",
+        "exesdb_operation_latency_seconds",
+        "exesdb_prometheus_series",
+        "exesdb_collector_runs",
+    ):
+        assert name in names, name
+    assert b"instance=" not in body
+
+
+async def test_openmetrics_format_parses_and_ends_once(bridge: Bridge):
+    """OpenMetrics parses with the reference parser and ends with exactly one # EOF."""
+    status, body, headers = await asyncio.to_thread(_get, bridge, {"Accept": OPENMETRICS_ACCEPT})
+    assert status == 200
+    assert headers["Content-Type"] == OPENMETRICS_TYPE
+    text = body.decode()
+    assert text.endswith("# EOF\n")
+    assert text.count("# EOF") == 1
+    families = {family.name: family for family in parse_om(text)}  # type: ignore[no-untyped-call]
+    assert families["exesdb_operation_latency_seconds"].type == "summary"
+    assert families["exesdb_alerts"].type == "counter"
+
+
+async def test_gzip_when_accepted(bridge: Bridge):
+    """With Accept-Encoding: gzip the body is compressed and decompresses to the exposition."""
+    status, body, headers = await asyncio.to_thread(_get, bridge, {"Accept-Encoding": "gzip"})
+    assert status == 200
+    assert headers.get("Content-Encoding") == "gzip"
+    assert b"exesdb_build_info" in gzip.decompress(body)
+
+
+async def test_promtool_accepts_every_message_kind(bridge: Bridge, tmp_path):
+    """promtool check metrics prints nothing for a document holding all 36 message kinds."""
+    promtool = require_binary("promtool")
+    assert bridge.address is not None
+    status, body = await asyncio.to_thread(
+        http_get, f"http://127.0.0.1:{bridge.address[1]}/metrics"
+    )
+    assert status == 200
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [promtool, "check", "metrics"],
+        input=body,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout == b""
+    assert result.stderr == b""
+
+
+async def test_default_components_feed_metrics_and_readiness(bridge: Bridge):
+    """make run's components: the sink is ready and the collectors' first figures are exposed."""
+    checks = bridge.readiness()
+    assert checks["prometheus"] == {"ready": True, "required": True, "reason": None}
+    assert {"health_collector", "throughput_collector", "lifecycle_collector"} <= set(checks)
+
+    def rendered() -> str:
+        return bridge.render_metrics("")[0].decode()
+
+    await async_wait_until(
+        lambda: 'exesdb_node_cpu_usage_percent{node="n1"}' in rendered(),
+        what="the health collector's first run",
+    )
+    text = rendered()
+    started = 'exesdb_system_lifecycle_state{node="n1",system="exesdb_bridge",state="started"} 1.0'
+    assert started in text
+    assert 'exesdb_component_health_status{node="n1",component="bus",status="healthy"} 1.0' in text
+    assert 'exesdb_health_checks_total{node="n1",check="host_resources",result="pass"}' in text
+
+
+async def test_sink_stops_being_ready_when_closed():
+    """A closed sink reports why it is not ready."""
+    bridge = Bridge(Settings(EXESDB_NODE="n1"), components=[])
+    sink = PrometheusSink(bridge.bus)
+    assert sink.readiness() == "the Prometheus sink has not started"
+    await sink.start()
+    assert sink.readiness() is None
+    await sink.aclose()
+    await sink.aclose()
+    assert sink.readiness() == "the Prometheus sink is closed"

@@ -1,0 +1,174 @@
+"""The series store: expiry after the TTL, the cardinality cap, formatting and caching."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bridge.sinks.prometheus import MetricType, SeriesStore
+from bridge.sinks.prometheus.store import format_value
+from tests.sinks.prometheus_support import FakeClock, envelope, translate
+
+
+def _store(clock: FakeClock, ttl: float = 60.0, max_series: int = 100) -> SeriesStore:
+    return SeriesStore(ttl_seconds=ttl, max_series=max_series, clock=clock)
+
+
+def test_series_not_reported_again_expire_after_the_ttl():
+    """A series untouched for the TTL disappears; one written meanwhile stays."""
+    clock = FakeClock()
+    store = _store(clock, ttl=60)
+    gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("node",))
+    gauge.set(("old",), 1.0)
+    gauge.set(("fresh",), 2.0)
+    clock.now += 59
+    gauge.set(("fresh",), 3.0)
+    assert 'exesdb_test_value{node="old"} 1.0\n' in store.render()
+    clock.now += 2  # old is now 61 s stale, fresh 2 s
+    text = store.render()
+    assert 'node="old"' not in text
+    assert 'exesdb_test_value{node="fresh"} 3.0\n' in text
+    assert store.expired_total == 1
+    assert "exesdb_prometheus_series_expired_total 1.0\n" in text
+    assert "exesdb_prometheus_series 1.0\n" in text
+
+
+def test_an_expired_family_disappears_with_its_metadata():
+    """When a family's last series expires, its HELP and TYPE lines go too."""
+    clock = FakeClock()
+    store = _store(clock, ttl=10)
+    store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.").set((), 1.0)
+    clock.now += 11
+    assert store.expire() == 1
+    assert "exesdb_test_value" not in store.render()
+
+
+def test_an_expired_counter_starts_again_from_zero():
+    """A counter reported again after expiring restarts (Prometheus treats it as a reset)."""
+    clock = FakeClock()
+    store = _store(clock, ttl=10)
+    counter = store.family("exesdb_test_events", MetricType.COUNTER, "Test events.")
+    counter.inc((), 5)
+    clock.now += 11
+    store.expire()
+    counter.inc(())
+    assert "exesdb_test_events_total 1.0\n" in store.render()
+
+
+def test_translated_series_expire_with_the_store_clock():
+    """Series made from messages expire too; the sink's own counters do not."""
+    clock = FakeClock()
+    store = translate(envelope("node_health_updated", status="healthy"), clock=clock)
+    clock.now += 601
+    text = store.render()
+    assert "exesdb_node_health_status" not in text
+    assert (
+        'exesdb_prometheus_messages_total{pubsub="ex_esdb_health",tag="node_health_updated"}'
+        in text
+    )
+    assert 'exesdb_alerts_active{severity="critical"} 0.0' in text
+
+
+def test_cap_refuses_new_label_sets_and_counts_them():
+    """Past max_series a new label set is refused and counted; known ones still update."""
+    clock = FakeClock()
+    store = _store(clock, max_series=3)
+    gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("id",))
+    assert all(gauge.set((str(i),), float(i)) for i in range(3))
+    assert not gauge.set(("3",), 3.0)
+    assert not gauge.set(("4",), 4.0)
+    assert gauge.set(("0",), 10.0)
+    text = store.render()
+    assert 'id="3"' not in text
+    assert 'id="4"' not in text
+    assert 'exesdb_test_value{id="0"} 10.0\n' in text
+    assert 'exesdb_prometheus_series_refused_total{metric="exesdb_test_value"} 2.0\n' in text
+    assert "exesdb_prometheus_series_limit 3.0\n" in text
+    assert len(store) == 3
+    assert store.refused_total() == 2
+
+
+def test_cap_makes_room_once_series_expire():
+    """Expired series free their place under the cap for new label sets."""
+    clock = FakeClock()
+    store = _store(clock, ttl=10, max_series=2)
+    gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("id",))
+    gauge.set(("a",), 1.0)
+    gauge.set(("b",), 1.0)
+    assert not gauge.set(("c",), 1.0)
+    clock.now += 11
+    assert gauge.set(("c",), 1.0)
+    assert len(store) == 1
+
+
+def test_cap_admits_a_state_set_whole_or_not_at_all():
+    """A state set that does not fit under the cap is refused entirely, not half written."""
+    clock = FakeClock()
+    store = _store(clock, max_series=5)
+    states = store.family("exesdb_test_state", MetricType.GAUGE, "A state set.", ("n", "s"))
+    assert states.set_state(("a",), ("x", "y", "z"), "x")
+    assert not states.set_state(("b",), ("x", "y", "z"), "y")
+    assert 'n="b"' not in store.render()
+    assert states.set_state(("a",), ("x", "y", "z"), "z")  # known series: no new room needed
+    assert store.refused_total() == 3
+
+
+def test_flood_of_label_sets_stays_bounded():
+    """A publisher inventing a new label value per message cannot grow the store past the cap."""
+    clock = FakeClock()
+    store = SeriesStore(max_series=50, clock=clock)
+    from bridge.sinks.prometheus import Translator
+
+    translator = Translator(store)
+    for i in range(500):
+        translator.handle(envelope("debug_trace", component=f"c{i}", operation="op"))
+    assert len(store) == 50
+    assert store.refused_total() == 450
+
+
+def test_wrong_label_count_is_a_programming_error():
+    """Giving the wrong number of label values raises, naming the family."""
+    store = _store(FakeClock())
+    gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("a", "b"))
+    with pytest.raises(ValueError, match="exesdb_test_value"):
+        gauge.set(("only",), 1.0)
+
+
+def test_family_names_are_declared_once():
+    """Declaring a family name twice raises."""
+    store = _store(FakeClock())
+    store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.")
+    with pytest.raises(ValueError, match="already declared"):
+        store.family("exesdb_test_value", MetricType.GAUGE, "Again.")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (1.0, "1.0"),
+        (0.1, "0.1"),
+        (1e-7, "1e-07"),
+        (12345678901234.0, "12345678901234.0"),
+        (math.inf, "+Inf"),
+        (-math.inf, "-Inf"),
+        (math.nan, "NaN"),
+    ],
+)
+def test_values_are_formatted_as_prometheus_reads_them(value: float, text: str):
+    """Finite values keep full precision; infinities and NaN use Prometheus's spelling."""
+    assert format_value(value) == text
+
+
+def test_unchanged_families_are_served_from_cache_and_changes_show():
+    """A second render without writes returns the same text; a write shows up in the next."""
+    clock = FakeClock()
+    store = _store(clock)
+    gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("id",))
+    gauge.set(("a",), 1.0)
+    first = store.render()
+    assert store.render() == first
+    gauge.set(("a",), 2.0)
+    assert 'exesdb_test_value{id="a"} 2.0\n' in store.render()
+    gauge.set(("b",), 0.0)  # a new series at the default value still invalidates the cache
+    assert 'exesdb_test_value{id="b"} 0.0\n' in store.render()
