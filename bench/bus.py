@@ -26,13 +26,14 @@ from typing import Any, Final
 from prometheus_client import CollectorRegistry
 
 from bench._util import median, table
-from bench.standin import StandInSink, naive_sink
+from bench.naive import naive_sink
 from bench.workload import SECRET, Source
 from bridge.app import Bridge
 from bridge.bus import Envelope, Frame, decode_envelope
 from bridge.bus.envelope import decode_envelope_reference
 from bridge.config import Settings
 from bridge.messages import MESSAGE_TYPES, Message
+from bridge.sinks.prometheus.sink import prometheus_sink
 
 CHUNK: Final = 1_000
 
@@ -59,16 +60,12 @@ def _settings() -> Settings:
 
 
 class _Pipeline:
-    """A started Bridge (no HTTP) with its Prometheus sink, or the stand-in when there is none."""
+    """A started Bridge (no HTTP server) whose only component is the Prometheus sink."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.bridge = Bridge(_settings(), registry=self.registry)
+        self.bridge = Bridge(_settings(), registry=self.registry, components=[prometheus_sink])
         self.sink_name = "bridge.sinks.prometheus"
-        if not self.bridge.bus.subscriptions:
-            standin = StandInSink(self.registry)
-            self.bridge.bus.subscribe(standin.name, standin.handle)
-            self.sink_name = "stand-in (bench/standin.py)"
 
     async def start(self) -> None:
         await self.bridge.start(serve_http=False)

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from bench._util import BridgeProcess, ProcStat, median, table
 from bench.bus import naive
-from bench.standin import naive_sink
+from bench.naive import naive_sink
 from bench.workload import Source
 
 BATCH: Final = 1_000

@@ -1,17 +1,15 @@
-"""A minimal Prometheus sink, used by the bus benchmark when ``bridge.sinks.prometheus`` is absent.
+"""The naive baseline's sink step: map each message to gauges and ``Gauge.labels().set`` them.
 
-It does what any such sink must: map each message to a gauge and set it, with the labelled
-children cached per (message type, labels). The naive baseline does the same work uncached.
+What a straightforward Prometheus exporter does per message, with no caching of label children.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from bridge.bus import Envelope
 from bridge.messages import (
     LatencyMetric,
     Message,
@@ -74,27 +72,6 @@ def gauges(registry: CollectorRegistry) -> dict[str, Gauge]:
     }
 
 
-class StandInSink:
-    """Subscribes to the bus and sets cached gauge children."""
-
-    name = "prometheus-standin"
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self._gauges = gauges(registry)
-        self._children: dict[tuple[str, tuple[str, ...]], Callable[[float], None]] = {}
-        self.handled = 0
-
-    def handle(self, envelope: Envelope) -> None:
-        """Set the gauges for one message."""
-        for name, labels, value in readings(envelope.payload):
-            key = (name, labels)
-            setter = self._children.get(key)
-            if setter is None:
-                setter = self._children[key] = self._gauges[name].labels(*labels).set
-            setter(value)
-        self.handled += 1
-
-
 def naive_sink(registry: CollectorRegistry) -> Callable[[Message], None]:
     """The baseline's sink step: ``Gauge.labels(...).set(...)`` every time."""
     table = gauges(registry)
@@ -102,14 +79,5 @@ def naive_sink(registry: CollectorRegistry) -> Callable[[Message], None]:
     def handle(message: Message) -> None:
         for name, labels, value in readings(message):
             table[name].labels(*labels).set(value)
-
-    return handle
-
-
-def count_handled(counter: list[int]) -> Callable[[Any], None]:
-    """A handler that only counts (to wait for a real sink's queue to drain)."""
-
-    def handle(envelope: Any) -> None:
-        counter[0] += 1
 
     return handle
