@@ -13,7 +13,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -31,6 +31,13 @@ class Template:
     topic: str
     node: str
     payload: dict[str, Any]
+    # The payload's JSON after its opening brace, without ``timestamp`` (filled per message).
+    rest: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        fields = {k: v for k, v in self.payload.items() if k != "timestamp"}
+        rest = json.dumps(fields, separators=(",", ":")).encode()[1:]
+        object.__setattr__(self, "rest", rest)
 
     def render(self, message_id: str, ts: str) -> bytes:
         """The envelope bytes for one message (its payload ``timestamp`` is ``ts`` too)."""
@@ -39,23 +46,10 @@ class Template:
                 f'{{"v":1,"id":"{message_id}","instance":"{self.instance}",'
                 f'"topic":"{self.topic}","tag":"{self.tag}","node":{json.dumps(self.node)},'
                 f'"ts":"{ts}","payload":{{"timestamp":"{ts}",'.encode(),
-                _payload_rest(self),
+                self.rest,
                 b"}",
             )
         )
-
-
-_PAYLOADS: dict[int, bytes] = {}
-
-
-def _payload_rest(template: Template) -> bytes:
-    # The payload's JSON after its opening brace, without ``timestamp`` (filled per message).
-    key = id(template)
-    cached = _PAYLOADS.get(key)
-    if cached is None:
-        fields = {k: v for k, v in template.payload.items() if k != "timestamp"}
-        cached = _PAYLOADS[key] = json.dumps(fields, separators=(",", ":")).encode()[1:]
-    return cached
 
 
 def templates() -> list[Template]:

@@ -140,12 +140,16 @@ class Subscription:
 
     def offer(self, envelope: Envelope, frame: Frame) -> bool:
         """Queue a message; False (and counted) when the queue is full."""
-        if len(self._queue) >= self.max_queue:
+        queue = self._queue
+        if len(queue) >= self.max_queue:
             self._dropped()
             return False
-        self._queue.append((envelope, frame))
-        self._drained.clear()
-        self._wakeup.set()
+        if not queue:
+            # Only the empty -> non-empty edge needs the events: the draining task empties the
+            # queue before it waits again, and "drained" is clear while anything is queued.
+            self._drained.clear()
+            self._wakeup.set()
+        queue.append((envelope, frame))
         return True
 
     def start(self) -> None:
@@ -159,27 +163,31 @@ class Subscription:
 
     async def _drain(self) -> None:
         queue = self._queue
+        handler = self._handler
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while queue:
-                envelope, frame = queue.popleft()
-                self._busy = True
-                try:
-                    # A plain callable may return an awaitable too (a lambda around an async
-                    # call, a partial of a coroutine function): await whatever comes back.
-                    outcome = self._handler(envelope)
-                    if outcome is not None and inspect.isawaitable(outcome):
-                        await outcome
-                    if frame.ack is not None:
-                        await frame.ack()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    self._errors()
-                    _logger.exception("subscriber %s failed on %s", self.name, envelope.tag)
-                finally:
-                    self._busy = False
+            # Busy from the first message taken until the queue is empty (one flag write per
+            # wake-up rather than two per message): idle still means nothing queued or running.
+            self._busy = True
+            try:
+                while queue:
+                    envelope, frame = queue.popleft()
+                    try:
+                        # A plain callable may return an awaitable too (a lambda around an async
+                        # call, a partial of a coroutine function): await whatever comes back.
+                        outcome = handler(envelope)
+                        if outcome is not None and inspect.isawaitable(outcome):
+                            await outcome
+                        if frame.ack is not None:
+                            await frame.ack()
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        self._errors()
+                        _logger.exception("subscriber %s failed on %s", self.name, envelope.tag)
+            finally:
+                self._busy = False
             self._drained.set()
 
     async def stop(self, drain_seconds: float) -> None:
@@ -362,10 +370,9 @@ class Bus:
         self._dispatch(result, frame)
 
     def _dispatch(self, envelope: Envelope, frame: Frame) -> None:
+        group, topic = frame.group, envelope.topic
         for subscription in self._by_instance[envelope.instance]:
-            if (frame.group is None or frame.group == subscription.group) and subscription.matches(
-                envelope.topic
-            ):
+            if (group is None or group == subscription.group) and subscription.matches(topic):
                 subscription.offer(envelope, frame)
 
     # -- life cycle --

@@ -306,6 +306,10 @@ class AlertSink:
         event = alert_event(envelope)
         if event is None or (event.firing and not meets(event.severity, self._min_severity)):
             return
+        if not event.firing and not self.outbox.may_be_active(event.alert_id):
+            # Every healthy health message is a resolved event: skip the thread hop and the
+            # transaction when the alert is not active (observe() would return None).
+            return
         if await self._db.call(self.outbox.observe, event, self._clock()) is not None:
             self._changed()
 
