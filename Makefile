@@ -2,11 +2,15 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := prometheus prometheus-alertmanager redis-server
+APT_PACKAGES := prometheus prometheus-alertmanager redis-server kubernetes-client
 
 .PHONY: run test lint typecheck pytest servers bench clean
 
 $(BIN)/python:
+	@# Debian splits venv out of python3; install it when missing and running as root.
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { [ "$$(id -u)" = 0 ] \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; } \
+		|| echo "python3 -m venv needs Debian's python3-venv (sudo apt-get install python3-venv)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
@@ -27,6 +31,7 @@ servers:
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v kubectl >/dev/null || missing="$$missing kubernetes-client"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "installing:$$missing"; \

@@ -31,6 +31,7 @@ from bridge.component import Component, HasExposition
 from bridge.config import Settings
 from bridge.http import build_app
 from bridge.integration import Integration, install
+from bridge.sinks.otlp import otlp_component
 from bridge.sinks.prometheus import exposition, prometheus_sink
 from collectors import health_collector, lifecycle_collector, throughput_collector
 
@@ -192,6 +193,7 @@ def default_components() -> list[ComponentFactory]:
     """The sinks and collectors a bridge runs, each deciding from settings whether it is on."""
     return [
         prometheus_sink,
+        otlp_component,
         health_collector,
         throughput_collector,
         lifecycle_collector,

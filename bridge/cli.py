@@ -16,6 +16,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, Final
 
+from pydantic import ValidationError
+
 from bridge import __version__
 from bridge.config import Settings, load_settings
 from bridge.errors import BridgeError, ConfigError
@@ -70,9 +72,14 @@ def _settings_or_exit() -> Settings:
 
 
 async def _serve(settings: Settings, demo: bool) -> int:
-    from bridge.app import Bridge
+    from bridge.app import Bridge, default_components
 
-    bridge = Bridge(settings)  # TODO(demo): wire --demo traffic (issue 7)
+    components = default_components()
+    if demo:
+        from collectors.demo import demo_component
+
+        components.append(demo_component)
+    bridge = Bridge(settings, components=components)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -83,7 +90,11 @@ async def _serve(settings: Settings, demo: bool) -> int:
         _logger.error("cannot listen on %s: %s", settings.http_addr, exc)
         await bridge.aclose()
         return EXIT_FAILED
-    except BridgeError as exc:  # e.g. the alert outbox cannot be opened
+    except ConfigError as exc:  # e.g. EXESDB_STATE_DIR cannot hold the alert outbox
+        _logger.error("%s", exc)
+        await bridge.aclose()
+        return EXIT_USAGE
+    except BridgeError as exc:
         _logger.error("%s", exc)
         await bridge.aclose()
         return EXIT_FAILED
@@ -133,6 +144,8 @@ def _publish(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         fields: dict[str, Any] = json.loads(sys.stdin.read()) if args.stdin else {}
+        if not isinstance(fields, dict):
+            raise ValueError("stdin must hold one JSON object: the payload's fields")
         for item in args.field or ():
             key, sep, value = item.partition("=")
             if not sep:
@@ -142,7 +155,12 @@ def _publish(args: argparse.Namespace) -> int:
             except ValueError:
                 fields[key] = value
         payload = model.model_validate(fields, context={"node": settings.node})
-    except ValueError as exc:  # includes pydantic's ValidationError
+    except ValidationError as exc:
+        for problem in exc.errors():
+            where = ".".join(str(part) for part in problem["loc"]) or "payload"
+            print(f"exesdb-bridge: {args.tag}.{where}: {problem['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:
         print(f"exesdb-bridge: {exc}", file=sys.stderr)
         return EXIT_USAGE
     now = utc_now()

@@ -23,7 +23,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bridge.errors import ConfigError
 
-__all__ = ["MIN_SECRET_LENGTH", "Settings", "load_settings", "redact_urls", "split_addr"]
+__all__ = [
+    "MIN_SECRET_LENGTH",
+    "Settings",
+    "load_settings",
+    "redact_urls",
+    "split_addr",
+    "url_origin",
+]
 
 MIN_SECRET_LENGTH: Final = 32
 # The password of a URL's userinfo (redis://:pw@host, https://user:pw@host).
@@ -34,6 +41,7 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 PositiveMs = Annotated[int, Field(gt=0)]
 Percent = Annotated[float, Field(gt=0)]
 CommaList = Annotated[tuple[str, ...], NoDecode]
+OtlpProtocol = Literal["grpc", "http/protobuf"]
 
 
 def _env(name: str, **kwargs: Any) -> Any:
@@ -130,8 +138,13 @@ class Settings(BaseSettings):
     )
     otlp_traces_endpoint: str | None = _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", default=None)
     otlp_logs_endpoint: str | None = _env("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", default=None)
-    otlp_protocol: Literal["grpc", "http/protobuf"] = _env(
-        "OTEL_EXPORTER_OTLP_PROTOCOL", default="grpc"
+    otlp_protocol: OtlpProtocol = _env("OTEL_EXPORTER_OTLP_PROTOCOL", default="grpc")
+    otlp_traces_protocol: OtlpProtocol | None = _env(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", default=None
+    )
+    otlp_logs_protocol: OtlpProtocol | None = _env("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", default=None)
+    otlp_metrics_protocol: OtlpProtocol | None = _env(
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", default=None
     )
     otel_service_name: str = _env("OTEL_SERVICE_NAME", default="exesdb-bridge")
     otlp_queue_size: Annotated[int, Field(ge=1)] = _env("EXESDB_OTLP_QUEUE_SIZE", default=8_192)
@@ -209,7 +222,8 @@ class Settings(BaseSettings):
         for name in ("cpu", "memory", "disk"):
             degraded = getattr(self, f"{name}_degraded")
             unhealthy = getattr(self, f"{name}_unhealthy")
-            if degraded > unhealthy:
+            # 100 or more disables a status (SPEC section 5), so only enabled pairs must order.
+            if degraded > unhealthy and degraded < 100 and unhealthy < 100:
                 problems.append(
                     f"EXESDB_{name.upper()}_DEGRADED: {degraded:g} is above "
                     f"EXESDB_{name.upper()}_UNHEALTHY ({unhealthy:g}); allowed: at most that"
@@ -241,7 +255,10 @@ class Settings(BaseSettings):
         """Every setting by its variable name, as text, with secrets shown only as set/unset."""
         shown: dict[str, str] = {}
         for field_name, info in type(self).model_fields.items():
-            shown[str(info.validation_alias)] = _show(getattr(self, field_name))
+            value = getattr(self, field_name)
+            if field_name in _URLS_WITH_TOKENS and value:
+                value = ",".join(url_origin(url) for url in _split(value))
+            shown[str(info.validation_alias)] = _show(value)
         return shown
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
@@ -257,7 +274,16 @@ def _split(value: Any) -> Any:
 def _require_http_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
+        raise ValueError(f"{url_origin(url)!r} is not an http:// or https:// URL with a host")
+
+
+def url_origin(url: str) -> str:
+    """Only the scheme, host and port of ``url``: webhook paths and queries often hold tokens."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    rest = "/…" if (parts.path.strip("/") or parts.query) else ""
+    return f"{parts.scheme}://{host}{port}{rest}" if parts.scheme else "<not a URL>"
 
 
 def split_addr(value: str) -> tuple[str, int]:
@@ -290,6 +316,10 @@ def _show(value: Any) -> str:
     return redact_urls(str(value))
 
 
+# Settings whose URLs may carry credentials in their path or query (Slack-style webhooks).
+_URLS_WITH_TOKENS: Final = frozenset({"webhook_urls", "alertmanager_url"})
+_URL_VARIABLES: Final = frozenset({"EXESDB_WEBHOOK_URLS", "EXESDB_ALERTMANAGER_URL"})
+
 _SECRET_VARIABLES: Final = frozenset(
     {
         "SECRET_KEY_BASE",
@@ -305,11 +335,27 @@ def load_settings() -> Settings:
     try:
         settings = Settings()
     except ValidationError as exc:
-        raise ConfigError([_describe(error) for error in exc.errors()]) from None
+        problems = [_describe(error) for error in exc.errors()]
+        failing = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+        raise ConfigError(problems + _cross_checks_without(failing)) from None
     problems = settings.cross_checks()
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _cross_checks_without(failing: set[str]) -> list[str]:
+    """The cross-checks of the other variables, so that every problem is reported at once."""
+    defaults = {
+        str(info.validation_alias): info.get_default(call_default_factory=True)
+        for info in Settings.model_fields.values()
+        if str(info.validation_alias) in failing
+    }
+    try:
+        fallback = Settings(**defaults)
+    except ValidationError:
+        return []
+    return [line for line in fallback.cross_checks() if not any(v in line for v in failing)]
 
 
 def _describe(error: Any) -> str:
@@ -318,5 +364,7 @@ def _describe(error: Any) -> str:
     if variable in _SECRET_VARIABLES:
         return f"{variable}: {message}"
     given = error.get("input")
+    if isinstance(given, str) and variable in _URL_VARIABLES:
+        given = ",".join(url_origin(url) for url in _split(given))
     shown = f" (got {redact_urls(given)!r})" if isinstance(given, str) else ""
     return f"{variable}: {message}{shown}"

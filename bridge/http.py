@@ -258,6 +258,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     # Shutdown ends every stream at once instead of waiting out aiohttp's shutdown timeout.
     closed = asyncio.ensure_future(request.app[_CLOSING].wait())
+    getter: asyncio.Future[Envelope] | None = None
     try:
         await response.write(b": connected\n\n")
         while True:
@@ -281,6 +282,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
         pass  # the client went away
     finally:
         closed.cancel()
+        if getter is not None:
+            getter.cancel()
         await bridge.bus.unsubscribe(subscription)
     return response
 

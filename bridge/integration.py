@@ -275,7 +275,9 @@ class Integration:
 
         ``event_type`` (``node_down``, ``node_up``, ``partition_detected``, ``partition_healed``
         or ``status_update``) also publishes the matching ClusterMembership on
-        ``ex_esdb_lifecycle``. Quorum is a strict majority of all known nodes.
+        ``ex_esdb_lifecycle``. Quorum is a strict majority of all known nodes. Failed nodes are
+        down, so they are in neither ``degraded_nodes`` nor ``unhealthy_nodes``: the Prometheus
+        sink counts them as ``exesdb_cluster_nodes{state="down"}``.
         """
         event = _name(event_type)
         if event not in _CLUSTER_EVENTS:
@@ -296,7 +298,6 @@ class Integration:
                 status=status,
                 healthy_nodes=len(connected),
                 total_nodes=total,
-                unhealthy_nodes=failed,
                 quorum_status="available" if quorum else "lost",
             ),
         )

@@ -1,4 +1,4 @@
-"""Producers: host health, operation throughput and latency, and the bridge's lifecycle.
+"""Producers: host health, operation throughput and latency, the bridge's lifecycle, demo traffic.
 
 Each collector is a ``bridge.component.Component`` built by a factory that ``default_components()``
 lists; the scheduled ones run on a ``Schedule`` and publish nothing while the integration is off.
@@ -6,6 +6,7 @@ lists; the scheduled ones run on a ``Schedule`` and publish nothing while the in
 
 from __future__ import annotations
 
+from collectors.demo import DemoCluster, demo_component
 from collectors.health import HealthCollector, Thresholds, health_collector
 from collectors.host import HostProbe, HostSample, IoCounters, PsutilProbe
 from collectors.lifecycle import LifecycleCollector, lifecycle_collector, public_config
@@ -14,6 +15,7 @@ from collectors.throughput import ThroughputCollector, throughput_collector
 
 __all__ = [
     "CollectorMetrics",
+    "DemoCluster",
     "HealthCollector",
     "HostProbe",
     "HostSample",
@@ -23,6 +25,7 @@ __all__ = [
     "Schedule",
     "Thresholds",
     "ThroughputCollector",
+    "demo_component",
     "health_collector",
     "lifecycle_collector",
     "public_config",

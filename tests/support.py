@@ -7,12 +7,14 @@ is missing skips locally but fails under ``CI=true``.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
@@ -178,3 +180,48 @@ def make_settings(**env: str) -> Settings:
     values: dict[str, Any] = {"EXESDB_NODE": "node1@host", "SECRET_KEY_BASE": TEST_SECRET}
     values.update(env)
     return Settings(**values)
+
+
+class ThreadedBridge:
+    """An in-process bridge (no components) serving on its own event loop in a thread.
+
+    For tests that talk to it synchronously (hypothesis properties, blocking clients).
+    """
+
+    def __init__(self, **env: str) -> None:
+        from bridge.app import Bridge
+
+        self.bridge = Bridge(make_settings(EXESDB_HTTP_ADDR="127.0.0.1:0", **env), components=[])
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="bridge", daemon=True)
+
+    def __enter__(self) -> ThreadedBridge:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.bridge.start(), self.loop).result(30)
+        assert self.bridge.address is not None
+        self.host, self.port = self.bridge.address
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.bridge.aclose(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+        self.loop.close()
+
+    def post(self, body: bytes, headers: dict[str, str | bytes], path: str = "/v1/messages") -> int:
+        """POST ``body`` to ``path`` with exactly ``headers``; returns the status."""
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        try:
+            connection.putrequest("POST", path, skip_accept_encoding=True)
+            connection.putheader("Content-Length", str(len(body)))
+            for name, value in headers.items():
+                connection.putheader(name, value)
+            connection.endheaders(body)
+            return connection.getresponse().status
+        finally:
+            connection.close()
+
+    def alive(self) -> bool:
+        """The server thread runs and /healthz answers 200."""
+        status, _ = http_get(f"http://{self.host}:{self.port}/healthz")
+        return self.thread.is_alive() and status == 200

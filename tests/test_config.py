@@ -194,6 +194,30 @@ def test_every_bad_variable_is_reported_at_once() -> None:
     )
 
 
+def test_field_errors_and_cross_checks_are_reported_together(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad value does not hide a missing secret or a contradiction elsewhere."""
+    status, _, err = _check_config(
+        monkeypatch,
+        capsys,
+        EXESDB_INGEST="true",
+        EXESDB_LOG_LEVEL="loud",
+        EXESDB_CPU_DEGRADED="x",
+        EXESDB_CPU_UNHEALTHY="50",
+        EXESDB_DISK_DEGRADED="99",
+    )
+    assert status == 2
+    named = sorted(line.strip().split(":")[0] for line in err.splitlines()[1:])
+    # CPU_DEGRADED is reported for its own fault only, not compared through its default.
+    assert named == [
+        "EXESDB_CPU_DEGRADED",
+        "EXESDB_DISK_DEGRADED",
+        "EXESDB_LOG_LEVEL",
+        "SECRET_KEY_BASE",
+    ]
+
+
 @pytest.mark.parametrize(
     ("env", "fault"),
     [
@@ -344,3 +368,47 @@ def test_load_settings_raises_config_error_with_every_problem(
 def test_redact_urls_hides_url_passwords(text: str, shown: str) -> None:
     """Passwords inside URLs are replaced, user names and the rest kept."""
     assert redact_urls(text) == shown
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {
+            "EXESDB_WEBHOOK_URLS": "https://hooks.example.com/services/T0/B0/hook-tok3n?token=q-tok3n"
+        },
+        {"EXESDB_ALERTMANAGER_URL": "https://am.example.com:9093/hook-tok3n"},
+        {"EXESDB_WEBHOOK_URLS": "ftp://hooks.example.com/hook-tok3n"},  # refused, still hidden
+    ],
+)
+def test_check_config_shows_only_the_origin_of_webhook_urls(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], extra: dict[str, str]
+) -> None:
+    """Webhook and Alertmanager URLs show scheme, host and port only: paths often hold tokens."""
+    status, out, err = _check_config(monkeypatch, capsys, **extra)
+    assert "tok3n" not in out + err
+    assert "example.com" in out + err
+    refused = any(value.startswith("ftp") for value in extra.values())
+    assert status == (2 if refused else 0)
+
+
+@pytest.mark.parametrize("resource", ["CPU", "MEMORY", "DISK"])
+def test_a_threshold_of_100_disables_the_status_without_tripping_the_order_check(
+    monkeypatch: pytest.MonkeyPatch, resource: str
+) -> None:
+    """DEGRADED=100 turns that status off even though it is above UNHEALTHY (SPEC section 5)."""
+    monkeypatch.setenv(f"EXESDB_{resource}_DEGRADED", "100")
+    assert getattr(load_settings(), f"{resource.lower()}_degraded") == 100
+    monkeypatch.setenv(f"EXESDB_{resource}_DEGRADED", "97")
+    with pytest.raises(ConfigError, match=f"EXESDB_{resource}_DEGRADED"):
+        load_settings()
+
+
+def test_a_bad_per_signal_otlp_protocol_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """OTEL_EXPORTER_OTLP_TRACES_PROTOCOL is checked like every other variable: exit 2."""
+    status, _, err = _check_config(
+        monkeypatch, capsys, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/json"
+    )
+    assert status == 2
+    assert "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" in err

@@ -167,7 +167,10 @@ async def test_each_broadcast_publishes_the_right_model_on_the_right_topic(
 
 
 async def test_cluster_health_computes_status_and_quorum(running: Bridge, inbox: Inbox) -> None:
-    """One failed node of three is degraded with quorum; two of three is unhealthy, quorum lost."""
+    """One failed node of three is degraded with quorum; two of three is unhealthy, quorum lost.
+
+    Failed nodes are down: counted out of healthy_nodes, listed as neither degraded nor unhealthy.
+    """
     running.integration.broadcast_cluster_health(["n1", "n2", "n3"], ["n3"], "status_update")
     running.integration.broadcast_cluster_health(["n1", "n2", "n3"], ["n2", "n3"], "node_down")
     await async_wait_until(lambda: len(inbox.envelopes) == 3, what="three messages")
@@ -180,11 +183,14 @@ async def test_cluster_health_computes_status_and_quorum(running: Bridge, inbox:
         2,
         3,
     )
-    assert (second.status, second.quorum_status, second.unhealthy_nodes) == (
-        "unhealthy",
-        "lost",
-        ["n2", "n3"],
-    )
+    assert (
+        second.status,
+        second.quorum_status,
+        second.healthy_nodes,
+        second.total_nodes,
+        second.unhealthy_nodes,
+        second.degraded_nodes,
+    ) == ("unhealthy", "lost", 1, 3, [], [])
     membership = inbox.envelopes[2].payload
     assert isinstance(membership, ClusterMembership)
     assert (membership.event, membership.affected_nodes) == ("node_removed", ["n2", "n3"])

@@ -425,7 +425,7 @@ class QueueDepthCollector(Collector):
             "Messages waiting in a subscriber's queue.",
             labels=["subscriber"],
         )
-        # Several subscriptions may share a name (e.g. every stream client): one series each.
+        # Several subscriptions may share a name (e.g. every stream client): one series per name.
         depths: dict[str, int] = {}
         for subscription in self._bus.subscriptions:
             depths[subscription.name] = depths.get(subscription.name, 0) + subscription.depth

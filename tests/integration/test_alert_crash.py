@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -174,4 +173,4 @@ def test_alerts_and_outbox_commands(
     assert cli("outbox", "retry", EXESDB_STATE_DIR=str(state)).returncode == 2
     missing = cli("outbox", "list", EXESDB_STATE_DIR=str(tmp_path / "nothing"))
     assert missing.returncode == 1
-    assert os.path.basename("alerts.sqlite3") in missing.stderr
+    assert "alerts.sqlite3" in missing.stderr

@@ -11,7 +11,7 @@ import pytest
 
 from bridge.messages import NodeLifecycle, NotificationStatus
 from tests.integration.servers.webhook import HANG, Answer, WebhookReceiver, webhook_receiver
-from tests.sinks.alerts.conftest import alert_bridge, system_alert
+from tests.sinks.alerts.helpers import alert_bridge, system_alert
 from tests.support import ROOT, async_wait_until
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ from bridge.messages import NodeLifecycle
 from bridge.sinks.alerts.payload import build_payloads, fingerprint
 from tests.integration.servers.alertmanager import AlertmanagerServer, alertmanager_server
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
-from tests.sinks.alerts.conftest import alert_bridge, system_alert
+from tests.sinks.alerts.helpers import alert_bridge, system_alert
 from tests.support import async_wait_until
 
 pytestmark = pytest.mark.integration

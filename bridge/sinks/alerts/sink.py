@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from bridge.bus import Bus, Envelope
 from bridge.config import Settings
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, ConfigError
 from bridge.http import admin, error
 from bridge.messages import AlertAck, Message, NotificationStatus
 from bridge.operations import OperationRecorder
@@ -198,8 +198,8 @@ class AlertSink:
         try:
             outbox = await self._db.call(Outbox.in_dir, settings.state_dir, urls=self._urls)
         except (OSError, sqlite3.Error) as exc:
-            raise BridgeError(
-                f"EXESDB_STATE_DIR: cannot open the alert outbox in {settings.state_dir!r}: {exc}"
+            raise ConfigError(
+                [f"EXESDB_STATE_DIR: cannot open the alert outbox in {settings.state_dir!r}: {exc}"]
             ) from exc
         self._outbox = outbox
         self._escalator = Escalator(

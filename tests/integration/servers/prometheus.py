@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ class PrometheusServer:
         job: str = "exesdb-bridge",
         scrape_interval: str = "1s",
         metrics_path: str = "/metrics",
+        rule_files: Sequence[Path] = (),
     ) -> None:
         self.binary = binary
         self.workdir = workdir
@@ -50,6 +51,11 @@ class PrometheusServer:
             f"    metrics_path: {metrics_path}\n"
             f"    static_configs:\n      - targets: [{quoted}]\n"
         )
+        if rule_files:
+            # Rules are evaluated every scrape_interval (unless a group sets its own interval).
+            files = "".join(f'  - "{Path(path).resolve()}"\n' for path in rule_files)
+            with self.config_path.open("a") as config:
+                config.write(f"rule_files:\n{files}")
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> PrometheusServer:
@@ -110,6 +116,11 @@ class PrometheusServer:
 
         wait_until(ready, timeout, f"Prometheus query {expr!r}")
         return found[-1]
+
+    def targets_up(self) -> bool:
+        """True once every scrape target has been scraped successfully."""
+        active = self.api("targets")["activeTargets"]
+        return bool(active) and all(target["health"] == "up" for target in active)
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL)."""

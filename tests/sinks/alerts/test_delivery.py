@@ -21,7 +21,7 @@ from bridge.sinks.alerts.delivery import (
 from bridge.sinks.alerts.outbox import AlertRecord, DeliveryState, Outbox
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.thread import DbThread
-from tests.sinks.alerts.conftest import T0, Clock
+from tests.sinks.alerts.helpers import T0, Clock
 
 URL = "http://127.0.0.1:9/hook"
 

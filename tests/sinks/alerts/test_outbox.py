@@ -12,7 +12,7 @@ import pytest
 
 from bridge.sinks.alerts.outbox import AlertRecord, AlertState, DeliveryState, Outbox
 from bridge.sinks.alerts.sources import AlertEvent
-from tests.sinks.alerts.conftest import T0
+from tests.sinks.alerts.helpers import T0
 
 URL = "http://127.0.0.1:9/hook"
 AT = datetime.fromtimestamp(T0, UTC)

@@ -6,7 +6,7 @@ import json
 
 from bridge.sinks.alerts.outbox import AlertRecord, AlertState
 from bridge.sinks.alerts.payload import build_payloads, fingerprint
-from tests.sinks.alerts.conftest import T0
+from tests.sinks.alerts.helpers import T0
 
 EXTERNAL = "http://bridge.example:9570"
 

@@ -14,7 +14,7 @@ from bridge.bus import Frame, MemoryTransport
 from bridge.errors import BridgeError
 from bridge.messages import AlertAck, AlertEscalation, NodeHealth, NodeLifecycle
 from bridge.sinks.alerts import Outbox
-from tests.sinks.alerts.conftest import Clock, alert_bridge, system_alert
+from tests.sinks.alerts.helpers import Clock, alert_bridge, system_alert
 from tests.support import ADMIN_TOKEN, async_wait_until
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -17,7 +17,7 @@ from bridge.messages import (
     SystemAlert,
 )
 from bridge.sinks.alerts.sources import alert_event, meets
-from tests.sinks.alerts.conftest import envelope
+from tests.sinks.alerts.helpers import envelope
 
 
 def test_system_alert_is_named_after_its_topic() -> None:

@@ -1,4 +1,4 @@
-"""Helpers for the alert sink's tests: envelopes around messages, a settable clock."""
+"""Helpers for the alert sink's tests: envelopes, a settable clock, an in-process bridge."""
 
 from __future__ import annotations
 

@@ -1,0 +1,39 @@
+"""The OTLP sink: spans and log records to any OpenTelemetry collector (SPEC section 8).
+
+This package is light: the SDK and its exporters are imported (by ``bridge.sinks.otlp.sink``)
+only when ``otlp_component`` finds an OTLP endpoint configured.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bridge.sinks.otlp.batching import BatchSettings, BoundedBatcher
+from bridge.sinks.otlp.mapping import LOG_TAGS, SPAN_TAGS, LogSpec, SpanSpec, translate
+from bridge.sinks.otlp.metrics import SIGNALS, OtlpMetrics
+
+if TYPE_CHECKING:
+    from bridge.app import Bridge
+    from bridge.component import Component
+
+__all__ = [
+    "LOG_TAGS",
+    "SIGNALS",
+    "SPAN_TAGS",
+    "BatchSettings",
+    "BoundedBatcher",
+    "LogSpec",
+    "OtlpMetrics",
+    "SpanSpec",
+    "otlp_component",
+    "translate",
+]
+
+
+def otlp_component(bridge: Bridge) -> Component | None:
+    """The OTLP sink when an OTLP endpoint is set, else None (and nothing OTLP imported)."""
+    if not bridge.settings.otlp_enabled:
+        return None
+    from bridge.sinks.otlp.sink import OtlpSink
+
+    return OtlpSink.from_bridge(bridge)

@@ -1,0 +1,513 @@
+"""Which bus messages become OTLP spans, which become log records, and with what attributes.
+
+Pure translation, free of OpenTelemetry imports: an ``Envelope`` in, a ``SpanSpec``, a
+``LogSpec`` or None out. Attribute sizes are bounded here, so one odd payload can never make a
+record that the collector (or the SDK's own limits) would refuse.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+from bridge.bus import Envelope
+from bridge.messages import (
+    AccessLog,
+    AccessViolation,
+    AdminAction,
+    AlertAck,
+    AlertEscalation,
+    AuthEvent,
+    ClusterMembership,
+    ComplianceEvent,
+    DataChange,
+    DebugTrace,
+    ErrorAnalysis,
+    HealthCheck,
+    LogEntry,
+    Message,
+    MetricAlert,
+    NodeLifecycle,
+    NotificationStatus,
+    PerformanceAnalysis,
+    ProcessLifecycle,
+    SecurityAlert,
+    SessionEvent,
+    SupervisionEvent,
+    SystemAlert,
+    SystemLifecycle,
+)
+
+__all__ = [
+    "ATTRIBUTE_PREFIX",
+    "DEBUG",
+    "ERROR",
+    "FATAL",
+    "INFO",
+    "LOG_TAGS",
+    "MAX_ARRAY_ITEMS",
+    "MAX_PAYLOAD_ATTRIBUTES",
+    "MAX_STRING_LENGTH",
+    "SPAN_TAGS",
+    "WARN",
+    "AttributeValue",
+    "LogSpec",
+    "SpanSpec",
+    "flatten_payload",
+    "translate",
+]
+
+AttributeValue = (
+    str
+    | bool
+    | int
+    | float
+    | tuple[str, ...]
+    | tuple[bool, ...]
+    | tuple[int, ...]
+    | tuple[float, ...]
+)
+Attributes = dict[str, AttributeValue]
+
+# OpenTelemetry SeverityNumber values (logs data model, "Field: SeverityNumber").
+DEBUG: Final = 5
+INFO: Final = 9
+WARN: Final = 13
+ERROR: Final = 17
+FATAL: Final = 21
+
+ATTRIBUTE_PREFIX: Final = "exesdb."
+MAX_PAYLOAD_ATTRIBUTES: Final = 64
+MAX_STRING_LENGTH: Final = 1024
+MAX_BODY_LENGTH: Final = 8192
+MAX_ARRAY_ITEMS: Final = 32
+MAX_KEY_LENGTH: Final = 128
+MAX_DEPTH: Final = 3
+MAX_EVENTS: Final = 32
+_ELLIPSIS: Final = "…"
+_INT64: Final = 2**63
+# Envelope attributes; a payload field of the same name goes under ``exesdb.payload.``.
+_ENVELOPE_KEYS: Final = frozenset({"instance", "topic", "tag", "node"})
+_SEVERITY_NAMES: Final = {
+    DEBUG: "DEBUG",
+    INFO: "INFO",
+    WARN: "WARN",
+    ERROR: "ERROR",
+    FATAL: "FATAL",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SpanEvent:
+    """A timed annotation on a span."""
+
+    name: str
+    time_ns: int
+    attributes: Attributes
+
+
+@dataclass(frozen=True, slots=True)
+class SpanSpec:
+    """A finished span to record: times in nanoseconds since the epoch."""
+
+    name: str
+    start_ns: int
+    end_ns: int
+    attributes: Attributes
+    kind: Literal["internal", "client"] = "internal"
+    status: Literal["unset", "ok", "error"] = "unset"
+    status_description: str | None = None
+    events: tuple[SpanEvent, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class LogSpec:
+    """A log record to emit: severity as an OpenTelemetry SeverityNumber."""
+
+    body: str
+    severity_number: int
+    timestamp_ns: int
+    observed_ns: int
+    attributes: Attributes
+    event_name: str
+
+    @property
+    def severity_text(self) -> str:
+        """The severity's short name (``INFO``, ``WARN``...)."""
+        return _SEVERITY_NAMES.get(self.severity_number, "INFO")
+
+
+# -- attributes --
+
+
+def _truncate(text: str, limit: int = MAX_STRING_LENGTH) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + _ELLIPSIS
+
+
+def _json(value: Any) -> str:
+    return _truncate(json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False))
+
+
+def _scalar(value: Any) -> AttributeValue | None:
+    if value is None:
+        return None
+    if isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        # OTLP ints are int64; a bigger one travels as text rather than being refused.
+        return value if -_INT64 <= value < _INT64 else str(value)
+    if isinstance(value, str):
+        return _truncate(value)
+    return None
+
+
+def _array(values: list[Any]) -> AttributeValue | None:
+    """A homogeneous array of scalars as a bounded tuple, else None (sent as JSON text)."""
+    kinds = {type(item) for item in values}
+    if len(kinds) != 1 or kinds & {type(None)}:
+        return None
+    kind = kinds.pop()
+    items = values[:MAX_ARRAY_ITEMS]
+    if kind is str:
+        return tuple(_truncate(item) for item in items)
+    if kind is bool:
+        return tuple(bool(item) for item in items)
+    if kind is int and all(-_INT64 <= item < _INT64 for item in items):
+        return tuple(int(item) for item in items)
+    if kind is float:
+        return tuple(float(item) for item in items)
+    return None
+
+
+def flatten_payload(
+    payload: Mapping[str, Any],
+    *,
+    exclude: frozenset[str] = frozenset(),
+    node: str | None = None,
+) -> Attributes:
+    """The payload's fields as ``exesdb.``-prefixed attributes, bounded in count and size.
+
+    Nested objects become dotted keys (up to ``MAX_DEPTH`` levels, deeper ones JSON text);
+    homogeneous lists of scalars become arrays of at most ``MAX_ARRAY_ITEMS``; strings are cut
+    to ``MAX_STRING_LENGTH``; after ``MAX_PAYLOAD_ATTRIBUTES`` the rest is counted in
+    ``exesdb.attributes_dropped``. A payload ``node`` equal to the envelope's is left out.
+    """
+    out: Attributes = {}
+    dropped = 0
+
+    def visit(key: str, value: Any, depth: int) -> None:
+        nonlocal dropped
+        if value is None:
+            return
+        if isinstance(value, Mapping):
+            if value and depth < MAX_DEPTH:
+                for sub_key, sub_value in value.items():
+                    visit(f"{key}.{sub_key}", sub_value, depth + 1)
+                return
+            converted: AttributeValue = _json(value)
+        elif isinstance(value, list | tuple):
+            array = _array(list(value)) if value else None
+            converted = _json(value) if array is None else array
+        else:
+            scalar = _scalar(value)
+            converted = _truncate(str(value)) if scalar is None else scalar
+        if len(out) >= MAX_PAYLOAD_ATTRIBUTES:
+            dropped += 1
+            return
+        out[_truncate(key, MAX_KEY_LENGTH)] = converted
+
+    for name, value in payload.items():
+        if name in exclude:
+            continue
+        if name in _ENVELOPE_KEYS:
+            if name == "node" and value == node:
+                continue
+            visit(f"{ATTRIBUTE_PREFIX}payload.{name}", value, 1)
+        else:
+            visit(ATTRIBUTE_PREFIX + name, value, 1)
+    if dropped:
+        out[ATTRIBUTE_PREFIX + "attributes_dropped"] = dropped
+    return out
+
+
+def _attributes(envelope: Envelope, exclude: frozenset[str] = frozenset()) -> Attributes:
+    attributes: Attributes = {
+        "exesdb.instance": envelope.instance,
+        "exesdb.topic": envelope.topic,
+        "exesdb.tag": envelope.tag,
+        "exesdb.node": envelope.node,
+        "exesdb.message_id": envelope.id,
+    }
+    payload = envelope.payload.model_dump(mode="json", exclude={"timestamp"})
+    attributes.update(flatten_payload(payload, exclude=exclude, node=envelope.node))
+    return attributes
+
+
+def _ns(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000) * 1000
+
+
+# -- spans --
+
+
+def _debug_trace(envelope: Envelope, message: DebugTrace) -> SpanSpec:
+    end = _ns(message.timestamp)
+    duration = int((message.duration_ms or 0.0) * 1_000_000)
+    return SpanSpec(message.operation, end - duration, end, _attributes(envelope))
+
+
+def _health_check(envelope: Envelope, message: HealthCheck) -> SpanSpec:
+    end = _ns(message.timestamp)
+    failed = message.result != "pass"
+    return SpanSpec(
+        message.check_name,
+        end - int(message.duration_ms * 1_000_000),
+        end,
+        _attributes(envelope),
+        status="error" if failed else "ok",
+        status_description=_truncate(message.error or message.result) if failed else None,
+    )
+
+
+def _performance_analysis(envelope: Envelope, message: PerformanceAnalysis) -> SpanSpec:
+    at = _ns(message.timestamp)
+    events = tuple(
+        SpanEvent("recommendation", at, {"exesdb.recommendation": _truncate(text)})
+        for text in message.recommendations[:MAX_EVENTS]
+    )
+    return SpanSpec(
+        f"performance_analysis {message.analysis_type}",
+        at,
+        at,
+        _attributes(envelope),
+        events=events,
+    )
+
+
+def _safe_recipient(recipient: str) -> tuple[str, str | None]:
+    """A webhook URL reduced to scheme, host and port: paths and queries often hold tokens."""
+    parts = urlsplit(recipient)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        netloc = parts.hostname if port is None else f"{parts.hostname}:{port}"
+        return f"{parts.scheme}://{netloc}", parts.hostname
+    return _truncate(recipient, 256), None
+
+
+def _webhook_delivery(envelope: Envelope, message: NotificationStatus) -> SpanSpec:
+    at = _ns(message.timestamp)
+    attributes = _attributes(envelope, exclude=frozenset({"recipient"}))
+    recipient, host = _safe_recipient(message.recipient)
+    attributes["exesdb.recipient"] = recipient
+    if host is not None:
+        attributes["server.address"] = host
+    if message.attempts > 1:
+        attributes["http.request.resend_count"] = message.attempts - 1
+    failed = message.status in ("failed", "bounced")
+    return SpanSpec(
+        "webhook delivery",
+        at,
+        at,
+        attributes,
+        kind="client",
+        status="error" if failed else "ok",
+        status_description=_truncate(message.error_reason or message.status) if failed else None,
+    )
+
+
+# -- log records --
+
+
+def _log(
+    envelope: Envelope,
+    body: str,
+    severity: int,
+    exclude: frozenset[str] = frozenset(),
+) -> LogSpec:
+    return LogSpec(
+        _truncate(body, MAX_BODY_LENGTH),
+        severity,
+        _ns(envelope.payload.timestamp),
+        _ns(envelope.ts),
+        _attributes(envelope, exclude),
+        f"exesdb.{envelope.tag}",
+    )
+
+
+_LOG_LEVELS: Final = {"debug": DEBUG, "info": INFO, "warn": WARN, "error": ERROR, "critical": FATAL}
+_ALERT_LEVELS: Final = {"info": INFO, "warning": WARN, "error": ERROR, "critical": FATAL}
+_RISK_LEVELS: Final = {"low": INFO, "medium": WARN, "high": ERROR, "critical": FATAL}
+
+
+def _log_entry(envelope: Envelope, message: LogEntry) -> LogSpec:
+    return _log(envelope, message.message, _LOG_LEVELS[message.level], frozenset({"message"}))
+
+
+def _system_alert(envelope: Envelope, message: SystemAlert) -> LogSpec:
+    return _log(envelope, message.title, _ALERT_LEVELS[message.severity], frozenset({"title"}))
+
+
+def _metric_alert(envelope: Envelope, message: MetricAlert) -> LogSpec:
+    side = "above" if message.threshold_type == "max" else "below"
+    body = (
+        f"{message.metric_name} is {message.current_value:g}, "
+        f"{side} its threshold {message.threshold_value:g}"
+    )
+    return _log(envelope, body, FATAL if message.severity == "critical" else WARN)
+
+
+def _security_alert(envelope: Envelope, message: SecurityAlert) -> LogSpec:
+    return _log(
+        envelope, message.description, _RISK_LEVELS[message.severity], frozenset({"description"})
+    )
+
+
+def _access_violation(envelope: Envelope, message: AccessViolation) -> LogSpec:
+    body = f"{message.violation_type}: {message.action} on {message.resource} refused"
+    return _log(envelope, body, _RISK_LEVELS[message.severity])
+
+
+def _auth_event(envelope: Envelope, message: AuthEvent) -> LogSpec:
+    body = f"{message.event_type} for {message.user_id} by {message.auth_method}"
+    return _log(envelope, body, WARN if message.event_type == "login_failure" else INFO)
+
+
+def _session_event(envelope: Envelope, message: SessionEvent) -> LogSpec:
+    return _log(envelope, f"session {message.event_type} for {message.user_id}", INFO)
+
+
+def _data_change(envelope: Envelope, message: DataChange) -> LogSpec:
+    body = f"{message.action} {message.resource_type} {message.resource_id} by {message.user_id}"
+    return _log(envelope, body, INFO)
+
+
+def _admin_action(envelope: Envelope, message: AdminAction) -> LogSpec:
+    body = f"{message.action_type} on {message.target_resource} by {message.admin_user_id}"
+    return _log(envelope, body, INFO)
+
+
+def _access_log(envelope: Envelope, message: AccessLog) -> LogSpec:
+    outcome = "succeeded" if message.success else "failed"
+    body = (
+        f"{message.action} {message.resource_type} {message.resource_id} "
+        f"by {message.user_id} {outcome}"
+    )
+    return _log(envelope, body, INFO if message.success else WARN)
+
+
+def _compliance_event(envelope: Envelope, message: ComplianceEvent) -> LogSpec:
+    body = f"{message.event_type} under {message.compliance_rule}: {message.action_taken}"
+    return _log(envelope, body, WARN if message.event_type == "policy_violation" else INFO)
+
+
+_NODE_EVENT_LEVELS: Final = {"down": ERROR, "leaving": WARN, "left": WARN}
+_PROCESS_EVENT_LEVELS: Final = {"crashed": ERROR, "restarted": WARN}
+_MEMBERSHIP_LEVELS: Final = {"partition_detected": ERROR, "node_removed": WARN}
+
+
+def _node_lifecycle(envelope: Envelope, message: NodeLifecycle) -> LogSpec:
+    body = f"node {message.node} {message.event} (cluster size {message.cluster_size})"
+    return _log(envelope, body, _NODE_EVENT_LEVELS.get(message.event, INFO))
+
+
+def _process_lifecycle(envelope: Envelope, message: ProcessLifecycle) -> LogSpec:
+    body = f"process {message.name or message.pid} ({message.module}) {message.event}"
+    if message.reason:
+        body += f": {message.reason}"
+    return _log(envelope, body, _PROCESS_EVENT_LEVELS.get(message.event, INFO))
+
+
+def _supervision_event(envelope: Envelope, message: SupervisionEvent) -> LogSpec:
+    body = f"supervisor {message.supervisor}: {message.event}"
+    if message.reason:
+        body += f": {message.reason}"
+    return _log(envelope, body, ERROR if message.event == "restart_limit_exceeded" else INFO)
+
+
+def _cluster_membership(envelope: Envelope, message: ClusterMembership) -> LogSpec:
+    affected = ", ".join(message.affected_nodes[:MAX_ARRAY_ITEMS])
+    body = f"cluster {message.event}: {affected} ({message.total_nodes} nodes active)"
+    severity = _MEMBERSHIP_LEVELS.get(message.event, INFO)
+    if message.quorum_status == "lost":
+        severity = ERROR
+    return _log(envelope, body, severity)
+
+
+def _system_lifecycle(envelope: Envelope, message: SystemLifecycle) -> LogSpec:
+    return _log(envelope, f"{message.system_name} {message.version} {message.event}", INFO)
+
+
+def _error_analysis(envelope: Envelope, message: ErrorAnalysis) -> LogSpec:
+    return _log(envelope, f"{message.error_type}: {message.error_message}", ERROR)
+
+
+def _alert_ack(envelope: Envelope, message: AlertAck) -> LogSpec:
+    return _log(envelope, f"alert {message.alert_id} acknowledged by {message.ack_by}", INFO)
+
+
+def _alert_escalation(envelope: Envelope, message: AlertEscalation) -> LogSpec:
+    body = (
+        f"alert {message.alert_id} escalated from {message.from_level} to {message.to_level}: "
+        f"{message.escalation_reason}"
+    )
+    return _log(envelope, body, WARN)
+
+
+def _notification_status(envelope: Envelope, message: NotificationStatus) -> SpanSpec | LogSpec:
+    if message.delivery_method == "webhook":
+        return _webhook_delivery(envelope, message)
+    failed = message.status in ("failed", "bounced")
+    body = f"{message.delivery_method} notification of alert {message.alert_id} {message.status}"
+    if failed and message.error_reason:
+        body += f": {message.error_reason}"
+    return _log(envelope, body, WARN if failed else INFO)
+
+
+_Translator = Callable[[Envelope, Any], SpanSpec | LogSpec]
+
+_SPANS: Final[dict[type[Message], _Translator]] = {
+    DebugTrace: _debug_trace,
+    HealthCheck: _health_check,
+    PerformanceAnalysis: _performance_analysis,
+    NotificationStatus: _notification_status,  # webhook attempts; other methods are logs
+}
+_LOGS: Final[dict[type[Message], _Translator]] = {
+    LogEntry: _log_entry,
+    SystemAlert: _system_alert,
+    MetricAlert: _metric_alert,
+    AlertAck: _alert_ack,
+    AlertEscalation: _alert_escalation,
+    SecurityAlert: _security_alert,
+    AccessViolation: _access_violation,
+    AuthEvent: _auth_event,
+    SessionEvent: _session_event,
+    DataChange: _data_change,
+    AdminAction: _admin_action,
+    AccessLog: _access_log,
+    ComplianceEvent: _compliance_event,
+    SystemLifecycle: _system_lifecycle,
+    NodeLifecycle: _node_lifecycle,
+    ProcessLifecycle: _process_lifecycle,
+    SupervisionEvent: _supervision_event,
+    ClusterMembership: _cluster_membership,
+    ErrorAnalysis: _error_analysis,
+}
+_TRANSLATORS: Final = {model.TAG: translator for model, translator in (_SPANS | _LOGS).items()}
+
+SPAN_TAGS: Final = frozenset(model.TAG for model in _SPANS)
+"""Tags that become spans (``notification_status`` only for ``delivery_method=webhook``)."""
+LOG_TAGS: Final = frozenset(model.TAG for model in _LOGS) | {NotificationStatus.TAG}
+"""Tags that become log records."""
+
+
+def translate(envelope: Envelope) -> SpanSpec | LogSpec | None:
+    """The span or log record a verified message becomes; None for types OTLP leaves out."""
+    translator = _TRANSLATORS.get(envelope.tag)
+    return None if translator is None else translator(envelope, envelope.payload)

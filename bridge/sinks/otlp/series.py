@@ -1,0 +1,186 @@
+"""The bridge's Prometheus series as OTLP metrics (``EXESDB_OTLP_METRICS=true``).
+
+Every ``OTEL_METRIC_EXPORT_INTERVAL`` (ms, default 60000) everything ``GET /metrics`` shows is
+collected on the event loop, as a scrape would be: the registry, and the OpenMetrics text of the
+components that render their own series (the Prometheus sink's store). Each family is sent in
+the OTLP form closest to it: counters as cumulative monotonic sums (named without ``_total``, as
+OpenTelemetry's Prometheus compatibility rules have it), gauges, info and state sets as gauges;
+summaries and histograms as their Prometheus parts (``quantile`` gauges, ``_bucket`` /
+``_count`` / ``_sum`` cumulative sums), since a Prometheus histogram has no min and max for an
+OTLP one. ``_created`` samples are left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final
+
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Gauge,
+    Metric,
+    MetricsData,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric as PromFamily
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+__all__ = ["MetricsMirror", "registry_to_metrics"]
+
+_logger = logging.getLogger(__name__)
+
+_DEFAULT_INTERVAL_MS: Final = 60_000
+_CUMULATIVE: Final = AggregationTemporality.CUMULATIVE
+_COLLECT_TIMEOUT: Final = 10.0
+
+
+def _point(labels: Mapping[str, str], start_ns: int, now_ns: int, value: float) -> NumberDataPoint:
+    return NumberDataPoint(dict(labels), start_ns, now_ns, value)
+
+
+def _sum(name: str, help_text: str, points: list[NumberDataPoint]) -> Metric:
+    return Metric(name, help_text, "", Sum(points, _CUMULATIVE, True))
+
+
+def _gauge(name: str, help_text: str, points: list[NumberDataPoint]) -> Metric:
+    return Metric(name, help_text, "", Gauge(points))
+
+
+def _family_metrics(family: PromFamily, start_ns: int, now_ns: int) -> Iterable[Metric]:
+    by_name: dict[str, list[NumberDataPoint]] = {}
+    for sample in family.samples:
+        if sample.name.endswith("_created"):
+            continue
+        by_name.setdefault(sample.name, []).append(
+            _point(sample.labels, start_ns, now_ns, sample.value)
+        )
+    for name, points in by_name.items():
+        if family.type == "counter":
+            yield _sum(name.removesuffix("_total"), family.documentation, points)
+        elif family.type in ("summary", "histogram", "gaugehistogram") and name != family.name:
+            # _count, _sum, _bucket (gauge histograms' _gcount/_gsum are gauges).
+            cumulative = family.type != "gaugehistogram"
+            maker = _sum if cumulative else _gauge
+            yield maker(name, family.documentation, points)
+        else:
+            yield _gauge(name, family.documentation, points)
+
+
+def _parsed(texts: Iterable[str]) -> Iterator[PromFamily]:
+    for text in texts:
+        try:
+            yield from text_string_to_metric_families(text + "# EOF\n")  # type: ignore[no-untyped-call]
+        except ValueError:
+            _logger.exception("cannot parse a component's exposition for OTLP metrics")
+
+
+def registry_to_metrics(
+    registry: CollectorRegistry,
+    resource: Resource,
+    scope: InstrumentationScope,
+    start_ns: int,
+    expositions: Iterable[str] = (),
+) -> MetricsData:
+    """One collection of ``registry`` and of OpenMetrics ``expositions`` as ``MetricsData``."""
+    now_ns = time.time_ns()
+    metrics = [
+        metric
+        for family in itertools.chain(registry.collect(), _parsed(expositions))
+        for metric in _family_metrics(family, start_ns, now_ns)
+    ]
+    return MetricsData([ResourceMetrics(resource, [ScopeMetrics(scope, metrics, "")], "")])
+
+
+class MetricsMirror:
+    """Exports the registry on a schedule from a daemon thread; counts like the other signals."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        exporter: Any,
+        resource: Resource,
+        scope: InstrumentationScope,
+        on_export: Callable[[int, bool, float], None],
+        environ: Mapping[str, str] = os.environ,
+        expositions: Callable[[], list[str]] = list,
+    ) -> None:
+        self._registry = registry
+        self._exporter = exporter
+        self._resource = resource
+        self._scope = scope
+        self._on_export = on_export
+        self._expositions = expositions
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._start_ns = time.time_ns()
+        self._interval = _interval(environ)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start exporting every interval (call on the event loop: collection happens there)."""
+        self._loop = asyncio.get_running_loop()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="otlp-metrics", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.export_once()
+
+    async def _collect(self) -> MetricsData:
+        return registry_to_metrics(
+            self._registry, self._resource, self._scope, self._start_ns, self._expositions()
+        )
+
+    def export_once(self) -> None:
+        """Collect (on the loop, like a scrape) and export (on this thread) now."""
+        if self._loop is None:
+            return
+        started = time.monotonic()
+        try:
+            collecting = asyncio.run_coroutine_threadsafe(self._collect(), self._loop)
+            data = collecting.result(_COLLECT_TIMEOUT)
+            count = sum(
+                len(metric.data.data_points)
+                for resource_metrics in data.resource_metrics
+                for scope_metrics in resource_metrics.scope_metrics
+                for metric in scope_metrics.metrics
+            )
+            ok = getattr(self._exporter.export(data), "name", "") == "SUCCESS"
+        except Exception:
+            _logger.exception("OTLP metrics export raised")
+            count, ok = 0, False
+        self._on_export(count, ok, time.monotonic() - started)
+
+    def close(self, grace: float) -> None:
+        """Stop; shut the exporter down (aborting retries); wait at most ``grace`` seconds."""
+        self._stop.set()
+        stopper = threading.Thread(target=self._exporter.shutdown, daemon=True)
+        stopper.start()
+        stopper.join(grace)
+        if self._thread is not None:
+            self._thread.join(grace)
+
+
+def _interval(environ: Mapping[str, str]) -> float:
+    raw = environ.get("OTEL_METRIC_EXPORT_INTERVAL", "")
+    try:
+        value = float(raw) if raw.strip() else _DEFAULT_INTERVAL_MS
+    except ValueError:
+        value = -1
+    if value <= 0:
+        _logger.warning("OTEL_METRIC_EXPORT_INTERVAL=%r is not a positive number", raw)
+        value = _DEFAULT_INTERVAL_MS
+    return value / 1000

@@ -1,0 +1,453 @@
+"""The OTLP sink: verified bus messages out as spans and log records, via the OpenTelemetry SDK.
+
+Importing this module imports the SDK and the exporters; ``bridge.sinks.otlp.otlp_component``
+does so only when an OTLP endpoint is configured.
+
+Pipeline: the bus subscriber translates a message (``mapping.translate``) and records it through
+the SDK's tracer or logger (resource, ids and limits come from the SDK); the processors below
+hand each finished span or record to a ``BoundedBatcher``, whose thread exports batches with the
+SDK's OTLP exporter. Nothing on that path waits for the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import functools
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from opentelemetry import context as context_api
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk._logs import (
+    LoggerProvider,
+    LogRecordProcessor,
+    ReadableLogRecord,
+    ReadWriteLogRecord,
+)
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client import CollectorRegistry
+
+from bridge import __version__
+from bridge.bus import Bus, Envelope
+from bridge.component import HasExposition
+from bridge.operations import OperationRecorder
+from bridge.sinks.otlp.batching import BatchSettings, BoundedBatcher
+from bridge.sinks.otlp.mapping import LogSpec, SpanSpec, translate
+from bridge.sinks.otlp.metrics import OtlpMetrics, Signal
+
+if TYPE_CHECKING:
+    from bridge.app import Bridge
+    from bridge.config import Settings
+    from bridge.sinks.otlp.series import MetricsMirror
+
+__all__ = ["OtlpSink", "build_exporters", "build_resource"]
+
+_logger = logging.getLogger(__name__)
+
+SCOPE_NAME: Final = "exesdb-bridge"
+EXPORT_OPERATION: Final = "otlp.export"
+_KINDS: Final = {"internal": SpanKind.INTERNAL, "client": SpanKind.CLIENT}
+_STATUS: Final = {"unset": StatusCode.UNSET, "ok": StatusCode.OK, "error": StatusCode.ERROR}
+
+
+class Exporter(Protocol):
+    """What the SDK's span and log exporters have in common."""
+
+    def export(self, batch: Any, /) -> Any:
+        """Send one batch; returns the SDK's result enum."""
+
+    def shutdown(self) -> None:
+        """Release the exporter and abort retries in progress."""
+
+
+def build_resource(
+    service_name: str, node: str, environ: Mapping[str, str] = os.environ
+) -> Resource:
+    """The resource: service.name, service.version, service.instance.id = node, host.name.
+
+    ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_SERVICE_NAME`` override these defaults.
+    """
+    defaults = Resource.create(
+        {
+            "service.name": service_name,
+            "service.version": __version__,
+            "service.instance.id": node,
+            "host.name": socket.gethostname(),
+        }
+    )
+    # Resource.create lets the given attributes win over the environment; put the
+    # environment back on top, as the specification's precedence asks.
+    if environ.get("OTEL_RESOURCE_ATTRIBUTES") or environ.get("OTEL_SERVICE_NAME"):
+        return defaults.merge(OTELResourceDetector().detect())
+    return defaults
+
+
+def _protocol(settings: Settings, signal: Signal) -> str:
+    # A per-signal OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL wins over the general one.
+    specific: str | None = getattr(settings, f"otlp_{signal}_protocol")
+    return specific or settings.otlp_protocol
+
+
+def _metrics_exporter(settings: Settings) -> Exporter:
+    if _protocol(settings, "metrics") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+            OTLPMetricExporter as GrpcMetricExporter,
+        )
+
+        return GrpcMetricExporter()
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter as HttpMetricExporter,
+    )
+
+    return HttpMetricExporter()
+
+
+def build_exporters(
+    settings: Settings, environ: Mapping[str, str] = os.environ
+) -> dict[Signal, Exporter]:
+    """The SDK's OTLP exporters for the signals with an endpoint, per ``*_PROTOCOL``.
+
+    The exporters read the endpoint, headers, timeout, compression, insecure and certificate
+    variables themselves. With only ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (or ``_LOGS_``) set,
+    only that signal is exported. Metrics (the registry's series) only with
+    ``EXESDB_OTLP_METRICS=true``.
+    """
+    exporters: dict[Signal, Exporter] = {}
+    if settings.otlp_endpoint or settings.otlp_traces_endpoint:
+        if _protocol(settings, "traces") == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                OTLPSpanExporter as GrpcSpanExporter,
+            )
+
+            exporters["traces"] = GrpcSpanExporter()
+        else:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+                OTLPSpanExporter as HttpSpanExporter,
+            )
+
+            exporters["traces"] = HttpSpanExporter()
+    if settings.otlp_endpoint or settings.otlp_logs_endpoint:
+        if _protocol(settings, "logs") == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
+                OTLPLogExporter as GrpcLogExporter,
+            )
+
+            exporters["logs"] = GrpcLogExporter()
+        else:
+            from opentelemetry.exporter.otlp.proto.http._log_exporter import (
+                OTLPLogExporter as HttpLogExporter,
+            )
+
+            exporters["logs"] = HttpLogExporter()
+    if settings.otlp_metrics and (
+        settings.otlp_endpoint or environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+    ):
+        exporters["metrics"] = _metrics_exporter(settings)
+    return exporters
+
+
+class _SpanHandOff(SpanProcessor):
+    """Ended spans into the traces batcher; never blocks."""
+
+    def __init__(self, batcher: BoundedBatcher[ReadableSpan]) -> None:
+        self._batcher = batcher
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self._batcher.offer(span)
+
+
+class _LogHandOff(LogRecordProcessor):
+    """Emitted log records into the logs batcher; never blocks."""
+
+    def __init__(self, batcher: BoundedBatcher[ReadableLogRecord]) -> None:
+        self._batcher = batcher
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        # As the SDK's batch processor does: freeze the record for the exporter.
+        record = copy.copy(log_record.log_record)
+        record.context = context_api.Context()
+        self._batcher.offer(
+            ReadableLogRecord(
+                log_record=record,
+                resource=log_record.resource or Resource.create({}),
+                instrumentation_scope=log_record.instrumentation_scope,
+                limits=log_record.limits,
+            )
+        )
+
+    def shutdown(self) -> None:
+        """The sink closes the batcher itself, with a deadline."""
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Exports run on the batcher's schedule."""
+        return True
+
+
+class OtlpSink:
+    """The ``otlp`` component: spans and log records to an OpenTelemetry collector.
+
+    Not required for readiness: a collector that cannot be reached shows in ``/readyz``'s
+    body, with the bridge still ready.
+    """
+
+    name = "otlp"
+    required = False
+
+    def __init__(
+        self,
+        bus: Bus,
+        exporters: Mapping[Signal, Exporter],
+        *,
+        resource: Resource,
+        registry: CollectorRegistry,
+        recorder: OperationRecorder,
+        queue_size: int,
+        close_seconds: float = 4.0,
+        environ: Mapping[str, str] = os.environ,
+        expositions: Callable[[], list[str]] = list,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._metrics = OtlpMetrics(registry)
+        self._recorder = recorder
+        self._exporters = dict(exporters)
+        self._close_seconds = close_seconds
+        self._closed = False
+        # Written by the export threads, read by /readyz.
+        self._failing_lock = threading.Lock()
+        self._failing: dict[Signal, tuple[int, float]] = {}
+        self._batchers: dict[Signal, BoundedBatcher[Any]] = {}
+        prefixes: dict[Signal, str] = {"traces": "OTEL_BSP", "logs": "OTEL_BLRP"}
+        self._mirror: MetricsMirror | None = None
+        if "metrics" in self._exporters:
+            from bridge.sinks.otlp.series import MetricsMirror
+
+            self._metrics.init_signal("metrics")
+            self._mirror = MetricsMirror(
+                registry,
+                self._exporters["metrics"],
+                resource,
+                InstrumentationScope(SCOPE_NAME, __version__),
+                self._exported_callback("metrics"),
+                environ,
+                expositions,
+            )
+        for signal, exporter in self._exporters.items():
+            if signal == "metrics":
+                continue
+            batcher: BoundedBatcher[Any] = BoundedBatcher(
+                f"otlp-{signal}",
+                _exporting(exporter),
+                max_queue=queue_size,
+                settings=BatchSettings.from_env(prefixes[signal], environ),
+                on_drop=self._metrics.dropped.labels(signal).inc,
+                on_export=self._exported_callback(signal),
+                clock=clock,
+            )
+            self._batchers[signal] = batcher
+            self._metrics.watch_depth(signal, _depth_of(batcher))
+        self._tracer_provider: TracerProvider | None = None
+        self._logger_provider: LoggerProvider | None = None
+        if "traces" in self._batchers:
+            self._tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+            self._tracer_provider.add_span_processor(_SpanHandOff(self._batchers["traces"]))
+        if "logs" in self._batchers:
+            self._logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+            self._logger_provider.add_log_record_processor(_LogHandOff(self._batchers["logs"]))
+        self._tracer = (
+            self._tracer_provider.get_tracer(SCOPE_NAME, __version__)
+            if self._tracer_provider
+            else None
+        )
+        self._otel_logger = (
+            self._logger_provider.get_logger(SCOPE_NAME, __version__)
+            if self._logger_provider
+            else None
+        )
+        self._root = context_api.Context()
+        bus.subscribe(self.name, self._handle)
+
+    @classmethod
+    def from_bridge(cls, bridge: Bridge) -> OtlpSink:
+        """The sink the bridge's settings and the standard OTEL_* variables describe."""
+        settings = bridge.settings
+        return cls(
+            bridge.bus,
+            build_exporters(settings),
+            resource=build_resource(settings.otel_service_name, settings.node),
+            registry=bridge.registry,
+            recorder=bridge.integration.recorder,
+            queue_size=settings.otlp_queue_size,
+            # Leave the bus and the HTTP server their share of the shutdown budget.
+            close_seconds=min(5.0, settings.shutdown_timeout_ms / 2000),
+            # What GET /metrics appends after the registry (the Prometheus sink's store).
+            expositions=lambda: [
+                component.render(True)
+                for component in bridge.components
+                if isinstance(component, HasExposition)
+            ],
+        )
+
+    @property
+    def signals(self) -> tuple[Signal, ...]:
+        """The signals being exported."""
+        return tuple(self._exporters)
+
+    # -- the bus side --
+
+    def _handle(self, envelope: Envelope) -> None:
+        spec = translate(envelope)
+        if spec is None:
+            return
+        if isinstance(spec, SpanSpec):
+            if self._closed:
+                self._drop("traces")
+            elif self._tracer is not None:
+                self._record_span(spec)
+        elif self._closed:
+            self._drop("logs")
+        elif self._otel_logger is not None:
+            self._record_log(spec)
+
+    def _drop(self, signal: Signal) -> None:
+        if signal in self._batchers:
+            self._metrics.dropped.labels(signal).inc()
+
+    def _record_span(self, spec: SpanSpec) -> None:
+        assert self._tracer is not None
+        span = self._tracer.start_span(
+            spec.name,
+            context=self._root,
+            kind=_KINDS[spec.kind],
+            attributes=spec.attributes,
+            start_time=spec.start_ns,
+            record_exception=False,
+        )
+        for event in spec.events:
+            span.add_event(event.name, event.attributes, event.time_ns)
+        if spec.status != "unset":
+            span.set_status(Status(_STATUS[spec.status], spec.status_description))
+        span.end(end_time=spec.end_ns)
+
+    def _record_log(self, spec: LogSpec) -> None:
+        assert self._otel_logger is not None
+        self._otel_logger.emit(
+            timestamp=spec.timestamp_ns,
+            observed_timestamp=spec.observed_ns,
+            context=self._root,
+            severity_number=SeverityNumber(spec.severity_number),
+            severity_text=spec.severity_text,
+            body=spec.body,
+            attributes=spec.attributes,
+            event_name=spec.event_name,
+        )
+
+    # -- the export side (batcher threads) --
+
+    def _exported_callback(self, signal: Signal) -> Callable[[int, bool, float], None]:
+        exported = self._metrics.exported.labels(signal)
+        failures = self._metrics.export_failures.labels(signal)
+
+        def on_export(count: int, ok: bool, seconds: float) -> None:
+            self._recorder.record(EXPORT_OPERATION, seconds, ok)
+            if ok:
+                exported.inc(count)
+                with self._failing_lock:
+                    self._failing.pop(signal, None)
+            else:
+                failures.inc(count)
+                with self._failing_lock:
+                    streak, since = self._failing.get(signal, (0, time.time()))
+                    self._failing[signal] = (streak + 1, since)
+
+        return on_export
+
+    # -- Component --
+
+    async def start(self) -> None:
+        """Start the export threads."""
+        for batcher in self._batchers.values():
+            batcher.start()
+        if self._mirror is not None:
+            self._mirror.start()
+
+    def readiness(self) -> str | None:
+        """Why the collector looks unreachable (informational: this sink is not required)."""
+        with self._failing_lock:
+            failing = sorted(self._failing.items())
+        problems = []
+        for signal, (streak, since) in failing:
+            when = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            problems.append(f"{signal}: {streak} failed export(s) in a row since {when}")
+        if not problems:
+            return None
+        return "OTLP collector unreachable or refusing data: " + "; ".join(problems)
+
+    async def aclose(self) -> None:
+        """Flush for a bounded time, then stop, even when the collector never answers."""
+        if self._closed:
+            return
+        self._closed = True
+        flush = self._close_seconds * 0.6
+        grace = self._close_seconds * 0.2
+        closers = [
+            _in_thread(
+                functools.partial(batcher.close, flush, self._exporters[signal].shutdown, grace),
+                f"otlp-{signal}-close",
+            )
+            for signal, batcher in self._batchers.items()
+        ]
+        if self._mirror is not None:
+            closers.append(
+                _in_thread(functools.partial(self._mirror.close, grace), "otlp-metrics-close")
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*closers), self._close_seconds + 0.5)
+
+
+def _depth_of(batcher: BoundedBatcher[Any]) -> Callable[[], int]:
+    return lambda: batcher.depth
+
+
+def _exporting(exporter: Exporter) -> Callable[[list[Any]], bool]:
+    def export(batch: list[Any]) -> bool:
+        result = exporter.export(batch)
+        return getattr(result, "name", "") == "SUCCESS"
+
+    return export
+
+
+async def _in_thread(action: Callable[[], object], name: str) -> None:
+    """Run a blocking call in a daemon thread of its own and await it.
+
+    Not ``asyncio.to_thread``: ``asyncio.run`` joins the default executor on exit, and a hung
+    exporter shutdown would then hold the process.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def finish() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    def run() -> None:
+        try:
+            action()
+        except Exception:
+            _logger.exception("%s failed", name)
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(finish)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    await asyncio.shield(done)

@@ -1,0 +1,1017 @@
+# ruff: noqa: E501  (PromQL expressions read best on one line)
+"""Generate the shipped Grafana dashboards (``grafana/dashboards/*.json``) from one table.
+
+    python grafana/generate.py           # rewrite the JSON files
+    python grafana/generate.py --check   # exit 1 when a file differs from what this generates
+
+Every panel has a query, a unit and the ``$datasource`` variable; every dashboard has the
+``datasource`` and ``node`` variables. Metric names are SPEC section 7's (README catalog);
+tests/integration/test_dashboards.py runs every query against a real Prometheus scraping a
+``--demo`` bridge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "dashboards"
+DS = {"type": "prometheus", "uid": "${datasource}"}
+NODE = 'node=~"$node"'
+RATE = "$__rate_interval"
+
+
+@dataclass
+class Q:
+    """One query of a panel."""
+
+    expr: str
+    legend: str = ""
+    instant: bool = False
+
+
+@dataclass
+class P:
+    """One panel; ``kind`` is the Grafana panel type."""
+
+    title: str
+    kind: str
+    queries: list[Q]
+    unit: str
+    width: int = 12
+    height: int = 8
+    description: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    overrides: list[dict[str, Any]] = field(default_factory=list)
+    transformations: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Row:
+    """A collapsible row title."""
+
+    title: str
+
+
+def _thresholds(*steps: tuple[float | None, str]) -> dict[str, Any]:
+    return {
+        "mode": "absolute",
+        "steps": [{"color": color, "value": value} for value, color in steps],
+    }
+
+
+PERCENT_THRESHOLDS = _thresholds((None, "green"), (85, "yellow"), (95, "red"))
+HEALTH_MAPPINGS = [
+    {
+        "type": "value",
+        "options": {
+            "0": {"text": "healthy", "color": "green", "index": 0},
+            "1": {"text": "degraded", "color": "yellow", "index": 1},
+            "2": {"text": "unhealthy", "color": "red", "index": 2},
+            "3": {"text": "unknown", "color": "text", "index": 3},
+        },
+    }
+]
+# healthy 0, degraded 1, unhealthy 2, unknown (down or silent) 3.
+NODE_HEALTH_CODE = (
+    f'sum by (node) (exesdb_node_health_status{{{NODE}, status="degraded"}})'
+    f' + 2 * sum by (node) (exesdb_node_health_status{{{NODE}, status="unhealthy"}})'
+    f' + 3 * sum by (node) (exesdb_node_health_status{{{NODE}, status="unknown"}})'
+)
+
+
+def stat(title: str, expr: str, unit: str, legend: str = "", width: int = 4, **kw: Any) -> P:
+    """A single-value panel showing the latest value."""
+    options = {
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "colorMode": "background",
+        "graphMode": "none",
+        "textMode": "auto",
+        "orientation": "auto",
+        "justifyMode": "auto",
+    }
+    options.update(kw.pop("options", {}))
+    return P(title, "stat", [Q(expr, legend)], unit, width=width, height=4, options=options, **kw)
+
+
+def series(title: str, queries: list[Q], unit: str, width: int = 12, **kw: Any) -> P:
+    """A time series panel."""
+    options = {
+        "legend": {"displayMode": "table", "placement": "right", "calcs": ["lastNotNull", "max"]},
+        "tooltip": {"mode": "multi", "sort": "desc"},
+    }
+    defaults = {"custom": {"lineWidth": 1, "fillOpacity": 10, "showPoints": "never"}}
+    defaults.update(kw.pop("defaults", {}))
+    return P(
+        title, "timeseries", queries, unit, width=width, options=options, defaults=defaults, **kw
+    )
+
+
+def table(title: str, queries: list[Q], unit: str, width: int = 12, **kw: Any) -> P:
+    """An instant table, one row per series."""
+    for query in queries:
+        query.instant = True
+    transformations = [
+        {"id": "merge", "options": {}},
+        {"id": "organize", "options": {"excludeByName": {"Time": True}}},
+    ]
+    return P(
+        title,
+        "table",
+        queries,
+        unit,
+        width=width,
+        options={"showHeader": True, "cellHeight": "sm"},
+        transformations=transformations,
+        **kw,
+    )
+
+
+def timeline(title: str, expr: str, legend: str, width: int = 24) -> P:
+    """A state timeline of the node health code."""
+    return P(
+        title,
+        "state-timeline",
+        [Q(expr, legend)],
+        "none",
+        width=width,
+        height=6,
+        options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8},
+        defaults={"mappings": HEALTH_MAPPINGS, "color": {"mode": "thresholds"}},
+    )
+
+
+# -- the dashboards --
+
+CLUSTER = [
+    Row("Cluster"),
+    stat(
+        "Nodes",
+        'exesdb_cluster_nodes{state="total"}',
+        "none",
+        defaults={"color": {"mode": "fixed", "fixedColor": "blue"}},
+    ),
+    stat(
+        "Healthy nodes",
+        'exesdb_cluster_nodes{state="healthy"}',
+        "none",
+        defaults={"color": {"mode": "fixed", "fixedColor": "green"}},
+    ),
+    stat(
+        "Degraded or unhealthy",
+        'sum(exesdb_cluster_nodes{state=~"degraded|unhealthy"})',
+        "none",
+        defaults={"thresholds": _thresholds((None, "green"), (1, "yellow"))},
+    ),
+    stat(
+        "Down",
+        'exesdb_cluster_nodes{state="down"}',
+        "none",
+        defaults={"thresholds": _thresholds((None, "green"), (1, "red"))},
+    ),
+    stat(
+        "Quorum",
+        "exesdb_cluster_quorum_available",
+        "none",
+        defaults={
+            "mappings": [
+                {
+                    "type": "value",
+                    "options": {
+                        "0": {"text": "lost", "color": "red"},
+                        "1": {"text": "available", "color": "green"},
+                    },
+                }
+            ]
+        },
+    ),
+    stat(
+        "Active alerts",
+        "sum(exesdb_alerts_active)",
+        "none",
+        defaults={"thresholds": _thresholds((None, "green"), (1, "orange"))},
+    ),
+    timeline("Node health", NODE_HEALTH_CODE, "{{node}}"),
+    series(
+        "Cluster nodes by state",
+        [Q('exesdb_cluster_nodes{state!="total"}', "{{state}}")],
+        "none",
+        defaults={"custom": {"stacking": {"mode": "normal"}, "fillOpacity": 40}},
+    ),
+    series(
+        "Cluster health",
+        [Q("max by (status) (exesdb_cluster_health_status) == 1", "{{status}}")],
+        "none",
+    ),
+    Row("Traffic"),
+    series(
+        "Operations per second by node",
+        [Q(f"sum by (node) (rate(exesdb_operations_total{{{NODE}}}[{RATE}]))", "{{node}}")],
+        "ops",
+    ),
+    series(
+        "Worst p99 latency by operation",
+        [
+            Q(
+                f'max by (operation) (exesdb_operation_latency_seconds{{{NODE}, quantile="0.99"}})',
+                "{{operation}}",
+            )
+        ],
+        "s",
+    ),
+    series(
+        "Failed operations",
+        [
+            Q(
+                f'sum by (node) (rate(exesdb_operations_total{{{NODE}, result="error"}}[{RATE}]))'
+                f" / sum by (node) (rate(exesdb_operations_total{{{NODE}}}[{RATE}]))",
+                "{{node}}",
+            )
+        ],
+        "percentunit",
+    ),
+    series(
+        "Alerts raised by severity",
+        [Q(f"sum by (severity) (rate(exesdb_alerts_total[{RATE}])) * 60", "{{severity}}")],
+        "short",
+        description="Alerts per minute: SystemAlert, MetricAlert, SecurityAlert, AccessViolation.",
+    ),
+    series(
+        "Node lifecycle events",
+        [
+            Q(
+                f"sum by (node, event) (increase(exesdb_node_lifecycle_events_total{{{NODE}}}[5m]))",
+                "{{node}} {{event}}",
+            )
+        ],
+        "short",
+    ),
+    series(
+        "Cluster membership changes",
+        [Q("sum by (event) (increase(exesdb_cluster_membership_events_total[5m]))", "{{event}}")],
+        "short",
+    ),
+]
+
+NODES = [
+    Row("Health"),
+    timeline("Node health", NODE_HEALTH_CODE, "{{node}}"),
+    table(
+        "Nodes now",
+        [
+            Q(f"max by (node) (exesdb_node_cpu_usage_percent{{{NODE}}})", "cpu"),
+            Q(f"max by (node) (exesdb_node_memory_usage_percent{{{NODE}}})", "memory"),
+            Q(f"max by (node) (exesdb_node_disk_usage_percent{{{NODE}}})", "disk"),
+        ],
+        "percent",
+        defaults={
+            "thresholds": PERCENT_THRESHOLDS,
+            "custom": {"cellOptions": {"type": "color-text"}},
+        },
+    ),
+    series(
+        "Components not healthy",
+        [
+            Q(
+                f'sum by (node, component) (exesdb_component_health_status{{{NODE}, status!="healthy"}})',
+                "{{node}} {{component}}",
+            )
+        ],
+        "none",
+        description="1 while a component (store persistence, emitter pool, ...) is degraded or unhealthy.",
+    ),
+    series(
+        "Health checks by result",
+        [
+            Q(
+                f"sum by (check, result) (rate(exesdb_health_checks_total{{{NODE}}}[{RATE}]))",
+                "{{check}} {{result}}",
+            )
+        ],
+        "ops",
+    ),
+    series(
+        "Health check passing",
+        [Q(f"exesdb_health_check_success{{{NODE}}}", "{{node}} {{check}}")],
+        "bool_yes_no",
+        defaults={"min": 0, "max": 1},
+    ),
+    series(
+        "Health check duration",
+        [Q(f"exesdb_health_check_duration_seconds{{{NODE}}}", "{{node}} {{check}}")],
+        "s",
+    ),
+    Row("Resources"),
+    series(
+        "CPU",
+        [Q(f"exesdb_node_cpu_usage_percent{{{NODE}}}", "{{node}}")],
+        "percent",
+        defaults={"min": 0, "max": 100, "thresholds": PERCENT_THRESHOLDS},
+    ),
+    series(
+        "Memory",
+        [Q(f"exesdb_node_memory_usage_percent{{{NODE}}}", "{{node}}")],
+        "percent",
+        defaults={"min": 0, "max": 100, "thresholds": PERCENT_THRESHOLDS},
+    ),
+    series(
+        "Disk",
+        [Q(f"exesdb_node_disk_usage_percent{{{NODE}}}", "{{node}}")],
+        "percent",
+        defaults={"min": 0, "max": 100, "thresholds": PERCENT_THRESHOLDS},
+    ),
+    series(
+        "Network",
+        [Q(f"exesdb_node_network_usage_percent{{{NODE}}}", "{{node}}")],
+        "percent",
+        defaults={"min": 0, "max": 100},
+    ),
+    series(
+        "Load average",
+        [Q(f"exesdb_node_load_average{{{NODE}}}", "{{node}}")],
+        "short",
+    ),
+    series(
+        "Memory and disk used",
+        [
+            Q(
+                f'exesdb_node_resource_used{{{NODE}, resource=~"memory|disk"}}',
+                "{{node}} {{resource}}",
+            )
+        ],
+        "bytes",
+    ),
+    Row("Stores"),
+    table(
+        "Performance values",
+        [Q(f"exesdb_performance_value{{{NODE}}}", "")],
+        "short",
+        width=24,
+        description="The latest PerformanceMetric of each component; the unit column names its unit.",
+    ),
+    series(
+        "Processes and supervision",
+        [
+            Q(
+                f"sum by (node, event) (increase(exesdb_process_lifecycle_events_total{{{NODE}}}[5m]))",
+                "{{node}} process {{event}}",
+            ),
+            Q(
+                f"sum by (node, event) (increase(exesdb_node_lifecycle_events_total{{{NODE}}}[5m]))",
+                "{{node}} node {{event}}",
+            ),
+        ],
+        "short",
+        width=24,
+    ),
+]
+
+_OP = f'{NODE}, operation=~"$operation"'
+
+THROUGHPUT = [
+    Row("Throughput"),
+    series(
+        "Operations per second",
+        [
+            Q(
+                f"sum by (operation) (rate(exesdb_operations_total{{{_OP}}}[{RATE}]))",
+                "{{operation}}",
+            )
+        ],
+        "ops",
+    ),
+    series(
+        "Reported rate by node",
+        [
+            Q(
+                f"sum by (node) (exesdb_operation_rate_per_second{{{_OP}}})",
+                "{{node}}",
+            )
+        ],
+        "ops",
+        description="The rate_per_sec of the latest ThroughputMetric of each operation, summed per node.",
+    ),
+    series(
+        "Failed operations per second",
+        [
+            Q(
+                f'sum by (operation) (rate(exesdb_operations_total{{{_OP}, result="error"}}[{RATE}]))',
+                "{{operation}}",
+            )
+        ],
+        "ops",
+    ),
+    series(
+        "Error ratio",
+        [
+            Q(
+                f'sum by (operation) (rate(exesdb_operations_total{{{_OP}, result="error"}}[{RATE}]))'
+                f" / sum by (operation) (rate(exesdb_operations_total{{{_OP}}}[{RATE}]))",
+                "{{operation}}",
+            )
+        ],
+        "percentunit",
+    ),
+    Row("Latency"),
+    series(
+        "p50 latency",
+        [
+            Q(
+                f'max by (operation) (exesdb_operation_latency_seconds{{{_OP}, quantile="0.5"}})',
+                "{{operation}}",
+            )
+        ],
+        "s",
+    ),
+    series(
+        "p95 latency",
+        [
+            Q(
+                f'max by (operation) (exesdb_operation_latency_seconds{{{_OP}, quantile="0.95"}})',
+                "{{operation}}",
+            )
+        ],
+        "s",
+    ),
+    series(
+        "p99 latency",
+        [
+            Q(
+                f'max by (operation) (exesdb_operation_latency_seconds{{{_OP}, quantile="0.99"}})',
+                "{{operation}}",
+            )
+        ],
+        "s",
+        defaults={"thresholds": _thresholds((None, "green"), (0.5, "red"))},
+    ),
+    series(
+        "Average and maximum latency",
+        [
+            Q(
+                f"max by (operation) (exesdb_operation_latency_avg_seconds{{{_OP}}})",
+                "{{operation}} avg",
+            ),
+            Q(
+                f'max by (operation) (exesdb_operation_latency_seconds{{{_OP}, quantile="1"}})',
+                "{{operation}} max",
+            ),
+        ],
+        "s",
+    ),
+    series(
+        "Latency samples",
+        [
+            Q(
+                f"sum by (operation) (exesdb_operation_latency_samples{{{_OP}}})",
+                "{{operation}}",
+            )
+        ],
+        "short",
+        description="How many operations the latest latency figures were computed from.",
+    ),
+    table(
+        "Latency by node and operation",
+        [
+            Q(f'exesdb_operation_latency_seconds{{{_OP}, quantile="0.5"}}', "p50"),
+            Q(f'exesdb_operation_latency_seconds{{{_OP}, quantile="0.99"}}', "p99"),
+            Q(f"exesdb_operation_latency_avg_seconds{{{_OP}}}", "avg"),
+        ],
+        "s",
+    ),
+    series(
+        "Metric alerts",
+        [
+            Q(
+                f"sum by (metric, severity) (increase(exesdb_metric_alerts_total{{{NODE}}}[5m]))",
+                "{{metric}} {{severity}}",
+            )
+        ],
+        "short",
+        width=24,
+        description="MetricAlert messages: a metric crossed its threshold.",
+    ),
+]
+
+INSTANCE = 'instance=~"$instance"'
+
+INTERNALS = [
+    Row("Bridge"),
+    stat(
+        "Up",
+        f'up{{job="exesdb-bridge", {INSTANCE}}}',
+        "none",
+        "{{instance}}",
+        defaults={
+            "mappings": [
+                {
+                    "type": "value",
+                    "options": {
+                        "0": {"text": "down", "color": "red"},
+                        "1": {"text": "up", "color": "green"},
+                    },
+                }
+            ]
+        },
+    ),
+    stat(
+        "Version",
+        f"exesdb_build_info{{{INSTANCE}}}",
+        "none",
+        "{{version}}",
+        options={"textMode": "name"},
+    ),
+    stat(
+        "Integration",
+        f"exesdb_integration_enabled{{{INSTANCE}}}",
+        "none",
+        "{{instance}}",
+        defaults={
+            "mappings": [
+                {
+                    "type": "value",
+                    "options": {
+                        "0": {"text": "disabled", "color": "orange"},
+                        "1": {"text": "enabled", "color": "green"},
+                    },
+                }
+            ]
+        },
+    ),
+    stat("Series held", f"sum(exesdb_prometheus_series{{{INSTANCE}}})", "short"),
+    stat("Series limit", f"min(exesdb_prometheus_series_limit{{{INSTANCE}}})", "short"),
+    stat(
+        "Scrape duration", f'max(scrape_duration_seconds{{job="exesdb-bridge", {INSTANCE}}})', "s"
+    ),
+    Row("Bus"),
+    series(
+        "Published by bus instance",
+        [
+            Q(
+                f"sum by (pubsub) (rate(exesdb_bus_published_total{{{INSTANCE}}}[{RATE}]))",
+                "{{pubsub}}",
+            )
+        ],
+        "ops",
+    ),
+    series(
+        "Rejected by reason",
+        [
+            Q(
+                f"sum by (reason) (rate(exesdb_bus_rejected_total{{{INSTANCE}}}[{RATE}]))",
+                "{{reason}}",
+            )
+        ],
+        "ops",
+    ),
+    series(
+        "Subscriber queue depth",
+        [Q(f"sum by (subscriber) (exesdb_bus_queue_depth{{{INSTANCE}}})", "{{subscriber}}")],
+        "short",
+    ),
+    series(
+        "Dropped and failed messages",
+        [
+            Q(
+                f"sum by (subscriber) (rate(exesdb_bus_dropped_total{{{INSTANCE}}}[{RATE}]))",
+                "dropped {{subscriber}}",
+            ),
+            Q(
+                f"sum by (subscriber) (rate(exesdb_sink_errors_total{{{INSTANCE}}}[{RATE}]))",
+                "failed {{subscriber}}",
+            ),
+        ],
+        "ops",
+    ),
+    series(
+        "Prometheus sink series",
+        [
+            Q(f"sum(exesdb_prometheus_series{{{INSTANCE}}})", "held"),
+            Q(
+                f"sum(rate(exesdb_prometheus_series_expired_total{{{INSTANCE}}}[{RATE}]))",
+                "expired/s",
+            ),
+            Q(
+                f"sum(rate(exesdb_prometheus_series_refused_total{{{INSTANCE}}}[{RATE}]))",
+                "refused/s",
+            ),
+        ],
+        "short",
+        width=24,
+    ),
+    series(
+        "Messages translated by the Prometheus sink",
+        [
+            Q(
+                f"sum by (pubsub) (rate(exesdb_prometheus_messages_total{{{INSTANCE}}}[{RATE}]))",
+                "{{pubsub}}",
+            )
+        ],
+        "ops",
+    ),
+    series(
+        "Collector runs",
+        [
+            Q(
+                f"sum by (collector, result) (rate(exesdb_collector_runs_total{{{INSTANCE}}}[{RATE}]))",
+                "{{collector}} {{result}}",
+            ),
+            Q(
+                f"max by (collector) (exesdb_collector_duration_seconds{{{INSTANCE}}})",
+                "{{collector}} duration (s)",
+            ),
+        ],
+        "short",
+    ),
+    Row("Alerts"),
+    series(
+        "Alerts raised by category",
+        [Q(f"sum by (category) (rate(exesdb_alerts_total[{RATE}])) * 60", "{{category}}")],
+        "short",
+        description="Alerts per minute.",
+    ),
+    series(
+        "Active alerts by severity",
+        [Q("sum by (severity) (exesdb_alerts_active)", "{{severity}}")],
+        "short",
+    ),
+    series(
+        "Acknowledgements and notifications",
+        [
+            Q(
+                "sum by (severity) (increase(exesdb_alert_acknowledgements_total[5m]))",
+                "acknowledged {{severity}}",
+            ),
+            Q(
+                "sum by (method, status) (increase(exesdb_alert_notifications_total[5m]))",
+                "{{method}} {{status}}",
+            ),
+        ],
+        "short",
+    ),
+    series(
+        "Webhook deliveries",
+        [
+            Q(
+                f"sum by (result) (rate(exesdb_webhook_deliveries_total{{{INSTANCE}}}[{RATE}]))",
+                "{{result}}",
+            ),
+        ],
+        "ops",
+        description="Delivery attempts by result: delivered, retry, rejected, expired.",
+    ),
+    series(
+        "Webhook outbox",
+        [
+            Q(f"sum(exesdb_webhook_outbox_depth{{{INSTANCE}}})", "waiting"),
+            Q(f"sum(exesdb_webhook_dead_letters{{{INSTANCE}}})", "dead-lettered"),
+        ],
+        "short",
+    ),
+    series(
+        "Webhook delivery latency",
+        [
+            Q(
+                f"histogram_quantile(0.95, sum by (le) (rate(exesdb_webhook_delivery_seconds_bucket{{{INSTANCE}}}[{RATE}])))",
+                "p95",
+            ),
+        ],
+        "s",
+    ),
+    series(
+        "Alertmanager posts",
+        [
+            Q(
+                f"sum by (result) (rate(exesdb_alertmanager_posts_total{{{INSTANCE}}}[{RATE}]))",
+                "{{result}}",
+            )
+        ],
+        "ops",
+    ),
+    Row("OpenTelemetry export"),
+    series(
+        "OTLP records exported",
+        [
+            Q(
+                f"sum by (signal) (rate(exesdb_otlp_exported_total{{{INSTANCE}}}[{RATE}]))",
+                "{{signal}}",
+            )
+        ],
+        "ops",
+    ),
+    series(
+        "OTLP failures, drops and queue",
+        [
+            Q(
+                f"sum by (signal) (rate(exesdb_otlp_export_failures_total{{{INSTANCE}}}[{RATE}]))",
+                "failed {{signal}}",
+            ),
+            Q(
+                f"sum by (signal) (rate(exesdb_otlp_dropped_total{{{INSTANCE}}}[{RATE}]))",
+                "dropped {{signal}}",
+            ),
+            Q(f"sum by (signal) (exesdb_otlp_queue_depth{{{INSTANCE}}})", "queued {{signal}}"),
+        ],
+        "short",
+    ),
+    Row("Security, audit and logs"),
+    series(
+        "Authentication events",
+        [
+            Q(
+                f"sum by (event_type) (rate(exesdb_auth_events_total{{{NODE}}}[{RATE}]))",
+                "{{event_type}}",
+            )
+        ],
+        "ops",
+    ),
+    series(
+        "Access violations",
+        [
+            Q(
+                f"sum by (violation_type) (increase(exesdb_access_violations_total{{{NODE}}}[5m]))",
+                "{{violation_type}}",
+            ),
+            Q(
+                f"sum by (alert_type) (increase(exesdb_security_alerts_total{{{NODE}}}[5m]))",
+                "security alert {{alert_type}}",
+            ),
+        ],
+        "short",
+    ),
+    series(
+        "Audited data changes",
+        [
+            Q(
+                f"sum by (action) (rate(exesdb_audit_data_changes_total{{{NODE}}}[{RATE}]))",
+                "{{action}}",
+            )
+        ],
+        "ops",
+    ),
+    series(
+        "Audited accesses by result",
+        [
+            Q(
+                f"sum by (result) (rate(exesdb_audit_access_total{{{NODE}}}[{RATE}]))",
+                "{{result}}",
+            )
+        ],
+        "ops",
+    ),
+    series(
+        "Log entries by level",
+        [
+            Q(
+                f"sum by (level) (rate(exesdb_log_entries_total{{{NODE}}}[{RATE}]))",
+                "{{level}}",
+            )
+        ],
+        "ops",
+    ),
+    series(
+        "Diagnostics",
+        [
+            Q(
+                f"sum by (component) (increase(exesdb_debug_traces_total{{{NODE}}}[5m]))",
+                "traces {{component}}",
+            ),
+            Q(
+                f"sum by (error_type) (increase(exesdb_error_analyses_total{{{NODE}}}[5m]))",
+                "errors {{error_type}}",
+            ),
+        ],
+        "short",
+    ),
+    series(
+        "Sessions",
+        [
+            Q(
+                f"sum by (event_type) (increase(exesdb_session_events_total{{{NODE}}}[5m]))",
+                "{{event_type}}",
+            )
+        ],
+        "short",
+    ),
+]
+
+
+@dataclass
+class Dashboard:
+    """One dashboard file."""
+
+    uid: str
+    title: str
+    description: str
+    panels: list[P | Row]
+    extra_variables: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _query_variable(name: str, label: str, query: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": DS,
+        "query": {"query": query, "refId": f"{name}-values"},
+        "definition": query,
+        "refresh": 2,
+        "includeAll": True,
+        "multi": True,
+        "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "sort": 1,
+        "hide": 0,
+    }
+
+
+def _variables(extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "datasource",
+            "label": "Data source",
+            "type": "datasource",
+            "query": "prometheus",
+            "current": {},
+            "hide": 0,
+            "refresh": 1,
+            "regex": "",
+        },
+        _query_variable("node", "Node", "label_values(exesdb_node_health_status, node)"),
+        *extra,
+    ]
+
+
+def _panel(item: P | Row, panel_id: int, x: int, y: int) -> dict[str, Any]:
+    if isinstance(item, Row):
+        return {
+            "id": panel_id,
+            "type": "row",
+            "title": item.title,
+            "collapsed": False,
+            "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
+            "panels": [],
+        }
+    defaults: dict[str, Any] = {"unit": item.unit}
+    defaults.update(item.defaults)
+    targets = []
+    for index, query in enumerate(item.queries):
+        target: dict[str, Any] = {
+            "refId": chr(ord("A") + index),
+            "datasource": DS,
+            "expr": query.expr,
+            "legendFormat": query.legend or "__auto",
+            "range": not query.instant,
+            "instant": query.instant,
+            "editorMode": "code",
+        }
+        if query.instant:
+            target["format"] = "table"
+        targets.append(target)
+    panel: dict[str, Any] = {
+        "id": panel_id,
+        "type": item.kind,
+        "title": item.title,
+        "datasource": DS,
+        "gridPos": {"h": item.height, "w": item.width, "x": x, "y": y},
+        "fieldConfig": {"defaults": defaults, "overrides": item.overrides},
+        "options": item.options,
+        "targets": targets,
+    }
+    if item.description:
+        panel["description"] = item.description
+    if item.transformations:
+        panel["transformations"] = item.transformations
+    return panel
+
+
+def build(dashboard: Dashboard) -> dict[str, Any]:
+    """The dashboard's JSON model, panels laid out left to right, top to bottom."""
+    panels: list[dict[str, Any]] = []
+    x = y = row_height = 0
+    for panel_id, item in enumerate(dashboard.panels, start=1):
+        if isinstance(item, Row):
+            if x:
+                y, x, row_height = y + row_height, 0, 0
+            panels.append(_panel(item, panel_id, 0, y))
+            y += 1
+            continue
+        if x + item.width > 24:
+            y, x, row_height = y + row_height, 0, 0
+        panels.append(_panel(item, panel_id, x, y))
+        x += item.width
+        row_height = max(row_height, item.height)
+    return {
+        "uid": dashboard.uid,
+        "title": dashboard.title,
+        "description": dashboard.description,
+        "tags": ["exesdb", "exesdb-bridge"],
+        "timezone": "browser",
+        "editable": True,
+        "graphTooltip": 1,
+        "refresh": "10s",
+        "time": {"from": "now-30m", "to": "now"},
+        "schemaVersion": 39,
+        "version": 1,
+        "fiscalYearStartMonth": 0,
+        "liveNow": False,
+        "annotations": {
+            "list": [
+                {
+                    "builtIn": 1,
+                    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                    "enable": True,
+                    "hide": True,
+                    "iconColor": "rgba(0, 211, 255, 1)",
+                    "name": "Annotations & Alerts",
+                    "type": "dashboard",
+                }
+            ]
+        },
+        "links": [
+            {
+                "title": "ExESDB dashboards",
+                "type": "dashboards",
+                "tags": ["exesdb"],
+                "asDropdown": True,
+                "includeVars": True,
+                "keepTime": True,
+            }
+        ],
+        "templating": {"list": _variables(dashboard.extra_variables)},
+        "panels": panels,
+    }
+
+
+DASHBOARDS = [
+    Dashboard(
+        "exesdb-cluster-overview",
+        "ExESDB / Cluster overview",
+        "Cluster membership, quorum, node health, traffic and alerts at a glance.",
+        CLUSTER,
+    ),
+    Dashboard(
+        "exesdb-node-health",
+        "ExESDB / Node health & resources",
+        "Per-node health status, component health, health checks, CPU, memory, disk, network.",
+        NODES,
+    ),
+    Dashboard(
+        "exesdb-throughput-latency",
+        "ExESDB / Throughput & latency",
+        "Operations per second, errors and latency percentiles per operation.",
+        THROUGHPUT,
+        [
+            _query_variable(
+                "operation",
+                "Operation",
+                'label_values(exesdb_operations_total{node=~"$node"}, operation)',
+            )
+        ],
+    ),
+    Dashboard(
+        "exesdb-bridge-internals",
+        "ExESDB / Alerts & bridge internals",
+        "Alerts, security, audit and logs, and the bridge itself: bus, sinks, webhooks, OTLP.",
+        INTERNALS,
+        [_query_variable("instance", "Bridge", "label_values(exesdb_build_info, instance)")],
+    ),
+]
+
+
+def render(dashboard: Dashboard) -> str:
+    """The file text of one dashboard."""
+    return json.dumps(build(dashboard), indent=2, sort_keys=False) + "\n"
+
+
+def files() -> dict[Path, str]:
+    """Every dashboard file this generates, by path."""
+    return {OUT / f"{dashboard.uid}.json": render(dashboard) for dashboard in DASHBOARDS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the dashboards, or with ``--check`` report the ones that are out of date."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="only compare, write nothing")
+    args = parser.parse_args(argv)
+    stale = [
+        path for path, text in files().items() if not path.exists() or path.read_text() != text
+    ]
+    if args.check:
+        for path in stale:
+            print(f"out of date: {path} (run python grafana/generate.py)", file=sys.stderr)
+        return 1 if stale else 0
+    OUT.mkdir(exist_ok=True)
+    for path in stale:
+        path.write_text(files()[path])
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

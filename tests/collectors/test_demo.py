@@ -1,0 +1,329 @@
+"""The --demo traffic: a seeded, clock-driven simulation of a three-node ExESDB cluster."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from bridge.app import Bridge
+from bridge.bus import Envelope
+from bridge.config import Settings
+from bridge.messages import (
+    MESSAGE_TYPES,
+    AlertAck,
+    ClusterHealth,
+    LatencyMetric,
+    Message,
+    NodeHealth,
+    NodeLifecycle,
+    ResourceUsage,
+    SystemAlert,
+    ThroughputMetric,
+)
+from collectors.demo import DEFAULT_NODES, DEFAULT_STORES, DemoCluster, demo_component
+from collectors.health import Thresholds
+from collectors.scheduler import CollectorMetrics
+from tests.support import TEST_SECRET, async_wait_until
+
+
+class FakeClock:
+    """Seconds that move only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_bridge(**env: Any) -> Bridge:
+    settings = Settings.model_validate({"SECRET_KEY_BASE": TEST_SECRET, "EXESDB_NODE": "b1", **env})
+    return Bridge(settings, registry=CollectorRegistry(), components=[])
+
+
+def demo(bridge: Bridge | None = None, **options: Any) -> DemoCluster:
+    options.setdefault("seed", 7)
+    options.setdefault("failure_chance", 0.0)
+    options.setdefault("stress_chance", 0.0)
+    options.setdefault("showcase", False)
+    return DemoCluster((bridge or make_bridge()).integration, **options)
+
+
+def of(messages: list[tuple[str, Message]], model: type[Message]) -> list[Any]:
+    return [message for _, message in messages if isinstance(message, model)]
+
+
+def comparable(messages: list[tuple[str, Message]]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (
+            topic,
+            m.TAG,
+            m.model_dump(exclude={"timestamp", "ack_timestamp", "first_seen", "last_seen"}),
+        )
+        for topic, m in messages
+        if not hasattr(m, "log_id") and not hasattr(m, "trace_id") and not hasattr(m, "error_id")
+    ]
+
+
+def test_same_seed_gives_the_same_traffic() -> None:
+    """Two simulations with one seed and one clock publish identical messages, step by step."""
+    clock_a, clock_b = FakeClock(), FakeClock()
+    a, b = demo(clock=clock_a, failure_chance=0.1), demo(clock=clock_b, failure_chance=0.1)
+    for _ in range(30):
+        assert comparable(a.step()) == comparable(b.step())
+        clock_a.now += 1
+        clock_b.now += 1
+    assert comparable(demo(seed=8).step()) != comparable(demo(seed=7).step())
+
+
+def test_first_step_announces_the_three_nodes() -> None:
+    """The first step says every node started and joined, and that they form the cluster."""
+    first = demo().step()
+    joined = of(first, NodeLifecycle)
+    assert [(m.node, m.event, m.cluster_size) for m in joined] == [
+        (node, "joined", 3) for node in DEFAULT_NODES
+    ]
+    assert {m.TAG for _, m in first} >= {"system_lifecycle_event", "cluster_membership_changed"}
+    assert not of(demo().step()[len(first) :], NodeLifecycle)
+
+
+def test_every_step_reports_each_node_and_operation() -> None:
+    """Each step has health, four resources, and per operation a throughput and six percentiles."""
+    cluster = demo()
+    cluster.step()
+    step = cluster.step()
+    for node in DEFAULT_NODES:
+        assert len([m for m in of(step, NodeHealth) if m.node == node]) == 1
+        assert {m.resource_type for m in of(step, ResourceUsage) if m.node == node} == {
+            "cpu",
+            "memory",
+            "disk",
+            "network",
+        }
+        latencies = [m for m in of(step, LatencyMetric) if m.node == node]
+        operations = {m.operation for m in latencies}
+        assert len(operations) == 5 * len(DEFAULT_STORES)
+        assert Counter(m.percentile for m in latencies) == {
+            p: len(operations) for p in ("p50", "p95", "p99", "min", "max", "avg")
+        }
+        ok = [(t, m) for t, m in step if isinstance(m, ThroughputMetric) and m.node == node]
+        assert {t for t, _ in ok} == {"metrics", "metrics:error"}
+    health = of(step, ClusterHealth)
+    assert [(h.total_nodes, h.quorum_status) for h in health] == [(3, "available")]
+
+
+def test_latency_percentiles_are_ordered() -> None:
+    """For each operation min <= p50 <= p95 <= p99 <= max."""
+    step = demo().step()
+    by_op: dict[tuple[str, str], dict[str, float]] = {}
+    for m in of(step, LatencyMetric):
+        by_op.setdefault((m.node, m.operation), {})[m.percentile] = m.latency_ms
+    for values in by_op.values():
+        assert values["min"] <= values["p50"] <= values["p95"] <= values["p99"] <= values["max"]
+
+
+def test_throughput_spans_the_clock_time_between_steps() -> None:
+    """A ThroughputMetric covers the time the injected clock moved since the previous step."""
+    clock = FakeClock()
+    cluster = demo(clock=clock)
+    cluster.step()
+    clock.now += 2.5
+    durations = {m.duration_ms for m in of(cluster.step(), ThroughputMetric)}
+    assert durations == {2500.0}
+
+
+def test_every_instance_gets_traffic() -> None:
+    """Within a few minutes of steps, all nine bus instances carry demo messages."""
+    cluster = demo(failure_chance=0.02, stress_chance=0.05)
+    seen = {m.INSTANCE for _ in range(200) for _, m in cluster.step()}
+    expected = {instance for instance, _ in MESSAGE_TYPES} - {"ex_esdb_system"}
+    assert seen >= expected
+
+
+def test_showcase_shows_every_rare_event_within_fifteen_steps() -> None:
+    """By default each rare event happens once early: a node fails at step 8 and is back by 14."""
+    cluster = demo(showcase=True)
+    steps = [cluster.step() for _ in range(15)]
+    assert cluster.down_nodes() == []
+    tags = {m.TAG for step in steps for _, m in step}
+    assert tags >= {
+        "access_violation",
+        "security_alert",
+        "error_analysis",
+        "debug_trace",
+        "admin_action",
+        "process_lifecycle_event",
+        "supervision_event",
+        "system_alert",
+        "alert_acknowledged",
+    }
+    events = [(i, m.event) for i, step in enumerate(steps, 1) for m in of(step, NodeLifecycle)]
+    assert (8, "down") in events
+    assert (14, "reconnected") in events
+
+
+def test_a_node_fails_then_reconnects() -> None:
+    """A failed node stays down for a while, then reconnects and its alert is acknowledged."""
+    cluster = demo(failure_chance=1.0)
+    cluster.step()  # the announcement step also fails one node
+    down = cluster.down_nodes()
+    assert len(down) == 1
+    failed_node = down[0]
+    steps = [cluster.step() for _ in range(40)]
+    assert all(len(cluster.down_nodes()) <= 1 for _ in steps)
+    flat = [pair for step in steps for pair in step]
+    acks = of(flat, AlertAck)
+    assert acks
+    assert acks[0].alert_id == f"demo-node-failure-{failed_node.replace('@', '-')}"
+    reconnected = [m for m in of(flat, NodeLifecycle) if m.event == "reconnected"]
+    assert reconnected[0].node == failed_node
+
+
+def test_failure_step_contents() -> None:
+    """The failing step: NodeLifecycle down, unknown health, the alert on topic node_failure."""
+    cluster = demo(failure_chance=1.0)
+    step = cluster.step()
+    node = cluster.down_nodes()[0]
+    assert [m.event for m in of(step, NodeLifecycle) if m.node == node][-1] == "down"
+    assert any(m.node == node and m.status == "unknown" for m in of(step, NodeHealth))
+    alerts = [(t, m) for t, m in step if isinstance(m, SystemAlert)]
+    assert [(t, m.severity, m.node, m.requires_ack) for t, m in alerts] == [
+        ("node_failure", "critical", node, True)
+    ]
+    health = of(step, ClusterHealth)[-1]
+    assert health.total_nodes == 3
+    assert health.healthy_nodes <= 2
+    assert node not in health.unhealthy_nodes + health.degraded_nodes
+    assert not [m for m in of(step, ResourceUsage) if m.node == node]
+
+
+def test_stress_degrades_nodes_by_the_thresholds() -> None:
+    """Stressed nodes turn degraded or unhealthy exactly as the configured thresholds say."""
+    thresholds = {"cpu": Thresholds(70.0, 90.0), "memory": Thresholds(85.0, 95.0)}
+    cluster = demo(stress_chance=1.0, thresholds=thresholds)
+    statuses = set()
+    for _ in range(30):
+        step = cluster.step()
+        cpu = {m.node: m.usage_percent for m in of(step, ResourceUsage) if m.resource_type == "cpu"}
+        for health in of(step, NodeHealth):
+            expected = cluster.status_of(cpu[health.node], health.memory_usage, health.disk_usage)
+            # The published readings are rounded to two decimals; allow the boundary case.
+            assert health.status == expected or abs(cpu[health.node] - 70) < 0.01
+            statuses.add(health.status)
+    assert {"degraded", "unhealthy"} <= statuses
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"nodes": ()}, "nodes"), ({"interval": 0}, "interval")],
+)
+def test_rejects_bad_options(options: dict[str, Any], message: str) -> None:
+    """An empty node list or a non-positive interval is refused, naming the option."""
+    with pytest.raises(ValueError, match=message):
+        demo(**options)
+
+
+async def test_publishes_through_the_signed_bus() -> None:
+    """publish_step puts every message on the bus, where subscribers receive them verified."""
+    bridge = make_bridge()
+    received: list[Envelope] = []
+    bridge.bus.subscribe("test", received.append)
+    await bridge.start(serve_http=False)
+    try:
+        cluster = demo(bridge)
+        count = cluster.publish_step()
+        assert count > 100
+        await async_wait_until(lambda: len(received) == count, what="all demo messages")
+        assert {e.node for e in received} == {"b1"}
+        assert {e.payload.node for e in received if hasattr(e.payload, "node")} >= set(
+            DEFAULT_NODES
+        )
+    finally:
+        await bridge.aclose()
+
+
+async def test_quiet_while_the_integration_is_disabled() -> None:
+    """With the runtime switch off, a step publishes nothing."""
+    bridge = make_bridge(EXESDB_PUBSUB_INTEGRATION="false")
+    await bridge.start(serve_http=False)
+    try:
+        assert demo(bridge).publish_step() == 0
+    finally:
+        await bridge.aclose()
+
+
+async def test_runs_on_its_interval_and_closes_idempotently() -> None:
+    """start() steps once per interval of the injected clock; aclose() stops it, twice is fine."""
+    bridge = make_bridge()
+    clock = FakeClock()
+
+    async def sleep(seconds: float) -> None:
+        clock.now += seconds
+        await asyncio.sleep(0)
+
+    await bridge.start(serve_http=False)
+    cluster = demo(bridge, interval=0.25, clock=clock, sleep=sleep)
+    started = clock.now
+    try:
+        await cluster.start()
+        await cluster.start()
+        await async_wait_until(lambda: cluster.schedule.runs >= 4, what="four steps")
+        assert cluster.readiness() is None
+    finally:
+        await cluster.aclose()
+        await cluster.aclose()
+        await bridge.aclose()
+    runs = cluster.schedule.runs
+    assert clock.now - started == pytest.approx((runs - 1) * 0.25, abs=0.25)
+    await asyncio.sleep(0.01)
+    assert cluster.schedule.runs == runs
+    assert not cluster.schedule.running
+
+
+async def test_a_failing_step_is_counted_and_the_loop_goes_on() -> None:
+    """An exception in a step is logged and counted as an error run; the next step still runs."""
+    bridge = make_bridge()
+    registry = CollectorRegistry()
+    clock = FakeClock()
+
+    async def sleep(seconds: float) -> None:
+        clock.now += seconds
+        await asyncio.sleep(0)
+
+    cluster = demo(bridge, metrics=CollectorMetrics(registry), clock=clock, sleep=sleep)
+    calls = 0
+
+    def broken() -> list[tuple[str, Message]]:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("boom")
+
+    cluster.step = broken  # type: ignore[method-assign]
+    await bridge.start(serve_http=False)
+    try:
+        await cluster.start()
+        await async_wait_until(lambda: calls >= 2, what="a second step after a failure")
+    finally:
+        await cluster.aclose()
+        await bridge.aclose()
+    errors = registry.get_sample_value(
+        "exesdb_collector_runs_total", {"collector": "demo", "result": "error"}
+    )
+    assert errors is not None
+    assert errors >= 2
+
+
+def test_factory_follows_the_settings() -> None:
+    """demo_component takes the health interval (capped at 1 s) and the thresholds from settings."""
+    fast = demo_component(
+        make_bridge(EXESDB_HEALTH_BROADCAST_INTERVAL="200", EXESDB_CPU_DEGRADED="50")
+    )
+    assert fast.interval == pytest.approx(0.2)
+    assert fast.status_of(55, 10, 10) == "degraded"
+    assert demo_component(make_bridge()).status_of(55, 10, 10) == "healthy"
+    assert demo_component(make_bridge()).interval == 1.0
+    assert (fast.name, fast.required) == ("demo", False)

@@ -1,0 +1,315 @@
+"""Real OTLP receivers from opentelemetry-proto: gRPC (Trace, Logs, Metrics services) and HTTP.
+
+Both keep what they received, decoded into plain ``ReceivedSpan`` / ``ReceivedLog`` values, and
+run on free 127.0.0.1 ports in threads of their own, so sync and async tests (and bridge
+subprocesses) can use them alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import threading
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from aiohttp import web
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from tests.support import free_port
+
+__all__ = ["GrpcOtlpReceiver", "HttpOtlpReceiver", "ReceivedLog", "ReceivedMetric", "ReceivedSpan"]
+
+
+def any_value(value: Any) -> Any:
+    """An OTLP ``AnyValue`` as a Python value (arrays as tuples, kvlists as dicts)."""
+    which = value.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "array_value":
+        return tuple(any_value(item) for item in value.array_value.values)
+    if which == "kvlist_value":
+        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
+    return getattr(value, which)
+
+
+def attributes(key_values: Any) -> dict[str, Any]:
+    """Repeated ``KeyValue`` as a dict."""
+    return {kv.key: any_value(kv.value) for kv in key_values}
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    """One span as the collector saw it."""
+
+    resource: dict[str, Any]
+    scope: str
+    name: str
+    kind: int
+    status_code: int
+    status_message: str
+    start_ns: int
+    end_ns: int
+    trace_id: bytes
+    attributes: dict[str, Any]
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReceivedLog:
+    """One log record as the collector saw it."""
+
+    resource: dict[str, Any]
+    scope: str
+    body: Any
+    severity_number: int
+    severity_text: str
+    time_ns: int
+    observed_ns: int
+    event_name: str
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReceivedMetric:
+    """One metric of one export: its kind (``sum`` or ``gauge``) and (attributes, value) points."""
+
+    resource: dict[str, Any]
+    name: str
+    kind: str
+    is_monotonic: bool
+    points: list[tuple[dict[str, Any], float]]
+
+
+def _metric(resource: dict[str, Any], metric: Any) -> ReceivedMetric:
+    kind = metric.WhichOneof("data")
+    data = getattr(metric, kind)
+    points = [
+        (attributes(point.attributes), getattr(point, point.WhichOneof("value")))
+        for point in data.data_points
+    ]
+    return ReceivedMetric(resource, metric.name, kind, kind == "sum" and data.is_monotonic, points)
+
+
+class _Store:
+    """What a receiver got, thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spans: list[ReceivedSpan] = []
+        self._logs: list[ReceivedLog] = []
+        self._metrics: list[ReceivedMetric] = []
+        self.requests = 0
+        self.fail = False
+
+    def add_traces(self, request: Any) -> None:
+        spans = [
+            ReceivedSpan(
+                attributes(resource_spans.resource.attributes),
+                scope_spans.scope.name,
+                span.name,
+                span.kind,
+                span.status.code,
+                span.status.message,
+                span.start_time_unix_nano,
+                span.end_time_unix_nano,
+                span.trace_id,
+                attributes(span.attributes),
+                [(event.name, attributes(event.attributes)) for event in span.events],
+            )
+            for resource_spans in request.resource_spans
+            for scope_spans in resource_spans.scope_spans
+            for span in scope_spans.spans
+        ]
+        with self._lock:
+            self.requests += 1
+            self._spans.extend(spans)
+
+    def add_logs(self, request: Any) -> None:
+        logs = [
+            ReceivedLog(
+                attributes(resource_logs.resource.attributes),
+                scope_logs.scope.name,
+                any_value(record.body),
+                record.severity_number,
+                record.severity_text,
+                record.time_unix_nano,
+                record.observed_time_unix_nano,
+                record.event_name,
+                attributes(record.attributes),
+            )
+            for resource_logs in request.resource_logs
+            for scope_logs in resource_logs.scope_logs
+            for record in scope_logs.log_records
+        ]
+        with self._lock:
+            self.requests += 1
+            self._logs.extend(logs)
+
+    def add_metrics(self, request: Any) -> None:
+        metrics = [
+            _metric(attributes(resource_metrics.resource.attributes), metric)
+            for resource_metrics in request.resource_metrics
+            for scope_metrics in resource_metrics.scope_metrics
+            for metric in scope_metrics.metrics
+        ]
+        with self._lock:
+            self.requests += 1
+            self._metrics.extend(metrics)
+
+    @property
+    def metrics(self) -> list[ReceivedMetric]:
+        with self._lock:
+            return list(self._metrics)
+
+    @property
+    def spans(self) -> list[ReceivedSpan]:
+        with self._lock:
+            return list(self._spans)
+
+    @property
+    def logs(self) -> list[ReceivedLog]:
+        with self._lock:
+            return list(self._logs)
+
+
+class GrpcOtlpReceiver(_Store):
+    """An OTLP/gRPC collector on ``endpoint`` (plaintext)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._server: grpc.Server | None = None
+
+    def start(self) -> GrpcOtlpReceiver:
+        """Serve until ``stop()``."""
+        store = self
+
+        class Traces(trace_service_pb2_grpc.TraceServiceServicer):
+            def Export(self, request: Any, context: Any) -> Any:
+                if store.fail:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, "refused by the test")
+                store.add_traces(request)
+                return trace_service_pb2.ExportTraceServiceResponse()
+
+        class Logs(logs_service_pb2_grpc.LogsServiceServicer):
+            def Export(self, request: Any, context: Any) -> Any:
+                if store.fail:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, "refused by the test")
+                store.add_logs(request)
+                return logs_service_pb2.ExportLogsServiceResponse()
+
+        class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+            def Export(self, request: Any, context: Any) -> Any:
+                store.add_metrics(request)
+                return metrics_service_pb2.ExportMetricsServiceResponse()
+
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), server)  # type: ignore[no-untyped-call]
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Logs(), server)  # type: ignore[no-untyped-call]
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), server)  # type: ignore[no-untyped-call]
+        server.add_insecure_port(f"127.0.0.1:{self.port}")
+        server.start()
+        self._server = server
+        return self
+
+    def stop(self) -> None:
+        """Stop serving at once."""
+        if self._server is not None:
+            self._server.stop(grace=None).wait(5)
+            self._server = None
+
+
+class HttpOtlpReceiver(_Store):
+    """An OTLP/HTTP collector decoding protobuf bodies on ``/v1/traces`` and ``/v1/logs``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.content_types: list[str] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+
+    async def _body(self, request: web.Request) -> bytes:
+        self.content_types.append(request.content_type)
+        body = await request.read()
+        if request.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        return body
+
+    async def _on_traces(self, request: web.Request) -> web.Response:
+        message = trace_service_pb2.ExportTraceServiceRequest()
+        message.ParseFromString(await self._body(request))
+        if self.fail:
+            return web.Response(status=400, text="refused by the test")
+        self.add_traces(message)
+        return web.Response(
+            body=trace_service_pb2.ExportTraceServiceResponse().SerializeToString(),
+            content_type="application/x-protobuf",
+        )
+
+    async def _on_logs(self, request: web.Request) -> web.Response:
+        message = logs_service_pb2.ExportLogsServiceRequest()
+        message.ParseFromString(await self._body(request))
+        if self.fail:
+            return web.Response(status=400, text="refused by the test")
+        self.add_logs(message)
+        return web.Response(
+            body=logs_service_pb2.ExportLogsServiceResponse().SerializeToString(),
+            content_type="application/x-protobuf",
+        )
+
+    async def _on_metrics(self, request: web.Request) -> web.Response:
+        message = metrics_service_pb2.ExportMetricsServiceRequest()
+        message.ParseFromString(await self._body(request))
+        self.add_metrics(message)
+        return web.Response(
+            body=metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString(),
+            content_type="application/x-protobuf",
+        )
+
+    def start(self) -> HttpOtlpReceiver:
+        """Serve from a thread with its own event loop until ``stop()``."""
+        started = threading.Event()
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+
+        async def serve() -> None:
+            app = web.Application(client_max_size=64 * 1024 * 1024)
+            app.router.add_post("/v1/traces", self._on_traces)
+            app.router.add_post("/v1/logs", self._on_logs)
+            app.router.add_post("/v1/metrics", self._on_metrics)
+            self._runner = web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+            await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(serve())
+            started.set()
+            loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="otlp-http-receiver", daemon=True)
+        self._thread.start()
+        if not started.wait(10):
+            raise RuntimeError("the OTLP HTTP receiver did not start")
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and join the thread."""
+        loop, runner = self._loop, self._runner
+        if loop is None or self._thread is None:
+            return
+        if runner is not None:
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        self._thread.join(5)
+        self._loop = None

@@ -1,0 +1,301 @@
+"""The shipped Grafana dashboards: well formed, and every query works on a real Prometheus.
+
+The live tests start ``exesdb-bridge run --demo`` and a real Prometheus scraping it every second,
+then run every query of every panel (template variables replaced) through ``/api/v1/query``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.sinks.prometheus.store import SeriesStore
+from bridge.sinks.prometheus.translate import Translator
+from tests.integration.servers.alertmanager import AlertmanagerServer
+from tests.integration.servers.otlp import GrpcOtlpReceiver
+from tests.integration.servers.prometheus import PrometheusServer
+from tests.integration.servers.webhook import WebhookReceiver
+from tests.support import ROOT, BridgeProcess, http_get, require_binary, wait_until
+
+DASHBOARDS = sorted((ROOT / "grafana/dashboards").glob("*.json"))
+RULE_FILES = sorted((ROOT / "deploy/prometheus/rules").glob("*.yml"))
+# What Grafana puts in place of its built-in variables, for an instant query over a short run.
+BUILTINS = {
+    "$__rate_interval": "1m",
+    "$__interval": "15s",
+    "$__range": "5m",
+    "${__rate_interval}": "1m",
+    "${__interval}": "15s",
+    "${__range}": "5m",
+}
+MIN_WITH_DATA = 0.9
+
+
+def load(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in dashboard["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def queries() -> list[tuple[str, str, str]]:
+    """(dashboard uid, panel title, expr) for every target of every panel."""
+    return [
+        (board["uid"], panel["title"], target["expr"])
+        for board in map(load, DASHBOARDS)
+        for panel in panels(board)
+        if panel["type"] != "row"
+        for target in panel["targets"]
+    ]
+
+
+def substitute(expr: str, variables: set[str]) -> str:
+    """Grafana's variables replaced: built-ins by durations, dashboard variables by ``.*``."""
+    for name, value in BUILTINS.items():
+        expr = expr.replace(name, value)
+    for name in variables:
+        expr = re.sub(rf"\$\{{{name}(:\w+)?\}}|\${name}\b", ".*", expr)
+    assert "$" not in expr, f"unreplaced variable in {expr!r}"
+    return expr
+
+
+def variables() -> set[str]:
+    return {v["name"] for board in map(load, DASHBOARDS) for v in board["templating"]["list"]}
+
+
+# -- the files --
+
+
+def test_at_least_four_dashboards() -> None:
+    """Cluster overview, node health, throughput and latency, alerts and internals are shipped."""
+    uids = {load(path)["uid"] for path in DASHBOARDS}
+    assert uids >= {
+        "exesdb-cluster-overview",
+        "exesdb-node-health",
+        "exesdb-throughput-latency",
+        "exesdb-bridge-internals",
+    }
+    assert len(uids) == len(DASHBOARDS)
+
+
+def test_dashboards_are_generated_from_the_table() -> None:
+    """The committed JSON is what grafana/generate.py produces (edit the table, not the JSON)."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "grafana/generate.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_dashboard_has_datasource_and_node_variables(path: Path) -> None:
+    """Each dashboard has a Prometheus datasource variable and a node variable using it."""
+    templating = {v["name"]: v for v in load(path)["templating"]["list"]}
+    assert templating["datasource"]["type"] == "datasource"
+    assert templating["datasource"]["query"] == "prometheus"
+    node = templating["node"]
+    assert node["type"] == "query"
+    assert node["datasource"]["uid"] == "${datasource}"
+    assert "node" in node["definition"]
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_every_panel_has_a_query_a_unit_and_the_datasource(path: Path) -> None:
+    """No panel without a query, every panel with a unit, every query on ${datasource}."""
+    board = load(path)
+    ids = [panel["id"] for panel in panels(board)]
+    assert len(ids) == len(set(ids))
+    for panel in panels(board):
+        if panel["type"] == "row":
+            continue
+        title = panel["title"]
+        assert panel["targets"], f"{title} has no query"
+        assert panel["fieldConfig"]["defaults"].get("unit"), f"{title} has no unit"
+        assert panel["datasource"]["uid"] == "${datasource}", title
+        for target in panel["targets"]:
+            assert target["expr"].strip(), f"{title} has an empty query"
+            assert target["datasource"]["uid"] == "${datasource}", title
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, title
+
+
+# -- the queries on a real Prometheus --
+
+
+@pytest.fixture(scope="module")
+def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BridgeProcess, Any]]:
+    """A --demo bridge, its webhook receiver and Alertmanager, and a Prometheus scraping the
+    bridge every second with the shipped rules."""
+    workdir = tmp_path_factory.mktemp("demo-stack")
+    receiver = WebhookReceiver().start()
+    collector = GrpcOtlpReceiver().start()
+    alertmanager = AlertmanagerServer()
+    bridge = BridgeProcess(
+        args=["--demo"],
+        state_dir=workdir / "state",
+        EXESDB_HEALTH_BROADCAST_INTERVAL="500",
+        EXESDB_METRICS_BROADCAST_INTERVAL="500",
+        EXESDB_NODE="bridge-under-test",
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_WEBHOOK_SECRET="test-webhook-secret",
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="100",
+        EXESDB_ALERTMANAGER_URL=alertmanager.url,
+        OTEL_EXPORTER_OTLP_ENDPOINT=collector.endpoint,
+    )
+    (workdir / "prometheus").mkdir()
+    prometheus = PrometheusServer(
+        require_binary("prometheus"),
+        workdir / "prometheus",
+        [f"127.0.0.1:{bridge.port}"],
+        rule_files=RULE_FILES,
+    )
+    try:
+        alertmanager.start(workdir / "alertmanager")
+        bridge.start(workdir)
+        prometheus.start()
+        wait_until(prometheus.targets_up, 30, "Prometheus to scrape the bridge")
+        # rate() over 1m needs two scrapes of the demo's counters.
+        prometheus.wait_for("rate(exesdb_operations_total[1m]) > 0", timeout=60)
+        yield bridge, prometheus
+    finally:
+        prometheus.stop()
+        bridge.stop()
+        alertmanager.stop()
+        receiver.stop()
+        collector.stop()
+
+
+def run_all(prometheus: PrometheusServer) -> tuple[dict[str, str], list[str], list[str]]:
+    """Every dashboard query: errors by expr, those with data, those without."""
+    names = variables()
+    errors: dict[str, str] = {}
+    with_data: list[str] = []
+    empty: list[str] = []
+    for _, _, expr in queries():
+        try:
+            result = prometheus.query(substitute(expr, names))
+        except AssertionError as exc:  # the fixture's way of reporting an API error
+            errors[expr] = str(exc)
+            continue
+        (with_data if result else empty).append(expr)
+    return errors, with_data, empty
+
+
+def family(name: str) -> str:
+    """A sample name's family: ``_total``, ``_bucket``, ``_sum``, ``_count``, ``_info`` cut."""
+    return re.sub(r"_(total|bucket|sum|count|info)$", "", name)
+
+
+def declared_families(bridge: BridgeProcess) -> set[str]:
+    """Families the bridge declares: ``# TYPE`` lines on /metrics, and the Prometheus sink's
+    catalog (the sink renders a family only once it has series)."""
+    status, body = http_get(bridge.url + "/metrics")
+    assert status == 200
+    declared = {family(name) for name in re.findall(r"^# TYPE (\w+) ", body.decode(), re.M)}
+    catalog = SeriesStore()
+    Translator(catalog)
+    return declared | {f.name for f in catalog.families}
+
+
+def metrics_named(text: str) -> set[str]:
+    return set(re.findall(r"\b(exesdb_[a-z_]+)", text))
+
+
+@pytest.mark.integration
+def test_every_dashboard_query_evaluates_and_nearly_all_have_data(demo_stack) -> None:
+    """Every panel query evaluates without error, and at least 90% of them return demo data."""
+    _, prometheus = demo_stack
+    deadline = time.monotonic() + 45
+    while True:  # the demo's rarer messages may need a few more seconds
+        errors, with_data, empty = run_all(prometheus)
+        share = len(with_data) / len(queries())
+        if errors or share >= MIN_WITH_DATA or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    assert not errors, errors
+    assert len(with_data) + len(empty) == len(queries())
+    print(
+        f"{len(queries())} queries evaluated without error; {len(with_data)} "
+        f"({share:.0%}) returned data; empty: {empty}"
+    )
+    assert share >= MIN_WITH_DATA, f"{share:.0%} with data; empty: {empty}"
+
+
+@pytest.mark.integration
+def test_a_wrong_query_is_reported(demo_stack) -> None:
+    """The check has teeth: a bad expression errors, an unknown metric returns nothing."""
+    _, prometheus = demo_stack
+    with pytest.raises(AssertionError, match="bad_data"):
+        prometheus.query("sum by (node) (rate(exesdb_operations_total[1m])")
+    assert prometheus.query('exesdb_no_such_metric{node=~".*"}') == []
+
+
+@pytest.mark.integration
+def test_demo_shows_three_nodes(demo_stack) -> None:
+    """The demo cluster appears as three nodes with health, resources and latency."""
+    _, prometheus = demo_stack
+    for expr in (
+        "count(max by (node) (exesdb_node_health_status))",
+        "count(exesdb_node_cpu_usage_percent)",
+        'count(count by (node) (exesdb_operation_latency_seconds{quantile="0.99"}))',
+    ):
+        result = prometheus.query(expr)
+        assert result, expr
+        assert float(result[0]["value"][1]) >= 3, expr
+
+
+@pytest.mark.integration
+def test_the_rules_load_and_evaluate_on_live_data(demo_stack) -> None:
+    """Prometheus loads the shipped rules without error and every rule evaluates."""
+    _, prometheus = demo_stack
+    groups = prometheus.api("rules")["groups"]
+    assert {g["file"] for g in groups} == {str(path.resolve()) for path in RULE_FILES}
+    for group in groups:
+        for rule in group["rules"]:
+            assert rule["health"] != "err", (rule["name"], rule.get("lastError"))
+            prometheus.query(rule["query"])
+
+
+@pytest.mark.integration
+def test_dashboards_name_only_declared_metrics(demo_stack) -> None:
+    """Every exesdb_ metric a dashboard or rule names is declared by the bridge."""
+    # So a misspelt metric fails here rather than showing an empty panel.
+    bridge, _ = demo_stack
+    declared = declared_families(bridge)
+    named = set().union(*(metrics_named(p.read_text()) for p in (*DASHBOARDS, *RULE_FILES)))
+    missing = sorted(name for name in named if family(name) not in declared)
+    assert not missing, missing
+
+
+@pytest.mark.integration
+def test_demo_exposition_passes_promtool_check_metrics(demo_stack) -> None:
+    """With the demo's label sets on it, /metrics still draws no complaint from promtool."""
+    bridge, _ = demo_stack
+    status, body = http_get(bridge.url + "/metrics")
+    assert status == 200
+    assert b'node="exesdb-1@demo"' in body
+    result = subprocess.run(
+        [require_binary("promtool"), "check", "metrics"],
+        input=body,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout + result.stderr == b""

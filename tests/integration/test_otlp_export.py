@@ -1,0 +1,382 @@
+"""End to end against real OTLP receivers: the bridge's messages as spans and log records."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from bridge import __version__
+from bridge.app import Bridge, ComponentFactory
+from bridge.config import load_settings
+from bridge.messages import (
+    AuthEvent,
+    DebugTrace,
+    ErrorAnalysis,
+    HealthCheck,
+    LogEntry,
+    MetricAlert,
+    NodeHealth,
+    NotificationStatus,
+    PerformanceAnalysis,
+    SecurityAlert,
+    SystemAlert,
+)
+from bridge.sinks.otlp import otlp_component
+from bridge.sinks.prometheus import prometheus_sink
+from tests.integration.servers.otlp import GrpcOtlpReceiver, HttpOtlpReceiver
+from tests.support import async_wait_until, free_port
+
+pytestmark = pytest.mark.integration
+
+# The sinks without the collectors, so that only the test's messages are exported.
+SINKS: list[ComponentFactory] = [prometheus_sink, otlp_component]
+
+SPAN_KIND_INTERNAL = 1
+SPAN_KIND_CLIENT = 3
+STATUS_OK = 1
+STATUS_ERROR = 2
+
+
+@pytest.fixture(params=["grpc", "http/protobuf"])
+def receiver(request: pytest.FixtureRequest) -> Iterator[GrpcOtlpReceiver | HttpOtlpReceiver]:
+    """A running receiver of the protocol under test."""
+    server = GrpcOtlpReceiver() if request.param == "grpc" else HttpOtlpReceiver()
+    server.start()
+    server.protocol = request.param  # type: ignore[union-attr]
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def bridge(receiver: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Bridge]:
+    """A bridge exporting to ``receiver`` with short batch delays."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    monkeypatch.setenv("OTEL_BLRP_SCHEDULE_DELAY", "50")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=test")
+    monkeypatch.setenv("EXESDB_NODE", "node1@host")
+    bridge = Bridge(load_settings(), registry=CollectorRegistry(), components=SINKS)
+    await bridge.start(serve_http=False)
+    yield bridge
+    await bridge.aclose()
+
+
+def _sample(bridge: Bridge, name: str, **labels: str) -> float:
+    value = bridge.registry.get_sample_value(name, labels)
+    return value or 0.0
+
+
+async def test_messages_arrive_as_spans_and_logs_with_resource_and_attributes(
+    bridge: Bridge, receiver: Any
+) -> None:
+    """Mapped messages reach the collector with names, statuses, severities and attributes."""
+    publish = bridge.bus.publish
+    publish(
+        "diagnostics",
+        DebugTrace(
+            trace_id="trace_abc",
+            component="store",
+            operation="append",
+            duration_ms=250.0,
+            node="node1@host",
+        ),
+    )
+    publish(
+        "store1:health",
+        HealthCheck(
+            check_name="disk_check",
+            node="node1@host",
+            result="fail",
+            duration_ms=12.5,
+            error="disk full",
+        ),
+    )
+    publish(
+        "store1:health",
+        HealthCheck(check_name="ping", node="node1@host", result="pass", duration_ms=1.0),
+    )
+    publish(
+        "diagnostics",
+        PerformanceAnalysis(
+            component="store",
+            analysis_type="bottleneck",
+            findings={"slowest": "fsync", "p99_ms": 42},
+            recommendations=["batch writes", "faster disk"],
+            node="node1@host",
+        ),
+    )
+    publish(
+        "node_failure",
+        NotificationStatus(
+            alert_id="a1",
+            delivery_method="webhook",
+            recipient="https://hooks.example.com/secret/token?key=x",
+            status="failed",
+            error_reason="HTTP 503",
+            attempts=3,
+        ),
+    )
+    publish(
+        "logs",
+        LogEntry(
+            level="warn",
+            message="slow append",
+            module="store",
+            node="node1@host",
+            metadata={"stream": "orders"},
+        ),
+    )
+    publish(
+        "node_failure",
+        SystemAlert(
+            severity="critical",
+            category="system",
+            title="node down",
+            description="node2 stopped answering",
+            source="monitor",
+            node="node1@host",
+        ),
+    )
+    publish(
+        "cpu",
+        MetricAlert(
+            metric_name="cpu_percent",
+            current_value=97.0,
+            threshold_value=95.0,
+            threshold_type="max",
+            severity="critical",
+            node="node1@host",
+        ),
+    )
+    publish(
+        "security",
+        SecurityAlert(
+            alert_type="brute_force",
+            severity="high",
+            description="many failed logins",
+            node="node1@host",
+        ),
+    )
+    publish(
+        "security",
+        AuthEvent(
+            user_id="alice", event_type="login_failure", auth_method="password", node="node1@host"
+        ),
+    )
+    publish(
+        "errors",
+        ErrorAnalysis(error_type="timeout", error_message="append timed out", node="node1@host"),
+    )
+    publish("store1:health", NodeHealth(node="node1@host", status="healthy"))  # not exported
+
+    await async_wait_until(
+        lambda: len(receiver.spans) >= 5 and len(receiver.logs) >= 6, 15, "spans and logs"
+    )
+
+    spans = {span.name: span for span in receiver.spans}
+    assert set(spans) == {
+        "append",
+        "disk_check",
+        "ping",
+        "performance_analysis bottleneck",
+        "webhook delivery",
+    }
+    resource = spans["append"].resource
+    assert resource["service.name"] == "exesdb-bridge"
+    assert resource["service.version"] == __version__
+    assert resource["service.instance.id"] == "node1@host"
+    assert resource["host.name"] == socket.gethostname()
+    assert resource["deployment.environment.name"] == "test"
+    assert spans["append"].scope == "exesdb-bridge"
+
+    trace = spans["append"]
+    assert trace.end_ns - trace.start_ns == 250_000_000
+    assert trace.kind == SPAN_KIND_INTERNAL
+    assert trace.attributes["exesdb.trace_id"] == "trace_abc"
+    assert trace.attributes["exesdb.instance"] == "ex_esdb_diagnostics"
+    assert trace.attributes["exesdb.topic"] == "diagnostics"
+    assert trace.attributes["exesdb.tag"] == "debug_trace"
+    assert trace.attributes["exesdb.node"] == "node1@host"
+    assert trace.attributes["exesdb.component"] == "store"
+
+    failed = spans["disk_check"]
+    assert (failed.status_code, failed.status_message) == (STATUS_ERROR, "disk full")
+    assert failed.end_ns - failed.start_ns == 12_500_000
+    assert spans["ping"].status_code == STATUS_OK
+
+    analysis = spans["performance_analysis bottleneck"]
+    assert analysis.attributes["exesdb.findings.slowest"] == "fsync"
+    assert analysis.attributes["exesdb.findings.p99_ms"] == 42
+    assert analysis.attributes["exesdb.recommendations"] == ("batch writes", "faster disk")
+    assert [event for event, _ in analysis.events] == ["recommendation", "recommendation"]
+
+    webhook = spans["webhook delivery"]
+    assert webhook.kind == SPAN_KIND_CLIENT
+    assert (webhook.status_code, webhook.status_message) == (STATUS_ERROR, "HTTP 503")
+    assert webhook.attributes["exesdb.recipient"] == "https://hooks.example.com"
+    assert webhook.attributes["server.address"] == "hooks.example.com"
+    assert webhook.attributes["exesdb.attempts"] == 3
+    assert webhook.attributes["http.request.resend_count"] == 2
+    assert "secret" not in repr(webhook.attributes)
+
+    logs = {log.attributes["exesdb.tag"]: log for log in receiver.logs}
+    assert set(logs) == {
+        "log_entry",
+        "system_alert",
+        "metric_alert",
+        "security_alert",
+        "auth_event",
+        "error_analysis",
+    }
+    assert logs["log_entry"].resource["service.instance.id"] == "node1@host"
+    assert (logs["log_entry"].body, logs["log_entry"].severity_number) == ("slow append", 13)
+    assert logs["log_entry"].severity_text == "WARN"
+    assert logs["log_entry"].attributes["exesdb.metadata.stream"] == "orders"
+    assert logs["log_entry"].event_name == "exesdb.log_entry"
+    assert logs["log_entry"].time_ns > 0
+    assert logs["log_entry"].observed_ns > 0
+    assert (logs["system_alert"].body, logs["system_alert"].severity_number) == ("node down", 21)
+    assert logs["system_alert"].attributes["exesdb.description"] == "node2 stopped answering"
+    assert logs["metric_alert"].body == "cpu_percent is 97, above its threshold 95"
+    assert logs["security_alert"].severity_number == 17
+    assert logs["auth_event"].severity_number == 13
+    assert logs["error_analysis"].body == "timeout: append timed out"
+    assert logs["error_analysis"].severity_number == 17
+
+    await async_wait_until(
+        lambda: (
+            _sample(bridge, "exesdb_otlp_exported_total", signal="traces") == 5
+            and _sample(bridge, "exesdb_otlp_exported_total", signal="logs") == 6
+        ),
+        10,
+        "export counters",
+    )
+    assert _sample(bridge, "exesdb_otlp_export_failures_total", signal="traces") == 0
+    assert _sample(bridge, "exesdb_otlp_dropped_total", signal="logs") == 0
+    # The recorder is process-wide (other bridges in this process record into it): successes only.
+    export = [op for op in bridge.integration.recorder.drain() if op.operation == "otlp.export"]
+    assert export
+    assert export[0].succeeded >= 2
+    assert bridge.readiness()["otlp"] == {"ready": True, "required": False, "reason": None}
+
+
+async def test_refused_exports_are_counted_and_reported(bridge: Bridge, receiver: Any) -> None:
+    """A collector refusing data shows in the failure counter and in readiness, not required."""
+    receiver.fail = True
+    bridge.bus.publish("logs", LogEntry(level="error", message="lost", module="m", node="n"))
+    await async_wait_until(
+        lambda: _sample(bridge, "exesdb_otlp_export_failures_total", signal="logs") == 1,
+        15,
+        "a counted failure",
+    )
+    check = bridge.readiness()["otlp"]
+    assert check["required"] is False
+    assert check["ready"] is False
+    assert "logs: 1 failed export(s)" in check["reason"]
+    receiver.fail = False
+    bridge.bus.publish("logs", LogEntry(level="info", message="back", module="m", node="n"))
+    await async_wait_until(lambda: bridge.readiness()["otlp"]["ready"], 15, "readiness back")
+
+
+async def test_prometheus_series_are_mirrored_as_otlp_metrics(
+    receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With EXESDB_OTLP_METRICS the /metrics series arrive as OTLP sums and gauges."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
+    monkeypatch.setenv("EXESDB_OTLP_METRICS", "true")
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "100")
+    monkeypatch.setenv("EXESDB_NODE", "node1@host")
+    bridge = Bridge(load_settings(), registry=CollectorRegistry(), components=SINKS)
+    await bridge.start(serve_http=False)
+    try:
+        for _ in range(3):
+            bridge.bus.publish("logs", LogEntry(level="info", message="x", module="m", node="n"))
+
+        def published() -> float:
+            for metric in reversed(receiver.metrics):
+                if metric.name == "exesdb_bus_published":
+                    for labels, value in metric.points:
+                        if labels == {"pubsub": "ex_esdb_logging", "tag": "log_entry"}:
+                            return value
+            return 0.0
+
+        def log_entries() -> float:
+            for metric in reversed(receiver.metrics):
+                if metric.name == "exesdb_log_entries":
+                    return dict((labels["level"], value) for labels, value in metric.points)["info"]
+            return 0.0
+
+        await async_wait_until(lambda: published() == 3, 15, "the mirrored counter")
+        await async_wait_until(lambda: log_entries() == 3, 15, "the Prometheus sink's series")
+        by_name = {metric.name: metric for metric in receiver.metrics}
+        counter = by_name["exesdb_bus_published"]
+        assert (counter.kind, counter.is_monotonic) == ("sum", True)
+        assert counter.resource["service.instance.id"] == "node1@host"
+        assert by_name["exesdb_integration_enabled"].kind == "gauge"
+        assert by_name["exesdb_integration_enabled"].points == [({}, 1.0)]
+        assert by_name["exesdb_build_info"].points[0][0] == {"version": __version__}
+        # The Prometheus sink's own series (rendered by its store, not the registry) too.
+        entries = by_name["exesdb_log_entries"]
+        assert (entries.kind, entries.is_monotonic) == ("sum", True)
+        assert entries.points[0][0] == {"node": "n", "level": "info"}
+        assert not [name for name in by_name if name.endswith("_created")]
+        await async_wait_until(
+            lambda: _sample(bridge, "exesdb_otlp_exported_total", signal="metrics") > 0,
+            10,
+            "counted metric exports",
+        )
+    finally:
+        await bridge.aclose()
+
+
+async def test_alert_sink_webhook_attempts_become_client_spans(
+    receiver: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """Each webhook attempt the alert sink reports arrives as a 'webhook delivery' CLIENT span."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    monkeypatch.setenv("EXESDB_WEBHOOK_URLS", f"http://127.0.0.1:{free_port()}/hooks/secret-token")
+    monkeypatch.setenv("EXESDB_WEBHOOK_GROUP_WAIT_MS", "0")
+    monkeypatch.setenv("EXESDB_WEBHOOK_BACKOFF_MS", "100")
+    monkeypatch.setenv("EXESDB_STATE_DIR", str(tmp_path))
+    bridge = Bridge(load_settings(), registry=CollectorRegistry())
+    await bridge.start(serve_http=False)
+    try:
+        bridge.bus.publish(
+            "node_failure",
+            SystemAlert(
+                alert_id="alert-1",
+                severity="critical",
+                category="system",
+                title="node down",
+                description="d",
+                source="s",
+                node="n",
+            ),
+        )
+
+        def attempts() -> list[Any]:
+            return [
+                span
+                for span in receiver.spans
+                if span.name == "webhook delivery"
+                and span.attributes["exesdb.alert_id"] == "alert-1"
+            ]
+
+        spans = await async_wait_until(lambda: attempts(), 20, "a webhook delivery span")
+        span = spans[0]
+        assert span.kind == SPAN_KIND_CLIENT
+        assert span.status_code == STATUS_ERROR
+        assert span.attributes["exesdb.status"] == "failed"
+        assert span.attributes["exesdb.delivery_method"] == "webhook"
+        assert span.attributes["exesdb.recipient"].startswith("http://127.0.0.1:")
+        assert "secret-token" not in repr(span.attributes)
+    finally:
+        await bridge.aclose()

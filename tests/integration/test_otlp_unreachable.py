@@ -1,0 +1,186 @@
+"""With the collector unreachable the bus keeps flowing, losses are counted, shutdown is bounded."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from bridge.app import Bridge, ComponentFactory
+from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
+from bridge.config import load_settings
+from bridge.messages import DebugTrace, LogEntry
+from bridge.sinks.otlp import otlp_component
+from bridge.sinks.prometheus import prometheus_sink
+from tests.support import (
+    TEST_SECRET,
+    BridgeProcess,
+    async_wait_until,
+    free_port,
+    http_get,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+# The sinks without the collectors, so that only the test's messages are exported.
+SINKS: list[ComponentFactory] = [prometheus_sink, otlp_component]
+
+MESSAGES = 10_000
+
+
+def _sample(bridge: Bridge, name: str, **labels: str) -> float:
+    return bridge.registry.get_sample_value(name, labels) or 0.0
+
+
+def _exposed(text: str, name: str, label: str) -> float:
+    """The summed value of ``name`` series carrying ``label`` (e.g. 'level="info"')."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and label in line:
+            total += float(line.rsplit(" ", 1)[-1])
+    return total
+
+
+def _log_entries(bridge: Bridge) -> float:
+    text = bridge.render_metrics("text/plain")[0].decode()
+    return _exposed(text, "exesdb_log_entries_total", 'level="info"')
+
+
+@pytest.fixture(params=["grpc", "http/protobuf"])
+async def bridge(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Bridge]:
+    """A bridge whose OTLP endpoint is a closed port, with small OTLP queues."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", request.param)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    monkeypatch.setenv("OTEL_BLRP_SCHEDULE_DELAY", "50")
+    monkeypatch.setenv("EXESDB_OTLP_QUEUE_SIZE", "100")
+    monkeypatch.setenv("EXESDB_SHUTDOWN_TIMEOUT_MS", "2000")  # the sink gets 1 s to close
+    bridge = Bridge(load_settings(), registry=CollectorRegistry(), components=SINKS)
+    await bridge.start(serve_http=False)
+    yield bridge
+    await bridge.aclose()
+
+
+async def test_publishing_ten_thousand_messages_is_not_held_up(bridge: Bridge) -> None:
+    """10 000 messages publish promptly; other subscribers see them all; OTLP losses are counted."""
+    seen: list[Any] = []
+    bridge.bus.subscribe("prometheus-stand-in", seen.append)
+    started = time.monotonic()
+    for index in range(MESSAGES):
+        if index % 2:
+            bridge.bus.publish(
+                "logs", LogEntry(level="info", message=f"m{index}", module="m", node="n")
+            )
+        else:
+            bridge.bus.publish("diag", DebugTrace(component="c", operation="op", node="n"))
+    published = time.monotonic() - started
+    assert published < 10, f"publishing took {published:.1f}s"
+
+    await async_wait_until(lambda: len(seen) == MESSAGES, 20, "the other subscriber")
+    await async_wait_until(
+        lambda: _log_entries(bridge) == MESSAGES / 2, 20, "the Prometheus sink's log counter"
+    )
+    assert (
+        _sample(bridge, "exesdb_bus_published_total", pubsub="ex_esdb_logging", tag="log_entry")
+        == MESSAGES / 2
+    )
+    assert _sample(bridge, "exesdb_bus_dropped_total", subscriber="otlp") == 0
+    await async_wait_until(
+        lambda: all(
+            _sample(bridge, "exesdb_otlp_export_failures_total", signal=s) > 0
+            for s in ("traces", "logs")
+        ),
+        20,
+        "counted export failures",
+    )
+    assert _sample(bridge, "exesdb_otlp_dropped_total", signal="traces") > 0
+    assert _sample(bridge, "exesdb_otlp_dropped_total", signal="logs") > 0
+    assert _sample(bridge, "exesdb_otlp_exported_total", signal="logs") == 0
+    check = bridge.readiness()["otlp"]
+    assert check["required"] is False
+    assert "unreachable" in check["reason"]
+    failed = [op for op in bridge.integration.recorder.drain() if op.operation == "otlp.export"]
+    assert failed
+    assert failed[0].failed > 0
+
+    started = time.monotonic()
+    await bridge.aclose()
+    assert time.monotonic() - started < 3
+    for signal in ("traces", "logs"):
+        lost = _sample(bridge, "exesdb_otlp_dropped_total", signal=signal) + _sample(
+            bridge, "exesdb_otlp_export_failures_total", signal=signal
+        )
+        assert lost == MESSAGES / 2, signal
+
+
+def _ingest_body(count: int) -> bytes:
+    now = datetime.now(UTC)
+    lines = [
+        Envelope(
+            new_message_id(),
+            "ex_esdb_logging",
+            "logs",
+            "log_entry",
+            "node1",
+            now,
+            LogEntry(level="error", message=f"line {index}", module="m", node="node1"),
+            now.timestamp(),
+        ).to_bytes()
+        for index in range(count)
+    ]
+    return b"\n".join(lines) + b"\n"
+
+
+def test_bridge_process_stops_within_ten_seconds_with_collector_unreachable(
+    tmp_path: Path, bridge_processes: list[BridgeProcess]
+) -> None:
+    """``exesdb-bridge run`` stays ready and exits on SIGTERM within 10 s while exports retry."""
+    process = BridgeProcess(
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
+        OTEL_BLRP_SCHEDULE_DELAY="50",
+        EXESDB_OTLP_QUEUE_SIZE="100",
+        EXESDB_INGEST="true",
+    )
+    bridge_processes.append(process)
+    process.start(tmp_path)
+    body = _ingest_body(1000)
+    request = urllib.request.Request(
+        process.url + "/v1/messages",
+        data=body,
+        headers={
+            "Content-Type": "application/x-ndjson",
+            SIGNATURE_HEADER: Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time())),
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 202
+
+    def exposed(name: str, label: str) -> float:
+        return _exposed(http_get(process.url + "/metrics")[1].decode(), name, label)
+
+    wait_until(
+        lambda: exposed("exesdb_log_entries_total", 'level="error"') == 1000,
+        10,
+        "the Prometheus sink's log counter",
+    )
+    wait_until(
+        lambda: exposed("exesdb_otlp_dropped_total", 'signal="logs"') > 0, 10, "counted drops"
+    )
+    status, _ = http_get(process.url + "/readyz")
+    assert status == 200
+
+    started = time.monotonic()
+    code = process.stop(timeout=10)
+    elapsed = time.monotonic() - started
+    assert code == 0, process.log()
+    assert elapsed < 10, f"shutdown took {elapsed:.1f}s"

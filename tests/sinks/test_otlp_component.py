@@ -1,0 +1,99 @@
+"""The OTLP component's wiring: off without an endpoint, light when off, metrics when on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+import bridge.sinks.otlp as otlp
+from bridge.app import Bridge
+from bridge.config import load_settings
+from bridge.sinks.otlp.sink import OtlpSink
+from tests.support import ROOT, bridge_env, free_port
+
+
+def test_public_names_are_pinned() -> None:
+    """The package's public surface is exactly these names, constants first (ruff's order)."""
+    assert otlp.__all__ == [
+        "LOG_TAGS",
+        "SIGNALS",
+        "SPAN_TAGS",
+        "BatchSettings",
+        "BoundedBatcher",
+        "LogSpec",
+        "OtlpMetrics",
+        "SpanSpec",
+        "otlp_component",
+        "translate",
+    ]
+
+
+def test_idle_bridge_imports_nothing_from_opentelemetry() -> None:
+    """Without an OTLP endpoint the sink is absent and no opentelemetry module is loaded."""
+    code = (
+        "import sys\n"
+        "from prometheus_client import CollectorRegistry\n"
+        "from bridge.app import Bridge\n"
+        "from bridge.config import load_settings\n"
+        "bridge = Bridge(load_settings(), registry=CollectorRegistry())\n"
+        "assert not [c for c in bridge.components if c.name == 'otlp']\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('opentelemetry'))\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=bridge_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+async def test_sink_is_on_with_an_endpoint_and_not_required(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An endpoint turns the sink on; it is not required and its self-metrics start at zero."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    registry = CollectorRegistry()
+    bridge = Bridge(load_settings(), registry=registry)
+    [sink] = [c for c in bridge.components if isinstance(c, OtlpSink)]
+    assert sink.required is False
+    assert sink.signals == ("traces", "logs")
+    for name in (
+        "exesdb_otlp_exported_total",
+        "exesdb_otlp_export_failures_total",
+        "exesdb_otlp_dropped_total",
+        "exesdb_otlp_queue_depth",
+    ):
+        for signal in ("traces", "logs"):
+            assert registry.get_sample_value(name, {"signal": signal}) == 0.0, (name, signal)
+    await bridge.start(serve_http=False)
+    assert bridge.readiness()["otlp"]["ready"] is True
+    await bridge.aclose()
+
+
+def test_a_signal_endpoint_alone_exports_only_that_signal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_EXPORTER_OTLP_LOGS_ENDPOINT alone exports logs and no traces."""
+    monkeypatch.setenv(
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", f"http://127.0.0.1:{free_port()}/v1/logs"
+    )
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    bridge = Bridge(load_settings(), registry=CollectorRegistry())
+    [sink] = [c for c in bridge.components if isinstance(c, OtlpSink)]
+    assert sink.signals == ("logs",)
+
+
+def test_metrics_signal_needs_its_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """EXESDB_OTLP_METRICS adds a metrics exporter, with its counters shown at zero."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("EXESDB_OTLP_METRICS", "true")
+    registry = CollectorRegistry()
+    bridge = Bridge(load_settings(), registry=registry)
+    [sink] = [c for c in bridge.components if isinstance(c, OtlpSink)]
+    assert sink.signals == ("traces", "logs", "metrics")
+    assert registry.get_sample_value("exesdb_otlp_exported_total", {"signal": "metrics"}) == 0.0

@@ -1,0 +1,236 @@
+"""Which messages become spans or log records, and how their fields become attributes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from bridge.bus import Envelope
+from bridge.messages import (
+    TAGS,
+    AccessLog,
+    AccessViolation,
+    ClusterMembership,
+    DebugTrace,
+    HealthCheck,
+    LogEntry,
+    Message,
+    NodeHealth,
+    NodeLifecycle,
+    NotificationStatus,
+    ProcessLifecycle,
+    SystemAlert,
+)
+from bridge.sinks.otlp import LOG_TAGS, SPAN_TAGS, LogSpec, SpanSpec, translate
+from bridge.sinks.otlp.mapping import (
+    MAX_ARRAY_ITEMS,
+    MAX_PAYLOAD_ATTRIBUTES,
+    MAX_STRING_LENGTH,
+    flatten_payload,
+)
+
+NOW = datetime(2026, 11, 28, 0, 0, 1, 500_000, tzinfo=UTC)
+NOW_NS = 1_795_824_001_500_000_000
+
+
+def envelope(message: Message, topic: str = "t", node: str = "node1") -> Envelope:
+    return Envelope(
+        "id-00000001", message.INSTANCE, topic, message.TAG, node, NOW, message, NOW.timestamp()
+    )
+
+
+def test_debug_trace_span_ends_at_its_timestamp_and_starts_duration_earlier() -> None:
+    """A DebugTrace span is named by its operation and spans [timestamp - duration, timestamp]."""
+    spec = translate(
+        envelope(
+            DebugTrace(
+                trace_id="t1",
+                component="c",
+                operation="append",
+                duration_ms=1.5,
+                node="node1",
+                timestamp=NOW,
+            )
+        )
+    )
+    assert isinstance(spec, SpanSpec)
+    assert spec.name == "append"
+    assert (spec.start_ns, spec.end_ns) == (NOW_NS - 1_500_000, NOW_NS)
+    assert spec.attributes["exesdb.trace_id"] == "t1"
+
+
+@pytest.mark.parametrize(
+    ("result", "error", "status", "description"),
+    [
+        ("pass", None, "ok", None),
+        ("fail", "disk full", "error", "disk full"),
+        ("timeout", None, "error", "timeout"),
+    ],
+)
+def test_health_check_status_follows_result(
+    result: str, error: str | None, status: str, description: str | None
+) -> None:
+    """fail and timeout make an ERROR span with the error (or the result) as description."""
+    spec = translate(
+        envelope(
+            HealthCheck(check_name="c", node="node1", result=result, duration_ms=2, error=error)
+        )
+    )
+    assert isinstance(spec, SpanSpec)
+    assert (spec.status, spec.status_description) == (status, description)
+
+
+@pytest.mark.parametrize(
+    ("level", "severity"),
+    [("debug", 5), ("info", 9), ("warn", 13), ("error", 17), ("critical", 21)],
+)
+def test_log_entry_level_maps_to_severity_number(level: str, severity: int) -> None:
+    """LogEntry levels map onto OpenTelemetry severity numbers."""
+    spec = translate(envelope(LogEntry(level=level, message="hello", module="m", node="node1")))
+    assert isinstance(spec, LogSpec)
+    assert (spec.body, spec.severity_number) == ("hello", severity)
+    assert "exesdb.message" not in spec.attributes
+
+
+@pytest.mark.parametrize(
+    ("message", "severity"),
+    [
+        (
+            SystemAlert(
+                severity="warning",
+                category="system",
+                title="t",
+                description="d",
+                source="s",
+                node="n",
+            ),
+            13,
+        ),
+        (
+            AccessViolation(
+                violation_type="permission_denied",
+                resource="r",
+                action="a",
+                source_ip="1.2.3.4",
+                severity="critical",
+            ),
+            21,
+        ),
+        (NodeLifecycle(node="n2", event="down", cluster_size=3), 17),
+        (NodeLifecycle(node="n2", event="joined", cluster_size=3), 9),
+        (ProcessLifecycle(pid="<0.1.0>", module="m", event="crashed", node="n"), 17),
+        (
+            ClusterMembership(
+                event="node_added",
+                affected_nodes=["a"],
+                active_nodes=["a"],
+                quorum_status="lost",
+                originating_node="n",
+            ),
+            17,
+        ),
+        (
+            AccessLog(
+                user_id="u",
+                resource_type="stream",
+                resource_id="s",
+                action="read",
+                success=False,
+                duration_ms=1,
+                node="n",
+            ),
+            13,
+        ),
+        (
+            NotificationStatus(
+                alert_id="a", delivery_method="email", recipient="ops@example.com", status="bounced"
+            ),
+            13,
+        ),
+    ],
+)
+def test_log_severity_fits_the_message(message: Message, severity: int) -> None:
+    """Alerts, violations and lifecycle events get a severity matching what happened."""
+    spec = translate(envelope(message))
+    assert isinstance(spec, LogSpec)
+    assert spec.severity_number == severity
+
+
+def test_webhook_delivery_span_hides_the_url_path() -> None:
+    """A webhook attempt is a CLIENT span whose recipient keeps only scheme, host and port."""
+    spec = translate(
+        envelope(
+            NotificationStatus(
+                alert_id="a",
+                delivery_method="webhook",
+                recipient="https://user:pw@hooks.example.com:8443/T0/B1/secret?x=1",
+                status="delivered",
+            )
+        )
+    )
+    assert isinstance(spec, SpanSpec)
+    assert (spec.name, spec.kind, spec.status) == ("webhook delivery", "client", "ok")
+    assert spec.attributes["exesdb.recipient"] == "https://hooks.example.com:8443"
+    assert "secret" not in repr(spec.attributes)
+    assert "pw" not in repr(spec.attributes)
+
+
+def test_every_tag_is_either_exported_or_deliberately_left_to_prometheus() -> None:
+    """The mapping covers 24 of the 36 types; the rest are metrics and state, left to Prometheus."""
+    left_out = set(TAGS) - SPAN_TAGS - LOG_TAGS
+    assert left_out == {
+        "system_config_changed",
+        "feature_toggle_changed",
+        "node_health_updated",
+        "cluster_health_updated",
+        "component_health_updated",
+        "performance_metric",
+        "throughput_metric",
+        "latency_metric",
+        "resource_usage",
+        "system_state",
+        "log_summary",
+        "log_filter_updated",
+        "log_rotation",
+    }
+    assert translate(envelope(NodeHealth(node="node1", status="healthy"))) is None
+
+
+def test_envelope_attributes_and_a_differing_payload_node() -> None:
+    """Records carry the envelope's instance, topic, tag and node; a differing payload node too."""
+    spec = translate(
+        envelope(LogEntry(level="info", message="x", module="m", node="other"), topic="logs")
+    )
+    assert spec is not None
+    assert {
+        key: spec.attributes[key]
+        for key in ("exesdb.instance", "exesdb.topic", "exesdb.tag", "exesdb.node")
+    } == {
+        "exesdb.instance": "ex_esdb_logging",
+        "exesdb.topic": "logs",
+        "exesdb.tag": "log_entry",
+        "exesdb.node": "node1",
+    }
+    assert spec.attributes["exesdb.payload.node"] == "other"
+
+
+def test_flattening_bounds_strings_arrays_depth_and_count() -> None:
+    """Long strings are cut, arrays capped, deep or mixed values JSON, extra fields counted."""
+    payload = {
+        "long": "x" * 5000,
+        "items": list(range(100)),
+        "mixed": [1, "a", None],
+        "deep": {"a": {"b": {"c": {"d": 1}}}},
+        "huge": 2**70,
+        "many": {f"k{i}": i for i in range(200)},
+    }
+    attributes = flatten_payload(payload)
+    assert len(str(attributes["exesdb.long"])) == MAX_STRING_LENGTH
+    assert str(attributes["exesdb.long"]).endswith("…")
+    assert attributes["exesdb.items"] == tuple(range(MAX_ARRAY_ITEMS))
+    assert attributes["exesdb.mixed"] == '[1,"a",null]'
+    assert attributes["exesdb.deep.a.b"] == '{"c":{"d":1}}'
+    assert attributes["exesdb.huge"] == str(2**70)
+    assert len(attributes) == MAX_PAYLOAD_ATTRIBUTES + 1
+    assert attributes["exesdb.attributes_dropped"] == 200 + 5 - MAX_PAYLOAD_ATTRIBUTES
