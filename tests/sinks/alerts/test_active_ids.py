@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bridge.sinks.alerts.outbox import AlertState, Outbox
-from tests.sinks.alerts.conftest import T0
+from tests.sinks.alerts.helpers import T0
 from tests.sinks.alerts.test_outbox import URL, event
 
 
