@@ -27,6 +27,7 @@ from bridge.bus import (
     Verifier,
     register_queue_depth,
 )
+from bridge.cluster import ClusterMonitor
 from bridge.component import Component, HasExposition
 from bridge.config import Settings
 from bridge.http import build_app
@@ -42,10 +43,12 @@ _logger = logging.getLogger(__name__)
 ComponentFactory = Callable[["Bridge"], Component | None]
 
 
-def build_transport(settings: Settings) -> Transport:
-    """The bus transport ``EXESDB_BUS`` asks for."""
+def build_transport(settings: Settings, registry: CollectorRegistry | None = None) -> Transport:
+    """The bus transport ``EXESDB_BUS`` asks for (its self-metrics go to ``registry``)."""
     if settings.uses_redis:
-        raise NotImplementedError("the Redis bus arrives with bridge.bus.redis")
+        from bridge.bus.redis import RedisTransport
+
+        return RedisTransport.from_settings(settings, registry)
     return MemoryTransport()
 
 
@@ -82,12 +85,20 @@ class Bridge:
             max_bytes=settings.max_body_bytes,
             count_rejection=self.bus_metrics.count_rejection,
         )
+        transport = transport or build_transport(settings, self.registry)
         self.bus = Bus(
             node=settings.node,
             keyring=keyring,
-            verifier=self.verifier,
+            # On a shared transport, messages taken in by HTTP ingest (whose ids the ingest
+            # verifier remembers) come back over the bus: the bus needs a replay memory of its
+            # own, or this replica would refuse its own ingest as replayed.
+            verifier=(
+                self.verifier
+                if isinstance(transport, MemoryTransport)
+                else self.verifier.with_fresh_replay()
+            ),
             metrics=self.bus_metrics,
-            transport=transport or build_transport(settings),
+            transport=transport,
             queue_size=settings.bus_queue_size,
             clock=clock,
         )
@@ -198,4 +209,5 @@ def default_components() -> list[ComponentFactory]:
         throughput_collector,
         lifecycle_collector,
         _alert_sink,
+        ClusterMonitor.from_bridge,
     ]

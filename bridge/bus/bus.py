@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Final
 
@@ -84,6 +84,7 @@ class Subscription:
         "_handler",
         "_prefix",
         "_queue",
+        "_stopped",
         "_task",
         "_wakeup",
         "group",
@@ -116,6 +117,7 @@ class Subscription:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._busy = False
+        self._stopped = False
         self._drained = asyncio.Event()
         self._drained.set()
         self._dropped = dropped
@@ -139,7 +141,13 @@ class Subscription:
         return not self._queue and not self._busy
 
     def offer(self, envelope: Envelope, frame: Frame) -> bool:
-        """Queue a message; False (and counted) when the queue is full."""
+        """Queue a message; False (and counted) when the queue is full.
+
+        A stopped subscription takes nothing (uncounted): a work-queue frame it leaves
+        unacknowledged goes to a live replica.
+        """
+        if self._stopped:
+            return False
         queue = self._queue
         if len(queue) >= self.max_queue:
             self._dropped()
@@ -192,6 +200,7 @@ class Subscription:
 
     async def stop(self, drain_seconds: float) -> None:
         """Drain what is queued (for up to ``drain_seconds``), then stop the task."""
+        self._stopped = True
         if self._task is not None and not self.idle:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), drain_seconds)
@@ -225,6 +234,11 @@ class Bus:
         self.transport: Transport = transport or MemoryTransport()
         self._keyring = keyring
         self._verifier = verifier
+        # Work-queue frames repeat fan-out frames' ids (one message, two ways in), and a claimed
+        # frame repeats a dead replica's: they need a replay memory of their own. Their
+        # rejections are not counted: the fan-out path judged (and counted) the same frames.
+        self._group_verifier = verifier.with_fresh_replay(counted=False)
+        self._acks: set[asyncio.Future[None]] = set()
         self._queue_size = queue_size
         self._clock = clock
         self._subscriptions: list[Subscription] = []
@@ -364,16 +378,44 @@ class Bus:
     # -- receiving --
 
     def _receive(self, frame: Frame) -> None:
-        result = self._verifier.verify_frame(frame.body, frame.signature, frame.decoded)
+        if self._closed:
+            # Shutting down: a work-queue frame left unacknowledged is claimed by a live replica.
+            return
+        verifier = self._group_verifier if frame.group else self._verifier
+        result = verifier.verify_frame(frame.body, frame.signature, frame.decoded)
         if isinstance(result, Rejection):
+            # A refused work-queue frame is settled, or it would come back forever.
+            self._settle(frame)
             return
         self._dispatch(result, frame)
 
     def _dispatch(self, envelope: Envelope, frame: Frame) -> None:
         group, topic = frame.group, envelope.topic
-        for subscription in self._by_instance[envelope.instance]:
-            if (group is None or group == subscription.group) and subscription.matches(topic):
-                subscription.offer(envelope, frame)
+        if frame.ack is None:
+            # In-process and fan-out frames (the hot path): no acknowledgement to share out.
+            for subscription in self._by_instance[envelope.instance]:
+                if (group is None or group == subscription.group) and subscription.matches(topic):
+                    subscription.offer(envelope, frame)
+            return
+        takers = [
+            subscription
+            for subscription in self._by_instance[envelope.instance]
+            if (group is None or group == subscription.group) and subscription.matches(topic)
+        ]
+        if len(takers) != 1:
+            if not takers:
+                self._settle(frame)
+                return
+            frame = replace(frame, ack=_after_all(len(takers), frame.ack))
+        for subscription in takers:
+            subscription.offer(envelope, frame)
+
+    def _settle(self, frame: Frame) -> None:
+        if frame.ack is None:
+            return
+        task: asyncio.Future[None] = asyncio.ensure_future(frame.ack())
+        self._acks.add(task)
+        task.add_done_callback(self._acks.discard)
 
     # -- life cycle --
 
@@ -384,7 +426,13 @@ class Bus:
         self._started = True
         for subscription in self._subscriptions:
             subscription.start()
-        await self.transport.start(self._receive)
+        group_instances = frozenset(
+            instance
+            for subscription in self._subscriptions
+            if subscription.group
+            for instance in subscription.instances
+        )
+        await self.transport.start(self._receive, group_instances)
 
     def readiness(self) -> str | None:
         """None when the bus can carry messages, else why not."""
@@ -393,18 +441,33 @@ class Bus:
         return self.transport.readiness()
 
     async def aclose(self, drain_seconds: float = 5.0) -> None:
-        """Stop taking messages, drain every subscriber (for up to ``drain_seconds``), stop."""
+        """Stop taking messages, drain every subscriber (for up to ``drain_seconds``), then stop
+        the transport (which writes what it still holds)."""
         if self._closed:
             return
         self._closed = True
-        await self.transport.aclose()
         deadline = time.monotonic() + drain_seconds
         for subscription in self._subscriptions:
             await subscription.stop(max(0.0, deadline - time.monotonic()))
+        # After the drain, so that the acknowledgements it produced are still written.
+        await self.transport.aclose()
         self._started = False
 
 
 _DIRECT: Final = Frame("", b"", None)
+
+
+def _after_all(count: int, ack: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """An ack that acknowledges once all ``count`` subscribers taking a frame have called it."""
+    left = count
+
+    async def countdown() -> None:
+        nonlocal left
+        left -= 1
+        if left == 0:
+            await ack()
+
+    return countdown
 
 
 def _tags_of(instance: str) -> Iterator[str]:

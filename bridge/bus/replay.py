@@ -47,6 +47,10 @@ class ReplayGuard:
         self._order: deque[str] = deque()
         self._floor = float("-inf")
 
+    def empty_copy(self) -> ReplayGuard:
+        """A guard with the same window, capacity and clock that remembers nothing yet."""
+        return ReplayGuard(self._window, self._capacity, self._clock)
+
     def __len__(self) -> int:
         return len(self._seen)
 

@@ -40,8 +40,15 @@ class Transport(Protocol):
 
     name: str
 
-    async def start(self, receive: FrameReceiver) -> None:
-        """Begin delivering incoming frames to ``receive`` (called on the event loop)."""
+    async def start(
+        self, receive: FrameReceiver, group_instances: frozenset[str] = frozenset()
+    ) -> None:
+        """Begin delivering incoming frames to ``receive`` (called on the event loop).
+
+        ``group_instances`` are the bus instances with work-queue (group) subscribers here; a
+        shared transport takes work-queue frames only for those, so it never takes work that
+        no local subscriber would do.
+        """
 
     def send(self, frame: Frame) -> bool:
         """Queue a frame without blocking; False when it had to be dropped (counted by caller)."""
@@ -63,7 +70,9 @@ class MemoryTransport:
         self._pending: list[Frame] = []
         self._max_pending = max_pending
 
-    async def start(self, receive: FrameReceiver) -> None:
+    async def start(
+        self, receive: FrameReceiver, group_instances: frozenset[str] = frozenset()
+    ) -> None:
         self._receive = receive
         pending, self._pending = self._pending, []
         for frame in pending:

@@ -41,6 +41,20 @@ class Verifier:
         self._max_bytes = max_bytes
         self._count = count_rejection or (lambda reason: None)
 
+    def with_fresh_replay(self, *, counted: bool = True) -> Verifier:
+        """The same checks with a replay memory of its own (for work-queue frames).
+
+        ``counted=False`` leaves its rejections uncounted, for a second path that sees frames
+        the first one has already judged (and counted).
+        """
+        return Verifier(
+            self._keyring,
+            self._replay.empty_copy(),
+            window_seconds=self._window,
+            max_bytes=self._max_bytes,
+            count_rejection=self._count if counted else None,
+        )
+
     @property
     def keyring(self) -> Keyring:
         """The keys this verifier accepts."""

@@ -1,0 +1,193 @@
+"""How the bus treats work-queue frames (``Frame(group=True, ack=...)``) from a shared transport."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry
+
+from bridge.bus import (
+    Bus,
+    BusMetrics,
+    Envelope,
+    Frame,
+    FrameReceiver,
+    Keyring,
+    MemoryTransport,
+    ReplayGuard,
+    Verifier,
+    new_message_id,
+)
+from bridge.messages import SystemAlert
+from tests.support import TEST_SECRET, async_wait_until
+
+KEYRING = Keyring.from_secrets(TEST_SECRET)
+
+
+class CapturingTransport(MemoryTransport):
+    """Hands the test the bus's receiver and the instances it asked work-queue frames for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.receiver: FrameReceiver | None = None
+        self.group_instances: frozenset[str] = frozenset()
+
+    async def start(
+        self, receive: FrameReceiver, group_instances: frozenset[str] = frozenset()
+    ) -> None:
+        self.receiver = receive
+        self.group_instances = group_instances
+        await super().start(receive, group_instances)
+
+
+def make_bus() -> tuple[Bus, CapturingTransport, CollectorRegistry]:
+    registry = CollectorRegistry()
+    metrics = BusMetrics(registry)
+    verifier = Verifier(
+        KEYRING,
+        ReplayGuard(300),
+        window_seconds=300,
+        max_bytes=1 << 20,
+        count_rejection=metrics.count_rejection,
+    )
+    transport = CapturingTransport()
+    bus = Bus(node="n1", keyring=KEYRING, verifier=verifier, metrics=metrics, transport=transport)
+    return bus, transport, registry
+
+
+def signed(message_id: str | None = None, secret: Keyring = KEYRING) -> tuple[bytes, str]:
+    now = datetime.now(UTC)
+    alert = SystemAlert(
+        severity="critical", category="system", title="t", description="d", source="s", node="n"
+    )
+    envelope = Envelope(
+        message_id or new_message_id(),
+        alert.INSTANCE,
+        "t",
+        alert.TAG,
+        "app",
+        now,
+        alert,
+        now.timestamp(),
+    )
+    body = envelope.to_bytes()
+    return body, secret.sign(body)
+
+
+class Acks:
+    """Counts calls of a frame's ack."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def __call__(self) -> None:
+        self.count += 1
+
+
+async def test_the_bus_tells_the_transport_which_instances_have_group_subscribers() -> None:
+    """start() passes the instances of group subscriptions, and only those."""
+    bus, transport, _ = make_bus()
+    bus.subscribe("alerts", lambda e: None, instances=["ex_esdb_alerts"], group=True)
+    bus.subscribe("all", lambda e: None)
+    await bus.start()
+    assert transport.group_instances == frozenset({"ex_esdb_alerts"})
+    await bus.aclose()
+
+
+async def test_a_work_queue_frame_is_acknowledged_once_after_every_taker_returned() -> None:
+    """Two group subscribers take the frame; the ack comes once, after both handled it, and
+    fan-out subscribers do not get it."""
+    bus, transport, _ = make_bus()
+    release = asyncio.Event()
+    handled: list[str] = []
+
+    async def slow(envelope: Envelope) -> None:
+        await release.wait()
+        handled.append("slow")
+
+    bus.subscribe(
+        "fast", lambda e: handled.append("fast"), instances=["ex_esdb_alerts"], group=True
+    )
+    bus.subscribe("slow", slow, instances=["ex_esdb_alerts"], group=True)
+    bus.subscribe("fanout", lambda e: handled.append("fanout"))
+    await bus.start()
+    ack = Acks()
+    assert transport.receiver is not None
+    transport.receiver(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack))
+    await async_wait_until(lambda: handled == ["fast"], 5)
+    assert ack.count == 0
+    release.set()
+    await async_wait_until(lambda: ack.count == 1, 5)
+    assert sorted(handled) == ["fast", "slow"]
+    await bus.aclose()
+
+
+async def test_a_work_queue_frame_nobody_here_takes_is_acknowledged() -> None:
+    """With no matching group subscriber the frame is settled at once (it is nobody's work)."""
+    bus, transport, _ = make_bus()
+    bus.subscribe("security", lambda e: None, instances=["ex_esdb_security"], group=True)
+    await bus.start()
+    ack = Acks()
+    assert transport.receiver is not None
+    transport.receiver(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack))
+    await async_wait_until(lambda: ack.count == 1, 5)
+    await bus.aclose()
+
+
+async def test_a_refused_work_queue_frame_is_acknowledged_and_counted_by_the_fanout_path() -> None:
+    """A wrongly signed work-queue frame reaches no subscriber and is settled; its rejection is
+    counted when the fan-out copy of the same entry is refused, not twice."""
+    bus, transport, registry = make_bus()
+    taken: list[Envelope] = []
+    bus.subscribe("alerts", taken.append, instances=["ex_esdb_alerts"], group=True)
+    await bus.start()
+    body, signature = signed(secret=Keyring.from_secrets("another-secret-of-at-least-32-chars!!"))
+    ack = Acks()
+    assert transport.receiver is not None
+    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack))
+    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=False))
+    await async_wait_until(lambda: ack.count == 1, 5)
+    assert taken == []
+    assert (
+        registry.get_sample_value("exesdb_bus_rejected_total", {"reason": "invalid_signature"}) == 1
+    )
+    await bus.aclose()
+
+
+async def test_the_fanout_and_work_queue_copies_of_one_message_are_both_delivered() -> None:
+    """The same entry read by XREAD and XREADGROUP is not refused as a replay: each path has
+    its own replay memory; a second work-queue copy is refused and settled."""
+    bus, transport, _ = make_bus()
+    fanout: list[Envelope] = []
+    work: list[Envelope] = []
+    bus.subscribe("fanout", fanout.append)
+    bus.subscribe("work", work.append, instances=["ex_esdb_alerts"], group=True)
+    await bus.start()
+    body, signature = signed()
+    first, second = Acks(), Acks()
+    assert transport.receiver is not None
+    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=False))
+    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=first))
+    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=second))
+    await async_wait_until(lambda: first.count == 1 and second.count == 1, 5)
+    assert len(fanout) == 1
+    assert len(work) == 1
+    await bus.aclose()
+
+
+async def test_a_stopped_group_subscriber_leaves_work_queue_frames_unacknowledged() -> None:
+    """After its subscriber stopped (its sink is closing), a work-queue frame is neither taken
+    nor acknowledged, so that a live replica claims it."""
+    bus, transport, registry = make_bus()
+    subscription = bus.subscribe("alerts", lambda e: None, instances=["ex_esdb_alerts"], group=True)
+    await bus.start()
+    await subscription.stop(0)
+    ack = Acks()
+    assert transport.receiver is not None
+    transport.receiver(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack))
+    await asyncio.sleep(0.05)  # an ack would have been scheduled by now; none may come
+    assert ack.count == 0
+    assert subscription.depth == 0
+    assert registry.get_sample_value("exesdb_bus_dropped_total", {"subscriber": "alerts"}) == 0
+    await bus.aclose()

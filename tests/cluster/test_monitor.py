@@ -1,0 +1,313 @@
+"""The cluster monitor: heartbeats, silent nodes, returns, quorum, one announcement per change."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from bridge.app import Bridge
+from bridge.bus import Envelope, MemoryTransport, new_message_id
+from bridge.cluster import ClusterMonitor, Coordinator, LocalCoordinator
+from bridge.config import Settings
+from bridge.messages import ClusterHealth, ClusterMembership, Message, NodeHealth, NodeLifecycle
+from tests.support import TEST_SECRET, async_wait_until
+
+INTERVAL_MS = 1_000
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, intervals: float) -> None:
+        self.now += intervals * INTERVAL_MS / 1000
+
+
+class CutOffTransport(MemoryTransport):
+    """The in-process transport, with a readiness the test can take away."""
+
+    reason: str | None = None
+
+    def readiness(self) -> str | None:
+        return self.reason or super().readiness()
+
+
+class Replica:
+    """A bridge with a monitor on a hand-moved clock, recording what it hears."""
+
+    def __init__(self, node: str, clock: Clock, coordinator: Coordinator | None = None) -> None:
+        settings = Settings(**{"EXESDB_NODE": node, "SECRET_KEY_BASE": TEST_SECRET})  # type: ignore[arg-type]
+        self.transport = CutOffTransport()
+        self.bridge = Bridge(
+            settings, registry=CollectorRegistry(), transport=self.transport, components=[]
+        )
+        self.heard: list[Envelope] = []
+        self.bridge.bus.subscribe(
+            "recorder", self.heard.append, instances=["ex_esdb_lifecycle", "ex_esdb_health"]
+        )
+        self.monitor = ClusterMonitor(
+            self.bridge.bus,
+            node=node,
+            interval_ms=INTERVAL_MS,
+            coordinator=coordinator,
+            clock=clock,
+            wall_clock=clock,
+            run_loop=False,
+        )
+
+    async def start(self) -> Replica:
+        await self.bridge.start(serve_http=False)
+        await self.monitor.start()
+        await self.settle()
+        return self
+
+    async def settle(self) -> None:
+        await async_wait_until(
+            lambda: all(s.idle for s in self.bridge.bus.subscriptions), 5, "subscribers idle"
+        )
+
+    async def hear(self, node: str, message: Message | None = None) -> None:
+        """Deliver a message published by ``node`` (a heartbeat unless told otherwise)."""
+        payload = message or NodeLifecycle(node=node, event="joined", cluster_size=1)
+        now = datetime.now(UTC)
+        envelope = Envelope(
+            new_message_id(),
+            payload.INSTANCE,
+            "lifecycle",
+            payload.TAG,
+            node,
+            now,
+            payload,
+            now.timestamp(),
+        )
+        self.bridge.bus.publish_verified([envelope])
+        await self.settle()
+
+    async def tick(self) -> None:
+        await self.monitor.tick()
+        await self.settle()
+
+    def published(self, kind: type[Message], **fields: object) -> list[Message]:
+        """Messages of ``kind`` this replica published, matching ``fields``."""
+        return [
+            e.payload
+            for e in self.heard
+            if e.node == self.monitor.node
+            and isinstance(e.payload, kind)
+            and all(getattr(e.payload, k) == v for k, v in fields.items())
+        ]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def make_replica(clock: Clock) -> AsyncIterator[Callable[..., object]]:
+    started: list[Replica] = []
+
+    async def make(node: str, coordinator: Coordinator | None = None) -> Replica:
+        replica = await Replica(node, clock, coordinator).start()
+        started.append(replica)
+        return replica
+
+    yield make
+    for replica in started:
+        await replica.monitor.aclose()
+        await replica.bridge.aclose()
+
+
+async def test_a_bridge_announces_itself_as_joined_at_start(make_replica) -> None:
+    """The first thing a monitor publishes is NodeLifecycle joined for its own node."""
+    replica = await make_replica("bridge-1")
+    joined = replica.published(NodeLifecycle, event="joined", node="bridge-1")
+    assert len(joined) == 1
+    assert joined[0].metadata == {}
+
+
+async def test_a_node_silent_for_three_intervals_is_down_with_membership_and_health(
+    make_replica, clock: Clock
+) -> None:
+    """Silence past three intervals publishes down, node_removed and ClusterHealth, once."""
+    replica = await make_replica("bridge-1")
+    await replica.hear("app-1")
+    await replica.hear("app-2")
+    clock.advance(2.9)
+    await replica.hear("app-2")
+    await replica.tick()
+    assert replica.published(NodeLifecycle, event="down") == []
+    clock.advance(0.2)  # app-1 now silent for 3.1 intervals
+    await replica.tick()
+    down = replica.published(NodeLifecycle, event="down")
+    assert [m.node for m in down] == ["app-1"]
+    assert down[0].cluster_size == 2
+    removed = replica.published(ClusterMembership, event="node_removed")
+    assert [(m.affected_nodes, m.active_nodes, m.total_nodes) for m in removed] == [
+        (["app-1"], ["app-2", "bridge-1"], 3)
+    ]
+    health = replica.published(ClusterHealth)[-1]
+    assert (health.status, health.healthy_nodes, health.total_nodes, health.quorum_status) == (
+        "degraded",
+        2,
+        3,
+        "available",
+    )
+    await replica.tick()
+    clock.advance(5)
+    await replica.hear("app-2")
+    await replica.tick()
+    assert len(replica.published(NodeLifecycle, event="down")) == 1
+
+
+async def test_a_returning_node_is_reconnected_and_added_again(make_replica, clock: Clock) -> None:
+    """A down node heard again publishes reconnected, node_added and a healthy ClusterHealth."""
+    replica = await make_replica("bridge-1")
+    await replica.hear("app-1")
+    clock.advance(3.5)
+    await replica.tick()
+    assert replica.monitor.states()["app-1"] == "down"
+    await replica.hear("app-1")
+    await replica.tick()
+    assert [m.node for m in replica.published(NodeLifecycle, event="reconnected")] == ["app-1"]
+    added = replica.published(ClusterMembership, event="node_added")
+    assert added[-1].affected_nodes == ["app-1"]
+    health = replica.published(ClusterHealth)[-1]
+    assert (health.status, health.healthy_nodes, health.total_nodes) == ("healthy", 2, 2)
+
+
+async def test_replicas_sharing_a_coordinator_announce_each_change_once(
+    make_replica, clock: Clock
+) -> None:
+    """Three replicas that all see a node go silent and return publish one down and one
+    reconnected between them."""
+    shared = LocalCoordinator(clock)
+    replicas = [await make_replica(f"bridge-{n}", shared) for n in range(3)]
+    for replica in replicas:
+        await replica.hear("app-1")
+    clock.advance(3.5)
+    for replica in replicas:
+        for other in replicas:
+            await replica.hear(other.monitor.node)
+        await replica.tick()
+    assert sum(len(r.published(NodeLifecycle, event="down")) for r in replicas) == 1
+    assert sum(len(r.published(ClusterMembership, event="node_removed")) for r in replicas) == 1
+    for replica in replicas:
+        await replica.hear("app-1")
+        await replica.tick()
+    assert sum(len(r.published(NodeLifecycle, event="reconnected")) for r in replicas) == 1
+
+
+async def test_quorum_is_lost_when_most_known_nodes_are_down(make_replica, clock: Clock) -> None:
+    """With two of three nodes silent, ClusterHealth says quorum lost and unhealthy."""
+    replica = await make_replica("bridge-1")
+    await replica.hear("app-1")
+    await replica.hear("app-2")
+    clock.advance(3.5)
+    await replica.tick()
+    health = replica.published(ClusterHealth)[-1]
+    assert (health.status, health.quorum_status, health.healthy_nodes, health.total_nodes) == (
+        "unhealthy",
+        "lost",
+        1,
+        3,
+    )
+    assert replica.published(ClusterMembership)[-1].quorum_status == "lost"
+
+
+async def test_node_health_decides_healthy_degraded_and_unhealthy_counts(
+    make_replica, clock: Clock
+) -> None:
+    """ClusterHealth counts up nodes by their latest NodeHealth status."""
+    replica = await make_replica("bridge-1")
+    await replica.hear("app-1", NodeHealth(node="app-1", status="degraded"))
+    await replica.hear("app-2", NodeHealth(node="app-2", status="unhealthy"))
+    health = replica.monitor.health()
+    assert (health.healthy_nodes, health.degraded_nodes, health.unhealthy_nodes) == (
+        1,
+        ["app-1"],
+        ["app-2"],
+    )
+    assert health.status == "degraded"
+
+
+async def test_a_replica_cut_off_from_the_bus_declares_nobody_down(
+    make_replica, clock: Clock
+) -> None:
+    """While the bus is not ready silence proves nothing; after it returns nodes get a fresh
+    three intervals."""
+    replica = await make_replica("bridge-1")
+    await replica.hear("app-1")
+    replica.transport.reason = "Redis at redis://x is unreachable"
+    clock.advance(10)
+    await replica.tick()
+    replica.transport.reason = None
+    await replica.tick()
+    assert replica.monitor.states()["app-1"] == "up"
+    clock.advance(2)
+    await replica.tick()
+    assert replica.published(NodeLifecycle, event="down") == []
+    clock.advance(1.5)
+    await replica.tick()
+    assert [m.node for m in replica.published(NodeLifecycle, event="down")] == ["app-1"]
+
+
+async def test_the_heartbeat_is_skipped_while_the_node_health_says_it_is_alive(
+    make_replica, clock: Clock
+) -> None:
+    """A NodeHealth from this node within the interval replaces the heartbeat; without one a
+    heartbeat (NodeLifecycle joined, metadata.heartbeat) is published every interval."""
+    replica = await make_replica("bridge-1")
+    clock.advance(0.5)
+    await replica.hear("bridge-1", NodeHealth(node="bridge-1", status="healthy"))
+    clock.advance(0.6)
+    await replica.tick()
+    assert len(replica.published(NodeLifecycle, event="joined")) == 1
+    clock.advance(1.1)
+    await replica.tick()
+    beats = replica.published(NodeLifecycle, event="joined")
+    assert len(beats) == 2
+    assert beats[-1].metadata == {"heartbeat": True}
+    clock.advance(1.1)
+    await replica.tick()
+    assert len(replica.published(NodeLifecycle, event="joined")) == 3
+
+
+async def test_a_node_that_left_is_forgotten_without_being_down(make_replica, clock: Clock) -> None:
+    """A node announcing left is no longer tracked, so its silence is no failure."""
+    replica = await make_replica("bridge-1")
+    await replica.hear("app-1")
+    await replica.hear("app-1", NodeLifecycle(node="app-1", event="left", cluster_size=1))
+    clock.advance(5)
+    await replica.tick()
+    assert "app-1" not in replica.monitor.states()
+    assert replica.published(NodeLifecycle, event="down") == []
+
+
+async def test_a_down_announcement_about_another_node_does_not_count_as_hearing_it(
+    make_replica, clock: Clock
+) -> None:
+    """Liveness comes from the publishing node: a peer's NodeLifecycle down about app-1 does
+    not make app-1 look alive."""
+    replica = await make_replica("bridge-1")
+    await replica.hear("app-1")
+    clock.advance(3.5)
+    await replica.hear("bridge-2", NodeLifecycle(node="app-1", event="down", cluster_size=2))
+    await replica.tick()
+    assert replica.monitor.states()["app-1"] == "down"
+
+
+async def test_closing_announces_left(make_replica) -> None:
+    """A graceful stop publishes NodeLifecycle left for this node."""
+    replica = await make_replica("bridge-1")
+    await replica.monitor.aclose()
+    await replica.settle()
+    assert len(replica.published(NodeLifecycle, event="left", node="bridge-1")) == 1

@@ -1,0 +1,169 @@
+"""A real redis-server for integration tests, restartable on the same port.
+
+``RedisServer().start(workdir)`` runs ``redis-server --port <free> --bind 127.0.0.1 --save ''
+--appendonly no`` (nothing persists: a restart is a Redis that lost everything, the hardest
+case), waits until it answers PING, and ``url`` is its ``redis://`` address. ``stop()`` then
+``start()`` again simulates an outage; ``kill()`` a crash. ``RedisServer(tls=True)`` serves TLS
+only, with a self-signed certificate made by openssl, at a ``rediss://`` URL that trusts it.
+``client()`` is a plain synchronous client for writing entries straight into Redis. Tests use
+the ``redis_server`` fixture, a factory whose servers are stopped afterwards.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.support import free_port, require_binary, wait_until
+
+__all__ = ["RedisServer", "redis_server"]
+
+BINARY = "redis-server"
+
+
+class RedisServer:
+    """One redis-server process on a free loopback port."""
+
+    def __init__(self, port: int | None = None, *, tls: bool = False) -> None:
+        self.binary = require_binary(BINARY)
+        self.port = port or free_port()
+        self.tls = tls
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.workdir: Path | None = None
+        self.log_path: Path | None = None
+
+    def start(self, workdir: Path | None = None, ready_timeout: float = 10.0) -> RedisServer:
+        """Start (or start again, on the same port) and wait until PING answers."""
+        if workdir is not None:
+            self.workdir = workdir
+        assert self.workdir is not None, "the first start needs a workdir"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.workdir / "redis.log"
+        listen = ["--port", str(self.port)]
+        if self.tls:
+            cert = self._certificate()
+            listen = ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            listen += [
+                "--tls-cert-file",
+                str(cert),
+                "--tls-key-file",
+                str(cert.with_name("key.pem")),
+            ]
+            listen += ["--tls-ca-cert-file", str(cert)]
+            self.url = f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={cert}"
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [
+                    self.binary,
+                    *listen,
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.workdir),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until(
+            lambda: self._alive() and self.ping(),
+            ready_timeout,
+            f"redis-server on port {self.port} (log: {self.log_path})",
+        )
+        return self
+
+    def _certificate(self) -> Path:
+        """A self-signed certificate for 127.0.0.1 (made once, with openssl)."""
+        assert self.workdir is not None
+        cert = self.workdir / "cert.pem"
+        if not cert.exists():
+            subprocess.run(
+                [
+                    require_binary("openssl"),
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                    "-keyout",
+                    str(cert.with_name("key.pem")),
+                    "-out",
+                    str(cert),
+                ],
+                check=True,
+                capture_output=True,
+            )
+        return cert
+
+    def _alive(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            log = self.log_path.read_text(errors="replace") if self.log_path else ""
+            pytest.fail(f"redis-server exited with {self.process.returncode}: {log}")
+        return True
+
+    def ping(self) -> bool:
+        """True when the server answers."""
+        with self.client() as client:
+            return bool(client.ping())
+
+    def client(self) -> redis.Redis:
+        """A synchronous client (close it, or use it as a context manager)."""
+        return redis.Redis.from_url(self.url, socket_timeout=5.0)
+
+    @property
+    def running(self) -> bool:
+        """True while the process runs."""
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Terminate the server (killed after ``timeout``); data is lost (nothing persists)."""
+        if not self.running:
+            return
+        assert self.process is not None
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.running:
+            assert self.process is not None
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self) -> RedisServer:
+        """Stop and start again on the same port, empty."""
+        self.stop()
+        return self.start()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Callable[[], RedisServer]]:
+    """``redis_server()`` starts one redis-server; every one started is stopped afterwards."""
+    started: list[RedisServer] = []
+
+    def start() -> RedisServer:
+        server = RedisServer()
+        started.append(server)
+        return server.start(tmp_path / f"redis-{server.port}")
+
+    yield start
+    for server in started:
+        server.stop()

@@ -1,0 +1,516 @@
+"""The bus on a real redis-server: fan-out, the work queue, claiming, verification, outages.
+
+Replicas here are in-process bridges (``Bridge`` without HTTP) sharing one redis-server; the
+multi-process tests are in ``test_replicas.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from bridge.app import Bridge
+from bridge.bus import Envelope, Keyring, new_message_id
+from bridge.bus.redis import GROUP, RedisTransport, safe_url
+from bridge.config import Settings
+from bridge.messages import SystemAlert, utc_now
+from tests.integration.servers.redis import RedisServer, redis_server
+from tests.support import TEST_SECRET, async_wait_until, free_port
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["redis_server"]
+
+ALERTS = "ex_esdb_alerts"
+
+
+class Replica:
+    """An in-process bridge on the Redis bus, recording what its subscribers got."""
+
+    def __init__(
+        self,
+        url: str,
+        node: str,
+        *,
+        group: bool = True,
+        claim_idle_ms: int = 300,
+        buffer_size: int = 10_000,
+        secret: str = TEST_SECRET,
+    ) -> None:
+        self.registry = CollectorRegistry()
+        settings = Settings(
+            **{  # type: ignore[arg-type]
+                "EXESDB_BUS": url,
+                "SECRET_KEY_BASE": secret,
+                "EXESDB_NODE": node,
+            }
+        )
+        self.transport = RedisTransport(
+            url,
+            node=node,
+            claim_idle_ms=claim_idle_ms,
+            buffer_size=buffer_size,
+            block_ms=200,
+            backoff_seconds=0.05,
+            max_backoff_seconds=0.5,
+            registry=self.registry,
+        )
+        self.bridge = Bridge(
+            settings, registry=self.registry, transport=self.transport, components=[]
+        )
+        self.seen: list[Envelope] = []
+        self.taken: list[Envelope] = []
+        self.bridge.bus.subscribe("fanout", self.seen.append)
+        if group:
+            self.bridge.bus.subscribe("work", self.taken.append, instances=[ALERTS], group=True)
+
+    async def start(self) -> Replica:
+        await self.bridge.start(serve_http=False)
+        return self
+
+    def publish_alert(self, number: int) -> str:
+        """Publish SystemAlert number ``number``; returns its alert_id."""
+        alert = SystemAlert(
+            alert_id=f"alert-{number:04d}",
+            severity="critical",
+            category="system",
+            title=f"alert {number}",
+            description="test",
+            source="test",
+            node=self.bridge.settings.node,
+        )
+        result = self.bridge.bus.publish("node_failure", alert)
+        assert result, result
+        return alert.alert_id
+
+    def ready(self) -> bool:
+        return bool(self.bridge.readiness()["bus"]["ready"])
+
+    def seen_alerts(self) -> list[str]:
+        return [e.payload.alert_id for e in self.seen if isinstance(e.payload, SystemAlert)]
+
+    def taken_alerts(self) -> list[str]:
+        return [e.payload.alert_id for e in self.taken if isinstance(e.payload, SystemAlert)]
+
+    def sample(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+    async def aclose(self) -> None:
+        await self.bridge.aclose()
+
+
+@pytest.fixture
+async def replicas():
+    """A list to put started replicas in; every one is closed afterwards."""
+    started: list[Replica] = []
+    yield started
+    for replica in started:
+        await replica.aclose()
+
+
+def has_seen(replica: Replica, alerts: list[str]) -> bool:
+    return sorted(replica.seen_alerts()) == alerts
+
+
+def pending(server: RedisServer, instance: str = ALERTS) -> int:
+    with server.client() as client:
+        try:
+            return int(client.xpending(f"exesdb:bus:{instance}", GROUP)["pending"])
+        except Exception:
+            return -1
+
+
+def signed_entry(
+    *, secret: str = TEST_SECRET, tamper: bool = False, message_id: str | None = None
+) -> dict[bytes, bytes]:
+    """Stream fields for a SystemAlert envelope signed with ``secret`` (body changed if told)."""
+    now = utc_now()
+    alert = SystemAlert(
+        alert_id="forged",
+        severity="critical",
+        category="security",
+        title="forged",
+        description="x",
+        source="intruder",
+        node="intruder",
+    )
+    envelope = Envelope(
+        message_id or new_message_id(),
+        ALERTS,
+        "node_failure",
+        alert.TAG,
+        "intruder",
+        now,
+        alert,
+        now.timestamp(),
+    )
+    body = envelope.to_bytes()
+    signature = Keyring.from_secrets(secret).sign(body)
+    if tamper:
+        body = body.replace(b'"critical"', b'"info"')
+    return {b"e": body, b"s": signature.encode()}
+
+
+async def test_a_message_published_on_one_replica_reaches_every_replica(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """Fan-out: each replica's fan-out subscribers get every message, whoever published it."""
+    server = redis_server()
+    a = await Replica(server.url, "node-a").start()
+    b = await Replica(server.url, "node-b").start()
+    replicas += [a, b]
+    await async_wait_until(a.ready, 10, "a ready")
+    await async_wait_until(b.ready, 10, "b ready")
+    first, second = a.publish_alert(1), b.publish_alert(2)
+    for replica in (a, b):
+        await async_wait_until(partial(has_seen, replica, [first, second]), 10, "fan-out")
+    assert {e.node for e in a.seen} == {"node-a", "node-b"}
+
+
+async def test_each_work_queue_entry_reaches_exactly_one_replica_and_is_acknowledged(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """100 alerts published across three replicas are taken once each, then acknowledged."""
+    server = redis_server()
+    group = [await Replica(server.url, f"node-{n}").start() for n in "abc"]
+    replicas += group
+    for replica in group:
+        await async_wait_until(replica.ready, 10)
+    expected = [group[n % 3].publish_alert(n) for n in range(100)]
+
+    def taken() -> list[str]:
+        return [alert for replica in group for alert in replica.taken_alerts()]
+
+    await async_wait_until(lambda: len(taken()) >= 100, 15, "100 alerts taken")
+    await async_wait_until(lambda: pending(server) == 0, 10, "every entry acknowledged")
+    counts = Counter(taken())
+    assert sorted(counts) == sorted(expected)
+    assert max(counts.values()) == 1, [k for k, v in counts.items() if v > 1]
+    for replica in group:  # fan-out still gives every replica all of them
+        await async_wait_until(partial(has_seen, replica, sorted(expected)), 10)
+
+
+async def test_entries_pending_on_a_dead_consumer_are_claimed_by_a_live_replica(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """Entries a consumer took but never acknowledged are delivered by a replica after the idle
+    time, and acknowledged."""
+    server = redis_server()
+    publisher = await Replica(server.url, "publisher", group=False).start()
+    replicas.append(publisher)
+    key = f"exesdb:bus:{ALERTS}"
+    with server.client() as client:
+        client.xgroup_create(key, GROUP, id="0", mkstream=True)
+    await async_wait_until(publisher.ready, 10)
+    expected = [publisher.publish_alert(n) for n in range(5)]
+    await async_wait_until(lambda: len(publisher.seen_alerts()) == 5, 10, "written")
+    with server.client() as client:  # a replica that takes the entries, then dies
+        taken = client.xreadgroup(GROUP, "dead-replica", {key: ">"}, count=100)
+    assert len(taken[0][1]) == 5
+    assert pending(server) == 5
+    rescuer = await Replica(server.url, "rescuer", claim_idle_ms=300).start()
+    replicas.append(rescuer)
+    await async_wait_until(lambda: len(rescuer.taken_alerts()) == 5, 10, "claimed")
+    assert sorted(rescuer.taken_alerts()) == expected
+    await async_wait_until(lambda: pending(server) == 0, 10, "acknowledged")
+    assert rescuer.sample("exesdb_redis_claimed_total") == 5
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        (
+            lambda: signed_entry(secret="another-secret-key-base-of-32-characters!"),
+            "invalid_signature",
+        ),
+        (lambda: signed_entry(tamper=True), "invalid_signature"),
+        (lambda: {b"e": signed_entry()[b"e"]}, "unsigned"),
+        (
+            lambda: {
+                b"e": b"not json",
+                b"s": Keyring.from_secrets(TEST_SECRET).sign(b"not json").encode(),
+            },
+            "malformed",
+        ),
+        (lambda: {b"e": signed_entry()[b"e"], b"s": "ü".encode()}, "invalid_signature"),
+    ],
+    ids=["wrong-key", "tampered", "unsigned", "malformed", "non-ascii-signature"],
+)
+async def test_an_entry_written_straight_into_redis_is_verified_and_refused(
+    redis_server: Callable[[], RedisServer],
+    replicas: list[Replica],
+    fields: Callable[[], dict[bytes, bytes]],
+    reason: str,
+) -> None:
+    """A bad entry XADDed by hand reaches no subscriber, is counted once by reason, and is
+    acknowledged so that it is not redelivered forever."""
+    server = redis_server()
+    replica = await Replica(server.url, "node-a").start()
+    replicas.append(replica)
+    await async_wait_until(replica.ready, 10)
+    await async_wait_until(lambda: pending(server) >= 0, 10, "group created")
+    with server.client() as client:
+        client.xadd(f"exesdb:bus:{ALERTS}", fields())
+    sentinel = replica.publish_alert(1)  # a good message after the bad one
+    await async_wait_until(lambda: replica.taken_alerts() == [sentinel], 10, "sentinel")
+    await async_wait_until(lambda: replica.seen_alerts() == [sentinel], 10, "sentinel fan-out")
+    assert replica.sample("exesdb_bus_rejected_total", reason=reason) == 1
+    await async_wait_until(lambda: pending(server) == 0, 10, "bad entry acknowledged")
+
+
+async def test_a_replayed_entry_is_refused(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """The same signed entry written twice is delivered once and counted as replayed once."""
+    server = redis_server()
+    replica = await Replica(server.url, "node-a").start()
+    replicas.append(replica)
+    await async_wait_until(replica.ready, 10)
+    await async_wait_until(lambda: pending(server) >= 0, 10, "group created")
+    entry = signed_entry()
+    with server.client() as client:
+        client.xadd(f"exesdb:bus:{ALERTS}", entry)
+        client.xadd(f"exesdb:bus:{ALERTS}", entry)
+    await async_wait_until(
+        lambda: replica.sample("exesdb_bus_rejected_total", reason="replayed") == 1, 10
+    )
+    await async_wait_until(lambda: pending(server) == 0, 10, "both acknowledged")
+    assert replica.seen_alerts() == ["forged"]
+    assert replica.taken_alerts() == ["forged"]
+
+
+async def test_starts_without_redis_says_why_and_connects_when_redis_comes(
+    tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """With Redis down the bridge starts, readiness names the reason, publishes are buffered,
+    and all of them arrive once Redis is up."""
+    port = free_port()
+    url = f"redis://:hunter2@127.0.0.1:{port}/0"
+    replica = await Replica(url, "node-a").start()
+    replicas.append(replica)
+    await async_wait_until(
+        lambda: "unreachable" in (replica.bridge.readiness()["bus"]["reason"] or ""), 10
+    )
+    reason = replica.bridge.readiness()["bus"]["reason"]
+    assert f"redis://127.0.0.1:{port}/0" in reason
+    assert "hunter2" not in reason
+    expected = [replica.publish_alert(n) for n in range(3)]
+    assert replica.transport.buffered == 3
+    server = RedisServer(port=port)
+    # The password in the URL is refused by a server without one, so start one that has it.
+    server.start(tmp_path / "redis")
+    try:
+        with server.client() as client:
+            client.config_set("requirepass", "hunter2")
+        await async_wait_until(replica.ready, 15, "ready")
+        await async_wait_until(lambda: sorted(replica.seen_alerts()) == expected, 10)
+        await async_wait_until(lambda: sorted(replica.taken_alerts()) == expected, 10)
+    finally:
+        await replica.aclose()
+        server.stop()
+
+
+async def test_a_full_buffer_refuses_and_counts_what_overflows(
+    tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """With Redis unreachable, publishes past the buffer size are refused and counted."""
+    replica = await Replica(f"redis://127.0.0.1:{free_port()}/0", "node-a", buffer_size=5).start()
+    replicas.append(replica)
+    results = [
+        replica.bridge.bus.publish(
+            "t",
+            SystemAlert(
+                severity="info", category="system", title="t", description="d", source="s", node="n"
+            ),
+        )
+        for _ in range(8)
+    ]
+    assert [bool(r) for r in results] == [True] * 5 + [False] * 3
+    assert replica.sample("exesdb_bus_dropped_total", subscriber="transport") == 3
+    assert replica.sample("exesdb_redis_buffer_depth") == 5
+
+
+async def test_a_redis_restart_mid_stream_loses_no_alert(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """Alerts published before, during and after a Redis restart (which loses all its data)
+    are all taken; only the few taken in the instant before the restart may come twice."""
+    server = redis_server()
+    a = await Replica(server.url, "node-a").start()
+    b = await Replica(server.url, "node-b").start()
+    replicas += [a, b]
+    for replica in (a, b):
+        await async_wait_until(replica.ready, 10)
+    expected: list[str] = []
+
+    async def publish(numbers: range) -> None:
+        for n in numbers:
+            expected.append((a, b)[n % 2].publish_alert(n))
+            await asyncio.sleep(0.005)
+
+    await publish(range(0, 60))
+    server.stop()
+    await publish(range(60, 120))  # Redis down: buffered
+    await async_wait_until(lambda: not a.transport.connected, 10, "outage noticed")
+    server.start()
+    await publish(range(120, 200))
+
+    def taken() -> list[str]:
+        return a.taken_alerts() + b.taken_alerts()
+
+    await async_wait_until(lambda: set(taken()) == set(expected), 20, "every alert taken")
+    twice = [k for k, v in Counter(taken()).items() if v > 1]
+    # Redis forgot which entries were taken; the publisher writes again only what no group had
+    # taken at its last look (every 50 ms), so a handful at most can come twice.
+    assert len(twice) <= 6, twice
+    assert len(expected) == 200
+
+
+async def test_frames_published_before_the_restart_but_not_yet_taken_are_written_again(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """Work-queue frames in Redis that no replica took when Redis lost its data are written
+    again by their publisher after it reconnects."""
+    server = redis_server()
+    publisher = await Replica(server.url, "publisher", group=False).start()
+    replicas.append(publisher)
+    await async_wait_until(publisher.ready, 10)
+    expected = [publisher.publish_alert(n) for n in range(10)]
+    await async_wait_until(lambda: len(publisher.seen_alerts()) == 10, 10, "written")
+    server.restart()  # nobody took them; Redis forgets them
+    consumer = await Replica(server.url, "consumer").start()
+    replicas.append(consumer)
+    await async_wait_until(lambda: sorted(consumer.taken_alerts()) == expected, 15, "rewritten")
+    assert publisher.sample("exesdb_redis_rewritten_total") == 10
+
+
+async def test_when_the_lease_holder_dies_another_replica_delivers_its_pending_entries(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """Only the lease holder takes the work queue; when it dies holding unacknowledged entries,
+    the other replica takes the lease and delivers them."""
+    server = redis_server()
+    release = asyncio.Event()
+    stuck: list[str] = []
+
+    async def stall(envelope: Envelope) -> None:
+        stuck.append(envelope.payload.alert_id)  # type: ignore[attr-defined]
+        await release.wait()
+
+    a = Replica(server.url, "node-a", group=False)
+    a.bridge.bus.subscribe("stalled", stall, instances=[ALERTS], group=True)
+    await a.start()
+    replicas.append(a)
+    await async_wait_until(lambda: a.transport.leading, 10, "a holds the lease")
+    b = await Replica(server.url, "node-b").start()
+    replicas.append(b)
+    await async_wait_until(b.ready, 10)
+    expected = [b.publish_alert(n) for n in range(5)]
+    await async_wait_until(lambda: len(stuck) >= 1, 10, "a took the entries")
+    await async_wait_until(lambda: pending(server) == 5, 10, "all five pending on a")
+    assert not b.transport.leading
+    assert b.taken_alerts() == []
+    # a dies: its tasks stop, no acknowledgement, no lease hand-over.
+    a.transport._stopping.set()
+    for task in a.transport._tasks:
+        task.cancel()
+    await async_wait_until(lambda: b.transport.leading, 10, "b takes the lease")
+    await async_wait_until(lambda: sorted(b.taken_alerts()) == expected, 10, "b delivers")
+    await async_wait_until(lambda: pending(server) == 0, 10, "acknowledged")
+    assert b.sample("exesdb_redis_work_queue_leader") == 1
+    release.set()
+
+
+async def test_a_graceful_stop_hands_the_lease_over_at_once(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """Closing the lease holder releases the lease, so another replica takes over without
+    waiting for it to lapse."""
+    server = redis_server()
+    a = Replica(server.url, "node-a", claim_idle_ms=60_000)
+    await a.start()
+    await async_wait_until(lambda: a.transport.leading, 10, "a holds the lease")
+    b = await Replica(server.url, "node-b", claim_idle_ms=60_000).start()
+    replicas.append(b)
+    await a.aclose()
+    await async_wait_until(lambda: b.transport.leading, 5, "b takes the lease")
+    alert = b.publish_alert(1)
+    await async_wait_until(lambda: b.taken_alerts() == [alert], 10)
+
+
+async def test_the_bus_runs_over_tls_with_rediss(tmp_path: Path, replicas: list[Replica]) -> None:
+    """With a rediss:// URL the replicas talk TLS to a TLS-only redis-server, and fan-out and
+    the work queue work as over plain TCP."""
+    server = RedisServer(tls=True).start(tmp_path / "redis-tls")
+    try:
+        a = await Replica(server.url, "node-a").start()
+        b = await Replica(server.url, "node-b").start()
+        replicas += [a, b]
+        for replica in (a, b):
+            await async_wait_until(replica.ready, 10)
+        published = a.publish_alert(1)
+        for replica in (a, b):
+            await async_wait_until(partial(has_seen, replica, [published]), 10, "fan-out")
+        await async_wait_until(
+            lambda: a.taken_alerts() + b.taken_alerts() == [published], 10, "work queue"
+        )
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        server.stop()
+
+
+async def test_consumers_of_departed_replicas_are_forgotten(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """A consumer left in the group by a replica that is gone, holding nothing, is deleted once
+    silent for ten claim intervals; the live one stays."""
+    server = redis_server()
+    key = f"exesdb:bus:{ALERTS}"
+    with server.client() as client:  # a replica that took one entry, acknowledged it, left
+        client.xgroup_create(key, GROUP, id="0", mkstream=True)
+        client.xadd(key, signed_entry())
+        taken = client.xreadgroup(GROUP, "departed-replica", {key: ">"}, count=1)
+        client.xack(key, GROUP, taken[0][1][0][0])
+    replica = await Replica(server.url, "node-a", claim_idle_ms=100).start()
+    replicas.append(replica)
+    await async_wait_until(lambda: replica.transport.leading, 10)
+    alert = replica.publish_alert(1)
+    await async_wait_until(lambda: replica.taken_alerts() == [alert], 10)
+
+    def consumers() -> set[str]:
+        with server.client() as client:
+            return {c["name"].decode() for c in client.xinfo_consumers(key, GROUP)}
+
+    assert "departed-replica" in consumers()
+    await async_wait_until(lambda: "departed-replica" not in consumers(), 10, "swept")
+    assert replica.transport.consumer in consumers()
+
+
+def test_safe_url_drops_credentials() -> None:
+    """The URL shown in logs and /readyz never carries a password."""
+    assert safe_url("rediss://user:secret@redis.example:6380/2") == "rediss://redis.example:6380/2"
+    assert safe_url("redis://localhost") == "redis://localhost"
+
+
+async def test_closing_writes_what_is_buffered_first(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """A graceful close writes buffered frames to Redis before stopping."""
+    server = redis_server()
+    replica = await Replica(server.url, "node-a", group=False).start()
+    await async_wait_until(replica.ready, 10)
+    for n in range(50):
+        replica.publish_alert(n)
+    started = time.monotonic()
+    await replica.aclose()
+    assert time.monotonic() - started < 5
+    with server.client() as client:
+        assert client.xlen(f"exesdb:bus:{ALERTS}") == 50

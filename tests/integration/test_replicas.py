@@ -1,0 +1,427 @@
+"""Bridge replicas as real processes sharing one real redis-server.
+
+Every replica runs the full set of components (Prometheus sink, collectors, alert sink, cluster
+monitor); alerts go to a real HTTP receiver. Health thresholds are disabled so that a busy test
+machine raises no alerts of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
+from bridge.messages import Message, NodeHealth, SystemAlert, utc_now
+from tests.integration.servers.redis import RedisServer
+from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
+from tests.support import TEST_SECRET, BridgeProcess, free_port, http_get, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+__all__ = ["webhook_receiver"]
+
+HEALTH_INTERVAL_MS = 500
+CLAIM_IDLE_MS = 1_500
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """One redis-server for the test, stopped afterwards."""
+    server = RedisServer().start(tmp_path / "redis")
+    yield server
+    server.stop()
+
+
+def replica_env(url: str, node: str, receiver: WebhookReceiver | None = None) -> dict[str, str]:
+    env = {
+        "EXESDB_BUS": url,
+        "EXESDB_NODE": node,
+        "EXESDB_INGEST": "true",
+        "EXESDB_HEALTH_BROADCAST_INTERVAL": str(HEALTH_INTERVAL_MS),
+        "EXESDB_METRICS_BROADCAST_INTERVAL": "60000",
+        "EXESDB_REDIS_CLAIM_IDLE_MS": str(CLAIM_IDLE_MS),
+        "EXESDB_WEBHOOK_GROUP_WAIT_MS": "100",
+        "EXESDB_WEBHOOK_BACKOFF_MS": "200",
+        "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "1000",
+    }
+    for resource in ("CPU", "MEMORY", "DISK"):
+        env[f"EXESDB_{resource}_DEGRADED"] = "100"
+        env[f"EXESDB_{resource}_UNHEALTHY"] = "100"
+    if receiver is not None:
+        env["EXESDB_WEBHOOK_URLS"] = receiver.url
+    return env
+
+
+def start_replica(
+    tmp_path: Path,
+    started: list[BridgeProcess],
+    url: str,
+    node: str,
+    receiver: WebhookReceiver | None = None,
+) -> BridgeProcess:
+    env = replica_env(url, node, receiver)
+    env["EXESDB_STATE_DIR"] = str(tmp_path / f"state-{node}")
+    process = BridgeProcess(**env)  # type: ignore[arg-type]
+    started.append(process)
+    return process.start(tmp_path)
+
+
+def restart(process: BridgeProcess, started: list[BridgeProcess], tmp_path: Path) -> BridgeProcess:
+    """Start a process again with the same node name and state directory (a new port)."""
+    env = {
+        key: value
+        for key, value in process.env.items()
+        if key.startswith("EXESDB_") and key != "EXESDB_HTTP_ADDR"
+    }
+    again = BridgeProcess(**env)  # type: ignore[arg-type]
+    started.append(again)
+    return again.start(tmp_path)
+
+
+def ingest(bridge_url: str, messages: list[tuple[str, str, Message]]) -> None:
+    """POST (topic, publishing node, message) envelopes to a bridge's signed ingest."""
+    lines = []
+    for topic, node, payload in messages:
+        now = utc_now()
+        envelope = Envelope(
+            new_message_id(), payload.INSTANCE, topic, payload.TAG, node, now, payload
+        )
+        lines.append(envelope.to_bytes())
+    body = b"\n".join(lines)
+    request = urllib.request.Request(
+        f"{bridge_url}/v1/messages",
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/x-ndjson",
+            SIGNATURE_HEADER: Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time())),
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 202
+
+
+def alert(alert_id: str) -> tuple[str, str, Message]:
+    return (
+        "disk_full",
+        "app-1",
+        SystemAlert(
+            alert_id=alert_id,
+            severity="critical",
+            category="system",
+            title=f"alert {alert_id}",
+            description="replica test",
+            source="test",
+            node="app-1",
+        ),
+    )
+
+
+def metric(bridge_url: str, name: str, **labels: str) -> float | None:
+    """One sample's value from a bridge's /metrics (None when absent)."""
+    wanted = {f'{k}="{v}"' for k, v in labels.items()}
+    for line in http_get(f"{bridge_url}/metrics")[1].decode().splitlines():
+        match = re.fullmatch(r"([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)", line)
+        if match and match.group(1) == name:
+            have = set(re.findall(r'\w+="[^"]*"', match.group(2) or ""))
+            if wanted <= have:
+                return float(match.group(3))
+    return None
+
+
+def gauge(process: BridgeProcess, name: str, value: float, **labels: str) -> Callable[[], bool]:
+    """A condition: the sample ``name{labels}`` on ``process``'s /metrics equals ``value``."""
+
+    def check() -> bool:
+        return metric(process.url, name, **labels) == value
+
+    return check
+
+
+def is_ready(process: BridgeProcess) -> bool:
+    return http_get(process.url + "/readyz")[0] == 200
+
+
+def leader(replicas: list[BridgeProcess]) -> BridgeProcess:
+    """The replica holding the work-queue lease."""
+
+    def find() -> BridgeProcess | None:
+        holders = [r for r in replicas if metric(r.url, "exesdb_redis_work_queue_leader") == 1]
+        return holders[0] if len(holders) == 1 else None
+
+    holder: BridgeProcess = wait_until(find, 15, "exactly one work-queue lease holder")
+    return holder
+
+
+def notifications(receiver: WebhookReceiver, alert_id: str) -> list[dict[str, Any]]:
+    """Every alert object the receiver accepted for ``alert_id``, in arrival order."""
+    return [
+        item
+        for request in receiver.accepted()
+        for item in request.json()["alerts"]
+        if item["labels"].get("alert_id") == alert_id
+    ]
+
+
+def delivered_counts(receiver: WebhookReceiver, prefix: str) -> Counter[str]:
+    return Counter(
+        item["labels"]["alert_id"]
+        for request in receiver.accepted()
+        for item in request.json()["alerts"]
+        if item["labels"]["alert_id"].startswith(prefix) and item["status"] == "firing"
+    )
+
+
+def settled(replicas: list[BridgeProcess], redis: RedisServer) -> bool:
+    """Every outbox empty and nothing pending in the work queue."""
+    if any(metric(r.url, "exesdb_webhook_outbox_depth") != 0 for r in replicas):
+        return False
+    with redis.client() as client:
+        for key in client.scan_iter("exesdb:bus:ex_esdb_*"):
+            if client.type(key) == b"stream":
+                groups = client.xinfo_groups(key)
+                if any(int(group["pending"]) for group in groups):
+                    return False
+    return True
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_every_replica_shows_a_message_published_on_any_of_them(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], count: int
+) -> None:
+    """A NodeHealth ingested at one replica appears in every replica's /metrics, and every
+    replica's cluster gauges count all the bridges."""
+    replicas = [
+        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}") for n in range(count)
+    ]
+    for n, publisher in enumerate(replicas):
+        ingest(
+            publisher.url,
+            [
+                (
+                    "node:health",
+                    f"bridge-{n}",  # a bridge reporting on an application node
+                    NodeHealth(node=f"app-{n}", status="healthy", memory_usage=10.0 + n),
+                )
+            ],
+        )
+    for replica in replicas:
+        for n in range(count):
+            wait_until(
+                gauge(replica, "exesdb_node_memory_usage_percent", 10.0 + n, node=f"app-{n}"),
+                10,
+                f"app-{n}'s memory gauge on {replica.url}",
+            )
+        wait_until(
+            gauge(replica, "exesdb_cluster_nodes", count, state="total"),
+            15,
+            f"cluster gauges on {replica.url}",
+        )
+        assert metric(replica.url, "exesdb_cluster_quorum_available") == 1
+
+
+def test_a_hundred_alerts_across_three_replicas_are_delivered_once_each(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """100 alerts ingested round-robin at three replicas reach the receiver exactly once each."""
+    receiver: WebhookReceiver = webhook_receiver()
+    replicas = [
+        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
+        for n in range(3)
+    ]
+    leader(replicas)
+    ids = [f"once-{n:03d}" for n in range(100)]
+    for n in range(0, 100, 10):
+        ingest(replicas[(n // 10) % 3].url, [alert(i) for i in ids[n : n + 10]])
+    wait_until(lambda: set(delivered_counts(receiver, "once-")) == set(ids), 30, "100 alerts")
+    wait_until(lambda: settled(replicas, redis), 15, "outboxes empty, nothing pending")
+    counts = delivered_counts(receiver, "once-")
+    assert [k for k, v in counts.items() if v > 1] == []
+    for replica in replicas:  # and every replica counted all of them
+        wait_until(
+            gauge(replica, "exesdb_alerts_total", 100, severity="critical", category="system"),
+            10,
+            f"alert counter on {replica.url}",
+        )
+
+
+def test_alerts_pending_on_a_sigkilled_replica_are_delivered_by_another(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """The lease holder is killed with SIGKILL while it holds unacknowledged alerts: a live
+    replica takes the lease, claims them and delivers them; nothing is lost."""
+    receiver: WebhookReceiver = webhook_receiver()
+    replicas = [
+        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
+        for n in range(2)
+    ]
+    holder = leader(replicas)
+    survivor = next(r for r in replicas if r is not holder)
+    ids = [f"kill-{n:04d}" for n in range(1500)]
+    ingest(survivor.url, [alert(i) for i in ids])
+    with redis.client() as client:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # no sleep: the window is short
+            if client.xpending("exesdb:bus:ex_esdb_alerts", "exesdb-bridge")["pending"]:
+                break
+        held = int(client.xpending("exesdb:bus:ex_esdb_alerts", "exesdb-bridge")["pending"])
+    holder.kill()  # while it works through 1500 alerts, each written to its outbox first
+    assert held > 0, "the lease holder never held an unacknowledged alert"
+    wait_until(
+        lambda: metric(survivor.url, "exesdb_redis_work_queue_leader") == 1,
+        15,
+        "the survivor takes the lease",
+    )
+    wait_until(
+        lambda: (metric(survivor.url, "exesdb_redis_claimed_total") or 0) > 0,
+        15,
+        "the survivor claims the dead replica's pending alerts",
+    )
+    # What the dead replica had acknowledged sits in its durable outbox: its restart (same
+    # state directory) delivers those.
+    restart(holder, bridge_processes, tmp_path)
+    wait_until(lambda: set(delivered_counts(receiver, "kill-")) == set(ids), 60, "all 1500")
+
+
+def test_a_killed_node_raises_one_node_failure_and_its_restart_resolves_it(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """Three replicas; one is SIGKILLed: one critical node_failure alert for it, labelled with
+    its node; started again, the alert is resolved."""
+    receiver: WebhookReceiver = webhook_receiver()
+    replicas = [
+        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
+        for n in range(3)
+    ]
+    holder = leader(replicas)
+    victim = next(r for r in replicas if r is not holder)
+    name = victim.env["EXESDB_NODE"]
+    for replica in replicas:
+        wait_until(
+            gauge(replica, "exesdb_cluster_nodes", 3, state="total"),
+            15,
+            "three nodes known",
+        )
+    victim.kill()
+    alert_id = f"node_failure:{name}"
+    wait_until(lambda: notifications(receiver, alert_id), 15, "the node_failure alert")
+    for replica in replicas:
+        if replica is not victim:
+            wait_until(
+                gauge(replica, "exesdb_cluster_nodes", 1, state="down"),
+                10,
+                "the down node counted",
+            )
+    # Both survivors saw the silence; a second announcement would come within a tick or two.
+    time.sleep(3 * HEALTH_INTERVAL_MS / 1000)
+    for replica in replicas:
+        if replica is not victim:
+            downs = metric(
+                replica.url, "exesdb_node_lifecycle_events_total", node=name, event="down"
+            )
+            assert downs == 1, f"{replica.url} saw {downs} down announcement(s)"
+    firing = notifications(receiver, alert_id)
+    assert len(firing) == 1, firing
+    assert firing[0]["status"] == "firing"
+    assert firing[0]["labels"]["severity"] == "critical"
+    assert firing[0]["labels"]["node"] == name
+    restart(victim, bridge_processes, tmp_path)
+    wait_until(
+        lambda: [n["status"] for n in notifications(receiver, alert_id)] == ["firing", "resolved"],
+        15,
+        "the resolve",
+    )
+    for replica in replicas:
+        if replica is not victim:
+            wait_until(
+                gauge(replica, "exesdb_cluster_nodes", 0, state="down"),
+                10,
+                "no node down",
+            )
+
+
+def test_a_redis_restart_mid_stream_loses_no_alert(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """Alerts ingested before, during and after a Redis restart all reach the receiver."""
+    receiver: WebhookReceiver = webhook_receiver()
+    replicas = [
+        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
+        for n in range(2)
+    ]
+    leader(replicas)
+    ids = [f"restart-{n:03d}" for n in range(90)]
+    ingest(replicas[0].url, [alert(i) for i in ids[:30]])
+    redis.stop()
+    ingest(replicas[1].url, [alert(i) for i in ids[30:60]])  # buffered: Redis is down
+    wait_until(lambda: http_get(replicas[1].url + "/readyz")[0] == 503, 10, "not ready")
+    redis.start()
+    ingest(replicas[0].url, [alert(i) for i in ids[60:]])
+    wait_until(lambda: set(delivered_counts(receiver, "restart-")) == set(ids), 30, "all 90")
+    for replica in replicas:
+        wait_until(partial(is_ready, replica), 15, "ready again")
+
+
+def test_entries_forged_straight_into_redis_are_refused_and_counted_by_every_replica(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """A SystemAlert signed with another key and one whose body was changed after signing,
+    XADDed by hand, are counted as invalid_signature on every replica and never delivered."""
+    receiver: WebhookReceiver = webhook_receiver()
+    replicas = [
+        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
+        for n in range(2)
+    ]
+    leader(replicas)
+    _, _, forged = alert("forged-1")
+    now = utc_now()
+    body = Envelope(
+        new_message_id(), forged.INSTANCE, "disk_full", forged.TAG, "intruder", now, forged
+    ).to_bytes()
+    wrong_key = Keyring.from_secrets("an-intruder-secret-of-at-least-32-chars").sign(body)
+    tampered = body.replace(b"forged-1", b"forged-2")
+    with redis.client() as client:
+        client.xadd("exesdb:bus:ex_esdb_alerts", {b"e": body, b"s": wrong_key.encode()})
+        client.xadd(
+            "exesdb:bus:ex_esdb_alerts",
+            {b"e": tampered, b"s": Keyring.from_secrets(TEST_SECRET).sign(body).encode()},
+        )
+    ingest(replicas[0].url, [alert("genuine")])  # a good one after the forged ones
+    wait_until(lambda: delivered_counts(receiver, "genuine"), 15, "the genuine alert")
+    for replica in replicas:
+        wait_until(
+            gauge(replica, "exesdb_bus_rejected_total", 2, reason="invalid_signature"),
+            10,
+            f"two refusals counted on {replica.url}",
+        )
+    assert delivered_counts(receiver, "forged") == Counter()
+    wait_until(lambda: settled(replicas, redis), 10, "the forged entries acknowledged")
+
+
+def test_without_redis_a_bridge_starts_not_ready_and_becomes_ready_when_redis_comes(
+    tmp_path: Path, bridge_processes: list[BridgeProcess]
+) -> None:
+    """/readyz answers 503 naming the unreachable Redis (without credentials), then 200."""
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    bridge = start_replica(tmp_path, bridge_processes, url, "lonely")
+    status, body = http_get(bridge.url + "/readyz")
+    assert status == 503
+    reason = json.loads(body)["checks"]["bus"]["reason"]
+    assert "unreachable" in reason
+    assert url in reason
+    server = RedisServer(port=port).start(tmp_path / "late-redis")
+    try:
+        wait_until(lambda: http_get(bridge.url + "/readyz")[0] == 200, 15, "ready")
+    finally:
+        bridge.stop()
+        server.stop()
