@@ -13,7 +13,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -28,15 +28,6 @@ ROOT: Final = Path(__file__).resolve().parent.parent
 def median(values: Sequence[float]) -> float:
     """The median (the machine is shared: medians, not means or bests)."""
     return statistics.median(values)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q`` quantile (0-1) by nearest rank."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -184,8 +175,3 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.05)
     raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-
-
-def ingest_env(**extra: str) -> Mapping[str, str]:
-    """Settings for a bridge taking signed ingest."""
-    return {"EXESDB_INGEST": "true", **extra}

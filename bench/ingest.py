@@ -159,7 +159,7 @@ def run(*, quick: bool = False) -> str:
             cpu_ms.append((after.cpu_seconds - before.cpu_seconds) / messages * BATCH * 1e3)
             rates.append(messages / wall)
 
-            frames = source.frames(5 * BATCH)
+            frames = source.frames(10 * BATCH)
             sink = naive_sink(CollectorRegistry())
             started = time.process_time()
             naive(frames, sink)

@@ -12,7 +12,6 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -184,10 +183,3 @@ def sign_header(body: bytes, unix_seconds: int | None = None) -> str:
     t = int(time.time()) if unix_seconds is None else unix_seconds
     mac = hmac.digest(SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256)
     return f"t={t},v1={mac.hex()}"
-
-
-def iter_batches(count: int, size: int) -> Iterator[tuple[bytes, str]]:
-    """``count`` signed NDJSON batches of ``size`` envelopes."""
-    source = Source()
-    for _ in range(count):
-        yield source.batch(size)
