@@ -1,6 +1,10 @@
-"""Alert outbox and webhook delivery figures.
+"""Alert latency, outbox and webhook delivery figures.
 
     .venv/bin/python -m bench.alerts [--alerts 2000] [--fail 0.5]
+
+- ``latency`` (what ``python -m bench`` shows): ``bus.publish`` of one SystemAlert at a time to
+  the webhook POST received by a loopback receiver, p50/p99, with the receiver's grouping wait at
+  0; the baseline, measured in the same run, is a bare aiohttp POST to the same receiver.
 
 - ``outbox commit``: ``Outbox.observe`` of distinct alerts, one fsync'd (WAL, synchronous=FULL)
   transaction each, on the state directory's file system: what bounds the alert stage's rate.
@@ -21,7 +25,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
@@ -112,6 +116,134 @@ async def end_to_end(count: int, fail: float, directory: Path) -> tuple[float, i
     await bridge.aclose()
     await runner.cleanup()
     return elapsed, requests
+
+
+async def latency(count: int, directory: Path) -> tuple[list[float], list[float]]:
+    """Seconds from publish to webhook received, per alert; and the bare-POST baseline."""
+    arrived: dict[str, float] = {}
+    changed = asyncio.Event()
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.read()
+        now = time.perf_counter()
+        try:
+            ids = [a["labels"]["alert_id"] for a in json.loads(body)["alerts"]]
+        except (ValueError, KeyError, TypeError):
+            ids = [body.decode(errors="replace")]  # the baseline's plain-text POST
+        for alert_id in ids:
+            arrived.setdefault(alert_id, now)
+        changed.set()
+        return web.Response(status=200)
+
+    async def arrival(alert_id: str) -> float:
+        async with asyncio.timeout(10):
+            while alert_id not in arrived:
+                changed.clear()
+                await changed.wait()
+        return arrived.pop(alert_id)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}/hook"
+    settings = Settings(
+        **{  # type: ignore[arg-type]
+            "EXESDB_STATE_DIR": str(directory),
+            "EXESDB_WEBHOOK_URLS": url,
+            "EXESDB_WEBHOOK_GROUP_WAIT_MS": "0",
+            "EXESDB_WEBHOOK_MIN_SEVERITY": "info",
+        }
+    )
+
+    def sink(bridge: Bridge) -> AlertSink:
+        return AlertSink(
+            bridge.settings,
+            bus=bridge.bus,
+            publish=bridge.integration.publish,
+            registry=bridge.registry,
+        )
+
+    bridge = Bridge(settings, registry=CollectorRegistry(), components=[sink])
+    await bridge.start(serve_http=False)
+    published: list[float] = []
+    bare: list[float] = []
+    try:
+        async with ClientSession() as session:
+            for n in range(count):
+                marker = f"bare-{n}"
+                started = time.perf_counter()
+                async with session.post(url, data=marker.encode()) as response:
+                    await response.read()
+                bare.append(await arrival(marker) - started)
+
+                alert_id = f"latency-{n}"
+                started = time.perf_counter()
+                bridge.bus.publish(
+                    "bench",
+                    SystemAlert(
+                        alert_id=alert_id,
+                        severity="critical",
+                        category="system",
+                        title="t",
+                        description="d",
+                        source="bench",
+                        node="n1",
+                    ),
+                )
+                published.append(await arrival(alert_id) - started)
+    finally:
+        await bridge.aclose()
+        await runner.cleanup()
+    return published, bare
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def run(*, quick: bool = False) -> str:
+    """The tables ``python -m bench`` prints: latency, then outbox and delivery rates."""
+    from bench._util import table
+
+    count = 50 if quick else 200
+    with tempfile.TemporaryDirectory(prefix="exesdb-bench-alerts-") as scratch:
+        published, bare = asyncio.run(latency(count, Path(scratch) / "latency"))
+        times = outbox_commits(count, Path(scratch) / "commits")
+        seconds, requests = asyncio.run(end_to_end(count * 2, 0.0, Path(scratch) / "e2e"))
+    p50, p99 = _quantile(published, 0.5), _quantile(published, 0.99)
+    b50, b99 = _quantile(bare, 0.5), _quantile(bare, 0.99)
+    text = table(
+        f"Alert latency on loopback ({count} alerts, one at a time, grouping wait 0)",
+        ["path", "p50 ms", "p99 ms", "p50 x baseline"],
+        [
+            [
+                "bridge: bus.publish -> alert sink -> webhook received",
+                p50 * 1e3,
+                p99 * 1e3,
+                p50 / b50,
+            ],
+            ["baseline: bare aiohttp POST to the same receiver", b50 * 1e3, b99 * 1e3, 1.0],
+        ],
+    )
+    return (
+        text
+        + "\n"
+        + table(
+            "Alert stage rates",
+            ["figure", "value"],
+            [
+                ["outbox commit (fsync'd), alerts/s", len(times) / sum(times)],
+                ["outbox commit p99 ms", _quantile(times, 0.99) * 1e3],
+                [f"end to end, {count * 2} alerts (grouping 20 ms), alerts/s", count * 2 / seconds],
+                ["webhook requests it took", requests],
+            ],
+        )
+    )
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ of a forgotten id (whose timestamp is that old or older) is still refused as exp
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from enum import Enum
 
 __all__ = ["ReplayGuard", "ReplayVerdict"]
@@ -27,7 +27,7 @@ class ReplayVerdict(Enum):
 class ReplayGuard:
     """Remembers accepted message ids for the replay window, in bounded memory."""
 
-    __slots__ = ("_capacity", "_clock", "_floor", "_seen", "_window")
+    __slots__ = ("_capacity", "_clock", "_floor", "_order", "_seen", "_window")
 
     def __init__(
         self,
@@ -40,8 +40,11 @@ class ReplayGuard:
         self._window = window_seconds
         self._capacity = capacity
         self._clock = clock
-        # id -> (message timestamp, forget-after), in acceptance order.
-        self._seen: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        # id -> message timestamp, plus the ids in acceptance order: a float per id and a deque
+        # slot take far less memory than an OrderedDict entry holding a tuple (it is forgotten
+        # ``window`` after its timestamp, so that need not be stored).
+        self._seen: dict[str, float] = {}
+        self._order: deque[str] = deque()
         self._floor = float("-inf")
 
     def empty_copy(self) -> ReplayGuard:
@@ -58,7 +61,38 @@ class ReplayGuard:
 
     def seen(self, message_id: str, timestamp: float) -> ReplayVerdict:
         """Judge one message without remembering it."""
+        return self._judge(message_id, timestamp, self._clock())
+
+    def check(self, message_id: str, timestamp: float) -> ReplayVerdict:
+        """Judge one message and, when fresh, remember its id."""
         now = self._clock()
+        verdict = self._judge(message_id, timestamp, now)
+        if verdict is ReplayVerdict.FRESH:
+            self._remember(message_id, timestamp, now)
+        return verdict
+
+    def check_all(self, messages: Sequence[tuple[str, float]]) -> tuple[int, ReplayVerdict] | None:
+        """Judge a batch at one instant: all or nothing.
+
+        None (and every id remembered) when each message is fresh and no id repeats within the
+        batch; else the index and verdict of the first that is not, and nothing is remembered.
+        """
+        now = self._clock()
+        judge = self._judge
+        batch: set[str] = set()
+        for index, (message_id, timestamp) in enumerate(messages):
+            verdict = judge(message_id, timestamp, now)
+            if verdict is ReplayVerdict.FRESH and message_id in batch:
+                verdict = ReplayVerdict.REPLAYED
+            if verdict is not ReplayVerdict.FRESH:
+                return index, verdict
+            batch.add(message_id)
+        remember = self._remember
+        for message_id, timestamp in messages:
+            remember(message_id, timestamp, now)
+        return None
+
+    def _judge(self, message_id: str, timestamp: float, now: float) -> ReplayVerdict:
         if abs(now - timestamp) > self._window or timestamp <= self._floor:
             return ReplayVerdict.EXPIRED
         self._forget_expired(now)
@@ -66,25 +100,17 @@ class ReplayGuard:
             return ReplayVerdict.REPLAYED
         return ReplayVerdict.FRESH
 
-    def check(self, message_id: str, timestamp: float) -> ReplayVerdict:
-        """Judge one message and, when fresh, remember its id."""
-        verdict = self.seen(message_id, timestamp)
-        if verdict is not ReplayVerdict.FRESH:
-            return verdict
-        now = self._clock()
-        self._seen[message_id] = (timestamp, timestamp + self._window)
-        if len(self._seen) > self._capacity:
-            _, (evicted_ts, forget_after) = self._seen.popitem(last=False)
-            if forget_after >= now:
+    def _remember(self, message_id: str, timestamp: float, now: float) -> None:
+        self._seen[message_id] = timestamp
+        self._order.append(message_id)
+        if len(self._order) > self._capacity:
+            evicted_ts = self._seen.pop(self._order.popleft())
+            if evicted_ts + self._window >= now:
                 self._floor = max(self._floor, evicted_ts)
-        return ReplayVerdict.FRESH
 
     def _forget_expired(self, now: float) -> None:
         # Acceptance order is nearly timestamp order; stopping at the first live entry keeps
         # this O(1) amortized, and the capacity bound holds regardless.
-        seen = self._seen
-        while seen:
-            first = next(iter(seen.values()))
-            if first[1] >= now:
-                break
-            seen.popitem(last=False)
+        order, seen, window = self._order, self._seen, self._window
+        while order and seen[order[0]] + window < now:
+            del seen[order.popleft()]

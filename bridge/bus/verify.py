@@ -101,25 +101,43 @@ class Verifier:
         """Decode envelopes whose enclosing body was already authenticated; all or nothing.
 
         No id is remembered unless every envelope passes, so a refused batch can be corrected
-        and sent again.
+        and sent again. The first line at fault is reported, as if each line were decoded and
+        then checked for replay in turn; the replay checks are made at one instant.
         """
         envelopes: list[Envelope] = []
-        ids: set[str] = set()
-        total = len(lines)
+        append = envelopes.append
+        decoding_failure: tuple[int, Rejection] | None = None
         for number, line in enumerate(lines, start=1):
             envelope = decode_envelope(line)
             if isinstance(envelope, Rejection):
-                return self.reject(_at_line(envelope, number, total))
-            verdict = self._replay.seen(envelope.id, envelope.unix_ts)
-            if verdict is ReplayVerdict.FRESH and envelope.id in ids:
+                decoding_failure = (number, envelope)
+                break
+            append(envelope)
+        total = len(lines)
+        replay = self._replay.check_all if decoding_failure is None else self._first_replayed
+        failure = replay([(envelope.id, envelope.unix_ts) for envelope in envelopes])
+        if failure is not None:
+            index, verdict = failure
+            rejection = _replay_rejection(verdict, envelopes[index].id)
+            return self.reject(_at_line(rejection, index + 1, total))
+        if decoding_failure is not None:
+            number, rejection = decoding_failure
+            return self.reject(_at_line(rejection, number, total))
+        return envelopes
+
+    def _first_replayed(
+        self, messages: Sequence[tuple[str, float]]
+    ) -> tuple[int, ReplayVerdict] | None:
+        # A refused batch: judge the lines before the bad one without remembering any.
+        ids: set[str] = set()
+        for index, (message_id, timestamp) in enumerate(messages):
+            verdict = self._replay.seen(message_id, timestamp)
+            if verdict is ReplayVerdict.FRESH and message_id in ids:
                 verdict = ReplayVerdict.REPLAYED
             if verdict is not ReplayVerdict.FRESH:
-                return self.reject(_at_line(_replay_rejection(verdict, envelope.id), number, total))
-            ids.add(envelope.id)
-            envelopes.append(envelope)
-        for envelope in envelopes:
-            self._replay.check(envelope.id, envelope.unix_ts)
-        return envelopes
+                return index, verdict
+            ids.add(message_id)
+        return None
 
 
 def _replay_rejection(verdict: ReplayVerdict, message_id: str) -> Rejection:

@@ -291,6 +291,16 @@ class Outbox:
         self._db.executescript(_SCHEMA)
         self._migrate()
         self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        # Ids of the alerts not resolved, kept beside the table (written only in _store, under
+        # the lock): a resolved event for any other alert changes nothing, and the sink asks
+        # may_be_active() before paying a thread hop and a transaction to learn that.
+        self._active: set[str] = {
+            row[0]
+            for row in self._db.execute(
+                "SELECT alert_id FROM alerts WHERE state != ?", (AlertState.RESOLVED.value,)
+            )
+        }
+        self._resolved: set[str] = set()  # resolved in the open transaction
         self._closed = False
 
     def _migrate(self) -> None:
@@ -325,8 +335,12 @@ class Outbox:
             yield self._db
         except BaseException:
             self._db.execute("ROLLBACK")
+            self._resolved.clear()
             raise
         self._db.execute("COMMIT")
+        # Forgotten as active only once the resolution is committed (see may_be_active).
+        self._active.difference_update(self._resolved)
+        self._resolved.clear()
 
     # -- alert states --
 
@@ -594,7 +608,19 @@ class Outbox:
             ).fetchone()
         return None if row[0] is None else float(row[0]) + after_seconds
 
+    def may_be_active(self, alert_id: str) -> bool:
+        """False when the alert is unknown or resolved (so a resolved event would change nothing).
+
+        Lock-free (a set lookup): a stale answer can only be True, and observe() decides then.
+        """
+        return alert_id in self._active
+
     def _store(self, record: AlertRecord) -> None:
+        if record.state is AlertState.RESOLVED:
+            self._resolved.add(record.alert_id)
+        else:
+            self._active.add(record.alert_id)
+            self._resolved.discard(record.alert_id)
         self._db.execute(
             "INSERT OR REPLACE INTO alerts VALUES"
             " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -330,6 +330,7 @@ class AlertSink:
     async def _on_batch(self, envelopes: Sequence[Envelope]) -> None:
         await self._ready.wait()  # messages may arrive between bus start and ours
         changes: list[AlertEvent | Acknowledgement] = []
+        fired: set[str] = set()  # firing earlier in this batch: a resolve must follow it
         for envelope in envelopes:
             payload = envelope.payload
             if isinstance(payload, AlertAck):
@@ -339,11 +340,15 @@ class AlertSink:
                     )
                 )
                 continue
-            changes.extend(
-                event
-                for event in alert_events(envelope)
-                if not event.firing or meets(event.severity, self._min_severity)
-            )
+            for event in alert_events(envelope):
+                if event.firing:
+                    if meets(event.severity, self._min_severity):
+                        fired.add(event.alert_id)
+                        changes.append(event)
+                elif event.alert_id in fired or self.outbox.may_be_active(event.alert_id):
+                    changes.append(event)
+                # else: every healthy health message is a resolved event; for an alert that is
+                # not active it would change nothing, so it costs no transaction.
         if not changes:
             return
         applied = await self._db.call(

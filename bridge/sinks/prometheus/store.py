@@ -55,7 +55,15 @@ class _Series:
         self.prefix = prefix
         self.value = value
         self.touched = touched
-        self.line = prefix + format_value(value) + "\n"
+        # The sample line, built at the next scrape after a change (None until then): writes
+        # outnumber scrapes by far, so formatting on every write would be wasted work.
+        self.line: str | None = None
+
+    def render(self) -> str:
+        line = self.line
+        if line is None:
+            line = self.line = self.prefix + format_value(self.value) + "\n"
+        return line
 
 
 class Family:
@@ -130,7 +138,7 @@ class Family:
             series.touched = now
             if series.value != value:
                 series.value = value
-                series.line = series.prefix + format_value(value) + "\n"
+                series.line = None
                 self._cache = None
             return True
 
@@ -143,7 +151,7 @@ class Family:
                 return False
             series.touched = now
             series.value += amount
-            series.line = series.prefix + format_value(series.value) + "\n"
+            series.line = None
             self._cache = None
             return True
 
@@ -171,7 +179,7 @@ class Family:
                 series.touched = now
                 if series.value != value:
                     series.value = value
-                    series.line = series.prefix + format_value(value) + "\n"
+                    series.line = None
                     self._cache = None
             return True
 
@@ -199,7 +207,7 @@ class Family:
 
     def _body(self) -> str:
         if self._cache is None:
-            self._cache = "".join([series.line for series in self._series.values()])
+            self._cache = "".join([series.render() for series in self._series.values()])
         return self._cache
 
     def _header(self, openmetrics: bool) -> str:

@@ -15,7 +15,14 @@ import aiohttp
 import pytest
 
 from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
-from bridge.messages import Message, MetricAlert, NodeHealth, SecurityAlert, utc_now
+from bridge.messages import (
+    Message,
+    MetricAlert,
+    NodeHealth,
+    NodeLifecycle,
+    SecurityAlert,
+    utc_now,
+)
 from bridge.sinks.alerts import Outbox
 from bridge.sinks.alerts.outbox import DeliveryState
 from tests.sinks.alerts.helpers import Clock, alert_bridge, system_alert
@@ -311,3 +318,19 @@ async def test_ack_with_deeply_nested_json_is_a_400(tmp_path: Path, depth: int) 
         ):
             assert answer.status == 400
             assert json.loads(await answer.text())["error"] == "malformed"
+
+
+async def test_a_resolve_in_the_same_batch_as_its_firing_is_applied(tmp_path: Path) -> None:
+    """A condition that fires and clears within one batch ends resolved, not firing."""
+    async with alert_bridge(tmp_path, serve_http=False) as (bridge, sink, _):
+        release = hold_db(sink)
+        bridge.bus.publish("disk_full", system_alert("first"))  # taken alone, held
+        await asyncio.sleep(0.05)
+        bridge.bus.publish("lifecycle", NodeLifecycle(node="n9", event="down", cluster_size=2))
+        bridge.bus.publish(
+            "lifecycle", NodeLifecycle(node="n9", event="reconnected", cluster_size=3)
+        )
+        release.set()
+        await async_wait_until(
+            lambda: _field(sink, "node_failure:n9", "state") == "resolved", what="resolved"
+        )

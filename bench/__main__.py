@@ -1,0 +1,113 @@
+"""``python -m bench`` (``make bench``): every benchmark, one table each, in under 5 minutes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+
+
+def _machine() -> str:
+    cpus = os.cpu_count()
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"{model}, {cpus} cores, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}; load average at start {load}"
+    )
+
+
+def _render(*, quick: bool) -> str:
+    """bench.render's figures (issue 3) as a table: the sink's store against generate_latest."""
+    from bench import render
+    from bench._util import table
+
+    rows = []
+    for size in (1_000, 10_000, 50_000):
+        # generate_latest takes seconds at 50k series on this machine: fewer runs there.
+        runs = 3 if quick or size > 10_000 else 5
+        client, dirty, cached, client_full, store_full = render._measure(size, runs)
+        rows.append(
+            [
+                size,
+                client * 1e3,
+                dirty * 1e3,
+                client / dirty,
+                cached * 1e3,
+                client / cached,
+                client_full * 1e3,
+                store_full * 1e3,
+                client_full / store_full,
+            ]
+        )
+    return table(
+        "/metrics render: the Prometheus sink's store vs prometheus_client generate_latest "
+        "(median wall ms)",
+        [
+            "series",
+            "generate_latest",
+            "store dirty",
+            "x",
+            "store cached",
+            "x",
+            "client update+render",
+            "store update+render",
+            "x",
+        ],
+        rows,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, shorter runs")
+    parser.add_argument(
+        "--soak-seconds", type=float, default=60.0, help="duration of the 10k msg/s soak"
+    )
+    parser.add_argument("--idle-seconds", type=float, default=25.0)
+    parser.add_argument(
+        "--only", action="append", default=[], help="run only these (bus, ingest, render, ...)"
+    )
+    args = parser.parse_args(argv)
+
+    from bench import alerts, bus, idle, ingest, soak
+
+    suites: dict[str, Callable[[], str]] = {
+        "bus": lambda: bus.run(quick=args.quick),
+        "ingest": lambda: ingest.run(quick=args.quick),
+    }
+    suites["render"] = lambda: _render(quick=args.quick)
+    suites["idle"] = lambda: idle.run(seconds=args.idle_seconds)
+    suites["soak"] = lambda: soak.run(seconds=args.soak_seconds)
+    suites["alerts"] = lambda: alerts.run(quick=args.quick)
+
+    print(f"## exesdb-bridge benchmarks\n\nMachine: {_machine()}\n", flush=True)
+    started = time.monotonic()
+    failed = 0
+    for name, suite in suites.items():
+        if args.only and name not in args.only:
+            continue
+        began = time.monotonic()
+        try:
+            text = suite()
+        except Exception as exc:  # one broken suite must not hide the others' figures
+            failed += 1
+            text = f"### {name}\n\nFAILED: {type(exc).__name__}: {exc}\n"
+        print(text + f"\n({name}: {time.monotonic() - began:.0f} s)\n", flush=True)
+    print(f"Total: {time.monotonic() - started:.0f} s", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""What every benchmark shares: medians, tables, /proc readings and a bridge subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from bench.workload import SECRET
+
+_TICKS: Final = os.sysconf("SC_CLK_TCK")
+_PAGE: Final = os.sysconf("SC_PAGE_SIZE")
+ROOT: Final = Path(__file__).resolve().parent.parent
+
+
+def median(values: Sequence[float]) -> float:
+    """The median (the machine is shared: medians, not means or bests)."""
+    return statistics.median(values)
+
+
+def table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A small fixed-width table (also valid Markdown)."""
+    cells = [[str(c) for c in header]] + [[_fmt(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = [f"### {title}", ""]
+    for number, row in enumerate(cells):
+        lines.append("| " + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) + " |")
+        if number == 0:
+            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "n/a"
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcStat:
+    """CPU seconds (user + system) and resident memory of a process."""
+
+    cpu_seconds: float
+    rss_bytes: int
+
+
+def proc_stat(pid: int) -> ProcStat:
+    """Read ``/proc/<pid>/stat`` (utime + stime) and ``/proc/<pid>/statm`` (resident pages)."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    # The command name may contain spaces: fields after the closing parenthesis.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    return ProcStat((utime + stime) / _TICKS, resident * _PAGE)
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    """GET ``url``; (status, body) for any status."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+class BridgeProcess:
+    """``python -m bridge run`` on a free loopback port, for measuring from the outside."""
+
+    def __init__(self, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environment = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("EXESDB_", "OTEL_")) and key != "SECRET_KEY_BASE"
+        }
+        environment.update(
+            {
+                "EXESDB_HTTP_ADDR": f"127.0.0.1:{self.port}",
+                "SECRET_KEY_BASE": SECRET,
+                "EXESDB_LOG_LEVEL": "warning",
+            }
+        )
+        environment.update(env)
+        self._env = environment
+        self._dir = tempfile.TemporaryDirectory(prefix="exesdb-bench-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def __enter__(self) -> BridgeProcess:
+        log = (Path(self._dir.name) / "bridge.log").open("wb")
+        self._env.setdefault("EXESDB_STATE_DIR", self._dir.name)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bridge", "run"],
+            env=self._env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=str(ROOT),
+        )
+        wait_for(lambda: self._healthy(), 30.0, f"bridge on {self.url}")
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the bridge exited with {self.process.returncode}:\n{self.log()}")
+        try:
+            return http_get(self.url + "/healthz", 1.0)[0] == 200
+        except OSError:
+            return False
+
+    def log(self) -> str:
+        """What the bridge printed."""
+        path = Path(self._dir.name) / "bridge.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def components(self) -> str:
+        """The components /readyz reports besides the bus (``none`` when there are none)."""
+        _, body = http_get(self.url + "/readyz")
+        checks = json.loads(body).get("checks", {}) if body else {}
+        names = sorted(name for name in checks if name != "bus")
+        return ", ".join(names) or "no sink components"
+
+    def stat(self) -> ProcStat:
+        """The bridge's CPU seconds and RSS now."""
+        return proc_stat(self.pid)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._dir.cleanup()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` until true; RuntimeError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out after {timeout}s waiting for {what}")

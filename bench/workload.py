@@ -1,0 +1,185 @@
+"""Signed messages for the benchmarks: a metrics-heavy mix, built from byte templates.
+
+Envelopes are assembled from per-message-type templates (only ``id`` and ``ts`` change), so the
+benchmark client spends little CPU making them and the bridge sees realistic, distinct messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+SECRET: Final = "bench-secret-key-base-with-at-least-32-characters"
+NODES: Final = tuple(f"node{n}@bench" for n in range(1, 6))
+_RESOURCES: Final = ("cpu", "memory", "disk", "network")
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """One message type's envelope, with holes for the id and the timestamp."""
+
+    instance: str
+    tag: str
+    topic: str
+    node: str
+    payload: dict[str, Any]
+    # The payload's JSON after its opening brace, without ``timestamp`` (filled per message).
+    rest: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        fields = {k: v for k, v in self.payload.items() if k != "timestamp"}
+        rest = json.dumps(fields, separators=(",", ":")).encode()[1:]
+        object.__setattr__(self, "rest", rest)
+
+    def render(self, message_id: str, ts: str) -> bytes:
+        """The envelope bytes for one message (its payload ``timestamp`` is ``ts`` too)."""
+        return b"".join(
+            (
+                f'{{"v":1,"id":"{message_id}","instance":"{self.instance}",'
+                f'"topic":"{self.topic}","tag":"{self.tag}","node":{json.dumps(self.node)},'
+                f'"ts":"{ts}","payload":{{"timestamp":"{ts}",'.encode(),
+                self.rest,
+                b"}",
+            )
+        )
+
+
+def templates() -> list[Template]:
+    """The mix: per node four resource readings, health, a performance, throughput and latency."""
+    stamp = "2026-11-28T00:00:00.123Z"
+    out: list[Template] = []
+    for node in NODES:
+        for index, resource in enumerate(_RESOURCES):
+            out.append(
+                Template(
+                    "ex_esdb_metrics",
+                    "resource_usage",
+                    "metrics:resources",
+                    node,
+                    {
+                        "timestamp": stamp,
+                        "resource_type": resource,
+                        "usage_percent": 12.5 + index,
+                        "total_available": 1024.0,
+                        "current_used": 128.0 + index,
+                        "node": node,
+                    },
+                )
+            )
+        out.append(
+            Template(
+                "ex_esdb_health",
+                "node_health_updated",
+                "cluster:health",
+                node,
+                {
+                    "timestamp": stamp,
+                    "node": node,
+                    "status": "healthy",
+                    "checks": {"disk": "ok"},
+                    "load_avg": 0.42,
+                    "memory_usage": 41.0,
+                    "disk_usage": 63.5,
+                },
+            )
+        )
+        out.append(
+            Template(
+                "ex_esdb_metrics",
+                "performance_metric",
+                "metrics:performance",
+                node,
+                {
+                    "timestamp": stamp,
+                    "metric_name": "append_latency",
+                    "value": 1.25,
+                    "unit": "ms",
+                    "node": node,
+                    "component": "store",
+                    "tags": {},
+                },
+            )
+        )
+        out.append(
+            Template(
+                "ex_esdb_metrics",
+                "throughput_metric",
+                "metrics:throughput",
+                node,
+                {
+                    "timestamp": stamp,
+                    "operation": "append",
+                    "count": 1200,
+                    "duration_ms": 1000.0,
+                    "rate_per_sec": 1200.0,
+                    "node": node,
+                },
+            )
+        )
+        out.append(
+            Template(
+                "ex_esdb_metrics",
+                "latency_metric",
+                "metrics:latency",
+                node,
+                {
+                    "timestamp": stamp,
+                    "operation": "append",
+                    "latency_ms": 2.5,
+                    "percentile": "p99",
+                    "sample_count": 1000,
+                    "node": node,
+                },
+            )
+        )
+    return out
+
+
+def now_ts() -> str:
+    """Now as the wire's RFC 3339 UTC with milliseconds."""
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+class Source:
+    """An endless supply of distinct envelopes (fresh ids, current timestamps)."""
+
+    def __init__(self) -> None:
+        self._templates = templates()
+        self._cycle = itertools.cycle(self._templates)
+        self._prefix = os.urandom(10).hex()
+        self._counter = itertools.count()
+
+    def envelopes(self, count: int) -> list[bytes]:
+        """``count`` envelope bodies, stamped now."""
+        ts = now_ts()
+        prefix = self._prefix
+        counter = self._counter
+        cycle = self._cycle
+        return [next(cycle).render(f"{prefix}{next(counter):012d}", ts) for _ in range(count)]
+
+    def frames(self, count: int) -> list[tuple[bytes, str]]:
+        """``count`` envelope bodies, each with its hex HMAC (as on the Redis bus)."""
+        key = SECRET.encode()
+        return [
+            (body, hmac.digest(key, body, hashlib.sha256).hex()) for body in self.envelopes(count)
+        ]
+
+    def batch(self, count: int) -> tuple[bytes, str]:
+        """An NDJSON body of ``count`` envelopes and its ``X-ExESDB-Signature`` header."""
+        body = b"\n".join(self.envelopes(count)) + b"\n"
+        return body, sign_header(body)
+
+
+def sign_header(body: bytes, unix_seconds: int | None = None) -> str:
+    """``t=<unix seconds>,v1=<hex HMAC(key, "<t>." + body)>`` for ``body``."""
+    t = int(time.time()) if unix_seconds is None else unix_seconds
+    mac = hmac.digest(SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256)
+    return f"t={t},v1={mac.hex()}"

@@ -1,0 +1,213 @@
+"""Batch verification (NDJSON ingest): one replay judgement per batch, all or nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from bridge.bus import (
+    Envelope,
+    Keyring,
+    Rejection,
+    RejectReason,
+    ReplayGuard,
+    ReplayVerdict,
+    Verifier,
+)
+from tests.bus.conftest import BusFactory
+from tests.support import async_wait_until
+
+WINDOW = 300.0
+NOW = 1_800_000_000.0
+TS = "2027-01-15T08:00:00.000Z"  # NOW as RFC 3339
+
+
+class Clock:
+    """A settable clock in seconds that counts its readings."""
+
+    def __init__(self, now: float = NOW) -> None:
+        self.now = now
+        self.readings = 0
+
+    def __call__(self) -> float:
+        self.readings += 1
+        return self.now
+
+
+def _guard(capacity: int = 1_000, clock: Clock | None = None) -> ReplayGuard:
+    return ReplayGuard(WINDOW, capacity, clock or Clock())
+
+
+def test_check_all_remembers_every_id_of_a_fresh_batch() -> None:
+    """A batch of fresh messages is accepted and every id remembered."""
+    guard = _guard()
+    assert guard.check_all([("id-00000001", NOW), ("id-00000002", NOW - 1)]) is None
+    assert len(guard) == 2
+    assert guard.seen("id-00000002", NOW) is ReplayVerdict.REPLAYED
+
+
+@pytest.mark.parametrize(
+    ("batch", "expected"),
+    [
+        ([("id-00000001", NOW), ("id-old", NOW - WINDOW - 1)], (1, ReplayVerdict.EXPIRED)),
+        ([("id-future", NOW + WINDOW + 1), ("id-00000002", NOW)], (0, ReplayVerdict.EXPIRED)),
+        ([("id-00000001", NOW), ("id-00000001", NOW)], (1, ReplayVerdict.REPLAYED)),
+        ([("id-00000003", NOW), ("id-known", NOW)], (1, ReplayVerdict.REPLAYED)),
+    ],
+    ids=["past", "future", "repeated-within", "already-accepted"],
+)
+def test_check_all_names_the_first_stale_message_and_remembers_nothing(
+    batch: list[tuple[str, float]], expected: tuple[int, ReplayVerdict]
+) -> None:
+    """A refused batch reports its first bad message, and no id of it is remembered."""
+    guard = _guard()
+    guard.check("id-known", NOW)
+    assert guard.check_all(batch) == expected
+    assert len(guard) == 1
+
+
+def test_check_all_reads_the_clock_once() -> None:
+    """A batch is judged at one instant: one clock reading however long the batch."""
+    clock = Clock()
+    guard = _guard(clock=clock)
+    assert guard.check_all([(f"id-{n:08d}", NOW) for n in range(100)]) is None
+    assert clock.readings == 1
+
+
+def test_check_all_keeps_the_capacity_bound_and_raises_the_floor() -> None:
+    """A batch larger than the memory evicts the oldest ids and the floor follows them."""
+    guard = _guard(capacity=3)
+    assert guard.check_all([(f"id-{n:08d}", NOW - 10 + n) for n in range(5)]) is None
+    assert len(guard) == 3
+    assert guard.floor == NOW - 10 + 1
+    assert guard.seen("id-00000000", NOW - 10) is ReplayVerdict.EXPIRED
+
+
+SECRET = "batch-test-secret-key-base-at-least-32-chars"
+
+
+def _line(message_id: str, **changes: Any) -> bytes:
+    data: dict[str, Any] = {
+        "v": 1,
+        "id": message_id,
+        "instance": "ex_esdb_health",
+        "topic": "cluster:health",
+        "tag": "node_health_updated",
+        "node": "node1@host",
+        "ts": TS,
+        "payload": {"status": "healthy", "timestamp": TS},
+    }
+    data.update(changes)
+    return json.dumps(data).encode()
+
+
+def _verifier() -> tuple[Verifier, ReplayGuard, list[RejectReason]]:
+    counted: list[RejectReason] = []
+    guard = _guard()
+    verifier = Verifier(
+        Keyring.from_secrets(SECRET),
+        guard,
+        window_seconds=WINDOW,
+        max_bytes=1 << 20,
+        count_rejection=counted.append,
+    )
+    return verifier, guard, counted
+
+
+def test_verify_batch_accepts_and_remembers_a_good_batch() -> None:
+    """Every envelope of a good batch comes back, in order, and its ids are remembered."""
+    verifier, guard, counted = _verifier()
+    result = verifier.verify_batch([_line(f"msg-{n:08d}") for n in range(3)])
+    assert isinstance(result, list)
+    assert [e.id for e in result] == ["msg-00000000", "msg-00000001", "msg-00000002"]
+    assert all(isinstance(e, Envelope) for e in result)
+    assert len(guard) == 3
+    assert counted == []
+
+
+@pytest.mark.parametrize(
+    ("lines", "reason", "field"),
+    [
+        # A replay before a malformed line: the replay (line 2) is reported.
+        (
+            [_line("msg-00000001"), _line("msg-00000001"), b"{nope"],
+            RejectReason.REPLAYED,
+            "line 2: id",
+        ),
+        # A malformed line before a replay: the malformed line (2) is reported.
+        (
+            [_line("msg-00000001"), _line("msg-00000002", v=2), _line("msg-00000001")],
+            RejectReason.MALFORMED,
+            "line 2: v",
+        ),
+        # An id accepted before, then a bad payload: the replay (line 1) comes first.
+        (
+            [_line("msg-known"), _line("msg-00000003", payload={"status": "fine"})],
+            RejectReason.REPLAYED,
+            "line 1: id",
+        ),
+        # A stale timestamp after good lines.
+        (
+            [_line("msg-00000004"), _line("msg-00000005", ts="2027-01-15T07:00:00.000Z")],
+            RejectReason.EXPIRED,
+            "line 2: ts",
+        ),
+    ],
+    ids=["replay-then-malformed", "malformed-then-replay", "known-then-invalid", "expired"],
+)
+def test_verify_batch_reports_the_first_line_at_fault_and_remembers_nothing(
+    lines: list[bytes], reason: RejectReason, field: str
+) -> None:
+    """The first bad line in order is reported (field prefixed by its line); no id is kept."""
+    verifier, guard, counted = _verifier()
+    guard.check("msg-known", NOW)
+    result = verifier.verify_batch(lines)
+    assert isinstance(result, Rejection)
+    assert (result.reason, result.field) == (reason, field)
+    assert counted == [reason]
+    assert len(guard) == 1
+
+
+def test_a_refused_batch_can_be_corrected_and_sent_again() -> None:
+    """After a refusal the good lines of the batch are still fresh."""
+    verifier, _, _ = _verifier()
+    good = [_line("msg-00000001"), _line("msg-00000002")]
+    assert isinstance(verifier.verify_batch([*good, b"{nope"]), Rejection)
+    result = verifier.verify_batch(good)
+    assert isinstance(result, list)
+    assert len(result) == 2
+
+
+async def test_publish_verified_delivers_in_order_and_counts_per_instance_and_tag(
+    make_bus: BusFactory,
+) -> None:
+    """Ingested envelopes reach subscribers in order; published_total counts each (pubsub, tag)."""
+    kit = make_bus()
+    got: list[str] = []
+    kit.bus.subscribe("recorder", lambda envelope: got.append(envelope.id))
+    await kit.bus.start()
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    alert = {
+        "severity": "warning",
+        "category": "system",
+        "title": "t",
+        "description": "d",
+        "source": "s",
+        "timestamp": now,
+    }
+    lines = [
+        _line("msg-00000001", ts=now),
+        _line("msg-00000002", ts=now, instance="ex_esdb_alerts", tag="system_alert", payload=alert),
+        _line("msg-00000003", ts=now),
+    ]
+    envelopes = kit.bus._verifier.verify_batch(lines)
+    assert isinstance(envelopes, list)
+    assert kit.bus.publish_verified(envelopes) == 3
+    await async_wait_until(lambda: len(got) == 3, what="three deliveries")
+    assert got == ["msg-00000001", "msg-00000002", "msg-00000003"]
+    published = "exesdb_bus_published_total"
+    assert kit.sample(published, pubsub="ex_esdb_health", tag="node_health_updated") == 2
+    assert kit.sample(published, pubsub="ex_esdb_alerts", tag="system_alert") == 1

@@ -1,0 +1,279 @@
+"""The fast decoder (pydantic-core straight from bytes) against the reference decoder.
+
+The fast path may only ever agree: for every input it accepts, the reference builds the very same
+Envelope; for everything else ``decode_envelope`` falls back to the reference, so the rejection
+(reason, detail, field) is the reference's.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bridge.bus import Envelope, Rejection, decode_envelope
+from bridge.bus.envelope import _decode_fast, decode_envelope_reference
+from bridge.messages import Message
+from tests.messages.test_models import CASES
+
+TS = "2026-11-28T00:00:00.123Z"
+NODE = "node1@host"
+
+
+def _body(payload: dict[str, Any], model: type[Message], **changes: Any) -> bytes:
+    data: dict[str, Any] = {
+        "v": 1,
+        "id": "01JDX0Y8C7H1V4N0W5Z3Q2M6TB",
+        "instance": model.INSTANCE,
+        "topic": "some:topic",
+        "tag": model.TAG,
+        "node": NODE,
+        "ts": TS,
+        "payload": payload,
+    }
+    data.update(changes)
+    return json.dumps(data).encode()
+
+
+def _same(body: bytes | str) -> Envelope | Rejection:
+    """Decode both ways; they must agree exactly (types of the payloads included).
+
+    A payload without a ``timestamp`` gets "now" from each decode, which may differ by a
+    millisecond between the two: that field is then compared for type only.
+    """
+    fast, reference = decode_envelope(body), decode_envelope_reference(body)
+    assert type(fast) is type(reference)
+    if isinstance(fast, Envelope) and isinstance(reference, Envelope):
+        assert type(fast.payload) is type(reference.payload)
+        drawn = set() if "timestamp" in json.loads(body)["payload"] else {"timestamp"}
+        assert fast.payload.model_dump(exclude=drawn) == reference.payload.model_dump(exclude=drawn)
+        assert (fast.id, fast.instance, fast.topic, fast.tag, fast.node, fast.ts) == (
+            reference.id,
+            reference.instance,
+            reference.topic,
+            reference.tag,
+            reference.node,
+            reference.ts,
+        )
+        assert fast.unix_ts == reference.unix_ts
+        assert fast.ts.tzinfo is reference.ts.tzinfo
+        if not drawn:
+            assert fast == reference
+    else:
+        assert fast == reference
+    return fast
+
+
+@pytest.mark.parametrize("model", list(CASES), ids=lambda m: m.TAG)
+def test_full_payloads_take_the_fast_path_and_build_the_reference_envelope(
+    model: type[Message],
+) -> None:
+    """Every message type with every field set decodes on the fast path to the same Envelope."""
+    body = _body(CASES[model].full, model)
+    assert _decode_fast(body) is not None
+    assert isinstance(_same(body), Envelope)
+
+
+@pytest.mark.parametrize("model", list(CASES), ids=lambda m: m.TAG)
+def test_minimal_payloads_decode_the_same_with_the_node_from_the_envelope(
+    model: type[Message],
+) -> None:
+    """Payloads relying on defaults (node from the envelope included) decode as the reference."""
+    minimal = CASES[model].minimal
+    body = _body(minimal, model)
+    fast, reference = decode_envelope(body), decode_envelope_reference(body)
+    assert isinstance(fast, Envelope)
+    assert isinstance(reference, Envelope)
+    assert type(fast.payload) is type(reference.payload)
+    # Defaults drawn from the clock or randomness (timestamp, generated ids) differ run to run.
+    drawn = {
+        name
+        for name, info in model.__pydantic_fields__.items()
+        if name not in minimal and info.default_factory is not None
+    }
+    assert fast.payload.model_dump(exclude=drawn) == reference.payload.model_dump(exclude=drawn)
+    assert (fast.id, fast.node, fast.ts) == (reference.id, reference.node, reference.ts)
+
+
+@pytest.mark.parametrize("model", list(CASES), ids=lambda m: m.TAG)
+def test_invalid_payloads_are_refused_with_the_reference_reason_and_field(
+    model: type[Message],
+) -> None:
+    """A payload field of the wrong type gets the reference's rejection, naming the field."""
+    name, value = CASES[model].bad_type
+    rejection = _same(_body({**CASES[model].full, name: value}, model))
+    assert isinstance(rejection, Rejection)
+    assert rejection.field is not None
+
+
+_FIRST = next(iter(CASES))
+HEALTH = {"status": "healthy", "node": NODE, "timestamp": TS}
+EDGE_CASES: dict[str, bytes | str] = {
+    "text input": _body(HEALTH, _FIRST).decode(),
+    "version as float": b"",
+    "not json": b"{nope",
+    "empty": b"",
+    "top-level array": b"[1, 2]",
+    "deep nesting": b"[" * 100_000 + b"]" * 100_000,
+    "deep payload": b'{"v":1,"payload":' + b'{"a":' * 5_000 + b"1" + b"}" * 5_001,
+    "utf-8 bom": b"\xef\xbb\xbf" + _body(HEALTH, _FIRST),
+    "invalid utf-8": _body(HEALTH, _FIRST).replace(b"node1", b"n\xffde1"),
+    "trailing garbage": _body(HEALTH, _FIRST) + b"x",
+    "surrounding whitespace": b" \n" + _body(HEALTH, _FIRST) + b"\n ",
+}
+
+
+def _health(**changes: Any) -> bytes:
+    data: dict[str, Any] = {
+        "v": 1,
+        "id": "01JDX0Y8C7H1V4N0W5Z3Q2M6TB",
+        "instance": "ex_esdb_health",
+        "topic": "cluster:health",
+        "tag": "node_health_updated",
+        "node": NODE,
+        "ts": TS,
+        "payload": HEALTH,
+    }
+    data.update(changes)
+    return json.dumps(data, ensure_ascii=False).encode()
+
+
+FIELD_CASES: list[tuple[str, Any]] = [
+    ("v", 1.0),
+    ("v", True),
+    ("v", "1"),
+    ("v", 2),
+    ("v", 0),
+    ("v", None),
+    ("id", "short"),
+    ("id", "x" * 129),
+    ("id", "x" * 128),
+    ("id", "abcdefgh\n"),
+    ("id", "abcdefgh!"),
+    ("id", 12345678),
+    ("topic", ""),
+    ("topic", "a" * 129),
+    ("topic", "a b"),
+    ("topic", "a:b\n"),
+    ("topic", ["a"]),
+    ("node", ""),
+    ("node", "n" * 255),
+    ("node", "n" * 256),
+    ("node", "é" * 255),
+    ("node", "é" * 256),
+    ("node", None),
+    ("node", 7),
+    ("ts", "2026-11-28T02:00:00.123+02:00"),
+    ("ts", "2026-11-28T00:00:00.123"),
+    ("ts", "2026-11-28T00:00:00.123456Z"),
+    ("ts", "2026-11-28T00:00:00Z"),
+    ("ts", "2026-11-28"),
+    ("ts", "0001-01-01T00:00:00+01:00"),
+    ("ts", "9999-12-31T23:59:59-01:00"),
+    ("ts", "2026-11-28T00:00:00.123Z" + " " * 20),
+    ("ts", "not a time"),
+    ("ts", 1764288000),
+    ("ts", None),
+    ("instance", "ex_esdb_metrics"),
+    ("instance", "ex_esdb_nothing"),
+    ("instance", 3),
+    ("tag", "resource_usage"),
+    ("tag", "nothing_like_it"),
+    ("tag", None),
+    ("payload", None),
+    ("payload", []),
+    ("payload", "healthy"),
+    ("payload", {}),
+    ("payload", {**HEALTH, "extra": 1}),
+    ("payload", {**HEALTH, "status": "fine"}),
+    ("payload", {**HEALTH, "node": None}),
+    ("payload", {"status": "healthy", "timestamp": TS}),
+    ("payload", {**HEALTH, "node": "other@host"}),
+    ("payload", {**HEALTH, "load_avg": 1e400}),
+    ("payload", {**HEALTH, "memory_usage": -1}),
+    ("payload", {**HEALTH, "checks": {"big": 10**40, "nested": [1.5, None, True]}}),
+    ("payload", {**HEALTH, "timestamp": "2026-11-28T03:00:00.123456+03:00"}),
+    ("payload", {**HEALTH, "timestamp": "2026-11-28T00:00:00"}),
+    ("payload", {**HEALTH, "timestamp": 1764288000}),
+    ("extra", 1),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), FIELD_CASES, ids=lambda x: repr(x)[:40])
+def test_envelope_fields_decode_the_same_either_way(field: str, value: Any) -> None:
+    """Every odd envelope field value gives the reference's Envelope or Rejection."""
+    _same(_health(**{field: value}))
+
+
+@pytest.mark.parametrize(
+    "missing", ["v", "id", "instance", "topic", "tag", "node", "ts", "payload"]
+)
+def test_a_missing_envelope_field_is_refused_as_the_reference_does(missing: str) -> None:
+    """Leaving out any envelope key gives the reference's rejection naming it."""
+    data = json.loads(_health())
+    del data[missing]
+    rejection = _same(json.dumps(data).encode())
+    assert isinstance(rejection, Rejection)
+    assert rejection.field == missing
+
+
+@pytest.mark.parametrize("name", list(EDGE_CASES))
+def test_odd_bodies_decode_the_same_either_way(name: str) -> None:
+    """Bodies that are barely or not JSON give the reference's result, never an exception."""
+    body = EDGE_CASES[name] or _health().replace(b'"v": 1', b'"v": 1.0')
+    _same(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Duplicate keys: the last one wins in both parsers.
+        _health()[:-1] + b', "node": "other@host"}',
+        _health()[:-1] + b', "tag": "resource_usage"}',
+        _health()[:-1] + b', "payload": {"status": "degraded"}}',
+        # A lone surrogate escape: json.loads takes it, pydantic-core refuses it (then falls back).
+        _health().replace(b'"node1@host"', b'"\\ud800x"', 1),
+        _health().replace(b'"node1@host"', b'"n\\u0000x"', 1),
+        # UTF-16: json.loads detects it, pydantic-core does not (then falls back).
+        _health().decode().encode("utf-16"),
+    ],
+    ids=["dup-node", "dup-tag", "dup-payload", "surrogate", "nul", "utf-16"],
+)
+def test_parser_corner_cases_decode_the_same_either_way(body: bytes) -> None:
+    """Where the two JSON parsers could differ, the result is still the reference's."""
+    _same(body)
+
+
+def test_the_fast_path_is_taken_for_a_valid_envelope() -> None:
+    """A well-formed envelope is decoded by the fast path (not by the fallback)."""
+    assert isinstance(_decode_fast(_health()), Envelope)
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**20), max_value=10**20)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+_keys = st.sampled_from(["v", "id", "instance", "topic", "tag", "node", "ts", "payload"])
+_payload_keys = st.sampled_from(
+    ["status", "node", "checks", "load_avg", "memory_usage", "disk_usage", "timestamp", "x"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=_keys, value=_json, payload_key=_payload_keys, payload_value=_json)
+def test_random_field_values_decode_the_same_either_way(
+    key: str, value: Any, payload_key: str, payload_value: Any
+) -> None:
+    """Arbitrary JSON in any envelope or payload field gives the reference's result."""
+    _same(_health(**{key: value}))
+    _same(_health(payload={**HEALTH, payload_key: payload_value}))
