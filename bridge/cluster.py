@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal, Protocol, runtime_checkable
 
 from bridge.bus import Bus, Envelope
+from bridge.errors import BridgeError
 from bridge.messages import ClusterHealth, ClusterMembership, Message, NodeHealth, NodeLifecycle
 
 if TYPE_CHECKING:
@@ -246,35 +247,38 @@ class ClusterMonitor:
         node = self._nodes.get(name)
         if node is None or node.state != state:
             return  # changed again since; the newer transition is pending or moot
-        previous = await self._coordinator.swap(f"cluster:node:{name}", state, _STATE_TTL_MS)
+        key = f"cluster:node:{name}"
+        previous = await self._coordinator.swap(key, state, _STATE_TTL_MS)
         locally_down = node.announced == "down"
-        node.announced = state
         if state == "down":
             if previous == "down":
+                node.announced = state
                 return  # another replica announced it
-            self._publish(
-                "lifecycle",
-                NodeLifecycle(
-                    node=name,
-                    event="down",
-                    cluster_size=self._up_count(),
-                    metadata={"detected_by": self.node, "missed_intervals": MISSED_INTERVALS},
-                ),
-            )
-            self._membership("node_removed", name)
+            event: Literal["down", "reconnected"] = "down"
+            metadata: dict[str, object] = {
+                "detected_by": self.node,
+                "missed_intervals": MISSED_INTERVALS,
+            }
         elif previous == "down" or (previous is None and locally_down):
-            self._publish(
-                "lifecycle",
-                NodeLifecycle(
-                    node=name,
-                    event="reconnected",
-                    cluster_size=self._up_count(),
-                    metadata={"detected_by": self.node},
-                ),
-            )
-            self._membership("node_added", name)
-        elif previous is None:
-            self._membership("node_added", name)  # first heard anywhere
+            event, metadata = "reconnected", {"detected_by": self.node}
+        else:
+            node.announced = state
+            if previous is None:
+                self._membership("node_added", name)  # first heard anywhere
+            return
+        published = self._bus.publish(
+            "lifecycle",
+            NodeLifecycle(node=name, event=event, cluster_size=self._up_count(), metadata=metadata),
+        )
+        if not published:
+            # The transition is ours to announce; refused (e.g. the Redis buffer is full), it
+            # would be lost for every replica: put the state key back and keep it pending.
+            # (None cannot be put back; the value that makes the retry announce it again can.)
+            restored = previous or ("up" if state == "down" else "down")
+            await self._coordinator.swap(key, restored, _STATE_TTL_MS)
+            raise BridgeError(f"announcing {name} {event} was refused: {published.reason}")
+        node.announced = state
+        self._membership("node_removed" if state == "down" else "node_added", name)
 
     def _membership(self, event: Literal["node_added", "node_removed"], name: str) -> None:
         health = self.health()

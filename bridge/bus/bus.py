@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 from bridge.bus.envelope import (
     Envelope,
     Rejection,
+    RejectReason,
     check_topic,
     new_message_id,
 )
@@ -56,6 +57,10 @@ Handler = Callable[[Envelope], Awaitable[None] | None]
 BatchHandler = Callable[[Sequence[Envelope]], Awaitable[None] | None]
 _ALL_TOPICS: Final = "*"
 MAX_BATCH: Final = 1000
+# A failed batch of work-queue frames is tried again this many times, after 0.1 s, 0.2 s, 0.4 s.
+_BATCH_RETRIES: Final = 3
+_BATCH_RETRY_BACKOFF: Final = 0.1
+_COUNTED_GROUP_REJECTIONS: Final = frozenset({RejectReason.EXPIRED, RejectReason.REPLAYED})
 
 
 class PublishStatus(Enum):
@@ -199,6 +204,8 @@ class Subscription:
                     except Exception:
                         self._errors()
                         _logger.exception("subscriber %s failed on %s", self.name, envelope.tag)
+                        if frame.nack is not None:
+                            frame.nack()
             finally:
                 self._busy = False
             self._drained.set()
@@ -219,6 +226,9 @@ class Subscription:
                 "subscriber %s stopped with %d message(s) unhandled", self.name, len(self._queue)
             )
             # Said once: a second stop (the bus stops every subscription) finds nothing left.
+            for _, frame in self._queue:
+                if frame.nack is not None:
+                    frame.nack()
             self._queue.clear()
 
 
@@ -230,6 +240,11 @@ class BatchSubscription(Subscription):
     subscription counts what it has handled: a publisher can wait (``wait_handled``) until what
     it put on the in-process bus has been through the handler. ``high_water`` marks the queue
     depth from which publishers that can push back (HTTP ingest) should refuse new work.
+
+    A batch holding work-queue frames whose handler raises is tried again, up to ``retries``
+    times with doubling backoff from ``retry_backoff`` seconds (a locked or full database may
+    clear); if it still fails its frames are left unacknowledged (``nack``), for a claim to
+    hand them back later.
     """
 
     __slots__ = (
@@ -240,6 +255,9 @@ class BatchSubscription(Subscription):
         "durable",
         "high_water",
         "max_batch",
+        "retries",
+        "retry_backoff",
+        "sleep",
     )
 
     def __init__(
@@ -267,6 +285,9 @@ class BatchSubscription(Subscription):
         self._handled = 0
         self._inflight = 0
         self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
+        self.retries = _BATCH_RETRIES
+        self.retry_backoff = _BATCH_RETRY_BACKOFF
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     @property
     def congested(self) -> bool:
@@ -322,12 +343,14 @@ class BatchSubscription(Subscription):
                 self._busy = True
                 self._inflight = count
                 try:
-                    outcome = self._batch_handler([envelope for envelope, _ in taken])
-                    if outcome is not None and inspect.isawaitable(outcome):
-                        await outcome
-                    for _, frame in taken:
-                        if frame.ack is not None:
-                            await frame.ack()
+                    if await self._handle(taken):
+                        for _, frame in taken:
+                            if frame.ack is not None:
+                                await frame.ack()
+                    else:
+                        for _, frame in taken:
+                            if frame.nack is not None:
+                                frame.nack()
                 except asyncio.CancelledError:
                     # Stopped mid-batch: these were not handled; say so with the rest.
                     self._queue.extendleft(reversed(taken))
@@ -341,6 +364,38 @@ class BatchSubscription(Subscription):
                 self._handled += count
                 self._settle_waiters()
             self._drained.set()
+
+    async def _handle(self, taken: list[tuple[Envelope, Frame]]) -> bool:
+        """Run the handler on a batch (again after a failure, for work-queue frames); True when
+        it succeeded."""
+        envelopes = [envelope for envelope, _ in taken]
+        retries = self.retries if any(frame.ack is not None for _, frame in taken) else 0
+        attempt = 0
+        while True:
+            try:
+                outcome = self._batch_handler(envelopes)
+                if outcome is not None and inspect.isawaitable(outcome):
+                    await outcome
+                return True
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self._errors()
+                if attempt >= retries:
+                    _logger.exception(
+                        "subscriber %s failed on a batch of %d", self.name, len(taken)
+                    )
+                    return False
+                delay = self.retry_backoff * 2**attempt
+                _logger.warning(
+                    "subscriber %s failed on a batch of %d; trying again in %.2fs",
+                    self.name,
+                    len(taken),
+                    delay,
+                    exc_info=True,
+                )
+                attempt += 1
+                await self.sleep(delay)
 
     async def stop(self, drain_seconds: float) -> None:
         """Drain what is queued (for up to ``drain_seconds``), then stop; waiters are released."""
@@ -372,9 +427,18 @@ class Bus:
         self._keyring = keyring
         self._verifier = verifier
         # Work-queue frames repeat fan-out frames' ids (one message, two ways in), and a claimed
-        # frame repeats a dead replica's: they need a replay memory of their own. Their
-        # rejections are not counted: the fan-out path judged (and counted) the same frames.
+        # frame repeats a dead replica's: they need a replay memory of their own. An id is
+        # remembered there only once its handlers succeeded (a frame whose handler failed, or
+        # that a full queue dropped, is taken again when redelivered); meanwhile it is pending.
+        # Only the rejections the fan-out path cannot see are counted here (expired, replayed):
+        # the fan-out path judged (and counted) the same bytes' signature and shape.
         self._group_verifier = verifier.with_fresh_replay(counted=False)
+        self._group_pending: set[str] = set()
+        # A transport that buffers through outages (Redis) re-signs frames grown old there and
+        # counts what it has to drop.
+        attach = getattr(self.transport, "attach", None)
+        if callable(attach):
+            attach(resign=self._resign, dropped=metrics.dropped.labels("transport").inc)
         self._acks: set[asyncio.Future[None]] = set()
         self._queue_size = queue_size
         self._clock = clock
@@ -607,6 +671,15 @@ class Bus:
             settled = await subscription.wait_handled(mark, left) and settled
         return count, settled
 
+    def _resign(self, envelope: Envelope) -> Frame:
+        """``envelope`` with a fresh ``ts`` and the SAME id, signed again: for a frame that
+        waited in a transport's buffer so long that it would be refused as expired (the replay
+        memories still refuse a second copy of the id)."""
+        now = utc_now()
+        fresh = replace(envelope, ts=now, unix_ts=now.timestamp())
+        body = fresh.to_bytes()
+        return Frame(fresh.instance, body, self._keyring.sign(body), fresh)
+
     def _send(self, frame: Frame) -> bool:
         if self.transport.send(frame):
             return True
@@ -619,13 +692,61 @@ class Bus:
         if self._closed:
             # Shutting down: a work-queue frame left unacknowledged is claimed by a live replica.
             return
+        if frame.group and frame.ack is not None:
+            self._receive_work(frame)
+            return
         verifier = self._group_verifier if frame.group else self._verifier
         result = verifier.verify_frame(frame.body, frame.signature, frame.decoded)
         if isinstance(result, Rejection):
-            # A refused work-queue frame is settled, or it would come back forever.
             self._settle(frame)
             return
         self._dispatch(result, frame)
+
+    def _receive_work(self, frame: Frame) -> None:
+        """A work-queue frame: its id is remembered only once every taker has handled it."""
+        result = self._group_verifier.verify_frame(
+            frame.body, frame.signature, frame.decoded, remember=False
+        )
+        if isinstance(result, Rejection):
+            if result.reason in _COUNTED_GROUP_REJECTIONS:
+                self.metrics.count_rejection(result.reason)
+                _logger.warning("work-queue frame refused: %s", result.detail)
+            # A refused work-queue frame is settled, or it would come back forever (a replayed
+            # one was handled already; an expired one can never be accepted any more).
+            self._settle(frame)
+            return
+        message_id = result.id
+        if message_id in self._group_pending:
+            # Another entry carrying the same message is being handled here: this one is left
+            # pending (never acknowledged before the message was handled); claimed again later,
+            # it is refused as a replay then, or taken if the first attempt failed.
+            if frame.nack is not None:
+                frame.nack()
+            return
+        self._group_pending.add(message_id)
+        ack, nack = frame.ack, frame.nack
+        assert ack is not None
+        pending = self._group_pending
+        verifier = self._group_verifier
+        settled = False
+
+        async def handled() -> None:
+            nonlocal settled
+            if not settled:
+                settled = True
+                pending.discard(message_id)
+                verifier.remember(result)
+            await ack()
+
+        def failed() -> None:
+            nonlocal settled
+            if not settled:
+                settled = True
+                pending.discard(message_id)
+                if nack is not None:
+                    nack()
+
+        self._dispatch(result, replace(frame, ack=handled, nack=failed))
 
     def _dispatch(self, envelope: Envelope, frame: Frame) -> None:
         group, topic = frame.group, envelope.topic
@@ -646,7 +767,8 @@ class Bus:
                 return
             frame = replace(frame, ack=_after_all(len(takers), frame.ack))
         for subscription in takers:
-            subscription.offer(envelope, frame)
+            if not subscription.offer(envelope, frame) and frame.nack is not None:
+                frame.nack()  # dropped (full queue) or stopping: left for a redelivery
 
     def _settle(self, frame: Frame) -> None:
         if frame.ack is None:

@@ -41,8 +41,9 @@ from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
 
+from bridge.bus.envelope import Envelope
 from bridge.bus.transport import Frame, FrameReceiver
 from bridge.messages import INSTANCES
 
@@ -59,6 +60,19 @@ _SIGNATURE: Final = b"s"
 _Failure: Final = (RedisError, OSError, asyncio.TimeoutError)
 _PRUNE_SECONDS: Final = 0.05
 _CONSUMER_SWEEP_CYCLES: Final = 20
+# Refusals a Redis gives while it cannot take writes for now (memory full, a read-only replica
+# after a failover, a failing RDB save, loading its data set): retried with backoff.
+_TEMPORARY_REPLIES: Final = (
+    "OOM",
+    "READONLY",
+    "MISCONF",
+    "LOADING",
+    "BUSY",
+    "TRYAGAIN",
+    "MASTERDOWN",
+    "NOREPLICAS",
+    "CLUSTERDOWN",
+)
 _RENEW: Final = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
     "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
@@ -159,6 +173,12 @@ class RedisTransport:
         self._connected = False
         self._error: str | None = "not connected yet"
         self._closed = False
+        self._work_released = False
+        self._work_tasks: list[asyncio.Task[None]] = []
+        # Set by the bus (``attach``): re-signs a frame grown old in the buffer; counts drops.
+        self._resign: Callable[[Envelope], Frame] | None = None
+        self._count_dropped: Callable[[int], None] = lambda count: None
+        self._on_lead: list[Callable[[], Awaitable[None]]] = []
         # Self-metrics, read at scrape time by RedisCollector.
         self.connection_errors = 0
         self.claimed = 0
@@ -166,6 +186,8 @@ class RedisTransport:
         self.written = 0
         self.rewritten = 0
         self.stage_errors = 0
+        self.dropped = 0
+        self.resigned = 0
         if registry is not None:
             registry.register(RedisCollector(self))
 
@@ -203,6 +225,40 @@ class RedisTransport:
         """True while the last Redis command succeeded."""
         return self._connected
 
+    def attach(
+        self, *, resign: Callable[[Envelope], Frame], dropped: Callable[[int], None]
+    ) -> None:
+        """Called by the bus: how to re-sign a frame that waited in the buffer for half the
+        replay window (fresh ``ts``, same id), and where to count frames dropped for good."""
+        self._resign = resign
+        self._count_dropped = dropped
+
+    def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Await ``callback`` each time this replica takes the work-queue lease, before it
+        reads the consumer group (e.g. to import what the previous holder handed over)."""
+        self._on_lead.append(callback)
+
+    async def hand_over(self, name: str, values: dict[str, bytes]) -> None:
+        """Leave ``values`` for the next lease holder (``take_over(name)``), then release the
+        lease; for a graceful stop, after ``stop_reading`` and the alert stage's drain."""
+        if values and self._leading.is_set():
+            key = f"{self._prefix}:handover:{name}"
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hset(key, mapping=values)  # type: ignore[arg-type]
+            pipe.pexpire(key, max(self._replay_window_ms, 7 * 24 * 3600 * 1000))
+            await pipe.execute()
+            _logger.info("handed %d %s record(s) over to the next replica", len(values), name)
+        await self.release_work_queue()
+
+    async def take_over(self, name: str) -> dict[str, bytes]:
+        """What the previous lease holder left under ``name`` (taken: gone from Redis)."""
+        key = f"{self._prefix}:handover:{name}"
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hgetall(key)
+        pipe.delete(key)
+        values: Any = (await pipe.execute())[0]
+        return {_text(field): value for field, value in (values or {}).items()}
+
     # -- the Transport protocol --
 
     async def start(
@@ -226,6 +282,7 @@ class RedisTransport:
             loop.create_task(self._keep_running(name, stage), name=f"redis-{name}")
             for name, stage in stages
         ]
+        self._work_tasks = self._tasks[2:]  # lease, group and claim
         if self._buffer:
             self._wake_writer.set()
         _logger.info(
@@ -238,8 +295,9 @@ class RedisTransport:
     def send(self, frame: Frame) -> bool:
         if self._closed or len(self._buffer) >= self._buffer_size:
             return False
-        # Never the in-process shortcut: what crosses Redis is verified from its bytes.
-        self._buffer.append(Frame(frame.instance, frame.body, frame.signature))
+        # Never the in-process shortcut: what crosses Redis is verified from its bytes (the
+        # envelope is kept only to re-sign a frame that waits too long, see _refresh_old).
+        self._buffer.append(Frame(frame.instance, frame.body, frame.signature, frame.decoded))
         self._wake_writer.set()
         return True
 
@@ -266,14 +324,12 @@ class RedisTransport:
                 await asyncio.sleep(0.01)
         if self._buffer:
             _logger.warning("Redis bus stopped with %d frame(s) unwritten", len(self._buffer))
+            self._count_drops(len(self._buffer))
+            self._buffer.clear()
+        await self.release_work_queue()
         self._stopping.set()
         for task in self._tasks:
             task.cancel()
-        if self._leading.is_set():
-            # Hand the work queue over at once rather than after the lease runs out.
-            with contextlib.suppress(*_Failure):
-                await self._client.eval(_RELEASE, 1, f"{self._prefix}:bus:leader", self.consumer)
-            self._leading.clear()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -281,6 +337,34 @@ class RedisTransport:
         self._receive = None
         with contextlib.suppress(*_Failure):
             await self._client.aclose()
+
+    async def stop_reading(self) -> None:
+        """Stop reading the consumer group (and renewing the lease); the first step of a
+        graceful stop, before the alert stage drains what it took. Frames already taken are
+        still acknowledged (the writer keeps running)."""
+        for task in self._work_tasks:
+            task.cancel()
+        for task in self._work_tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._work_tasks = []
+
+    async def release_work_queue(self) -> None:
+        """Stop reading the consumer group and release the lease at once (rather than after it
+        runs out), so that another replica takes the work queue over."""
+        if self._work_released:
+            return
+        self._work_released = True
+        await self.stop_reading()
+        if self._leading.is_set():
+            self._leading.clear()
+            with contextlib.suppress(*_Failure):
+                await self._client.eval(_RELEASE, 1, f"{self._prefix}:bus:leader", self.consumer)
+            _logger.info("this replica handed the work queue over (%s)", self.consumer)
+
+    def _count_drops(self, count: int) -> None:
+        self.dropped += count
+        self._count_dropped(count)
 
     async def _keep_running(self, name: str, stage: Callable[[], Awaitable[None]]) -> None:
         """Run one background stage; a bug in it is logged and counted, and the stage restarts."""
@@ -344,10 +428,13 @@ class RedisTransport:
                 await self._write_once()
                 if self._clock() - self._last_prune >= _PRUNE_SECONDS:
                     await self._prune_retained()
-            except ResponseError:
-                # Not a connection problem (e.g. a key of the wrong type): retrying won't help.
-                _logger.exception("Redis refused a write; dropping the batch")
-                self._drop_batch()
+            except ResponseError as exc:
+                # Refused as a whole (frames Redis refuses one by one are sorted out in
+                # _write_once): nothing is dropped; retried with backoff.
+                if not _temporary(exc):
+                    _logger.error("Redis refused a command of the writer: %s", exc)
+                await self._pause(self._down(exc, attempt))
+                attempt += 1
             except _Failure as exc:
                 self._epoch_unchecked = True
                 await self._pause(self._down(exc, attempt))
@@ -424,9 +511,11 @@ class RedisTransport:
             for key, ids in acks.items():
                 self._acks.setdefault(key, []).extend(ids)
             raise
-        batch = [self._buffer[index] for index in range(min(self._batch, len(self._buffer)))]
-        if not batch:
+        count = min(self._batch, len(self._buffer))
+        if not count:
             return
+        self._refresh_old(count)
+        batch = [self._buffer[index] for index in range(count)]
         pipe = self._client.pipeline(transaction=False)
         for frame in batch:
             pipe.xadd(
@@ -435,17 +524,46 @@ class RedisTransport:
                 maxlen=self._maxlen,
                 approximate=True,
             )
-        entry_ids = await pipe.execute()
+        replies = await pipe.execute(raise_on_error=False)
         now = self._clock()
-        for frame, entry_id in zip(batch, entry_ids, strict=True):
+        again: list[Frame] = []
+        temporary: ResponseError | None = None
+        dropped = 0
+        for frame, reply in zip(batch, replies, strict=True):
             self._buffer.popleft()
+            if isinstance(reply, ResponseError):
+                if _temporary(reply):
+                    again.append(frame)
+                    temporary = temporary or reply
+                else:
+                    # Refused for good (e.g. the key holds another type): retrying won't help.
+                    dropped += 1
+                    _logger.error("Redis refused a frame of %s; dropped: %s", frame.instance, reply)
+                continue
             if frame.instance in WORK_QUEUE_INSTANCES:
-                self._retained.append((now, self._keys[frame.instance], entry_id, frame))
-        self.written += len(batch)
+                self._retained.append((now, self._keys[frame.instance], reply, frame))
+            self.written += 1
+        if again:
+            self._buffer.extendleft(reversed(again))
+        if dropped:
+            self._count_drops(dropped)
+        if temporary is not None:
+            raise temporary  # back off, then write them again (in order)
 
-    def _drop_batch(self) -> None:
-        for _ in range(min(self._batch, len(self._buffer))):
-            self._buffer.popleft()
+    def _refresh_old(self, count: int) -> None:
+        """Re-sign our frames among the first ``count`` that waited for half the replay window
+        (a Redis outage): with a fresh ``ts`` and the same id they are not refused as expired,
+        and the replay memories still refuse a second copy."""
+        resign = self._resign
+        if resign is None:
+            return
+        horizon = self._clock() - self._replay_window_ms / 2000
+        buffer = self._buffer
+        for index in range(count):
+            envelope = buffer[index].decoded
+            if envelope is not None and envelope.unix_ts < horizon:
+                buffer[index] = resign(envelope)
+                self.resigned += 1
 
     # -- fan-out: every replica reads every stream from the tail --
 
@@ -516,6 +634,7 @@ class RedisTransport:
                         self._step_down("the lease went to another replica")
                 elif await self._client.set(key, self.consumer, nx=True, px=self._lease_ms):
                     renewed = time.monotonic()
+                    await self._took_lease()
                     self._leading.set()
                     _logger.info("this replica now takes the work queue (%s)", self.consumer)
             except _Failure as exc:
@@ -527,6 +646,15 @@ class RedisTransport:
             attempt = 0
             # Standing by, ask often: a released lease is taken over within a second.
             await self._pause(period if self._leading.is_set() else min(period, 1.0))
+
+    async def _took_lease(self) -> None:
+        for callback in self._on_lead:
+            try:
+                await asyncio.wait_for(callback(), self._lease_ms / 2000)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _logger.exception("taking the work queue over: a hand-over step failed")
 
     def _step_down(self, why: str) -> None:
         self._leading.clear()
@@ -597,6 +725,7 @@ class RedisTransport:
                     *_unpack(fields or {}),
                     group=True,
                     ack=partial(self._settle, key, entry_id),
+                    nack=partial(self._unsettled, key, entry_id),
                 )
             )
 
@@ -606,6 +735,12 @@ class RedisTransport:
         self._acks.setdefault(key, []).append(entry_id)
         self._wake_writer.set()
         self._room.set()
+
+    def _unsettled(self, key: str, entry_id: bytes) -> None:
+        """A work-queue frame the bus could not handle (its handler failed, a full queue dropped
+        it): left pending, and claimed again once idle for ``claim_idle_ms``."""
+        if self._inflight.pop((key, entry_id), None) is not None:
+            self._room.set()
 
     async def _claim_loop(self) -> None:
         interval = min(self._claim_idle_ms / 2000, 5.0)
@@ -702,6 +837,16 @@ class RedisTransport:
         )
 
 
+def _temporary(exc: ResponseError) -> bool:
+    """True for a refusal that may clear by itself (retry), False for one that will not."""
+    if isinstance(exc, (OutOfMemoryError, ReadOnlyError)):
+        return True
+    text = str(exc)
+    # A pipeline's error may be prefixed with the command it failed on.
+    head = text.rsplit("caused error: ", 1)[-1]
+    return head.split(" ", 1)[0] in _TEMPORARY_REPLIES
+
+
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -762,6 +907,12 @@ class RedisCollector(Collector):
             "exesdb_redis_stage_errors",
             "Unexpected failures of a Redis bus background stage (logged; the stage restarts).",
             value=transport.stage_errors,
+        )
+        yield CounterMetricFamily(
+            "exesdb_redis_resigned",
+            "Frames signed again with a fresh timestamp (same id) after waiting half the replay "
+            "window in the local buffer.",
+            value=transport.resigned,
         )
         yield CounterMetricFamily(
             "exesdb_redis_rewritten",

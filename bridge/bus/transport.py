@@ -21,7 +21,8 @@ class Frame:
 
     ``group`` says which subscribers may take it: ``None`` for every subscriber (in-process),
     ``False`` for the fan-out subscribers only, ``True`` for the work-queue (group) subscribers
-    only, which must call ``ack`` once the message is safely handled.
+    only, which must call ``ack`` once the message is safely handled, and ``nack`` (when set)
+    when it was not (its handler failed, or a full queue dropped it): the entry stays pending.
     """
 
     instance: str
@@ -30,6 +31,7 @@ class Frame:
     decoded: Envelope | None = None
     group: bool | None = None
     ack: Callable[[], Awaitable[None]] | None = None
+    nack: Callable[[], None] | None = None
 
 
 FrameReceiver = Callable[[Frame], None]

@@ -72,12 +72,20 @@ class Verifier:
         return rejection
 
     def verify_frame(
-        self, body: bytes, signature: str | None, decoded: Envelope | None = None
+        self,
+        body: bytes,
+        signature: str | None,
+        decoded: Envelope | None = None,
+        *,
+        remember: bool = True,
     ) -> Envelope | Rejection:
         """Verify one signed frame from a bus transport.
 
         ``decoded`` is the envelope an in-process publisher built these bytes from; once the
         bytes verify it stands in for parsing them again (it never left this process).
+        ``remember=False`` judges the id without remembering it: a work-queue frame's id is
+        remembered (``remember``) only once its handler succeeded, so a redelivery after a
+        failure is taken again.
         """
         if len(body) > self._max_bytes:
             return self.reject(
@@ -92,10 +100,17 @@ class Verifier:
         envelope = decoded if decoded is not None else decode_envelope(body)
         if isinstance(envelope, Rejection):
             return self.reject(envelope)
-        verdict = self._replay.check(envelope.id, envelope.unix_ts)
+        if remember:
+            verdict = self._replay.check(envelope.id, envelope.unix_ts)
+        else:
+            verdict = self._replay.seen(envelope.id, envelope.unix_ts)
         if verdict is not ReplayVerdict.FRESH:
             return self.reject(_replay_rejection(verdict, envelope.id))
         return envelope
+
+    def remember(self, envelope: Envelope) -> None:
+        """Remember ``envelope``'s id as accepted (after ``verify_frame(remember=False)``)."""
+        self._replay.check(envelope.id, envelope.unix_ts)
 
     def verify_batch(self, lines: Sequence[bytes]) -> list[Envelope] | Rejection:
         """Decode envelopes whose enclosing body was already authenticated; all or nothing.

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from bridge.bus import (
+    BatchSubscription,
     Bus,
     BusMetrics,
     Envelope,
@@ -157,7 +160,8 @@ async def test_a_refused_work_queue_frame_is_acknowledged_and_counted_by_the_fan
 
 async def test_the_fanout_and_work_queue_copies_of_one_message_are_both_delivered() -> None:
     """The same entry read by XREAD and XREADGROUP is not refused as a replay: each path has
-    its own replay memory; a second work-queue copy is refused and settled."""
+    its own replay memory; a second work-queue copy arriving while the first is in hand is left
+    pending (not acknowledged), and one arriving after it was handled is refused and settled."""
     bus, transport, _ = make_bus()
     fanout: list[Envelope] = []
     work: list[Envelope] = []
@@ -165,12 +169,15 @@ async def test_the_fanout_and_work_queue_copies_of_one_message_are_both_delivere
     bus.subscribe("work", work.append, instances=["ex_esdb_alerts"], group=True)
     await bus.start()
     body, signature = signed()
-    first, second = Acks(), Acks()
+    first, second, third = Acks(), Acks(), Acks()
     assert transport.receiver is not None
     transport.receiver(Frame("ex_esdb_alerts", body, signature, group=False))
     transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=first))
     transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=second))
-    await async_wait_until(lambda: first.count == 1 and second.count == 1, 5)
+    await async_wait_until(lambda: first.count == 1, 5)
+    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=third))
+    await async_wait_until(lambda: third.count == 1, 5)
+    assert second.count == 0
     assert len(fanout) == 1
     assert len(work) == 1
     await bus.aclose()
@@ -191,3 +198,164 @@ async def test_a_stopped_group_subscriber_leaves_work_queue_frames_unacknowledge
     assert subscription.depth == 0
     assert registry.get_sample_value("exesdb_bus_dropped_total", {"subscriber": "alerts"}) == 0
     await bus.aclose()
+
+
+def no_retries(subscription: BatchSubscription) -> BatchSubscription:
+    subscription.retries = 0
+    return subscription
+
+
+class Nacks:
+    """Counts calls of a frame's nack."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+async def test_a_frame_whose_batch_failed_is_handled_when_redelivered() -> None:
+    """A work-queue frame whose batch handler raised is neither acknowledged nor remembered:
+    when the entry comes back (a claim), it is handled and then acknowledged."""
+    bus, transport, _ = make_bus()
+    calls: list[int] = []
+
+    def handler(envelopes: Sequence[Envelope]) -> None:
+        calls.append(len(envelopes))
+        if len(calls) == 1:
+            raise RuntimeError("database is locked")
+
+    no_retries(
+        bus.subscribe("alerts", handler, instances=["ex_esdb_alerts"], group=True, batch=True)
+    )
+    await bus.start()
+    body, signature = signed()
+    ack1, nack1, ack2 = Acks(), Nacks(), Acks()
+    assert transport.receiver is not None
+    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack1, nack=nack1))
+    await async_wait_until(lambda: nack1.count == 1, 5)
+    assert ack1.count == 0
+    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack2))
+    await async_wait_until(lambda: ack2.count == 1, 5)
+    assert calls == [1, 1]
+    # Handled now: a further copy is a replay, settled and counted.
+    ack3 = Acks()
+    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack3))
+    await async_wait_until(lambda: ack3.count == 1, 5)
+    assert calls == [1, 1]
+    await bus.aclose()
+
+
+async def test_a_failed_batch_of_work_queue_frames_is_tried_again_in_process() -> None:
+    """The batch handler fails twice, then succeeds: the frame is acknowledged, without
+    waiting for a claim, and each failure is counted."""
+    bus, transport, registry = make_bus()
+    calls: list[int] = []
+
+    def handler(envelopes: Sequence[Envelope]) -> None:
+        calls.append(len(envelopes))
+        if len(calls) <= 2:
+            raise RuntimeError("disk I/O error")
+
+    subscription = bus.subscribe(
+        "alerts", handler, instances=["ex_esdb_alerts"], group=True, batch=True
+    )
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    subscription.sleep = sleep
+    await bus.start()
+    ack, nack = Acks(), Nacks()
+    assert transport.receiver is not None
+    transport.receiver(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack, nack=nack))
+    await async_wait_until(lambda: ack.count == 1, 5)
+    assert calls == [1, 1, 1]
+    assert delays == [0.1, 0.2]
+    assert nack.count == 0
+    assert registry.get_sample_value("exesdb_sink_errors_total", {"subscriber": "alerts"}) == 2
+    await bus.aclose()
+
+
+async def test_a_frame_a_full_queue_dropped_is_handled_when_redelivered() -> None:
+    """A work-queue frame dropped by a full queue is left pending (nack), not remembered: its
+    redelivery is handled."""
+    bus, transport, _ = make_bus()
+    release = asyncio.Event()
+    taken: list[str] = []
+
+    async def handler(envelope: Envelope) -> None:
+        await release.wait()
+        taken.append(envelope.id)
+
+    bus.subscribe("alerts", handler, instances=["ex_esdb_alerts"], group=True, queue_size=1)
+    await bus.start()
+    assert transport.receiver is not None
+    frames = [signed() for _ in range(3)]
+    acks = [Acks() for _ in frames]
+    nacks = [Nacks() for _ in frames]
+    for (body, signature), ack, nack in zip(frames, acks, nacks, strict=True):
+        transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack, nack=nack))
+        await asyncio.sleep(0)  # let the subscriber take the first one
+    # One being handled, one queued, the third dropped.
+    assert [nack.count for nack in nacks] == [0, 0, 1]
+    release.set()
+    await async_wait_until(lambda: acks[0].count == acks[1].count == 1, 5)
+    again = Acks()
+    transport.receiver(Frame("ex_esdb_alerts", *frames[2], group=True, ack=again))
+    await async_wait_until(lambda: again.count == 1, 5)
+    assert len(taken) == 3
+    await bus.aclose()
+
+
+async def test_an_expired_work_queue_frame_is_settled_and_counted() -> None:
+    """A work-queue frame claimed after the replay window is refused as expired, settled, and
+    counted in exesdb_bus_rejected_total (the fan-out path never saw it expire)."""
+    bus, transport, registry = make_bus()
+    taken: list[Envelope] = []
+    bus.subscribe("alerts", taken.append, instances=["ex_esdb_alerts"], group=True)
+    await bus.start()
+    old = datetime.now(UTC) - timedelta(seconds=600)
+    alert = SystemAlert(
+        severity="critical", category="system", title="t", description="d", source="s", node="n"
+    )
+    envelope = Envelope(
+        new_message_id(), alert.INSTANCE, "t", alert.TAG, "app", old, alert, old.timestamp()
+    )
+    body = envelope.to_bytes()
+    ack = Acks()
+    assert transport.receiver is not None
+    transport.receiver(Frame("ex_esdb_alerts", body, KEYRING.sign(body), group=True, ack=ack))
+    await async_wait_until(lambda: ack.count == 1, 5)
+    assert taken == []
+    assert registry.get_sample_value("exesdb_bus_rejected_total", {"reason": "expired"}) == 1
+    await bus.aclose()
+
+
+async def test_a_transport_that_buffers_gets_a_resigner_that_keeps_the_id() -> None:
+    """A transport with ``attach`` gets a re-signer: fresh ts, same id, a valid signature."""
+    attached: dict[str, Any] = {}
+
+    class Buffering(CapturingTransport):
+        def attach(self, **hooks: Any) -> None:
+            attached.update(hooks)
+
+    registry = CollectorRegistry()
+    metrics = BusMetrics(registry)
+    verifier = Verifier(KEYRING, ReplayGuard(300), window_seconds=300, max_bytes=1 << 20)
+    Bus(node="n1", keyring=KEYRING, verifier=verifier, metrics=metrics, transport=Buffering())
+    old = datetime.now(UTC) - timedelta(seconds=200)
+    alert = SystemAlert(
+        severity="critical", category="system", title="t", description="d", source="s", node="n"
+    )
+    envelope = Envelope(
+        "old-message-1", alert.INSTANCE, "t", alert.TAG, "app", old, alert, old.timestamp()
+    )
+    frame = attached["resign"](envelope)
+    assert frame.decoded.id == "old-message-1"
+    assert frame.decoded.unix_ts > old.timestamp() + 150
+    assert KEYRING.verify(frame.body, frame.signature)
+    attached["dropped"](3)
+    assert registry.get_sample_value("exesdb_bus_dropped_total", {"subscriber": "transport"}) == 3

@@ -425,6 +425,24 @@ class Outbox:
                         open_count -= 1
         return Applied(list(changed.values()), refused)
 
+    def import_alerts(self, records: Sequence[AlertRecord]) -> int:
+        """Take over alert states from another replica (a work-queue handover), in ONE
+        transaction: each record replaces the local one unless that one changed later.
+
+        Nothing is queued for delivery: the receivers already heard of these alerts; what
+        matters is that their resolve (or escalation) now finds them here. Returns the count
+        taken.
+        """
+        taken = 0
+        with self._lock, self._tx():
+            for record in records:
+                current = self._alert(record.alert_id)
+                if current is not None and current.updated_at >= record.updated_at:
+                    continue
+                self._store(record)
+                taken += 1
+        return taken
+
     def _open_count(self) -> int:
         row = self._db.execute(
             "SELECT COUNT(*) FROM alerts WHERE state != ?", (AlertState.RESOLVED.value,)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import random as _random
 import sqlite3
@@ -158,6 +160,13 @@ class AlertSink:
             durable=True,
             high_water=HIGH_WATER,
         )
+        # On the Redis bus the alert states live with the work-queue lease holder: only it
+        # escalates and auto-resolves, and a graceful stop hands its open alerts over to the
+        # next holder (through Redis), so that their resolve finds them there.
+        self._transport: Any = bus.transport
+        on_lead = getattr(self._transport, "on_lead", None)
+        if callable(on_lead):
+            on_lead(self._take_over)
         self._house_wake = asyncio.Event()
         self._house_task: asyncio.Task[None] | None = None
         self._started = False
@@ -309,7 +318,13 @@ class AlertSink:
         # Drain first: what the bus already queued for us reaches the outbox before it closes.
         # The HTTP listener closed before us, so the backlog is bounded; so is the wait.
         timeout = self.settings.shutdown_timeout_ms / 1000
+        # On Redis: stop taking work-queue entries first (what is not taken yet goes to the next
+        # holder), then drain, then hand the open alerts over with the lease.
+        stop_reading = getattr(self._transport, "stop_reading", None)
+        if callable(stop_reading):
+            await stop_reading()
         await self.subscription.stop(timeout - min(_CLOSE_MARGIN_SECONDS, timeout / 5))
+        await self._hand_over()
         for worker in self.workers.values():
             await worker.aclose()
         if self.alertmanager is not None:
@@ -323,6 +338,47 @@ class AlertSink:
         await asyncio.to_thread(self._db.close)
         if self._outbox is not None:
             self._outbox.close()
+
+    def _holds_work_queue(self) -> bool:
+        """True on the in-process bus, and on Redis while this replica holds the lease."""
+        return bool(getattr(self._transport, "leading", True))
+
+    async def _hand_over(self) -> None:
+        hand_over = getattr(self._transport, "hand_over", None)
+        if not callable(hand_over) or self._outbox is None or not self._holds_work_queue():
+            return
+        try:
+            records = [
+                record
+                for state in (AlertState.FIRING, AlertState.ACKNOWLEDGED)
+                for record in await self._db.call(self.outbox.alerts, state.value, MAX_OPEN_ALERTS)
+            ]
+            await hand_over(
+                "alerts",
+                {record.alert_id: _record_json(record) for record in records},
+            )
+        except Exception:
+            _logger.exception("alerts: handing the open alerts over failed")
+
+    async def _take_over(self) -> None:
+        """Import the open alerts the previous lease holder handed over."""
+        take_over = getattr(self._transport, "take_over", None)
+        if not callable(take_over):
+            return
+        await self._ready.wait()
+        values: dict[str, bytes] = await take_over("alerts")
+        records: list[AlertRecord] = []
+        for raw in values.values():
+            try:
+                fields = json.loads(raw)
+                fields["state"] = AlertState(fields["state"])
+                records.append(AlertRecord(**fields))
+            except (ValueError, TypeError, KeyError):
+                _logger.warning("alerts: a handed-over alert record is malformed; skipped")
+        if records:
+            taken = await self._db.call(self.outbox.import_alerts, records)
+            _logger.info("alerts: took over %d of %d open alert(s)", taken, len(records))
+            self._changed()
 
     # -- the bus stage --
 
@@ -431,11 +487,14 @@ class AlertSink:
         while not self._closed:
             self._house_wake.clear()
             try:
-                await escalator.tick()
-                if await self._db.call(
-                    self.outbox.resolve_expired, self._clock(), self._resolve_after
-                ):
-                    self._changed()
+                # Only the work-queue holder escalates and auto-resolves: the others' alert
+                # states are stale once the lease moved on.
+                if self._holds_work_queue():
+                    await escalator.tick()
+                    if await self._db.call(
+                        self.outbox.resolve_expired, self._clock(), self._resolve_after
+                    ):
+                        self._changed()
                 self._depth = await self._db.call(self.outbox.depth)
                 self._active = await self._db.call(self.outbox.active_counts)
                 now = self._clock()
@@ -505,6 +564,12 @@ class AlertSink:
             ),
         )
         return web.json_response({"alert": record.as_json()})
+
+
+def _record_json(record: AlertRecord) -> bytes:
+    fields = dataclasses.asdict(record)
+    fields["state"] = record.state.value
+    return json.dumps(fields).encode()
 
 
 class _ActiveAlerts(Collector):
