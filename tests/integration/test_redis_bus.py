@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from bridge.app import Bridge
 from bridge.bus import Envelope, Keyring, new_message_id
 from bridge.bus.redis import GROUP, RedisTransport, safe_url
 from bridge.config import Settings
-from bridge.messages import SystemAlert, utc_now
+from bridge.messages import SecurityAlert, SystemAlert, utc_now
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.support import TEST_SECRET, async_wait_until, free_port
 
@@ -43,6 +43,7 @@ class Replica:
         claim_idle_ms: int = 300,
         buffer_size: int = 10_000,
         secret: str = TEST_SECRET,
+        replay_window_ms: int = 300_000,
     ) -> None:
         self.registry = CollectorRegistry()
         settings = Settings(
@@ -50,6 +51,7 @@ class Replica:
                 "EXESDB_BUS": url,
                 "SECRET_KEY_BASE": secret,
                 "EXESDB_NODE": node,
+                "EXESDB_REPLAY_WINDOW_MS": str(replay_window_ms),
             }
         )
         self.transport = RedisTransport(
@@ -57,6 +59,7 @@ class Replica:
             node=node,
             claim_idle_ms=claim_idle_ms,
             buffer_size=buffer_size,
+            replay_window_ms=replay_window_ms,
             block_ms=200,
             backoff_seconds=0.05,
             max_backoff_seconds=0.5,
@@ -514,3 +517,142 @@ async def test_closing_writes_what_is_buffered_first(
     assert time.monotonic() - started < 5
     with server.client() as client:
         assert client.xlen(f"exesdb:bus:{ALERTS}") == 50
+
+
+async def test_a_write_refused_for_want_of_memory_is_retried_not_dropped(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """While Redis refuses writes with OOM (maxmemory reached, noeviction) buffered frames wait
+    and are retried with backoff; once it takes writes again they arrive, none dropped."""
+    server = redis_server()
+    replica = await Replica(server.url, "node-a", group=False).start()
+    replicas.append(replica)
+    first = replica.publish_alert(0)
+    await async_wait_until(lambda: replica.seen_alerts() == [first], 10, "connected")
+    with server.client() as client:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)
+    errors = replica.sample("exesdb_redis_connection_errors_total")
+    expected = [first] + [replica.publish_alert(n) for n in range(1, 6)]
+    await async_wait_until(
+        lambda: replica.sample("exesdb_redis_connection_errors_total") > errors + 1,
+        10,
+        "the writes are refused (and retried)",
+    )
+    with server.client() as client:
+        assert client.xlen(f"exesdb:bus:{ALERTS}") == 1
+        client.config_set("maxmemory", 0)
+    await async_wait_until(lambda: has_seen(replica, expected), 10, "written once Redis takes them")
+    assert replica.sample("exesdb_bus_dropped_total", subscriber="transport") == 0
+
+
+async def test_a_frame_redis_refuses_for_good_is_dropped_and_counted(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """A frame Redis refuses permanently (NOPERM: an ACL makes its stream read-only) is dropped
+    and counted in exesdb_bus_dropped_total{subscriber="transport"}; the frames around it are
+    written."""
+    server = redis_server()
+    with server.client() as client:
+        client.execute_command(
+            "ACL",
+            "SETUSER",
+            "default",
+            "resetkeys",
+            "%R~exesdb:bus:ex_esdb_security",
+            "~exesdb:bus:ex_esdb_[a-rt-z]*",
+            "~exesdb:bus:ex_esdb_s[a-df-z]*",
+            "~exesdb:bus:epoch",
+            "~exesdb:bus:leader",
+        )
+    replica = await Replica(server.url, "node-a", group=False).start()
+    replicas.append(replica)
+    await async_wait_until(replica.ready, 10)
+    before = replica.publish_alert(1)
+    refused = replica.bridge.bus.publish(
+        "login_failed",
+        SecurityAlert(alert_type="brute_force", severity="high", description="x", node="node-a"),
+    )
+    assert refused
+    after = replica.publish_alert(2)
+    await async_wait_until(lambda: has_seen(replica, [before, after]), 10, "the others written")
+    await async_wait_until(
+        lambda: replica.sample("exesdb_bus_dropped_total", subscriber="transport") == 1,
+        10,
+        "the refused frame counted",
+    )
+
+
+async def test_frames_buffered_longer_than_the_replay_window_are_re_signed_and_accepted(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """A frame that waited in the local buffer past the replay window (Redis unreachable) is
+    re-signed with a fresh ts and the same id when written, so every replica accepts it."""
+    server = redis_server()
+    replica = Replica(server.url, "node-a", group=False, replay_window_ms=1_000)
+    replicas.append(replica)
+    alert = SystemAlert(
+        alert_id="buffered",
+        severity="critical",
+        category="system",
+        title="t",
+        description="d",
+        source="s",
+        node="node-a",
+    )
+    published = replica.bridge.bus.publish("node_failure", alert)  # before start: buffered
+    assert published
+    message_id = published.message_id
+    await asyncio.sleep(1.3)  # the frame must really be older than the window
+    await replica.start()
+    await async_wait_until(lambda: replica.seen_alerts() == ["buffered"], 10, "accepted")
+    assert replica.seen[0].id == message_id
+    assert replica.sample("exesdb_redis_resigned_total") == 1
+    assert replica.sample("exesdb_bus_rejected_total", reason="expired") == 0
+
+
+async def test_a_work_queue_entry_whose_handler_failed_is_handled_when_claimed_again(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """The alert stage's batch handler fails on an entry (e.g. SQLite locked): the entry stays
+    pending, is claimed again after the idle time and handled, then acknowledged."""
+    server = redis_server()
+    calls: list[int] = []
+
+    def handler(envelopes: Sequence[Envelope]) -> None:
+        calls.append(len(envelopes))
+        if len(calls) == 1:
+            raise RuntimeError("database is locked")
+
+    replica = Replica(server.url, "node-a", group=False, claim_idle_ms=300)
+    subscription = replica.bridge.bus.subscribe(
+        "alerts", handler, instances=[ALERTS], group=True, batch=True
+    )
+    subscription.retries = 0  # leave it to the claim
+    await replica.start()
+    replicas.append(replica)
+    await async_wait_until(lambda: replica.transport.leading, 10, "holds the lease")
+    replica.publish_alert(1)
+    await async_wait_until(lambda: calls == [1, 1], 15, "handled again after the claim")
+    await async_wait_until(lambda: pending(server) == 0, 10, "acknowledged")
+    assert replica.sample("exesdb_redis_claimed_total") >= 1
+
+
+async def test_stopping_releases_the_work_queue_before_the_alert_stage_drains(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """release_work_queue stops this replica reading the group and hands the lease over at
+    once: entries published afterwards go to the next holder, none to this one."""
+    server = redis_server()
+    a = await Replica(server.url, "node-a", claim_idle_ms=60_000).start()
+    replicas.append(a)
+    await async_wait_until(lambda: a.transport.leading, 10, "a holds the lease")
+    b = await Replica(server.url, "node-b", claim_idle_ms=60_000).start()
+    replicas.append(b)
+    await a.transport.release_work_queue()
+    assert not a.transport.leading
+    await async_wait_until(lambda: b.transport.leading, 5, "b takes the lease")
+    alert = a.publish_alert(1)
+    await async_wait_until(lambda: b.taken_alerts() == [alert], 10, "b takes the entry")
+    await async_wait_until(lambda: pending(server) == 0, 10, "acknowledged")
+    assert a.taken_alerts() == []
