@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
-from bridge.bus import Envelope, MemoryTransport, new_message_id
+from bridge.bus import Envelope, Frame, MemoryTransport, new_message_id
 from bridge.cluster import ClusterMonitor, Coordinator, LocalCoordinator
 from bridge.config import Settings
 from bridge.messages import ClusterHealth, ClusterMembership, Message, NodeHealth, NodeLifecycle
@@ -35,9 +35,13 @@ class CutOffTransport(MemoryTransport):
     """The in-process transport, with a readiness the test can take away."""
 
     reason: str | None = None
+    refuse = False
 
     def readiness(self) -> str | None:
         return self.reason or super().readiness()
+
+    def send(self, frame: Frame) -> bool:
+        return not self.refuse and super().send(frame)
 
 
 class Replica:
@@ -311,3 +315,22 @@ async def test_closing_announces_left(make_replica) -> None:
     await replica.monitor.aclose()
     await replica.settle()
     assert len(replica.published(NodeLifecycle, event="left", node="bridge-1")) == 1
+
+
+async def test_a_refused_down_announcement_stays_pending_and_the_state_key_is_restored(
+    make_replica, clock: Clock
+) -> None:
+    """When the bus refuses the down announcement (e.g. a full Redis buffer), the shared state
+    key is put back and the transition stays pending: the next tick announces it, once."""
+    coordinator = LocalCoordinator(clock)
+    replica = await make_replica("bridge-1", coordinator)
+    await replica.hear("app-1")
+    clock.advance(3.5)
+    replica.transport.refuse = True
+    await replica.monitor.tick()
+    assert await coordinator.swap("cluster:node:app-1", "up", 60_000) != "down"
+    replica.transport.refuse = False
+    await replica.tick()
+    assert [m.node for m in replica.published(NodeLifecycle, event="down")] == ["app-1"]
+    await replica.tick()
+    assert len(replica.published(NodeLifecycle, event="down")) == 1
