@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
-from bridge.messages import Message, NodeHealth, SystemAlert, utc_now
+from bridge.messages import Message, NodeHealth, NodeLifecycle, SystemAlert, utc_now
 from tests.integration.servers.redis import RedisServer
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.support import TEST_SECRET, BridgeProcess, free_port, http_get, wait_until
@@ -426,3 +426,32 @@ def test_without_redis_a_bridge_starts_not_ready_and_becomes_ready_when_redis_co
     finally:
         bridge.stop()
         server.stop()
+
+
+def test_a_graceful_stop_hands_open_alerts_over_so_their_resolve_matches(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """A node_failure fires on the lease holder A; A stops gracefully (SIGTERM) and hands its
+    open alerts over with the lease; the node's return, ingested on B, resolves it from B."""
+    receiver: WebhookReceiver = webhook_receiver()
+    replicas = [
+        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
+        for n in range(2)
+    ]
+    holder = leader(replicas)
+    survivor = next(r for r in replicas if r is not holder)
+    alert_id = "node_failure:app-9"
+    down = NodeLifecycle(node="app-9", event="down", cluster_size=1)
+    ingest(holder.url, [("lifecycle", holder.env["EXESDB_NODE"], down)])
+    wait_until(lambda: notifications(receiver, alert_id), 15, "the node_failure alert")
+    assert holder.stop() == 0
+    wait_until(
+        lambda: metric(survivor.url, "exesdb_redis_work_queue_leader") == 1, 15, "B holds it"
+    )
+    back = NodeLifecycle(node="app-9", event="reconnected", cluster_size=2)
+    ingest(survivor.url, [("lifecycle", survivor.env["EXESDB_NODE"], back)])
+    wait_until(
+        lambda: [n["status"] for n in notifications(receiver, alert_id)] == ["firing", "resolved"],
+        15,
+        "B sends the resolve",
+    )
