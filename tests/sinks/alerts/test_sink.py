@@ -202,3 +202,30 @@ def test_public_names_are_pinned() -> None:
         "parse_retry_after",
         "webhook_body",
     }
+
+
+class LeaseTransport(MemoryTransport):
+    """The in-process transport with a work-queue lease the test hands out (as on Redis)."""
+
+    leading = False
+
+
+async def test_only_the_work_queue_holder_escalates(tmp_path: Path) -> None:
+    """Without the work-queue lease a replica's housekeeping neither escalates nor auto-resolves
+    (its alert states are stale once the lease moved on); with it, escalation resumes."""
+    clock = Clock()
+    transport = LeaseTransport()
+    async with alert_bridge(
+        tmp_path, clock=clock, transport=transport, EXESDB_ESCALATION_AFTER_MS="1000"
+    ) as (bridge, sink, watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: sink.outbox.alert("a1"), what="the alert stored")
+        clock.advance(5.0)
+        sink._active = {}  # refreshed by every housekeeping pass: a pass ran once it is back
+        await async_wait_until(lambda: sink.active, what="a housekeeping pass after the advance")
+        sink._active = {}
+        await async_wait_until(lambda: sink.active, what="another housekeeping pass")
+        assert _field(sink, "a1", "level") == 1
+        assert watcher.of(AlertEscalation) == []
+        transport.leading = True
+        await async_wait_until(lambda: _field(sink, "a1", "level") == 2, what="level2")
