@@ -188,6 +188,8 @@ async def ingest(request: web.Request) -> web.Response:
         return _retry_later(
             "overloaded", f"subscriber {busy.name!r} has {busy.depth} message(s) waiting"
         )
+    if not bridge.bus.can_take(len(judged)):
+        return _retry_later("overloaded", "the bus transport's buffer is full")
     result = verifier.admit(judged)
     if isinstance(result, Rejection):
         return _rejected(result)

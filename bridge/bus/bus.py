@@ -573,13 +573,22 @@ class Bus:
         else:
             for envelope in envelopes:
                 body = envelope.to_bytes()
-                self._send(Frame(envelope.instance, body, self._keyring.sign(body), envelope))
+                if not self._send(
+                    Frame(envelope.instance, body, self._keyring.sign(body), envelope)
+                ):
+                    continue  # counted in exesdb_bus_dropped_total{subscriber="transport"}
                 key = (envelope.instance, envelope.tag)
                 published[key] = published.get(key, 0) + 1
                 count += 1
         for key, number in published.items():
             self._published[key].inc(number)
         return count
+
+    def can_take(self, count: int) -> bool:
+        """False when the transport could not take ``count`` more frames now (its buffer is
+        full, e.g. while Redis is unreachable); for publishers that can push back."""
+        left = self.transport.capacity_left()
+        return left is None or left >= count
 
     def congestion(self, envelopes: Sequence[Envelope]) -> BatchSubscription | None:
         """A subscriber that cannot take ``envelopes`` now (at its high-water mark, or they
