@@ -61,7 +61,10 @@ MAX_BATCH: Final = 1000
 # A failed batch of work-queue frames is tried again this many times, after 0.1 s, 0.2 s, 0.4 s.
 _BATCH_RETRIES: Final = 3
 _BATCH_RETRY_BACKOFF: Final = 0.1
-_COUNTED_GROUP_REJECTIONS: Final = frozenset({RejectReason.EXPIRED, RejectReason.REPLAYED})
+# The work-queue path's own rejection that loses a message the fan-out path may have accepted:
+# an entry claimed (or read) after the replay window. Its other rejections the fan-out path
+# judged, and counted, on the same bytes; a replayed work-queue entry was handled already.
+_COUNTED_GROUP_REJECTIONS: Final = frozenset({RejectReason.EXPIRED})
 _FAILED_BATCHES_KEPT: Final = 256
 
 
@@ -449,8 +452,7 @@ class Bus:
         # frame repeats a dead replica's: they need a replay memory of their own. An id is
         # remembered there only once its handlers succeeded (a frame whose handler failed, or
         # that a full queue dropped, is taken again when redelivered); meanwhile it is pending.
-        # Only the rejections the fan-out path cannot see are counted here (expired, replayed):
-        # the fan-out path judged (and counted) the same bytes' signature and shape.
+        # Only the rejection the fan-out path may not have seen is counted here (expired).
         self._group_verifier = verifier.with_fresh_replay(counted=False)
         self._group_pending: set[str] = set()
         # A transport that buffers through outages (Redis) re-signs frames grown old there and

@@ -637,9 +637,13 @@ class RedisTransport:
                         self._step_down("the lease went to another replica")
                 elif await self._client.set(key, self.consumer, nx=True, px=self._lease_ms):
                     renewed = time.monotonic()
-                    await self._took_lease()
-                    self._leading.set()
-                    _logger.info("this replica now takes the work queue (%s)", self.consumer)
+                    if await self._took_lease():
+                        self._leading.set()
+                        _logger.info("this replica now takes the work queue (%s)", self.consumer)
+                    else:
+                        # Not ready to take over (e.g. the alert stage still opening its
+                        # outbox): give the lease back, try again in a moment.
+                        await self._client.eval(_RELEASE, 1, key, self.consumer)
             except _Failure as exc:
                 if self._leading.is_set() and time.monotonic() - renewed > self._lease_ms / 1000:
                     self._step_down("the lease expired while Redis was unreachable")
@@ -650,14 +654,19 @@ class RedisTransport:
             # Standing by, ask often: a released lease is taken over within a second.
             await self._pause(period if self._leading.is_set() else min(period, 1.0))
 
-    async def _took_lease(self) -> None:
+    async def _took_lease(self) -> bool:
+        """Run the ``on_lead`` callbacks; False (logged) when one failed or took too long."""
         for callback in self._on_lead:
             try:
                 await asyncio.wait_for(callback(), self._lease_ms / 2000)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                _logger.exception("taking the work queue over: a hand-over step failed")
+                _logger.warning(
+                    "taking the work queue over: a hand-over step failed", exc_info=True
+                )
+                return False
+        return True
 
     def _step_down(self, why: str) -> None:
         self._leading.clear()

@@ -239,7 +239,7 @@ async def test_a_frame_whose_batch_failed_is_handled_when_redelivered() -> None:
     transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack2))
     await async_wait_until(lambda: ack2.count == 1, 5)
     assert calls == [1, 1]
-    # Handled now: a further copy is a replay, settled and counted.
+    # Handled now: a further copy is a replay, settled.
     ack3 = Acks()
     transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack3))
     await async_wait_until(lambda: ack3.count == 1, 5)
