@@ -175,6 +175,8 @@ class RedisTransport:
         self._closed = False
         self._work_released = False
         self._work_tasks: list[asyncio.Task[None]] = []
+        self._reader_tasks: list[asyncio.Task[None]] = []
+        self._reading_stopped = False
         # Set by the bus (``attach``): re-signs a frame grown old in the buffer; counts drops.
         self._resign: Callable[[Envelope], Frame] | None = None
         self._count_dropped: Callable[[int], None] = lambda count: None
@@ -283,6 +285,7 @@ class RedisTransport:
             for name, stage in stages
         ]
         self._work_tasks = self._tasks[2:]  # lease, group and claim
+        self._reader_tasks = self._tasks[3:]  # group and claim
         if self._buffer:
             self._wake_writer.set()
         _logger.info(
@@ -342,15 +345,13 @@ class RedisTransport:
             await self._client.aclose()
 
     async def stop_reading(self) -> None:
-        """Stop reading the consumer group (and renewing the lease); the first step of a
-        graceful stop, before the alert stage drains what it took. Frames already taken are
-        still acknowledged (the writer keeps running)."""
-        for task in self._work_tasks:
-            task.cancel()
-        for task in self._work_tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._work_tasks = []
+        """Stop reading the consumer group, and taking the lease; the first step of a graceful
+        stop, before the alert stage drains what it took. A lease held is still renewed until
+        ``hand_over``/``release_work_queue``; frames already taken are still acknowledged (the
+        writer keeps running)."""
+        self._reading_stopped = True
+        await _cancel(self._reader_tasks)
+        self._reader_tasks = []
 
     async def release_work_queue(self) -> None:
         """Stop reading the consumer group and release the lease at once (rather than after it
@@ -359,6 +360,8 @@ class RedisTransport:
             return
         self._work_released = True
         await self.stop_reading()
+        await _cancel(self._work_tasks)
+        self._work_tasks = []
         if self._leading.is_set():
             self._leading.clear()
             with contextlib.suppress(*_Failure):
@@ -635,6 +638,8 @@ class RedisTransport:
                         renewed = time.monotonic()
                     else:
                         self._step_down("the lease went to another replica")
+                elif self._reading_stopped:
+                    pass  # stopping: leave the lease to the others
                 elif await self._client.set(key, self.consumer, nx=True, px=self._lease_ms):
                     renewed = time.monotonic()
                     if await self._took_lease():
@@ -847,6 +852,14 @@ class RedisTransport:
         return bool(
             await self._client.set(f"{self._prefix}:{key}", self.consumer, nx=True, px=ttl_ms)
         )
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _temporary(exc: ResponseError) -> bool:
