@@ -114,6 +114,20 @@ class OperationRecorder:
                 entry.failed += 1
             entry.latency.add(seconds)
 
+    def record_each(self, operations: tuple[str, ...], seconds: float) -> None:
+        """Record one successful operation's latency under each of ``operations`` (one lock)."""
+        with self._lock:
+            ops = self._ops
+            for operation in operations:
+                entry = ops.get(operation)
+                if entry is None:
+                    if len(ops) >= self._max:
+                        self.overflowed += 1
+                        continue
+                    entry = ops[operation] = _Tally()
+                entry.succeeded += 1
+                entry.latency.add(seconds)
+
     def drain(self) -> Iterator[OperationSnapshot]:
         """The figures since the last drain, per operation; the recorder starts afresh."""
         with self._lock:

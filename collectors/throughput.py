@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from bridge.bus import Bus, Envelope
 from bridge.integration import Integration
-from bridge.messages import LatencyMetric, PerformanceMetric, ThroughputMetric
+from bridge.messages import INSTANCES, LatencyMetric, PerformanceMetric, ThroughputMetric
 from bridge.operations import OperationSnapshot
 from collectors.host import HostProbe, IoCounters, PsutilProbe
 from collectors.scheduler import CollectorMetrics, Schedule
@@ -64,6 +64,9 @@ class ThroughputCollector:
         self._wall_clock = wall_clock
         self._last_drain = clock()
         self._last_io: IoCounters | None = probe.io() if probe is not None else None
+        self._operations: Final = {
+            instance: (BUS_DELIVERY, f"bus.{instance}") for instance in INSTANCES
+        }
         if bus is not None:
             bus.subscribe(BUS_SUBSCRIBER, self.on_message)
         self.schedule = Schedule(
@@ -79,9 +82,11 @@ class ThroughputCollector:
 
     def on_message(self, envelope: Envelope) -> None:
         """Record one delivered message's publish-to-delivery latency (1 ms resolution)."""
-        latency = max(0.0, self._wall_clock() - envelope.unix_ts)
-        self._recorder.record(BUS_DELIVERY, latency)
-        self._recorder.record(f"bus.{envelope.instance}", latency)
+        latency = self._wall_clock() - envelope.unix_ts
+        # Both operations under one lock, their names built once per instance (every message).
+        self._recorder.record_each(
+            self._operations[envelope.instance], latency if latency > 0.0 else 0.0
+        )
 
     async def start(self) -> None:
         """Start the schedule; the first collection covers the first interval."""

@@ -445,3 +445,16 @@ async def test_module_track_uses_the_installed_recorder(running: Bridge) -> None
     with api.track("module_op"):
         pass
     assert _snapshot(running.integration.recorder) == {"module_op": (1, 0)}
+
+
+def test_record_each_records_under_every_name_within_the_bound() -> None:
+    """record_each() adds one latency to each named operation; names past the cap are counted."""
+    recorder = OperationRecorder(max_operations=2)
+    recorder.record_each(("bus.delivery", "bus.x", "bus.y"), 0.5)
+    recorder.record_each(("bus.delivery", "bus.x", "bus.y"), 0.25)
+    snapshots = {snap.operation: snap for snap in recorder.drain()}
+    assert set(snapshots) == {"bus.delivery", "bus.x"}
+    for snap in snapshots.values():
+        assert (snap.succeeded, snap.failed) == (2, 0)
+        assert (snap.latency.minimum, snap.latency.maximum) == (0.25, 0.5)
+    assert recorder.overflowed == 2
