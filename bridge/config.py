@@ -124,6 +124,7 @@ class Settings(BaseSettings):
     webhook_max_alerts: Annotated[int, Field(ge=1)] = _env("EXESDB_WEBHOOK_MAX_ALERTS", default=50)
     alertmanager_url: str | None = _env("EXESDB_ALERTMANAGER_URL", default=None)
     escalation_after_ms: PositiveMs = _env("EXESDB_ESCALATION_AFTER_MS", default=900_000)
+    alert_resolve_timeout_ms: PositiveMs = _env("EXESDB_ALERT_RESOLVE_TIMEOUT_MS", default=300_000)
     external_url: str | None = _env("EXESDB_EXTERNAL_URL", default=None)
     state_dir: str = _env("EXESDB_STATE_DIR", default="./.exesdb-bridge")
 

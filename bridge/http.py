@@ -40,6 +40,9 @@ _STREAM_QUEUE: Final = 1_000
 _STREAM_HEARTBEAT_SECONDS: Final = 15.0
 _JSON: Final = "application/json"
 _NDJSON: Final = "application/x-ndjson"
+# Ingest: how long a 202 may wait for the alert outbox's commit; the Retry-After of a 503.
+_COMMIT_WAIT_SECONDS: Final = 10.0
+_RETRY_AFTER_SECONDS: Final = 1
 
 # SPEC section 6: the status for each rejection reason at ingest.
 _STATUS_FOR: Final = {
@@ -176,8 +179,24 @@ async def ingest(request: web.Request) -> web.Response:
     result = verifier.verify_batch(lines)
     if isinstance(result, Rejection):
         return _rejected(result)
-    accepted = bridge.bus.publish_verified(result)
-    return web.json_response({"accepted": accepted}, status=202)
+    busy = bridge.bus.congestion(result)
+    if busy is not None:
+        # An extra to SPEC section 6: refusing now beats accepting what the queue would drop.
+        response = error(
+            503,
+            "overloaded",
+            f"subscriber {busy.name!r} has {busy.depth} message(s) waiting; retry later",
+        )
+        response.headers["Retry-After"] = str(_RETRY_AFTER_SECONDS)
+        return response
+    # On the in-process bus, 202 waits until durable subscribers (the alert outbox) hold them.
+    accepted, committed = await bridge.bus.publish_verified_durably(result, _COMMIT_WAIT_SECONDS)
+    answer: dict[str, Any] = {"accepted": accepted}
+    if not committed:
+        # Published all the same (a retry would be refused as replayed): say so, don't fail.
+        _logger.warning("ingest: answered 202 before the alert outbox committed the batch")
+        answer["committed"] = False
+    return web.json_response(answer, status=202)
 
 
 def _too_large(limit: int) -> Rejection:

@@ -363,7 +363,9 @@ class DemoCluster:
             self._failed(rng.choice(self._nodes), out)
 
     def _alert_id(self, node: _Node) -> str:
-        return f"demo-node-failure-{node.name.replace('@', '-')}"
+        # The id the alert sink derives from NodeLifecycle ``down``: one node_failure alert,
+        # not two, which the ``reconnected`` event resolves.
+        return f"node_failure:{node.name}"
 
     def _failed(self, node: _Node, out: list[tuple[str, Message]]) -> None:
         node.down_left = self._rng.randint(15, 30)

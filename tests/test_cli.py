@@ -279,3 +279,23 @@ def test_tail_with_a_wrong_token_exits_1(
     completed = cli("tail", "--url", process.url, EXESDB_ADMIN_TOKEN="wrong-token")
     assert completed.returncode == 1
     assert "401" in completed.stderr
+
+
+def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
+    """`outbox list` shows webhook URLs without credentials or query (they may hold tokens)."""
+    from bridge.sinks.alerts.outbox import DeliveryState, Outbox
+
+    secret_url = "https://user:hunter2@hooks.example/services/x?token=s3cr3t"
+    outbox = Outbox.in_dir(tmp_path, urls=[secret_url])
+    outbox._db.execute(
+        "INSERT INTO deliveries (id, url, body, alert_ids, created_at, next_attempt_at, state)"
+        " VALUES ('d1', ?, x'7b7d', '[\"a1\"]', 1.0, 1.0, ?)",
+        (secret_url, DeliveryState.PENDING.value),
+    )
+    outbox.close()
+    for extra in ([], ["--json"]):
+        result = cli("outbox", "list", *extra, EXESDB_STATE_DIR=str(tmp_path))
+        assert result.returncode == 0, result.stderr
+        assert "https://hooks.example/services/x" in result.stdout
+        assert "hunter2" not in result.stdout
+        assert "s3cr3t" not in result.stdout

@@ -14,7 +14,10 @@ import bridge.messages
 EXPORTS: dict[types.ModuleType, list[str]] = {
     bridge: ["__version__"],
     bridge.bus: [
+        "MAX_BATCH",
         "SIGNATURE_HEADER",
+        "BatchHandler",
+        "BatchSubscription",
         "Bus",
         "BusMetrics",
         "Envelope",

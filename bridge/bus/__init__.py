@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from bridge.bus.bus import (
+    MAX_BATCH,
+    BatchHandler,
+    BatchSubscription,
     Bus,
     Handler,
     PublishResult,
@@ -25,7 +28,10 @@ from bridge.bus.transport import Frame, FrameReceiver, MemoryTransport, Transpor
 from bridge.bus.verify import Verifier
 
 __all__ = [
+    "MAX_BATCH",
     "SIGNATURE_HEADER",
+    "BatchHandler",
+    "BatchSubscription",
     "Bus",
     "BusMetrics",
     "Envelope",

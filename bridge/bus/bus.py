@@ -15,10 +15,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Final
+from typing import Final, Literal, overload
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
@@ -38,6 +38,9 @@ from bridge.errors import MessageError
 from bridge.messages import INSTANCES, Message, utc_now
 
 __all__ = [
+    "MAX_BATCH",
+    "BatchHandler",
+    "BatchSubscription",
     "Bus",
     "Handler",
     "PublishResult",
@@ -50,7 +53,9 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 
 Handler = Callable[[Envelope], Awaitable[None] | None]
+BatchHandler = Callable[[Sequence[Envelope]], Awaitable[None] | None]
 _ALL_TOPICS: Final = "*"
+MAX_BATCH: Final = 1000
 
 
 class PublishStatus(Enum):
@@ -213,6 +218,138 @@ class Subscription:
             _logger.warning(
                 "subscriber %s stopped with %d message(s) unhandled", self.name, len(self._queue)
             )
+            # Said once: a second stop (the bus stops every subscription) finds nothing left.
+            self._queue.clear()
+
+
+class BatchSubscription(Subscription):
+    """A subscriber whose handler takes everything queued at once (up to ``max_batch``).
+
+    The frames' acks are called, in order, after the handler returns, so a handler that commits
+    the whole batch in one transaction acknowledges nothing it has not made safe. A ``durable``
+    subscription counts what it has handled: a publisher can wait (``wait_handled``) until what
+    it put on the in-process bus has been through the handler. ``high_water`` marks the queue
+    depth from which publishers that can push back (HTTP ingest) should refuse new work.
+    """
+
+    __slots__ = (
+        "_batch_handler",
+        "_handled",
+        "_inflight",
+        "_waiters",
+        "durable",
+        "high_water",
+        "max_batch",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        handler: BatchHandler,
+        instances: frozenset[str],
+        topic: str,
+        max_queue: int,
+        group: bool,
+        dropped: Callable[[], None],
+        errors: Callable[[], None],
+        *,
+        max_batch: int = MAX_BATCH,
+        durable: bool = False,
+        high_water: int | None = None,
+    ) -> None:
+        super().__init__(name, _unused, instances, topic, max_queue, group, dropped, errors)
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, not {max_batch}")
+        self._batch_handler = handler
+        self.max_batch = max_batch
+        self.durable = durable
+        self.high_water = max_queue if high_water is None else high_water
+        self._handled = 0
+        self._inflight = 0
+        self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
+
+    @property
+    def congested(self) -> bool:
+        """True when the queue is at or above its high-water mark."""
+        return len(self._queue) >= self.high_water
+
+    @property
+    def mark(self) -> int:
+        """The sequence number of the last message taken so far (handled, in flight or queued)."""
+        return self._handled + self._inflight + len(self._queue)
+
+    async def wait_handled(self, mark: int, seconds: float) -> bool:
+        """Wait until every message up to ``mark`` went through the handler; False after
+        ``seconds``.
+
+        Also False when the subscription stops first. A handler that raised counts as handled
+        (its error is counted in ``exesdb_sink_errors_total``).
+        """
+        if self._handled >= mark:
+            return True
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiters.append((mark, future))
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), seconds)
+        except TimeoutError:
+            return False
+        finally:
+            if not future.done():
+                future.cancel()
+            self._waiters = [(m, f) for m, f in self._waiters if not f.done()]
+
+    def _settle_waiters(self, stopped: bool = False) -> None:
+        if not self._waiters:
+            return
+        keep: list[tuple[int, asyncio.Future[bool]]] = []
+        for mark, future in self._waiters:
+            if future.done():
+                continue
+            if stopped or self._handled >= mark:
+                future.set_result(not stopped or self._handled >= mark)
+            else:
+                keep.append((mark, future))
+        self._waiters = keep
+
+    async def _drain(self) -> None:
+        queue = self._queue
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while queue:
+                count = min(len(queue), self.max_batch)
+                taken = [queue.popleft() for _ in range(count)]
+                self._busy = True
+                self._inflight = count
+                try:
+                    outcome = self._batch_handler([envelope for envelope, _ in taken])
+                    if outcome is not None and inspect.isawaitable(outcome):
+                        await outcome
+                    for _, frame in taken:
+                        if frame.ack is not None:
+                            await frame.ack()
+                except asyncio.CancelledError:
+                    # Stopped mid-batch: these were not handled; say so with the rest.
+                    self._queue.extendleft(reversed(taken))
+                    raise
+                except Exception:
+                    self._errors()
+                    _logger.exception("subscriber %s failed on a batch of %d", self.name, count)
+                finally:
+                    self._busy = False
+                    self._inflight = 0
+                self._handled += count
+                self._settle_waiters()
+            self._drained.set()
+
+    async def stop(self, drain_seconds: float) -> None:
+        """Drain what is queued (for up to ``drain_seconds``), then stop; waiters are released."""
+        await super().stop(drain_seconds)
+        self._settle_waiters(stopped=True)
+
+
+async def _unused(envelope: Envelope) -> None:  # pragma: no cover - BatchSubscription's slot
+    raise AssertionError("a batch subscription calls its batch handler")
 
 
 class Bus:
@@ -255,6 +392,7 @@ class Bus:
 
     # -- subscribing --
 
+    @overload
     def subscribe(
         self,
         name: str,
@@ -264,12 +402,49 @@ class Bus:
         topic: str = _ALL_TOPICS,
         queue_size: int | None = None,
         group: bool = False,
+        batch: Literal[False] = False,
+    ) -> Subscription: ...
+
+    @overload
+    def subscribe(
+        self,
+        name: str,
+        handler: BatchHandler,
+        *,
+        instances: Collection[str] | None = None,
+        topic: str = _ALL_TOPICS,
+        queue_size: int | None = None,
+        group: bool = False,
+        batch: Literal[True],
+        max_batch: int = MAX_BATCH,
+        durable: bool = False,
+        high_water: float | None = None,
+    ) -> BatchSubscription: ...
+
+    def subscribe(
+        self,
+        name: str,
+        handler: Handler | BatchHandler,
+        *,
+        instances: Collection[str] | None = None,
+        topic: str = _ALL_TOPICS,
+        queue_size: int | None = None,
+        group: bool = False,
+        batch: bool = False,
+        max_batch: int = MAX_BATCH,
+        durable: bool = False,
+        high_water: float | None = None,
     ) -> Subscription:
         """Deliver matching verified messages to ``handler``, in order, from its own queue.
 
         ``topic`` is exact, or a prefix ending in ``*`` (``*`` alone takes all). ``group``
         subscribers take work-queue frames: across bridge replicas each such message reaches
         one of them (on the in-process bus, simply this one).
+
+        With ``batch=True`` the handler gets a ``Sequence[Envelope]`` of everything queued (at
+        most ``max_batch``) and the frames are acknowledged after it returns; ``durable`` lets
+        ``publish_verified_durably`` wait for the handler; ``high_water`` (a fraction of the
+        queue size) is where ``congestion`` starts refusing (see ``BatchSubscription``).
         """
         chosen = frozenset(INSTANCES if instances is None else instances)
         unknown = chosen - set(INSTANCES)
@@ -277,16 +452,35 @@ class Bus:
             raise MessageError(f"unknown bus instance(s): {', '.join(sorted(unknown))}")
         if topic != _ALL_TOPICS:
             check_topic(topic.removesuffix(_ALL_TOPICS) or "x")
-        subscription = Subscription(
-            name,
-            handler,
-            chosen,
-            topic,
-            queue_size or self._queue_size,
-            group,
-            self.metrics.dropped.labels(name).inc,
-            self.metrics.handler_errors.labels(name).inc,
-        )
+        size = queue_size or self._queue_size
+        dropped = self.metrics.dropped.labels(name).inc
+        errors = self.metrics.handler_errors.labels(name).inc
+        subscription: Subscription
+        if batch:
+            subscription = BatchSubscription(
+                name,
+                handler,  # type: ignore[arg-type]  # the overloads pair batch with BatchHandler
+                chosen,
+                topic,
+                size,
+                group,
+                dropped,
+                errors,
+                max_batch=max_batch,
+                durable=durable,
+                high_water=None if high_water is None else max(1, int(size * high_water)),
+            )
+        else:
+            subscription = Subscription(
+                name,
+                handler,  # type: ignore[arg-type]
+                chosen,
+                topic,
+                size,
+                group,
+                dropped,
+                errors,
+            )
         self._subscriptions.append(subscription)
         for instance in chosen:
             self._by_instance[instance].append(subscription)
@@ -368,6 +562,50 @@ class Bus:
         for key, number in published.items():
             self._published[key].inc(number)
         return count
+
+    def congestion(self, envelopes: Sequence[Envelope]) -> BatchSubscription | None:
+        """A subscriber that cannot take ``envelopes`` now (at its high-water mark, or they
+        would overflow its queue), or None; for publishers that can push back (HTTP ingest)."""
+        for subscription in self._subscriptions:
+            if not isinstance(subscription, BatchSubscription):
+                continue
+            taken = sum(
+                1
+                for envelope in envelopes
+                if envelope.instance in subscription.instances
+                and subscription.matches(envelope.topic)
+            )
+            if taken and (
+                subscription.congested or subscription.depth + taken > subscription.max_queue
+            ):
+                return subscription
+        return None
+
+    async def publish_verified_durably(
+        self, envelopes: Iterable[Envelope], seconds: float
+    ) -> tuple[int, bool]:
+        """``publish_verified``, then wait (up to ``seconds``) for the durable subscribers.
+
+        Returns the count and whether every durable subscriber that took some of the envelopes
+        has handled them. On a shared transport the transport holds them durably and this does
+        not wait (True).
+        """
+        durable = [
+            (subscription, subscription.mark)
+            for subscription in self._subscriptions
+            if isinstance(subscription, BatchSubscription) and subscription.durable
+        ]
+        count = self.publish_verified(envelopes)
+        if not isinstance(self.transport, MemoryTransport):
+            return count, True
+        # Read right after the (synchronous) dispatch: the marks cover exactly these envelopes.
+        waits = [(s, s.mark) for s, before in durable if s.mark != before]
+        deadline = time.monotonic() + seconds
+        settled = True
+        for subscription, mark in waits:
+            left = max(0.0, deadline - time.monotonic())
+            settled = await subscription.wait_handled(mark, left) and settled
+        return count, settled
 
     def _send(self, frame: Frame) -> bool:
         if self.transport.send(frame):

@@ -178,7 +178,7 @@ def test_a_node_fails_then_reconnects() -> None:
     flat = [pair for step in steps for pair in step]
     acks = of(flat, AlertAck)
     assert acks
-    assert acks[0].alert_id == f"demo-node-failure-{failed_node.replace('@', '-')}"
+    assert acks[0].alert_id == f"node_failure:{failed_node}"
     reconnected = [m for m in of(flat, NodeLifecycle) if m.event == "reconnected"]
     assert reconnected[0].node == failed_node
 

@@ -10,7 +10,7 @@ from bridge.messages import TAGS
 from bridge.sinks.prometheus import SeriesStore, Translator
 
 NODE = "n1"
-SELF_PREFIXES = ("exesdb_prometheus_", "exesdb_alerts_active")
+SELF_PREFIXES = ("exesdb_prometheus_",)
 
 
 class FakeClock:

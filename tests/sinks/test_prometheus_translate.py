@@ -557,8 +557,8 @@ def test_every_message_is_counted_by_instance_and_type():
     assert "instance=" not in text
 
 
-def test_active_alerts_follow_acknowledgements():
-    """exesdb_alerts_active counts SystemAlerts until their AlertAck, by severity."""
+def test_alerts_are_counted_and_acknowledgements_labelled_by_severity():
+    """SystemAlerts count in exesdb_alerts_total and acks by severity; alerts_active is not here."""
     alert = {"category": "system", "title": "t", "description": "d", "source": "s"}
     store = translate(
         envelope("system_alert", alert_id="a1", severity="critical", **alert),
@@ -568,9 +568,7 @@ def test_active_alerts_follow_acknowledgements():
         envelope("alert_acknowledged", alert_id="a1", ack_by="ops"),
     )
     text = store.render()
-    assert 'exesdb_alerts_active{severity="critical"} 1.0\n' in text
-    assert 'exesdb_alerts_active{severity="warning"} 1.0\n' in text
-    assert 'exesdb_alerts_active{severity="info"} 0.0\n' in text
+    assert "exesdb_alerts_active" not in text
     assert 'exesdb_alert_acknowledgements_total{severity="critical"} 1.0\n' in text
     assert 'exesdb_alerts_total{severity="critical",category="system"} 3.0\n' in text
 

@@ -2,7 +2,9 @@
 
 As Prometheus does: every alert still firing is re-posted each ``interval`` with ``endsAt`` four
 intervals ahead, so Alertmanager keeps it while the bridge lives and lets it lapse if the bridge
-dies; a resolved alert is posted with its real ``endsAt``. Alertmanager's routing, silences and
+dies; a resolved alert is posted with its real ``endsAt``. Between those full posts, a wake (an
+alert changed) posts only the alerts changed since the last post, so a burst of n alerts costs
+O(n) posted alerts, not O(n²). Alertmanager's routing, silences and
 inhibition then apply. The escalation level travels as an annotation, not a label, so that an
 escalation does not make Alertmanager see a new alert.
 """
@@ -30,6 +32,9 @@ _logger = logging.getLogger(__name__)
 
 _RESEND_FACTOR: Final = 4  # endsAt = now + 4 intervals, as Prometheus sends
 _FAILURE_PAUSE_SECONDS: Final = 5.0
+# Changes stamped just before a post's query may commit just after it: look back this far.
+_CURSOR_MARGIN_SECONDS: Final = 5.0
+_MAX_PER_POST: Final = 1000
 
 
 def _time(seconds: float) -> str:
@@ -82,6 +87,7 @@ class AlertmanagerPoster:
         self._clock = clock
         self._sleep = sleep
         self._last_ok: float | None = None
+        self._cursor: float | None = None
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
@@ -117,25 +123,45 @@ class AlertmanagerPoster:
     async def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
+            now = self._clock()
+            full = self._last_ok is None or now - self._last_ok >= self.interval
             try:
-                ok = await self.post_once()
+                ok = await self.post_once(full=full)
             except Exception:
                 _logger.exception("posting to Alertmanager failed")
                 ok = False
-            await self._sleep(
-                self.interval if ok else min(self.interval, _FAILURE_PAUSE_SECONDS), self._wake
-            )
+            if not ok:
+                pause = min(self.interval, _FAILURE_PAUSE_SECONDS)
+            else:
+                assert self._last_ok is not None
+                pause = max(0.0, self._last_ok + self.interval - self._clock())
+            await self._sleep(pause, self._wake)
 
-    async def post_once(self) -> bool:
-        """Post every current alert once; True when Alertmanager took them (or none to send)."""
+    async def post_once(self, *, full: bool = True) -> bool:
+        """Post the current alerts once; True when Alertmanager took them (or none to send).
+
+        ``full``: every alert not resolved and those resolved lately (the periodic re-post);
+        otherwise only those changed since the last post (a wake).
+        """
         now = self._clock()
-        since = (self._last_ok if self._last_ok is not None else now) - (
-            _RESEND_FACTOR * self.interval
-        )
-        records = await self._db.call(self._outbox.current, since)
-        if not records:
+        if full or self._cursor is None:
+            since = (self._last_ok if self._last_ok is not None else now) - (
+                _RESEND_FACTOR * self.interval
+            )
+            records = await self._db.call(self._outbox.current, since)
+        else:
+            records = await self._db.call(
+                self._outbox.changed_since, self._cursor - _CURSOR_MARGIN_SECONDS
+            )
+        for start in range(0, len(records), _MAX_PER_POST):
+            if not await self._post(records[start : start + _MAX_PER_POST], now):
+                return False
+        if full or self._last_ok is None:
             self._last_ok = now
-            return True
+        self._cursor = now
+        return True
+
+    async def _post(self, records: list[AlertRecord], now: float) -> bool:
         body = [
             alertmanager_alert(
                 record,
@@ -151,7 +177,6 @@ class AlertmanagerPoster:
             async with self._session.post(self.url, json=body) as response:
                 text = await response.text()
                 if response.status // 100 == 2:
-                    self._last_ok = now
                     self._count("ok")
                     return True
                 _logger.warning(

@@ -35,8 +35,10 @@ from bridge.sinks.alerts.sources import AlertEvent
 
 __all__ = [
     "MAX_LEVEL",
+    "Acknowledgement",
     "AlertRecord",
     "AlertState",
+    "Applied",
     "Delivery",
     "DeliveryState",
     "Escalated",
@@ -46,7 +48,12 @@ __all__ = [
 
 FILE_NAME: Final = "alerts.sqlite3"
 MAX_LEVEL: Final = 3
-_SCHEMA_VERSION: Final = 1
+_SCHEMA_VERSION: Final = 2
+# Columns added after version 1, with their definitions (appended, so positional inserts work).
+_ADDED_COLUMNS: Final = (
+    ("auto_resolve", "INTEGER NOT NULL DEFAULT 0"),
+    ("last_seen", "REAL"),
+)
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS alerts (
     alert_id TEXT PRIMARY KEY,
@@ -66,7 +73,9 @@ CREATE TABLE IF NOT EXISTS alerts (
     ack_by TEXT,
     ack_note TEXT,
     ack_at REAL,
-    resolution TEXT
+    resolution TEXT,
+    auto_resolve INTEGER NOT NULL DEFAULT 0,
+    last_seen REAL
 );
 CREATE INDEX IF NOT EXISTS alerts_by_state ON alerts (state, level_since);
 CREATE TABLE IF NOT EXISTS queued (
@@ -136,6 +145,13 @@ class AlertRecord:
     ack_note: str | None = None
     ack_at: float | None = None
     resolution: str | None = None
+    auto_resolve: bool = False
+    last_seen: float | None = None
+
+    @property
+    def open(self) -> bool:
+        """Firing or acknowledged: not resolved."""
+        return self.state is not AlertState.RESOLVED
 
     @property
     def level_name(self) -> str:
@@ -225,6 +241,24 @@ class Escalated:
 
 
 @dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """An AlertAck to apply along with alert events."""
+
+    alert_id: str
+    ack_by: str
+    ack_note: str | None = None
+    resolution: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What a batch of changes did: the alerts receivers must hear of, and refusals."""
+
+    changed: list[AlertRecord]
+    refused: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxDepth:
     """How much is waiting: alerts in grouping windows, pending and dead deliveries."""
 
@@ -255,6 +289,7 @@ class Outbox:
         self._db.execute("PRAGMA busy_timeout=10000")
         # Every statement is IF NOT EXISTS, so a bridge and a CLI opening the file race safely.
         self._db.executescript(_SCHEMA)
+        self._migrate()
         self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
         # Ids of the alerts not resolved, kept beside the table (written only in _store, under
         # the lock): a resolved event for any other alert changes nothing, and the sink asks
@@ -267,6 +302,17 @@ class Outbox:
         }
         self._resolved: set[str] = set()  # resolved in the open transaction
         self._closed = False
+
+    def _migrate(self) -> None:
+        """Bring a version 1 file up to date: add the columns it lacks."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(alerts)")}
+        for column, definition in _ADDED_COLUMNS:
+            if column not in have:
+                try:
+                    self._db.execute(f"ALTER TABLE alerts ADD COLUMN {column} {definition}")
+                except sqlite3.OperationalError as exc:  # a CLI beside us added it first
+                    if "duplicate column" not in str(exc):
+                        raise
 
     @classmethod
     def in_dir(cls, state_dir: Path | str, *, urls: Sequence[str] = ()) -> Outbox:
@@ -329,54 +375,115 @@ class Outbox:
         return [_record(row) for row in rows]
 
     def observe(self, event: AlertEvent, now: float) -> AlertRecord | None:
-        """Apply an alert event; the alert when receivers must hear of it, else None.
+        """Apply one alert event; the alert when receivers must hear of it, else None."""
+        applied = self.apply([event], now)
+        return applied.changed[0] if applied.changed else None
 
-        A firing event for an alert already firing (or acknowledged) at the same severity
-        changes nothing: an ongoing condition is not notified again. A resolved event for an
-        unknown or already resolved alert changes nothing either.
+    def apply(
+        self,
+        changes: Sequence[AlertEvent | Acknowledgement],
+        now: float,
+        *,
+        max_open: int | None = None,
+    ) -> Applied:
+        """Apply alert events and acknowledgements, in order, in ONE transaction.
+
+        A firing event for an alert already firing (or acknowledged) at the same severity only
+        records that it was seen (``last_seen``, which keeps an event alert from auto-resolving):
+        an ongoing condition is not notified again. A resolved event for an unknown or already
+        resolved alert changes nothing. A new alert beyond ``max_open`` open alerts is refused
+        (counted in ``Applied.refused``).
         """
+        changed: dict[str, AlertRecord] = {}
+        refused = 0
+        open_count: int | None = None
         with self._lock, self._tx():
-            current = self._alert(event.alert_id)
-            if event.firing:
-                if current is not None and current.state is not AlertState.RESOLVED:
-                    if current.severity == event.severity:
-                        return None
-                    changed = replace(
-                        current,
-                        severity=event.severity,
-                        title=event.title,
-                        description=event.description,
-                        updated_at=now,
+            for change in changes:
+                if isinstance(change, Acknowledgement):
+                    record = self._acknowledge(
+                        change.alert_id,
+                        change.ack_by,
+                        now,
+                        ack_note=change.ack_note,
+                        resolution=change.resolution,
                     )
-                else:
-                    changed = AlertRecord(
-                        alert_id=event.alert_id,
-                        alertname=event.alertname,
-                        severity=event.severity,
-                        category=event.category,
-                        node=event.node,
-                        title=event.title,
-                        description=event.description,
-                        requires_ack=event.requires_ack,
-                        state=AlertState.FIRING,
-                        level=1,
-                        starts_at=event.at.timestamp(),
-                        updated_at=now,
-                        ends_at=None,
-                        level_since=now,
+                    if record is not None and record.updated_at == now:
+                        changed[record.alert_id] = record
+                    continue
+                current = self._alert(change.alert_id)
+                if change.firing and (current is None or not current.open) and max_open is not None:
+                    if open_count is None:
+                        open_count = self._open_count()
+                    if open_count >= max_open:
+                        refused += 1
+                        continue
+                    open_count += 1
+                record = self._observe(current, change, now)
+                if record is not None:
+                    changed[record.alert_id] = record
+                    if open_count is not None and not record.open:
+                        open_count -= 1
+        return Applied(list(changed.values()), refused)
+
+    def _open_count(self) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM alerts WHERE state != ?", (AlertState.RESOLVED.value,)
+        ).fetchone()
+        return int(row[0])
+
+    def _observe(
+        self, current: AlertRecord | None, event: AlertEvent, now: float
+    ) -> AlertRecord | None:
+        if event.firing:
+            if current is not None and current.open:
+                # An event alert repeated by a condition alert becomes a condition alert.
+                auto_resolve = current.auto_resolve and event.auto_resolve
+                if current.severity == event.severity:
+                    self._db.execute(
+                        "UPDATE alerts SET last_seen = ?, auto_resolve = ? WHERE alert_id = ?",
+                        (now, int(auto_resolve), current.alert_id),
                     )
-            else:
-                if current is None or current.state is AlertState.RESOLVED:
                     return None
                 changed = replace(
                     current,
-                    state=AlertState.RESOLVED,
-                    ends_at=max(event.at.timestamp(), current.starts_at),
+                    severity=event.severity,
+                    title=event.title,
+                    description=event.description,
                     updated_at=now,
+                    last_seen=now,
+                    auto_resolve=auto_resolve,
                 )
-            self._store(changed)
-            self._queue(changed.alert_id, now)
-            return changed
+            else:
+                changed = AlertRecord(
+                    alert_id=event.alert_id,
+                    alertname=event.alertname,
+                    severity=event.severity,
+                    category=event.category,
+                    node=event.node,
+                    title=event.title,
+                    description=event.description,
+                    requires_ack=event.requires_ack,
+                    state=AlertState.FIRING,
+                    level=1,
+                    starts_at=event.at.timestamp(),
+                    updated_at=now,
+                    ends_at=None,
+                    level_since=now,
+                    auto_resolve=event.auto_resolve,
+                    last_seen=now,
+                )
+        else:
+            if current is None or not current.open:
+                return None
+            changed = replace(
+                current,
+                state=AlertState.RESOLVED,
+                ends_at=max(event.at.timestamp(), current.starts_at),
+                updated_at=now,
+            )
+        self._store(changed)
+        self._queue(changed.alert_id, now)
+        return changed
 
     def acknowledge(
         self,
@@ -392,28 +499,87 @@ class Outbox:
         Acknowledging twice, or after the alert resolved, changes nothing.
         """
         with self._lock, self._tx():
-            current = self._alert(alert_id)
-            if current is None:
-                return None
-            if current.state is AlertState.RESOLVED:
-                return current
-            if current.state is AlertState.ACKNOWLEDGED and resolution is None:
-                return current
-            changed = replace(
-                current,
-                state=AlertState.RESOLVED if resolution else AlertState.ACKNOWLEDGED,
-                ack_by=ack_by,
-                ack_note=ack_note,
-                ack_at=now,
-                resolution=resolution,
-                updated_at=now,
+            return self._acknowledge(
+                alert_id, ack_by, now, ack_note=ack_note, resolution=resolution
             )
-            if resolution:
-                changed = replace(changed, ends_at=now)
-            self._store(changed)
-            if resolution:
-                self._queue(alert_id, now)
-            return changed
+
+    def _acknowledge(
+        self,
+        alert_id: str,
+        ack_by: str,
+        now: float,
+        *,
+        ack_note: str | None,
+        resolution: str | None,
+    ) -> AlertRecord | None:
+        current = self._alert(alert_id)
+        if current is None:
+            return None
+        if current.state is AlertState.RESOLVED:
+            return current
+        if current.state is AlertState.ACKNOWLEDGED and resolution is None:
+            return current
+        changed = replace(
+            current,
+            state=AlertState.RESOLVED if resolution else AlertState.ACKNOWLEDGED,
+            ack_by=ack_by,
+            ack_note=ack_note,
+            ack_at=now,
+            resolution=resolution,
+            updated_at=now,
+        )
+        if resolution:
+            changed = replace(changed, ends_at=now)
+        self._store(changed)
+        if resolution:
+            self._queue(alert_id, now)
+        return changed
+
+    def resolve_expired(self, now: float, after_seconds: float) -> list[AlertRecord]:
+        """Resolve the event alerts not seen for ``after_seconds`` (as Alertmanager's
+        ``resolve_timeout``); a ``requires_ack`` one only once acknowledged, counting from the
+        acknowledgement. Each resolution is queued for the receivers."""
+        cutoff = now - after_seconds
+        with self._lock, self._tx():
+            rows = self._db.execute(
+                "SELECT * FROM alerts WHERE auto_resolve = 1 AND ("
+                " (state = ? AND requires_ack = 0) OR state = ?)"
+                " AND max(COALESCE(last_seen, updated_at), COALESCE(ack_at, 0)) <= ?"
+                " LIMIT 10000",
+                (AlertState.FIRING.value, AlertState.ACKNOWLEDGED.value, cutoff),
+            ).fetchall()
+            resolved: list[AlertRecord] = []
+            for row in rows:
+                current = _record(row)
+                seen = max(current.last_seen or current.updated_at, current.ack_at or 0.0)
+                changed = replace(
+                    current,
+                    state=AlertState.RESOLVED,
+                    ends_at=max(seen + after_seconds, current.starts_at),
+                    updated_at=now,
+                )
+                self._store(changed)
+                self._queue(changed.alert_id, now)
+                resolved.append(changed)
+            return resolved
+
+    def active_counts(self) -> dict[str, int]:
+        """Open alerts (firing or acknowledged) by severity."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT severity, COUNT(*) FROM alerts WHERE state != ? GROUP BY severity",
+                (AlertState.RESOLVED.value,),
+            ).fetchall()
+        return {str(severity): int(count) for severity, count in rows}
+
+    def changed_since(self, since: float, limit: int = 10_000) -> list[AlertRecord]:
+        """Alerts whose state changed at or after ``since`` (for Alertmanager's wake posts)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM alerts WHERE updated_at >= ? ORDER BY updated_at DESC LIMIT ?",
+                (since, limit),
+            ).fetchall()
+        return [_record(row) for row in rows]
 
     def escalate_due(self, now: float, after_seconds: float) -> list[Escalated]:
         """Move every unacknowledged ``requires_ack`` alert that waited too long up one level."""
@@ -457,7 +623,7 @@ class Outbox:
             self._resolved.discard(record.alert_id)
         self._db.execute(
             "INSERT OR REPLACE INTO alerts VALUES"
-            " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.alert_id,
                 record.alertname,
@@ -477,6 +643,8 @@ class Outbox:
                 record.ack_note,
                 record.ack_at,
                 record.resolution,
+                int(record.auto_resolve),
+                record.last_seen,
             ),
         )
 
@@ -576,13 +744,70 @@ class Outbox:
             )
 
     def orphaned(self) -> int:
-        """Pending deliveries for URLs this outbox was not opened with."""
-        query = "SELECT COUNT(*) FROM deliveries WHERE state = ?"
-        if self.urls:
-            query += f" AND url NOT IN ({','.join('?' * len(self.urls))})"
+        """Pending deliveries and queued alerts for URLs this outbox was not opened with."""
+        where, args = self._not_configured()
         with self._lock:
-            row = self._db.execute(query, (DeliveryState.PENDING.value, *self.urls)).fetchone()
-        return int(row[0])
+            pending = self._db.execute(
+                f"SELECT COUNT(*) FROM deliveries WHERE state = ? AND {where}",  # noqa: S608
+                (DeliveryState.PENDING.value, *args),
+            ).fetchone()[0]
+            queued = self._db.execute(
+                f"SELECT COUNT(*) FROM queued WHERE {where}",  # noqa: S608
+                args,
+            ).fetchone()[0]
+        return int(pending) + int(queued)
+
+    def dead_letter_orphans(self, now: float, build: BuildPayloads) -> int:
+        """Dead-letter what waits for URLs no longer configured; returns how many deliveries.
+
+        Queued alerts become deliveries built at once, and those and the pending deliveries
+        for such URLs are dead-lettered with a reason, so they no longer count as waiting; they
+        stay retryable with ``exesdb-bridge outbox retry`` once the URL is configured again.
+        """
+        reason = "the URL is no longer in EXESDB_WEBHOOK_URLS"
+        where, args = self._not_configured()
+        with self._lock, self._tx():
+            queued: dict[str, list[str]] = {}
+            for url, alert_id in self._db.execute(
+                f"SELECT url, alert_id FROM queued WHERE {where}"  # noqa: S608
+                " ORDER BY url, queued_at, alert_id",
+                args,
+            ):
+                queued.setdefault(url, []).append(alert_id)
+            created = 0
+            for url, ids in queued.items():
+                records = [r for r in (self._alert(i) for i in ids) if r is not None]
+                for body, alert_ids in build(records) if records else ():
+                    self._db.execute(
+                        "INSERT INTO deliveries (id, url, body, alert_ids, created_at,"
+                        " next_attempt_at, state, last_error, finished_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            new_message_id(),
+                            url,
+                            body,
+                            json.dumps(list(alert_ids)),
+                            now,
+                            now,
+                            DeliveryState.DEAD.value,
+                            reason,
+                            now,
+                        ),
+                    )
+                    created += 1
+            self._db.execute(f"DELETE FROM queued WHERE {where}", args)  # noqa: S608
+            moved = self._db.execute(
+                "UPDATE deliveries SET state = ?, last_error = ?, finished_at = ?"  # noqa: S608
+                f" WHERE state = ? AND {where}",
+                (DeliveryState.DEAD.value, reason, now, DeliveryState.PENDING.value, *args),
+            ).rowcount
+            return created + moved
+
+    def _not_configured(self) -> tuple[str, tuple[str, ...]]:
+        # Only "?" placeholders go into the SQL text; the URLs are bound parameters.
+        if not self.urls:
+            return "1 = 1", ()
+        return f"url NOT IN ({','.join('?' * len(self.urls))})", self.urls
 
     def deliveries(self, state: str | None = None, limit: int = 1000) -> list[Delivery]:
         """Deliveries, newest first, optionally in one state."""
@@ -664,6 +889,8 @@ def _record(row: sqlite3.Row) -> AlertRecord:
         ack_note=row["ack_note"],
         ack_at=None if row["ack_at"] is None else float(row["ack_at"]),
         resolution=row["resolution"],
+        auto_resolve=bool(row["auto_resolve"]),
+        last_seen=None if row["last_seen"] is None else float(row["last_seen"]),
     )
 
 

@@ -1,7 +1,9 @@
 """The alert sink: bus messages in, durable signed webhooks and Alertmanager posts out.
 
-The bus handler writes every change (alert state and queued notification) to the outbox before
-it returns, so on the Redis bus a message is acknowledged only once it is safe on disk. Per-URL
+The bus handler takes everything queued at once and writes every change (alert states and queued
+notifications) to the outbox in ONE transaction before it returns, so on the Redis bus a message
+is acknowledged only once it is safe on disk, and on the in-process bus HTTP ingest answers 202
+only once its alerts are (see ``Bus.publish_verified_durably``). Per-URL
 workers then group and deliver; a housekeeping loop escalates, refreshes the depth gauges and
 prunes old rows; the Alertmanager poster mirrors alert states to Alertmanager when configured.
 """
@@ -14,11 +16,13 @@ import logging
 import random as _random
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from bridge.bus import Bus, Envelope
 from bridge.config import Settings
@@ -39,6 +43,7 @@ from bridge.sinks.alerts.delivery import (
 )
 from bridge.sinks.alerts.escalation import Escalator
 from bridge.sinks.alerts.outbox import (
+    Acknowledgement,
     AlertRecord,
     AlertState,
     Delivery,
@@ -47,7 +52,7 @@ from bridge.sinks.alerts.outbox import (
     OutboxDepth,
 )
 from bridge.sinks.alerts.payload import build_payloads
-from bridge.sinks.alerts.sources import alert_event, meets
+from bridge.sinks.alerts.sources import SEVERITIES, AlertEvent, alert_events, meets
 from bridge.sinks.alerts.thread import DbThread
 
 __all__ = ["SUBSCRIBED_INSTANCES", "AlertSink"]
@@ -66,7 +71,13 @@ _HOUSEKEEPING_SECONDS: Final = 1.0
 _PRUNE_EVERY_SECONDS: Final = 3600.0
 _KEEP_DELIVERED_SECONDS: Final = 86_400.0
 _KEEP_RESOLVED_SECONDS: Final = 7 * 86_400.0
-_DRAIN_SECONDS: Final = 2.0
+# The share of EXESDB_ALERT_QUEUE_SIZE from which HTTP ingest refuses new work (503).
+HIGH_WATER: Final = 0.8
+# Kept from EXESDB_SHUTDOWN_TIMEOUT_MS for stopping the workers once the queue is drained (at
+# most a fifth of it).
+_CLOSE_MARGIN_SECONDS: Final = 1.0
+# Open (firing or acknowledged) alerts kept at most; new ones beyond are refused and counted.
+MAX_OPEN_ALERTS: Final = 50_000
 _MAX_LIST: Final = 10_000
 _LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -102,6 +113,7 @@ class AlertSink:
         random: Callable[[], float] = _random.random,
         sleep: Sleep = wait_or_wake,
         alertmanager_interval: float = 60.0,
+        max_open_alerts: int = MAX_OPEN_ALERTS,
     ) -> None:
         self.settings = settings
         self.external_url = external_url(settings)
@@ -112,6 +124,9 @@ class AlertSink:
         self._random = random
         self._sleep = sleep
         self._alertmanager_interval = alertmanager_interval
+        self._max_open = max_open_alerts
+        self._resolve_after = settings.alert_resolve_timeout_ms / 1000
+        self._active: dict[str, int] = {}
         self._db = DbThread()
         self._depth = OutboxDepth(0, 0, 0)
         self._min_severity = settings.webhook_min_severity
@@ -136,10 +151,13 @@ class AlertSink:
         self._register_metrics(registry)
         self.subscription = bus.subscribe(
             "alerts",
-            self._on_message,
+            self._on_batch,
             instances=SUBSCRIBED_INSTANCES,
             group=True,
             queue_size=settings.alert_queue_size,
+            batch=True,
+            durable=True,
+            high_water=HIGH_WATER,
         )
         self._house_wake = asyncio.Event()
         self._house_task: asyncio.Task[None] | None = None
@@ -173,6 +191,12 @@ class AlertSink:
             "Dead-lettered webhook deliveries, kept until `exesdb-bridge outbox retry`.",
             registry=registry,
         ).set_function(lambda: float(self._depth.dead))
+        self._refused = Counter(
+            "exesdb_alerts_refused",
+            f"New alerts refused because {self._max_open} alerts were already open.",
+            registry=registry,
+        )
+        registry.register(_ActiveAlerts(self))
         self._am_posts = Counter(
             "exesdb_alertmanager_posts",
             "Posts of the current alerts to Alertmanager, by result: ok or failed.",
@@ -239,14 +263,15 @@ class AlertSink:
                 sleep=self._sleep,
             )
         await self.sender.start()
-        self._depth = await self._db.call(outbox.depth)
-        orphaned = await self._db.call(outbox.orphaned)
+        orphaned = await self._db.call(outbox.dead_letter_orphans, self._clock(), self._build)
         if orphaned:
             _logger.warning(
-                "alerts: %d pending delivery(ies) are for URLs no longer in EXESDB_WEBHOOK_URLS;"
-                " they wait until the URL returns",
+                "alerts: dead-lettered %d delivery(ies) for URLs no longer in EXESDB_WEBHOOK_URLS;"
+                " once the URL is configured again, `exesdb-bridge outbox retry --all` sends them",
                 orphaned,
             )
+        self._depth = await self._db.call(outbox.depth)
+        self._active = await self._db.call(outbox.active_counts)
         self._ready.set()
         for worker in self.workers.values():
             worker.start()
@@ -264,6 +289,11 @@ class AlertSink:
             self._depth.dead,
         )
 
+    @property
+    def active(self) -> dict[str, int]:
+        """Open alerts by severity, as of the last housekeeping pass."""
+        return self._active
+
     def readiness(self) -> str | None:
         """None once started and until closed."""
         if self._closed:
@@ -278,7 +308,9 @@ class AlertSink:
             return
         self._closed = True
         # Drain first: what the bus already queued for us reaches the outbox before it closes.
-        await self.subscription.stop(_DRAIN_SECONDS)
+        # The HTTP listener closed before us, so the backlog is bounded; so is the wait.
+        timeout = self.settings.shutdown_timeout_ms / 1000
+        await self.subscription.stop(timeout - min(_CLOSE_MARGIN_SECONDS, timeout / 5))
         for worker in self.workers.values():
             await worker.aclose()
         if self.alertmanager is not None:
@@ -295,22 +327,41 @@ class AlertSink:
 
     # -- the bus stage --
 
-    async def _on_message(self, envelope: Envelope) -> None:
+    async def _on_batch(self, envelopes: Sequence[Envelope]) -> None:
         await self._ready.wait()  # messages may arrive between bus start and ours
-        payload = envelope.payload
-        if isinstance(payload, AlertAck):
-            await self._acknowledge(
-                payload.alert_id, payload.ack_by, payload.ack_note, payload.resolution
+        changes: list[AlertEvent | Acknowledgement] = []
+        fired: set[str] = set()  # firing earlier in this batch: a resolve must follow it
+        for envelope in envelopes:
+            payload = envelope.payload
+            if isinstance(payload, AlertAck):
+                changes.append(
+                    Acknowledgement(
+                        payload.alert_id, payload.ack_by, payload.ack_note, payload.resolution
+                    )
+                )
+                continue
+            for event in alert_events(envelope):
+                if event.firing:
+                    if meets(event.severity, self._min_severity):
+                        fired.add(event.alert_id)
+                        changes.append(event)
+                elif event.alert_id in fired or self.outbox.may_be_active(event.alert_id):
+                    changes.append(event)
+                # else: every healthy health message is a resolved event; for an alert that is
+                # not active it would change nothing, so it costs no transaction.
+        if not changes:
+            return
+        applied = await self._db.call(
+            self.outbox.apply, changes, self._clock(), max_open=self._max_open
+        )
+        if applied.refused:
+            self._refused.inc(applied.refused)
+            _logger.warning(
+                "alerts: refused %d new alert(s): %d alerts are open (firing or acknowledged)",
+                applied.refused,
+                self._max_open,
             )
-            return
-        event = alert_event(envelope)
-        if event is None or (event.firing and not meets(event.severity, self._min_severity)):
-            return
-        if not event.firing and not self.outbox.may_be_active(event.alert_id):
-            # Every healthy health message is a resolved event: skip the thread hop and the
-            # transaction when the alert is not active (observe() would return None).
-            return
-        if await self._db.call(self.outbox.observe, event, self._clock()) is not None:
+        if applied.changed:
             self._changed()
 
     async def _acknowledge(
@@ -382,7 +433,12 @@ class AlertSink:
             self._house_wake.clear()
             try:
                 await escalator.tick()
+                if await self._db.call(
+                    self.outbox.resolve_expired, self._clock(), self._resolve_after
+                ):
+                    self._changed()
                 self._depth = await self._db.call(self.outbox.depth)
+                self._active = await self._db.call(self.outbox.active_counts)
                 now = self._clock()
                 if now - last_prune >= _PRUNE_EVERY_SECONDS:
                     last_prune = now
@@ -422,7 +478,7 @@ class AlertSink:
         alert_id = request.match_info["alert_id"]
         try:
             body = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply
             return error(400, "malformed", 'the body must be JSON: {"ack_by": "..."}')
         if not isinstance(body, dict):
             return error(400, "malformed", 'the body must be a JSON object: {"ack_by": "..."}')
@@ -450,3 +506,25 @@ class AlertSink:
             ),
         )
         return web.json_response({"alert": record.as_json()})
+
+
+class _ActiveAlerts(Collector):
+    """``exesdb_alerts_active{severity}``: open alerts in the outbox, as of the last refresh.
+
+    The outbox is the authority; the counts are refreshed by the sink's housekeeping (every
+    second) rather than at scrape time, so that a scrape never waits on a SQLite fsync.
+    """
+
+    def __init__(self, sink: AlertSink) -> None:
+        self._sink = sink
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "exesdb_alerts_active",
+            "Alerts firing or acknowledged (not resolved) in the alert outbox, by severity.",
+            labels=["severity"],
+        )
+        active = self._sink.active
+        for severity in SEVERITIES:
+            family.add_metric([severity], active.get(severity, 0))
+        yield family

@@ -5,6 +5,13 @@ AccessViolation). The bridge derives its own from health and lifecycle messages:
 component turning degraded (warning) or unhealthy (critical), and a node going down (critical
 ``node_failure``); their ``alert_id`` is stable for the condition, so that the message saying it
 cleared resolves the same alert.
+
+Event alerts (SystemAlert, SecurityAlert, AccessViolation, and MetricAlerts on metrics no health
+message reports) have no message that clears them: they carry ``auto_resolve`` and resolve once
+not seen for ``EXESDB_ALERT_RESOLVE_TIMEOUT_MS``. A MetricAlert on a host resource
+(``cpu_usage_percent``, ``memory_usage_percent``, ``disk_usage_percent``, as the health collector
+sends them) resolves when a NodeHealth for its node reports that resource healthy in its
+``checks``, or the whole node healthy.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ __all__ = [
     "AlertEvent",
     "Severity",
     "alert_event",
+    "alert_events",
     "meets",
 ]
 
@@ -48,6 +56,10 @@ _HEALTH_SEVERITY: Final[dict[str, Severity]] = {"degraded": "warning", "unhealth
 _ACK_BY_DEFAULT: Final = frozenset({"error", "critical"})
 # NodeLifecycle events that end a node_failure.
 _NODE_BACK: Final = frozenset({"reconnected", "joined"})
+# NodeHealth ``checks`` entries ({resource: {"status": ...}}) that a MetricAlert on
+# ``<resource>_usage_percent`` refers to (collectors/health.py).
+_RESOURCE_SUFFIX: Final = "_usage_percent"
+_HEALTH_RESOURCES: Final = frozenset({"cpu", "memory", "disk"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +80,7 @@ class AlertEvent:
     description: str
     requires_ack: bool
     at: datetime
+    auto_resolve: bool = False
 
     @property
     def firing(self) -> bool:
@@ -96,6 +109,7 @@ def alert_event(envelope: Envelope) -> AlertEvent | None:
             description=payload.description,
             requires_ack=payload.requires_ack,
             at=at,
+            auto_resolve=True,
         )
     if isinstance(payload, MetricAlert):
         relation = "above" if payload.threshold_type == "max" else "below"
@@ -109,6 +123,7 @@ def alert_event(envelope: Envelope) -> AlertEvent | None:
             f"{payload.metric_name} = {payload.current_value:g} "
             f"({payload.threshold_type} threshold {payload.threshold_value:g})",
             at,
+            auto_resolve=_resource_of(payload.metric_name) is None,
         )
     if isinstance(payload, SecurityAlert):
         # Each security alert is an event of its own: the message id makes it unique and keeps a
@@ -122,6 +137,7 @@ def alert_event(envelope: Envelope) -> AlertEvent | None:
             f"{payload.alert_type.replace('_', ' ')} on {payload.node}",
             payload.description,
             at,
+            auto_resolve=True,
         )
     if isinstance(payload, AccessViolation):
         who = payload.user_id or "anonymous"
@@ -134,6 +150,7 @@ def alert_event(envelope: Envelope) -> AlertEvent | None:
             f"{payload.violation_type.replace('_', ' ')}: {payload.action} {payload.resource}",
             f"{who} from {payload.source_ip}: {payload.action} on {payload.resource} refused",
             at,
+            auto_resolve=True,
         )
     if isinstance(payload, NodeHealth):
         return _health(
@@ -171,6 +188,42 @@ def alert_event(envelope: Envelope) -> AlertEvent | None:
     return None
 
 
+def alert_events(envelope: Envelope) -> list[AlertEvent]:
+    """Every alert event a verified message stands for (a NodeHealth may also resolve the
+    threshold alerts of the resources it reports healthy)."""
+    event = alert_event(envelope)
+    events = [] if event is None else [event]
+    payload = envelope.payload
+    if isinstance(payload, NodeHealth):
+        # A healthy node has every resource healthy (its status is the worst of theirs).
+        healthy = [
+            resource
+            for resource in sorted(_HEALTH_RESOURCES)
+            if payload.status == "healthy"
+            or (
+                isinstance(check := payload.checks.get(resource), dict)
+                and check.get("status") == "healthy"
+            )
+        ]
+        for resource in healthy:
+            events.append(
+                _resolved(
+                    f"metric_threshold:{payload.node}:{resource}{_RESOURCE_SUFFIX}",
+                    "metric_threshold",
+                    payload.node,
+                    payload.timestamp,
+                )
+            )
+    return events
+
+
+def _resource_of(metric_name: str) -> str | None:
+    resource = metric_name.removesuffix(_RESOURCE_SUFFIX)
+    if resource != metric_name and resource in _HEALTH_RESOURCES:
+        return resource
+    return None
+
+
 def _firing(
     alert_id: str,
     alertname: str,
@@ -180,6 +233,8 @@ def _firing(
     title: str,
     description: str,
     at: datetime,
+    *,
+    auto_resolve: bool = False,
 ) -> AlertEvent:
     return AlertEvent(
         alert_id,
@@ -192,6 +247,7 @@ def _firing(
         description,
         severity in _ACK_BY_DEFAULT,
         at,
+        auto_resolve,
     )
 
 

@@ -192,11 +192,6 @@ FAMILIES: Final[dict[str, tuple[MetricType, str, tuple[str, ...]]]] = {
         "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation).",
         ("severity", "category"),
     ),
-    "exesdb_alerts_active": (
-        G,
-        "SystemAlerts seen and not yet acknowledged, by severity.",
-        ("severity",),
-    ),
     "exesdb_alert_acknowledgements": (
         C,
         "Alerts acknowledged, by the severity the alert had (unknown when not seen).",
@@ -334,7 +329,8 @@ FAMILIES: Final[dict[str, tuple[MetricType, str, tuple[str, ...]]]] = {
         ("pubsub", "tag"),
     ),
 }
-_SELF_FAMILIES: Final = frozenset({"exesdb_prometheus_messages", "exesdb_alerts_active"})
+# exesdb_alerts_active comes from the alert sink's outbox, the authority on alert states.
+_SELF_FAMILIES: Final = frozenset({"exesdb_prometheus_messages"})
 
 
 def _node(envelope: Envelope) -> str:
@@ -351,9 +347,8 @@ class Translator:
             name: store.family(name, kind, help_text, labels, expires=name not in _SELF_FAMILIES)
             for name, (kind, help_text, labels) in FAMILIES.items()
         }
-        self._active: OrderedDict[str, str] = OrderedDict()  # alert_id -> severity
-        for severity in ALERT_SEVERITIES:
-            self._f["exesdb_alerts_active"].set((severity,), 0.0)
+        # alert_id -> severity, only to label exesdb_alert_acknowledgements; bounded.
+        self._active: OrderedDict[str, str] = OrderedDict()
         for instance, tag in MESSAGE_TYPES:
             self._f["exesdb_prometheus_messages"].inc((instance, tag), 0.0)
         self._handlers: dict[str, Callable[[Envelope], None]] = {
@@ -553,17 +548,13 @@ class Translator:
         self._f["exesdb_alerts"].inc((message.severity, message.category))
         if message.alert_id not in self._active:
             if len(self._active) >= _MAX_ACTIVE_ALERTS:
-                _, oldest = self._active.popitem(last=False)
-                self._f["exesdb_alerts_active"].inc((oldest,), -1.0)
+                self._active.popitem(last=False)
             self._active[message.alert_id] = message.severity
-            self._f["exesdb_alerts_active"].inc((message.severity,))
 
     def _alert_ack(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, AlertAck)
         severity = self._active.pop(message.alert_id, None)
-        if severity is not None:
-            self._f["exesdb_alerts_active"].inc((severity,), -1.0)
         self._f["exesdb_alert_acknowledgements"].inc((severity or "unknown",))
 
     def _alert_escalation(self, envelope: Envelope) -> None:

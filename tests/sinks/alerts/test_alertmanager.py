@@ -1,11 +1,21 @@
-"""The alerts posted to Alertmanager: labels, endsAt while firing and once resolved."""
+"""The alerts posted to Alertmanager: labels, endsAt while firing and once resolved; what a
+wake posts."""
 
 from __future__ import annotations
 
-from bridge.sinks.alerts.alertmanager import alertmanager_alert
-from bridge.sinks.alerts.outbox import AlertState
-from tests.sinks.alerts.helpers import T0
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bridge.sinks.alerts.alertmanager import AlertmanagerPoster, alertmanager_alert
+from bridge.sinks.alerts.outbox import AlertState, Outbox
+from bridge.sinks.alerts.sources import AlertEvent
+from bridge.sinks.alerts.thread import DbThread
+from tests.sinks.alerts.helpers import T0, Clock
 from tests.sinks.alerts.test_payload import record
+from tests.support import async_wait_until, free_port
 
 
 def test_firing_alert_ends_four_intervals_ahead() -> None:
@@ -29,3 +39,75 @@ def test_escalation_level_is_an_annotation_not_a_label() -> None:
     assert "escalation_level" not in posted["labels"]
     assert posted["annotations"]["escalation_level"] == "level2"
     assert posted["labels"]["alert_id"] == "a1"
+
+
+class Receiver:
+    """An HTTP server on a free loopback port recording each POSTed alert list."""
+
+    def __init__(self) -> None:
+        self.posts: list[list[dict[str, Any]]] = []
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> Receiver:
+        async def take(request: web.Request) -> web.Response:
+            self.posts.append(await request.json())
+            return web.json_response({})
+
+        app = web.Application()
+        app.router.add_post("/api/v2/alerts", take)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        port = free_port()
+        await web.TCPSite(self.runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+def _event(alert_id: str) -> AlertEvent:
+    return AlertEvent(
+        alert_id,
+        "disk_full",
+        "firing",
+        "warning",
+        "system",
+        "n1",
+        "t",
+        "d",
+        False,
+        datetime.fromtimestamp(T0, UTC),
+    )
+
+
+async def test_a_wake_posts_only_changed_alerts_and_the_interval_posts_all(tmp_path: Path) -> None:
+    """Between full re-posts, a wake posts only the alerts changed since the last post."""
+    receiver = await Receiver().start()
+    outbox = Outbox.in_dir(tmp_path)
+    db = DbThread()
+    clock = Clock()
+    poster = AlertmanagerPoster(
+        receiver.url, outbox=outbox, db=db, external_url="http://b", timeout=5, clock=clock
+    )
+    outbox.apply([_event(f"old{n}") for n in range(100)], clock.now - 10)
+    poster.start()
+    try:
+        await async_wait_until(lambda: len(receiver.posts) == 1, what="the first, full post")
+        clock.advance(30)
+        outbox.apply([_event(f"new{n}") for n in range(3)], clock.now)
+        poster.wake()
+        await async_wait_until(lambda: len(receiver.posts) == 2, what="the wake's post")
+        assert [len(post) for post in receiver.posts] == [100, 3]
+        assert {a["labels"]["alert_id"] for a in receiver.posts[1]} == {"new0", "new1", "new2"}
+        clock.advance(31)  # the re-post interval (60 s) has passed
+        poster.wake()
+        await async_wait_until(lambda: len(receiver.posts) == 3, what="the full re-post")
+        assert len(receiver.posts[2]) == 103
+    finally:
+        await poster.aclose()
+        await receiver.stop()
+        db.close()
+        outbox.close()

@@ -226,3 +226,99 @@ def test_prune_forgets_old_delivered_and_resolved(outbox: Outbox) -> None:
         DeliveryState.PENDING,
     ]
     assert {a.alert_id for a in outbox.alerts()} == {"b"}
+
+
+def test_a_batch_is_one_transaction_all_or_nothing(outbox: Outbox) -> None:
+    """apply() commits a whole batch at once: a failure midway leaves none of it stored."""
+    broken = event("bad", alertname=None)  # NOT NULL violated when stored
+    with pytest.raises(sqlite3.IntegrityError):
+        outbox.apply([event("ok1"), event("ok2"), broken], T0)
+    assert outbox.alerts() == []
+    applied = outbox.apply([event("ok1"), event("ok2"), event("ok1", "resolved")], T0)
+    assert [r.alert_id for r in applied.changed] == ["ok1", "ok2"]
+    assert outbox.alert("ok1").state is AlertState.RESOLVED  # type: ignore[union-attr]
+
+
+def test_new_alerts_beyond_max_open_are_refused(outbox: Outbox) -> None:
+    """Past max_open open alerts new ones are refused; a resolve frees a place."""
+    applied = outbox.apply([event(f"a{n}") for n in range(4)], T0, max_open=3)
+    assert (len(applied.changed), applied.refused) == (3, 1)
+    applied = outbox.apply([event("a0", "resolved"), event("a3")], T0 + 1, max_open=3)
+    assert (len(applied.changed), applied.refused) == (2, 0)
+
+
+def test_event_alerts_resolve_after_the_timeout_unless_they_need_ack(outbox: Outbox) -> None:
+    """Unseen event alerts resolve; requires_ack ones after their ack; conditions never."""
+    outbox.apply(
+        [
+            event("ev", auto_resolve=True, requires_ack=False),
+            event("ack-me", auto_resolve=True, requires_ack=True),
+            event("condition", auto_resolve=False, requires_ack=False),
+        ],
+        T0,
+    )
+    assert outbox.resolve_expired(T0 + 299, 300) == []
+    [resolved] = outbox.resolve_expired(T0 + 300, 300)
+    assert (resolved.alert_id, resolved.ends_at) == ("ev", T0 + 300)
+    outbox.acknowledge("ack-me", "ops", T0 + 400)
+    assert outbox.resolve_expired(T0 + 600, 300) == []
+    assert [r.alert_id for r in outbox.resolve_expired(T0 + 700, 300)] == ["ack-me"]
+    assert outbox.alert("condition").state is AlertState.FIRING  # type: ignore[union-attr]
+    assert outbox.active_counts() == {"critical": 1}
+
+
+def test_a_version_1_file_gains_the_new_columns(tmp_path: Path) -> None:
+    """An outbox written by the first schema opens, keeps its alerts and takes new fields."""
+    path = tmp_path / "alerts.sqlite3"
+    db = sqlite3.connect(path)
+    old_schema = _v1_schema()
+    db.executescript(old_schema)
+    db.execute(
+        "INSERT INTO alerts VALUES ('old', 'x', 'warning', 'system', 'n1', 't', 'd', 0,"
+        " 'firing', 1, 1.0, 1.0, NULL, 1.0, NULL, NULL, NULL, NULL)"
+    )
+    db.commit()
+    db.close()
+    box = Outbox(path)
+    try:
+        assert box.alert("old").auto_resolve is False  # type: ignore[union-attr]
+        box.apply([event("new", auto_resolve=True)], T0)
+        assert box.alert("new").auto_resolve is True  # type: ignore[union-attr]
+    finally:
+        box.close()
+
+
+def _v1_schema() -> str:
+    from bridge.sinks.alerts import outbox as module
+
+    schema = module._SCHEMA
+    return schema.replace(
+        "    resolution TEXT,\n    auto_resolve INTEGER NOT NULL DEFAULT 0,\n    last_seen REAL\n",
+        "    resolution TEXT\n",
+    )
+
+
+def test_orphaned_work_is_dead_lettered_and_stays_retryable(tmp_path: Path) -> None:
+    """Work for an unconfigured URL goes dead with a reason and stays retryable."""
+    gone = "http://127.0.0.1:9/gone"
+    box = Outbox.in_dir(tmp_path, urls=[gone])
+    box.apply([event("q1"), event("p1")], T0)
+    box._db.execute("DELETE FROM queued WHERE alert_id = 'p1'")
+    box._db.execute(
+        "INSERT INTO deliveries (id, url, body, alert_ids, created_at, next_attempt_at, state)"
+        " VALUES ('d-p1', ?, x'7b7d', '[\"p1\"]', ?, ?, 'pending')",
+        (gone, T0, T0),
+    )
+    box.close()
+    box = Outbox.in_dir(tmp_path, urls=[URL])
+    try:
+        assert box.orphaned() == 2
+        assert box.dead_letter_orphans(T0 + 1, one_each) == 2
+        assert box.depth() == box.depth().__class__(0, 0, 2)
+        dead = box.deliveries(DeliveryState.DEAD.value)
+        assert {d.alert_ids for d in dead} == {("q1",), ("p1",)}
+        assert all("EXESDB_WEBHOOK_URLS" in (d.last_error or "") for d in dead)
+        assert box.dead_letter_orphans(T0 + 2, one_each) == 0
+        assert box.retry(T0 + 3) == 2
+    finally:
+        box.close()

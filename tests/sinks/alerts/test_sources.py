@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bridge.messages import (
@@ -16,7 +18,8 @@ from bridge.messages import (
     SecurityAlert,
     SystemAlert,
 )
-from bridge.sinks.alerts.sources import alert_event, meets
+from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.sources import alert_event, alert_events, meets
 from tests.sinks.alerts.helpers import envelope
 
 
@@ -172,3 +175,87 @@ def test_severity_filter_orders_info_warning_error_critical(
 ) -> None:
     """``meets`` keeps severities at or above EXESDB_WEBHOOK_MIN_SEVERITY."""
     assert meets(severity, minimum) is expected
+
+
+def test_healthy_node_health_resolves_the_resources_threshold_alerts() -> None:
+    """A NodeHealth check saying a resource is healthy resolves its threshold alert."""
+    health = NodeHealth(
+        node="n1",
+        status="degraded",
+        checks={
+            "cpu": {"usage_percent": 20.0, "status": "healthy"},
+            "memory": {"usage_percent": 90.0, "status": "degraded"},
+            "process": {"rss_bytes": 1},
+        },
+    )
+    events = alert_events(envelope(health))
+    resolved = [e.alert_id for e in events if not e.firing]
+    assert resolved == ["metric_threshold:n1:cpu_usage_percent"]
+    assert [e.alert_id for e in events if e.firing] == ["node_health:n1"]
+
+
+def test_only_event_alerts_auto_resolve() -> None:
+    """Only alerts that no message clears (event alerts) are marked to auto-resolve."""
+
+    def metric(name: str) -> MetricAlert:
+        return MetricAlert(
+            metric_name=name,
+            current_value=9,
+            threshold_value=1,
+            threshold_type="max",
+            severity="warning",
+            node="n1",
+        )
+
+    def auto(message: Message) -> bool:
+        event = alert_event(envelope(message))
+        assert event is not None
+        return event.auto_resolve
+
+    assert auto(metric("stream.append.latency_p99_ms"))
+    assert not auto(metric("cpu_usage_percent"))
+    assert not auto(NodeLifecycle(node="n1", event="down", cluster_size=2))
+    assert not auto(NodeHealth(node="n1", status="degraded"))
+    assert auto(
+        SystemAlert(
+            severity="warning",
+            category="system",
+            title="t",
+            description="d",
+            source="s",
+            node="n1",
+        )
+    )
+
+
+def test_a_new_crossing_after_a_resolve_notifies_again(tmp_path: Path) -> None:
+    """The review's reproduction: cross, recover, cross again notifies twice, not once."""
+    outbox = Outbox.in_dir(tmp_path, urls=["http://r"])
+    crossing = MetricAlert(
+        metric_name="cpu_usage_percent",
+        current_value=90,
+        threshold_value=85,
+        threshold_type="max",
+        severity="warning",
+        node="n1",
+    )
+    healthy = NodeHealth(node="n1", status="healthy", checks={"cpu": {"status": "healthy"}})
+    try:
+        assert outbox.apply(alert_events(envelope(crossing)), 1.0).changed
+        assert outbox.apply(alert_events(envelope(healthy)), 2.0).changed
+        assert outbox.apply(alert_events(envelope(crossing)), 10_000.0).changed
+        [record] = outbox.alerts()
+        assert record.state == "firing"
+    finally:
+        outbox.close()
+
+
+def test_a_healthy_node_resolves_all_its_resource_threshold_alerts() -> None:
+    """A NodeHealth saying the whole node is healthy clears every resource's threshold alert."""
+    events = alert_events(envelope(NodeHealth(node="n2", status="healthy")))
+    assert sorted(e.alert_id for e in events if e.alertname == "metric_threshold") == [
+        "metric_threshold:n2:cpu_usage_percent",
+        "metric_threshold:n2:disk_usage_percent",
+        "metric_threshold:n2:memory_usage_percent",
+    ]
+    assert not any(e.firing for e in events)

@@ -1,0 +1,196 @@
+"""Batch subscriptions: whole batches per call, acks after the handler, durable waits, pushback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from bridge.bus import BatchSubscription, Envelope, Frame, new_message_id
+from bridge.messages import SystemAlert
+from tests.bus.conftest import BusFactory, BusKit
+from tests.support import async_wait_until
+
+
+def _alert(number: int) -> SystemAlert:
+    return SystemAlert(
+        alert_id=f"a{number}",
+        severity="warning",
+        category="system",
+        title="disk full",
+        description="disk full",
+        source="test",
+        node="node1@host",
+    )
+
+
+def _envelope(number: int) -> Envelope:
+    payload = _alert(number)
+    now = datetime.now(UTC)
+    return Envelope(
+        new_message_id(),
+        payload.INSTANCE,
+        "disk_full",
+        payload.TAG,
+        "app",
+        now,
+        payload,
+        now.timestamp(),
+    )
+
+
+class Batches:
+    """A batch handler that records each call's size, optionally held on an event."""
+
+    def __init__(self, gate: asyncio.Event | None = None) -> None:
+        self.sizes: list[int] = []
+        self.ids: list[str] = []
+        self.gate = gate
+
+    async def __call__(self, envelopes: Sequence[Envelope]) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
+        self.sizes.append(len(envelopes))
+        self.ids.extend(e.payload.alert_id for e in envelopes)  # type: ignore[attr-defined]
+
+
+async def _started(make_bus: BusFactory) -> BusKit:
+    kit = make_bus()
+    await kit.bus.start()
+    return kit
+
+
+async def test_handler_gets_everything_queued_in_one_call_up_to_max_batch(
+    make_bus: BusFactory,
+) -> None:
+    """What queued while the handler was busy arrives as batches of at most max_batch, in order."""
+    kit = await _started(make_bus)
+    gate = asyncio.Event()
+    batches = Batches(gate)
+    kit.bus.subscribe("b", batches, instances=["ex_esdb_alerts"], batch=True, max_batch=4)
+    for number in range(10):
+        kit.bus.publish("disk_full", _alert(number))
+    await asyncio.sleep(0)  # let the subscriber take the first message and block on the gate
+    gate.set()
+    await async_wait_until(lambda: len(batches.ids) == 10, what="ten alerts handled")
+    assert batches.ids == [f"a{n}" for n in range(10)]
+    assert max(batches.sizes) == 4
+    assert len(batches.sizes) < 10
+
+
+async def test_frames_are_acked_after_the_handler_returns_and_not_when_it_fails(
+    make_bus: BusFactory,
+) -> None:
+    """Each frame's ack runs after its batch's handler returned; a failing batch acks nothing."""
+    kit = await _started(make_bus)
+    events: list[str] = []
+    fail = {"on": False}
+
+    async def handler(envelopes: Sequence[Envelope]) -> None:
+        events.append(f"handled {len(envelopes)}")
+        if fail["on"]:
+            raise RuntimeError("boom")
+
+    kit.bus.subscribe("b", handler, instances=["ex_esdb_alerts"], batch=True, group=True)
+
+    def frame(number: int) -> Frame:
+        envelope = _envelope(number)
+        body = envelope.to_bytes()
+
+        async def ack() -> None:
+            events.append(f"ack a{number}")
+
+        return replace(
+            Frame(envelope.instance, body, kit.keyring.sign(body), envelope), group=True, ack=ack
+        )
+
+    kit.bus._receive(frame(1))
+    kit.bus._receive(frame(2))
+    await async_wait_until(lambda: "ack a2" in events, what="both acks")
+    assert events == ["handled 2", "ack a1", "ack a2"]
+    fail["on"] = True
+    kit.bus._receive(frame(3))
+    await async_wait_until(
+        lambda: kit.sample("exesdb_sink_errors_total", subscriber="b") == 1, what="the error"
+    )
+    assert "ack a3" not in events
+
+
+async def test_durable_publish_returns_once_the_handler_has_handled_the_batch(
+    make_bus: BusFactory,
+) -> None:
+    """publish_verified_durably waits for the durable subscriber, and times out without it."""
+    kit = await _started(make_bus)
+    gate = asyncio.Event()
+    batches = Batches(gate)
+    kit.bus.subscribe("b", batches, instances=["ex_esdb_alerts"], batch=True, durable=True)
+    waiting = asyncio.create_task(
+        kit.bus.publish_verified_durably([_envelope(n) for n in range(3)], 5.0)
+    )
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # the handler is held: not committed yet
+    gate.set()
+    assert await waiting == (3, True)
+    assert batches.ids == ["a0", "a1", "a2"]
+    gate.clear()
+    assert await kit.bus.publish_verified_durably([_envelope(9)], 0.05) == (1, False)
+
+
+async def test_durable_publish_does_not_wait_for_messages_no_durable_subscriber_takes(
+    make_bus: BusFactory,
+) -> None:
+    """A batch the durable subscriber does not take is not held up by its backlog."""
+    kit = await _started(make_bus)
+    batches = Batches(asyncio.Event())  # never released
+    kit.bus.subscribe("b", batches, instances=["ex_esdb_health"], batch=True, durable=True)
+    assert await kit.bus.publish_verified_durably([_envelope(1)], 5.0) == (1, True)
+
+
+async def test_congestion_names_a_subscriber_at_its_high_water_mark(make_bus: BusFactory) -> None:
+    """From the high-water mark, or when a batch would overflow the queue, congestion says so."""
+    kit = await _started(make_bus)
+    gate = asyncio.Event()
+    subscription = kit.bus.subscribe(
+        "b",
+        Batches(gate),
+        instances=["ex_esdb_alerts"],
+        queue_size=10,
+        batch=True,
+        high_water=0.5,
+    )
+    assert isinstance(subscription, BatchSubscription)
+    assert kit.bus.congestion([_envelope(0)]) is None
+    kit.bus.publish_verified([_envelope(1)])
+    await asyncio.sleep(0)  # the handler takes it and is held
+    kit.bus.publish_verified([_envelope(n) for n in range(2, 6)])
+    assert kit.bus.congestion([_envelope(0)]) is None  # 4 of 10 waiting
+    kit.bus.publish_verified([_envelope(6)])
+    assert kit.bus.congestion([_envelope(0)]) is subscription  # 5 of 10: the mark
+    assert kit.bus.congestion([]) is None
+    gate.set()
+    await async_wait_until(lambda: subscription.idle, what="the queue drained")
+    assert kit.bus.congestion([_envelope(n) for n in range(11)]) is subscription  # overflow
+    assert kit.bus.congestion([_envelope(n) for n in range(4)]) is None
+
+
+async def test_stop_drains_and_warns_once_about_what_is_left(
+    make_bus: BusFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stop that cannot drain warns once; stopping again (the bus does) says nothing more."""
+    kit = await _started(make_bus)
+    subscription = kit.bus.subscribe(
+        "b", Batches(asyncio.Event()), instances=["ex_esdb_alerts"], batch=True
+    )
+    for number in range(5):
+        kit.bus.publish("disk_full", _alert(number))
+    await asyncio.sleep(0)
+    with caplog.at_level(logging.WARNING, logger="bridge.bus.bus"):
+        await subscription.stop(0.05)
+        await kit.bus.aclose(0.05)
+    warnings = [r.getMessage() for r in caplog.records if "unhandled" in r.getMessage()]
+    assert warnings == ["subscriber b stopped with 5 message(s) unhandled"]
+    assert not subscription.offer(_envelope(9), Frame("ex_esdb_alerts", b"", None))

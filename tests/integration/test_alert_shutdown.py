@@ -1,0 +1,82 @@
+"""No alert answered 202 is lost on SIGTERM or SIGKILL (real bridge processes, real receiver)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
+from tests.integration.test_alert_crash import QUIET, ingest_alerts
+from tests.support import BridgeProcess, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+__all__ = ["webhook_receiver"]
+
+ALERTS = 2000
+BATCHES = 4
+
+
+def committed(state: Path) -> set[str]:
+    """Alert ids in the outbox file, read by a connection of our own."""
+    db = sqlite3.connect(state / "alerts.sqlite3")
+    try:
+        return {row[0] for row in db.execute("SELECT alert_id FROM alerts")}
+    finally:
+        db.close()
+
+
+def flood(bridge: BridgeProcess) -> list[str]:
+    """Ingest ALERTS SystemAlerts in BATCHES signed NDJSON batches, each answered 202."""
+    ids = [f"flood-{n:04d}" for n in range(ALERTS)]
+    size = ALERTS // BATCHES
+    for start in range(0, ALERTS, size):
+        ingest_alerts(bridge.url, ids[start : start + size])
+    return ids
+
+
+def test_sigterm_right_after_the_last_202_loses_no_alert(
+    tmp_path: Path, webhook_receiver, bridge_processes: list[BridgeProcess]
+) -> None:
+    """SIGTERM just after the last 202: exit 0, all committed, all delivered by a successor."""
+    receiver: WebhookReceiver = webhook_receiver(start=False)
+    state = tmp_path / "state"
+    env: dict[str, Any] = {
+        **QUIET,
+        "EXESDB_INGEST": "true",
+        "EXESDB_WEBHOOK_URLS": receiver.url,
+        "EXESDB_WEBHOOK_BACKOFF_MS": "100",
+        "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "300",
+        "EXESDB_WEBHOOK_GROUP_WAIT_MS": "50",
+        "EXESDB_WEBHOOK_MAX_ALERTS": "200",
+    }
+    first = BridgeProcess(state_dir=state, **env).start(tmp_path)
+    bridge_processes.append(first)
+    ids = flood(first)
+    assert first.stop(timeout=30) == 0
+    assert committed(state) >= set(ids)
+    assert "unhandled" not in first.log()
+
+    receiver.start()
+    second = BridgeProcess(state_dir=state, **env).start(tmp_path)
+    bridge_processes.append(second)
+    wait_until(
+        lambda: receiver.accepted_alert_ids() >= set(ids),
+        timeout=60,
+        what="every alert delivered after the restart",
+    )
+
+
+def test_sigkill_right_after_the_last_202_loses_no_alert(
+    tmp_path: Path, bridge_processes: list[BridgeProcess]
+) -> None:
+    """On the in-process bus a 202 means committed: SIGKILL just after it loses nothing."""
+    state = tmp_path / "state"
+    bridge = BridgeProcess(state_dir=state, **QUIET, EXESDB_INGEST="true").start(tmp_path)
+    bridge_processes.append(bridge)
+    ids = flood(bridge)
+    bridge.kill()
+    assert committed(state) >= set(ids)

@@ -1,0 +1,336 @@
+"""The alert sink under load and over time: batch commits, ingest pushback and durability,
+auto-resolution, the open-alert cap, exesdb_alerts_active, orphaned URLs, bad ack bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
+from bridge.messages import (
+    Message,
+    MetricAlert,
+    NodeHealth,
+    NodeLifecycle,
+    SecurityAlert,
+    utc_now,
+)
+from bridge.sinks.alerts import Outbox
+from bridge.sinks.alerts.outbox import DeliveryState
+from tests.sinks.alerts.helpers import Clock, alert_bridge, system_alert
+from tests.sinks.alerts.test_sink import AUTH, _field, call
+from tests.support import TEST_SECRET, async_wait_until
+
+INGEST: dict[str, Any] = {"EXESDB_INGEST": "true", "SECRET_KEY_BASE": TEST_SECRET}
+
+
+def ndjson(*payloads: Message, topic: str = "disk_full") -> bytes:
+    """Signed-ingest body: one envelope per payload."""
+    lines = []
+    for payload in payloads:
+        now = utc_now()
+        lines.append(
+            Envelope(
+                new_message_id(), payload.INSTANCE, topic, payload.TAG, "app@host", now, payload
+            ).to_bytes()
+        )
+    return b"\n".join(lines)
+
+
+async def ingest(bridge: Any, body: bytes) -> tuple[int, dict[str, str], Any]:
+    """POST a signed NDJSON body; (status, headers, JSON body)."""
+    host, port = bridge.address
+    headers = {
+        "Content-Type": "application/x-ndjson",
+        SIGNATURE_HEADER: Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time())),
+    }
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"http://{host}:{port}/v1/messages", data=body, headers=headers) as answer,
+    ):
+        return answer.status, dict(answer.headers), await answer.json()
+
+
+def committed_ids(state_dir: Path) -> set[str]:
+    """Alert ids committed to the outbox, read through a connection of our own."""
+    db = sqlite3.connect(state_dir / "alerts.sqlite3")
+    try:
+        return {row[0] for row in db.execute("SELECT alert_id FROM alerts")}
+    finally:
+        db.close()
+
+
+def hold_db(sink: Any) -> threading.Event:
+    """Block the sink's database thread until the returned event is set."""
+    release = threading.Event()
+    sink._db._pool.submit(release.wait, 30)
+    return release
+
+
+async def test_a_batch_of_alerts_is_committed_in_one_transaction(tmp_path: Path) -> None:
+    """Alerts queued together reach the outbox in one commit, not one fsync'd commit each."""
+    async with alert_bridge(tmp_path, serve_http=False) as (bridge, sink, _):
+        commits: list[int] = []
+        real_apply = sink.outbox.apply
+
+        def counting_apply(*args: Any, **kwargs: Any) -> Any:
+            applied = real_apply(*args, **kwargs)
+            commits.append(len(args[0]))  # once committed
+            return applied
+
+        sink.outbox.apply = counting_apply  # type: ignore[method-assign]
+        release = hold_db(sink)
+        for number in range(300):
+            bridge.bus.publish("disk_full", system_alert(f"b{number}"))
+        await asyncio.sleep(0.1)
+        release.set()
+        await async_wait_until(lambda: sum(commits) == 300, what="300 alerts applied")
+        assert len(commits) <= 3  # the first (held) message, then the backlog at once
+        assert max(commits) >= 290
+        assert len(committed_ids(tmp_path)) == 300
+
+
+async def test_ingest_answers_202_only_once_the_alerts_are_committed(tmp_path: Path) -> None:
+    """On the in-process bus a 202 means the batch's alerts are in the outbox already."""
+    async with alert_bridge(tmp_path, **INGEST) as (bridge, sink, _):
+        release = hold_db(sink)
+        posting = asyncio.create_task(
+            ingest(bridge, ndjson(*(system_alert(f"d{n}") for n in range(20))))
+        )
+        await asyncio.sleep(0.3)
+        assert not posting.done()  # the outbox cannot commit yet: no answer yet
+        release.set()
+        status, _headers, body = await posting
+        assert (status, body) == (202, {"accepted": 20})
+        assert {f"d{n}" for n in range(20)} <= committed_ids(tmp_path)
+
+
+async def test_ingest_answers_503_with_retry_after_above_the_high_water_mark(
+    tmp_path: Path,
+) -> None:
+    """At 80 % of the alert queue ingest answers 503 with Retry-After; nothing taken is dropped."""
+    env: dict[str, Any] = {**INGEST, "EXESDB_ALERT_QUEUE_SIZE": "10"}
+    async with alert_bridge(tmp_path, **env) as (bridge, sink, _):
+        release = hold_db(sink)
+        first = asyncio.create_task(ingest(bridge, ndjson(system_alert("q0"))))
+        await async_wait_until(lambda: sink.subscription.idle is False, what="q0 taken")
+        await asyncio.sleep(0.05)
+        second = asyncio.create_task(
+            ingest(bridge, ndjson(*(system_alert(f"q{n}") for n in range(1, 9))))
+        )
+        await async_wait_until(lambda: sink.subscription.depth == 8, what="eight waiting")
+        status, headers, body = await ingest(bridge, ndjson(system_alert("q9")))
+        assert status == 503
+        assert headers["Retry-After"] == "1"
+        assert body["error"] == "overloaded"
+        release.set()
+        assert (await first)[0] == 202
+        assert (await second)[0] == 202
+        assert committed_ids(tmp_path) == {f"q{n}" for n in range(9)}
+        assert bridge.registry.get_sample_value(
+            "exesdb_bus_dropped_total", {"subscriber": "alerts"}
+        ) in (None, 0.0)
+
+
+async def test_event_alerts_resolve_after_the_resolve_timeout(tmp_path: Path) -> None:
+    """Event alerts resolve after the timeout; requires_ack ones that long after their ack."""
+    clock = Clock()
+    env: dict[str, Any] = {
+        "EXESDB_ALERT_RESOLVE_TIMEOUT_MS": "60000",
+        "EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/h",
+    }
+    async with alert_bridge(tmp_path, clock=clock, serve_http=True, **env) as (bridge, sink, _):
+        security = SecurityAlert(
+            alert_type="brute_force",
+            severity="medium",
+            source_ip="10.0.0.1",
+            description="many logins",
+            node="n1",
+        )
+        bridge.bus.publish("security", security)
+        bridge.bus.publish("disk_full", system_alert("needs-ack", severity="critical"))
+        records = await async_wait_until(
+            lambda: sink.outbox.alerts() if len(sink.outbox.alerts()) == 2 else None,
+            what="two alerts",
+        )
+        [event_id] = [r.alert_id for r in records if r.alertname == "brute_force"]
+        clock.advance(61)
+        await async_wait_until(
+            lambda: _field(sink, event_id, "state") == "resolved", what="auto-resolved"
+        )
+        assert _field(sink, "needs-ack", "state") == "firing"
+        await call(bridge, "POST", "/v1/alerts/needs-ack/ack", {"ack_by": "ops"})
+        clock.advance(30)
+        # What housekeeping runs each second: not yet a minute since the ack.
+        assert await sink._db.call(sink.outbox.resolve_expired, clock.now, 60.0) == []
+        assert _field(sink, "needs-ack", "state") == "acknowledged"
+        clock.advance(31)
+        await async_wait_until(
+            lambda: _field(sink, "needs-ack", "state") == "resolved", what="resolved after ack"
+        )
+
+
+async def test_an_event_alert_seen_again_does_not_resolve(tmp_path: Path) -> None:
+    """A repeated event alert counts as seen: the resolve timeout starts again."""
+    clock = Clock()
+    env: dict[str, Any] = {"EXESDB_ALERT_RESOLVE_TIMEOUT_MS": "60000"}
+    async with alert_bridge(tmp_path, clock=clock, serve_http=False, **env) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("w1", severity="warning"))
+        await async_wait_until(lambda: sink.outbox.alert("w1"), what="stored")
+        clock.advance(40)
+        bridge.bus.publish("disk_full", system_alert("w1", severity="warning"))
+        await async_wait_until(
+            lambda: _field(sink, "w1", "last_seen") == clock.now, what="seen again"
+        )
+        clock.advance(40)
+        assert await sink._db.call(sink.outbox.resolve_expired, clock.now, 60.0) == []
+        assert _field(sink, "w1", "state") == "firing"
+        clock.advance(21)
+        await async_wait_until(lambda: _field(sink, "w1", "state") == "resolved", what="resolved")
+
+
+async def test_new_alerts_beyond_the_open_cap_are_refused_and_counted(tmp_path: Path) -> None:
+    """Past the cap of open alerts new ones are refused, counted and logged; known ones update."""
+    async with alert_bridge(tmp_path, serve_http=False) as (bridge, sink, _):
+        sink._max_open = 3
+        for number in range(5):
+            bridge.bus.publish("disk_full", system_alert(f"c{number}", severity="warning"))
+        await async_wait_until(
+            lambda: bridge.registry.get_sample_value("exesdb_alerts_refused_total") == 2,
+            what="two refusals",
+        )
+        assert committed_ids(tmp_path) == {"c0", "c1", "c2"}
+        bridge.bus.publish("disk_full", system_alert("c0", severity="critical"))  # known: updates
+        await async_wait_until(lambda: _field(sink, "c0", "severity") == "critical", what="c0")
+
+
+async def test_alerts_active_comes_from_the_outbox(tmp_path: Path) -> None:
+    """exesdb_alerts_active{severity} counts firing and acknowledged alerts, not resolved ones."""
+    async with alert_bridge(tmp_path) as (bridge, sink, _):
+        for alert_id, severity in (("x1", "critical"), ("x2", "critical"), ("x3", "warning")):
+            bridge.bus.publish("disk_full", system_alert(alert_id, severity=severity))
+        await async_wait_until(lambda: len(sink.outbox.alerts()) == 3, what="three alerts")
+        await call(bridge, "POST", "/v1/alerts/x1/ack", {"ack_by": "ops"})
+        await call(bridge, "POST", "/v1/alerts/x2/ack", {"ack_by": "ops", "resolution": "fixed"})
+
+        def active(severity: str) -> float | None:
+            return bridge.registry.get_sample_value("exesdb_alerts_active", {"severity": severity})
+
+        await async_wait_until(lambda: active("critical") == 1, what="one critical open")
+        assert active("warning") == 1
+        assert active("info") == 0
+        text = bridge.render_metrics("")[0].decode()
+        assert text.count("# TYPE exesdb_alerts_active gauge") == 1
+
+
+async def test_metric_threshold_resolves_on_healthy_node_health_and_fires_again(
+    tmp_path: Path,
+) -> None:
+    """A resource MetricAlert resolves on a healthy NodeHealth; a new crossing notifies again."""
+    env: dict[str, Any] = {
+        "EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/h",
+        "EXESDB_WEBHOOK_GROUP_WAIT_MS": "0",
+    }
+    async with alert_bridge(tmp_path, serve_http=False, **env) as (bridge, sink, _):
+        crossing = MetricAlert(
+            metric_name="cpu_usage_percent",
+            current_value=90,
+            threshold_value=85,
+            threshold_type="max",
+            severity="warning",
+            node="n1",
+        )
+        alert_id = "metric_threshold:n1:cpu_usage_percent"
+        bridge.bus.publish("metric_alert", crossing)
+        await async_wait_until(lambda: sink.outbox.alert(alert_id), what="fired")
+        healthy = NodeHealth(
+            node="n1", status="healthy", checks={"cpu": {"usage_percent": 20, "status": "healthy"}}
+        )
+        bridge.bus.publish("node:health", healthy)
+        await async_wait_until(
+            lambda: _field(sink, alert_id, "state") == "resolved", what="resolved"
+        )
+        before = len(sink.outbox.deliveries())
+        bridge.bus.publish("metric_alert", crossing)
+        await async_wait_until(
+            lambda: _field(sink, alert_id, "state") == "firing", what="fired again"
+        )
+        await async_wait_until(
+            lambda: len(sink.outbox.deliveries()) > before, what="notified again"
+        )
+
+
+async def test_queued_alerts_for_a_removed_url_are_dead_lettered_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Work for a removed URL is dead-lettered at start, leaves the depth, stays retryable."""
+    old = "http://127.0.0.1:9/old-hook"
+    outbox = Outbox.in_dir(tmp_path, urls=[old])
+    outbox._db.execute(
+        "INSERT INTO queued (url, alert_id, queued_at) VALUES (?, ?, ?)", (old, "o1", 1.0)
+    )
+    outbox.close()
+    async with alert_bridge(tmp_path, serve_http=False) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("o1"))
+        await async_wait_until(lambda: sink.outbox.alert("o1"), what="o1 stored")
+    # A fresh start on the same directory, with a different URL: the old URL's rows go dead.
+    outbox = Outbox.in_dir(tmp_path, urls=[old])
+    outbox._db.execute(
+        "INSERT OR IGNORE INTO queued (url, alert_id, queued_at) VALUES (?, ?, ?)",
+        (old, "o1", 1.0),
+    )
+    outbox.close()
+    env: dict[str, Any] = {"EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/new-hook"}
+    async with alert_bridge(tmp_path, serve_http=False, **env) as (bridge, sink, _):
+        assert bridge.registry.get_sample_value("exesdb_webhook_outbox_depth") == 0
+        [dead] = sink.outbox.deliveries(DeliveryState.DEAD.value)
+        assert (dead.url, dead.alert_ids) == (old, ("o1",))
+        assert "no longer in EXESDB_WEBHOOK_URLS" in (dead.last_error or "")
+    assert any("dead-lettered 1 delivery" in r.getMessage() for r in caplog.records)
+    outbox = Outbox.in_dir(tmp_path, urls=[old])
+    assert outbox.retry(time.time()) == 1
+    assert outbox.depth().pending == 1
+    outbox.close()
+
+
+@pytest.mark.parametrize("depth", [10_000, 100_000])
+async def test_ack_with_deeply_nested_json_is_a_400(tmp_path: Path, depth: int) -> None:
+    """A body nested too deeply for the JSON parser is malformed (400), not a server error."""
+    async with alert_bridge(tmp_path) as (bridge, _sink, _):
+        assert bridge.address is not None
+        host, port = bridge.address
+        body = "[" * depth + "]" * depth
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"http://{host}:{port}/v1/alerts/a1/ack",
+                data=body,
+                headers={**AUTH, "Content-Type": "application/json"},
+            ) as answer,
+        ):
+            assert answer.status == 400
+            assert json.loads(await answer.text())["error"] == "malformed"
+
+
+async def test_a_resolve_in_the_same_batch_as_its_firing_is_applied(tmp_path: Path) -> None:
+    """A condition that fires and clears within one batch ends resolved, not firing."""
+    async with alert_bridge(tmp_path, serve_http=False) as (bridge, sink, _):
+        release = hold_db(sink)
+        bridge.bus.publish("disk_full", system_alert("first"))  # taken alone, held
+        await asyncio.sleep(0.05)
+        bridge.bus.publish("lifecycle", NodeLifecycle(node="n9", event="down", cluster_size=2))
+        bridge.bus.publish(
+            "lifecycle", NodeLifecycle(node="n9", event="reconnected", cluster_size=3)
+        )
+        release.set()
+        await async_wait_until(
+            lambda: _field(sink, "node_failure:n9", "state") == "resolved", what="resolved"
+        )
