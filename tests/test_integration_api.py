@@ -27,7 +27,7 @@ from bridge.messages import (
     SystemLifecycle,
     ThroughputMetric,
 )
-from bridge.operations import OperationRecorder
+from bridge.operations import LatencyHistogram, OperationRecorder
 from tests.support import async_wait_until, make_settings
 
 
@@ -458,3 +458,19 @@ def test_record_each_records_under_every_name_within_the_bound() -> None:
         assert (snap.succeeded, snap.failed) == (2, 0)
         assert (snap.latency.minimum, snap.latency.maximum) == (0.25, 0.5)
     assert recorder.overflowed == 2
+
+
+def test_histogram_add_many_equals_repeated_add() -> None:
+    """LatencyHistogram.add_many(s, n) leaves the same figures as n calls of add(s)."""
+    one_by_one, at_once = LatencyHistogram(), LatencyHistogram()
+    for seconds, count in ((0.003, 4), (-1.0, 2), (1e-7, 1), (9e9, 3), (0.5, 0)):
+        for _ in range(count):
+            one_by_one.add(seconds)
+        at_once.add_many(seconds, count)
+    assert at_once.counts == one_by_one.counts
+    assert (at_once.count, at_once.minimum, at_once.maximum) == (
+        one_by_one.count,
+        one_by_one.minimum,
+        one_by_one.maximum,
+    )
+    assert at_once.total == pytest.approx(one_by_one.total)

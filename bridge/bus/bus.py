@@ -569,6 +569,11 @@ class Bus:
         for subscription in self._subscriptions:
             if not isinstance(subscription, BatchSubscription):
                 continue
+            # Room for the whole batch: no need to count what this subscriber would take.
+            if not subscription.congested and subscription.depth + len(envelopes) <= (
+                subscription.max_queue
+            ):
+                continue
             taken = sum(
                 1
                 for envelope in envelopes
