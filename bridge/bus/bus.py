@@ -318,7 +318,11 @@ class BatchSubscription(Subscription):
             self._wakeup.clear()
             while queue:
                 count = min(len(queue), self.max_batch)
-                taken = [queue.popleft() for _ in range(count)]
+                if count == len(queue):
+                    taken = list(queue)  # the whole queue (the usual case): one copy, one clear
+                    queue.clear()
+                else:
+                    taken = [queue.popleft() for _ in range(count)]
                 self._busy = True
                 self._inflight = count
                 try:

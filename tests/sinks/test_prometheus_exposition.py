@@ -175,17 +175,23 @@ async def test_a_failing_message_is_counted_and_the_rest_of_its_batch_translated
     sink = PrometheusSink(bridge.bus)
     good = [envelope("node_lifecycle_event", event="joined", cluster_size=3)]
     bad = envelope("node_lifecycle_event", event="joined", cluster_size=3)
-    original = sink.translator.handle
+    original = sink.translator._handlers["node_lifecycle_event"]
 
     def handle(item: Envelope) -> None:
         if item is bad:
             raise RuntimeError("translation failed")
         original(item)
 
-    sink.translator.handle = handle  # type: ignore[method-assign]
+    sink.translator._handlers["node_lifecycle_event"] = handle
     sink.handle_batch([bad, *good])
     errors = bridge.registry.get_sample_value(
         "exesdb_sink_errors_total", {"subscriber": "prometheus"}
     )
     assert errors == 1.0
-    assert 'exesdb_node_cluster_size{node="n1"} 3.0' in sink.render(False)
+    text = sink.render(False)
+    assert 'exesdb_node_cluster_size{node="n1"} 3.0' in text
+    # Both messages counted, the failed one too (as handle() counts before translating).
+    assert (
+        'exesdb_prometheus_messages_total{pubsub="ex_esdb_lifecycle",tag="node_lifecycle_event"}'
+        " 2.0" in text
+    )

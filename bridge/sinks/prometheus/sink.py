@@ -56,13 +56,11 @@ class PrometheusSink:
 
     def handle_batch(self, envelopes: Sequence[Envelope]) -> None:
         """Translate each message; one that fails is counted in exesdb_sink_errors and skipped."""
-        handle = self.translator.handle
-        for envelope in envelopes:
-            try:
-                handle(envelope)
-            except Exception:
-                self._errors.inc()
-                _logger.exception("subscriber %s failed on %s", SUBSCRIBER, envelope.tag)
+        self.translator.handle_batch(envelopes, self._failed)
+
+    def _failed(self, envelope: Envelope) -> None:
+        self._errors.inc()
+        _logger.exception("subscriber %s failed on %s", SUBSCRIBER, envelope.tag)
 
     async def start(self) -> None:
         """Nothing to start: the subscription drains with the bus."""
