@@ -282,6 +282,8 @@ def url_origin(url: str) -> str:
     """Only the scheme, host and port of ``url``: webhook paths and queries often hold tokens."""
     parts = urlsplit(url)
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
     port = f":{parts.port}" if parts.port else ""
     rest = "/…" if (parts.path.strip("/") or parts.query) else ""
     return f"{parts.scheme}://{host}{port}{rest}" if parts.scheme else "<not a URL>"

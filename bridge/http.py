@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bridge.bus import (
     SIGNATURE_HEADER,
+    Durability,
     Envelope,
     HeaderCheck,
     Rejection,
@@ -176,27 +177,42 @@ async def ingest(request: web.Request) -> web.Response:
             return _rejected(
                 verifier.reject(Rejection(RejectReason.MALFORMED, "the body has no envelope"))
             )
-    result = verifier.verify_batch(lines)
-    if isinstance(result, Rejection):
-        return _rejected(result)
-    busy = bridge.bus.congestion(result)
+    # Judged first, admitted (ids remembered) only once nothing will refuse the batch, so a
+    # batch answered 503 can be sent again as it is.
+    judged = verifier.judge_batch(lines)
+    if isinstance(judged, Rejection):
+        return _rejected(judged)
+    busy = bridge.bus.congestion(judged)
     if busy is not None:
         # An extra to SPEC section 6: refusing now beats accepting what the queue would drop.
-        response = error(
-            503,
-            "overloaded",
-            f"subscriber {busy.name!r} has {busy.depth} message(s) waiting; retry later",
+        return _retry_later(
+            "overloaded", f"subscriber {busy.name!r} has {busy.depth} message(s) waiting"
         )
-        response.headers["Retry-After"] = str(_RETRY_AFTER_SECONDS)
-        return response
+    if not bridge.bus.can_take(len(judged)):
+        return _retry_later("overloaded", "the bus transport's buffer is full")
+    result = verifier.admit(judged)
+    if isinstance(result, Rejection):
+        return _rejected(result)
     # On the in-process bus, 202 waits until durable subscribers (the alert outbox) hold them.
-    accepted, committed = await bridge.bus.publish_verified_durably(result, _COMMIT_WAIT_SECONDS)
+    accepted, durability = await bridge.bus.publish_verified_durably(result, _COMMIT_WAIT_SECONDS)
+    if durability is Durability.FAILED:
+        # The alert outbox could not store them: forget the ids so the sender's retry is taken.
+        verifier.forget(result)
+        return _retry_later(
+            "not_committed", "the alert outbox could not store the batch; send it again"
+        )
     answer: dict[str, Any] = {"accepted": accepted}
-    if not committed:
-        # Published all the same (a retry would be refused as replayed): say so, don't fail.
+    if durability is Durability.PENDING:
+        # Still queued for the outbox (a retry would be refused as replayed): say so.
         _logger.warning("ingest: answered 202 before the alert outbox committed the batch")
         answer["committed"] = False
     return web.json_response(answer, status=202)
+
+
+def _retry_later(code: str, detail: str) -> web.Response:
+    response = error(503, code, f"{detail}; retry later")
+    response.headers["Retry-After"] = str(_RETRY_AFTER_SECONDS)
+    return response
 
 
 def _too_large(limit: int) -> Rejection:

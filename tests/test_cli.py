@@ -282,7 +282,7 @@ def test_tail_with_a_wrong_token_exits_1(
 
 
 def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
-    """`outbox list` shows webhook URLs without credentials or query (they may hold tokens)."""
+    """`outbox list` shows webhook URLs by origin: credentials, path and query may be tokens."""
     from bridge.sinks.alerts.outbox import DeliveryState, Outbox
 
     secret_url = "https://user:hunter2@hooks.example/services/x?token=s3cr3t"
@@ -296,6 +296,7 @@ def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
     for extra in ([], ["--json"]):
         result = cli("outbox", "list", *extra, EXESDB_STATE_DIR=str(tmp_path))
         assert result.returncode == 0, result.stderr
-        assert "https://hooks.example/services/x" in result.stdout
+        assert "https://hooks.example/" in result.stdout
+        assert "services" not in result.stdout  # a path may hold a token (Slack-style)
         assert "hunter2" not in result.stdout
         assert "s3cr3t" not in result.stdout

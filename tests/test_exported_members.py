@@ -20,6 +20,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "BatchSubscription",
         "Bus",
         "BusMetrics",
+        "Durability",
         "Envelope",
         "Frame",
         "FrameReceiver",

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from bridge.app import Bridge
-from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring
+from bridge.bus import SIGNATURE_HEADER, Envelope, Frame, Keyring
 from bridge.component import Component
 from bridge.messages import format_timestamp
 from tests.support import ADMIN_TOKEN, TEST_SECRET, async_wait_until, make_settings
@@ -544,3 +544,52 @@ async def test_shutdown_is_not_held_by_a_connected_stream_client(serve: ServerFa
         # Well under aiohttp's 2 s shutdown timeout: streams end at once, not when it runs out.
         assert loop.time() - started < 1.5
     assert all(subscription.name != "stream" for subscription in server.bridge.bus.subscriptions)
+
+
+class BoundedTransport:
+    """A shared-bus transport whose buffer takes ``room`` frames, then refuses."""
+
+    name = "bounded"
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.sent: list[Frame] = []
+
+    async def start(self, receive: Any, group_instances: frozenset[str] = frozenset()) -> None:
+        """Nothing comes back on this transport."""
+
+    def send(self, frame: Frame) -> bool:
+        if len(self.sent) >= self.room:
+            return False
+        self.sent.append(frame)
+        return True
+
+    def capacity_left(self) -> int | None:
+        return self.room - len(self.sent)
+
+    def readiness(self) -> str | None:
+        return None
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+
+async def test_ingest_answers_503_when_the_transport_buffer_cannot_take_the_batch() -> None:
+    """A batch that would overflow a shared bus's buffer gets 503, and goes in when resent."""
+    transport = BoundedTransport(room=2)
+    settings = make_settings(EXESDB_HTTP_ADDR="127.0.0.1:0", EXESDB_INGEST="true")
+    bridge = Bridge(settings, components=[], transport=transport)
+    await bridge.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            server = Server(bridge, session)
+            batch = body_of(envelope(), envelope(), envelope())
+            status, answer = await server.post(batch, NDJSON)
+            assert (status, answer["error"]) == (503, "overloaded")
+            assert transport.sent == []
+            transport.room = 10
+            status, answer = await server.post(batch, NDJSON)
+            assert (status, answer) == (202, {"accepted": 3})
+            assert len(transport.sent) == 3
+    finally:
+        await bridge.aclose()

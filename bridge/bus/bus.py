@@ -42,6 +42,7 @@ __all__ = [
     "BatchHandler",
     "BatchSubscription",
     "Bus",
+    "Durability",
     "Handler",
     "PublishResult",
     "PublishStatus",
@@ -56,6 +57,15 @@ Handler = Callable[[Envelope], Awaitable[None] | None]
 BatchHandler = Callable[[Sequence[Envelope]], Awaitable[None] | None]
 _ALL_TOPICS: Final = "*"
 MAX_BATCH: Final = 1000
+_FAILED_BATCHES_KEPT: Final = 256
+
+
+class Durability(Enum):
+    """Where a durably published batch stands when the publisher stops waiting."""
+
+    COMMITTED = "committed"
+    PENDING = "pending"
+    FAILED = "failed"
 
 
 class PublishStatus(Enum):
@@ -237,6 +247,7 @@ class BatchSubscription(Subscription):
 
     __slots__ = (
         "_batch_handler",
+        "_failed",
         "_handled",
         "_inflight",
         "_waiters",
@@ -270,6 +281,8 @@ class BatchSubscription(Subscription):
         self._handled = 0
         self._inflight = 0
         self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
+        # (first, last] sequence numbers of recent batches whose handler raised.
+        self._failed: deque[tuple[int, int]] = deque(maxlen=_FAILED_BATCHES_KEPT)
 
     @property
     def congested(self) -> bool:
@@ -281,12 +294,16 @@ class BatchSubscription(Subscription):
         """The sequence number of the last message taken so far (handled, in flight or queued)."""
         return self._handled + self._inflight + len(self._queue)
 
+    def failed_between(self, since: int, mark: int) -> bool:
+        """True when a batch holding a message numbered in (``since``, ``mark``] failed."""
+        return any(first < mark and last > since for first, last in self._failed)
+
     async def wait_handled(self, mark: int, seconds: float) -> bool:
         """Wait until every message up to ``mark`` went through the handler; False after
         ``seconds``.
 
         Also False when the subscription stops first. A handler that raised counts as handled
-        (its error is counted in ``exesdb_sink_errors_total``).
+        here (its error is counted in ``exesdb_sink_errors_total``); ``failed_between`` tells.
         """
         if self._handled >= mark:
             return True
@@ -341,6 +358,7 @@ class BatchSubscription(Subscription):
                     raise
                 except Exception:
                     self._errors()
+                    self._failed.append((self._handled, self._handled + count))
                     _logger.exception("subscriber %s failed on a batch of %d", self.name, count)
                 finally:
                     self._busy = False
@@ -582,13 +600,22 @@ class Bus:
         else:
             for envelope in envelopes:
                 body = envelope.to_bytes()
-                self._send(Frame(envelope.instance, body, self._keyring.sign(body), envelope))
+                if not self._send(
+                    Frame(envelope.instance, body, self._keyring.sign(body), envelope)
+                ):
+                    continue  # counted in exesdb_bus_dropped_total{subscriber="transport"}
                 key = (envelope.instance, envelope.tag)
                 published[key] = published.get(key, 0) + 1
                 count += 1
         for key, number in published.items():
             self._published[key].inc(number)
         return count
+
+    def can_take(self, count: int) -> bool:
+        """False when the transport could not take ``count`` more frames now (its buffer is
+        full, e.g. while Redis is unreachable); for publishers that can push back."""
+        left = self.transport.capacity_left()
+        return left is None or left >= count
 
     def congestion(self, envelopes: Sequence[Envelope]) -> BatchSubscription | None:
         """A subscriber that cannot take ``envelopes`` now (at its high-water mark, or they
@@ -616,12 +643,12 @@ class Bus:
 
     async def publish_verified_durably(
         self, envelopes: Iterable[Envelope], seconds: float
-    ) -> tuple[int, bool]:
+    ) -> tuple[int, Durability]:
         """``publish_verified``, then wait (up to ``seconds``) for the durable subscribers.
 
         Returns the count and whether every durable subscriber that took some of the envelopes
-        has handled them. On a shared transport the transport holds them durably and this does
-        not wait (True).
+        has handled them (COMMITTED), is still at it (PENDING) or failed on them (FAILED). On a
+        shared transport the transport holds them and this does not wait (COMMITTED).
         """
         durable = [
             (subscription, subscription.mark)
@@ -630,15 +657,18 @@ class Bus:
         ]
         count = self.publish_verified(envelopes)
         if not isinstance(self.transport, MemoryTransport):
-            return count, True
+            return count, Durability.COMMITTED
         # Read right after the (synchronous) dispatch: the marks cover exactly these envelopes.
-        waits = [(s, s.mark) for s, before in durable if s.mark != before]
+        waits = [(s, before, s.mark) for s, before in durable if s.mark != before]
         deadline = time.monotonic() + seconds
-        settled = True
-        for subscription, mark in waits:
+        outcome = Durability.COMMITTED
+        for subscription, before, mark in waits:
             left = max(0.0, deadline - time.monotonic())
-            settled = await subscription.wait_handled(mark, left) and settled
-        return count, settled
+            if not await subscription.wait_handled(mark, left):
+                outcome = Durability.PENDING
+            elif subscription.failed_between(before, mark):
+                return count, Durability.FAILED
+        return count, outcome
 
     def _send(self, frame: Frame) -> bool:
         if self.transport.send(frame):

@@ -235,6 +235,9 @@ class RedisTransport:
             ", ".join(sorted(group_instances)) or "none",
         )
 
+    def capacity_left(self) -> int | None:
+        return 0 if self._closed else self._buffer_size - len(self._buffer)
+
     def send(self, frame: Frame) -> bool:
         if self._closed or len(self._buffer) >= self._buffer_size:
             return False

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
 
 __all__ = ["ReplayGuard", "ReplayVerdict"]
@@ -92,6 +92,12 @@ class ReplayGuard:
             remember(message_id, timestamp, now)
         return None
 
+    def forget(self, message_ids: Iterable[str]) -> None:
+        """Forget ids remembered for messages that were then not taken after all (their
+        sender is told to send them again); a later copy is then fresh."""
+        for message_id in message_ids:
+            self._seen.pop(message_id, None)
+
     def _judge(self, message_id: str, timestamp: float, now: float) -> ReplayVerdict:
         if abs(now - timestamp) > self._window or timestamp <= self._floor:
             return ReplayVerdict.EXPIRED
@@ -104,13 +110,16 @@ class ReplayGuard:
         self._seen[message_id] = timestamp
         self._order.append(message_id)
         if len(self._order) > self._capacity:
-            evicted_ts = self._seen.pop(self._order.popleft())
-            if evicted_ts + self._window >= now:
+            evicted_ts = self._seen.pop(self._order.popleft(), None)
+            if evicted_ts is not None and evicted_ts + self._window >= now:
                 self._floor = max(self._floor, evicted_ts)
 
     def _forget_expired(self, now: float) -> None:
         # Acceptance order is nearly timestamp order; stopping at the first live entry keeps
         # this O(1) amortized, and the capacity bound holds regardless.
         order, seen, window = self._order, self._seen, self._window
-        while order and seen[order[0]] + window < now:
-            del seen[order.popleft()]
+        while order:
+            timestamp = seen.get(order[0])
+            if timestamp is not None and timestamp + window >= now:
+                break
+            seen.pop(order.popleft(), None)  # None: forgotten earlier (see ``forget``)

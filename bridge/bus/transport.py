@@ -53,6 +53,9 @@ class Transport(Protocol):
     def send(self, frame: Frame) -> bool:
         """Queue a frame without blocking; False when it had to be dropped (counted by caller)."""
 
+    def capacity_left(self) -> int | None:
+        """How many more frames ``send`` would take now; None when it never refuses."""
+
     def readiness(self) -> str | None:
         """None when ready, else why not."""
 
@@ -87,6 +90,9 @@ class MemoryTransport:
         else:
             self._receive(frame)
         return True
+
+    def capacity_left(self) -> int | None:
+        return None if self._receive is not None else self._max_pending - len(self._pending)
 
     def readiness(self) -> str | None:
         return None if self._receive is not None else "the in-process bus has not started"

@@ -8,7 +8,7 @@ parsed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from bridge.bus.envelope import Envelope, Rejection, RejectReason, decode_envelope
 from bridge.bus.replay import ReplayGuard, ReplayVerdict
@@ -104,6 +104,14 @@ class Verifier:
         and sent again. The first line at fault is reported, as if each line were decoded and
         then checked for replay in turn; the replay checks are made at one instant.
         """
+        envelopes = self.judge_batch(lines)
+        if isinstance(envelopes, Rejection):
+            return envelopes
+        return self.admit(envelopes)
+
+    def judge_batch(self, lines: Sequence[bytes]) -> list[Envelope] | Rejection:
+        """``verify_batch`` without remembering the ids: the caller may still refuse the batch
+        (e.g. 503 when a subscriber is congested) and then ``admit`` it or not."""
         envelopes: list[Envelope] = []
         append = envelopes.append
         decoding_failure: tuple[int, Rejection] | None = None
@@ -114,8 +122,7 @@ class Verifier:
                 break
             append(envelope)
         total = len(lines)
-        replay = self._replay.check_all if decoding_failure is None else self._first_replayed
-        failure = replay([(envelope.id, envelope.unix_ts) for envelope in envelopes])
+        failure = self._first_replayed([(envelope.id, envelope.unix_ts) for envelope in envelopes])
         if failure is not None:
             index, verdict = failure
             rejection = _replay_rejection(verdict, envelopes[index].id)
@@ -124,6 +131,22 @@ class Verifier:
             number, rejection = decoding_failure
             return self.reject(_at_line(rejection, number, total))
         return envelopes
+
+    def admit(self, envelopes: list[Envelope]) -> list[Envelope] | Rejection:
+        """Remember the ids of a judged batch, all at one instant; a Rejection only if a copy
+        was admitted since it was judged."""
+        failure = self._replay.check_all(
+            [(envelope.id, envelope.unix_ts) for envelope in envelopes]
+        )
+        if failure is not None:
+            index, verdict = failure
+            rejection = _replay_rejection(verdict, envelopes[index].id)
+            return self.reject(_at_line(rejection, index + 1, len(envelopes)))
+        return envelopes
+
+    def forget(self, envelopes: Iterable[Envelope]) -> None:
+        """Forget admitted envelopes that were then not taken, so that a resend is accepted."""
+        self._replay.forget(envelope.id for envelope in envelopes)
 
     def _first_replayed(
         self, messages: Sequence[tuple[str, float]]

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bridge.bus import BatchSubscription, Envelope, Frame, new_message_id
+from bridge.bus import BatchSubscription, Durability, Envelope, Frame, new_message_id
 from bridge.messages import SystemAlert
 from tests.bus.conftest import BusFactory, BusKit
 from tests.support import async_wait_until
@@ -134,10 +134,13 @@ async def test_durable_publish_returns_once_the_handler_has_handled_the_batch(
     await asyncio.sleep(0.05)
     assert not waiting.done()  # the handler is held: not committed yet
     gate.set()
-    assert await waiting == (3, True)
+    assert await waiting == (3, Durability.COMMITTED)
     assert batches.ids == ["a0", "a1", "a2"]
     gate.clear()
-    assert await kit.bus.publish_verified_durably([_envelope(9)], 0.05) == (1, False)
+    assert await kit.bus.publish_verified_durably([_envelope(9)], 0.05) == (
+        1,
+        Durability.PENDING,
+    )
 
 
 async def test_durable_publish_does_not_wait_for_messages_no_durable_subscriber_takes(
@@ -147,7 +150,10 @@ async def test_durable_publish_does_not_wait_for_messages_no_durable_subscriber_
     kit = await _started(make_bus)
     batches = Batches(asyncio.Event())  # never released
     kit.bus.subscribe("b", batches, instances=["ex_esdb_health"], batch=True, durable=True)
-    assert await kit.bus.publish_verified_durably([_envelope(1)], 5.0) == (1, True)
+    assert await kit.bus.publish_verified_durably([_envelope(1)], 5.0) == (
+        1,
+        Durability.COMMITTED,
+    )
 
 
 async def test_congestion_names_a_subscriber_at_its_high_water_mark(make_bus: BusFactory) -> None:

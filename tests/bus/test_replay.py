@@ -124,3 +124,21 @@ def test_refuses_a_capacity_below_one(capacity: int) -> None:
     """A guard must be able to remember at least one id."""
     with pytest.raises(ValueError, match="capacity"):
         ReplayGuard(WINDOW, capacity)
+
+
+def test_a_forgotten_id_is_fresh_again_and_memory_stays_consistent() -> None:
+    """forget() lets a refused batch's ids in again; eviction and expiry still protect them."""
+    clock = Clock(1_000.0)
+    guard = ReplayGuard(60, 3, clock)
+    assert guard.check("a", 1_000.0) is ReplayVerdict.FRESH
+    assert guard.check("b", 1_001.0) is ReplayVerdict.FRESH
+    guard.forget(["a", "never-seen"])
+    assert guard.check("a", 1_000.0) is ReplayVerdict.FRESH
+    assert guard.check("b", 1_001.0) is ReplayVerdict.REPLAYED
+    for number, name in enumerate(("c", "d", "e"), start=2):
+        assert guard.check(name, 1_000.0 + number) is ReplayVerdict.FRESH
+    # "a" was evicted along the way; its timestamp is under the floor, so it stays refused.
+    assert guard.check("a", 1_000.0) is not ReplayVerdict.FRESH
+    clock.now = 1_100.0  # past the window: the rest is forgotten without error
+    assert guard.check("z", 1_100.0) is ReplayVerdict.FRESH
+    assert len(guard) == 1

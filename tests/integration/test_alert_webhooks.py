@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bridge.config import url_origin
 from bridge.messages import NodeLifecycle, NotificationStatus
 from tests.integration.servers.webhook import HANG, Answer, WebhookReceiver, webhook_receiver
 from tests.sinks.alerts.helpers import alert_bridge, system_alert
@@ -71,7 +72,7 @@ async def test_retries_keep_one_delivery_id_until_accepted(
             ("delivered", 4),
         ]
         assert statuses[0].error_reason == "HTTP 500; will retry"
-        assert statuses[0].recipient == receiver.url
+        assert statuses[0].recipient == url_origin(receiver.url)  # a path may hold a token
         assert (counted(bridge, "retry"), counted(bridge, "delivered")) == (3.0, 1.0)
         assert bridge.registry.get_sample_value("exesdb_webhook_delivery_seconds_count") == 4.0
         assert sink.outbox.depth().pending == 0

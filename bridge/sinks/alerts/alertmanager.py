@@ -21,8 +21,9 @@ from typing import Any, Final
 
 import aiohttp
 
+from bridge.config import url_origin
 from bridge.messages import format_timestamp
-from bridge.sinks.alerts.delivery import USER_AGENT, Sleep, redact_url, wait_or_wake
+from bridge.sinks.alerts.delivery import USER_AGENT, Sleep, wait_or_wake
 from bridge.sinks.alerts.outbox import AlertRecord, AlertState, Outbox
 from bridge.sinks.alerts.thread import DbThread
 
@@ -77,7 +78,7 @@ class AlertmanagerPoster:
         sleep: Sleep = wait_or_wake,
     ) -> None:
         self.url = base_url.rstrip("/") + "/api/v2/alerts"
-        self.shown_url = redact_url(self.url)
+        self.shown_url = url_origin(self.url)
         self.interval = interval
         self._outbox = outbox
         self._db = db

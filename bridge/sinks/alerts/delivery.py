@@ -23,12 +23,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
 from bridge import __version__
 from bridge.bus import SIGNATURE_HEADER, Keyring
+from bridge.config import url_origin
 from bridge.sinks.alerts.outbox import BuildPayloads, Delivery, DeliveryState, Outbox
 from bridge.sinks.alerts.thread import DbThread
 
@@ -43,7 +43,6 @@ __all__ = [
     "WebhookSender",
     "classify",
     "parse_retry_after",
-    "redact_url",
     "wait_or_wake",
 ]
 
@@ -130,16 +129,6 @@ class AttemptResult:
     def ok(self) -> bool:
         """True when the receiver took the delivery."""
         return self.outcome is Outcome.DELIVERED
-
-
-def redact_url(url: str) -> str:
-    """``url`` without credentials, query or fragment (they may carry tokens)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 class Sender(Protocol):
@@ -245,7 +234,7 @@ class DeliveryWorker:
         sleep: Sleep = wait_or_wake,
     ) -> None:
         self.url = url
-        self.shown_url = redact_url(url)
+        self.shown_url = url_origin(url)
         self._outbox = outbox
         self._db = db
         self._sender = sender

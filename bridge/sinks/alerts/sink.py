@@ -25,7 +25,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from bridge.bus import Bus, Envelope
-from bridge.config import Settings
+from bridge.config import Settings, url_origin
 from bridge.errors import BridgeError, ConfigError
 from bridge.http import admin, error
 from bridge.messages import AlertAck, Message, NotificationStatus
@@ -38,7 +38,6 @@ from bridge.sinks.alerts.delivery import (
     RetryPolicy,
     Sleep,
     WebhookSender,
-    redact_url,
     wait_or_wake,
 )
 from bridge.sinks.alerts.escalation import Escalator
@@ -418,7 +417,7 @@ class AlertSink:
         if not result.ok:
             then = "dead-lettered" if state is DeliveryState.DEAD else "will retry"
             reason = f"{result.error}; {then}"
-        recipient = redact_url(delivery.url)
+        recipient = url_origin(delivery.url)
         for alert_id in delivery.alert_ids:
             self._publish(
                 "notification_status",

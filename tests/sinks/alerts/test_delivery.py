@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.config import url_origin
 from bridge.sinks.alerts.delivery import (
     AttemptResult,
     DeliveryWorker,
@@ -16,7 +17,6 @@ from bridge.sinks.alerts.delivery import (
     RetryPolicy,
     classify,
     parse_retry_after,
-    redact_url,
 )
 from bridge.sinks.alerts.outbox import AlertRecord, DeliveryState, Outbox
 from bridge.sinks.alerts.sources import AlertEvent
@@ -86,9 +86,10 @@ def test_retry_after_wins_when_longer() -> None:
 
 def test_redacted_url_drops_credentials_and_query() -> None:
     """URLs shown in logs and NotificationStatus carry no secrets."""
-    assert redact_url("https://user:pw@hooks.example:8443/a/b?token=x#f") == (
-        "https://hooks.example:8443/a/b"
+    assert url_origin("https://user:pw@hooks.example:8443/a/b?token=x#f") == (
+        "https://hooks.example:8443/…"
     )
+    assert url_origin("http://[::1]:9000/") == "http://[::1]:9000"
 
 
 class ScriptedSender:

@@ -113,6 +113,29 @@ async def test_ingest_answers_202_only_once_the_alerts_are_committed(tmp_path: P
         assert {f"d{n}" for n in range(20)} <= committed_ids(tmp_path)
 
 
+async def test_a_batch_the_outbox_fails_to_store_is_answered_503_and_taken_when_resent(
+    tmp_path: Path,
+) -> None:
+    """If the outbox commit fails, ingest says 503 not_committed and a resend is accepted."""
+    async with alert_bridge(tmp_path, **INGEST) as (bridge, sink, _):
+        real_apply = sink.outbox.apply
+        failures = [sqlite3.OperationalError("disk I/O error")]
+
+        def failing_once(*args: Any, **kwargs: Any) -> Any:
+            if failures:
+                raise failures.pop()
+            return real_apply(*args, **kwargs)
+
+        sink.outbox.apply = failing_once  # type: ignore[method-assign]
+        body = ndjson(*(system_alert(f"f{n}") for n in range(3)))
+        status, headers, answer = await ingest(bridge, body)
+        assert (status, answer["error"], headers["Retry-After"]) == (503, "not_committed", "1")
+        assert not {f"f{n}" for n in range(3)} & committed_ids(tmp_path)
+        status, _, answer = await ingest(bridge, body)
+        assert (status, answer) == (202, {"accepted": 3})
+        assert {f"f{n}" for n in range(3)} <= committed_ids(tmp_path)
+
+
 async def test_ingest_answers_503_with_retry_after_above_the_high_water_mark(
     tmp_path: Path,
 ) -> None:
@@ -127,7 +150,8 @@ async def test_ingest_answers_503_with_retry_after_above_the_high_water_mark(
             ingest(bridge, ndjson(*(system_alert(f"q{n}") for n in range(1, 9))))
         )
         await async_wait_until(lambda: sink.subscription.depth == 8, what="eight waiting")
-        status, headers, body = await ingest(bridge, ndjson(system_alert("q9")))
+        refused = ndjson(system_alert("q9"))
+        status, headers, body = await ingest(bridge, refused)
         assert status == 503
         assert headers["Retry-After"] == "1"
         assert body["error"] == "overloaded"
@@ -135,6 +159,10 @@ async def test_ingest_answers_503_with_retry_after_above_the_high_water_mark(
         assert (await first)[0] == 202
         assert (await second)[0] == 202
         assert committed_ids(tmp_path) == {f"q{n}" for n in range(9)}
+        # Nothing of a refused batch was remembered: the very same signed body goes in now.
+        status, _, body = await ingest(bridge, refused)
+        assert (status, body) == (202, {"accepted": 1})
+        assert "q9" in committed_ids(tmp_path)
         assert bridge.registry.get_sample_value(
             "exesdb_bus_dropped_total", {"subscriber": "alerts"}
         ) in (None, 0.0)
