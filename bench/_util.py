@@ -93,7 +93,9 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
 class BridgeProcess:
     """``python -m bridge run`` on a free loopback port, for measuring from the outside."""
 
-    def __init__(self, **env: str) -> None:
+    def __init__(self, root: Path = ROOT, **env: str) -> None:
+        # ``root``: the source tree to run (bench.compare runs another revision's beside this).
+        self._root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         environment = {
@@ -126,7 +128,7 @@ class BridgeProcess:
             env=self._env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=str(ROOT),
+            cwd=str(self._root),
         )
         wait_for(lambda: self._healthy(), 30.0, f"bridge on {self.url}")
         return self

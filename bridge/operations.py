@@ -51,6 +51,26 @@ class LatencyHistogram:
         if seconds > self.maximum:
             self.maximum = seconds
 
+    def add_many(self, seconds: float, count: int) -> None:
+        """Record ``count`` latencies of ``seconds`` each (what ``count`` calls of add() would)."""
+        if count <= 0:
+            return
+        if seconds <= _MIN_SECONDS:
+            if seconds < 0.0:
+                seconds = 0.0
+            index = 0
+        else:
+            index = int(math.log(seconds / _MIN_SECONDS) / _LOG_GROWTH)
+            if index >= _BUCKETS:
+                index = _BUCKETS - 1
+        self.counts[index] += count
+        self.count += count
+        self.total += seconds * count
+        if seconds < self.minimum:
+            self.minimum = seconds
+        if seconds > self.maximum:
+            self.maximum = seconds
+
     def quantile(self, q: float) -> float:
         """The ``q`` quantile (0..1) in seconds; 0 when empty."""
         if not self.count:
@@ -113,6 +133,23 @@ class OperationRecorder:
             else:
                 entry.failed += 1
             entry.latency.add(seconds)
+
+    def record_each(self, operations: tuple[str, ...], seconds: float, count: int = 1) -> None:
+        """Record ``count`` successful operations of ``seconds`` under each of ``operations``.
+
+        One lock for all of them: the bus-delivery recorder calls this for every batch.
+        """
+        with self._lock:
+            ops = self._ops
+            for operation in operations:
+                entry = ops.get(operation)
+                if entry is None:
+                    if len(ops) >= self._max:
+                        self.overflowed += 1
+                        continue
+                    entry = ops[operation] = _Tally()
+                entry.succeeded += count
+                entry.latency.add_many(seconds, count)
 
     def drain(self) -> Iterator[OperationSnapshot]:
         """The figures since the last drain, per operation; the recorder starts afresh."""

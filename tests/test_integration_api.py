@@ -27,7 +27,7 @@ from bridge.messages import (
     SystemLifecycle,
     ThroughputMetric,
 )
-from bridge.operations import OperationRecorder
+from bridge.operations import LatencyHistogram, OperationRecorder
 from tests.support import async_wait_until, make_settings
 
 
@@ -445,3 +445,32 @@ async def test_module_track_uses_the_installed_recorder(running: Bridge) -> None
     with api.track("module_op"):
         pass
     assert _snapshot(running.integration.recorder) == {"module_op": (1, 0)}
+
+
+def test_record_each_records_under_every_name_within_the_bound() -> None:
+    """record_each() adds one latency to each named operation; names past the cap are counted."""
+    recorder = OperationRecorder(max_operations=2)
+    recorder.record_each(("bus.delivery", "bus.x", "bus.y"), 0.5)
+    recorder.record_each(("bus.delivery", "bus.x", "bus.y"), 0.25)
+    snapshots = {snap.operation: snap for snap in recorder.drain()}
+    assert set(snapshots) == {"bus.delivery", "bus.x"}
+    for snap in snapshots.values():
+        assert (snap.succeeded, snap.failed) == (2, 0)
+        assert (snap.latency.minimum, snap.latency.maximum) == (0.25, 0.5)
+    assert recorder.overflowed == 2
+
+
+def test_histogram_add_many_equals_repeated_add() -> None:
+    """LatencyHistogram.add_many(s, n) leaves the same figures as n calls of add(s)."""
+    one_by_one, at_once = LatencyHistogram(), LatencyHistogram()
+    for seconds, count in ((0.003, 4), (-1.0, 2), (1e-7, 1), (9e9, 3), (0.5, 0)):
+        for _ in range(count):
+            one_by_one.add(seconds)
+        at_once.add_many(seconds, count)
+    assert at_once.counts == one_by_one.counts
+    assert (at_once.count, at_once.minimum, at_once.maximum) == (
+        one_by_one.count,
+        one_by_one.minimum,
+        one_by_one.maximum,
+    )
+    assert at_once.total == pytest.approx(one_by_one.total)

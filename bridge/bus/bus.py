@@ -36,7 +36,7 @@ from bridge.bus.signing import Keyring
 from bridge.bus.transport import Frame, MemoryTransport, Transport
 from bridge.bus.verify import Verifier
 from bridge.errors import MessageError
-from bridge.messages import INSTANCES, Message, utc_now
+from bridge.messages import INSTANCES, MESSAGE_TYPES, Message, utc_now
 
 __all__ = [
     "MAX_BATCH",
@@ -114,6 +114,7 @@ class Subscription:
         "instances",
         "max_queue",
         "name",
+        "tags",
         "topic",
     )
 
@@ -130,6 +131,8 @@ class Subscription:
     ) -> None:
         self.name = name
         self.instances = instances
+        # The message tags taken (None: every tag of the instances); set by Bus.subscribe.
+        self.tags: frozenset[str] | None = None
         self.topic = topic
         # Computed once: matches() runs for every message and subscriber.
         self._prefix = topic[:-1] if topic.endswith(_ALL_TOPICS) else None
@@ -359,7 +362,11 @@ class BatchSubscription(Subscription):
             self._wakeup.clear()
             while queue:
                 count = min(len(queue), self.max_batch)
-                taken = [queue.popleft() for _ in range(count)]
+                if count == len(queue):
+                    taken = list(queue)  # the whole queue (the usual case): one copy, one clear
+                    queue.clear()
+                else:
+                    taken = [queue.popleft() for _ in range(count)]
                 self._busy = True
                 self._inflight = count
                 try:
@@ -465,6 +472,9 @@ class Bus:
         self._clock = clock
         self._subscriptions: list[Subscription] = []
         self._by_instance: dict[str, list[Subscription]] = {name: [] for name in INSTANCES}
+        # (instance, tag) -> the subscriptions taking that tag, built on first use and cleared
+        # whenever the subscriptions change.
+        self._routes: dict[tuple[str, str], tuple[Subscription, ...]] = {}
         self._published = {
             (name, tag): metrics.published.labels(name, tag)
             for name in INSTANCES
@@ -484,6 +494,7 @@ class Bus:
         handler: Handler,
         *,
         instances: Collection[str] | None = None,
+        tags: Collection[str] | None = None,
         topic: str = _ALL_TOPICS,
         queue_size: int | None = None,
         group: bool = False,
@@ -497,6 +508,7 @@ class Bus:
         handler: BatchHandler,
         *,
         instances: Collection[str] | None = None,
+        tags: Collection[str] | None = None,
         topic: str = _ALL_TOPICS,
         queue_size: int | None = None,
         group: bool = False,
@@ -512,6 +524,7 @@ class Bus:
         handler: Handler | BatchHandler,
         *,
         instances: Collection[str] | None = None,
+        tags: Collection[str] | None = None,
         topic: str = _ALL_TOPICS,
         queue_size: int | None = None,
         group: bool = False,
@@ -526,6 +539,9 @@ class Bus:
         subscribers take work-queue frames: across bridge replicas each such message reaches
         one of them (on the in-process bus, simply this one).
 
+        ``tags`` (message tags of those instances) narrows what is delivered further: a sink
+        that acts on a few message types need not be handed every message.
+
         With ``batch=True`` the handler gets a ``Sequence[Envelope]`` of everything queued (at
         most ``max_batch``) and the frames are acknowledged after it returns; ``durable`` lets
         ``publish_verified_durably`` wait for the handler; ``high_water`` (a fraction of the
@@ -537,6 +553,14 @@ class Bus:
             raise MessageError(f"unknown bus instance(s): {', '.join(sorted(unknown))}")
         if topic != _ALL_TOPICS:
             check_topic(topic.removesuffix(_ALL_TOPICS) or "x")
+        taken_tags = None if tags is None else frozenset(tags)
+        if taken_tags is not None:
+            known = {tag for instance, tag in MESSAGE_TYPES if instance in chosen}
+            if taken_tags - known:
+                raise MessageError(
+                    f"not message tags of {', '.join(sorted(chosen))}: "
+                    f"{', '.join(sorted(taken_tags - known))}"
+                )
         size = queue_size or self._queue_size
         dropped = self.metrics.dropped.labels(name).inc
         errors = self.metrics.handler_errors.labels(name).inc
@@ -566,9 +590,11 @@ class Bus:
                 dropped,
                 errors,
             )
+        subscription.tags = taken_tags
         self._subscriptions.append(subscription)
         for instance in chosen:
             self._by_instance[instance].append(subscription)
+        self._routes.clear()
         if self._started:
             subscription.start()
         return subscription
@@ -579,6 +605,7 @@ class Bus:
             self._subscriptions.remove(subscription)
             for instance in subscription.instances:
                 self._by_instance[instance].remove(subscription)
+            self._routes.clear()
         await subscription.stop(0.0)
 
     @property
@@ -663,10 +690,16 @@ class Bus:
         for subscription in self._subscriptions:
             if not isinstance(subscription, BatchSubscription):
                 continue
+            # Room for the whole batch: no need to count what this subscriber would take.
+            if not subscription.congested and subscription.depth + len(envelopes) <= (
+                subscription.max_queue
+            ):
+                continue
             taken = sum(
                 1
                 for envelope in envelopes
                 if envelope.instance in subscription.instances
+                and (subscription.tags is None or envelope.tag in subscription.tags)
                 and subscription.matches(envelope.topic)
             )
             if taken and (
@@ -781,17 +814,28 @@ class Bus:
 
         self._dispatch(result, replace(frame, ack=handled, nack=failed))
 
+    def _route(self, instance: str, tag: str) -> tuple[Subscription, ...]:
+        route = self._routes[(instance, tag)] = tuple(
+            subscription
+            for subscription in self._by_instance[instance]
+            if subscription.tags is None or tag in subscription.tags
+        )
+        return route
+
     def _dispatch(self, envelope: Envelope, frame: Frame) -> None:
         group, topic = frame.group, envelope.topic
+        route = self._routes.get((envelope.instance, envelope.tag))
+        if route is None:
+            route = self._route(envelope.instance, envelope.tag)
         if frame.ack is None:
             # In-process and fan-out frames (the hot path): no acknowledgement to share out.
-            for subscription in self._by_instance[envelope.instance]:
+            for subscription in route:
                 if (group is None or group == subscription.group) and subscription.matches(topic):
                     subscription.offer(envelope, frame)
             return
         takers = [
             subscription
-            for subscription in self._by_instance[envelope.instance]
+            for subscription in route
             if (group is None or group == subscription.group) and subscription.matches(topic)
         ]
         if len(takers) != 1:

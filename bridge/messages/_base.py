@@ -5,17 +5,10 @@ from __future__ import annotations
 import secrets
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    ValidationInfo,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic.config import ExtraValues
 
 __all__ = [
     "JsonMap",
@@ -90,16 +83,36 @@ class Message(BaseModel):
 
     timestamp: Timestamp = Field(default_factory=utc_now)
 
-    @model_validator(mode="before")
     @classmethod
-    def _default_node(cls, data: Any, info: ValidationInfo) -> Any:
+    def model_validate(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: ExtraValues | None = None,
+        from_attributes: bool | None = None,
+        context: Any | None = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self:
+        """Validate ``obj``; a missing or null ``node`` comes from ``context["node"]``."""
+        # Filled here rather than in a before-validator: that would be a Python call inside every
+        # validation, the envelope decoder's single pydantic-core call included (the hot path).
         if (
-            isinstance(data, dict)
-            # __pydantic_fields__, not model_fields: the latter is a slow property (hot path).
+            context
+            and isinstance(obj, dict)
+            # __pydantic_fields__, not model_fields: the latter is a slow property.
             and "node" in cls.__pydantic_fields__
-            and data.get("node") is None
-            and info.context
-            and info.context.get("node")
+            and obj.get("node") is None
+            and context.get("node")
         ):
-            data = {**data, "node": info.context["node"]}
-        return data
+            obj = {**obj, "node": context["node"]}
+        return super().model_validate(
+            obj,
+            strict=strict,
+            extra=extra,
+            from_attributes=from_attributes,
+            context=context,
+            by_alias=by_alias,
+            by_name=by_name,
+        )

@@ -113,6 +113,32 @@ async def test_subscribers_get_only_their_instances(make_bus: BusFactory) -> Non
     assert [envelope.tag for envelope in alerts.envelopes] == ["system_alert"]
 
 
+async def test_subscribers_with_tags_get_only_those_tags(make_bus: BusFactory) -> None:
+    """A subscriber naming tags gets only those, also when it subscribes after others."""
+    kit = await _started(make_bus)
+    everything, node_only = Collected(), Collected()
+    kit.bus.subscribe("everything", everything)
+    # Routes are cached per instance and tag: a later subscribe must reset them.
+    kit.bus.publish("before", NodeHealth(status="healthy", node="node1@host"))
+    await async_wait_until(lambda: everything.envelopes, what="the first message")
+    kit.bus.subscribe("node", node_only, tags=["node_health_updated"])
+    kit.bus.publish("component", _health())
+    kit.bus.publish("node", NodeHealth(status="healthy", node="node1@host"))
+    kit.bus.publish("alert", _alert())
+    await async_wait_until(lambda: len(everything.envelopes) == 4, what="all four")
+    await async_wait_until(lambda: node_only.envelopes, what="the node health")
+    assert node_only.topics == ["node"]
+
+
+async def test_subscribe_refuses_tags_its_instances_do_not_have(make_bus: BusFactory) -> None:
+    """A tag unknown, or of an instance not subscribed to, raises MessageError naming it."""
+    kit = make_bus()
+    with pytest.raises(MessageError, match="system_alert"):
+        kit.bus.subscribe("bad", Collected(), instances=["ex_esdb_health"], tags=["system_alert"])
+    with pytest.raises(MessageError, match="no_such_tag"):
+        kit.bus.subscribe("bad", Collected(), tags=["no_such_tag"])
+
+
 @pytest.mark.parametrize(
     ("instances", "topic"),
     [(["ex_esdb_nothing"], "*"), (None, "bad topic*"), (None, "a*b"), (None, "**")],

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from bridge.bus import BatchSubscription
 from bridge.messages import LatencyMetric, PerformanceMetric, ThroughputMetric
 from collectors import IoCounters, ThroughputCollector
 from tests.collectors.fakes import FakeProbe, VirtualTime, make_bus, make_integration
@@ -64,6 +66,26 @@ def test_bus_deliveries_are_recorded_per_instance():
     assert set(drained) == {"bus.delivery", "bus.ex_esdb_logging"}
     assert drained["bus.delivery"].count == 2
     assert drained["bus.delivery"].latency.maximum == pytest.approx(0.25)
+
+
+def test_bus_delivery_batches_are_recorded_per_message():
+    """A delivered batch records one latency per message, per instance, from one clock read."""
+    bus = make_bus()
+    integration = make_integration()
+    log = envelope("log_entry", level="info", message="m", module="M")
+    older = replace(log, unix_ts=log.unix_ts - 0.5)
+    clock = iter([log.unix_ts + 0.25])
+    collector = ThroughputCollector(integration, bus=bus, wall_clock=lambda: next(clock))
+    subscription = next(s for s in bus.subscriptions if s.name == "collectors.bus")
+    assert isinstance(subscription, BatchSubscription)
+    collector.on_batch([log, older, log])
+    drained = {s.operation: s for s in integration.recorder.drain()}
+    assert set(drained) == {"bus.delivery", "bus.ex_esdb_logging"}
+    for snapshot in drained.values():
+        assert snapshot.count == 3
+        assert snapshot.latency.minimum == pytest.approx(0.25)
+        assert snapshot.latency.maximum == pytest.approx(0.75)
+        assert snapshot.latency.mean == pytest.approx((0.25 + 0.75 + 0.25) / 3)
 
 
 def test_host_io_becomes_byte_rates():

@@ -12,8 +12,10 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from bridge.app import Bridge
+from bridge.bus import Envelope
 from bridge.config import Settings
 from bridge.sinks.prometheus import OPENMETRICS_TYPE, TEXT_TYPE, PrometheusSink, negotiate
+from tests.sinks.prometheus_support import envelope
 from tests.sinks.test_prometheus_translate import GOLDEN
 from tests.support import async_wait_until, http_get, require_binary
 
@@ -165,3 +167,31 @@ async def test_sink_stops_being_ready_when_closed():
     await sink.aclose()
     await sink.aclose()
     assert sink.readiness() == "the Prometheus sink is closed"
+
+
+async def test_a_failing_message_is_counted_and_the_rest_of_its_batch_translated():
+    """The batch handler counts a message that fails in exesdb_sink_errors and goes on."""
+    bridge = Bridge(Settings(EXESDB_NODE="n1"), components=[])
+    sink = PrometheusSink(bridge.bus)
+    good = [envelope("node_lifecycle_event", event="joined", cluster_size=3)]
+    bad = envelope("node_lifecycle_event", event="joined", cluster_size=3)
+    original = sink.translator._handlers["node_lifecycle_event"]
+
+    def handle(item: Envelope) -> None:
+        if item is bad:
+            raise RuntimeError("translation failed")
+        original(item)
+
+    sink.translator._handlers["node_lifecycle_event"] = handle
+    sink.handle_batch([bad, *good])
+    errors = bridge.registry.get_sample_value(
+        "exesdb_sink_errors_total", {"subscriber": "prometheus"}
+    )
+    assert errors == 1.0
+    text = sink.render(False)
+    assert 'exesdb_node_cluster_size{node="n1"} 3.0' in text
+    # Both messages counted, the failed one too (as handle() counts before translating).
+    assert (
+        'exesdb_prometheus_messages_total{pubsub="ex_esdb_lifecycle",tag="node_lifecycle_event"}'
+        " 2.0" in text
+    )

@@ -6,8 +6,10 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from bridge.bus import Envelope
 from bridge.messages import MESSAGE_TYPES
-from tests.sinks.prometheus_support import envelope, families_text, translate
+from bridge.sinks.prometheus import SeriesStore, Translator
+from tests.sinks.prometheus_support import FakeClock, envelope, families_text, translate
 
 
 class Golden(NamedTuple):
@@ -602,3 +604,14 @@ def test_openmetrics_names_counter_families_without_total():
     text = families_text(store, openmetrics=True)
     assert "# TYPE exesdb_log_entries counter\n" in text
     assert 'exesdb_log_entries_total{node="n1",level="info"} 1.0\n' in text
+
+
+def test_a_batch_renders_as_its_messages_one_by_one():
+    """handle_batch() leaves the same series, message counts included, as handle() per message."""
+    envelopes = [envelope(case.tag, case.topic, **case.fields) for case in GOLDEN] * 2
+    one_by_one = translate(*envelopes)
+    store = SeriesStore(clock=FakeClock())
+    failures: list[Envelope] = []
+    Translator(store).handle_batch(envelopes, failures.append)
+    assert failures == []
+    assert store.render() == one_by_one.render()

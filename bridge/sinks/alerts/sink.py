@@ -53,7 +53,13 @@ from bridge.sinks.alerts.outbox import (
     OutboxDepth,
 )
 from bridge.sinks.alerts.payload import build_payloads
-from bridge.sinks.alerts.sources import SEVERITIES, AlertEvent, alert_events, meets
+from bridge.sinks.alerts.sources import (
+    SEVERITIES,
+    SOURCE_TYPES,
+    AlertEvent,
+    alert_events,
+    meets,
+)
 from bridge.sinks.alerts.thread import DbThread
 
 __all__ = ["SUBSCRIBED_INSTANCES", "AlertSink"]
@@ -154,6 +160,9 @@ class AlertSink:
             "alerts",
             self._on_batch,
             instances=SUBSCRIBED_INSTANCES,
+            # Only what makes an alert event or acknowledges one (not every metric or health
+            # reading of those instances): less to queue, hand over and wait for at ingest.
+            tags=[AlertAck.TAG, *(model.TAG for model in SOURCE_TYPES)],
             group=True,
             queue_size=settings.alert_queue_size,
             batch=True,

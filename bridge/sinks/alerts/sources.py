@@ -24,6 +24,7 @@ from bridge.bus import Envelope
 from bridge.messages import (
     AccessViolation,
     ComponentHealth,
+    Message,
     MetricAlert,
     NodeHealth,
     NodeLifecycle,
@@ -33,6 +34,7 @@ from bridge.messages import (
 
 __all__ = [
     "SEVERITIES",
+    "SOURCE_TYPES",
     "AlertEvent",
     "Severity",
     "alert_event",
@@ -44,6 +46,17 @@ Severity = Literal["info", "warning", "error", "critical"]
 Status = Literal["firing", "resolved"]
 
 SEVERITIES: Final[tuple[Severity, ...]] = ("info", "warning", "error", "critical")
+# The message types alert_event()/alert_events() make events of (the bus routes only these, with
+# AlertAck, to the alert sink; tests/sinks/alerts/test_sources.py checks no other type gives one).
+SOURCE_TYPES: Final[tuple[type[Message], ...]] = (
+    SystemAlert,
+    MetricAlert,
+    SecurityAlert,
+    AccessViolation,
+    NodeHealth,
+    ComponentHealth,
+    NodeLifecycle,
+)
 _RANK: Final[dict[str, int]] = {name: rank for rank, name in enumerate(SEVERITIES)}
 # MESSAGES.md, "Severity mapping to alerting".
 _SECURITY_SEVERITY: Final[dict[str, Severity]] = {

@@ -8,7 +8,7 @@ payload's node, else the envelope's (the publishing node).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from bridge.bus import Envelope
@@ -396,6 +396,29 @@ class Translator:
         """Update the series for one verified message."""
         self._f["exesdb_prometheus_messages"].inc((envelope.instance, envelope.tag))
         self._handlers[envelope.tag](envelope)
+
+    def handle_batch(
+        self, envelopes: Iterable[Envelope], failed: Callable[[Envelope], None]
+    ) -> None:
+        """``handle`` each message; ``failed`` is called (inside ``except``) for one that raises.
+
+        The message counter is added once per instance and tag of the batch (every message
+        counted, as ``handle`` counts one before translating it).
+        """
+        handlers = self._handlers
+        counts: dict[tuple[str, str], int] = {}
+        try:
+            for envelope in envelopes:
+                key = (envelope.instance, envelope.tag)
+                counts[key] = counts.get(key, 0) + 1
+                try:
+                    handlers[envelope.tag](envelope)
+                except Exception:
+                    failed(envelope)
+        finally:
+            messages = self._f["exesdb_prometheus_messages"]
+            for key, count in counts.items():
+                messages.inc(key, float(count))
 
     # -- ex_esdb_system --
 

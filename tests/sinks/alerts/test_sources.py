@@ -19,7 +19,7 @@ from bridge.messages import (
     SystemAlert,
 )
 from bridge.sinks.alerts.outbox import Outbox
-from bridge.sinks.alerts.sources import alert_event, alert_events, meets
+from bridge.sinks.alerts.sources import SOURCE_TYPES, alert_event, alert_events, meets
 from tests.sinks.alerts.helpers import envelope
 
 
@@ -259,3 +259,17 @@ def test_a_healthy_node_resolves_all_its_resource_threshold_alerts() -> None:
         "metric_threshold:n2:memory_usage_percent",
     ]
     assert not any(e.firing for e in events)
+
+
+def test_only_the_source_types_make_alert_events() -> None:
+    """Every message type outside SOURCE_TYPES (the alert sink's routed tags) gives no event."""
+    from tests.sinks.prometheus_support import envelope as any_envelope
+    from tests.sinks.test_prometheus_translate import GOLDEN
+
+    sources = {model.TAG for model in SOURCE_TYPES}
+    others = [case for case in GOLDEN if case.tag not in sources]
+    assert len({case.tag for case in others}) == 36 - len(sources)
+    for case in others:
+        item = any_envelope(case.tag, case.topic, **case.fields)
+        assert alert_event(item) is None, case.tag
+        assert alert_events(item) == [], case.tag

@@ -1,0 +1,78 @@
+"""Ingest CPU of this tree against another git revision's, both bridge processes in one run.
+
+``python -m bench.compare [REV] [--repeats N]`` (REV defaults to ``main``) extracts REV with
+``git archive`` into a temporary directory and starts ``python -m bridge run`` from each tree
+(same interpreter and libraries), then POSTs the same kind of signed NDJSON batches to each in
+turn, alternating which goes first, and reads each process's CPU from ``/proc``. Both processes
+run through the same load on the shared machine, so the ratio of the medians is what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Final
+
+from bench._util import ROOT, BridgeProcess, median, table
+from bench.ingest import BATCH, _send, settle
+from bench.workload import Source
+
+_PER_REPEAT: Final = 20
+
+
+def _extract(revision: str, into: Path) -> None:
+    archive = into / "tree.tar"
+    with archive.open("wb") as out:
+        subprocess.run(["git", "archive", revision], cwd=ROOT, stdout=out, check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into / "tree", filter="data")
+
+
+def run(revision: str = "main", repeats: int = 7) -> str:
+    """The table: CPU ms per 1 000 ingested messages for ``revision`` and for this tree."""
+    source = Source()
+    with tempfile.TemporaryDirectory(prefix="exesdb-compare-") as scratch:
+        _extract(revision, Path(scratch))
+        trees = {revision: Path(scratch) / "tree", "this tree": ROOT}
+        results: dict[str, list[float]] = {name: [] for name in trees}
+        with (
+            BridgeProcess(trees[revision], EXESDB_INGEST="true") as before,
+            BridgeProcess(ROOT, EXESDB_INGEST="true") as after,
+        ):
+            processes = {revision: before, "this tree": after}
+            for process in processes.values():
+                _send(process.port, [source.batch(BATCH) for _ in range(4)])  # warm up
+                settle(process)
+            for repeat in range(repeats):
+                order = list(processes.items())
+                for name, process in order if repeat % 2 == 0 else reversed(order):
+                    batches = [source.batch(BATCH) for _ in range(_PER_REPEAT)]
+                    start = process.stat()
+                    _send(process.port, batches)
+                    end = settle(process)
+                    messages = _PER_REPEAT * BATCH
+                    cpu = end.cpu_seconds - start.cpu_seconds
+                    results[name].append(cpu / messages * BATCH * 1e3)
+    base = median(results[revision])
+    return table(
+        f"Signed NDJSON ingest, {revision} vs this tree ({repeats} x {_PER_REPEAT} batches of "
+        f"{BATCH:,} each, interleaved; median)",
+        ["bridge process", "CPU ms / 1000 msgs", f"x {revision}"],
+        [[name, median(values), base / median(values)] for name, values in results.items()],
+    )
+
+
+def main() -> None:
+    """Parse the arguments and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("revision", nargs="?", default="main", help="git revision (main)")
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved repeats (7)")
+    arguments = parser.parse_args()
+    print(run(arguments.revision, arguments.repeats))
+
+
+if __name__ == "__main__":
+    main()
