@@ -81,14 +81,6 @@ class ThroughputCollector:
             sleep=sleep,
         )
 
-    def on_message(self, envelope: Envelope) -> None:
-        """Record one delivered message's publish-to-delivery latency (1 ms resolution)."""
-        latency = self._wall_clock() - envelope.unix_ts
-        # Both operations under one lock, their names built once per instance (every message).
-        self._recorder.record_each(
-            self._operations[envelope.instance], latency if latency > 0.0 else 0.0
-        )
-
     def on_batch(self, envelopes: Sequence[Envelope]) -> None:
         """Record a delivered batch's publish-to-delivery latencies, the batch's handling being
         the delivery instant of each of its messages."""

@@ -60,8 +60,8 @@ def test_bus_deliveries_are_recorded_per_instance():
     message = envelope("log_entry", level="info", message="m", module="M")
     collector = ThroughputCollector(integration, bus=bus, wall_clock=lambda: message.unix_ts + 0.25)
     assert any(s.name == "collectors.bus" for s in bus.subscriptions)
-    collector.on_message(message)
-    collector.on_message(message)
+    collector.on_batch([message])
+    collector.on_batch([message])
     drained = {s.operation: s for s in integration.recorder.drain()}
     assert set(drained) == {"bus.delivery", "bus.ex_esdb_logging"}
     assert drained["bus.delivery"].count == 2
