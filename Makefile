@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := prometheus prometheus-alertmanager redis-server kubernetes-client
 
 .PHONY: run test lint typecheck pytest servers bench clean
 
@@ -35,9 +34,9 @@ servers:
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "installing:$$missing"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 		else \
-			echo "the integration tests need:$$missing (sudo apt-get install $(APT_PACKAGES))"; \
+			echo "the integration tests need:$$missing (sudo apt-get install$$missing)"; \
 		fi; \
 	fi
 
