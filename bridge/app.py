@@ -27,11 +27,12 @@ from bridge.bus import (
     Verifier,
     register_queue_depth,
 )
-from bridge.cluster import ClusterMonitor
-from bridge.component import Component, HasExposition
+from bridge.cluster import cluster_monitor
+from bridge.component import Component, ComponentFactory, Context, HasExposition, Readiness
 from bridge.config import Settings
 from bridge.http import build_app
 from bridge.integration import Integration, install
+from bridge.sinks.alerts import alert_sink
 from bridge.sinks.otlp import otlp_component
 from bridge.sinks.prometheus import exposition, prometheus_sink
 from collectors import health_collector, lifecycle_collector, throughput_collector
@@ -39,8 +40,6 @@ from collectors import health_collector, lifecycle_collector, throughput_collect
 __all__ = ["Bridge", "build_transport"]
 
 _logger = logging.getLogger(__name__)
-
-ComponentFactory = Callable[["Bridge"], Component | None]
 
 
 def build_transport(settings: Settings, registry: CollectorRegistry | None = None) -> Transport:
@@ -93,9 +92,9 @@ class Bridge:
             # verifier remembers) come back over the bus: the bus needs a replay memory of its
             # own, or this replica would refuse its own ingest as replayed.
             verifier=(
-                self.verifier
-                if isinstance(transport, MemoryTransport)
-                else self.verifier.with_fresh_replay()
+                self.verifier.with_fresh_replay()
+                if transport.capabilities.shared
+                else self.verifier
             ),
             metrics=self.bus_metrics,
             transport=transport,
@@ -110,8 +109,18 @@ class Bridge:
         )
         self._register_self_metrics()
         self.components: list[Component] = []
+        self.context = Context(
+            settings=settings,
+            bus=self.bus,
+            integration=self.integration,
+            registry=self.registry,
+            recorder=self.integration.recorder,
+            capabilities=transport.capabilities,
+            readiness=self.readiness,
+            expositions=self._expositions,
+        )
         for factory in components if components is not None else default_components():
-            component = factory(self)
+            component = factory(self.context)
             if component is not None:
                 self.components.append(component)
         self._runner: web.AppRunner | None = None
@@ -166,7 +175,7 @@ class Bridge:
 
     # -- what the HTTP edge asks --
 
-    def readiness(self) -> dict[str, dict[str, Any]]:
+    def readiness(self) -> Readiness:
         """Each part's readiness: ``{name: {"ready", "required", "reason"}}``."""
         checks: dict[str, dict[str, Any]] = {}
         reason = self.bus.readiness()
@@ -183,21 +192,10 @@ class Bridge:
     def render_metrics(self, accept: str) -> tuple[bytes, str]:
         """The exposition body and its content type for an ``Accept`` header."""
         openmetrics, content_type = exposition.negotiate(accept)
-        parts = [c for c in self.components if isinstance(c, HasExposition)]
-        return exposition.render(self.registry, parts, openmetrics), content_type
+        return exposition.render(self.registry, self._expositions(), openmetrics), content_type
 
-
-def _alert_sink(bridge: Bridge) -> Component:
-    from bridge.sinks.alerts import AlertSink
-
-    # Always on: alert states and the /v1/alerts API are useful without any webhook.
-    return AlertSink(
-        bridge.settings,
-        bus=bridge.bus,
-        publish=bridge.integration.publish,
-        registry=bridge.registry,
-        recorder=bridge.integration.recorder,
-    )
+    def _expositions(self) -> list[HasExposition]:
+        return [c for c in self.components if isinstance(c, HasExposition)]
 
 
 def default_components() -> list[ComponentFactory]:
@@ -208,6 +206,6 @@ def default_components() -> list[ComponentFactory]:
         health_collector,
         throughput_collector,
         lifecycle_collector,
-        _alert_sink,
-        ClusterMonitor.from_bridge,
+        alert_sink,
+        cluster_monitor,
     ]

@@ -311,7 +311,7 @@ async def _http(
 def _outbox(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from bridge.config import url_origin
+    from bridge.redaction import safe_url
     from bridge.sinks.alerts.outbox import FILE_NAME, Outbox
 
     settings = _settings_or_exit()
@@ -325,7 +325,7 @@ def _outbox(args: argparse.Namespace) -> int:
             for delivery in outbox.deliveries(args.state, args.limit):
                 summary = delivery.summary()
                 # Webhook URLs often carry tokens in their path or query.
-                summary["url"] = url_origin(summary["url"])
+                summary["url"] = safe_url(summary["url"])
                 print(json.dumps(summary) if args.json else _delivery_line(summary))
             return EXIT_OK
         if not args.all and not args.ids:

@@ -25,16 +25,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal, Protocol, runtime_checkable
+from typing import Final, Literal
 
-from bridge.bus import Bus, Envelope
+from bridge.bus import Bus, Coordinator, Envelope, LocalCoordinator
+from bridge.component import Context
 from bridge.errors import BridgeError
 from bridge.messages import ClusterHealth, ClusterMembership, Message, NodeHealth, NodeLifecycle
 
-if TYPE_CHECKING:
-    from bridge.app import Bridge
-
-__all__ = ["ClusterMonitor", "Coordinator", "LocalCoordinator"]
+__all__ = ["ClusterMonitor", "cluster_monitor"]
 
 _logger = logging.getLogger(__name__)
 
@@ -43,41 +41,6 @@ _STATE_TTL_MS: Final = 7 * 24 * 3600 * 1000
 _MAX_NODES: Final = 10_000
 
 State = Literal["up", "down"]
-
-
-@runtime_checkable
-class Coordinator(Protocol):
-    """Decides, across every replica, which one announces a transition."""
-
-    async def swap(self, key: str, value: str, ttl_ms: int) -> str | None:
-        """Atomically set ``key`` to ``value``; the previous value (None if there was none)."""
-
-    async def once(self, key: str, ttl_ms: int) -> bool:
-        """True for exactly one caller per ``key`` within ``ttl_ms``."""
-
-
-class LocalCoordinator:
-    """The coordinator of a lone bridge (in-process bus): it always decides for itself."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._values: dict[str, tuple[str, float]] = {}
-        self._clock = clock
-
-    async def swap(self, key: str, value: str, ttl_ms: int) -> str | None:
-        now = self._clock()
-        old = self._values.get(key)
-        self._values[key] = (value, now + ttl_ms / 1000)
-        return old[0] if old is not None and old[1] > now else None
-
-    async def once(self, key: str, ttl_ms: int) -> bool:
-        now = self._clock()
-        old = self._values.get(key)
-        if old is not None and old[1] > now:
-            return False
-        self._values[key] = ("1", now + ttl_ms / 1000)
-        if len(self._values) > _MAX_NODES:
-            self._values = {k: v for k, v in self._values.items() if v[1] > now}
-        return True
 
 
 @dataclass(slots=True)
@@ -120,18 +83,6 @@ class ClusterMonitor:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         bus.subscribe("cluster", self._heard, instances=("ex_esdb_lifecycle", "ex_esdb_health"))
-
-    @classmethod
-    def from_bridge(cls, bridge: Bridge) -> ClusterMonitor:
-        """The monitor of a bridge: on Redis it coordinates through the transport."""
-        transport = bridge.bus.transport
-        coordinator = transport if isinstance(transport, Coordinator) else None
-        return cls(
-            bridge.bus,
-            node=bridge.settings.node,
-            interval_ms=bridge.settings.health_broadcast_interval,
-            coordinator=coordinator,
-        )
 
     # -- what the monitor knows --
 
@@ -339,3 +290,14 @@ class ClusterMonitor:
             "lifecycle",
             NodeLifecycle(node=self.node, event="left", cluster_size=max(0, self._up_count() - 1)),
         )
+
+
+def cluster_monitor(context: Context) -> ClusterMonitor:
+    """The factory ``default_components()`` lists: on a shared transport it coordinates
+    through the transport's keys."""
+    return ClusterMonitor(
+        context.bus,
+        node=context.settings.node,
+        interval_ms=context.settings.health_broadcast_interval,
+        coordinator=context.capabilities.coordinator,
+    )

@@ -1,12 +1,35 @@
-"""The plug-in point for everything the bridge runs beside the bus: sinks and collectors."""
+"""The plug-in point for everything the bridge runs beside the bus, and what each is built from.
+
+A component factory takes a ``Context`` (only what components may use: never the ``Bridge``) and
+returns a ``Component`` or None when settings leave it off. ``bridge/app.py`` builds the context
+and calls the factories; nothing else wires.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
-__all__ = ["Component", "HasExposition", "HasRoutes"]
+from bridge.bus import Bus, TransportCapabilities
+from bridge.config import Settings
+from bridge.integration import Integration
+from bridge.operations import OperationRecorder
+
+__all__ = [
+    "Component",
+    "ComponentFactory",
+    "Context",
+    "HasExposition",
+    "HasRoutes",
+    "Readiness",
+]
+
+Readiness: TypeAlias = Mapping[str, Mapping[str, Any]]
+"""Each part's readiness: ``{name: {"ready", "required", "reason"}}``."""
 
 
 @runtime_checkable
@@ -43,3 +66,25 @@ class HasExposition(Protocol):
 
     def render(self, openmetrics: bool) -> str:
         """Its families as exposition text, without ``# EOF``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a component or collector is built from.
+
+    ``readiness`` and ``expositions`` are read when called, so a component built early sees the
+    parts built after it.
+    """
+
+    settings: Settings
+    bus: Bus
+    integration: Integration
+    registry: CollectorRegistry
+    recorder: OperationRecorder
+    capabilities: TransportCapabilities
+    readiness: Callable[[], Readiness]
+    expositions: Callable[[], Sequence[HasExposition]]
+
+
+ComponentFactory: TypeAlias = Callable[[Context], Component | None]
+"""Builds a component from the context, or None when the settings leave it off."""

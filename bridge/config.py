@@ -7,7 +7,6 @@ ever echoing a secret.
 
 from __future__ import annotations
 
-import re
 import socket
 from collections.abc import Iterator
 from typing import Annotated, Any, Final, Literal
@@ -22,21 +21,18 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bridge.errors import ConfigError
+from bridge.messages import AlertSeverity
+from bridge.redaction import redact_urls, safe_url
 
 __all__ = [
     "MIN_SECRET_LENGTH",
     "Settings",
     "load_settings",
-    "redact_urls",
     "split_addr",
-    "url_origin",
 ]
 
 MIN_SECRET_LENGTH: Final = 32
 # The password of a URL's userinfo (redis://:pw@host, https://user:pw@host).
-_URL_PASSWORD: Final = re.compile(r"(://[^/@:\s]*):[^/@\s]*@")
-
-Severity = Literal["info", "warning", "error", "critical"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 PositiveMs = Annotated[int, Field(gt=0)]
 Percent = Annotated[float, Field(gt=0)]
@@ -117,7 +113,7 @@ class Settings(BaseSettings):
     webhook_max_backoff_ms: PositiveMs = _env("EXESDB_WEBHOOK_MAX_BACKOFF_MS", default=300_000)
     webhook_deadline_ms: PositiveMs = _env("EXESDB_WEBHOOK_DEADLINE_MS", default=86_400_000)
     webhook_timeout_ms: PositiveMs = _env("EXESDB_WEBHOOK_TIMEOUT_MS", default=10_000)
-    webhook_min_severity: Severity = _env("EXESDB_WEBHOOK_MIN_SEVERITY", default="warning")
+    webhook_min_severity: AlertSeverity = _env("EXESDB_WEBHOOK_MIN_SEVERITY", default="warning")
     webhook_group_wait_ms: Annotated[int, Field(ge=0)] = _env(
         "EXESDB_WEBHOOK_GROUP_WAIT_MS", default=500
     )
@@ -258,7 +254,7 @@ class Settings(BaseSettings):
         for field_name, info in type(self).model_fields.items():
             value = getattr(self, field_name)
             if field_name in _URLS_WITH_TOKENS and value:
-                value = ",".join(url_origin(url) for url in _split(value))
+                value = ",".join(safe_url(url) for url in _split(value))
             shown[str(info.validation_alias)] = _show(value)
         return shown
 
@@ -275,18 +271,7 @@ def _split(value: Any) -> Any:
 def _require_http_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{url_origin(url)!r} is not an http:// or https:// URL with a host")
-
-
-def url_origin(url: str) -> str:
-    """Only the scheme, host and port of ``url``: webhook paths and queries often hold tokens."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    rest = "/…" if (parts.path.strip("/") or parts.query) else ""
-    return f"{parts.scheme}://{host}{port}{rest}" if parts.scheme else "<not a URL>"
+        raise ValueError(f"{safe_url(url)!r} is not an http:// or https:// URL with a host")
 
 
 def split_addr(value: str) -> tuple[str, int]:
@@ -296,11 +281,6 @@ def split_addr(value: str) -> tuple[str, int]:
         raise ValueError("must be host:port with a port from 0 to 65535, e.g. 0.0.0.0:9570")
     host = host.removeprefix("[").removesuffix("]")
     return host or "0.0.0.0", int(port)  # noqa: S104
-
-
-def redact_urls(text: str) -> str:
-    """``text`` with the password of every URL in it replaced by ``<redacted>``."""
-    return _URL_PASSWORD.sub(r"\1:<redacted>@", text)
 
 
 def _show(value: Any) -> str:
@@ -368,6 +348,6 @@ def _describe(error: Any) -> str:
         return f"{variable}: {message}"
     given = error.get("input")
     if isinstance(given, str) and variable in _URL_VARIABLES:
-        given = ",".join(url_origin(url) for url in _split(given))
+        given = ",".join(safe_url(url) for url in _split(given))
     shown = f" (got {redact_urls(given)!r})" if isinstance(given, str) else ""
     return f"{variable}: {message}{shown}"

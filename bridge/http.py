@@ -1,41 +1,62 @@
-"""The HTTP edge (SPEC section 6): probes, /metrics, signed ingest and the admin API.
+"""The HTTP edge: probes, /metrics, signed ingest and the admin API.
 
-Admin endpoints need ``Authorization: Bearer $EXESDB_ADMIN_TOKEN``; with no token configured
-they answer 403 and say how to enable them. Error answers are JSON objects with ``error`` (a
-stable code), ``detail`` and, where one is at fault, ``field``.
+Admin endpoints and error bodies follow ``bridge.routes`` (one guard, one error shape), shared
+with the routes components add.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Sequence
+from typing import Any, Final, Protocol
 
 from aiohttp import web
 
 from bridge.bus import (
     SIGNATURE_HEADER,
+    Bus,
     Durability,
     Envelope,
     HeaderCheck,
     Rejection,
     RejectReason,
+    Verifier,
     check_topic,
 )
-from bridge.component import HasRoutes
+from bridge.component import Component, HasRoutes, Readiness
+from bridge.config import Settings
+from bridge.integration import Integration
+from bridge.routes import AdminGuard, error_response
 
-if TYPE_CHECKING:
-    from bridge.app import Bridge
-    from bridge.integration import Integration
-
-__all__ = ["BRIDGE_KEY", "build_app", "error", "require_admin"]
+__all__ = ["BRIDGE_KEY", "Served", "build_app"]
 
 _logger = logging.getLogger(__name__)
 
-BRIDGE_KEY: Final[web.AppKey[Bridge]] = web.AppKey("bridge")
+
+class Served(Protocol):
+    """What the HTTP edge serves: the running bridge (``bridge.app.Bridge``), seen from here."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def verifier(self) -> Verifier: ...
+    @property
+    def bus(self) -> Bus: ...
+    @property
+    def integration(self) -> Integration: ...
+    @property
+    def components(self) -> Sequence[Component]: ...
+
+    def readiness(self) -> Readiness:
+        """Each part's readiness."""
+
+    def render_metrics(self, accept: str) -> tuple[bytes, str]:
+        """The exposition body and its content type for an ``Accept`` header."""
+
+
+BRIDGE_KEY: Final[web.AppKey[Served]] = web.AppKey("bridge")
 _CLOSING: Final[web.AppKey[asyncio.Event]] = web.AppKey("closing", asyncio.Event)
 _STREAM_QUEUE: Final = 1_000
 _STREAM_HEARTBEAT_SECONDS: Final = 15.0
@@ -45,7 +66,7 @@ _NDJSON: Final = "application/x-ndjson"
 _COMMIT_WAIT_SECONDS: Final = 10.0
 _RETRY_AFTER_SECONDS: Final = 1
 
-# SPEC section 6: the status for each rejection reason at ingest.
+# The status for each rejection reason at ingest (docs: HTTP API).
 _STATUS_FOR: Final = {
     RejectReason.MALFORMED: 400,
     RejectReason.UNKNOWN_INSTANCE: 400,
@@ -59,53 +80,8 @@ _STATUS_FOR: Final = {
 }
 
 
-def error(status: int, code: str, detail: str, field: str | None = None) -> web.Response:
-    """A JSON error answer."""
-    body: dict[str, Any] = {"error": code, "detail": detail}
-    if field is not None:
-        body["field"] = field
-    return web.json_response(body, status=status)
-
-
 def _rejected(rejection: Rejection) -> web.Response:
     return web.json_response(rejection.as_json(), status=_STATUS_FOR[rejection.reason])
-
-
-def require_admin(request: web.Request) -> web.Response | None:
-    """None when the request carries the admin token, else the answer to send instead."""
-    token = request.app[BRIDGE_KEY].settings.admin_token
-    if token is None or not token.get_secret_value():
-        return error(
-            403,
-            "admin_disabled",
-            "admin endpoints are off: set EXESDB_ADMIN_TOKEN to enable them",
-        )
-    given = request.headers.get("Authorization", "")
-    scheme, _, credential = given.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        # surrogateescape: header bytes that are not UTF-8 compare as what they are.
-        credential.strip().encode("utf-8", "surrogateescape"),
-        token.get_secret_value().encode(),
-    ):
-        answer = error(401, "unauthorized", "send Authorization: Bearer <EXESDB_ADMIN_TOKEN>")
-        answer.headers["WWW-Authenticate"] = 'Bearer realm="exesdb-bridge"'
-        return answer
-    return None
-
-
-Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def admin(handler: Route) -> Route:
-    """Wrap a handler so it runs only for requests with the admin token."""
-
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        refused = require_admin(request)
-        return refused if refused is not None else await handler(request)
-
-    guarded.__name__ = handler.__name__
-    guarded.__doc__ = handler.__doc__
-    return guarded
 
 
 # -- probes and metrics --
@@ -141,14 +117,16 @@ async def ingest(request: web.Request) -> web.Response:
     bridge = request.app[BRIDGE_KEY]
     settings = bridge.settings
     if not settings.ingest:
-        return error(404, "ingest_disabled", "ingest is off: set EXESDB_INGEST=true to enable it")
+        return error_response(
+            404, "ingest_disabled", "ingest is off: set EXESDB_INGEST=true to enable it"
+        )
     verifier = bridge.verifier
     limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return _rejected(verifier.reject(_too_large(limit)))
     content_type = request.content_type
     if content_type not in (_JSON, _NDJSON):
-        return error(
+        return error_response(
             415,
             "unsupported_media_type",
             f"send {_JSON} (one envelope) or {_NDJSON} (many), not {content_type or 'nothing'}",
@@ -184,7 +162,7 @@ async def ingest(request: web.Request) -> web.Response:
         return _rejected(judged)
     busy = bridge.bus.congestion(judged)
     if busy is not None:
-        # An extra to SPEC section 6: refusing now beats accepting what the queue would drop.
+        # Refusing now beats accepting what the queue would drop.
         return _retry_later(
             "overloaded", f"subscriber {busy.name!r} has {busy.depth} message(s) waiting"
         )
@@ -210,7 +188,7 @@ async def ingest(request: web.Request) -> web.Response:
 
 
 def _retry_later(code: str, detail: str) -> web.Response:
-    response = error(503, code, f"{detail}; retry later")
+    response = error_response(503, code, f"{detail}; retry later")
     response.headers["Retry-After"] = str(_RETRY_AFTER_SECONDS)
     return response
 
@@ -224,7 +202,6 @@ def _too_large(limit: int) -> Rejection:
 # -- admin --
 
 
-@admin
 async def get_integration(request: web.Request) -> web.Response:
     """The runtime switch and the intervals."""
     return _integration_state(request.app[BRIDGE_KEY].integration)
@@ -240,15 +217,14 @@ def _integration_state(integration: Integration) -> web.Response:
     )
 
 
-@admin
 async def set_integration(request: web.Request) -> web.Response:
     """Turn the integration on or off: ``{"enabled": bool}``."""
     try:
         body = await request.json()
     except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser
-        return error(400, "malformed", 'the body must be JSON: {"enabled": true|false}')
+        return error_response(400, "malformed", 'the body must be JSON: {"enabled": true|false}')
     if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
-        return error(400, "invalid", "enabled must be true or false", "enabled")
+        return error_response(400, "invalid", "enabled must be true or false", "enabled")
     integration = request.app[BRIDGE_KEY].integration
     if body["enabled"]:
         integration.enable()
@@ -257,7 +233,6 @@ async def set_integration(request: web.Request) -> web.Response:
     return _integration_state(integration)
 
 
-@admin
 async def stream(request: web.Request) -> web.StreamResponse:
     """Server-sent events of verified messages; ``?instance=`` and ``?topic=`` filter."""
     bridge = request.app[BRIDGE_KEY]
@@ -267,7 +242,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         try:
             check_topic(topic.removesuffix("*"))
         except ValueError as exc:
-            return error(400, "invalid", str(exc), "topic")
+            return error_response(400, "invalid", str(exc), "topic")
     try:
         queue: asyncio.Queue[Envelope] = asyncio.Queue(_STREAM_QUEUE)
         dropped = bridge.bus.metrics.dropped.labels("stream")
@@ -286,7 +261,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             topic=topic,
         )
     except ValueError as exc:
-        return error(400, "invalid", str(exc), "instance")
+        return error_response(400, "invalid", str(exc), "instance")
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
@@ -327,21 +302,22 @@ async def _close_streams(app: web.Application) -> None:
     app[_CLOSING].set()
 
 
-def build_app(bridge: Bridge) -> web.Application:
+def build_app(bridge: Served) -> web.Application:
     """The aiohttp application serving ``bridge``."""
     app = web.Application(client_max_size=bridge.settings.max_body_bytes)
     app[BRIDGE_KEY] = bridge
     app[_CLOSING] = asyncio.Event()
     app.on_shutdown.append(_close_streams)
+    admin = AdminGuard(bridge.settings.admin_token)
     app.add_routes(
         [
             web.get("/healthz", healthz),
             web.get("/readyz", readyz),
             web.get("/metrics", metrics),
             web.post("/v1/messages", ingest),
-            web.get("/v1/integration", get_integration),
-            web.post("/v1/integration", set_integration),
-            web.get("/v1/stream", stream),
+            web.get("/v1/integration", admin(get_integration)),
+            web.post("/v1/integration", admin(set_integration)),
+            web.get("/v1/stream", admin(stream)),
         ]
     )
     for component in bridge.components:

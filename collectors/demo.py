@@ -25,9 +25,10 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from bridge.bus import PublishStatus
+from bridge.component import Context
 from bridge.integration import Integration
 from bridge.messages import (
     AccessLog,
@@ -61,9 +62,6 @@ from bridge.messages import (
 )
 from collectors.health import Thresholds
 from collectors.scheduler import CollectorMetrics, Schedule
-
-if TYPE_CHECKING:
-    from bridge.app import Bridge
 
 __all__ = [
     "DEFAULT_NODES",
@@ -896,15 +894,15 @@ class DemoCluster:
             )
 
 
-def demo_component(bridge: Bridge) -> DemoCluster:
+def demo_component(context: Context) -> DemoCluster:
     """The ``--demo`` factory: a DemoCluster on the bridge's integration and thresholds.
 
     It steps every second (sooner when ``EXESDB_HEALTH_BROADCAST_INTERVAL`` is shorter), so
     the dashboards fill at once.
     """
-    settings = bridge.settings
+    settings = context.settings
     return DemoCluster(
-        bridge.integration,
+        context.integration,
         interval=min(1.0, settings.health_broadcast_interval / 1000),
         seed=DEMO_SEED,
         thresholds={
@@ -912,7 +910,7 @@ def demo_component(bridge: Bridge) -> DemoCluster:
             "memory": Thresholds(settings.memory_degraded, settings.memory_unhealthy),
             "disk": Thresholds(settings.disk_degraded, settings.disk_unhealthy),
         },
-        metrics=CollectorMetrics.for_registry(bridge.registry),
+        metrics=CollectorMetrics.for_registry(context.registry),
     )
 
 

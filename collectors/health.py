@@ -16,8 +16,9 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
+from bridge.component import Context
 from bridge.integration import Integration
 from bridge.messages import (
     ComponentHealth,
@@ -29,9 +30,6 @@ from bridge.messages import (
 )
 from collectors.host import HostProbe, HostSample, PsutilProbe
 from collectors.scheduler import CollectorMetrics, Schedule
-
-if TYPE_CHECKING:
-    from bridge.app import Bridge
 
 __all__ = ["CHECK_NAME", "PROCESS_COMPONENT", "HealthCollector", "Thresholds", "health_collector"]
 
@@ -249,18 +247,18 @@ class HealthCollector:
             )
 
 
-def health_collector(bridge: Bridge) -> HealthCollector:
+def health_collector(context: Context) -> HealthCollector:
     """The factory ``default_components()`` lists."""
-    settings = bridge.settings
+    settings = context.settings
     return HealthCollector(
-        bridge.integration,
+        context.integration,
         probe=PsutilProbe(),
         thresholds={
             "cpu": Thresholds(settings.cpu_degraded, settings.cpu_unhealthy),
             "memory": Thresholds(settings.memory_degraded, settings.memory_unhealthy),
             "disk": Thresholds(settings.disk_degraded, settings.disk_unhealthy),
         },
-        readiness=bridge.readiness,
+        readiness=context.readiness,
         interval_seconds=settings.health_broadcast_interval / 1000,
-        metrics=CollectorMetrics.for_registry(bridge.registry),
+        metrics=CollectorMetrics.for_registry(context.registry),
     )

@@ -10,16 +10,14 @@ is enabled or disabled at runtime.)
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from bridge import __version__
+from bridge.component import Context
 from bridge.config import Settings
 from bridge.integration import Integration
 from bridge.messages import SystemConfig, SystemLifecycle
-
-if TYPE_CHECKING:
-    from bridge.app import Bridge
 
 __all__ = ["SYSTEM_NAME", "LifecycleCollector", "lifecycle_collector", "public_config"]
 
@@ -101,6 +99,6 @@ class LifecycleCollector:
             self._lifecycle("stopped")
 
 
-def lifecycle_collector(bridge: Bridge) -> LifecycleCollector:
+def lifecycle_collector(context: Context) -> LifecycleCollector:
     """The factory ``default_components()`` lists."""
-    return LifecycleCollector(bridge.integration, config=public_config(bridge.settings))
+    return LifecycleCollector(context.integration, config=public_config(context.settings))

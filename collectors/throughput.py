@@ -14,17 +14,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from bridge.bus import Bus, Envelope
+from bridge.component import Context
 from bridge.integration import Integration
 from bridge.messages import INSTANCES, LatencyMetric, PerformanceMetric, ThroughputMetric
 from bridge.operations import OperationSnapshot
 from collectors.host import HostProbe, IoCounters, PsutilProbe
 from collectors.scheduler import CollectorMetrics, Schedule
-
-if TYPE_CHECKING:
-    from bridge.app import Bridge
 
 __all__ = ["BUS_DELIVERY", "BUS_SUBSCRIBER", "ThroughputCollector", "throughput_collector"]
 
@@ -177,12 +175,12 @@ class ThroughputCollector:
             )
 
 
-def throughput_collector(bridge: Bridge) -> ThroughputCollector:
+def throughput_collector(context: Context) -> ThroughputCollector:
     """The factory ``default_components()`` lists."""
     return ThroughputCollector(
-        bridge.integration,
-        bus=bridge.bus,
+        context.integration,
+        bus=context.bus,
         probe=PsutilProbe(),
-        interval_seconds=bridge.settings.metrics_broadcast_interval / 1000,
-        metrics=CollectorMetrics.for_registry(bridge.registry),
+        interval_seconds=context.settings.metrics_broadcast_interval / 1000,
+        metrics=CollectorMetrics.for_registry(context.registry),
     )

@@ -296,7 +296,8 @@ def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
     for extra in ([], ["--json"]):
         result = cli("outbox", "list", *extra, EXESDB_STATE_DIR=str(tmp_path))
         assert result.returncode == 0, result.stderr
-        assert "https://hooks.example/" in result.stdout
+        shown = result.stdout.replace("\\u2026", "…")  # JSON escapes the ellipsis
+        assert "https://user:<redacted>@hooks.example/…" in shown
         assert "services" not in result.stdout  # a path may hold a token (Slack-style)
         assert "hunter2" not in result.stdout
         assert "s3cr3t" not in result.stdout

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from bridge.cli import main
-from bridge.config import MIN_SECRET_LENGTH, Settings, load_settings, redact_urls
+from bridge.config import MIN_SECRET_LENGTH, Settings, load_settings
 from bridge.errors import ConfigError
 from tests.support import ROOT, bridge_env
 
@@ -330,7 +330,7 @@ def test_check_config_never_prints_a_secret(
         assert secret not in err
     if status == 0:
         assert "<set, redacted>" in out
-        assert "redis://:<redacted>@localhost:6379/0" in out
+        assert "redis://:<redacted>@localhost:6379/…" in out
 
 
 def test_settings_repr_never_shows_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -354,20 +354,6 @@ def test_load_settings_raises_config_error_with_every_problem(
         "EXESDB_LOG_FORMAT",
         "EXESDB_MAX_SERIES",
     ]
-
-
-@pytest.mark.parametrize(
-    ("text", "shown"),
-    [
-        ("redis://:pw@host:6379", "redis://:<redacted>@host:6379"),
-        ("https://user:pw@host/x,https://h2/", "https://user:<redacted>@host/x,https://h2/"),
-        ("https://user@host/", "https://user@host/"),
-        ("memory", "memory"),
-    ],
-)
-def test_redact_urls_hides_url_passwords(text: str, shown: str) -> None:
-    """Passwords inside URLs are replaced, user names and the rest kept."""
-    assert redact_urls(text) == shown
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,15 @@ import aiohttp
 import pytest
 
 from bridge.app import Bridge
-from bridge.bus import SIGNATURE_HEADER, Envelope, Frame, Keyring
-from bridge.component import Component
+from bridge.bus import (
+    SIGNATURE_HEADER,
+    Envelope,
+    Frame,
+    Keyring,
+    LocalCoordinator,
+    TransportCapabilities,
+)
+from bridge.component import ComponentFactory
 from bridge.messages import format_timestamp
 from tests.support import ADMIN_TOKEN, TEST_SECRET, async_wait_until, make_settings
 
@@ -106,9 +113,7 @@ async def serve() -> AsyncIterator[ServerFactory]:
     """Start in-process bridges on 127.0.0.1:0 with the given settings; all closed afterwards."""
     started: list[tuple[Bridge, aiohttp.ClientSession]] = []
 
-    async def start(
-        components: list[Callable[[Bridge], Component | None]] | None = None, **env: str
-    ) -> Server:
+    async def start(components: list[ComponentFactory] | None = None, **env: str) -> Server:
         defaults = {
             "EXESDB_HTTP_ADDR": "127.0.0.1:0",
             "EXESDB_INGEST": "true",
@@ -566,6 +571,13 @@ class BoundedTransport:
 
     def capacity_left(self) -> int | None:
         return self.room - len(self.sent)
+
+    @property
+    def capabilities(self) -> TransportCapabilities:
+        return TransportCapabilities(shared=True, coordinator=LocalCoordinator())
+
+    def attach(self, *, resign: Any, dropped: Any) -> None:
+        """Frames never wait here."""
 
     def readiness(self) -> str | None:
         return None

@@ -14,6 +14,13 @@ from bridge.bus.bus import (
     Subscription,
     register_queue_depth,
 )
+from bridge.bus.capabilities import (
+    Coordinator,
+    HandOver,
+    LocalCoordinator,
+    TransportCapabilities,
+    WorkQueueLease,
+)
 from bridge.bus.envelope import (
     Envelope,
     Rejection,
@@ -25,23 +32,33 @@ from bridge.bus.envelope import (
 from bridge.bus.metrics import BusMetrics
 from bridge.bus.replay import ReplayGuard, ReplayVerdict
 from bridge.bus.signing import SIGNATURE_HEADER, HeaderCheck, Keyring
-from bridge.bus.transport import Frame, FrameReceiver, MemoryTransport, Transport
+from bridge.bus.transport import (
+    WORK_QUEUE_INSTANCES,
+    Frame,
+    FrameReceiver,
+    MemoryTransport,
+    Transport,
+)
 from bridge.bus.verify import Verifier
 
 __all__ = [
     "MAX_BATCH",
     "SIGNATURE_HEADER",
+    "WORK_QUEUE_INSTANCES",
     "BatchHandler",
     "BatchSubscription",
     "Bus",
     "BusMetrics",
+    "Coordinator",
     "Durability",
     "Envelope",
     "Frame",
     "FrameReceiver",
+    "HandOver",
     "Handler",
     "HeaderCheck",
     "Keyring",
+    "LocalCoordinator",
     "MemoryTransport",
     "PublishResult",
     "PublishStatus",
@@ -51,7 +68,9 @@ __all__ = [
     "ReplayVerdict",
     "Subscription",
     "Transport",
+    "TransportCapabilities",
     "Verifier",
+    "WorkQueueLease",
     "check_topic",
     "decode_envelope",
     "new_message_id",

@@ -464,9 +464,7 @@ class Bus:
         self._group_pending: set[str] = set()
         # A transport that buffers through outages (Redis) re-signs frames grown old there and
         # counts what it has to drop.
-        attach = getattr(self.transport, "attach", None)
-        if callable(attach):
-            attach(resign=self._resign, dropped=metrics.dropped.labels("transport").inc)
+        self.transport.attach(resign=self._resign, dropped=metrics.dropped.labels("transport").inc)
         self._acks: set[asyncio.Future[None]] = set()
         self._queue_size = queue_size
         self._clock = clock
@@ -657,7 +655,7 @@ class Bus:
         # Counted per (instance, tag) and added once per batch: a labelled Counter.inc takes a
         # lock, which costs more than the dispatch itself at ingest rates.
         published: dict[tuple[str, str], int] = {}
-        if isinstance(self.transport, MemoryTransport):
+        if not self.transport.capabilities.shared:
             dispatch = self._dispatch
             for envelope in envelopes:
                 dispatch(envelope, _DIRECT)
@@ -723,7 +721,7 @@ class Bus:
             if isinstance(subscription, BatchSubscription) and subscription.durable
         ]
         count = self.publish_verified(envelopes)
-        if not isinstance(self.transport, MemoryTransport):
+        if self.transport.capabilities.shared:
             return count, Durability.COMMITTED
         # Read right after the (synchronous) dispatch: the marks cover exactly these envelopes.
         waits = [(s, before, s.mark) for s, before in durable if s.mark != before]

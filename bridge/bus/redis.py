@@ -33,7 +33,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -43,14 +42,16 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
 
+from bridge.bus.capabilities import TransportCapabilities
 from bridge.bus.envelope import Envelope
-from bridge.bus.transport import Frame, FrameReceiver
+from bridge.bus.transport import WORK_QUEUE_INSTANCES, Frame, FrameReceiver
 from bridge.messages import INSTANCES
+from bridge.redaction import safe_url
 
 if TYPE_CHECKING:
     from bridge.config import Settings
 
-__all__ = ["WORK_QUEUE_INSTANCES", "RedisTransport", "safe_url"]
+__all__ = ["RedisTransport"]
 
 _logger = logging.getLogger(__name__)
 
@@ -81,20 +82,6 @@ _RELEASE: Final = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
     "else return 0 end"
 )
-
-WORK_QUEUE_INSTANCES: Final = frozenset(
-    {"ex_esdb_alerts", "ex_esdb_health", "ex_esdb_lifecycle", "ex_esdb_metrics", "ex_esdb_security"}
-)
-"""Instances the alert stage takes as a work queue: their frames are kept by the publisher until
-a consumer group has taken them, so a Redis that loses its data loses none of them."""
-
-
-def safe_url(url: str) -> str:
-    """``url`` without its credentials, fit for logs and ``/readyz``."""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 class RedisTransport:
@@ -190,6 +177,9 @@ class RedisTransport:
         self.stage_errors = 0
         self.dropped = 0
         self.resigned = 0
+        self._capabilities = TransportCapabilities(
+            shared=True, coordinator=self, lease=self, hand_over=self
+        )
         if registry is not None:
             registry.register(RedisCollector(self))
 
@@ -207,6 +197,11 @@ class RedisTransport:
             replay_window_ms=settings.replay_window_ms,
             registry=registry,
         )
+
+    @property
+    def capabilities(self) -> TransportCapabilities:
+        """Shared across processes: coordination keys, the work-queue lease, hand-over."""
+        return self._capabilities
 
     def stream(self, instance: str) -> str:
         """The stream key of a bus instance."""

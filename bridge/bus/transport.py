@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
+from bridge.bus.capabilities import LocalCoordinator, TransportCapabilities
 from bridge.bus.envelope import Envelope
 
-__all__ = ["Frame", "FrameReceiver", "MemoryTransport", "Transport"]
+__all__ = ["WORK_QUEUE_INSTANCES", "Frame", "FrameReceiver", "MemoryTransport", "Transport"]
+
+WORK_QUEUE_INSTANCES: Final = frozenset(
+    {"ex_esdb_alerts", "ex_esdb_health", "ex_esdb_lifecycle", "ex_esdb_metrics", "ex_esdb_security"}
+)
+"""The bus instances the alert stage takes as a work queue (its group subscription): a shared
+transport keeps their frames until a consumer group has taken them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +48,16 @@ class Transport(Protocol):
     """A way to carry frames; plugged into the bus without publishers or sinks knowing."""
 
     name: str
+
+    @property
+    def capabilities(self) -> TransportCapabilities:
+        """What it offers beyond carrying frames (``bridge.bus.capabilities``)."""
+
+    def attach(
+        self, *, resign: Callable[[Envelope], Frame], dropped: Callable[[int], None]
+    ) -> None:
+        """Called by the bus: how to re-sign a frame grown old in a buffer (fresh ``ts``, same
+        id), and where to count frames dropped for good."""
 
     async def start(
         self, receive: FrameReceiver, group_instances: frozenset[str] = frozenset()
@@ -74,6 +91,16 @@ class MemoryTransport:
         self._receive: FrameReceiver | None = None
         self._pending: list[Frame] = []
         self._max_pending = max_pending
+        self._capabilities = TransportCapabilities(shared=False, coordinator=LocalCoordinator())
+
+    @property
+    def capabilities(self) -> TransportCapabilities:
+        return self._capabilities
+
+    def attach(
+        self, *, resign: Callable[[Envelope], Frame], dropped: Callable[[int], None]
+    ) -> None:
+        """Nothing to do: frames never wait long enough here to need re-signing."""
 
     async def start(
         self, receive: FrameReceiver, group_instances: frozenset[str] = frozenset()

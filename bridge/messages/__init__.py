@@ -11,7 +11,15 @@ from types import MappingProxyType
 from typing import Final
 
 from bridge.messages._base import Message, Timestamp, format_timestamp, random_hex, utc_now
-from bridge.messages.alerts import AlertAck, AlertEscalation, NotificationStatus, SystemAlert
+from bridge.messages.alerts import (
+    SECURITY_SEVERITY,
+    SEVERITIES,
+    AlertAck,
+    AlertEscalation,
+    AlertSeverity,
+    NotificationStatus,
+    SystemAlert,
+)
 from bridge.messages.audit import AccessLog, AdminAction, ComplianceEvent, DataChange
 from bridge.messages.diagnostics import (
     DebugTrace,
@@ -40,12 +48,15 @@ from bridge.messages.system import FeatureToggle, SystemConfig, SystemLifecycle
 __all__ = [
     "INSTANCES",
     "MESSAGE_TYPES",
+    "SECURITY_SEVERITY",
+    "SEVERITIES",
     "TAGS",
     "AccessLog",
     "AccessViolation",
     "AdminAction",
     "AlertAck",
     "AlertEscalation",
+    "AlertSeverity",
     "AuthEvent",
     "ClusterHealth",
     "ClusterMembership",

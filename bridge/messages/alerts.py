@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Final, Literal
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar, Final, Literal, get_args
 
 from pydantic import Field, model_validator
 
 from bridge.messages._base import JsonMap, Message, NonNegInt, Text, Timestamp, random_hex, utc_now
 
-__all__ = ["AlertAck", "AlertEscalation", "NotificationStatus", "SystemAlert"]
+__all__ = [
+    "SECURITY_SEVERITY",
+    "SEVERITIES",
+    "AlertAck",
+    "AlertEscalation",
+    "AlertSeverity",
+    "NotificationStatus",
+    "SystemAlert",
+]
 
 INSTANCE: Final = "ex_esdb_alerts"
 
 AlertSeverity = Literal["info", "warning", "error", "critical"]
+SEVERITIES: Final[tuple[AlertSeverity, ...]] = get_args(AlertSeverity)
+"""The alerting scale, lowest first: every alert, webhook and severity setting uses it."""
+SECURITY_SEVERITY: Final[Mapping[str, AlertSeverity]] = MappingProxyType(
+    {"low": "info", "medium": "warning", "high": "error", "critical": "critical"}
+)
+"""SecurityAlert and AccessViolation severities (low … critical) on the alerting scale."""
 AlertCategory = Literal["system", "performance", "security", "data", "network"]
 EscalationLevel = Literal["level1", "level2", "level3"]
 DeliveryMethod = Literal["email", "sms", "webhook", "push"]

@@ -9,8 +9,15 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
-from bridge.bus import Envelope, Frame, MemoryTransport, new_message_id
-from bridge.cluster import ClusterMonitor, Coordinator, LocalCoordinator
+from bridge.bus import (
+    Coordinator,
+    Envelope,
+    Frame,
+    LocalCoordinator,
+    MemoryTransport,
+    new_message_id,
+)
+from bridge.cluster import ClusterMonitor
 from bridge.config import Settings
 from bridge.messages import ClusterHealth, ClusterMembership, Message, NodeHealth, NodeLifecycle
 from tests.support import TEST_SECRET, async_wait_until

@@ -320,10 +320,10 @@ async def test_a_failing_step_is_counted_and_the_loop_goes_on() -> None:
 def test_factory_follows_the_settings() -> None:
     """demo_component takes the health interval (capped at 1 s) and the thresholds from settings."""
     fast = demo_component(
-        make_bridge(EXESDB_HEALTH_BROADCAST_INTERVAL="200", EXESDB_CPU_DEGRADED="50")
+        make_bridge(EXESDB_HEALTH_BROADCAST_INTERVAL="200", EXESDB_CPU_DEGRADED="50").context
     )
     assert fast.interval == pytest.approx(0.2)
     assert fast.status_of(55, 10, 10) == "degraded"
-    assert demo_component(make_bridge()).status_of(55, 10, 10) == "healthy"
-    assert demo_component(make_bridge()).interval == 1.0
+    assert demo_component(make_bridge().context).status_of(55, 10, 10) == "healthy"
+    assert demo_component(make_bridge().context).interval == 1.0
     assert (fast.name, fast.required) == ("demo", False)

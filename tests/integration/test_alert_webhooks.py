@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bridge.config import url_origin
 from bridge.messages import NodeLifecycle, NotificationStatus
+from bridge.redaction import safe_url
 from tests.integration.servers.webhook import HANG, Answer, WebhookReceiver, webhook_receiver
 from tests.sinks.alerts.helpers import alert_bridge, system_alert
 from tests.support import ROOT, async_wait_until
@@ -72,7 +72,7 @@ async def test_retries_keep_one_delivery_id_until_accepted(
             ("delivered", 4),
         ]
         assert statuses[0].error_reason == "HTTP 500; will retry"
-        assert statuses[0].recipient == url_origin(receiver.url)  # a path may hold a token
+        assert statuses[0].recipient == safe_url(receiver.url)  # a path may hold a token
         assert (counted(bridge, "retry"), counted(bridge, "delivered")) == (3.0, 1.0)
         assert bridge.registry.get_sample_value("exesdb_webhook_delivery_seconds_count") == 4.0
         assert sink.outbox.depth().pending == 0

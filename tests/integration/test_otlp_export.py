@@ -10,7 +10,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from bridge import __version__
-from bridge.app import Bridge, ComponentFactory
+from bridge.app import Bridge
+from bridge.component import ComponentFactory
 from bridge.config import load_settings
 from bridge.messages import (
     AuthEvent,

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from bridge.app import Bridge, ComponentFactory
+from bridge.app import Bridge
 from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
+from bridge.component import ComponentFactory
 from bridge.config import load_settings
 from bridge.messages import DebugTrace, LogEntry
 from bridge.sinks.otlp import otlp_component

@@ -25,7 +25,7 @@ from bridge.sinks.alerts.outbox import (
     OutboxDepth,
 )
 from bridge.sinks.alerts.payload import build_payloads, fingerprint, webhook_body
-from bridge.sinks.alerts.sink import AlertSink
+from bridge.sinks.alerts.sink import AlertSink, alert_sink
 from bridge.sinks.alerts.sources import AlertEvent, alert_event, meets
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "RetryPolicy",
     "WebhookSender",
     "alert_event",
+    "alert_sink",
     "build_payloads",
     "classify",
     "fingerprint",

@@ -21,8 +21,8 @@ from typing import Any, Final
 
 import aiohttp
 
-from bridge.config import url_origin
 from bridge.messages import format_timestamp
+from bridge.redaction import safe_url
 from bridge.sinks.alerts.delivery import USER_AGENT, Sleep, wait_or_wake
 from bridge.sinks.alerts.outbox import AlertRecord, AlertState, Outbox
 from bridge.sinks.alerts.thread import DbThread
@@ -78,7 +78,7 @@ class AlertmanagerPoster:
         sleep: Sleep = wait_or_wake,
     ) -> None:
         self.url = base_url.rstrip("/") + "/api/v2/alerts"
-        self.shown_url = url_origin(self.url)
+        self.shown_url = safe_url(self.url)
         self.interval = interval
         self._outbox = outbox
         self._db = db

@@ -28,7 +28,7 @@ import aiohttp
 
 from bridge import __version__
 from bridge.bus import SIGNATURE_HEADER, Keyring
-from bridge.config import url_origin
+from bridge.redaction import safe_url
 from bridge.sinks.alerts.outbox import BuildPayloads, Delivery, DeliveryState, Outbox
 from bridge.sinks.alerts.thread import DbThread
 
@@ -234,7 +234,7 @@ class DeliveryWorker:
         sleep: Sleep = wait_or_wake,
     ) -> None:
         self.url = url
-        self.shown_url = url_origin(url)
+        self.shown_url = safe_url(url)
         self._outbox = outbox
         self._db = db
         self._sender = sender

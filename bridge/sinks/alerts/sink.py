@@ -26,12 +26,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from bridge.bus import Bus, Envelope
-from bridge.config import Settings, url_origin
+from bridge.bus import WORK_QUEUE_INSTANCES, Bus, Envelope, HandOver, WorkQueueLease
+from bridge.component import Context
+from bridge.config import Settings
 from bridge.errors import BridgeError, ConfigError
-from bridge.http import admin, error
 from bridge.messages import AlertAck, Message, NotificationStatus
 from bridge.operations import OperationRecorder
+from bridge.redaction import safe_url
+from bridge.routes import AdminGuard, error_response
 from bridge.sinks.alerts.alertmanager import AlertmanagerPoster
 from bridge.sinks.alerts.delivery import (
     AttemptResult,
@@ -62,17 +64,12 @@ from bridge.sinks.alerts.sources import (
 )
 from bridge.sinks.alerts.thread import DbThread
 
-__all__ = ["SUBSCRIBED_INSTANCES", "AlertSink"]
+__all__ = ["SUBSCRIBED_INSTANCES", "AlertSink", "alert_sink"]
 
 _logger = logging.getLogger(__name__)
 
-SUBSCRIBED_INSTANCES: Final = (
-    "ex_esdb_alerts",
-    "ex_esdb_health",
-    "ex_esdb_lifecycle",
-    "ex_esdb_metrics",
-    "ex_esdb_security",
-)
+# The work queue of a shared transport is exactly what this stage takes.
+SUBSCRIBED_INSTANCES: Final = tuple(sorted(WORK_QUEUE_INSTANCES))
 RESULTS: Final = ("delivered", "retry", "rejected", "expired")
 _HOUSEKEEPING_SECONDS: Final = 1.0
 _PRUNE_EVERY_SECONDS: Final = 3600.0
@@ -115,6 +112,8 @@ class AlertSink:
         publish: Publish,
         registry: CollectorRegistry,
         recorder: OperationRecorder | None = None,
+        lease: WorkQueueLease | None = None,
+        hand_over: HandOver | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
@@ -124,6 +123,7 @@ class AlertSink:
     ) -> None:
         self.settings = settings
         self.external_url = external_url(settings)
+        self._admin = AdminGuard(settings.admin_token)
         self._urls = tuple(dict.fromkeys(settings.webhook_urls))
         self._publish = publish
         self._recorder = recorder
@@ -172,10 +172,10 @@ class AlertSink:
         # On the Redis bus the alert states live with the work-queue lease holder: only it
         # escalates and auto-resolves, and a graceful stop hands its open alerts over to the
         # next holder (through Redis), so that their resolve finds them there.
-        self._transport: Any = bus.transport
-        on_lead = getattr(self._transport, "on_lead", None)
-        if callable(on_lead):
-            on_lead(self._take_over)
+        self._lease = lease
+        self._hand_over_to = hand_over
+        if lease is not None:
+            lease.on_lead(self._take_over)
         self._house_wake = asyncio.Event()
         self._house_task: asyncio.Task[None] | None = None
         self._started = False
@@ -329,9 +329,8 @@ class AlertSink:
         timeout = self.settings.shutdown_timeout_ms / 1000
         # On Redis: stop taking work-queue entries first (what is not taken yet goes to the next
         # holder), then drain, then hand the open alerts over with the lease.
-        stop_reading = getattr(self._transport, "stop_reading", None)
-        if callable(stop_reading):
-            await stop_reading()
+        if self._lease is not None:
+            await self._lease.stop_reading()
         await self.subscription.stop(timeout - min(_CLOSE_MARGIN_SECONDS, timeout / 5))
         await self._hand_over()
         for worker in self.workers.values():
@@ -350,11 +349,11 @@ class AlertSink:
 
     def _holds_work_queue(self) -> bool:
         """True on the in-process bus, and on Redis while this replica holds the lease."""
-        return bool(getattr(self._transport, "leading", True))
+        return self._lease is None or self._lease.leading
 
     async def _hand_over(self) -> None:
-        hand_over = getattr(self._transport, "hand_over", None)
-        if not callable(hand_over) or self._outbox is None or not self._holds_work_queue():
+        hand_over = self._hand_over_to
+        if hand_over is None or self._outbox is None or not self._holds_work_queue():
             return
         try:
             records = [
@@ -362,7 +361,7 @@ class AlertSink:
                 for state in (AlertState.FIRING, AlertState.ACKNOWLEDGED)
                 for record in await self._db.call(self.outbox.alerts, state.value, MAX_OPEN_ALERTS)
             ]
-            await hand_over(
+            await hand_over.hand_over(
                 "alerts",
                 {record.alert_id: _record_json(record) for record in records},
             )
@@ -371,11 +370,10 @@ class AlertSink:
 
     async def _take_over(self) -> None:
         """Import the open alerts the previous lease holder handed over."""
-        take_over = getattr(self._transport, "take_over", None)
-        if not callable(take_over):
+        if self._hand_over_to is None:
             return
         await self._ready.wait()
-        values: dict[str, bytes] = await take_over("alerts")
+        values = await self._hand_over_to.take_over("alerts")
         records: list[AlertRecord] = []
         for raw in values.values():
             try:
@@ -473,7 +471,7 @@ class AlertSink:
         if not result.ok:
             then = "dead-lettered" if state is DeliveryState.DEAD else "will retry"
             reason = f"{result.error}; {then}"
-        recipient = url_origin(delivery.url)
+        recipient = safe_url(delivery.url)
         for alert_id in delivery.alert_ids:
             self._publish(
                 "notification_status",
@@ -525,18 +523,22 @@ class AlertSink:
     def routes(self) -> list[web.RouteDef]:
         """``GET /v1/alerts`` and ``POST /v1/alerts/{alert_id}/ack`` (admin)."""
         return [
-            web.get("/v1/alerts", admin(self._list_alerts)),
-            web.post("/v1/alerts/{alert_id}/ack", admin(self._ack)),
+            web.get("/v1/alerts", self._admin(self._list_alerts)),
+            web.post("/v1/alerts/{alert_id}/ack", self._admin(self._ack)),
         ]
 
     async def _list_alerts(self, request: web.Request) -> web.Response:
         """Alerts with state, level, severity, labels and timestamps; ``?state=``, ``?limit=``."""
         state = request.query.get("state")
         if state is not None and state not in {s.value for s in AlertState}:
-            return error(400, "invalid", "state must be firing, acknowledged or resolved", "state")
+            return error_response(
+                400, "invalid", "state must be firing, acknowledged or resolved", "state"
+            )
         raw_limit = request.query.get("limit", "1000")
         if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= _MAX_LIST:
-            return error(400, "invalid", f"limit must be an integer from 1 to {_MAX_LIST}", "limit")
+            return error_response(
+                400, "invalid", f"limit must be an integer from 1 to {_MAX_LIST}", "limit"
+            )
         records = await self._db.call(self.outbox.alerts, state, int(raw_limit))
         return web.json_response({"alerts": [record.as_json() for record in records]})
 
@@ -546,23 +548,27 @@ class AlertSink:
         try:
             body = await request.json()
         except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply
-            return error(400, "malformed", 'the body must be JSON: {"ack_by": "..."}')
+            return error_response(400, "malformed", 'the body must be JSON: {"ack_by": "..."}')
         if not isinstance(body, dict):
-            return error(400, "malformed", 'the body must be a JSON object: {"ack_by": "..."}')
+            return error_response(
+                400, "malformed", 'the body must be a JSON object: {"ack_by": "..."}'
+            )
         fields: dict[str, str | None] = {}
         for name, required in (("ack_by", True), ("ack_note", False), ("resolution", False)):
             value = body.get(name)
             if value is None and not required:
                 fields[name] = None
             elif not isinstance(value, str) or not value or len(value) > 4096:
-                return error(400, "invalid", f"{name} must be a string of 1-4096 characters", name)
+                return error_response(
+                    400, "invalid", f"{name} must be a string of 1-4096 characters", name
+                )
             else:
                 fields[name] = value
         ack_by = fields["ack_by"]
         assert ack_by is not None
         record = await self._acknowledge(alert_id, ack_by, fields["ack_note"], fields["resolution"])
         if record is None:
-            return error(404, "unknown_alert", f"no alert {alert_id!r}", "alert_id")
+            return error_response(404, "unknown_alert", f"no alert {alert_id!r}", "alert_id")
         self._publish(
             "alert_acknowledged",
             AlertAck(
@@ -573,6 +579,20 @@ class AlertSink:
             ),
         )
         return web.json_response({"alert": record.as_json()})
+
+
+def alert_sink(context: Context) -> AlertSink:
+    """The factory ``default_components()`` lists; always on: alert states and the
+    ``/v1/alerts`` API are useful without any webhook."""
+    return AlertSink(
+        context.settings,
+        bus=context.bus,
+        publish=context.integration.publish,
+        registry=context.registry,
+        recorder=context.recorder,
+        lease=context.capabilities.lease,
+        hand_over=context.capabilities.hand_over,
+    )
 
 
 def _record_json(record: AlertRecord) -> bytes:

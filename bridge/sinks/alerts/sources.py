@@ -22,7 +22,10 @@ from typing import Final, Literal
 
 from bridge.bus import Envelope
 from bridge.messages import (
+    SECURITY_SEVERITY,
+    SEVERITIES,
     AccessViolation,
+    AlertSeverity,
     ComponentHealth,
     Message,
     MetricAlert,
@@ -42,10 +45,9 @@ __all__ = [
     "meets",
 ]
 
-Severity = Literal["info", "warning", "error", "critical"]
+Severity = AlertSeverity
 Status = Literal["firing", "resolved"]
 
-SEVERITIES: Final[tuple[Severity, ...]] = ("info", "warning", "error", "critical")
 # The message types alert_event()/alert_events() make events of (the bus routes only these, with
 # AlertAck, to the alert sink; tests/sinks/alerts/test_sources.py checks no other type gives one).
 SOURCE_TYPES: Final[tuple[type[Message], ...]] = (
@@ -58,13 +60,6 @@ SOURCE_TYPES: Final[tuple[type[Message], ...]] = (
     NodeLifecycle,
 )
 _RANK: Final[dict[str, int]] = {name: rank for rank, name in enumerate(SEVERITIES)}
-# MESSAGES.md, "Severity mapping to alerting".
-_SECURITY_SEVERITY: Final[dict[str, Severity]] = {
-    "low": "info",
-    "medium": "warning",
-    "high": "error",
-    "critical": "critical",
-}
 _HEALTH_SEVERITY: Final[dict[str, Severity]] = {"degraded": "warning", "unhealthy": "critical"}
 _ACK_BY_DEFAULT: Final = frozenset({"error", "critical"})
 # NodeLifecycle events that end a node_failure.
@@ -144,7 +139,7 @@ def alert_event(envelope: Envelope) -> AlertEvent | None:
         return _firing(
             f"{payload.alert_type}:{envelope.id}",
             payload.alert_type,
-            _SECURITY_SEVERITY[payload.severity],
+            SECURITY_SEVERITY[payload.severity],
             "security",
             payload.node,
             f"{payload.alert_type.replace('_', ' ')} on {payload.node}",
@@ -157,7 +152,7 @@ def alert_event(envelope: Envelope) -> AlertEvent | None:
         return _firing(
             f"{payload.violation_type}:{envelope.id}",
             payload.violation_type,
-            _SECURITY_SEVERITY[payload.severity],
+            SECURITY_SEVERITY[payload.severity],
             "security",
             envelope.node,
             f"{payload.violation_type.replace('_', ' ')}: {payload.action} {payload.resource}",

@@ -6,15 +6,10 @@ only when ``otlp_component`` finds an OTLP endpoint configured.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from bridge.component import Component, Context
 from bridge.sinks.otlp.batching import BatchSettings, BoundedBatcher
 from bridge.sinks.otlp.mapping import LOG_TAGS, SPAN_TAGS, LogSpec, SpanSpec, translate
 from bridge.sinks.otlp.metrics import SIGNALS, OtlpMetrics
-
-if TYPE_CHECKING:
-    from bridge.app import Bridge
-    from bridge.component import Component
 
 __all__ = [
     "LOG_TAGS",
@@ -30,10 +25,10 @@ __all__ = [
 ]
 
 
-def otlp_component(bridge: Bridge) -> Component | None:
+def otlp_component(context: Context) -> Component | None:
     """The OTLP sink when an OTLP endpoint is set, else None (and nothing OTLP imported)."""
-    if not bridge.settings.otlp_enabled:
+    if not context.settings.otlp_enabled:
         return None
     from bridge.sinks.otlp.sink import OtlpSink
 
-    return OtlpSink.from_bridge(bridge)
+    return OtlpSink.from_context(context)

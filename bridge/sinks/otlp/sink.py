@@ -40,14 +40,13 @@ from prometheus_client import CollectorRegistry
 
 from bridge import __version__
 from bridge.bus import Bus, Envelope
-from bridge.component import HasExposition
+from bridge.component import Context
 from bridge.operations import OperationRecorder
 from bridge.sinks.otlp.batching import BatchSettings, BoundedBatcher
 from bridge.sinks.otlp.mapping import LogSpec, SpanSpec, translate
 from bridge.sinks.otlp.metrics import OtlpMetrics, Signal
 
 if TYPE_CHECKING:
-    from bridge.app import Bridge
     from bridge.config import Settings
     from bridge.sinks.otlp.series import MetricsMirror
 
@@ -278,24 +277,20 @@ class OtlpSink:
         bus.subscribe(self.name, self._handle)
 
     @classmethod
-    def from_bridge(cls, bridge: Bridge) -> OtlpSink:
+    def from_context(cls, context: Context) -> OtlpSink:
         """The sink the bridge's settings and the standard OTEL_* variables describe."""
-        settings = bridge.settings
+        settings = context.settings
         return cls(
-            bridge.bus,
+            context.bus,
             build_exporters(settings),
             resource=build_resource(settings.otel_service_name, settings.node),
-            registry=bridge.registry,
-            recorder=bridge.integration.recorder,
+            registry=context.registry,
+            recorder=context.recorder,
             queue_size=settings.otlp_queue_size,
             # Leave the bus and the HTTP server their share of the shutdown budget.
             close_seconds=min(5.0, settings.shutdown_timeout_ms / 2000),
             # What GET /metrics appends after the registry (the Prometheus sink's store).
-            expositions=lambda: [
-                component.render(True)
-                for component in bridge.components
-                if isinstance(component, HasExposition)
-            ],
+            expositions=lambda: [part.render(True) for part in context.expositions()],
         )
 
     @property

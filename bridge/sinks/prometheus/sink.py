@@ -5,16 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from bridge.bus import Bus, Envelope, Subscription
+from bridge.component import Context
 from bridge.sinks.prometheus.store import SeriesStore
 from bridge.sinks.prometheus.translate import Translator
-
-if TYPE_CHECKING:
-    from bridge.app import Bridge
 
 __all__ = ["SUBSCRIBER", "PrometheusSink", "prometheus_sink", "register_process_metrics"]
 
@@ -89,12 +87,12 @@ def register_process_metrics(registry: CollectorRegistry) -> None:
         PlatformCollector(registry=registry)
 
 
-def prometheus_sink(bridge: Bridge) -> PrometheusSink:
+def prometheus_sink(context: Context) -> PrometheusSink:
     """The factory ``default_components()`` lists."""
-    settings = bridge.settings
-    register_process_metrics(bridge.registry)
+    settings = context.settings
+    register_process_metrics(context.registry)
     return PrometheusSink(
-        bridge.bus,
+        context.bus,
         ttl_seconds=settings.series_ttl_ms / 1000,
         max_series=settings.max_series,
     )

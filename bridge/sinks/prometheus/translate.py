@@ -14,6 +14,7 @@ from typing import Final
 from bridge.bus import Envelope
 from bridge.messages import (
     MESSAGE_TYPES,
+    SECURITY_SEVERITY,
     AccessLog,
     AccessViolation,
     AdminAction,
@@ -53,7 +54,7 @@ from bridge.messages import (
 )
 from bridge.sinks.prometheus.store import Family, MetricType, SeriesStore
 
-__all__ = ["ERROR_TOPIC_SUFFIX", "FAMILIES", "QUANTILES", "SECURITY_SEVERITY", "Translator"]
+__all__ = ["ERROR_TOPIC_SUFFIX", "FAMILIES", "QUANTILES", "Translator"]
 
 C: Final = MetricType.COUNTER
 G: Final = MetricType.GAUGE
@@ -62,18 +63,9 @@ S: Final = MetricType.SUMMARY
 NODE_STATES: Final = ("healthy", "degraded", "unhealthy", "unknown")
 COMPONENT_STATES: Final = ("healthy", "degraded", "unhealthy")
 SYSTEM_STATES: Final = ("starting", "started", "stopping", "stopped")
-ALERT_SEVERITIES: Final = ("info", "warning", "error", "critical")
 
 QUANTILES: Final = {"p50": "0.5", "p95": "0.95", "p99": "0.99", "min": "0", "max": "1"}
 """LatencyMetric percentiles as summary ``quantile`` labels (``avg`` has its own gauge)."""
-
-SECURITY_SEVERITY: Final = {
-    "low": "info",
-    "medium": "warning",
-    "high": "error",
-    "critical": "critical",
-}
-"""SecurityAlert and AccessViolation severities on the alerting scale (MESSAGES.md)."""
 
 ERROR_TOPIC_SUFFIX: Final = ":error"
 """A ThroughputMetric on a topic ending so counts failed operations (``result="error"``)."""

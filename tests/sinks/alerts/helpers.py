@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
 from bridge.bus import Envelope, Transport
+from bridge.component import Context
 from bridge.config import Settings
 from bridge.messages import Message, SystemAlert
 from bridge.sinks.alerts import AlertSink
@@ -83,13 +84,15 @@ async def alert_bridge(
     )
     sinks: list[AlertSink] = []
 
-    def factory(bridge: Bridge) -> AlertSink:
+    def factory(context: Context) -> AlertSink:
         sink = AlertSink(
-            bridge.settings,
-            bus=bridge.bus,
-            publish=bridge.integration.publish,
-            registry=bridge.registry,
-            recorder=bridge.integration.recorder,
+            context.settings,
+            bus=context.bus,
+            publish=context.integration.publish,
+            registry=context.registry,
+            recorder=context.recorder,
+            lease=context.capabilities.lease,
+            hand_over=context.capabilities.hand_over,
             clock=clock,
             alertmanager_interval=alertmanager_interval,
         )

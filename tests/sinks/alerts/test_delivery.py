@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config import url_origin
 from bridge.sinks.alerts.delivery import (
     AttemptResult,
     DeliveryWorker,
@@ -82,14 +81,6 @@ def test_retry_after_wins_when_longer() -> None:
     policy = RetryPolicy(backoff=1.0, max_backoff=10.0, deadline=100.0)
     assert policy.delay(1, 30.0, lambda: 0.5) == 30.0
     assert policy.delay(4, 2.0, lambda: 0.5) == 8.0
-
-
-def test_redacted_url_drops_credentials_and_query() -> None:
-    """URLs shown in logs and NotificationStatus carry no secrets."""
-    assert url_origin("https://user:pw@hooks.example:8443/a/b?token=x#f") == (
-        "https://hooks.example:8443/…"
-    )
-    assert url_origin("http://[::1]:9000/") == "http://[::1]:9000"
 
 
 class ScriptedSender:

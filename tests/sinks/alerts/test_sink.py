@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import aiohttp
 import pytest
 
 import bridge.sinks.alerts as alerts_package
-from bridge.bus import Frame, MemoryTransport
+from bridge.bus import Frame, LocalCoordinator, MemoryTransport, TransportCapabilities
 from bridge.errors import BridgeError
 from bridge.messages import AlertAck, AlertEscalation, NodeHealth, NodeLifecycle
 from bridge.sinks.alerts import Outbox
@@ -195,6 +196,7 @@ def test_public_names_are_pinned() -> None:
         "RetryPolicy",
         "WebhookSender",
         "alert_event",
+        "alert_sink",
         "build_payloads",
         "classify",
         "fingerprint",
@@ -204,10 +206,28 @@ def test_public_names_are_pinned() -> None:
     }
 
 
-class LeaseTransport(MemoryTransport):
-    """The in-process transport with a work-queue lease the test hands out (as on Redis)."""
+class Lease:
+    """A work-queue lease the test hands out (as the Redis transport's)."""
 
     leading = False
+
+    def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Taking the lease is the test's doing here: nothing to call back."""
+
+    async def stop_reading(self) -> None:
+        """Nothing is read from a work queue here."""
+
+
+class LeaseTransport(MemoryTransport):
+    """The in-process transport with a work-queue lease (as on Redis)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lease = Lease()
+
+    @property
+    def capabilities(self) -> TransportCapabilities:
+        return TransportCapabilities(shared=False, coordinator=LocalCoordinator(), lease=self.lease)
 
 
 async def test_only_the_work_queue_holder_escalates(tmp_path: Path) -> None:
@@ -227,5 +247,5 @@ async def test_only_the_work_queue_holder_escalates(tmp_path: Path) -> None:
         await async_wait_until(lambda: sink.active, what="another housekeeping pass")
         assert _field(sink, "a1", "level") == 1
         assert watcher.of(AlertEscalation) == []
-        transport.leading = True
+        transport.lease.leading = True
         await async_wait_until(lambda: _field(sink, "a1", "level") == 2, what="level2")

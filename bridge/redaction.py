@@ -1,0 +1,42 @@
+"""How a URL is shown anywhere the bridge shows one: logs, errors, ``/readyz``, ``check-config``.
+
+One form everywhere: the origin (scheme, host, port), ``user:<redacted>@`` when the URL carries
+credentials, and ``/…`` when it has a path or query (webhook paths often hold tokens), e.g.
+``https://alice:<redacted>@hooks.example:8443/…``. Nothing is dropped without a marker.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+from urllib.parse import urlsplit
+
+__all__ = ["REDACTED", "redact_urls", "safe_url"]
+
+REDACTED: Final = "<redacted>"
+_URL: Final = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s,'\"]+")
+
+
+def safe_url(url: str) -> str:
+    """``url`` as it may be shown: origin, a credentials marker and a path marker."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return "<not a URL>"
+    if not parts.scheme or not parts.netloc:
+        return "<not a URL>"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    user = ""
+    if parts.username is not None or parts.password is not None:
+        user = f"{parts.username or ''}:{REDACTED}@"
+    port_part = f":{port}" if port else ""
+    rest = "/…" if (parts.path.strip("/") or parts.query) else ""
+    return f"{parts.scheme}://{user}{host}{port_part}{rest}"
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with every URL in it shown as ``safe_url`` shows it."""
+    return _URL.sub(lambda match: safe_url(match.group(0)), text)

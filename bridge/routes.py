@@ -1,0 +1,74 @@
+"""What every HTTP route shares, at the edge or in a component: one error shape, one admin guard.
+
+Error answers are JSON objects with ``error`` (a stable code), ``detail`` and, where one is at
+fault, ``field``. Admin routes need ``Authorization: Bearer $EXESDB_ADMIN_TOKEN``; with no token
+configured they answer 403 and say how to enable them.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import SecretStr
+
+__all__ = ["AdminGuard", "Route", "error_response"]
+
+Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(status: int, code: str, detail: str, field: str | None = None) -> web.Response:
+    """A JSON error answer."""
+    body: dict[str, Any] = {"error": code, "detail": detail}
+    if field is not None:
+        body["field"] = field
+    return web.json_response(body, status=status)
+
+
+class AdminGuard:
+    """Lets through only requests that carry the admin token (compared in constant time)."""
+
+    __slots__ = ("_token",)
+
+    def __init__(self, token: SecretStr | None) -> None:
+        value = token.get_secret_value() if token is not None else ""
+        self._token = value.encode() if value else None
+
+    @property
+    def enabled(self) -> bool:
+        """True when an admin token is configured."""
+        return self._token is not None
+
+    def refusal(self, request: web.Request) -> web.Response | None:
+        """None when ``request`` carries the admin token, else the answer to send instead."""
+        if self._token is None:
+            return error_response(
+                403,
+                "admin_disabled",
+                "admin endpoints are off: set EXESDB_ADMIN_TOKEN to enable them",
+            )
+        scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            # surrogateescape: header bytes that are not UTF-8 compare as what they are.
+            credential.strip().encode("utf-8", "surrogateescape"),
+            self._token,
+        ):
+            answer = error_response(
+                401, "unauthorized", "send Authorization: Bearer <EXESDB_ADMIN_TOKEN>"
+            )
+            answer.headers["WWW-Authenticate"] = 'Bearer realm="exesdb-bridge"'
+            return answer
+        return None
+
+    def __call__(self, handler: Route) -> Route:
+        """``handler``, run only for requests with the admin token."""
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            refused = self.refusal(request)
+            return refused if refused is not None else await handler(request)
+
+        guarded.__name__ = handler.__name__
+        guarded.__doc__ = handler.__doc__
+        return guarded

@@ -1,0 +1,179 @@
+"""The structure stays as designed: imports point one way and nobody guesses what a transport is.
+
+Read from the source with ``ast`` (every import counts, ``TYPE_CHECKING`` ones too), so the
+checks hold for code that is never run in a test.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT
+
+PACKAGES = ("bridge", "collectors")
+# The edge: where the process, HTTP and wiring live. Only the edge may import the edge.
+EDGE = frozenset({"bridge.app", "bridge.http", "bridge.cli", "bridge.__main__"})
+# Imports each lower layer must never make (a module may import its own layer and below).
+FORBIDDEN = {
+    "bridge.bus": ("bridge.sinks", "collectors", "bridge.cluster", "bridge.component"),
+    "bridge.messages": ("bridge.bus", "bridge.sinks", "collectors", "bridge.integration"),
+    "bridge.sinks": ("collectors",),
+    "collectors": ("bridge.sinks",),
+}
+# Calls that find out at run time what an object is.
+PROBES = frozenset({"getattr", "hasattr", "isinstance"})
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@cache
+def _modules() -> dict[str, Path]:
+    return {
+        _module_name(path): path
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+    }
+
+
+def _resolve(name: str) -> str | None:
+    """The project module ``name`` refers to (a package for a name inside it), or None."""
+    modules = _modules()
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+@cache
+def _imports(module: str) -> frozenset[str]:
+    """The project modules ``module`` imports, wherever the import statement stands."""
+    path = _modules()[module]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(r for alias in node.names if (r := _resolve(alias.name)))
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+                for _ in range(node.level - 1):
+                    package = package.rpartition(".")[0]
+                base = f"{package}.{base}" if base else package
+            for alias in node.names:
+                target = f"{base}.{alias.name}"
+                resolved = target if target in _modules() else _resolve(base)
+                if resolved:
+                    found.add(resolved)
+    found.discard(module)
+    return frozenset(found)
+
+
+def _cycles() -> Iterator[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for target in _imports(module):
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in on_stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for module in _modules():
+        if module not in index:
+            visit(module)
+    return iter(found)
+
+
+def _within(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    """No module reaches itself through its imports: dependencies point one way."""
+    assert list(_cycles()) == []
+
+
+@pytest.mark.parametrize("module", sorted(set(_modules()) - EDGE))
+def test_only_the_edge_imports_the_edge(module: str) -> None:
+    """Components, the bus, collectors and the cluster monitor never import app, http or cli."""
+    assert not (_imports(module) & EDGE), f"{module} imports {sorted(_imports(module) & EDGE)}"
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_lower_layers_do_not_import_higher_ones(layer: str) -> None:
+    """The bus knows no sink or collector; messages know no bus; sinks and collectors are apart."""
+    wrong = {
+        (module, target)
+        for module in _modules()
+        if _within(module, layer)
+        for target in _imports(module)
+        if any(_within(target, higher) for higher in FORBIDDEN[layer])
+    }
+    assert wrong == set()
+
+
+def _mentions_transport(node: ast.AST) -> bool:
+    return any(
+        (isinstance(sub, ast.Name) and "transport" in sub.id.lower())
+        or (isinstance(sub, ast.Attribute) and "transport" in sub.attr.lower())
+        for sub in ast.walk(node)
+    )
+
+
+def _probes(source: str, where: str) -> Iterator[str]:
+    for node in ast.walk(ast.parse(source, where)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in PROBES
+            and any(_mentions_transport(argument) for argument in node.args)
+        ):
+            yield f"{where}:{node.lineno} {ast.unparse(node)}"
+
+
+def test_no_transport_is_probed_outside_the_bus() -> None:
+    """What a transport offers is declared (bridge.bus.capabilities), never guessed elsewhere."""
+    found = [
+        probe
+        for module, path in _modules().items()
+        if not _within(module, "bridge.bus")
+        for probe in _probes(path.read_text(), str(path.relative_to(ROOT)))
+    ]
+    assert found == []
+
+
+def test_the_probe_finder_finds_a_probe() -> None:
+    """The check above can fail: it spots getattr on a transport and isinstance of one."""
+    sample = (
+        "def f(bus, MemoryTransport):\n"
+        "    getattr(bus.transport, 'hand_over', None)\n"
+        "    isinstance(bus.transport, MemoryTransport)\n"
+        "    getattr(bus, 'name')\n"
+    )
+    assert len(list(_probes(sample, "sample.py"))) == 2

@@ -1,0 +1,40 @@
+"""URLs are shown one way everywhere: origin, a credentials marker, a path marker."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.redaction import redact_urls, safe_url
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "https://user:pw@hooks.example:8443/a/b?token=x#f",
+            "https://user:<redacted>@hooks.example:8443/…",
+        ),
+        (
+            "rediss://user:secret@redis.example:6380/2",
+            "rediss://user:<redacted>@redis.example:6380/…",
+        ),
+        ("redis://:pw@host:6379", "redis://:<redacted>@host:6379"),
+        ("https://user@host/", "https://user:<redacted>@host"),
+        ("http://[::1]:9000/", "http://[::1]:9000"),
+        ("https://hooks.example/services/T0/B0/tok3n", "https://hooks.example/…"),
+        ("redis://localhost", "redis://localhost"),
+        ("notaurl", "<not a URL>"),
+        ("http://host:99999/", "<not a URL>"),
+    ],
+)
+def test_safe_url_shows_origin_and_markers_only(url: str, shown: str) -> None:
+    """Passwords, paths and queries are replaced by markers; scheme, host and port stay."""
+    assert safe_url(url) == shown
+
+
+def test_redact_urls_rewrites_every_url_in_a_text() -> None:
+    """Each URL inside free text is shown as safe_url shows it; other words stay."""
+    text = "bad values 'https://user:pw@host/x' and https://h2/hook-tok3n, memory"
+    assert (
+        redact_urls(text) == "bad values 'https://user:<redacted>@host/…' and https://h2/…, memory"
+    )
