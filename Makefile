@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest servers bench clean
+.PHONY: run test lint typecheck pytest servers bench docs clean
 
 $(BIN)/python:
 	@# Debian splits venv out of python3; install it when missing and running as root.
@@ -54,6 +54,10 @@ test: lint typecheck pytest
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench
+
+# Pages generated from the code (a test fails when they are stale).
+docs: $(VENV)/.installed
+	$(BIN)/python -m bridge.schema docs/messages.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .exesdb-bridge

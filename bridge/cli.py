@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from bridge import __version__
 from bridge.config import Settings, load_settings
 from bridge.errors import BridgeError, ConfigError
+from bridge.schema import add_schema_command
 
 __all__ = ["main"]
 
@@ -412,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     outbox_retry.add_argument("ids", nargs="*", metavar="DELIVERY_ID")
     outbox_retry.add_argument("--all", action="store_true", help="every dead-lettered delivery")
     outbox.set_defaults(handler=_outbox)
+    add_schema_command(commands)
     return parser
 
 

@@ -5,7 +5,7 @@
     python grafana/generate.py --check   # exit 1 when a file differs from what this generates
 
 Every panel has a query, a unit and the ``$datasource`` variable; every dashboard has the
-``datasource`` and ``node`` variables. Metric names are SPEC section 7's (README catalog);
+``datasource`` and ``node`` variables. Metric names are those of docs/metrics.md (the catalog);
 tests/integration/test_dashboards.py runs every query against a real Prometheus scraping a
 ``--demo`` bridge.
 """

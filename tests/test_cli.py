@@ -1,4 +1,4 @@
-"""The exesdb-bridge command (SPEC section 11), run as real processes."""
+"""The exesdb-bridge command (docs/cli.md), run as real processes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Configuration from environment variables (SPEC section 5) and ``check-config``."""
+"""Configuration from environment variables (docs/configuration.md) and ``check-config``."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def test_defaults_match_the_spec() -> None:
 
 
 def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Values come from the variables named in the SPEC, lists split on commas."""
+    """Values come from the variables docs/configuration.md names, lists split on commas."""
     monkeypatch.setenv("SECRET_KEY_BASE", LONG_SECRET)
     monkeypatch.setenv("EXESDB_SECRET_KEY_BASE_PREVIOUS", "old-one, old-two,")
     monkeypatch.setenv("EXESDB_PUBSUB_INTEGRATION", "false")
@@ -381,7 +381,7 @@ def test_check_config_shows_only_the_origin_of_webhook_urls(
 def test_a_threshold_of_100_disables_the_status_without_tripping_the_order_check(
     monkeypatch: pytest.MonkeyPatch, resource: str
 ) -> None:
-    """DEGRADED=100 turns that status off even though it is above UNHEALTHY (SPEC section 5)."""
+    """DEGRADED=100 turns that status off though it is above UNHEALTHY (docs/configuration.md)."""
     monkeypatch.setenv(f"EXESDB_{resource}_DEGRADED", "100")
     assert getattr(load_settings(), f"{resource.lower()}_degraded") == 100
     monkeypatch.setenv(f"EXESDB_{resource}_DEGRADED", "97")

@@ -10,6 +10,7 @@ import bridge
 import bridge.bus
 import bridge.integration
 import bridge.messages
+import bridge.schema
 
 EXPORTS: dict[types.ModuleType, list[str]] = {
     bridge: ["__version__"],
@@ -121,6 +122,19 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "model_for",
         "random_hex",
         "utc_now",
+    ],
+    bridge.schema: [
+        "DERIVED_DEFAULTS",
+        "ENVELOPE_FIELDS",
+        "RULES",
+        "FieldDoc",
+        "add_schema_command",
+        "closest_tag",
+        "describe",
+        "model_named",
+        "render_markdown",
+        "tags_by_instance",
+        "wire_schema",
     ],
 }
 

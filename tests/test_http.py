@@ -1,4 +1,4 @@
-"""The HTTP edge (SPEC section 6) through a real aiohttp server on a free loopback port."""
+"""The HTTP edge (docs/http-api.md) through a real aiohttp server on a free loopback port."""
 
 from __future__ import annotations
 

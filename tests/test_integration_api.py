@@ -1,4 +1,4 @@
-"""The integration API after ExESDB.PubSubIntegration (SPEC section 4)."""
+"""The integration API after ExESDB.PubSubIntegration (bridge/integration.py)."""
 
 from __future__ import annotations
 

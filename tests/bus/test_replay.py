@@ -1,4 +1,4 @@
-"""Replay protection: a time window plus a bounded memory of accepted ids (SPEC section 3)."""
+"""Replay protection: a time window plus a bounded memory of accepted ids (docs/messages.md)."""
 
 from __future__ import annotations
 

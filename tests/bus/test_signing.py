@@ -1,4 +1,4 @@
-"""HMAC-SHA256 signing of frames and of the HTTP ``X-ExESDB-Signature`` header (SPEC section 3)."""
+"""HMAC-SHA256 signing of frames and of the ``X-ExESDB-Signature`` header (docs/http-api.md)."""
 
 from __future__ import annotations
 

@@ -825,7 +825,7 @@ def test_cases_cover_every_registered_model() -> None:
 
 
 def test_registry_matches_the_spec_table() -> None:
-    """MESSAGE_TYPES holds the 36 (instance, tag) pairs of SPEC section 2, and nothing else."""
+    """MESSAGE_TYPES holds the 36 (instance, tag) pairs of docs/messages.md, and nothing else."""
     expected = {
         (instance, tag): model
         for instance, tags in EXPECTED_REGISTRY.items()
@@ -836,7 +836,7 @@ def test_registry_matches_the_spec_table() -> None:
 
 
 def test_instances_are_the_nine_in_spec_order() -> None:
-    """INSTANCES lists the nine instances in SPEC's order."""
+    """INSTANCES lists the nine instances in their bus order (docs/messages.md)."""
     assert tuple(EXPECTED_REGISTRY) == INSTANCES
     assert {instance for instance, _ in MESSAGE_TYPES} == set(INSTANCES)
 
@@ -1058,7 +1058,7 @@ def test_ids_default_to_prefix_and_16_hex(model: type[Message], field: str, pref
 
 @pytest.mark.parametrize(("model", "field", "expected"), STATIC_DEFAULTS)
 def test_documented_default(model: type[Message], field: str, expected: Any) -> None:
-    """An omitted field takes the default MESSAGES.md documents."""
+    """An omitted field takes the default docs/messages.md documents."""
     assert getattr(build(model, CASES[model].minimal), field) == expected
 
 

@@ -1,0 +1,35 @@
+"""What each message type holds, described for people and tools.
+
+``describe`` gives a type's fields as rows, ``wire_schema`` its payload's JSON Schema,
+``render_markdown`` the page ``docs/messages.md`` (``make docs`` writes it), and
+``add_schema_command`` the ``exesdb-bridge schema`` subcommand.
+"""
+
+from __future__ import annotations
+
+from bridge.schema.command import add_schema_command
+from bridge.schema.describe import (
+    DERIVED_DEFAULTS,
+    RULES,
+    FieldDoc,
+    closest_tag,
+    describe,
+    model_named,
+    tags_by_instance,
+    wire_schema,
+)
+from bridge.schema.markdown import ENVELOPE_FIELDS, render_markdown
+
+__all__ = [
+    "DERIVED_DEFAULTS",
+    "ENVELOPE_FIELDS",
+    "RULES",
+    "FieldDoc",
+    "add_schema_command",
+    "closest_tag",
+    "describe",
+    "model_named",
+    "render_markdown",
+    "tags_by_instance",
+    "wire_schema",
+]

@@ -1,0 +1,108 @@
+"""The ``exesdb-bridge schema [TAG] [--json]`` subcommand: a message type's fields in a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Final
+
+from bridge.messages import Message
+from bridge.schema.describe import (
+    FieldDoc,
+    closest_tag,
+    describe,
+    model_named,
+    summary,
+    tags_by_instance,
+    wire_schema,
+)
+
+__all__ = ["add_schema_command"]
+
+_EXIT_OK: Final = 0
+_EXIT_USAGE: Final = 2
+_HEADER: Final = FieldDoc("field", "type", False, "required/default", ("allowed values",))
+
+
+def add_schema_command(commands: Any) -> None:
+    """Add ``schema`` to the subcommands of ``exesdb-bridge`` (an argparse subparsers action)."""
+    schema = commands.add_parser(
+        "schema", help="print a message type's fields, or list the types by bus instance"
+    )
+    schema.add_argument("tag", nargs="?", help="the message type, e.g. performance_metric")
+    schema.add_argument("--json", action="store_true", help="print JSON Schema instead")
+    schema.set_defaults(handler=run_schema)
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    """Print the tag's fields (or JSON Schema), or every tag; exit 2 naming the closest tag."""
+    if args.tag is None:
+        _emit(_tags_json() if args.json else _tags_text())
+        return _EXIT_OK
+    model = model_named(args.tag)
+    if model is None:
+        print(
+            f"exesdb-bridge: unknown message type {args.tag!r}; did you mean "
+            f"{closest_tag(args.tag)}? (exesdb-bridge schema lists them all)",
+            file=sys.stderr,
+        )
+        return _EXIT_USAGE
+    _emit(json.dumps(wire_schema(model), indent=2) if args.json else _fields_text(model))
+    return _EXIT_OK
+
+
+def _emit(text: str) -> None:
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (``| head``): not a failure. Point stdout at devnull so the
+        # interpreter's own flush at exit does not raise again (the Python docs' recipe).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _tags_json() -> str:
+    grouped = tags_by_instance()
+    return json.dumps({instance: [m.TAG for m in models] for instance, models in grouped.items()})
+
+
+def _tags_text() -> str:
+    lines = []
+    for instance, models in tags_by_instance().items():
+        lines.append(instance)
+        tag_width = max(len(m.TAG) for m in models)
+        name_width = max(len(m.__name__) for m in models)
+        lines.extend(
+            f"  {m.TAG:<{tag_width}}  {m.__name__:<{name_width}}  {summary(m)}" for m in models
+        )
+    return "\n".join(lines)
+
+
+def _fields_text(model: type[Message]) -> str:
+    rows = [_HEADER, *describe(model)]
+    cells = [
+        (
+            row.name,
+            row.type,
+            "required" if row.required else _plain(row.default),
+            ", ".join(_plain(value) for value in row.allowed),
+        )
+        for row in rows
+    ]
+    widths = [max(len(cell[column]) for cell in cells) for column in range(3)]
+    table = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line[:3], widths, strict=True))
+        + "  "
+        + line[3]
+        for line in cells
+    ]
+    heading = f"{model.TAG} ({model.__name__}, bus instance {model.INSTANCE}): {summary(model)}"
+    return "\n".join([heading, "", *(line.rstrip() for line in table)])
+
+
+def _plain(text: str) -> str:
+    return text.replace("`", "")

@@ -1,0 +1,242 @@
+"""What each message type's payload holds, as rows a person reads and JSON Schema a tool reads.
+
+Both come from the pydantic models in ``bridge.messages``. The one thing a model cannot say
+itself is what its validators compute or check across fields: defaults computed from other
+fields (a ``mode="before"`` validator) are written once in ``DERIVED_DEFAULTS``, checks across
+fields (a ``mode="after"`` validator) in ``RULES``; a test holds every such validator to an entry.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from types import MappingProxyType
+from typing import Any, Final
+
+from bridge.messages import INSTANCES, MESSAGE_TYPES, TAGS, Message, random_hex, utc_now
+
+__all__ = [
+    "CONTEXT_NODE_FIELD",
+    "DERIVED_DEFAULTS",
+    "RULES",
+    "STRING_CAP",
+    "FieldDoc",
+    "closest_tag",
+    "describe",
+    "model_named",
+    "summary",
+    "tags_by_instance",
+    "wire_schema",
+]
+
+CONTEXT_NODE_FIELD: Final = "node"
+"""A payload field of this name left out (or null) is the envelope's ``node``."""
+
+STRING_CAP: Final[int] = int(Message.model_config.get("str_max_length") or 0)
+"""The length limit of every string in every payload (the models' ``str_max_length``)."""
+
+_ENVELOPE_NODE: Final = "the envelope's `node`"
+
+DERIVED_DEFAULTS: Final[Mapping[tuple[str, str], str]] = MappingProxyType(
+    {
+        ("system_alert", "requires_ack"): (
+            "`true` when `severity` is `error` or `critical`, else `false`"
+        ),
+        ("throughput_metric", "rate_per_sec"): "`count` / (`duration_ms` / 1000)",
+        ("cluster_membership_changed", "total_nodes"): "the number of `active_nodes`",
+        ("cluster_membership_changed", "originating_node"): _ENVELOPE_NODE,
+        ("error_analysis", "first_seen"): "now (the same instant as `last_seen`)",
+        ("error_analysis", "last_seen"): "now (the same instant as `first_seen`)",
+        ("log_summary", "nodes_reporting"): "a list of the envelope's `node`",
+        ("log_summary", "total_logs"): "the sum of `log_counts`",
+    }
+)
+"""Defaults computed from the rest of the payload (or the envelope), keyed by (tag, field)."""
+
+RULES: Final[Mapping[str, str]] = MappingProxyType(
+    {"cluster_health_updated": "`total_nodes` must be at least `healthy_nodes`."}
+)
+"""Checks across fields, by tag, beyond each field's own type."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDoc:
+    """One payload field: its name, type, whether it must be given (else its default), values.
+
+    ``default`` is Markdown-ish text (backquoted literals) and empty when ``required``.
+    """
+
+    name: str
+    type: str
+    required: bool
+    default: str
+    allowed: tuple[str, ...]
+
+
+def model_named(name: str) -> type[Message] | None:
+    """The model whose tag (or class name) is ``name``, or None."""
+    model = TAGS.get(name)
+    if model is not None:
+        return model
+    return next((m for m in TAGS.values() if m.__name__ == name), None)
+
+
+def closest_tag(name: str) -> str:
+    """The known tag nearest to ``name`` (by spelling, class names counted as their tag)."""
+    candidates = {tag: tag for tag in TAGS} | {m.__name__.lower(): m.TAG for m in TAGS.values()}
+    match = difflib.get_close_matches(name.lower(), list(candidates), n=1, cutoff=0)
+    return candidates[match[0]] if match else next(iter(TAGS))
+
+
+def tags_by_instance() -> dict[str, list[type[Message]]]:
+    """The models of each bus instance, instances in bus order, models in registry order."""
+    grouped: dict[str, list[type[Message]]] = {instance: [] for instance in INSTANCES}
+    for (instance, _), model in MESSAGE_TYPES.items():
+        grouped[instance].append(model)
+    return grouped
+
+
+def describe(model: type[Message]) -> tuple[FieldDoc, ...]:
+    """The payload fields of ``model``, in declaration order."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    rows = []
+    for name, node in schema["properties"].items():
+        default = _default_text(model, name, node)
+        rows.append(
+            FieldDoc(
+                name=name,
+                type=_type_text(node),
+                required=name in required and not default,
+                default=default,
+                allowed=_allowed(node),
+            )
+        )
+    return tuple(rows)
+
+
+def wire_schema(model: type[Message]) -> dict[str, Any]:
+    """The JSON Schema of ``model``'s payload as ingest accepts it.
+
+    Unlike pydantic's own schema, fields the envelope fills are not required, and a computed
+    default is described instead of being given as the placeholder the model declares.
+    """
+    schema = model.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["description"] = f"{summary(model)} (tag {model.TAG}, bus instance {model.INSTANCE})"
+    for name, node in schema["properties"].items():
+        derived = DERIVED_DEFAULTS.get((model.TAG, name))
+        if name == CONTEXT_NODE_FIELD:
+            derived = _ENVELOPE_NODE
+        if derived is not None:
+            node.pop("default", None)
+            node["description"] = "Default: " + derived.replace("`", "")
+    schema["required"] = [name for name in schema.get("required", ()) if _required(model, name)]
+    if not schema["required"]:
+        del schema["required"]
+    return schema
+
+
+def _required(model: type[Message], name: str) -> bool:
+    return name != CONTEXT_NODE_FIELD and (model.TAG, name) not in DERIVED_DEFAULTS
+
+
+def summary(model: type[Message]) -> str:
+    """The first line of the model's docstring, without its full stop."""
+    return (model.__doc__ or model.__name__).strip().splitlines()[0].rstrip(".")
+
+
+# -- defaults --
+
+_FACTORY_TEXT: Final[Mapping[Callable[..., Any], str]] = MappingProxyType(
+    {dict: "`{}`", list: "`[]`", utc_now: "now", random_hex: "16 random hex characters"}
+)
+
+
+def _default_text(model: type[Message], name: str, node: Mapping[str, Any]) -> str:
+    derived = DERIVED_DEFAULTS.get((model.TAG, name))
+    if derived is not None:
+        return derived
+    if name == CONTEXT_NODE_FIELD:
+        return _ENVELOPE_NODE
+    info = model.model_fields[name]
+    factory = info.default_factory
+    if factory is not None:
+        if isinstance(factory, partial) and factory.func is random_hex and factory.args:
+            return f"`{factory.args[0]}` + 16 random hex characters"
+        return _FACTORY_TEXT.get(factory, "computed")
+    if "default" in node:
+        return f"`{json.dumps(node['default'])}`"
+    return ""
+
+
+# -- types --
+
+
+def _allowed(node: Mapping[str, Any]) -> tuple[str, ...]:
+    for key in ("enum", "propertyNames"):
+        found = node.get(key)
+        if isinstance(found, list):
+            return tuple(str(value) for value in found)
+        if isinstance(found, dict) and isinstance(found.get("enum"), list):
+            return tuple(str(value) for value in found["enum"])
+    for option in node.get("anyOf", ()):
+        values = _allowed(option)
+        if values:
+            return values
+    return ()
+
+
+def _type_text(node: Mapping[str, Any]) -> str:
+    options = node.get("anyOf")
+    if options:
+        kinds = [_type_text(option) for option in options if option.get("type") != "null"]
+        nullable = any(option.get("type") == "null" for option in options)
+        return " or ".join(kinds) + (" or null" if nullable else "")
+    kind = node.get("type")
+    if kind == "string":
+        if node.get("format") == "date-time":
+            return "timestamp (RFC 3339)"
+        return "string" + _length(node)
+    if kind in ("number", "integer"):
+        return str(kind) + _bounds(node)
+    if kind == "array":
+        items = node.get("items") or {}
+        return f"list of {_plural(_type_text(items))}" if items else "list"
+    if kind == "object":
+        values = node.get("additionalProperties")
+        if "propertyNames" in node and isinstance(values, dict) and "enum" in node["propertyNames"]:
+            return f"object of {_type_text(values)}, keyed by an allowed value"
+        return "object"
+    return str(kind or "any value")
+
+
+def _plural(text: str) -> str:
+    head, space, rest = text.partition(" ")
+    return head + "s" + space + rest
+
+
+def _length(node: Mapping[str, Any]) -> str:
+    low, high = node.get("minLength"), node.get("maxLength")
+    if high == STRING_CAP and low is None:
+        return ""  # every string has this cap; the page says so once
+    if low is not None and high is not None:
+        return f" ({low}-{high} characters)"
+    if high is not None:
+        return f" (at most {high} characters)"
+    return f" (at least {low} characters)" if low is not None else ""
+
+
+def _bounds(node: Mapping[str, Any]) -> str:
+    low, high = node.get("minimum"), node.get("maximum")
+    above = node.get("exclusiveMinimum")
+    if low is not None and high is not None:
+        return f" {low}-{high}"
+    if above is not None:
+        return f" > {above}"
+    if low is not None:
+        return f" ≥ {low}"
+    return f" ≤ {high}" if high is not None else ""

@@ -1,0 +1,123 @@
+"""``docs/messages.md``: the envelope and every message type's fields, rendered as Markdown."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import Final
+
+from bridge.messages import INSTANCES, Message
+from bridge.schema.describe import (
+    RULES,
+    STRING_CAP,
+    FieldDoc,
+    describe,
+    summary,
+    tags_by_instance,
+)
+
+__all__ = ["ENVELOPE_FIELDS", "render_markdown"]
+
+ENVELOPE_FIELDS: Final[tuple[FieldDoc, ...]] = (
+    FieldDoc("v", "integer", True, "", ("1",)),
+    FieldDoc("id", "string of 8-128 characters from `A-Z a-z 0-9 _ -`", True, "", ()),
+    FieldDoc("instance", "string", True, "", tuple(INSTANCES)),
+    FieldDoc("topic", "string of 1-128 characters from `A-Z a-z 0-9 _ . : -`", True, "", ()),
+    FieldDoc("tag", "string", True, "", ("a tag of `instance` (below)",)),
+    FieldDoc("node", "string (1-255 characters)", True, "", ()),
+    FieldDoc("ts", "timestamp (RFC 3339) with its UTC offset, at most 40 characters", True, "", ()),
+    FieldDoc("payload", "object", True, "", ("the fields of `tag` (below)",)),
+)
+"""The envelope's fields, as the decoder in ``bridge.bus.envelope`` checks them."""
+
+_HEAD: Final = """\
+# Messages
+
+<!-- Generated from the models in bridge/messages by `make docs`; do not edit by hand.
+     tests/schema/test_markdown.py fails when this page no longer matches the code. -->
+
+Every message travels in an **envelope** naming its bus instance, topic, type (`tag`) and
+publishing node; its **payload** holds the fields of its type. The 36 types are grouped below by
+the nine bus instances. In a terminal, `exesdb-bridge schema TAG` prints the same table for one
+type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schema` lists the tags
+(see [CLI](cli.md)). How a message is signed and sent: [HTTP API](http-api.md#ingest).
+
+## Envelope
+
+{envelope}
+
+- No other field is accepted; a missing or unknown one is refused as `malformed`, naming it.
+- `id` must be new: an id already accepted within `EXESDB_REPLAY_WINDOW_MS` is refused
+  (`replayed`). A `ts` further than that from the receiver's clock is refused (`expired`).
+- An unknown `instance` is refused as `unknown_instance`, a `tag` that is not one of the
+  instance's as `unknown_tag`, a payload that does not fit its type as `invalid_payload`, with
+  `field` naming the culprit (`payload.severity`). See
+  [configuration](configuration.md) for the replay settings.
+
+## Payloads
+
+- **required** fields must be in the payload; any other field takes the default shown when it is
+  left out. A default computed from other fields or from the envelope (such as "the envelope's
+  `node`") is also taken when the field is `null`.
+- A field the type does not list is refused.
+- Every string is at most {cap} characters; "1-4096 characters" is a tighter limit of that field.
+- Timestamps are RFC 3339; one without a UTC offset is taken as UTC. They are kept to the
+  millisecond and sent on as `2026-11-28T00:00:00.123Z`.
+- Every type has `timestamp`: when it happened, by default when the message was built.
+
+| bus instance | message types (tags) |
+|---|---|
+{index}
+"""
+
+
+def render_markdown() -> str:
+    """The whole of ``docs/messages.md``."""
+    grouped = tags_by_instance()
+    index = "\n".join(
+        f"| [`{instance}`](#{instance}) | "
+        + ", ".join(f"[`{model.TAG}`](#{model.TAG})" for model in models)
+        + " |"
+        for instance, models in grouped.items()
+    )
+    parts = [
+        _HEAD.format(envelope=_table(ENVELOPE_FIELDS), cap=f"{STRING_CAP:,}", index=index),
+    ]
+    for instance, models in grouped.items():
+        parts.append(f"## {instance}\n\n{_instance_summary(models[0])}\n")
+        parts.extend(_section(model) for model in models)
+    return "\n".join(parts).rstrip("\n") + "\n"
+
+
+def _instance_summary(model: type[Message]) -> str:
+    # Each instance's module opens with "``<instance>``: what its messages are about."
+    doc = (sys.modules[model.__module__].__doc__ or "").strip().splitlines()[0]
+    text = doc.partition(": ")[2] or doc
+    return text[:1].upper() + text[1:]
+
+
+def _section(model: type[Message]) -> str:
+    rule = RULES.get(model.TAG)
+    lines = [
+        f"### {model.TAG}\n",
+        f"`{model.__name__}`: {summary(model)}.\n",
+        _table(describe(model)),
+        "",
+    ]
+    if rule is not None:
+        lines.extend([rule, ""])
+    return "\n".join(lines)
+
+
+def _table(rows: Iterable[FieldDoc]) -> str:
+    lines = ["| field | type | required / default | allowed values |", "|---|---|---|---|"]
+    for row in rows:
+        default = "required" if row.required else row.default
+        allowed = ", ".join(_code(value) for value in row.allowed)
+        lines.append(f"| `{row.name}` | {row.type} | {default} | {allowed} |")
+    return "\n".join(lines)
+
+
+def _code(value: str) -> str:
+    # Descriptions of values (with their own backquotes or spaces) stay prose.
+    return value if " " in value else f"`{value}`"

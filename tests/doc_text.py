@@ -1,0 +1,89 @@
+"""Reading the README and the pages under docs/: sections, fenced blocks, links and anchors."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.support import ROOT
+
+DOCS = ROOT / "docs"
+README = ROOT / "README.md"
+
+
+def pages() -> list[Path]:
+    """The README and every page under docs/."""
+    return [README, *sorted(DOCS.glob("*.md"))]
+
+
+def page(name: str) -> str:
+    """The text of ``docs/<name>.md``."""
+    return (DOCS / f"{name}.md").read_text()
+
+
+def section(text: str, title: str, level: int = 2) -> str:
+    """The body of heading ``title`` at ``level``, up to the next heading at that level or above.
+
+    Lines in fenced blocks are never headings (a shell comment is not a title).
+    """
+    body: list[str] | None = None
+    in_fence = False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("```"):
+            in_fence = not in_fence
+        heading = None if in_fence else re.match(r"(#{1,6}) (.+?)\s*$", line)
+        if heading and len(heading.group(1)) <= level and body is not None:
+            break
+        if body is not None:
+            body.append(line)
+        elif heading and len(heading.group(1)) == level and heading.group(2) == title:
+            body = []
+    assert body is not None, f"no '{'#' * level} {title}' heading"
+    return "".join(body)
+
+
+def fenced(text: str, language: str) -> list[str]:
+    """The contents of every fenced block in ``language``."""
+    return re.findall(rf"^```{re.escape(language)}\n(.*?)^```", text, re.M | re.S)
+
+
+def prose(text: str) -> str:
+    """``text`` without fenced blocks, HTML comments and code spans: what renders as Markdown."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+def links(text: str) -> Iterator[str]:
+    """The targets of the Markdown links and images in ``text``."""
+    yield from re.findall(r"\]\(([^)\s]+)\)", prose(text))
+
+
+def anchors(text: str) -> set[str]:
+    """The anchors GitHub gives the headings of ``text`` (duplicates get ``-1``, ``-2``...)."""
+    found: set[str] = set()
+    seen: dict[str, int] = {}
+    without_code = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+    for heading in re.findall(r"^#{1,6} (.+?)\s*$", without_code, re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        found.add(slug if count == 0 else f"{slug}-{count}")
+    return found
+
+
+def broken_links(path: Path) -> list[str]:
+    """The relative links of the page at ``path`` whose file or heading does not exist."""
+    text = path.read_text()
+    broken = []
+    for target in links(text):
+        if re.match(r"[a-z]+:", target):
+            continue  # http://, https://, mailto:: not ours to check offline
+        file_part, _, anchor = target.partition("#")
+        linked = (path.parent / file_part).resolve() if file_part else path
+        if not linked.exists():
+            broken.append(f"{target}: no file {file_part}")
+        elif anchor and linked.suffix == ".md" and anchor not in anchors(linked.read_text()):
+            broken.append(f"{target}: no heading #{anchor} in {linked.name}")
+    return broken

@@ -1,0 +1,85 @@
+"""``exesdb-bridge schema``, run as a real process: a type's fields, its JSON Schema, the tags."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+from bridge.messages import INSTANCES, TAGS
+from tests.doc_text import fenced, page, section
+from tests.support import ROOT, bridge_env
+
+
+def schema(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m bridge schema ARGS``; capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", "schema", *args],
+        env=bridge_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_tag_prints_its_fields() -> None:
+    """`schema performance_metric` prints one row per field with its type and default; exit 0."""
+    completed = schema("performance_metric")
+    assert completed.returncode == 0, completed.stderr
+    rows = {line.split()[0]: line for line in completed.stdout.splitlines()[3:] if line}
+    assert set(rows) == set(TAGS["performance_metric"].model_fields)
+    assert re.search(r"^metric_name\s+string \(1-4096 characters\)\s+required", rows["metric_name"])
+    assert "the envelope's node" in rows["node"]
+
+
+def test_allowed_values_are_printed() -> None:
+    """A field with a fixed set of values lists them."""
+    completed = schema("system_alert")
+    [severity] = [line for line in completed.stdout.splitlines() if line.startswith("severity ")]
+    assert severity.endswith("info, warning, error, critical")
+
+
+def test_json_prints_the_payloads_json_schema() -> None:
+    """`--json` prints a JSON Schema: properties, allowed values, the fields a payload must have."""
+    completed = schema("system_alert", "--json")
+    assert completed.returncode == 0, completed.stderr
+    document = json.loads(completed.stdout)
+    assert document["properties"]["severity"]["enum"] == ["info", "warning", "error", "critical"]
+    assert "node" not in document["required"]  # the envelope's node fills it in
+    assert "title" in document["required"]
+
+
+def test_without_a_tag_every_tag_is_listed_by_instance() -> None:
+    """`schema` alone lists the 36 tags, each indented under its bus instance."""
+    completed = schema()
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert [line for line in lines if not line.startswith(" ")] == list(INSTANCES)
+    listed = [line.split()[0] for line in lines if line.startswith(" ")]
+    assert sorted(listed) == sorted(TAGS)
+
+
+def test_without_a_tag_json_maps_instances_to_tags() -> None:
+    """`schema --json` is an object of instance to tags."""
+    document = json.loads(schema("--json").stdout)
+    assert list(document) == list(INSTANCES)
+    assert sorted(tag for tags in document.values() for tag in tags) == sorted(TAGS)
+
+
+def test_an_unknown_tag_exits_2_naming_the_closest() -> None:
+    """A misspelt tag is a usage error (exit 2) that names the tag meant, and prints nothing."""
+    completed = schema("performance_metrics")
+    assert completed.returncode == 2
+    assert "performance_metric?" in completed.stderr
+    assert completed.stdout == ""
+
+
+def test_the_cli_page_shows_the_real_output() -> None:
+    """The sample in docs/cli.md is what the command prints."""
+    [sample] = fenced(section(page("cli"), "Message types"), "")
+    command, _, output = sample.partition("\n")
+    assert command == "$ exesdb-bridge schema performance_metric"
+    assert output == schema("performance_metric").stdout

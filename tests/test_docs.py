@@ -1,0 +1,196 @@
+"""The pages under docs/ stay true to the code: settings, ingest, CLI, links, no phantom spec."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bridge.app import Bridge
+from bridge.config import Settings
+from bridge.http import build_app
+from tests.doc_text import broken_links, fenced, page, pages, section
+from tests.support import ROOT, TEST_SECRET, ThreadedBridge
+
+
+def _config_rows() -> dict[str, str]:
+    rows: dict[str, str] = {}
+    for line in page("configuration").splitlines():
+        match = re.match(r"\| `([A-Z0-9_]+)` \| ([^|]+) \|", line)
+        if match:
+            rows[match.group(1)] = match.group(2).strip().strip("`")
+    return rows
+
+
+def _defaults() -> dict[str, object]:
+    return {
+        str(info.validation_alias): None if info.default_factory else info.default
+        for info in Settings.model_fields.values()
+    }
+
+
+# -- configuration --
+
+
+def test_every_setting_is_in_the_configuration_table() -> None:
+    """Every variable Settings reads has a row in docs/configuration.md."""
+    missing = set(_defaults()) - set(_config_rows())
+    assert not missing, f"add to docs/configuration.md: {sorted(missing)}"
+
+
+def test_every_table_row_is_a_setting() -> None:
+    """Every row of docs/configuration.md is a variable Settings reads."""
+    unknown = set(_config_rows()) - set(_defaults())
+    assert not unknown, f"docs/configuration.md documents unread variables: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("variable", sorted(_defaults()))
+def test_table_defaults_match_the_code(variable: str) -> None:
+    """The default column says what Settings really defaults to."""
+    shown = _config_rows().get(variable)
+    default = _defaults()[variable]
+    if shown is None:
+        pytest.fail(f"{variable} is not in docs/configuration.md")
+    if variable == "EXESDB_NODE":
+        assert shown == "host name"
+    elif default is None:
+        assert shown == "none"
+    elif default == ():
+        assert shown == "empty"
+    elif isinstance(default, bool):
+        assert shown == str(default).lower()
+    elif isinstance(default, int | float):
+        assert float(shown) == default
+    else:
+        assert shown == default
+
+
+# -- HTTP API --
+
+
+def test_the_ingest_recipe_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Python signing recipe of docs/http-api.md gets a 202 from a real bridge."""
+    [block] = fenced(section(page("http-api"), "Ingest"), "python")
+    monkeypatch.setenv("SECRET_KEY_BASE", TEST_SECRET)
+    with ThreadedBridge(EXESDB_INGEST="true") as server:
+        code = block.replace(
+            'BRIDGE = "http://127.0.0.1:9570"', f'BRIDGE = "http://{server.host}:{server.port}"'
+        )
+        assert code != block, "the recipe no longer sets BRIDGE as this test expects"
+        printed = io.StringIO()
+        with redirect_stdout(printed):
+            exec(compile(code, "docs/http-api.md", "exec"), {})  # our own docs
+        assert printed.getvalue().strip() == "202"
+        assert (
+            server.bridge.registry.get_sample_value(
+                "exesdb_bus_published_total",
+                {"pubsub": "ex_esdb_health", "tag": "node_health_updated"},
+            )
+            == 1
+        )
+
+
+def test_the_http_page_names_every_status_code_of_ingest() -> None:
+    """The Ingest section lists every status ingest can answer."""
+    ingest = section(page("http-api"), "Ingest")
+    for status in (202, 400, 401, 404, 409, 413, 415, 503):
+        assert f"| {status} |" in ingest
+
+
+def test_the_http_page_names_every_route() -> None:
+    """Each route the bridge serves (its own, its components') is in docs/http-api.md's table."""
+    app = build_app(Bridge(Settings(EXESDB_NODE="n1")))
+    routes = {
+        f"{route.method} {route.resource.canonical}"
+        for route in app.router.routes()
+        if route.method != "HEAD" and route.resource is not None
+    }
+    assert "POST /v1/alerts/{alert_id}/ack" in routes  # components' routes are counted too
+    table = page("http-api").split("\n## ", 1)[0]
+    missing = sorted(route for route in routes if f"`{route}`" not in table)
+    assert not missing, f"add to the table of docs/http-api.md: {missing}"
+
+
+# -- CLI --
+
+
+def test_the_cli_page_lists_every_subcommand() -> None:
+    """docs/cli.md covers every subcommand the parser knows."""
+    from bridge.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(
+        action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+    )
+    text = page("cli")
+    for name in subparsers.choices:
+        assert f"`exesdb-bridge {name}" in text, name
+
+
+# -- every page --
+
+
+@pytest.mark.parametrize("path", pages(), ids=lambda path: path.name)
+def test_every_relative_link_reaches_a_file_and_heading(path: Path) -> None:
+    """Each relative link of the README and docs/ points at a file that exists (and its heading)."""
+    assert broken_links(path) == []
+
+
+def test_the_link_check_finds_broken_links(tmp_path: Path) -> None:
+    """The check above can fail: a missing file and a missing heading are both reported."""
+    (tmp_path / "other.md").write_text("# Other\n\n## A heading, with `code`\n")
+    sample = tmp_path / "page.md"
+    sample.write_text(
+        "# Page\n\n[ok](other.md#a-heading-with-code) [self](#page) [web](https://x.example)\n"
+        "[gone](missing.md) [lost](other.md#nowhere) `[code](ignored.md)`\n"
+        "<!-- [comment](ignored.md) -->\n"
+    )
+    assert broken_links(sample) == [
+        "missing.md: no file missing.md",
+        "other.md#nowhere: no heading #nowhere in other.md",
+    ]
+
+
+PHANTOMS = re.compile(r"\bSPEC\b|MESSAGES\.md")
+
+
+def _phantom_files() -> list[Path]:
+    text_files = [
+        path
+        for folder in ("deploy", "grafana")
+        for path in sorted((ROOT / folder).rglob("*"))
+        if path.is_file()
+    ]
+    return [*pages(), *text_files]
+
+
+@pytest.mark.parametrize("path", _phantom_files(), ids=lambda path: str(path.relative_to(ROOT)))
+def test_no_page_cites_a_spec_the_repository_lacks(path: Path) -> None:
+    """README, docs/, deploy/ and grafana/ cite the docs pages, never "SPEC section N"."""
+    found = [line for line in path.read_text().splitlines() if PHANTOMS.search(line)]
+    assert found == [], f"{path.relative_to(ROOT)} cites a document users do not have"
+
+
+@pytest.mark.parametrize("path", pages(), ids=lambda path: path.name)
+def test_every_page_has_one_title(path: Path) -> None:
+    """Each page opens with its one '# ' title, so the structure stays one topic per file."""
+    text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.M | re.S)
+    titles = re.findall(r"^# .+$", text, re.M)
+    assert len(titles) == 1
+    assert path.read_text().startswith(titles[0])
+
+
+@pytest.mark.parametrize("path", pages(), ids=lambda path: path.name)
+def test_yaml_and_json_examples_parse(path: Path) -> None:
+    """The YAML and JSON blocks of the pages are valid, so they can be copied as they are."""
+    text = path.read_text()
+    for block in fenced(text, "yaml"):
+        yaml.safe_load(block)
+    for block in fenced(text, "json"):
+        json.loads(block)
