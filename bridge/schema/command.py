@@ -6,11 +6,10 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Final
+from typing import Final
 
 from bridge.messages import Message
 from bridge.schema.describe import (
-    FieldDoc,
     closest_tag,
     describe,
     model_named,
@@ -23,11 +22,10 @@ __all__ = ["add_schema_command"]
 
 _EXIT_OK: Final = 0
 _EXIT_USAGE: Final = 2
-_HEADER: Final = FieldDoc("field", "type", False, "required/default", ("allowed values",))
 
 
-def add_schema_command(commands: Any) -> None:
-    """Add ``schema`` to the subcommands of ``exesdb-bridge`` (an argparse subparsers action)."""
+def add_schema_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``schema`` to the subcommands of ``exesdb-bridge``."""
     schema = commands.add_parser(
         "schema", help="print a message type's fields, or list the types by bus instance"
     )
@@ -83,21 +81,21 @@ def _tags_text() -> str:
 
 
 def _fields_text(model: type[Message]) -> str:
-    rows = [_HEADER, *describe(model)]
-    cells = [
+    cells = [("field", "type", "required/default", "allowed values")]
+    cells.extend(
         (
             row.name,
             row.type,
             "required" if row.required else _plain(row.default),
             ", ".join(_plain(value) for value in row.allowed),
         )
-        for row in rows
-    ]
+        for row in describe(model)
+    )
     widths = [max(len(cell[column]) for cell in cells) for column in range(3)]
     table = [
-        "  ".join(cell.ljust(width) for cell, width in zip(line[:3], widths, strict=True))
-        + "  "
-        + line[3]
+        "  ".join(
+            [*(text.ljust(width) for text, width in zip(line[:3], widths, strict=True)), line[3]]
+        )
         for line in cells
     ]
     heading = f"{model.TAG} ({model.__name__}, bus instance {model.INSTANCE}): {summary(model)}"

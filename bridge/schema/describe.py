@@ -66,7 +66,7 @@ RULES: Final[Mapping[str, str]] = MappingProxyType(
 class FieldDoc:
     """One payload field: its name, type, whether it must be given (else its default), values.
 
-    ``default`` is Markdown-ish text (backquoted literals) and empty when ``required``.
+    ``default`` is Markdown (literals in backquotes), empty when ``required``.
     """
 
     name: str
@@ -87,8 +87,9 @@ def model_named(name: str) -> type[Message] | None:
 def closest_tag(name: str) -> str:
     """The known tag nearest to ``name`` (by spelling, class names counted as their tag)."""
     candidates = {tag: tag for tag in TAGS} | {m.__name__.lower(): m.TAG for m in TAGS.values()}
-    match = difflib.get_close_matches(name.lower(), list(candidates), n=1, cutoff=0)
-    return candidates[match[0]] if match else next(iter(TAGS))
+    # cutoff=0: some tag is always the closest, however far.
+    [match] = difflib.get_close_matches(name.lower(), list(candidates), n=1, cutoff=0)
+    return candidates[match]
 
 
 def tags_by_instance() -> dict[str, list[type[Message]]]:

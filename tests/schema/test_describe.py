@@ -109,8 +109,7 @@ def test_computed_defaults_are_filled_when_left_out_or_null(tag: str, field: str
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda model: model.TAG)
 def test_every_validator_is_documented(model: type[Message]) -> None:
-    """A model that computes defaults names them in DERIVED_DEFAULTS; one that checks fields
-    against each other states the rule in RULES."""
+    """Computed defaults are in DERIVED_DEFAULTS, checks across fields in RULES, and only those."""
     derived = {tag for tag, _ in DERIVED_DEFAULTS}
     assert bool(_validators(model, "before")) == (model.TAG in derived)
     assert bool(_validators(model, "after")) == (model.TAG in RULES)
