@@ -10,7 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from bridge.sinks.alerts.alertmanager import AlertmanagerPoster, alertmanager_alert
-from bridge.sinks.alerts.outbox import AlertState, Outbox
+from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.records import AlertState
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.thread import DbThread
 from tests.sinks.alerts.helpers import T0, Clock
