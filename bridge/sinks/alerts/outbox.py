@@ -346,16 +346,6 @@ class Outbox:
                     escalated.append(Escalated(raised, current.level_name, raised.level_name))
             return escalated
 
-    def next_escalation(self, after_seconds: float) -> float | None:
-        """When the next escalation falls due, if any alert can escalate."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT MIN(level_since) FROM alerts WHERE state = :firing AND requires_ack = 1"
-                " AND level < :max_level",
-                {"firing": AlertState.FIRING.value, "max_level": MAX_LEVEL},
-            ).fetchone()
-        return None if row[0] is None else float(row[0]) + after_seconds
-
     def resolve_expired(self, now: float, after_seconds: float) -> list[AlertRecord]:
         """Resolve the event alerts not seen for ``after_seconds`` (``transitions.expiry``);
         each resolution is queued for the receivers."""
@@ -545,20 +535,6 @@ class Outbox:
                     "finished_at": None if state is DeliveryState.PENDING else now,
                 },
             )
-
-    def orphaned(self) -> int:
-        """Pending deliveries and queued alerts for URLs this outbox was not opened with."""
-        where, params = self._not_configured()
-        with self._lock:
-            pending = self._db.execute(
-                f"SELECT COUNT(*) FROM deliveries WHERE state = :pending AND {where}",  # noqa: S608
-                {**params, "pending": DeliveryState.PENDING.value},
-            ).fetchone()[0]
-            queued = self._db.execute(
-                f"SELECT COUNT(*) FROM queued WHERE {where}",  # noqa: S608
-                params,
-            ).fetchone()[0]
-        return int(pending) + int(queued)
 
     def dead_letter_orphans(self, now: float, build: BuildPayloads) -> int:
         """Dead-letter what waits for URLs no longer configured; returns how many deliveries.
