@@ -272,10 +272,14 @@ class Outbox:
         open_count: int | None = None
         with self._lock, self._tx():
             for change in changes:
-                current = self._alert(change.alert_id)
                 if isinstance(change, Acknowledgement):
+                    current = self._alert(change.alert_id)
                     step = on_ack(current, change, now)
                 else:
+                    # An alert not active is unknown or resolved, which no event tells apart:
+                    # the lookup (the hot path of a burst of new alerts) can be skipped.
+                    active = change.alert_id in self._active
+                    current = self._alert(change.alert_id) if active else None
                     if max_open is not None and opens(current, change):
                         if open_count is None:
                             open_count = self._open_count()
@@ -420,6 +424,8 @@ class Outbox:
         self._db.execute(_STORE_ALERT, _alert_params(record))
 
     def _queue(self, alert_id: str, now: float) -> None:
+        if not self.urls:
+            return
         # OR IGNORE: an alert already waiting keeps its place (and its window's start).
         self._db.executemany(
             "INSERT OR IGNORE INTO queued (url, alert_id, queued_at)"
@@ -684,27 +690,29 @@ def _alert_params(record: AlertRecord) -> dict[str, object]:
 
 
 def _record(row: sqlite3.Row) -> AlertRecord:
+    # By position (as fast as a tuple; a name is a scan): the table's columns are the record's
+    # fields in order, version 1 files included, whose two later columns were appended.
     return AlertRecord(
-        alert_id=row["alert_id"],
-        alertname=row["alertname"],
-        severity=row["severity"],
-        category=row["category"],
-        node=row["node"],
-        title=row["title"],
-        description=row["description"],
-        requires_ack=bool(row["requires_ack"]),
-        state=AlertState(row["state"]),
-        level=int(row["level"]),
-        starts_at=float(row["starts_at"]),
-        updated_at=float(row["updated_at"]),
-        ends_at=None if row["ends_at"] is None else float(row["ends_at"]),
-        level_since=float(row["level_since"]),
-        ack_by=row["ack_by"],
-        ack_note=row["ack_note"],
-        ack_at=None if row["ack_at"] is None else float(row["ack_at"]),
-        resolution=row["resolution"],
-        auto_resolve=bool(row["auto_resolve"]),
-        last_seen=None if row["last_seen"] is None else float(row["last_seen"]),
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        bool(row[7]),
+        AlertState(row[8]),
+        int(row[9]),
+        float(row[10]),
+        float(row[11]),
+        None if row[12] is None else float(row[12]),
+        float(row[13]),
+        row[14],
+        row[15],
+        None if row[16] is None else float(row[16]),
+        row[17],
+        bool(row[18]),
+        None if row[19] is None else float(row[19]),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -59,6 +59,23 @@ def test_database_is_wal_and_fsyncs_every_commit(outbox: Outbox) -> None:
     db = connect(outbox.path)  # how the outbox (and the CLI) open the file
     assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     db.close()
+
+
+RECORD_FIELDS = [field.name for field in fields(AlertRecord)]
+
+
+def columns(path: Path) -> list[str]:
+    """The alerts table's columns, in order."""
+    db = sqlite3.connect(path)
+    try:
+        return [row[1] for row in db.execute("PRAGMA table_info(alerts)")]
+    finally:
+        db.close()
+
+
+def test_the_alerts_table_holds_the_record_fields_in_order(outbox: Outbox) -> None:
+    """Each column of the alerts table is the AlertRecord field of the same position."""
+    assert columns(outbox.path) == RECORD_FIELDS
 
 
 def seed(path: Path, statement: str, params: Sequence[object] = ()) -> None:
@@ -291,6 +308,7 @@ def test_a_version_1_file_gains_the_new_columns(tmp_path: Path) -> None:
     db.close()
     box = Outbox(path)
     try:
+        assert columns(path) == RECORD_FIELDS  # the new columns come last, as in a new file
         assert box.alert("old").auto_resolve is False  # type: ignore[union-attr]
         box.apply([event("new", auto_resolve=True)], T0)
         assert box.alert("new").auto_resolve is True  # type: ignore[union-attr]
