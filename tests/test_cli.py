@@ -283,7 +283,7 @@ def test_tail_with_a_wrong_token_exits_1(
 
 def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
     """`outbox list` shows webhook URLs by origin: credentials, path and query may be tokens."""
-    from bridge.sinks.alerts.outbox import DeliveryState, Outbox
+    from bridge.sinks.alerts import DeliveryState, Outbox
 
     secret_url = "https://user:hunter2@hooks.example/services/x?token=s3cr3t"
     outbox = Outbox.in_dir(tmp_path, urls=[secret_url])

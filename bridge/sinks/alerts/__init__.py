@@ -1,8 +1,10 @@
 """The alert sink: alerts from the bus become signed, durable Alertmanager-format webhooks.
 
-Pipeline: ``sources`` (messages → alert events) → ``outbox`` (alert states and deliveries in
-SQLite) → ``payload`` (webhook format v4) → ``delivery`` (per-URL senders with retries), beside
-``escalation`` and ``alertmanager``; ``sink`` wires them into a bridge component.
+Pipeline: ``sources`` (messages → alert events) → ``transitions`` (the alert state machine, pure
+functions over ``records``) → ``outbox`` (alert states and deliveries in SQLite) → ``payload``
+(webhook format v4) → ``delivery`` (per-URL senders with retries), beside ``escalation`` and
+``alertmanager``; ``sink`` wires them into a bridge component, with ``admin`` (its HTTP routes),
+``handover`` (between work-queue holders) and ``metrics`` (its self-metrics).
 """
 
 from __future__ import annotations
@@ -16,15 +18,15 @@ from bridge.sinks.alerts.delivery import (
     classify,
     parse_retry_after,
 )
-from bridge.sinks.alerts.outbox import (
+from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.payload import build_payloads, fingerprint, webhook_body
+from bridge.sinks.alerts.records import (
     AlertRecord,
     AlertState,
     Delivery,
     DeliveryState,
-    Outbox,
     OutboxDepth,
 )
-from bridge.sinks.alerts.payload import build_payloads, fingerprint, webhook_body
 from bridge.sinks.alerts.sink import AlertSink, alert_sink
 from bridge.sinks.alerts.sources import AlertEvent, alert_event, meets
 

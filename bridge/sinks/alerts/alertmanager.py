@@ -6,7 +6,9 @@ dies; a resolved alert is posted with its real ``endsAt``. Between those full po
 alert changed) posts only the alerts changed since the last post, so a burst of n alerts costs
 O(n) posted alerts, not O(n²). Alertmanager's routing, silences and
 inhibition then apply. The escalation level travels as an annotation, not a label, so that an
-escalation does not make Alertmanager see a new alert.
+escalation does not make Alertmanager see a new alert. After a failed post the next try waits as
+``bridge.backoff.Backoff`` says (from 5 s, doubling, never longer than the interval), unless an
+alert changes first.
 """
 
 from __future__ import annotations
@@ -14,28 +16,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random as _random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Final
 
 import aiohttp
 
+from bridge.backoff import Backoff
 from bridge.messages import format_timestamp
 from bridge.redaction import safe_url
 from bridge.sinks.alerts.delivery import USER_AGENT, Sleep, wait_or_wake
-from bridge.sinks.alerts.outbox import AlertRecord, AlertState, Outbox
+from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.records import AlertRecord, AlertState
 from bridge.sinks.alerts.thread import DbThread
 
-__all__ = ["AlertmanagerPoster", "alertmanager_alert"]
+__all__ = ["AlertmanagerPoster", "PostResult", "alertmanager_alert"]
 
 _logger = logging.getLogger(__name__)
 
 _RESEND_FACTOR: Final = 4  # endsAt = now + 4 intervals, as Prometheus sends
-_FAILURE_PAUSE_SECONDS: Final = 5.0
+_FIRST_RETRY_SECONDS: Final = 5.0
 # Changes stamped just before a post's query may commit just after it: look back this far.
 _CURSOR_MARGIN_SECONDS: Final = 5.0
 _MAX_PER_POST: Final = 1000
+
+
+class PostResult(StrEnum):
+    """How one post went: Alertmanager took the alerts, or it did not (an answer or none)."""
+
+    OK = "ok"
+    FAILED = "failed"
 
 
 def _time(seconds: float) -> str:
@@ -73,9 +86,11 @@ class AlertmanagerPoster:
         external_url: str,
         timeout: float,
         interval: float = 60.0,
-        count: Callable[[str], None] = lambda result: None,
+        count: Callable[[PostResult], None] = lambda result: None,
         clock: Callable[[], float] = time.time,
         sleep: Sleep = wait_or_wake,
+        random: Callable[[], float] = _random.random,
+        on_error: Callable[[], None] = lambda: None,
     ) -> None:
         self.url = base_url.rstrip("/") + "/api/v2/alerts"
         self.shown_url = safe_url(self.url)
@@ -87,6 +102,10 @@ class AlertmanagerPoster:
         self._count = count
         self._clock = clock
         self._sleep = sleep
+        first = min(interval, _FIRST_RETRY_SECONDS)
+        self._backoff = Backoff(base=first, cap=interval, rng=random)
+        self._on_error = on_error
+        self._failures = 0
         self._last_ok: float | None = None
         self._cursor: float | None = None
         self._wake = asyncio.Event()
@@ -129,11 +148,14 @@ class AlertmanagerPoster:
             try:
                 ok = await self.post_once(full=full)
             except Exception:
+                self._on_error()
                 _logger.exception("posting to Alertmanager failed")
                 ok = False
             if not ok:
-                pause = min(self.interval, _FAILURE_PAUSE_SECONDS)
+                self._failures += 1
+                pause = self._backoff.delay(self._failures)
             else:
+                self._failures = 0
                 assert self._last_ok is not None
                 pause = max(0.0, self._last_ok + self.interval - self._clock())
             await self._sleep(pause, self._wake)
@@ -178,12 +200,12 @@ class AlertmanagerPoster:
             async with self._session.post(self.url, json=body) as response:
                 text = await response.text()
                 if response.status // 100 == 2:
-                    self._count("ok")
+                    self._count(PostResult.OK)
                     return True
                 _logger.warning(
                     "Alertmanager %s answered %d: %s", self.shown_url, response.status, text[:200]
                 )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             _logger.warning("cannot post to Alertmanager %s: %s", self.shown_url, exc)
-        self._count("failed")
+        self._count(PostResult.FAILED)
         return False

@@ -1,14 +1,15 @@
 """Sending deliveries: one worker per webhook URL, retries by SPEC section 9.
 
 Retried, as Alertmanager and the OpenTelemetry HTTP exporters do: connection errors, timeouts,
-429 and every 5xx, after ``backoff * 2**(attempt-1)`` seconds (capped at the largest backoff,
-with ±``jitter`` random spread), or after ``Retry-After`` when the receiver asks for longer.
+429 and every 5xx, after the delay ``bridge.backoff.Backoff`` gives (``backoff * 2**(attempt-1)``
+seconds, capped at the largest backoff, ±jitter), or after ``Retry-After`` when the receiver asks
+for longer.
 Anything else that is not 2xx (400, 401, 404, a redirect...) is final. A delivery still failing
 when its next attempt would fall after ``EXESDB_WEBHOOK_DEADLINE_MS`` is dead-lettered; it stays
 in the outbox until ``exesdb-bridge outbox retry``.
 
 Each URL has its own worker and at most one attempt in flight, so a dead or hanging receiver
-only ever delays its own deliveries. Clock, randomness and sleep are injected.
+only ever delays its own deliveries. Clock, sleep and the backoff's randomness are injected.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import asyncio
 import contextlib
 import email.utils
 import logging
-import random as _random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,9 +27,11 @@ from typing import Final, Protocol
 import aiohttp
 
 from bridge import __version__
+from bridge.backoff import Backoff
 from bridge.bus import SIGNATURE_HEADER, Keyring
 from bridge.redaction import safe_url
-from bridge.sinks.alerts.outbox import BuildPayloads, Delivery, DeliveryState, Outbox
+from bridge.sinks.alerts.outbox import BuildPayloads, Outbox
+from bridge.sinks.alerts.records import Delivery, DeliveryState
 from bridge.sinks.alerts.thread import DbThread
 
 __all__ = [
@@ -99,20 +101,19 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Backoff and deadline, in seconds."""
+    """When to try a delivery again (``backoff``) and when to give up on it (``deadline``
+    seconds after it was created)."""
 
-    backoff: float
-    max_backoff: float
+    backoff: Backoff
     deadline: float
-    jitter: float = 0.2
 
-    def delay(self, attempt: int, retry_after: float | None, random: Callable[[], float]) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        exponent = min(max(attempt - 1, 0), 62)
-        base = min(self.max_backoff, self.backoff * 2.0**exponent)
-        delay = min(self.max_backoff, base * (1.0 + self.jitter * (2.0 * random() - 1.0)))
-        # Retry-After wins when it asks for longer, even past the largest backoff.
-        return max(delay, retry_after) if retry_after is not None else delay
+    def next_attempt(
+        self, created_at: float, failures: int, now: float, retry_after: float | None = None
+    ) -> float | None:
+        """When to try again after ``failures`` failed attempts (the last one ``now``), or None
+        when that would fall after the deadline: the delivery is then dead-lettered."""
+        next_at = now + self.backoff.delay(failures, retry_after)
+        return None if next_at > created_at + self.deadline else next_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,8 +231,8 @@ class DeliveryWorker:
         build: BuildPayloads,
         report: Report,
         clock: Callable[[], float] = time.time,
-        random: Callable[[], float] = _random.random,
         sleep: Sleep = wait_or_wake,
+        on_error: Callable[[], None] = lambda: None,
     ) -> None:
         self.url = url
         self.shown_url = safe_url(url)
@@ -243,12 +244,11 @@ class DeliveryWorker:
         self._build = build
         self._report = report
         self._clock = clock
-        self._random = random
         self._sleep = sleep
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        self.errors = 0
+        self._on_error = on_error
 
     def start(self) -> None:
         """Start working on the running loop."""
@@ -276,7 +276,7 @@ class DeliveryWorker:
             try:
                 delay = await self.step()
             except Exception:
-                self.errors += 1
+                self._on_error()
                 _logger.exception("webhook worker for %s failed; retrying", self.shown_url)
                 delay = _ERROR_PAUSE_SECONDS
             if delay > 0:
@@ -301,15 +301,16 @@ class DeliveryWorker:
         result = await self._sender.send(self.url, delivery.id, delivery.body)
         number = delivery.attempts + 1
         now = self._clock()
-        next_at = now
+        next_at: float | None = now
         if result.outcome is Outcome.DELIVERED:
             state = DeliveryState.DELIVERED
         elif result.outcome is Outcome.REJECTED:
             state = DeliveryState.DEAD
         else:
-            next_at = now + self._policy.delay(number, result.retry_after, self._random)
-            past_deadline = next_at > delivery.created_at + self._policy.deadline
-            state = DeliveryState.DEAD if past_deadline else DeliveryState.PENDING
+            next_at = self._policy.next_attempt(
+                delivery.created_at, number, now, result.retry_after
+            )
+            state = DeliveryState.PENDING if next_at is not None else DeliveryState.DEAD
         if state is DeliveryState.DEAD:
             _logger.warning(
                 "webhook delivery %s to %s dead-lettered after %d attempt(s): %s",
@@ -322,7 +323,7 @@ class DeliveryWorker:
             self._outbox.finish_attempt,
             delivery.id,
             state=state,
-            next_attempt_at=next_at,
+            next_attempt_at=now if next_at is None else next_at,
             status=result.status,
             error=result.error,
             now=now,

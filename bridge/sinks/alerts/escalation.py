@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bridge.messages import AlertEscalation
-from bridge.sinks.alerts.outbox import Escalated, Outbox
+from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.records import Escalated
 from bridge.sinks.alerts.thread import DbThread
 
 __all__ = ["Escalator"]

@@ -1,4 +1,4 @@
-"""The durable outbox and alert states: one SQLite file in ``EXESDB_STATE_DIR``.
+"""The durable outbox: alert states, grouping queues and deliveries stored in one SQLite file.
 
 A delivery is committed here (WAL journal, ``synchronous=FULL``: fsync'd on commit) before its
 first attempt, so a crash or SIGKILL loses nothing: a new process on the same directory resumes.
@@ -6,7 +6,7 @@ first attempt, so a crash or SIGKILL loses nothing: a new process on the same di
 Three tables:
 
 - ``alerts``: one row per condition (``alert_id``), its state (firing → acknowledged →
-  resolved) and escalation level;
+  resolved) and escalation level, as ``transitions`` decides them;
 - ``queued``: alerts waiting for their receiver's grouping window, one row per (url, alert);
 - ``deliveries``: the frozen payloads (body and delivery id never change across retries), their
   attempts, next attempt time and state (pending, delivered, dead).
@@ -21,35 +21,40 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
 from bridge.bus import new_message_id
-from bridge.messages import format_timestamp
+from bridge.sinks.alerts.records import (
+    MAX_LEVEL,
+    Acknowledgement,
+    AlertRecord,
+    AlertState,
+    Applied,
+    Delivery,
+    DeliveryState,
+    Escalated,
+    OutboxDepth,
+)
 from bridge.sinks.alerts.sources import AlertEvent
+from bridge.sinks.alerts.transitions import (
+    Effect,
+    Transition,
+    escalation,
+    expiry,
+    on_ack,
+    on_event,
+    opens,
+    taken_over,
+)
 
-__all__ = [
-    "MAX_LEVEL",
-    "Acknowledgement",
-    "AlertRecord",
-    "AlertState",
-    "Applied",
-    "Delivery",
-    "DeliveryState",
-    "Escalated",
-    "Outbox",
-    "OutboxDepth",
-]
+__all__ = ["FILE_NAME", "BuildPayloads", "Outbox", "connect"]
 
 FILE_NAME: Final = "alerts.sqlite3"
-MAX_LEVEL: Final = 3
 _SCHEMA_VERSION: Final = 2
-# Columns added after version 1, with their definitions (appended, so positional inserts work).
+# Columns added after version 1, with their definitions.
 _ADDED_COLUMNS: Final = (
     ("auto_resolve", "INTEGER NOT NULL DEFAULT 0"),
     ("last_seen", "REAL"),
@@ -99,176 +104,44 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (url, state, next_attempt_at);
 """
-
-
-class AlertState(StrEnum):
-    """Where an alert is in its life."""
-
-    FIRING = "firing"
-    ACKNOWLEDGED = "acknowledged"
-    RESOLVED = "resolved"
-
-
-class DeliveryState(StrEnum):
-    """Where a delivery is: still to send, sent, or dead-lettered (kept for ``outbox retry``)."""
-
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    DEAD = "dead"
-
-
-def _iso(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
-    return format_timestamp(datetime.fromtimestamp(seconds, UTC))
-
-
-@dataclass(frozen=True, slots=True)
-class AlertRecord:
-    """One alert condition as stored."""
-
-    alert_id: str
-    alertname: str
-    severity: str
-    category: str
-    node: str
-    title: str
-    description: str
-    requires_ack: bool
-    state: AlertState
-    level: int
-    starts_at: float
-    updated_at: float
-    ends_at: float | None
-    level_since: float
-    ack_by: str | None = None
-    ack_note: str | None = None
-    ack_at: float | None = None
-    resolution: str | None = None
-    auto_resolve: bool = False
-    last_seen: float | None = None
-
-    @property
-    def open(self) -> bool:
-        """Firing or acknowledged: not resolved."""
-        return self.state is not AlertState.RESOLVED
-
-    @property
-    def level_name(self) -> str:
-        """``level1`` … ``level3``."""
-        return f"level{self.level}"
-
-    @property
-    def labels(self) -> dict[str, str]:
-        """The labels every notification of this alert carries."""
-        labels = {
-            "alertname": self.alertname,
-            "severity": self.severity,
-            "category": self.category,
-            "node": self.node,
-            "alert_id": self.alert_id,
-        }
-        if self.level > 1:
-            labels["escalation_level"] = self.level_name
-        return labels
-
-    @property
-    def annotations(self) -> dict[str, str]:
-        """The human text: title and description."""
-        return {"title": self.title, "description": self.description}
-
-    def as_json(self) -> dict[str, Any]:
-        """The alert as ``GET /v1/alerts`` shows it."""
-        return {
-            "alert_id": self.alert_id,
-            "state": str(self.state),
-            "level": self.level_name,
-            "severity": self.severity,
-            "requires_ack": self.requires_ack,
-            "labels": self.labels,
-            "annotations": self.annotations,
-            "starts_at": _iso(self.starts_at),
-            "updated_at": _iso(self.updated_at),
-            "ends_at": _iso(self.ends_at),
-            "ack_by": self.ack_by,
-            "ack_note": self.ack_note,
-            "ack_at": _iso(self.ack_at),
-            "resolution": self.resolution,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One payload for one receiver, with its attempts so far."""
-
-    id: str
-    url: str
-    body: bytes
-    alert_ids: tuple[str, ...]
-    created_at: float
-    attempts: int
-    next_attempt_at: float
-    state: DeliveryState
-    last_status: int | None
-    last_error: str | None
-    finished_at: float | None
-
-    def summary(self) -> dict[str, Any]:
-        """The delivery without its body, for listings."""
-        return {
-            "id": self.id,
-            "url": self.url,
-            "state": str(self.state),
-            "alerts": len(self.alert_ids),
-            "attempts": self.attempts,
-            "created_at": _iso(self.created_at),
-            "next_attempt_at": _iso(self.next_attempt_at)
-            if self.state is DeliveryState.PENDING
-            else None,
-            "last_status": self.last_status,
-            "last_error": self.last_error,
-            "finished_at": _iso(self.finished_at),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Escalated:
-    """An alert that moved up one escalation level."""
-
-    alert: AlertRecord
-    from_level: str
-    to_level: str
-
-
-@dataclass(frozen=True, slots=True)
-class Acknowledgement:
-    """An AlertAck to apply along with alert events."""
-
-    alert_id: str
-    ack_by: str
-    ack_note: str | None = None
-    resolution: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """What a batch of changes did: the alerts receivers must hear of, and refusals."""
-
-    changed: list[AlertRecord]
-    refused: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxDepth:
-    """How much is waiting: alerts in grouping windows, pending and dead deliveries."""
-
-    queued: int
-    pending: int
-    dead: int
-
+_STORE_ALERT: Final = """
+INSERT OR REPLACE INTO alerts (
+    alert_id, alertname, severity, category, node, title, description, requires_ack, state,
+    level, starts_at, updated_at, ends_at, level_since, ack_by, ack_note, ack_at, resolution,
+    auto_resolve, last_seen
+) VALUES (
+    :alert_id, :alertname, :severity, :category, :node, :title, :description, :requires_ack,
+    :state, :level, :starts_at, :updated_at, :ends_at, :level_since, :ack_by, :ack_note,
+    :ack_at, :resolution, :auto_resolve, :last_seen
+)
+"""
+_SEEN_ALERT: Final = (
+    "UPDATE alerts SET last_seen = :last_seen, auto_resolve = :auto_resolve"
+    " WHERE alert_id = :alert_id"
+)
+_NEW_DELIVERY: Final = """
+INSERT INTO deliveries (
+    id, url, body, alert_ids, created_at, next_attempt_at, state, last_error, finished_at
+) VALUES (
+    :id, :url, :body, :alert_ids, :now, :now, :state, :last_error, :finished_at
+)
+"""
+_DEAD_LETTER_REASON: Final = "the URL is no longer in EXESDB_WEBHOOK_URLS"
 
 BuildPayloads = Callable[[Sequence[AlertRecord]], Sequence[tuple[bytes, Sequence[str]]]]
 """Turn one group of alerts into payloads: ``(body, alert_ids)`` each."""
+
+
+def connect(path: Path | str) -> sqlite3.Connection:
+    """Open the outbox file as every user of it must: transactions explicit (``BEGIN
+    IMMEDIATE`` … ``COMMIT``), the WAL journal, and ``synchronous=FULL`` (the WAL is fsync'd
+    at every commit, so a committed delivery survives power loss)."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA busy_timeout=10000")
+    return db
 
 
 class Outbox:
@@ -278,15 +151,7 @@ class Outbox:
         self.path = Path(path)
         self.urls = tuple(urls)
         self._lock = threading.Lock()
-        # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE … COMMIT).
-        self._db = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=10.0
-        )
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: the WAL is fsync'd at every commit, so a committed delivery survives power loss.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db = connect(self.path)
         # Every statement is IF NOT EXISTS, so a bridge and a CLI opening the file race safely.
         self._db.executescript(_SCHEMA)
         self._migrate()
@@ -297,7 +162,8 @@ class Outbox:
         self._active: set[str] = {
             row[0]
             for row in self._db.execute(
-                "SELECT alert_id FROM alerts WHERE state != ?", (AlertState.RESOLVED.value,)
+                "SELECT alert_id FROM alerts WHERE state != :resolved",
+                {"resolved": AlertState.RESOLVED.value},
             )
         }
         self._resolved: set[str] = set()  # resolved in the open transaction
@@ -350,27 +216,37 @@ class Outbox:
             return self._alert(alert_id)
 
     def _alert(self, alert_id: str) -> AlertRecord | None:
-        row = self._db.execute("SELECT * FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
+        row = self._db.execute(
+            "SELECT * FROM alerts WHERE alert_id = :alert_id", {"alert_id": alert_id}
+        ).fetchone()
         return _record(row) if row is not None else None
 
-    def alerts(self, state: str | None = None, limit: int = 1000) -> list[AlertRecord]:
-        """Alerts, most recently changed first, optionally in one state."""
-        query = "SELECT * FROM alerts"
-        args: tuple[Any, ...] = ()
-        if state is not None:
-            query += " WHERE state = ?"
-            args = (state,)
-        query += " ORDER BY updated_at DESC LIMIT ?"
+    def alerts(
+        self, state: str | None = None, limit: int = 1000, *, alert_id: str | None = None
+    ) -> list[AlertRecord]:
+        """Alerts, most recently changed first; only those matching each filter given."""
+        where, params = _matching({"state": state, "alert_id": alert_id})
+        query = f"SELECT * FROM alerts{where} ORDER BY updated_at DESC LIMIT :limit"  # noqa: S608
         with self._lock:
-            return [_record(row) for row in self._db.execute(query, (*args, limit))]
+            return [_record(row) for row in self._db.execute(query, {**params, "limit": limit})]
 
     def current(self, since: float, limit: int = 10_000) -> list[AlertRecord]:
         """Alerts not resolved, and those resolved since ``since`` (for Alertmanager)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM alerts WHERE state != ? OR updated_at >= ?"
-                " ORDER BY updated_at DESC LIMIT ?",
-                (AlertState.RESOLVED.value, since, limit),
+                "SELECT * FROM alerts WHERE state != :resolved OR updated_at >= :since"
+                " ORDER BY updated_at DESC LIMIT :limit",
+                {"resolved": AlertState.RESOLVED.value, "since": since, "limit": limit},
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def changed_since(self, since: float, limit: int = 10_000) -> list[AlertRecord]:
+        """Alerts whose state changed at or after ``since`` (for Alertmanager's wake posts)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM alerts WHERE updated_at >= :since"
+                " ORDER BY updated_at DESC LIMIT :limit",
+                {"since": since, "limit": limit},
             ).fetchall()
         return [_record(row) for row in rows]
 
@@ -388,11 +264,8 @@ class Outbox:
     ) -> Applied:
         """Apply alert events and acknowledgements, in order, in ONE transaction.
 
-        A firing event for an alert already firing (or acknowledged) at the same severity only
-        records that it was seen (``last_seen``, which keeps an event alert from auto-resolving):
-        an ongoing condition is not notified again. A resolved event for an unknown or already
-        resolved alert changes nothing. A new alert beyond ``max_open`` open alerts is refused
-        (counted in ``Applied.refused``).
+        Each goes through ``transitions.on_event`` / ``on_ack``. A new alert beyond
+        ``max_open`` open alerts is refused (counted in ``Applied.refused``).
         """
         changed: dict[str, AlertRecord] = {}
         refused = 0
@@ -400,108 +273,27 @@ class Outbox:
         with self._lock, self._tx():
             for change in changes:
                 if isinstance(change, Acknowledgement):
-                    record = self._acknowledge(
-                        change.alert_id,
-                        change.ack_by,
-                        now,
-                        ack_note=change.ack_note,
-                        resolution=change.resolution,
-                    )
-                    if record is not None and record.updated_at == now:
-                        changed[record.alert_id] = record
-                    continue
-                current = self._alert(change.alert_id)
-                if change.firing and (current is None or not current.open) and max_open is not None:
-                    if open_count is None:
-                        open_count = self._open_count()
-                    if open_count >= max_open:
-                        refused += 1
-                        continue
-                    open_count += 1
-                record = self._observe(current, change, now)
+                    current = self._alert(change.alert_id)
+                    step = on_ack(current, change, now)
+                else:
+                    # An alert not active is unknown or resolved, which no event tells apart:
+                    # the lookup (the hot path of a burst of new alerts) can be skipped.
+                    active = change.alert_id in self._active
+                    current = self._alert(change.alert_id) if active else None
+                    if max_open is not None and opens(current, change):
+                        if open_count is None:
+                            open_count = self._open_count()
+                        if open_count >= max_open:
+                            refused += 1
+                            continue
+                        open_count += 1
+                    step = on_event(current, change, now)
+                record = self._commit(step, now)
                 if record is not None:
                     changed[record.alert_id] = record
                     if open_count is not None and not record.open:
-                        open_count -= 1
+                        open_count -= 1  # a resolve frees a place for a later new alert
         return Applied(list(changed.values()), refused)
-
-    def import_alerts(self, records: Sequence[AlertRecord]) -> int:
-        """Take over alert states from another replica (a work-queue handover), in ONE
-        transaction: each record replaces the local one unless that one changed later.
-
-        Nothing is queued for delivery: the receivers already heard of these alerts; what
-        matters is that their resolve (or escalation) now finds them here. Returns the count
-        taken.
-        """
-        taken = 0
-        with self._lock, self._tx():
-            for record in records:
-                current = self._alert(record.alert_id)
-                if current is not None and current.updated_at >= record.updated_at:
-                    continue
-                self._store(record)
-                taken += 1
-        return taken
-
-    def _open_count(self) -> int:
-        row = self._db.execute(
-            "SELECT COUNT(*) FROM alerts WHERE state != ?", (AlertState.RESOLVED.value,)
-        ).fetchone()
-        return int(row[0])
-
-    def _observe(
-        self, current: AlertRecord | None, event: AlertEvent, now: float
-    ) -> AlertRecord | None:
-        if event.firing:
-            if current is not None and current.open:
-                # An event alert repeated by a condition alert becomes a condition alert.
-                auto_resolve = current.auto_resolve and event.auto_resolve
-                if current.severity == event.severity:
-                    self._db.execute(
-                        "UPDATE alerts SET last_seen = ?, auto_resolve = ? WHERE alert_id = ?",
-                        (now, int(auto_resolve), current.alert_id),
-                    )
-                    return None
-                changed = replace(
-                    current,
-                    severity=event.severity,
-                    title=event.title,
-                    description=event.description,
-                    updated_at=now,
-                    last_seen=now,
-                    auto_resolve=auto_resolve,
-                )
-            else:
-                changed = AlertRecord(
-                    alert_id=event.alert_id,
-                    alertname=event.alertname,
-                    severity=event.severity,
-                    category=event.category,
-                    node=event.node,
-                    title=event.title,
-                    description=event.description,
-                    requires_ack=event.requires_ack,
-                    state=AlertState.FIRING,
-                    level=1,
-                    starts_at=event.at.timestamp(),
-                    updated_at=now,
-                    ends_at=None,
-                    level_since=now,
-                    auto_resolve=event.auto_resolve,
-                    last_seen=now,
-                )
-        else:
-            if current is None or not current.open:
-                return None
-            changed = replace(
-                current,
-                state=AlertState.RESOLVED,
-                ends_at=max(event.at.timestamp(), current.starts_at),
-                updated_at=now,
-            )
-        self._store(changed)
-        self._queue(changed.alert_id, now)
-        return changed
 
     def acknowledge(
         self,
@@ -514,117 +306,80 @@ class Outbox:
     ) -> AlertRecord | None:
         """Acknowledge an alert (resolve it when a ``resolution`` is given); None when unknown.
 
-        Acknowledging twice, or after the alert resolved, changes nothing.
+        Acknowledging twice, or after the alert resolved, changes nothing and returns the alert.
         """
+        ack = Acknowledgement(alert_id, ack_by, ack_note, resolution)
         with self._lock, self._tx():
-            return self._acknowledge(
-                alert_id, ack_by, now, ack_note=ack_note, resolution=resolution
-            )
+            step = on_ack(self._alert(alert_id), ack, now)
+            self._commit(step, now)
+            return step.record
 
-    def _acknowledge(
-        self,
-        alert_id: str,
-        ack_by: str,
-        now: float,
-        *,
-        ack_note: str | None,
-        resolution: str | None,
-    ) -> AlertRecord | None:
-        current = self._alert(alert_id)
-        if current is None:
-            return None
-        if current.state is AlertState.RESOLVED:
-            return current
-        if current.state is AlertState.ACKNOWLEDGED and resolution is None:
-            return current
-        changed = replace(
-            current,
-            state=AlertState.RESOLVED if resolution else AlertState.ACKNOWLEDGED,
-            ack_by=ack_by,
-            ack_note=ack_note,
-            ack_at=now,
-            resolution=resolution,
-            updated_at=now,
-        )
-        if resolution:
-            changed = replace(changed, ends_at=now)
-        self._store(changed)
-        if resolution:
-            self._queue(alert_id, now)
-        return changed
+    def import_alerts(self, records: Sequence[AlertRecord]) -> int:
+        """Take over alert states from another replica (a work-queue handover), in ONE
+        transaction: each record replaces the local one unless that one changed later.
+
+        Nothing is queued for delivery: the receivers already heard of these alerts; what
+        matters is that their resolve (or escalation) now finds them here. Returns the count
+        taken.
+        """
+        taken = 0
+        with self._lock, self._tx():
+            for record in records:
+                step = taken_over(self._alert(record.alert_id), record)
+                if self._commit(step, record.updated_at):  # CHANGED: stored, nothing queued
+                    taken += 1
+        return taken
+
+    def escalate_due(self, now: float, after_seconds: float) -> list[Escalated]:
+        """Move every unacknowledged ``requires_ack`` alert that waited too long up one level."""
+        with self._lock, self._tx():
+            rows = self._db.execute(
+                "SELECT * FROM alerts WHERE state = :firing AND requires_ack = 1"
+                " AND level < :max_level AND level_since <= :due ORDER BY level_since",
+                {
+                    "firing": AlertState.FIRING.value,
+                    "max_level": MAX_LEVEL,
+                    "due": now - after_seconds,
+                },
+            ).fetchall()
+            escalated: list[Escalated] = []
+            for row in rows:
+                current = _record(row)
+                raised = self._commit(escalation(current, now, after_seconds), now)
+                if raised is not None:
+                    escalated.append(Escalated(raised, current.level_name, raised.level_name))
+            return escalated
 
     def resolve_expired(self, now: float, after_seconds: float) -> list[AlertRecord]:
-        """Resolve the event alerts not seen for ``after_seconds`` (as Alertmanager's
-        ``resolve_timeout``); a ``requires_ack`` one only once acknowledged, counting from the
-        acknowledgement. Each resolution is queued for the receivers."""
-        cutoff = now - after_seconds
+        """Resolve the event alerts not seen for ``after_seconds`` (``transitions.expiry``);
+        each resolution is queued for the receivers."""
         with self._lock, self._tx():
             rows = self._db.execute(
                 "SELECT * FROM alerts WHERE auto_resolve = 1 AND ("
-                " (state = ? AND requires_ack = 0) OR state = ?)"
-                " AND max(COALESCE(last_seen, updated_at), COALESCE(ack_at, 0)) <= ?"
+                " (state = :firing AND requires_ack = 0) OR state = :acknowledged)"
+                " AND max(COALESCE(last_seen, updated_at), COALESCE(ack_at, 0)) <= :cutoff"
                 " LIMIT 10000",
-                (AlertState.FIRING.value, AlertState.ACKNOWLEDGED.value, cutoff),
+                {
+                    "firing": AlertState.FIRING.value,
+                    "acknowledged": AlertState.ACKNOWLEDGED.value,
+                    "cutoff": now - after_seconds,
+                },
             ).fetchall()
             resolved: list[AlertRecord] = []
             for row in rows:
-                current = _record(row)
-                seen = max(current.last_seen or current.updated_at, current.ack_at or 0.0)
-                changed = replace(
-                    current,
-                    state=AlertState.RESOLVED,
-                    ends_at=max(seen + after_seconds, current.starts_at),
-                    updated_at=now,
-                )
-                self._store(changed)
-                self._queue(changed.alert_id, now)
-                resolved.append(changed)
+                ended = self._commit(expiry(_record(row), now, after_seconds), now)
+                if ended is not None:
+                    resolved.append(ended)
             return resolved
 
     def active_counts(self) -> dict[str, int]:
         """Open alerts (firing or acknowledged) by severity."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT severity, COUNT(*) FROM alerts WHERE state != ? GROUP BY severity",
-                (AlertState.RESOLVED.value,),
+                "SELECT severity, COUNT(*) FROM alerts WHERE state != :resolved GROUP BY severity",
+                {"resolved": AlertState.RESOLVED.value},
             ).fetchall()
         return {str(severity): int(count) for severity, count in rows}
-
-    def changed_since(self, since: float, limit: int = 10_000) -> list[AlertRecord]:
-        """Alerts whose state changed at or after ``since`` (for Alertmanager's wake posts)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM alerts WHERE updated_at >= ? ORDER BY updated_at DESC LIMIT ?",
-                (since, limit),
-            ).fetchall()
-        return [_record(row) for row in rows]
-
-    def escalate_due(self, now: float, after_seconds: float) -> list[Escalated]:
-        """Move every unacknowledged ``requires_ack`` alert that waited too long up one level."""
-        with self._lock, self._tx():
-            rows = self._db.execute(
-                "SELECT * FROM alerts WHERE state = ? AND requires_ack = 1 AND level < ?"
-                " AND level_since <= ? ORDER BY level_since",
-                (AlertState.FIRING.value, MAX_LEVEL, now - after_seconds),
-            ).fetchall()
-            escalated: list[Escalated] = []
-            for row in rows:
-                current = _record(row)
-                changed = replace(current, level=current.level + 1, level_since=now, updated_at=now)
-                self._store(changed)
-                self._queue(changed.alert_id, now)
-                escalated.append(Escalated(changed, current.level_name, changed.level_name))
-            return escalated
-
-    def next_escalation(self, after_seconds: float) -> float | None:
-        """When the next escalation falls due, if any alert can escalate."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT MIN(level_since) FROM alerts WHERE state = ? AND requires_ack = 1"
-                " AND level < ?",
-                (AlertState.FIRING.value, MAX_LEVEL),
-            ).fetchone()
-        return None if row[0] is None else float(row[0]) + after_seconds
 
     def may_be_active(self, alert_id: str) -> bool:
         """False when the alert is unknown or resolved (so a resolved event would change nothing).
@@ -633,44 +388,49 @@ class Outbox:
         """
         return alert_id in self._active
 
+    def _open_count(self) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM alerts WHERE state != :resolved",
+            {"resolved": AlertState.RESOLVED.value},
+        ).fetchone()
+        return int(row[0])
+
+    def _commit(self, step: Transition, now: float) -> AlertRecord | None:
+        """Store what a transition asks for; the alert when it is reported as changed."""
+        record = step.record
+        if step.effect is Effect.NONE or record is None:
+            return None
+        if step.effect is Effect.SEEN:
+            self._db.execute(
+                _SEEN_ALERT,
+                {
+                    "alert_id": record.alert_id,
+                    "last_seen": record.last_seen,
+                    "auto_resolve": int(record.auto_resolve),
+                },
+            )
+            return None
+        self._store(record)
+        if step.effect is Effect.NOTIFY:
+            self._queue(record.alert_id, now)
+        return record
+
     def _store(self, record: AlertRecord) -> None:
         if record.state is AlertState.RESOLVED:
             self._resolved.add(record.alert_id)
         else:
             self._active.add(record.alert_id)
             self._resolved.discard(record.alert_id)
-        self._db.execute(
-            "INSERT OR REPLACE INTO alerts VALUES"
-            " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.alert_id,
-                record.alertname,
-                record.severity,
-                record.category,
-                record.node,
-                record.title,
-                record.description,
-                int(record.requires_ack),
-                record.state.value,
-                record.level,
-                record.starts_at,
-                record.updated_at,
-                record.ends_at,
-                record.level_since,
-                record.ack_by,
-                record.ack_note,
-                record.ack_at,
-                record.resolution,
-                int(record.auto_resolve),
-                record.last_seen,
-            ),
-        )
+        self._db.execute(_STORE_ALERT, _alert_params(record))
 
     def _queue(self, alert_id: str, now: float) -> None:
+        if not self.urls:
+            return
         # OR IGNORE: an alert already waiting keeps its place (and its window's start).
         self._db.executemany(
-            "INSERT OR IGNORE INTO queued (url, alert_id, queued_at) VALUES (?, ?, ?)",
-            [(url, alert_id, now) for url in self.urls],
+            "INSERT OR IGNORE INTO queued (url, alert_id, queued_at)"
+            " VALUES (:url, :alert_id, :now)",
+            [{"url": url, "alert_id": alert_id, "now": now} for url in self.urls],
         )
 
     # -- deliveries --
@@ -683,7 +443,7 @@ class Outbox:
         """
         with self._lock:
             oldest = self._db.execute(
-                "SELECT MIN(queued_at) FROM queued WHERE url = ?", (url,)
+                "SELECT MIN(queued_at) FROM queued WHERE url = :url", {"url": url}
             ).fetchone()[0]
             if oldest is None or oldest > now - wait_seconds:
                 return 0
@@ -691,39 +451,53 @@ class Outbox:
                 ids = [
                     row[0]
                     for row in self._db.execute(
-                        "SELECT alert_id FROM queued WHERE url = ? ORDER BY queued_at, alert_id",
-                        (url,),
+                        "SELECT alert_id FROM queued WHERE url = :url ORDER BY queued_at, alert_id",
+                        {"url": url},
                     )
                 ]
-                records = [r for r in (self._alert(i) for i in ids) if r is not None]
-                created = 0
-                for body, alert_ids in build(records) if records else ():
-                    self._db.execute(
-                        "INSERT INTO deliveries (id, url, body, alert_ids, created_at,"
-                        " next_attempt_at, state) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            new_message_id(),
-                            url,
-                            body,
-                            json.dumps(list(alert_ids)),
-                            now,
-                            now,
-                            DeliveryState.PENDING.value,
-                        ),
-                    )
-                    created += 1
+                created = self._deliver(url, ids, now, build, DeliveryState.PENDING)
                 self._db.executemany(
-                    "DELETE FROM queued WHERE url = ? AND alert_id = ?", [(url, i) for i in ids]
+                    "DELETE FROM queued WHERE url = :url AND alert_id = :alert_id",
+                    [{"url": url, "alert_id": alert_id} for alert_id in ids],
                 )
                 return created
+
+    def _deliver(
+        self,
+        url: str,
+        alert_ids: Sequence[str],
+        now: float,
+        build: BuildPayloads,
+        state: DeliveryState,
+        reason: str | None = None,
+    ) -> int:
+        """Create the deliveries of ``alert_ids`` for ``url``, in ``state``; how many."""
+        records = [r for r in (self._alert(i) for i in alert_ids) if r is not None]
+        created = 0
+        for body, ids in build(records) if records else ():
+            self._db.execute(
+                _NEW_DELIVERY,
+                {
+                    "id": new_message_id(),
+                    "url": url,
+                    "body": body,
+                    "alert_ids": json.dumps(list(ids)),
+                    "now": now,
+                    "state": state.value,
+                    "last_error": reason,
+                    "finished_at": None if state is DeliveryState.PENDING else now,
+                },
+            )
+            created += 1
+        return created
 
     def next_due(self, url: str, now: float) -> Delivery | None:
         """The pending delivery for ``url`` whose next attempt is the most overdue."""
         with self._lock:
             row = self._db.execute(
-                "SELECT * FROM deliveries WHERE url = ? AND state = ? AND next_attempt_at <= ?"
-                " ORDER BY next_attempt_at, created_at LIMIT 1",
-                (url, DeliveryState.PENDING.value, now),
+                "SELECT * FROM deliveries WHERE url = :url AND state = :pending"
+                " AND next_attempt_at <= :now ORDER BY next_attempt_at, created_at LIMIT 1",
+                {"url": url, "pending": DeliveryState.PENDING.value, "now": now},
             ).fetchone()
         return _delivery(row) if row is not None else None
 
@@ -731,11 +505,11 @@ class Outbox:
         """When ``url``'s worker next has something to do (a due attempt or a closing window)."""
         with self._lock:
             due = self._db.execute(
-                "SELECT MIN(next_attempt_at) FROM deliveries WHERE url = ? AND state = ?",
-                (url, DeliveryState.PENDING.value),
+                "SELECT MIN(next_attempt_at) FROM deliveries WHERE url = :url AND state = :pending",
+                {"url": url, "pending": DeliveryState.PENDING.value},
             ).fetchone()[0]
             oldest = self._db.execute(
-                "SELECT MIN(queued_at) FROM queued WHERE url = ?", (url,)
+                "SELECT MIN(queued_at) FROM queued WHERE url = :url", {"url": url}
             ).fetchone()[0]
         times = [float(due)] if due is not None else []
         if oldest is not None:
@@ -753,27 +527,20 @@ class Outbox:
         now: float,
     ) -> None:
         """Record one attempt's outcome."""
-        finished = None if state is DeliveryState.PENDING else now
         with self._lock, self._tx():
             self._db.execute(
-                "UPDATE deliveries SET attempts = attempts + 1, state = ?, next_attempt_at = ?,"
-                " last_status = ?, last_error = ?, finished_at = ? WHERE id = ?",
-                (state.value, next_attempt_at, status, error, finished, delivery_id),
+                "UPDATE deliveries SET attempts = attempts + 1, state = :state,"
+                " next_attempt_at = :next_attempt_at, last_status = :status,"
+                " last_error = :error, finished_at = :finished_at WHERE id = :id",
+                {
+                    "id": delivery_id,
+                    "state": state.value,
+                    "next_attempt_at": next_attempt_at,
+                    "status": status,
+                    "error": error,
+                    "finished_at": None if state is DeliveryState.PENDING else now,
+                },
             )
-
-    def orphaned(self) -> int:
-        """Pending deliveries and queued alerts for URLs this outbox was not opened with."""
-        where, args = self._not_configured()
-        with self._lock:
-            pending = self._db.execute(
-                f"SELECT COUNT(*) FROM deliveries WHERE state = ? AND {where}",  # noqa: S608
-                (DeliveryState.PENDING.value, *args),
-            ).fetchone()[0]
-            queued = self._db.execute(
-                f"SELECT COUNT(*) FROM queued WHERE {where}",  # noqa: S608
-                args,
-            ).fetchone()[0]
-        return int(pending) + int(queued)
 
     def dead_letter_orphans(self, now: float, build: BuildPayloads) -> int:
         """Dead-letter what waits for URLs no longer configured; returns how many deliveries.
@@ -782,61 +549,45 @@ class Outbox:
         for such URLs are dead-lettered with a reason, so they no longer count as waiting; they
         stay retryable with ``exesdb-bridge outbox retry`` once the URL is configured again.
         """
-        reason = "the URL is no longer in EXESDB_WEBHOOK_URLS"
-        where, args = self._not_configured()
+        where, params = self._not_configured()
         with self._lock, self._tx():
             queued: dict[str, list[str]] = {}
             for url, alert_id in self._db.execute(
                 f"SELECT url, alert_id FROM queued WHERE {where}"  # noqa: S608
                 " ORDER BY url, queued_at, alert_id",
-                args,
+                params,
             ):
                 queued.setdefault(url, []).append(alert_id)
-            created = 0
-            for url, ids in queued.items():
-                records = [r for r in (self._alert(i) for i in ids) if r is not None]
-                for body, alert_ids in build(records) if records else ():
-                    self._db.execute(
-                        "INSERT INTO deliveries (id, url, body, alert_ids, created_at,"
-                        " next_attempt_at, state, last_error, finished_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            new_message_id(),
-                            url,
-                            body,
-                            json.dumps(list(alert_ids)),
-                            now,
-                            now,
-                            DeliveryState.DEAD.value,
-                            reason,
-                            now,
-                        ),
-                    )
-                    created += 1
-            self._db.execute(f"DELETE FROM queued WHERE {where}", args)  # noqa: S608
+            created = sum(
+                self._deliver(url, ids, now, build, DeliveryState.DEAD, _DEAD_LETTER_REASON)
+                for url, ids in queued.items()
+            )
+            self._db.execute(f"DELETE FROM queued WHERE {where}", params)  # noqa: S608
             moved = self._db.execute(
-                "UPDATE deliveries SET state = ?, last_error = ?, finished_at = ?"  # noqa: S608
-                f" WHERE state = ? AND {where}",
-                (DeliveryState.DEAD.value, reason, now, DeliveryState.PENDING.value, *args),
+                "UPDATE deliveries SET state = :dead, last_error = :reason,"  # noqa: S608
+                f" finished_at = :now WHERE state = :pending AND {where}",
+                {
+                    **params,
+                    "dead": DeliveryState.DEAD.value,
+                    "reason": _DEAD_LETTER_REASON,
+                    "now": now,
+                    "pending": DeliveryState.PENDING.value,
+                },
             ).rowcount
-            return created + moved
+            return created + int(moved)
 
-    def _not_configured(self) -> tuple[str, tuple[str, ...]]:
-        # Only "?" placeholders go into the SQL text; the URLs are bound parameters.
+    def _not_configured(self) -> tuple[str, dict[str, str]]:
+        # Only generated placeholder names go into the SQL text; the URLs are bound parameters.
         if not self.urls:
-            return "1 = 1", ()
-        return f"url NOT IN ({','.join('?' * len(self.urls))})", self.urls
+            return "1 = 1", {}
+        return _one_of("url", self.urls, negate=True)
 
     def deliveries(self, state: str | None = None, limit: int = 1000) -> list[Delivery]:
         """Deliveries, newest first, optionally in one state."""
-        query = "SELECT * FROM deliveries"
-        args: tuple[Any, ...] = ()
-        if state is not None:
-            query += " WHERE state = ?"
-            args = (state,)
-        query += " ORDER BY created_at DESC, id LIMIT ?"
+        where, params = _matching({"state": state})
+        query = f"SELECT * FROM deliveries{where} ORDER BY created_at DESC, id LIMIT :limit"  # noqa: S608
         with self._lock:
-            return [_delivery(row) for row in self._db.execute(query, (*args, limit))]
+            return [_delivery(row) for row in self._db.execute(query, {**params, "limit": limit})]
 
     def retry(self, now: float, delivery_ids: Sequence[str] | None = None) -> int:
         """Put dead-lettered deliveries (all, or those named) back to pending; returns how many.
@@ -844,17 +595,22 @@ class Outbox:
         The deadline and the backoff start afresh; the body and delivery id stay the same.
         """
         query = (
-            "UPDATE deliveries SET state = ?, created_at = ?, next_attempt_at = ?, attempts = 0,"
-            " finished_at = NULL WHERE state = ?"
+            "UPDATE deliveries SET state = :pending, created_at = :now, next_attempt_at = :now,"
+            " attempts = 0, finished_at = NULL WHERE state = :dead"
         )
-        args: list[Any] = [DeliveryState.PENDING.value, now, now, DeliveryState.DEAD.value]
+        params: dict[str, Any] = {
+            "pending": DeliveryState.PENDING.value,
+            "dead": DeliveryState.DEAD.value,
+            "now": now,
+        }
         if delivery_ids is not None:
             if not delivery_ids:
                 return 0
-            query += f" AND id IN ({','.join('?' * len(delivery_ids))})"
-            args.extend(delivery_ids)
+            named, ids = _one_of("id", delivery_ids)
+            query += f" AND {named}"
+            params.update(ids)
         with self._lock, self._tx():
-            return self._db.execute(query, args).rowcount
+            return int(self._db.execute(query, params).rowcount)
 
     def depth(self) -> OutboxDepth:
         """Counts of what is waiting."""
@@ -862,8 +618,9 @@ class Outbox:
             queued = self._db.execute("SELECT COUNT(*) FROM queued").fetchone()[0]
             counts = dict(
                 self._db.execute(
-                    "SELECT state, COUNT(*) FROM deliveries WHERE state != ? GROUP BY state",
-                    (DeliveryState.DELIVERED.value,),
+                    "SELECT state, COUNT(*) FROM deliveries WHERE state != :delivered"
+                    " GROUP BY state",
+                    {"delivered": DeliveryState.DELIVERED.value},
                 ).fetchall()
             )
         return OutboxDepth(
@@ -876,39 +633,86 @@ class Outbox:
         """Forget delivered deliveries and resolved alerts older than the given ages."""
         with self._lock, self._tx():
             gone = self._db.execute(
-                "DELETE FROM deliveries WHERE state = ? AND finished_at < ?",
-                (DeliveryState.DELIVERED.value, now - delivered_for),
+                "DELETE FROM deliveries WHERE state = :delivered AND finished_at < :before",
+                {"delivered": DeliveryState.DELIVERED.value, "before": now - delivered_for},
             ).rowcount
             gone += self._db.execute(
-                "DELETE FROM alerts WHERE state = ? AND updated_at < ?"
+                "DELETE FROM alerts WHERE state = :resolved AND updated_at < :before"
                 " AND alert_id NOT IN (SELECT alert_id FROM queued)",
-                (AlertState.RESOLVED.value, now - resolved_for),
+                {"resolved": AlertState.RESOLVED.value, "before": now - resolved_for},
             ).rowcount
-            return gone
+            return int(gone)
+
+
+def _matching(filters: Mapping[str, object]) -> tuple[str, dict[str, object]]:
+    """`` WHERE column = :column AND …`` for each filter given (not None), and its parameters.
+
+    The column names come from the caller's code, never from a request.
+    """
+    given = {column: value for column, value in filters.items() if value is not None}
+    if not given:
+        return "", {}
+    return " WHERE " + " AND ".join(f"{column} = :{column}" for column in given), given
+
+
+def _one_of(
+    column: str, values: Sequence[str], *, negate: bool = False
+) -> tuple[str, dict[str, str]]:
+    """``column IN (:column_0, …)`` (``NOT IN`` when ``negate``) and its parameters."""
+    params = {f"{column}_{n}": value for n, value in enumerate(values)}
+    names = ", ".join(f":{name}" for name in params)
+    return f"{column} {'NOT IN' if negate else 'IN'} ({names})", params
+
+
+def _alert_params(record: AlertRecord) -> dict[str, object]:
+    return {
+        "alert_id": record.alert_id,
+        "alertname": record.alertname,
+        "severity": record.severity,
+        "category": record.category,
+        "node": record.node,
+        "title": record.title,
+        "description": record.description,
+        "requires_ack": int(record.requires_ack),
+        "state": record.state.value,
+        "level": record.level,
+        "starts_at": record.starts_at,
+        "updated_at": record.updated_at,
+        "ends_at": record.ends_at,
+        "level_since": record.level_since,
+        "ack_by": record.ack_by,
+        "ack_note": record.ack_note,
+        "ack_at": record.ack_at,
+        "resolution": record.resolution,
+        "auto_resolve": int(record.auto_resolve),
+        "last_seen": record.last_seen,
+    }
 
 
 def _record(row: sqlite3.Row) -> AlertRecord:
+    # By position (as fast as a tuple; a name is a scan): the table's columns are the record's
+    # fields in order, version 1 files included, whose two later columns were appended.
     return AlertRecord(
-        alert_id=row["alert_id"],
-        alertname=row["alertname"],
-        severity=row["severity"],
-        category=row["category"],
-        node=row["node"],
-        title=row["title"],
-        description=row["description"],
-        requires_ack=bool(row["requires_ack"]),
-        state=AlertState(row["state"]),
-        level=int(row["level"]),
-        starts_at=float(row["starts_at"]),
-        updated_at=float(row["updated_at"]),
-        ends_at=None if row["ends_at"] is None else float(row["ends_at"]),
-        level_since=float(row["level_since"]),
-        ack_by=row["ack_by"],
-        ack_note=row["ack_note"],
-        ack_at=None if row["ack_at"] is None else float(row["ack_at"]),
-        resolution=row["resolution"],
-        auto_resolve=bool(row["auto_resolve"]),
-        last_seen=None if row["last_seen"] is None else float(row["last_seen"]),
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        bool(row[7]),
+        AlertState(row[8]),
+        int(row[9]),
+        float(row[10]),
+        float(row[11]),
+        None if row[12] is None else float(row[12]),
+        float(row[13]),
+        row[14],
+        row[15],
+        None if row[16] is None else float(row[16]),
+        row[17],
+        bool(row[18]),
+        None if row[19] is None else float(row[19]),
     )
 
 

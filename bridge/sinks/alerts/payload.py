@@ -16,7 +16,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from bridge.messages import format_timestamp
-from bridge.sinks.alerts.outbox import AlertRecord, AlertState
+from bridge.sinks.alerts.records import AlertRecord, AlertState
 
 __all__ = [
     "FORMAT_VERSION",

@@ -6,26 +6,25 @@ is acknowledged only once it is safe on disk, and on the in-process bus HTTP ing
 only once its alerts are (see ``Bus.publish_verified_durably``). Per-URL
 workers then group and deliver; a housekeeping loop escalates, refreshes the depth gauges and
 prunes old rows; the Alertmanager poster mirrors alert states to Alertmanager when configured.
+The admin routes (``admin``), the hand-over between work-queue holders (``handover``) and the
+self-metrics (``metrics``) live in modules of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import json
 import logging
 import random as _random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry
 
+from bridge.backoff import Backoff
 from bridge.bus import WORK_QUEUE_INSTANCES, Bus, Envelope, HandOver, WorkQueueLease
 from bridge.component import Context
 from bridge.config import Settings
@@ -33,44 +32,32 @@ from bridge.errors import BridgeError, ConfigError
 from bridge.messages import AlertAck, Message, NotificationStatus
 from bridge.operations import OperationRecorder
 from bridge.redaction import safe_url
-from bridge.routes import AdminGuard, error_response
+from bridge.routes import AdminGuard
+from bridge.sinks.alerts import handover
+from bridge.sinks.alerts.admin import AlertQuery, alert_routes
 from bridge.sinks.alerts.alertmanager import AlertmanagerPoster
 from bridge.sinks.alerts.delivery import (
     AttemptResult,
     DeliveryWorker,
-    Outcome,
     RetryPolicy,
     Sleep,
     WebhookSender,
     wait_or_wake,
 )
 from bridge.sinks.alerts.escalation import Escalator
-from bridge.sinks.alerts.outbox import (
-    Acknowledgement,
-    AlertRecord,
-    AlertState,
-    Delivery,
-    DeliveryState,
-    Outbox,
-    OutboxDepth,
-)
+from bridge.sinks.alerts.metrics import AlertMetrics, DeliveryResult
+from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.payload import build_payloads
-from bridge.sinks.alerts.sources import (
-    SEVERITIES,
-    SOURCE_TYPES,
-    AlertEvent,
-    alert_events,
-    meets,
-)
+from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, Delivery, DeliveryState
+from bridge.sinks.alerts.sources import SOURCE_TYPES, AlertEvent, alert_events, meets
 from bridge.sinks.alerts.thread import DbThread
 
-__all__ = ["SUBSCRIBED_INSTANCES", "AlertSink", "alert_sink"]
+__all__ = ["HIGH_WATER", "MAX_OPEN_ALERTS", "SUBSCRIBED_INSTANCES", "AlertSink", "alert_sink"]
 
 _logger = logging.getLogger(__name__)
 
 # The work queue of a shared transport is exactly what this stage takes.
 SUBSCRIBED_INSTANCES: Final = tuple(sorted(WORK_QUEUE_INSTANCES))
-RESULTS: Final = ("delivered", "retry", "rejected", "expired")
 _HOUSEKEEPING_SECONDS: Final = 1.0
 _PRUNE_EVERY_SECONDS: Final = 3600.0
 _KEEP_DELIVERED_SECONDS: Final = 86_400.0
@@ -82,8 +69,13 @@ HIGH_WATER: Final = 0.8
 _CLOSE_MARGIN_SECONDS: Final = 1.0
 # Open (firing or acknowledged) alerts kept at most; new ones beyond are refused and counted.
 MAX_OPEN_ALERTS: Final = 50_000
-_MAX_LIST: Final = 10_000
-_LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# The NotificationStatus ``status`` of each attempt result.
+_NOTIFICATION_STATUS: Final = {
+    DeliveryResult.DELIVERED: "delivered",
+    DeliveryResult.REJECTED: "bounced",
+    DeliveryResult.RETRY: "failed",
+    DeliveryResult.EXPIRED: "failed",
+}
 
 Publish = Callable[[str, Message], Any]
 
@@ -99,7 +91,12 @@ def external_url(settings: Settings) -> str:
 
 
 class AlertSink:
-    """The ``alerts`` component (SPEC section 9)."""
+    """The ``alerts`` component (SPEC section 9).
+
+    ``db`` is the thread every outbox call runs on (one is made when not given); the sink
+    closes it. Stage failures (a batch, a housekeeping pass, a webhook worker step, a post to
+    Alertmanager, the hand-over) are counted in ``exesdb_sink_errors_total{subscriber="alerts"}``.
+    """
 
     name = "alerts"
     required = True
@@ -120,6 +117,7 @@ class AlertSink:
         sleep: Sleep = wait_or_wake,
         alertmanager_interval: float = 60.0,
         max_open_alerts: int = MAX_OPEN_ALERTS,
+        db: DbThread | None = None,
     ) -> None:
         self.settings = settings
         self.external_url = external_url(settings)
@@ -133,9 +131,7 @@ class AlertSink:
         self._alertmanager_interval = alertmanager_interval
         self._max_open = max_open_alerts
         self._resolve_after = settings.alert_resolve_timeout_ms / 1000
-        self._active: dict[str, int] = {}
-        self._db = DbThread()
-        self._depth = OutboxDepth(0, 0, 0)
+        self._db = db or DbThread()
         self._min_severity = settings.webhook_min_severity
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
         self.sender = WebhookSender(
@@ -145,8 +141,11 @@ class AlertSink:
             monotonic=monotonic,
         )
         self.policy = RetryPolicy(
-            backoff=settings.webhook_backoff_ms / 1000,
-            max_backoff=settings.webhook_max_backoff_ms / 1000,
+            backoff=Backoff(
+                base=settings.webhook_backoff_ms / 1000,
+                cap=settings.webhook_max_backoff_ms / 1000,
+                rng=random,
+            ),
             deadline=settings.webhook_deadline_ms / 1000,
         )
         # Built in start(): constructing a bridge touches no file.
@@ -155,9 +154,10 @@ class AlertSink:
         self.workers: dict[str, DeliveryWorker] = {}
         self.alertmanager: AlertmanagerPoster | None = None
         self._ready = asyncio.Event()
-        self._register_metrics(registry)
+        self.metrics = AlertMetrics(registry, max_open=max_open_alerts)
+        self._errors = bus.metrics.handler_errors.labels(self.name).inc
         self.subscription = bus.subscribe(
-            "alerts",
+            self.name,
             self._on_batch,
             instances=SUBSCRIBED_INSTANCES,
             # Only what makes an alert event or acknowledges one (not every metric or health
@@ -171,55 +171,16 @@ class AlertSink:
         )
         # On the Redis bus the alert states live with the work-queue lease holder: only it
         # escalates and auto-resolves, and a graceful stop hands its open alerts over to the
-        # next holder (through Redis), so that their resolve finds them there.
+        # next holder (see handover).
         self._lease = lease
         self._hand_over_to = hand_over
         if lease is not None:
             lease.on_lead(self._take_over)
         self._house_wake = asyncio.Event()
         self._house_task: asyncio.Task[None] | None = None
+        self._last_prune = 0.0
         self._started = False
         self._closed = False
-        self.errors = 0
-
-    def _register_metrics(self, registry: CollectorRegistry) -> None:
-        self._deliveries = Counter(
-            "exesdb_webhook_deliveries",
-            "Webhook delivery attempts by result: delivered, retry, rejected (a final 4xx, "
-            "dead-lettered) or expired (deadline passed, dead-lettered).",
-            ["result"],
-            registry=registry,
-        )
-        for result in RESULTS:
-            self._deliveries.labels(result)
-        self._latency = Histogram(
-            "exesdb_webhook_delivery_seconds",
-            "Duration of one webhook delivery attempt, whatever its outcome.",
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
-        )
-        Gauge(
-            "exesdb_webhook_outbox_depth",
-            "Alert notifications not yet delivered: in a grouping window or a pending delivery.",
-            registry=registry,
-        ).set_function(lambda: float(self._depth.queued + self._depth.pending))
-        Gauge(
-            "exesdb_webhook_dead_letters",
-            "Dead-lettered webhook deliveries, kept until `exesdb-bridge outbox retry`.",
-            registry=registry,
-        ).set_function(lambda: float(self._depth.dead))
-        self._refused = Counter(
-            "exesdb_alerts_refused",
-            f"New alerts refused because {self._max_open} alerts were already open.",
-            registry=registry,
-        )
-        registry.register(_ActiveAlerts(self))
-        self._am_posts = Counter(
-            "exesdb_alertmanager_posts",
-            "Posts of the current alerts to Alertmanager, by result: ok or failed.",
-            ["result"],
-            registry=registry,
-        )
 
     # -- life cycle --
 
@@ -262,8 +223,8 @@ class AlertSink:
                 build=self._build,
                 report=self._report,
                 clock=self._clock,
-                random=self._random,
                 sleep=self._sleep,
+                on_error=self._errors,
             )
             for url in self._urls
         }
@@ -275,9 +236,11 @@ class AlertSink:
                 external_url=self.external_url,
                 timeout=settings.webhook_timeout_ms / 1000,
                 interval=self._alertmanager_interval,
-                count=lambda result: self._am_posts.labels(result).inc(),
+                count=self.metrics.posted,
                 clock=self._clock,
                 sleep=self._sleep,
+                random=self._random,
+                on_error=self._errors,
             )
         await self.sender.start()
         orphaned = await self._db.call(outbox.dead_letter_orphans, self._clock(), self._build)
@@ -287,8 +250,8 @@ class AlertSink:
                 " once the URL is configured again, `exesdb-bridge outbox retry --all` sends them",
                 orphaned,
             )
-        self._depth = await self._db.call(outbox.depth)
-        self._active = await self._db.call(outbox.active_counts)
+        await self._refresh_gauges()
+        self._last_prune = self._clock()
         self._ready.set()
         for worker in self.workers.values():
             worker.start()
@@ -297,19 +260,15 @@ class AlertSink:
         self._house_task = asyncio.get_running_loop().create_task(
             self._housekeeping(), name="alerts-housekeeping"
         )
+        depth = self.metrics.depth
         _logger.info(
             "alerts: %d webhook(s)%s; outbox %s: %d pending, %d dead-lettered",
             len(self.workers),
             ", Alertmanager " + self.alertmanager.shown_url if self.alertmanager else "",
             outbox.path,
-            self._depth.queued + self._depth.pending,
-            self._depth.dead,
+            depth.queued + depth.pending,
+            depth.dead,
         )
-
-    @property
-    def active(self) -> dict[str, int]:
-        """Open alerts by severity, as of the last housekeeping pass."""
-        return self._active
 
     def readiness(self) -> str | None:
         """None once started and until closed."""
@@ -352,20 +311,13 @@ class AlertSink:
         return self._lease is None or self._lease.leading
 
     async def _hand_over(self) -> None:
-        hand_over = self._hand_over_to
-        if hand_over is None or self._outbox is None or not self._holds_work_queue():
+        to = self._hand_over_to
+        if to is None or self._outbox is None or not self._holds_work_queue():
             return
         try:
-            records = [
-                record
-                for state in (AlertState.FIRING, AlertState.ACKNOWLEDGED)
-                for record in await self._db.call(self.outbox.alerts, state.value, MAX_OPEN_ALERTS)
-            ]
-            await hand_over.hand_over(
-                "alerts",
-                {record.alert_id: _record_json(record) for record in records},
-            )
+            await handover.hand_over(to, outbox=self._outbox, db=self._db, limit=MAX_OPEN_ALERTS)
         except Exception:
+            self._errors()
             _logger.exception("alerts: handing the open alerts over failed")
 
     async def _take_over(self) -> None:
@@ -373,18 +325,7 @@ class AlertSink:
         if self._hand_over_to is None:
             return
         await self._ready.wait()
-        values = await self._hand_over_to.take_over("alerts")
-        records: list[AlertRecord] = []
-        for raw in values.values():
-            try:
-                fields = json.loads(raw)
-                fields["state"] = AlertState(fields["state"])
-                records.append(AlertRecord(**fields))
-            except (ValueError, TypeError, KeyError):
-                _logger.warning("alerts: a handed-over alert record is malformed; skipped")
-        if records:
-            taken = await self._db.call(self.outbox.import_alerts, records)
-            _logger.info("alerts: took over %d of %d open alert(s)", taken, len(records))
+        if await handover.take_over(self._hand_over_to, outbox=self.outbox, db=self._db):
             self._changed()
 
     # -- the bus stage --
@@ -417,7 +358,7 @@ class AlertSink:
             self.outbox.apply, changes, self._clock(), max_open=self._max_open
         )
         if applied.refused:
-            self._refused.inc(applied.refused)
+            self.metrics.refused(applied.refused)
             _logger.warning(
                 "alerts: refused %d new alert(s): %d alerts are open (firing or acknowledged)",
                 applied.refused,
@@ -425,21 +366,6 @@ class AlertSink:
             )
         if applied.changed:
             self._changed()
-
-    async def _acknowledge(
-        self, alert_id: str, ack_by: str, note: str | None, resolution: str | None
-    ) -> AlertRecord | None:
-        record = await self._db.call(
-            self.outbox.acknowledge,
-            alert_id,
-            ack_by,
-            self._clock(),
-            ack_note=note,
-            resolution=resolution,
-        )
-        if record is not None:
-            self._changed()
-        return record
 
     def _changed(self) -> None:
         for worker in self.workers.values():
@@ -456,15 +382,8 @@ class AlertSink:
     def _report(
         self, delivery: Delivery, result: AttemptResult, state: DeliveryState, attempt: int
     ) -> None:
-        if result.ok:
-            label, status = "delivered", "delivered"
-        elif result.outcome is Outcome.REJECTED:
-            label, status = "rejected", "bounced"
-        else:
-            label = "expired" if state is DeliveryState.DEAD else "retry"
-            status = "failed"
-        self._deliveries.labels(label).inc()
-        self._latency.observe(result.seconds)
+        outcome = DeliveryResult.of(result, state)
+        self.metrics.attempted(outcome, result.seconds)
         if self._recorder is not None:
             self._recorder.record("webhook.delivery", result.seconds, result.ok)
         reason = None
@@ -479,106 +398,89 @@ class AlertSink:
                     alert_id=alert_id,
                     delivery_method="webhook",
                     recipient=recipient,
-                    status=status,
+                    status=_NOTIFICATION_STATUS[outcome],
                     error_reason=reason,
                     attempts=attempt,
                 ),
             )
         self._house_wake.set()
 
-    async def _housekeeping(self) -> None:
+    # -- housekeeping --
+
+    async def housekeep(self) -> None:
+        """One housekeeping pass: escalate and auto-resolve what is due (only while holding the
+        work queue: the others' alert states are stale once the lease moved on), refresh the
+        gauges, and prune old rows once an hour."""
         escalator = self._escalator
-        assert escalator is not None
-        tick = min(_HOUSEKEEPING_SECONDS, escalator.after_seconds / 4)
-        last_prune = self._clock()
+        if escalator is None:
+            raise BridgeError("the alert sink has not started")
+        if self._holds_work_queue():
+            await escalator.tick()
+            if await self._db.call(self.outbox.resolve_expired, self._clock(), self._resolve_after):
+                self._changed()
+        await self._refresh_gauges()
+        now = self._clock()
+        if now - self._last_prune >= _PRUNE_EVERY_SECONDS:
+            self._last_prune = now
+            await self._db.call(
+                self.outbox.prune,
+                now,
+                delivered_for=_KEEP_DELIVERED_SECONDS,
+                resolved_for=_KEEP_RESOLVED_SECONDS,
+            )
+
+    async def _refresh_gauges(self) -> None:
+        self.metrics.depth = await self._db.call(self.outbox.depth)
+        self.metrics.active = await self._db.call(self.outbox.active_counts)
+
+    async def _housekeeping(self) -> None:
+        assert self._escalator is not None
+        tick = min(_HOUSEKEEPING_SECONDS, self._escalator.after_seconds / 4)
         while not self._closed:
             self._house_wake.clear()
             try:
-                # Only the work-queue holder escalates and auto-resolves: the others' alert
-                # states are stale once the lease moved on.
-                if self._holds_work_queue():
-                    await escalator.tick()
-                    if await self._db.call(
-                        self.outbox.resolve_expired, self._clock(), self._resolve_after
-                    ):
-                        self._changed()
-                self._depth = await self._db.call(self.outbox.depth)
-                self._active = await self._db.call(self.outbox.active_counts)
-                now = self._clock()
-                if now - last_prune >= _PRUNE_EVERY_SECONDS:
-                    last_prune = now
-                    await self._db.call(
-                        self.outbox.prune,
-                        now,
-                        delivered_for=_KEEP_DELIVERED_SECONDS,
-                        resolved_for=_KEEP_RESOLVED_SECONDS,
-                    )
+                await self.housekeep()
             except Exception:
-                self.errors += 1
+                self._errors()
                 _logger.exception("alert housekeeping failed")
             await self._sleep(tick, self._house_wake)
 
     # -- HTTP --
 
     def routes(self) -> list[web.RouteDef]:
-        """``GET /v1/alerts`` and ``POST /v1/alerts/{alert_id}/ack`` (admin)."""
-        return [
-            web.get("/v1/alerts", self._admin(self._list_alerts)),
-            web.post("/v1/alerts/{alert_id}/ack", self._admin(self._ack)),
-        ]
+        """``GET /v1/alerts`` and ``POST /v1/alerts/{alert_id}/ack`` (admin; see ``admin``)."""
+        return alert_routes(self._admin, self)
 
-    async def _list_alerts(self, request: web.Request) -> web.Response:
-        """Alerts with state, level, severity, labels and timestamps; ``?state=``, ``?limit=``."""
-        state = request.query.get("state")
-        if state is not None and state not in {s.value for s in AlertState}:
-            return error_response(
-                400, "invalid", "state must be firing, acknowledged or resolved", "state"
-            )
-        raw_limit = request.query.get("limit", "1000")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= _MAX_LIST:
-            return error_response(
-                400, "invalid", f"limit must be an integer from 1 to {_MAX_LIST}", "limit"
-            )
-        records = await self._db.call(self.outbox.alerts, state, int(raw_limit))
-        return web.json_response({"alerts": [record.as_json() for record in records]})
+    async def list_alerts(self, query: AlertQuery) -> list[AlertRecord]:
+        """The alerts matching ``query``, most recently changed first."""
+        return await self._db.call(
+            self.outbox.alerts, query.state, query.limit, alert_id=query.alert_id
+        )
 
-    async def _ack(self, request: web.Request) -> web.Response:
-        """Acknowledge: ``{"ack_by", "ack_note"?, "resolution"?}``; publishes AlertAck."""
-        alert_id = request.match_info["alert_id"]
-        try:
-            body = await request.json()
-        except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply
-            return error_response(400, "malformed", 'the body must be JSON: {"ack_by": "..."}')
-        if not isinstance(body, dict):
-            return error_response(
-                400, "malformed", 'the body must be a JSON object: {"ack_by": "..."}'
-            )
-        fields: dict[str, str | None] = {}
-        for name, required in (("ack_by", True), ("ack_note", False), ("resolution", False)):
-            value = body.get(name)
-            if value is None and not required:
-                fields[name] = None
-            elif not isinstance(value, str) or not value or len(value) > 4096:
-                return error_response(
-                    400, "invalid", f"{name} must be a string of 1-4096 characters", name
-                )
-            else:
-                fields[name] = value
-        ack_by = fields["ack_by"]
-        assert ack_by is not None
-        record = await self._acknowledge(alert_id, ack_by, fields["ack_note"], fields["resolution"])
+    async def acknowledge(self, ack: Acknowledgement) -> AlertRecord | None:
+        """Acknowledge through the admin API and publish AlertAck; None when the alert is
+        unknown."""
+        record = await self._db.call(
+            self.outbox.acknowledge,
+            ack.alert_id,
+            ack.ack_by,
+            self._clock(),
+            ack_note=ack.ack_note,
+            resolution=ack.resolution,
+        )
         if record is None:
-            return error_response(404, "unknown_alert", f"no alert {alert_id!r}", "alert_id")
+            return None
+        self._changed()
         self._publish(
             "alert_acknowledged",
             AlertAck(
-                alert_id=alert_id,
-                ack_by=ack_by,
-                ack_note=fields["ack_note"],
-                resolution=fields["resolution"],
+                alert_id=ack.alert_id,
+                ack_by=ack.ack_by,
+                ack_note=ack.ack_note,
+                resolution=ack.resolution,
             ),
         )
-        return web.json_response({"alert": record.as_json()})
+        return record
 
 
 def alert_sink(context: Context) -> AlertSink:
@@ -593,31 +495,3 @@ def alert_sink(context: Context) -> AlertSink:
         lease=context.capabilities.lease,
         hand_over=context.capabilities.hand_over,
     )
-
-
-def _record_json(record: AlertRecord) -> bytes:
-    fields = dataclasses.asdict(record)
-    fields["state"] = record.state.value
-    return json.dumps(fields).encode()
-
-
-class _ActiveAlerts(Collector):
-    """``exesdb_alerts_active{severity}``: open alerts in the outbox, as of the last refresh.
-
-    The outbox is the authority; the counts are refreshed by the sink's housekeeping (every
-    second) rather than at scrape time, so that a scrape never waits on a SQLite fsync.
-    """
-
-    def __init__(self, sink: AlertSink) -> None:
-        self._sink = sink
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
-            "exesdb_alerts_active",
-            "Alerts firing or acknowledged (not resolved) in the alert outbox, by severity.",
-            labels=["severity"],
-        )
-        active = self._sink.active
-        for severity in SEVERITIES:
-            family.add_metric([severity], active.get(severity, 0))
-        yield family

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,10 +19,13 @@ from bridge.component import Context
 from bridge.config import Settings
 from bridge.messages import Message, SystemAlert
 from bridge.sinks.alerts import AlertSink
-from tests.support import ADMIN_TOKEN
+from bridge.sinks.alerts.sink import MAX_OPEN_ALERTS
+from bridge.sinks.alerts.thread import DbThread
+from tests.support import ADMIN_TOKEN, async_wait_until
 
 T0 = 1_800_000_000.0
 M = TypeVar("M", bound=Message)
+_holding: set[asyncio.Task[None]] = set()
 
 
 def envelope(
@@ -67,11 +72,14 @@ async def alert_bridge(
     serve_http: bool = True,
     alertmanager_interval: float = 60.0,
     transport: Transport | None = None,
+    max_open_alerts: int = MAX_OPEN_ALERTS,
+    db: DbThread | None = None,
     **env: str,
 ) -> AsyncIterator[tuple[Bridge, AlertSink, Watcher]]:
     """An in-process bridge whose only component is the alert sink, and a bus watcher.
 
-    ``env`` holds settings by variable name (``EXESDB_WEBHOOK_URLS=...``).
+    ``env`` holds settings by variable name (``EXESDB_WEBHOOK_URLS=...``); ``db`` is the
+    sink's database thread (see ``hold``).
     """
     settings = Settings(
         **{  # type: ignore[arg-type]
@@ -95,6 +103,8 @@ async def alert_bridge(
             hand_over=context.capabilities.hand_over,
             clock=clock,
             alertmanager_interval=alertmanager_interval,
+            max_open_alerts=max_open_alerts,
+            db=db,
         )
         sinks.append(sink)
         return sink
@@ -122,3 +132,20 @@ def system_alert(alert_id: str, severity: str = "critical", node: str = "n1") ->
         source="test",
         node=node,
     )
+
+
+async def hold(db: DbThread) -> threading.Event:
+    """Block ``db`` (the sink's database thread) until the returned event is set: the sink's
+    next outbox call waits behind it. Returns once the thread is blocked."""
+    release = threading.Event()
+    blocked = threading.Event()
+
+    def block() -> None:
+        blocked.set()
+        release.wait(30)
+
+    task = asyncio.get_running_loop().create_task(db.call(block))
+    _holding.add(task)  # a reference, until it ends
+    task.add_done_callback(_holding.discard)
+    await async_wait_until(blocked.is_set, what="the database thread blocked")
+    return release

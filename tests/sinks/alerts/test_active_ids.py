@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from bridge.sinks.alerts.outbox import AlertState, Outbox
+from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.records import AlertState
 from tests.sinks.alerts.helpers import T0
 from tests.sinks.alerts.test_outbox import URL, event
 
@@ -63,15 +64,10 @@ def test_active_alerts_are_remembered_across_a_restart(tmp_path: Path) -> None:
 def test_a_rolled_back_resolution_keeps_the_alert_active(outbox: Outbox) -> None:
     """When the transaction resolving an alert fails, the alert is still taken as active."""
     outbox.observe(event(), T0)
-    current = outbox.alert("node_failure:n1")
-    assert current is not None
-
-    def resolve_then_fail() -> None:
-        with outbox._lock, outbox._tx():
-            outbox._store(replace(current, state=AlertState.RESOLVED))
-            raise RuntimeError("disk gone")
-
-    with pytest.raises(RuntimeError):
-        resolve_then_fail()
+    broken = event("bad", alertname=None)  # NOT NULL violated when stored, after the resolve
+    with pytest.raises(sqlite3.IntegrityError):
+        outbox.apply([event(status="resolved"), broken], T0 + 1)
+    assert outbox.alert("node_failure:n1").state is AlertState.FIRING  # type: ignore[union-attr]
+    outbox.observe(event("other"), T0 + 1)  # a later commit must not forget it either
     assert outbox.may_be_active("node_failure:n1")
-    assert outbox.observe(event(status="resolved"), T0 + 1) is not None
+    assert outbox.observe(event(status="resolved"), T0 + 2) is not None

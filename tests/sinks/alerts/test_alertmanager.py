@@ -3,14 +3,16 @@ wake posts."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from bridge.sinks.alerts.alertmanager import AlertmanagerPoster, alertmanager_alert
-from bridge.sinks.alerts.outbox import AlertState, Outbox
+from bridge.sinks.alerts.alertmanager import AlertmanagerPoster, PostResult, alertmanager_alert
+from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.records import AlertState
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.thread import DbThread
 from tests.sinks.alerts.helpers import T0, Clock
@@ -44,15 +46,16 @@ def test_escalation_level_is_an_annotation_not_a_label() -> None:
 class Receiver:
     """An HTTP server on a free loopback port recording each POSTed alert list."""
 
-    def __init__(self) -> None:
+    def __init__(self, status: int = 200) -> None:
         self.posts: list[list[dict[str, Any]]] = []
         self.runner: web.AppRunner | None = None
         self.url = ""
+        self.status = status
 
     async def start(self) -> Receiver:
         async def take(request: web.Request) -> web.Response:
             self.posts.append(await request.json())
-            return web.json_response({})
+            return web.json_response({}, status=self.status)
 
         app = web.Application()
         app.router.add_post("/api/v2/alerts", take)
@@ -111,3 +114,43 @@ async def test_a_wake_posts_only_changed_alerts_and_the_interval_posts_all(tmp_p
         await receiver.stop()
         db.close()
         outbox.close()
+
+
+async def test_a_failing_alertmanager_is_retried_after_growing_pauses(tmp_path: Path) -> None:
+    """After failed posts the poster waits 5 s, 10 s, 20 s… (never past the interval) and counts
+    each failure; a success waits for the next interval, and the pauses start again from 5 s."""
+    receiver = await Receiver(status=500).start()
+    outbox = Outbox.in_dir(tmp_path)
+    db = DbThread()
+    clock = Clock()
+    pauses: list[float] = []
+    results: list[PostResult] = []
+
+    async def sleep(seconds: float, wake: asyncio.Event) -> None:
+        pauses.append(seconds)
+        receiver.status = 200 if len(pauses) == 6 else 500  # one success after six failures
+        await asyncio.sleep(0)
+
+    poster = AlertmanagerPoster(
+        receiver.url,
+        outbox=outbox,
+        db=db,
+        external_url="http://b",
+        timeout=5,
+        interval=60,
+        count=results.append,
+        clock=clock,
+        sleep=sleep,
+        random=lambda: 0.5,  # no jitter
+    )
+    outbox.apply([_event("a1")], clock.now)
+    poster.start()
+    try:
+        await async_wait_until(lambda: len(pauses) >= 8, what="failures, a success, a failure")
+    finally:
+        await poster.aclose()
+        await receiver.stop()
+        db.close()
+        outbox.close()
+    assert pauses[:8] == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0, 60.0, 5.0]
+    assert results[:8] == [PostResult.FAILED] * 6 + [PostResult.OK, PostResult.FAILED]

@@ -1,7 +1,8 @@
-"""Retry policy and the per-URL worker, with an injected clock and randomness."""
+"""Retry policy and the per-URL worker, with an injected clock, sleep and randomness."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.backoff import Backoff
 from bridge.sinks.alerts.delivery import (
     AttemptResult,
     DeliveryWorker,
@@ -17,10 +19,12 @@ from bridge.sinks.alerts.delivery import (
     classify,
     parse_retry_after,
 )
-from bridge.sinks.alerts.outbox import AlertRecord, DeliveryState, Outbox
+from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.records import AlertRecord, DeliveryState
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.thread import DbThread
 from tests.sinks.alerts.helpers import T0, Clock
+from tests.support import async_wait_until
 
 URL = "http://127.0.0.1:9/hook"
 
@@ -66,21 +70,28 @@ def test_retry_after_takes_seconds_or_an_http_date(
     assert parse_retry_after(header, T0) == seconds
 
 
-def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
-    """Delays double from the first backoff, spread ±jitter, never above the largest backoff."""
-    policy = RetryPolicy(backoff=1.0, max_backoff=10.0, deadline=100.0, jitter=0.2)
-    middle = [policy.delay(n, None, lambda: 0.5) for n in range(1, 7)]
-    assert middle == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
-    assert policy.delay(1, None, lambda: 0.0) == pytest.approx(0.8)
-    assert policy.delay(1, None, lambda: 1.0) == pytest.approx(1.2)
-    assert policy.delay(5, None, lambda: 1.0) == 10.0
+def test_next_attempt_follows_the_backoff_from_the_last_attempt() -> None:
+    """The next try is the backoff's delay after the failed attempt, Retry-After when longer."""
+    policy = RetryPolicy(Backoff(base=1.0, cap=10.0, jitter=0.0), deadline=100.0)
+    assert [policy.next_attempt(T0, n, T0 + 5) for n in (1, 2, 3)] == [T0 + 6, T0 + 7, T0 + 9]
+    assert policy.next_attempt(T0, 1, T0, retry_after=30.0) == T0 + 30
 
 
-def test_retry_after_wins_when_longer() -> None:
-    """Retry-After is honoured even beyond the computed backoff and the cap."""
-    policy = RetryPolicy(backoff=1.0, max_backoff=10.0, deadline=100.0)
-    assert policy.delay(1, 30.0, lambda: 0.5) == 30.0
-    assert policy.delay(4, 2.0, lambda: 0.5) == 8.0
+@pytest.mark.parametrize(
+    ("failures", "now", "retry_after", "next_at"),
+    [
+        (1, T0 + 98, None, T0 + 99),  # within the deadline
+        (1, T0 + 99, None, T0 + 100),  # exactly at it: still tried
+        (1, T0 + 99.5, None, None),  # past it: dead-lettered
+        (1, T0, 101.0, None),  # a Retry-After past it dead-letters too
+    ],
+)
+def test_no_attempt_is_planned_past_the_deadline(
+    failures: int, now: float, retry_after: float | None, next_at: float | None
+) -> None:
+    """A next attempt that would fall after created_at + deadline is None (dead-lettered)."""
+    policy = RetryPolicy(Backoff(base=1.0, cap=10.0, jitter=0.0), deadline=100.0)
+    assert policy.next_attempt(T0, failures, now, retry_after) == next_at
 
 
 class ScriptedSender:
@@ -142,12 +153,11 @@ def worker_for(
         outbox=outbox,
         db=DbThread(),
         sender=sender,
-        policy=RetryPolicy(backoff=1.0, max_backoff=8.0, deadline=deadline),
+        policy=RetryPolicy(Backoff(base=1.0, cap=8.0, rng=lambda: 0.5), deadline=deadline),
         group_wait=0.0,
         build=one_each,
         report=lambda delivery, res, state, attempt: reports.append((state.value, attempt)),
         clock=clock,
-        random=lambda: 0.5,
     )
 
 
@@ -200,3 +210,43 @@ async def test_worker_dead_letters_at_the_deadline(outbox: Outbox) -> None:
     # 1 + 2 + 4 = 7 s of waiting fits in 10 s; the 4th failure would wait 8 s more.
     assert reports == [("pending", 1), ("pending", 2), ("pending", 3), ("dead", 4)]
     assert outbox.depth().dead == 1
+
+
+class BrokenSender:
+    """A sender that breaks its promise never to raise."""
+
+    async def send(self, url: str, delivery_id: str, body: bytes) -> AttemptResult:
+        raise RuntimeError("bug")
+
+
+async def test_a_failing_step_is_counted_and_the_worker_goes_on(outbox: Outbox) -> None:
+    """An exception in a worker's step is counted through on_error and the loop keeps going."""
+    errors: list[None] = []
+    pauses: list[float] = []
+
+    async def sleep(seconds: float, wake: asyncio.Event) -> None:
+        pauses.append(seconds)
+        await asyncio.sleep(0)
+
+    db = DbThread()
+    worker = DeliveryWorker(
+        URL,
+        outbox=outbox,
+        db=db,
+        sender=BrokenSender(),
+        policy=RetryPolicy(Backoff(base=1.0, cap=8.0), deadline=100.0),
+        group_wait=0.0,
+        build=one_each,
+        report=lambda delivery, res, state, attempt: None,
+        clock=Clock(),
+        sleep=sleep,
+        on_error=lambda: errors.append(None),
+    )
+    worker.start()
+    try:
+        await async_wait_until(lambda: len(errors) >= 2, what="two failed steps counted")
+    finally:
+        await worker.aclose()
+        db.close()
+    assert pauses[:2] == [1.0, 1.0]  # a pause after each failure, then it tries again
+    assert outbox.depth().pending == 1  # the delivery is still there to send

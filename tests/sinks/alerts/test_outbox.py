@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from bridge.sinks.alerts.outbox import AlertRecord, AlertState, DeliveryState, Outbox
+from bridge.sinks.alerts.outbox import Outbox, connect
+from bridge.sinks.alerts.records import AlertRecord, AlertState, DeliveryState
 from bridge.sinks.alerts.sources import AlertEvent
 from tests.sinks.alerts.helpers import T0
 
@@ -51,11 +52,39 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
 
 
 def test_database_is_wal_and_fsyncs_every_commit(outbox: Outbox) -> None:
-    """The file uses the WAL journal and synchronous=FULL."""
-    db = sqlite3.connect(outbox.path)
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert outbox._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    """The file uses the WAL journal, and its connections synchronous=FULL."""
+    plain = sqlite3.connect(outbox.path)
+    assert plain.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    plain.close()
+    db = connect(outbox.path)  # how the outbox (and the CLI) open the file
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     db.close()
+
+
+RECORD_FIELDS = [field.name for field in fields(AlertRecord)]
+
+
+def columns(path: Path) -> list[str]:
+    """The alerts table's columns, in order."""
+    db = sqlite3.connect(path)
+    try:
+        return [row[1] for row in db.execute("PRAGMA table_info(alerts)")]
+    finally:
+        db.close()
+
+
+def test_the_alerts_table_holds_the_record_fields_in_order(outbox: Outbox) -> None:
+    """Each column of the alerts table is the AlertRecord field of the same position."""
+    assert columns(outbox.path) == RECORD_FIELDS
+
+
+def seed(path: Path, statement: str, params: Sequence[object] = ()) -> None:
+    """Write a row into the outbox file through a connection of our own (committed at once)."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute(statement, params)
+    finally:
+        db.close()
 
 
 def test_firing_twice_notifies_once(outbox: Outbox) -> None:
@@ -186,14 +215,12 @@ def test_escalation_steps_one_level_per_period_up_to_level3(outbox: Outbox) -> N
     outbox.observe(event(), T0)
     outbox.observe(event("quiet", requires_ack=False), T0)
     assert outbox.escalate_due(T0 + 59, 60) == []
-    assert outbox.next_escalation(60) == T0 + 60
     [step] = outbox.escalate_due(T0 + 60, 60)
     assert (step.from_level, step.to_level) == ("level1", "level2")
     assert step.alert.labels["escalation_level"] == "level2"
     [step] = outbox.escalate_due(T0 + 120, 60)
     assert step.to_level == "level3"
     assert outbox.escalate_due(T0 + 1000, 60) == []
-    assert outbox.next_escalation(60) is None
 
 
 def test_acknowledged_alerts_do_not_escalate(outbox: Outbox) -> None:
@@ -281,6 +308,7 @@ def test_a_version_1_file_gains_the_new_columns(tmp_path: Path) -> None:
     db.close()
     box = Outbox(path)
     try:
+        assert columns(path) == RECORD_FIELDS  # the new columns come last, as in a new file
         assert box.alert("old").auto_resolve is False  # type: ignore[union-attr]
         box.apply([event("new", auto_resolve=True)], T0)
         assert box.alert("new").auto_resolve is True  # type: ignore[union-attr]
@@ -289,13 +317,29 @@ def test_a_version_1_file_gains_the_new_columns(tmp_path: Path) -> None:
 
 
 def _v1_schema() -> str:
-    from bridge.sinks.alerts import outbox as module
-
-    schema = module._SCHEMA
-    return schema.replace(
-        "    resolution TEXT,\n    auto_resolve INTEGER NOT NULL DEFAULT 0,\n    last_seen REAL\n",
-        "    resolution TEXT\n",
-    )
+    """The alerts table as the first released schema wrote it."""
+    return """
+    CREATE TABLE alerts (
+        alert_id TEXT PRIMARY KEY,
+        alertname TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        category TEXT NOT NULL,
+        node TEXT NOT NULL,
+        title TEXT NOT NULL,
+        description TEXT NOT NULL,
+        requires_ack INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        level INTEGER NOT NULL,
+        starts_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        ends_at REAL,
+        level_since REAL NOT NULL,
+        ack_by TEXT,
+        ack_note TEXT,
+        ack_at REAL,
+        resolution TEXT
+    );
+    """
 
 
 def test_orphaned_work_is_dead_lettered_and_stays_retryable(tmp_path: Path) -> None:
@@ -303,16 +347,16 @@ def test_orphaned_work_is_dead_lettered_and_stays_retryable(tmp_path: Path) -> N
     gone = "http://127.0.0.1:9/gone"
     box = Outbox.in_dir(tmp_path, urls=[gone])
     box.apply([event("q1"), event("p1")], T0)
-    box._db.execute("DELETE FROM queued WHERE alert_id = 'p1'")
-    box._db.execute(
+    box.close()
+    seed(box.path, "DELETE FROM queued WHERE alert_id = 'p1'")
+    seed(
+        box.path,
         "INSERT INTO deliveries (id, url, body, alert_ids, created_at, next_attempt_at, state)"
         " VALUES ('d-p1', ?, x'7b7d', '[\"p1\"]', ?, ?, 'pending')",
         (gone, T0, T0),
     )
-    box.close()
     box = Outbox.in_dir(tmp_path, urls=[URL])
     try:
-        assert box.orphaned() == 2
         assert box.dead_letter_orphans(T0 + 1, one_each) == 2
         assert box.depth() == box.depth().__class__(0, 0, 2)
         dead = box.deliveries(DeliveryState.DEAD.value)

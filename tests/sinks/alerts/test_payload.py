@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from bridge.sinks.alerts.outbox import AlertRecord, AlertState
 from bridge.sinks.alerts.payload import build_payloads, fingerprint
+from bridge.sinks.alerts.records import AlertRecord, AlertState
 from tests.sinks.alerts.helpers import T0
 
 EXTERNAL = "http://bridge.example:9570"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -241,11 +242,43 @@ async def test_only_the_work_queue_holder_escalates(tmp_path: Path) -> None:
         bridge.bus.publish("disk_full", system_alert("a1"))
         await async_wait_until(lambda: sink.outbox.alert("a1"), what="the alert stored")
         clock.advance(5.0)
-        sink._active = {}  # refreshed by every housekeeping pass: a pass ran once it is back
-        await async_wait_until(lambda: sink.active, what="a housekeeping pass after the advance")
-        sink._active = {}
-        await async_wait_until(lambda: sink.active, what="another housekeeping pass")
+        await sink.housekeep()  # what the housekeeping loop runs every tick
+        await sink.housekeep()
         assert _field(sink, "a1", "level") == 1
         assert watcher.of(AlertEscalation) == []
         transport.lease.leading = True
         await async_wait_until(lambda: _field(sink, "a1", "level") == 2, what="level2")
+
+
+async def test_alerts_api_filters_by_alert_id(tmp_path: Path) -> None:
+    """GET /v1/alerts?alert_id= (the link in every webhook) lists just that alert, or none."""
+    async with alert_bridge(tmp_path) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        bridge.bus.publish("disk_full", system_alert("a2"))
+        await async_wait_until(lambda: len(sink.outbox.alerts()) == 2, what="two alerts")
+        status, body = await call(bridge, "GET", "/v1/alerts?alert_id=a2")
+        assert (status, [a["alert_id"] for a in body["alerts"]]) == (200, ["a2"])
+        assert await call(bridge, "GET", "/v1/alerts?alert_id=nope") == (200, {"alerts": []})
+
+
+async def test_stage_failures_count_as_sink_errors_and_the_stage_goes_on(tmp_path: Path) -> None:
+    """A broken outbox file makes housekeeping and the webhook worker fail: each failure is
+    counted in exesdb_sink_errors_total{subscriber="alerts"} and the loops keep running."""
+    hook = "http://127.0.0.1:9/hook"
+    async with alert_bridge(tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=hook) as (
+        bridge,
+        _sink,
+        _,
+    ):
+
+        def errors() -> float:
+            value = bridge.registry.get_sample_value(
+                "exesdb_sink_errors_total", {"subscriber": "alerts"}
+            )
+            return value or 0.0
+
+        assert errors() == 0
+        db = sqlite3.connect(tmp_path / "alerts.sqlite3", isolation_level=None)
+        db.execute("DROP TABLE deliveries")
+        db.close()
+        await async_wait_until(lambda: errors() >= 4, what="failures counted, again and again")

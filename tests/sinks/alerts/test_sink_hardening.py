@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,9 @@ from bridge.messages import (
     utc_now,
 )
 from bridge.sinks.alerts import Outbox
-from bridge.sinks.alerts.outbox import DeliveryState
-from tests.sinks.alerts.helpers import Clock, alert_bridge, system_alert
+from bridge.sinks.alerts.records import DeliveryState
+from bridge.sinks.alerts.thread import DbThread
+from tests.sinks.alerts.helpers import Clock, alert_bridge, hold, system_alert
 from tests.sinks.alerts.test_sink import AUTH, _field, call
 from tests.support import TEST_SECRET, async_wait_until
 
@@ -59,6 +59,23 @@ async def ingest(bridge: Any, body: bytes) -> tuple[int, dict[str, str], Any]:
         return answer.status, dict(answer.headers), await answer.json()
 
 
+def taken(sink: Any) -> bool:
+    """True once the sink's handler has taken everything queued and is handling it."""
+    return bool(sink.subscription.depth == 0 and not sink.subscription.idle)
+
+
+def queue_for(state_dir: Path, url: str, alert_id: str) -> None:
+    """Queue ``alert_id`` for ``url`` in the outbox file, through a connection of our own."""
+    db = sqlite3.connect(state_dir / "alerts.sqlite3", isolation_level=None)
+    try:
+        db.execute(
+            "INSERT OR IGNORE INTO queued (url, alert_id, queued_at) VALUES (?, ?, ?)",
+            (url, alert_id, 1.0),
+        )
+    finally:
+        db.close()
+
+
 def committed_ids(state_dir: Path) -> set[str]:
     """Alert ids committed to the outbox, read through a connection of our own."""
     db = sqlite3.connect(state_dir / "alerts.sqlite3")
@@ -68,16 +85,10 @@ def committed_ids(state_dir: Path) -> set[str]:
         db.close()
 
 
-def hold_db(sink: Any) -> threading.Event:
-    """Block the sink's database thread until the returned event is set."""
-    release = threading.Event()
-    sink._db._pool.submit(release.wait, 30)
-    return release
-
-
 async def test_a_batch_of_alerts_is_committed_in_one_transaction(tmp_path: Path) -> None:
     """Alerts queued together reach the outbox in one commit, not one fsync'd commit each."""
-    async with alert_bridge(tmp_path, serve_http=False) as (bridge, sink, _):
+    db = DbThread()
+    async with alert_bridge(tmp_path, serve_http=False, db=db) as (bridge, sink, _):
         commits: list[int] = []
         real_apply = sink.outbox.apply
 
@@ -87,10 +98,10 @@ async def test_a_batch_of_alerts_is_committed_in_one_transaction(tmp_path: Path)
             return applied
 
         sink.outbox.apply = counting_apply  # type: ignore[method-assign]
-        release = hold_db(sink)
+        release = await hold(db)
         for number in range(300):
             bridge.bus.publish("disk_full", system_alert(f"b{number}"))
-        await asyncio.sleep(0.1)
+        await async_wait_until(lambda: taken(sink), what="the alerts taken by the handler")
         release.set()
         await async_wait_until(lambda: sum(commits) == 300, what="300 alerts applied")
         assert len(commits) <= 3  # the first (held) message, then the backlog at once
@@ -100,13 +111,16 @@ async def test_a_batch_of_alerts_is_committed_in_one_transaction(tmp_path: Path)
 
 async def test_ingest_answers_202_only_once_the_alerts_are_committed(tmp_path: Path) -> None:
     """On the in-process bus a 202 means the batch's alerts are in the outbox already."""
-    async with alert_bridge(tmp_path, **INGEST) as (bridge, sink, _):
-        release = hold_db(sink)
+    db = DbThread()
+    async with alert_bridge(tmp_path, db=db, **INGEST) as (bridge, sink, _):
+        release = await hold(db)
         posting = asyncio.create_task(
             ingest(bridge, ndjson(*(system_alert(f"d{n}") for n in range(20))))
         )
-        await asyncio.sleep(0.3)
-        assert not posting.done()  # the outbox cannot commit yet: no answer yet
+        await async_wait_until(lambda: taken(sink), what="the batch taken by the handler")
+        # The outbox cannot commit yet, so no answer may come: none within a generous while.
+        done, _pending = await asyncio.wait({posting}, timeout=0.3)
+        assert not done
         release.set()
         status, _headers, body = await posting
         assert (status, body) == (202, {"accepted": 20})
@@ -141,11 +155,11 @@ async def test_ingest_answers_503_with_retry_after_above_the_high_water_mark(
 ) -> None:
     """At 80 % of the alert queue ingest answers 503 with Retry-After; nothing taken is dropped."""
     env: dict[str, Any] = {**INGEST, "EXESDB_ALERT_QUEUE_SIZE": "10"}
-    async with alert_bridge(tmp_path, **env) as (bridge, sink, _):
-        release = hold_db(sink)
+    db = DbThread()
+    async with alert_bridge(tmp_path, db=db, **env) as (bridge, sink, _):
+        release = await hold(db)
         first = asyncio.create_task(ingest(bridge, ndjson(system_alert("q0"))))
-        await async_wait_until(lambda: sink.subscription.idle is False, what="q0 taken")
-        await asyncio.sleep(0.05)
+        await async_wait_until(lambda: taken(sink), what="q0 taken")
         second = asyncio.create_task(
             ingest(bridge, ndjson(*(system_alert(f"q{n}") for n in range(1, 9))))
         )
@@ -198,7 +212,7 @@ async def test_event_alerts_resolve_after_the_resolve_timeout(tmp_path: Path) ->
         await call(bridge, "POST", "/v1/alerts/needs-ack/ack", {"ack_by": "ops"})
         clock.advance(30)
         # What housekeeping runs each second: not yet a minute since the ack.
-        assert await sink._db.call(sink.outbox.resolve_expired, clock.now, 60.0) == []
+        assert sink.outbox.resolve_expired(clock.now, 60.0) == []
         assert _field(sink, "needs-ack", "state") == "acknowledged"
         clock.advance(31)
         await async_wait_until(
@@ -219,7 +233,7 @@ async def test_an_event_alert_seen_again_does_not_resolve(tmp_path: Path) -> Non
             lambda: _field(sink, "w1", "last_seen") == clock.now, what="seen again"
         )
         clock.advance(40)
-        assert await sink._db.call(sink.outbox.resolve_expired, clock.now, 60.0) == []
+        assert sink.outbox.resolve_expired(clock.now, 60.0) == []
         assert _field(sink, "w1", "state") == "firing"
         clock.advance(21)
         await async_wait_until(lambda: _field(sink, "w1", "state") == "resolved", what="resolved")
@@ -227,8 +241,7 @@ async def test_an_event_alert_seen_again_does_not_resolve(tmp_path: Path) -> Non
 
 async def test_new_alerts_beyond_the_open_cap_are_refused_and_counted(tmp_path: Path) -> None:
     """Past the cap of open alerts new ones are refused, counted and logged; known ones update."""
-    async with alert_bridge(tmp_path, serve_http=False) as (bridge, sink, _):
-        sink._max_open = 3
+    async with alert_bridge(tmp_path, serve_http=False, max_open_alerts=3) as (bridge, sink, _):
         for number in range(5):
             bridge.bus.publish("disk_full", system_alert(f"c{number}", severity="warning"))
         await async_wait_until(
@@ -301,21 +314,13 @@ async def test_queued_alerts_for_a_removed_url_are_dead_lettered_at_start(
 ) -> None:
     """Work for a removed URL is dead-lettered at start, leaves the depth, stays retryable."""
     old = "http://127.0.0.1:9/old-hook"
-    outbox = Outbox.in_dir(tmp_path, urls=[old])
-    outbox._db.execute(
-        "INSERT INTO queued (url, alert_id, queued_at) VALUES (?, ?, ?)", (old, "o1", 1.0)
-    )
-    outbox.close()
+    Outbox.in_dir(tmp_path, urls=[old]).close()
+    queue_for(tmp_path, old, "o1")
     async with alert_bridge(tmp_path, serve_http=False) as (bridge, sink, _):
         bridge.bus.publish("disk_full", system_alert("o1"))
         await async_wait_until(lambda: sink.outbox.alert("o1"), what="o1 stored")
     # A fresh start on the same directory, with a different URL: the old URL's rows go dead.
-    outbox = Outbox.in_dir(tmp_path, urls=[old])
-    outbox._db.execute(
-        "INSERT OR IGNORE INTO queued (url, alert_id, queued_at) VALUES (?, ?, ?)",
-        (old, "o1", 1.0),
-    )
-    outbox.close()
+    queue_for(tmp_path, old, "o1")
     env: dict[str, Any] = {"EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/new-hook"}
     async with alert_bridge(tmp_path, serve_http=False, **env) as (bridge, sink, _):
         assert bridge.registry.get_sample_value("exesdb_webhook_outbox_depth") == 0
@@ -350,10 +355,11 @@ async def test_ack_with_deeply_nested_json_is_a_400(tmp_path: Path, depth: int) 
 
 async def test_a_resolve_in_the_same_batch_as_its_firing_is_applied(tmp_path: Path) -> None:
     """A condition that fires and clears within one batch ends resolved, not firing."""
-    async with alert_bridge(tmp_path, serve_http=False) as (bridge, sink, _):
-        release = hold_db(sink)
+    db = DbThread()
+    async with alert_bridge(tmp_path, serve_http=False, db=db) as (bridge, sink, _):
+        release = await hold(db)
         bridge.bus.publish("disk_full", system_alert("first"))  # taken alone, held
-        await asyncio.sleep(0.05)
+        await async_wait_until(lambda: taken(sink), what="the first alert taken")
         bridge.bus.publish("lifecycle", NodeLifecycle(node="n9", event="down", cluster_size=2))
         bridge.bus.publish(
             "lifecycle", NodeLifecycle(node="n9", event="reconnected", cluster_size=3)

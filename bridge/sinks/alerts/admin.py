@@ -1,0 +1,129 @@
+"""The alert admin API: ``GET /v1/alerts`` and ``POST /v1/alerts/{alert_id}/ack``, admin only.
+
+Requests are read into pydantic models (``AlertQuery``, ``AckRequest``); a refusal names the
+field at fault in the shape every route shares (``bridge.routes.error_response``). What the
+routes read and change is behind ``AlertKeeper`` (the alert sink is one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Final, Protocol
+
+from aiohttp import web
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+from bridge.routes import AdminGuard, error_response
+from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, AlertState
+
+__all__ = ["MAX_LIST", "AckRequest", "AlertKeeper", "AlertQuery", "alert_routes"]
+
+MAX_LIST: Final = 10_000
+_MAX_TEXT: Final = 4096
+
+Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=_MAX_TEXT)]
+
+
+class AlertQuery(BaseModel):
+    """``GET /v1/alerts`` query parameters: each filter given narrows the list."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    state: AlertState | None = None
+    alert_id: str | None = None
+    limit: int = Field(default=1000, ge=1, le=MAX_LIST)
+
+    @field_validator("limit", mode="before")
+    @classmethod
+    def _digits_only(cls, value: object) -> object:
+        # Plain digits only: no sign, space or decimal point.
+        if isinstance(value, str):
+            if not value.isdigit():
+                raise ValueError("limit must be digits")
+            return int(value)
+        return value
+
+
+_QUERY_REFUSALS: Final = {
+    "state": "state must be firing, acknowledged or resolved",
+    "limit": f"limit must be an integer from 1 to {MAX_LIST}",
+}
+
+
+class AckRequest(BaseModel):
+    """``POST /v1/alerts/{alert_id}/ack`` body: who acknowledges, a note, and a resolution
+    (which also resolves the alert)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    ack_by: Text
+    ack_note: Text | None = None
+    resolution: Text | None = None
+
+
+class AlertKeeper(Protocol):
+    """What the admin routes read and change."""
+
+    async def list_alerts(self, query: AlertQuery) -> Sequence[AlertRecord]:
+        """The alerts matching ``query``, most recently changed first."""
+
+    async def acknowledge(self, ack: Acknowledgement) -> AlertRecord | None:
+        """Apply ``ack`` and announce it; the alert, or None when unknown."""
+
+
+def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
+    """The two routes, each behind ``guard``."""
+
+    async def list_alerts(request: web.Request) -> web.Response:
+        """Alerts with state, level, severity, labels and timestamps; ``?state=``, ``?limit=``,
+        ``?alert_id=``."""
+        try:
+            query = AlertQuery.model_validate(dict(request.query))
+        except ValidationError as exc:
+            field = _field_of(exc)
+            detail = _QUERY_REFUSALS.get(field, f"{field} is not valid")
+            return error_response(400, "invalid", detail, field)
+        records = await keeper.list_alerts(query)
+        return web.json_response({"alerts": [record.as_json() for record in records]})
+
+    async def ack(request: web.Request) -> web.Response:
+        """Acknowledge: ``{"ack_by", "ack_note"?, "resolution"?}``; publishes AlertAck."""
+        alert_id = request.match_info["alert_id"]
+        try:
+            body = await request.json()
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply
+            return error_response(400, "malformed", 'the body must be JSON: {"ack_by": "..."}')
+        if not isinstance(body, dict):
+            return error_response(
+                400, "malformed", 'the body must be a JSON object: {"ack_by": "..."}'
+            )
+        try:
+            fields = AckRequest.model_validate(body)
+        except ValidationError as exc:
+            field = _field_of(exc)
+            detail = f"{field} must be a string of 1-{_MAX_TEXT} characters"
+            return error_response(400, "invalid", detail, field)
+        record = await keeper.acknowledge(
+            Acknowledgement(alert_id, fields.ack_by, fields.ack_note, fields.resolution)
+        )
+        if record is None:
+            return error_response(404, "unknown_alert", f"no alert {alert_id!r}", "alert_id")
+        return web.json_response({"alert": record.as_json()})
+
+    return [
+        web.get("/v1/alerts", guard(list_alerts)),
+        web.post("/v1/alerts/{alert_id}/ack", guard(ack)),
+    ]
+
+
+def _field_of(exc: ValidationError) -> str:
+    """The field of the first error (fields are checked in the order the model lists them)."""
+    return str(exc.errors()[0]["loc"][0])

@@ -1,0 +1,118 @@
+"""The alert stage's self-metrics: delivery attempts, outbox depth, open alerts, refusals, posts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from bridge.sinks.alerts.alertmanager import PostResult
+from bridge.sinks.alerts.delivery import AttemptResult, Outcome
+from bridge.sinks.alerts.records import DeliveryState, OutboxDepth
+from bridge.sinks.alerts.sources import SEVERITIES
+
+__all__ = ["AlertMetrics", "DeliveryResult"]
+
+_LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class DeliveryResult(StrEnum):
+    """What one delivery attempt came to: the ``result`` label of the deliveries counter."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    REJECTED = "rejected"  # a final answer (4xx...): dead-lettered
+    EXPIRED = "expired"  # still failing at the deadline: dead-lettered
+
+    @classmethod
+    def of(cls, result: AttemptResult, state: DeliveryState) -> DeliveryResult:
+        """The result of an attempt that left its delivery in ``state``."""
+        if result.outcome is Outcome.DELIVERED:
+            return cls.DELIVERED
+        if result.outcome is Outcome.REJECTED:
+            return cls.REJECTED
+        return cls.EXPIRED if state is DeliveryState.DEAD else cls.RETRY
+
+
+class AlertMetrics:
+    """The alert stage's families, registered in ``registry``.
+
+    ``depth`` and ``active`` are refreshed by the sink's housekeeping rather than read at
+    scrape time, so that a scrape never waits on a SQLite fsync.
+    """
+
+    def __init__(self, registry: CollectorRegistry, *, max_open: int) -> None:
+        self.depth = OutboxDepth(0, 0, 0)
+        self.active: dict[str, int] = {}
+        self._deliveries = Counter(
+            "exesdb_webhook_deliveries",
+            "Webhook delivery attempts by result: delivered, retry, rejected (a final 4xx, "
+            "dead-lettered) or expired (deadline passed, dead-lettered).",
+            ["result"],
+            registry=registry,
+        )
+        for result in DeliveryResult:
+            self._deliveries.labels(result.value)
+        self._latency = Histogram(
+            "exesdb_webhook_delivery_seconds",
+            "Duration of one webhook delivery attempt, whatever its outcome.",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        Gauge(
+            "exesdb_webhook_outbox_depth",
+            "Alert notifications not yet delivered: in a grouping window or a pending delivery.",
+            registry=registry,
+        ).set_function(lambda: float(self.depth.queued + self.depth.pending))
+        Gauge(
+            "exesdb_webhook_dead_letters",
+            "Dead-lettered webhook deliveries, kept until `exesdb-bridge outbox retry`.",
+            registry=registry,
+        ).set_function(lambda: float(self.depth.dead))
+        self._refused = Counter(
+            "exesdb_alerts_refused",
+            f"New alerts refused because {max_open} alerts were already open.",
+            registry=registry,
+        )
+        registry.register(_ActiveAlerts(self))
+        self._posts = Counter(
+            "exesdb_alertmanager_posts",
+            "Posts of the current alerts to Alertmanager, by result: ok or failed.",
+            ["result"],
+            registry=registry,
+        )
+
+    def attempted(self, result: DeliveryResult, seconds: float) -> None:
+        """Count one delivery attempt and its duration."""
+        self._deliveries.labels(result.value).inc()
+        self._latency.observe(seconds)
+
+    def refused(self, count: int) -> None:
+        """Count new alerts refused by the open-alert cap."""
+        self._refused.inc(count)
+
+    def posted(self, result: PostResult) -> None:
+        """Count one post to Alertmanager."""
+        self._posts.labels(result.value).inc()
+
+
+class _ActiveAlerts(Collector):
+    """``exesdb_alerts_active{severity}``: open alerts in the outbox, as of the last refresh."""
+
+    def __init__(self, metrics: AlertMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "exesdb_alerts_active",
+            "Alerts firing or acknowledged (not resolved) in the alert outbox, by severity.",
+            labels=["severity"],
+        )
+        active = self._metrics.active
+        for severity in SEVERITIES:
+            family.add_metric([severity], active.get(severity, 0))
+        yield family

@@ -1,0 +1,190 @@
+"""The alert stage's values: alert records, deliveries, their states and what a change did."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from bridge.messages import format_timestamp
+
+__all__ = [
+    "MAX_LEVEL",
+    "Acknowledgement",
+    "AlertRecord",
+    "AlertState",
+    "Applied",
+    "Delivery",
+    "DeliveryState",
+    "Escalated",
+    "OutboxDepth",
+]
+
+MAX_LEVEL: Final = 3
+
+
+class AlertState(StrEnum):
+    """Where an alert is in its life."""
+
+    FIRING = "firing"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class DeliveryState(StrEnum):
+    """Where a delivery is: still to send, sent, or dead-lettered (kept for ``outbox retry``)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+def _iso(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return format_timestamp(datetime.fromtimestamp(seconds, UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """One alert condition as stored; times are Unix seconds (they must survive a restart)."""
+
+    alert_id: str
+    alertname: str
+    severity: str
+    category: str
+    node: str
+    title: str
+    description: str
+    requires_ack: bool
+    state: AlertState
+    level: int
+    starts_at: float
+    updated_at: float
+    ends_at: float | None
+    level_since: float
+    ack_by: str | None = None
+    ack_note: str | None = None
+    ack_at: float | None = None
+    resolution: str | None = None
+    auto_resolve: bool = False
+    last_seen: float | None = None
+
+    @property
+    def open(self) -> bool:
+        """Firing or acknowledged: not resolved."""
+        return self.state is not AlertState.RESOLVED
+
+    @property
+    def level_name(self) -> str:
+        """``level1`` … ``level3``."""
+        return f"level{self.level}"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The labels every notification of this alert carries."""
+        labels = {
+            "alertname": self.alertname,
+            "severity": self.severity,
+            "category": self.category,
+            "node": self.node,
+            "alert_id": self.alert_id,
+        }
+        if self.level > 1:
+            labels["escalation_level"] = self.level_name
+        return labels
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        """The human text: title and description."""
+        return {"title": self.title, "description": self.description}
+
+    def as_json(self) -> dict[str, Any]:
+        """The alert as ``GET /v1/alerts`` shows it."""
+        return {
+            "alert_id": self.alert_id,
+            "state": str(self.state),
+            "level": self.level_name,
+            "severity": self.severity,
+            "requires_ack": self.requires_ack,
+            "labels": self.labels,
+            "annotations": self.annotations,
+            "starts_at": _iso(self.starts_at),
+            "updated_at": _iso(self.updated_at),
+            "ends_at": _iso(self.ends_at),
+            "ack_by": self.ack_by,
+            "ack_note": self.ack_note,
+            "ack_at": _iso(self.ack_at),
+            "resolution": self.resolution,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One payload for one receiver, with its attempts so far."""
+
+    id: str
+    url: str
+    body: bytes
+    alert_ids: tuple[str, ...]
+    created_at: float
+    attempts: int
+    next_attempt_at: float
+    state: DeliveryState
+    last_status: int | None
+    last_error: str | None
+    finished_at: float | None
+
+    def summary(self) -> dict[str, Any]:
+        """The delivery without its body, for listings."""
+        return {
+            "id": self.id,
+            "url": self.url,
+            "state": str(self.state),
+            "alerts": len(self.alert_ids),
+            "attempts": self.attempts,
+            "created_at": _iso(self.created_at),
+            "next_attempt_at": _iso(self.next_attempt_at)
+            if self.state is DeliveryState.PENDING
+            else None,
+            "last_status": self.last_status,
+            "last_error": self.last_error,
+            "finished_at": _iso(self.finished_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Escalated:
+    """An alert that moved up one escalation level."""
+
+    alert: AlertRecord
+    from_level: str
+    to_level: str
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """An AlertAck to apply along with alert events."""
+
+    alert_id: str
+    ack_by: str
+    ack_note: str | None = None
+    resolution: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What a batch of changes did: the alerts receivers must hear of, and refusals."""
+
+    changed: list[AlertRecord]
+    refused: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxDepth:
+    """How much is waiting: alerts in grouping windows, pending and dead deliveries."""
+
+    queued: int
+    pending: int
+    dead: int

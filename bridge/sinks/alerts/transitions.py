@@ -1,0 +1,175 @@
+"""The alert state machine as pure functions: an alert, what happened and when → the next alert.
+
+Nothing here reads a clock or a database: the outbox looks the alert up, asks one of these
+functions what follows, and stores that in the same transaction. The transitions::
+
+    (none), resolved ── firing event ──> firing, at level1 (a new episode)
+    firing ── ack ──> acknowledged
+    firing ── escalation ──> firing at the next level (level1 → level2 → level3)
+    firing, acknowledged ── resolved event, ack with a resolution, expiry ──> resolved
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from bridge.sinks.alerts.records import MAX_LEVEL, Acknowledgement, AlertRecord, AlertState
+from bridge.sinks.alerts.sources import AlertEvent
+
+__all__ = [
+    "Effect",
+    "Transition",
+    "escalation",
+    "expiry",
+    "on_ack",
+    "on_event",
+    "opens",
+    "taken_over",
+]
+
+
+class Effect(Enum):
+    """What a transition asks of the store."""
+
+    NONE = "none"  # nothing changes
+    SEEN = "seen"  # only last_seen (and auto_resolve) move: stored, nobody is told
+    CHANGED = "changed"  # stored and reported as changed, no notification queued
+    NOTIFY = "notify"  # stored, reported, and queued for every receiver
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """The alert after what happened (None: no such alert), and what that asks of the store."""
+
+    record: AlertRecord | None
+    effect: Effect = Effect.NONE
+
+
+def opens(current: AlertRecord | None, event: AlertEvent) -> bool:
+    """True when ``event`` would open an alert that is not open now (the open-alert cap)."""
+    return event.firing and (current is None or not current.open)
+
+
+def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Transition:
+    """An alert event: a firing one opens or updates the alert, a resolved one ends it.
+
+    A firing event for an alert already open at the same severity only records that it was seen
+    (``last_seen``, which keeps an event alert from auto-resolving): an ongoing condition is not
+    notified again. At another severity it is notified again, keeping its start. An event alert
+    repeated by a condition alert becomes a condition alert. A resolved event for an unknown or
+    resolved alert changes nothing.
+    """
+    if not event.firing:
+        if current is None or not current.open:
+            return Transition(current)
+        ended = replace(
+            current,
+            state=AlertState.RESOLVED,
+            ends_at=max(event.at.timestamp(), current.starts_at),
+            updated_at=now,
+        )
+        return Transition(ended, Effect.NOTIFY)
+    if current is None or not current.open:
+        return Transition(_new(event, now), Effect.NOTIFY)
+    auto_resolve = current.auto_resolve and event.auto_resolve
+    if current.severity == event.severity:
+        return Transition(replace(current, last_seen=now, auto_resolve=auto_resolve), Effect.SEEN)
+    changed = replace(
+        current,
+        severity=event.severity,
+        title=event.title,
+        description=event.description,
+        updated_at=now,
+        last_seen=now,
+        auto_resolve=auto_resolve,
+    )
+    return Transition(changed, Effect.NOTIFY)
+
+
+def _new(event: AlertEvent, now: float) -> AlertRecord:
+    return AlertRecord(
+        alert_id=event.alert_id,
+        alertname=event.alertname,
+        severity=event.severity,
+        category=event.category,
+        node=event.node,
+        title=event.title,
+        description=event.description,
+        requires_ack=event.requires_ack,
+        state=AlertState.FIRING,
+        level=1,
+        starts_at=event.at.timestamp(),
+        updated_at=now,
+        ends_at=None,
+        level_since=now,
+        auto_resolve=event.auto_resolve,
+        last_seen=now,
+    )
+
+
+def on_ack(current: AlertRecord | None, ack: Acknowledgement, now: float) -> Transition:
+    """An acknowledgement; one with a ``resolution`` also resolves the alert (and notifies).
+
+    Acknowledging twice, or after the alert resolved, changes nothing (the alert is returned as
+    it is); an unknown alert gives ``Transition(None)``.
+    """
+    if current is None or current.state is AlertState.RESOLVED:
+        return Transition(current)
+    if current.state is AlertState.ACKNOWLEDGED and ack.resolution is None:
+        return Transition(current)
+    changed = replace(
+        current,
+        state=AlertState.RESOLVED if ack.resolution else AlertState.ACKNOWLEDGED,
+        ack_by=ack.ack_by,
+        ack_note=ack.ack_note,
+        ack_at=now,
+        resolution=ack.resolution,
+        updated_at=now,
+        ends_at=now if ack.resolution else current.ends_at,
+    )
+    return Transition(changed, Effect.NOTIFY if ack.resolution else Effect.CHANGED)
+
+
+def escalation(current: AlertRecord, now: float, after_seconds: float) -> Transition:
+    """One level up for a firing ``requires_ack`` alert left ``after_seconds`` at its level."""
+    due = (
+        current.state is AlertState.FIRING
+        and current.requires_ack
+        and current.level < MAX_LEVEL
+        and current.level_since <= now - after_seconds
+    )
+    if not due:
+        return Transition(current)
+    raised = replace(current, level=current.level + 1, level_since=now, updated_at=now)
+    return Transition(raised, Effect.NOTIFY)
+
+
+def expiry(current: AlertRecord, now: float, after_seconds: float) -> Transition:
+    """An event alert not seen for ``after_seconds`` resolves (Alertmanager's
+    ``resolve_timeout``); a ``requires_ack`` one only once acknowledged, counting from the
+    acknowledgement. It ends ``after_seconds`` after it was last seen."""
+    if not current.auto_resolve:
+        return Transition(current)
+    waiting = current.state is AlertState.ACKNOWLEDGED or (
+        current.state is AlertState.FIRING and not current.requires_ack
+    )
+    last_seen = current.updated_at if current.last_seen is None else current.last_seen
+    seen = max(last_seen, 0.0 if current.ack_at is None else current.ack_at)
+    if not waiting or seen > now - after_seconds:
+        return Transition(current)
+    ended = replace(
+        current,
+        state=AlertState.RESOLVED,
+        ends_at=max(seen + after_seconds, current.starts_at),
+        updated_at=now,
+    )
+    return Transition(ended, Effect.NOTIFY)
+
+
+def taken_over(current: AlertRecord | None, handed: AlertRecord) -> Transition:
+    """A record the previous work-queue holder handed over replaces ours unless ours changed
+    later; receivers already heard of it, so nothing is notified."""
+    if current is not None and current.updated_at >= handed.updated_at:
+        return Transition(current)
+    return Transition(handed, Effect.CHANGED)

@@ -1,0 +1,208 @@
+"""The alert admin API on its own, served on a loopback port: what it accepts and how it refuses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from pydantic import SecretStr
+
+from bridge.routes import AdminGuard
+from bridge.sinks.alerts.admin import AlertQuery, alert_routes
+from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, AlertState
+from tests.sinks.alerts.test_payload import record
+from tests.support import ADMIN_TOKEN
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+class Keeper:
+    """Holds a few alerts and records what the routes asked of it."""
+
+    def __init__(self, records: Sequence[AlertRecord]) -> None:
+        self.records = list(records)
+        self.queries: list[AlertQuery] = []
+        self.acks: list[Acknowledgement] = []
+
+    async def list_alerts(self, query: AlertQuery) -> list[AlertRecord]:
+        self.queries.append(query)
+        return [
+            r
+            for r in self.records
+            if query.state in (None, r.state) and query.alert_id in (None, r.alert_id)
+        ][: query.limit]
+
+    async def acknowledge(self, ack: Acknowledgement) -> AlertRecord | None:
+        self.acks.append(ack)
+        return next((r for r in self.records if r.alert_id == ack.alert_id), None)
+
+
+@asynccontextmanager
+async def served(keeper: Keeper, token: str | None = ADMIN_TOKEN) -> AsyncIterator[str]:
+    """The admin routes on a free loopback port; yields the base URL."""
+    app = web.Application()
+    app.add_routes(alert_routes(AdminGuard(SecretStr(token) if token else None), keeper))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def request(
+    base: str,
+    method: str,
+    path: str,
+    *,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    """One request; (status, JSON body)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(
+            method,
+            base + path,
+            data=body,
+            headers=AUTH if headers is None else headers,
+        ) as answer,
+    ):
+        return answer.status, await answer.json()
+
+
+@pytest.fixture
+def keeper() -> Keeper:
+    """Two alerts: a1 firing, a2 acknowledged."""
+    return Keeper([record("a1"), record("a2", state=AlertState.ACKNOWLEDGED, ack_by="ops")])
+
+
+async def test_list_passes_each_filter_and_shows_the_alerts(keeper: Keeper) -> None:
+    """?state=, ?alert_id= and ?limit= reach the keeper as one query; the alerts come back."""
+    async with served(keeper) as base:
+        status, body = await request(base, "GET", "/v1/alerts?state=acknowledged&limit=5")
+        assert status == 200
+        assert [a["alert_id"] for a in body["alerts"]] == ["a2"]
+        assert body["alerts"][0] == keeper.records[1].as_json()
+        status, body = await request(base, "GET", "/v1/alerts?alert_id=a1")
+        assert [a["alert_id"] for a in body["alerts"]] == ["a1"]
+        status, body = await request(base, "GET", "/v1/alerts?alert_id=nope")
+        assert (status, body) == (200, {"alerts": []})
+    assert keeper.queries[0] == AlertQuery(state=AlertState.ACKNOWLEDGED, limit=5)
+    assert keeper.queries[1] == AlertQuery(alert_id="a1", limit=1000)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("state=bogus", "state"),
+        ("state=", "state"),
+        ("state=FIRING", "state"),
+        ("limit=0", "limit"),
+        ("limit=10001", "limit"),
+        ("limit=abc", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=%2B5", "limit"),
+        ("limit=5.0", "limit"),
+        ("limit=", "limit"),
+        ("state=bogus&limit=0", "state"),
+    ],
+)
+async def test_list_refuses_a_bad_query_naming_the_parameter(
+    keeper: Keeper, query: str, field: str
+) -> None:
+    """A bad ?state= or ?limit= is a 400 "invalid" naming the parameter and what is allowed."""
+    async with served(keeper) as base:
+        status, body = await request(base, "GET", f"/v1/alerts?{query}")
+    assert (status, body["error"], body["field"]) == (400, "invalid", field)
+    allowed = {
+        "state": "state must be firing, acknowledged or resolved",
+        "limit": "limit must be an integer from 1 to 10000",
+    }
+    assert body["detail"] == allowed[field]
+    assert keeper.queries == []
+
+
+async def test_ack_passes_the_acknowledgement_and_shows_the_alert(keeper: Keeper) -> None:
+    """A valid body becomes one Acknowledgement of the alert in the path; a null note is none."""
+    async with served(keeper) as base:
+        status, body = await request(
+            base,
+            "POST",
+            "/v1/alerts/a1/ack",
+            body=b'{"ack_by": "ops", "ack_note": null, "resolution": "fixed", "extra": 1}',
+        )
+    assert (status, body) == (200, {"alert": keeper.records[0].as_json()})
+    assert keeper.acks == [Acknowledgement("a1", "ops", None, "fixed")]
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "field"),
+    [
+        (b"not json", "malformed", None),
+        (b"[" * 10_000 + b"]" * 10_000, "malformed", None),
+        (b'["ack_by"]', "malformed", None),
+        (b'"ops"', "malformed", None),
+        (b"{}", "invalid", "ack_by"),
+        (b'{"ack_by": ""}', "invalid", "ack_by"),
+        (b'{"ack_by": null}', "invalid", "ack_by"),
+        (b'{"ack_by": 5}', "invalid", "ack_by"),
+        (b'{"ack_by": "' + b"x" * 4097 + b'"}', "invalid", "ack_by"),
+        (b'{"ack_by": "ops", "ack_note": ""}', "invalid", "ack_note"),
+        (b'{"ack_by": "ops", "ack_note": ["x"]}', "invalid", "ack_note"),
+        (b'{"ack_by": "ops", "resolution": 1}', "invalid", "resolution"),
+        (b'{"ack_by": 1, "resolution": 1}', "invalid", "ack_by"),
+    ],
+)
+async def test_ack_refuses_a_bad_body_naming_the_field(
+    keeper: Keeper, body: bytes, error: str, field: str | None
+) -> None:
+    """A body that is not a JSON object is "malformed"; a bad field is "invalid", named."""
+    async with served(keeper) as base:
+        status, answer = await request(base, "POST", "/v1/alerts/a1/ack", body=body)
+    assert (status, answer["error"], answer.get("field")) == (400, error, field)
+    if field is not None:
+        assert answer["detail"] == f"{field} must be a string of 1-4096 characters"
+    assert keeper.acks == []
+
+
+async def test_ack_of_an_unknown_alert_is_a_404(keeper: Keeper) -> None:
+    """Acknowledging an alert nobody knows answers 404 unknown_alert naming alert_id."""
+    async with served(keeper) as base:
+        status, body = await request(base, "POST", "/v1/alerts/nope/ack", body=b'{"ack_by": "x"}')
+    assert (status, body) == (
+        404,
+        {"error": "unknown_alert", "detail": "no alert 'nope'", "field": "alert_id"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("token", "headers", "status", "error"),
+    [
+        (ADMIN_TOKEN, {}, 401, "unauthorized"),
+        (ADMIN_TOKEN, {"Authorization": "Bearer wrong"}, 401, "unauthorized"),
+        (None, AUTH, 403, "admin_disabled"),
+    ],
+)
+@pytest.mark.parametrize(("method", "path"), [("GET", "/v1/alerts"), ("POST", "/v1/alerts/a1/ack")])
+async def test_both_routes_need_the_admin_token(
+    keeper: Keeper,
+    token: str | None,
+    headers: dict[str, str],
+    status: int,
+    error: str,
+    method: str,
+    path: str,
+) -> None:
+    """Without the admin token (or with none configured) nothing is read or changed."""
+    async with served(keeper, token) as base:
+        answer = await request(base, method, path, body=b'{"ack_by": "x"}', headers=headers)
+    assert (answer[0], answer[1]["error"]) == (status, error)
+    assert (keeper.queries, keeper.acks) == ([], [])

@@ -1,0 +1,415 @@
+"""The alert state machine, transition by transition, from tables (no database, no clock)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, AlertState
+from bridge.sinks.alerts.sources import AlertEvent
+from bridge.sinks.alerts.transitions import (
+    Effect,
+    Transition,
+    escalation,
+    expiry,
+    on_ack,
+    on_event,
+    opens,
+    taken_over,
+)
+from tests.sinks.alerts.helpers import T0
+
+FIRING = AlertState.FIRING
+ACKNOWLEDGED = AlertState.ACKNOWLEDGED
+RESOLVED = AlertState.RESOLVED
+
+
+def alert(**changes: object) -> AlertRecord:
+    """A stored alert: firing at level1 since T0, last seen then."""
+    base = AlertRecord(
+        alert_id="a1",
+        alertname="disk_full",
+        severity="critical",
+        category="system",
+        node="n1",
+        title="disk full",
+        description="n1's disk is full",
+        requires_ack=True,
+        state=FIRING,
+        level=1,
+        starts_at=T0,
+        updated_at=T0,
+        ends_at=None,
+        level_since=T0,
+        last_seen=T0,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def event(status: str = "firing", at: float = T0, **changes: object) -> AlertEvent:
+    """An alert event about ``a1`` that happened at ``at``."""
+    base = AlertEvent(
+        alert_id="a1",
+        alertname="disk_full",
+        status="firing",
+        severity="critical",
+        category="system",
+        node="n1",
+        title="disk full",
+        description="n1's disk is full",
+        requires_ack=True,
+        at=datetime.fromtimestamp(at, UTC),
+    )
+    return replace(base, status=status, **changes)  # type: ignore[arg-type]
+
+
+NOW = T0 + 100
+
+
+@pytest.mark.parametrize(
+    ("current", "happened", "expected"),
+    [
+        pytest.param(
+            None,
+            event(),
+            Transition(alert(updated_at=NOW, level_since=NOW, last_seen=NOW), Effect.NOTIFY),
+            id="a new alert fires and is notified, starting when it happened",
+        ),
+        pytest.param(
+            alert(),
+            event(),
+            Transition(alert(last_seen=NOW), Effect.SEEN),
+            id="firing again at the same severity is only seen",
+        ),
+        pytest.param(
+            alert(state=ACKNOWLEDGED, ack_by="ops", ack_at=T0 + 1),
+            event(),
+            Transition(
+                alert(state=ACKNOWLEDGED, ack_by="ops", ack_at=T0 + 1, last_seen=NOW), Effect.SEEN
+            ),
+            id="an acknowledged alert firing again stays acknowledged, only seen",
+        ),
+        pytest.param(
+            alert(auto_resolve=True),
+            event(auto_resolve=False),
+            Transition(alert(auto_resolve=False, last_seen=NOW), Effect.SEEN),
+            id="an event alert repeated by a condition becomes a condition",
+        ),
+        pytest.param(
+            alert(auto_resolve=True),
+            event(auto_resolve=True),
+            Transition(alert(auto_resolve=True, last_seen=NOW), Effect.SEEN),
+            id="an event alert repeated stays an event alert",
+        ),
+        pytest.param(
+            alert(severity="warning", level=2),
+            event(severity="critical", title="disk fuller", at=T0 + 50),
+            Transition(
+                alert(title="disk fuller", level=2, updated_at=NOW, last_seen=NOW), Effect.NOTIFY
+            ),
+            id="a new severity is notified again, keeping its start and level",
+        ),
+        pytest.param(
+            alert(),
+            event("resolved", at=T0 + 30),
+            Transition(alert(state=RESOLVED, ends_at=T0 + 30, updated_at=NOW), Effect.NOTIFY),
+            id="a resolved event ends an open alert when it happened",
+        ),
+        pytest.param(
+            alert(state=ACKNOWLEDGED, ack_by="ops"),
+            event("resolved", at=T0 + 30),
+            Transition(
+                alert(state=RESOLVED, ack_by="ops", ends_at=T0 + 30, updated_at=NOW),
+                Effect.NOTIFY,
+            ),
+            id="a resolved event ends an acknowledged alert",
+        ),
+        pytest.param(
+            alert(starts_at=T0 + 60),
+            event("resolved", at=T0 + 30),
+            Transition(
+                alert(starts_at=T0 + 60, state=RESOLVED, ends_at=T0 + 60, updated_at=NOW),
+                Effect.NOTIFY,
+            ),
+            id="an alert never ends before it started",
+        ),
+        pytest.param(
+            None,
+            event("resolved"),
+            Transition(None),
+            id="a resolved event for an unknown alert changes nothing",
+        ),
+        pytest.param(
+            alert(state=RESOLVED, ends_at=T0 + 5),
+            event("resolved"),
+            Transition(alert(state=RESOLVED, ends_at=T0 + 5)),
+            id="a resolved event for a resolved alert changes nothing",
+        ),
+        pytest.param(
+            alert(state=RESOLVED, level=3, ack_by="ops", resolution="fixed", ends_at=T0 + 5),
+            event(at=T0 + 90),
+            Transition(
+                alert(starts_at=T0 + 90, updated_at=NOW, level_since=NOW, last_seen=NOW),
+                Effect.NOTIFY,
+            ),
+            id="firing after resolving starts a new episode at level1",
+        ),
+    ],
+)
+def test_alert_events(
+    current: AlertRecord | None, happened: AlertEvent, expected: Transition
+) -> None:
+    """Firing and resolved events move an alert as the table says."""
+    assert on_event(current, happened, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("current", "ack", "expected"),
+    [
+        pytest.param(
+            None,
+            Acknowledgement("a1", "ops"),
+            Transition(None),
+            id="an unknown alert cannot be acknowledged",
+        ),
+        pytest.param(
+            alert(),
+            Acknowledgement("a1", "ops", "looking"),
+            Transition(
+                alert(
+                    state=ACKNOWLEDGED, ack_by="ops", ack_note="looking", ack_at=NOW, updated_at=NOW
+                ),
+                Effect.CHANGED,
+            ),
+            id="acknowledging a firing alert is a change receivers are not notified of",
+        ),
+        pytest.param(
+            alert(),
+            Acknowledgement("a1", "ops", None, "rebooted"),
+            Transition(
+                alert(
+                    state=RESOLVED,
+                    ack_by="ops",
+                    ack_at=NOW,
+                    resolution="rebooted",
+                    updated_at=NOW,
+                    ends_at=NOW,
+                ),
+                Effect.NOTIFY,
+            ),
+            id="an acknowledgement with a resolution resolves and notifies",
+        ),
+        pytest.param(
+            alert(state=ACKNOWLEDGED, ack_by="ops", ack_at=T0 + 1),
+            Acknowledgement("a1", "someone else"),
+            Transition(alert(state=ACKNOWLEDGED, ack_by="ops", ack_at=T0 + 1)),
+            id="acknowledging twice changes nothing",
+        ),
+        pytest.param(
+            alert(state=ACKNOWLEDGED, ack_by="ops", ack_at=T0 + 1),
+            Acknowledgement("a1", "ops", "done", "fixed"),
+            Transition(
+                alert(
+                    state=RESOLVED,
+                    ack_by="ops",
+                    ack_note="done",
+                    ack_at=NOW,
+                    resolution="fixed",
+                    updated_at=NOW,
+                    ends_at=NOW,
+                ),
+                Effect.NOTIFY,
+            ),
+            id="an acknowledged alert resolves with a later resolution",
+        ),
+        pytest.param(
+            alert(state=RESOLVED, ends_at=T0 + 5),
+            Acknowledgement("a1", "ops", None, "fixed"),
+            Transition(alert(state=RESOLVED, ends_at=T0 + 5)),
+            id="a resolved alert stays as it was",
+        ),
+    ],
+)
+def test_acknowledgements(
+    current: AlertRecord | None, ack: Acknowledgement, expected: Transition
+) -> None:
+    """Acknowledgements move an alert as the table says."""
+    assert on_ack(current, ack, NOW) == expected
+
+
+AFTER = 60.0
+
+
+@pytest.mark.parametrize(
+    ("current", "expected"),
+    [
+        pytest.param(
+            alert(level_since=NOW - AFTER),
+            Transition(alert(level=2, level_since=NOW, updated_at=NOW), Effect.NOTIFY),
+            id="an unacknowledged alert left a whole period at level1 goes to level2",
+        ),
+        pytest.param(
+            alert(level=2, level_since=NOW - AFTER),
+            Transition(alert(level=3, level_since=NOW, updated_at=NOW), Effect.NOTIFY),
+            id="level2 goes to level3",
+        ),
+        pytest.param(
+            alert(level_since=NOW - AFTER + 1),
+            Transition(alert(level_since=NOW - AFTER + 1)),
+            id="not before the period is over",
+        ),
+        pytest.param(
+            alert(level=3, level_since=T0 - 1000),
+            Transition(alert(level=3, level_since=T0 - 1000)),
+            id="level3 is the last",
+        ),
+        pytest.param(
+            alert(state=ACKNOWLEDGED, level_since=T0 - 1000),
+            Transition(alert(state=ACKNOWLEDGED, level_since=T0 - 1000)),
+            id="an acknowledged alert does not escalate",
+        ),
+        pytest.param(
+            alert(requires_ack=False, level_since=T0 - 1000),
+            Transition(alert(requires_ack=False, level_since=T0 - 1000)),
+            id="an alert that needs no acknowledgement does not escalate",
+        ),
+        pytest.param(
+            alert(state=RESOLVED, level_since=T0 - 1000),
+            Transition(alert(state=RESOLVED, level_since=T0 - 1000)),
+            id="a resolved alert does not escalate",
+        ),
+    ],
+)
+def test_escalation(current: AlertRecord, expected: Transition) -> None:
+    """Escalation steps one level per period, only for firing requires_ack alerts."""
+    assert escalation(current, NOW, AFTER) == expected
+
+
+@pytest.mark.parametrize(
+    ("current", "expected"),
+    [
+        pytest.param(
+            alert(auto_resolve=True, requires_ack=False, last_seen=NOW - AFTER),
+            Transition(
+                alert(
+                    auto_resolve=True,
+                    requires_ack=False,
+                    last_seen=NOW - AFTER,
+                    state=RESOLVED,
+                    ends_at=NOW,
+                    updated_at=NOW,
+                ),
+                Effect.NOTIFY,
+            ),
+            id="an event alert unseen for the timeout resolves, ending a timeout after last seen",
+        ),
+        pytest.param(
+            alert(auto_resolve=True, requires_ack=False, last_seen=NOW - AFTER + 1),
+            Transition(alert(auto_resolve=True, requires_ack=False, last_seen=NOW - AFTER + 1)),
+            id="an event alert seen within the timeout stays",
+        ),
+        pytest.param(
+            alert(auto_resolve=True, requires_ack=False, last_seen=None, updated_at=T0),
+            Transition(
+                alert(
+                    auto_resolve=True,
+                    requires_ack=False,
+                    last_seen=None,
+                    state=RESOLVED,
+                    ends_at=T0 + AFTER,
+                    updated_at=NOW,
+                ),
+                Effect.NOTIFY,
+            ),
+            id="without last_seen (an old file) the last change counts",
+        ),
+        pytest.param(
+            alert(auto_resolve=False, requires_ack=False, last_seen=T0 - 1000),
+            Transition(alert(auto_resolve=False, requires_ack=False, last_seen=T0 - 1000)),
+            id="a condition alert waits for the message that clears it",
+        ),
+        pytest.param(
+            alert(auto_resolve=True, last_seen=T0 - 1000),
+            Transition(alert(auto_resolve=True, last_seen=T0 - 1000)),
+            id="a requires_ack event alert waits for its acknowledgement",
+        ),
+        pytest.param(
+            alert(auto_resolve=True, state=ACKNOWLEDGED, last_seen=T0 - 1000, ack_at=NOW - 30),
+            Transition(
+                alert(auto_resolve=True, state=ACKNOWLEDGED, last_seen=T0 - 1000, ack_at=NOW - 30)
+            ),
+            id="once acknowledged the timeout counts from the acknowledgement",
+        ),
+        pytest.param(
+            alert(auto_resolve=True, state=ACKNOWLEDGED, last_seen=T0 - 1000, ack_at=NOW - 60),
+            Transition(
+                alert(
+                    auto_resolve=True,
+                    last_seen=T0 - 1000,
+                    ack_at=NOW - 60,
+                    state=RESOLVED,
+                    ends_at=NOW,
+                    updated_at=NOW,
+                ),
+                Effect.NOTIFY,
+            ),
+            id="an acknowledged event alert resolves a timeout after its acknowledgement",
+        ),
+        pytest.param(
+            alert(auto_resolve=True, state=RESOLVED, requires_ack=False, last_seen=T0 - 1000),
+            Transition(
+                alert(auto_resolve=True, state=RESOLVED, requires_ack=False, last_seen=T0 - 1000)
+            ),
+            id="a resolved alert stays resolved",
+        ),
+    ],
+)
+def test_expiry(current: AlertRecord, expected: Transition) -> None:
+    """Event alerts resolve once not seen for the resolve timeout (after their ack if needed)."""
+    assert expiry(current, NOW, AFTER) == expected
+
+
+@pytest.mark.parametrize(
+    ("current", "handed", "expected"),
+    [
+        pytest.param(
+            None, alert(), Transition(alert(), Effect.CHANGED), id="an alert we never saw"
+        ),
+        pytest.param(
+            alert(updated_at=T0),
+            alert(updated_at=T0 + 1, level=2),
+            Transition(alert(updated_at=T0 + 1, level=2), Effect.CHANGED),
+            id="theirs changed later: theirs",
+        ),
+        pytest.param(
+            alert(updated_at=T0 + 1, level=2),
+            alert(updated_at=T0 + 1),
+            Transition(alert(updated_at=T0 + 1, level=2)),
+            id="ours changed as late or later: ours",
+        ),
+    ],
+)
+def test_taking_over_handed_alerts(
+    current: AlertRecord | None, handed: AlertRecord, expected: Transition
+) -> None:
+    """A handed-over record replaces ours only when it changed later; nothing is notified."""
+    assert taken_over(current, handed) == expected
+
+
+@pytest.mark.parametrize(
+    ("current", "happened", "expected"),
+    [
+        pytest.param(None, event(), True, id="a new alert"),
+        pytest.param(alert(state=RESOLVED), event(), True, id="a resolved alert firing again"),
+        pytest.param(alert(), event(), False, id="a firing alert"),
+        pytest.param(alert(state=ACKNOWLEDGED), event(), False, id="an acknowledged alert"),
+        pytest.param(None, event("resolved"), False, id="a resolved event"),
+    ],
+)
+def test_what_opens_an_alert(
+    current: AlertRecord | None, happened: AlertEvent, expected: bool
+) -> None:
+    """Only a firing event for an alert not open counts against the open-alert cap."""
+    assert opens(current, happened) is expected
