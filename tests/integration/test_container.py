@@ -12,7 +12,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,10 +215,8 @@ def test_stop_is_graceful_within_the_stop_timeout(containers: Containers) -> Non
     assert container.inspect("{{.Config.StopSignal}}") in {str(int(signal.SIGTERM)), "SIGTERM"}
     env = dict(item.split("=", 1) for item in json.loads(container.inspect("{{json .Config.Env}}")))
     assert int(env["EXESDB_SHUTDOWN_TIMEOUT_MS"]) < stop_timeout * 1000
-    began = time.monotonic()
     container.podman("stop", container.name, timeout=stop_timeout + 60)
-    assert time.monotonic() - began < stop_timeout
-    assert container.inspect("{{.State.ExitCode}}") == "0"
+    assert container.inspect("{{.State.ExitCode}}") == "0"  # a kill after the timeout is 137
     log = container.logs()
     assert "stopping" in log
     assert "Traceback" not in log

@@ -18,6 +18,7 @@ import hashlib
 import os
 import resource
 import shutil
+import ssl
 import subprocess
 import sys
 import uuid
@@ -123,7 +124,7 @@ def host_pip_settings() -> PipSettings:
         scope, _, name = key.partition(".")
         if scope in {"global", "install", ":env:"} and name in PIP_INDEX_KEYS:
             found[name] = value.strip().strip("'\"")
-    ca_bundle = Path(found.pop("cert", "") or os.environ.get("SSL_CERT_FILE") or CA_IN_IMAGE)
+    ca_bundle = Path(found.pop("cert", "") or ssl.get_default_verify_paths().cafile or CA_IN_IMAGE)
     lines, paths = ["[global]", f"cert = {CA_IN_IMAGE}"], []
     for name, value in sorted(found.items()):
         kept = []
@@ -154,21 +155,36 @@ def base_image(podman: Podman, workdir: Path) -> str:
     if os.geteuid() != 0:
         pytest.skip("debootstrap needs root to build the stand-in base image")
     rootfs = workdir / "rootfs"
-    completed = subprocess.run(
-        [debootstrap, "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(rootfs)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if completed.returncode != 0:
-        pytest.fail(f"debootstrap failed: {completed.stdout[-2000:]}{completed.stderr[-2000:]}")
-    for trimmed in TRIMMED:
-        shutil.rmtree(rootfs / trimmed, ignore_errors=True)
-    (rootfs / CA_IN_IMAGE.lstrip("/")).write_bytes(pip.ca_bundle.read_bytes())
-    (rootfs / "etc/pip.conf").write_text(pip.conf)
-    for path in pip.paths:  # else the build would leave these mount points in its image
-        (rootfs / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    try:
+        completed = subprocess.run(
+            [
+                debootstrap,
+                "--variant=minbase",
+                f"--include={','.join(PACKAGES)}",
+                SUITE,
+                str(rootfs),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if completed.returncode != 0:
+            pytest.fail(f"debootstrap failed: {completed.stdout[-2000:]}{completed.stderr[-2000:]}")
+        for trimmed in TRIMMED:
+            shutil.rmtree(rootfs / trimmed, ignore_errors=True)
+        (rootfs / CA_IN_IMAGE.lstrip("/")).write_bytes(pip.ca_bundle.read_bytes())
+        (rootfs / "etc/pip.conf").write_text(pip.conf)
+        for path in pip.paths:  # else the build would leave these mount points in its image
+            (rootfs / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        _import(podman, rootfs, tag)
+    finally:
+        shutil.rmtree(rootfs, ignore_errors=True)
+    return tag
+
+
+def _import(podman: Podman, rootfs: Path, tag: str) -> None:
+    """``tar -C rootfs -c . | podman import - tag``."""
     with subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE) as tar:
         imported = subprocess.run(
             [podman.binary, "import", "-", tag],
@@ -178,10 +194,8 @@ def base_image(podman: Podman, workdir: Path) -> str:
             timeout=300,
             check=False,
         )
-    shutil.rmtree(rootfs)
     if imported.returncode != 0 or tar.returncode != 0:
         pytest.fail(f"podman import failed: {imported.stderr}")
-    return tag
 
 
 def build_image(podman: Podman, base: str, tag: str) -> str:
@@ -272,7 +286,6 @@ class Containers:
         *,
         volume: str | None = None,
         flags: tuple[str, ...] = (),
-        args: tuple[str, ...] = (),
     ) -> Container:
         """Start the image detached on the host network; ``volume`` is mounted as its state."""
         name = f"exesdb-bridge-test-{uuid.uuid4().hex[:12]}"
@@ -287,7 +300,6 @@ class Containers:
             *(f"--env={key}={value}" for key, value in env.items()),
             *flags,
             self.image.tag,
-            *args,
         )
         return Container(self.podman, name)
 
