@@ -35,7 +35,7 @@ __all__ = [
 DEFAULT_TIMEOUT: Final = 2.0
 EXIT_HEALTHY: Final = 0
 EXIT_UNHEALTHY: Final = 1
-HEALTH_PATH: Final = "/healthz"
+_HEALTH_PATH: Final = "/healthz"
 
 
 @dataclass(frozen=True)
@@ -60,11 +60,11 @@ def probe_url(settings: Settings, scheme: str = "http") -> str:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:  # a name, asked as it is
-        return f"{scheme}://{host}:{port}{HEALTH_PATH}"
+        return f"{scheme}://{host}:{port}{_HEALTH_PATH}"
     if address.is_unspecified:
         address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
     shown = f"[{address}]" if address.version == 6 else str(address)
-    return f"{scheme}://{shown}:{port}{HEALTH_PATH}"
+    return f"{scheme}://{shown}:{port}{_HEALTH_PATH}"
 
 
 def probe(
@@ -74,7 +74,7 @@ def probe(
     ssl_context: ssl.SSLContext | None = None,
     credentials: tuple[str, str] | None = None,
 ) -> Verdict:
-    """GET ``url`` once, without following redirects; healthy only on 200.
+    """GET ``url`` once, healthy only on 200: no redirect followed, no proxy from the environment.
 
     ``timeout`` bounds the connect and each read. ``credentials`` (user, password) are sent as
     basic auth and never shown.

@@ -206,9 +206,12 @@ async def test_tls_is_checked_with_the_given_context(server: Server, tmp_path: P
 
 
 def test_command_exits_0_against_a_bridge_on_a_wildcard_address() -> None:
-    """EXESDB_HTTP_ADDR=0.0.0.0:PORT: the command asks loopback, exits 0, prints one line."""
+    """EXESDB_HTTP_ADDR=0.0.0.0:PORT: it asks loopback directly (no proxy), exits 0, one line."""
+    dead_proxy = f"http://127.0.0.1:{free_port()}"
     with ThreadedBridge() as bridge:
-        completed = healthcheck(EXESDB_HTTP_ADDR=f"0.0.0.0:{bridge.port}")
+        completed = healthcheck(
+            EXESDB_HTTP_ADDR=f"0.0.0.0:{bridge.port}", http_proxy=dead_proxy, HTTP_PROXY=dead_proxy
+        )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout == f"healthy: http://127.0.0.1:{bridge.port}/healthz answered 200\n"
 
