@@ -25,16 +25,21 @@ run: $(VENV)/.installed
 	$(BIN)/exesdb-bridge run
 
 # Real servers the integration tests start: installed when missing and running as root.
+# podman (with runc) runs the image the tests build on a Debian stand-in made by debootstrap.
 servers:
 	@missing=""; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v kubectl >/dev/null || missing="$$missing kubernetes-client"; \
+	command -v podman >/dev/null || missing="$$missing podman"; \
+	command -v runc >/dev/null || missing="$$missing runc"; \
+	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "installing:$$missing"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				-o DPkg::Lock::Timeout=300 --no-install-recommends $$missing >/dev/null; \
 		else \
 			echo "the integration tests need:$$missing (sudo apt-get install$$missing)"; \
 		fi; \

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from bridge import __version__
+from bridge import __version__, healthcheck
 from bridge.config import Settings, load_settings
 from bridge.errors import BridgeError, ConfigError
 from bridge.schema import add_schema_command
@@ -414,6 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
     outbox_retry.add_argument("--all", action="store_true", help="every dead-lettered delivery")
     outbox.set_defaults(handler=_outbox)
     add_schema_command(commands)
+
+    health = commands.add_parser("healthcheck", help="exit 0 when /healthz answers 200, else 1")
+    health.add_argument("--timeout", type=healthcheck.seconds, default=healthcheck.DEFAULT_TIMEOUT)
+    health.set_defaults(handler=lambda args: healthcheck.main(args.timeout))
     return parser
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 import subprocess
 from typing import Any
 
 import pytest
 import yaml
 
+from bridge import __version__
 from bridge.config import Settings
 from tests.deploy.files import (
     DEPLOY,
@@ -21,6 +24,10 @@ from tests.support import ROOT, require_binary
 
 K8S = DEPLOY / "kubernetes"
 DEFAULT_PORT = Settings.model_fields["http_addr"].default.rpartition(":")[2]
+HEALTHCHECK_COMMAND = ["exesdb-bridge", "healthcheck"]
+# docker stop and podman stop wait this long after the stop signal before they kill.
+ENGINE_STOP_TIMEOUT_S = 10
+STATE_DIR = "/var/lib/exesdb-bridge"
 
 
 def compose() -> dict[str, Any]:
@@ -70,6 +77,17 @@ def test_compose_runs_the_whole_stack() -> None:
     assert "--demo" in services["bridge"]["command"]
     assert services["bridge"]["build"]["dockerfile"] == "deploy/Dockerfile"
     assert (DEPLOY / services["bridge"]["build"]["context"] / "deploy/Dockerfile").is_file()
+
+
+def test_compose_runs_the_bridge_unprivileged_read_only_with_the_image_healthcheck() -> None:
+    """The bridge: non-root, read-only root, no capabilities, `exesdb-bridge healthcheck`."""
+    bridge = compose()["services"]["bridge"]
+    assert bridge["user"].split(":")[0] not in {"root", "0"}
+    assert bridge["read_only"] is True
+    assert bridge["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in bridge["security_opt"]
+    assert bridge["healthcheck"]["test"] == ["CMD", *HEALTHCHECK_COMMAND]
+    assert f"bridge-state:{bridge['environment']['EXESDB_STATE_DIR']}" in bridge["volumes"]
 
 
 def test_compose_sets_only_real_bridge_variables() -> None:
@@ -147,10 +165,18 @@ def test_collector_pipelines_use_defined_components() -> None:
 
 
 def test_kubernetes_has_every_object() -> None:
-    """Deployment, Service, ConfigMap, Secret, ServiceMonitor and PodDisruptionBudget parse."""
+    """Namespace, Deployment, Service, ConfigMap, Secret, ServiceMonitor and PDB parse."""
     kinds = sorted(obj["kind"] for obj in kube_objects())
     assert kinds == sorted(
-        ["ConfigMap", "Deployment", "PodDisruptionBudget", "Secret", "Service", "ServiceMonitor"]
+        [
+            "ConfigMap",
+            "Deployment",
+            "Namespace",
+            "PodDisruptionBudget",
+            "Secret",
+            "Service",
+            "ServiceMonitor",
+        ]
     )
     kustomization = load_yaml(K8S / "kustomization.yaml")
     assert sorted(kustomization["resources"]) == sorted(
@@ -191,22 +217,52 @@ def test_kubernetes_env_refs_resolve() -> None:
         defined.add(item["name"])
 
 
-def test_deployment_probes_and_limits() -> None:
-    """Liveness on /healthz, readiness on /readyz, requests and limits, non-root, the right port."""
-    deployment = kube("Deployment")
+def configured_port() -> int:
+    """The port of the ConfigMap's EXESDB_HTTP_ADDR: where the bridge listens in the pod."""
+    return int(kube("ConfigMap")["data"]["EXESDB_HTTP_ADDR"].rpartition(":")[2])
+
+
+def test_deployment_probes_ask_the_configured_address() -> None:
+    """Startup and liveness run the image's healthcheck; readiness asks /readyz on its port."""
     container = bridge_container()
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    for probe in ("startupProbe", "livenessProbe"):
+        assert container[probe]["exec"]["command"] == HEALTHCHECK_COMMAND, probe
+    readiness = container["readinessProbe"]["httpGet"]
+    assert readiness["path"] == "/readyz"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports[readiness["port"]] == configured_port()
+    assert configured_port() == int(DEFAULT_PORT)
+
+
+def test_deployment_has_limits_and_runs_unprivileged_read_only() -> None:
+    """Requests and limits; non-root, no privilege escalation, no capabilities, read-only root."""
+    pod = kube("Deployment")["spec"]["template"]["spec"]
+    container = bridge_container()
     assert {"cpu", "memory"} <= set(container["resources"]["limits"])
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
-    assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
-    port = container["ports"][0]
-    assert (
-        str(port["containerPort"])
-        == kube("ConfigMap")["data"]["EXESDB_HTTP_ADDR"].rpartition(":")[2]
-    )
-    assert port["containerPort"] == int(DEFAULT_PORT)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] not in (0, None)
+    security = container["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"]["drop"] == ["ALL"]
+
+
+def test_deployment_state_directory_is_its_one_writable_volume() -> None:
+    """EXESDB_STATE_DIR is a mounted, writable volume, and no other path is written."""
+    pod = kube("Deployment")["spec"]["template"]["spec"]
+    mounts = bridge_container()["volumeMounts"]
+    assert [m["mountPath"] for m in mounts] == [kube("ConfigMap")["data"]["EXESDB_STATE_DIR"]]
+    assert not mounts[0].get("readOnly", False)
+    volume = next(v for v in pod["volumes"] if v["name"] == mounts[0]["name"])
+    assert "emptyDir" in volume or "persistentVolumeClaim" in volume
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+
+
+def test_deployment_runs_this_version() -> None:
+    """The Deployment's image tag is the project's version."""
+    assert bridge_container()["image"].rpartition(":")[2] == __version__
 
 
 def test_selectors_match_the_pods() -> None:
@@ -233,7 +289,7 @@ def test_selectors_match_the_pods() -> None:
 
 
 def test_kustomize_builds() -> None:
-    """`kubectl kustomize deploy/kubernetes` renders the objects into one namespace."""
+    """`kubectl kustomize deploy/kubernetes` renders the objects and their Namespace."""
     result = subprocess.run(
         [require_binary("kubectl"), "kustomize", str(K8S)],
         capture_output=True,
@@ -244,7 +300,10 @@ def test_kustomize_builds() -> None:
     assert result.returncode == 0, result.stderr
     objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
     assert len(objects) == len(kube_objects())
-    assert {obj["metadata"]["namespace"] for obj in objects} == {"exesdb"}
+    namespaces = [obj["metadata"]["name"] for obj in objects if obj["kind"] == "Namespace"]
+    assert namespaces == ["exesdb"]
+    placed = {obj["metadata"].get("namespace") for obj in objects if obj["kind"] != "Namespace"}
+    assert placed == {"exesdb"}
 
 
 # -- Docker and systemd --
@@ -259,11 +318,30 @@ def dockerfile() -> list[tuple[str, str]]:
     ]
 
 
-def test_dockerfile_is_slim_non_root_with_a_healthcheck() -> None:
-    """A slim Python base, a non-root user, a HEALTHCHECK on /healthz, the default port exposed."""
+def final_stage() -> list[tuple[str, str]]:
+    """The instructions after the last FROM: what the shipped image is made of."""
     instructions = dockerfile()
-    bases = [arg for op, arg in instructions if op == "FROM"]
-    assert all(re.match(r"python:3\.1[1-9]-slim", base) for base in bases), bases
+    last = max(i for i, (op, _) in enumerate(instructions) if op == "FROM")
+    return instructions[last + 1 :]
+
+
+def dockerfile_env() -> dict[str, str]:
+    return dict(
+        pair.split("=", 1) for op, arg in final_stage() if op == "ENV" for pair in shlex.split(arg)
+    )
+
+
+def test_dockerfile_is_slim_non_root_with_a_healthcheck() -> None:
+    """A slim Python base, a non-root user, `exesdb-bridge healthcheck`, the default port."""
+    instructions = dockerfile()
+    arguments = dict(arg.split("=", 1) for op, arg in instructions if op == "ARG" and "=" in arg)
+    bases = [
+        re.sub(r"\$\{(\w+)\}", lambda m: arguments[m[1]], arg.split()[0])
+        for op, arg in instructions
+        if op == "FROM"
+    ]
+    assert len(bases) == 2  # a build stage, and the image
+    assert all(re.match(r"python:3\.1[1-9]-slim$", base) for base in bases), bases
     users = [arg for op, arg in instructions if op == "USER"]
     assert users
     assert users[-1].split(":")[0] not in {"root", "0"}
@@ -272,7 +350,7 @@ def test_dockerfile_is_slim_non_root_with_a_healthcheck() -> None:
     )
     healthchecks = [arg for op, arg in instructions if op == "HEALTHCHECK"]
     assert len(healthchecks) == 1
-    assert f"127.0.0.1:{DEFAULT_PORT}/healthz" in healthchecks[0]
+    assert json.loads(healthchecks[0].partition(" CMD ")[2]) == HEALTHCHECK_COMMAND
     assert [arg for op, arg in instructions if op == "EXPOSE"] == [DEFAULT_PORT]
     for op, arg in instructions:
         if op == "COPY" and "--from" not in arg:
@@ -280,10 +358,57 @@ def test_dockerfile_is_slim_non_root_with_a_healthcheck() -> None:
                 assert (ROOT / source).exists(), source
 
 
+def test_dockerfile_ships_only_the_installed_bridge() -> None:
+    """The image copies the build stage's virtualenv and installs nothing itself."""
+    final = final_stage()
+    assert [arg for op, arg in final if op == "COPY"] == [
+        "--from=build /opt/exesdb-bridge /opt/exesdb-bridge"
+    ]
+    assert not [arg for op, arg in final if op == "RUN" and "pip" in arg]
+    assert dockerfile_env()["PATH"].startswith("/opt/exesdb-bridge/bin:")
+
+
+def test_dockerfile_state_volume_is_the_one_writable_place() -> None:
+    """State and temporary files go to the volume, so a read-only root filesystem works."""
+    env = dockerfile_env()
+    assert env["EXESDB_STATE_DIR"] == env["TMPDIR"] == STATE_DIR
+    assert [arg for op, arg in final_stage() if op == "VOLUME"] == [f'["{STATE_DIR}"]']
+
+
+def test_dockerfile_labels_name_the_version_and_source() -> None:
+    """OCI labels: title, version (the project's), source, licenses."""
+    labels = dict(
+        pair.split("=", 1)
+        for op, arg in final_stage()
+        if op == "LABEL"
+        for pair in shlex.split(arg)
+    )
+    assert labels["org.opencontainers.image.version"] == __version__
+    assert labels["org.opencontainers.image.source"].startswith("https://")
+    assert labels["org.opencontainers.image.title"] == "exesdb-bridge"
+    assert labels["org.opencontainers.image.licenses"] == "MIT"
+
+
+def test_shutdown_fits_inside_every_stop_timeout() -> None:
+    """SIGTERM stops the bridge, which drains within EXESDB_SHUTDOWN_TIMEOUT_MS, before a kill."""
+    assert [arg for op, arg in final_stage() if op == "STOPSIGNAL"] == ["SIGTERM"]
+    image_ms = int(dockerfile_env()["EXESDB_SHUTDOWN_TIMEOUT_MS"])
+    assert image_ms < ENGINE_STOP_TIMEOUT_S * 1000
+    bridge = compose()["services"]["bridge"]
+    grace = int(bridge["stop_grace_period"].removesuffix("s"))
+    assert int(bridge["environment"]["EXESDB_SHUTDOWN_TIMEOUT_MS"]) < grace * 1000
+    pod = kube("Deployment")["spec"]["template"]["spec"]
+    kube_ms = int(kube("ConfigMap")["data"]["EXESDB_SHUTDOWN_TIMEOUT_MS"])
+    assert kube_ms < pod["terminationGracePeriodSeconds"] * 1000
+
+
 def test_dockerfile_sets_only_real_bridge_variables() -> None:
-    """ENV names bridge settings (and Python's own switches) only."""
-    names = [pair.split("=")[0] for op, arg in dockerfile() if op == "ENV" for pair in arg.split()]
-    assert unknown_variables([n for n in names if not n.startswith("PYTHON")]) == []
+    """ENV names bridge settings, Python's own switches, PATH and TMPDIR only."""
+    names = [
+        n for n in dockerfile_env() if not n.startswith("PYTHON") and n not in {"PATH", "TMPDIR"}
+    ]
+    assert names
+    assert unknown_variables(names) == []
 
 
 def test_dockerignore_keeps_the_context_small() -> None:

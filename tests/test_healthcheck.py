@@ -1,0 +1,243 @@
+"""`exesdb-bridge healthcheck`: the configured address, real servers on loopback, one line why."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from bridge.healthcheck import probe, probe_url
+from tests.support import ROOT, ThreadedBridge, bridge_env, free_port, make_settings, require_binary
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Server:
+    """An aiohttp server on 127.0.0.1 whose /healthz runs a given handler; records requests."""
+
+    def __init__(self) -> None:
+        self.seen: list[web.Request] = []
+        self.release = asyncio.Event()
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self, handler: Handler, ssl_context: ssl.SSLContext | None = None) -> Server:
+        async def record(request: web.Request) -> web.StreamResponse:
+            self.seen.append(request)
+            return await handler(request)
+
+        app = web.Application()
+        app.router.add_get("/healthz", record)
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=ssl_context)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    def url(self, scheme: str = "http") -> str:
+        """Where its /healthz is."""
+        return f"{scheme}://127.0.0.1:{self.port}/healthz"
+
+    async def aclose(self) -> None:
+        """Release hung handlers and stop serving."""
+        self.release.set()
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    """A started-on-demand loopback server, cleaned up afterwards."""
+    made = Server()
+    yield made
+    await made.aclose()
+
+
+def answer(status: int, **headers: str) -> Handler:
+    """A handler answering ``status`` with ``headers``."""
+
+    async def handle(request: web.Request) -> web.Response:
+        return web.Response(status=status, text="{}", headers=headers)
+
+    return handle
+
+
+def healthcheck(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m bridge healthcheck`` with a clean bridge environment plus ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", "healthcheck", *args],
+        env=bridge_env(**env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+# -- the URL --
+
+
+@pytest.mark.parametrize(
+    ("addr", "url"),
+    [
+        ("0.0.0.0:9571", "http://127.0.0.1:9571/healthz"),
+        (":9571", "http://127.0.0.1:9571/healthz"),
+        ("[::]:9571", "http://[::1]:9571/healthz"),
+        ("127.0.0.2:80", "http://127.0.0.2:80/healthz"),
+        ("[::1]:9", "http://[::1]:9/healthz"),
+        ("bridge.internal:9570", "http://bridge.internal:9570/healthz"),
+    ],
+)
+def test_probe_url_asks_the_configured_address_with_wildcards_as_loopback(
+    addr: str, url: str
+) -> None:
+    """A wildcard host (0.0.0.0, ::, empty) becomes loopback; any other host is asked as is."""
+    assert probe_url(make_settings(EXESDB_HTTP_ADDR=addr)) == url
+
+
+def test_probe_url_keeps_the_scheme_it_is_given() -> None:
+    """The scheme is a parameter, for a bridge that serves TLS."""
+    settings = make_settings(EXESDB_HTTP_ADDR="0.0.0.0:9443")
+    assert probe_url(settings, "https") == "https://127.0.0.1:9443/healthz"
+
+
+# -- one probe against real servers --
+
+
+async def test_healthy_on_200(server: Server) -> None:
+    """200 from /healthz is healthy, and the line names the URL."""
+    await server.start(answer(200))
+    verdict = await asyncio.to_thread(probe, server.url())
+    assert verdict.healthy
+    assert verdict.line == f"healthy: {server.url()} answered 200"
+
+
+@pytest.mark.parametrize(("status", "reason"), [(503, "Service Unavailable"), (404, "Not Found")])
+async def test_unhealthy_on_any_other_status(server: Server, status: int, reason: str) -> None:
+    """Any status but 200 is unhealthy, and the line gives the status and reason."""
+    await server.start(answer(status))
+    verdict = await asyncio.to_thread(probe, server.url())
+    assert not verdict.healthy
+    assert verdict.line == f"unhealthy: {server.url()} answered {status} {reason}"
+
+
+async def test_a_redirect_is_not_followed(server: Server) -> None:
+    """A 302 is unhealthy: the check asks the bridge itself, not where it points."""
+    await server.start(answer(302, Location="http://127.0.0.1:1/healthz"))
+    verdict = await asyncio.to_thread(probe, server.url())
+    assert verdict.line == f"unhealthy: {server.url()} answered 302 Found"
+    assert len(server.seen) == 1
+
+
+async def test_nothing_listening_is_unhealthy_saying_so() -> None:
+    """A port nobody listens on: connection refused, in one line."""
+    url = f"http://127.0.0.1:{free_port()}/healthz"
+    verdict = await asyncio.to_thread(probe, url)
+    assert not verdict.healthy
+    assert verdict.line == f"unhealthy: cannot connect to {url}: Connection refused"
+
+
+async def test_a_server_that_never_answers_times_out(server: Server) -> None:
+    """No answer within the timeout is unhealthy, and the line says how long it waited."""
+
+    async def hang(request: web.Request) -> web.Response:
+        await server.release.wait()
+        return web.Response()
+
+    await server.start(hang)
+    verdict = await asyncio.to_thread(probe, server.url(), timeout=0.3)
+    assert verdict.line == f"unhealthy: {server.url()} did not answer within 0.3s"
+
+
+async def test_credentials_are_sent_as_basic_auth_and_never_shown(server: Server) -> None:
+    """(user, password) goes out as an Authorization header; the line does not carry it."""
+
+    async def guarded(request: web.Request) -> web.Response:
+        ok = request.headers.get("Authorization") == "Basic b3BzOnMzY3JldA=="
+        return web.Response(status=200 if ok else 401)
+
+    await server.start(guarded)
+    verdict = await asyncio.to_thread(probe, server.url(), credentials=("ops", "s3cret"))
+    assert verdict.healthy
+    refused = await asyncio.to_thread(probe, server.url(), credentials=("ops", "wrong"))
+    assert refused.line == f"unhealthy: {server.url()} answered 401 Unauthorized"
+    assert "s3cret" not in verdict.line + refused.line
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made by openssl."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            require_binary("openssl"),
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_tls_is_checked_with_the_given_context(server: Server, tmp_path: Path) -> None:
+    """Over https, the given SSL context decides trust: its CA passes, the default one fails."""
+    cert, key = self_signed(tmp_path)
+    serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    serving.load_cert_chain(cert, key)
+    await server.start(answer(200), ssl_context=serving)
+    url = server.url("https")
+    trusting = ssl.create_default_context(cafile=str(cert))
+    assert (await asyncio.to_thread(probe, url, ssl_context=trusting)).healthy
+    refused = await asyncio.to_thread(probe, url, ssl_context=ssl.create_default_context())
+    assert refused.line == f"unhealthy: TLS with {url} failed: CERTIFICATE_VERIFY_FAILED"
+
+
+# -- the command --
+
+
+def test_command_exits_0_against_a_bridge_on_a_wildcard_address() -> None:
+    """EXESDB_HTTP_ADDR=0.0.0.0:PORT: it asks loopback directly (no proxy), exits 0, one line."""
+    dead_proxy = f"http://127.0.0.1:{free_port()}"
+    with ThreadedBridge() as bridge:
+        completed = healthcheck(
+            EXESDB_HTTP_ADDR=f"0.0.0.0:{bridge.port}", http_proxy=dead_proxy, HTTP_PROXY=dead_proxy
+        )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == f"healthy: http://127.0.0.1:{bridge.port}/healthz answered 200\n"
+
+
+def test_command_exits_1_with_one_line_when_nothing_answers() -> None:
+    """Nothing on the configured port: exit 1, one line on stderr naming the URL."""
+    port = free_port()
+    completed = healthcheck(EXESDB_HTTP_ADDR=f"127.0.0.1:{port}")
+    assert completed.returncode == 1
+    assert completed.stdout == ""
+    assert completed.stderr == (
+        f"unhealthy: cannot connect to http://127.0.0.1:{port}/healthz: Connection refused\n"
+    )
+
+
+def test_command_exits_1_not_2_on_a_bad_configuration() -> None:
+    """A bad setting is unhealthy (exit 1: Docker reserves 2), one line naming the variable."""
+    completed = healthcheck(EXESDB_HTTP_ADDR="nowhere")
+    assert completed.returncode == 1
+    assert completed.stderr.count("\n") == 1
+    assert completed.stderr.startswith("unhealthy: bad configuration: EXESDB_HTTP_ADDR: ")
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "soon"])
+def test_command_refuses_a_timeout_that_is_not_positive(timeout: str) -> None:
+    """--timeout must be a positive number of seconds (bad usage: exit 2)."""
+    completed = healthcheck("--timeout", timeout)
+    assert completed.returncode == 2
+    assert "--timeout" in completed.stderr
