@@ -1,9 +1,9 @@
 """What every HTTP route shares, at the edge or in a component: one error shape, one admin guard.
 
 Error answers are JSON objects with ``error`` (a stable code), ``detail`` and, where one is at
-fault, ``field``. Admin routes need ``Authorization: Bearer $EXESDB_ADMIN_TOKEN`` or, when
-``Authorization`` carries basic auth for the web config, ``X-ExESDB-Admin-Token: $EXESDB_ADMIN_TOKEN``;
-with no token configured they answer 403 and say how to enable them.
+fault, ``field``. Admin routes need ``Authorization: Bearer $EXESDB_ADMIN_TOKEN`` (or, when
+``Authorization`` carries the web config's basic auth, ``X-ExESDB-Admin-Token``); with no token
+configured they answer 403 and say how to enable them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pydantic import SecretStr
 __all__ = ["ADMIN_TOKEN_HEADER", "AdminGuard", "Route", "error_response"]
 
 # Where the admin token goes when Authorization is taken by basic auth (docs/security.md).
-ADMIN_TOKEN_HEADER: Final = "X-ExESDB-Admin-Token"
+ADMIN_TOKEN_HEADER: Final = "X-ExESDB-Admin-Token"  # noqa: S105 (a header name)
 
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

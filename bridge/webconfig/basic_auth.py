@@ -11,6 +11,7 @@ the file's reload empties it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import secrets
@@ -19,7 +20,6 @@ from collections.abc import Mapping
 from typing import Final
 
 import bcrypt
-from aiohttp import BasicAuth
 
 __all__ = ["CACHE_SIZE", "BasicAuthChecker"]
 
@@ -108,22 +108,35 @@ class BasicAuthChecker:
         """True when ``authorization`` holds a configured user and that user's password."""
         if not self._users or not authorization:
             return False
-        try:
-            credentials = BasicAuth.decode(authorization, encoding="utf-8")
-        except ValueError:
+        credentials = _credentials(authorization)
+        if credentials is None:
             return False
-        hashed = self._lookup(credentials.login)
-        key = self._cache.key(credentials.login, hashed or b"", credentials.password)
+        user, password = credentials
+        hashed = self._lookup(user)
+        key = self._cache.key(user, hashed or b"", password)
         if hashed is not None and key in self._cache:
             return True
         async with self._lock:
             matches = await asyncio.get_running_loop().run_in_executor(
-                None, _bcrypt_matches, credentials.password, hashed or self._decoy
+                None, _bcrypt_matches, password, hashed or self._decoy
             )
         if matches and hashed is not None:
             self._cache.add(key)
             return True
         return False
+
+
+def _credentials(authorization: str) -> tuple[str, str] | None:
+    """(user, password) of an ``Authorization: Basic`` value (RFC 7617, UTF-8), or None."""
+    scheme, _, encoded = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except ValueError:  # not base64, or not UTF-8
+        return None
+    user, colon, password = decoded.partition(":")
+    return (user, password) if colon else None
 
 
 def _bcrypt_matches(password: str, hashed: bytes) -> bool:

@@ -1,16 +1,17 @@
 """The web configuration in force: loaded at start, reloaded when its files change.
 
 At most once per ``check_interval`` (on a request or a TLS handshake) the file and the files it
-names are looked at with ``os.stat``; when any changed, everything is read again and, if good,
-takes over at once: the users and headers for the next request, the certificate, key and client
-CA for the next connection. A bad new version keeps the old one in force and is logged once.
-Turning TLS on or off needs a restart (the listening socket is one or the other).
+names are read and hashed (a few KiB; file times can miss a quick rewrite); when any changed,
+everything is loaded again and, if good, takes over at once: the users and headers for the next
+request, the certificate, key and client CA for the next connection. A bad new version keeps the
+old one in force and is logged once. Turning TLS on or off needs a restart (the listening socket
+is one or the other).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import os
 import ssl
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from typing import Final
 from prometheus_client import CollectorRegistry, Gauge
 
 from bridge.errors import ConfigError
-from bridge.webconfig.basic_auth import BasicAuthChecker
+from bridge.webconfig.basic_auth import CACHE_SIZE, BasicAuthChecker
 from bridge.webconfig.schema import WebConfig, parse_web_config
 from bridge.webconfig.tls import apply_handshake_settings, server_context
 
@@ -30,7 +31,7 @@ __all__ = ["CHECK_INTERVAL_SECONDS", "LiveWebConfig", "describe_web_config", "lo
 _logger = logging.getLogger(__name__)
 
 CHECK_INTERVAL_SECONDS: Final = 1.0
-# (path, inode, size, mtime in ns) of each file, or (path,) for one that cannot be read.
+# (path, SHA-256 of its content) of each file, or (path,) for one that cannot be read.
 _Stamp = tuple[tuple[object, ...], ...]
 
 
@@ -71,17 +72,19 @@ def _stamp(path: Path, config: WebConfig | None) -> _Stamp:
     stamps: list[tuple[object, ...]] = []
     for name in paths:
         try:
-            info = os.stat(name)
+            content = Path(name).read_bytes()
         except OSError:
             stamps.append((name,))
         else:
-            stamps.append((name, info.st_ino, info.st_size, info.st_mtime_ns))
+            stamps.append((name, hashlib.sha256(content).digest()))
     return tuple(stamps)
 
 
 def _settled_stamp(path: Path, before: _Stamp, config: WebConfig) -> _Stamp:
-    """The stamp to compare with next: the one taken before reading when it covers the same
-    files, so that a change made while reading is seen at the next look."""
+    """The stamp to compare with next: the one taken before loading, if it covers the same files.
+
+    So that a change made while loading is seen at the next look.
+    """
     after = _stamp(path, config)
     same_files = [entry[0] for entry in before] == [entry[0] for entry in after]
     return before if same_files else after
@@ -96,6 +99,7 @@ class LiveWebConfig:
         *,
         registry: CollectorRegistry | None = None,
         check_interval: float = CHECK_INTERVAL_SECONDS,
+        cache_size: int = CACHE_SIZE,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -110,7 +114,7 @@ class LiveWebConfig:
         self._stamp = _settled_stamp(self.path, before, loaded.config)
         self._refused: _Stamp | None = None
         self._next_look = clock() + check_interval
-        self.auth = BasicAuthChecker(loaded.config.basic_auth_users)
+        self.auth = BasicAuthChecker(loaded.config.basic_auth_users, cache_size=cache_size)
         # The listening socket's context, for the server's whole life (see bridge.webconfig.tls).
         self.ssl_context = loaded.context
         if self.ssl_context is not None:
@@ -149,7 +153,12 @@ class LiveWebConfig:
     def reload_if_changed(self) -> bool:
         """Look at the files now; True when a changed file was taken."""
         stamp = _stamp(self.path, self._loaded.config)
-        if stamp == self._stamp or stamp == self._refused:
+        if stamp == self._stamp:
+            if self._refused is not None:  # put back as it was: what is in force is the file
+                self._refused = None
+                self._reloaded.set(1)
+            return False
+        if stamp == self._refused:  # already logged
             return False
         try:
             loaded = _load(self.path)

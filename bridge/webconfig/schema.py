@@ -259,6 +259,9 @@ def _describe(error: Any) -> str:
         allowed = _allowed_keys(loc[:-1])
         return f"{key}: unknown key; allowed here: {', '.join(allowed)}"
     message = str(error["msg"]).removeprefix("Value error, ")
+    # Pydantic's words for Python types, in the file's words.
+    message = re.sub(r"a valid dictionary or instance of \w+", "a mapping of keys", message)
+    message = message.replace("a valid tuple", "a list").replace("a valid dictionary", "a mapping")
     given = error.get("input")
     secret = any(part in _SECRET_KEYS for part in loc)
     if not secret and isinstance(given, str | int | float) and error["type"] != "value_error":

@@ -73,7 +73,9 @@ def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
     assert tls.cert_file is not None
     assert tls.key_file is not None
     try:
-        context.load_cert_chain(tls.cert_file, tls.key_file)
+        # An encrypted key fails here rather than prompting on the terminal (nor does the toolkit
+        # take a passphrase).
+        context.load_cert_chain(tls.cert_file, tls.key_file, password=b"")
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(
             [
