@@ -132,7 +132,7 @@ class Bridge:
 
     def _register_self_metrics(self) -> None:
         register_queue_depth(self.bus, self.registry)
-        register_build_metrics(self.registry, build_info(), self.started_at)
+        register_build_metrics(self.registry, build_info(self.settings.revision), self.started_at)
         Gauge(
             "exesdb_integration_enabled",
             "1 while the pubsub integration is enabled, else 0.",

@@ -2,15 +2,14 @@
 
 The revision is, in order: ``EXESDB_REVISION`` (the image build sets it from its
 ``--build-arg REVISION``), the commit pip recorded when installing from git (PEP 610's
-``direct_url.json``, e.g. ``pip install git+https://…@<commit>``), else ``unknown``.
+``direct_url.json``, e.g. ``pip install git+https://…@<commit>``), else ``unknown``. Nothing is
+run at start-up to find it (no ``git``): an installed package has no repository to ask.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
-from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, distribution
 from typing import Final
@@ -19,9 +18,8 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from bridge import __version__
 
-__all__ = ["REVISION_VARIABLE", "BuildInfo", "build_info", "register_build_metrics"]
+__all__ = ["BuildInfo", "build_info", "register_build_metrics"]
 
-REVISION_VARIABLE: Final = "EXESDB_REVISION"
 _UNKNOWN: Final = "unknown"
 
 
@@ -34,9 +32,9 @@ class BuildInfo:
     python_version: str
 
 
-def build_info(environ: Mapping[str, str] = os.environ) -> BuildInfo:
-    """This build's version, revision (see the module docstring) and Python version."""
-    revision = environ.get(REVISION_VARIABLE, "").strip() or _recorded_commit() or _UNKNOWN
+def build_info(revision: str | None = None) -> BuildInfo:
+    """This build's version, revision (``EXESDB_REVISION`` as given, see above), Python version."""
+    revision = (revision or "").strip() or _recorded_commit() or _UNKNOWN
     return BuildInfo(__version__, revision, platform.python_version())
 
 

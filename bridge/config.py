@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     # Logging.
     log_level: LogLevel = _env("EXESDB_LOG_LEVEL", default="info")
     log_format: Literal["text", "json"] = _env("EXESDB_LOG_FORMAT", default="text")
+    # The source revision in exesdb_build_info (bridge/build.py); the image build sets it.
+    revision: str | None = _env("EXESDB_REVISION", default=None)
 
     # OpenTelemetry: the standard variables; the SDK reads the rest itself.
     otlp_endpoint: str | None = _env(

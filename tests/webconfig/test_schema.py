@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import bcrypt
 import pytest
 
 from bridge.errors import ConfigError
 from bridge.webconfig import load_web_config
 from bridge.webconfig.schema import parse_web_config
+from tests.doc_text import fenced, page
 from tests.webconfig.files import WebFiles, bcrypt_hash
 
 HASH = bcrypt_hash("pw")
@@ -190,3 +192,23 @@ def test_a_missing_file_is_refused(tmp_path: Path):
     """A file that cannot be read is refused naming it."""
     with pytest.raises(ConfigError, match=r"missing\.yml: cannot read"):
         load_web_config(tmp_path / "missing.yml")
+
+
+def test_the_documented_example_reads_and_its_hash_is_change_me():
+    """The example file of docs/security.md reads as it is; its user's password is change-me."""
+    example = fenced(page("security"), "yaml")[0]
+    config = parse_web_config(example, HERE)
+    assert config.tls is not None
+    assert config.tls.client_auth_type == "RequireAndVerifyClientCert"
+    [hashed] = config.basic_auth_users.values()
+    assert bcrypt.checkpw(b"change-me", hashed.encode())
+
+
+def test_the_documented_refusal_is_the_one_printed():
+    """The refusal shown in docs/security.md is, word for word, what the bridge says."""
+    [shown] = fenced(page("security"), "text")
+    line = shown.splitlines()[1].strip()
+    path = Path("/etc/exesdb-bridge/web.yml")
+    with pytest.raises(ConfigError) as caught:
+        parse_web_config("tls_server_config:\n  client_auth: RequireAndVerifyClientCert\n", path)
+    assert line == f"EXESDB_WEB_CONFIG_FILE: {caught.value.problems[0]}"
