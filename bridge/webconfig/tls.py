@@ -69,6 +69,10 @@ def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
     apply_handshake_settings(tls, context)
     # aiohttp speaks HTTP/1.1 only: say so, so that no client expects h2.
     context.set_alpn_protocols(["http/1.1"])
+    # No session tickets: a ticket issued under an earlier file (looser client auth, another CA)
+    # must not resume a session past a reload. Scrapers keep their connection open anyway.
+    context.options |= ssl.OP_NO_TICKET
+    context.num_tickets = 0
     # The schema requires both when TLS is on.
     assert tls.cert_file is not None
     assert tls.key_file is not None
