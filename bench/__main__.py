@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from bench import alerts, bus, idle, ingest, soak
+    from bench import alerts, bus, idle, ingest, soak, web_auth
 
     suites: dict[str, Callable[[], str]] = {
         "bus": lambda: bus.run(quick=args.quick),
@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     suites["idle"] = lambda: idle.run(seconds=args.idle_seconds)
     suites["soak"] = lambda: soak.run(seconds=args.soak_seconds)
     suites["alerts"] = lambda: alerts.run(quick=args.quick)
+    suites["webauth"] = lambda: web_auth.run(quick=args.quick)
 
     print(f"## exesdb-bridge benchmarks\n\nMachine: {_machine()}\n", flush=True)
     started = time.monotonic()

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Gauge, Info
+from prometheus_client import CollectorRegistry, Gauge
 
-from bridge import __version__
+from bridge.build import build_info, register_build_metrics
 from bridge.bus import (
     Bus,
     BusMetrics,
@@ -35,6 +35,8 @@ from bridge.integration import Integration, install
 from bridge.sinks.alerts import alert_sink
 from bridge.sinks.otlp import otlp_component
 from bridge.sinks.prometheus import exposition, prometheus_sink
+from bridge.webconfig import LiveWebConfig
+from bridge.webconfig import install as install_web_config
 from collectors import health_collector, lifecycle_collector, throughput_collector
 
 __all__ = ["Bridge", "build_transport"]
@@ -124,14 +126,13 @@ class Bridge:
             if component is not None:
                 self.components.append(component)
         self._runner: web.AppRunner | None = None
+        self.web_config: LiveWebConfig | None = None
         self._closed = False
         self.address: tuple[str, int] | None = None
 
     def _register_self_metrics(self) -> None:
         register_queue_depth(self.bus, self.registry)
-        Info("exesdb_build", "The bridge's version.", registry=self.registry).info(
-            {"version": __version__}
-        )
+        register_build_metrics(self.registry, build_info(self.settings.revision), self.started_at)
         Gauge(
             "exesdb_integration_enabled",
             "1 while the pubsub integration is enabled, else 0.",
@@ -148,14 +149,23 @@ class Bridge:
             await component.start()
         if serve_http:
             host, port = self.settings.listen
-            self._runner = web.AppRunner(build_app(self), access_log=None, shutdown_timeout=2.0)
+            app = build_app(self)
+            if self.settings.web_config_file:
+                # TLS, basic auth and headers (docs/security.md); a bad file: ConfigError.
+                self.web_config = LiveWebConfig(
+                    self.settings.web_config_file, registry=self.registry
+                )
+                install_web_config(app, self.web_config)
+            ssl_context = self.web_config.ssl_context if self.web_config else None
+            self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
             await self._runner.setup()
-            site = web.TCPSite(self._runner, host, port)
+            site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
             await site.start()
             server = site._server
             sockets = getattr(server, "sockets", None) or []
             self.address = sockets[0].getsockname()[:2] if sockets else (host, port)
-            _logger.info("listening on http://%s:%d", *self.address)
+            scheme = "https" if ssl_context else "http"
+            _logger.info("listening on %s://%s:%d", scheme, *self.address)
 
     async def aclose(self) -> None:
         """Stop taking requests, stop components, drain and stop the bus; idempotent."""

@@ -22,6 +22,7 @@ from bridge import __version__, healthcheck
 from bridge.config import Settings, load_settings
 from bridge.errors import BridgeError, ConfigError
 from bridge.schema import add_schema_command
+from bridge.webconfig import describe_web_config
 
 __all__ = ["main"]
 
@@ -120,6 +121,8 @@ def _run(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
     shown = settings.redacted()
+    if settings.web_config_file:
+        shown["EXESDB_WEB_CONFIG_FILE"] += f" ({describe_web_config(settings.web_config_file)})"
     width = max(len(name) for name in shown)
     for name, value in shown.items():
         print(f"{name:<{width}}  {value}")

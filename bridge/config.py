@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bridge.errors import ConfigError
 from bridge.messages import AlertSeverity
 from bridge.redaction import redact_urls, safe_url
+from bridge.webconfig import load_web_config
 
 __all__ = [
     "MIN_SECRET_LENGTH",
@@ -100,6 +101,7 @@ class Settings(BaseSettings):
         "EXESDB_MAX_BODY_BYTES", default=1_048_576
     )
     admin_token: SecretStr | None = _env("EXESDB_ADMIN_TOKEN", default=None)
+    web_config_file: str | None = _env("EXESDB_WEB_CONFIG_FILE", default=None)
     shutdown_timeout_ms: PositiveMs = _env("EXESDB_SHUTDOWN_TIMEOUT_MS", default=8_000)
 
     # The Prometheus sink.
@@ -127,6 +129,8 @@ class Settings(BaseSettings):
     # Logging.
     log_level: LogLevel = _env("EXESDB_LOG_LEVEL", default="info")
     log_format: Literal["text", "json"] = _env("EXESDB_LOG_FORMAT", default="text")
+    # The source revision in exesdb_build_info (bridge/build.py); the image build sets it.
+    revision: str | None = _env("EXESDB_REVISION", default=None)
 
     # OpenTelemetry: the standard variables; the SDK reads the rest itself.
     otlp_endpoint: str | None = _env(
@@ -206,8 +210,13 @@ class Settings(BaseSettings):
         return split_addr(self.http_addr)
 
     def cross_checks(self) -> list[str]:
-        """Problems that involve several variables, one line each."""
+        """Problems that involve several variables or a file one names, one line each."""
         problems: list[str] = []
+        if self.web_config_file:
+            try:
+                load_web_config(self.web_config_file)
+            except ConfigError as exc:
+                problems += [f"EXESDB_WEB_CONFIG_FILE: {problem}" for problem in exc.problems]
         secret = self.secret_key_base.get_secret_value() if self.secret_key_base else ""
         if (self.ingest or self.uses_redis) and len(secret) < MIN_SECRET_LENGTH:
             fault = "is not set" if not secret else f"has {len(secret)} characters"

@@ -1,7 +1,8 @@
 """What every HTTP route shares, at the edge or in a component: one error shape, one admin guard.
 
 Error answers are JSON objects with ``error`` (a stable code), ``detail`` and, where one is at
-fault, ``field``. Admin routes need ``Authorization: Bearer $EXESDB_ADMIN_TOKEN``; with no token
+fault, ``field``. Admin routes need ``Authorization: Bearer $EXESDB_ADMIN_TOKEN`` (or, when
+``Authorization`` carries the web config's basic auth, ``X-ExESDB-Admin-Token``); with no token
 configured they answer 403 and say how to enable them.
 """
 
@@ -9,12 +10,15 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 from pydantic import SecretStr
 
-__all__ = ["AdminGuard", "Route", "error_response"]
+__all__ = ["ADMIN_TOKEN_HEADER", "AdminGuard", "Route", "error_response"]
+
+# Where the admin token goes when Authorization is taken by basic auth (docs/security.md).
+ADMIN_TOKEN_HEADER: Final = "X-ExESDB-Admin-Token"  # noqa: S105 (a header name)
 
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -50,13 +54,18 @@ class AdminGuard:
                 "admin endpoints are off: set EXESDB_ADMIN_TOKEN to enable them",
             )
         scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
+        if scheme.lower() != "bearer":
+            credential = request.headers.get(ADMIN_TOKEN_HEADER, "")
+        if not credential or not hmac.compare_digest(
             # surrogateescape: header bytes that are not UTF-8 compare as what they are.
             credential.strip().encode("utf-8", "surrogateescape"),
             self._token,
         ):
             answer = error_response(
-                401, "unauthorized", "send Authorization: Bearer <EXESDB_ADMIN_TOKEN>"
+                401,
+                "unauthorized",
+                f"send Authorization: Bearer <EXESDB_ADMIN_TOKEN> (or {ADMIN_TOKEN_HEADER}: "
+                "<EXESDB_ADMIN_TOKEN> when Authorization carries basic auth)",
             )
             answer.headers["WWW-Authenticate"] = 'Bearer realm="exesdb-bridge"'
             return answer

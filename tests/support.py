@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -85,12 +86,15 @@ def require_binary(name: str) -> str:
 
 
 def http_get(
-    url: str, headers: Mapping[str, str] | None = None, timeout: float = 5.0
+    url: str,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 5.0,
+    context: ssl.SSLContext | None = None,
 ) -> tuple[int, bytes]:
-    """GET ``url``; returns (status, body) for any status."""
+    """GET ``url`` (``context`` for https); returns (status, body) for any status."""
     request = urllib.request.Request(url, headers=dict(headers or {}))
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -111,10 +115,19 @@ class BridgeProcess:
     """An ``exesdb-bridge run`` subprocess on a free loopback port."""
 
     def __init__(
-        self, args: list[str] | None = None, state_dir: Path | None = None, **env: str
+        self,
+        args: list[str] | None = None,
+        state_dir: Path | None = None,
+        *,
+        context: ssl.SSLContext | None = None,
+        headers: Mapping[str, str] | None = None,
+        **env: str,
     ) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        # With a web config file: https (``context`` trusts its CA) and basic auth (``headers``).
+        self.context = context
+        self.headers = dict(headers or {})
+        self.url = f"{'https' if context else 'http'}://127.0.0.1:{self.port}"
         environment = {
             "EXESDB_HTTP_ADDR": f"127.0.0.1:{self.port}",
             "SECRET_KEY_BASE": TEST_SECRET,
@@ -141,7 +154,10 @@ class BridgeProcess:
                 cwd=str(log_dir),
             )
         wait_until(
-            lambda: self._alive() and http_get(self.url + "/healthz")[0] == 200,
+            lambda: (
+                self._alive()
+                and http_get(self.url + "/healthz", self.headers, context=self.context)[0] == 200
+            ),
             ready_timeout,
             f"bridge on {self.url} (log: {self.log_path})",
         )

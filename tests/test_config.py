@@ -218,6 +218,22 @@ def test_field_errors_and_cross_checks_are_reported_together(
     ]
 
 
+def test_web_config_file_problems_are_reported_with_the_others(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path
+) -> None:
+    """A bad web config file is one more problem line, beside a bad variable."""
+    web = tmp_path / "web.yml"
+    web.write_text("basic_auth_users:\n  alice: hunter2\nbogus: 1\n")
+    status, _, err = _check_config(
+        monkeypatch, capsys, EXESDB_WEB_CONFIG_FILE=str(web), EXESDB_LOG_LEVEL="loud"
+    )
+    assert status == 2
+    lines = [line.strip() for line in err.splitlines()[1:]]
+    assert [line.split(":")[0] for line in lines].count("EXESDB_WEB_CONFIG_FILE") == 2
+    assert any(line.startswith("EXESDB_LOG_LEVEL") for line in lines)
+    assert "hunter2" not in err
+
+
 @pytest.mark.parametrize(
     ("env", "fault"),
     [

@@ -11,6 +11,7 @@ import bridge.bus
 import bridge.integration
 import bridge.messages
 import bridge.schema
+import bridge.webconfig
 
 EXPORTS: dict[types.ModuleType, list[str]] = {
     bridge: ["__version__"],
@@ -135,6 +136,19 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "render_markdown",
         "tags_by_instance",
         "wire_schema",
+    ],
+    bridge.webconfig: [
+        "CIPHER_SUITES",
+        "CLIENT_AUTH_TYPES",
+        "BasicAuthChecker",
+        "HTTPServerConfig",
+        "LiveWebConfig",
+        "ResponseHeaders",
+        "TLSServerConfig",
+        "WebConfig",
+        "describe_web_config",
+        "install",
+        "load_web_config",
     ],
 }
 

@@ -321,7 +321,7 @@ async def test_prometheus_series_are_mirrored_as_otlp_metrics(
         assert counter.resource["service.instance.id"] == "node1@host"
         assert by_name["exesdb_integration_enabled"].kind == "gauge"
         assert by_name["exesdb_integration_enabled"].points == [({}, 1.0)]
-        assert by_name["exesdb_build_info"].points[0][0] == {"version": __version__}
+        assert by_name["exesdb_build_info"].points[0][0]["version"] == __version__
         # The Prometheus sink's own series (rendered by its store, not the registry) too.
         entries = by_name["exesdb_log_entries"]
         assert (entries.kind, entries.is_monotonic) == ("sum", True)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import subprocess
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.support import free_port, http_get, require_binary, wait_until
 
@@ -34,6 +35,7 @@ class PrometheusServer:
         scrape_interval: str = "1s",
         metrics_path: str = "/metrics",
         rule_files: Sequence[Path] = (),
+        scrape_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.binary = binary
         self.workdir = workdir
@@ -51,6 +53,11 @@ class PrometheusServer:
             f"    metrics_path: {metrics_path}\n"
             f"    static_configs:\n      - targets: [{quoted}]\n"
         )
+        if scrape_options:
+            # More keys of the scrape config (scheme, tls_config, basic_auth, ...).
+            options = yaml.safe_dump(dict(scrape_options), default_flow_style=False)
+            with self.config_path.open("a") as config:
+                config.write("".join(f"    {line}\n" for line in options.splitlines()))
         if rule_files:
             # Rules are evaluated every scrape_interval (unless a group sets its own interval).
             files = "".join(f'  - "{Path(path).resolve()}"\n' for path in rule_files)

@@ -1,0 +1,197 @@
+"""The web configuration in force: loaded at start, reloaded when its files change.
+
+At most once per ``check_interval`` (on a request or a TLS handshake) the file and the files it
+names are read and hashed (a few KiB; file times can miss a quick rewrite); when any changed,
+everything is loaded again and, if good, takes over at once: the users and headers for the next
+request, the certificate, key and client CA for the next connection. A bad new version keeps the
+old one in force and is logged once. Turning TLS on or off needs a restart (the listening socket
+is one or the other).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from bridge.errors import ConfigError
+from bridge.webconfig.basic_auth import CACHE_SIZE, BasicAuthChecker
+from bridge.webconfig.schema import WebConfig, parse_web_config
+from bridge.webconfig.tls import apply_handshake_settings, server_context
+
+__all__ = ["CHECK_INTERVAL_SECONDS", "LiveWebConfig", "describe_web_config", "load_web_config"]
+
+_logger = logging.getLogger(__name__)
+
+CHECK_INTERVAL_SECONDS: Final = 1.0
+# (path, SHA-256 of its content) of each file, or (path,) for one that cannot be read.
+_Stamp = tuple[tuple[object, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    config: WebConfig
+    context: ssl.SSLContext | None
+
+
+def load_web_config(path: str | Path) -> WebConfig:
+    """Read and check the file, loading its certificates too; ConfigError naming each problem."""
+    return _load(Path(path)).config
+
+
+def describe_web_config(path: str | Path) -> str:
+    """A one-line summary for ``check-config``: no user name, hash or file content."""
+    try:
+        return load_web_config(path).summary()
+    except ConfigError as exc:
+        return f"refused: {'; '.join(exc.problems)}"
+
+
+def _load(path: Path) -> _Loaded:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+    config = parse_web_config(text, path)
+    tls = config.tls
+    return _Loaded(config, server_context(tls) if tls is not None else None)
+
+
+def _stamp(path: Path, config: WebConfig | None) -> _Stamp:
+    paths: list[str] = [str(path)]
+    tls = config.tls if config is not None else None
+    if tls is not None:
+        paths += [p for p in (tls.cert_file, tls.key_file, tls.client_ca_file) if p]
+    stamps: list[tuple[object, ...]] = []
+    for name in paths:
+        try:
+            content = Path(name).read_bytes()
+        except OSError:
+            stamps.append((name,))
+        else:
+            stamps.append((name, hashlib.sha256(content).digest()))
+    return tuple(stamps)
+
+
+def _settled_stamp(path: Path, before: _Stamp, config: WebConfig) -> _Stamp:
+    """The stamp to compare with next: the one taken before loading, if it covers the same files.
+
+    So that a change made while loading is seen at the next look.
+    """
+    after = _stamp(path, config)
+    same_files = [entry[0] for entry in before] == [entry[0] for entry in after]
+    return before if same_files else after
+
+
+class LiveWebConfig:
+    """The web config file in force, for the HTTP server's TLS and the web-config middleware."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        registry: CollectorRegistry | None = None,
+        check_interval: float = CHECK_INTERVAL_SECONDS,
+        cache_size: int = CACHE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Load ``path``; ConfigError when it is bad (start-up stops, exit status 2)."""
+        self.path = Path(path)
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._interval = check_interval
+        before = _stamp(self.path, None)
+        loaded = _load(self.path)
+        self._loaded = loaded
+        self._stamp = _settled_stamp(self.path, before, loaded.config)
+        self._refused: _Stamp | None = None
+        self._next_look = clock() + check_interval
+        self.auth = BasicAuthChecker(loaded.config.basic_auth_users, cache_size=cache_size)
+        # The listening socket's context, for the server's whole life (see bridge.webconfig.tls).
+        self.ssl_context = loaded.context
+        if self.ssl_context is not None:
+            self.ssl_context.sni_callback = self._hand_over
+        self._reloaded = Gauge(
+            "exesdb_web_config_last_reload_successful",
+            "1 when the last look at a changed web config file took it, 0 when it was refused.",
+            registry=registry,
+        )
+        self._reloaded_at = Gauge(
+            "exesdb_web_config_last_reload_success_timestamp_seconds",
+            "When the web config file in force was loaded (Unix seconds).",
+            registry=registry,
+        )
+        self._reloaded.set(1)
+        self._reloaded_at.set(wall_clock())
+
+    @property
+    def config(self) -> WebConfig:
+        """The configuration in force."""
+        return self._loaded.config
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """The headers every response gets."""
+        return self._loaded.config.http_server_config.headers.items()
+
+    def refresh(self) -> bool:
+        """Look at the files if it is time; True when a changed file was taken."""
+        now = self._clock()
+        if now < self._next_look:
+            return False
+        self._next_look = now + self._interval
+        return self.reload_if_changed()
+
+    def reload_if_changed(self) -> bool:
+        """Look at the files now; True when a changed file was taken."""
+        stamp = _stamp(self.path, self._loaded.config)
+        if stamp == self._stamp:
+            if self._refused is not None:  # put back as it was: what is in force is the file
+                self._refused = None
+                self._reloaded.set(1)
+            return False
+        if stamp == self._refused:  # already logged
+            return False
+        try:
+            loaded = _load(self.path)
+            if (loaded.context is None) != (self.ssl_context is None):
+                raise ConfigError(
+                    [f"{self.path}: tls_server_config: turning TLS on or off needs a restart"]
+                )
+        except ConfigError as exc:
+            self._refused = stamp
+            self._reloaded.set(0)
+            _logger.error(
+                "web config %s not reloaded, the previous one stays in force: %s",
+                self.path,
+                "; ".join(exc.problems),
+            )
+            return False
+        self._loaded = loaded
+        self._stamp = _settled_stamp(self.path, stamp, loaded.config)
+        self._refused = None
+        self.auth.replace(loaded.config.basic_auth_users)
+        tls = loaded.config.tls
+        if self.ssl_context is not None and tls is not None:
+            apply_handshake_settings(tls, self.ssl_context)
+        self._reloaded.set(1)
+        self._reloaded_at.set(self._wall_clock())
+        _logger.info("web config %s reloaded: %s", self.path, loaded.config.summary())
+        return True
+
+    def _hand_over(
+        self, connection: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: ssl.SSLContext
+    ) -> None:
+        # Runs in OpenSSL's ClientHello callback: never raise (refresh() logs its own failures).
+        self.refresh()
+        newest = self._loaded.context
+        if newest is not None and newest is not self.ssl_context:
+            connection.context = newest

@@ -1,0 +1,288 @@
+"""The web configuration file's schema: exporter-toolkit's ``--web.config.file``, read strictly.
+
+The keys are those of the Prometheus exporter-toolkit (``tls_server_config``,
+``http_server_config``, ``basic_auth_users``), so a file written for node_exporter reads the same
+here. Keys of that schema the bridge cannot honour are refused by name, as unknown keys are:
+nothing in the file is silently ignored except ``http2`` (the bridge speaks HTTP/1.1 only).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from bridge.errors import ConfigError
+
+__all__ = [
+    "CLIENT_AUTH_TYPES",
+    "TLS_VERSIONS",
+    "HTTPServerConfig",
+    "ResponseHeaders",
+    "TLSServerConfig",
+    "WebConfig",
+    "parse_web_config",
+]
+
+CLIENT_AUTH_TYPES: Final = (
+    "NoClientCert",
+    "RequestClientCert",
+    "RequireAnyClientCert",
+    "VerifyClientCertIfGiven",
+    "RequireAndVerifyClientCert",
+)
+ClientAuthType = Literal[
+    "NoClientCert",
+    "RequestClientCert",
+    "RequireAnyClientCert",
+    "VerifyClientCertIfGiven",
+    "RequireAndVerifyClientCert",
+]
+TLS_VERSIONS: Final = ("TLS10", "TLS11", "TLS12", "TLS13")
+TLSVersionName = Literal["TLS10", "TLS11", "TLS12", "TLS13"]
+# The client-auth types that verify a certificate, and so need client_ca_file. Python's ssl
+# cannot accept a certificate without verifying it, so RequireAnyClientCert verifies too.
+_VERIFYING: Final = frozenset(
+    {"RequireAnyClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"}
+)
+# A bcrypt hash as htpasswd -B and every bcrypt library write it: $2<v>$<cost>$<53 characters>.
+_BCRYPT: Final = re.compile(r"\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}")
+# Keys of the schema that names are shown for but whose values never are.
+_SECRET_KEYS: Final = frozenset({"basic_auth_users", "key"})
+# Toolkit keys refused by name (see _not_supported), left out of "allowed here" lists.
+_UNSUPPORTED: Final = frozenset(
+    {"cert", "key", "client_ca", "client_allowed_sans", "curve_preferences", "rate_limit"}
+)
+
+
+def _not_supported(why: str) -> Any:
+    """A toolkit key this bridge refuses whatever its value, saying why."""
+
+    def refuse(value: Any) -> Any:
+        if value is not None:
+            raise ValueError(f"not supported by exesdb-bridge: {why}")
+        return value
+
+    return AfterValidator(refuse)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+
+def _header_value(value: str | None) -> str | None:
+    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must be one line of printable characters")
+    # The toolkit's rule: a blank value leaves the header unset.
+    return value or None
+
+
+HeaderValue = Annotated[str | None, AfterValidator(_header_value)]
+
+
+class ResponseHeaders(_Strict):
+    """The headers the toolkit lets a web config add to every response (its names, exactly)."""
+
+    content_security_policy: HeaderValue = Field(None, alias="Content-Security-Policy")
+    x_frame_options: Literal["deny", "sameorigin", ""] | None = Field(None, alias="X-Frame-Options")
+    x_content_type_options: Literal["nosniff", ""] | None = Field(
+        None, alias="X-Content-Type-Options"
+    )
+    x_xss_protection: HeaderValue = Field(None, alias="X-XSS-Protection")
+    strict_transport_security: HeaderValue = Field(None, alias="Strict-Transport-Security")
+
+    def items(self) -> tuple[tuple[str, str], ...]:
+        """(name, value) of each header that is set."""
+        return tuple(
+            (name, value)
+            for name, value in self.model_dump(by_alias=True).items()
+            if value  # blank means unset
+        )
+
+
+class HTTPServerConfig(_Strict):
+    """``http_server_config``."""
+
+    # Accepted for files written for the toolkit; the bridge serves HTTP/1.1 only.
+    http2: bool = True
+    headers: ResponseHeaders = ResponseHeaders()
+
+
+class TLSServerConfig(_Strict):
+    """``tls_server_config``: paths are relative to the web config file's folder."""
+
+    cert_file: str | None = None
+    key_file: str | None = None
+    client_auth_type: ClientAuthType = "NoClientCert"
+    client_ca_file: str | None = None
+    min_version: TLSVersionName = "TLS12"
+    max_version: TLSVersionName = "TLS13"
+    cipher_suites: tuple[str, ...] = ()
+    prefer_server_cipher_suites: bool = True
+    cert: Annotated[str | None, _not_supported("put the certificate in cert_file")] = None
+    key: Annotated[str | None, _not_supported("put the key in key_file")] = None
+    client_ca: Annotated[str | None, _not_supported("put the CA in client_ca_file")] = None
+    client_allowed_sans: Annotated[
+        Any, _not_supported("Python's ssl cannot check a client's SANs during the handshake")
+    ] = None
+    curve_preferences: Annotated[
+        Any, _not_supported("Python's ssl cannot set a list of curves; OpenSSL's defaults apply")
+    ] = None
+
+    @property
+    def enabled(self) -> bool:
+        """TLS is on when a certificate, key, client CA or client-auth type is given (toolkit)."""
+        given = {"cert_file", "key_file", "client_ca_file", "client_auth_type"}
+        return bool(self.model_fields_set & given)
+
+    @property
+    def verifies_clients(self) -> bool:
+        """True when client certificates are checked against ``client_ca_file``."""
+        return self.client_auth_type in _VERIFYING
+
+    @model_validator(mode="after")
+    def _check(self) -> TLSServerConfig:
+        if not self.enabled:
+            return self
+        missing = [key for key in ("cert_file", "key_file") if not getattr(self, key)]
+        if missing:
+            raise ValueError(f"TLS needs {' and '.join(missing)}")
+        if self.client_ca_file and self.client_auth_type == "NoClientCert":
+            raise ValueError(
+                "client_ca_file is set but client_auth_type is NoClientCert; "
+                "use RequireAndVerifyClientCert to check client certificates"
+            )
+        if self.verifies_clients and not self.client_ca_file:
+            raise ValueError(f"client_auth_type {self.client_auth_type} needs client_ca_file")
+        if TLS_VERSIONS.index(self.min_version) > TLS_VERSIONS.index(self.max_version):
+            raise ValueError(f"min_version {self.min_version} is above max_version")
+        return self
+
+    def relative_to(self, folder: Path) -> TLSServerConfig:
+        """The same settings with the file paths made absolute from ``folder``."""
+        update = {
+            key: str(folder / path)
+            for key in ("cert_file", "key_file", "client_ca_file")
+            if (path := getattr(self, key))
+        }
+        return self.model_copy(update=update)
+
+
+def _bcrypt_hash(value: str) -> str:
+    match = _BCRYPT.fullmatch(value)
+    if match is None or not 4 <= int(match.group(1)) <= 31:
+        # Never show the value: it is a password hash.
+        raise ValueError("must be a bcrypt hash, e.g. from htpasswd -nBC 10 \"\" | tr -d ':\\n'")
+    return value
+
+
+class WebConfig(_Strict):
+    """The whole file; every key optional, an empty file means plain HTTP without auth."""
+
+    tls_server_config: TLSServerConfig | None = None
+    http_server_config: HTTPServerConfig = HTTPServerConfig()
+    basic_auth_users: dict[str, Annotated[str, AfterValidator(_bcrypt_hash)]] = {}
+    rate_limit: Annotated[
+        Any, _not_supported("put a rate-limiting proxy in front of the bridge")
+    ] = None
+
+    @field_validator("basic_auth_users")
+    @classmethod
+    def _check_users(cls, users: dict[str, str]) -> dict[str, str]:
+        for name in users:
+            if not name or ":" in name:
+                # Basic auth sends "user:password": a name with a colon could never log in.
+                raise ValueError("a user name must be non-empty and have no colon")
+        return users
+
+    @property
+    def tls(self) -> TLSServerConfig | None:
+        """The TLS settings when TLS is on, else None."""
+        tls = self.tls_server_config
+        return tls if tls is not None and tls.enabled else None
+
+    def summary(self) -> str:
+        """What the file sets, without a path's content, a user name or a hash."""
+        tls = self.tls
+        parts = [
+            "TLS off"
+            if tls is None
+            else f"TLS on ({tls.min_version}-{tls.max_version}, "
+            f"client certificates: {tls.client_auth_type})"
+        ]
+        users = len(self.basic_auth_users)
+        parts.append(f"basic auth: {users} user{'' if users == 1 else 's'}" if users else "no auth")
+        headers = [name for name, _ in self.http_server_config.headers.items()]
+        parts.append(f"headers: {', '.join(headers)}" if headers else "no extra headers")
+        return "; ".join(parts)
+
+
+def parse_web_config(text: str, path: Path) -> WebConfig:
+    """The file's text as a WebConfig with absolute paths; ConfigError naming each bad key."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError([f"{path}: not valid YAML{where}"]) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError([f"{path}: the top level must be a mapping of keys"])
+    try:
+        config = WebConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError([f"{path}: {_describe(error)}" for error in exc.errors()]) from None
+    if config.tls_server_config is not None:
+        config = config.model_copy(
+            update={"tls_server_config": config.tls_server_config.relative_to(path.parent)}
+        )
+    return config
+
+
+def _describe(error: Any) -> str:
+    loc = [str(part) for part in error["loc"]]
+    key = ".".join(loc) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        return f"{key}: unknown key; allowed here: {', '.join(allowed)}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    # Pydantic's words for Python types, in the file's words.
+    message = re.sub(r"a valid dictionary or instance of \w+", "a mapping of keys", message)
+    message = message.replace("a valid tuple", "a list").replace("a valid dictionary", "a mapping")
+    given = error.get("input")
+    secret = any(part in _SECRET_KEYS for part in loc)
+    if not secret and isinstance(given, str | int | float) and error["type"] != "value_error":
+        message += f" (got {given!r})"
+    return f"{key}: {message}"
+
+
+def _allowed_keys(loc: list[str]) -> list[str]:
+    """The keys a mapping at ``loc`` may hold, by their names in the file."""
+    model: type[BaseModel] = WebConfig
+    for part in loc:
+        field = model.model_fields.get(part)
+        annotation = field.annotation if field is not None else None
+        nested = [
+            candidate
+            for candidate in (annotation, *getattr(annotation, "__args__", ()))
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel)
+        ]
+        if not nested:
+            return []
+        model = nested[0]
+    return [
+        info.alias or name for name, info in model.model_fields.items() if name not in _UNSUPPORTED
+    ]

@@ -1,0 +1,154 @@
+"""The server's ``ssl.SSLContext`` from ``tls_server_config``; handshakes handed to a newer one.
+
+What Python's ``ssl`` cannot do as Go's ``crypto/tls`` does, and what is done instead:
+
+- ``RequestClientCert`` asks for no certificate: Python cannot ask without verifying what comes,
+  and the bridge never reads an unverified certificate, so who gets in is the same.
+- ``RequireAnyClientCert`` verifies the certificate against ``client_ca_file`` (stricter).
+- TLS 1.3 cipher suites cannot be chosen (as in Go, where listing them has no effect either);
+  ``cipher_suites`` restricts TLS 1.2 and below.
+
+Certificates rotate without a restart: the listening socket keeps its first context, whose
+``sni_callback`` hands each new handshake to the context of the newest good file. OpenSSL takes
+the certificate, key and client CA store from the context handed to, but fixes the client-auth
+mode, TLS versions and cipher list when the connection is created, so those are also set on the
+listening context (``apply_handshake_settings``).
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Final
+
+from bridge.errors import ConfigError
+from bridge.webconfig.schema import TLSServerConfig
+
+__all__ = ["CIPHER_SUITES", "apply_handshake_settings", "server_context"]
+
+_VERSIONS: Final = {
+    "TLS10": ssl.TLSVersion.TLSv1,
+    "TLS11": ssl.TLSVersion.TLSv1_1,
+    "TLS12": ssl.TLSVersion.TLSv1_2,
+    "TLS13": ssl.TLSVersion.TLSv1_3,
+}
+_VERIFY_MODES: Final = {
+    "NoClientCert": ssl.CERT_NONE,
+    "RequestClientCert": ssl.CERT_NONE,
+    "RequireAnyClientCert": ssl.CERT_REQUIRED,
+    "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+    "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+}
+# Go's names (the IANA ones) of the suites its tls.CipherSuites() offers, with their IANA codes:
+# OpenSSL names the same suites differently, and Python tells each suite's code.
+CIPHER_SUITES: Final = {
+    "TLS_RSA_WITH_AES_128_CBC_SHA": 0x002F,
+    "TLS_RSA_WITH_AES_256_CBC_SHA": 0x0035,
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": 0x009C,
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": 0x009D,
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": 0xC009,
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": 0xC00A,
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": 0xC013,
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": 0xC014,
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": 0xC02B,
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": 0xC02C,
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": 0xC02F,
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": 0xC030,
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": 0xCCA8,
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": 0xCCA9,
+    # TLS 1.3: accepted, without effect (Go's rule; Python cannot choose them either).
+    "TLS_AES_128_GCM_SHA256": 0x1301,
+    "TLS_AES_256_GCM_SHA384": 0x1302,
+    "TLS_CHACHA20_POLY1305_SHA256": 0x1303,
+}
+_TLS13_CODES: Final = frozenset({0x1301, 0x1302, 0x1303})
+
+
+def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
+    """A server context loaded from ``tls``'s files; ConfigError naming the key at fault."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    apply_handshake_settings(tls, context)
+    # aiohttp speaks HTTP/1.1 only: say so, so that no client expects h2.
+    context.set_alpn_protocols(["http/1.1"])
+    # No session tickets: a ticket issued under an earlier file (looser client auth, another CA)
+    # must not resume a session past a reload. Scrapers keep their connection open anyway.
+    context.options |= ssl.OP_NO_TICKET
+    context.num_tickets = 0
+    # The schema requires both when TLS is on.
+    assert tls.cert_file is not None
+    assert tls.key_file is not None
+    try:
+        # An encrypted key fails here rather than prompting on the terminal (nor does the toolkit
+        # take a passphrase).
+        context.load_cert_chain(tls.cert_file, tls.key_file, password=b"")
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            [
+                f"tls_server_config.cert_file: cannot load {tls.cert_file} with key_file "
+                f"{tls.key_file}: {_reason(exc)}"
+            ]
+        ) from None
+    if tls.client_ca_file:
+        try:
+            context.load_verify_locations(cafile=tls.client_ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                [
+                    f"tls_server_config.client_ca_file: cannot load {tls.client_ca_file}: "
+                    f"{_reason(exc)}"
+                ]
+            ) from None
+    return context
+
+
+def apply_handshake_settings(tls: TLSServerConfig, context: ssl.SSLContext) -> None:
+    """Set what OpenSSL fixes when a connection is created: versions, ciphers, client auth."""
+    context.minimum_version = _VERSIONS[tls.min_version]
+    context.maximum_version = _VERSIONS[tls.max_version]
+    context.set_ciphers(":".join(_openssl_ciphers(tls.cipher_suites)))
+    if tls.prefer_server_cipher_suites:
+        context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    else:
+        context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
+    context.verify_mode = _VERIFY_MODES[tls.client_auth_type]
+
+
+def _openssl_ciphers(names: tuple[str, ...]) -> list[str]:
+    """OpenSSL's names of the TLS 1.2 suites asked for; Python's defaults when none are."""
+    unknown = [name for name in names if name not in CIPHER_SUITES]
+    if unknown:
+        raise ConfigError(
+            [
+                f"tls_server_config.cipher_suites: unknown {', '.join(unknown)}; "
+                f"allowed: {', '.join(CIPHER_SUITES)}"
+            ]
+        )
+    wanted = [CIPHER_SUITES[name] for name in names if CIPHER_SUITES[name] not in _TLS13_CODES]
+    if not wanted:
+        # None asked for (or only TLS 1.3 ones, which restrict nothing, as in Go).
+        return [
+            cipher["name"]
+            for cipher in ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).get_ciphers()
+            if cipher["protocol"] != "TLSv1.3"
+        ]
+    probe = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    probe.set_ciphers("ALL:COMPLEMENTOFALL")
+    available = {cipher["id"] & 0xFFFF: cipher["name"] for cipher in probe.get_ciphers()}
+    missing = [
+        name
+        for name in names
+        if CIPHER_SUITES[name] in wanted and CIPHER_SUITES[name] not in available
+    ]
+    if missing:
+        raise ConfigError(
+            [
+                f"tls_server_config.cipher_suites: {', '.join(missing)} not available in this "
+                f"Python's OpenSSL ({ssl.OPENSSL_VERSION})"
+            ]
+        )
+    return [available[code] for code in wanted]
+
+
+def _reason(exc: OSError | ssl.SSLError) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or str(exc)
+    return exc.strerror or str(exc)

@@ -1,0 +1,200 @@
+"""A real Prometheus scrapes a bridge process over HTTPS with basic auth and client certificates.
+
+The bridge runs as ``exesdb-bridge run`` with ``EXESDB_WEB_CONFIG_FILE``; Prometheus is configured
+as for any exporter behind exporter-toolkit (``scheme: https``, ``tls_config``, ``basic_auth``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from bridge import __version__
+from tests.support import BridgeProcess, bridge_env, http_get, wait_until
+from tests.webconfig.files import WebFiles, basic, bcrypt_hash
+
+pytestmark = pytest.mark.integration
+
+ALICE = {"Authorization": basic("alice", "alice-pw")}
+USERS = f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw')}\n"
+MUTUAL_TLS = "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
+
+
+def _start(
+    tmp_path: Path,
+    bridge_processes: list[BridgeProcess],
+    files: WebFiles,
+    context: ssl.SSLContext,
+) -> BridgeProcess:
+    bridge = BridgeProcess(
+        state_dir=tmp_path / "state",
+        context=context,
+        headers=ALICE,
+        EXESDB_WEB_CONFIG_FILE=str(files.folder / "web.yml"),
+        EXESDB_NODE="tls-node",
+    )
+    bridge_processes.append(bridge)
+    return bridge.start(tmp_path)
+
+
+def _prometheus_options(files: WebFiles, password: str = "alice-pw") -> dict[str, object]:
+    return {
+        "scheme": "https",
+        "tls_config": {"ca_file": str(files.ca_file)},
+        "basic_auth": {"username": "alice", "password": password},
+    }
+
+
+def test_prometheus_scrapes_over_https_with_basic_auth(
+    tmp_path, bridge_processes, start_prometheus
+):
+    """Prometheus with scheme https, the CA and alice's password sees the target up."""
+    files = WebFiles(tmp_path / "web")
+    files.write(files.tls_config() + USERS)
+    bridge = _start(tmp_path, bridge_processes, files, files.client_context())
+    prometheus = start_prometheus(
+        [f"127.0.0.1:{bridge.port}"], scrape_options=_prometheus_options(files)
+    )
+    prometheus.wait_for('up{job="exesdb-bridge"} == 1')
+    [info] = prometheus.wait_for("exesdb_build_info == 1")
+    assert info["metric"]["version"] == __version__
+    assert info["metric"]["python_version"] == ".".join(map(str, sys.version_info[:3]))
+    assert info["metric"]["revision"]
+
+
+def test_without_credentials_or_with_a_wrong_password_the_bridge_answers_401(
+    tmp_path, bridge_processes, start_prometheus
+):
+    """No credentials or a wrong password: 401 with a Basic challenge; Prometheus sees it down."""
+    files = WebFiles(tmp_path / "web")
+    files.write(files.tls_config() + USERS)
+    bridge = _start(tmp_path, bridge_processes, files, files.client_context())
+    for headers in ({}, {"Authorization": basic("alice", "wrong")}):
+        status, _ = http_get(bridge.url + "/metrics", headers, context=files.client_context())
+        assert status == 401
+    prometheus = start_prometheus(
+        [f"127.0.0.1:{bridge.port}"], scrape_options=_prometheus_options(files, "wrong")
+    )
+    prometheus.wait_for('up{job="exesdb-bridge"} == 0')
+    [target] = prometheus.api("targets")["activeTargets"]
+    assert "401" in target["lastError"], target
+
+
+def test_the_challenge_is_basic(tmp_path, bridge_processes):
+    """A 401 carries WWW-Authenticate: Basic (a browser or curl then asks for a password)."""
+    files = WebFiles(tmp_path / "web")
+    files.write(files.tls_config() + USERS)
+    bridge = _start(tmp_path, bridge_processes, files, files.client_context())
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(bridge.url + "/healthz", context=files.client_context(), timeout=5)
+    with refused.value:  # it holds the connection
+        assert refused.value.code == 401
+        assert refused.value.headers["WWW-Authenticate"].startswith("Basic ")
+
+
+def test_plain_http_to_the_tls_port_fails(tmp_path, bridge_processes):
+    """http:// to the TLS port gets no HTTP answer."""
+    files = WebFiles(tmp_path / "web")
+    files.write(files.tls_config() + USERS)
+    bridge = _start(tmp_path, bridge_processes, files, files.client_context())
+    # The server drops what is not a TLS handshake, at most sending a TLS alert first.
+    with pytest.raises((OSError, http.client.HTTPException)):
+        http_get(f"http://127.0.0.1:{bridge.port}/healthz", ALICE)
+
+
+def test_require_and_verify_client_cert(tmp_path, bridge_processes, start_prometheus):
+    """No certificate: the connection is refused; Prometheus with one from the client CA scrapes."""
+    files = WebFiles(tmp_path / "web")
+    files.write(files.tls_config(MUTUAL_TLS) + USERS)
+    client = files.client_cert(name="prometheus")
+    client.cert_chain_pems[0].write_to_path(str(files.folder / "client.pem"))
+    client.private_key_pem.write_to_path(str(files.folder / "client.key"))
+    bridge = _start(tmp_path, bridge_processes, files, files.client_context(client))
+    with pytest.raises((ssl.SSLError, OSError)):
+        http_get(bridge.url + "/healthz", ALICE, context=files.client_context())
+    options = _prometheus_options(files)
+    options["tls_config"] = {
+        "ca_file": str(files.ca_file),
+        "cert_file": str(files.folder / "client.pem"),
+        "key_file": str(files.folder / "client.key"),
+    }
+    prometheus = start_prometheus([f"127.0.0.1:{bridge.port}"], scrape_options=options)
+    prometheus.wait_for('up{job="exesdb-bridge"} == 1')
+
+
+def test_a_changed_file_takes_effect_and_a_broken_one_keeps_the_old(tmp_path, bridge_processes):
+    """A new user is let in without a restart; a broken file is logged and changes nothing."""
+    files = WebFiles(tmp_path / "web")
+    files.write(files.tls_config() + USERS)
+    bridge = _start(tmp_path, bridge_processes, files, files.client_context())
+    bob = {"Authorization": basic("bob", "bob-pw")}
+    assert http_get(bridge.url + "/healthz", bob, context=files.client_context())[0] == 401
+    files.write(files.tls_config() + USERS + f"  bob: {bcrypt_hash('bob-pw')}\n")
+    wait_until(
+        lambda: http_get(bridge.url + "/healthz", bob, context=files.client_context())[0] == 200,
+        10,
+        "bob let in",
+    )
+    files.write(files.tls_config() + USERS + "  bob: [\n")
+    # Requests are when the file is looked at (at most once a second).
+    wait_until(
+        lambda: (
+            b"exesdb_web_config_last_reload_successful 0.0"
+            in http_get(bridge.url + "/metrics", ALICE, context=files.client_context())[1]
+        ),
+        10,
+        "the reload gauge at 0",
+    )
+    assert http_get(bridge.url + "/healthz", bob, context=files.client_context())[0] == 200
+    # Logged once per broken version (tests/webconfig/test_serving.py looks several times).
+    assert bridge.log().count("not reloaded") == 1
+
+
+@pytest.mark.parametrize("command", ["run", "check-config"])
+def test_an_unknown_key_stops_start_up_with_exit_2_naming_it(tmp_path, command):
+    """exesdb-bridge run and check-config exit 2 and name the unknown key and the variable."""
+    files = WebFiles(tmp_path / "web")
+    path = files.write(files.tls_config("client_auth: RequireAndVerifyClientCert"))
+    completed = subprocess.run(
+        [sys.executable, "-m", "bridge", command],
+        env=bridge_env(
+            EXESDB_WEB_CONFIG_FILE=str(path),
+            EXESDB_HTTP_ADDR="127.0.0.1:0",
+            EXESDB_STATE_DIR=str(tmp_path / "state"),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "EXESDB_WEB_CONFIG_FILE" in completed.stderr
+    assert "tls_server_config.client_auth: unknown key" in completed.stderr
+
+
+def test_check_config_summarises_the_file_without_secrets(tmp_path):
+    """check-config shows the path, TLS on, the client-auth type and the user count, no hash."""
+    files = WebFiles(tmp_path / "web")
+    path = files.write(files.tls_config(MUTUAL_TLS) + USERS)
+    completed = subprocess.run(
+        [sys.executable, "-m", "bridge", "check-config"],
+        env=bridge_env(EXESDB_WEB_CONFIG_FILE=str(path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    [line] = [line for line in completed.stdout.splitlines() if "EXESDB_WEB_CONFIG_FILE" in line]
+    assert str(path) in line
+    assert "TLS on" in line
+    assert "RequireAndVerifyClientCert" in line
+    assert "1 user" in line
+    assert "$2b$" not in completed.stdout
+    assert "alice" not in completed.stdout

@@ -1,0 +1,214 @@
+"""The web config file's schema: exporter-toolkit's keys, read strictly, each fault named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from bridge.errors import ConfigError
+from bridge.webconfig import load_web_config
+from bridge.webconfig.schema import parse_web_config
+from tests.doc_text import fenced, page
+from tests.webconfig.files import WebFiles, bcrypt_hash
+
+HASH = bcrypt_hash("pw")
+HERE = Path("/etc/exesdb/web.yml")
+
+
+def _problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_web_config(text, HERE)
+    return list(caught.value.problems)
+
+
+def test_an_empty_file_means_plain_http_without_auth():
+    """An empty file is valid: no TLS, no users, no headers (as in the toolkit)."""
+    config = parse_web_config("", HERE)
+    assert config.tls is None
+    assert config.basic_auth_users == {}
+    assert config.http_server_config.headers.items() == ()
+
+
+def test_a_full_toolkit_file_reads_with_paths_from_its_folder():
+    """Every supported key reads; relative paths are taken from the file's folder."""
+    config = parse_web_config(
+        "tls_server_config:\n"
+        "  cert_file: server.pem\n"
+        "  key_file: /abs/server.key\n"
+        "  client_auth_type: RequireAndVerifyClientCert\n"
+        "  client_ca_file: ca/clients.pem\n"
+        "  min_version: TLS13\n"
+        "  max_version: TLS13\n"
+        "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n"
+        "  prefer_server_cipher_suites: false\n"
+        "http_server_config:\n"
+        "  http2: false\n"
+        "  headers:\n"
+        "    X-Frame-Options: deny\n"
+        "    X-Content-Type-Options: nosniff\n"
+        "    Strict-Transport-Security: max-age=31536000\n"
+        "    Content-Security-Policy: ''\n"
+        f"basic_auth_users:\n  alice: {HASH}\n",
+        HERE,
+    )
+    tls = config.tls
+    assert tls is not None
+    assert (tls.cert_file, tls.key_file, tls.client_ca_file) == (
+        "/etc/exesdb/server.pem",
+        "/abs/server.key",
+        "/etc/exesdb/ca/clients.pem",
+    )
+    assert tls.client_auth_type == "RequireAndVerifyClientCert"
+    assert config.http_server_config.headers.items() == (
+        ("X-Frame-Options", "deny"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Strict-Transport-Security", "max-age=31536000"),
+    )
+    assert list(config.basic_auth_users) == ["alice"]
+
+
+def test_tls_settings_without_a_certificate_leave_tls_off():
+    """Versions alone do not turn TLS on (the toolkit's rule); a certificate or client auth does."""
+    assert parse_web_config("tls_server_config:\n  min_version: TLS13\n", HERE).tls is None
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("tls_server_config:\n  cert_fil: a.pem\n", "tls_server_config.cert_fil: unknown key"),
+        ("bogus: 1\n", "bogus: unknown key; allowed here: tls_server_config"),
+        (
+            "http_server_config:\n  headers:\n    X-Powered-By: me\n",
+            "http_server_config.headers.X-Powered-By: unknown key",
+        ),
+        (
+            "http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
+            "http_server_config.headers.X-Frame-Options",
+        ),
+        (
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: Maybe\n",
+            "tls_server_config.client_auth_type",
+        ),
+        ("tls_server_config:\n  min_version: TLS14\n", "tls_server_config.min_version"),
+        ("tls_server_config:\n  cert_file: a.pem\n", "TLS needs key_file"),
+        (
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: c\n",
+            "client_ca_file is set but client_auth_type is NoClientCert",
+        ),
+        (
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n"
+            "  client_auth_type: RequireAndVerifyClientCert\n",
+            "client_auth_type RequireAndVerifyClientCert needs client_ca_file",
+        ),
+        (
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n"
+            "  min_version: TLS13\n  max_version: TLS12\n",
+            "min_version TLS13 is above max_version",
+        ),
+        ("basic_auth_users:\n  alice: plaintext\n", "basic_auth_users.alice: must be a bcrypt"),
+        (f"basic_auth_users:\n  'a:b': {HASH}\n", "basic_auth_users: a user name must"),
+        ("tls_server_config:\n  key: '-----BEGIN'\n", "tls_server_config.key: not supported"),
+        ("tls_server_config:\n  client_allowed_sans: [a]\n", "client_allowed_sans: not supported"),
+        ("tls_server_config:\n  curve_preferences: [X25519]\n", "curve_preferences: not supported"),
+        ("rate_limit:\n  burst: 1\n", "rate_limit: not supported"),
+        ("tls_server_config: [\n", "not valid YAML at line"),
+        ("- a\n- b\n", "the top level must be a mapping"),
+        (
+            'http_server_config:\n  headers:\n    X-XSS-Protection: "1\\r\\nX-Evil: 1"\n',
+            "X-XSS-Protection: must be one line",
+        ),
+    ],
+)
+def test_a_bad_file_is_refused_naming_the_key(text: str, named: str):
+    """Unknown keys, bad values and unsupported toolkit keys are refused, each by its key."""
+    problems = _problems(text)
+    assert any(named in problem for problem in problems), problems
+    assert all(problem.startswith(f"{HERE}: ") for problem in problems)
+
+
+def test_a_bad_hash_is_never_shown():
+    """A refused basic_auth_users entry names the user, never the value."""
+    [problem] = _problems("basic_auth_users:\n  alice: s3cret-password\n")
+    assert "alice" in problem
+    assert "s3cret" not in problem
+
+
+def test_every_problem_is_reported_at_once():
+    """Two bad keys give two lines."""
+    problems = _problems("tls_server_config:\n  cert_fil: a\nbasic_auth_users:\n  bob: x\n")
+    assert len(problems) == 2
+
+
+def test_the_summary_shows_neither_users_nor_hashes():
+    """summary() says TLS on/off, client auth and how many users, nothing secret."""
+    config = parse_web_config(
+        "tls_server_config:\n  cert_file: a\n  key_file: b\n"
+        "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: c\n"
+        f"basic_auth_users:\n  alice: {HASH}\n  bob: {HASH}\n",
+        HERE,
+    )
+    summary = config.summary()
+    assert "TLS on" in summary
+    assert "RequireAndVerifyClientCert" in summary
+    assert "2 users" in summary
+    assert "alice" not in summary
+    assert HASH not in summary
+    assert parse_web_config("", HERE).summary().startswith("TLS off")
+
+
+def test_loading_checks_the_certificate_files(tmp_path: Path):
+    """A certificate that does not load is refused naming cert_file; a good set loads."""
+    files = WebFiles(tmp_path)
+    good = files.write(files.tls_config())
+    assert load_web_config(good).tls is not None
+    (tmp_path / "server.key").write_text("not a key")
+    with pytest.raises(ConfigError, match=r"tls_server_config\.cert_file: cannot load"):
+        load_web_config(good)
+
+
+def test_loading_checks_the_client_ca_file(tmp_path: Path):
+    """A missing client CA file is refused naming client_ca_file."""
+    files = WebFiles(tmp_path)
+    path = files.write(
+        files.tls_config(
+            "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: missing.pem"
+        )
+    )
+    with pytest.raises(ConfigError, match=r"tls_server_config\.client_ca_file: cannot load"):
+        load_web_config(path)
+
+
+def test_unknown_cipher_suites_are_refused_with_the_allowed_list(tmp_path: Path):
+    """A cipher suite name Go does not know is refused, listing the names allowed."""
+    files = WebFiles(tmp_path)
+    path = files.write(files.tls_config("cipher_suites: [ECDHE-RSA-AES128-GCM-SHA256]"))
+    with pytest.raises(ConfigError, match=r"cipher_suites: unknown ECDHE-RSA.*allowed: TLS_RSA"):
+        load_web_config(path)
+
+
+def test_a_missing_file_is_refused(tmp_path: Path):
+    """A file that cannot be read is refused naming it."""
+    with pytest.raises(ConfigError, match=r"missing\.yml: cannot read"):
+        load_web_config(tmp_path / "missing.yml")
+
+
+def test_the_documented_example_reads_and_its_hash_is_change_me():
+    """The example file of docs/security.md reads as it is; its user's password is change-me."""
+    example = fenced(page("security"), "yaml")[0]
+    config = parse_web_config(example, HERE)
+    assert config.tls is not None
+    assert config.tls.client_auth_type == "RequireAndVerifyClientCert"
+    [hashed] = config.basic_auth_users.values()
+    assert bcrypt.checkpw(b"change-me", hashed.encode())
+
+
+def test_the_documented_refusal_is_the_one_printed():
+    """The refusal shown in docs/security.md is, word for word, what the bridge says."""
+    [shown] = fenced(page("security"), "text")
+    line = shown.splitlines()[1].strip()
+    path = Path("/etc/exesdb-bridge/web.yml")
+    with pytest.raises(ConfigError) as caught:
+        parse_web_config("tls_server_config:\n  client_auth: RequireAndVerifyClientCert\n", path)
+    assert line == f"EXESDB_WEB_CONFIG_FILE: {caught.value.problems[0]}"

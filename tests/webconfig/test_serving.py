@@ -1,0 +1,376 @@
+"""A bridge serving under a web config file: HTTPS, client certificates, basic auth, reloads.
+
+Each test starts a real bridge (no components) on a free loopback port and talks to it with
+aiohttp over real TLS; every request opens a new connection, so a handshake sees the newest file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import trustme
+
+from bridge.app import Bridge
+from bridge.bus import SIGNATURE_HEADER, Keyring
+from bridge.errors import ConfigError
+from bridge.routes import ADMIN_TOKEN_HEADER
+from tests.support import ADMIN_TOKEN, TEST_SECRET, async_wait_until, make_settings
+from tests.webconfig.files import WebFiles, basic, bcrypt_hash
+
+ALICE = basic("alice", "alice-pw")
+USERS = f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw')}\n"
+RELOADED = "exesdb_web_config_last_reload_successful"
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> WebFiles:
+    """Certificates and a folder for the web config file."""
+    return WebFiles(tmp_path / "web")
+
+
+@asynccontextmanager
+async def serving(files: WebFiles, text: str, **env: str) -> AsyncIterator[Bridge]:
+    """A started bridge whose EXESDB_WEB_CONFIG_FILE holds ``text``."""
+    path = files.write(text)
+    settings = make_settings(
+        EXESDB_HTTP_ADDR="127.0.0.1:0",
+        EXESDB_WEB_CONFIG_FILE=str(path),
+        EXESDB_ADMIN_TOKEN=ADMIN_TOKEN,
+        EXESDB_STATE_DIR=str(files.folder / "state"),
+        **env,
+    )
+    bridge = Bridge(settings, components=[])
+    await bridge.start()
+    try:
+        yield bridge
+    finally:
+        await bridge.aclose()
+
+
+async def request(
+    bridge: Bridge,
+    path: str = "/healthz",
+    *,
+    context: ssl.SSLContext | None = None,
+    scheme: str = "https",
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> tuple[int, Any, str]:
+    """(status, headers, body) over a new connection."""
+    assert bridge.address is not None
+    host, port = bridge.address
+    connector = aiohttp.TCPConnector(force_close=True, ssl=context if context else False)
+    async with (
+        aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=10)) as s,
+        s.request(method, f"{scheme}://{host}:{port}{path}", headers=headers, data=body) as r,
+    ):
+        return r.status, r.headers, await r.text()
+
+
+async def served(bridge: Bridge, context: ssl.SSLContext, headers: dict[str, str]) -> bool:
+    """True when /healthz answers 200; False when it refuses the request or the connection."""
+    try:
+        status, _, _ = await request(bridge, context=context, headers=headers)
+    except aiohttp.ClientError:
+        return False
+    return status == 200
+
+
+async def refused_connection(bridge: Bridge, context: ssl.SSLContext) -> bool:
+    """True when the TLS connection itself is refused (no HTTP answer at all)."""
+    try:
+        await request(bridge, context=context, headers={"Authorization": ALICE})
+    except aiohttp.ClientError:
+        return True
+    return False
+
+
+def reloaded(bridge: Bridge) -> float | None:
+    """The value of the reload gauge, read from the bridge's registry."""
+    return bridge.registry.get_sample_value(RELOADED)
+
+
+async def reloaded_after_a_request(bridge: Bridge, files: WebFiles, value: float) -> bool:
+    """True when the reload gauge reads ``value`` after a request (when the file is looked at)."""
+    await served(bridge, files.client_context(), {"Authorization": ALICE})
+    return reloaded(bridge) == value
+
+
+# -- basic auth --
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/no/such/path"])
+async def test_without_credentials_every_path_answers_401(files: WebFiles, path: str):
+    """Every path, /healthz included, answers 401 with a Basic challenge without credentials."""
+    async with serving(files, files.tls_config() + USERS) as bridge:
+        status, headers, body = await request(bridge, path, context=files.client_context())
+    assert status == 401
+    assert headers["WWW-Authenticate"].startswith("Basic ")
+    assert json.loads(body)["error"] == "unauthorized"
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [basic("alice", "wrong"), basic("bob", "alice-pw"), f"Bearer {ADMIN_TOKEN}"],
+)
+async def test_wrong_credentials_answer_401(files: WebFiles, authorization: str):
+    """A wrong password, an unknown user or another scheme answers 401."""
+    async with serving(files, files.tls_config() + USERS) as bridge:
+        status, headers, _ = await request(
+            bridge,
+            "/metrics",
+            context=files.client_context(),
+            headers={"Authorization": authorization},
+        )
+    assert status == 401
+    assert headers["WWW-Authenticate"].startswith("Basic ")
+
+
+async def test_the_right_credentials_are_served_over_https(files: WebFiles):
+    """With alice's password /metrics is served over TLS, build info included."""
+    async with serving(files, files.tls_config() + USERS) as bridge:
+        status, _, body = await request(
+            bridge, "/metrics", context=files.client_context(), headers={"Authorization": ALICE}
+        )
+    assert status == 200
+    assert "exesdb_build_info{" in body
+
+
+async def test_basic_auth_works_without_tls(files: WebFiles):
+    """A file with users and no TLS section guards plain HTTP."""
+    async with serving(files, USERS) as bridge:
+        status, _, _ = await request(bridge, scheme="http")
+        assert status == 401
+        status, _, _ = await request(bridge, scheme="http", headers={"Authorization": ALICE})
+        assert status == 200
+
+
+async def test_configured_headers_are_on_every_answer(files: WebFiles):
+    """The file's headers are on a 200 and on a 401 alike."""
+    text = (
+        files.tls_config()
+        + "http_server_config:\n  headers:\n    X-Frame-Options: deny\n"
+        + "    Strict-Transport-Security: max-age=60\n"
+        + USERS
+    )
+    async with serving(files, text) as bridge:
+        context = files.client_context()
+        for headers in ({}, {"Authorization": ALICE}):
+            _, answer, _ = await request(bridge, context=context, headers=headers)
+            assert answer["X-Frame-Options"] == "deny"
+            assert answer["Strict-Transport-Security"] == "max-age=60"
+
+
+async def test_admin_routes_need_the_admin_token_on_top(files: WebFiles):
+    """Basic auth alone does not open an admin route; the token in its header does."""
+    async with serving(files, files.tls_config() + USERS) as bridge:
+        context = files.client_context()
+        status, _, body = await request(
+            bridge, "/v1/integration", context=context, headers={"Authorization": ALICE}
+        )
+        assert (status, json.loads(body)["error"]) == (401, "unauthorized")
+        assert ADMIN_TOKEN_HEADER in json.loads(body)["detail"]
+        status, _, body = await request(
+            bridge,
+            "/v1/integration",
+            context=context,
+            headers={"Authorization": ALICE, ADMIN_TOKEN_HEADER: ADMIN_TOKEN},
+        )
+        assert status == 200
+        assert json.loads(body)["enabled"] is True
+
+
+async def test_signed_ingest_keeps_its_signature_check(files: WebFiles):
+    """Past basic auth, ingest still refuses an unsigned body and takes a signed one."""
+    from tests.test_http import envelope
+
+    body = json.dumps(envelope()).encode()
+    headers = {"Authorization": ALICE, "Content-Type": "application/json"}
+    async with serving(files, files.tls_config() + USERS, EXESDB_INGEST="true") as bridge:
+        context = files.client_context()
+        status, _, answer = await request(
+            bridge, "/v1/messages", context=context, method="POST", headers=headers, body=body
+        )
+        assert (status, json.loads(answer)["error"]) == (401, "unsigned")
+        signature = Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time()))
+        status, _, _ = await request(
+            bridge,
+            "/v1/messages",
+            context=context,
+            method="POST",
+            headers={**headers, SIGNATURE_HEADER: signature},
+            body=body,
+        )
+        assert status == 202
+
+
+# -- TLS --
+
+
+async def test_plain_http_to_the_tls_port_fails(files: WebFiles):
+    """A plain HTTP request to the TLS port gets no HTTP answer."""
+    async with serving(files, files.tls_config()) as bridge:
+        with pytest.raises(aiohttp.ClientError):
+            await request(bridge, scheme="http")
+        status, _, _ = await request(bridge, context=files.client_context())
+        assert status == 200
+
+
+async def test_require_and_verify_client_cert(files: WebFiles):
+    """Without a certificate, or with one from another CA, the connection is refused."""
+    text = files.tls_config(
+        "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
+    )
+    async with serving(files, text) as bridge:
+        assert await refused_connection(bridge, files.client_context())
+        stranger = files.client_cert(trustme.CA())
+        assert await refused_connection(bridge, files.client_context(stranger))
+        status, _, _ = await request(bridge, context=files.client_context(files.client_cert()))
+        assert status == 200
+
+
+async def test_verify_client_cert_if_given(files: WebFiles):
+    """No certificate is fine; a certificate from another CA is refused."""
+    text = files.tls_config(
+        "client_auth_type: VerifyClientCertIfGiven\nclient_ca_file: client-ca.pem"
+    )
+    async with serving(files, text) as bridge:
+        status, _, _ = await request(bridge, context=files.client_context())
+        assert status == 200
+        assert await refused_connection(
+            bridge, files.client_context(files.client_cert(trustme.CA()))
+        )
+        status, _, _ = await request(bridge, context=files.client_context(files.client_cert()))
+        assert status == 200
+
+
+async def test_tls_versions_are_enforced(files: WebFiles):
+    """With min_version TLS13 a TLS 1.2 client is refused and a TLS 1.3 one served."""
+    async with serving(files, files.tls_config("min_version: TLS13")) as bridge:
+        old = files.client_context()
+        old.maximum_version = ssl.TLSVersion.TLSv1_2
+        assert await refused_connection(bridge, old)
+        status, _, _ = await request(bridge, context=files.client_context())
+        assert status == 200
+
+
+async def test_cipher_suites_restrict_tls12(files: WebFiles):
+    """cipher_suites limits TLS 1.2 to the suites named (by Go's names)."""
+    # trustme's keys are ECDSA keys.
+    text = files.tls_config(
+        "max_version: TLS12\ncipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]"
+    )
+    async with serving(files, text) as bridge:
+        other = files.client_context()
+        other.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")
+        assert await refused_connection(bridge, other)
+        status, _, _ = await request(bridge, context=files.client_context())
+        assert status == 200
+
+
+# -- reloads --
+
+
+async def test_a_new_user_takes_effect_without_restart(files: WebFiles):
+    """A user added to the file is let in once the file is looked at again."""
+    bob = basic("bob", "bob-pw")
+    async with serving(files, files.tls_config() + USERS) as bridge:
+        context = files.client_context()
+        assert not await served(bridge, context, {"Authorization": bob})
+        files.write(files.tls_config() + USERS + f"  bob: {bcrypt_hash('bob-pw')}\n")
+        await async_wait_until(
+            lambda: served(bridge, context, {"Authorization": bob}), 10, "bob let in"
+        )
+        assert await served(bridge, context, {"Authorization": ALICE})
+
+
+async def test_a_broken_new_file_keeps_the_old_one_and_is_logged_once(
+    files: WebFiles, caplog: pytest.LogCaptureFixture
+):
+    """A bad new file is refused once, logged once, and the old users stay in force."""
+    caplog.set_level(logging.ERROR, "bridge.webconfig")
+    async with serving(files, files.tls_config() + USERS) as bridge:
+        live = bridge.web_config
+        assert live is not None
+        files.write(files.tls_config() + "basic_auth_users:\n  alice: not-a-hash\n")
+        await async_wait_until(
+            lambda: reloaded_after_a_request(bridge, files, 0), 10, "the refusal"
+        )
+        for _ in range(3):
+            live.reload_if_changed()
+        refusals = [r for r in caplog.records if "not reloaded" in r.getMessage()]
+        assert len(refusals) == 1
+        assert "basic_auth_users.alice" in refusals[0].getMessage()
+        assert "not-a-hash" not in refusals[0].getMessage()
+        assert await served(bridge, files.client_context(), {"Authorization": ALICE})
+        files.write(files.tls_config() + USERS)  # put back
+        await async_wait_until(
+            lambda: reloaded_after_a_request(bridge, files, 1), 10, "the file taken again"
+        )
+
+
+async def test_a_remembered_password_is_forgotten_when_the_file_changes(files: WebFiles):
+    """A successful check is remembered; a reload forgets it."""
+    async with serving(files, files.tls_config() + USERS) as bridge:
+        live = bridge.web_config
+        assert live is not None
+        assert await served(bridge, files.client_context(), {"Authorization": ALICE})
+        assert live.auth.cached == 1
+        files.write(files.tls_config() + USERS + "http_server_config: {}\n")
+        assert live.reload_if_changed()
+        assert live.auth.cached == 0
+
+
+async def test_a_rotated_certificate_is_served_to_new_connections(files: WebFiles):
+    """New certificate files on disk are what the next connections see, without a restart."""
+    async with serving(files, files.tls_config()) as bridge:
+        assert await served(bridge, files.client_context(), {})
+        new_ca = trustme.CA()
+        files.serve_from(new_ca)
+        await async_wait_until(
+            lambda: served(bridge, files.client_context(ca=new_ca), {}), 10, "the new certificate"
+        )
+        assert not await served(bridge, files.client_context(), {})
+
+
+async def test_client_auth_can_be_required_without_restart(files: WebFiles):
+    """Switching to RequireAndVerifyClientCert in the file refuses new clients without one."""
+    async with serving(files, files.tls_config()) as bridge:
+        assert await served(bridge, files.client_context(), {})
+        files.write(
+            files.tls_config(
+                "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
+            )
+        )
+        await async_wait_until(
+            lambda: refused_connection(bridge, files.client_context()), 10, "the refusal"
+        )
+        assert await served(bridge, files.client_context(files.client_cert()), {})
+
+
+async def test_turning_tls_off_needs_a_restart(files: WebFiles):
+    """A new file without TLS is refused while the server listens with TLS."""
+    async with serving(files, files.tls_config()) as bridge:
+        live = bridge.web_config
+        assert live is not None
+        files.write(USERS)
+        assert not live.reload_if_changed()
+        assert reloaded(bridge) == 0
+        assert await served(bridge, files.client_context(), {})
+
+
+async def test_a_bad_file_stops_start_up(files: WebFiles):
+    """Bridge.start raises ConfigError naming the key when the file is bad."""
+    with pytest.raises(ConfigError, match=r"tls_server_config\.bogus: unknown key"):
+        async with serving(files, "tls_server_config:\n  bogus: 1\n"):
+            pass
