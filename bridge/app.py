@@ -191,8 +191,8 @@ class Bridge:
 
     def render_metrics(self, accept: str) -> tuple[bytes, str]:
         """The exposition body and its content type for an ``Accept`` header."""
-        openmetrics, content_type = exposition.negotiate(accept)
-        return exposition.render(self.registry, self._expositions(), openmetrics), content_type
+        fmt = exposition.negotiate(accept)
+        return exposition.render(self.registry, self._expositions(), fmt), fmt.content_type
 
     def _expositions(self) -> list[HasExposition]:
         return [c for c in self.components if isinstance(c, HasExposition)]
