@@ -152,9 +152,9 @@ class Bridge:
             await self._runner.setup()
             site = web.TCPSite(self._runner, host, port)
             await site.start()
-            server = site._server
-            sockets = getattr(server, "sockets", None) or []
-            self.address = sockets[0].getsockname()[:2] if sockets else (host, port)
+            # The bound socket's name: a port of 0 becomes the one the system chose.
+            addresses = self._runner.addresses
+            self.address = (addresses[0][0], addresses[0][1]) if addresses else (host, port)
             _logger.info("listening on http://%s:%d", *self.address)
 
     async def aclose(self) -> None:

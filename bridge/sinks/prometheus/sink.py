@@ -48,10 +48,6 @@ class PrometheusSink:
             SUBSCRIBER, self.handle_batch, queue_size=queue_size, batch=True
         )
 
-    def handle(self, envelope: Envelope) -> None:
-        """Translate one verified message."""
-        self.translator.handle(envelope)
-
     def handle_batch(self, envelopes: Sequence[Envelope]) -> None:
         """Translate each message; one that fails is counted in exesdb_sink_errors and skipped."""
         self.translator.handle_batch(envelopes, self._failed)
