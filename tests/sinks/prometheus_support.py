@@ -57,7 +57,10 @@ def sample(store: SeriesStore, name: str, **labels: str) -> float | None:
 def translate(*envelopes: Envelope, clock: FakeClock | None = None) -> SeriesStore:
     """A fresh store with ``envelopes`` translated into it."""
     store = SeriesStore(clock=clock or FakeClock())
-    translator = Translator(store)
-    for item in envelopes:
-        translator.handle(item)
+    Translator(store).handle_batch(envelopes, propagate)
     return store
+
+
+def propagate(envelope: Envelope) -> None:
+    """A ``handle_batch`` failure callback that lets the translation error through."""
+    raise  # called inside handle_batch's ``except``: re-raises the error it caught

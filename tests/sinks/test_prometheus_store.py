@@ -8,7 +8,7 @@ import pytest
 
 from bridge.sinks.prometheus import MetricType, SeriesStore
 from bridge.sinks.prometheus.store import format_value
-from tests.sinks.prometheus_support import FakeClock, envelope, sample, translate
+from tests.sinks.prometheus_support import FakeClock, envelope, propagate, sample, translate
 
 
 def _store(clock: FakeClock, ttl: float = 60.0, max_series: int = 100) -> SeriesStore:
@@ -120,9 +120,8 @@ def test_flood_of_label_sets_stays_bounded():
     store = SeriesStore(max_series=50, clock=clock)
     from bridge.sinks.prometheus import Translator
 
-    translator = Translator(store)
-    for i in range(500):
-        translator.handle(envelope("debug_trace", component=f"c{i}", operation="op"))
+    flood = [envelope("debug_trace", component=f"c{i}", operation="op") for i in range(500)]
+    Translator(store).handle_batch(flood, propagate)
     assert len(store) == 50
     assert (
         sample(store, "exesdb_prometheus_series_refused_total", metric="exesdb_debug_traces") == 450

@@ -108,9 +108,6 @@ class Family:
         self._series: dict[tuple[str, ...], _Series] = {}
         self._cache: str | None = None
 
-    def __len__(self) -> int:
-        return len(self._series)
-
     def _prefix(self, labels: tuple[str, ...]) -> str:
         if not labels:
             return self._sample_name + " "
@@ -188,20 +185,6 @@ class Family:
                     series.line = None
                     self._cache = None
             return True
-
-    def value(self, labels: tuple[str, ...]) -> float | None:
-        """The current value of a series, or None when there is none."""
-        with self._lock:
-            series = self._series.get(labels)
-            return None if series is None else series.value
-
-    def remove(self, labels: tuple[str, ...]) -> None:
-        """Drop one series, if present."""
-        with self._lock:
-            if self._series.pop(labels, None) is not None:
-                self._cache = None
-                if self.expires:
-                    self._store._count -= 1
 
     def _expire(self, cutoff: float) -> int:
         stale = [key for key, series in self._series.items() if series.touched < cutoff]
