@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest servers bench docs clean
+.PHONY: run test lint typecheck pytest pytest-quick servers bench docs clean
 
 $(BIN)/python:
 	@# Debian splits venv out of python3; install it when missing and running as root.
@@ -56,6 +56,11 @@ pytest: $(VENV)/.installed-test servers
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# A quicker loop while working: the suite without the tests marked slow (crash, shutdown and
+# replica runs of whole bridge processes). `make test` runs them all.
+pytest-quick: $(VENV)/.installed-test servers
+	$(BIN)/pytest -m "not slow"
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench

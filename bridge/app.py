@@ -161,9 +161,9 @@ class Bridge:
             await self._runner.setup()
             site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
             await site.start()
-            server = site._server
-            sockets = getattr(server, "sockets", None) or []
-            self.address = sockets[0].getsockname()[:2] if sockets else (host, port)
+            # The bound socket's name: a port of 0 becomes the one the system chose.
+            addresses = self._runner.addresses
+            self.address = (addresses[0][0], addresses[0][1]) if addresses else (host, port)
             scheme = "https" if ssl_context else "http"
             _logger.info("listening on %s://%s:%d", scheme, *self.address)
 
@@ -201,8 +201,8 @@ class Bridge:
 
     def render_metrics(self, accept: str) -> tuple[bytes, str]:
         """The exposition body and its content type for an ``Accept`` header."""
-        openmetrics, content_type = exposition.negotiate(accept)
-        return exposition.render(self.registry, self._expositions(), openmetrics), content_type
+        fmt = exposition.negotiate(accept)
+        return exposition.render(self.registry, self._expositions(), fmt), fmt.content_type
 
     def _expositions(self) -> list[HasExposition]:
         return [c for c in self.components if isinstance(c, HasExposition)]

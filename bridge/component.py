@@ -7,12 +7,12 @@ and calls the factories; nothing else wires.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Metric
 
 from bridge.bus import Bus, TransportCapabilities
 from bridge.config import Settings
@@ -62,10 +62,17 @@ class HasRoutes(Protocol):
 
 @runtime_checkable
 class HasExposition(Protocol):
-    """A component whose series ``GET /metrics`` appends after the registry's."""
+    """A component whose series ``GET /metrics`` appends after the registry's.
+
+    It renders its own text (faster than prometheus_client's for many series) and hands the
+    same families over as values to readers that are not scrapes (the OTLP metrics mirror).
+    """
 
     def render(self, openmetrics: bool) -> str:
         """Its families as exposition text, without ``# EOF``."""
+
+    def collect(self) -> Iterable[Metric]:
+        """Its families as prometheus_client families, as a custom collector yields them."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from bridge.component import Component, HasRoutes, Readiness
 from bridge.config import Settings
 from bridge.integration import Integration
 from bridge.routes import AdminGuard, error_response
+from bridge.sinks.prometheus import gzip_wanted
 
 __all__ = ["BRIDGE_KEY", "Served", "build_app"]
 
@@ -100,11 +101,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text 0.0.4, OpenMetrics 1.0 on request, gzip when accepted."""
+    """The exposition in the format prometheus_client negotiates; gzip when accepted."""
     bridge = request.app[BRIDGE_KEY]
     body, content_type = bridge.render_metrics(request.headers.get("Accept", ""))
     response = web.Response(body=body, headers={"Content-Type": content_type})
-    if "gzip" in request.headers.get("Accept-Encoding", ""):
+    if gzip_wanted(request.headers.get("Accept-Encoding", "")):
         response.enable_compression(web.ContentCoding.gzip)
     return response
 

@@ -112,13 +112,14 @@ class Integration:
         health_interval_ms: int = 30_000,
         metrics_interval_ms: int = 60_000,
         recorder: OperationRecorder = OPERATIONS,
+        timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.bus = bus
         self.recorder = recorder
+        self._timer = timer
         self._enabled = enabled
         self._health_interval_ms = health_interval_ms
         self._metrics_interval_ms = metrics_interval_ms
-        self._listeners: list[Callable[[bool], None]] = []
 
     # -- the switch --
 
@@ -133,10 +134,6 @@ class Integration:
     def disable(self) -> None:
         """Turn broadcasting off (announced before it goes quiet)."""
         self._switch(False)
-
-    def on_switch(self, listener: Callable[[bool], None]) -> None:
-        """Call ``listener(enabled)`` after every change of the switch."""
-        self._listeners.append(listener)
 
     def _switch(self, enabled: bool) -> None:
         if enabled == self._enabled:
@@ -154,8 +151,6 @@ class Integration:
             self.bus.publish("config", announce)
             self._enabled = False
         _logger.info("pubsub integration %s", "enabled" if enabled else "disabled")
-        for listener in self._listeners:
-            listener(enabled)
 
     def health_broadcast_interval(self) -> int:
         """Milliseconds between health collections."""
@@ -445,7 +440,7 @@ class Integration:
 
     def track(self, operation: str) -> Tracker:
         """Time a block or a function and record its latency and success."""
-        return Tracker(str(_name(operation)), self.recorder)
+        return Tracker(str(_name(operation)), self.recorder, self._timer)
 
 
 def _unit_of(name: str) -> str:
@@ -468,15 +463,21 @@ R = TypeVar("R")
 class Tracker:
     """Context manager (sync or async) and decorator recording an operation's outcome."""
 
-    __slots__ = ("_operation", "_recorder", "_started")
+    __slots__ = ("_operation", "_recorder", "_started", "_timer")
 
-    def __init__(self, operation: str, recorder: OperationRecorder) -> None:
+    def __init__(
+        self,
+        operation: str,
+        recorder: OperationRecorder,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self._operation = operation
         self._recorder = recorder
+        self._timer = timer
         self._started = 0.0
 
     def __enter__(self) -> Tracker:
-        self._started = time.perf_counter()
+        self._started = self._timer()
         return self
 
     def __exit__(
@@ -485,9 +486,7 @@ class Tracker:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._recorder.record(
-            self._operation, time.perf_counter() - self._started, ok=exc_type is None
-        )
+        self._recorder.record(self._operation, self._timer() - self._started, ok=exc_type is None)
 
     async def __aenter__(self) -> Tracker:
         return self.__enter__()
@@ -501,19 +500,19 @@ class Tracker:
         self.__exit__(exc_type, exc, traceback)
 
     def __call__(self, function: Callable[P, R]) -> Callable[P, R]:
-        operation, recorder = self._operation, self._recorder
+        operation, recorder, timer = self._operation, self._recorder, self._timer
         if inspect.iscoroutinefunction(function):
 
             @functools.wraps(function)
             async def timed_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                async with Tracker(operation, recorder):
+                async with Tracker(operation, recorder, timer):
                     return await function(*args, **kwargs)
 
             return timed_async  # type: ignore[return-value]
 
         @functools.wraps(function)
         def timed(*args: P.args, **kwargs: P.kwargs) -> R:
-            with Tracker(operation, recorder):
+            with Tracker(operation, recorder, timer):
                 return function(*args, **kwargs)
 
         return timed

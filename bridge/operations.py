@@ -6,6 +6,7 @@ percentiles cost the same at ten or ten million samples.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from typing import Final
 
 __all__ = ["LatencyHistogram", "OperationRecorder", "OperationSnapshot"]
+
+_logger = logging.getLogger(__name__)
 
 _MIN_SECONDS: Final = 1e-6
 _GROWTH: Final = 1.08  # bucket i covers [MIN * GROWTH**i, MIN * GROWTH**(i+1))
@@ -111,13 +114,17 @@ class OperationSnapshot:
 
 
 class OperationRecorder:
-    """Thread-safe per-operation counts and latencies; ``drain()`` starts a new interval."""
+    """Thread-safe per-operation counts and latencies; ``drain()`` starts a new interval.
+
+    Bounded: past ``max_operations`` names in one interval, new names are not recorded (a flood
+    of names cannot grow memory); the first time that happens is logged as a warning.
+    """
 
     def __init__(self, max_operations: int = 1_000) -> None:
         self._lock = threading.Lock()
         self._max = max_operations
         self._ops: dict[str, _Tally] = {}
-        self.overflowed = 0
+        self._warned = False
 
     def record(self, operation: str, seconds: float, ok: bool = True) -> None:
         """Record one finished operation."""
@@ -125,7 +132,7 @@ class OperationRecorder:
             entry = self._ops.get(operation)
             if entry is None:
                 if len(self._ops) >= self._max:
-                    self.overflowed += 1  # bounded: a flood of names cannot grow memory
+                    self._full()
                     return
                 entry = self._ops[operation] = _Tally()
             if ok:
@@ -145,11 +152,19 @@ class OperationRecorder:
                 entry = ops.get(operation)
                 if entry is None:
                     if len(ops) >= self._max:
-                        self.overflowed += 1
+                        self._full()
                         continue
                     entry = ops[operation] = _Tally()
                 entry.succeeded += count
                 entry.latency.add_many(seconds, count)
+
+    def _full(self) -> None:
+        if not self._warned:
+            self._warned = True
+            _logger.warning(
+                "%d operation names in one interval: further new names are not recorded",
+                self._max,
+            )
 
     def drain(self) -> Iterator[OperationSnapshot]:
         """The figures since the last drain, per operation; the recorder starts afresh."""

@@ -14,11 +14,12 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from bridge.component import Context
+from bridge.config import Settings
 from bridge.integration import Integration
 from bridge.messages import (
     ComponentHealth,
@@ -31,7 +32,17 @@ from bridge.messages import (
 from collectors.host import HostProbe, HostSample, PsutilProbe
 from collectors.scheduler import CollectorMetrics, Schedule
 
-__all__ = ["CHECK_NAME", "PROCESS_COMPONENT", "HealthCollector", "Thresholds", "health_collector"]
+__all__ = [
+    "CHECK_NAME",
+    "PROCESS_COMPONENT",
+    "HealthCollector",
+    "Status",
+    "Thresholds",
+    "health_collector",
+    "resource_statuses",
+    "thresholds_from",
+    "worst_status",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -57,6 +68,30 @@ class Thresholds:
         if self.degraded < _DISABLED_AT and percent >= self.degraded:
             return "degraded"
         return "healthy"
+
+
+def thresholds_from(settings: Settings) -> dict[str, Thresholds]:
+    """The cpu, memory and disk thresholds ``EXESDB_*_DEGRADED`` / ``_UNHEALTHY`` set."""
+    return {
+        "cpu": Thresholds(settings.cpu_degraded, settings.cpu_unhealthy),
+        "memory": Thresholds(settings.memory_degraded, settings.memory_unhealthy),
+        "disk": Thresholds(settings.disk_degraded, settings.disk_unhealthy),
+    }
+
+
+def resource_statuses(
+    readings: Mapping[str, float], thresholds: Mapping[str, Thresholds]
+) -> dict[str, Status]:
+    """Each resource's status from its reading (percent); healthy without thresholds."""
+    return {
+        resource: limits.status(percent) if (limits := thresholds.get(resource)) else "healthy"
+        for resource, percent in readings.items()
+    }
+
+
+def worst_status(statuses: Iterable[Status]) -> Status:
+    """A node's status: the worst of its resources' (healthy when there are none)."""
+    return max(statuses, key=_RANK.__getitem__, default="healthy")
 
 
 ReadinessSource = Callable[[], Mapping[str, Mapping[str, Any]]]
@@ -102,7 +137,7 @@ class HealthCollector:
         self.schedule.start()
 
     def readiness(self) -> str | None:
-        """Never holds up readiness; reports a stopped schedule."""
+        """Always None: host health goes onto the bus, it never makes the bridge unready."""
         return None
 
     async def aclose(self) -> None:
@@ -124,9 +159,7 @@ class HealthCollector:
         duration_ms = max(0.0, (self._timer() - started) * 1000)
         statuses: dict[str, Status] = {}
         if sample is not None:
-            for resource, percent in self._readings(sample).items():
-                limits = self._thresholds.get(resource)
-                statuses[resource] = limits.status(percent) if limits else "healthy"
+            statuses = resource_statuses(self._readings(sample), self._thresholds)
         self._publish_check(sample, statuses, duration_ms, failure)
         if sample is None:
             self._publish("node:health", NodeHealth, status="unknown", checks={"error": failure})
@@ -164,7 +197,7 @@ class HealthCollector:
         )
 
     def _publish_node(self, sample: HostSample, statuses: Mapping[str, Status]) -> None:
-        worst: Status = max(statuses.values(), key=_RANK.__getitem__, default="healthy")
+        worst = worst_status(statuses.values())
         checks: dict[str, Any] = {
             resource: {"usage_percent": percent, "status": statuses[resource]}
             for resource, percent in self._readings(sample).items()
@@ -253,11 +286,7 @@ def health_collector(context: Context) -> HealthCollector:
     return HealthCollector(
         context.integration,
         probe=PsutilProbe(),
-        thresholds={
-            "cpu": Thresholds(settings.cpu_degraded, settings.cpu_unhealthy),
-            "memory": Thresholds(settings.memory_degraded, settings.memory_unhealthy),
-            "disk": Thresholds(settings.disk_degraded, settings.disk_unhealthy),
-        },
+        thresholds=thresholds_from(settings),
         readiness=context.readiness,
         interval_seconds=settings.health_broadcast_interval / 1000,
         metrics=CollectorMetrics.for_registry(context.registry),

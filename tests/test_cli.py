@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import urllib.error
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -283,15 +284,25 @@ def test_tail_with_a_wrong_token_exits_1(
 
 def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
     """`outbox list` shows webhook URLs by origin: credentials, path and query may be tokens."""
-    from bridge.sinks.alerts import DeliveryState, Outbox
+    from bridge.sinks.alerts import AlertEvent, Outbox
 
     secret_url = "https://user:hunter2@hooks.example/services/x?token=s3cr3t"
     outbox = Outbox.in_dir(tmp_path, urls=[secret_url])
-    outbox._db.execute(
-        "INSERT INTO deliveries (id, url, body, alert_ids, created_at, next_attempt_at, state)"
-        " VALUES ('d1', ?, x'7b7d', '[\"a1\"]', 1.0, 1.0, ?)",
-        (secret_url, DeliveryState.PENDING.value),
+    alert = AlertEvent(
+        alert_id="a1",
+        alertname="node_failure",
+        status="firing",
+        severity="critical",
+        category="system",
+        node="n1",
+        title="n1 is down",
+        description="n1 stopped answering",
+        requires_ack=False,
+        at=datetime.now(UTC),
     )
+    outbox.observe(alert, now=1.0)
+    # One delivery of the queued alert, to the secret URL.
+    assert outbox.group(secret_url, 1.0, 0.0, lambda alerts: [(b"{}", ["a1"])]) == 1
     outbox.close()
     for extra in ([], ["--json"]):
         result = cli("outbox", "list", *extra, EXESDB_STATE_DIR=str(tmp_path))

@@ -24,8 +24,15 @@ from bridge.messages import (
     SystemAlert,
     ThroughputMetric,
 )
-from collectors.demo import DEFAULT_NODES, DEFAULT_STORES, DemoCluster, demo_component
-from collectors.health import Thresholds
+from collectors.demo import (
+    DEFAULT_NODES,
+    DEFAULT_STORES,
+    DemoCluster,
+    Simulation,
+    Steps,
+    demo_component,
+)
+from collectors.health import Thresholds, resource_statuses, worst_status
 from collectors.scheduler import CollectorMetrics
 from tests.support import TEST_SECRET, async_wait_until
 
@@ -45,12 +52,36 @@ def make_bridge(**env: Any) -> Bridge:
     return Bridge(settings, registry=CollectorRegistry(), components=[])
 
 
-def demo(bridge: Bridge | None = None, **options: Any) -> DemoCluster:
+def simulation(bridge: Bridge | None = None, **options: Any) -> Simulation:
+    """A quiet simulation (seed 7, no failures, no stress, no showcase) unless told otherwise."""
     options.setdefault("seed", 7)
     options.setdefault("failure_chance", 0.0)
     options.setdefault("stress_chance", 0.0)
     options.setdefault("showcase", False)
-    return DemoCluster((bridge or make_bridge()).integration, **options)
+    return Simulation((bridge or make_bridge()).integration.build, **options)
+
+
+def demo(bridge: Bridge, steps: Steps | None = None, **timing: Any) -> DemoCluster:
+    """The component publishing ``steps`` (a quiet simulation by default) on ``bridge``."""
+    return DemoCluster(bridge.integration, steps or simulation(bridge), **timing)
+
+
+class BrokenSimulation:
+    """Steps that always raise, counting the calls."""
+
+    interval = 1.0
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def step(self) -> list[tuple[str, Message]]:
+        self.calls += 1
+        raise RuntimeError("boom")
+
+
+def down(sim: Simulation) -> list[str]:
+    """The simulated nodes that are down."""
+    return [node.name for node in sim.state.nodes if not node.up]
 
 
 def of(messages: list[tuple[str, Message]], model: type[Message]) -> list[Any]:
@@ -72,28 +103,29 @@ def comparable(messages: list[tuple[str, Message]]) -> list[tuple[str, str, dict
 def test_same_seed_gives_the_same_traffic() -> None:
     """Two simulations with one seed and one clock publish identical messages, step by step."""
     clock_a, clock_b = FakeClock(), FakeClock()
-    a, b = demo(clock=clock_a, failure_chance=0.1), demo(clock=clock_b, failure_chance=0.1)
+    a = simulation(clock=clock_a, failure_chance=0.1)
+    b = simulation(clock=clock_b, failure_chance=0.1)
     for _ in range(30):
         assert comparable(a.step()) == comparable(b.step())
         clock_a.now += 1
         clock_b.now += 1
-    assert comparable(demo(seed=8).step()) != comparable(demo(seed=7).step())
+    assert comparable(simulation(seed=8).step()) != comparable(simulation(seed=7).step())
 
 
 def test_first_step_announces_the_three_nodes() -> None:
     """The first step says every node started and joined, and that they form the cluster."""
-    first = demo().step()
+    first = simulation().step()
     joined = of(first, NodeLifecycle)
     assert [(m.node, m.event, m.cluster_size) for m in joined] == [
         (node, "joined", 3) for node in DEFAULT_NODES
     ]
     assert {m.TAG for _, m in first} >= {"system_lifecycle_event", "cluster_membership_changed"}
-    assert not of(demo().step()[len(first) :], NodeLifecycle)
+    assert not of(simulation().step()[len(first) :], NodeLifecycle)
 
 
 def test_every_step_reports_each_node_and_operation() -> None:
     """Each step has health, four resources, and per operation a throughput and six percentiles."""
-    cluster = demo()
+    cluster = simulation()
     cluster.step()
     step = cluster.step()
     for node in DEFAULT_NODES:
@@ -118,7 +150,7 @@ def test_every_step_reports_each_node_and_operation() -> None:
 
 def test_latency_percentiles_are_ordered() -> None:
     """For each operation min <= p50 <= p95 <= p99 <= max."""
-    step = demo().step()
+    step = simulation().step()
     by_op: dict[tuple[str, str], dict[str, float]] = {}
     for m in of(step, LatencyMetric):
         by_op.setdefault((m.node, m.operation), {})[m.percentile] = m.latency_ms
@@ -129,7 +161,7 @@ def test_latency_percentiles_are_ordered() -> None:
 def test_throughput_spans_the_clock_time_between_steps() -> None:
     """A ThroughputMetric covers the time the injected clock moved since the previous step."""
     clock = FakeClock()
-    cluster = demo(clock=clock)
+    cluster = simulation(clock=clock)
     cluster.step()
     clock.now += 2.5
     durations = {m.duration_ms for m in of(cluster.step(), ThroughputMetric)}
@@ -138,7 +170,7 @@ def test_throughput_spans_the_clock_time_between_steps() -> None:
 
 def test_every_instance_gets_traffic() -> None:
     """Within a few minutes of steps, all nine bus instances carry demo messages."""
-    cluster = demo(failure_chance=0.02, stress_chance=0.05)
+    cluster = simulation(failure_chance=0.02, stress_chance=0.05)
     seen = {m.INSTANCE for _ in range(200) for _, m in cluster.step()}
     expected = {instance for instance, _ in MESSAGE_TYPES} - {"ex_esdb_system"}
     assert seen >= expected
@@ -146,9 +178,9 @@ def test_every_instance_gets_traffic() -> None:
 
 def test_showcase_shows_every_rare_event_within_fifteen_steps() -> None:
     """By default each rare event happens once early: a node fails at step 8 and is back by 14."""
-    cluster = demo(showcase=True)
+    cluster = simulation(showcase=True)
     steps = [cluster.step() for _ in range(15)]
-    assert cluster.down_nodes() == []
+    assert down(cluster) == []
     tags = {m.TAG for step in steps for _, m in step}
     assert tags >= {
         "access_violation",
@@ -168,13 +200,13 @@ def test_showcase_shows_every_rare_event_within_fifteen_steps() -> None:
 
 def test_a_node_fails_then_reconnects() -> None:
     """A failed node stays down for a while, then reconnects and its alert is acknowledged."""
-    cluster = demo(failure_chance=1.0)
+    cluster = simulation(failure_chance=1.0)
     cluster.step()  # the announcement step also fails one node
-    down = cluster.down_nodes()
-    assert len(down) == 1
-    failed_node = down[0]
-    steps = [cluster.step() for _ in range(40)]
-    assert all(len(cluster.down_nodes()) <= 1 for _ in steps)
+    [failed_node] = down(cluster)
+    steps = []
+    for _ in range(40):
+        steps.append(cluster.step())
+        assert len(down(cluster)) <= 1
     flat = [pair for step in steps for pair in step]
     acks = of(flat, AlertAck)
     assert acks
@@ -185,9 +217,9 @@ def test_a_node_fails_then_reconnects() -> None:
 
 def test_failure_step_contents() -> None:
     """The failing step: NodeLifecycle down, unknown health, the alert on topic node_failure."""
-    cluster = demo(failure_chance=1.0)
+    cluster = simulation(failure_chance=1.0)
     step = cluster.step()
-    node = cluster.down_nodes()[0]
+    [node] = down(cluster)
     assert [m.event for m in of(step, NodeLifecycle) if m.node == node][-1] == "down"
     assert any(m.node == node and m.status == "unknown" for m in of(step, NodeHealth))
     alerts = [(t, m) for t, m in step if isinstance(m, SystemAlert)]
@@ -202,15 +234,20 @@ def test_failure_step_contents() -> None:
 
 
 def test_stress_degrades_nodes_by_the_thresholds() -> None:
-    """Stressed nodes turn degraded or unhealthy exactly as the configured thresholds say."""
+    """Stressed nodes turn degraded or unhealthy as the health collector's rules say."""
     thresholds = {"cpu": Thresholds(70.0, 90.0), "memory": Thresholds(85.0, 95.0)}
-    cluster = demo(stress_chance=1.0, thresholds=thresholds)
+    cluster = simulation(stress_chance=1.0, thresholds=thresholds)
     statuses = set()
     for _ in range(30):
         step = cluster.step()
         cpu = {m.node: m.usage_percent for m in of(step, ResourceUsage) if m.resource_type == "cpu"}
         for health in of(step, NodeHealth):
-            expected = cluster.status_of(cpu[health.node], health.memory_usage, health.disk_usage)
+            readings = {
+                "cpu": cpu[health.node],
+                "memory": health.memory_usage,
+                "disk": health.disk_usage,
+            }
+            expected = worst_status(resource_statuses(readings, thresholds).values())
             # The published readings are rounded to two decimals; allow the boundary case.
             assert health.status == expected or abs(cpu[health.node] - 70) < 0.01
             statuses.add(health.status)
@@ -224,7 +261,7 @@ def test_stress_degrades_nodes_by_the_thresholds() -> None:
 def test_rejects_bad_options(options: dict[str, Any], message: str) -> None:
     """An empty node list or a non-positive interval is refused, naming the option."""
     with pytest.raises(ValueError, match=message):
-        demo(**options)
+        simulation(**options)
 
 
 async def test_publishes_through_the_signed_bus() -> None:
@@ -266,7 +303,7 @@ async def test_runs_on_its_interval_and_closes_idempotently() -> None:
         await asyncio.sleep(0)
 
     await bridge.start(serve_http=False)
-    cluster = demo(bridge, interval=0.25, clock=clock, sleep=sleep)
+    cluster = demo(bridge, simulation(bridge, interval=0.25, clock=clock), clock=clock, sleep=sleep)
     started = clock.now
     try:
         await cluster.start()
@@ -277,11 +314,10 @@ async def test_runs_on_its_interval_and_closes_idempotently() -> None:
         await cluster.aclose()
         await cluster.aclose()
         await bridge.aclose()
+    # aclose() returned with the schedule's task finished: no step can run any more.
+    assert not cluster.schedule.running
     runs = cluster.schedule.runs
     assert clock.now - started == pytest.approx((runs - 1) * 0.25, abs=0.25)
-    await asyncio.sleep(0.01)
-    assert cluster.schedule.runs == runs
-    assert not cluster.schedule.running
 
 
 async def test_a_failing_step_is_counted_and_the_loop_goes_on() -> None:
@@ -294,19 +330,12 @@ async def test_a_failing_step_is_counted_and_the_loop_goes_on() -> None:
         clock.now += seconds
         await asyncio.sleep(0)
 
-    cluster = demo(bridge, metrics=CollectorMetrics(registry), clock=clock, sleep=sleep)
-    calls = 0
-
-    def broken() -> list[tuple[str, Message]]:
-        nonlocal calls
-        calls += 1
-        raise RuntimeError("boom")
-
-    cluster.step = broken  # type: ignore[method-assign]
+    broken = BrokenSimulation()
+    cluster = demo(bridge, broken, metrics=CollectorMetrics(registry), clock=clock, sleep=sleep)
     await bridge.start(serve_http=False)
     try:
         await cluster.start()
-        await async_wait_until(lambda: calls >= 2, what="a second step after a failure")
+        await async_wait_until(lambda: broken.calls >= 2, what="a second step after a failure")
     finally:
         await cluster.aclose()
         await bridge.aclose()
@@ -317,13 +346,32 @@ async def test_a_failing_step_is_counted_and_the_loop_goes_on() -> None:
     assert errors >= 2
 
 
-def test_factory_follows_the_settings() -> None:
-    """demo_component takes the health interval (capped at 1 s) and the thresholds from settings."""
-    fast = demo_component(
-        make_bridge(EXESDB_HEALTH_BROADCAST_INTERVAL="200", EXESDB_CPU_DEGRADED="50").context
-    )
+async def first_node_statuses(**env: str) -> set[str]:
+    """The NodeHealth statuses of the first step of the demo that ``demo_component`` builds."""
+    bridge = make_bridge(**env)
+    received: list[Envelope] = []
+    bridge.bus.subscribe("test", received.append, instances=["ex_esdb_health"])
+    await bridge.start(serve_http=False)
+    try:
+        demo_component(bridge.context).publish_step()
+        await async_wait_until(
+            lambda: any(e.payload.TAG == "cluster_health_updated" for e in received),
+            what="the step's cluster health",
+        )
+    finally:
+        await bridge.aclose()
+    return {e.payload.status for e in received if isinstance(e.payload, NodeHealth)}
+
+
+async def test_factory_takes_the_thresholds_from_the_settings() -> None:
+    """Nodes of demo_component are judged by EXESDB_*_DEGRADED: healthy at 85 %, not at 1 %."""
+    assert await first_node_statuses() == {"healthy"}
+    assert await first_node_statuses(EXESDB_CPU_DEGRADED="1") == {"degraded"}
+
+
+def test_factory_follows_the_health_interval() -> None:
+    """demo_component steps on the health interval, capped at 1 s."""
+    fast = demo_component(make_bridge(EXESDB_HEALTH_BROADCAST_INTERVAL="200").context)
     assert fast.interval == pytest.approx(0.2)
-    assert fast.status_of(55, 10, 10) == "degraded"
-    assert demo_component(make_bridge().context).status_of(55, 10, 10) == "healthy"
     assert demo_component(make_bridge().context).interval == 1.0
     assert (fast.name, fast.required) == ("demo", False)

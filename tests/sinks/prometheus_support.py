@@ -45,10 +45,22 @@ def families_text(store: SeriesStore, openmetrics: bool = False) -> str:
     return "".join(kept)
 
 
+def sample(store: SeriesStore, name: str, **labels: str) -> float | None:
+    """A sample's value as the store's structured read (``collect``) has it, or None."""
+    for family in store.collect():
+        for item in family.samples:
+            if item.name == name and item.labels == labels:
+                return float(item.value)
+    return None
+
+
 def translate(*envelopes: Envelope, clock: FakeClock | None = None) -> SeriesStore:
     """A fresh store with ``envelopes`` translated into it."""
     store = SeriesStore(clock=clock or FakeClock())
-    translator = Translator(store)
-    for item in envelopes:
-        translator.handle(item)
+    Translator(store).handle_batch(envelopes, propagate)
     return store
+
+
+def propagate(envelope: Envelope) -> None:
+    """A ``handle_batch`` failure callback that lets the translation error through."""
+    raise  # called inside handle_batch's ``except``: re-raises the error it caught

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gzip
 import subprocess
 from collections.abc import AsyncIterator
@@ -12,8 +13,8 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from bridge.app import Bridge
-from bridge.bus import Envelope
 from bridge.config import Settings
+from bridge.messages import LogEntry
 from bridge.sinks.prometheus import OPENMETRICS_TYPE, TEXT_TYPE, PrometheusSink, negotiate
 from tests.sinks.prometheus_support import envelope
 from tests.sinks.test_prometheus_translate import GOLDEN
@@ -23,6 +24,13 @@ OPENMETRICS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
     "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 )
+# What Prometheus 3 asks for by default.
+PROMETHEUS_3_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+    "application/openmetrics-text;version=0.0.1;q=0.5,"
+    "text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+)
+OPENMETRICS_1 = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
 @pytest.fixture
@@ -56,21 +64,27 @@ def _get(bridge: Bridge, headers: dict[str, str]) -> tuple[int, bytes, dict[str,
 
 
 @pytest.mark.parametrize(
-    ("accept", "openmetrics"),
+    ("accept", "content_type"),
     [
-        ("", False),
-        ("text/plain", False),
-        ("text/plain;version=0.0.4", False),
-        ("application/openmetrics-text; version=1.0.0; charset=utf-8", True),
-        ("application/openmetrics-text", True),
-        (OPENMETRICS_ACCEPT, True),
-        ("application/openmetrics-text;version=0.0.1,text/plain;q=0.5", False),
-        ("application/json", False),
+        ("", TEXT_TYPE),
+        ("text/plain", TEXT_TYPE),
+        ("text/plain;version=0.0.4", TEXT_TYPE),
+        ("text/plain;version=1.0.0", "text/plain; version=1.0.0; charset=utf-8"),
+        ("application/openmetrics-text; version=1.0.0; charset=utf-8", OPENMETRICS_1),
+        ("application/openmetrics-text", OPENMETRICS_TYPE),
+        (OPENMETRICS_ACCEPT, OPENMETRICS_1),
+        (PROMETHEUS_3_ACCEPT, OPENMETRICS_1),
+        ("application/openmetrics-text;version=0.0.1,text/plain;q=0.5", TEXT_TYPE),
+        ("application/json", TEXT_TYPE),
+        ("application/openmetrics-text;version=x", TEXT_TYPE),
+        ("text/plain;version=abc", TEXT_TYPE),
     ],
 )
-def test_negotiation_picks_openmetrics_only_when_asked(accept: str, openmetrics: bool):
-    """OpenMetrics 1.0 only when Accept asks for it; text 0.0.4 otherwise."""
-    assert negotiate(accept) == (openmetrics, OPENMETRICS_TYPE if openmetrics else TEXT_TYPE)
+def test_negotiation_is_prometheus_clients(accept: str, content_type: str):
+    """The format is prometheus_client's choice (OpenMetrics only when asked); text 0.0.4 else."""
+    chosen = negotiate(accept)
+    assert chosen.content_type.startswith(content_type)
+    assert chosen.openmetrics is content_type.startswith("application/openmetrics-text")
 
 
 async def test_text_format_parses_and_has_every_part(bridge: Bridge):
@@ -99,7 +113,7 @@ async def test_openmetrics_format_parses_and_ends_once(bridge: Bridge):
     """OpenMetrics parses with the reference parser and ends with exactly one # EOF."""
     status, body, headers = await asyncio.to_thread(_get, bridge, {"Accept": OPENMETRICS_ACCEPT})
     assert status == 200
-    assert headers["Content-Type"] == OPENMETRICS_TYPE
+    assert headers["Content-Type"].startswith(OPENMETRICS_1)
     text = body.decode()
     assert text.endswith("# EOF\n")
     assert text.count("# EOF") == 1
@@ -174,15 +188,9 @@ async def test_a_failing_message_is_counted_and_the_rest_of_its_batch_translated
     bridge = Bridge(Settings(EXESDB_NODE="n1"), components=[])
     sink = PrometheusSink(bridge.bus)
     good = [envelope("node_lifecycle_event", event="joined", cluster_size=3)]
-    bad = envelope("node_lifecycle_event", event="joined", cluster_size=3)
-    original = sink.translator._handlers["node_lifecycle_event"]
-
-    def handle(item: Envelope) -> None:
-        if item is bad:
-            raise RuntimeError("translation failed")
-        original(item)
-
-    sink.translator._handlers["node_lifecycle_event"] = handle
+    # A message whose payload is not what its tag says: its translation fails.
+    wrong = LogEntry(level="info", message="m", module="x", node="n1")
+    bad = dataclasses.replace(good[0], payload=wrong)
     sink.handle_batch([bad, *good])
     errors = bridge.registry.get_sample_value(
         "exesdb_sink_errors_total", {"subscriber": "prometheus"}

@@ -8,7 +8,7 @@ import pytest
 
 from bridge.sinks.prometheus import MetricType, SeriesStore
 from bridge.sinks.prometheus.store import format_value
-from tests.sinks.prometheus_support import FakeClock, envelope, translate
+from tests.sinks.prometheus_support import FakeClock, envelope, propagate, sample, translate
 
 
 def _store(clock: FakeClock, ttl: float = 60.0, max_series: int = 100) -> SeriesStore:
@@ -29,7 +29,6 @@ def test_series_not_reported_again_expire_after_the_ttl():
     text = store.render()
     assert 'node="old"' not in text
     assert 'exesdb_test_value{node="fresh"} 3.0\n' in text
-    assert store.expired_total == 1
     assert "exesdb_prometheus_series_expired_total 1.0\n" in text
     assert "exesdb_prometheus_series 1.0\n" in text
 
@@ -40,8 +39,9 @@ def test_an_expired_family_disappears_with_its_metadata():
     store = _store(clock, ttl=10)
     store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.").set((), 1.0)
     clock.now += 11
-    assert store.expire() == 1
-    assert "exesdb_test_value" not in store.render()
+    text = store.render()
+    assert "exesdb_test_value" not in text
+    assert "exesdb_prometheus_series_expired_total 1.0\n" in text
 
 
 def test_an_expired_counter_starts_again_from_zero():
@@ -51,7 +51,7 @@ def test_an_expired_counter_starts_again_from_zero():
     counter = store.family("exesdb_test_events", MetricType.COUNTER, "Test events.")
     counter.inc((), 5)
     clock.now += 11
-    store.expire()
+    assert "exesdb_test_events" not in store.render()
     counter.inc(())
     assert "exesdb_test_events_total 1.0\n" in store.render()
 
@@ -86,7 +86,6 @@ def test_cap_refuses_new_label_sets_and_counts_them():
     assert 'exesdb_prometheus_series_refused_total{metric="exesdb_test_value"} 2.0\n' in text
     assert "exesdb_prometheus_series_limit 3.0\n" in text
     assert len(store) == 3
-    assert store.refused_total() == 2
 
 
 def test_cap_makes_room_once_series_expire():
@@ -111,7 +110,8 @@ def test_cap_admits_a_state_set_whole_or_not_at_all():
     assert not states.set_state(("b",), ("x", "y", "z"), "y")
     assert 'n="b"' not in store.render()
     assert states.set_state(("a",), ("x", "y", "z"), "z")  # known series: no new room needed
-    assert store.refused_total() == 3
+    refused = sample(store, "exesdb_prometheus_series_refused_total", metric="exesdb_test_state")
+    assert refused == 3
 
 
 def test_flood_of_label_sets_stays_bounded():
@@ -120,11 +120,12 @@ def test_flood_of_label_sets_stays_bounded():
     store = SeriesStore(max_series=50, clock=clock)
     from bridge.sinks.prometheus import Translator
 
-    translator = Translator(store)
-    for i in range(500):
-        translator.handle(envelope("debug_trace", component=f"c{i}", operation="op"))
+    flood = [envelope("debug_trace", component=f"c{i}", operation="op") for i in range(500)]
+    Translator(store).handle_batch(flood, propagate)
     assert len(store) == 50
-    assert store.refused_total() == 450
+    assert (
+        sample(store, "exesdb_prometheus_series_refused_total", metric="exesdb_debug_traces") == 450
+    )
 
 
 def test_wrong_label_count_is_a_programming_error():
@@ -172,3 +173,45 @@ def test_unchanged_families_are_served_from_cache_and_changes_show():
     assert 'exesdb_test_value{id="a"} 2.0\n' in store.render()
     gauge.set(("b",), 0.0)  # a new series at the default value still invalidates the cache
     assert 'exesdb_test_value{id="b"} 0.0\n' in store.render()
+
+
+def test_collect_reads_what_render_shows_as_values():
+    """collect() gives each rendered family as a prometheus_client family, with the same samples."""
+    clock = FakeClock()
+    store = translate(
+        envelope("node_health_updated", status="degraded", memory_usage=71.5),
+        envelope("log_entry", level="warn", message="m", module="x", metadata={}),
+        clock=clock,
+    )
+    families = {family.name: family for family in store.collect()}
+    rendered = {
+        line.split()[2] for line in store.render().splitlines() if line.startswith("# TYPE")
+    }
+    # Text 0.0.4 names a counter's metadata after its sample (``_total``), the family without.
+    assert {name.removesuffix("_total") for name in rendered} == set(families)
+    memory = families["exesdb_node_memory_usage_percent"]
+    assert (memory.type, [(s.name, s.labels, s.value) for s in memory.samples]) == (
+        "gauge",
+        [("exesdb_node_memory_usage_percent", {"node": "n1"}, 71.5)],
+    )
+    health = {s.labels["status"]: s.value for s in families["exesdb_node_health_status"].samples}
+    assert (health["degraded"], sum(health.values())) == (1.0, 1.0)
+
+
+def test_a_counter_that_comes_back_after_expiring_has_a_new_created_time():
+    """Each counter series carries _created; one that expired and returns is created anew."""
+    clock = FakeClock(1000.0)
+    store = SeriesStore(ttl_seconds=10, clock=clock, wall_clock=lambda: 1_700_000_000.0)
+    counter = store.family("exesdb_test_events", MetricType.COUNTER, "Test events.", ("node",))
+    counter.inc(("a",), 5)
+    first = sample(store, "exesdb_test_events_created", node="a")
+    assert first == 1_700_000_000.0
+    clock.now += 5
+    counter.inc(("a",))
+    assert sample(store, "exesdb_test_events_created", node="a") == first
+    clock.now += 11
+    assert sample(store, "exesdb_test_events_total", node="a") is None  # expired
+    counter.inc(("a",))
+    assert sample(store, "exesdb_test_events_total", node="a") == 1.0
+    assert sample(store, "exesdb_test_events_created", node="a") == first + 16
+    assert "_created" not in store.render()  # the text keeps the 0.0.4 shape it always had

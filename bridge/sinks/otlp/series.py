@@ -1,13 +1,15 @@
 """The bridge's Prometheus series as OTLP metrics (``EXESDB_OTLP_METRICS=true``).
 
 Every ``OTEL_METRIC_EXPORT_INTERVAL`` (ms, default 60000) everything ``GET /metrics`` shows is
-collected on the event loop, as a scrape would be: the registry, and the OpenMetrics text of the
-components that render their own series (the Prometheus sink's store). Each family is sent in
-the OTLP form closest to it: counters as cumulative monotonic sums (named without ``_total``, as
-OpenTelemetry's Prometheus compatibility rules have it), gauges, info and state sets as gauges;
-summaries and histograms as their Prometheus parts (``quantile`` gauges, ``_bucket`` /
-``_count`` / ``_sum`` cumulative sums), since a Prometheus histogram has no min and max for an
-OTLP one. ``_created`` samples are left out.
+collected on the event loop, as a scrape would be: the registry, and the families of the
+components that render their own series (the Prometheus sink's store), read as values. Each
+family is sent in the OTLP form closest to it: counters as cumulative monotonic sums (named
+without ``_total``, as OpenTelemetry's Prometheus compatibility rules have it), gauges, info and
+state sets as gauges; summaries and histograms as their Prometheus parts (``quantile`` gauges,
+``_bucket`` / ``_count`` / ``_sum`` cumulative sums), since a Prometheus histogram has no min
+and max for an OTLP one. A cumulative series starts at its ``_created`` sample (so a counter that
+expired and came back from zero starts anew, which a backend reads as a reset), else when the
+mirror started; ``_created`` samples are not sent themselves.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Gauge,
     Metric,
+    MetricExportResult,
     MetricsData,
     NumberDataPoint,
     ResourceMetrics,
@@ -35,7 +38,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric as PromFamily
-from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+from bridge.component import HasExposition
 
 __all__ = ["MetricsMirror", "registry_to_metrics"]
 
@@ -58,13 +62,25 @@ def _gauge(name: str, help_text: str, points: list[NumberDataPoint]) -> Metric:
     return Metric(name, help_text, "", Gauge(points))
 
 
+def _series_key(labels: Mapping[str, str]) -> frozenset[tuple[str, str]]:
+    # A series' labels without a histogram bucket's ``le``: what its ``_created`` sample carries.
+    return frozenset(item for item in labels.items() if item[0] != "le")
+
+
 def _family_metrics(family: PromFamily, start_ns: int, now_ns: int) -> Iterable[Metric]:
+    cumulative = family.type in ("counter", "summary", "histogram")
+    starts = {
+        _series_key(sample.labels): int(sample.value * 1e9)
+        for sample in family.samples
+        if cumulative and sample.name == family.name + "_created"
+    }
     by_name: dict[str, list[NumberDataPoint]] = {}
     for sample in family.samples:
         if sample.name.endswith("_created"):
             continue
+        start = starts.get(_series_key(sample.labels), start_ns) if starts else start_ns
         by_name.setdefault(sample.name, []).append(
-            _point(sample.labels, start_ns, now_ns, sample.value)
+            _point(sample.labels, start, now_ns, sample.value)
         )
     for name, points in by_name.items():
         if family.type == "counter":
@@ -78,27 +94,21 @@ def _family_metrics(family: PromFamily, start_ns: int, now_ns: int) -> Iterable[
             yield _gauge(name, family.documentation, points)
 
 
-def _parsed(texts: Iterable[str]) -> Iterator[PromFamily]:
-    for text in texts:
-        try:
-            yield from text_string_to_metric_families(text + "# EOF\n")  # type: ignore[no-untyped-call]
-        except ValueError:
-            _logger.exception("cannot parse a component's exposition for OTLP metrics")
-
-
 def registry_to_metrics(
     registry: CollectorRegistry,
     resource: Resource,
     scope: InstrumentationScope,
     start_ns: int,
-    expositions: Iterable[str] = (),
+    expositions: Iterable[HasExposition] = (),
 ) -> MetricsData:
-    """One collection of ``registry`` and of OpenMetrics ``expositions`` as ``MetricsData``."""
+    """One collection of ``registry`` and of the ``expositions``' families as ``MetricsData``.
+
+    ``start_ns`` starts the cumulative series that have no ``_created`` sample.
+    """
     now_ns = time.time_ns()
+    families = itertools.chain(registry.collect(), *(part.collect() for part in expositions))
     metrics = [
-        metric
-        for family in itertools.chain(registry.collect(), _parsed(expositions))
-        for metric in _family_metrics(family, start_ns, now_ns)
+        metric for family in families for metric in _family_metrics(family, start_ns, now_ns)
     ]
     return MetricsData([ResourceMetrics(resource, [ScopeMetrics(scope, metrics, "")], "")])
 
@@ -114,7 +124,7 @@ class MetricsMirror:
         scope: InstrumentationScope,
         on_export: Callable[[int, bool, float], None],
         environ: Mapping[str, str] = os.environ,
-        expositions: Callable[[], list[str]] = list,
+        expositions: Callable[[], Sequence[HasExposition]] = tuple,
     ) -> None:
         self._registry = registry
         self._exporter = exporter
@@ -158,7 +168,7 @@ class MetricsMirror:
                 for scope_metrics in resource_metrics.scope_metrics
                 for metric in scope_metrics.metrics
             )
-            ok = getattr(self._exporter.export(data), "name", "") == "SUCCESS"
+            ok = self._exporter.export(data) is MetricExportResult.SUCCESS
         except Exception:
             _logger.exception("OTLP metrics export raised")
             count, ok = 0, False

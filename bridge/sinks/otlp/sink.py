@@ -20,8 +20,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from opentelemetry import context as context_api
@@ -32,15 +33,17 @@ from opentelemetry.sdk._logs import (
     ReadableLogRecord,
     ReadWriteLogRecord,
 )
+from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry
 
 from bridge import __version__
 from bridge.bus import Bus, Envelope
-from bridge.component import Context
+from bridge.component import Context, HasExposition
 from bridge.operations import OperationRecorder
 from bridge.sinks.otlp.batching import BatchSettings, BoundedBatcher
 from bridge.sinks.otlp.mapping import LogSpec, SpanSpec, translate
@@ -58,6 +61,11 @@ SCOPE_NAME: Final = "exesdb-bridge"
 EXPORT_OPERATION: Final = "otlp.export"
 _KINDS: Final = {"internal": SpanKind.INTERNAL, "client": SpanKind.CLIENT}
 _STATUS: Final = {"unset": StatusCode.UNSET, "ok": StatusCode.OK, "error": StatusCode.ERROR}
+# What each signal's SDK exporter returns when the collector took the batch.
+_SUCCESS: Final[Mapping[Signal, Enum]] = {
+    "traces": SpanExportResult.SUCCESS,
+    "logs": LogRecordExportResult.SUCCESS,
+}
 
 
 class Exporter(Protocol):
@@ -214,7 +222,7 @@ class OtlpSink:
         queue_size: int,
         close_seconds: float = 4.0,
         environ: Mapping[str, str] = os.environ,
-        expositions: Callable[[], list[str]] = list,
+        expositions: Callable[[], Sequence[HasExposition]] = tuple,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._metrics = OtlpMetrics(registry)
@@ -246,7 +254,7 @@ class OtlpSink:
                 continue
             batcher: BoundedBatcher[Any] = BoundedBatcher(
                 f"otlp-{signal}",
-                _exporting(exporter),
+                _exporting(exporter, _SUCCESS[signal]),
                 max_queue=queue_size,
                 settings=BatchSettings.from_env(prefixes[signal], environ),
                 on_drop=self._metrics.dropped.labels(signal).inc,
@@ -290,13 +298,8 @@ class OtlpSink:
             # Leave the bus and the HTTP server their share of the shutdown budget.
             close_seconds=min(5.0, settings.shutdown_timeout_ms / 2000),
             # What GET /metrics appends after the registry (the Prometheus sink's store).
-            expositions=lambda: [part.render(True) for part in context.expositions()],
+            expositions=context.expositions,
         )
-
-    @property
-    def signals(self) -> tuple[Signal, ...]:
-        """The signals being exported."""
-        return tuple(self._exporters)
 
     # -- the bus side --
 
@@ -414,10 +417,9 @@ def _depth_of(batcher: BoundedBatcher[Any]) -> Callable[[], int]:
     return lambda: batcher.depth
 
 
-def _exporting(exporter: Exporter) -> Callable[[list[Any]], bool]:
+def _exporting(exporter: Exporter, success: Enum) -> Callable[[list[Any]], bool]:
     def export(batch: list[Any]) -> bool:
-        result = exporter.export(batch)
-        return getattr(result, "name", "") == "SUCCESS"
+        return exporter.export(batch) is success
 
     return export
 

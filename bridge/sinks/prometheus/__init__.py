@@ -7,7 +7,14 @@ bus subscriber and the component.
 
 from __future__ import annotations
 
-from bridge.sinks.prometheus.exposition import OPENMETRICS_TYPE, TEXT_TYPE, negotiate, render
+from bridge.sinks.prometheus.exposition import (
+    OPENMETRICS_TYPE,
+    TEXT_TYPE,
+    Format,
+    gzip_wanted,
+    negotiate,
+    render,
+)
 from bridge.sinks.prometheus.sink import (
     SUBSCRIBER,
     PrometheusSink,
@@ -24,10 +31,12 @@ __all__ = [
     "SUBSCRIBER",
     "TEXT_TYPE",
     "Family",
+    "Format",
     "MetricType",
     "PrometheusSink",
     "SeriesStore",
     "Translator",
+    "gzip_wanted",
     "negotiate",
     "prometheus_sink",
     "register_process_metrics",

@@ -1,49 +1,79 @@
-"""``GET /metrics``: content negotiation and one document from the registry and the stores.
+"""``GET /metrics``: the format and compression prometheus_client negotiates, and one document.
 
-The ``prometheus_client`` registry (bus self-metrics, process metrics, build info) is rendered by
-the library; the sink's series come pre-rendered from their ``SeriesStore``. In OpenMetrics the
-document ends with one ``# EOF``, after both parts.
+prometheus_client decides the format (``choose_encoder``) and renders its registry (bus
+self-metrics, process metrics, build info) in it; the sink's series come pre-rendered from their
+``SeriesStore`` in the same format. In OpenMetrics the document ends with one ``# EOF``, after
+both parts. Whether to gzip is prometheus_client's ``gzip_accepted``, less an explicit refusal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Final
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, gzip_accepted
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from bridge.component import HasExposition
 
-__all__ = ["OPENMETRICS_TYPE", "TEXT_TYPE", "negotiate", "render"]
+__all__ = ["OPENMETRICS_TYPE", "TEXT_TYPE", "Format", "gzip_wanted", "negotiate", "render"]
 
-TEXT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+TEXT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
+_OPENMETRICS_MEDIA_TYPE: Final = "application/openmetrics-text"
 _EOF: Final = b"# EOF\n"
 
 
-def negotiate(accept: str) -> tuple[bool, str]:
-    """(OpenMetrics?, content type) for an ``Accept`` header, as prometheus_client decides it."""
-    for accepted in accept.split(","):
-        media_type, *params = (part.strip() for part in accepted.split(";"))
-        if media_type == "application/openmetrics-text":
-            version = next(
-                (p.partition("=")[2] for p in params if p.startswith("version=")), "1.0.0"
-            )
-            if version in ("", "1.0.0", "1.0"):
-                return True, OPENMETRICS_TYPE
-    return False, TEXT_TYPE
+@dataclass(frozen=True, slots=True)
+class Format:
+    """The exposition format an ``Accept`` header gets, as prometheus_client chose it."""
+
+    openmetrics: bool
+    content_type: str
+    encode: Callable[[CollectorRegistry], bytes]
 
 
-def render(
-    registry: CollectorRegistry, sources: Iterable[HasExposition], openmetrics: bool
-) -> bytes:
+_TEXT: Final = Format(False, TEXT_TYPE, choose_encoder("")[0])
+
+
+def negotiate(accept: str) -> Format:
+    """The format for an ``Accept`` header: prometheus_client's choice, text 0.0.4 by default."""
+    try:
+        encode, content_type = choose_encoder(accept)
+    except (TypeError, ValueError):
+        # prometheus_client cannot compare a version such as "version=x": serve the default.
+        return _TEXT
+    return Format(content_type.startswith(_OPENMETRICS_MEDIA_TYPE), content_type, encode)
+
+
+def gzip_wanted(accept_encoding: str) -> bool:
+    """True when ``Accept-Encoding`` names gzip (prometheus_client's test) with a weight above 0.
+
+    prometheus_client ignores weights, but ``gzip;q=0`` means "not gzip" (RFC 9110, 12.4.2).
+    """
+    return gzip_accepted(accept_encoding) and not _refused(accept_encoding, "gzip")
+
+
+def _refused(accept_encoding: str, coding: str) -> bool:
+    for item in accept_encoding.split(","):
+        name, *params = item.split(";")
+        if name.strip().lower() != coding:
+            continue
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    return float(value) == 0.0
+                except ValueError:
+                    return False  # a malformed weight is ignored, as if absent
+    return False
+
+
+def render(registry: CollectorRegistry, sources: Iterable[HasExposition], fmt: Format) -> bytes:
     """The whole exposition: the registry's families, then each source's (e.g. a store)."""
-    if openmetrics:
-        document: bytes = generate_openmetrics(registry)  # type: ignore[no-untyped-call]
-        head = document.removesuffix(_EOF)
-    else:
-        head = generate_latest(registry)
-    tail = "".join(source.render(openmetrics) for source in sources).encode()
-    return head + tail + (_EOF if openmetrics else b"")
+    head = fmt.encode(registry)
+    if fmt.openmetrics:
+        head = head.removesuffix(_EOF)
+    tail = "".join(source.render(fmt.openmetrics) for source in sources).encode()
+    return head + tail + (_EOF if fmt.openmetrics else b"")

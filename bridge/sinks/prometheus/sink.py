@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry, Metric, PlatformCollector, ProcessCollector
 
 from bridge.bus import Bus, Envelope, Subscription
 from bridge.component import Context
@@ -48,10 +48,6 @@ class PrometheusSink:
             SUBSCRIBER, self.handle_batch, queue_size=queue_size, batch=True
         )
 
-    def handle(self, envelope: Envelope) -> None:
-        """Translate one verified message."""
-        self.translator.handle(envelope)
-
     def handle_batch(self, envelopes: Sequence[Envelope]) -> None:
         """Translate each message; one that fails is counted in exesdb_sink_errors and skipped."""
         self.translator.handle_batch(envelopes, self._failed)
@@ -74,16 +70,25 @@ class PrometheusSink:
         """The sink's series as exposition text."""
         return self.store.render(openmetrics)
 
+    def collect(self) -> list[Metric]:
+        """The sink's series as prometheus_client families (structured, for the OTLP mirror)."""
+        return self.store.collect()
+
     async def aclose(self) -> None:
         """Stop reporting ready; the bus drains what is queued when it stops."""
         self._closed = True
 
 
 def register_process_metrics(registry: CollectorRegistry) -> None:
-    """``process_*`` and ``python_info`` on ``registry`` (once per registry)."""
-    names = getattr(registry, "_names_to_collectors", {})
-    if "process_cpu_seconds_total" not in names and "python_info" not in names:
+    """``process_*`` and ``python_info`` on ``registry``, unless it has them already.
+
+    prometheus_client's default ``REGISTRY`` has both; a registry only notices a duplicate
+    collector when built with ``auto_describe=True``, so what it serves is asked instead.
+    """
+    present = {family.name for family in registry.collect()}
+    if "process_cpu_seconds" not in present:
         ProcessCollector(registry=registry)
+    if "python_info" not in present:
         PlatformCollector(registry=registry)
 
 

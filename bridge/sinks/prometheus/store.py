@@ -3,7 +3,9 @@
 Each series keeps its sample line (``name{a="x"} 1.0``) ready to print, rebuilt only when its
 value changes, and each family caches its joined text until a series in it changes, so a scrape
 is mostly string joins. Series not written for ``ttl_seconds`` expire; past ``max_series`` new
-label sets are refused and counted, so a misbehaving publisher cannot exhaust memory.
+label sets are refused and counted, so a misbehaving publisher cannot exhaust memory. ``collect``
+reads the same families as prometheus_client ``Metric`` objects, for readers that want values
+rather than text (the OTLP mirror).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
 from typing import Final
+
+from prometheus_client import Metric
+from prometheus_client.samples import Sample
 
 __all__ = ["Family", "MetricType", "SeriesStore", "escape_label_value", "format_value"]
 
@@ -49,12 +54,13 @@ def format_value(value: float) -> str:
 
 
 class _Series:
-    __slots__ = ("line", "prefix", "touched", "value")
+    __slots__ = ("created", "line", "prefix", "touched", "value")
 
-    def __init__(self, prefix: str, value: float, touched: float) -> None:
+    def __init__(self, prefix: str, value: float, created: float) -> None:
         self.prefix = prefix
         self.value = value
-        self.touched = touched
+        self.created = created
+        self.touched = created
         # The sample line, built at the next scrape after a change (None until then): writes
         # outnumber scrapes by far, so formatting on every write would be wasted work.
         self.line: str | None = None
@@ -101,9 +107,6 @@ class Family:
         self._sample_name = name + "_total" if kind is MetricType.COUNTER else name
         self._series: dict[tuple[str, ...], _Series] = {}
         self._cache: str | None = None
-
-    def __len__(self) -> int:
-        return len(self._series)
 
     def _prefix(self, labels: tuple[str, ...]) -> str:
         if not labels:
@@ -183,20 +186,6 @@ class Family:
                     self._cache = None
             return True
 
-    def value(self, labels: tuple[str, ...]) -> float | None:
-        """The current value of a series, or None when there is none."""
-        with self._lock:
-            series = self._series.get(labels)
-            return None if series is None else series.value
-
-    def remove(self, labels: tuple[str, ...]) -> None:
-        """Drop one series, if present."""
-        with self._lock:
-            if self._series.pop(labels, None) is not None:
-                self._cache = None
-                if self.expires:
-                    self._store._count -= 1
-
     def _expire(self, cutoff: float) -> int:
         stale = [key for key, series in self._series.items() if series.touched < cutoff]
         for key in stale:
@@ -204,6 +193,17 @@ class Family:
         if stale:
             self._cache = None
         return len(stale)
+
+    def _metric(self, epoch: float) -> Metric:
+        metric = Metric(self.name, self.help, self.kind.value)
+        created = self.name + "_created" if self.kind is MetricType.COUNTER else None
+        samples = metric.samples
+        for key, series in self._series.items():
+            labels = dict(zip(self.labelnames, key, strict=True))
+            samples.append(Sample(self._sample_name, labels, series.value))
+            if created is not None:
+                samples.append(Sample(created, labels, series.created + epoch))
+        return metric
 
     def _body(self) -> str:
         if self._cache is None:
@@ -223,7 +223,9 @@ class Family:
 class SeriesStore:
     """Families of series with expiry and a cardinality cap, rendered as exposition text.
 
-    Thread-safe. ``clock`` is monotonic seconds (injected in tests).
+    Thread-safe. ``clock`` is monotonic seconds and ``wall_clock`` Unix seconds (both injected
+    in tests); a counter's ``_created`` is its creation on ``clock``, dated by ``wall_clock``'s
+    reading when the store was made, so it stays the same from one collection to the next.
     """
 
     def __init__(
@@ -232,6 +234,7 @@ class SeriesStore:
         ttl_seconds: float = 600.0,
         max_series: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         namespace: str = "exesdb_prometheus",
     ) -> None:
         self._lock = threading.RLock()
@@ -241,7 +244,7 @@ class SeriesStore:
         self._families: dict[str, Family] = {}
         self._count = 0
         self._last_sweep = clock()
-        self._expired_total = 0
+        self._epoch = wall_clock() - self._last_sweep
         # Self-metrics, rendered with the rest; they never expire and are not capped.
         self._series_gauge = self.family(
             f"{namespace}_series",
@@ -296,16 +299,6 @@ class SeriesStore:
         """Series under the cap (self-metrics excluded)."""
         return self._count
 
-    @property
-    def expired_total(self) -> int:
-        """Series expired since the store was made."""
-        return self._expired_total
-
-    def refused_total(self) -> float:
-        """New label sets refused since the store was made."""
-        with self._lock:
-            return sum(series.value for series in self._refused._series.values())
-
     def _admit(self, family: Family, count: int, now: float) -> bool:
         if self._count + count > self.max_series:
             self._sweep(now, force=True)
@@ -326,21 +319,27 @@ class SeriesStore:
                 dropped += family._expire(cutoff)
         if dropped:
             self._count -= dropped
-            self._expired_total += dropped
             self._expired.inc((), float(dropped))
 
-    def expire(self) -> int:
-        """Drop every series not written within the TTL now; returns how many went."""
+    def _scrape(self) -> None:
+        # What every read does first: expire what is due, then count what is left.
+        self._sweep(self._clock())
+        self._series_gauge.set((), float(self._count))
+
+    def collect(self) -> list[Metric]:
+        """Every family that has series, as prometheus_client families (what ``render`` shows).
+
+        Counters carry a ``_created`` sample per series in Unix seconds, as prometheus_client's
+        own counters do: a series that expired and came back has a new one.
+        """
         with self._lock:
-            before = self._expired_total
-            self._sweep(self._clock(), force=True)
-            return self._expired_total - before
+            self._scrape()
+            return [f._metric(self._epoch) for f in self._families.values() if f._series]
 
     def render(self, openmetrics: bool = False) -> str:
         """Every family as exposition text (no ``# EOF``: the caller ends the document)."""
         with self._lock:
-            self._sweep(self._clock())
-            self._series_gauge.set((), float(self._count))
+            self._scrape()
             parts: list[str] = []
             for family in self._families.values():
                 if family._series:

@@ -1,8 +1,8 @@
 """What each of the 36 message types becomes in Prometheus (SPEC section 7).
 
-``Translator.handle(envelope)`` updates the series of one verified message. Names are fixed by
-SPEC section 7 and listed in the README's metric catalog. A message's ``node`` label is the
-payload's node, else the envelope's (the publishing node).
+``Translator.handle_batch(envelopes, failed)`` updates the series of verified messages. Names
+are fixed by SPEC section 7 and listed in the README's metric catalog. A message's ``node``
+label is the payload's node, else the envelope's (the publishing node).
 """
 
 from __future__ import annotations
@@ -384,18 +384,14 @@ class Translator:
         missing = {tag for _, tag in MESSAGE_TYPES} - set(self._handlers)
         assert not missing, f"no translation for {missing}"
 
-    def handle(self, envelope: Envelope) -> None:
-        """Update the series for one verified message."""
-        self._f["exesdb_prometheus_messages"].inc((envelope.instance, envelope.tag))
-        self._handlers[envelope.tag](envelope)
-
     def handle_batch(
         self, envelopes: Iterable[Envelope], failed: Callable[[Envelope], None]
     ) -> None:
-        """``handle`` each message; ``failed`` is called (inside ``except``) for one that raises.
+        """Update the series of each message; ``failed`` is called (inside ``except``) for one
+        that raises, and the rest of the batch goes on.
 
-        The message counter is added once per instance and tag of the batch (every message
-        counted, as ``handle`` counts one before translating it).
+        The message counter is added once per instance and tag of the batch, every message
+        counted, the failed ones too.
         """
         handlers = self._handlers
         counts: dict[tuple[str, str], int] = {}

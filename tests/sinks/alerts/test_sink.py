@@ -11,7 +11,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-import bridge.sinks.alerts as alerts_package
 from bridge.bus import Frame, LocalCoordinator, MemoryTransport, TransportCapabilities
 from bridge.errors import BridgeError
 from bridge.messages import AlertAck, AlertEscalation, NodeHealth, NodeLifecycle
@@ -177,34 +176,6 @@ async def test_unusable_state_dir_stops_start_naming_the_variable(tmp_path: Path
     with pytest.raises(BridgeError, match="EXESDB_STATE_DIR"):
         async with alert_bridge(blocker / "state"):
             pass
-
-
-def test_public_names_are_pinned() -> None:
-    """The package exports exactly these names."""
-    assert alerts_package.__all__ == sorted(alerts_package.__all__)
-    assert set(alerts_package.__all__) == {
-        "AlertEvent",
-        "AlertRecord",
-        "AlertSink",
-        "AlertState",
-        "AttemptResult",
-        "Delivery",
-        "DeliveryState",
-        "DeliveryWorker",
-        "Outbox",
-        "OutboxDepth",
-        "Outcome",
-        "RetryPolicy",
-        "WebhookSender",
-        "alert_event",
-        "alert_sink",
-        "build_payloads",
-        "classify",
-        "fingerprint",
-        "meets",
-        "parse_retry_after",
-        "webhook_body",
-    }
 
 
 class Lease:

@@ -1,0 +1,39 @@
+"""Demo traffic: a simulated three-node ExESDB cluster, for ``exesdb-bridge run --demo``.
+
+Every message goes through the bridge's ``Integration`` onto the signed bus, so it reaches the
+same sinks as real traffic and every shipped dashboard shows data within seconds. The simulation
+is seeded and steps on an injected clock, which is how the tests drive it without sleeping.
+
+What one step (about a second) publishes, per node that is up: NodeHealth, ResourceUsage (cpu,
+memory, disk, network), PerformanceMetric, per store and operation a ThroughputMetric and the six
+LatencyMetric percentiles, ComponentHealth of each store's persistence and emitter pool, a
+HealthCheck; for the cluster: ClusterHealth, auth events and the odd access violation, audit
+changes, log entries and diagnostics. Resource use drifts and now and then a node is stressed
+into ``degraded`` or ``unhealthy``; now and then a node fails (NodeLifecycle ``down``,
+ClusterMembership, ClusterHealth, a critical ``node_failure`` SystemAlert) and later reconnects.
+With ``showcase`` (the default) each rare event also happens once in the first fifteen steps, so
+no panel waits minutes for its first sample.
+
+``state`` holds the nodes and how a step changes them; ``lifecycle``, ``nodes``, ``operations``,
+``activity`` and ``logs`` build the messages; ``simulation`` runs a step; ``component`` publishes
+the steps on a schedule.
+"""
+
+from __future__ import annotations
+
+from collectors.demo.component import DemoCluster, Steps, demo_component
+from collectors.demo.simulation import DEFAULT_NODES, DEFAULT_STORES, DEMO_SEED, Simulation
+from collectors.demo.state import DEFAULT_THRESHOLDS, ClusterState, SimNode
+
+__all__ = [
+    "DEFAULT_NODES",
+    "DEFAULT_STORES",
+    "DEFAULT_THRESHOLDS",
+    "DEMO_SEED",
+    "ClusterState",
+    "DemoCluster",
+    "SimNode",
+    "Simulation",
+    "Steps",
+    "demo_component",
+]

@@ -1,0 +1,251 @@
+"""The simulated cluster's background activity: security, audit and diagnostics.
+
+``ex_esdb_security`` (logins, failures, brute force, violations, sessions), ``ex_esdb_audit``
+(data changes, accesses, admin actions) and ``ex_esdb_diagnostics`` (traces, error analyses,
+CPU hotspots), with the emitter restarts a crash brings (``ex_esdb_lifecycle``).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Final
+
+from bridge.messages import (
+    AccessLog,
+    AccessViolation,
+    AdminAction,
+    AuthEvent,
+    DataChange,
+    DebugTrace,
+    ErrorAnalysis,
+    Message,
+    PerformanceAnalysis,
+    SecurityAlert,
+    SessionEvent,
+    SupervisionEvent,
+)
+from collectors.demo.lifecycle import process
+from collectors.demo.state import Build, ClusterState, Pairs, SimNode
+
+__all__ = ["audit", "diagnostics", "security"]
+
+_USERS: Final = ("alice", "bob", "carol", "ops-bot", "billing-svc")
+
+
+def security(state: ClusterState, build: Build) -> Pairs:
+    """A step's security news: logins, the odd failure, brute force, violations, sessions."""
+    out: Pairs = []
+    rng = state.rng
+    node = state.pick_up()
+    for _ in range(rng.randint(0, 3)):
+        out.append(
+            (
+                "auth",
+                build(
+                    AuthEvent,
+                    user_id=rng.choice(_USERS),
+                    event_type=rng.choice(("login_success", "token_refresh", "logout")),
+                    auth_method=rng.choice(("password", "token", "oauth")),
+                    source_ip=f"10.0.{rng.randint(0, 3)}.{rng.randint(2, 250)}",
+                    node=node.name,
+                    metadata={},
+                ),
+            )
+        )
+    if rng.random() < 0.3:
+        out.append(_auth_failure(build, node, rng.choice(_USERS), _random_ip(rng)))
+    if state.chance(0.02, "brute_force"):
+        # A brute-force burst from one address, reported as a security alert.
+        ip = _random_ip(rng)
+        out.extend(_auth_failure(build, node, "admin", ip) for _ in range(rng.randint(5, 10)))
+        out.append(
+            (
+                "security",
+                build(
+                    SecurityAlert,
+                    alert_type="brute_force",
+                    severity="high",
+                    description=f"repeated login failures for admin from {ip}",
+                    affected_users=["admin"],
+                    source_ip=ip,
+                    node=node.name,
+                    metadata={},
+                ),
+            )
+        )
+    if state.chance(0.1, "access_violation"):
+        out.append(
+            (
+                "security",
+                build(
+                    AccessViolation,
+                    user_id=rng.choice(_USERS),
+                    violation_type=rng.choice(
+                        ("permission_denied", "rate_limit_exceeded", "invalid_token")
+                    ),
+                    resource=f"/stores/{rng.choice(state.stores)}/streams",
+                    action=rng.choice(("read", "append", "delete")),
+                    source_ip=_random_ip(rng),
+                    severity=rng.choice(("low", "medium", "medium", "high")),
+                    metadata={},
+                ),
+            )
+        )
+    if rng.random() < 0.2:
+        out.append(
+            (
+                "sessions",
+                build(
+                    SessionEvent,
+                    session_id=f"sess_{rng.getrandbits(48):012x}",
+                    user_id=rng.choice(_USERS),
+                    event_type=rng.choice(("created", "destroyed", "expired")),
+                    node=node.name,
+                ),
+            )
+        )
+    return out
+
+
+def _auth_failure(build: Build, node: SimNode, user: str, ip: str) -> tuple[str, Message]:
+    return (
+        "auth",
+        build(
+            AuthEvent,
+            user_id=user,
+            event_type="login_failure",
+            auth_method="password",
+            source_ip=ip,
+            node=node.name,
+            metadata={"reason": "bad credentials"},
+        ),
+    )
+
+
+def audit(state: ClusterState, build: Build) -> Pairs:
+    """A step's audit trail: data changes, an access, now and then an admin action."""
+    out: Pairs = []
+    rng = state.rng
+    node = state.pick_up()
+    for _ in range(rng.randint(1, 3)):
+        store = rng.choice(state.stores)
+        out.append(
+            (
+                "audit",
+                build(
+                    DataChange,
+                    user_id=rng.choice(_USERS),
+                    resource_type="stream",
+                    resource_id=f"{store}/order-{rng.randint(1, 5000)}",
+                    action=rng.choices(("create", "update", "delete", "read"), (50, 30, 5, 15))[0],
+                    changes={"events": rng.randint(1, 20)},
+                    metadata={"store_id": store},
+                    node=node.name,
+                ),
+            )
+        )
+    out.append(
+        (
+            "audit",
+            build(
+                AccessLog,
+                user_id=rng.choice(_USERS),
+                resource_type="stream",
+                resource_id=f"{rng.choice(state.stores)}/order-{rng.randint(1, 5000)}",
+                action="read",
+                success=rng.random() > 0.05,
+                duration_ms=round(rng.uniform(0.3, 12), 3),
+                node=node.name,
+            ),
+        )
+    )
+    if state.chance(0.02, "admin_action"):
+        out.append(
+            (
+                "audit",
+                build(
+                    AdminAction,
+                    admin_user_id="alice",
+                    action_type=rng.choice(("config_updated", "permissions_changed")),
+                    target_resource=rng.choice(state.stores),
+                    details={"by": "demo"},
+                    justification="routine maintenance",
+                    node=node.name,
+                ),
+            )
+        )
+    return out
+
+
+def diagnostics(state: ClusterState, build: Build) -> Pairs:
+    """A step's diagnostics: traces, error analyses, a process restart, hotspots of busy nodes."""
+    out: Pairs = []
+    rng = state.rng
+    node = state.pick_up()
+    if state.chance(0.1, "debug_trace"):
+        out.append(
+            (
+                "diagnostics",
+                build(
+                    DebugTrace,
+                    component=rng.choice(state.stores),
+                    operation="stream_append",
+                    trace_data={"events": rng.randint(1, 50)},
+                    duration_ms=round(rng.uniform(0.5, 30), 3),
+                    node=node.name,
+                    metadata={},
+                ),
+            )
+        )
+    if state.chance(0.05, "error_analysis"):
+        out.append(
+            (
+                "diagnostics",
+                build(
+                    ErrorAnalysis,
+                    error_type="timeout",
+                    error_message="emitter did not acknowledge in time",
+                    context={"store_id": rng.choice(state.stores)},
+                    frequency=rng.randint(1, 5),
+                    node=node.name,
+                ),
+            )
+        )
+    if state.chance(0.02, "process_restart"):
+        # An emitter worker crashes and its supervisor restarts it.
+        store = rng.choice(state.stores)
+        out.append(process(state, build, node, store, "crashed"))
+        out.append(process(state, build, node, store, "restarted"))
+        out.append(
+            (
+                "lifecycle",
+                build(
+                    SupervisionEvent,
+                    supervisor="ExESDB.EmitterSystem",
+                    child_spec={"id": f"{store}_emitter_pool"},
+                    event="child_started",
+                    node=node.name,
+                    reason="restart after crash",
+                ),
+            )
+        )
+    if node.status != "healthy" and rng.random() < 0.1:
+        out.append(
+            (
+                "diagnostics",
+                build(
+                    PerformanceAnalysis,
+                    component="persistence",
+                    analysis_type="cpu_hotspot",
+                    findings={"cpu_percent": round(node.cpu, 1)},
+                    recommendations=["add a node", "lower the snapshot frequency"],
+                    severity="high" if node.status == "unhealthy" else "medium",
+                    node=node.name,
+                ),
+            )
+        )
+    return out
+
+
+def _random_ip(rng: random.Random) -> str:
+    return f"203.0.113.{rng.randint(1, 254)}"
