@@ -29,6 +29,7 @@ class BusKit:
     registry: CollectorRegistry
     transport: MemoryTransport
     keyring: Keyring
+    verifier: Verifier
 
     def sample(self, name: str, **labels: str) -> float:
         """A metric sample's value (0 when absent)."""
@@ -65,7 +66,7 @@ async def make_bus() -> AsyncIterator[BusFactory]:
         )
         register_queue_depth(bus, registry)
         made.append(bus)
-        return BusKit(bus, registry, transport, keyring)
+        return BusKit(bus, registry, transport, keyring, verifier)
 
     yield build
     for bus in made:

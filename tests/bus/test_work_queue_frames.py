@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from bridge.bus import (
-    BatchSubscription,
     Bus,
     BusMetrics,
     Envelope,
@@ -26,6 +25,7 @@ from bridge.messages import SystemAlert
 from tests.support import TEST_SECRET, async_wait_until
 
 KEYRING = Keyring.from_secrets(TEST_SECRET)
+OTHER_KEYRING = Keyring.from_secrets("another-secret-of-at-least-32-chars!!")
 
 
 class CapturingTransport(MemoryTransport):
@@ -44,7 +44,9 @@ class CapturingTransport(MemoryTransport):
         await super().start(receive, group_instances)
 
 
-def make_bus() -> tuple[Bus, CapturingTransport, CollectorRegistry]:
+def make_bus(
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> tuple[Bus, CapturingTransport, CollectorRegistry]:
     registry = CollectorRegistry()
     metrics = BusMetrics(registry)
     verifier = Verifier(
@@ -55,7 +57,14 @@ def make_bus() -> tuple[Bus, CapturingTransport, CollectorRegistry]:
         count_rejection=metrics.count_rejection,
     )
     transport = CapturingTransport()
-    bus = Bus(node="n1", keyring=KEYRING, verifier=verifier, metrics=metrics, transport=transport)
+    bus = Bus(
+        node="n1",
+        keyring=KEYRING,
+        verifier=verifier,
+        metrics=metrics,
+        transport=transport,
+        sleep=sleep,
+    )
     return bus, transport, registry
 
 
@@ -145,7 +154,7 @@ async def test_a_refused_work_queue_frame_is_acknowledged_and_counted_by_the_fan
     taken: list[Envelope] = []
     bus.subscribe("alerts", taken.append, instances=["ex_esdb_alerts"], group=True)
     await bus.start()
-    body, signature = signed(secret=Keyring.from_secrets("another-secret-of-at-least-32-chars!!"))
+    body, signature = signed(secret=OTHER_KEYRING)
     ack = Acks()
     assert transport.receiver is not None
     transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack))
@@ -190,19 +199,19 @@ async def test_a_stopped_group_subscriber_leaves_work_queue_frames_unacknowledge
     subscription = bus.subscribe("alerts", lambda e: None, instances=["ex_esdb_alerts"], group=True)
     await bus.start()
     await subscription.stop(0)
-    ack = Acks()
+    ack, nack, later = Acks(), Nacks(), Acks()
     assert transport.receiver is not None
-    transport.receiver(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack))
-    await asyncio.sleep(0.05)  # an ack would have been scheduled by now; none may come
-    assert ack.count == 0
+    transport.receiver(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack, nack=nack))
+    # A refused frame is acknowledged on the loop: once its ack ran, one scheduled for the first
+    # frame would have run too.
+    transport.receiver(
+        Frame("ex_esdb_alerts", *signed(secret=OTHER_KEYRING), group=True, ack=later)
+    )
+    await async_wait_until(lambda: later.count == 1, 5)
+    assert (ack.count, nack.count) == (0, 1)
     assert subscription.depth == 0
     assert registry.get_sample_value("exesdb_bus_dropped_total", {"subscriber": "alerts"}) == 0
     await bus.aclose()
-
-
-def no_retries(subscription: BatchSubscription) -> BatchSubscription:
-    subscription.retries = 0
-    return subscription
 
 
 class Nacks:
@@ -226,8 +235,8 @@ async def test_a_frame_whose_batch_failed_is_handled_when_redelivered() -> None:
         if len(calls) == 1:
             raise RuntimeError("database is locked")
 
-    no_retries(
-        bus.subscribe("alerts", handler, instances=["ex_esdb_alerts"], group=True, batch=True)
+    bus.subscribe(
+        "alerts", handler, instances=["ex_esdb_alerts"], group=True, batch=True, retries=0
     )
     await bus.start()
     body, signature = signed()
@@ -250,7 +259,12 @@ async def test_a_frame_whose_batch_failed_is_handled_when_redelivered() -> None:
 async def test_a_failed_batch_of_work_queue_frames_is_tried_again_in_process() -> None:
     """The batch handler fails twice, then succeeds: the frame is acknowledged, without
     waiting for a claim, and each failure is counted."""
-    bus, transport, registry = make_bus()
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    bus, transport, registry = make_bus(sleep)
     calls: list[int] = []
 
     def handler(envelopes: Sequence[Envelope]) -> None:
@@ -258,15 +272,7 @@ async def test_a_failed_batch_of_work_queue_frames_is_tried_again_in_process() -
         if len(calls) <= 2:
             raise RuntimeError("disk I/O error")
 
-    subscription = bus.subscribe(
-        "alerts", handler, instances=["ex_esdb_alerts"], group=True, batch=True
-    )
-    delays: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        delays.append(seconds)
-
-    subscription.sleep = sleep
+    bus.subscribe("alerts", handler, instances=["ex_esdb_alerts"], group=True, batch=True)
     await bus.start()
     ack, nack = Acks(), Nacks()
     assert transport.receiver is not None
@@ -284,9 +290,11 @@ async def test_a_frame_a_full_queue_dropped_is_handled_when_redelivered() -> Non
     redelivery is handled."""
     bus, transport, _ = make_bus()
     release = asyncio.Event()
+    entered: list[str] = []
     taken: list[str] = []
 
     async def handler(envelope: Envelope) -> None:
+        entered.append(envelope.id)
         await release.wait()
         taken.append(envelope.id)
 
@@ -298,7 +306,8 @@ async def test_a_frame_a_full_queue_dropped_is_handled_when_redelivered() -> Non
     nacks = [Nacks() for _ in frames]
     for (body, signature), ack, nack in zip(frames, acks, nacks, strict=True):
         transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack, nack=nack))
-        await asyncio.sleep(0)  # let the subscriber take the first one
+        if not entered:
+            await async_wait_until(lambda: entered, 5, "the first one in the handler")
     # One being handled, one queued, the third dropped.
     assert [nack.count for nack in nacks] == [0, 0, 1]
     release.set()
