@@ -22,6 +22,7 @@ from bridge.bus import (
     new_message_id,
 )
 from bridge.messages import SystemAlert
+from tests.bus.conftest import build_bus
 from tests.support import TEST_SECRET, async_wait_until
 
 KEYRING = Keyring.from_secrets(TEST_SECRET)
@@ -29,17 +30,15 @@ OTHER_KEYRING = Keyring.from_secrets("another-secret-of-at-least-32-chars!!")
 
 
 class CapturingTransport(MemoryTransport):
-    """Hands the test the bus's receiver and the instances it asked work-queue frames for."""
+    """Tells the test which instances the bus asked work-queue frames for."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.receiver: FrameReceiver | None = None
         self.group_instances: frozenset[str] = frozenset()
 
     async def start(
         self, receive: FrameReceiver, group_instances: frozenset[str] = frozenset()
     ) -> None:
-        self.receiver = receive
         self.group_instances = group_instances
         await super().start(receive, group_instances)
 
@@ -47,25 +46,10 @@ class CapturingTransport(MemoryTransport):
 def make_bus(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> tuple[Bus, CapturingTransport, CollectorRegistry]:
-    registry = CollectorRegistry()
-    metrics = BusMetrics(registry)
-    verifier = Verifier(
-        KEYRING,
-        ReplayGuard(300),
-        window_seconds=300,
-        max_bytes=1 << 20,
-        count_rejection=metrics.count_rejection,
-    )
+    """A bus whose transport the test sends frames through as a shared transport would."""
     transport = CapturingTransport()
-    bus = Bus(
-        node="n1",
-        keyring=KEYRING,
-        verifier=verifier,
-        metrics=metrics,
-        transport=transport,
-        sleep=sleep,
-    )
-    return bus, transport, registry
+    kit = build_bus(KEYRING, transport, sleep=sleep)
+    return kit.bus, transport, kit.registry
 
 
 def signed(message_id: str | None = None, secret: Keyring = KEYRING) -> tuple[bytes, str]:
@@ -125,8 +109,7 @@ async def test_a_work_queue_frame_is_acknowledged_once_after_every_taker_returne
     bus.subscribe("fanout", lambda e: handled.append("fanout"))
     await bus.start()
     ack = Acks()
-    assert transport.receiver is not None
-    transport.receiver(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack))
+    transport.send(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack))
     await async_wait_until(lambda: handled == ["fast"], 5)
     assert ack.count == 0
     release.set()
@@ -141,8 +124,7 @@ async def test_a_work_queue_frame_nobody_here_takes_is_acknowledged() -> None:
     bus.subscribe("security", lambda e: None, instances=["ex_esdb_security"], group=True)
     await bus.start()
     ack = Acks()
-    assert transport.receiver is not None
-    transport.receiver(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack))
+    transport.send(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack))
     await async_wait_until(lambda: ack.count == 1, 5)
     await bus.aclose()
 
@@ -156,9 +138,8 @@ async def test_a_refused_work_queue_frame_is_acknowledged_and_counted_by_the_fan
     await bus.start()
     body, signature = signed(secret=OTHER_KEYRING)
     ack = Acks()
-    assert transport.receiver is not None
-    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack))
-    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=False))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=False))
     await async_wait_until(lambda: ack.count == 1, 5)
     assert taken == []
     assert (
@@ -179,12 +160,11 @@ async def test_the_fanout_and_work_queue_copies_of_one_message_are_both_delivere
     await bus.start()
     body, signature = signed()
     first, second, third = Acks(), Acks(), Acks()
-    assert transport.receiver is not None
-    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=False))
-    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=first))
-    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=second))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=False))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=first))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=second))
     await async_wait_until(lambda: first.count == 1, 5)
-    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=third))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=third))
     await async_wait_until(lambda: third.count == 1, 5)
     assert second.count == 0
     assert len(fanout) == 1
@@ -200,13 +180,10 @@ async def test_a_stopped_group_subscriber_leaves_work_queue_frames_unacknowledge
     await bus.start()
     await subscription.stop(0)
     ack, nack, later = Acks(), Nacks(), Acks()
-    assert transport.receiver is not None
-    transport.receiver(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack, nack=nack))
+    transport.send(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack, nack=nack))
     # A refused frame is acknowledged on the loop: once its ack ran, one scheduled for the first
     # frame would have run too.
-    transport.receiver(
-        Frame("ex_esdb_alerts", *signed(secret=OTHER_KEYRING), group=True, ack=later)
-    )
+    transport.send(Frame("ex_esdb_alerts", *signed(secret=OTHER_KEYRING), group=True, ack=later))
     await async_wait_until(lambda: later.count == 1, 5)
     assert (ack.count, nack.count) == (0, 1)
     assert subscription.depth == 0
@@ -241,16 +218,15 @@ async def test_a_frame_whose_batch_failed_is_handled_when_redelivered() -> None:
     await bus.start()
     body, signature = signed()
     ack1, nack1, ack2 = Acks(), Nacks(), Acks()
-    assert transport.receiver is not None
-    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack1, nack=nack1))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack1, nack=nack1))
     await async_wait_until(lambda: nack1.count == 1, 5)
     assert ack1.count == 0
-    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack2))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack2))
     await async_wait_until(lambda: ack2.count == 1, 5)
     assert calls == [1, 1]
     # Handled now: a further copy is a replay, settled.
     ack3 = Acks()
-    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack3))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack3))
     await async_wait_until(lambda: ack3.count == 1, 5)
     assert calls == [1, 1]
     await bus.aclose()
@@ -275,8 +251,7 @@ async def test_a_failed_batch_of_work_queue_frames_is_tried_again_in_process() -
     bus.subscribe("alerts", handler, instances=["ex_esdb_alerts"], group=True, batch=True)
     await bus.start()
     ack, nack = Acks(), Nacks()
-    assert transport.receiver is not None
-    transport.receiver(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack, nack=nack))
+    transport.send(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack, nack=nack))
     await async_wait_until(lambda: ack.count == 1, 5)
     assert calls == [1, 1, 1]
     assert delays == [0.1, 0.2]
@@ -300,12 +275,11 @@ async def test_a_frame_a_full_queue_dropped_is_handled_when_redelivered() -> Non
 
     bus.subscribe("alerts", handler, instances=["ex_esdb_alerts"], group=True, queue_size=1)
     await bus.start()
-    assert transport.receiver is not None
     frames = [signed() for _ in range(3)]
     acks = [Acks() for _ in frames]
     nacks = [Nacks() for _ in frames]
     for (body, signature), ack, nack in zip(frames, acks, nacks, strict=True):
-        transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack, nack=nack))
+        transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack, nack=nack))
         if not entered:
             await async_wait_until(lambda: entered, 5, "the first one in the handler")
     # One being handled, one queued, the third dropped.
@@ -313,7 +287,7 @@ async def test_a_frame_a_full_queue_dropped_is_handled_when_redelivered() -> Non
     release.set()
     await async_wait_until(lambda: acks[0].count == acks[1].count == 1, 5)
     again = Acks()
-    transport.receiver(Frame("ex_esdb_alerts", *frames[2], group=True, ack=again))
+    transport.send(Frame("ex_esdb_alerts", *frames[2], group=True, ack=again))
     await async_wait_until(lambda: again.count == 1, 5)
     assert len(taken) == 3
     await bus.aclose()
@@ -335,8 +309,7 @@ async def test_an_expired_work_queue_frame_is_settled_and_counted() -> None:
     )
     body = envelope.to_bytes()
     ack = Acks()
-    assert transport.receiver is not None
-    transport.receiver(Frame("ex_esdb_alerts", body, KEYRING.sign(body), group=True, ack=ack))
+    transport.send(Frame("ex_esdb_alerts", body, KEYRING.sign(body), group=True, ack=ack))
     await async_wait_until(lambda: ack.count == 1, 5)
     assert taken == []
     assert registry.get_sample_value("exesdb_bus_rejected_total", {"reason": "expired"}) == 1
