@@ -108,6 +108,8 @@ class Link:
         """
         failures = 0
         while not self.stopping.is_set():
+            if _cancel_requested():
+                raise asyncio.CancelledError
             failure: BaseException
             try:
                 wait = await step()
@@ -124,6 +126,8 @@ class Link:
                     if wait > 0:
                         await self.pause(wait)
                 continue
+            if _cancel_requested():
+                raise asyncio.CancelledError from failure
             failures += 1
             if failed is not None:
                 failed()
@@ -137,6 +141,8 @@ class Link:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if _cancel_requested():
+                    raise asyncio.CancelledError from None
                 self.stage_errors += 1
                 _logger.exception("Redis bus stage %s failed; restarting it", name)
                 await self.pause(self._restart_seconds)
@@ -152,6 +158,14 @@ class Link:
             raise TransportError(
                 f"Redis at {safe_url(self.url)} could not {doing}: {reason}"
             ) from exc
+
+
+def _cancel_requested() -> bool:
+    """True when this task was asked to stop but the request got lost on the way: redis-py
+    may replace a cancellation with its own error (e.g. a timeout while it closes a TLS
+    connection), and a loop that took that for a Redis failure would never stop."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def temporary(exc: ResponseError) -> bool:

@@ -142,6 +142,32 @@ async def test_a_bug_in_a_stage_is_counted_and_the_stage_restarts(link: Link) ->
     assert (runs, link.stage_errors) == ([0, 1], 1)
 
 
+async def test_a_cancellation_turned_into_a_redis_error_still_stops_the_loop(link: Link) -> None:
+    """A loop cancelled while redis-py turns the cancellation into its own error (as it does
+    when closing a connection times out) stops instead of retrying forever."""
+    started = asyncio.Event()
+
+    async def step() -> float:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RedisConnectionError("Timed out closing connection") from None
+        return 0.0
+
+    loop = asyncio.create_task(link.keep_running("test", lambda: link.keep_trying(step)))
+    await asyncio.wait_for(started.wait(), 5)
+    loop.cancel()
+    await asyncio.wait({loop}, timeout=5)
+    if not loop.done():  # the failure this test looks for: let the loop go before failing
+        link.stopping.set()
+        loop.cancel()
+        await asyncio.wait({loop}, timeout=5)
+        pytest.fail("the cancelled loop kept retrying")
+    assert loop.cancelled()
+    assert link.connection_errors == 0
+
+
 async def test_a_failure_at_the_boundary_becomes_a_transport_error(link: Link) -> None:
     """What leaves the transport is a TransportError naming what failed, caused by the Redis
     error, with the password in the URL redacted."""
