@@ -176,7 +176,8 @@ class Inbox:
         self._stopped = True
         if self._task is not None and not self.idle:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), drain_seconds)
+                async with asyncio.timeout(drain_seconds):
+                    await self._drained.wait()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -104,7 +104,8 @@ class Lease:
         """Run the ``on_lead`` callbacks; False (logged) when one failed or took too long."""
         for callback in self._on_lead:
             try:
-                await asyncio.wait_for(callback(), self._lease_ms / 2000)
+                async with asyncio.timeout(self._lease_ms / 2000):
+                    await callback()
             except asyncio.CancelledError:
                 raise
             except Exception:

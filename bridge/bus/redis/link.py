@@ -90,8 +90,11 @@ class Link:
 
     async def pause(self, seconds: float) -> None:
         """Wait ``seconds``, or less when the transport stops meanwhile."""
+        # asyncio.timeout rather than wait_for: on Python 3.11 wait_for can swallow a
+        # cancellation that arrives as the wait ends, and the loop would not stop.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self.stopping.wait()
 
     async def keep_trying(
         self,

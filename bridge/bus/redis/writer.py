@@ -149,7 +149,8 @@ class Writer:
             else:
                 # Wake now and then to forget retained frames a consumer group has taken.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), _PRUNE_SECONDS)
+                    async with asyncio.timeout(_PRUNE_SECONDS):
+                        await self._wake.wait()
             self._wake.clear()
             if not self._has_work():
                 with contextlib.suppress(*RETRYABLE):
