@@ -1,5 +1,8 @@
-"""The consumer group: the lease holder reads the work queue (XREADGROUP) and claims what a
-silent replica left pending (XAUTOCLAIM); each entry is acknowledged once its subscribers returned.
+"""The consumer group: the lease holder reads the work queue and claims what a silent one left.
+
+New entries are read with XREADGROUP; entries left pending by a replica that went silent are
+claimed with XAUTOCLAIM after ``claim_idle_ms``. Each is acknowledged (XACK, by the writer)
+once its subscribers returned, and left pending when they could not handle it.
 """
 
 from __future__ import annotations
