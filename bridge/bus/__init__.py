@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-from bridge.bus.bus import (
-    MAX_BATCH,
-    BatchHandler,
-    BatchSubscription,
-    Bus,
-    Durability,
-    Handler,
-    PublishResult,
-    PublishStatus,
-    Subscription,
-    register_queue_depth,
-)
+from bridge.bus.bus import Bus, Durability, PublishResult, PublishStatus
 from bridge.bus.capabilities import (
     Coordinator,
     HandOver,
@@ -30,8 +19,16 @@ from bridge.bus.envelope import (
     new_message_id,
 )
 from bridge.bus.metrics import BusMetrics
+from bridge.bus.queue_depth import register_queue_depth
 from bridge.bus.replay import ReplayGuard, ReplayVerdict
 from bridge.bus.signing import SIGNATURE_HEADER, HeaderCheck, Keyring
+from bridge.bus.subscription import (
+    MAX_BATCH,
+    BatchHandler,
+    BatchSubscription,
+    Handler,
+    Subscription,
+)
 from bridge.bus.transport import (
     WORK_QUEUE_INSTANCES,
     Frame,

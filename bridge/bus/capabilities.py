@@ -9,6 +9,8 @@ coordinator; the Redis transport offers all four:
 - ``coordinator``: atomic keys, so exactly one replica announces a cluster transition;
 - ``lease``: the work-queue lease, held by one replica at a time (it alone escalates alerts);
 - ``hand_over``: a place where a stopping lease holder leaves state for the next one.
+
+A capability that cannot reach what it shares (Redis down) raises ``TransportError``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
@@ -29,6 +30,7 @@ class BusKit:
     registry: CollectorRegistry
     transport: MemoryTransport
     keyring: Keyring
+    verifier: Verifier
 
     def sample(self, name: str, **labels: str) -> float:
         """A metric sample's value (0 when absent)."""
@@ -38,34 +40,47 @@ class BusKit:
 BusFactory = Callable[..., BusKit]
 
 
+def build_bus(
+    keyring: Keyring,
+    transport: MemoryTransport | None = None,
+    *,
+    queue_size: int = 10_000,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> BusKit:
+    """A bus wired as the bridge wires it (a verifier counting rejections, queue depths
+    registered), on its own registry and an in-process transport (``transport``, if given)."""
+    registry = CollectorRegistry()
+    metrics = BusMetrics(registry)
+    verifier = Verifier(
+        keyring,
+        ReplayGuard(300.0, 10_000),
+        window_seconds=300.0,
+        max_bytes=1_048_576,
+        count_rejection=metrics.count_rejection,
+    )
+    transport = transport or MemoryTransport()
+    bus = Bus(
+        node="node1@host",
+        keyring=keyring,
+        verifier=verifier,
+        metrics=metrics,
+        transport=transport,
+        queue_size=queue_size,
+        sleep=sleep,
+    )
+    register_queue_depth(bus, registry)
+    return BusKit(bus, registry, transport, keyring, verifier)
+
+
 @pytest.fixture
 async def make_bus() -> AsyncIterator[BusFactory]:
     """Build buses (closed at the end); ``queue_size`` sets the default subscriber queue."""
     made: list[Bus] = []
 
     def build(queue_size: int = 10_000) -> BusKit:
-        registry = CollectorRegistry()
-        metrics = BusMetrics(registry)
-        keyring = Keyring.from_secrets(SECRET)
-        verifier = Verifier(
-            keyring,
-            ReplayGuard(300.0, 10_000),
-            window_seconds=300.0,
-            max_bytes=1_048_576,
-            count_rejection=metrics.count_rejection,
-        )
-        transport = MemoryTransport()
-        bus = Bus(
-            node="node1@host",
-            keyring=keyring,
-            verifier=verifier,
-            metrics=metrics,
-            transport=transport,
-            queue_size=queue_size,
-        )
-        register_queue_depth(bus, registry)
-        made.append(bus)
-        return BusKit(bus, registry, transport, keyring)
+        kit = build_bus(Keyring.from_secrets(SECRET), queue_size=queue_size)
+        made.append(kit.bus)
+        return kit
 
     yield build
     for bus in made:

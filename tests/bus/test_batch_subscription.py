@@ -50,8 +50,10 @@ class Batches:
         self.sizes: list[int] = []
         self.ids: list[str] = []
         self.gate = gate
+        self.entered = 0
 
     async def __call__(self, envelopes: Sequence[Envelope]) -> None:
+        self.entered += 1
         if self.gate is not None:
             await self.gate.wait()
         self.sizes.append(len(envelopes))
@@ -74,7 +76,7 @@ async def test_handler_gets_everything_queued_in_one_call_up_to_max_batch(
     kit.bus.subscribe("b", batches, instances=["ex_esdb_alerts"], batch=True, max_batch=4)
     for number in range(10):
         kit.bus.publish("disk_full", _alert(number))
-    await asyncio.sleep(0)  # let the subscriber take the first message and block on the gate
+    await async_wait_until(lambda: batches.entered == 1, what="the first batch held")
     gate.set()
     await async_wait_until(lambda: len(batches.ids) == 10, what="ten alerts handled")
     assert batches.ids == [f"a{n}" for n in range(10)]
@@ -108,12 +110,12 @@ async def test_frames_are_acked_after_the_handler_returns_and_not_when_it_fails(
             Frame(envelope.instance, body, kit.keyring.sign(body), envelope), group=True, ack=ack
         )
 
-    kit.bus._receive(frame(1))
-    kit.bus._receive(frame(2))
+    kit.transport.send(frame(1))
+    kit.transport.send(frame(2))
     await async_wait_until(lambda: "ack a2" in events, what="both acks")
     assert events == ["handled 2", "ack a1", "ack a2"]
     fail["on"] = True
-    kit.bus._receive(frame(3))
+    kit.transport.send(frame(3))
     await async_wait_until(
         lambda: kit.sample("exesdb_sink_errors_total", subscriber="b") == 1, what="the error"
     )
@@ -131,7 +133,7 @@ async def test_durable_publish_returns_once_the_handler_has_handled_the_batch(
     waiting = asyncio.create_task(
         kit.bus.publish_verified_durably([_envelope(n) for n in range(3)], 5.0)
     )
-    await asyncio.sleep(0.05)
+    await async_wait_until(lambda: batches.entered == 1, what="the batch held")
     assert not waiting.done()  # the handler is held: not committed yet
     gate.set()
     assert await waiting == (3, Durability.COMMITTED)
@@ -160,9 +162,10 @@ async def test_congestion_names_a_subscriber_at_its_high_water_mark(make_bus: Bu
     """From the high-water mark, or when a batch would overflow the queue, congestion says so."""
     kit = await _started(make_bus)
     gate = asyncio.Event()
+    batches = Batches(gate)
     subscription = kit.bus.subscribe(
         "b",
-        Batches(gate),
+        batches,
         instances=["ex_esdb_alerts"],
         queue_size=10,
         batch=True,
@@ -171,7 +174,7 @@ async def test_congestion_names_a_subscriber_at_its_high_water_mark(make_bus: Bu
     assert isinstance(subscription, BatchSubscription)
     assert kit.bus.congestion([_envelope(0)]) is None
     kit.bus.publish_verified([_envelope(1)])
-    await asyncio.sleep(0)  # the handler takes it and is held
+    await async_wait_until(lambda: batches.entered == 1, what="the handler holding the first")
     kit.bus.publish_verified([_envelope(n) for n in range(2, 6)])
     assert kit.bus.congestion([_envelope(0)]) is None  # 4 of 10 waiting
     kit.bus.publish_verified([_envelope(6)])
@@ -188,13 +191,12 @@ async def test_stop_drains_and_warns_once_about_what_is_left(
 ) -> None:
     """A stop that cannot drain warns once; stopping again (the bus does) says nothing more."""
     kit = await _started(make_bus)
-    subscription = kit.bus.subscribe(
-        "b", Batches(asyncio.Event()), instances=["ex_esdb_alerts"], batch=True
-    )
+    batches = Batches(asyncio.Event())  # never released
+    subscription = kit.bus.subscribe("b", batches, instances=["ex_esdb_alerts"], batch=True)
     for number in range(5):
         kit.bus.publish("disk_full", _alert(number))
-    await asyncio.sleep(0)
-    with caplog.at_level(logging.WARNING, logger="bridge.bus.bus"):
+    await async_wait_until(lambda: batches.entered == 1, what="the batch of five held")
+    with caplog.at_level(logging.WARNING, logger="bridge.bus.subscription"):
         await subscription.stop(0.05)
         await kit.bus.aclose(0.05)
     warnings = [r.getMessage() for r in caplog.records if "unhandled" in r.getMessage()]

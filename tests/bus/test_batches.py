@@ -203,7 +203,7 @@ async def test_publish_verified_delivers_in_order_and_counts_per_instance_and_ta
         _line("msg-00000002", ts=now, instance="ex_esdb_alerts", tag="system_alert", payload=alert),
         _line("msg-00000003", ts=now),
     ]
-    envelopes = kit.bus._verifier.verify_batch(lines)
+    envelopes = kit.verifier.verify_batch(lines)
     assert isinstance(envelopes, list)
     assert kit.bus.publish_verified(envelopes) == 3
     await async_wait_until(lambda: len(got) == 3, what="three deliveries")

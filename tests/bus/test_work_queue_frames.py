@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from bridge.bus import (
-    BatchSubscription,
     Bus,
     BusMetrics,
     Envelope,
@@ -23,40 +22,34 @@ from bridge.bus import (
     new_message_id,
 )
 from bridge.messages import SystemAlert
+from tests.bus.conftest import build_bus
 from tests.support import TEST_SECRET, async_wait_until
 
 KEYRING = Keyring.from_secrets(TEST_SECRET)
+OTHER_KEYRING = Keyring.from_secrets("another-secret-of-at-least-32-chars!!")
 
 
 class CapturingTransport(MemoryTransport):
-    """Hands the test the bus's receiver and the instances it asked work-queue frames for."""
+    """Tells the test which instances the bus asked work-queue frames for."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.receiver: FrameReceiver | None = None
         self.group_instances: frozenset[str] = frozenset()
 
     async def start(
         self, receive: FrameReceiver, group_instances: frozenset[str] = frozenset()
     ) -> None:
-        self.receiver = receive
         self.group_instances = group_instances
         await super().start(receive, group_instances)
 
 
-def make_bus() -> tuple[Bus, CapturingTransport, CollectorRegistry]:
-    registry = CollectorRegistry()
-    metrics = BusMetrics(registry)
-    verifier = Verifier(
-        KEYRING,
-        ReplayGuard(300),
-        window_seconds=300,
-        max_bytes=1 << 20,
-        count_rejection=metrics.count_rejection,
-    )
+def make_bus(
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> tuple[Bus, CapturingTransport, CollectorRegistry]:
+    """A bus whose transport the test sends frames through as a shared transport would."""
     transport = CapturingTransport()
-    bus = Bus(node="n1", keyring=KEYRING, verifier=verifier, metrics=metrics, transport=transport)
-    return bus, transport, registry
+    kit = build_bus(KEYRING, transport, sleep=sleep)
+    return kit.bus, transport, kit.registry
 
 
 def signed(message_id: str | None = None, secret: Keyring = KEYRING) -> tuple[bytes, str]:
@@ -116,8 +109,7 @@ async def test_a_work_queue_frame_is_acknowledged_once_after_every_taker_returne
     bus.subscribe("fanout", lambda e: handled.append("fanout"))
     await bus.start()
     ack = Acks()
-    assert transport.receiver is not None
-    transport.receiver(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack))
+    transport.send(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack))
     await async_wait_until(lambda: handled == ["fast"], 5)
     assert ack.count == 0
     release.set()
@@ -132,8 +124,7 @@ async def test_a_work_queue_frame_nobody_here_takes_is_acknowledged() -> None:
     bus.subscribe("security", lambda e: None, instances=["ex_esdb_security"], group=True)
     await bus.start()
     ack = Acks()
-    assert transport.receiver is not None
-    transport.receiver(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack))
+    transport.send(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack))
     await async_wait_until(lambda: ack.count == 1, 5)
     await bus.aclose()
 
@@ -145,11 +136,10 @@ async def test_a_refused_work_queue_frame_is_acknowledged_and_counted_by_the_fan
     taken: list[Envelope] = []
     bus.subscribe("alerts", taken.append, instances=["ex_esdb_alerts"], group=True)
     await bus.start()
-    body, signature = signed(secret=Keyring.from_secrets("another-secret-of-at-least-32-chars!!"))
+    body, signature = signed(secret=OTHER_KEYRING)
     ack = Acks()
-    assert transport.receiver is not None
-    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack))
-    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=False))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=False))
     await async_wait_until(lambda: ack.count == 1, 5)
     assert taken == []
     assert (
@@ -170,12 +160,11 @@ async def test_the_fanout_and_work_queue_copies_of_one_message_are_both_delivere
     await bus.start()
     body, signature = signed()
     first, second, third = Acks(), Acks(), Acks()
-    assert transport.receiver is not None
-    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=False))
-    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=first))
-    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=second))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=False))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=first))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=second))
     await async_wait_until(lambda: first.count == 1, 5)
-    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=third))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=third))
     await async_wait_until(lambda: third.count == 1, 5)
     assert second.count == 0
     assert len(fanout) == 1
@@ -190,19 +179,16 @@ async def test_a_stopped_group_subscriber_leaves_work_queue_frames_unacknowledge
     subscription = bus.subscribe("alerts", lambda e: None, instances=["ex_esdb_alerts"], group=True)
     await bus.start()
     await subscription.stop(0)
-    ack = Acks()
-    assert transport.receiver is not None
-    transport.receiver(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack))
-    await asyncio.sleep(0.05)  # an ack would have been scheduled by now; none may come
-    assert ack.count == 0
+    ack, nack, later = Acks(), Nacks(), Acks()
+    transport.send(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack, nack=nack))
+    # A refused frame is acknowledged on the loop: once its ack ran, one scheduled for the first
+    # frame would have run too.
+    transport.send(Frame("ex_esdb_alerts", *signed(secret=OTHER_KEYRING), group=True, ack=later))
+    await async_wait_until(lambda: later.count == 1, 5)
+    assert (ack.count, nack.count) == (0, 1)
     assert subscription.depth == 0
     assert registry.get_sample_value("exesdb_bus_dropped_total", {"subscriber": "alerts"}) == 0
     await bus.aclose()
-
-
-def no_retries(subscription: BatchSubscription) -> BatchSubscription:
-    subscription.retries = 0
-    return subscription
 
 
 class Nacks:
@@ -226,22 +212,21 @@ async def test_a_frame_whose_batch_failed_is_handled_when_redelivered() -> None:
         if len(calls) == 1:
             raise RuntimeError("database is locked")
 
-    no_retries(
-        bus.subscribe("alerts", handler, instances=["ex_esdb_alerts"], group=True, batch=True)
+    bus.subscribe(
+        "alerts", handler, instances=["ex_esdb_alerts"], group=True, batch=True, retries=0
     )
     await bus.start()
     body, signature = signed()
     ack1, nack1, ack2 = Acks(), Nacks(), Acks()
-    assert transport.receiver is not None
-    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack1, nack=nack1))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack1, nack=nack1))
     await async_wait_until(lambda: nack1.count == 1, 5)
     assert ack1.count == 0
-    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack2))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack2))
     await async_wait_until(lambda: ack2.count == 1, 5)
     assert calls == [1, 1]
     # Handled now: a further copy is a replay, settled.
     ack3 = Acks()
-    transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack3))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack3))
     await async_wait_until(lambda: ack3.count == 1, 5)
     assert calls == [1, 1]
     await bus.aclose()
@@ -250,7 +235,12 @@ async def test_a_frame_whose_batch_failed_is_handled_when_redelivered() -> None:
 async def test_a_failed_batch_of_work_queue_frames_is_tried_again_in_process() -> None:
     """The batch handler fails twice, then succeeds: the frame is acknowledged, without
     waiting for a claim, and each failure is counted."""
-    bus, transport, registry = make_bus()
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    bus, transport, registry = make_bus(sleep)
     calls: list[int] = []
 
     def handler(envelopes: Sequence[Envelope]) -> None:
@@ -258,19 +248,10 @@ async def test_a_failed_batch_of_work_queue_frames_is_tried_again_in_process() -
         if len(calls) <= 2:
             raise RuntimeError("disk I/O error")
 
-    subscription = bus.subscribe(
-        "alerts", handler, instances=["ex_esdb_alerts"], group=True, batch=True
-    )
-    delays: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        delays.append(seconds)
-
-    subscription.sleep = sleep
+    bus.subscribe("alerts", handler, instances=["ex_esdb_alerts"], group=True, batch=True)
     await bus.start()
     ack, nack = Acks(), Nacks()
-    assert transport.receiver is not None
-    transport.receiver(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack, nack=nack))
+    transport.send(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack, nack=nack))
     await async_wait_until(lambda: ack.count == 1, 5)
     assert calls == [1, 1, 1]
     assert delays == [0.1, 0.2]
@@ -284,27 +265,29 @@ async def test_a_frame_a_full_queue_dropped_is_handled_when_redelivered() -> Non
     redelivery is handled."""
     bus, transport, _ = make_bus()
     release = asyncio.Event()
+    entered: list[str] = []
     taken: list[str] = []
 
     async def handler(envelope: Envelope) -> None:
+        entered.append(envelope.id)
         await release.wait()
         taken.append(envelope.id)
 
     bus.subscribe("alerts", handler, instances=["ex_esdb_alerts"], group=True, queue_size=1)
     await bus.start()
-    assert transport.receiver is not None
     frames = [signed() for _ in range(3)]
     acks = [Acks() for _ in frames]
     nacks = [Nacks() for _ in frames]
     for (body, signature), ack, nack in zip(frames, acks, nacks, strict=True):
-        transport.receiver(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack, nack=nack))
-        await asyncio.sleep(0)  # let the subscriber take the first one
+        transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack, nack=nack))
+        if not entered:
+            await async_wait_until(lambda: entered, 5, "the first one in the handler")
     # One being handled, one queued, the third dropped.
     assert [nack.count for nack in nacks] == [0, 0, 1]
     release.set()
     await async_wait_until(lambda: acks[0].count == acks[1].count == 1, 5)
     again = Acks()
-    transport.receiver(Frame("ex_esdb_alerts", *frames[2], group=True, ack=again))
+    transport.send(Frame("ex_esdb_alerts", *frames[2], group=True, ack=again))
     await async_wait_until(lambda: again.count == 1, 5)
     assert len(taken) == 3
     await bus.aclose()
@@ -326,8 +309,7 @@ async def test_an_expired_work_queue_frame_is_settled_and_counted() -> None:
     )
     body = envelope.to_bytes()
     ack = Acks()
-    assert transport.receiver is not None
-    transport.receiver(Frame("ex_esdb_alerts", body, KEYRING.sign(body), group=True, ack=ack))
+    transport.send(Frame("ex_esdb_alerts", body, KEYRING.sign(body), group=True, ack=ack))
     await async_wait_until(lambda: ack.count == 1, 5)
     assert taken == []
     assert registry.get_sample_value("exesdb_bus_rejected_total", {"reason": "expired"}) == 1

@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
-from bridge.bus import Envelope, Keyring, new_message_id
+from bridge.bus import Envelope, Frame, Keyring, new_message_id
 from bridge.bus.redis import GROUP, RedisTransport
 from bridge.config import Settings
 from bridge.messages import SecurityAlert, SystemAlert, utc_now
@@ -394,11 +395,25 @@ async def test_frames_published_before_the_restart_but_not_yet_taken_are_written
     assert publisher.sample("exesdb_redis_rewritten_total") == 10
 
 
+def own_user(server: RedisServer, user: str) -> str:
+    """A URL of ``server`` as ``user``, an ACL user made for one replica (so it can be cut off)."""
+    with server.client() as client:
+        client.execute_command("ACL", "SETUSER", user, "on", ">pw-" + user, "~*", "&*", "+@all")
+    return server.url.replace("redis://", f"redis://{user}:pw-{user}@")
+
+
+def cut_off(server: RedisServer, user: str) -> None:
+    """Disable ``user`` and drop its connections: to Redis, as if its replica had died."""
+    with server.client() as client:
+        client.execute_command("ACL", "SETUSER", user, "off")
+        client.execute_command("CLIENT", "KILL", "USER", user)
+
+
 async def test_when_the_lease_holder_dies_another_replica_delivers_its_pending_entries(
     redis_server: Callable[[], RedisServer], replicas: list[Replica]
 ) -> None:
-    """Only the lease holder takes the work queue; when it dies holding unacknowledged entries,
-    the other replica takes the lease and delivers them."""
+    """Only the lease holder takes the work queue; when it is gone holding unacknowledged
+    entries, the other replica takes the lease once it lapses, and delivers them."""
     server = redis_server()
     release = asyncio.Event()
     stuck: list[str] = []
@@ -407,7 +422,7 @@ async def test_when_the_lease_holder_dies_another_replica_delivers_its_pending_e
         stuck.append(envelope.payload.alert_id)  # type: ignore[attr-defined]
         await release.wait()
 
-    a = Replica(server.url, "node-a", group=False)
+    a = Replica(own_user(server, "node-a"), "node-a", group=False)
     a.bridge.bus.subscribe("stalled", stall, instances=[ALERTS], group=True)
     await a.start()
     replicas.append(a)
@@ -420,15 +435,15 @@ async def test_when_the_lease_holder_dies_another_replica_delivers_its_pending_e
     await async_wait_until(lambda: pending(server) == 5, 10, "all five pending on a")
     assert not b.transport.leading
     assert b.taken_alerts() == []
-    # a dies: its tasks stop, no acknowledgement, no lease hand-over.
-    a.transport._stopping.set()
-    for task in a.transport._tasks:
-        task.cancel()
+    # a is gone for Redis: no acknowledgement, no renewal, no hand-over.
+    cut_off(server, "node-a")
     await async_wait_until(lambda: b.transport.leading, 10, "b takes the lease")
     await async_wait_until(lambda: sorted(b.taken_alerts()) == expected, 10, "b delivers")
     await async_wait_until(lambda: pending(server) == 0, 10, "acknowledged")
     assert b.sample("exesdb_redis_work_queue_leader") == 1
     release.set()
+    # a, still running, sees its lease lapse while Redis is out of its reach.
+    await async_wait_until(lambda: not a.transport.leading, 10, "a steps down")
 
 
 async def test_a_graceful_stop_hands_the_lease_over_at_once(
@@ -594,13 +609,19 @@ async def test_frames_buffered_longer_than_the_replay_window_are_re_signed_and_a
         source="s",
         node="node-a",
     )
-    published = replica.bridge.bus.publish("node_failure", alert)  # before start: buffered
-    assert published
-    message_id = published.message_id
-    await asyncio.sleep(1.3)  # the frame must really be older than the window
+    # Buffered before start, 1.3 s old: past the window, it would be refused as it is.
+    then = utc_now() - timedelta(seconds=1.3)
+    envelope = Envelope(
+        new_message_id(), ALERTS, "node_failure", alert.TAG, "node-a", then, alert, then.timestamp()
+    )
+    body = envelope.to_bytes()
+    assert replica.transport.send(
+        Frame(ALERTS, body, Keyring.from_secrets(TEST_SECRET).sign(body), envelope)
+    )
     await replica.start()
     await async_wait_until(lambda: replica.seen_alerts() == ["buffered"], 10, "accepted")
-    assert replica.seen[0].id == message_id
+    assert replica.seen[0].id == envelope.id
+    assert replica.seen[0].unix_ts > then.timestamp() + 1.0
     assert replica.sample("exesdb_redis_resigned_total") == 1
     assert replica.sample("exesdb_bus_rejected_total", reason="expired") == 0
 
@@ -619,10 +640,10 @@ async def test_a_work_queue_entry_whose_handler_failed_is_handled_when_claimed_a
             raise RuntimeError("database is locked")
 
     replica = Replica(server.url, "node-a", group=False, claim_idle_ms=300)
-    subscription = replica.bridge.bus.subscribe(
-        "alerts", handler, instances=[ALERTS], group=True, batch=True
+    # No retry in process: the claim hands it back.
+    replica.bridge.bus.subscribe(
+        "alerts", handler, instances=[ALERTS], group=True, batch=True, retries=0
     )
-    subscription.retries = 0  # leave it to the claim
     await replica.start()
     replicas.append(replica)
     await async_wait_until(lambda: replica.transport.leading, 10, "holds the lease")

@@ -1,0 +1,34 @@
+"""The bus on Redis (SPEC section 10): streams shared by every application node and bridge replica.
+
+Layout, with ``exesdb`` as the key prefix (``layout.py``)::
+
+    exesdb:bus:<instance>      one stream per bus instance; entry = {e: envelope bytes, s: hex HMAC}
+      ├─ XREAD from the tail by every replica            -> Frame(group=False)  (fan-out sinks)
+      └─ consumer group "exesdb-bridge", XREADGROUP      -> Frame(group=True, ack=...)
+         (only the instances with group subscribers here, and only by the replica holding
+         the work-queue lease ``exesdb:bus:leader``; each entry is acknowledged once its
+         subscribers returned; when the holder dies its lease lapses after ``claim_idle_ms``
+         and the next holder claims its pending entries with XAUTOCLAIM)
+
+One reader at a time, rather than entries spread over every replica, because the alert stage
+keeps state per replica: the message that resolves an alert, and the repeats of an ongoing
+condition, must reach the replica that holds the firing alert.
+
+Frames read from Redis are never trusted: they carry bytes and a signature, which the bus
+verifies like any other input. ``send`` never blocks: frames wait in a bounded local buffer that a
+background task writes with reconnection and backoff, so a Redis outage loses nothing a local
+publisher handed over unless the buffer overflows (``send`` then returns False and the bus counts
+the drop). A Redis unreachable at start leaves the bridge running and not ready until it connects.
+
+The parts: ``transport.py`` wires them; ``link.py`` (the client, its state, the one retry path),
+``writer.py`` (XADD, XACK, re-signing, rewriting after data loss), ``fanout.py`` (XREAD),
+``lease.py`` and ``consumer_group.py`` (the work queue), ``work_queue.py`` (the lease and
+hand-over capabilities), ``coordination.py`` (the cluster monitor's keys), ``metrics.py``.
+"""
+
+from __future__ import annotations
+
+from bridge.bus.redis.layout import GROUP
+from bridge.bus.redis.transport import RedisTransport
+
+__all__ = ["GROUP", "RedisTransport"]

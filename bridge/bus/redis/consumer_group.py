@@ -1,0 +1,220 @@
+"""The consumer group: the lease holder reads the work queue and claims what a silent one left.
+
+New entries are read with XREADGROUP; entries left pending by a replica that went silent are
+claimed with XAUTOCLAIM after ``claim_idle_ms``. Each is acknowledged (XACK, by the writer)
+once its subscribers returned, and left pending when they could not handle it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from functools import partial
+from typing import Any, Final
+
+from redis.exceptions import ResponseError
+
+from bridge.bus.redis.layout import GROUP, Layout, text, unpack
+from bridge.bus.redis.lease import Lease
+from bridge.bus.redis.link import Link
+from bridge.bus.transport import Frame, FrameReceiver
+
+__all__ = ["ConsumerGroup"]
+
+_logger = logging.getLogger(__name__)
+
+# Every this many claim rounds, consumers of departed replicas are looked for.
+_CONSUMER_SWEEP_CYCLES: Final = 20
+# Claim rounds are at most this far apart.
+_MAX_CLAIM_INTERVAL_SECONDS: Final = 5.0
+
+
+class ConsumerGroup:
+    """Reads and claims work-queue entries for one consumer, while its lease is held."""
+
+    def __init__(
+        self,
+        link: Link,
+        layout: Layout,
+        lease: Lease,
+        *,
+        consumer: str,
+        deliver: FrameReceiver,
+        acknowledge: Callable[[str, bytes], None],
+        claim_idle_ms: int,
+        replay_window_ms: int,
+        batch_size: int,
+        block_ms: int,
+        max_inflight: int,
+        clock: Callable[[], float],
+    ) -> None:
+        """``acknowledge(stream, entry id)`` queues the XACK of an entry once handled."""
+        self._link = link
+        self._layout = layout
+        self._lease = lease
+        self.consumer = consumer
+        self._deliver = deliver
+        self._acknowledge = acknowledge
+        self._claim_idle_ms = claim_idle_ms
+        self._replay_window_ms = replay_window_ms
+        self._batch = batch_size
+        self._block_ms = block_ms
+        self._max_inflight = max_inflight
+        self._clock = clock
+        self._keys: list[str] = []
+        self._ready = False
+        # Entries handed to the bus and not yet settled, and since when.
+        self._inflight: dict[tuple[str, bytes], float] = {}
+        self._room = asyncio.Event()
+        self._room.set()
+        self._claim_rounds = 0
+        # Self-metrics, read at scrape time.
+        self.claimed = 0
+        self.trimmed = 0
+
+    def read_from(self, instances: frozenset[str]) -> bool:
+        """Read the streams of ``instances``; False when there are none."""
+        self._keys = [key for name, key in self._layout.streams.items() if name in instances]
+        return bool(self._keys)
+
+    async def read(self) -> None:
+        """Read new entries while the lease is held, until the transport stops."""
+        await self._link.keep_trying(self._read_step, refused=self._gone)
+
+    async def claim(self) -> None:
+        """Claim entries idle for ``claim_idle_ms`` while the lease is held, until the
+        transport stops."""
+        await self._link.keep_trying(self._claim_step, refused=self._gone)
+
+    def _gone(self, exc: ResponseError) -> bool:
+        if "NOGROUP" not in str(exc):
+            return False
+        # Redis restarted without persistence, or the stream was deleted: make the group again.
+        self._ready = False
+        return True
+
+    async def _read_step(self) -> float | None:
+        await self._lease.held.wait()
+        room = self._max_inflight - len(self._inflight)
+        if room <= 0:
+            self._room.clear()
+            await self._room.wait()
+            return None
+        if not self._ready:
+            await self._create()
+        reply: Any = await self._link.client.xreadgroup(
+            GROUP,
+            self.consumer,
+            dict.fromkeys(self._keys, ">"),
+            count=min(room, self._batch),
+            block=self._block_ms,
+        )
+        for key, entries in reply or ():
+            self._take(key.decode(), entries)
+        return 0.0
+
+    async def _create(self) -> None:
+        # Start no further back than the replay window: older entries would only be refused.
+        start = max(0, int(self._clock() * 1000) - self._replay_window_ms)
+        for key in self._keys:
+            try:
+                await self._link.client.xgroup_create(key, GROUP, id=f"{start}-0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        self._ready = True
+
+    def _take(self, key: str, entries: list[tuple[bytes, dict[bytes, bytes] | None]]) -> None:
+        instance = self._layout.instance_of(key.encode())
+        now = self._clock()
+        for entry_id, fields in entries:
+            if (key, entry_id) in self._inflight:
+                continue  # still being handled here (reclaimed because it took long)
+            self._inflight[(key, entry_id)] = now
+            self._deliver(
+                Frame(
+                    instance,
+                    *unpack(fields or {}),
+                    group=True,
+                    ack=partial(self._settle, key, entry_id),
+                    nack=partial(self._unsettled, key, entry_id),
+                )
+            )
+
+    async def _settle(self, key: str, entry_id: bytes) -> None:
+        """The ack of a work-queue frame: queued for the writer, which batches XACKs."""
+        self._inflight.pop((key, entry_id), None)
+        self._acknowledge(key, entry_id)
+        self._room.set()
+
+    def _unsettled(self, key: str, entry_id: bytes) -> None:
+        """A work-queue frame the bus could not handle (its handler failed, a full queue dropped
+        it): left pending, and claimed again once idle for ``claim_idle_ms``."""
+        if self._inflight.pop((key, entry_id), None) is not None:
+            self._room.set()
+
+    async def _claim_step(self) -> float | None:
+        await self._link.pause(min(self._claim_idle_ms / 2000, _MAX_CLAIM_INTERVAL_SECONDS))
+        if not self._ready or not self._lease.leading:
+            return None
+        for key in self._keys:
+            await self._claim(key)
+        self._claim_rounds += 1
+        if self._claim_rounds % _CONSUMER_SWEEP_CYCLES == 0:
+            await self._forget_departed_consumers()
+        self._forget_stale_inflight()
+        return 0.0
+
+    async def _claim(self, key: str) -> None:
+        start: bytes | str = "0-0"
+        while len(self._inflight) < self._max_inflight:
+            reply = await self._link.client.xautoclaim(
+                key,
+                GROUP,
+                self.consumer,
+                self._claim_idle_ms,
+                start_id=start,
+                count=min(self._batch, self._max_inflight - len(self._inflight)),
+            )
+            start, entries = reply[0], reply[1]
+            deleted = reply[2] if len(reply) > 2 else []
+            if deleted:
+                # Pending entries trimmed away before anyone acknowledged them.
+                self.trimmed += len(deleted)
+                _logger.warning("%d pending entr(y/ies) of %s were trimmed", len(deleted), key)
+            fresh = [
+                (entry_id, fields)
+                for entry_id, fields in entries
+                if (key, entry_id) not in self._inflight
+            ]
+            if fresh:
+                self.claimed += len(fresh)
+                _logger.info("claimed %d pending entr(y/ies) of %s", len(fresh), key)
+                self._take(key, fresh)
+            if start in (b"0-0", "0-0"):
+                return
+
+    async def _forget_departed_consumers(self) -> None:
+        """Delete consumers (one per replica start) that hold nothing and are long silent."""
+        horizon = 10 * self._claim_idle_ms
+        for key in self._keys:
+            consumers: Any = await self._link.client.xinfo_consumers(key, GROUP)
+            for consumer in consumers:
+                name = text(consumer.get("name"))
+                if (
+                    name != self.consumer
+                    and int(consumer.get("pending", 0)) == 0
+                    and int(consumer.get("idle", 0)) > horizon
+                ):
+                    await self._link.client.xgroup_delconsumer(key, GROUP, name)
+
+    def _forget_stale_inflight(self) -> None:
+        # A frame a subscriber dropped (full queue) or failed on is never acknowledged; after a
+        # generous while it may be claimed again, and then redelivered (or refused as a replay).
+        horizon = self._clock() - 4 * self._claim_idle_ms / 1000
+        stale = [entry for entry, since in self._inflight.items() if since < horizon]
+        for entry in stale:
+            del self._inflight[entry]
+        if stale:
+            self._room.set()

@@ -1,0 +1,60 @@
+"""The fan-out reader: every replica reads every stream from its tail (XREAD), for every sink."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bridge.bus.redis.layout import Layout, unpack
+from bridge.bus.redis.link import Link
+from bridge.bus.transport import Frame, FrameReceiver
+
+__all__ = ["FanOutReader"]
+
+
+class FanOutReader:
+    """Reads each stream from where it ended at the first connection, and hands every entry on
+    as ``Frame(group=False)``; after a reconnection it resumes where it stopped, so what was
+    written meanwhile is not missed."""
+
+    def __init__(
+        self, link: Link, layout: Layout, *, deliver: FrameReceiver, batch_size: int, block_ms: int
+    ) -> None:
+        self._link = link
+        self._layout = layout
+        self._deliver = deliver
+        self._batch = batch_size
+        self._block_ms = block_ms
+        self._last_ids: dict[str, bytes] = {}
+        self.positioned = asyncio.Event()
+        """Set once the tail of every stream is known (the writer waits for it)."""
+
+    async def run(self) -> None:
+        """Read until the transport stops."""
+        await self._link.keep_trying(self._step)
+
+    async def _step(self) -> float:
+        if not self.positioned.is_set():
+            await self._find_tails()
+            self.positioned.set()
+            self._link.up()  # ready now, not after the first blocking read returns
+        reply: Any = await self._link.client.xread(
+            self._last_ids,  # type: ignore[arg-type]
+            count=self._batch,
+            block=self._block_ms,
+        )
+        for key, entries in reply or ():
+            instance = self._layout.instance_of(key)
+            for entry_id, fields in entries:
+                self._last_ids[key.decode()] = entry_id
+                self._deliver(Frame(instance, *unpack(fields), group=False))
+        return 0.0
+
+    async def _find_tails(self) -> None:
+        streams = self._layout.streams.values()
+        pipe = self._link.client.pipeline(transaction=False)
+        for key in streams:
+            pipe.xrevrange(key, count=1)
+        tails = await pipe.execute()
+        for key, tail in zip(streams, tails, strict=True):
+            self._last_ids[key] = tail[0][0] if tail else b"0-0"

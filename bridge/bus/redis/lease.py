@@ -1,0 +1,120 @@
+"""The work-queue lease: one replica at a time holds ``exesdb:bus:leader`` and reads the group.
+
+One reader at a time keeps every alert condition's messages on the replica that holds its
+state (a firing alert and its resolve, an ongoing condition notified once); the consumer group
+still gives acknowledgement, and a new holder claims what a dead one left pending. The lease
+expires after ``lease_ms`` unless renewed (every third of it), so a dead holder's lapses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from bridge.bus.redis.layout import Layout
+from bridge.bus.redis.link import RETRYABLE, Link
+
+__all__ = ["Lease"]
+
+_logger = logging.getLogger(__name__)
+
+_RENEW: Final = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+)
+_RELEASE: Final = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
+    "else return 0 end"
+)
+# A replica standing by asks at least this often: a released lease is taken within a second.
+_STANDBY_SECONDS: Final = 1.0
+
+
+class Lease:
+    """Takes, renews and gives back the work-queue lease for one consumer."""
+
+    def __init__(self, link: Link, layout: Layout, *, consumer: str, lease_ms: int) -> None:
+        self._link = link
+        self._key = layout.leader
+        self._consumer = consumer
+        self._lease_ms = lease_ms
+        self._period = lease_ms / 3000
+        self._renewed = float("-inf")
+        self._taking = True
+        self._on_lead: list[Callable[[], Awaitable[None]]] = []
+        self.held = asyncio.Event()
+        """Set while this replica holds the lease."""
+
+    @property
+    def leading(self) -> bool:
+        """True while this replica holds the lease."""
+        return self.held.is_set()
+
+    def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Await ``callback`` each time this replica takes the lease, before it reads."""
+        self._on_lead.append(callback)
+
+    def stop_taking(self) -> None:
+        """Take the lease no more (one held is still renewed until ``release``)."""
+        self._taking = False
+
+    async def run(self) -> None:
+        """Hold (or wait for) the lease until the transport stops."""
+        await self._link.keep_trying(self._step, failed=self._lapse_if_expired)
+
+    async def release(self) -> None:
+        """Give the lease back at once (rather than after it runs out), if held."""
+        if not self.held.is_set():
+            return
+        self.held.clear()
+        with contextlib.suppress(*RETRYABLE):
+            await self._link.client.eval(_RELEASE, 1, self._key, self._consumer)
+        _logger.info("this replica handed the work queue over (%s)", self._consumer)
+
+    async def _step(self) -> float:
+        client = self._link.client
+        if self.held.is_set():
+            if await client.eval(_RENEW, 1, self._key, self._consumer, self._lease_ms):
+                self._renewed = time.monotonic()
+            else:
+                self._step_down("the lease went to another replica")
+        elif not self._taking:
+            pass  # stopping: leave the lease to the others
+        elif await client.set(self._key, self._consumer, nx=True, px=self._lease_ms):
+            self._renewed = time.monotonic()
+            if await self._took():
+                self.held.set()
+                _logger.info("this replica now takes the work queue (%s)", self._consumer)
+            else:
+                # Not ready to take over (e.g. the alert stage still opening its outbox):
+                # give the lease back, try again in a moment.
+                await client.eval(_RELEASE, 1, self._key, self._consumer)
+        # Standing by, ask often: a released lease is taken over within a second.
+        return self._period if self.held.is_set() else min(self._period, _STANDBY_SECONDS)
+
+    def _lapse_if_expired(self) -> None:
+        if self.held.is_set() and time.monotonic() - self._renewed > self._lease_ms / 1000:
+            self._step_down("the lease expired while Redis was unreachable")
+
+    async def _took(self) -> bool:
+        """Run the ``on_lead`` callbacks; False (logged) when one failed or took too long."""
+        for callback in self._on_lead:
+            try:
+                async with asyncio.timeout(self._lease_ms / 2000):
+                    await callback()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _logger.warning(
+                    "taking the work queue over: a hand-over step failed", exc_info=True
+                )
+                return False
+        return True
+
+    def _step_down(self, why: str) -> None:
+        self.held.clear()
+        _logger.warning("this replica no longer takes the work queue: %s", why)

@@ -1,0 +1,181 @@
+"""The connection to Redis: one client, whether it answers, and the one way every loop retries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Final
+
+from redis.asyncio import Redis
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
+
+from bridge.backoff import Backoff
+from bridge.errors import TransportError
+from bridge.redaction import safe_url
+
+__all__ = ["RETRYABLE", "Link", "temporary"]
+
+_logger = logging.getLogger(__name__)
+
+RETRYABLE: Final = (RedisError, OSError, asyncio.TimeoutError)
+"""What a Redis command raises when Redis is unreachable, slow, or refuses it."""
+
+# Refusals a Redis gives while it cannot take writes for now (memory full, a read-only replica
+# after a failover, a failing RDB save, loading its data set): retried with backoff.
+_TEMPORARY_REPLIES: Final = (
+    "OOM",
+    "READONLY",
+    "MISCONF",
+    "LOADING",
+    "BUSY",
+    "TRYAGAIN",
+    "MASTERDOWN",
+    "NOREPLICAS",
+    "CLUSTERDOWN",
+)
+
+Step = Callable[[], Awaitable[float | None]]
+
+
+class Link:
+    """The Redis client the transport's background loops share, its state and retry policy.
+
+    Every loop runs through ``keep_trying``: a failed step is recorded (``connected`` turns
+    False, the reason is kept for readiness, ``connection_errors`` counts it) and waited out
+    with ``backoff``, longer while failures follow each other; a successful one marks Redis
+    reachable again. What leaves the transport for a caller (coordination, hand-over) goes
+    through ``boundary``, which turns a Redis failure into ``TransportError``.
+    """
+
+    def __init__(
+        self, url: str, client: Redis, backoff: Backoff, *, restart_seconds: float = 1.0
+    ) -> None:
+        """``restart_seconds``: how long a stage that failed unexpectedly waits to restart."""
+        self.url = url
+        self.client = client
+        self.backoff = backoff
+        self.stopping = asyncio.Event()
+        self.connected = False
+        self.error: str | None = "not connected yet"
+        self.connection_errors = 0
+        self.stage_errors = 0
+        self._restart_seconds = restart_seconds
+        self._when_down: list[Callable[[], None]] = []
+
+    def when_down(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on every failed command (e.g. to ask whether Redis lost its data)."""
+        self._when_down.append(callback)
+
+    def up(self) -> None:
+        """Record a command that succeeded."""
+        if not self.connected:
+            _logger.info("connected to Redis at %s", safe_url(self.url))
+        self.connected = True
+        self.error = None
+
+    def down(self, exc: BaseException, failures: int) -> float:
+        """Record a failed command, the ``failures``-th in a row of its loop; returns how long
+        to wait before the next try."""
+        self.connection_errors += 1
+        for callback in self._when_down:
+            callback()
+        reason = str(exc) or type(exc).__name__
+        if self.connected or failures == 1:
+            _logger.warning("Redis at %s: %s; retrying with backoff", safe_url(self.url), reason)
+        self.connected = False
+        self.error = reason
+        return self.backoff.delay(failures)
+
+    async def pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or less when the transport stops meanwhile."""
+        # asyncio.timeout rather than wait_for: on Python 3.11 wait_for can swallow a
+        # cancellation that arrives as the wait ends, and the loop would not stop.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.stopping.wait()
+
+    async def keep_trying(
+        self,
+        step: Step,
+        *,
+        refused: Callable[[ResponseError], bool] | None = None,
+        failed: Callable[[], None] | None = None,
+    ) -> None:
+        """Run ``step`` again and again until the transport stops, through Redis failures.
+
+        ``step`` returns None when it did not get to Redis (nothing to do), else how long to
+        wait before the next step. ``refused`` may deal with a refusal itself (True: step
+        again at once, nothing recorded); ``failed`` hears of each failure before the wait.
+        """
+        failures = 0
+        while not self.stopping.is_set():
+            if _cancel_requested():
+                raise asyncio.CancelledError
+            failure: BaseException
+            try:
+                wait = await step()
+            except ResponseError as exc:
+                if refused is not None and refused(exc):
+                    continue
+                failure = exc
+            except RETRYABLE as exc:
+                failure = exc
+            else:
+                if wait is not None:
+                    failures = 0
+                    self.up()
+                    if wait > 0:
+                        await self.pause(wait)
+                continue
+            if _cancel_requested():
+                raise asyncio.CancelledError from failure
+            failures += 1
+            if failed is not None:
+                failed()
+            await self.pause(self.down(failure, failures))
+
+    async def keep_running(self, name: str, stage: Callable[[], Awaitable[None]]) -> None:
+        """Run one background stage; a bug in it is logged and counted, and the stage restarts."""
+        while not self.stopping.is_set():
+            try:
+                await stage()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if _cancel_requested():
+                    raise asyncio.CancelledError from None
+                self.stage_errors += 1
+                _logger.exception("Redis bus stage %s failed; restarting it", name)
+                await self.pause(self._restart_seconds)
+
+    @contextlib.contextmanager
+    def boundary(self, doing: str) -> Iterator[None]:
+        """Turn a Redis failure inside the block into ``TransportError`` (saying what was
+        being done, and where), for a caller outside the transport."""
+        try:
+            yield
+        except RETRYABLE as exc:
+            reason = str(exc) or type(exc).__name__
+            raise TransportError(
+                f"Redis at {safe_url(self.url)} could not {doing}: {reason}"
+            ) from exc
+
+
+def _cancel_requested() -> bool:
+    """True when this task was asked to stop but the request got lost on the way: redis-py
+    may replace a cancellation with its own error (e.g. a timeout while it closes a TLS
+    connection), and a loop that took that for a Redis failure would never stop."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def temporary(exc: ResponseError) -> bool:
+    """True for a refusal that may clear by itself (retry), False for one that will not."""
+    if isinstance(exc, (OutOfMemoryError, ReadOnlyError)):
+        return True
+    text = str(exc)
+    # A pipeline's error may be prefixed with the command it failed on.
+    head = text.rsplit("caused error: ", 1)[-1]
+    return head.split(" ", 1)[0] in _TEMPORARY_REPLIES

@@ -1,0 +1,79 @@
+"""The Redis transport's self-metrics (``exesdb_redis_*``), read from its parts at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from bridge.bus.redis.consumer_group import ConsumerGroup
+from bridge.bus.redis.lease import Lease
+from bridge.bus.redis.link import Link
+from bridge.bus.redis.writer import Writer
+
+__all__ = ["RedisCollector"]
+
+
+class RedisCollector(Collector):
+    """The Redis transport's self-metrics, read at scrape time."""
+
+    def __init__(self, link: Link, writer: Writer, lease: Lease, group: ConsumerGroup) -> None:
+        self._link = link
+        self._writer = writer
+        self._lease = lease
+        self._group = group
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        link, writer, group = self._link, self._writer, self._group
+        yield GaugeMetricFamily(
+            "exesdb_redis_connected",
+            "1 while the bridge is connected to the Redis bus, else 0.",
+            value=1.0 if link.connected else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "exesdb_redis_buffer_depth",
+            "Frames waiting in the local buffer to be written to Redis.",
+            value=writer.buffered,
+        )
+        yield GaugeMetricFamily(
+            "exesdb_redis_work_queue_leader",
+            "1 while this replica holds the work-queue lease (reads the alert consumer group).",
+            value=1.0 if self._lease.leading else 0.0,
+        )
+        yield CounterMetricFamily(
+            "exesdb_redis_connection_errors",
+            "Redis commands that failed for want of a connection.",
+            value=link.connection_errors,
+        )
+        yield CounterMetricFamily(
+            "exesdb_redis_written",
+            "Frames written to Redis streams.",
+            value=writer.written,
+        )
+        yield CounterMetricFamily(
+            "exesdb_redis_stage_errors",
+            "Unexpected failures of a Redis bus background stage (logged; the stage restarts).",
+            value=link.stage_errors,
+        )
+        yield CounterMetricFamily(
+            "exesdb_redis_resigned",
+            "Frames signed again with a fresh timestamp (same id) after waiting half the replay "
+            "window in the local buffer.",
+            value=writer.resigned,
+        )
+        yield CounterMetricFamily(
+            "exesdb_redis_rewritten",
+            "Work-queue frames written again because Redis had lost its data.",
+            value=writer.rewritten,
+        )
+        yield CounterMetricFamily(
+            "exesdb_redis_claimed",
+            "Work-queue entries claimed from a silent replica.",
+            value=group.claimed,
+        )
+        yield CounterMetricFamily(
+            "exesdb_redis_trimmed",
+            "Unacknowledged work-queue entries lost to stream trimming.",
+            value=group.trimmed,
+        )

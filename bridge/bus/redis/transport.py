@@ -1,0 +1,236 @@
+"""The Redis transport: the writer, the fan-out reader and the work queue on one shared client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from bridge.backoff import Backoff
+from bridge.bus.capabilities import TransportCapabilities
+from bridge.bus.envelope import Envelope
+from bridge.bus.redis.consumer_group import ConsumerGroup
+from bridge.bus.redis.coordination import RedisCoordinator
+from bridge.bus.redis.fanout import FanOutReader
+from bridge.bus.redis.layout import Layout
+from bridge.bus.redis.lease import Lease
+from bridge.bus.redis.link import RETRYABLE, Link
+from bridge.bus.redis.metrics import RedisCollector
+from bridge.bus.redis.work_queue import WorkQueue
+from bridge.bus.redis.writer import Writer
+from bridge.bus.transport import Frame, FrameReceiver
+from bridge.redaction import safe_url
+
+if TYPE_CHECKING:
+    from bridge.config import Settings
+
+__all__ = ["RedisTransport"]
+
+_logger = logging.getLogger(__name__)
+
+
+class RedisTransport:
+    """Carries signed frames over Redis streams; see ``bridge.bus.redis`` for the layout."""
+
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        node: str,
+        stream_maxlen: int = 100_000,
+        buffer_size: int = 10_000,
+        claim_idle_ms: int = 30_000,
+        replay_window_ms: int = 300_000,
+        prefix: str = "exesdb",
+        block_ms: int = 1_000,
+        batch_size: int = 500,
+        max_inflight: int = 1_000,
+        backoff_seconds: float = 0.1,
+        max_backoff_seconds: float = 5.0,
+        jitter: float = 0.2,
+        rng: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.time,
+        registry: CollectorRegistry | None = None,
+        client: Redis | None = None,
+    ) -> None:
+        self.url = url
+        self.node = node
+        self.consumer = f"{node}:{secrets.token_hex(4)}"
+        link = self._link = Link(
+            url,
+            client
+            or Redis.from_url(
+                url,
+                socket_connect_timeout=2.0,
+                # Above the XREAD block time, so a blocked read is not mistaken for a dead server.
+                socket_timeout=block_ms / 1000 + 5.0,
+                retry=Retry(NoBackoff(), 0),  # reconnection is ours, with backoff and readiness
+                health_check_interval=10,
+            ),
+            Backoff(backoff_seconds, max_backoff_seconds, jitter, rng),
+        )
+        # Stops every background loop (set by aclose, or by whoever simulates a crash).
+        self._stopping = link.stopping
+        layout = Layout(prefix)
+        self._fanout = FanOutReader(
+            link, layout, deliver=self._deliver, batch_size=batch_size, block_ms=block_ms
+        )
+        self._writer = Writer(
+            link,
+            layout,
+            positioned=self._fanout.positioned,
+            buffer_size=buffer_size,
+            stream_maxlen=stream_maxlen,
+            batch_size=batch_size,
+            claim_idle_ms=claim_idle_ms,
+            replay_window_ms=replay_window_ms,
+            clock=clock,
+        )
+        lease = Lease(link, layout, consumer=self.consumer, lease_ms=claim_idle_ms)
+        group = ConsumerGroup(
+            link,
+            layout,
+            lease,
+            consumer=self.consumer,
+            deliver=self._deliver,
+            acknowledge=self._writer.acknowledge,
+            claim_idle_ms=claim_idle_ms,
+            replay_window_ms=replay_window_ms,
+            batch_size=batch_size,
+            block_ms=block_ms,
+            max_inflight=max_inflight,
+            clock=clock,
+        )
+        self._work_queue = WorkQueue(link, layout, lease, group, kept_ms=replay_window_ms)
+        self._capabilities = TransportCapabilities(
+            shared=True,
+            coordinator=RedisCoordinator(link, layout, owner=self.consumer),
+            lease=self._work_queue,
+            hand_over=self._work_queue,
+        )
+        self._receive: FrameReceiver | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+        if registry is not None:
+            registry.register(RedisCollector(link, self._writer, lease, group))
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, registry: CollectorRegistry | None = None
+    ) -> RedisTransport:
+        """The transport ``EXESDB_BUS=redis://…`` (or ``rediss://…``) asks for."""
+        return cls(
+            settings.bus,
+            node=settings.node,
+            stream_maxlen=settings.redis_stream_maxlen,
+            buffer_size=settings.redis_buffer_size,
+            claim_idle_ms=settings.redis_claim_idle_ms,
+            replay_window_ms=settings.replay_window_ms,
+            registry=registry,
+        )
+
+    @property
+    def capabilities(self) -> TransportCapabilities:
+        """Shared across processes: coordination keys, the work-queue lease, hand-over."""
+        return self._capabilities
+
+    @property
+    def buffered(self) -> int:
+        """Frames waiting to be written to Redis."""
+        return self._writer.buffered
+
+    @property
+    def connected(self) -> bool:
+        """True while the last Redis command succeeded."""
+        return self._link.connected
+
+    @property
+    def leading(self) -> bool:
+        """True while this replica holds the work-queue lease."""
+        return self._work_queue.leading
+
+    def attach(
+        self, *, resign: Callable[[Envelope], Frame], dropped: Callable[[int], None]
+    ) -> None:
+        """Called by the bus: how to re-sign a frame that waited in the buffer for half the
+        replay window (fresh ``ts``, same id), and where to count frames dropped for good."""
+        self._writer.attach(resign=resign, dropped=dropped)
+
+    # -- the Transport protocol --
+
+    async def start(
+        self, receive: FrameReceiver, group_instances: frozenset[str] = frozenset()
+    ) -> None:
+        self._receive = receive
+        loop = asyncio.get_running_loop()
+        keep_running = self._link.keep_running
+        self._tasks = [
+            loop.create_task(keep_running("writer", self._writer.run), name="redis-writer"),
+            loop.create_task(keep_running("fanout", self._fanout.run), name="redis-fanout"),
+            *self._work_queue.start(group_instances),
+        ]
+        self._writer.wake()
+        _logger.info(
+            "bus on Redis %s as consumer %s (work queue: %s)",
+            safe_url(self.url),
+            self.consumer,
+            ", ".join(sorted(group_instances)) or "none",
+        )
+
+    def capacity_left(self) -> int | None:
+        return self._writer.capacity_left()
+
+    def send(self, frame: Frame) -> bool:
+        return self._writer.send(frame)
+
+    def readiness(self) -> str | None:
+        if self._receive is None or self._closed:
+            return "the Redis bus is not running"
+        if not self._link.connected:
+            return f"Redis at {safe_url(self.url)} is unreachable: {self._link.error}"
+        if not self._fanout.positioned.is_set():
+            return f"connecting to Redis at {safe_url(self.url)}"
+        return None
+
+    async def aclose(self, flush_seconds: float = 2.0) -> None:
+        """Write what is buffered (for up to ``flush_seconds`` while connected), then stop."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._writer.flush(flush_seconds if self._tasks else 0.0)
+        await self._work_queue.release()
+        self._stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        self._receive = None
+        with contextlib.suppress(*RETRYABLE):
+            await self._link.client.aclose()
+
+    async def release_work_queue(self) -> None:
+        """Stop reading the consumer group and release the lease at once (rather than after it
+        runs out), so that another replica takes the work queue over."""
+        await self._work_queue.release()
+
+    def _deliver(self, frame: Frame) -> None:
+        if self._receive is None:
+            return
+        try:
+            self._receive(frame)
+        except Exception:
+            _logger.exception("the bus failed to take a frame from Redis")

@@ -1,0 +1,456 @@
+"""Subscriptions: each subscriber's filter and bounded queue, drained by one handler in order.
+
+Both kinds are built on an ``Inbox`` (the filter, the queue and the task that drains it) and
+differ only in how they empty it: a ``Subscription`` hands its handler one message at a time, a
+``BatchSubscription`` everything queued at once. A full queue drops the new message and counts
+it, so one stuck subscriber never holds up publishers or the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
+
+from bridge.backoff import Backoff
+from bridge.bus.envelope import Envelope
+from bridge.bus.transport import Frame
+
+__all__ = [
+    "ALL_TOPICS",
+    "BATCH_RETRIES",
+    "MAX_BATCH",
+    "BatchHandler",
+    "BatchSubscription",
+    "Handler",
+    "Inbox",
+    "Sleep",
+    "Subscription",
+]
+
+_logger = logging.getLogger(__name__)
+
+Handler = Callable[[Envelope], Awaitable[None] | None]
+BatchHandler = Callable[[Sequence[Envelope]], Awaitable[None] | None]
+Sleep = Callable[[float], Awaitable[None]]
+ALL_TOPICS: Final = "*"
+MAX_BATCH: Final = 1000
+# A failed batch of work-queue frames is tried again this many times, after 0.1 s, 0.2 s, 0.4 s
+# (one process retrying its own database: no herd to spread, so no jitter).
+BATCH_RETRIES: Final = 3
+_BATCH_RETRY: Final = Backoff(base=0.1, cap=1.0, jitter=0.0)
+_FAILED_BATCHES_KEPT: Final = 256
+
+_Queued = deque[tuple[Envelope, Frame]]
+Drain = Callable[[_Queued], Awaitable[None]]
+"""How a subscription empties its queue: awaited whenever something is queued."""
+
+
+class Inbox:
+    """What a subscriber takes (instances, tags, topic, group), its bounded queue, and the
+    task that drains it.
+
+    The bus offers it every message of its instances; ``matches`` tells whether the topic is
+    taken. A stopped inbox takes nothing (uncounted): a work-queue frame it leaves
+    unacknowledged goes to a live replica.
+    """
+
+    __slots__ = (
+        "_busy",
+        "_drained",
+        "_dropped",
+        "_prefix",
+        "_queue",
+        "_stopped",
+        "_task",
+        "_wakeup",
+        "group",
+        "instances",
+        "max_queue",
+        "name",
+        "tags",
+        "topic",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        instances: frozenset[str],
+        tags: frozenset[str] | None,
+        topic: str,
+        group: bool,
+        max_queue: int,
+        dropped: Callable[[], None],
+    ) -> None:
+        self.name = name
+        self.instances = instances
+        # The message tags taken (None: every tag of the instances).
+        self.tags = tags
+        self.topic = topic
+        # Computed once: matches() runs for every message and subscriber.
+        self._prefix = topic[:-1] if topic.endswith(ALL_TOPICS) else None
+        self.group = group
+        self.max_queue = max_queue
+        self._dropped = dropped
+        self._queue: _Queued = deque()
+        self._wakeup = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._task: asyncio.Task[None] | None = None
+        self._busy = False
+        self._stopped = False
+
+    def matches(self, topic: str) -> bool:
+        """True when this subscriber's topic filter takes ``topic``."""
+        prefix = self._prefix
+        if prefix is None:
+            return topic == self.topic
+        return not prefix or topic.startswith(prefix)
+
+    def takes(self, envelope: Envelope) -> bool:
+        """True when this subscriber takes ``envelope`` (instance, tag and topic)."""
+        return (
+            envelope.instance in self.instances
+            and (self.tags is None or envelope.tag in self.tags)
+            and self.matches(envelope.topic)
+        )
+
+    @property
+    def depth(self) -> int:
+        """Messages waiting in the queue."""
+        return len(self._queue)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing being handled."""
+        return not self._queue and not self._busy
+
+    def offer(self, envelope: Envelope, frame: Frame) -> bool:
+        """Queue a message; False (and counted) when the queue is full, False when stopped."""
+        if self._stopped:
+            return False
+        queue = self._queue
+        if len(queue) >= self.max_queue:
+            self._dropped()
+            return False
+        if not queue:
+            # Only the empty -> non-empty edge needs the events: the draining task empties the
+            # queue before it waits again, and "drained" is clear while anything is queued.
+            self._drained.clear()
+            self._wakeup.set()
+        queue.append((envelope, frame))
+        return True
+
+    def start(self, empty: Drain) -> None:
+        """Start the draining task on the running loop: ``empty`` is awaited with the queue
+        whenever something is queued, and returns once it has emptied it."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._drain(empty), name=f"bus-subscriber-{self.name}"
+            )
+            if self._queue:
+                self._wakeup.set()
+
+    async def _drain(self, empty: Drain) -> None:
+        queue = self._queue
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            # Busy from the first message taken until the queue is empty (one flag write per
+            # wake-up rather than two per message): idle still means nothing queued or running.
+            self._busy = True
+            try:
+                await empty(queue)
+            finally:
+                self._busy = False
+            self._drained.set()
+
+    async def stop(self, drain_seconds: float) -> None:
+        """Drain what is queued (for up to ``drain_seconds``), then stop the task; what is left
+        is left unacknowledged (``nack``)."""
+        self._stopped = True
+        if self._task is not None and not self.idle:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(drain_seconds):
+                    await self._drained.wait()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._queue:
+            _logger.warning(
+                "subscriber %s stopped with %d message(s) unhandled", self.name, len(self._queue)
+            )
+            # Said once: a second stop (the bus stops every subscription) finds nothing left.
+            for _, frame in self._queue:
+                if frame.nack is not None:
+                    frame.nack()
+            self._queue.clear()
+
+
+class Subscription:
+    """One subscriber: its inbox, and how its handler empties it.
+
+    ``bus.subscribe`` makes one whose handler takes one message at a time, in order: a frame's
+    ``ack`` is called after the handler returned; when the handler raises, the error is counted
+    and logged, and the frame left unacknowledged (``nack``). A ``BatchSubscription`` empties
+    its inbox a batch at a time.
+    """
+
+    __slots__ = ("_drain", "inbox")
+
+    def __init__(self, inbox: Inbox, drain: Drain) -> None:
+        self.inbox = inbox
+        self._drain = drain
+
+    @classmethod
+    def one_at_a_time(
+        cls, inbox: Inbox, handler: Handler, errors: Callable[[], None]
+    ) -> Subscription:
+        """A subscription whose ``handler`` takes each message in turn; ``errors`` counts one
+        that raised."""
+        return cls(inbox, _OneAtATime(inbox.name, handler, errors))
+
+    @property
+    def name(self) -> str:
+        """The subscriber's name (its label in the self-metrics)."""
+        return self.inbox.name
+
+    @property
+    def group(self) -> bool:
+        """True when it takes work-queue frames (one replica handles each)."""
+        return self.inbox.group
+
+    @property
+    def depth(self) -> int:
+        """Messages waiting in the queue."""
+        return self.inbox.depth
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing being handled."""
+        return self.inbox.idle
+
+    def offer(self, envelope: Envelope, frame: Frame) -> bool:
+        """Queue a message; False (and counted) when the queue is full, False when stopped."""
+        return self.inbox.offer(envelope, frame)
+
+    def start(self) -> None:
+        """Start the draining task on the running loop."""
+        self.inbox.start(self._drain)
+
+    async def stop(self, drain_seconds: float) -> None:
+        """Drain what is queued (for up to ``drain_seconds``), then stop."""
+        await self.inbox.stop(drain_seconds)
+
+
+class _OneAtATime:
+    """Empties a queue into a handler one message at a time."""
+
+    __slots__ = ("_errors", "_handler", "_name")
+
+    def __init__(self, name: str, handler: Handler, errors: Callable[[], None]) -> None:
+        self._name = name
+        self._handler = handler
+        self._errors = errors
+
+    async def __call__(self, queue: _Queued) -> None:
+        handler = self._handler
+        while queue:
+            envelope, frame = queue.popleft()
+            try:
+                # A plain callable may return an awaitable too (a lambda around an async call,
+                # a partial of a coroutine function): await whatever comes back.
+                outcome = handler(envelope)
+                if outcome is not None and inspect.isawaitable(outcome):
+                    await outcome
+                if frame.ack is not None:
+                    await frame.ack()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self._errors()
+                _logger.exception("subscriber %s failed on %s", self._name, envelope.tag)
+                if frame.nack is not None:
+                    frame.nack()
+
+
+class BatchSubscription(Subscription):
+    """A subscriber whose handler takes everything queued at once (up to ``max_batch``).
+
+    The frames' acks are called, in order, after the handler returns, so a handler that commits
+    the whole batch in one transaction acknowledges nothing it has not made safe. A ``durable``
+    subscription counts what it has handled: a publisher can wait (``wait_handled``) until what
+    it put on the in-process bus has been through the handler. ``high_water`` marks the queue
+    depth from which publishers that can push back (HTTP ingest) should refuse new work.
+
+    A batch holding work-queue frames whose handler raises is tried again, up to ``retries``
+    times with doubling backoff from 0.1 s (a locked or full database may clear); if it still
+    fails its frames are left unacknowledged (``nack``), for a claim to hand them back later.
+    """
+
+    __slots__ = (
+        "_errors",
+        "_failed",
+        "_handled",
+        "_handler",
+        "_inflight",
+        "_sleep",
+        "_waiters",
+        "durable",
+        "high_water",
+        "max_batch",
+        "retries",
+    )
+
+    def __init__(
+        self,
+        inbox: Inbox,
+        handler: BatchHandler,
+        errors: Callable[[], None],
+        *,
+        max_batch: int = MAX_BATCH,
+        durable: bool = False,
+        high_water: int | None = None,
+        retries: int = BATCH_RETRIES,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, not {max_batch}")
+        if retries < 0:
+            raise ValueError(f"retries must be at least 0, not {retries}")
+        super().__init__(inbox, self._handle_batches)
+        self._handler = handler
+        self._errors = errors
+        self.max_batch = max_batch
+        self.durable = durable
+        self.high_water = inbox.max_queue if high_water is None else high_water
+        self.retries = retries
+        self._sleep = sleep
+        self._handled = 0
+        self._inflight = 0
+        self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
+        # (first, last] sequence numbers of recent batches whose handler raised.
+        self._failed: deque[tuple[int, int]] = deque(maxlen=_FAILED_BATCHES_KEPT)
+
+    @property
+    def congested(self) -> bool:
+        """True when the queue is at or above its high-water mark."""
+        return self.inbox.depth >= self.high_water
+
+    @property
+    def mark(self) -> int:
+        """The sequence number of the last message taken so far (handled, in flight or queued)."""
+        return self._handled + self._inflight + self.inbox.depth
+
+    def failed_between(self, since: int, mark: int) -> bool:
+        """True when a batch holding a message numbered in (``since``, ``mark``] failed."""
+        return any(first < mark and last > since for first, last in self._failed)
+
+    async def wait_handled(self, mark: int, seconds: float) -> bool:
+        """Wait until every message up to ``mark`` went through the handler; False after
+        ``seconds``.
+
+        Also False when the subscription stops first. A handler that raised counts as handled
+        here (its error is counted in ``exesdb_sink_errors_total``); ``failed_between`` tells.
+        """
+        if self._handled >= mark:
+            return True
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiters.append((mark, future))
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), seconds)
+        except TimeoutError:
+            return False
+        finally:
+            if not future.done():
+                future.cancel()
+            self._waiters = [(m, f) for m, f in self._waiters if not f.done()]
+
+    def _settle_waiters(self, stopped: bool = False) -> None:
+        if not self._waiters:
+            return
+        keep: list[tuple[int, asyncio.Future[bool]]] = []
+        for mark, future in self._waiters:
+            if future.done():
+                continue
+            if stopped or self._handled >= mark:
+                future.set_result(not stopped or self._handled >= mark)
+            else:
+                keep.append((mark, future))
+        self._waiters = keep
+
+    async def _handle_batches(self, queue: _Queued) -> None:
+        while queue:
+            count = min(len(queue), self.max_batch)
+            if count == len(queue):
+                taken = list(queue)  # the whole queue (the usual case): one copy, one clear
+                queue.clear()
+            else:
+                taken = [queue.popleft() for _ in range(count)]
+            self._inflight = count
+            try:
+                if await self._handle(taken):
+                    for _, frame in taken:
+                        if frame.ack is not None:
+                            await frame.ack()
+                else:
+                    self._failed.append((self._handled, self._handled + count))
+                    for _, frame in taken:
+                        if frame.nack is not None:
+                            frame.nack()
+            except asyncio.CancelledError:
+                # Stopped mid-batch: these were not handled; say so with the rest.
+                queue.extendleft(reversed(taken))
+                raise
+            except Exception:
+                self._errors()
+                self._failed.append((self._handled, self._handled + count))
+                _logger.exception("subscriber %s failed on a batch of %d", self.name, count)
+            finally:
+                self._inflight = 0
+            self._handled += count
+            self._settle_waiters()
+
+    async def _handle(self, taken: list[tuple[Envelope, Frame]]) -> bool:
+        """Run the handler on a batch (again after a failure, for work-queue frames); True when
+        it succeeded."""
+        envelopes = [envelope for envelope, _ in taken]
+        retries = self.retries if any(frame.ack is not None for _, frame in taken) else 0
+        failures = 0
+        while True:
+            try:
+                outcome = self._handler(envelopes)
+                if outcome is not None and inspect.isawaitable(outcome):
+                    await outcome
+                return True
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self._errors()
+                failures += 1
+                if failures > retries:
+                    _logger.exception(
+                        "subscriber %s failed on a batch of %d", self.name, len(taken)
+                    )
+                    return False
+                delay = _BATCH_RETRY.delay(failures)
+                _logger.warning(
+                    "subscriber %s failed on a batch of %d; trying again in %.2fs",
+                    self.name,
+                    len(taken),
+                    delay,
+                    exc_info=True,
+                )
+                await self._sleep(delay)
+
+    async def stop(self, drain_seconds: float) -> None:
+        """Drain what is queued (for up to ``drain_seconds``), then stop; waiters are released."""
+        await self.inbox.stop(drain_seconds)
+        self._settle_waiters(stopped=True)

@@ -1,0 +1,179 @@
+"""The Redis transport's one retry path: what is retried, how failures are recorded, waited out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
+
+from bridge.backoff import Backoff
+from bridge.bus.redis.link import Link, temporary
+from bridge.errors import TransportError
+
+URL = "redis://:hunter2@127.0.0.1:1/0"
+
+
+@pytest.fixture
+async def link() -> AsyncIterator[Link]:
+    """A link whose backoff is 1 ms, 2 ms, 4 ms (no jitter): failures are waited out quickly."""
+    client = Redis.from_url(URL)
+    yield Link(URL, client, Backoff(base=0.001, cap=0.004, jitter=0.0), restart_seconds=0.001)
+    await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("refusal", "retried"),
+    [
+        (OutOfMemoryError("command not allowed when used memory > 'maxmemory'."), True),
+        (ReadOnlyError("You can't write against a read only replica."), True),
+        (ResponseError("MISCONF Redis is configured to save RDB snapshots"), True),
+        (ResponseError("LOADING Redis is loading the dataset in memory"), True),
+        (ResponseError("BUSY Redis is busy running a script."), True),
+        (ResponseError("TRYAGAIN Multiple keys request during rehashing of slot"), True),
+        (ResponseError("MASTERDOWN Link with MASTER is down"), True),
+        (ResponseError("NOREPLICAS Not enough good replicas to write."), True),
+        (ResponseError("CLUSTERDOWN The cluster is down"), True),
+        (ResponseError("Command # 2 (XADD k * e b) of pipeline caused error: OOM command"), True),
+        (ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"), False),
+        (ResponseError("NOPERM No permissions to access a key"), False),
+        (ResponseError("ERR unknown command 'XAUTOCLAIM'"), False),
+    ],
+    ids=lambda value: value if isinstance(value, bool) else str(value).split(" ", 1)[0],
+)
+def test_only_refusals_that_may_clear_count_as_temporary(
+    refusal: ResponseError, retried: bool
+) -> None:
+    """Memory full, read-only, loading and the like may clear (retry); other refusals do not."""
+    assert temporary(refusal) is retried
+
+
+@pytest.mark.parametrize(("failures", "delay"), [(1, 0.001), (2, 0.002), (3, 0.004), (30, 0.004)])
+def test_failures_in_a_row_wait_longer_up_to_the_cap(
+    link: Link, failures: int, delay: float
+) -> None:
+    """The wait after a failure doubles with each one in a row, up to the backoff's cap."""
+    assert link.down(RedisConnectionError("refused"), failures) == pytest.approx(delay)
+
+
+class Script:
+    """A step that raises or returns each outcome in turn, and stops the link after the last."""
+
+    def __init__(self, link: Link, *outcomes: BaseException | float | None) -> None:
+        self.link = link
+        self.outcomes = list(outcomes)
+        self.calls = 0
+
+    async def __call__(self) -> float | None:
+        self.calls += 1
+        outcome = self.outcomes.pop(0)
+        if not self.outcomes:
+            self.link.stopping.set()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [RedisConnectionError("Connection refused"), OSError("unreachable"), TimeoutError()],
+    ids=["connection", "os", "timeout"],
+)
+async def test_a_failed_step_is_recorded_and_a_later_success_recovers(
+    link: Link, failure: BaseException
+) -> None:
+    """Each failure counts, marks Redis unreachable with its reason, and is heard of by
+    ``failed``; the next success marks Redis reachable again."""
+    heard: list[bool] = []
+    step = Script(link, failure, failure, 0.0)
+    await asyncio.wait_for(link.keep_trying(step, failed=lambda: heard.append(True)), 5)
+    assert (step.calls, link.connection_errors, heard) == (3, 2, [True, True])
+    assert link.connected
+    assert link.error is None
+
+
+async def test_the_reason_of_the_last_failure_is_kept_for_readiness(link: Link) -> None:
+    """While Redis fails, ``error`` says why (never the password in the URL)."""
+    step = Script(link, 0.0, RedisConnectionError("Connection refused"))
+    await asyncio.wait_for(link.keep_trying(step), 5)
+    assert not link.connected
+    assert link.error == "Connection refused"
+
+
+async def test_a_step_with_nothing_to_do_leaves_the_state_alone(link: Link) -> None:
+    """A step that did not get to Redis (None) marks nothing: a failure stays recorded."""
+    step = Script(link, RedisConnectionError("refused"), None)
+    await asyncio.wait_for(link.keep_trying(step), 5)
+    assert not link.connected
+
+
+@pytest.mark.parametrize(("handled", "errors"), [(True, 0), (False, 1)])
+async def test_a_refusal_the_loop_handles_is_not_a_failure(
+    link: Link, handled: bool, errors: int
+) -> None:
+    """``refused`` may take a refusal as dealt with (stepped again at once, nothing recorded)."""
+    seen: list[str] = []
+
+    def refused(exc: ResponseError) -> bool:
+        seen.append(str(exc))
+        return handled
+
+    step = Script(link, ResponseError("NOGROUP No such consumer group"), 0.0)
+    await asyncio.wait_for(link.keep_trying(step, refused=refused), 5)
+    assert seen == ["NOGROUP No such consumer group"]
+    assert link.connection_errors == errors
+
+
+async def test_a_bug_in_a_stage_is_counted_and_the_stage_restarts(link: Link) -> None:
+    """An unexpected error leaves ``keep_trying``; ``keep_running`` counts it and runs the stage
+    again."""
+    runs: list[int] = []
+
+    async def stage() -> None:
+        runs.append(len(runs))
+        if len(runs) == 1:
+            raise ValueError("a bug")
+        link.stopping.set()
+
+    await asyncio.wait_for(link.keep_running("test", stage), 5)
+    assert (runs, link.stage_errors) == ([0, 1], 1)
+
+
+async def test_a_cancellation_turned_into_a_redis_error_still_stops_the_loop(link: Link) -> None:
+    """A loop cancelled while redis-py turns the cancellation into its own error (as it does
+    when closing a connection times out) stops instead of retrying forever."""
+    started = asyncio.Event()
+
+    async def step() -> float:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RedisConnectionError("Timed out closing connection") from None
+        return 0.0
+
+    loop = asyncio.create_task(link.keep_running("test", lambda: link.keep_trying(step)))
+    await asyncio.wait_for(started.wait(), 5)
+    loop.cancel()
+    await asyncio.wait({loop}, timeout=5)
+    if not loop.done():  # the failure this test looks for: let the loop go before failing
+        link.stopping.set()
+        loop.cancel()
+        await asyncio.wait({loop}, timeout=5)
+        pytest.fail("the cancelled loop kept retrying")
+    assert loop.cancelled()
+    assert link.connection_errors == 0
+
+
+async def test_a_failure_at_the_boundary_becomes_a_transport_error(link: Link) -> None:
+    """What leaves the transport is a TransportError naming what failed, caused by the Redis
+    error, with the password in the URL redacted."""
+    cause = RedisConnectionError("Connection refused")
+    with pytest.raises(TransportError) as caught, link.boundary("swap k"):
+        raise cause
+    assert caught.value.__cause__ is cause
+    assert "could not swap k: Connection refused" in str(caught.value)
+    assert "hunter2" not in str(caught.value)

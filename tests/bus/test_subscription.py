@@ -1,0 +1,113 @@
+"""What a subscription takes, and the arguments a batch subscription refuses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from bridge.bus import Envelope, Frame, new_message_id
+from bridge.bus.subscription import Inbox
+from bridge.messages import Message, NodeHealth, SystemAlert
+from tests.bus.conftest import BusFactory
+
+HEALTH = NodeHealth(status="healthy", node="node1@host")
+ALERT = SystemAlert(
+    severity="warning", category="system", title="t", description="d", source="s", node="n"
+)
+
+
+def _envelope(payload: Message, topic: str) -> Envelope:
+    now = datetime.now(UTC)
+    return Envelope(
+        new_message_id(),
+        payload.INSTANCE,
+        topic,
+        payload.TAG,
+        "node1@host",
+        now,
+        payload,
+        now.timestamp(),
+    )
+
+
+def _inbox(instances: set[str], tags: set[str] | None, topic: str) -> Inbox:
+    return Inbox(
+        "test",
+        instances=frozenset(instances),
+        tags=None if tags is None else frozenset(tags),
+        topic=topic,
+        group=False,
+        max_queue=10,
+        dropped=lambda: None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("instances", "tags", "topic", "payload", "message_topic", "taken"),
+    [
+        ({"ex_esdb_health"}, None, "*", HEALTH, "node:health", True),
+        ({"ex_esdb_health"}, None, "*", ALERT, "node:health", False),
+        ({"ex_esdb_health", "ex_esdb_alerts"}, None, "*", ALERT, "disk", True),
+        ({"ex_esdb_health"}, {"node_health_updated"}, "*", HEALTH, "node:health", True),
+        ({"ex_esdb_health"}, {"component_health_updated"}, "*", HEALTH, "node:health", False),
+        ({"ex_esdb_health"}, None, "node:*", HEALTH, "node:health", True),
+        ({"ex_esdb_health"}, None, "node:*", HEALTH, "store:health", False),
+        ({"ex_esdb_health"}, None, "node:health", HEALTH, "node:health", True),
+        ({"ex_esdb_health"}, None, "node", HEALTH, "node:health", False),
+    ],
+    ids=[
+        "instance",
+        "other-instance",
+        "one-of-instances",
+        "tag",
+        "other-tag",
+        "topic-prefix",
+        "other-prefix",
+        "exact-topic",
+        "exact-is-not-a-prefix",
+    ],
+)
+def test_an_inbox_takes_what_its_instances_tags_and_topic_allow(
+    instances: set[str],
+    tags: set[str] | None,
+    topic: str,
+    payload: Message,
+    message_topic: str,
+    taken: bool,
+) -> None:
+    """A message is taken when its instance, tag and topic all pass the filter."""
+    assert _inbox(instances, tags, topic).takes(_envelope(payload, message_topic)) is taken
+
+
+async def test_a_full_inbox_refuses_and_counts_and_a_stopped_one_refuses_uncounted() -> None:
+    """Past max_queue the new message is refused and counted; a stopped inbox counts nothing."""
+    drops: list[int] = []
+    inbox = Inbox(
+        "test",
+        instances=frozenset({"ex_esdb_health"}),
+        tags=None,
+        topic="*",
+        group=False,
+        max_queue=2,
+        dropped=lambda: drops.append(1),
+    )
+    envelope, frame = _envelope(HEALTH, "node:health"), Frame("ex_esdb_health", b"", None)
+    assert [inbox.offer(envelope, frame) for _ in range(3)] == [True, True, False]
+    assert (inbox.depth, len(drops)) == (2, 1)
+    await inbox.stop(0.0)  # never started: what is queued is let go
+    assert not inbox.offer(envelope, frame)
+    assert (inbox.depth, len(drops)) == (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "named"),
+    [("max_batch", 0, "max_batch"), ("retries", -1, "retries")],
+)
+def test_a_batch_subscription_refuses_arguments_out_of_range(
+    make_bus: BusFactory, argument: str, value: int, named: str
+) -> None:
+    """max_batch below 1 and negative retries are refused, naming the argument."""
+    kit = make_bus()
+    with pytest.raises(ValueError, match=named):
+        kit.bus.subscribe("b", lambda envelopes: None, batch=True, **{argument: value})  # type: ignore[call-overload]
