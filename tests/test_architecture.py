@@ -7,6 +7,7 @@ checks hold for code that is never run in a test.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -177,3 +178,25 @@ def test_the_probe_finder_finds_a_probe() -> None:
         "    getattr(bus, 'name')\n"
     )
     assert len(list(_probes(sample, "sample.py"))) == 2
+
+
+def _documented_modules() -> set[str]:
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    return set(re.findall(r"^\| `((?:bridge|collectors)/[\w/]+\.py)` \|", text, re.M))
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    """docs/architecture.md has a row for every module, and every row is a module that exists."""
+    actual = {str(path.relative_to(ROOT)) for path in _modules().values()}
+    documented = _documented_modules()
+    assert sorted(actual - documented) == [], "add these modules to docs/architecture.md"
+    assert sorted(documented - actual) == [], "docs/architecture.md names modules that are gone"
+
+
+@pytest.mark.parametrize("module", sorted(_modules()))
+def test_every_module_opens_with_its_job(module: str) -> None:
+    """Each module's docstring opens with one sentence saying what it does."""
+    path = _modules()[module]
+    docstring = ast.get_docstring(ast.parse(path.read_text(), str(path)))
+    assert docstring, f"{path.relative_to(ROOT)} has no docstring"
+    assert docstring.splitlines()[0].rstrip().endswith("."), "the first line is one sentence"

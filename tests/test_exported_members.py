@@ -8,6 +8,7 @@ import pytest
 
 import bridge
 import bridge.bus
+import bridge.bus.redis
 import bridge.component
 import bridge.integration
 import bridge.messages
@@ -56,6 +57,10 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "decode_envelope",
         "new_message_id",
         "register_queue_depth",
+    ],
+    bridge.bus.redis: [
+        "GROUP",
+        "RedisTransport",
     ],
     bridge.component: [
         "Component",
