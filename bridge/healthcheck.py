@@ -15,7 +15,6 @@ when the file has ``basic_auth_users``.
 
 from __future__ import annotations
 
-import base64
 import http.client
 import ipaddress
 import re
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit
 
 from bridge.config import Settings, load_settings
 from bridge.errors import BridgeError, ConfigError
+from bridge.httpclient.client import basic_auth
 from bridge.webconfig import load_web_config
 
 __all__ = [
@@ -103,8 +103,7 @@ def probe(
     )
     headers = {"User-Agent": "exesdb-bridge-healthcheck"}
     if credentials is not None:
-        token = base64.b64encode(":".join(credentials).encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
+        headers["Authorization"] = basic_auth(*credentials)
     try:
         connection.request("GET", parts.path or "/", headers=headers)
         response = connection.getresponse()

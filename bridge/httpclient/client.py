@@ -9,18 +9,17 @@ counts the attempt as failed and retries it, as it would a refused connection.
 
 from __future__ import annotations
 
+import base64
 import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
-import aiohttp
-
 from bridge.httpclient.files import ClientSetupError, FileSetting, stamp
 from bridge.httpclient.schema import HTTPClientConfig, TLSConfig
 
-__all__ = ["ClientSettings", "RequestOptions"]
+__all__ = ["ClientSettings", "RequestOptions", "basic_auth"]
 
 _VERSIONS: Final = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -37,7 +36,7 @@ class RequestOptions:
     headers: dict[str, str] = field(default_factory=dict)
     ssl: ssl.SSLContext | bool = True
     proxy: str | None = None
-    proxy_auth: aiohttp.BasicAuth | None = None
+    proxy_headers: dict[str, str] = field(default_factory=dict)
     server_hostname: str | None = None
 
 
@@ -133,7 +132,7 @@ class ClientSettings:
                 basic.password_file,
             )
         self._tls = _TLS(config.tls_config) if config.tls_config.configured else None
-        self._proxy, self._proxy_auth = _split_proxy(config.proxy_url)
+        self._proxy, self._proxy_headers = _split_proxy(config.proxy_url)
 
     def request_options(self) -> RequestOptions:
         """The options of the next request, files read again if they changed; ClientSetupError
@@ -142,27 +141,31 @@ class ClientSettings:
         if self._credentials is not None:
             headers["Authorization"] = f"{self._auth_type} {self._credentials.get()}"
         if self._username is not None and self._password is not None:
-            basic = aiohttp.BasicAuth(self._username.get(), self._password.get())
-            headers["Authorization"] = basic.encode()
+            headers["Authorization"] = basic_auth(self._username.get(), self._password.get())
         tls = self.config.tls_config
         return RequestOptions(
             headers=headers,
             ssl=self._tls.context() if self._tls is not None else True,
             proxy=self._proxy,
-            proxy_auth=self._proxy_auth,
+            proxy_headers=self._proxy_headers,
             server_hostname=tls.server_name or None,
         )
 
 
-def _split_proxy(url: str | None) -> tuple[str | None, aiohttp.BasicAuth | None]:
-    """The proxy URL without its userinfo, and that userinfo as basic auth for the proxy."""
+def basic_auth(user: str, password: str) -> str:
+    """The ``Authorization`` value of HTTP basic auth (RFC 7617, UTF-8)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _split_proxy(url: str | None) -> tuple[str | None, dict[str, str]]:
+    """The proxy URL without its userinfo, and that userinfo as the proxy's own auth header."""
     if not url:
-        return None, None
+        return None, {}
     parts = urlsplit(url)
     if parts.username is None:
-        return url, None
+        return url, {}
     netloc = parts.hostname or ""
     if parts.port:
         netloc += f":{parts.port}"
     bare = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    return bare, aiohttp.BasicAuth(parts.username, parts.password or "")
+    return bare, {"Proxy-Authorization": basic_auth(parts.username, parts.password or "")}

@@ -259,7 +259,7 @@ class WebhookSender:
                 allow_redirects=False,
                 ssl=options.ssl,
                 proxy=options.proxy,
-                proxy_auth=options.proxy_auth,
+                proxy_headers=options.proxy_headers,
                 server_hostname=options.server_hostname,
             ) as response:
                 await response.read()

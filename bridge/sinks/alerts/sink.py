@@ -35,6 +35,7 @@ from bridge.httpclient import ClientSettings
 from bridge.messages import AlertAck, Message, NotificationStatus
 from bridge.operations import OperationRecorder
 from bridge.receivers import Receiver, receiver_label
+from bridge.redaction import safe_url
 from bridge.routes import AdminGuard
 from bridge.sinks.alerts import handover
 from bridge.sinks.alerts.admin import AlertQuery, alert_routes
@@ -448,7 +449,9 @@ class AlertSink:
         if not result.ok:
             then = "dead-lettered" if state is DeliveryState.DEAD else "will retry"
             reason = f"{result.error}; {then}"
-        recipient = receiver_label(delivery.url)
+        # As before receiver keys: the origin and a path marker (url_file receivers: the key).
+        key = delivery.url
+        recipient = safe_url(key) if "://" in key else receiver_label(key)
         for alert_id in delivery.alert_ids:
             self._publish(
                 "notification_status",
