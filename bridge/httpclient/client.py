@@ -134,20 +134,26 @@ class ClientSettings:
         self._tls = _TLS(config.tls_config) if config.tls_config.configured else None
         self._proxy, self._proxy_headers = _split_proxy(config.proxy_url)
 
-    def request_options(self) -> RequestOptions:
-        """The options of the next request, files read again if they changed; ClientSetupError
-        when one cannot be used."""
+    def request_options(self, url: str) -> RequestOptions:
+        """The options of the next request to ``url``, files read again if they changed;
+        ClientSetupError when one cannot be used."""
         headers: dict[str, str] = {}
         if self._credentials is not None:
             headers["Authorization"] = f"{self._auth_type} {self._credentials.get()}"
         if self._username is not None and self._password is not None:
             headers["Authorization"] = basic_auth(self._username.get(), self._password.get())
+        proxy_headers = self._proxy_headers
+        if proxy_headers and not url.lower().startswith("https:"):
+            # A plain-HTTP request goes to the proxy itself (aiohttp sends proxy headers only
+            # with the CONNECT of an HTTPS one), so its auth header travels with the request.
+            headers.update(proxy_headers)
+            proxy_headers = {}
         tls = self.config.tls_config
         return RequestOptions(
             headers=headers,
             ssl=self._tls.context() if self._tls is not None else True,
             proxy=self._proxy,
-            proxy_headers=self._proxy_headers,
+            proxy_headers=proxy_headers,
             server_hostname=tls.server_name or None,
         )
 

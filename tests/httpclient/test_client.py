@@ -18,6 +18,8 @@ from bridge.httpclient import (
     WatchedFile,
 )
 
+URL = "https://hooks.example/alerts"
+
 
 def config(**values: object) -> HTTPClientConfig:
     """An http_config from its keys."""
@@ -55,9 +57,9 @@ def test_authorization_from_a_file_is_sent_with_its_type(tmp_path: Path) -> None
     settings = ClientSettings(
         config(authorization={"type": "Token", "credentials_file": str(token)})
     )
-    assert settings.request_options().headers == {"Authorization": "Token one"}
+    assert settings.request_options(URL).headers == {"Authorization": "Token one"}
     replace(token, "two")
-    assert settings.request_options().headers == {"Authorization": "Token two"}
+    assert settings.request_options(URL).headers == {"Authorization": "Token two"}
 
 
 def test_basic_auth_is_encoded_as_rfc_7617_says(tmp_path: Path) -> None:
@@ -67,23 +69,28 @@ def test_basic_auth_is_encoded_as_rfc_7617_says(tmp_path: Path) -> None:
     settings = ClientSettings(
         config(basic_auth={"username": "alerts", "password_file": str(password)})
     )
-    value = settings.request_options().headers["Authorization"]
+    value = settings.request_options(URL).headers["Authorization"]
     assert value.startswith("Basic ")
     assert base64.b64decode(value.removeprefix("Basic ")).decode() == "alerts:pässword"
 
 
 def test_a_proxy_url_with_credentials_sends_them_to_the_proxy_only() -> None:
-    """The proxy's user and password become Proxy-Authorization; the URL given to the client
-    carries none."""
-    options = ClientSettings(config(proxy_url="http://p-user:p-pass@proxy:3128")).request_options()
+    """The proxy's user and password become Proxy-Authorization: for an HTTPS target on the
+    proxy's CONNECT, for a plain one on the request the proxy itself receives; the proxy URL
+    given to the client carries none."""
+    settings = ClientSettings(config(proxy_url="http://p-user:p-pass@proxy:3128"))
+    options = settings.request_options(URL)
     assert options.proxy == "http://proxy:3128"
     assert options.proxy_headers["Proxy-Authorization"].startswith("Basic ")
     assert "Authorization" not in options.headers
+    plain = settings.request_options("http://hooks.example/alerts")
+    assert plain.proxy_headers == {}
+    assert plain.headers["Proxy-Authorization"] == options.proxy_headers["Proxy-Authorization"]
 
 
 def test_without_tls_config_the_default_verification_applies() -> None:
     """No tls_config: the client's own default (verify against the system's CAs)."""
-    assert ClientSettings(config()).request_options().ssl is True
+    assert ClientSettings(config()).request_options(URL).ssl is True
 
 
 def test_the_ssl_context_trusts_the_ca_file_and_is_rebuilt_when_it_changes(
@@ -96,14 +103,14 @@ def test_the_ssl_context_trusts_the_ca_file_and_is_rebuilt_when_it_changes(
     settings = ClientSettings(
         config(tls_config={"ca_file": str(ca_file), "server_name": "hooks.test"})
     )
-    first = settings.request_options()
+    first = settings.request_options(URL)
     assert isinstance(first.ssl, ssl.SSLContext)
     assert first.ssl.verify_mode is ssl.CERT_REQUIRED
     assert first.server_hostname == "hooks.test"
-    assert settings.request_options().ssl is first.ssl
+    assert settings.request_options(URL).ssl is first.ssl
     new_ca = trustme.CA()
     replace(ca_file, new_ca.cert_pem.bytes().decode())
-    second = settings.request_options().ssl
+    second = settings.request_options(URL).ssl
     assert isinstance(second, ssl.SSLContext)
     assert second is not first.ssl
     assert len(second.get_ca_certs()) == 1
@@ -115,11 +122,11 @@ def test_a_bad_ca_file_fails_the_request_naming_the_key(tmp_path: Path) -> None:
     ca_file.write_text("not a certificate")
     settings = ClientSettings(config(tls_config={"ca_file": str(ca_file)}))
     with pytest.raises(ClientSetupError, match=r"tls_config\.ca_file"):
-        settings.request_options()
+        settings.request_options(URL)
 
 
 def test_insecure_skip_verify_verifies_nothing() -> None:
     """insecure_skip_verify: no certificate or host name check, as Alertmanager does."""
-    context = ClientSettings(config(tls_config={"insecure_skip_verify": True})).request_options()
+    context = ClientSettings(config(tls_config={"insecure_skip_verify": True})).request_options(URL)
     assert isinstance(context.ssl, ssl.SSLContext)
     assert (context.ssl.verify_mode, context.ssl.check_hostname) == (ssl.CERT_NONE, False)

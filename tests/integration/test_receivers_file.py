@@ -7,15 +7,18 @@ import ssl
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import trustme
+from aiohttp import web
 
+from bridge.httpclient.client import basic_auth
 from bridge.messages import NodeLifecycle
 from bridge.receivers import receiver_key
 from bridge.sinks.alerts import DeliveryState
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.sinks.alerts.helpers import alert_bridge, system_alert
-from tests.support import async_wait_until
+from tests.support import async_wait_until, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -220,3 +223,71 @@ webhook_configs:
         [delivered] = sink.outbox.deliveries()
     assert delivered.id == waiting.id
     assert receiver.accepted()[0].alert_ids() == ["moved-1"]
+
+
+class ForwardProxy:
+    """A plain-HTTP forward proxy on 127.0.0.1: takes absolute-form requests, forwards them,
+    and records the target URL and Proxy-Authorization of each."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str | None]] = []
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> ForwardProxy:
+        async def forward(request: web.Request) -> web.Response:
+            self.seen.append((str(request.url), request.headers.get("Proxy-Authorization")))
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+            async with (
+                aiohttp.ClientSession() as session,
+                session.request(
+                    request.method, request.url, data=await request.read(), headers=headers
+                ) as answer,
+            ):
+                return web.Response(status=answer.status, body=await answer.read())
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", forward)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        self.port = free_port()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def aclose(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+HOP_BY_HOP = {"proxy-authorization", "proxy-connection", "connection", "host", "content-length"}
+
+
+async def test_a_receiver_behind_proxy_url_gets_the_alert_through_the_proxy(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """proxy_url sends the request through the proxy, its credentials as Proxy-Authorization
+    (to the proxy only) and the receiver's own authorization to the receiver."""
+    receiver: WebhookReceiver = webhook_receiver(authorization="Bearer through")
+    proxy = await ForwardProxy().start()
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    http_config:
+      authorization: {{credentials: through}}
+      proxy_url: http://proxy-user:proxy-pass@127.0.0.1:{proxy.port}
+""",
+    )
+    try:
+        async with alert_bridge(
+            tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+        ) as (bridge, _, _):
+            bridge.bus.publish("disk_full", system_alert("proxied-1"))
+            await async_wait_until(lambda: receiver.accepted(), what="a delivery via the proxy")
+    finally:
+        await proxy.aclose()
+    assert proxy.seen == [(receiver.url, basic_auth("proxy-user", "proxy-pass"))]
+    [request] = receiver.requests
+    assert "Proxy-Authorization" not in request.headers
+    assert request.alert_ids() == ["proxied-1"]

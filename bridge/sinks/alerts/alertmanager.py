@@ -203,7 +203,7 @@ class AlertmanagerPoster:
         if self._session is None:
             return False
         try:
-            options = self._client.request_options()
+            options = self._client.request_options(self.url)
             async with self._session.post(
                 self.url,
                 json=body,

@@ -215,7 +215,7 @@ class WebhookSender:
             url = self._url.get()
             if not url:
                 raise ClientSetupError(f"url_file {self.receiver.url_file} is empty")
-            options = self._client.request_options()
+            options = self._client.request_options(url)
             headers = self.headers(delivery.id, delivery.body)
             headers.update(options.headers)
             result = await self._post(url, delivery.body, headers, options, started)
