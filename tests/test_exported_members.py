@@ -9,6 +9,7 @@ import pytest
 import bridge
 import bridge.bus
 import bridge.component
+import bridge.httpclient
 import bridge.integration
 import bridge.messages
 import bridge.schema
@@ -61,9 +62,21 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "Component",
         "ComponentFactory",
         "Context",
+        "HasClientSpans",
         "HasExposition",
         "HasRoutes",
         "Readiness",
+    ],
+    bridge.httpclient: [
+        "Authorization",
+        "BasicAuth",
+        "ClientSettings",
+        "ClientSetupError",
+        "FileSetting",
+        "HTTPClientConfig",
+        "RequestOptions",
+        "TLSConfig",
+        "WatchedFile",
     ],
     bridge.integration: [
         "OPERATIONS",
