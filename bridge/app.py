@@ -28,7 +28,14 @@ from bridge.bus import (
     register_queue_depth,
 )
 from bridge.cluster import cluster_monitor
-from bridge.component import Component, ComponentFactory, Context, HasExposition, Readiness
+from bridge.component import (
+    Component,
+    ComponentFactory,
+    Context,
+    HasClientSpans,
+    HasExposition,
+    Readiness,
+)
 from bridge.config import Settings
 from bridge.http import build_app
 from bridge.integration import Integration, install
@@ -120,6 +127,7 @@ class Bridge:
             capabilities=transport.capabilities,
             readiness=self.readiness,
             expositions=self._expositions,
+            client_spans=self._client_spans,
         )
         for factory in components if components is not None else default_components():
             component = factory(self.context)
@@ -206,6 +214,9 @@ class Bridge:
 
     def _expositions(self) -> list[HasExposition]:
         return [c for c in self.components if isinstance(c, HasExposition)]
+
+    def _client_spans(self) -> list[HasClientSpans]:
+        return [c for c in self.components if isinstance(c, HasClientSpans)]
 
 
 def default_components() -> list[ComponentFactory]:

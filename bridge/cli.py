@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from bridge import __version__, healthcheck
 from bridge.config import Settings, load_settings
 from bridge.errors import BridgeError, ConfigError
+from bridge.receivers import describe_receivers
 from bridge.schema import add_schema_command
 from bridge.webconfig import describe_web_config
 
@@ -126,6 +127,10 @@ def _check_config(args: argparse.Namespace) -> int:
     width = max(len(name) for name in shown)
     for name, value in shown.items():
         print(f"{name:<{width}}  {value}")
+    if settings.webhook_config_file:
+        # One line per receiver: URLs as safe_url shows them, secrets only as set or a file.
+        for line in describe_receivers(settings.webhook_config_file):
+            print(f"  {line}")
     for note in settings.warnings():
         print(f"warning: {note}", file=sys.stderr)
     return EXIT_OK
@@ -315,7 +320,7 @@ async def _http(
 def _outbox(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from bridge.redaction import safe_url
+    from bridge.receivers import receiver_label
     from bridge.sinks.alerts.outbox import FILE_NAME, Outbox
 
     settings = _settings_or_exit()
@@ -328,8 +333,8 @@ def _outbox(args: argparse.Namespace) -> int:
         if args.outbox_command == "list":
             for delivery in outbox.deliveries(args.state, args.limit):
                 summary = delivery.summary()
-                # Webhook URLs often carry tokens in their path or query.
-                summary["url"] = safe_url(summary["url"])
+                # Webhook URLs often carry tokens in their path or query; receiver keys never.
+                summary["url"] = receiver_label(summary["url"])
                 print(json.dumps(summary) if args.json else _delivery_line(summary))
             return EXIT_OK
         if not args.all and not args.ids:

@@ -18,11 +18,13 @@ from bridge.bus import Bus, TransportCapabilities
 from bridge.config import Settings
 from bridge.integration import Integration
 from bridge.operations import OperationRecorder
+from bridge.tracing import ClientSpan
 
 __all__ = [
     "Component",
     "ComponentFactory",
     "Context",
+    "HasClientSpans",
     "HasExposition",
     "HasRoutes",
     "Readiness",
@@ -75,12 +77,20 @@ class HasExposition(Protocol):
         """Its families as prometheus_client families, as a custom collector yields them."""
 
 
+@runtime_checkable
+class HasClientSpans(Protocol):
+    """A component that exports the spans of the bridge's own HTTP requests (the OTLP sink)."""
+
+    def record_client_span(self, span: ClientSpan) -> None:
+        """Take one finished span; never blocks, never raises."""
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     """What a component or collector is built from.
 
-    ``readiness`` and ``expositions`` are read when called, so a component built early sees the
-    parts built after it.
+    ``readiness``, ``expositions`` and ``client_spans`` are read when called, so a component
+    built early sees the parts built after it.
     """
 
     settings: Settings
@@ -91,6 +101,7 @@ class Context:
     capabilities: TransportCapabilities
     readiness: Callable[[], Readiness]
     expositions: Callable[[], Sequence[HasExposition]]
+    client_spans: Callable[[], Sequence[HasClientSpans]] = tuple
 
 
 ComponentFactory: TypeAlias = Callable[[Context], Component | None]

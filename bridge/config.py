@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bridge.errors import ConfigError
 from bridge.messages import AlertSeverity
+from bridge.receivers import AlertmanagerConfig, Receiver, resolve_receivers
 from bridge.redaction import redact_urls, safe_url
 from bridge.webconfig import load_web_config
 
@@ -102,6 +103,11 @@ class Settings(BaseSettings):
     )
     admin_token: SecretStr | None = _env("EXESDB_ADMIN_TOKEN", default=None)
     web_config_file: str | None = _env("EXESDB_WEB_CONFIG_FILE", default=None)
+    # What `exesdb-bridge healthcheck` presents when the web config asks for it.
+    healthcheck_username: str | None = _env("EXESDB_HEALTHCHECK_USERNAME", default=None)
+    healthcheck_password_file: str | None = _env("EXESDB_HEALTHCHECK_PASSWORD_FILE", default=None)
+    healthcheck_cert_file: str | None = _env("EXESDB_HEALTHCHECK_CERT_FILE", default=None)
+    healthcheck_key_file: str | None = _env("EXESDB_HEALTHCHECK_KEY_FILE", default=None)
     shutdown_timeout_ms: PositiveMs = _env("EXESDB_SHUTDOWN_TIMEOUT_MS", default=8_000)
 
     # The Prometheus sink.
@@ -110,6 +116,7 @@ class Settings(BaseSettings):
 
     # Alerts.
     webhook_urls: CommaList = _env("EXESDB_WEBHOOK_URLS", default=())
+    webhook_config_file: str | None = _env("EXESDB_WEBHOOK_CONFIG_FILE", default=None)
     webhook_secret: SecretStr | None = _env("EXESDB_WEBHOOK_SECRET", default=None)
     webhook_backoff_ms: PositiveMs = _env("EXESDB_WEBHOOK_BACKOFF_MS", default=1_000)
     webhook_max_backoff_ms: PositiveMs = _env("EXESDB_WEBHOOK_MAX_BACKOFF_MS", default=300_000)
@@ -209,6 +216,19 @@ class Settings(BaseSettings):
         """``EXESDB_HTTP_ADDR`` as (host, port)."""
         return split_addr(self.http_addr)
 
+    def webhook_receivers(self) -> tuple[tuple[Receiver, ...], AlertmanagerConfig | None]:
+        """The webhook receivers (``EXESDB_WEBHOOK_URLS``, then ``EXESDB_WEBHOOK_CONFIG_FILE``'s)
+        with the defaults these settings give, and the file's ``alertmanager`` section;
+        ConfigError when the file is bad."""
+        return resolve_receivers(
+            self.webhook_urls,
+            self.webhook_config_file,
+            secret=self.webhook_secret,
+            timeout=self.webhook_timeout_ms / 1000,
+            max_alerts=self.webhook_max_alerts,
+            min_severity=self.webhook_min_severity,
+        )
+
     def cross_checks(self) -> list[str]:
         """Problems that involve several variables or a file one names, one line each."""
         problems: list[str] = []
@@ -217,6 +237,22 @@ class Settings(BaseSettings):
                 load_web_config(self.web_config_file)
             except ConfigError as exc:
                 problems += [f"EXESDB_WEB_CONFIG_FILE: {problem}" for problem in exc.problems]
+        if self.webhook_config_file:
+            try:
+                _, alertmanager = self.webhook_receivers()
+            except ConfigError as exc:
+                problems += [f"EXESDB_WEBHOOK_CONFIG_FILE: {problem}" for problem in exc.problems]
+            else:
+                if alertmanager is not None and alertmanager.url and self.alertmanager_url:
+                    problems.append(
+                        "EXESDB_WEBHOOK_CONFIG_FILE: alertmanager.url is set and so is "
+                        "EXESDB_ALERTMANAGER_URL; give one of them"
+                    )
+        if bool(self.healthcheck_cert_file) != bool(self.healthcheck_key_file):
+            problems.append(
+                "EXESDB_HEALTHCHECK_CERT_FILE: a client certificate needs both it and "
+                "EXESDB_HEALTHCHECK_KEY_FILE"
+            )
         secret = self.secret_key_base.get_secret_value() if self.secret_key_base else ""
         if (self.ingest or self.uses_redis) and len(secret) < MIN_SECRET_LENGTH:
             fault = "is not set" if not secret else f"has {len(secret)} characters"

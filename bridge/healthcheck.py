@@ -3,39 +3,54 @@
 Made for a container's ``HEALTHCHECK`` and a Kubernetes exec probe: it reads the same settings
 as ``run``, asks the address the bridge listens on (a wildcard host means loopback) and prints
 one line saying what it found. Exit 0 when healthy, else 1, even for a bad configuration:
-Docker reserves exit 2 in health checks. The scheme, TLS context and credentials are
-parameters, so a served TLS or basic auth is one argument away.
+Docker reserves exit 2 in health checks.
+
+With ``EXESDB_WEB_CONFIG_FILE`` it speaks as the web config asks (``target``): HTTPS when it has
+``tls_server_config``, trusting exactly the server's own certificate (its ``cert_file``, pinned:
+the only trust anchor, so the name ``127.0.0.1`` need not be in it); the client certificate of
+``EXESDB_HEALTHCHECK_CERT_FILE`` / ``_KEY_FILE`` when ``client_auth_type`` requires one; basic
+auth as ``EXESDB_HEALTHCHECK_USERNAME`` with the password in ``EXESDB_HEALTHCHECK_PASSWORD_FILE``
+when the file has ``basic_auth_users``.
 """
 
 from __future__ import annotations
 
-import base64
 import http.client
 import ipaddress
+import re
 import ssl
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
 from bridge.config import Settings, load_settings
-from bridge.errors import ConfigError
+from bridge.errors import BridgeError, ConfigError
+from bridge.httpclient.client import basic_auth
+from bridge.webconfig import load_web_config
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "EXIT_HEALTHY",
     "EXIT_UNHEALTHY",
+    "Target",
     "Verdict",
     "main",
+    "pinned_context",
     "probe",
     "probe_url",
     "seconds",
+    "target",
 ]
 
 DEFAULT_TIMEOUT: Final = 2.0
 EXIT_HEALTHY: Final = 0
 EXIT_UNHEALTHY: Final = 1
 _HEALTH_PATH: Final = "/healthz"
+_CERTIFICATE: Final = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+# The client-auth types under which the server refuses a client without a certificate.
+_REQUIRES_CERTIFICATE: Final = frozenset({"RequireAnyClientCert", "RequireAndVerifyClientCert"})
 
 
 @dataclass(frozen=True)
@@ -88,8 +103,7 @@ def probe(
     )
     headers = {"User-Agent": "exesdb-bridge-healthcheck"}
     if credentials is not None:
-        token = base64.b64encode(":".join(credentials).encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
+        headers["Authorization"] = basic_auth(*credentials)
     try:
         connection.request("GET", parts.path or "/", headers=headers)
         response = connection.getresponse()
@@ -110,13 +124,97 @@ def probe(
     return Verdict(False, f"unhealthy: {url} answered {status} {reason}".rstrip())
 
 
+@dataclass(frozen=True)
+class Target:
+    """What to ask and how: the URL, the TLS context (for https) and basic auth credentials."""
+
+    url: str
+    ssl_context: ssl.SSLContext | None = None
+    credentials: tuple[str, str] | None = None
+
+
+class _Unusable(BridgeError):
+    """The probe cannot be made as the configuration asks; the message says what to set."""
+
+
+def pinned_context(cert_file: str | Path) -> ssl.SSLContext:
+    """A client context trusting only the first certificate of ``cert_file`` (the server's own).
+
+    That certificate is the only trust anchor (OpenSSL's partial-chain flag lets a leaf be one),
+    so no other certificate passes, whoever signed it; the host name is not checked since the
+    probe asks a loopback address the certificate need not name.
+    """
+    text = Path(cert_file).read_text(encoding="utf-8")
+    first = _CERTIFICATE.search(text)
+    if first is None:
+        raise ssl.SSLError(f"no PEM certificate in {cert_file}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False  # safe: the one trusted certificate is pinned
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    context.load_verify_locations(cadata=first.group(0))
+    return context
+
+
+def target(settings: Settings) -> Target:
+    """The probe's target as ``settings`` and the web config file describe it; ConfigError for a
+    bad web config, _Unusable when a setting the web config calls for is missing or unreadable."""
+    url = probe_url(settings)
+    if not settings.web_config_file:
+        return Target(url)
+    config = load_web_config(settings.web_config_file)
+    context: ssl.SSLContext | None = None
+    tls = config.tls
+    if tls is not None:
+        assert tls.cert_file is not None  # the schema requires it with TLS on
+        url = probe_url(settings, "https")
+        try:
+            context = pinned_context(tls.cert_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise _Unusable(f"cannot trust the server's cert_file {tls.cert_file}: {exc}") from None
+        if settings.healthcheck_cert_file and settings.healthcheck_key_file:
+            try:
+                context.load_cert_chain(
+                    settings.healthcheck_cert_file, settings.healthcheck_key_file
+                )
+            except (OSError, ssl.SSLError) as exc:
+                raise _Unusable(f"cannot load EXESDB_HEALTHCHECK_CERT_FILE: {exc}") from None
+        elif tls.client_auth_type in _REQUIRES_CERTIFICATE:
+            raise _Unusable(
+                f"client_auth_type {tls.client_auth_type} needs a client certificate: set "
+                "EXESDB_HEALTHCHECK_CERT_FILE and EXESDB_HEALTHCHECK_KEY_FILE"
+            )
+    credentials = None
+    if config.basic_auth_users:
+        user, password_file = settings.healthcheck_username, settings.healthcheck_password_file
+        if not user or not password_file:
+            raise _Unusable(
+                "the web config asks for basic auth: set EXESDB_HEALTHCHECK_USERNAME and "
+                "EXESDB_HEALTHCHECK_PASSWORD_FILE"
+            )
+        try:
+            password = Path(password_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else type(exc).__name__
+            raise _Unusable(
+                f"cannot read EXESDB_HEALTHCHECK_PASSWORD_FILE {password_file}: {reason}"
+            ) from None
+        credentials = (user, password)
+    return Target(url, context, credentials)
+
+
 def main(timeout: float = DEFAULT_TIMEOUT) -> int:
     """Probe the configured address; print one line; return the exit status."""
     try:
         settings = load_settings()
+        where = target(settings)
     except ConfigError as exc:
         verdict = Verdict(False, f"unhealthy: bad configuration: {'; '.join(exc.problems)}")
+    except _Unusable as exc:
+        verdict = Verdict(False, f"unhealthy: cannot probe: {exc}")
     else:
-        verdict = probe(probe_url(settings), timeout=timeout)
+        verdict = probe(
+            where.url, timeout=timeout, ssl_context=where.ssl_context, credentials=where.credentials
+        )
     print(verdict.line, file=sys.stdout if verdict.healthy else sys.stderr)
     return EXIT_HEALTHY if verdict.healthy else EXIT_UNHEALTHY

@@ -5,7 +5,12 @@
     python grafana/generate.py --check   # exit 1 when a file differs from what this generates
 
 Every panel has a query, a unit and the ``$datasource`` variable; every dashboard has the
-``datasource`` and ``node`` variables. Metric names are those of docs/metrics.md (the catalog);
+``datasource`` and ``node`` variables. Each file also works through Grafana's "Import dashboard"
+in an existing Grafana, as dashboards on grafana.com do: its ``__inputs`` asks for a Prometheus
+data source (``DS_PROMETHEUS``), whose uid Grafana's importer writes where ``${DS_PROMETHEUS}``
+stands, i.e. only as the ``datasource`` variable's starting value. Panels never name
+``${DS_PROMETHEUS}`` themselves: provisioning (grafana/provisioning) does not substitute inputs,
+and there the variable, finding no data source by that name, starts on the first Prometheus. Metric names are those of docs/metrics.md (the catalog);
 tests/integration/test_dashboards.py runs every query against a real Prometheus scraping a
 ``--demo`` bridge.
 """
@@ -22,6 +27,19 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "dashboards"
 DS = {"type": "prometheus", "uid": "${datasource}"}
+INPUT = "DS_PROMETHEUS"
+# What an imported dashboard needs, as Grafana's export for sharing externally lists it.
+GRAFANA_VERSION = "10.0.0"
+PANEL_NAMES = {
+    "stat": "Stat",
+    "timeseries": "Time series",
+    "table": "Table",
+    "state-timeline": "State timeline",
+    "bargauge": "Bar gauge",
+    "gauge": "Gauge",
+    "piechart": "Pie chart",
+    "text": "Text",
+}
 NODE = 'node=~"$node"'
 RATE = "$__rate_interval"
 
@@ -837,7 +855,8 @@ def _variables(extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "label": "Data source",
             "type": "datasource",
             "query": "prometheus",
-            "current": {},
+            # Replaced by the data source chosen at import; matches nothing when provisioned.
+            "current": {"selected": False, "text": f"${{{INPUT}}}", "value": f"${{{INPUT}}}"},
             "hide": 0,
             "refresh": 1,
             "regex": "",
@@ -906,7 +925,27 @@ def build(dashboard: Dashboard) -> dict[str, Any]:
         panels.append(_panel(item, panel_id, x, y))
         x += item.width
         row_height = max(row_height, item.height)
+    kinds = sorted({panel["type"] for panel in panels if panel["type"] != "row"})
     return {
+        "__inputs": [
+            {
+                "name": INPUT,
+                "label": "Prometheus",
+                "description": "The Prometheus that scrapes exesdb-bridge",
+                "type": "datasource",
+                "pluginId": "prometheus",
+                "pluginName": "Prometheus",
+            }
+        ],
+        "__requires": [
+            {"type": "grafana", "id": "grafana", "name": "Grafana", "version": GRAFANA_VERSION},
+            {"type": "datasource", "id": "prometheus", "name": "Prometheus", "version": "1.0.0"},
+            *(
+                {"type": "panel", "id": kind, "name": PANEL_NAMES[kind], "version": ""}
+                for kind in kinds
+            ),
+        ],
+        "id": None,
         "uid": dashboard.uid,
         "title": dashboard.title,
         "description": dashboard.description,

@@ -10,6 +10,7 @@ import bridge
 import bridge.bus
 import bridge.bus.redis
 import bridge.component
+import bridge.httpclient
 import bridge.integration
 import bridge.messages
 import bridge.schema
@@ -66,9 +67,21 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "Component",
         "ComponentFactory",
         "Context",
+        "HasClientSpans",
         "HasExposition",
         "HasRoutes",
         "Readiness",
+    ],
+    bridge.httpclient: [
+        "Authorization",
+        "BasicAuth",
+        "ClientSettings",
+        "ClientSetupError",
+        "FileSetting",
+        "HTTPClientConfig",
+        "RequestOptions",
+        "TLSConfig",
+        "WatchedFile",
     ],
     bridge.integration: [
         "OPERATIONS",

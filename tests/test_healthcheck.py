@@ -12,8 +12,17 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from bridge.healthcheck import probe, probe_url
-from tests.support import ROOT, ThreadedBridge, bridge_env, free_port, make_settings, require_binary
+from bridge.healthcheck import pinned_context, probe, probe_url
+from tests.support import (
+    ROOT,
+    BridgeProcess,
+    ThreadedBridge,
+    bridge_env,
+    free_port,
+    make_settings,
+    require_binary,
+)
+from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -241,3 +250,138 @@ def test_command_refuses_a_timeout_that_is_not_positive(timeout: str) -> None:
     completed = healthcheck("--timeout", timeout)
     assert completed.returncode == 2
     assert "--timeout" in completed.stderr
+
+
+# -- pinning the server's own certificate --
+
+
+async def test_a_pinned_certificate_is_trusted_whatever_name_it_carries(
+    server: Server, tmp_path: Path
+) -> None:
+    """pinned_context trusts the server's own leaf though it names another host than 127.0.0.1."""
+    files = WebFiles(tmp_path)
+    leaf = files.ca.issue_cert("bridge.example.test")  # no 127.0.0.1 in it
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    leaf.configure_cert(served)
+    await server.start(answer(200), ssl_context=served)
+    pem = tmp_path / "leaf.pem"
+    pem.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    verdict = await asyncio.to_thread(probe, server.url("https"), ssl_context=pinned_context(pem))
+    assert verdict.healthy, verdict.line
+
+
+async def test_another_certificate_of_the_same_ca_is_refused(
+    server: Server, tmp_path: Path
+) -> None:
+    """Pinning is to the one certificate: a sibling signed by the same CA fails verification."""
+    files = WebFiles(tmp_path)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    files.ca.issue_cert("127.0.0.1").configure_cert(served)
+    await server.start(answer(200), ssl_context=served)
+    sibling = tmp_path / "sibling.pem"
+    sibling.write_bytes(files.ca.issue_cert("127.0.0.1").cert_chain_pems[0].bytes())
+    url = server.url("https")
+    verdict = await asyncio.to_thread(probe, url, ssl_context=pinned_context(sibling))
+    assert verdict.line == f"unhealthy: TLS with {url} failed: CERTIFICATE_VERIFY_FAILED"
+
+
+# -- the command against a bridge with TLS, client certificates and basic auth --
+
+PASSWORD = "probe-password"
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory):
+    """A bridge process serving HTTPS, requiring a client certificate and basic auth, and the
+    files a probe needs: (bridge, environment for a working healthcheck, files)."""
+    folder = tmp_path_factory.mktemp("secured")
+    files = WebFiles(folder)
+    files.write(
+        files.tls_config(
+            "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
+        )
+        + f"basic_auth_users:\n  probe: '{bcrypt_hash(PASSWORD)}'\n"
+    )
+    client = files.client_cert(name="probe")
+    client.cert_chain_pems[0].write_to_path(str(folder / "probe.pem"))
+    client.private_key_pem.write_to_path(str(folder / "probe.key"))
+    (folder / "password").write_text(PASSWORD + "\n")
+    bridge = BridgeProcess(
+        state_dir=folder / "state",
+        context=files.client_context(client),
+        headers={"Authorization": basic("probe", PASSWORD)},
+        EXESDB_WEB_CONFIG_FILE=str(folder / "web.yml"),
+    )
+    env = {
+        "EXESDB_HTTP_ADDR": f"0.0.0.0:{bridge.port}",
+        "EXESDB_WEB_CONFIG_FILE": str(folder / "web.yml"),
+        "EXESDB_HEALTHCHECK_USERNAME": "probe",
+        "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(folder / "password"),
+        "EXESDB_HEALTHCHECK_CERT_FILE": str(folder / "probe.pem"),
+        "EXESDB_HEALTHCHECK_KEY_FILE": str(folder / "probe.key"),
+    }
+    bridge.start(folder)
+    try:
+        yield bridge, env, folder
+    finally:
+        bridge.stop()
+
+
+def test_command_is_healthy_over_https_with_client_certificate_and_basic_auth(secured) -> None:
+    """With the TLS, client certificate and basic auth of the web config, https answers: exit 0."""
+    bridge, env, _ = secured
+    completed = healthcheck(**env)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == f"healthy: https://127.0.0.1:{bridge.port}/healthz answered 200\n"
+    assert PASSWORD not in completed.stdout + completed.stderr
+
+
+def test_command_without_basic_auth_settings_says_which_to_set(secured) -> None:
+    """Basic auth asked for but no user or password file: exit 1 naming both settings."""
+    env = dict(secured[1])
+    del env["EXESDB_HEALTHCHECK_USERNAME"]
+    completed = healthcheck(**env)
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        "unhealthy: cannot probe: the web config asks for basic auth: set "
+        "EXESDB_HEALTHCHECK_USERNAME and EXESDB_HEALTHCHECK_PASSWORD_FILE\n"
+    )
+
+
+def test_command_with_a_wrong_password_is_unhealthy_with_401(secured) -> None:
+    """A wrong password in the password file: the bridge answers 401 and the probe exits 1."""
+    bridge, env, folder = secured
+    wrong = folder / "wrong-password"
+    wrong.write_text("not-it")
+    completed = healthcheck(**{**env, "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(wrong)})
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        f"unhealthy: https://127.0.0.1:{bridge.port}/healthz answered 401 Unauthorized\n"
+    )
+
+
+def test_command_without_a_client_certificate_says_which_to_set(secured) -> None:
+    """RequireAndVerifyClientCert and no probe certificate: exit 1 naming the settings."""
+    env = dict(secured[1])
+    del env["EXESDB_HEALTHCHECK_CERT_FILE"], env["EXESDB_HEALTHCHECK_KEY_FILE"]
+    completed = healthcheck(**env)
+    assert completed.returncode == 1
+    assert "set EXESDB_HEALTHCHECK_CERT_FILE and EXESDB_HEALTHCHECK_KEY_FILE" in completed.stderr
+
+
+def test_command_with_a_certificate_of_another_ca_is_refused_by_the_server(secured) -> None:
+    """A client certificate the server's client CA did not sign fails the handshake: exit 1."""
+    _, env, folder = secured
+    stranger = WebFiles(folder / "stranger").client_cert(name="stranger")
+    stranger.cert_chain_pems[0].write_to_path(str(folder / "stranger.pem"))
+    stranger.private_key_pem.write_to_path(str(folder / "stranger.key"))
+    completed = healthcheck(
+        **{
+            **env,
+            "EXESDB_HEALTHCHECK_CERT_FILE": str(folder / "stranger.pem"),
+            "EXESDB_HEALTHCHECK_KEY_FILE": str(folder / "stranger.key"),
+        }
+    )
+    assert completed.returncode == 1
+    assert completed.stderr.startswith("unhealthy: ")
+    assert "healthy: https" not in completed.stdout

@@ -9,22 +9,12 @@ nothing in the file is silently ignored except ``http2`` (the bridge speaks HTTP
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from bridge.errors import ConfigError
+from bridge.yamlconfig import Strict, not_supported, parse_yaml
 
 __all__ = [
     "CLIENT_AUTH_TYPES",
@@ -61,25 +51,10 @@ _VERIFYING: Final = frozenset(
 _BCRYPT: Final = re.compile(r"\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}")
 # Keys of the schema that names are shown for but whose values never are.
 _SECRET_KEYS: Final = frozenset({"basic_auth_users", "key"})
-# Toolkit keys refused by name (see _not_supported), left out of "allowed here" lists.
+# Toolkit keys refused by name (see not_supported), left out of "allowed here" lists.
 _UNSUPPORTED: Final = frozenset(
     {"cert", "key", "client_ca", "client_allowed_sans", "curve_preferences", "rate_limit"}
 )
-
-
-def _not_supported(why: str) -> Any:
-    """A toolkit key this bridge refuses whatever its value, saying why."""
-
-    def refuse(value: Any) -> Any:
-        if value is not None:
-            raise ValueError(f"not supported by exesdb-bridge: {why}")
-        return value
-
-    return AfterValidator(refuse)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
 
 
 def _header_value(value: str | None) -> str | None:
@@ -92,7 +67,7 @@ def _header_value(value: str | None) -> str | None:
 HeaderValue = Annotated[str | None, AfterValidator(_header_value)]
 
 
-class ResponseHeaders(_Strict):
+class ResponseHeaders(Strict):
     """The headers the toolkit lets a web config add to every response (its names, exactly)."""
 
     content_security_policy: HeaderValue = Field(None, alias="Content-Security-Policy")
@@ -112,7 +87,7 @@ class ResponseHeaders(_Strict):
         )
 
 
-class HTTPServerConfig(_Strict):
+class HTTPServerConfig(Strict):
     """``http_server_config``."""
 
     # Accepted for files written for the toolkit; the bridge serves HTTP/1.1 only.
@@ -120,7 +95,7 @@ class HTTPServerConfig(_Strict):
     headers: ResponseHeaders = ResponseHeaders()
 
 
-class TLSServerConfig(_Strict):
+class TLSServerConfig(Strict):
     """``tls_server_config``: paths are relative to the web config file's folder."""
 
     cert_file: str | None = None
@@ -131,14 +106,14 @@ class TLSServerConfig(_Strict):
     max_version: TLSVersionName = "TLS13"
     cipher_suites: tuple[str, ...] = ()
     prefer_server_cipher_suites: bool = True
-    cert: Annotated[str | None, _not_supported("put the certificate in cert_file")] = None
-    key: Annotated[str | None, _not_supported("put the key in key_file")] = None
-    client_ca: Annotated[str | None, _not_supported("put the CA in client_ca_file")] = None
+    cert: Annotated[str | None, not_supported("put the certificate in cert_file")] = None
+    key: Annotated[str | None, not_supported("put the key in key_file")] = None
+    client_ca: Annotated[str | None, not_supported("put the CA in client_ca_file")] = None
     client_allowed_sans: Annotated[
-        Any, _not_supported("Python's ssl cannot check a client's SANs during the handshake")
+        Any, not_supported("Python's ssl cannot check a client's SANs during the handshake")
     ] = None
     curve_preferences: Annotated[
-        Any, _not_supported("Python's ssl cannot set a list of curves; OpenSSL's defaults apply")
+        Any, not_supported("Python's ssl cannot set a list of curves; OpenSSL's defaults apply")
     ] = None
 
     @property
@@ -188,14 +163,14 @@ def _bcrypt_hash(value: str) -> str:
     return value
 
 
-class WebConfig(_Strict):
+class WebConfig(Strict):
     """The whole file; every key optional, an empty file means plain HTTP without auth."""
 
     tls_server_config: TLSServerConfig | None = None
     http_server_config: HTTPServerConfig = HTTPServerConfig()
     basic_auth_users: dict[str, Annotated[str, AfterValidator(_bcrypt_hash)]] = {}
     rate_limit: Annotated[
-        Any, _not_supported("put a rate-limiting proxy in front of the bridge")
+        Any, not_supported("put a rate-limiting proxy in front of the bridge")
     ] = None
 
     @field_validator("basic_auth_users")
@@ -231,58 +206,9 @@ class WebConfig(_Strict):
 
 def parse_web_config(text: str, path: Path) -> WebConfig:
     """The file's text as a WebConfig with absolute paths; ConfigError naming each bad key."""
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError([f"{path}: not valid YAML{where}"]) from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError([f"{path}: the top level must be a mapping of keys"])
-    try:
-        config = WebConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError([f"{path}: {_describe(error)}" for error in exc.errors()]) from None
+    config = parse_yaml(text, path, WebConfig, secret_keys=_SECRET_KEYS, hidden_keys=_UNSUPPORTED)
     if config.tls_server_config is not None:
         config = config.model_copy(
             update={"tls_server_config": config.tls_server_config.relative_to(path.parent)}
         )
     return config
-
-
-def _describe(error: Any) -> str:
-    loc = [str(part) for part in error["loc"]]
-    key = ".".join(loc) or "(top level)"
-    if error["type"] == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
-        return f"{key}: unknown key; allowed here: {', '.join(allowed)}"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    # Pydantic's words for Python types, in the file's words.
-    message = re.sub(r"a valid dictionary or instance of \w+", "a mapping of keys", message)
-    message = message.replace("a valid tuple", "a list").replace("a valid dictionary", "a mapping")
-    given = error.get("input")
-    secret = any(part in _SECRET_KEYS for part in loc)
-    if not secret and isinstance(given, str | int | float) and error["type"] != "value_error":
-        message += f" (got {given!r})"
-    return f"{key}: {message}"
-
-
-def _allowed_keys(loc: list[str]) -> list[str]:
-    """The keys a mapping at ``loc`` may hold, by their names in the file."""
-    model: type[BaseModel] = WebConfig
-    for part in loc:
-        field = model.model_fields.get(part)
-        annotation = field.annotation if field is not None else None
-        nested = [
-            candidate
-            for candidate in (annotation, *getattr(annotation, "__args__", ()))
-            if isinstance(candidate, type) and issubclass(candidate, BaseModel)
-        ]
-        if not nested:
-            return []
-        model = nested[0]
-    return [
-        info.alias or name for name, info in model.model_fields.items() if name not in _UNSUPPORTED
-    ]

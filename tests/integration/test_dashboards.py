@@ -135,6 +135,103 @@ def test_every_panel_has_a_query_a_unit_and_the_datasource(path: Path) -> None:
         assert grid["x"] + grid["w"] <= 24, title
 
 
+# -- importing into an existing Grafana, and provisioning --
+
+INPUT_REFERENCE = re.compile(r"\$\{(.+?)\}")
+
+
+def strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every string of a JSON value with its path (``templating.list.0.current.value``)."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from strings(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from strings(item, f"{path}.{index}")
+
+
+def grafana_import(board: Any, inputs: dict[str, str]) -> Any:
+    """What Grafana's importer (pkg/services/dashboardimport) makes of a file: every
+    ``${NAME}`` of an ``__inputs`` entry replaced in every string, ``__inputs`` dropped; a
+    missing input fails the import."""
+    declared = {entry["name"] for entry in board.get("__inputs", [])}
+    assert declared <= set(inputs), f"the import would ask for {declared - set(inputs)}"
+
+    def evaluate(value: Any) -> Any:
+        if isinstance(value, str):
+            return INPUT_REFERENCE.sub(
+                lambda match: (
+                    inputs.get(match.group(1), match.group(0))
+                    if match.group(1) in declared
+                    else match.group(0)
+                ),
+                value,
+            )
+        if isinstance(value, dict):
+            return {k: evaluate(v) for k, v in value.items() if k != "__inputs"}
+        if isinstance(value, list):
+            return [evaluate(item) for item in value]
+        return value
+
+    return evaluate(board)
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_dashboard_asks_for_a_prometheus_data_source_when_imported(path: Path) -> None:
+    """Like dashboards on grafana.com, each file declares one data source input DS_PROMETHEUS
+    (a Prometheus) and lists what it requires: Grafana, Prometheus and its panel types."""
+    board = load(path)
+    assert board["__inputs"] == [
+        {
+            "name": "DS_PROMETHEUS",
+            "label": "Prometheus",
+            "description": "The Prometheus that scrapes exesdb-bridge",
+            "type": "datasource",
+            "pluginId": "prometheus",
+            "pluginName": "Prometheus",
+        }
+    ]
+    required = {(item["type"], item["id"]) for item in board["__requires"]}
+    kinds = {panel["type"] for panel in panels(board) if panel["type"] != "row"}
+    assert required == {("grafana", "grafana"), ("datasource", "prometheus")} | {
+        ("panel", kind) for kind in kinds
+    }
+    assert board["id"] is None
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_an_imported_dashboard_starts_on_the_chosen_data_source_and_can_switch(path: Path) -> None:
+    """After Grafana's import with a data source chosen, the datasource variable starts on it and
+    every panel and query still follows the variable (so it can be switched)."""
+    imported = grafana_import(load(path), {"DS_PROMETHEUS": "chosen-uid"})
+    templating = {v["name"]: v for v in imported["templating"]["list"]}
+    assert templating["datasource"]["current"]["value"] == "chosen-uid"
+    assert "__inputs" not in imported
+    leftovers = [(where, text) for where, text in strings(imported) if "DS_PROMETHEUS" in text]
+    assert leftovers == []
+    for panel in panels(imported):
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_a_provisioned_dashboard_needs_no_input_substituted(path: Path) -> None:
+    """Provisioning does not substitute __inputs: ${DS_PROMETHEUS} stands only as the datasource
+    variable's starting value (matching no data source, Grafana starts it on the first
+    Prometheus); every data source reference is the variable or Grafana's built-in one."""
+    board = load(path)
+    references = [(where, text) for where, text in strings(board) if "${DS_PROMETHEUS}" in text]
+    index = next(n for n, v in enumerate(board["templating"]["list"]) if v["name"] == "datasource")
+    assert references == [
+        (f"templating.list.{index}.current.text", "${DS_PROMETHEUS}"),
+        (f"templating.list.{index}.current.value", "${DS_PROMETHEUS}"),
+    ]
+    uids = {text for where, text in strings(board) if where.endswith("datasource.uid")}
+    assert uids == {"${datasource}", "-- Grafana --"}
+
+
 # -- the queries on a real Prometheus --
 
 

@@ -26,12 +26,16 @@ from bridge.messages import (
     SecurityAlert,
     SystemAlert,
 )
+from bridge.sinks.alerts import alert_sink
 from bridge.sinks.otlp import otlp_component
 from bridge.sinks.prometheus import prometheus_sink
 from tests.integration.servers.otlp import GrpcOtlpReceiver, HttpOtlpReceiver
+from tests.integration.servers.webhook import webhook_receiver
 from tests.support import async_wait_until, free_port
 
 pytestmark = pytest.mark.integration
+
+__all__ = ["webhook_receiver"]  # the fixture, imported for the tests below
 
 # The sinks without the collectors, so that only the test's messages are exported.
 SINKS: list[ComponentFactory] = [prometheus_sink, otlp_component]
@@ -204,6 +208,14 @@ async def test_messages_arrive_as_spans_and_logs_with_resource_and_attributes(
     assert trace.attributes["exesdb.tag"] == "debug_trace"
     assert trace.attributes["exesdb.node"] == "node1@host"
     assert trace.attributes["exesdb.component"] == "store"
+    # OpenTelemetry's messaging conventions, on every span and record.
+    for span in spans.values():
+        assert span.attributes["messaging.system"] == "exesdb"
+        assert span.attributes["messaging.destination.name"] == span.attributes["exesdb.instance"]
+        assert span.attributes["messaging.message.id"] == span.attributes["exesdb.message_id"]
+        assert span.attributes["messaging.operation.type"] == "process"
+        assert span.attributes["messaging.operation.name"] == "process"
+    assert trace.attributes["messaging.destination.name"] == "ex_esdb_diagnostics"
 
     failed = spans["disk_check"]
     assert (failed.status_code, failed.status_message) == (STATUS_ERROR, "disk full")
@@ -221,6 +233,7 @@ async def test_messages_arrive_as_spans_and_logs_with_resource_and_attributes(
     assert (webhook.status_code, webhook.status_message) == (STATUS_ERROR, "HTTP 503")
     assert webhook.attributes["exesdb.recipient"] == "https://hooks.example.com"
     assert webhook.attributes["server.address"] == "hooks.example.com"
+    assert webhook.attributes["server.port"] == 443
     assert webhook.attributes["exesdb.attempts"] == 3
     assert webhook.attributes["http.request.resend_count"] == 2
     assert "secret" not in repr(webhook.attributes)
@@ -248,6 +261,10 @@ async def test_messages_arrive_as_spans_and_logs_with_resource_and_attributes(
     assert logs["auth_event"].severity_number == 13
     assert logs["error_analysis"].body == "timeout: append timed out"
     assert logs["error_analysis"].severity_number == 17
+    for log in logs.values():
+        assert log.attributes["messaging.system"] == "exesdb"
+        assert log.attributes["messaging.destination.name"] == log.attributes["exesdb.instance"]
+        assert log.attributes["messaging.message.id"] == log.attributes["exesdb.message_id"]
 
     await async_wait_until(
         lambda: (
@@ -381,3 +398,62 @@ async def test_alert_sink_webhook_attempts_become_client_spans(
         assert "secret-token" not in repr(span.attributes)
     finally:
         await bridge.aclose()
+
+
+async def test_webhook_requests_are_http_client_spans_with_the_http_conventions(
+    receiver: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, webhook_receiver
+) -> None:
+    """Each webhook request is a POST CLIENT span with its real duration, the HTTP client
+    conventions (method, server address and port, redacted url.full, status code, error.type)
+    and the delivery's id; a 503 is an error, the retried 200 is not."""
+    hook = webhook_receiver()
+    hook.script(503)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    monkeypatch.setenv("EXESDB_WEBHOOK_URLS", hook.url + "?token=secret-token")
+    monkeypatch.setenv("EXESDB_WEBHOOK_GROUP_WAIT_MS", "0")
+    monkeypatch.setenv("EXESDB_WEBHOOK_BACKOFF_MS", "50")
+    monkeypatch.setenv("EXESDB_STATE_DIR", str(tmp_path))
+    # Only the two sinks: no collector raises alerts of its own.
+    bridge = Bridge(
+        load_settings(), registry=CollectorRegistry(), components=[otlp_component, alert_sink]
+    )
+    await bridge.start(serve_http=False)
+    try:
+        bridge.bus.publish(
+            "node_failure",
+            SystemAlert(
+                alert_id="alert-2",
+                severity="critical",
+                category="system",
+                title="node down",
+                description="d",
+                source="s",
+                node="n",
+            ),
+        )
+
+        def requests() -> list[Any]:
+            return [span for span in receiver.spans if span.name == "POST"]
+
+        failed, delivered = await async_wait_until(
+            lambda: len(requests()) >= 2 and requests(), 20, "two webhook request spans"
+        )
+    finally:
+        await bridge.aclose()
+    for span in (failed, delivered):
+        assert span.kind == SPAN_KIND_CLIENT
+        assert span.end_ns > span.start_ns
+        assert span.attributes["http.request.method"] == "POST"
+        assert span.attributes["server.address"] == "127.0.0.1"
+        assert span.attributes["server.port"] == hook.port
+        assert span.attributes["url.full"] == f"http://127.0.0.1:{hook.port}/…"
+        assert "secret-token" not in repr(span.attributes)
+    assert failed.attributes["http.response.status_code"] == 503
+    assert failed.attributes["error.type"] == "503"
+    assert failed.status_code == STATUS_ERROR
+    assert delivered.attributes["http.response.status_code"] == 200
+    assert "error.type" not in delivered.attributes
+    assert delivered.attributes["http.request.resend_count"] == 1
+    assert delivered.attributes["exesdb.delivery_id"] == failed.attributes["exesdb.delivery_id"]

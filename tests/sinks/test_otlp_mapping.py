@@ -172,6 +172,10 @@ def test_webhook_delivery_span_hides_the_url_path() -> None:
     assert isinstance(spec, SpanSpec)
     assert (spec.name, spec.kind, spec.status) == ("webhook delivery", "client", "ok")
     assert spec.attributes["exesdb.recipient"] == "https://hooks.example.com:8443"
+    assert (spec.attributes["server.address"], spec.attributes["server.port"]) == (
+        "hooks.example.com",
+        8443,
+    )
     assert "secret" not in repr(spec.attributes)
     assert "pw" not in repr(spec.attributes)
 
@@ -234,3 +238,30 @@ def test_flattening_bounds_strings_arrays_depth_and_count() -> None:
     assert attributes["exesdb.huge"] == str(2**70)
     assert len(attributes) == MAX_PAYLOAD_ATTRIBUTES + 1
     assert attributes["exesdb.attributes_dropped"] == 200 + 5 - MAX_PAYLOAD_ATTRIBUTES
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        LogEntry(level="info", message="x", module="m", node="node1"),
+        NodeLifecycle(node="node2", event="down", cluster_size=2),
+        NotificationStatus(
+            alert_id="a", delivery_method="webhook", recipient="https://h", status="sent"
+        ),
+    ],
+    ids=lambda message: message.TAG,
+)
+def test_every_record_carries_the_messaging_conventions(message: Message) -> None:
+    """Spans and log records name the system, the bus instance as destination, the operation
+    and the envelope id as OpenTelemetry's messaging conventions do."""
+    spec = translate(envelope(message))
+    assert spec is not None
+    assert {
+        key: value for key, value in spec.attributes.items() if key.startswith("messaging.")
+    } == {
+        "messaging.system": "exesdb",
+        "messaging.destination.name": message.INSTANCE,
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.message.id": "id-00000001",
+    }

@@ -1,5 +1,8 @@
 """Posting alerts to Alertmanager's ``/api/v2/alerts`` (``EXESDB_ALERTMANAGER_URL``).
 
+Its authorization, TLS and proxy come from the ``alertmanager.http_config`` of
+``EXESDB_WEBHOOK_CONFIG_FILE`` (``bridge.httpclient``), files read again when they change.
+
 As Prometheus does: every alert still firing is re-posted each ``interval`` with ``endsAt`` four
 intervals ahead, so Alertmanager keeps it while the bridge lives and lets it lapse if the bridge
 dies; a resolved alert is posted with its real ``endsAt``. Between those full posts, a wake (an
@@ -26,6 +29,7 @@ from typing import Any, Final
 import aiohttp
 
 from bridge.backoff import Backoff
+from bridge.httpclient import ClientSettings, ClientSetupError
 from bridge.messages import format_timestamp
 from bridge.redaction import safe_url
 from bridge.sinks.alerts.delivery import USER_AGENT, Sleep, wait_or_wake
@@ -85,6 +89,7 @@ class AlertmanagerPoster:
         db: DbThread,
         external_url: str,
         timeout: float,
+        client: ClientSettings | None = None,
         interval: float = 60.0,
         count: Callable[[PostResult], None] = lambda result: None,
         clock: Callable[[], float] = time.time,
@@ -99,6 +104,7 @@ class AlertmanagerPoster:
         self._db = db
         self._external_url = external_url
         self._timeout = timeout
+        self._client = client or ClientSettings()
         self._count = count
         self._clock = clock
         self._sleep = sleep
@@ -197,7 +203,17 @@ class AlertmanagerPoster:
         if self._session is None:
             return False
         try:
-            async with self._session.post(self.url, json=body) as response:
+            options = self._client.request_options(self.url)
+            async with self._session.post(
+                self.url,
+                json=body,
+                headers=options.headers,
+                allow_redirects=False,
+                ssl=options.ssl,
+                proxy=options.proxy,
+                proxy_headers=options.proxy_headers,
+                server_hostname=options.server_hostname,
+            ) as response:
                 text = await response.text()
                 if response.status // 100 == 2:
                     self._count(PostResult.OK)
@@ -205,7 +221,7 @@ class AlertmanagerPoster:
                 _logger.warning(
                     "Alertmanager %s answered %d: %s", self.shown_url, response.status, text[:200]
                 )
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError, ClientSetupError) as exc:
             _logger.warning("cannot post to Alertmanager %s: %s", self.shown_url, exc)
         self._count(PostResult.FAILED)
         return False

@@ -1,4 +1,4 @@
-"""Sending deliveries: one worker per webhook URL, retries by SPEC section 9.
+"""Sending deliveries: one worker per webhook receiver, retries by SPEC section 9.
 
 Retried, as Alertmanager and the OpenTelemetry HTTP exporters do: connection errors, timeouts,
 429 and every 5xx, after the delay ``bridge.backoff.Backoff`` gives (``backoff * 2**(attempt-1)``
@@ -8,8 +8,12 @@ Anything else that is not 2xx (400, 401, 404, a redirect...) is final. A deliver
 when its next attempt would fall after ``EXESDB_WEBHOOK_DEADLINE_MS`` is dead-lettered; it stays
 in the outbox until ``exesdb-bridge outbox retry``.
 
-Each URL has its own worker and at most one attempt in flight, so a dead or hanging receiver
-only ever delays its own deliveries. Clock, sleep and the backoff's randomness are injected.
+Each receiver has its own worker and sender, and at most one attempt in flight, so a dead or
+hanging receiver only ever delays its own deliveries. A sender reads its receiver's URL, secrets
+and certificates again when their files change (``bridge.httpclient``), so they rotate without a
+restart; a file it cannot use fails the attempt, which is retried. Each attempt ends in a CLIENT
+span handed to the span recorders (``bridge.tracing``). Clock, sleep and the backoff's
+randomness are injected.
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ import aiohttp
 from bridge import __version__
 from bridge.backoff import Backoff
 from bridge.bus import SIGNATURE_HEADER, Keyring
-from bridge.redaction import safe_url
+from bridge.httpclient import ClientSettings, ClientSetupError, FileSetting, RequestOptions
+from bridge.receivers import Receiver
 from bridge.sinks.alerts.outbox import BuildPayloads, Outbox
 from bridge.sinks.alerts.records import Delivery, DeliveryState
 from bridge.sinks.alerts.thread import DbThread
+from bridge.tracing import ClientSpan, http_client_span
 
 __all__ = [
     "DELIVERY_HEADER",
@@ -118,13 +124,15 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class AttemptResult:
-    """How one HTTP attempt went."""
+    """How one HTTP attempt went; ``error_type`` is the status code of a failed answer or the
+    class name of the error when none came (OpenTelemetry's ``error.type``)."""
 
     outcome: Outcome
     status: int | None
     error: str | None
     retry_after: float | None
     seconds: float
+    error_type: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -133,27 +141,38 @@ class AttemptResult:
 
 
 class Sender(Protocol):
-    """Makes one delivery attempt; the plug-in point between workers and HTTP."""
+    """Makes one delivery attempt to one receiver; the plug-in point between workers and HTTP."""
 
-    async def send(self, url: str, delivery_id: str, body: bytes) -> AttemptResult:
-        """POST ``body`` to ``url``; never raises for a failed attempt."""
+    async def send(self, delivery: Delivery) -> AttemptResult:
+        """POST ``delivery``'s body; never raises for a failed attempt."""
+
+
+def _no_span(span: ClientSpan) -> None:
+    """No span recorder: nothing is recorded."""
 
 
 class WebhookSender:
-    """POSTs signed deliveries; never raises for a failed attempt, returns an ``AttemptResult``."""
+    """POSTs one receiver's signed deliveries; never raises for a failed attempt, returns an
+    ``AttemptResult`` and records the attempt's CLIENT span."""
 
     def __init__(
         self,
+        receiver: Receiver,
         *,
-        secret: str | None,
-        timeout: float,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        record_span: Callable[[ClientSpan], None] = _no_span,
     ) -> None:
-        self._keyring = Keyring.from_secrets(secret) if secret else None
-        self._timeout = timeout
+        self.receiver = receiver
+        self._url = FileSetting("url_file", receiver.url, receiver.url_file)
+        secret = receiver.secret.get_secret_value() if receiver.secret else None
+        self._secret = FileSetting("secret_file", secret, receiver.secret_file)
+        self._keyring: tuple[str, Keyring] | None = None
+        self._client = ClientSettings(receiver.http_config)
+        self._timeout = receiver.timeout
         self._clock = clock
         self._monotonic = monotonic
+        self._record_span = record_span
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -177,19 +196,71 @@ class WebhookSender:
             DELIVERY_HEADER: delivery_id,
             "User-Agent": USER_AGENT,
         }
-        if self._keyring is not None:
-            headers[SIGNATURE_HEADER] = self._keyring.sign_header(body, int(self._clock()))
+        secret = self._secret.get()
+        if secret:
+            if self._keyring is None or self._keyring[0] != secret:
+                self._keyring = (secret, Keyring.from_secrets(secret))
+            headers[SIGNATURE_HEADER] = self._keyring[1].sign_header(body, int(self._clock()))
         return headers
 
-    async def send(self, url: str, delivery_id: str, body: bytes) -> AttemptResult:
+    async def send(self, delivery: Delivery) -> AttemptResult:
         """One attempt."""
         if self._session is None:
             await self.start()
         assert self._session is not None
         started = self._monotonic()
+        start_ns = int(self._clock() * 1e9)
+        url: str | None = None
+        try:
+            url = self._url.get()
+            if not url:
+                raise ClientSetupError(f"url_file {self.receiver.url_file} is empty")
+            options = self._client.request_options(url)
+            headers = self.headers(delivery.id, delivery.body)
+            headers.update(options.headers)
+            result = await self._post(url, delivery.body, headers, options, started)
+        except ClientSetupError as exc:
+            result = AttemptResult(
+                Outcome.RETRY, None, str(exc), None, self._monotonic() - started, "ClientSetupError"
+            )
+        end_ns = start_ns + int(result.seconds * 1e9)
+        span = http_client_span(
+            "POST",
+            url or self.receiver.label,
+            start_ns=start_ns,
+            end_ns=end_ns,
+            status=result.status,
+            error_type=result.error_type,
+            error=result.error,
+            resend_count=delivery.attempts,
+            extra={
+                "exesdb.receiver": self.receiver.label,
+                "exesdb.delivery_id": delivery.id,
+                "exesdb.alerts": len(delivery.alert_ids),
+            },
+        )
+        self._record_span(span)
+        return result
+
+    async def _post(
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        options: RequestOptions,
+        started: float,
+    ) -> AttemptResult:
+        assert self._session is not None
         try:
             async with self._session.post(
-                url, data=body, headers=self.headers(delivery_id, body), allow_redirects=False
+                url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                ssl=options.ssl,
+                proxy=options.proxy,
+                proxy_headers=options.proxy_headers,
+                server_hostname=options.server_hostname,
             ) as response:
                 await response.read()
                 status = response.status
@@ -199,17 +270,24 @@ class WebhookSender:
                     if outcome is Outcome.RETRY
                     else None
                 )
-                error = None if outcome is Outcome.DELIVERED else f"HTTP {status}"
+                failed = outcome is not Outcome.DELIVERED
                 return AttemptResult(
-                    outcome, status, error, retry_after, self._monotonic() - started
+                    outcome,
+                    status,
+                    f"HTTP {status}" if failed else None,
+                    retry_after,
+                    self._monotonic() - started,
+                    str(status) if failed else None,
                 )
-        except TimeoutError:
-            error = f"timed out after {self._timeout:g}s"
+        except TimeoutError as exc:
+            error, kind = f"timed out after {self._timeout:g}s", type(exc).__name__
         except aiohttp.ClientError as exc:
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            kind = type(exc).__name__
+            error = f"{kind}: {exc}" if str(exc) else kind
         except OSError as exc:
-            error = f"{type(exc).__name__}: {exc.strerror or exc}"
-        return AttemptResult(Outcome.RETRY, None, error, None, self._monotonic() - started)
+            kind = type(exc).__name__
+            error = f"{kind}: {exc.strerror or exc}"
+        return AttemptResult(Outcome.RETRY, None, error, None, self._monotonic() - started, kind)
 
 
 Report = Callable[[Delivery, AttemptResult, DeliveryState, int], None]
@@ -217,11 +295,14 @@ Report = Callable[[Delivery, AttemptResult, DeliveryState, int], None]
 
 
 class DeliveryWorker:
-    """Groups one URL's queued alerts into deliveries and sends them, retrying as needed."""
+    """Groups one receiver's queued alerts into deliveries and sends them, retrying as needed.
+
+    ``key`` is the receiver's key in the outbox; ``label`` how it is shown.
+    """
 
     def __init__(
         self,
-        url: str,
+        key: str,
         *,
         outbox: Outbox,
         db: DbThread,
@@ -233,9 +314,10 @@ class DeliveryWorker:
         clock: Callable[[], float] = time.time,
         sleep: Sleep = wait_or_wake,
         on_error: Callable[[], None] = lambda: None,
+        label: str | None = None,
     ) -> None:
-        self.url = url
-        self.shown_url = safe_url(url)
+        self.key = key
+        self.label = label or key
         self._outbox = outbox
         self._db = db
         self._sender = sender
@@ -254,7 +336,7 @@ class DeliveryWorker:
         """Start working on the running loop."""
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"webhook-{self.shown_url}"
+                self._run(), name=f"webhook-{self.label}"
             )
 
     def wake(self) -> None:
@@ -277,7 +359,7 @@ class DeliveryWorker:
                 delay = await self.step()
             except Exception:
                 self._on_error()
-                _logger.exception("webhook worker for %s failed; retrying", self.shown_url)
+                _logger.exception("webhook worker for %s failed; retrying", self.label)
                 delay = _ERROR_PAUSE_SECONDS
             if delay > 0:
                 await self._sleep(delay, self._wake)
@@ -286,19 +368,19 @@ class DeliveryWorker:
         """Group, then make the most overdue attempt; returns how long to wait before the next."""
         self._wake.clear()
         now = self._clock()
-        await self._db.call(self._outbox.group, self.url, now, self._group_wait, self._build)
-        delivery = await self._db.call(self._outbox.next_due, self.url, now)
+        await self._db.call(self._outbox.group, self.key, now, self._group_wait, self._build)
+        delivery = await self._db.call(self._outbox.next_due, self.key, now)
         if delivery is not None:
             await self.attempt(delivery)
             return 0.0
-        wake_at = await self._db.call(self._outbox.next_wake, self.url, self._group_wait)
+        wake_at = await self._db.call(self._outbox.next_wake, self.key, self._group_wait)
         if wake_at is None:
             return _POLL_SECONDS
         return min(_POLL_SECONDS, max(wake_at - self._clock(), 0.0))
 
     async def attempt(self, delivery: Delivery) -> DeliveryState:
         """Send ``delivery`` once and record the outcome durably."""
-        result = await self._sender.send(self.url, delivery.id, delivery.body)
+        result = await self._sender.send(delivery)
         number = delivery.attempts + 1
         now = self._clock()
         next_at: float | None = now
@@ -315,7 +397,7 @@ class DeliveryWorker:
             _logger.warning(
                 "webhook delivery %s to %s dead-lettered after %d attempt(s): %s",
                 delivery.id,
-                self.shown_url,
+                self.label,
                 number,
                 result.error,
             )

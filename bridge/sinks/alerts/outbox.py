@@ -7,9 +7,13 @@ Three tables:
 
 - ``alerts``: one row per condition (``alert_id``), its state (firing → acknowledged →
   resolved) and escalation level, as ``transitions`` decides them;
-- ``queued``: alerts waiting for their receiver's grouping window, one row per (url, alert);
+- ``queued``: alerts waiting for their receiver's grouping window, one row per (receiver, alert);
 - ``deliveries``: the frozen payloads (body and delivery id never change across retries), their
   attempts, next attempt time and state (pending, delivered, dead).
+
+A receiver is named by its key (``bridge.receivers.receiver_key``) in the column ``url``, whose
+name comes from version 2, when the key was the webhook URL itself; ``adopt`` moves such rows to
+the receiver's key when the bridge starts, so nothing waiting is lost across the change.
 
 Times are Unix seconds from the injected wall clock, since they must survive a restart. Every
 method is one transaction and safe to call from any one thread at a time (a lock serialises
@@ -126,7 +130,9 @@ INSERT INTO deliveries (
     :id, :url, :body, :alert_ids, :now, :now, :state, :last_error, :finished_at
 )
 """
-_DEAD_LETTER_REASON: Final = "the URL is no longer in EXESDB_WEBHOOK_URLS"
+_DEAD_LETTER_REASON: Final = (
+    "the receiver is no longer in EXESDB_WEBHOOK_URLS nor in EXESDB_WEBHOOK_CONFIG_FILE"
+)
 
 BuildPayloads = Callable[[Sequence[AlertRecord]], Sequence[tuple[bytes, Sequence[str]]]]
 """Turn one group of alerts into payloads: ``(body, alert_ids)`` each."""
@@ -145,7 +151,8 @@ def connect(path: Path | str) -> sqlite3.Connection:
 
 
 class Outbox:
-    """The SQLite store; see the module docstring."""
+    """The SQLite store; see the module docstring. ``urls`` are the keys of the receivers every
+    notified alert is queued for."""
 
     def __init__(self, path: Path | str, *, urls: Sequence[str] = ()) -> None:
         self.path = Path(path)
@@ -490,6 +497,22 @@ class Outbox:
             )
             created += 1
         return created
+
+    def adopt(self, old: str, new: str) -> int:
+        """Move what waits under the key ``old`` (a receiver's raw URL, as version 2 keyed it) to
+        ``new``, deliveries of every state included; returns how many rows moved."""
+        if old == new:
+            return 0
+        with self._lock, self._tx():
+            # An alert queued under both keys keeps its place under the new one.
+            moved = self._db.execute(
+                "UPDATE OR IGNORE queued SET url = :new WHERE url = :old", {"old": old, "new": new}
+            ).rowcount
+            self._db.execute("DELETE FROM queued WHERE url = :old", {"old": old})
+            moved += self._db.execute(
+                "UPDATE deliveries SET url = :new WHERE url = :old", {"old": old, "new": new}
+            ).rowcount
+            return int(moved)
 
     def next_due(self, url: str, now: float) -> Delivery | None:
         """The pending delivery for ``url`` whose next attempt is the most overdue."""

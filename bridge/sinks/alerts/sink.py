@@ -3,9 +3,11 @@
 The bus handler takes everything queued at once and writes every change (alert states and queued
 notifications) to the outbox in ONE transaction before it returns, so on the Redis bus a message
 is acknowledged only once it is safe on disk, and on the in-process bus HTTP ingest answers 202
-only once its alerts are (see ``Bus.publish_verified_durably``). Per-URL
-workers then group and deliver; a housekeeping loop escalates, refreshes the depth gauges and
-prunes old rows; the Alertmanager poster mirrors alert states to Alertmanager when configured.
+only once its alerts are (see ``Bus.publish_verified_durably``). Per-receiver workers
+(``EXESDB_WEBHOOK_URLS`` and ``EXESDB_WEBHOOK_CONFIG_FILE``'s, see ``bridge.receivers``) then
+group, keep what the receiver wants (``min_severity``, ``send_resolved``) and deliver; a
+housekeeping loop escalates, refreshes the depth gauges and prunes old rows; the Alertmanager
+poster mirrors alert states to Alertmanager when configured.
 The admin routes (``admin``), the hand-over between work-queue holders (``handover``) and the
 self-metrics (``metrics``) live in modules of their own.
 """
@@ -26,11 +28,13 @@ from prometheus_client import CollectorRegistry
 
 from bridge.backoff import Backoff
 from bridge.bus import WORK_QUEUE_INSTANCES, Bus, Envelope, HandOver, WorkQueueLease
-from bridge.component import Context
+from bridge.component import Context, HasClientSpans
 from bridge.config import Settings
 from bridge.errors import BridgeError, ConfigError
+from bridge.httpclient import ClientSettings
 from bridge.messages import AlertAck, Message, NotificationStatus
 from bridge.operations import OperationRecorder
+from bridge.receivers import Receiver, receiver_label
 from bridge.redaction import safe_url
 from bridge.routes import AdminGuard
 from bridge.sinks.alerts import handover
@@ -46,11 +50,18 @@ from bridge.sinks.alerts.delivery import (
 )
 from bridge.sinks.alerts.escalation import Escalator
 from bridge.sinks.alerts.metrics import AlertMetrics, DeliveryResult
-from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.outbox import BuildPayloads, Outbox
 from bridge.sinks.alerts.payload import build_payloads
-from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, Delivery, DeliveryState
+from bridge.sinks.alerts.records import (
+    Acknowledgement,
+    AlertRecord,
+    AlertState,
+    Delivery,
+    DeliveryState,
+)
 from bridge.sinks.alerts.sources import SOURCE_TYPES, AlertEvent, alert_events, meets
 from bridge.sinks.alerts.thread import DbThread
+from bridge.tracing import ClientSpan
 
 __all__ = ["HIGH_WATER", "MAX_OPEN_ALERTS", "SUBSCRIBED_INSTANCES", "AlertSink", "alert_sink"]
 
@@ -118,11 +129,12 @@ class AlertSink:
         alertmanager_interval: float = 60.0,
         max_open_alerts: int = MAX_OPEN_ALERTS,
         db: DbThread | None = None,
+        client_spans: Callable[[], Sequence[HasClientSpans]] = tuple,
     ) -> None:
         self.settings = settings
         self.external_url = external_url(settings)
         self._admin = AdminGuard(settings.admin_token)
-        self._urls = tuple(dict.fromkeys(settings.webhook_urls))
+        self._client_spans = client_spans
         self._publish = publish
         self._recorder = recorder
         self._clock = clock
@@ -133,13 +145,7 @@ class AlertSink:
         self._resolve_after = settings.alert_resolve_timeout_ms / 1000
         self._db = db or DbThread()
         self._min_severity = settings.webhook_min_severity
-        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-        self.sender = WebhookSender(
-            secret=secret or None,
-            timeout=settings.webhook_timeout_ms / 1000,
-            clock=clock,
-            monotonic=monotonic,
-        )
+        self._monotonic = monotonic
         self.policy = RetryPolicy(
             backoff=Backoff(
                 base=settings.webhook_backoff_ms / 1000,
@@ -151,6 +157,8 @@ class AlertSink:
         # Built in start(): constructing a bridge touches no file.
         self._outbox: Outbox | None = None
         self._escalator: Escalator | None = None
+        self.receivers: tuple[Receiver, ...] = ()
+        self.senders: dict[str, WebhookSender] = {}
         self.workers: dict[str, DeliveryWorker] = {}
         self.alertmanager: AlertmanagerPoster | None = None
         self._ready = asyncio.Event()
@@ -197,8 +205,20 @@ class AlertSink:
             return
         self._started = True
         settings = self.settings
+        # Read again (load_settings checked them): the files may hold rotated secrets by now.
         try:
-            outbox = await self._db.call(Outbox.in_dir, settings.state_dir, urls=self._urls)
+            receivers, alertmanager_section = settings.webhook_receivers()
+        except ConfigError as exc:
+            raise ConfigError(
+                [f"EXESDB_WEBHOOK_CONFIG_FILE: {problem}" for problem in exc.problems]
+            ) from exc
+        self.receivers = receivers
+        keys = [receiver.key for receiver in receivers]
+        try:
+            outbox = await self._db.call(Outbox.in_dir, settings.state_dir, urls=keys)
+            for receiver in receivers:
+                if receiver.legacy_key is not None:
+                    await self._db.call(outbox.adopt, receiver.legacy_key, receiver.key)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(
                 [f"EXESDB_STATE_DIR: cannot open the alert outbox in {settings.state_dir!r}: {exc}"]
@@ -212,29 +232,43 @@ class AlertSink:
             notify=self._changed,
             clock=self._clock,
         )
+        self.senders = {
+            receiver.key: WebhookSender(
+                receiver,
+                clock=self._clock,
+                monotonic=self._monotonic,
+                record_span=self._record_span,
+            )
+            for receiver in receivers
+        }
         self.workers = {
-            url: DeliveryWorker(
-                url,
+            receiver.key: DeliveryWorker(
+                receiver.key,
+                label=receiver.label,
                 outbox=outbox,
                 db=self._db,
-                sender=self.sender,
+                sender=self.senders[receiver.key],
                 policy=self.policy,
                 group_wait=settings.webhook_group_wait_ms / 1000,
-                build=self._build,
+                build=self._builder(receiver),
                 report=self._report,
                 clock=self._clock,
                 sleep=self._sleep,
                 on_error=self._errors,
             )
-            for url in self._urls
+            for receiver in receivers
         }
-        if settings.alertmanager_url:
+        section = alertmanager_section
+        alertmanager_url = settings.alertmanager_url or (section.url if section else None)
+        if alertmanager_url:
+            timeout = section.timeout if section is not None and section.timeout else None
             self.alertmanager = AlertmanagerPoster(
-                settings.alertmanager_url,
+                alertmanager_url,
                 outbox=outbox,
                 db=self._db,
                 external_url=self.external_url,
-                timeout=settings.webhook_timeout_ms / 1000,
+                timeout=timeout or settings.webhook_timeout_ms / 1000,
+                client=ClientSettings(section.http_config if section is not None else None),
                 interval=self._alertmanager_interval,
                 count=self.metrics.posted,
                 clock=self._clock,
@@ -242,12 +276,14 @@ class AlertSink:
                 random=self._random,
                 on_error=self._errors,
             )
-        await self.sender.start()
+        for sender in self.senders.values():
+            await sender.start()
         orphaned = await self._db.call(outbox.dead_letter_orphans, self._clock(), self._build)
         if orphaned:
             _logger.warning(
-                "alerts: dead-lettered %d delivery(ies) for URLs no longer in EXESDB_WEBHOOK_URLS;"
-                " once the URL is configured again, `exesdb-bridge outbox retry --all` sends them",
+                "alerts: dead-lettered %d delivery(ies) for receivers no longer in"
+                " EXESDB_WEBHOOK_URLS nor EXESDB_WEBHOOK_CONFIG_FILE; once the receiver is"
+                " configured again, `exesdb-bridge outbox retry --all` sends them",
                 orphaned,
             )
         await self._refresh_gauges()
@@ -262,7 +298,7 @@ class AlertSink:
         )
         depth = self.metrics.depth
         _logger.info(
-            "alerts: %d webhook(s)%s; outbox %s: %d pending, %d dead-lettered",
+            "alerts: %d webhook receiver(s)%s; outbox %s: %d pending, %d dead-lettered",
             len(self.workers),
             ", Alertmanager " + self.alertmanager.shown_url if self.alertmanager else "",
             outbox.path,
@@ -301,7 +337,8 @@ class AlertSink:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.sender.aclose()
+        for sender in self.senders.values():
+            await sender.aclose()
         await asyncio.to_thread(self._db.close)
         if self._outbox is not None:
             self._outbox.close()
@@ -379,6 +416,28 @@ class AlertSink:
             records, max_alerts=self.settings.webhook_max_alerts, external_url=self.external_url
         )
 
+    def _builder(self, receiver: Receiver) -> BuildPayloads:
+        """The payloads of ``receiver``: only the alerts it wants, at most ``max_alerts`` each."""
+
+        def build(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
+            wanted = [
+                record
+                for record in records
+                if meets(record.severity, receiver.min_severity)
+                and (receiver.send_resolved or record.state is not AlertState.RESOLVED)
+            ]
+            if not wanted:  # the queued alerts are done with for this receiver
+                return []
+            return build_payloads(
+                wanted, max_alerts=receiver.max_alerts, external_url=self.external_url
+            )
+
+        return build
+
+    def _record_span(self, span: ClientSpan) -> None:
+        for recorder in self._client_spans():
+            recorder.record_client_span(span)
+
     def _report(
         self, delivery: Delivery, result: AttemptResult, state: DeliveryState, attempt: int
     ) -> None:
@@ -390,7 +449,9 @@ class AlertSink:
         if not result.ok:
             then = "dead-lettered" if state is DeliveryState.DEAD else "will retry"
             reason = f"{result.error}; {then}"
-        recipient = safe_url(delivery.url)
+        # As before receiver keys: the origin and a path marker (url_file receivers: the key).
+        key = delivery.url
+        recipient = safe_url(key) if "://" in key else receiver_label(key)
         for alert_id in delivery.alert_ids:
             self._publish(
                 "notification_status",
@@ -494,4 +555,5 @@ def alert_sink(context: Context) -> AlertSink:
         recorder=context.recorder,
         lease=context.capabilities.lease,
         hand_over=context.capabilities.hand_over,
+        client_spans=context.client_spans,
     )

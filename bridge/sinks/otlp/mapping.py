@@ -3,6 +3,12 @@
 Pure translation, free of OpenTelemetry imports: an ``Envelope`` in, a ``SpanSpec``, a
 ``LogSpec`` or None out. Attribute sizes are bounded here, so one odd payload can never make a
 record that the collector (or the SDK's own limits) would refuse.
+
+Every span and record carries OpenTelemetry's messaging conventions (semantic conventions 1.3x,
+"Development" status there, so written out here rather than imported): ``messaging.system`` is
+``exesdb``, ``messaging.destination.name`` the bus instance, ``messaging.message.id`` the
+envelope id, and ``messaging.operation.type`` / ``messaging.operation.name`` are ``process``
+(the sink processes a message the bus delivered to it).
 """
 
 from __future__ import annotations
@@ -52,7 +58,13 @@ __all__ = [
     "MAX_ARRAY_ITEMS",
     "MAX_PAYLOAD_ATTRIBUTES",
     "MAX_STRING_LENGTH",
+    "MESSAGING_DESTINATION_NAME",
+    "MESSAGING_MESSAGE_ID",
+    "MESSAGING_OPERATION_NAME",
+    "MESSAGING_OPERATION_TYPE",
+    "MESSAGING_SYSTEM",
     "SPAN_TAGS",
+    "SYSTEM",
     "WARN",
     "AttributeValue",
     "LogSpec",
@@ -81,6 +93,13 @@ ERROR: Final = 17
 FATAL: Final = 21
 
 ATTRIBUTE_PREFIX: Final = "exesdb."
+MESSAGING_SYSTEM: Final = "messaging.system"
+MESSAGING_DESTINATION_NAME: Final = "messaging.destination.name"
+MESSAGING_OPERATION_TYPE: Final = "messaging.operation.type"
+MESSAGING_OPERATION_NAME: Final = "messaging.operation.name"
+MESSAGING_MESSAGE_ID: Final = "messaging.message.id"
+SYSTEM: Final = "exesdb"
+_OPERATION: Final = "process"
 MAX_PAYLOAD_ATTRIBUTES: Final = 64
 MAX_STRING_LENGTH: Final = 1024
 MAX_BODY_LENGTH: Final = 8192
@@ -92,6 +111,7 @@ _ELLIPSIS: Final = "…"
 _INT64: Final = 2**63
 # Envelope attributes; a payload field of the same name goes under ``exesdb.payload.``.
 _ENVELOPE_KEYS: Final = frozenset({"instance", "topic", "tag", "node"})
+_PORTS: Final = {"http": 80, "https": 443}
 _SEVERITY_NAMES: Final = {
     DEBUG: "DEBUG",
     INFO: "INFO",
@@ -241,6 +261,11 @@ def _attributes(envelope: Envelope, exclude: frozenset[str] = frozenset()) -> At
         "exesdb.tag": envelope.tag,
         "exesdb.node": envelope.node,
         "exesdb.message_id": envelope.id,
+        MESSAGING_SYSTEM: SYSTEM,
+        MESSAGING_DESTINATION_NAME: envelope.instance,
+        MESSAGING_OPERATION_TYPE: _OPERATION,
+        MESSAGING_OPERATION_NAME: _OPERATION,
+        MESSAGING_MESSAGE_ID: envelope.id,
     }
     payload = envelope.payload.model_dump(mode="json", exclude={"timestamp"})
     attributes.update(flatten_payload(payload, exclude=exclude, node=envelope.node))
@@ -288,8 +313,9 @@ def _performance_analysis(envelope: Envelope, message: PerformanceAnalysis) -> S
     )
 
 
-def _safe_recipient(recipient: str) -> tuple[str, str | None]:
-    """A webhook URL reduced to scheme, host and port: paths and queries often hold tokens."""
+def _safe_recipient(recipient: str) -> tuple[str, str | None, int | None]:
+    """A webhook URL reduced to scheme, host and port (paths and queries often hold tokens),
+    with the host and port on their own."""
     parts = urlsplit(recipient)
     if parts.scheme in ("http", "https") and parts.hostname:
         try:
@@ -297,17 +323,19 @@ def _safe_recipient(recipient: str) -> tuple[str, str | None]:
         except ValueError:
             port = None
         netloc = parts.hostname if port is None else f"{parts.hostname}:{port}"
-        return f"{parts.scheme}://{netloc}", parts.hostname
-    return _truncate(recipient, 256), None
+        return f"{parts.scheme}://{netloc}", parts.hostname, port or _PORTS[parts.scheme]
+    return _truncate(recipient, 256), None, None
 
 
 def _webhook_delivery(envelope: Envelope, message: NotificationStatus) -> SpanSpec:
     at = _ns(message.timestamp)
     attributes = _attributes(envelope, exclude=frozenset({"recipient"}))
-    recipient, host = _safe_recipient(message.recipient)
+    recipient, host, port = _safe_recipient(message.recipient)
     attributes["exesdb.recipient"] = recipient
     if host is not None:
         attributes["server.address"] = host
+    if port is not None:
+        attributes["server.port"] = port
     if message.attempts > 1:
         attributes["http.request.resend_count"] = message.attempts - 1
     failed = message.status in ("failed", "bounced")

@@ -6,7 +6,8 @@ does so only when an OTLP endpoint is configured.
 Pipeline: the bus subscriber translates a message (``mapping.translate``) and records it through
 the SDK's tracer or logger (resource, ids and limits come from the SDK); the processors below
 hand each finished span or record to a ``BoundedBatcher``, whose thread exports batches with the
-SDK's OTLP exporter. Nothing on that path waits for the network.
+SDK's OTLP exporter. Nothing on that path waits for the network. The spans of the bridge's own
+webhook requests (``bridge.tracing.ClientSpan``) take the same path (``record_client_span``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from bridge.operations import OperationRecorder
 from bridge.sinks.otlp.batching import BatchSettings, BoundedBatcher
 from bridge.sinks.otlp.mapping import LogSpec, SpanSpec, translate
 from bridge.sinks.otlp.metrics import OtlpMetrics, Signal
+from bridge.tracing import ClientSpan
 
 if TYPE_CHECKING:
     from bridge.config import Settings
@@ -336,6 +338,25 @@ class OtlpSink:
         if spec.status != "unset":
             span.set_status(Status(_STATUS[spec.status], spec.status_description))
         span.end(end_time=spec.end_ns)
+
+    def record_client_span(self, span: ClientSpan) -> None:
+        """A span of the bridge's own HTTP requests (a webhook attempt), exported as CLIENT."""
+        if self._closed:
+            self._drop("traces")
+            return
+        if self._tracer is None:
+            return
+        recorded = self._tracer.start_span(
+            span.name,
+            context=self._root,
+            kind=SpanKind.CLIENT,
+            attributes=dict(span.attributes),
+            start_time=span.start_ns,
+            record_exception=False,
+        )
+        if span.error is not None:
+            recorded.set_status(Status(StatusCode.ERROR, span.error))
+        recorded.end(end_time=span.end_ns)
 
     def _record_log(self, spec: LogSpec) -> None:
         assert self._otel_logger is not None

@@ -4,7 +4,9 @@
 async tests and bridge subprocesses can all use it). ``url`` is where to POST. Answers come from
 ``script(...)`` (used in order, one per request), then from ``fail_randomly(...)`` when set, then
 ``default`` (200). An ``Answer`` may carry ``Retry-After`` or hang (until the client gives up or
-the receiver stops). ``requests`` lists what arrived, with the answer each one got. ``stop()``
+the receiver stops). Given an ``ssl_context`` it serves HTTPS; given ``authorization`` (the exact
+``Authorization`` header it demands, changeable while it runs) it answers 401 to any other.
+``requests`` lists what arrived, with the answer each one got. ``stop()``
 and ``start()`` again on the same port simulate an outage. Tests use the ``webhook_receiver``
 fixture, a factory whose receivers are stopped afterwards.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import ssl
 import threading
 import time
 from collections import deque
@@ -73,9 +76,18 @@ class Received:
 class WebhookReceiver:
     """An aiohttp server on 127.0.0.1, in a thread of its own."""
 
-    def __init__(self, port: int | None = None, path: str = "/hook") -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        path: str = "/hook",
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        authorization: str | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.path = path
+        self.ssl_context = ssl_context
+        self.authorization = authorization
         self.default = Answer()
         self._script: deque[Answer] = deque()
         self._random: random.Random | None = None
@@ -91,7 +103,8 @@ class WebhookReceiver:
     @property
     def url(self) -> str:
         """The URL to POST deliveries to."""
-        return f"http://127.0.0.1:{self.port}{self.path}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}{self.path}"
 
     # -- scripting --
 
@@ -142,7 +155,11 @@ class WebhookReceiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        answer = self._next_answer()
+        demanded = self.authorization
+        if demanded is not None and request.headers.get("Authorization") != demanded:
+            answer = Answer(401)
+        else:
+            answer = self._next_answer()
         with self._lock:
             self._requests.append(
                 Received(request.path, dict(request.headers.items()), body, answer)
@@ -186,7 +203,9 @@ class WebhookReceiver:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         # reuse_address: a restart on the same port must not wait for TIME_WAIT.
-        site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
+        site = web.TCPSite(
+            runner, "127.0.0.1", self.port, reuse_address=True, ssl_context=self.ssl_context
+        )
         await site.start()
         ready.set()
         try:
@@ -208,11 +227,12 @@ class WebhookReceiver:
 
 @pytest.fixture
 def webhook_receiver() -> Iterator[Callable[..., WebhookReceiver]]:
-    """``webhook_receiver(port=None, start=True)`` makes a receiver; all stop afterwards."""
+    """``webhook_receiver(port=None, start=True, **options)`` makes a receiver (options: TLS and
+    the demanded authorization); all stop afterwards."""
     made: list[WebhookReceiver] = []
 
-    def make(port: int | None = None, start: bool = True) -> WebhookReceiver:
-        receiver = WebhookReceiver(port)
+    def make(port: int | None = None, start: bool = True, **options: Any) -> WebhookReceiver:
+        receiver = WebhookReceiver(port, **options)
         made.append(receiver)
         return receiver.start() if start else receiver
 

@@ -10,12 +10,13 @@ from typing import Any
 
 from aiohttp import web
 
+from bridge.httpclient.client import basic_auth
 from bridge.sinks.alerts.alertmanager import AlertmanagerPoster, PostResult, alertmanager_alert
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import AlertState
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.thread import DbThread
-from tests.sinks.alerts.helpers import T0, Clock
+from tests.sinks.alerts.helpers import T0, Clock, alert_bridge, system_alert
 from tests.sinks.alerts.test_payload import record
 from tests.support import async_wait_until, free_port
 
@@ -48,6 +49,7 @@ class Receiver:
 
     def __init__(self, status: int = 200) -> None:
         self.posts: list[list[dict[str, Any]]] = []
+        self.authorizations: list[str | None] = []
         self.runner: web.AppRunner | None = None
         self.url = ""
         self.status = status
@@ -55,6 +57,7 @@ class Receiver:
     async def start(self) -> Receiver:
         async def take(request: web.Request) -> web.Response:
             self.posts.append(await request.json())
+            self.authorizations.append(request.headers.get("Authorization"))
             return web.json_response({}, status=self.status)
 
         app = web.Application()
@@ -154,3 +157,29 @@ async def test_a_failing_alertmanager_is_retried_after_growing_pauses(tmp_path: 
         outbox.close()
     assert pauses[:8] == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0, 60.0, 5.0]
     assert results[:8] == [PostResult.FAILED] * 6 + [PostResult.OK, PostResult.FAILED]
+
+
+async def test_the_receivers_file_gives_the_poster_its_url_and_http_config(
+    tmp_path: Path,
+) -> None:
+    """The alertmanager section of EXESDB_WEBHOOK_CONFIG_FILE: its url replaces
+    EXESDB_ALERTMANAGER_URL and its http_config authorizes every post."""
+    receiver = await Receiver().start()
+    (tmp_path / "am-password").write_text("am-pass\n")
+    config = tmp_path / "receivers.yml"
+    config.write_text(
+        f"alertmanager:\n  url: {receiver.url}\n  timeout: 5s\n  http_config:\n"
+        "    basic_auth: {username: bridge, password_file: am-password}\n"
+    )
+    try:
+        async with alert_bridge(
+            tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config)
+        ) as (bridge, _, _):
+            bridge.bus.publish("disk_full", system_alert("am-1"))
+            await async_wait_until(
+                lambda: any(a["labels"]["alert_id"] == "am-1" for p in receiver.posts for a in p),
+                what="a post with the alert",
+            )
+    finally:
+        await receiver.stop()
+    assert set(receiver.authorizations) == {basic_auth("bridge", "am-pass")}

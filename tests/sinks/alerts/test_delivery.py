@@ -20,7 +20,7 @@ from bridge.sinks.alerts.delivery import (
     parse_retry_after,
 )
 from bridge.sinks.alerts.outbox import Outbox
-from bridge.sinks.alerts.records import AlertRecord, DeliveryState
+from bridge.sinks.alerts.records import AlertRecord, Delivery, DeliveryState
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.thread import DbThread
 from tests.sinks.alerts.helpers import T0, Clock
@@ -101,8 +101,8 @@ class ScriptedSender:
         self.results = list(results)
         self.sent: list[tuple[str, str, bytes]] = []
 
-    async def send(self, url: str, delivery_id: str, body: bytes) -> AttemptResult:
-        self.sent.append((url, delivery_id, body))
+    async def send(self, delivery: Delivery) -> AttemptResult:
+        self.sent.append((delivery.url, delivery.id, delivery.body))
         return self.results.pop(0)
 
 
@@ -215,7 +215,7 @@ async def test_worker_dead_letters_at_the_deadline(outbox: Outbox) -> None:
 class BrokenSender:
     """A sender that breaks its promise never to raise."""
 
-    async def send(self, url: str, delivery_id: str, body: bytes) -> AttemptResult:
+    async def send(self, delivery: Delivery) -> AttemptResult:
         raise RuntimeError("bug")
 
 

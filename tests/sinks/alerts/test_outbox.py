@@ -366,3 +366,23 @@ def test_orphaned_work_is_dead_lettered_and_stays_retryable(tmp_path: Path) -> N
         assert box.retry(T0 + 3) == 2
     finally:
         box.close()
+
+
+def test_adopt_moves_what_waits_under_a_raw_url_to_the_receiver_key(tmp_path: Path) -> None:
+    """Rows keyed by a webhook URL (version 2) move to the receiver's key: queued alerts (one
+    already queued under the new key keeps its place) and deliveries of every state."""
+    key = "http://127.0.0.1:9/…#0123456789abcdef"
+    old = Outbox.in_dir(tmp_path, urls=[URL])
+    old.observe(event("a1"), T0)
+    old.observe(event("a2"), T0)
+    assert old.group(URL, T0 + 1, 0.0, one_each) == 2
+    old.observe(event("a3"), T0 + 2)
+    old.close()
+    box = Outbox.in_dir(tmp_path, urls=[key])
+    box.observe(event("a3", status="resolved"), T0 + 3)  # a3 now queued under both keys
+    assert box.adopt(URL, key) == 2  # the deliveries; a3's old queue row is dropped
+    assert {d.url for d in box.deliveries()} == {key}
+    assert box.adopt(URL, key) == 0
+    assert box.group(key, T0 + 10, 0.0, one_each) == 1  # a3, once
+    assert box.depth().pending == 3
+    box.close()

@@ -1,0 +1,177 @@
+"""What one request needs from an ``http_config``: its auth header, SSL context and proxy.
+
+``ClientSettings.request_options()`` is asked at every attempt. Secrets given as ``*_file`` are
+read again when the file changed (``files.WatchedFile``); the SSL context is built again when
+``ca_file``, ``cert_file`` or ``key_file`` changed. A file that cannot be read, or a certificate
+that does not load, raises ``ClientSetupError`` naming the key, never its content: the caller
+counts the attempt as failed and retries it, as it would a refused connection.
+"""
+
+from __future__ import annotations
+
+import base64
+import ssl
+import threading
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import urlsplit, urlunsplit
+
+from bridge.httpclient.files import ClientSetupError, FileSetting, stamp
+from bridge.httpclient.schema import HTTPClientConfig, TLSConfig
+
+__all__ = ["ClientSettings", "RequestOptions", "basic_auth"]
+
+_VERSIONS: Final = {
+    "TLS10": ssl.TLSVersion.TLSv1,
+    "TLS11": ssl.TLSVersion.TLSv1_1,
+    "TLS12": ssl.TLSVersion.TLSv1_2,
+    "TLS13": ssl.TLSVersion.TLSv1_3,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOptions:
+    """The keyword arguments of one aiohttp request that the ``http_config`` decides."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    ssl: ssl.SSLContext | bool = True
+    proxy: str | None = None
+    proxy_headers: dict[str, str] = field(default_factory=dict)
+    server_hostname: str | None = None
+
+
+class _TLS:
+    """The client SSL context of a ``tls_config``, built again when one of its files changed."""
+
+    def __init__(self, config: TLSConfig) -> None:
+        self._config = config
+        self._lock = threading.Lock()
+        self._stamps: tuple[object, ...] | None = None
+        self._context: ssl.SSLContext | None = None
+
+    def context(self) -> ssl.SSLContext:
+        config = self._config
+        stamps: list[object] = []
+        for key in ("ca_file", "cert_file", "key_file"):
+            path = getattr(config, key)
+            if path:
+                try:
+                    stamps.append(stamp(path))
+                except OSError as exc:
+                    raise ClientSetupError(
+                        f"cannot read tls_config.{key} {path}: {exc.strerror or exc}"
+                    ) from None
+        with self._lock:
+            if self._context is None or tuple(stamps) != self._stamps:
+                self._context = _build_context(config)
+                self._stamps = tuple(stamps)
+            return self._context
+
+
+def _build_context(config: TLSConfig) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if config.ca_file:
+        # Only the CA given is trusted, as Go's client does with a CA file.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        try:
+            context.load_verify_locations(cafile=config.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ClientSetupError(
+                f"cannot load tls_config.ca_file {config.ca_file}: {_reason(exc)}"
+            ) from None
+    if config.cert_file and config.key_file:
+        try:
+            context.load_cert_chain(config.cert_file, config.key_file, password=b"")
+        except (OSError, ssl.SSLError) as exc:
+            raise ClientSetupError(
+                f"cannot load tls_config.cert_file {config.cert_file} with key_file "
+                f"{config.key_file}: {_reason(exc)}"
+            ) from None
+    if config.min_version:
+        context.minimum_version = _VERSIONS[config.min_version]
+    if config.max_version:
+        context.maximum_version = _VERSIONS[config.max_version]
+    if config.insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _reason(exc: OSError | ssl.SSLError) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or str(exc)
+    return exc.strerror or str(exc)
+
+
+class ClientSettings:
+    """An ``http_config`` ready for requests; safe to share between tasks and threads."""
+
+    def __init__(self, config: HTTPClientConfig | None = None) -> None:
+        config = config or HTTPClientConfig()
+        self.config = config
+        self._auth_type: str | None = None
+        self._credentials: FileSetting | None = None
+        self._username: FileSetting | None = None
+        self._password: FileSetting | None = None
+        if config.authorization is not None:
+            auth = config.authorization
+            self._auth_type = auth.type
+            self._credentials = FileSetting(
+                "authorization.credentials_file",
+                auth.credentials.get_secret_value() if auth.credentials else None,
+                auth.credentials_file,
+            )
+        if config.basic_auth is not None:
+            basic = config.basic_auth
+            self._username = FileSetting(
+                "basic_auth.username_file", basic.username, basic.username_file
+            )
+            self._password = FileSetting(
+                "basic_auth.password_file",
+                basic.password.get_secret_value() if basic.password else None,
+                basic.password_file,
+            )
+        self._tls = _TLS(config.tls_config) if config.tls_config.configured else None
+        self._proxy, self._proxy_headers = _split_proxy(config.proxy_url)
+
+    def request_options(self, url: str) -> RequestOptions:
+        """The options of the next request to ``url``, files read again if they changed;
+        ClientSetupError when one cannot be used."""
+        headers: dict[str, str] = {}
+        if self._credentials is not None:
+            headers["Authorization"] = f"{self._auth_type} {self._credentials.get()}"
+        if self._username is not None and self._password is not None:
+            headers["Authorization"] = basic_auth(self._username.get(), self._password.get())
+        proxy_headers = self._proxy_headers
+        if proxy_headers and not url.lower().startswith("https:"):
+            # A plain-HTTP request goes to the proxy itself (aiohttp sends proxy headers only
+            # with the CONNECT of an HTTPS one), so its auth header travels with the request.
+            headers.update(proxy_headers)
+            proxy_headers = {}
+        tls = self.config.tls_config
+        return RequestOptions(
+            headers=headers,
+            ssl=self._tls.context() if self._tls is not None else True,
+            proxy=self._proxy,
+            proxy_headers=proxy_headers,
+            server_hostname=tls.server_name or None,
+        )
+
+
+def basic_auth(user: str, password: str) -> str:
+    """The ``Authorization`` value of HTTP basic auth (RFC 7617, UTF-8)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _split_proxy(url: str | None) -> tuple[str | None, dict[str, str]]:
+    """The proxy URL without its userinfo, and that userinfo as the proxy's own auth header."""
+    if not url:
+        return None, {}
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, {}
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    bare = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return bare, {"Proxy-Authorization": basic_auth(parts.username, parts.password or "")}

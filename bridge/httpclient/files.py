@@ -1,0 +1,74 @@
+"""A secret or certificate file read again only when it changed, so it can rotate under load.
+
+Each use asks ``os.stat`` (microseconds) and reads the file only when its inode, size, change or
+modification time moved since the last read, so a rotated token, password or certificate is
+taken at the next request without a restart and without reading the file at every request. A
+Kubernetes secret volume swaps a symlink, which changes the inode seen through it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from bridge.errors import BridgeError
+
+__all__ = ["ClientSetupError", "FileSetting", "WatchedFile", "stamp"]
+
+Stamp = tuple[int, int, int, int]
+
+
+class ClientSetupError(BridgeError):
+    """A file an ``http_config`` or a receiver names cannot be used for this request (the message
+    says which key and why, never what the file holds)."""
+
+
+def stamp(path: str | Path) -> Stamp:
+    """What changes when the file is replaced or rewritten; OSError when it cannot be seen."""
+    info = os.stat(path)
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+class WatchedFile:
+    """The text of one file, trimmed as prometheus/common trims secret files."""
+
+    __slots__ = ("_lock", "_stamp", "_text", "path")
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._stamp: Stamp | None = None
+        self._text = ""
+        self._lock = threading.Lock()
+
+    def read(self) -> str:
+        """The current content; OSError (or UnicodeDecodeError) when it cannot be read."""
+        now = stamp(self.path)
+        with self._lock:
+            if now != self._stamp:
+                self._text = self.path.read_text(encoding="utf-8").strip()
+                self._stamp = now
+            return self._text
+
+
+class FileSetting:
+    """A setting given inline or as ``<key>`` naming a file, read again when it changed."""
+
+    __slots__ = ("_file", "_key", "_value")
+
+    def __init__(self, key: str, value: str | None, path: str | None) -> None:
+        self._key = key
+        self._value = value or ""
+        self._file = WatchedFile(path) if path else None
+
+    def get(self) -> str:
+        """The value ("" when unset); ClientSetupError when its file cannot be read."""
+        if self._file is None:
+            return self._value
+        try:
+            return self._file.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = (
+                exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            )
+            raise ClientSetupError(f"cannot read {self._key} {self._file.path}: {reason}") from None

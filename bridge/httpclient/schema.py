@@ -1,0 +1,281 @@
+"""``http_config`` as Prometheus' prometheus/common reads it: authorization, TLS and a proxy.
+
+The keys and rules are those of prometheus/common's ``HTTPClientConfig`` (what Alertmanager's
+receivers and Prometheus' scrape jobs take), so a block written for them reads the same here:
+at most one of ``authorization`` and ``basic_auth``; a value or its ``*_file``, never both; a
+client certificate only with its key; ``bearer_token`` / ``bearer_token_file`` (deprecated there)
+taken as ``authorization``. Paths are relative to the file's folder, as there. What the bridge
+cannot do is refused by name, saying why; ``enable_http2`` is accepted and has no effect (the
+bridge's client speaks HTTP/1.1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Final
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr, field_validator, model_validator
+
+from bridge.redaction import safe_url
+from bridge.webconfig.schema import TLS_VERSIONS, TLSVersionName
+from bridge.yamlconfig import Strict, not_supported
+
+__all__ = [
+    "SECRET_KEYS",
+    "UNSUPPORTED_KEYS",
+    "Authorization",
+    "BasicAuth",
+    "HTTPClientConfig",
+    "TLSConfig",
+]
+
+# Keys whose values are never shown, in an error or anywhere else.
+SECRET_KEYS: Final = frozenset(
+    {"credentials", "password", "bearer_token", "proxy_url", "key", "client_secret"}
+)
+# Keys of prometheus/common refused by name (left out of "allowed here" lists).
+UNSUPPORTED_KEYS: Final = frozenset(
+    {
+        "credentials_ref",
+        "username_ref",
+        "password_ref",
+        "ca",
+        "cert",
+        "key",
+        "ca_ref",
+        "cert_ref",
+        "key_ref",
+        "oauth2",
+        "no_proxy",
+        "proxy_from_environment",
+        "proxy_connect_header",
+        "http_headers",
+    }
+)
+_NO_REFS: Final = "there is no secret manager; use the *_file key"
+
+
+def _one_of(*given: object) -> bool:
+    return sum(1 for value in given if value) <= 1
+
+
+def _absolute(folder: Path, path: str | None) -> str | None:
+    return str(folder / path) if path else path
+
+
+class Authorization(Strict):
+    """``authorization``: the header ``Authorization: <type> <credentials>``."""
+
+    type: str = "Bearer"
+    credentials: SecretStr | None = None
+    credentials_file: str | None = None
+    credentials_ref: Annotated[Any, not_supported(_NO_REFS)] = None
+
+    @field_validator("type")
+    @classmethod
+    def _check_type(cls, value: str) -> str:
+        value = value.strip() or "Bearer"
+        if value.lower() == "basic":
+            raise ValueError('cannot be "basic": use basic_auth instead')
+        if any(c.isspace() or ord(c) < 32 for c in value):
+            raise ValueError("must be one word, e.g. Bearer")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Authorization:
+        if not _one_of(self.credentials, self.credentials_file):
+            raise ValueError("at most one of credentials and credentials_file")
+        return self
+
+
+class BasicAuth(Strict):
+    """``basic_auth``: a user name and password (each inline or from a file)."""
+
+    username: str | None = None
+    username_file: str | None = None
+    password: SecretStr | None = None
+    password_file: str | None = None
+    username_ref: Annotated[Any, not_supported(_NO_REFS)] = None
+    password_ref: Annotated[Any, not_supported(_NO_REFS)] = None
+
+    @model_validator(mode="after")
+    def _check(self) -> BasicAuth:
+        if not _one_of(self.username, self.username_file):
+            raise ValueError("at most one of username and username_file")
+        if not _one_of(self.password, self.password_file):
+            raise ValueError("at most one of password and password_file")
+        if self.username and ":" in self.username:
+            raise ValueError("username: basic auth cannot carry a colon in the user name")
+        return self
+
+
+class TLSConfig(Strict):
+    """``tls_config`` of a client: the CA to trust, a client certificate, the server's name."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    server_name: str | None = None
+    insecure_skip_verify: bool = False
+    min_version: TLSVersionName | None = None
+    max_version: TLSVersionName | None = None
+    ca: Annotated[Any, not_supported("put the CA certificate in ca_file")] = None
+    cert: Annotated[Any, not_supported("put the certificate in cert_file")] = None
+    key: Annotated[Any, not_supported("put the key in key_file")] = None
+    ca_ref: Annotated[Any, not_supported(_NO_REFS)] = None
+    cert_ref: Annotated[Any, not_supported(_NO_REFS)] = None
+    key_ref: Annotated[Any, not_supported(_NO_REFS)] = None
+
+    @model_validator(mode="after")
+    def _check(self) -> TLSConfig:
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("a client certificate needs both cert_file and key_file")
+        low, high = self.min_version, self.max_version
+        if low and high and TLS_VERSIONS.index(low) > TLS_VERSIONS.index(high):
+            raise ValueError(f"min_version {low} is above max_version {high}")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        """True when anything is set (else the client's defaults apply)."""
+        return bool(self.model_dump(exclude_defaults=True))
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The files this reads (and reads again when they change)."""
+        return tuple(p for p in (self.ca_file, self.cert_file, self.key_file) if p)
+
+    def relative_to(self, folder: Path) -> TLSConfig:
+        """The same settings with the file paths made absolute from ``folder``."""
+        return self.model_copy(
+            update={
+                "ca_file": _absolute(folder, self.ca_file),
+                "cert_file": _absolute(folder, self.cert_file),
+                "key_file": _absolute(folder, self.key_file),
+            }
+        )
+
+
+class HTTPClientConfig(Strict):
+    """``http_config``: how the bridge's client talks to one server."""
+
+    authorization: Authorization | None = None
+    basic_auth: BasicAuth | None = None
+    tls_config: TLSConfig = TLSConfig()
+    proxy_url: str | None = None
+    follow_redirects: bool | None = None
+    enable_http2: bool = True  # accepted for files written for Alertmanager; no effect
+    oauth2: Annotated[Any, not_supported("use authorization with a token from a file")] = None
+    no_proxy: Annotated[Any, not_supported("proxy_url applies to the receiver's URL only")] = None
+    proxy_from_environment: Annotated[
+        Any, not_supported("the bridge never takes a proxy from the environment; set proxy_url")
+    ] = None
+    proxy_connect_header: Annotated[Any, not_supported("no headers can be sent to a proxy")] = None
+    http_headers: Annotated[Any, not_supported("use authorization for a token header")] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bearer_token(cls, data: Any) -> Any:
+        # prometheus/common's rule: bearer_token(_file) is authorization with type Bearer.
+        if not isinstance(data, dict) or not ({"bearer_token", "bearer_token_file"} & set(data)):
+            return data
+        data = dict(data)
+        token, token_file = data.pop("bearer_token", None), data.pop("bearer_token_file", None)
+        if token and token_file:
+            raise ValueError("at most one of bearer_token and bearer_token_file")
+        if data.get("authorization") is not None:
+            raise ValueError("authorization cannot be given with bearer_token or bearer_token_file")
+        data["authorization"] = (
+            {"credentials": token} if token else {"credentials_file": token_file}
+        )
+        return data
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _check_proxy(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{safe_url(value)!r} is not an http:// or https:// proxy URL")
+        return value
+
+    @field_validator("follow_redirects")
+    @classmethod
+    def _check_redirects(cls, value: bool | None) -> bool | None:
+        if value:
+            raise ValueError(
+                "the bridge never follows redirects (a 3xx answer is a final failure): "
+                "give the final URL, or set false"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> HTTPClientConfig:
+        if self.authorization is not None and self.basic_auth is not None:
+            raise ValueError("at most one of basic_auth and authorization")
+        return self
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Every file this names (secrets and TLS), for ``check-config``."""
+        found = list(self.tls_config.files)
+        if self.authorization is not None and self.authorization.credentials_file:
+            found.append(self.authorization.credentials_file)
+        if self.basic_auth is not None:
+            found += [
+                p for p in (self.basic_auth.username_file, self.basic_auth.password_file) if p
+            ]
+        return tuple(found)
+
+    def relative_to(self, folder: Path) -> HTTPClientConfig:
+        """The same settings with every file path made absolute from ``folder``."""
+        update: dict[str, Any] = {"tls_config": self.tls_config.relative_to(folder)}
+        if self.authorization is not None:
+            update["authorization"] = self.authorization.model_copy(
+                update={"credentials_file": _absolute(folder, self.authorization.credentials_file)}
+            )
+        if self.basic_auth is not None:
+            update["basic_auth"] = self.basic_auth.model_copy(
+                update={
+                    "username_file": _absolute(folder, self.basic_auth.username_file),
+                    "password_file": _absolute(folder, self.basic_auth.password_file),
+                }
+            )
+        return self.model_copy(update=update)
+
+    def summary(self) -> str:
+        """What is set, without a secret: auth kind and files, TLS files, proxy origin."""
+        parts: list[str] = []
+        if self.authorization is not None:
+            source = (
+                f"credentials_file {self.authorization.credentials_file}"
+                if self.authorization.credentials_file
+                else "credentials <set, redacted>"
+                if self.authorization.credentials
+                else "no credentials"
+            )
+            parts.append(f"authorization {self.authorization.type} ({source})")
+        if self.basic_auth is not None:
+            auth = self.basic_auth
+            user = auth.username or (
+                f"username_file {auth.username_file}" if auth.username_file else ""
+            )
+            secret = (
+                f"password_file {auth.password_file}"
+                if auth.password_file
+                else "password <set, redacted>"
+                if auth.password
+                else "no password"
+            )
+            parts.append(f"basic_auth {user} ({secret})".replace("  ", " "))
+        tls = self.tls_config
+        if tls.configured:
+            shown = [
+                f"{key} {value}" for key, value in tls.model_dump(exclude_defaults=True).items()
+            ]
+            parts.append("tls_config " + ", ".join(shown))
+        if self.proxy_url:
+            parts.append(f"proxy {safe_url(self.proxy_url)}")
+        return "; ".join(parts) if parts else "no http_config"

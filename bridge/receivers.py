@@ -1,0 +1,325 @@
+"""The receivers file (``EXESDB_WEBHOOK_CONFIG_FILE``): webhooks configured as in Alertmanager.
+
+Its top-level ``webhook_configs`` is a list of Alertmanager ``webhook_config`` blocks (``url`` or
+``url_file``, ``send_resolved``, ``max_alerts``, ``timeout``, ``http_config``), so a receiver can
+be pasted from an Alertmanager configuration, plus three keys of the bridge's own: ``secret`` /
+``secret_file`` (the signing key of its deliveries) and ``min_severity``. The optional
+``alertmanager`` section gives the Alertmanager poster its ``url``, ``timeout`` and
+``http_config``. ``EXESDB_WEBHOOK_URLS`` receivers are added to the file's, with the defaults.
+
+Each receiver has a **key** under which the outbox keeps its queue and deliveries: the shown form
+of its URL (``bridge.redaction.safe_url``) and a digest of the whole URL, e.g.
+``https://hooks.example:8443/…#3f0c1e2a9b7d4c55``, or ``url_file:<path>`` for a URL read from a
+file (so that rotating that file keeps the key). It never holds a secret, and editing anything
+else (credentials, TLS, timeouts, filters) keeps it, so pending deliveries are never lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Final
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from bridge.errors import ConfigError
+from bridge.httpclient import HTTPClientConfig
+from bridge.httpclient.schema import SECRET_KEYS, UNSUPPORTED_KEYS
+from bridge.messages import SEVERITIES, AlertSeverity
+from bridge.redaction import safe_url
+from bridge.yamlconfig import Strict, not_supported, parse_yaml, read_text
+
+__all__ = [
+    "AlertmanagerConfig",
+    "Receiver",
+    "ReceiversFile",
+    "WebhookConfig",
+    "describe_receivers",
+    "go_duration",
+    "load_receivers",
+    "receiver_key",
+    "receiver_label",
+    "resolve_receivers",
+]
+
+# Go's time.ParseDuration, which Alertmanager's `timeout` is read with: "10s", "1m30s", "500ms".
+_DURATION: Final = re.compile(r"(?:(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+")
+_PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS: Final = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_KEY: Final = re.compile(r"(.+)#([0-9a-f]{16})")
+_FILE_KEY_PREFIX: Final = "url_file:"
+_SECRETS: Final = SECRET_KEYS | {"url", "secret"}
+_HIDDEN: Final = UNSUPPORTED_KEYS | {"payload"}
+
+
+def go_duration(value: Any) -> float:
+    """A Go duration (``10s``, ``1m30s``, ``0``) in seconds; ValueError otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool) and value == 0:
+        return 0.0
+    if not isinstance(value, str):
+        raise ValueError("must be a duration such as 10s, 1m30s or 500ms")
+    text = value.strip()
+    if text == "0":
+        return 0.0
+    if not _DURATION.fullmatch(text):
+        raise ValueError(f"{value!r} is not a duration such as 10s, 1m30s or 500ms")
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _PART.findall(text))
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{safe_url(value)!r} is not an http:// or https:// URL with a host")
+    return value
+
+
+Seconds = Annotated[float, Field(ge=0)]
+
+
+class WebhookConfig(Strict):
+    """One ``webhook_configs`` entry: Alertmanager's keys and the bridge's three."""
+
+    url: str | None = None
+    url_file: str | None = None
+    send_resolved: bool = True
+    max_alerts: Annotated[int, Field(ge=0)] = 0
+    timeout: Seconds = 0.0
+    http_config: HTTPClientConfig = HTTPClientConfig()
+    secret: SecretStr | None = None
+    secret_file: str | None = None
+    min_severity: AlertSeverity | None = None
+    payload: Annotated[
+        Any, not_supported("deliveries are always Alertmanager's webhook format, version 4")
+    ] = None
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        return _http_url(value)
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return go_duration(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> WebhookConfig:
+        if bool(self.url) == bool(self.url_file):
+            raise ValueError("exactly one of url and url_file")
+        if self.secret and self.secret_file:
+            raise ValueError("at most one of secret and secret_file")
+        return self
+
+    @property
+    def key(self) -> str:
+        """The outbox key of this receiver (see the module docstring)."""
+        return receiver_key(url=self.url, url_file=self.url_file)
+
+    def relative_to(self, folder: Path) -> WebhookConfig:
+        """The same settings with every file path made absolute from ``folder``."""
+        return self.model_copy(
+            update={
+                "url_file": str(folder / self.url_file) if self.url_file else None,
+                "secret_file": str(folder / self.secret_file) if self.secret_file else None,
+                "http_config": self.http_config.relative_to(folder),
+            }
+        )
+
+
+class AlertmanagerConfig(Strict):
+    """``alertmanager``: where and how the Alertmanager poster posts."""
+
+    url: str | None = None
+    timeout: Seconds = 0.0
+    http_config: HTTPClientConfig = HTTPClientConfig()
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        return _http_url(value)
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return go_duration(value)
+
+
+class ReceiversFile(Strict):
+    """The whole file; both keys optional."""
+
+    webhook_configs: tuple[WebhookConfig, ...] = ()
+    alertmanager: AlertmanagerConfig | None = None
+
+
+def load_receivers(path: str | Path) -> ReceiversFile:
+    """Read and check the file, paths made absolute; ConfigError naming each problem."""
+    path = Path(path)
+    parsed = parse_yaml(
+        read_text(path), path, ReceiversFile, secret_keys=_SECRETS, hidden_keys=_HIDDEN
+    )
+    folder = path.parent
+    alertmanager = parsed.alertmanager
+    if alertmanager is not None:
+        alertmanager = alertmanager.model_copy(
+            update={"http_config": alertmanager.http_config.relative_to(folder)}
+        )
+    return parsed.model_copy(
+        update={
+            "webhook_configs": tuple(hook.relative_to(folder) for hook in parsed.webhook_configs),
+            "alertmanager": alertmanager,
+        }
+    )
+
+
+def receiver_key(*, url: str | None = None, url_file: str | None = None) -> str:
+    """The outbox key of the receiver at ``url`` (or whose URL is in ``url_file``)."""
+    if url_file:
+        return _FILE_KEY_PREFIX + url_file
+    if not url:
+        raise ValueError("a receiver needs url or url_file")
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return f"{safe_url(url)}#{digest}"
+
+
+def receiver_label(key: str) -> str:
+    """How an outbox key is shown: a receiver key as it is (it holds no secret); a key from
+    before receiver keys (the raw URL) as ``safe_url`` shows it."""
+    if key.startswith(_FILE_KEY_PREFIX):
+        return key
+    match = _KEY.fullmatch(key)
+    if match is not None and safe_url(match.group(1)) == match.group(1):
+        return key
+    return safe_url(key)
+
+
+@dataclass(frozen=True, slots=True)
+class Receiver:
+    """One webhook receiver with every default applied: what a delivery worker needs."""
+
+    key: str
+    url: str | None = field(repr=False)  # may hold a token in its path
+    url_file: str | None
+    send_resolved: bool
+    max_alerts: int
+    timeout: float
+    min_severity: AlertSeverity
+    secret: SecretStr | None
+    secret_file: str | None
+    http_config: HTTPClientConfig
+    # The key its rows had before receiver keys (its raw URL), adopted when the outbox opens.
+    legacy_key: str | None = field(default=None, repr=False)
+
+    @property
+    def label(self) -> str:
+        """How it is shown in logs, messages and ``check-config``."""
+        return receiver_label(self.key)
+
+
+def resolve_receivers(
+    urls: Sequence[str],
+    config_file: str | Path | None,
+    *,
+    secret: SecretStr | None,
+    timeout: float,
+    max_alerts: int,
+    min_severity: AlertSeverity,
+) -> tuple[tuple[Receiver, ...], AlertmanagerConfig | None]:
+    """The receivers of ``EXESDB_WEBHOOK_URLS`` then of the file, each with the defaults the
+    environment gives, and the file's ``alertmanager`` section; ConfigError listing every
+    problem (a bad file, a receiver given twice, a ``min_severity`` below the bridge's)."""
+    loaded = load_receivers(config_file) if config_file else ReceiversFile()
+    receivers: list[Receiver] = []
+    problems: list[str] = []
+    where: dict[str, str] = {}
+    for url in dict.fromkeys(urls):
+        receivers.append(
+            Receiver(
+                key=receiver_key(url=url),
+                url=url,
+                url_file=None,
+                send_resolved=True,
+                max_alerts=max_alerts,
+                timeout=timeout,
+                min_severity=min_severity,
+                secret=secret,
+                secret_file=None,
+                http_config=HTTPClientConfig(),
+                legacy_key=url,
+            )
+        )
+        where[receivers[-1].key] = "EXESDB_WEBHOOK_URLS"
+    floor = SEVERITIES.index(min_severity)
+    for index, hook in enumerate(loaded.webhook_configs):
+        name = f"{config_file}: webhook_configs.{index}"
+        key = hook.key
+        if key in where:
+            problems.append(f"{name}: the same receiver as in {where[key]}")
+            continue
+        where[key] = f"webhook_configs.{index}"
+        wanted = hook.min_severity or min_severity
+        if SEVERITIES.index(wanted) < floor:
+            problems.append(
+                f"{name}.min_severity: {wanted} is below EXESDB_WEBHOOK_MIN_SEVERITY "
+                f"({min_severity}), under which no alert is raised"
+            )
+        own_secret = hook.secret is not None or hook.secret_file is not None
+        receivers.append(
+            Receiver(
+                key=key,
+                url=hook.url,
+                url_file=hook.url_file,
+                send_resolved=hook.send_resolved,
+                max_alerts=hook.max_alerts or max_alerts,
+                timeout=hook.timeout or timeout,
+                min_severity=wanted,
+                secret=hook.secret if own_secret else secret,
+                secret_file=hook.secret_file,
+                http_config=hook.http_config,
+                legacy_key=hook.url,
+            )
+        )
+    if problems:
+        raise ConfigError(problems)
+    return tuple(receivers), loaded.alertmanager
+
+
+def describe_receivers(config_file: str | Path) -> list[str]:
+    """``check-config``'s lines for the file: one per receiver and one for Alertmanager."""
+    loaded = load_receivers(config_file)
+    lines = []
+    for index, hook in enumerate(loaded.webhook_configs):
+        shown = hook.min_severity or "(EXESDB_WEBHOOK_MIN_SEVERITY)"
+        signed = (
+            f"secret_file {hook.secret_file}"
+            if hook.secret_file
+            else "secret <set, redacted>"
+            if hook.secret
+            else "secret from EXESDB_WEBHOOK_SECRET"
+        )
+        lines.append(
+            f"webhook_configs.{index} {receiver_label(hook.key)}: "
+            f"send_resolved={str(hook.send_resolved).lower()}, max_alerts={hook.max_alerts}, "
+            f"timeout={hook.timeout:g}s, min_severity={shown}, {signed}; "
+            f"{hook.http_config.summary()}"
+        )
+    if loaded.alertmanager is not None:
+        section = loaded.alertmanager
+        url = safe_url(section.url) if section.url else "(EXESDB_ALERTMANAGER_URL)"
+        lines.append(
+            f"alertmanager {url}: timeout={section.timeout:g}s; {section.http_config.summary()}"
+        )
+    return lines

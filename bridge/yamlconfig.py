@@ -1,0 +1,128 @@
+"""Reading a YAML configuration file strictly: every bad key named, every problem at once.
+
+The web config (``EXESDB_WEB_CONFIG_FILE``) and the receivers file
+(``EXESDB_WEBHOOK_CONFIG_FILE``) are read the same way: the text must be a YAML mapping, a
+pydantic model of ``Strict`` parts checks it, and each problem becomes one line naming the key
+by its path in the file (``webhook_configs.0.http_config.basic_auth.password_file: …``) with
+what is allowed there. Keys of a borrowed schema that the bridge cannot honour are refused by
+name with the reason (``not_supported``). A value under a secret key is never shown.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+
+from bridge.errors import ConfigError
+
+__all__ = ["Strict", "not_supported", "parse_yaml", "read_text"]
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """A part of a configuration file: unknown keys are refused, values never change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+
+def not_supported(why: str) -> Any:
+    """A key of the borrowed schema that this bridge refuses whatever its value, saying why."""
+
+    def refuse(value: Any) -> Any:
+        if value is not None:
+            raise ValueError(f"not supported by exesdb-bridge: {why}")
+        return value
+
+    return AfterValidator(refuse)
+
+
+def read_text(path: Path) -> str:
+    """The file's text; ConfigError saying why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+
+
+def parse_yaml(
+    text: str,
+    path: Path,
+    model: type[Model],
+    *,
+    secret_keys: Collection[str] = (),
+    hidden_keys: Collection[str] = (),
+) -> Model:
+    """``text`` checked as ``model``; ConfigError with one line per problem, each naming its key.
+
+    No value under a key in ``secret_keys`` is ever shown; keys in ``hidden_keys`` (refused by
+    ``not_supported``) are left out of the "allowed here" lists.
+    """
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError([f"{path}: not valid YAML{where}"]) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError([f"{path}: the top level must be a mapping of keys"])
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        secret, hidden = frozenset(secret_keys), frozenset(hidden_keys)
+        raise ConfigError(
+            [f"{path}: {_describe(error, model, secret, hidden)}" for error in exc.errors()]
+        ) from None
+
+
+def _describe(
+    error: Any, model: type[BaseModel], secret: frozenset[str], hidden: frozenset[str]
+) -> str:
+    loc = [str(part) for part in error["loc"]]
+    key = ".".join(loc) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model, loc[:-1], hidden)
+        return f"{key}: unknown key; allowed here: {', '.join(allowed)}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    # Pydantic's words for Python types, in the file's words.
+    message = re.sub(r"a valid dictionary or instance of \w+", "a mapping of keys", message)
+    message = message.replace("a valid tuple", "a list").replace("a valid dictionary", "a mapping")
+    given = error.get("input")
+    shows_secret = any(part in secret for part in loc)
+    if not shows_secret and isinstance(given, str | int | float) and error["type"] != "value_error":
+        message += f" (got {given!r})"
+    return f"{key}: {message}"
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds, directly, in a union, or as the items of a list or tuple."""
+    for candidate in (annotation, *getattr(annotation, "__args__", ())):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+        inner = getattr(candidate, "__args__", ())
+        for item in inner:
+            if isinstance(item, type) and issubclass(item, BaseModel):
+                return item
+    return None
+
+
+def _allowed_keys(model: type[BaseModel], loc: list[str], hidden: frozenset[str]) -> list[str]:
+    """The keys a mapping at ``loc`` may hold, by their names in the file."""
+    current: type[BaseModel] = model
+    for part in loc:
+        if part.isdigit():  # an item of a list: the list's field already named its model
+            continue
+        by_name = {info.alias or name: info for name, info in current.model_fields.items()}
+        field = by_name.get(part)
+        nested = _nested_model(field.annotation) if field is not None else None
+        if nested is None:
+            return []
+        current = nested
+    return [info.alias or name for name, info in current.model_fields.items() if name not in hidden]

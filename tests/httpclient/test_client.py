@@ -1,0 +1,132 @@
+"""http_config into request options: auth headers, files read again when they change, TLS."""
+
+from __future__ import annotations
+
+import base64
+import os
+import ssl
+from pathlib import Path
+
+import pytest
+import trustme
+
+from bridge.httpclient import (
+    ClientSettings,
+    ClientSetupError,
+    FileSetting,
+    HTTPClientConfig,
+    WatchedFile,
+)
+
+URL = "https://hooks.example/alerts"
+
+
+def config(**values: object) -> HTTPClientConfig:
+    """An http_config from its keys."""
+    return HTTPClientConfig.model_validate(values)
+
+
+def replace(path: Path, text: str) -> None:
+    """Write ``path`` as deployments do: a new file renamed over the old one."""
+    temporary = path.with_name(path.name + ".new")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def test_a_watched_file_is_read_again_only_when_it_changed(tmp_path: Path) -> None:
+    """The content is trimmed; a rename over it is seen at the next read."""
+    path = tmp_path / "token"
+    path.write_text("first\n")
+    watched = WatchedFile(path)
+    assert watched.read() == "first"
+    replace(path, "second\n")
+    assert watched.read() == "second"
+
+
+def test_an_unreadable_file_names_its_key_and_path_not_its_content(tmp_path: Path) -> None:
+    """A missing file fails the request with ClientSetupError naming the key and the path."""
+    setting = FileSetting("authorization.credentials_file", None, str(tmp_path / "missing"))
+    with pytest.raises(ClientSetupError, match=r"cannot read authorization.credentials_file .*"):
+        setting.get()
+
+
+def test_authorization_from_a_file_is_sent_with_its_type(tmp_path: Path) -> None:
+    """authorization: type and credentials_file make the header; a rotated file is taken."""
+    token = tmp_path / "token"
+    token.write_text("one")
+    settings = ClientSettings(
+        config(authorization={"type": "Token", "credentials_file": str(token)})
+    )
+    assert settings.request_options(URL).headers == {"Authorization": "Token one"}
+    replace(token, "two")
+    assert settings.request_options(URL).headers == {"Authorization": "Token two"}
+
+
+def test_basic_auth_is_encoded_as_rfc_7617_says(tmp_path: Path) -> None:
+    """basic_auth's user and password file become a Basic header (UTF-8)."""
+    password = tmp_path / "password"
+    password.write_text("pässword\n")
+    settings = ClientSettings(
+        config(basic_auth={"username": "alerts", "password_file": str(password)})
+    )
+    value = settings.request_options(URL).headers["Authorization"]
+    assert value.startswith("Basic ")
+    assert base64.b64decode(value.removeprefix("Basic ")).decode() == "alerts:pässword"
+
+
+def test_a_proxy_url_with_credentials_sends_them_to_the_proxy_only() -> None:
+    """The proxy's user and password become Proxy-Authorization: for an HTTPS target on the
+    proxy's CONNECT, for a plain one on the request the proxy itself receives; the proxy URL
+    given to the client carries none."""
+    settings = ClientSettings(config(proxy_url="http://p-user:p-pass@proxy:3128"))
+    options = settings.request_options(URL)
+    assert options.proxy == "http://proxy:3128"
+    assert options.proxy_headers["Proxy-Authorization"].startswith("Basic ")
+    assert "Authorization" not in options.headers
+    plain = settings.request_options("http://hooks.example/alerts")
+    assert plain.proxy_headers == {}
+    assert plain.headers["Proxy-Authorization"] == options.proxy_headers["Proxy-Authorization"]
+
+
+def test_without_tls_config_the_default_verification_applies() -> None:
+    """No tls_config: the client's own default (verify against the system's CAs)."""
+    assert ClientSettings(config()).request_options(URL).ssl is True
+
+
+def test_the_ssl_context_trusts_the_ca_file_and_is_rebuilt_when_it_changes(
+    tmp_path: Path,
+) -> None:
+    """ca_file is loaded into a verifying context; the same context serves until the file
+    changes, then a new one trusting the new CA is built."""
+    ca_file = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca_file))
+    settings = ClientSettings(
+        config(tls_config={"ca_file": str(ca_file), "server_name": "hooks.test"})
+    )
+    first = settings.request_options(URL)
+    assert isinstance(first.ssl, ssl.SSLContext)
+    assert first.ssl.verify_mode is ssl.CERT_REQUIRED
+    assert first.server_hostname == "hooks.test"
+    assert settings.request_options(URL).ssl is first.ssl
+    new_ca = trustme.CA()
+    replace(ca_file, new_ca.cert_pem.bytes().decode())
+    second = settings.request_options(URL).ssl
+    assert isinstance(second, ssl.SSLContext)
+    assert second is not first.ssl
+    assert len(second.get_ca_certs()) == 1
+
+
+def test_a_bad_ca_file_fails_the_request_naming_the_key(tmp_path: Path) -> None:
+    """A CA file that is not PEM raises ClientSetupError naming tls_config.ca_file."""
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text("not a certificate")
+    settings = ClientSettings(config(tls_config={"ca_file": str(ca_file)}))
+    with pytest.raises(ClientSetupError, match=r"tls_config\.ca_file"):
+        settings.request_options(URL)
+
+
+def test_insecure_skip_verify_verifies_nothing() -> None:
+    """insecure_skip_verify: no certificate or host name check, as Alertmanager does."""
+    context = ClientSettings(config(tls_config={"insecure_skip_verify": True})).request_options(URL)
+    assert isinstance(context.ssl, ssl.SSLContext)
+    assert (context.ssl.verify_mode, context.ssl.check_hostname) == (ssl.CERT_NONE, False)

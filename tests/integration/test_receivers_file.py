@@ -1,0 +1,293 @@
+"""EXESDB_WEBHOOK_CONFIG_FILE against real receivers: private CAs, bearer tokens, basic auth,
+send_resolved, secrets rotated in their files while the bridge runs (in-process bridge)."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import trustme
+from aiohttp import web
+
+from bridge.httpclient.client import basic_auth
+from bridge.messages import NodeLifecycle
+from bridge.receivers import receiver_key
+from bridge.sinks.alerts import DeliveryState
+from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
+from tests.sinks.alerts.helpers import alert_bridge, system_alert
+from tests.support import async_wait_until, free_port
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["webhook_receiver"]  # the fixture, imported for the tests below
+
+FAST: dict[str, Any] = {
+    "EXESDB_WEBHOOK_BACKOFF_MS": "50",
+    "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "200",
+    "EXESDB_WEBHOOK_GROUP_WAIT_MS": "0",
+}
+
+
+def served_by(ca: trustme.CA) -> ssl.SSLContext:
+    """A server context with a certificate for 127.0.0.1 signed by ``ca``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
+def write(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` and return the path."""
+    path.write_text(text)
+    return path
+
+
+async def test_https_receiver_with_a_private_ca_and_a_bearer_token_gets_the_alert(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """tls_config.ca_file and authorization.credentials_file reach an HTTPS receiver that trusts
+    only its private CA's certificate and demands a bearer token; the body is signed with the
+    receiver's own secret."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    receiver: WebhookReceiver = webhook_receiver(
+        ssl_context=served_by(ca), authorization="Bearer s3cr3t-t0ken"
+    )
+    write(tmp_path / "token", "s3cr3t-t0ken\n")
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    secret: receiver-own-signing-key
+    http_config:
+      authorization:
+        credentials_file: token
+      tls_config:
+        ca_file: ca.pem
+""",
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, _, _):
+        bridge.bus.publish("disk_full", system_alert("tls-1"))
+        await async_wait_until(lambda: receiver.accepted(), what="an accepted delivery")
+    [request] = receiver.requests
+    assert request.headers["Authorization"] == "Bearer s3cr3t-t0ken"
+    assert request.alert_ids() == ["tls-1"]
+    assert "X-ExESDB-Signature" in request.headers
+
+
+async def test_without_the_private_ca_the_https_receiver_is_not_trusted(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """Without tls_config.ca_file the system's CAs do not trust the private CA: the attempt fails
+    with a certificate error and is kept for retrying, nothing is sent."""
+    receiver: WebhookReceiver = webhook_receiver(ssl_context=served_by(trustme.CA()))
+    config = write(tmp_path / "receivers.yml", f"webhook_configs:\n  - url: {receiver.url}\n")
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("tls-2"))
+        await async_wait_until(
+            lambda: any(d.attempts for d in sink.outbox.deliveries()), what="a failed attempt"
+        )
+        [delivery] = sink.outbox.deliveries()
+    assert delivery.state is DeliveryState.PENDING
+    assert "certificate" in (delivery.last_error or "").lower()
+    assert receiver.requests == []
+
+
+async def test_a_receiver_demanding_basic_auth_gets_the_alert(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """basic_auth with username and password_file sends the Basic credentials it demands."""
+    receiver: WebhookReceiver = webhook_receiver(authorization="Basic YWxlcnRzOnBhc3M=")
+    write(tmp_path / "password", "pass")
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    http_config:
+      basic_auth:
+        username: alerts
+        password_file: password
+""",
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, _, _):
+        bridge.bus.publish("disk_full", system_alert("basic-1"))
+        await async_wait_until(lambda: receiver.accepted(), what="an accepted delivery")
+    assert [r.answer.status for r in receiver.requests] == [200]
+
+
+async def test_send_resolved_false_gets_the_firing_but_not_the_resolved_notification(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """Of two receivers, the one with send_resolved: false hears of the alert firing only."""
+    every: WebhookReceiver = webhook_receiver()
+    firing_only: WebhookReceiver = webhook_receiver()
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {every.url}
+  - url: {firing_only.url}
+    send_resolved: false
+""",
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, sink, _):
+        bridge.bus.publish("lifecycle", NodeLifecycle(node="n9", event="down", cluster_size=2))
+        await async_wait_until(lambda: len(firing_only.accepted()) == 1, what="the firing")
+        bridge.bus.publish(
+            "lifecycle", NodeLifecycle(node="n9", event="reconnected", cluster_size=3)
+        )
+        await async_wait_until(lambda: len(every.accepted()) == 2, what="the resolve")
+        # Nothing is left waiting for the other receiver: it was judged and left out.
+        await async_wait_until(
+            lambda: sink.outbox.depth().queued == 0 and sink.outbox.depth().pending == 0,
+            what="an empty outbox",
+        )
+    assert [r.json()["status"] for r in every.requests] == ["firing", "resolved"]
+    assert [r.json()["status"] for r in firing_only.requests] == ["firing"]
+
+
+async def test_a_new_token_in_the_credentials_file_is_used_without_a_restart(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """Rewriting credentials_file while the bridge runs: the next delivery carries the new
+    token (the file is read again when it changed)."""
+    receiver: WebhookReceiver = webhook_receiver(authorization="Bearer first")
+    token = write(tmp_path / "token", "first")
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    http_config:
+      authorization:
+        credentials_file: {token}
+""",
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, _, _):
+        bridge.bus.publish("disk_full", system_alert("rot-1"))
+        await async_wait_until(lambda: len(receiver.accepted()) == 1, what="the first delivery")
+        # Rotated as a deployment does: a new file renamed over the old one.
+        write(tmp_path / "token.new", "second\n").replace(token)
+        receiver.authorization = "Bearer second"
+        bridge.bus.publish("disk_full", system_alert("rot-2"))
+        await async_wait_until(lambda: len(receiver.accepted()) == 2, what="the second delivery")
+    assert [r.headers["Authorization"] for r in receiver.requests] == [
+        "Bearer first",
+        "Bearer second",
+    ]
+
+
+async def test_pending_deliveries_of_a_url_move_with_it_into_the_file(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A delivery waiting for a URL of EXESDB_WEBHOOK_URLS is delivered after the URL moves into
+    the receivers file (with a token now): the outbox keys receivers, not the configuration."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.default = receiver.default.__class__(503)  # down for now
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("moved-1"))
+        await async_wait_until(lambda: receiver.requests, what="a failed attempt")
+        [waiting] = sink.outbox.deliveries()
+    assert waiting.url == receiver_key(url=receiver.url)
+    receiver.default = receiver.default.__class__(200)
+    receiver.authorization = "Bearer moved"
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    http_config:
+      authorization: {{credentials: moved}}
+""",
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (_, sink, _):
+        await async_wait_until(lambda: receiver.accepted(), what="the delivery, resumed")
+        [delivered] = sink.outbox.deliveries()
+    assert delivered.id == waiting.id
+    assert receiver.accepted()[0].alert_ids() == ["moved-1"]
+
+
+class ForwardProxy:
+    """A plain-HTTP forward proxy on 127.0.0.1: takes absolute-form requests, forwards them,
+    and records the target URL and Proxy-Authorization of each."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str | None]] = []
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> ForwardProxy:
+        async def forward(request: web.Request) -> web.Response:
+            self.seen.append((str(request.url), request.headers.get("Proxy-Authorization")))
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+            async with (
+                aiohttp.ClientSession() as session,
+                session.request(
+                    request.method, request.url, data=await request.read(), headers=headers
+                ) as answer,
+            ):
+                return web.Response(status=answer.status, body=await answer.read())
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", forward)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        self.port = free_port()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def aclose(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+HOP_BY_HOP = {"proxy-authorization", "proxy-connection", "connection", "host", "content-length"}
+
+
+async def test_a_receiver_behind_proxy_url_gets_the_alert_through_the_proxy(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """proxy_url sends the request through the proxy, its credentials as Proxy-Authorization
+    (to the proxy only) and the receiver's own authorization to the receiver."""
+    receiver: WebhookReceiver = webhook_receiver(authorization="Bearer through")
+    proxy = await ForwardProxy().start()
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    http_config:
+      authorization: {{credentials: through}}
+      proxy_url: http://proxy-user:proxy-pass@127.0.0.1:{proxy.port}
+""",
+    )
+    try:
+        async with alert_bridge(
+            tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+        ) as (bridge, _, _):
+            bridge.bus.publish("disk_full", system_alert("proxied-1"))
+            await async_wait_until(lambda: receiver.accepted(), what="a delivery via the proxy")
+    finally:
+        await proxy.aclose()
+    assert proxy.seen == [(receiver.url, basic_auth("proxy-user", "proxy-pass"))]
+    [request] = receiver.requests
+    assert "Proxy-Authorization" not in request.headers
+    assert request.alert_ids() == ["proxied-1"]

@@ -1,0 +1,288 @@
+"""The receivers file (EXESDB_WEBHOOK_CONFIG_FILE): Alertmanager's webhook_config read strictly,
+receiver keys without secrets, exit 2 naming the key, check-config redacted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bridge.cli import main
+from bridge.config import load_settings
+from bridge.errors import ConfigError
+from bridge.receivers import (
+    go_duration,
+    load_receivers,
+    receiver_key,
+    receiver_label,
+    resolve_receivers,
+)
+from tests.support import ROOT, bridge_env
+
+# A receiver block as Alertmanager's documentation writes one, pasted unchanged.
+ALERTMANAGER_BLOCK = """
+webhook_configs:
+  - send_resolved: false
+    url: https://hooks.example.com:8443/services/T0/hook-tok3n?token=q-tok3n
+    max_alerts: 10
+    timeout: 1m30s
+    http_config:
+      follow_redirects: false
+      enable_http2: true
+      authorization:
+        type: Bearer
+        credentials: bearer-tok3n
+      tls_config:
+        ca_file: ca.pem
+        cert_file: client.pem
+        key_file: client.key
+        server_name: hooks.example.com
+        insecure_skip_verify: false
+        min_version: TLS12
+      proxy_url: http://proxy-user:proxy-tok3n@proxy.example.com:3128
+  - url_file: /run/secrets/hook-url
+    http_config:
+      basic_auth:
+        username: alerts
+        password: basic-tok3n
+alertmanager:
+  timeout: 5s
+  http_config:
+    bearer_token_file: am-token
+"""
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts from an environment without the bridge's variables."""
+    for name in list(os.environ):
+        if name.startswith(("EXESDB_", "OTEL_")) or name == "SECRET_KEY_BASE":
+            monkeypatch.delenv(name)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    """The receivers file holding ``text``."""
+    path = tmp_path / "receivers.yml"
+    path.write_text(text)
+    return path
+
+
+def test_an_alertmanager_receiver_block_reads_unchanged(tmp_path: Path) -> None:
+    """Every key of Alertmanager's webhook_config and http_config above is taken, paths made
+    absolute from the file's folder, bearer_token_file taken as authorization."""
+    loaded = load_receivers(write(tmp_path, ALERTMANAGER_BLOCK))
+    first, second = loaded.webhook_configs
+    assert (first.send_resolved, first.max_alerts, first.timeout) == (False, 10, 90.0)
+    assert first.http_config.tls_config.ca_file == str(tmp_path / "ca.pem")
+    assert first.http_config.authorization is not None
+    assert first.http_config.authorization.credentials is not None
+    assert second.url_file == "/run/secrets/hook-url"
+    assert second.send_resolved is True
+    assert loaded.alertmanager is not None
+    authorization = loaded.alertmanager.http_config.authorization
+    assert authorization is not None
+    assert (authorization.type, authorization.credentials_file) == (
+        "Bearer",
+        str(tmp_path / "am-token"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "webhook_configs:\n  - url: http://h/x\n    colour: red\n",
+            "webhook_configs.0.colour: unknown key; allowed here: url, url_file, send_resolved,",
+        ),
+        ("webhook_configs:\n  - send_resolved: true\n", "exactly one of url and url_file"),
+        (
+            "webhook_configs:\n  - {url: http://h/x, url_file: f}\n",
+            "exactly one of url and url_file",
+        ),
+        (
+            "webhook_configs:\n  - {url: 'ftp://h/hook-tok3n'}\n",
+            "webhook_configs.0.url: 'ftp://h/…' is not an http:// or https:// URL",
+        ),
+        (
+            "webhook_configs:\n  - {url: 'http://h', timeout: ten}\n",
+            "webhook_configs.0.timeout: 'ten' is not a duration",
+        ),
+        (
+            "webhook_configs:\n  - {url: 'http://h', max_alerts: -1}\n",
+            "webhook_configs.0.max_alerts: Input should be greater than or equal to 0",
+        ),
+        (
+            "webhook_configs:\n  - {url: 'http://h', min_severity: loud}\n",
+            "webhook_configs.0.min_severity: Input should be 'info', 'warning', 'error' or",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config:\n"
+            "      authorization: {type: Basic, credentials: hook-tok3n}\n",
+            'http_config.authorization.type: cannot be "basic": use basic_auth instead',
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config:\n"
+            "      authorization: {credentials: hook-tok3n, credentials_file: f}\n",
+            "at most one of credentials and credentials_file",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config:\n"
+            "      authorization: {credentials: a}\n      basic_auth: {username: u}\n",
+            "at most one of basic_auth and authorization",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config:\n"
+            "      tls_config: {cert_file: c.pem}\n",
+            "a client certificate needs both cert_file and key_file",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config:\n      oauth2: {client_id: x}\n",
+            "http_config.oauth2: not supported by exesdb-bridge",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config: {follow_redirects: true}\n",
+            "the bridge never follows redirects",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config:\n"
+            "      tls_config: {min_version: TLS99}\n",
+            "http_config.tls_config.min_version: Input should be 'TLS10'",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config:\n"
+            "      proxy_url: 'socks5://u:hook-tok3n@p'\n",
+            "http_config.proxy_url: 'socks5://u:<redacted>@p' is not an http:// or https:// proxy",
+        ),
+        ("alertmanager: {url: http://am, colour: red}\n", "alertmanager.colour: unknown key"),
+        ("webhook_configs: [\n", "not valid YAML at line"),
+        ("- a list\n", "the top level must be a mapping of keys"),
+    ],
+)
+def test_a_bad_file_is_refused_naming_the_key_and_never_a_secret(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    """Each bad key or value is one problem naming it, what is allowed, no secret shown."""
+    with pytest.raises(ConfigError) as caught:
+        load_receivers(write(tmp_path, text))
+    problems = "\n".join(caught.value.problems)
+    assert expected in problems
+    assert "tok3n" not in problems
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("10s", 10.0), ("1m30s", 90.0), ("500ms", 0.5), ("1.5h", 5400.0), ("0", 0.0), (0, 0.0)],
+)
+def test_timeouts_are_go_durations(text: str | int, seconds: float) -> None:
+    """timeout takes Go's duration syntax, as Alertmanager reads it."""
+    assert go_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["10", "1d", "ten seconds", "-1s", "", 5])
+def test_other_durations_are_refused(text: str | int) -> None:
+    """Numbers without a unit, days and words are not Go durations."""
+    with pytest.raises(ValueError, match="duration"):
+        go_duration(text)
+
+
+def test_a_receiver_key_shows_the_origin_and_hides_the_path() -> None:
+    """The key holds the URL as safe_url shows it and a digest of the whole URL: no token, and
+    two webhooks at one origin have two keys."""
+    one = receiver_key(url="https://u:pw@hooks.example.com/services/tok3n-a")
+    other = receiver_key(url="https://u:pw@hooks.example.com/services/tok3n-b")
+    assert one != other
+    assert one.startswith("https://u:<redacted>@hooks.example.com/…#")
+    assert "tok3n" not in one + other
+    assert receiver_label(one) == one
+    assert receiver_key(url_file="/run/secrets/url") == "url_file:/run/secrets/url"
+
+
+def test_a_raw_url_key_from_an_old_outbox_is_shown_redacted() -> None:
+    """A key written before receiver keys (the raw URL) is shown as safe_url shows URLs."""
+    assert receiver_label("https://hooks.example.com/tok3n") == "https://hooks.example.com/…"
+
+
+def test_defaults_come_from_the_environment_and_min_severity_may_not_go_below_it(
+    tmp_path: Path,
+) -> None:
+    """Unset per-receiver values take EXESDB_WEBHOOK_*; a min_severity under the bridge's own
+    is refused (such alerts are never raised); a URL in both places is refused."""
+    path = write(
+        tmp_path,
+        "webhook_configs:\n  - url: http://a/hook\n  - url: http://b/hook\n    max_alerts: 3\n",
+    )
+    receivers, _ = resolve_receivers(
+        ["http://env/hook"], path, secret=None, timeout=7.0, max_alerts=50, min_severity="error"
+    )
+    assert [(r.max_alerts, r.timeout, r.min_severity) for r in receivers] == [
+        (50, 7.0, "error"),
+        (50, 7.0, "error"),
+        (3, 7.0, "error"),
+    ]
+    path.write_text(
+        "webhook_configs:\n  - {url: 'http://env/hook'}\n"
+        "  - {url: 'http://b', min_severity: info}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        resolve_receivers(
+            ["http://env/hook"], path, secret=None, timeout=7.0, max_alerts=50, min_severity="error"
+        )
+    assert [problem.split(": ", 1)[1] for problem in caught.value.problems] == [
+        "webhook_configs.0: the same receiver as in EXESDB_WEBHOOK_URLS",
+        "webhook_configs.1.min_severity: info is below EXESDB_WEBHOOK_MIN_SEVERITY (error), "
+        "under which no alert is raised",
+    ]
+
+
+def test_a_bad_receivers_file_stops_start_up_with_exit_2_naming_the_key(tmp_path: Path) -> None:
+    """`exesdb-bridge run` with a bad file exits 2 and names EXESDB_WEBHOOK_CONFIG_FILE and the
+    key, before listening."""
+    path = write(tmp_path, "webhook_configs:\n  - url: http://h\n    sent_resolved: false\n")
+    completed = subprocess.run(
+        [sys.executable, "-m", "bridge", "run"],
+        env=bridge_env(EXESDB_WEBHOOK_CONFIG_FILE=str(path), EXESDB_HTTP_ADDR="127.0.0.1:0"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert "EXESDB_WEBHOOK_CONFIG_FILE" in completed.stderr
+    assert "webhook_configs.0.sent_resolved: unknown key" in completed.stderr
+
+
+def test_an_alertmanager_url_in_both_places_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """alertmanager.url and EXESDB_ALERTMANAGER_URL together: one must go."""
+    monkeypatch.setenv(
+        "EXESDB_WEBHOOK_CONFIG_FILE", str(write(tmp_path, "alertmanager: {url: http://a}\n"))
+    )
+    monkeypatch.setenv("EXESDB_ALERTMANAGER_URL", "http://b")
+    with pytest.raises(ConfigError, match="give one of them"):
+        load_settings()
+
+
+def test_check_config_lists_each_receiver_without_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """check-config shows one line per receiver and one for Alertmanager: origins, options,
+    file paths; never a token, password or the URL's path."""
+    monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(write(tmp_path, ALERTMANAGER_BLOCK)))
+    assert main(["check-config"]) == 0
+    out = capsys.readouterr().out
+    assert "tok3n" not in out
+    lines = [line.strip() for line in out.splitlines() if line.startswith("  ")]
+    assert lines[0].startswith("webhook_configs.0 https://hooks.example.com:8443/…#")
+    assert "send_resolved=false, max_alerts=10, timeout=90s" in lines[0]
+    assert "authorization Bearer (credentials <set, redacted>)" in lines[0]
+    assert f"ca_file {tmp_path / 'ca.pem'}" in lines[0]
+    assert "proxy http://proxy-user:<redacted>@proxy.example.com:3128" in lines[0]
+    assert lines[1].startswith("webhook_configs.1 url_file:/run/secrets/hook-url:")
+    assert "basic_auth alerts (password <set, redacted>)" in lines[1]
+    assert lines[2].startswith("alertmanager (EXESDB_ALERTMANAGER_URL): timeout=5s")
+    assert f"credentials_file {tmp_path / 'am-token'}" in lines[2]
