@@ -48,7 +48,13 @@ from bridge.sinks.alerts.escalation import Escalator
 from bridge.sinks.alerts.metrics import AlertMetrics, DeliveryResult
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.payload import build_payloads
-from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, Delivery, DeliveryState
+from bridge.sinks.alerts.records import (
+    Acknowledgement,
+    AlertDetail,
+    AlertRecord,
+    Delivery,
+    DeliveryState,
+)
 from bridge.sinks.alerts.sources import SOURCE_TYPES, AlertEvent, alert_events, meets
 from bridge.sinks.alerts.thread import DbThread
 
@@ -456,6 +462,11 @@ class AlertSink:
         return await self._db.call(
             self.outbox.alerts, query.state, query.limit, alert_id=query.alert_id
         )
+
+    async def alert_detail(self, alert_id: str) -> AlertDetail | None:
+        """One alert with its history, deliveries and grouping windows (for its page); None
+        when unknown."""
+        return await self._db.call(self.outbox.detail, alert_id)
 
     async def acknowledge(self, ack: Acknowledgement) -> AlertRecord | None:
         """Acknowledge through the admin API and publish AlertAck; None when the alert is
