@@ -11,6 +11,7 @@ import bridge.bus
 import bridge.component
 import bridge.integration
 import bridge.messages
+import bridge.pages
 import bridge.schema
 import bridge.sinks.alerts
 import bridge.sinks.otlp
@@ -165,7 +166,9 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "install",
         "load_web_config",
     ],
+    bridge.pages: ["CONTENT_SECURITY_POLICY", "PAGE_HEADERS", "page_routes"],
     bridge.sinks.alerts: [
+        "AlertDetail",
         "AlertEvent",
         "AlertRecord",
         "AlertSink",
@@ -174,6 +177,8 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "Delivery",
         "DeliveryState",
         "DeliveryWorker",
+        "HistoryEntry",
+        "HistoryEvent",
         "Outbox",
         "OutboxDepth",
         "Outcome",
@@ -181,6 +186,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "WebhookSender",
         "alert_event",
         "alert_sink",
+        "alert_url",
         "build_payloads",
         "classify",
         "fingerprint",
@@ -209,11 +215,13 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "Family",
         "Format",
         "MetricType",
+        "NodeSummary",
         "PrometheusSink",
         "SeriesStore",
         "Translator",
         "gzip_wanted",
         "negotiate",
+        "node_summaries",
         "prometheus_sink",
         "register_process_metrics",
         "render",
