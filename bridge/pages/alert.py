@@ -125,7 +125,7 @@ def _deliveries(detail: AlertDetail, shown: Shown, *, now: float) -> Html:
     waiting = dict(detail.waiting)
     parts: list[Html] = []
     for url, deliveries in by_url.items():
-        note = "" if url in configured else " no longer in EXESDB_WEBHOOK_URLS"
+        note = "" if url in configured else "no longer in EXESDB_WEBHOOK_URLS"
         rows: list[Sequence[object]] = []
         if url in waiting:
             rows.append(
