@@ -179,7 +179,6 @@ def layout(
         ack=_ACK_BAR(header=ADMIN_TOKEN_HEADER) if admin else _ACK_OFF(),
         live=live,
         refreshed=timestamp(now),
-        admin="on" if admin else "off",
     )
 
 
