@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest pytest-quick servers bench docs clean
+.PHONY: run test lint typecheck pytest pytest-quick servers bench docs screenshots clean
 
 $(BIN)/python:
 	@# Debian splits venv out of python3; install it when missing and running as root.
@@ -25,7 +25,8 @@ run: $(VENV)/.installed
 	$(BIN)/exesdb-bridge run
 
 # Real servers the integration tests start: installed when missing and running as root.
-# podman (with runc) runs the image the tests build on a Debian stand-in made by debootstrap.
+# podman (with runc) runs the image the tests build on a Debian stand-in made by debootstrap;
+# headless chromium (driven through chromium-driver) opens the pages.
 servers:
 	@missing=""; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
@@ -35,6 +36,8 @@ servers:
 	command -v podman >/dev/null || missing="$$missing podman"; \
 	command -v runc >/dev/null || missing="$$missing runc"; \
 	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "installing:$$missing"; \
@@ -68,6 +71,10 @@ bench: $(VENV)/.installed-test
 # Pages generated from the code (a test fails when they are stale).
 docs: $(VENV)/.installed
 	$(BIN)/python -m bridge.schema docs/messages.md
+
+# Pictures of the status page and an alert's page (the --demo bridge, headless chromium).
+screenshots: $(VENV)/.installed-test servers
+	$(BIN)/python -m tests.pages.screenshots docs/img
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .exesdb-bridge

@@ -84,6 +84,7 @@ class Bridge:
         self.settings = settings
         self.registry = registry or CollectorRegistry()
         self.started_at = clock()
+        self.build = build_info(settings.revision)
         keyring = _keyring(settings)
         self.bus_metrics = BusMetrics(self.registry)
         self.verifier = Verifier(
@@ -140,7 +141,7 @@ class Bridge:
 
     def _register_self_metrics(self) -> None:
         register_queue_depth(self.bus, self.registry)
-        register_build_metrics(self.registry, build_info(self.settings.revision), self.started_at)
+        register_build_metrics(self.registry, self.build, self.started_at)
         Gauge(
             "exesdb_integration_enabled",
             "1 while the pubsub integration is enabled, else 0.",
@@ -192,6 +193,16 @@ class Bridge:
         install(None)
 
     # -- what the HTTP edge asks --
+
+    @property
+    def node(self) -> str:
+        """This bridge's node name (``EXESDB_NODE``)."""
+        return self.settings.node
+
+    @property
+    def bus_kind(self) -> str:
+        """``redis`` or ``memory``: where the bus runs (``EXESDB_BUS``)."""
+        return "redis" if self.settings.uses_redis else "memory"
 
     def readiness(self) -> Readiness:
         """Each part's readiness: ``{name: {"ready", "required", "reason"}}``."""

@@ -1,4 +1,4 @@
-"""The HTTP edge: probes, /metrics, signed ingest and the admin API.
+"""The HTTP edge: probes, /metrics, signed ingest, the admin API and the pages for people.
 
 Admin endpoints and error bodies follow ``bridge.routes`` (one guard, one error shape), shared
 with the routes components add.
@@ -14,6 +14,7 @@ from typing import Any, Final, Protocol
 
 from aiohttp import web
 
+from bridge.build import BuildInfo
 from bridge.bus import (
     SIGNATURE_HEADER,
     Bus,
@@ -28,6 +29,7 @@ from bridge.bus import (
 from bridge.component import Component, HasRoutes, Readiness
 from bridge.config import Settings
 from bridge.integration import Integration
+from bridge.pages import page_routes
 from bridge.routes import AdminGuard, error_response
 from bridge.sinks.prometheus import gzip_wanted
 
@@ -49,6 +51,21 @@ class Served(Protocol):
     def integration(self) -> Integration: ...
     @property
     def components(self) -> Sequence[Component]: ...
+    @property
+    def build(self) -> BuildInfo:
+        """The version and revision running."""
+
+    @property
+    def node(self) -> str:
+        """This bridge's node name."""
+
+    @property
+    def started_at(self) -> float:
+        """When the bridge started, in Unix seconds."""
+
+    @property
+    def bus_kind(self) -> str:
+        """``redis`` or ``memory``."""
 
     def readiness(self) -> Readiness:
         """Each part's readiness."""
@@ -324,4 +341,6 @@ def build_app(bridge: Served) -> web.Application:
     for component in bridge.components:
         if isinstance(component, HasRoutes):
             app.add_routes(component.routes())
+    # The pages read what the routes above serve (readiness, the alert sink's queries).
+    app.add_routes(page_routes(bridge))
     return app

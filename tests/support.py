@@ -199,15 +199,17 @@ def make_settings(**env: str) -> Settings:
 
 
 class ThreadedBridge:
-    """An in-process bridge (no components) serving on its own event loop in a thread.
+    """An in-process bridge (no components unless given) serving on its own event loop in a
+    thread, on 127.0.0.1:0 unless ``EXESDB_HTTP_ADDR`` says otherwise.
 
-    For tests that talk to it synchronously (hypothesis properties, blocking clients).
+    For tests that talk to it synchronously (hypothesis properties, blocking clients, a browser).
     """
 
-    def __init__(self, **env: str) -> None:
+    def __init__(self, components: list[Any] | None = None, **env: str) -> None:
         from bridge.app import Bridge
 
-        self.bridge = Bridge(make_settings(EXESDB_HTTP_ADDR="127.0.0.1:0", **env), components=[])
+        settings = make_settings(**{"EXESDB_HTTP_ADDR": "127.0.0.1:0", **env})
+        self.bridge = Bridge(settings, components=components or [])
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="bridge", daemon=True)
 
@@ -223,6 +225,27 @@ class ThreadedBridge:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(30)
         self.loop.close()
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return f"http://{self.host}:{self.port}"
+
+    def run(self, awaitable: Awaitable[Any], timeout: float = 30.0) -> Any:
+        """Await ``awaitable`` on the bridge's loop and return its result."""
+
+        async def wrapped() -> Any:
+            return await awaitable
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), self.loop).result(timeout)
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call ``fn(*args)`` on the bridge's loop (where the bus lives) and return its result."""
+
+        async def wrapped() -> Any:
+            return fn(*args)
+
+        return self.run(wrapped())
 
     def post(self, body: bytes, headers: dict[str, str | bytes], path: str = "/v1/messages") -> int:
         """POST ``body`` to ``path`` with exactly ``headers``; returns the status."""

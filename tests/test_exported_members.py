@@ -13,6 +13,7 @@ import bridge.component
 import bridge.httpclient
 import bridge.integration
 import bridge.messages
+import bridge.pages
 import bridge.schema
 import bridge.sinks.alerts
 import bridge.sinks.otlp
@@ -183,7 +184,9 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "install",
         "load_web_config",
     ],
+    bridge.pages: ["CONTENT_SECURITY_POLICY", "PAGE_HEADERS", "page_routes"],
     bridge.sinks.alerts: [
+        "AlertDetail",
         "AlertEvent",
         "AlertRecord",
         "AlertSink",
@@ -192,6 +195,8 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "Delivery",
         "DeliveryState",
         "DeliveryWorker",
+        "HistoryEntry",
+        "HistoryEvent",
         "Outbox",
         "OutboxDepth",
         "Outcome",
@@ -199,6 +204,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "WebhookSender",
         "alert_event",
         "alert_sink",
+        "alert_url",
         "build_payloads",
         "classify",
         "fingerprint",
@@ -227,11 +233,13 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "Family",
         "Format",
         "MetricType",
+        "NodeSummary",
         "PrometheusSink",
         "SeriesStore",
         "Translator",
         "gzip_wanted",
         "negotiate",
+        "node_summaries",
         "prometheus_sink",
         "register_process_metrics",
         "render",

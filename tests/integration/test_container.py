@@ -169,6 +169,15 @@ def test_reports_healthy_on_a_port_other_than_the_default(running: Running) -> N
     )
 
 
+def test_serves_the_pages_from_the_installed_package(running: Running) -> None:
+    """The wheel carries the pages' templates, stylesheet and script: / and /static/ answer."""
+    status, body = http_get(url(running.port, "/"))
+    assert status == 200
+    assert b'<link rel="stylesheet" href="./static/pages.css">' in body
+    for name in ("pages.css", "pages.js", "favicon.svg"):
+        assert http_get(url(running.port, f"/static/{name}"))[0] == 200, name
+
+
 def test_healthcheck_fails_in_one_line_where_the_bridge_does_not_listen(running: Running) -> None:
     """Pointed at another port, the same command exits 1 with one line naming the URL."""
     port = other_port(running.port)

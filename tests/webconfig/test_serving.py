@@ -109,7 +109,10 @@ async def reloaded_after_a_request(bridge: Bridge, files: WebFiles, value: float
 # -- basic auth --
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/no/such/path"])
+@pytest.mark.parametrize(
+    "path",
+    ["/healthz", "/readyz", "/metrics", "/", "/alerts/a1", "/static/pages.js", "/no/such/path"],
+)
 async def test_without_credentials_every_path_answers_401(files: WebFiles, path: str):
     """Every path, /healthz included, answers 401 with a Basic challenge without credentials."""
     async with serving(files, files.tls_config() + USERS) as bridge:

@@ -19,18 +19,22 @@ from bridge.sinks.alerts.delivery import (
     parse_retry_after,
 )
 from bridge.sinks.alerts.outbox import Outbox
-from bridge.sinks.alerts.payload import build_payloads, fingerprint, webhook_body
+from bridge.sinks.alerts.payload import alert_url, build_payloads, fingerprint, webhook_body
 from bridge.sinks.alerts.records import (
+    AlertDetail,
     AlertRecord,
     AlertState,
     Delivery,
     DeliveryState,
+    HistoryEntry,
+    HistoryEvent,
     OutboxDepth,
 )
 from bridge.sinks.alerts.sink import AlertSink, alert_sink
 from bridge.sinks.alerts.sources import AlertEvent, alert_event, meets
 
 __all__ = [
+    "AlertDetail",
     "AlertEvent",
     "AlertRecord",
     "AlertSink",
@@ -39,6 +43,8 @@ __all__ = [
     "Delivery",
     "DeliveryState",
     "DeliveryWorker",
+    "HistoryEntry",
+    "HistoryEvent",
     "Outbox",
     "OutboxDepth",
     "Outcome",
@@ -46,6 +52,7 @@ __all__ = [
     "WebhookSender",
     "alert_event",
     "alert_sink",
+    "alert_url",
     "build_payloads",
     "classify",
     "fingerprint",

@@ -34,6 +34,7 @@ from bridge.messages import format_timestamp
 from bridge.redaction import safe_url
 from bridge.sinks.alerts.delivery import USER_AGENT, Sleep, wait_or_wake
 from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.payload import alert_url
 from bridge.sinks.alerts.records import AlertRecord, AlertState
 from bridge.sinks.alerts.thread import DbThread
 
@@ -196,7 +197,7 @@ class AlertmanagerPoster:
                 record,
                 now=now,
                 interval=self.interval,
-                generator_url=f"{self._external_url}/v1/alerts",
+                generator_url=alert_url(self._external_url, record.alert_id),
             )
             for record in records
         ]

@@ -3,13 +3,15 @@
 A delivery is committed here (WAL journal, ``synchronous=FULL``: fsync'd on commit) before its
 first attempt, so a crash or SIGKILL loses nothing: a new process on the same directory resumes.
 
-Three tables:
+Four tables:
 
 - ``alerts``: one row per condition (``alert_id``), its state (firing → acknowledged →
   resolved) and escalation level, as ``transitions`` decides them;
 - ``queued``: alerts waiting for their receiver's grouping window, one row per (receiver, alert);
 - ``deliveries``: the frozen payloads (body and delivery id never change across retries), their
-  attempts, next attempt time and state (pending, delivered, dead).
+  attempts, next attempt time and state (pending, delivered, dead);
+- ``history``: what happened to each alert and when (fired, escalated, acknowledged, …), for its
+  page; pruned with the alert, and to the newest ``HISTORY_KEPT`` entries per alert.
 
 A receiver is named by its key (``bridge.receivers.receiver_key``) in the column ``url``, whose
 name comes from version 2, when the key was the webhook URL itself; ``adopt`` moves such rows to
@@ -34,12 +36,15 @@ from bridge.bus import new_message_id
 from bridge.sinks.alerts.records import (
     MAX_LEVEL,
     Acknowledgement,
+    AlertDetail,
     AlertRecord,
     AlertState,
     Applied,
     Delivery,
     DeliveryState,
     Escalated,
+    HistoryEntry,
+    HistoryEvent,
     OutboxDepth,
 )
 from bridge.sinks.alerts.sources import AlertEvent
@@ -54,10 +59,14 @@ from bridge.sinks.alerts.transitions import (
     taken_over,
 )
 
-__all__ = ["FILE_NAME", "BuildPayloads", "Outbox", "connect"]
+__all__ = ["FILE_NAME", "HISTORY_KEPT", "BuildPayloads", "Outbox", "connect"]
 
 FILE_NAME: Final = "alerts.sqlite3"
-_SCHEMA_VERSION: Final = 2
+# History entries kept per alert (the newest), so a flapping alert's history stays bounded.
+HISTORY_KEPT: Final = 100
+# Deliveries an alert's page lists at most (the newest).
+_DETAIL_DELIVERIES: Final = 50
+_SCHEMA_VERSION: Final = 3
 # Columns added after version 1, with their definitions.
 _ADDED_COLUMNS: Final = (
     ("auto_resolve", "INTEGER NOT NULL DEFAULT 0"),
@@ -107,6 +116,13 @@ CREATE TABLE IF NOT EXISTS deliveries (
     finished_at REAL
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (url, state, next_attempt_at);
+CREATE TABLE IF NOT EXISTS history (
+    alert_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    event TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_by_alert ON history (alert_id, at);
 """
 _STORE_ALERT: Final = """
 INSERT OR REPLACE INTO alerts (
@@ -236,6 +252,39 @@ class Outbox:
         query = f"SELECT * FROM alerts{where} ORDER BY updated_at DESC LIMIT :limit"  # noqa: S608
         with self._lock:
             return [_record(row) for row in self._db.execute(query, {**params, "limit": limit})]
+
+    def detail(self, alert_id: str) -> AlertDetail | None:
+        """The alert named ``alert_id`` with its history, its deliveries (the newest 50) and the
+        grouping windows it waits in; None when unknown. One consistent read."""
+        with self._lock:
+            record = self._alert(alert_id)
+            if record is None:
+                return None
+            key = {"alert_id": alert_id}
+            history = self._db.execute(
+                "SELECT at, event, detail FROM history WHERE alert_id = :alert_id"
+                " ORDER BY at DESC, rowid DESC LIMIT :kept",
+                {**key, "kept": HISTORY_KEPT},
+            ).fetchall()
+            # instr() on the JSON text first (cheap), json_each() to be exact.
+            deliveries = self._db.execute(
+                "SELECT * FROM deliveries WHERE instr(alert_ids, :needle) > 0 AND EXISTS"
+                " (SELECT 1 FROM json_each(deliveries.alert_ids) WHERE value = :alert_id)"
+                " ORDER BY created_at DESC, id LIMIT :limit",
+                {**key, "needle": json.dumps(alert_id), "limit": _DETAIL_DELIVERIES},
+            ).fetchall()
+            waiting = self._db.execute(
+                "SELECT url, queued_at FROM queued WHERE alert_id = :alert_id ORDER BY url", key
+            ).fetchall()
+        return AlertDetail(
+            record,
+            tuple(
+                HistoryEntry(float(at), HistoryEvent(event), detail)
+                for at, event, detail in reversed(history)
+            ),
+            tuple(_delivery(row) for row in deliveries),
+            tuple((str(url), float(queued_at)) for url, queued_at in waiting),
+        )
 
     def current(self, since: float, limit: int = 10_000) -> list[AlertRecord]:
         """Alerts not resolved, and those resolved since ``since`` (for Alertmanager)."""
@@ -418,6 +467,18 @@ class Outbox:
             )
             return None
         self._store(record)
+        if step.entry is not None:
+            entry = step.entry
+            self._db.execute(
+                "INSERT INTO history (alert_id, at, event, detail)"
+                " VALUES (:alert_id, :at, :event, :detail)",
+                {
+                    "alert_id": record.alert_id,
+                    "at": entry.at,
+                    "event": entry.event.value,
+                    "detail": entry.detail,
+                },
+            )
         if step.effect is Effect.NOTIFY:
             self._queue(record.alert_id, now)
         return record
@@ -653,7 +714,8 @@ class Outbox:
         )
 
     def prune(self, now: float, *, delivered_for: float, resolved_for: float) -> int:
-        """Forget delivered deliveries and resolved alerts older than the given ages."""
+        """Forget delivered deliveries and resolved alerts older than the given ages (and the
+        history of the alerts forgotten)."""
         with self._lock, self._tx():
             gone = self._db.execute(
                 "DELETE FROM deliveries WHERE state = :delivered AND finished_at < :before",
@@ -664,6 +726,16 @@ class Outbox:
                 " AND alert_id NOT IN (SELECT alert_id FROM queued)",
                 {"resolved": AlertState.RESOLVED.value, "before": now - resolved_for},
             ).rowcount
+            # History goes with its alert, and beyond the newest HISTORY_KEPT entries of each.
+            self._db.execute(
+                "DELETE FROM history WHERE alert_id NOT IN (SELECT alert_id FROM alerts)"
+            )
+            self._db.execute(
+                "DELETE FROM history WHERE rowid IN (SELECT rowid FROM (SELECT rowid,"
+                " row_number() OVER (PARTITION BY alert_id ORDER BY at DESC, rowid DESC) AS n"
+                " FROM history) WHERE n > :kept)",
+                {"kept": HISTORY_KEPT},
+            )
             return int(gone)
 
 

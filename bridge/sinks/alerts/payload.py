@@ -23,6 +23,8 @@ __all__ = [
     "IDENTITY_LABELS",
     "RECEIVER",
     "WebhookAlert",
+    "alert_path",
+    "alert_url",
     "build_payloads",
     "fingerprint",
     "webhook_alert",
@@ -39,6 +41,16 @@ _FNV_OFFSET: Final = 14695981039346656037
 _FNV_PRIME: Final = 1099511628211
 _MASK: Final = (1 << 64) - 1
 _SEPARATOR: Final = 0xFF  # prometheus/common model.SeparatorByte
+
+
+def alert_path(alert_id: str) -> str:
+    """The path of an alert's page on the bridge (``/alerts/{alert_id}``, the id escaped)."""
+    return "/alerts/" + quote(alert_id, safe="")
+
+
+def alert_url(external_url: str, alert_id: str) -> str:
+    """The ``generatorURL`` of an alert: its page, under ``EXESDB_EXTERNAL_URL``."""
+    return external_url + alert_path(alert_id)
 
 
 def fingerprint(labels: Mapping[str, str]) -> str:
@@ -132,7 +144,7 @@ def webhook_alert(record: AlertRecord, external_url: str) -> WebhookAlert:
         annotations=record.annotations,
         starts_at=_datetime(record.starts_at),
         ends_at=_datetime(record.ends_at) if resolved and record.ends_at is not None else None,
-        generator_url=f"{external_url}/v1/alerts?alert_id={quote(record.alert_id, safe='')}",
+        generator_url=alert_url(external_url, record.alert_id),
     )
 
 

@@ -12,12 +12,15 @@ from bridge.messages import format_timestamp
 __all__ = [
     "MAX_LEVEL",
     "Acknowledgement",
+    "AlertDetail",
     "AlertRecord",
     "AlertState",
     "Applied",
     "Delivery",
     "DeliveryState",
     "Escalated",
+    "HistoryEntry",
+    "HistoryEvent",
     "OutboxDepth",
 ]
 
@@ -30,6 +33,17 @@ class AlertState(StrEnum):
     FIRING = "firing"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+
+
+class HistoryEvent(StrEnum):
+    """What happened to an alert, as its history records it."""
+
+    FIRED = "fired"
+    SEVERITY_CHANGED = "severity_changed"
+    ESCALATED = "escalated"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    TAKEN_OVER = "taken_over"
 
 
 class DeliveryState(StrEnum):
@@ -188,3 +202,23 @@ class OutboxDepth:
     queued: int
     pending: int
     dead: int
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One change of an alert: when (Unix seconds), what, and a sentence of detail."""
+
+    at: float
+    event: HistoryEvent
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertDetail:
+    """One alert with its history (oldest first), its deliveries (newest first) and the
+    receivers whose grouping window it waits in: ``(url, queued since)``."""
+
+    alert: AlertRecord
+    history: tuple[HistoryEntry, ...]
+    deliveries: tuple[Delivery, ...]
+    waiting: tuple[tuple[str, float], ...]

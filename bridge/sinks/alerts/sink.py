@@ -54,6 +54,7 @@ from bridge.sinks.alerts.outbox import BuildPayloads, Outbox
 from bridge.sinks.alerts.payload import build_payloads
 from bridge.sinks.alerts.records import (
     Acknowledgement,
+    AlertDetail,
     AlertRecord,
     AlertState,
     Delivery,
@@ -517,6 +518,11 @@ class AlertSink:
         return await self._db.call(
             self.outbox.alerts, query.state, query.limit, alert_id=query.alert_id
         )
+
+    async def alert_detail(self, alert_id: str) -> AlertDetail | None:
+        """One alert with its history, deliveries and grouping windows (for its page); None
+        when unknown."""
+        return await self._db.call(self.outbox.detail, alert_id)
 
     async def acknowledge(self, ack: Acknowledgement) -> AlertRecord | None:
         """Acknowledge through the admin API and publish AlertAck; None when the alert is

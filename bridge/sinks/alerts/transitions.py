@@ -7,14 +7,23 @@ functions what follows, and stores that in the same transaction. The transitions
     firing ── ack ──> acknowledged
     firing ── escalation ──> firing at the next level (level1 → level2 → level3)
     firing, acknowledged ── resolved event, ack with a resolution, expiry ──> resolved
+
+Each change also says what happened, in a sentence, for the alert's history.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from bridge.sinks.alerts.records import MAX_LEVEL, Acknowledgement, AlertRecord, AlertState
+from bridge.sinks.alerts.records import (
+    MAX_LEVEL,
+    Acknowledgement,
+    AlertRecord,
+    AlertState,
+    HistoryEntry,
+    HistoryEvent,
+)
 from bridge.sinks.alerts.sources import AlertEvent
 
 __all__ = [
@@ -40,10 +49,13 @@ class Effect(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """The alert after what happened (None: no such alert), and what that asks of the store."""
+    """The alert after what happened (None: no such alert), what that asks of the store, and
+    the entry for the alert's history (stored with a change; not compared: it describes the
+    change, it is not part of it)."""
 
     record: AlertRecord | None
     effect: Effect = Effect.NONE
+    entry: HistoryEntry | None = field(default=None, compare=False)
 
 
 def opens(current: AlertRecord | None, event: AlertEvent) -> bool:
@@ -69,9 +81,11 @@ def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Tran
             ends_at=max(event.at.timestamp(), current.starts_at),
             updated_at=now,
         )
-        return Transition(ended, Effect.NOTIFY)
+        cleared = HistoryEntry(now, HistoryEvent.RESOLVED, "the condition cleared")
+        return Transition(ended, Effect.NOTIFY, cleared)
     if current is None or not current.open:
-        return Transition(_new(event, now), Effect.NOTIFY)
+        fired = HistoryEntry(now, HistoryEvent.FIRED, f"{event.severity} on {event.node}")
+        return Transition(_new(event, now), Effect.NOTIFY, fired)
     auto_resolve = current.auto_resolve and event.auto_resolve
     if current.severity == event.severity:
         return Transition(replace(current, last_seen=now, auto_resolve=auto_resolve), Effect.SEEN)
@@ -84,7 +98,10 @@ def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Tran
         last_seen=now,
         auto_resolve=auto_resolve,
     )
-    return Transition(changed, Effect.NOTIFY)
+    entry = HistoryEntry(
+        now, HistoryEvent.SEVERITY_CHANGED, f"{current.severity} → {event.severity}"
+    )
+    return Transition(changed, Effect.NOTIFY, entry)
 
 
 def _new(event: AlertEvent, now: float) -> AlertRecord:
@@ -128,7 +145,11 @@ def on_ack(current: AlertRecord | None, ack: Acknowledgement, now: float) -> Tra
         updated_at=now,
         ends_at=now if ack.resolution else current.ends_at,
     )
-    return Transition(changed, Effect.NOTIFY if ack.resolution else Effect.CHANGED)
+    if ack.resolution:
+        resolved = HistoryEntry(now, HistoryEvent.RESOLVED, f"by {ack.ack_by}: {ack.resolution}")
+        return Transition(changed, Effect.NOTIFY, resolved)
+    by = f"by {ack.ack_by}" + (f": {ack.ack_note}" if ack.ack_note else "")
+    return Transition(changed, Effect.CHANGED, HistoryEntry(now, HistoryEvent.ACKNOWLEDGED, by))
 
 
 def escalation(current: AlertRecord, now: float, after_seconds: float) -> Transition:
@@ -142,7 +163,10 @@ def escalation(current: AlertRecord, now: float, after_seconds: float) -> Transi
     if not due:
         return Transition(current)
     raised = replace(current, level=current.level + 1, level_since=now, updated_at=now)
-    return Transition(raised, Effect.NOTIFY)
+    entry = HistoryEntry(
+        now, HistoryEvent.ESCALATED, f"{current.level_name} → {raised.level_name}, not acknowledged"
+    )
+    return Transition(raised, Effect.NOTIFY, entry)
 
 
 def expiry(current: AlertRecord, now: float, after_seconds: float) -> Transition:
@@ -164,7 +188,8 @@ def expiry(current: AlertRecord, now: float, after_seconds: float) -> Transition
         ends_at=max(seen + after_seconds, current.starts_at),
         updated_at=now,
     )
-    return Transition(ended, Effect.NOTIFY)
+    expired = HistoryEntry(now, HistoryEvent.RESOLVED, f"not seen for {after_seconds:g} s")
+    return Transition(ended, Effect.NOTIFY, expired)
 
 
 def taken_over(current: AlertRecord | None, handed: AlertRecord) -> Transition:
@@ -172,4 +197,6 @@ def taken_over(current: AlertRecord | None, handed: AlertRecord) -> Transition:
     later; receivers already heard of it, so nothing is notified."""
     if current is not None and current.updated_at >= handed.updated_at:
         return Transition(current)
-    return Transition(handed, Effect.CHANGED)
+    handed_as = f"handed over {handed.state} at {handed.level_name}"
+    entry = HistoryEntry(handed.updated_at, HistoryEvent.TAKEN_OVER, handed_as)
+    return Transition(handed, Effect.CHANGED, entry)

@@ -1,8 +1,8 @@
 """The Prometheus sink: verified messages become series (SPEC section 7) on ``GET /metrics``.
 
 ``store`` keeps the series (expiry, cardinality cap, pre-rendered lines), ``translate`` maps each
-message type to its series, ``exposition`` negotiates and renders the document, ``sink`` is the
-bus subscriber and the component.
+message type to its series, ``exposition`` negotiates and renders the document, ``nodes`` reads
+the cluster's nodes back for the status page, ``sink`` is the bus subscriber and the component.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from bridge.sinks.prometheus.exposition import (
     negotiate,
     render,
 )
+from bridge.sinks.prometheus.nodes import NodeSummary, node_summaries
 from bridge.sinks.prometheus.sink import (
     SUBSCRIBER,
     PrometheusSink,
@@ -33,11 +34,13 @@ __all__ = [
     "Family",
     "Format",
     "MetricType",
+    "NodeSummary",
     "PrometheusSink",
     "SeriesStore",
     "Translator",
     "gzip_wanted",
     "negotiate",
+    "node_summaries",
     "prometheus_sink",
     "register_process_metrics",
     "render",

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Metric, PlatformCollector, Proc
 
 from bridge.bus import Bus, Envelope, Subscription
 from bridge.component import Context
+from bridge.sinks.prometheus.nodes import NodeSummary, node_summaries
 from bridge.sinks.prometheus.store import SeriesStore
 from bridge.sinks.prometheus.translate import Translator
 
@@ -73,6 +74,10 @@ class PrometheusSink:
     def collect(self) -> list[Metric]:
         """The sink's series as prometheus_client families (structured, for the OTLP mirror)."""
         return self.store.collect()
+
+    def nodes(self) -> list[NodeSummary]:
+        """The cluster's nodes with their health status and resource use (for the status page)."""
+        return node_summaries(self.store)
 
     async def aclose(self) -> None:
         """Stop reporting ready; the bus drains what is queued when it stops."""

@@ -336,6 +336,16 @@ class SeriesStore:
             self._scrape()
             return [f._metric(self._epoch) for f in self._families.values() if f._series]
 
+    def values(self, name: str) -> dict[tuple[str, ...], float]:
+        """One family's series as ``{label values: value}`` (empty when it has none): a small
+        structured read for pages, without building every family as ``collect`` does."""
+        with self._lock:
+            self._scrape()
+            family = self._families.get(name)
+            if family is None:
+                return {}
+            return {labels: series.value for labels, series in family._series.items()}
+
     def render(self, openmetrics: bool = False) -> str:
         """Every family as exposition text (no ``# EOF``: the caller ends the document)."""
         with self._lock:

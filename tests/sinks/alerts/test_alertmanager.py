@@ -108,6 +108,10 @@ async def test_a_wake_posts_only_changed_alerts_and_the_interval_posts_all(tmp_p
         await async_wait_until(lambda: len(receiver.posts) == 2, what="the wake's post")
         assert [len(post) for post in receiver.posts] == [100, 3]
         assert {a["labels"]["alert_id"] for a in receiver.posts[1]} == {"new0", "new1", "new2"}
+        # Each alert links to its own page on the bridge.
+        assert {a["generatorURL"] for a in receiver.posts[1]} == {
+            f"http://b/alerts/new{n}" for n in range(3)
+        }
         clock.advance(31)  # the re-post interval (60 s) has passed
         poster.wake()
         await async_wait_until(lambda: len(receiver.posts) == 3, what="the full re-post")

@@ -10,8 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from bridge.sinks.alerts.outbox import Outbox, connect
-from bridge.sinks.alerts.records import AlertRecord, AlertState, DeliveryState
+from bridge.sinks.alerts.outbox import HISTORY_KEPT, Outbox, connect
+from bridge.sinks.alerts.records import (
+    AlertRecord,
+    AlertState,
+    DeliveryState,
+    HistoryEntry,
+    HistoryEvent,
+)
 from bridge.sinks.alerts.sources import AlertEvent
 from tests.sinks.alerts.helpers import T0
 
@@ -386,3 +392,72 @@ def test_adopt_moves_what_waits_under_a_raw_url_to_the_receiver_key(tmp_path: Pa
     assert box.group(key, T0 + 10, 0.0, one_each) == 1  # a3, once
     assert box.depth().pending == 3
     box.close()
+
+
+# -- an alert's detail (its page) --
+
+
+def test_detail_tells_the_history_in_order(outbox: Outbox) -> None:
+    """Fired, escalated, acknowledged and resolved are recorded with their times, in order."""
+    outbox.observe(event(), T0)
+    outbox.observe(event(), T0 + 1)  # seen again: nothing to record
+    outbox.escalate_due(T0 + 60, 60)
+    outbox.acknowledge("node_failure:n1", "ops", T0 + 70, ack_note="rebooting")
+    outbox.observe(event(status="resolved"), T0 + 80)
+    detail = outbox.detail("node_failure:n1")
+    assert detail is not None
+    assert detail.alert.state is AlertState.RESOLVED
+    assert [(e.at, e.event, e.detail) for e in detail.history] == [
+        (T0, HistoryEvent.FIRED, "critical on n1"),
+        (T0 + 60, HistoryEvent.ESCALATED, "level1 → level2, not acknowledged"),
+        (T0 + 70, HistoryEvent.ACKNOWLEDGED, "by ops: rebooting"),
+        (T0 + 80, HistoryEvent.RESOLVED, "the condition cleared"),
+    ]
+
+
+def test_detail_lists_the_alerts_deliveries_and_waiting_windows(outbox: Outbox) -> None:
+    """Only deliveries carrying the alert (newest first), and the windows it waits in."""
+    outbox.observe(event("a1"), T0)
+    outbox.observe(event("a10"), T0)  # an id containing the other: not a match
+    outbox.group(URL, T0, 0.0, one_each)
+    outbox.observe(event("a1", severity="warning"), T0 + 5)  # queued again, not yet grouped
+    detail = outbox.detail("a1")
+    assert detail is not None
+    assert [d.alert_ids for d in detail.deliveries] == [("a1",)]
+    assert detail.waiting == ((URL, T0 + 5),)
+    outbox.group(URL, T0 + 5, 0.0, one_each)
+    again = outbox.detail("a1")
+    assert again is not None
+    assert [d.created_at for d in again.deliveries] == [T0 + 5, T0]
+    assert again.waiting == ()
+    assert outbox.detail("unknown") is None
+
+
+@pytest.fixture
+def unsent(tmp_path: Path) -> Iterator[Outbox]:
+    """An outbox without webhook URLs: nothing waits to be sent, so nothing holds off pruning."""
+    box = Outbox.in_dir(tmp_path / "unsent")
+    yield box
+    box.close()
+
+
+def test_prune_keeps_history_bounded(unsent: Outbox) -> None:
+    """A pruned alert's history goes with it; a flapping one keeps its newest HISTORY_KEPT."""
+    outbox = unsent
+    outbox.observe(event("old"), T0)
+    outbox.observe(event("old", status="resolved"), T0 + 1)
+    for n in range(HISTORY_KEPT):  # fired and resolved: two entries each
+        outbox.observe(event("flapping"), T0 + 100 + 2 * n)
+        outbox.observe(event("flapping", status="resolved"), T0 + 101 + 2 * n)
+    outbox.observe(event("flapping"), T0 + 1000)
+    outbox.prune(T0 + 1000, delivered_for=10_000, resolved_for=500)
+    assert outbox.detail("old") is None
+    db = sqlite3.connect(outbox.path)
+    try:
+        assert db.execute("SELECT COUNT(*) FROM history WHERE alert_id = 'old'").fetchone() == (0,)
+    finally:
+        db.close()
+    flapping = outbox.detail("flapping")
+    assert flapping is not None
+    assert len(flapping.history) == HISTORY_KEPT
+    assert flapping.history[-1] == HistoryEntry(T0 + 1000, HistoryEvent.FIRED, "critical on n1")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bridge.sinks.alerts.payload import build_payloads, fingerprint
+from bridge.sinks.alerts.payload import alert_url, build_payloads, fingerprint
 from bridge.sinks.alerts.records import AlertRecord, AlertState
 from tests.sinks.alerts.helpers import T0
 
@@ -75,7 +75,7 @@ def test_body_has_every_field_of_the_v4_format() -> None:
                 "annotations": {"title": "node n1 is down", "description": "went silent"},
                 "startsAt": "2027-01-15T08:00:00.000Z",
                 "endsAt": "0001-01-01T00:00:00Z",
-                "generatorURL": EXTERNAL + "/v1/alerts?alert_id=a1",
+                "generatorURL": EXTERNAL + "/alerts/a1",
                 "fingerprint": payload["alerts"][0]["fingerprint"],
             }
         ],
@@ -106,3 +106,13 @@ def test_groups_are_split_at_max_alerts_and_count_truncated() -> None:
     assert [b["truncatedAlerts"] for b in bodies] == [4, 4, 6]
     assert "node" not in bodies[0]["commonLabels"]
     assert bodies[0]["commonLabels"]["alertname"] == "node_failure"
+
+
+def test_the_generator_url_is_the_alerts_page_with_its_id_escaped() -> None:
+    """generatorURL is EXESDB_EXTERNAL_URL + /alerts/{alert_id}, the id escaped whole."""
+    [(body, _)] = build_payloads(
+        [record("node_failure:n3@db/x")], max_alerts=10, external_url=EXTERNAL
+    )
+    url = json.loads(body)["alerts"][0]["generatorURL"]
+    assert url == EXTERNAL + "/alerts/node_failure%3An3%40db%2Fx"
+    assert url == alert_url(EXTERNAL, "node_failure:n3@db/x")

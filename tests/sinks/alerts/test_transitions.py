@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, AlertState
+from bridge.sinks.alerts.records import (
+    Acknowledgement,
+    AlertRecord,
+    AlertState,
+    HistoryEntry,
+    HistoryEvent,
+)
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.transitions import (
     Effect,
@@ -413,3 +419,69 @@ def test_what_opens_an_alert(
 ) -> None:
     """Only a firing event for an alert not open counts against the open-alert cap."""
     assert opens(current, happened) is expected
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [
+        pytest.param(
+            on_event(None, event(), NOW),
+            HistoryEntry(NOW, HistoryEvent.FIRED, "critical on n1"),
+            id="a new alert fired",
+        ),
+        pytest.param(
+            on_event(alert(), event(severity="warning"), NOW),
+            HistoryEntry(NOW, HistoryEvent.SEVERITY_CHANGED, "critical → warning"),
+            id="its severity changed",
+        ),
+        pytest.param(
+            on_event(alert(), event("resolved"), NOW),
+            HistoryEntry(NOW, HistoryEvent.RESOLVED, "the condition cleared"),
+            id="it cleared",
+        ),
+        pytest.param(
+            on_ack(alert(), Acknowledgement("a1", "ops", "looking"), NOW),
+            HistoryEntry(NOW, HistoryEvent.ACKNOWLEDGED, "by ops: looking"),
+            id="acknowledged with a note",
+        ),
+        pytest.param(
+            on_ack(alert(), Acknowledgement("a1", "ops"), NOW),
+            HistoryEntry(NOW, HistoryEvent.ACKNOWLEDGED, "by ops"),
+            id="acknowledged without a note",
+        ),
+        pytest.param(
+            on_ack(alert(), Acknowledgement("a1", "ops", None, "rebooted"), NOW),
+            HistoryEntry(NOW, HistoryEvent.RESOLVED, "by ops: rebooted"),
+            id="resolved by an acknowledgement",
+        ),
+        pytest.param(
+            escalation(alert(level_since=NOW - AFTER), NOW, AFTER),
+            HistoryEntry(NOW, HistoryEvent.ESCALATED, "level1 → level2, not acknowledged"),
+            id="escalated",
+        ),
+        pytest.param(
+            expiry(alert(auto_resolve=True, requires_ack=False), NOW, 30.0),
+            HistoryEntry(NOW, HistoryEvent.RESOLVED, "not seen for 30 s"),
+            id="expired",
+        ),
+        pytest.param(
+            taken_over(None, alert(level=2, updated_at=T0 + 5)),
+            HistoryEntry(T0 + 5, HistoryEvent.TAKEN_OVER, "handed over firing at level2"),
+            id="taken over from the previous holder",
+        ),
+    ],
+)
+def test_each_change_says_what_happened(step: Transition, expected: HistoryEntry) -> None:
+    """Every transition that changes an alert carries the entry its history records."""
+    assert step.entry == expected
+
+
+def test_no_change_has_no_history_entry() -> None:
+    """Transitions that change nothing, or only last_seen, record nothing."""
+    steps = [
+        on_event(alert(), event(), NOW),  # seen again
+        on_event(None, event("resolved"), NOW),
+        on_ack(alert(state=ACKNOWLEDGED, ack_by="ops"), Acknowledgement("a1", "x"), NOW),
+        escalation(alert(level_since=NOW), NOW, AFTER),  # not due yet
+    ]
+    assert [step.entry for step in steps] == [None, None, None, None]

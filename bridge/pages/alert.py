@@ -1,0 +1,186 @@
+"""An alert's page (``GET /alerts/{alert_id}``): what it is, its history, what receivers got.
+
+Every ``generatorURL`` the bridge sends points here.
+
+Receivers are shown by origin only (``bridge.receivers.receiver_label``: a webhook URL's path often
+holds a token), and delivery errors with every URL in them redacted the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from bridge.pages.html import Fragment, Html, join, template
+from bridge.pages.sources import Shown
+from bridge.pages.widgets import (
+    ack_button,
+    age,
+    badge,
+    empty,
+    severity_badge,
+    table,
+    text_or_dash,
+    timestamp,
+)
+from bridge.receivers import receiver_label
+from bridge.redaction import redact_urls, safe_url
+from bridge.sinks.alerts.records import AlertDetail, AlertRecord, AlertState, Delivery
+
+__all__ = ["alert_live", "not_found_live"]
+
+_EVENTS: Final = {
+    "fired": "Fired",
+    "severity_changed": "Severity changed",
+    "escalated": "Escalated",
+    "acknowledged": "Acknowledged",
+    "resolved": "Resolved",
+    "taken_over": "Taken over",
+}
+_FACT: Final = Fragment("<dt>${name}</dt><dd>${value}</dd>")
+_FACTS: Final = Fragment('<dl class="facts">${facts}</dl>')
+_RECEIVER: Final = Fragment(
+    '<div class="receiver"><h3><span class="origin">${origin}</span>${note}</h3>${body}</div>'
+)
+_NOTE: Final = Fragment('<span class="hint">${text}</span>')
+_ACTIONS: Final = Fragment('<div class="actions">${button}</div>')
+
+
+def alert_live(detail: AlertDetail, shown: Shown, *, now: float) -> Html:
+    """The part of an alert's page that refreshes."""
+    record = detail.alert
+    admin = shown.settings.admin_token is not None
+    button = (
+        _ACTIONS(button=ack_button(record.alert_id, record.title))
+        if admin and record.state is AlertState.FIRING
+        else Html("")
+    )
+    return template("alert.html")(
+        severity=severity_badge(record.severity),
+        title=record.title,
+        state=badge(record.state),
+        level=record.level_name,
+        node=record.node,
+        started=age(now - record.starts_at),
+        alert_id=record.alert_id,
+        actions=button,
+        description=record.description or "No description.",
+        facts=_facts(record),
+        history=_history(detail),
+        deliveries=_deliveries(detail, shown, now=now),
+        labels=_pairs(record.labels),
+        annotations=_pairs(record.annotations),
+    )
+
+
+def not_found_live(alert_id: str, *, kept: bool, root: str) -> Html:
+    """What stands on the page of an alert the bridge does not know."""
+    return template("not_found.html")(
+        alert_id=alert_id,
+        reason=(
+            "It may never have fired here, or it was resolved more than a week ago and pruned."
+            if kept
+            else "This bridge runs no alert sink, so it keeps no alerts."
+        ),
+        root=root,
+    )
+
+
+def _facts(record: AlertRecord) -> Html:
+    acknowledged = (
+        f"by {record.ack_by}" + (f": {record.ack_note}" if record.ack_note else "")
+        if record.ack_by
+        else None
+    )
+    facts: list[tuple[str, object]] = [
+        ("State", badge(record.state)),
+        ("Escalation level", record.level_name),
+        ("Severity", severity_badge(record.severity)),
+        ("Category", record.category),
+        ("Node", record.node),
+        ("Requires acknowledgement", "yes" if record.requires_ack else "no"),
+        ("Started", timestamp(record.starts_at)),
+        ("Ended", timestamp(record.ends_at)),
+        ("Acknowledged", text_or_dash(acknowledged)),
+        ("Acknowledged at", timestamp(record.ack_at)),
+        ("Resolution", text_or_dash(record.resolution)),
+        ("Last changed", timestamp(record.updated_at)),
+    ]
+    return _FACTS(facts=join(_FACT(name=name, value=value) for name, value in facts))
+
+
+def _history(detail: AlertDetail) -> Html:
+    if not detail.history:
+        return empty("No history recorded (the alert predates this bridge's history).")
+    rows = [
+        (timestamp(entry.at), badge(_EVENTS[entry.event], entry.event), entry.detail)
+        for entry in detail.history
+    ]
+    return table(("When", "What", "Detail"), rows, css="grid history")
+
+
+def _deliveries(detail: AlertDetail, shown: Shown, *, now: float) -> Html:
+    configured = list(dict.fromkeys(shown.settings.webhook_urls))
+    by_url: dict[str, list[Delivery]] = {url: [] for url in configured}
+    for delivery in detail.deliveries:
+        by_url.setdefault(delivery.url, []).append(delivery)
+    waiting = dict(detail.waiting)
+    parts: list[Html] = []
+    for url, deliveries in by_url.items():
+        note = "" if url in configured else "no longer in EXESDB_WEBHOOK_URLS"
+        rows: list[Sequence[object]] = []
+        if url in waiting:
+            rows.append(
+                (
+                    timestamp(waiting[url]),
+                    badge("waiting"),
+                    "0",
+                    "in the grouping window (EXESDB_WEBHOOK_GROUP_WAIT_MS)",
+                    Html("&mdash;"),
+                )
+            )
+        rows.extend(_delivery_row(delivery, now) for delivery in deliveries)
+        body = (
+            table(("Created", "State", "Attempts", "Last result", "Finished"), rows, css="grid")
+            if rows
+            else empty("Nothing sent for this alert yet.")
+        )
+        shown_note = _NOTE(text=note) if note else ""
+        parts.append(_RECEIVER(origin=receiver_label(url), note=shown_note, body=body))
+    if not parts:
+        parts.append(
+            empty("No webhook receiver is configured (EXESDB_WEBHOOK_URLS): nothing is sent.")
+        )
+    if shown.settings.alertmanager_url:
+        parts.append(
+            empty(
+                "Alertmanager at "
+                + safe_url(shown.settings.alertmanager_url)
+                + " is sent this alert's state too (see its own UI)."
+            )
+        )
+    return join(parts)
+
+
+def _delivery_row(delivery: Delivery, now: float) -> Sequence[object]:
+    if delivery.last_error:
+        result = redact_urls(delivery.last_error)
+    elif delivery.last_status is not None:
+        result = f"HTTP {delivery.last_status}"
+    else:
+        result = "not tried yet"
+    finished: object = timestamp(delivery.finished_at)
+    if delivery.finished_at is None:
+        due = delivery.next_attempt_at - now
+        finished = f"next attempt in {age(due)}" if due > 0 else "next attempt due"
+    return (
+        timestamp(delivery.created_at),
+        badge(str(delivery.state)),
+        str(delivery.attempts),
+        result,
+        finished,
+    )
+
+
+def _pairs(values: Mapping[str, str]) -> Html:
+    return table(("Name", "Value"), sorted(values.items()), css="grid pairs")

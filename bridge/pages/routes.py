@@ -1,0 +1,109 @@
+"""The pages' routes: ``GET /``, ``GET /alerts/{alert_id}`` and their static files.
+
+Each page is sent with a strict Content-Security-Policy (scripts and styles only from this
+bridge, none inline).
+
+``?part=live`` answers only the part of a page that refreshes (pages.js swaps it in place).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from importlib.resources import files
+from typing import Final
+
+from aiohttp import web
+
+from bridge.pages.alert import alert_live, not_found_live
+from bridge.pages.html import Html
+from bridge.pages.sources import Shown, alert_source
+from bridge.pages.status import status_live
+from bridge.pages.widgets import layout
+from bridge.routes import error_response
+
+__all__ = ["CONTENT_SECURITY_POLICY", "PAGE_HEADERS", "page_routes"]
+
+CONTENT_SECURITY_POLICY: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+PAGE_HEADERS: Final = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    # Each answer is the state of the moment; nothing a shared cache should keep.
+    "Cache-Control": "no-store",
+}
+_STATIC: Final = {
+    "pages.css": "text/css; charset=utf-8",
+    "pages.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
+# The relative way back to / from each page, so links work behind a proxy under any path.
+_FROM_ROOT: Final = "./"
+_FROM_ALERT: Final = "../"
+
+
+def _html(body: Html, status: int = 200) -> web.Response:
+    return web.Response(body=body.encode("utf-8"), status=status, headers=PAGE_HEADERS)
+
+
+def _live_only(request: web.Request) -> bool:
+    return request.query.get("part") == "live"
+
+
+def page_routes(shown: Shown, *, clock: Callable[[], float] = time.time) -> list[web.RouteDef]:
+    """The routes of the pages, reading ``shown``; open to anyone who reaches the port, as
+    ``/metrics`` is (the web config's basic auth applies to them as to every route)."""
+    folder = files("bridge.pages").joinpath("static")
+    static = {name: folder.joinpath(name).read_bytes() for name in _STATIC}
+
+    async def status_page(request: web.Request) -> web.Response:
+        """The status page: readiness, nodes, active alerts."""
+        now = clock()
+        live = await status_live(shown, root=_FROM_ROOT, now=now)
+        if _live_only(request):
+            return _html(live)
+        return _html(layout(shown, title="Status", root=_FROM_ROOT, live=live, now=now))
+
+    async def alert_page(request: web.Request) -> web.Response:
+        """One alert: labels, annotations, history and deliveries; 404 page when unknown."""
+        now = clock()
+        alert_id = request.match_info["alert_id"]
+        source = alert_source(shown)
+        detail = await source.alert_detail(alert_id) if source is not None else None
+        if detail is None:
+            live = not_found_live(alert_id, kept=source is not None, root=_FROM_ALERT)
+            if _live_only(request):
+                return _html(live, status=404)
+            page = layout(
+                shown, title="No such alert", root=_FROM_ALERT, live=live, now=now, refresh=0
+            )
+            return _html(page, status=404)
+        live = alert_live(detail, shown, now=now)
+        if _live_only(request):
+            return _html(live)
+        return _html(layout(shown, title=detail.alert.title, root=_FROM_ALERT, live=live, now=now))
+
+    async def static_file(request: web.Request) -> web.Response:
+        """The pages' stylesheet, script and icon."""
+        name = request.match_info["name"]
+        if name not in static:
+            return error_response(404, "not_found", f"no static file {name!r}")
+        return web.Response(
+            body=static[name],
+            headers={
+                "Content-Type": _STATIC[name],
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "no-cache",
+            },
+        )
+
+    return [
+        web.get("/", status_page),
+        web.get("/alerts/{alert_id}", alert_page),
+        web.get("/static/{name}", static_file),
+    ]

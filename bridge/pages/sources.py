@@ -1,0 +1,69 @@
+"""What the pages read: the running bridge, and the components that answer the pages' queries.
+
+The bridge is seen through ``Shown`` (``bridge.http.Served`` is a wider view of the same
+object). Components are found by what they offer, as ``HasRoutes`` ones are: the alert sink is an
+``AlertSource``, the Prometheus sink a ``NodeSource``; a bridge without one shows that it has none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from bridge.build import BuildInfo
+from bridge.component import Component, Readiness
+from bridge.config import Settings
+from bridge.sinks.alerts.admin import AlertQuery
+from bridge.sinks.alerts.records import AlertDetail, AlertRecord
+from bridge.sinks.prometheus.nodes import NodeSummary
+
+__all__ = ["AlertSource", "NodeSource", "Shown", "alert_source", "node_source"]
+
+
+class Shown(Protocol):
+    """The running bridge (``bridge.app.Bridge``), as the pages see it."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def build(self) -> BuildInfo: ...
+    @property
+    def node(self) -> str: ...
+    @property
+    def started_at(self) -> float: ...
+    @property
+    def bus_kind(self) -> str: ...
+    @property
+    def components(self) -> Sequence[Component]: ...
+
+    def readiness(self) -> Readiness:
+        """Each part's readiness."""
+
+
+@runtime_checkable
+class AlertSource(Protocol):
+    """The alerts and what happened to them (the alert sink)."""
+
+    async def list_alerts(self, query: AlertQuery) -> Sequence[AlertRecord]:
+        """The alerts matching ``query`` (as ``GET /v1/alerts`` lists them)."""
+
+    async def alert_detail(self, alert_id: str) -> AlertDetail | None:
+        """One alert with its history and deliveries; None when unknown."""
+
+
+@runtime_checkable
+class NodeSource(Protocol):
+    """The cluster's nodes (the Prometheus sink)."""
+
+    def nodes(self) -> Sequence[NodeSummary]:
+        """Each node's health status and resource use."""
+
+
+def alert_source(shown: Shown) -> AlertSource | None:
+    """The component that keeps the alerts, if the bridge runs one."""
+    return next((c for c in shown.components if isinstance(c, AlertSource)), None)
+
+
+def node_source(shown: Shown) -> NodeSource | None:
+    """The component that knows the cluster's nodes, if the bridge runs one."""
+    return next((c for c in shown.components if isinstance(c, NodeSource)), None)

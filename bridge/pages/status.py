@@ -1,0 +1,175 @@
+"""The status page (``GET /``): the bridge's readiness, the cluster's nodes, the active alerts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from bridge.messages import SEVERITIES
+from bridge.pages.html import Fragment, Html, escape, join, template
+from bridge.pages.sources import Shown, alert_source, node_source
+from bridge.pages.widgets import (
+    ack_button,
+    age,
+    age_since,
+    badge,
+    empty,
+    meter,
+    severity_badge,
+    table,
+    text_or_dash,
+    timestamp,
+)
+from bridge.sinks.alerts.admin import AlertQuery
+from bridge.sinks.alerts.payload import alert_path
+from bridge.sinks.alerts.records import AlertRecord, AlertState
+from bridge.sinks.prometheus.nodes import NodeSummary
+
+__all__ = ["MAX_SHOWN", "status_live"]
+
+# Alerts shown per open state at most (the newest); /v1/alerts lists them all.
+MAX_SHOWN: Final = 200
+_OPEN: Final = (AlertState.FIRING, AlertState.ACKNOWLEDGED)
+_NODE_RANK: Final = {"unhealthy": 0, "degraded": 1, "unknown": 2, "healthy": 3}
+_ALERT_LINK: Final = Fragment(
+    '<a class="title" href="${href}">${title}</a><span class="id">${alert_id}</span>'
+)
+_NODE_NAME: Final = Fragment('<span class="node-name">${node}</span>')
+
+
+async def status_live(shown: Shown, *, root: str, now: float) -> Html:
+    """The part of the status page that refreshes."""
+    checks = shown.readiness()
+    ready = all(check["ready"] or not check["required"] for check in checks.values())
+    source = alert_source(shown)
+    alerts: list[AlertRecord] = []
+    truncated = False
+    if source is not None:
+        for state in _OPEN:
+            found = await source.list_alerts(AlertQuery(state=state, limit=MAX_SHOWN))
+            truncated = truncated or len(found) >= MAX_SHOWN
+            alerts.extend(found)
+        alerts.sort(key=lambda record: record.starts_at, reverse=True)
+    nodes_from = node_source(shown)
+    nodes = list(nodes_from.nodes()) if nodes_from is not None else []
+    admin = shown.settings.admin_token is not None
+    not_ready = [name for name, check in checks.items() if check["required"] and not check["ready"]]
+    return template("status.html")(
+        ready_tone="good" if ready else "bad",
+        ready_text="Ready" if ready else "Not ready",
+        ready_detail=(
+            f"{len(checks)} parts, all required ones ready"
+            if ready
+            else "waiting for " + ", ".join(not_ready)
+        ),
+        node_count=str(len(nodes)),
+        node_detail=_breakdown(Counter(node.status or "unknown" for node in nodes))
+        or "none heard yet",
+        alert_tone=_alert_tone(alerts),
+        alert_count=f"{len(alerts)}{'+' if truncated else ''}",
+        alert_detail=_breakdown(Counter(record.severity for record in alerts), SEVERITIES[::-1])
+        or "all clear",
+        uptime=age(now - shown.started_at),
+        started=timestamp(shown.started_at),
+        alerts=_alerts(alerts, source is not None, truncated, admin=admin, root=root, now=now),
+        nodes=_nodes(nodes, shown, present=nodes_from is not None),
+        components=_components(checks),
+    )
+
+
+def _breakdown(counts: Mapping[str, int], order: Sequence[str] = ()) -> str:
+    keys = [key for key in order if key in counts] + sorted(set(counts) - set(order))
+    return ", ".join(f"{counts[key]} {key}" for key in keys)
+
+
+def _alert_tone(alerts: Sequence[AlertRecord]) -> str:
+    if any(record.state is AlertState.FIRING for record in alerts):
+        return "bad"
+    return "warn" if alerts else "good"
+
+
+def _alerts(
+    alerts: Sequence[AlertRecord],
+    kept: bool,
+    truncated: bool,
+    *,
+    admin: bool,
+    root: str,
+    now: float,
+) -> Html:
+    if not kept:
+        return empty("This bridge runs no alert sink, so it keeps no alerts.")
+    if not alerts:
+        return empty("No active alerts.")
+    rows = [
+        (
+            severity_badge(record.severity),
+            _alert_link(record, root),
+            record.node,
+            age_since(record.starts_at, now),
+            badge(record.state),
+            _level(record),
+            ack_button(record.alert_id, record.title)
+            if admin and record.state is AlertState.FIRING
+            else Html(""),
+        )
+        for record in alerts
+    ]
+    listing = table(
+        ("Severity", "Alert", "Node", "Age", "State", "Level", ""), rows, css="grid alerts"
+    )
+    if truncated:
+        note = empty(
+            f"Showing the newest {MAX_SHOWN} firing and {MAX_SHOWN} acknowledged alerts;"
+            " GET /v1/alerts lists them all."
+        )
+        return join((listing, note))
+    return listing
+
+
+def _alert_link(record: AlertRecord, root: str) -> Html:
+    href = root + alert_path(record.alert_id).lstrip("/")
+    return _ALERT_LINK(href=href, title=record.title, alert_id=record.alert_id)
+
+
+def _level(record: AlertRecord) -> Html:
+    if record.level > 1:
+        return badge(record.level_name, "degraded" if record.level == 2 else "unhealthy")
+    return escape(record.level_name)
+
+
+def _nodes(nodes: Sequence[NodeSummary], shown: Shown, *, present: bool) -> Html:
+    if not present:
+        return empty("This bridge runs no Prometheus sink, so it knows no node figures.")
+    if not nodes:
+        return empty(
+            "No node has reported yet: nodes appear with their first NodeHealth or ResourceUsage"
+            " message."
+        )
+    settings = shown.settings
+    ordered = sorted(nodes, key=lambda node: (_NODE_RANK.get(node.status or "", 2), node.node))
+    rows = [
+        (
+            _NODE_NAME(node=node.node),
+            badge(node.status) if node.status else badge("unknown"),
+            meter(node.cpu, settings.cpu_degraded, settings.cpu_unhealthy),
+            meter(node.memory, settings.memory_degraded, settings.memory_unhealthy),
+            meter(node.disk, settings.disk_degraded, settings.disk_unhealthy),
+        )
+        for node in ordered
+    ]
+    return table(("Node", "Health", "CPU", "Memory", "Disk"), rows, css="grid nodes")
+
+
+def _components(checks: Mapping[str, Mapping[str, Any]]) -> Html:
+    rows = [
+        (
+            name,
+            badge("ready" if check["ready"] else "not ready"),
+            "required" if check["required"] else "optional",
+            text_or_dash(check.get("reason")),
+        )
+        for name, check in checks.items()
+    ]
+    return table(("Part", "Readiness", "", "Reason"), rows, css="grid components")

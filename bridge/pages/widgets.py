@@ -1,0 +1,187 @@
+"""The pieces every page is made of: the layout, the acknowledge bar, badges, times and tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Final
+
+from bridge.messages import SEVERITIES
+from bridge.pages.html import Fragment, Html, escape, join, template
+from bridge.pages.sources import Shown
+from bridge.routes import ADMIN_TOKEN_HEADER
+
+__all__ = [
+    "REFRESH_SECONDS",
+    "ack_button",
+    "age",
+    "age_since",
+    "badge",
+    "empty",
+    "layout",
+    "meter",
+    "severity_badge",
+    "table",
+    "text_or_dash",
+    "timestamp",
+    "utc",
+]
+
+REFRESH_SECONDS: Final = 5
+# The colour classes a badge may take (pages.css): any other value is shown in grey.
+_TONES: Final[dict[str, str]] = {
+    **{str(severity): f"sev-{severity}" for severity in SEVERITIES},
+    "firing": "tone-bad",
+    "acknowledged": "tone-warn",
+    "resolved": "tone-good",
+    "healthy": "tone-good",
+    "degraded": "tone-warn",
+    "unhealthy": "tone-bad",
+    "ready": "tone-good",
+    "not ready": "tone-bad",
+    "delivered": "tone-good",
+    "pending": "tone-warn",
+    "dead": "tone-bad",
+    "waiting": "tone-info",
+    # what an alert's history records
+    "fired": "tone-bad",
+    "severity_changed": "tone-warn",
+    "escalated": "tone-bad",
+    "taken_over": "tone-info",
+}
+_REVISION: Final = Fragment(' <span class="muted">${revision}</span>')
+
+_BADGE: Final = Fragment('<span class="badge ${tone}">${text}</span>')
+_TIME: Final = Fragment('<time datetime="${iso}" title="${title}">${shown}</time>')
+_METER: Final = Fragment(
+    '<span class="usage"><meter min="0" max="100" low="${low}" high="${high}" optimum="0"'
+    ' value="${value}">${text}</meter><span class="num">${text}</span></span>'
+)
+_ACK_BUTTON: Final = Fragment(
+    '<button type="button" class="ack" data-ack="${alert_id}" data-title="${title}">'
+    "Acknowledge</button>"
+)
+_TABLE: Final = Fragment(
+    '<table class="${css}"><thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table>'
+)
+_CELL: Final = Fragment("<td>${value}</td>")
+_HEAD: Final = Fragment('<th scope="col">${name}</th>')
+_ROW: Final = Fragment("<tr>${cells}</tr>")
+_EMPTY: Final = Fragment('<p class="empty">${text}</p>')
+_ACK_BAR: Final = Fragment(
+    '<form class="ackbar" id="ack-form" autocomplete="off">'
+    '<span class="ackbar-title">Acknowledge as</span>'
+    '<label class="sr" for="ack-by">Your name</label>'
+    '<input id="ack-by" name="ack_by" placeholder="your name" maxlength="200" required>'
+    '<label class="sr" for="ack-token">Admin token</label>'
+    '<input id="ack-token" name="token" type="password" placeholder="admin token" required>'
+    '<button type="button" id="ack-forget" class="quiet">Forget</button>'
+    '<span class="hint">Kept in this tab only; sent as ${header}.</span>'
+    '<output id="ack-message" role="status" aria-live="polite"></output>'
+    "</form>"
+)
+_ACK_OFF: Final = Fragment(
+    '<p class="ackbar off" id="ack-off">Acknowledging from this page is off: set'
+    " <code>EXESDB_ADMIN_TOKEN</code> on the bridge to enable it.</p>"
+)
+
+
+def badge(text: str, tone: str | None = None) -> Html:
+    """``text`` in a coloured pill; the colour follows ``tone`` (else ``text``) if known."""
+    return _BADGE(tone=_TONES.get(tone or text, "tone-none"), text=text)
+
+
+def severity_badge(severity: str) -> Html:
+    """An alert severity in its colour."""
+    return badge(severity)
+
+
+def age(seconds: float) -> str:
+    """A duration as people read it: ``45s``, ``3m 12s``, ``2h 05m``, ``3d 4h``."""
+    whole = max(0, int(seconds))
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def utc(seconds: float) -> str:
+    """A Unix time as ``2026-11-28 00:00:00 UTC``."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def timestamp(seconds: float | None) -> Html:
+    """A Unix time as a ``<time>`` in UTC (an em dash for None)."""
+    if seconds is None:
+        return Html("&mdash;")
+    return _TIME(iso=_iso(seconds), title=utc(seconds), shown=utc(seconds))
+
+
+def age_since(seconds: float, now: float) -> Html:
+    """How long ago ``seconds`` was (``3m 12s``), the time itself on hover."""
+    return _TIME(iso=_iso(seconds), title=f"since {utc(seconds)}", shown=age(now - seconds))
+
+
+def meter(value: float | None, low: float, high: float) -> Html:
+    """A percentage as a bar, amber from ``low`` and red from ``high`` (a dash for None)."""
+    if value is None:
+        return Html('<span class="muted">&mdash;</span>')
+    shown = max(0.0, min(100.0, value))
+    return _METER(low=f"{low:g}", high=f"{high:g}", value=f"{shown:.1f}", text=f"{value:.0f}%")
+
+
+def ack_button(alert_id: str, title: str) -> Html:
+    """The Acknowledge button of one alert (pages.js posts the ack)."""
+    return _ACK_BUTTON(alert_id=alert_id, title=title)
+
+
+def table(head: Sequence[str], rows: Iterable[Sequence[object]], css: str = "grid") -> Html:
+    """A table: ``head`` names the columns, each row's values are escaped unless ``Html``."""
+    return _TABLE(
+        css=css,
+        head=join(_HEAD(name=name) for name in head),
+        rows=join(_ROW(cells=join(_CELL(value=value) for value in row)) for row in rows),
+    )
+
+
+def empty(text: str) -> Html:
+    """A sentence standing where a table has no rows."""
+    return _EMPTY(text=text)
+
+
+def layout(
+    shown: Shown, *, title: str, root: str, live: Html, now: float, refresh: int = REFRESH_SECONDS
+) -> Html:
+    """A whole page: head, the bridge's bar, the acknowledge bar and ``live`` (the part
+    pages.js refreshes every ``refresh`` seconds, never when 0). ``root`` is the relative way
+    back to ``/`` (``./`` or ``../``), so the pages work behind a proxy under any path."""
+    admin = shown.settings.admin_token is not None
+    revision = shown.build.revision
+    shown_revision = Html("") if revision == "unknown" else _REVISION(revision=revision[:12])
+    return template("page.html")(
+        title=title,
+        root=root,
+        refresh=str(refresh),
+        node=shown.node,
+        version=shown.build.version,
+        revision=shown_revision,
+        bus=shown.bus_kind,
+        ack=_ACK_BAR(header=ADMIN_TOKEN_HEADER) if admin else _ACK_OFF(),
+        live=live,
+        refreshed=timestamp(now),
+    )
+
+
+def text_or_dash(value: str | None) -> Html:
+    """``value`` escaped, or an em dash when there is none."""
+    return escape(value) if value else Html("&mdash;")

@@ -1,0 +1,144 @@
+"""Headless Chromium driven by selenium, for the page tests and ``make screenshots``.
+
+Debian's ``chromium`` and ``chromium-driver`` (``make test`` installs them when missing and run
+as root). The machine's network is closed: without the flags below Chromium stalls on refused
+connections to its update, sync and QUIC endpoints. Each browser gets a fresh profile directory.
+Tests use the ``browser`` fixture; with ``CI=true`` a missing browser fails, else it skips.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import require_binary, wait_until
+
+__all__ = ["FLAGS", "Browser", "browser", "start_chromium"]
+
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+WIDTH = 1280
+
+
+def _binaries() -> tuple[str, str]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if chromium is None or driver is None:
+        raise FileNotFoundError(
+            "headless Chromium needs Debian's chromium and chromium-driver"
+            " (sudo apt-get install chromium chromium-driver)"
+        )
+    return chromium, driver
+
+
+def start_chromium(profile: Path, width: int = WIDTH, height: int = 900) -> Any:
+    """A selenium ``WebDriver`` on a fresh headless Chromium using ``profile`` as its profile."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = _binaries()
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    options.add_argument(f"--window-size={width},{height}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console messages
+    # Both paths given: selenium never tries to download a driver or a browser.
+    web = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    web.set_page_load_timeout(30)
+    return web
+
+
+class Browser:
+    """A driven Chromium with the few waits the page tests need."""
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+
+    def open(self, url: str) -> Browser:
+        """Load ``url`` and wait until its document is complete."""
+        self.driver.get(url)
+        wait_until(
+            lambda: self.driver.execute_script("return document.readyState") == "complete",
+            15,
+            f"{url} to load",
+        )
+        return self
+
+    def css(self, selector: str) -> Any:
+        """The first element matching ``selector`` (fails the test when there is none)."""
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.CSS_SELECTOR, selector)
+
+    def all(self, selector: str) -> list[Any]:
+        """Every element matching ``selector``."""
+        from selenium.webdriver.common.by import By
+
+        return list(self.driver.find_elements(By.CSS_SELECTOR, selector))
+
+    def text(self, selector: str) -> str:
+        """The visible text of the first element matching ``selector``, or "" when none."""
+        found = self.all(selector)
+        return str(found[0].text) if found else ""
+
+    def wait_for_text(self, selector: str, text: str, timeout: float = 15.0) -> str:
+        """Wait until the element matching ``selector`` shows ``text``."""
+        return str(
+            wait_until(
+                lambda: text in self.text(selector) and self.text(selector),
+                timeout,
+                f"{text!r} in {selector}",
+            )
+        )
+
+    def run(self, script: str, *args: Any) -> Any:
+        """The value of ``script`` (a function body: ``return …``) run in the page."""
+        return self.driver.execute_script(script, *args)
+
+    def console(self) -> list[str]:
+        """The console messages since the last call (CSP refusals among them)."""
+        return [str(entry.get("message", "")) for entry in self.driver.get_log("browser")]
+
+    def screenshot(self, path: Path, width: int = WIDTH) -> None:
+        """A PNG of the whole page at ``width`` pixels wide."""
+        metrics = {"width": width, "deviceScaleFactor": 1, "mobile": False}
+        # Lay the page out at ``width`` first, then make the viewport as tall as the page.
+        self.driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride", {**metrics, "height": 800}
+        )
+        height = self.driver.execute_script(
+            "return Math.ceil(document.documentElement.scrollHeight)"
+        )
+        self.driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride", {**metrics, "height": int(height)}
+        )
+        try:
+            self.driver.save_screenshot(str(path))
+        finally:
+            self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Browser]:
+    """A fresh headless Chromium; quit afterwards."""
+    require_binary("chromium")
+    require_binary("chromedriver")
+    driver = start_chromium(tmp_path / "chromium-profile")
+    try:
+        yield Browser(driver)
+    finally:
+        driver.quit()

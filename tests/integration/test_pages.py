@@ -1,0 +1,222 @@
+"""The pages for people in a real headless Chromium, and the alert links of real webhooks.
+
+The bridge runs in a thread of its own (the browser is driven synchronously); webhooks go to a
+real HTTP receiver on loopback, and their ``generatorURL`` is followed as an operator would.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.sinks.alerts import AlertState
+from tests.integration.servers.chromium import Browser, browser
+from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
+from tests.pages.helpers import (
+    NODE,
+    page_bridge,
+    raise_alert,
+    report_node,
+    wait_for_alert,
+)
+from tests.support import ADMIN_TOKEN, ThreadedBridge, free_port, http_get, wait_until
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["browser", "webhook_receiver"]  # the fixtures, imported for the tests below
+
+ROW = """
+return [...document.querySelectorAll("table.alerts tbody tr")]
+  .filter((row) => row.textContent.includes(arguments[0]))
+  .map((row) => row.innerText)[0] || "";
+"""
+HOOK_SETTINGS = {
+    "EXESDB_WEBHOOK_SECRET": "page-test-webhook-secret",
+    "EXESDB_WEBHOOK_GROUP_WAIT_MS": "0",
+}
+
+
+def alert_row(web: Browser, text: str) -> str:
+    """The visible text of the status page's alert row containing ``text`` ("" when none)."""
+    return str(web.run(ROW, text))
+
+
+def api_state(server: ThreadedBridge, alert_id: str) -> str:
+    """The alert's state as GET /v1/alerts (with the admin token) reports it."""
+    status, body = http_get(
+        f"{server.url}/v1/alerts?alert_id={alert_id}",
+        {"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert status == 200
+    return str(json.loads(body)["alerts"][0]["state"])
+
+
+def csp_refusals(web: Browser) -> list[str]:
+    """Console messages saying the Content-Security-Policy refused something."""
+    return [line for line in web.console() if "Content Security Policy" in line]
+
+
+def delivered_alert(receiver: WebhookReceiver, alert_id: str) -> dict[str, Any]:
+    """The alert entry of the first payload the receiver accepted for ``alert_id``."""
+    wait_until(lambda: alert_id in receiver.accepted_alert_ids(), 20, f"{alert_id} delivered")
+    for request in receiver.accepted():
+        for alert in request.json()["alerts"]:
+            if alert["labels"]["alert_id"] == alert_id:
+                return dict(alert)
+    raise AssertionError(f"no delivered alert {alert_id}")
+
+
+def test_the_status_page_lists_a_node_and_an_alert_just_published(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """A node and an alert published a moment before are on the page, with its own files only."""
+    with page_bridge(tmp_path) as server:
+        report_node(server, "db-1@cluster", "healthy", cpu=12.0, memory=30.0)
+        raise_alert(server, "disk_full:db-1", "Disk almost full on db-1", severity="warning")
+        wait_until(
+            lambda: "db-1@cluster" in http_get(server.url + "/?part=live")[1].decode(),
+            15,
+            "the node heard",
+        )
+        browser.open(server.url + "/")
+        assert browser.driver.title == "Status · exesdb-bridge"
+        assert NODE in browser.text("header.bar")
+        nodes = browser.text("#nodes")
+        assert "db-1@cluster" in nodes
+        assert "healthy" in nodes
+        row = alert_row(browser, "Disk almost full on db-1")
+        assert "warning" in row
+        assert "firing" in row
+        assert "db-1@cluster" in row
+        assert browser.css("header.bar nav a[href='./metrics']").text == "/metrics"
+        assert csp_refusals(browser) == []
+
+
+def test_the_status_page_refreshes_in_place(tmp_path: Path, browser: Browser) -> None:
+    """New figures arrive without a reload: the scroll position and page state stay."""
+    with page_bridge(tmp_path) as server:
+        for n in range(12):
+            raise_alert(server, f"a{n}", f"alert number {n}")
+        report_node(server, "db-9@cluster", "healthy", cpu=10.0, memory=20.0)
+        browser.driver.set_window_size(1280, 500)
+        browser.open(server.url + "/")
+        browser.wait_for_text("#nodes", "db-9@cluster")
+        browser.run("window.scrollTo(0, 400); window.notReloaded = true;")
+        before = browser.run("return window.scrollY")
+        assert before == 400
+        report_node(server, "db-9@cluster", "healthy", cpu=77.0, memory=20.0)
+        browser.wait_for_text("#nodes", "77%")
+        assert browser.run("return window.notReloaded") is True
+        assert browser.run("return window.scrollY") == before
+        assert "Updated" in browser.text("#refreshed")
+
+
+def test_acknowledging_with_the_right_token_changes_the_state(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """Acknowledge with the admin token: the page and GET /v1/alerts say acknowledged; the
+    token stays in the tab (sessionStorage), never in a cookie or the URL."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "node_failure:db-2", "Node db-2 is down")
+        browser.open(server.url + "/")
+        browser.css("#ack-by").send_keys("alice")
+        browser.css("#ack-token").send_keys(ADMIN_TOKEN)
+        browser.css("button[data-ack='node_failure:db-2']").click()
+        browser.wait_for_text("#ack-message", "Acknowledged: Node db-2 is down")
+        wait_until(
+            lambda: "acknowledged" in alert_row(browser, "Node db-2 is down"),
+            15,
+            "the row acknowledged",
+        )
+        assert browser.all("button[data-ack='node_failure:db-2']") == []
+        assert api_state(server, "node_failure:db-2") == "acknowledged"
+        record = wait_for_alert(server, "node_failure:db-2", lambda r: r.ack_by == "alice")
+        assert record.state is AlertState.ACKNOWLEDGED
+        assert browser.run("return document.cookie") == ""
+        assert ADMIN_TOKEN not in browser.driver.current_url
+        assert browser.run("return sessionStorage.getItem('exesdb-bridge.admin-token')") == (
+            ADMIN_TOKEN
+        )
+        assert browser.run("return localStorage.length") == 0
+
+
+def test_a_wrong_token_shows_an_error(tmp_path: Path, browser: Browser) -> None:
+    """A wrong admin token is refused: the page says so and the alert stays firing."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "Queue backed up")
+        browser.open(server.url + "/")
+        browser.css("#ack-by").send_keys("mallory")
+        browser.css("#ack-token").send_keys("not-the-token")
+        browser.css("button[data-ack='a1']").click()
+        message = browser.wait_for_text("#ack-message", "refused (401)")
+        assert "EXESDB_ADMIN_TOKEN" in message
+        assert browser.css("#ack-message").get_attribute("class") == "error"
+        assert "firing" in alert_row(browser, "Queue backed up")
+        assert api_state(server, "a1") == "firing"
+
+
+def test_a_delivered_webhooks_generator_url_opens_the_alerts_page(
+    tmp_path: Path, browser: Browser, webhook_receiver
+) -> None:
+    """The generatorURL a real receiver was sent (the listen address + /alerts/{id}) opens that
+    alert's page in the browser, with its delivery to that receiver shown by origin."""
+    receiver: WebhookReceiver = webhook_receiver()
+    port = free_port()
+    with page_bridge(
+        tmp_path,
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{port}",
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        **HOOK_SETTINGS,
+    ) as server:
+        raise_alert(server, "node_failure:db-3@cluster", "Node db-3 is down")
+        alert = delivered_alert(receiver, "node_failure:db-3@cluster")
+        url = alert["generatorURL"]
+        assert url == f"http://127.0.0.1:{port}/alerts/node_failure%3Adb-3%40cluster"
+        browser.open(url)
+        assert browser.text("#alert-title") == "Node db-3 is down"
+        assert "node_failure:db-3@cluster" in browser.text("#labels")
+        assert "Fired" in browser.text("#history")
+        deliveries = browser.wait_for_text("#deliveries", "delivered")
+        assert f"http://127.0.0.1:{receiver.port}/…" in deliveries
+        assert "/hook" not in deliveries
+        assert csp_refusals(browser) == []
+
+
+def test_the_generator_url_answers_a_plain_get_without_a_token(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """The generatorURL of a delivered webhook, fetched with no token, is 200 with the title."""
+    receiver: WebhookReceiver = webhook_receiver()
+    port = free_port()
+    with page_bridge(
+        tmp_path,
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{port}",
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        **HOOK_SETTINGS,
+    ) as server:
+        raise_alert(server, "disk_full:db-4", "Disk full on db-4")
+        alert = delivered_alert(receiver, "disk_full:db-4")
+        status, body = http_get(alert["generatorURL"])
+        assert server.url == f"http://127.0.0.1:{port}"
+    assert status == 200
+    assert "Disk full on db-4" in body.decode()
+
+
+def test_an_alert_title_holding_html_shows_as_text(tmp_path: Path, browser: Browser) -> None:
+    """A title of markup and script renders as those characters: nothing runs, no element."""
+    title = '<img src=x onerror="window.pwned = 1"><b>bold</b><script>window.pwned = 2</script>'
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "evil", title)
+        browser.open(server.url + "/")
+        link = browser.css("table.alerts a.title")
+        assert link.text == title
+        assert link.find_elements("css selector", "*") == []
+        link.click()
+        wait_until(lambda: "/alerts/evil" in browser.driver.current_url, 15, "the alert's page")
+        browser.open(browser.driver.current_url)
+        assert browser.text("#alert-title") == title
+        assert browser.run("return window.pwned === undefined") is True
+        assert browser.all("#live img, #live script") == []

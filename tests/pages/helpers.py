@@ -1,0 +1,93 @@
+"""Helpers for the page tests: a bridge with the two sinks the pages read, and what to publish."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bridge.messages import Message, NodeHealth, ResourceUsage, SystemAlert
+from bridge.sinks.alerts import AlertRecord, AlertSink, alert_sink
+from bridge.sinks.alerts.admin import AlertQuery
+from bridge.sinks.prometheus import prometheus_sink
+from tests.support import ADMIN_TOKEN, ThreadedBridge, wait_until
+
+NODE = "bridge-pages"
+
+
+@contextmanager
+def page_bridge(state_dir: Path, **env: str) -> Iterator[ThreadedBridge]:
+    """A bridge serving the pages, with the Prometheus and alert sinks, in a thread of its own
+    (so a blocking browser can drive it); admin token ``ADMIN_TOKEN`` unless ``env`` unsets it."""
+    settings: dict[str, str] = {
+        "EXESDB_STATE_DIR": str(state_dir),
+        "EXESDB_ADMIN_TOKEN": ADMIN_TOKEN,
+        "EXESDB_NODE": NODE,
+        **env,
+    }
+    settings = {name: value for name, value in settings.items() if value}
+    with ThreadedBridge([prometheus_sink, alert_sink], **settings) as server:
+        yield server
+
+
+def sink_of(server: ThreadedBridge) -> AlertSink:
+    """The bridge's alert sink."""
+    return next(c for c in server.bridge.components if isinstance(c, AlertSink))
+
+
+def publish(server: ThreadedBridge, topic: str, message: Message) -> None:
+    """Publish ``message`` on the bridge's bus (from its own loop)."""
+    server.call(server.bridge.bus.publish, topic, message)
+
+
+def raise_alert(
+    server: ThreadedBridge,
+    alert_id: str,
+    title: str,
+    severity: str = "critical",
+    node: str = "db-1@cluster",
+) -> AlertRecord:
+    """Publish a SystemAlert and wait until the alert sink holds it."""
+    publish(
+        server,
+        "system_alert",
+        SystemAlert(
+            alert_id=alert_id,
+            severity=severity,
+            category="system",
+            title=title,
+            description="raised by a page test",
+            source="tests",
+            node=node,
+        ),
+    )
+    return wait_for_alert(server, alert_id, lambda record: True)
+
+
+def wait_for_alert(server: ThreadedBridge, alert_id: str, condition: Any) -> AlertRecord:
+    """Wait until the sink holds ``alert_id`` in a state ``condition`` accepts."""
+
+    def found() -> AlertRecord | None:
+        records = server.run(sink_of(server).list_alerts(AlertQuery(alert_id=alert_id)))
+        return records[0] if records and condition(records[0]) else None
+
+    return wait_until(found, 15, f"alert {alert_id}")
+
+
+def report_node(server: ThreadedBridge, node: str, status: str, cpu: float, memory: float) -> None:
+    """Publish a node's health and its CPU use."""
+    publish(
+        server, "node_health_updated", NodeHealth(node=node, status=status, memory_usage=memory)
+    )
+    publish(
+        server,
+        "resource_usage",
+        ResourceUsage(
+            resource_type="cpu",
+            usage_percent=cpu,
+            total_available=8,
+            current_used=cpu * 0.08,
+            node=node,
+        ),
+    )

@@ -1,0 +1,51 @@
+"""The pages' renderer escapes every value unless it is markup the pages made themselves."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.pages.html import Fragment, Html, escape, join
+from bridge.pages.widgets import age, badge, meter, table
+
+HOSTILE = """<script>alert("x")</script>' onmouseover='y' & "z" """
+
+
+def test_a_value_is_escaped_in_text_and_attributes() -> None:
+    """Angle brackets, ampersands and both quotes are escaped, so a value stays text."""
+    shown = Fragment('<a title="${value}">${value}</a>')(value=HOSTILE)
+    assert "<script>" not in shown
+    assert '"' not in shown.split('title="', 1)[1].split('">', 1)[0]
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&#x27; onmouseover=" in shown
+
+
+def test_markup_made_here_is_kept_and_escaped_only_once() -> None:
+    """A rendered fragment nested in another stays markup; escaping twice changes nothing."""
+    inner = Fragment("<b>${text}</b>")(text="<i>")
+    assert Fragment("<p>${inner}</p>")(inner=inner) == "<p><b>&lt;i&gt;</b></p>"
+    assert escape(escape("<i>")) == "&lt;i&gt;"
+    assert join([Html("<br>"), escape("<br>")]) == "<br>&lt;br&gt;"
+
+
+def test_a_missing_value_is_an_error_not_an_empty_string() -> None:
+    """A template placeholder left unfilled fails loudly."""
+    with pytest.raises(KeyError):
+        Fragment("${one} ${two}")(one="1")
+
+
+def test_widgets_escape_what_they_are_given() -> None:
+    """Badges, meters and tables escape their values; an unknown tone is grey, not injected."""
+    assert badge("<b>", 'x" onclick="y') == '<span class="badge tone-none">&lt;b&gt;</span>'
+    assert badge("critical") == '<span class="badge sev-critical">critical</span>'
+    assert "<td>&lt;i&gt;</td>" in table(["<h>"], [["<i>"]])
+    assert "&lt;h&gt;" in table(["<h>"], [])
+    assert 'value="100.0"' in meter(120.0, 85, 95)  # the bar is capped; the number is not
+    assert ">120%<" in meter(120.0, 85, 95)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(0, "0s"), (59.9, "59s"), (61, "1m 01s"), (3600, "1h 00m"), (90_061, "1d 1h"), (-5, "0s")],
+)
+def test_ages_read_as_people_say_them(seconds: float, shown: str) -> None:
+    """Durations are shown in their two largest units."""
+    assert age(seconds) == shown

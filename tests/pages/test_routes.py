@@ -1,0 +1,269 @@
+"""The pages over plain HTTP (an aiohttp client): what they answer, send and never show."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bridge.pages import CONTENT_SECURITY_POLICY
+from bridge.sinks.alerts import AlertState, alert_url
+from tests.pages.helpers import NODE, page_bridge, raise_alert, report_node, sink_of, wait_for_alert
+from tests.support import ADMIN_TOKEN, async_wait_until, free_port
+
+EVIL = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client, closed afterwards."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        yield session
+
+
+async def fetch(client: aiohttp.ClientSession, url: str, **headers: str) -> tuple[int, Any, str]:
+    """GET ``url``: status, headers and body."""
+    async with client.get(url, headers=headers) as response:
+        return response.status, response.headers, await response.text()
+
+
+async def test_status_page_shows_the_node_the_links_and_the_active_alert(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """GET / is 200 text/html naming the node, linking /metrics, and listing an active alert."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "disk_full:db-1", "Disk almost full on db-1")
+        status, headers, body = await fetch(client, server.url + "/")
+    assert status == 200
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert NODE in body
+    for target in ("metrics", "healthz", "readyz"):
+        assert f'href="./{target}"' in body
+    assert "Disk almost full on db-1" in body
+    assert 'href="./alerts/disk_full%3Adb-1"' in body
+
+
+async def test_every_page_sends_a_strict_content_security_policy(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """The status page, an alert's page and the 404 page forbid inline script and framing."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "one alert")
+        answers = [
+            await fetch(client, server.url + path) for path in ("/", "/alerts/a1", "/alerts/nope")
+        ]
+    assert [status for status, _, _ in answers] == [200, 200, 404]
+    for _, headers, _ in answers:
+        assert headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Cache-Control"] == "no-store"
+    assert "script-src 'self';" in CONTENT_SECURITY_POLICY
+    assert "unsafe-inline" not in CONTENT_SECURITY_POLICY
+
+
+async def test_the_generator_url_answers_without_a_token(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """An alert's generatorURL (its page) answers 200 with no token, showing its title and
+    labels; the admin API behind it still wants the token."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "node_failure:db-2", "Node db-2 is down")
+        url = alert_url(sink_of(server).external_url, "node_failure:db-2")
+        page = url.replace(sink_of(server).external_url, server.url)
+        status, headers, body = await fetch(client, page)
+        api_status, _, _ = await fetch(client, server.url + "/v1/alerts?alert_id=node_failure:db-2")
+    assert url.endswith("/alerts/node_failure%3Adb-2")
+    assert status == 200
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "<title>Node db-2 is down · exesdb-bridge</title>" in body
+    assert "node_failure:db-2" in body
+    assert api_status == 401
+
+
+async def test_an_unknown_alert_gets_a_404_page(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """An id the bridge does not know answers a 404 HTML page naming it (escaped)."""
+    with page_bridge(tmp_path) as server:
+        status, headers, body = await fetch(client, server.url + "/alerts/%3Cb%3Egone")
+    assert status == 404
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "No such alert" in body
+    assert "&lt;b&gt;gone" in body
+    assert "<b>gone" not in body
+
+
+async def test_html_in_a_message_is_shown_as_text(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """A title holding HTML is escaped on the status page and on the alert's page."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "evil", EVIL, node='db"><script>x</script>')
+        pages = [(await fetch(client, server.url + path))[2] for path in ("/", "/alerts/evil")]
+    for body in pages:
+        assert "<script>window.pwned" not in body
+        assert "<img src=x" not in body
+        assert "&lt;script&gt;window.pwned = 1&lt;/script&gt;" in body
+        assert "<script>x</script>" not in body
+        # The only script element is the bridge's own file.
+        assert len(re.findall(r"<script[^>]*>", body)) == 1
+
+
+async def test_the_live_part_is_a_fragment(tmp_path: Path, client: aiohttp.ClientSession) -> None:
+    """?part=live answers only what pages.js swaps in: no document, no acknowledge bar."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "one alert")
+        _, _, whole = await fetch(client, server.url + "/")
+        status, headers, live = await fetch(client, server.url + "/?part=live")
+        _, _, alert_live = await fetch(client, server.url + "/alerts/a1?part=live")
+    assert status == 200
+    assert headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert "<html" not in live
+    assert 'id="ack-form"' not in live
+    assert "one alert" in live
+    assert live.strip() in whole
+    assert "<html" not in alert_live
+    assert 'id="alert-title"' in alert_live
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [
+        ("pages.js", "text/javascript; charset=utf-8"),
+        ("pages.css", "text/css; charset=utf-8"),
+        ("favicon.svg", "image/svg+xml"),
+    ],
+)
+async def test_static_files_are_served_with_their_type(
+    tmp_path: Path, client: aiohttp.ClientSession, name: str, content_type: str
+) -> None:
+    """The script, stylesheet and icon come from the bridge itself (no CDN), typed."""
+    with page_bridge(tmp_path) as server:
+        status, headers, body = await fetch(client, f"{server.url}/static/{name}")
+    assert status == 200
+    assert headers["Content-Type"] == content_type
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert body
+
+
+async def test_an_unknown_static_file_is_404(tmp_path: Path, client: aiohttp.ClientSession) -> None:
+    """Only the pages' own files are served: nothing else of the package, no path walking."""
+    with page_bridge(tmp_path) as server:
+        statuses = [
+            (await fetch(client, f"{server.url}/static/{name}"))[0]
+            for name in ("nope.js", "..%2Fhtml.py", "..%2Ftemplates%2Fpage.html")
+        ]
+    assert statuses == [404, 404, 404]
+
+
+async def test_without_an_admin_token_the_page_says_how_to_enable_acks(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """With no EXESDB_ADMIN_TOKEN there is no Acknowledge button and the page says what to set."""
+    with page_bridge(tmp_path, EXESDB_ADMIN_TOKEN="") as server:
+        raise_alert(server, "a1", "one alert")
+        _, _, body = await fetch(client, server.url + "/")
+        _, _, alert = await fetch(client, server.url + "/alerts/a1")
+    for text in (body, alert):
+        assert "set <code>EXESDB_ADMIN_TOKEN</code> on the bridge to enable it" in text
+        assert "data-ack=" not in text
+        assert 'id="ack-token"' not in text
+
+
+async def test_with_an_admin_token_firing_alerts_have_an_acknowledge_button(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """Each firing alert has a button carrying its id; the token field is a password field."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "one alert")
+        _, _, body = await fetch(client, server.url + "/")
+    assert 'data-ack="a1"' in body
+    assert '<input id="ack-token" name="token" type="password"' in body
+    assert ADMIN_TOKEN not in body
+
+
+async def test_the_alert_page_shows_its_history(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """Fired, then acknowledged by whom with the note, in order, with the acknowledgement."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "one alert")
+        async with client.post(
+            server.url + "/v1/alerts/a1/ack",
+            json={"ack_by": "alice", "ack_note": "on it"},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as response:
+            assert response.status == 200
+        _, _, body = await fetch(client, server.url + "/alerts/a1")
+    history = body.split('id="history"', 1)[1].split("</section>", 1)[0]
+    assert history.index(">Fired<") < history.index(">Acknowledged<")
+    assert "by alice: on it" in history
+    assert ">acknowledged</span>" in body
+
+
+async def test_receivers_are_shown_by_origin_only(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """A webhook URL's path (often a token) never reaches the page; attempts and the last
+    result do."""
+    port = free_port()  # nobody listens: every attempt is refused
+    hook = f"http://127.0.0.1:{port}/hooks/s3cr3t-path-token?key=s3cr3t-query"
+    with page_bridge(
+        tmp_path,
+        EXESDB_WEBHOOK_URLS=hook,
+        EXESDB_WEBHOOK_SECRET="page-test-webhook-secret",
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="0",
+        EXESDB_WEBHOOK_BACKOFF_MS="50",
+        EXESDB_WEBHOOK_MAX_BACKOFF_MS="100",
+    ) as server:
+        raise_alert(server, "a1", "one alert")
+
+        async def attempted() -> str | None:
+            _, _, body = await fetch(client, server.url + "/alerts/a1")
+            return body if "ClientConnectorError" in body else None
+
+        body = await async_wait_until(attempted, 15, "a refused attempt on the page")
+    deliveries = body.split('id="deliveries"', 1)[1]
+    assert f"http://127.0.0.1:{port}/…" in deliveries
+    assert "s3cr3t" not in body
+    assert ">pending</span>" in deliveries
+
+
+async def test_the_status_page_lists_nodes_with_health_and_use(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """A node heard on the bus appears with its status and CPU and memory percentages."""
+    with page_bridge(tmp_path) as server:
+        report_node(server, "db-3@cluster", "degraded", cpu=91.0, memory=40.0)
+
+        async def listed() -> str | None:
+            _, _, body = await fetch(client, server.url + "/?part=live")
+            nodes = body.split('id="nodes"', 1)[1].split("</section>", 1)[0]
+            return nodes if "db-3@cluster" in nodes and "91%" in nodes else None
+
+        nodes = await async_wait_until(listed, 15, "the node on the page")
+    row = nodes.split("db-3@cluster", 1)[1].split("</tr>", 1)[0]
+    assert ">degraded</span>" in row
+    assert 'value="91.0"' in row
+    assert ">91%<" in row
+    assert ">40%<" in row
+
+
+async def test_an_alert_id_with_a_slash_reaches_its_page(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """Ids are escaped whole in links (a / too), and the link opens that alert's page."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "disk/db-1 #2?", "odd id")
+        wait_for_alert(server, "disk/db-1 #2?", lambda record: record.state is AlertState.FIRING)
+        _, _, body = await fetch(client, server.url + "/")
+        href = re.search(r'href="\./(alerts/[^"]+)"', body)
+        assert href is not None
+        status, _, page = await fetch(client, f"{server.url}/{href.group(1)}")
+    assert href.group(1) == "alerts/disk%2Fdb-1%20%232%3F"
+    assert status == 200
+    assert "odd id" in page
