@@ -176,7 +176,7 @@ def test_a_batch_is_judged_as_its_messages_one_at_a_time(
     known: list[tuple[str, float]], batch: list[tuple[str, float]], capacity: int
 ) -> None:
     """check_batch finds the same first stale message as judging each in turn, and remembers
-    the same ids (and floor) when the batch is fresh."""
+    the same ids (and floor) as remembering each in turn once the batch is found fresh."""
     guard, twin = _guard(capacity), _guard(capacity)
     for message_id, skew in known:
         guard.check(message_id, NOW + skew)
@@ -188,7 +188,7 @@ def test_a_batch_is_judged_as_its_messages_one_at_a_time(
     assert guard.check_batch(ids, stamps) == expected
     if expected is None:
         for message_id, timestamp in messages:
-            twin.check(message_id, timestamp)
+            twin._remember(message_id, timestamp, NOW)
     assert (len(guard), guard.floor) == (len(twin), twin.floor)
     for message_id, timestamp in known + messages:
         assert guard.seen(message_id, timestamp) is twin.seen(message_id, timestamp)
