@@ -266,13 +266,15 @@ def _incomplete_models() -> Iterator[None]:
             type.__setattr__(model, "__pydantic_complete__", True)
 
 
-with _incomplete_models():
-    _WIRE: Final = SchemaValidator(
-        core_schema.tagged_union_schema(
-            {key[1]: _variant(*key, model) for key, model in MESSAGE_TYPES.items()},
-            discriminator="tag",
-        )
+def _wire_schema() -> CoreSchema:
+    return core_schema.tagged_union_schema(
+        {key[1]: _variant(*key, model) for key, model in MESSAGE_TYPES.items()},
+        discriminator="tag",
     )
+
+
+with _incomplete_models():
+    _WIRE: Final = SchemaValidator(_wire_schema())
 
 # The instant of each ts text seen lately, with its Unix time (None: not a timestamp). The
 # envelopes of a batch mostly share their millisecond; the memory is bounded by clearing it.
