@@ -175,8 +175,7 @@ _times = st.sampled_from([-WINDOW - 1, -WINDOW, -WINDOW + 1e-3, -5.0, 0.0, 5.0, 
 def test_a_batch_is_judged_as_its_messages_one_at_a_time(
     known: list[tuple[str, float]], batch: list[tuple[str, float]], capacity: int
 ) -> None:
-    """check_batch finds the same first stale message as judging each in turn, and remembers
-    the same ids (and floor) as remembering each in turn once the batch is found fresh."""
+    """check_batch finds the first stale message and remembers ids as one at a time would."""
     guard, twin = _guard(capacity), _guard(capacity)
     for message_id, skew in known:
         guard.check(message_id, NOW + skew)
