@@ -144,7 +144,7 @@ def decoders() -> dict[str, Decoder]:
 
 def run(*, quick: bool = False) -> str:
     """Decode the same lines with each alternative, interleaved; the table."""
-    repeats = 3 if quick else 5
+    repeats = 3 if quick else 7
     lines: dict[Shape, list[bytes]] = {}
     for shape in SHAPES:
         source = Source(shape, nodes=125)
