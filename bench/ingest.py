@@ -202,7 +202,7 @@ def _tables(
     ]
     rows.append(
         [
-            "Pushgateway, text exposition (PUT)",
+            "Pushgateway: the same samples as text (a PUT per batch)",
             median(rates["pushgateway"]) if cpu["pushgateway"] else float("nan"),
             gateway * per_message,
             gateway,
