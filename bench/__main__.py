@@ -77,14 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--idle-seconds", type=float, default=25.0)
     parser.add_argument(
-        "--only", action="append", default=[], help="run only these (bus, ingest, render, ...)"
+        "--only", action="append", default=[], help="run only these (bus, decode, ingest, ...)"
     )
     args = parser.parse_args(argv)
 
-    from bench import alerts, bus, idle, ingest, soak, web_auth
+    from bench import alerts, bus, decode, idle, ingest, soak, web_auth
 
     suites: dict[str, Callable[[], str]] = {
         "bus": lambda: bus.run(quick=args.quick),
+        "decode": lambda: decode.run(quick=args.quick),
         "ingest": lambda: ingest.run(quick=args.quick),
     }
     suites["render"] = lambda: _render(quick=args.quick)

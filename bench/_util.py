@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -10,10 +11,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -21,6 +23,7 @@ from typing import Any, Final
 from bench.workload import SECRET
 
 _TICKS: Final = os.sysconf("SC_CLK_TCK")
+_CLIENTS: Final = 2
 _PAGE: Final = os.sysconf("SC_PAGE_SIZE")
 ROOT: Final = Path(__file__).resolve().parent.parent
 
@@ -88,6 +91,56 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+def send(
+    port: int,
+    method: str,
+    path: str,
+    requests: Sequence[tuple[bytes, Mapping[str, str]]],
+    expected: Sequence[int],
+) -> float:
+    """Send each (body, headers) to ``path`` on loopback ``port`` over two keep-alive
+    connections, each taking every other request; the wall time taken. RuntimeError if any
+    answer's status is not ``expected``."""
+    failures: list[str] = []
+
+    def one_client(share: Sequence[tuple[bytes, Mapping[str, str]]]) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            for body, headers in share:
+                connection.request(method, path, body, dict(headers))
+                response = connection.getresponse()
+                answer = response.read()
+                if response.status not in expected:
+                    failures.append(f"{response.status} {answer[:200]!r}")
+        finally:
+            connection.close()
+
+    shares = [requests[i::_CLIENTS] for i in range(_CLIENTS)]
+    threads = [threading.Thread(target=one_client, args=(share,)) for share in shares]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"{len(failures)} request(s) refused, first: {failures[0]}")
+    return elapsed
+
+
+def settle(stat: Callable[[], ProcStat], timeout: float = 10.0) -> ProcStat:
+    """A process's stat once its CPU time stops moving (its queues drained)."""
+    last = stat()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = stat()
+        if now.cpu_seconds == last.cpu_seconds:
+            return now
+        last = now
+    return last
 
 
 class BridgeProcess:

@@ -16,9 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Final
 
-from bench._util import ROOT, BridgeProcess, median, table
-from bench.ingest import BATCH, _send, settle
-from bench.workload import Source
+from bench._util import ROOT, BridgeProcess, median, settle, table
+from bench.ingest import BATCH, post_batches
+from bench.workload import SHAPES, Shape, Source
 
 _PER_REPEAT: Final = 20
 
@@ -31,9 +31,9 @@ def _extract(revision: str, into: Path) -> None:
         tar.extractall(into / "tree", filter="data")
 
 
-def run(revision: str = "main", repeats: int = 7) -> str:
+def run(revision: str = "main", repeats: int = 7, shape: Shape = "complete") -> str:
     """The table: CPU ms per 1 000 ingested messages for ``revision`` and for this tree."""
-    source = Source()
+    source = Source(shape)
     with tempfile.TemporaryDirectory(prefix="exesdb-compare-") as scratch:
         _extract(revision, Path(scratch))
         trees = {revision: Path(scratch) / "tree", "this tree": ROOT}
@@ -44,22 +44,22 @@ def run(revision: str = "main", repeats: int = 7) -> str:
         ):
             processes = {revision: before, "this tree": after}
             for process in processes.values():
-                _send(process.port, [source.batch(BATCH) for _ in range(4)])  # warm up
-                settle(process)
+                post_batches(process.port, [source.batch(BATCH) for _ in range(4)])  # warm up
+                settle(process.stat)
             for repeat in range(repeats):
                 order = list(processes.items())
                 for name, process in order if repeat % 2 == 0 else reversed(order):
                     batches = [source.batch(BATCH) for _ in range(_PER_REPEAT)]
                     start = process.stat()
-                    _send(process.port, batches)
-                    end = settle(process)
+                    post_batches(process.port, batches)
+                    end = settle(process.stat)
                     messages = _PER_REPEAT * BATCH
                     cpu = end.cpu_seconds - start.cpu_seconds
                     results[name].append(cpu / messages * BATCH * 1e3)
     base = median(results[revision])
     return table(
         f"Signed NDJSON ingest, {revision} vs this tree ({repeats} x {_PER_REPEAT} batches of "
-        f"{BATCH:,} each, interleaved; median)",
+        f"{BATCH:,} {shape} payloads each, interleaved; median)",
         ["bridge process", "CPU ms / 1000 msgs", f"x {revision}"],
         [[name, median(values), base / median(values)] for name, values in results.items()],
     )
@@ -70,8 +70,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("revision", nargs="?", default="main", help="git revision (main)")
     parser.add_argument("--repeats", type=int, default=7, help="interleaved repeats (7)")
+    parser.add_argument("--shape", choices=SHAPES, default="complete", help="payloads (complete)")
     arguments = parser.parse_args()
-    print(run(arguments.revision, arguments.repeats))
+    print(run(arguments.revision, arguments.repeats, arguments.shape))
 
 
 if __name__ == "__main__":

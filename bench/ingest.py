@@ -1,85 +1,52 @@
-"""Signed NDJSON ingest into a real bridge process: messages/s and the bridge's CPU per 1 000.
+"""Signed NDJSON ingest into a real bridge process, beside Prometheus Pushgateway in the same run.
 
 The bridge runs as ``python -m bridge run`` with ``EXESDB_INGEST=true`` on loopback; batches of
-1 000 signed envelopes are POSTed over two keep-alive connections. CPU is the bridge process's
-utime + stime from ``/proc/<pid>/stat`` (not wall time), read once its queues have drained. The
-baseline, measured in the same run in this process, is the naive per-message pipeline of
-``bench.bus`` (hmac + json + pydantic + ``Gauge.labels().set``) on the same kind of messages.
+1 000 signed envelopes are POSTed over two keep-alive connections, in both payload shapes
+(complete: every field set; minimal: only the required ones). The baseline is Pushgateway
+(``bench.pushgateway``), PUT the same series as text exposition over keep-alive HTTP: the samples
+the bridge's ``/metrics`` shows for a batch's messages, one body per batch. CPU is each process's
+utime + stime from ``/proc`` (not wall time), read once it is idle again; the three loads take
+turns, their order rotating each repeat, and the tables show medians.
 """
 
 from __future__ import annotations
 
 import asyncio
-import http.client
 import tempfile
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from functools import partial
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry
 
-from bench._util import BridgeProcess, ProcStat, median, table
-from bench.bus import naive
-from bench.naive import naive_sink
-from bench.workload import SECRET, Source
+from bench import pushgateway
+from bench._util import BridgeProcess, http_get, median, send, settle, table
+from bench.workload import SECRET, SHAPES, Shape, Source
 from bridge.app import Bridge, default_components
 from bridge.config import Settings
 
 BATCH: Final = 1_000
 TARGET_MS: Final = 5.0
-_CLIENTS: Final = 2
+SHAPE_SPREAD: Final = 0.15
+# The mix is eight messages per node: with 125 nodes a batch of 1 000 is the mix once over, so
+# each message of a batch sets series of its own (Pushgateway takes no repeated series in a push).
+NODES: Final = 125
 
 
-def _post_all(port: int, batches: Sequence[tuple[bytes, str]], failures: list[str]) -> None:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        for body, header in batches:
-            connection.request(
-                "POST",
-                "/v1/messages",
-                body,
-                {"Content-Type": "application/x-ndjson", "X-ExESDB-Signature": header},
-            )
-            response = connection.getresponse()
-            answer = response.read()
-            if response.status != 202:
-                failures.append(f"{response.status} {answer[:200]!r}")
-    finally:
-        connection.close()
-
-
-def _send(port: int, batches: Sequence[tuple[bytes, str]]) -> float:
-    """POST every batch over ``_CLIENTS`` connections; the wall time taken."""
-    failures: list[str] = []
-    shares = [batches[i::_CLIENTS] for i in range(_CLIENTS)]
-    threads = [threading.Thread(target=_post_all, args=(port, s, failures)) for s in shares]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    if failures:
-        raise RuntimeError(f"{len(failures)} batch(es) refused, first: {failures[0]}")
-    return elapsed
-
-
-def settle(bridge: BridgeProcess, timeout: float = 10.0) -> ProcStat:
-    """The bridge's stat once its CPU time stops moving (queues drained)."""
-    last = bridge.stat()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        now = bridge.stat()
-        if now.cpu_seconds == last.cpu_seconds:
-            return now
-        last = now
-    return last
+def post_batches(port: int, batches: Sequence[tuple[bytes, str]]) -> float:
+    """POST each signed NDJSON batch to ``/v1/messages``; the wall time taken."""
+    requests = [
+        (body, {"Content-Type": "application/x-ndjson", "X-ExESDB-Signature": header})
+        for body, header in batches
+    ]
+    return send(port, "POST", "/v1/messages", requests, (202,))
 
 
 async def _in_process(components: list[Any], batches: Sequence[tuple[bytes, str]]) -> float:
-    """CPU us per message for ``batches`` through an in-process bridge with ``components``."""
+    """CPU us per message for ``batches`` (the first a warm-up) through an in-process bridge
+    with ``components``."""
     with tempfile.TemporaryDirectory(prefix="exesdb-bench-") as state:
         settings = Settings(  # type: ignore[call-arg]
             SECRET_KEY_BASE=SECRET, EXESDB_INGEST=True, EXESDB_STATE_DIR=state
@@ -89,8 +56,9 @@ async def _in_process(components: list[Any], batches: Sequence[tuple[bytes, str]
         subscriptions = bridge.bus.subscriptions
         verifier = bridge.verifier
         count = 0
-        started = time.process_time()
-        for body, header in batches:
+        for number, (body, header) in enumerate(batches):
+            if number == 1:  # the first batch creates the series: a warm-up, not counted
+                count, started = 0, time.process_time()
             if verifier.keyring.check_header(header, body, time.time(), 300.0).value != "ok":
                 raise RuntimeError("bad header")
             lines = [line for line in body.split(b"\n") if line and not line.isspace()]
@@ -118,73 +86,148 @@ def breakdown(*, quick: bool = False) -> str:
         ("+ alert sink (all default components)", list(factories)),
     ]
     repeats = 3 if quick else 5
-    source = Source()
-    results: dict[str, list[float]] = {name: [] for name, _ in steps}
+    sources = {shape: Source(shape, NODES) for shape in SHAPES}
+    results: dict[tuple[str, Shape], list[float]] = {
+        (name, shape): [] for name, _ in steps for shape in SHAPES
+    }
     for _ in range(repeats):
         for name, chosen in steps:
-            batches = [source.batch(BATCH) for _ in range(5 if quick else 10)]
             components = [factories[n] for n in chosen]
-            results[name].append(asyncio.run(_in_process(components, batches)))
+            for shape in SHAPES:
+                batches = [sources[shape].batch(BATCH) for _ in range(6 if quick else 11)]
+                results[name, shape].append(asyncio.run(_in_process(components, batches)))
     rows = []
-    previous = 0.0
+    previous = dict.fromkeys(SHAPES, 0.0)
     for name, _ in steps:
-        us = median(results[name])
-        rows.append([name, us, us - previous])
-        previous = us
+        row: list[Any] = [name]
+        for shape in SHAPES:
+            us = median(results[name, shape])
+            row += [us, us - previous[shape]]
+            previous[shape] = us
+        rows.append(row)
     return table(
         f"Where ingest CPU goes (in-process, no HTTP, {repeats} repeats, median)",
-        ["bridge with", "CPU ms / 1000 msgs", "added by the step"],
-        [[name, us, added] for name, us, added in rows],
+        [
+            "bridge with",
+            "complete: CPU ms / 1000 msgs",
+            "added by the step",
+            "minimal: CPU ms / 1000 msgs",
+            "added by the step",
+        ],
+        rows,
     )
 
 
 def run(*, quick: bool = False) -> str:
-    """Measure ingest; the tables."""
+    """Measure ingest of both payload shapes beside Pushgateway; the tables."""
     repeats = 3 if quick else 5
     per_repeat = 10 if quick else 20
-    source = Source()
-    cpu_ms: list[float] = []
-    rates: list[float] = []
-    naive_ms: list[float] = []
-    with BridgeProcess(EXESDB_INGEST="true") as bridge:
-        # Warm up: first requests create gauge children, caches and aiohttp state.
-        _send(bridge.port, [source.batch(BATCH) for _ in range(4)])
-        settle(bridge)
-        for _ in range(repeats):
-            batches = [source.batch(BATCH) for _ in range(per_repeat)]
-            before = bridge.stat()
-            wall = _send(bridge.port, batches)
-            after = settle(bridge)
-            messages = per_repeat * BATCH
-            cpu_ms.append((after.cpu_seconds - before.cpu_seconds) / messages * BATCH * 1e3)
-            rates.append(messages / wall)
+    sources = {shape: Source(shape, NODES) for shape in SHAPES}
+    binary = pushgateway.installed()
+    cpu: dict[str, list[float]] = {name: [] for name in (*SHAPES, "pushgateway")}
+    rates: dict[str, list[float]] = {name: [] for name in cpu}
+    with ExitStack() as stack:
+        bridge = stack.enter_context(BridgeProcess(EXESDB_INGEST="true"))
+        # Warm up: first requests create series, caches and aiohttp state.
+        for shape in SHAPES:
+            post_batches(bridge.port, [sources[shape].batch(BATCH) for _ in range(4)])
+        settle(bridge.stat)
+        # The samples a batch of complete messages sets, as the bridge exposes them.
+        samples_body = pushgateway.exposition(
+            http_get(bridge.url + "/metrics")[1].decode(), '@bench"'
+        )
+        samples = sum(1 for line in samples_body.splitlines() if not line.startswith(b"#"))
 
-            frames = source.frames(10 * BATCH)
-            sink = naive_sink(CollectorRegistry())
-            started = time.process_time()
-            naive(frames, sink)
-            naive_ms.append((time.process_time() - started) / len(frames) * BATCH * 1e3)
+        # Each load: (CPU seconds, wall seconds, batches) of one turn.
+        def ingest(shape: Shape) -> tuple[float, float, int]:
+            batches = [sources[shape].batch(BATCH) for _ in range(per_repeat)]
+            before = bridge.stat()
+            wall = post_batches(bridge.port, batches)
+            return settle(bridge.stat).cpu_seconds - before.cpu_seconds, wall, per_repeat
+
+        loads: dict[str, Callable[[], tuple[float, float, int]]] = {
+            shape: partial(ingest, shape) for shape in SHAPES
+        }
+        if binary is not None:
+            gateway = stack.enter_context(pushgateway.Pushgateway(binary))
+            gateway.push([samples_body] * 4)
+            settle(gateway.stat)
+
+            def push() -> tuple[float, float, int]:
+                before = gateway.stat()
+                wall = gateway.push([samples_body] * per_repeat)
+                return settle(gateway.stat).cpu_seconds - before.cpu_seconds, wall, per_repeat
+
+            loads["pushgateway"] = push
+        names = list(loads)
+        for repeat in range(repeats):
+            turn = repeat % len(names)
+            for name in names[turn:] + names[:turn]:
+                seconds, wall, batches = loads[name]()
+                cpu[name].append(seconds / batches * 1e3)  # per batch: 1 000 messages' worth
+                rates[name].append(batches * BATCH / wall)
         rss = bridge.stat().rss_bytes
         components = bridge.components()
-    bridge_ms, base_ms = median(cpu_ms), median(naive_ms)
+    note = "" if binary else "Pushgateway not installed: apt-get install prometheus-pushgateway\n"
     return (
         breakdown(quick=quick)
         + "\n"
-        + table(
-            f"Signed NDJSON ingest ({repeats} x {per_repeat} batches of {BATCH:,}, median; "
-            f"bridge RSS after: {rss / 2**20:.0f} MiB)",
-            ["pipeline", "msgs/s (wall)", "CPU ms / 1000 msgs", "x naive", "target 5 ms"],
+        + _tables(cpu, rates, samples, repeats, per_repeat, rss)
+        + f"bridge components: {components}\n"
+        + note
+    )
+
+
+def _tables(
+    cpu: dict[str, list[float]],
+    rates: dict[str, list[float]],
+    samples: int,
+    repeats: int,
+    per_repeat: int,
+    rss: int,
+) -> str:
+    per_message = samples / BATCH
+    complete, minimal = median(cpu["complete"]), median(cpu["minimal"])
+    gateway = median(cpu["pushgateway"]) if cpu["pushgateway"] else float("nan")
+    rows: list[list[Any]] = [
+        [
+            f"bridge, {shape} payloads",
+            median(rates[shape]),
+            median(cpu[shape]),
+            median(cpu[shape]) / per_message if shape == "complete" else float("nan"),
+            gateway / (median(cpu[shape]) / per_message) if shape == "complete" else float("nan"),
+            "met" if median(cpu[shape]) <= TARGET_MS else "not met",
+        ]
+        for shape in SHAPES
+    ]
+    rows.append(
+        [
+            "Pushgateway: the same samples as text (a PUT per batch)",
+            median(rates["pushgateway"]) if cpu["pushgateway"] else float("nan"),
+            gateway * per_message,
+            gateway,
+            1.0,
+            "",
+        ]
+    )
+    spread = minimal / complete - 1
+    return (
+        table(
+            f"Signed NDJSON ingest beside Pushgateway ({repeats} x {per_repeat} batches of "
+            f"{BATCH:,} each, interleaved, median; {per_message:.2f} samples per complete "
+            f"message; bridge RSS after: {rss / 2**20:.0f} MiB)",
             [
-                [
-                    f"bridge process: HTTP, verify, decode, bus, sinks ({components})",
-                    median(rates),
-                    bridge_ms,
-                    base_ms / bridge_ms,
-                    "met" if bridge_ms <= TARGET_MS else "not met",
-                ],
-                ["naive per message, in-process, no HTTP", 1e6 / base_ms, base_ms, 1.0, ""],
+                "process",
+                "msgs/s (wall)",
+                "CPU ms / 1000 msgs",
+                "CPU ms / 1000 samples",
+                "Pushgateway's CPU per sample / its",
+                f"target {TARGET_MS:g} ms / 1000 msgs",
             ],
+            rows,
         )
+        + f"\nminimal vs complete payloads: {spread:+.1%} CPU per message (target within "
+        f"{SHAPE_SPREAD:.0%}: {'met' if abs(spread) <= SHAPE_SPREAD else 'not met'})\n"
     )
 
 

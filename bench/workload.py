@@ -2,6 +2,8 @@
 
 Envelopes are assembled from per-message-type templates (only ``id`` and ``ts`` change), so the
 benchmark client spends little CPU making them and the bridge sees realistic, distinct messages.
+Two payload shapes: ``complete`` (every field of the mix set, the payload's timestamp too) and
+``minimal`` (only the required fields: no ``node``, ``timestamp`` or other defaulted field).
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
+
+from bridge.messages import TAGS
 
 SECRET: Final = "bench-secret-key-base-with-at-least-32-characters"
 NODES: Final = tuple(f"node{n}@bench" for n in range(1, 6))
 _RESOURCES: Final = ("cpu", "memory", "disk", "network")
+
+Shape = Literal["complete", "minimal"]
+SHAPES: Final[tuple[Shape, ...]] = ("complete", "minimal")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,23 +46,35 @@ class Template:
         object.__setattr__(self, "rest", rest)
 
     def render(self, message_id: str, ts: str) -> bytes:
-        """The envelope bytes for one message (its payload ``timestamp`` is ``ts`` too)."""
+        """The envelope bytes for one message (a payload ``timestamp`` is ``ts`` too)."""
+        stamp = f'"timestamp":"{ts}",' if "timestamp" in self.payload else ""
         return b"".join(
             (
                 f'{{"v":1,"id":"{message_id}","instance":"{self.instance}",'
                 f'"topic":"{self.topic}","tag":"{self.tag}","node":{json.dumps(self.node)},'
-                f'"ts":"{ts}","payload":{{"timestamp":"{ts}",'.encode(),
+                f'"ts":"{ts}","payload":{{{stamp}'.encode(),
                 self.rest,
                 b"}",
             )
         )
 
+    def minimal(self) -> Template:
+        """This message with only the fields its model requires (the rest left to defaults)."""
+        model = TAGS[self.tag]
+        required = {
+            name
+            for name, info in model.__pydantic_fields__.items()
+            if info.is_required() and name not in model.FILLED
+        }
+        payload = {k: v for k, v in self.payload.items() if k in required}
+        return Template(self.instance, self.tag, self.topic, self.node, payload)
 
-def templates() -> list[Template]:
+
+def templates(shape: Shape = "complete", nodes: int = len(NODES)) -> list[Template]:
     """The mix: per node four resource readings, health, a performance, throughput and latency."""
     stamp = "2026-11-28T00:00:00.123Z"
     out: list[Template] = []
-    for node in NODES:
+    for node in (f"node{n}@bench" for n in range(1, nodes + 1)):
         for index, resource in enumerate(_RESOURCES):
             out.append(
                 Template(
@@ -139,7 +158,7 @@ def templates() -> list[Template]:
                 },
             )
         )
-    return out
+    return out if shape == "complete" else [template.minimal() for template in out]
 
 
 def now_ts() -> str:
@@ -149,10 +168,15 @@ def now_ts() -> str:
 
 
 class Source:
-    """An endless supply of distinct envelopes (fresh ids, current timestamps)."""
+    """An endless supply of distinct envelopes (fresh ids, current timestamps).
 
-    def __init__(self) -> None:
-        self._templates = templates()
+    ``nodes`` sets how many nodes the mix cycles through (eight messages each), so how many
+    distinct series a batch updates.
+    """
+
+    def __init__(self, shape: Shape = "complete", nodes: int = len(NODES)) -> None:
+        self.shape = shape
+        self._templates = templates(shape, nodes)
         self._cycle = itertools.cycle(self._templates)
         self._prefix = os.urandom(10).hex()
         self._counter = itertools.count()

@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bridge.bus import SIGNATURE_HEADER, Keyring
+from bridge.messages import Message, format_timestamp
+from tests.messages.test_models import CASES
 from tests.support import ADMIN_TOKEN, TEST_SECRET, ThreadedBridge, http_get
 from tests.test_http import body_of, envelope
 
@@ -170,6 +173,32 @@ def test_any_single_byte_change_breaks_a_frame_signature(body: bytes, data: st.D
     tampered[position] = value
     assert KEYRING.verify(body, signature)
     assert not KEYRING.verify(bytes(tampered), signature)
+
+
+@PROPERTY_SETTINGS
+@given(
+    models=st.lists(st.sampled_from(list(CASES)), min_size=1, max_size=6),
+    shapes=st.lists(st.sampled_from(["minimal", "full"]), min_size=8, max_size=8),
+)
+def test_signed_batches_of_any_types_and_shapes_are_accepted(
+    server: ThreadedBridge, models: list[type[Message]], shapes: list[str]
+) -> None:
+    """A signed batch of valid envelopes of any types, minimal or complete, is accepted whole."""
+    now = format_timestamp(datetime.now(UTC))
+    lines = []
+    for model, shape in zip(models, shapes, strict=False):
+        payload = dict(getattr(CASES[model], shape))
+        if "timestamp" in payload:
+            payload["timestamp"] = now
+        lines.append(
+            envelope(instance=model.INSTANCE, tag=model.TAG, topic=model.TAG, payload=payload)
+        )
+    body = body_of(*lines)
+    headers: dict[str, str | bytes] = {
+        "Content-Type": "application/x-ndjson",
+        SIGNATURE_HEADER: _signature(body),
+    }
+    assert server.post(body, headers) == 202
 
 
 def test_the_server_survived_the_properties(server: ThreadedBridge) -> None:

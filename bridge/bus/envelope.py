@@ -1,7 +1,8 @@
 """The envelope every message travels in (SPEC section 3), and its decoding.
 
 Decoding never raises: it returns an ``Envelope`` or a ``Rejection`` naming the reason and, where
-there is one, the offending field.
+there is one, the offending field. Every valid envelope is decoded by one pydantic-core call; the
+reference decoder (``json.loads`` and field-by-field checks) words the rejections.
 """
 
 from __future__ import annotations
@@ -9,21 +10,15 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Annotated, Any, Final, Literal, Union
+from typing import Any, Final
 
-from pydantic import (
-    ConfigDict,
-    Discriminator,
-    Field,
-    Strict,
-    StringConstraints,
-    TypeAdapter,
-    ValidationError,
-)
-from typing_extensions import TypedDict
+from pydantic import ValidationError
+from pydantic_core import CoreSchema, SchemaValidator, core_schema
 
 from bridge.messages import INSTANCES, MESSAGE_TYPES, Message, format_timestamp, model_for
 
@@ -35,6 +30,7 @@ __all__ = [
     "check_topic",
     "decode_envelope",
     "decode_envelope_reference",
+    "decode_envelopes",
     "new_message_id",
 ]
 
@@ -42,6 +38,7 @@ ENVELOPE_VERSION: Final = 1
 _ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{8,128}")
 _TOPIC_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _MAX_NODE_LENGTH: Final = 255
+_MAX_TS_LENGTH: Final = 40
 _KNOWN_INSTANCES: Final = frozenset(INSTANCES)
 _ENVELOPE_KEYS: Final = frozenset({"v", "id", "instance", "topic", "tag", "node", "ts", "payload"})
 
@@ -129,12 +126,33 @@ def check_topic(topic: str) -> str:
 def decode_envelope(body: bytes | str) -> Envelope | Rejection:
     """Parse and validate an envelope whose signature was already checked.
 
-    The common case (a well-formed envelope) is validated straight from the bytes in one
-    pydantic-core call; anything that path does not accept is decoded again by
-    :func:`decode_envelope_reference`, so rejections (reason, detail, field) are exactly its.
+    A valid envelope is validated straight from the bytes in one pydantic-core call; anything
+    that path does not accept is decoded again by :func:`decode_envelope_reference`, so
+    rejections (reason, detail, field) are exactly its.
     """
     envelope = _decode_fast(body)
     return envelope if envelope is not None else decode_envelope_reference(body)
+
+
+def decode_envelopes(
+    bodies: Sequence[bytes | str],
+) -> tuple[list[Envelope], tuple[int, Rejection] | None]:
+    """Decode ``bodies`` in order as :func:`decode_envelope` does, up to the first refused.
+
+    Returns the envelopes before it and, when one is refused, its index and Rejection.
+    """
+    envelopes: list[Envelope] = []
+    append = envelopes.append
+    for index, body in enumerate(bodies):
+        envelope = _decode_fast(body)
+        if envelope is None:
+            # Refused (or a JSON corner pydantic-core reads differently): the reference decides.
+            decoded = decode_envelope_reference(body)
+            if isinstance(decoded, Rejection):
+                return envelopes, (index, decoded)
+            envelope = decoded
+        append(envelope)
+    return envelopes, None
 
 
 def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:
@@ -199,87 +217,112 @@ def decode_envelope_object(data: Any) -> Envelope | Rejection:
 
 
 # -- the fast path --
-# One TypedDict per message type, discriminated on ``tag``: pydantic-core parses the bytes and
-# validates envelope and payload in a single call. It must accept nothing the reference refuses
-# and build the same Envelope (tests/bus/test_envelope_fast.py holds it to that): strict types,
-# the same patterns (Rust's ``$`` is end of text, stricter than Python's), ``instance`` bound to
-# the tag's instance, ``ts`` checked as a string and parsed by the reference's own ``_parse_ts``.
-# No validation context is given, so a payload missing its ``node`` fails here and the reference
-# fills it in from the envelope.
+# One pydantic-core call builds the Envelope from the bytes: a union, discriminated on ``tag``, of
+# the Envelope dataclass with strict envelope fields (the reference's patterns; Rust's ``$`` is
+# end of text, stricter than Python's), ``instance`` bound to the tag's instance and the model's
+# wire schema for the payload (Message.wire_schema: defaults filled after validation, canonical
+# timestamps parsed natively). It must accept nothing the reference refuses and build the same
+# Envelope: tests/bus/test_envelope_fast.py holds it to that.
 
-_FastId = Annotated[str, Strict(), StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,128}$")]
-_FastTopic = Annotated[str, Strict(), StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
-_FastNode = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=_MAX_NODE_LENGTH)]
-_FastTs = Annotated[str, Strict(), StringConstraints(max_length=40)]
-_FastVersion = Annotated[int, Strict(), Field(ge=ENVELOPE_VERSION, le=ENVELOPE_VERSION)]
-
-
-def _fast_variant(instance: str, tag: str, model: type[Message]) -> Any:
-    variant = TypedDict(  # type: ignore[misc]  # noqa: UP013 (fields built at run time)
-        f"_Envelope_{tag}",
-        {
-            "v": _FastVersion,
-            "id": _FastId,
-            "instance": Literal[instance],
-            "topic": _FastTopic,
-            "tag": Literal[tag],
-            "node": _FastNode,
-            "ts": _FastTs,
-            "payload": model,
-        },
-    )
-    variant.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
-    return variant
+_ID: Final = core_schema.str_schema(pattern=r"^[A-Za-z0-9_-]{8,128}$", strict=True)
+_TOPIC: Final = core_schema.str_schema(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", strict=True)
+_NODE: Final = core_schema.str_schema(min_length=1, max_length=_MAX_NODE_LENGTH, strict=True)
+# Checked and kept as text by the validator; _decode_fast parses it as the reference does.
+_TS_TEXT: Final = core_schema.str_schema(max_length=_MAX_TS_LENGTH, strict=True)
+_VERSION: Final = core_schema.int_schema(ge=ENVELOPE_VERSION, le=ENVELOPE_VERSION, strict=True)
+# Set by the validator (unix_ts by _decode_fast).
+_SET: Final = ["id", "instance", "topic", "tag", "node", "ts", "payload"]
 
 
-_FAST: Final[TypeAdapter[dict[str, Any]]] = TypeAdapter(
-    Annotated[  # type: ignore[arg-type]
-        Union[  # noqa: UP007 (a runtime-built tuple of types)
-            tuple(_fast_variant(i, t, m) for (i, t), m in MESSAGE_TYPES.items())
-        ],
-        Discriminator("tag"),
+def _variant(instance: str, tag: str, model: type[Message]) -> CoreSchema:
+    fields = [
+        core_schema.dataclass_field("v", _VERSION, init_only=True),  # checked, not kept
+        core_schema.dataclass_field("id", _ID),
+        core_schema.dataclass_field("instance", core_schema.literal_schema([instance])),
+        core_schema.dataclass_field("topic", _TOPIC),
+        core_schema.dataclass_field("tag", core_schema.literal_schema([tag])),
+        core_schema.dataclass_field("node", _NODE),
+        core_schema.dataclass_field("ts", _TS_TEXT),
+        core_schema.dataclass_field("payload", model.wire_schema()),
     ]
-)
+    arguments = core_schema.dataclass_args_schema(
+        f"Envelope[{tag}]", fields, extra_behavior="forbid"
+    )
+    return core_schema.dataclass_schema(Envelope, arguments, _SET, slots=True, frozen=True)
 
-_FAST_VALIDATOR: Final = _FAST.validator
+
+@contextmanager
+def _incomplete_models() -> Iterator[None]:
+    # pydantic-core validates a model schema whose class is complete with the class's own
+    # validator (its "prebuilt" one), which would ignore the wire schemas: while compiling,
+    # the models are marked incomplete.
+    models = list(MESSAGE_TYPES.values())
+    for model in models:
+        type.__setattr__(model, "__pydantic_complete__", False)
+    try:
+        yield
+    finally:
+        for model in models:
+            type.__setattr__(model, "__pydantic_complete__", True)
 
 
-# The last timestamp parsed: envelopes of one batch mostly share their millisecond. A tuple is
-# swapped in whole, so concurrent threads at worst miss; datetimes are immutable to share.
-_last_ts: tuple[str, datetime, float] = ("", datetime.min.replace(tzinfo=UTC), 0.0)
+def _wire_schema() -> CoreSchema:
+    return core_schema.tagged_union_schema(
+        {key[1]: _variant(*key, model) for key, model in MESSAGE_TYPES.items()},
+        discriminator="tag",
+    )
+
+
+with _incomplete_models():
+    _WIRE: Final = SchemaValidator(_wire_schema())
+
+# The instant of each ts text seen lately, with its Unix time (None: not a timestamp). The
+# envelopes of a batch mostly share their millisecond; the memory is bounded by clearing it.
+_INSTANTS: dict[str, tuple[datetime, float] | None] = {}
+_INSTANTS_SIZE: Final = 1024
+
+
+def _instant(text: str) -> tuple[datetime, float] | None:
+    ts = _parse_ts(text)
+    instant = None if ts is None else (ts, ts.timestamp())
+    if len(_INSTANTS) >= _INSTANTS_SIZE:
+        _INSTANTS.clear()
+    _INSTANTS[text] = instant
+    return instant
+
+
+_assign: Final = object.__setattr__  # the Envelope is frozen
 
 
 def _decode_fast(body: bytes | str) -> Envelope | None:
-    global _last_ts
+    """The fast path alone: the Envelope, or None where the reference must decide."""
     try:
-        # The SchemaValidator itself: TypeAdapter.validate_json adds Python overhead per call.
-        data = _FAST_VALIDATOR.validate_json(body)
+        envelope: Envelope = _WIRE.validate_json(body)
     except ValidationError:
         return None
-    text = data["ts"]
-    last = _last_ts
-    if text == last[0]:
-        ts, unix_ts = last[1], last[2]
-    else:
-        parsed = _parse_ts(text)
-        if parsed is None:
-            return None
-        ts, unix_ts = parsed, parsed.timestamp()
-        _last_ts = (text, ts, unix_ts)
-    return Envelope(
-        data["id"],
-        data["instance"],
-        data["topic"],
-        data["tag"],
-        data["node"],
-        ts,
-        data["payload"],
-        unix_ts,
-    )
+    # The validator leaves the text of ts in ts: swap in the instant.
+    text: Any = envelope.ts
+    instant = _INSTANTS.get(text) or _instant(text)
+    if instant is None:
+        return None
+    _assign(envelope, "ts", instant[0])
+    _assign(envelope, "unix_ts", instant[1])
+    # The defaults the wire schema left None: node (as the reference's validation context
+    # gives it), then the fields derived from others.
+    payload = envelope.payload
+    values = payload.__dict__
+    if values.get("node", "") is None:
+        values["node"] = envelope.node
+        payload.__pydantic_fields_set__.add("node")
+    for name in payload.DERIVED:
+        if values[name] is None:
+            payload.fill_derived(envelope.node)
+            break
+    return envelope
 
 
 def _parse_ts(value: Any) -> datetime | None:
-    if not isinstance(value, str) or len(value) > 40:
+    if not isinstance(value, str) or len(value) > _MAX_TS_LENGTH:
         return None
     try:
         ts = datetime.fromisoformat(value)

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
+from itertools import repeat
 
 __all__ = ["ReplayGuard", "ReplayVerdict"]
 
@@ -77,19 +78,52 @@ class ReplayGuard:
         None (and every id remembered) when each message is fresh and no id repeats within the
         batch; else the index and verdict of the first that is not, and nothing is remembered.
         """
+        return self.check_batch([m for m, _ in messages], [t for _, t in messages])
+
+    def check_batch(
+        self, message_ids: Sequence[str], timestamps: Sequence[float]
+    ) -> tuple[int, ReplayVerdict] | None:
+        """``check_all`` for a batch given as its ids and its timestamps."""
         now = self._clock()
-        judge = self._judge
+        failure = self._judge_batch(message_ids, timestamps, now)
+        if failure is None:
+            self._seen.update(zip(message_ids, timestamps, strict=True))
+            self._order.extend(message_ids)
+            self._evict(now)
+        return failure
+
+    def judge_batch(
+        self, message_ids: Sequence[str], timestamps: Sequence[float]
+    ) -> tuple[int, ReplayVerdict] | None:
+        """``check_batch`` without remembering any id."""
+        return self._judge_batch(message_ids, timestamps, self._clock())
+
+    def _judge_batch(
+        self, message_ids: Sequence[str], timestamps: Sequence[float], now: float
+    ) -> tuple[int, ReplayVerdict] | None:
+        if not message_ids:
+            return None
+        self._forget_expired(now)
+        # Rounding keeps subtraction monotonic, so |now - t| is largest at the oldest or the
+        # newest timestamp: those two stand for the batch. The set operations run in C.
+        oldest, newest = min(timestamps), max(timestamps)
+        if (
+            abs(now - oldest) <= self._window
+            and abs(now - newest) <= self._window
+            and oldest > self._floor
+            and len(set(message_ids)) == len(message_ids)
+            and self._seen.keys().isdisjoint(message_ids)
+        ):
+            return None
+        # Something is stale: find the first, as judging one message at a time would.
         batch: set[str] = set()
-        for index, (message_id, timestamp) in enumerate(messages):
-            verdict = judge(message_id, timestamp, now)
+        for index, (message_id, timestamp) in enumerate(zip(message_ids, timestamps, strict=True)):
+            verdict = self._verdict(message_id, timestamp, now)
             if verdict is ReplayVerdict.FRESH and message_id in batch:
                 verdict = ReplayVerdict.REPLAYED
             if verdict is not ReplayVerdict.FRESH:
                 return index, verdict
             batch.add(message_id)
-        remember = self._remember
-        for message_id, timestamp in messages:
-            remember(message_id, timestamp, now)
         return None
 
     def forget(self, message_ids: Iterable[str]) -> None:
@@ -99,9 +133,13 @@ class ReplayGuard:
             self._seen.pop(message_id, None)
 
     def _judge(self, message_id: str, timestamp: float, now: float) -> ReplayVerdict:
+        self._forget_expired(now)
+        return self._verdict(message_id, timestamp, now)
+
+    def _verdict(self, message_id: str, timestamp: float, now: float) -> ReplayVerdict:
+        # The expired ids forgotten at ``now`` already.
         if abs(now - timestamp) > self._window or timestamp <= self._floor:
             return ReplayVerdict.EXPIRED
-        self._forget_expired(now)
         if message_id in self._seen:
             return ReplayVerdict.REPLAYED
         return ReplayVerdict.FRESH
@@ -109,10 +147,19 @@ class ReplayGuard:
     def _remember(self, message_id: str, timestamp: float, now: float) -> None:
         self._seen[message_id] = timestamp
         self._order.append(message_id)
-        if len(self._order) > self._capacity:
-            evicted_ts = self._seen.pop(self._order.popleft(), None)
-            if evicted_ts is not None and evicted_ts + self._window >= now:
-                self._floor = max(self._floor, evicted_ts)
+        self._evict(now)
+
+    def _evict(self, now: float) -> None:
+        # Past the capacity, forget the oldest ids; the floor rises to their newest timestamp
+        # still inside the window. A batch's worth at once: the pops run in C.
+        excess = len(self._order) - self._capacity
+        if excess <= 0:
+            return
+        popleft = self._order.popleft
+        evicted = [popleft() for _ in range(excess)]
+        stamps = [ts for ts in map(self._seen.pop, evicted, repeat(None)) if ts is not None]
+        if stamps and max(stamps) + self._window >= now:
+            self._floor = max(self._floor, max(stamps))
 
     def _forget_expired(self, now: float) -> None:
         # Acceptance order is nearly timestamp order; stopping at the first live entry keeps

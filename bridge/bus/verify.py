@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from operator import attrgetter
 
-from bridge.bus.envelope import Envelope, Rejection, RejectReason, decode_envelope
+from bridge.bus.envelope import Envelope, Rejection, RejectReason, decode_envelope, decode_envelopes
 from bridge.bus.replay import ReplayGuard, ReplayVerdict
 from bridge.bus.signing import Keyring
 
@@ -19,6 +20,8 @@ __all__ = ["Verifier"]
 _logger = logging.getLogger(__name__)
 
 RejectCounter = Callable[[RejectReason], None]
+_id_of: Callable[[Envelope], str] = attrgetter("id")
+_time_of: Callable[[Envelope], float] = attrgetter("unix_ts")
 
 
 class Verifier:
@@ -127,31 +130,26 @@ class Verifier:
     def judge_batch(self, lines: Sequence[bytes]) -> list[Envelope] | Rejection:
         """``verify_batch`` without remembering the ids: the caller may still refuse the batch
         (e.g. 503 when a subscriber is congested) and then ``admit`` it or not."""
-        envelopes: list[Envelope] = []
-        append = envelopes.append
-        decoding_failure: tuple[int, Rejection] | None = None
-        for number, line in enumerate(lines, start=1):
-            envelope = decode_envelope(line)
-            if isinstance(envelope, Rejection):
-                decoding_failure = (number, envelope)
-                break
-            append(envelope)
+        envelopes, failure = decode_envelopes(lines)
         total = len(lines)
-        failure = self._first_replayed([(envelope.id, envelope.unix_ts) for envelope in envelopes])
-        if failure is not None:
-            index, verdict = failure
+        # The lines before a bad one are judged too: a replay among them is reported first.
+        stale = self._replay.judge_batch(
+            list(map(_id_of, envelopes)), list(map(_time_of, envelopes))
+        )
+        if stale is not None:
+            index, verdict = stale
             rejection = _replay_rejection(verdict, envelopes[index].id)
             return self.reject(_at_line(rejection, index + 1, total))
-        if decoding_failure is not None:
-            number, rejection = decoding_failure
-            return self.reject(_at_line(rejection, number, total))
+        if failure is not None:
+            index, rejection = failure
+            return self.reject(_at_line(rejection, index + 1, total))
         return envelopes
 
     def admit(self, envelopes: list[Envelope]) -> list[Envelope] | Rejection:
         """Remember the ids of a judged batch, all at one instant; a Rejection only if a copy
         was admitted since it was judged."""
-        failure = self._replay.check_all(
-            [(envelope.id, envelope.unix_ts) for envelope in envelopes]
+        failure = self._replay.check_batch(
+            list(map(_id_of, envelopes)), list(map(_time_of, envelopes))
         )
         if failure is not None:
             index, verdict = failure
@@ -162,20 +160,6 @@ class Verifier:
     def forget(self, envelopes: Iterable[Envelope]) -> None:
         """Forget admitted envelopes that were then not taken, so that a resend is accepted."""
         self._replay.forget(envelope.id for envelope in envelopes)
-
-    def _first_replayed(
-        self, messages: Sequence[tuple[str, float]]
-    ) -> tuple[int, ReplayVerdict] | None:
-        # A refused batch: judge the lines before the bad one without remembering any.
-        ids: set[str] = set()
-        for index, (message_id, timestamp) in enumerate(messages):
-            verdict = self._replay.seen(message_id, timestamp)
-            if verdict is ReplayVerdict.FRESH and message_id in ids:
-                verdict = ReplayVerdict.REPLAYED
-            if verdict is not ReplayVerdict.FRESH:
-                return index, verdict
-            ids.add(message_id)
-        return None
 
 
 def _replay_rejection(verdict: ReplayVerdict, message_id: str) -> Rejection:

@@ -1,14 +1,17 @@
-"""What every message model shares: the base class, timestamps, ids and enum aliases."""
+"""What every message model shares: the base class, timestamps, ids, enum aliases and the
+payload schema the envelope decoder reads JSON with."""
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Final, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.config import ExtraValues
+from pydantic_core import CoreSchema, core_schema
 
 __all__ = [
     "JsonMap",
@@ -24,9 +27,20 @@ __all__ = [
 
 def utc_now() -> datetime:
     """Now in UTC, truncated to the millisecond (the wire precision)."""
+    global _last_now
     # Whole milliseconds from the integer clock: exact after fromtimestamp's rounding to the
-    # microsecond, and cheaper than datetime.now().replace() (every published message).
-    return datetime.fromtimestamp(time.time_ns() // 1_000_000 / 1000, UTC)
+    # microsecond, and cheaper than datetime.now().replace(). The default timestamp of every
+    # payload that leaves it out: the messages of one millisecond share one (immutable) datetime.
+    milliseconds = time.time_ns() // 1_000_000
+    last = _last_now
+    if last[0] == milliseconds:
+        return last[1]
+    now = datetime.fromtimestamp(milliseconds / 1000, UTC)
+    _last_now = (milliseconds, now)  # swapped whole: another thread at worst misses
+    return now
+
+
+_last_now: tuple[int, datetime] = (0, datetime.fromtimestamp(0, UTC))
 
 
 def _to_utc_ms(value: datetime) -> datetime:
@@ -35,7 +49,7 @@ def _to_utc_ms(value: datetime) -> datetime:
         value = value.replace(tzinfo=UTC)
     elif value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    # Hot path (every message): replace() is slow, so only truncate when there is a remainder.
+    # replace() is slow, so only truncate when there is a remainder.
     excess = value.microsecond % 1000
     return value.replace(microsecond=value.microsecond - excess) if excess else value
 
@@ -68,20 +82,44 @@ def random_hex(prefix: str = "") -> str:
     return prefix + secrets.token_hex(8)
 
 
+# The form format_timestamp writes (RFC 3339, UTC as Z, at most milliseconds): pydantic-core's
+# own parse of it is already what _to_utc_ms would return, so the wire schema needs no Python.
+_CANONICAL_TIMESTAMP: Final = core_schema.chain_schema(
+    [
+        core_schema.str_schema(
+            pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?Z$",
+            strict=True,
+        ),
+        core_schema.datetime_schema(),
+    ]
+)
+
+
 class Message(BaseModel):
     """Base of the 36 message types.
 
     Subclasses set ``TAG`` (the wire name) and ``INSTANCE`` (the bus instance). A subclass with a
     ``node`` field gets it from the validation context ``{"node": ...}`` (the envelope's node)
-    when the payload leaves it out.
+    when the payload leaves it out or sends null; ``DERIVED`` names the fields whose default is
+    computed from other fields or from that node, also when left out or null.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=65536)
 
     TAG: ClassVar[str]
     INSTANCE: ClassVar[str]
+    DERIVED: ClassVar[tuple[str, ...]] = ()
+    FILLED: ClassVar[tuple[str, ...]] = ()
+    """``node`` (when the model has one) and ``DERIVED``: what a payload may leave out or send as
+    null although the model needs a value (set for each subclass)."""
 
     timestamp: Timestamp = Field(default_factory=utc_now)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        node = ("node",) if "node" in cls.__pydantic_fields__ else ()
+        cls.FILLED = node + cls.DERIVED
 
     @classmethod
     def model_validate(
@@ -97,7 +135,7 @@ class Message(BaseModel):
     ) -> Self:
         """Validate ``obj``; a missing or null ``node`` comes from ``context["node"]``."""
         # Filled here rather than in a before-validator: that would be a Python call inside every
-        # validation, the envelope decoder's single pydantic-core call included (the hot path).
+        # validation (the envelope decoder fills it after validating, see wire_schema).
         if (
             context
             and isinstance(obj, dict)
@@ -116,3 +154,61 @@ class Message(BaseModel):
             by_alias=by_alias,
             by_name=by_name,
         )
+
+    @classmethod
+    def wire_schema(cls) -> CoreSchema:
+        """The core schema the envelope decoder validates this model's JSON payloads with.
+
+        The model's own, so that pydantic-core builds the same message, but with no Python call
+        for a complete payload in the canonical form: a timestamp written as
+        :func:`format_timestamp` writes it is parsed natively (any other form still goes through
+        the model's UTC/millisecond validator); the ``FILLED`` fields, when left out or null,
+        are None, for the decoder to fill (``node`` with the envelope's, the others with
+        :meth:`fill_derived`); and the model's before-validators (which only fill those) are
+        left out.
+        """
+        schema: CoreSchema = _wire(cls.__pydantic_core_schema__, frozenset(cls.FILLED))
+        return schema
+
+    def fill_derived(self, node: str) -> None:
+        """Give the ``DERIVED`` fields a :meth:`wire_schema` payload left None their defaults.
+
+        ``node`` is the envelope's. For the envelope decoder only: it writes the frozen
+        message in place, before anyone else holds it.
+        """
+        values = self.__dict__
+        missing = [name for name in self.DERIVED if values[name] is None]
+        values.update(self._derived(missing, node))
+        # As if given: model_validate's before-validators add them to its input, so set too.
+        self.__pydantic_fields_set__.update(missing)
+
+    def _derived(self, missing: Sequence[str], node: str) -> dict[str, Any]:
+        """The values of the ``missing`` DERIVED fields (each subclass with some computes them)."""
+        return {}
+
+
+def _wire(schema: Any, filled: frozenset[str]) -> Any:
+    """A copy of a model's core ``schema`` as ``wire_schema`` describes it (shared parts kept)."""
+    if isinstance(schema, list):
+        return [_wire(item, filled) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kind = schema.get("type")
+    if kind == "function-after" and schema["function"]["function"] is _to_utc_ms:
+        return core_schema.union_schema([_CANONICAL_TIMESTAMP, schema], mode="left_to_right")
+    if kind == "function-before" and schema["schema"]["type"] == "model-fields":
+        return _wire(schema["schema"], filled)
+    copy = {key: _wire(value, filled) for key, value in schema.items()}
+    if kind == "model-fields":
+        fields = copy["fields"]
+        for name in filled:
+            inner = fields[name]["schema"]
+            if inner["type"] == "default":
+                inner = inner["schema"]
+            fields[name] = {
+                **fields[name],
+                "schema": core_schema.with_default_schema(
+                    core_schema.nullable_schema(inner), default=None
+                ),
+            }
+    return copy

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, Literal, get_args
 
@@ -42,6 +42,7 @@ class SystemAlert(Message):
 
     TAG: ClassVar[str] = "system_alert"
     INSTANCE: ClassVar[str] = INSTANCE
+    DERIVED: ClassVar[tuple[str, ...]] = ("requires_ack",)
 
     alert_id: Text = Field(default_factory=random_hex)
     severity: AlertSeverity
@@ -64,6 +65,12 @@ class SystemAlert(Message):
         if isinstance(severity, str):
             return {**data, "requires_ack": severity in _ACK_BY_DEFAULT}
         return data
+
+    def _derived(self, missing: Sequence[str], node: str) -> dict[str, Any]:
+        values = super()._derived(missing, node)
+        if "requires_ack" in missing:
+            values["requires_ack"] = self.severity in _ACK_BY_DEFAULT
+        return values
 
 
 class AlertAck(Message):

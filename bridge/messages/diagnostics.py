@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from typing import Annotated, Any, ClassVar, Final, Literal
 
@@ -73,6 +74,7 @@ class ErrorAnalysis(Message):
 
     TAG: ClassVar[str] = "error_analysis"
     INSTANCE: ClassVar[str] = INSTANCE
+    DERIVED: ClassVar[tuple[str, ...]] = ("first_seen", "last_seen")
 
     error_id: Text = Field(default_factory=partial(random_hex, "error_"))
     error_type: Text
@@ -94,3 +96,10 @@ class ErrorAnalysis(Message):
             return data
         now = utc_now()
         return {**data, **dict.fromkeys(missing, now)}
+
+    def _derived(self, missing: Sequence[str], node: str) -> dict[str, Any]:
+        values = super()._derived(missing, node)
+        seen = [name for name in ("first_seen", "last_seen") if name in missing]
+        if seen:
+            values.update(dict.fromkeys(seen, utc_now()))
+        return values

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from typing import Any, ClassVar, Final, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, ValidationInfo, model_validator
@@ -71,6 +72,7 @@ class ClusterMembership(Message):
 
     TAG: ClassVar[str] = "cluster_membership_changed"
     INSTANCE: ClassVar[str] = INSTANCE
+    DERIVED: ClassVar[tuple[str, ...]] = ("total_nodes", "originating_node")
 
     event: MembershipEvent
     affected_nodes: list[str]
@@ -94,3 +96,11 @@ class ClusterMembership(Message):
             with contextlib.suppress(ValidationError):
                 filled["total_nodes"] = len(_NODES.validate_python(filled.get("active_nodes")))
         return filled
+
+    def _derived(self, missing: Sequence[str], node: str) -> dict[str, Any]:
+        values = super()._derived(missing, node)
+        if "originating_node" in missing:
+            values["originating_node"] = node
+        if "total_nodes" in missing:
+            values["total_nodes"] = len(self.active_nodes)
+        return values

@@ -5,6 +5,7 @@ Named ``logs`` so that it never shadows the standard library's ``logging``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from typing import Any, ClassVar, Final, Literal
 
@@ -50,6 +51,7 @@ class LogSummary(Message):
 
     TAG: ClassVar[str] = "log_summary"
     INSTANCE: ClassVar[str] = INSTANCE
+    DERIVED: ClassVar[tuple[str, ...]] = ("nodes_reporting", "total_logs")
 
     summary_id: Text = Field(default_factory=partial(random_hex, "summary_"))
     time_period: Text
@@ -78,6 +80,14 @@ class LogSummary(Message):
             else:
                 filled["total_logs"] = sum(counts.values())
         return filled
+
+    def _derived(self, missing: Sequence[str], node: str) -> dict[str, Any]:
+        values = super()._derived(missing, node)
+        if "nodes_reporting" in missing:
+            values["nodes_reporting"] = [node]
+        if "total_logs" in missing:
+            values["total_logs"] = sum(self.log_counts.values())
+        return values
 
 
 class LogFilter(Message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
@@ -46,6 +47,7 @@ class ThroughputMetric(Message):
 
     TAG: ClassVar[str] = "throughput_metric"
     INSTANCE: ClassVar[str] = INSTANCE
+    DERIVED: ClassVar[tuple[str, ...]] = ("rate_per_sec",)
 
     operation: Text
     count: NonNegInt
@@ -66,7 +68,17 @@ class ThroughputMetric(Message):
             duration_ms = _DURATION.validate_python(data.get("duration_ms"))
         except ValidationError:
             return data
-        return {**data, "rate_per_sec": count / (duration_ms / 1000)}
+        return {**data, "rate_per_sec": _rate(count, duration_ms)}
+
+    def _derived(self, missing: Sequence[str], node: str) -> dict[str, Any]:
+        values = super()._derived(missing, node)
+        if "rate_per_sec" in missing:
+            values["rate_per_sec"] = _rate(self.count, self.duration_ms)
+        return values
+
+
+def _rate(count: int, duration_ms: float) -> float:
+    return count / (duration_ms / 1000)
 
 
 class LatencyMetric(Message):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge.bus import ReplayGuard, ReplayVerdict
 
@@ -142,3 +144,50 @@ def test_a_forgotten_id_is_fresh_again_and_memory_stays_consistent() -> None:
     clock.now = 1_100.0  # past the window: the rest is forgotten without error
     assert guard.check("z", 1_100.0) is ReplayVerdict.FRESH
     assert len(guard) == 1
+
+
+def _one_at_a_time(
+    guard: ReplayGuard, batch: list[tuple[str, float]]
+) -> tuple[int, ReplayVerdict] | None:
+    """The first message of ``batch`` that is not fresh, judging each in turn (a repeat within
+    the batch is a replay)."""
+    ids: set[str] = set()
+    for index, (message_id, timestamp) in enumerate(batch):
+        verdict = guard.seen(message_id, timestamp)
+        if verdict is ReplayVerdict.FRESH and message_id in ids:
+            verdict = ReplayVerdict.REPLAYED
+        if verdict is not ReplayVerdict.FRESH:
+            return index, verdict
+        ids.add(message_id)
+    return None
+
+
+_ids = st.sampled_from([f"id-{n:08d}" for n in range(12)])
+_times = st.sampled_from([-WINDOW - 1, -WINDOW, -WINDOW + 1e-3, -5.0, 0.0, 5.0, WINDOW, WINDOW + 1])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    known=st.lists(st.tuples(_ids, _times), max_size=6),
+    batch=st.lists(st.tuples(_ids, _times), max_size=8),
+    capacity=st.integers(1, 8),
+)
+def test_a_batch_is_judged_as_its_messages_one_at_a_time(
+    known: list[tuple[str, float]], batch: list[tuple[str, float]], capacity: int
+) -> None:
+    """check_batch finds the first stale message and remembers ids as one at a time would."""
+    guard, twin = _guard(capacity), _guard(capacity)
+    for message_id, skew in known:
+        guard.check(message_id, NOW + skew)
+        twin.check(message_id, NOW + skew)
+    messages = [(message_id, NOW + skew) for message_id, skew in batch]
+    expected = _one_at_a_time(twin, messages)
+    ids, stamps = [m for m, _ in messages], [t for _, t in messages]
+    assert guard.judge_batch(ids, stamps) == expected
+    assert guard.check_batch(ids, stamps) == expected
+    if expected is None:
+        for message_id, timestamp in messages:
+            twin._remember(message_id, timestamp, NOW)
+    assert (len(guard), guard.floor) == (len(twin), twin.floor)
+    for message_id, timestamp in known + messages:
+        assert guard.seen(message_id, timestamp) is twin.seen(message_id, timestamp)

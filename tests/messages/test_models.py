@@ -1184,3 +1184,15 @@ def test_timestamp_defaults_to_now_at_millisecond_precision() -> None:
     assert recent(message.timestamp)
     assert message.timestamp.tzinfo is UTC
     assert message.timestamp.microsecond % 1000 == 0
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)
+def test_a_model_with_a_before_validator_names_the_fields_it_derives(model: type[Message]) -> None:
+    """A model has a before-validator exactly when it names DERIVED fields (its only job)."""
+    befores = [
+        decorator
+        for decorator in model.__pydantic_decorators__.model_validators.values()
+        if decorator.info.mode == "before"
+    ]
+    assert bool(befores) == bool(model.DERIVED)
+    assert set(model.DERIVED) <= set(model.model_fields)
