@@ -1,5 +1,7 @@
-"""What every message model shares: the base class, timestamps, ids, enum aliases and the
-payload schema the envelope decoder reads JSON with."""
+"""What every message model shares: the base class, timestamps, ids and enum aliases.
+
+Each model also gives the payload schema the envelope decoder reads JSON with (``wire_schema``).
+"""
 
 from __future__ import annotations
 
