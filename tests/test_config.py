@@ -189,8 +189,10 @@ def test_an_unknown_variable_far_from_every_setting_points_at_the_list(
     """With nothing close, the warning points at docs/configuration.md; known names say nothing."""
     status, _, err = _check_config(monkeypatch, capsys, EXESDB_ZZZ="1", EXESDB_NODE="n1")
     assert status == 0
-    assert "warning: EXESDB_ZZZ is set but is not a setting of the bridge (ignored); the " \
+    assert (
+        "warning: EXESDB_ZZZ is set but is not a setting of the bridge (ignored); the "
         "settings: docs/configuration.md" in err
+    )
     assert "EXESDB_NODE" not in err
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from bridge.hold import Hold
 
 
-def _levels(hold: Hold, readings: list[tuple[float, int]], key: str = "cpu") -> list[int]:
+def _levels(hold: Hold, readings: Sequence[tuple[float, int]], key: str = "cpu") -> list[int]:
     return [hold.observe(key, level, at) for at, level in readings]
 
 

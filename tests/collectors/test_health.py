@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import namedtuple
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from bridge.messages import (
 )
 from collectors import HealthCollector, PsutilProbe, Thresholds
 from collectors.host import busy_percent
-from tests.collectors.fakes import FakeProbe, VirtualTime, make_integration
+from tests.collectors.fakes import FakeProbe, VirtualTime, cpu_times, make_integration
 
 DEFAULTS = {
     "cpu": Thresholds(85, 95),
@@ -153,6 +152,7 @@ def test_publishes_nothing_while_disabled():
 def test_real_psutil_readings_are_plausible():
     """The psutil probe reads this host: percentages in range, this process's RSS and fds."""
     sample = PsutilProbe().sample()
+    assert sample.cpu_percent is not None  # no window to wait for
     assert 0 <= sample.cpu_percent <= 100
     assert 0 < sample.memory_percent < 100
     assert sample.memory_total > sample.memory_used > 0
@@ -168,19 +168,13 @@ def test_real_psutil_readings_are_plausible():
 
 # -- CPU over a whole interval, alerts only once held --
 
-Times = namedtuple("Times", "user nice system idle iowait irq softirq steal guest guest_nice")
-
-
-def _times(busy: float, idle: float, iowait: float = 0.0, guest: float = 0.0) -> Times:
-    return Times(busy, 0.0, 0.0, idle, iowait, 0.0, 0.0, 0.0, guest, 0.0)
-
 
 def test_busy_percent_is_the_busy_share_of_the_cpu_time_between_readings() -> None:
     """Idle and I/O wait are not busy; guest time, already in user time, is not counted twice."""
-    before = _times(100, 100)
-    assert busy_percent(before, _times(130, 170)) == 30.0
-    assert busy_percent(before, _times(130, 150, iowait=20)) == 30.0
-    assert busy_percent(before, _times(150, 150, guest=40)) == 50.0
+    before = cpu_times(100, 100)
+    assert busy_percent(before, cpu_times(130, 170)) == 30.0
+    assert busy_percent(before, cpu_times(130, 150, iowait=20)) == 30.0
+    assert busy_percent(before, cpu_times(150, 150, guest=40)) == 50.0
     assert busy_percent(before, before) == 0.0  # no time passed
 
 
@@ -188,7 +182,7 @@ def test_the_first_cpu_reading_covers_a_whole_interval() -> None:
     """The psutil probe reads no CPU until cpu_window has passed; then each reading covers the
     time since the previous one."""
     time = VirtualTime(now=0.0)
-    readings = iter([_times(0, 0), _times(90, 10), _times(100, 100)])
+    readings = iter([cpu_times(0, 0), cpu_times(90, 10), cpu_times(100, 100)])
     probe = PsutilProbe(cpu_window=30, clock=time.clock, cpu_times=lambda: next(readings))
     time.now = 0.5  # the bridge's own start-up: busy, but not measured
     assert probe.sample().cpu_percent is None
