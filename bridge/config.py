@@ -8,6 +8,7 @@ ever echoing a secret.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import socket
 from collections.abc import Iterator, Mapping
@@ -33,6 +34,7 @@ __all__ = [
     "Settings",
     "known_variables",
     "load_settings",
+    "local_url",
     "split_addr",
     "unknown_variables",
 ]
@@ -308,6 +310,19 @@ def split_addr(value: str) -> tuple[str, int]:
         raise ValueError("must be host:port with a port from 0 to 65535, e.g. 0.0.0.0:9570")
     host = host.removeprefix("[").removesuffix("]")
     return host or "0.0.0.0", int(port)  # noqa: S104
+
+
+def local_url(host: str, port: int, scheme: str = "http") -> str:
+    """The URL a client on this host uses for a server listening on ``host:port``: a wildcard
+    host (``0.0.0.0``, ``::``) is asked on loopback; an IPv6 address goes in brackets."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:  # a name, asked as it is
+        return f"{scheme}://{host}:{port}"
+    if address.is_unspecified:
+        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+    shown = f"[{address}]" if address.version == 6 else str(address)
+    return f"{scheme}://{shown}:{port}"
 
 
 def _show(value: Any) -> str:
