@@ -10,6 +10,7 @@ import sys
 import urllib.error
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,7 +50,7 @@ def cli(
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
 
@@ -333,7 +334,7 @@ def test_with_only_the_http_addr_set_publish_and_alerts_reach_that_bridge(
     process = BridgeProcess(state_dir=tmp_path / "state", EXESDB_INGEST="true")
     process.env["EXESDB_HTTP_ADDR"] = f"0.0.0.0:{process.port}"
     bridge_processes.append(process.start(tmp_path))
-    env = {
+    env: dict[str, Any] = {
         "EXESDB_HTTP_ADDR": f"0.0.0.0:{process.port}",
         "SECRET_KEY_BASE": TEST_SECRET,
         "EXESDB_ADMIN_TOKEN": ADMIN_TOKEN,
@@ -365,7 +366,10 @@ def test_exesdb_url_is_asked_before_the_http_addr_and_url_before_both(
     """EXESDB_URL wins over EXESDB_HTTP_ADDR, and --url over EXESDB_URL."""
     process = _start(bridge_processes, tmp_path)
     nowhere = f"http://127.0.0.1:{free_port()}"
-    env = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_HTTP_ADDR": f"127.0.0.1:{free_port()}"}
+    env: dict[str, Any] = {
+        "EXESDB_ADMIN_TOKEN": ADMIN_TOKEN,
+        "EXESDB_HTTP_ADDR": f"127.0.0.1:{free_port()}",
+    }
     assert cli("alerts", "list", EXESDB_URL=process.url, **env).returncode == 0
     assert cli("alerts", "list", "--url", process.url, EXESDB_URL=nowhere, **env).returncode == 0
     missed = cli("alerts", "list", EXESDB_URL=nowhere, **env)
@@ -438,7 +442,7 @@ def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
             now=T0,
         )
     outbox.close()
-    env = {"EXESDB_STATE_DIR": str(tmp_path)}
+    env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
     completed = cli("outbox", "retry", "nosuchid", live.id, dead.id, **env)
     assert completed.returncode == 1
     assert "no delivery 'nosuchid' in the outbox" in completed.stderr
