@@ -10,9 +10,10 @@ The bridge is at ``--url``, else ``EXESDB_URL``, else the address it listens on
 from __future__ import annotations
 
 import argparse
+import base64
 import getpass
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -80,7 +81,7 @@ class Target:
 
     url: str
     ssl_context: ssl.SSLContext | None = None
-    basic_auth: aiohttp.BasicAuth | None = None
+    basic_auth: tuple[str, str] | None = field(default=None, repr=False)
 
     def admin_headers(self, token: str) -> dict[str, str]:
         """The header carrying the admin token: ``Authorization`` unless basic auth has it."""
@@ -90,9 +91,13 @@ class Target:
 
     def session(self, timeout: aiohttp.ClientTimeout | None = None) -> aiohttp.ClientSession:
         """A client session sending this target's credentials and trusting its CA."""
+        headers = {}
+        if self.basic_auth is not None:
+            pair = ":".join(self.basic_auth).encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         return aiohttp.ClientSession(
             timeout=timeout or aiohttp.ClientTimeout(total=TIMEOUT),
-            auth=self.basic_auth,
+            headers=headers,
             connector=aiohttp.TCPConnector(ssl=self.ssl_context or True),
         )
 
@@ -144,5 +149,5 @@ def target(
         name, password = user
         if password is None:
             password = getpass.getpass(f"password for {name}: ")
-        auth = aiohttp.BasicAuth(name, password)
+        auth = (name, password)
     return Target(bridge_url(settings, url), context, auth)
