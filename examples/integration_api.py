@@ -20,6 +20,7 @@ import bridge.integration as exesdb
 from bridge.app import Bridge
 from bridge.config import load_settings, local_url
 
+
 def scrape(url: str) -> list[str]:
     """The series of GET /metrics that the broadcasts below produce."""
     with urllib.request.urlopen(url, timeout=5) as answer:

@@ -42,7 +42,7 @@ def sign(key: bytes, body: bytes, t: int) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Sign one message and post it to a bridge.")
     parser.add_argument("instance", help="the bus instance, e.g. ex_esdb_health")
     parser.add_argument("tag", help="the message type, e.g. node_health_updated")
     parser.add_argument("payload", type=json.loads, help="the payload as a JSON object")
