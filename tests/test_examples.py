@@ -112,3 +112,14 @@ RUN_BY: dict[str, Callable[..., None]] = {
 def test_every_example_is_run_by_a_test() -> None:
     """Each file in examples/ is one a test above runs (a new example needs its test)."""
     assert {path.name for path in EXAMPLES.iterdir() if path.is_file()} == set(RUN_BY)
+
+
+def test_the_integration_page_quotes_the_example_it_points_at() -> None:
+    """Each call in the core shown on docs/integration.md is a call the runnable example makes."""
+    from tests.doc_text import fenced, page
+
+    core = fenced(page("integration"), "python")[0]
+    calls = re.findall(r"(?:exesdb|bridge)\.\w+\(.*?\)(?=\s|$)|Bridge\(.*?\)\)", core, re.M)
+    assert len(calls) >= 6
+    example = (EXAMPLES / "integration_api.py").read_text()
+    assert [call for call in calls if call not in example] == []
