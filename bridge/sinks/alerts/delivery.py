@@ -1,4 +1,4 @@
-"""Sending deliveries: one worker per webhook URL, retries by SPEC section 9.
+"""Sending deliveries: one worker per webhook URL, retries as docs/alerts.md#delivery says.
 
 Retried, as Alertmanager and the OpenTelemetry HTTP exporters do: connection errors, timeouts,
 429 and every 5xx, after the delay ``bridge.backoff.Backoff`` gives (``backoff * 2**(attempt-1)``
@@ -29,8 +29,9 @@ import aiohttp
 from bridge import __version__
 from bridge.backoff import Backoff
 from bridge.bus import SIGNATURE_HEADER, Keyring
-from bridge.redaction import safe_url
+from bridge.redaction import redact_urls, safe_url
 from bridge.sinks.alerts.outbox import BuildPayloads, Outbox
+from bridge.sinks.alerts.receiver_log import ReceiverLog
 from bridge.sinks.alerts.records import Delivery, DeliveryState
 from bridge.sinks.alerts.thread import DbThread
 
@@ -206,7 +207,10 @@ class WebhookSender:
         except TimeoutError:
             error = f"timed out after {self._timeout:g}s"
         except aiohttp.ClientError as exc:
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            # Some name the URL (InvalidURL), whose path may hold a token.
+            error = (
+                f"{type(exc).__name__}: {redact_urls(str(exc))}" if str(exc) else type(exc).__name__
+            )
         except OSError as exc:
             error = f"{type(exc).__name__}: {exc.strerror or exc}"
         return AttemptResult(Outcome.RETRY, None, error, None, self._monotonic() - started)
@@ -249,6 +253,7 @@ class DeliveryWorker:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._on_error = on_error
+        self._log = ReceiverLog(self.shown_url)
 
     def start(self) -> None:
         """Start working on the running loop."""
@@ -311,14 +316,7 @@ class DeliveryWorker:
                 delivery.created_at, number, now, result.retry_after
             )
             state = DeliveryState.PENDING if next_at is not None else DeliveryState.DEAD
-        if state is DeliveryState.DEAD:
-            _logger.warning(
-                "webhook delivery %s to %s dead-lettered after %d attempt(s): %s",
-                delivery.id,
-                self.shown_url,
-                number,
-                result.error,
-            )
+        self._log.attempted(delivery.id, state, result.error, number)
         await self._db.call(
             self._outbox.finish_attempt,
             delivery.id,
