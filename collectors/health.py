@@ -260,21 +260,35 @@ class HealthCollector:
         now = self._clock()
         for resource, status in statuses.items():
             previous = self._statuses.get(resource, "healthy")
-            if status != previous:
-                _logger.info("%s is %s (was %s)", resource, status, previous)
+            if status != previous:  # every sample's status is in NodeHealth; the log waits
+                _logger.debug("%s is %s (was %s)", resource, status, previous)
             held = _LEVELS[self._hold.observe(resource, _RANK[status], now)]
-            if held != self._alerted.get(resource, "healthy") and held != "healthy":
-                limits = self._thresholds[resource]
-                self._publish(
-                    "metric_alert",
-                    MetricAlert,
-                    metric_name=f"{resource}_usage_percent",
-                    current_value=readings[resource],
-                    threshold_value=limits.unhealthy if held == "unhealthy" else limits.degraded,
-                    threshold_type="max",
-                    severity="critical" if held == "unhealthy" else "warning",
-                )
+            alerted = self._alerted.get(resource, "healthy")
             self._alerted[resource] = held
+            if held == alerted:
+                continue
+            if held == "healthy":
+                _logger.info("%s is healthy again (%.1f%%)", resource, readings[resource])
+                continue
+            limits = self._thresholds[resource]
+            threshold = limits.unhealthy if held == "unhealthy" else limits.degraded
+            _logger.warning(
+                "%s %s for %gs (%.1f%%, threshold %g%%): alerting",
+                resource,
+                held,
+                self._hold.for_seconds,
+                readings[resource],
+                threshold,
+            )
+            self._publish(
+                "metric_alert",
+                MetricAlert,
+                metric_name=f"{resource}_usage_percent",
+                current_value=readings[resource],
+                threshold_value=threshold,
+                threshold_type="max",
+                severity="critical" if held == "unhealthy" else "warning",
+            )
         self._statuses = {**self._statuses, **statuses}
 
     def _publish_components(self) -> None:

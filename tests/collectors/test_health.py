@@ -240,3 +240,18 @@ def test_a_spike_while_degraded_holds_alerts_only_as_degraded() -> None:
     """Degraded for a minute (warning), then one unhealthy reading: no critical alert."""
     integration = _run([90, 90, 90, 99, 90])
     assert [a.severity for a in integration.of(MetricAlert)] == ["warning"]
+
+
+def test_the_log_tells_a_held_condition_and_its_end_not_every_sample(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Flapping readings log nothing above debug; a held one logs one warning when it alerts and
+    one line when it is over."""
+    with caplog.at_level("INFO", logger="collectors.health"):
+        _run([5, 99, 5, 99, 5])
+        assert caplog.records == []
+        _run([99, 99, 99, 99, 5])
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "cpu unhealthy for 60s (99.0%, threshold 95%): alerting"),
+        ("INFO", "cpu is healthy again (5.0%)"),
+    ]

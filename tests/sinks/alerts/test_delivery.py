@@ -192,8 +192,12 @@ async def test_the_log_tells_a_failing_receiver_once_and_its_recovery(
     failure (a warning naming the reason) and its recovery (counting the failures)."""
     clock = Clock()
     sender = ScriptedSender(
-        [result(Outcome.RETRY, 503), result(Outcome.RETRY, 503), result(Outcome.RETRY, 500)]
-        + [result(Outcome.DELIVERED, 200)]
+        [
+            result(Outcome.RETRY, 503),
+            result(Outcome.RETRY, 503),
+            result(Outcome.RETRY, 500),
+            result(Outcome.DELIVERED, 200),
+        ]
     )
     worker = worker_for(outbox, sender, clock, [])
     with caplog.at_level("INFO", logger="bridge.sinks.alerts"):
