@@ -1,4 +1,4 @@
-"""Configuration from environment variables (SPEC section 5).
+"""Configuration from environment variables (docs/configuration.md).
 
 Every setting is one environment variable; ``load_settings()`` reads them all and reports every
 bad value at once, one line each, naming the variable, its fault and what is allowed, without
@@ -252,7 +252,7 @@ class Settings(BaseSettings):
         for name in ("cpu", "memory", "disk"):
             degraded = getattr(self, f"{name}_degraded")
             unhealthy = getattr(self, f"{name}_unhealthy")
-            # 100 or more disables a status (SPEC section 5), so only enabled pairs must order.
+            # 100 or more disables a status (docs/configuration.md): only enabled pairs must order.
             if degraded > unhealthy and degraded < 100 and unhealthy < 100:
                 problems.append(
                     f"EXESDB_{name.upper()}_DEGRADED: {degraded:g} is above "

@@ -176,6 +176,23 @@ def test_no_page_cites_a_spec_the_repository_lacks(path: Path) -> None:
     assert found == [], f"{path.relative_to(ROOT)} cites a document users do not have"
 
 
+def _phantom_code() -> list[Path]:
+    # bridge/bus/ is left to the rewrite of the bus under way on another branch.
+    return [
+        path
+        for folder in ("bridge", "collectors", "bench", "examples")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if not path.is_relative_to(ROOT / "bridge" / "bus")
+    ]
+
+
+@pytest.mark.parametrize("path", _phantom_code(), ids=lambda path: str(path.relative_to(ROOT)))
+def test_no_docstring_or_comment_cites_a_spec_the_repository_lacks(path: Path) -> None:
+    """Code points its reader at the docs pages too, never at "SPEC section N"."""
+    found = [line for line in path.read_text().splitlines() if PHANTOMS.search(line)]
+    assert found == [], f"{path.relative_to(ROOT)} cites a document readers do not have"
+
+
 @pytest.mark.parametrize("path", pages(), ids=lambda path: path.name)
 def test_every_page_has_one_title(path: Path) -> None:
     """Each page opens with its one '# ' title, so the structure stays one topic per file."""

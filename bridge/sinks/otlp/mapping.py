@@ -41,6 +41,7 @@ from bridge.messages import (
     SystemAlert,
     SystemLifecycle,
 )
+from bridge.redaction import safe_url
 
 __all__ = [
     "ATTRIBUTE_PREFIX",
@@ -289,15 +290,11 @@ def _performance_analysis(envelope: Envelope, message: PerformanceAnalysis) -> S
 
 
 def _safe_recipient(recipient: str) -> tuple[str, str | None]:
-    """A webhook URL reduced to scheme, host and port: paths and queries often hold tokens."""
+    """A webhook URL as ``bridge.redaction.safe_url`` shows it everywhere (paths and queries
+    often hold tokens), and its host; any other recipient (an address) as it is."""
     parts = urlsplit(recipient)
     if parts.scheme in ("http", "https") and parts.hostname:
-        try:
-            port = parts.port
-        except ValueError:
-            port = None
-        netloc = parts.hostname if port is None else f"{parts.hostname}:{port}"
-        return f"{parts.scheme}://{netloc}", parts.hostname
+        return safe_url(recipient), parts.hostname
     return _truncate(recipient, 256), None
 
 
