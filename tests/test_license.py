@@ -14,4 +14,4 @@ def test_the_license_file_is_the_mit_licence_pyproject_names() -> None:
     text = (ROOT / "LICENSE").read_text()
     assert text.startswith("MIT License\n\nCopyright (c) ")
     assert "exesdb-bridge contributors" in text.splitlines()[2]
-    assert "THE SOFTWARE IS PROVIDED \"AS IS\", WITHOUT WARRANTY OF ANY KIND" in text
+    assert 'THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND' in text
