@@ -296,9 +296,10 @@ def _alerts(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(answer, indent=2))
     elif args.alerts_command == "list":
-        _print_table(_ALERT_COLUMNS, [_alert_row(alert) for alert in answer["alerts"]])
+        rows = [_alert_row(alert) for alert in answer["alerts"]]
+        _print_table(_ALERT_COLUMNS, rows, "no alerts")
     else:
-        _print_table(_ALERT_COLUMNS, [_alert_row(answer["alert"])])
+        _print_table(_ALERT_COLUMNS, [_alert_row(answer["alert"])], "")
     return EXIT_OK
 
 
@@ -317,8 +318,12 @@ def _alert_row(alert: dict[str, Any]) -> tuple[str, ...]:
     )
 
 
-def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A header and rows in aligned columns (the last one as it is)."""
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]], none: str) -> None:
+    """A header and rows in aligned columns (the last one as it is); with no rows, ``none``
+    on stderr and nothing on stdout."""
+    if not rows:
+        print(f"exesdb-bridge: {none}", file=sys.stderr)
+        return
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
     for row in (header, *rows):
         cells = [f"{cell:<{width}}" for cell, width in zip(row[:-1], widths, strict=False)]
@@ -347,7 +352,8 @@ def _outbox(args: argparse.Namespace) -> int:
                 for summary in summaries:
                     print(json.dumps(summary))
             else:
-                _print_table(_DELIVERY_COLUMNS, [_delivery_row(summary) for summary in summaries])
+                rows = [_delivery_row(summary) for summary in summaries]
+                _print_table(_DELIVERY_COLUMNS, rows, "no deliveries")
             return EXIT_OK
         if not args.all and not args.ids:
             print("exesdb-bridge: outbox retry needs delivery ids or --all", file=sys.stderr)

@@ -370,7 +370,8 @@ def test_exesdb_url_is_asked_before_the_http_addr_and_url_before_both(
         "EXESDB_ADMIN_TOKEN": ADMIN_TOKEN,
         "EXESDB_HTTP_ADDR": f"127.0.0.1:{free_port()}",
     }
-    assert cli("alerts", "list", EXESDB_URL=process.url, **env).returncode == 0
+    empty = cli("alerts", "list", EXESDB_URL=process.url, **env)
+    assert (empty.returncode, empty.stdout, empty.stderr) == (0, "", "exesdb-bridge: no alerts\n")
     assert cli("alerts", "list", "--url", process.url, EXESDB_URL=nowhere, **env).returncode == 0
     missed = cli("alerts", "list", EXESDB_URL=nowhere, **env)
     assert missed.returncode == 1
@@ -464,4 +465,7 @@ def test_run_logs_ts_with_milliseconds_and_z_and_ends_start_up_with_the_urls(
     wait_until(lambda: "/metrics" in process.log(), 10, "the start-up line with the URLs")
     entries = [json.loads(line) for line in process.log().splitlines()]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["ts"]) for e in entries)
-    assert entries[-1]["message"] == f"open {process.url}/ and {process.url}/metrics"
+    messages = [entry["message"] for entry in entries]
+    opened = messages.index(f"open {process.url}/ and {process.url}/metrics")
+    assert " running as node " in messages[opened - 1]  # the start-up's last two lines
+    assert any(message.startswith("listening on") for message in messages[:opened])
