@@ -24,7 +24,7 @@ from bridge import __version__, healthcheck
 from bridge.client import Target, target, url_argument, user_argument
 from bridge.config import Settings, load_settings, local_url
 from bridge.errors import BridgeError, ConfigError
-from bridge.schema import add_schema_command
+from bridge.schema import add_schema_command, closest_tag, model_named
 from bridge.webconfig import describe_web_config
 
 if TYPE_CHECKING:
@@ -37,6 +37,10 @@ _logger = logging.getLogger("bridge")
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
+_NEEDS_ADMIN: Final = (
+    "needs EXESDB_ADMIN_TOKEN: set it to the admin token the bridge runs with "
+    "(without one the bridge keeps its admin endpoints off)"
+)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -146,15 +150,19 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
-    from bridge.messages import TAGS, utc_now
+    from bridge.messages import utc_now
 
     settings = _settings_or_exit()
     if settings.secret_key_base is None:
         print("exesdb-bridge: publish needs SECRET_KEY_BASE to sign with", file=sys.stderr)
         return EXIT_USAGE
-    model = TAGS.get(args.tag)
+    model = model_named(args.tag)
     if model is None:
-        print(f"exesdb-bridge: unknown tag {args.tag!r}; known: {', '.join(TAGS)}", file=sys.stderr)
+        print(
+            f"exesdb-bridge: unknown message type {args.tag!r}; did you mean "
+            f"{closest_tag(args.tag)}? (exesdb-bridge schema lists them all)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         fields: dict[str, Any] = json.loads(sys.stdin.read()) if args.stdin else {}
@@ -219,7 +227,7 @@ def _target(args: argparse.Namespace, settings: Settings) -> Target:
 def _tail(args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
     if settings.admin_token is None:
-        print("exesdb-bridge: tail needs EXESDB_ADMIN_TOKEN", file=sys.stderr)
+        print(f"exesdb-bridge: tail {_NEEDS_ADMIN}", file=sys.stderr)
         return EXIT_USAGE
     bridge = _target(args, settings)
     try:
@@ -271,7 +279,7 @@ def _one_line(envelope: dict[str, Any]) -> str:
 def _alerts(args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
     if settings.admin_token is None:
-        print("exesdb-bridge: alerts needs EXESDB_ADMIN_TOKEN", file=sys.stderr)
+        print(f"exesdb-bridge: alerts {_NEEDS_ADMIN}", file=sys.stderr)
         return EXIT_USAGE
     from urllib.parse import quote
 
@@ -513,8 +521,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except BrokenPipeError:
-        # The reader of our output went away (`... | head`): stop quietly, as the Python docs'
-        # recipe does, pointing stdout at /dev/null so the flush at exit does not fail again.
+        # The reader stopped early (`... | head`): not a failure. Stop quietly, as the Python
+        # docs' recipe does, pointing stdout at /dev/null so the flush at exit does not fail.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_FAILED
+        os.close(devnull)
+        return EXIT_OK

@@ -60,9 +60,11 @@ def url_argument(text: str) -> str:
     """An argparse type: an http:// or https:// URL with a host (usage error otherwise)."""
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
+        # host:port without a scheme is the likeliest slip: suggest the URL meant.
+        meant = f"http://{text}" if "://" not in text and ":" in text else "http://127.0.0.1:9570"
         raise argparse.ArgumentTypeError(
             f"{safe_url(text) if parts.netloc else repr(text)} is not an http:// or https:// "
-            "URL with a host, e.g. http://127.0.0.1:9570"
+            f"URL with a host, e.g. {meant}"
         )
     return text
 
