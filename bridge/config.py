@@ -291,6 +291,9 @@ class Settings(BaseSettings):
             if field_name in _URLS_WITH_TOKENS and value:
                 value = ",".join(safe_url(url) for url in _split(value))
             shown[str(info.validation_alias)] = _show(value)
+        if self.alert_for_ms is None:
+            derived = round(self.alert_for_seconds * 1000)
+            shown["EXESDB_ALERT_FOR_MS"] = f"<unset: {derived}, two health intervals>"
         return shown
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:

@@ -213,7 +213,11 @@ def test_run_warns_about_an_unknown_variable_at_start(tmp_path) -> None:
 
 
 def test_alert_for_defaults_to_two_health_intervals() -> None:
-    """Unset, EXESDB_ALERT_FOR_MS is twice EXESDB_HEALTH_BROADCAST_INTERVAL; 0 alerts at once."""
+    """Unset, EXESDB_ALERT_FOR_MS is twice EXESDB_HEALTH_BROADCAST_INTERVAL (check-config says
+    so); 0 alerts at once."""
+    shown = Settings(EXESDB_HEALTH_BROADCAST_INTERVAL=5000).redacted()["EXESDB_ALERT_FOR_MS"]
+    assert shown == "<unset: 10000, two health intervals>"
+    assert Settings(EXESDB_ALERT_FOR_MS=0).redacted()["EXESDB_ALERT_FOR_MS"] == "0"
     assert Settings(EXESDB_HEALTH_BROADCAST_INTERVAL=5000).alert_for_seconds == 10.0
     assert Settings().alert_for_seconds == 60.0
     assert Settings(EXESDB_ALERT_FOR_MS=0).alert_for_seconds == 0.0
