@@ -62,6 +62,15 @@ def test_publish_and_alerts_work_over_https_with_basic_auth(
     assert [a["alert_id"] for a in json.loads(listed.stdout)["alerts"]] == ["tls1"]
 
 
+def test_the_start_up_line_names_https_urls_when_tls_is_on(
+    secured: tuple[BridgeProcess, Path],
+) -> None:
+    """With TLS on, the start-up's last line names the https URLs to open."""
+    process, _ = secured
+    assert process.url.startswith("https://")
+    assert f"open {process.url}/ and {process.url}/metrics" in process.log()
+
+
 def test_without_the_ca_or_the_password_the_command_says_why(
     secured: tuple[BridgeProcess, Path],
 ) -> None:
