@@ -1,7 +1,7 @@
-"""The ``exesdb-bridge`` command (SPEC section 11).
+"""The ``exesdb-bridge`` command (docs/cli.md).
 
 Exit status: 0 on success, 1 when the work failed (e.g. a refused publish), 2 on bad usage or
-configuration.
+configuration. The commands that talk to a running bridge find it as ``bridge.client`` says.
 """
 
 from __future__ import annotations
@@ -10,20 +10,26 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, Final
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import ValidationError
 
 from bridge import __version__, healthcheck
-from bridge.config import Settings, load_settings
+from bridge.client import Target, target, url_argument, user_argument
+from bridge.config import Settings, load_settings, local_url
 from bridge.errors import BridgeError, ConfigError
 from bridge.receivers import describe_receivers
-from bridge.schema import add_schema_command
+from bridge.schema import add_schema_command, closest_tag, model_named
 from bridge.webconfig import describe_web_config
+
+if TYPE_CHECKING:
+    from bridge.sinks.alerts.outbox import Outbox
 
 __all__ = ["main"]
 
@@ -32,13 +38,17 @@ _logger = logging.getLogger("bridge")
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
-_DEFAULT_URL: Final = "http://127.0.0.1:9570"
+_NEEDS_ADMIN: Final = (
+    "needs EXESDB_ADMIN_TOKEN: set it to the admin token the bridge runs with "
+    "(without one the bridge keeps its admin endpoints off)"
+)
 
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created, UTC)
         entry: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "ts": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -102,6 +112,10 @@ async def _serve(settings: Settings, demo: bool) -> int:
         await bridge.aclose()
         return EXIT_FAILED
     _logger.info("exesdb-bridge %s running as node %s", __version__, settings.node)
+    if bridge.address is not None:
+        tls = bridge.web_config is not None and bridge.web_config.ssl_context is not None
+        base = local_url(*bridge.address, scheme="https" if tls else "http")
+        _logger.info("open %s/ and %s/metrics", base, base)
     await stop.wait()
     _logger.info("stopping")
     await bridge.aclose()
@@ -141,15 +155,19 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
-    from bridge.messages import TAGS, utc_now
+    from bridge.messages import utc_now
 
     settings = _settings_or_exit()
     if settings.secret_key_base is None:
         print("exesdb-bridge: publish needs SECRET_KEY_BASE to sign with", file=sys.stderr)
         return EXIT_USAGE
-    model = TAGS.get(args.tag)
+    model = model_named(args.tag)
     if model is None:
-        print(f"exesdb-bridge: unknown tag {args.tag!r}; known: {', '.join(TAGS)}", file=sys.stderr)
+        print(
+            f"exesdb-bridge: unknown message type {args.tag!r}; did you mean "
+            f"{closest_tag(args.tag)}? (exesdb-bridge schema lists them all)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         fields: dict[str, Any] = json.loads(sys.stdin.read()) if args.stdin else {}
@@ -189,22 +207,23 @@ def _publish(args: argparse.Namespace) -> int:
         "Content-Type": "application/json",
         SIGNATURE_HEADER: keyring.sign_header(body, int(time.time())),
     }
-    status, text = asyncio.run(_post(f"{args.url.rstrip('/')}/v1/messages", body, headers))
+    bridge = _target(args, settings)
+    status, text = asyncio.run(bridge.request("POST", "/v1/messages", headers=headers, body=body))
+    if status == 0:
+        print(f"exesdb-bridge: {text}", file=sys.stderr)
+        return EXIT_FAILED
     print(text)
     return EXIT_OK if status == 202 else EXIT_FAILED
 
 
-async def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
-    import aiohttp
-
+def _target(args: argparse.Namespace, settings: Settings) -> Target:
+    """The bridge ``--url`` / ``EXESDB_URL`` / ``EXESDB_HTTP_ADDR`` point at (exit 2 for an
+    unusable ``--cacert``)."""
     try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
-            session.post(url, data=body, headers=headers) as response,
-        ):
-            return response.status, await response.text()
-    except aiohttp.ClientError as exc:
-        return 0, f"cannot reach {url}: {exc}"
+        return target(settings, url=args.url, cacert=args.cacert, user=args.user)
+    except ConfigError as exc:
+        print(f"exesdb-bridge: {'; '.join(exc.problems)}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
 
 
 # -- tail --
@@ -213,26 +232,25 @@ async def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, st
 def _tail(args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
     if settings.admin_token is None:
-        print("exesdb-bridge: tail needs EXESDB_ADMIN_TOKEN", file=sys.stderr)
+        print(f"exesdb-bridge: tail {_NEEDS_ADMIN}", file=sys.stderr)
         return EXIT_USAGE
+    bridge = _target(args, settings)
     try:
-        return asyncio.run(_follow(args, settings.admin_token.get_secret_value()))
+        return asyncio.run(_follow(args, bridge, settings.admin_token.get_secret_value()))
     except KeyboardInterrupt:
         return EXIT_OK
 
 
-async def _follow(args: argparse.Namespace, token: str) -> int:
+async def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
     import aiohttp
 
     params = {key: value for key in ("instance", "topic") if (value := getattr(args, key))}
-    url = f"{args.url.rstrip('/')}/v1/stream"
-    timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
     printed = 0
     try:
         async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
+            bridge.session(aiohttp.ClientTimeout(total=None, sock_read=None)) as session,
             session.get(
-                url, params=params, headers={"Authorization": f"Bearer {token}"}
+                bridge.url + "/v1/stream", params=params, headers=bridge.admin_headers(token)
             ) as response,
         ):
             if response.status != 200:
@@ -247,7 +265,7 @@ async def _follow(args: argparse.Namespace, token: str) -> int:
                 if args.count and printed >= args.count:
                     return EXIT_OK
     except aiohttp.ClientError as exc:
-        print(f"exesdb-bridge: cannot reach {url}: {exc}", file=sys.stderr)
+        print(f"exesdb-bridge: {bridge.unreachable(exc)}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 
@@ -266,19 +284,24 @@ def _one_line(envelope: dict[str, Any]) -> str:
 def _alerts(args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
     if settings.admin_token is None:
-        print("exesdb-bridge: alerts needs EXESDB_ADMIN_TOKEN", file=sys.stderr)
+        print(f"exesdb-bridge: alerts {_NEEDS_ADMIN}", file=sys.stderr)
         return EXIT_USAGE
-    from urllib.parse import quote, urlencode
+    from urllib.parse import quote
 
-    base = f"{args.url.rstrip('/')}/v1/alerts"
-    headers = {"Authorization": f"Bearer {settings.admin_token.get_secret_value()}"}
+    bridge = _target(args, settings)
+    headers = bridge.admin_headers(settings.admin_token.get_secret_value())
     if args.alerts_command == "list":
-        query = urlencode({"state": args.state}) if args.state else ""
-        status, text = asyncio.run(_http("GET", f"{base}?{query}", headers))
+        params = {"state": args.state} if args.state else None
+        status, text = asyncio.run(
+            bridge.request("GET", "/v1/alerts", headers=headers, params=params)
+        )
     else:
         body = {"ack_by": args.by, "ack_note": args.note, "resolution": args.resolution}
-        url = f"{base}/{quote(args.alert_id, safe='')}/ack"
-        status, text = asyncio.run(_http("POST", url, headers, json.dumps(body).encode()))
+        path = f"/v1/alerts/{quote(args.alert_id, safe='')}/ack"
+        headers["Content-Type"] = "application/json"
+        status, text = asyncio.run(
+            bridge.request("POST", path, headers=headers, body=json.dumps(body).encode())
+        )
     if status != 200:
         print(f"exesdb-bridge: {status or 'error'} {text}", file=sys.stderr)
         return EXIT_FAILED
@@ -286,35 +309,38 @@ def _alerts(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(answer, indent=2))
     elif args.alerts_command == "list":
-        for alert in answer["alerts"]:
-            print(_alert_line(alert))
+        rows = [_alert_row(alert) for alert in answer["alerts"]]
+        _print_table(_ALERT_COLUMNS, rows, "no alerts")
     else:
-        print(_alert_line(answer["alert"]))
+        _print_table(_ALERT_COLUMNS, [_alert_row(answer["alert"])], "")
     return EXIT_OK
 
 
-def _alert_line(alert: dict[str, Any]) -> str:
+_ALERT_COLUMNS: Final = ("ALERT_ID", "STATE", "LEVEL", "SEVERITY", "ALERTNAME", "NODE", "SINCE")
+
+
+def _alert_row(alert: dict[str, Any]) -> tuple[str, ...]:
     return (
-        f"{alert['alert_id']}  {alert['state']}  {alert['level']}  {alert['severity']}  "
-        f"{alert['labels']['alertname']}  {alert['labels']['node']}  since {alert['starts_at']}"
+        alert["alert_id"],
+        alert["state"],
+        alert["level"],
+        alert["severity"],
+        alert["labels"]["alertname"],
+        alert["labels"]["node"],
+        alert["starts_at"],
     )
 
 
-async def _http(
-    method: str, url: str, headers: dict[str, str], body: bytes | None = None
-) -> tuple[int, str]:
-    import aiohttp
-
-    if body is not None:
-        headers = {**headers, "Content-Type": "application/json"}
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
-            session.request(method, url, data=body, headers=headers) as response,
-        ):
-            return response.status, await response.text()
-    except aiohttp.ClientError as exc:
-        return 0, f"cannot reach {url}: {exc}"
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]], none: str) -> None:
+    """A header and rows in aligned columns (the last one as it is); with no rows, ``none``
+    on stderr and nothing on stdout."""
+    if not rows:
+        print(f"exesdb-bridge: {none}", file=sys.stderr)
+        return
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    for row in (header, *rows):
+        cells = [f"{cell:<{width}}" for cell, width in zip(row[:-1], widths, strict=False)]
+        print("  ".join([*cells, str(row[-1])]))
 
 
 def _outbox(args: argparse.Namespace) -> int:
@@ -331,31 +357,94 @@ def _outbox(args: argparse.Namespace) -> int:
     outbox = Outbox(path)
     try:
         if args.outbox_command == "list":
-            for delivery in outbox.deliveries(args.state, args.limit):
-                summary = delivery.summary()
+            summaries = [d.summary() for d in outbox.deliveries(args.state, args.limit)]
+            for summary in summaries:
                 # Webhook URLs often carry tokens in their path or query; receiver keys never.
                 summary["url"] = receiver_label(summary["url"])
-                print(json.dumps(summary) if args.json else _delivery_line(summary))
+            if args.json:
+                for summary in summaries:
+                    print(json.dumps(summary))
+            else:
+                rows = [_delivery_row(summary) for summary in summaries]
+                _print_table(_DELIVERY_COLUMNS, rows, "no deliveries")
             return EXIT_OK
         if not args.all and not args.ids:
             print("exesdb-bridge: outbox retry needs delivery ids or --all", file=sys.stderr)
             return EXIT_USAGE
+        wrong = [] if args.all else _not_retryable(outbox, args.ids)
+        for problem in wrong:
+            print(f"exesdb-bridge: {problem}", file=sys.stderr)
         count = outbox.retry(time.time(), None if args.all else args.ids)
         print(f"{count} dead-lettered deliver{'y' if count == 1 else 'ies'} back to pending")
-        return EXIT_OK if count or args.all else EXIT_FAILED
+        return EXIT_FAILED if wrong else EXIT_OK
     finally:
         outbox.close()
 
 
-def _delivery_line(summary: dict[str, Any]) -> str:
-    error = f"  {summary['last_error']}" if summary["last_error"] else ""
+def _not_retryable(outbox: Outbox, ids: Sequence[str]) -> list[str]:
+    """Why each named delivery that is not dead-lettered cannot be retried."""
+    states = {delivery.id: delivery.state for delivery in outbox.deliveries(ids=ids)}
+    problems = []
+    for delivery_id in dict.fromkeys(ids):
+        state = states.get(delivery_id)
+        if state is None:
+            problems.append(f"no delivery {delivery_id!r} in the outbox (see `outbox list`)")
+        elif str(state) != "dead":
+            problems.append(f"delivery {delivery_id!r} is {state}, not dead-lettered")
+    return problems
+
+
+_DELIVERY_COLUMNS: Final = (
+    "DELIVERY_ID",
+    "STATE",
+    "ALERTS",
+    "ATTEMPTS",
+    "URL",
+    "CREATED",
+    "LAST_ERROR",
+)
+
+
+def _delivery_row(summary: dict[str, Any]) -> tuple[str, ...]:
     return (
-        f"{summary['id']}  {summary['state']}  {summary['alerts']} alert(s)  "
-        f"{summary['attempts']} attempt(s)  {summary['url']}  {summary['created_at']}{error}"
+        summary["id"],
+        summary["state"],
+        str(summary["alerts"]),
+        str(summary["attempts"]),
+        summary["url"],
+        summary["created_at"],
+        summary["last_error"] or "",
     )
 
 
 # -- the parser --
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
+def _client_options(parser: argparse.ArgumentParser) -> None:
+    """Where the bridge is and how to reach it (``bridge.client``)."""
+    parser.add_argument(
+        "--url",
+        type=url_argument,
+        help="the bridge (default: EXESDB_URL, else the address in EXESDB_HTTP_ADDR)",
+    )
+    parser.add_argument("--cacert", metavar="FILE", help="trust this CA (PEM) for https")
+    parser.add_argument(
+        "--user",
+        type=user_argument,
+        metavar="USER[:PASSWORD]",
+        help="basic auth for a web config with basic_auth_users (asks for a missing password)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -387,14 +476,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="a payload field (JSON or text)",
     )
     publish.add_argument("--stdin", action="store_true", help="read the payload as JSON from stdin")
-    publish.add_argument("--url", default=_DEFAULT_URL, help=f"the bridge (default {_DEFAULT_URL})")
+    _client_options(publish)
     publish.set_defaults(handler=_publish)
 
     tail = commands.add_parser("tail", help="print verified messages as they arrive")
-    tail.add_argument("--url", default=_DEFAULT_URL, help=f"the bridge (default {_DEFAULT_URL})")
     tail.add_argument("--instance", help="only this bus instance")
     tail.add_argument("--topic", help="only this topic (a trailing * matches a prefix)")
-    tail.add_argument("--count", type=int, default=0, help="stop after this many messages")
+    tail.add_argument(
+        "--count", type=_positive, default=0, help="stop after this many messages (at least 1)"
+    )
+    _client_options(tail)
     tail.set_defaults(handler=_tail)
 
     alerts = commands.add_parser("alerts", help="list or acknowledge a running bridge's alerts")
@@ -407,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     alerts_ack.add_argument("--note", help="a note")
     alerts_ack.add_argument("--resolution", help="how it was resolved (also resolves it)")
     for sub in (alerts_list, alerts_ack):
-        sub.add_argument("--url", default=_DEFAULT_URL, help=f"the bridge (default {_DEFAULT_URL})")
+        _client_options(sub)
         sub.add_argument("--json", action="store_true", help="print JSON")
     alerts.set_defaults(handler=_alerts)
 
@@ -415,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True)
     outbox_list = outbox_commands.add_parser("list", help="list deliveries, newest first")
     outbox_list.add_argument("--state", choices=["pending", "delivered", "dead"])
-    outbox_list.add_argument("--limit", type=int, default=100)
+    outbox_list.add_argument("--limit", type=_positive, default=100)
     outbox_list.add_argument("--json", action="store_true", help="print JSON lines")
     outbox_retry = outbox_commands.add_parser("retry", help="send dead-lettered deliveries again")
     outbox_retry.add_argument("ids", nargs="*", metavar="DELIVERY_ID")
@@ -432,4 +523,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except BrokenPipeError:
+        # The reader stopped early (`... | head`): not a failure. Stop quietly, as the Python
+        # docs' recipe does, pointing stdout at /dev/null so the flush at exit does not fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_OK

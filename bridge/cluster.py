@@ -1,4 +1,4 @@
-"""Cluster membership (SPEC section 10): heartbeats, silent nodes, quorum.
+"""Cluster membership (docs/redis.md#cluster-membership): heartbeats, silent nodes, quorum.
 
 Every bridge is a node: at start it publishes NodeLifecycle ``joined`` under ``EXESDB_NODE``, and
 then a heartbeat on every health interval, unless the node was already heard during that

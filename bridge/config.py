@@ -1,4 +1,4 @@
-"""Configuration from environment variables (SPEC section 5).
+"""Configuration from environment variables (docs/configuration.md).
 
 Every setting is one environment variable; ``load_settings()`` reads them all and reports every
 bad value at once, one line each, naming the variable, its fault and what is allowed, without
@@ -7,12 +7,16 @@ ever echoing a secret.
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
+import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     Field,
     SecretStr,
     ValidationError,
@@ -29,8 +33,11 @@ from bridge.webconfig import load_web_config
 __all__ = [
     "MIN_SECRET_LENGTH",
     "Settings",
+    "known_variables",
     "load_settings",
+    "local_url",
     "split_addr",
+    "unknown_variables",
 ]
 
 MIN_SECRET_LENGTH: Final = 32
@@ -39,6 +46,19 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 PositiveMs = Annotated[int, Field(gt=0)]
 Percent = Annotated[float, Field(gt=0)]
 CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+def _require_http_url(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        raise ValueError("not a URL; allowed: an http:// or https:// URL with a host")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{safe_url(url)!r} is not an http:// or https:// URL with a host")
+    return url
+
+
+# Each item checked on its own, so that every bad one is reported (``EXESDB_WEBHOOK_URLS``).
+HttpUrlList = Annotated[tuple[Annotated[str, AfterValidator(_require_http_url)], ...], NoDecode]
 OtlpProtocol = Literal["grpc", "http/protobuf"]
 
 
@@ -102,6 +122,8 @@ class Settings(BaseSettings):
         "EXESDB_MAX_BODY_BYTES", default=1_048_576
     )
     admin_token: SecretStr | None = _env("EXESDB_ADMIN_TOKEN", default=None)
+    # Where the client commands (publish, tail, alerts) find a bridge; unset: EXESDB_HTTP_ADDR.
+    url: str | None = _env("EXESDB_URL", default=None)
     web_config_file: str | None = _env("EXESDB_WEB_CONFIG_FILE", default=None)
     # What `exesdb-bridge healthcheck` presents when the web config asks for it.
     healthcheck_username: str | None = _env("EXESDB_HEALTHCHECK_USERNAME", default=None)
@@ -115,7 +137,7 @@ class Settings(BaseSettings):
     max_series: Annotated[int, Field(ge=1)] = _env("EXESDB_MAX_SERIES", default=10_000)
 
     # Alerts.
-    webhook_urls: CommaList = _env("EXESDB_WEBHOOK_URLS", default=())
+    webhook_urls: HttpUrlList = _env("EXESDB_WEBHOOK_URLS", default=())
     webhook_config_file: str | None = _env("EXESDB_WEBHOOK_CONFIG_FILE", default=None)
     webhook_secret: SecretStr | None = _env("EXESDB_WEBHOOK_SECRET", default=None)
     webhook_backoff_ms: PositiveMs = _env("EXESDB_WEBHOOK_BACKOFF_MS", default=1_000)
@@ -130,6 +152,8 @@ class Settings(BaseSettings):
     alertmanager_url: str | None = _env("EXESDB_ALERTMANAGER_URL", default=None)
     escalation_after_ms: PositiveMs = _env("EXESDB_ESCALATION_AFTER_MS", default=900_000)
     alert_resolve_timeout_ms: PositiveMs = _env("EXESDB_ALERT_RESOLVE_TIMEOUT_MS", default=300_000)
+    # How long a health condition must hold before it alerts; unset: two health intervals.
+    alert_for_ms: Annotated[int, Field(ge=0)] | None = _env("EXESDB_ALERT_FOR_MS", default=None)
     external_url: str | None = _env("EXESDB_EXTERNAL_URL", default=None)
     state_dir: str = _env("EXESDB_STATE_DIR", default="./.exesdb-bridge")
 
@@ -168,14 +192,7 @@ class Settings(BaseSettings):
     def _split_urls(cls, value: Any) -> Any:
         return _split(value)
 
-    @field_validator("webhook_urls")
-    @classmethod
-    def _check_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for url in value:
-            _require_http_url(url)
-        return value
-
-    @field_validator("alertmanager_url", "external_url")
+    @field_validator("alertmanager_url", "external_url", "url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         if value:
@@ -210,6 +227,13 @@ class Settings(BaseSettings):
     def otlp_enabled(self) -> bool:
         """OTLP export is on when any OTLP endpoint is set."""
         return bool(self.otlp_endpoint or self.otlp_traces_endpoint or self.otlp_logs_endpoint)
+
+    @property
+    def alert_for_seconds(self) -> float:
+        """``EXESDB_ALERT_FOR_MS`` in seconds; unset, two ``EXESDB_HEALTH_BROADCAST_INTERVAL``s."""
+        if self.alert_for_ms is None:
+            return 2 * self.health_broadcast_interval / 1000
+        return self.alert_for_ms / 1000
 
     @property
     def listen(self) -> tuple[str, int]:
@@ -264,7 +288,7 @@ class Settings(BaseSettings):
         for name in ("cpu", "memory", "disk"):
             degraded = getattr(self, f"{name}_degraded")
             unhealthy = getattr(self, f"{name}_unhealthy")
-            # 100 or more disables a status (SPEC section 5), so only enabled pairs must order.
+            # 100 or more disables a status (docs/configuration.md): only enabled pairs must order.
             if degraded > unhealthy and degraded < 100 and unhealthy < 100:
                 problems.append(
                     f"EXESDB_{name.upper()}_DEGRADED: {degraded:g} is above "
@@ -277,9 +301,11 @@ class Settings(BaseSettings):
             )
         return problems
 
-    def warnings(self) -> list[str]:
-        """Things that work but that an operator should know about at start-up."""
-        notes: list[str] = []
+    def warnings(self, environ: Mapping[str, str] | None = None) -> list[str]:
+        """Things that work but that an operator should know about at start-up, among them the
+        variables of ``environ`` (the process environment) that look meant for the bridge but
+        are not among its settings."""
+        notes = unknown_variables(os.environ if environ is None else environ)
         secret = self.secret_key_base.get_secret_value() if self.secret_key_base else ""
         if not secret:
             notes.append(
@@ -301,6 +327,9 @@ class Settings(BaseSettings):
             if field_name in _URLS_WITH_TOKENS and value:
                 value = ",".join(safe_url(url) for url in _split(value))
             shown[str(info.validation_alias)] = _show(value)
+        if self.alert_for_ms is None:
+            derived = round(self.alert_for_seconds * 1000)
+            shown["EXESDB_ALERT_FOR_MS"] = f"<unset: {derived}, two health intervals>"
         return shown
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
@@ -313,12 +342,6 @@ def _split(value: Any) -> Any:
     return value
 
 
-def _require_http_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{safe_url(url)!r} is not an http:// or https:// URL with a host")
-
-
 def split_addr(value: str) -> tuple[str, int]:
     """``host:port`` (``[v6]:port`` for IPv6) into its parts, or ValueError."""
     host, sep, port = value.rpartition(":")
@@ -326,6 +349,19 @@ def split_addr(value: str) -> tuple[str, int]:
         raise ValueError("must be host:port with a port from 0 to 65535, e.g. 0.0.0.0:9570")
     host = host.removeprefix("[").removesuffix("]")
     return host or "0.0.0.0", int(port)  # noqa: S104
+
+
+def local_url(host: str, port: int, scheme: str = "http") -> str:
+    """The URL a client on this host uses for a server listening on ``host:port``: a wildcard
+    host (``0.0.0.0``, ``::``) is asked on loopback; an IPv6 address goes in brackets."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:  # a name, asked as it is
+        return f"{scheme}://{host}:{port}"
+    if address.is_unspecified:
+        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+    shown = f"[{address}]" if address.version == 6 else str(address)
+    return f"{scheme}://{shown}:{port}"
 
 
 def _show(value: Any) -> str:
@@ -346,7 +382,7 @@ def _show(value: Any) -> str:
 
 # Settings whose URLs may carry credentials in their path or query (Slack-style webhooks).
 _URLS_WITH_TOKENS: Final = frozenset({"webhook_urls", "alertmanager_url"})
-_URL_VARIABLES: Final = frozenset({"EXESDB_WEBHOOK_URLS", "EXESDB_ALERTMANAGER_URL"})
+_URL_VARIABLES: Final = frozenset({"EXESDB_WEBHOOK_URLS", "EXESDB_ALERTMANAGER_URL", "EXESDB_URL"})
 
 _SECRET_VARIABLES: Final = frozenset(
     {
@@ -386,13 +422,50 @@ def _cross_checks_without(failing: set[str]) -> list[str]:
     return [line for line in fallback.cross_checks() if not any(v in line for v in failing)]
 
 
+def known_variables() -> frozenset[str]:
+    """Every environment variable the bridge reads as a setting."""
+    return frozenset(str(info.validation_alias) for info in Settings.model_fields.values())
+
+
+# Prefixes of the variables meant for the bridge: a set one it does not know is likely a typo.
+_OURS: Final = ("EXESDB_",)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each ``EXESDB_*`` variable of ``environ`` that is no setting, naming the
+    closest setting when one is close (``EXESDB_WEBHOOK_URL``: did you mean
+    ``EXESDB_WEBHOOK_URLS``?)."""
+    known = known_variables()
+    # Compared without the common prefix, which would make every name look close.
+    by_stem = {_stem(name): name for name in known}
+    notes = []
+    for name in sorted(environ):
+        if not name.startswith(_OURS) or name in known:
+            continue
+        close = difflib.get_close_matches(_stem(name), by_stem, n=1)
+        hint = (
+            f"did you mean {by_stem[close[0]]}?" if close else "the settings: docs/configuration.md"
+        )
+        notes.append(f"{name} is set but is not a setting of the bridge (ignored); {hint}")
+    return notes
+
+
+def _stem(name: str) -> str:
+    for prefix in _OURS:
+        name = name.removeprefix(prefix)
+    return name
+
+
 def _describe(error: Any) -> str:
     variable = str(error["loc"][0]) if error["loc"] else "configuration"
     message = redact_urls(str(error["msg"]).removeprefix("Value error, "))
+    if len(error["loc"]) > 1 and isinstance(error["loc"][1], int):
+        # One item of a comma-separated list; the message shows it as it may be shown.
+        return f"{variable} item {error['loc'][1] + 1}: {message}"
     if variable in _SECRET_VARIABLES:
         return f"{variable}: {message}"
     given = error.get("input")
-    if isinstance(given, str) and variable in _URL_VARIABLES:
-        given = ",".join(safe_url(url) for url in _split(given))
+    if variable in _URL_VARIABLES:
+        return f"{variable}: {message}"  # the message shows the URL as it may be shown
     shown = f" (got {redact_urls(given)!r})" if isinstance(given, str) else ""
     return f"{variable}: {message}{shown}"

@@ -16,7 +16,6 @@ when the file has ``basic_auth_users``.
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import re
 import ssl
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
-from bridge.config import Settings, load_settings
+from bridge.config import Settings, load_settings, local_url
 from bridge.errors import BridgeError, ConfigError
 from bridge.httpclient.client import basic_auth
 from bridge.webconfig import load_web_config
@@ -71,15 +70,7 @@ def seconds(text: str) -> float:
 
 def probe_url(settings: Settings, scheme: str = "http") -> str:
     """The ``/healthz`` URL of the address ``settings`` listen on; a wildcard host is loopback."""
-    host, port = settings.listen
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:  # a name, asked as it is
-        return f"{scheme}://{host}:{port}{_HEALTH_PATH}"
-    if address.is_unspecified:
-        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
-    shown = f"[{address}]" if address.version == 6 else str(address)
-    return f"{scheme}://{shown}:{port}{_HEALTH_PATH}"
+    return local_url(*settings.listen, scheme=scheme) + _HEALTH_PATH
 
 
 def probe(

@@ -80,6 +80,8 @@ _STREAM_QUEUE: Final = 1_000
 _STREAM_HEARTBEAT_SECONDS: Final = 15.0
 _JSON: Final = "application/json"
 _NDJSON: Final = "application/x-ndjson"
+# The reason a 415 is counted under in exesdb_bus_rejected_total (its error code, like the others).
+_UNSUPPORTED_MEDIA_TYPE: Final = "unsupported_media_type"
 # Ingest: how long a 202 may wait for the alert outbox's commit; the Retry-After of a 503.
 _COMMIT_WAIT_SECONDS: Final = 10.0
 _RETRY_AFTER_SECONDS: Final = 1
@@ -144,9 +146,10 @@ async def ingest(request: web.Request) -> web.Response:
         return _rejected(verifier.reject(_too_large(limit)))
     content_type = request.content_type
     if content_type not in (_JSON, _NDJSON):
+        bridge.bus.metrics.rejected.labels(_UNSUPPORTED_MEDIA_TYPE).inc()
         return error_response(
             415,
-            "unsupported_media_type",
+            _UNSUPPORTED_MEDIA_TYPE,
             f"send {_JSON} (one envelope) or {_NDJSON} (many), not {content_type or 'nothing'}",
         )
     try:
@@ -327,6 +330,7 @@ def build_app(bridge: Served) -> web.Application:
     app[_CLOSING] = asyncio.Event()
     app.on_shutdown.append(_close_streams)
     admin = AdminGuard(bridge.settings.admin_token)
+    bridge.bus.metrics.rejected.labels(_UNSUPPORTED_MEDIA_TYPE)  # shown at 0 from the start
     app.add_routes(
         [
             web.get("/healthz", healthz),

@@ -1,9 +1,11 @@
-"""The integration API, after ``ExESDB.PubSubIntegration`` (SPEC section 4).
+"""The integration API, after ``ExESDB.PubSubIntegration`` (docs/integration.md).
 
 Module functions act on the installed ``Integration`` (``install()``; the running bridge installs
 its own). Every broadcast returns a ``PublishResult``; bad arguments raise ``MessageError`` (a
 ``ValueError``) naming the field. While disabled, nothing is published. Arguments may be strings
 or enums (the Elixir atoms), e.g. ``broadcast_alert("node_failure", "critical", "Node down")``.
+With no bridge installed a broadcast publishes nothing and returns ``DISABLED``; the first such
+call logs one warning saying how to install one.
 """
 
 from __future__ import annotations
@@ -521,12 +523,30 @@ class Tracker:
 # -- the module-level API, acting on the installed integration --
 
 _installed: Integration | None = None
+_warned_not_installed = False
+_NOT_INSTALLED_WARNING: Final = (
+    "%s() published nothing: no bridge is installed in this process. Start one "
+    "(bridge.app.Bridge(settings).start() installs it; see examples/integration_api.py) or "
+    "install an Integration with bridge.integration.install(); until then every broadcast "
+    "returns DISABLED (docs/integration.md)"
+)
 
 
 def install(integration: Integration | None) -> None:
     """Make ``integration`` the one the module functions act on (None to uninstall)."""
-    global _installed
+    global _installed, _warned_not_installed
     _installed = integration
+    if integration is not None:
+        _warned_not_installed = False  # a later spell without a bridge is worth a warning again
+
+
+def _not_installed(function: str) -> PublishResult:
+    """What a broadcast without a bridge returns; the first one of a spell also says so."""
+    global _warned_not_installed
+    if not _warned_not_installed:
+        _warned_not_installed = True
+        _logger.warning(_NOT_INSTALLED_WARNING, function)
+    return _NOT_INSTALLED
 
 
 def current() -> Integration | None:
@@ -536,7 +556,7 @@ def current() -> Integration | None:
 
 def _call(method: str, *args: Any, **kwargs: Any) -> Any:
     if _installed is None:
-        return _NOT_INSTALLED
+        return _not_installed(method)
     return getattr(_installed, method)(*args, **kwargs)
 
 
@@ -618,7 +638,7 @@ def broadcast_diagnostic(tag: str, **fields: Any) -> PublishResult:
 def broadcast_batch(events: Iterable[tuple[str, Message] | Message]) -> list[PublishResult]:
     """See ``Integration.broadcast_batch``."""
     if _installed is None:
-        return [_NOT_INSTALLED]
+        return [_not_installed("broadcast_batch")]
     return _installed.broadcast_batch(events)
 
 

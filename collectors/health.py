@@ -4,8 +4,11 @@ Every ``EXESDB_HEALTH_BROADCAST_INTERVAL`` ms it publishes a HealthCheck (with t
 measured duration), ResourceUsage for cpu, memory and disk, a NodeHealth whose status is the worst
 of the per-resource statuses (from the ``EXESDB_*_DEGRADED`` / ``EXESDB_*_UNHEALTHY``
 thresholds), PerformanceMetrics for the process's RSS and open file descriptors, and a
-ComponentHealth for the bus and each component. A resource whose status changes to degraded or
-unhealthy also publishes a MetricAlert (warning or critical).
+ComponentHealth for the bus and each component. Every sample shows in those messages as read.
+A MetricAlert (warning or critical) is published when a resource's status has been degraded or
+unhealthy for ``EXESDB_ALERT_FOR_MS``, as a Prometheus rule's ``for:`` holds an alert back
+(``bridge.hold``), so one busy sample raises nothing. CPU is left out until the probe has
+measured it over a whole interval (collectors/host.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, Final, Literal
 
 from bridge.component import Context
 from bridge.config import Settings
+from bridge.hold import Hold
 from bridge.integration import Integration
 from bridge.messages import (
     ComponentHealth,
@@ -50,6 +54,7 @@ Status = Literal["healthy", "degraded", "unhealthy"]
 CHECK_NAME: Final = "host_resources"
 PROCESS_COMPONENT: Final = "exesdb_bridge"
 _RANK: Final[dict[str, int]] = {"healthy": 0, "degraded": 1, "unhealthy": 2}
+_LEVELS: Final[tuple[Status, ...]] = ("healthy", "degraded", "unhealthy")
 _DISABLED_AT: Final = 100.0
 _NOT_TOPIC: Final = re.compile(r"[^A-Za-z0-9_.:-]")
 
@@ -111,6 +116,7 @@ class HealthCollector:
         thresholds: Mapping[str, Thresholds],
         readiness: ReadinessSource | None = None,
         interval_seconds: float = 30.0,
+        alert_for: float = 0.0,
         metrics: CollectorMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -121,7 +127,11 @@ class HealthCollector:
         self._thresholds = dict(thresholds)
         self._readiness = readiness
         self._timer = timer
+        self._clock = clock
         self._statuses: dict[str, Status] = {}
+        # What each resource's held status is, and what its latest MetricAlert said.
+        self._hold = Hold(alert_for)
+        self._alerted: dict[str, Status] = {}
         self.schedule = Schedule(
             "health",
             interval_seconds,
@@ -170,11 +180,10 @@ class HealthCollector:
 
     @staticmethod
     def _readings(sample: HostSample) -> dict[str, float]:
-        return {
-            "cpu": sample.cpu_percent,
-            "memory": sample.memory_percent,
-            "disk": sample.disk_percent,
-        }
+        readings = {"memory": sample.memory_percent, "disk": sample.disk_percent}
+        if sample.cpu_percent is not None:  # not measured over a whole window yet
+            readings = {"cpu": sample.cpu_percent, **readings}
+        return readings
 
     def _publish(self, topic: str, model: Any, **fields: Any) -> None:
         self._integration.publish(topic, self._integration.build(model, **fields))
@@ -213,11 +222,13 @@ class HealthCollector:
             disk_usage=sample.disk_percent,
         )
         cpus = float(sample.cpu_count)
-        for resource, percent, total, used in (
-            ("cpu", sample.cpu_percent, cpus, cpus * sample.cpu_percent / 100),
+        usages = [
             ("memory", sample.memory_percent, sample.memory_total, sample.memory_used),
             ("disk", sample.disk_percent, sample.disk_total, sample.disk_used),
-        ):
+        ]
+        if sample.cpu_percent is not None:
+            usages.insert(0, ("cpu", sample.cpu_percent, cpus, cpus * sample.cpu_percent / 100))
+        for resource, percent, total, used in usages:
             self._publish(
                 "resources",
                 ResourceUsage,
@@ -246,22 +257,39 @@ class HealthCollector:
 
     def _publish_alerts(self, sample: HostSample, statuses: Mapping[str, Status]) -> None:
         readings = self._readings(sample)
+        now = self._clock()
         for resource, status in statuses.items():
             previous = self._statuses.get(resource, "healthy")
-            if status != previous and status != "healthy":
-                limits = self._thresholds[resource]
-                self._publish(
-                    "metric_alert",
-                    MetricAlert,
-                    metric_name=f"{resource}_usage_percent",
-                    current_value=readings[resource],
-                    threshold_value=limits.unhealthy if status == "unhealthy" else limits.degraded,
-                    threshold_type="max",
-                    severity="critical" if status == "unhealthy" else "warning",
-                )
-            if status != previous:
-                _logger.info("%s is %s (was %s)", resource, status, previous)
-        self._statuses = dict(statuses)
+            if status != previous:  # every sample's status is in NodeHealth; the log waits
+                _logger.debug("%s is %s (was %s)", resource, status, previous)
+            held = _LEVELS[self._hold.observe(resource, _RANK[status], now)]
+            alerted = self._alerted.get(resource, "healthy")
+            self._alerted[resource] = held
+            if held == alerted:
+                continue
+            if held == "healthy":
+                _logger.info("%s is healthy again (%.1f%%)", resource, readings[resource])
+                continue
+            limits = self._thresholds[resource]
+            threshold = limits.unhealthy if held == "unhealthy" else limits.degraded
+            _logger.warning(
+                "%s %s for %gs (%.1f%%, threshold %g%%): alerting",
+                resource,
+                held,
+                self._hold.for_seconds,
+                readings[resource],
+                threshold,
+            )
+            self._publish(
+                "metric_alert",
+                MetricAlert,
+                metric_name=f"{resource}_usage_percent",
+                current_value=readings[resource],
+                threshold_value=threshold,
+                threshold_type="max",
+                severity="critical" if held == "unhealthy" else "warning",
+            )
+        self._statuses = {**self._statuses, **statuses}
 
     def _publish_components(self) -> None:
         if self._readiness is None:
@@ -283,11 +311,14 @@ class HealthCollector:
 def health_collector(context: Context) -> HealthCollector:
     """The factory ``default_components()`` lists."""
     settings = context.settings
+    interval = settings.health_broadcast_interval / 1000
     return HealthCollector(
         context.integration,
-        probe=PsutilProbe(),
+        # The first CPU reading covers a whole interval, never just the bridge's start-up.
+        probe=PsutilProbe(cpu_window=interval),
         thresholds=thresholds_from(settings),
         readiness=context.readiness,
-        interval_seconds=settings.health_broadcast_interval / 1000,
+        interval_seconds=interval,
+        alert_for=settings.alert_for_seconds,
         metrics=CollectorMetrics.for_registry(context.registry),
     )

@@ -1,21 +1,43 @@
-"""Readings of the host and of the bridge's own process, behind a protocol tests can fake."""
+"""Readings of the host and of the bridge's own process, behind a protocol tests can fake.
+
+CPU use is the busy share of the CPU time the host spent between two readings (the ``/proc/stat``
+deltas psutil's ``cpu_times()`` gives): the first reading comes only once ``cpu_window`` seconds
+have passed since the probe was made, so it never covers just the bridge's own start-up.
+"""
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Final, Protocol
 
 import psutil
 
-__all__ = ["HostProbe", "HostSample", "IoCounters", "PsutilProbe"]
+__all__ = ["HostProbe", "HostSample", "IoCounters", "PsutilProbe", "busy_percent"]
+
+# CPU time that is not work: idle, and waiting for I/O (as psutil.cpu_percent counts it). Guest
+# time is already part of user and nice time on Linux, so it is left out of the total.
+_NOT_BUSY: Final = ("idle", "iowait")
+_COUNTED_TWICE: Final = ("guest", "guest_nice")
+
+
+def busy_percent(before: Any, after: Any) -> float:
+    """The busy share (0-100) of the CPU time between two ``psutil.cpu_times()`` readings."""
+    was = before._asdict()  # a named tuple whose fields differ by platform
+    deltas = {name: max(value - was[name], 0.0) for name, value in after._asdict().items()}
+    total = sum(deltas.values()) - sum(deltas.get(name, 0.0) for name in _COUNTED_TWICE)
+    busy = total - sum(deltas.get(name, 0.0) for name in _NOT_BUSY)
+    return round(min(max(busy / total * 100, 0.0), 100.0), 1) if total > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class HostSample:
-    """One reading of the host's resources and this process."""
+    """One reading of the host's resources and this process (``cpu_percent`` None until the
+    probe has watched the CPU for a whole window)."""
 
-    cpu_percent: float
+    cpu_percent: float | None
     cpu_count: int
     memory_percent: float
     memory_total: float
@@ -49,13 +71,35 @@ class HostProbe(Protocol):
 
 
 class PsutilProbe:
-    """The real host, through psutil; ``disk_path`` is the file system whose usage counts."""
+    """The real host, through psutil; ``disk_path`` is the file system whose usage counts.
 
-    def __init__(self, disk_path: str = "/") -> None:
+    CPU use covers the time since the previous reading; the first one waits until
+    ``cpu_window`` seconds (the health interval) have passed since construction.
+    """
+
+    def __init__(
+        self,
+        disk_path: str = "/",
+        *,
+        cpu_window: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        cpu_times: Callable[[], Any] = psutil.cpu_times,
+    ) -> None:
         self._disk_path = disk_path
         self._process = psutil.Process(os.getpid())
-        # The first cpu_percent() call has nothing to compare with: prime it now.
-        psutil.cpu_percent(interval=None)
+        self._clock = clock
+        self._cpu_times = cpu_times
+        self._first_at: float | None = clock() + cpu_window
+        self._last_times = cpu_times()
+
+    def cpu_percent(self) -> float | None:
+        """The host's CPU use since the previous reading; None within the first window."""
+        if self._first_at is not None:
+            if self._clock() < self._first_at:
+                return None
+            self._first_at = None
+        before, self._last_times = self._last_times, self._cpu_times()
+        return busy_percent(before, self._last_times)
 
     def sample(self) -> HostSample:
         memory = psutil.virtual_memory()
@@ -69,7 +113,7 @@ class PsutilProbe:
         except (AttributeError, psutil.Error):  # num_fds() is POSIX only
             open_fds = None
         return HostSample(
-            cpu_percent=float(psutil.cpu_percent(interval=None)),
+            cpu_percent=self.cpu_percent(),
             cpu_count=psutil.cpu_count() or 1,
             memory_percent=float(memory.percent),
             memory_total=float(memory.total),

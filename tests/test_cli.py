@@ -10,10 +10,15 @@ import sys
 import urllib.error
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bridge import __version__
+from bridge.sinks.alerts import DeliveryState, Outbox
+from tests.integration.test_alert_crash import ingest_alerts
+from tests.sinks.alerts.helpers import T0
+from tests.sinks.alerts.test_outbox import event, one_each
 from tests.support import (
     ADMIN_TOKEN,
     ROOT,
@@ -45,7 +50,7 @@ def cli(
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
 
@@ -193,7 +198,7 @@ def test_publish_to_nowhere_exits_1() -> None:
 @pytest.mark.parametrize(
     ("args", "stdin", "env", "message"),
     [
-        (["no_such_tag"], None, {"SECRET_KEY_BASE": TEST_SECRET}, "unknown tag"),
+        (["performance_metrc"], None, {"SECRET_KEY_BASE": TEST_SECRET}, "mean performance_metric?"),
         (
             ["system_alert", "-f", "severity=huge"],
             None,
@@ -312,3 +317,157 @@ def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
         assert "services" not in result.stdout  # a path may hold a token (Slack-style)
         assert "hunter2" not in result.stdout
         assert "s3cr3t" not in result.stdout
+
+
+# -- finding the bridge, usage errors, output --
+
+
+def _ingest(process: BridgeProcess, count: int) -> None:
+    ingest_alerts(process.url, [f"alert-{number:04d}" for number in range(count)])
+
+
+def test_with_only_the_http_addr_set_publish_and_alerts_reach_that_bridge(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """On a port that is not the default, with no --url and no EXESDB_URL, publish and alerts
+    list find the bridge through EXESDB_HTTP_ADDR (a wildcard host asked on loopback)."""
+    process = BridgeProcess(state_dir=tmp_path / "state", EXESDB_INGEST="true")
+    process.env["EXESDB_HTTP_ADDR"] = f"0.0.0.0:{process.port}"
+    bridge_processes.append(process.start(tmp_path))
+    env: dict[str, Any] = {
+        "EXESDB_HTTP_ADDR": f"0.0.0.0:{process.port}",
+        "SECRET_KEY_BASE": TEST_SECRET,
+        "EXESDB_ADMIN_TOKEN": ADMIN_TOKEN,
+    }
+    published = cli(
+        "publish", "system_alert", "--topic", "disk_full", *ALERT_FIELDS, "-f", "alert_id=a1",
+        **env,
+    )  # fmt: skip
+    assert published.returncode == 0, published.stderr
+    assert json.loads(published.stdout) == {"accepted": 1}
+    listed = cli("alerts", "list", **env)
+    assert listed.returncode == 0, listed.stderr
+    header, row = listed.stdout.splitlines()
+    assert header.split() == [
+        "ALERT_ID",
+        "STATE",
+        "LEVEL",
+        "SEVERITY",
+        "ALERTNAME",
+        "NODE",
+        "SINCE",
+    ]
+    assert row.split()[:5] == ["a1", "firing", "level1", "critical", "disk_full"]
+
+
+def test_exesdb_url_is_asked_before_the_http_addr_and_url_before_both(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """EXESDB_URL wins over EXESDB_HTTP_ADDR, and --url over EXESDB_URL."""
+    process = _start(bridge_processes, tmp_path)
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    env: dict[str, Any] = {
+        "EXESDB_ADMIN_TOKEN": ADMIN_TOKEN,
+        "EXESDB_HTTP_ADDR": f"127.0.0.1:{free_port()}",
+    }
+    empty = cli("alerts", "list", EXESDB_URL=process.url, **env)
+    assert (empty.returncode, empty.stdout, empty.stderr) == (0, "", "exesdb-bridge: no alerts\n")
+    assert cli("alerts", "list", "--url", process.url, EXESDB_URL=nowhere, **env).returncode == 0
+    missed = cli("alerts", "list", EXESDB_URL=nowhere, **env)
+    assert missed.returncode == 1
+    assert f"cannot reach the bridge at {nowhere}" in missed.stderr
+    assert "EXESDB_HTTP_ADDR" in missed.stderr  # says where the address comes from
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["publish", "system_alert", "--url", "notaurl"], "--url: 'notaurl' is not an http://"),
+        (["publish", "system_alert", "--url", "127.0.0.1:8080"], "e.g. http://127.0.0.1:8080"),
+        (["publish", "system_alert", "--url", "ftp://h/x"], "--url: ftp://h/… is not an http://"),
+        (["tail", "--count", "-1"], "--count: '-1' is not a whole number of at least 1"),
+        (["tail", "--count", "0"], "--count: '0' is not a whole number of at least 1"),
+        (["outbox", "list", "--limit", "0"], "--limit: '0' is not a whole number"),
+        (["alerts", "list", "--user", ":pw"], "--user: must be USER:PASSWORD or USER"),
+    ],
+)
+def test_usage_errors_exit_2_naming_the_option(args: list[str], message: str) -> None:
+    """A --url that is no http(s) URL, a --count below 1 and the like are usage errors (exit 2)."""
+    completed = cli(*args, SECRET_KEY_BASE=TEST_SECRET, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert completed.returncode == 2
+    assert message in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_alerts_list_into_head_ends_quietly(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """`alerts list | head -3` prints the header and two alerts, no BrokenPipeError, exit 0
+    (with pipefail, so the exit status is the command's own)."""
+    process = _start(bridge_processes, tmp_path, EXESDB_INGEST="true")
+    _ingest(process, 1000)  # far more output than a pipe holds
+    completed = subprocess.run(
+        [
+            "bash",
+            "-o",
+            "pipefail",
+            "-c",
+            f"{sys.executable} -m bridge alerts list --url {process.url} | head -3",
+        ],
+        env=bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert len(completed.stdout.splitlines()) == 3
+    assert completed.stdout.startswith("ALERT_ID")
+    assert completed.stderr == ""
+    assert completed.returncode == 0  # a reader that stops early is no failure
+
+
+def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
+    """`outbox retry` with an id that is unknown or not dead-lettered names it and exits 1;
+    a dead-lettered one goes back to pending and keeps its count of attempts."""
+    url = "https://hooks.example/x"
+    outbox = Outbox.in_dir(tmp_path, urls=[url])
+    outbox.observe(event("a"), T0)
+    outbox.observe(event("b"), T0)
+    outbox.group(url, T0, 0.0, one_each)
+    dead, live = outbox.deliveries()
+    for attempt in range(3):
+        outbox.finish_attempt(
+            dead.id,
+            state=DeliveryState.DEAD if attempt == 2 else DeliveryState.PENDING,
+            next_attempt_at=T0,
+            status=503,
+            error="HTTP 503",
+            now=T0,
+        )
+    outbox.close()
+    env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
+    completed = cli("outbox", "retry", "nosuchid", live.id, dead.id, **env)
+    assert completed.returncode == 1
+    assert "no delivery 'nosuchid' in the outbox" in completed.stderr
+    assert f"delivery '{live.id}' is pending, not dead-lettered" in completed.stderr
+    assert "1 dead-lettered delivery back to pending" in completed.stdout
+    listed = cli("outbox", "list", **env)
+    header, *rows = listed.stdout.splitlines()
+    assert header.split()[:4] == ["DELIVERY_ID", "STATE", "ALERTS", "ATTEMPTS"]
+    attempts = {row.split()[0]: row.split()[3] for row in rows}
+    assert attempts == {dead.id: "3", live.id: "0"}
+
+
+def test_run_logs_ts_with_milliseconds_and_z_and_ends_start_up_with_the_urls(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """JSON log lines carry ts like 2030-01-01T00:00:00.123Z; the start-up ends with one line
+    naming / and /metrics on the bound address."""
+    process = _start(bridge_processes, tmp_path, EXESDB_LOG_FORMAT="json")
+    wait_until(lambda: "/metrics" in process.log(), 10, "the start-up line with the URLs")
+    entries = [json.loads(line) for line in process.log().splitlines()]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["ts"]) for e in entries)
+    messages = [entry["message"] for entry in entries]
+    opened = messages.index(f"open {process.url}/ and {process.url}/metrics")
+    assert " running as node " in messages[opened - 1]  # the start-up's last two lines
+    assert any(message.startswith("listening on") for message in messages[:opened])

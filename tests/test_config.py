@@ -140,8 +140,88 @@ def test_a_bad_value_stops_with_a_line_naming_the_variable(
     assert out == ""
     problems = [line.strip() for line in err.splitlines()[1:]]
     assert len(problems) == 1, err
-    assert problems[0].startswith(f"{variable}: ")
+    assert problems[0].startswith((f"{variable}: ", f"{variable} item 1: "))
     assert allowed in problems[0]
+
+
+def test_every_bad_item_of_a_list_is_a_problem_of_its_own(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`EXESDB_WEBHOOK_URLS=ftp://x,notaurl` reports two problems, each naming its item."""
+    status, _, err = _check_config(
+        monkeypatch, capsys, EXESDB_WEBHOOK_URLS="https://ok.example/a,ftp://x,notaurl"
+    )
+    assert status == 2
+    assert err.splitlines()[1:] == [
+        "  EXESDB_WEBHOOK_URLS item 2: 'ftp://x' is not an http:// or https:// URL with a host",
+        "  EXESDB_WEBHOOK_URLS item 3: not a URL; allowed: an http:// or https:// URL with a host",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "meant"),
+    [
+        ("EXESDB_WEBHOOK_URL", "EXESDB_WEBHOOK_URLS"),
+        ("EXESDB_HTTP_ADRESS", "EXESDB_HTTP_ADDR"),
+        ("EXESDB_SECRET_KEY_BASE", "SECRET_KEY_BASE"),
+        ("EXESDB_ALERT_FOR", "EXESDB_ALERT_FOR_MS"),
+    ],
+)
+def test_an_unknown_variable_is_warned_about_with_the_closest_setting(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    meant: str,
+) -> None:
+    """A set EXESDB_* variable that is no setting is named in a warning with the one meant."""
+    status, _, err = _check_config(monkeypatch, capsys, **{variable: "x"})
+    assert status == 0
+    [warning] = [line for line in err.splitlines() if variable + " " in line]
+    assert warning == (
+        f"warning: {variable} is set but is not a setting of the bridge (ignored); "
+        f"did you mean {meant}?"
+    )
+
+
+def test_an_unknown_variable_far_from_every_setting_points_at_the_list(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With nothing close, the warning points at docs/configuration.md; known names say nothing."""
+    status, _, err = _check_config(monkeypatch, capsys, EXESDB_ZZZ="1", EXESDB_NODE="n1")
+    assert status == 0
+    assert (
+        "warning: EXESDB_ZZZ is set but is not a setting of the bridge (ignored); the "
+        "settings: docs/configuration.md" in err
+    )
+    assert "EXESDB_NODE" not in err
+
+
+def test_run_warns_about_an_unknown_variable_at_start(tmp_path) -> None:
+    """`exesdb-bridge run` logs the same warning at start-up (it then runs as configured)."""
+    from tests.support import BridgeProcess, http_get
+
+    process = BridgeProcess(state_dir=tmp_path / "state", EXESDB_WEBHOOK_URL="https://h.example/x")
+    try:
+        process.start(tmp_path)
+        assert http_get(process.url + "/healthz")[0] == 200
+    finally:
+        assert process.stop() == 0
+    assert (
+        "EXESDB_WEBHOOK_URL is set but is not a setting of the bridge (ignored); "
+        "did you mean EXESDB_WEBHOOK_URLS?" in process.log()
+    )
+
+
+def test_alert_for_defaults_to_two_health_intervals() -> None:
+    """Unset, EXESDB_ALERT_FOR_MS is twice EXESDB_HEALTH_BROADCAST_INTERVAL (check-config says
+    so); 0 alerts at once."""
+    shown = Settings(EXESDB_HEALTH_BROADCAST_INTERVAL=5000).redacted()["EXESDB_ALERT_FOR_MS"]
+    assert shown == "<unset: 10000, two health intervals>"
+    assert Settings(EXESDB_ALERT_FOR_MS=0).redacted()["EXESDB_ALERT_FOR_MS"] == "0"
+    assert Settings(EXESDB_HEALTH_BROADCAST_INTERVAL=5000).alert_for_seconds == 10.0
+    assert Settings().alert_for_seconds == 60.0
+    assert Settings(EXESDB_ALERT_FOR_MS=0).alert_for_seconds == 0.0
+    assert Settings(EXESDB_ALERT_FOR_MS=1500).alert_for_seconds == 1.5
 
 
 @pytest.mark.parametrize(

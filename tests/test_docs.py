@@ -75,17 +75,16 @@ def test_table_defaults_match_the_code(variable: str) -> None:
 
 
 def test_the_ingest_recipe_works(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Python signing recipe of docs/http-api.md gets a 202 from a real bridge."""
+    """The Python signing recipe of docs/http-api.md, run as written, gets a 202 from a real
+    bridge on another port."""
     [block] = fenced(section(page("http-api"), "Ingest"), "python")
     monkeypatch.setenv("SECRET_KEY_BASE", TEST_SECRET)
     with ThreadedBridge(EXESDB_INGEST="true") as server:
-        code = block.replace(
-            'BRIDGE = "http://127.0.0.1:9570"', f'BRIDGE = "http://{server.host}:{server.port}"'
-        )
-        assert code != block, "the recipe no longer sets BRIDGE as this test expects"
+        # As written: the recipe asks EXESDB_URL, here a port that is not the default one.
+        monkeypatch.setenv("EXESDB_URL", f"http://{server.host}:{server.port}")
         printed = io.StringIO()
         with redirect_stdout(printed):
-            exec(compile(code, "docs/http-api.md", "exec"), {})  # our own docs
+            exec(compile(block, "docs/http-api.md", "exec"), {})  # our own docs
         assert printed.getvalue().strip() == "202"
         assert (
             server.bridge.registry.get_sample_value(
@@ -175,6 +174,23 @@ def test_no_page_cites_a_spec_the_repository_lacks(path: Path) -> None:
     """README, docs/, deploy/ and grafana/ cite the docs pages, never "SPEC section N"."""
     found = [line for line in path.read_text().splitlines() if PHANTOMS.search(line)]
     assert found == [], f"{path.relative_to(ROOT)} cites a document users do not have"
+
+
+def _phantom_code() -> list[Path]:
+    # bridge/bus/ is left to the rewrite of the bus under way on another branch.
+    return [
+        path
+        for folder in ("bridge", "collectors", "bench", "examples")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if not path.is_relative_to(ROOT / "bridge" / "bus")
+    ]
+
+
+@pytest.mark.parametrize("path", _phantom_code(), ids=lambda path: str(path.relative_to(ROOT)))
+def test_no_docstring_or_comment_cites_a_spec_the_repository_lacks(path: Path) -> None:
+    """Code points its reader at the docs pages too, never at "SPEC section N"."""
+    found = [line for line in path.read_text().splitlines() if PHANTOMS.search(line)]
+    assert found == [], f"{path.relative_to(ROOT)} cites a document readers do not have"
 
 
 @pytest.mark.parametrize("path", pages(), ids=lambda path: path.name)

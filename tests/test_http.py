@@ -294,11 +294,17 @@ async def test_ingest_accepts_a_body_at_the_limit(serve: ServerFactory) -> None:
 async def test_ingest_answers_415_for_other_content_types(
     serve: ServerFactory, content_type: str | None
 ) -> None:
-    """Only application/json and application/x-ndjson are accepted."""
+    """Only application/json and application/x-ndjson are accepted; the refusal is counted in
+    exesdb_bus_rejected_total under its error code."""
     server = await serve()
+    shown = server.bridge.registry.get_sample_value(
+        "exesdb_bus_rejected_total", {"reason": "unsupported_media_type"}
+    )
+    assert shown == 0.0  # the series is there before the first refusal
     status, answer = await server.post(body_of(envelope()), content_type=content_type)
     assert status == 415
     assert answer["error"] == "unsupported_media_type"
+    assert server.rejected("unsupported_media_type") == 1
 
 
 async def test_ingest_accepts_a_charset_parameter(serve: ServerFactory) -> None:

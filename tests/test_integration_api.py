@@ -325,6 +325,36 @@ async def test_module_functions_act_on_the_installed_integration(
     await async_wait_until(lambda: len(inbox.envelopes) == 3, what="alert and two switches")
 
 
+def test_without_a_bridge_the_first_broadcast_warns_once_how_to_install_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Broadcasts with no bridge installed log ONE warning, naming the call and how to install a
+    bridge; installing one and losing it again makes the next call warn again."""
+    from tests.collectors.fakes import make_bus
+
+    api.install(Integration(make_bus()))  # whatever ran before, a spell without a bridge starts
+    api.install(None)
+    with caplog.at_level("WARNING", logger="bridge.integration"):
+        api.broadcast_alert("node_failure", "critical", "x")
+        api.broadcast_metrics("store", {"latency_ms": 3})
+        api.broadcast_batch([])
+    [record] = caplog.records
+    message = record.getMessage()
+    assert record.levelname == "WARNING"
+    assert message.startswith("broadcast_alert() published nothing: no bridge is installed")
+    assert "bridge.app.Bridge(settings).start()" in message
+    assert "examples/integration_api.py" in message
+    api.install(Integration(make_bus()))
+    api.install(None)
+    with caplog.at_level("WARNING", logger="bridge.integration"):
+        api.broadcast_health_update("store", "healthy")
+        api.broadcast_health_update("store", "healthy")
+    assert [r.getMessage().split("(")[0] for r in caplog.records] == [
+        "broadcast_alert",
+        "broadcast_health_update",
+    ]
+
+
 def test_module_functions_without_a_bridge_publish_nothing() -> None:
     """With no bridge installed, broadcasts return 'disabled' and the getters the defaults."""
     assert api.current() is None

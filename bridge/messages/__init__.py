@@ -107,7 +107,7 @@ INSTANCES: Final[tuple[str, ...]] = (
     "ex_esdb_security",
     "ex_esdb_logging",
 )
-"""The nine bus instances, in the order of SPEC section 2."""
+"""The nine bus instances, in the order of docs/messages.md."""
 
 _MODELS: Final[tuple[type[Message], ...]] = (
     SystemConfig,

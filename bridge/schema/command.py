@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Final
 
@@ -52,15 +51,9 @@ def run_schema(args: argparse.Namespace) -> int:
 
 
 def _emit(text: str) -> None:
-    try:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # The reader stopped early (``| head``): not a failure. Point stdout at devnull so the
-        # interpreter's own flush at exit does not raise again (the Python docs' recipe).
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+    # A reader that stops early (``| head``) is the command line's to handle (bridge.cli.main).
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 def _tags_json() -> str:

@@ -22,7 +22,7 @@ DEFAULT_THRESHOLDS: Final = {
     "memory": Thresholds(85.0, 95.0),
     "disk": Thresholds(85.0, 95.0),
 }
-"""SPEC section 5's defaults; the factory takes the configured ones."""
+"""The default thresholds of docs/configuration.md; the factory takes the configured ones."""
 
 # The step at which each rare event happens once anyway, so every panel has data within
 # seconds of start: a node fails at step 8 and is back at step 14.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import namedtuple
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -54,6 +55,14 @@ SAMPLE = HostSample(
     rss_bytes=5e7,
     open_fds=12,
 )
+
+
+CpuTimes = namedtuple("CpuTimes", "user nice system idle iowait irq softirq steal guest guest_nice")
+
+
+def cpu_times(busy: float, idle: float, iowait: float = 0.0, guest: float = 0.0) -> CpuTimes:
+    """Cumulative CPU times as Linux's ``psutil.cpu_times()`` gives them (seconds)."""
+    return CpuTimes(busy, 0.0, 0.0, idle, iowait, 0.0, 0.0, 0.0, guest, 0.0)
 
 
 class FakeProbe:

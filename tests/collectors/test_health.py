@@ -1,4 +1,4 @@
-"""The health collector: statuses from thresholds, what it publishes, alerts on change."""
+"""The health collector: statuses from thresholds, what it publishes, alerts once held."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from bridge.messages import (
     ResourceUsage,
 )
 from collectors import HealthCollector, PsutilProbe, Thresholds
-from tests.collectors.fakes import FakeProbe, make_integration
+from collectors.host import busy_percent
+from tests.collectors.fakes import FakeProbe, VirtualTime, cpu_times, make_integration
 
 DEFAULTS = {
     "cpu": Thresholds(85, 95),
@@ -24,7 +25,9 @@ DEFAULTS = {
 }
 
 
-def _collector(probe, integration=None, thresholds=DEFAULTS, readiness=None) -> Any:
+def _collector(
+    probe, integration=None, thresholds=DEFAULTS, readiness=None, alert_for=0.0, clock=None
+) -> Any:
     integration = integration or make_integration()
     ticks = iter(i * 0.004 for i in range(1000))  # each timer read 4 ms after the last
     collector = HealthCollector(
@@ -32,7 +35,9 @@ def _collector(probe, integration=None, thresholds=DEFAULTS, readiness=None) -> 
         probe=probe,
         thresholds=thresholds,
         readiness=readiness,
+        alert_for=alert_for,
         timer=lambda: next(ticks),
+        **({"clock": clock} if clock else {}),
     )
     return collector, integration
 
@@ -147,6 +152,7 @@ def test_publishes_nothing_while_disabled():
 def test_real_psutil_readings_are_plausible():
     """The psutil probe reads this host: percentages in range, this process's RSS and fds."""
     sample = PsutilProbe().sample()
+    assert sample.cpu_percent is not None  # no window to wait for
     assert 0 <= sample.cpu_percent <= 100
     assert 0 < sample.memory_percent < 100
     assert sample.memory_total > sample.memory_used > 0
@@ -158,3 +164,94 @@ def test_real_psutil_readings_are_plausible():
     collector, integration = _collector(PsutilProbe())
     collector.collect()
     assert len(integration.of(ResourceUsage)) == 3
+
+
+# -- CPU over a whole interval, alerts only once held --
+
+
+def test_busy_percent_is_the_busy_share_of_the_cpu_time_between_readings() -> None:
+    """Idle and I/O wait are not busy; guest time, already in user time, is not counted twice."""
+    before = cpu_times(100, 100)
+    assert busy_percent(before, cpu_times(130, 170)) == 30.0
+    assert busy_percent(before, cpu_times(130, 150, iowait=20)) == 30.0
+    assert busy_percent(before, cpu_times(150, 150, guest=40)) == 50.0
+    assert busy_percent(before, before) == 0.0  # no time passed
+
+
+def test_the_first_cpu_reading_covers_a_whole_interval() -> None:
+    """The psutil probe reads no CPU until cpu_window has passed; then each reading covers the
+    time since the previous one."""
+    time = VirtualTime(now=0.0)
+    readings = iter([cpu_times(0, 0), cpu_times(90, 10), cpu_times(100, 100)])
+    probe = PsutilProbe(cpu_window=30, clock=time.clock, cpu_times=lambda: next(readings))
+    time.now = 0.5  # the bridge's own start-up: busy, but not measured
+    assert probe.sample().cpu_percent is None
+    time.now = 30.0
+    assert probe.sample().cpu_percent == 90.0  # from construction to now
+    time.now = 31.0
+    assert probe.cpu_percent() == 10.0  # since the previous reading
+
+
+def test_until_cpu_is_measured_the_collection_leaves_cpu_out() -> None:
+    """A sample without a CPU reading publishes memory and disk, and no CPU status or usage."""
+    probe = FakeProbe()
+    probe.set(cpu_percent=None)
+    collector, integration = _collector(probe)
+    collector.collect()
+    (node,) = integration.of(NodeHealth)
+    assert "cpu" not in node.checks
+    assert {m.resource_type for m in integration.of(ResourceUsage)} == {"memory", "disk"}
+
+
+def _run(cpu_readings: list[float], alert_for: float = 60.0) -> Any:
+    """Collections 30 s apart reading ``cpu_readings``; the collector's integration, with
+    ``alerts_at``: how many MetricAlerts each collection published."""
+    probe = FakeProbe()
+    time = VirtualTime(now=0.0)
+    collector, integration = _collector(probe, alert_for=alert_for, clock=time.clock)
+    integration.alerts_at = []
+    for cpu in cpu_readings:
+        before = len(integration.of(MetricAlert))
+        probe.set(cpu_percent=cpu)
+        collector.collect()
+        integration.alerts_at.append(len(integration.of(MetricAlert)) - before)
+        time.now += 30
+    return integration
+
+
+def test_a_sustained_high_cpu_alerts_once_it_has_held_for_the_hold_time() -> None:
+    """CPU at 99 % read at 0, 30 and 60 s with a 60 s hold: one critical MetricAlert, at 60 s;
+    every reading still shows in NodeHealth."""
+    integration = _run([99, 99, 99, 99])
+    alerts = [(a.metric_name, a.severity, a.current_value) for a in integration.of(MetricAlert)]
+    assert alerts == [("cpu_usage_percent", "critical", 99.0)]
+    assert integration.alerts_at == [0, 0, 1, 0]
+    assert [m.status for m in integration.of(NodeHealth)] == ["unhealthy"] * 4
+
+
+def test_a_single_cpu_spike_raises_no_alert() -> None:
+    """One reading at 100 % between idle ones raises nothing, though NodeHealth shows it."""
+    integration = _run([5, 100, 5, 100, 5])
+    assert integration.of(MetricAlert) == []
+    assert [m.status for m in integration.of(NodeHealth)][1] == "unhealthy"
+
+
+def test_a_spike_while_degraded_holds_alerts_only_as_degraded() -> None:
+    """Degraded for a minute (warning), then one unhealthy reading: no critical alert."""
+    integration = _run([90, 90, 90, 99, 90])
+    assert [a.severity for a in integration.of(MetricAlert)] == ["warning"]
+
+
+def test_the_log_tells_a_held_condition_and_its_end_not_every_sample(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Flapping readings log nothing above debug; a held one logs one warning when it alerts and
+    one line when it is over."""
+    with caplog.at_level("INFO", logger="collectors.health"):
+        _run([5, 99, 5, 99, 5])
+        assert caplog.records == []
+        _run([99, 99, 99, 99, 5])
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "cpu unhealthy for 60s (99.0%, threshold 95%): alerting"),
+        ("INFO", "cpu is healthy again (5.0%)"),
+    ]

@@ -185,3 +185,42 @@ def test_bridge_process_stops_within_ten_seconds_with_collector_unreachable(
     elapsed = time.monotonic() - started
     assert code == 0, process.log()
     assert elapsed < 10, f"shutdown took {elapsed:.1f}s"
+
+
+def test_an_unreachable_collector_is_told_once_per_signal_not_per_retry(
+    tmp_path: Path, bridge_processes: list[BridgeProcess]
+) -> None:
+    """`exesdb-bridge run` with the collector down logs one warning per signal that fails, and
+    none of the SDK exporters' own per-retry lines."""
+    process = BridgeProcess(
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
+        OTEL_BSP_SCHEDULE_DELAY="50",
+        OTEL_BLRP_SCHEDULE_DELAY="50",
+        EXESDB_INGEST="true",
+    )
+    bridge_processes.append(process)
+    process.start(tmp_path)
+    for _ in range(3):
+        body = _ingest_body(20)
+        request = urllib.request.Request(
+            process.url + "/v1/messages",
+            data=body,
+            headers={
+                "Content-Type": "application/x-ndjson",
+                SIGNATURE_HEADER: Keyring.from_secrets(TEST_SECRET).sign_header(
+                    body, int(time.time())
+                ),
+            },
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 202
+
+    def failed_exports() -> float:
+        text = http_get(process.url + "/metrics")[1].decode()
+        return _exposed(text, "exesdb_otlp_export_failures_total", 'signal="logs"')
+
+    wait_until(lambda: failed_exports() >= 60, 30, "every ingested log record's export failed")
+    assert process.stop() == 0
+    log = process.log()
+    assert log.count("OTLP logs export failing:") == 1, log
+    assert "opentelemetry.exporter" not in log, log

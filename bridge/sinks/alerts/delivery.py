@@ -1,4 +1,4 @@
-"""Sending deliveries: one worker per webhook receiver, retries by SPEC section 9.
+"""Sending deliveries: one worker per webhook receiver, retries as docs/alerts.md#delivery says.
 
 Retried, as Alertmanager and the OpenTelemetry HTTP exporters do: connection errors, timeouts,
 429 and every 5xx, after the delay ``bridge.backoff.Backoff`` gives (``backoff * 2**(attempt-1)``
@@ -34,8 +34,10 @@ from bridge import __version__
 from bridge.backoff import Backoff
 from bridge.bus import SIGNATURE_HEADER, Keyring
 from bridge.httpclient import ClientSettings, ClientSetupError, FileSetting, RequestOptions
-from bridge.receivers import Receiver
+from bridge.receivers import Receiver, receiver_label
+from bridge.redaction import redact_urls
 from bridge.sinks.alerts.outbox import BuildPayloads, Outbox
+from bridge.sinks.alerts.receiver_log import ReceiverLog
 from bridge.sinks.alerts.records import Delivery, DeliveryState
 from bridge.sinks.alerts.thread import DbThread
 from bridge.tracing import ClientSpan, http_client_span
@@ -283,7 +285,8 @@ class WebhookSender:
             error, kind = f"timed out after {self._timeout:g}s", type(exc).__name__
         except aiohttp.ClientError as exc:
             kind = type(exc).__name__
-            error = f"{kind}: {exc}" if str(exc) else kind
+            # Some name the URL (InvalidURL), whose path may hold a token.
+            error = f"{kind}: {redact_urls(str(exc))}" if str(exc) else kind
         except OSError as exc:
             kind = type(exc).__name__
             error = f"{kind}: {exc.strerror or exc}"
@@ -317,7 +320,7 @@ class DeliveryWorker:
         label: str | None = None,
     ) -> None:
         self.key = key
-        self.label = label or key
+        self.label = label or receiver_label(key)
         self._outbox = outbox
         self._db = db
         self._sender = sender
@@ -331,6 +334,7 @@ class DeliveryWorker:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._on_error = on_error
+        self._log = ReceiverLog(self.label)
 
     def start(self) -> None:
         """Start working on the running loop."""
@@ -393,14 +397,7 @@ class DeliveryWorker:
                 delivery.created_at, number, now, result.retry_after
             )
             state = DeliveryState.PENDING if next_at is not None else DeliveryState.DEAD
-        if state is DeliveryState.DEAD:
-            _logger.warning(
-                "webhook delivery %s to %s dead-lettered after %d attempt(s): %s",
-                delivery.id,
-                self.label,
-                number,
-                result.error,
-            )
+        self._log.attempted(delivery.id, state, result.error, number)
         await self._db.call(
             self._outbox.finish_attempt,
             delivery.id,

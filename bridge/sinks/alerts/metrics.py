@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Final
 
@@ -45,7 +45,13 @@ class AlertMetrics:
     scrape time, so that a scrape never waits on a SQLite fsync.
     """
 
-    def __init__(self, registry: CollectorRegistry, *, max_open: int) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        max_open: int,
+        waiting: Callable[[], int] = lambda: 0,
+    ) -> None:
         self.depth = OutboxDepth(0, 0, 0)
         self.active: dict[str, int] = {}
         self._deliveries = Counter(
@@ -79,6 +85,12 @@ class AlertMetrics:
             registry=registry,
         )
         registry.register(_ActiveAlerts(self))
+        Gauge(
+            "exesdb_alerts_pending",
+            "Health conditions read as degraded or unhealthy that have not yet lasted "
+            "EXESDB_ALERT_FOR_MS (they alert once they have).",
+            registry=registry,
+        ).set_function(lambda: float(waiting()))
         self._posts = Counter(
             "exesdb_alertmanager_posts",
             "Posts of the current alerts to Alertmanager, by result: ok or failed.",

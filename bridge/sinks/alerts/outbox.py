@@ -666,9 +666,15 @@ class Outbox:
             return "1 = 1", {}
         return _one_of("url", self.urls, negate=True)
 
-    def deliveries(self, state: str | None = None, limit: int = 1000) -> list[Delivery]:
-        """Deliveries, newest first, optionally in one state."""
+    def deliveries(
+        self, state: str | None = None, limit: int = 1000, *, ids: Sequence[str] | None = None
+    ) -> list[Delivery]:
+        """Deliveries, newest first, optionally in one state or among ``ids``."""
         where, params = _matching({"state": state})
+        if ids is not None:
+            named, id_params = _one_of("id", ids) if ids else ("0 = 1", {})
+            where += (" AND " if where else " WHERE ") + named
+            params = {**params, **id_params}
         query = f"SELECT * FROM deliveries{where} ORDER BY created_at DESC, id LIMIT :limit"  # noqa: S608
         with self._lock:
             return [_delivery(row) for row in self._db.execute(query, {**params, "limit": limit})]
@@ -676,11 +682,12 @@ class Outbox:
     def retry(self, now: float, delivery_ids: Sequence[str] | None = None) -> int:
         """Put dead-lettered deliveries (all, or those named) back to pending; returns how many.
 
-        The deadline and the backoff start afresh; the body and delivery id stay the same.
+        The next attempt is due at once and the deadline starts afresh; the body, the delivery
+        id and the count of attempts made stay (so the backoff goes on from that count).
         """
         query = (
             "UPDATE deliveries SET state = :pending, created_at = :now, next_attempt_at = :now,"
-            " attempts = 0, finished_at = NULL WHERE state = :dead"
+            " finished_at = NULL WHERE state = :dead"
         )
         params: dict[str, Any] = {
             "pending": DeliveryState.PENDING.value,

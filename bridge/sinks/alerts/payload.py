@@ -1,4 +1,4 @@
-"""The webhook body: Alertmanager's webhook format, version "4" (SPEC section 9).
+"""The webhook body: Alertmanager's webhook format, version "4" (docs/alerts.md#webhook-payload).
 
 Every field of the format is present, so receivers written for Alertmanager work unchanged.
 Fingerprints are computed as Alertmanager computes them (FNV-1a 64 over the sorted label names

@@ -52,6 +52,7 @@ from bridge.sinks.alerts.escalation import Escalator
 from bridge.sinks.alerts.metrics import AlertMetrics, DeliveryResult
 from bridge.sinks.alerts.outbox import BuildPayloads, Outbox
 from bridge.sinks.alerts.payload import build_payloads
+from bridge.sinks.alerts.pending import PendingConditions
 from bridge.sinks.alerts.records import (
     Acknowledgement,
     AlertDetail,
@@ -103,7 +104,7 @@ def external_url(settings: Settings) -> str:
 
 
 class AlertSink:
-    """The ``alerts`` component (SPEC section 9).
+    """The ``alerts`` component (docs/alerts.md).
 
     ``db`` is the thread every outbox call runs on (one is made when not given); the sink
     closes it. Stage failures (a batch, a housekeeping pass, a webhook worker step, a post to
@@ -163,7 +164,15 @@ class AlertSink:
         self.workers: dict[str, DeliveryWorker] = {}
         self.alertmanager: AlertmanagerPoster | None = None
         self._ready = asyncio.Event()
-        self.metrics = AlertMetrics(registry, max_open=max_open_alerts)
+        # Health conditions waiting for EXESDB_ALERT_FOR_MS before they alert (see pending).
+        self._pending = PendingConditions(
+            settings.alert_for_seconds,
+            forget_after=self._resolve_after,
+            max_conditions=max_open_alerts,
+        )
+        self.metrics = AlertMetrics(
+            registry, max_open=max_open_alerts, waiting=self._pending.waiting
+        )
         self._errors = bus.metrics.handler_errors.labels(self.name).inc
         self.subscription = bus.subscribe(
             self.name,
@@ -381,7 +390,7 @@ class AlertSink:
                     )
                 )
                 continue
-            for event in alert_events(envelope):
+            for event in alert_events(envelope, self._pending.held):
                 if event.firing:
                     if meets(event.severity, self._min_severity):
                         fired.add(event.alert_id)
@@ -482,6 +491,7 @@ class AlertSink:
                 self._changed()
         await self._refresh_gauges()
         now = self._clock()
+        self._pending.forget_older_than(now)
         if now - self._last_prune >= _PRUNE_EVERY_SECONDS:
             self._last_prune = now
             await self._db.call(

@@ -1,4 +1,4 @@
-"""What becomes an alert: bus messages in, ``AlertEvent`` values out (SPEC section 9).
+"""What becomes an alert: bus messages in, ``AlertEvent`` values out (docs/alerts.md).
 
 Four message types are alerts already (SystemAlert, MetricAlert, SecurityAlert,
 AccessViolation). The bridge derives its own from health and lifecycle messages: a node or
@@ -12,10 +12,15 @@ not seen for ``EXESDB_ALERT_RESOLVE_TIMEOUT_MS``. A MetricAlert on a host resour
 (``cpu_usage_percent``, ``memory_usage_percent``, ``disk_usage_percent``, as the health collector
 sends them) resolves when a NodeHealth for its node reports that resource healthy in its
 ``checks``, or the whole node healthy.
+
+A health status becomes an alert as ``held`` says: the alert stage passes the hold of
+``EXESDB_ALERT_FOR_MS`` (``pending``), so a degraded or unhealthy reading alerts only once it
+has lasted; without ``held`` a status counts as read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
@@ -39,6 +44,7 @@ __all__ = [
     "SEVERITIES",
     "SOURCE_TYPES",
     "AlertEvent",
+    "HeldStatus",
     "Severity",
     "alert_event",
     "alert_events",
@@ -47,6 +53,9 @@ __all__ = [
 
 Severity = AlertSeverity
 Status = Literal["firing", "resolved"]
+HeldStatus = Callable[[str, str, datetime], str | None]
+"""The status a health reading counts as (the alert id, the status read, when it was read): the
+status held long enough, or None while it has not lasted long enough to alert."""
 
 # The message types alert_event()/alert_events() make events of (the bus routes only these, with
 # AlertAck, to the alert sink; tests/sinks/alerts/test_sources.py checks no other type gives one).
@@ -101,8 +110,13 @@ def meets(severity: str, minimum: str) -> bool:
     return _RANK.get(severity, -1) >= _RANK[minimum]
 
 
-def alert_event(envelope: Envelope) -> AlertEvent | None:
-    """The alert event a verified message stands for, or None when it is not about an alert."""
+def _as_read(alert_id: str, status: str, at: datetime) -> str | None:
+    return status
+
+
+def alert_event(envelope: Envelope, held: HeldStatus = _as_read) -> AlertEvent | None:
+    """The alert event a verified message stands for, or None when it is not about an alert
+    (or, for a health status, not yet: see ``held``)."""
     payload = envelope.payload
     at = payload.timestamp
     if isinstance(payload, SystemAlert):
@@ -161,19 +175,21 @@ def alert_event(envelope: Envelope) -> AlertEvent | None:
             auto_resolve=True,
         )
     if isinstance(payload, NodeHealth):
+        alert_id = f"node_health:{payload.node}"
         return _health(
-            f"node_health:{payload.node}",
+            alert_id,
             "node_health",
-            payload.status,
+            held(alert_id, payload.status, at),
             payload.node,
             f"node {payload.node}",
             at,
         )
     if isinstance(payload, ComponentHealth):
+        alert_id = f"component_health:{payload.node}:{payload.component}"
         return _health(
-            f"component_health:{payload.node}:{payload.component}",
+            alert_id,
             "component_health",
-            payload.status,
+            held(alert_id, payload.status, at),
             payload.node,
             f"component {payload.component} on {payload.node}",
             at,
@@ -196,10 +212,10 @@ def alert_event(envelope: Envelope) -> AlertEvent | None:
     return None
 
 
-def alert_events(envelope: Envelope) -> list[AlertEvent]:
+def alert_events(envelope: Envelope, held: HeldStatus = _as_read) -> list[AlertEvent]:
     """Every alert event a verified message stands for (a NodeHealth may also resolve the
     threshold alerts of the resources it reports healthy)."""
-    event = alert_event(envelope)
+    event = alert_event(envelope, held)
     events = [] if event is None else [event]
     payload = envelope.payload
     if isinstance(payload, NodeHealth):
@@ -264,8 +280,10 @@ def _resolved(alert_id: str, alertname: str, node: str, at: datetime) -> AlertEv
 
 
 def _health(
-    alert_id: str, alertname: str, status: str, node: str, subject: str, at: datetime
+    alert_id: str, alertname: str, status: str | None, node: str, subject: str, at: datetime
 ) -> AlertEvent | None:
+    if status is None:  # not held long enough yet
+        return None
     if status == "healthy":
         return _resolved(alert_id, alertname, node, at)
     severity = _HEALTH_SEVERITY.get(status)

@@ -1,4 +1,4 @@
-"""The OTLP sink: spans and log records to any OpenTelemetry collector (SPEC section 8).
+"""The OTLP sink: spans and log records to any OpenTelemetry collector (docs/opentelemetry.md).
 
 This package is light: the SDK and its exporters are imported (by ``bridge.sinks.otlp.sink``)
 only when ``otlp_component`` finds an OTLP endpoint configured.

@@ -47,6 +47,7 @@ from bridge.messages import (
     SystemAlert,
     SystemLifecycle,
 )
+from bridge.redaction import safe_url
 
 __all__ = [
     "ATTRIBUTE_PREFIX",
@@ -314,16 +315,16 @@ def _performance_analysis(envelope: Envelope, message: PerformanceAnalysis) -> S
 
 
 def _safe_recipient(recipient: str) -> tuple[str, str | None, int | None]:
-    """A webhook URL reduced to scheme, host and port (paths and queries often hold tokens),
-    with the host and port on their own."""
+    """A webhook URL as ``bridge.redaction.safe_url`` shows it everywhere (paths and queries
+    often hold tokens), with its host and port on their own; any other recipient (an address)
+    as it is."""
     parts = urlsplit(recipient)
     if parts.scheme in ("http", "https") and parts.hostname:
         try:
             port = parts.port
         except ValueError:
             port = None
-        netloc = parts.hostname if port is None else f"{parts.hostname}:{port}"
-        return f"{parts.scheme}://{netloc}", parts.hostname, port or _PORTS[parts.scheme]
+        return safe_url(recipient), parts.hostname, port or _PORTS[parts.scheme]
     return _truncate(recipient, 256), None, None
 
 

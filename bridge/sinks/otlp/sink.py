@@ -8,6 +8,8 @@ the SDK's tracer or logger (resource, ids and limits come from the SDK); the pro
 hand each finished span or record to a ``BoundedBatcher``, whose thread exports batches with the
 SDK's OTLP exporter. Nothing on that path waits for the network. The spans of the bridge's own
 webhook requests (``bridge.tracing.ClientSpan``) take the same path (``record_client_span``).
+Failing exports are told in the log once, then once a minute per signal (``failures``), the
+SDK's own per-retry warnings kept off the console meanwhile.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from bridge.bus import Bus, Envelope
 from bridge.component import Context, HasExposition
 from bridge.operations import OperationRecorder
 from bridge.sinks.otlp.batching import BatchSettings, BoundedBatcher
+from bridge.sinks.otlp.failures import ExportFailures, SdkLogCapture
 from bridge.sinks.otlp.mapping import LogSpec, SpanSpec, translate
 from bridge.sinks.otlp.metrics import OtlpMetrics, Signal
 from bridge.tracing import ClientSpan
@@ -228,6 +231,8 @@ class OtlpSink:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._metrics = OtlpMetrics(registry)
+        self._failures = ExportFailures(clock=clock)
+        self._sdk_log = SdkLogCapture(self._failures)
         self._recorder = recorder
         self._exporters = dict(exporters)
         self._close_seconds = close_seconds
@@ -381,10 +386,12 @@ class OtlpSink:
             self._recorder.record(EXPORT_OPERATION, seconds, ok)
             if ok:
                 exported.inc(count)
+                self._failures.exported(signal)
                 with self._failing_lock:
                     self._failing.pop(signal, None)
             else:
                 failures.inc(count)
+                self._failures.failed(signal, count)
                 with self._failing_lock:
                     streak, since = self._failing.get(signal, (0, time.time()))
                     self._failing[signal] = (streak + 1, since)
@@ -395,6 +402,7 @@ class OtlpSink:
 
     async def start(self) -> None:
         """Start the export threads."""
+        self._sdk_log.install()
         for batcher in self._batchers.values():
             batcher.start()
         if self._mirror is not None:
@@ -432,6 +440,7 @@ class OtlpSink:
             )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*closers), self._close_seconds + 0.5)
+        self._sdk_log.uninstall()
 
 
 def _depth_of(batcher: BoundedBatcher[Any]) -> Callable[[], int]:

@@ -1,4 +1,4 @@
-"""The Prometheus sink: verified messages become series (SPEC section 7) on ``GET /metrics``.
+"""The Prometheus sink: verified messages become series (docs/metrics.md) on ``GET /metrics``.
 
 ``store`` keeps the series (expiry, cardinality cap, pre-rendered lines), ``translate`` maps each
 message type to its series, ``exposition`` negotiates and renders the document, ``nodes`` reads

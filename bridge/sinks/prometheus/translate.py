@@ -1,7 +1,7 @@
-"""What each of the 36 message types becomes in Prometheus (SPEC section 7).
+"""What each of the 36 message types becomes in Prometheus (docs/metrics.md).
 
 ``Translator.handle_batch(envelopes, failed)`` updates the series of verified messages. Names
-are fixed by SPEC section 7 and listed in the README's metric catalog. A message's ``node``
+are fixed and listed in the metric catalog of docs/metrics.md. A message's ``node``
 label is the payload's node, else the envelope's (the publishing node).
 """
 

@@ -79,7 +79,8 @@ async def alert_bridge(
     """An in-process bridge whose only component is the alert sink, and a bus watcher.
 
     ``env`` holds settings by variable name (``EXESDB_WEBHOOK_URLS=...``); ``db`` is the
-    sink's database thread (see ``hold``).
+    sink's database thread (see ``hold``). Health readings alert at once unless ``env`` sets
+    ``EXESDB_ALERT_FOR_MS`` (the tests of the hold do).
     """
     settings = Settings(
         **{  # type: ignore[arg-type]
@@ -87,6 +88,7 @@ async def alert_bridge(
             "EXESDB_HTTP_ADDR": "127.0.0.1:0",
             "EXESDB_ADMIN_TOKEN": ADMIN_TOKEN,
             "EXESDB_NODE": "bridge-test",
+            "EXESDB_ALERT_FOR_MS": "0",
             **env,
         }
     )

@@ -185,6 +185,52 @@ async def test_worker_retries_with_backoff_and_one_delivery_id(outbox: Outbox) -
     assert outbox.depth().pending == 0
 
 
+async def test_the_log_tells_a_failing_receiver_once_and_its_recovery(
+    outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three failed attempts then a delivery log two lines, not four: the receiver's first
+    failure (a warning naming the reason) and its recovery (counting the failures)."""
+    clock = Clock()
+    sender = ScriptedSender(
+        [
+            result(Outcome.RETRY, 503),
+            result(Outcome.RETRY, 503),
+            result(Outcome.RETRY, 500),
+            result(Outcome.DELIVERED, 200),
+        ]
+    )
+    worker = worker_for(outbox, sender, clock, [])
+    with caplog.at_level("INFO", logger="bridge.sinks.alerts"):
+        for _ in range(4):
+            await worker.step()
+            clock.advance(await worker.step())
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "WARNING",
+            "webhook receiver http://127.0.0.1:9/… failing: HTTP 503; retrying, the alerts wait "
+            "in the outbox",
+        ),
+        ("INFO", "webhook receiver http://127.0.0.1:9/… recovered after 3 failed attempt(s)"),
+    ]
+
+
+async def test_the_log_tells_each_dead_letter(
+    outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A final answer dead-letters with one warning naming the delivery and how to retry it."""
+    clock = Clock()
+    worker = worker_for(outbox, ScriptedSender([result(Outcome.REJECTED, 404)]), clock, [])
+    with caplog.at_level("INFO", logger="bridge.sinks.alerts"):
+        await worker.step()
+    [dead] = outbox.deliveries(DeliveryState.DEAD.value)
+    [record] = caplog.records
+    assert record.levelname == "WARNING"
+    assert record.getMessage() == (
+        f"webhook delivery {dead.id} to http://127.0.0.1:9/… dead-lettered after 1 attempt(s): "
+        f"HTTP 404; `exesdb-bridge outbox retry {dead.id}` sends it again"
+    )
+
+
 async def test_worker_treats_4xx_as_final(outbox: Outbox) -> None:
     """A 400 dead-letters the delivery at once; nothing more is attempted."""
     clock = Clock()

@@ -166,7 +166,8 @@ def test_grouping_waits_for_the_window_then_takes_everything(outbox: Outbox) -> 
 
 
 def test_attempts_retry_dead_letter_and_manual_retry(outbox: Outbox) -> None:
-    """A delivery keeps its id and body across attempts, dead-letters, and comes back on retry."""
+    """A delivery keeps its id and body across attempts, dead-letters, and comes back on retry
+    due at once, with a fresh deadline and the attempts made so far still counted."""
     outbox.observe(event(), T0)
     outbox.group(URL, T0, 0.0, one_each)
     first = outbox.next_due(URL, T0)
@@ -197,7 +198,9 @@ def test_attempts_retry_dead_letter_and_manual_retry(outbox: Outbox) -> None:
     assert outbox.retry(T0 + 200) == 1
     revived = outbox.next_due(URL, T0 + 200)
     assert revived is not None
-    assert (revived.id, revived.attempts, revived.created_at) == (first.id, 0, T0 + 200)
+    assert (revived.id, revived.attempts, revived.created_at) == (first.id, 2, T0 + 200)
+    assert [d.id for d in outbox.deliveries(ids=[first.id, "other"])] == [first.id]
+    assert outbox.deliveries(ids=[]) == []
 
 
 def test_everything_survives_reopening(tmp_path: Path) -> None:

@@ -1,0 +1,155 @@
+"""How the client commands (``publish``, ``tail``, ``alerts``) reach a running bridge.
+
+The bridge is at ``--url``, else ``EXESDB_URL``, else the address it listens on
+(``EXESDB_HTTP_ADDR``, a wildcard host asked on loopback), over https when the web config file
+(``EXESDB_WEB_CONFIG_FILE``) turns TLS on. ``--cacert`` trusts a CA of one's own for https;
+``--user`` sends basic auth, and then the admin token travels in ``X-ExESDB-Admin-Token`` since
+``Authorization`` is taken. Answers come back as (status, text), status 0 when nothing answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import getpass
+import ssl
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from bridge.config import Settings, local_url
+from bridge.errors import ConfigError
+from bridge.redaction import redact_urls, safe_url
+from bridge.routes import ADMIN_TOKEN_HEADER
+from bridge.webconfig import load_web_config
+
+__all__ = [
+    "TIMEOUT",
+    "Target",
+    "bridge_url",
+    "target",
+    "url_argument",
+    "user_argument",
+]
+
+TIMEOUT: Final = 10.0
+_WHERE: Final = "--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is"
+
+
+def bridge_url(settings: Settings, given: str | None = None) -> str:
+    """``given`` (``--url``), else ``EXESDB_URL``, else the address of ``EXESDB_HTTP_ADDR``."""
+    if given:
+        return given.rstrip("/")
+    if settings.url:
+        return settings.url
+    return local_url(*settings.listen, scheme="https" if _serves_tls(settings) else "http")
+
+
+def _serves_tls(settings: Settings) -> bool:
+    if not settings.web_config_file:
+        return False
+    try:
+        return load_web_config(settings.web_config_file).tls is not None
+    except ConfigError:  # the bridge would not start with it either; plain http it is
+        return False
+
+
+def url_argument(text: str) -> str:
+    """An argparse type: an http:// or https:// URL with a host (usage error otherwise)."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        # host:port without a scheme is the likeliest slip: suggest the URL meant.
+        meant = f"http://{text}" if "://" not in text and ":" in text else "http://127.0.0.1:9570"
+        raise argparse.ArgumentTypeError(
+            f"{safe_url(text) if parts.netloc else repr(text)} is not an http:// or https:// "
+            f"URL with a host, e.g. {meant}"
+        )
+    return text
+
+
+def user_argument(text: str) -> tuple[str, str | None]:
+    """An argparse type: ``USER:PASSWORD``, or ``USER`` (the password is then asked for)."""
+    user, colon, password = text.partition(":")
+    if not user:
+        raise argparse.ArgumentTypeError("must be USER:PASSWORD or USER")
+    return user, password if colon else None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A bridge to talk to: its base URL, the TLS context for https, basic auth credentials."""
+
+    url: str
+    ssl_context: ssl.SSLContext | None = None
+    basic_auth: tuple[str, str] | None = field(default=None, repr=False)
+
+    def admin_headers(self, token: str) -> dict[str, str]:
+        """The header carrying the admin token: ``Authorization`` unless basic auth has it."""
+        if self.basic_auth is not None:
+            return {ADMIN_TOKEN_HEADER: token}
+        return {"Authorization": f"Bearer {token}"}
+
+    def session(self, timeout: aiohttp.ClientTimeout | None = None) -> aiohttp.ClientSession:
+        """A client session sending this target's credentials and trusting its CA."""
+        headers = {}
+        if self.basic_auth is not None:
+            pair = ":".join(self.basic_auth).encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        return aiohttp.ClientSession(
+            timeout=timeout or aiohttp.ClientTimeout(total=TIMEOUT),
+            headers=headers,
+            connector=aiohttp.TCPConnector(ssl=self.ssl_context or True),
+        )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> tuple[int, str]:
+        """One request to ``path``; (status, text), or (0, why) when nothing answered."""
+        url = self.url + path
+        try:
+            async with (
+                self.session() as session,
+                session.request(method, url, data=body, headers=headers, params=params) as answer,
+            ):
+                return answer.status, await answer.text()
+        except aiohttp.ClientError as exc:
+            return 0, self.unreachable(exc)
+
+    def unreachable(self, exc: BaseException) -> str:
+        """Why nothing answered, and what to check."""
+        reason = redact_urls(str(exc) or type(exc).__name__)
+        if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLError):
+            return f"TLS with {safe_url(self.url)} failed: {reason} (--cacert names a CA to trust)"
+        return f"cannot reach the bridge at {safe_url(self.url)}: {reason} ({_WHERE})"
+
+
+def target(
+    settings: Settings,
+    *,
+    url: str | None = None,
+    cacert: str | None = None,
+    user: tuple[str, str | None] | None = None,
+) -> Target:
+    """The bridge the command line and the environment point at (ConfigError for a CA file
+    that cannot be read)."""
+    context = None
+    if cacert is not None:
+        try:
+            context = ssl.create_default_context(cafile=cacert)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError([f"--cacert: cannot use {cacert!r}: {exc}"]) from None
+    auth = None
+    if user is not None:
+        name, password = user
+        if password is None:
+            password = getpass.getpass(f"password for {name}: ")
+        auth = (name, password)
+    return Target(bridge_url(settings, url), context, auth)

@@ -1,0 +1,63 @@
+"""What the log says of a webhook receiver: its first failure, its recovery, each dead letter.
+
+One line per receiver and change of state, never one per attempt: a receiver that is down for an
+hour gives a warning when it starts failing and a line when it takes deliveries again, however
+many retries lie between (each is still counted in ``exesdb_webhook_deliveries_total`` and
+published as a NotificationStatus).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bridge.sinks.alerts.records import DeliveryState
+
+__all__ = ["ReceiverLog"]
+
+_logger = logging.getLogger(__name__)
+
+
+class ReceiverLog:
+    """The state of one receiver as the log has told it: working, or failing since when."""
+
+    __slots__ = ("_failures", "_shown_url")
+
+    def __init__(self, shown_url: str) -> None:
+        self._shown_url = shown_url
+        self._failures = 0  # failed attempts in a row
+
+    @property
+    def failing(self) -> bool:
+        """True from a failed attempt until a delivered one."""
+        return self._failures > 0
+
+    def attempted(
+        self, delivery_id: str, state: DeliveryState, error: str | None, attempt: int
+    ) -> None:
+        """Tell the log what one attempt changed, if anything."""
+        if state is DeliveryState.DELIVERED:
+            if self._failures:
+                _logger.info(
+                    "webhook receiver %s recovered after %d failed attempt(s)",
+                    self._shown_url,
+                    self._failures,
+                )
+            self._failures = 0
+            return
+        self._failures += 1
+        if state is DeliveryState.DEAD:
+            _logger.warning(
+                "webhook delivery %s to %s dead-lettered after %d attempt(s): %s; "
+                "`exesdb-bridge outbox retry %s` sends it again",
+                delivery_id,
+                self._shown_url,
+                attempt,
+                error,
+                delivery_id,
+            )
+        elif self._failures == 1:
+            _logger.warning(
+                "webhook receiver %s failing: %s; retrying, the alerts wait in the outbox",
+                self._shown_url,
+                error,
+            )

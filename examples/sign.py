@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Sign one message with SECRET_KEY_BASE and post it to a bridge's ingest (standard library only).
+
+    SECRET_KEY_BASE=... python3 examples/sign.py INSTANCE TAG PAYLOAD_JSON [--topic TOPIC]
+    SECRET_KEY_BASE=... python3 examples/sign.py ex_esdb_health node_health_updated \\
+        '{"status": "healthy"}'
+
+The bridge is EXESDB_URL, else the address in EXESDB_HTTP_ADDR (default 0.0.0.0:9570; a wildcard
+host is asked on loopback), as for `exesdb-bridge publish`. The bridge needs EXESDB_INGEST=true.
+Prints the HTTP status and the bridge's answer; exits 0 on 202. The envelope and the signature:
+docs/messages.md#envelope, docs/http-api.md#ingest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+
+
+def bridge_url() -> str:
+    """EXESDB_URL, else the address EXESDB_HTTP_ADDR names (a wildcard host is loopback)."""
+    if os.environ.get("EXESDB_URL"):
+        return os.environ["EXESDB_URL"].rstrip("/")
+    host, _, port = os.environ.get("EXESDB_HTTP_ADDR", "0.0.0.0:9570").rpartition(":")
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(host, host)
+    return f"http://{host}:{port}"
+
+
+def sign(key: bytes, body: bytes, t: int) -> str:
+    """The X-ExESDB-Signature header: HMAC-SHA256 over "<t>." + body, as lowercase hex."""
+    return f"t={t},v1={hmac.new(key, f'{t}.'.encode() + body, hashlib.sha256).hexdigest()}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Sign one message and post it to a bridge.")
+    parser.add_argument("instance", help="the bus instance, e.g. ex_esdb_health")
+    parser.add_argument("tag", help="the message type, e.g. node_health_updated")
+    parser.add_argument("payload", type=json.loads, help="the payload as a JSON object")
+    parser.add_argument("--topic", help="the topic (default: the tag)")
+    args = parser.parse_args()
+    key = os.environ.get("SECRET_KEY_BASE")
+    if not key:
+        parser.error("set SECRET_KEY_BASE to the bridge's key")
+    envelope = {
+        "v": 1,
+        "id": secrets.token_hex(16),
+        "instance": args.instance,
+        "topic": args.topic or args.tag,
+        "tag": args.tag,
+        "node": os.environ.get("EXESDB_NODE") or socket.gethostname(),
+        "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "payload": args.payload,
+    }
+    body = json.dumps(envelope).encode()
+    request = urllib.request.Request(
+        f"{bridge_url()}/v1/messages",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-ExESDB-Signature": sign(key.encode(), body, int(time.time())),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            status, text = answer.status, answer.read().decode()
+    except urllib.error.HTTPError as refused:
+        status, text = refused.code, refused.read().decode()
+    print(status, text)
+    return 0 if status == 202 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The client commands against a bridge whose web config serves TLS and asks for basic auth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import ADMIN_TOKEN, TEST_SECRET, BridgeProcess
+from tests.test_cli import ALERT_FIELDS, cli
+from tests.webconfig.files import WebFiles, basic, bcrypt_hash
+
+pytestmark = pytest.mark.integration
+
+USERS = f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw')}\n"
+
+
+@pytest.fixture
+def secured(tmp_path: Path, bridge_processes: list[BridgeProcess]) -> tuple[BridgeProcess, Path]:
+    """A bridge with TLS (a throwaway CA) and basic auth for alice, ingest on; the CA file."""
+    files = WebFiles(tmp_path / "web")
+    files.write(files.tls_config() + USERS)
+    process = BridgeProcess(
+        state_dir=tmp_path / "state",
+        context=files.client_context(),
+        headers={"Authorization": basic("alice", "alice-pw")},
+        EXESDB_WEB_CONFIG_FILE=str(files.folder / "web.yml"),
+        EXESDB_INGEST="true",
+    )
+    bridge_processes.append(process)
+    process.start(tmp_path)
+    return process, files.ca_file
+
+
+def _env(process: BridgeProcess) -> dict[str, Any]:
+    """What a shell beside that bridge has: its address and web config, the key and token."""
+    return {
+        "EXESDB_HTTP_ADDR": process.env["EXESDB_HTTP_ADDR"],
+        "EXESDB_WEB_CONFIG_FILE": process.env["EXESDB_WEB_CONFIG_FILE"],
+        "SECRET_KEY_BASE": TEST_SECRET,
+        "EXESDB_ADMIN_TOKEN": ADMIN_TOKEN,
+    }
+
+
+def test_publish_and_alerts_work_over_https_with_basic_auth(
+    secured: tuple[BridgeProcess, Path],
+) -> None:
+    """With --cacert and --user, publish and alerts list reach the https address the web config
+    implies; the admin token then travels in X-ExESDB-Admin-Token."""
+    process, ca = secured
+    options = ["--cacert", str(ca), "--user", "alice:alice-pw"]
+    published = cli(
+        "publish", "system_alert", *ALERT_FIELDS, "-f", "alert_id=tls1", *options,
+        **_env(process),
+    )  # fmt: skip
+    assert published.returncode == 0, published.stderr
+    assert json.loads(published.stdout) == {"accepted": 1}
+    listed = cli("alerts", "list", "--json", *options, **_env(process))
+    assert listed.returncode == 0, listed.stderr
+    assert [a["alert_id"] for a in json.loads(listed.stdout)["alerts"]] == ["tls1"]
+
+
+def test_the_start_up_line_names_https_urls_when_tls_is_on(
+    secured: tuple[BridgeProcess, Path],
+) -> None:
+    """With TLS on, the start-up's last line names the https URLs to open."""
+    process, _ = secured
+    assert process.url.startswith("https://")
+    assert f"open {process.url}/ and {process.url}/metrics" in process.log()
+
+
+def test_without_the_ca_or_the_password_the_command_says_why(
+    secured: tuple[BridgeProcess, Path],
+) -> None:
+    """An untrusted certificate names --cacert; a missing password is the bridge's 401."""
+    process, ca = secured
+    untrusted = cli("alerts", "list", "--user", "alice:alice-pw", **_env(process))
+    assert untrusted.returncode == 1
+    assert f"TLS with {process.url} failed" in untrusted.stderr
+    assert "--cacert" in untrusted.stderr
+    unauthorised = cli("alerts", "list", "--cacert", str(ca), **_env(process))
+    assert unauthorised.returncode == 1
+    assert "401" in unauthorised.stderr

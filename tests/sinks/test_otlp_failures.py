@@ -1,0 +1,84 @@
+"""Failing OTLP exports in the log: once at the start, a summary a minute, once at the end."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+from bridge.sinks.otlp.failures import SDK_LOGGER, ExportFailures, SdkLogCapture
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "bridge.sinks.otlp.failures"]
+
+
+def test_a_failing_signal_is_told_once_then_once_a_minute_then_its_recovery(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Failures every 5 s for two minutes make three lines (start, two summaries), then one
+    for the recovery; the other signal is told apart."""
+    clock = Clock()
+    failures = ExportFailures(clock=clock)
+    with caplog.at_level("INFO", logger="bridge.sinks.otlp.failures"):
+        failures.reason("traces", "Failed to export traces to collector.example:4317, UNAVAILABLE")
+        for _ in range(25):
+            failures.failed("traces", 10)
+            clock.now += 5
+        failures.failed("logs", 3)
+        failures.exported("traces")
+        failures.exported("traces")  # nothing was failing any more: nothing to say
+    assert _lines(caplog) == [
+        "OTLP traces export failing: Failed to export traces to collector.example:4317, "
+        "UNAVAILABLE; 10 record(s) lost so far, counted in exesdb_otlp_export_failures_total "
+        "(the next word on it within 60s)",
+        "OTLP traces export still failing: 12 export(s), 120 record(s) lost in the last 60s; "
+        "latest: Failed to export traces to collector.example:4317, UNAVAILABLE",
+        "OTLP traces export still failing: 12 export(s), 120 record(s) lost in the last 60s; "
+        "latest: Failed to export traces to collector.example:4317, UNAVAILABLE",
+        "OTLP logs export failing: the exporter gave no reason; 3 record(s) lost so far, counted "
+        "in exesdb_otlp_export_failures_total (the next word on it within 60s)",
+        "OTLP traces export recovered after 25 failed export(s)",
+    ]
+
+
+def test_the_sdk_exporters_own_records_stay_off_the_console_while_captured(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """While installed, the SDK exporters' warnings reach no handler of ours but become the
+    reason of their signal (by the exporting thread's name), URLs redacted; uninstalled, they
+    flow again."""
+    failures = ExportFailures(clock=Clock())
+    capture = SdkLogCapture(failures)
+    sdk = logging.getLogger(SDK_LOGGER + ".proto.grpc.exporter")
+
+    def export_thread() -> None:
+        sdk.warning("Transient error for https://u:pw@collector.example/v1/traces, retrying")
+
+    with caplog.at_level("INFO"):
+        capture.install()
+        capture.install()  # idempotent
+        thread = threading.Thread(target=export_thread, name="otlp-traces")
+        thread.start()
+        thread.join()
+        failures.failed("traces", 1)
+        capture.uninstall()
+        sdk.warning("after uninstall")
+    shown = [r.getMessage() for r in caplog.records]
+    assert not any("Transient error" in line for line in shown if "OTLP" not in line)
+    assert any(
+        "latest" not in line
+        and "Transient error for https://u:<redacted>@collector.example/…, retrying" in line
+        for line in shown
+    )
+    assert "pw@" not in " ".join(shown)
+    assert "after uninstall" in shown

@@ -1,0 +1,90 @@
+"""Where the client commands find a bridge (bridge.client), and how they show where they looked."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from bridge.client import Target, bridge_url, target, url_argument, user_argument
+from bridge.config import local_url
+from bridge.errors import ConfigError
+from bridge.routes import ADMIN_TOKEN_HEADER
+from tests.support import make_settings
+from tests.webconfig.files import WebFiles
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "url"),
+    [
+        ("0.0.0.0", 9570, "http://127.0.0.1:9570"),
+        ("::", 8080, "http://[::1]:8080"),
+        ("127.0.0.1", 1, "http://127.0.0.1:1"),
+        ("::1", 9570, "http://[::1]:9570"),
+        ("bridge.example", 80, "http://bridge.example:80"),
+    ],
+)
+def test_a_listen_address_becomes_the_url_a_local_client_asks(
+    host: str, port: int, url: str
+) -> None:
+    """A wildcard host is asked on loopback; IPv6 goes in brackets; names stay as they are."""
+    assert local_url(host, port) == url
+
+
+def test_url_flag_then_exesdb_url_then_the_http_addr() -> None:
+    """--url wins, then EXESDB_URL, then the address EXESDB_HTTP_ADDR names."""
+    settings = make_settings(EXESDB_HTTP_ADDR="0.0.0.0:8123")
+    assert bridge_url(settings) == "http://127.0.0.1:8123"
+    with_url = make_settings(EXESDB_HTTP_ADDR="0.0.0.0:8123", EXESDB_URL="http://b.example:1/")
+    assert bridge_url(with_url) == "http://b.example:1"
+    assert bridge_url(with_url, "https://c.example:2/") == "https://c.example:2"
+
+
+def test_the_http_addr_is_asked_over_https_when_the_web_config_serves_tls(tmp_path: Path) -> None:
+    """With TLS on in EXESDB_WEB_CONFIG_FILE the address is an https URL."""
+    files = WebFiles(tmp_path)
+    path = files.write(files.tls_config())
+    settings = make_settings(EXESDB_HTTP_ADDR="127.0.0.1:9443", EXESDB_WEB_CONFIG_FILE=str(path))
+    assert bridge_url(settings) == "https://127.0.0.1:9443"
+    plain = files.write("basic_auth_users: {}\n", name="plain.yml")
+    settings = make_settings(EXESDB_HTTP_ADDR="127.0.0.1:9443", EXESDB_WEB_CONFIG_FILE=str(plain))
+    assert bridge_url(settings) == "http://127.0.0.1:9443"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("notaurl", "'notaurl' is not an http:// or https:// URL"),
+        ("ftp://u:pw@h/tok", "ftp://u:<redacted>@h/… is not"),
+        ("http://", "'http://' is not"),
+    ],
+)
+def test_a_url_option_that_is_no_http_url_is_a_usage_error(text: str, shown: str) -> None:
+    """--url takes http:// or https:// URLs with a host; the error never shows a password."""
+    with pytest.raises(argparse.ArgumentTypeError, match="is not an http") as caught:
+        url_argument(text)
+    assert shown in str(caught.value)
+    assert "pw" not in str(caught.value)
+
+
+def test_user_takes_a_password_or_leaves_it_to_ask() -> None:
+    """USER:PASSWORD splits at the first colon; USER alone leaves the password to ask for."""
+    assert user_argument("alice:pa:ss") == ("alice", "pa:ss")
+    assert user_argument("alice") == ("alice", None)
+    with pytest.raises(argparse.ArgumentTypeError):
+        user_argument(":pw")
+
+
+def test_the_admin_token_moves_aside_for_basic_auth() -> None:
+    """Bearer in Authorization, unless basic auth holds it: then X-ExESDB-Admin-Token."""
+    settings = make_settings()
+    assert Target("http://h:1").admin_headers("t") == {"Authorization": "Bearer t"}
+    with_user = target(settings, url="http://h:1", user=("alice", "pw"))
+    assert with_user.admin_headers("t") == {ADMIN_TOKEN_HEADER: "t"}
+
+
+def test_a_ca_file_that_cannot_be_read_is_a_configuration_error(tmp_path: Path) -> None:
+    """--cacert naming a missing file is refused, naming the option."""
+    with pytest.raises(ConfigError, match="--cacert"):
+        target(make_settings(), cacert=str(tmp_path / "missing.pem"))

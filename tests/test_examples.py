@@ -1,0 +1,125 @@
+"""Every program in examples/ runs as written, as a real process, against a real bridge on a
+port that is not the default one."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT, TEST_SECRET, BridgeProcess, bridge_env, http_get, require_binary
+
+EXAMPLES = ROOT / "examples"
+HEALTHY = '{"status": "healthy"}'
+
+
+def _run(command: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command,
+        env=bridge_env(**env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def ingesting(tmp_path: Path, bridge_processes: list[BridgeProcess]) -> BridgeProcess:
+    """A bridge with ingest on, listening on every address at a free port."""
+    process = BridgeProcess(state_dir=tmp_path / "state", EXESDB_INGEST="true")
+    process.env["EXESDB_HTTP_ADDR"] = f"0.0.0.0:{process.port}"
+    bridge_processes.append(process)
+    return process.start(tmp_path)
+
+
+def _health_messages(process: BridgeProcess) -> float:
+    text = http_get(process.url + "/metrics")[1].decode()
+    found = re.search(
+        r'^exesdb_bus_published_total\{pubsub="ex_esdb_health",tag="node_health_updated"\} (\S+)',
+        text,
+        re.M,
+    )
+    return float(found.group(1)) if found else 0.0
+
+
+def _signer(name: str) -> list[str]:
+    if name == "sign.sh":
+        require_binary("openssl")
+        require_binary("curl")
+        return ["bash", str(EXAMPLES / name)]
+    return [sys.executable, str(EXAMPLES / name)]
+
+
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+def test_a_signer_posts_a_message_the_bridge_accepts(name: str, ingesting: BridgeProcess) -> None:
+    """The signer finds the bridge through EXESDB_HTTP_ADDR, gets 202 and the message is on
+    the bus; a payload the type refuses gets the bridge's 400 and exit 1."""
+    env = {"SECRET_KEY_BASE": TEST_SECRET, "EXESDB_HTTP_ADDR": f"0.0.0.0:{ingesting.port}"}
+    before = _health_messages(ingesting)
+    accepted = _run([*_signer(name), "ex_esdb_health", "node_health_updated", HEALTHY], **env)
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert accepted.stdout.strip() == '202 {"accepted": 1}'
+    assert _health_messages(ingesting) == before + 1
+    refused = _run(
+        [*_signer(name), "ex_esdb_health", "node_health_updated", '{"status": "fine"}'], **env
+    )
+    assert refused.returncode == 1
+    assert refused.stdout.startswith('400 {"error": "invalid_payload"')
+
+
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+def test_a_signer_takes_exesdb_url_and_a_topic(name: str, ingesting: BridgeProcess) -> None:
+    """With EXESDB_URL set the signer asks there; a wrong key is the bridge's 401."""
+    args = ["ex_esdb_health", "node_health_updated", HEALTHY]
+    topic = ["cluster:health"] if name == "sign.sh" else ["--topic", "cluster:health"]
+    url = {"EXESDB_URL": ingesting.url}
+    ok = _run([*_signer(name), *args, *topic], SECRET_KEY_BASE=TEST_SECRET, **url)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    wrong = _run([*_signer(name), *args], SECRET_KEY_BASE="x" * 40, **url)
+    assert wrong.returncode == 1
+    assert wrong.stdout.startswith('401 {"error": "invalid_signature"')
+
+
+def test_the_integration_api_example_broadcasts_and_reads_its_metrics(tmp_path: Path) -> None:
+    """examples/integration_api.py starts a bridge in-process, broadcasts health, metrics and an
+    alert, and prints the series they made on /metrics."""
+    completed = _run(
+        [sys.executable, str(EXAMPLES / "integration_api.py")],
+        EXESDB_STATE_DIR=str(tmp_path),
+    )
+    assert completed.returncode == 0, completed.stderr
+    out = completed.stdout
+    assert out.count("PublishStatus.PUBLISHED") == 3
+    assert re.search(r'exesdb_component_health_status\{.*component="orders_store",'
+                     r'status="degraded"\} 1\.0', out)  # fmt: skip
+    assert re.search(r'exesdb_performance_value\{.*metric="latency_ms".*\} 12\.5', out)
+    assert re.search(r'exesdb_alerts_total\{severity="critical",category="system"\} 1\.0', out)
+
+
+RUN_BY: dict[str, Callable[..., None]] = {
+    "sign.sh": test_a_signer_posts_a_message_the_bridge_accepts,
+    "sign.py": test_a_signer_posts_a_message_the_bridge_accepts,
+    "integration_api.py": test_the_integration_api_example_broadcasts_and_reads_its_metrics,
+}
+
+
+def test_every_example_is_run_by_a_test() -> None:
+    """Each file in examples/ is one a test above runs (a new example needs its test)."""
+    assert {path.name for path in EXAMPLES.iterdir() if path.is_file()} == set(RUN_BY)
+
+
+def test_the_integration_page_quotes_the_example_it_points_at() -> None:
+    """Each call in the core shown on docs/integration.md is a call the runnable example makes."""
+    from tests.doc_text import fenced, page
+
+    core = fenced(page("integration"), "python")[0]
+    calls = re.findall(r"(?:exesdb|bridge)\.\w+\(.*?\)(?=\s|$)|Bridge\(.*?\)\)", core, re.M)
+    assert len(calls) >= 6
+    example = (EXAMPLES / "integration_api.py").read_text()
+    assert [call for call in calls if call not in example] == []
