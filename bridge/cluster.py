@@ -14,8 +14,9 @@ tick's changes then go out as ClusterMembership ``node_removed`` / ``node_added`
 changed nodes (at most ``LISTED_NODES`` a message) with the count of active nodes, and one
 ClusterHealth. The alert stage derives the ``node_failure`` alert from ``down`` and resolves it on
 ``reconnected``/``joined``/``left``. Past ``ALERTS_PER_INTERVAL`` downs within one health
-interval, the further downs are marked ``grouped`` and raise one SystemAlert ``node_failure``
-for the lot (at most one per interval), so a receiver gets a bounded number of alerts.
+interval, the further downs (until three pass without one) are marked ``grouped`` and
+raise one SystemAlert ``node_failure`` for the lot, at most one per interval, so a receiver gets
+a bounded number of alerts.
 ClusterHealth is also published once per health interval across all replicas.
 
 Bounds that fail safe: a node down and silent for ``EXESDB_NODE_FORGET_MS`` is forgotten; at
@@ -142,6 +143,7 @@ class ClusterMonitor:
         self._dropped: dict[Reason, _Dropped] = {"silent": _Dropped(), "evicted": _Dropped()}
         self._alerted: deque[float] = deque(maxlen=ALERTS_PER_INTERVAL)
         self._group: _Group | None = None
+        self._storm_until = float("-inf")
         self._last_group = float("-inf")
         self._blind = False
         self._last_beat = float("-inf")
@@ -281,6 +283,7 @@ class ClusterMonitor:
     def _find_silent(self, now: float) -> None:
         limit = MISSED_INTERVALS * self._interval
         forget: list[str] = []
+        down = 0
         for name, node in self._nodes.items():
             if now - node.heard <= limit:
                 break  # ordered by last heard: every later node was heard more recently
@@ -290,9 +293,13 @@ class ClusterMonitor:
                 node.state = "down"
                 node.down_since = now
                 self._pending[name] = "down"
-                _logger.warning("node %s silent for %.1fs: down", name, now - node.heard)
+                down += 1
+                if down <= _NAMED:
+                    _logger.warning("node %s silent for %.1fs: down", name, now - node.heard)
             elif now - node.down_since >= self._forget_after:
                 forget.append(name)
+        if down > _NAMED:  # a flood: one line for the rest
+            _logger.warning("%d more nodes silent for over %.1fs: down", down - _NAMED, limit)
         for name in forget:
             self._drop(name, "silent")
 
@@ -374,11 +381,18 @@ class ClusterMonitor:
 
     def _grouped(self, name: str, now: float) -> str | None:
         """None when this down may have a node_failure alert of its own, else the id of the
-        grouped alert it joins (more than ALERTS_PER_INTERVAL downs in one interval)."""
+        grouped alert it joins.
+
+        More than ALERTS_PER_INTERVAL downs within one interval start a storm: every down until
+        three intervals pass without one is grouped, so a long flood (whose downs a busy replica
+        may announce in bursts) is not ten alerts an interval.
+        """
         alerted = self._alerted
-        if len(alerted) < ALERTS_PER_INTERVAL or now - alerted[0] >= self._interval:
+        calm = now >= self._storm_until
+        if calm and (len(alerted) < ALERTS_PER_INTERVAL or now - alerted[0] >= self._interval):
             alerted.append(now)
             return None
+        self._storm_until = now + MISSED_INTERVALS * self._interval
         if self._group is None:
             self._group = _Group(f"node_failure:group:{secrets.token_hex(6)}")
         group = self._group

@@ -237,3 +237,32 @@ async def test_grouped_alerts_go_out_at_most_once_per_interval(make_replica, clo
     await replica.tick()
     [lone] = [e for e in lifecycle(replica, "down") if said(e).node == "c-1"]
     assert "grouped" not in said(lone).metadata
+
+
+async def test_a_storm_of_downs_stays_grouped_until_three_intervals_pass_without_one(
+    make_replica, clock: Clock
+) -> None:
+    """Once past the per-interval budget, downs that keep coming (each within an interval of
+    the last three) are all grouped, however long it goes on: ten alerts of their own in all, and a
+    grouped alert at most once per interval."""
+    replica = await make_replica("bridge-1")
+    await replica.hear_all([f"a-{n:02d}" for n in range(20)])
+    for wave in range(1, 5):
+        clock.advance(0.4)
+        await replica.hear_all([f"w{wave}-{n}" for n in range(5)])
+    await replica.tick()
+    clock.advance(1.5)  # the a- nodes go down, then a wave every 0.4 intervals
+    await replica.tick()
+    for _ in range(4):
+        clock.advance(0.4)
+        await replica.tick()
+    clock.advance(0.7)
+    await replica.tick()
+    downs = lifecycle(replica, "down")
+    assert len(downs) == 40
+    assert sum("grouped" not in said(e).metadata for e in downs) == ALERTS_PER_INTERVAL
+    assert [m.title for m in replica.published(SystemAlert)] == [
+        "10 nodes are down",
+        "15 nodes are down",
+        "5 nodes are down",
+    ]
