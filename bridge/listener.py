@@ -4,9 +4,9 @@ aiohttp closes a connection idle for ``EXESDB_HTTP_IDLE_TIMEOUT_MS`` itself (its
 ``keepalive_timeout``, counted from the accept or the last response). The rest is here, around
 aiohttp's protocol (an ``asyncio.Protocol`` wrapped, nothing of aiohttp's private API):
 
-- a request head must arrive complete within ``EXESDB_HTTP_HEADER_TIMEOUT_MS`` of its first byte,
-  and a body within ``EXESDB_HTTP_BODY_TIMEOUT_MS`` of its head (else 408, and the connection
-  closes): a trickle holds a connection for a bounded time;
+- a request head must arrive complete within ``EXESDB_HTTP_HEADER_TIMEOUT_MS`` of its first byte
+  (a TLS handshake within as long), and a body within ``EXESDB_HTTP_BODY_TIMEOUT_MS`` of its head
+  (else 408, and the connection closes): a trickle holds a connection for a bounded time;
 - at most ``EXESDB_HTTP_MAX_CONNECTIONS`` connections, lowered to what the descriptor limit
   allows: at the cap a new connection closes the one idle longest (no request in progress), so
   a flood of idle connections cannot lock the probes out; when every connection is busy, up to
@@ -119,6 +119,8 @@ class _Connection(asyncio.Protocol):
             self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
+        if not self._made:
+            return  # refused: closing, and aiohttp never saw it
         if self.phase is _Phase.IDLE:
             self.phase = _Phase.HEAD
             self._guard.head_started(self)
@@ -198,12 +200,17 @@ class ConnectionGuard:
         ssl_context: ssl.SSLContext | None = None,
     ) -> asyncio.Server:
         """Listen on ``host:port``, each connection's protocol from ``factory`` (aiohttp's
-        ``runner.server``) under this guard."""
+        ``runner.server``) under this guard.
+
+        With TLS the handshake, which comes before the guard sees the connection, gets the
+        header timeout too: it is the first part of reading a request.
+        """
         return await asyncio.get_running_loop().create_server(
             lambda: _Connection(self, factory()),
             host,
             port,
             ssl=ssl_context,
+            ssl_handshake_timeout=self.limits.header_timeout if ssl_context else None,
             backlog=_BACKLOG,
         )
 

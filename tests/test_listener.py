@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -18,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from bridge.app import Bridge
 from bridge.listener import RESERVE, ConnectionGuard, Limits
 from tests.support import async_wait_until, make_settings
+from tests.webconfig.files import WebFiles
 
 Serve = Callable[..., Awaitable[Bridge]]
 
@@ -102,6 +104,29 @@ async def test_a_half_sent_head_is_closed_after_the_header_timeout(serve: Serve)
     assert closed(bridge, "header_timeout") == 1
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(quiet.read(1), 0.5)
+
+
+async def test_a_tls_handshake_never_begun_is_closed_after_the_header_timeout(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """With TLS, a connection that never starts its handshake is closed once the header timeout
+    passes, not after asyncio's minute, while a real client is served."""
+    files = WebFiles(tmp_path / "web")
+    files.write(files.tls_config())
+    bridge = await serve(
+        EXESDB_WEB_CONFIG_FILE=str(files.folder / "web.yml"), EXESDB_HTTP_HEADER_TIMEOUT_MS="300"
+    )
+    reader, _ = await connect(bridge)
+    began = time.monotonic()
+    assert await closed_within(reader, 10) == b""
+    assert time.monotonic() - began >= 0.25
+    assert bridge.address is not None
+    tls_reader, tls_writer = await asyncio.open_connection(
+        *bridge.address, ssl=files.client_context(), server_hostname="127.0.0.1"
+    )
+    _clients.append(tls_writer)
+    tls_writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await asyncio.wait_for(tls_reader.readline(), 10)).startswith(b"HTTP/1.1 200")
 
 
 async def test_a_trickled_body_is_answered_408_and_closed(serve: Serve) -> None:
