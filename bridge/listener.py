@@ -179,6 +179,11 @@ class ConnectionGuard:
         for reason in _REASONS:
             self._closed.labels(reason)
 
+    @property
+    def idle(self) -> int:
+        """Open connections with no request in progress."""
+        return len(self._idle)
+
     def fit(self, descriptors: int) -> int:
         """Lower the cap to what ``descriptors`` allows beside everything else; the cap."""
         allowed = max(1, descriptors - _OTHER_DESCRIPTORS - RESERVE)

@@ -153,7 +153,7 @@ async def test_at_the_cap_a_new_connection_closes_the_longest_idle_one(serve: Se
     bridge = await serve(EXESDB_HTTP_MAX_CONNECTIONS="3")
     first, _ = await connect(bridge)
     others = [await connect(bridge) for _ in range(2)]
-    await async_wait_until(lambda: bridge.connections._regular == 3, what="three connections")
+    await async_wait_until(lambda: bridge.connections.idle == 3, what="three idle connections")
     _, status = await get(bridge, "/healthz")
     assert status.startswith(b"HTTP/1.1 200")
     assert await closed_within(first, 10) == b""
@@ -176,7 +176,13 @@ async def test_with_every_connection_busy_probes_are_answered_from_the_reserve(
             b"Content-Length: 100\r\n\r\n{"
         )
         await writer.drain()
-    await async_wait_until(lambda: not bridge.connections._idle, what="both connections busy")
+    await async_wait_until(
+        lambda: (
+            bridge.registry.get_sample_value("exesdb_http_connections") == 2
+            and bridge.connections.idle == 0
+        ),
+        what="both connections busy",
+    )
     for path in ("/healthz", "/readyz", "/metrics"):
         reader, status = await get(bridge, path)
         assert status.startswith(b"HTTP/1.1 200"), path
