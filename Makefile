@@ -65,8 +65,9 @@ test: lint typecheck pytest
 pytest-quick: $(VENV)/.installed-test servers
 	$(BIN)/pytest -m "not slow"
 
+# ARGS passes options on: make bench ARGS="--only faults --faults-seconds 1800".
 bench: $(VENV)/.installed-test
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ARGS)
 
 # Pages generated from the code (a test fails when they are stale).
 docs: $(VENV)/.installed

@@ -77,11 +77,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--idle-seconds", type=float, default=25.0)
     parser.add_argument(
+        "--faults-seconds",
+        type=float,
+        default=60.0,
+        help="duration of the soak with faults (--only faults; 1800 for the full 30 minutes)",
+    )
+    parser.add_argument("--faults-rate", type=int, default=2_000, help="its messages/s")
+    parser.add_argument(
         "--only", action="append", default=[], help="run only these (bus, decode, ingest, ...)"
     )
     args = parser.parse_args(argv)
 
-    from bench import alerts, bus, decode, idle, ingest, soak, web_auth
+    from bench import alerts, bus, decode, idle, ingest, soak, soak_faults, web_auth
 
     suites: dict[str, Callable[[], str]] = {
         "bus": lambda: bus.run(quick=args.quick),
@@ -93,12 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     suites["soak"] = lambda: soak.run(seconds=args.soak_seconds)
     suites["alerts"] = lambda: alerts.run(quick=args.quick)
     suites["webauth"] = lambda: web_auth.run(quick=args.quick)
+    # Long by design: only when asked for (--only faults).
+    suites["faults"] = lambda: soak_faults.run(seconds=args.faults_seconds, rate=args.faults_rate)
 
     print(f"## exesdb-bridge benchmarks\n\nMachine: {_machine()}\n", flush=True)
     started = time.monotonic()
     failed = 0
     for name, suite in suites.items():
-        if args.only and name not in args.only:
+        if (args.only and name not in args.only) or (name == "faults" and not args.only):
             continue
         began = time.monotonic()
         try:

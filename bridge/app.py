@@ -39,6 +39,7 @@ from bridge.component import (
 from bridge.config import Settings
 from bridge.http import build_app
 from bridge.integration import Integration, install
+from bridge.listener import ConnectionGuard, Limits, raise_descriptor_limit
 from bridge.sinks.alerts import alert_sink
 from bridge.sinks.otlp import otlp_component
 from bridge.sinks.prometheus import exposition, prometheus_sink
@@ -134,7 +135,17 @@ class Bridge:
             component = factory(self.context)
             if component is not None:
                 self.components.append(component)
+        self.connections = ConnectionGuard(
+            Limits(
+                header_timeout=settings.http_header_timeout_ms / 1000,
+                body_timeout=settings.http_body_timeout_ms / 1000,
+                idle_timeout=settings.http_idle_timeout_ms / 1000,
+                max_connections=settings.http_max_connections,
+            ),
+            registry=self.registry,
+        )
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self.web_config: LiveWebConfig | None = None
         self._closed = False
         self.address: tuple[str, int] | None = None
@@ -166,13 +177,22 @@ class Bridge:
                 )
                 install_web_config(app, self.web_config)
             ssl_context = self.web_config.ssl_context if self.web_config else None
-            self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+            # Outermost: the body deadline and the probe reserve apply before anything else.
+            app.middlewares.insert(0, self.connections.middleware)
+            self.connections.fit(raise_descriptor_limit())
+            self._runner = web.AppRunner(
+                app,
+                access_log=None,
+                shutdown_timeout=2.0,
+                keepalive_timeout=self.connections.limits.idle_timeout,
+            )
             await self._runner.setup()
-            site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
-            await site.start()
+            server = self._runner.server
+            assert server is not None  # set by setup()
+            self._listener = await self.connections.serve(server, host, port, ssl_context)
             # The bound socket's name: a port of 0 becomes the one the system chose.
-            addresses = self._runner.addresses
-            self.address = (addresses[0][0], addresses[0][1]) if addresses else (host, port)
+            sockets = self._listener.sockets
+            self.address = (sockets[0].getsockname()[0], sockets[0].getsockname()[1])
             scheme = "https" if ssl_context else "http"
             _logger.info("listening on %s://%s:%d", scheme, *self.address)
 
@@ -182,6 +202,8 @@ class Bridge:
             return
         self._closed = True
         timeout = self.settings.shutdown_timeout_ms / 1000
+        if self._listener is not None:
+            self._listener.close()  # no new connections; the runner closes the open ones
         if self._runner is not None:
             await self._runner.cleanup()
         for component in reversed(self.components):

@@ -1,4 +1,6 @@
-"""Cluster membership (docs/redis.md#cluster-membership): heartbeats, silent nodes, quorum.
+"""Cluster membership: heartbeats, silent nodes, quorum, in bounded memory.
+
+What it means for users: docs/redis.md#cluster-membership.
 
 Every bridge is a node: at start it publishes NodeLifecycle ``joined`` under ``EXESDB_NODE``, and
 then a heartbeat on every health interval, unless the node was already heard during that
@@ -9,12 +11,22 @@ is what a live node says. On a graceful stop it publishes ``left``.
 Every replica's monitor hears ``ex_esdb_lifecycle`` and ``ex_esdb_health`` and tracks each
 publishing node (the envelope's node). A node silent for three health intervals is down; one
 replica (whichever wins an atomic Redis ``SET … GET`` on the node's state key) then publishes
-NodeLifecycle ``down``, ClusterMembership ``node_removed`` and ClusterHealth. When the node is heard
-again the winner publishes NodeLifecycle ``reconnected``, ClusterMembership ``node_added`` and
+NodeLifecycle ``down``; when the node is heard again the winner publishes ``reconnected``. Each
+tick's changes then go out as ClusterMembership ``node_removed`` / ``node_added`` naming only the
+changed nodes (at most ``LISTED_NODES`` a message) with the count of active nodes, and one
 ClusterHealth. The alert stage derives the ``node_failure`` alert from ``down`` and resolves it on
-``reconnected``/``joined``. ClusterHealth is also published once per health interval across all
-replicas, so ``exesdb_cluster_nodes`` and ``exesdb_cluster_quorum_available`` stay current.
-A replica that cannot hear the bus (Redis unreachable) declares nobody down: it is the one cut off.
+``reconnected``/``joined``/``left``. Past ``ALERTS_PER_INTERVAL`` downs within one health
+interval, the further downs (until three pass without one) are marked ``grouped`` and
+raise one SystemAlert ``node_failure`` for the lot, at most one per interval, so a receiver gets
+a bounded number of alerts.
+ClusterHealth is also published once per health interval across all replicas.
+
+Bounds that fail safe: a node down and silent for ``EXESDB_NODE_FORGET_MS`` is forgotten; at
+``MAX_NODES`` the longest-silent node is evicted to make room, so a node heard for the first time
+is always tracked. Either is logged and counted (``exesdb_cluster_nodes_forgotten_total``); a
+forgotten node that was announced down is announced ``left`` (once across replicas), which
+resolves its alert. A replica that cannot hear the bus (Redis unreachable) declares nobody down:
+it is the one cut off.
 """
 
 from __future__ import annotations
@@ -22,25 +34,48 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal
+
+from prometheus_client import CollectorRegistry, Counter
 
 from bridge.bus import Bus, Coordinator, Envelope, LocalCoordinator
 from bridge.component import Context
 from bridge.errors import BridgeError
-from bridge.messages import ClusterHealth, ClusterMembership, Message, NodeHealth, NodeLifecycle
+from bridge.messages import (
+    ClusterHealth,
+    ClusterMembership,
+    Message,
+    NodeHealth,
+    NodeLifecycle,
+    SystemAlert,
+)
 
 __all__ = ["ClusterMonitor", "cluster_monitor"]
 
 _logger = logging.getLogger(__name__)
 
 MISSED_INTERVALS: Final = 3
+MAX_NODES: Final = 10_000
+# node_failure alerts of their own per health interval; further downs in it are grouped.
+ALERTS_PER_INTERVAL: Final = 10
+# Nodes named in one ClusterMembership; more changes make more messages.
+LISTED_NODES: Final = 100
+# Transitions announced per tick: a flood reaches the bus in slices, not in one burst.
+_PER_TICK: Final = 1_000
+# Nodes a grouped alert names (its description is at most 4 096 characters).
+_NAMED: Final = 20
+_NAME_SHOWN: Final = 120
 _STATE_TTL_MS: Final = 7 * 24 * 3600 * 1000
-_MAX_NODES: Final = 10_000
+_FORGOTTEN: Final = "forgotten"
 
 State = Literal["up", "down"]
+Reason = Literal["silent", "evicted"]
+Change = Literal["node_added", "node_removed"]
 
 
 @dataclass(slots=True)
@@ -49,6 +84,29 @@ class _Node:
     state: State = "up"
     health: str = "healthy"
     announced: State | None = None  # the last transition announced (or found announced)
+    down_since: float = 0.0
+
+
+@dataclass(slots=True)
+class _Dropped:
+    """Nodes stopped tracking since the last log line: how many, and the first few names."""
+
+    count: int = 0
+    named: list[str] = field(default_factory=list)
+
+    def add(self, name: str) -> None:
+        self.count += 1
+        if len(self.named) < _NAMED:
+            self.named.append(name[:_NAME_SHOWN])
+
+
+@dataclass(slots=True)
+class _Group:
+    """Downs past the per-interval alert budget, waiting for their one SystemAlert."""
+
+    alert_id: str
+    count: int = 0
+    named: tuple[str, ...] = ()
 
 
 class ClusterMonitor:
@@ -63,25 +121,46 @@ class ClusterMonitor:
         *,
         node: str,
         interval_ms: int,
+        forget_ms: int = 86_400_000,
         coordinator: Coordinator | None = None,
+        registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        max_nodes: int = MAX_NODES,
         run_loop: bool = True,
     ) -> None:
         self._bus = bus
         self.node = node
         self._interval = interval_ms / 1000
+        self._forget_after = forget_ms / 1000
         self._coordinator: Coordinator = coordinator or LocalCoordinator(clock)
         self._clock = clock
         self._wall_clock = wall_clock
+        self._max_nodes = max_nodes
         self._run_loop = run_loop
-        self._nodes: dict[str, _Node] = {}
+        # Ordered by when each node was last heard: the first is the longest silent.
+        self._nodes: OrderedDict[str, _Node] = OrderedDict()
         self._pending: dict[str, State] = {}  # transitions still to announce
+        self._farewells: dict[str, Reason] = {}  # forgotten nodes still to announce as left
+        self._dropped: dict[Reason, _Dropped] = {"silent": _Dropped(), "evicted": _Dropped()}
+        self._alerted: deque[float] = deque(maxlen=ALERTS_PER_INTERVAL)
+        self._group: _Group | None = None
+        self._storm_until = float("-inf")
+        self._last_group = float("-inf")
         self._blind = False
         self._last_beat = float("-inf")
         self._own_health = float("-inf")
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._forgotten = Counter(
+            "exesdb_cluster_nodes_forgotten",
+            "Nodes the cluster monitor stopped tracking: silent for EXESDB_NODE_FORGET_MS after "
+            "going down, or evicted (longest silent first) to track a new node at the cap.",
+            ["reason"],
+            registry=registry if registry is not None else CollectorRegistry(),
+        )
+        for reason in ("silent", "evicted"):
+            self._forgotten.labels(reason)
         bus.subscribe("cluster", self._heard, instances=("ex_esdb_lifecycle", "ex_esdb_health"))
 
     # -- what the monitor knows --
@@ -127,11 +206,14 @@ class ClusterMonitor:
             return
         node = self._nodes.get(publisher)
         if node is None:
-            if len(self._nodes) >= _MAX_NODES:
-                return
+            if len(self._nodes) >= self._max_nodes:
+                self._evict()
             node = self._nodes[publisher] = _Node(now)
+            self._farewells.pop(publisher, None)
             if publisher != self.node:
                 self._pending[publisher] = "up"
+        else:
+            self._nodes.move_to_end(publisher)
         node.heard = now
         if node.state == "down":
             node.state = "up"
@@ -140,6 +222,24 @@ class ClusterMonitor:
             self._nodes[payload.node].health = payload.status
             if publisher == self.node:
                 self._own_health = now
+
+    def _evict(self) -> None:
+        """Make room for a new node: the longest-silent one goes (never this bridge itself)."""
+        oldest = next(iter(self._nodes))
+        if oldest == self.node:
+            self._nodes.move_to_end(oldest)
+            oldest = next(iter(self._nodes))
+            if oldest == self.node:
+                return
+        self._drop(oldest, "evicted")
+
+    def _drop(self, name: str, reason: Reason) -> None:
+        node = self._nodes.pop(name)
+        self._pending.pop(name, None)
+        self._forgotten.labels(reason).inc()
+        self._dropped[reason].add(name)
+        if node.announced == "down" or node.state == "down":
+            self._farewells[name] = reason  # its node_failure alert resolves on "left"
 
     def _leave(self, name: str) -> None:
         if self._nodes.pop(name, None) is not None:
@@ -153,6 +253,7 @@ class ClusterMonitor:
         now = self._clock()
         if now - self._last_beat >= self._interval:
             self._beat(now)
+        self._log_dropped()
         if self._bus.readiness() is not None:
             # Cut off from the bus: silence says nothing about the others.
             self._blind = True
@@ -161,23 +262,207 @@ class ClusterMonitor:
             self._blind = False
             for node in self._nodes.values():
                 node.heard = max(node.heard, now)
-        limit = MISSED_INTERVALS * self._interval
-        for name, node in self._nodes.items():
-            if name != self.node and node.state == "up" and now - node.heard > limit:
-                node.state = "down"
-                self._pending[name] = "down"
-                _logger.warning("node %s silent for %.1fs: down", name, now - node.heard)
+        self._find_silent(now)
+        self._log_dropped()
+        changes: dict[Change, list[str]] = {"node_added": [], "node_removed": []}
         try:
-            for name, state in list(self._pending.items()):
-                await self._announce(name, state)
-                self._pending.pop(name, None)
+            await self._announce_pending(now, changes)
+        except Exception as exc:  # e.g. Redis unreachable: retried on the next tick
+            _logger.debug("cluster announcement deferred: %s", exc)
+        finally:
+            # What was announced before a failure still gets its membership and health.
+            self._publish_changes(changes)
+            self._publish_group(now)
+        try:
             slot = int(self._wall_clock() / self._interval)
             if self._nodes and await self._coordinator.once(
                 f"cluster:health:{slot}", int(self._interval * 2000)
             ):
                 self._publish("cluster:health", self.health())
-        except Exception as exc:  # e.g. Redis unreachable: retried on the next tick
-            _logger.debug("cluster announcement deferred: %s", exc)
+        except Exception as exc:
+            _logger.debug("cluster health deferred: %s", exc)
+
+    def _find_silent(self, now: float) -> None:
+        limit = MISSED_INTERVALS * self._interval
+        forget: list[str] = []
+        down = 0
+        for name, node in self._nodes.items():
+            if now - node.heard <= limit:
+                break  # ordered by last heard: every later node was heard more recently
+            if name == self.node:
+                continue
+            if node.state == "up":
+                node.state = "down"
+                node.down_since = now
+                self._pending[name] = "down"
+                down += 1
+                if down <= _NAMED:
+                    _logger.warning("node %s silent for %.1fs: down", name, now - node.heard)
+            elif now - node.down_since >= self._forget_after:
+                forget.append(name)
+        if down > _NAMED:  # a flood: one line for the rest
+            _logger.warning("%d more nodes silent for over %.1fs: down", down - _NAMED, limit)
+        for name in forget:
+            self._drop(name, "silent")
+
+    def _log_dropped(self) -> None:
+        for reason, dropped in self._dropped.items():
+            if not dropped.count:
+                continue
+            shown = ", ".join(dropped.named) + (" …" if dropped.count > len(dropped.named) else "")
+            if reason == "silent":
+                _logger.warning(
+                    "forgot %d node(s) down and silent for EXESDB_NODE_FORGET_MS (%.0fs): %s",
+                    dropped.count,
+                    self._forget_after,
+                    shown,
+                )
+            else:
+                _logger.warning(
+                    "evicted %d longest-silent node(s) to track new ones (at most %d nodes): %s",
+                    dropped.count,
+                    self._max_nodes,
+                    shown,
+                )
+            self._dropped[reason] = _Dropped()
+
+    async def _announce_pending(self, now: float, changes: dict[Change, list[str]]) -> None:
+        up = self._up_count()
+        for name, state in list(self._pending.items())[:_PER_TICK]:
+            event = await self._announce(name, state, now, up)
+            if event is not None:
+                changes[event].append(name)
+            self._pending.pop(name, None)
+        for name, reason in list(self._farewells.items())[:_PER_TICK]:
+            await self._farewell(name, reason, up)
+            self._farewells.pop(name, None)
+
+    async def _announce(self, name: str, state: State, now: float, up: int) -> Change | None:
+        """Announce one node's transition when it is this replica's to announce; the
+        membership event it makes."""
+        node = self._nodes.get(name)
+        if node is None or node.state != state:
+            return None  # changed again since; the newer transition is pending or moot
+        key = f"cluster:node:{name}"
+        previous = await self._coordinator.swap(key, state, _STATE_TTL_MS)
+        locally_down = node.announced == "down"
+        if state == "down":
+            if previous == "down":
+                node.announced = state
+                return None  # another replica announced it
+            event: Literal["down", "reconnected"] = "down"
+            metadata: dict[str, object] = {
+                "detected_by": self.node,
+                "missed_intervals": MISSED_INTERVALS,
+            }
+            group = self._grouped(name, now)
+            if group is not None:
+                metadata["grouped"] = group
+        elif previous == "down" or (previous is None and locally_down):
+            event, metadata = "reconnected", {"detected_by": self.node}
+        else:
+            node.announced = state
+            # First heard anywhere (or again after being forgotten): a new member.
+            return "node_added" if previous in (None, _FORGOTTEN) else None
+        published = self._bus.publish(
+            "lifecycle",
+            NodeLifecycle(node=name, event=event, cluster_size=up, metadata=metadata),
+        )
+        if not published:
+            # The transition is ours to announce; refused (e.g. the Redis buffer is full), it
+            # would be lost for every replica: put the state key back and keep it pending.
+            # (None cannot be put back; the value that makes the retry announce it again can.)
+            restored = previous or ("up" if state == "down" else "down")
+            await self._coordinator.swap(key, restored, _STATE_TTL_MS)
+            if "grouped" in metadata and self._group is not None:
+                self._group.count -= 1  # counted again when the retry is announced
+                self._group.named = tuple(n for n in self._group.named if n != name[:_NAME_SHOWN])
+            raise BridgeError(f"announcing {name} {event} was refused: {published.reason}")
+        node.announced = state
+        return "node_removed" if state == "down" else "node_added"
+
+    def _grouped(self, name: str, now: float) -> str | None:
+        """None when this down may have a node_failure alert of its own, else the id of the
+        grouped alert it joins.
+
+        More than ALERTS_PER_INTERVAL downs within one interval start a storm: every down until
+        three intervals pass without one is grouped, so a long flood (whose downs a busy replica
+        may announce in bursts) is not ten alerts an interval.
+        """
+        alerted = self._alerted
+        calm = now >= self._storm_until
+        if calm and (len(alerted) < ALERTS_PER_INTERVAL or now - alerted[0] >= self._interval):
+            alerted.append(now)
+            return None
+        self._storm_until = now + MISSED_INTERVALS * self._interval
+        if self._group is None:
+            self._group = _Group(f"node_failure:group:{secrets.token_hex(6)}")
+        group = self._group
+        group.count += 1
+        if len(group.named) < _NAMED:
+            group.named += (name[:_NAME_SHOWN],)
+        return group.alert_id
+
+    async def _farewell(self, name: str, reason: Reason, up: int) -> None:
+        """Announce a forgotten node as left, once across replicas: its alert resolves."""
+        previous = await self._coordinator.swap(f"cluster:node:{name}", _FORGOTTEN, _STATE_TTL_MS)
+        if previous == _FORGOTTEN:
+            return
+        self._publish(
+            "lifecycle",
+            NodeLifecycle(
+                node=name,
+                event="left",
+                cluster_size=up,
+                metadata={"forgotten": reason, "detected_by": self.node},
+            ),
+        )
+
+    def _publish_changes(self, changes: dict[Change, list[str]]) -> None:
+        """ClusterMembership for the changed nodes only, then one ClusterHealth."""
+        if not (changes["node_added"] or changes["node_removed"]):
+            return
+        health = self.health()
+        active = self._up_count()
+        for event, names in changes.items():
+            for start in range(0, len(names), LISTED_NODES):
+                chunk = names[start : start + LISTED_NODES]
+                self._publish(
+                    "lifecycle",
+                    ClusterMembership(
+                        event=event,
+                        affected_nodes=chunk,
+                        active_nodes=chunk if event == "node_added" else [],
+                        total_nodes=active,
+                        quorum_status=health.quorum_status,
+                        originating_node=self.node,
+                    ),
+                )
+        self._publish("cluster:health", health)
+
+    def _publish_group(self, now: float) -> None:
+        """The grouped downs' one SystemAlert, at most once per health interval."""
+        group = self._group
+        if group is None or group.count <= 0 or now - self._last_group < self._interval:
+            return
+        more = group.count - len(group.named)
+        named = ", ".join(group.named) + (f" and {more} more" if more > 0 else "")
+        alert = SystemAlert(
+            alert_id=group.alert_id,
+            severity="critical",
+            category="system",
+            title=f"{group.count} nodes are down",
+            description=(
+                f"{group.count} nodes went silent within one health interval (more than "
+                f"{ALERTS_PER_INTERVAL} in it, so alerted as one): {named}"
+            ),
+            source="cluster monitor",
+            node=self.node,
+            metadata={"nodes_down": group.count, "nodes": list(group.named)},
+        )
+        if self._bus.publish("node_failure", alert):
+            self._group = None
+            self._last_group = now
 
     def _beat(self, now: float) -> None:
         first = self._last_beat == float("-inf")
@@ -193,59 +478,6 @@ class ClusterMonitor:
                 metadata={} if first else {"heartbeat": True},
             ),
         )
-
-    async def _announce(self, name: str, state: State) -> None:
-        node = self._nodes.get(name)
-        if node is None or node.state != state:
-            return  # changed again since; the newer transition is pending or moot
-        key = f"cluster:node:{name}"
-        previous = await self._coordinator.swap(key, state, _STATE_TTL_MS)
-        locally_down = node.announced == "down"
-        if state == "down":
-            if previous == "down":
-                node.announced = state
-                return  # another replica announced it
-            event: Literal["down", "reconnected"] = "down"
-            metadata: dict[str, object] = {
-                "detected_by": self.node,
-                "missed_intervals": MISSED_INTERVALS,
-            }
-        elif previous == "down" or (previous is None and locally_down):
-            event, metadata = "reconnected", {"detected_by": self.node}
-        else:
-            node.announced = state
-            if previous is None:
-                self._membership("node_added", name)  # first heard anywhere
-            return
-        published = self._bus.publish(
-            "lifecycle",
-            NodeLifecycle(node=name, event=event, cluster_size=self._up_count(), metadata=metadata),
-        )
-        if not published:
-            # The transition is ours to announce; refused (e.g. the Redis buffer is full), it
-            # would be lost for every replica: put the state key back and keep it pending.
-            # (None cannot be put back; the value that makes the retry announce it again can.)
-            restored = previous or ("up" if state == "down" else "down")
-            await self._coordinator.swap(key, restored, _STATE_TTL_MS)
-            raise BridgeError(f"announcing {name} {event} was refused: {published.reason}")
-        node.announced = state
-        self._membership("node_removed" if state == "down" else "node_added", name)
-
-    def _membership(self, event: Literal["node_added", "node_removed"], name: str) -> None:
-        health = self.health()
-        up = sorted(n for n, node in self._nodes.items() if node.state == "up")
-        self._publish(
-            "lifecycle",
-            ClusterMembership(
-                event=event,
-                affected_nodes=[name],
-                active_nodes=up,
-                total_nodes=len(self._nodes),
-                quorum_status=health.quorum_status,
-                originating_node=self.node,
-            ),
-        )
-        self._publish("cluster:health", health)
 
     def _up_count(self) -> int:
         return sum(1 for node in self._nodes.values() if node.state == "up")
@@ -286,6 +518,7 @@ class ClusterMonitor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._publish_group(float("inf"))  # grouped downs still waiting for their alert
         self._publish(
             "lifecycle",
             NodeLifecycle(node=self.node, event="left", cluster_size=max(0, self._up_count() - 1)),
@@ -295,9 +528,12 @@ class ClusterMonitor:
 def cluster_monitor(context: Context) -> ClusterMonitor:
     """The factory ``default_components()`` lists: on a shared transport it coordinates
     through the transport's keys."""
+    settings = context.settings
     return ClusterMonitor(
         context.bus,
-        node=context.settings.node,
-        interval_ms=context.settings.health_broadcast_interval,
+        node=settings.node,
+        interval_ms=settings.health_broadcast_interval,
+        forget_ms=settings.node_forget_ms,
         coordinator=context.capabilities.coordinator,
+        registry=context.registry,
     )

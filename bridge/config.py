@@ -92,6 +92,7 @@ class Settings(BaseSettings):
     node: Annotated[str, Field(min_length=1, max_length=255)] = _env(
         "EXESDB_NODE", default_factory=socket.gethostname
     )
+    node_forget_ms: PositiveMs = _env("EXESDB_NODE_FORGET_MS", default=86_400_000)
     cpu_degraded: Percent = _env("EXESDB_CPU_DEGRADED", default=85.0)
     cpu_unhealthy: Percent = _env("EXESDB_CPU_UNHEALTHY", default=95.0)
     memory_degraded: Percent = _env("EXESDB_MEMORY_DEGRADED", default=85.0)
@@ -131,6 +132,12 @@ class Settings(BaseSettings):
     healthcheck_cert_file: str | None = _env("EXESDB_HEALTHCHECK_CERT_FILE", default=None)
     healthcheck_key_file: str | None = _env("EXESDB_HEALTHCHECK_KEY_FILE", default=None)
     shutdown_timeout_ms: PositiveMs = _env("EXESDB_SHUTDOWN_TIMEOUT_MS", default=8_000)
+    http_header_timeout_ms: PositiveMs = _env("EXESDB_HTTP_HEADER_TIMEOUT_MS", default=10_000)
+    http_body_timeout_ms: PositiveMs = _env("EXESDB_HTTP_BODY_TIMEOUT_MS", default=60_000)
+    http_idle_timeout_ms: PositiveMs = _env("EXESDB_HTTP_IDLE_TIMEOUT_MS", default=75_000)
+    http_max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = _env(
+        "EXESDB_HTTP_MAX_CONNECTIONS", default=1_024
+    )
 
     # The Prometheus sink.
     series_ttl_ms: PositiveMs = _env("EXESDB_SERIES_TTL_MS", default=600_000)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -121,9 +122,12 @@ class BridgeProcess:
         *,
         context: ssl.SSLContext | None = None,
         headers: Mapping[str, str] | None = None,
+        descriptors: int | None = None,
         **env: str,
     ) -> None:
         self.port = free_port()
+        # A descriptor limit (soft and hard) for the process, as ``prlimit --nofile`` sets one.
+        self.descriptors = descriptors
         # With a web config file: https (``context`` trusts its CA) and basic auth (``headers``).
         self.context = context
         self.headers = dict(headers or {})
@@ -152,6 +156,7 @@ class BridgeProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=str(log_dir),
+                preexec_fn=self._limit_descriptors if self.descriptors else None,
             )
         wait_until(
             lambda: (
@@ -162,6 +167,10 @@ class BridgeProcess:
             f"bridge on {self.url} (log: {self.log_path})",
         )
         return self
+
+    def _limit_descriptors(self) -> None:
+        assert self.descriptors is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.descriptors, self.descriptors))
 
     def _alive(self) -> bool:
         if self.process is not None and self.process.poll() is not None:

@@ -75,7 +75,7 @@ class LocalCoordinator:
 
     async def swap(self, key: str, value: str, ttl_ms: int) -> str | None:
         now = self._clock()
-        old = self._values.get(key)
+        old = self._values.pop(key, None)  # re-inserted: the dict stays in order of last set
         self._values[key] = (value, now + ttl_ms / 1000)
         self._sweep(now)
         return old[0] if old is not None and old[1] > now else None
@@ -90,8 +90,14 @@ class LocalCoordinator:
         return True
 
     def _sweep(self, now: float) -> None:
-        if len(self._values) > _MAX_LOCAL_KEYS:
-            self._values = {k: v for k, v in self._values.items() if v[1] > now}
+        if len(self._values) <= _MAX_LOCAL_KEYS:
+            return
+        live = {k: v for k, v in self._values.items() if v[1] > now}
+        # Still full of live keys (a flood of node names): the least recently set go, down to
+        # 90 %, so memory stays bounded and the sweep runs once per many calls, not on each.
+        for key in list(live)[: len(live) - _MAX_LOCAL_KEYS * 9 // 10]:
+            del live[key]
+        self._values = live
 
 
 @dataclass(frozen=True, slots=True)

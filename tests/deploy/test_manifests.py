@@ -28,6 +28,7 @@ HEALTHCHECK_COMMAND = ["exesdb-bridge", "healthcheck"]
 # docker stop and podman stop wait this long after the stop signal before they kill.
 ENGINE_STOP_TIMEOUT_S = 10
 STATE_DIR = "/var/lib/exesdb-bridge"
+MAX_CONNECTIONS = Settings.model_fields["http_max_connections"].default
 
 
 def compose() -> dict[str, Any]:
@@ -88,6 +89,12 @@ def test_compose_runs_the_bridge_unprivileged_read_only_with_the_image_healthche
     assert "no-new-privileges:true" in bridge["security_opt"]
     assert bridge["healthcheck"]["test"] == ["CMD", *HEALTHCHECK_COMMAND]
     assert f"bridge-state:{bridge['environment']['EXESDB_STATE_DIR']}" in bridge["volumes"]
+
+
+def test_compose_gives_the_bridge_descriptors_above_its_connection_cap() -> None:
+    """`ulimits: nofile` leaves room for EXESDB_HTTP_MAX_CONNECTIONS and everything else."""
+    nofile = compose()["services"]["bridge"]["ulimits"]["nofile"]
+    assert nofile["soft"] == nofile["hard"] >= 4 * MAX_CONNECTIONS
 
 
 def test_compose_sets_only_real_bridge_variables() -> None:
@@ -428,7 +435,8 @@ def systemd_unit() -> dict[str, list[str]]:
 
 
 def test_systemd_unit() -> None:
-    """The unit runs `exesdb-bridge run` unprivileged, with state and settings in place."""
+    """The unit runs `exesdb-bridge run` unprivileged, with state, settings and a descriptor
+    limit well above the HTTP connection cap."""
     unit = systemd_unit()
     assert unit["ExecStart"][0].endswith("exesdb-bridge run")
     assert unit["DynamicUser"] == ["yes"]
@@ -437,6 +445,7 @@ def test_systemd_unit() -> None:
     names = [value.split("=")[0] for value in unit["Environment"]]
     assert unknown_variables(names) == []
     assert "EXESDB_STATE_DIR=/var/lib/exesdb-bridge" in unit["Environment"]
+    assert int(unit["LimitNOFILE"][0]) >= 4 * MAX_CONNECTIONS  # room beside the HTTP cap
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@ Four message types are alerts already (SystemAlert, MetricAlert, SecurityAlert,
 AccessViolation). The bridge derives its own from health and lifecycle messages: a node or
 component turning degraded (warning) or unhealthy (critical), and a node going down (critical
 ``node_failure``); their ``alert_id`` is stable for the condition, so that the message saying it
-cleared resolves the same alert.
+cleared resolves the same alert. A ``down`` the cluster monitor marks ``grouped`` (one of many in
+one interval) raises no alert of its own: the monitor's SystemAlert for the group stands for it.
 
 Event alerts (SystemAlert, SecurityAlert, AccessViolation, and MetricAlerts on metrics no health
 message reports) have no message that clears them: they carry ``auto_resolve`` and resolve once
@@ -71,8 +72,8 @@ SOURCE_TYPES: Final[tuple[type[Message], ...]] = (
 _RANK: Final[dict[str, int]] = {name: rank for rank, name in enumerate(SEVERITIES)}
 _HEALTH_SEVERITY: Final[dict[str, Severity]] = {"degraded": "warning", "unhealthy": "critical"}
 _ACK_BY_DEFAULT: Final = frozenset({"error", "critical"})
-# NodeLifecycle events that end a node_failure.
-_NODE_BACK: Final = frozenset({"reconnected", "joined"})
+# NodeLifecycle events that end a node_failure (``left`` also when the monitor forgot the node).
+_NODE_BACK: Final = frozenset({"reconnected", "joined", "left"})
 # NodeHealth ``checks`` entries ({resource: {"status": ...}}) that a MetricAlert on
 # ``<resource>_usage_percent`` refers to (collectors/health.py).
 _RESOURCE_SUFFIX: Final = "_usage_percent"
@@ -197,6 +198,8 @@ def alert_event(envelope: Envelope, held: HeldStatus = _as_read) -> AlertEvent |
     if isinstance(payload, NodeLifecycle):
         alert_id = f"node_failure:{payload.node}"
         if payload.event == "down":
+            if "grouped" in payload.metadata:
+                return None
             return _firing(
                 alert_id,
                 "node_failure",

@@ -1,0 +1,347 @@
+"""The HTTP listener: a connection cap that keeps room for probes, deadlines on heads and bodies.
+
+aiohttp closes a connection idle for ``EXESDB_HTTP_IDLE_TIMEOUT_MS`` itself (its
+``keepalive_timeout``, counted from the accept or the last response). The rest is here, around
+aiohttp's protocol (an ``asyncio.Protocol`` wrapped, nothing of aiohttp's private API):
+
+- a request head must arrive complete within ``EXESDB_HTTP_HEADER_TIMEOUT_MS`` of its first byte
+  (a TLS handshake within as long), and a body within ``EXESDB_HTTP_BODY_TIMEOUT_MS`` of its head
+  (else 408, and the connection closes): a trickle holds a connection for a bounded time;
+- at most ``EXESDB_HTTP_MAX_CONNECTIONS`` connections, lowered to what the descriptor limit
+  allows: at the cap a new connection closes the one idle longest (no request in progress), so
+  a flood of idle connections cannot lock the probes out; when every connection is busy, up to
+  ``RESERVE`` more are taken for ``/healthz``, ``/readyz`` and ``/metrics`` only;
+- at start the soft descriptor limit is raised to the hard one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import ssl
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final, cast
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from bridge.routes import error_response
+
+__all__ = ["PROBE_PATHS", "RESERVE", "ConnectionGuard", "Limits", "raise_descriptor_limit"]
+
+_logger = logging.getLogger(__name__)
+
+PROBE_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+RESERVE: Final = 32
+# Descriptors kept for everything but HTTP connections: the outbox, Redis, webhook and OTLP
+# clients, logs, the interpreter's own.
+_OTHER_DESCRIPTORS: Final = 128
+# Where the soft limit goes when the hard one is unlimited (Linux's default fs.nr_open).
+_UNLIMITED: Final = 1_048_576
+_BACKLOG: Final = 128
+_REASONS: Final = ("header_timeout", "body_timeout", "evicted", "refused")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The deadlines (seconds) and the connection cap of the listener."""
+
+    header_timeout: float
+    body_timeout: float
+    idle_timeout: float
+    max_connections: int
+
+
+class _Phase(Enum):
+    IDLE = "idle"  # waiting for a request
+    HEAD = "head"  # part of a request head has arrived
+    BUSY = "busy"  # a request is being handled
+
+
+class _BodyTimeout(TimeoutError):
+    """Raised into a handler reading a body that did not arrive in time.
+
+    A TimeoutError, so that aiohttp, draining the rest of the body after the 408, stops quietly.
+    """
+
+
+def raise_descriptor_limit() -> int:
+    """Raise the soft descriptor limit (RLIMIT_NOFILE) to the hard one; the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = _UNLIMITED if hard == resource.RLIM_INFINITY else hard
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        _logger.info("descriptor limit %d", soft if soft != resource.RLIM_INFINITY else target)
+        return target
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:
+        _logger.warning("descriptor limit stays %d: raising it to %d failed: %s", soft, target, exc)
+        return soft
+    _logger.info("descriptor limit raised from %d to %d (the hard limit)", soft, target)
+    return target
+
+
+class _Connection(asyncio.Protocol):
+    """aiohttp's protocol for one connection, with the guard watching its phases."""
+
+    __slots__ = (
+        "_guard",
+        "_inner",
+        "_made",
+        "body_expired",
+        "live",
+        "phase",
+        "reserved",
+        "timer",
+        "transport",
+    )
+
+    def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol) -> None:
+        self._guard = guard
+        self._inner = inner
+        self._made = False
+        self.transport: asyncio.Transport | None = None
+        self.phase = _Phase.IDLE
+        self.reserved = False
+        self.live = False  # counted against the cap (or the reserve) and not closing
+        self.body_expired = False
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        if self._guard.admit(self):
+            self._made = True
+            self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._made:
+            return  # refused: closing, and aiohttp never saw it
+        if self.phase is _Phase.IDLE:
+            self.phase = _Phase.HEAD
+            self._guard.head_started(self)
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._made else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._guard.lost(self)
+        if self._made:
+            self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+class ConnectionGuard:
+    """Counts, caps and times the HTTP server's connections (see the module docstring)."""
+
+    def __init__(self, limits: Limits, *, registry: CollectorRegistry | None = None) -> None:
+        self.limits = limits
+        self.max_connections = limits.max_connections
+        self._open: dict[asyncio.BaseTransport, _Connection] = {}
+        # Live connections with no request in progress, the one idle longest first.
+        self._idle: OrderedDict[_Connection, None] = OrderedDict()
+        self._regular = 0
+        self._reserved = 0
+        registry = registry if registry is not None else CollectorRegistry()
+        Gauge(
+            "exesdb_http_connections",
+            "Open HTTP connections.",
+            registry=registry,
+        ).set_function(lambda: float(len(self._open)))
+        Gauge(
+            "exesdb_http_max_connections",
+            "The HTTP connection cap in force: EXESDB_HTTP_MAX_CONNECTIONS, or lower when the "
+            "descriptor limit allows fewer.",
+            registry=registry,
+        ).set_function(lambda: float(self.max_connections))
+        self._closed = Counter(
+            "exesdb_http_connections_closed",
+            "HTTP connections the bridge closed: a head or body too slow (header_timeout, "
+            "body_timeout), the longest idle at the cap (evicted), or over the cap (refused).",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in _REASONS:
+            self._closed.labels(reason)
+
+    @property
+    def idle(self) -> int:
+        """Open connections with no request in progress."""
+        return len(self._idle)
+
+    def fit(self, descriptors: int) -> int:
+        """Lower the cap to what ``descriptors`` allows beside everything else; the cap."""
+        allowed = max(1, descriptors - _OTHER_DESCRIPTORS - RESERVE)
+        if allowed < self.limits.max_connections:
+            _logger.warning(
+                "EXESDB_HTTP_MAX_CONNECTIONS %d lowered to %d: the descriptor limit is %d",
+                self.limits.max_connections,
+                allowed,
+                descriptors,
+            )
+        self.max_connections = min(self.limits.max_connections, allowed)
+        return self.max_connections
+
+    async def serve(
+        self,
+        factory: Callable[[], asyncio.Protocol],
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> asyncio.Server:
+        """Listen on ``host:port``, each connection's protocol from ``factory`` (aiohttp's
+        ``runner.server``) under this guard.
+
+        With TLS the handshake, which comes before the guard sees the connection, gets the
+        header timeout too: it is the first part of reading a request.
+        """
+        return await asyncio.get_running_loop().create_server(
+            lambda: _Connection(self, factory()),
+            host,
+            port,
+            ssl=ssl_context,
+            ssl_handshake_timeout=self.limits.header_timeout if ssl_context else None,
+            backlog=_BACKLOG,
+        )
+
+    # -- the connections' phases --
+
+    def admit(self, connection: _Connection) -> bool:
+        """Take a new connection under the cap (closing the longest idle one when full), into
+        the probe reserve, or not at all (False: closed at once)."""
+        if self._regular < self.max_connections or self._evict(reserved=False):
+            self._regular += 1
+        elif self._reserved < RESERVE or self._evict(reserved=True):
+            connection.reserved = True
+            self._reserved += 1
+        else:
+            self._close(connection, "refused")
+            return False
+        assert connection.transport is not None
+        connection.live = True
+        self._open[connection.transport] = connection
+        self._idle[connection] = None
+        return True
+
+    def _evict(self, *, reserved: bool) -> bool:
+        for candidate in self._idle:  # the longest idle first
+            if candidate.reserved is reserved:
+                self._close(candidate, "evicted")
+                return True
+        return False
+
+    def head_started(self, connection: _Connection) -> None:
+        connection.timer = asyncio.get_running_loop().call_later(
+            self.limits.header_timeout, self._head_expired, connection
+        )
+
+    def _head_expired(self, connection: _Connection) -> None:
+        connection.timer = None
+        if connection.phase is _Phase.HEAD:
+            self._close(connection, "header_timeout")
+
+    def lost(self, connection: _Connection) -> None:
+        self._release(connection)
+        if connection.transport is not None:
+            self._open.pop(connection.transport, None)
+
+    def _close(self, connection: _Connection, reason: str) -> None:
+        """Drop ``connection`` now (nothing is owed to it), counted under ``reason``."""
+        self._closed.labels(reason).inc()
+        _logger.debug("HTTP connection closed: %s", reason)
+        self._release(connection)
+        if connection.transport is not None and not connection.transport.is_closing():
+            connection.transport.abort()
+
+    def _release(self, connection: _Connection) -> None:
+        connection.cancel_timer()
+        if not connection.live:
+            return
+        connection.live = False
+        self._idle.pop(connection, None)
+        if connection.reserved:
+            self._reserved -= 1
+        else:
+            self._regular -= 1
+
+    # -- requests --
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Times the body, keeps the reserve for probes, and marks the connection busy."""
+        transport = request.transport
+        connection = self._open.get(transport) if transport is not None else None
+        if connection is None or not connection.live:
+            return await handler(request)  # served without this guard (tests), or closing
+        connection.cancel_timer()
+        connection.phase = _Phase.BUSY
+        connection.body_expired = False
+        self._idle.pop(connection, None)
+        try:
+            response = await self._handle(connection, request, handler)
+        finally:
+            connection.cancel_timer()
+            connection.phase = _Phase.IDLE
+            if connection.live:
+                self._idle[connection] = None
+        if connection.reserved or connection.body_expired:
+            response.force_close()  # the reserve is for one probe at a time
+        return response
+
+    async def _handle(
+        self, connection: _Connection, request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        if connection.reserved and request.path not in PROBE_PATHS:
+            self._closed.labels("refused").inc()
+            response = error_response(
+                503,
+                "too_many_connections",
+                f"{self.max_connections} connections are open; beyond them only "
+                f"{', '.join(sorted(PROBE_PATHS))} are answered; retry later",
+            )
+            response.headers["Retry-After"] = "1"
+            return response
+        if request.body_exists and not request.content.is_eof():
+            connection.timer = asyncio.get_running_loop().call_later(
+                self.limits.body_timeout, self._body_expired, connection, request
+            )
+        try:
+            return await handler(request)
+        except ConnectionResetError:
+            if request.transport is not None and not request.transport.is_closing():
+                raise
+            # The client left mid-request (a trickle given up): nobody reads an answer, and
+            # aiohttp would log the traceback as an error.
+            _logger.debug("HTTP client went away during %s %s", request.method, request.path)
+            return error_response(400, "connection_lost", "the client closed the connection")
+        except _BodyTimeout:
+            return error_response(
+                408,
+                "body_timeout",
+                f"the body did not arrive within EXESDB_HTTP_BODY_TIMEOUT_MS "
+                f"({self.limits.body_timeout * 1000:.0f} ms)",
+            )
+
+    def _body_expired(self, connection: _Connection, request: web.Request) -> None:
+        connection.timer = None
+        if request.content.is_eof():
+            return
+        self._closed.labels("body_timeout").inc()
+        _logger.debug("HTTP connection closed: body_timeout")
+        connection.body_expired = True
+        request.content.set_exception(_BodyTimeout())

@@ -1,0 +1,28 @@
+"""The lone bridge's coordinator: decisions for itself, in bounded memory."""
+
+from __future__ import annotations
+
+from bridge.bus import LocalCoordinator
+from bridge.bus.capabilities import _MAX_LOCAL_KEYS
+
+
+async def test_swap_returns_the_previous_value_until_it_expires() -> None:
+    """A swap gives back what was set before, unless its time to live has passed."""
+    now = [0.0]
+    coordinator = LocalCoordinator(lambda: now[0])
+    assert await coordinator.swap("k", "up", 1_000) is None
+    assert await coordinator.swap("k", "down", 1_000) == "up"
+    now[0] = 2.0
+    assert await coordinator.swap("k", "up", 1_000) is None
+
+
+async def test_a_flood_of_live_keys_keeps_the_recent_ones_in_bounded_memory() -> None:
+    """Past its key limit, with every key still live, the least recently set keys go and the
+    recent ones keep their values."""
+    coordinator = LocalCoordinator(lambda: 0.0)
+    week = 7 * 24 * 3600 * 1000
+    for n in range(3 * _MAX_LOCAL_KEYS):
+        await coordinator.swap(f"node:{n}", "up", week)
+    assert len(coordinator._values) <= _MAX_LOCAL_KEYS + 1
+    assert await coordinator.swap(f"node:{3 * _MAX_LOCAL_KEYS - 1}", "down", week) == "up"
+    assert await coordinator.swap("node:0", "down", week) is None

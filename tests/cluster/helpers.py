@@ -1,0 +1,136 @@
+"""The cluster monitor's test bench: a hand-moved clock and replicas that record what they hear."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from bridge.app import Bridge
+from bridge.bus import Coordinator, Envelope, Frame, MemoryTransport, new_message_id
+from bridge.cluster import ClusterMonitor
+from bridge.config import Settings
+from bridge.messages import Message, NodeLifecycle
+from tests.support import TEST_SECRET, async_wait_until
+
+__all__ = ["INTERVAL_MS", "Clock", "CutOffTransport", "Replica"]
+
+INTERVAL_MS = 1_000
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, intervals: float) -> None:
+        self.now += intervals * INTERVAL_MS / 1000
+
+
+class CutOffTransport(MemoryTransport):
+    """The in-process transport, with a readiness the test can take away."""
+
+    reason: str | None = None
+    refuse = False
+
+    def readiness(self) -> str | None:
+        return self.reason or super().readiness()
+
+    def send(self, frame: Frame) -> bool:
+        return not self.refuse and super().send(frame)
+
+
+class Replica:
+    """A bridge with a monitor on a hand-moved clock, recording what it hears."""
+
+    def __init__(
+        self,
+        node: str,
+        clock: Clock,
+        coordinator: Coordinator | None = None,
+        **options: Any,
+    ) -> None:
+        settings = Settings(**{"EXESDB_NODE": node, "SECRET_KEY_BASE": TEST_SECRET})  # type: ignore[arg-type]
+        self.transport = CutOffTransport()
+        self.bridge = Bridge(
+            settings, registry=CollectorRegistry(), transport=self.transport, components=[]
+        )
+        self.heard: list[Envelope] = []
+        self.bridge.bus.subscribe(
+            "recorder",
+            self.heard.append,
+            instances=["ex_esdb_lifecycle", "ex_esdb_health", "ex_esdb_alerts"],
+        )
+        self.monitor = ClusterMonitor(
+            self.bridge.bus,
+            node=node,
+            interval_ms=INTERVAL_MS,
+            coordinator=coordinator,
+            registry=self.bridge.registry,
+            clock=clock,
+            wall_clock=clock,
+            run_loop=False,
+            **options,
+        )
+
+    async def start(self) -> Replica:
+        await self.bridge.start(serve_http=False)
+        await self.monitor.start()
+        await self.settle()
+        return self
+
+    async def settle(self) -> None:
+        await async_wait_until(
+            lambda: all(s.idle for s in self.bridge.bus.subscriptions), 5, "subscribers idle"
+        )
+
+    async def hear(self, node: str, message: Message | None = None) -> None:
+        """Deliver a message published by ``node`` (a heartbeat unless told otherwise)."""
+        self.bridge.bus.publish_verified([_envelope(node, message)])
+        await self.settle()
+
+    async def hear_all(self, nodes: list[str]) -> None:
+        """Deliver a heartbeat from each of ``nodes``, in one batch."""
+        self.bridge.bus.publish_verified([_envelope(node) for node in nodes])
+        await self.settle()
+
+    async def tick(self) -> None:
+        await self.monitor.tick()
+        await self.settle()
+
+    def forgotten(self, reason: str) -> float:
+        """exesdb_cluster_nodes_forgotten_total for one reason."""
+        value = self.bridge.registry.get_sample_value(
+            "exesdb_cluster_nodes_forgotten_total", {"reason": reason}
+        )
+        return value or 0.0
+
+    def published(self, kind: type[Message], **fields: object) -> list[Message]:
+        """Messages of ``kind`` this replica published, matching ``fields``."""
+        return [
+            e.payload
+            for e in self.heard
+            if e.node == self.monitor.node
+            and isinstance(e.payload, kind)
+            and all(getattr(e.payload, k) == v for k, v in fields.items())
+        ]
+
+
+def _envelope(node: str, message: Message | None = None) -> Envelope:
+    payload = message or NodeLifecycle(node=node, event="joined", cluster_size=1)
+    now = datetime.now(UTC)
+    return Envelope(
+        new_message_id(),
+        payload.INSTANCE,
+        "lifecycle",
+        payload.TAG,
+        node,
+        now,
+        payload,
+        now.timestamp(),
+    )

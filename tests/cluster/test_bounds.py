@@ -1,0 +1,268 @@
+"""The cluster monitor's bounds: silent nodes forgotten, eviction at the cap, membership messages
+of bounded size, and many downs in one interval alerted as one."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from bridge.bus import Envelope, LocalCoordinator
+from bridge.cluster import ALERTS_PER_INTERVAL, LISTED_NODES
+from bridge.messages import ClusterHealth, ClusterMembership, NodeLifecycle, SystemAlert
+from bridge.sinks.alerts.sources import alert_events
+from tests.cluster.helpers import Clock, Replica
+
+FORGET_MS = 10_000  # ten intervals
+
+
+def said(envelope: Envelope) -> NodeLifecycle:
+    """The NodeLifecycle ``envelope`` carries."""
+    assert isinstance(envelope.payload, NodeLifecycle)
+    return envelope.payload
+
+
+def lifecycle(replica: Replica, event: str) -> list[Envelope]:
+    """The NodeLifecycle envelopes with ``event`` that ``replica`` published."""
+    return [
+        e
+        for e in replica.heard
+        if e.node == replica.monitor.node
+        and isinstance(e.payload, NodeLifecycle)
+        and e.payload.event == event
+    ]
+
+
+async def test_a_down_node_silent_past_the_forget_time_is_forgotten_and_announced_left(
+    make_replica, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A node down and silent for EXESDB_NODE_FORGET_MS is no longer tracked, is counted and
+    logged, and is announced left, which resolves its node_failure alert."""
+    replica = await make_replica("bridge-1", forget_ms=FORGET_MS)
+    await replica.hear("app-1")
+    clock.advance(3.5)
+    await replica.tick()
+    assert replica.monitor.states()["app-1"] == "down"
+    clock.advance(9.9)
+    await replica.tick()
+    assert "app-1" in replica.monitor.states()
+    caplog.set_level(logging.WARNING, "bridge.cluster")
+    clock.advance(0.2)
+    await replica.tick()
+    assert "app-1" not in replica.monitor.states()
+    assert replica.forgotten("silent") == 1
+    assert "forgot 1 node(s) down and silent for EXESDB_NODE_FORGET_MS (10s): app-1" in caplog.text
+    [left] = lifecycle(replica, "left")
+    assert (said(left).node, said(left).metadata) == (
+        "app-1",
+        {"forgotten": "silent", "detected_by": "bridge-1"},
+    )
+    [resolved] = alert_events(left)
+    assert (resolved.alert_id, resolved.status) == ("node_failure:app-1", "resolved")
+    await replica.tick()
+    assert len(lifecycle(replica, "left")) == 1
+
+
+async def test_a_forgotten_node_heard_again_is_a_new_member(make_replica, clock: Clock) -> None:
+    """After being forgotten, a node heard again is tracked and announced node_added (its alert
+    already resolved on left), not reconnected."""
+    replica = await make_replica("bridge-1", forget_ms=FORGET_MS)
+    await replica.hear("app-1")
+    await replica.tick()
+    clock.advance(3.5)
+    await replica.tick()
+    clock.advance(10.5)
+    await replica.tick()
+    await replica.hear("app-1")
+    await replica.tick()
+    assert replica.monitor.states()["app-1"] == "up"
+    assert lifecycle(replica, "reconnected") == []
+    added = replica.published(ClusterMembership, event="node_added")
+    assert [m.affected_nodes for m in added] == [["app-1"], ["app-1"]]
+
+
+async def test_replicas_sharing_a_coordinator_announce_a_forgotten_node_once(
+    make_replica, clock: Clock
+) -> None:
+    """Every replica forgets the silent node; one of them announces it left."""
+    shared = LocalCoordinator(clock)
+    replicas = [await make_replica(f"bridge-{n}", shared, forget_ms=FORGET_MS) for n in range(3)]
+    for replica in replicas:
+        await replica.hear("app-1")
+    clock.advance(3.5)
+    for replica in replicas:
+        await replica.tick()
+    clock.advance(10.5)
+    for replica in replicas:
+        for other in replicas:
+            await replica.hear(other.monitor.node)
+        await replica.tick()
+    assert all("app-1" not in r.monitor.states() for r in replicas)
+    assert sum(len(lifecycle(r, "left")) for r in replicas) == 1
+
+
+async def test_at_the_cap_the_longest_silent_node_makes_room_for_a_new_one(
+    make_replica, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the cap reached, a node heard for the first time is tracked (and later declared
+    down); the node silent longest goes, never the bridge itself, counted and logged."""
+    replica = await make_replica("bridge-1", max_nodes=4)
+    for name in ("app-1", "app-2", "app-3"):
+        clock.advance(0.1)
+        await replica.hear(name)
+    clock.advance(0.1)
+    await replica.hear("app-1")  # app-2 is now the longest silent besides bridge-1 itself
+    caplog.set_level(logging.WARNING, "bridge.cluster")
+    await replica.hear("app-4")
+    await replica.tick()
+    assert sorted(replica.monitor.states()) == ["app-1", "app-3", "app-4", "bridge-1"]
+    assert replica.forgotten("evicted") == 1
+    assert "evicted 1 longest-silent node(s) to track new ones (at most 4 nodes): app-2" in (
+        caplog.text
+    )
+    clock.advance(3.5)
+    await replica.hear("bridge-1")
+    await replica.tick()
+    assert "app-4" in [said(e).node for e in lifecycle(replica, "down")]
+
+
+async def test_an_evicted_node_that_was_down_is_announced_left(make_replica, clock: Clock) -> None:
+    """Evicting a down node announces it left, so its node_failure alert does not stay open for
+    a node nobody tracks any more."""
+    replica = await make_replica("bridge-1", max_nodes=2)
+    await replica.hear("app-1")
+    clock.advance(3.5)
+    await replica.hear("bridge-1")
+    await replica.tick()
+    await replica.hear("app-2")
+    await replica.tick()
+    assert sorted(replica.monitor.states()) == ["app-2", "bridge-1"]
+    assert [(said(e).node, said(e).metadata["forgotten"]) for e in lifecycle(replica, "left")] == [
+        ("app-1", "evicted")
+    ]
+
+
+async def test_membership_messages_name_only_the_changed_nodes_whatever_the_cluster_size(
+    make_replica, clock: Clock
+) -> None:
+    """1 000 new nodes make node_added messages of at most LISTED_NODES names with the count of
+    active nodes, and one ClusterHealth for the tick, not one list of everybody per node."""
+    replica = await make_replica("bridge-1")
+    names = [f"app-{n:04d}" for n in range(1_000)]
+    health_before = len(replica.published(ClusterHealth))
+    await replica.hear_all(names)
+    await replica.tick()
+    added = replica.published(ClusterMembership, event="node_added")
+    assert sorted(name for m in added for name in m.affected_nodes) == names
+    assert len(added) == 1_000 // LISTED_NODES
+    assert all(m.active_nodes == m.affected_nodes for m in added)
+    assert {m.total_nodes for m in added} == {1_001}
+    # One for the changes, at most one more for the interval's regular refresh.
+    assert len(replica.published(ClusterHealth)) - health_before <= 2
+
+
+async def test_a_flood_of_transitions_reaches_the_bus_in_slices(make_replica, clock: Clock) -> None:
+    """At most 1 000 transitions are announced per tick; the rest follow on the next ticks."""
+    replica = await make_replica("bridge-1")
+    await replica.hear_all([f"app-{n:04d}" for n in range(1_500)])
+    await replica.tick()
+
+    def added() -> int:
+        return sum(len(m.affected_nodes) for m in replica.published(ClusterMembership))
+
+    assert added() == 1_000
+    await replica.tick()
+    assert added() == 1_500
+
+
+async def test_many_downs_in_one_interval_make_a_few_alerts_and_one_grouped_alert(
+    make_replica, clock: Clock
+) -> None:
+    """Past ALERTS_PER_INTERVAL downs within one interval, the others are marked grouped: the
+    alert stage derives no alert from them, and one SystemAlert node_failure counts them."""
+    replica = await make_replica("bridge-1")
+    names = [f"app-{n:03d}" for n in range(200)]
+    await replica.hear_all(names)
+    await replica.tick()
+    clock.advance(3.5)
+    await replica.tick()
+    downs = lifecycle(replica, "down")
+    assert sorted(said(e).node for e in downs) == names
+    alerts = [event for e in downs for event in alert_events(e)]
+    assert len(alerts) == ALERTS_PER_INTERVAL
+    assert {(a.alertname, a.status, a.severity) for a in alerts} == {
+        ("node_failure", "firing", "critical")
+    }
+    [grouped] = [e for e in replica.heard if isinstance(e.payload, SystemAlert)]
+    payload = grouped.payload
+    assert isinstance(payload, SystemAlert)
+    assert payload.title == f"{200 - ALERTS_PER_INTERVAL} nodes are down"
+    assert payload.metadata["nodes_down"] == 200 - ALERTS_PER_INTERVAL
+    assert len(payload.metadata["nodes"]) == 20
+    assert "and 170 more" in payload.description
+    marked = {said(e).metadata.get("grouped") for e in downs} - {None}
+    assert marked == {payload.alert_id}
+    [event] = alert_events(grouped)
+    assert (event.alertname, event.severity, event.alert_id) == (
+        "node_failure",
+        "critical",
+        payload.alert_id,
+    )
+
+
+async def test_grouped_alerts_go_out_at_most_once_per_interval(make_replica, clock: Clock) -> None:
+    """More downs soon after a grouped alert wait for the interval to pass and go out together
+    in the next one; a lone down an interval later has an alert of its own again."""
+    replica = await make_replica("bridge-1")
+    await replica.hear_all([f"a-{n:02d}" for n in range(20)])
+    clock.advance(1.0)
+    await replica.hear_all([f"b-{n:02d}" for n in range(30)])
+    await replica.tick()
+    clock.advance(2.5)  # the a- nodes are silent for 3.5 intervals, the b- ones for 2.5
+    await replica.tick()
+
+    def grouped() -> list[str]:
+        return [m.title for m in replica.published(SystemAlert)]
+
+    assert grouped() == ["10 nodes are down"]
+    clock.advance(0.7)
+    await replica.hear("c-1")
+    await replica.tick()
+    assert len(lifecycle(replica, "down")) == 50
+    assert grouped() == ["10 nodes are down"]  # the b- downs wait: one went out 0.7 ago
+    clock.advance(0.4)
+    await replica.tick()
+    assert grouped() == ["10 nodes are down", "30 nodes are down"]
+    clock.advance(3.5)
+    await replica.tick()
+    [lone] = [e for e in lifecycle(replica, "down") if said(e).node == "c-1"]
+    assert "grouped" not in said(lone).metadata
+
+
+async def test_a_storm_of_downs_stays_grouped_until_three_intervals_pass_without_one(
+    make_replica, clock: Clock
+) -> None:
+    """Once past the per-interval budget, downs that keep coming (each within an interval of
+    the last three) are all grouped, however long it goes on: ten alerts of their own in all, and a
+    grouped alert at most once per interval."""
+    replica = await make_replica("bridge-1")
+    await replica.hear_all([f"a-{n:02d}" for n in range(20)])
+    for wave in range(1, 5):
+        clock.advance(0.4)
+        await replica.hear_all([f"w{wave}-{n}" for n in range(5)])
+    await replica.tick()
+    clock.advance(1.5)  # the a- nodes go down, then a wave every 0.4 intervals
+    await replica.tick()
+    for _ in range(4):
+        clock.advance(0.4)
+        await replica.tick()
+    clock.advance(0.7)
+    await replica.tick()
+    downs = lifecycle(replica, "down")
+    assert len(downs) == 40
+    assert sum("grouped" not in said(e).metadata for e in downs) == ALERTS_PER_INTERVAL
+    assert [m.title for m in replica.published(SystemAlert)] == [
+        "10 nodes are down",
+        "15 nodes are down",
+        "5 nodes are down",
+    ]

@@ -1,0 +1,143 @@
+"""A flood of distinct node names through signed ingest into a real ``exesdb-bridge run``: memory
+stays bounded, the alerts stay few, and a node first heard afterwards is still declared down."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
+from bridge.cluster import ALERTS_PER_INTERVAL, MAX_NODES
+from bridge.messages import NodeHealth, utc_now
+from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
+from tests.support import TEST_SECRET, BridgeProcess, http_get, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+__all__ = ["webhook_receiver"]
+
+FLOOD = 20_000
+BATCH = 1_000
+INTERVAL_MS = 500
+RSS_LIMIT = 200 * 2**20
+KEYRING = Keyring.from_secrets(TEST_SECRET)
+# The bridge's own health collector would raise node_health alerts on a busy test machine.
+QUIET: dict[str, Any] = {
+    f"EXESDB_{resource}_{status}": "100"
+    for resource in ("CPU", "MEMORY", "DISK")
+    for status in ("DEGRADED", "UNHEALTHY")
+}
+
+
+def node_health(node: str) -> bytes:
+    """A NodeHealth published by ``node`` (the envelope's node), as one NDJSON line."""
+    now = utc_now()
+    payload = NodeHealth(node=node, status="healthy")
+    return Envelope(
+        new_message_id(), payload.INSTANCE, "cluster:health", payload.TAG, node, now, payload
+    ).to_bytes()
+
+
+def ingest(url: str, lines: list[bytes]) -> None:
+    """POST ``lines`` as one signed NDJSON batch, again while the bridge answers 503."""
+    body = b"\n".join(lines)
+
+    def post() -> bool:
+        request = urllib.request.Request(
+            f"{url}/v1/messages",
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/x-ndjson",
+                SIGNATURE_HEADER: KEYRING.sign_header(body, int(time.time())),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status == 202
+        except urllib.error.HTTPError as exc:
+            if exc.code == 503:  # busy: the batch was not taken, send it again
+                return False
+            raise
+
+    wait_until(post, 60, "the batch accepted")
+
+
+def sample(url: str, name: str, labels: str = "") -> float:
+    """One sample's value from /metrics (0 when absent)."""
+    prefix = f"{name}{{{labels}}} " if labels else f"{name} "
+    for line in http_get(f"{url}/metrics")[1].decode().splitlines():
+        if line.startswith(prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def node_failures(receiver: WebhookReceiver) -> list[dict[str, Any]]:
+    """Every firing node_failure alert the receiver was sent."""
+    return [
+        alert
+        for request in receiver.requests
+        for alert in request.json()["alerts"]
+        if alert["labels"]["alertname"] == "node_failure" and alert["status"] == "firing"
+    ]
+
+
+def test_a_flood_of_node_names_keeps_memory_bounded_and_a_later_node_is_still_declared_down(
+    tmp_path: Path, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """20 000 distinct node names keep RSS under 200 MB and make a few grouped alerts, not one
+    each; a node first heard afterwards is tracked and, once silent, gets its node_failure."""
+    receiver: WebhookReceiver = webhook_receiver()
+    bridge = BridgeProcess(
+        EXESDB_INGEST="true",
+        EXESDB_HEALTH_BROADCAST_INTERVAL=str(INTERVAL_MS),
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="100",
+        **QUIET,
+    ).start(tmp_path)
+    bridge_processes.append(bridge)
+    assert bridge.process is not None
+    process = psutil.Process(bridge.process.pid)
+    peak = process.memory_info().rss
+    for start in range(0, FLOOD, BATCH):
+        ingest(bridge.url, [node_health(f"flood-{n}@host") for n in range(start, start + BATCH)])
+        peak = max(peak, process.memory_info().rss)
+    assert sample(bridge.url, "exesdb_cluster_nodes_forgotten_total", 'reason="evicted"') >= (
+        FLOOD - MAX_NODES
+    )
+
+    def flood_down() -> bool:
+        nonlocal peak
+        peak = max(peak, process.memory_info().rss)
+        return sample(bridge.url, "exesdb_cluster_nodes", 'state="down"') == MAX_NODES - 1
+
+    wait_until(flood_down, 60, "every tracked flood node declared down")
+    wait_until(lambda: node_failures(receiver), 30, "the flood's node_failure alerts")
+    flood_alerts = node_failures(receiver)
+    grouped = [a for a in flood_alerts if "nodes are down" in a["annotations"]["title"]]
+    assert grouped
+    # Ten of their own per storm of downs (a busy machine may see the flood as a few storms),
+    # the rest in at most one grouped alert per interval.
+    assert len(flood_alerts) - len(grouped) <= 3 * ALERTS_PER_INTERVAL
+    assert len(flood_alerts) < 100, f"{len(flood_alerts)} node_failure alerts for one flood"
+
+    ingest(bridge.url, [node_health("late@host")])
+    wait_until(
+        lambda: any(a["labels"]["node"] == "late@host" for a in node_failures(receiver)),
+        30,
+        "a node_failure webhook for the node heard after the flood",
+    )
+    [late] = [a for a in node_failures(receiver) if a["labels"]["node"] == "late@host"]
+    assert (late["labels"]["alert_id"], late["labels"]["severity"]) == (
+        "node_failure:late@host",
+        "critical",
+    )
+    peak = max(peak, process.memory_info().rss)
+    assert peak < RSS_LIMIT, f"peak RSS {peak / 2**20:.0f} MiB"
+    assert len(receiver.requests) < 50  # deliveries, for 20 000 nodes gone silent

@@ -1,0 +1,64 @@
+"""The HTTP edge of a real ``exesdb-bridge run`` process under a descriptor limit of 1 024."""
+
+from __future__ import annotations
+
+import re
+import resource
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import BridgeProcess, http_get
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+DESCRIPTORS = 1_024
+IDLE_CONNECTIONS = 1_100
+
+
+@pytest.fixture
+def client_sockets() -> Iterator[list[socket.socket]]:
+    """Room for this test's own connections (its soft descriptor limit raised), closed after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = IDLE_CONNECTIONS + 512
+    if soft < wanted:
+        if hard != resource.RLIM_INFINITY and hard < wanted:
+            pytest.fail(f"the hard descriptor limit {hard} leaves no room for {wanted} sockets")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    opened: list[socket.socket] = []
+    yield opened
+    for sock in opened:
+        sock.close()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_idle_connections_past_the_descriptor_limit_leave_the_probes_answering(
+    tmp_path: Path, bridge_processes: list[BridgeProcess], client_sockets: list[socket.socket]
+) -> None:
+    """With 1 024 descriptors, 1 100 idle unauthenticated connections do not keep /healthz or
+    /metrics from answering within 20 s: the longest idle ones make room."""
+    bridge = BridgeProcess(descriptors=DESCRIPTORS, EXESDB_INGEST="true").start(tmp_path)
+    bridge_processes.append(bridge)
+    for _ in range(IDLE_CONNECTIONS):
+        client_sockets.append(socket.create_connection(("127.0.0.1", bridge.port), timeout=10))
+    began = time.monotonic()
+    status, body = http_get(bridge.url + "/healthz", timeout=20)
+    assert (status, body) == (200, b'{"status": "ok"}')
+    status, exposition = http_get(bridge.url + "/metrics", timeout=20)
+    assert status == 200
+    assert time.monotonic() - began < 20
+    evicted = re.search(
+        rb'exesdb_http_connections_closed_total\{reason="evicted"\} (\S+)', exposition
+    )
+    assert evicted is not None
+    assert float(evicted.group(1)) >= IDLE_CONNECTIONS + 1 - _cap(exposition)
+    assert "lowered to" in bridge.log()
+
+
+def _cap(exposition: bytes) -> int:
+    found = re.search(rb"^exesdb_http_max_connections (\S+)$", exposition, re.M)
+    assert found is not None
+    return int(float(found.group(1)))

@@ -1,0 +1,230 @@
+"""The HTTP listener: idle, head and body deadlines, the connection cap, the probe reserve and the
+descriptor limit, against a bridge serving on a loopback port, over raw sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from bridge.app import Bridge
+from bridge.listener import RESERVE, ConnectionGuard, Limits
+from tests.support import async_wait_until, make_settings
+from tests.webconfig.files import WebFiles
+
+Serve = Callable[..., Awaitable[Bridge]]
+
+
+_clients: list[asyncio.StreamWriter] = []
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """Start a bridge (no components) on 127.0.0.1:0 with the given settings; the bridges and
+    the test's connections are closed afterwards."""
+    started: list[Bridge] = []
+
+    async def start(**env: str) -> Bridge:
+        bridge = Bridge(make_settings(EXESDB_HTTP_ADDR="127.0.0.1:0", **env), components=[])
+        await bridge.start()
+        started.append(bridge)
+        return bridge
+
+    yield start
+    while _clients:
+        writer = _clients.pop()
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    for bridge in started:
+        await bridge.aclose()
+
+
+async def connect(bridge: Bridge) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A new connection to ``bridge`` (closed when the test ends)."""
+    assert bridge.address is not None
+    reader, writer = await asyncio.open_connection(*bridge.address)
+    _clients.append(writer)
+    return reader, writer
+
+
+async def closed_within(reader: asyncio.StreamReader, seconds: float) -> bytes:
+    """Everything the server sent until it closed the connection; fails after ``seconds``."""
+    return await asyncio.wait_for(reader.read(), seconds)
+
+
+async def get(bridge: Bridge, path: str) -> tuple[asyncio.StreamReader, bytes]:
+    """GET ``path`` on a new connection; the reader and the status line."""
+    reader, writer = await connect(bridge)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    return reader, await asyncio.wait_for(reader.readline(), 10)
+
+
+def closed(bridge: Bridge, reason: str) -> float:
+    value = bridge.registry.get_sample_value(
+        "exesdb_http_connections_closed_total", {"reason": reason}
+    )
+    return value or 0.0
+
+
+async def test_an_idle_connection_is_closed_after_the_idle_timeout(serve: Serve) -> None:
+    """A connection that sends nothing, or nothing after its response, is closed once idle
+    for EXESDB_HTTP_IDLE_TIMEOUT_MS."""
+    bridge = await serve(EXESDB_HTTP_IDLE_TIMEOUT_MS="300")
+    reader, _ = await connect(bridge)
+    began = time.monotonic()
+    assert await closed_within(reader, 10) == b""
+    assert time.monotonic() - began >= 0.25
+    reader, status = await get(bridge, "/healthz")
+    assert status.startswith(b"HTTP/1.1 200")
+    assert (await closed_within(reader, 10)).endswith(b'{"status": "ok"}')
+
+
+async def test_a_half_sent_head_is_closed_after_the_header_timeout(serve: Serve) -> None:
+    """Part of a request head and then silence: closed after EXESDB_HTTP_HEADER_TIMEOUT_MS
+    from its first byte, while a connection that sent nothing waits for the idle timeout."""
+    bridge = await serve(EXESDB_HTTP_HEADER_TIMEOUT_MS="300", EXESDB_HTTP_IDLE_TIMEOUT_MS="60000")
+    quiet, _ = await connect(bridge)
+    reader, writer = await connect(bridge)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    await writer.drain()
+    began = time.monotonic()
+    assert await closed_within(reader, 10) == b""
+    assert time.monotonic() - began >= 0.25
+    assert closed(bridge, "header_timeout") == 1
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(quiet.read(1), 0.5)
+
+
+async def test_a_tls_handshake_never_begun_is_closed_after_the_header_timeout(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """With TLS, a connection that never starts its handshake is closed once the header timeout
+    passes, not after asyncio's minute, while a real client is served."""
+    files = WebFiles(tmp_path / "web")
+    files.write(files.tls_config())
+    bridge = await serve(
+        EXESDB_WEB_CONFIG_FILE=str(files.folder / "web.yml"), EXESDB_HTTP_HEADER_TIMEOUT_MS="300"
+    )
+    reader, _ = await connect(bridge)
+    began = time.monotonic()
+    assert await closed_within(reader, 10) == b""
+    assert time.monotonic() - began >= 0.25
+    assert bridge.address is not None
+    tls_reader, tls_writer = await asyncio.open_connection(
+        *bridge.address, ssl=files.client_context(), server_hostname="127.0.0.1"
+    )
+    _clients.append(tls_writer)
+    tls_writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await asyncio.wait_for(tls_reader.readline(), 10)).startswith(b"HTTP/1.1 200")
+
+
+async def test_a_trickled_body_is_answered_408_and_closed(serve: Serve) -> None:
+    """A body not complete within EXESDB_HTTP_BODY_TIMEOUT_MS of its head gets 408 naming the
+    setting, and the connection closes."""
+    bridge = await serve(EXESDB_INGEST="true", EXESDB_HTTP_BODY_TIMEOUT_MS="400")
+    reader, writer = await connect(bridge)
+    writer.write(
+        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100\r\n\r\n{"
+    )
+    await writer.drain()
+    began = time.monotonic()
+    answer = await closed_within(reader, 10)
+    assert time.monotonic() - began >= 0.35
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert b"EXESDB_HTTP_BODY_TIMEOUT_MS (400 ms)" in answer
+    assert closed(bridge, "body_timeout") == 1
+
+
+async def test_at_the_cap_a_new_connection_closes_the_longest_idle_one(serve: Serve) -> None:
+    """With EXESDB_HTTP_MAX_CONNECTIONS open and idle, a new connection is served and the one
+    idle longest is closed, counted as evicted."""
+    bridge = await serve(EXESDB_HTTP_MAX_CONNECTIONS="3")
+    first, _ = await connect(bridge)
+    others = [await connect(bridge) for _ in range(2)]
+    await async_wait_until(lambda: bridge.connections.idle == 3, what="three idle connections")
+    _, status = await get(bridge, "/healthz")
+    assert status.startswith(b"HTTP/1.1 200")
+    assert await closed_within(first, 10) == b""
+    assert closed(bridge, "evicted") == 1
+    for other, _ in others:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(other.read(1), 0.2)
+
+
+async def test_with_every_connection_busy_probes_are_answered_from_the_reserve(
+    serve: Serve,
+) -> None:
+    """When every connection under the cap has a request in progress, /healthz, /readyz and
+    /metrics are still answered (then the connection closes); other paths get 503."""
+    bridge = await serve(EXESDB_INGEST="true", EXESDB_HTTP_MAX_CONNECTIONS="2")
+    for _ in range(2):  # two ingests waiting for the rest of their bodies
+        _, writer = await connect(bridge)
+        writer.write(
+            b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{"
+        )
+        await writer.drain()
+    await async_wait_until(
+        lambda: (
+            bridge.registry.get_sample_value("exesdb_http_connections") == 2
+            and bridge.connections.idle == 0
+        ),
+        what="both connections busy",
+    )
+    for path in ("/healthz", "/readyz", "/metrics"):
+        reader, status = await get(bridge, path)
+        assert status.startswith(b"HTTP/1.1 200"), path
+        assert b"Connection: close" in await closed_within(reader, 10)
+    reader, status = await get(bridge, "/v1/integration")
+    assert status.startswith(b"HTTP/1.1 503")
+    assert b"too_many_connections" in await closed_within(reader, 10)
+
+
+def test_the_cap_is_lowered_to_what_the_descriptor_limit_allows(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With 1 024 descriptors, room is kept for the reserve and everything else, with a
+    warning naming the setting."""
+    guard = ConnectionGuard(Limits(1, 1, 1, 4_096), registry=CollectorRegistry())
+    with caplog.at_level(logging.WARNING, "bridge.listener"):
+        cap = guard.fit(1_024)
+    assert cap + RESERVE < 1_024
+    assert cap > 512
+    assert "EXESDB_HTTP_MAX_CONNECTIONS 4096 lowered to" in caplog.text
+    assert ConnectionGuard(Limits(1, 1, 1, 100)).fit(1_024) == 100
+
+
+def test_the_soft_descriptor_limit_is_raised_to_the_hard_limit() -> None:
+    """At start the soft RLIMIT_NOFILE goes up to the hard one (a process started at 256)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard <= 256:
+        pytest.skip(f"the hard descriptor limit ({hard}) leaves nothing to raise")
+
+    def lower() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    code = (
+        "import resource; from bridge.listener import raise_descriptor_limit; "
+        "print(raise_descriptor_limit(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        preexec_fn=lower,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.split() == [str(hard), str(hard)]
