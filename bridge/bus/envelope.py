@@ -150,21 +150,43 @@ def decode_envelopes(
     Returns the envelopes before it and, when one is refused, its index and Rejection.
     """
     envelopes: list[Envelope] = []
-    append = envelopes.append
-    # Whitespace anywhere in the batch: each body's keys are then counted the slow way.
-    spaced = not all(type(body) is bytes for body in bodies) or _has_whitespace(
-        b"".join(bodies)  # type: ignore[arg-type]  # all bytes, just checked
-    )
+    # The keys each fast-decoded envelope holds (None: the reference decoded it).
+    held: list[int | None] = []
+    failure: tuple[int, Rejection] | None = None
     for index, body in enumerate(bodies):
-        envelope = _decode_fast(body, spaced)
-        if envelope is None:
-            # Refused (or a JSON corner pydantic-core reads differently): the reference decides.
-            decoded = decode_envelope_reference(body)
-            if isinstance(decoded, Rejection):
-                return envelopes, (index, decoded)
-            envelope = decoded
-        append(envelope)
-    return envelopes, None
+        decoded = _decode_unchecked(body)
+        if decoded is not None:
+            envelopes.append(decoded[0])
+            held.append(decoded[1])
+            continue
+        # Refused (or a JSON corner pydantic-core reads differently): the reference decides.
+        reference = decode_envelope_reference(body)
+        if isinstance(reference, Rejection):
+            failure = (index, reference)
+            break
+        envelopes.append(reference)
+        held.append(None)
+    if failure is None and _all_keys_named_once(bodies, held):
+        return envelopes, None
+    # Some body may name a key twice: each fast-decoded one is checked alone, in order, and
+    # one whose count differs is decoded again by the reference (which refuses a repeat).
+    for index, keys in enumerate(held):
+        if keys is None or _keys_at_most(bodies[index]) == keys:
+            continue
+        reference = decode_envelope_reference(bodies[index])
+        if isinstance(reference, Rejection):
+            return envelopes[:index], (index, reference)
+        envelopes[index] = reference
+    return envelopes, failure
+
+
+def _all_keys_named_once(bodies: Sequence[bytes | str], held: list[int | None]) -> bool:
+    """True when the bodies, all decoded on the fast path, name no more keys than their
+    envelopes hold, counted at once for the batch: no key was given twice."""
+    if None in held or len(held) != len(bodies) or set(map(type, bodies)) != {bytes}:
+        return False
+    joined = b"".join(bodies)  # type: ignore[arg-type]  # bytes, just checked
+    return not _has_whitespace(joined) and joined.count(_KEY_END) == sum(held)  # type: ignore[arg-type]
 
 
 def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:
@@ -375,27 +397,20 @@ _set_ts: Final = Envelope.__dict__["ts"].__set__
 _set_unix_ts: Final = Envelope.__dict__["unix_ts"].__set__
 
 
-def _decode_fast(body: bytes | str, spaced: bool = True) -> Envelope | None:
-    """The fast path alone: the Envelope, or None where the reference must decide.
+def _decode_fast(body: bytes | str) -> Envelope | None:
+    """The fast path alone: the Envelope, or None where the reference must decide."""
+    decoded = _decode_unchecked(body)
+    if decoded is None or _keys_at_most(body) != decoded[1]:
+        return None
+    return decoded[0]
 
-    ``spaced=False`` says the body holds no whitespace (its keys are then counted faster).
-    """
+
+def _decode_unchecked(body: bytes | str) -> tuple[Envelope, int] | None:
+    """The fast path but for repeated keys: the Envelope and how many keys it holds (which
+    the body must name no more of), or None where the reference must decide."""
     try:
         envelope: Envelope = _WIRE.validate_json(body)
     except ValidationError:
-        return None
-    payload = envelope.payload
-    node_field, derived, objects = _SHAPES[payload.__class__]
-    # pydantic-core keeps the last of two equal keys: count the keys the body names against
-    # those the envelope holds, and leave any difference to the reference (which names it).
-    keys = _ENVELOPE_KEY_COUNT + len(payload.__pydantic_fields_set__)
-    if objects:
-        values = payload.__dict__
-        for name in objects:
-            value = values[name]
-            if value:
-                keys += _keys_in(value)
-    if (_keys_at_most(body) if spaced else body.count(_KEY_END)) != keys:  # type: ignore[arg-type]  # not spaced: bytes
         return None
     # The validator leaves the text of ts in ts: swap in the instant.
     text: Any = envelope.ts
@@ -404,6 +419,17 @@ def _decode_fast(body: bytes | str, spaced: bool = True) -> Envelope | None:
         return None
     _set_ts(envelope, instant[0])
     _set_unix_ts(envelope, instant[1])
+    payload = envelope.payload
+    node_field, derived, objects = _SHAPES[payload.__class__]
+    # pydantic-core keeps the last of two equal keys: the keys the envelope holds (counted
+    # before the defaults below are marked as set) are checked against those its body names.
+    keys = _ENVELOPE_KEY_COUNT + len(payload.__pydantic_fields_set__)
+    if objects:
+        values = payload.__dict__
+        for name in objects:
+            value = values[name]
+            if value:
+                keys += _keys_in(value)
     # The defaults the wire schema left None: node (as the reference's validation context
     # gives it), then the fields derived from others.
     if node_field or derived:
@@ -415,7 +441,7 @@ def _decode_fast(body: bytes | str, spaced: bool = True) -> Envelope | None:
             if values[name] is None:
                 payload.fill_derived(envelope.node)
                 break
-    return envelope
+    return envelope, keys
 
 
 _ENVELOPE_KEY_COUNT: Final = len(_ENVELOPE_KEYS)
@@ -432,11 +458,7 @@ def _has_whitespace(data: bytes) -> bool:
 def _keys_at_most(body: bytes | str) -> int:
     """At least as many as the keys in ``body``: each key's closing quote is followed by its
     colon (whitespace between); inside strings, only an escaped quote before a colon, or a
-    string opening with one, adds to the count (such a body goes to the reference).
-
-    Without whitespace in the body (the common case: checked for a whole batch at once), the
-    decoder counts ``":`` itself, several times faster.
-    """
+    string opening with one, adds to the count (such a body goes to the reference)."""
     if isinstance(body, str):
         return len(_KEY_END_TEXT.findall(body))
     if _has_whitespace(body):

@@ -187,19 +187,20 @@ class Family:
         now = self._store._now
         known = self._series
         keys = [(*labels, state) for state in states]
-        found = [known.get(key) for key in keys]
+        found = list(map(known.get, keys))
         if None in found:
-            missing = found.count(None)
-            if self.expires and not self._store._admit(self, missing, now):
+            if self.expires and not self._store._admit(self, found.count(None), now):
                 return False
-        for state, key, series in zip(states, keys, found, strict=True):
-            value = 1.0 if state == current else 0.0
+            for state, key, series in zip(states, keys, found, strict=True):
+                if series is None:
+                    if len(key) != len(self.labelnames):
+                        raise ValueError(f"{self.name}: wrong number of label values")
+                    known[key] = _Series(self._prefix(key), 1.0 if state == current else 0.0, now)
+                    self._cache = None
+        for state, series in zip(states, found, strict=True):
             if series is None:
-                if len(key) != len(self.labelnames):
-                    raise ValueError(f"{self.name}: wrong number of label values")
-                known[key] = _Series(self._prefix(key), value, now)
-                self._cache = None
-                continue
+                continue  # just made
+            value = 1.0 if state == current else 0.0
             series.touched = now
             if series.value != value:
                 series.value = value

@@ -383,6 +383,10 @@ class Translator:
         }
         missing = {tag for _, tag in MESSAGE_TYPES} - set(self._handlers)
         assert not missing, f"no translation for {missing}"
+        # The families of the most frequent messages, looked up once.
+        self._usage = {kind: self._f[name] for kind, name in _RESOURCE_GAUGES.items()}
+        self._resource_used = self._f["exesdb_node_resource_used"]
+        self._resource_available = self._f["exesdb_node_resource_available"]
 
     def handle_batch(
         self, envelopes: Iterable[Envelope], failed: Callable[[Envelope], None]
@@ -514,10 +518,10 @@ class Translator:
         message = envelope.payload
         assert isinstance(message, ResourceUsage)
         node = message.node
-        self._f[_RESOURCE_GAUGES[message.resource_type]].put((node,), message.usage_percent)
+        self._usage[message.resource_type].put((node,), message.usage_percent)
         resource = (node, message.resource_type)
-        self._f["exesdb_node_resource_used"].put(resource, message.current_used)
-        self._f["exesdb_node_resource_available"].put(resource, message.total_available)
+        self._resource_used.put(resource, message.current_used)
+        self._resource_available.put(resource, message.total_available)
 
     def _metric_alert(self, envelope: Envelope) -> None:
         message = envelope.payload
