@@ -1,5 +1,8 @@
-"""What every message model shares: the base class, timestamps, ids, enum aliases and the
-payload schema the envelope decoder reads JSON with."""
+"""What every message model shares: the base class, timestamps, ids and enum aliases.
+
+Also the payload schema the envelope decoder reads JSON with (``Message.wire_schema``) and what
+a string that becomes a label value may hold (``Label``).
+"""
 
 from __future__ import annotations
 
