@@ -25,7 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bridge.errors import ConfigError
-from bridge.messages import AlertSeverity
+from bridge.messages import NO_CONTROL_CHARACTERS, AlertSeverity
 from bridge.receivers import AlertmanagerConfig, Receiver, resolve_receivers
 from bridge.redaction import redact_urls, safe_url
 from bridge.webconfig import load_web_config
@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     metrics_broadcast_interval: Annotated[int, Field(ge=100)] = _env(
         "EXESDB_METRICS_BROADCAST_INTERVAL", default=60_000
     )
-    node: Annotated[str, Field(min_length=1, max_length=255)] = _env(
+    node: Annotated[str, Field(min_length=1, max_length=255, pattern=NO_CONTROL_CHARACTERS)] = _env(
         "EXESDB_NODE", default_factory=socket.gethostname
     )
     node_forget_ms: PositiveMs = _env("EXESDB_NODE_FORGET_MS", default=86_400_000)

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Final, Protocol
 
 from aiohttp import web
@@ -174,13 +175,15 @@ async def ingest(request: web.Request) -> web.Response:
         lines = [line for line in body.split(b"\n") if line and not line.isspace()]
         if not lines:
             return _rejected(
-                verifier.reject(Rejection(RejectReason.MALFORMED, "the body has no envelope"))
+                verifier.reject(
+                    Rejection(RejectReason.MALFORMED, "the body has no envelope", "body")
+                )
             )
     # Judged first, admitted (ids remembered) only once nothing will refuse the batch, so a
     # batch answered 503 can be sent again as it is.
     judged = verifier.judge_batch(lines)
     if isinstance(judged, Rejection):
-        return _rejected(judged)
+        return _rejected(_located(judged, content_type))
     busy = bridge.bus.congestion(judged)
     if busy is not None:
         # Refusing now beats accepting what the queue would drop.
@@ -206,6 +209,14 @@ async def ingest(request: web.Request) -> web.Response:
         _logger.warning("ingest: answered 202 before the alert outbox committed the batch")
         answer["committed"] = False
     return web.json_response(answer, status=202)
+
+
+def _located(rejection: Rejection, content_type: str) -> Rejection:
+    """``rejection`` naming where it is when no envelope field does (a body that is not JSON,
+    nested too deep, not UTF-8): ``body``, or the line of NDJSON (batches name it already)."""
+    if rejection.field is not None:
+        return rejection
+    return replace(rejection, field="body" if content_type == _JSON else "line 1")
 
 
 def _retry_later(code: str, detail: str) -> web.Response:
@@ -243,7 +254,9 @@ async def set_integration(request: web.Request) -> web.Response:
     try:
         body = await request.json()
     except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser
-        return error_response(400, "malformed", 'the body must be JSON: {"enabled": true|false}')
+        return error_response(
+            400, "malformed", 'the body must be JSON: {"enabled": true|false}', "body"
+        )
     if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
         return error_response(400, "invalid", "enabled must be true or false", "enabled")
     integration = request.app[BRIDGE_KEY].integration

@@ -111,6 +111,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
     bridge.messages: [
         "INSTANCES",
         "MESSAGE_TYPES",
+        "NO_CONTROL_CHARACTERS",
         "SECURITY_SEVERITY",
         "SEVERITIES",
         "TAGS",

@@ -164,9 +164,9 @@ async def test_ingest_accepts_a_retired_key(serve: ServerFactory) -> None:
 @pytest.mark.parametrize(
     ("body", "error", "field"),
     [
-        (b"not json", "malformed", None),
-        (b"", "malformed", None),
-        (b"[1]", "malformed", None),
+        (b"not json", "malformed", "body"),
+        (b"", "malformed", "body"),
+        (b"[1]", "malformed", "body"),
         (body_of(envelope(v=2)), "malformed", "v"),
         (body_of(envelope(id="x")), "malformed", "id"),
         (body_of(envelope(ts="yesterday")), "malformed", "ts"),
@@ -187,6 +187,92 @@ async def test_ingest_answers_400_naming_the_field(
     assert answer.get("field") == field
     assert answer["detail"]
     assert server.rejected(error) == 1
+    assert server.delivered == []
+
+
+def _raw(text: str) -> bytes:
+    """An envelope's JSON with ``{{...}}`` standing for the rest of a valid envelope's fields."""
+    fields = json.dumps(envelope())[1:-1]
+    return text.replace("...", fields).encode()
+
+
+_DEEP = "[" * 10_000 + "]" * 10_000
+_VALID_PAYLOAD = '"payload": {"status": "healthy"}'
+
+# (name, body, error, field): bad input at the edges of JSON, each answered 400 naming a field.
+INPUT_EDGES = [
+    ("nested 10 000 deep", _raw("{...}").replace(b'"healthy"', _DEEP.encode(), 1), "body"),
+    (
+        "a 5 000-digit number",
+        json.dumps(envelope(v=1)).replace('"v": 1', '"v": ' + "9" * 5000).encode(),
+        "body",
+    ),
+    ("invalid UTF-8", body_of(envelope(node="node\xff@host")).replace(b"\\u00ff", b"\xff"), "body"),
+    ("id twice", _raw('{"id": "abcdefgh12345678", ...}'), "id"),
+    (
+        "a payload key twice",
+        body_of(envelope()).replace(b'{"status"', b'{"status": "degraded", "status"'),
+        "payload.status",
+    ),
+    (
+        "a nested key twice",
+        body_of(envelope(payload={"status": "healthy", "checks": {"disk": {"a": 1}}})).replace(
+            b'{"a": 1}', b'{"a": 1, "a": 2}'
+        ),
+        "payload.checks.disk.a",
+    ),
+    ("NUL in node", body_of(envelope(node="node\u0000host")), "node"),
+    ("a tab in node", body_of(envelope(node="node\thost")), "node"),
+    ("DEL in node", body_of(envelope(node="node\x7fhost")), "node"),
+    ("C1 in node", body_of(envelope(node="node\x85host")), "node"),
+    (
+        "NUL in the payload's node",
+        body_of(envelope(payload={"status": "healthy", "node": "a\u0000b"})),
+        "payload.node",
+    ),
+    (
+        "C1 in a label",
+        body_of(
+            envelope(
+                tag="performance_metric",
+                instance="ex_esdb_metrics",
+                payload={"metric_name": "m\x9b", "value": 1, "unit": "ms", "component": "c"},
+            )
+        ),
+        "payload.metric_name",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"), [(b, f) for _, b, f in INPUT_EDGES], ids=[n for n, _, _ in INPUT_EDGES]
+)
+async def test_bad_input_at_the_edges_answers_400_naming_a_field(
+    serve: ServerFactory, body: bytes, field: str
+) -> None:
+    """Deep nesting, huge numbers, invalid UTF-8, a key given twice and control characters in a
+    label value each answer 400 naming the field; nothing is delivered."""
+    server = await serve()
+    status, answer = await server.post(body)
+    assert (status, answer.get("field")) == (400, field), answer
+    assert answer["error"] in ("malformed", "invalid_payload")
+    assert server.delivered == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"), [(b, f) for _, b, f in INPUT_EDGES], ids=[n for n, _, _ in INPUT_EDGES]
+)
+async def test_bad_input_at_the_edges_in_ndjson_names_its_line(
+    serve: ServerFactory, body: bytes, field: str
+) -> None:
+    """The same input as the second line of an NDJSON batch names ``line 2`` (and the field);
+    alone in an NDJSON body it names ``line 1``."""
+    server = await serve()
+    status, answer = await server.post(body_of(envelope()) + b"\n" + body, content_type=NDJSON)
+    where = "line 2" if field == "body" else f"line 2: {field}"
+    assert (status, answer.get("field")) == (400, where), answer
+    status, answer = await server.post(body, content_type=NDJSON)
+    assert (status, answer.get("field")) == (400, "line 1" if field == "body" else field), answer
     assert server.delivered == []
 
 
@@ -361,10 +447,10 @@ async def test_ndjson_batch_is_all_or_nothing(
 
 
 async def test_ndjson_with_no_envelope_is_malformed(serve: ServerFactory) -> None:
-    """An empty NDJSON body answers 400."""
+    """An empty NDJSON body answers 400 naming the body."""
     server = await serve()
     status, answer = await server.post(b"\n\n", content_type=NDJSON)
-    assert (status, answer["error"]) == (400, "malformed")
+    assert (status, answer["error"], answer["field"]) == (400, "malformed", "body")
 
 
 # -- probes and metrics --
@@ -522,15 +608,26 @@ async def test_post_integration_switches_at_runtime(serve: ServerFactory) -> Non
         assert server.bridge.integration.enabled() is enabled
 
 
-@pytest.mark.parametrize("body", [b"not json", b'{"enabled": "no"}', b"[]", b"[" * 100_000])
-async def test_post_integration_refuses_a_bad_body(serve: ServerFactory, body: bytes) -> None:
-    """A body that is not {"enabled": bool} answers 400."""
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"not json", "body"),
+        (b'{"enabled": "no"}', "enabled"),
+        (b"[]", "enabled"),
+        (b"[" * 100_000, "body"),
+        (b'{"enabled": \xff}', "body"),
+    ],
+)
+async def test_post_integration_refuses_a_bad_body(
+    serve: ServerFactory, body: bytes, field: str
+) -> None:
+    """A body that is not {"enabled": bool} answers 400 naming the field (or the body)."""
     server = await serve()
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": JSON}
     async with server.session.post(
         server.url + "/v1/integration", data=body, headers=headers
     ) as response:
-        assert response.status == 400
+        assert (response.status, (await response.json())["field"]) == (400, field)
     assert server.bridge.integration.enabled()
 
 

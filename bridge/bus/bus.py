@@ -96,6 +96,7 @@ class Bus:
         self._sleep = sleep
         self._subscriptions: list[Subscription] = []
         self._batches: list[BatchSubscription] = []
+        self._inboxes: list[Inbox] = []  # every subscriber's, in subscription order
         self._by_instance: dict[str, list[Inbox]] = {name: [] for name in INSTANCES}
         # (instance, tag) -> the inboxes taking that tag, built on first use and cleared
         # whenever the subscriptions change.
@@ -214,6 +215,7 @@ class Bus:
         else:
             subscription = Subscription.one_at_a_time(inbox, handler, errors)  # type: ignore[arg-type]
         self._subscriptions.append(subscription)
+        self._inboxes.append(inbox)
         for instance in chosen:
             self._by_instance[instance].append(inbox)
         self._routes.clear()
@@ -226,6 +228,7 @@ class Bus:
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
             self._batches = [s for s in self._batches if s is not subscription]
+            self._inboxes.remove(subscription.inbox)
             for instance in subscription.inbox.instances:
                 self._by_instance[instance].remove(subscription.inbox)
             self._routes.clear()
@@ -281,12 +284,12 @@ class Bus:
         # lock, which costs more than the dispatch itself at ingest rates.
         published: dict[tuple[str, str], int] = {}
         if not self.transport.capabilities.shared:
-            dispatch = self._dispatch
-            for envelope in envelopes:
-                dispatch(envelope, _DIRECT)
+            batch = envelopes if isinstance(envelopes, list) else list(envelopes)
+            self._dispatch_batch(batch)
+            for envelope in batch:
                 key = (envelope.instance, envelope.tag)
                 published[key] = published.get(key, 0) + 1
-                count += 1
+            count = len(batch)
         else:
             for envelope in envelopes:
                 body = envelope.to_bytes()
@@ -382,6 +385,16 @@ class Bus:
             if inbox.tags is None or tag in inbox.tags
         )
         return route
+
+    def _dispatch_batch(self, envelopes: list[Envelope]) -> None:
+        """Offer in-process envelopes (no acknowledgement) to their subscribers, a batch per
+        subscriber: each takes its share in order, queued in one step."""
+        if not envelopes:
+            return
+        for inbox in self._inboxes:
+            taken = inbox.share(envelopes)
+            if taken:
+                inbox.offer_many(taken, _DIRECT)
 
     def _dispatch(self, envelope: Envelope, frame: Frame) -> None:
         group, topic = frame.group, envelope.topic

@@ -15,12 +15,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Final
+from typing import Any, Final, get_args, get_origin
 
 from pydantic import ValidationError
 from pydantic_core import CoreSchema, SchemaValidator, core_schema
 
-from bridge.messages import INSTANCES, MESSAGE_TYPES, Message, format_timestamp, model_for
+from bridge.messages import (
+    INSTANCES,
+    MESSAGE_TYPES,
+    NO_CONTROL_CHARACTERS,
+    Message,
+    format_timestamp,
+    model_for,
+)
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -41,6 +48,7 @@ _MAX_NODE_LENGTH: Final = 255
 _MAX_TS_LENGTH: Final = 40
 _KNOWN_INSTANCES: Final = frozenset(INSTANCES)
 _ENVELOPE_KEYS: Final = frozenset({"v", "id", "instance", "topic", "tag", "node", "ts", "payload"})
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class RejectReason(Enum):
@@ -142,26 +150,105 @@ def decode_envelopes(
     Returns the envelopes before it and, when one is refused, its index and Rejection.
     """
     envelopes: list[Envelope] = []
-    append = envelopes.append
+    # The keys each fast-decoded envelope holds (None: the reference decoded it).
+    held: list[int | None] = []
+    failure: tuple[int, Rejection] | None = None
     for index, body in enumerate(bodies):
-        envelope = _decode_fast(body)
-        if envelope is None:
-            # Refused (or a JSON corner pydantic-core reads differently): the reference decides.
-            decoded = decode_envelope_reference(body)
-            if isinstance(decoded, Rejection):
-                return envelopes, (index, decoded)
-            envelope = decoded
-        append(envelope)
-    return envelopes, None
+        decoded = _decode_unchecked(body)
+        if decoded is not None:
+            envelopes.append(decoded[0])
+            held.append(decoded[1])
+            continue
+        # Refused (or a JSON corner pydantic-core reads differently): the reference decides.
+        reference = decode_envelope_reference(body)
+        if isinstance(reference, Rejection):
+            failure = (index, reference)
+            break
+        envelopes.append(reference)
+        held.append(None)
+    if failure is None and _all_keys_named_once(bodies, held):
+        return envelopes, None
+    # Some body may name a key twice: each fast-decoded one is checked alone, in order, and
+    # one whose count differs is decoded again by the reference (which refuses a repeat).
+    for index, keys in enumerate(held):
+        if keys is None or _keys_at_most(bodies[index]) == keys:
+            continue
+        reference = decode_envelope_reference(bodies[index])
+        if isinstance(reference, Rejection):
+            return envelopes[:index], (index, reference)
+        envelopes[index] = reference
+    return envelopes, failure
+
+
+def _all_keys_named_once(bodies: Sequence[bytes | str], held: list[int | None]) -> bool:
+    """True when the bodies, all decoded on the fast path, name no more keys than their
+    envelopes hold, counted at once for the batch: no key was given twice."""
+    if None in held or len(held) != len(bodies) or set(map(type, bodies)) != {bytes}:
+        return False
+    joined = b"".join(bodies)  # type: ignore[arg-type]  # bytes, just checked
+    return not _has_whitespace(joined) and joined.count(_KEY_END) == sum(held)  # type: ignore[arg-type]
 
 
 def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:
-    """The reference decoder: ``json.loads`` then field-by-field checks (and every rejection)."""
+    """The reference decoder: ``json.loads`` then field-by-field checks (and every rejection).
+
+    A key given twice in any object of the envelope is refused, naming it: the two parsers
+    would each keep the last, but a sender that repeats ``id`` means something else by it.
+    """
+    pairs = _Pairs()
     try:
-        data = json.loads(body)
+        data = json.loads(body, object_pairs_hook=pairs)
     except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser
         return Rejection(RejectReason.MALFORMED, f"not JSON: {exc}")
+    if pairs.repeated:
+        where, key = _first_repeated(data)
+        return Rejection(RejectReason.MALFORMED, f"the key {key!r} is given twice", where)
     return decode_envelope_object(data)
+
+
+class _Repeated(dict[str, Any]):
+    """A JSON object that named ``key`` twice (json.loads keeps the last value)."""
+
+    key = ""
+
+
+class _Pairs:
+    """``object_pairs_hook`` of the reference decoder: each object as a dict, marked when a
+    key repeats."""
+
+    def __init__(self) -> None:
+        self.repeated = False
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result = dict(pairs)
+        if len(result) == len(pairs):
+            return result
+        self.repeated = True
+        marked = _Repeated(result)
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                marked.key = key
+                break
+            seen.add(key)
+        return marked
+
+
+def _first_repeated(value: Any, path: str = "") -> tuple[str, str]:
+    """The field (``node``, ``payload.checks.disk``) of the first key given twice, and the key."""
+    found: tuple[str, str] | None = None
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack and found is None:
+        item, where = stack.pop()
+        if isinstance(item, _Repeated):
+            found = (f"{where}.{item.key}" if where else item.key, item.key)
+        elif isinstance(item, dict):
+            children = [(v, f"{where}.{k}" if where else k) for k, v in item.items()]
+            stack.extend(reversed(children))
+        elif isinstance(item, list):
+            stack.extend(reversed([(v, f"{where}.{n}") for n, v in enumerate(item)]))
+    assert found is not None, "a repeated key was marked"
+    return found
 
 
 def decode_envelope_object(data: Any) -> Envelope | Rejection:
@@ -187,9 +274,15 @@ def decode_envelope_object(data: Any) -> Envelope | Rejection:
         return Rejection(
             RejectReason.MALFORMED, "topic must be 1-128 characters of [A-Za-z0-9_.:-]", "topic"
         )
-    if not isinstance(node, str) or not 0 < len(node) <= _MAX_NODE_LENGTH:
+    if (
+        not isinstance(node, str)
+        or not 0 < len(node) <= _MAX_NODE_LENGTH
+        or _CONTROL.search(node) is not None
+    ):
         return Rejection(
-            RejectReason.MALFORMED, "node must be a string of 1-255 characters", "node"
+            RejectReason.MALFORMED,
+            "node must be a string of 1-255 characters, none of them a control character",
+            "node",
         )
     ts = _parse_ts(data["ts"])
     if ts is None:
@@ -212,7 +305,13 @@ def decode_envelope_object(data: Any) -> Envelope | Rejection:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in ("payload", *first["loc"]))
-        return Rejection(RejectReason.INVALID_PAYLOAD, f"{where}: {first['msg']}", where)
+        why = first["msg"]
+        if (
+            first["type"] == "string_pattern_mismatch"
+            and (first.get("ctx") or {}).get("pattern") == NO_CONTROL_CHARACTERS
+        ):
+            why = "a label value must not contain control characters"
+        return Rejection(RejectReason.INVALID_PAYLOAD, f"{where}: {why}", where)
     return Envelope(message_id, instance, topic, tag, node, ts, message, ts.timestamp())
 
 
@@ -226,7 +325,9 @@ def decode_envelope_object(data: Any) -> Envelope | Rejection:
 
 _ID: Final = core_schema.str_schema(pattern=r"^[A-Za-z0-9_-]{8,128}$", strict=True)
 _TOPIC: Final = core_schema.str_schema(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", strict=True)
-_NODE: Final = core_schema.str_schema(min_length=1, max_length=_MAX_NODE_LENGTH, strict=True)
+_NODE: Final = core_schema.str_schema(
+    pattern=NO_CONTROL_CHARACTERS, min_length=1, max_length=_MAX_NODE_LENGTH, strict=True
+)
 # Checked and kept as text by the validator; _decode_fast parses it as the reference does.
 _TS_TEXT: Final = core_schema.str_schema(max_length=_MAX_TS_LENGTH, strict=True)
 _VERSION: Final = core_schema.int_schema(ge=ENVELOPE_VERSION, le=ENVELOPE_VERSION, strict=True)
@@ -291,11 +392,22 @@ def _instant(text: str) -> tuple[datetime, float] | None:
     return instant
 
 
-_assign: Final = object.__setattr__  # the Envelope is frozen
+# Slot setters of the frozen Envelope, for the instant that replaces the text of ts.
+_set_ts: Final = Envelope.__dict__["ts"].__set__
+_set_unix_ts: Final = Envelope.__dict__["unix_ts"].__set__
 
 
 def _decode_fast(body: bytes | str) -> Envelope | None:
     """The fast path alone: the Envelope, or None where the reference must decide."""
+    decoded = _decode_unchecked(body)
+    if decoded is None or _keys_at_most(body) != decoded[1]:
+        return None
+    return decoded[0]
+
+
+def _decode_unchecked(body: bytes | str) -> tuple[Envelope, int] | None:
+    """The fast path but for repeated keys: the Envelope and how many keys it holds (which
+    the body must name no more of), or None where the reference must decide."""
     try:
         envelope: Envelope = _WIRE.validate_json(body)
     except ValidationError:
@@ -305,20 +417,85 @@ def _decode_fast(body: bytes | str) -> Envelope | None:
     instant = _INSTANTS.get(text) or _instant(text)
     if instant is None:
         return None
-    _assign(envelope, "ts", instant[0])
-    _assign(envelope, "unix_ts", instant[1])
+    _set_ts(envelope, instant[0])
+    _set_unix_ts(envelope, instant[1])
+    payload = envelope.payload
+    node_field, derived, objects = _SHAPES[payload.__class__]
+    # pydantic-core keeps the last of two equal keys: the keys the envelope holds (counted
+    # before the defaults below are marked as set) are checked against those its body names.
+    keys = _ENVELOPE_KEY_COUNT + len(payload.__pydantic_fields_set__)
+    if objects:
+        values = payload.__dict__
+        for name in objects:
+            value = values[name]
+            if value:
+                keys += _keys_in(value)
     # The defaults the wire schema left None: node (as the reference's validation context
     # gives it), then the fields derived from others.
-    payload = envelope.payload
-    values = payload.__dict__
-    if values.get("node", "") is None:
-        values["node"] = envelope.node
-        payload.__pydantic_fields_set__.add("node")
-    for name in payload.DERIVED:
-        if values[name] is None:
-            payload.fill_derived(envelope.node)
-            break
-    return envelope
+    if node_field or derived:
+        values = payload.__dict__
+        if node_field and values["node"] is None:
+            values["node"] = envelope.node
+            payload.__pydantic_fields_set__.add("node")
+        for name in derived:
+            if values[name] is None:
+                payload.fill_derived(envelope.node)
+                break
+    return envelope, keys
+
+
+_ENVELOPE_KEY_COUNT: Final = len(_ENVELOPE_KEYS)
+_KEY_END: Final = b'":'
+_KEY_END_SPACED: Final = re.compile(rb'"[ \t\r\n]*:')
+_KEY_END_TEXT: Final = re.compile(r'"[ \t\r\n]*:')
+
+
+def _has_whitespace(data: bytes) -> bool:
+    # Single bytes: memchr, far cheaper than searching for two.
+    return b" " in data or b"\t" in data or b"\r" in data or b"\n" in data
+
+
+def _keys_at_most(body: bytes | str) -> int:
+    """At least as many as the keys in ``body``: each key's closing quote is followed by its
+    colon (whitespace between); inside strings, only an escaped quote before a colon, or a
+    string opening with one, adds to the count (such a body goes to the reference)."""
+    if isinstance(body, str):
+        return len(_KEY_END_TEXT.findall(body))
+    if _has_whitespace(body):
+        return len(_KEY_END_SPACED.findall(body))
+    return body.count(_KEY_END)
+
+
+def _keys_in(value: Any) -> int:
+    """The keys of the JSON objects in ``value``, at any depth."""
+    if isinstance(value, dict):
+        return len(value) + sum(map(_keys_in, value.values()))
+    if isinstance(value, list):
+        return sum(map(_keys_in, value))
+    return 0
+
+
+def _holds_objects(annotation: Any) -> bool:
+    """True when a field of this type may hold JSON objects (Any, dicts and lists)."""
+    if annotation is Any or get_origin(annotation) in (dict, list):
+        return True
+    return any(_holds_objects(arg) for arg in get_args(annotation))
+
+
+# Per message type: whether it has a node to fill, its DERIVED fields, and the fields whose
+# values may hold JSON objects (their keys are counted too).
+_SHAPES: Final = {
+    model: (
+        "node" in model.__pydantic_fields__,
+        model.DERIVED,
+        tuple(
+            name
+            for name, info in model.__pydantic_fields__.items()
+            if _holds_objects(info.annotation)
+        ),
+    )
+    for model in MESSAGE_TYPES.values()
+}
 
 
 def _parse_ts(value: Any) -> datetime | None:

@@ -28,7 +28,7 @@ class ReplayVerdict(Enum):
 class ReplayGuard:
     """Remembers accepted message ids for the replay window, in bounded memory."""
 
-    __slots__ = ("_capacity", "_clock", "_floor", "_order", "_seen", "_window")
+    __slots__ = ("_capacity", "_clock", "_floor", "_generation", "_order", "_seen", "_window")
 
     def __init__(
         self,
@@ -47,6 +47,7 @@ class ReplayGuard:
         self._seen: dict[str, float] = {}
         self._order: deque[str] = deque()
         self._floor = float("-inf")
+        self._generation = 0
 
     def empty_copy(self) -> ReplayGuard:
         """A guard with the same window, capacity and clock that remembers nothing yet."""
@@ -54,6 +55,12 @@ class ReplayGuard:
 
     def __len__(self) -> int:
         return len(self._seen)
+
+    @property
+    def generation(self) -> int:
+        """Counts the times ids were remembered: a batch judged fresh at one generation holds no
+        id remembered since while the generation is still the same."""
+        return self._generation
 
     @property
     def floor(self) -> float:
@@ -81,14 +88,31 @@ class ReplayGuard:
         return self.check_batch([m for m, _ in messages], [t for _, t in messages])
 
     def check_batch(
-        self, message_ids: Sequence[str], timestamps: Sequence[float]
+        self,
+        message_ids: Sequence[str],
+        timestamps: Sequence[float],
+        judged_at: int | None = None,
     ) -> tuple[int, ReplayVerdict] | None:
-        """``check_all`` for a batch given as its ids and its timestamps."""
+        """``check_all`` for a batch given as its ids and its timestamps.
+
+        ``judged_at``: the ``generation`` at which ``judge_batch`` found this very batch fresh.
+        While no id has been remembered since, its ids need not be looked up again (only their
+        times are checked against the window, now).
+        """
         now = self._clock()
-        failure = self._judge_batch(message_ids, timestamps, now)
-        if failure is None:
+        if judged_at == self._generation and message_ids:
+            self._forget_expired(now)
+            failure = (
+                None
+                if self._in_window(timestamps, now)
+                else self._first_stale(message_ids, timestamps, now)
+            )
+        else:
+            failure = self._judge_batch(message_ids, timestamps, now)
+        if failure is None and message_ids:
             self._seen.update(zip(message_ids, timestamps, strict=True))
             self._order.extend(message_ids)
+            self._generation += 1
             self._evict(now)
         return failure
 
@@ -104,17 +128,28 @@ class ReplayGuard:
         if not message_ids:
             return None
         self._forget_expired(now)
-        # Rounding keeps subtraction monotonic, so |now - t| is largest at the oldest or the
-        # newest timestamp: those two stand for the batch. The set operations run in C.
-        oldest, newest = min(timestamps), max(timestamps)
+        # The set operations run in C.
         if (
-            abs(now - oldest) <= self._window
-            and abs(now - newest) <= self._window
-            and oldest > self._floor
+            self._in_window(timestamps, now)
             and len(set(message_ids)) == len(message_ids)
             and self._seen.keys().isdisjoint(message_ids)
         ):
             return None
+        return self._first_stale(message_ids, timestamps, now)
+
+    def _in_window(self, timestamps: Sequence[float], now: float) -> bool:
+        # Rounding keeps subtraction monotonic, so |now - t| is largest at the oldest or the
+        # newest timestamp: those two stand for the batch.
+        oldest, newest = min(timestamps), max(timestamps)
+        return (
+            abs(now - oldest) <= self._window
+            and abs(now - newest) <= self._window
+            and oldest > self._floor
+        )
+
+    def _first_stale(
+        self, message_ids: Sequence[str], timestamps: Sequence[float], now: float
+    ) -> tuple[int, ReplayVerdict] | None:
         # Something is stale: find the first, as judging one message at a time would.
         batch: set[str] = set()
         for index, (message_id, timestamp) in enumerate(zip(message_ids, timestamps, strict=True)):
@@ -147,6 +182,7 @@ class ReplayGuard:
     def _remember(self, message_id: str, timestamp: float, now: float) -> None:
         self._seen[message_id] = timestamp
         self._order.append(message_id)
+        self._generation += 1
         self._evict(now)
 
     def _evict(self, now: float) -> None:

@@ -14,11 +14,13 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from itertools import repeat
 from typing import Final
 
 from bridge.backoff import Backoff
 from bridge.bus.envelope import Envelope
 from bridge.bus.transport import Frame
+from bridge.messages import MESSAGE_TYPES
 
 __all__ = [
     "ALL_TOPICS",
@@ -66,6 +68,7 @@ class Inbox:
         "_prefix",
         "_queue",
         "_stopped",
+        "_taken_tags",
         "_task",
         "_wakeup",
         "group",
@@ -94,6 +97,10 @@ class Inbox:
         self.topic = topic
         # Computed once: matches() runs for every message and subscriber.
         self._prefix = topic[:-1] if topic.endswith(ALL_TOPICS) else None
+        # Every tag taken (a tag names its instance), or None for all tags: what share() tests.
+        every = {tag for instance, tag in MESSAGE_TYPES if instance in instances}
+        chosen = every if tags is None else every & tags
+        self._taken_tags = None if len(chosen) == len(MESSAGE_TYPES) else frozenset(chosen)
         self.group = group
         self.max_queue = max_queue
         self._dropped = dropped
@@ -120,6 +127,19 @@ class Inbox:
             and self.matches(envelope.topic)
         )
 
+    def share(self, envelopes: list[Envelope]) -> list[Envelope]:
+        """The envelopes this subscriber takes, in order (the list itself when it takes all)."""
+        tags, prefix = self._taken_tags, self._prefix
+        if prefix == "":  # every topic
+            if tags is None:
+                return envelopes
+            return [envelope for envelope in envelopes if envelope.tag in tags]
+        return [
+            envelope
+            for envelope in envelopes
+            if (tags is None or envelope.tag in tags) and self.matches(envelope.topic)
+        ]
+
     @property
     def depth(self) -> int:
         """Messages waiting in the queue."""
@@ -145,6 +165,25 @@ class Inbox:
             self._wakeup.set()
         queue.append((envelope, frame))
         return True
+
+    def offer_many(self, envelopes: Sequence[Envelope], frame: Frame) -> int:
+        """Queue several messages sharing ``frame`` at once, as ``offer`` would one by one;
+        returns how many were queued (those past the queue's bound are dropped and counted)."""
+        if self._stopped:
+            return 0
+        queue = self._queue
+        room = self.max_queue - len(queue)
+        if room < len(envelopes):
+            for _ in range(len(envelopes) - max(room, 0)):
+                self._dropped()
+            envelopes = envelopes[: max(room, 0)]
+            if not envelopes:
+                return 0
+        if not queue:
+            self._drained.clear()
+            self._wakeup.set()
+        queue.extend(zip(envelopes, repeat(frame)))
+        return len(envelopes)
 
     def start(self, empty: Drain) -> None:
         """Start the draining task on the running loop: ``empty`` is awaited with the queue

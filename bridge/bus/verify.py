@@ -27,7 +27,7 @@ _time_of: Callable[[Envelope], float] = attrgetter("unix_ts")
 class Verifier:
     """Checks incoming messages; shared by the bus transports and HTTP ingest."""
 
-    __slots__ = ("_count", "_keyring", "_max_bytes", "_replay", "_window")
+    __slots__ = ("_count", "_judged", "_keyring", "_max_bytes", "_replay", "_window")
 
     def __init__(
         self,
@@ -43,6 +43,8 @@ class Verifier:
         self._window = window_seconds
         self._max_bytes = max_bytes
         self._count = count_rejection or (lambda reason: None)
+        # The last batch judge_batch passed: (it, its ids, its times, the replay generation).
+        self._judged: tuple[list[Envelope], list[str], list[float], int] | None = None
 
     def with_fresh_replay(self, *, counted: bool = True) -> Verifier:
         """The same checks with a replay memory of its own (for work-queue frames).
@@ -133,9 +135,9 @@ class Verifier:
         envelopes, failure = decode_envelopes(lines)
         total = len(lines)
         # The lines before a bad one are judged too: a replay among them is reported first.
-        stale = self._replay.judge_batch(
-            list(map(_id_of, envelopes)), list(map(_time_of, envelopes))
-        )
+        ids, times = list(map(_id_of, envelopes)), list(map(_time_of, envelopes))
+        generation = self._replay.generation
+        stale = self._replay.judge_batch(ids, times)
         if stale is not None:
             index, verdict = stale
             rejection = _replay_rejection(verdict, envelopes[index].id)
@@ -143,14 +145,20 @@ class Verifier:
         if failure is not None:
             index, rejection = failure
             return self.reject(_at_line(rejection, index + 1, total))
+        self._judged = (envelopes, ids, times, generation)
         return envelopes
 
     def admit(self, envelopes: list[Envelope]) -> list[Envelope] | Rejection:
         """Remember the ids of a judged batch, all at one instant; a Rejection only if a copy
         was admitted since it was judged."""
-        failure = self._replay.check_batch(
-            list(map(_id_of, envelopes)), list(map(_time_of, envelopes))
-        )
+        judged, self._judged = self._judged, None
+        if judged is not None and judged[0] is envelopes:
+            # Just judged: unless ids were remembered since, they need not be looked up again.
+            failure = self._replay.check_batch(judged[1], judged[2], judged[3])
+        else:
+            failure = self._replay.check_batch(
+                list(map(_id_of, envelopes)), list(map(_time_of, envelopes))
+            )
         if failure is not None:
             index, verdict = failure
             rejection = _replay_rejection(verdict, envelopes[index].id)

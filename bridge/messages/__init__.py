@@ -10,7 +10,14 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-from bridge.messages._base import Message, Timestamp, format_timestamp, random_hex, utc_now
+from bridge.messages._base import (
+    NO_CONTROL_CHARACTERS,
+    Message,
+    Timestamp,
+    format_timestamp,
+    random_hex,
+    utc_now,
+)
 from bridge.messages.alerts import (
     SECURITY_SEVERITY,
     SEVERITIES,
@@ -48,6 +55,7 @@ from bridge.messages.system import FeatureToggle, SystemConfig, SystemLifecycle
 __all__ = [
     "INSTANCES",
     "MESSAGE_TYPES",
+    "NO_CONTROL_CHARACTERS",
     "SECURITY_SEVERITY",
     "SEVERITIES",
     "TAGS",

@@ -1,6 +1,7 @@
 """What every message model shares: the base class, timestamps, ids and enum aliases.
 
-Each model also gives the payload schema the envelope decoder reads JSON with (``wire_schema``).
+Also the payload schema the envelope decoder reads JSON with (``Message.wire_schema``) and what
+a string that becomes a label value may hold (``Label``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pydantic.config import ExtraValues
 from pydantic_core import CoreSchema, core_schema
 
 __all__ = [
+    "NO_CONTROL_CHARACTERS",
     "JsonMap",
+    "Label",
     "Message",
     "NonNegInt",
     "Text",
@@ -74,6 +77,13 @@ Timestamp = Annotated[
 
 Text = Annotated[str, Field(min_length=1, max_length=4096)]
 """A non-empty string of bounded length."""
+
+NO_CONTROL_CHARACTERS: Final = r"^[^\x00-\x1f\x7f-\x9f]*$"
+"""No C0 control character (NUL included), DEL or C1 control character: what a string that
+becomes a Prometheus label value must match (checked natively, in pydantic-core)."""
+
+Label = Annotated[str, Field(min_length=1, max_length=4096, pattern=NO_CONTROL_CHARACTERS)]
+"""A ``Text`` that becomes a label value (``node`` and the other names ``/metrics`` shows)."""
 
 NonNegInt = Annotated[int, Field(ge=0)]
 JsonMap = dict[str, Any]

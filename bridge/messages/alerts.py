@@ -8,7 +8,16 @@ from typing import Any, ClassVar, Final, Literal, get_args
 
 from pydantic import Field, model_validator
 
-from bridge.messages._base import JsonMap, Message, NonNegInt, Text, Timestamp, random_hex, utc_now
+from bridge.messages._base import (
+    JsonMap,
+    Label,
+    Message,
+    NonNegInt,
+    Text,
+    Timestamp,
+    random_hex,
+    utc_now,
+)
 
 __all__ = [
     "SECURITY_SEVERITY",
@@ -50,7 +59,7 @@ class SystemAlert(Message):
     title: Text
     description: Text
     source: Text
-    node: Text
+    node: Label
     metadata: JsonMap = Field(default_factory=dict)
     # Filled by _default_requires_ack from severity; False only stands when severity is not a
     # string, and then validation fails on it anyway.

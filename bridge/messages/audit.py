@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Final, Literal
 
 from pydantic import Field
 
-from bridge.messages._base import JsonMap, Message, Text
+from bridge.messages._base import JsonMap, Label, Message, Text
 
 __all__ = ["AccessLog", "AdminAction", "ComplianceEvent", "DataChange"]
 
@@ -24,13 +24,13 @@ class DataChange(Message):
     INSTANCE: ClassVar[str] = INSTANCE
 
     user_id: Text
-    resource_type: Text
+    resource_type: Label
     resource_id: Text
     action: DataAction
     changes: JsonMap = Field(default_factory=dict)
     metadata: JsonMap = Field(default_factory=dict)
     source_ip: str | None = None
-    node: Text
+    node: Label
 
 
 class AdminAction(Message):
@@ -45,7 +45,7 @@ class AdminAction(Message):
     details: JsonMap = Field(default_factory=dict)
     justification: str | None = None
     source_ip: str | None = None
-    node: Text
+    node: Label
 
 
 class AccessLog(Message):
@@ -55,14 +55,14 @@ class AccessLog(Message):
     INSTANCE: ClassVar[str] = INSTANCE
 
     user_id: Text
-    resource_type: Text
+    resource_type: Label
     resource_id: Text
     action: Text
     success: bool
     duration_ms: Annotated[float, Field(ge=0)]
     source_ip: str | None = None
     user_agent: str | None = None
-    node: Text
+    node: Label
 
 
 class ComplianceEvent(Message):
@@ -78,4 +78,4 @@ class ComplianceEvent(Message):
     user_id: str | None = None
     automated: bool = False
     metadata: JsonMap = Field(default_factory=dict)
-    node: Text
+    node: Label

@@ -8,7 +8,16 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import Field, model_validator
 
-from bridge.messages._base import JsonMap, Message, NonNegInt, Text, Timestamp, random_hex, utc_now
+from bridge.messages._base import (
+    JsonMap,
+    Label,
+    Message,
+    NonNegInt,
+    Text,
+    Timestamp,
+    random_hex,
+    utc_now,
+)
 
 __all__ = ["DebugTrace", "ErrorAnalysis", "PerformanceAnalysis", "SystemState"]
 
@@ -26,12 +35,12 @@ class DebugTrace(Message):
     INSTANCE: ClassVar[str] = INSTANCE
 
     trace_id: Text = Field(default_factory=partial(random_hex, "trace_"))
-    component: Text
+    component: Label
     operation: Text
     trace_data: JsonMap = Field(default_factory=dict)
     stack_trace: list[Any] | None = None
     duration_ms: Annotated[float, Field(ge=0)] | None = None
-    node: Text
+    node: Label
     metadata: JsonMap = Field(default_factory=dict)
 
 
@@ -42,12 +51,12 @@ class PerformanceAnalysis(Message):
     INSTANCE: ClassVar[str] = INSTANCE
 
     analysis_id: Text = Field(default_factory=partial(random_hex, "analysis_"))
-    component: Text
+    component: Label
     analysis_type: AnalysisType
     findings: JsonMap = Field(default_factory=dict)
     recommendations: list[str] = Field(default_factory=list)
     severity: Severity = "medium"
-    node: Text
+    node: Label
 
 
 class SystemState(Message):
@@ -61,7 +70,7 @@ class SystemState(Message):
     state_data: JsonMap = Field(default_factory=dict)
     process_count: NonNegInt
     memory_usage: NonNegInt
-    node: Text
+    node: Label
     trigger_reason: Text
 
 
@@ -77,14 +86,14 @@ class ErrorAnalysis(Message):
     DERIVED: ClassVar[tuple[str, ...]] = ("first_seen", "last_seen")
 
     error_id: Text = Field(default_factory=partial(random_hex, "error_"))
-    error_type: Text
+    error_type: Label
     error_message: Text
     stack_trace: list[Any] = Field(default_factory=list)
     context: JsonMap = Field(default_factory=dict)
     frequency: NonNegInt = 1
     first_seen: Timestamp = Field(default_factory=utc_now)
     last_seen: Timestamp = Field(default_factory=utc_now)
-    node: Text
+    node: Label
 
     @model_validator(mode="before")
     @classmethod

@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Final, Literal, Self
 
 from pydantic import Field, model_validator
 
-from bridge.messages._base import JsonMap, Message, NonNegInt, Text, Timestamp
+from bridge.messages._base import JsonMap, Label, Message, NonNegInt, Timestamp
 
 __all__ = ["ClusterHealth", "ComponentHealth", "HealthCheck", "NodeHealth"]
 
@@ -24,7 +24,7 @@ class NodeHealth(Message):
     TAG: ClassVar[str] = "node_health_updated"
     INSTANCE: ClassVar[str] = INSTANCE
 
-    node: Text
+    node: Label
     status: NodeStatus
     checks: JsonMap = Field(default_factory=dict)
     load_avg: float | None = None
@@ -58,8 +58,8 @@ class ComponentHealth(Message):
     TAG: ClassVar[str] = "component_health_updated"
     INSTANCE: ClassVar[str] = INSTANCE
 
-    component: Text
-    node: Text
+    component: Label
+    node: Label
     status: HealthStatus
     details: JsonMap = Field(default_factory=dict)
     last_check: Timestamp | None = None
@@ -71,8 +71,8 @@ class HealthCheck(Message):
     TAG: ClassVar[str] = "health_check_completed"
     INSTANCE: ClassVar[str] = INSTANCE
 
-    check_name: Text
-    node: Text
+    check_name: Label
+    node: Label
     result: Literal["pass", "fail", "timeout"]
     duration_ms: Annotated[float, Field(ge=0)]
     details: JsonMap = Field(default_factory=dict)

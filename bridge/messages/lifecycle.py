@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Final, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, ValidationInfo, model_validator
 
-from bridge.messages._base import JsonMap, Message, NonNegInt, Text
+from bridge.messages._base import JsonMap, Label, Message, NonNegInt, Text
 
 __all__ = ["ClusterMembership", "NodeLifecycle", "ProcessLifecycle", "SupervisionEvent"]
 
@@ -29,7 +29,7 @@ class NodeLifecycle(Message):
     TAG: ClassVar[str] = "node_lifecycle_event"
     INSTANCE: ClassVar[str] = INSTANCE
 
-    node: Text
+    node: Label
     event: NodeEvent
     cluster_size: NonNegInt
     metadata: JsonMap = Field(default_factory=dict)
@@ -43,9 +43,9 @@ class ProcessLifecycle(Message):
 
     pid: Text
     name: str | None = None
-    module: Text
+    module: Label
     event: ProcessEvent
-    node: Text
+    node: Label
     reason: str | None = None
     restart_count: NonNegInt = 0
 
@@ -56,10 +56,10 @@ class SupervisionEvent(Message):
     TAG: ClassVar[str] = "supervision_event"
     INSTANCE: ClassVar[str] = INSTANCE
 
-    supervisor: Text
+    supervisor: Label
     child_spec: JsonMap = Field(default_factory=dict)
     event: SupervisorEvent
-    node: Text
+    node: Label
     reason: str | None = None
 
 

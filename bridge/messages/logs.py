@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Final, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, ValidationInfo, model_validator
 
-from bridge.messages._base import JsonMap, Message, NonNegInt, Text, random_hex
+from bridge.messages._base import JsonMap, Label, Message, NonNegInt, Text, random_hex
 
 __all__ = ["LogEntry", "LogFilter", "LogRotation", "LogSummary"]
 
@@ -37,7 +37,7 @@ class LogEntry(Message):
     module: Text
     function: str | None = None
     line: NonNegInt | None = None
-    node: Text
+    node: Label
     pid: str | None = None
     metadata: JsonMap = Field(default_factory=dict)
 
@@ -54,7 +54,7 @@ class LogSummary(Message):
     DERIVED: ClassVar[tuple[str, ...]] = ("nodes_reporting", "total_logs")
 
     summary_id: Text = Field(default_factory=partial(random_hex, "summary_"))
-    time_period: Text
+    time_period: Label
     log_counts: LogCounts = Field(default_factory=dict)
     top_errors: list[JsonMap] = Field(default_factory=list)
     error_rate: float = Field(default=0.0, ge=0)
@@ -112,9 +112,9 @@ class LogRotation(Message):
     INSTANCE: ClassVar[str] = INSTANCE
 
     rotation_id: Text = Field(default_factory=partial(random_hex, "rotation_"))
-    log_type: Text
+    log_type: Label
     old_file: Text
     new_file: Text
     file_size: NonNegInt
     entries_count: NonNegInt
-    node: Text
+    node: Label

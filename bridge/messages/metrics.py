@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
-from bridge.messages._base import JsonMap, Message, NonNegInt, Text
+from bridge.messages._base import JsonMap, Label, Message, NonNegInt
 
 __all__ = [
     "LatencyMetric",
@@ -34,11 +34,11 @@ class PerformanceMetric(Message):
     TAG: ClassVar[str] = "performance_metric"
     INSTANCE: ClassVar[str] = INSTANCE
 
-    metric_name: Text
+    metric_name: Label
     value: float
-    unit: Text
-    node: Text
-    component: Text
+    unit: Label
+    node: Label
+    component: Label
     tags: JsonMap = Field(default_factory=dict)
 
 
@@ -49,13 +49,13 @@ class ThroughputMetric(Message):
     INSTANCE: ClassVar[str] = INSTANCE
     DERIVED: ClassVar[tuple[str, ...]] = ("rate_per_sec",)
 
-    operation: Text
+    operation: Label
     count: NonNegInt
     duration_ms: PositiveFloat
     # Filled by _default_rate from count and duration_ms; 0.0 only stands when those are invalid,
     # and then validation fails on them anyway.
     rate_per_sec: NonNegFloat = 0.0
-    node: Text
+    node: Label
 
     @model_validator(mode="before")
     @classmethod
@@ -87,11 +87,11 @@ class LatencyMetric(Message):
     TAG: ClassVar[str] = "latency_metric"
     INSTANCE: ClassVar[str] = INSTANCE
 
-    operation: Text
+    operation: Label
     latency_ms: NonNegFloat
     percentile: Percentile
     sample_count: NonNegInt
-    node: Text
+    node: Label
 
 
 class ResourceUsage(Message):
@@ -104,7 +104,7 @@ class ResourceUsage(Message):
     usage_percent: Annotated[float, Field(ge=0, le=100)]
     total_available: NonNegFloat
     current_used: NonNegFloat
-    node: Text
+    node: Label
 
 
 class MetricAlert(Message):
@@ -113,9 +113,9 @@ class MetricAlert(Message):
     TAG: ClassVar[str] = "metric_alert"
     INSTANCE: ClassVar[str] = INSTANCE
 
-    metric_name: Text
+    metric_name: Label
     current_value: float
     threshold_value: float
     threshold_type: Literal["min", "max"]
     severity: Literal["warning", "critical"]
-    node: Text
+    node: Label

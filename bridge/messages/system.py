@@ -6,7 +6,7 @@ from typing import ClassVar, Final, Literal
 
 from pydantic import Field
 
-from bridge.messages._base import JsonMap, Message, Text
+from bridge.messages._base import JsonMap, Label, Message, Text
 
 __all__ = ["FeatureToggle", "SystemConfig", "SystemLifecycle"]
 
@@ -21,11 +21,11 @@ class SystemConfig(Message):
     TAG: ClassVar[str] = "system_config_changed"
     INSTANCE: ClassVar[str] = INSTANCE
 
-    component: Text
+    component: Label
     changes: JsonMap = Field(default_factory=dict)
     previous_config: JsonMap | None = None
     changed_by: Text = "system"
-    node: Text
+    node: Label
 
 
 class SystemLifecycle(Message):
@@ -35,9 +35,9 @@ class SystemLifecycle(Message):
     INSTANCE: ClassVar[str] = INSTANCE
 
     event: SystemEvent
-    system_name: Text
+    system_name: Label
     version: Text
-    node: Text
+    node: Label
 
 
 class FeatureToggle(Message):
@@ -46,8 +46,8 @@ class FeatureToggle(Message):
     TAG: ClassVar[str] = "feature_toggle_changed"
     INSTANCE: ClassVar[str] = INSTANCE
 
-    feature: Text
+    feature: Label
     enabled: bool
     previous_state: bool
     changed_by: Text
-    node: Text
+    node: Label

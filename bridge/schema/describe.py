@@ -16,7 +16,15 @@ from functools import partial
 from types import MappingProxyType
 from typing import Any, Final
 
-from bridge.messages import INSTANCES, MESSAGE_TYPES, TAGS, Message, random_hex, utc_now
+from bridge.messages import (
+    INSTANCES,
+    MESSAGE_TYPES,
+    NO_CONTROL_CHARACTERS,
+    TAGS,
+    Message,
+    random_hex,
+    utc_now,
+)
 
 __all__ = [
     "CONTEXT_NODE_FIELD",
@@ -222,13 +230,16 @@ def _plural(text: str) -> str:
 
 def _length(node: Mapping[str, Any]) -> str:
     low, high = node.get("minLength"), node.get("maxLength")
+    label = ", no control characters" if node.get("pattern") == NO_CONTROL_CHARACTERS else ""
     if high == STRING_CAP and low is None:
-        return ""  # every string has this cap; the page says so once
+        return f" ({label[2:]})" if label else ""  # every string has this cap: said once
     if low is not None and high is not None:
-        return f" ({low}-{high} characters)"
+        return f" ({low}-{high} characters{label})"
     if high is not None:
-        return f" (at most {high} characters)"
-    return f" (at least {low} characters)" if low is not None else ""
+        return f" (at most {high} characters{label})"
+    if low is not None:
+        return f" (at least {low} characters{label})"
+    return f" ({label[2:]})" if label else ""
 
 
 def _bounds(node: Mapping[str, Any]) -> str:

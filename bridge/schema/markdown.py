@@ -24,7 +24,7 @@ ENVELOPE_FIELDS: Final[tuple[FieldDoc, ...]] = (
     FieldDoc("instance", "string", True, "", tuple(INSTANCES)),
     FieldDoc("topic", "string of 1-128 characters from `A-Z a-z 0-9 _ . : -`", True, "", ()),
     FieldDoc("tag", "string", True, "", ("a tag of `instance` (below)",)),
-    FieldDoc("node", "string (1-255 characters)", True, "", ()),
+    FieldDoc("node", "string (1-255 characters, no control characters)", True, "", ()),
     FieldDoc("ts", "timestamp (RFC 3339) with its UTC offset, at most 40 characters", True, "", ()),
     FieldDoc("payload", "object", True, "", ("the fields of `tag` (below)",)),
 )
@@ -47,6 +47,8 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
 {envelope}
 
 - No other field is accepted; a missing or unknown one is refused as `malformed`, naming it.
+- A key given twice in any object, envelope or payload, is refused as `malformed`, naming it
+  (`id`, `payload.checks.disk`).
 - `id` must be new: an id already accepted within `EXESDB_REPLAY_WINDOW_MS` is refused
   (`replayed`). A `ts` further than that from the receiver's clock is refused (`expired`).
 - An unknown `instance` is refused as `unknown_instance`, a `tag` that is not one of the
@@ -61,6 +63,8 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
   `node`") is also taken when the field is `null`.
 - A field the type does not list is refused.
 - Every string is at most {cap} characters; "1-4096 characters" is a tighter limit of that field.
+- A string that becomes a Prometheus label value ("no control characters") may not hold a C0
+  control character (NUL included), DEL or a C1 control character.
 - Timestamps are RFC 3339; one without a UTC offset is taken as UTC. They are kept to the
   millisecond and sent on as `2026-11-28T00:00:00.123Z`.
 - Every type has `timestamp`: when it happened, by default when the message was built.

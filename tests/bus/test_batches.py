@@ -181,6 +181,30 @@ def test_a_refused_batch_can_be_corrected_and_sent_again() -> None:
     assert len(result) == 2
 
 
+def test_a_judged_batch_is_refused_at_admission_when_a_copy_was_admitted_meanwhile() -> None:
+    """judge_batch, then another batch holding one of its ids is admitted, then admit: the
+    copy is refused as replayed (the first batch's ids are looked up again)."""
+    verifier, guard, counted = _verifier()
+    judged = verifier.judge_batch([_line("msg-00000001"), _line("msg-00000002")])
+    assert isinstance(judged, list)
+    assert isinstance(verifier.verify_batch([_line("msg-00000002")]), list)
+    result = verifier.admit(judged)
+    assert isinstance(result, Rejection)
+    assert (result.reason, result.field) == (RejectReason.REPLAYED, "line 2: id")
+    assert len(guard) == 1
+    assert counted == [RejectReason.REPLAYED]
+
+
+def test_a_judged_batch_is_admitted_whole() -> None:
+    """judge_batch then admit of the same batch remembers every id of it."""
+    verifier, guard, _ = _verifier()
+    judged = verifier.judge_batch([_line(f"msg-{n:08d}") for n in range(3)])
+    assert isinstance(judged, list)
+    assert verifier.admit(judged) is judged
+    assert len(guard) == 3
+    assert isinstance(verifier.verify_batch([_line("msg-00000001")]), Rejection)
+
+
 async def test_publish_verified_delivers_in_order_and_counts_per_instance_and_tag(
     make_bus: BusFactory,
 ) -> None:

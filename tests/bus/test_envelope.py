@@ -98,7 +98,7 @@ def test_to_bytes_round_trips() -> None:
     ts = datetime(2026, 11, 28, 0, 0, 0, 123_000, tzinfo=UTC)
     original = Envelope(
         "abcdef0123456789", "ex_esdb_alerts", "node_failure", "system_alert",
-        'node "1"\n@host', ts, alert, ts.timestamp(),
+        'node "1" \\ ünïcode@host', ts, alert, ts.timestamp(),
     )  # fmt: skip
     body = original.to_bytes()
     assert json.loads(body)["v"] == 1

@@ -191,3 +191,37 @@ def test_a_batch_is_judged_as_its_messages_one_at_a_time(
     assert (len(guard), guard.floor) == (len(twin), twin.floor)
     for message_id, timestamp in known + messages:
         assert guard.seen(message_id, timestamp) is twin.seen(message_id, timestamp)
+
+
+def test_a_judged_batch_is_admitted_without_looking_its_ids_up_again() -> None:
+    """check_batch given the generation judge_batch saw remembers the batch: no id came since."""
+    guard = _guard()
+    ids, stamps = ["id-00000001", "id-00000002"], [NOW, NOW]
+    judged_at = guard.generation
+    assert guard.judge_batch(ids, stamps) is None
+    assert guard.check_batch(ids, stamps, judged_at) is None
+    assert guard.check("id-00000002", NOW) is ReplayVerdict.REPLAYED
+
+
+def test_a_judged_batch_is_refused_when_a_copy_was_admitted_since() -> None:
+    """Ids remembered between judging and admitting are looked up again: a copy is a replay."""
+    guard = _guard()
+    ids, stamps = ["id-00000001", "id-00000002"], [NOW, NOW]
+    judged_at = guard.generation
+    assert guard.judge_batch(ids, stamps) is None
+    assert guard.check("id-00000002", NOW) is ReplayVerdict.FRESH
+    assert guard.check_batch(ids, stamps, judged_at) == (1, ReplayVerdict.REPLAYED)
+    assert len(guard) == 1
+
+
+def test_a_judged_batch_that_expired_before_admission_is_refused() -> None:
+    """The window is checked again at admission, even for a batch judged just before."""
+    clock = Clock()
+    guard = _guard(clock=clock)
+    judged_at = guard.generation
+    assert guard.judge_batch(["id-00000001"], [NOW - WINDOW + 1]) is None
+    clock.now += 2
+    assert guard.check_batch(["id-00000001"], [NOW - WINDOW + 1], judged_at) == (
+        0,
+        ReplayVerdict.EXPIRED,
+    )

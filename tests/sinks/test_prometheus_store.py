@@ -215,3 +215,24 @@ def test_a_counter_that_comes_back_after_expiring_has_a_new_created_time():
     assert sample(store, "exesdb_test_events_total", node="a") == 1.0
     assert sample(store, "exesdb_test_events_created", node="a") == first + 16
     assert "_created" not in store.render()  # the text keeps the 0.0.4 shape it always had
+
+
+def test_label_values_written_to_the_store_are_escaped():
+    """Quotes, backslashes and newlines written to a family directly are escaped."""
+    store = _store(FakeClock())
+    gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("node",))
+    gauge.set(('a"b\\c\nd',), 1.0)
+    assert 'exesdb_test_value{node="a\\"b\\\\c\\nd"} 1.0\n' in store.render()
+
+
+def test_writes_of_a_batch_share_one_reading_of_the_clock():
+    """Inside writing(), put/add/put_state stamp every series with the same time."""
+    clock = FakeClock()
+    store = _store(clock, ttl=60)
+    gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("node",))
+    with store.writing():
+        gauge.put(("a",), 1.0)
+        clock.now += 30
+        gauge.put(("b",), 2.0)
+    clock.now += 31  # 61 s after the batch's reading, 31 s after b was written
+    assert "exesdb_test_value" not in store.render()

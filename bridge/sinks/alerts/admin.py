@@ -100,10 +100,12 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
         try:
             body = await request.json()
         except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply
-            return error_response(400, "malformed", 'the body must be JSON: {"ack_by": "..."}')
+            return error_response(
+                400, "malformed", 'the body must be JSON: {"ack_by": "..."}', "body"
+            )
         if not isinstance(body, dict):
             return error_response(
-                400, "malformed", 'the body must be a JSON object: {"ack_by": "..."}'
+                400, "malformed", 'the body must be a JSON object: {"ack_by": "..."}', "body"
             )
         try:
             fields = AckRequest.model_validate(body)

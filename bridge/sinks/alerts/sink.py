@@ -381,6 +381,13 @@ class AlertSink:
         await self._ready.wait()  # messages may arrive between bus start and ours
         changes: list[AlertEvent | Acknowledgement] = []
         fired: set[str] = set()  # firing earlier in this batch: a resolve must follow it
+        may_be_active = self.outbox.may_be_active
+
+        def active(alert_id: str) -> bool:
+            # Every healthy health message is a resolved event; for an alert that is not
+            # active it would change nothing, so it is not even made (and costs no transaction).
+            return alert_id in fired or may_be_active(alert_id)
+
         for envelope in envelopes:
             payload = envelope.payload
             if isinstance(payload, AlertAck):
@@ -390,15 +397,12 @@ class AlertSink:
                     )
                 )
                 continue
-            for event in alert_events(envelope, self._pending.held):
-                if event.firing:
-                    if meets(event.severity, self._min_severity):
-                        fired.add(event.alert_id)
-                        changes.append(event)
-                elif event.alert_id in fired or self.outbox.may_be_active(event.alert_id):
+            for event in alert_events(envelope, self._pending.held, active):
+                if not event.firing:
                     changes.append(event)
-                # else: every healthy health message is a resolved event; for an alert that is
-                # not active it would change nothing, so it costs no transaction.
+                elif meets(event.severity, self._min_severity):
+                    fired.add(event.alert_id)
+                    changes.append(event)
         if not changes:
             return
         applied = await self._db.call(

@@ -78,6 +78,10 @@ _NODE_BACK: Final = frozenset({"reconnected", "joined", "left"})
 # ``<resource>_usage_percent`` refers to (collectors/health.py).
 _RESOURCE_SUFFIX: Final = "_usage_percent"
 _HEALTH_RESOURCES: Final = frozenset({"cpu", "memory", "disk"})
+_SORTED_RESOURCES: Final = tuple(sorted(_HEALTH_RESOURCES))
+
+Active = Callable[[str], bool]
+"""Whether an alert (by id) may be active: a resolved event of any other would change nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +119,15 @@ def _as_read(alert_id: str, status: str, at: datetime) -> str | None:
     return status
 
 
-def alert_event(envelope: Envelope, held: HeldStatus = _as_read) -> AlertEvent | None:
+def alert_event(
+    envelope: Envelope, held: HeldStatus = _as_read, active: Active | None = None
+) -> AlertEvent | None:
     """The alert event a verified message stands for, or None when it is not about an alert
-    (or, for a health status, not yet: see ``held``)."""
+    (or, for a health status, not yet: see ``held``).
+
+    With ``active``, a resolved event is only made for an alert it says may be active (every
+    healthy health message is one: most would change nothing).
+    """
     payload = envelope.payload
     at = payload.timestamp
     if isinstance(payload, SystemAlert):
@@ -184,6 +194,7 @@ def alert_event(envelope: Envelope, held: HeldStatus = _as_read) -> AlertEvent |
             payload.node,
             f"node {payload.node}",
             at,
+            active,
         )
     if isinstance(payload, ComponentHealth):
         alert_id = f"component_health:{payload.node}:{payload.component}"
@@ -194,6 +205,7 @@ def alert_event(envelope: Envelope, held: HeldStatus = _as_read) -> AlertEvent |
             payload.node,
             f"component {payload.component} on {payload.node}",
             at,
+            active,
         )
     if isinstance(payload, NodeLifecycle):
         alert_id = f"node_failure:{payload.node}"
@@ -210,22 +222,24 @@ def alert_event(envelope: Envelope, held: HeldStatus = _as_read) -> AlertEvent |
                 f"node {payload.node} went silent; cluster size now {payload.cluster_size}",
                 at,
             )
-        if payload.event in _NODE_BACK:
+        if payload.event in _NODE_BACK and (active is None or active(alert_id)):
             return _resolved(alert_id, "node_failure", payload.node, at)
     return None
 
 
-def alert_events(envelope: Envelope, held: HeldStatus = _as_read) -> list[AlertEvent]:
+def alert_events(
+    envelope: Envelope, held: HeldStatus = _as_read, active: Active | None = None
+) -> list[AlertEvent]:
     """Every alert event a verified message stands for (a NodeHealth may also resolve the
-    threshold alerts of the resources it reports healthy)."""
-    event = alert_event(envelope, held)
+    threshold alerts of the resources it reports healthy); ``active`` as for ``alert_event``."""
+    event = alert_event(envelope, held, active)
     events = [] if event is None else [event]
     payload = envelope.payload
     if isinstance(payload, NodeHealth):
         # A healthy node has every resource healthy (its status is the worst of theirs).
         healthy = [
             resource
-            for resource in sorted(_HEALTH_RESOURCES)
+            for resource in _SORTED_RESOURCES
             if payload.status == "healthy"
             or (
                 isinstance(check := payload.checks.get(resource), dict)
@@ -233,14 +247,11 @@ def alert_events(envelope: Envelope, held: HeldStatus = _as_read) -> list[AlertE
             )
         ]
         for resource in healthy:
-            events.append(
-                _resolved(
-                    f"metric_threshold:{payload.node}:{resource}{_RESOURCE_SUFFIX}",
-                    "metric_threshold",
-                    payload.node,
-                    payload.timestamp,
+            alert_id = f"metric_threshold:{payload.node}:{resource}{_RESOURCE_SUFFIX}"
+            if active is None or active(alert_id):
+                events.append(
+                    _resolved(alert_id, "metric_threshold", payload.node, payload.timestamp)
                 )
-            )
     return events
 
 
@@ -283,11 +294,19 @@ def _resolved(alert_id: str, alertname: str, node: str, at: datetime) -> AlertEv
 
 
 def _health(
-    alert_id: str, alertname: str, status: str | None, node: str, subject: str, at: datetime
+    alert_id: str,
+    alertname: str,
+    status: str | None,
+    node: str,
+    subject: str,
+    at: datetime,
+    active: Active | None,
 ) -> AlertEvent | None:
     if status is None:  # not held long enough yet
         return None
     if status == "healthy":
+        if active is not None and not active(alert_id):
+            return None
         return _resolved(alert_id, alertname, node, at)
     severity = _HEALTH_SEVERITY.get(status)
     if severity is None:  # "unknown" says nothing either way

@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from enum import Enum
 from typing import Final
 
@@ -133,58 +134,79 @@ class Family:
 
     def set(self, labels: tuple[str, ...], value: float) -> bool:
         """Set a gauge (or summary quantile) series; False when the cap refused a new one."""
-        with self._lock:
-            now = self._store._clock()
-            series = self._get(labels, now)
-            if series is None:
-                return False
-            series.touched = now
-            if series.value != value:
-                series.value = value
-                series.line = None
-                self._cache = None
-            return True
+        with self._store.writing():
+            return self.put(labels, value)
 
     def inc(self, labels: tuple[str, ...], amount: float = 1.0) -> bool:
         """Add to a counter series; False when the cap refused a new one."""
-        with self._lock:
-            now = self._store._clock()
-            series = self._get(labels, now)
-            if series is None:
-                return False
-            series.touched = now
-            series.value += amount
-            series.line = None
-            self._cache = None
-            return True
+        with self._store.writing():
+            return self.add(labels, amount)
 
     def set_state(self, labels: tuple[str, ...], states: Iterable[str], current: str) -> bool:
         """A state set: ``labels + (state,)`` is 1 for ``current`` and 0 for the other states.
 
         All of the states are admitted or none, so the cap never leaves half a state set.
         """
-        states = tuple(states)
-        with self._lock:
-            now = self._store._clock()
-            missing = sum(1 for state in states if (*labels, state) not in self._series)
-            if missing and self.expires and not self._store._admit(self, missing, now):
+        with self._store.writing():
+            return self.put_state(labels, tuple(states), current)
+
+    # The writes themselves, for a writer inside ``SeriesStore.writing()`` (the lock held and
+    # the time read once for a whole batch of writes).
+
+    def put(self, labels: tuple[str, ...], value: float) -> bool:
+        """``set`` inside ``SeriesStore.writing()``."""
+        now = self._store._now
+        series = self._series.get(labels)
+        if series is None:
+            series = self._get(labels, now)
+            if series is None:
                 return False
-            for state in states:
-                key = (*labels, state)
-                value = 1.0 if state == current else 0.0
-                series = self._series.get(key)
+        series.touched = now
+        if series.value != value:
+            series.value = value
+            series.line = None
+            self._cache = None
+        return True
+
+    def add(self, labels: tuple[str, ...], amount: float = 1.0) -> bool:
+        """``inc`` inside ``SeriesStore.writing()``."""
+        now = self._store._now
+        series = self._series.get(labels)
+        if series is None:
+            series = self._get(labels, now)
+            if series is None:
+                return False
+        series.touched = now
+        series.value += amount
+        series.line = None
+        self._cache = None
+        return True
+
+    def put_state(self, labels: tuple[str, ...], states: tuple[str, ...], current: str) -> bool:
+        """``set_state`` inside ``SeriesStore.writing()``."""
+        now = self._store._now
+        known = self._series
+        keys = [(*labels, state) for state in states]
+        found = list(map(known.get, keys))
+        if None in found:
+            if self.expires and not self._store._admit(self, found.count(None), now):
+                return False
+            for state, key, series in zip(states, keys, found, strict=True):
                 if series is None:
                     if len(key) != len(self.labelnames):
                         raise ValueError(f"{self.name}: wrong number of label values")
-                    self._series[key] = _Series(self._prefix(key), value, now)
+                    known[key] = _Series(self._prefix(key), 1.0 if state == current else 0.0, now)
                     self._cache = None
-                    continue
-                series.touched = now
-                if series.value != value:
-                    series.value = value
-                    series.line = None
-                    self._cache = None
-            return True
+        for state, series in zip(states, found, strict=True):
+            if series is None:
+                continue  # just made
+            value = 1.0 if state == current else 0.0
+            series.touched = now
+            if series.value != value:
+                series.value = value
+                series.line = None
+                self._cache = None
+        return True
 
     def _expire(self, cutoff: float) -> int:
         stale = [key for key, series in self._series.items() if series.touched < cutoff]
@@ -239,6 +261,7 @@ class SeriesStore:
     ) -> None:
         self._lock = threading.RLock()
         self._clock = clock
+        self._now = clock()  # the time of the writes under way (see writing())
         self.ttl_seconds = ttl_seconds
         self.max_series = max_series
         self._families: dict[str, Family] = {}
@@ -289,6 +312,15 @@ class SeriesStore:
                 raise ValueError(f"metric family {name!r} is already declared")
             family = self._families[name] = Family(self, name, kind, help_text, labelnames, expires)
             return family
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the store for a batch of writes, all made at one reading of the clock: inside,
+        ``Family.put``, ``add`` and ``put_state`` write without taking the lock again."""
+        with self._lock:
+            # Nested (a set() inside a batch): the inner reading is later, as good for both.
+            self._now = self._clock()
+            yield
 
     @property
     def families(self) -> tuple[Family, ...]:

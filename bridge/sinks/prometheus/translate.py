@@ -383,6 +383,10 @@ class Translator:
         }
         missing = {tag for _, tag in MESSAGE_TYPES} - set(self._handlers)
         assert not missing, f"no translation for {missing}"
+        # The families of the most frequent messages, looked up once.
+        self._usage = {kind: self._f[name] for kind, name in _RESOURCE_GAUGES.items()}
+        self._resource_used = self._f["exesdb_node_resource_used"]
+        self._resource_available = self._f["exesdb_node_resource_available"]
 
     def handle_batch(
         self, envelopes: Iterable[Envelope], failed: Callable[[Envelope], None]
@@ -395,37 +399,39 @@ class Translator:
         """
         handlers = self._handlers
         counts: dict[tuple[str, str], int] = {}
-        try:
-            for envelope in envelopes:
-                key = (envelope.instance, envelope.tag)
-                counts[key] = counts.get(key, 0) + 1
-                try:
-                    handlers[envelope.tag](envelope)
-                except Exception:
-                    failed(envelope)
-        finally:
-            messages = self._f["exesdb_prometheus_messages"]
-            for key, count in counts.items():
-                messages.inc(key, float(count))
+        # One lock and one clock reading for the batch (the handlers write with put/add).
+        with self.store.writing():
+            try:
+                for envelope in envelopes:
+                    key = (envelope.instance, envelope.tag)
+                    counts[key] = counts.get(key, 0) + 1
+                    try:
+                        handlers[envelope.tag](envelope)
+                    except Exception:
+                        failed(envelope)
+            finally:
+                messages = self._f["exesdb_prometheus_messages"]
+                for key, count in counts.items():
+                    messages.add(key, float(count))
 
     # -- ex_esdb_system --
 
     def _system_config(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, SystemConfig)
-        self._f["exesdb_config_changes"].inc((_node(envelope), message.component))
+        self._f["exesdb_config_changes"].add((_node(envelope), message.component))
 
     def _system_lifecycle(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, SystemLifecycle)
         labels = (_node(envelope), message.system_name)
-        self._f["exesdb_system_lifecycle_events"].inc((*labels, message.event))
-        self._f["exesdb_system_lifecycle_state"].set_state(labels, SYSTEM_STATES, message.event)
+        self._f["exesdb_system_lifecycle_events"].add((*labels, message.event))
+        self._f["exesdb_system_lifecycle_state"].put_state(labels, SYSTEM_STATES, message.event)
 
     def _feature_toggle(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, FeatureToggle)
-        self._f["exesdb_feature_enabled"].set(
+        self._f["exesdb_feature_enabled"].put(
             (_node(envelope), message.feature), 1.0 if message.enabled else 0.0
         )
 
@@ -435,13 +441,13 @@ class Translator:
         message = envelope.payload
         assert isinstance(message, NodeHealth)
         node = (message.node,)
-        self._f["exesdb_node_health_status"].set_state(node, NODE_STATES, message.status)
+        self._f["exesdb_node_health_status"].put_state(node, NODE_STATES, message.status)
         if message.memory_usage is not None:
-            self._f["exesdb_node_memory_usage_percent"].set(node, message.memory_usage)
+            self._f["exesdb_node_memory_usage_percent"].put(node, message.memory_usage)
         if message.disk_usage is not None:
-            self._f["exesdb_node_disk_usage_percent"].set(node, message.disk_usage)
+            self._f["exesdb_node_disk_usage_percent"].put(node, message.disk_usage)
         if message.load_avg is not None:
-            self._f["exesdb_node_load_average"].set(node, message.load_avg)
+            self._f["exesdb_node_load_average"].put(node, message.load_avg)
 
     def _cluster_health(self, envelope: Envelope) -> None:
         message = envelope.payload
@@ -450,20 +456,20 @@ class Translator:
         degraded = len(message.degraded_nodes)
         unhealthy = len(message.unhealthy_nodes)
         down = max(0, message.total_nodes - message.healthy_nodes - degraded - unhealthy)
-        nodes.set(("healthy",), float(message.healthy_nodes))
-        nodes.set(("degraded",), float(degraded))
-        nodes.set(("unhealthy",), float(unhealthy))
-        nodes.set(("down",), float(down))
-        nodes.set(("total",), float(message.total_nodes))
-        self._f["exesdb_cluster_quorum_available"].set(
+        nodes.put(("healthy",), float(message.healthy_nodes))
+        nodes.put(("degraded",), float(degraded))
+        nodes.put(("unhealthy",), float(unhealthy))
+        nodes.put(("down",), float(down))
+        nodes.put(("total",), float(message.total_nodes))
+        self._f["exesdb_cluster_quorum_available"].put(
             (), 1.0 if message.quorum_status == "available" else 0.0
         )
-        self._f["exesdb_cluster_health_status"].set_state((), COMPONENT_STATES, message.status)
+        self._f["exesdb_cluster_health_status"].put_state((), COMPONENT_STATES, message.status)
 
     def _component_health(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, ComponentHealth)
-        self._f["exesdb_component_health_status"].set_state(
+        self._f["exesdb_component_health_status"].put_state(
             (message.node, message.component), COMPONENT_STATES, message.status
         )
 
@@ -471,16 +477,16 @@ class Translator:
         message = envelope.payload
         assert isinstance(message, HealthCheck)
         labels = (message.node, message.check_name)
-        self._f["exesdb_health_checks"].inc((*labels, message.result))
-        self._f["exesdb_health_check_success"].set(labels, 1.0 if message.result == "pass" else 0.0)
-        self._f["exesdb_health_check_duration_seconds"].set(labels, message.duration_ms / 1000)
+        self._f["exesdb_health_checks"].add((*labels, message.result))
+        self._f["exesdb_health_check_success"].put(labels, 1.0 if message.result == "pass" else 0.0)
+        self._f["exesdb_health_check_duration_seconds"].put(labels, message.duration_ms / 1000)
 
     # -- ex_esdb_metrics --
 
     def _performance(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, PerformanceMetric)
-        self._f["exesdb_performance_value"].set(
+        self._f["exesdb_performance_value"].put(
             (message.node, message.component, message.metric_name, message.unit), message.value
         )
 
@@ -489,11 +495,11 @@ class Translator:
         assert isinstance(message, ThroughputMetric)
         failed = envelope.topic.endswith(ERROR_TOPIC_SUFFIX)
         labels = (message.node, message.operation)
-        self._f["exesdb_operations"].inc(
+        self._f["exesdb_operations"].add(
             (*labels, "error" if failed else "success"), float(message.count)
         )
         if not failed:
-            self._f["exesdb_operation_rate_per_second"].set(labels, message.rate_per_sec)
+            self._f["exesdb_operation_rate_per_second"].put(labels, message.rate_per_sec)
 
     def _latency(self, envelope: Envelope) -> None:
         message = envelope.payload
@@ -501,10 +507,10 @@ class Translator:
         labels = (message.node, message.operation)
         seconds = message.latency_ms / 1000
         if message.percentile == "avg":
-            self._f["exesdb_operation_latency_avg_seconds"].set(labels, seconds)
-            self._f["exesdb_operation_latency_samples"].set(labels, float(message.sample_count))
+            self._f["exesdb_operation_latency_avg_seconds"].put(labels, seconds)
+            self._f["exesdb_operation_latency_samples"].put(labels, float(message.sample_count))
         else:
-            self._f["exesdb_operation_latency_seconds"].set(
+            self._f["exesdb_operation_latency_seconds"].put(
                 (*labels, QUANTILES[message.percentile]), seconds
             )
 
@@ -512,42 +518,42 @@ class Translator:
         message = envelope.payload
         assert isinstance(message, ResourceUsage)
         node = message.node
-        self._f[_RESOURCE_GAUGES[message.resource_type]].set((node,), message.usage_percent)
+        self._usage[message.resource_type].put((node,), message.usage_percent)
         resource = (node, message.resource_type)
-        self._f["exesdb_node_resource_used"].set(resource, message.current_used)
-        self._f["exesdb_node_resource_available"].set(resource, message.total_available)
+        self._resource_used.put(resource, message.current_used)
+        self._resource_available.put(resource, message.total_available)
 
     def _metric_alert(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, MetricAlert)
-        self._f["exesdb_metric_alerts"].inc((message.node, message.metric_name, message.severity))
-        self._f["exesdb_alerts"].inc((message.severity, "performance"))
+        self._f["exesdb_metric_alerts"].add((message.node, message.metric_name, message.severity))
+        self._f["exesdb_alerts"].add((message.severity, "performance"))
 
     # -- ex_esdb_lifecycle --
 
     def _node_lifecycle(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, NodeLifecycle)
-        self._f["exesdb_node_lifecycle_events"].inc((message.node, message.event))
-        self._f["exesdb_node_cluster_size"].set((message.node,), float(message.cluster_size))
+        self._f["exesdb_node_lifecycle_events"].add((message.node, message.event))
+        self._f["exesdb_node_cluster_size"].put((message.node,), float(message.cluster_size))
 
     def _process_lifecycle(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, ProcessLifecycle)
-        self._f["exesdb_process_lifecycle_events"].inc(
+        self._f["exesdb_process_lifecycle_events"].add(
             (message.node, message.module, message.event)
         )
 
     def _supervision(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, SupervisionEvent)
-        self._f["exesdb_supervision_events"].inc((message.node, message.supervisor, message.event))
+        self._f["exesdb_supervision_events"].add((message.node, message.supervisor, message.event))
 
     def _membership(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, ClusterMembership)
-        self._f["exesdb_cluster_membership_events"].inc((message.event,))
-        self._f["exesdb_cluster_quorum_available"].set(
+        self._f["exesdb_cluster_membership_events"].add((message.event,))
+        self._f["exesdb_cluster_quorum_available"].put(
             (), 1.0 if message.quorum_status == "available" else 0.0
         )
 
@@ -556,7 +562,7 @@ class Translator:
     def _system_alert(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, SystemAlert)
-        self._f["exesdb_alerts"].inc((message.severity, message.category))
+        self._f["exesdb_alerts"].add((message.severity, message.category))
         if message.alert_id not in self._active:
             if len(self._active) >= _MAX_ACTIVE_ALERTS:
                 self._active.popitem(last=False)
@@ -566,55 +572,55 @@ class Translator:
         message = envelope.payload
         assert isinstance(message, AlertAck)
         severity = self._active.pop(message.alert_id, None)
-        self._f["exesdb_alert_acknowledgements"].inc((severity or "unknown",))
+        self._f["exesdb_alert_acknowledgements"].add((severity or "unknown",))
 
     def _alert_escalation(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, AlertEscalation)
-        self._f["exesdb_alert_escalations"].inc((message.to_level,))
+        self._f["exesdb_alert_escalations"].add((message.to_level,))
 
     def _notification(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, NotificationStatus)
-        self._f["exesdb_alert_notifications"].inc((message.delivery_method, message.status))
+        self._f["exesdb_alert_notifications"].add((message.delivery_method, message.status))
 
     # -- ex_esdb_audit --
 
     def _data_change(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, DataChange)
-        self._f["exesdb_audit_data_changes"].inc(
+        self._f["exesdb_audit_data_changes"].add(
             (message.node, message.resource_type, message.action)
         )
 
     def _admin_action(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, AdminAction)
-        self._f["exesdb_audit_admin_actions"].inc((message.node, message.action_type))
+        self._f["exesdb_audit_admin_actions"].add((message.node, message.action_type))
 
     def _access_log(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, AccessLog)
-        self._f["exesdb_audit_access"].inc(
+        self._f["exesdb_audit_access"].add(
             (message.node, message.resource_type, "success" if message.success else "failure")
         )
 
     def _compliance(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, ComplianceEvent)
-        self._f["exesdb_audit_compliance_events"].inc((message.node, message.event_type))
+        self._f["exesdb_audit_compliance_events"].add((message.node, message.event_type))
 
     # -- ex_esdb_diagnostics --
 
     def _debug_trace(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, DebugTrace)
-        self._f["exesdb_debug_traces"].inc((message.node, message.component))
+        self._f["exesdb_debug_traces"].add((message.node, message.component))
 
     def _performance_analysis(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, PerformanceAnalysis)
-        self._f["exesdb_performance_analyses"].inc(
+        self._f["exesdb_performance_analyses"].add(
             (message.node, message.component, message.analysis_type, message.severity)
         )
 
@@ -622,68 +628,68 @@ class Translator:
         message = envelope.payload
         assert isinstance(message, SystemState)
         node = (message.node,)
-        self._f["exesdb_system_state_snapshots"].inc((message.node, message.snapshot_type))
-        self._f["exesdb_system_processes"].set(node, float(message.process_count))
-        self._f["exesdb_system_memory_bytes"].set(node, float(message.memory_usage))
+        self._f["exesdb_system_state_snapshots"].add((message.node, message.snapshot_type))
+        self._f["exesdb_system_processes"].put(node, float(message.process_count))
+        self._f["exesdb_system_memory_bytes"].put(node, float(message.memory_usage))
 
     def _error_analysis(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, ErrorAnalysis)
         labels = (message.node, message.error_type)
-        self._f["exesdb_error_analyses"].inc(labels)
-        self._f["exesdb_error_frequency"].set(labels, float(message.frequency))
+        self._f["exesdb_error_analyses"].add(labels)
+        self._f["exesdb_error_frequency"].put(labels, float(message.frequency))
 
     # -- ex_esdb_security --
 
     def _auth_event(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, AuthEvent)
-        self._f["exesdb_auth_events"].inc((message.node, message.event_type, message.auth_method))
+        self._f["exesdb_auth_events"].add((message.node, message.event_type, message.auth_method))
 
     def _access_violation(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, AccessViolation)
-        self._f["exesdb_access_violations"].inc(
+        self._f["exesdb_access_violations"].add(
             (_node(envelope), message.violation_type, message.severity)
         )
-        self._f["exesdb_alerts"].inc((SECURITY_SEVERITY[message.severity], "security"))
+        self._f["exesdb_alerts"].add((SECURITY_SEVERITY[message.severity], "security"))
 
     def _security_alert(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, SecurityAlert)
-        self._f["exesdb_security_alerts"].inc((message.node, message.alert_type, message.severity))
-        self._f["exesdb_alerts"].inc((SECURITY_SEVERITY[message.severity], "security"))
+        self._f["exesdb_security_alerts"].add((message.node, message.alert_type, message.severity))
+        self._f["exesdb_alerts"].add((SECURITY_SEVERITY[message.severity], "security"))
 
     def _session_event(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, SessionEvent)
-        self._f["exesdb_session_events"].inc((message.node, message.event_type))
+        self._f["exesdb_session_events"].add((message.node, message.event_type))
 
     # -- ex_esdb_logging --
 
     def _log_entry(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, LogEntry)
-        self._f["exesdb_log_entries"].inc((message.node, message.level))
+        self._f["exesdb_log_entries"].add((message.node, message.level))
 
     def _log_summary(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, LogSummary)
         entries = self._f["exesdb_log_period_entries"]
         for level, count in message.log_counts.items():
-            entries.set((message.time_period, str(level)), float(count))
-        self._f["exesdb_log_period_error_rate_per_minute"].set(
+            entries.put((message.time_period, str(level)), float(count))
+        self._f["exesdb_log_period_error_rate_per_minute"].put(
             (message.time_period,), message.error_rate
         )
 
     def _log_filter(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, LogFilter)
-        self._f["exesdb_log_filter_updates"].inc((message.filter_type, message.action))
+        self._f["exesdb_log_filter_updates"].add((message.filter_type, message.action))
 
     def _log_rotation(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, LogRotation)
         labels = (message.node, message.log_type)
-        self._f["exesdb_log_rotations"].inc(labels)
-        self._f["exesdb_log_rotated_bytes"].inc(labels, float(message.file_size))
+        self._f["exesdb_log_rotations"].add(labels)
+        self._f["exesdb_log_rotated_bytes"].add(labels, float(message.file_size))
