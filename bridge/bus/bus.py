@@ -31,7 +31,7 @@ from bridge.bus.subscription import (
 )
 from bridge.bus.transport import Frame, MemoryTransport, Transport
 from bridge.bus.verify import Verifier
-from bridge.bus.work_queue import WorkQueueReceiver
+from bridge.bus.work_queue import RecentlyVerified, WorkQueueReceiver
 from bridge.errors import MessageError
 from bridge.messages import INSTANCES, MESSAGE_TYPES, Message, utc_now
 
@@ -88,6 +88,8 @@ class Bus:
         self._keyring = keyring
         self._verifier = verifier
         self._work = WorkQueueReceiver(verifier, metrics, self._dispatch)
+        # Set at start when a shared transport delivers work-queue frames here too.
+        self._recent: RecentlyVerified | None = None
         # A transport that buffers through outages (Redis) re-signs frames grown old there and
         # counts what it has to drop.
         self.transport.attach(resign=self._resign, dropped=metrics.dropped.labels("transport").inc)
@@ -362,18 +364,29 @@ class Bus:
 
     # -- receiving --
 
-    def _receive(self, frame: Frame) -> None:
+    def _receive(self, frames: Sequence[Frame]) -> None:
+        """Verify the frames of one read and hand each verified one to its subscribers."""
         if self._closed:
             # Shutting down: a work-queue frame left unacknowledged is claimed by a live replica.
             return
-        if frame.group:
-            self._work.receive(frame)
-            return
-        result = self._verifier.verify_frame(frame.body, frame.signature, frame.decoded)
-        if isinstance(result, Rejection):
-            self._work.settle(frame)
-            return
-        self._dispatch(result, frame)
+        verify = self._verifier.verify_frame
+        recent, work, dispatch = self._recent, self._work, self._dispatch
+        for frame in frames:
+            decoded = frame.decoded
+            if decoded is None and recent is not None:
+                # The other copy of a work-queue message, verified a moment ago: the same bytes
+                # under the same signature need no second decoding (the signature is checked).
+                decoded = recent.get(frame)
+            if frame.group:
+                result = work.receive(frame, decoded)
+            else:
+                result = verify(frame.body, frame.signature, decoded)
+                if isinstance(result, Rejection):
+                    work.settle(frame)
+                    continue
+                dispatch(result, frame)
+            if decoded is None and recent is not None and isinstance(result, Envelope):
+                recent.put(frame, result)
 
     def _route(self, instance: str, tag: str) -> tuple[Inbox, ...]:
         route = self._routes[(instance, tag)] = tuple(
@@ -416,6 +429,8 @@ class Bus:
             if subscription.group
             for instance in subscription.inbox.instances
         )
+        if group_instances and self.transport.capabilities.shared:
+            self._recent = RecentlyVerified(group_instances)
         await self.transport.start(self._receive, group_instances)
 
     def readiness(self) -> str | None:

@@ -6,7 +6,7 @@ frames straight back; the Redis transport (``bridge.bus.redis``) carries them be
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -30,6 +30,8 @@ class Frame:
     ``False`` for the fan-out subscribers only, ``True`` for the work-queue (group) subscribers
     only, which must call ``ack`` once the message is safely handled, and ``nack`` (when set)
     when it was not (its handler failed, or a full queue dropped it): the entry stays pending.
+    Both only note the outcome (the transport writes acknowledgements in batches): they never
+    block.
     """
 
     instance: str
@@ -37,11 +39,12 @@ class Frame:
     signature: str | None
     decoded: Envelope | None = None
     group: bool | None = None
-    ack: Callable[[], Awaitable[None]] | None = None
+    ack: Callable[[], None] | None = None
     nack: Callable[[], None] | None = None
 
 
-FrameReceiver = Callable[[Frame], None]
+FrameReceiver = Callable[[Sequence[Frame]], None]
+"""Where a transport hands what it received: the frames of one read, in order."""
 
 
 class Transport(Protocol):
@@ -62,7 +65,8 @@ class Transport(Protocol):
     async def start(
         self, receive: FrameReceiver, group_instances: frozenset[str] = frozenset()
     ) -> None:
-        """Begin delivering incoming frames to ``receive`` (called on the event loop).
+        """Begin delivering incoming frames to ``receive`` (called on the event loop, with the
+        frames of one read at a time, in order).
 
         ``group_instances`` are the bus instances with work-queue (group) subscribers here; a
         shared transport takes work-queue frames only for those, so it never takes work that
@@ -107,8 +111,8 @@ class MemoryTransport:
     ) -> None:
         self._receive = receive
         pending, self._pending = self._pending, []
-        for frame in pending:
-            receive(frame)
+        if pending:
+            receive(pending)
 
     def send(self, frame: Frame) -> bool:
         if self._receive is None:
@@ -117,7 +121,7 @@ class MemoryTransport:
                 return False
             self._pending.append(frame)
         else:
-            self._receive(frame)
+            self._receive((frame,))
         return True
 
     def capacity_left(self) -> int | None:

@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Final
+from typing import Any, Final
 
 from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
 
 from bridge.backoff import Backoff
+from bridge.bus.redis.layout import RAW_REPLIES
 from bridge.errors import TransportError
 from bridge.redaction import safe_url
 
@@ -55,6 +56,8 @@ class Link:
         """``restart_seconds``: how long a stage that failed unexpectedly waits to restart."""
         self.url = url
         self.client = client
+        for command in RAW_REPLIES:
+            client.set_response_callback(command, _as_sent)
         self.backoff = backoff
         self.stopping = asyncio.Event()
         self.connected = False
@@ -63,6 +66,11 @@ class Link:
         self.stage_errors = 0
         self._restart_seconds = restart_seconds
         self._when_down: list[Callable[[], None]] = []
+
+    async def command(self, *args: str | bytes | int) -> Any:
+        """Send one command as it is written; the reply of a ``RAW_REPLIES`` command comes as
+        Redis sent it."""
+        return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
 
     def when_down(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` on every failed command (e.g. to ask whether Redis lost its data)."""
@@ -161,6 +169,10 @@ class Link:
             raise TransportError(
                 f"Redis at {safe_url(self.url)} could not {doing}: {reason}"
             ) from exc
+
+
+def _as_sent(response: Any, **kwargs: Any) -> Any:
+    return response
 
 
 def _cancel_requested() -> bool:

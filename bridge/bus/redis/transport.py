@@ -8,7 +8,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -227,10 +227,10 @@ class RedisTransport:
         runs out), so that another replica takes the work queue over."""
         await self._work_queue.release()
 
-    def _deliver(self, frame: Frame) -> None:
+    def _deliver(self, frames: Sequence[Frame]) -> None:
         if self._receive is None:
             return
         try:
-            self._receive(frame)
+            self._receive(frames)
         except Exception:
-            _logger.exception("the bus failed to take a frame from Redis")
+            _logger.exception("the bus failed to take %d frame(s) from Redis", len(frames))

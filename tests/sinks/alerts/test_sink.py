@@ -148,7 +148,7 @@ class GroupTransport(MemoryTransport):
         envelope = frame.decoded
         assert envelope is not None
 
-        async def ack() -> None:
+        def ack() -> None:
             alert_id = getattr(envelope.payload, "alert_id", "")
             # A separate connection sees only what was committed.
             reader = Outbox.in_dir(self.state_dir)
