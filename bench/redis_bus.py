@@ -413,6 +413,7 @@ async def _publisher(url: str) -> None:
     """Write signed envelopes with the bridge's own writer, as commands on stdin ask."""
     from redis.asyncio import Redis
 
+    from bridge.app import settle_garbage_collector
     from bridge.backoff import Backoff
     from bridge.bus import Frame
     from bridge.bus.redis.layout import Layout
@@ -434,6 +435,7 @@ async def _publisher(url: str) -> None:
         clock=time.time,
     )
     task = asyncio.get_running_loop().create_task(link.keep_running("writer", writer.run))
+    settle_garbage_collector()
     source = Source()
     instances = {t.tag: t.instance for t in source._templates}
 

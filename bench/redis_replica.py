@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sys
 import tempfile
@@ -26,11 +27,27 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from bridge import app
 from bridge.app import Bridge, build_transport, default_components
 from bridge.bus import WORK_QUEUE_INSTANCES, Envelope
 from bridge.config import Settings
 
 SECRET = "bench-secret-key-base-with-at-least-32-characters"
+
+
+class _GcClock:
+    """CPU seconds spent in the garbage collector (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.seconds += time.process_time() - self._started
 
 
 class _Tally:
@@ -90,6 +107,7 @@ async def _main(args: argparse.Namespace) -> None:
         components=default_components() if args.components == "default" else [],
     )
     fanout, work = _Tally(), _Tally()
+    collector = _GcClock()
     bridge.bus.subscribe("bench-fanout", fanout.take, batch=True, queue_size=4_000_000)
     bridge.bus.subscribe(
         "bench-work",
@@ -100,6 +118,10 @@ async def _main(args: argparse.Namespace) -> None:
         queue_size=4_000_000,
     )
     await bridge.start(serve_http=False)
+    # As ``exesdb-bridge run`` does, where the tree has it.
+    settle = getattr(app, "settle_garbage_collector", None)
+    if settle is not None:
+        settle()
     lease = bridge.context.capabilities.lease
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
@@ -115,6 +137,7 @@ async def _main(args: argparse.Namespace) -> None:
             "leading": bool(lease is not None and lease.leading),
             "fanout": fanout.stats(),
             "work": work.stats(),
+            "gc_seconds": collector.seconds,
         }
 
     def read_commands() -> None:

@@ -29,21 +29,13 @@ from bridge.bus.subscription import (
     Sleep,
     Subscription,
 )
-from bridge.bus.transport import Frame, MemoryTransport, Transport
+from bridge.bus.transport import Durability, Frame, MemoryTransport, Transport
 from bridge.bus.verify import Verifier
 from bridge.bus.work_queue import RecentlyVerified, WorkQueueReceiver
 from bridge.errors import MessageError
 from bridge.messages import INSTANCES, MESSAGE_TYPES, Message, utc_now
 
 __all__ = ["Bus", "Durability", "PublishResult", "PublishStatus"]
-
-
-class Durability(Enum):
-    """Where a durably published batch stands when the publisher stops waiting."""
-
-    COMMITTED = "committed"
-    PENDING = "pending"
-    FAILED = "failed"
 
 
 class PublishStatus(Enum):
@@ -303,12 +295,6 @@ class Bus:
             self._published[key].inc(number)
         return count
 
-    def can_take(self, count: int) -> bool:
-        """False when the transport could not take ``count`` more frames now (its buffer is
-        full, e.g. while Redis is unreachable); for publishers that can push back."""
-        left = self.transport.capacity_left()
-        return left is None or left >= count
-
     def congestion(self, envelopes: Sequence[Envelope]) -> BatchSubscription | None:
         """A subscriber that cannot take ``envelopes`` now (at its high-water mark, or they
         would overflow its queue), or None; for publishers that can push back (HTTP ingest)."""
@@ -325,16 +311,18 @@ class Bus:
     async def publish_verified_durably(
         self, envelopes: Iterable[Envelope], seconds: float
     ) -> tuple[int, Durability]:
-        """``publish_verified``, then wait (up to ``seconds``) for the durable subscribers.
+        """``publish_verified``, then wait (up to ``seconds``) until they are safe.
 
         Returns the count and whether every durable subscriber that took some of the envelopes
         has handled them (COMMITTED), is still at it (PENDING) or failed on them (FAILED). On a
-        shared transport the transport holds them and this does not wait (COMMITTED).
+        shared transport they are safe once the transport stored them (``send_durably``: on
+        Redis, in the spool on disk): COMMITTED, PENDING, or FULL or FAILED with none taken
+        (count 0).
         """
+        if self.transport.capabilities.shared:
+            return await self._send_durably(list(envelopes), seconds)
         durable = [(s, s.mark) for s in self._batches if s.durable]
         count = self.publish_verified(envelopes)
-        if self.transport.capabilities.shared:
-            return count, Durability.COMMITTED
         # Read right after the (synchronous) dispatch: the marks cover exactly these envelopes.
         waits = [(s, before, s.mark) for s, before in durable if s.mark != before]
         deadline = time.monotonic() + seconds
@@ -346,6 +334,32 @@ class Bus:
             elif subscription.failed_between(before, mark):
                 return count, Durability.FAILED
         return count, outcome
+
+    async def _send_durably(
+        self, envelopes: Sequence[Envelope], seconds: float
+    ) -> tuple[int, Durability]:
+        frames = []
+        for envelope in envelopes:
+            body = envelope.to_bytes()
+            frames.append(Frame(envelope.instance, body, self._keyring.sign(body), envelope))
+        # Shielded: a store under way when the wait ends still completes (PENDING).
+        storing = asyncio.ensure_future(self.transport.send_durably(frames))
+        try:
+            async with asyncio.timeout(seconds):
+                outcome = await asyncio.shield(storing)
+        except TimeoutError:
+            outcome = Durability.PENDING
+        if outcome is Durability.FULL:
+            self.metrics.dropped.labels("transport").inc(len(frames))
+        if outcome not in (Durability.COMMITTED, Durability.PENDING):
+            return 0, outcome
+        published: dict[tuple[str, str], int] = {}
+        for envelope in envelopes:
+            key = (envelope.instance, envelope.tag)
+            published[key] = published.get(key, 0) + 1
+        for key, number in published.items():
+            self._published[key].inc(number)
+        return len(frames), outcome
 
     def _resign(self, envelope: Envelope) -> Frame:
         """``envelope`` with a fresh ``ts`` and the SAME id, signed again: for a frame that

@@ -8,18 +8,40 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Final, Protocol
 
 from bridge.bus.capabilities import LocalCoordinator, TransportCapabilities
 from bridge.bus.envelope import Envelope
 
-__all__ = ["WORK_QUEUE_INSTANCES", "Frame", "FrameReceiver", "MemoryTransport", "Transport"]
+__all__ = [
+    "WORK_QUEUE_INSTANCES",
+    "Durability",
+    "Frame",
+    "FrameReceiver",
+    "MemoryTransport",
+    "Transport",
+]
 
 WORK_QUEUE_INSTANCES: Final = frozenset(
     {"ex_esdb_alerts", "ex_esdb_health", "ex_esdb_lifecycle", "ex_esdb_metrics", "ex_esdb_security"}
 )
 """The bus instances the alert stage takes as a work queue (its group subscription): a shared
 transport keeps their frames until a consumer group has taken them."""
+
+
+class Durability(Enum):
+    """Where a durably published batch stands when the publisher stops waiting.
+
+    COMMITTED: safe (a durable subscriber handled it, or the transport stored it where a crash
+    of this process cannot lose it); PENDING: still on its way; FAILED: it could not be stored;
+    FULL: the transport had no room for it. After FAILED and FULL nothing of it was taken.
+    """
+
+    COMMITTED = "committed"
+    PENDING = "pending"
+    FAILED = "failed"
+    FULL = "full"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +98,9 @@ class Transport(Protocol):
     def send(self, frame: Frame) -> bool:
         """Queue a frame without blocking; False when it had to be dropped (counted by caller)."""
 
-    def capacity_left(self) -> int | None:
-        """How many more frames ``send`` would take now; None when it never refuses."""
+    async def send_durably(self, frames: Sequence[Frame]) -> Durability:
+        """Take ``frames``, all or none, and return once a crash of this process can no longer
+        lose them (COMMITTED), or say why none were taken (FULL, FAILED)."""
 
     def readiness(self) -> str | None:
         """None when ready, else why not."""
@@ -124,8 +147,14 @@ class MemoryTransport:
             self._receive((frame,))
         return True
 
-    def capacity_left(self) -> int | None:
-        return None if self._receive is not None else self._max_pending - len(self._pending)
+    async def send_durably(self, frames: Sequence[Frame]) -> Durability:
+        """Frames received at once are as durable as the subscribers make them (the bus waits
+        for its durable ones); before start they wait in memory, if there is room."""
+        if self._receive is None and len(self._pending) + len(frames) > self._max_pending:
+            return Durability.FULL
+        for frame in frames:
+            self.send(frame)
+        return Durability.COMMITTED
 
     def readiness(self) -> str | None:
         return None if self._receive is not None else "the in-process bus has not started"

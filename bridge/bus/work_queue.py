@@ -80,9 +80,7 @@ class WorkQueueReceiver:
         self._dispatch(result, frame)
         return result
 
-    def _unhandled(
-        self, envelope: Envelope, nack: Callable[[], None] | None
-    ) -> Callable[[], None]:
+    def _unhandled(self, envelope: Envelope, nack: Callable[[], None] | None) -> Callable[[], None]:
         """The nack of a dispatched frame: its id is forgotten, so the redelivery is taken."""
         verifier = self._verifier
 

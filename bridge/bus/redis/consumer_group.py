@@ -17,7 +17,7 @@ from redis.exceptions import ResponseError
 
 from bridge.bus.redis.layout import GROUP, Layout, RawEntries, read_reply, text, unpack_flat
 from bridge.bus.redis.lease import Lease
-from bridge.bus.redis.link import Link
+from bridge.bus.redis.link import Link, linger
 from bridge.bus.transport import Frame, FrameReceiver
 
 __all__ = ["ConsumerGroup"]
@@ -117,9 +117,11 @@ class ConsumerGroup:
             *keys,
             *[">"] * len(keys),
         )
+        read = 0
         for key, entries in read_reply(reply):
+            read += len(entries)
             self._take(key.decode(), entries)
-        return 0.0
+        return linger(read, self._batch)
 
     async def _create(self) -> None:
         # Start no further back than the replay window: older entries would only be refused.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bridge.bus.redis.layout import Layout, read_reply, unpack_flat
-from bridge.bus.redis.link import Link
+from bridge.bus.redis.link import Link, linger
 from bridge.bus.transport import Frame, FrameReceiver
 
 __all__ = ["FanOutReader"]
@@ -48,16 +48,18 @@ class FanOutReader:
             *last_ids,
             *last_ids.values(),
         )
+        read = 0
         for key, entries in read_reply(reply):
             if not entries:
                 continue
+            read += len(entries)
             instance = self._layout.instance_of(key)
             last_ids[key.decode()] = entries[-1][0]
             # One batch per stream read: the bus verifies and dispatches it in one go.
             self._deliver(
                 [Frame(instance, *unpack_flat(fields or []), group=False) for _, fields in entries]
             )
-        return 0.0
+        return linger(read, self._batch)
 
     async def _find_tails(self) -> None:
         streams = self._layout.streams.values()

@@ -62,6 +62,10 @@ class Layout:
         """Where a stopping lease holder leaves ``name`` state for the next one."""
         return f"{self.prefix}:handover:{name}"
 
+    def spool(self, segment: str) -> str:
+        """How far a bridge's spool segment ``segment`` (a random id) has been written here."""
+        return f"{self.prefix}:spool:{segment}"
+
     def coordination(self, key: str) -> str:
         """A cluster monitor's coordination key."""
         return f"{self.prefix}:{key}"

@@ -16,7 +16,7 @@ from bridge.bus.redis.layout import RAW_REPLIES
 from bridge.errors import TransportError
 from bridge.redaction import safe_url
 
-__all__ = ["RETRYABLE", "Link", "temporary"]
+__all__ = ["RETRYABLE", "Link", "linger", "temporary"]
 
 _logger = logging.getLogger(__name__)
 
@@ -38,6 +38,10 @@ _TEMPORARY_REPLIES: Final = (
 )
 
 Step = Callable[[], Awaitable[float | None]]
+
+# A reader whose last read was small waits this long before the next: what arrives meanwhile
+# comes in one read rather than many (each round trip costs more CPU than several messages).
+_LINGER_SECONDS: Final = 0.002
 
 
 class Link:
@@ -169,6 +173,12 @@ class Link:
             raise TransportError(
                 f"Redis at {safe_url(self.url)} could not {doing}: {reason}"
             ) from exc
+
+
+def linger(read: int, batch: int) -> float:
+    """How long a reader waits before its next read, having read ``read`` entries of at most
+    ``batch``: a moment after a small read, none after a large one (it may be behind)."""
+    return _LINGER_SECONDS if read < batch // 4 else 0.0
 
 
 def _as_sent(response: Any, **kwargs: Any) -> Any:
