@@ -455,3 +455,29 @@ def test_a_graceful_stop_hands_open_alerts_over_so_their_resolve_matches(
         15,
         "B sends the resolve",
     )
+
+
+def test_alerts_answered_202_while_redis_is_down_are_delivered_once_after_a_sigkill(
+    tmp_path: Path, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """Redis is down: 200 alerts ingested at a bridge are answered 202 (in its spool on disk);
+    the bridge is SIGKILLed; Redis and the bridge start again: each alert reaches the receiver
+    exactly once."""
+    receiver: WebhookReceiver = webhook_receiver()
+    server = RedisServer()  # its port, not started yet
+    bridge = start_replica(tmp_path, bridge_processes, server.url, "bridge-0", receiver)
+    ids = [f"down-{n:03d}" for n in range(200)]
+    for first in range(0, 200, 50):
+        ingest(bridge.url, [alert(i) for i in ids[first : first + 50]])  # each answered 202
+    assert metric(bridge.url, "exesdb_redis_spooled_total") == 200
+    bridge.kill()
+    server.start(tmp_path / "redis")
+    try:
+        again = restart(bridge, bridge_processes, tmp_path)
+        wait_until(lambda: set(delivered_counts(receiver, "down-")) == set(ids), 60, "all 200")
+        wait_until(lambda: metric(again.url, "exesdb_redis_spool_bytes") == 0, 15, "spool sent")
+        wait_until(lambda: settled([again], server), 30, "outbox empty, nothing pending")
+        counts = delivered_counts(receiver, "down-")
+        assert [k for k, v in counts.items() if v != 1] == []
+    finally:
+        server.stop()
