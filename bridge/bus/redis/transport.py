@@ -27,8 +27,8 @@ from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.lease import Lease
 from bridge.bus.redis.link import RETRYABLE, Link
 from bridge.bus.redis.metrics import RedisCollector
-from bridge.bus.redis.work_queue import WorkQueue
 from bridge.bus.redis.spool import Spool
+from bridge.bus.redis.work_queue import WorkQueue
 from bridge.bus.redis.writer import Writer
 from bridge.bus.transport import Durability, Frame, FrameReceiver
 from bridge.errors import ConfigError
@@ -198,10 +198,9 @@ class RedisTransport:
             try:
                 waiting = await self._spool.open()
             except OSError as exc:
+                where = self._spool.directory
                 raise ConfigError(
-                    [
-                        f"EXESDB_STATE_DIR: cannot open the Redis bus spool {self._spool.directory}: {exc}"
-                    ]
+                    [f"EXESDB_STATE_DIR: cannot open the Redis bus spool {where}: {exc}"]
                 ) from exc
             if waiting:
                 _logger.info(

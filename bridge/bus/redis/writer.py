@@ -27,7 +27,7 @@ from redis.exceptions import ResponseError
 from bridge.bus.envelope import Envelope, decode_envelope
 from bridge.bus.redis.layout import GROUP, Layout, entry_fields, stream_id, text
 from bridge.bus.redis.link import RETRYABLE, Link, temporary
-from bridge.bus.redis.spool import Spool, SpoolBatch
+from bridge.bus.redis.spool import Spool
 from bridge.bus.transport import WORK_QUEUE_INSTANCES, Durability, Frame
 
 __all__ = ["Writer"]

@@ -22,7 +22,9 @@ def frame(number: int, size: int = 100) -> Frame:
 
 
 def numbers(batch: SpoolBatch | None) -> list[int]:
-    return [] if batch is None else [int(f.body.split(b":")[1].split(b"}")[0]) for f in batch.frames]
+    if batch is None:
+        return []
+    return [int(f.body.split(b":")[1].split(b"}")[0]) for f in batch.frames]
 
 
 @pytest.fixture
