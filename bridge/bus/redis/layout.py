@@ -58,9 +58,9 @@ class Layout:
         """A random value set once per Redis data set: a new one means Redis lost its data."""
         return f"{self.prefix}:bus:epoch"
 
-    def hand_over(self, name: str) -> str:
-        """Where a stopping lease holder leaves ``name`` state for the next one."""
-        return f"{self.prefix}:handover:{name}"
+    def state(self, name: str) -> str:
+        """The work queue's shared ``name`` records (``shared_state.py``)."""
+        return f"{self.prefix}:state:{name}"
 
     def spool(self, segment: str) -> str:
         """How far a bridge's spool segment ``segment`` (a random id) has been written here."""

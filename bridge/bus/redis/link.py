@@ -50,7 +50,7 @@ class Link:
     Every loop runs through ``keep_trying``: a failed step is recorded (``connected`` turns
     False, the reason is kept for readiness, ``connection_errors`` counts it) and waited out
     with ``backoff``, longer while failures follow each other; a successful one marks Redis
-    reachable again. What leaves the transport for a caller (coordination, hand-over) goes
+    reachable again. What leaves the transport for a caller (coordination, shared state) goes
     through ``boundary``, which turns a Redis failure into ``TransportError``.
     """
 

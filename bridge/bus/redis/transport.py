@@ -27,6 +27,7 @@ from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.lease import Lease
 from bridge.bus.redis.link import RETRYABLE, Link
 from bridge.bus.redis.metrics import RedisCollector
+from bridge.bus.redis.shared_state import RedisSharedState
 from bridge.bus.redis.spool import Spool
 from bridge.bus.redis.work_queue import WorkQueue
 from bridge.bus.redis.writer import Writer
@@ -132,12 +133,12 @@ class RedisTransport:
             max_inflight=max_inflight,
             clock=clock,
         )
-        self._work_queue = WorkQueue(link, layout, lease, group, kept_ms=replay_window_ms)
+        self._work_queue = WorkQueue(link, lease, group)
         self._capabilities = TransportCapabilities(
             shared=True,
             coordinator=RedisCoordinator(link, layout, owner=self.consumer),
             lease=self._work_queue,
-            hand_over=self._work_queue,
+            state=RedisSharedState(link, layout, consumer=self.consumer, node=node),
         )
         self._receive: FrameReceiver | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -164,7 +165,7 @@ class RedisTransport:
 
     @property
     def capabilities(self) -> TransportCapabilities:
-        """Shared across processes: coordination keys, the work-queue lease, hand-over."""
+        """Shared across processes: coordination keys, the work-queue lease, shared state."""
         return self._capabilities
 
     @property

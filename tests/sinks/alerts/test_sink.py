@@ -189,6 +189,9 @@ class Lease:
     async def stop_reading(self) -> None:
         """Nothing is read from a work queue here."""
 
+    async def release(self) -> None:
+        """Nothing to give up here."""
+
 
 class LeaseTransport(MemoryTransport):
     """The in-process transport with a work-queue lease (as on Redis)."""
