@@ -481,3 +481,35 @@ def test_alerts_answered_202_while_redis_is_down_are_delivered_once_after_a_sigk
         assert [k for k, v in counts.items() if v != 1] == []
     finally:
         server.stop()
+
+
+def test_a_sigkilled_holders_open_alert_is_resolved_by_the_next_holder(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """A node_failure fires on the lease holder A; A is SIGKILLed (nothing handed over); B takes
+    the lease and the open alerts kept in Redis; the node's return, ingested on B, resolves it:
+    the receiver gets the firing and then the resolved notification, once each."""
+    receiver: WebhookReceiver = webhook_receiver()
+    replicas = [
+        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
+        for n in range(2)
+    ]
+    holder = leader(replicas)
+    survivor = next(r for r in replicas if r is not holder)
+    alert_id = "node_failure:app-7"
+    down = NodeLifecycle(node="app-7", event="down", cluster_size=1)
+    ingest(holder.url, [("lifecycle", holder.env["EXESDB_NODE"], down)])
+    wait_until(lambda: notifications(receiver, alert_id), 15, "the node_failure alert")
+    holder.kill()
+    wait_until(
+        lambda: metric(survivor.url, "exesdb_redis_work_queue_leader") == 1, 15, "B holds it"
+    )
+    back = NodeLifecycle(node="app-7", event="reconnected", cluster_size=2)
+    ingest(survivor.url, [("lifecycle", survivor.env["EXESDB_NODE"], back)])
+    wait_until(
+        lambda: [n["status"] for n in notifications(receiver, alert_id)] == ["firing", "resolved"],
+        15,
+        "B sends the resolve",
+    )
+    wait_until(lambda: settled([survivor], redis), 15, "outbox empty, nothing pending")
+    assert [n["status"] for n in notifications(receiver, alert_id)] == ["firing", "resolved"]
