@@ -1,7 +1,7 @@
 """Writes what the bus sends to the streams: buffered frames, spooled frames (XADD), and XACKs.
 
 ``send`` never blocks: frames wait in a bounded local buffer that ``run`` writes, in order, in
-batches (one pipelined round trip each), through reconnections and backoff; a frame that waited
+batches (one round trip and one script each), through reconnections and backoff; a frame that waited
 half the replay window there is signed again (fresh ``ts``, same id) so that it is not refused
 as expired. ``send_durably`` (HTTP ingest) answers once its frames are in the spool on disk
 (``spool.py``), which ``run`` sends to Redis in order, each batch in one transaction with the
@@ -44,6 +44,25 @@ _ACK_LINGER_SECONDS: Final = 0.01
 # How long the spool's progress stays in Redis: well past any restart of a bridge.
 _PROGRESS_KEPT_MS: Final = 7 * 24 * 3600 * 1000
 
+# Writes a batch of frames, each its own entry (as XADD ... MAXLEN ~ <n> * e <body> s <sig>),
+# and the spool's progress with them when asked: one command and one reply for the batch, where
+# a pipeline of XADDs costs redis-py several times the CPU per entry. An entry Redis refuses is
+# answered "!<error>" in its place. KEYS: each entry's stream, then the progress key if any.
+# ARGV: the number of entries, MAXLEN, body and signature of each, then progress and its TTL.
+_XADD_ALL: Final = """
+local count = tonumber(ARGV[1])
+local out = {}
+for i = 1, count do
+  local id = redis.pcall('XADD', KEYS[i], 'MAXLEN', '~', ARGV[2], '*',
+                         'e', ARGV[1 + 2 * i], 's', ARGV[2 + 2 * i])
+  if type(id) == 'table' and id.err then out[i] = '!' .. id.err else out[i] = id end
+end
+if #KEYS > count then
+  redis.call('SET', KEYS[count + 1], ARGV[3 + 2 * count], 'PX', ARGV[4 + 2 * count])
+end
+return out
+"""
+
 # A work-queue frame written: (when, entry id, frame), per stream.
 _Retained = deque[tuple[float, bytes, Frame]]
 
@@ -77,6 +96,7 @@ class Writer:
         self._replay_window_ms = replay_window_ms
         self._clock = clock
         self._spool = spool
+        self._script = link.client.register_script(_XADD_ALL)
         self._buffer: deque[Frame] = deque()
         # Work-queue frames written but maybe not yet taken by a consumer group, per stream in
         # the order written; written again if Redis turns out to have lost its data.
@@ -323,9 +343,7 @@ class Writer:
             return
         self._refresh_old(count)
         batch = [self._buffer[index] for index in range(count)]
-        pipe = self._link.client.pipeline(transaction=False)
-        self._xadd_all(pipe, batch)
-        replies = await pipe.execute(raise_on_error=False)
+        replies = await self._xadd_all(batch)
         for _ in range(count):
             self._buffer.popleft()
         again, refusal = self._written(batch, replies)
@@ -351,28 +369,59 @@ class Writer:
             if await spool.resume(batch, None if done is None else int(done)):
                 return
         frames = [self._fresh(f, t) for f, t in zip(batch.frames, batch.unix_ts, strict=True)]
-        pipe = self._link.client.pipeline(transaction=True)
-        self._xadd_all(pipe, frames)
-        pipe.set(progress, batch.end, px=_PROGRESS_KEPT_MS)
-        # A refusal of the whole transaction (EXECABORT: e.g. OOM when queued) raises here and
-        # is tried again; one of a single entry inside it (the key holds another type) is for
-        # good: retrying the batch would write the others twice.
-        replies = await pipe.execute(raise_on_error=False)
-        self._written(frames, replies[:-1], retry=False)
+        # A refusal of the whole script (e.g. OOM: Redis refuses a writing script up front)
+        # raises here and is tried again; one of a single entry inside it (the key holds another
+        # type) is for good: retrying the batch would write the others twice.
+        replies = await self._xadd_all(frames, progress=(progress, batch.end))
+        self._written(frames, replies, retry=False)
         spent = await spool.advance(batch)
         if spent:
             with contextlib.suppress(*RETRYABLE):
                 await self._link.client.delete(*(self._layout.spool(i) for i in spent))
 
-    def _xadd_all(self, pipe: Any, frames: Sequence[Frame]) -> None:
-        streams, maxlen = self._layout.streams, self._maxlen
+    async def _xadd_all(
+        self, frames: Sequence[Frame], *, progress: tuple[str, int] | None = None
+    ) -> list[bytes | ResponseError]:
+        """XADD every frame in one round trip and one script (``_XADD_ALL``), and set the
+        spool's ``progress`` key with them; each entry's id, or why Redis refused it."""
+        streams = self._layout.streams
+        keys = [streams[frame.instance] for frame in frames]
+        args: list[Any] = [len(frames), self._maxlen]
+        for frame in frames:
+            args += [frame.body, frame.signature or ""]
+        if progress is not None:
+            keys.append(progress[0])
+            args += [progress[1], _PROGRESS_KEPT_MS]
+        try:
+            replies: list[bytes] = await self._script(keys=keys, args=args)
+        except ResponseError as exc:
+            if temporary(exc):
+                raise
+            # Refused whole for good (NOPERM: an ACL keeps one of the streams from us): one
+            # XADD each, so that only the entries refused are dropped.
+            return await self._xadd_each(frames, progress)
+        return [
+            ResponseError(reply[1:].decode(errors="replace")) if reply[:1] == b"!" else reply
+            for reply in replies
+        ]
+
+    async def _xadd_each(
+        self, frames: Sequence[Frame], progress: tuple[str, int] | None
+    ) -> list[bytes | ResponseError]:
+        """``_xadd_all`` as a pipeline of XADDs (a transaction, with the progress)."""
+        streams = self._layout.streams
+        pipe = self._link.client.pipeline(transaction=progress is not None)
         for frame in frames:
             pipe.xadd(
                 streams[frame.instance],
-                entry_fields(frame.body, frame.signature),
-                maxlen=maxlen,
+                entry_fields(frame.body, frame.signature),  # type: ignore[arg-type]
+                maxlen=self._maxlen,
                 approximate=True,
             )
+        if progress is not None:
+            pipe.set(progress[0], progress[1], px=_PROGRESS_KEPT_MS)
+        replies: list[bytes | ResponseError] = await pipe.execute(raise_on_error=False)
+        return replies[: len(frames)]
 
     def _written(
         self, frames: Sequence[Frame], replies: Sequence[Any], *, retry: bool = True

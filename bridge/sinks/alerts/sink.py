@@ -104,7 +104,8 @@ class AlertSink:
 
     ``db`` is the thread every outbox call runs on (one is made when not given); the sink
     closes it. Stage failures (a batch, a housekeeping pass, a webhook worker step, a post to
-    Alertmanager, giving the lease up) are counted in ``exesdb_sink_errors_total{subscriber="alerts"}``.
+    Alertmanager, giving the lease up) are counted in
+    ``exesdb_sink_errors_total{subscriber="alerts"}``.
     """
 
     name = "alerts"
