@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from bench import alerts, bus, idle, ingest, soak, web_auth
+    from bench import alerts, bus, idle, ingest, redis_bus, soak, web_auth
 
     suites: dict[str, Callable[[], str]] = {
         "bus": lambda: bus.run(quick=args.quick),
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     suites["soak"] = lambda: soak.run(seconds=args.soak_seconds)
     suites["alerts"] = lambda: alerts.run(quick=args.quick)
     suites["webauth"] = lambda: web_auth.run(quick=args.quick)
+    suites["redis"] = lambda: redis_bus.run(quick=args.quick)
 
     print(f"## exesdb-bridge benchmarks\n\nMachine: {_machine()}\n", flush=True)
     started = time.monotonic()

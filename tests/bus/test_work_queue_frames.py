@@ -16,8 +16,10 @@ from bridge.bus import (
     Frame,
     FrameReceiver,
     Keyring,
+    LocalCoordinator,
     MemoryTransport,
     ReplayGuard,
+    TransportCapabilities,
     Verifier,
     new_message_id,
 )
@@ -127,6 +129,35 @@ async def test_a_work_queue_frame_nobody_here_takes_is_acknowledged() -> None:
     transport.send(Frame("ex_esdb_alerts", *signed(), group=True, ack=ack))
     await async_wait_until(lambda: ack.count == 1, 5)
     await bus.aclose()
+
+
+class SharedTransport(CapturingTransport):
+    """As a shared transport: frames come as the fan-out and the work-queue copy of each."""
+
+    @property
+    def capabilities(self) -> TransportCapabilities:
+        return TransportCapabilities(shared=True, coordinator=LocalCoordinator())
+
+
+async def test_the_work_queue_copy_of_a_message_verified_on_the_fanout_is_handled_once() -> None:
+    """The work-queue copy of a message the fan-out copy brought a moment ago: taken by the
+    group subscriber when it takes that type, acknowledged at once when none does."""
+    transport = SharedTransport()
+    bus = build_bus(KEYRING, transport).bus
+    work: list[Envelope] = []
+    bus.subscribe(
+        "work", work.append, instances=["ex_esdb_alerts"], group=True, tags=["alert_acknowledged"]
+    )
+    bus.subscribe("alerts", work.append, instances=["ex_esdb_alerts"], tags=["system_alert"])
+    await bus.start()
+    body, signature = signed()
+    ack = Acks()
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=False))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack))
+    await async_wait_until(lambda: ack.count == 1 and work, 5)
+    await bus.aclose()
+    assert [e.tag for e in work] == ["system_alert"]  # the fan-out copy only
+    assert ack.count == 1
 
 
 async def test_a_refused_work_queue_frame_is_acknowledged_and_counted_by_the_fanout_path() -> None:
