@@ -383,29 +383,47 @@ class Bus:
         if self._closed:
             # Shutting down: a work-queue frame left unacknowledged is claimed by a live replica.
             return
+        if frames and frames[0].group:
+            self._receive_work(frames)  # a read is of work-queue frames or of none
+            return
         verify = self._verifier.verify_frame
         recent, work, dispatch = self._recent, self._work, self._dispatch
         for frame in frames:
             decoded = frame.decoded
             if decoded is None and recent is not None:
-                # The other copy of a work-queue message, verified a moment ago: the same bytes
-                # under the same signature need no second decoding (the signature is checked).
+                # The work-queue copy of this message came first: decoded already (the
+                # signature is still checked).
                 decoded = recent.get(frame)
-            if frame.group:
-                if decoded is not None and not self._taken_here(decoded):
-                    # The copy of a message this replica verified a moment ago that no group
-                    # subscriber takes (most metrics, for the alert stage): acknowledged as is.
-                    work.settle(frame)
-                    continue
-                result = work.receive(frame, decoded)
-            else:
-                result = verify(frame.body, frame.signature, decoded)
-                if isinstance(result, Rejection):
-                    work.settle(frame)
-                    continue
-                dispatch(result, frame)
-            if decoded is None and recent is not None and isinstance(result, Envelope):
+            result = verify(frame.body, frame.signature, decoded)
+            if isinstance(result, Rejection):
+                work.settle(frame)
+                continue
+            dispatch(result, frame)
+            if decoded is None and recent is not None:
                 recent.put(frame, result)
+
+    def _receive_work(self, frames: Sequence[Frame]) -> None:
+        """Work-queue frames: those byte for byte the same as the fan-out copy verified a moment
+        ago only need their replay check, made for a run of them at once."""
+        recent, work = self._recent, self._work
+        known: list[tuple[Frame, Envelope]] = []
+        for frame in frames:
+            verified = recent.get(frame) if recent is not None else None
+            if verified is not None:
+                if not self._taken_here(verified):
+                    # No group subscriber takes it (most metrics, for the alert stage).
+                    work.settle(frame)
+                else:
+                    known.append((frame, verified))
+                continue
+            if known:
+                work.receive_verified(known)
+                known = []
+            result = work.receive(frame, frame.decoded)
+            if recent is not None and isinstance(result, Envelope):
+                recent.put(frame, result)
+        if known:
+            work.receive_verified(known)
 
     def _route(self, instance: str, tag: str) -> tuple[Inbox, ...]:
         route = self._routes[(instance, tag)] = tuple(

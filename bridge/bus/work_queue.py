@@ -60,13 +60,36 @@ class WorkQueueReceiver:
         """
         result = self._verifier.verify_frame(frame.body, frame.signature, decoded)
         if isinstance(result, Rejection):
-            if result.reason in _COUNTED_REJECTIONS:
-                self._metrics.count_rejection(result.reason)
-                _logger.warning("work-queue frame refused: %s", result.detail)
-            # A replayed frame was handled already (or is being handled); an expired one can
-            # never be accepted.
-            self.settle(frame)
-            return result
+            self._refused(frame, result)
+        else:
+            self._hand(frame, result)
+        return result
+
+    def receive_verified(self, frames: Sequence[tuple[Frame, Envelope]]) -> None:
+        """Work-queue frames, each byte for byte the same as a frame verified a moment ago (the
+        envelope it gave): what remains is the replay check, made for all of them at one
+        instant (``Verifier.admit``), one by one only when one of them is refused."""
+        verifier = self._verifier
+        if not isinstance(verifier.admit([envelope for _, envelope in frames]), Rejection):
+            for frame, envelope in frames:
+                self._hand(frame, envelope)
+            return
+        for frame, envelope in frames:
+            result = verifier.admit([envelope])
+            if isinstance(result, Rejection):
+                self._refused(frame, result)
+            else:
+                self._hand(frame, envelope)
+
+    def _refused(self, frame: Frame, rejection: Rejection) -> None:
+        if rejection.reason in _COUNTED_REJECTIONS:
+            self._metrics.count_rejection(rejection.reason)
+            _logger.warning("work-queue frame refused: %s", rejection.detail)
+        # A replayed frame was handled already (or is being handled); an expired one can never
+        # be accepted.
+        self.settle(frame)
+
+    def _hand(self, frame: Frame, envelope: Envelope) -> None:
         if frame.ack is not None:
             frame = Frame(
                 frame.instance,
@@ -75,10 +98,9 @@ class WorkQueueReceiver:
                 frame.decoded,
                 True,
                 frame.ack,
-                self._unhandled(result, frame.nack),
+                self._unhandled(envelope, frame.nack),
             )
-        self._dispatch(result, frame)
-        return result
+        self._dispatch(envelope, frame)
 
     def _unhandled(self, envelope: Envelope, nack: Callable[[], None] | None) -> Callable[[], None]:
         """The nack of a dispatched frame: its id is forgotten, so the redelivery is taken."""
@@ -115,8 +137,9 @@ class RecentlyVerified:
 
     A shared transport delivers each work-queue message twice (to the fan-out and, at the lease
     holder, through the consumer group); the second copy, the same bytes under the same
-    signature, need not be decoded again. Bounded: the oldest are forgotten first, and nothing
-    is kept while no work-queue frame comes (a replica not holding the lease).
+    signature (compared), is not decoded again, and a work-queue copy's signature is not
+    computed again either (equal bytes verify alike). Bounded: the oldest are forgotten first,
+    and nothing is kept while no work-queue frame comes (a replica not holding the lease).
     """
 
     __slots__ = ("_entries", "_idle", "_order", "_size", "instances")

@@ -160,6 +160,31 @@ async def test_the_work_queue_copy_of_a_message_verified_on_the_fanout_is_handle
     assert ack.count == 1
 
 
+async def test_work_queue_copies_known_from_the_fanout_are_taken_once_each() -> None:
+    """Work-queue copies byte for byte the same as fan-out copies verified before: each message
+    is taken once (their replay checks made together), a second copy is refused as a replay and
+    settled, and a copy whose bytes differ is verified on its own (and refused)."""
+    transport = SharedTransport()
+    bus = build_bus(KEYRING, transport).bus
+    work: list[Envelope] = []
+    bus.subscribe("work", work.append, instances=["ex_esdb_alerts"], group=True)
+    await bus.start()
+    first, second = signed(), signed()
+    forged = (first[0].replace(b'"critical"', b'"warning"'), first[1])
+    for body, signature in (first, second):
+        transport.send(Frame("ex_esdb_alerts", body, signature, group=False))
+    acks = [Acks() for _ in range(4)]
+    frames = [
+        Frame("ex_esdb_alerts", *copy, group=True, ack=ack)
+        for copy, ack in zip((first, second, first, forged), acks, strict=True)
+    ]
+    transport._receive(frames)  # type: ignore[misc]  # one read of four entries
+    await async_wait_until(lambda: len(work) == 2 and all(a.count == 1 for a in acks), 5)
+    await bus.aclose()
+    assert [e.payload.severity for e in work] == ["critical", "critical"]  # type: ignore[union-attr]
+    assert len({e.id for e in work}) == 2
+
+
 async def test_a_refused_work_queue_frame_is_acknowledged_and_counted_by_the_fanout_path() -> None:
     """A wrongly signed work-queue frame reaches no subscriber and is settled; its rejection is
     counted when the fan-out copy of the same entry is refused, not twice."""

@@ -41,7 +41,7 @@ Step = Callable[[], Awaitable[float | None]]
 
 # A reader whose last read was small waits this long before the next: what arrives meanwhile
 # comes in one read rather than many (each round trip costs more CPU than several messages).
-_LINGER_SECONDS: Final = 0.002
+_LINGER_SECONDS: Final = 0.005
 
 
 class Link:
