@@ -1,4 +1,4 @@
-"""The bus on Redis, replicas in separate processes: capacity, latency at half of it, failover.
+"""The bus on Redis, replicas in separate processes: capacity, latency at half rate, failover.
 
     .venv/bin/python -m bench.redis_bus [--messages 60000] [--repeats 3] [--seconds 8]
                                         [--components none|default] [--baseline REV]
@@ -6,18 +6,21 @@
 Starts a throw-away ``redis-server`` on a free loopback port, two bridge replicas
 (``bench/redis_replica.py``, each its own process: the production Redis transport, a batch
 subscriber on the fan-out and one on the work queue) and a publisher process (the bridge's own
-writer: pipelined XADD of signed envelopes from ``bench.workload``, a metrics-heavy mix whose
-instances are all work-queue instances, so the lease holder also reads every message through
-the consumer group).
+writer: batches of XADDs, one round trip each, of signed envelopes from ``bench.workload``, a
+metrics-heavy mix whose instances are all work-queue instances, so the lease holder also reads
+every message through the consumer group). Each replica is started as ``exesdb-bridge run``
+leaves a bridge after start (``settle_garbage_collector``, where the tree has it).
 
 - **Capacity**: both replicas are stopped (SIGSTOP) while the publisher writes ``--messages``;
   then both continue (SIGCONT) and drain the backlog as fast as they can. Per replica: messages
   per second of wall time (continue → last message received) and messages per CPU-second of
   the replica process (utime + stime from ``/proc``, the figure that does not move with the
   machine's load); the median of ``--repeats``.
-- **Latency**: the publisher writes at half the slower replica's median capacity for
-  ``--seconds``; per replica, publish-to-receipt latency (the envelope's ``ts``, set when the
-  publisher signs it, to the subscriber's clock) at p50 and p99, and CPU per message.
+- **Latency**: the publisher writes at half the target rate (10 000 msg/s) and at half the
+  slower replica's median capacity, ``--seconds`` each; per replica, publish-to-receipt latency
+  (the envelope's ``ts``, set when the publisher signs it, to the subscriber's clock) at p50 and
+  p99, and CPU per message. The publisher and redis-server share the machine's cores with the
+  replicas here (not while draining), so the higher rate may be past what the machine holds.
 - **Failover**: the lease holder is killed (SIGKILL); the time until the other replica's
   work-queue subscriber has messages published after the kill (lease ``--claim-idle-ms``).
 
@@ -366,8 +369,8 @@ def run(
     )
     loads = [os.getloadavg()[0]]
     capacity: dict[str, list[_Run]] = {}
-    paced: dict[str, list[_Run]] = {}
-    rates: dict[str, int] = {}
+    paced: dict[tuple[str, int], list[_Run]] = {}
+    rates: dict[str, list[int]] = {}
     failover: float | None = None
     with _setting(args) as (url, server, publisher, trees):
         # Each tree in turn, alternating which goes first: both see the machine's load drift.
@@ -378,12 +381,14 @@ def run(
                     runs.append(_capacity(replicas, publisher, server, args.messages))
         loads.append(os.getloadavg()[0])
         for tree in trees:
-            rates[tree.name] = int(min(_median(capacity[tree.name], "wall", r) for r in _ROLES) / 2)
+            half = int(min(_median(capacity[tree.name], "wall", r) for r in _ROLES) / 2)
+            rates[tree.name] = sorted({_TARGET_RATE // 2, half})
         for repeat in range(args.repeats):
             for tree in trees if repeat % 2 == 0 else list(reversed(trees)):
                 with _pair(tree, url, publisher, args) as replicas:
-                    runs = paced.setdefault(tree.name, [])
-                    runs.append(_paced(replicas, publisher, server, rates[tree.name], args.seconds))
+                    for rate in rates[tree.name]:
+                        run = _paced(replicas, publisher, server, rate, args.seconds)
+                        paced.setdefault((tree.name, rate), []).append(run)
                     if tree.name == "this tree" and repeat == args.repeats - 1:
                         failover = _failover(replicas, publisher)
         loads.append(os.getloadavg()[0])
@@ -399,8 +404,8 @@ def _tables(
     loads: list[float],
     trees: list[_Tree],
     capacity: dict[str, list[_Run]],
-    paced: dict[str, list[_Run]],
-    rates: dict[str, int],
+    paced: dict[tuple[str, int], list[_Run]],
+    rates: dict[str, list[int]],
     failover: float | None,
 ) -> str:
     load = "/".join(f"{value:.1f}" for value in loads)
@@ -428,32 +433,36 @@ def _tables(
     )
     latency_rows: list[list[Any]] = []
     for tree in trees:
-        runs = paced[tree.name]
-        for role in _ROLES:
-            latency_rows.append(
-                [
-                    f"{tree.name}: {role}",
-                    rates[tree.name],
-                    _median(runs, "p50_ms", role),
-                    _median(runs, "p99_ms", role),
-                    median([r.work_p99_ms for r in runs]) if role == _ROLES[0] else float("nan"),
-                    _median(runs, "cpu_us", role),
-                ]
-            )
+        for rate in rates[tree.name]:
+            runs = paced[(tree.name, rate)]
+            for role in _ROLES:
+                latency_rows.append(
+                    [
+                        f"{tree.name}: {role}",
+                        rate,
+                        _median(runs, "p50_ms", role),
+                        _median(runs, "p99_ms", role),
+                        median([r.work_p99_ms for r in runs])
+                        if role == _ROLES[0]
+                        else float("nan"),
+                        _median(runs, "cpu_us", role),
+                    ]
+                )
     latency_table = table(
-        f"Publish to delivery at half the slower role's capacity ({args.repeats} x "
-        f"{args.seconds:g} s, median)",
+        f"Publish to delivery at half the target rate and at half the slower role's capacity "
+        f"({args.repeats} x {args.seconds:g} s each, median)",
         ["replica", "msgs/s", "p50 ms", "p99 ms", "work queue p99 ms", "CPU us/msg"],
         latency_rows,
     )
     mine = capacity["this tree"]
     slowest = min(_median(mine, "wall", role) for role in _ROLES)
     per_cpu = min(1e6 / _median(mine, "cpu_us", role) for role in _ROLES)
-    p99 = max(_median(paced["this tree"], "p99_ms", role) for role in _ROLES)
+    at = _TARGET_RATE // 2
+    p99 = max(_median(paced[("this tree", at)], "p99_ms", role) for role in _ROLES)
     verdict = (
         f"Target >= {_TARGET_RATE:,} msg/s per replica: {slowest:,.0f} msg/s wall, "
         f"{per_cpu:,.0f} per CPU-second ({'met' if slowest >= _TARGET_RATE else 'not met'}); "
-        f"p99 under {_TARGET_P99_MS:g} ms at {rates['this tree']:,} msg/s: {p99:.1f} ms "
+        f"p99 under {_TARGET_P99_MS:g} ms at half that rate ({at:,} msg/s): {p99:.1f} ms "
         f"({'met' if p99 < _TARGET_P99_MS else 'not met'})"
     )
     if failover is not None:
