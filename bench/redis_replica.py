@@ -40,6 +40,7 @@ class _GcClock:
 
     def __init__(self) -> None:
         self.seconds = 0.0
+        self.longest = 0.0
         self._started = 0.0
         gc.callbacks.append(self._callback)
 
@@ -47,7 +48,9 @@ class _GcClock:
         if phase == "start":
             self._started = time.process_time()
         else:
-            self.seconds += time.process_time() - self._started
+            spent = time.process_time() - self._started
+            self.seconds += spent
+            self.longest = max(self.longest, spent)
 
 
 class _Tally:
@@ -138,6 +141,7 @@ async def _main(args: argparse.Namespace) -> None:
             "fanout": fanout.stats(),
             "work": work.stats(),
             "gc_seconds": collector.seconds,
+            "gc_longest": collector.longest,
         }
 
     def read_commands() -> None:
