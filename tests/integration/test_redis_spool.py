@@ -7,7 +7,7 @@ spool directory; the crash of a whole bridge process is in ``test_replicas.py``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -16,6 +16,7 @@ import pytest
 from bridge.app import Bridge
 from bridge.bus import SIGNATURE_HEADER, Durability, Envelope, Frame, Keyring, new_message_id
 from bridge.bus.redis.spool import Spool
+from bridge.errors import ConfigError
 from bridge.messages import SystemAlert
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_redis_bus import Replica, replicas
@@ -151,3 +152,67 @@ async def test_ingest_answers_503_with_retry_after_once_the_spool_is_full(
         assert (tmp_path / "state" / "spool").is_dir()
     finally:
         await bridge.aclose()
+
+
+async def test_a_spooled_frame_older_than_half_the_window_is_signed_again_and_accepted(
+    redis_server: Callable[[], RedisServer], tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """A frame that waited in the spool past the replay window (a long outage, a stopped
+    bridge) is written with a fresh ts and the same id, so every replica accepts it."""
+    server = redis_server()
+    then = datetime.now(UTC) - timedelta(seconds=1.3)
+    old = alert(1)
+    envelope = Envelope(
+        old.id, old.instance, old.topic, old.tag, old.node, then, old.payload, then.timestamp()
+    )
+    body = envelope.to_bytes()
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
+    await spool.open()
+    assert await spool.append([Frame(envelope.instance, body, KEYRING.sign(body), envelope)])
+    await spool.aclose()
+    replica = Replica(
+        server.url, "node-a", group=False, replay_window_ms=1_000, spool_dir=tmp_path / "spool"
+    )
+    replicas.append(replica)
+    await replica.start()
+    await async_wait_until(lambda: alert_ids(replica.seen) == ["spooled-0001"], 10, "accepted")
+    assert replica.seen[0].id == envelope.id
+    assert replica.seen[0].unix_ts > then.timestamp() + 1.0
+    assert replica.sample("exesdb_redis_resigned_total") == 1
+    assert replica.sample("exesdb_bus_rejected_total", reason="expired") == 0
+
+
+async def test_what_a_stop_could_not_write_is_kept_in_the_spool_for_the_next_start(
+    redis_server: Callable[[], RedisServer], tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """Messages the bridge published itself, still in its memory buffer when it stops with
+    Redis unreachable, go to the spool and are written after the next start, not dropped."""
+    port = free_port()
+    stopped = await Replica(
+        f"redis://127.0.0.1:{port}/0", "node-a", group=False, spool_dir=tmp_path / "spool"
+    ).start()
+    expected = [stopped.publish_alert(n) for n in range(3)]
+    await stopped.aclose()
+    assert stopped.sample("exesdb_bus_dropped_total", subscriber="transport") == 0
+    server = RedisServer(port=port).start(tmp_path / "redis")
+    try:
+        again = await Replica(server.url, "node-a", spool_dir=tmp_path / "spool").start()
+        replicas.append(again)
+        await async_wait_until(lambda: sorted(again.taken_alerts()) == expected, 15, "written")
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        server.stop()
+
+
+async def test_a_spool_that_cannot_be_opened_stops_start_naming_the_state_dir(
+    tmp_path: Path,
+) -> None:
+    """The spool's directory under a plain file: start fails with a ConfigError naming
+    EXESDB_STATE_DIR (``exesdb-bridge run`` exits 2)."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    replica = Replica(f"redis://127.0.0.1:{free_port()}/0", "node-a", spool_dir=blocker / "spool")
+    with pytest.raises(ConfigError, match="EXESDB_STATE_DIR"):
+        await replica.start()
+    await replica.aclose()
