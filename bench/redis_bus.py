@@ -8,8 +8,8 @@ Starts a throw-away ``redis-server`` on a free loopback port, two bridge replica
 subscriber on the fan-out and one on the work queue) and a publisher process (the bridge's own
 writer: batches of XADDs, one round trip each, of signed envelopes from ``bench.workload``, a
 metrics-heavy mix whose instances are all work-queue instances, so the lease holder also reads
-every message through the consumer group). Each replica is started as ``exesdb-bridge run``
-leaves a bridge after start (``settle_garbage_collector``, where the tree has it).
+every message through the consumer group). Each replica's garbage collector is set as
+``exesdb-bridge run`` sets it once started (``--gc default`` leaves Python's defaults).
 
 - **Capacity**: both replicas are stopped (SIGSTOP) while the publisher writes ``--messages``;
   then both continue (SIGCONT) and drain the backlog as fast as they can. Per replica: messages
@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import shutil
@@ -184,6 +185,8 @@ def _replicas(tree: _Tree, url: str, args: argparse.Namespace) -> list[_Child]:
                 args.components,
                 "--claim-idle-ms",
                 str(args.claim_idle_ms),
+                "--gc",
+                args.gc,
             ],
             env=tree.env(),
             cwd=tree.path,
@@ -357,9 +360,11 @@ def run(
     components: str = "none",
     baseline: str | None = None,
     claim_idle_ms: int = 10_000,
+    collector: str = "settled",
 ) -> str:
     """Measure; the tables (``make bench --only redis`` and ``python -m bench.redis_bus``)."""
     args = argparse.Namespace(
+        gc=collector,
         messages=messages or (30_000 if quick else 60_000),
         repeats=repeats or (2 if quick else 3),
         seconds=seconds or (5.0 if quick else 8.0),
@@ -426,7 +431,7 @@ def _tables(
         )
     capacity_table = table(
         f"Redis bus, two replica processes: capacity ({args.repeats} x {args.messages:,} "
-        f"messages drained after SIGSTOP, median; components: {args.components}; "
+        f"messages drained after SIGSTOP, median; components: {args.components}, gc {args.gc}; "
         f"load average {load} at start/middle/end)",
         ["replica", "msgs/s (wall)", "msgs per CPU-s", "CPU us/msg"],
         rows,
@@ -480,7 +485,6 @@ async def _publisher(url: str) -> None:
     """Write signed envelopes with the bridge's own writer, as commands on stdin ask."""
     from redis.asyncio import Redis
 
-    from bridge.app import settle_garbage_collector
     from bridge.backoff import Backoff
     from bridge.bus import Frame
     from bridge.bus.redis.layout import Layout
@@ -502,7 +506,8 @@ async def _publisher(url: str) -> None:
         clock=time.time,
     )
     task = asyncio.get_running_loop().create_task(link.keep_running("writer", writer.run))
-    settle_garbage_collector()
+    gc.freeze()  # as a bridge process does once started
+    gc.set_threshold(50_000, 20, 20)
     source = Source()
     instances = {t.tag: t.instance for t in source._templates}
 
@@ -557,6 +562,9 @@ def main() -> None:
     parser.add_argument("--components", choices=["none", "default"], default="none")
     parser.add_argument("--baseline", help="a git revision whose replicas run beside this tree's")
     parser.add_argument("--claim-idle-ms", type=int, default=10_000)
+    parser.add_argument(
+        "--gc", choices=["settled", "default"], default="settled", help="the replicas' collector"
+    )
     parser.add_argument("--publisher", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.publisher:
@@ -570,6 +578,7 @@ def main() -> None:
             components=args.components,
             baseline=args.baseline,
             claim_idle_ms=args.claim_idle_ms,
+            collector=args.gc,
         )
     )
 

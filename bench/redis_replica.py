@@ -1,6 +1,7 @@
 """One bridge replica on the Redis bus for ``bench.redis_bus``, driven over stdin, one per process.
 
     python bench/redis_replica.py URL NODE [--components default] [--claim-idle-ms N]
+                                           [--gc settled|default]
 
 Runs a ``Bridge`` (the production Redis transport from its settings) with a batch subscriber on
 the fan-out (every message) and one on the work queue (the alert stage's instances, read only
@@ -27,7 +28,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from bridge import app
 from bridge.app import Bridge, build_transport, default_components
 from bridge.bus import WORK_QUEUE_INSTANCES, Envelope
 from bridge.config import Settings
@@ -121,10 +121,12 @@ async def _main(args: argparse.Namespace) -> None:
         queue_size=4_000_000,
     )
     await bridge.start(serve_http=False)
-    # As ``exesdb-bridge run`` does, where the tree has it.
-    settle = getattr(app, "settle_garbage_collector", None)
-    if settle is not None:
-        settle()
+    if args.gc == "settled":
+        # As ``exesdb-bridge run`` does once started (``bridge/cli.py``): what start-up built
+        # is frozen out of the collector's sight, and collections come far less often.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 20)
     lease = bridge.context.capabilities.lease
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
@@ -171,6 +173,7 @@ def main() -> None:
     parser.add_argument("node")
     parser.add_argument("--components", choices=["none", "default"], default="none")
     parser.add_argument("--claim-idle-ms", type=int, default=10_000)
+    parser.add_argument("--gc", choices=["settled", "default"], default="settled")
     asyncio.run(_main(parser.parse_args()))
 
 

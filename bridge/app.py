@@ -7,12 +7,11 @@ HTTP server. Stop order is the reverse, and the bus drains its subscribers befor
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge
@@ -40,12 +39,9 @@ from bridge.webconfig import LiveWebConfig
 from bridge.webconfig import install as install_web_config
 from collectors import health_collector, lifecycle_collector, throughput_collector
 
-__all__ = ["Bridge", "build_transport", "settle_garbage_collector"]
+__all__ = ["Bridge", "build_transport"]
 
 _logger = logging.getLogger(__name__)
-
-# Allocations (net of those freed) between two collections of the youngest generation.
-_GC_GEN0: Final = 20_000
 
 
 def build_transport(settings: Settings, registry: CollectorRegistry | None = None) -> Transport:
@@ -210,20 +206,6 @@ class Bridge:
 
     def _expositions(self) -> list[HasExposition]:
         return [c for c in self.components if isinstance(c, HasExposition)]
-
-
-def settle_garbage_collector() -> None:
-    """Keep the cyclic garbage collector off the hot paths of a bridge process, once started.
-
-    What start-up built (modules, schemas, components) lives as long as the process: frozen, no
-    collection walks it again; and the youngest generation is collected every ``_GC_GEN0``
-    allocations rather than every 700. Measured on the Redis bus (docs/performance.md): a third
-    of a lease holder's CPU went to the collector before, a few percent after. For the process
-    running the bridge (``exesdb-bridge run``), not for one embedding it among other work.
-    """
-    gc.freeze()
-    gen0, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(max(_GC_GEN0, gen0), gen1, gen2)
 
 
 def default_components() -> list[ComponentFactory]:

@@ -74,7 +74,7 @@ def _settings_or_exit() -> Settings:
 
 
 async def _serve(settings: Settings, demo: bool) -> int:
-    from bridge.app import Bridge, default_components, settle_garbage_collector
+    from bridge.app import Bridge, default_components
 
     components = default_components()
     if demo:
@@ -100,7 +100,6 @@ async def _serve(settings: Settings, demo: bool) -> int:
         _logger.error("%s", exc)
         await bridge.aclose()
         return EXIT_FAILED
-    settle_garbage_collector()
     _logger.info("exesdb-bridge %s running as node %s", __version__, settings.node)
     await stop.wait()
     _logger.info("stopping")
