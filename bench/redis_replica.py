@@ -40,7 +40,6 @@ class _GcClock:
 
     def __init__(self) -> None:
         self.seconds = 0.0
-        self.longest = 0.0
         self._started = 0.0
         gc.callbacks.append(self._callback)
 
@@ -48,9 +47,7 @@ class _GcClock:
         if phase == "start":
             self._started = time.process_time()
         else:
-            spent = time.process_time() - self._started
-            self.seconds += spent
-            self.longest = max(self.longest, spent)
+            self.seconds += time.process_time() - self._started
 
 
 class _Tally:
@@ -143,7 +140,6 @@ async def _main(args: argparse.Namespace) -> None:
             "fanout": fanout.stats(),
             "work": work.stats(),
             "gc_seconds": collector.seconds,
-            "gc_longest": collector.longest,
         }
 
     def read_commands() -> None:
