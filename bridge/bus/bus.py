@@ -349,8 +349,6 @@ class Bus:
                 outcome = await asyncio.shield(storing)
         except TimeoutError:
             outcome = Durability.PENDING
-        if outcome is Durability.FULL:
-            self.metrics.dropped.labels("transport").inc(len(frames))
         if outcome not in (Durability.COMMITTED, Durability.PENDING):
             return 0, outcome
         published: dict[tuple[str, str], int] = {}

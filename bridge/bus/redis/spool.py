@@ -12,6 +12,7 @@ On disk, under ``<EXESDB_STATE_DIR>/spool/``::
                        (4), the bus instance's index (1), the envelope's Unix time (8, a
                        double), the signature's length (1), the signature, the envelope bytes
     head               "<seq> <offset>": how far the writer got in the first segment
+    lock               held (flock) while a bridge has the spool open: one bridge per spool
 
 The writer also records its progress through a segment in Redis, in the same transaction as the
 entries it writes (``Layout.spool``), and a reopened spool resumes from the further of the two:
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import secrets
@@ -45,6 +47,7 @@ _HEADER: Final = struct.Struct(">II")  # payload length, CRC-32 of the payload
 _FIXED: Final = struct.Struct(">BdB")  # instance index, Unix time, signature length
 _SUFFIX: Final = ".spool"
 _HEAD: Final = "head"
+_LOCK: Final = "lock"
 _INDEX: Final = {name: index for index, name in enumerate(INSTANCES)}
 # What one read from a segment takes (more when a single record is larger).
 _READ_BYTES: Final = 1024 * 1024
@@ -88,6 +91,7 @@ class Spool:
         # Appends waiting for the thread (touched on the event loop only).
         self._waiting: list[tuple[bytes, asyncio.Future[bool]]] = []
         self._appending: asyncio.Task[None] | None = None
+        self._lock: int | None = None  # the lock file's descriptor while open
         self._opened = False
         self._closed = False
         self.pending_bytes = 0
@@ -153,6 +157,9 @@ class Spool:
             with contextlib.suppress(Exception):
                 await self._appending
         await asyncio.to_thread(self._pool.shutdown, wait=True)
+        if self._lock is not None:
+            os.close(self._lock)  # and with it the flock
+            self._lock = None
 
     async def _append_waiting(self) -> None:
         try:
@@ -178,6 +185,15 @@ class Spool:
 
     def _open(self) -> int:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Two bridges appending to one spool would interleave their records: the second is
+        # refused (each replica needs its own EXESDB_STATE_DIR).
+        lock = os.open(self.directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(lock)
+            raise OSError(f"another bridge process has it open ({exc.strerror})") from exc
+        self._lock = lock
         found: list[_Segment] = []
         for path in self.directory.glob(f"*{_SUFFIX}"):
             seq, _, token = path.stem.partition("-")

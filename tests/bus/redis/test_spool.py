@@ -167,3 +167,16 @@ async def test_progress_redis_reports_moves_the_head_once_per_segment(open_spool
     assert second is not None
     assert await spool.resume(second, first.end)  # Redis has the first four
     assert await drain(spool) == [4, 5, 6, 7, 8, 9]
+
+
+async def test_a_second_bridge_on_the_same_spool_is_refused(open_spool, tmp_path: Path) -> None:
+    """One bridge per spool: opening it again while it is open fails, saying why; once closed
+    it opens again."""
+    first = await open_spool()
+    second = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=SEGMENT)
+    with pytest.raises(OSError, match="another bridge process"):
+        await second.open()
+    await second.aclose()
+    await first.aclose()
+    again = await open_spool()
+    assert await again.append([frame(1)])
