@@ -14,7 +14,7 @@ On disk, under ``<EXESDB_STATE_DIR>/spool/``::
     head               "<seq> <offset>": how far the writer got in the first segment
     lock               held (flock) while a bridge has the spool open: one bridge per spool
 
-The writer also records its progress through a segment in Redis, in the same transaction as the
+The writer also records its progress through a segment in Redis, in the same script call as the
 entries it writes (``Layout.spool``), and a reopened spool resumes from the further of the two:
 a crash between writing to Redis and moving the head sends nothing twice. A record torn by a
 crash while it was appended (never answered 202) is cut off when the spool is opened.

@@ -4,7 +4,7 @@
 batches (one round trip and one script each), through reconnections and backoff; a frame that waited
 half the replay window there is signed again (fresh ``ts``, same id) so that it is not refused
 as expired. ``send_durably`` (HTTP ingest) answers once its frames are in the spool on disk
-(``spool.py``), which ``run`` sends to Redis in order, each batch in one transaction with the
+(``spool.py``), which ``run`` sends to Redis in order, each batch in one script call with the
 spool's progress, so that a restart sends nothing twice. Work-queue frames written lately are
 retained until a consumer group has taken them, and written again if Redis turns out to have
 lost its data meanwhile (a restart without persistence).
@@ -108,7 +108,7 @@ class Writer:
         self._acks: dict[str, list[bytes]] = {}
         self._ack_count = 0
         self._wake = asyncio.Event()  # anything to do
-        self._frames = asyncio.Event()  # frames to write (an ack waits for them, not for time)
+        self._frames = asyncio.Event()  # frames to write: lingering acknowledgements go now
         self._closed = False
         # Set by the bus (``attach``): re-signs a frame grown old in the buffer; counts drops.
         self._resign: Callable[[Envelope], Frame] | None = None
@@ -353,8 +353,8 @@ class Writer:
             raise refusal  # back off, then write them again (in order)
 
     async def _write_spooled(self) -> None:
-        """One batch from the head of the spool, in one transaction with the spool's progress,
-        so that Redis holds exactly what it was told the spool got to."""
+        """One batch from the head of the spool, in one script call with the spool's progress
+        (atomic, as every script), so that Redis holds exactly what it was told the spool got to."""
         spool = self._spool
         if spool is None or not spool.pending_bytes:
             return
