@@ -115,6 +115,9 @@ class Settings(BaseSettings):
         "EXESDB_REDIS_BUFFER_SIZE", default=10_000
     )
     redis_claim_idle_ms: PositiveMs = _env("EXESDB_REDIS_CLAIM_IDLE_MS", default=30_000)
+    redis_spool_bytes: Annotated[int, Field(ge=1_048_576)] = _env(
+        "EXESDB_REDIS_SPOOL_BYTES", default=268_435_456
+    )
 
     # HTTP.
     http_addr: str = _env("EXESDB_HTTP_ADDR", default="0.0.0.0:9570")
@@ -301,6 +304,12 @@ class Settings(BaseSettings):
                     f"EXESDB_{name.upper()}_DEGRADED: {degraded:g} is above "
                     f"EXESDB_{name.upper()}_UNHEALTHY ({unhealthy:g}); allowed: at most that"
                 )
+        if self.uses_redis and self.redis_spool_bytes < 2 * self.max_body_bytes:
+            problems.append(
+                f"EXESDB_REDIS_SPOOL_BYTES: {self.redis_spool_bytes} is below twice "
+                f"EXESDB_MAX_BODY_BYTES ({self.max_body_bytes}), so the largest batch ingest "
+                "takes might never fit; allowed: at least that"
+            )
         if self.webhook_backoff_ms > self.webhook_max_backoff_ms:
             problems.append(
                 f"EXESDB_WEBHOOK_BACKOFF_MS: {self.webhook_backoff_ms} is above "

@@ -7,7 +7,7 @@ import gzip
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 from bridge.app import Bridge
 from bridge.bus import (
     SIGNATURE_HEADER,
+    Durability,
     Envelope,
     Frame,
     Keyring,
@@ -693,7 +694,7 @@ async def test_shutdown_is_not_held_by_a_connected_stream_client(serve: ServerFa
 
 
 class BoundedTransport:
-    """A shared-bus transport whose buffer takes ``room`` frames, then refuses."""
+    """A shared-bus transport whose store takes ``room`` frames, then refuses."""
 
     name = "bounded"
 
@@ -710,8 +711,11 @@ class BoundedTransport:
         self.sent.append(frame)
         return True
 
-    def capacity_left(self) -> int | None:
-        return self.room - len(self.sent)
+    async def send_durably(self, frames: Sequence[Frame]) -> Durability:
+        if len(self.sent) + len(frames) > self.room:
+            return Durability.FULL
+        self.sent.extend(frames)
+        return Durability.COMMITTED
 
     @property
     def capabilities(self) -> TransportCapabilities:
@@ -727,8 +731,9 @@ class BoundedTransport:
         """Nothing to close."""
 
 
-async def test_ingest_answers_503_when_the_transport_buffer_cannot_take_the_batch() -> None:
-    """A batch that would overflow a shared bus's buffer gets 503, and goes in when resent."""
+async def test_ingest_answers_503_when_the_transport_cannot_store_the_batch() -> None:
+    """A batch that would overflow a shared bus's store (the spool on Redis) gets 503, and goes
+    in when resent."""
     transport = BoundedTransport(room=2)
     settings = make_settings(EXESDB_HTTP_ADDR="127.0.0.1:0", EXESDB_INGEST="true")
     bridge = Bridge(settings, components=[], transport=transport)

@@ -3,13 +3,14 @@
 The bus handler takes everything queued at once and writes every change (alert states and queued
 notifications) to the outbox in ONE transaction before it returns, so on the Redis bus a message
 is acknowledged only once it is safe on disk, and on the in-process bus HTTP ingest answers 202
-only once its alerts are (see ``Bus.publish_verified_durably``). Per-receiver workers
-(``EXESDB_WEBHOOK_URLS`` and ``EXESDB_WEBHOOK_CONFIG_FILE``'s, see ``bridge.receivers``) then
-group, keep what the receiver wants (``min_severity``, ``send_resolved``) and deliver; a
-housekeeping loop escalates, refreshes the depth gauges and prunes old rows; the Alertmanager
-poster mirrors alert states to Alertmanager when configured.
-The admin routes (``admin``), the hand-over between work-queue holders (``handover``) and the
-self-metrics (``metrics``) live in modules of their own.
+only once its alerts are (see ``Bus.publish_verified_durably``). On Redis each change is made in
+the open-alert index first (``index``), so that the next work-queue holder takes the open alerts
+up. Per-receiver workers (``EXESDB_WEBHOOK_URLS`` and ``EXESDB_WEBHOOK_CONFIG_FILE``'s, see
+``bridge.receivers``) then group, keep what the receiver wants (``min_severity``,
+``send_resolved``) and deliver; a housekeeping loop escalates, refreshes the depth gauges and
+prunes old rows; the Alertmanager poster mirrors alert states to Alertmanager when configured.
+The admin routes (``admin``), the index and the self-metrics (``metrics``) live in modules of
+their own.
 """
 
 from __future__ import annotations
@@ -27,17 +28,16 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from bridge.backoff import Backoff
-from bridge.bus import WORK_QUEUE_INSTANCES, Bus, Envelope, HandOver, WorkQueueLease
+from bridge.bus import WORK_QUEUE_INSTANCES, Bus, Envelope, SharedState, WorkQueueLease
 from bridge.component import Context, HasClientSpans
 from bridge.config import Settings
-from bridge.errors import BridgeError, ConfigError
+from bridge.errors import BridgeError, ConfigError, TransportError
 from bridge.httpclient import ClientSettings
 from bridge.messages import AlertAck, Message, NotificationStatus
 from bridge.operations import OperationRecorder
 from bridge.receivers import Receiver, receiver_label
 from bridge.redaction import safe_url
 from bridge.routes import AdminGuard
-from bridge.sinks.alerts import handover
 from bridge.sinks.alerts.admin import AlertQuery, alert_routes
 from bridge.sinks.alerts.alertmanager import AlertmanagerPoster
 from bridge.sinks.alerts.delivery import (
@@ -49,8 +49,9 @@ from bridge.sinks.alerts.delivery import (
     wait_or_wake,
 )
 from bridge.sinks.alerts.escalation import Escalator
+from bridge.sinks.alerts.index import AlertIndex
 from bridge.sinks.alerts.metrics import AlertMetrics, DeliveryResult
-from bridge.sinks.alerts.outbox import BuildPayloads, Outbox
+from bridge.sinks.alerts.outbox import BuildPayloads, Outbox, escalations
 from bridge.sinks.alerts.payload import build_payloads
 from bridge.sinks.alerts.pending import PendingConditions
 from bridge.sinks.alerts.records import (
@@ -58,11 +59,14 @@ from bridge.sinks.alerts.records import (
     AlertDetail,
     AlertRecord,
     AlertState,
+    Applied,
     Delivery,
     DeliveryState,
+    Escalated,
 )
 from bridge.sinks.alerts.sources import SOURCE_TYPES, AlertEvent, alert_events, meets
 from bridge.sinks.alerts.thread import DbThread
+from bridge.sinks.alerts.transitions import on_ack
 from bridge.tracing import ClientSpan
 
 __all__ = ["HIGH_WATER", "MAX_OPEN_ALERTS", "SUBSCRIBED_INSTANCES", "AlertSink", "alert_sink"]
@@ -108,7 +112,8 @@ class AlertSink:
 
     ``db`` is the thread every outbox call runs on (one is made when not given); the sink
     closes it. Stage failures (a batch, a housekeeping pass, a webhook worker step, a post to
-    Alertmanager, the hand-over) are counted in ``exesdb_sink_errors_total{subscriber="alerts"}``.
+    Alertmanager, giving the lease up) are counted in
+    ``exesdb_sink_errors_total{subscriber="alerts"}``.
     """
 
     name = "alerts"
@@ -123,7 +128,7 @@ class AlertSink:
         registry: CollectorRegistry,
         recorder: OperationRecorder | None = None,
         lease: WorkQueueLease | None = None,
-        hand_over: HandOver | None = None,
+        state: SharedState | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
@@ -187,13 +192,14 @@ class AlertSink:
             durable=True,
             high_water=HIGH_WATER,
         )
-        # On the Redis bus the alert states live with the work-queue lease holder: only it
-        # escalates and auto-resolves, and a graceful stop hands its open alerts over to the
-        # next holder (see handover).
+        # On the Redis bus the alert states change only at the work-queue lease holder (it alone
+        # escalates and auto-resolves), and the open alerts are kept in Redis for the next one
+        # (see index): taken up whenever this replica takes the lease.
         self._lease = lease
-        self._hand_over_to = hand_over
+        self._state = state if lease is not None else None
+        self._index: AlertIndex | None = None
         if lease is not None:
-            lease.on_lead(self._take_over)
+            lease.on_lead(self._take_up)
         self._house_wake = asyncio.Event()
         self._house_task: asyncio.Task[None] | None = None
         self._last_prune = 0.0
@@ -228,15 +234,20 @@ class AlertSink:
             outbox = await self._db.call(Outbox.in_dir, settings.state_dir, urls=keys)
             for receiver in receivers:
                 if receiver.legacy_key is not None:
-                    await self._db.call(outbox.adopt, receiver.legacy_key, receiver.key)
+                    await self._db.call(
+                        outbox.move_receiver_rows, receiver.legacy_key, receiver.key
+                    )
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(
                 [f"EXESDB_STATE_DIR: cannot open the alert outbox in {settings.state_dir!r}: {exc}"]
             ) from exc
         self._outbox = outbox
+        if self._state is not None:
+            self._index = AlertIndex(
+                self._state, outbox=outbox, db=self._db, clock=self._clock, limit=self._max_open
+            )
         self._escalator = Escalator(
-            outbox=outbox,
-            db=self._db,
+            escalate=self._escalate,
             after_seconds=settings.escalation_after_ms / 1000,
             publish=self._publish,
             notify=self._changed,
@@ -333,11 +344,16 @@ class AlertSink:
         # The HTTP listener closed before us, so the backlog is bounded; so is the wait.
         timeout = self.settings.shutdown_timeout_ms / 1000
         # On Redis: stop taking work-queue entries first (what is not taken yet goes to the next
-        # holder), then drain, then hand the open alerts over with the lease.
+        # holder), then drain (each change also kept in Redis), then give the lease up at once.
         if self._lease is not None:
             await self._lease.stop_reading()
         await self.subscription.stop(timeout - min(_CLOSE_MARGIN_SECONDS, timeout / 5))
-        await self._hand_over()
+        if self._lease is not None:
+            try:
+                await self._lease.release()
+            except Exception:
+                self._errors()
+                _logger.exception("alerts: giving the work-queue lease up failed")
         for worker in self.workers.values():
             await worker.aclose()
         if self.alertmanager is not None:
@@ -357,23 +373,29 @@ class AlertSink:
         """True on the in-process bus, and on Redis while this replica holds the lease."""
         return self._lease is None or self._lease.leading
 
-    async def _hand_over(self) -> None:
-        to = self._hand_over_to
-        if to is None or self._outbox is None or not self._holds_work_queue():
-            return
-        try:
-            await handover.hand_over(to, outbox=self._outbox, db=self._db, limit=MAX_OPEN_ALERTS)
-        except Exception:
-            self._errors()
-            _logger.exception("alerts: handing the open alerts over failed")
-
-    async def _take_over(self) -> None:
-        """Import the open alerts the previous lease holder handed over."""
-        if self._hand_over_to is None:
-            return
+    async def _take_up(self) -> None:
+        """On taking the work-queue lease: the open alerts kept in Redis become ours."""
         await self._ready.wait()
-        if await handover.take_over(self._hand_over_to, outbox=self.outbox, db=self._db):
+        if self._index is not None and await self._index.take_up():
             self._changed()
+
+    async def _apply(self, changes: Sequence[AlertEvent | Acknowledgement], now: float) -> Applied:
+        if self._index is None:
+            return await self._db.call(self.outbox.apply, changes, now, max_open=self._max_open)
+        return await self._index.change(self.outbox.plan, changes, now, max_open=self._max_open)
+
+    async def _escalate(self, now: float, after_seconds: float) -> list[Escalated]:
+        if self._index is None:
+            return await self._db.call(self.outbox.escalate_due, now, after_seconds)
+        return escalations(
+            await self._index.change(self.outbox.plan_escalations, now, after_seconds)
+        )
+
+    async def _expire(self, now: float) -> list[AlertRecord]:
+        if self._index is None:
+            return await self._db.call(self.outbox.resolve_expired, now, self._resolve_after)
+        applied = await self._index.change(self.outbox.plan_expiries, now, self._resolve_after)
+        return applied.changed
 
     # -- the bus stage --
 
@@ -405,9 +427,7 @@ class AlertSink:
                     changes.append(event)
         if not changes:
             return
-        applied = await self._db.call(
-            self.outbox.apply, changes, self._clock(), max_open=self._max_open
-        )
+        applied = await self._apply(changes, self._clock())
         if applied.refused:
             self.metrics.refused(applied.refused)
             _logger.warning(
@@ -489,10 +509,19 @@ class AlertSink:
         escalator = self._escalator
         if escalator is None:
             raise BridgeError("the alert sink has not started")
+        if self._index is not None and not self._index.caught_up:
+            # After a restart: what Redis took before a crash and the outbox did not.
+            with contextlib.suppress(TransportError):
+                if await self._index.catch_up():
+                    self._changed()
         if self._holds_work_queue():
-            await escalator.tick()
-            if await self._db.call(self.outbox.resolve_expired, self._clock(), self._resolve_after):
-                self._changed()
+            try:
+                await escalator.tick()
+                if await self._expire(self._clock()):
+                    self._changed()
+            except TransportError as exc:
+                # Redis unreachable, or the lease just went to another replica: its turn.
+                _logger.warning("alerts: escalation and expiry wait: %s", exc)
         await self._refresh_gauges()
         now = self._clock()
         self._pending.forget_older_than(now)
@@ -540,15 +569,28 @@ class AlertSink:
 
     async def acknowledge(self, ack: Acknowledgement) -> AlertRecord | None:
         """Acknowledge through the admin API and publish AlertAck; None when the alert is
-        unknown."""
-        record = await self._db.call(
-            self.outbox.acknowledge,
-            ack.alert_id,
-            ack.ack_by,
-            self._clock(),
-            ack_note=ack.ack_note,
-            resolution=ack.resolution,
-        )
+        unknown.
+
+        On Redis only the work-queue holder stores it (in the index, then here); any other
+        replica answers with the alert as the holder will make it from the AlertAck.
+        """
+        now = self._clock()
+        if self._index is None:
+            record = await self._db.call(
+                self.outbox.acknowledge,
+                ack.alert_id,
+                ack.ack_by,
+                now,
+                ack_note=ack.ack_note,
+                resolution=ack.resolution,
+            )
+        else:
+            record = on_ack(await self._db.call(self.outbox.alert, ack.alert_id), ack, now).record
+            if record is not None and self._holds_work_queue():
+                try:
+                    await self._index.change(self.outbox.plan, [ack], now)
+                except TransportError as exc:
+                    _logger.warning("alerts: the acknowledgement waits for the holder: %s", exc)
         if record is None:
             return None
         self._changed()
@@ -574,6 +616,6 @@ def alert_sink(context: Context) -> AlertSink:
         registry=context.registry,
         recorder=context.recorder,
         lease=context.capabilities.lease,
-        hand_over=context.capabilities.hand_over,
+        state=context.capabilities.state,
         client_spans=context.client_spans,
     )

@@ -102,7 +102,7 @@ async def alert_bridge(
             registry=context.registry,
             recorder=context.recorder,
             lease=context.capabilities.lease,
-            hand_over=context.capabilities.hand_over,
+            state=context.capabilities.state,
             clock=clock,
             alertmanager_interval=alertmanager_interval,
             max_open_alerts=max_open_alerts,

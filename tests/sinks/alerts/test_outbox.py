@@ -351,6 +351,111 @@ def _v1_schema() -> str:
     """
 
 
+# What each earlier version's file held beyond the one before it (version 1: ``_v1_schema``
+# and the queues), and the user_version it read.
+_V1_QUEUES = """
+CREATE TABLE queued (
+    url TEXT NOT NULL, alert_id TEXT NOT NULL, queued_at REAL NOT NULL,
+    PRIMARY KEY (url, alert_id)
+);
+CREATE TABLE deliveries (
+    id TEXT PRIMARY KEY, url TEXT NOT NULL, body BLOB NOT NULL, alert_ids TEXT NOT NULL,
+    created_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL,
+    state TEXT NOT NULL, last_status INTEGER, last_error TEXT, finished_at REAL
+);
+"""
+_V2_COLUMNS = """
+ALTER TABLE alerts ADD COLUMN auto_resolve INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE alerts ADD COLUMN last_seen REAL;
+"""
+_V3_HISTORY = """
+CREATE TABLE history (alert_id TEXT NOT NULL, at REAL NOT NULL, event TEXT NOT NULL,
+    detail TEXT NOT NULL);
+INSERT INTO history VALUES ('old', 1.0, 'fired', 'warning on n1');
+"""
+# Version 1 never set user_version (0, as a new file).
+_EARLIER_VERSIONS = [(0, _V1_QUEUES), (2, _V2_COLUMNS), (3, _V3_HISTORY)]
+CURRENT_VERSION = 4
+ALL_TABLES = frozenset({"alerts", "queued", "deliveries", "history", "plans"})
+
+
+def schema(path: Path) -> tuple[int, frozenset[str]]:
+    """The file's user_version and its tables."""
+    db = sqlite3.connect(path)
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        names = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        return int(version), frozenset(row[0] for row in names)
+    finally:
+        db.close()
+
+
+def _earlier_file(path: Path, upto: int) -> int:
+    """An outbox file as the ``upto``-th earlier version (0: version 1) left it, holding an open
+    alert, it queued for ``URL`` and a pending delivery of it; returns its user_version."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.executescript(_v1_schema())
+        for _, script in _EARLIER_VERSIONS[: upto + 1]:
+            db.executescript(script)
+        db.execute(
+            "INSERT INTO alerts (alert_id, alertname, severity, category, node, title,"
+            " description, requires_ack, state, level, starts_at, updated_at, ends_at,"
+            " level_since) VALUES ('old', 'x', 'warning', 'system', 'n1', 't', 'd', 0, 'firing',"
+            " 1, 1.0, 1.0, NULL, 1.0)"
+        )
+        db.execute("INSERT INTO queued VALUES (?, 'old', 1.0)", (URL,))
+        db.execute(
+            "INSERT INTO deliveries (id, url, body, alert_ids, created_at, next_attempt_at, state)"
+            " VALUES ('d-old', ?, x'7b7d', '[\"old\"]', 1.0, 1.0, 'pending')",
+            (URL,),
+        )
+        version = _EARLIER_VERSIONS[upto][0]
+        db.execute(f"PRAGMA user_version={version}")
+        return version
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(
+    "upto",
+    range(len(_EARLIER_VERSIONS)),
+    ids=[f"version {max(v, 1)}" for v, _ in _EARLIER_VERSIONS],
+)
+def test_a_file_of_any_earlier_version_is_upgraded_to_the_current_one(
+    tmp_path: Path, upto: int
+) -> None:
+    """A file of each earlier version opens at the current one with every table, keeps what it
+    held (alert, queue, delivery, history), and stores plans once and their history."""
+    path = tmp_path / "alerts.sqlite3"
+    version = _earlier_file(path, upto)
+    box = Outbox(path, urls=[URL])
+    try:
+        assert columns(path) == RECORD_FIELDS  # the new columns come last, as in a new file
+        assert schema(path) == (CURRENT_VERSION, ALL_TABLES)
+        old = box.alert("old")
+        assert old is not None
+        assert old.state is AlertState.FIRING
+        assert old.auto_resolve is False
+        assert box.depth() == box.depth().__class__(1, 1, 0)
+        kept_history = [e.event for e in box.detail("old").history]  # type: ignore[union-attr]
+        assert kept_history == ([HistoryEvent.FIRED] if version >= 3 else [])
+        plan = box.plan([event("new", auto_resolve=True), event("old", status="resolved")], T0)
+        assert sorted(r.alert_id for r in box.commit(plan).changed) == ["new", "old"]
+        assert box.commit(plan).changed == []  # stored once
+        assert box.alert("new").auto_resolve is True  # type: ignore[union-attr]
+        assert [e.event for e in box.detail("new").history] == [HistoryEvent.FIRED]  # type: ignore[union-attr]
+    finally:
+        box.close()
+
+
+def test_a_new_file_starts_at_the_current_version(tmp_path: Path) -> None:
+    """A file made afresh has the current version and every table of it."""
+    box = Outbox.in_dir(tmp_path)
+    box.close()
+    assert schema(box.path) == (CURRENT_VERSION, ALL_TABLES)
+
+
 def test_orphaned_work_is_dead_lettered_and_stays_retryable(tmp_path: Path) -> None:
     """Work for an unconfigured URL goes dead with a reason and stays retryable."""
     gone = "http://127.0.0.1:9/gone"
@@ -377,7 +482,7 @@ def test_orphaned_work_is_dead_lettered_and_stays_retryable(tmp_path: Path) -> N
         box.close()
 
 
-def test_adopt_moves_what_waits_under_a_raw_url_to_the_receiver_key(tmp_path: Path) -> None:
+def test_what_waits_under_a_raw_url_moves_to_the_receiver_key(tmp_path: Path) -> None:
     """Rows keyed by a webhook URL (version 2) move to the receiver's key: queued alerts (one
     already queued under the new key keeps its place) and deliveries of every state."""
     key = "http://127.0.0.1:9/…#0123456789abcdef"
@@ -389,9 +494,9 @@ def test_adopt_moves_what_waits_under_a_raw_url_to_the_receiver_key(tmp_path: Pa
     old.close()
     box = Outbox.in_dir(tmp_path, urls=[key])
     box.observe(event("a3", status="resolved"), T0 + 3)  # a3 now queued under both keys
-    assert box.adopt(URL, key) == 2  # the deliveries; a3's old queue row is dropped
+    assert box.move_receiver_rows(URL, key) == 2  # the deliveries; a3's old queue row is dropped
     assert {d.url for d in box.deliveries()} == {key}
-    assert box.adopt(URL, key) == 0
+    assert box.move_receiver_rows(URL, key) == 0
     assert box.group(key, T0 + 10, 0.0, one_each) == 1  # a3, once
     assert box.depth().pending == 3
     box.close()

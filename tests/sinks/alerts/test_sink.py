@@ -148,7 +148,7 @@ class GroupTransport(MemoryTransport):
         envelope = frame.decoded
         assert envelope is not None
 
-        async def ack() -> None:
+        def ack() -> None:
             alert_id = getattr(envelope.payload, "alert_id", "")
             # A separate connection sees only what was committed.
             reader = Outbox.in_dir(self.state_dir)
@@ -188,6 +188,9 @@ class Lease:
 
     async def stop_reading(self) -> None:
         """Nothing is read from a work queue here."""
+
+    async def release(self) -> None:
+        """Nothing to give up here."""
 
 
 class LeaseTransport(MemoryTransport):
