@@ -68,14 +68,15 @@ class StateChange:
 
     ``put`` and ``remove`` change records by key; ``note`` (an id and bytes) is kept for this
     replica alone until it calls ``SharedState.forget``: what it has yet to do on its own side
-    of the change, found again after a crash; ``replace`` drops every record first (the store
-    lost them and they are put back whole).
+    of the change, found again after a crash; ``restore`` puts the records back into a store
+    that lost them, and is refused (nothing changed) when the store holds any: a record kept
+    there is never dropped unread.
     """
 
     put: Mapping[str, bytes] = field(default_factory=dict)
     remove: Collection[str] = ()
     note: tuple[str, bytes] | None = None
-    replace: bool = False
+    restore: bool = False
 
 
 class SharedState(Protocol):
@@ -86,7 +87,8 @@ class SharedState(Protocol):
 
     async def commit(self, name: str, change: StateChange) -> bool:
         """Apply ``change`` to ``name`` in one step if this replica holds the lease; False, with
-        nothing changed, when it does not (another replica took over)."""
+        nothing changed, when it does not (another replica took over), or when a ``restore``
+        finds records there."""
 
     async def notes(self, name: str) -> dict[str, bytes]:
         """This replica's notes under ``name`` (``StateChange.note``), by id."""

@@ -2,7 +2,8 @@
 
 Under ``<prefix>:state:<name>`` (a hash of key → record) with ``<prefix>:state:<name>:kept``
 (set once records were written: a hash that is missing while this key exists is empty, one
-missing along with it was lost with Redis's data), and each replica's notes under
+missing along with it was lost with Redis's data; records found without it, as an eviction of
+that key alone would leave them, are still read, never dropped), and each replica's notes under
 ``<prefix>:state:<name>:notes:<node>``. A change is one Lua script: it checks that the lease key
 still names this replica's consumer, then changes the records and keeps the note, all or
 nothing, so a replica that lost the lease (slow, cut off) can no longer change what the next
@@ -23,11 +24,11 @@ __all__ = ["RedisSharedState"]
 # Notes wait this long for their replica to come back (they are forgotten once acted on).
 _NOTES_KEPT_MS: Final = 7 * 24 * 3600 * 1000
 
-# KEYS: lease, records, kept, notes. ARGV: consumer, replace (0/1), note id ("" for none), note,
+# KEYS: lease, records, kept, notes. ARGV: consumer, restore (0/1), note id ("" for none), note,
 # the number of records put, then key, value for each, then the keys removed.
 _COMMIT: Final = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] == '1' then redis.call('del', KEYS[2]) end
+if ARGV[2] == '1' and redis.call('exists', KEYS[2]) == 1 then return 0 end
 redis.call('set', KEYS[3], '1')
 local i = 6
 for _ = 1, tonumber(ARGV[5]) do
@@ -56,7 +57,8 @@ class RedisSharedState:
         self._node = node
 
     async def load(self, name: str) -> dict[str, bytes] | None:
-        """Every record under ``name``, None when never written or lost with Redis's data.
+        """Every record under ``name``, None when never written or lost with Redis's data (no
+        record, and no mark that there were some).
 
         Raises ``TransportError`` when Redis cannot be reached.
         """
@@ -66,18 +68,19 @@ class RedisSharedState:
             pipe.exists(f"{key}:kept")
             pipe.hgetall(key)
             kept, records = await pipe.execute()
-        if not kept:
+        if not kept and not records:
             return None
         return {text(field): value for field, value in (records or {}).items()}
 
     async def commit(self, name: str, change: StateChange) -> bool:
-        """Apply ``change`` while this replica holds the work-queue lease; False when not.
+        """Apply ``change`` while this replica holds the work-queue lease; False when not (or a
+        restore found records).
 
         Raises ``TransportError`` when Redis cannot be reached.
         """
         key = self._layout.state(name)
         note_id, note = change.note if change.note is not None else ("", b"")
-        args: list[Any] = [self._consumer, "1" if change.replace else "0", note_id, note]
+        args: list[Any] = [self._consumer, "1" if change.restore else "0", note_id, note]
         args.append(len(change.put))
         for field, value in change.put.items():
             args += [field, value]

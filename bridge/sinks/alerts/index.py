@@ -188,8 +188,10 @@ class AlertIndex:
                     for record in await self._db.call(self._outbox.alerts, state.value, self._limit)
                 ]
                 put = {record.alert_id: encode(record) for record in mine}
-                if await self._state.commit(NAME, StateChange(put=put, replace=True)):
-                    _logger.info("alerts: Redis kept no open alerts; gave it ours (%d)", len(put))
+                if not await self._state.commit(NAME, StateChange(put=put, restore=True)):
+                    # Records came (or the lease went) since they were read: read them again.
+                    raise TransportError("the open alerts in Redis changed while taken up")
+                _logger.info("alerts: Redis kept no open alerts; gave it ours (%d)", len(put))
                 return 0
             kept = _decoded(raw) or {}
             changed: int = await self._db.call(self._outbox.adopt_open_alerts, kept, self._clock())

@@ -46,7 +46,9 @@ class State:
     async def commit(self, name: str, change: StateChange) -> bool:
         if self.store.holder != self.node:
             return False
-        records = {} if self.store.records is None or change.replace else self.store.records
+        if change.restore and self.store.records:
+            return False
+        records = {} if self.store.records is None else self.store.records
         records.update(change.put)
         for key in change.remove:
             records.pop(key, None)
