@@ -2,14 +2,16 @@
 
 ``ClientSettings.request_options()`` is asked at every attempt. Secrets given as ``*_file`` are
 read again when the file changed (``files.WatchedFile``); the SSL context is built again when
-``ca_file``, ``cert_file`` or ``key_file`` changed. A file that cannot be read, or a certificate
-that does not load, raises ``ClientSetupError`` naming the key, never its content: the caller
-counts the attempt as failed and retries it, as it would a refused connection.
+``ca_file``, ``cert_file`` or ``key_file`` changed. A file that cannot be read, a secret that
+cannot go in a header (a line break inside a file), or a certificate that does not load, raises
+``ClientSetupError`` naming the key, never its content: the caller counts the attempt as failed
+and retries it, as it would a refused connection.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -27,6 +29,10 @@ _VERSIONS: Final = {
     "TLS12": ssl.TLSVersion.TLSv1_2,
     "TLS13": ssl.TLSVersion.TLSv1_3,
 }
+
+
+# What RFC 9110 section 5.5 forbids in a field value (and aiohttp refuses): controls but tab.
+_FORBIDDEN_IN_HEADER: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +137,9 @@ class ClientSettings:
                 basic.password.get_secret_value() if basic.password else None,
                 basic.password_file,
             )
+        self._header_source = (
+            "authorization.credentials(_file)" if config.authorization else "basic_auth"
+        )
         self._tls = _TLS(config.tls_config) if config.tls_config.configured else None
         self._proxy, self._proxy_headers = _split_proxy(config.proxy_url)
 
@@ -142,6 +151,13 @@ class ClientSettings:
             headers["Authorization"] = f"{self._auth_type} {self._credentials.get()}"
         if self._username is not None and self._password is not None:
             headers["Authorization"] = basic_auth(self._username.get(), self._password.get())
+        for name, value in headers.items():
+            if _FORBIDDEN_IN_HEADER.search(value):
+                # aiohttp would refuse it with a ValueError at send time; named here, never shown.
+                raise ClientSetupError(
+                    f"the {name} header made from {self._header_source} holds a control "
+                    "character (a line break inside a file?), which no HTTP header may carry"
+                )
         proxy_headers = self._proxy_headers
         if proxy_headers and not url.lower().startswith("https:"):
             # A plain-HTTP request goes to the proxy itself (aiohttp sends proxy headers only

@@ -130,3 +130,18 @@ def test_insecure_skip_verify_verifies_nothing() -> None:
     context = ClientSettings(config(tls_config={"insecure_skip_verify": True})).request_options(URL)
     assert isinstance(context.ssl, ssl.SSLContext)
     assert (context.ssl.verify_mode, context.ssl.check_hostname) == (ssl.CERT_NONE, False)
+
+
+def test_credentials_with_a_line_break_inside_fail_naming_the_header_not_the_secret(
+    tmp_path: Path,
+) -> None:
+    """A credentials_file with a line break in the middle (files are trimmed at the ends only)
+    cannot go in a header: ClientSetupError naming the header, the secret never shown."""
+    token = tmp_path / "token"
+    token.write_text("s3cr3t-one\ns3cr3t-two\n")
+    settings = ClientSettings(config(authorization={"credentials_file": str(token)}))
+    with pytest.raises(ClientSetupError, match="Authorization header") as raised:
+        settings.request_options(URL)
+    assert "s3cr3t" not in str(raised.value)
+    replace(token, "s3cr3t-one\n")
+    assert settings.request_options(URL).headers == {"Authorization": "Bearer s3cr3t-one"}

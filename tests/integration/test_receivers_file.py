@@ -3,6 +3,7 @@ send_resolved, secrets rotated in their files while the bridge runs (in-process 
 
 from __future__ import annotations
 
+import socket
 import ssl
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,11 @@ import trustme
 from aiohttp import web
 
 from bridge.httpclient.client import basic_auth
-from bridge.messages import NodeLifecycle
-from bridge.receivers import receiver_key
+from bridge.messages import NodeLifecycle, NotificationStatus
+from bridge.receivers import Receiver, receiver_key, resolve_receivers
 from bridge.sinks.alerts import DeliveryState
+from bridge.sinks.alerts.delivery import Outcome, WebhookSender
+from bridge.sinks.alerts.records import Delivery
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.sinks.alerts.helpers import alert_bridge, system_alert
 from tests.support import async_wait_until, free_port
@@ -36,6 +39,31 @@ def served_by(ca: trustme.CA) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(context)
     return context
+
+
+def resolve(url: str) -> Receiver:
+    """The receiver EXESDB_WEBHOOK_URLS makes of ``url``, with the defaults."""
+    [receiver], _ = resolve_receivers(
+        [url], None, secret=None, timeout=5.0, max_alerts=0, min_severity="warning"
+    )
+    return receiver
+
+
+def delivery_to(key: str) -> Delivery:
+    """A pending delivery of one alert, as the outbox hands a worker."""
+    return Delivery(
+        id="d" * 16,
+        url=key,
+        body=b"{}",
+        alert_ids=("a1",),
+        created_at=0.0,
+        attempts=0,
+        next_attempt_at=0.0,
+        state=DeliveryState.PENDING,
+        last_status=None,
+        last_error=None,
+        finished_at=None,
+    )
 
 
 def write(path: Path, text: str) -> Path:
@@ -78,6 +106,63 @@ webhook_configs:
     assert request.headers["Authorization"] == "Bearer s3cr3t-t0ken"
     assert request.alert_ids() == ["tls-1"]
     assert "X-ExESDB-Signature" in request.headers
+
+
+async def test_credentials_with_a_line_break_inside_fail_the_attempt_until_the_file_is_fixed(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A credentials_file with a line break in the middle fails each attempt, recorded and
+    reported (NotificationStatus failed) without showing the secret, nothing sent; once the
+    file is fixed the retry is delivered."""
+    receiver: WebhookReceiver = webhook_receiver(authorization="Bearer s3cr3t-t0ken")
+    token = write(tmp_path / "token", "s3cr3t-t0ken\nsecond-line\n")
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    http_config:
+      authorization:
+        credentials_file: token
+""",
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, sink, watcher):
+        bridge.bus.publish("disk_full", system_alert("nl-1"))
+        await async_wait_until(
+            lambda: any(s.status == "failed" for s in watcher.of(NotificationStatus)),
+            what="a failed attempt reported",
+        )
+        [delivery] = sink.outbox.deliveries()
+        assert delivery.state is DeliveryState.PENDING
+        assert delivery.attempts >= 1
+        assert "Authorization header" in (delivery.last_error or "")
+        assert "s3cr3t" not in (delivery.last_error or "")
+        assert receiver.requests == []
+        write(token, "s3cr3t-t0ken\n")
+        await async_wait_until(lambda: receiver.accepted(), what="the retry delivered")
+
+
+async def test_a_header_the_http_client_refuses_fails_the_attempt() -> None:
+    """A request aiohttp refuses to send (ValueError: a control character in a header) is a
+    failed attempt to retry, its error naming no header value, not an error escaping the
+    worker."""
+
+    class BadHeaders(WebhookSender):
+        def headers(self, delivery_id: str, body: bytes) -> dict[str, str]:
+            return {**super().headers(delivery_id, body), "X-Broken": "one\ntwo"}
+
+    # A listening socket is enough: the request fails after connecting, before any byte.
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+        sender = BadHeaders(resolve(url))
+        try:
+            result = await sender.send(delivery_to(url))
+        finally:
+            await sender.aclose()
+    assert (result.outcome, result.error_type) == (Outcome.RETRY, "ValueError")
+    assert "one" not in (result.error or "")
 
 
 async def test_without_the_private_ca_the_https_receiver_is_not_trusted(

@@ -290,6 +290,11 @@ class WebhookSender:
         except OSError as exc:
             kind = type(exc).__name__
             error = f"{kind}: {exc.strerror or exc}"
+        except ValueError as exc:
+            # aiohttp refusing the request it was given (a control character in a header, say):
+            # a failed attempt like any other; its text names no header value.
+            kind = type(exc).__name__
+            error = f"{kind}: the HTTP client refused the request: {redact_urls(str(exc))}"
         return AttemptResult(Outcome.RETRY, None, error, None, self._monotonic() - started, kind)
 
 
