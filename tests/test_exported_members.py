@@ -74,15 +74,18 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "Readiness",
     ],
     bridge.httpclient: [
+        "REQUEST_ERRORS",
         "Authorization",
         "BasicAuth",
         "ClientSettings",
         "ClientSetupError",
         "FileSetting",
         "HTTPClientConfig",
+        "RequestFailure",
         "RequestOptions",
         "TLSConfig",
         "WatchedFile",
+        "request_failure",
     ],
     bridge.integration: [
         "OPERATIONS",

@@ -286,23 +286,32 @@ class Outbox:
             tuple((str(url), float(queued_at)) for url, queued_at in waiting),
         )
 
-    def current(self, since: float, limit: int = 10_000) -> list[AlertRecord]:
-        """Alerts not resolved, and those resolved since ``since`` (for Alertmanager)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM alerts WHERE state != :resolved OR updated_at >= :since"
-                " ORDER BY updated_at DESC LIMIT :limit",
-                {"resolved": AlertState.RESOLVED.value, "since": since, "limit": limit},
-            ).fetchall()
-        return [_record(row) for row in rows]
+    def current(self, since: float, *, after: str = "", limit: int = 1000) -> list[AlertRecord]:
+        """Alerts not resolved, and those resolved since ``since`` (for Alertmanager): a page of
+        at most ``limit``, by id, those after ``after``."""
+        return self._page(
+            "(state != :resolved OR updated_at >= :since)",
+            {"resolved": AlertState.RESOLVED.value, "since": since},
+            after,
+            limit,
+        )
 
-    def changed_since(self, since: float, limit: int = 10_000) -> list[AlertRecord]:
-        """Alerts whose state changed at or after ``since`` (for Alertmanager's wake posts)."""
+    def changed_since(
+        self, since: float, *, after: str = "", limit: int = 1000
+    ) -> list[AlertRecord]:
+        """Alerts whose state changed at or after ``since`` (for Alertmanager's wake posts): a
+        page of at most ``limit``, by id, those after ``after``."""
+        return self._page("updated_at >= :since", {"since": since}, after, limit)
+
+    def _page(
+        self, where: str, params: dict[str, object], after: str, limit: int
+    ) -> list[AlertRecord]:
+        # By id (the primary key): pages that neither skip nor repeat an alert changed between.
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM alerts WHERE updated_at >= :since"
-                " ORDER BY updated_at DESC LIMIT :limit",
-                {"since": since, "limit": limit},
+                f"SELECT * FROM alerts WHERE {where} AND alert_id > :after"  # noqa: S608
+                " ORDER BY alert_id LIMIT :limit",
+                {**params, "after": after, "limit": limit},
             ).fetchall()
         return [_record(row) for row in rows]
 
