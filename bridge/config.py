@@ -389,7 +389,20 @@ def _show(value: Any) -> str:
 
 # Settings whose URLs may carry credentials in their path or query (Slack-style webhooks).
 _URLS_WITH_TOKENS: Final = frozenset({"webhook_urls", "alertmanager_url"})
-_URL_VARIABLES: Final = frozenset({"EXESDB_WEBHOOK_URLS", "EXESDB_ALERTMANAGER_URL", "EXESDB_URL"})
+# Settings holding URLs: a bad value is never echoed (a mistyped one may still hold a password
+# that redact_urls cannot find); the message shows it only as safe_url does.
+_URL_VARIABLES: Final = frozenset(
+    {
+        "EXESDB_BUS",
+        "EXESDB_WEBHOOK_URLS",
+        "EXESDB_ALERTMANAGER_URL",
+        "EXESDB_URL",
+        "EXESDB_EXTERNAL_URL",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+    }
+)
 
 _SECRET_VARIABLES: Final = frozenset(
     {
