@@ -1,7 +1,8 @@
 """The HTTP listener: a connection cap that keeps room for probes, deadlines on heads and bodies.
 
 aiohttp closes a connection idle for ``EXESDB_HTTP_IDLE_TIMEOUT_MS`` itself (its
-``keepalive_timeout``, counted from the accept or the last response). The rest is here, around
+``keepalive_timeout``, counted from the accept since aiohttp 3.14.4, the lowest version allowed,
+or from the last response). The rest is here, around
 aiohttp's protocol (an ``asyncio.Protocol`` wrapped, nothing of aiohttp's private API):
 
 - a request head must arrive complete within ``EXESDB_HTTP_HEADER_TIMEOUT_MS`` of its first byte
