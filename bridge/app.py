@@ -204,6 +204,7 @@ class Bridge:
         timeout = self.settings.shutdown_timeout_ms / 1000
         if self._listener is not None:
             self._listener.close()  # no new connections; the runner closes the open ones
+            self.connections.close()  # and TLS handshakes still under way end here
         if self._runner is not None:
             await self._runner.cleanup()
         for component in reversed(self.components):
