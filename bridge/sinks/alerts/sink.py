@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry
 
 from bridge.backoff import Backoff
 from bridge.bus import WORK_QUEUE_INSTANCES, Bus, Envelope, HandOver, WorkQueueLease
-from bridge.component import Context, HasClientSpans
+from bridge.component import Context, Deadline, HasClientSpans
 from bridge.config import Settings
 from bridge.errors import BridgeError, ConfigError
 from bridge.httpclient import ClientSettings
@@ -77,8 +77,8 @@ _KEEP_DELIVERED_SECONDS: Final = 86_400.0
 _KEEP_RESOLVED_SECONDS: Final = 7 * 86_400.0
 # The share of EXESDB_ALERT_QUEUE_SIZE from which HTTP ingest refuses new work (503).
 HIGH_WATER: Final = 0.8
-# Kept from EXESDB_SHUTDOWN_TIMEOUT_MS for stopping the workers once the queue is drained (at
-# most a fifth of it).
+# Kept from what is left of EXESDB_SHUTDOWN_TIMEOUT_MS for stopping the workers once the queue
+# is drained (at most a fifth of it).
 _CLOSE_MARGIN_SECONDS: Final = 1.0
 # Open (firing or acknowledged) alerts kept at most; new ones beyond are refused and counted.
 MAX_OPEN_ALERTS: Final = 50_000
@@ -132,8 +132,11 @@ class AlertSink:
         max_open_alerts: int = MAX_OPEN_ALERTS,
         db: DbThread | None = None,
         client_spans: Callable[[], Sequence[HasClientSpans]] = tuple,
+        shutdown: Deadline | None = None,
     ) -> None:
         self.settings = settings
+        # The bridge's stop deadline, shared with every other stage; alone, the whole timeout.
+        self._shutdown = shutdown or Deadline(settings.shutdown_timeout_ms / 1000)
         self.external_url = external_url(settings)
         self._admin = AdminGuard(settings.admin_token)
         self._client_spans = client_spans
@@ -325,19 +328,27 @@ class AlertSink:
         return None
 
     async def aclose(self) -> None:
-        """Finish handling queued messages, stop every task, close the outbox; idempotent."""
+        """Finish handling queued messages within what is left of the bridge's stop deadline,
+        stop every task, close the outbox; idempotent. Cancelled (the deadline passed), it
+        still stops its tasks and closes its sessions and the outbox."""
         if self._closed:
             return
         self._closed = True
-        # Drain first: what the bus already queued for us reaches the outbox before it closes.
-        # The HTTP listener closed before us, so the backlog is bounded; so is the wait.
-        timeout = self.settings.shutdown_timeout_ms / 1000
-        # On Redis: stop taking work-queue entries first (what is not taken yet goes to the next
-        # holder), then drain, then hand the open alerts over with the lease.
-        if self._lease is not None:
-            await self._lease.stop_reading()
-        await self.subscription.stop(timeout - min(_CLOSE_MARGIN_SECONDS, timeout / 5))
-        await self._hand_over()
+        try:
+            # Drain first: what the bus already queued for us reaches the outbox before it
+            # closes. The HTTP listener closed before us, so the backlog is bounded; so is the
+            # wait: what the stages before us left, less a margin for what follows.
+            left = self._shutdown.left()
+            # On Redis: stop taking work-queue entries first (what is not taken yet goes to the
+            # next holder), then drain, then hand the open alerts over with the lease.
+            if self._lease is not None:
+                await self._lease.stop_reading()
+            await self.subscription.stop(left - min(_CLOSE_MARGIN_SECONDS, left / 5))
+            await self._hand_over()
+        finally:
+            await self._stop()
+
+    async def _stop(self) -> None:
         for worker in self.workers.values():
             await worker.aclose()
         if self.alertmanager is not None:
@@ -349,9 +360,13 @@ class AlertSink:
                 await task
         for sender in self.senders.values():
             await sender.aclose()
-        await asyncio.to_thread(self._db.close)
-        if self._outbox is not None:
-            self._outbox.close()
+        try:
+            await asyncio.to_thread(self._db.close)  # what is queued on it finishes first
+        finally:
+            # Cancelled while waiting for it: committed transactions are on disk (each call
+            # is one), and a call queued after this one fails on the closed file.
+            if self._outbox is not None:
+                self._outbox.close()
 
     def _holds_work_queue(self) -> bool:
         """True on the in-process bus, and on Redis while this replica holds the lease."""
@@ -576,4 +591,5 @@ def alert_sink(context: Context) -> AlertSink:
         lease=context.capabilities.lease,
         hand_over=context.capabilities.hand_over,
         client_spans=context.client_spans,
+        shutdown=context.shutdown,
     )

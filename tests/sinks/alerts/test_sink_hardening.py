@@ -109,6 +109,25 @@ async def test_a_batch_of_alerts_is_committed_in_one_transaction(tmp_path: Path)
         assert len(committed_ids(tmp_path)) == 300
 
 
+async def test_a_sink_stopped_past_the_deadline_still_closes_its_outbox(tmp_path: Path) -> None:
+    """With the outbox's thread stuck past EXESDB_SHUTDOWN_TIMEOUT_MS, the bridge's stop cancels
+    the alert sink, which has still stopped its workers and closed the outbox by then."""
+    db = DbThread()
+    env: dict[str, Any] = {
+        "EXESDB_SHUTDOWN_TIMEOUT_MS": "400",
+        "EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/h",
+    }
+    async with alert_bridge(tmp_path, db=db, **env) as (bridge, sink, _):
+        release = await hold(db)
+        try:
+            bridge.bus.publish("disk_full", system_alert("s1"))
+            await asyncio.wait_for(bridge.aclose(), 10)
+            with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
+                sink.outbox.depth()
+        finally:
+            release.set()
+
+
 async def test_ingest_answers_202_only_once_the_alerts_are_committed(tmp_path: Path) -> None:
     """On the in-process bus a 202 means the batch's alerts are in the outbox already."""
     db = DbThread()
