@@ -15,7 +15,6 @@ import getpass
 import ssl
 from dataclasses import dataclass, field
 from typing import Final
-from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -23,6 +22,7 @@ from bridge.config import Settings, local_url
 from bridge.errors import ConfigError
 from bridge.redaction import redact_urls, safe_url
 from bridge.routes import ADMIN_TOKEN_HEADER
+from bridge.urls import http_url_problem
 from bridge.webconfig import load_web_config
 
 __all__ = [
@@ -58,14 +58,15 @@ def _serves_tls(settings: Settings) -> bool:
 
 def url_argument(text: str) -> str:
     """An argparse type: an http:// or https:// URL with a host (usage error otherwise)."""
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    problem = http_url_problem(text)
+    if problem is not None:
         # host:port without a scheme is the likeliest slip: suggest the URL meant.
-        meant = f"http://{text}" if "://" not in text and ":" in text else "http://127.0.0.1:9570"
-        raise argparse.ArgumentTypeError(
-            f"{safe_url(text) if parts.netloc else repr(text)} is not an http:// or https:// "
-            f"URL with a host, e.g. {meant}"
+        meant = (
+            safe_url(f"http://{text}")
+            if "://" not in text and ":" in text
+            else "http://127.0.0.1:9570"
         )
+        raise argparse.ArgumentTypeError(f"{problem}, e.g. {meant}")
     return text
 
 

@@ -28,6 +28,7 @@ from bridge.errors import ConfigError
 from bridge.messages import NO_CONTROL_CHARACTERS, AlertSeverity
 from bridge.receivers import AlertmanagerConfig, Receiver, resolve_receivers
 from bridge.redaction import redact_urls, safe_url
+from bridge.urls import require_http_url
 from bridge.webconfig import load_web_config
 
 __all__ = [
@@ -48,17 +49,8 @@ Percent = Annotated[float, Field(gt=0)]
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
-def _require_http_url(url: str) -> str:
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc:
-        raise ValueError("not a URL; allowed: an http:// or https:// URL with a host")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{safe_url(url)!r} is not an http:// or https:// URL with a host")
-    return url
-
-
 # Each item checked on its own, so that every bad one is reported (``EXESDB_WEBHOOK_URLS``).
-HttpUrlList = Annotated[tuple[Annotated[str, AfterValidator(_require_http_url)], ...], NoDecode]
+HttpUrlList = Annotated[tuple[Annotated[str, AfterValidator(require_http_url)], ...], NoDecode]
 OtlpProtocol = Literal["grpc", "http/protobuf"]
 
 
@@ -203,8 +195,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         if value:
-            _require_http_url(value)
-            return value.rstrip("/")
+            return require_http_url(value).rstrip("/")
         return None
 
     @field_validator("bus")

@@ -22,15 +22,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final
-from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, model_validator
 
 from bridge.errors import ConfigError
 from bridge.httpclient import HTTPClientConfig
 from bridge.httpclient.schema import SECRET_KEYS, UNSUPPORTED_KEYS
 from bridge.messages import SEVERITIES, AlertSeverity
 from bridge.redaction import safe_url
+from bridge.urls import require_http_url
 from bridge.yamlconfig import Strict, not_supported, parse_yaml, read_text
 
 __all__ = [
@@ -79,25 +79,21 @@ def go_duration(value: Any) -> float:
 
 
 def _http_url(value: str | None) -> str | None:
-    if value is None:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{safe_url(value)!r} is not an http:// or https:// URL with a host")
-    return value
+    return None if value is None else require_http_url(value)
 
 
-Seconds = Annotated[float, Field(ge=0)]
+HttpUrl = Annotated[str | None, AfterValidator(_http_url)]
+GoDuration = Annotated[float, BeforeValidator(go_duration), Field(ge=0)]
 
 
 class WebhookConfig(Strict):
     """One ``webhook_configs`` entry: Alertmanager's keys and the bridge's three."""
 
-    url: str | None = None
+    url: HttpUrl = None
     url_file: str | None = None
     send_resolved: bool = True
     max_alerts: Annotated[int, Field(ge=0)] = 0
-    timeout: Seconds = 0.0
+    timeout: GoDuration = 0.0
     http_config: HTTPClientConfig = HTTPClientConfig()
     secret: SecretStr | None = None
     secret_file: str | None = None
@@ -105,16 +101,6 @@ class WebhookConfig(Strict):
     payload: Annotated[
         Any, not_supported("deliveries are always Alertmanager's webhook format, version 4")
     ] = None
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
-        return _http_url(value)
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> float:
-        return go_duration(value)
 
     @model_validator(mode="after")
     def _check(self) -> WebhookConfig:
@@ -143,19 +129,9 @@ class WebhookConfig(Strict):
 class AlertmanagerConfig(Strict):
     """``alertmanager``: where and how the Alertmanager poster posts."""
 
-    url: str | None = None
-    timeout: Seconds = 0.0
+    url: HttpUrl = None
+    timeout: GoDuration = 0.0
     http_config: HTTPClientConfig = HTTPClientConfig()
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
-        return _http_url(value)
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> float:
-        return go_duration(value)
 
 
 class ReceiversFile(Strict):

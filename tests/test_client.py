@@ -55,14 +55,16 @@ def test_the_http_addr_is_asked_over_https_when_the_web_config_serves_tls(tmp_pa
 @pytest.mark.parametrize(
     ("text", "shown"),
     [
-        ("notaurl", "'notaurl' is not an http:// or https:// URL"),
-        ("ftp://u:pw@h/tok", "ftp://u:<redacted>@h/… is not"),
-        ("http://", "'http://' is not"),
+        ("notaurl", "not a URL; allowed: an http:// or https:// URL with a host"),
+        ("ftp://u:pw@h/tok", "'ftp://u:<redacted>@h/…' is not"),
+        ("http://", "not a URL; allowed"),
+        ("u:pw@bridge:9570", "e.g. http://u:<redacted>@bridge:9570"),
+        ("redis:/u:pw@bridge", "not a URL; allowed"),
     ],
 )
 def test_a_url_option_that_is_no_http_url_is_a_usage_error(text: str, shown: str) -> None:
     """--url takes http:// or https:// URLs with a host; the error never shows a password."""
-    with pytest.raises(argparse.ArgumentTypeError, match="is not an http") as caught:
+    with pytest.raises(argparse.ArgumentTypeError, match="http:// or https://") as caught:
         url_argument(text)
     assert shown in str(caught.value)
     assert "pw" not in str(caught.value)

@@ -63,14 +63,12 @@ def test_redact_urls_hides_a_password_even_without_a_scheme(text: str, shown: st
 # Modules that take URLs apart, and why none of them shows one its own way.
 URL_SPLITTERS = {
     "bridge/redaction.py": "the one way a URL is shown",
-    "bridge/config.py": "checks settings; shows them through redaction",
-    "bridge/client.py": "checks --url; shows it through redaction",
+    "bridge/config.py": "checks EXESDB_BUS's scheme; shows settings through redaction",
+    "bridge/urls.py": "checks the URLs the bridge is given; shows them through redaction",
     "bridge/healthcheck.py": "connects to the URL it built from EXESDB_HTTP_ADDR",
     "bridge/sinks/otlp/mapping.py": "the host for server.address; shows through redaction",
     "collectors/lifecycle.py": "names the bus's scheme only",
     "bridge/httpclient/client.py": "moves a proxy URL's userinfo into its auth header",
-    "bridge/httpclient/schema.py": "checks proxy_url; shows it through redaction",
-    "bridge/receivers.py": "checks a receiver's url; shows it through redaction",
     "bridge/tracing.py": "the host and port for server.address; url.full through redaction",
 }
 

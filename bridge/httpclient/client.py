@@ -15,20 +15,14 @@ import re
 import ssl
 import threading
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from bridge.httpclient.files import ClientSetupError, FileSetting, stamp
 from bridge.httpclient.schema import HTTPClientConfig, TLSConfig
+from bridge.tlsutil import TLS_VERSIONS, load_error
 
 __all__ = ["ClientSettings", "RequestOptions", "basic_auth"]
-
-_VERSIONS: Final = {
-    "TLS10": ssl.TLSVersion.TLSv1,
-    "TLS11": ssl.TLSVersion.TLSv1_1,
-    "TLS12": ssl.TLSVersion.TLSv1_2,
-    "TLS13": ssl.TLSVersion.TLSv1_3,
-}
 
 
 # What RFC 9110 section 5.5 forbids in a field value (and aiohttp refuses): controls but tab.
@@ -44,6 +38,15 @@ class RequestOptions:
     proxy: str | None = None
     proxy_headers: dict[str, str] = field(default_factory=dict)
     server_hostname: str | None = None
+
+    def connection(self) -> dict[str, Any]:
+        """The keyword arguments of the connection (TLS and proxy), as the request takes them."""
+        return {
+            "ssl": self.ssl,
+            "proxy": self.proxy,
+            "proxy_headers": self.proxy_headers,
+            "server_hostname": self.server_hostname,
+        }
 
 
 class _TLS:
@@ -83,7 +86,7 @@ def _build_context(config: TLSConfig) -> ssl.SSLContext:
             context.load_verify_locations(cafile=config.ca_file)
         except (OSError, ssl.SSLError) as exc:
             raise ClientSetupError(
-                f"cannot load tls_config.ca_file {config.ca_file}: {_reason(exc)}"
+                f"cannot load tls_config.ca_file {config.ca_file}: {load_error(exc)}"
             ) from None
     if config.cert_file and config.key_file:
         try:
@@ -91,22 +94,16 @@ def _build_context(config: TLSConfig) -> ssl.SSLContext:
         except (OSError, ssl.SSLError) as exc:
             raise ClientSetupError(
                 f"cannot load tls_config.cert_file {config.cert_file} with key_file "
-                f"{config.key_file}: {_reason(exc)}"
+                f"{config.key_file}: {load_error(exc)}"
             ) from None
     if config.min_version:
-        context.minimum_version = _VERSIONS[config.min_version]
+        context.minimum_version = TLS_VERSIONS[config.min_version]
     if config.max_version:
-        context.maximum_version = _VERSIONS[config.max_version]
+        context.maximum_version = TLS_VERSIONS[config.max_version]
     if config.insecure_skip_verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
-
-
-def _reason(exc: OSError | ssl.SSLError) -> str:
-    if isinstance(exc, ssl.SSLError):
-        return exc.reason or str(exc)
-    return exc.strerror or str(exc)
 
 
 class ClientSettings:

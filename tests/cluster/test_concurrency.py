@@ -7,7 +7,7 @@ import asyncio
 
 from bridge.bus import LocalCoordinator
 from bridge.messages import NodeLifecycle
-from tests.cluster.helpers import Clock
+from tests.cluster.helpers import Clock, Replica
 from tests.support import async_wait_until
 
 
@@ -28,6 +28,18 @@ class GatedCoordinator(LocalCoordinator):
         return await super().swap(key, value, ttl_ms)
 
 
+async def tick_held_in_a_swap(
+    replica: Replica, coordinator: GatedCoordinator, clock: Clock
+) -> asyncio.Task[None]:
+    """A tick announcing app-1 down, started and waiting in its swap of the state key."""
+    await replica.hear("app-1")
+    clock.advance(3.5)
+    coordinator.hold = True
+    tick = asyncio.create_task(replica.monitor.tick())
+    await asyncio.wait_for(coordinator.waiting.wait(), 5)
+    return tick
+
+
 async def test_a_node_heard_during_its_down_announcement_is_announced_reconnected(
     make_replica, clock: Clock
 ) -> None:
@@ -35,11 +47,7 @@ async def test_a_node_heard_during_its_down_announcement_is_announced_reconnecte
     every down it was announced matched by a reconnected (its node_failure alert resolves)."""
     coordinator = GatedCoordinator(clock)
     replica = await make_replica("bridge-1", coordinator)
-    await replica.hear("app-1")
-    clock.advance(3.5)
-    coordinator.hold = True
-    tick = asyncio.create_task(replica.monitor.tick())
-    await asyncio.wait_for(coordinator.waiting.wait(), 5)
+    tick = await tick_held_in_a_swap(replica, coordinator, clock)
     await replica.hear("app-1")
     coordinator.hold = False
     coordinator.gate.set()
@@ -59,11 +67,7 @@ async def test_a_stop_during_a_down_announcement_still_publishes_what_the_key_sa
     down it swapped into the shared key before the monitor's stop completes."""
     coordinator = GatedCoordinator(clock)
     replica = await make_replica("bridge-1", coordinator)
-    await replica.hear("app-1")
-    clock.advance(3.5)
-    coordinator.hold = True
-    tick = asyncio.create_task(replica.monitor.tick())
-    await asyncio.wait_for(coordinator.waiting.wait(), 5)
+    tick = await tick_held_in_a_swap(replica, coordinator, clock)
     tick.cancel()
     await asyncio.gather(tick, return_exceptions=True)
     coordinator.hold = False

@@ -217,10 +217,7 @@ class AlertmanagerPoster:
                 json=body,
                 headers=options.headers,
                 allow_redirects=False,
-                ssl=options.ssl,
-                proxy=options.proxy,
-                proxy_headers=options.proxy_headers,
-                server_hostname=options.server_hostname,
+                **options.connection(),
             ) as response:
                 text = await response.text()
                 if response.status // 100 == 2:

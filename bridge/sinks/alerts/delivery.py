@@ -266,10 +266,7 @@ class WebhookSender:
                 data=body,
                 headers=headers,
                 allow_redirects=False,
-                ssl=options.ssl,
-                proxy=options.proxy,
-                proxy_headers=options.proxy_headers,
-                server_hostname=options.server_hostname,
+                **options.connection(),
             ) as response:
                 await response.read()
                 status = response.status
