@@ -18,12 +18,11 @@ from typing import Final
 
 import aiohttp
 
-from bridge.config import Settings, local_url
+from bridge.config import Settings
 from bridge.errors import ConfigError
 from bridge.redaction import redact_urls, safe_url
 from bridge.routes import ADMIN_TOKEN_HEADER
 from bridge.urls import http_url_problem
-from bridge.webconfig import load_web_config
 
 __all__ = [
     "TIMEOUT",
@@ -44,16 +43,7 @@ def bridge_url(settings: Settings, given: str | None = None) -> str:
         return given.rstrip("/")
     if settings.url:
         return settings.url
-    return local_url(*settings.listen, scheme="https" if _serves_tls(settings) else "http")
-
-
-def _serves_tls(settings: Settings) -> bool:
-    if not settings.web_config_file:
-        return False
-    try:
-        return load_web_config(settings.web_config_file).tls is not None
-    except ConfigError:  # the bridge would not start with it either; plain http it is
-        return False
+    return settings.own_url()
 
 
 def url_argument(text: str) -> str:

@@ -8,7 +8,6 @@ ever echoing a secret.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import os
 import socket
 from collections.abc import Iterator, Mapping
@@ -28,7 +27,7 @@ from bridge.errors import ConfigError
 from bridge.messages import NO_CONTROL_CHARACTERS, AlertSeverity
 from bridge.receivers import AlertmanagerConfig, Receiver, resolve_receivers
 from bridge.redaction import redact_urls, safe_url
-from bridge.urls import require_http_url
+from bridge.urls import own_url, require_http_url
 from bridge.webconfig import load_web_config
 
 __all__ = [
@@ -36,7 +35,6 @@ __all__ = [
     "Settings",
     "known_variables",
     "load_settings",
-    "local_url",
     "split_addr",
     "unknown_variables",
 ]
@@ -238,6 +236,24 @@ class Settings(BaseSettings):
         """``EXESDB_HTTP_ADDR`` as (host, port)."""
         return split_addr(self.http_addr)
 
+    def serves_tls(self) -> bool:
+        """True when ``EXESDB_WEB_CONFIG_FILE`` turns TLS on (read now; a file the bridge would
+        not start with counts as plain HTTP)."""
+        if not self.web_config_file:
+            return False
+        try:
+            return load_web_config(self.web_config_file).tls is not None
+        except ConfigError:
+            return False
+
+    def own_url(self, *, for_others: bool = False) -> str:
+        """The bridge's base URL from ``EXESDB_HTTP_ADDR``, ``https`` when it serves TLS: for a
+        client on this host, or ``for_others`` (a wildcard host named by ``EXESDB_NODE``)."""
+        host, port = self.listen
+        return own_url(
+            host, port, tls=self.serves_tls(), for_others=self.node if for_others else None
+        )
+
     def webhook_receivers(self) -> tuple[tuple[Receiver, ...], AlertmanagerConfig | None]:
         """The webhook receivers (``EXESDB_WEBHOOK_URLS``, then ``EXESDB_WEBHOOK_CONFIG_FILE``'s)
         with the defaults these settings give, and the file's ``alertmanager`` section;
@@ -347,19 +363,6 @@ def split_addr(value: str) -> tuple[str, int]:
         raise ValueError("must be host:port with a port from 0 to 65535, e.g. 0.0.0.0:9570")
     host = host.removeprefix("[").removesuffix("]")
     return host or "0.0.0.0", int(port)  # noqa: S104
-
-
-def local_url(host: str, port: int, scheme: str = "http") -> str:
-    """The URL a client on this host uses for a server listening on ``host:port``: a wildcard
-    host (``0.0.0.0``, ``::``) is asked on loopback; an IPv6 address goes in brackets."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:  # a name, asked as it is
-        return f"{scheme}://{host}:{port}"
-    if address.is_unspecified:
-        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
-    shown = f"[{address}]" if address.version == 6 else str(address)
-    return f"{scheme}://{shown}:{port}"
 
 
 def _show(value: Any) -> str:

@@ -8,28 +8,10 @@ from pathlib import Path
 import pytest
 
 from bridge.client import Target, bridge_url, target, url_argument, user_argument
-from bridge.config import local_url
 from bridge.errors import ConfigError
 from bridge.routes import ADMIN_TOKEN_HEADER
 from tests.support import make_settings
 from tests.webconfig.files import WebFiles
-
-
-@pytest.mark.parametrize(
-    ("host", "port", "url"),
-    [
-        ("0.0.0.0", 9570, "http://127.0.0.1:9570"),
-        ("::", 8080, "http://[::1]:8080"),
-        ("127.0.0.1", 1, "http://127.0.0.1:1"),
-        ("::1", 9570, "http://[::1]:9570"),
-        ("bridge.example", 80, "http://bridge.example:80"),
-    ],
-)
-def test_a_listen_address_becomes_the_url_a_local_client_asks(
-    host: str, port: int, url: str
-) -> None:
-    """A wildcard host is asked on loopback; IPv6 goes in brackets; names stay as they are."""
-    assert local_url(host, port) == url
 
 
 def test_url_flag_then_exesdb_url_then_the_http_addr() -> None:

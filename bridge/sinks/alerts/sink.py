@@ -94,13 +94,10 @@ Publish = Callable[[str, Message], Any]
 
 
 def external_url(settings: Settings) -> str:
-    """``EXESDB_EXTERNAL_URL``, or the bridge's own address when unset."""
-    if settings.external_url:
-        return settings.external_url
-    host, port = settings.listen
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the listen-on-all address
-        host = settings.node
-    return f"http://{host}:{port}"
+    """``EXESDB_EXTERNAL_URL``, or when unset the bridge's own URL as other hosts reach it:
+    ``EXESDB_HTTP_ADDR``, https when the web config serves TLS, a wildcard host named by
+    ``EXESDB_NODE`` (a receiver elsewhere cannot use loopback)."""
+    return settings.external_url or settings.own_url(for_others=True)
 
 
 class AlertSink:
