@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     webhook_backoff_ms: PositiveMs = _env("EXESDB_WEBHOOK_BACKOFF_MS", default=1_000)
     webhook_max_backoff_ms: PositiveMs = _env("EXESDB_WEBHOOK_MAX_BACKOFF_MS", default=300_000)
     webhook_deadline_ms: PositiveMs = _env("EXESDB_WEBHOOK_DEADLINE_MS", default=86_400_000)
+    webhook_dead_letter_ttl_ms: PositiveMs = _env(
+        "EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS", default=7 * 86_400_000
+    )
     webhook_timeout_ms: PositiveMs = _env("EXESDB_WEBHOOK_TIMEOUT_MS", default=10_000)
     webhook_min_severity: AlertSeverity = _env("EXESDB_WEBHOOK_MIN_SEVERITY", default="warning")
     webhook_group_wait_ms: Annotated[int, Field(ge=0)] = _env(

@@ -9,7 +9,8 @@ Four tables:
   resolved) and escalation level, as ``transitions`` decides them;
 - ``queued``: alerts waiting for their receiver's grouping window, one row per (receiver, alert);
 - ``deliveries``: the frozen payloads (body and delivery id never change across retries), their
-  attempts, next attempt time and state (pending, delivered, dead);
+  attempts, next attempt time and state (pending, delivered, dead); delivered ones are kept a
+  day, dead letters ``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS``;
 - ``history``: what happened to each alert and when (fired, escalated, acknowledged, …), for its
   page; pruned with the alert, and to the newest ``HISTORY_KEPT`` entries per alert.
 
@@ -728,6 +729,16 @@ class Outbox:
             int(counts.get(DeliveryState.PENDING.value, 0)),
             int(counts.get(DeliveryState.DEAD.value, 0)),
         )
+
+    def forget_dead_letters(self, now: float, older_than: float) -> int:
+        """Delete dead-lettered deliveries that died more than ``older_than`` seconds ago (a
+        receiver refusing everything must not grow the file without bound); how many."""
+        with self._lock, self._tx():
+            gone = self._db.execute(
+                "DELETE FROM deliveries WHERE state = :dead AND finished_at < :before",
+                {"dead": DeliveryState.DEAD.value, "before": now - older_than},
+            ).rowcount
+        return int(gone)
 
     def prune(self, now: float, *, delivered_for: float, resolved_for: float) -> int:
         """Forget delivered deliveries and resolved alerts older than the given ages (and the

@@ -497,7 +497,8 @@ class AlertSink:
     async def housekeep(self) -> None:
         """One housekeeping pass: escalate and auto-resolve what is due (only while holding the
         work queue: the others' alert states are stale once the lease moved on), refresh the
-        gauges, and prune old rows once an hour."""
+        gauges, and prune old rows (dead letters past EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS too) once
+        an hour."""
         escalator = self._escalator
         if escalator is None:
             raise BridgeError("the alert sink has not started")
@@ -516,6 +517,15 @@ class AlertSink:
                 delivered_for=_KEEP_DELIVERED_SECONDS,
                 resolved_for=_KEEP_RESOLVED_SECONDS,
             )
+            keep = self.settings.webhook_dead_letter_ttl_ms / 1000
+            forgotten = await self._db.call(self.outbox.forget_dead_letters, now, keep)
+            if forgotten:
+                _logger.warning(
+                    "alerts: deleted %d dead-lettered delivery(ies) older than"
+                    " EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS (%gh); their alerts stay in /v1/alerts",
+                    forgotten,
+                    keep / 3600,
+                )
 
     async def _refresh_gauges(self) -> None:
         self.metrics.depth = await self._db.call(self.outbox.depth)

@@ -464,3 +464,33 @@ def test_prune_keeps_history_bounded(unsent: Outbox) -> None:
     assert flapping is not None
     assert len(flapping.history) == HISTORY_KEPT
     assert flapping.history[-1] == HistoryEntry(T0 + 1000, HistoryEvent.FIRED, "critical on n1")
+
+
+def test_dead_letters_are_forgotten_once_older_than_their_keep_time(outbox: Outbox) -> None:
+    """A delivery dead-lettered longer ago than the keep time is deleted; a younger dead letter,
+    a pending and a delivered one stay (and their alerts)."""
+    for alert_id in ("old", "young", "pending", "done"):
+        outbox.observe(event(alert_id), T0)
+    outbox.group(URL, T0, 0.0, one_each)
+    died = {"old": T0, "young": T0 + 500}
+    finished = {"done": DeliveryState.DELIVERED}
+    for delivery in outbox.deliveries():
+        [alert_id] = delivery.alert_ids
+        if alert_id in died:
+            state, at = DeliveryState.DEAD, died[alert_id]
+        elif alert_id in finished:
+            state, at = finished[alert_id], T0
+        else:
+            continue
+        outbox.finish_attempt(
+            delivery.id, state=state, next_attempt_at=at, status=401, error="HTTP 401", now=at
+        )
+    assert outbox.forget_dead_letters(T0 + 1000, older_than=600) == 1
+    left = {d.alert_ids[0]: d.state for d in outbox.deliveries()}
+    assert left == {
+        "young": DeliveryState.DEAD,
+        "pending": DeliveryState.PENDING,
+        "done": DeliveryState.DELIVERED,
+    }
+    assert outbox.depth().dead == 1
+    assert len(outbox.alerts()) == 4
