@@ -169,10 +169,6 @@ class ClusterMonitor:
 
     # -- what the monitor knows --
 
-    def states(self) -> dict[str, State]:
-        """Every known node and whether it is up or down."""
-        return {name: node.state for name, node in self._nodes.items()}
-
     def health(self) -> ClusterHealth:
         """The cluster's health as this replica sees it."""
         up = [name for name, node in self._nodes.items() if node.state == "up"]

@@ -17,7 +17,7 @@ import pytest
 from bridge import __version__
 from bridge.sinks.alerts import DeliveryState, Outbox
 from tests.integration.test_alert_crash import ingest_alerts
-from tests.sinks.alerts.helpers import T0
+from tests.sinks.alerts.helpers import T0, observe
 from tests.sinks.alerts.test_outbox import event, one_each
 from tests.support import (
     ADMIN_TOKEN,
@@ -305,7 +305,7 @@ def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
         requires_ack=False,
         at=datetime.now(UTC),
     )
-    outbox.observe(alert, now=1.0)
+    observe(outbox, alert, now=1.0)
     # One delivery of the queued alert, to the secret URL.
     assert outbox.group(secret_url, 1.0, 0.0, lambda alerts: [(b"{}", ["a1"])]) == 1
     outbox.close()
@@ -431,8 +431,8 @@ def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
     a dead-lettered one goes back to pending and keeps its count of attempts."""
     url = "https://hooks.example/x"
     outbox = Outbox.in_dir(tmp_path, urls=[url])
-    outbox.observe(event("a"), T0)
-    outbox.observe(event("b"), T0)
+    observe(outbox, event("a"), T0)
+    observe(outbox, event("b"), T0)
     outbox.group(url, T0, 0.0, one_each)
     dead, live = outbox.deliveries()
     for attempt in range(3):

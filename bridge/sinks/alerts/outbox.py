@@ -234,11 +234,6 @@ class Outbox:
 
     # -- alert states --
 
-    def alert(self, alert_id: str) -> AlertRecord | None:
-        """The alert named ``alert_id``, if known."""
-        with self._lock:
-            return self._alert(alert_id)
-
     def _alert(self, alert_id: str) -> AlertRecord | None:
         row = self._db.execute(
             "SELECT * FROM alerts WHERE alert_id = :alert_id", {"alert_id": alert_id}
@@ -315,11 +310,6 @@ class Outbox:
                 {**params, "after": after, "limit": limit},
             ).fetchall()
         return [_record(row) for row in rows]
-
-    def observe(self, event: AlertEvent, now: float) -> AlertRecord | None:
-        """Apply one alert event; the alert when receivers must hear of it, else None."""
-        applied = self.apply([event], now)
-        return applied.changed[0] if applied.changed else None
 
     def apply(
         self,

@@ -11,7 +11,7 @@ from bridge.sinks.alerts import handover
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import AlertState
 from bridge.sinks.alerts.thread import DbThread
-from tests.sinks.alerts.helpers import T0
+from tests.sinks.alerts.helpers import T0, observe, stored
 from tests.sinks.alerts.test_outbox import event
 from tests.sinks.alerts.test_payload import record
 
@@ -51,12 +51,12 @@ async def test_open_alerts_go_to_the_next_holder(tmp_path: Path, db: DbThread) -
     try:
         leaving.apply([event("on"), event("acked"), event("gone")], T0)
         leaving.acknowledge("acked", "ops", T0 + 1)
-        leaving.observe(event("gone", status="resolved"), T0 + 2)
+        observe(leaving, event("gone", status="resolved"), T0 + 2)
         assert await handover.hand_over(shelf, outbox=leaving, db=db, limit=100) == 2
         assert await handover.take_over(shelf, outbox=coming, db=db) == 2
-        assert coming.alert("on") == leaving.alert("on")
-        assert coming.alert("acked") == leaving.alert("acked")
-        assert coming.alert("gone") is None
+        assert stored(coming, "on") == stored(leaving, "on")
+        assert stored(coming, "acked") == stored(leaving, "acked")
+        assert stored(coming, "gone") is None
         assert coming.may_be_active("acked")
         assert coming.depth().queued == 0  # the receivers already heard of them
         assert await handover.take_over(shelf, outbox=coming, db=db) == 0  # taken: gone
@@ -81,8 +81,8 @@ async def test_a_malformed_record_is_skipped_and_the_rest_taken(
     }
     try:
         assert await handover.take_over(shelf, outbox=outbox, db=db) == 1
-        assert outbox.alert("theirs") == record("theirs")
-        assert outbox.alert("mine") == newer
+        assert stored(outbox, "theirs") == record("theirs")
+        assert stored(outbox, "mine") == newer
         assert sum("malformed" in r.getMessage() for r in caplog.records) == 2
     finally:
         outbox.close()

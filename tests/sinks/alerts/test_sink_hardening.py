@@ -25,7 +25,7 @@ from bridge.messages import (
 from bridge.sinks.alerts import Outbox
 from bridge.sinks.alerts.records import DeliveryState
 from bridge.sinks.alerts.thread import DbThread
-from tests.sinks.alerts.helpers import Clock, alert_bridge, hold, system_alert
+from tests.sinks.alerts.helpers import Clock, alert_bridge, hold, stored, system_alert
 from tests.sinks.alerts.test_sink import AUTH, _field, call
 from tests.support import TEST_SECRET, async_wait_until
 
@@ -245,7 +245,7 @@ async def test_an_event_alert_seen_again_does_not_resolve(tmp_path: Path) -> Non
     env: dict[str, Any] = {"EXESDB_ALERT_RESOLVE_TIMEOUT_MS": "60000"}
     async with alert_bridge(tmp_path, clock=clock, serve_http=False, **env) as (bridge, sink, _):
         bridge.bus.publish("disk_full", system_alert("w1", severity="warning"))
-        await async_wait_until(lambda: sink.outbox.alert("w1"), what="stored")
+        await async_wait_until(lambda: stored(sink.outbox, "w1"), what="stored")
         clock.advance(40)
         bridge.bus.publish("disk_full", system_alert("w1", severity="warning"))
         await async_wait_until(
@@ -310,7 +310,7 @@ async def test_metric_threshold_resolves_on_healthy_node_health_and_fires_again(
         )
         alert_id = "metric_threshold:n1:cpu_usage_percent"
         bridge.bus.publish("metric_alert", crossing)
-        await async_wait_until(lambda: sink.outbox.alert(alert_id), what="fired")
+        await async_wait_until(lambda: stored(sink.outbox, alert_id), what="fired")
         healthy = NodeHealth(
             node="n1", status="healthy", checks={"cpu": {"usage_percent": 20, "status": "healthy"}}
         )
@@ -337,7 +337,7 @@ async def test_queued_alerts_for_a_removed_url_are_dead_lettered_at_start(
     queue_for(tmp_path, old, "o1")
     async with alert_bridge(tmp_path, serve_http=False) as (bridge, sink, _):
         bridge.bus.publish("disk_full", system_alert("o1"))
-        await async_wait_until(lambda: sink.outbox.alert("o1"), what="o1 stored")
+        await async_wait_until(lambda: stored(sink.outbox, "o1"), what="o1 stored")
     # A fresh start on the same directory, with a different URL: the old URL's rows go dead.
     queue_for(tmp_path, old, "o1")
     env: dict[str, Any] = {"EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/new-hook"}
