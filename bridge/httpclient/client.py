@@ -16,7 +16,7 @@ import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from bridge.httpclient.files import ClientSetupError, FileSetting, stamp
 from bridge.httpclient.schema import HTTPClientConfig, TLSConfig
@@ -177,14 +177,14 @@ def basic_auth(user: str, password: str) -> str:
 
 
 def _split_proxy(url: str | None) -> tuple[str | None, dict[str, str]]:
-    """The proxy URL without its userinfo, and that userinfo as the proxy's own auth header."""
+    """The proxy URL without its userinfo, and that userinfo (percent-decoded, as URLs carry
+    it) as the proxy's own auth header."""
     if not url:
         return None, {}
     parts = urlsplit(url)
     if parts.username is None:
         return url, {}
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    bare = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    return bare, {"Proxy-Authorization": basic_auth(parts.username, parts.password or "")}
+    host = parts.netloc.rpartition("@")[2]  # as written: an IPv6 address keeps its brackets
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    user, password = unquote(parts.username), unquote(parts.password or "")
+    return bare, {"Proxy-Authorization": basic_auth(user, password)}
