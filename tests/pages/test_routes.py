@@ -234,6 +234,39 @@ async def test_receivers_are_shown_by_origin_only(
     assert ">pending</span>" in deliveries
 
 
+async def test_an_alerts_page_shows_each_receiver_once_with_its_own_deliveries(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """The receivers of EXESDB_WEBHOOK_URLS and of the receivers file each appear once, by
+    label, holding their own attempts; none is called removed."""
+    refused = [free_port(), free_port()]  # nobody listens: every attempt is refused
+    config = tmp_path / "receivers.yml"
+    config.write_text(f"webhook_configs:\n  - url: http://127.0.0.1:{refused[1]}/from-file\n")
+    with page_bridge(
+        tmp_path / "state",
+        EXESDB_WEBHOOK_URLS=f"http://127.0.0.1:{refused[0]}/from-env",
+        EXESDB_WEBHOOK_CONFIG_FILE=str(config),
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="0",
+        EXESDB_WEBHOOK_BACKOFF_MS="50",
+        EXESDB_WEBHOOK_MAX_BACKOFF_MS="100",
+    ) as server:
+        raise_alert(server, "a1", "one alert")
+        labels = [receiver.label for receiver in sink_of(server).receivers]
+
+        async def attempted() -> str | None:
+            _, _, body = await fetch(client, server.url + "/alerts/a1")
+            deliveries = body.split('id="deliveries"', 1)[1]
+            return deliveries if deliveries.count("ClientConnectorError") >= 2 else None
+
+        deliveries = await async_wait_until(attempted, 15, "an attempt to each receiver")
+    assert len(labels) == 2
+    receivers = deliveries.split('<div class="receiver">')[1:]
+    assert [part.count(label) for part, label in zip(receivers, labels, strict=True)] == [1, 1]
+    assert all("ClientConnectorError" in part for part in receivers)
+    assert "Nothing sent" not in deliveries
+    assert "no longer" not in deliveries
+
+
 async def test_the_status_page_lists_nodes_with_health_and_use(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:

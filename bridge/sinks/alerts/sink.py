@@ -60,6 +60,7 @@ from bridge.sinks.alerts.records import (
     AlertState,
     Delivery,
     DeliveryState,
+    Recipients,
 )
 from bridge.sinks.alerts.sources import SOURCE_TYPES, AlertEvent, alert_events, meets
 from bridge.sinks.alerts.thread import DbThread
@@ -553,6 +554,13 @@ class AlertSink:
         """The alerts matching ``query``, most recently changed first."""
         return await self._db.call(
             self.outbox.alerts, query.state, query.limit, alert_id=query.alert_id
+        )
+
+    def recipients(self) -> Recipients:
+        """The webhook receivers (outbox key and label) and the Alertmanager alerts go to."""
+        return Recipients(
+            tuple((receiver.key, receiver.label) for receiver in self.receivers),
+            self.alertmanager.shown_url if self.alertmanager is not None else None,
         )
 
     async def alert_detail(self, alert_id: str) -> AlertDetail | None:
