@@ -25,7 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bridge.errors import ConfigError
 from bridge.messages import NO_CONTROL_CHARACTERS, AlertSeverity
-from bridge.receivers import AlertmanagerConfig, Receiver, resolve_receivers
+from bridge.receivers import AlertmanagerConfig, Receiver, ReceiverKeys, resolve_receivers
 from bridge.redaction import redact_urls, safe_url
 from bridge.urls import own_url, require_http_url
 from bridge.webconfig import load_web_config
@@ -257,10 +257,12 @@ class Settings(BaseSettings):
             host, port, tls=self.serves_tls(), for_others=self.node if for_others else None
         )
 
-    def webhook_receivers(self) -> tuple[tuple[Receiver, ...], AlertmanagerConfig | None]:
+    def webhook_receivers(
+        self, keys: ReceiverKeys | None = None
+    ) -> tuple[tuple[Receiver, ...], AlertmanagerConfig | None]:
         """The webhook receivers (``EXESDB_WEBHOOK_URLS``, then ``EXESDB_WEBHOOK_CONFIG_FILE``'s)
-        with the defaults these settings give, and the file's ``alertmanager`` section;
-        ConfigError when the file is bad."""
+        with the defaults these settings give, keyed by ``keys`` (the outbox's), and the file's
+        ``alertmanager`` section; ConfigError when the file is bad."""
         return resolve_receivers(
             self.webhook_urls,
             self.webhook_config_file,
@@ -268,6 +270,7 @@ class Settings(BaseSettings):
             timeout=self.webhook_timeout_ms / 1000,
             max_alerts=self.webhook_max_alerts,
             min_severity=self.webhook_min_severity,
+            keys=keys,
         )
 
     def cross_checks(self) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +17,13 @@ from aiohttp import web
 
 from bridge.httpclient.client import basic_auth
 from bridge.messages import NodeLifecycle, NotificationStatus
-from bridge.receivers import Receiver, receiver_key, resolve_receivers
-from bridge.sinks.alerts import DeliveryState
+from bridge.receivers import Receiver, legacy_keys, resolve_receivers
+from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
 from bridge.sinks.alerts.delivery import Outcome, WebhookSender
 from bridge.sinks.alerts.records import Delivery
+from bridge.sinks.alerts.sources import alert_events
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
-from tests.sinks.alerts.helpers import alert_bridge, system_alert
+from tests.sinks.alerts.helpers import alert_bridge, envelope, system_alert
 from tests.support import async_wait_until, free_port
 
 pytestmark = pytest.mark.integration
@@ -276,6 +279,34 @@ webhook_configs:
     ]
 
 
+async def test_deliveries_waiting_under_a_key_of_an_earlier_version_are_delivered(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """An outbox whose receiver keys were an unkeyed digest (or the raw URL, earlier still) has
+    its waiting deliveries and queued alerts adopted by the receiver at start, and sent."""
+    receiver: WebhookReceiver = webhook_receiver()
+    old_outbox = Outbox.in_dir(tmp_path / "state")
+    digest_key, raw_key = legacy_keys(receiver.url)[1], receiver.url
+    now = time.time()
+
+    def build(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
+        return build_payloads(records, max_alerts=10, external_url="http://b")
+
+    old_outbox.queue_for([digest_key])
+    old_outbox.apply([alert_events(envelope(system_alert("old-1")))[0]], now)
+    assert old_outbox.group(digest_key, now, 0.0, build) == 1
+    old_outbox.queue_for([raw_key])
+    old_outbox.apply([alert_events(envelope(system_alert("old-2")))[0]], now)
+    old_outbox.close()
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (_, sink, _):
+        await async_wait_until(
+            lambda: receiver.accepted_alert_ids() >= {"old-1", "old-2"}, what="both delivered"
+        )
+        assert {d.url for d in sink.outbox.deliveries()} == {sink.receivers[0].key}
+
+
 async def test_pending_deliveries_of_a_url_move_with_it_into_the_file(
     tmp_path: Path, webhook_receiver
 ) -> None:
@@ -289,7 +320,7 @@ async def test_pending_deliveries_of_a_url_move_with_it_into_the_file(
         bridge.bus.publish("disk_full", system_alert("moved-1"))
         await async_wait_until(lambda: receiver.requests, what="a failed attempt")
         [waiting] = sink.outbox.deliveries()
-    assert waiting.url == receiver_key(url=receiver.url)
+        assert waiting.url == sink.receivers[0].key
     receiver.default = receiver.default.__class__(200)
     receiver.authorization = "Bearer moved"
     config = write(

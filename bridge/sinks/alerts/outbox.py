@@ -14,9 +14,11 @@ Four tables:
 - ``history``: what happened to each alert and when (fired, escalated, acknowledged, …), for its
   page; pruned with the alert, and to the newest ``HISTORY_KEPT`` entries per alert.
 
-A receiver is named by its key (``bridge.receivers.receiver_key``) in the column ``url``, whose
-name comes from version 2, when the key was the webhook URL itself; ``adopt`` moves such rows to
-the receiver's key when the bridge starts, so nothing waiting is lost across the change.
+A receiver is named by its key (``bridge.receivers.ReceiverKeys``, under ``receiver_secret``: a
+random key made once, when the file is created, and kept in its ``meta`` table) in the column
+``url``, whose name comes from version 2, when the key was the webhook URL itself; ``adopt``
+moves rows under an earlier key (the URL, then an unkeyed digest of it) to the receiver's key
+when the bridge starts, so nothing waiting is lost across the change.
 
 Times are Unix seconds from the injected wall clock, since they must survive a restart. Every
 method is one transaction and safe to call from any one thread at a time (a lock serialises
@@ -67,7 +69,7 @@ FILE_NAME: Final = "alerts.sqlite3"
 HISTORY_KEPT: Final = 100
 # Deliveries an alert's page lists at most (the newest).
 _DETAIL_DELIVERIES: Final = 50
-_SCHEMA_VERSION: Final = 3
+_SCHEMA_VERSION: Final = 4
 # Columns added after version 1, with their definitions.
 _ADDED_COLUMNS: Final = (
     ("auto_resolve", "INTEGER NOT NULL DEFAULT 0"),
@@ -124,6 +126,11 @@ CREATE TABLE IF NOT EXISTS history (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS history_by_alert ON history (alert_id, at);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('receiver_secret', randomblob(32));
 """
 _STORE_ALERT: Final = """
 INSERT OR REPLACE INTO alerts (
@@ -180,6 +187,10 @@ class Outbox:
         self._db.executescript(_SCHEMA)
         self._migrate()
         self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        # The key of the receiver keys' digests: made once with the file, never shown.
+        self.receiver_secret: bytes = bytes(
+            self._db.execute("SELECT value FROM meta WHERE name = 'receiver_secret'").fetchone()[0]
+        )
         # Ids of the alerts not resolved, kept beside the table (written only in _store, under
         # the lock): a resolved event for any other alert changes nothing, and the sink asks
         # may_be_active() before paying a thread hop and a transaction to learn that.
@@ -210,6 +221,11 @@ class Outbox:
         directory = Path(state_dir)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         return cls(directory / FILE_NAME, urls=urls)
+
+    def queue_for(self, keys: Sequence[str]) -> None:
+        """Queue every notified alert for the receivers of ``keys`` from now on."""
+        with self._lock:
+            self.urls = tuple(keys)
 
     def close(self) -> None:
         """Close the database; idempotent."""

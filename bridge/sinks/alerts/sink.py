@@ -34,7 +34,7 @@ from bridge.errors import BridgeError, ConfigError
 from bridge.httpclient import ClientSettings
 from bridge.messages import AlertAck, Message, NotificationStatus
 from bridge.operations import OperationRecorder
-from bridge.receivers import Receiver, receiver_label
+from bridge.receivers import Receiver, ReceiverKeys, receiver_label
 from bridge.redaction import safe_url
 from bridge.routes import AdminGuard
 from bridge.sinks.alerts import handover
@@ -216,24 +216,28 @@ class AlertSink:
             return
         self._started = True
         settings = self.settings
-        # Read again (load_settings checked them): the files may hold rotated secrets by now.
         try:
-            receivers, alertmanager_section = settings.webhook_receivers()
+            outbox = await self._db.call(Outbox.in_dir, settings.state_dir)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                [f"EXESDB_STATE_DIR: cannot open the alert outbox in {settings.state_dir!r}: {exc}"]
+            ) from exc
+        self._outbox = outbox  # closed by aclose, however start ends
+        # Read again (load_settings checked them): the files may hold rotated secrets by now.
+        # Keyed as the outbox keys its receivers.
+        try:
+            receivers, alertmanager_section = settings.webhook_receivers(
+                ReceiverKeys(outbox.receiver_secret)
+            )
         except ConfigError as exc:
             raise ConfigError(
                 [f"EXESDB_WEBHOOK_CONFIG_FILE: {problem}" for problem in exc.problems]
             ) from exc
         self.receivers = receivers
-        keys = [receiver.key for receiver in receivers]
-        try:
-            outbox = await self._db.call(Outbox.in_dir, settings.state_dir, urls=keys)
-            for receiver in receivers:
-                if receiver.legacy_key is not None:
-                    await self._db.call(outbox.adopt, receiver.legacy_key, receiver.key)
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(
-                [f"EXESDB_STATE_DIR: cannot open the alert outbox in {settings.state_dir!r}: {exc}"]
-            ) from exc
+        outbox.queue_for([receiver.key for receiver in receivers])
+        for receiver in receivers:
+            for old in receiver.legacy_keys:
+                await self._db.call(outbox.adopt, old, receiver.key)
         self._outbox = outbox
         self._escalator = Escalator(
             outbox=outbox,
