@@ -68,6 +68,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "Component",
         "ComponentFactory",
         "Context",
+        "Deadline",
         "HasClientSpans",
         "HasExposition",
         "HasRoutes",
