@@ -37,9 +37,9 @@ import logging
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter
 
@@ -73,6 +73,7 @@ _NAME_SHOWN: Final = 120
 _STATE_TTL_MS: Final = 7 * 24 * 3600 * 1000
 _FORGOTTEN: Final = "forgotten"
 
+_T = TypeVar("_T")
 State = Literal["up", "down"]
 Reason = Literal["silent", "evicted"]
 Change = Literal["node_added", "node_removed"]
@@ -151,6 +152,9 @@ class ClusterMonitor:
         self._last_beat = float("-inf")
         self._own_health = float("-inf")
         self._task: asyncio.Task[None] | None = None
+        # Swaps of a state key and what they publish, each finished even if its tick is
+        # cancelled (see _shielded); aclose waits for them.
+        self._steps: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._forgotten = Counter(
             "exesdb_cluster_nodes_forgotten",
@@ -164,10 +168,6 @@ class ClusterMonitor:
         bus.subscribe("cluster", self._heard, instances=("ex_esdb_lifecycle", "ex_esdb_health"))
 
     # -- what the monitor knows --
-
-    def states(self) -> dict[str, State]:
-        """Every known node and whether it is up or down."""
-        return {name: node.state for name, node in self._nodes.items()}
 
     def health(self) -> ClusterHealth:
         """The cluster's health as this replica sees it."""
@@ -329,13 +329,25 @@ class ClusterMonitor:
     async def _announce_pending(self, now: float, changes: dict[Change, list[str]]) -> None:
         up = self._up_count()
         for name, state in list(self._pending.items())[:_PER_TICK]:
-            event = await self._announce(name, state, now, up)
+            event = await self._shielded(self._announce(name, state, now, up))
             if event is not None:
                 changes[event].append(name)
-            self._pending.pop(name, None)
+            # Heard (or silent) again during the swap: that newer transition stays pending.
+            if self._pending.get(name) == state:
+                del self._pending[name]
         for name, reason in list(self._farewells.items())[:_PER_TICK]:
-            await self._farewell(name, reason, up)
-            self._farewells.pop(name, None)
+            await self._shielded(self._farewell(name, reason, up))
+            if self._farewells.get(name) == reason:
+                del self._farewells[name]
+
+    async def _shielded(self, step: Coroutine[object, object, _T]) -> _T:
+        """Run a swap of a state key and the publish that follows it to the end: cancelled
+        between the two (a stop mid-tick), the key would say announced with nothing published
+        for any replica to announce again."""
+        task = asyncio.get_running_loop().create_task(step)
+        self._steps.add(task)
+        task.add_done_callback(self._steps.discard)
+        return await asyncio.shield(task)
 
     async def _announce(self, name: str, state: State, now: float, up: int) -> Change | None:
         """Announce one node's transition when it is this replica's to announce; the
@@ -345,6 +357,11 @@ class ClusterMonitor:
             return None  # changed again since; the newer transition is pending or moot
         key = f"cluster:node:{name}"
         previous = await self._coordinator.swap(key, state, _STATE_TTL_MS)
+        if self._nodes.get(name) is not node or node.state != state:
+            # It changed during the swap (heard again, or forgotten): this transition is moot
+            # and the newer one pending, so the key goes back to what announced it last.
+            await self._coordinator.swap(key, _restored(previous, state), _STATE_TTL_MS)
+            return None
         locally_down = node.announced == "down"
         if state == "down":
             if previous == "down":
@@ -372,8 +389,7 @@ class ClusterMonitor:
             # The transition is ours to announce; refused (e.g. the Redis buffer is full), it
             # would be lost for every replica: put the state key back and keep it pending.
             # (None cannot be put back; the value that makes the retry announce it again can.)
-            restored = previous or ("up" if state == "down" else "down")
-            await self._coordinator.swap(key, restored, _STATE_TTL_MS)
+            await self._coordinator.swap(key, _restored(previous, state), _STATE_TTL_MS)
             if "grouped" in metadata and self._group is not None:
                 self._group.count -= 1  # counted again when the retry is announced
                 self._group.named = tuple(n for n in self._group.named if n != name[:_NAME_SHOWN])
@@ -518,11 +534,21 @@ class ClusterMonitor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._steps:  # a cancelled tick's announcement, still publishing what it swapped
+            await asyncio.gather(*self._steps, return_exceptions=True)
         self._publish_group(float("inf"))  # grouped downs still waiting for their alert
         self._publish(
             "lifecycle",
             NodeLifecycle(node=self.node, event="left", cluster_size=max(0, self._up_count() - 1)),
         )
+
+
+def _restored(previous: str | None, state: State) -> str:
+    """What a state key goes back to when the transition swapped into it is not announced.
+
+    None cannot be put back; the value that makes a later swap announce ``state`` again can.
+    """
+    return previous or ("up" if state == "down" else "down")
 
 
 def cluster_monitor(context: Context) -> ClusterMonitor:

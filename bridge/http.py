@@ -300,11 +300,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
-    await response.prepare(request)
     # Shutdown ends every stream at once instead of waiting out aiohttp's shutdown timeout.
     closed = asyncio.ensure_future(request.app[_CLOSING].wait())
     getter: asyncio.Future[Envelope] | None = None
     try:
+        # Inside the try: a client gone before the head is written must not keep its
+        # subscription.
+        await response.prepare(request)
         await response.write(b": connected\n\n")
         while True:
             getter = asyncio.ensure_future(queue.get())

@@ -423,6 +423,13 @@ SECRET_STRINGS = [
         {"SECRET_KEY_BASE": SHORT_SECRET, "EXESDB_INGEST": "true"},
         {"EXESDB_BUS": "http://u:redis-passw0rd@redis"},
         {"EXESDB_WEBHOOK_URLS": "ftp://user:hook-passw0rd@hooks.example"},
+        # Mistyped URLs, which no URL pattern recognises.
+        {"EXESDB_BUS": "redis:/default:redis-passw0rd@redis:6379"},
+        {"EXESDB_BUS": "redis//default:redis-passw0rd@redis:6379"},
+        {"EXESDB_URL": "http:/u:am-passw0rd@bridge"},
+        {"EXESDB_EXTERNAL_URL": "bridge:am-passw0rd@host:9570"},
+        {"EXESDB_ALERTMANAGER_URL": "am:/user:am-passw0rd@host"},
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:hook-passw0rd@otel:4317"},
     ],
 )
 def test_check_config_never_prints_a_secret(

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from bridge.app import Bridge
 from bridge.bus import (
@@ -25,8 +26,9 @@ from bridge.bus import (
     TransportCapabilities,
 )
 from bridge.component import ComponentFactory
+from bridge.http import build_app
 from bridge.messages import format_timestamp
-from tests.support import ADMIN_TOKEN, TEST_SECRET, async_wait_until, make_settings
+from tests.support import ADMIN_TOKEN, TEST_SECRET, async_wait_until, free_port, make_settings
 
 KEYRING = Keyring.from_secrets(TEST_SECRET)
 JSON = "application/json"
@@ -691,6 +693,56 @@ async def test_shutdown_is_not_held_by_a_connected_stream_client(serve: ServerFa
         # Well under aiohttp's 2 s shutdown timeout: streams end at once, not when it runs out.
         assert loop.time() - started < 1.5
     assert all(subscription.name != "stream" for subscription in server.bridge.bus.subscriptions)
+
+
+async def test_a_stream_client_gone_before_the_head_is_written_leaves_no_subscription() -> None:
+    """A client that disconnects while the stream's response head is being prepared (a response
+    hook, such as the web config's headers, may wait) leaves no subscription behind."""
+    bridge = Bridge(
+        make_settings(EXESDB_HTTP_ADDR="127.0.0.1:0", EXESDB_ADMIN_TOKEN=ADMIN_TOKEN),
+        components=[],
+    )
+    await bridge.start(serve_http=False)
+    held: list[web.BaseRequest] = []
+    release = asyncio.Event()
+
+    async def hold(request: web.BaseRequest, response: web.StreamResponse) -> None:
+        if request.path == "/v1/stream":
+            held.append(request)
+            await release.wait()
+
+    app = build_app(bridge)
+    app.on_response_prepare.append(hold)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+
+    def streams() -> int:
+        return sum(1 for s in bridge.bus.subscriptions if s.name == "stream")
+
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = asyncio.create_task(
+                session.get(
+                    f"http://127.0.0.1:{port}/v1/stream",
+                    headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                )
+            )
+            await async_wait_until(lambda: held, what="the stream's head held")
+            assert streams() == 1
+            client.cancel()  # the client gives up and its connection closes
+            await asyncio.gather(client, return_exceptions=True)
+        await async_wait_until(
+            lambda: held[0].transport is None or held[0].transport.is_closing(),
+            what="the server seeing the client gone",
+        )
+        release.set()
+        await async_wait_until(lambda: streams() == 0, what="the subscription gone")
+    finally:
+        release.set()
+        await runner.cleanup()
+        await bridge.aclose()
 
 
 class BoundedTransport:

@@ -3,27 +3,31 @@
 A delivery is committed here (WAL journal, ``synchronous=FULL``: fsync'd on commit) before its
 first attempt, so a crash or SIGKILL loses nothing: a new process on the same directory resumes.
 
-Five tables:
+Six tables:
 
 - ``alerts``: one row per condition (``alert_id``), its state (firing → acknowledged →
   resolved) and escalation level, as ``transitions`` decides them;
 - ``queued``: alerts waiting for their receiver's grouping window, one row per (receiver, alert);
 - ``deliveries``: the frozen payloads (body and delivery id never change across retries), their
-  attempts, next attempt time and state (pending, delivered, dead);
+  attempts, next attempt time and state (pending, delivered, dead); delivered ones are kept a
+  day, dead letters ``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS``;
 - ``history``: what happened to each alert and when (fired, escalated, acknowledged, …), for its
   page; pruned with the alert, and to the newest ``HISTORY_KEPT`` entries per alert;
+- ``meta``: values the file keeps for itself (``receiver_secret``, below);
 - ``plans``: the ids of the plans ``commit`` stored (a week), so none is stored twice.
 
 Every change of alert states is a ``Plan`` (``transitions``), worked out and then stored in one
 transaction (on the Redis bus it is made in Redis in between, see ``index``). The schema is at
-version 4 (2 added two alert columns, 3 the history, 4 the plans' ids); ``Outbox._migrate``
-upgrades a file of any earlier version in place, one version at a time.
+version 5 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the plans' ids);
+``Outbox._migrate`` upgrades a file of any earlier version in place, one version at a time.
 
-A receiver is named by its key (``bridge.receivers.receiver_key``) in the column ``url``, whose
-name comes from version 2, when the key was the webhook URL itself; ``move_receiver_rows`` moves
-such rows to the receiver's key when the bridge starts, so nothing waiting is lost across the
-change. (Not to be confused with ``adopt_open_alerts``: on Redis, the alert states a new
-work-queue holder takes up.)
+A receiver is named by its key (``bridge.receivers.ReceiverKeys``, under ``receiver_secret``: a
+random key made once, when the file is created, and kept in its ``meta`` table) in the column
+``url``, whose name comes from version 2, when the key was the webhook URL itself;
+``move_receiver_rows`` moves rows under an earlier key (the URL, then an unkeyed digest of it)
+to the receiver's key when the bridge starts, so nothing waiting is lost across the change. (Not
+to be confused with ``adopt_open_alerts``: on Redis, the alert states a new work-queue holder
+takes up.)
 
 Times are Unix seconds from the injected wall clock, since they must survive a restart. Every
 method is one transaction and safe to call from any one thread at a time (a lock serialises
@@ -75,7 +79,7 @@ FILE_NAME: Final = "alerts.sqlite3"
 HISTORY_KEPT: Final = 100
 # Deliveries an alert's page lists at most (the newest).
 _DETAIL_DELIVERIES: Final = 50
-_SCHEMA_VERSION: Final = 4
+_SCHEMA_VERSION: Final = 5
 # Columns added after version 1, with their definitions.
 _ADDED_COLUMNS: Final = (
     ("auto_resolve", "INTEGER NOT NULL DEFAULT 0"),
@@ -138,7 +142,15 @@ CREATE TABLE IF NOT EXISTS history (
 );
 CREATE INDEX IF NOT EXISTS history_by_alert ON history (alert_id, at);
 """
-# Version 4: the ids of the plans stored (``commit`` stores each once).
+# Version 4: the random key of the receiver keys' digests (``receiver_secret``).
+_META: Final = """
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('receiver_secret', randomblob(32));
+"""
+# Version 5: the ids of the plans stored (``commit`` stores each once).
 _PLANS: Final = """
 CREATE TABLE IF NOT EXISTS plans (
     id TEXT PRIMARY KEY,
@@ -146,7 +158,7 @@ CREATE TABLE IF NOT EXISTS plans (
 );
 """
 # What each version after 2 added to the one before.
-_STEPS: Final[Mapping[int, str]] = {3: _HISTORY, 4: _PLANS}
+_STEPS: Final[Mapping[int, str]] = {3: _HISTORY, 4: _META, 5: _PLANS}
 _STORE_ALERT: Final = """
 INSERT OR REPLACE INTO alerts (
     alert_id, alertname, severity, category, node, title, description, requires_ack, state,
@@ -199,6 +211,10 @@ class Outbox:
         self._lock = threading.Lock()
         self._db = connect(self.path)
         self._migrate()
+        # The key of the receiver keys' digests: made once with the file, never shown.
+        self.receiver_secret: bytes = bytes(
+            self._db.execute("SELECT value FROM meta WHERE name = 'receiver_secret'").fetchone()[0]
+        )
         # Ids of the alerts not resolved, kept beside the table (written only in _store, under
         # the lock): a resolved event for any other alert changes nothing, and the sink asks
         # may_be_active() before paying a thread hop and a transaction to learn that.
@@ -214,18 +230,18 @@ class Outbox:
 
     def _migrate(self) -> None:
         """Bring the file (new, or of any earlier version) up to ``_SCHEMA_VERSION``: version 1's
-        tables, then one step per version after the file's own (``_step``).
+        tables, then each version's step in turn (``_step``: version N - 1 to N).
 
         Every step is idempotent (IF NOT EXISTS, a column added only when missing), so a bridge
-        and a CLI opening the file at once race safely.
+        and a CLI opening the file at once race safely, and the chain runs whole over any file
+        below the current version: whatever it holds already, it ends with every table.
         """
         # Version 1 never set user_version: a file of it reads 0, as a new file does.
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version >= _SCHEMA_VERSION:
             return
-        if version < 2:
-            self._db.executescript(_SCHEMA)
-        for step in range(max(version, 1) + 1, _SCHEMA_VERSION + 1):
+        self._db.executescript(_SCHEMA)
+        for step in range(2, _SCHEMA_VERSION + 1):
             self._step(step)
         self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
@@ -252,6 +268,11 @@ class Outbox:
         directory = Path(state_dir)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         return cls(directory / FILE_NAME, urls=urls)
+
+    def queue_for(self, keys: Sequence[str]) -> None:
+        """Queue every notified alert for the receivers of ``keys`` from now on."""
+        with self._lock:
+            self.urls = tuple(keys)
 
     def close(self) -> None:
         """Close the database; idempotent."""
@@ -329,30 +350,34 @@ class Outbox:
             tuple((str(url), float(queued_at)) for url, queued_at in waiting),
         )
 
-    def current(self, since: float, limit: int = 10_000) -> list[AlertRecord]:
-        """Alerts not resolved, and those resolved since ``since`` (for Alertmanager)."""
+    def current(self, since: float, *, after: str = "", limit: int = 1000) -> list[AlertRecord]:
+        """Alerts not resolved, and those resolved since ``since`` (for Alertmanager): a page of
+        at most ``limit``, by id, those after ``after``."""
+        return self._page(
+            "(state != :resolved OR updated_at >= :since)",
+            {"resolved": AlertState.RESOLVED.value, "since": since},
+            after,
+            limit,
+        )
+
+    def changed_since(
+        self, since: float, *, after: str = "", limit: int = 1000
+    ) -> list[AlertRecord]:
+        """Alerts whose state changed at or after ``since`` (for Alertmanager's wake posts): a
+        page of at most ``limit``, by id, those after ``after``."""
+        return self._page("updated_at >= :since", {"since": since}, after, limit)
+
+    def _page(
+        self, where: str, params: dict[str, object], after: str, limit: int
+    ) -> list[AlertRecord]:
+        # By id (the primary key): pages that neither skip nor repeat an alert changed between.
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM alerts WHERE state != :resolved OR updated_at >= :since"
-                " ORDER BY updated_at DESC LIMIT :limit",
-                {"resolved": AlertState.RESOLVED.value, "since": since, "limit": limit},
+                f"SELECT * FROM alerts WHERE {where} AND alert_id > :after"  # noqa: S608
+                " ORDER BY alert_id LIMIT :limit",
+                {**params, "after": after, "limit": limit},
             ).fetchall()
         return [_record(row) for row in rows]
-
-    def changed_since(self, since: float, limit: int = 10_000) -> list[AlertRecord]:
-        """Alerts whose state changed at or after ``since`` (for Alertmanager's wake posts)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM alerts WHERE updated_at >= :since"
-                " ORDER BY updated_at DESC LIMIT :limit",
-                {"since": since, "limit": limit},
-            ).fetchall()
-        return [_record(row) for row in rows]
-
-    def observe(self, event: AlertEvent, now: float) -> AlertRecord | None:
-        """Apply one alert event; the alert when receivers must hear of it, else None."""
-        applied = self.apply([event], now)
-        return applied.changed[0] if applied.changed else None
 
     # Every change of alert states is a Plan (``transitions``): ``plan_*`` work one out (reading
     # only), ``commit`` stores it in one transaction; ``apply``, ``acknowledge``,
@@ -657,8 +682,9 @@ class Outbox:
         return created
 
     def move_receiver_rows(self, old: str, new: str) -> int:
-        """Move what waits under the key ``old`` (a receiver's raw URL, as version 2 keyed it) to
-        ``new``, deliveries of every state included; returns how many rows moved."""
+        """Move what waits under the key ``old`` (a receiver's earlier key: its raw URL, as
+        version 2 keyed it, or the unkeyed digest) to ``new``, deliveries of every state
+        included; returns how many rows moved."""
         if old == new:
             return 0
         with self._lock, self._tx():
@@ -816,6 +842,16 @@ class Outbox:
             int(counts.get(DeliveryState.PENDING.value, 0)),
             int(counts.get(DeliveryState.DEAD.value, 0)),
         )
+
+    def forget_dead_letters(self, now: float, older_than: float) -> int:
+        """Delete dead-lettered deliveries that died more than ``older_than`` seconds ago (a
+        receiver refusing everything must not grow the file without bound); how many."""
+        with self._lock, self._tx():
+            gone = self._db.execute(
+                "DELETE FROM deliveries WHERE state = :dead AND finished_at < :before",
+                {"dead": DeliveryState.DEAD.value, "before": now - older_than},
+            ).rowcount
+        return int(gone)
 
     def prune(self, now: float, *, delivered_for: float, resolved_for: float) -> int:
         """Forget delivered deliveries and resolved alerts older than the given ages (and the

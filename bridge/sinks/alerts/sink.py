@@ -29,13 +29,13 @@ from prometheus_client import CollectorRegistry
 
 from bridge.backoff import Backoff
 from bridge.bus import WORK_QUEUE_INSTANCES, Bus, Envelope, SharedState, WorkQueueLease
-from bridge.component import Context, HasClientSpans
+from bridge.component import Context, Deadline, HasClientSpans
 from bridge.config import Settings
 from bridge.errors import BridgeError, ConfigError, TransportError
 from bridge.httpclient import ClientSettings
 from bridge.messages import AlertAck, Message, NotificationStatus
 from bridge.operations import OperationRecorder
-from bridge.receivers import Receiver, receiver_label
+from bridge.receivers import Receiver, ReceiverKeys, receiver_label
 from bridge.redaction import safe_url
 from bridge.routes import AdminGuard
 from bridge.sinks.alerts.admin import AlertQuery, alert_routes
@@ -63,6 +63,7 @@ from bridge.sinks.alerts.records import (
     Delivery,
     DeliveryState,
     Escalated,
+    Recipients,
 )
 from bridge.sinks.alerts.sources import SOURCE_TYPES, AlertEvent, alert_events, meets
 from bridge.sinks.alerts.thread import DbThread
@@ -81,8 +82,8 @@ _KEEP_DELIVERED_SECONDS: Final = 86_400.0
 _KEEP_RESOLVED_SECONDS: Final = 7 * 86_400.0
 # The share of EXESDB_ALERT_QUEUE_SIZE from which HTTP ingest refuses new work (503).
 HIGH_WATER: Final = 0.8
-# Kept from EXESDB_SHUTDOWN_TIMEOUT_MS for stopping the workers once the queue is drained (at
-# most a fifth of it).
+# Kept from what is left of EXESDB_SHUTDOWN_TIMEOUT_MS for stopping the workers once the queue
+# is drained (at most a fifth of it).
 _CLOSE_MARGIN_SECONDS: Final = 1.0
 # Open (firing or acknowledged) alerts kept at most; new ones beyond are refused and counted.
 MAX_OPEN_ALERTS: Final = 50_000
@@ -98,13 +99,10 @@ Publish = Callable[[str, Message], Any]
 
 
 def external_url(settings: Settings) -> str:
-    """``EXESDB_EXTERNAL_URL``, or the bridge's own address when unset."""
-    if settings.external_url:
-        return settings.external_url
-    host, port = settings.listen
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the listen-on-all address
-        host = settings.node
-    return f"http://{host}:{port}"
+    """``EXESDB_EXTERNAL_URL``, or when unset the bridge's own URL as other hosts reach it:
+    ``EXESDB_HTTP_ADDR``, https when the web config serves TLS, a wildcard host named by
+    ``EXESDB_NODE`` (a receiver elsewhere cannot use loopback)."""
+    return settings.external_url or settings.own_url(for_others=True)
 
 
 class AlertSink:
@@ -137,8 +135,11 @@ class AlertSink:
         max_open_alerts: int = MAX_OPEN_ALERTS,
         db: DbThread | None = None,
         client_spans: Callable[[], Sequence[HasClientSpans]] = tuple,
+        shutdown: Deadline | None = None,
     ) -> None:
         self.settings = settings
+        # The bridge's stop deadline, shared with every other stage; alone, the whole timeout.
+        self._shutdown = shutdown or Deadline(settings.shutdown_timeout_ms / 1000)
         self.external_url = external_url(settings)
         self._admin = AdminGuard(settings.admin_token)
         self._client_spans = client_spans
@@ -221,26 +222,28 @@ class AlertSink:
             return
         self._started = True
         settings = self.settings
-        # Read again (load_settings checked them): the files may hold rotated secrets by now.
         try:
-            receivers, alertmanager_section = settings.webhook_receivers()
+            outbox = await self._db.call(Outbox.in_dir, settings.state_dir)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                [f"EXESDB_STATE_DIR: cannot open the alert outbox in {settings.state_dir!r}: {exc}"]
+            ) from exc
+        self._outbox = outbox  # closed by aclose, however start ends
+        # Read again (load_settings checked them): the files may hold rotated secrets by now.
+        # Keyed as the outbox keys its receivers.
+        try:
+            receivers, alertmanager_section = settings.webhook_receivers(
+                ReceiverKeys(outbox.receiver_secret)
+            )
         except ConfigError as exc:
             raise ConfigError(
                 [f"EXESDB_WEBHOOK_CONFIG_FILE: {problem}" for problem in exc.problems]
             ) from exc
         self.receivers = receivers
-        keys = [receiver.key for receiver in receivers]
-        try:
-            outbox = await self._db.call(Outbox.in_dir, settings.state_dir, urls=keys)
-            for receiver in receivers:
-                if receiver.legacy_key is not None:
-                    await self._db.call(
-                        outbox.move_receiver_rows, receiver.legacy_key, receiver.key
-                    )
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(
-                [f"EXESDB_STATE_DIR: cannot open the alert outbox in {settings.state_dir!r}: {exc}"]
-            ) from exc
+        outbox.queue_for([receiver.key for receiver in receivers])
+        for receiver in receivers:
+            for old in receiver.legacy_keys:
+                await self._db.call(outbox.move_receiver_rows, old, receiver.key)
         self._outbox = outbox
         if self._state is not None:
             self._index = AlertIndex(
@@ -336,24 +339,33 @@ class AlertSink:
         return None
 
     async def aclose(self) -> None:
-        """Finish handling queued messages, stop every task, close the outbox; idempotent."""
+        """Finish handling queued messages within what is left of the bridge's stop deadline,
+        stop every task, close the outbox; idempotent. Cancelled (the deadline passed), it
+        still stops its tasks and closes its sessions and the outbox."""
         if self._closed:
             return
         self._closed = True
-        # Drain first: what the bus already queued for us reaches the outbox before it closes.
-        # The HTTP listener closed before us, so the backlog is bounded; so is the wait.
-        timeout = self.settings.shutdown_timeout_ms / 1000
-        # On Redis: stop taking work-queue entries first (what is not taken yet goes to the next
-        # holder), then drain (each change also kept in Redis), then give the lease up at once.
-        if self._lease is not None:
-            await self._lease.stop_reading()
-        await self.subscription.stop(timeout - min(_CLOSE_MARGIN_SECONDS, timeout / 5))
-        if self._lease is not None:
-            try:
-                await self._lease.release()
-            except Exception:
-                self._errors()
-                _logger.exception("alerts: giving the work-queue lease up failed")
+        try:
+            # Drain first: what the bus already queued for us reaches the outbox before it
+            # closes. The HTTP listener closed before us, so the backlog is bounded; so is the
+            # wait: what the stages before us left, less a margin for what follows.
+            left = self._shutdown.left()
+            # On Redis: stop taking work-queue entries first (what is not taken yet goes to the
+            # next holder), then drain (each change also kept in Redis), then give the lease up
+            # at once.
+            if self._lease is not None:
+                await self._lease.stop_reading()
+            await self.subscription.stop(left - min(_CLOSE_MARGIN_SECONDS, left / 5))
+            if self._lease is not None:
+                try:
+                    await self._lease.release()
+                except Exception:
+                    self._errors()
+                    _logger.exception("alerts: giving the work-queue lease up failed")
+        finally:
+            await self._stop()
+
+    async def _stop(self) -> None:
         for worker in self.workers.values():
             await worker.aclose()
         if self.alertmanager is not None:
@@ -365,9 +377,13 @@ class AlertSink:
                 await task
         for sender in self.senders.values():
             await sender.aclose()
-        await asyncio.to_thread(self._db.close)
-        if self._outbox is not None:
-            self._outbox.close()
+        try:
+            await asyncio.to_thread(self._db.close)  # what is queued on it finishes first
+        finally:
+            # Cancelled while waiting for it: committed transactions are on disk (each call
+            # is one), and a call queued after this one fails on the closed file.
+            if self._outbox is not None:
+                self._outbox.close()
 
     def _holds_work_queue(self) -> bool:
         """True on the in-process bus, and on Redis while this replica holds the lease."""
@@ -505,7 +521,8 @@ class AlertSink:
     async def housekeep(self) -> None:
         """One housekeeping pass: escalate and auto-resolve what is due (only while holding the
         work queue: the others' alert states are stale once the lease moved on), refresh the
-        gauges, and prune old rows once an hour."""
+        gauges, and prune old rows (dead letters past EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS too) once
+        an hour."""
         escalator = self._escalator
         if escalator is None:
             raise BridgeError("the alert sink has not started")
@@ -533,6 +550,15 @@ class AlertSink:
                 delivered_for=_KEEP_DELIVERED_SECONDS,
                 resolved_for=_KEEP_RESOLVED_SECONDS,
             )
+            keep = self.settings.webhook_dead_letter_ttl_ms / 1000
+            forgotten = await self._db.call(self.outbox.forget_dead_letters, now, keep)
+            if forgotten:
+                _logger.warning(
+                    "alerts: deleted %d dead-lettered delivery(ies) older than"
+                    " EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS (%gh); their alerts stay in /v1/alerts",
+                    forgotten,
+                    keep / 3600,
+                )
 
     async def _refresh_gauges(self) -> None:
         self.metrics.depth = await self._db.call(self.outbox.depth)
@@ -560,6 +586,13 @@ class AlertSink:
         """The alerts matching ``query``, most recently changed first."""
         return await self._db.call(
             self.outbox.alerts, query.state, query.limit, alert_id=query.alert_id
+        )
+
+    def recipients(self) -> Recipients:
+        """The webhook receivers (outbox key and label) and the Alertmanager alerts go to."""
+        return Recipients(
+            tuple((receiver.key, receiver.label) for receiver in self.receivers),
+            self.alertmanager.shown_url if self.alertmanager is not None else None,
         )
 
     async def alert_detail(self, alert_id: str) -> AlertDetail | None:
@@ -618,4 +651,5 @@ def alert_sink(context: Context) -> AlertSink:
         lease=context.capabilities.lease,
         state=context.capabilities.state,
         client_spans=context.client_spans,
+        shutdown=context.shutdown,
     )

@@ -16,7 +16,7 @@ from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import AlertState, HistoryEvent
 from bridge.sinks.alerts.thread import DbThread
 from bridge.sinks.alerts.transitions import Plan, on_event
-from tests.sinks.alerts.helpers import T0
+from tests.sinks.alerts.helpers import T0, observe
 from tests.sinks.alerts.test_outbox import URL, event
 from tests.sinks.alerts.test_payload import record
 
@@ -243,7 +243,7 @@ async def test_redis_that_lost_the_open_alerts_is_given_ours(boxes, db: DbThread
     own open alerts are put back whole."""
     store = Store()
     boxes["a"].apply([event("mine"), event("gone")], T0)
-    boxes["a"].observe(event("gone", status="resolved"), T0 + 1)
+    observe(boxes["a"], event("gone", status="resolved"), T0 + 1)
     assert await replica(store, boxes["a"], db).take_up() == 0
     assert store.records is not None
     assert sorted(store.records) == ["mine"]
