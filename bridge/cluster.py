@@ -32,14 +32,13 @@ it is the one cut off.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal
 
 from prometheus_client import CollectorRegistry, Counter
 
@@ -73,7 +72,6 @@ _NAME_SHOWN: Final = 120
 _STATE_TTL_MS: Final = 7 * 24 * 3600 * 1000
 _FORGOTTEN: Final = "forgotten"
 
-_T = TypeVar("_T")
 State = Literal["up", "down"]
 Reason = Literal["silent", "evicted"]
 Change = Literal["node_added", "node_removed"]
@@ -152,9 +150,9 @@ class ClusterMonitor:
         self._last_beat = float("-inf")
         self._own_health = float("-inf")
         self._task: asyncio.Task[None] | None = None
-        # Swaps of a state key and what they publish, each finished even if its tick is
-        # cancelled (see _shielded); aclose waits for them.
-        self._steps: set[asyncio.Task[Any]] = set()
+        # Ticks under way: a stop lets each finish the announcement it has begun (see aclose).
+        self._ticks: set[asyncio.Task[Any]] = set()
+        self._sleeping = False  # the loop waits between ticks: nothing is under way
         self._closed = False
         self._forgotten = Counter(
             "exesdb_cluster_nodes_forgotten",
@@ -250,6 +248,16 @@ class ClusterMonitor:
 
     async def tick(self) -> None:
         """Heartbeat when due, find silent nodes, announce transitions, refresh ClusterHealth."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._ticks.add(task)
+        try:
+            await self._tick()
+        finally:
+            if task is not None:
+                self._ticks.discard(task)
+
+    async def _tick(self) -> None:
         now = self._clock()
         if now - self._last_beat >= self._interval:
             self._beat(now)
@@ -270,7 +278,8 @@ class ClusterMonitor:
         except Exception as exc:  # e.g. Redis unreachable: retried on the next tick
             _logger.debug("cluster announcement deferred: %s", exc)
         finally:
-            # What was announced before a failure still gets its membership and health.
+            # What was announced before a failure (or a stop) still gets its membership and
+            # health.
             self._publish_changes(changes)
             self._publish_group(now)
         try:
@@ -327,29 +336,28 @@ class ClusterMonitor:
             self._dropped[reason] = _Dropped()
 
     async def _announce_pending(self, now: float, changes: dict[Change, list[str]]) -> None:
+        """Announce pending transitions, then farewells; each swap of a state key and its
+        publish are one step, which a stop (``_closed``) lets finish and follows with no other:
+        cancelled between the two, the key would say announced with nothing published for any
+        replica to announce again."""
         up = self._up_count()
         for name, state in list(self._pending.items())[:_PER_TICK]:
-            event = await self._shielded(self._announce(name, state, now, up))
+            if self._closed:
+                return
+            event = await self._transition(name, state, now, up)
             if event is not None:
                 changes[event].append(name)
             # Heard (or silent) again during the swap: that newer transition stays pending.
             if self._pending.get(name) == state:
                 del self._pending[name]
         for name, reason in list(self._farewells.items())[:_PER_TICK]:
-            await self._shielded(self._farewell(name, reason, up))
+            if self._closed:
+                return
+            await self._farewell(name, reason, up)
             if self._farewells.get(name) == reason:
                 del self._farewells[name]
 
-    async def _shielded(self, step: Coroutine[object, object, _T]) -> _T:
-        """Run a swap of a state key and the publish that follows it to the end: cancelled
-        between the two (a stop mid-tick), the key would say announced with nothing published
-        for any replica to announce again."""
-        task = asyncio.get_running_loop().create_task(step)
-        self._steps.add(task)
-        task.add_done_callback(self._steps.discard)
-        return await asyncio.shield(task)
-
-    async def _announce(self, name: str, state: State, now: float, up: int) -> Change | None:
+    async def _transition(self, name: str, state: State, now: float, up: int) -> Change | None:
         """Announce one node's transition when it is this replica's to announce; the
         membership event it makes."""
         node = self._nodes.get(name)
@@ -516,7 +524,13 @@ class ClusterMonitor:
     async def _loop(self) -> None:
         period = max(0.05, min(self._interval / 4, 1.0))
         while True:
-            await asyncio.sleep(period)
+            self._sleeping = True
+            try:
+                await asyncio.sleep(period)
+            finally:
+                self._sleeping = False
+            if self._closed:
+                return
             try:
                 await self.tick()
             except Exception:
@@ -528,14 +542,17 @@ class ClusterMonitor:
     async def aclose(self) -> None:
         if self._closed:
             return
+        # Ticks are not cancelled (see _announce_pending): each ends after the announcement
+        # under way, and the loop after its tick. Shielded: a caller giving up on this wait
+        # (the bridge's stop deadline) must not cancel them either.
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._steps:  # a cancelled tick's announcement, still publishing what it swapped
-            await asyncio.gather(*self._steps, return_exceptions=True)
+        if self._task is not None and self._sleeping:
+            self._task.cancel()  # between two ticks: nothing is under way
+        me = asyncio.current_task()
+        running = [t for t in (self._task, *self._ticks) if t not in (None, me) and not t.done()]
+        self._task = None
+        if running:
+            await asyncio.shield(asyncio.gather(*running, return_exceptions=True))
         self._publish_group(float("inf"))  # grouped downs still waiting for their alert
         self._publish(
             "lifecycle",

@@ -8,12 +8,11 @@ import asyncio
 from bridge.bus import LocalCoordinator
 from bridge.messages import NodeLifecycle
 from tests.cluster.helpers import Clock, Replica
-from tests.support import async_wait_until
 
 
 class GatedCoordinator(LocalCoordinator):
-    """A local coordinator whose swaps wait, once ``hold`` is set, until the test opens the gate
-    (as a swap on Redis waits for its answer)."""
+    """A local coordinator whose swaps, once ``hold`` is set, take effect and then wait until
+    the test opens the gate before answering (as a swap on Redis whose answer is on its way)."""
 
     def __init__(self, clock: Clock) -> None:
         super().__init__(clock)
@@ -22,10 +21,12 @@ class GatedCoordinator(LocalCoordinator):
         self.gate = asyncio.Event()
 
     async def swap(self, key: str, value: str, ttl_ms: int) -> str | None:
+        previous = await super().swap(key, value, ttl_ms)
         if self.hold:
+            self.hold = False
             self.waiting.set()
             await self.gate.wait()
-        return await super().swap(key, value, ttl_ms)
+        return previous
 
 
 async def tick_held_in_a_swap(
@@ -63,19 +64,19 @@ async def test_a_node_heard_during_its_down_announcement_is_announced_reconnecte
 async def test_a_stop_during_a_down_announcement_still_publishes_what_the_key_says(
     make_replica, clock: Clock
 ) -> None:
-    """A tick cancelled (the bridge stopping) while its swap is in flight still publishes the
-    down it swapped into the shared key before the monitor's stop completes."""
+    """A stop while the monitor's own tick waits for a swap's answer lets that announcement
+    finish: the down swapped into the shared key is published before the monitor's left."""
     coordinator = GatedCoordinator(clock)
-    replica = await make_replica("bridge-1", coordinator)
-    tick = await tick_held_in_a_swap(replica, coordinator, clock)
-    tick.cancel()
-    await asyncio.gather(tick, return_exceptions=True)
-    coordinator.hold = False
+    replica = await make_replica("bridge-1", coordinator, run_loop=True)
+    await replica.hear("app-1")
+    clock.advance(3.5)
+    coordinator.hold = True  # the loop's next tick swaps app-1's key, then waits
+    await asyncio.wait_for(coordinator.waiting.wait(), 5)
+    closing = asyncio.create_task(replica.monitor.aclose())
+    await asyncio.sleep(0)  # one turn of the loop: the stop takes its first step
     coordinator.gate.set()
-    await replica.monitor.aclose()
+    await asyncio.wait_for(closing, 5)
     await replica.settle()
-    await async_wait_until(
-        lambda: replica.published(NodeLifecycle, event="left", node="bridge-1"), 5, "left"
-    )
     assert await coordinator.swap("cluster:node:app-1", "down", 60_000) == "down"
     assert [m.node for m in replica.published(NodeLifecycle, event="down")] == ["app-1"]
+    assert replica.published(NodeLifecycle, event="left", node="bridge-1")
