@@ -125,7 +125,11 @@ def test_run_exits_1_when_the_address_is_taken(
 ) -> None:
     """A second bridge on a port already in use says so and exits 1."""
     first = _start(bridge_processes, tmp_path)
-    completed = cli("run", EXESDB_HTTP_ADDR=f"127.0.0.1:{first.port}")
+    completed = cli(
+        "run",
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{first.port}",
+        EXESDB_STATE_DIR=str(tmp_path / "second"),  # not the working directory
+    )
     assert completed.returncode == 1
     assert "cannot listen" in completed.stderr
 
