@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from bench import alerts, bus, decode, idle, ingest, soak, soak_faults, web_auth
+    from bench import alerts, bus, decode, idle, ingest, redis_bus, soak, soak_faults, web_auth
 
     suites: dict[str, Callable[[], str]] = {
         "bus": lambda: bus.run(quick=args.quick),
@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     suites["soak"] = lambda: soak.run(seconds=args.soak_seconds)
     suites["alerts"] = lambda: alerts.run(quick=args.quick)
     suites["webauth"] = lambda: web_auth.run(quick=args.quick)
+    suites["redis"] = lambda: redis_bus.run(quick=args.quick)
     # Long by design: only when asked for (--only faults).
     suites["faults"] = lambda: soak_faults.run(seconds=args.faults_seconds, rate=args.faults_rate)
 

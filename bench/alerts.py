@@ -36,7 +36,7 @@ from bridge.sinks.alerts.sources import AlertEvent
 
 
 def outbox_commits(count: int, directory: Path) -> list[float]:
-    """Seconds per observe() of a new alert."""
+    """Seconds per apply() of one new alert."""
     outbox = Outbox.in_dir(directory, urls=["http://127.0.0.1:9/hook"])
     now = datetime.now(UTC)
     times = []
@@ -45,7 +45,7 @@ def outbox_commits(count: int, directory: Path) -> list[float]:
             f"bench-{n}", "bench", "firing", "critical", "system", "n1", "t", "d", True, now
         )
         started = time.perf_counter()
-        outbox.observe(event, time.time())
+        outbox.apply([event], time.time())
         times.append(time.perf_counter() - started)
     outbox.close()
     return times

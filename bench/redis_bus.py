@@ -1,189 +1,586 @@
-"""The bus on Redis: publish-to-every-replica throughput and latency, and work-queue failover.
+"""The bus on Redis, replicas in separate processes: capacity, latency at half rate, failover.
 
-    .venv/bin/python -m bench.redis_bus [--messages 20000] [--replicas 2]
+    .venv/bin/python -m bench.redis_bus [--messages 60000] [--repeats 3] [--seconds 8]
+                                        [--components none|default] [--baseline REV]
 
-Starts a throw-away ``redis-server`` on a free loopback port and in-process bridges (no HTTP)
-sharing it. Publishes ``--messages`` SystemAlerts from the first replica as fast as ``publish``
-takes them, and reports: how long until every replica's fan-out subscriber had all of them
-(messages per second), the median and p99 publish-to-fan-out latency of that burst, and how long
-the work-queue subscribers took to have all of them; then the latency at a steady 200 messages
-per second. Then stops the lease holder without handing
-its lease over and times how long another replica takes to deliver an alert published after it.
+Starts a throw-away ``redis-server`` on a free loopback port, two bridge replicas
+(``bench/redis_replica.py``, each its own process: the production Redis transport, a batch
+subscriber on the fan-out and one on the work queue) and a publisher process (the bridge's own
+writer: batches of XADDs, one round trip each, of signed envelopes from ``bench.workload``, a
+metrics-heavy mix whose instances are all work-queue instances, so the lease holder also reads
+every message through the consumer group). Each replica's garbage collector is set as
+``exesdb-bridge run`` sets it once started (``--gc default`` leaves Python's defaults).
+
+- **Capacity**: both replicas are stopped (SIGSTOP) while the publisher writes ``--messages``;
+  then both continue (SIGCONT) and drain the backlog as fast as they can. Per replica: messages
+  per second of wall time (continue → last message received) and messages per CPU-second of
+  the replica process (utime + stime from ``/proc``, the figure that does not move with the
+  machine's load); the median of ``--repeats``.
+- **Latency**: the publisher writes at half the target rate (10 000 msg/s) and at half the
+  slower replica's median capacity, ``--seconds`` each; per replica, publish-to-receipt latency
+  (the envelope's ``ts``, set when the publisher signs it, to the subscriber's clock) at p50 and
+  p99, and CPU per message. The publisher and redis-server share the machine's cores with the
+  replicas here (not while draining), so the higher rate may be past what the machine holds.
+- **Failover**: the lease holder is killed (SIGKILL); the time until the other replica's
+  work-queue subscriber has messages published after the kill (lease ``--claim-idle-ms``).
+
+``--baseline REV`` runs the same measurements, interleaved, on replicas from ``git archive REV``
+(the publisher is always this tree's): same-run ratios against another revision.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
+import json
+import os
 import shutil
-import statistics
+import signal
 import subprocess
+import sys
+import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Final
 
 import redis
-from prometheus_client import CollectorRegistry
 
-from bridge.app import Bridge
-from bridge.bus import Envelope
-from bridge.bus.redis import RedisTransport
-from bridge.config import Settings
-from bridge.messages import SystemAlert
+from bench._util import ROOT, free_port, median, proc_stat, table
+from bench.workload import Source
 
-SECRET = "bench-secret-key-base-with-at-least-32-characters"
+_REPLICA_SCRIPT: Final = Path(__file__).resolve().parent / "redis_replica.py"
+_TARGET_RATE: Final = 20_000
+_TARGET_P99_MS: Final = 50.0
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# -- the processes --
 
 
-class _Replica:
-    def __init__(self, url: str, node: str, claim_idle_ms: int) -> None:
-        settings = Settings(
-            **{"EXESDB_BUS": url, "SECRET_KEY_BASE": SECRET, "EXESDB_NODE": node}  # type: ignore[arg-type]
-        )
-        registry = CollectorRegistry()
-        self.transport = RedisTransport(
-            url,
-            node=node,
-            claim_idle_ms=claim_idle_ms,
-            buffer_size=1_000_000,
-            registry=registry,
-        )
-        self.bridge = Bridge(
-            settings,
-            registry=registry,
-            transport=self.transport,
-            components=[],
-        )
-        self.latencies: list[float] = []
-        self.taken = 0
-        self.bridge.bus.subscribe("fanout", self._seen, queue_size=2_000_000)
-        self.bridge.bus.subscribe(
-            "work", self._take, instances=["ex_esdb_alerts"], group=True, queue_size=2_000_000
+class _Child:
+    """A subprocess answering one JSON line per command line."""
+
+    def __init__(self, args: list[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT):
+        self.process = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd=str(cwd),
+            text=True,
         )
 
-    def _seen(self, envelope: Envelope) -> None:
-        self.latencies.append(time.time() - envelope.unix_ts)
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
-    def _take(self, envelope: Envelope) -> None:
-        self.taken += 1
+    def ask(self, command: str, timeout: float = 600.0) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        line = _read_line(self.process.stdout, timeout)
+        if not line:
+            raise RuntimeError(f"{self.process.args!r} exited with {self.process.poll()}")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def cpu(self) -> float:
+        return proc_stat(self.pid).cpu_seconds
+
+    def pause(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(OSError, RuntimeError, ValueError):
+                self.resume()
+                self.ask("quit", timeout=20)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
 
 
-async def _until(condition, within: float) -> float:  # type: ignore[no-untyped-def]
-    started = time.perf_counter()
-    while not condition():
-        if time.perf_counter() - started > within:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(0.005)
-    return time.perf_counter() - started
+def _read_line(stream: IO[str], timeout: float) -> str:
+    # The children answer promptly; the deadline only guards against a hung one.
+    import selectors
+
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            raise RuntimeError(f"no answer within {timeout}s")
+    return stream.readline()
 
 
-async def _run(url: str, messages: int, replicas: int) -> None:
-    group = [_Replica(url, f"bench-{n}", 1_000) for n in range(replicas)]
-    for replica in group:
-        await replica.bridge.start(serve_http=False)
-    await _until(lambda: all(r.bridge.bus.readiness() is None for r in group), 10)
-    await _until(lambda: any(r.transport.leading for r in group), 10)
-    alert = SystemAlert(
-        severity="warning", category="system", title="t", description="d", source="s", node="n"
+def _redis_server(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (make test installs it)")
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
     )
-    publisher = group[0].bridge.bus
-    started = time.perf_counter()
-    for _ in range(messages):
-        publisher.publish("bench", alert)
-        if _ % 1000 == 0:
-            await asyncio.sleep(0)
-    publish_seconds = time.perf_counter() - started
-    await _until(lambda: all(len(r.latencies) >= messages for r in group), 300)
-    fanout_seconds = time.perf_counter() - started
-    await _until(lambda: sum(r.taken for r in group) >= messages, 300)
-    work_seconds = time.perf_counter() - started
-    latencies = sorted(x for r in group for x in r.latencies)
-    print(f"{messages} messages, {replicas} replicas sharing one redis-server")
-    print(f"  publish() calls:            {publish_seconds:7.2f} s")
-    print(
-        f"  all on every replica:       {fanout_seconds:7.2f} s "
-        f"({messages / fanout_seconds:,.0f} msg/s per replica)"
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    client.close()
+    return server, f"redis://127.0.0.1:{port}/0"
+
+
+@dataclass
+class _Tree:
+    """Which bridge the replicas run: this tree, or another revision's extracted copy."""
+
+    name: str
+    path: Path
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("EXESDB_", "OTEL_"))}
+        env["PYTHONPATH"] = str(self.path)
+        return env
+
+
+def _replicas(tree: _Tree, url: str, args: argparse.Namespace) -> list[_Child]:
+    replicas = [
+        _Child(
+            [
+                sys.executable,
+                str(_REPLICA_SCRIPT),
+                url,
+                f"bench-{n}",
+                "--components",
+                args.components,
+                "--claim-idle-ms",
+                str(args.claim_idle_ms),
+                "--gc",
+                args.gc,
+            ],
+            env=tree.env(),
+            cwd=tree.path,
+        )
+        for n in range(2)
+    ]
+    deadline = time.monotonic() + 30
+    while True:
+        states = [r.ask("stats") for r in replicas]
+        if all(s["ready"] for s in states) and sum(s["leading"] for s in states) == 1:
+            return replicas
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"replicas not ready: {states}")
+        time.sleep(0.1)
+
+
+def _wait(replicas: list[_Child], wanted: int, work: int, timeout: float) -> list[dict[str, Any]]:
+    """Poll until every replica's fan-out has ``wanted`` and the holder's work queue ``work``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = [r.ask("stats") for r in replicas]
+        fanned = all(s["fanout"]["count"] >= wanted for s in states)
+        if fanned and sum(s["work"]["count"] for s in states) >= work:
+            return states
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not all received within {timeout}s: {states}")
+        time.sleep(0.05)
+
+
+# -- the measurements --
+
+
+@dataclass
+class _Run:
+    """One measurement of a pair of replicas: per role, messages/s (wall), CPU us per message;
+    the publisher's and redis-server's CPU us per message; latencies when paced."""
+
+    wall: dict[str, float]
+    cpu_us: dict[str, float]
+    publisher_us: float
+    redis_us: float
+    p50_ms: dict[str, float] = field(default_factory=dict)
+    p99_ms: dict[str, float] = field(default_factory=dict)
+    work_p99_ms: float = float("nan")
+
+
+_ROLES: Final = ("lease holder", "other replica")
+
+
+def _roles(states: list[dict[str, Any]]) -> list[str]:
+    holder = next((n for n, s in enumerate(states) if s["leading"]), 0)
+    return [_ROLES[0] if n == holder else _ROLES[1] for n in range(len(states))]
+
+
+def _capacity(replicas: list[_Child], publisher: _Child, server: int, messages: int) -> _Run:
+    """Both replicas stopped while ``messages`` are written, then draining them at once."""
+    roles = _roles([r.ask("reset") for r in replicas])
+    for replica in replicas:
+        replica.pause()
+    try:
+        publisher_before, redis_before = publisher.cpu(), proc_stat(server).cpu_seconds
+        publisher.ask(f"burst {messages}")
+        publisher_after = publisher.cpu()
+    finally:
+        before = [r.cpu() for r in replicas]
+        started = time.time()
+        for replica in replicas:
+            replica.resume()
+    states = _wait(replicas, messages, messages, 600)
+    time.sleep(0.5)  # acknowledgements written, the processes idle again
+    after = [r.cpu() for r in replicas]
+    redis_after = proc_stat(server).cpu_seconds
+    return _Run(
+        wall={
+            role: messages / (s["fanout"]["last"] - started)
+            for role, s in zip(roles, states, strict=True)
+        },
+        cpu_us={
+            role: (b - a) / messages * 1e6 for role, a, b in zip(roles, before, after, strict=True)
+        },
+        publisher_us=(publisher_after - publisher_before) / messages * 1e6,
+        redis_us=(redis_after - redis_before) / messages * 1e6,
     )
-    print(f"  all taken by the work queue:{work_seconds:7.2f} s")
-    print(
-        f"  publish-to-fan-out latency: median {statistics.median(latencies) * 1000:.1f} ms, "
-        f"p99 {latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms (includes the backlog)"
+
+
+def _paced(
+    replicas: list[_Child], publisher: _Child, server: int, rate: int, seconds: float
+) -> _Run:
+    """The publisher writing ``rate`` messages/s for ``seconds``, the replicas reading along."""
+    roles = _roles([r.ask("reset") for r in replicas])
+    before = [r.cpu() for r in replicas]
+    publisher_before, redis_before = publisher.cpu(), proc_stat(server).cpu_seconds
+    sent = int(publisher.ask(f"paced {rate} {seconds}")["sent"])
+    states = _wait(replicas, sent, sent, 120)
+    after = [r.cpu() for r in replicas]
+    holder = next(s for role, s in zip(roles, states, strict=True) if role == _ROLES[0])
+    return _Run(
+        wall={role: float(rate) for role in roles},
+        cpu_us={
+            role: (b - a) / sent * 1e6 for role, a, b in zip(roles, before, after, strict=True)
+        },
+        publisher_us=(publisher.cpu() - publisher_before) / sent * 1e6,
+        redis_us=(proc_stat(server).cpu_seconds - redis_before) / sent * 1e6,
+        p50_ms={role: s["fanout"]["p50"] * 1e3 for role, s in zip(roles, states, strict=True)},
+        p99_ms={role: s["fanout"]["p99"] * 1e3 for role, s in zip(roles, states, strict=True)},
+        work_p99_ms=holder["work"]["p99"] * 1e3 if holder["work"]["count"] else float("nan"),
     )
-    # Latency without a backlog: a steady 200 messages per second for five seconds.
-    for replica in group:
-        replica.latencies.clear()
-    for _ in range(1000):
-        publisher.publish("bench", alert)
-        await asyncio.sleep(0.005)
-    await _until(lambda: all(len(r.latencies) >= 1000 for r in group), 60)
-    paced = sorted(x for r in group for x in r.latencies)
-    print(
-        f"  latency at 200 msg/s:       median {statistics.median(paced) * 1000:.1f} ms, "
-        f"p99 {paced[int(len(paced) * 0.99)] * 1000:.1f} ms (publish to every replica's sink)"
+
+
+def _failover(replicas: list[_Child], publisher: _Child) -> float:
+    states = [r.ask("stats") for r in replicas]
+    holder = next(n for n, s in enumerate(states) if s["leading"])
+    survivor = replicas[1 - holder]
+    survivor.ask("reset")
+    replicas[holder].kill()
+    started = time.monotonic()
+    publisher.ask("burst 100")
+    deadline = started + 120
+    while survivor.ask("stats")["work"]["count"] < 100:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the survivor never took the work queue")
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def _extract(revision: str, into: Path) -> Path:
+    archive = into / "tree.tar"
+    with archive.open("wb") as out:
+        subprocess.run(["git", "archive", revision], cwd=ROOT, stdout=out, check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into / "tree", filter="data")
+    return into / "tree"
+
+
+@contextlib.contextmanager
+def _setting(args: argparse.Namespace) -> Iterator[tuple[str, int, _Child, list[_Tree]]]:
+    with tempfile.TemporaryDirectory(prefix="exesdb-bench-redis-") as scratch:
+        trees = [_Tree("this tree", ROOT)]
+        if args.baseline:
+            trees.insert(0, _Tree(args.baseline, _extract(args.baseline, Path(scratch))))
+        server, url = _redis_server(Path(scratch))
+        publisher = _Child([sys.executable, "-m", "bench.redis_bus", "--publisher", url])
+        try:
+            yield url, server.pid, publisher, trees
+        finally:
+            publisher.close()
+            server.terminate()
+            server.wait()
+
+
+@contextlib.contextmanager
+def _pair(
+    tree: _Tree, url: str, publisher: _Child, args: argparse.Namespace
+) -> Iterator[list[_Child]]:
+    replicas = _replicas(tree, url, args)
+    try:
+        publisher.ask("burst 3000")  # warm up: caches, gauge children, the consumer group
+        _wait(replicas, 3000, 3000, 60)
+        yield replicas
+    finally:
+        for replica in replicas:
+            replica.close()
+
+
+def run(
+    *,
+    quick: bool = False,
+    messages: int | None = None,
+    repeats: int | None = None,
+    seconds: float | None = None,
+    components: str = "none",
+    baseline: str | None = None,
+    claim_idle_ms: int = 10_000,
+    collector: str = "settled",
+) -> str:
+    """Measure; the tables (``make bench --only redis`` and ``python -m bench.redis_bus``)."""
+    args = argparse.Namespace(
+        gc=collector,
+        messages=messages or (30_000 if quick else 60_000),
+        repeats=repeats or (2 if quick else 3),
+        seconds=seconds or (5.0 if quick else 8.0),
+        components=components,
+        baseline=baseline,
+        claim_idle_ms=claim_idle_ms,
     )
-    # Failover: the lease holder stops without handing over (as a crash would).
-    holder = next(r for r in group if r.transport.leading)
-    others = [r for r in group if r is not holder]
-    if others:
-        holder.transport._stopping.set()
-        for task in holder.transport._tasks:
-            task.cancel()
-        before = sum(r.taken for r in others)
-        others[0].bridge.bus.publish("bench", alert)
-        seconds = await _until(lambda: sum(r.taken for r in others) > before, 60)
-        print(f"  failover (lease 1000 ms):   {seconds:7.2f} s until another replica delivered")
-    for replica in group:
-        await replica.bridge.aclose()
+    loads = [os.getloadavg()[0]]
+    capacity: dict[str, list[_Run]] = {}
+    paced: dict[tuple[str, int], list[_Run]] = {}
+    rates: dict[str, list[int]] = {}
+    failover: float | None = None
+    with _setting(args) as (url, server, publisher, trees):
+        # Each tree in turn, alternating which goes first: both see the machine's load drift.
+        for repeat in range(args.repeats):
+            for tree in trees if repeat % 2 == 0 else list(reversed(trees)):
+                with _pair(tree, url, publisher, args) as replicas:
+                    runs = capacity.setdefault(tree.name, [])
+                    runs.append(_capacity(replicas, publisher, server, args.messages))
+        loads.append(os.getloadavg()[0])
+        for tree in trees:
+            half = int(min(_median(capacity[tree.name], "wall", r) for r in _ROLES) / 2)
+            rates[tree.name] = sorted({_TARGET_RATE // 2, half})
+        for repeat in range(args.repeats):
+            for tree in trees if repeat % 2 == 0 else list(reversed(trees)):
+                with _pair(tree, url, publisher, args) as replicas:
+                    for rate in rates[tree.name]:
+                        run = _paced(replicas, publisher, server, rate, args.seconds)
+                        paced.setdefault((tree.name, rate), []).append(run)
+                    if tree.name == "this tree" and repeat == args.repeats - 1:
+                        failover = _failover(replicas, publisher)
+        loads.append(os.getloadavg()[0])
+    return _tables(args, loads, trees, capacity, paced, rates, failover)
+
+
+def _median(runs: list[_Run], what: str, role: str) -> float:
+    return median([getattr(run, what)[role] for run in runs])
+
+
+def _tables(
+    args: argparse.Namespace,
+    loads: list[float],
+    trees: list[_Tree],
+    capacity: dict[str, list[_Run]],
+    paced: dict[tuple[str, int], list[_Run]],
+    rates: dict[str, list[int]],
+    failover: float | None,
+) -> str:
+    load = "/".join(f"{value:.1f}" for value in loads)
+    rows: list[list[Any]] = []
+    for tree in trees:
+        runs = capacity[tree.name]
+        for role in _ROLES:
+            cpu = _median(runs, "cpu_us", role)
+            rows.append([f"{tree.name}: {role}", _median(runs, "wall", role), 1e6 / cpu, cpu])
+        rows.append(
+            [
+                f"{tree.name}: publisher, redis-server (CPU us/msg)",
+                float("nan"),
+                float("nan"),
+                f"{median([r.publisher_us for r in runs]):.1f}, "
+                f"{median([r.redis_us for r in runs]):.1f}",
+            ]
+        )
+    capacity_table = table(
+        f"Redis bus, two replica processes: capacity ({args.repeats} x {args.messages:,} "
+        f"messages drained after SIGSTOP, median; components: {args.components}, gc {args.gc}; "
+        f"load average {load} at start/middle/end)",
+        ["replica", "msgs/s (wall)", "msgs per CPU-s", "CPU us/msg"],
+        rows,
+    )
+    latency_rows: list[list[Any]] = []
+    for tree in trees:
+        for rate in rates[tree.name]:
+            runs = paced[(tree.name, rate)]
+            for role in _ROLES:
+                latency_rows.append(
+                    [
+                        f"{tree.name}: {role}",
+                        rate,
+                        _median(runs, "p50_ms", role),
+                        _median(runs, "p99_ms", role),
+                        median([r.work_p99_ms for r in runs])
+                        if role == _ROLES[0]
+                        else float("nan"),
+                        _median(runs, "cpu_us", role),
+                    ]
+                )
+    latency_table = table(
+        f"Publish to delivery at half the target rate and at half the slower role's capacity "
+        f"({args.repeats} x {args.seconds:g} s each, median)",
+        ["replica", "msgs/s", "p50 ms", "p99 ms", "work queue p99 ms", "CPU us/msg"],
+        latency_rows,
+    )
+    mine = capacity["this tree"]
+    slowest = min(_median(mine, "wall", role) for role in _ROLES)
+    per_cpu = min(1e6 / _median(mine, "cpu_us", role) for role in _ROLES)
+    at = _TARGET_RATE // 2
+    p99 = max(_median(paced[("this tree", at)], "p99_ms", role) for role in _ROLES)
+    verdict = (
+        f"Target >= {_TARGET_RATE:,} msg/s per replica: {slowest:,.0f} msg/s wall, "
+        f"{per_cpu:,.0f} per CPU-second ({'met' if slowest >= _TARGET_RATE else 'not met'}); "
+        f"p99 under {_TARGET_P99_MS:g} ms at half that rate ({at:,} msg/s): {p99:.1f} ms "
+        f"({'met' if p99 < _TARGET_P99_MS else 'not met'})"
+    )
+    if failover is not None:
+        verdict += (
+            f"\nFailover: SIGKILL of the lease holder to the other replica's work queue "
+            f"delivering: {failover:.2f} s (lease {args.claim_idle_ms} ms)"
+        )
+    return capacity_table + "\n" + latency_table + "\n" + verdict + "\n"
+
+
+# -- the publisher process --
+
+
+async def _publisher(url: str) -> None:
+    """Write signed envelopes with the bridge's own writer, as commands on stdin ask."""
+    from redis.asyncio import Redis
+
+    from bridge.backoff import Backoff
+    from bridge.bus import Frame
+    from bridge.bus.redis.layout import Layout
+    from bridge.bus.redis.link import Link
+    from bridge.bus.redis.writer import Writer
+
+    link = Link(url, Redis.from_url(url), Backoff(0.1, 1.0, 0.2))
+    positioned = asyncio.Event()
+    positioned.set()
+    writer = Writer(
+        link,
+        Layout("exesdb"),
+        positioned=positioned,
+        buffer_size=10_000_000,
+        stream_maxlen=1_000_000,
+        batch_size=500,
+        claim_idle_ms=30_000,
+        replay_window_ms=300_000,
+        clock=time.time,
+    )
+    task = asyncio.get_running_loop().create_task(link.keep_running("writer", writer.run))
+    gc.freeze()  # as a bridge process does once started
+    gc.set_threshold(50_000, 20, 20)
+    source = Source()
+    instances = {t.tag: t.instance for t in source._templates}
+
+    def frames(count: int) -> list[Frame]:
+        out = []
+        for body, signature in source.frames(count):
+            tag = body.split(b'"tag":"', 1)[1].split(b'"', 1)[0].decode()
+            out.append(Frame(instances[tag], body, signature))
+        return out
+
+    async def written(target: int) -> None:
+        while writer.written < target or writer.buffered:  # noqa: ASYNC110 (a counter, no event)
+            await asyncio.sleep(0.002)
+
+    reader = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := (await reader.readline()).decode().split():
+        command, *values = line
+        answer: dict[str, Any] = {}
+        if command == "burst":
+            target = writer.written + int(values[0])
+            started = time.perf_counter()
+            for frame in frames(int(values[0])):
+                writer.send(frame)
+            await written(target)
+            answer["seconds"] = time.perf_counter() - started
+        elif command == "paced":
+            rate, seconds = int(values[0]), float(values[1])
+            sent, started = 0, time.perf_counter()
+            while (elapsed := time.perf_counter() - started) < seconds:
+                due = int(rate * elapsed) - sent
+                for frame in frames(due):
+                    writer.send(frame)
+                sent += due
+                await asyncio.sleep(0.002)
+            answer["sent"] = sent
+        elif command == "quit":
+            break
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=20_000)
-    parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--messages", type=int, default=60_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--components", choices=["none", "default"], default="none")
+    parser.add_argument("--baseline", help="a git revision whose replicas run beside this tree's")
+    parser.add_argument("--claim-idle-ms", type=int, default=10_000)
+    parser.add_argument(
+        "--gc", choices=["settled", "default"], default="settled", help="the replicas' collector"
+    )
+    parser.add_argument("--publisher", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed")
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as workdir:
-        server = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                workdir,
-            ],
-            stdout=subprocess.DEVNULL,
+    if args.publisher:
+        asyncio.run(_publisher(args.publisher))
+        return
+    print(
+        run(
+            messages=args.messages,
+            repeats=args.repeats,
+            seconds=args.seconds,
+            components=args.components,
+            baseline=args.baseline,
+            claim_idle_ms=args.claim_idle_ms,
+            collector=args.gc,
         )
-        try:
-            client = redis.Redis(port=port)
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            client.close()
-            asyncio.run(_run(f"redis://127.0.0.1:{port}/0", args.messages, args.replicas))
-        finally:
-            server.terminate()
-            server.wait()
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The running service: configuration in, bus, sinks, collectors and HTTP server wired together.
 
 Start order: components are built (sinks subscribe), the bus starts, components start, then the
-HTTP server. Stop order is the reverse, and the bus drains its subscribers before it stops.
+HTTP server. Stop order is the reverse, and the bus drains its subscribers before it stops, all
+within one ``EXESDB_SHUTDOWN_TIMEOUT_MS``: each stage gets what the ones before it left.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge
@@ -32,6 +33,7 @@ from bridge.component import (
     Component,
     ComponentFactory,
     Context,
+    Deadline,
     HasClientSpans,
     HasExposition,
     Readiness,
@@ -50,6 +52,12 @@ from collectors import health_collector, lifecycle_collector, throughput_collect
 __all__ = ["Bridge", "build_transport"]
 
 _logger = logging.getLogger(__name__)
+
+# The share of EXESDB_SHUTDOWN_TIMEOUT_MS requests in progress get to finish (at most 2 s).
+_REQUESTS_SHARE: Final = 0.25
+_REQUESTS_MAX_SECONDS: Final = 2.0
+# What a component past the deadline still gets to close what it holds (cancelled after it).
+_LAST_WORDS_SECONDS: Final = 0.1
 
 
 def build_transport(settings: Settings, registry: CollectorRegistry | None = None) -> Transport:
@@ -81,6 +89,7 @@ class Bridge:
         transport: Transport | None = None,
         components: list[ComponentFactory] | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.registry = registry or CollectorRegistry()
@@ -119,6 +128,7 @@ class Bridge:
             metrics_interval_ms=settings.metrics_broadcast_interval,
         )
         self._register_self_metrics()
+        self.shutdown = Deadline(settings.shutdown_timeout_ms / 1000, monotonic)
         self.components: list[Component] = []
         self.context = Context(
             settings=settings,
@@ -129,6 +139,7 @@ class Bridge:
             capabilities=transport.capabilities,
             readiness=self.readiness,
             expositions=self._expositions,
+            shutdown=self.shutdown,
             client_spans=self._client_spans,
         )
         for factory in components if components is not None else default_components():
@@ -183,7 +194,9 @@ class Bridge:
             self._runner = web.AppRunner(
                 app,
                 access_log=None,
-                shutdown_timeout=2.0,
+                shutdown_timeout=min(
+                    _REQUESTS_MAX_SECONDS, self.shutdown.seconds * _REQUESTS_SHARE
+                ),
                 keepalive_timeout=self.connections.limits.idle_timeout,
             )
             await self._runner.setup()
@@ -197,21 +210,31 @@ class Bridge:
             _logger.info("listening on %s://%s:%d", scheme, *self.address)
 
     async def aclose(self) -> None:
-        """Stop taking requests, stop components, drain and stop the bus; idempotent."""
+        """Stop taking requests, stop components, drain and stop the bus, all within
+        ``EXESDB_SHUTDOWN_TIMEOUT_MS`` (``shutdown``); idempotent."""
         if self._closed:
             return
         self._closed = True
-        timeout = self.settings.shutdown_timeout_ms / 1000
+        self.shutdown.begin()
         if self._listener is not None:
             self._listener.close()  # no new connections; the runner closes the open ones
+            self.connections.close()  # and TLS handshakes still under way end here
         if self._runner is not None:
-            await self._runner.cleanup()
+            await self._runner.cleanup()  # requests in progress get their share to finish
         for component in reversed(self.components):
             try:
-                await asyncio.wait_for(component.aclose(), timeout)
+                await asyncio.wait_for(
+                    component.aclose(), max(self.shutdown.left(), _LAST_WORDS_SECONDS)
+                )
+            except TimeoutError:
+                _logger.warning(
+                    "component %s did not close within EXESDB_SHUTDOWN_TIMEOUT_MS (%gs): cancelled",
+                    component.name,
+                    self.shutdown.seconds,
+                )
             except Exception:
                 _logger.exception("component %s did not close cleanly", component.name)
-        await self.bus.aclose(timeout)
+        await self.bus.aclose(self.shutdown.left())
         install(None)
 
     # -- what the HTTP edge asks --

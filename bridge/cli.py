@@ -23,10 +23,11 @@ from pydantic import ValidationError
 
 from bridge import __version__, healthcheck
 from bridge.client import Target, target, url_argument, user_argument
-from bridge.config import Settings, load_settings, local_url
+from bridge.config import Settings, load_settings
 from bridge.errors import BridgeError, ConfigError
 from bridge.receivers import describe_receivers
 from bridge.schema import add_schema_command, closest_tag, model_named
+from bridge.urls import own_url
 from bridge.webconfig import describe_web_config
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ async def _serve(settings: Settings, demo: bool) -> int:
     _logger.info("exesdb-bridge %s running as node %s", __version__, settings.node)
     if bridge.address is not None:
         tls = bridge.web_config is not None and bridge.web_config.ssl_context is not None
-        base = local_url(*bridge.address, scheme="https" if tls else "http")
+        base = own_url(*bridge.address, tls=tls)
         _logger.info("open %s/ and %s/metrics", base, base)
     await stop.wait()
     _logger.info("stopping")

@@ -15,15 +15,14 @@ import getpass
 import ssl
 from dataclasses import dataclass, field
 from typing import Final
-from urllib.parse import urlsplit
 
 import aiohttp
 
-from bridge.config import Settings, local_url
+from bridge.config import Settings
 from bridge.errors import ConfigError
 from bridge.redaction import redact_urls, safe_url
 from bridge.routes import ADMIN_TOKEN_HEADER
-from bridge.webconfig import load_web_config
+from bridge.urls import http_url_problem
 
 __all__ = [
     "TIMEOUT",
@@ -44,28 +43,20 @@ def bridge_url(settings: Settings, given: str | None = None) -> str:
         return given.rstrip("/")
     if settings.url:
         return settings.url
-    return local_url(*settings.listen, scheme="https" if _serves_tls(settings) else "http")
-
-
-def _serves_tls(settings: Settings) -> bool:
-    if not settings.web_config_file:
-        return False
-    try:
-        return load_web_config(settings.web_config_file).tls is not None
-    except ConfigError:  # the bridge would not start with it either; plain http it is
-        return False
+    return settings.own_url()
 
 
 def url_argument(text: str) -> str:
     """An argparse type: an http:// or https:// URL with a host (usage error otherwise)."""
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    problem = http_url_problem(text)
+    if problem is not None:
         # host:port without a scheme is the likeliest slip: suggest the URL meant.
-        meant = f"http://{text}" if "://" not in text and ":" in text else "http://127.0.0.1:9570"
-        raise argparse.ArgumentTypeError(
-            f"{safe_url(text) if parts.netloc else repr(text)} is not an http:// or https:// "
-            f"URL with a host, e.g. {meant}"
+        meant = (
+            safe_url(f"http://{text}")
+            if "://" not in text and ":" in text
+            else "http://127.0.0.1:9570"
         )
+        raise argparse.ArgumentTypeError(f"{problem}, e.g. {meant}")
     return text
 
 

@@ -32,14 +32,13 @@ it is the one cut off.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from prometheus_client import CollectorRegistry, Counter
 
@@ -151,6 +150,9 @@ class ClusterMonitor:
         self._last_beat = float("-inf")
         self._own_health = float("-inf")
         self._task: asyncio.Task[None] | None = None
+        # Ticks under way: a stop lets each finish the announcement it has begun (see aclose).
+        self._ticks: set[asyncio.Task[Any]] = set()
+        self._sleeping = False  # the loop waits between ticks: nothing is under way
         self._closed = False
         self._forgotten = Counter(
             "exesdb_cluster_nodes_forgotten",
@@ -164,10 +166,6 @@ class ClusterMonitor:
         bus.subscribe("cluster", self._heard, instances=("ex_esdb_lifecycle", "ex_esdb_health"))
 
     # -- what the monitor knows --
-
-    def states(self) -> dict[str, State]:
-        """Every known node and whether it is up or down."""
-        return {name: node.state for name, node in self._nodes.items()}
 
     def health(self) -> ClusterHealth:
         """The cluster's health as this replica sees it."""
@@ -250,6 +248,16 @@ class ClusterMonitor:
 
     async def tick(self) -> None:
         """Heartbeat when due, find silent nodes, announce transitions, refresh ClusterHealth."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._ticks.add(task)
+        try:
+            await self._tick()
+        finally:
+            if task is not None:
+                self._ticks.discard(task)
+
+    async def _tick(self) -> None:
         now = self._clock()
         if now - self._last_beat >= self._interval:
             self._beat(now)
@@ -270,7 +278,8 @@ class ClusterMonitor:
         except Exception as exc:  # e.g. Redis unreachable: retried on the next tick
             _logger.debug("cluster announcement deferred: %s", exc)
         finally:
-            # What was announced before a failure still gets its membership and health.
+            # What was announced before a failure (or a stop) still gets its membership and
+            # health.
             self._publish_changes(changes)
             self._publish_group(now)
         try:
@@ -327,17 +336,28 @@ class ClusterMonitor:
             self._dropped[reason] = _Dropped()
 
     async def _announce_pending(self, now: float, changes: dict[Change, list[str]]) -> None:
+        """Announce pending transitions, then farewells; each swap of a state key and its
+        publish are one step, which a stop (``_closed``) lets finish and follows with no other:
+        cancelled between the two, the key would say announced with nothing published for any
+        replica to announce again."""
         up = self._up_count()
         for name, state in list(self._pending.items())[:_PER_TICK]:
-            event = await self._announce(name, state, now, up)
+            if self._closed:
+                return
+            event = await self._transition(name, state, now, up)
             if event is not None:
                 changes[event].append(name)
-            self._pending.pop(name, None)
+            # Heard (or silent) again during the swap: that newer transition stays pending.
+            if self._pending.get(name) == state:
+                del self._pending[name]
         for name, reason in list(self._farewells.items())[:_PER_TICK]:
+            if self._closed:
+                return
             await self._farewell(name, reason, up)
-            self._farewells.pop(name, None)
+            if self._farewells.get(name) == reason:
+                del self._farewells[name]
 
-    async def _announce(self, name: str, state: State, now: float, up: int) -> Change | None:
+    async def _transition(self, name: str, state: State, now: float, up: int) -> Change | None:
         """Announce one node's transition when it is this replica's to announce; the
         membership event it makes."""
         node = self._nodes.get(name)
@@ -345,6 +365,11 @@ class ClusterMonitor:
             return None  # changed again since; the newer transition is pending or moot
         key = f"cluster:node:{name}"
         previous = await self._coordinator.swap(key, state, _STATE_TTL_MS)
+        if self._nodes.get(name) is not node or node.state != state:
+            # It changed during the swap (heard again, or forgotten): this transition is moot
+            # and the newer one pending, so the key goes back to what announced it last.
+            await self._coordinator.swap(key, _restored(previous, state), _STATE_TTL_MS)
+            return None
         locally_down = node.announced == "down"
         if state == "down":
             if previous == "down":
@@ -372,8 +397,7 @@ class ClusterMonitor:
             # The transition is ours to announce; refused (e.g. the Redis buffer is full), it
             # would be lost for every replica: put the state key back and keep it pending.
             # (None cannot be put back; the value that makes the retry announce it again can.)
-            restored = previous or ("up" if state == "down" else "down")
-            await self._coordinator.swap(key, restored, _STATE_TTL_MS)
+            await self._coordinator.swap(key, _restored(previous, state), _STATE_TTL_MS)
             if "grouped" in metadata and self._group is not None:
                 self._group.count -= 1  # counted again when the retry is announced
                 self._group.named = tuple(n for n in self._group.named if n != name[:_NAME_SHOWN])
@@ -500,7 +524,13 @@ class ClusterMonitor:
     async def _loop(self) -> None:
         period = max(0.05, min(self._interval / 4, 1.0))
         while True:
-            await asyncio.sleep(period)
+            self._sleeping = True
+            try:
+                await asyncio.sleep(period)
+            finally:
+                self._sleeping = False
+            if self._closed:
+                return
             try:
                 await self.tick()
             except Exception:
@@ -512,17 +542,30 @@ class ClusterMonitor:
     async def aclose(self) -> None:
         if self._closed:
             return
+        # Ticks are not cancelled (see _announce_pending): each ends after the announcement
+        # under way, and the loop after its tick. Shielded: a caller giving up on this wait
+        # (the bridge's stop deadline) must not cancel them either.
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self._task is not None and self._sleeping:
+            self._task.cancel()  # between two ticks: nothing is under way
+        me = asyncio.current_task()
+        running = [t for t in (self._task, *self._ticks) if t not in (None, me) and not t.done()]
+        self._task = None
+        if running:
+            await asyncio.shield(asyncio.gather(*running, return_exceptions=True))
         self._publish_group(float("inf"))  # grouped downs still waiting for their alert
         self._publish(
             "lifecycle",
             NodeLifecycle(node=self.node, event="left", cluster_size=max(0, self._up_count() - 1)),
         )
+
+
+def _restored(previous: str | None, state: State) -> str:
+    """What a state key goes back to when the transition swapped into it is not announced.
+
+    None cannot be put back; the value that makes a later swap announce ``state`` again can.
+    """
+    return previous or ("up" if state == "down" else "down")
 
 
 def cluster_monitor(context: Context) -> ClusterMonitor:

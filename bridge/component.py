@@ -7,6 +7,7 @@ and calls the factories; nothing else wires.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, runtime_checkable
@@ -24,6 +25,7 @@ __all__ = [
     "Component",
     "ComponentFactory",
     "Context",
+    "Deadline",
     "HasClientSpans",
     "HasExposition",
     "HasRoutes",
@@ -51,7 +53,8 @@ class Component(Protocol):
         """None when ready, else why not."""
 
     async def aclose(self) -> None:
-        """Stop; idempotent, bounded in time."""
+        """Stop; idempotent, done by ``Context.shutdown`` (cancelled past it, so whatever it
+        holds is closed in a ``finally``)."""
 
 
 @runtime_checkable
@@ -85,12 +88,36 @@ class HasClientSpans(Protocol):
         """Take one finished span; never blocks, never raises."""
 
 
+class Deadline:
+    """When the bridge's stop must be over (``EXESDB_SHUTDOWN_TIMEOUT_MS`` after it begins):
+    one budget for every stage, each taking what the ones before it left."""
+
+    __slots__ = ("_at", "_clock", "seconds")
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._at: float | None = None
+
+    def begin(self) -> None:
+        """The stop begins now (once: later calls change nothing)."""
+        if self._at is None:
+            self._at = self._clock() + self.seconds
+
+    def left(self) -> float:
+        """Seconds left (all of them before the stop begins, never below 0)."""
+        if self._at is None:
+            return self.seconds
+        return max(0.0, self._at - self._clock())
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     """What a component or collector is built from.
 
     ``readiness``, ``expositions`` and ``client_spans`` are read when called, so a component
-    built early sees the parts built after it.
+    built early sees the parts built after it. ``shutdown`` is the stop's deadline, which a
+    component's ``aclose`` keeps to.
     """
 
     settings: Settings
@@ -101,6 +128,7 @@ class Context:
     capabilities: TransportCapabilities
     readiness: Callable[[], Readiness]
     expositions: Callable[[], Sequence[HasExposition]]
+    shutdown: Deadline
     client_spans: Callable[[], Sequence[HasClientSpans]] = tuple
 
 

@@ -8,7 +8,6 @@ ever echoing a secret.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import os
 import socket
 from collections.abc import Iterator, Mapping
@@ -26,8 +25,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bridge.errors import ConfigError
 from bridge.messages import NO_CONTROL_CHARACTERS, AlertSeverity
-from bridge.receivers import AlertmanagerConfig, Receiver, resolve_receivers
+from bridge.receivers import AlertmanagerConfig, Receiver, ReceiverKeys, resolve_receivers
 from bridge.redaction import redact_urls, safe_url
+from bridge.urls import own_url, require_http_url
 from bridge.webconfig import load_web_config
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "Settings",
     "known_variables",
     "load_settings",
-    "local_url",
     "split_addr",
     "unknown_variables",
 ]
@@ -48,17 +47,8 @@ Percent = Annotated[float, Field(gt=0)]
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
-def _require_http_url(url: str) -> str:
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc:
-        raise ValueError("not a URL; allowed: an http:// or https:// URL with a host")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{safe_url(url)!r} is not an http:// or https:// URL with a host")
-    return url
-
-
 # Each item checked on its own, so that every bad one is reported (``EXESDB_WEBHOOK_URLS``).
-HttpUrlList = Annotated[tuple[Annotated[str, AfterValidator(_require_http_url)], ...], NoDecode]
+HttpUrlList = Annotated[tuple[Annotated[str, AfterValidator(require_http_url)], ...], NoDecode]
 OtlpProtocol = Literal["grpc", "http/protobuf"]
 
 
@@ -115,6 +105,9 @@ class Settings(BaseSettings):
         "EXESDB_REDIS_BUFFER_SIZE", default=10_000
     )
     redis_claim_idle_ms: PositiveMs = _env("EXESDB_REDIS_CLAIM_IDLE_MS", default=30_000)
+    redis_spool_bytes: Annotated[int, Field(ge=1_048_576)] = _env(
+        "EXESDB_REDIS_SPOOL_BYTES", default=268_435_456
+    )
 
     # HTTP.
     http_addr: str = _env("EXESDB_HTTP_ADDR", default="0.0.0.0:9570")
@@ -150,6 +143,9 @@ class Settings(BaseSettings):
     webhook_backoff_ms: PositiveMs = _env("EXESDB_WEBHOOK_BACKOFF_MS", default=1_000)
     webhook_max_backoff_ms: PositiveMs = _env("EXESDB_WEBHOOK_MAX_BACKOFF_MS", default=300_000)
     webhook_deadline_ms: PositiveMs = _env("EXESDB_WEBHOOK_DEADLINE_MS", default=86_400_000)
+    webhook_dead_letter_ttl_ms: PositiveMs = _env(
+        "EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS", default=7 * 86_400_000
+    )
     webhook_timeout_ms: PositiveMs = _env("EXESDB_WEBHOOK_TIMEOUT_MS", default=10_000)
     webhook_min_severity: AlertSeverity = _env("EXESDB_WEBHOOK_MIN_SEVERITY", default="warning")
     webhook_group_wait_ms: Annotated[int, Field(ge=0)] = _env(
@@ -203,8 +199,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         if value:
-            _require_http_url(value)
-            return value.rstrip("/")
+            return require_http_url(value).rstrip("/")
         return None
 
     @field_validator("bus")
@@ -247,10 +242,30 @@ class Settings(BaseSettings):
         """``EXESDB_HTTP_ADDR`` as (host, port)."""
         return split_addr(self.http_addr)
 
-    def webhook_receivers(self) -> tuple[tuple[Receiver, ...], AlertmanagerConfig | None]:
+    def serves_tls(self) -> bool:
+        """True when ``EXESDB_WEB_CONFIG_FILE`` turns TLS on (read now; a file the bridge would
+        not start with counts as plain HTTP)."""
+        if not self.web_config_file:
+            return False
+        try:
+            return load_web_config(self.web_config_file).tls is not None
+        except ConfigError:
+            return False
+
+    def own_url(self, *, for_others: bool = False) -> str:
+        """The bridge's base URL from ``EXESDB_HTTP_ADDR``, ``https`` when it serves TLS: for a
+        client on this host, or ``for_others`` (a wildcard host named by ``EXESDB_NODE``)."""
+        host, port = self.listen
+        return own_url(
+            host, port, tls=self.serves_tls(), for_others=self.node if for_others else None
+        )
+
+    def webhook_receivers(
+        self, keys: ReceiverKeys | None = None
+    ) -> tuple[tuple[Receiver, ...], AlertmanagerConfig | None]:
         """The webhook receivers (``EXESDB_WEBHOOK_URLS``, then ``EXESDB_WEBHOOK_CONFIG_FILE``'s)
-        with the defaults these settings give, and the file's ``alertmanager`` section;
-        ConfigError when the file is bad."""
+        with the defaults these settings give, keyed by ``keys`` (the outbox's), and the file's
+        ``alertmanager`` section; ConfigError when the file is bad."""
         return resolve_receivers(
             self.webhook_urls,
             self.webhook_config_file,
@@ -258,6 +273,7 @@ class Settings(BaseSettings):
             timeout=self.webhook_timeout_ms / 1000,
             max_alerts=self.webhook_max_alerts,
             min_severity=self.webhook_min_severity,
+            keys=keys,
         )
 
     def cross_checks(self) -> list[str]:
@@ -301,6 +317,12 @@ class Settings(BaseSettings):
                     f"EXESDB_{name.upper()}_DEGRADED: {degraded:g} is above "
                     f"EXESDB_{name.upper()}_UNHEALTHY ({unhealthy:g}); allowed: at most that"
                 )
+        if self.uses_redis and self.redis_spool_bytes < 2 * self.max_body_bytes:
+            problems.append(
+                f"EXESDB_REDIS_SPOOL_BYTES: {self.redis_spool_bytes} is below twice "
+                f"EXESDB_MAX_BODY_BYTES ({self.max_body_bytes}), so the largest batch ingest "
+                "takes might never fit; allowed: at least that"
+            )
         if self.webhook_backoff_ms > self.webhook_max_backoff_ms:
             problems.append(
                 f"EXESDB_WEBHOOK_BACKOFF_MS: {self.webhook_backoff_ms} is above "
@@ -358,19 +380,6 @@ def split_addr(value: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port)  # noqa: S104
 
 
-def local_url(host: str, port: int, scheme: str = "http") -> str:
-    """The URL a client on this host uses for a server listening on ``host:port``: a wildcard
-    host (``0.0.0.0``, ``::``) is asked on loopback; an IPv6 address goes in brackets."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:  # a name, asked as it is
-        return f"{scheme}://{host}:{port}"
-    if address.is_unspecified:
-        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
-    shown = f"[{address}]" if address.version == 6 else str(address)
-    return f"{scheme}://{shown}:{port}"
-
-
 def _show(value: Any) -> str:
     if isinstance(value, SecretStr):
         return "<set, redacted>" if value.get_secret_value() else "<empty>"
@@ -389,7 +398,20 @@ def _show(value: Any) -> str:
 
 # Settings whose URLs may carry credentials in their path or query (Slack-style webhooks).
 _URLS_WITH_TOKENS: Final = frozenset({"webhook_urls", "alertmanager_url"})
-_URL_VARIABLES: Final = frozenset({"EXESDB_WEBHOOK_URLS", "EXESDB_ALERTMANAGER_URL", "EXESDB_URL"})
+# Settings holding URLs: a bad value is never echoed (a mistyped one may still hold a password
+# that redact_urls cannot find); the message shows it only as safe_url does.
+_URL_VARIABLES: Final = frozenset(
+    {
+        "EXESDB_BUS",
+        "EXESDB_WEBHOOK_URLS",
+        "EXESDB_ALERTMANAGER_URL",
+        "EXESDB_URL",
+        "EXESDB_EXTERNAL_URL",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+    }
+)
 
 _SECRET_VARIABLES: Final = frozenset(
     {

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
-from bridge.config import Settings, load_settings, local_url
+from bridge.config import Settings, load_settings
 from bridge.errors import BridgeError, ConfigError
 from bridge.httpclient.client import basic_auth
+from bridge.urls import own_url
 from bridge.webconfig import load_web_config
 
 __all__ = [
@@ -68,9 +69,9 @@ def seconds(text: str) -> float:
     return value
 
 
-def probe_url(settings: Settings, scheme: str = "http") -> str:
+def probe_url(settings: Settings, *, tls: bool = False) -> str:
     """The ``/healthz`` URL of the address ``settings`` listen on; a wildcard host is loopback."""
-    return local_url(*settings.listen, scheme=scheme) + _HEALTH_PATH
+    return own_url(*settings.listen, tls=tls) + _HEALTH_PATH
 
 
 def probe(
@@ -158,7 +159,7 @@ def target(settings: Settings) -> Target:
     tls = config.tls
     if tls is not None:
         assert tls.cert_file is not None  # the schema requires it with TLS on
-        url = probe_url(settings, "https")
+        url = probe_url(settings, tls=True)
         try:
             context = pinned_context(tls.cert_file)
         except (OSError, ssl.SSLError) as exc:

@@ -190,19 +190,20 @@ async def ingest(request: web.Request) -> web.Response:
         return _retry_later(
             "overloaded", f"subscriber {busy.name!r} has {busy.depth} message(s) waiting"
         )
-    if not bridge.bus.can_take(len(judged)):
-        return _retry_later("overloaded", "the bus transport's buffer is full")
     result = verifier.admit(judged)
     if isinstance(result, Rejection):
         return _rejected(result)
-    # On the in-process bus, 202 waits until durable subscribers (the alert outbox) hold them.
+    # 202 waits until the batch is safe: on the in-process bus until durable subscribers (the
+    # alert outbox) hold it, on Redis until it is in the spool on disk.
     accepted, durability = await bridge.bus.publish_verified_durably(result, _COMMIT_WAIT_SECONDS)
-    if durability is Durability.FAILED:
-        # The alert outbox could not store them: forget the ids so the sender's retry is taken.
+    if durability in (Durability.FAILED, Durability.FULL):
+        # Not stored: forget the ids so the sender's retry is taken.
         verifier.forget(result)
-        return _retry_later(
-            "not_committed", "the alert outbox could not store the batch; send it again"
-        )
+        if durability is Durability.FULL:
+            return _retry_later(
+                "overloaded", "the bus transport has no room for it (on Redis: the spool is full)"
+            )
+        return _retry_later("not_committed", "the batch could not be stored; send it again")
     answer: dict[str, Any] = {"accepted": accepted}
     if durability is Durability.PENDING:
         # Still queued for the outbox (a retry would be refused as replayed): say so.
@@ -299,11 +300,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
-    await response.prepare(request)
     # Shutdown ends every stream at once instead of waiting out aiohttp's shutdown timeout.
     closed = asyncio.ensure_future(request.app[_CLOSING].wait())
     getter: asyncio.Future[Envelope] | None = None
     try:
+        # Inside the try: a client gone before the head is written must not keep its
+        # subscription.
+        await response.prepare(request)
         await response.write(b": connected\n\n")
         while True:
             getter = asyncio.ensure_future(queue.get())

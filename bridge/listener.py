@@ -1,15 +1,17 @@
 """The HTTP listener: a connection cap that keeps room for probes, deadlines on heads and bodies.
 
 aiohttp closes a connection idle for ``EXESDB_HTTP_IDLE_TIMEOUT_MS`` itself (its
-``keepalive_timeout``, counted from the accept or the last response). The rest is here, around
+``keepalive_timeout``, counted from the accept since aiohttp 3.14.4, the lowest version allowed,
+or from the last response). The rest is here, around
 aiohttp's protocol (an ``asyncio.Protocol`` wrapped, nothing of aiohttp's private API):
 
 - a request head must arrive complete within ``EXESDB_HTTP_HEADER_TIMEOUT_MS`` of its first byte
   (a TLS handshake within as long), and a body within ``EXESDB_HTTP_BODY_TIMEOUT_MS`` of its head
   (else 408, and the connection closes): a trickle holds a connection for a bounded time;
 - at most ``EXESDB_HTTP_MAX_CONNECTIONS`` connections, lowered to what the descriptor limit
-  allows: at the cap a new connection closes the one idle longest (no request in progress), so
-  a flood of idle connections cannot lock the probes out; when every connection is busy, up to
+  allows, each counted from its accept: at the cap a new connection closes the one idle longest
+  (no request in progress, or a TLS handshake not finished), so a flood of idle connections or
+  half-open handshakes cannot lock the probes out; when every connection is busy, up to
   ``RESERVE`` more are taken for ``/healthz``, ``/readyz`` and ``/metrics`` only;
 - at start the soft descriptor limit is raised to the hard one.
 """
@@ -87,12 +89,19 @@ def raise_descriptor_limit() -> int:
 
 
 class _Connection(asyncio.Protocol):
-    """aiohttp's protocol for one connection, with the guard watching its phases."""
+    """aiohttp's protocol for one connection, with the guard watching its phases.
+
+    With TLS the connection is taken plain at its accept (counted then) and its handshake made
+    with ``loop.start_tls``; only once it is done does aiohttp see the connection (``start``),
+    with what arrived over TLS before start_tls returned.
+    """
 
     __slots__ = (
+        "_early",
         "_guard",
         "_inner",
         "_made",
+        "_tls",
         "body_expired",
         "live",
         "phase",
@@ -101,10 +110,14 @@ class _Connection(asyncio.Protocol):
         "transport",
     )
 
-    def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol) -> None:
+    def __init__(
+        self, guard: ConnectionGuard, inner: asyncio.Protocol, tls: ssl.SSLContext | None = None
+    ) -> None:
         self._guard = guard
         self._inner = inner
+        self._tls = tls
         self._made = False
+        self._early: list[bytes] = []  # TLS data before start_tls returned
         self.transport: asyncio.Transport | None = None
         self.phase = _Phase.IDLE
         self.reserved = False
@@ -114,12 +127,27 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        if self._guard.admit(self):
-            self._made = True
-            self._inner.connection_made(transport)
+        if not self._guard.admit(self):
+            return
+        if self._tls is not None:
+            # Nothing may be read before start_tls takes the socket over.
+            self.transport.pause_reading()
+            self._guard.handshake(self, self._tls)
+            return
+        self.start(self.transport)
+
+    def start(self, transport: asyncio.Transport) -> None:
+        """Hand the connection (``transport``: TLS once handshaken) to aiohttp."""
+        self._made = True
+        self._inner.connection_made(transport)
+        early, self._early = self._early, []
+        for data in early:
+            self.data_received(data)
 
     def data_received(self, data: bytes) -> None:
         if not self._made:
+            if self._tls is not None and self.live:
+                self._early.append(data)  # handshaken, start_tls about to return
             return  # refused: closing, and aiohttp never saw it
         if self.phase is _Phase.IDLE:
             self.phase = _Phase.HEAD
@@ -157,6 +185,7 @@ class ConnectionGuard:
         self._idle: OrderedDict[_Connection, None] = OrderedDict()
         self._regular = 0
         self._reserved = 0
+        self._handshakes: set[asyncio.Task[None]] = set()
         registry = registry if registry is not None else CollectorRegistry()
         Gauge(
             "exesdb_http_connections",
@@ -171,8 +200,9 @@ class ConnectionGuard:
         ).set_function(lambda: float(self.max_connections))
         self._closed = Counter(
             "exesdb_http_connections_closed",
-            "HTTP connections the bridge closed: a head or body too slow (header_timeout, "
-            "body_timeout), the longest idle at the cap (evicted), or over the cap (refused).",
+            "HTTP connections the bridge closed: a head, TLS handshake or body too slow "
+            "(header_timeout, body_timeout), the longest idle at the cap (evicted), or over the "
+            "cap (refused).",
             ["reason"],
             registry=registry,
         )
@@ -207,17 +237,21 @@ class ConnectionGuard:
         """Listen on ``host:port``, each connection's protocol from ``factory`` (aiohttp's
         ``runner.server``) under this guard.
 
-        With TLS the handshake, which comes before the guard sees the connection, gets the
-        header timeout too: it is the first part of reading a request.
+        With TLS each connection is counted from its accept, before its handshake (which gets
+        the header timeout: it is the first part of reading a request), so that half-open
+        handshakes are held to the cap like idle connections.
         """
         return await asyncio.get_running_loop().create_server(
-            lambda: _Connection(self, factory()),
+            lambda: _Connection(self, factory(), ssl_context),
             host,
             port,
-            ssl=ssl_context,
-            ssl_handshake_timeout=self.limits.header_timeout if ssl_context else None,
             backlog=_BACKLOG,
         )
+
+    def close(self) -> None:
+        """Abort the handshakes still under way (the listener has stopped accepting)."""
+        for task in list(self._handshakes):
+            task.cancel()
 
     # -- the connections' phases --
 
@@ -244,6 +278,50 @@ class ConnectionGuard:
                 self._close(candidate, "evicted")
                 return True
         return False
+
+    def handshake(self, connection: _Connection, context: ssl.SSLContext) -> None:
+        """Make ``connection``'s TLS handshake; until it is done the connection counts as idle
+        (evicted first at the cap)."""
+        task = asyncio.get_running_loop().create_task(self._handshake(connection, context))
+        self._handshakes.add(task)
+        task.add_done_callback(self._handshakes.discard)
+
+    async def _handshake(self, connection: _Connection, context: ssl.SSLContext) -> None:
+        raw = connection.transport
+        assert raw is not None
+        try:
+            tls = await asyncio.get_running_loop().start_tls(
+                raw,
+                connection,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=self.limits.header_timeout,
+            )
+        except asyncio.CancelledError:
+            self._abandon(connection, raw)
+            raise
+        except OSError as exc:  # ssl.SSLError too
+            # Failed, too slow (asyncio aborts it: ConnectionAbortedError) or evicted.
+            if connection.live and isinstance(exc, ConnectionAbortedError):
+                self._closed.labels("header_timeout").inc()
+            self._abandon(connection, raw)
+            return
+        if tls is None:  # the connection closed as the handshake ended
+            self._abandon(connection, raw)
+            return
+        if not connection.live:  # evicted meanwhile
+            tls.abort()
+            return
+        # From now on the connection is known by its TLS transport (aiohttp's request.transport).
+        self._open.pop(raw, None)
+        self._open[tls] = connection
+        connection.transport = tls
+        connection.start(tls)
+
+    def _abandon(self, connection: _Connection, raw: asyncio.Transport) -> None:
+        self.lost(connection)
+        if not raw.is_closing():
+            raw.abort()
 
     def head_started(self, connection: _Connection) -> None:
         connection.timer = asyncio.get_running_loop().call_later(

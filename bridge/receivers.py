@@ -11,37 +11,43 @@ Each receiver has a **key** under which the outbox keeps its queue and deliverie
 of its URL (``bridge.redaction.safe_url``) and a digest of the whole URL, e.g.
 ``https://hooks.example:8443/…#3f0c1e2a9b7d4c55``, or ``url_file:<path>`` for a URL read from a
 file (so that rotating that file keeps the key). It never holds a secret, and editing anything
-else (credentials, TLS, timeouts, filters) keeps it, so pending deliveries are never lost.
+else (credentials, TLS, timeouts, filters) keeps it, so pending deliveries are never lost. The
+digest is an HMAC under a random key of the outbox (``ReceiverKeys``), never shown: keys appear
+in logs, pages and NotificationStatus, and an unkeyed hash would let a short token in a URL's
+path be guessed offline. Keys made before (the raw URL, then a SHA-256 of it) are ``legacy_keys``,
+whose rows the outbox moves to the key at start (``Outbox.move_receiver_rows``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final
-from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, model_validator
 
 from bridge.errors import ConfigError
 from bridge.httpclient import HTTPClientConfig
 from bridge.httpclient.schema import SECRET_KEYS, UNSUPPORTED_KEYS
 from bridge.messages import SEVERITIES, AlertSeverity
 from bridge.redaction import safe_url
+from bridge.urls import require_http_url
 from bridge.yamlconfig import Strict, not_supported, parse_yaml, read_text
 
 __all__ = [
     "AlertmanagerConfig",
     "Receiver",
+    "ReceiverKeys",
     "ReceiversFile",
     "WebhookConfig",
     "describe_receivers",
     "go_duration",
     "load_receivers",
-    "receiver_key",
     "receiver_label",
     "resolve_receivers",
 ]
@@ -79,25 +85,21 @@ def go_duration(value: Any) -> float:
 
 
 def _http_url(value: str | None) -> str | None:
-    if value is None:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{safe_url(value)!r} is not an http:// or https:// URL with a host")
-    return value
+    return None if value is None else require_http_url(value)
 
 
-Seconds = Annotated[float, Field(ge=0)]
+HttpUrl = Annotated[str | None, AfterValidator(_http_url)]
+GoDuration = Annotated[float, BeforeValidator(go_duration), Field(ge=0)]
 
 
 class WebhookConfig(Strict):
     """One ``webhook_configs`` entry: Alertmanager's keys and the bridge's three."""
 
-    url: str | None = None
+    url: HttpUrl = None
     url_file: str | None = None
     send_resolved: bool = True
     max_alerts: Annotated[int, Field(ge=0)] = 0
-    timeout: Seconds = 0.0
+    timeout: GoDuration = 0.0
     http_config: HTTPClientConfig = HTTPClientConfig()
     secret: SecretStr | None = None
     secret_file: str | None = None
@@ -105,16 +107,6 @@ class WebhookConfig(Strict):
     payload: Annotated[
         Any, not_supported("deliveries are always Alertmanager's webhook format, version 4")
     ] = None
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
-        return _http_url(value)
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> float:
-        return go_duration(value)
 
     @model_validator(mode="after")
     def _check(self) -> WebhookConfig:
@@ -125,9 +117,10 @@ class WebhookConfig(Strict):
         return self
 
     @property
-    def key(self) -> str:
-        """The outbox key of this receiver (see the module docstring)."""
-        return receiver_key(url=self.url, url_file=self.url_file)
+    def shown(self) -> str:
+        """How this receiver is shown before it has a key: its URL as safe_url shows it, or
+        ``url_file:<path>``."""
+        return _FILE_KEY_PREFIX + self.url_file if self.url_file else safe_url(self.url or "")
 
     def relative_to(self, folder: Path) -> WebhookConfig:
         """The same settings with every file path made absolute from ``folder``."""
@@ -143,19 +136,9 @@ class WebhookConfig(Strict):
 class AlertmanagerConfig(Strict):
     """``alertmanager``: where and how the Alertmanager poster posts."""
 
-    url: str | None = None
-    timeout: Seconds = 0.0
+    url: HttpUrl = None
+    timeout: GoDuration = 0.0
     http_config: HTTPClientConfig = HTTPClientConfig()
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
-        return _http_url(value)
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> float:
-        return go_duration(value)
 
 
 class ReceiversFile(Strict):
@@ -185,14 +168,39 @@ def load_receivers(path: str | Path) -> ReceiversFile:
     )
 
 
-def receiver_key(*, url: str | None = None, url_file: str | None = None) -> str:
-    """The outbox key of the receiver at ``url`` (or whose URL is in ``url_file``)."""
-    if url_file:
-        return _FILE_KEY_PREFIX + url_file
+class ReceiverKeys:
+    """Makes receivers' outbox keys (see the module docstring); ``secret`` is the outbox's own
+    key, never shown."""
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    @classmethod
+    def throwaway(cls) -> ReceiverKeys:
+        """Keys under a random secret, for checks that only compare keys (``check-config``)."""
+        return cls(secrets.token_bytes(32))
+
+    def key(self, *, url: str | None = None, url_file: str | None = None) -> str:
+        """The outbox key of the receiver at ``url`` (or whose URL is in ``url_file``)."""
+        if url_file:
+            return _FILE_KEY_PREFIX + url_file
+        if not url:
+            raise ValueError("a receiver needs url or url_file")
+        digest = hmac.new(self._secret, url.encode(), hashlib.sha256).hexdigest()[:16]
+        return f"{safe_url(url)}#{digest}"
+
+    def __repr__(self) -> str:
+        return "ReceiverKeys(<secret>)"
+
+
+def legacy_keys(url: str | None) -> tuple[str, ...]:
+    """The keys earlier versions gave the receiver at ``url``: the raw URL (version 2), then
+    ``safe_url`` and an unkeyed SHA-256 of it (version 3)."""
     if not url:
-        raise ValueError("a receiver needs url or url_file")
-    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
-    return f"{safe_url(url)}#{digest}"
+        return ()
+    return url, f"{safe_url(url)}#{hashlib.sha256(url.encode()).hexdigest()[:16]}"
 
 
 def receiver_label(key: str) -> str:
@@ -220,8 +228,8 @@ class Receiver:
     secret: SecretStr | None
     secret_file: str | None
     http_config: HTTPClientConfig
-    # The key its rows had before receiver keys (its raw URL), adopted when the outbox opens.
-    legacy_key: str | None = field(default=None, repr=False)
+    # The keys its rows had in earlier versions (see legacy_keys), moved to ``key`` at start.
+    legacy_keys: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def label(self) -> str:
@@ -237,10 +245,13 @@ def resolve_receivers(
     timeout: float,
     max_alerts: int,
     min_severity: AlertSeverity,
+    keys: ReceiverKeys | None = None,
 ) -> tuple[tuple[Receiver, ...], AlertmanagerConfig | None]:
     """The receivers of ``EXESDB_WEBHOOK_URLS`` then of the file, each with the defaults the
-    environment gives, and the file's ``alertmanager`` section; ConfigError listing every
-    problem (a bad file, a receiver given twice, a ``min_severity`` below the bridge's)."""
+    environment gives and its key from ``keys`` (the outbox's; throwaway ones when not given),
+    and the file's ``alertmanager`` section; ConfigError listing every problem (a bad file, a
+    receiver given twice, a ``min_severity`` below the bridge's)."""
+    keys = keys or ReceiverKeys.throwaway()
     loaded = load_receivers(config_file) if config_file else ReceiversFile()
     receivers: list[Receiver] = []
     problems: list[str] = []
@@ -248,7 +259,7 @@ def resolve_receivers(
     for url in dict.fromkeys(urls):
         receivers.append(
             Receiver(
-                key=receiver_key(url=url),
+                key=keys.key(url=url),
                 url=url,
                 url_file=None,
                 send_resolved=True,
@@ -258,14 +269,14 @@ def resolve_receivers(
                 secret=secret,
                 secret_file=None,
                 http_config=HTTPClientConfig(),
-                legacy_key=url,
+                legacy_keys=legacy_keys(url),
             )
         )
         where[receivers[-1].key] = "EXESDB_WEBHOOK_URLS"
     floor = SEVERITIES.index(min_severity)
     for index, hook in enumerate(loaded.webhook_configs):
         name = f"{config_file}: webhook_configs.{index}"
-        key = hook.key
+        key = keys.key(url=hook.url, url_file=hook.url_file)
         if key in where:
             problems.append(f"{name}: the same receiver as in {where[key]}")
             continue
@@ -289,7 +300,7 @@ def resolve_receivers(
                 secret=hook.secret if own_secret else secret,
                 secret_file=hook.secret_file,
                 http_config=hook.http_config,
-                legacy_key=hook.url,
+                legacy_keys=legacy_keys(hook.url),
             )
         )
     if problems:
@@ -311,7 +322,7 @@ def describe_receivers(config_file: str | Path) -> list[str]:
             else "secret from EXESDB_WEBHOOK_SECRET"
         )
         lines.append(
-            f"webhook_configs.{index} {receiver_label(hook.key)}: "
+            f"webhook_configs.{index} {hook.shown}: "
             f"send_resolved={str(hook.send_resolved).lower()}, max_alerts={hook.max_alerts}, "
             f"timeout={hook.timeout:g}s, min_severity={shown}, {signed}; "
             f"{hook.http_config.summary()}"

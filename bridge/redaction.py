@@ -2,7 +2,9 @@
 
 One form everywhere: the origin (scheme, host, port), ``user:<redacted>@`` when the URL carries
 credentials, and ``/…`` when it has a path or query (webhook paths often hold tokens), e.g.
-``https://alice:<redacted>@hooks.example:8443/…``. Nothing is dropped without a marker.
+``https://alice:<redacted>@hooks.example:8443/…``. Nothing is dropped without a marker. In free
+text, a ``user:password@`` outside a well-formed URL (``redis:/default:pw@host``) has its
+password redacted too.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ from urllib.parse import urlsplit
 __all__ = ["REDACTED", "redact_urls", "safe_url"]
 
 REDACTED: Final = "<redacted>"
-_URL: Final = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s,'\"]+")
+_URL: Final = r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s,'\"]+"
+# ``user:password@`` outside a well-formed URL: one typed without its ``//``
+# (``redis:/u:pw@host``), or a host given without a scheme.
+_USERINFO: Final = r"(?P<name>[^\s:/@,'\"]*):[^\s@,'\"]+@"
+_SHOWN: Final = re.compile(f"(?P<url>{_URL})|{_USERINFO}")
 
 
 def safe_url(url: str) -> str:
@@ -38,5 +44,12 @@ def safe_url(url: str) -> str:
 
 
 def redact_urls(text: str) -> str:
-    """``text`` with every URL in it shown as ``safe_url`` shows it."""
-    return _URL.sub(lambda match: safe_url(match.group(0)), text)
+    """``text`` with every URL in it shown as ``safe_url`` shows it, and the password of any
+    other ``user:password@`` (a URL mistyped without ``//``) as ``<redacted>``."""
+    return _SHOWN.sub(_shown, text)
+
+
+def _shown(match: re.Match[str]) -> str:
+    if match.group("url") is not None:
+        return safe_url(match.group("url"))
+    return f"{match.group('name')}:{REDACTED}@"

@@ -18,7 +18,8 @@ import urllib.request
 
 import bridge.integration as exesdb
 from bridge.app import Bridge
-from bridge.config import load_settings, local_url
+from bridge.config import load_settings
+from bridge.urls import own_url
 
 
 def scrape(url: str) -> list[str]:
@@ -39,7 +40,7 @@ async def main() -> None:
     await bridge.start()  # also installs the bridge's integration: the functions below publish
     try:
         assert bridge.address is not None
-        metrics_url = local_url(*bridge.address) + "/metrics"
+        metrics_url = own_url(*bridge.address) + "/metrics"
         print("bridge at", metrics_url)
 
         # Each broadcast returns a PublishResult; bad arguments raise ValueError naming the field.

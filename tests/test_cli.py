@@ -17,7 +17,7 @@ import pytest
 from bridge import __version__
 from bridge.sinks.alerts import DeliveryState, Outbox
 from tests.integration.test_alert_crash import ingest_alerts
-from tests.sinks.alerts.helpers import T0
+from tests.sinks.alerts.helpers import T0, observe
 from tests.sinks.alerts.test_outbox import event, one_each
 from tests.support import (
     ADMIN_TOKEN,
@@ -125,7 +125,11 @@ def test_run_exits_1_when_the_address_is_taken(
 ) -> None:
     """A second bridge on a port already in use says so and exits 1."""
     first = _start(bridge_processes, tmp_path)
-    completed = cli("run", EXESDB_HTTP_ADDR=f"127.0.0.1:{first.port}")
+    completed = cli(
+        "run",
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{first.port}",
+        EXESDB_STATE_DIR=str(tmp_path / "second"),  # not the working directory
+    )
     assert completed.returncode == 1
     assert "cannot listen" in completed.stderr
 
@@ -305,7 +309,7 @@ def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
         requires_ack=False,
         at=datetime.now(UTC),
     )
-    outbox.observe(alert, now=1.0)
+    observe(outbox, alert, now=1.0)
     # One delivery of the queued alert, to the secret URL.
     assert outbox.group(secret_url, 1.0, 0.0, lambda alerts: [(b"{}", ["a1"])]) == 1
     outbox.close()
@@ -382,9 +386,9 @@ def test_exesdb_url_is_asked_before_the_http_addr_and_url_before_both(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["publish", "system_alert", "--url", "notaurl"], "--url: 'notaurl' is not an http://"),
+        (["publish", "system_alert", "--url", "notaurl"], "--url: not a URL; allowed: an http://"),
         (["publish", "system_alert", "--url", "127.0.0.1:8080"], "e.g. http://127.0.0.1:8080"),
-        (["publish", "system_alert", "--url", "ftp://h/x"], "--url: ftp://h/… is not an http://"),
+        (["publish", "system_alert", "--url", "ftp://h/x"], "--url: 'ftp://h/…' is not an http://"),
         (["tail", "--count", "-1"], "--count: '-1' is not a whole number of at least 1"),
         (["tail", "--count", "0"], "--count: '0' is not a whole number of at least 1"),
         (["outbox", "list", "--limit", "0"], "--limit: '0' is not a whole number"),
@@ -431,8 +435,8 @@ def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
     a dead-lettered one goes back to pending and keeps its count of attempts."""
     url = "https://hooks.example/x"
     outbox = Outbox.in_dir(tmp_path, urls=[url])
-    outbox.observe(event("a"), T0)
-    outbox.observe(event("b"), T0)
+    observe(outbox, event("a"), T0)
+    observe(outbox, event("b"), T0)
     outbox.group(url, T0, 0.0, one_each)
     dead, live = outbox.deliveries()
     for attempt in range(3):

@@ -12,7 +12,7 @@ import pytest
 from bridge.cli import main
 from bridge.config import MIN_SECRET_LENGTH, Settings, load_settings
 from bridge.errors import ConfigError
-from tests.support import ROOT, bridge_env
+from tests.support import ROOT, TEST_SECRET, bridge_env
 
 LONG_SECRET = "s3cr3t-" + "k" * 40
 SHORT_SECRET = "short-s3cr3t-value"
@@ -124,6 +124,7 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_CPU_DEGRADED", "-1", "greater than 0"),
         ("EXESDB_MAX_SERIES", "0", "greater than or equal to 1"),
         ("EXESDB_BUS_QUEUE_SIZE", "0", "greater than or equal to 1"),
+        ("EXESDB_REDIS_SPOOL_BYTES", "1000", "greater than or equal to 1048576"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "udp", "'http/protobuf'"),
     ],
 )
@@ -232,6 +233,15 @@ def test_alert_for_defaults_to_two_health_intervals() -> None:
         (
             {"EXESDB_WEBHOOK_BACKOFF_MS": "5000", "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "1000"},
             "EXESDB_WEBHOOK_BACKOFF_MS",
+        ),
+        (
+            {
+                "EXESDB_BUS": "redis://127.0.0.1:6379/0",
+                "SECRET_KEY_BASE": TEST_SECRET,
+                "EXESDB_MAX_BODY_BYTES": "1048576",
+                "EXESDB_REDIS_SPOOL_BYTES": "2000000",
+            },
+            "EXESDB_REDIS_SPOOL_BYTES",
         ),
     ],
 )
@@ -413,6 +423,13 @@ SECRET_STRINGS = [
         {"SECRET_KEY_BASE": SHORT_SECRET, "EXESDB_INGEST": "true"},
         {"EXESDB_BUS": "http://u:redis-passw0rd@redis"},
         {"EXESDB_WEBHOOK_URLS": "ftp://user:hook-passw0rd@hooks.example"},
+        # Mistyped URLs, which no URL pattern recognises.
+        {"EXESDB_BUS": "redis:/default:redis-passw0rd@redis:6379"},
+        {"EXESDB_BUS": "redis//default:redis-passw0rd@redis:6379"},
+        {"EXESDB_URL": "http:/u:am-passw0rd@bridge"},
+        {"EXESDB_EXTERNAL_URL": "bridge:am-passw0rd@host:9570"},
+        {"EXESDB_ALERTMANAGER_URL": "am:/user:am-passw0rd@host"},
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:hook-passw0rd@otel:4317"},
     ],
 )
 def test_check_config_never_prints_a_secret(

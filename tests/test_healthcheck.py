@@ -112,10 +112,10 @@ def test_probe_url_asks_the_configured_address_with_wildcards_as_loopback(
     assert probe_url(make_settings(EXESDB_HTTP_ADDR=addr)) == url
 
 
-def test_probe_url_keeps_the_scheme_it_is_given() -> None:
-    """The scheme is a parameter, for a bridge that serves TLS."""
+def test_probe_url_asks_over_https_when_told_the_bridge_serves_tls() -> None:
+    """TLS is a parameter, for a bridge that serves it."""
     settings = make_settings(EXESDB_HTTP_ADDR="0.0.0.0:9443")
-    assert probe_url(settings, "https") == "https://127.0.0.1:9443/healthz"
+    assert probe_url(settings, tls=True) == "https://127.0.0.1:9443/healthz"
 
 
 # -- one probe against real servers --

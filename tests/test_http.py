@@ -7,16 +7,18 @@ import gzip
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from bridge.app import Bridge
 from bridge.bus import (
     SIGNATURE_HEADER,
+    Durability,
     Envelope,
     Frame,
     Keyring,
@@ -24,8 +26,9 @@ from bridge.bus import (
     TransportCapabilities,
 )
 from bridge.component import ComponentFactory
+from bridge.http import build_app
 from bridge.messages import format_timestamp
-from tests.support import ADMIN_TOKEN, TEST_SECRET, async_wait_until, make_settings
+from tests.support import ADMIN_TOKEN, TEST_SECRET, async_wait_until, free_port, make_settings
 
 KEYRING = Keyring.from_secrets(TEST_SECRET)
 JSON = "application/json"
@@ -692,8 +695,58 @@ async def test_shutdown_is_not_held_by_a_connected_stream_client(serve: ServerFa
     assert all(subscription.name != "stream" for subscription in server.bridge.bus.subscriptions)
 
 
+async def test_a_stream_client_gone_before_the_head_is_written_leaves_no_subscription() -> None:
+    """A client that disconnects while the stream's response head is being prepared (a response
+    hook, such as the web config's headers, may wait) leaves no subscription behind."""
+    bridge = Bridge(
+        make_settings(EXESDB_HTTP_ADDR="127.0.0.1:0", EXESDB_ADMIN_TOKEN=ADMIN_TOKEN),
+        components=[],
+    )
+    await bridge.start(serve_http=False)
+    held: list[web.BaseRequest] = []
+    release = asyncio.Event()
+
+    async def hold(request: web.BaseRequest, response: web.StreamResponse) -> None:
+        if request.path == "/v1/stream":
+            held.append(request)
+            await release.wait()
+
+    app = build_app(bridge)
+    app.on_response_prepare.append(hold)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+
+    def streams() -> int:
+        return sum(1 for s in bridge.bus.subscriptions if s.name == "stream")
+
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = asyncio.create_task(
+                session.get(
+                    f"http://127.0.0.1:{port}/v1/stream",
+                    headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                )
+            )
+            await async_wait_until(lambda: held, what="the stream's head held")
+            assert streams() == 1
+            client.cancel()  # the client gives up and its connection closes
+            await asyncio.gather(client, return_exceptions=True)
+        await async_wait_until(
+            lambda: held[0].transport is None or held[0].transport.is_closing(),
+            what="the server seeing the client gone",
+        )
+        release.set()
+        await async_wait_until(lambda: streams() == 0, what="the subscription gone")
+    finally:
+        release.set()
+        await runner.cleanup()
+        await bridge.aclose()
+
+
 class BoundedTransport:
-    """A shared-bus transport whose buffer takes ``room`` frames, then refuses."""
+    """A shared-bus transport whose store takes ``room`` frames, then refuses."""
 
     name = "bounded"
 
@@ -710,8 +763,11 @@ class BoundedTransport:
         self.sent.append(frame)
         return True
 
-    def capacity_left(self) -> int | None:
-        return self.room - len(self.sent)
+    async def send_durably(self, frames: Sequence[Frame]) -> Durability:
+        if len(self.sent) + len(frames) > self.room:
+            return Durability.FULL
+        self.sent.extend(frames)
+        return Durability.COMMITTED
 
     @property
     def capabilities(self) -> TransportCapabilities:
@@ -727,8 +783,9 @@ class BoundedTransport:
         """Nothing to close."""
 
 
-async def test_ingest_answers_503_when_the_transport_buffer_cannot_take_the_batch() -> None:
-    """A batch that would overflow a shared bus's buffer gets 503, and goes in when resent."""
+async def test_ingest_answers_503_when_the_transport_cannot_store_the_batch() -> None:
+    """A batch that would overflow a shared bus's store (the spool on Redis) gets 503, and goes
+    in when resent."""
     transport = BoundedTransport(room=2)
     settings = make_settings(EXESDB_HTTP_ADDR="127.0.0.1:0", EXESDB_INGEST="true")
     bridge = Bridge(settings, components=[], transport=transport)

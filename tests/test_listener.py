@@ -110,7 +110,8 @@ async def test_a_tls_handshake_never_begun_is_closed_after_the_header_timeout(
     serve: Serve, tmp_path: Path
 ) -> None:
     """With TLS, a connection that never starts its handshake is closed once the header timeout
-    passes, not after asyncio's minute, while a real client is served."""
+    passes, not after asyncio's minute, counted as header_timeout, while a real client is
+    served."""
     files = WebFiles(tmp_path / "web")
     files.write(files.tls_config())
     bridge = await serve(
@@ -120,6 +121,7 @@ async def test_a_tls_handshake_never_begun_is_closed_after_the_header_timeout(
     began = time.monotonic()
     assert await closed_within(reader, 10) == b""
     assert time.monotonic() - began >= 0.25
+    assert closed(bridge, "header_timeout") == 1
     assert bridge.address is not None
     tls_reader, tls_writer = await asyncio.open_connection(
         *bridge.address, ssl=files.client_context(), server_hostname="127.0.0.1"
@@ -127,6 +129,32 @@ async def test_a_tls_handshake_never_begun_is_closed_after_the_header_timeout(
     _clients.append(tls_writer)
     tls_writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     assert (await asyncio.wait_for(tls_reader.readline(), 10)).startswith(b"HTTP/1.1 200")
+
+
+async def test_a_tls_handshake_under_way_counts_under_the_cap_from_its_accept(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """With TLS, connections whose handshake has not begun count as open and idle: at the cap a
+    new one closes the longest waiting, counted as evicted, and a real client is served."""
+    files = WebFiles(tmp_path / "web")
+    files.write(files.tls_config())
+    bridge = await serve(
+        EXESDB_WEB_CONFIG_FILE=str(files.folder / "web.yml"), EXESDB_HTTP_MAX_CONNECTIONS="3"
+    )
+    first, _ = await connect(bridge)
+    for _ in range(2):
+        await connect(bridge)
+    await async_wait_until(lambda: bridge.connections.idle == 3, what="three handshakes counted")
+    assert bridge.registry.get_sample_value("exesdb_http_connections") == 3
+    assert bridge.address is not None
+    tls_reader, tls_writer = await asyncio.open_connection(
+        *bridge.address, ssl=files.client_context(), server_hostname="127.0.0.1"
+    )
+    _clients.append(tls_writer)
+    tls_writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await asyncio.wait_for(tls_reader.readline(), 10)).startswith(b"HTTP/1.1 200")
+    assert await closed_within(first, 10) == b""
+    assert closed(bridge, "evicted") == 1
 
 
 async def test_a_trickled_body_is_answered_408_and_closed(serve: Serve) -> None:

@@ -3,6 +3,7 @@ receiver keys without secrets, exit 2 naming the key, check-config redacted."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -14,9 +15,10 @@ from bridge.cli import main
 from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.receivers import (
+    ReceiverKeys,
     go_duration,
+    legacy_keys,
     load_receivers,
-    receiver_key,
     receiver_label,
     resolve_receivers,
 )
@@ -191,13 +193,28 @@ def test_other_durations_are_refused(text: str | int) -> None:
 def test_a_receiver_key_shows_the_origin_and_hides_the_path() -> None:
     """The key holds the URL as safe_url shows it and a digest of the whole URL: no token, and
     two webhooks at one origin have two keys."""
-    one = receiver_key(url="https://u:pw@hooks.example.com/services/tok3n-a")
-    other = receiver_key(url="https://u:pw@hooks.example.com/services/tok3n-b")
+    keys = ReceiverKeys(b"k" * 32)
+    one = keys.key(url="https://u:pw@hooks.example.com/services/tok3n-a")
+    other = keys.key(url="https://u:pw@hooks.example.com/services/tok3n-b")
     assert one != other
     assert one.startswith("https://u:<redacted>@hooks.example.com/…#")
     assert "tok3n" not in one + other
     assert receiver_label(one) == one
-    assert receiver_key(url_file="/run/secrets/url") == "url_file:/run/secrets/url"
+    assert keys.key(url_file="/run/secrets/url") == "url_file:/run/secrets/url"
+
+
+def test_a_receiver_keys_digest_cannot_be_guessed_without_the_outboxs_secret() -> None:
+    """The digest is keyed by the outbox's secret: the same URL has the same key under one
+    secret, another under another, and neither is the unkeyed SHA-256 a guesser could check a
+    short token against; that older key and the raw URL are the receiver's legacy keys."""
+    url = "https://hooks.example.com/t/1234"
+    first, second = ReceiverKeys(b"a" * 32), ReceiverKeys(b"b" * 32)
+    assert first.key(url=url) == first.key(url=url)
+    assert first.key(url=url) != second.key(url=url)
+    unkeyed = hashlib.sha256(url.encode()).hexdigest()[:16]
+    assert first.key(url=url).rpartition("#")[2] != unkeyed
+    assert legacy_keys(url) == (url, f"https://hooks.example.com/…#{unkeyed}")
+    assert "secret" not in repr(first).replace("<secret>", "")
 
 
 def test_a_raw_url_key_from_an_old_outbox_is_shown_redacted() -> None:
@@ -277,7 +294,7 @@ def test_check_config_lists_each_receiver_without_a_secret(
     out = capsys.readouterr().out
     assert "tok3n" not in out
     lines = [line.strip() for line in out.splitlines() if line.startswith("  ")]
-    assert lines[0].startswith("webhook_configs.0 https://hooks.example.com:8443/…#")
+    assert lines[0].startswith("webhook_configs.0 https://hooks.example.com:8443/…: ")
     assert "send_resolved=false, max_alerts=10, timeout=90s" in lines[0]
     assert "authorization Bearer (credentials <set, redacted>)" in lines[0]
     assert f"ca_file {tmp_path / 'ca.pem'}" in lines[0]

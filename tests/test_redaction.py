@@ -40,17 +40,35 @@ def test_redact_urls_rewrites_every_url_in_a_text() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("redis:/default:hunter2@host:6379", "redis:<redacted>@host:6379"),
+        ("redis//default:hunter2@host", "redis//default:<redacted>@host"),
+        ("got 'alice:hunter2@hooks.example/x'", "got 'alice:<redacted>@hooks.example/x'"),
+        ("user:pa/ss@host", "user:<redacted>@host"),
+        (":hunter2@host", ":<redacted>@host"),
+        ("a https://u:pw@h/x and b:pw@c", "a https://u:<redacted>@h/… and b:<redacted>@c"),
+        ("https://u:<redacted>@h", "https://u:<redacted>@h"),
+        ("alice@example.com at 10:30", "alice@example.com at 10:30"),
+        ("collector:4317", "collector:4317"),
+    ],
+)
+def test_redact_urls_hides_a_password_even_without_a_scheme(text: str, shown: str) -> None:
+    """A ``user:password@`` outside a well-formed URL (a URL mistyped without ``//``) has its
+    password redacted; text that only looks similar stays."""
+    assert redact_urls(text) == shown
+
+
 # Modules that take URLs apart, and why none of them shows one its own way.
 URL_SPLITTERS = {
     "bridge/redaction.py": "the one way a URL is shown",
-    "bridge/config.py": "checks settings; shows them through redaction",
-    "bridge/client.py": "checks --url; shows it through redaction",
+    "bridge/config.py": "checks EXESDB_BUS's scheme; shows settings through redaction",
+    "bridge/urls.py": "checks the URLs the bridge is given; shows them through redaction",
     "bridge/healthcheck.py": "connects to the URL it built from EXESDB_HTTP_ADDR",
     "bridge/sinks/otlp/mapping.py": "the host for server.address; shows through redaction",
     "collectors/lifecycle.py": "names the bus's scheme only",
     "bridge/httpclient/client.py": "moves a proxy URL's userinfo into its auth header",
-    "bridge/httpclient/schema.py": "checks proxy_url; shows it through redaction",
-    "bridge/receivers.py": "checks a receiver's url; shows it through redaction",
     "bridge/tracing.py": "the host and port for server.address; url.full through redaction",
 }
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from bridge.bus.bus import Bus, Durability, PublishResult, PublishStatus
 from bridge.bus.capabilities import (
     Coordinator,
-    HandOver,
     LocalCoordinator,
+    SharedState,
+    StateChange,
     TransportCapabilities,
     WorkQueueLease,
 )
@@ -51,7 +52,6 @@ __all__ = [
     "Envelope",
     "Frame",
     "FrameReceiver",
-    "HandOver",
     "Handler",
     "HeaderCheck",
     "Keyring",
@@ -63,6 +63,8 @@ __all__ = [
     "Rejection",
     "ReplayGuard",
     "ReplayVerdict",
+    "SharedState",
+    "StateChange",
     "Subscription",
     "Transport",
     "TransportCapabilities",

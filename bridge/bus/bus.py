@@ -29,21 +29,13 @@ from bridge.bus.subscription import (
     Sleep,
     Subscription,
 )
-from bridge.bus.transport import Frame, MemoryTransport, Transport
+from bridge.bus.transport import Durability, Frame, MemoryTransport, Transport
 from bridge.bus.verify import Verifier
-from bridge.bus.work_queue import WorkQueueReceiver
+from bridge.bus.work_queue import RecentlyVerified, WorkQueueReceiver
 from bridge.errors import MessageError
 from bridge.messages import INSTANCES, MESSAGE_TYPES, Message, utc_now
 
 __all__ = ["Bus", "Durability", "PublishResult", "PublishStatus"]
-
-
-class Durability(Enum):
-    """Where a durably published batch stands when the publisher stops waiting."""
-
-    COMMITTED = "committed"
-    PENDING = "pending"
-    FAILED = "failed"
 
 
 class PublishStatus(Enum):
@@ -88,6 +80,8 @@ class Bus:
         self._keyring = keyring
         self._verifier = verifier
         self._work = WorkQueueReceiver(verifier, metrics, self._dispatch)
+        # Set at start when a shared transport delivers work-queue frames here too.
+        self._recent: RecentlyVerified | None = None
         # A transport that buffers through outages (Redis) re-signs frames grown old there and
         # counts what it has to drop.
         self.transport.attach(resign=self._resign, dropped=metrics.dropped.labels("transport").inc)
@@ -304,12 +298,6 @@ class Bus:
             self._published[key].inc(number)
         return count
 
-    def can_take(self, count: int) -> bool:
-        """False when the transport could not take ``count`` more frames now (its buffer is
-        full, e.g. while Redis is unreachable); for publishers that can push back."""
-        left = self.transport.capacity_left()
-        return left is None or left >= count
-
     def congestion(self, envelopes: Sequence[Envelope]) -> BatchSubscription | None:
         """A subscriber that cannot take ``envelopes`` now (at its high-water mark, or they
         would overflow its queue), or None; for publishers that can push back (HTTP ingest)."""
@@ -326,16 +314,18 @@ class Bus:
     async def publish_verified_durably(
         self, envelopes: Iterable[Envelope], seconds: float
     ) -> tuple[int, Durability]:
-        """``publish_verified``, then wait (up to ``seconds``) for the durable subscribers.
+        """``publish_verified``, then wait (up to ``seconds``) until they are safe.
 
         Returns the count and whether every durable subscriber that took some of the envelopes
         has handled them (COMMITTED), is still at it (PENDING) or failed on them (FAILED). On a
-        shared transport the transport holds them and this does not wait (COMMITTED).
+        shared transport they are safe once the transport stored them (``send_durably``: on
+        Redis, in the spool on disk): COMMITTED, PENDING, or FULL or FAILED with none taken
+        (count 0).
         """
+        if self.transport.capabilities.shared:
+            return await self._send_durably(list(envelopes), seconds)
         durable = [(s, s.mark) for s in self._batches if s.durable]
         count = self.publish_verified(envelopes)
-        if self.transport.capabilities.shared:
-            return count, Durability.COMMITTED
         # Read right after the (synchronous) dispatch: the marks cover exactly these envelopes.
         waits = [(s, before, s.mark) for s, before in durable if s.mark != before]
         deadline = time.monotonic() + seconds
@@ -347,6 +337,30 @@ class Bus:
             elif subscription.failed_between(before, mark):
                 return count, Durability.FAILED
         return count, outcome
+
+    async def _send_durably(
+        self, envelopes: Sequence[Envelope], seconds: float
+    ) -> tuple[int, Durability]:
+        frames = []
+        for envelope in envelopes:
+            body = envelope.to_bytes()
+            frames.append(Frame(envelope.instance, body, self._keyring.sign(body), envelope))
+        # Shielded: a store under way when the wait ends still completes (PENDING).
+        storing = asyncio.ensure_future(self.transport.send_durably(frames))
+        try:
+            async with asyncio.timeout(seconds):
+                outcome = await asyncio.shield(storing)
+        except TimeoutError:
+            outcome = Durability.PENDING
+        if outcome not in (Durability.COMMITTED, Durability.PENDING):
+            return 0, outcome
+        published: dict[tuple[str, str], int] = {}
+        for envelope in envelopes:
+            key = (envelope.instance, envelope.tag)
+            published[key] = published.get(key, 0) + 1
+        for key, number in published.items():
+            self._published[key].inc(number)
+        return len(frames), outcome
 
     def _resign(self, envelope: Envelope) -> Frame:
         """``envelope`` with a fresh ``ts`` and the SAME id, signed again: for a frame that
@@ -365,18 +379,52 @@ class Bus:
 
     # -- receiving --
 
-    def _receive(self, frame: Frame) -> None:
+    def _receive(self, frames: Sequence[Frame]) -> None:
+        """Verify the frames of one read and hand each verified one to its subscribers."""
         if self._closed:
             # Shutting down: a work-queue frame left unacknowledged is claimed by a live replica.
             return
-        if frame.group:
-            self._work.receive(frame)
+        if frames and frames[0].group:
+            self._receive_work(frames)  # a read is of work-queue frames or of none
             return
-        result = self._verifier.verify_frame(frame.body, frame.signature, frame.decoded)
-        if isinstance(result, Rejection):
-            self._work.settle(frame)
-            return
-        self._dispatch(result, frame)
+        verify = self._verifier.verify_frame
+        recent, work, dispatch = self._recent, self._work, self._dispatch
+        for frame in frames:
+            decoded = frame.decoded
+            if decoded is None and recent is not None:
+                # The work-queue copy of this message came first: decoded already (the
+                # signature is still checked).
+                decoded = recent.get(frame)
+            result = verify(frame.body, frame.signature, decoded)
+            if isinstance(result, Rejection):
+                work.settle(frame)
+                continue
+            dispatch(result, frame)
+            if decoded is None and recent is not None:
+                recent.put(frame, result)
+
+    def _receive_work(self, frames: Sequence[Frame]) -> None:
+        """Work-queue frames: those byte for byte the same as the fan-out copy verified a moment
+        ago only need their replay check, made for a run of them at once."""
+        recent, work = self._recent, self._work
+        known: list[tuple[Frame, Envelope]] = []
+        for frame in frames:
+            verified = recent.get(frame) if recent is not None else None
+            if verified is not None:
+                if not self._taken_here(verified):
+                    # No group subscriber takes it (most metrics, for the alert stage).
+                    work.settle(frame)
+                else:
+                    known.append((frame, verified))
+                continue
+            if known:
+                work.receive_verified(known)
+                known = []
+            result = work.receive(frame, frame.decoded)
+            if recent is not None and isinstance(result, Envelope):
+                recent.put(frame, result)
+        if known:
+            work.receive_verified(known)
 
     def _route(self, instance: str, tag: str) -> tuple[Inbox, ...]:
         route = self._routes[(instance, tag)] = tuple(
@@ -395,6 +443,13 @@ class Bus:
             taken = inbox.share(envelopes)
             if taken:
                 inbox.offer_many(taken, _DIRECT)
+
+    def _taken_here(self, envelope: Envelope) -> bool:
+        """True when a group subscriber takes ``envelope``."""
+        route = self._routes.get((envelope.instance, envelope.tag))
+        if route is None:
+            route = self._route(envelope.instance, envelope.tag)
+        return any(inbox.group and inbox.matches(envelope.topic) for inbox in route)
 
     def _dispatch(self, envelope: Envelope, frame: Frame) -> None:
         group, topic = frame.group, envelope.topic
@@ -429,6 +484,8 @@ class Bus:
             if subscription.group
             for instance in subscription.inbox.instances
         )
+        if group_instances and self.transport.capabilities.shared:
+            self._recent = RecentlyVerified(group_instances)
         await self.transport.start(self._receive, group_instances)
 
     def readiness(self) -> str | None:

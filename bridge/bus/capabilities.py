@@ -8,7 +8,9 @@ coordinator; the Redis transport offers all four:
   transport, not the local subscribers, makes a published message durable;
 - ``coordinator``: atomic keys, so exactly one replica announces a cluster transition;
 - ``lease``: the work-queue lease, held by one replica at a time (it alone escalates alerts);
-- ``hand_over``: a place where a stopping lease holder leaves state for the next one.
+- ``state``: records kept with the work queue in the shared store (the open alerts), changed
+  only by the lease holder, so that whichever replica holds it next, after a graceful stop or a
+  crash of the last, finds them.
 
 A capability that cannot reach what it shares (Redis down) raises ``TransportError``.
 """
@@ -16,14 +18,15 @@ A capability that cannot reach what it shares (Redis down) raises ``TransportErr
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 __all__ = [
     "Coordinator",
-    "HandOver",
     "LocalCoordinator",
+    "SharedState",
+    "StateChange",
     "TransportCapabilities",
     "WorkQueueLease",
 ]
@@ -53,17 +56,45 @@ class WorkQueueLease(Protocol):
         """Await ``callback`` each time this replica takes the lease, before it reads."""
 
     async def stop_reading(self) -> None:
-        """Take no more work-queue entries (keep the lease until it is handed over)."""
+        """Take no more work-queue entries (keep the lease until ``release``)."""
+
+    async def release(self) -> None:
+        """Stop reading and give the lease up at once, so that another replica takes over."""
 
 
-class HandOver(Protocol):
-    """State left by a stopping lease holder for the next one."""
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """One change of shared records, made in one step.
 
-    async def hand_over(self, name: str, values: dict[str, bytes]) -> None:
-        """Leave ``values`` under ``name`` for the next holder, then release the lease."""
+    ``put`` and ``remove`` change records by key; ``note`` (an id and bytes) is kept for this
+    replica alone until it calls ``SharedState.forget``: what it has yet to do on its own side
+    of the change, found again after a crash; ``restore`` puts the records back into a store
+    that lost them, and is refused (nothing changed) when the store holds any: a record kept
+    there is never dropped unread.
+    """
 
-    async def take_over(self, name: str) -> dict[str, bytes]:
-        """What the previous holder left under ``name`` (taken: gone from the transport)."""
+    put: Mapping[str, bytes] = field(default_factory=dict)
+    remove: Collection[str] = ()
+    note: tuple[str, bytes] | None = None
+    restore: bool = False
+
+
+class SharedState(Protocol):
+    """Records kept with the work queue in the shared store, changed only by the lease holder."""
+
+    async def load(self, name: str) -> dict[str, bytes] | None:
+        """Every record under ``name``; None when there never were any, or the store lost them."""
+
+    async def commit(self, name: str, change: StateChange) -> bool:
+        """Apply ``change`` to ``name`` in one step if this replica holds the lease; False, with
+        nothing changed, when it does not (another replica took over), or when a ``restore``
+        finds records there."""
+
+    async def notes(self, name: str) -> dict[str, bytes]:
+        """This replica's notes under ``name`` (``StateChange.note``), by id."""
+
+    async def forget(self, name: str, note_ids: Collection[str]) -> None:
+        """Drop notes this replica has acted on."""
 
 
 class LocalCoordinator:
@@ -107,4 +138,4 @@ class TransportCapabilities:
     shared: bool
     coordinator: Coordinator
     lease: WorkQueueLease | None = None
-    hand_over: HandOver | None = None
+    state: SharedState | None = None

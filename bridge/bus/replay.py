@@ -3,16 +3,19 @@
 A message is refused when its timestamp is further than the window from now, or when its id was
 already accepted inside the window. The id memory is bounded: when it is full the oldest id is
 forgotten and the accepted window shrinks to the newest timestamp forgotten that way, so a replay
-of a forgotten id (whose timestamp is that old or older) is still refused as expired.
+of a forgotten id (whose timestamp is that old or older) is still refused as expired. An id dated
+ahead of now (a sender's clock ahead, within the window) waits apart, in timestamp order, until
+now reaches its timestamp: forgetting it early would lift that floor above now and refuse every
+current message.
 """
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
-from itertools import repeat
 
 __all__ = ["ReplayGuard", "ReplayVerdict"]
 
@@ -28,7 +31,16 @@ class ReplayVerdict(Enum):
 class ReplayGuard:
     """Remembers accepted message ids for the replay window, in bounded memory."""
 
-    __slots__ = ("_capacity", "_clock", "_floor", "_generation", "_order", "_seen", "_window")
+    __slots__ = (
+        "_ahead",
+        "_capacity",
+        "_clock",
+        "_floor",
+        "_generation",
+        "_order",
+        "_seen",
+        "_window",
+    )
 
     def __init__(
         self,
@@ -43,9 +55,12 @@ class ReplayGuard:
         self._clock = clock
         # id -> message timestamp, plus the ids in acceptance order: a float per id and a deque
         # slot take far less memory than an OrderedDict entry holding a tuple (it is forgotten
-        # ``window`` after its timestamp, so that need not be stored).
+        # ``window`` after its timestamp, so that need not be stored). Every id in ``_order`` was
+        # dated at or before the time it went in; the ids dated ahead wait in ``_ahead``, a heap
+        # by timestamp, and join ``_order`` once now reaches them (``_catch_up``).
         self._seen: dict[str, float] = {}
         self._order: deque[str] = deque()
+        self._ahead: list[tuple[float, str]] = []
         self._floor = float("-inf")
         self._generation = 0
 
@@ -111,7 +126,11 @@ class ReplayGuard:
             failure = self._judge_batch(message_ids, timestamps, now)
         if failure is None and message_ids:
             self._seen.update(zip(message_ids, timestamps, strict=True))
-            self._order.extend(message_ids)
+            if max(timestamps) <= now:
+                self._order.extend(message_ids)
+            else:
+                for message_id, timestamp in zip(message_ids, timestamps, strict=True):
+                    self._add(message_id, timestamp, now)
             self._generation += 1
             self._evict(now)
         return failure
@@ -164,8 +183,26 @@ class ReplayGuard:
     def forget(self, message_ids: Iterable[str]) -> None:
         """Forget ids remembered for messages that were then not taken after all (their
         sender is told to send them again); a later copy is then fresh."""
-        for message_id in message_ids:
-            self._seen.pop(message_id, None)
+        gone = {message_id for message_id in message_ids if message_id in self._seen}
+        if not gone:
+            return
+        for message_id in gone:
+            del self._seen[message_id]
+        waiting = gone.intersection(message_id for _, message_id in self._ahead)
+        if waiting:
+            self._ahead = [entry for entry in self._ahead if entry[1] not in waiting]
+            heapq.heapify(self._ahead)
+            gone -= waiting
+        # The rest are in _order, among its newest (remembered moments ago): look from the back,
+        # so that eviction counts only the ids still remembered.
+        order, kept = self._order, []
+        while gone and order:
+            message_id = order.pop()
+            if message_id in gone:
+                gone.discard(message_id)
+            else:
+                kept.append(message_id)
+        order.extend(reversed(kept))
 
     def _judge(self, message_id: str, timestamp: float, now: float) -> ReplayVerdict:
         self._forget_expired(now)
@@ -181,28 +218,48 @@ class ReplayGuard:
 
     def _remember(self, message_id: str, timestamp: float, now: float) -> None:
         self._seen[message_id] = timestamp
-        self._order.append(message_id)
+        self._add(message_id, timestamp, now)
         self._generation += 1
         self._evict(now)
 
+    def _add(self, message_id: str, timestamp: float, now: float) -> None:
+        if timestamp <= now:
+            self._order.append(message_id)
+        else:
+            heapq.heappush(self._ahead, (timestamp, message_id))
+
+    def _catch_up(self, now: float) -> None:
+        # Ids whose time has come join the others, in timestamp order.
+        ahead, order = self._ahead, self._order
+        while ahead and ahead[0][0] <= now:
+            order.append(heapq.heappop(ahead)[1])
+
     def _evict(self, now: float) -> None:
         # Past the capacity, forget the oldest ids; the floor rises to their newest timestamp
-        # still inside the window. A batch's worth at once: the pops run in C.
-        excess = len(self._order) - self._capacity
+        # still inside the window. A batch's worth at once: the pops run in C. Every id in
+        # _order is dated at or before now, so the floor stays at or below now; only when the
+        # ids dated ahead fill the whole memory must the earliest of them go, and the floor pass
+        # now (what the memory cannot hold is refused rather than let in twice).
+        self._catch_up(now)
+        order = self._order
+        excess = len(order) + len(self._ahead) - self._capacity
         if excess <= 0:
             return
-        popleft = self._order.popleft
-        evicted = [popleft() for _ in range(excess)]
-        stamps = [ts for ts in map(self._seen.pop, evicted, repeat(None)) if ts is not None]
-        if stamps and max(stamps) + self._window >= now:
-            self._floor = max(self._floor, max(stamps))
+        popleft = order.popleft
+        evicted = [popleft() for _ in range(min(excess, len(order)))]
+        stamps = list(map(self._seen.pop, evicted))
+        while len(stamps) < excess:
+            timestamp, message_id = heapq.heappop(self._ahead)
+            del self._seen[message_id]
+            stamps.append(timestamp)
+        newest = max(stamps)
+        if newest + self._window >= now:
+            self._floor = max(self._floor, newest)
 
     def _forget_expired(self, now: float) -> None:
         # Acceptance order is nearly timestamp order; stopping at the first live entry keeps
         # this O(1) amortized, and the capacity bound holds regardless.
+        self._catch_up(now)
         order, seen, window = self._order, self._seen, self._window
-        while order:
-            timestamp = seen.get(order[0])
-            if timestamp is not None and timestamp + window >= now:
-                break
-            seen.pop(order.popleft(), None)  # None: forgotten earlier (see ``forget``)
+        while order and seen[order[0]] + window < now:
+            del seen[order.popleft()]

@@ -310,7 +310,7 @@ class _OneAtATime:
                 if outcome is not None and inspect.isawaitable(outcome):
                     await outcome
                 if frame.ack is not None:
-                    await frame.ack()
+                    frame.ack()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -438,7 +438,7 @@ class BatchSubscription(Subscription):
                 if await self._handle(taken):
                     for _, frame in taken:
                         if frame.ack is not None:
-                            await frame.ack()
+                            frame.ack()
                 else:
                     self._failed.append((self._handled, self._handled + count))
                     for _, frame in taken:

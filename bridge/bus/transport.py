@@ -6,20 +6,42 @@ frames straight back; the Redis transport (``bridge.bus.redis``) carries them be
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Final, Protocol
 
 from bridge.bus.capabilities import LocalCoordinator, TransportCapabilities
 from bridge.bus.envelope import Envelope
 
-__all__ = ["WORK_QUEUE_INSTANCES", "Frame", "FrameReceiver", "MemoryTransport", "Transport"]
+__all__ = [
+    "WORK_QUEUE_INSTANCES",
+    "Durability",
+    "Frame",
+    "FrameReceiver",
+    "MemoryTransport",
+    "Transport",
+]
 
 WORK_QUEUE_INSTANCES: Final = frozenset(
     {"ex_esdb_alerts", "ex_esdb_health", "ex_esdb_lifecycle", "ex_esdb_metrics", "ex_esdb_security"}
 )
 """The bus instances the alert stage takes as a work queue (its group subscription): a shared
 transport keeps their frames until a consumer group has taken them."""
+
+
+class Durability(Enum):
+    """Where a durably published batch stands when the publisher stops waiting.
+
+    COMMITTED: safe (a durable subscriber handled it, or the transport stored it where a crash
+    of this process cannot lose it); PENDING: still on its way; FAILED: it could not be stored;
+    FULL: the transport had no room for it. After FAILED and FULL nothing of it was taken.
+    """
+
+    COMMITTED = "committed"
+    PENDING = "pending"
+    FAILED = "failed"
+    FULL = "full"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +52,8 @@ class Frame:
     ``False`` for the fan-out subscribers only, ``True`` for the work-queue (group) subscribers
     only, which must call ``ack`` once the message is safely handled, and ``nack`` (when set)
     when it was not (its handler failed, or a full queue dropped it): the entry stays pending.
+    Both only note the outcome (the transport writes acknowledgements in batches): they never
+    block.
     """
 
     instance: str
@@ -37,11 +61,12 @@ class Frame:
     signature: str | None
     decoded: Envelope | None = None
     group: bool | None = None
-    ack: Callable[[], Awaitable[None]] | None = None
+    ack: Callable[[], None] | None = None
     nack: Callable[[], None] | None = None
 
 
-FrameReceiver = Callable[[Frame], None]
+FrameReceiver = Callable[[Sequence[Frame]], None]
+"""Where a transport hands what it received: the frames of one read, in order."""
 
 
 class Transport(Protocol):
@@ -62,7 +87,8 @@ class Transport(Protocol):
     async def start(
         self, receive: FrameReceiver, group_instances: frozenset[str] = frozenset()
     ) -> None:
-        """Begin delivering incoming frames to ``receive`` (called on the event loop).
+        """Begin delivering incoming frames to ``receive`` (called on the event loop, with the
+        frames of one read at a time, in order).
 
         ``group_instances`` are the bus instances with work-queue (group) subscribers here; a
         shared transport takes work-queue frames only for those, so it never takes work that
@@ -72,8 +98,9 @@ class Transport(Protocol):
     def send(self, frame: Frame) -> bool:
         """Queue a frame without blocking; False when it had to be dropped (counted by caller)."""
 
-    def capacity_left(self) -> int | None:
-        """How many more frames ``send`` would take now; None when it never refuses."""
+    async def send_durably(self, frames: Sequence[Frame]) -> Durability:
+        """Take ``frames``, all or none, and return once a crash of this process can no longer
+        lose them (COMMITTED), or say why none were taken (FULL, FAILED)."""
 
     def readiness(self) -> str | None:
         """None when ready, else why not."""
@@ -107,8 +134,8 @@ class MemoryTransport:
     ) -> None:
         self._receive = receive
         pending, self._pending = self._pending, []
-        for frame in pending:
-            receive(frame)
+        if pending:
+            receive(pending)
 
     def send(self, frame: Frame) -> bool:
         if self._receive is None:
@@ -117,11 +144,17 @@ class MemoryTransport:
                 return False
             self._pending.append(frame)
         else:
-            self._receive(frame)
+            self._receive((frame,))
         return True
 
-    def capacity_left(self) -> int | None:
-        return None if self._receive is not None else self._max_pending - len(self._pending)
+    async def send_durably(self, frames: Sequence[Frame]) -> Durability:
+        """Frames received at once are as durable as the subscribers make them (the bus waits
+        for its durable ones); before start they wait in memory, if there is room."""
+        if self._receive is None and len(self._pending) + len(frames) > self._max_pending:
+            return Durability.FULL
+        for frame in frames:
+            self.send(frame)
+        return Durability.COMMITTED
 
     def readiness(self) -> str | None:
         return None if self._receive is not None else "the in-process bus has not started"

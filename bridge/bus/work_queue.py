@@ -3,16 +3,16 @@
 A shared transport delivers each message twice: to every replica's fan-out subscribers and, as a
 work-queue frame (``Frame(group=True, ack=...)``), to one replica's group subscribers. The
 work-queue copy repeats the fan-out copy's id, and a claimed frame repeats a dead replica's, so
-this path keeps a replay memory of its own. An id is remembered there only once every
-subscriber taking it returned: a frame whose handler failed, or that a full queue dropped, is
-left unacknowledged (``nack``) and taken again when the transport redelivers it.
+this path keeps a replay memory of its own. An id remembered there is forgotten again when a
+frame is left unacknowledged (``nack``: its handler failed, or a full queue dropped it), so that
+the transport's redelivery of it is taken.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Final
 
@@ -22,7 +22,7 @@ from bridge.bus.subscription import Inbox
 from bridge.bus.transport import Frame
 from bridge.bus.verify import Verifier
 
-__all__ = ["WorkQueueReceiver"]
+__all__ = ["RecentlyVerified", "WorkQueueReceiver"]
 
 _logger = logging.getLogger(__name__)
 
@@ -30,6 +30,9 @@ _logger = logging.getLogger(__name__)
 # claimed (or read) after the replay window. Its other rejections the fan-out path judged, and
 # counted, on the same bytes; a replayed work-queue entry was handled already.
 _COUNTED_REJECTIONS: Final = frozenset({RejectReason.EXPIRED})
+# Envelopes kept for the second copy of a work-queue message: the two reads (fan-out, group)
+# run side by side, a few batches apart at most.
+_RECENT_SIZE: Final = 8192
 
 Dispatch = Callable[[Envelope, Frame], None]
 
@@ -37,7 +40,7 @@ Dispatch = Callable[[Envelope, Frame], None]
 class WorkQueueReceiver:
     """Receives work-queue frames for a bus and shares out their acknowledgements."""
 
-    __slots__ = ("_acks", "_dispatch", "_metrics", "_pending", "_verifier")
+    __slots__ = ("_dispatch", "_metrics", "_verifier")
 
     def __init__(self, verifier: Verifier, metrics: BusMetrics, dispatch: Dispatch) -> None:
         """``verifier`` is the bus's (a fresh replay memory is made from it); ``dispatch``
@@ -45,60 +48,70 @@ class WorkQueueReceiver:
         self._verifier = verifier.with_fresh_replay(counted=False)
         self._metrics = metrics
         self._dispatch = dispatch
-        # Ids being handled here: a second entry carrying one of them waits for a redelivery.
-        self._pending: set[str] = set()
-        self._acks: set[asyncio.Future[None]] = set()
 
-    def receive(self, frame: Frame) -> None:
+    def receive(self, frame: Frame, decoded: Envelope | None = None) -> Envelope | Rejection:
         """Verify a work-queue frame and dispatch it; a refused one is settled (acknowledged),
-        or it would come back forever."""
-        if frame.ack is None:
-            # Nothing to acknowledge: the id is remembered at once.
-            result = self._verifier.verify_frame(frame.body, frame.signature, frame.decoded)
-            if not isinstance(result, Rejection):
-                self._dispatch(result, frame)
-            return
-        result = self._verifier.verify_frame(
-            frame.body, frame.signature, frame.decoded, remember=False
-        )
+        or it would come back forever. ``decoded`` stands in for decoding the bytes (see
+        ``Verifier.verify_frame``).
+
+        The id is remembered at once, so a second entry carrying it (a claimed copy) is refused
+        as a replay while the first is handled, and forgotten again when the first is left
+        unacknowledged (``nack``): the redelivery of the entry is then taken.
+        """
+        result = self._verifier.verify_frame(frame.body, frame.signature, decoded)
         if isinstance(result, Rejection):
-            if result.reason in _COUNTED_REJECTIONS:
-                self._metrics.count_rejection(result.reason)
-                _logger.warning("work-queue frame refused: %s", result.detail)
-            # A replayed frame was handled already; an expired one can never be accepted.
-            self.settle(frame)
-            return
-        message_id = result.id
-        if message_id in self._pending:
-            # Another entry carrying the same message is being handled here: this one is left
-            # pending (never acknowledged before the message was handled); claimed again later,
-            # it is refused as a replay then, or taken if the first attempt failed.
-            if frame.nack is not None:
-                frame.nack()
-            return
-        self._pending.add(message_id)
-        ack, nack = frame.ack, frame.nack
-        pending = self._pending
+            self._refused(frame, result)
+        else:
+            self._hand(frame, result)
+        return result
+
+    def receive_verified(self, frames: Sequence[tuple[Frame, Envelope]]) -> None:
+        """Work-queue frames, each byte for byte the same as a frame verified a moment ago (the
+        envelope it gave): what remains is the replay check, made for all of them at one
+        instant (``Verifier.admit``), one by one only when one of them is refused."""
         verifier = self._verifier
-        settled = False
+        if not isinstance(verifier.admit([envelope for _, envelope in frames]), Rejection):
+            for frame, envelope in frames:
+                self._hand(frame, envelope)
+            return
+        for frame, envelope in frames:
+            result = verifier.admit([envelope])
+            if isinstance(result, Rejection):
+                self._refused(frame, result)
+            else:
+                self._hand(frame, envelope)
 
-        async def handled() -> None:
-            nonlocal settled
-            if not settled:
-                settled = True
-                pending.discard(message_id)
-                verifier.remember(result)
-            await ack()
+    def _refused(self, frame: Frame, rejection: Rejection) -> None:
+        if rejection.reason in _COUNTED_REJECTIONS:
+            self._metrics.count_rejection(rejection.reason)
+            _logger.warning("work-queue frame refused: %s", rejection.detail)
+        # A replayed frame was handled already (or is being handled); an expired one can never
+        # be accepted.
+        self.settle(frame)
 
-        def failed() -> None:
-            nonlocal settled
-            if not settled:
-                settled = True
-                pending.discard(message_id)
-                if nack is not None:
-                    nack()
+    def _hand(self, frame: Frame, envelope: Envelope) -> None:
+        if frame.ack is not None:
+            frame = Frame(
+                frame.instance,
+                frame.body,
+                frame.signature,
+                frame.decoded,
+                True,
+                frame.ack,
+                self._unhandled(envelope, frame.nack),
+            )
+        self._dispatch(envelope, frame)
 
-        self._dispatch(result, replace(frame, ack=handled, nack=failed))
+    def _unhandled(self, envelope: Envelope, nack: Callable[[], None] | None) -> Callable[[], None]:
+        """The nack of a dispatched frame: its id is forgotten, so the redelivery is taken."""
+        verifier = self._verifier
+
+        def forget() -> None:
+            verifier.forget((envelope,))
+            if nack is not None:
+                nack()
+
+        return forget
 
     def hand_out(self, takers: Sequence[Inbox], envelope: Envelope, frame: Frame) -> None:
         """Queue a frame that needs acknowledging at every subscriber taking it: acknowledged
@@ -115,21 +128,65 @@ class WorkQueueReceiver:
 
     def settle(self, frame: Frame) -> None:
         """Acknowledge a frame nobody here will handle (refused, or nobody's work)."""
-        if frame.ack is None:
+        if frame.ack is not None:
+            frame.ack()
+
+
+class RecentlyVerified:
+    """Envelopes verified lately on the instances of the work queue, by signature.
+
+    A shared transport delivers each work-queue message twice (to the fan-out and, at the lease
+    holder, through the consumer group); the second copy, the same bytes under the same
+    signature (compared), is not decoded again, and a work-queue copy's signature is not
+    computed again either (equal bytes verify alike). Bounded: the oldest are forgotten first,
+    and nothing is kept while no work-queue frame comes (a replica not holding the lease).
+    """
+
+    __slots__ = ("_entries", "_idle", "_order", "_size", "instances")
+
+    def __init__(self, instances: frozenset[str], size: int = _RECENT_SIZE) -> None:
+        self.instances = instances
+        self._size = size
+        self._entries: dict[str, tuple[bytes, Envelope]] = {}
+        self._order: deque[str] = deque()
+        # Envelopes kept since the last work-queue frame came.
+        self._idle = 0
+
+    def get(self, frame: Frame) -> Envelope | None:
+        """The envelope verified lately from exactly ``frame``'s bytes and signature, if any."""
+        if frame.group:
+            self._idle = 0
+        if frame.signature is None or frame.instance not in self.instances:
+            return None
+        hit = self._entries.get(frame.signature)
+        return hit[1] if hit is not None and hit[0] == frame.body else None
+
+    def put(self, frame: Frame, envelope: Envelope) -> None:
+        """Remember ``envelope`` as verified from ``frame``."""
+        signature = frame.signature
+        if signature is None or frame.instance not in self.instances:
             return
-        task: asyncio.Future[None] = asyncio.ensure_future(frame.ack())
-        self._acks.add(task)
-        task.add_done_callback(self._acks.discard)
+        self._idle += 1
+        if self._idle > self._size:
+            if self._entries:
+                self._entries.clear()
+                self._order.clear()
+            return
+        if signature not in self._entries:
+            self._order.append(signature)
+            if len(self._order) > self._size:
+                self._entries.pop(self._order.popleft(), None)
+        self._entries[signature] = (frame.body, envelope)
 
 
-def _after_all(count: int, ack: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+def _after_all(count: int, ack: Callable[[], None]) -> Callable[[], None]:
     """An ack that acknowledges once all ``count`` subscribers taking a frame have called it."""
     left = count
 
-    async def countdown() -> None:
+    def countdown() -> None:
         nonlocal left
         left -= 1
         if left == 0:
-            await ack()
+            ack()
 
     return countdown

@@ -2,31 +2,31 @@
 
 ``ClientSettings.request_options()`` is asked at every attempt. Secrets given as ``*_file`` are
 read again when the file changed (``files.WatchedFile``); the SSL context is built again when
-``ca_file``, ``cert_file`` or ``key_file`` changed. A file that cannot be read, or a certificate
-that does not load, raises ``ClientSetupError`` naming the key, never its content: the caller
-counts the attempt as failed and retries it, as it would a refused connection.
+``ca_file``, ``cert_file`` or ``key_file`` changed. A file that cannot be read, a secret that
+cannot go in a header (a line break inside a file), or a certificate that does not load, raises
+``ClientSetupError`` naming the key, never its content: the caller counts the attempt as failed
+and retries it, as it would a refused connection.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 import ssl
 import threading
 from dataclasses import dataclass, field
-from typing import Final
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Final
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from bridge.httpclient.files import ClientSetupError, FileSetting, stamp
 from bridge.httpclient.schema import HTTPClientConfig, TLSConfig
+from bridge.tlsutil import TLS_VERSIONS, load_error
 
 __all__ = ["ClientSettings", "RequestOptions", "basic_auth"]
 
-_VERSIONS: Final = {
-    "TLS10": ssl.TLSVersion.TLSv1,
-    "TLS11": ssl.TLSVersion.TLSv1_1,
-    "TLS12": ssl.TLSVersion.TLSv1_2,
-    "TLS13": ssl.TLSVersion.TLSv1_3,
-}
+
+# What RFC 9110 section 5.5 forbids in a field value (and aiohttp refuses): controls but tab.
+_FORBIDDEN_IN_HEADER: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,15 @@ class RequestOptions:
     proxy: str | None = None
     proxy_headers: dict[str, str] = field(default_factory=dict)
     server_hostname: str | None = None
+
+    def connection(self) -> dict[str, Any]:
+        """The keyword arguments of the connection (TLS and proxy), as the request takes them."""
+        return {
+            "ssl": self.ssl,
+            "proxy": self.proxy,
+            "proxy_headers": self.proxy_headers,
+            "server_hostname": self.server_hostname,
+        }
 
 
 class _TLS:
@@ -77,7 +86,7 @@ def _build_context(config: TLSConfig) -> ssl.SSLContext:
             context.load_verify_locations(cafile=config.ca_file)
         except (OSError, ssl.SSLError) as exc:
             raise ClientSetupError(
-                f"cannot load tls_config.ca_file {config.ca_file}: {_reason(exc)}"
+                f"cannot load tls_config.ca_file {config.ca_file}: {load_error(exc)}"
             ) from None
     if config.cert_file and config.key_file:
         try:
@@ -85,22 +94,16 @@ def _build_context(config: TLSConfig) -> ssl.SSLContext:
         except (OSError, ssl.SSLError) as exc:
             raise ClientSetupError(
                 f"cannot load tls_config.cert_file {config.cert_file} with key_file "
-                f"{config.key_file}: {_reason(exc)}"
+                f"{config.key_file}: {load_error(exc)}"
             ) from None
     if config.min_version:
-        context.minimum_version = _VERSIONS[config.min_version]
+        context.minimum_version = TLS_VERSIONS[config.min_version]
     if config.max_version:
-        context.maximum_version = _VERSIONS[config.max_version]
+        context.maximum_version = TLS_VERSIONS[config.max_version]
     if config.insecure_skip_verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
-
-
-def _reason(exc: OSError | ssl.SSLError) -> str:
-    if isinstance(exc, ssl.SSLError):
-        return exc.reason or str(exc)
-    return exc.strerror or str(exc)
 
 
 class ClientSettings:
@@ -131,6 +134,9 @@ class ClientSettings:
                 basic.password.get_secret_value() if basic.password else None,
                 basic.password_file,
             )
+        self._header_source = (
+            "authorization.credentials(_file)" if config.authorization else "basic_auth"
+        )
         self._tls = _TLS(config.tls_config) if config.tls_config.configured else None
         self._proxy, self._proxy_headers = _split_proxy(config.proxy_url)
 
@@ -142,6 +148,13 @@ class ClientSettings:
             headers["Authorization"] = f"{self._auth_type} {self._credentials.get()}"
         if self._username is not None and self._password is not None:
             headers["Authorization"] = basic_auth(self._username.get(), self._password.get())
+        for name, value in headers.items():
+            if _FORBIDDEN_IN_HEADER.search(value):
+                # aiohttp would refuse it with a ValueError at send time; named here, never shown.
+                raise ClientSetupError(
+                    f"the {name} header made from {self._header_source} holds a control "
+                    "character (a line break inside a file?), which no HTTP header may carry"
+                )
         proxy_headers = self._proxy_headers
         if proxy_headers and not url.lower().startswith("https:"):
             # A plain-HTTP request goes to the proxy itself (aiohttp sends proxy headers only
@@ -164,14 +177,14 @@ def basic_auth(user: str, password: str) -> str:
 
 
 def _split_proxy(url: str | None) -> tuple[str | None, dict[str, str]]:
-    """The proxy URL without its userinfo, and that userinfo as the proxy's own auth header."""
+    """The proxy URL without its userinfo, and that userinfo (percent-decoded, as URLs carry
+    it) as the proxy's own auth header."""
     if not url:
         return None, {}
     parts = urlsplit(url)
     if parts.username is None:
         return url, {}
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    bare = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    return bare, {"Proxy-Authorization": basic_auth(parts.username, parts.password or "")}
+    host = parts.netloc.rpartition("@")[2]  # as written: an IPv6 address keeps its brackets
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    user, password = unquote(parts.username), unquote(parts.password or "")
+    return bare, {"Proxy-Authorization": basic_auth(user, password)}

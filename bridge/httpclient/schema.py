@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Final
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr, field_validator, model_validator
 
 from bridge.redaction import safe_url
+from bridge.urls import require_http_url
 from bridge.webconfig.schema import TLS_VERSIONS, TLSVersionName
 from bridge.yamlconfig import Strict, not_supported
 
@@ -194,12 +194,7 @@ class HTTPClientConfig(Strict):
     @field_validator("proxy_url")
     @classmethod
     def _check_proxy(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{safe_url(value)!r} is not an http:// or https:// proxy URL")
-        return value
+        return None if value is None else require_http_url(value, "proxy URL")
 
     @field_validator("follow_redirects")
     @classmethod

@@ -2,8 +2,9 @@
 
 Every ``generatorURL`` the bridge sends points here.
 
-Receivers are shown by origin only (``bridge.receivers.receiver_label``: a webhook URL's path often
-holds a token), and delivery errors with every URL in them redacted the same way.
+Receivers are those the alert sink names (``AlertSource.recipients``: the keys its deliveries
+carry), shown by their labels, origin only (``bridge.receivers.receiver_label``: a webhook URL's
+path often holds a token), and delivery errors with every URL in them redacted the same way.
 """
 
 from __future__ import annotations
@@ -24,8 +25,14 @@ from bridge.pages.widgets import (
     timestamp,
 )
 from bridge.receivers import receiver_label
-from bridge.redaction import redact_urls, safe_url
-from bridge.sinks.alerts.records import AlertDetail, AlertRecord, AlertState, Delivery
+from bridge.redaction import redact_urls
+from bridge.sinks.alerts.records import (
+    AlertDetail,
+    AlertRecord,
+    AlertState,
+    Delivery,
+    Recipients,
+)
 
 __all__ = ["alert_live", "not_found_live"]
 
@@ -43,11 +50,12 @@ _RECEIVER: Final = Fragment(
     '<div class="receiver"><h3><span class="origin">${origin}</span>${note}</h3>${body}</div>'
 )
 _NOTE: Final = Fragment('<span class="hint">${text}</span>')
+_REMOVED: Final = "no longer a receiver (EXESDB_WEBHOOK_URLS, EXESDB_WEBHOOK_CONFIG_FILE)"
 _ACTIONS: Final = Fragment('<div class="actions">${button}</div>')
 
 
-def alert_live(detail: AlertDetail, shown: Shown, *, now: float) -> Html:
-    """The part of an alert's page that refreshes."""
+def alert_live(detail: AlertDetail, recipients: Recipients, shown: Shown, *, now: float) -> Html:
+    """The part of an alert's page that refreshes; ``recipients`` where the alert sink sends."""
     record = detail.alert
     admin = shown.settings.admin_token is not None
     button = (
@@ -67,7 +75,7 @@ def alert_live(detail: AlertDetail, shown: Shown, *, now: float) -> Html:
         description=record.description or "No description.",
         facts=_facts(record),
         history=_history(detail),
-        deliveries=_deliveries(detail, shown, now=now),
+        deliveries=_deliveries(detail, recipients, now=now),
         labels=_pairs(record.labels),
         annotations=_pairs(record.annotations),
     )
@@ -119,20 +127,20 @@ def _history(detail: AlertDetail) -> Html:
     return table(("When", "What", "Detail"), rows, css="grid history")
 
 
-def _deliveries(detail: AlertDetail, shown: Shown, *, now: float) -> Html:
-    configured = list(dict.fromkeys(shown.settings.webhook_urls))
-    by_url: dict[str, list[Delivery]] = {url: [] for url in configured}
+def _deliveries(detail: AlertDetail, recipients: Recipients, *, now: float) -> Html:
+    labels = dict(recipients.webhooks)
+    # The receivers configured, then any key the deliveries carry that is no longer one.
+    by_key: dict[str, list[Delivery]] = {key: [] for key in labels}
     for delivery in detail.deliveries:
-        by_url.setdefault(delivery.url, []).append(delivery)
+        by_key.setdefault(delivery.url, []).append(delivery)
     waiting = dict(detail.waiting)
     parts: list[Html] = []
-    for url, deliveries in by_url.items():
-        note = "" if url in configured else "no longer in EXESDB_WEBHOOK_URLS"
+    for key, deliveries in by_key.items():
         rows: list[Sequence[object]] = []
-        if url in waiting:
+        if key in waiting:
             rows.append(
                 (
-                    timestamp(waiting[url]),
+                    timestamp(waiting[key]),
                     badge("waiting"),
                     "0",
                     "in the grouping window (EXESDB_WEBHOOK_GROUP_WAIT_MS)",
@@ -145,18 +153,21 @@ def _deliveries(detail: AlertDetail, shown: Shown, *, now: float) -> Html:
             if rows
             else empty("Nothing sent for this alert yet.")
         )
-        shown_note = _NOTE(text=note) if note else ""
-        parts.append(_RECEIVER(origin=receiver_label(url), note=shown_note, body=body))
+        note = "" if key in labels else _NOTE(text=_REMOVED)
+        label = labels.get(key) or receiver_label(key)
+        parts.append(_RECEIVER(origin=label, note=note, body=body))
     if not parts:
         parts.append(
-            empty("No webhook receiver is configured (EXESDB_WEBHOOK_URLS): nothing is sent.")
+            empty(
+                "No webhook receiver is configured (EXESDB_WEBHOOK_URLS, "
+                "EXESDB_WEBHOOK_CONFIG_FILE): nothing is sent."
+            )
         )
-    if shown.settings.alertmanager_url:
+    if recipients.alertmanager is not None:
         parts.append(
             empty(
-                "Alertmanager at "
-                + safe_url(shown.settings.alertmanager_url)
-                + " is sent this alert's state too (see its own UI)."
+                f"Alertmanager at {recipients.alertmanager} is sent this alert's state too"
+                " (see its own UI)."
             )
         )
     return join(parts)

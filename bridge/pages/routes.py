@@ -83,7 +83,8 @@ def page_routes(shown: Shown, *, clock: Callable[[], float] = time.time) -> list
                 shown, title="No such alert", root=_FROM_ALERT, live=live, now=now, refresh=0
             )
             return _html(page, status=404)
-        live = alert_live(detail, shown, now=now)
+        assert source is not None  # a detail came from it
+        live = alert_live(detail, source.recipients(), shown, now=now)
         if _live_only(request):
             return _html(live)
         return _html(layout(shown, title=detail.alert.title, root=_FROM_ALERT, live=live, now=now))

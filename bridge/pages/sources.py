@@ -14,7 +14,7 @@ from bridge.build import BuildInfo
 from bridge.component import Component, Readiness
 from bridge.config import Settings
 from bridge.sinks.alerts.admin import AlertQuery
-from bridge.sinks.alerts.records import AlertDetail, AlertRecord
+from bridge.sinks.alerts.records import AlertDetail, AlertRecord, Recipients
 from bridge.sinks.prometheus.nodes import NodeSummary
 
 __all__ = ["AlertSource", "NodeSource", "Shown", "alert_source", "node_source"]
@@ -49,6 +49,9 @@ class AlertSource(Protocol):
 
     async def alert_detail(self, alert_id: str) -> AlertDetail | None:
         """One alert with its history and deliveries; None when unknown."""
+
+    def recipients(self) -> Recipients:
+        """The receivers alerts go to, by the keys the deliveries carry, and their labels."""
 
 
 @runtime_checkable

@@ -28,7 +28,8 @@ from bridge.sinks.prometheus.nodes import NodeSummary
 
 __all__ = ["MAX_SHOWN", "status_live"]
 
-# Alerts shown per open state at most (the newest); /v1/alerts lists them all.
+# Alerts shown per open state at most (the newest); /v1/alerts lists them all. Nodes shown at
+# most (the worst first): the page refreshes every few seconds for up to 10 000 nodes.
 MAX_SHOWN: Final = 200
 _OPEN: Final = (AlertState.FIRING, AlertState.ACKNOWLEDGED)
 _NODE_RANK: Final = {"unhealthy": 0, "degraded": 1, "unknown": 2, "healthy": 3}
@@ -149,6 +150,8 @@ def _nodes(nodes: Sequence[NodeSummary], shown: Shown, *, present: bool) -> Html
         )
     settings = shown.settings
     ordered = sorted(nodes, key=lambda node: (_NODE_RANK.get(node.status or "", 2), node.node))
+    rest = ordered[MAX_SHOWN:]
+    ordered = ordered[:MAX_SHOWN]
     rows = [
         (
             _NODE_NAME(node=node.node),
@@ -159,7 +162,15 @@ def _nodes(nodes: Sequence[NodeSummary], shown: Shown, *, present: bool) -> Html
         )
         for node in ordered
     ]
-    return table(("Node", "Health", "CPU", "Memory", "Disk"), rows, css="grid nodes")
+    listing = table(("Node", "Health", "CPU", "Memory", "Disk"), rows, css="grid nodes")
+    if not rest:
+        return listing
+    counts = _breakdown(Counter(node.status or "unknown" for node in rest))
+    note = empty(
+        f"Showing the {MAX_SHOWN} worst nodes; {len(rest)} more not shown ({counts}):"
+        " /metrics has every node's series."
+    )
+    return join((listing, note))
 
 
 def _components(checks: Mapping[str, Mapping[str, Any]]) -> Html:

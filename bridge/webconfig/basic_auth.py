@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import secrets
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
 import bcrypt
@@ -59,17 +59,23 @@ class _SuccessCache:
     def clear(self) -> None:
         self._entries.clear()
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
 
 class BasicAuthChecker:
     """Checks ``Authorization: Basic`` headers against the users of the web config in force."""
 
-    __slots__ = ("_cache", "_decoy", "_lock", "_users")
+    __slots__ = ("_cache", "_checked", "_decoy", "_lock", "_users")
 
-    def __init__(self, users: Mapping[str, str], *, cache_size: int = CACHE_SIZE) -> None:
+    def __init__(
+        self,
+        users: Mapping[str, str],
+        *,
+        cache_size: int = CACHE_SIZE,
+        checked: Callable[[bool], None] = lambda accepted: None,
+    ) -> None:
+        """``checked`` is told the outcome of every bcrypt check made (a success remembered
+        from an earlier one costs none)."""
         self._cache = _SuccessCache(cache_size)
+        self._checked = checked
         self._lock = asyncio.Lock()
         self._users: tuple[tuple[bytes, bytes], ...] = ()
         self._decoy = b""
@@ -79,11 +85,6 @@ class BasicAuthChecker:
     def enabled(self) -> bool:
         """True when any user is configured (no users: no basic auth, as in the toolkit)."""
         return bool(self._users)
-
-    @property
-    def cached(self) -> int:
-        """How many successful checks are remembered."""
-        return len(self._cache)
 
     def replace(self, users: Mapping[str, str]) -> None:
         """Check against ``users`` from now on, and forget every remembered success."""
@@ -120,10 +121,11 @@ class BasicAuthChecker:
             matches = await asyncio.get_running_loop().run_in_executor(
                 None, _bcrypt_matches, password, hashed or self._decoy
             )
-        if matches and hashed is not None:
+        accepted = matches and hashed is not None
+        self._checked(accepted)
+        if accepted:
             self._cache.add(key)
-            return True
-        return False
+        return accepted
 
 
 def _credentials(authorization: str) -> tuple[str, str] | None:

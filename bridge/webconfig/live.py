@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from bridge.errors import ConfigError
 from bridge.webconfig.basic_auth import CACHE_SIZE, BasicAuthChecker
@@ -114,7 +114,20 @@ class LiveWebConfig:
         self._stamp = _settled_stamp(self.path, before, loaded.config)
         self._refused: _Stamp | None = None
         self._next_look = clock() + check_interval
-        self.auth = BasicAuthChecker(loaded.config.basic_auth_users, cache_size=cache_size)
+        checks = Counter(
+            "exesdb_web_config_password_checks",
+            "Basic auth passwords checked with bcrypt, by result (accepted, refused); a success "
+            "remembered from an earlier check costs none.",
+            ["result"],
+            registry=registry,
+        )
+        for result in ("accepted", "refused"):
+            checks.labels(result)
+        self.auth = BasicAuthChecker(
+            loaded.config.basic_auth_users,
+            cache_size=cache_size,
+            checked=lambda accepted: checks.labels("accepted" if accepted else "refused").inc(),
+        )
         # The listening socket's context, for the server's whole life (see bridge.webconfig.tls).
         self.ssl_context = loaded.context
         if self.ssl_context is not None:

@@ -21,16 +21,11 @@ import ssl
 from typing import Final
 
 from bridge.errors import ConfigError
+from bridge.tlsutil import TLS_VERSIONS, load_error
 from bridge.webconfig.schema import TLSServerConfig
 
 __all__ = ["CIPHER_SUITES", "apply_handshake_settings", "server_context"]
 
-_VERSIONS: Final = {
-    "TLS10": ssl.TLSVersion.TLSv1,
-    "TLS11": ssl.TLSVersion.TLSv1_1,
-    "TLS12": ssl.TLSVersion.TLSv1_2,
-    "TLS13": ssl.TLSVersion.TLSv1_3,
-}
 _VERIFY_MODES: Final = {
     "NoClientCert": ssl.CERT_NONE,
     "RequestClientCert": ssl.CERT_NONE,
@@ -84,7 +79,7 @@ def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
         raise ConfigError(
             [
                 f"tls_server_config.cert_file: cannot load {tls.cert_file} with key_file "
-                f"{tls.key_file}: {_reason(exc)}"
+                f"{tls.key_file}: {load_error(exc)}"
             ]
         ) from None
     if tls.client_ca_file:
@@ -94,7 +89,7 @@ def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
             raise ConfigError(
                 [
                     f"tls_server_config.client_ca_file: cannot load {tls.client_ca_file}: "
-                    f"{_reason(exc)}"
+                    f"{load_error(exc)}"
                 ]
             ) from None
     return context
@@ -102,8 +97,8 @@ def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
 
 def apply_handshake_settings(tls: TLSServerConfig, context: ssl.SSLContext) -> None:
     """Set what OpenSSL fixes when a connection is created: versions, ciphers, client auth."""
-    context.minimum_version = _VERSIONS[tls.min_version]
-    context.maximum_version = _VERSIONS[tls.max_version]
+    context.minimum_version = TLS_VERSIONS[tls.min_version]
+    context.maximum_version = TLS_VERSIONS[tls.max_version]
     context.set_ciphers(":".join(_openssl_ciphers(tls.cipher_suites)))
     if tls.prefer_server_cipher_suites:
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
@@ -146,9 +141,3 @@ def _openssl_ciphers(names: tuple[str, ...]) -> list[str]:
             ]
         )
     return [available[code] for code in wanted]
-
-
-def _reason(exc: OSError | ssl.SSLError) -> str:
-    if isinstance(exc, ssl.SSLError):
-        return exc.reason or str(exc)
-    return exc.strerror or str(exc)

@@ -103,7 +103,7 @@ async def test_frames_are_acked_after_the_handler_returns_and_not_when_it_fails(
         envelope = _envelope(number)
         body = envelope.to_bytes()
 
-        async def ack() -> None:
+        def ack() -> None:
             events.append(f"ack a{number}")
 
         return replace(

@@ -408,5 +408,5 @@ async def test_messages_held_before_start_are_bounded() -> None:
     assert transport.send(Frame("ex_esdb_health", b"2", "s"))
     assert not transport.send(Frame("ex_esdb_health", b"3", "s"))
     received: list[Frame] = []
-    await transport.start(received.append)
+    await transport.start(received.extend)
     assert [frame.body for frame in received] == [b"1", b"2"]

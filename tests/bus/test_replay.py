@@ -121,6 +121,60 @@ def test_the_floor_is_the_newest_forgotten_timestamp_even_out_of_order() -> None
     assert guard.floor == NOW + 9
 
 
+def test_an_evicted_message_dated_ahead_never_lifts_the_floor_above_now() -> None:
+    """A message dated ahead of now (within the window) that a full memory evicts keeps the floor
+    at or below now: current messages stay fresh, and no forgotten id comes back as fresh."""
+    clock = Clock()
+    guard = _guard(capacity=3, clock=clock)
+    assert guard.check("id-ahead-01", NOW + 200) is ReplayVerdict.FRESH
+    for number in range(1, 6):
+        clock.now = NOW + number
+        assert guard.check(f"id-{number:08d}", clock.now) is ReplayVerdict.FRESH
+    assert guard.floor <= clock.now
+    assert guard.check("id-current", clock.now) is ReplayVerdict.FRESH
+    assert guard.check_all([("id-batch-01", clock.now), ("id-batch-02", clock.now)]) is None
+    # Every id forgotten so far is refused, the one dated ahead still as a replay.
+    for number in range(1, 6):
+        assert guard.seen(f"id-{number:08d}", NOW + number) is not ReplayVerdict.FRESH
+    assert guard.seen("id-ahead-01", NOW + 200) is ReplayVerdict.REPLAYED
+    assert len(guard) == 3
+
+
+def test_ids_dated_ahead_go_once_they_fill_the_memory_and_the_earliest_first() -> None:
+    """Only when ids dated ahead fill the whole memory is one of them forgotten: the earliest,
+    and its replay is refused."""
+    clock = Clock()
+    guard = _guard(capacity=2, clock=clock)
+    assert guard.check_all([("id-far-0001", NOW + 90), ("id-near-001", NOW + 30)]) is None
+    assert guard.check("id-mid-0001", NOW + 60) is ReplayVerdict.FRESH
+    assert guard.floor == NOW + 30
+    assert guard.check("id-near-001", NOW + 30) is ReplayVerdict.EXPIRED
+    assert guard.check("id-far-0001", NOW + 90) is ReplayVerdict.REPLAYED
+    assert guard.check("id-mid-0001", NOW + 60) is ReplayVerdict.REPLAYED
+
+
+def test_forget_frees_the_place_of_each_id_it_forgets() -> None:
+    """Forgotten ids no longer count against the capacity: the ids remembered with them stay
+    remembered, the floor stays where it was, and a forgotten one is fresh again."""
+    clock = Clock(NOW + 10)
+    guard = _guard(capacity=3, clock=clock)
+    assert guard.check("id-kept-001", NOW + 1) is ReplayVerdict.FRESH
+    assert guard.check_all([("id-undone-1", NOW + 2), ("id-undone-2", NOW + 20)]) is None
+    guard.forget(["id-undone-1", "id-undone-2", "id-unknown"])
+    assert len(guard) == 1
+    assert guard.check("id-other-01", NOW + 3) is ReplayVerdict.FRESH
+    assert guard.check("id-other-02", NOW + 4) is ReplayVerdict.FRESH
+    assert guard.floor == float("-inf")  # nothing evicted: three ids, three places
+    assert guard.check("id-kept-001", NOW + 1) is ReplayVerdict.REPLAYED
+    assert guard.check("id-undone-1", NOW + 2) is ReplayVerdict.FRESH  # evicts id-kept-001
+    assert guard.check("id-kept-001", NOW + 1) is ReplayVerdict.EXPIRED
+    assert guard.check("id-other-01", NOW + 3) is ReplayVerdict.REPLAYED
+    # Past the window every id goes, each once, without error.
+    clock.now = NOW + 10 + WINDOW + 1
+    assert guard.check("id-late-001", clock.now) is ReplayVerdict.FRESH
+    assert len(guard) == 1
+
+
 @pytest.mark.parametrize("capacity", [0, -1])
 def test_refuses_a_capacity_below_one(capacity: int) -> None:
     """A guard must be able to remember at least one id."""
@@ -191,6 +245,44 @@ def test_a_batch_is_judged_as_its_messages_one_at_a_time(
     assert (len(guard), guard.floor) == (len(twin), twin.floor)
     for message_id, timestamp in known + messages:
         assert guard.seen(message_id, timestamp) is twin.seen(message_id, timestamp)
+
+
+_steps = st.lists(
+    st.tuples(
+        st.sampled_from([0.0, 1.0, 50.0, WINDOW]),  # the clock moves on by
+        st.lists(st.tuples(_ids, st.sampled_from([-WINDOW, -10.0, 0.0, 10.0, WINDOW])), max_size=3),
+        st.booleans(),  # then the batch is forgotten again
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps=_steps, capacity=st.integers(1, 4))
+def test_no_id_is_taken_twice_and_the_floor_passes_now_only_when_ids_ahead_fill_the_memory(
+    steps: list[tuple[float, list[tuple[str, float]], bool]], capacity: int
+) -> None:
+    """Whatever the order and the dates, an id taken (and not forgotten) is never fresh again,
+    and the floor passes now only once ``capacity`` ids taken were dated ahead of now."""
+    clock = Clock()
+    guard = _guard(capacity, clock)
+    taken: dict[str, float] = {}
+    ever: list[float] = []
+    for moved, batch, undone in steps:
+        clock.now += moved
+        messages = [(message_id, clock.now + skew) for message_id, skew in batch]
+        if guard.check_all(messages) is None and messages:
+            taken.update(messages)
+            ever.extend(timestamp for _, timestamp in messages)
+            if undone:
+                guard.forget(message_id for message_id, _ in messages)
+                for message_id, _ in messages:
+                    del taken[message_id]
+        assert len(guard) <= capacity
+        for message_id, timestamp in taken.items():
+            assert guard.seen(message_id, timestamp) is not ReplayVerdict.FRESH
+        ahead = sum(timestamp > clock.now for timestamp in ever)
+        assert guard.floor <= clock.now or ahead >= capacity
 
 
 def test_a_judged_batch_is_admitted_without_looking_its_ids_up_again() -> None:

@@ -16,8 +16,10 @@ from bridge.bus import (
     Frame,
     FrameReceiver,
     Keyring,
+    LocalCoordinator,
     MemoryTransport,
     ReplayGuard,
+    TransportCapabilities,
     Verifier,
     new_message_id,
 )
@@ -77,7 +79,7 @@ class Acks:
     def __init__(self) -> None:
         self.count = 0
 
-    async def __call__(self) -> None:
+    def __call__(self) -> None:
         self.count += 1
 
 
@@ -129,6 +131,60 @@ async def test_a_work_queue_frame_nobody_here_takes_is_acknowledged() -> None:
     await bus.aclose()
 
 
+class SharedTransport(CapturingTransport):
+    """As a shared transport: frames come as the fan-out and the work-queue copy of each."""
+
+    @property
+    def capabilities(self) -> TransportCapabilities:
+        return TransportCapabilities(shared=True, coordinator=LocalCoordinator())
+
+
+async def test_the_work_queue_copy_of_a_message_verified_on_the_fanout_is_handled_once() -> None:
+    """The work-queue copy of a message the fan-out copy brought a moment ago: taken by the
+    group subscriber when it takes that type, acknowledged at once when none does."""
+    transport = SharedTransport()
+    bus = build_bus(KEYRING, transport).bus
+    work: list[Envelope] = []
+    bus.subscribe(
+        "work", work.append, instances=["ex_esdb_alerts"], group=True, tags=["alert_acknowledged"]
+    )
+    bus.subscribe("alerts", work.append, instances=["ex_esdb_alerts"], tags=["system_alert"])
+    await bus.start()
+    body, signature = signed()
+    ack = Acks()
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=False))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack))
+    await async_wait_until(lambda: ack.count == 1 and work, 5)
+    await bus.aclose()
+    assert [e.tag for e in work] == ["system_alert"]  # the fan-out copy only
+    assert ack.count == 1
+
+
+async def test_work_queue_copies_known_from_the_fanout_are_taken_once_each() -> None:
+    """Work-queue copies byte for byte the same as fan-out copies verified before: each message
+    is taken once (their replay checks made together), a second copy is refused as a replay and
+    settled, and a copy whose bytes differ is verified on its own (and refused)."""
+    transport = SharedTransport()
+    bus = build_bus(KEYRING, transport).bus
+    work: list[Envelope] = []
+    bus.subscribe("work", work.append, instances=["ex_esdb_alerts"], group=True)
+    await bus.start()
+    first, second = signed(), signed()
+    forged = (first[0].replace(b'"critical"', b'"warning"'), first[1])
+    for body, signature in (first, second):
+        transport.send(Frame("ex_esdb_alerts", body, signature, group=False))
+    acks = [Acks() for _ in range(4)]
+    frames = [
+        Frame("ex_esdb_alerts", *copy, group=True, ack=ack)
+        for copy, ack in zip((first, second, first, forged), acks, strict=True)
+    ]
+    transport._receive(frames)  # type: ignore[misc]  # one read of four entries
+    await async_wait_until(lambda: len(work) == 2 and all(a.count == 1 for a in acks), 5)
+    await bus.aclose()
+    assert [getattr(e.payload, "severity", None) for e in work] == ["critical", "critical"]
+    assert len({e.id for e in work}) == 2
+
+
 async def test_a_refused_work_queue_frame_is_acknowledged_and_counted_by_the_fanout_path() -> None:
     """A wrongly signed work-queue frame reaches no subscriber and is settled; its rejection is
     counted when the fan-out copy of the same entry is refused, not twice."""
@@ -150,8 +206,9 @@ async def test_a_refused_work_queue_frame_is_acknowledged_and_counted_by_the_fan
 
 async def test_the_fanout_and_work_queue_copies_of_one_message_are_both_delivered() -> None:
     """The same entry read by XREAD and XREADGROUP is not refused as a replay: each path has
-    its own replay memory; a second work-queue copy arriving while the first is in hand is left
-    pending (not acknowledged), and one arriving after it was handled is refused and settled."""
+    its own replay memory; a second work-queue copy, arriving while the first is in hand or after
+    it was handled, is refused as a replay and settled (the first entry is still pending until
+    handled)."""
     bus, transport, _ = make_bus()
     fanout: list[Envelope] = []
     work: list[Envelope] = []
@@ -166,7 +223,7 @@ async def test_the_fanout_and_work_queue_copies_of_one_message_are_both_delivere
     await async_wait_until(lambda: first.count == 1, 5)
     transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=third))
     await async_wait_until(lambda: third.count == 1, 5)
-    assert second.count == 0
+    assert second.count == 1
     assert len(fanout) == 1
     assert len(work) == 1
     await bus.aclose()

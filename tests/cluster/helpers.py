@@ -74,8 +74,7 @@ class Replica:
             registry=self.bridge.registry,
             clock=clock,
             wall_clock=clock,
-            run_loop=False,
-            **options,
+            **{"run_loop": False, **options},
         )
 
     async def start(self) -> Replica:

@@ -88,6 +88,26 @@ def test_a_proxy_url_with_credentials_sends_them_to_the_proxy_only() -> None:
     assert plain.headers["Proxy-Authorization"] == options.proxy_headers["Proxy-Authorization"]
 
 
+@pytest.mark.parametrize(
+    ("proxy_url", "bare", "user", "password"),
+    [
+        ("http://u:pw@[::1]:3128", "http://[::1]:3128", "u", "pw"),
+        ("http://u:pw@[2001:db8::1]", "http://[2001:db8::1]", "u", "pw"),
+        ("http://p%40user:p%3Ass%2Fw%25rd@proxy:3128", "http://proxy:3128", "p@user", "p:ss/w%rd"),
+        ("https://only-user@proxy.example", "https://proxy.example", "only-user", ""),
+    ],
+)
+def test_a_proxy_url_keeps_its_ipv6_brackets_and_its_credentials_are_percent_decoded(
+    proxy_url: str, bare: str, user: str, password: str
+) -> None:
+    """The proxy's address is used as written (an IPv6 one in brackets) and its user and
+    password are decoded as URLs carry them before they become Proxy-Authorization."""
+    options = ClientSettings(config(proxy_url=proxy_url)).request_options(URL)
+    assert options.proxy == bare
+    header = options.proxy_headers["Proxy-Authorization"]
+    assert base64.b64decode(header.removeprefix("Basic ")).decode() == f"{user}:{password}"
+
+
 def test_without_tls_config_the_default_verification_applies() -> None:
     """No tls_config: the client's own default (verify against the system's CAs)."""
     assert ClientSettings(config()).request_options(URL).ssl is True
@@ -130,3 +150,18 @@ def test_insecure_skip_verify_verifies_nothing() -> None:
     context = ClientSettings(config(tls_config={"insecure_skip_verify": True})).request_options(URL)
     assert isinstance(context.ssl, ssl.SSLContext)
     assert (context.ssl.verify_mode, context.ssl.check_hostname) == (ssl.CERT_NONE, False)
+
+
+def test_credentials_with_a_line_break_inside_fail_naming_the_header_not_the_secret(
+    tmp_path: Path,
+) -> None:
+    """A credentials_file with a line break in the middle (files are trimmed at the ends only)
+    cannot go in a header: ClientSetupError naming the header, the secret never shown."""
+    token = tmp_path / "token"
+    token.write_text("s3cr3t-one\ns3cr3t-two\n")
+    settings = ClientSettings(config(authorization={"credentials_file": str(token)}))
+    with pytest.raises(ClientSetupError, match="Authorization header") as raised:
+        settings.request_options(URL)
+    assert "s3cr3t" not in str(raised.value)
+    replace(token, "s3cr3t-one\n")
+    assert settings.request_options(URL).headers == {"Authorization": "Bearer s3cr3t-one"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from bridge.messages import NodeLifecycle, NotificationStatus
 from bridge.redaction import safe_url
 from tests.integration.servers.webhook import HANG, Answer, WebhookReceiver, webhook_receiver
-from tests.sinks.alerts.helpers import alert_bridge, system_alert
+from tests.sinks.alerts.helpers import Clock, alert_bridge, system_alert
 from tests.support import ROOT, async_wait_until
 
 pytestmark = pytest.mark.integration
@@ -75,6 +76,36 @@ async def test_retries_keep_one_delivery_id_until_accepted(
         assert (counted(bridge, "retry"), counted(bridge, "delivered")) == (3.0, 1.0)
         assert bridge.registry.get_sample_value("exesdb_webhook_delivery_seconds_count") == 4.0
         assert sink.outbox.depth().pending == 0
+
+
+async def test_dead_letters_of_a_receiver_refusing_everything_are_deleted_after_a_week(
+    tmp_path: Path, webhook_receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A receiver answering 401 to everything leaves dead letters; housekeeping deletes those
+    older than EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS (7 days) and says how many, younger ones stay."""
+    receiver: WebhookReceiver = webhook_receiver(authorization="Bearer nobody-has-it")
+    clock = Clock(time.time())
+    async with alert_bridge(
+        tmp_path, clock=clock, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("w1"))
+        await async_wait_until(lambda: sink.outbox.depth().dead == 1, what="a dead letter")
+        [first] = sink.outbox.deliveries()
+        clock.advance(6 * 86_400)
+        bridge.bus.publish("disk_full", system_alert("w2"))
+        await async_wait_until(
+            lambda: any(d.alert_ids == ("w2",) for d in sink.outbox.deliveries("dead")),
+            what="w2 dead-lettered too",
+        )
+        clock.advance(86_400 + 60)  # the first died over 7 days ago, the others a day ago
+        caplog.set_level(logging.WARNING, "bridge.sinks.alerts.sink")
+        before = {d.id for d in sink.outbox.deliveries()}
+        await sink.housekeep()
+        after = {d.id for d in sink.outbox.deliveries()}
+        assert first.id not in after
+        assert before - {first.id} <= after  # what died a day ago stays
+        assert "deleted 1 dead-lettered delivery(ies)" in caplog.text
+        assert {a.alert_id for a in sink.outbox.alerts()} == {"w1", "w2"}
 
 
 async def test_client_error_is_final_and_dead_lettered(tmp_path: Path, webhook_receiver) -> None:

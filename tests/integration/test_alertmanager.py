@@ -12,7 +12,7 @@ from bridge.messages import NodeLifecycle
 from bridge.sinks.alerts.payload import build_payloads, fingerprint
 from tests.integration.servers.alertmanager import AlertmanagerServer, alertmanager_server
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
-from tests.sinks.alerts.helpers import alert_bridge, system_alert
+from tests.sinks.alerts.helpers import alert_bridge, stored, system_alert
 from tests.support import async_wait_until
 
 pytestmark = pytest.mark.integration
@@ -68,7 +68,7 @@ async def test_alertmanager_holds_and_routes_the_bridges_alerts(
             lambda: notified(receiver, "am-1", "firing"), within=15, what="AM's notification"
         )
         # Alertmanager's own payload has exactly the fields the bridge's webhooks have.
-        record = sink.outbox.alert("am-1")
+        record = stored(sink.outbox, "am-1")
         assert record is not None
         ours = json.loads(build_payloads([record], max_alerts=1, external_url=server.url)[0][0])
         assert set(body) == set(ours)

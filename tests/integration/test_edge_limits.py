@@ -1,4 +1,5 @@
-"""The HTTP edge of a real ``exesdb-bridge run`` process under a descriptor limit of 1 024."""
+"""The HTTP edge of a real ``exesdb-bridge run`` process under a descriptor limit of 1 024, plain
+and with TLS."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import BridgeProcess, http_get
+from tests.webconfig.files import WebFiles
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -62,3 +64,33 @@ def _cap(exposition: bytes) -> int:
     found = re.search(rb"^exesdb_http_max_connections (\S+)$", exposition, re.M)
     assert found is not None
     return int(float(found.group(1)))
+
+
+def test_half_open_tls_handshakes_past_the_descriptor_limit_leave_the_probes_answering(
+    tmp_path: Path, bridge_processes: list[BridgeProcess], client_sockets: list[socket.socket]
+) -> None:
+    """With TLS and 1 024 descriptors, 1 100 connections that never send their ClientHello (held
+    for a minute of header timeout) count under the cap from their accept: the longest idle make
+    room and /healthz answers over TLS within 20 s."""
+    files = WebFiles(tmp_path / "web")
+    config = files.write(files.tls_config())
+    bridge = BridgeProcess(
+        context=files.client_context(),
+        descriptors=DESCRIPTORS,
+        EXESDB_WEB_CONFIG_FILE=str(config),
+        EXESDB_HTTP_HEADER_TIMEOUT_MS="60000",
+    ).start(tmp_path)
+    bridge_processes.append(bridge)
+    for _ in range(IDLE_CONNECTIONS):
+        client_sockets.append(socket.create_connection(("127.0.0.1", bridge.port), timeout=10))
+    began = time.monotonic()
+    status, body = http_get(bridge.url + "/healthz", context=bridge.context, timeout=20)
+    assert (status, body) == (200, b'{"status": "ok"}')
+    assert time.monotonic() - began < 20
+    status, exposition = http_get(bridge.url + "/metrics", context=bridge.context, timeout=20)
+    assert status == 200
+    evicted = re.search(
+        rb'exesdb_http_connections_closed_total\{reason="evicted"\} (\S+)', exposition
+    )
+    assert evicted is not None
+    assert float(evicted.group(1)) >= IDLE_CONNECTIONS + 1 - _cap(exposition)

@@ -3,7 +3,10 @@ send_resolved, secrets rotated in their files while the bridge runs (in-process 
 
 from __future__ import annotations
 
+import socket
 import ssl
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +16,14 @@ import trustme
 from aiohttp import web
 
 from bridge.httpclient.client import basic_auth
-from bridge.messages import NodeLifecycle
-from bridge.receivers import receiver_key
-from bridge.sinks.alerts import DeliveryState
+from bridge.messages import NodeLifecycle, NotificationStatus
+from bridge.receivers import Receiver, legacy_keys, resolve_receivers
+from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
+from bridge.sinks.alerts.delivery import Outcome, WebhookSender
+from bridge.sinks.alerts.records import Delivery
+from bridge.sinks.alerts.sources import alert_events
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
-from tests.sinks.alerts.helpers import alert_bridge, system_alert
+from tests.sinks.alerts.helpers import alert_bridge, envelope, system_alert
 from tests.support import async_wait_until, free_port
 
 pytestmark = pytest.mark.integration
@@ -36,6 +42,31 @@ def served_by(ca: trustme.CA) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(context)
     return context
+
+
+def resolve(url: str) -> Receiver:
+    """The receiver EXESDB_WEBHOOK_URLS makes of ``url``, with the defaults."""
+    [receiver], _ = resolve_receivers(
+        [url], None, secret=None, timeout=5.0, max_alerts=0, min_severity="warning"
+    )
+    return receiver
+
+
+def delivery_to(key: str) -> Delivery:
+    """A pending delivery of one alert, as the outbox hands a worker."""
+    return Delivery(
+        id="d" * 16,
+        url=key,
+        body=b"{}",
+        alert_ids=("a1",),
+        created_at=0.0,
+        attempts=0,
+        next_attempt_at=0.0,
+        state=DeliveryState.PENDING,
+        last_status=None,
+        last_error=None,
+        finished_at=None,
+    )
 
 
 def write(path: Path, text: str) -> Path:
@@ -78,6 +109,63 @@ webhook_configs:
     assert request.headers["Authorization"] == "Bearer s3cr3t-t0ken"
     assert request.alert_ids() == ["tls-1"]
     assert "X-ExESDB-Signature" in request.headers
+
+
+async def test_credentials_with_a_line_break_inside_fail_the_attempt_until_the_file_is_fixed(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A credentials_file with a line break in the middle fails each attempt, recorded and
+    reported (NotificationStatus failed) without showing the secret, nothing sent; once the
+    file is fixed the retry is delivered."""
+    receiver: WebhookReceiver = webhook_receiver(authorization="Bearer s3cr3t-t0ken")
+    token = write(tmp_path / "token", "s3cr3t-t0ken\nsecond-line\n")
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    http_config:
+      authorization:
+        credentials_file: token
+""",
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, sink, watcher):
+        bridge.bus.publish("disk_full", system_alert("nl-1"))
+        await async_wait_until(
+            lambda: any(s.status == "failed" for s in watcher.of(NotificationStatus)),
+            what="a failed attempt reported",
+        )
+        [delivery] = sink.outbox.deliveries()
+        assert delivery.state is DeliveryState.PENDING
+        assert delivery.attempts >= 1
+        assert "Authorization header" in (delivery.last_error or "")
+        assert "s3cr3t" not in (delivery.last_error or "")
+        assert receiver.requests == []
+        write(token, "s3cr3t-t0ken\n")
+        await async_wait_until(lambda: receiver.accepted(), what="the retry delivered")
+
+
+async def test_a_header_the_http_client_refuses_fails_the_attempt() -> None:
+    """A request aiohttp refuses to send (ValueError: a control character in a header) is a
+    failed attempt to retry, its error naming no header value, not an error escaping the
+    worker."""
+
+    class BadHeaders(WebhookSender):
+        def headers(self, delivery_id: str, body: bytes) -> dict[str, str]:
+            return {**super().headers(delivery_id, body), "X-Broken": "one\ntwo"}
+
+    # A listening socket is enough: the request fails after connecting, before any byte.
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+        sender = BadHeaders(resolve(url))
+        try:
+            result = await sender.send(delivery_to(url))
+        finally:
+            await sender.aclose()
+    assert (result.outcome, result.error_type) == (Outcome.RETRY, "ValueError")
+    assert "one" not in (result.error or "")
 
 
 async def test_without_the_private_ca_the_https_receiver_is_not_trusted(
@@ -191,6 +279,34 @@ webhook_configs:
     ]
 
 
+async def test_deliveries_waiting_under_a_key_of_an_earlier_version_are_delivered(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """An outbox whose receiver keys were an unkeyed digest (or the raw URL, earlier still) has
+    its waiting deliveries and queued alerts adopted by the receiver at start, and sent."""
+    receiver: WebhookReceiver = webhook_receiver()
+    old_outbox = Outbox.in_dir(tmp_path / "state")
+    digest_key, raw_key = legacy_keys(receiver.url)[1], receiver.url
+    now = time.time()
+
+    def build(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
+        return build_payloads(records, max_alerts=10, external_url="http://b")
+
+    old_outbox.queue_for([digest_key])
+    old_outbox.apply([alert_events(envelope(system_alert("old-1")))[0]], now)
+    assert old_outbox.group(digest_key, now, 0.0, build) == 1
+    old_outbox.queue_for([raw_key])
+    old_outbox.apply([alert_events(envelope(system_alert("old-2")))[0]], now)
+    old_outbox.close()
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (_, sink, _):
+        await async_wait_until(
+            lambda: receiver.accepted_alert_ids() >= {"old-1", "old-2"}, what="both delivered"
+        )
+        assert {d.url for d in sink.outbox.deliveries()} == {sink.receivers[0].key}
+
+
 async def test_pending_deliveries_of_a_url_move_with_it_into_the_file(
     tmp_path: Path, webhook_receiver
 ) -> None:
@@ -204,7 +320,7 @@ async def test_pending_deliveries_of_a_url_move_with_it_into_the_file(
         bridge.bus.publish("disk_full", system_alert("moved-1"))
         await async_wait_until(lambda: receiver.requests, what="a failed attempt")
         [waiting] = sink.outbox.deliveries()
-    assert waiting.url == receiver_key(url=receiver.url)
+        assert waiting.url == sink.receivers[0].key
     receiver.default = receiver.default.__class__(200)
     receiver.authorization = "Bearer moved"
     config = write(

@@ -45,6 +45,7 @@ class Replica:
         buffer_size: int = 10_000,
         secret: str = TEST_SECRET,
         replay_window_ms: int = 300_000,
+        spool_dir: Path | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         settings = Settings(
@@ -61,6 +62,7 @@ class Replica:
             claim_idle_ms=claim_idle_ms,
             buffer_size=buffer_size,
             replay_window_ms=replay_window_ms,
+            spool_dir=spool_dir,
             block_ms=200,
             backoff_seconds=0.05,
             max_backoff_seconds=0.5,

@@ -428,11 +428,12 @@ def test_without_redis_a_bridge_starts_not_ready_and_becomes_ready_when_redis_co
         server.stop()
 
 
-def test_a_graceful_stop_hands_open_alerts_over_so_their_resolve_matches(
+def test_after_a_graceful_stop_the_next_holder_resolves_the_open_alert(
     tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
 ) -> None:
-    """A node_failure fires on the lease holder A; A stops gracefully (SIGTERM) and hands its
-    open alerts over with the lease; the node's return, ingested on B, resolves it from B."""
+    """A node_failure fires on the lease holder A; A stops gracefully (SIGTERM) and gives the
+    lease up; B takes up the open alerts kept in Redis, and the node's return, ingested on B,
+    resolves it from B."""
     receiver: WebhookReceiver = webhook_receiver()
     replicas = [
         start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
@@ -455,3 +456,61 @@ def test_a_graceful_stop_hands_open_alerts_over_so_their_resolve_matches(
         15,
         "B sends the resolve",
     )
+
+
+def test_alerts_answered_202_while_redis_is_down_are_delivered_once_after_a_sigkill(
+    tmp_path: Path, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """Redis is down: 200 alerts ingested at a bridge are answered 202 (in its spool on disk);
+    the bridge is SIGKILLed; Redis and the bridge start again: each alert reaches the receiver
+    exactly once."""
+    receiver: WebhookReceiver = webhook_receiver()
+    server = RedisServer()  # its port, not started yet
+    bridge = start_replica(tmp_path, bridge_processes, server.url, "bridge-0", receiver)
+    ids = [f"down-{n:03d}" for n in range(200)]
+    for first in range(0, 200, 50):
+        ingest(bridge.url, [alert(i) for i in ids[first : first + 50]])  # each answered 202
+    assert metric(bridge.url, "exesdb_redis_spooled_total") == 200
+    bridge.kill()
+    server.start(tmp_path / "redis")
+    try:
+        again = restart(bridge, bridge_processes, tmp_path)
+        wait_until(lambda: set(delivered_counts(receiver, "down-")) == set(ids), 60, "all 200")
+        wait_until(lambda: metric(again.url, "exesdb_redis_spool_bytes") == 0, 15, "spool sent")
+        wait_until(lambda: settled([again], server), 30, "outbox empty, nothing pending")
+        counts = delivered_counts(receiver, "down-")
+        assert [k for k, v in counts.items() if v != 1] == []
+    finally:
+        server.stop()
+
+
+def test_a_sigkilled_holders_open_alert_is_resolved_by_the_next_holder(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """A node_failure fires on the lease holder A; A is SIGKILLed (it says nothing); B takes
+    the lease and the open alerts kept in Redis; the node's return, ingested on B, resolves it:
+    the receiver gets the firing and then the resolved notification, once each."""
+    receiver: WebhookReceiver = webhook_receiver()
+    replicas = [
+        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
+        for n in range(2)
+    ]
+    holder = leader(replicas)
+    survivor = next(r for r in replicas if r is not holder)
+    alert_id = "node_failure:app-7"
+    down = NodeLifecycle(node="app-7", event="down", cluster_size=1)
+    ingest(holder.url, [("lifecycle", holder.env["EXESDB_NODE"], down)])
+    wait_until(lambda: notifications(receiver, alert_id), 15, "the node_failure alert")
+    holder.kill()
+    wait_until(
+        lambda: metric(survivor.url, "exesdb_redis_work_queue_leader") == 1, 15, "B holds it"
+    )
+    back = NodeLifecycle(node="app-7", event="reconnected", cluster_size=2)
+    ingest(survivor.url, [("lifecycle", survivor.env["EXESDB_NODE"], back)])
+    wait_until(
+        lambda: [n["status"] for n in notifications(receiver, alert_id)] == ["firing", "resolved"],
+        15,
+        "B sends the resolve",
+    )
+    wait_until(lambda: settled([survivor], redis), 15, "outbox empty, nothing pending")
+    assert [n["status"] for n in notifications(receiver, alert_id)] == ["firing", "resolved"]

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from bridge.pages import CONTENT_SECURITY_POLICY
+from bridge.pages.status import MAX_SHOWN
 from bridge.sinks.alerts import AlertState, alert_url
 from tests.pages.helpers import NODE, page_bridge, raise_alert, report_node, sink_of, wait_for_alert
 from tests.support import ADMIN_TOKEN, async_wait_until, free_port
@@ -233,6 +234,39 @@ async def test_receivers_are_shown_by_origin_only(
     assert ">pending</span>" in deliveries
 
 
+async def test_an_alerts_page_shows_each_receiver_once_with_its_own_deliveries(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """The receivers of EXESDB_WEBHOOK_URLS and of the receivers file each appear once, by
+    label, holding their own attempts; none is called removed."""
+    refused = [free_port(), free_port()]  # nobody listens: every attempt is refused
+    config = tmp_path / "receivers.yml"
+    config.write_text(f"webhook_configs:\n  - url: http://127.0.0.1:{refused[1]}/from-file\n")
+    with page_bridge(
+        tmp_path / "state",
+        EXESDB_WEBHOOK_URLS=f"http://127.0.0.1:{refused[0]}/from-env",
+        EXESDB_WEBHOOK_CONFIG_FILE=str(config),
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="0",
+        EXESDB_WEBHOOK_BACKOFF_MS="50",
+        EXESDB_WEBHOOK_MAX_BACKOFF_MS="100",
+    ) as server:
+        raise_alert(server, "a1", "one alert")
+        labels = [receiver.label for receiver in sink_of(server).receivers]
+
+        async def attempted() -> str | None:
+            _, _, body = await fetch(client, server.url + "/alerts/a1")
+            deliveries = body.split('id="deliveries"', 1)[1]
+            return deliveries if deliveries.count("ClientConnectorError") >= 2 else None
+
+        deliveries = await async_wait_until(attempted, 15, "an attempt to each receiver")
+    assert len(labels) == 2
+    receivers = deliveries.split('<div class="receiver">')[1:]
+    assert [part.count(label) for part, label in zip(receivers, labels, strict=True)] == [1, 1]
+    assert all("ClientConnectorError" in part for part in receivers)
+    assert "Nothing sent" not in deliveries
+    assert "no longer" not in deliveries
+
+
 async def test_the_status_page_lists_nodes_with_health_and_use(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
@@ -251,6 +285,30 @@ async def test_the_status_page_lists_nodes_with_health_and_use(
     assert 'value="91.0"' in row
     assert ">91%<" in row
     assert ">40%<" in row
+
+
+async def test_the_status_page_shows_the_worst_nodes_and_counts_the_rest(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """With more nodes than MAX_SHOWN, the page lists the worst ones first (every unhealthy and
+    degraded one here) and says how many healthy ones it leaves out, whose rows it omits."""
+    healthy = [f"ok-{n:03d}" for n in range(MAX_SHOWN + 50)]
+    with page_bridge(tmp_path) as server:
+        report_node(server, "sick-1", "unhealthy", cpu=99.0, memory=99.0)
+        report_node(server, "slow-1", "degraded", cpu=90.0, memory=50.0)
+        for node in healthy:
+            report_node(server, node, "healthy", cpu=10.0, memory=10.0)
+
+        async def complete() -> str | None:
+            _, _, body = await fetch(client, server.url + "/?part=live")
+            nodes = body.split('id="nodes"', 1)[1].split("</section>", 1)[0]
+            return nodes if "52 more not shown" in nodes else None
+
+        nodes = await async_wait_until(complete, 30, "every node reported")
+    assert nodes.count("</tr>") == MAX_SHOWN + 1  # the header row and MAX_SHOWN nodes
+    assert nodes.index("sick-1") < nodes.index("slow-1") < nodes.index("ok-000")
+    assert "ok-199" not in nodes
+    assert "(52 healthy)" in nodes
 
 
 async def test_an_alert_id_with_a_slash_reaches_its_page(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -38,10 +39,11 @@ def test_idle_bridge_imports_nothing_from_opentelemetry() -> None:
 
 
 async def test_sink_is_on_with_an_endpoint_and_not_required(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """An endpoint turns the sink on; it is not required and its self-metrics start at zero."""
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("EXESDB_STATE_DIR", str(tmp_path))  # the bridge starts: not in the cwd
     registry = CollectorRegistry()
     bridge = Bridge(load_settings(), registry=registry)
     [sink] = [c for c in bridge.components if isinstance(c, OtlpSink)]

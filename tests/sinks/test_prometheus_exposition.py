@@ -7,6 +7,7 @@ import dataclasses
 import gzip
 import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
@@ -34,12 +35,13 @@ OPENMETRICS_1 = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
 @pytest.fixture
-async def bridge() -> AsyncIterator[Bridge]:
+async def bridge(tmp_path: Path) -> AsyncIterator[Bridge]:
     """A started bridge on a free loopback port, with every golden message published."""
     settings = Settings(
         EXESDB_NODE="n1",
         EXESDB_HTTP_ADDR="127.0.0.1:0",
         EXESDB_HEALTH_BROADCAST_INTERVAL=60_000,
+        EXESDB_STATE_DIR=str(tmp_path / "state"),  # not the working directory
     )
     running = Bridge(settings)
     await running.start()

@@ -323,15 +323,25 @@ async def test_a_broken_new_file_keeps_the_old_one_and_is_logged_once(
 
 
 async def test_a_remembered_password_is_forgotten_when_the_file_changes(files: WebFiles):
-    """A successful check is remembered; a reload forgets it."""
+    """A successful check is remembered (no bcrypt check for the next request, as
+    exesdb_web_config_password_checks_total shows); a reload forgets it."""
     async with serving(files, files.tls_config() + USERS) as bridge:
         live = bridge.web_config
         assert live is not None
-        assert await served(bridge, files.client_context(), {"Authorization": ALICE})
-        assert live.auth.cached == 1
+
+        def accepted() -> float | None:
+            return bridge.registry.get_sample_value(
+                "exesdb_web_config_password_checks_total", {"result": "accepted"}
+            )
+
+        assert accepted() == 0
+        for _ in range(2):
+            assert await served(bridge, files.client_context(), {"Authorization": ALICE})
+        assert accepted() == 1
         files.write(files.tls_config() + USERS + "http_server_config: {}\n")
         assert live.reload_if_changed()
-        assert live.auth.cached == 0
+        assert await served(bridge, files.client_context(), {"Authorization": ALICE})
+        assert accepted() == 2
 
 
 async def test_a_rotated_certificate_is_served_to_new_connections(files: WebFiles):

@@ -9,21 +9,27 @@ Layout, with ``exesdb`` as the key prefix (``layout.py``)::
          the work-queue lease ``exesdb:bus:leader``; each entry is acknowledged once its
          subscribers returned; when the holder dies its lease lapses after ``claim_idle_ms``
          and the next holder claims its pending entries with XAUTOCLAIM)
+    exesdb:state:<name>        records the lease holder keeps for the next (the open alerts),
+                               changed only under the lease (``shared_state.py``)
+    exesdb:spool:<segment>     how far a bridge's spool segment was written (``spool.py``)
 
 One reader at a time, rather than entries spread over every replica, because the alert stage
-keeps state per replica: the message that resolves an alert, and the repeats of an ongoing
-condition, must reach the replica that holds the firing alert.
+keeps state: the message that resolves an alert, and the repeats of an ongoing condition, must
+meet the firing alert, which the holder keeps in Redis for whoever holds the lease next.
 
 Frames read from Redis are never trusted: they carry bytes and a signature, which the bus
-verifies like any other input. ``send`` never blocks: frames wait in a bounded local buffer that a
-background task writes with reconnection and backoff, so a Redis outage loses nothing a local
-publisher handed over unless the buffer overflows (``send`` then returns False and the bus counts
-the drop). A Redis unreachable at start leaves the bridge running and not ready until it connects.
+verifies like any other input, a read at a time. ``send`` never blocks: frames wait in a bounded
+local buffer that a background task writes with reconnection and backoff, so a Redis outage
+loses nothing a local publisher handed over unless the buffer overflows (``send`` then returns
+False and the bus counts the drop); ``send_durably`` (HTTP ingest) returns once its frames are
+in the spool on disk. A Redis unreachable at start leaves the bridge running and not ready until
+it connects.
 
 The parts: ``transport.py`` wires them; ``link.py`` (the client, its state, the one retry path),
-``writer.py`` (XADD, XACK, re-signing, rewriting after data loss), ``fanout.py`` (XREAD),
-``lease.py`` and ``consumer_group.py`` (the work queue), ``work_queue.py`` (the lease and
-hand-over capabilities), ``coordination.py`` (the cluster monitor's keys), ``metrics.py``.
+``writer.py`` (XADD, XACK, re-signing, rewriting after data loss) and ``spool.py``,
+``fanout.py`` (XREAD), ``lease.py`` and ``consumer_group.py`` (the work queue),
+``work_queue.py`` (the lease capability), ``shared_state.py`` (the state capability),
+``coordination.py`` (the cluster monitor's keys), ``metrics.py``.
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ from typing import Any, Final
 
 from redis.exceptions import ResponseError
 
-from bridge.bus.redis.layout import GROUP, Layout, text, unpack
+from bridge.bus.redis.layout import GROUP, Layout, RawEntries, read_reply, text, unpack_flat
 from bridge.bus.redis.lease import Lease
-from bridge.bus.redis.link import Link
+from bridge.bus.redis.link import Link, linger
 from bridge.bus.transport import Frame, FrameReceiver
 
 __all__ = ["ConsumerGroup"]
@@ -103,16 +103,25 @@ class ConsumerGroup:
             return None
         if not self._ready:
             await self._create()
-        reply: Any = await self._link.client.xreadgroup(
+        keys = self._keys
+        reply = await self._link.command(
+            "XREADGROUP",
+            "GROUP",
             GROUP,
             self.consumer,
-            dict.fromkeys(self._keys, ">"),
-            count=min(room, self._batch),
-            block=self._block_ms,
+            "COUNT",
+            min(room, self._batch),
+            "BLOCK",
+            self._block_ms,
+            "STREAMS",
+            *keys,
+            *[">"] * len(keys),
         )
-        for key, entries in reply or ():
+        read = 0
+        for key, entries in read_reply(reply):
+            read += len(entries)
             self._take(key.decode(), entries)
-        return 0.0
+        return linger(read, self._batch)
 
     async def _create(self) -> None:
         # Start no further back than the replay window: older entries would only be refused.
@@ -125,24 +134,32 @@ class ConsumerGroup:
                     raise
         self._ready = True
 
-    def _take(self, key: str, entries: list[tuple[bytes, dict[bytes, bytes] | None]]) -> None:
+    def _take(self, key: str, entries: RawEntries) -> None:
+        """Hand entries (as Redis sent them, fields flat) to the bus as work-queue frames."""
         instance = self._layout.instance_of(key.encode())
         now = self._clock()
+        inflight, settle, unsettled = self._inflight, self._settle, self._unsettled
+        frames: list[Frame] = []
         for entry_id, fields in entries:
-            if (key, entry_id) in self._inflight:
+            if (key, entry_id) in inflight:
                 continue  # still being handled here (reclaimed because it took long)
-            self._inflight[(key, entry_id)] = now
-            self._deliver(
+            inflight[(key, entry_id)] = now
+            body, signature = unpack_flat(fields or [])
+            frames.append(
                 Frame(
                     instance,
-                    *unpack(fields or {}),
-                    group=True,
-                    ack=partial(self._settle, key, entry_id),
-                    nack=partial(self._unsettled, key, entry_id),
+                    body,
+                    signature,
+                    None,
+                    True,
+                    partial(settle, key, entry_id),
+                    partial(unsettled, key, entry_id),
                 )
             )
+        if frames:
+            self._deliver(frames)
 
-    async def _settle(self, key: str, entry_id: bytes) -> None:
+    def _settle(self, key: str, entry_id: bytes) -> None:
         """The ack of a work-queue frame: queued for the writer, which batches XACKs."""
         self._inflight.pop((key, entry_id), None)
         self._acknowledge(key, entry_id)
@@ -169,13 +186,9 @@ class ConsumerGroup:
     async def _claim(self, key: str) -> None:
         start: bytes | str = "0-0"
         while len(self._inflight) < self._max_inflight:
-            reply = await self._link.client.xautoclaim(
-                key,
-                GROUP,
-                self.consumer,
-                self._claim_idle_ms,
-                start_id=start,
-                count=min(self._batch, self._max_inflight - len(self._inflight)),
+            count = min(self._batch, self._max_inflight - len(self._inflight))
+            reply = await self._link.command(
+                "XAUTOCLAIM", key, GROUP, self.consumer, self._claim_idle_ms, start, "COUNT", count
             )
             start, entries = reply[0], reply[1]
             deleted = reply[2] if len(reply) > 2 else []

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-from bridge.bus.redis.layout import Layout, unpack
-from bridge.bus.redis.link import Link
+from bridge.bus.redis.layout import Layout, read_reply, unpack_flat
+from bridge.bus.redis.link import Link, linger
 from bridge.bus.transport import Frame, FrameReceiver
 
 __all__ = ["FanOutReader"]
@@ -38,17 +37,29 @@ class FanOutReader:
             await self._find_tails()
             self.positioned.set()
             self._link.up()  # ready now, not after the first blocking read returns
-        reply: Any = await self._link.client.xread(
-            self._last_ids,  # type: ignore[arg-type]
-            count=self._batch,
-            block=self._block_ms,
+        last_ids = self._last_ids
+        reply = await self._link.command(
+            "XREAD",
+            "COUNT",
+            self._batch,
+            "BLOCK",
+            self._block_ms,
+            "STREAMS",
+            *last_ids,
+            *last_ids.values(),
         )
-        for key, entries in reply or ():
+        read = 0
+        for key, entries in read_reply(reply):
+            if not entries:
+                continue
+            read += len(entries)
             instance = self._layout.instance_of(key)
-            for entry_id, fields in entries:
-                self._last_ids[key.decode()] = entry_id
-                self._deliver(Frame(instance, *unpack(fields), group=False))
-        return 0.0
+            last_ids[key.decode()] = entries[-1][0]
+            # One batch per stream read: the bus verifies and dispatches it in one go.
+            self._deliver(
+                [Frame(instance, *unpack_flat(fields or []), group=False) for _, fields in entries]
+            )
+        return linger(read, self._batch)
 
     async def _find_tails(self) -> None:
         streams = self._layout.streams.values()

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Iterable
+from typing import Any, Final
 
 from bridge.messages import INSTANCES
 
-__all__ = ["GROUP", "Layout", "entry_fields", "stream_id", "text", "unpack"]
+__all__ = [
+    "GROUP",
+    "RAW_REPLIES",
+    "Layout",
+    "entry_fields",
+    "read_reply",
+    "stream_id",
+    "text",
+    "unpack",
+    "unpack_flat",
+]
 
 GROUP: Final = "exesdb-bridge"
 """The consumer group every bridge replica reads the work queue through."""
 
 _BODY: Final = b"e"
 _SIGNATURE: Final = b"s"
+
+RAW_REPLIES: Final = ("XREAD", "XREADGROUP", "XAUTOCLAIM")
+"""Commands whose replies the link's client hands over as Redis sent them (``read_reply``,
+``unpack_flat``): redis-py would turn every entry's fields into a dict, in Python, which costs
+more per message than the rest of reading it."""
+
+RawEntries = list[tuple[bytes, list[bytes] | None]]
 
 
 class Layout:
@@ -40,9 +58,13 @@ class Layout:
         """A random value set once per Redis data set: a new one means Redis lost its data."""
         return f"{self.prefix}:bus:epoch"
 
-    def hand_over(self, name: str) -> str:
-        """Where a stopping lease holder leaves ``name`` state for the next one."""
-        return f"{self.prefix}:handover:{name}"
+    def state(self, name: str) -> str:
+        """The work queue's shared ``name`` records (``shared_state.py``)."""
+        return f"{self.prefix}:state:{name}"
+
+    def spool(self, segment: str) -> str:
+        """How far a bridge's spool segment ``segment`` (a random id) has been written here."""
+        return f"{self.prefix}:spool:{segment}"
 
     def coordination(self, key: str) -> str:
         """A cluster monitor's coordination key."""
@@ -56,13 +78,33 @@ def entry_fields(body: bytes, signature: str | None) -> dict[bytes, bytes | str]
 
 def unpack(fields: dict[bytes, bytes]) -> tuple[bytes, str | None]:
     """A stream entry's body and signature (never trusted: the bus verifies them)."""
-    body = fields.get(_BODY, b"")
-    raw = fields.get(_SIGNATURE)
+    return fields.get(_BODY, b""), _signature(fields.get(_SIGNATURE))
+
+
+def read_reply(reply: Any) -> Iterable[tuple[bytes, RawEntries]]:
+    """The streams of a raw XREAD/XREADGROUP reply (a RESP2 list or a RESP3 map, see
+    ``RAW_REPLIES``): each key with its entries, ``[id, [name, value, …]]`` each (the fields
+    None for an entry deleted since it was delivered); ``unpack_flat`` reads the fields."""
+    if not reply:
+        return ()
+    streams: Iterable[tuple[bytes, RawEntries]] = (
+        reply.items() if isinstance(reply, dict) else reply
+    )
+    return streams
+
+
+def unpack_flat(fields: list[bytes]) -> tuple[bytes, str | None]:
+    """``unpack`` for an entry's fields as Redis sends them: ``[name, value, name, value, …]``."""
+    if len(fields) == 4 and fields[0] == _BODY and fields[2] == _SIGNATURE:
+        return fields[1], _signature(fields[3])  # what the bridge writes: no dict needed
+    return unpack(dict(zip(fields[::2], fields[1::2], strict=False)))
+
+
+def _signature(raw: bytes | None) -> str | None:
     try:
-        signature = raw.decode("ascii") if raw else None
+        return raw.decode("ascii") if raw else None
     except UnicodeDecodeError:
-        signature = "?"  # not hex: fails verification as an invalid signature
-    return body, signature
+        return "?"  # not hex: fails verification as an invalid signature
 
 
 def text(value: object) -> str:

@@ -110,7 +110,7 @@ class Lease:
                 raise
             except Exception:
                 _logger.warning(
-                    "taking the work queue over: a hand-over step failed", exc_info=True
+                    "taking the work queue over: a step of taking it up failed", exc_info=True
                 )
                 return False
         return True

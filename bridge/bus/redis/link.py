@@ -6,16 +6,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Final
+from typing import Any, Final
 
 from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
 
 from bridge.backoff import Backoff
+from bridge.bus.redis.layout import RAW_REPLIES
 from bridge.errors import TransportError
 from bridge.redaction import safe_url
 
-__all__ = ["RETRYABLE", "Link", "temporary"]
+__all__ = ["RETRYABLE", "Link", "linger", "temporary"]
 
 _logger = logging.getLogger(__name__)
 
@@ -38,6 +39,10 @@ _TEMPORARY_REPLIES: Final = (
 
 Step = Callable[[], Awaitable[float | None]]
 
+# A reader whose last read was small waits this long before the next: what arrives meanwhile
+# comes in one read rather than many (each round trip costs more CPU than several messages).
+_LINGER_SECONDS: Final = 0.005
+
 
 class Link:
     """The Redis client the transport's background loops share, its state and retry policy.
@@ -45,7 +50,7 @@ class Link:
     Every loop runs through ``keep_trying``: a failed step is recorded (``connected`` turns
     False, the reason is kept for readiness, ``connection_errors`` counts it) and waited out
     with ``backoff``, longer while failures follow each other; a successful one marks Redis
-    reachable again. What leaves the transport for a caller (coordination, hand-over) goes
+    reachable again. What leaves the transport for a caller (coordination, shared state) goes
     through ``boundary``, which turns a Redis failure into ``TransportError``.
     """
 
@@ -55,6 +60,8 @@ class Link:
         """``restart_seconds``: how long a stage that failed unexpectedly waits to restart."""
         self.url = url
         self.client = client
+        for command in RAW_REPLIES:
+            client.set_response_callback(command, _as_sent)
         self.backoff = backoff
         self.stopping = asyncio.Event()
         self.connected = False
@@ -63,6 +70,11 @@ class Link:
         self.stage_errors = 0
         self._restart_seconds = restart_seconds
         self._when_down: list[Callable[[], None]] = []
+
+    async def command(self, *args: str | bytes | int) -> Any:
+        """Send one command as it is written; the reply of a ``RAW_REPLIES`` command comes as
+        Redis sent it."""
+        return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
 
     def when_down(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` on every failed command (e.g. to ask whether Redis lost its data)."""
@@ -161,6 +173,16 @@ class Link:
             raise TransportError(
                 f"Redis at {safe_url(self.url)} could not {doing}: {reason}"
             ) from exc
+
+
+def linger(read: int, batch: int) -> float:
+    """How long a reader waits before its next read, having read ``read`` entries of at most
+    ``batch``: a moment after a small read, none after a large one (it may be behind)."""
+    return _LINGER_SECONDS if read < batch // 4 else 0.0
+
+
+def _as_sent(response: Any, **kwargs: Any) -> Any:
+    return response
 
 
 def _cancel_requested() -> bool:

@@ -37,6 +37,11 @@ class RedisCollector(Collector):
             value=writer.buffered,
         )
         yield GaugeMetricFamily(
+            "exesdb_redis_spool_bytes",
+            "Bytes of ingested frames in the spool on disk, not yet written to Redis.",
+            value=writer.spool_bytes,
+        )
+        yield GaugeMetricFamily(
             "exesdb_redis_work_queue_leader",
             "1 while this replica holds the work-queue lease (reads the alert consumer group).",
             value=1.0 if self._lease.leading else 0.0,
@@ -50,6 +55,11 @@ class RedisCollector(Collector):
             "exesdb_redis_written",
             "Frames written to Redis streams.",
             value=writer.written,
+        )
+        yield CounterMetricFamily(
+            "exesdb_redis_spooled",
+            "Ingested frames stored in the spool on disk (answered 202) to be written to Redis.",
+            value=writer.spooled,
         )
         yield CounterMetricFamily(
             "exesdb_redis_stage_errors",

@@ -8,8 +8,9 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
 
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
@@ -26,9 +27,12 @@ from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.lease import Lease
 from bridge.bus.redis.link import RETRYABLE, Link
 from bridge.bus.redis.metrics import RedisCollector
+from bridge.bus.redis.shared_state import RedisSharedState
+from bridge.bus.redis.spool import Spool
 from bridge.bus.redis.work_queue import WorkQueue
 from bridge.bus.redis.writer import Writer
-from bridge.bus.transport import Frame, FrameReceiver
+from bridge.bus.transport import Durability, Frame, FrameReceiver
+from bridge.errors import ConfigError
 from bridge.redaction import safe_url
 
 if TYPE_CHECKING:
@@ -37,6 +41,10 @@ if TYPE_CHECKING:
 __all__ = ["RedisTransport"]
 
 _logger = logging.getLogger(__name__)
+
+# Spool segment files: a sixteenth of the spool's size, within these bounds.
+_MIN_SEGMENT_BYTES: Final = 1024 * 1024
+_MAX_SEGMENT_BYTES: Final = 16 * 1024 * 1024
 
 
 class RedisTransport:
@@ -55,8 +63,10 @@ class RedisTransport:
         replay_window_ms: int = 300_000,
         prefix: str = "exesdb",
         block_ms: int = 1_000,
-        batch_size: int = 500,
-        max_inflight: int = 1_000,
+        batch_size: int = 1_000,
+        max_inflight: int = 4_000,
+        spool_dir: Path | str | None = None,
+        spool_bytes: int = 256 * 1024 * 1024,
         backoff_seconds: float = 0.1,
         max_backoff_seconds: float = 5.0,
         jitter: float = 0.2,
@@ -87,6 +97,15 @@ class RedisTransport:
         self._fanout = FanOutReader(
             link, layout, deliver=self._deliver, batch_size=batch_size, block_ms=block_ms
         )
+        self._spool = (
+            None
+            if spool_dir is None
+            else Spool(
+                spool_dir,
+                max_bytes=spool_bytes,
+                segment_bytes=min(_MAX_SEGMENT_BYTES, max(_MIN_SEGMENT_BYTES, spool_bytes // 16)),
+            )
+        )
         self._writer = Writer(
             link,
             layout,
@@ -97,6 +116,7 @@ class RedisTransport:
             claim_idle_ms=claim_idle_ms,
             replay_window_ms=replay_window_ms,
             clock=clock,
+            spool=self._spool,
         )
         lease = Lease(link, layout, consumer=self.consumer, lease_ms=claim_idle_ms)
         group = ConsumerGroup(
@@ -113,12 +133,12 @@ class RedisTransport:
             max_inflight=max_inflight,
             clock=clock,
         )
-        self._work_queue = WorkQueue(link, layout, lease, group, kept_ms=replay_window_ms)
+        self._work_queue = WorkQueue(link, lease, group)
         self._capabilities = TransportCapabilities(
             shared=True,
             coordinator=RedisCoordinator(link, layout, owner=self.consumer),
             lease=self._work_queue,
-            hand_over=self._work_queue,
+            state=RedisSharedState(link, layout, consumer=self.consumer, node=node),
         )
         self._receive: FrameReceiver | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -138,12 +158,14 @@ class RedisTransport:
             buffer_size=settings.redis_buffer_size,
             claim_idle_ms=settings.redis_claim_idle_ms,
             replay_window_ms=settings.replay_window_ms,
+            spool_dir=Path(settings.state_dir) / "spool",
+            spool_bytes=settings.redis_spool_bytes,
             registry=registry,
         )
 
     @property
     def capabilities(self) -> TransportCapabilities:
-        """Shared across processes: coordination keys, the work-queue lease, hand-over."""
+        """Shared across processes: coordination keys, the work-queue lease, shared state."""
         return self._capabilities
 
     @property
@@ -173,6 +195,20 @@ class RedisTransport:
     async def start(
         self, receive: FrameReceiver, group_instances: frozenset[str] = frozenset()
     ) -> None:
+        if self._spool is not None:
+            try:
+                waiting = await self._spool.open()
+            except OSError as exc:
+                where = self._spool.directory
+                raise ConfigError(
+                    [f"EXESDB_STATE_DIR: cannot open the Redis bus spool {where}: {exc}"]
+                ) from exc
+            if waiting:
+                _logger.info(
+                    "spool %s: %d frame(s) taken in before a stop still to write to Redis",
+                    self._spool.directory,
+                    waiting,
+                )
         self._receive = receive
         loop = asyncio.get_running_loop()
         keep_running = self._link.keep_running
@@ -189,8 +225,8 @@ class RedisTransport:
             ", ".join(sorted(group_instances)) or "none",
         )
 
-    def capacity_left(self) -> int | None:
-        return self._writer.capacity_left()
+    async def send_durably(self, frames: Sequence[Frame]) -> Durability:
+        return await self._writer.send_durably(frames)
 
     def send(self, frame: Frame) -> bool:
         return self._writer.send(frame)
@@ -221,16 +257,18 @@ class RedisTransport:
         self._receive = None
         with contextlib.suppress(*RETRYABLE):
             await self._link.client.aclose()
+        if self._spool is not None:
+            await self._spool.aclose()
 
     async def release_work_queue(self) -> None:
         """Stop reading the consumer group and release the lease at once (rather than after it
         runs out), so that another replica takes the work queue over."""
         await self._work_queue.release()
 
-    def _deliver(self, frame: Frame) -> None:
+    def _deliver(self, frames: Sequence[Frame]) -> None:
         if self._receive is None:
             return
         try:
-            self._receive(frame)
+            self._receive(frames)
         except Exception:
-            _logger.exception("the bus failed to take a frame from Redis")
+            _logger.exception("the bus failed to take %d frame(s) from Redis", len(frames))

@@ -1,29 +1,34 @@
-"""Writes what the bus sends to the streams: buffered frames (XADD), acknowledgements (XACK).
+"""Writes what the bus sends to the streams: buffered frames, spooled frames (XADD), and XACKs.
 
 ``send`` never blocks: frames wait in a bounded local buffer that ``run`` writes, in order, in
-batches, through reconnections and backoff; a frame that waited half the replay window there is
-signed again (fresh ``ts``, same id) so that it is not refused as expired. Work-queue frames
-written lately are retained until a consumer group has taken them, and written again if Redis
-turns out to have lost its data meanwhile (a restart without persistence).
+batches (one round trip and one script each), through reconnections and backoff; a frame that waited
+half the replay window there is signed again (fresh ``ts``, same id) so that it is not refused
+as expired. ``send_durably`` (HTTP ingest) answers once its frames are in the spool on disk
+(``spool.py``), which ``run`` sends to Redis in order, each batch in one script call with the
+spool's progress, so that a restart sends nothing twice. Work-queue frames written lately are
+retained until a consumer group has taken them, and written again if Redis turns out to have
+lost its data meanwhile (a restart without persistence).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from redis.exceptions import ResponseError
 
-from bridge.bus.envelope import Envelope
+from bridge.bus.envelope import Envelope, decode_envelope
 from bridge.bus.redis.layout import GROUP, Layout, entry_fields, stream_id, text
 from bridge.bus.redis.link import RETRYABLE, Link, temporary
-from bridge.bus.transport import WORK_QUEUE_INSTANCES, Frame
+from bridge.bus.redis.spool import Spool
+from bridge.bus.transport import WORK_QUEUE_INSTANCES, Durability, Frame
 
 __all__ = ["Writer"]
 
@@ -33,10 +38,37 @@ _logger = logging.getLogger(__name__)
 _PRUNE_SECONDS: Final = 0.05
 # Poll interval of ``flush`` while it waits for the buffer to empty.
 _FLUSH_POLL_SECONDS: Final = 0.01
+# Acknowledgements wait this long for company when there is nothing else to write (they only
+# keep entries from being claimed again, which takes far longer): fewer round trips.
+_ACK_LINGER_SECONDS: Final = 0.01
+# How long the spool's progress stays in Redis: well past any restart of a bridge.
+_PROGRESS_KEPT_MS: Final = 7 * 24 * 3600 * 1000
+
+# Writes a batch of frames, each its own entry (as XADD ... MAXLEN ~ <n> * e <body> s <sig>),
+# and the spool's progress with them when asked: one command and one reply for the batch, where
+# a pipeline of XADDs costs redis-py several times the CPU per entry. An entry Redis refuses is
+# answered "!<error>" in its place. KEYS: each entry's stream, then the progress key if any.
+# ARGV: the number of entries, MAXLEN, body and signature of each, then progress and its TTL.
+_XADD_ALL: Final = """
+local count = tonumber(ARGV[1])
+local out = {}
+for i = 1, count do
+  local id = redis.pcall('XADD', KEYS[i], 'MAXLEN', '~', ARGV[2], '*',
+                         'e', ARGV[1 + 2 * i], 's', ARGV[2 + 2 * i])
+  if type(id) == 'table' and id.err then out[i] = '!' .. id.err else out[i] = id end
+end
+if #KEYS > count then
+  redis.call('SET', KEYS[count + 1], ARGV[3 + 2 * count], 'PX', ARGV[4 + 2 * count])
+end
+return out
+"""
+
+# A work-queue frame written: (when, entry id, frame), per stream.
+_Retained = deque[tuple[float, bytes, Frame]]
 
 
 class Writer:
-    """The local buffer of frames and acknowledgements, and the loop that writes them."""
+    """The local buffer of frames, the spool, acknowledgements, and the loop that writes them."""
 
     def __init__(
         self,
@@ -50,9 +82,11 @@ class Writer:
         claim_idle_ms: int,
         replay_window_ms: int,
         clock: Callable[[], float],
+        spool: Spool | None = None,
     ) -> None:
         """``positioned`` is set once the fan-out reader knows where each stream ends: our own
-        frames must come after the tail it reads from, or it would miss them."""
+        frames must come after the tail it reads from, or it would miss them. Without a
+        ``spool`` (an embedding bridge), ``send_durably`` buffers in memory as ``send`` does."""
         self._link = link
         self._layout = layout
         self._positioned = positioned
@@ -61,16 +95,20 @@ class Writer:
         self._batch = batch_size
         self._replay_window_ms = replay_window_ms
         self._clock = clock
+        self._spool = spool
+        self._script = link.client.register_script(_XADD_ALL)
         self._buffer: deque[Frame] = deque()
-        # Work-queue frames written but maybe not yet taken by a consumer group: (written at,
-        # stream, entry id, frame); written again if Redis turns out to have lost its data.
-        self._retained: deque[tuple[float, str, bytes, Frame]] = deque(maxlen=buffer_size)
+        # Work-queue frames written but maybe not yet taken by a consumer group, per stream in
+        # the order written; written again if Redis turns out to have lost its data.
+        self._retained: dict[str, _Retained] = {}
         self._retain_seconds = max(10.0, 2 * claim_idle_ms / 1000)
         self._epoch: str | None = None
         self._epoch_unchecked = True
         self._last_prune = 0.0
         self._acks: dict[str, list[bytes]] = {}
-        self._wake = asyncio.Event()
+        self._ack_count = 0
+        self._wake = asyncio.Event()  # anything to do
+        self._frames = asyncio.Event()  # frames to write: lingering acknowledgements go now
         self._closed = False
         # Set by the bus (``attach``): re-signs a frame grown old in the buffer; counts drops.
         self._resign: Callable[[Envelope], Frame] | None = None
@@ -79,6 +117,7 @@ class Writer:
         self.written = 0
         self.rewritten = 0
         self.resigned = 0
+        self.spooled = 0
         link.when_down(self._suspect_data_loss)
 
     def attach(
@@ -91,12 +130,13 @@ class Writer:
 
     @property
     def buffered(self) -> int:
-        """Frames waiting to be written."""
+        """Frames waiting in memory to be written."""
         return len(self._buffer)
 
-    def capacity_left(self) -> int:
-        """How many more frames ``send`` would take now."""
-        return 0 if self._closed else self._buffer_size - len(self._buffer)
+    @property
+    def spool_bytes(self) -> int:
+        """Bytes of spooled frames waiting to be written."""
+        return self._spool.pending_bytes if self._spool is not None else 0
 
     def send(self, frame: Frame) -> bool:
         """Buffer a frame for writing; False when the buffer is full (or the writer closed)."""
@@ -105,33 +145,75 @@ class Writer:
         # Never the in-process shortcut: what crosses Redis is verified from its bytes (the
         # envelope is kept only to re-sign a frame that waits too long, see _refresh_old).
         self._buffer.append(Frame(frame.instance, frame.body, frame.signature, frame.decoded))
+        self._frames.set()
         self._wake.set()
         return True
+
+    async def send_durably(self, frames: Sequence[Frame]) -> Durability:
+        """Take ``frames`` (all or none) once they are safe from a crash of this process: in the
+        spool on disk. FULL when the spool has no room for them, FAILED when the disk refused
+        them or the writer is closed."""
+        if self._closed:
+            return Durability.FAILED
+        spool = self._spool
+        if spool is None:
+            if len(self._buffer) + len(frames) > self._buffer_size:
+                return Durability.FULL
+            for frame in frames:
+                self.send(frame)
+            return Durability.COMMITTED
+        try:
+            if not await spool.append(frames):
+                return Durability.FULL
+        except OSError as exc:
+            _logger.error(
+                "spool %s: could not store %d frame(s): %s", spool.directory, len(frames), exc
+            )
+            return Durability.FAILED
+        self.spooled += len(frames)
+        self._frames.set()
+        self._wake.set()
+        return Durability.COMMITTED
 
     def acknowledge(self, key: str, entry_id: bytes) -> None:
         """Queue the XACK of a work-queue entry (acknowledgements are written in batches)."""
         self._acks.setdefault(key, []).append(entry_id)
+        self._ack_count += 1
         self._wake.set()
 
     def wake(self) -> None:
-        """Look for work now (e.g. frames buffered before the loop started)."""
-        if self._buffer:
+        """Look for work now (e.g. frames buffered or spooled before the loop started)."""
+        if self._buffer or self.spool_bytes:
+            self._frames.set()
             self._wake.set()
 
     async def flush(self, seconds: float) -> None:
         """Stop taking frames; write what is buffered (for up to ``seconds``, while connected);
-        count what is left as dropped."""
+        keep what is left in the spool for the next start, or count it as dropped without one.
+        The spool itself waits on disk."""
         self._closed = True
         deadline = time.monotonic() + seconds
         while (self._buffer or self._acks) and self._link.connected:
             if time.monotonic() >= deadline:
                 break
+            self._frames.set()
             self._wake.set()
             await asyncio.sleep(_FLUSH_POLL_SECONDS)
-        if self._buffer:
-            _logger.warning("Redis bus stopped with %d frame(s) unwritten", len(self._buffer))
-            self._count_dropped(len(self._buffer))
-            self._buffer.clear()
+        if not self._buffer:
+            return
+        left = list(self._buffer)
+        self._buffer.clear()
+        if self._spool is not None:
+            with contextlib.suppress(OSError):
+                if await self._spool.append(left):
+                    _logger.warning(
+                        "Redis bus stopped with %d frame(s) unwritten: kept in the spool for the "
+                        "next start",
+                        len(left),
+                    )
+                    return
+        _logger.warning("Redis bus stopped with %d frame(s) unwritten", len(left))
+        self._count_dropped(len(left))
 
     async def run(self) -> None:
         """Write until the transport stops; a refusal as a whole drops nothing (retried)."""
@@ -140,6 +222,7 @@ class Writer:
     def _suspect_data_loss(self) -> None:
         # Did Redis lose its data during the failure? The writer asks when it next gets through.
         self._epoch_unchecked = True
+        self._frames.set()
         self._wake.set()
 
     async def _step(self) -> float | None:
@@ -156,17 +239,34 @@ class Writer:
                 with contextlib.suppress(*RETRYABLE):
                     await self._prune_retained()
                 return None
+        if not self._frames.is_set() and self._ack_count < self._batch:
+            # Only acknowledgements: they wait a moment for more (or for frames to go with).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_ACK_LINGER_SECONDS):
+                    await self._frames.wait()
+        self._wake.clear()
+        self._frames.clear()
         # Our own frames must come after the tail we read from, or we would miss them.
         await self._positioned.wait()
         if self._epoch_unchecked:
             await self._check_epoch()
-        await self._write_once()
+        await self._write_acks()
+        await self._write_buffered()
+        await self._write_spooled()
+        if self._buffer or self.spool_bytes:
+            self._frames.set()  # more than one batch waits: on with the next at once
+            self._wake.set()
         if self._clock() - self._last_prune >= _PRUNE_SECONDS:
             await self._prune_retained()
         return 0.0
 
     def _has_work(self) -> bool:
-        return bool(self._buffer or self._acks or (self._retained and self._epoch_unchecked))
+        return bool(
+            self._buffer
+            or self._acks
+            or self.spool_bytes
+            or (self._retained and self._epoch_unchecked)
+        )
 
     async def _check_epoch(self) -> None:
         """Find out whether Redis lost its data (a restart without persistence) since we wrote.
@@ -179,7 +279,8 @@ class Writer:
         await client.set(key, secrets.token_hex(8), nx=True)
         epoch = text(await client.get(key))
         if self._epoch is not None and epoch != self._epoch and self._retained:
-            frames = [frame for _, _, _, frame in self._retained]
+            # Back in the order they were first written (each stream's are in order already).
+            frames = [item[2] for item in heapq.merge(*self._retained.values(), key=_written_at)]
             self._retained.clear()
             self._buffer.extendleft(reversed(frames))
             self.rewritten += len(frames)
@@ -192,11 +293,12 @@ class Writer:
     async def _prune_retained(self) -> None:
         self._last_prune = self._clock()
         horizon = self._last_prune - self._retain_seconds
-        while self._retained and self._retained[0][0] < horizon:
-            self._retained.popleft()
-        if not self._retained or not self._link.connected or self._epoch_unchecked:
+        for items in self._retained.values():
+            while items and items[0][0] < horizon:
+                items.popleft()
+        keys = sorted(key for key, items in self._retained.items() if items)
+        if not keys or not self._link.connected or self._epoch_unchecked:
             return
-        keys = sorted({key for _, key, _, _ in self._retained})
         pipe = self._link.client.pipeline(transaction=False)
         pipe.get(self._layout.epoch)
         for key in keys:
@@ -207,58 +309,133 @@ class Writer:
             self._epoch_unchecked = True
             self._wake.set()
             return
-        taken: dict[str, tuple[int, int]] = {}
         for key, groups in zip(keys, replies[1:], strict=True):
             for group in groups:
                 if text(group.get("name")) == GROUP:
-                    taken[key] = stream_id(group.get("last-delivered-id"))
-        self._retained = deque(
-            (
-                item
-                for item in self._retained
-                if item[1] not in taken or stream_id(item[2]) > taken[item[1]]
-            ),
-            maxlen=self._retained.maxlen,
-        )
+                    taken = stream_id(group.get("last-delivered-id"))
+                    items = self._retained[key]
+                    while items and stream_id(items[0][1]) <= taken:
+                        items.popleft()
 
-    async def _write_once(self) -> None:
+    async def _write_acks(self) -> None:
         acks, self._acks = self._acks, {}
+        self._ack_count = 0
+        if not acks:
+            return
         try:
-            if acks:
-                pipe = self._link.client.pipeline(transaction=False)
-                for key, ids in acks.items():
-                    pipe.xack(key, GROUP, *ids)
-                await pipe.execute()
+            pipe = self._link.client.pipeline(transaction=False)
+            for key, ids in acks.items():
+                pipe.xack(key, GROUP, *ids)
+            await pipe.execute()
         except ResponseError as exc:
             # E.g. the group is gone with a Redis that lost its data: nothing left to ack.
             _logger.debug("acknowledgements refused: %s", exc)
         except BaseException:
             for key, ids in acks.items():
                 self._acks.setdefault(key, []).extend(ids)
+                self._ack_count += len(ids)
             raise
+
+    async def _write_buffered(self) -> None:
+        """One batch of the buffer, in one round trip; refused frames go back to its front."""
         count = min(self._batch, len(self._buffer))
         if not count:
             return
         self._refresh_old(count)
         batch = [self._buffer[index] for index in range(count)]
+        replies = await self._xadd_all(batch)
+        for _ in range(count):
+            self._buffer.popleft()
+        again, refusal = self._written(batch, replies)
+        if again:
+            self._buffer.extendleft(reversed(again))
+        if refusal is not None:
+            raise refusal  # back off, then write them again (in order)
+
+    async def _write_spooled(self) -> None:
+        """One batch from the head of the spool, in one script call with the spool's progress
+        (atomic, as every script), so that Redis holds exactly what it was told the spool got to."""
+        spool = self._spool
+        if spool is None or not spool.pending_bytes:
+            return
+        batch = await spool.peek(self._batch)
+        if batch is None:
+            return
+        progress = self._layout.spool(batch.segment)
+        if not spool.checked(batch):
+            # After a restart: a crash may have come after Redis took entries and before the
+            # spool's head moved past them.
+            done = await self._link.client.get(progress)
+            if await spool.resume(batch, None if done is None else int(done)):
+                return
+        frames = [self._fresh(f, t) for f, t in zip(batch.frames, batch.unix_ts, strict=True)]
+        # A refusal of the whole script (e.g. OOM: Redis refuses a writing script up front)
+        # raises here and is tried again; one of a single entry inside it (the key holds another
+        # type) is for good: retrying the batch would write the others twice.
+        replies = await self._xadd_all(frames, progress=(progress, batch.end))
+        self._written(frames, replies, retry=False)
+        spent = await spool.advance(batch)
+        if spent:
+            with contextlib.suppress(*RETRYABLE):
+                await self._link.client.delete(*(self._layout.spool(i) for i in spent))
+
+    async def _xadd_all(
+        self, frames: Sequence[Frame], *, progress: tuple[str, int] | None = None
+    ) -> list[bytes | ResponseError]:
+        """XADD every frame in one round trip and one script (``_XADD_ALL``), and set the
+        spool's ``progress`` key with them; each entry's id, or why Redis refused it."""
         streams = self._layout.streams
-        pipe = self._link.client.pipeline(transaction=False)
-        for frame in batch:
+        keys = [streams[frame.instance] for frame in frames]
+        args: list[Any] = [len(frames), self._maxlen]
+        for frame in frames:
+            args += [frame.body, frame.signature or ""]
+        if progress is not None:
+            keys.append(progress[0])
+            args += [progress[1], _PROGRESS_KEPT_MS]
+        try:
+            replies: list[bytes] = await self._script(keys=keys, args=args)
+        except ResponseError as exc:
+            if temporary(exc):
+                raise
+            # Refused whole for good (NOPERM: an ACL keeps one of the streams from us): one
+            # XADD each, so that only the entries refused are dropped.
+            return await self._xadd_each(frames, progress)
+        return [
+            ResponseError(reply[1:].decode(errors="replace")) if reply[:1] == b"!" else reply
+            for reply in replies
+        ]
+
+    async def _xadd_each(
+        self, frames: Sequence[Frame], progress: tuple[str, int] | None
+    ) -> list[bytes | ResponseError]:
+        """``_xadd_all`` as a pipeline of XADDs (a transaction, with the progress)."""
+        streams = self._layout.streams
+        pipe = self._link.client.pipeline(transaction=progress is not None)
+        for frame in frames:
             pipe.xadd(
                 streams[frame.instance],
                 entry_fields(frame.body, frame.signature),  # type: ignore[arg-type]
                 maxlen=self._maxlen,
                 approximate=True,
             )
-        replies = await pipe.execute(raise_on_error=False)
+        if progress is not None:
+            pipe.set(progress[0], progress[1], px=_PROGRESS_KEPT_MS)
+        replies: list[bytes | ResponseError] = await pipe.execute(raise_on_error=False)
+        return replies[: len(frames)]
+
+    def _written(
+        self, frames: Sequence[Frame], replies: Sequence[Any], *, retry: bool = True
+    ) -> tuple[list[Frame], ResponseError | None]:
+        """Sort out the replies of XADDs: the frames to try again (refused for now, when
+        ``retry``), and the first such refusal; those refused for good are dropped."""
         now = self._clock()
+        streams, retained = self._layout.streams, self._retained
         again: list[Frame] = []
         refusal: ResponseError | None = None
         dropped = 0
-        for frame, reply in zip(batch, replies, strict=True):
-            self._buffer.popleft()
+        for frame, reply in zip(frames, replies, strict=True):
             if isinstance(reply, ResponseError):
-                if temporary(reply):
+                if retry and temporary(reply):
                     again.append(frame)
                     refusal = refusal or reply
                 else:
@@ -267,14 +444,15 @@ class Writer:
                     _logger.error("Redis refused a frame of %s; dropped: %s", frame.instance, reply)
                 continue
             if frame.instance in WORK_QUEUE_INSTANCES:
-                self._retained.append((now, streams[frame.instance], reply, frame))
+                key = streams[frame.instance]
+                items = retained.get(key)
+                if items is None:
+                    items = retained[key] = deque(maxlen=self._buffer_size)
+                items.append((now, reply, frame))
             self.written += 1
-        if again:
-            self._buffer.extendleft(reversed(again))
         if dropped:
             self._count_dropped(dropped)
-        if refusal is not None:
-            raise refusal  # back off, then write them again (in order)
+        return again, refusal
 
     def _refresh_old(self, count: int) -> None:
         """Re-sign our frames among the first ``count`` that waited for half the replay window
@@ -290,6 +468,23 @@ class Writer:
             if envelope is not None and envelope.unix_ts < horizon:
                 buffer[index] = resign(envelope)
                 self.resigned += 1
+
+    def _fresh(self, frame: Frame, unix_ts: float) -> Frame:
+        """A spooled frame as it is to be written: signed again if it waited for half the
+        replay window (its bytes, ours and verified once, are decoded again for that)."""
+        resign = self._resign
+        horizon = self._clock() - self._replay_window_ms / 2000
+        if resign is None or unix_ts >= horizon:
+            return frame
+        envelope = decode_envelope(frame.body)
+        if isinstance(envelope, Envelope) and envelope.unix_ts < horizon:
+            self.resigned += 1
+            return resign(envelope)
+        return frame
+
+
+def _written_at(item: tuple[float, bytes, Frame]) -> float:
+    return item[0]
 
 
 def _log_refusal(exc: ResponseError) -> bool:

@@ -4,7 +4,8 @@ Pipeline: ``sources`` (messages → alert events) → ``transitions`` (the alert
 functions over ``records``) → ``outbox`` (alert states and deliveries in SQLite) → ``payload``
 (webhook format v4) → ``delivery`` (per-URL senders with retries), beside ``escalation`` and
 ``alertmanager``; ``sink`` wires them into a bridge component, with ``admin`` (its HTTP routes),
-``handover`` (between work-queue holders) and ``metrics`` (its self-metrics).
+``index`` (the open alerts kept in Redis for the next work-queue holder) and ``metrics`` (its
+self-metrics).
 """
 
 from __future__ import annotations

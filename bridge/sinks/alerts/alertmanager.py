@@ -7,11 +7,13 @@ As Prometheus does: every alert still firing is re-posted each ``interval`` with
 intervals ahead, so Alertmanager keeps it while the bridge lives and lets it lapse if the bridge
 dies; a resolved alert is posted with its real ``endsAt``. Between those full posts, a wake (an
 alert changed) posts only the alerts changed since the last post, so a burst of n alerts costs
-O(n) posted alerts, not O(n²). Alertmanager's routing, silences and
-inhibition then apply. The escalation level travels as an annotation, not a label, so that an
-escalation does not make Alertmanager see a new alert. After a failed post the next try waits as
-``bridge.backoff.Backoff`` says (from 5 s, doubling, never longer than the interval), unless an
-alert changes first.
+O(n) posted alerts, not O(n²). Both read the outbox a page of 1 000 alerts at a time and post
+each page, so every open alert (up to ``MAX_OPEN_ALERTS``) is re-posted. Alertmanager's routing,
+silences and inhibition then apply. The escalation level travels as an annotation, not a label,
+so that an escalation does not make Alertmanager see a new alert. After a failed post the next
+try waits as ``bridge.backoff.Backoff`` says (from 5 s, doubling, never longer than the
+interval), unless an alert changes first. A failure is logged with every URL redacted
+(``bridge.httpclient.request_failure``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any, Final
 import aiohttp
 
 from bridge.backoff import Backoff
-from bridge.httpclient import ClientSettings, ClientSetupError
+from bridge.httpclient import REQUEST_ERRORS, ClientSettings, request_failure
 from bridge.messages import format_timestamp
 from bridge.redaction import safe_url
 from bridge.sinks.alerts.delivery import USER_AGENT, Sleep, wait_or_wake
@@ -178,14 +180,19 @@ class AlertmanagerPoster:
             since = (self._last_ok if self._last_ok is not None else now) - (
                 _RESEND_FACTOR * self.interval
             )
-            records = await self._db.call(self._outbox.current, since)
+            page = self._outbox.current
         else:
-            records = await self._db.call(
-                self._outbox.changed_since, self._cursor - _CURSOR_MARGIN_SECONDS
-            )
-        for start in range(0, len(records), _MAX_PER_POST):
-            if not await self._post(records[start : start + _MAX_PER_POST], now):
+            since, page = self._cursor - _CURSOR_MARGIN_SECONDS, self._outbox.changed_since
+        # Page after page (ordered by id, so an alert changing meanwhile neither moves nor is
+        # posted twice), one post each: every alert goes out, however many are open.
+        after = ""
+        while True:
+            records = await self._db.call(page, since, after=after, limit=_MAX_PER_POST)
+            if records and not await self._post(records, now):
                 return False
+            if len(records) < _MAX_PER_POST:
+                break
+            after = records[-1].alert_id
         if full or self._last_ok is None:
             self._last_ok = now
         self._cursor = now
@@ -210,10 +217,7 @@ class AlertmanagerPoster:
                 json=body,
                 headers=options.headers,
                 allow_redirects=False,
-                ssl=options.ssl,
-                proxy=options.proxy,
-                proxy_headers=options.proxy_headers,
-                server_hostname=options.server_hostname,
+                **options.connection(),
             ) as response:
                 text = await response.text()
                 if response.status // 100 == 2:
@@ -222,7 +226,8 @@ class AlertmanagerPoster:
                 _logger.warning(
                     "Alertmanager %s answered %d: %s", self.shown_url, response.status, text[:200]
                 )
-        except (TimeoutError, aiohttp.ClientError, OSError, ClientSetupError) as exc:
-            _logger.warning("cannot post to Alertmanager %s: %s", self.shown_url, exc)
+        except REQUEST_ERRORS as exc:
+            failure = request_failure(exc, self._timeout)
+            _logger.warning("cannot post to Alertmanager %s: %s", self.shown_url, failure.text)
         self._count(PostResult.FAILED)
         return False

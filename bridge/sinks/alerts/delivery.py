@@ -33,9 +33,15 @@ import aiohttp
 from bridge import __version__
 from bridge.backoff import Backoff
 from bridge.bus import SIGNATURE_HEADER, Keyring
-from bridge.httpclient import ClientSettings, ClientSetupError, FileSetting, RequestOptions
+from bridge.httpclient import (
+    REQUEST_ERRORS,
+    ClientSettings,
+    ClientSetupError,
+    FileSetting,
+    RequestOptions,
+    request_failure,
+)
 from bridge.receivers import Receiver, receiver_label
-from bridge.redaction import redact_urls
 from bridge.sinks.alerts.outbox import BuildPayloads, Outbox
 from bridge.sinks.alerts.receiver_log import ReceiverLog
 from bridge.sinks.alerts.records import Delivery, DeliveryState
@@ -222,8 +228,9 @@ class WebhookSender:
             headers.update(options.headers)
             result = await self._post(url, delivery.body, headers, options, started)
         except ClientSetupError as exc:
+            failure = request_failure(exc, self._timeout)
             result = AttemptResult(
-                Outcome.RETRY, None, str(exc), None, self._monotonic() - started, "ClientSetupError"
+                Outcome.RETRY, None, failure.text, None, self._monotonic() - started, failure.kind
             )
         end_ns = start_ns + int(result.seconds * 1e9)
         span = http_client_span(
@@ -259,10 +266,7 @@ class WebhookSender:
                 data=body,
                 headers=headers,
                 allow_redirects=False,
-                ssl=options.ssl,
-                proxy=options.proxy,
-                proxy_headers=options.proxy_headers,
-                server_hostname=options.server_hostname,
+                **options.connection(),
             ) as response:
                 await response.read()
                 status = response.status
@@ -281,16 +285,11 @@ class WebhookSender:
                     self._monotonic() - started,
                     str(status) if failed else None,
                 )
-        except TimeoutError as exc:
-            error, kind = f"timed out after {self._timeout:g}s", type(exc).__name__
-        except aiohttp.ClientError as exc:
-            kind = type(exc).__name__
-            # Some name the URL (InvalidURL), whose path may hold a token.
-            error = f"{kind}: {redact_urls(str(exc))}" if str(exc) else kind
-        except OSError as exc:
-            kind = type(exc).__name__
-            error = f"{kind}: {exc.strerror or exc}"
-        return AttemptResult(Outcome.RETRY, None, error, None, self._monotonic() - started, kind)
+        except REQUEST_ERRORS as exc:
+            failure = request_failure(exc, self._timeout)
+        return AttemptResult(
+            Outcome.RETRY, None, failure.text, None, self._monotonic() - started, failure.kind
+        )
 
 
 Report = Callable[[Delivery, AttemptResult, DeliveryState, int], None]

@@ -8,13 +8,11 @@ condition resolving) stops it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bridge.messages import AlertEscalation
-from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import Escalated
-from bridge.sinks.alerts.thread import DbThread
 
 __all__ = ["Escalator"]
 
@@ -25,23 +23,23 @@ class Escalator:
     def __init__(
         self,
         *,
-        outbox: Outbox,
-        db: DbThread,
+        escalate: Callable[[float, float], Awaitable[list[Escalated]]],
         after_seconds: float,
         publish: Callable[[str, AlertEscalation], Any],
         notify: Callable[[], None],
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``escalate(now, after_seconds)`` moves the alerts due up one level (the outbox's
+        ``escalate_due``, or through the open-alert index on Redis)."""
         self.after_seconds = after_seconds
-        self._outbox = outbox
-        self._db = db
+        self._escalate = escalate
         self._publish = publish
         self._notify = notify
         self._clock = clock
 
     async def tick(self) -> list[Escalated]:
         """Escalate what is due now; returns the steps taken."""
-        steps = await self._db.call(self._outbox.escalate_due, self._clock(), self.after_seconds)
+        steps = await self._escalate(self._clock(), self.after_seconds)
         for step in steps:
             self._publish(
                 "alert_escalated",

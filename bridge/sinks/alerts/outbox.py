@@ -3,19 +3,31 @@
 A delivery is committed here (WAL journal, ``synchronous=FULL``: fsync'd on commit) before its
 first attempt, so a crash or SIGKILL loses nothing: a new process on the same directory resumes.
 
-Four tables:
+Six tables:
 
 - ``alerts``: one row per condition (``alert_id``), its state (firing → acknowledged →
   resolved) and escalation level, as ``transitions`` decides them;
 - ``queued``: alerts waiting for their receiver's grouping window, one row per (receiver, alert);
 - ``deliveries``: the frozen payloads (body and delivery id never change across retries), their
-  attempts, next attempt time and state (pending, delivered, dead);
+  attempts, next attempt time and state (pending, delivered, dead); delivered ones are kept a
+  day, dead letters ``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS``;
 - ``history``: what happened to each alert and when (fired, escalated, acknowledged, …), for its
-  page; pruned with the alert, and to the newest ``HISTORY_KEPT`` entries per alert.
+  page; pruned with the alert, and to the newest ``HISTORY_KEPT`` entries per alert;
+- ``meta``: values the file keeps for itself (``receiver_secret``, below);
+- ``plans``: the ids of the plans ``commit`` stored (a week), so none is stored twice.
 
-A receiver is named by its key (``bridge.receivers.receiver_key``) in the column ``url``, whose
-name comes from version 2, when the key was the webhook URL itself; ``adopt`` moves such rows to
-the receiver's key when the bridge starts, so nothing waiting is lost across the change.
+Every change of alert states is a ``Plan`` (``transitions``), worked out and then stored in one
+transaction (on the Redis bus it is made in Redis in between, see ``index``). The schema is at
+version 5 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the plans' ids);
+``Outbox._migrate`` upgrades a file of any earlier version in place, one version at a time.
+
+A receiver is named by its key (``bridge.receivers.ReceiverKeys``, under ``receiver_secret``: a
+random key made once, when the file is created, and kept in its ``meta`` table) in the column
+``url``, whose name comes from version 2, when the key was the webhook URL itself;
+``move_receiver_rows`` moves rows under an earlier key (the URL, then an unkeyed digest of it)
+to the receiver's key when the bridge starts, so nothing waiting is lost across the change. (Not
+to be confused with ``adopt_open_alerts``: on Redis, the alert states a new work-queue holder
+takes up.)
 
 Times are Unix seconds from the injected wall clock, since they must survive a restart. Every
 method is one transaction and safe to call from any one thread at a time (a lock serialises
@@ -50,28 +62,31 @@ from bridge.sinks.alerts.records import (
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.transitions import (
     Effect,
+    Plan,
     Transition,
+    adopted,
     escalation,
     expiry,
     on_ack,
     on_event,
     opens,
-    taken_over,
 )
 
-__all__ = ["FILE_NAME", "HISTORY_KEPT", "BuildPayloads", "Outbox", "connect"]
+__all__ = ["FILE_NAME", "HISTORY_KEPT", "BuildPayloads", "Outbox", "connect", "escalations"]
 
 FILE_NAME: Final = "alerts.sqlite3"
 # History entries kept per alert (the newest), so a flapping alert's history stays bounded.
 HISTORY_KEPT: Final = 100
 # Deliveries an alert's page lists at most (the newest).
 _DETAIL_DELIVERIES: Final = 50
-_SCHEMA_VERSION: Final = 3
+_SCHEMA_VERSION: Final = 5
 # Columns added after version 1, with their definitions.
 _ADDED_COLUMNS: Final = (
     ("auto_resolve", "INTEGER NOT NULL DEFAULT 0"),
     ("last_seen", "REAL"),
 )
+# Version 1's tables (its alerts already with the columns version 2 added: a new file's columns
+# then stand in the order an upgraded file's do); later versions' come from Outbox._step.
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS alerts (
     alert_id TEXT PRIMARY KEY,
@@ -116,6 +131,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
     finished_at REAL
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (url, state, next_attempt_at);
+"""
+# Version 3: each alert's history.
+_HISTORY: Final = """
 CREATE TABLE IF NOT EXISTS history (
     alert_id TEXT NOT NULL,
     at REAL NOT NULL,
@@ -124,6 +142,23 @@ CREATE TABLE IF NOT EXISTS history (
 );
 CREATE INDEX IF NOT EXISTS history_by_alert ON history (alert_id, at);
 """
+# Version 4: the random key of the receiver keys' digests (``receiver_secret``).
+_META: Final = """
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('receiver_secret', randomblob(32));
+"""
+# Version 5: the ids of the plans stored (``commit`` stores each once).
+_PLANS: Final = """
+CREATE TABLE IF NOT EXISTS plans (
+    id TEXT PRIMARY KEY,
+    stored_at REAL NOT NULL
+);
+"""
+# What each version after 2 added to the one before.
+_STEPS: Final[Mapping[int, str]] = {3: _HISTORY, 4: _META, 5: _PLANS}
 _STORE_ALERT: Final = """
 INSERT OR REPLACE INTO alerts (
     alert_id, alertname, severity, category, node, title, description, requires_ack, state,
@@ -175,10 +210,11 @@ class Outbox:
         self.urls = tuple(urls)
         self._lock = threading.Lock()
         self._db = connect(self.path)
-        # Every statement is IF NOT EXISTS, so a bridge and a CLI opening the file race safely.
-        self._db.executescript(_SCHEMA)
         self._migrate()
-        self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        # The key of the receiver keys' digests: made once with the file, never shown.
+        self.receiver_secret: bytes = bytes(
+            self._db.execute("SELECT value FROM meta WHERE name = 'receiver_secret'").fetchone()[0]
+        )
         # Ids of the alerts not resolved, kept beside the table (written only in _store, under
         # the lock): a resolved event for any other alert changes nothing, and the sink asks
         # may_be_active() before paying a thread hop and a transaction to learn that.
@@ -193,7 +229,30 @@ class Outbox:
         self._closed = False
 
     def _migrate(self) -> None:
-        """Bring a version 1 file up to date: add the columns it lacks."""
+        """Bring the file (new, or of any earlier version) up to ``_SCHEMA_VERSION``: version 1's
+        tables, then each version's step in turn (``_step``: version N - 1 to N).
+
+        Every step is idempotent (IF NOT EXISTS, a column added only when missing), so a bridge
+        and a CLI opening the file at once race safely, and the chain runs whole over any file
+        below the current version: whatever it holds already, it ends with every table.
+        """
+        # Version 1 never set user_version: a file of it reads 0, as a new file does.
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version >= _SCHEMA_VERSION:
+            return
+        self._db.executescript(_SCHEMA)
+        for step in range(2, _SCHEMA_VERSION + 1):
+            self._step(step)
+        self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+
+    def _step(self, version: int) -> None:
+        """Upgrade a file of ``version - 1`` to ``version``."""
+        if version == 2:
+            self._add_columns()
+        else:
+            self._db.executescript(_STEPS[version])
+
+    def _add_columns(self) -> None:
         have = {row[1] for row in self._db.execute("PRAGMA table_info(alerts)")}
         for column, definition in _ADDED_COLUMNS:
             if column not in have:
@@ -209,6 +268,11 @@ class Outbox:
         directory = Path(state_dir)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         return cls(directory / FILE_NAME, urls=urls)
+
+    def queue_for(self, keys: Sequence[str]) -> None:
+        """Queue every notified alert for the receivers of ``keys`` from now on."""
+        with self._lock:
+            self.urls = tuple(keys)
 
     def close(self) -> None:
         """Close the database; idempotent."""
@@ -286,30 +350,39 @@ class Outbox:
             tuple((str(url), float(queued_at)) for url, queued_at in waiting),
         )
 
-    def current(self, since: float, limit: int = 10_000) -> list[AlertRecord]:
-        """Alerts not resolved, and those resolved since ``since`` (for Alertmanager)."""
+    def current(self, since: float, *, after: str = "", limit: int = 1000) -> list[AlertRecord]:
+        """Alerts not resolved, and those resolved since ``since`` (for Alertmanager): a page of
+        at most ``limit``, by id, those after ``after``."""
+        return self._page(
+            "(state != :resolved OR updated_at >= :since)",
+            {"resolved": AlertState.RESOLVED.value, "since": since},
+            after,
+            limit,
+        )
+
+    def changed_since(
+        self, since: float, *, after: str = "", limit: int = 1000
+    ) -> list[AlertRecord]:
+        """Alerts whose state changed at or after ``since`` (for Alertmanager's wake posts): a
+        page of at most ``limit``, by id, those after ``after``."""
+        return self._page("updated_at >= :since", {"since": since}, after, limit)
+
+    def _page(
+        self, where: str, params: dict[str, object], after: str, limit: int
+    ) -> list[AlertRecord]:
+        # By id (the primary key): pages that neither skip nor repeat an alert changed between.
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM alerts WHERE state != :resolved OR updated_at >= :since"
-                " ORDER BY updated_at DESC LIMIT :limit",
-                {"resolved": AlertState.RESOLVED.value, "since": since, "limit": limit},
+                f"SELECT * FROM alerts WHERE {where} AND alert_id > :after"  # noqa: S608
+                " ORDER BY alert_id LIMIT :limit",
+                {**params, "after": after, "limit": limit},
             ).fetchall()
         return [_record(row) for row in rows]
 
-    def changed_since(self, since: float, limit: int = 10_000) -> list[AlertRecord]:
-        """Alerts whose state changed at or after ``since`` (for Alertmanager's wake posts)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM alerts WHERE updated_at >= :since"
-                " ORDER BY updated_at DESC LIMIT :limit",
-                {"since": since, "limit": limit},
-            ).fetchall()
-        return [_record(row) for row in rows]
-
-    def observe(self, event: AlertEvent, now: float) -> AlertRecord | None:
-        """Apply one alert event; the alert when receivers must hear of it, else None."""
-        applied = self.apply([event], now)
-        return applied.changed[0] if applied.changed else None
+    # Every change of alert states is a Plan (``transitions``): ``plan_*`` work one out (reading
+    # only), ``commit`` stores it in one transaction; ``apply``, ``acknowledge``,
+    # ``escalate_due`` and ``resolve_expired`` do both at once (the in-process bus). On Redis the
+    # alert stage makes a plan in Redis between the two (``index``).
 
     def apply(
         self,
@@ -323,33 +396,19 @@ class Outbox:
         Each goes through ``transitions.on_event`` / ``on_ack``. A new alert beyond
         ``max_open`` open alerts is refused (counted in ``Applied.refused``).
         """
-        changed: dict[str, AlertRecord] = {}
-        refused = 0
-        open_count: int | None = None
         with self._lock, self._tx():
-            for change in changes:
-                if isinstance(change, Acknowledgement):
-                    current = self._alert(change.alert_id)
-                    step = on_ack(current, change, now)
-                else:
-                    # An alert not active is unknown or resolved, which no event tells apart:
-                    # the lookup (the hot path of a burst of new alerts) can be skipped.
-                    active = change.alert_id in self._active
-                    current = self._alert(change.alert_id) if active else None
-                    if max_open is not None and opens(current, change):
-                        if open_count is None:
-                            open_count = self._open_count()
-                        if open_count >= max_open:
-                            refused += 1
-                            continue
-                        open_count += 1
-                    step = on_event(current, change, now)
-                record = self._commit(step, now)
-                if record is not None:
-                    changed[record.alert_id] = record
-                    if open_count is not None and not record.open:
-                        open_count -= 1  # a resolve frees a place for a later new alert
-        return Applied(list(changed.values()), refused)
+            return self._store_plan(self._plan(changes, now, max_open))
+
+    def plan(
+        self,
+        changes: Sequence[AlertEvent | Acknowledgement],
+        now: float,
+        *,
+        max_open: int | None = None,
+    ) -> Plan:
+        """What ``apply`` would do, stored by nobody yet."""
+        with self._lock:
+            return self._plan(changes, now, max_open)
 
     def acknowledge(
         self,
@@ -370,63 +429,126 @@ class Outbox:
             self._commit(step, now)
             return step.record
 
-    def import_alerts(self, records: Sequence[AlertRecord]) -> int:
-        """Take over alert states from another replica (a work-queue handover), in ONE
-        transaction: each record replaces the local one unless that one changed later.
-
-        Nothing is queued for delivery: the receivers already heard of these alerts; what
-        matters is that their resolve (or escalation) now finds them here. Returns the count
-        taken.
-        """
-        taken = 0
-        with self._lock, self._tx():
-            for record in records:
-                step = taken_over(self._alert(record.alert_id), record)
-                if self._commit(step, record.updated_at):  # CHANGED: stored, nothing queued
-                    taken += 1
-        return taken
-
     def escalate_due(self, now: float, after_seconds: float) -> list[Escalated]:
         """Move every unacknowledged ``requires_ack`` alert that waited too long up one level."""
         with self._lock, self._tx():
-            rows = self._db.execute(
-                "SELECT * FROM alerts WHERE state = :firing AND requires_ack = 1"
-                " AND level < :max_level AND level_since <= :due ORDER BY level_since",
-                {
-                    "firing": AlertState.FIRING.value,
-                    "max_level": MAX_LEVEL,
-                    "due": now - after_seconds,
-                },
-            ).fetchall()
-            escalated: list[Escalated] = []
-            for row in rows:
-                current = _record(row)
-                raised = self._commit(escalation(current, now, after_seconds), now)
-                if raised is not None:
-                    escalated.append(Escalated(raised, current.level_name, raised.level_name))
-            return escalated
+            return escalations(self._store_plan(self._plan_escalations(now, after_seconds)))
+
+    def plan_escalations(self, now: float, after_seconds: float) -> Plan:
+        """What ``escalate_due`` would do, stored by nobody yet."""
+        with self._lock:
+            return self._plan_escalations(now, after_seconds)
 
     def resolve_expired(self, now: float, after_seconds: float) -> list[AlertRecord]:
         """Resolve the event alerts not seen for ``after_seconds`` (``transitions.expiry``);
         each resolution is queued for the receivers."""
         with self._lock, self._tx():
-            rows = self._db.execute(
-                "SELECT * FROM alerts WHERE auto_resolve = 1 AND ("
-                " (state = :firing AND requires_ack = 0) OR state = :acknowledged)"
-                " AND max(COALESCE(last_seen, updated_at), COALESCE(ack_at, 0)) <= :cutoff"
-                " LIMIT 10000",
-                {
-                    "firing": AlertState.FIRING.value,
-                    "acknowledged": AlertState.ACKNOWLEDGED.value,
-                    "cutoff": now - after_seconds,
-                },
-            ).fetchall()
-            resolved: list[AlertRecord] = []
-            for row in rows:
-                ended = self._commit(expiry(_record(row), now, after_seconds), now)
-                if ended is not None:
-                    resolved.append(ended)
-            return resolved
+            return self._store_plan(self._plan_expiries(now, after_seconds)).changed
+
+    def plan_expiries(self, now: float, after_seconds: float) -> Plan:
+        """What ``resolve_expired`` would do, stored by nobody yet."""
+        with self._lock:
+            return self._plan_expiries(now, after_seconds)
+
+    def commit(self, plan: Plan) -> Applied:
+        """Store ``plan`` in one transaction, once: a plan stored before (its id is remembered
+        for a week) changes nothing again."""
+        with self._lock, self._tx():
+            seen = self._db.execute(
+                "SELECT 1 FROM plans WHERE id = :id", {"id": plan.id}
+            ).fetchone()
+            if seen is not None:
+                return Applied([], plan.refused)
+            self._db.execute(
+                "INSERT INTO plans (id, stored_at) VALUES (:id, :now)",
+                {"id": plan.id, "now": plan.now},
+            )
+            return self._store_plan(plan)
+
+    def adopt_open_alerts(self, kept: Mapping[str, AlertRecord], now: float) -> int:
+        """Make the open alerts here those the work-queue holders keep (``transitions.adopted``),
+        in one transaction, notifying nothing; returns how many alerts changed here."""
+        changed = 0
+        with self._lock, self._tx():
+            for alert_id in sorted(set(kept) | self._active):
+                record = self._commit(adopted(self._alert(alert_id), kept.get(alert_id), now), now)
+                if record is not None:
+                    changed += 1
+        return changed
+
+    def _plan(
+        self, changes: Sequence[AlertEvent | Acknowledgement], now: float, max_open: int | None
+    ) -> Plan:
+        steps: list[Transition] = []
+        # The plan's own results so far: a later change of the same alert starts from them.
+        planned: dict[str, AlertRecord | None] = {}
+        refused = 0
+        opened = 0  # alerts the plan opened, less those it closed
+        open_count: int | None = None
+        for change in changes:
+            alert_id = change.alert_id
+            if alert_id in planned:
+                current = planned[alert_id]
+            elif isinstance(change, Acknowledgement) or alert_id in self._active:
+                current = self._alert(alert_id)
+            else:
+                # An alert not active is unknown or resolved, which no event tells apart: the
+                # lookup (the hot path of a burst of new alerts) can be skipped.
+                current = None
+            if isinstance(change, Acknowledgement):
+                step = on_ack(current, change, now)
+            else:
+                if max_open is not None and opens(current, change):
+                    if open_count is None:
+                        open_count = self._open_count() + opened
+                    if open_count >= max_open:
+                        refused += 1
+                        continue
+                step = on_event(current, change, now)
+            record = step.record
+            if step.effect is Effect.NONE or record is None:
+                continue
+            steps.append(step)
+            planned[alert_id] = record
+            # A resolve frees a place for a later new alert.
+            change_in_open = int(record.open) - int(current is not None and current.open)
+            opened += change_in_open
+            if open_count is not None:
+                open_count += change_in_open
+        return Plan(new_message_id(), now, tuple(steps), refused)
+
+    def _plan_escalations(self, now: float, after_seconds: float) -> Plan:
+        rows = self._db.execute(
+            "SELECT * FROM alerts WHERE state = :firing AND requires_ack = 1"
+            " AND level < :max_level AND level_since <= :due ORDER BY level_since",
+            {"firing": AlertState.FIRING.value, "max_level": MAX_LEVEL, "due": now - after_seconds},
+        ).fetchall()
+        steps = (escalation(_record(row), now, after_seconds) for row in rows)
+        return Plan(new_message_id(), now, tuple(s for s in steps if s.effect is Effect.NOTIFY))
+
+    def _plan_expiries(self, now: float, after_seconds: float) -> Plan:
+        rows = self._db.execute(
+            "SELECT * FROM alerts WHERE auto_resolve = 1 AND ("
+            " (state = :firing AND requires_ack = 0) OR state = :acknowledged)"
+            " AND max(COALESCE(last_seen, updated_at), COALESCE(ack_at, 0)) <= :cutoff"
+            " LIMIT 10000",
+            {
+                "firing": AlertState.FIRING.value,
+                "acknowledged": AlertState.ACKNOWLEDGED.value,
+                "cutoff": now - after_seconds,
+            },
+        ).fetchall()
+        steps = (expiry(_record(row), now, after_seconds) for row in rows)
+        return Plan(new_message_id(), now, tuple(s for s in steps if s.effect is Effect.NOTIFY))
+
+    def _store_plan(self, plan: Plan) -> Applied:
+        """Store a plan's steps (inside a transaction); the alerts receivers must hear of."""
+        changed: dict[str, AlertRecord] = {}
+        for step in plan.steps:
+            record = self._commit(step, plan.now)
+            if record is not None:
+                changed[record.alert_id] = record
+        return Applied(list(changed.values()), plan.refused)
 
     def active_counts(self) -> dict[str, int]:
         """Open alerts (firing or acknowledged) by severity."""
@@ -559,9 +681,10 @@ class Outbox:
             created += 1
         return created
 
-    def adopt(self, old: str, new: str) -> int:
-        """Move what waits under the key ``old`` (a receiver's raw URL, as version 2 keyed it) to
-        ``new``, deliveries of every state included; returns how many rows moved."""
+    def move_receiver_rows(self, old: str, new: str) -> int:
+        """Move what waits under the key ``old`` (a receiver's earlier key: its raw URL, as
+        version 2 keyed it, or the unkeyed digest) to ``new``, deliveries of every state
+        included; returns how many rows moved."""
         if old == new:
             return 0
         with self._lock, self._tx():
@@ -720,10 +843,23 @@ class Outbox:
             int(counts.get(DeliveryState.DEAD.value, 0)),
         )
 
+    def forget_dead_letters(self, now: float, older_than: float) -> int:
+        """Delete dead-lettered deliveries that died more than ``older_than`` seconds ago (a
+        receiver refusing everything must not grow the file without bound); how many."""
+        with self._lock, self._tx():
+            gone = self._db.execute(
+                "DELETE FROM deliveries WHERE state = :dead AND finished_at < :before",
+                {"dead": DeliveryState.DEAD.value, "before": now - older_than},
+            ).rowcount
+        return int(gone)
+
     def prune(self, now: float, *, delivered_for: float, resolved_for: float) -> int:
         """Forget delivered deliveries and resolved alerts older than the given ages (and the
-        history of the alerts forgotten)."""
+        history of the alerts forgotten, and the ids of plans stored as long ago)."""
         with self._lock, self._tx():
+            self._db.execute(
+                "DELETE FROM plans WHERE stored_at < :before", {"before": now - resolved_for}
+            )
             gone = self._db.execute(
                 "DELETE FROM deliveries WHERE state = :delivered AND finished_at < :before",
                 {"delivered": DeliveryState.DELIVERED.value, "before": now - delivered_for},
@@ -744,6 +880,11 @@ class Outbox:
                 {"kept": HISTORY_KEPT},
             )
             return int(gone)
+
+
+def escalations(applied: Applied) -> list[Escalated]:
+    """The escalation steps among the alerts a plan of escalations changed."""
+    return [Escalated(r, f"level{r.level - 1}", r.level_name) for r in applied.changed]
 
 
 def _matching(filters: Mapping[str, object]) -> tuple[str, dict[str, object]]:

@@ -22,6 +22,7 @@ __all__ = [
     "HistoryEntry",
     "HistoryEvent",
     "OutboxDepth",
+    "Recipients",
 ]
 
 MAX_LEVEL: Final = 3
@@ -211,6 +212,15 @@ class HistoryEntry:
     at: float
     event: HistoryEvent
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recipients:
+    """Where the alert sink sends alerts, as it may be shown: each webhook receiver's outbox key
+    and label (``bridge.receivers``), and the Alertmanager posted to (``safe_url``), if any."""
+
+    webhooks: tuple[tuple[str, str], ...]
+    alertmanager: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

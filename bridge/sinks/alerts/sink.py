@@ -3,13 +3,14 @@
 The bus handler takes everything queued at once and writes every change (alert states and queued
 notifications) to the outbox in ONE transaction before it returns, so on the Redis bus a message
 is acknowledged only once it is safe on disk, and on the in-process bus HTTP ingest answers 202
-only once its alerts are (see ``Bus.publish_verified_durably``). Per-receiver workers
-(``EXESDB_WEBHOOK_URLS`` and ``EXESDB_WEBHOOK_CONFIG_FILE``'s, see ``bridge.receivers``) then
-group, keep what the receiver wants (``min_severity``, ``send_resolved``) and deliver; a
-housekeeping loop escalates, refreshes the depth gauges and prunes old rows; the Alertmanager
-poster mirrors alert states to Alertmanager when configured.
-The admin routes (``admin``), the hand-over between work-queue holders (``handover``) and the
-self-metrics (``metrics``) live in modules of their own.
+only once its alerts are (see ``Bus.publish_verified_durably``). On Redis each change is made in
+the open-alert index first (``index``), so that the next work-queue holder takes the open alerts
+up. Per-receiver workers (``EXESDB_WEBHOOK_URLS`` and ``EXESDB_WEBHOOK_CONFIG_FILE``'s, see
+``bridge.receivers``) then group, keep what the receiver wants (``min_severity``,
+``send_resolved``) and deliver; a housekeeping loop escalates, refreshes the depth gauges and
+prunes old rows; the Alertmanager poster mirrors alert states to Alertmanager when configured.
+The admin routes (``admin``), the index and the self-metrics (``metrics``) live in modules of
+their own.
 """
 
 from __future__ import annotations
@@ -27,17 +28,16 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from bridge.backoff import Backoff
-from bridge.bus import WORK_QUEUE_INSTANCES, Bus, Envelope, HandOver, WorkQueueLease
-from bridge.component import Context, HasClientSpans
+from bridge.bus import WORK_QUEUE_INSTANCES, Bus, Envelope, SharedState, WorkQueueLease
+from bridge.component import Context, Deadline, HasClientSpans
 from bridge.config import Settings
-from bridge.errors import BridgeError, ConfigError
+from bridge.errors import BridgeError, ConfigError, TransportError
 from bridge.httpclient import ClientSettings
 from bridge.messages import AlertAck, Message, NotificationStatus
 from bridge.operations import OperationRecorder
-from bridge.receivers import Receiver, receiver_label
+from bridge.receivers import Receiver, ReceiverKeys, receiver_label
 from bridge.redaction import safe_url
 from bridge.routes import AdminGuard
-from bridge.sinks.alerts import handover
 from bridge.sinks.alerts.admin import AlertQuery, alert_routes
 from bridge.sinks.alerts.alertmanager import AlertmanagerPoster
 from bridge.sinks.alerts.delivery import (
@@ -49,8 +49,9 @@ from bridge.sinks.alerts.delivery import (
     wait_or_wake,
 )
 from bridge.sinks.alerts.escalation import Escalator
+from bridge.sinks.alerts.index import AlertIndex
 from bridge.sinks.alerts.metrics import AlertMetrics, DeliveryResult
-from bridge.sinks.alerts.outbox import BuildPayloads, Outbox
+from bridge.sinks.alerts.outbox import BuildPayloads, Outbox, escalations
 from bridge.sinks.alerts.payload import build_payloads
 from bridge.sinks.alerts.pending import PendingConditions
 from bridge.sinks.alerts.records import (
@@ -58,11 +59,15 @@ from bridge.sinks.alerts.records import (
     AlertDetail,
     AlertRecord,
     AlertState,
+    Applied,
     Delivery,
     DeliveryState,
+    Escalated,
+    Recipients,
 )
 from bridge.sinks.alerts.sources import SOURCE_TYPES, AlertEvent, alert_events, meets
 from bridge.sinks.alerts.thread import DbThread
+from bridge.sinks.alerts.transitions import on_ack
 from bridge.tracing import ClientSpan
 
 __all__ = ["HIGH_WATER", "MAX_OPEN_ALERTS", "SUBSCRIBED_INSTANCES", "AlertSink", "alert_sink"]
@@ -77,8 +82,8 @@ _KEEP_DELIVERED_SECONDS: Final = 86_400.0
 _KEEP_RESOLVED_SECONDS: Final = 7 * 86_400.0
 # The share of EXESDB_ALERT_QUEUE_SIZE from which HTTP ingest refuses new work (503).
 HIGH_WATER: Final = 0.8
-# Kept from EXESDB_SHUTDOWN_TIMEOUT_MS for stopping the workers once the queue is drained (at
-# most a fifth of it).
+# Kept from what is left of EXESDB_SHUTDOWN_TIMEOUT_MS for stopping the workers once the queue
+# is drained (at most a fifth of it).
 _CLOSE_MARGIN_SECONDS: Final = 1.0
 # Open (firing or acknowledged) alerts kept at most; new ones beyond are refused and counted.
 MAX_OPEN_ALERTS: Final = 50_000
@@ -94,13 +99,10 @@ Publish = Callable[[str, Message], Any]
 
 
 def external_url(settings: Settings) -> str:
-    """``EXESDB_EXTERNAL_URL``, or the bridge's own address when unset."""
-    if settings.external_url:
-        return settings.external_url
-    host, port = settings.listen
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the listen-on-all address
-        host = settings.node
-    return f"http://{host}:{port}"
+    """``EXESDB_EXTERNAL_URL``, or when unset the bridge's own URL as other hosts reach it:
+    ``EXESDB_HTTP_ADDR``, https when the web config serves TLS, a wildcard host named by
+    ``EXESDB_NODE`` (a receiver elsewhere cannot use loopback)."""
+    return settings.external_url or settings.own_url(for_others=True)
 
 
 class AlertSink:
@@ -108,7 +110,8 @@ class AlertSink:
 
     ``db`` is the thread every outbox call runs on (one is made when not given); the sink
     closes it. Stage failures (a batch, a housekeeping pass, a webhook worker step, a post to
-    Alertmanager, the hand-over) are counted in ``exesdb_sink_errors_total{subscriber="alerts"}``.
+    Alertmanager, giving the lease up) are counted in
+    ``exesdb_sink_errors_total{subscriber="alerts"}``.
     """
 
     name = "alerts"
@@ -123,7 +126,7 @@ class AlertSink:
         registry: CollectorRegistry,
         recorder: OperationRecorder | None = None,
         lease: WorkQueueLease | None = None,
-        hand_over: HandOver | None = None,
+        state: SharedState | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
@@ -132,8 +135,11 @@ class AlertSink:
         max_open_alerts: int = MAX_OPEN_ALERTS,
         db: DbThread | None = None,
         client_spans: Callable[[], Sequence[HasClientSpans]] = tuple,
+        shutdown: Deadline | None = None,
     ) -> None:
         self.settings = settings
+        # The bridge's stop deadline, shared with every other stage; alone, the whole timeout.
+        self._shutdown = shutdown or Deadline(settings.shutdown_timeout_ms / 1000)
         self.external_url = external_url(settings)
         self._admin = AdminGuard(settings.admin_token)
         self._client_spans = client_spans
@@ -187,13 +193,14 @@ class AlertSink:
             durable=True,
             high_water=HIGH_WATER,
         )
-        # On the Redis bus the alert states live with the work-queue lease holder: only it
-        # escalates and auto-resolves, and a graceful stop hands its open alerts over to the
-        # next holder (see handover).
+        # On the Redis bus the alert states change only at the work-queue lease holder (it alone
+        # escalates and auto-resolves), and the open alerts are kept in Redis for the next one
+        # (see index): taken up whenever this replica takes the lease.
         self._lease = lease
-        self._hand_over_to = hand_over
+        self._state = state if lease is not None else None
+        self._index: AlertIndex | None = None
         if lease is not None:
-            lease.on_lead(self._take_over)
+            lease.on_lead(self._take_up)
         self._house_wake = asyncio.Event()
         self._house_task: asyncio.Task[None] | None = None
         self._last_prune = 0.0
@@ -215,28 +222,35 @@ class AlertSink:
             return
         self._started = True
         settings = self.settings
-        # Read again (load_settings checked them): the files may hold rotated secrets by now.
         try:
-            receivers, alertmanager_section = settings.webhook_receivers()
+            outbox = await self._db.call(Outbox.in_dir, settings.state_dir)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                [f"EXESDB_STATE_DIR: cannot open the alert outbox in {settings.state_dir!r}: {exc}"]
+            ) from exc
+        self._outbox = outbox  # closed by aclose, however start ends
+        # Read again (load_settings checked them): the files may hold rotated secrets by now.
+        # Keyed as the outbox keys its receivers.
+        try:
+            receivers, alertmanager_section = settings.webhook_receivers(
+                ReceiverKeys(outbox.receiver_secret)
+            )
         except ConfigError as exc:
             raise ConfigError(
                 [f"EXESDB_WEBHOOK_CONFIG_FILE: {problem}" for problem in exc.problems]
             ) from exc
         self.receivers = receivers
-        keys = [receiver.key for receiver in receivers]
-        try:
-            outbox = await self._db.call(Outbox.in_dir, settings.state_dir, urls=keys)
-            for receiver in receivers:
-                if receiver.legacy_key is not None:
-                    await self._db.call(outbox.adopt, receiver.legacy_key, receiver.key)
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(
-                [f"EXESDB_STATE_DIR: cannot open the alert outbox in {settings.state_dir!r}: {exc}"]
-            ) from exc
+        outbox.queue_for([receiver.key for receiver in receivers])
+        for receiver in receivers:
+            for old in receiver.legacy_keys:
+                await self._db.call(outbox.move_receiver_rows, old, receiver.key)
         self._outbox = outbox
+        if self._state is not None:
+            self._index = AlertIndex(
+                self._state, outbox=outbox, db=self._db, clock=self._clock, limit=self._max_open
+            )
         self._escalator = Escalator(
-            outbox=outbox,
-            db=self._db,
+            escalate=self._escalate,
             after_seconds=settings.escalation_after_ms / 1000,
             publish=self._publish,
             notify=self._changed,
@@ -325,19 +339,33 @@ class AlertSink:
         return None
 
     async def aclose(self) -> None:
-        """Finish handling queued messages, stop every task, close the outbox; idempotent."""
+        """Finish handling queued messages within what is left of the bridge's stop deadline,
+        stop every task, close the outbox; idempotent. Cancelled (the deadline passed), it
+        still stops its tasks and closes its sessions and the outbox."""
         if self._closed:
             return
         self._closed = True
-        # Drain first: what the bus already queued for us reaches the outbox before it closes.
-        # The HTTP listener closed before us, so the backlog is bounded; so is the wait.
-        timeout = self.settings.shutdown_timeout_ms / 1000
-        # On Redis: stop taking work-queue entries first (what is not taken yet goes to the next
-        # holder), then drain, then hand the open alerts over with the lease.
-        if self._lease is not None:
-            await self._lease.stop_reading()
-        await self.subscription.stop(timeout - min(_CLOSE_MARGIN_SECONDS, timeout / 5))
-        await self._hand_over()
+        try:
+            # Drain first: what the bus already queued for us reaches the outbox before it
+            # closes. The HTTP listener closed before us, so the backlog is bounded; so is the
+            # wait: what the stages before us left, less a margin for what follows.
+            left = self._shutdown.left()
+            # On Redis: stop taking work-queue entries first (what is not taken yet goes to the
+            # next holder), then drain (each change also kept in Redis), then give the lease up
+            # at once.
+            if self._lease is not None:
+                await self._lease.stop_reading()
+            await self.subscription.stop(left - min(_CLOSE_MARGIN_SECONDS, left / 5))
+            if self._lease is not None:
+                try:
+                    await self._lease.release()
+                except Exception:
+                    self._errors()
+                    _logger.exception("alerts: giving the work-queue lease up failed")
+        finally:
+            await self._stop()
+
+    async def _stop(self) -> None:
         for worker in self.workers.values():
             await worker.aclose()
         if self.alertmanager is not None:
@@ -349,31 +377,41 @@ class AlertSink:
                 await task
         for sender in self.senders.values():
             await sender.aclose()
-        await asyncio.to_thread(self._db.close)
-        if self._outbox is not None:
-            self._outbox.close()
+        try:
+            await asyncio.to_thread(self._db.close)  # what is queued on it finishes first
+        finally:
+            # Cancelled while waiting for it: committed transactions are on disk (each call
+            # is one), and a call queued after this one fails on the closed file.
+            if self._outbox is not None:
+                self._outbox.close()
 
     def _holds_work_queue(self) -> bool:
         """True on the in-process bus, and on Redis while this replica holds the lease."""
         return self._lease is None or self._lease.leading
 
-    async def _hand_over(self) -> None:
-        to = self._hand_over_to
-        if to is None or self._outbox is None or not self._holds_work_queue():
-            return
-        try:
-            await handover.hand_over(to, outbox=self._outbox, db=self._db, limit=MAX_OPEN_ALERTS)
-        except Exception:
-            self._errors()
-            _logger.exception("alerts: handing the open alerts over failed")
-
-    async def _take_over(self) -> None:
-        """Import the open alerts the previous lease holder handed over."""
-        if self._hand_over_to is None:
-            return
+    async def _take_up(self) -> None:
+        """On taking the work-queue lease: the open alerts kept in Redis become ours."""
         await self._ready.wait()
-        if await handover.take_over(self._hand_over_to, outbox=self.outbox, db=self._db):
+        if self._index is not None and await self._index.take_up():
             self._changed()
+
+    async def _apply(self, changes: Sequence[AlertEvent | Acknowledgement], now: float) -> Applied:
+        if self._index is None:
+            return await self._db.call(self.outbox.apply, changes, now, max_open=self._max_open)
+        return await self._index.change(self.outbox.plan, changes, now, max_open=self._max_open)
+
+    async def _escalate(self, now: float, after_seconds: float) -> list[Escalated]:
+        if self._index is None:
+            return await self._db.call(self.outbox.escalate_due, now, after_seconds)
+        return escalations(
+            await self._index.change(self.outbox.plan_escalations, now, after_seconds)
+        )
+
+    async def _expire(self, now: float) -> list[AlertRecord]:
+        if self._index is None:
+            return await self._db.call(self.outbox.resolve_expired, now, self._resolve_after)
+        applied = await self._index.change(self.outbox.plan_expiries, now, self._resolve_after)
+        return applied.changed
 
     # -- the bus stage --
 
@@ -405,9 +443,7 @@ class AlertSink:
                     changes.append(event)
         if not changes:
             return
-        applied = await self._db.call(
-            self.outbox.apply, changes, self._clock(), max_open=self._max_open
-        )
+        applied = await self._apply(changes, self._clock())
         if applied.refused:
             self.metrics.refused(applied.refused)
             _logger.warning(
@@ -485,14 +521,24 @@ class AlertSink:
     async def housekeep(self) -> None:
         """One housekeeping pass: escalate and auto-resolve what is due (only while holding the
         work queue: the others' alert states are stale once the lease moved on), refresh the
-        gauges, and prune old rows once an hour."""
+        gauges, and prune old rows (dead letters past EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS too) once
+        an hour."""
         escalator = self._escalator
         if escalator is None:
             raise BridgeError("the alert sink has not started")
+        if self._index is not None and not self._index.caught_up:
+            # After a restart: what Redis took before a crash and the outbox did not.
+            with contextlib.suppress(TransportError):
+                if await self._index.catch_up():
+                    self._changed()
         if self._holds_work_queue():
-            await escalator.tick()
-            if await self._db.call(self.outbox.resolve_expired, self._clock(), self._resolve_after):
-                self._changed()
+            try:
+                await escalator.tick()
+                if await self._expire(self._clock()):
+                    self._changed()
+            except TransportError as exc:
+                # Redis unreachable, or the lease just went to another replica: its turn.
+                _logger.warning("alerts: escalation and expiry wait: %s", exc)
         await self._refresh_gauges()
         now = self._clock()
         self._pending.forget_older_than(now)
@@ -504,6 +550,15 @@ class AlertSink:
                 delivered_for=_KEEP_DELIVERED_SECONDS,
                 resolved_for=_KEEP_RESOLVED_SECONDS,
             )
+            keep = self.settings.webhook_dead_letter_ttl_ms / 1000
+            forgotten = await self._db.call(self.outbox.forget_dead_letters, now, keep)
+            if forgotten:
+                _logger.warning(
+                    "alerts: deleted %d dead-lettered delivery(ies) older than"
+                    " EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS (%gh); their alerts stay in /v1/alerts",
+                    forgotten,
+                    keep / 3600,
+                )
 
     async def _refresh_gauges(self) -> None:
         self.metrics.depth = await self._db.call(self.outbox.depth)
@@ -533,6 +588,13 @@ class AlertSink:
             self.outbox.alerts, query.state, query.limit, alert_id=query.alert_id
         )
 
+    def recipients(self) -> Recipients:
+        """The webhook receivers (outbox key and label) and the Alertmanager alerts go to."""
+        return Recipients(
+            tuple((receiver.key, receiver.label) for receiver in self.receivers),
+            self.alertmanager.shown_url if self.alertmanager is not None else None,
+        )
+
     async def alert_detail(self, alert_id: str) -> AlertDetail | None:
         """One alert with its history, deliveries and grouping windows (for its page); None
         when unknown."""
@@ -540,15 +602,28 @@ class AlertSink:
 
     async def acknowledge(self, ack: Acknowledgement) -> AlertRecord | None:
         """Acknowledge through the admin API and publish AlertAck; None when the alert is
-        unknown."""
-        record = await self._db.call(
-            self.outbox.acknowledge,
-            ack.alert_id,
-            ack.ack_by,
-            self._clock(),
-            ack_note=ack.ack_note,
-            resolution=ack.resolution,
-        )
+        unknown.
+
+        On Redis only the work-queue holder stores it (in the index, then here); any other
+        replica answers with the alert as the holder will make it from the AlertAck.
+        """
+        now = self._clock()
+        if self._index is None:
+            record = await self._db.call(
+                self.outbox.acknowledge,
+                ack.alert_id,
+                ack.ack_by,
+                now,
+                ack_note=ack.ack_note,
+                resolution=ack.resolution,
+            )
+        else:
+            record = on_ack(await self._db.call(self.outbox.alert, ack.alert_id), ack, now).record
+            if record is not None and self._holds_work_queue():
+                try:
+                    await self._index.change(self.outbox.plan, [ack], now)
+                except TransportError as exc:
+                    _logger.warning("alerts: the acknowledgement waits for the holder: %s", exc)
         if record is None:
             return None
         self._changed()
@@ -574,6 +649,7 @@ def alert_sink(context: Context) -> AlertSink:
         registry=context.registry,
         recorder=context.recorder,
         lease=context.capabilities.lease,
-        hand_over=context.capabilities.hand_over,
+        state=context.capabilities.state,
         client_spans=context.client_spans,
+        shutdown=context.shutdown,
     )

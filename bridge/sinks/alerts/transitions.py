@@ -8,7 +8,10 @@ functions what follows, and stores that in the same transaction. The transitions
     firing ── escalation ──> firing at the next level (level1 → level2 → level3)
     firing, acknowledged ── resolved event, ack with a resolution, expiry ──> resolved
 
-Each change also says what happened, in a sentence, for the alert's history.
+Each change also says what happened, in a sentence, for the alert's history. A ``Plan`` is
+the transitions one change makes (a batch of events, an escalation tick), worked out before
+anything is stored; on the Redis bus it is made in Redis first (see ``index``). ``adopted``
+brings a replica's alert in line with the open alerts kept in Redis.
 """
 
 from __future__ import annotations
@@ -28,13 +31,14 @@ from bridge.sinks.alerts.sources import AlertEvent
 
 __all__ = [
     "Effect",
+    "Plan",
     "Transition",
+    "adopted",
     "escalation",
     "expiry",
     "on_ack",
     "on_event",
     "opens",
-    "taken_over",
 ]
 
 
@@ -56,6 +60,24 @@ class Transition:
     record: AlertRecord | None
     effect: Effect = Effect.NONE
     entry: HistoryEntry | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one change does to the alerts, in order: the transitions that ask something of the
+    store (each with its record), the new alerts refused (the open-alert cap), its id, and the
+    time it is stored at."""
+
+    id: str
+    now: float
+    steps: tuple[Transition, ...] = ()
+    refused: int = 0
+
+    @property
+    def records(self) -> list[AlertRecord]:
+        """The alerts as the plan leaves them, each once (its last step)."""
+        last = {step.record.alert_id: step.record for step in self.steps if step.record}
+        return list(last.values())
 
 
 def opens(current: AlertRecord | None, event: AlertEvent) -> bool:
@@ -192,11 +214,18 @@ def expiry(current: AlertRecord, now: float, after_seconds: float) -> Transition
     return Transition(ended, Effect.NOTIFY, expired)
 
 
-def taken_over(current: AlertRecord | None, handed: AlertRecord) -> Transition:
-    """A record the previous work-queue holder handed over replaces ours unless ours changed
-    later; receivers already heard of it, so nothing is notified."""
-    if current is not None and current.updated_at >= handed.updated_at:
+def adopted(current: AlertRecord | None, kept: AlertRecord | None, now: float) -> Transition:
+    """This replica's alert brought in line with the open alert the work-queue holders keep in
+    Redis (``kept``, None when it is not open there). Receivers already heard of every change,
+    so nothing is notified: a kept record replaces ours, and an alert open here but not there
+    was resolved by another holder."""
+    if kept is not None:
+        if current == kept:
+            return Transition(current)
+        taken = f"taken over {kept.state} at {kept.level_name}"
+        return Transition(kept, Effect.CHANGED, HistoryEntry(now, HistoryEvent.TAKEN_OVER, taken))
+    if current is None or not current.open:
         return Transition(current)
-    handed_as = f"handed over {handed.state} at {handed.level_name}"
-    entry = HistoryEntry(handed.updated_at, HistoryEvent.TAKEN_OVER, handed_as)
-    return Transition(handed, Effect.CHANGED, entry)
+    closed = replace(current, state=AlertState.RESOLVED, ends_at=now, updated_at=now)
+    entry = HistoryEntry(now, HistoryEvent.RESOLVED, "resolved by another work-queue holder")
+    return Transition(closed, Effect.CHANGED, entry)

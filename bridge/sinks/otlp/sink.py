@@ -438,9 +438,11 @@ class OtlpSink:
             closers.append(
                 _in_thread(functools.partial(self._mirror.close, grace), "otlp-metrics-close")
             )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*closers), self._close_seconds + 0.5)
-        self._sdk_log.uninstall()
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*closers), self._close_seconds + 0.5)
+        finally:  # cancelled too (the bridge's stop deadline passed)
+            self._sdk_log.uninstall()
 
 
 def _depth_of(batcher: BoundedBatcher[Any]) -> Callable[[], int]:

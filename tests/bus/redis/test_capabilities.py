@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from redis.exceptions import RedisError
 
-from bridge.bus import TransportCapabilities
+from bridge.bus import StateChange, TransportCapabilities
 from bridge.bus.redis import RedisTransport
 from bridge.errors import TransportError
 from tests.support import free_port
@@ -23,19 +23,22 @@ async def unreachable() -> AsyncIterator[RedisTransport]:
 
 
 def test_it_declares_every_capability(unreachable: RedisTransport) -> None:
-    """Shared, with a coordinator, the work-queue lease and the hand-over."""
+    """Shared, with a coordinator, the work-queue lease and shared state."""
     capabilities = unreachable.capabilities
     assert isinstance(capabilities, TransportCapabilities)
     assert capabilities.shared
     assert capabilities.lease is not None
-    assert capabilities.hand_over is not None
+    assert capabilities.state is not None
     assert not capabilities.lease.leading
 
 
 CALLS: list[tuple[str, Callable[[TransportCapabilities], Awaitable[Any]]]] = [
     ("swap", lambda c: c.coordinator.swap("cluster:state:n1", "down", 1_000)),
     ("once", lambda c: c.coordinator.once("cluster:announce:n1", 1_000)),
-    ("take_over", lambda c: c.hand_over.take_over("alerts")),  # type: ignore[union-attr]
+    ("load", lambda c: c.state.load("alerts")),  # type: ignore[union-attr]
+    ("commit", lambda c: c.state.commit("alerts", StateChange(put={"a1": b"{}"}))),  # type: ignore[union-attr]
+    ("notes", lambda c: c.state.notes("alerts")),  # type: ignore[union-attr]
+    ("forget", lambda c: c.state.forget("alerts", ["n1"])),  # type: ignore[union-attr]
 ]
 
 
@@ -52,11 +55,3 @@ async def test_a_capability_raises_transport_error_when_redis_is_unreachable(
     assert isinstance(caught.value.__cause__, RedisError | OSError)
     assert "Redis at redis://:<redacted>@127.0.0.1:" in str(caught.value)
     assert "hunter2" not in str(caught.value)
-
-
-async def test_handing_nothing_over_without_the_lease_needs_no_redis(
-    unreachable: RedisTransport,
-) -> None:
-    """A replica that does not hold the lease has nothing to hand over: no error."""
-    assert unreachable.capabilities.hand_over is not None
-    await unreachable.capabilities.hand_over.hand_over("alerts", {"a1": b"{}"})

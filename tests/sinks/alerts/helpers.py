@@ -18,8 +18,10 @@ from bridge.bus import Envelope, Transport
 from bridge.component import Context
 from bridge.config import Settings
 from bridge.messages import Message, SystemAlert
-from bridge.sinks.alerts import AlertSink
+from bridge.sinks.alerts import AlertSink, Outbox
+from bridge.sinks.alerts.records import AlertRecord
 from bridge.sinks.alerts.sink import MAX_OPEN_ALERTS
+from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.thread import DbThread
 from tests.support import ADMIN_TOKEN, async_wait_until
 
@@ -34,6 +36,18 @@ def envelope(
     """A verified-looking envelope carrying ``payload``."""
     now = datetime.now(UTC)
     return Envelope(id, payload.INSTANCE, topic or payload.TAG, payload.TAG, node, now, payload)
+
+
+def observe(outbox: Outbox, event: AlertEvent, now: float) -> AlertRecord | None:
+    """Apply one alert event; the alert when receivers must hear of it, else None."""
+    changed = outbox.apply([event], now).changed
+    return changed[0] if changed else None
+
+
+def stored(outbox: Outbox, alert_id: str) -> AlertRecord | None:
+    """The alert named ``alert_id`` as the outbox holds it, if it does."""
+    found = outbox.alerts(alert_id=alert_id, limit=1)
+    return found[0] if found else None
 
 
 class Clock:
@@ -102,7 +116,7 @@ async def alert_bridge(
             registry=context.registry,
             recorder=context.recorder,
             lease=context.capabilities.lease,
-            hand_over=context.capabilities.hand_over,
+            state=context.capabilities.state,
             clock=clock,
             alertmanager_interval=alertmanager_interval,
             max_open_alerts=max_open_alerts,

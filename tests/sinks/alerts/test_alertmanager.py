@@ -4,10 +4,12 @@ wake posts."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from bridge.httpclient.client import basic_auth
@@ -187,3 +189,71 @@ async def test_the_receivers_file_gives_the_poster_its_url_and_http_config(
     finally:
         await receiver.stop()
     assert set(receiver.authorizations) == {basic_auth("bridge", "am-pass")}
+
+
+async def test_every_open_alert_is_posted_however_many_and_however_many_changed(
+    tmp_path: Path,
+) -> None:
+    """More than 10 000 open alerts all go out in the full post, a page of 1 000 per post; a
+    wake after more than 10 000 changes posts every one of them too."""
+    receiver = await Receiver().start()
+    outbox = Outbox.in_dir(tmp_path)
+    db = DbThread()
+    clock = Clock()
+    poster = AlertmanagerPoster(
+        receiver.url, outbox=outbox, db=db, external_url="http://b", timeout=5, clock=clock
+    )
+    first = [f"old{n:05}" for n in range(10_500)]
+    outbox.apply([_event(alert_id) for alert_id in first], clock.now - 10)
+    poster.start()
+
+    def posted(after: int) -> set[str]:
+        return {a["labels"]["alert_id"] for post in receiver.posts[after:] for a in post}
+
+    try:
+        await async_wait_until(lambda: posted(0) == set(first), what="every alert posted")
+        assert max(len(post) for post in receiver.posts) == 1000
+        done = len(receiver.posts)
+        clock.advance(30)
+        later = [f"new{n:05}" for n in range(10_500)]
+        outbox.apply([_event(alert_id) for alert_id in later], clock.now)
+        poster.wake()
+        await async_wait_until(lambda: posted(done) >= set(later), what="every change posted")
+        assert posted(done) == set(later)
+    finally:
+        await poster.aclose()
+        await receiver.stop()
+        db.close()
+        outbox.close()
+
+
+async def test_a_failed_post_is_logged_without_the_urls_credentials(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiohttp's InvalidURL names the URL it refused: the warning shows it redacted."""
+    outbox = Outbox.in_dir(tmp_path)
+    db = DbThread()
+    clock = Clock()
+    results: list[PostResult] = []
+    poster = AlertmanagerPoster(
+        "http://bridge:hunter2@127.0.0.1:99999",
+        outbox=outbox,
+        db=db,
+        external_url="http://b",
+        timeout=5,
+        clock=clock,
+        count=results.append,
+    )
+    outbox.apply([_event("a1")], clock.now)
+    caplog.set_level(logging.WARNING, "bridge.sinks.alerts.alertmanager")
+    poster.start()
+    try:
+        await async_wait_until(lambda: results, what="a failed post")
+    finally:
+        await poster.aclose()
+        db.close()
+        outbox.close()
+    assert results[0] is PostResult.FAILED
+    assert "cannot post to Alertmanager" in caplog.text
+    assert "InvalidURL" in caplog.text or "InvalidUrl" in caplog.text
+    assert "hunter2" not in caplog.text

@@ -23,7 +23,7 @@ from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import AlertRecord, Delivery, DeliveryState
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.thread import DbThread
-from tests.sinks.alerts.helpers import T0, Clock
+from tests.sinks.alerts.helpers import T0, Clock, observe
 from tests.support import async_wait_until
 
 URL = "http://127.0.0.1:9/hook"
@@ -121,7 +121,8 @@ def one_each(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
 def outbox(tmp_path: Path) -> Iterator[Outbox]:
     """An outbox holding one queued alert for URL."""
     box = Outbox.in_dir(tmp_path, urls=[URL])
-    box.observe(
+    observe(
+        box,
         AlertEvent(
             "a1",
             "x",

@@ -19,7 +19,7 @@ from bridge.sinks.alerts.records import (
     HistoryEvent,
 )
 from bridge.sinks.alerts.sources import AlertEvent
-from tests.sinks.alerts.helpers import T0
+from tests.sinks.alerts.helpers import T0, observe, stored
 
 URL = "http://127.0.0.1:9/hook"
 AT = datetime.fromtimestamp(T0, UTC)
@@ -95,15 +95,15 @@ def seed(path: Path, statement: str, params: Sequence[object] = ()) -> None:
 
 def test_firing_twice_notifies_once(outbox: Outbox) -> None:
     """An alert already firing at the same severity is not queued again."""
-    assert outbox.observe(event(), T0) is not None
-    assert outbox.observe(event(), T0 + 1) is None
+    assert observe(outbox, event(), T0) is not None
+    assert observe(outbox, event(), T0 + 1) is None
     assert outbox.depth().queued == 1
 
 
 def test_severity_change_renotifies_and_keeps_the_start(outbox: Outbox) -> None:
     """A firing alert whose severity changes is notified again with its original start."""
-    outbox.observe(event(severity="warning"), T0)
-    changed = outbox.observe(event(severity="critical"), T0 + 5)
+    observe(outbox, event(severity="warning"), T0)
+    changed = observe(outbox, event(severity="critical"), T0 + 5)
     assert changed is not None
     assert changed.severity == "critical"
     assert changed.starts_at == T0
@@ -111,13 +111,13 @@ def test_severity_change_renotifies_and_keeps_the_start(outbox: Outbox) -> None:
 
 def test_resolve_of_unknown_alert_is_ignored(outbox: Outbox) -> None:
     """A condition clearing that never fired (or fired below the filter) sends nothing."""
-    assert outbox.observe(event(status="resolved"), T0) is None
+    assert observe(outbox, event(status="resolved"), T0) is None
     assert outbox.depth().queued == 0
 
 
 def test_life_cycle_firing_acknowledged_resolved(outbox: Outbox) -> None:
     """Firing, then acknowledged, then resolved by the condition clearing."""
-    outbox.observe(event(), T0)
+    observe(outbox, event(), T0)
     acked = outbox.acknowledge("node_failure:n1", "ops", T0 + 10, ack_note="looking")
     assert acked is not None
     assert (acked.state, acked.ack_by, acked.ack_note) == (
@@ -125,7 +125,7 @@ def test_life_cycle_firing_acknowledged_resolved(outbox: Outbox) -> None:
         "ops",
         "looking",
     )
-    resolved = outbox.observe(event(status="resolved", at=AT.replace(second=30)), T0 + 30)
+    resolved = observe(outbox, event(status="resolved", at=AT.replace(second=30)), T0 + 30)
     assert resolved is not None
     assert resolved.state is AlertState.RESOLVED
     assert resolved.ends_at == T0 + 30
@@ -134,7 +134,7 @@ def test_life_cycle_firing_acknowledged_resolved(outbox: Outbox) -> None:
 
 def test_acknowledging_with_a_resolution_resolves_and_notifies(outbox: Outbox) -> None:
     """An ack carrying a resolution ends the alert and queues the resolve notification."""
-    outbox.observe(event(), T0)
+    observe(outbox, event(), T0)
     outbox.group(URL, T0, 0.0, one_each)
     done = outbox.acknowledge("node_failure:n1", "ops", T0 + 1, resolution="rebooted")
     assert done is not None
@@ -144,18 +144,18 @@ def test_acknowledging_with_a_resolution_resolves_and_notifies(outbox: Outbox) -
 
 def test_refiring_after_resolve_starts_a_new_episode(outbox: Outbox) -> None:
     """A resolved alert that fires again is firing at level1 with no acknowledgement."""
-    outbox.observe(event(), T0)
+    observe(outbox, event(), T0)
     outbox.acknowledge("node_failure:n1", "ops", T0 + 1)
-    outbox.observe(event(status="resolved"), T0 + 2)
-    again = outbox.observe(event(), T0 + 3)
+    observe(outbox, event(status="resolved"), T0 + 2)
+    again = observe(outbox, event(), T0 + 3)
     assert again is not None
     assert (again.state, again.level, again.ack_by) == (AlertState.FIRING, 1, None)
 
 
 def test_grouping_waits_for_the_window_then_takes_everything(outbox: Outbox) -> None:
     """Queued alerts become deliveries only once the oldest waited the group window."""
-    outbox.observe(event("a"), T0)
-    outbox.observe(event("b"), T0 + 0.2)
+    observe(outbox, event("a"), T0)
+    observe(outbox, event("b"), T0 + 0.2)
     assert outbox.group(URL, T0 + 0.4, 0.5, one_each) == 0
     assert outbox.next_wake(URL, 0.5) == T0 + 0.5
     assert outbox.group(URL, T0 + 0.5, 0.5, one_each) == 2
@@ -168,7 +168,7 @@ def test_grouping_waits_for_the_window_then_takes_everything(outbox: Outbox) -> 
 def test_attempts_retry_dead_letter_and_manual_retry(outbox: Outbox) -> None:
     """A delivery keeps its id and body across attempts, dead-letters, and comes back on retry
     due at once, with a fresh deadline and the attempts made so far still counted."""
-    outbox.observe(event(), T0)
+    observe(outbox, event(), T0)
     outbox.group(URL, T0, 0.0, one_each)
     first = outbox.next_due(URL, T0)
     assert first is not None
@@ -206,10 +206,10 @@ def test_attempts_retry_dead_letter_and_manual_retry(outbox: Outbox) -> None:
 def test_everything_survives_reopening(tmp_path: Path) -> None:
     """A new Outbox on the same directory sees the alerts, queue and deliveries."""
     box = Outbox.in_dir(tmp_path, urls=[URL])
-    box.observe(event("a"), T0)
-    box.observe(event("b"), T0)
+    observe(box, event("a"), T0)
+    observe(box, event("b"), T0)
     box.group(URL, T0, 0.0, one_each)
-    box.observe(event("c"), T0 + 1)
+    observe(box, event("c"), T0 + 1)
     box.close()
     box.close()  # idempotent
     again = Outbox.in_dir(tmp_path, urls=[URL])
@@ -221,8 +221,8 @@ def test_everything_survives_reopening(tmp_path: Path) -> None:
 
 def test_escalation_steps_one_level_per_period_up_to_level3(outbox: Outbox) -> None:
     """An unacknowledged requires_ack alert climbs one level per period and stops at level3."""
-    outbox.observe(event(), T0)
-    outbox.observe(event("quiet", requires_ack=False), T0)
+    observe(outbox, event(), T0)
+    observe(outbox, event("quiet", requires_ack=False), T0)
     assert outbox.escalate_due(T0 + 59, 60) == []
     [step] = outbox.escalate_due(T0 + 60, 60)
     assert (step.from_level, step.to_level) == ("level1", "level2")
@@ -234,15 +234,15 @@ def test_escalation_steps_one_level_per_period_up_to_level3(outbox: Outbox) -> N
 
 def test_acknowledged_alerts_do_not_escalate(outbox: Outbox) -> None:
     """Acknowledging stops escalation."""
-    outbox.observe(event(), T0)
+    observe(outbox, event(), T0)
     outbox.acknowledge("node_failure:n1", "ops", T0 + 1)
     assert outbox.escalate_due(T0 + 1000, 60) == []
 
 
 def test_prune_forgets_old_delivered_and_resolved(outbox: Outbox) -> None:
     """Delivered deliveries and resolved alerts past their keep time are removed; dead ones stay."""
-    outbox.observe(event("a"), T0)
-    outbox.observe(event("b"), T0)
+    observe(outbox, event("a"), T0)
+    observe(outbox, event("b"), T0)
     outbox.group(URL, T0, 0.0, one_each)
     a, b = outbox.next_due(URL, T0), None
     assert a is not None
@@ -254,7 +254,7 @@ def test_prune_forgets_old_delivered_and_resolved(outbox: Outbox) -> None:
     outbox.finish_attempt(
         b.id, state=DeliveryState.DEAD, next_attempt_at=T0, status=400, error="HTTP 400", now=T0
     )
-    outbox.observe(event("a", status="resolved"), T0)
+    observe(outbox, event("a", status="resolved"), T0)
     outbox.group(URL, T0, 0.0, one_each)
     assert outbox.prune(T0 + 100, delivered_for=50, resolved_for=50) >= 2
     assert sorted(d.state for d in outbox.deliveries()) == [
@@ -272,7 +272,7 @@ def test_a_batch_is_one_transaction_all_or_nothing(outbox: Outbox) -> None:
     assert outbox.alerts() == []
     applied = outbox.apply([event("ok1"), event("ok2"), event("ok1", "resolved")], T0)
     assert [r.alert_id for r in applied.changed] == ["ok1", "ok2"]
-    assert outbox.alert("ok1").state is AlertState.RESOLVED  # type: ignore[union-attr]
+    assert stored(outbox, "ok1").state is AlertState.RESOLVED  # type: ignore[union-attr]
 
 
 def test_new_alerts_beyond_max_open_are_refused(outbox: Outbox) -> None:
@@ -299,7 +299,7 @@ def test_event_alerts_resolve_after_the_timeout_unless_they_need_ack(outbox: Out
     outbox.acknowledge("ack-me", "ops", T0 + 400)
     assert outbox.resolve_expired(T0 + 600, 300) == []
     assert [r.alert_id for r in outbox.resolve_expired(T0 + 700, 300)] == ["ack-me"]
-    assert outbox.alert("condition").state is AlertState.FIRING  # type: ignore[union-attr]
+    assert stored(outbox, "condition").state is AlertState.FIRING  # type: ignore[union-attr]
     assert outbox.active_counts() == {"critical": 1}
 
 
@@ -318,9 +318,9 @@ def test_a_version_1_file_gains_the_new_columns(tmp_path: Path) -> None:
     box = Outbox(path)
     try:
         assert columns(path) == RECORD_FIELDS  # the new columns come last, as in a new file
-        assert box.alert("old").auto_resolve is False  # type: ignore[union-attr]
+        assert stored(box, "old").auto_resolve is False  # type: ignore[union-attr]
         box.apply([event("new", auto_resolve=True)], T0)
-        assert box.alert("new").auto_resolve is True  # type: ignore[union-attr]
+        assert stored(box, "new").auto_resolve is True  # type: ignore[union-attr]
     finally:
         box.close()
 
@@ -351,6 +351,124 @@ def _v1_schema() -> str:
     """
 
 
+# What each earlier version's file held beyond the one before it (version 1: ``_v1_schema``
+# and the queues), and the user_version it read.
+_V1_QUEUES = """
+CREATE TABLE queued (
+    url TEXT NOT NULL, alert_id TEXT NOT NULL, queued_at REAL NOT NULL,
+    PRIMARY KEY (url, alert_id)
+);
+CREATE TABLE deliveries (
+    id TEXT PRIMARY KEY, url TEXT NOT NULL, body BLOB NOT NULL, alert_ids TEXT NOT NULL,
+    created_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL,
+    state TEXT NOT NULL, last_status INTEGER, last_error TEXT, finished_at REAL
+);
+"""
+_V2_COLUMNS = """
+ALTER TABLE alerts ADD COLUMN auto_resolve INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE alerts ADD COLUMN last_seen REAL;
+"""
+_V3_HISTORY = """
+CREATE TABLE history (alert_id TEXT NOT NULL, at REAL NOT NULL, event TEXT NOT NULL,
+    detail TEXT NOT NULL);
+INSERT INTO history VALUES ('old', 1.0, 'fired', 'warning on n1');
+"""
+_V4_META = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+INSERT INTO meta VALUES ('receiver_secret', x'00112233445566778899aabbccddeeff');
+"""
+# Version 1 never set user_version (0, as a new file).
+_EARLIER_VERSIONS = [(0, _V1_QUEUES), (2, _V2_COLUMNS), (3, _V3_HISTORY), (4, _V4_META)]
+CURRENT_VERSION = 5
+ALL_TABLES = frozenset({"alerts", "queued", "deliveries", "history", "meta", "plans"})
+
+
+def schema(path: Path) -> tuple[int, frozenset[str]]:
+    """The file's user_version and its tables."""
+    db = sqlite3.connect(path)
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        names = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        return int(version), frozenset(row[0] for row in names)
+    finally:
+        db.close()
+
+
+def _earlier_file(path: Path, upto: int) -> int:
+    """An outbox file as the ``upto``-th earlier version (0: version 1) left it, holding an open
+    alert, it queued for ``URL`` and a pending delivery of it; returns its user_version."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.executescript(_v1_schema())
+        for _, script in _EARLIER_VERSIONS[: upto + 1]:
+            db.executescript(script)
+        db.execute(
+            "INSERT INTO alerts (alert_id, alertname, severity, category, node, title,"
+            " description, requires_ack, state, level, starts_at, updated_at, ends_at,"
+            " level_since) VALUES ('old', 'x', 'warning', 'system', 'n1', 't', 'd', 0, 'firing',"
+            " 1, 1.0, 1.0, NULL, 1.0)"
+        )
+        db.execute("INSERT INTO queued VALUES (?, 'old', 1.0)", (URL,))
+        db.execute(
+            "INSERT INTO deliveries (id, url, body, alert_ids, created_at, next_attempt_at, state)"
+            " VALUES ('d-old', ?, x'7b7d', '[\"old\"]', 1.0, 1.0, 'pending')",
+            (URL,),
+        )
+        version = _EARLIER_VERSIONS[upto][0]
+        db.execute(f"PRAGMA user_version={version}")
+        return version
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(
+    "upto",
+    range(len(_EARLIER_VERSIONS)),
+    ids=[f"version {max(v, 1)}" for v, _ in _EARLIER_VERSIONS],
+)
+def test_a_file_of_any_earlier_version_is_upgraded_to_the_current_one(
+    tmp_path: Path, upto: int
+) -> None:
+    """A file of each earlier version opens at the current one with every table, keeps what it
+    held (alert, queue, delivery, history, receiver secret; one made once when it had none),
+    and stores plans once and their history."""
+    path = tmp_path / "alerts.sqlite3"
+    version = _earlier_file(path, upto)
+    box = Outbox(path, urls=[URL])
+    try:
+        assert columns(path) == RECORD_FIELDS  # the new columns come last, as in a new file
+        assert schema(path) == (CURRENT_VERSION, ALL_TABLES)
+        old = box.alert("old")
+        assert old is not None
+        assert old.state is AlertState.FIRING
+        assert old.auto_resolve is False
+        assert box.depth() == box.depth().__class__(1, 1, 0)
+        kept_history = [e.event for e in box.detail("old").history]  # type: ignore[union-attr]
+        assert kept_history == ([HistoryEvent.FIRED] if version >= 3 else [])
+        plan = box.plan([event("new", auto_resolve=True), event("old", status="resolved")], T0)
+        assert sorted(r.alert_id for r in box.commit(plan).changed) == ["new", "old"]
+        assert box.commit(plan).changed == []  # stored once
+        assert box.alert("new").auto_resolve is True  # type: ignore[union-attr]
+        assert [e.event for e in box.detail("new").history] == [HistoryEvent.FIRED]  # type: ignore[union-attr]
+        secret = box.receiver_secret
+        if version >= 4:
+            assert secret == bytes.fromhex("00112233445566778899aabbccddeeff")
+        else:
+            assert len(secret) == 32
+    finally:
+        box.close()
+    again = Outbox(path)
+    assert again.receiver_secret == secret
+    again.close()
+
+
+def test_a_new_file_starts_at_the_current_version(tmp_path: Path) -> None:
+    """A file made afresh has the current version and every table of it."""
+    box = Outbox.in_dir(tmp_path)
+    box.close()
+    assert schema(box.path) == (CURRENT_VERSION, ALL_TABLES)
+
+
 def test_orphaned_work_is_dead_lettered_and_stays_retryable(tmp_path: Path) -> None:
     """Work for an unconfigured URL goes dead with a reason and stays retryable."""
     gone = "http://127.0.0.1:9/gone"
@@ -377,21 +495,21 @@ def test_orphaned_work_is_dead_lettered_and_stays_retryable(tmp_path: Path) -> N
         box.close()
 
 
-def test_adopt_moves_what_waits_under_a_raw_url_to_the_receiver_key(tmp_path: Path) -> None:
+def test_what_waits_under_a_raw_url_moves_to_the_receiver_key(tmp_path: Path) -> None:
     """Rows keyed by a webhook URL (version 2) move to the receiver's key: queued alerts (one
     already queued under the new key keeps its place) and deliveries of every state."""
     key = "http://127.0.0.1:9/…#0123456789abcdef"
     old = Outbox.in_dir(tmp_path, urls=[URL])
-    old.observe(event("a1"), T0)
-    old.observe(event("a2"), T0)
+    observe(old, event("a1"), T0)
+    observe(old, event("a2"), T0)
     assert old.group(URL, T0 + 1, 0.0, one_each) == 2
-    old.observe(event("a3"), T0 + 2)
+    observe(old, event("a3"), T0 + 2)
     old.close()
     box = Outbox.in_dir(tmp_path, urls=[key])
-    box.observe(event("a3", status="resolved"), T0 + 3)  # a3 now queued under both keys
-    assert box.adopt(URL, key) == 2  # the deliveries; a3's old queue row is dropped
+    observe(box, event("a3", status="resolved"), T0 + 3)  # a3 now queued under both keys
+    assert box.move_receiver_rows(URL, key) == 2  # the deliveries; a3's old queue row is dropped
     assert {d.url for d in box.deliveries()} == {key}
-    assert box.adopt(URL, key) == 0
+    assert box.move_receiver_rows(URL, key) == 0
     assert box.group(key, T0 + 10, 0.0, one_each) == 1  # a3, once
     assert box.depth().pending == 3
     box.close()
@@ -402,11 +520,11 @@ def test_adopt_moves_what_waits_under_a_raw_url_to_the_receiver_key(tmp_path: Pa
 
 def test_detail_tells_the_history_in_order(outbox: Outbox) -> None:
     """Fired, escalated, acknowledged and resolved are recorded with their times, in order."""
-    outbox.observe(event(), T0)
-    outbox.observe(event(), T0 + 1)  # seen again: nothing to record
+    observe(outbox, event(), T0)
+    observe(outbox, event(), T0 + 1)  # seen again: nothing to record
     outbox.escalate_due(T0 + 60, 60)
     outbox.acknowledge("node_failure:n1", "ops", T0 + 70, ack_note="rebooting")
-    outbox.observe(event(status="resolved"), T0 + 80)
+    observe(outbox, event(status="resolved"), T0 + 80)
     detail = outbox.detail("node_failure:n1")
     assert detail is not None
     assert detail.alert.state is AlertState.RESOLVED
@@ -420,10 +538,10 @@ def test_detail_tells_the_history_in_order(outbox: Outbox) -> None:
 
 def test_detail_lists_the_alerts_deliveries_and_waiting_windows(outbox: Outbox) -> None:
     """Only deliveries carrying the alert (newest first), and the windows it waits in."""
-    outbox.observe(event("a1"), T0)
-    outbox.observe(event("a10"), T0)  # an id containing the other: not a match
+    observe(outbox, event("a1"), T0)
+    observe(outbox, event("a10"), T0)  # an id containing the other: not a match
     outbox.group(URL, T0, 0.0, one_each)
-    outbox.observe(event("a1", severity="warning"), T0 + 5)  # queued again, not yet grouped
+    observe(outbox, event("a1", severity="warning"), T0 + 5)  # queued again, not yet grouped
     detail = outbox.detail("a1")
     assert detail is not None
     assert [d.alert_ids for d in detail.deliveries] == [("a1",)]
@@ -447,12 +565,12 @@ def unsent(tmp_path: Path) -> Iterator[Outbox]:
 def test_prune_keeps_history_bounded(unsent: Outbox) -> None:
     """A pruned alert's history goes with it; a flapping one keeps its newest HISTORY_KEPT."""
     outbox = unsent
-    outbox.observe(event("old"), T0)
-    outbox.observe(event("old", status="resolved"), T0 + 1)
+    observe(outbox, event("old"), T0)
+    observe(outbox, event("old", status="resolved"), T0 + 1)
     for n in range(HISTORY_KEPT):  # fired and resolved: two entries each
-        outbox.observe(event("flapping"), T0 + 100 + 2 * n)
-        outbox.observe(event("flapping", status="resolved"), T0 + 101 + 2 * n)
-    outbox.observe(event("flapping"), T0 + 1000)
+        observe(outbox, event("flapping"), T0 + 100 + 2 * n)
+        observe(outbox, event("flapping", status="resolved"), T0 + 101 + 2 * n)
+    observe(outbox, event("flapping"), T0 + 1000)
     outbox.prune(T0 + 1000, delivered_for=10_000, resolved_for=500)
     assert outbox.detail("old") is None
     db = sqlite3.connect(outbox.path)
@@ -464,3 +582,33 @@ def test_prune_keeps_history_bounded(unsent: Outbox) -> None:
     assert flapping is not None
     assert len(flapping.history) == HISTORY_KEPT
     assert flapping.history[-1] == HistoryEntry(T0 + 1000, HistoryEvent.FIRED, "critical on n1")
+
+
+def test_dead_letters_are_forgotten_once_older_than_their_keep_time(outbox: Outbox) -> None:
+    """A delivery dead-lettered longer ago than the keep time is deleted; a younger dead letter,
+    a pending and a delivered one stay (and their alerts)."""
+    for alert_id in ("old", "young", "pending", "done"):
+        observe(outbox, event(alert_id), T0)
+    outbox.group(URL, T0, 0.0, one_each)
+    died = {"old": T0, "young": T0 + 500}
+    finished = {"done": DeliveryState.DELIVERED}
+    for delivery in outbox.deliveries():
+        [alert_id] = delivery.alert_ids
+        if alert_id in died:
+            state, at = DeliveryState.DEAD, died[alert_id]
+        elif alert_id in finished:
+            state, at = finished[alert_id], T0
+        else:
+            continue
+        outbox.finish_attempt(
+            delivery.id, state=state, next_attempt_at=at, status=401, error="HTTP 401", now=at
+        )
+    assert outbox.forget_dead_letters(T0 + 1000, older_than=600) == 1
+    left = {d.alert_ids[0]: d.state for d in outbox.deliveries()}
+    assert left == {
+        "young": DeliveryState.DEAD,
+        "pending": DeliveryState.PENDING,
+        "done": DeliveryState.DELIVERED,
+    }
+    assert outbox.depth().dead == 1
+    assert len(outbox.alerts()) == 4

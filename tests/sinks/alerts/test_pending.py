@@ -8,7 +8,7 @@ from typing import Any
 
 from bridge.messages import ComponentHealth, MetricAlert, NodeHealth
 from bridge.sinks.alerts.pending import PendingConditions
-from tests.sinks.alerts.helpers import alert_bridge, system_alert
+from tests.sinks.alerts.helpers import alert_bridge, stored, system_alert
 from tests.support import async_wait_until
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -37,7 +37,7 @@ def test_a_reading_waits_then_counts_at_the_status_held() -> None:
 async def _settled(bridge: Any, sink: Any, marker: str) -> None:
     """Wait until everything published before now reached the outbox: a marker alert follows."""
     bridge.bus.publish("marker", system_alert(marker, severity="warning"))
-    await async_wait_until(lambda: sink.outbox.alert(marker), what="the marker alert")
+    await async_wait_until(lambda: stored(sink.outbox, marker), what="the marker alert")
 
 
 async def test_a_node_degraded_for_the_hold_time_alerts_and_not_before(tmp_path: Path) -> None:
@@ -48,11 +48,11 @@ async def test_a_node_degraded_for_the_hold_time_alerts_and_not_before(tmp_path:
                 "health", NodeHealth(node="n1", status="degraded", timestamp=_at(30 * step))
             )
         await _settled(bridge, sink, "m1")
-        assert sink.outbox.alert("node_health:n1") is None
+        assert stored(sink.outbox, "node_health:n1") is None
         assert bridge.registry.get_sample_value("exesdb_alerts_pending") == 1
         bridge.bus.publish("health", NodeHealth(node="n1", status="degraded", timestamp=_at(60)))
         record = await async_wait_until(
-            lambda: sink.outbox.alert("node_health:n1"), what="node_health after the hold"
+            lambda: stored(sink.outbox, "node_health:n1"), what="node_health after the hold"
         )
         assert (record.state, record.severity) == ("firing", "warning")
         assert record.starts_at == _at(60).timestamp()
@@ -70,8 +70,8 @@ async def test_a_single_unhealthy_reading_raises_nothing(tmp_path: Path) -> None
                 ComponentHealth(component="store", node="n1", status=status, timestamp=at),
             )
         await _settled(bridge, sink, "m1")
-        assert sink.outbox.alert("node_health:n1") is None
-        assert sink.outbox.alert("component_health:n1:store") is None
+        assert stored(sink.outbox, "node_health:n1") is None
+        assert stored(sink.outbox, "component_health:n1:store") is None
 
 
 async def test_a_component_held_unhealthy_alerts_critical(tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ async def test_a_component_held_unhealthy_alerts_critical(tmp_path: Path) -> Non
                 ),
             )
         record = await async_wait_until(
-            lambda: sink.outbox.alert("component_health:n1:store"), what="component alert"
+            lambda: stored(sink.outbox, "component_health:n1:store"), what="component alert"
         )
         assert (record.severity, record.title) == ("critical", "component store on n1 is unhealthy")
 
@@ -105,5 +105,5 @@ async def test_messages_that_are_alerts_do_not_wait(tmp_path: Path) -> None:
             ),
         )
         await async_wait_until(
-            lambda: sink.outbox.alert("metric_threshold:n1:cpu_usage_percent"), what="at once"
+            lambda: stored(sink.outbox, "metric_threshold:n1:cpu_usage_percent"), what="at once"
         )

@@ -15,7 +15,7 @@ from bridge.bus import Frame, LocalCoordinator, MemoryTransport, TransportCapabi
 from bridge.errors import BridgeError
 from bridge.messages import AlertAck, AlertEscalation, NodeHealth, NodeLifecycle
 from bridge.sinks.alerts import Outbox
-from tests.sinks.alerts.helpers import Clock, alert_bridge, system_alert
+from tests.sinks.alerts.helpers import Clock, alert_bridge, stored, system_alert
 from tests.support import ADMIN_TOKEN, async_wait_until
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -59,7 +59,7 @@ async def test_alerts_api_lists_states_and_needs_the_admin_token(tmp_path: Path)
 
 
 def _field(sink: Any, alert_id: str, name: str) -> Any:
-    record = sink.outbox.alert(alert_id)
+    record = stored(sink.outbox, alert_id)
     return None if record is None else getattr(record, name)
 
 
@@ -72,7 +72,7 @@ async def test_ack_publishes_alertack_and_404s_unknown_alerts(tmp_path: Path) ->
     """POST /v1/alerts/{id}/ack acknowledges, publishes AlertAck; unknown ids answer 404."""
     async with alert_bridge(tmp_path) as (bridge, sink, watcher):
         bridge.bus.publish("disk_full", system_alert("a1"))
-        await async_wait_until(lambda: sink.outbox.alert("a1"), what="the alert stored")
+        await async_wait_until(lambda: stored(sink.outbox, "a1"), what="the alert stored")
         status, body = await call(
             bridge, "POST", "/v1/alerts/a1/ack", {"ack_by": "ops", "ack_note": "on it"}
         )
@@ -90,7 +90,7 @@ async def test_derived_alerts_fire_once_and_resolve(tmp_path: Path) -> None:
         for _ in range(3):
             bridge.bus.publish("lifecycle", NodeLifecycle(node="n7", event="down", cluster_size=2))
         record = await async_wait_until(
-            lambda: sink.outbox.alert("node_failure:n7"), what="node_failure fired"
+            lambda: stored(sink.outbox, "node_failure:n7"), what="node_failure fired"
         )
         assert (record.severity, record.node) == ("critical", "n7")
         bridge.bus.publish(
@@ -106,8 +106,8 @@ async def test_severity_filter_drops_alerts_below_the_minimum(tmp_path: Path) ->
     async with alert_bridge(tmp_path, EXESDB_WEBHOOK_MIN_SEVERITY="error") as (bridge, sink, _):
         bridge.bus.publish("health", NodeHealth(node="n1", status="degraded"))
         bridge.bus.publish("health", NodeHealth(node="n2", status="unhealthy"))
-        await async_wait_until(lambda: sink.outbox.alert("node_health:n2"), what="critical kept")
-        assert sink.outbox.alert("node_health:n1") is None
+        await async_wait_until(lambda: stored(sink.outbox, "node_health:n2"), what="critical kept")
+        assert stored(sink.outbox, "node_health:n1") is None
 
 
 async def test_unacknowledged_alert_escalates_level_by_level(tmp_path: Path) -> None:
@@ -119,7 +119,7 @@ async def test_unacknowledged_alert_escalates_level_by_level(tmp_path: Path) -> 
         watcher,
     ):
         bridge.bus.publish("disk_full", system_alert("a1"))
-        await async_wait_until(lambda: sink.outbox.alert("a1"), what="the alert stored")
+        await async_wait_until(lambda: stored(sink.outbox, "a1"), what="the alert stored")
         clock.advance(1.0)
         await async_wait_until(lambda: _field(sink, "a1", "level") == 2, what="level2")
         clock.advance(1.0)
@@ -148,11 +148,11 @@ class GroupTransport(MemoryTransport):
         envelope = frame.decoded
         assert envelope is not None
 
-        async def ack() -> None:
+        def ack() -> None:
             alert_id = getattr(envelope.payload, "alert_id", "")
             # A separate connection sees only what was committed.
             reader = Outbox.in_dir(self.state_dir)
-            self.acked.append((alert_id, reader.alert(alert_id) is not None))
+            self.acked.append((alert_id, stored(reader, alert_id) is not None))
             reader.close()
 
         return super().send(replace(frame, group=True, ack=ack))
@@ -189,6 +189,9 @@ class Lease:
     async def stop_reading(self) -> None:
         """Nothing is read from a work queue here."""
 
+    async def release(self) -> None:
+        """Nothing to give up here."""
+
 
 class LeaseTransport(MemoryTransport):
     """The in-process transport with a work-queue lease (as on Redis)."""
@@ -211,7 +214,7 @@ async def test_only_the_work_queue_holder_escalates(tmp_path: Path) -> None:
         tmp_path, clock=clock, transport=transport, EXESDB_ESCALATION_AFTER_MS="1000"
     ) as (bridge, sink, watcher):
         bridge.bus.publish("disk_full", system_alert("a1"))
-        await async_wait_until(lambda: sink.outbox.alert("a1"), what="the alert stored")
+        await async_wait_until(lambda: stored(sink.outbox, "a1"), what="the alert stored")
         clock.advance(5.0)
         await sink.housekeep()  # what the housekeeping loop runs every tick
         await sink.housekeep()

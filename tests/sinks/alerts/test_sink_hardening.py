@@ -25,7 +25,7 @@ from bridge.messages import (
 from bridge.sinks.alerts import Outbox
 from bridge.sinks.alerts.records import DeliveryState
 from bridge.sinks.alerts.thread import DbThread
-from tests.sinks.alerts.helpers import Clock, alert_bridge, hold, system_alert
+from tests.sinks.alerts.helpers import Clock, alert_bridge, hold, stored, system_alert
 from tests.sinks.alerts.test_sink import AUTH, _field, call
 from tests.support import TEST_SECRET, async_wait_until
 
@@ -107,6 +107,25 @@ async def test_a_batch_of_alerts_is_committed_in_one_transaction(tmp_path: Path)
         assert len(commits) <= 3  # the first (held) message, then the backlog at once
         assert max(commits) >= 290
         assert len(committed_ids(tmp_path)) == 300
+
+
+async def test_a_sink_stopped_past_the_deadline_still_closes_its_outbox(tmp_path: Path) -> None:
+    """With the outbox's thread stuck past EXESDB_SHUTDOWN_TIMEOUT_MS, the bridge's stop cancels
+    the alert sink, which has still stopped its workers and closed the outbox by then."""
+    db = DbThread()
+    env: dict[str, Any] = {
+        "EXESDB_SHUTDOWN_TIMEOUT_MS": "400",
+        "EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/h",
+    }
+    async with alert_bridge(tmp_path, db=db, **env) as (bridge, sink, _):
+        release = await hold(db)
+        try:
+            bridge.bus.publish("disk_full", system_alert("s1"))
+            await asyncio.wait_for(bridge.aclose(), 10)
+            with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
+                sink.outbox.depth()
+        finally:
+            release.set()
 
 
 async def test_ingest_answers_202_only_once_the_alerts_are_committed(tmp_path: Path) -> None:
@@ -226,7 +245,7 @@ async def test_an_event_alert_seen_again_does_not_resolve(tmp_path: Path) -> Non
     env: dict[str, Any] = {"EXESDB_ALERT_RESOLVE_TIMEOUT_MS": "60000"}
     async with alert_bridge(tmp_path, clock=clock, serve_http=False, **env) as (bridge, sink, _):
         bridge.bus.publish("disk_full", system_alert("w1", severity="warning"))
-        await async_wait_until(lambda: sink.outbox.alert("w1"), what="stored")
+        await async_wait_until(lambda: stored(sink.outbox, "w1"), what="stored")
         clock.advance(40)
         bridge.bus.publish("disk_full", system_alert("w1", severity="warning"))
         await async_wait_until(
@@ -291,7 +310,7 @@ async def test_metric_threshold_resolves_on_healthy_node_health_and_fires_again(
         )
         alert_id = "metric_threshold:n1:cpu_usage_percent"
         bridge.bus.publish("metric_alert", crossing)
-        await async_wait_until(lambda: sink.outbox.alert(alert_id), what="fired")
+        await async_wait_until(lambda: stored(sink.outbox, alert_id), what="fired")
         healthy = NodeHealth(
             node="n1", status="healthy", checks={"cpu": {"usage_percent": 20, "status": "healthy"}}
         )
@@ -318,7 +337,7 @@ async def test_queued_alerts_for_a_removed_url_are_dead_lettered_at_start(
     queue_for(tmp_path, old, "o1")
     async with alert_bridge(tmp_path, serve_http=False) as (bridge, sink, _):
         bridge.bus.publish("disk_full", system_alert("o1"))
-        await async_wait_until(lambda: sink.outbox.alert("o1"), what="o1 stored")
+        await async_wait_until(lambda: stored(sink.outbox, "o1"), what="o1 stored")
     # A fresh start on the same directory, with a different URL: the old URL's rows go dead.
     queue_for(tmp_path, old, "o1")
     env: dict[str, Any] = {"EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/new-hook"}

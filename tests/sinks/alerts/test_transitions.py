@@ -18,12 +18,12 @@ from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.transitions import (
     Effect,
     Transition,
+    adopted,
     escalation,
     expiry,
     on_ack,
     on_event,
     opens,
-    taken_over,
 )
 from tests.sinks.alerts.helpers import T0
 
@@ -378,7 +378,7 @@ def test_expiry(current: AlertRecord, expected: Transition) -> None:
 
 
 @pytest.mark.parametrize(
-    ("current", "handed", "expected"),
+    ("current", "kept", "expected"),
     [
         pytest.param(
             None, alert(), Transition(alert(), Effect.CHANGED), id="an alert we never saw"
@@ -387,21 +387,27 @@ def test_expiry(current: AlertRecord, expected: Transition) -> None:
             alert(updated_at=T0),
             alert(updated_at=T0 + 1, level=2),
             Transition(alert(updated_at=T0 + 1, level=2), Effect.CHANGED),
-            id="theirs changed later: theirs",
+            id="the kept one differs: the kept one",
+        ),
+        pytest.param(alert(), alert(), Transition(alert()), id="the same: nothing to do"),
+        pytest.param(
+            alert(),
+            None,
+            Transition(alert(state=RESOLVED, ends_at=NOW, updated_at=NOW), Effect.CHANGED),
+            id="open here, resolved by another holder: closed",
         ),
         pytest.param(
-            alert(updated_at=T0 + 1, level=2),
-            alert(updated_at=T0 + 1),
-            Transition(alert(updated_at=T0 + 1, level=2)),
-            id="ours changed as late or later: ours",
+            alert(state=RESOLVED), None, Transition(alert(state=RESOLVED)), id="resolved: stays"
         ),
+        pytest.param(None, None, Transition(None), id="unknown everywhere"),
     ],
 )
-def test_taking_over_handed_alerts(
-    current: AlertRecord | None, handed: AlertRecord, expected: Transition
+def test_adopting_the_alerts_kept_for_the_work_queue(
+    current: AlertRecord | None, kept: AlertRecord | None, expected: Transition
 ) -> None:
-    """A handed-over record replaces ours only when it changed later; nothing is notified."""
-    assert taken_over(current, handed) == expected
+    """The record kept in Redis replaces ours, and an alert open only here is closed; receivers
+    already heard of every change, so nothing is notified."""
+    assert adopted(current, kept, NOW) == expected
 
 
 @pytest.mark.parametrize(
@@ -465,9 +471,14 @@ def test_what_opens_an_alert(
             id="expired",
         ),
         pytest.param(
-            taken_over(None, alert(level=2, updated_at=T0 + 5)),
-            HistoryEntry(T0 + 5, HistoryEvent.TAKEN_OVER, "handed over firing at level2"),
-            id="taken over from the previous holder",
+            adopted(None, alert(level=2, updated_at=T0 + 5), NOW),
+            HistoryEntry(NOW, HistoryEvent.TAKEN_OVER, "taken over firing at level2"),
+            id="taken over from the alerts kept for the work queue",
+        ),
+        pytest.param(
+            adopted(alert(), None, NOW),
+            HistoryEntry(NOW, HistoryEvent.RESOLVED, "resolved by another work-queue holder"),
+            id="resolved by another holder meanwhile",
         ),
     ],
 )
@@ -483,5 +494,6 @@ def test_no_change_has_no_history_entry() -> None:
         on_event(None, event("resolved"), NOW),
         on_ack(alert(state=ACKNOWLEDGED, ack_by="ops"), Acknowledgement("a1", "x"), NOW),
         escalation(alert(level_since=NOW), NOW, AFTER),  # not due yet
+        adopted(alert(), alert(), NOW),  # already the record kept in Redis
     ]
-    assert [step.entry for step in steps] == [None, None, None, None]
+    assert [step.entry for step in steps] == [None, None, None, None, None]

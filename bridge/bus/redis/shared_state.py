@@ -1,0 +1,119 @@
+"""The work queue's shared state on Redis: records only the lease holder changes, fenced by it.
+
+Under ``<prefix>:state:<name>`` (a hash of key → record) with ``<prefix>:state:<name>:kept``
+(set once records were written: a hash that is missing while this key exists is empty, one
+missing along with it was lost with Redis's data; records found without it, as an eviction of
+that key alone would leave them, are still read, never dropped), and each replica's notes under
+``<prefix>:state:<name>:notes:<node>``. A change is one Lua script: it checks that the lease key
+still names this replica's consumer, then changes the records and keeps the note, all or
+nothing, so a replica that lost the lease (slow, cut off) can no longer change what the next
+holder reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any, Final
+
+from bridge.bus.capabilities import StateChange
+from bridge.bus.redis.layout import Layout, text
+from bridge.bus.redis.link import Link
+
+__all__ = ["RedisSharedState"]
+
+# Notes wait this long for their replica to come back (they are forgotten once acted on).
+_NOTES_KEPT_MS: Final = 7 * 24 * 3600 * 1000
+
+# KEYS: lease, records, kept, notes. ARGV: consumer, restore (0/1), note id ("" for none), note,
+# the number of records put, then key, value for each, then the keys removed.
+_COMMIT: Final = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '1' and redis.call('exists', KEYS[2]) == 1 then return 0 end
+redis.call('set', KEYS[3], '1')
+local i = 6
+for _ = 1, tonumber(ARGV[5]) do
+  redis.call('hset', KEYS[2], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+while i <= #ARGV do
+  redis.call('hdel', KEYS[2], ARGV[i])
+  i = i + 1
+end
+if ARGV[3] ~= '' then
+  redis.call('hset', KEYS[4], ARGV[3], ARGV[4])
+  redis.call('pexpire', KEYS[4], NOTES_KEPT_MS)
+end
+return 1
+""".replace("NOTES_KEPT_MS", str(_NOTES_KEPT_MS))
+
+
+class RedisSharedState:
+    """``SharedState`` on Redis for one replica (its consumer name fences, its node keeps notes)."""
+
+    def __init__(self, link: Link, layout: Layout, *, consumer: str, node: str) -> None:
+        self._link = link
+        self._layout = layout
+        self._consumer = consumer
+        self._node = node
+
+    async def load(self, name: str) -> dict[str, bytes] | None:
+        """Every record under ``name``, None when never written or lost with Redis's data (no
+        record, and no mark that there were some).
+
+        Raises ``TransportError`` when Redis cannot be reached.
+        """
+        key = self._layout.state(name)
+        with self._link.boundary(f"read the {name} records"):
+            pipe = self._link.client.pipeline(transaction=True)
+            pipe.exists(f"{key}:kept")
+            pipe.hgetall(key)
+            kept, records = await pipe.execute()
+        if not kept and not records:
+            return None
+        return {text(field): value for field, value in (records or {}).items()}
+
+    async def commit(self, name: str, change: StateChange) -> bool:
+        """Apply ``change`` while this replica holds the work-queue lease; False when not (or a
+        restore found records).
+
+        Raises ``TransportError`` when Redis cannot be reached.
+        """
+        key = self._layout.state(name)
+        note_id, note = change.note if change.note is not None else ("", b"")
+        args: list[Any] = [self._consumer, "1" if change.restore else "0", note_id, note]
+        args.append(len(change.put))
+        for field, value in change.put.items():
+            args += [field, value]
+        args += list(change.remove)
+        with self._link.boundary(f"change the {name} records"):
+            done: Any = await self._link.client.eval(
+                _COMMIT,
+                4,
+                self._layout.leader,
+                key,
+                f"{key}:kept",
+                self._notes(name),
+                *args,
+            )
+        return bool(done)
+
+    async def notes(self, name: str) -> dict[str, bytes]:
+        """This replica's notes under ``name``.
+
+        Raises ``TransportError`` when Redis cannot be reached.
+        """
+        with self._link.boundary(f"read this replica's {name} notes"):
+            notes: Any = await self._link.client.hgetall(self._notes(name))
+        return {text(field): value for field, value in (notes or {}).items()}
+
+    async def forget(self, name: str, note_ids: Collection[str]) -> None:
+        """Drop notes acted on.
+
+        Raises ``TransportError`` when Redis cannot be reached.
+        """
+        if note_ids:
+            with self._link.boundary(f"forget this replica's {name} notes"):
+                await self._link.client.hdel(self._notes(name), *note_ids)
+
+    def _notes(self, name: str) -> str:
+        return f"{self._layout.state(name)}:notes:{self._node}"

@@ -1,0 +1,387 @@
+"""The spool: frames taken in with a promise (HTTP ingest's 202), kept on disk until in Redis.
+
+A batch is answered 202 only once it is here, written and fsync'd, so that neither a Redis
+outage nor a crash of the bridge loses it; the writer sends the spool to Redis in order, from
+the oldest record, and moves the spool's head past what Redis took. Past ``max_bytes`` of records
+not yet sent the spool takes no more (ingest answers 503).
+
+On disk, under ``<EXESDB_STATE_DIR>/spool/``::
+
+    <seq>-<id>.spool   segments, appended in turn (a new one past ``segment_bytes``), deleted
+                       once sent; each a run of records: length (4 bytes), CRC-32 of the rest
+                       (4), the bus instance's index (1), the envelope's Unix time (8, a
+                       double), the signature's length (1), the signature, the envelope bytes
+    head               "<seq> <offset>": how far the writer got in the first segment
+    lock               held (flock) while a bridge has the spool open: one bridge per spool
+
+The writer also records its progress through a segment in Redis, in the same script call as the
+entries it writes (``Layout.spool``), and a reopened spool resumes from the further of the two:
+a crash between writing to Redis and moving the head sends nothing twice. A record torn by a
+crash while it was appended (never answered 202) is cut off when the spool is opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import secrets
+import struct
+import zlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, TypeVar
+
+from bridge.bus.transport import Frame
+from bridge.messages import INSTANCES
+
+__all__ = ["Spool", "SpoolBatch"]
+
+_logger = logging.getLogger(__name__)
+
+_HEADER: Final = struct.Struct(">II")  # payload length, CRC-32 of the payload
+_FIXED: Final = struct.Struct(">BdB")  # instance index, Unix time, signature length
+_SUFFIX: Final = ".spool"
+_HEAD: Final = "head"
+_LOCK: Final = "lock"
+_INDEX: Final = {name: index for index, name in enumerate(INSTANCES)}
+# What one read from a segment takes (more when a single record is larger).
+_READ_BYTES: Final = 1024 * 1024
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolBatch:
+    """Records read from the head of the spool: the frames, each one's Unix time, and where they
+    lie (the segment's id, the byte offsets before the first and after the last)."""
+
+    frames: list[Frame]
+    unix_ts: list[float]
+    segment: str
+    start: int
+    end: int
+
+
+@dataclass(slots=True)
+class _Segment:
+    seq: int
+    id: str
+    path: Path
+    size: int
+
+
+class Spool:
+    """The spool's files, touched only from its own thread; see the module docstring."""
+
+    def __init__(self, directory: Path | str, *, max_bytes: int, segment_bytes: int) -> None:
+        """``max_bytes``: room for records not yet sent; ``segment_bytes``: when to start a new
+        segment file."""
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+        self._segment_bytes = segment_bytes
+        self._segments: list[_Segment] = []
+        self._head = 0  # offset in the first segment
+        self._checked: set[str] = set()  # segments whose progress in Redis was asked
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis-spool")
+        # Appends waiting for the thread (touched on the event loop only).
+        self._waiting: list[tuple[bytes, asyncio.Future[bool]]] = []
+        self._appending: asyncio.Task[None] | None = None
+        self._lock: int | None = None  # the lock file's descriptor while open
+        self._opened = False
+        self._closed = False
+        self.pending_bytes = 0
+        """Bytes of records not yet sent (what ``max_bytes`` bounds)."""
+
+    # -- from the event loop --
+
+    async def open(self) -> int:
+        """Open (creating as needed) the spool directory and find where it left off; returns
+        the number of records still to send."""
+        return await self._call(self._open)
+
+    async def append(self, frames: Sequence[Frame]) -> bool:
+        """Write ``frames`` to the end of the spool and fsync; False (none written) when they do
+        not fit in ``max_bytes``. Raises ``OSError`` when the disk refuses them (none counted
+        as written).
+
+        Appends arriving while one is written are written after it together, with one fsync.
+        """
+        data = b"".join(_record(frame) for frame in frames)
+        taken = self.pending_bytes + sum(len(item) for item, _ in self._waiting)
+        if taken + len(data) > self.max_bytes:
+            return False
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((data, future))
+        if self._appending is None:
+            self._appending = asyncio.get_running_loop().create_task(self._append_waiting())
+        return await asyncio.shield(future)
+
+    async def peek(self, count: int) -> SpoolBatch | None:
+        """Up to ``count`` records from the head (which does not move), or None when nothing
+        waits."""
+        if not self.pending_bytes:
+            return None
+        return await self._call(self._peek, count)
+
+    def checked(self, batch: SpoolBatch) -> bool:
+        """True once Redis was asked how far the writer got through ``batch``'s segment."""
+        return batch.segment in self._checked
+
+    async def resume(self, batch: SpoolBatch, offset: int | None) -> bool:
+        """Redis says the writer got to ``offset`` in ``batch``'s segment (None: it does not
+        know); True when the head moved past ``batch.start`` for that."""
+        self._checked.add(batch.segment)
+        if offset is None or offset <= batch.start:
+            return False
+        _logger.info(
+            "spool: Redis already holds records up to byte %d of %s", offset, batch.segment
+        )
+        await self._call(self._move, batch.segment, offset)
+        return True
+
+    async def advance(self, batch: SpoolBatch) -> list[str]:
+        """Move the head past ``batch`` (now in Redis); the ids of the segments now spent."""
+        return await self._call(self._move, batch.segment, batch.end)
+
+    async def aclose(self) -> None:
+        """Finish what is being written and stop the thread; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._appending is not None:
+            with contextlib.suppress(Exception):
+                await self._appending
+        await asyncio.to_thread(self._pool.shutdown, wait=True)
+        if self._lock is not None:
+            os.close(self._lock)  # and with it the flock
+            self._lock = None
+
+    async def _append_waiting(self) -> None:
+        try:
+            while self._waiting:
+                waiting, self._waiting = self._waiting, []
+                try:
+                    await self._call(self._write, [data for data, _ in waiting])
+                except OSError as exc:
+                    for _, future in waiting:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for _, future in waiting:
+                    if not future.done():
+                        future.set_result(True)
+        finally:
+            self._appending = None
+
+    async def _call(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    # -- on the spool's thread --
+
+    def _open(self) -> int:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Two bridges appending to one spool would interleave their records: the second is
+        # refused (each replica needs its own EXESDB_STATE_DIR).
+        lock = os.open(self.directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(lock)
+            raise OSError(f"another bridge process has it open ({exc.strerror})") from exc
+        self._lock = lock
+        found: list[_Segment] = []
+        for path in self.directory.glob(f"*{_SUFFIX}"):
+            seq, _, token = path.stem.partition("-")
+            if seq.isdigit() and token:
+                found.append(_Segment(int(seq), token, path, path.stat().st_size))
+        found.sort(key=lambda segment: segment.seq)
+        head_seq, head = self._read_head()
+        # Segments before the head's are spent (a crash came between moving and deleting).
+        while found and found[0].seq < head_seq:
+            _unlink(found.pop(0).path)
+        if not found or found[0].seq != head_seq:
+            head = 0
+        waiting = 0
+        for index, segment in enumerate(found):
+            # A record torn by a crash as it was appended was never answered 202: cut it off.
+            start = min(head, segment.size) if index == 0 else 0
+            count, segment.size = _repair(segment.path, start)
+            waiting += count
+        self._segments = found
+        self._head = min(head, found[0].size) if found else 0
+        self.pending_bytes = sum(segment.size for segment in found) - self._head
+        self._opened = True
+        return waiting
+
+    def _write(self, chunks: list[bytes]) -> None:
+        if not self._opened:
+            raise OSError("the spool is not open")
+        segment = self._segments[-1] if self._segments else None
+        if segment is None or segment.size >= self._segment_bytes:
+            segment = self._new_segment()
+        data = b"".join(chunks)
+        with segment.path.open("ab") as file:
+            try:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            except OSError:
+                # Nothing of a failed write counts: cut the file back to what it was.
+                with contextlib.suppress(OSError):
+                    file.truncate(segment.size)
+                raise
+        segment.size += len(data)
+        self.pending_bytes += len(data)
+
+    def _new_segment(self) -> _Segment:
+        seq = self._segments[-1].seq + 1 if self._segments else self._read_head()[0] + 1
+        token = secrets.token_hex(8)
+        segment = _Segment(seq, token, self.directory / f"{seq:010d}-{token}{_SUFFIX}", 0)
+        segment.path.touch(mode=0o600)
+        _fsync_dir(self.directory)
+        if not self._segments:
+            self._head = 0
+        self._segments.append(segment)
+        return segment
+
+    def _peek(self, count: int) -> SpoolBatch | None:
+        if not self._segments or self._head >= self._segments[0].size:
+            return None
+        return _read(self._segments[0], self._head, count)
+
+    def _move(self, segment_id: str, offset: int) -> list[str]:
+        if not self._segments or self._segments[0].id != segment_id:
+            return []
+        first = self._segments[0]
+        moved = min(offset, first.size) - self._head
+        if moved <= 0:
+            return []
+        self._head += moved
+        self.pending_bytes -= moved
+        spent: list[str] = []
+        # A segment sent to the end goes, the last one too (the next append starts a new one):
+        # the spool's files hold only what waits.
+        while self._segments and self._head >= self._segments[0].size:
+            segment = self._segments.pop(0)
+            spent.append(segment.id)
+            self._checked.discard(segment.id)
+            self._head = 0
+            if not self._segments:
+                # Past the head's segment: the next one starts after it (see _new_segment).
+                self._store_head(segment.seq, segment.size)
+            _unlink(segment.path)
+        if self._segments:
+            self._store_head(self._segments[0].seq, self._head)
+        return spent
+
+    def _read_head(self) -> tuple[int, int]:
+        try:
+            seq, offset = (self.directory / _HEAD).read_text().split()
+            return int(seq), int(offset)
+        except (OSError, ValueError):
+            return 0, 0
+
+    def _store_head(self, seq: int, offset: int) -> None:
+        # Not fsync'd: Redis keeps the same progress (see ``resume``), and a head that lags
+        # behind it only costs reading records again.
+        path = self.directory / _HEAD
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(f"{seq} {offset}\n")
+        temporary.replace(path)
+
+
+def _record(frame: Frame) -> bytes:
+    signature = (frame.signature or "").encode("ascii", "replace")
+    unix_ts = frame.decoded.unix_ts if frame.decoded is not None else 0.0
+    payload = _FIXED.pack(_INDEX[frame.instance], unix_ts, len(signature)) + signature + frame.body
+    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def _records(data: bytes, limit: int) -> tuple[list[tuple[Frame, float]], int]:
+    """Up to ``limit`` whole, intact records from the start of ``data``, and the offset after
+    the last of them."""
+    out: list[tuple[Frame, float]] = []
+    position = 0
+    end = len(data)
+    while len(out) < limit and position + _HEADER.size <= end:
+        length, crc = _HEADER.unpack_from(data, position)
+        begin = position + _HEADER.size
+        if begin + length > end or length < _FIXED.size:
+            break
+        payload = data[begin : begin + length]
+        if zlib.crc32(payload) != crc:
+            break
+        index, unix_ts, signature_length = _FIXED.unpack_from(payload)
+        body_start = _FIXED.size + signature_length
+        if index >= len(INSTANCES) or body_start > length:
+            break
+        signature = payload[_FIXED.size : body_start].decode("ascii", "replace") or None
+        out.append((Frame(INSTANCES[index], payload[body_start:], signature), unix_ts))
+        position = begin + length
+    return out, position
+
+
+def _read(segment: _Segment, offset: int, count: int) -> SpoolBatch:
+    with segment.path.open("rb") as file:
+        file.seek(offset)
+        data = file.read(min(_READ_BYTES, segment.size - offset))
+        if len(data) >= _HEADER.size:
+            # A single record larger than one read: read all of it.
+            length = _HEADER.unpack_from(data)[0]
+            if _HEADER.size + length > len(data):
+                file.seek(offset)
+                data = file.read(min(_HEADER.size + length, segment.size - offset))
+    records, consumed = _records(data, count)
+    if not records:
+        # A record that does not check out inside a segment (the disk changed it under us):
+        # nothing after it can be framed, so the rest of the segment is given up (logged).
+        _logger.error(
+            "spool segment %s: a damaged record at byte %d; skipping the rest (%d bytes)",
+            segment.path,
+            offset,
+            segment.size - offset,
+        )
+        return SpoolBatch([], [], segment.id, offset, segment.size)
+    return SpoolBatch(
+        [frame for frame, _ in records],
+        [unix_ts for _, unix_ts in records],
+        segment.id,
+        offset,
+        offset + consumed,
+    )
+
+
+def _repair(path: Path, start: int) -> tuple[int, int]:
+    """Count the whole records of ``path`` from ``start`` and cut off what follows the last;
+    returns (records, the file's new size)."""
+    data = path.read_bytes()
+    records, good = _records(data[start:], len(data))
+    good += start
+    if good < len(data):
+        _logger.warning(
+            "spool segment %s: cutting off %d byte(s) after the last whole record",
+            path,
+            len(data) - good,
+        )
+        with path.open("r+b") as file:
+            file.truncate(good)
+            os.fsync(file.fileno())
+    return len(records), good
+
+
+def _fsync_dir(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()

@@ -1,0 +1,46 @@
+"""How a failed request of the bridge's own clients is told: its kind and a text with no secret.
+
+Webhook deliveries and Alertmanager posts fail the same ways (a timeout, a refused connection, a
+file that cannot be used, a request aiohttp refuses to send) and say so the same way: some of
+aiohttp's errors name the URL (``InvalidURL``), whose userinfo or path may hold a token, so every
+text goes through ``bridge.redaction.redact_urls``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import aiohttp
+
+from bridge.httpclient.files import ClientSetupError
+from bridge.redaction import redact_urls
+
+__all__ = ["REQUEST_ERRORS", "RequestFailure", "request_failure"]
+
+# What one request may raise that is a failed attempt, not a bug: caught around every request.
+REQUEST_ERRORS: Final = (TimeoutError, aiohttp.ClientError, OSError, ValueError, ClientSetupError)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFailure:
+    """``kind``: the error's class name (OpenTelemetry's ``error.type``); ``text``: what to show."""
+
+    kind: str
+    text: str
+
+
+def request_failure(exc: BaseException, timeout: float) -> RequestFailure:
+    """How ``exc``, raised by a request with a ``timeout`` of that many seconds, is told."""
+    kind = type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        return RequestFailure(kind, f"timed out after {timeout:g}s")
+    if isinstance(exc, ClientSetupError):
+        return RequestFailure(kind, str(exc))  # names the key and why, never the content
+    shown = redact_urls(str(exc))
+    if isinstance(exc, aiohttp.ClientError):
+        return RequestFailure(kind, f"{kind}: {shown}" if shown else kind)
+    if isinstance(exc, OSError):
+        return RequestFailure(kind, f"{kind}: {redact_urls(exc.strerror or str(exc))}")
+    # aiohttp refusing the request it was given (a control character in a header, say).
+    return RequestFailure(kind, f"{kind}: the HTTP client refused the request: {shown}")

@@ -1,0 +1,254 @@
+"""The open-alert index: the open alerts kept in Redis, where the next work-queue holder reads them.
+
+On the Redis bus the lease holder alone changes alert states. Its outbox stays the local
+durable queue of deliveries; the open alerts (alert id → the record a notification, the
+resolved one included, is built from) are kept in Redis too (``SharedState``), so that whoever
+holds the lease next, after a graceful stop or a crash of the last holder, takes them up and
+resolves them. Every change is worked out first (a ``Plan``), then made in Redis, fenced by the
+lease and together with a note of the plan for this replica, then stored in the outbox, and the
+note dropped. A crash (SIGKILL) at any point:
+
+- before Redis took the change: nothing of it happened anywhere; its work-queue entries are
+  still pending, and the next holder handles them (and notifies, once);
+- after Redis took it, before the outbox stored it: the next holder reads the change in Redis
+  and does not notify it again; this replica, started again, finds its note and stores it, so
+  its notifications go out once (unless another holder has changed those alerts since: then
+  theirs stand, and the note's stale notifications are dropped);
+- after the outbox stored it, before the note was dropped: storing it again changes nothing
+  (the outbox remembers the plans it stored).
+
+A holder that lost the lease without knowing (slow, cut off) can no longer change Redis: its
+change is refused, nothing is stored, and its entries are left for the next holder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, Final, ParamSpec
+
+from bridge.bus import SharedState, StateChange
+from bridge.errors import TransportError
+from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.records import (
+    AlertRecord,
+    AlertState,
+    Applied,
+    HistoryEntry,
+    HistoryEvent,
+)
+from bridge.sinks.alerts.thread import DbThread
+from bridge.sinks.alerts.transitions import Effect, Plan, Transition
+
+__all__ = ["NAME", "AlertIndex", "decode", "decode_plan", "encode", "encode_plan"]
+
+_logger = logging.getLogger(__name__)
+
+NAME: Final = "alerts"
+"""What the open alerts are kept under."""
+
+P = ParamSpec("P")
+
+
+def encode(record: AlertRecord) -> bytes:
+    """One record as Redis keeps it: JSON of its fields."""
+    return json.dumps(_fields(record)).encode()
+
+
+def decode(raw: bytes) -> AlertRecord:
+    """The record ``encode`` made; ValueError, TypeError or KeyError when it is malformed."""
+    return _record(json.loads(raw))
+
+
+def encode_plan(plan: Plan) -> bytes:
+    """A plan as a note: JSON of its id, time, refusals and steps (effect, record and history
+    entry)."""
+    steps = [
+        [step.effect.value, _fields(step.record), _entry_fields(step.entry)]
+        for step in plan.steps
+        if step.record
+    ]
+    return json.dumps(
+        {"id": plan.id, "now": plan.now, "refused": plan.refused, "steps": steps}
+    ).encode()
+
+
+def decode_plan(raw: bytes) -> Plan:
+    """The plan ``encode_plan`` made; ValueError, TypeError or KeyError when it is malformed."""
+    data = json.loads(raw)
+    steps = tuple(
+        Transition(_record(fields), Effect(effect), _entry(entry))
+        for effect, fields, entry in data["steps"]
+    )
+    return Plan(str(data["id"]), float(data["now"]), steps, int(data["refused"]))
+
+
+class AlertIndex:
+    """The alert stage's side of the index: every change of alert states goes through here."""
+
+    def __init__(
+        self,
+        state: SharedState,
+        *,
+        outbox: Outbox,
+        db: DbThread,
+        clock: Callable[[], float],
+        limit: int,
+    ) -> None:
+        """``limit``: the open alerts kept at most (the open-alert cap)."""
+        self._state = state
+        self._outbox = outbox
+        self._db = db
+        self._clock = clock
+        self._limit = limit
+        # One change at a time, from working it out to storing it: none reads what another
+        # has made in Redis but not yet stored here.
+        self._lock = asyncio.Lock()
+        self.caught_up = False
+        """True once this replica's notes from before a restart were stored."""
+
+    async def change(
+        self, planner: Callable[P, Plan], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Applied:
+        """Work a plan out (``planner`` runs on the database thread), make it in Redis, then in
+        the outbox; what the outbox changed.
+
+        Raises ``TransportError`` when Redis cannot take it or this replica no longer holds the
+        work-queue lease; then nothing was stored (a batch of work-queue entries is left
+        pending for the next holder).
+        """
+        async with self._lock:
+            plan = await self._db.call(planner, *args, **kwargs)
+            if not plan.steps:
+                return Applied([], plan.refused)
+            put: dict[str, bytes] = {}
+            gone: set[str] = set()
+            for record in plan.records:
+                if record.open:
+                    put[record.alert_id] = encode(record)
+                else:
+                    gone.add(record.alert_id)
+            change = StateChange(put=put, remove=sorted(gone), note=(plan.id, encode_plan(plan)))
+            if not await self._state.commit(NAME, change):
+                raise TransportError(
+                    "this replica no longer holds the work-queue lease: its alert changes are "
+                    "left to the holder"
+                )
+            applied = await self._db.call(self._outbox.commit, plan)
+            try:
+                await self._state.forget(NAME, [plan.id])
+            except TransportError:
+                _logger.debug("alerts: a note stays in Redis until the next start", exc_info=True)
+            return applied
+
+    async def catch_up(self) -> int:
+        """Store this replica's notes left by a crash (a change Redis took and the outbox did
+        not), each once; returns how many plans were stored.
+
+        Raises ``TransportError`` when Redis cannot be read.
+        """
+        async with self._lock:
+            notes = await self._state.notes(NAME)
+            if not notes:
+                self.caught_up = True
+                return 0
+            kept = _decoded(await self._state.load(NAME))
+            plans: list[Plan] = []
+            for raw in notes.values():
+                try:
+                    plans.append(decode_plan(raw))
+                except (ValueError, TypeError, KeyError):
+                    _logger.warning("alerts: a note in Redis is malformed; skipped")
+            stored = 0
+            for plan in sorted(plans, key=lambda p: p.now):
+                if (await self._db.call(self._outbox.commit, _still_current(plan, kept))).changed:
+                    stored += 1
+            await self._state.forget(NAME, list(notes))
+            self.caught_up = True
+            if stored:
+                _logger.info("alerts: stored %d change(s) made in Redis before a crash", stored)
+            return stored
+
+    async def take_up(self) -> int:
+        """On taking the work-queue lease: this replica's notes first, then its open alerts made
+        those kept in Redis (or, when Redis lost them, Redis given ours); how many changed here.
+
+        Raises ``TransportError`` when Redis cannot be reached.
+        """
+        await self.catch_up()
+        async with self._lock:
+            raw = await self._state.load(NAME)
+            if raw is None:
+                mine = [
+                    record
+                    for state in (AlertState.FIRING, AlertState.ACKNOWLEDGED)
+                    for record in await self._db.call(self._outbox.alerts, state.value, self._limit)
+                ]
+                put = {record.alert_id: encode(record) for record in mine}
+                if not await self._state.commit(NAME, StateChange(put=put, restore=True)):
+                    # Records came (or the lease went) since they were read: read them again.
+                    raise TransportError("the open alerts in Redis changed while taken up")
+                _logger.info("alerts: Redis kept no open alerts; gave it ours (%d)", len(put))
+                return 0
+            kept = _decoded(raw) or {}
+            changed: int = await self._db.call(self._outbox.adopt_open_alerts, kept, self._clock())
+        if changed:
+            _logger.info("alerts: took up the open alerts kept in Redis (%d changed here)", changed)
+        return changed
+
+
+def _still_current(plan: Plan, kept: dict[str, AlertRecord] | None) -> Plan:
+    """``plan`` without the steps another holder has overtaken since (Redis lost nothing): an
+    open record stands only while Redis keeps that very version, a resolved one while Redis
+    keeps none."""
+    if kept is None:
+        return plan
+    steps = tuple(
+        step
+        for step in plan.steps
+        if step.record is not None
+        and (
+            kept.get(step.record.alert_id) == step.record
+            if step.record.open
+            else step.record.alert_id not in kept
+        )
+    )
+    return dataclasses.replace(plan, steps=steps)
+
+
+def _decoded(raw: dict[str, bytes] | None) -> dict[str, AlertRecord] | None:
+    if raw is None:
+        return None
+    records: dict[str, AlertRecord] = {}
+    for alert_id, value in raw.items():
+        try:
+            records[alert_id] = decode(value)
+        except (ValueError, TypeError, KeyError):
+            _logger.warning("alerts: an open alert kept in Redis is malformed; skipped")
+    return records
+
+
+def _fields(record: AlertRecord) -> dict[str, Any]:
+    fields = dataclasses.asdict(record)
+    fields["state"] = record.state.value
+    return fields
+
+
+def _entry_fields(entry: HistoryEntry | None) -> list[Any] | None:
+    return None if entry is None else [entry.at, entry.event.value, entry.detail]
+
+
+def _entry(fields: list[Any] | None) -> HistoryEntry | None:
+    if fields is None:
+        return None
+    at, event, detail = fields
+    return HistoryEntry(float(at), HistoryEvent(event), str(detail))
+
+
+def _record(fields: dict[str, Any]) -> AlertRecord:
+    fields = dict(fields)
+    fields["state"] = AlertState(fields["state"])
+    return AlertRecord(**fields)

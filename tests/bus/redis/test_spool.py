@@ -1,0 +1,182 @@
+"""The Redis bus spool: frames on disk in order, until written; torn tails, damage, room, resume."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from bridge.bus import Frame
+from bridge.bus.redis.spool import Spool, SpoolBatch
+
+SEGMENT = 4096
+
+
+def frame(number: int, size: int = 100) -> Frame:
+    """A frame whose body names its number (padded to about ``size`` bytes)."""
+    body = f'{{"n":{number}}}'.encode().ljust(size, b" ")
+    return Frame("ex_esdb_alerts" if number % 2 else "ex_esdb_metrics", body, f"{number:064x}")
+
+
+def numbers(batch: SpoolBatch | None) -> list[int]:
+    if batch is None:
+        return []
+    return [int(f.body.split(b":")[1].split(b"}")[0]) for f in batch.frames]
+
+
+@pytest.fixture
+async def open_spool(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
+    """``await open_spool(max_bytes=…)`` opens a spool in ``tmp_path/spool``; all are closed."""
+    opened: list[Spool] = []
+
+    async def make(max_bytes: int = 1 << 20, segment_bytes: int = SEGMENT) -> Spool:
+        spool = Spool(tmp_path / "spool", max_bytes=max_bytes, segment_bytes=segment_bytes)
+        await spool.open()
+        opened.append(spool)
+        return spool
+
+    yield make
+    for spool in opened:
+        await spool.aclose()
+
+
+async def drain(spool: Spool, count: int = 1000) -> list[int]:
+    """Read and advance until the spool is empty; the numbers in order."""
+    seen: list[int] = []
+    while (batch := await spool.peek(count)) is not None:
+        seen += numbers(batch)
+        await spool.advance(batch)
+    return seen
+
+
+async def test_frames_come_back_in_the_order_they_were_appended(open_spool) -> None:
+    """Appended batches are read back in order, with their instance and signature."""
+    spool = await open_spool()
+    assert await spool.append([frame(n) for n in range(5)])
+    assert await spool.append([frame(n) for n in range(5, 8)])
+    batch = await spool.peek(3)
+    assert numbers(batch) == [0, 1, 2]
+    assert batch is not None
+    assert [(f.instance, f.signature) for f in batch.frames] == [
+        (frame(n).instance, frame(n).signature) for n in range(3)
+    ]
+    assert await spool.peek(3) == batch  # peeking does not move the head
+    await spool.advance(batch)
+    assert await drain(spool) == [3, 4, 5, 6, 7]
+    assert spool.pending_bytes == 0
+
+
+async def test_what_was_appended_survives_a_reopen_and_what_was_sent_does_not_return(
+    open_spool,
+) -> None:
+    """Reopened (a restart), the spool holds exactly the frames not yet advanced past."""
+    spool = await open_spool()
+    await spool.append([frame(n) for n in range(60)])  # several segments
+    batch = await spool.peek(25)
+    await spool.advance(batch)
+    await spool.aclose()
+    again = await open_spool()
+    assert await drain(again, 7) == list(range(25, 60))
+
+
+async def test_sent_segments_are_deleted_and_the_files_hold_only_what_waits(
+    open_spool, tmp_path: Path
+) -> None:
+    """Segments roll over at their size; once sent they are deleted, the last one too."""
+    spool = await open_spool()
+    await spool.append([frame(n) for n in range(100)])
+    await spool.append([frame(n) for n in range(100, 200)])
+    assert len(list((tmp_path / "spool").glob("*.spool"))) >= 2
+    assert await drain(spool, 33) == list(range(200))
+    assert list((tmp_path / "spool").glob("*.spool")) == []
+    await spool.append([frame(7)])
+    assert await drain(spool) == [7]
+
+
+async def test_a_record_torn_by_a_crash_is_cut_off_at_open(
+    open_spool, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Half a record at the end of a segment (a crash mid-append, never answered) is cut off;
+    the whole records before it are kept."""
+    spool = await open_spool(segment_bytes=1 << 20)
+    await spool.append([frame(n) for n in range(3)])
+    await spool.aclose()
+    (segment,) = (tmp_path / "spool").glob("*.spool")
+    whole = segment.stat().st_size
+    with segment.open("ab") as file:
+        file.write(b"\x00\x00\x01\x00half a rec")
+    with caplog.at_level(logging.WARNING):
+        again = await open_spool(segment_bytes=1 << 20)
+    assert segment.stat().st_size == whole
+    assert "cutting off" in caplog.text
+    await again.append([frame(3)])
+    assert await drain(again) == [0, 1, 2, 3]
+
+
+async def test_a_damaged_record_inside_a_segment_gives_up_the_rest_of_it(
+    open_spool, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A record whose checksum fails once the spool is open cannot be framed past: the rest of
+    its segment is skipped, logged, and the next segments still come."""
+    spool = await open_spool(segment_bytes=1000)
+    await spool.append([frame(n) for n in range(6)])  # one segment, full (182 bytes each)...
+    await spool.append([frame(n) for n in range(6, 15)])  # ...then the next
+    segments = sorted((tmp_path / "spool").glob("*.spool"))
+    assert len(segments) >= 2
+    first = bytearray(segments[0].read_bytes())
+    first[200] ^= 0xFF  # inside the second record
+    segments[0].write_bytes(bytes(first))
+    with caplog.at_level(logging.ERROR):
+        seen = await drain(spool)
+    assert "damaged record" in caplog.text
+    assert seen == [0, *range(6, 15)]
+
+
+async def test_past_its_size_the_spool_takes_nothing_of_a_batch(open_spool) -> None:
+    """A batch that would pass ``max_bytes`` is refused whole; room comes back as frames go."""
+    spool = await open_spool(max_bytes=2000)
+    assert await spool.append([frame(n) for n in range(10)])  # about 1 200 bytes
+    assert not await spool.append([frame(n) for n in range(10, 20)])
+    assert await drain(spool) == list(range(10))
+    assert await spool.append([frame(n) for n in range(10, 20)])
+    assert await drain(spool) == list(range(10, 20))
+
+
+async def test_appends_made_together_all_land_in_the_order_they_were_made(open_spool) -> None:
+    """Concurrent appends (one fsync for those that wait together) keep their call order."""
+    spool = await open_spool()
+    results = await asyncio.gather(*(spool.append([frame(n)]) for n in range(50)))
+    assert all(results)
+    assert await drain(spool) == list(range(50))
+
+
+async def test_progress_redis_reports_moves_the_head_once_per_segment(open_spool) -> None:
+    """After a restart the writer asks Redis how far it got in the head segment: the head moves
+    there (records Redis holds are not sent again), and the question is asked once."""
+    spool = await open_spool(segment_bytes=1 << 20)
+    await spool.append([frame(n) for n in range(10)])
+    first = await spool.peek(4)
+    assert first is not None
+    assert not spool.checked(first)
+    assert not await spool.resume(first, None)  # Redis knows nothing (lost its data, or new)
+    assert spool.checked(first)
+    second = await spool.peek(6)
+    assert second is not None
+    assert await spool.resume(second, first.end)  # Redis has the first four
+    assert await drain(spool) == [4, 5, 6, 7, 8, 9]
+
+
+async def test_a_second_bridge_on_the_same_spool_is_refused(open_spool, tmp_path: Path) -> None:
+    """One bridge per spool: opening it again while it is open fails, saying why; once closed
+    it opens again."""
+    first = await open_spool()
+    second = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=SEGMENT)
+    with pytest.raises(OSError, match="another bridge process"):
+        await second.open()
+    await second.aclose()
+    await first.aclose()
+    again = await open_spool()
+    assert await again.append([frame(1)])

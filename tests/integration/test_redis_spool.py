@@ -1,0 +1,218 @@
+"""The spool on a real redis-server: ingested frames on disk until Redis has them, once each.
+
+Replicas are in-process bridges (``tests/integration/test_redis_bus.py``'s ``Replica``) with a
+spool directory; the crash of a whole bridge process is in ``test_replicas.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bridge.app import Bridge
+from bridge.bus import SIGNATURE_HEADER, Durability, Envelope, Frame, Keyring, new_message_id
+from bridge.bus.redis.spool import Spool
+from bridge.errors import ConfigError
+from bridge.messages import SystemAlert
+from tests.integration.servers.redis import RedisServer, redis_server
+from tests.integration.test_redis_bus import Replica, replicas
+from tests.support import TEST_SECRET, async_wait_until, free_port, make_settings
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["redis_server", "replicas"]
+
+KEYRING = Keyring.from_secrets(TEST_SECRET)
+
+
+def alert(number: int) -> Envelope:
+    """A SystemAlert envelope whose alert_id carries ``number``."""
+    now = datetime.now(UTC)
+    payload = SystemAlert(
+        alert_id=f"spooled-{number:04d}",
+        severity="critical",
+        category="system",
+        title=f"alert {number}",
+        description="spool test",
+        source="test",
+        node="app-1",
+    )
+    return Envelope(
+        new_message_id(), payload.INSTANCE, "t", payload.TAG, "app-1", now, payload, now.timestamp()
+    )
+
+
+def alert_ids(envelopes: list[Envelope]) -> list[str]:
+    return [e.payload.alert_id for e in envelopes if isinstance(e.payload, SystemAlert)]
+
+
+async def test_what_ingest_stored_while_redis_was_down_arrives_in_order_once_redis_is_back(
+    tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """With Redis down, durably published batches are COMMITTED once in the spool (counted in
+    ``exesdb_redis_spool_bytes``); when Redis comes they are written in order, and the work
+    queue takes each once."""
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    publisher = await Replica(url, "publisher", group=False, spool_dir=tmp_path / "spool").start()
+    replicas.append(publisher)
+    for first in range(0, 30, 10):
+        batch = [alert(n) for n in range(first, first + 10)]
+        count, outcome = await publisher.bridge.bus.publish_verified_durably(batch, 10)
+        assert (count, outcome) == (10, Durability.COMMITTED)
+    assert publisher.sample("exesdb_redis_spool_bytes") > 0
+    assert publisher.sample("exesdb_redis_spooled_total") == 30
+    server = RedisServer(port=port).start(tmp_path / "redis")
+    try:
+        reader = await Replica(url, "reader").start()
+        replicas.append(reader)
+        expected = [f"spooled-{n:04d}" for n in range(30)]
+        await async_wait_until(lambda: alert_ids(publisher.seen) == expected, 15, "in order")
+        await async_wait_until(lambda: alert_ids(reader.taken) == expected, 15, "taken once")
+        await async_wait_until(lambda: publisher.sample("exesdb_redis_spool_bytes") == 0, 10)
+        assert list((tmp_path / "spool").glob("*.spool")) == []
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        server.stop()
+
+
+async def test_a_restart_sends_only_what_redis_does_not_already_hold(
+    redis_server: Callable[[], RedisServer], tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """A crash after Redis took part of the spool (its progress written in the same
+    transaction) and before the spool's head moved: the restarted bridge sends the rest, and
+    nothing twice."""
+    server = redis_server()
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
+    await spool.open()
+    frames = []
+    for n in range(10):
+        envelope = alert(n)
+        body = envelope.to_bytes()
+        frames.append(Frame(envelope.instance, body, KEYRING.sign(body), envelope))
+    assert await spool.append(frames)
+    taken = await spool.peek(4)
+    assert taken is not None
+    await spool.aclose()
+    reader = await Replica(server.url, "reader").start()
+    replicas.append(reader)
+    await async_wait_until(reader.ready, 10)
+    # What the crashed bridge had written: the first four entries, and its progress with them.
+    with server.client() as client:
+        for frame in taken.frames:
+            client.xadd(f"exesdb:bus:{frame.instance}", {b"e": frame.body, b"s": frame.signature})
+        client.set(f"exesdb:spool:{taken.segment}", taken.end)
+    restarted = await Replica(server.url, "restarted", spool_dir=tmp_path / "spool").start()
+    replicas.append(restarted)
+    expected = [f"spooled-{n:04d}" for n in range(10)]
+    await async_wait_until(lambda: alert_ids(reader.seen) == expected, 15, "each once, in order")
+    await async_wait_until(lambda: restarted.sample("exesdb_redis_spool_bytes") == 0, 10)
+    assert alert_ids(reader.seen) == expected
+
+
+async def test_ingest_answers_503_with_retry_after_once_the_spool_is_full(
+    tmp_path: Path,
+) -> None:
+    """With Redis down, ingest answers 202 while the spool has room, then 503 ``overloaded``
+    with ``Retry-After`` (nothing of that batch taken: a resend is not refused as a replay)."""
+    settings = make_settings(
+        EXESDB_BUS=f"redis://127.0.0.1:{free_port()}/0",
+        EXESDB_HTTP_ADDR="127.0.0.1:0",
+        EXESDB_INGEST="true",
+        EXESDB_STATE_DIR=str(tmp_path / "state"),
+        EXESDB_MAX_BODY_BYTES="262144",
+        EXESDB_REDIS_SPOOL_BYTES="1048576",
+    )
+    bridge = Bridge(settings, components=[])
+    await bridge.start()
+    try:
+        assert bridge.address is not None
+        url = f"http://127.0.0.1:{bridge.address[1]}/v1/messages"
+        statuses: list[int] = []
+        async with aiohttp.ClientSession() as session:
+            for round_ in range(20):
+                body = b"\n".join(alert(round_ * 200 + n).to_bytes() for n in range(200))
+                headers = {
+                    "Content-Type": "application/x-ndjson",
+                    SIGNATURE_HEADER: KEYRING.sign_header(body, int(datetime.now(UTC).timestamp())),
+                }
+                async with session.post(url, data=body, headers=headers) as response:
+                    statuses.append(response.status)
+                    if response.status == 503:
+                        assert response.headers["Retry-After"] == "1"
+                        assert (await response.json())["error"] == "overloaded"
+                        break
+        assert statuses[0] == 202
+        assert statuses[-1] == 503
+        assert (tmp_path / "state" / "spool").is_dir()
+    finally:
+        await bridge.aclose()
+
+
+async def test_a_spooled_frame_older_than_half_the_window_is_signed_again_and_accepted(
+    redis_server: Callable[[], RedisServer], tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """A frame that waited in the spool past the replay window (a long outage, a stopped
+    bridge) is written with a fresh ts and the same id, so every replica accepts it."""
+    server = redis_server()
+    then = datetime.now(UTC) - timedelta(seconds=1.3)
+    old = alert(1)
+    envelope = Envelope(
+        old.id, old.instance, old.topic, old.tag, old.node, then, old.payload, then.timestamp()
+    )
+    body = envelope.to_bytes()
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
+    await spool.open()
+    assert await spool.append([Frame(envelope.instance, body, KEYRING.sign(body), envelope)])
+    await spool.aclose()
+    replica = Replica(
+        server.url, "node-a", group=False, replay_window_ms=1_000, spool_dir=tmp_path / "spool"
+    )
+    replicas.append(replica)
+    await replica.start()
+    await async_wait_until(lambda: alert_ids(replica.seen) == ["spooled-0001"], 10, "accepted")
+    assert replica.seen[0].id == envelope.id
+    assert replica.seen[0].unix_ts > then.timestamp() + 1.0
+    assert replica.sample("exesdb_redis_resigned_total") == 1
+    assert replica.sample("exesdb_bus_rejected_total", reason="expired") == 0
+
+
+async def test_what_a_stop_could_not_write_is_kept_in_the_spool_for_the_next_start(
+    redis_server: Callable[[], RedisServer], tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """Messages the bridge published itself, still in its memory buffer when it stops with
+    Redis unreachable, go to the spool and are written after the next start, not dropped."""
+    port = free_port()
+    stopped = await Replica(
+        f"redis://127.0.0.1:{port}/0", "node-a", group=False, spool_dir=tmp_path / "spool"
+    ).start()
+    expected = [stopped.publish_alert(n) for n in range(3)]
+    await stopped.aclose()
+    assert stopped.sample("exesdb_bus_dropped_total", subscriber="transport") == 0
+    server = RedisServer(port=port).start(tmp_path / "redis")
+    try:
+        again = await Replica(server.url, "node-a", spool_dir=tmp_path / "spool").start()
+        replicas.append(again)
+        await async_wait_until(lambda: sorted(again.taken_alerts()) == expected, 15, "written")
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        server.stop()
+
+
+async def test_a_spool_that_cannot_be_opened_stops_start_naming_the_state_dir(
+    tmp_path: Path,
+) -> None:
+    """The spool's directory under a plain file: start fails with a ConfigError naming
+    EXESDB_STATE_DIR (``exesdb-bridge run`` exits 2)."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    replica = Replica(f"redis://127.0.0.1:{free_port()}/0", "node-a", spool_dir=blocker / "spool")
+    with pytest.raises(ConfigError, match="EXESDB_STATE_DIR"):
+        await replica.start()
+    await replica.aclose()

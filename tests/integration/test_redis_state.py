@@ -1,0 +1,164 @@
+"""The work queue's shared state on a real redis-server: fenced by the lease, notes per replica,
+nothing dropped there before an outbox stored it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from bridge.backoff import Backoff
+from bridge.bus import StateChange
+from bridge.bus.redis.layout import Layout
+from bridge.bus.redis.link import Link
+from bridge.bus.redis.shared_state import RedisSharedState
+from bridge.sinks.alerts.index import AlertIndex
+from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.thread import DbThread
+from tests.integration.servers.redis import RedisServer, redis_server
+from tests.sinks.alerts.helpers import T0
+from tests.sinks.alerts.test_index import CrashingOutbox
+from tests.sinks.alerts.test_outbox import URL, event
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["redis_server"]
+
+
+@pytest.fixture
+async def states(
+    redis_server: Callable[[], RedisServer],
+) -> AsyncIterator[tuple[RedisServer, RedisSharedState, RedisSharedState]]:
+    """A server and two replicas' views of its shared state (consumers a:1 and b:1)."""
+    server = redis_server()
+    client = Redis.from_url(server.url)
+    link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
+    layout = Layout("exesdb")
+    a = RedisSharedState(link, layout, consumer="a:1", node="a")
+    b = RedisSharedState(link, layout, consumer="b:1", node="b")
+    yield server, a, b
+    await client.aclose()
+
+
+def hold(server: RedisServer, consumer: str) -> None:
+    """Make ``consumer`` the work-queue lease holder."""
+    with server.client() as client:
+        client.set("exesdb:bus:leader", consumer)
+
+
+async def test_only_the_lease_holder_changes_the_records(states) -> None:
+    """Nothing is kept before the first change (None); the holder's change is made whole, a
+    replica without the lease changes nothing."""
+    server, a, b = states
+    assert await a.load("alerts") is None
+    hold(server, "a:1")
+    assert await a.commit("alerts", StateChange(put={"x": b"1", "y": b"2"}))
+    assert not await b.commit("alerts", StateChange(put={"z": b"3"}, remove=["x"]))
+    assert await b.load("alerts") == {"x": b"1", "y": b"2"}
+    hold(server, "b:1")
+    assert await b.commit("alerts", StateChange(put={"z": b"3"}, remove=["x", "y"]))
+    assert await a.load("alerts") == {"z": b"3"}
+    assert await b.commit("alerts", StateChange(remove=["z"]))
+    assert await a.load("alerts") == {}  # empty, not lost
+    assert not await a.commit("alerts", StateChange(put={"late": b"!"}))
+
+
+async def test_notes_are_kept_per_replica_with_the_change(states) -> None:
+    """A note goes in with its change; each replica reads and forgets only its own."""
+    server, a, b = states
+    hold(server, "a:1")
+    assert await a.commit("alerts", StateChange(put={"x": b"1"}, note=("p1", b"plan one")))
+    assert not await b.commit("alerts", StateChange(put={"y": b"2"}, note=("p2", b"two")))
+    assert await a.notes("alerts") == {"p1": b"plan one"}
+    assert await b.notes("alerts") == {}
+    await a.forget("alerts", ["p1"])
+    assert await a.notes("alerts") == {}
+
+
+async def test_records_lost_with_redis_read_as_none_and_can_be_put_back_whole(states) -> None:
+    """After Redis lost its data the records read as None (not empty); a restoring change puts
+    them back whole."""
+    server, a, _ = states
+    hold(server, "a:1")
+    assert await a.commit("alerts", StateChange(put={"old": b"1"}))
+    with server.client() as client:
+        client.flushall()
+    assert await a.load("alerts") is None
+    hold(server, "a:1")
+    assert await a.commit("alerts", StateChange(put={"x": b"1"}, restore=True))
+    assert await a.load("alerts") == {"x": b"1"}
+
+
+async def test_records_whose_mark_was_evicted_are_read_and_never_dropped(states) -> None:
+    """Records found without their ``kept`` mark (an eviction of that key alone) still read as
+    the records, and a restoring change, which would put others in their place, is refused."""
+    server, a, _ = states
+    hold(server, "a:1")
+    assert await a.commit("alerts", StateChange(put={"x": b"1"}))
+    with server.client() as client:
+        client.delete("exesdb:state:alerts:kept")
+    assert await a.load("alerts") == {"x": b"1"}
+    assert not await a.commit("alerts", StateChange(put={"mine": b"2"}, restore=True))
+    assert await a.load("alerts") == {"x": b"1"}
+
+
+@pytest.fixture
+def db() -> Iterator[DbThread]:
+    """A database thread for the outboxes."""
+    thread = DbThread()
+    yield thread
+    thread.close()
+
+
+def _index(state: RedisSharedState, outbox: Outbox, db: DbThread) -> AlertIndex:
+    return AlertIndex(state, outbox=outbox, db=db, clock=lambda: T0 + 100, limit=100)
+
+
+def _keys(server: RedisServer) -> tuple[set[bytes], set[bytes]]:
+    """The open-alert ids in Redis and replica a's note ids."""
+    with server.client() as client:
+        return (
+            set(client.hkeys("exesdb:state:alerts")),
+            set(client.hkeys("exesdb:state:alerts:notes:a")),
+        )
+
+
+async def test_taking_the_lease_up_drops_nothing_in_redis_before_the_outbox_stored_it(
+    states, tmp_path: Path, db: DbThread
+) -> None:
+    """On a real Redis: a holder killed between Redis and its outbox keeps its note there until
+    its outbox, started again, stored the change (a take-up failing on the outbox leaves it);
+    the next holder takes the open alerts up into its outbox and Redis keeps them, even with
+    their ``kept`` mark evicted, so neither replica's take-up loses an open alert."""
+    server, a_state, b_state = states
+    a_box = CrashingOutbox(tmp_path / "a.sqlite3", urls=[URL])
+    b_box = Outbox(tmp_path / "b.sqlite3", urls=[URL])
+    try:
+        hold(server, "a:1")
+        a_box.crash = True
+        with pytest.raises(RuntimeError):
+            await _index(a_state, a_box, db).change(a_box.plan, [event("one")], T0)
+        assert _keys(server)[0] == {b"one"}
+        assert len(_keys(server)[1]) == 1
+        with pytest.raises(RuntimeError):
+            await _index(a_state, a_box, db).take_up()  # the outbox fails again
+        assert _keys(server)[0] == {b"one"}
+        assert len(_keys(server)[1]) == 1  # the note waits for the outbox
+        a_box.crash = False
+        await _index(a_state, a_box, db).take_up()
+        assert a_box.depth().queued == 1  # stored, and notified once
+        assert _keys(server) == ({b"one"}, set())
+        await _index(a_state, a_box, db).change(a_box.plan, [event("two")], T0 + 1)
+        with server.client() as client:
+            client.delete("exesdb:state:alerts:kept")
+        hold(server, "b:1")
+        assert await _index(b_state, b_box, db).take_up() == 2
+        assert b_box.alert("one") == a_box.alert("one")
+        assert b_box.alert("two") == a_box.alert("two")
+        assert _keys(server)[0] == {b"one", b"two"}
+        assert b_box.depth().queued == 0  # the receivers heard of them from a
+    finally:
+        a_box.close()
+        b_box.close()

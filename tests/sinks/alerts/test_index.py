@@ -1,0 +1,256 @@
+"""The open-alert index: every change made in Redis (fenced by the lease) before the outbox, and
+each crash point between the two neither loses a notification nor sends one twice."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from pathlib import Path
+
+import pytest
+
+from bridge.bus import StateChange
+from bridge.errors import TransportError
+from bridge.sinks.alerts import index
+from bridge.sinks.alerts.index import AlertIndex
+from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.records import AlertState, HistoryEvent
+from bridge.sinks.alerts.thread import DbThread
+from bridge.sinks.alerts.transitions import Plan, on_event
+from tests.sinks.alerts.helpers import T0, observe
+from tests.sinks.alerts.test_outbox import URL, event
+from tests.sinks.alerts.test_payload import record
+
+
+class Store:
+    """What Redis keeps for the work queue: the records (None until written or once lost) and
+    each replica's notes."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, bytes] | None = None
+        self.notes: dict[str, dict[str, bytes]] = {}
+        self.holder = "a"
+
+
+class State:
+    """One replica's view of a ``Store`` (``SharedState``); ``crash_on_forget`` stands for a
+    SIGKILL after the outbox stored a change and before the note went."""
+
+    def __init__(self, store: Store, node: str) -> None:
+        self.store = store
+        self.node = node
+        self.crash_on_forget = False
+
+    async def load(self, name: str) -> dict[str, bytes] | None:
+        return None if self.store.records is None else dict(self.store.records)
+
+    async def commit(self, name: str, change: StateChange) -> bool:
+        if self.store.holder != self.node:
+            return False
+        if change.restore and self.store.records:
+            return False
+        records = {} if self.store.records is None else self.store.records
+        records.update(change.put)
+        for key in change.remove:
+            records.pop(key, None)
+        self.store.records = records
+        if change.note is not None:
+            self.store.notes.setdefault(self.node, {})[change.note[0]] = change.note[1]
+        return True
+
+    async def notes(self, name: str) -> dict[str, bytes]:
+        return dict(self.store.notes.get(self.node, {}))
+
+    async def forget(self, name: str, note_ids: Collection[str]) -> None:
+        if self.crash_on_forget:
+            raise TransportError("killed before the note went")
+        for note_id in note_ids:
+            self.store.notes.get(self.node, {}).pop(note_id, None)
+
+
+class CrashingOutbox(Outbox):
+    """An outbox that dies (as SIGKILL would) before storing its next plan."""
+
+    crash = False
+
+    def commit(self, plan: Plan):
+        if self.crash:
+            raise RuntimeError("killed before the outbox stored the plan")
+        return super().commit(plan)
+
+
+@pytest.fixture
+def db() -> Iterator[DbThread]:
+    """A database thread for the outboxes."""
+    thread = DbThread()
+    yield thread
+    thread.close()
+
+
+@pytest.fixture
+def boxes(tmp_path: Path) -> Iterator[dict[str, CrashingOutbox]]:
+    """Each replica's outbox (``boxes["a"]``, …), one webhook URL; closed afterwards."""
+    opened: dict[str, CrashingOutbox] = {}
+
+    class Boxes(dict):  # type: ignore[type-arg]
+        def __missing__(self, node: str) -> CrashingOutbox:
+            box = CrashingOutbox(tmp_path / f"{node}.sqlite3", urls=[URL])
+            opened[node] = self[node] = box
+            return box
+
+    yield Boxes()
+    for box in opened.values():
+        box.close()
+
+
+def replica(store: Store, outbox: Outbox, db: DbThread, node: str = "a") -> AlertIndex:
+    """The index as replica ``node`` sees it."""
+    return AlertIndex(State(store, node), outbox=outbox, db=db, clock=lambda: T0 + 100, limit=100)
+
+
+def test_a_record_and_a_plan_survive_encoding() -> None:
+    """What encode writes, decode reads back the same (a record, a note's plan with the history
+    entry of each step)."""
+    original = record(state=AlertState.ACKNOWLEDGED, ack_by="ops", ack_at=T0 + 1, last_seen=T0)
+    assert index.decode(index.encode(original)) == original
+    fired = on_event(None, event("x"), T0)
+    seen = on_event(fired.record, event("x"), T0 + 1)  # no history entry
+    plan = Plan("p1", T0 + 1, (fired, seen), refused=2)
+    decoded = index.decode_plan(index.encode_plan(plan))
+    assert decoded == plan
+    assert [step.entry for step in decoded.steps] == [fired.entry, None]
+    assert fired.entry is not None
+
+
+async def test_each_change_is_kept_in_redis_fenced_by_the_lease(boxes, db: DbThread) -> None:
+    """Open alerts are put in the index, resolved ones removed; a replica that lost the lease
+    stores nothing, here or there, and says so (TransportError)."""
+    store = Store()
+    a = replica(store, boxes["a"], db)
+    await a.change(boxes["a"].plan, [event("one"), event("two")], T0)
+    assert store.records is not None
+    assert sorted(store.records) == ["one", "two"]
+    await a.change(boxes["a"].plan, [event("one", status="resolved")], T0 + 1)
+    assert sorted(store.records) == ["two"]
+    assert store.notes["a"] == {}
+    store.holder = "b"
+    with pytest.raises(TransportError, match="no longer holds"):
+        await a.change(boxes["a"].plan, [event("three")], T0 + 2)
+    assert boxes["a"].alert("three") is None
+    assert sorted(store.records) == ["two"]
+
+
+async def test_a_crash_after_redis_took_a_change_notifies_it_once(boxes, db: DbThread) -> None:
+    """SIGKILL between Redis and the outbox: started again, the replica stores the change from
+    its note and queues its notification once; the next holder, finding the alert open in
+    Redis, does not notify it again, and resolves it."""
+    store = Store()
+    boxes["a"].crash = True
+    with pytest.raises(RuntimeError):
+        await replica(store, boxes["a"], db).change(boxes["a"].plan, [event()], T0)
+    assert boxes["a"].alert("node_failure:n1") is None
+    assert store.records is not None
+    assert list(store.records) == ["node_failure:n1"]
+    boxes["a"].crash = False
+    again = replica(store, boxes["a"], db)
+    assert await again.catch_up() == 1
+    assert boxes["a"].depth().queued == 1
+    detail = boxes["a"].detail("node_failure:n1")
+    assert detail is not None
+    assert [entry.event for entry in detail.history] == [HistoryEvent.FIRED]
+    assert await again.catch_up() == 0
+    assert boxes["a"].depth().queued == 1
+    store.holder = "b"
+    b = replica(store, boxes["b"], db, "b")
+    await b.take_up()
+    await b.change(boxes["b"].plan, [event()], T0 + 5)  # the same alert again: not notified
+    assert boxes["b"].depth().queued == 0
+    applied = await b.change(boxes["b"].plan, [event(status="resolved")], T0 + 6)
+    assert [r.state for r in applied.changed] == [AlertState.RESOLVED]
+    assert boxes["b"].depth().queued == 1
+    assert store.records == {}
+
+
+async def test_a_crash_after_the_outbox_stored_a_change_stores_nothing_twice(
+    boxes, db: DbThread
+) -> None:
+    """SIGKILL after the outbox stored a change, before its note went: the note found at the
+    next start changes nothing (the outbox remembers the plans it stored)."""
+    store = Store()
+    a = replica(store, boxes["a"], db)
+    a._state.crash_on_forget = True  # type: ignore[attr-defined]
+    await a.change(boxes["a"].plan, [event()], T0)
+    assert len(store.notes["a"]) == 1
+    assert boxes["a"].depth().queued == 1
+    again = replica(store, boxes["a"], db)
+    assert await again.catch_up() == 0
+    assert boxes["a"].depth().queued == 1
+    assert store.notes["a"] == {}
+
+
+async def test_the_next_holder_takes_up_the_open_alerts_and_resolves_them(
+    boxes, db: DbThread
+) -> None:
+    """A holder fires and acknowledges alerts and is gone without a word; the next takes them
+    up (nothing notified), closes silently one it had open that another holder resolved, and
+    resolves the rest when their resolve comes."""
+    store = Store()
+    a = replica(store, boxes["a"], db)
+    await a.change(boxes["a"].plan, [event("on"), event("acked"), event("stale")], T0)
+    await a.change(boxes["a"].plan, [index_ack("acked")], T0 + 1)
+    boxes["b"].apply([event("stale")], T0 - 50)  # b held the lease before, long ago
+    await a.change(boxes["a"].plan, [event("stale", status="resolved")], T0 + 2)
+    store.holder = "b"
+    b = replica(store, boxes["b"], db, "b")
+    queued = boxes["b"].depth().queued
+    assert await b.take_up() == 3
+    assert boxes["b"].alert("on") == boxes["a"].alert("on")
+    taken = boxes["b"].detail("on")
+    assert taken is not None
+    assert [entry.event for entry in taken.history] == [HistoryEvent.TAKEN_OVER]
+    assert boxes["b"].alert("acked") == boxes["a"].alert("acked")
+    stale = boxes["b"].alert("stale")
+    assert stale is not None
+    assert stale.state is AlertState.RESOLVED
+    assert boxes["b"].depth().queued == queued
+    applied = await b.change(
+        boxes["b"].plan, [event("on", status="resolved"), event("acked", status="resolved")], T0
+    )
+    assert sorted(r.alert_id for r in applied.changed) == ["acked", "on"]
+    assert boxes["b"].depth().queued == queued + 2
+
+
+async def test_a_note_overtaken_by_another_holder_notifies_nothing_stale(
+    boxes, db: DbThread
+) -> None:
+    """A crashed replica restarts after another holder resolved the alert its note fired: the
+    firing is not sent late (the receivers heard the resolve); a note resolving an alert
+    another holder fired again is dropped too."""
+    store = Store()
+    boxes["a"].crash = True
+    with pytest.raises(RuntimeError):
+        await replica(store, boxes["a"], db).change(boxes["a"].plan, [event()], T0)
+    boxes["a"].crash = False
+    store.holder = "b"
+    b = replica(store, boxes["b"], db, "b")
+    await b.take_up()
+    await b.change(boxes["b"].plan, [event(status="resolved")], T0 + 5)
+    assert await replica(store, boxes["a"], db).catch_up() == 0
+    assert boxes["a"].depth().queued == 0
+
+
+async def test_redis_that_lost_the_open_alerts_is_given_ours(boxes, db: DbThread) -> None:
+    """Taking the lease over a Redis that lost its data (nothing kept, ever): the new holder's
+    own open alerts are put back whole."""
+    store = Store()
+    boxes["a"].apply([event("mine"), event("gone")], T0)
+    observe(boxes["a"], event("gone", status="resolved"), T0 + 1)
+    assert await replica(store, boxes["a"], db).take_up() == 0
+    assert store.records is not None
+    assert sorted(store.records) == ["mine"]
+
+
+def index_ack(alert_id: str):
+    """An acknowledgement by ops."""
+    from bridge.sinks.alerts.records import Acknowledgement
+
+    return Acknowledgement(alert_id, "ops")

@@ -1,0 +1,118 @@
+"""The running service's stop: one EXESDB_SHUTDOWN_TIMEOUT_MS for every stage, each taking what
+the ones before it left, and a component past it cancelled once it has closed what it holds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from bridge.app import Bridge
+from bridge.component import Context
+from tests.support import make_settings
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TakesTime:
+    """A component whose stop takes ``seconds`` of the clock, noting what it was left."""
+
+    required = False
+
+    def __init__(self, name: str, context: Context, clock: Clock, seconds: float) -> None:
+        self.name = name
+        self._context = context
+        self._clock = clock
+        self._seconds = seconds
+        self.left: float | None = None
+
+    async def start(self) -> None:
+        pass
+
+    def readiness(self) -> str | None:
+        return None
+
+    async def aclose(self) -> None:
+        self.left = self._context.shutdown.left()
+        await asyncio.sleep(0)
+        self._clock.now += self._seconds
+
+
+class Hangs:
+    """A component whose stop never ends, and which closes what it holds when cancelled."""
+
+    name = "hangs"
+    required = False
+
+    def __init__(self) -> None:
+        self.released = False
+
+    async def start(self) -> None:
+        pass
+
+    def readiness(self) -> str | None:
+        return None
+
+    async def aclose(self) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.released = True
+
+
+async def test_every_component_stops_within_what_the_ones_before_it_left() -> None:
+    """With EXESDB_SHUTDOWN_TIMEOUT_MS=10000 and components taking 2 s, 4 s and 3 s to stop (in
+    reverse order of start), they are given 10 s, 8 s and 4 s: one deadline, not 10 s each."""
+    clock = Clock()
+    made: list[TakesTime] = []
+
+    def factory(name: str, seconds: float) -> Callable[[Context], TakesTime]:
+        def build(context: Context) -> TakesTime:
+            made.append(TakesTime(name, context, clock, seconds))
+            return made[-1]
+
+        return build
+
+    bridge = Bridge(
+        make_settings(EXESDB_SHUTDOWN_TIMEOUT_MS="10000"),
+        components=[factory("a", 3), factory("b", 4), factory("c", 2)],
+        monotonic=clock,
+    )
+    await bridge.start(serve_http=False)
+    await bridge.aclose()
+    assert [(c.name, c.left) for c in reversed(made)] == [("c", 10.0), ("b", 8.0), ("a", 4.0)]
+    assert bridge.shutdown.left() == 1.0  # what the bus gets to drain
+
+
+async def test_a_component_past_the_deadline_is_cancelled_after_closing_what_it_holds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A component still stopping when EXESDB_SHUTDOWN_TIMEOUT_MS runs out is cancelled (its
+    finally runs), named in a warning, and the components after it still stop."""
+    hangs = Hangs()
+    stopped: list[str] = []
+
+    class Quick(Hangs):
+        name = "quick"
+
+        async def aclose(self) -> None:
+            stopped.append(self.name)
+
+    bridge = Bridge(
+        make_settings(EXESDB_SHUTDOWN_TIMEOUT_MS="300"),
+        components=[lambda context: Quick(), lambda context: hangs],
+    )
+    await bridge.start(serve_http=False)
+    await asyncio.wait_for(bridge.aclose(), 10)
+    assert hangs.released
+    assert stopped == ["quick"]
+    assert "component hangs did not close within EXESDB_SHUTDOWN_TIMEOUT_MS" in caplog.text

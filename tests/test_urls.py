@@ -1,0 +1,88 @@
+"""The bridge's URLs: those it is given checked one way, its own built one way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.sinks.alerts.sink import external_url
+from bridge.urls import http_url_problem, own_url
+from tests.support import make_settings
+from tests.webconfig.files import WebFiles
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "here", "elsewhere"),
+    [
+        ("0.0.0.0", 9570, "http://127.0.0.1:9570", "http://bridge-1:9570"),
+        ("", 9570, "http://127.0.0.1:9570", "http://bridge-1:9570"),
+        ("::", 8080, "http://[::1]:8080", "http://bridge-1:8080"),
+        ("127.0.0.1", 1, "http://127.0.0.1:1", "http://127.0.0.1:1"),
+        ("::1", 9570, "http://[::1]:9570", "http://[::1]:9570"),
+        ("2001:db8::7", 9570, "http://[2001:db8::7]:9570", "http://[2001:db8::7]:9570"),
+        ("bridge.example", 80, "http://bridge.example:80", "http://bridge.example:80"),
+    ],
+)
+def test_a_listen_address_becomes_the_url_asked_here_and_from_elsewhere(
+    host: str, port: int, here: str, elsewhere: str
+) -> None:
+    """A wildcard host is loopback for a client on this host and the node name for the others;
+    IPv6 goes in brackets; names stay as they are."""
+    assert own_url(host, port) == here
+    assert own_url(host, port, for_others="bridge-1") == elsewhere
+    assert own_url(host, port, tls=True).startswith("https://")
+
+
+@pytest.mark.parametrize(
+    ("addr", "url"),
+    [
+        ("0.0.0.0:9570", "http://bridge-1:9570"),
+        ("[::]:9570", "http://bridge-1:9570"),
+        ("[::1]:9570", "http://[::1]:9570"),
+        ("10.0.0.5:9570", "http://10.0.0.5:9570"),
+    ],
+)
+def test_the_default_external_url_is_the_address_others_reach(addr: str, url: str) -> None:
+    """Unset EXESDB_EXTERNAL_URL: the listen address, a wildcard named by EXESDB_NODE, IPv6 in
+    brackets; set, it is used as it is."""
+    assert external_url(make_settings(EXESDB_HTTP_ADDR=addr, EXESDB_NODE="bridge-1")) == url
+    given = make_settings(EXESDB_HTTP_ADDR=addr, EXESDB_EXTERNAL_URL="https://alerts.example/b")
+    assert external_url(given) == "https://alerts.example/b"
+
+
+def test_the_default_external_url_is_https_when_the_web_config_serves_tls(tmp_path: Path) -> None:
+    """With TLS on in EXESDB_WEB_CONFIG_FILE the links in alerts are https URLs."""
+    files = WebFiles(tmp_path)
+    path = files.write(files.tls_config())
+    settings = make_settings(
+        EXESDB_HTTP_ADDR="0.0.0.0:9443", EXESDB_NODE="bridge-1", EXESDB_WEB_CONFIG_FILE=str(path)
+    )
+    assert external_url(settings) == "https://bridge-1:9443"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://hooks.example/t0k3n", None),
+        ("http://[::1]:9570", None),
+        ("ftp://u:pw@h/t0k3n", "'ftp://u:<redacted>@h/…' is not an http:// or https:// URL"),
+        ("http://", "not a URL; allowed: an http:// or https:// URL with a host"),
+        ("hooks.example/t0k3n", "not a URL; allowed"),
+        ("http:/u:pw@host", "not a URL; allowed"),
+        ("http://host:99999/", "not a URL; allowed"),
+    ],
+)
+def test_a_url_given_is_http_or_https_with_a_host_and_never_echoed(
+    url: str, problem: str | None
+) -> None:
+    """The one check: an http:// or https:// URL with a host and a valid port; its problem
+    shows the URL only as safe_url does, and text that is no URL not at all."""
+    found = http_url_problem(url)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert found.startswith(problem)
+        assert "pw" not in found
+        assert "t0k3n" not in found
