@@ -1,4 +1,4 @@
-"""The envelope every message travels in (SPEC section 3), and its decoding.
+"""The envelope every message travels in (docs/messages.md#envelope), and its decoding.
 
 Decoding never raises: it returns an ``Envelope`` or a ``Rejection`` naming the reason and, where
 there is one, the offending field. Every valid envelope is decoded by one pydantic-core call; the

@@ -1,4 +1,4 @@
-"""The bus's self-metrics (SPEC section 7)."""
+"""The bus's self-metrics (docs/metrics.md)."""
 
 from __future__ import annotations
 

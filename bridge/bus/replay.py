@@ -1,4 +1,4 @@
-"""Replay protection (SPEC section 3; the original has none).
+"""Replay protection (docs/messages.md#envelope; the original has none).
 
 A message is refused when its timestamp is further than the window from now, or when its id was
 already accepted inside the window. The id memory is bounded: when it is full the oldest id is

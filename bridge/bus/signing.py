@@ -1,4 +1,4 @@
-"""HMAC-SHA256 signing of envelopes (SPEC section 3).
+"""HMAC-SHA256 signing of envelopes (docs/http-api.md#ingest).
 
 The key is ``SECRET_KEY_BASE`` as UTF-8 bytes, as in ExESDBGater. Retired keys
 (``EXESDB_SECRET_KEY_BASE_PREVIOUS``) verify but never sign. Every comparison is constant-time.

@@ -1,4 +1,4 @@
-"""The bus on Redis (SPEC section 10): streams shared by every application node and bridge replica.
+"""The bus on Redis (docs/redis.md): streams shared by every application node and bridge replica.
 
 Layout, with ``exesdb`` as the key prefix (``layout.py``)::
 
