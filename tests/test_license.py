@@ -10,7 +10,8 @@ from tests.support import ROOT
 def test_the_license_file_is_the_mit_licence_pyproject_names() -> None:
     """LICENSE holds the MIT licence with the contributors' copyright; pyproject says MIT."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["license"] == {"text": "MIT"}
+    assert project["license"] == "MIT"
+    assert project["license-files"] == ["LICENSE"]
     text = (ROOT / "LICENSE").read_text()
     assert text.startswith("MIT License\n\nCopyright (c) ")
     assert "exesdb-bridge contributors" in text.splitlines()[2]
