@@ -11,7 +11,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 from typing import Final, Literal, overload
 
@@ -353,7 +353,7 @@ class Bus:
         waited in a transport's buffer so long that it would be refused as expired (the replay
         memories still refuse a second copy of the id)."""
         now = utc_now()
-        fresh = replace(envelope, ts=now, unix_ts=now.timestamp())
+        fresh = envelope.restamped(now)
         body = fresh.to_bytes()
         return Frame(fresh.instance, body, self._keyring.sign(body), fresh)
 
