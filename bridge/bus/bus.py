@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from operator import attrgetter
 from typing import Final, Literal, overload
 
 from bridge.bus.envelope import Envelope, Rejection, check_topic, new_message_id
@@ -286,9 +288,7 @@ class Bus:
         if not self.transport.capabilities.shared:
             batch = envelopes if isinstance(envelopes, list) else list(envelopes)
             self._dispatch_batch(batch)
-            for envelope in batch:
-                key = (envelope.instance, envelope.tag)
-                published[key] = published.get(key, 0) + 1
+            published.update(Counter(map(_kind, batch)))  # counted in C
             count = len(batch)
         else:
             for envelope in envelopes:
@@ -452,3 +452,5 @@ class Bus:
 
 
 _DIRECT: Final = Frame("", b"", None)
+# An envelope's (instance, tag): what exesdb_bus_published_total counts it under.
+_kind: Final[Callable[[Envelope], tuple[str, str]]] = attrgetter("instance", "tag")

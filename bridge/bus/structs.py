@@ -278,16 +278,18 @@ def _builder(
         for field in described
         if field.name not in filled and (field.default is not _UNSET or field.factory)
     )
-    may_be_unset = _getter([field.name for field in optional] + list(filled))
-    filled_of = _getter(list(filled))
+    # One look at these tells a complete payload (none UNSET or null) from one to fill; a
+    # field that is null by right sends its payload to fill() too, which leaves it so.
+    may_be_missing = _getter([field.name for field in optional] + list(filled))
     has_node = "node" in filled
     derived = model.DERIVED
     stamps = tuple(field.name for field in described if field.timestamp)
     objects = object_fields(model)
 
-    def fill(values: dict[str, Any], node: str) -> tuple[set[str], int]:
+    def fill(values: dict[str, Any], node: str) -> tuple[set[str], int, bool]:
         # The fields left out get their defaults (FILLED ones: node, or None for
-        # fill_derived): the fields set, and how many keys were left out.
+        # fill_derived): the fields set, how many keys were left out, and whether a DERIVED
+        # field is to be derived.
         fields_set = set(every)
         left_out = 0
         for field in optional:
@@ -296,16 +298,18 @@ def _builder(
                 left_out += 1
                 fields_set.discard(name)
                 values[name] = field.factory() if field.factory is not None else field.default
+        derive = False
         for name in derived:
             if values[name] is _UNSET:
                 left_out += 1
                 values[name] = None
+            derive = derive or values[name] is None
         if has_node:
             if values["node"] is _UNSET:
                 left_out += 1
             if values["node"] in (None, _UNSET):
                 values["node"] = node
-        return fields_set, left_out
+        return fields_set, left_out, derive
 
     def build(struct: msgspec.Struct, node: str) -> tuple[Message, int] | None:
         values = asdict(struct)
@@ -317,11 +321,12 @@ def _builder(
                 if instant is None:
                     return None
                 values[name] = instant
-        if _UNSET in may_be_unset(values) or None in filled_of(values):
-            fields_set, left_out = fill(values, node)
+        given = may_be_missing(values)
+        if _UNSET in given or None in given:
+            fields_set, left_out, derive = fill(values, node)
             keys -= left_out
         else:
-            fields_set = set(every)
+            fields_set, derive = set(every), False
         for name in objects:
             value = values[name]
             if value:
@@ -331,15 +336,14 @@ def _builder(
         _set_fields(message, fields_set)
         _set_extra(message, None)
         _set_private(message, None)
-        for name in derived:
-            if values[name] is None:
-                message.fill_derived(node)
-                break
-        for check in after:
-            try:
-                check(message)
-            except (ValueError, AssertionError):  # what pydantic turns into a validation error
-                return None
+        if derive:
+            message.fill_derived(node)
+        if after:
+            for check in after:
+                try:
+                    check(message)
+                except (ValueError, AssertionError):  # what pydantic makes a validation error
+                    return None
         return message, keys
 
     return build

@@ -15,6 +15,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from itertools import repeat
+from operator import attrgetter, itemgetter
 from typing import Final
 
 from bridge.backoff import Backoff
@@ -48,6 +49,9 @@ _BATCH_RETRY: Final = Backoff(base=0.1, cap=1.0, jitter=0.0)
 _FAILED_BATCHES_KEPT: Final = 256
 
 _Queued = deque[tuple[Envelope, Frame]]
+_envelope_of: Final[Callable[[tuple[Envelope, Frame]], Envelope]] = itemgetter(0)
+_frame_of: Final[Callable[[tuple[Envelope, Frame]], Frame]] = itemgetter(1)
+_ack_of: Final[Callable[[Frame], object]] = attrgetter("ack")
 Drain = Callable[[_Queued], Awaitable[None]]
 """How a subscription empties its queue: awaited whenever something is queued."""
 
@@ -434,9 +438,11 @@ class BatchSubscription(Subscription):
             else:
                 taken = [queue.popleft() for _ in range(count)]
             self._inflight = count
+            # Whether any frame is to be acknowledged (in-process ones never are), found in C.
+            acked = any(map(_ack_of, map(_frame_of, taken)))
             try:
-                if await self._handle(taken):
-                    for _, frame in taken:
+                if await self._handle(taken, acked):
+                    for _, frame in taken if acked else ():
                         if frame.ack is not None:
                             await frame.ack()
                 else:
@@ -457,11 +463,11 @@ class BatchSubscription(Subscription):
             self._handled += count
             self._settle_waiters()
 
-    async def _handle(self, taken: list[tuple[Envelope, Frame]]) -> bool:
-        """Run the handler on a batch (again after a failure, for work-queue frames); True when
-        it succeeded."""
-        envelopes = [envelope for envelope, _ in taken]
-        retries = self.retries if any(frame.ack is not None for _, frame in taken) else 0
+    async def _handle(self, taken: list[tuple[Envelope, Frame]], acked: bool) -> bool:
+        """Run the handler on a batch (again after a failure, when ``acked``: it holds
+        work-queue frames); True when it succeeded."""
+        envelopes = list(map(_envelope_of, taken))
+        retries = self.retries if acked else 0
         failures = 0
         while True:
             try:

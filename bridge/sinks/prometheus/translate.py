@@ -7,8 +7,9 @@ label is the payload's node, else the envelope's (the publishing node).
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from operator import attrgetter
 from typing import Final
 
 from bridge.bus import Envelope
@@ -59,6 +60,8 @@ __all__ = ["ERROR_TOPIC_SUFFIX", "FAMILIES", "QUANTILES", "Translator"]
 C: Final = MetricType.COUNTER
 G: Final = MetricType.GAUGE
 S: Final = MetricType.SUMMARY
+# An envelope's (instance, tag): the labels its message is counted under.
+_kind: Final[Callable[[Envelope], tuple[str, str]]] = attrgetter("instance", "tag")
 
 NODE_STATES: Final = ("healthy", "degraded", "unhealthy", "unknown")
 COMPONENT_STATES: Final = ("healthy", "degraded", "unhealthy")
@@ -398,20 +401,18 @@ class Translator:
         counted, the failed ones too.
         """
         handlers = self._handlers
-        counts: dict[tuple[str, str], int] = {}
+        envelopes = envelopes if isinstance(envelopes, Sequence) else list(envelopes)
         # One lock and one clock reading for the batch (the handlers write with put/add).
         with self.store.writing():
             try:
                 for envelope in envelopes:
-                    key = (envelope.instance, envelope.tag)
-                    counts[key] = counts.get(key, 0) + 1
                     try:
                         handlers[envelope.tag](envelope)
                     except Exception:
                         failed(envelope)
             finally:
                 messages = self._f["exesdb_prometheus_messages"]
-                for key, count in counts.items():
+                for key, count in Counter(map(_kind, envelopes)).items():
                     messages.add(key, float(count))
 
     # -- ex_esdb_system --
