@@ -17,7 +17,6 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from operator import itemgetter
 from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
 import msgspec
@@ -267,96 +266,100 @@ def _builder(
 ) -> Callable[[msgspec.Struct, str], tuple[Message, int] | None]:
     """``build(struct, node)`` for ``model``: the model instance ``struct`` stands for (``node``:
     the envelope's) and how many keys its JSON held (at any depth), or None where the
-    pydantic-core path must decide. (A closure: this runs for every message.)"""
+    pydantic-core path must decide.
+
+    It runs for every message, so it is written out for each model as straight-line code (one
+    step per field that needs one; loops over a model's fields cost a third more), then
+    compiled, as dataclasses writes ``__init__``. The names it uses are bound in ``scope``.
+    """
     filled = model.FILLED
-    every = frozenset(field.name for field in described)
-    count = len(described)
-    # Fields with a default of their own, and those FILLED (node, DERIVED): either may be left
-    # out (UNSET); FILLED ones may also be null.
-    optional = tuple(
-        field
-        for field in described
-        if field.name not in filled and (field.default is not _UNSET or field.factory)
-    )
-    # One look at these tells a complete payload (none UNSET or null) from one to fill; a
-    # field that is null by right sends its payload to fill() too, which leaves it so.
-    may_be_missing = _getter([field.name for field in optional] + list(filled))
-    has_node = "node" in filled
-    derived = model.DERIVED
-    stamps = tuple(field.name for field in described if field.timestamp)
-    objects = object_fields(model)
-
-    def fill(values: dict[str, Any], node: str) -> tuple[set[str], int, bool]:
-        # The fields left out get their defaults (FILLED ones: node, or None for
-        # fill_derived): the fields set, how many keys were left out, and whether a DERIVED
-        # field is to be derived.
-        fields_set = set(every)
-        left_out = 0
-        for field in optional:
-            name = field.name
-            if values[name] is _UNSET:
-                left_out += 1
-                fields_set.discard(name)
-                values[name] = field.factory() if field.factory is not None else field.default
-        derive = False
-        for name in derived:
-            if values[name] is _UNSET:
-                left_out += 1
-                values[name] = None
-            derive = derive or values[name] is None
-        if has_node:
-            if values["node"] is _UNSET:
-                left_out += 1
-            if values["node"] in (None, _UNSET):
-                values["node"] = node
-        return fields_set, left_out, derive
-
-    def build(struct: msgspec.Struct, node: str) -> tuple[Message, int] | None:
-        values = asdict(struct)
-        keys = count
-        for name in stamps:
-            text = values[name]
-            if text.__class__ is str:  # not null, not left out
-                instant = _TIMESTAMPS.get(text) or timestamp(text)
-                if instant is None:
-                    return None
-                values[name] = instant
-        given = may_be_missing(values)
-        if _UNSET in given or None in given:
-            fields_set, left_out, derive = fill(values, node)
-            keys -= left_out
-        else:
-            fields_set, derive = set(every), False
-        for name in objects:
-            value = values[name]
-            if value:
-                keys += keys_in(value)
-        message = _new(model)
-        _set_dict(message, values)
-        _set_fields(message, fields_set)
-        _set_extra(message, None)
-        _set_private(message, None)
-        if derive:
-            message.fill_derived(node)
-        if after:
-            for check in after:
-                try:
-                    check(message)
-                except (ValueError, AssertionError):  # what pydantic makes a validation error
-                    return None
-        return message, keys
-
+    scope: dict[str, Any] = {
+        "asdict": asdict,
+        "UNSET": _UNSET,
+        "known_timestamps": _TIMESTAMPS.get,
+        "timestamp": timestamp,
+        "every": frozenset(field.name for field in described),
+        "keys_in": keys_in,
+        "model": model,
+        "new": _new,
+        "set_dict": _set_dict,
+        "set_fields": _set_fields,
+        "set_extra": _set_extra,
+        "set_private": _set_private,
+        "after": after,
+    }
+    code = [
+        "def build(struct, node):",
+        "    values = asdict(struct)",
+        f"    keys = {len(described)}",  # one per field, less those left out
+    ]
+    for field in described:
+        if field.timestamp:  # the canonical text becomes the instant, any other goes on
+            code += [
+                f"    text = values[{field.name!r}]",
+                "    if text.__class__ is str:",
+                "        instant = known_timestamps(text) or timestamp(text)",
+                "        if instant is None:",
+                "            return None",
+                f"        values[{field.name!r}] = instant",
+            ]
+    code.append("    fields_set = set(every)")
+    for field in described:  # left out: the default, and not set
+        if field.name in filled or (field.factory is None and field.default is _UNSET):
+            continue
+        default = f"default_{field.name}"
+        scope[default] = field.factory or field.default
+        code += [
+            f"    if values[{field.name!r}] is UNSET:",
+            "        keys -= 1",
+            f"        fields_set.discard({field.name!r})",
+            f"        values[{field.name!r}] = {default}{'()' if field.factory else ''}",
+        ]
+    if model.DERIVED:  # left out or null: None, then derived (fill_derived)
+        code.append("    derive = False")
+    for name in model.DERIVED:
+        code += [
+            f"    value = values[{name!r}]",
+            "    if value is UNSET:",
+            "        keys -= 1",
+            f"        values[{name!r}] = None",
+            "        derive = True",
+            "    elif value is None:",
+            "        derive = True",
+        ]
+    if "node" in filled:  # left out or null: the envelope's
+        code += [
+            "    value = values['node']",
+            "    if value is UNSET:",
+            "        keys -= 1",
+            "        values['node'] = node",
+            "    elif value is None:",
+            "        values['node'] = node",
+        ]
+    for name in object_fields(model):  # the keys of the objects it holds
+        code += [f"    value = values[{name!r}]", "    if value:", "        keys += keys_in(value)"]
+    code += [
+        "    message = new(model)",
+        "    set_dict(message, values)",
+        "    set_fields(message, fields_set)",
+        "    set_extra(message, None)",
+        "    set_private(message, None)",
+    ]
+    if model.DERIVED:
+        code += ["    if derive:", "        message.fill_derived(node)"]
+    if after:  # what pydantic turns into a validation error goes on to pydantic
+        code += [
+            "    for check in after:",
+            "        try:",
+            "            check(message)",
+            "        except (ValueError, AssertionError):",
+            "            return None",
+        ]
+    code.append("    return message, keys")
+    # Field names are identifiers and every value is bound by name: the source is ours alone.
+    exec("\n".join(code), scope)  # noqa: S102
+    build: Callable[[msgspec.Struct, str], tuple[Message, int] | None] = scope["build"]
     return build
-
-
-def _getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    """The values of ``names`` in a dict, as a tuple."""
-    if len(names) > 1:
-        return itemgetter(*names)
-    if names:
-        name = names[0]
-        return lambda values: (values[name],)
-    return lambda values: ()
 
 
 _new: Final = object.__new__
