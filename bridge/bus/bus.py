@@ -288,7 +288,9 @@ class Bus:
         if not self.transport.capabilities.shared:
             batch = envelopes if isinstance(envelopes, list) else list(envelopes)
             self._dispatch_batch(batch)
-            published.update(Counter(map(_kind, batch)))  # counted in C
+            # Counted by tag (which names its instance) in C.
+            for tag, number in Counter(map(_tag_of, batch)).items():
+                published[_KINDS[tag]] = number
             count = len(batch)
         else:
             for envelope in envelopes:
@@ -452,5 +454,6 @@ class Bus:
 
 
 _DIRECT: Final = Frame("", b"", None)
-# An envelope's (instance, tag): what exesdb_bus_published_total counts it under.
-_kind: Final[Callable[[Envelope], tuple[str, str]]] = attrgetter("instance", "tag")
+_tag_of: Final[Callable[[Envelope], str]] = attrgetter("tag")
+# A tag's (instance, tag): what exesdb_bus_published_total counts its messages under.
+_KINDS: Final = {tag: (instance, tag) for instance, tag in MESSAGE_TYPES}

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from operator import attrgetter
 from typing import Any, Final
 
 import msgspec
@@ -407,10 +408,7 @@ def _decode_structs(
         )
         keys += built[1]
     # The alphabets of every id and topic, checked at once (the decoder checked their lengths).
-    ids, topics = structs.ALPHABETS
-    if ids.fullmatch("".join([e.id for e in envelopes])) and topics.fullmatch(
-        "".join([e.topic for e in envelopes])
-    ):
+    if structs.in_alphabets("".join(map(_id_of, envelopes)), "".join(map(_topic_of, envelopes))):
         return envelopes, keys
     return None
 
@@ -539,6 +537,8 @@ def _decode_unchecked(body: bytes | str) -> tuple[Envelope, int] | None:
 
 
 _ENVELOPE_KEY_COUNT: Final = len(_ENVELOPE_KEYS)
+_id_of: Final[Callable[[Envelope], str]] = attrgetter("id")
+_topic_of: Final[Callable[[Envelope], str]] = attrgetter("topic")
 _KEY_END: Final = b'":'
 _KEY_END_SPACED: Final = re.compile(rb'"[ \t\r\n]*:')
 _KEY_END_TEXT: Final = re.compile(r'"[ \t\r\n]*:')

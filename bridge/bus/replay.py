@@ -12,9 +12,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
-from itertools import repeat
+from itertools import repeat, starmap
+from typing import Final
 
 __all__ = ["ReplayGuard", "ReplayVerdict"]
+
+_NEVER: Final = float("-inf")
 
 
 class ReplayVerdict(Enum):
@@ -191,11 +194,11 @@ class ReplayGuard:
         excess = len(self._order) - self._capacity
         if excess <= 0:
             return
-        popleft = self._order.popleft
-        evicted = [popleft() for _ in range(excess)]
-        stamps = [ts for ts in map(self._seen.pop, evicted, repeat(None)) if ts is not None]
-        if stamps and max(stamps) + self._window >= now:
-            self._floor = max(self._floor, max(stamps))
+        evicted = list(starmap(self._order.popleft, repeat((), excess)))
+        # -inf: forgotten earlier (see ``forget``).
+        newest = max(map(self._seen.pop, evicted, repeat(_NEVER)))
+        if newest + self._window >= now:
+            self._floor = max(self._floor, newest)
 
     def _forget_expired(self, now: float) -> None:
         # Acceptance order is nearly timestamp order; stopping at the first live entry keeps

@@ -8,12 +8,13 @@ whose schema holds a part this translation does not know stays off this path (``
 
 Two decoders: ``CHECKED`` checks the label patterns (no control characters) itself; ``CLEAN``
 leaves them out, for bytes in which no JSON string can hold a control character (``is_clean``).
-Neither checks the alphabets of ``id`` and ``topic`` (``ALPHABETS``, checked a batch at once).
+Neither checks the alphabets of ``id`` and ``topic`` (``in_alphabets``, a batch at once).
 """
 
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,13 +28,13 @@ from bridge.messages import MESSAGE_TYPES, NO_CONTROL_CHARACTERS, Message
 from bridge.messages._base import _to_utc_ms
 
 __all__ = [
-    "ALPHABETS",
     "CHECKED",
     "CLEAN",
     "DECODE_ERRORS",
     "OFF_PATH",
     "PAYLOADS",
     "Payload",
+    "in_alphabets",
     "is_clean",
     "keys_in",
     "object_fields",
@@ -50,8 +51,21 @@ _MAX_TS_LENGTH: Final = 40
 # Python's re reads ``$`` as "end, or before a final newline": the patterns end at \Z instead.
 _NO_CONTROL: Final = r"\A[^\x00-\x1f\x7f-\x9f]*\Z"
 
-ALPHABETS: Final = (re.compile(r"[A-Za-z0-9_-]*"), re.compile(r"[A-Za-z0-9_.:-]*"))
-"""What every character of ``id`` and of ``topic`` must be (their lengths the Structs check)."""
+_ID_CHARACTERS: Final = string.ascii_letters.encode() + string.digits.encode() + b"_-"
+_TOPIC_CHARACTERS: Final = _ID_CHARACTERS + b".:"
+
+
+def in_alphabets(ids: str, topics: str) -> bool:
+    """True when every character of ``ids`` may be in an ``id`` and every one of ``topics`` in a
+    ``topic`` (their lengths the Structs check): a batch's, joined, checked at once."""
+    # Deleting the characters allowed (in C) leaves nothing: several times a regular
+    # expression's speed.
+    return (
+        ids.isascii()
+        and topics.isascii()
+        and not ids.encode().translate(None, _ID_CHARACTERS)
+        and not topics.encode().translate(None, _TOPIC_CHARACTERS)
+    )
 
 
 def is_clean(data: bytes) -> bool:

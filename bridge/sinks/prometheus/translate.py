@@ -60,8 +60,9 @@ __all__ = ["ERROR_TOPIC_SUFFIX", "FAMILIES", "QUANTILES", "Translator"]
 C: Final = MetricType.COUNTER
 G: Final = MetricType.GAUGE
 S: Final = MetricType.SUMMARY
-# An envelope's (instance, tag): the labels its message is counted under.
-_kind: Final[Callable[[Envelope], tuple[str, str]]] = attrgetter("instance", "tag")
+_tag_of: Final[Callable[[Envelope], str]] = attrgetter("tag")
+# A tag's (instance, tag): the labels its messages are counted under.
+_KINDS: Final = {tag: (instance, tag) for instance, tag in MESSAGE_TYPES}
 
 NODE_STATES: Final = ("healthy", "degraded", "unhealthy", "unknown")
 COMPONENT_STATES: Final = ("healthy", "degraded", "unhealthy")
@@ -412,8 +413,9 @@ class Translator:
                         failed(envelope)
             finally:
                 messages = self._f["exesdb_prometheus_messages"]
-                for key, count in Counter(map(_kind, envelopes)).items():
-                    messages.add(key, float(count))
+                # Counted by tag (which names its instance) in C.
+                for tag, count in Counter(map(_tag_of, envelopes)).items():
+                    messages.add(_KINDS[tag], float(count))
 
     # -- ex_esdb_system --
 
