@@ -72,9 +72,7 @@ def _msgspec_paths(body: bytes | str) -> list[Envelope | None]:
     ]
 
 
-def _assert_builds_the_reference(
-    fast: Envelope, reference: Envelope, drawn: set[str]
-) -> None:
+def _assert_builds_the_reference(fast: Envelope, reference: Envelope, drawn: set[str]) -> None:
     """``fast`` is ``reference``, the fields in ``drawn`` (from the clock or randomness) aside."""
     assert type(fast) is type(reference)
     assert type(fast.payload) is type(reference.payload)
