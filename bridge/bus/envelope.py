@@ -172,16 +172,18 @@ def decode_envelopes(
     """
     joined = b"".join(bodies) if all(type(body) is bytes for body in bodies) else None  # type: ignore[arg-type]  # bytes, just checked
     decoded = _decode_structs(bodies, joined)
-    # Every body on the msgspec path, naming no more keys than their envelopes hold (counted at
-    # once for the batch): no key was given twice.
-    if (
-        decoded is not None
-        and joined is not None
-        and not _has_whitespace(joined)
-        and joined.count(_KEY_END) == decoded[1]
-    ):
+    if decoded is not None and joined is not None and _named_once(joined, *decoded[1:]):
         return decoded[0], None
     return _decode_each(bodies)
+
+
+def _named_once(joined: bytes, keys: int, strings: int) -> bool:
+    """True when the bodies (``joined``) name no more keys than their envelopes hold (``keys``,
+    with ``strings`` string values): no key was given twice. Counted at once for the batch."""
+    if structs.is_clean(joined):
+        # No escape: every quote opens or closes a key or a string value, at any depth.
+        return joined.count(b'"') == 2 * (keys + strings)
+    return not _has_whitespace(joined) and joined.count(_KEY_END) == keys
 
 
 def _decode_each(
@@ -371,15 +373,16 @@ def _decode_one(body: bytes | str) -> tuple[Envelope, int] | None:
 
 def _decode_structs(
     bodies: Sequence[bytes | str], joined: bytes | None
-) -> tuple[list[Envelope], int] | None:
+) -> tuple[list[Envelope], int, int] | None:
     """The msgspec path for ``bodies`` (``joined``: all of them, when all are bytes): their
-    Envelopes and how many keys those hold, or None if it does not take one of them. Keys given
-    twice are not looked for (the last is kept)."""
+    Envelopes and how many keys and string values those hold, or None if it does not take one
+    of them. Keys given twice are not looked for (the last is kept)."""
     decoder, payloads = structs.CLEAN if joined and structs.is_clean(joined) else structs.CHECKED
     decode = decoder.decode
     instants = _INSTANTS
     envelopes: list[Envelope] = []
     keys = _ENVELOPE_KEY_COUNT * len(bodies)
+    strings = _ENVELOPE_STRING_COUNT * len(bodies)
     for body in bodies:
         try:
             wire = decode(body)
@@ -407,9 +410,10 @@ def _decode_structs(
             )
         )
         keys += built[1]
+        strings += built[2]
     # The alphabets of every id and topic, checked at once (the decoder checked their lengths).
     if structs.in_alphabets("".join(map(_id_of, envelopes)), "".join(map(_topic_of, envelopes))):
-        return envelopes, keys
+        return envelopes, keys, strings
     return None
 
 
@@ -537,6 +541,8 @@ def _decode_unchecked(body: bytes | str) -> tuple[Envelope, int] | None:
 
 
 _ENVELOPE_KEY_COUNT: Final = len(_ENVELOPE_KEYS)
+# id, instance, topic, tag, node and ts (v is a number).
+_ENVELOPE_STRING_COUNT: Final = 6
 _id_of: Final[Callable[[Envelope], str]] = attrgetter("id")
 _topic_of: Final[Callable[[Envelope], str]] = attrgetter("topic")
 _KEY_END: Final = b'":'

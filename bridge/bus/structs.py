@@ -38,6 +38,7 @@ __all__ = [
     "is_clean",
     "keys_in",
     "object_fields",
+    "strings_in",
     "timestamp",
 ]
 
@@ -119,6 +120,8 @@ class _Field:
     default: Any = _UNSET
     factory: Callable[[], Any] | None = None
     timestamp: bool = False
+    # A JSON string when given and not null (for counting the strings a payload holds).
+    text: bool = False
 
 
 def _annotated(kind: type, schema: Mapping[str, Any], **meta: Any) -> Any:
@@ -212,9 +215,12 @@ def _field(
         kind = _type(inner, str_max, checked)
     if filled:
         kind = kind | None  # left out or null: filled from the envelope or derived
+    value = inner["schema"] if inner["type"] == "nullable" else inner
+    text = stamp or value["type"] in ("str", "literal")
     if optional:
-        return _Field(name, default, factory, stamp), Union[kind, msgspec.UnsetType], _UNSET  # noqa: UP007
-    return _Field(name, timestamp=stamp), kind, msgspec.NODEFAULT
+        field = _Field(name, default, factory, stamp, text)
+        return field, Union[kind, msgspec.UnsetType], _UNSET  # noqa: UP007
+    return _Field(name, timestamp=stamp, text=text), kind, msgspec.NODEFAULT
 
 
 def _fields_schema(model: type[Message]) -> tuple[dict[str, Any], dict[str, Any], list[Any]]:
@@ -270,17 +276,17 @@ class Payload:
                 )
             )
         self.structs: tuple[type[msgspec.Struct], type[msgspec.Struct]] = (structs[0], structs[1])
-        self.build: Callable[[msgspec.Struct, str], tuple[Message, int] | None] = _builder(
+        self.build: Callable[[msgspec.Struct, str], tuple[Message, int, int] | None] = _builder(
             model, described, tuple(after)
         )
 
 
 def _builder(
     model: type[Message], described: list[_Field], after: tuple[Callable[[Any], Any], ...]
-) -> Callable[[msgspec.Struct, str], tuple[Message, int] | None]:
+) -> Callable[[msgspec.Struct, str], tuple[Message, int, int] | None]:
     """``build(struct, node)`` for ``model``: the model instance ``struct`` stands for (``node``:
-    the envelope's) and how many keys its JSON held (at any depth), or None where the
-    pydantic-core path must decide.
+    the envelope's), and how many keys and how many string values its JSON held (at any depth),
+    or None where the pydantic-core path must decide.
 
     It runs for every message, so it is written out for each model as straight-line code (one
     step per field that needs one; loops over a model's fields cost a third more), then
@@ -294,6 +300,7 @@ def _builder(
         "timestamp": timestamp,
         "every": frozenset(field.name for field in described),
         "keys_in": keys_in,
+        "strings_in": strings_in,
         "model": model,
         "new": _new,
         "set_dict": _set_dict,
@@ -302,11 +309,20 @@ def _builder(
         "set_private": _set_private,
         "after": after,
     }
+    # A required string is always one; any other is counted when given.
+    always = [f for f in described if f.text and f.name not in filled and _required(f)]
     code = [
         "def build(struct, node):",
         "    values = asdict(struct)",
         f"    keys = {len(described)}",  # one per field, less those left out
+        f"    strings = {len(always)}",
     ]
+    for field in described:
+        if field.text and field not in always:
+            code += [
+                f"    if values[{field.name!r}].__class__ is str:",
+                "        strings += 1",
+            ]
     for field in described:
         if field.timestamp:  # the canonical text becomes the instant, any other goes on
             code += [
@@ -350,8 +366,13 @@ def _builder(
             "    elif value is None:",
             "        values['node'] = node",
         ]
-    for name in object_fields(model):  # the keys of the objects it holds
-        code += [f"    value = values[{name!r}]", "    if value:", "        keys += keys_in(value)"]
+    for name in object_fields(model):  # the keys and strings of the objects it holds
+        code += [
+            f"    value = values[{name!r}]",
+            "    if value:",
+            "        keys += keys_in(value)",
+            "        strings += strings_in(value)",
+        ]
     code += [
         "    message = new(model)",
         "    set_dict(message, values)",
@@ -369,10 +390,10 @@ def _builder(
             "        except (ValueError, AssertionError):",
             "            return None",
         ]
-    code.append("    return message, keys")
+    code.append("    return message, keys, strings")
     # Field names are identifiers and every value is bound by name: the source is ours alone.
     exec("\n".join(code), scope)  # noqa: S102
-    build: Callable[[msgspec.Struct, str], tuple[Message, int] | None] = scope["build"]
+    build: Callable[[msgspec.Struct, str], tuple[Message, int, int] | None] = scope["build"]
     return build
 
 
@@ -390,6 +411,21 @@ def keys_in(value: Any) -> int:
     if isinstance(value, list):
         return sum(map(keys_in, value))
     return 0
+
+
+def strings_in(value: Any) -> int:
+    """The string values in ``value`` (keys aside), at any depth."""
+    if isinstance(value, str):
+        return 1
+    if isinstance(value, dict):
+        return sum(map(strings_in, value.values()))
+    if isinstance(value, list):
+        return sum(map(strings_in, value))
+    return 0
+
+
+def _required(field: _Field) -> bool:
+    return field.factory is None and field.default is _UNSET
 
 
 def object_fields(model: type[Message]) -> tuple[str, ...]:

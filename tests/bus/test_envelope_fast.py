@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bridge
+import bridge.bus.envelope as envelope_module
 from bridge.bus import Envelope, Rejection, RejectReason, decode_envelope, structs
 from bridge.bus.envelope import (
     _decode_fast,
@@ -678,3 +679,39 @@ def test_generated_payloads_of_every_type_decode_the_same_on_the_fast_path(
     result = _agree(_body(payload, model, ascii_only=ascii_only), payload, model)
     if isinstance(result, Rejection):
         assert result.field is not None
+
+
+def _compact(bodies: list[bytes]) -> list[bytes]:
+    """``bodies`` as compact JSON, each with an id of its own."""
+    out = []
+    for number, body in enumerate(bodies):
+        data = json.loads(body)
+        data["id"] = f"{data['tag'][:20]}{number:08d}"
+        out.append(json.dumps(data, separators=(",", ":")).encode())
+    return out
+
+
+@pytest.mark.parametrize("escapes", [False, True], ids=["no-escapes", "escapes"])
+def test_a_batch_of_valid_envelopes_is_taken_at_once(
+    escapes: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of valid envelopes passes the key count at once: every type's complete and
+    minimal payloads (nested maps and lists of strings among them), their quotes counted when
+    no string holds an escape; else, compact, the keys' closing quotes. No body is decoded
+    alone."""
+    if escapes:
+        nodes = ['a"quoted"node', "back\\slash", 'x"y']
+        bodies = _compact([_health(node=node) for node in nodes])
+        assert all(b"\\" in body for body in bodies)
+    else:
+        payloads = [(m, p) for m, case in CASES.items() for p in (case.full, case.minimal)]
+        bodies = _compact([_body(payload, model) for model, payload in payloads])
+        assert b"\\" not in b"".join(bodies)
+
+    def alone(bodies: Any) -> Any:
+        raise AssertionError("a body was decoded alone")
+
+    monkeypatch.setattr(envelope_module, "_decode_each", alone)
+    envelopes, failure = decode_envelopes(bodies)
+    assert failure is None
+    assert len(envelopes) == len(bodies)
