@@ -1,8 +1,10 @@
 """The envelope every message travels in (SPEC section 3), and its decoding.
 
 Decoding never raises: it returns an ``Envelope`` or a ``Rejection`` naming the reason and, where
-there is one, the offending field. Every valid envelope is decoded by one pydantic-core call; the
-reference decoder (``json.loads`` and field-by-field checks) words the rejections.
+there is one, the offending field. A valid envelope is decoded by msgspec into Structs generated
+from the message models (``bridge.bus.structs``), or, in a form only the models' lax rules take
+(a number as a string, a timestamp with an offset), by one pydantic-core call; the reference
+decoder (``json.loads`` and field-by-field checks) words the rejections.
 """
 
 from __future__ import annotations
@@ -155,8 +157,8 @@ def check_topic(topic: str) -> str:
 def decode_envelope(body: bytes | str) -> Envelope | Rejection:
     """Parse and validate an envelope whose signature was already checked.
 
-    A valid envelope is validated straight from the bytes in one pydantic-core call; anything
-    that path does not accept is decoded again by :func:`decode_envelope_reference`, so
+    A valid envelope is validated straight from the bytes (msgspec, else pydantic-core);
+    anything those do not accept is decoded again by :func:`decode_envelope_reference`, so
     rejections (reason, detail, field) are exactly its.
     """
     envelope = _decode_fast(body)
