@@ -1,7 +1,8 @@
 """Envelope decoding, the alternatives side by side on the same bytes: CPU per message.
 
 Each decoder takes the same NDJSON lines (both payload shapes) and returns Envelopes; the runs are
-interleaved and repeated, and the table shows medians of ``time.process_time``:
+interleaved and repeated, with the heap settled as a bridge process settles it, and the table
+shows medians of ``time.process_time``:
 
 - reference: ``json.loads``, field-by-field checks, ``model_validate`` (the stdlib approach);
 - jiter + reference: the same checks on ``pydantic_core.from_json``'s parse;
@@ -38,7 +39,7 @@ from pydantic import ConfigDict, Discriminator, Field, TypeAdapter, ValidationEr
 from pydantic_core import SchemaValidator, core_schema
 from typing_extensions import TypedDict
 
-from bench._util import median, table
+from bench._util import median, settled_heap, table
 from bench.workload import SHAPES, Shape, Source
 from bridge.bus import Envelope, Rejection, structs
 from bridge.bus import envelope as wire
@@ -261,13 +262,14 @@ def run(*, quick: bool = False) -> str:
         for name, decode in alternatives.items():
             if name not in MEASURED_ONLY and not _same(decode(lines[shape]), expected):
                 raise RuntimeError(f"{name} decodes {shape} payloads differently")
-    for _ in range(repeats):
-        for name, decode in alternatives.items():
-            for shape in SHAPES:
-                started = time.process_time()
-                decode(lines[shape])
-                elapsed = time.process_time() - started
-                results[name, shape].append(elapsed / len(lines[shape]) * 1e6)
+    with settled_heap():
+        for _ in range(repeats):
+            for name, decode in alternatives.items():
+                for shape in SHAPES:
+                    started = time.process_time()
+                    decode(lines[shape])
+                    elapsed = time.process_time() - started
+                    results[name, shape].append(elapsed / len(lines[shape]) * 1e6)
     reference = {shape: median(results[next(iter(alternatives)), shape]) for shape in SHAPES}
     rows = []
     for name in alternatives:

@@ -12,7 +12,6 @@ turns, their order rotating each repeat, and the tables show medians.
 from __future__ import annotations
 
 import asyncio
-import gc
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -23,10 +22,9 @@ from typing import Any, Final
 from prometheus_client import CollectorRegistry
 
 from bench import pushgateway
-from bench._util import BridgeProcess, http_get, median, send, settle, table
+from bench._util import BridgeProcess, http_get, median, send, settle, settled_heap, table
 from bench.workload import SECRET, SHAPES, Shape, Source
 from bridge.app import Bridge, default_components
-from bridge.cli import _GC_THRESHOLDS
 from bridge.config import Settings
 
 BATCH: Final = 1_000
@@ -55,30 +53,23 @@ async def _in_process(components: list[Any], batches: Sequence[tuple[bytes, str]
         )
         bridge = Bridge(settings, registry=CollectorRegistry(), components=components)
         await bridge.start(serve_http=False)
-        # As `exesdb-bridge run` settles its heap once started (and undone after, for the
-        # benchmarks that follow in this process).
-        thresholds = gc.get_threshold()
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(*_GC_THRESHOLDS)
         subscriptions = bridge.bus.subscriptions
         verifier = bridge.verifier
         count = 0
-        for number, (body, header) in enumerate(batches):
-            if number == 1:  # the first batch creates the series: a warm-up, not counted
-                count, started = 0, time.process_time()
-            if verifier.keyring.check_header(header, body, time.time(), 300.0).value != "ok":
-                raise RuntimeError("bad header")
-            lines = [line for line in body.split(b"\n") if line and not line.isspace()]
-            envelopes = verifier.verify_batch(lines)
-            if not isinstance(envelopes, list):
-                raise RuntimeError(f"batch refused: {envelopes}")
-            count += bridge.bus.publish_verified(envelopes)
-            while not all(s.idle for s in subscriptions):  # noqa: ASYNC110 (as in bench.bus)
-                await asyncio.sleep(0)
-        elapsed = time.process_time() - started
-        gc.unfreeze()
-        gc.set_threshold(*thresholds)
+        with settled_heap():  # as `exesdb-bridge run` settles its heap once started
+            for number, (body, header) in enumerate(batches):
+                if number == 1:  # the first batch creates the series: a warm-up, not counted
+                    count, started = 0, time.process_time()
+                if verifier.keyring.check_header(header, body, time.time(), 300.0).value != "ok":
+                    raise RuntimeError("bad header")
+                lines = [line for line in body.split(b"\n") if line and not line.isspace()]
+                envelopes = verifier.verify_batch(lines)
+                if not isinstance(envelopes, list):
+                    raise RuntimeError(f"batch refused: {envelopes}")
+                count += bridge.bus.publish_verified(envelopes)
+                while not all(s.idle for s in subscriptions):  # noqa: ASYNC110 (as in bench.bus)
+                    await asyncio.sleep(0)
+            elapsed = time.process_time() - started
         await bridge.aclose()
     return elapsed / count * 1e6
 
