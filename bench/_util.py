@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import http.client
 import json
 import os
@@ -15,12 +16,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from bench.workload import SECRET
+from bridge.cli import _GC_THRESHOLDS
 
 _TICKS: Final = os.sysconf("SC_CLK_TCK")
 _CLIENTS: Final = 2
@@ -75,6 +78,25 @@ def proc_stat(pid: int) -> ProcStat:
     utime, stime = int(fields[11]), int(fields[12])
     resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
     return ProcStat((utime + stime) / _TICKS, resident * _PAGE)
+
+
+@contextmanager
+def settled_heap() -> Iterator[None]:
+    """Measure in-process code with the heap settled as ``exesdb-bridge run`` settles it (what
+    exists is frozen, the collector's thresholds raised), and restore the collector after.
+
+    With the defaults, full collections of the benchmark's own heap fall on whichever
+    alternative is running at the time, the same ones each repeat, and skew their medians.
+    """
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 def free_port() -> int:

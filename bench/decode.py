@@ -1,7 +1,8 @@
 """Envelope decoding, the alternatives side by side on the same bytes: CPU per message.
 
 Each decoder takes the same NDJSON lines (both payload shapes) and returns Envelopes; the runs are
-interleaved and repeated, and the table shows medians of ``time.process_time``:
+interleaved and repeated, with the heap settled as a bridge process settles it, and the table
+shows medians of ``time.process_time``:
 
 - reference: ``json.loads``, field-by-field checks, ``model_validate`` (the stdlib approach);
 - jiter + reference: the same checks on ``pydantic_core.from_json``'s parse;
@@ -9,14 +10,20 @@ interleaved and repeated, and the table shows medians of ``time.process_time``:
   as they validate themselves (Python validators for timestamps and derived defaults), the
   Envelope built in Python; a payload missing a defaulted field fails it and the reference
   decodes it again;
-- wire schema from Python objects: ``json.loads``, then the wire schema's ``validate_python``;
+- wire schema from Python objects: ``json.loads`` (or orjson's, when orjson is installed), then
+  the wire schema's ``validate_python``;
 - one call per batch: the NDJSON lines joined into one JSON array for one ``validate_json``
   (measured only: lines could merge into one element, so a batch could pass that no line does);
-- this tree: ``decode_envelopes``, one ``validate_json`` of the wire schema per line;
+- pydantic-core per line: the wire schema's ``validate_json`` for each line, then what the
+  decoder does after it (the fast path before msgspec; now the second path, for lax input);
+- msgspec + ``model_construct``: this tree's Structs, the models built by pydantic's
+  ``model_construct`` instead of the generated builders (what building them that way costs);
+- this tree: ``decode_envelopes``: msgspec Structs generated from the models per line, the models
+  built by generated code, the batch's key count and id/topic alphabets checked at once;
 - the same without the count of the keys a body names (what refusing a key given twice costs:
   measured only, it would take ``{"id": …, "id": …}``);
-- the floor: ``validate_json`` alone, nothing done after it (measured only: ``ts`` left as
-  text, defaults not filled).
+- floors, measured only: msgspec decoding the Structs alone (no models, no Envelopes, ``ts`` and
+  defaults left as they are), and pydantic-core's ``validate_json`` alone.
 """
 
 from __future__ import annotations
@@ -26,19 +33,19 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Final, Literal, Union
 
+import msgspec
 import pydantic_core
 from pydantic import ConfigDict, Discriminator, Field, TypeAdapter, ValidationError
 from pydantic_core import SchemaValidator, core_schema
 from typing_extensions import TypedDict
 
-from bench._util import median, table
+from bench._util import median, settled_heap, table
 from bench.workload import SHAPES, Shape, Source
-from bridge.bus import Envelope, Rejection
+from bridge.bus import Envelope, Rejection, structs
 from bridge.bus import envelope as wire
 from bridge.messages import MESSAGE_TYPES
 
 COUNT: Final = 5_000
-_assign: Final = object.__setattr__
 
 Decoder = Callable[[Sequence[bytes]], list[Any]]
 
@@ -89,26 +96,81 @@ def _previous() -> Decoder:
     return decode
 
 
-def _finish(envelope: Any) -> Any:
-    """What ``_decode_fast`` does after its validator (the alternatives using the wire schema)."""
-    instant = wire._INSTANTS.get(envelope.ts) or wire._instant(envelope.ts)
-    _assign(envelope, "ts", instant[0])
-    _assign(envelope, "unix_ts", instant[1])
-    payload = envelope.payload
+def _finish(validated: Any) -> Any:
+    """What the pydantic-core path does after its validator (the alternatives using the wire
+    schema)."""
+    instant = wire._INSTANTS.get(validated.ts) or wire._instant(validated.ts)
+    payload = validated.payload
     values = payload.__dict__
     if values.get("node", "") is None:
-        values["node"] = envelope.node
+        values["node"] = validated.node
         payload.__pydantic_fields_set__.add("node")
     for name in payload.DERIVED:
         if values[name] is None:
-            payload.fill_derived(envelope.node)
+            payload.fill_derived(validated.node)
             break
-    return envelope
+    return Envelope(
+        validated.id, validated.instance, validated.topic, validated.tag, validated.node,
+        instant[0], payload, instant[1],
+    )  # fmt: skip
 
 
-def _from_python(lines: Sequence[bytes]) -> list[Any]:
+def _pydantic_core(lines: Sequence[bytes]) -> list[Any]:
+    out = []
+    for line in lines:
+        decoded = wire._decode_unchecked(line)
+        out.append(decoded[0] if decoded is not None else wire.decode_envelope_reference(line))
+    return out
+
+
+def _construct() -> Decoder:
+    """msgspec's Structs, the models built with ``model_construct`` (defaults and timestamps
+    done in Python around it)."""
+    decoder, payloads = structs.CLEAN
+
+    def decode(lines: Sequence[bytes]) -> list[Any]:
+        out = []
+        for line in lines:
+            wire_envelope = decoder.decode(line)
+            instant = wire._INSTANTS.get(wire_envelope.ts) or wire._instant(wire_envelope.ts)
+            payload = payloads[wire_envelope.__class__]
+            given = {
+                name: value
+                for name, value in msgspec.structs.asdict(wire_envelope.payload).items()
+                if value is not msgspec.UNSET
+            }
+            if given.get("timestamp") is not None:
+                given["timestamp"] = structs.timestamp(given["timestamp"])
+            if "node" in payload.model.FILLED and given.get("node") is None:
+                given["node"] = wire_envelope.node
+            for name in payload.model.DERIVED:
+                given.setdefault(name, None)  # for fill_derived, not the model's default
+            message = payload.model.model_construct(**given)
+            if any(getattr(message, name, 0) is None for name in payload.model.DERIVED):
+                message.fill_derived(wire_envelope.node)
+            out.append(
+                Envelope(
+                    wire_envelope.id, wire_envelope.instance, wire_envelope.topic, payload.tag,
+                    wire_envelope.node, instant[0], message, instant[1],
+                )
+            )  # fmt: skip
+        return out
+
+    return decode
+
+
+def _msgspec_alone(lines: Sequence[bytes]) -> list[Any]:
+    decode = structs.CLEAN[0].decode
+    return [decode(line) for line in lines]
+
+
+def _from_python(loads: Callable[[bytes], Any]) -> Decoder:
     validate = wire._WIRE.validate_python
-    return [_finish(validate(json.loads(line))) for line in lines]
+
+    def decode(lines: Sequence[bytes]) -> list[Any]:
+        return [_finish(validate(loads(line))) for line in lines]
+
+    return decode
 
 
 def _one_call() -> Decoder:
@@ -133,11 +195,10 @@ def _this_tree(lines: Sequence[bytes]) -> list[Any]:
 
 
 def _unchecked(lines: Sequence[bytes]) -> list[Any]:
-    out = []
-    for line in lines:
-        decoded = wire._decode_unchecked(line)
-        out.append(decoded[0] if decoded is not None else wire.decode_envelope_reference(line))
-    return out
+    decoded = wire._decode_structs(lines, b"".join(lines))
+    if decoded is None:
+        raise RuntimeError("a line missed the msgspec path")
+    return decoded[0]
 
 
 def _floor(lines: Sequence[bytes]) -> list[Any]:
@@ -147,24 +208,42 @@ def _floor(lines: Sequence[bytes]) -> list[Any]:
 
 # Rows that do less than decoding (see the module docstring): not compared with this tree's.
 MEASURED_ONLY: Final = frozenset(
-    {"this tree without the repeated-key check", "floor: validate_json alone"}
+    {
+        "this tree without the repeated-key check",
+        "floor: msgspec Structs alone (no models)",
+        "floor: pydantic-core validate_json alone",
+    }
 )
 
 
 def decoders() -> dict[str, Decoder]:
     """Each alternative by its name in the table."""
-    return {
+    alternatives: dict[str, Decoder] = {
         "reference (json.loads, checks, model_validate)": lambda lines: [
             wire.decode_envelope_reference(line) for line in lines
         ],
         "jiter parse + the reference's checks": _jiter,
-        "previous fast path (TypeAdapter, models' own validators)": _previous(),
-        "json.loads + wire schema validate_python": _from_python,
-        "one validate_json per batch (a JSON array)": _one_call(),
-        "this tree: wire schema validate_json per line": _this_tree,
-        "this tree without the repeated-key check": _unchecked,
-        "floor: validate_json alone": _floor,
+        "previous TypeAdapter path (models' own validators)": _previous(),
+        "json.loads + wire schema validate_python": _from_python(json.loads),
     }
+    try:
+        import orjson
+    except ImportError:
+        pass
+    else:
+        alternatives["orjson.loads + wire schema validate_python"] = _from_python(orjson.loads)
+    alternatives.update(
+        {
+            "one validate_json per batch (a JSON array)": _one_call(),
+            "pydantic-core: wire schema validate_json per line": _pydantic_core,
+            "msgspec Structs + model_construct": _construct(),
+            "this tree: msgspec Structs, generated builders": _this_tree,
+            "this tree without the repeated-key check": _unchecked,
+            "floor: msgspec Structs alone (no models)": _msgspec_alone,
+            "floor: pydantic-core validate_json alone": _floor,
+        }
+    )
+    return alternatives
 
 
 def run(*, quick: bool = False) -> str:
@@ -183,13 +262,14 @@ def run(*, quick: bool = False) -> str:
         for name, decode in alternatives.items():
             if name not in MEASURED_ONLY and not _same(decode(lines[shape]), expected):
                 raise RuntimeError(f"{name} decodes {shape} payloads differently")
-    for _ in range(repeats):
-        for name, decode in alternatives.items():
-            for shape in SHAPES:
-                started = time.process_time()
-                decode(lines[shape])
-                elapsed = time.process_time() - started
-                results[name, shape].append(elapsed / len(lines[shape]) * 1e6)
+    with settled_heap():
+        for _ in range(repeats):
+            for name, decode in alternatives.items():
+                for shape in SHAPES:
+                    started = time.process_time()
+                    decode(lines[shape])
+                    elapsed = time.process_time() - started
+                    results[name, shape].append(elapsed / len(lines[shape]) * 1e6)
     reference = {shape: median(results[next(iter(alternatives)), shape]) for shape in SHAPES}
     rows = []
     for name in alternatives:

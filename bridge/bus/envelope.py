@@ -1,8 +1,10 @@
 """The envelope every message travels in (docs/messages.md#envelope), and its decoding.
 
 Decoding never raises: it returns an ``Envelope`` or a ``Rejection`` naming the reason and, where
-there is one, the offending field. Every valid envelope is decoded by one pydantic-core call; the
-reference decoder (``json.loads`` and field-by-field checks) words the rejections.
+there is one, the offending field. A valid envelope is decoded by msgspec into Structs generated
+from the message models (``bridge.bus.structs``), or, in a form only the models' lax rules take
+(a number as a string, a timestamp with an offset), by one pydantic-core call; the reference
+decoder (``json.loads`` and field-by-field checks) words the rejections.
 """
 
 from __future__ import annotations
@@ -10,16 +12,19 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Final, get_args, get_origin
+from operator import attrgetter
+from typing import Any, Final
 
+import msgspec
 from pydantic import ValidationError
 from pydantic_core import CoreSchema, SchemaValidator, core_schema
 
+from bridge.bus import structs
 from bridge.messages import (
     INSTANCES,
     MESSAGE_TYPES,
@@ -81,9 +86,12 @@ class Rejection:
         return body
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """A verified (or locally built) message with its routing data."""
+class Envelope(msgspec.Struct, frozen=True, eq=False, gc=False):
+    """A verified (or locally built) message with its routing data.
+
+    Immutable; equal to another when all but ``unix_ts`` (which only mirrors ``ts``) are equal.
+    A msgspec Struct rather than a dataclass: the decoder builds one per message, in C.
+    """
 
     id: str
     instance: str
@@ -93,7 +101,22 @@ class Envelope:
     ts: datetime
     payload: Message
     # Seconds since the epoch, kept beside ``ts`` so hot paths need not convert.
-    unix_ts: float = field(default=0.0, compare=False)
+    unix_ts: float = 0.0
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Envelope:
+            return NotImplemented
+        return self._compared() == other._compared()
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
+
+    def _compared(self) -> tuple[Any, ...]:
+        return (self.id, self.instance, self.topic, self.tag, self.node, self.ts, self.payload)
+
+    def restamped(self, ts: datetime) -> Envelope:
+        """This envelope (the same id) with ``ts`` as its timestamp."""
+        return msgspec.structs.replace(self, ts=ts, unix_ts=ts.timestamp())
 
     def to_bytes(self) -> bytes:
         """The wire form: one compact JSON object, UTF-8."""
@@ -134,8 +157,8 @@ def check_topic(topic: str) -> str:
 def decode_envelope(body: bytes | str) -> Envelope | Rejection:
     """Parse and validate an envelope whose signature was already checked.
 
-    A valid envelope is validated straight from the bytes in one pydantic-core call; anything
-    that path does not accept is decoded again by :func:`decode_envelope_reference`, so
+    A valid envelope is validated straight from the bytes (msgspec, else pydantic-core);
+    anything those do not accept is decoded again by :func:`decode_envelope_reference`, so
     rejections (reason, detail, field) are exactly its.
     """
     envelope = _decode_fast(body)
@@ -149,27 +172,45 @@ def decode_envelopes(
 
     Returns the envelopes before it and, when one is refused, its index and Rejection.
     """
+    joined = b"".join(bodies) if all(type(body) is bytes for body in bodies) else None  # type: ignore[arg-type]  # bytes, just checked
+    decoded = _decode_structs(bodies, joined)
+    if decoded is not None and joined is not None and _named_once(joined, *decoded[1:]):
+        return decoded[0], None
+    return _decode_each(bodies)
+
+
+def _named_once(joined: bytes, keys: int, strings: int) -> bool:
+    """True when the bodies (``joined``) name no more keys than their envelopes hold (``keys``,
+    with ``strings`` string values): no key was given twice. Counted at once for the batch."""
+    if structs.is_clean(joined):
+        # No escape: every quote opens or closes a key or a string value, at any depth.
+        return joined.count(b'"') == 2 * (keys + strings)
+    return not _has_whitespace(joined) and joined.count(_KEY_END) == keys
+
+
+def _decode_each(
+    bodies: Sequence[bytes | str],
+) -> tuple[list[Envelope], tuple[int, Rejection] | None]:
+    """``decode_envelopes`` one body at a time: each on the first path that takes it."""
     envelopes: list[Envelope] = []
     # The keys each fast-decoded envelope holds (None: the reference decoded it).
     held: list[int | None] = []
     failure: tuple[int, Rejection] | None = None
     for index, body in enumerate(bodies):
-        decoded = _decode_unchecked(body)
+        decoded = _decode_one(body)
         if decoded is not None:
             envelopes.append(decoded[0])
             held.append(decoded[1])
             continue
-        # Refused (or a JSON corner pydantic-core reads differently): the reference decides.
+        # Refused (or a JSON corner the fast paths read differently): the reference decides.
         reference = decode_envelope_reference(body)
         if isinstance(reference, Rejection):
             failure = (index, reference)
             break
         envelopes.append(reference)
         held.append(None)
-    if failure is None and _all_keys_named_once(bodies, held):
-        return envelopes, None
-    # Some body may name a key twice: each fast-decoded one is checked alone, in order, and
-    # one whose count differs is decoded again by the reference (which refuses a repeat).
+    # Each fast-decoded body is checked alone, in order, and one naming more keys than its
+    # envelope holds is decoded again by the reference (which refuses a key given twice).
     for index, keys in enumerate(held):
         if keys is None or _keys_at_most(bodies[index]) == keys:
             continue
@@ -178,15 +219,6 @@ def decode_envelopes(
             return envelopes[:index], (index, reference)
         envelopes[index] = reference
     return envelopes, failure
-
-
-def _all_keys_named_once(bodies: Sequence[bytes | str], held: list[int | None]) -> bool:
-    """True when the bodies, all decoded on the fast path, name no more keys than their
-    envelopes hold, counted at once for the batch: no key was given twice."""
-    if None in held or len(held) != len(bodies) or set(map(type, bodies)) != {bytes}:
-        return False
-    joined = b"".join(bodies)  # type: ignore[arg-type]  # bytes, just checked
-    return not _has_whitespace(joined) and joined.count(_KEY_END) == sum(held)  # type: ignore[arg-type]
 
 
 def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:
@@ -315,23 +347,99 @@ def decode_envelope_object(data: Any) -> Envelope | Rejection:
     return Envelope(message_id, instance, topic, tag, node, ts, message, ts.timestamp())
 
 
-# -- the fast path --
-# One pydantic-core call builds the Envelope from the bytes: a union, discriminated on ``tag``, of
-# the Envelope dataclass with strict envelope fields (the reference's patterns; Rust's ``$`` is
-# end of text, stricter than Python's), ``instance`` bound to the tag's instance and the model's
-# wire schema for the payload (Message.wire_schema: defaults filled after validation, canonical
-# timestamps parsed natively). It must accept nothing the reference refuses and build the same
-# Envelope: tests/bus/test_envelope_fast.py holds it to that.
+# -- the fast paths --
+# First msgspec (bridge.bus.structs): Structs generated from the models take strict JSON (the
+# form senders write) and the models are built from them. What that does not take, pydantic-core
+# tries: one call validates the bytes against a union, discriminated on ``tag``, of envelope
+# dataclasses with strict envelope fields (the reference's patterns; Rust's ``$`` is end of text,
+# stricter than Python's), ``instance`` bound to the tag's instance and the model's wire schema
+# for the payload (Message.wire_schema: the model's lax rules, defaults filled after validation).
+# Neither may accept anything the reference refuses, and both build the reference's Envelope:
+# tests/bus/test_envelope_fast.py holds them to that.
+
+
+def _decode_fast(body: bytes | str) -> Envelope | None:
+    """The fast paths alone: the Envelope, or None where the reference must decide."""
+    decoded = _decode_one(body)
+    if decoded is None or _keys_at_most(body) != decoded[1]:
+        return None
+    return decoded[0]
+
+
+def _decode_one(body: bytes | str) -> tuple[Envelope, int] | None:
+    """The first fast path that takes ``body``: the Envelope and how many keys it holds (which
+    the body must name no more of), or None where the reference must decide."""
+    decoded = _decode_structs([body], body if type(body) is bytes else None)
+    return (decoded[0][0], decoded[1]) if decoded is not None else _decode_unchecked(body)
+
+
+def _decode_structs(
+    bodies: Sequence[bytes | str], joined: bytes | None
+) -> tuple[list[Envelope], int, int] | None:
+    """The msgspec path for ``bodies`` (``joined``: all of them, when all are bytes): their
+    Envelopes and how many keys and string values those hold, or None if it does not take one
+    of them. Keys given twice are not looked for (the last is kept)."""
+    decoder, payloads = structs.CLEAN if joined and structs.is_clean(joined) else structs.CHECKED
+    decode = decoder.decode
+    instants = _INSTANTS
+    envelopes: list[Envelope] = []
+    keys = _ENVELOPE_KEY_COUNT * len(bodies)
+    strings = _ENVELOPE_STRING_COUNT * len(bodies)
+    for body in bodies:
+        try:
+            wire = decode(body)
+        except structs.DECODE_ERRORS:
+            return None
+        text = wire.ts
+        instant = instants.get(text) or _instant(text)
+        if instant is None:
+            return None
+        payload = payloads[wire.__class__]
+        node = wire.node
+        built = payload.build(wire.payload, node)
+        if built is None:
+            return None
+        envelopes.append(
+            Envelope(
+                wire.id,
+                wire.instance,
+                wire.topic,
+                payload.tag,
+                node,
+                instant[0],
+                built[0],
+                instant[1],
+            )
+        )
+        keys += built[1]
+        strings += built[2]
+    # The alphabets of every id and topic, checked at once (the decoder checked their lengths).
+    if structs.in_alphabets("".join(map(_id_of, envelopes)), "".join(map(_topic_of, envelopes))):
+        return envelopes, keys, strings
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Validated:
+    """What the pydantic-core path validates an envelope into (``ts`` still text)."""
+
+    id: str
+    instance: str
+    topic: str
+    tag: str
+    node: str
+    ts: str
+    payload: Message
+
 
 _ID: Final = core_schema.str_schema(pattern=r"^[A-Za-z0-9_-]{8,128}$", strict=True)
 _TOPIC: Final = core_schema.str_schema(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", strict=True)
 _NODE: Final = core_schema.str_schema(
     pattern=NO_CONTROL_CHARACTERS, min_length=1, max_length=_MAX_NODE_LENGTH, strict=True
 )
-# Checked and kept as text by the validator; _decode_fast parses it as the reference does.
+# Checked and kept as text by the validator; _decode_unchecked parses it as the reference does.
 _TS_TEXT: Final = core_schema.str_schema(max_length=_MAX_TS_LENGTH, strict=True)
 _VERSION: Final = core_schema.int_schema(ge=ENVELOPE_VERSION, le=ENVELOPE_VERSION, strict=True)
-# Set by the validator (unix_ts by _decode_fast).
 _SET: Final = ["id", "instance", "topic", "tag", "node", "ts", "payload"]
 
 
@@ -349,7 +457,7 @@ def _variant(instance: str, tag: str, model: type[Message]) -> CoreSchema:
     arguments = core_schema.dataclass_args_schema(
         f"Envelope[{tag}]", fields, extra_behavior="forbid"
     )
-    return core_schema.dataclass_schema(Envelope, arguments, _SET, slots=True, frozen=True)
+    return core_schema.dataclass_schema(_Validated, arguments, _SET, slots=True, frozen=True)
 
 
 @contextmanager
@@ -392,59 +500,53 @@ def _instant(text: str) -> tuple[datetime, float] | None:
     return instant
 
 
-# Slot setters of the frozen Envelope, for the instant that replaces the text of ts.
-_set_ts: Final = Envelope.__dict__["ts"].__set__
-_set_unix_ts: Final = Envelope.__dict__["unix_ts"].__set__
-
-
-def _decode_fast(body: bytes | str) -> Envelope | None:
-    """The fast path alone: the Envelope, or None where the reference must decide."""
-    decoded = _decode_unchecked(body)
-    if decoded is None or _keys_at_most(body) != decoded[1]:
-        return None
-    return decoded[0]
-
-
 def _decode_unchecked(body: bytes | str) -> tuple[Envelope, int] | None:
-    """The fast path but for repeated keys: the Envelope and how many keys it holds (which
-    the body must name no more of), or None where the reference must decide."""
+    """The pydantic-core path but for repeated keys: the Envelope and how many keys it holds
+    (which the body must name no more of), or None where the reference must decide."""
     try:
-        envelope: Envelope = _WIRE.validate_json(body)
+        validated: _Validated = _WIRE.validate_json(body)
     except ValidationError:
         return None
-    # The validator leaves the text of ts in ts: swap in the instant.
-    text: Any = envelope.ts
-    instant = _INSTANTS.get(text) or _instant(text)
+    instant = _INSTANTS.get(validated.ts) or _instant(validated.ts)
     if instant is None:
         return None
-    _set_ts(envelope, instant[0])
-    _set_unix_ts(envelope, instant[1])
-    payload = envelope.payload
+    payload = validated.payload
     node_field, derived, objects = _SHAPES[payload.__class__]
     # pydantic-core keeps the last of two equal keys: the keys the envelope holds (counted
     # before the defaults below are marked as set) are checked against those its body names.
     keys = _ENVELOPE_KEY_COUNT + len(payload.__pydantic_fields_set__)
-    if objects:
-        values = payload.__dict__
-        for name in objects:
-            value = values[name]
-            if value:
-                keys += _keys_in(value)
+    values = payload.__dict__
+    for name in objects:
+        value = values[name]
+        if value:
+            keys += structs.keys_in(value)
     # The defaults the wire schema left None: node (as the reference's validation context
     # gives it), then the fields derived from others.
-    if node_field or derived:
-        values = payload.__dict__
-        if node_field and values["node"] is None:
-            values["node"] = envelope.node
-            payload.__pydantic_fields_set__.add("node")
-        for name in derived:
-            if values[name] is None:
-                payload.fill_derived(envelope.node)
-                break
+    if node_field and values["node"] is None:
+        values["node"] = validated.node
+        payload.__pydantic_fields_set__.add("node")
+    for name in derived:
+        if values[name] is None:
+            payload.fill_derived(validated.node)
+            break
+    envelope = Envelope(
+        validated.id,
+        validated.instance,
+        validated.topic,
+        validated.tag,
+        validated.node,
+        instant[0],
+        payload,
+        instant[1],
+    )
     return envelope, keys
 
 
 _ENVELOPE_KEY_COUNT: Final = len(_ENVELOPE_KEYS)
+# id, instance, topic, tag, node and ts (v is a number).
+_ENVELOPE_STRING_COUNT: Final = 6
+_id_of: Final[Callable[[Envelope], str]] = attrgetter("id")
+_topic_of: Final[Callable[[Envelope], str]] = attrgetter("topic")
 _KEY_END: Final = b'":'
 _KEY_END_SPACED: Final = re.compile(rb'"[ \t\r\n]*:')
 _KEY_END_TEXT: Final = re.compile(r'"[ \t\r\n]*:')
@@ -466,33 +568,13 @@ def _keys_at_most(body: bytes | str) -> int:
     return body.count(_KEY_END)
 
 
-def _keys_in(value: Any) -> int:
-    """The keys of the JSON objects in ``value``, at any depth."""
-    if isinstance(value, dict):
-        return len(value) + sum(map(_keys_in, value.values()))
-    if isinstance(value, list):
-        return sum(map(_keys_in, value))
-    return 0
-
-
-def _holds_objects(annotation: Any) -> bool:
-    """True when a field of this type may hold JSON objects (Any, dicts and lists)."""
-    if annotation is Any or get_origin(annotation) in (dict, list):
-        return True
-    return any(_holds_objects(arg) for arg in get_args(annotation))
-
-
 # Per message type: whether it has a node to fill, its DERIVED fields, and the fields whose
 # values may hold JSON objects (their keys are counted too).
 _SHAPES: Final = {
     model: (
         "node" in model.__pydantic_fields__,
         model.DERIVED,
-        tuple(
-            name
-            for name, info in model.__pydantic_fields__.items()
-            if _holds_objects(info.annotation)
-        ),
+        structs.object_fields(model),
     )
     for model in MESSAGE_TYPES.values()
 }

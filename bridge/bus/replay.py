@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
+from itertools import repeat, starmap
 
 __all__ = ["ReplayGuard", "ReplayVerdict"]
 
@@ -245,8 +246,7 @@ class ReplayGuard:
         excess = len(order) + len(self._ahead) - self._capacity
         if excess <= 0:
             return
-        popleft = order.popleft
-        evicted = [popleft() for _ in range(min(excess, len(order)))]
+        evicted = list(starmap(order.popleft, repeat((), min(excess, len(order)))))
         stamps = list(map(self._seen.pop, evicted))
         while len(stamps) < excess:
             timestamp, message_id = heapq.heappop(self._ahead)

@@ -14,7 +14,6 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from itertools import repeat
 from typing import Final
 
 from bridge.backoff import Backoff
@@ -47,9 +46,11 @@ BATCH_RETRIES: Final = 3
 _BATCH_RETRY: Final = Backoff(base=0.1, cap=1.0, jitter=0.0)
 _FAILED_BATCHES_KEPT: Final = 256
 
-_Queued = deque[tuple[Envelope, Frame]]
-Drain = Callable[[_Queued], Awaitable[None]]
-"""How a subscription empties its queue: awaited whenever something is queued."""
+Run = tuple[Sequence[Envelope], Frame]
+"""Messages queued together, in order, sharing one frame: an in-process batch's share (one
+queue entry for all of them), or one message and its frame."""
+Drain = Callable[["Inbox"], Awaitable[None]]
+"""How a subscription empties its inbox: awaited whenever something is queued."""
 
 
 class Inbox:
@@ -63,6 +64,7 @@ class Inbox:
 
     __slots__ = (
         "_busy",
+        "_depth",
         "_drained",
         "_dropped",
         "_prefix",
@@ -104,7 +106,8 @@ class Inbox:
         self.group = group
         self.max_queue = max_queue
         self._dropped = dropped
-        self._queue: _Queued = deque()
+        self._queue: deque[Run] = deque()
+        self._depth = 0  # the messages in the queue's runs
         self._wakeup = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
@@ -143,7 +146,7 @@ class Inbox:
     @property
     def depth(self) -> int:
         """Messages waiting in the queue."""
-        return len(self._queue)
+        return self._depth
 
     @property
     def idle(self) -> bool:
@@ -155,7 +158,7 @@ class Inbox:
         if self._stopped:
             return False
         queue = self._queue
-        if len(queue) >= self.max_queue:
+        if self._depth >= self.max_queue:
             self._dropped()
             return False
         if not queue:
@@ -163,16 +166,17 @@ class Inbox:
             # queue before it waits again, and "drained" is clear while anything is queued.
             self._drained.clear()
             self._wakeup.set()
-        queue.append((envelope, frame))
+        queue.append(((envelope,), frame))
+        self._depth += 1
         return True
 
     def offer_many(self, envelopes: Sequence[Envelope], frame: Frame) -> int:
         """Queue several messages sharing ``frame`` at once, as ``offer`` would one by one;
         returns how many were queued (those past the queue's bound are dropped and counted)."""
-        if self._stopped:
+        if self._stopped or not envelopes:
             return 0
         queue = self._queue
-        room = self.max_queue - len(queue)
+        room = self.max_queue - self._depth
         if room < len(envelopes):
             for _ in range(len(envelopes) - max(room, 0)):
                 self._dropped()
@@ -182,8 +186,39 @@ class Inbox:
         if not queue:
             self._drained.clear()
             self._wakeup.set()
-        queue.extend(zip(envelopes, repeat(frame)))
+        queue.append((envelopes, frame))  # one entry, however many messages
+        self._depth += len(envelopes)
         return len(envelopes)
+
+    def take(self, limit: int) -> list[Run]:
+        """Up to ``limit`` messages from the front of the queue, in the runs they were queued
+        in (the last one cut at ``limit``)."""
+        queue = self._queue
+        runs: list[Run] = []
+        left = limit
+        while queue and left:
+            envelopes, frame = queue.popleft()
+            if len(envelopes) > left:
+                queue.appendleft((envelopes[left:], frame))
+                envelopes = envelopes[:left]
+            runs.append((envelopes, frame))
+            left -= len(envelopes)
+        self._depth -= limit - left
+        return runs
+
+    def take_run(self) -> Run | None:
+        """The run at the front of the queue, whole (one-at-a-time handlers go through it)."""
+        if not self._queue:
+            return None
+        run = self._queue.popleft()
+        self._depth -= len(run[0])
+        return run
+
+    def put_back(self, runs: Sequence[Run]) -> None:
+        """Queue ``runs`` (taken, not handled) at the front again, ahead of what is queued."""
+        runs = [run for run in runs if run[0]]
+        self._queue.extendleft(reversed(runs))
+        self._depth += sum(len(envelopes) for envelopes, _ in runs)
 
     def start(self, empty: Drain) -> None:
         """Start the draining task on the running loop: ``empty`` is awaited with the queue
@@ -196,7 +231,6 @@ class Inbox:
                 self._wakeup.set()
 
     async def _drain(self, empty: Drain) -> None:
-        queue = self._queue
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
@@ -204,7 +238,7 @@ class Inbox:
             # wake-up rather than two per message): idle still means nothing queued or running.
             self._busy = True
             try:
-                await empty(queue)
+                await empty(self)
             finally:
                 self._busy = False
             self._drained.set()
@@ -224,13 +258,15 @@ class Inbox:
             self._task = None
         if self._queue:
             _logger.warning(
-                "subscriber %s stopped with %d message(s) unhandled", self.name, len(self._queue)
+                "subscriber %s stopped with %d message(s) unhandled", self.name, self._depth
             )
             # Said once: a second stop (the bus stops every subscription) finds nothing left.
-            for _, frame in self._queue:
+            for envelopes, frame in self._queue:
                 if frame.nack is not None:
-                    frame.nack()
+                    for _ in envelopes:
+                        frame.nack()
             self._queue.clear()
+            self._depth = 0
 
 
 class Subscription:
@@ -299,25 +335,28 @@ class _OneAtATime:
         self._handler = handler
         self._errors = errors
 
-    async def __call__(self, queue: _Queued) -> None:
+    async def __call__(self, inbox: Inbox) -> None:
         handler = self._handler
-        while queue:
-            envelope, frame = queue.popleft()
-            try:
-                # A plain callable may return an awaitable too (a lambda around an async call,
-                # a partial of a coroutine function): await whatever comes back.
-                outcome = handler(envelope)
-                if outcome is not None and inspect.isawaitable(outcome):
-                    await outcome
-                if frame.ack is not None:
-                    frame.ack()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self._errors()
-                _logger.exception("subscriber %s failed on %s", self._name, envelope.tag)
-                if frame.nack is not None:
-                    frame.nack()
+        while (run := inbox.take_run()) is not None:
+            taken, frame = run
+            for position, envelope in enumerate(taken):
+                try:
+                    # A plain callable may return an awaitable too (a lambda around an async
+                    # call, a partial of a coroutine function): await whatever comes back.
+                    outcome = handler(envelope)
+                    if outcome is not None and inspect.isawaitable(outcome):
+                        await outcome
+                    if frame.ack is not None:
+                        frame.ack()
+                except asyncio.CancelledError:
+                    # Stopped: the run's messages not yet begun are queued again.
+                    inbox.put_back([(taken[position + 1 :], frame)])
+                    raise
+                except Exception:
+                    self._errors()
+                    _logger.exception("subscriber %s failed on %s", self._name, envelope.tag)
+                    if frame.nack is not None:
+                        frame.nack()
 
 
 class BatchSubscription(Subscription):
@@ -425,28 +464,29 @@ class BatchSubscription(Subscription):
                 keep.append((mark, future))
         self._waiters = keep
 
-    async def _handle_batches(self, queue: _Queued) -> None:
-        while queue:
-            count = min(len(queue), self.max_batch)
-            if count == len(queue):
-                taken = list(queue)  # the whole queue (the usual case): one copy, one clear
-                queue.clear()
-            else:
-                taken = [queue.popleft() for _ in range(count)]
+    async def _handle_batches(self, inbox: Inbox) -> None:
+        while runs := inbox.take(self.max_batch):
+            # An in-process batch's share is one run: the envelopes are in one step.
+            envelopes = list(runs[0][0]) if len(runs) == 1 else [e for run, _ in runs for e in run]
+            count = len(envelopes)
             self._inflight = count
+            # Work-queue frames are to be acknowledged (in-process ones never are).
+            acked = any(frame.ack is not None for _, frame in runs)
             try:
-                if await self._handle(taken):
-                    for _, frame in taken:
+                if await self._handle(envelopes, acked):
+                    for run, frame in runs if acked else ():
                         if frame.ack is not None:
-                            frame.ack()
+                            for _ in run:
+                                frame.ack()
                 else:
                     self._failed.append((self._handled, self._handled + count))
-                    for _, frame in taken:
+                    for run, frame in runs:
                         if frame.nack is not None:
-                            frame.nack()
+                            for _ in run:
+                                frame.nack()
             except asyncio.CancelledError:
                 # Stopped mid-batch: these were not handled; say so with the rest.
-                queue.extendleft(reversed(taken))
+                inbox.put_back(runs)
                 raise
             except Exception:
                 self._errors()
@@ -457,11 +497,10 @@ class BatchSubscription(Subscription):
             self._handled += count
             self._settle_waiters()
 
-    async def _handle(self, taken: list[tuple[Envelope, Frame]]) -> bool:
-        """Run the handler on a batch (again after a failure, for work-queue frames); True when
-        it succeeded."""
-        envelopes = [envelope for envelope, _ in taken]
-        retries = self.retries if any(frame.ack is not None for _, frame in taken) else 0
+    async def _handle(self, envelopes: list[Envelope], acked: bool) -> bool:
+        """Run the handler on a batch (again after a failure, when ``acked``: it holds
+        work-queue frames); True when it succeeded."""
+        retries = self.retries if acked else 0
         failures = 0
         while True:
             try:
@@ -476,14 +515,14 @@ class BatchSubscription(Subscription):
                 failures += 1
                 if failures > retries:
                     _logger.exception(
-                        "subscriber %s failed on a batch of %d", self.name, len(taken)
+                        "subscriber %s failed on a batch of %d", self.name, len(envelopes)
                     )
                     return False
                 delay = _BATCH_RETRY.delay(failures)
                 _logger.warning(
                     "subscriber %s failed on a batch of %d; trying again in %.2fs",
                     self.name,
-                    len(taken),
+                    len(envelopes),
                     delay,
                     exc_info=True,
                 )

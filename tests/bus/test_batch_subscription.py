@@ -202,3 +202,67 @@ async def test_stop_drains_and_warns_once_about_what_is_left(
     warnings = [r.getMessage() for r in caplog.records if "unhandled" in r.getMessage()]
     assert warnings == ["subscriber b stopped with 5 message(s) unhandled"]
     assert not subscription.offer(_envelope(9), Frame("ex_esdb_alerts", b"", None))
+
+
+async def test_an_in_process_batch_larger_than_max_batch_arrives_in_order_in_parts(
+    make_bus: BusFactory,
+) -> None:
+    """A published batch (queued as one run) is cut at max_batch: every message arrives once,
+    in order, and the queue depth counts messages, not runs."""
+    kit = await _started(make_bus)
+    gate = asyncio.Event()
+    batches = Batches(gate)
+    subscription = kit.bus.subscribe(
+        "b", batches, instances=["ex_esdb_alerts"], batch=True, max_batch=4
+    )
+    kit.bus.publish_verified([_envelope(0)])
+    await async_wait_until(lambda: batches.entered == 1, what="the first batch held")
+    kit.bus.publish_verified([_envelope(n) for n in range(1, 11)])
+    assert subscription.depth == 10
+    gate.set()
+    await async_wait_until(lambda: len(batches.ids) == 11, what="eleven alerts handled")
+    assert batches.ids == [f"a{n}" for n in range(11)]
+    assert batches.sizes == [1, 4, 4, 2]
+    assert subscription.depth == 0
+
+
+async def test_each_batch_subscriber_gets_a_list_of_its_own(make_bus: BusFactory) -> None:
+    """Subscribers taking the same in-process batch never share the list they are handed: one
+    that empties its list takes nothing from another."""
+    kit = await _started(make_bus)
+    seen: list[int] = []
+
+    def clear(envelopes: Sequence[Envelope]) -> None:
+        assert isinstance(envelopes, list)
+        envelopes.clear()
+
+    kit.bus.subscribe("clears", clear, batch=True)
+    kit.bus.subscribe("counts", lambda envelopes: seen.append(len(envelopes)), batch=True)
+    kit.bus.publish_verified([_envelope(n) for n in range(5)])
+    await async_wait_until(lambda: seen, what="the second subscriber's batch")
+    assert seen == [5]
+
+
+async def test_a_one_at_a_time_subscriber_stopped_mid_batch_leaves_the_rest_unhandled(
+    make_bus: BusFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A per-message subscriber stopped while handling a published batch handles no more of it:
+    the messages not yet begun stay queued until the stop lets them go."""
+    kit = await _started(make_bus)
+    handled: list[str] = []
+    entered = asyncio.Event()
+
+    async def stuck(envelope: Envelope) -> None:
+        handled.append(envelope.payload.alert_id)  # type: ignore[attr-defined]
+        entered.set()
+        await asyncio.Event().wait()  # never returns
+
+    subscription = kit.bus.subscribe("slow", stuck, instances=["ex_esdb_alerts"])
+    kit.bus.publish_verified([_envelope(n) for n in range(5)])
+    await asyncio.wait_for(entered.wait(), 5.0)
+    assert subscription.depth == 0  # the run is taken whole; four of it not yet begun
+    with caplog.at_level(logging.WARNING, logger="bridge.bus.subscription"):
+        await subscription.stop(0.0)
+    assert handled == ["a0"]
+    assert "subscriber slow stopped with 4 message(s) unhandled" in caplog.text
+    assert subscription.depth == 0

@@ -1,14 +1,18 @@
-"""The fast decoder (pydantic-core straight from bytes) against the reference decoder.
+"""The fast decoders (msgspec Structs, then pydantic-core, straight from bytes) against the
+reference decoder.
 
-The fast path may only ever agree: for every input it accepts, the reference builds the very same
-Envelope; for everything else ``decode_envelope`` falls back to the reference, so the rejection
-(reason, detail, field) is the reference's. And it takes every valid envelope, complete or relying
-on defaults, unless its JSON is a corner the two parsers read differently.
+The fast paths may only ever agree: for every input one accepts, the reference builds the very
+same Envelope; for everything else ``decode_envelope`` falls back to the reference, so the
+rejection (reason, detail, field) is the reference's. And they take every valid envelope, complete
+or relying on defaults, unless its JSON is a corner the parsers read differently. The msgspec path
+is held to this on its own too, with each of its two decoders (label patterns checked, or left
+out for bytes in which no string can hold a control character).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from types import FrameType
@@ -19,18 +23,29 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bridge
-from bridge.bus import Envelope, Rejection, RejectReason, decode_envelope
-from bridge.bus.envelope import _decode_fast, decode_envelope_reference, decode_envelopes
+import bridge.bus.envelope as envelope_module
+from bridge.bus import Envelope, Rejection, RejectReason, decode_envelope, structs
+from bridge.bus.envelope import (
+    _decode_fast,
+    _decode_structs,
+    _keys_at_most,
+    decode_envelope_reference,
+    decode_envelopes,
+)
 from bridge.messages import AlertAck, ClusterHealth, Message
 from tests.messages.test_models import CASES
 
 TS = "2026-11-28T00:00:00.123Z"
 NODE = "node1@host"
 BRIDGE = str(Path(bridge.__file__).parent)
-DECODER = str(Path(bridge.__file__).parent / "bus" / "envelope.py")
+DECODERS = {
+    str(Path(bridge.__file__).parent / "bus" / name) for name in ("envelope.py", "structs.py")
+}
 
 
-def _body(payload: dict[str, Any], model: type[Message], **changes: Any) -> bytes:
+def _body(
+    payload: dict[str, Any], model: type[Message], *, ascii_only: bool = True, **changes: Any
+) -> bytes:
     data: dict[str, Any] = {
         "v": 1,
         "id": "01JDX0Y8C7H1V4N0W5Z3Q2M6TB",
@@ -42,35 +57,60 @@ def _body(payload: dict[str, Any], model: type[Message], **changes: Any) -> byte
         "payload": payload,
     }
     data.update(changes)
-    return json.dumps(data).encode()
+    return json.dumps(data, ensure_ascii=ascii_only).encode()
+
+
+def _msgspec_paths(body: bytes | str) -> list[Envelope | None]:
+    """What the msgspec path alone makes of ``body`` with each decoder that may read it (the
+    one checking label patterns; the one leaving them out, where ``is_clean`` lets it), keys
+    given twice refused as decode_envelope refuses them."""
+    tries = [_decode_structs([body], None)]
+    if isinstance(body, bytes) and structs.is_clean(body):
+        tries.append(_decode_structs([body], body))
+    return [
+        decoded[0][0] if decoded is not None and _keys_at_most(body) == decoded[1] else None
+        for decoded in tries
+    ]
+
+
+def _assert_builds_the_reference(fast: Envelope, reference: Envelope, drawn: set[str]) -> None:
+    """``fast`` is ``reference``, the fields in ``drawn`` (from the clock or randomness) aside."""
+    assert type(fast) is type(reference)
+    assert type(fast.payload) is type(reference.payload)
+    assert fast.payload.model_dump(exclude=drawn) == reference.payload.model_dump(exclude=drawn)
+    assert list(fast.payload.__dict__) == list(reference.payload.__dict__)  # the field order
+    assert fast.payload.model_fields_set == reference.payload.model_fields_set
+    assert (fast.id, fast.instance, fast.topic, fast.tag, fast.node, fast.ts) == (
+        reference.id,
+        reference.instance,
+        reference.topic,
+        reference.tag,
+        reference.node,
+        reference.ts,
+    )
+    assert fast.unix_ts == reference.unix_ts
+    assert fast.ts.tzinfo is reference.ts.tzinfo
+    if not drawn:
+        assert fast == reference
 
 
 def _same(body: bytes | str) -> Envelope | Rejection:
-    """Decode both ways; they must agree exactly (types of the payloads included).
+    """Decode both ways (and on the msgspec path alone); they must agree exactly (types of
+    the payloads included).
 
     A payload without a ``timestamp`` gets "now" from each decode, which may differ by a
     millisecond between the two: that field is then compared for type only.
     """
     fast, reference = decode_envelope(body), decode_envelope_reference(body)
-    assert type(fast) is type(reference)
     if isinstance(fast, Envelope) and isinstance(reference, Envelope):
-        assert type(fast.payload) is type(reference.payload)
         drawn = set() if "timestamp" in json.loads(body)["payload"] else {"timestamp"}
-        assert fast.payload.model_dump(exclude=drawn) == reference.payload.model_dump(exclude=drawn)
-        assert (fast.id, fast.instance, fast.topic, fast.tag, fast.node, fast.ts) == (
-            reference.id,
-            reference.instance,
-            reference.topic,
-            reference.tag,
-            reference.node,
-            reference.ts,
-        )
-        assert fast.unix_ts == reference.unix_ts
-        assert fast.ts.tzinfo is reference.ts.tzinfo
-        if not drawn:
-            assert fast == reference
+        _assert_builds_the_reference(fast, reference, drawn)
+        for taken in _msgspec_paths(body):
+            if taken is not None:
+                _assert_builds_the_reference(taken, reference, drawn)
     else:
         assert fast == reference
+        assert _msgspec_paths(body) == [None] * len(_msgspec_paths(body))
     return fast
 
 
@@ -93,31 +133,41 @@ def _drawn(model: type[Message], payload: dict[str, Any]) -> set[str]:
     }
 
 
+def _keys_named(body: bytes) -> int:
+    """How many keys the objects in ``body`` name, at any depth."""
+    named = 0
+
+    def count(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal named
+        named += len(pairs)
+        return dict(pairs)
+
+    json.loads(body, object_pairs_hook=count)
+    return named
+
+
 def _agree(body: bytes, payload: dict[str, Any], model: type[Message]) -> Envelope | Rejection:
     """The fast path takes ``body`` exactly when the reference accepts it, and builds its Envelope.
 
     Fields drawn from the clock or randomness are compared for presence only.
     """
     fast, reference = _decode_fast(body), decode_envelope_reference(body)
+    taken = _msgspec_paths(body)
     if isinstance(reference, Rejection):
         assert fast is None, "the fast path accepted what the reference refuses"
+        assert taken == [None] * len(taken), "the msgspec path accepted what the reference refuses"
         assert decode_envelope(body) == reference
         return reference
+    if fast is None and _keys_at_most(body) > _keys_named(body):
+        # A string opening with a colon looks like one more key to the count: the reference
+        # decodes such a body (as decode_envelope does).
+        return reference
     assert isinstance(fast, Envelope), "a valid envelope missed the fast path"
-    assert type(fast.payload) is type(reference.payload)
     drawn = _drawn(model, payload)
-    assert fast.payload.model_dump(exclude=drawn) == reference.payload.model_dump(exclude=drawn)
-    assert fast.payload.model_fields_set == reference.payload.model_fields_set
-    assert (fast.id, fast.instance, fast.topic, fast.tag, fast.node, fast.ts) == (
-        reference.id,
-        reference.instance,
-        reference.topic,
-        reference.tag,
-        reference.node,
-        reference.ts,
-    )
-    assert fast.unix_ts == reference.unix_ts
-    assert fast.ts.tzinfo is reference.ts.tzinfo
+    _assert_builds_the_reference(fast, reference, drawn)
+    for envelope in taken:
+        if envelope is not None:
+            _assert_builds_the_reference(envelope, reference, drawn)
     return fast
 
 
@@ -131,6 +181,58 @@ def test_minimal_payloads_take_the_fast_path_with_the_node_from_the_envelope(
     assert isinstance(envelope, Envelope)
     if "node" in model.__pydantic_fields__:
         assert envelope.payload.model_dump()["node"] == NODE
+
+
+def test_every_message_type_is_on_the_msgspec_path() -> None:
+    """The Structs are generated for all 36 models: none is left to the slower paths."""
+    assert structs.OFF_PATH == ()
+    assert sorted(structs.PAYLOADS) == sorted(model.TAG for model in CASES)
+
+
+@pytest.mark.parametrize("shape", ["full", "minimal"])
+@pytest.mark.parametrize("model", list(CASES), ids=lambda m: m.TAG)
+def test_valid_payloads_take_the_msgspec_path_with_either_decoder(
+    model: type[Message], shape: str
+) -> None:
+    """A complete or a minimal payload of each type is taken by the msgspec path, by the
+    decoder checking label patterns and (for bytes without escapes) by the one leaving them
+    out, and builds the reference's Envelope."""
+    payload = getattr(CASES[model], shape)
+    for ascii_only in (True, False):
+        body = _body(payload, model, ascii_only=ascii_only)
+        taken = _msgspec_paths(body)
+        assert None not in taken
+        assert len(taken) == (2 if structs.is_clean(body) else 1)
+        _agree(body, payload, model)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text())
+def test_clean_bytes_hold_no_string_with_a_control_character(text: str) -> None:
+    """Where is_clean lets the decoder leave the label patterns out, no string can hold a
+    control character, however it is written."""
+    for ascii_only in (True, False):
+        body = json.dumps({"node": text}, ensure_ascii=ascii_only).encode()
+        if structs.is_clean(body):
+            assert re.fullmatch(r"[^\x00-\x1f\x7f-\x9f]*", text)
+
+
+def test_a_batch_with_an_id_or_topic_outside_their_alphabets_is_refused_at_that_line() -> None:
+    """The alphabets of ids and topics, checked a batch at once, still refuse the one line at
+    fault with the reference's rejection."""
+    good = _health()
+    for bad in (_health(id="abcdefgh!"), _health(id="abcdéfgh"), _health(topic="a b")):
+        envelopes, failure = decode_envelopes([good, bad, good.replace(b"TB", b"TC")])
+        assert len(envelopes) == 1
+        assert failure == (1, decode_envelope_reference(bad))
+
+
+def test_a_key_longer_than_the_string_limit_is_refused_either_way() -> None:
+    """A key in a payload map longer than the models' string limit (65 536) is refused as
+    the reference refuses it; a value that long in a map is taken, as it is."""
+    for checks, accepted in (({"k" * 65_537: 1}, False), ({"k": "v" * 65_537}, True)):
+        result = _same(_health(payload={**HEALTH, "checks": checks}))
+        assert isinstance(result, Envelope) is accepted
 
 
 @pytest.mark.parametrize("model", list(CASES), ids=lambda m: m.TAG)
@@ -159,7 +261,7 @@ def test_a_complete_canonical_payload_calls_no_python_validator(model: type[Mess
         # The models' code only (the decoder's own helpers aside): a collection may run some
         # other object's finalizer.
         where = frame.f_code.co_filename
-        if event == "call" and where.startswith(BRIDGE) and where != DECODER:
+        if event == "call" and where.startswith(BRIDGE) and where not in DECODERS:
             called.append(frame.f_code.co_name)
 
     sys.setprofile(profile)
@@ -567,12 +669,49 @@ def _payloads(draw: st.DrawFn, model: type[Message]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("model", list(CASES), ids=lambda m: m.TAG)
 @settings(max_examples=60, deadline=None)
-@given(data=st.data())
+@given(data=st.data(), ascii_only=st.booleans())
 def test_generated_payloads_of_every_type_decode_the_same_on_the_fast_path(
-    model: type[Message], data: st.DataObject
+    model: type[Message], data: st.DataObject, ascii_only: bool
 ) -> None:
-    """Generated payloads of each type: the fast path takes exactly what the reference accepts."""
+    """Generated payloads of each type, written with escapes or as raw UTF-8: the fast paths
+    take exactly what the reference accepts."""
     payload = data.draw(_payloads(model))
-    result = _agree(_body(payload, model), payload, model)
+    result = _agree(_body(payload, model, ascii_only=ascii_only), payload, model)
     if isinstance(result, Rejection):
         assert result.field is not None
+
+
+def _compact(bodies: list[bytes]) -> list[bytes]:
+    """``bodies`` as compact JSON, each with an id of its own."""
+    out = []
+    for number, body in enumerate(bodies):
+        data = json.loads(body)
+        data["id"] = f"{data['tag'][:20]}{number:08d}"
+        out.append(json.dumps(data, separators=(",", ":")).encode())
+    return out
+
+
+@pytest.mark.parametrize("escapes", [False, True], ids=["no-escapes", "escapes"])
+def test_a_batch_of_valid_envelopes_is_taken_at_once(
+    escapes: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of valid envelopes passes the key count at once: every type's complete and
+    minimal payloads (nested maps and lists of strings among them), their quotes counted when
+    no string holds an escape; else, compact, the keys' closing quotes. No body is decoded
+    alone."""
+    if escapes:
+        nodes = ['a"quoted"node', "back\\slash", 'x"y']
+        bodies = _compact([_health(node=node) for node in nodes])
+        assert all(b"\\" in body for body in bodies)
+    else:
+        payloads = [(m, p) for m, case in CASES.items() for p in (case.full, case.minimal)]
+        bodies = _compact([_body(payload, model) for model, payload in payloads])
+        assert b"\\" not in b"".join(bodies)
+
+    def alone(bodies: Any) -> Any:
+        raise AssertionError("a body was decoded alone")
+
+    monkeypatch.setattr(envelope_module, "_decode_each", alone)
+    envelopes, failure = decode_envelopes(bodies)
+    assert failure is None
+    assert len(envelopes) == len(bodies)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import gzip
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
@@ -192,7 +192,7 @@ async def test_a_failing_message_is_counted_and_the_rest_of_its_batch_translated
     good = [envelope("node_lifecycle_event", event="joined", cluster_size=3)]
     # A message whose payload is not what its tag says: its translation fails.
     wrong = LogEntry(level="info", message="m", module="x", node="n1")
-    bad = dataclasses.replace(good[0], payload=wrong)
+    bad = msgspec.structs.replace(good[0], payload=wrong)
     sink.handle_batch([bad, *good])
     errors = bridge.registry.get_sample_value(
         "exesdb_sink_errors_total", {"subscriber": "prometheus"}

@@ -56,6 +56,23 @@ def test_an_expired_counter_starts_again_from_zero():
     assert "exesdb_test_events_total 1.0\n" in store.render()
 
 
+def test_a_state_set_written_again_after_expiring_comes_back_whole():
+    """A state set that expired is made again by its next write, every state in it (the
+    series it was last written to are not reused)."""
+    clock = FakeClock()
+    store = _store(clock, ttl=10)
+    states = store.family("exesdb_test_state", MetricType.GAUGE, "A state set.", ("n", "s"))
+    states.set_state(("a",), ("x", "y"), "x")
+    states.set_state(("a",), ("x", "y"), "y")
+    clock.now += 11
+    assert "exesdb_test_state" not in store.render()
+    states.set_state(("a",), ("x", "y"), "x")
+    text = store.render()
+    assert 'exesdb_test_state{n="a",s="x"} 1.0\n' in text
+    assert 'exesdb_test_state{n="a",s="y"} 0.0\n' in text
+    assert "exesdb_prometheus_series 2.0\n" in text
+
+
 def test_translated_series_expire_with_the_store_clock():
     """Series made from messages expire too; the sink's own counters do not."""
     clock = FakeClock()

@@ -81,6 +81,7 @@ class Family:
         "_lock",
         "_sample_name",
         "_series",
+        "_state_sets",
         "_store",
         "expires",
         "help",
@@ -107,6 +108,9 @@ class Family:
         self.expires = expires
         self._sample_name = name + "_total" if kind is MetricType.COUNTER else name
         self._series: dict[tuple[str, ...], _Series] = {}
+        # Each state set's series by its labels (without the state), with the states they are
+        # for: put_state's lookups made once.
+        self._state_sets: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[_Series, ...]]] = {}
         self._cache: str | None = None
 
     def _prefix(self, labels: tuple[str, ...]) -> str:
@@ -185,6 +189,23 @@ class Family:
     def put_state(self, labels: tuple[str, ...], states: tuple[str, ...], current: str) -> bool:
         """``set_state`` inside ``SeriesStore.writing()``."""
         now = self._store._now
+        found = self._state_sets.get(labels)
+        if found is None or found[0] != states:
+            return self._put_new_state(labels, states, current, now)
+        for state, series in zip(states, found[1], strict=True):
+            value = 1.0 if state == current else 0.0
+            series.touched = now
+            if series.value != value:
+                series.value = value
+                series.line = None
+                self._cache = None
+        return True
+
+    def _put_new_state(
+        self, labels: tuple[str, ...], states: tuple[str, ...], current: str, now: float
+    ) -> bool:
+        # The state set's series looked up one by one (and made where missing), then kept
+        # together for the next write of these labels.
         known = self._series
         keys = [(*labels, state) for state in states]
         found = list(map(known.get, keys))
@@ -206,6 +227,7 @@ class Family:
                 series.value = value
                 series.line = None
                 self._cache = None
+        self._state_sets[labels] = (states, tuple(map(known.__getitem__, keys)))
         return True
 
     def _expire(self, cutoff: float) -> int:
@@ -214,6 +236,7 @@ class Family:
             del self._series[key]
         if stale:
             self._cache = None
+            self._state_sets.clear()  # some may hold a series just dropped
         return len(stale)
 
     def _metric(self, epoch: float) -> Metric:

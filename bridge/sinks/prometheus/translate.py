@@ -7,8 +7,9 @@ label is the payload's node, else the envelope's (the publishing node).
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from operator import attrgetter
 from typing import Final
 
 from bridge.bus import Envelope
@@ -59,6 +60,9 @@ __all__ = ["ERROR_TOPIC_SUFFIX", "FAMILIES", "QUANTILES", "Translator"]
 C: Final = MetricType.COUNTER
 G: Final = MetricType.GAUGE
 S: Final = MetricType.SUMMARY
+_tag_of: Final[Callable[[Envelope], str]] = attrgetter("tag")
+# A tag's (instance, tag): the labels its messages are counted under.
+_KINDS: Final = {tag: (instance, tag) for instance, tag in MESSAGE_TYPES}
 
 NODE_STATES: Final = ("healthy", "degraded", "unhealthy", "unknown")
 COMPONENT_STATES: Final = ("healthy", "degraded", "unhealthy")
@@ -398,21 +402,20 @@ class Translator:
         counted, the failed ones too.
         """
         handlers = self._handlers
-        counts: dict[tuple[str, str], int] = {}
+        envelopes = envelopes if isinstance(envelopes, Sequence) else list(envelopes)
         # One lock and one clock reading for the batch (the handlers write with put/add).
         with self.store.writing():
             try:
                 for envelope in envelopes:
-                    key = (envelope.instance, envelope.tag)
-                    counts[key] = counts.get(key, 0) + 1
                     try:
                         handlers[envelope.tag](envelope)
                     except Exception:
                         failed(envelope)
             finally:
                 messages = self._f["exesdb_prometheus_messages"]
-                for key, count in counts.items():
-                    messages.add(key, float(count))
+                # Counted by tag (which names its instance) in C.
+                for tag, count in Counter(map(_tag_of, envelopes)).items():
+                    messages.add(_KINDS[tag], float(count))
 
     # -- ex_esdb_system --
 

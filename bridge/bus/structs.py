@@ -1,0 +1,492 @@
+"""The envelope decoder's fast path: msgspec Structs generated from the message models.
+
+Each message model's core schema (the contract) is translated at import into a msgspec Struct
+that accepts a subset of what the model accepts (strict JSON types, the same bounds, lengths,
+literals and patterns) and then builds the very model instance pydantic would, defaults filled;
+anything outside that subset is left to the pydantic-core path and the reference decoder. A model
+whose schema holds a part this translation does not know stays off this path (``OFF_PATH``).
+
+Two decoders: ``CHECKED`` checks the label patterns (no control characters) itself; ``CLEAN``
+leaves them out, for bytes in which no JSON string can hold a control character (``is_clean``).
+Neither checks the alphabets of ``id`` and ``topic`` (``in_alphabets``, a batch at once).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
+
+import msgspec
+from msgspec.structs import asdict
+from pydantic import BaseModel
+
+from bridge.messages import MESSAGE_TYPES, NO_CONTROL_CHARACTERS, Message
+from bridge.messages._base import _to_utc_ms
+
+__all__ = [
+    "CHECKED",
+    "CLEAN",
+    "DECODE_ERRORS",
+    "OFF_PATH",
+    "PAYLOADS",
+    "Payload",
+    "in_alphabets",
+    "is_clean",
+    "keys_in",
+    "object_fields",
+    "strings_in",
+    "timestamp",
+]
+
+DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError)
+"""What both decoders raise for bytes they do not take (ValidationError is a DecodeError;
+RecursionError: nesting deeper than the decoder goes)."""
+
+_UNSET: Final = msgspec.UNSET
+_MAX_NODE_LENGTH: Final = 255
+_MAX_TS_LENGTH: Final = 40
+# Python's re reads ``$`` as "end, or before a final newline": the patterns end at \Z instead.
+_NO_CONTROL: Final = r"\A[^\x00-\x1f\x7f-\x9f]*\Z"
+
+_ID_CHARACTERS: Final = string.ascii_letters.encode() + string.digits.encode() + b"_-"
+_TOPIC_CHARACTERS: Final = _ID_CHARACTERS + b".:"
+
+
+def in_alphabets(ids: str, topics: str) -> bool:
+    """True when every character of ``ids`` may be in an ``id`` and every one of ``topics`` in a
+    ``topic`` (their lengths the Structs check): a batch's, joined, checked at once."""
+    # Deleting the characters allowed (in C) leaves nothing: several times a regular
+    # expression's speed.
+    return (
+        ids.isascii()
+        and topics.isascii()
+        and not ids.encode().translate(None, _ID_CHARACTERS)
+        and not topics.encode().translate(None, _TOPIC_CHARACTERS)
+    )
+
+
+def is_clean(data: bytes) -> bool:
+    """True when no JSON string in ``data`` can hold a control character: no escape at all,
+    no DEL, and no UTF-8 lead byte of U+0080-U+00BF (the C1 controls among them); raw C0
+    characters are not JSON."""
+    return b"\\" not in data and b"\x7f" not in data and b"\xc2" not in data
+
+
+class _Unsupported(Exception):
+    """A part of a core schema the translation does not know."""
+
+
+# -- timestamps --
+# A payload timestamp is taken on this path only in the form format_timestamp writes; the
+# model's validator (_to_utc_ms) would return fromisoformat's parse of it unchanged.
+_CANONICAL: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?Z"
+)
+# The datetime of each canonical text seen lately; bounded by clearing it (and by the texts'
+# length: any other text is not kept).
+_TIMESTAMPS: dict[str, datetime] = {}
+_TIMESTAMPS_SIZE: Final = 1024
+
+
+def timestamp(text: str) -> datetime | None:
+    """The instant a canonical RFC 3339 UTC text names (``2026-11-28T00:00:00.123Z``), or None
+    for any other text (the pydantic-core path then decides)."""
+    value = _TIMESTAMPS.get(text)
+    if value is not None or not _CANONICAL.fullmatch(text):
+        return value
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:  # a day or an hour that does not exist
+        return None
+    if len(_TIMESTAMPS) >= _TIMESTAMPS_SIZE:
+        _TIMESTAMPS.clear()
+    _TIMESTAMPS[text] = value
+    return value
+
+
+# -- the translation --
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """One payload field as the Struct decodes it and as the model instance gets it."""
+
+    name: str
+    # The default of a field that may be left out (a factory is called for each message).
+    default: Any = _UNSET
+    factory: Callable[[], Any] | None = None
+    timestamp: bool = False
+    # A JSON string when given and not null (for counting the strings a payload holds).
+    text: bool = False
+
+
+def _annotated(kind: type, schema: Mapping[str, Any], **meta: Any) -> Any:
+    bounds = {key: schema[key] for key in ("ge", "gt", "le", "lt") if key in schema}
+    meta.update(bounds)
+    return Annotated[kind, msgspec.Meta(**meta)] if meta else kind
+
+
+_KNOWN_KEYS: Final = {
+    "str": {"type", "min_length", "max_length", "pattern", "strict", "metadata"},
+    "int": {"type", "ge", "gt", "le", "lt", "strict", "metadata"},
+    "float": {"type", "ge", "gt", "le", "lt", "strict", "metadata"},
+    "bool": {"type", "strict", "metadata"},
+    "any": {"type", "metadata"},
+    "literal": {"type", "expected", "metadata"},
+    "nullable": {"type", "schema", "metadata"},
+    "list": {"type", "items_schema", "strict", "metadata"},
+    "dict": {"type", "keys_schema", "values_schema", "strict", "metadata"},
+}
+
+
+def _type(schema: Mapping[str, Any], str_max: int | None, checked: bool) -> Any:
+    """The msgspec type that decodes a strict subset of what ``schema`` validates, to the same
+    values (timestamps aside: see _field)."""
+    kind = schema["type"]
+    if kind not in _KNOWN_KEYS or not schema.keys() <= _KNOWN_KEYS[kind]:
+        raise _Unsupported(kind)
+    if kind == "str":
+        meta: dict[str, Any] = {"max_length": schema.get("max_length", str_max)}
+        if schema.get("min_length"):
+            meta["min_length"] = schema["min_length"]
+        pattern = schema.get("pattern")
+        if pattern is not None:
+            if pattern != NO_CONTROL_CHARACTERS:
+                raise _Unsupported(pattern)
+            if checked:
+                meta["pattern"] = _NO_CONTROL
+        return _annotated(str, schema, **{k: v for k, v in meta.items() if v is not None})
+    if kind == "int":
+        return _annotated(int, schema)
+    if kind == "float":
+        return _annotated(float, schema)
+    if kind == "bool":
+        return bool
+    if kind == "any":
+        return Any
+    if kind == "literal":
+        expected = tuple(schema["expected"])
+        if not all(isinstance(value, str) for value in expected):
+            raise _Unsupported("literal")
+        return Literal[expected]
+    if kind == "nullable":
+        return _type(schema["schema"], str_max, checked) | None
+    if kind == "list":
+        items = schema.get("items_schema")
+        return list[_type(items, str_max, checked) if items else Any]  # type: ignore[misc]
+    keys, values = schema.get("keys_schema"), schema.get("values_schema")
+    return dict[  # type: ignore[misc]
+        _type(keys, str_max, checked) if keys else Any,
+        _type(values, str_max, checked) if values else Any,
+    ]
+
+
+def _is_timestamp(schema: Mapping[str, Any]) -> bool:
+    return schema["type"] == "function-after" and schema["function"]["function"] is _to_utc_ms
+
+
+def _field(
+    name: str, schema: Mapping[str, Any], filled: bool, str_max: int | None, checked: bool
+) -> tuple[_Field, Any, Any]:
+    """The field, its Struct annotation and its Struct default."""
+    if not schema.keys() <= {"type", "schema", "metadata", "frozen"}:
+        raise _Unsupported(f"field {name}: {sorted(schema)}")
+    inner = schema["schema"]
+    default: Any = _UNSET
+    factory = None
+    if inner["type"] == "default":
+        if inner.get("default_factory_takes_data") or inner.get("validate_default"):
+            raise _Unsupported(f"field {name}: default")
+        factory = inner.get("default_factory")
+        default = inner.get("default", _UNSET)
+        if factory is None and not isinstance(default, str | int | float | bool | None):
+            raise _Unsupported(f"field {name}: a mutable default")
+        inner = inner["schema"]
+    optional = filled or factory is not None or default is not _UNSET
+    stamp = _is_timestamp(inner) or (inner["type"] == "nullable" and _is_timestamp(inner["schema"]))
+    if stamp:
+        # Decoded as text; the canonical form becomes the instant (timestamp()).
+        kind: Any = str | None if inner["type"] == "nullable" else str
+    else:
+        kind = _type(inner, str_max, checked)
+    if filled:
+        kind = kind | None  # left out or null: filled from the envelope or derived
+    value = inner["schema"] if inner["type"] == "nullable" else inner
+    text = stamp or value["type"] in ("str", "literal")
+    if optional:
+        field = _Field(name, default, factory, stamp, text)
+        return field, Union[kind, msgspec.UnsetType], _UNSET  # noqa: UP007
+    return _Field(name, timestamp=stamp, text=text), kind, msgspec.NODEFAULT
+
+
+def _fields_schema(model: type[Message]) -> tuple[dict[str, Any], dict[str, Any], list[Any]]:
+    """The model's ``model-fields`` schema, its config and its after-validators."""
+    schema: Any = model.__pydantic_core_schema__
+    after = []
+    while schema["type"] in ("function-after", "function-before"):
+        if schema["type"] == "function-after":
+            if schema["function"]["type"] != "no-info":
+                raise _Unsupported("an after-validator taking info")
+            after.append(schema["function"]["function"])
+        schema = schema["schema"]
+    if schema["type"] != "model" or schema["cls"] is not model:
+        raise _Unsupported(schema["type"])
+    config = schema.get("config", {})
+    inner = schema["schema"]
+    # Before-validators around the fields only fill the FILLED fields (see Message.wire_schema).
+    while inner["type"] == "function-before":
+        inner = inner["schema"]
+    if inner["type"] != "model-fields" or inner.get("computed_fields"):
+        raise _Unsupported(inner["type"])
+    if config.get("extra_fields_behavior") != "forbid":
+        raise _Unsupported("extra fields")
+    return inner["fields"], config, after
+
+
+class Payload:
+    """One message type on this path: its Structs, and ``build``, which makes the model
+    instance one of them stands for."""
+
+    __slots__ = ("build", "model", "structs", "tag")
+
+    def __init__(self, model: type[Message]) -> None:
+        self.model = model
+        self.tag = model.TAG
+        fields, config, after = _fields_schema(model)
+        str_max = config.get("str_max_length")
+        structs = []
+        described: list[_Field] = []
+        for checked in (False, True):
+            described, members = [], []
+            for name, schema in fields.items():
+                field, kind, default = _field(name, schema, name in model.FILLED, str_max, checked)
+                described.append(field)
+                members.append((name, kind, default))
+            structs.append(
+                msgspec.defstruct(
+                    f"{model.__name__}Payload",
+                    members,
+                    kw_only=True,
+                    forbid_unknown_fields=True,
+                    gc=False,
+                )
+            )
+        self.structs: tuple[type[msgspec.Struct], type[msgspec.Struct]] = (structs[0], structs[1])
+        self.build: Callable[[msgspec.Struct, str], tuple[Message, int, int] | None] = _builder(
+            model, described, tuple(after)
+        )
+
+
+def _builder(
+    model: type[Message], described: list[_Field], after: tuple[Callable[[Any], Any], ...]
+) -> Callable[[msgspec.Struct, str], tuple[Message, int, int] | None]:
+    """``build(struct, node)`` for ``model``: the model instance ``struct`` stands for (``node``:
+    the envelope's), and how many keys and how many string values its JSON held (at any depth),
+    or None where the pydantic-core path must decide.
+
+    It runs for every message, so it is written out for each model as straight-line code (one
+    step per field that needs one; loops over a model's fields cost a third more), then
+    compiled, as dataclasses writes ``__init__``. The names it uses are bound in ``scope``.
+    """
+    filled = model.FILLED
+    scope: dict[str, Any] = {
+        "asdict": asdict,
+        "UNSET": _UNSET,
+        "known_timestamps": _TIMESTAMPS.get,
+        "timestamp": timestamp,
+        "every": frozenset(field.name for field in described),
+        "keys_in": keys_in,
+        "strings_in": strings_in,
+        "model": model,
+        "new": _new,
+        "set_dict": _set_dict,
+        "set_fields": _set_fields,
+        "set_extra": _set_extra,
+        "set_private": _set_private,
+        "after": after,
+    }
+    # A required string is always one; any other is counted when given.
+    always = [f for f in described if f.text and f.name not in filled and _required(f)]
+    code = [
+        "def build(struct, node):",
+        "    values = asdict(struct)",
+        f"    keys = {len(described)}",  # one per field, less those left out
+        f"    strings = {len(always)}",
+    ]
+    for field in described:
+        if field.text and field not in always:
+            code += [
+                f"    if values[{field.name!r}].__class__ is str:",
+                "        strings += 1",
+            ]
+    for field in described:
+        if field.timestamp:  # the canonical text becomes the instant, any other goes on
+            code += [
+                f"    text = values[{field.name!r}]",
+                "    if text.__class__ is str:",
+                "        instant = known_timestamps(text) or timestamp(text)",
+                "        if instant is None:",
+                "            return None",
+                f"        values[{field.name!r}] = instant",
+            ]
+    code.append("    fields_set = set(every)")
+    for field in described:  # left out: the default, and not set
+        if field.name in filled or (field.factory is None and field.default is _UNSET):
+            continue
+        default = f"default_{field.name}"
+        scope[default] = field.factory or field.default
+        code += [
+            f"    if values[{field.name!r}] is UNSET:",
+            "        keys -= 1",
+            f"        fields_set.discard({field.name!r})",
+            f"        values[{field.name!r}] = {default}{'()' if field.factory else ''}",
+        ]
+    if model.DERIVED:  # left out or null: None, then derived (fill_derived)
+        code.append("    derive = False")
+    for name in model.DERIVED:
+        code += [
+            f"    value = values[{name!r}]",
+            "    if value is UNSET:",
+            "        keys -= 1",
+            f"        values[{name!r}] = None",
+            "        derive = True",
+            "    elif value is None:",
+            "        derive = True",
+        ]
+    if "node" in filled:  # left out or null: the envelope's
+        code += [
+            "    value = values['node']",
+            "    if value is UNSET:",
+            "        keys -= 1",
+            "        values['node'] = node",
+            "    elif value is None:",
+            "        values['node'] = node",
+        ]
+    for name in object_fields(model):  # the keys and strings of the objects it holds
+        code += [
+            f"    value = values[{name!r}]",
+            "    if value:",
+            "        keys += keys_in(value)",
+            "        strings += strings_in(value)",
+        ]
+    code += [
+        "    message = new(model)",
+        "    set_dict(message, values)",
+        "    set_fields(message, fields_set)",
+        "    set_extra(message, None)",
+        "    set_private(message, None)",
+    ]
+    if model.DERIVED:
+        code += ["    if derive:", "        message.fill_derived(node)"]
+    if after:  # what pydantic turns into a validation error goes on to pydantic
+        code += [
+            "    for check in after:",
+            "        try:",
+            "            check(message)",
+            "        except (ValueError, AssertionError):",
+            "            return None",
+        ]
+    code.append("    return message, keys, strings")
+    # Field names are identifiers and every value is bound by name: the source is ours alone.
+    exec("\n".join(code), scope)  # noqa: S102
+    build: Callable[[msgspec.Struct, str], tuple[Message, int, int] | None] = scope["build"]
+    return build
+
+
+_new: Final = object.__new__
+_set_dict: Final = BaseModel.__dict__["__dict__"].__set__
+_set_fields: Final = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra: Final = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private: Final = BaseModel.__dict__["__pydantic_private__"].__set__
+
+
+def keys_in(value: Any) -> int:
+    """The keys of the JSON objects in ``value``, at any depth."""
+    if isinstance(value, dict):
+        return len(value) + sum(map(keys_in, value.values()))
+    if isinstance(value, list):
+        return sum(map(keys_in, value))
+    return 0
+
+
+def strings_in(value: Any) -> int:
+    """The string values in ``value`` (keys aside), at any depth."""
+    if isinstance(value, str):
+        return 1
+    if isinstance(value, dict):
+        return sum(map(strings_in, value.values()))
+    if isinstance(value, list):
+        return sum(map(strings_in, value))
+    return 0
+
+
+def _required(field: _Field) -> bool:
+    return field.factory is None and field.default is _UNSET
+
+
+def object_fields(model: type[Message]) -> tuple[str, ...]:
+    """The fields of ``model`` whose values may hold JSON objects (Any, dicts and lists)."""
+    return tuple(
+        name for name, info in model.__pydantic_fields__.items() if _holds_objects(info.annotation)
+    )
+
+
+def _holds_objects(annotation: Any) -> bool:
+    if annotation is Any or get_origin(annotation) in (dict, list):
+        return True
+    return any(_holds_objects(arg) for arg in get_args(annotation))
+
+
+def _payloads() -> tuple[dict[str, Payload], tuple[type[Message], ...]]:
+    payloads, off = {}, []
+    for model in MESSAGE_TYPES.values():
+        try:
+            payloads[model.TAG] = Payload(model)
+        except _Unsupported:
+            off.append(model)
+    return payloads, tuple(off)
+
+
+PAYLOADS, OFF_PATH = _payloads()
+"""Each message type on this path by tag; the models left to the pydantic-core path."""
+
+
+def _envelope(payload: Payload, checked: bool) -> type[msgspec.Struct]:
+    node: Any = Annotated[
+        str,
+        msgspec.Meta(min_length=1, max_length=_MAX_NODE_LENGTH, pattern=_NO_CONTROL)
+        if checked
+        else msgspec.Meta(min_length=1, max_length=_MAX_NODE_LENGTH),
+    ]
+    return msgspec.defstruct(
+        f"{payload.model.__name__}Envelope",
+        [
+            ("v", Literal[1]),
+            ("id", Annotated[str, msgspec.Meta(min_length=8, max_length=128)]),
+            ("instance", Literal[payload.model.INSTANCE]),
+            ("topic", Annotated[str, msgspec.Meta(min_length=1, max_length=128)]),
+            ("node", node),
+            ("ts", Annotated[str, msgspec.Meta(max_length=_MAX_TS_LENGTH)]),
+            ("payload", payload.structs[checked]),
+        ],
+        tag_field="tag",
+        tag=payload.tag,
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+
+
+def _decoder(checked: bool) -> tuple[msgspec.json.Decoder[Any], dict[type, Payload]]:
+    envelopes = {_envelope(payload, checked): payload for payload in PAYLOADS.values()}
+    decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Union[tuple(envelopes)])  # noqa: UP007
+    return decoder, envelopes
+
+
+CLEAN: Final = _decoder(checked=False)
+"""The decoder for bytes ``is_clean`` passed, and the Payload of each Struct it returns."""
+CHECKED: Final = _decoder(checked=True)
+"""The decoder for any bytes, and the Payload of each Struct it returns."""
