@@ -15,7 +15,7 @@ import yaml
 from bridge.app import Bridge
 from bridge.config import Settings
 from bridge.http import build_app
-from tests.doc_text import broken_links, fenced, page, pages, section
+from tests.doc_text import README, broken_links, fenced, page, pages, section
 from tests.support import ROOT, TEST_SECRET, ThreadedBridge
 
 
@@ -208,3 +208,18 @@ def test_yaml_and_json_examples_parse(path: Path) -> None:
         yaml.safe_load(block)
     for block in fenced(text, "json"):
         json.loads(block)
+
+
+def _figures(text: str) -> set[str]:
+    # 22,000 and 22 000 are one figure; ranges split at their dash.
+    joined = re.sub(r"(?<=\d)[, ](?=\d{3}\b)", "", text)
+    return set(re.findall(r"\d+(?:\.\d+)?", joined))
+
+
+def test_the_readme_performance_figures_are_the_performance_pages() -> None:
+    """Each figure of the README's Performance table is one docs/performance.md reports."""
+    rows = [line for line in section(README.read_text(), "Performance").splitlines() if "|" in line]
+    shown = set().union(*(_figures(row) for row in rows)) - {"1", "10", "000"}
+    assert len(shown) > 15, "the README's Performance table has lost its figures"
+    missing = shown - _figures(page("performance"))
+    assert missing == set(), f"README figures docs/performance.md does not report: {missing}"
