@@ -353,9 +353,13 @@ class Settings(BaseSettings):
         shown: dict[str, str] = {}
         for field_name, info in type(self).model_fields.items():
             value = getattr(self, field_name)
-            if field_name in _URLS_WITH_TOKENS and value:
-                value = ",".join(safe_url(url) for url in _split(value))
-            shown[str(info.validation_alias)] = _show(value)
+            variable = str(info.validation_alias)
+            if variable in _URL_VARIABLES and value:
+                # Shown as safe_url shows each, never searched for in text: a password may hold
+                # characters that end a URL in free text.
+                items = value if isinstance(value, tuple) else (value,)
+                value = ",".join(_shown_url(str(item)) for item in items)
+            shown[variable] = _show(value)
         if self.alert_for_ms is None:
             derived = round(self.alert_for_seconds * 1000)
             shown["EXESDB_ALERT_FOR_MS"] = f"<unset: {derived}, two health intervals>"
@@ -380,6 +384,11 @@ def split_addr(value: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port)  # noqa: S104
 
 
+def _shown_url(value: str) -> str:
+    # A word such as EXESDB_BUS=memory is no URL and holds no credentials.
+    return safe_url(value) if "://" in value or "@" in value else value
+
+
 def _show(value: Any) -> str:
     if isinstance(value, SecretStr):
         return "<set, redacted>" if value.get_secret_value() else "<empty>"
@@ -396,8 +405,6 @@ def _show(value: Any) -> str:
     return redact_urls(str(value))
 
 
-# Settings whose URLs may carry credentials in their path or query (Slack-style webhooks).
-_URLS_WITH_TOKENS: Final = frozenset({"webhook_urls", "alertmanager_url"})
 # Settings holding URLs: a bad value is never echoed (a mistyped one may still hold a password
 # that redact_urls cannot find); the message shows it only as safe_url does.
 _URL_VARIABLES: Final = frozenset(

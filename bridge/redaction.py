@@ -16,7 +16,9 @@ from urllib.parse import urlsplit
 __all__ = ["REDACTED", "redact_urls", "safe_url"]
 
 REDACTED: Final = "<redacted>"
-_URL: Final = r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s,'\"]+"
+# A password may hold a comma or a quote (allowed unencoded in user info): the user info runs
+# to the last ``@`` before the path; the rest of the URL stops at a comma or a quote.
+_URL: Final = r"\b[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^\s/?#]*@)?[^\s,'\"]+"
 # ``user:password@`` outside a well-formed URL: one typed without its ``//``
 # (``redis:/u:pw@host``), or a host given without a scheme.
 _USERINFO: Final = r"(?P<name>[^\s:/@,'\"]*):[^\s@,'\"]+@"

@@ -52,6 +52,9 @@ def test_redact_urls_rewrites_every_url_in_a_text() -> None:
         ("https://u:<redacted>@h", "https://u:<redacted>@h"),
         ("alice@example.com at 10:30", "alice@example.com at 10:30"),
         ("collector:4317", "collector:4317"),
+        ("at redis://u:p,w@h:6379/0 now", "at redis://u:<redacted>@h:6379/… now"),
+        ("'redis://u:p'w@h:6379', then", "'redis://u:<redacted>@h:6379', then"),
+        ("https://h/x,https://k", "https://h/…,https://k"),
     ],
 )
 def test_redact_urls_hides_a_password_even_without_a_scheme(text: str, shown: str) -> None:
