@@ -184,9 +184,7 @@ def _publish(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     try:
-        fields: dict[str, Any] = json.loads(sys.stdin.read()) if args.stdin else {}
-        if not isinstance(fields, dict):
-            raise ValueError("stdin must hold one JSON object: the payload's fields")
+        fields: dict[str, Any] = _stdin_fields() if args.stdin else {}
         for item in args.field or ():
             key, sep, value = item.partition("=")
             if not sep:
@@ -228,6 +226,17 @@ def _publish(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(text)
     return EXIT_OK if status == 202 else EXIT_FAILED
+
+
+def _stdin_fields() -> dict[str, Any]:
+    """The payload's fields from ``--stdin``: one JSON object."""
+    try:
+        fields = json.loads(sys.stdin.read())
+    except ValueError as exc:
+        raise ValueError(f"--stdin: not JSON ({exc}); it must hold one JSON object") from exc
+    if not isinstance(fields, dict):
+        raise ValueError("--stdin must hold one JSON object: the payload's fields")
+    return fields
 
 
 def _target(args: argparse.Namespace, settings: Settings) -> Target:

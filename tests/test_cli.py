@@ -215,7 +215,7 @@ def test_publish_to_nowhere_exits_1() -> None:
             {"SECRET_KEY_BASE": TEST_SECRET},
             "name=value",
         ),
-        (["system_alert", "--stdin"], "not json", {"SECRET_KEY_BASE": TEST_SECRET}, ""),
+        (["system_alert", "--stdin"], "not json", {"SECRET_KEY_BASE": TEST_SECRET}, "--stdin"),
         (["system_alert", "--stdin"], "[1, 2]", {"SECRET_KEY_BASE": TEST_SECRET}, "object"),
         (["system_alert", *ALERT_FIELDS], None, {}, "SECRET_KEY_BASE"),
     ],
