@@ -514,9 +514,13 @@ def build_parser() -> argparse.ArgumentParser:
     alerts = commands.add_parser("alerts", help="list or acknowledge a running bridge's alerts")
     alerts_commands = alerts.add_subparsers(dest="alerts_command", required=True)
     alerts_list = alerts_commands.add_parser("list", help="list alerts")
-    alerts_list.add_argument("--state", choices=["firing", "acknowledged", "resolved"])
+    alerts_list.add_argument(
+        "--state",
+        choices=["firing", "acknowledged", "resolved"],
+        help="only alerts in this state (default: every state)",
+    )
     alerts_ack = alerts_commands.add_parser("ack", help="acknowledge an alert")
-    alerts_ack.add_argument("alert_id")
+    alerts_ack.add_argument("alert_id", help="the alert's id, as alerts list shows it")
     alerts_ack.add_argument("--by", required=True, help="who acknowledges")
     alerts_ack.add_argument("--note", help="a note")
     alerts_ack.add_argument("--resolution", help="how it was resolved (also resolves it)")
@@ -528,17 +532,31 @@ def build_parser() -> argparse.ArgumentParser:
     outbox = commands.add_parser("outbox", help="the local alert outbox (EXESDB_STATE_DIR)")
     outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True)
     outbox_list = outbox_commands.add_parser("list", help="list deliveries, newest first")
-    outbox_list.add_argument("--state", choices=["pending", "delivered", "dead"])
-    outbox_list.add_argument("--limit", type=_positive, default=100)
+    outbox_list.add_argument(
+        "--state",
+        choices=["pending", "delivered", "dead"],
+        help="only deliveries in this state (default: every state)",
+    )
+    outbox_list.add_argument(
+        "--limit", type=_positive, default=100, help="at most this many (default: 100)"
+    )
     outbox_list.add_argument("--json", action="store_true", help="print JSON lines")
     outbox_retry = outbox_commands.add_parser("retry", help="send dead-lettered deliveries again")
-    outbox_retry.add_argument("ids", nargs="*", metavar="DELIVERY_ID")
+    outbox_retry.add_argument(
+        "ids", nargs="*", metavar="DELIVERY_ID", help="a dead-lettered delivery, as listed"
+    )
     outbox_retry.add_argument("--all", action="store_true", help="every dead-lettered delivery")
     outbox.set_defaults(handler=_outbox)
     add_schema_command(commands)
 
     health = commands.add_parser("healthcheck", help="exit 0 when /healthz answers 200, else 1")
-    health.add_argument("--timeout", type=healthcheck.seconds, default=healthcheck.DEFAULT_TIMEOUT)
+    health.add_argument(
+        "--timeout",
+        type=healthcheck.seconds,
+        default=healthcheck.DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"how long to wait for the answer (default: {healthcheck.DEFAULT_TIMEOUT:g})",
+    )
     health.set_defaults(handler=lambda args: healthcheck.main(args.timeout))
     return parser
 
