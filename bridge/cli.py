@@ -26,6 +26,7 @@ from bridge.client import Target, target, url_argument, user_argument
 from bridge.config import Settings, load_settings
 from bridge.errors import BridgeError, ConfigError
 from bridge.receivers import describe_receivers
+from bridge.redaction import safe_url
 from bridge.schema import add_schema_command, closest_tag, model_named
 from bridge.urls import own_url
 from bridge.webconfig import describe_web_config
@@ -290,7 +291,13 @@ async def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
     except aiohttp.ClientError as exc:
         print(f"exesdb-bridge: {bridge.unreachable(exc)}", file=sys.stderr)
         return EXIT_FAILED
-    return EXIT_OK
+    # Only the bridge ends the stream (it stopped, or a proxy cut it): not what was asked for.
+    print(
+        f"exesdb-bridge: the bridge at {safe_url(bridge.url)} closed the stream"
+        f" after {printed} message(s)",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
 
 
 def _one_line(envelope: dict[str, Any]) -> str:

@@ -274,6 +274,38 @@ def test_tail_prints_one_verified_message_per_line(
     assert json.loads(payload)["title"] == "Node down"
 
 
+def test_tail_says_so_and_exits_1_when_the_bridge_ends_the_stream(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """A bridge stopping under tail ends it with exit 1 and a line saying the stream closed."""
+    process = _start(bridge_processes, tmp_path)
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "tail", "--count", "5", "--url", process.url],
+        env=bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(
+            lambda: (
+                b'exesdb_bus_queue_depth{subscriber="stream"}'
+                in http_get(process.url + "/metrics")[1]
+            ),
+            30,
+            "tail to connect",
+        )
+        assert process.stop() == 0
+        _out, err = tail.communicate(timeout=30)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait()
+    assert tail.returncode == 1
+    assert f"the bridge at {process.url} closed the stream" in err
+
+
 def test_tail_without_the_admin_token_exits_2() -> None:
     """tail needs EXESDB_ADMIN_TOKEN."""
     completed = cli("tail", "--url", "http://127.0.0.1:9")
