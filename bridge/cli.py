@@ -105,7 +105,7 @@ async def _serve(settings: Settings, demo: bool) -> int:
     try:
         await bridge.start()
     except OSError as exc:
-        _logger.error("cannot listen on %s: %s", settings.http_addr, exc)
+        _logger.error("cannot listen on %s (EXESDB_HTTP_ADDR): %s", settings.http_addr, exc)
         await bridge.aclose()
         return EXIT_FAILED
     except ConfigError as exc:  # e.g. EXESDB_STATE_DIR cannot hold the alert outbox

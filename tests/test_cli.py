@@ -123,7 +123,7 @@ def test_run_exits_0_on_sigterm_and_sigint(
 def test_run_exits_1_when_the_address_is_taken(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
-    """A second bridge on a port already in use says so and exits 1."""
+    """A second bridge on a port already in use says so, naming EXESDB_HTTP_ADDR, and exits 1."""
     first = _start(bridge_processes, tmp_path)
     completed = cli(
         "run",
@@ -131,7 +131,7 @@ def test_run_exits_1_when_the_address_is_taken(
         EXESDB_STATE_DIR=str(tmp_path / "second"),  # not the working directory
     )
     assert completed.returncode == 1
-    assert "cannot listen" in completed.stderr
+    assert f"cannot listen on 127.0.0.1:{first.port} (EXESDB_HTTP_ADDR)" in completed.stderr
 
 
 def test_publish_signs_and_a_bridge_with_ingest_accepts_it(
