@@ -216,6 +216,10 @@ class Settings(BaseSettings):
             port = 0
         if port == 0:
             raise ValueError("a redis:// or rediss:// URL's port must be a port from 1 to 65535")
+        from redis.asyncio.connection import parse_url  # what the transport's from_url reads
+
+        # Its errors name a query option whose value it cannot read, never the value.
+        parse_url(value)
         return value
 
     @field_validator("http_addr")

@@ -116,6 +116,7 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_BUS", "redis://", "redis://"),
         ("EXESDB_BUS", "redis://redis:notaport/0", "a port from 1 to 65535"),
         ("EXESDB_BUS", "rediss://redis:70000", "a port from 1 to 65535"),
+        ("EXESDB_BUS", "redis://redis/0?socket_timeout=soon", "'socket_timeout'"),
         ("EXESDB_MAX_BODY_BYTES", "10", "1024"),
         ("EXESDB_WEBHOOK_URLS", "ftp://a.example", "http://"),
         ("EXESDB_WEBHOOK_MIN_SEVERITY", "loud", "'critical'"),
