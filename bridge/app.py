@@ -207,7 +207,9 @@ class Bridge:
             sockets = self._listener.sockets
             self.address = (sockets[0].getsockname()[0], sockets[0].getsockname()[1])
             scheme = "https" if ssl_context else "http"
-            _logger.info("listening on %s://%s:%d", scheme, *self.address)
+            bound, port = self.address
+            shown = f"[{bound}]" if ":" in bound else bound  # an IPv6 address, as in a URL
+            _logger.info("listening on %s://%s:%d", scheme, shown, port)
 
     async def aclose(self) -> None:
         """Stop taking requests, stop components, drain and stop the bus, all within

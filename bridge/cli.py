@@ -26,6 +26,7 @@ from bridge.client import Target, target, url_argument, user_argument
 from bridge.config import Settings, load_settings
 from bridge.errors import BridgeError, ConfigError
 from bridge.receivers import describe_receivers
+from bridge.redaction import safe_url
 from bridge.schema import add_schema_command, closest_tag, model_named
 from bridge.urls import own_url
 from bridge.webconfig import describe_web_config
@@ -104,7 +105,7 @@ async def _serve(settings: Settings, demo: bool) -> int:
     try:
         await bridge.start()
     except OSError as exc:
-        _logger.error("cannot listen on %s: %s", settings.http_addr, exc)
+        _logger.error("cannot listen on %s (EXESDB_HTTP_ADDR): %s", settings.http_addr, exc)
         await bridge.aclose()
         return EXIT_FAILED
     except ConfigError as exc:  # e.g. EXESDB_STATE_DIR cannot hold the alert outbox
@@ -184,9 +185,7 @@ def _publish(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     try:
-        fields: dict[str, Any] = json.loads(sys.stdin.read()) if args.stdin else {}
-        if not isinstance(fields, dict):
-            raise ValueError("stdin must hold one JSON object: the payload's fields")
+        fields: dict[str, Any] = _stdin_fields() if args.stdin else {}
         for item in args.field or ():
             key, sep, value = item.partition("=")
             if not sep:
@@ -228,6 +227,17 @@ def _publish(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(text)
     return EXIT_OK if status == 202 else EXIT_FAILED
+
+
+def _stdin_fields() -> dict[str, Any]:
+    """The payload's fields from ``--stdin``: one JSON object."""
+    try:
+        fields = json.loads(sys.stdin.read())
+    except ValueError as exc:
+        raise ValueError(f"--stdin: not JSON ({exc}); it must hold one JSON object") from exc
+    if not isinstance(fields, dict):
+        raise ValueError("--stdin must hold one JSON object: the payload's fields")
+    return fields
 
 
 def _target(args: argparse.Namespace, settings: Settings) -> Target:
@@ -281,7 +291,13 @@ async def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
     except aiohttp.ClientError as exc:
         print(f"exesdb-bridge: {bridge.unreachable(exc)}", file=sys.stderr)
         return EXIT_FAILED
-    return EXIT_OK
+    # Only the bridge ends the stream (it stopped, or a proxy cut it): not what was asked for.
+    print(
+        f"exesdb-bridge: the bridge at {safe_url(bridge.url)} closed the stream"
+        f" after {printed} message(s)",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
 
 
 def _one_line(envelope: dict[str, Any]) -> str:
@@ -505,9 +521,13 @@ def build_parser() -> argparse.ArgumentParser:
     alerts = commands.add_parser("alerts", help="list or acknowledge a running bridge's alerts")
     alerts_commands = alerts.add_subparsers(dest="alerts_command", required=True)
     alerts_list = alerts_commands.add_parser("list", help="list alerts")
-    alerts_list.add_argument("--state", choices=["firing", "acknowledged", "resolved"])
+    alerts_list.add_argument(
+        "--state",
+        choices=["firing", "acknowledged", "resolved"],
+        help="only alerts in this state (default: every state)",
+    )
     alerts_ack = alerts_commands.add_parser("ack", help="acknowledge an alert")
-    alerts_ack.add_argument("alert_id")
+    alerts_ack.add_argument("alert_id", help="the alert's id, as alerts list shows it")
     alerts_ack.add_argument("--by", required=True, help="who acknowledges")
     alerts_ack.add_argument("--note", help="a note")
     alerts_ack.add_argument("--resolution", help="how it was resolved (also resolves it)")
@@ -519,17 +539,31 @@ def build_parser() -> argparse.ArgumentParser:
     outbox = commands.add_parser("outbox", help="the local alert outbox (EXESDB_STATE_DIR)")
     outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True)
     outbox_list = outbox_commands.add_parser("list", help="list deliveries, newest first")
-    outbox_list.add_argument("--state", choices=["pending", "delivered", "dead"])
-    outbox_list.add_argument("--limit", type=_positive, default=100)
+    outbox_list.add_argument(
+        "--state",
+        choices=["pending", "delivered", "dead"],
+        help="only deliveries in this state (default: every state)",
+    )
+    outbox_list.add_argument(
+        "--limit", type=_positive, default=100, help="at most this many (default: 100)"
+    )
     outbox_list.add_argument("--json", action="store_true", help="print JSON lines")
     outbox_retry = outbox_commands.add_parser("retry", help="send dead-lettered deliveries again")
-    outbox_retry.add_argument("ids", nargs="*", metavar="DELIVERY_ID")
+    outbox_retry.add_argument(
+        "ids", nargs="*", metavar="DELIVERY_ID", help="a dead-lettered delivery, as listed"
+    )
     outbox_retry.add_argument("--all", action="store_true", help="every dead-lettered delivery")
     outbox.set_defaults(handler=_outbox)
     add_schema_command(commands)
 
     health = commands.add_parser("healthcheck", help="exit 0 when /healthz answers 200, else 1")
-    health.add_argument("--timeout", type=healthcheck.seconds, default=healthcheck.DEFAULT_TIMEOUT)
+    health.add_argument(
+        "--timeout",
+        type=healthcheck.seconds,
+        default=healthcheck.DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"how long to wait for the answer (default: {healthcheck.DEFAULT_TIMEOUT:g})",
+    )
     health.set_defaults(handler=lambda args: healthcheck.main(args.timeout))
     return parser
 

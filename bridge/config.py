@@ -210,6 +210,16 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme not in ("redis", "rediss") or not parts.hostname:
             raise ValueError("must be 'memory' or a redis:// or rediss:// URL with a host")
+        try:
+            port = parts.port  # None when not given; ValueError when no number or out of range
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise ValueError("a redis:// or rediss:// URL's port must be a port from 1 to 65535")
+        from redis.asyncio.connection import parse_url  # what the transport's from_url reads
+
+        # Its errors name a query option whose value it cannot read, never the value.
+        parse_url(value)
         return value
 
     @field_validator("http_addr")

@@ -41,11 +41,22 @@ def sign(key: bytes, body: bytes, t: int) -> str:
     return f"t={t},v1={hmac.new(key, f'{t}.'.encode() + body, hashlib.sha256).hexdigest()}"
 
 
+def json_object(text: str) -> dict[str, object]:
+    """The payload argument: one JSON object."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError('must be a JSON object, e.g. \'{"status": "healthy"}\'')
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Sign one message and post it to a bridge.")
     parser.add_argument("instance", help="the bus instance, e.g. ex_esdb_health")
     parser.add_argument("tag", help="the message type, e.g. node_health_updated")
-    parser.add_argument("payload", type=json.loads, help="the payload as a JSON object")
+    parser.add_argument("payload", type=json_object, help="the payload as a JSON object")
     parser.add_argument("--topic", help="the topic (default: the tag)")
     args = parser.parse_args()
     key = os.environ.get("SECRET_KEY_BASE")
@@ -62,8 +73,9 @@ def main() -> int:
         "payload": args.payload,
     }
     body = json.dumps(envelope).encode()
+    bridge = bridge_url()
     request = urllib.request.Request(
-        f"{bridge_url()}/v1/messages",
+        f"{bridge}/v1/messages",
         data=body,
         headers={
             "Content-Type": "application/json",
@@ -75,6 +87,11 @@ def main() -> int:
             status, text = answer.status, answer.read().decode()
     except urllib.error.HTTPError as refused:
         status, text = refused.code, refused.read().decode()
+    except (urllib.error.URLError, OSError) as exc:  # refused, unresolvable, timed out
+        print(
+            f"cannot reach the bridge at {bridge}: {getattr(exc, 'reason', exc)}", file=sys.stderr
+        )
+        return 1
     print(status, text)
     return 0 if status == 202 else 1
 

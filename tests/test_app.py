@@ -1,9 +1,11 @@
-"""The running service's stop: one EXESDB_SHUTDOWN_TIMEOUT_MS for every stage, each taking what
-the ones before it left, and a component past it cancelled once it has closed what it holds."""
+"""The running service: its stop, one EXESDB_SHUTDOWN_TIMEOUT_MS for every stage, each taking
+what the ones before it left, and a component past it cancelled once it has closed what it holds;
+and the line saying where it listens."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 import pytest
@@ -116,3 +118,17 @@ async def test_a_component_past_the_deadline_is_cancelled_after_closing_what_it_
     assert hangs.released
     assert stopped == ["quick"]
     assert "component hangs did not close within EXESDB_SHUTDOWN_TIMEOUT_MS" in caplog.text
+
+
+async def test_the_listening_line_is_a_url_that_can_be_pasted_for_ipv6_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Listening on an IPv6 address, the start-up line shows it in brackets: http://[::1]:port."""
+    caplog.set_level(logging.INFO, logger="bridge.app")
+    bridge = Bridge(make_settings(EXESDB_HTTP_ADDR="[::1]:0"), components=[])
+    await bridge.start()
+    try:
+        assert bridge.address is not None
+        assert f"listening on http://[::1]:{bridge.address[1]}" in caplog.text
+    finally:
+        await bridge.aclose()

@@ -123,7 +123,7 @@ def test_run_exits_0_on_sigterm_and_sigint(
 def test_run_exits_1_when_the_address_is_taken(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
-    """A second bridge on a port already in use says so and exits 1."""
+    """A second bridge on a port already in use says so, naming EXESDB_HTTP_ADDR, and exits 1."""
     first = _start(bridge_processes, tmp_path)
     completed = cli(
         "run",
@@ -131,7 +131,7 @@ def test_run_exits_1_when_the_address_is_taken(
         EXESDB_STATE_DIR=str(tmp_path / "second"),  # not the working directory
     )
     assert completed.returncode == 1
-    assert "cannot listen" in completed.stderr
+    assert f"cannot listen on 127.0.0.1:{first.port} (EXESDB_HTTP_ADDR)" in completed.stderr
 
 
 def test_publish_signs_and_a_bridge_with_ingest_accepts_it(
@@ -215,7 +215,7 @@ def test_publish_to_nowhere_exits_1() -> None:
             {"SECRET_KEY_BASE": TEST_SECRET},
             "name=value",
         ),
-        (["system_alert", "--stdin"], "not json", {"SECRET_KEY_BASE": TEST_SECRET}, ""),
+        (["system_alert", "--stdin"], "not json", {"SECRET_KEY_BASE": TEST_SECRET}, "--stdin"),
         (["system_alert", "--stdin"], "[1, 2]", {"SECRET_KEY_BASE": TEST_SECRET}, "object"),
         (["system_alert", *ALERT_FIELDS], None, {}, "SECRET_KEY_BASE"),
     ],
@@ -272,6 +272,38 @@ def test_tail_prints_one_verified_message_per_line(
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", ts)
     assert node
     assert json.loads(payload)["title"] == "Node down"
+
+
+def test_tail_says_so_and_exits_1_when_the_bridge_ends_the_stream(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """A bridge stopping under tail ends it with exit 1 and a line saying the stream closed."""
+    process = _start(bridge_processes, tmp_path)
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "tail", "--count", "5", "--url", process.url],
+        env=bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(
+            lambda: (
+                b'exesdb_bus_queue_depth{subscriber="stream"}'
+                in http_get(process.url + "/metrics")[1]
+            ),
+            30,
+            "tail to connect",
+        )
+        assert process.stop() == 0
+        _out, err = tail.communicate(timeout=30)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait()
+    assert tail.returncode == 1
+    assert f"the bridge at {process.url} closed the stream" in err
 
 
 def test_tail_without_the_admin_token_exits_2() -> None:

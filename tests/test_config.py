@@ -114,6 +114,9 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_HTTP_ADDR", "0.0.0.0:99999", "0 to 65535"),
         ("EXESDB_BUS", "http://redis", "redis://"),
         ("EXESDB_BUS", "redis://", "redis://"),
+        ("EXESDB_BUS", "redis://redis:notaport/0", "a port from 1 to 65535"),
+        ("EXESDB_BUS", "rediss://redis:70000", "a port from 1 to 65535"),
+        ("EXESDB_BUS", "redis://redis/0?socket_timeout=soon", "'socket_timeout'"),
         ("EXESDB_MAX_BODY_BYTES", "10", "1024"),
         ("EXESDB_WEBHOOK_URLS", "ftp://a.example", "http://"),
         ("EXESDB_WEBHOOK_MIN_SEVERITY", "loud", "'critical'"),
@@ -422,6 +425,7 @@ SECRET_STRINGS = [
         {"EXESDB_INGEST": "maybe"},  # a failing configuration prints too
         {"SECRET_KEY_BASE": SHORT_SECRET, "EXESDB_INGEST": "true"},
         {"EXESDB_BUS": "http://u:redis-passw0rd@redis"},
+        {"EXESDB_BUS": "redis://default:redis-passw0rd@redis:notaport/0"},
         {"EXESDB_WEBHOOK_URLS": "ftp://user:hook-passw0rd@hooks.example"},
         # Mistyped URLs, which no URL pattern recognises.
         {"EXESDB_BUS": "redis:/default:redis-passw0rd@redis:6379"},

@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import re
+from collections.abc import Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -130,6 +131,27 @@ def test_the_cli_page_lists_every_subcommand() -> None:
     text = page("cli")
     for name in subparsers.choices:
         assert f"`exesdb-bridge {name}" in text, name
+
+
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _parsers(sub)
+
+
+def test_every_option_and_argument_says_what_it_is_in_help() -> None:
+    """`--help` of every subcommand explains each of its options and arguments."""
+    from bridge.cli import build_parser
+
+    bare = [
+        f"{sub.prog} {action.dest}"
+        for sub in _parsers(build_parser())
+        for action in sub._actions
+        if not isinstance(action, argparse._SubParsersAction) and not action.help
+    ]
+    assert not bare, f"give these a help text: {bare}"
 
 
 # -- every page --

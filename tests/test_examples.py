@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, TEST_SECRET, BridgeProcess, bridge_env, http_get, require_binary
+from tests.support import (
+    ROOT,
+    TEST_SECRET,
+    BridgeProcess,
+    bridge_env,
+    free_port,
+    http_get,
+    require_binary,
+)
 
 EXAMPLES = ROOT / "examples"
 HEALTHY = '{"status": "healthy"}'
@@ -84,6 +92,33 @@ def test_a_signer_takes_exesdb_url_and_a_topic(name: str, ingesting: BridgeProce
     wrong = _run([*_signer(name), *args], SECRET_KEY_BASE="x" * 40, **url)
     assert wrong.returncode == 1
     assert wrong.stdout.startswith('401 {"error": "invalid_signature"')
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [("not json", "not JSON"), ("[1, 2]", "must be a JSON object")],
+)
+def test_the_python_signer_refuses_a_payload_that_is_no_json_object(
+    payload: str, message: str
+) -> None:
+    """sign.py refuses a payload that is not a JSON object as bad usage (exit 2)."""
+    args = ["ex_esdb_health", "node_health_updated", payload]
+    completed = _run([*_signer("sign.py"), *args], SECRET_KEY_BASE=TEST_SECRET)
+    assert completed.returncode == 2
+    assert f"argument payload: {message}" in completed.stderr
+
+
+def test_the_python_signer_says_when_no_bridge_answers() -> None:
+    """sign.py with nothing listening at the address exits 1 naming it, without a traceback."""
+    port = free_port()
+    completed = _run(
+        [*_signer("sign.py"), "ex_esdb_health", "node_health_updated", HEALTHY],
+        SECRET_KEY_BASE=TEST_SECRET,
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{port}",
+    )
+    assert completed.returncode == 1
+    assert f"cannot reach the bridge at http://127.0.0.1:{port}: " in completed.stderr
+    assert "Traceback" not in completed.stderr
 
 
 def test_the_integration_api_example_broadcasts_and_reads_its_metrics(tmp_path: Path) -> None:

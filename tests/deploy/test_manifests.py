@@ -448,6 +448,14 @@ def test_systemd_unit() -> None:
     assert int(unit["LimitNOFILE"][0]) >= 4 * MAX_CONNECTIONS  # room beside the HTTP cap
 
 
+def test_systemd_unit_installs_the_bridge_from_its_sources() -> None:
+    """The unit's install line installs a checkout (as the image does), never a name from PyPI."""
+    text = (DEPLOY / "systemd/exesdb-bridge.service").read_text()
+    [install] = [line for line in text.splitlines() if line.startswith("# Install:")]
+    target = install.split("pip install", 1)[1].split()[0]
+    assert target.startswith(("/", ".", "~")), f"{target!r} would be looked up on PyPI"
+
+
 @pytest.mark.parametrize(
     "path", sorted(DEPLOY.rglob("*.y*ml")), ids=lambda p: str(p.relative_to(DEPLOY))
 )

@@ -349,7 +349,9 @@ class AlertSink:
             # Drain first: what the bus already queued for us reaches the outbox before it
             # closes. The HTTP listener closed before us, so the backlog is bounded; so is the
             # wait: what the stages before us left, less a margin for what follows.
-            left = self._shutdown.left()
+            # A start that failed (no outbox) never becomes ready: the handler would wait on it
+            # until the deadline, so what is queued is left at once.
+            left = self._shutdown.left() if self._ready.is_set() else 0.0
             # On Redis: stop taking work-queue entries first (what is not taken yet goes to the
             # next holder), then drain (each change also kept in Redis), then give the lease up
             # at once.

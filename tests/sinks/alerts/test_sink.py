@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -10,11 +11,15 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client import CollectorRegistry
 
+from bridge.app import Bridge
 from bridge.bus import Frame, LocalCoordinator, MemoryTransport, TransportCapabilities
+from bridge.component import Context
+from bridge.config import Settings
 from bridge.errors import BridgeError
 from bridge.messages import AlertAck, AlertEscalation, NodeHealth, NodeLifecycle
-from bridge.sinks.alerts import Outbox
+from bridge.sinks.alerts import AlertSink, Outbox
 from tests.sinks.alerts.helpers import Clock, alert_bridge, stored, system_alert
 from tests.support import ADMIN_TOKEN, async_wait_until
 
@@ -176,6 +181,38 @@ async def test_unusable_state_dir_stops_start_naming_the_variable(tmp_path: Path
     with pytest.raises(BridgeError, match="EXESDB_STATE_DIR"):
         async with alert_bridge(blocker / "state"):
             pass
+
+
+async def test_a_failed_start_stops_without_waiting_out_the_shutdown_deadline(
+    tmp_path: Path,
+) -> None:
+    """A sink whose outbox never opened drops what it queued at once, not at the deadline."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    sinks: list[AlertSink] = []
+
+    def factory(context: Context) -> AlertSink:
+        sink = AlertSink(
+            context.settings,
+            bus=context.bus,
+            publish=context.integration.publish,
+            registry=context.registry,
+            shutdown=context.shutdown,
+        )
+        sinks.append(sink)
+        return sink
+
+    settings = Settings(
+        EXESDB_STATE_DIR=str(blocker / "state"),
+        EXESDB_SHUTDOWN_TIMEOUT_MS="600000",
+    )
+    bridge = Bridge(settings, registry=CollectorRegistry(), components=[factory])
+    with pytest.raises(BridgeError, match="EXESDB_STATE_DIR"):
+        await bridge.start(serve_http=False)
+    bridge.bus.publish("disk_full", system_alert("a1"))
+    await async_wait_until(lambda: sinks[0].subscription.depth > 0, what="the alert queued")
+    async with asyncio.timeout(30):  # far below the 600 s deadline the drain would wait for
+        await bridge.aclose()
 
 
 class Lease:
