@@ -14,8 +14,9 @@ file (so that rotating that file keeps the key). It never holds a secret, and ed
 else (credentials, TLS, timeouts, filters) keeps it, so pending deliveries are never lost. The
 digest is an HMAC under a random key of the outbox (``ReceiverKeys``), never shown: keys appear
 in logs, pages and NotificationStatus, and an unkeyed hash would let a short token in a URL's
-path be guessed offline. Keys made before (the raw URL, then a SHA-256 of it) are ``legacy_keys``,
-whose rows the outbox moves to the key at start (``Outbox.move_receiver_rows``).
+path be guessed offline. Keys made before (the raw URL, then a SHA-256 of it) are
+``ReceiverKeys.earlier``, whose rows the outbox moves to the key at start
+(``Outbox.move_receiver_rows``).
 """
 
 from __future__ import annotations
@@ -188,19 +189,25 @@ class ReceiverKeys:
             return _FILE_KEY_PREFIX + url_file
         if not url:
             raise ValueError("a receiver needs url or url_file")
-        digest = hmac.new(self._secret, url.encode(), hashlib.sha256).hexdigest()[:16]
-        return f"{safe_url(url)}#{digest}"
+        return f"{safe_url(url)}#{self._digest(url)}"
+
+    def earlier(self, url: str | None) -> tuple[str, ...]:
+        """The keys earlier versions gave the receiver at ``url``: the raw URL (version 2),
+        ``safe_url`` and an unkeyed SHA-256 of it (version 3), and, for a URL with a user name
+        alone, this key as it read while ``safe_url`` still showed that name."""
+        if not url:
+            return ()
+        shown = safe_url(url, lone_user=True)
+        keys = [url, f"{shown}#{hashlib.sha256(url.encode()).hexdigest()[:16]}"]
+        if shown != safe_url(url):
+            keys.append(f"{shown}#{self._digest(url)}")
+        return tuple(keys)
+
+    def _digest(self, url: str) -> str:
+        return hmac.new(self._secret, url.encode(), hashlib.sha256).hexdigest()[:16]
 
     def __repr__(self) -> str:
         return "ReceiverKeys(<secret>)"
-
-
-def legacy_keys(url: str | None) -> tuple[str, ...]:
-    """The keys earlier versions gave the receiver at ``url``: the raw URL (version 2), then
-    ``safe_url`` and an unkeyed SHA-256 of it (version 3)."""
-    if not url:
-        return ()
-    return url, f"{safe_url(url)}#{hashlib.sha256(url.encode()).hexdigest()[:16]}"
 
 
 def receiver_label(key: str) -> str:
@@ -228,7 +235,7 @@ class Receiver:
     secret: SecretStr | None
     secret_file: str | None
     http_config: HTTPClientConfig
-    # The keys its rows had in earlier versions (see legacy_keys), moved to ``key`` at start.
+    # The keys its rows had in earlier versions (ReceiverKeys.earlier), moved to ``key`` at start.
     legacy_keys: tuple[str, ...] = field(default=(), repr=False)
 
     @property
@@ -269,7 +276,7 @@ def resolve_receivers(
                 secret=secret,
                 secret_file=None,
                 http_config=HTTPClientConfig(),
-                legacy_keys=legacy_keys(url),
+                legacy_keys=keys.earlier(url),
             )
         )
         where[receivers[-1].key] = "EXESDB_WEBHOOK_URLS"
@@ -300,7 +307,7 @@ def resolve_receivers(
                 secret=hook.secret if own_secret else secret,
                 secret_file=hook.secret_file,
                 http_config=hook.http_config,
-                legacy_keys=legacy_keys(hook.url),
+                legacy_keys=keys.earlier(hook.url),
             )
         )
     if problems:

@@ -1,10 +1,10 @@
 """How a URL is shown anywhere the bridge shows one: logs, errors, ``/readyz``, ``check-config``.
 
 One form everywhere: the origin (scheme, host, port), ``user:<redacted>@`` when the URL carries
-credentials, and ``/…`` when it has a path or query (webhook paths often hold tokens), e.g.
-``https://alice:<redacted>@hooks.example:8443/…``. Nothing is dropped without a marker. In free
-text, a ``user:password@`` outside a well-formed URL (``redis:/default:pw@host``) has its
-password redacted too.
+credentials (``<redacted>@`` for a user name alone, often a token), and ``/…`` when it has a path
+or query (webhook paths often hold tokens), e.g. ``https://alice:<redacted>@hooks.example:8443/…``.
+Nothing is dropped without a marker. In free text, a ``user:password@`` outside a well-formed URL
+(``redis:/default:pw@host``) has its password redacted too.
 """
 
 from __future__ import annotations
@@ -25,8 +25,11 @@ _USERINFO: Final = r"(?P<name>[^\s:/@,'\"]*):[^\s@,'\"]+@"
 _SHOWN: Final = re.compile(f"(?P<url>{_URL})|{_USERINFO}")
 
 
-def safe_url(url: str) -> str:
-    """``url`` as it may be shown: origin, a credentials marker and a path marker."""
+def safe_url(url: str, *, lone_user: bool = False) -> str:
+    """``url`` as it may be shown: origin, a credentials marker and a path marker.
+
+    ``lone_user`` shows a user name alone as earlier versions did (``https://name:<redacted>@``),
+    only to find the outbox keys they made."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -38,8 +41,11 @@ def safe_url(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     user = ""
-    if parts.username is not None or parts.password is not None:
+    if parts.password is not None:
         user = f"{parts.username or ''}:{REDACTED}@"
+    elif parts.username is not None:
+        # A name alone is often the token itself (Sentry-style DSNs).
+        user = f"{parts.username}:{REDACTED}@" if lone_user else f"{REDACTED}@"
     port_part = f":{port}" if port else ""
     rest = "/…" if (parts.path.strip("/") or parts.query) else ""
     return f"{parts.scheme}://{user}{host}{port_part}{rest}"

@@ -17,7 +17,6 @@ from bridge.errors import ConfigError
 from bridge.receivers import (
     ReceiverKeys,
     go_duration,
-    legacy_keys,
     load_receivers,
     receiver_label,
     resolve_receivers,
@@ -213,8 +212,20 @@ def test_a_receiver_keys_digest_cannot_be_guessed_without_the_outboxs_secret() -
     assert first.key(url=url) != second.key(url=url)
     unkeyed = hashlib.sha256(url.encode()).hexdigest()[:16]
     assert first.key(url=url).rpartition("#")[2] != unkeyed
-    assert legacy_keys(url) == (url, f"https://hooks.example.com/…#{unkeyed}")
+    assert first.earlier(url) == (url, f"https://hooks.example.com/…#{unkeyed}")
     assert "secret" not in repr(first).replace("<secret>", "")
+
+
+def test_a_user_name_alone_is_kept_out_of_the_key_and_its_earlier_key_is_found() -> None:
+    """A token given as the URL's user name (``https://tok3n@host``) is in no key or label; the
+    key it had while safe_url showed that name is among its earlier keys, for its rows to move."""
+    url = "https://tok3n@hooks.example.com/x"
+    keys = ReceiverKeys(b"a" * 32)
+    key = keys.key(url=url)
+    assert key.startswith("https://<redacted>@hooks.example.com/…#")
+    assert "tok3n" not in key + receiver_label(key)
+    digest = key.rpartition("#")[2]
+    assert f"https://tok3n:<redacted>@hooks.example.com/…#{digest}" in keys.earlier(url)
 
 
 def test_a_raw_url_key_from_an_old_outbox_is_shown_redacted() -> None:

@@ -19,7 +19,7 @@ from bridge.redaction import redact_urls, safe_url
             "rediss://user:<redacted>@redis.example:6380/…",
         ),
         ("redis://:pw@host:6379", "redis://:<redacted>@host:6379"),
-        ("https://user@host/", "https://user:<redacted>@host"),
+        ("https://tok3n@host/", "https://<redacted>@host"),
         ("http://[::1]:9000/", "http://[::1]:9000"),
         ("https://hooks.example/services/T0/B0/tok3n", "https://hooks.example/…"),
         ("redis://localhost", "redis://localhost"),

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from bridge.httpclient.client import basic_auth
 from bridge.messages import NodeLifecycle, NotificationStatus
-from bridge.receivers import Receiver, legacy_keys, resolve_receivers
+from bridge.receivers import Receiver, ReceiverKeys, resolve_receivers
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
 from bridge.sinks.alerts.delivery import Outcome, WebhookSender
 from bridge.sinks.alerts.records import Delivery
@@ -286,7 +286,7 @@ async def test_deliveries_waiting_under_a_key_of_an_earlier_version_are_delivere
     its waiting deliveries and queued alerts adopted by the receiver at start, and sent."""
     receiver: WebhookReceiver = webhook_receiver()
     old_outbox = Outbox.in_dir(tmp_path / "state")
-    digest_key, raw_key = legacy_keys(receiver.url)[1], receiver.url
+    digest_key, raw_key = ReceiverKeys.throwaway().earlier(receiver.url)[1], receiver.url
     now = time.time()
 
     def build(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
