@@ -77,6 +77,7 @@ class Served(Protocol):
 
 BRIDGE_KEY: Final[web.AppKey[Served]] = web.AppKey("bridge")
 _CLOSING: Final[web.AppKey[asyncio.Event]] = web.AppKey("closing", asyncio.Event)
+_COMMIT_WAIT: Final[web.AppKey[float]] = web.AppKey("commit_wait", float)
 _STREAM_QUEUE: Final = 1_000
 _STREAM_HEARTBEAT_SECONDS: Final = 15.0
 _JSON: Final = "application/json"
@@ -195,7 +196,11 @@ async def ingest(request: web.Request) -> web.Response:
         return _rejected(result)
     # 202 waits until the batch is safe: on the in-process bus until durable subscribers (the
     # alert outbox) hold it, on Redis until it is in the spool on disk.
-    accepted, durability = await bridge.bus.publish_verified_durably(result, _COMMIT_WAIT_SECONDS)
+    # A batch answered 202 "committed": false that the transport then fails to store is lost:
+    # its ids are forgotten so that the sender's resend is taken.
+    accepted, durability = await bridge.bus.publish_verified_durably(
+        result, request.app[_COMMIT_WAIT], lost=verifier.forget
+    )
     if durability in (Durability.FAILED, Durability.FULL):
         # Not stored: forget the ids so the sender's retry is taken.
         verifier.forget(result)
@@ -339,10 +344,14 @@ async def _close_streams(app: web.Application) -> None:
     app[_CLOSING].set()
 
 
-def build_app(bridge: Served) -> web.Application:
-    """The aiohttp application serving ``bridge``."""
+def build_app(
+    bridge: Served, *, commit_wait_seconds: float = _COMMIT_WAIT_SECONDS
+) -> web.Application:
+    """The aiohttp application serving ``bridge``; ingest answers 202 ``"committed": false``
+    once a batch waited ``commit_wait_seconds`` to be safe."""
     app = web.Application(client_max_size=bridge.settings.max_body_bytes)
     app[BRIDGE_KEY] = bridge
+    app[_COMMIT_WAIT] = commit_wait_seconds
     app[_CLOSING] = asyncio.Event()
     app.on_shutdown.append(_close_streams)
     admin = AdminGuard(bridge.settings.admin_token)

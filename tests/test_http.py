@@ -803,3 +803,58 @@ async def test_ingest_answers_503_when_the_transport_cannot_store_the_batch() ->
             assert len(transport.sent) == 3
     finally:
         await bridge.aclose()
+
+
+class StallingTransport(BoundedTransport):
+    """A shared-bus transport whose store waits for ``release``, then fails (a disk refusing
+    the spool's write)."""
+
+    def __init__(self) -> None:
+        super().__init__(room=100)
+        self.release = asyncio.Event()
+        self.stores = 0
+
+    async def send_durably(self, frames: Sequence[Frame]) -> Durability:
+        self.stores += 1
+        if self.stores > 1:
+            return await super().send_durably(frames)
+        await self.release.wait()
+        return Durability.FAILED
+
+
+async def test_an_uncommitted_batch_whose_store_then_fails_is_counted_and_taken_again() -> None:
+    """A batch answered 202 ``"committed": false`` whose store then fails is counted as dropped
+    and its ids forgotten: the sender's resend is taken, not refused as replayed."""
+    transport = StallingTransport()
+    settings = make_settings(EXESDB_HTTP_ADDR="127.0.0.1:0", EXESDB_INGEST="true")
+    bridge = Bridge(settings, components=[], transport=transport)
+    await bridge.start(serve_http=False)
+    runner = web.AppRunner(build_app(bridge, commit_wait_seconds=0.05))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+
+    def dropped() -> float:
+        sample = {"subscriber": "transport"}
+        return bridge.registry.get_sample_value("exesdb_bus_dropped_total", sample) or 0.0
+
+    try:
+        batch = body_of(envelope(), envelope(), envelope())
+        headers = {"Content-Type": NDJSON}
+        url = f"http://127.0.0.1:{port}/v1/messages"
+        async with aiohttp.ClientSession() as session:
+
+            async def post() -> tuple[int, Any]:
+                sent = {**headers, SIGNATURE_HEADER: signed(batch)}
+                async with session.post(url, data=batch, headers=sent) as response:
+                    return response.status, await response.json()
+
+            assert await post() == (202, {"accepted": 3, "committed": False})
+            transport.release.set()
+            await async_wait_until(lambda: dropped() == 3, what="the failed store counted")
+            assert await post() == (202, {"accepted": 3})
+            assert len(transport.sent) == 3
+    finally:
+        transport.release.set()
+        await runner.cleanup()
+        await bridge.aclose()

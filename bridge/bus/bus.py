@@ -8,6 +8,7 @@ frames from a shared transport take their own receive path (``bridge.bus.work_qu
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import Counter
@@ -38,6 +39,8 @@ from bridge.errors import MessageError
 from bridge.messages import INSTANCES, MESSAGE_TYPES, Message, utc_now
 
 __all__ = ["Bus", "Durability", "PublishResult", "PublishStatus"]
+
+_logger = logging.getLogger(__name__)
 
 
 class PublishStatus(Enum):
@@ -314,7 +317,11 @@ class Bus:
         return None
 
     async def publish_verified_durably(
-        self, envelopes: Iterable[Envelope], seconds: float
+        self,
+        envelopes: Iterable[Envelope],
+        seconds: float,
+        *,
+        lost: Callable[[Sequence[Envelope]], None] | None = None,
     ) -> tuple[int, Durability]:
         """``publish_verified``, then wait (up to ``seconds``) until they are safe.
 
@@ -322,10 +329,11 @@ class Bus:
         has handled them (COMMITTED), is still at it (PENDING) or failed on them (FAILED). On a
         shared transport they are safe once the transport stored them (``send_durably``: on
         Redis, in the spool on disk): COMMITTED, PENDING, or FULL or FAILED with none taken
-        (count 0).
+        (count 0); a store answered PENDING that then fails drops the envelopes (counted in
+        ``exesdb_bus_dropped_total{subscriber="transport"}``, logged) and hands them to ``lost``.
         """
         if self.transport.capabilities.shared:
-            return await self._send_durably(list(envelopes), seconds)
+            return await self._send_durably(list(envelopes), seconds, lost)
         durable = [(s, s.mark) for s in self._batches if s.durable]
         count = self.publish_verified(envelopes)
         # Read right after the (synchronous) dispatch: the marks cover exactly these envelopes.
@@ -341,7 +349,10 @@ class Bus:
         return count, outcome
 
     async def _send_durably(
-        self, envelopes: Sequence[Envelope], seconds: float
+        self,
+        envelopes: Sequence[Envelope],
+        seconds: float,
+        lost: Callable[[Sequence[Envelope]], None] | None,
     ) -> tuple[int, Durability]:
         frames = []
         for envelope in envelopes:
@@ -353,6 +364,7 @@ class Bus:
             async with asyncio.timeout(seconds):
                 outcome = await asyncio.shield(storing)
         except TimeoutError:
+            storing.add_done_callback(lambda done: self._stored_late(done, envelopes, lost))
             outcome = Durability.PENDING
         if outcome not in (Durability.COMMITTED, Durability.PENDING):
             return 0, outcome
@@ -363,6 +375,28 @@ class Bus:
         for key, number in published.items():
             self._published[key].inc(number)
         return len(frames), outcome
+
+    def _stored_late(
+        self,
+        storing: asyncio.Future[Durability],
+        envelopes: Sequence[Envelope],
+        lost: Callable[[Sequence[Envelope]], None] | None,
+    ) -> None:
+        """The end of a store answered PENDING: one that failed lost the envelopes."""
+        if storing.cancelled():
+            return  # shutting down: the answer said it was not yet safe
+        error = storing.exception()
+        if error is None and storing.result() in (Durability.COMMITTED, Durability.PENDING):
+            return
+        self.metrics.dropped.labels("transport").inc(len(envelopes))
+        _logger.error(
+            "the transport failed to store %d message(s) after their publisher was told they "
+            "were pending (%s): dropped",
+            len(envelopes),
+            error if error is not None else storing.result().value,
+        )
+        if lost is not None:
+            lost(envelopes)
 
     def _resign(self, envelope: Envelope) -> Frame:
         """``envelope`` with a fresh ``ts`` and the SAME id, signed again: for a frame that

@@ -27,7 +27,8 @@ class BusMetrics:
         )
         self.dropped = Counter(
             "exesdb_bus_dropped",
-            "Messages a subscriber's full queue (or a full transport buffer) had to drop.",
+            "Messages a subscriber's full queue (or the transport: a full buffer, a store "
+            "failing after ingest answered 202) had to drop.",
             ["subscriber"],
             registry=registry,
         )

@@ -46,14 +46,18 @@ def kube_objects() -> list[dict[str, Any]]:
     ]
 
 
-def kube(kind: str) -> dict[str, Any]:
-    found = [obj for obj in kube_objects() if obj["kind"] == kind]
-    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+def kube(kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [
+        obj
+        for obj in kube_objects()
+        if obj["kind"] == kind and name in (None, obj["metadata"]["name"])
+    ]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
     return found[0]
 
 
 def bridge_container() -> dict[str, Any]:
-    containers = kube("Deployment")["spec"]["template"]["spec"]["containers"]
+    containers = kube("StatefulSet")["spec"]["template"]["spec"]["containers"]
     return next(c for c in containers if c["name"] == "bridge")
 
 
@@ -172,17 +176,19 @@ def test_collector_pipelines_use_defined_components() -> None:
 
 
 def test_kubernetes_has_every_object() -> None:
-    """Namespace, Deployment, Service, ConfigMap, Secret, ServiceMonitor and PDB parse."""
+    """Namespace, StatefulSet, its two Services (one address, one DNS name per pod), ConfigMap,
+    Secret, ServiceMonitor and PDB parse."""
     kinds = sorted(obj["kind"] for obj in kube_objects())
     assert kinds == sorted(
         [
             "ConfigMap",
-            "Deployment",
             "Namespace",
             "PodDisruptionBudget",
             "Secret",
             "Service",
+            "Service",
             "ServiceMonitor",
+            "StatefulSet",
         ]
     )
     kustomization = load_yaml(K8S / "kustomization.yaml")
@@ -229,7 +235,7 @@ def configured_port() -> int:
     return int(kube("ConfigMap")["data"]["EXESDB_HTTP_ADDR"].rpartition(":")[2])
 
 
-def test_deployment_probes_ask_the_configured_address() -> None:
+def test_statefulset_probes_ask_the_configured_address() -> None:
     """Startup and liveness run the image's healthcheck; readiness asks /readyz on its port."""
     container = bridge_container()
     for probe in ("startupProbe", "livenessProbe"):
@@ -241,9 +247,9 @@ def test_deployment_probes_ask_the_configured_address() -> None:
     assert configured_port() == int(DEFAULT_PORT)
 
 
-def test_deployment_has_limits_and_runs_unprivileged_read_only() -> None:
+def test_statefulset_has_limits_and_runs_unprivileged_read_only() -> None:
     """Requests and limits; non-root, no privilege escalation, no capabilities, read-only root."""
-    pod = kube("Deployment")["spec"]["template"]["spec"]
+    pod = kube("StatefulSet")["spec"]["template"]["spec"]
     container = bridge_container()
     assert {"cpu", "memory"} <= set(container["resources"]["limits"])
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
@@ -256,43 +262,71 @@ def test_deployment_has_limits_and_runs_unprivileged_read_only() -> None:
     assert security["capabilities"]["drop"] == ["ALL"]
 
 
-def test_deployment_state_directory_is_its_one_writable_volume() -> None:
-    """EXESDB_STATE_DIR is a mounted, writable volume, and no other path is written."""
-    pod = kube("Deployment")["spec"]["template"]["spec"]
+def test_statefulset_state_directory_is_its_one_writable_volume_kept_per_replica() -> None:
+    """EXESDB_STATE_DIR is a mounted, writable volume, each replica's own claim (kept when the
+    pod is replaced, scaled away or deleted), and no other path is written."""
+    statefulset = kube("StatefulSet")["spec"]
+    pod = statefulset["template"]["spec"]
     mounts = bridge_container()["volumeMounts"]
     assert [m["mountPath"] for m in mounts] == [kube("ConfigMap")["data"]["EXESDB_STATE_DIR"]]
     assert not mounts[0].get("readOnly", False)
-    volume = next(v for v in pod["volumes"] if v["name"] == mounts[0]["name"])
-    assert "emptyDir" in volume or "persistentVolumeClaim" in volume
+    assert "volumes" not in pod  # not an emptyDir that a replaced pod loses
+    claims = {t["metadata"]["name"]: t["spec"] for t in statefulset["volumeClaimTemplates"]}
+    assert claims[mounts[0]["name"]]["accessModes"] == ["ReadWriteOnce"]
+    assert claims[mounts[0]["name"]]["resources"]["requests"]["storage"]
+    retention = statefulset["persistentVolumeClaimRetentionPolicy"]
+    assert retention == {"whenDeleted": "Retain", "whenScaled": "Retain"}
     assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
 
 
-def test_deployment_runs_this_version() -> None:
-    """The Deployment's image tag is the project's version."""
+def test_statefulset_names_each_replica_stably() -> None:
+    """EXESDB_NODE is the pod's name, which a StatefulSet keeps across replacement; its
+    serviceName is a headless Service selecting the pods; replicas start side by side and
+    update one at a time."""
+    statefulset = kube("StatefulSet")["spec"]
+    node = next(e for e in bridge_container()["env"] if e["name"] == "EXESDB_NODE")
+    assert node["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    headless = kube("Service", statefulset["serviceName"])["spec"]
+    assert headless["clusterIP"] == "None"
+    assert headless["selector"].items() <= statefulset["template"]["metadata"]["labels"].items()
+    assert statefulset["podManagementPolicy"] == "Parallel"
+    assert statefulset["updateStrategy"]["type"] == "RollingUpdate"
+    assert statefulset["updateStrategy"]["rollingUpdate"]["partition"] == 0
+
+
+def test_statefulset_runs_this_version() -> None:
+    """The StatefulSet's image tag is the project's version."""
     assert bridge_container()["image"].rpartition(":")[2] == __version__
 
 
 def test_selectors_match_the_pods() -> None:
-    """Service, PodDisruptionBudget and ServiceMonitor select what the Deployment runs."""
-    pod_labels = kube("Deployment")["spec"]["template"]["metadata"]["labels"]
-    service = kube("Service")
+    """The Services, PodDisruptionBudget and ServiceMonitor select what the StatefulSet runs;
+    the ServiceMonitor selects one Service, so each pod is scraped once."""
+    pod_labels = kube("StatefulSet")["spec"]["template"]["metadata"]["labels"]
+    service = kube("Service", "exesdb-bridge")
     for selector in (
         service["spec"]["selector"],
+        kube("Service", "exesdb-bridge-pods")["spec"]["selector"],
         kube("PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
-        kube("Deployment")["spec"]["selector"]["matchLabels"],
+        kube("StatefulSet")["spec"]["selector"]["matchLabels"],
     ):
         assert selector.items() <= pod_labels.items()
     monitor = kube("ServiceMonitor")
-    assert (
-        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
-    )
+    monitored = [
+        obj["metadata"]["name"]
+        for obj in kube_objects()
+        if obj["kind"] == "Service"
+        and monitor["spec"]["selector"]["matchLabels"].items()
+        <= obj["metadata"].get("labels", {}).items()
+    ]
+    assert monitored == ["exesdb-bridge"]
     port_names = {p["name"] for p in service["spec"]["ports"]}
     assert {e["port"] for e in monitor["spec"]["endpoints"]} <= port_names
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
     # The shipped rules select job="exesdb-bridge": the job label must come out as that.
     assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "exesdb-bridge"
     pdb = kube("PodDisruptionBudget")["spec"]
-    assert pdb["minAvailable"] < kube("Deployment")["spec"]["replicas"]
+    assert pdb["minAvailable"] < kube("StatefulSet")["spec"]["replicas"]
 
 
 def test_kustomize_builds() -> None:
@@ -404,7 +438,7 @@ def test_shutdown_fits_inside_every_stop_timeout() -> None:
     bridge = compose()["services"]["bridge"]
     grace = int(bridge["stop_grace_period"].removesuffix("s"))
     assert int(bridge["environment"]["EXESDB_SHUTDOWN_TIMEOUT_MS"]) < grace * 1000
-    pod = kube("Deployment")["spec"]["template"]["spec"]
+    pod = kube("StatefulSet")["spec"]["template"]["spec"]
     kube_ms = int(kube("ConfigMap")["data"]["EXESDB_SHUTDOWN_TIMEOUT_MS"])
     assert kube_ms < pod["terminationGracePeriodSeconds"] * 1000
 

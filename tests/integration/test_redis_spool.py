@@ -6,6 +6,8 @@ spool directory; the crash of a whole bridge process is in ``test_replicas.py``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +50,67 @@ def alert(number: int) -> Envelope:
 
 def alert_ids(envelopes: list[Envelope]) -> list[str]:
     return [e.payload.alert_id for e in envelopes if isinstance(e.payload, SystemAlert)]
+
+
+class LostReply:
+    """A TCP proxy in front of Redis that, once, lets a spool write's script call run and cuts
+    the connection instead of passing its answer back (a reset or timeout after Redis ran it)."""
+
+    MARK = b"exesdb:spool:"
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.cut = False
+        self.url = ""
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> LostReply:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"redis://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/0"
+        return self
+
+    async def aclose(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        armed = asyncio.Event()
+
+        async def upstream() -> None:
+            tail = b""
+            while data := await client_r.read(65536):
+                if not self.cut and self.MARK in tail + data:
+                    armed.set()
+                tail = data[-len(self.MARK) :]
+                server_w.write(data)
+                await server_w.drain()
+
+        async def downstream() -> None:
+            while data := await server_r.read(65536):
+                # An array answer to the armed call: the script ran (NOSCRIPT is passed on).
+                if armed.is_set() and not self.cut and data[:1] == b"*":
+                    self.cut = True
+                    return
+                client_w.write(data)
+                await client_w.drain()
+
+        tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
+        self._tasks.update(tasks)
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+                self._tasks.discard(task)
+            for writer in (client_w, server_w):
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
 
 
 async def test_what_ingest_stored_while_redis_was_down_arrives_in_order_once_redis_is_back(
@@ -113,6 +176,31 @@ async def test_a_restart_sends_only_what_redis_does_not_already_hold(
     await async_wait_until(lambda: alert_ids(reader.seen) == expected, 15, "each once, in order")
     await async_wait_until(lambda: restarted.sample("exesdb_redis_spool_bytes") == 0, 10)
     assert alert_ids(reader.seen) == expected
+
+
+async def test_a_spool_write_whose_answer_was_lost_is_not_sent_twice(
+    redis_server: Callable[[], RedisServer], tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """The connection drops after Redis ran a spool batch's script and before its answer came:
+    the writer asks Redis how far it got and sends only what Redis lacks, once."""
+    server = redis_server()
+    proxy = await LostReply(server.port).start()
+    try:
+        replica = Replica(proxy.url, "node-a", group=False, spool_dir=tmp_path / "spool")
+        replicas.append(replica)
+        await replica.start()
+        batch = [alert(n) for n in range(5)]
+        count, outcome = await replica.bridge.bus.publish_verified_durably(batch, 5)
+        assert (count, outcome) == (5, Durability.COMMITTED)
+        await async_wait_until(lambda: replica.sample("exesdb_redis_spool_bytes") == 0, 15)
+        assert proxy.cut
+        stream = f"exesdb:bus:{batch[0].instance}"
+        with server.client() as client:
+            assert client.xlen(stream) == 5
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        await proxy.aclose()
 
 
 async def test_ingest_answers_503_with_retry_after_once_the_spool_is_full(

@@ -16,7 +16,8 @@ On disk, under ``<EXESDB_STATE_DIR>/spool/``::
 
 The writer also records its progress through a segment in Redis, in the same script call as the
 entries it writes (``Layout.spool``), and a reopened spool resumes from the further of the two:
-a crash between writing to Redis and moving the head sends nothing twice. A record torn by a
+a crash between writing to Redis and moving the head sends nothing twice, nor does a write whose
+answer was lost (Redis is asked again after any failed write). A record torn by a
 crash while it was appended (never answered 202) is cut off when the spool is opened.
 """
 
@@ -131,6 +132,11 @@ class Spool:
     def checked(self, batch: SpoolBatch) -> bool:
         """True once Redis was asked how far the writer got through ``batch``'s segment."""
         return batch.segment in self._checked
+
+    def recheck(self, batch: SpoolBatch) -> None:
+        """Ask Redis again before sending ``batch``'s segment on: a write that failed on the
+        way back may have been taken."""
+        self._checked.discard(batch.segment)
 
     async def resume(self, batch: SpoolBatch, offset: int | None) -> bool:
         """Redis says the writer got to ``offset`` in ``batch``'s segment (None: it does not

@@ -372,7 +372,12 @@ class Writer:
         # A refusal of the whole script (e.g. OOM: Redis refuses a writing script up front)
         # raises here and is tried again; one of a single entry inside it (the key holds another
         # type) is for good: retrying the batch would write the others twice.
-        replies = await self._xadd_all(frames, progress=(progress, batch.end))
+        try:
+            replies = await self._xadd_all(frames, progress=(progress, batch.end))
+        except BaseException:
+            # The script may have run and only its answer been lost (a reset, a timeout).
+            spool.recheck(batch)
+            raise
         self._written(frames, replies, retry=False)
         spent = await spool.advance(batch)
         if spent:

@@ -17,6 +17,10 @@ note dropped. A crash (SIGKILL) at any point:
 - after the outbox stored it, before the note was dropped: storing it again changes nothing
   (the outbox remembers the plans it stored).
 
+A change that fails between the two without a crash (the outbox failing, Redis's answer lost)
+is stored from its note before the next change is worked out, so the retried batch finds it
+made and notifies nothing twice.
+
 A holder that lost the lease without knowing (slow, cut off) can no longer change Redis: its
 change is refused, nothing is stored, and its entries are left for the next holder.
 """
@@ -97,18 +101,22 @@ class AlertIndex:
         db: DbThread,
         clock: Callable[[], float],
         limit: int,
+        notify: Callable[[], None] = lambda: None,
     ) -> None:
-        """``limit``: the open alerts kept at most (the open-alert cap)."""
+        """``limit``: the open alerts kept at most (the open-alert cap); ``notify`` is called
+        when catching up stored notifications."""
         self._state = state
         self._outbox = outbox
         self._db = db
         self._clock = clock
         self._limit = limit
+        self._notify = notify
         # One change at a time, from working it out to storing it: none reads what another
         # has made in Redis but not yet stored here.
         self._lock = asyncio.Lock()
         self.caught_up = False
-        """True once this replica's notes from before a restart were stored."""
+        """True while no note of this replica waits to be stored: its notes from before a
+        restart were, and no change since failed between Redis and the outbox."""
 
     async def change(
         self, planner: Callable[P, Plan], /, *args: P.args, **kwargs: P.kwargs
@@ -118,9 +126,12 @@ class AlertIndex:
 
         Raises ``TransportError`` when Redis cannot take it or this replica no longer holds the
         work-queue lease; then nothing was stored (a batch of work-queue entries is left
-        pending for the next holder).
+        pending for the next holder). A change that failed after Redis may have taken it is
+        stored from its note before the next change is worked out, so a retry finds it made.
         """
         async with self._lock:
+            if not self.caught_up:
+                await self._catch_up()
             plan = await self._db.call(planner, *args, **kwargs)
             if not plan.steps:
                 return Applied([], plan.refused)
@@ -132,12 +143,16 @@ class AlertIndex:
                 else:
                     gone.add(record.alert_id)
             change = StateChange(put=put, remove=sorted(gone), note=(plan.id, encode_plan(plan)))
+            # From here until the outbox stored the plan, Redis may hold it (an answer lost on
+            # the way, the outbox failing): its note is then what the next change stores first.
+            self.caught_up = False
             if not await self._state.commit(NAME, change):
                 raise TransportError(
                     "this replica no longer holds the work-queue lease: its alert changes are "
                     "left to the holder"
                 )
             applied = await self._db.call(self._outbox.commit, plan)
+            self.caught_up = True
             try:
                 await self._state.forget(NAME, [plan.id])
             except TransportError:
@@ -145,32 +160,36 @@ class AlertIndex:
             return applied
 
     async def catch_up(self) -> int:
-        """Store this replica's notes left by a crash (a change Redis took and the outbox did
-        not), each once; returns how many plans were stored.
+        """Store this replica's notes left by a crash or a failed change (a change Redis took
+        and the outbox did not), each once; returns how many plans were stored.
 
         Raises ``TransportError`` when Redis cannot be read.
         """
         async with self._lock:
-            notes = await self._state.notes(NAME)
-            if not notes:
-                self.caught_up = True
-                return 0
-            kept = _decoded(await self._state.load(NAME))
-            plans: list[Plan] = []
-            for raw in notes.values():
-                try:
-                    plans.append(decode_plan(raw))
-                except (ValueError, TypeError, KeyError):
-                    _logger.warning("alerts: a note in Redis is malformed; skipped")
-            stored = 0
-            for plan in sorted(plans, key=lambda p: p.now):
-                if (await self._db.call(self._outbox.commit, _still_current(plan, kept))).changed:
-                    stored += 1
-            await self._state.forget(NAME, list(notes))
+            return await self._catch_up()
+
+    async def _catch_up(self) -> int:
+        notes = await self._state.notes(NAME)
+        if not notes:
             self.caught_up = True
-            if stored:
-                _logger.info("alerts: stored %d change(s) made in Redis before a crash", stored)
-            return stored
+            return 0
+        kept = _decoded(await self._state.load(NAME))
+        plans: list[Plan] = []
+        for raw in notes.values():
+            try:
+                plans.append(decode_plan(raw))
+            except (ValueError, TypeError, KeyError):
+                _logger.warning("alerts: a note in Redis is malformed; skipped")
+        stored = 0
+        for plan in sorted(plans, key=lambda p: p.now):
+            if (await self._db.call(self._outbox.commit, _still_current(plan, kept))).changed:
+                stored += 1
+        await self._state.forget(NAME, list(notes))
+        self.caught_up = True
+        if stored:
+            _logger.info("alerts: stored %d change(s) Redis took and the outbox had not", stored)
+            self._notify()
+        return stored
 
     async def take_up(self) -> int:
         """On taking the work-queue lease: this replica's notes first, then its open alerts made

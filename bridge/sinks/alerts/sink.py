@@ -247,7 +247,12 @@ class AlertSink:
         self._outbox = outbox
         if self._state is not None:
             self._index = AlertIndex(
-                self._state, outbox=outbox, db=self._db, clock=self._clock, limit=self._max_open
+                self._state,
+                outbox=outbox,
+                db=self._db,
+                clock=self._clock,
+                limit=self._max_open,
+                notify=self._changed,
             )
         self._escalator = Escalator(
             escalate=self._escalate,
@@ -531,8 +536,7 @@ class AlertSink:
         if self._index is not None and not self._index.caught_up:
             # After a restart: what Redis took before a crash and the outbox did not.
             with contextlib.suppress(TransportError):
-                if await self._index.catch_up():
-                    self._changed()
+                await self._index.catch_up()
         if self._holds_work_queue():
             try:
                 await escalator.tick()

@@ -33,12 +33,14 @@ class Store:
 
 class State:
     """One replica's view of a ``Store`` (``SharedState``); ``crash_on_forget`` stands for a
-    SIGKILL after the outbox stored a change and before the note went."""
+    SIGKILL after the outbox stored a change and before the note went, ``lose_reply`` for a
+    connection lost after Redis took a change and before its answer came."""
 
     def __init__(self, store: Store, node: str) -> None:
         self.store = store
         self.node = node
         self.crash_on_forget = False
+        self.lose_reply = False
 
     async def load(self, name: str) -> dict[str, bytes] | None:
         return None if self.store.records is None else dict(self.store.records)
@@ -55,6 +57,8 @@ class State:
         self.store.records = records
         if change.note is not None:
             self.store.notes.setdefault(self.node, {})[change.note[0]] = change.note[1]
+        if self.lose_reply:
+            raise TransportError("connection lost after Redis took the change")
         return True
 
     async def notes(self, name: str) -> dict[str, bytes]:
@@ -185,6 +189,47 @@ async def test_a_crash_after_the_outbox_stored_a_change_stores_nothing_twice(
     assert await again.catch_up() == 0
     assert boxes["a"].depth().queued == 1
     assert store.notes["a"] == {}
+
+
+async def test_a_change_retried_after_the_outbox_failed_is_stored_once(boxes, db: DbThread) -> None:
+    """Redis took a resolve and the outbox failed to store it (database locked, disk full): the
+    retried batch finds the change already made, the alert is resolved and notified once, and
+    no note is left for a later start to store again."""
+    store = Store()
+    a = replica(store, boxes["a"], db)
+    await a.change(boxes["a"].plan, [event()], T0)
+    boxes["a"].crash = True
+    with pytest.raises(RuntimeError):
+        await a.change(boxes["a"].plan, [event(status="resolved")], T0 + 1)
+    boxes["a"].crash = False
+    await a.change(boxes["a"].plan, [event(status="resolved")], T0 + 2)
+    assert store.notes["a"] == {}
+    assert await replica(store, boxes["a"], db).catch_up() == 0
+    resolved = boxes["a"].detail("node_failure:n1")
+    assert resolved is not None
+    assert resolved.alert.state is AlertState.RESOLVED
+    assert [entry.event for entry in resolved.history] == [
+        HistoryEvent.FIRED,
+        HistoryEvent.RESOLVED,
+    ]
+
+
+async def test_a_change_whose_answer_was_lost_is_not_made_twice(boxes, db: DbThread) -> None:
+    """Redis took a firing and the connection went before its answer: the retried batch stores
+    the change Redis holds and notifies the firing once."""
+    store = Store()
+    a = replica(store, boxes["a"], db)
+    a._state.lose_reply = True  # type: ignore[attr-defined]
+    with pytest.raises(TransportError):
+        await a.change(boxes["a"].plan, [event()], T0)
+    a._state.lose_reply = False  # type: ignore[attr-defined]
+    await a.change(boxes["a"].plan, [event()], T0 + 1)
+    assert store.notes["a"] == {}
+    assert await replica(store, boxes["a"], db).catch_up() == 0
+    fired = boxes["a"].detail("node_failure:n1")
+    assert fired is not None
+    assert [entry.event for entry in fired.history] == [HistoryEvent.FIRED]
+    assert boxes["a"].depth().queued == 1
 
 
 async def test_the_next_holder_takes_up_the_open_alerts_and_resolves_them(
