@@ -496,3 +496,13 @@ def test_systemd_unit_installs_the_bridge_from_its_sources() -> None:
 def test_every_yaml_file_parses(path) -> None:
     """Every YAML file under deploy/ is valid YAML."""
     assert load_all_yaml(path)
+
+
+def test_the_shipped_secret_holds_no_value_that_would_work_if_applied_unchanged() -> None:
+    """The Secret ships empty: applied unedited, the admin API stays off and no known key signs
+    anything (a "replace-me" token would open alert acknowledgements to anyone)."""
+    secret = kube("Secret")["stringData"]
+    assert secret
+    assert all(value == "" for value in secret.values())
+    settings = Settings.model_validate({**kube("ConfigMap")["data"], **secret})
+    assert settings.admin_token is None or not settings.admin_token.get_secret_value()
