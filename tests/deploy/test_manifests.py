@@ -121,7 +121,9 @@ def test_compose_wiring_matches_the_configs() -> None:
     services = compose()["services"]
     env = services["bridge"]["environment"]
     port = env["EXESDB_HTTP_ADDR"].rpartition(":")[2]
-    assert f"{port}:{port}" in services["bridge"]["ports"]
+    assert f"127.0.0.1:{port}:{port}" in services["bridge"]["ports"]
+    published = [p for service in services.values() for p in service.get("ports", [])]
+    assert all(p.startswith("127.0.0.1:") for p in published), "the demo's secrets are known"
     prometheus = load_yaml(DEPLOY / "prometheus/prometheus.yml")
     job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "exesdb-bridge")
     assert job["static_configs"][0]["targets"] == [f"bridge:{port}"]
