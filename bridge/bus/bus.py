@@ -394,7 +394,7 @@ class Bus:
             if decoded is None and recent is not None:
                 # The work-queue copy of this message came first: decoded already (the
                 # signature is still checked).
-                decoded = recent.get(frame)
+                decoded = recent.take(frame)
             result = verify(frame.body, frame.signature, decoded)
             if isinstance(result, Rejection):
                 work.settle(frame)
@@ -409,7 +409,7 @@ class Bus:
         recent, work = self._recent, self._work
         known: list[tuple[Frame, Envelope]] = []
         for frame in frames:
-            verified = recent.get(frame) if recent is not None else None
+            verified = recent.take(frame) if recent is not None else None
             if verified is not None:
                 if not self._taken_here(verified):
                     # No group subscriber takes it (most metrics, for the alert stage).

@@ -23,6 +23,7 @@ from bridge.bus import (
     Verifier,
     new_message_id,
 )
+from bridge.bus.work_queue import RecentlyVerified
 from bridge.messages import SystemAlert
 from tests.bus.conftest import build_bus
 from tests.support import TEST_SECRET, async_wait_until
@@ -398,3 +399,54 @@ async def test_a_transport_that_buffers_gets_a_resigner_that_keeps_the_id() -> N
     assert KEYRING.verify(frame.body, frame.signature)
     attached["dropped"](3)
     assert registry.get_sample_value("exesdb_bus_dropped_total", {"subscriber": "transport"}) == 3
+
+
+def recently_verified_pair() -> tuple[RecentlyVerified, Frame, Envelope]:
+    """A memory for the alerts instance, and a fan-out frame with the envelope it verified to."""
+    body, signature = signed()
+    verifier = Verifier(KEYRING, ReplayGuard(300), window_seconds=300, max_bytes=1 << 20)
+    envelope = verifier.verify_frame(body, signature)
+    assert isinstance(envelope, Envelope)
+    return (
+        RecentlyVerified(frozenset({"ex_esdb_alerts"}), size=4),
+        Frame("ex_esdb_alerts", body, signature, group=False),
+        envelope,
+    )
+
+
+def test_the_other_copy_takes_a_recently_verified_envelope_once() -> None:
+    """The work-queue copy of a message takes the envelope its fan-out copy verified to, and
+    nothing is kept after it: a third copy (a claimed one) is verified anew."""
+    recent, fanout, envelope = recently_verified_pair()
+    recent.put(fanout, envelope)
+    copy = Frame(fanout.instance, fanout.body, fanout.signature, group=True)
+    assert recent.take(copy) is envelope
+    assert recent.take(copy) is None
+
+
+def test_other_bytes_under_a_kept_signature_do_not_take_its_envelope() -> None:
+    """Bytes other than the verified ones under the same signature find nothing, and the
+    envelope stays for its own copy."""
+    recent, fanout, envelope = recently_verified_pair()
+    recent.put(fanout, envelope)
+    forged = Frame(fanout.instance, fanout.body + b" ", fanout.signature, group=True)
+    assert recent.take(forged) is None
+    assert recent.take(Frame(fanout.instance, fanout.body, fanout.signature, group=True)) is (
+        envelope
+    )
+
+
+def test_recently_verified_envelopes_are_bounded_oldest_first() -> None:
+    """Past its size the memory forgets the oldest envelope not taken yet."""
+    recent, _, _ = recently_verified_pair()
+    pairs = [recently_verified_pair()[1:] for _ in range(5)]
+    for frame, envelope in pairs:
+        recent.take(Frame(frame.instance, b"{}", "00", group=True))  # work-queue frames come
+        recent.put(frame, envelope)
+    assert [recent.take(frame) is envelope for frame, envelope in pairs] == [
+        False,
+        True,
+        True,
+        True,
+        True,
+    ]
