@@ -186,6 +186,34 @@ async def test_work_queue_copies_known_from_the_fanout_are_taken_once_each() -> 
     assert len({e.id for e in work}) == 2
 
 
+async def test_a_fanout_copy_after_its_work_queue_copy_is_delivered_once() -> None:
+    """When the work-queue copy came first, the fan-out copy of the same bytes is delivered
+    (only its replay check left); a second fan-out copy is refused as a replay and other bytes
+    under the same signature as a bad signature, both counted."""
+    transport = SharedTransport()
+    kit = build_bus(KEYRING, transport)
+    fanout: list[Envelope] = []
+    work: list[Envelope] = []
+    kit.bus.subscribe("fanout", fanout.append, instances=["ex_esdb_alerts"])
+    kit.bus.subscribe("work", work.append, instances=["ex_esdb_alerts"], group=True)
+    await kit.bus.start()
+    body, signature = signed()
+    ack = Acks()
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack))
+    tampered = body.replace(b'"critical"', b'"warning"')
+    for copy in (body, body, tampered):
+        transport.send(Frame("ex_esdb_alerts", copy, signature, group=False))
+    await async_wait_until(lambda: ack.count == 1 and fanout, 5)
+    await kit.bus.aclose()
+    assert [e.id for e in fanout] == [e.id for e in work]
+    assert len(fanout) == 1
+
+    def rejected(reason: str) -> float | None:
+        return kit.registry.get_sample_value("exesdb_bus_rejected_total", {"reason": reason})
+
+    assert (rejected("replayed"), rejected("invalid_signature")) == (1, 1)
+
+
 async def test_a_refused_work_queue_frame_is_acknowledged_and_counted_by_the_fanout_path() -> None:
     """A wrongly signed work-queue frame reaches no subscriber and is settled; its rejection is
     counted when the fan-out copy of the same entry is refused, not twice."""
