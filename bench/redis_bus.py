@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.redis_bus [--messages 60000] [--repeats 3] [--seconds 8]
                                         [--components none|default] [--baseline REV]
+                                        [--latency-only [--rate 10000]]
 
 Starts a throw-away ``redis-server`` on a free loopback port, two bridge replicas
 (``bench/redis_replica.py``, each its own process: the production Redis transport, a batch
@@ -25,7 +26,11 @@ every message through the consumer group). Each replica's garbage collector is s
   work-queue subscriber has messages published after the kill (lease ``--claim-idle-ms``).
 
 ``--baseline REV`` runs the same measurements, interleaved, on replicas from ``git archive REV``
-(the publisher is always this tree's): same-run ratios against another revision.
+(the publisher is always this tree's): same-run ratios against another revision; given more
+than once, against each.
+``--latency-only`` measures only the latency at ``--rate`` (10 000 msg/s by default), each
+repeat on a fresh pair, and prints every run's p99 beside the medians: on a shared machine the
+spread from run to run is the point.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
@@ -325,8 +330,10 @@ def _extract(revision: str, into: Path) -> Path:
 def _setting(args: argparse.Namespace) -> Iterator[tuple[str, int, _Child, list[_Tree]]]:
     with tempfile.TemporaryDirectory(prefix="exesdb-bench-redis-") as scratch:
         trees = [_Tree("this tree", ROOT)]
-        if args.baseline:
-            trees.insert(0, _Tree(args.baseline, _extract(args.baseline, Path(scratch))))
+        for number, revision in enumerate(args.baseline):
+            into = Path(scratch) / f"baseline-{number}"
+            into.mkdir()
+            trees.insert(number, _Tree(revision, _extract(revision, into)))
         server, url = _redis_server(Path(scratch))
         publisher = _Child([sys.executable, "-m", "bench.redis_bus", "--publisher", url])
         try:
@@ -358,9 +365,11 @@ def run(
     repeats: int | None = None,
     seconds: float | None = None,
     components: str = "none",
-    baseline: str | None = None,
+    baseline: Sequence[str] = (),
     claim_idle_ms: int = 10_000,
     collector: str = "settled",
+    latency_only: bool = False,
+    rate: int = _TARGET_RATE // 2,
 ) -> str:
     """Measure; the tables (``make bench --only redis`` and ``python -m bench.redis_bus``)."""
     args = argparse.Namespace(
@@ -372,6 +381,8 @@ def run(
         baseline=baseline,
         claim_idle_ms=claim_idle_ms,
     )
+    if latency_only:
+        return _latency_only(args, rate)
     loads = [os.getloadavg()[0]]
     capacity: dict[str, list[_Run]] = {}
     paced: dict[tuple[str, int], list[_Run]] = {}
@@ -398,6 +409,48 @@ def run(
                         failover = _failover(replicas, publisher)
         loads.append(os.getloadavg()[0])
     return _tables(args, loads, trees, capacity, paced, rates, failover)
+
+
+def _latency_only(args: argparse.Namespace, rate: int) -> str:
+    """Publish to delivery at ``rate``, each repeat on a fresh pair of each tree, interleaved."""
+    loads = [os.getloadavg()[0]]
+    paced: dict[str, list[_Run]] = {}
+    with _setting(args) as (url, server, publisher, trees):
+        for repeat in range(args.repeats):
+            for tree in trees if repeat % 2 == 0 else list(reversed(trees)):
+                with _pair(tree, url, publisher, args) as replicas:
+                    run = _paced(replicas, publisher, server, rate, args.seconds)
+                    paced.setdefault(tree.name, []).append(run)
+            loads.append(os.getloadavg()[0])
+    rows: list[list[Any]] = []
+    for tree in trees:
+        runs = paced[tree.name]
+        for role in _ROLES:
+            p99s = [run.p99_ms[role] for run in runs]
+            rows.append(
+                [
+                    f"{tree.name}: {role}",
+                    _median(runs, "p50_ms", role),
+                    _median(runs, "p99_ms", role),
+                    f"{min(p99s):.1f}-{max(p99s):.1f}",
+                    median([r.work_p99_ms for r in runs]) if role == _ROLES[0] else float("nan"),
+                    _median(runs, "cpu_us", role),
+                    " ".join(f"{value:.0f}" for value in p99s),
+                ]
+            )
+    load = " ".join(f"{value:.1f}" for value in loads)
+    mine = [max(run.p99_ms.values()) for run in paced["this tree"]]
+    met = sum(value < _TARGET_P99_MS for value in mine)
+    verdict = (
+        f"p99 under {_TARGET_P99_MS:g} ms at {rate:,} msg/s (this tree, the slower role): "
+        f"{met} of {len(mine)} runs\n"
+    )
+    title = (
+        f"Publish to delivery at {rate:,} msg/s ({args.repeats} x {args.seconds:g} s, a fresh "
+        f"pair each, interleaved; median; load average {load} at the start and after each repeat)"
+    )
+    header = ["replica", "p50 ms", "p99 ms", "p99 range", "work queue p99 ms", "CPU us/msg"]
+    return table(title, [*header, "each run's p99 ms"], rows) + "\n" + verdict
 
 
 def _median(runs: list[_Run], what: str, role: str) -> float:
@@ -560,11 +613,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--components", choices=["none", "default"], default="none")
-    parser.add_argument("--baseline", help="a git revision whose replicas run beside this tree's")
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        help="a git revision whose replicas run beside this tree's (may be given again)",
+    )
     parser.add_argument("--claim-idle-ms", type=int, default=10_000)
     parser.add_argument(
         "--gc", choices=["settled", "default"], default="settled", help="the replicas' collector"
     )
+    parser.add_argument(
+        "--latency-only", action="store_true", help="only publish to delivery, at --rate"
+    )
+    parser.add_argument("--rate", type=int, default=_TARGET_RATE // 2)
     parser.add_argument("--publisher", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.publisher:
@@ -579,6 +641,8 @@ def main() -> None:
             baseline=args.baseline,
             claim_idle_ms=args.claim_idle_ms,
             collector=args.gc,
+            latency_only=args.latency_only,
+            rate=args.rate,
         )
     )
 

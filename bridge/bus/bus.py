@@ -423,20 +423,21 @@ class Bus:
         if frames and frames[0].group:
             self._receive_work(frames)  # a read is of work-queue frames or of none
             return
-        verify = self._verifier.verify_frame
+        verify, verify_known = self._verifier.verify_frame, self._verifier.verify_known
         recent, work, dispatch = self._recent, self._work, self._dispatch
         for frame in frames:
-            decoded = frame.decoded
-            if decoded is None and recent is not None:
-                # The work-queue copy of this message came first: decoded already (the
-                # signature is still checked).
-                decoded = recent.get(frame)
-            result = verify(frame.body, frame.signature, decoded)
+            known = recent.take(frame) if recent is not None and frame.decoded is None else None
+            if known is not None:
+                # The work-queue copy of the same bytes under the same signature came first and
+                # verified: only this path's replay check is left.
+                result = verify_known(known)
+            else:
+                result = verify(frame.body, frame.signature, frame.decoded)
             if isinstance(result, Rejection):
                 work.settle(frame)
                 continue
             dispatch(result, frame)
-            if decoded is None and recent is not None:
+            if known is None and frame.decoded is None and recent is not None:
                 recent.put(frame, result)
 
     def _receive_work(self, frames: Sequence[Frame]) -> None:
@@ -445,7 +446,7 @@ class Bus:
         recent, work = self._recent, self._work
         known: list[tuple[Frame, Envelope]] = []
         for frame in frames:
-            verified = recent.get(frame) if recent is not None else None
+            verified = recent.take(frame) if recent is not None else None
             if verified is not None:
                 if not self._taken_here(verified):
                     # No group subscriber takes it (most metrics, for the alert stage).

@@ -113,6 +113,15 @@ class Verifier:
             return self.reject(_replay_rejection(verdict, envelope.id))
         return envelope
 
+    def verify_known(self, envelope: Envelope) -> Envelope | Rejection:
+        """``verify_frame`` for bytes another path verified a moment ago (the same bytes under
+        the same signature, compared, gave ``envelope``): only the replay check is left, in
+        this verifier's own memory."""
+        verdict = self._replay.check(envelope.id, envelope.unix_ts)
+        if verdict is not ReplayVerdict.FRESH:
+            return self.reject(_replay_rejection(verdict, envelope.id))
+        return envelope
+
     def remember(self, envelope: Envelope) -> None:
         """Remember ``envelope``'s id as accepted (after ``verify_frame(remember=False)``)."""
         self._replay.check(envelope.id, envelope.unix_ts)

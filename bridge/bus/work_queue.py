@@ -138,8 +138,11 @@ class RecentlyVerified:
     A shared transport delivers each work-queue message twice (to the fan-out and, at the lease
     holder, through the consumer group); the second copy, the same bytes under the same
     signature (compared), is not decoded again, and a work-queue copy's signature is not
-    computed again either (equal bytes verify alike). Bounded: the oldest are forgotten first,
-    and nothing is kept while no work-queue frame comes (a replica not holding the lease).
+    computed again either (equal bytes verify alike). The second copy takes the envelope, which
+    is forgotten then: what is kept is the few the other read has not reached yet, not the last
+    ``size`` (thousands of live young objects make every garbage collection a long pause).
+    Bounded: the oldest are forgotten first, and nothing is kept while no work-queue frame comes
+    (a replica not holding the lease).
     """
 
     __slots__ = ("_entries", "_idle", "_order", "_size", "instances")
@@ -148,18 +151,26 @@ class RecentlyVerified:
         self.instances = instances
         self._size = size
         self._entries: dict[str, tuple[bytes, Envelope]] = {}
+        # Signatures in the order put (some taken since): the oldest go first when full.
         self._order: deque[str] = deque()
         # Envelopes kept since the last work-queue frame came.
         self._idle = 0
 
-    def get(self, frame: Frame) -> Envelope | None:
-        """The envelope verified lately from exactly ``frame``'s bytes and signature, if any."""
+    def take(self, frame: Frame) -> Envelope | None:
+        """The envelope verified lately from exactly ``frame``'s bytes and signature, if any,
+        forgotten as it is taken (no third copy is expected; a claimed one is verified anew)."""
         if frame.group:
             self._idle = 0
-        if frame.signature is None or frame.instance not in self.instances:
+        signature = frame.signature
+        if signature is None or frame.instance not in self.instances:
             return None
-        hit = self._entries.get(frame.signature)
-        return hit[1] if hit is not None and hit[0] == frame.body else None
+        hit = self._entries.pop(signature, None)
+        if hit is None:
+            return None
+        if hit[0] != frame.body:
+            self._entries[signature] = hit  # other bytes under its signature: not its copy
+            return None
+        return hit[1]
 
     def put(self, frame: Frame, envelope: Envelope) -> None:
         """Remember ``envelope`` as verified from ``frame``."""

@@ -23,6 +23,7 @@ from bridge.bus import (
     Verifier,
     new_message_id,
 )
+from bridge.bus.work_queue import RecentlyVerified
 from bridge.messages import SystemAlert
 from tests.bus.conftest import build_bus
 from tests.support import TEST_SECRET, async_wait_until
@@ -183,6 +184,34 @@ async def test_work_queue_copies_known_from_the_fanout_are_taken_once_each() -> 
     await bus.aclose()
     assert [getattr(e.payload, "severity", None) for e in work] == ["critical", "critical"]
     assert len({e.id for e in work}) == 2
+
+
+async def test_a_fanout_copy_after_its_work_queue_copy_is_delivered_once() -> None:
+    """When the work-queue copy came first, the fan-out copy of the same bytes is delivered
+    (only its replay check left); a second fan-out copy is refused as a replay and other bytes
+    under the same signature as a bad signature, both counted."""
+    transport = SharedTransport()
+    kit = build_bus(KEYRING, transport)
+    fanout: list[Envelope] = []
+    work: list[Envelope] = []
+    kit.bus.subscribe("fanout", fanout.append, instances=["ex_esdb_alerts"])
+    kit.bus.subscribe("work", work.append, instances=["ex_esdb_alerts"], group=True)
+    await kit.bus.start()
+    body, signature = signed()
+    ack = Acks()
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=ack))
+    tampered = body.replace(b'"critical"', b'"warning"')
+    for copy in (body, body, tampered):
+        transport.send(Frame("ex_esdb_alerts", copy, signature, group=False))
+    await async_wait_until(lambda: ack.count == 1 and fanout, 5)
+    await kit.bus.aclose()
+    assert [e.id for e in fanout] == [e.id for e in work]
+    assert len(fanout) == 1
+
+    def rejected(reason: str) -> float | None:
+        return kit.registry.get_sample_value("exesdb_bus_rejected_total", {"reason": reason})
+
+    assert (rejected("replayed"), rejected("invalid_signature")) == (1, 1)
 
 
 async def test_a_refused_work_queue_frame_is_acknowledged_and_counted_by_the_fanout_path() -> None:
@@ -398,3 +427,54 @@ async def test_a_transport_that_buffers_gets_a_resigner_that_keeps_the_id() -> N
     assert KEYRING.verify(frame.body, frame.signature)
     attached["dropped"](3)
     assert registry.get_sample_value("exesdb_bus_dropped_total", {"subscriber": "transport"}) == 3
+
+
+def recently_verified_pair() -> tuple[RecentlyVerified, Frame, Envelope]:
+    """A memory for the alerts instance, and a fan-out frame with the envelope it verified to."""
+    body, signature = signed()
+    verifier = Verifier(KEYRING, ReplayGuard(300), window_seconds=300, max_bytes=1 << 20)
+    envelope = verifier.verify_frame(body, signature)
+    assert isinstance(envelope, Envelope)
+    return (
+        RecentlyVerified(frozenset({"ex_esdb_alerts"}), size=4),
+        Frame("ex_esdb_alerts", body, signature, group=False),
+        envelope,
+    )
+
+
+def test_the_other_copy_takes_a_recently_verified_envelope_once() -> None:
+    """The work-queue copy of a message takes the envelope its fan-out copy verified to, and
+    nothing is kept after it: a third copy (a claimed one) is verified anew."""
+    recent, fanout, envelope = recently_verified_pair()
+    recent.put(fanout, envelope)
+    copy = Frame(fanout.instance, fanout.body, fanout.signature, group=True)
+    assert recent.take(copy) is envelope
+    assert recent.take(copy) is None
+
+
+def test_other_bytes_under_a_kept_signature_do_not_take_its_envelope() -> None:
+    """Bytes other than the verified ones under the same signature find nothing, and the
+    envelope stays for its own copy."""
+    recent, fanout, envelope = recently_verified_pair()
+    recent.put(fanout, envelope)
+    forged = Frame(fanout.instance, fanout.body + b" ", fanout.signature, group=True)
+    assert recent.take(forged) is None
+    assert recent.take(Frame(fanout.instance, fanout.body, fanout.signature, group=True)) is (
+        envelope
+    )
+
+
+def test_recently_verified_envelopes_are_bounded_oldest_first() -> None:
+    """Past its size the memory forgets the oldest envelope not taken yet."""
+    recent, _, _ = recently_verified_pair()
+    pairs = [recently_verified_pair()[1:] for _ in range(5)]
+    for frame, envelope in pairs:
+        recent.take(Frame(frame.instance, b"{}", "00", group=True))  # work-queue frames come
+        recent.put(frame, envelope)
+    assert [recent.take(frame) is envelope for frame, envelope in pairs] == [
+        False,
+        True,
+        True,
+        True,
+        True,
+    ]
