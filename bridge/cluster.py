@@ -274,7 +274,7 @@ class ClusterMonitor:
         self._log_dropped()
         changes: dict[Change, list[str]] = {"node_added": [], "node_removed": []}
         try:
-            await self._announce_pending(now, changes)
+            await self._announce_pending(changes)
         except Exception as exc:  # e.g. Redis unreachable: retried on the next tick
             _logger.debug("cluster announcement deferred: %s", exc)
         finally:
@@ -335,7 +335,7 @@ class ClusterMonitor:
                 )
             self._dropped[reason] = _Dropped()
 
-    async def _announce_pending(self, now: float, changes: dict[Change, list[str]]) -> None:
+    async def _announce_pending(self, changes: dict[Change, list[str]]) -> None:
         """Announce pending transitions, then farewells; each swap of a state key and its
         publish are one step, which a stop (``_closed``) lets finish and follows with no other:
         cancelled between the two, the key would say announced with nothing published for any
@@ -344,7 +344,7 @@ class ClusterMonitor:
         for name, state in list(self._pending.items())[:_PER_TICK]:
             if self._closed:
                 return
-            event = await self._transition(name, state, now, up)
+            event = await self._transition(name, state, up)
             if event is not None:
                 changes[event].append(name)
             # Heard (or silent) again during the swap: that newer transition stays pending.
@@ -357,7 +357,7 @@ class ClusterMonitor:
             if self._farewells.get(name) == reason:
                 del self._farewells[name]
 
-    async def _transition(self, name: str, state: State, now: float, up: int) -> Change | None:
+    async def _transition(self, name: str, state: State, up: int) -> Change | None:
         """Announce one node's transition when it is this replica's to announce; the
         membership event it makes."""
         node = self._nodes.get(name)
@@ -380,7 +380,7 @@ class ClusterMonitor:
                 "detected_by": self.node,
                 "missed_intervals": MISSED_INTERVALS,
             }
-            group = self._grouped(name, now)
+            group = self._grouped(name, node.down_since)
             if group is not None:
                 metadata["grouped"] = group
         elif previous == "down" or (previous is None and locally_down):
@@ -398,27 +398,32 @@ class ClusterMonitor:
             # would be lost for every replica: put the state key back and keep it pending.
             # (None cannot be put back; the value that makes the retry announce it again can.)
             await self._coordinator.swap(key, _restored(previous, state), _STATE_TTL_MS)
+            # Counted again when the retry is announced.
             if "grouped" in metadata and self._group is not None:
-                self._group.count -= 1  # counted again when the retry is announced
+                self._group.count -= 1
                 self._group.named = tuple(n for n in self._group.named if n != name[:_NAME_SHOWN])
+            elif state == "down" and self._alerted:
+                self._alerted.pop()
             raise BridgeError(f"announcing {name} {event} was refused: {published.reason}")
         node.announced = state
         return "node_removed" if state == "down" else "node_added"
 
-    def _grouped(self, name: str, now: float) -> str | None:
-        """None when this down may have a node_failure alert of its own, else the id of the
-        grouped alert it joins.
+    def _grouped(self, name: str, found: float) -> str | None:
+        """None when this down (found at ``found``) may have a node_failure alert of its own,
+        else the id of the grouped alert it joins.
 
         More than ALERTS_PER_INTERVAL downs within one interval start a storm: every down until
-        three intervals pass without one is grouped, so a long flood (whose downs a busy replica
-        may announce in bursts) is not ten alerts an interval.
+        three intervals pass without one is grouped, so a long flood is not ten alerts an
+        interval. Downs are timed when found, not when announced: a flood's announcements,
+        ``_PER_TICK`` at a time, may trail long after, and a node first heard after the last of
+        its downs was found, then silent itself, must still get an alert naming it.
         """
         alerted = self._alerted
-        calm = now >= self._storm_until
-        if calm and (len(alerted) < ALERTS_PER_INTERVAL or now - alerted[0] >= self._interval):
-            alerted.append(now)
+        calm = found >= self._storm_until
+        if calm and (len(alerted) < ALERTS_PER_INTERVAL or found - alerted[0] >= self._interval):
+            alerted.append(found)
             return None
-        self._storm_until = now + MISSED_INTERVALS * self._interval
+        self._storm_until = max(self._storm_until, found + MISSED_INTERVALS * self._interval)
         if self._group is None:
             self._group = _Group(f"node_failure:group:{secrets.token_hex(6)}")
         group = self._group

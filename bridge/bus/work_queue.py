@@ -5,7 +5,10 @@ work-queue frame (``Frame(group=True, ack=...)``), to one replica's group subscr
 work-queue copy repeats the fan-out copy's id, and a claimed frame repeats a dead replica's, so
 this path keeps a replay memory of its own. An id remembered there is forgotten again when a
 frame is left unacknowledged (``nack``: its handler failed, or a full queue dropped it), so that
-the transport's redelivery of it is taken.
+the transport's redelivery of it is taken. A second entry carrying an id whose first is still
+being handled here (a publisher wrote it again after Redis lost its data) is left
+unacknowledged too, not acknowledged as a replay: should the first fail, its entry may be gone
+with the data, and this copy, claimed again once idle, is what remains of the message.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Final
 
-from bridge.bus.envelope import Envelope, Rejection, RejectReason
+from bridge.bus.envelope import Envelope, Rejection, RejectReason, decode_envelope
 from bridge.bus.metrics import BusMetrics
 from bridge.bus.subscription import Inbox
 from bridge.bus.transport import Frame
@@ -40,7 +43,7 @@ Dispatch = Callable[[Envelope, Frame], None]
 class WorkQueueReceiver:
     """Receives work-queue frames for a bus and shares out their acknowledgements."""
 
-    __slots__ = ("_dispatch", "_metrics", "_verifier")
+    __slots__ = ("_dispatch", "_handling", "_metrics", "_verifier")
 
     def __init__(self, verifier: Verifier, metrics: BusMetrics, dispatch: Dispatch) -> None:
         """``verifier`` is the bus's (a fresh replay memory is made from it); ``dispatch``
@@ -48,6 +51,9 @@ class WorkQueueReceiver:
         self._verifier = verifier.with_fresh_replay(counted=False)
         self._metrics = metrics
         self._dispatch = dispatch
+        # Ids of frames handed out here and neither acknowledged nor left unacknowledged yet
+        # (how many frames carry each): bounded by the transport's frames in flight.
+        self._handling: dict[str, int] = {}
 
     def receive(self, frame: Frame, decoded: Envelope | None = None) -> Envelope | Rejection:
         """Verify a work-queue frame and dispatch it; a refused one is settled (acknowledged),
@@ -60,7 +66,7 @@ class WorkQueueReceiver:
         """
         result = self._verifier.verify_frame(frame.body, frame.signature, decoded)
         if isinstance(result, Rejection):
-            self._refused(frame, result)
+            self._refused(frame, result, decoded)
         else:
             self._hand(frame, result)
         return result
@@ -77,11 +83,18 @@ class WorkQueueReceiver:
         for frame, envelope in frames:
             result = verifier.admit([envelope])
             if isinstance(result, Rejection):
-                self._refused(frame, result)
+                self._refused(frame, result, envelope)
             else:
                 self._hand(frame, envelope)
 
-    def _refused(self, frame: Frame, rejection: Rejection) -> None:
+    def _refused(
+        self, frame: Frame, rejection: Rejection, envelope: Envelope | None = None
+    ) -> None:
+        if rejection.reason is RejectReason.REPLAYED and self._in_hand(frame, envelope):
+            _logger.debug("work-queue frame left pending: its first copy is being handled")
+            if frame.nack is not None:
+                frame.nack()
+            return
         if rejection.reason in _COUNTED_REJECTIONS:
             self._metrics.count_rejection(rejection.reason)
             _logger.warning("work-queue frame refused: %s", rejection.detail)
@@ -89,29 +102,54 @@ class WorkQueueReceiver:
         # be accepted.
         self.settle(frame)
 
+    def _in_hand(self, frame: Frame, envelope: Envelope | None) -> bool:
+        """True when another frame carrying this frame's id is being handled here."""
+        if not self._handling:
+            return False
+        if envelope is None:
+            decoded = decode_envelope(frame.body)
+            if isinstance(decoded, Rejection):
+                return False
+            envelope = decoded
+        return envelope.id in self._handling
+
     def _hand(self, frame: Frame, envelope: Envelope) -> None:
         if frame.ack is not None:
+            ack, nack = self._tracked(envelope, frame.ack, frame.nack)
             frame = Frame(
-                frame.instance,
-                frame.body,
-                frame.signature,
-                frame.decoded,
-                True,
-                frame.ack,
-                self._unhandled(envelope, frame.nack),
+                frame.instance, frame.body, frame.signature, frame.decoded, True, ack, nack
             )
         self._dispatch(envelope, frame)
 
-    def _unhandled(self, envelope: Envelope, nack: Callable[[], None] | None) -> Callable[[], None]:
-        """The nack of a dispatched frame: its id is forgotten, so the redelivery is taken."""
-        verifier = self._verifier
+    def _tracked(
+        self, envelope: Envelope, ack: Callable[[], None], nack: Callable[[], None] | None
+    ) -> tuple[Callable[[], None], Callable[[], None]]:
+        """The ack and nack of a dispatched frame, which end its handling here (once, whichever
+        comes first); the nack also forgets its id, so the redelivery is taken."""
+        handling, verifier, message_id = self._handling, self._verifier, envelope.id
+        handling[message_id] = handling.get(message_id, 0) + 1
+        ended = False
 
-        def forget() -> None:
+        def end() -> None:
+            nonlocal ended
+            if ended:
+                return
+            ended = True
+            left = handling.pop(message_id, 1) - 1
+            if left > 0:
+                handling[message_id] = left
+
+        def handled() -> None:
+            end()
+            ack()
+
+        def unhandled() -> None:
+            end()
             verifier.forget((envelope,))
             if nack is not None:
                 nack()
 
-        return forget
+        return handled, unhandled
 
     def hand_out(self, takers: Sequence[Inbox], envelope: Envelope, frame: Frame) -> None:
         """Queue a frame that needs acknowledging at every subscriber taking it: acknowledged

@@ -163,8 +163,10 @@ async def test_the_work_queue_copy_of_a_message_verified_on_the_fanout_is_handle
 
 async def test_work_queue_copies_known_from_the_fanout_are_taken_once_each() -> None:
     """Work-queue copies byte for byte the same as fan-out copies verified before: each message
-    is taken once (their replay checks made together), a second copy is refused as a replay and
-    settled, and a copy whose bytes differ is verified on its own (and refused)."""
+    is taken once (their replay checks made together); a second copy read while the first is
+    being handled is left unacknowledged (the first may yet fail), and refused as a replay and
+    settled once the first was handled; a copy whose bytes differ is verified on its own (and
+    refused)."""
     transport = SharedTransport()
     bus = build_bus(KEYRING, transport).bus
     work: list[Envelope] = []
@@ -174,13 +176,22 @@ async def test_work_queue_copies_known_from_the_fanout_are_taken_once_each() -> 
     forged = (first[0].replace(b'"critical"', b'"warning"'), first[1])
     for body, signature in (first, second):
         transport.send(Frame("ex_esdb_alerts", body, signature, group=False))
-    acks = [Acks() for _ in range(4)]
+    acks = [Acks() for _ in range(5)]
+    nacks = [Acks() for _ in range(5)]
     frames = [
-        Frame("ex_esdb_alerts", *copy, group=True, ack=ack)
-        for copy, ack in zip((first, second, first, forged), acks, strict=True)
+        Frame("ex_esdb_alerts", *copy, group=True, ack=ack, nack=nack)
+        for copy, ack, nack in zip((first, second, first, forged), acks, nacks, strict=False)
     ]
     transport._receive(frames)  # type: ignore[misc]  # one read of four entries
-    await async_wait_until(lambda: len(work) == 2 and all(a.count == 1 for a in acks), 5)
+    await async_wait_until(lambda: len(work) == 2 and acks[0].count == acks[1].count == 1, 5)
+    assert [a.count for a in acks[:4]] == [1, 1, 0, 1]
+    assert [n.count for n in nacks[:4]] == [0, 0, 1, 0]
+    # The copy left pending comes back (a claim) after the first was handled: a replay.
+    transport._receive(  # type: ignore[misc]
+        [Frame("ex_esdb_alerts", *first, group=True, ack=acks[4], nack=nacks[4])]
+    )
+    await async_wait_until(lambda: acks[4].count == 1, 5)
+    assert nacks[4].count == 0
     await bus.aclose()
     assert [getattr(e.payload, "severity", None) for e in work] == ["critical", "critical"]
     assert len({e.id for e in work}) == 2
@@ -235,9 +246,9 @@ async def test_a_refused_work_queue_frame_is_acknowledged_and_counted_by_the_fan
 
 async def test_the_fanout_and_work_queue_copies_of_one_message_are_both_delivered() -> None:
     """The same entry read by XREAD and XREADGROUP is not refused as a replay: each path has
-    its own replay memory; a second work-queue copy, arriving while the first is in hand or after
-    it was handled, is refused as a replay and settled (the first entry is still pending until
-    handled)."""
+    its own replay memory; a second work-queue copy arriving while the first is in hand is left
+    unacknowledged (should the first fail, it may be all that is left), one arriving after the
+    first was handled is refused as a replay and settled."""
     bus, transport, _ = make_bus()
     fanout: list[Envelope] = []
     work: list[Envelope] = []
@@ -245,14 +256,14 @@ async def test_the_fanout_and_work_queue_copies_of_one_message_are_both_delivere
     bus.subscribe("work", work.append, instances=["ex_esdb_alerts"], group=True)
     await bus.start()
     body, signature = signed()
-    first, second, third = Acks(), Acks(), Acks()
+    first, second, third, left = Acks(), Acks(), Acks(), Acks()
     transport.send(Frame("ex_esdb_alerts", body, signature, group=False))
     transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=first))
-    transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=second))
+    transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=second, nack=left))
     await async_wait_until(lambda: first.count == 1, 5)
     transport.send(Frame("ex_esdb_alerts", body, signature, group=True, ack=third))
     await async_wait_until(lambda: third.count == 1, 5)
-    assert second.count == 1
+    assert (second.count, left.count) == (0, 1)
     assert len(fanout) == 1
     assert len(work) == 1
     await bus.aclose()

@@ -267,3 +267,34 @@ async def test_a_storm_of_downs_stays_grouped_until_three_intervals_pass_without
         "15 nodes are down",
         "5 nodes are down",
     ]
+
+
+async def test_a_node_heard_after_a_storm_was_found_gets_its_own_alert_however_late_it_is_announced(
+    make_replica, clock: Clock
+) -> None:
+    """Storms are timed by when downs are found, not announced: a node first heard just after a
+    flood's downs were found, silent itself three intervals later, has a node_failure alert of
+    its own though the flood's announcements (held back here by a refusing bus) go out with it."""
+    replica = await make_replica("bridge-1")
+    flood = [f"flood-{n:02d}" for n in range(30)]
+    await replica.hear_all(flood)
+    await replica.tick()
+    clock.advance(3.5)
+    replica.transport.refuse = True  # found down, but not announced
+    await replica.tick()
+    assert replica.monitor.health().healthy_nodes == 1  # the flood is down: only this bridge up
+    await replica.hear("late")
+    for _ in range(3):
+        clock.advance(1.0)
+        await replica.tick()
+    assert lifecycle(replica, "down") == []
+    replica.transport.refuse = False
+    clock.advance(0.5)  # late silent for 3.5 intervals: found down with the flood's backlog
+    await replica.tick()
+    downs = {said(e).node: said(e).metadata for e in lifecycle(replica, "down")}
+    assert sorted(downs) == sorted([*flood, "late"])
+    assert "grouped" not in downs["late"]
+    assert sum("grouped" not in meta for meta in downs.values()) == ALERTS_PER_INTERVAL + 1
+    [late] = [e for e in lifecycle(replica, "down") if said(e).node == "late"]
+    [alert] = alert_events(late)
+    assert (alert.alertname, alert.alert_id) == ("node_failure", "node_failure:late")

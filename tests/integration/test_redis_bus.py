@@ -373,9 +373,13 @@ async def test_a_redis_restart_mid_stream_loses_no_alert(
 
     await async_wait_until(lambda: set(taken()) == set(expected), 20, "every alert taken")
     twice = [k for k, v in Counter(taken()).items() if v > 1]
-    # Redis forgot which entries were taken; the publisher writes again only what no group had
-    # taken at its last look (every 50 ms), so a handful at most can come twice.
-    assert len(twice) <= 6, twice
+    # Redis forgot which entries were taken. A publisher writes again what no group had
+    # acknowledged at its last look (every 50 ms): the last few it wrote before the restart,
+    # which come twice when the lease moved meanwhile (the new holder never saw them). How many
+    # depends on how far behind the looks were, never on the outage's length.
+    rewritten = sum(r.sample("exesdb_redis_rewritten_total") for r in (a, b))
+    assert len(twice) <= rewritten < 60, (twice, rewritten)
+    assert all(alert_id < "alert-0060" for alert_id in twice), twice
     assert len(expected) == 200
 
 
@@ -395,6 +399,55 @@ async def test_frames_published_before_the_restart_but_not_yet_taken_are_written
     replicas.append(consumer)
     await async_wait_until(lambda: sorted(consumer.taken_alerts()) == expected, 15, "rewritten")
     assert publisher.sample("exesdb_redis_rewritten_total") == 10
+
+
+def calls(server: RedisServer, command: str) -> int:
+    """How many times ``command`` (``xinfo|groups``: a subcommand) ran on ``server``."""
+    with server.client() as client:
+        stats = client.info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+async def test_an_entry_still_being_handled_when_redis_loses_its_data_is_not_lost(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """An entry delivered to the lease holder, whose handler is still at work when Redis
+    restarts without its data and then fails, is still taken: its publisher keeps it until it
+    is acknowledged and writes it again, and the holder leaves that copy pending (not
+    acknowledged as a replay) while the first is handled, so a claim hands it back."""
+    server = redis_server()
+    release = asyncio.Event()
+    attempts: list[str] = []
+    handled: list[str] = []
+
+    async def fail_first(envelope: Envelope) -> None:
+        attempts.append(envelope.payload.alert_id)  # type: ignore[attr-defined]
+        if len(attempts) == 1:
+            await release.wait()
+            raise RuntimeError("the first attempt fails")
+        handled.append(envelope.payload.alert_id)  # type: ignore[attr-defined]
+
+    holder = Replica(server.url, "holder", group=False)
+    holder.bridge.bus.subscribe("flaky", fail_first, instances=[ALERTS], group=True)
+    await holder.start()
+    replicas.append(holder)
+    await async_wait_until(lambda: holder.transport.leading, 10, "the holder holds the lease")
+    publisher = await Replica(server.url, "publisher", group=False).start()
+    replicas.append(publisher)
+    await async_wait_until(publisher.ready, 10)
+    alert = publisher.publish_alert(1)
+    await async_wait_until(lambda: attempts == [alert], 10, "the holder took it")
+    # The publisher looks at the group (XINFO) twice since: it knows the entry delivered.
+    looks = calls(server, "xinfo|groups")
+    await async_wait_until(lambda: calls(server, "xinfo|groups") >= looks + 2, 10, "looked")
+    server.restart()
+    await async_wait_until(
+        lambda: publisher.sample("exesdb_redis_rewritten_total") == 1, 10, "written again"
+    )
+    await async_wait_until(lambda: pending(server) == 1, 10, "the copy read, and left pending")
+    release.set()
+    await async_wait_until(lambda: handled == [alert], 15, "taken after all")
+    await async_wait_until(lambda: pending(server) == 0, 10, "acknowledged")
 
 
 def own_user(server: RedisServer, user: str) -> str:

@@ -6,8 +6,8 @@ half the replay window there is signed again (fresh ``ts``, same id) so that it 
 as expired. ``send_durably`` (HTTP ingest) answers once its frames are in the spool on disk
 (``spool.py``), which ``run`` sends to Redis in order, each batch in one script call with the
 spool's progress, so that a restart sends nothing twice. Work-queue frames written lately are
-retained until a consumer group has taken them, and written again if Redis turns out to have
-lost its data meanwhile (a restart without persistence).
+retained until a consumer group has acknowledged them (taken and handled), and written again if
+Redis turns out to have lost its data meanwhile (a restart without persistence).
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ class Writer:
         self._spool = spool
         self._script = link.client.register_script(_XADD_ALL)
         self._buffer: deque[Frame] = deque()
-        # Work-queue frames written but maybe not yet taken by a consumer group, per stream in
-        # the order written; written again if Redis turns out to have lost its data.
+        # Work-queue frames written but maybe not yet acknowledged by a consumer group, per
+        # stream in the order written; written again if Redis turns out to have lost its data.
         self._retained: dict[str, _Retained] = {}
         self._retain_seconds = max(10.0, 2 * claim_idle_ms / 1000)
         self._epoch: str | None = None
@@ -303,18 +303,32 @@ class Writer:
         pipe.get(self._layout.epoch)
         for key in keys:
             pipe.xinfo_groups(key)
-        replies: list[Any] = await pipe.execute()
+            pipe.xpending(key, GROUP)
+        # A stream without the group yet answers XPENDING with NOGROUP: nothing taken there.
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        if isinstance(replies[0], Exception):
+            raise replies[0]
         if replies[0] is None or text(replies[0]) != self._epoch:
             # A Redis that lost its data: its groups say nothing about our frames.
             self._epoch_unchecked = True
             self._wake.set()
             return
-        for key, groups in zip(keys, replies[1:], strict=True):
+        for index, key in enumerate(keys):
+            groups, pending = replies[1 + 2 * index], replies[2 + 2 * index]
+            if isinstance(groups, Exception) or isinstance(pending, Exception):
+                continue
             for group in groups:
                 if text(group.get("name")) == GROUP:
-                    taken = stream_id(group.get("last-delivered-id"))
+                    # Acknowledged: delivered, and older than every entry still pending. An
+                    # entry delivered but not yet handled is kept: its handler may fail while
+                    # Redis loses its data, and then only this copy is left.
+                    delivered = stream_id(group.get("last-delivered-id"))
+                    unhandled = stream_id(pending["min"]) if pending.get("pending") else None
                     items = self._retained[key]
-                    while items and stream_id(items[0][1]) <= taken:
+                    while items:
+                        entry = stream_id(items[0][1])
+                        if entry > delivered or (unhandled is not None and entry >= unhandled):
+                            break
                         items.popleft()
 
     async def _write_acks(self) -> None:
