@@ -450,6 +450,43 @@ async def test_an_entry_still_being_handled_when_redis_loses_its_data_is_not_los
     await async_wait_until(lambda: pending(server) == 0, 10, "acknowledged")
 
 
+async def test_one_entry_stuck_pending_keeps_no_handled_frame_to_be_written_twice(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """With one alert pending (its handler failing) and twenty after it handled, a Redis that
+    loses its data gets only the pending one written again: the handled ones are not kept for
+    a rewrite, so no replica can take them twice."""
+    server = redis_server()
+    handled: list[str] = []
+
+    def fail_on_first(envelope: Envelope) -> None:
+        alert_id = envelope.payload.alert_id  # type: ignore[attr-defined]
+        if alert_id == first:
+            raise RuntimeError("this one keeps failing")
+        handled.append(alert_id)
+
+    holder = Replica(server.url, "holder", group=False)
+    holder.bridge.bus.subscribe("flaky", fail_on_first, instances=[ALERTS], group=True)
+    await holder.start()
+    replicas.append(holder)
+    await async_wait_until(lambda: holder.transport.leading, 10, "the holder holds the lease")
+    publisher = await Replica(server.url, "publisher", group=False).start()
+    replicas.append(publisher)
+    await async_wait_until(publisher.ready, 10)
+    first, *rest = [publisher.publish_alert(n) for n in range(21)]
+    await async_wait_until(lambda: sorted(handled) == sorted(rest), 10, "all but one handled")
+    await async_wait_until(lambda: pending(server) == 1, 10, "only the first pending")
+    # The publisher looks at the group (XINFO) twice since: it knows what was handled.
+    looks = calls(server, "xinfo|groups")
+    await async_wait_until(lambda: calls(server, "xinfo|groups") >= looks + 2, 10, "looked")
+    server.restart()
+    await async_wait_until(
+        lambda: publisher.sample("exesdb_redis_rewritten_total") >= 1, 10, "written again"
+    )
+    await async_wait_until(lambda: pending(server) >= 1, 10, "the stuck one read again")
+    assert publisher.sample("exesdb_redis_rewritten_total") == 1
+
+
 def own_user(server: RedisServer, user: str) -> str:
     """A URL of ``server`` as ``user``, an ACL user made for one replica (so it can be cut off)."""
     with server.client() as client:

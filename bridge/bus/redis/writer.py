@@ -65,6 +65,8 @@ return out
 
 # A work-queue frame written: (when, entry id, frame), per stream.
 _Retained = deque[tuple[float, bytes, Frame]]
+# XPENDING's page beyond the frames kept: room for other publishers' entries pending among them.
+_PENDING_ROOM: Final = 1_000
 
 
 class Writer:
@@ -302,8 +304,11 @@ class Writer:
         pipe = self._link.client.pipeline(transaction=False)
         pipe.get(self._layout.epoch)
         for key in keys:
+            items = self._retained[key]
             pipe.xinfo_groups(key)
-            pipe.xpending(key, GROUP)
+            # The entries still pending from the oldest kept one on; other publishers' entries
+            # may be among them, hence the room above what is kept.
+            pipe.xpending_range(key, GROUP, items[0][1], "+", len(items) + _PENDING_ROOM)
         # A stream without the group yet answers XPENDING with NOGROUP: nothing taken there.
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         if isinstance(replies[0], Exception):
@@ -319,17 +324,12 @@ class Writer:
                 continue
             for group in groups:
                 if text(group.get("name")) == GROUP:
-                    # Acknowledged: delivered, and older than every entry still pending. An
-                    # entry delivered but not yet handled is kept: its handler may fail while
-                    # Redis loses its data, and then only this copy is left.
-                    delivered = stream_id(group.get("last-delivered-id"))
-                    unhandled = stream_id(pending["min"]) if pending.get("pending") else None
-                    items = self._retained[key]
-                    while items:
-                        entry = stream_id(items[0][1])
-                        if entry > delivered or (unhandled is not None and entry >= unhandled):
-                            break
-                        items.popleft()
+                    self._retained[key] = _unhandled(
+                        self._retained[key],
+                        delivered=stream_id(group.get("last-delivered-id")),
+                        pending=pending,
+                        room=len(self._retained[key]) + _PENDING_ROOM,
+                    )
 
     async def _write_acks(self) -> None:
         acks, self._acks = self._acks, {}
@@ -512,3 +512,21 @@ def _log_refusal(exc: ResponseError) -> bool:
     if not temporary(exc):
         _logger.error("Redis refused a command of the writer: %s", exc)
     return False
+
+
+def _unhandled(
+    items: _Retained, *, delivered: tuple[int, int], pending: list[dict[str, Any]], room: int
+) -> _Retained:
+    """The kept frames no replica has handled yet: each one not yet delivered, or delivered and
+    still pending (its handler may fail while Redis loses its data, and then only this copy is
+    left). Handled ones go one by one, not only up to the oldest pending entry: one entry stuck
+    pending must not keep every later frame to be written twice."""
+    pending_ids = {stream_id(entry["message_id"]) for entry in pending}
+    # A full answer may have left later pending entries out: past its last, keep everything.
+    seen_to = max(pending_ids) if len(pending) >= room else (1 << 64, 0)
+    kept: _Retained = deque(maxlen=items.maxlen)
+    for item in items:
+        entry = stream_id(item[1])
+        if entry > delivered or entry in pending_ids or entry > seen_to:
+            kept.append(item)
+    return kept
