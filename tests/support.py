@@ -21,7 +21,7 @@ import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -79,11 +79,15 @@ def require_binary(name: str) -> str:
     """The path of a server binary; skip when missing, except under CI where it fails."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed (make test installs it when run as root)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"{name} is not installed (make test installs it when run as root)")
     return path
+
+
+def unavailable(message: str) -> NoReturn:
+    """Skip a test whose real part this machine cannot provide, except under CI: it fails."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def http_get(

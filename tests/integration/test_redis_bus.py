@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -408,6 +408,23 @@ def calls(server: RedisServer, command: str) -> int:
     return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
 
 
+async def holder_and_publisher(
+    server: RedisServer,
+    replicas: list[Replica],
+    handler: Callable[[Envelope], Awaitable[None] | None],
+) -> Replica:
+    """A lease holder whose alert stage is ``handler`` alone, and a publisher beside it."""
+    holder = Replica(server.url, "holder", group=False)
+    holder.bridge.bus.subscribe("flaky", handler, instances=[ALERTS], group=True)
+    await holder.start()
+    replicas.append(holder)
+    await async_wait_until(lambda: holder.transport.leading, 10, "the holder holds the lease")
+    publisher = await Replica(server.url, "publisher", group=False).start()
+    replicas.append(publisher)
+    await async_wait_until(publisher.ready, 10)
+    return publisher
+
+
 async def test_an_entry_still_being_handled_when_redis_loses_its_data_is_not_lost(
     redis_server: Callable[[], RedisServer], replicas: list[Replica]
 ) -> None:
@@ -427,14 +444,7 @@ async def test_an_entry_still_being_handled_when_redis_loses_its_data_is_not_los
             raise RuntimeError("the first attempt fails")
         handled.append(envelope.payload.alert_id)  # type: ignore[attr-defined]
 
-    holder = Replica(server.url, "holder", group=False)
-    holder.bridge.bus.subscribe("flaky", fail_first, instances=[ALERTS], group=True)
-    await holder.start()
-    replicas.append(holder)
-    await async_wait_until(lambda: holder.transport.leading, 10, "the holder holds the lease")
-    publisher = await Replica(server.url, "publisher", group=False).start()
-    replicas.append(publisher)
-    await async_wait_until(publisher.ready, 10)
+    publisher = await holder_and_publisher(server, replicas, fail_first)
     alert = publisher.publish_alert(1)
     await async_wait_until(lambda: attempts == [alert], 10, "the holder took it")
     # The publisher looks at the group (XINFO) twice since: it knows the entry delivered.
@@ -465,14 +475,7 @@ async def test_one_entry_stuck_pending_keeps_no_handled_frame_to_be_written_twic
             raise RuntimeError("this one keeps failing")
         handled.append(alert_id)
 
-    holder = Replica(server.url, "holder", group=False)
-    holder.bridge.bus.subscribe("flaky", fail_on_first, instances=[ALERTS], group=True)
-    await holder.start()
-    replicas.append(holder)
-    await async_wait_until(lambda: holder.transport.leading, 10, "the holder holds the lease")
-    publisher = await Replica(server.url, "publisher", group=False).start()
-    replicas.append(publisher)
-    await async_wait_until(publisher.ready, 10)
+    publisher = await holder_and_publisher(server, replicas, fail_on_first)
     first, *rest = [publisher.publish_alert(n) for n in range(21)]
     await async_wait_until(lambda: sorted(handled) == sorted(rest), 10, "all but one handled")
     await async_wait_until(lambda: pending(server) == 1, 10, "only the first pending")

@@ -303,12 +303,12 @@ class Writer:
             return
         pipe = self._link.client.pipeline(transaction=False)
         pipe.get(self._layout.epoch)
+        # The entries still pending from the oldest kept one on; other publishers' entries may
+        # be among them, hence the room above what is kept (fixed now: frames kept meanwhile).
+        rooms = {key: len(self._retained[key]) + _PENDING_ROOM for key in keys}
         for key in keys:
-            items = self._retained[key]
             pipe.xinfo_groups(key)
-            # The entries still pending from the oldest kept one on; other publishers' entries
-            # may be among them, hence the room above what is kept.
-            pipe.xpending_range(key, GROUP, items[0][1], "+", len(items) + _PENDING_ROOM)
+            pipe.xpending_range(key, GROUP, self._retained[key][0][1], "+", rooms[key])
         # A stream without the group yet answers XPENDING with NOGROUP: nothing taken there.
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         if isinstance(replies[0], Exception):
@@ -328,7 +328,7 @@ class Writer:
                         self._retained[key],
                         delivered=stream_id(group.get("last-delivered-id")),
                         pending=pending,
-                        room=len(self._retained[key]) + _PENDING_ROOM,
+                        room=rooms[key],
                     )
 
     async def _write_acks(self) -> None:

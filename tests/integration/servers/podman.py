@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support import ROOT, require_binary
+from tests.support import ROOT, require_binary, unavailable
 
 __all__ = [
     "HARDENED",
@@ -153,7 +153,7 @@ def base_image(podman: Podman, workdir: Path) -> str:
         return tag
     debootstrap = require_binary("debootstrap")
     if os.geteuid() != 0:
-        pytest.skip("debootstrap needs root to build the stand-in base image")
+        unavailable("debootstrap needs root to build the stand-in base image")
     rootfs = workdir / "rootfs"
     try:
         completed = subprocess.run(
