@@ -251,6 +251,31 @@ async def test_resolve_is_sent_with_the_same_fingerprint(tmp_path: Path, webhook
     assert resolved["alerts"][0]["endsAt"] != "0001-01-01T00:00:00Z"
 
 
+async def test_a_resolve_never_overtakes_its_firing_waiting_for_a_retry(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A firing notification the receiver answered 503 is retried before the resolve that came
+    after it, so the receiver's last word on the alert is resolved, not firing."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(503)
+    clock = Clock()
+    async with alert_bridge(
+        tmp_path, serve_http=False, clock=clock, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (bridge, sink, _watcher):
+        bridge.bus.publish("lifecycle", NodeLifecycle(node="n4", event="down", cluster_size=2))
+        await async_wait_until(lambda: receiver.requests, what="the firing refused")
+        bridge.bus.publish(
+            "lifecycle", NodeLifecycle(node="n4", event="reconnected", cluster_size=3)
+        )
+        await async_wait_until(
+            lambda: len(sink.outbox.deliveries()) == 2, what="the resolve's delivery"
+        )
+        clock.advance(60)  # the firing's retry is due
+        sink.workers[next(iter(sink.workers))].wake()
+        await async_wait_until(lambda: len(receiver.accepted()) == 2, what="both delivered")
+    assert [r.json()["status"] for r in receiver.accepted()] == ["firing", "resolved"]
+
+
 async def test_escalation_notifies_again_with_the_level(tmp_path: Path, webhook_receiver) -> None:
     """An unacknowledged critical alert is re-sent with escalation_level level2, then level3."""
     receiver: WebhookReceiver = webhook_receiver()

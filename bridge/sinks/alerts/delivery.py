@@ -9,11 +9,12 @@ when its next attempt would fall after ``EXESDB_WEBHOOK_DEADLINE_MS`` is dead-le
 in the outbox until ``exesdb-bridge outbox retry``.
 
 Each receiver has its own worker and sender, and at most one attempt in flight, so a dead or
-hanging receiver only ever delays its own deliveries. A sender reads its receiver's URL, secrets
-and certificates again when their files change (``bridge.httpclient``), so they rotate without a
-restart; a file it cannot use fails the attempt, which is retried. Each attempt ends in a CLIENT
-span handed to the span recorders (``bridge.tracing``). Clock, sleep and the backoff's
-randomness are injected.
+hanging receiver only ever delays its own deliveries; those go out in the order they were made
+(``Outbox.next_due``), so a resolve never overtakes the firing it ends. A sender reads its
+receiver's URL, secrets and certificates again when their files change (``bridge.httpclient``),
+so they rotate without a restart; a file it cannot use fails the attempt, which is retried.
+Each attempt ends in a CLIENT span handed to the span recorders (``bridge.tracing``). Clock,
+sleep and the backoff's randomness are injected.
 """
 
 from __future__ import annotations

@@ -181,6 +181,11 @@ INSERT INTO deliveries (
     :id, :url, :body, :alert_ids, :now, :now, :state, :last_error, :finished_at
 )
 """
+# A receiver's deliveries go out one at a time, in the order they were made (see next_due).
+_OLDEST_PENDING: Final = (
+    "SELECT * FROM deliveries WHERE url = :url AND state = :pending ORDER BY rowid LIMIT 1"
+)
+_PENDING: Final = {"pending": DeliveryState.PENDING.value}
 _DEAD_LETTER_REASON: Final = (
     "the receiver is no longer in EXESDB_WEBHOOK_URLS nor in EXESDB_WEBHOOK_CONFIG_FILE"
 )
@@ -699,22 +704,22 @@ class Outbox:
             return int(moved)
 
     def next_due(self, url: str, now: float) -> Delivery | None:
-        """The pending delivery for ``url`` whose next attempt is the most overdue."""
+        """``url``'s oldest pending delivery, when its next attempt is due.
+
+        Oldest first, in the order they were made (rowid), whatever their attempt times: a
+        resolve must not reach the receiver before the firing it ends, waiting for a retry."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM deliveries WHERE url = :url AND state = :pending"
-                " AND next_attempt_at <= :now ORDER BY next_attempt_at, created_at LIMIT 1",
-                {"url": url, "pending": DeliveryState.PENDING.value, "now": now},
-            ).fetchone()
-        return _delivery(row) if row is not None else None
+            row = self._db.execute(_OLDEST_PENDING, {"url": url, **_PENDING}).fetchone()
+        if row is None or float(row["next_attempt_at"]) > now:
+            return None
+        return _delivery(row)
 
     def next_wake(self, url: str, wait_seconds: float) -> float | None:
-        """When ``url``'s worker next has something to do (a due attempt or a closing window)."""
+        """When ``url``'s worker next has something to do (its oldest pending delivery due, or
+        a closing window)."""
         with self._lock:
-            due = self._db.execute(
-                "SELECT MIN(next_attempt_at) FROM deliveries WHERE url = :url AND state = :pending",
-                {"url": url, "pending": DeliveryState.PENDING.value},
-            ).fetchone()[0]
+            head = self._db.execute(_OLDEST_PENDING, {"url": url, **_PENDING}).fetchone()
+            due = None if head is None else head["next_attempt_at"]
             oldest = self._db.execute(
                 "SELECT MIN(queued_at) FROM queued WHERE url = :url", {"url": url}
             ).fetchone()[0]

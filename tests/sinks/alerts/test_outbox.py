@@ -203,6 +203,30 @@ def test_attempts_retry_dead_letter_and_manual_retry(outbox: Outbox) -> None:
     assert outbox.deliveries(ids=[]) == []
 
 
+def test_a_receivers_deliveries_go_out_in_the_order_they_were_made(outbox: Outbox) -> None:
+    """A later delivery waits behind an earlier one whose retry is not due yet, and the worker
+    is told to wake when that retry is due (not at once, which would spin)."""
+    observe(outbox, event(), T0)
+    outbox.group(URL, T0, 0.0, one_each)
+    firing = outbox.next_due(URL, T0)
+    assert firing is not None
+    outbox.finish_attempt(
+        firing.id,
+        state=DeliveryState.PENDING,
+        next_attempt_at=T0 + 10,
+        status=503,
+        error="HTTP 503",
+        now=T0,
+    )
+    observe(outbox, event(status="resolved"), T0 + 1)
+    assert outbox.group(URL, T0 + 1, 0.0, one_each) == 1
+    assert outbox.next_due(URL, T0 + 1) is None
+    assert outbox.next_wake(URL, 0.0) == T0 + 10
+    again = outbox.next_due(URL, T0 + 10)
+    assert again is not None
+    assert again.id == firing.id
+
+
 def test_everything_survives_reopening(tmp_path: Path) -> None:
     """A new Outbox on the same directory sees the alerts, queue and deliveries."""
     box = Outbox.in_dir(tmp_path, urls=[URL])
