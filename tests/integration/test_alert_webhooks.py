@@ -78,6 +78,28 @@ async def test_retries_keep_one_delivery_id_until_accepted(
         assert sink.outbox.depth().pending == 0
 
 
+async def test_a_retry_after_of_other_digits_is_ignored_and_the_attempt_counted(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A 503 whose Retry-After is digits but not ASCII ones (a superscript two) is an HTTP 503
+    retried on the backoff, not an error of the HTTP client."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(Answer(503, retry_after="²"))
+    async with alert_bridge(
+        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (bridge, _sink, watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: receiver.accepted(), what="the retry accepted")
+        statuses = await async_wait_until(
+            lambda: len(watcher.of(NotificationStatus)) == 2 and watcher.of(NotificationStatus),
+            what="two NotificationStatus messages",
+        )
+    assert [(s.status, s.error_reason) for s in statuses] == [
+        ("failed", "HTTP 503; will retry"),
+        ("delivered", None),
+    ]
+
+
 async def test_dead_letters_of_a_receiver_refusing_everything_are_deleted_after_a_week(
     tmp_path: Path, webhook_receiver, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -59,6 +59,7 @@ def test_retryable_set_is_429_and_every_5xx(status: int, outcome: Outcome) -> No
         ("Fri, 15 Jan 2027 07:00:00 GMT", 0.0),
         ("soon", None),
         ("-3", None),
+        ("²", None),  # a digit to str.isdigit(), not to float()
         (None, None),
         ("99999999", 86_400.0),
     ],
