@@ -16,7 +16,7 @@ import trustme
 from aiohttp import web
 
 from bridge.httpclient.client import basic_auth
-from bridge.messages import NodeLifecycle, NotificationStatus
+from bridge.messages import NodeHealth, NodeLifecycle, NotificationStatus
 from bridge.receivers import Receiver, ReceiverKeys, resolve_receivers
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
 from bridge.sinks.alerts.delivery import Outcome, WebhookSender
@@ -244,6 +244,44 @@ webhook_configs:
         )
     assert [r.json()["status"] for r in every.requests] == ["firing", "resolved"]
     assert [r.json()["status"] for r in firing_only.requests] == ["firing"]
+
+
+async def test_a_receiver_told_of_an_alert_hears_its_resolve_after_it_eased_below_its_minimum(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A critical-only receiver told of an unhealthy node hears of it easing to degraded
+    (warning) and of its resolve: it is never left with the alert firing; a degraded node
+    it was never told of stays unheard of."""
+    critical: WebhookReceiver = webhook_receiver()
+    config = write(
+        tmp_path / "receivers.yml",
+        f"webhook_configs:\n  - url: {critical.url}\n    min_severity: critical\n",
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, sink, _):
+        bridge.bus.publish("health", NodeHealth(node="n1", status="unhealthy"))
+        await async_wait_until(lambda: len(critical.accepted()) == 1, what="the firing")
+        bridge.bus.publish("health", NodeHealth(node="n1", status="degraded"))
+        bridge.bus.publish("health", NodeHealth(node="n2", status="degraded"))
+        bridge.bus.publish("health", NodeHealth(node="n1", status="healthy"))
+        bridge.bus.publish("health", NodeHealth(node="n2", status="healthy"))
+        await async_wait_until(
+            lambda: (
+                not sink.outbox.alerts(state="firing")
+                and sink.outbox.depth().queued == 0
+                and sink.outbox.depth().pending == 0
+            ),
+            what="both resolved and an empty outbox",
+        )
+    heard = [
+        (alert["labels"]["node"], alert["labels"]["severity"], alert["status"])
+        for request in critical.accepted()
+        for alert in request.json()["alerts"]
+    ]
+    assert heard[0] == ("n1", "critical", "firing")
+    assert heard[-1] == ("n1", "warning", "resolved")
+    assert all(node == "n1" for node, _, _ in heard)
 
 
 async def test_a_new_token_in_the_credentials_file_is_used_without_a_restart(

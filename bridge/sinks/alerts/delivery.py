@@ -43,7 +43,7 @@ from bridge.httpclient import (
     request_failure,
 )
 from bridge.receivers import Receiver, receiver_label
-from bridge.sinks.alerts.outbox import BuildPayloads, Outbox
+from bridge.sinks.alerts.outbox import BuildPayloads, Keep, Outbox
 from bridge.sinks.alerts.receiver_log import ReceiverLog
 from bridge.sinks.alerts.records import Delivery, DeliveryState
 from bridge.sinks.alerts.thread import DbThread
@@ -300,7 +300,8 @@ Report = Callable[[Delivery, AttemptResult, DeliveryState, int], None]
 class DeliveryWorker:
     """Groups one receiver's queued alerts into deliveries and sends them, retrying as needed.
 
-    ``key`` is the receiver's key in the outbox; ``label`` how it is shown.
+    ``key`` is the receiver's key in the outbox; ``label`` how it is shown; ``keep`` its
+    filters (``Outbox.group``).
     """
 
     def __init__(
@@ -318,6 +319,7 @@ class DeliveryWorker:
         sleep: Sleep = wait_or_wake,
         on_error: Callable[[], None] = lambda: None,
         label: str | None = None,
+        keep: Keep | None = None,
     ) -> None:
         self.key = key
         self.label = label or receiver_label(key)
@@ -327,6 +329,7 @@ class DeliveryWorker:
         self._policy = policy
         self._group_wait = group_wait
         self._build = build
+        self._keep = keep
         self._report = report
         self._clock = clock
         self._sleep = sleep
@@ -372,7 +375,9 @@ class DeliveryWorker:
         """Group, then make the most overdue attempt; returns how long to wait before the next."""
         self._wake.clear()
         now = self._clock()
-        await self._db.call(self._outbox.group, self.key, now, self._group_wait, self._build)
+        await self._db.call(
+            self._outbox.group, self.key, now, self._group_wait, self._build, self._keep
+        )
         delivery = await self._db.call(self._outbox.next_due, self.key, now)
         if delivery is not None:
             await self.attempt(delivery)

@@ -3,7 +3,7 @@
 A delivery is committed here (WAL journal, ``synchronous=FULL``: fsync'd on commit) before its
 first attempt, so a crash or SIGKILL loses nothing: a new process on the same directory resumes.
 
-Six tables:
+Seven tables:
 
 - ``alerts``: one row per condition (``alert_id``), its state (firing → acknowledged →
   resolved) and escalation level, as ``transitions`` decides them;
@@ -14,11 +14,15 @@ Six tables:
 - ``history``: what happened to each alert and when (fired, escalated, acknowledged, …), for its
   page; pruned with the alert, and to the newest ``HISTORY_KEPT`` entries per alert;
 - ``meta``: values the file keeps for itself (``receiver_secret``, below);
-- ``plans``: the ids of the plans ``commit`` stored (a week), so none is stored twice.
+- ``plans``: the ids of the plans ``commit`` stored (a week), so none is stored twice;
+- ``told``: which receiver was sent which open alert, one row per (receiver, alert) until a
+  resolve of it is grouped for that receiver: a receiver told of an alert hears of its later
+  changes even once below its ``min_severity`` (``Keep``), so it is never left with it firing.
 
 Every change of alert states is a ``Plan`` (``transitions``), worked out and then stored in one
 transaction (on the Redis bus it is made in Redis in between, see ``index``). The schema is at
-version 5 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the plans' ids);
+version 6 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the plans' ids, 6
+``told``);
 ``Outbox._migrate`` upgrades a file of any earlier version in place, one version at a time.
 
 A receiver is named by its key (``bridge.receivers.ReceiverKeys``, under ``receiver_secret``: a
@@ -72,14 +76,22 @@ from bridge.sinks.alerts.transitions import (
     opens,
 )
 
-__all__ = ["FILE_NAME", "HISTORY_KEPT", "BuildPayloads", "Outbox", "connect", "escalations"]
+__all__ = [
+    "FILE_NAME",
+    "HISTORY_KEPT",
+    "BuildPayloads",
+    "Keep",
+    "Outbox",
+    "connect",
+    "escalations",
+]
 
 FILE_NAME: Final = "alerts.sqlite3"
 # History entries kept per alert (the newest), so a flapping alert's history stays bounded.
 HISTORY_KEPT: Final = 100
 # Deliveries an alert's page lists at most (the newest).
 _DETAIL_DELIVERIES: Final = 50
-_SCHEMA_VERSION: Final = 5
+_SCHEMA_VERSION: Final = 6
 # Columns added after version 1, with their definitions.
 _ADDED_COLUMNS: Final = (
     ("auto_resolve", "INTEGER NOT NULL DEFAULT 0"),
@@ -157,8 +169,16 @@ CREATE TABLE IF NOT EXISTS plans (
     stored_at REAL NOT NULL
 );
 """
+# Version 6: which receiver was told of which open alert (see Keep).
+_TOLD: Final = """
+CREATE TABLE IF NOT EXISTS told (
+    url TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    PRIMARY KEY (url, alert_id)
+);
+"""
 # What each version after 2 added to the one before.
-_STEPS: Final[Mapping[int, str]] = {3: _HISTORY, 4: _META, 5: _PLANS}
+_STEPS: Final[Mapping[int, str]] = {3: _HISTORY, 4: _META, 5: _PLANS, 6: _TOLD}
 _STORE_ALERT: Final = """
 INSERT OR REPLACE INTO alerts (
     alert_id, alertname, severity, category, node, title, description, requires_ack, state,
@@ -192,6 +212,9 @@ _DEAD_LETTER_REASON: Final = (
 
 BuildPayloads = Callable[[Sequence[AlertRecord]], Sequence[tuple[bytes, Sequence[str]]]]
 """Turn one group of alerts into payloads: ``(body, alert_ids)`` each."""
+Keep = Callable[[AlertRecord, bool], bool]
+"""Whether a receiver gets an alert of its group, given whether it was sent the alert before
+(open since then): a receiver's filters (``min_severity``, ``send_resolved``)."""
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
@@ -630,11 +653,20 @@ class Outbox:
 
     # -- deliveries --
 
-    def group(self, url: str, now: float, wait_seconds: float, build: BuildPayloads) -> int:
-        """Turn ``url``'s queued alerts into deliveries once the oldest waited ``wait_seconds``.
+    def group(
+        self,
+        url: str,
+        now: float,
+        wait_seconds: float,
+        build: BuildPayloads,
+        keep: Keep | None = None,
+    ) -> int:
+        """Turn ``url``'s queued alerts into deliveries once the oldest waited ``wait_seconds``;
+        only those ``keep`` keeps, when given.
 
         Returns how many deliveries were created. Alerts and deliveries change in one
-        transaction, so each queued alert ends up in exactly one delivery.
+        transaction, so each queued alert ends up in exactly one delivery (or, left out by
+        ``keep``, in none).
         """
         with self._lock:
             oldest = self._db.execute(
@@ -650,7 +682,7 @@ class Outbox:
                         {"url": url},
                     )
                 ]
-                created = self._deliver(url, ids, now, build, DeliveryState.PENDING)
+                created = self._deliver(url, ids, now, build, DeliveryState.PENDING, keep=keep)
                 self._db.executemany(
                     "DELETE FROM queued WHERE url = :url AND alert_id = :alert_id",
                     [{"url": url, "alert_id": alert_id} for alert_id in ids],
@@ -665,9 +697,14 @@ class Outbox:
         build: BuildPayloads,
         state: DeliveryState,
         reason: str | None = None,
+        *,
+        keep: Keep | None = None,
     ) -> int:
-        """Create the deliveries of ``alert_ids`` for ``url``, in ``state``; how many."""
+        """Create the deliveries of ``alert_ids`` for ``url``, in ``state``, of the alerts
+        ``keep`` keeps (all when not given); how many."""
         records = [r for r in (self._alert(i) for i in alert_ids) if r is not None]
+        if keep is not None:
+            records = self._kept(url, records, keep)
         created = 0
         for body, ids in build(records) if records else ():
             self._db.execute(
@@ -686,6 +723,28 @@ class Outbox:
             created += 1
         return created
 
+    def _kept(self, url: str, records: list[AlertRecord], keep: Keep) -> list[AlertRecord]:
+        """The records ``keep`` keeps for ``url``, remembering which open ones it is told of
+        and forgetting those resolved."""
+        told = {
+            row[0]
+            for row in self._db.execute(
+                "SELECT alert_id FROM told WHERE url = :url"
+                " AND alert_id IN (SELECT value FROM json_each(:ids))",
+                {"url": url, "ids": json.dumps([r.alert_id for r in records])},
+            )
+        }
+        kept = [r for r in records if keep(r, r.alert_id in told)]
+        self._db.executemany(
+            "INSERT OR IGNORE INTO told (url, alert_id) VALUES (:url, :alert_id)",
+            [{"url": url, "alert_id": r.alert_id} for r in kept if r.open],
+        )
+        self._db.executemany(
+            "DELETE FROM told WHERE url = :url AND alert_id = :alert_id",
+            [{"url": url, "alert_id": r.alert_id} for r in records if not r.open],
+        )
+        return kept
+
     def move_receiver_rows(self, old: str, new: str) -> int:
         """Move what waits under the key ``old`` (a receiver's earlier key: its raw URL, as
         version 2 keyed it, or the unkeyed digest) to ``new``, deliveries of every state
@@ -698,6 +757,10 @@ class Outbox:
                 "UPDATE OR IGNORE queued SET url = :new WHERE url = :old", {"old": old, "new": new}
             ).rowcount
             self._db.execute("DELETE FROM queued WHERE url = :old", {"old": old})
+            self._db.execute(
+                "UPDATE OR IGNORE told SET url = :new WHERE url = :old", {"old": old, "new": new}
+            )
+            self._db.execute("DELETE FROM told WHERE url = :old", {"old": old})
             moved += self._db.execute(
                 "UPDATE deliveries SET url = :new WHERE url = :old", {"old": old, "new": new}
             ).rowcount
@@ -874,10 +937,12 @@ class Outbox:
                 " AND alert_id NOT IN (SELECT alert_id FROM queued)",
                 {"resolved": AlertState.RESOLVED.value, "before": now - resolved_for},
             ).rowcount
-            # History goes with its alert, and beyond the newest HISTORY_KEPT entries of each.
+            # History goes with its alert, and beyond the newest HISTORY_KEPT entries of each;
+            # so does what receivers were told of it (a receiver removed never hears its resolve).
             self._db.execute(
                 "DELETE FROM history WHERE alert_id NOT IN (SELECT alert_id FROM alerts)"
             )
+            self._db.execute("DELETE FROM told WHERE alert_id NOT IN (SELECT alert_id FROM alerts)")
             self._db.execute(
                 "DELETE FROM history WHERE rowid IN (SELECT rowid FROM (SELECT rowid,"
                 " row_number() OVER (PARTITION BY alert_id ORDER BY at DESC, rowid DESC) AS n"

@@ -51,7 +51,7 @@ from bridge.sinks.alerts.delivery import (
 from bridge.sinks.alerts.escalation import Escalator
 from bridge.sinks.alerts.index import AlertIndex
 from bridge.sinks.alerts.metrics import AlertMetrics, DeliveryResult
-from bridge.sinks.alerts.outbox import BuildPayloads, Outbox, escalations
+from bridge.sinks.alerts.outbox import BuildPayloads, Keep, Outbox, escalations
 from bridge.sinks.alerts.payload import build_payloads
 from bridge.sinks.alerts.pending import PendingConditions
 from bridge.sinks.alerts.records import (
@@ -280,6 +280,7 @@ class AlertSink:
                 policy=self.policy,
                 group_wait=settings.webhook_group_wait_ms / 1000,
                 build=self._builder(receiver),
+                keep=self._keeper(receiver),
                 report=self._report,
                 clock=self._clock,
                 sleep=self._sleep,
@@ -474,22 +475,27 @@ class AlertSink:
         )
 
     def _builder(self, receiver: Receiver) -> BuildPayloads:
-        """The payloads of ``receiver``: only the alerts it wants, at most ``max_alerts`` each."""
+        """The payloads of ``receiver``: at most ``max_alerts`` alerts each."""
 
         def build(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
-            wanted = [
-                record
-                for record in records
-                if meets(record.severity, receiver.min_severity)
-                and (receiver.send_resolved or record.state is not AlertState.RESOLVED)
-            ]
-            if not wanted:  # the queued alerts are done with for this receiver
-                return []
             return build_payloads(
-                wanted, max_alerts=receiver.max_alerts, external_url=self.external_url
+                records, max_alerts=receiver.max_alerts, external_url=self.external_url
             )
 
         return build
+
+    @staticmethod
+    def _keeper(receiver: Receiver) -> Keep:
+        """What ``receiver`` gets: an alert at or above its ``min_severity``, and every later
+        change of one it was told of (eased below it, resolved), so it never keeps an alert
+        firing that ended; with ``send_resolved: false`` never a resolve."""
+
+        def keep(record: AlertRecord, told: bool) -> bool:
+            if record.state is AlertState.RESOLVED and not receiver.send_resolved:
+                return False
+            return told or meets(record.severity, receiver.min_severity)
+
+        return keep
 
     def _record_span(self, span: ClientSpan) -> None:
         for recorder in self._client_spans():

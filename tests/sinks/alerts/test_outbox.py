@@ -227,6 +227,36 @@ def test_a_receivers_deliveries_go_out_in_the_order_they_were_made(outbox: Outbo
     assert again.id == firing.id
 
 
+def test_keep_is_told_which_alerts_the_receiver_was_sent_in_this_episode(outbox: Outbox) -> None:
+    """A receiver's filter learns whether it was sent the alert since it last fired: not at
+    first, yes for its later changes and its resolve, not after a new firing; an alert the
+    filter left out was not sent."""
+    asked: list[tuple[str, str, bool]] = []
+
+    def keep(record: AlertRecord, told: bool) -> bool:
+        asked.append((record.severity, record.state.value, told))
+        return record.severity == "critical" or told
+
+    created = []
+    for changed in (
+        event(),
+        event(severity="warning"),
+        event(status="resolved"),
+        event(severity="warning"),
+        event(),
+    ):
+        observe(outbox, changed, T0)
+        created.append(outbox.group(URL, T0, 0.0, one_each, keep))
+    assert created == [1, 1, 1, 0, 1]
+    assert asked == [
+        ("critical", "firing", False),
+        ("warning", "firing", True),
+        ("warning", "resolved", True),
+        ("warning", "firing", False),
+        ("critical", "firing", False),
+    ]
+
+
 def test_everything_survives_reopening(tmp_path: Path) -> None:
     """A new Outbox on the same directory sees the alerts, queue and deliveries."""
     box = Outbox.in_dir(tmp_path, urls=[URL])
@@ -401,10 +431,19 @@ _V4_META = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 INSERT INTO meta VALUES ('receiver_secret', x'00112233445566778899aabbccddeeff');
 """
+_V5_PLANS = """
+CREATE TABLE plans (id TEXT PRIMARY KEY, stored_at REAL NOT NULL);
+"""
 # Version 1 never set user_version (0, as a new file).
-_EARLIER_VERSIONS = [(0, _V1_QUEUES), (2, _V2_COLUMNS), (3, _V3_HISTORY), (4, _V4_META)]
-CURRENT_VERSION = 5
-ALL_TABLES = frozenset({"alerts", "queued", "deliveries", "history", "meta", "plans"})
+_EARLIER_VERSIONS = [
+    (0, _V1_QUEUES),
+    (2, _V2_COLUMNS),
+    (3, _V3_HISTORY),
+    (4, _V4_META),
+    (5, _V5_PLANS),
+]
+CURRENT_VERSION = 6
+ALL_TABLES = frozenset({"alerts", "queued", "deliveries", "history", "meta", "plans", "told"})
 
 
 def schema(path: Path) -> tuple[int, frozenset[str]]:
