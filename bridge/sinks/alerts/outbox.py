@@ -22,7 +22,7 @@ Seven tables:
 Every change of alert states is a ``Plan`` (``transitions``), worked out and then stored in one
 transaction (on the Redis bus it is made in Redis in between, see ``index``). The schema is at
 version 6 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the plans' ids, 6
-``told``);
+``told`` and an index of deliveries in order);
 ``Outbox._migrate`` upgrades a file of any earlier version in place, one version at a time.
 
 A receiver is named by its key (``bridge.receivers.ReceiverKeys``, under ``receiver_secret``: a
@@ -169,13 +169,15 @@ CREATE TABLE IF NOT EXISTS plans (
     stored_at REAL NOT NULL
 );
 """
-# Version 6: which receiver was told of which open alert (see Keep).
+# Version 6: which receiver was told of which open alert (see Keep), and an index that finds a
+# receiver's oldest pending delivery (its entries run in rowid order within a url and state).
 _TOLD: Final = """
 CREATE TABLE IF NOT EXISTS told (
     url TEXT NOT NULL,
     alert_id TEXT NOT NULL,
     PRIMARY KEY (url, alert_id)
 );
+CREATE INDEX IF NOT EXISTS deliveries_in_order ON deliveries (url, state);
 """
 # What each version after 2 added to the one before.
 _STEPS: Final[Mapping[int, str]] = {3: _HISTORY, 4: _META, 5: _PLANS, 6: _TOLD}
