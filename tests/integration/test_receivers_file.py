@@ -147,6 +147,32 @@ webhook_configs:
         await async_wait_until(lambda: receiver.accepted(), what="the retry delivered")
 
 
+async def test_a_url_file_without_a_scheme_fails_the_attempt_without_showing_the_url(
+    tmp_path: Path, webhook_receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A url_file holding a URL typed without its scheme (its path a token) fails each attempt
+    with a reason naming the key, never the URL, in the outbox, NotificationStatus and the log;
+    once the file holds the whole URL the retry is delivered."""
+    receiver: WebhookReceiver = webhook_receiver()
+    url_file = write(tmp_path / "hook-url", f"127.0.0.1:{receiver.port}/hook?t0ken=s3cr3t\n")
+    config = write(tmp_path / "receivers.yml", "webhook_configs:\n  - url_file: hook-url\n")
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, sink, watcher):
+        bridge.bus.publish("disk_full", system_alert("uf-1"))
+        failed = await async_wait_until(
+            lambda: [s for s in watcher.of(NotificationStatus) if s.status == "failed"],
+            what="a failed attempt reported",
+        )
+        [delivery] = sink.outbox.deliveries()
+        assert "url_file" in (delivery.last_error or "")
+        shown = [delivery.last_error or "", failed[0].error_reason or "", caplog.text]
+        leaked = f"{receiver.port}/hook"
+        assert not [text for text in shown if "s3cr3t" in text or leaked in text]
+        write(url_file, receiver.url + "\n")
+        await async_wait_until(lambda: receiver.accepted(), what="the retry delivered")
+
+
 async def test_a_header_the_http_client_refuses_fails_the_attempt() -> None:
     """A request aiohttp refuses to send (ValueError: a control character in a header) is a
     failed attempt to retry, its error naming no header value, not an error escaping the
