@@ -194,6 +194,13 @@ async def test_signature_verifies_with_the_readme_recipe(tmp_path: Path, webhook
     assert request.json()["version"] == "4"
 
 
+@pytest.mark.parametrize("header", ["t=²,v1=00", "t=,v1=00", "v1=00", "t=12a,v1=00", ""])
+def test_the_readme_recipe_refuses_a_malformed_header_without_raising(header: str) -> None:
+    """The receiver's check of docs/alerts.md answers False to a header whose t is missing or
+    no ASCII number (a superscript two), rather than raising into the receiver."""
+    assert readme_verify()(SECRET, header, b"{}") is False
+
+
 async def test_deliveries_go_unsigned_without_a_secret(tmp_path: Path, webhook_receiver) -> None:
     """With EXESDB_WEBHOOK_SECRET unset there is no signature header."""
     receiver: WebhookReceiver = webhook_receiver()
