@@ -67,7 +67,7 @@ from bridge.sinks.alerts.records import (
 )
 from bridge.sinks.alerts.sources import SOURCE_TYPES, AlertEvent, alert_events, meets
 from bridge.sinks.alerts.thread import DbThread
-from bridge.sinks.alerts.transitions import on_ack
+from bridge.sinks.alerts.transitions import Effect, on_ack
 from bridge.tracing import ClientSpan
 
 __all__ = ["HIGH_WATER", "MAX_OPEN_ALERTS", "SUBSCRIBED_INSTANCES", "AlertSink", "alert_sink"]
@@ -616,11 +616,16 @@ class AlertSink:
         """Acknowledge through the admin API and publish AlertAck; None when the alert is
         unknown.
 
-        On Redis only the work-queue holder stores it (in the index, then here); any other
-        replica answers with the alert as the holder will make it from the AlertAck.
+        On the in-process bus an alert acknowledged already, or resolved, is returned as it is
+        and nothing is published. On Redis only the work-queue holder stores it (in the index,
+        then here); any other replica answers with the alert as the holder will make it from
+        the AlertAck, which it publishes whatever its own copy says (that may be stale).
         """
         now = self._clock()
         if self._index is None:
+            current = await self._db.call(self.outbox.alert, ack.alert_id)
+            if current is None or on_ack(current, ack, now).effect is Effect.NONE:
+                return current  # unknown, or acknowledged or resolved already: nothing to tell
             record = await self._db.call(
                 self.outbox.acknowledge,
                 ack.alert_id,

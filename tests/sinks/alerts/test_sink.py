@@ -89,6 +89,38 @@ async def test_ack_publishes_alertack_and_404s_unknown_alerts(tmp_path: Path) ->
         assert (await call(bridge, "POST", "/v1/alerts/a1/ack", {"ack_by": ""}))[0] == 400
 
 
+async def test_an_ack_that_changes_nothing_publishes_no_alertack(tmp_path: Path) -> None:
+    """Acknowledging an alert acknowledged already, or resolved, answers it as it is and
+    publishes no AlertAck: the bus never says bob acknowledged what alice had."""
+    async with alert_bridge(tmp_path) as (bridge, sink, watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        bridge.bus.publish("disk_full", system_alert("a2"))
+        await async_wait_until(lambda: stored(sink.outbox, "a2"), what="the alerts stored")
+        assert (await call(bridge, "POST", "/v1/alerts/a1/ack", {"ack_by": "alice"}))[0] == 200
+        status, body = await call(bridge, "POST", "/v1/alerts/a1/ack", {"ack_by": "bob"})
+        assert (status, body["alert"]["ack_by"]) == (200, "alice")
+        done = {"ack_by": "alice", "resolution": "fixed"}
+        assert (await call(bridge, "POST", "/v1/alerts/a1/ack", done))[0] == 200
+        status, body = await call(
+            bridge, "POST", "/v1/alerts/a1/ack", {"ack_by": "bob", "resolution": "again"}
+        )
+        assert (status, body["alert"]["state"], body["alert"]["resolution"]) == (
+            200,
+            "resolved",
+            "fixed",
+        )
+        # The last ack, of another alert, comes after any the ones before published.
+        assert (await call(bridge, "POST", "/v1/alerts/a2/ack", {"ack_by": "carol"}))[0] == 200
+        await async_wait_until(
+            lambda: any(ack.alert_id == "a2" for ack in watcher.of(AlertAck)), what="a2's ack"
+        )
+    assert [(ack.alert_id, ack.ack_by, ack.resolution) for ack in watcher.of(AlertAck)] == [
+        ("a1", "alice", None),
+        ("a1", "alice", "fixed"),
+        ("a2", "carol", None),
+    ]
+
+
 async def test_derived_alerts_fire_once_and_resolve(tmp_path: Path) -> None:
     """A node going down fires node_failure once however often it is said; its return resolves."""
     async with alert_bridge(tmp_path) as (bridge, sink, _):
