@@ -90,9 +90,10 @@ def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Tran
 
     A firing event for an alert already open at the same severity only records that it was seen
     (``last_seen``, which keeps an event alert from auto-resolving): an ongoing condition is not
-    notified again. At another severity it is notified again, keeping its start. An event alert
-    repeated by a condition alert becomes a condition alert. A resolved event for an unknown or
-    resolved alert changes nothing.
+    notified again. At another severity it is notified again, keeping its start, and needs
+    acknowledging as the event says (a warning turned critical escalates from then on). An
+    event alert repeated by a condition alert becomes a condition alert. A resolved event for
+    an unknown or resolved alert changes nothing.
     """
     if not event.firing:
         if current is None or not current.open:
@@ -111,12 +112,17 @@ def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Tran
     auto_resolve = current.auto_resolve and event.auto_resolve
     if current.severity == event.severity:
         return Transition(replace(current, last_seen=now, auto_resolve=auto_resolve), Effect.SEEN)
+    # Whether it needs acknowledging follows the severity; the escalation period starts when
+    # it begins to.
+    needs_ack = event.requires_ack and not current.requires_ack
     changed = replace(
         current,
         severity=event.severity,
         title=event.title,
         description=event.description,
+        requires_ack=event.requires_ack,
         updated_at=now,
+        level_since=now if needs_ack else current.level_since,
         last_seen=now,
         auto_resolve=auto_resolve,
     )

@@ -173,6 +173,35 @@ async def test_unacknowledged_alert_escalates_level_by_level(tmp_path: Path) -> 
         assert _field(sink, "a1", "level") == 3
 
 
+async def test_an_alert_turning_critical_needs_an_ack_and_escalates_from_then(
+    tmp_path: Path,
+) -> None:
+    """A node degraded (warning, no ack needed) then unhealthy (critical) needs acknowledging
+    as one unhealthy from the start does: unacknowledged, it escalates a period after it
+    turned critical, not before."""
+    clock = Clock()
+    async with alert_bridge(tmp_path, clock=clock, EXESDB_ESCALATION_AFTER_MS="60000") as (
+        bridge,
+        sink,
+        _watcher,
+    ):
+        bridge.bus.publish("health", NodeHealth(node="n1", status="degraded"))
+        await async_wait_until(
+            lambda: _field(sink, "node_health:n1", "severity") == "warning", what="the warning"
+        )
+        clock.advance(120.0)  # two periods as a warning: nothing to escalate
+        bridge.bus.publish("health", NodeHealth(node="n1", status="unhealthy"))
+        await async_wait_until(
+            lambda: _field(sink, "node_health:n1", "severity") == "critical", what="critical"
+        )
+        assert _field(sink, "node_health:n1", "requires_ack") is True
+        await sink.housekeep()
+        assert _field(sink, "node_health:n1", "level") == 1
+        clock.advance(60.0)
+        await sink.housekeep()
+        assert _field(sink, "node_health:n1", "level") == 2
+
+
 class GroupTransport(MemoryTransport):
     """Hands frames over as work-queue (group) frames whose ack records what was on disk."""
 
