@@ -203,7 +203,8 @@ class AlertSink:
             lease.on_lead(self._take_up)
         self._house_wake = asyncio.Event()
         self._house_task: asyncio.Task[None] | None = None
-        self._last_prune = 0.0
+        # The first housekeeping prunes: a bridge restarted within the hour must prune too.
+        self._last_prune = float("-inf")
         self._started = False
         self._closed = False
 
@@ -317,7 +318,6 @@ class AlertSink:
                 orphaned,
             )
         await self._refresh_gauges()
-        self._last_prune = self._clock()
         self._ready.set()
         for worker in self.workers.values():
             worker.start()
@@ -534,8 +534,8 @@ class AlertSink:
     async def housekeep(self) -> None:
         """One housekeeping pass: escalate and auto-resolve what is due (only while holding the
         work queue: the others' alert states are stale once the lease moved on), refresh the
-        gauges, and prune old rows (dead letters past EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS too) once
-        an hour."""
+        gauges, and prune old rows (dead letters past EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS too) at
+        the first pass and then once an hour."""
         escalator = self._escalator
         if escalator is None:
             raise BridgeError("the alert sink has not started")

@@ -25,7 +25,16 @@ from bridge.messages import (
 from bridge.sinks.alerts import Outbox
 from bridge.sinks.alerts.records import DeliveryState
 from bridge.sinks.alerts.thread import DbThread
-from tests.sinks.alerts.helpers import Clock, alert_bridge, hold, stored, system_alert
+from tests.sinks.alerts.helpers import (
+    T0,
+    Clock,
+    alert_bridge,
+    hold,
+    observe,
+    stored,
+    system_alert,
+)
+from tests.sinks.alerts.test_outbox import event, one_each
 from tests.sinks.alerts.test_sink import AUTH, _field, call
 from tests.support import TEST_SECRET, async_wait_until
 
@@ -387,3 +396,21 @@ async def test_a_resolve_in_the_same_batch_as_its_firing_is_applied(tmp_path: Pa
         await async_wait_until(
             lambda: _field(sink, "node_failure:n9", "state") == "resolved", what="resolved"
         )
+
+
+async def test_a_bridge_restarted_within_the_hour_still_prunes_its_outbox(tmp_path: Path) -> None:
+    """Old rows go at the first housekeeping after start, not only an hour into a run: a bridge
+    restarted more often than hourly would otherwise never prune."""
+    url = "http://127.0.0.1:9/hook"
+    old = Outbox.in_dir(tmp_path, urls=[url])
+    for alert_id, finish in (("sent", DeliveryState.DELIVERED), ("refused", DeliveryState.DEAD)):
+        observe(old, event(alert_id), T0)
+        old.group(url, T0, 0.0, one_each)
+        [delivery] = old.deliveries(DeliveryState.PENDING.value)
+        old.finish_attempt(
+            delivery.id, state=finish, next_attempt_at=T0, status=None, error=None, now=T0
+        )
+    old.close()
+    clock = Clock(T0 + 8 * 86_400)  # past a day (delivered) and a week (dead letters)
+    async with alert_bridge(tmp_path, clock=clock, serve_http=False) as (_bridge, sink, _):
+        await async_wait_until(lambda: not sink.outbox.deliveries(), what="old rows pruned")
