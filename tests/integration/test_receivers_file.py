@@ -173,6 +173,31 @@ async def test_a_url_file_without_a_scheme_fails_the_attempt_without_showing_the
         await async_wait_until(lambda: receiver.accepted(), what="the retry delivered")
 
 
+async def test_a_file_receiver_without_a_secret_is_warned_of_at_start_and_sent_unsigned(
+    tmp_path: Path, webhook_receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A receivers-file receiver with no secret of its own and no EXESDB_WEBHOOK_SECRET gets
+    unsigned deliveries, and the start says so once, naming it; one with a secret is not
+    named."""
+    unsigned: WebhookReceiver = webhook_receiver()
+    signed: WebhookReceiver = webhook_receiver()
+    config = write(
+        tmp_path / "receivers.yml",
+        f"webhook_configs:\n  - url: {unsigned.url}\n  - url: {signed.url}\n    secret: s3cr3t\n",
+    )
+    caplog.set_level("WARNING", "bridge.sinks.alerts")
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, _sink, _):
+        bridge.bus.publish("disk_full", system_alert("us-1"))
+        [request] = await async_wait_until(lambda: unsigned.accepted(), what="the delivery")
+    assert "X-ExESDB-Signature" not in request.headers
+    warned = [r.getMessage() for r in caplog.records if "unsigned" in r.getMessage()]
+    assert len(warned) == 1
+    assert f"127.0.0.1:{unsigned.port}/" in warned[0]
+    assert f":{signed.port}/" not in warned[0]
+
+
 async def test_a_header_the_http_client_refuses_fails_the_attempt() -> None:
     """A request aiohttp refuses to send (ValueError: a control character in a header) is a
     failed attempt to retry, its error naming no header value, not an error escaping the

@@ -241,6 +241,20 @@ class AlertSink:
                 [f"EXESDB_WEBHOOK_CONFIG_FILE: {problem}" for problem in exc.problems]
             ) from exc
         self.receivers = receivers
+        # EXESDB_WEBHOOK_URLS' receivers without a secret are warned of with the settings.
+        unsigned = [
+            receiver.label
+            for receiver in receivers
+            if receiver.secret is None
+            and receiver.secret_file is None
+            and receiver.url not in settings.webhook_urls
+        ]
+        if unsigned:
+            _logger.warning(
+                "alerts: %s of EXESDB_WEBHOOK_CONFIG_FILE: no secret nor secret_file, nor"
+                " EXESDB_WEBHOOK_SECRET: deliveries go unsigned",
+                ", ".join(unsigned),
+            )
         outbox.queue_for([receiver.key for receiver in receivers])
         for receiver in receivers:
             for old in receiver.legacy_keys:
