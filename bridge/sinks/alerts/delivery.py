@@ -377,7 +377,8 @@ class DeliveryWorker:
                 await self._sleep(delay, self._wake)
 
     async def step(self) -> float:
-        """Group, then make the most overdue attempt; returns how long to wait before the next."""
+        """Group, then attempt the oldest pending delivery when it is due; returns how long to
+        wait before the next step."""
         self._wake.clear()
         now = self._clock()
         await self._db.call(
