@@ -305,6 +305,32 @@ async def test_a_resolve_never_overtakes_its_firing_waiting_for_a_retry(
     assert [r.json()["status"] for r in receiver.accepted()] == ["firing", "resolved"]
 
 
+async def test_a_resolve_made_while_its_firing_is_in_flight_goes_after_it(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """An alert resolved while the receiver hangs on its firing notification: the firing is
+    retried after the timeout and only then the resolve goes out."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(HANG)
+    async with alert_bridge(
+        tmp_path,
+        serve_http=False,
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_WEBHOOK_TIMEOUT_MS="1000",
+        **FAST,
+    ) as (bridge, sink, _watcher):
+        bridge.bus.publish("lifecycle", NodeLifecycle(node="n5", event="down", cluster_size=2))
+        await async_wait_until(lambda: receiver.requests, what="the firing in flight")
+        bridge.bus.publish(
+            "lifecycle", NodeLifecycle(node="n5", event="reconnected", cluster_size=3)
+        )
+        await async_wait_until(
+            lambda: sink.outbox.alerts(state="resolved"), what="resolved while in flight"
+        )
+        await async_wait_until(lambda: len(receiver.accepted()) == 2, what="both delivered")
+    assert [r.json()["status"] for r in receiver.accepted()] == ["firing", "resolved"]
+
+
 async def test_escalation_notifies_again_with_the_level(tmp_path: Path, webhook_receiver) -> None:
     """An unacknowledged critical alert is re-sent with escalation_level level2, then level3."""
     receiver: WebhookReceiver = webhook_receiver()
