@@ -359,7 +359,7 @@ async def test_a_redis_restart_mid_stream_loses_no_alert(
     async def publish(numbers: range) -> None:
         for n in numbers:
             expected.append((a, b)[n % 2].publish_alert(n))
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # a paced publisher (load, not a wait): a steady stream
 
     await publish(range(0, 60))
     server.stop()
