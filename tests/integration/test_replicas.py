@@ -152,6 +152,11 @@ def health_runs(process: BridgeProcess) -> float:
     return metric(process.url, "exesdb_collector_runs_total", collector="health", result="ok") or 0
 
 
+def ran_health(process: BridgeProcess, times: float) -> bool:
+    """Whether ``process``'s health collector has run ``times`` times by now."""
+    return health_runs(process) >= times
+
+
 def is_ready(process: BridgeProcess) -> bool:
     return http_get(process.url + "/readyz")[0] == 200
 
@@ -333,7 +338,7 @@ def test_a_killed_node_raises_one_node_failure_and_its_restart_resolves_it(
     runs = {r.url: health_runs(r) for r in survivors}
     for replica in survivors:
         wait_until(
-            lambda r=replica: health_runs(r) >= runs[r.url] + 3,
+            partial(ran_health, replica, runs[replica.url] + 3),
             15,
             f"three more health intervals on {replica.url}",
         )
