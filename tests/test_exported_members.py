@@ -150,6 +150,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "PerformanceMetric",
         "ProcessLifecycle",
         "ResourceUsage",
+        "RiskSeverity",
         "SecurityAlert",
         "SessionEvent",
         "SupervisionEvent",
