@@ -188,9 +188,25 @@ def test_the_probe_finder_finds_a_probe() -> None:
     assert len(list(_probes(sample, "sample.py"))) == 2
 
 
-def _documented_modules() -> set[str]:
+@cache
+def _rows() -> dict[str, str]:
+    """docs/architecture.md's module rows: each module's path and its job as the row says it."""
     text = (ROOT / "docs" / "architecture.md").read_text()
-    return set(re.findall(r"^\| `((?:bridge|collectors)/[\w/]+\.py)` \|", text, re.M))
+    return dict(re.findall(r"^\| `((?:bridge|collectors)/[\w/]+\.py)` \| (.*) \|$", text, re.M))
+
+
+def _documented_modules() -> set[str]:
+    return set(_rows())
+
+
+def _first_sentence(path: Path) -> str:
+    docstring = ast.get_docstring(ast.parse(path.read_text(), str(path))) or ""
+    return docstring.splitlines()[0] if docstring else ""
+
+
+def _as_row(sentence: str) -> str:
+    """A docstring's first sentence as its row shows it: Markdown code, no pointer into docs/."""
+    return re.sub(r" \([^()]*docs/[^()]*\)", "", sentence).replace("``", "`")
 
 
 def test_the_architecture_page_names_every_module() -> None:
@@ -199,6 +215,12 @@ def test_the_architecture_page_names_every_module() -> None:
     documented = _documented_modules()
     assert sorted(actual - documented) == [], "add these modules to docs/architecture.md"
     assert sorted(documented - actual) == [], "docs/architecture.md names modules that are gone"
+
+
+@pytest.mark.parametrize("path", sorted(_rows()))
+def test_each_row_is_its_modules_first_sentence(path: str) -> None:
+    """A module's row in docs/architecture.md says what its docstring's first sentence says."""
+    assert _rows()[path] == _as_row(_first_sentence(ROOT / path))
 
 
 @pytest.mark.parametrize("module", sorted(_modules()))
