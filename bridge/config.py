@@ -40,11 +40,9 @@ __all__ = [
 ]
 
 MIN_SECRET_LENGTH: Final = 32
-# The password of a URL's userinfo (redis://:pw@host, https://user:pw@host).
 LogLevel = Literal["debug", "info", "warning", "error"]
 PositiveMs = Annotated[int, Field(gt=0)]
 Percent = Annotated[float, Field(gt=0)]
-CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
 # Each item checked on its own, so that every bad one is reported (``EXESDB_WEBHOOK_URLS``).

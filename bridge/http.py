@@ -103,7 +103,8 @@ _STATUS_FOR: Final = {
 
 
 def _rejected(rejection: Rejection) -> web.Response:
-    return web.json_response(rejection.as_json(), status=_STATUS_FOR[rejection.reason])
+    status = _STATUS_FOR[rejection.reason]
+    return error_response(status, rejection.reason.value, rejection.detail, rejection.field)
 
 
 # -- probes and metrics --

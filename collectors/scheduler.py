@@ -94,7 +94,6 @@ class Schedule:
         self._closed = False
         self.runs = 0
         self.skipped = 0
-        self.errors = 0
         if metrics is not None:
             self._ok = metrics.runs.labels(name, "ok")
             self._error = metrics.runs.labels(name, "error")
@@ -146,7 +145,6 @@ class Schedule:
         except asyncio.CancelledError:
             raise
         except Exception:
-            self.errors += 1
             if self._has_metrics:
                 self._error.inc()
             _logger.exception("collector %s failed", self.name)

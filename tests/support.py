@@ -39,8 +39,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout``."""
+def wait_until(
+    condition: Callable[[], Any], timeout: float = 10.0, what: str = "", *, every: float = 0.05
+) -> Any:
+    """Poll ``condition`` (each ``every`` seconds) until it returns something truthy; fail the
+    test after ``timeout``, with the condition's last exception if it raised one."""
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
     while time.monotonic() < deadline:
@@ -51,7 +54,7 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = 
         else:
             if result:
                 return result
-        time.sleep(0.05)
+        time.sleep(every)
     pytest.fail(f"timed out after {timeout}s waiting for {what or condition}: {last_error!r}")
 
 

@@ -36,6 +36,8 @@ FORBIDDEN = {
 }
 # Calls that find out at run time what an object is.
 PROBES = frozenset({"getattr", "hasattr", "isinstance"})
+# Words naming a transport or what it may offer (bridge.bus.capabilities).
+TRANSPORT_WORDS = ("transport", "capabilit", "coordinator", "lease", "hand_over", "shared_state")
 
 
 def _module_name(path: Path) -> str:
@@ -148,11 +150,18 @@ def test_lower_layers_do_not_import_higher_ones(layer: str) -> None:
 
 
 def _mentions_transport(node: ast.AST) -> bool:
-    return any(
-        (isinstance(sub, ast.Name) and "transport" in sub.id.lower())
-        or (isinstance(sub, ast.Attribute) and "transport" in sub.attr.lower())
-        for sub in ast.walk(node)
-    )
+    """Whether ``node`` names a transport or a capability: a name, an attribute or a string."""
+
+    def words(sub: ast.AST) -> str:
+        if isinstance(sub, ast.Name):
+            return sub.id
+        if isinstance(sub, ast.Attribute):
+            return sub.attr
+        if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+            return sub.value
+        return ""
+
+    return any(word in words(sub).lower() for sub in ast.walk(node) for word in TRANSPORT_WORDS)
 
 
 def _probes(source: str, where: str) -> Iterator[str]:
@@ -178,19 +187,39 @@ def test_no_transport_is_probed_outside_the_bus() -> None:
 
 
 def test_the_probe_finder_finds_a_probe() -> None:
-    """The check above can fail: it spots getattr on a transport and isinstance of one."""
+    """The check above can fail: it spots getattr on a transport, isinstance of one, and
+    probes of a capability or for one by name."""
     sample = (
-        "def f(bus, MemoryTransport):\n"
+        "def f(bus, MemoryTransport, RedisWorkQueue, lease):\n"
         "    getattr(bus.transport, 'hand_over', None)\n"
         "    isinstance(bus.transport, MemoryTransport)\n"
+        "    isinstance(lease, RedisWorkQueue)\n"
+        "    hasattr(bus, 'transport')\n"
         "    getattr(bus, 'name')\n"
+        "    isinstance(bus, str)\n"
     )
-    assert len(list(_probes(sample, "sample.py"))) == 2
+    assert len(list(_probes(sample, "sample.py"))) == 4
+
+
+@cache
+def _rows() -> dict[str, str]:
+    """docs/architecture.md's module rows: each module's path and its job as the row says it."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    return dict(re.findall(r"^\| `((?:bridge|collectors)/[\w/]+\.py)` \| (.*) \|$", text, re.M))
 
 
 def _documented_modules() -> set[str]:
-    text = (ROOT / "docs" / "architecture.md").read_text()
-    return set(re.findall(r"^\| `((?:bridge|collectors)/[\w/]+\.py)` \|", text, re.M))
+    return set(_rows())
+
+
+def _first_sentence(path: Path) -> str:
+    docstring = ast.get_docstring(ast.parse(path.read_text(), str(path))) or ""
+    return docstring.splitlines()[0] if docstring else ""
+
+
+def _as_row(sentence: str) -> str:
+    """A docstring's first sentence as its row shows it: Markdown code, no pointer into docs/."""
+    return re.sub(r" \([^()]*docs/[^()]*\)", "", sentence).replace("``", "`")
 
 
 def test_the_architecture_page_names_every_module() -> None:
@@ -199,6 +228,12 @@ def test_the_architecture_page_names_every_module() -> None:
     documented = _documented_modules()
     assert sorted(actual - documented) == [], "add these modules to docs/architecture.md"
     assert sorted(documented - actual) == [], "docs/architecture.md names modules that are gone"
+
+
+@pytest.mark.parametrize("path", sorted(_rows()))
+def test_each_row_is_its_modules_first_sentence(path: str) -> None:
+    """A module's row in docs/architecture.md says what its docstring's first sentence says."""
+    assert _rows()[path] == _as_row(_first_sentence(ROOT / path))
 
 
 @pytest.mark.parametrize("module", sorted(_modules()))

@@ -15,6 +15,7 @@ import bridge.integration
 import bridge.messages
 import bridge.pages
 import bridge.schema
+import bridge.sinks
 import bridge.sinks.alerts
 import bridge.sinks.otlp
 import bridge.sinks.prometheus
@@ -150,6 +151,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "PerformanceMetric",
         "ProcessLifecycle",
         "ResourceUsage",
+        "RiskSeverity",
         "SecurityAlert",
         "SessionEvent",
         "SupervisionEvent",
@@ -191,6 +193,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "load_web_config",
     ],
     bridge.pages: ["CONTENT_SECURITY_POLICY", "PAGE_HEADERS", "page_routes"],
+    bridge.sinks: [],
     bridge.sinks.alerts: [
         "AlertDetail",
         "AlertEvent",

@@ -98,11 +98,23 @@ class SharedState(Protocol):
 
 
 class LocalCoordinator:
-    """The coordinator of a lone bridge (in-process bus): it always decides for itself."""
+    """The coordinator of a lone bridge (in-process bus): it always decides for itself.
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    It keeps about ``max_keys`` keys (``kept``): past that, the expired go, then the least
+    recently set.
+    """
+
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, *, max_keys: int = _MAX_LOCAL_KEYS
+    ) -> None:
         self._values: dict[str, tuple[str, float]] = {}
         self._clock = clock
+        self._max_keys = max_keys
+
+    @property
+    def kept(self) -> int:
+        """How many keys it holds now (expired ones included until a sweep)."""
+        return len(self._values)
 
     async def swap(self, key: str, value: str, ttl_ms: int) -> str | None:
         now = self._clock()
@@ -121,12 +133,12 @@ class LocalCoordinator:
         return True
 
     def _sweep(self, now: float) -> None:
-        if len(self._values) <= _MAX_LOCAL_KEYS:
+        if len(self._values) <= self._max_keys:
             return
         live = {k: v for k, v in self._values.items() if v[1] > now}
         # Still full of live keys (a flood of node names): the least recently set go, down to
         # 90 %, so memory stays bounded and the sweep runs once per many calls, not on each.
-        for key in list(live)[: len(live) - _MAX_LOCAL_KEYS * 9 // 10]:
+        for key in list(live)[: len(live) - self._max_keys * 9 // 10]:
             del live[key]
         self._values = live
 

@@ -78,13 +78,6 @@ class Rejection:
     detail: str
     field: str | None = None
 
-    def as_json(self) -> dict[str, Any]:
-        """The body of an HTTP error answer."""
-        body: dict[str, Any] = {"error": self.reason.value, "detail": self.detail}
-        if self.field is not None:
-            body["field"] = self.field
-        return body
-
 
 class Envelope(msgspec.Struct, frozen=True, eq=False, gc=False):
     """A verified (or locally built) message with its routing data.

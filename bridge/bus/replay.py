@@ -95,22 +95,17 @@ class ReplayGuard:
             self._remember(message_id, timestamp, now)
         return verdict
 
-    def check_all(self, messages: Sequence[tuple[str, float]]) -> tuple[int, ReplayVerdict] | None:
-        """Judge a batch at one instant: all or nothing.
-
-        None (and every id remembered) when each message is fresh and no id repeats within the
-        batch; else the index and verdict of the first that is not, and nothing is remembered.
-        """
-        return self.check_batch([m for m, _ in messages], [t for _, t in messages])
-
     def check_batch(
         self,
         message_ids: Sequence[str],
         timestamps: Sequence[float],
         judged_at: int | None = None,
     ) -> tuple[int, ReplayVerdict] | None:
-        """``check_all`` for a batch given as its ids and its timestamps.
+        """Judge a batch (its ids, and its timestamps in the same order) at one instant: all or
+        nothing.
 
+        None (and every id remembered) when each message is fresh and no id repeats within the
+        batch; else the index and verdict of the first that is not, and nothing is remembered.
         ``judged_at``: the ``generation`` at which ``judge_batch`` found this very batch fresh.
         While no id has been remembered since, its ids need not be looked up again (only their
         times are checked against the window, now).

@@ -25,7 +25,7 @@ from msgspec.structs import asdict
 from pydantic import BaseModel
 
 from bridge.messages import MESSAGE_TYPES, NO_CONTROL_CHARACTERS, Message
-from bridge.messages._base import _to_utc_ms
+from bridge.messages._base import to_utc_ms
 
 __all__ = [
     "CHECKED",
@@ -82,7 +82,7 @@ class _Unsupported(Exception):
 
 # -- timestamps --
 # A payload timestamp is taken on this path only in the form format_timestamp writes; the
-# model's validator (_to_utc_ms) would return fromisoformat's parse of it unchanged.
+# model's validator (to_utc_ms) would return fromisoformat's parse of it unchanged.
 _CANONICAL: Final = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?Z"
 )
@@ -186,7 +186,7 @@ def _type(schema: Mapping[str, Any], str_max: int | None, checked: bool) -> Any:
 
 
 def _is_timestamp(schema: Mapping[str, Any]) -> bool:
-    return schema["type"] == "function-after" and schema["function"]["function"] is _to_utc_ms
+    return schema["type"] == "function-after" and schema["function"]["function"] is to_utc_ms
 
 
 def _field(

@@ -25,6 +25,7 @@ from bridge.messages.alerts import (
     AlertEscalation,
     AlertSeverity,
     NotificationStatus,
+    RiskSeverity,
     SystemAlert,
 )
 from bridge.messages.audit import AccessLog, AdminAction, ComplianceEvent, DataChange
@@ -89,6 +90,7 @@ __all__ = [
     "PerformanceMetric",
     "ProcessLifecycle",
     "ResourceUsage",
+    "RiskSeverity",
     "SecurityAlert",
     "SessionEvent",
     "SupervisionEvent",

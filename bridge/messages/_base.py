@@ -26,6 +26,7 @@ __all__ = [
     "Timestamp",
     "format_timestamp",
     "random_hex",
+    "to_utc_ms",
     "utc_now",
 ]
 
@@ -48,7 +49,9 @@ def utc_now() -> datetime:
 _last_now: tuple[int, datetime] = (0, datetime.fromtimestamp(0, UTC))
 
 
-def _to_utc_ms(value: datetime) -> datetime:
+def to_utc_ms(value: datetime) -> datetime:
+    """``value`` in UTC, truncated to the millisecond: every ``Timestamp``'s validator (the
+    envelope decoder's fast path recognises it in the schema)."""
     # Naive datetimes are taken as UTC, as the wire format is always UTC.
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
@@ -70,7 +73,7 @@ def format_timestamp(value: datetime) -> str:
 
 Timestamp = Annotated[
     datetime,
-    AfterValidator(_to_utc_ms),
+    AfterValidator(to_utc_ms),
     PlainSerializer(format_timestamp, return_type=str, when_used="json"),
 ]
 """A UTC timestamp at millisecond precision, serialized as RFC 3339 with ``Z``."""
@@ -95,7 +98,7 @@ def random_hex(prefix: str = "") -> str:
 
 
 # The form format_timestamp writes (RFC 3339, UTC as Z, at most milliseconds): pydantic-core's
-# own parse of it is already what _to_utc_ms would return, so the wire schema needs no Python.
+# own parse of it is already what to_utc_ms would return, so the wire schema needs no Python.
 _CANONICAL_TIMESTAMP: Final = core_schema.chain_schema(
     [
         core_schema.str_schema(
@@ -206,7 +209,7 @@ def _wire(schema: Any, filled: frozenset[str]) -> Any:
     if not isinstance(schema, dict):
         return schema
     kind = schema.get("type")
-    if kind == "function-after" and schema["function"]["function"] is _to_utc_ms:
+    if kind == "function-after" and schema["function"]["function"] is to_utc_ms:
         return core_schema.union_schema([_CANONICAL_TIMESTAMP, schema], mode="left_to_right")
     if kind == "function-before" and schema["schema"]["type"] == "model-fields":
         return _wire(schema["schema"], filled)

@@ -26,6 +26,7 @@ __all__ = [
     "AlertEscalation",
     "AlertSeverity",
     "NotificationStatus",
+    "RiskSeverity",
     "SystemAlert",
 ]
 
@@ -34,7 +35,9 @@ INSTANCE: Final = "ex_esdb_alerts"
 AlertSeverity = Literal["info", "warning", "error", "critical"]
 SEVERITIES: Final[tuple[AlertSeverity, ...]] = get_args(AlertSeverity)
 """The alerting scale, lowest first: every alert, webhook and severity setting uses it."""
-SECURITY_SEVERITY: Final[Mapping[str, AlertSeverity]] = MappingProxyType(
+RiskSeverity = Literal["low", "medium", "high", "critical"]
+"""The scale of security reports and error analyses, lowest first."""
+SECURITY_SEVERITY: Final[Mapping[RiskSeverity, AlertSeverity]] = MappingProxyType(
     {"low": "info", "medium": "warning", "high": "error", "critical": "critical"}
 )
 """SecurityAlert and AccessViolation severities (low … critical) on the alerting scale."""

@@ -18,13 +18,13 @@ from bridge.messages._base import (
     random_hex,
     utc_now,
 )
+from bridge.messages.alerts import RiskSeverity
 
 __all__ = ["DebugTrace", "ErrorAnalysis", "PerformanceAnalysis", "SystemState"]
 
 INSTANCE: Final = "ex_esdb_diagnostics"
 
 AnalysisType = Literal["bottleneck", "memory_leak", "cpu_hotspot", "io_analysis"]
-Severity = Literal["low", "medium", "high", "critical"]
 SnapshotType = Literal["full", "partial", "process_tree", "memory_dump"]
 
 
@@ -55,7 +55,7 @@ class PerformanceAnalysis(Message):
     analysis_type: AnalysisType
     findings: JsonMap = Field(default_factory=dict)
     recommendations: list[str] = Field(default_factory=list)
-    severity: Severity = "medium"
+    severity: RiskSeverity = "medium"
     node: Label
 
 

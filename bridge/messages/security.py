@@ -7,6 +7,7 @@ from typing import Annotated, ClassVar, Final, Literal
 from pydantic import Field
 
 from bridge.messages._base import JsonMap, Label, Message, Text
+from bridge.messages.alerts import RiskSeverity
 
 __all__ = ["AccessViolation", "AuthEvent", "SecurityAlert", "SessionEvent"]
 
@@ -19,7 +20,6 @@ ViolationType = Literal[
 ]
 SecurityAlertType = Literal["brute_force", "suspicious_activity", "policy_violation", "data_breach"]
 SessionEventType = Literal["created", "destroyed", "expired", "invalidated"]
-Severity = Literal["low", "medium", "high", "critical"]
 
 
 class AuthEvent(Message):
@@ -48,7 +48,7 @@ class AccessViolation(Message):
     resource: Text
     action: Text
     source_ip: Text
-    severity: Severity = "medium"
+    severity: RiskSeverity = "medium"
     metadata: JsonMap = Field(default_factory=dict)
 
 
@@ -59,7 +59,7 @@ class SecurityAlert(Message):
     INSTANCE: ClassVar[str] = INSTANCE
 
     alert_type: SecurityAlertType
-    severity: Severity
+    severity: RiskSeverity
     description: Text
     affected_users: list[str] = Field(default_factory=list)
     source_ip: str | None = None

@@ -41,10 +41,17 @@ def _guard(capacity: int = 1_000, clock: Clock | None = None) -> ReplayGuard:
     return ReplayGuard(WINDOW, capacity, clock or Clock())
 
 
-def test_check_all_remembers_every_id_of_a_fresh_batch() -> None:
+def check_pairs(
+    guard: ReplayGuard, messages: list[tuple[str, float]]
+) -> tuple[int, ReplayVerdict] | None:
+    """``guard.check_batch`` for a batch written as (id, timestamp) pairs."""
+    return guard.check_batch([m for m, _ in messages], [t for _, t in messages])
+
+
+def test_check_batch_remembers_every_id_of_a_fresh_batch() -> None:
     """A batch of fresh messages is accepted and every id remembered."""
     guard = _guard()
-    assert guard.check_all([("id-00000001", NOW), ("id-00000002", NOW - 1)]) is None
+    assert check_pairs(guard, [("id-00000001", NOW), ("id-00000002", NOW - 1)]) is None
     assert len(guard) == 2
     assert guard.seen("id-00000002", NOW) is ReplayVerdict.REPLAYED
 
@@ -59,28 +66,28 @@ def test_check_all_remembers_every_id_of_a_fresh_batch() -> None:
     ],
     ids=["past", "future", "repeated-within", "already-accepted"],
 )
-def test_check_all_names_the_first_stale_message_and_remembers_nothing(
+def test_check_batch_names_the_first_stale_message_and_remembers_nothing(
     batch: list[tuple[str, float]], expected: tuple[int, ReplayVerdict]
 ) -> None:
     """A refused batch reports its first bad message, and no id of it is remembered."""
     guard = _guard()
     guard.check("id-known", NOW)
-    assert guard.check_all(batch) == expected
+    assert check_pairs(guard, batch) == expected
     assert len(guard) == 1
 
 
-def test_check_all_reads_the_clock_once() -> None:
+def test_check_batch_reads_the_clock_once() -> None:
     """A batch is judged at one instant: one clock reading however long the batch."""
     clock = Clock()
     guard = _guard(clock=clock)
-    assert guard.check_all([(f"id-{n:08d}", NOW) for n in range(100)]) is None
+    assert check_pairs(guard, [(f"id-{n:08d}", NOW) for n in range(100)]) is None
     assert clock.readings == 1
 
 
-def test_check_all_keeps_the_capacity_bound_and_raises_the_floor() -> None:
+def test_check_batch_keeps_the_capacity_bound_and_raises_the_floor() -> None:
     """A batch larger than the memory evicts the oldest ids and the floor follows them."""
     guard = _guard(capacity=3)
-    assert guard.check_all([(f"id-{n:08d}", NOW - 10 + n) for n in range(5)]) is None
+    assert check_pairs(guard, [(f"id-{n:08d}", NOW - 10 + n) for n in range(5)]) is None
     assert len(guard) == 3
     assert guard.floor == NOW - 10 + 1
     assert guard.seen("id-00000000", NOW - 10) is ReplayVerdict.EXPIRED

@@ -242,7 +242,7 @@ async def test_aclose_drains_queued_messages(make_bus: BusFactory) -> None:
     handled: list[str] = []
 
     async def slow(envelope: Envelope) -> None:
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0.001)  # a slow subscriber (not a wait): work left at close
         handled.append(envelope.topic)
 
     kit.bus.subscribe("slow", slow)

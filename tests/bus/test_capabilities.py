@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bridge.bus import LocalCoordinator
-from bridge.bus.capabilities import _MAX_LOCAL_KEYS
+
+MAX_KEYS = 100
 
 
 async def test_swap_returns_the_previous_value_until_it_expires() -> None:
@@ -19,10 +20,10 @@ async def test_swap_returns_the_previous_value_until_it_expires() -> None:
 async def test_a_flood_of_live_keys_keeps_the_recent_ones_in_bounded_memory() -> None:
     """Past its key limit, with every key still live, the least recently set keys go and the
     recent ones keep their values."""
-    coordinator = LocalCoordinator(lambda: 0.0)
+    coordinator = LocalCoordinator(lambda: 0.0, max_keys=MAX_KEYS)
     week = 7 * 24 * 3600 * 1000
-    for n in range(3 * _MAX_LOCAL_KEYS):
+    for n in range(3 * MAX_KEYS):
         await coordinator.swap(f"node:{n}", "up", week)
-    assert len(coordinator._values) <= _MAX_LOCAL_KEYS + 1
-    assert await coordinator.swap(f"node:{3 * _MAX_LOCAL_KEYS - 1}", "down", week) == "up"
+    assert coordinator.kept <= MAX_KEYS + 1
+    assert await coordinator.swap(f"node:{3 * MAX_KEYS - 1}", "down", week) == "up"
     assert await coordinator.swap("node:0", "down", week) is None

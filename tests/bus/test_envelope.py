@@ -225,15 +225,6 @@ def test_rejects_an_invalid_payload_naming_the_field(payload: Any, field: str) -
     assert field in rejection.detail
 
 
-def test_rejection_json_names_reason_detail_and_field() -> None:
-    """A rejection's JSON body has error, detail and field."""
-    rejection = _rejection(_envelope(payload={"status": "sick"}))
-    body = rejection.as_json()
-    assert body["error"] == "invalid_payload"
-    assert body["field"] == "payload.status"
-    assert body["detail"]
-
-
 @pytest.mark.parametrize(
     "topic", ["a", "store1:health", "cluster:health", "node_failure", "a.b-c:d_e", "x" * 128]
 )

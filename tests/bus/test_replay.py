@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.bus import ReplayGuard, ReplayVerdict
+from tests.bus.test_batches import check_pairs
 
 WINDOW = 300.0
 NOW = 1_800_000_000.0
@@ -132,7 +133,7 @@ def test_an_evicted_message_dated_ahead_never_lifts_the_floor_above_now() -> Non
         assert guard.check(f"id-{number:08d}", clock.now) is ReplayVerdict.FRESH
     assert guard.floor <= clock.now
     assert guard.check("id-current", clock.now) is ReplayVerdict.FRESH
-    assert guard.check_all([("id-batch-01", clock.now), ("id-batch-02", clock.now)]) is None
+    assert check_pairs(guard, [("id-batch-01", clock.now), ("id-batch-02", clock.now)]) is None
     # Every id forgotten so far is refused, the one dated ahead still as a replay.
     for number in range(1, 6):
         assert guard.seen(f"id-{number:08d}", NOW + number) is not ReplayVerdict.FRESH
@@ -145,7 +146,7 @@ def test_ids_dated_ahead_go_once_they_fill_the_memory_and_the_earliest_first() -
     and its replay is refused."""
     clock = Clock()
     guard = _guard(capacity=2, clock=clock)
-    assert guard.check_all([("id-far-0001", NOW + 90), ("id-near-001", NOW + 30)]) is None
+    assert check_pairs(guard, [("id-far-0001", NOW + 90), ("id-near-001", NOW + 30)]) is None
     assert guard.check("id-mid-0001", NOW + 60) is ReplayVerdict.FRESH
     assert guard.floor == NOW + 30
     assert guard.check("id-near-001", NOW + 30) is ReplayVerdict.EXPIRED
@@ -159,7 +160,7 @@ def test_forget_frees_the_place_of_each_id_it_forgets() -> None:
     clock = Clock(NOW + 10)
     guard = _guard(capacity=3, clock=clock)
     assert guard.check("id-kept-001", NOW + 1) is ReplayVerdict.FRESH
-    assert guard.check_all([("id-undone-1", NOW + 2), ("id-undone-2", NOW + 20)]) is None
+    assert check_pairs(guard, [("id-undone-1", NOW + 2), ("id-undone-2", NOW + 20)]) is None
     guard.forget(["id-undone-1", "id-undone-2", "id-unknown"])
     assert len(guard) == 1
     assert guard.check("id-other-01", NOW + 3) is ReplayVerdict.FRESH
@@ -271,7 +272,7 @@ def test_no_id_is_taken_twice_and_the_floor_passes_now_only_when_ids_ahead_fill_
     for moved, batch, undone in steps:
         clock.now += moved
         messages = [(message_id, clock.now + skew) for message_id, skew in batch]
-        if guard.check_all(messages) is None and messages:
+        if check_pairs(guard, messages) is None and messages:
             taken.update(messages)
             ever.extend(timestamp for _, timestamp in messages)
             if undone:

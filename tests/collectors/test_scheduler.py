@@ -128,7 +128,6 @@ async def test_a_failing_collection_is_counted_and_survived():
         metrics=CollectorMetrics.for_registry(registry),
     )
     await _run_until(schedule, calls, 3)
-    assert schedule.errors == 1
     labels = {"collector": "flaky", "result": "error"}
     assert registry.get_sample_value("exesdb_collector_runs_total", labels) == 1
 

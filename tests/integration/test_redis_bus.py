@@ -359,7 +359,7 @@ async def test_a_redis_restart_mid_stream_loses_no_alert(
     async def publish(numbers: range) -> None:
         for n in numbers:
             expected.append((a, b)[n % 2].publish_alert(n))
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # a paced publisher (load, not a wait): a steady stream
 
     await publish(range(0, 60))
     server.stop()
@@ -751,15 +751,18 @@ async def test_a_work_queue_entry_whose_handler_failed_is_handled_when_claimed_a
 async def test_stopping_releases_the_work_queue_before_the_alert_stage_drains(
     redis_server: Callable[[], RedisServer], replicas: list[Replica]
 ) -> None:
-    """release_work_queue stops this replica reading the group and hands the lease over at
-    once: entries published afterwards go to the next holder, none to this one."""
+    """Releasing the work-queue lease (what the alert stage does first when it stops) stops
+    this replica reading the group and hands the lease over at once: entries published
+    afterwards go to the next holder, none to this one."""
     server = redis_server()
     a = await Replica(server.url, "node-a", claim_idle_ms=60_000).start()
     replicas.append(a)
     await async_wait_until(lambda: a.transport.leading, 10, "a holds the lease")
     b = await Replica(server.url, "node-b", claim_idle_ms=60_000).start()
     replicas.append(b)
-    await a.transport.release_work_queue()
+    lease = a.transport.capabilities.lease
+    assert lease is not None
+    await lease.release()
     assert not a.transport.leading
     await async_wait_until(lambda: b.transport.leading, 5, "b takes the lease")
     alert = a.publish_alert(1)

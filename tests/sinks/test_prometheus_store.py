@@ -7,12 +7,24 @@ import math
 import pytest
 
 from bridge.sinks.prometheus import MetricType, SeriesStore
-from bridge.sinks.prometheus.store import format_value
+from bridge.sinks.prometheus.store import Family, format_value
 from tests.sinks.prometheus_support import FakeClock, envelope, propagate, sample, translate
 
 
 def _store(clock: FakeClock, ttl: float = 60.0, max_series: int = 100) -> SeriesStore:
     return SeriesStore(ttl_seconds=ttl, max_series=max_series, clock=clock)
+
+
+def put_state(
+    store: SeriesStore,
+    family: Family,
+    labels: tuple[str, ...],
+    states: tuple[str, ...],
+    current: str,
+) -> bool:
+    """Write a state set as the translator does: inside ``store.writing()``."""
+    with store.writing():
+        return family.put_state(labels, states, current)
 
 
 def test_series_not_reported_again_expire_after_the_ttl():
@@ -62,11 +74,11 @@ def test_a_state_set_written_again_after_expiring_comes_back_whole():
     clock = FakeClock()
     store = _store(clock, ttl=10)
     states = store.family("exesdb_test_state", MetricType.GAUGE, "A state set.", ("n", "s"))
-    states.set_state(("a",), ("x", "y"), "x")
-    states.set_state(("a",), ("x", "y"), "y")
+    put_state(store, states, ("a",), ("x", "y"), "x")
+    put_state(store, states, ("a",), ("x", "y"), "y")
     clock.now += 11
     assert "exesdb_test_state" not in store.render()
-    states.set_state(("a",), ("x", "y"), "x")
+    put_state(store, states, ("a",), ("x", "y"), "x")
     text = store.render()
     assert 'exesdb_test_state{n="a",s="x"} 1.0\n' in text
     assert 'exesdb_test_state{n="a",s="y"} 0.0\n' in text
@@ -123,10 +135,12 @@ def test_cap_admits_a_state_set_whole_or_not_at_all():
     clock = FakeClock()
     store = _store(clock, max_series=5)
     states = store.family("exesdb_test_state", MetricType.GAUGE, "A state set.", ("n", "s"))
-    assert states.set_state(("a",), ("x", "y", "z"), "x")
-    assert not states.set_state(("b",), ("x", "y", "z"), "y")
+    assert put_state(store, states, ("a",), ("x", "y", "z"), "x")
+    assert not put_state(store, states, ("b",), ("x", "y", "z"), "y")
     assert 'n="b"' not in store.render()
-    assert states.set_state(("a",), ("x", "y", "z"), "z")  # known series: no new room needed
+    assert put_state(
+        store, states, ("a",), ("x", "y", "z"), "z"
+    )  # known series: no new room needed
     refused = sample(store, "exesdb_prometheus_series_refused_total", metric="exesdb_test_state")
     assert refused == 3
 

@@ -260,11 +260,6 @@ class RedisTransport:
         if self._spool is not None:
             await self._spool.aclose()
 
-    async def release_work_queue(self) -> None:
-        """Stop reading the consumer group and release the lease at once (rather than after it
-        runs out), so that another replica takes the work queue over."""
-        await self._work_queue.release()
-
     def _deliver(self, frames: Sequence[Frame]) -> None:
         if self._receive is None:
             return

@@ -1,4 +1,4 @@
-"""Sending deliveries: one worker per webhook receiver, retries as docs/alerts.md#delivery says.
+"""Sending deliveries: one worker per webhook receiver, retries (docs/alerts.md#delivery).
 
 Retried, as Alertmanager and the OpenTelemetry HTTP exporters do: connection errors, timeouts,
 429 and every 5xx, after the delay ``bridge.backoff.Backoff`` gives (``backoff * 2**(attempt-1)``

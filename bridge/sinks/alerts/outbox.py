@@ -3,27 +3,10 @@
 A delivery is committed here (WAL journal, ``synchronous=FULL``: fsync'd on commit) before its
 first attempt, so a crash or SIGKILL loses nothing: a new process on the same directory resumes.
 
-Seven tables:
-
-- ``alerts``: one row per condition (``alert_id``), its state (firing → acknowledged →
-  resolved) and escalation level, as ``transitions`` decides them;
-- ``queued``: alerts waiting for their receiver's grouping window, one row per (receiver, alert);
-- ``deliveries``: the frozen payloads (body and delivery id never change across retries), their
-  attempts, next attempt time and state (pending, delivered, dead); delivered ones are kept a
-  day, dead letters ``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS``;
-- ``history``: what happened to each alert and when (fired, escalated, acknowledged, …), for its
-  page; pruned with the alert, and to the newest ``HISTORY_KEPT`` entries per alert;
-- ``meta``: values the file keeps for itself (``receiver_secret``, below);
-- ``plans``: the ids of the plans ``commit`` stored (a week), so none is stored twice;
-- ``told``: which receiver was sent which open alert, one row per (receiver, alert) until a
-  resolve of it is grouped for that receiver: a receiver told of an alert hears of its later
-  changes even once below its ``min_severity`` (``Keep``), so it is never left with it firing.
-
-Every change of alert states is a ``Plan`` (``transitions``), worked out and then stored in one
-transaction (on the Redis bus it is made in Redis in between, see ``index``). The schema is at
-version 6 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the plans' ids, 6
-``told`` and an index of deliveries in order);
-``Outbox._migrate`` upgrades a file of any earlier version in place, one version at a time.
+The tables (alerts, grouping queues, deliveries, history, ``meta``, plans, ``told``) and their
+upgrades from earlier versions are in ``tables``; how a row reads as a record, in ``rows``. Every
+change of alert states is a ``Plan`` (``transitions``), worked out and then stored in one
+transaction (on the Redis bus it is made in Redis in between, see ``index``).
 
 A receiver is named by its key (``bridge.receivers.ReceiverKeys``, under ``receiver_secret``: a
 random key made once, when the file is created, and kept in its ``meta`` table) in the column
@@ -63,7 +46,9 @@ from bridge.sinks.alerts.records import (
     HistoryEvent,
     OutboxDepth,
 )
+from bridge.sinks.alerts.rows import alert_params, delivery_of, matching, one_of, record_of
 from bridge.sinks.alerts.sources import AlertEvent
+from bridge.sinks.alerts.tables import connect, migrate
 from bridge.sinks.alerts.transitions import (
     Effect,
     Plan,
@@ -76,111 +61,13 @@ from bridge.sinks.alerts.transitions import (
     opens,
 )
 
-__all__ = [
-    "FILE_NAME",
-    "HISTORY_KEPT",
-    "BuildPayloads",
-    "Keep",
-    "Outbox",
-    "connect",
-    "escalations",
-]
+__all__ = ["FILE_NAME", "HISTORY_KEPT", "BuildPayloads", "Keep", "Outbox", "escalations"]
 
 FILE_NAME: Final = "alerts.sqlite3"
 # History entries kept per alert (the newest), so a flapping alert's history stays bounded.
 HISTORY_KEPT: Final = 100
 # Deliveries an alert's page lists at most (the newest).
 _DETAIL_DELIVERIES: Final = 50
-_SCHEMA_VERSION: Final = 6
-# Columns added after version 1, with their definitions.
-_ADDED_COLUMNS: Final = (
-    ("auto_resolve", "INTEGER NOT NULL DEFAULT 0"),
-    ("last_seen", "REAL"),
-)
-# Version 1's tables (its alerts already with the columns version 2 added: a new file's columns
-# then stand in the order an upgraded file's do); later versions' come from Outbox._step.
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS alerts (
-    alert_id TEXT PRIMARY KEY,
-    alertname TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    category TEXT NOT NULL,
-    node TEXT NOT NULL,
-    title TEXT NOT NULL,
-    description TEXT NOT NULL,
-    requires_ack INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    level INTEGER NOT NULL,
-    starts_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    ends_at REAL,
-    level_since REAL NOT NULL,
-    ack_by TEXT,
-    ack_note TEXT,
-    ack_at REAL,
-    resolution TEXT,
-    auto_resolve INTEGER NOT NULL DEFAULT 0,
-    last_seen REAL
-);
-CREATE INDEX IF NOT EXISTS alerts_by_state ON alerts (state, level_since);
-CREATE TABLE IF NOT EXISTS queued (
-    url TEXT NOT NULL,
-    alert_id TEXT NOT NULL,
-    queued_at REAL NOT NULL,
-    PRIMARY KEY (url, alert_id)
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    id TEXT PRIMARY KEY,
-    url TEXT NOT NULL,
-    body BLOB NOT NULL,
-    alert_ids TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
-    state TEXT NOT NULL,
-    last_status INTEGER,
-    last_error TEXT,
-    finished_at REAL
-);
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (url, state, next_attempt_at);
-"""
-# Version 3: each alert's history.
-_HISTORY: Final = """
-CREATE TABLE IF NOT EXISTS history (
-    alert_id TEXT NOT NULL,
-    at REAL NOT NULL,
-    event TEXT NOT NULL,
-    detail TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS history_by_alert ON history (alert_id, at);
-"""
-# Version 4: the random key of the receiver keys' digests (``receiver_secret``).
-_META: Final = """
-CREATE TABLE IF NOT EXISTS meta (
-    name TEXT PRIMARY KEY,
-    value BLOB NOT NULL
-);
-INSERT OR IGNORE INTO meta (name, value) VALUES ('receiver_secret', randomblob(32));
-"""
-# Version 5: the ids of the plans stored (``commit`` stores each once).
-_PLANS: Final = """
-CREATE TABLE IF NOT EXISTS plans (
-    id TEXT PRIMARY KEY,
-    stored_at REAL NOT NULL
-);
-"""
-# Version 6: which receiver was told of which open alert (see Keep), and an index that finds a
-# receiver's oldest pending delivery (its entries run in rowid order within a url and state).
-_TOLD: Final = """
-CREATE TABLE IF NOT EXISTS told (
-    url TEXT NOT NULL,
-    alert_id TEXT NOT NULL,
-    PRIMARY KEY (url, alert_id)
-);
-CREATE INDEX IF NOT EXISTS deliveries_in_order ON deliveries (url, state);
-"""
-# What each version after 2 added to the one before.
-_STEPS: Final[Mapping[int, str]] = {3: _HISTORY, 4: _META, 5: _PLANS, 6: _TOLD}
 _STORE_ALERT: Final = """
 INSERT OR REPLACE INTO alerts (
     alert_id, alertname, severity, category, node, title, description, requires_ack, state,
@@ -219,18 +106,6 @@ Keep = Callable[[AlertRecord, bool], bool]
 (open since then): a receiver's filters (``min_severity``, ``send_resolved``)."""
 
 
-def connect(path: Path | str) -> sqlite3.Connection:
-    """Open the outbox file as every user of it must: transactions explicit (``BEGIN
-    IMMEDIATE`` … ``COMMIT``), the WAL journal, and ``synchronous=FULL`` (the WAL is fsync'd
-    at every commit, so a committed delivery survives power loss)."""
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    db.row_factory = sqlite3.Row
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("PRAGMA busy_timeout=10000")
-    return db
-
-
 class Outbox:
     """The SQLite store; see the module docstring. ``urls`` are the keys of the receivers every
     notified alert is queued for."""
@@ -240,7 +115,7 @@ class Outbox:
         self.urls = tuple(urls)
         self._lock = threading.Lock()
         self._db = connect(self.path)
-        self._migrate()
+        migrate(self._db)
         # The key of the receiver keys' digests: made once with the file, never shown.
         self.receiver_secret: bytes = bytes(
             self._db.execute("SELECT value FROM meta WHERE name = 'receiver_secret'").fetchone()[0]
@@ -257,40 +132,6 @@ class Outbox:
         }
         self._resolved: set[str] = set()  # resolved in the open transaction
         self._closed = False
-
-    def _migrate(self) -> None:
-        """Bring the file (new, or of any earlier version) up to ``_SCHEMA_VERSION``: version 1's
-        tables, then each version's step in turn (``_step``: version N - 1 to N).
-
-        Every step is idempotent (IF NOT EXISTS, a column added only when missing), so a bridge
-        and a CLI opening the file at once race safely, and the chain runs whole over any file
-        below the current version: whatever it holds already, it ends with every table.
-        """
-        # Version 1 never set user_version: a file of it reads 0, as a new file does.
-        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        if version >= _SCHEMA_VERSION:
-            return
-        self._db.executescript(_SCHEMA)
-        for step in range(2, _SCHEMA_VERSION + 1):
-            self._step(step)
-        self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-
-    def _step(self, version: int) -> None:
-        """Upgrade a file of ``version - 1`` to ``version``."""
-        if version == 2:
-            self._add_columns()
-        else:
-            self._db.executescript(_STEPS[version])
-
-    def _add_columns(self) -> None:
-        have = {row[1] for row in self._db.execute("PRAGMA table_info(alerts)")}
-        for column, definition in _ADDED_COLUMNS:
-            if column not in have:
-                try:
-                    self._db.execute(f"ALTER TABLE alerts ADD COLUMN {column} {definition}")
-                except sqlite3.OperationalError as exc:  # a CLI beside us added it first
-                    if "duplicate column" not in str(exc):
-                        raise
 
     @classmethod
     def in_dir(cls, state_dir: Path | str, *, urls: Sequence[str] = ()) -> Outbox:
@@ -336,16 +177,16 @@ class Outbox:
         row = self._db.execute(
             "SELECT * FROM alerts WHERE alert_id = :alert_id", {"alert_id": alert_id}
         ).fetchone()
-        return _record(row) if row is not None else None
+        return record_of(row) if row is not None else None
 
     def alerts(
         self, state: str | None = None, limit: int = 1000, *, alert_id: str | None = None
     ) -> list[AlertRecord]:
         """Alerts, most recently changed first; only those matching each filter given."""
-        where, params = _matching({"state": state, "alert_id": alert_id})
+        where, params = matching({"state": state, "alert_id": alert_id})
         query = f"SELECT * FROM alerts{where} ORDER BY updated_at DESC LIMIT :limit"  # noqa: S608
         with self._lock:
-            return [_record(row) for row in self._db.execute(query, {**params, "limit": limit})]
+            return [record_of(row) for row in self._db.execute(query, {**params, "limit": limit})]
 
     def detail(self, alert_id: str) -> AlertDetail | None:
         """The alert named ``alert_id`` with its history, its deliveries (the newest 50) and the
@@ -376,7 +217,7 @@ class Outbox:
                 HistoryEntry(float(at), HistoryEvent(event), detail)
                 for at, event, detail in reversed(history)
             ),
-            tuple(_delivery(row) for row in deliveries),
+            tuple(delivery_of(row) for row in deliveries),
             tuple((str(url), float(queued_at)) for url, queued_at in waiting),
         )
 
@@ -407,7 +248,7 @@ class Outbox:
                 " ORDER BY alert_id LIMIT :limit",
                 {**params, "after": after, "limit": limit},
             ).fetchall()
-        return [_record(row) for row in rows]
+        return [record_of(row) for row in rows]
 
     # Every change of alert states is a Plan (``transitions``): ``plan_*`` work one out (reading
     # only), ``commit`` stores it in one transaction; ``apply``, ``acknowledge``,
@@ -553,7 +394,7 @@ class Outbox:
             " AND level < :max_level AND level_since <= :due ORDER BY level_since",
             {"firing": AlertState.FIRING.value, "max_level": MAX_LEVEL, "due": now - after_seconds},
         ).fetchall()
-        steps = (escalation(_record(row), now, after_seconds) for row in rows)
+        steps = (escalation(record_of(row), now, after_seconds) for row in rows)
         return Plan(new_message_id(), now, tuple(s for s in steps if s.effect is Effect.NOTIFY))
 
     def _plan_expiries(self, now: float, after_seconds: float) -> Plan:
@@ -568,7 +409,7 @@ class Outbox:
                 "cutoff": now - after_seconds,
             },
         ).fetchall()
-        steps = (expiry(_record(row), now, after_seconds) for row in rows)
+        steps = (expiry(record_of(row), now, after_seconds) for row in rows)
         return Plan(new_message_id(), now, tuple(s for s in steps if s.effect is Effect.NOTIFY))
 
     def _store_plan(self, plan: Plan) -> Applied:
@@ -641,7 +482,7 @@ class Outbox:
         else:
             self._active.add(record.alert_id)
             self._resolved.discard(record.alert_id)
-        self._db.execute(_STORE_ALERT, _alert_params(record))
+        self._db.execute(_STORE_ALERT, alert_params(record))
 
     def _queue(self, alert_id: str, now: float) -> None:
         if not self.urls:
@@ -777,7 +618,7 @@ class Outbox:
             row = self._db.execute(_OLDEST_PENDING, {"url": url, **_PENDING}).fetchone()
         if row is None or float(row["next_attempt_at"]) > now:
             return None
-        return _delivery(row)
+        return delivery_of(row)
 
     def next_wake(self, url: str, wait_seconds: float) -> float | None:
         """When ``url``'s worker next has something to do (its oldest pending delivery due, or
@@ -857,20 +698,20 @@ class Outbox:
         # Only generated placeholder names go into the SQL text; the URLs are bound parameters.
         if not self.urls:
             return "1 = 1", {}
-        return _one_of("url", self.urls, negate=True)
+        return one_of("url", self.urls, negate=True)
 
     def deliveries(
         self, state: str | None = None, limit: int = 1000, *, ids: Sequence[str] | None = None
     ) -> list[Delivery]:
         """Deliveries, newest first, optionally in one state or among ``ids``."""
-        where, params = _matching({"state": state})
+        where, params = matching({"state": state})
         if ids is not None:
-            named, id_params = _one_of("id", ids) if ids else ("0 = 1", {})
+            named, id_params = one_of("id", ids) if ids else ("0 = 1", {})
             where += (" AND " if where else " WHERE ") + named
             params = {**params, **id_params}
         query = f"SELECT * FROM deliveries{where} ORDER BY created_at DESC, id LIMIT :limit"  # noqa: S608
         with self._lock:
-            return [_delivery(row) for row in self._db.execute(query, {**params, "limit": limit})]
+            return [delivery_of(row) for row in self._db.execute(query, {**params, "limit": limit})]
 
     def retry(self, now: float, delivery_ids: Sequence[str] | None = None) -> int:
         """Put dead-lettered deliveries (all, or those named) back to pending; returns how many.
@@ -890,7 +731,7 @@ class Outbox:
         if delivery_ids is not None:
             if not delivery_ids:
                 return 0
-            named, ids = _one_of("id", delivery_ids)
+            named, ids = one_of("id", delivery_ids)
             query += f" AND {named}"
             params.update(ids)
         with self._lock, self._tx():
@@ -957,91 +798,3 @@ class Outbox:
 def escalations(applied: Applied) -> list[Escalated]:
     """The escalation steps among the alerts a plan of escalations changed."""
     return [Escalated(r, f"level{r.level - 1}", r.level_name) for r in applied.changed]
-
-
-def _matching(filters: Mapping[str, object]) -> tuple[str, dict[str, object]]:
-    """`` WHERE column = :column AND …`` for each filter given (not None), and its parameters.
-
-    The column names come from the caller's code, never from a request.
-    """
-    given = {column: value for column, value in filters.items() if value is not None}
-    if not given:
-        return "", {}
-    return " WHERE " + " AND ".join(f"{column} = :{column}" for column in given), given
-
-
-def _one_of(
-    column: str, values: Sequence[str], *, negate: bool = False
-) -> tuple[str, dict[str, str]]:
-    """``column IN (:column_0, …)`` (``NOT IN`` when ``negate``) and its parameters."""
-    params = {f"{column}_{n}": value for n, value in enumerate(values)}
-    names = ", ".join(f":{name}" for name in params)
-    return f"{column} {'NOT IN' if negate else 'IN'} ({names})", params
-
-
-def _alert_params(record: AlertRecord) -> dict[str, object]:
-    return {
-        "alert_id": record.alert_id,
-        "alertname": record.alertname,
-        "severity": record.severity,
-        "category": record.category,
-        "node": record.node,
-        "title": record.title,
-        "description": record.description,
-        "requires_ack": int(record.requires_ack),
-        "state": record.state.value,
-        "level": record.level,
-        "starts_at": record.starts_at,
-        "updated_at": record.updated_at,
-        "ends_at": record.ends_at,
-        "level_since": record.level_since,
-        "ack_by": record.ack_by,
-        "ack_note": record.ack_note,
-        "ack_at": record.ack_at,
-        "resolution": record.resolution,
-        "auto_resolve": int(record.auto_resolve),
-        "last_seen": record.last_seen,
-    }
-
-
-def _record(row: sqlite3.Row) -> AlertRecord:
-    # By position (as fast as a tuple; a name is a scan): the table's columns are the record's
-    # fields in order, version 1 files included, whose two later columns were appended.
-    return AlertRecord(
-        row[0],
-        row[1],
-        row[2],
-        row[3],
-        row[4],
-        row[5],
-        row[6],
-        bool(row[7]),
-        AlertState(row[8]),
-        int(row[9]),
-        float(row[10]),
-        float(row[11]),
-        None if row[12] is None else float(row[12]),
-        float(row[13]),
-        row[14],
-        row[15],
-        None if row[16] is None else float(row[16]),
-        row[17],
-        bool(row[18]),
-        None if row[19] is None else float(row[19]),
-    )
-
-
-def _delivery(row: sqlite3.Row) -> Delivery:
-    return Delivery(
-        id=row["id"],
-        url=row["url"],
-        body=bytes(row["body"]),
-        alert_ids=tuple(json.loads(row["alert_ids"])),
-        created_at=float(row["created_at"]),
-        attempts=int(row["attempts"]),
-        next_attempt_at=float(row["next_attempt_at"]),
-        state=DeliveryState(row["state"]),
-        last_status=row["last_status"],
-        last_error=row["last_error"],
-        finished_at=None if row["finished_at"] is None else float(row["finished_at"]),
-    )

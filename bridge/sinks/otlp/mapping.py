@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from bridge.bus import Envelope
 from bridge.messages import (
+    SECURITY_SEVERITY,
     AccessLog,
     AccessViolation,
     AdminAction,
@@ -372,7 +373,8 @@ def _log(
 
 _LOG_LEVELS: Final = {"debug": DEBUG, "info": INFO, "warn": WARN, "error": ERROR, "critical": FATAL}
 _ALERT_LEVELS: Final = {"info": INFO, "warning": WARN, "error": ERROR, "critical": FATAL}
-_RISK_LEVELS: Final = {"low": INFO, "medium": WARN, "high": ERROR, "critical": FATAL}
+# Security alerts and access violations (low … critical) at the level of the alerts they raise.
+_RISK_LEVELS: Final = {risk: _ALERT_LEVELS[alert] for risk, alert in SECURITY_SEVERITY.items()}
 
 
 def _log_entry(envelope: Envelope, message: LogEntry) -> LogSpec:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import Enum
 from typing import Final
@@ -146,14 +146,6 @@ class Family:
         with self._store.writing():
             return self.add(labels, amount)
 
-    def set_state(self, labels: tuple[str, ...], states: Iterable[str], current: str) -> bool:
-        """A state set: ``labels + (state,)`` is 1 for ``current`` and 0 for the other states.
-
-        All of the states are admitted or none, so the cap never leaves half a state set.
-        """
-        with self._store.writing():
-            return self.put_state(labels, tuple(states), current)
-
     # The writes themselves, for a writer inside ``SeriesStore.writing()`` (the lock held and
     # the time read once for a whole batch of writes).
 
@@ -187,7 +179,11 @@ class Family:
         return True
 
     def put_state(self, labels: tuple[str, ...], states: tuple[str, ...], current: str) -> bool:
-        """``set_state`` inside ``SeriesStore.writing()``."""
+        """A state set inside ``SeriesStore.writing()``: ``labels + (state,)`` is 1 for
+        ``current`` and 0 for the other ``states``.
+
+        All of the states are admitted or none, so the cap never leaves half a state set.
+        """
         now = self._store._now
         found = self._state_sets.get(labels)
         if found is None or found[0] != states:

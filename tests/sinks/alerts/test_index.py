@@ -106,9 +106,13 @@ def boxes(tmp_path: Path) -> Iterator[dict[str, CrashingOutbox]]:
         box.close()
 
 
-def replica(store: Store, outbox: Outbox, db: DbThread, node: str = "a") -> AlertIndex:
-    """The index as replica ``node`` sees it."""
-    return AlertIndex(State(store, node), outbox=outbox, db=db, clock=lambda: T0 + 100, limit=100)
+def replica(
+    store: Store, outbox: Outbox, db: DbThread, node: str = "a", state: State | None = None
+) -> AlertIndex:
+    """The index as replica ``node`` sees it (through ``state``, when the test holds it)."""
+    return AlertIndex(
+        state or State(store, node), outbox=outbox, db=db, clock=lambda: T0 + 100, limit=100
+    )
 
 
 def test_a_record_and_a_plan_survive_encoding() -> None:
@@ -180,8 +184,9 @@ async def test_a_crash_after_the_outbox_stored_a_change_stores_nothing_twice(
     """SIGKILL after the outbox stored a change, before its note went: the note found at the
     next start changes nothing (the outbox remembers the plans it stored)."""
     store = Store()
-    a = replica(store, boxes["a"], db)
-    a._state.crash_on_forget = True  # type: ignore[attr-defined]
+    state = State(store, "a")
+    state.crash_on_forget = True
+    a = replica(store, boxes["a"], db, state=state)
     await a.change(boxes["a"].plan, [event()], T0)
     assert len(store.notes["a"]) == 1
     assert boxes["a"].depth().queued == 1
@@ -218,11 +223,12 @@ async def test_a_change_whose_answer_was_lost_is_not_made_twice(boxes, db: DbThr
     """Redis took a firing and the connection went before its answer: the retried batch stores
     the change Redis holds and notifies the firing once."""
     store = Store()
-    a = replica(store, boxes["a"], db)
-    a._state.lose_reply = True  # type: ignore[attr-defined]
+    state = State(store, "a")
+    a = replica(store, boxes["a"], db, state=state)
+    state.lose_reply = True
     with pytest.raises(TransportError):
         await a.change(boxes["a"].plan, [event()], T0)
-    a._state.lose_reply = False  # type: ignore[attr-defined]
+    state.lose_reply = False
     await a.change(boxes["a"].plan, [event()], T0 + 1)
     assert store.notes["a"] == {}
     assert await replica(store, boxes["a"], db).catch_up() == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.sinks.alerts.outbox import HISTORY_KEPT, Outbox, connect
+from bridge.sinks.alerts.outbox import HISTORY_KEPT, Outbox
 from bridge.sinks.alerts.records import (
     AlertRecord,
     AlertState,
@@ -19,6 +19,7 @@ from bridge.sinks.alerts.records import (
     HistoryEvent,
 )
 from bridge.sinks.alerts.sources import AlertEvent
+from bridge.sinks.alerts.tables import connect
 from tests.sinks.alerts.helpers import T0, observe, stored
 
 URL = "http://127.0.0.1:9/hook"

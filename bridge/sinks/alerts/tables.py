@@ -1,0 +1,173 @@
+"""The outbox file's tables, their upgrades from every earlier version, and how it is opened.
+
+Seven tables:
+
+- ``alerts``: one row per condition (``alert_id``), its state (firing → acknowledged →
+  resolved) and escalation level, as ``transitions`` decides them;
+- ``queued``: alerts waiting for their receiver's grouping window, one row per (receiver, alert);
+- ``deliveries``: the frozen payloads (body and delivery id never change across retries), their
+  attempts, next attempt time and state (pending, delivered, dead); delivered ones are kept a
+  day, dead letters ``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS``;
+- ``history``: what happened to each alert and when (fired, escalated, acknowledged, …), for its
+  page; pruned with the alert, and to the newest ``HISTORY_KEPT`` entries per alert;
+- ``meta``: values the file keeps for itself (``receiver_secret``, see ``outbox``);
+- ``plans``: the ids of the plans ``Outbox.commit`` stored (a week), so none is stored twice;
+- ``told``: which receiver was sent which open alert, one row per (receiver, alert) until a
+  resolve of it is grouped for that receiver: a receiver told of an alert hears of its later
+  changes even once below its ``min_severity`` (``outbox.Keep``), so it is never left with it
+  firing.
+
+The schema is at version 6 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
+plans' ids, 6 ``told`` and an index of deliveries in order); ``migrate`` upgrades a file of any
+earlier version in place, one version at a time.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+__all__ = ["connect", "migrate"]
+
+_SCHEMA_VERSION: Final = 6
+# Columns added after version 1, with their definitions.
+_ADDED_COLUMNS: Final = (
+    ("auto_resolve", "INTEGER NOT NULL DEFAULT 0"),
+    ("last_seen", "REAL"),
+)
+# Version 1's tables (its alerts already with the columns version 2 added: a new file's columns
+# then stand in the order an upgraded file's do); later versions' come from _step.
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_id TEXT PRIMARY KEY,
+    alertname TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    category TEXT NOT NULL,
+    node TEXT NOT NULL,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    requires_ack INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    starts_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    ends_at REAL,
+    level_since REAL NOT NULL,
+    ack_by TEXT,
+    ack_note TEXT,
+    ack_at REAL,
+    resolution TEXT,
+    auto_resolve INTEGER NOT NULL DEFAULT 0,
+    last_seen REAL
+);
+CREATE INDEX IF NOT EXISTS alerts_by_state ON alerts (state, level_since);
+CREATE TABLE IF NOT EXISTS queued (
+    url TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    queued_at REAL NOT NULL,
+    PRIMARY KEY (url, alert_id)
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    body BLOB NOT NULL,
+    alert_ids TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    state TEXT NOT NULL,
+    last_status INTEGER,
+    last_error TEXT,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (url, state, next_attempt_at);
+"""
+# Version 3: each alert's history.
+_HISTORY: Final = """
+CREATE TABLE IF NOT EXISTS history (
+    alert_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    event TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_by_alert ON history (alert_id, at);
+"""
+# Version 4: the random key of the receiver keys' digests (``receiver_secret``).
+_META: Final = """
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('receiver_secret', randomblob(32));
+"""
+# Version 5: the ids of the plans stored (``Outbox.commit`` stores each once).
+_PLANS: Final = """
+CREATE TABLE IF NOT EXISTS plans (
+    id TEXT PRIMARY KEY,
+    stored_at REAL NOT NULL
+);
+"""
+# Version 6: which receiver was told of which open alert (see outbox.Keep), and an index that
+# finds a receiver's oldest pending delivery (its entries run in rowid order within a url and
+# state).
+_TOLD: Final = """
+CREATE TABLE IF NOT EXISTS told (
+    url TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    PRIMARY KEY (url, alert_id)
+);
+CREATE INDEX IF NOT EXISTS deliveries_in_order ON deliveries (url, state);
+"""
+# What each version after 2 added to the one before.
+_STEPS: Final[Mapping[int, str]] = {3: _HISTORY, 4: _META, 5: _PLANS, 6: _TOLD}
+
+
+def connect(path: Path | str) -> sqlite3.Connection:
+    """Open the outbox file as every user of it must: transactions explicit (``BEGIN
+    IMMEDIATE`` … ``COMMIT``), the WAL journal, and ``synchronous=FULL`` (the WAL is fsync'd
+    at every commit, so a committed delivery survives power loss)."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA busy_timeout=10000")
+    return db
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring the file (new, or of any earlier version) up to ``_SCHEMA_VERSION``: version 1's
+    tables, then each version's step in turn (``_step``: version N - 1 to N).
+
+    Every step is idempotent (IF NOT EXISTS, a column added only when missing), so a bridge
+    and a CLI opening the file at once race safely, and the chain runs whole over any file
+    below the current version: whatever it holds already, it ends with every table.
+    """
+    # Version 1 never set user_version: a file of it reads 0, as a new file does.
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version >= _SCHEMA_VERSION:
+        return
+    db.executescript(_SCHEMA)
+    for step in range(2, _SCHEMA_VERSION + 1):
+        _step(db, step)
+    db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+
+
+def _step(db: sqlite3.Connection, version: int) -> None:
+    """Upgrade a file of ``version - 1`` to ``version``."""
+    if version == 2:
+        _add_columns(db)
+    else:
+        db.executescript(_STEPS[version])
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    have = {row[1] for row in db.execute("PRAGMA table_info(alerts)")}
+    for column, definition in _ADDED_COLUMNS:
+        if column not in have:
+            try:
+                db.execute(f"ALTER TABLE alerts ADD COLUMN {column} {definition}")
+            except sqlite3.OperationalError as exc:  # a CLI beside us added it first
+                if "duplicate column" not in str(exc):
+                    raise
