@@ -288,13 +288,22 @@ async def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
                 printed += 1
                 if args.count and printed >= args.count:
                     return EXIT_OK
+    except aiohttp.ClientPayloadError:
+        # The stream had begun, so the bridge was reached: it died, or the connection did.
+        print(
+            f"exesdb-bridge: the stream from {safe_url(bridge.url)} broke off after {printed}"
+            " message(s): the bridge stopped without ending it, or the connection was lost",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     except aiohttp.ClientError as exc:
         print(f"exesdb-bridge: {bridge.unreachable(exc)}", file=sys.stderr)
         return EXIT_FAILED
-    # Only the bridge ends the stream (it stopped, or a proxy cut it): not what was asked for.
+    # Only the bridge ends the stream (it is stopping, or a proxy ended it): tail was asked to
+    # follow until stopped, so this is a failure a script or a supervisor should see (exit 1).
     print(
         f"exesdb-bridge: the bridge at {safe_url(bridge.url)} closed the stream"
-        f" after {printed} message(s)",
+        f" after {printed} message(s) (it is stopping, or a proxy ended the stream)",
         file=sys.stderr,
     )
     return EXIT_FAILED

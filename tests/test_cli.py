@@ -306,6 +306,42 @@ def test_tail_says_so_and_exits_1_when_the_bridge_ends_the_stream(
     assert f"the bridge at {process.url} closed the stream" in err
 
 
+def test_tail_says_the_stream_broke_off_when_the_bridge_is_killed(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """A bridge killed under tail: exit 1 saying the stream broke off, not that it is
+    unreachable (it was reached), and no traceback."""
+    process = _start(bridge_processes, tmp_path)
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "tail", "--url", process.url],
+        env=bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(
+            lambda: (
+                b'exesdb_bus_queue_depth{subscriber="stream"}'
+                in http_get(process.url + "/metrics")[1]
+            ),
+            30,
+            "tail to connect",
+        )
+        assert process.process is not None
+        process.process.kill()
+        _out, err = tail.communicate(timeout=30)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait()
+    assert tail.returncode == 1
+    assert f"the stream from {process.url} broke off after 0 message(s)" in err
+    assert "cannot reach" not in err
+    assert "Traceback" not in err
+
+
 def test_tail_without_the_admin_token_exits_2() -> None:
     """tail needs EXESDB_ADMIN_TOKEN."""
     completed = cli("tail", "--url", "http://127.0.0.1:9")
