@@ -173,7 +173,8 @@ def _publish(args: argparse.Namespace) -> int:
     from bridge.messages import utc_now
 
     settings = _settings_or_exit()
-    if settings.secret_key_base is None:
+    # Set but empty counts as unset, as it does for the bridge.
+    if settings.secret_key_base is None or not settings.secret_key_base.get_secret_value():
         print("exesdb-bridge: publish needs SECRET_KEY_BASE to sign with", file=sys.stderr)
         return EXIT_USAGE
     model = model_named(args.tag)
@@ -250,17 +251,25 @@ def _target(args: argparse.Namespace, settings: Settings) -> Target:
         raise SystemExit(EXIT_USAGE) from None
 
 
+def _admin_token(settings: Settings, command: str) -> str:
+    """``EXESDB_ADMIN_TOKEN`` for ``command`` (exit 2 when unset or empty: the bridge then keeps
+    its admin endpoints off)."""
+    token = settings.admin_token.get_secret_value() if settings.admin_token is not None else ""
+    if not token:
+        print(f"exesdb-bridge: {command} {_NEEDS_ADMIN}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+    return token
+
+
 # -- tail --
 
 
 def _tail(args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
-    if settings.admin_token is None:
-        print(f"exesdb-bridge: tail {_NEEDS_ADMIN}", file=sys.stderr)
-        return EXIT_USAGE
+    token = _admin_token(settings, "tail")
     bridge = _target(args, settings)
     try:
-        return asyncio.run(_follow(args, bridge, settings.admin_token.get_secret_value()))
+        return asyncio.run(_follow(args, bridge, token))
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -322,13 +331,11 @@ def _one_line(envelope: dict[str, Any]) -> str:
 
 def _alerts(args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
-    if settings.admin_token is None:
-        print(f"exesdb-bridge: alerts {_NEEDS_ADMIN}", file=sys.stderr)
-        return EXIT_USAGE
+    token = _admin_token(settings, "alerts")
     from urllib.parse import quote
 
     bridge = _target(args, settings)
-    headers = bridge.admin_headers(settings.admin_token.get_secret_value())
+    headers = bridge.admin_headers(token)
     if args.alerts_command == "list":
         params = {"state": args.state} if args.state else None
         status, text = asyncio.run(

@@ -218,6 +218,7 @@ def test_publish_to_nowhere_exits_1() -> None:
         (["system_alert", "--stdin"], "not json", {"SECRET_KEY_BASE": TEST_SECRET}, "--stdin"),
         (["system_alert", "--stdin"], "[1, 2]", {"SECRET_KEY_BASE": TEST_SECRET}, "object"),
         (["system_alert", *ALERT_FIELDS], None, {}, "SECRET_KEY_BASE"),
+        (["system_alert", *ALERT_FIELDS], None, {"SECRET_KEY_BASE": ""}, "needs SECRET_KEY_BASE"),
     ],
 )
 def test_publish_refuses_bad_input_with_exit_2(
@@ -342,11 +343,16 @@ def test_tail_says_the_stream_broke_off_when_the_bridge_is_killed(
     assert "Traceback" not in err
 
 
-def test_tail_without_the_admin_token_exits_2() -> None:
-    """tail needs EXESDB_ADMIN_TOKEN."""
-    completed = cli("tail", "--url", "http://127.0.0.1:9")
+@pytest.mark.parametrize("command", [["tail"], ["alerts", "list"]])
+@pytest.mark.parametrize("token", [None, ""])
+def test_tail_and_alerts_without_the_admin_token_exit_2(
+    command: list[str], token: str | None
+) -> None:
+    """tail and alerts need EXESDB_ADMIN_TOKEN; set but empty is unset, as for the bridge."""
+    env = {} if token is None else {"EXESDB_ADMIN_TOKEN": token}
+    completed = cli(*command, "--url", "http://127.0.0.1:9", **env)  # type: ignore[arg-type]
     assert completed.returncode == 2
-    assert "EXESDB_ADMIN_TOKEN" in completed.stderr
+    assert f"{command[0]} needs EXESDB_ADMIN_TOKEN" in completed.stderr
 
 
 def test_tail_with_a_wrong_token_exits_1(
