@@ -25,6 +25,7 @@ from bridge import __version__, healthcheck
 from bridge.client import Target, target, url_argument, user_argument
 from bridge.config import Settings, load_settings
 from bridge.errors import BridgeError, ConfigError
+from bridge.messages import INSTANCES
 from bridge.receivers import describe_receivers
 from bridge.redaction import safe_url
 from bridge.schema import add_schema_command, closest_tag, model_named
@@ -477,6 +478,18 @@ def _positive(text: str) -> int:
     return value
 
 
+def _stream_topic(text: str) -> str:
+    """An argparse type: a topic, or a prefix of one ending in ``*``, as ``/v1/stream`` takes it."""
+    from bridge.bus import check_topic
+
+    if text != "*":
+        try:
+            check_topic(text.removesuffix("*"))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _client_options(parser: argparse.ArgumentParser) -> None:
     """Where the bridge is and how to reach it (``bridge.client``)."""
     parser.add_argument(
@@ -526,8 +539,10 @@ def build_parser() -> argparse.ArgumentParser:
     publish.set_defaults(handler=_publish)
 
     tail = commands.add_parser("tail", help="print verified messages as they arrive")
-    tail.add_argument("--instance", help="only this bus instance")
-    tail.add_argument("--topic", help="only this topic (a trailing * matches a prefix)")
+    tail.add_argument("--instance", choices=INSTANCES, help="only this bus instance")
+    tail.add_argument(
+        "--topic", type=_stream_topic, help="only this topic (a trailing * matches a prefix)"
+    )
     tail.add_argument(
         "--count", type=_positive, default=0, help="stop after this many messages (at least 1)"
     )

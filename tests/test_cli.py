@@ -355,6 +355,23 @@ def test_tail_and_alerts_without_the_admin_token_exit_2(
     assert f"{command[0]} needs EXESDB_ADMIN_TOKEN" in completed.stderr
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--instance", "ex_esdb_alert"], "invalid choice: 'ex_esdb_alert'"),
+        (["--topic", "node failure"], "topic 'node failure' must be 1-128 characters"),
+    ],
+)
+def test_tail_refuses_a_bad_instance_or_topic_as_a_usage_error(
+    option: list[str], message: str
+) -> None:
+    """A bus instance or topic the stream would refuse is a usage error (exit 2) naming it,
+    found before any bridge is asked."""
+    completed = cli("tail", *option, "--url", "http://127.0.0.1:9", EXESDB_ADMIN_TOKEN="t")
+    assert completed.returncode == 2
+    assert message in completed.stderr
+
+
 def test_tail_with_a_wrong_token_exits_1(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
