@@ -288,7 +288,7 @@ async def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
             ) as response,
         ):
             if response.status != 200:
-                print(f"exesdb-bridge: {response.status} {await response.text()}", file=sys.stderr)
+                _refused(bridge, "/v1/stream", response.status, await response.text())
                 return EXIT_FAILED
             async for raw in response.content:
                 line = raw.decode().rstrip("\n")
@@ -338,10 +338,9 @@ def _alerts(args: argparse.Namespace) -> int:
     bridge = _target(args, settings)
     headers = bridge.admin_headers(token)
     if args.alerts_command == "list":
+        path = "/v1/alerts"
         params = {"state": args.state} if args.state else None
-        status, text = asyncio.run(
-            bridge.request("GET", "/v1/alerts", headers=headers, params=params)
-        )
+        status, text = asyncio.run(bridge.request("GET", path, headers=headers, params=params))
     else:
         body = {"ack_by": args.by, "ack_note": args.note, "resolution": args.resolution}
         path = f"/v1/alerts/{quote(args.alert_id, safe='')}/ack"
@@ -350,7 +349,7 @@ def _alerts(args: argparse.Namespace) -> int:
             bridge.request("POST", path, headers=headers, body=json.dumps(body).encode())
         )
     if status != 200:
-        print(f"exesdb-bridge: {status or 'error'} {text}", file=sys.stderr)
+        _refused(bridge, path, status, text)
         return EXIT_FAILED
     answer = json.loads(text)
     if args.json:
@@ -361,6 +360,16 @@ def _alerts(args: argparse.Namespace) -> int:
     else:
         _print_table(_ALERT_COLUMNS, [_alert_row(answer["alert"])], "")
     return EXIT_OK
+
+
+def _refused(bridge: Target, path: str, status: int, text: str) -> None:
+    """Say on stderr what the bridge answered instead of 200, naming what was asked, or why
+    nothing answered (``status`` 0)."""
+    if status == 0:
+        print(f"exesdb-bridge: {text}", file=sys.stderr)
+    else:
+        asked = safe_url(bridge.url).rstrip("/") + path
+        print(f"exesdb-bridge: {asked} answered {status}: {text}", file=sys.stderr)
 
 
 _ALERT_COLUMNS: Final = ("ALERT_ID", "STATE", "LEVEL", "SEVERITY", "ALERTNAME", "NODE", "SINCE")

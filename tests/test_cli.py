@@ -379,7 +379,23 @@ def test_tail_with_a_wrong_token_exits_1(
     process = _start(bridge_processes, tmp_path)
     completed = cli("tail", "--url", process.url, EXESDB_ADMIN_TOKEN="wrong-token")
     assert completed.returncode == 1
-    assert "401" in completed.stderr
+    assert f"{process.url}/v1/stream answered 401: " in completed.stderr
+
+
+def test_a_refusal_names_what_was_asked_and_plain_http_is_named_when_https_was_tried(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """A --url with a path the bridge does not serve: exit 1 naming the URL asked and the status
+    (not '404 404: Not Found'); https:// against a plain-http bridge says it may serve http."""
+    process = _start(bridge_processes, tmp_path)
+    nested = cli("alerts", "list", "--url", process.url + "/v1", EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert nested.returncode == 1
+    assert f"exesdb-bridge: {process.url}/…/v1/alerts answered 404: " in nested.stderr
+    https = process.url.replace("http://", "https://")
+    tls = cli("alerts", "list", "--url", https, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert tls.returncode == 1
+    assert tls.stderr.startswith(f"exesdb-bridge: TLS with {https} failed: ")
+    assert "the bridge may serve plain http" in tls.stderr
 
 
 def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
