@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from bridge import __version__, healthcheck
 from bridge.client import Target, target, url_argument, user_argument
-from bridge.config import Settings, load_settings
+from bridge.config import Settings, load_settings, unknown_variables
 from bridge.errors import BridgeError, ConfigError
 from bridge.messages import INSTANCES
 from bridge.receivers import describe_receivers
@@ -77,7 +77,13 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level.upper())
 
 
-def _settings_or_exit() -> Settings:
+def _settings_or_exit(*, warn_unknown: bool = False) -> Settings:
+    """The settings, or exit 2 listing every problem; ``warn_unknown``: first warn on stderr
+    about each set ``EXESDB_*`` variable that is no setting (a typo of the one the command
+    needs, often), as ``run`` and ``check-config`` do with their other warnings."""
+    if warn_unknown:
+        for note in unknown_variables(os.environ):
+            print(f"exesdb-bridge: warning: {note}", file=sys.stderr)
     try:
         return load_settings()
     except ConfigError as exc:
@@ -173,7 +179,7 @@ def _publish(args: argparse.Namespace) -> int:
     from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
     from bridge.messages import utc_now
 
-    settings = _settings_or_exit()
+    settings = _settings_or_exit(warn_unknown=True)
     # Set but empty counts as unset, as it does for the bridge.
     if settings.secret_key_base is None or not settings.secret_key_base.get_secret_value():
         print("exesdb-bridge: publish needs SECRET_KEY_BASE to sign with", file=sys.stderr)
@@ -266,7 +272,7 @@ def _admin_token(settings: Settings, command: str) -> str:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    settings = _settings_or_exit()
+    settings = _settings_or_exit(warn_unknown=True)
     token = _admin_token(settings, "tail")
     bridge = _target(args, settings)
     try:
@@ -331,7 +337,7 @@ def _one_line(envelope: dict[str, Any]) -> str:
 
 
 def _alerts(args: argparse.Namespace) -> int:
-    settings = _settings_or_exit()
+    settings = _settings_or_exit(warn_unknown=True)
     token = _admin_token(settings, "alerts")
     from urllib.parse import quote
 
@@ -405,7 +411,7 @@ def _outbox(args: argparse.Namespace) -> int:
     from bridge.receivers import receiver_label
     from bridge.sinks.alerts.outbox import FILE_NAME, Outbox
 
-    settings = _settings_or_exit()
+    settings = _settings_or_exit(warn_unknown=True)
     path = Path(settings.state_dir) / FILE_NAME
     if not path.exists():
         print(f"exesdb-bridge: no alert outbox at {path} (EXESDB_STATE_DIR)", file=sys.stderr)

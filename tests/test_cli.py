@@ -372,6 +372,25 @@ def test_tail_refuses_a_bad_instance_or_topic_as_a_usage_error(
     assert message in completed.stderr
 
 
+@pytest.mark.parametrize(
+    ("command", "typo", "meant"),
+    [
+        (["alerts", "list"], "EXESDB_ADMIN_TOKN", "EXESDB_ADMIN_TOKEN"),
+        (["tail"], "EXESDB_ADMIN_TOKEM", "EXESDB_ADMIN_TOKEN"),
+        (["outbox", "list"], "EXESDB_STATE_DIRS", "EXESDB_STATE_DIR"),
+    ],
+)
+def test_a_client_command_names_a_misspelt_variable(
+    command: list[str], typo: str, meant: str, tmp_path: Path
+) -> None:
+    """A command missing what a misspelt variable was meant to give says which one was meant."""
+    completed = cli(*command, **{typo: str(tmp_path / "nowhere")})  # type: ignore[arg-type]
+    assert completed.returncode in (1, 2)
+    assert f"{typo} is set but is not a setting of the bridge (ignored); did you mean {meant}?" in (
+        completed.stderr
+    )
+
+
 def test_tail_with_a_wrong_token_exits_1(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
