@@ -23,8 +23,9 @@ from pydantic import ValidationError
 
 from bridge import __version__, healthcheck
 from bridge.client import Target, target, url_argument, user_argument
-from bridge.config import Settings, load_settings
+from bridge.config import Settings, load_settings, unknown_variables
 from bridge.errors import BridgeError, ConfigError
+from bridge.messages import INSTANCES
 from bridge.receivers import describe_receivers
 from bridge.redaction import safe_url
 from bridge.schema import add_schema_command, closest_tag, model_named
@@ -76,7 +77,13 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level.upper())
 
 
-def _settings_or_exit() -> Settings:
+def _settings_or_exit(*, warn_unknown: bool = False) -> Settings:
+    """The settings, or exit 2 listing every problem; ``warn_unknown``: first warn on stderr
+    about each set ``EXESDB_*`` variable that is no setting (a typo of the one the command
+    needs, often), as ``run`` and ``check-config`` do with their other warnings."""
+    if warn_unknown:
+        for note in unknown_variables(os.environ):
+            print(f"exesdb-bridge: warning: {note}", file=sys.stderr)
     try:
         return load_settings()
     except ConfigError as exc:
@@ -172,8 +179,9 @@ def _publish(args: argparse.Namespace) -> int:
     from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
     from bridge.messages import utc_now
 
-    settings = _settings_or_exit()
-    if settings.secret_key_base is None:
+    settings = _settings_or_exit(warn_unknown=True)
+    # Set but empty counts as unset, as it does for the bridge.
+    if settings.secret_key_base is None or not settings.secret_key_base.get_secret_value():
         print("exesdb-bridge: publish needs SECRET_KEY_BASE to sign with", file=sys.stderr)
         return EXIT_USAGE
     model = model_named(args.tag)
@@ -250,17 +258,25 @@ def _target(args: argparse.Namespace, settings: Settings) -> Target:
         raise SystemExit(EXIT_USAGE) from None
 
 
+def _admin_token(settings: Settings, command: str) -> str:
+    """``EXESDB_ADMIN_TOKEN`` for ``command`` (exit 2 when unset or empty: the bridge then keeps
+    its admin endpoints off)."""
+    token = settings.admin_token.get_secret_value() if settings.admin_token is not None else ""
+    if not token:
+        print(f"exesdb-bridge: {command} {_NEEDS_ADMIN}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+    return token
+
+
 # -- tail --
 
 
 def _tail(args: argparse.Namespace) -> int:
-    settings = _settings_or_exit()
-    if settings.admin_token is None:
-        print(f"exesdb-bridge: tail {_NEEDS_ADMIN}", file=sys.stderr)
-        return EXIT_USAGE
+    settings = _settings_or_exit(warn_unknown=True)
+    token = _admin_token(settings, "tail")
     bridge = _target(args, settings)
     try:
-        return asyncio.run(_follow(args, bridge, settings.admin_token.get_secret_value()))
+        return asyncio.run(_follow(args, bridge, token))
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -278,7 +294,7 @@ async def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
             ) as response,
         ):
             if response.status != 200:
-                print(f"exesdb-bridge: {response.status} {await response.text()}", file=sys.stderr)
+                _refused(bridge, "/v1/stream", response.status, await response.text())
                 return EXIT_FAILED
             async for raw in response.content:
                 line = raw.decode().rstrip("\n")
@@ -288,13 +304,22 @@ async def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
                 printed += 1
                 if args.count and printed >= args.count:
                     return EXIT_OK
+    except aiohttp.ClientPayloadError:
+        # The stream had begun, so the bridge was reached: it died, or the connection did.
+        print(
+            f"exesdb-bridge: the stream from {safe_url(bridge.url)} broke off after {printed}"
+            " message(s): the bridge stopped without ending it, or the connection was lost",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     except aiohttp.ClientError as exc:
         print(f"exesdb-bridge: {bridge.unreachable(exc)}", file=sys.stderr)
         return EXIT_FAILED
-    # Only the bridge ends the stream (it stopped, or a proxy cut it): not what was asked for.
+    # Only the bridge ends the stream (it is stopping, or a proxy ended it): tail was asked to
+    # follow until stopped, so this is a failure a script or a supervisor should see (exit 1).
     print(
         f"exesdb-bridge: the bridge at {safe_url(bridge.url)} closed the stream"
-        f" after {printed} message(s)",
+        f" after {printed} message(s) (it is stopping, or a proxy ended the stream)",
         file=sys.stderr,
     )
     return EXIT_FAILED
@@ -312,19 +337,16 @@ def _one_line(envelope: dict[str, Any]) -> str:
 
 
 def _alerts(args: argparse.Namespace) -> int:
-    settings = _settings_or_exit()
-    if settings.admin_token is None:
-        print(f"exesdb-bridge: alerts {_NEEDS_ADMIN}", file=sys.stderr)
-        return EXIT_USAGE
+    settings = _settings_or_exit(warn_unknown=True)
+    token = _admin_token(settings, "alerts")
     from urllib.parse import quote
 
     bridge = _target(args, settings)
-    headers = bridge.admin_headers(settings.admin_token.get_secret_value())
+    headers = bridge.admin_headers(token)
     if args.alerts_command == "list":
+        path = "/v1/alerts"
         params = {"state": args.state} if args.state else None
-        status, text = asyncio.run(
-            bridge.request("GET", "/v1/alerts", headers=headers, params=params)
-        )
+        status, text = asyncio.run(bridge.request("GET", path, headers=headers, params=params))
     else:
         body = {"ack_by": args.by, "ack_note": args.note, "resolution": args.resolution}
         path = f"/v1/alerts/{quote(args.alert_id, safe='')}/ack"
@@ -333,7 +355,7 @@ def _alerts(args: argparse.Namespace) -> int:
             bridge.request("POST", path, headers=headers, body=json.dumps(body).encode())
         )
     if status != 200:
-        print(f"exesdb-bridge: {status or 'error'} {text}", file=sys.stderr)
+        _refused(bridge, path, status, text)
         return EXIT_FAILED
     answer = json.loads(text)
     if args.json:
@@ -344,6 +366,16 @@ def _alerts(args: argparse.Namespace) -> int:
     else:
         _print_table(_ALERT_COLUMNS, [_alert_row(answer["alert"])], "")
     return EXIT_OK
+
+
+def _refused(bridge: Target, path: str, status: int, text: str) -> None:
+    """Say on stderr what the bridge answered instead of 200, naming what was asked, or why
+    nothing answered (``status`` 0)."""
+    if status == 0:
+        print(f"exesdb-bridge: {text}", file=sys.stderr)
+    else:
+        asked = safe_url(bridge.url).rstrip("/") + path
+        print(f"exesdb-bridge: {asked} answered {status}: {text}", file=sys.stderr)
 
 
 _ALERT_COLUMNS: Final = ("ALERT_ID", "STATE", "LEVEL", "SEVERITY", "ALERTNAME", "NODE", "SINCE")
@@ -379,7 +411,7 @@ def _outbox(args: argparse.Namespace) -> int:
     from bridge.receivers import receiver_label
     from bridge.sinks.alerts.outbox import FILE_NAME, Outbox
 
-    settings = _settings_or_exit()
+    settings = _settings_or_exit(warn_unknown=True)
     path = Path(settings.state_dir) / FILE_NAME
     if not path.exists():
         print(f"exesdb-bridge: no alert outbox at {path} (EXESDB_STATE_DIR)", file=sys.stderr)
@@ -461,6 +493,18 @@ def _positive(text: str) -> int:
     return value
 
 
+def _stream_topic(text: str) -> str:
+    """An argparse type: a topic, or a prefix of one ending in ``*``, as ``/v1/stream`` takes it."""
+    from bridge.bus import check_topic
+
+    if text != "*":
+        try:
+            check_topic(text.removesuffix("*"))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _client_options(parser: argparse.ArgumentParser) -> None:
     """Where the bridge is and how to reach it (``bridge.client``)."""
     parser.add_argument(
@@ -510,8 +554,10 @@ def build_parser() -> argparse.ArgumentParser:
     publish.set_defaults(handler=_publish)
 
     tail = commands.add_parser("tail", help="print verified messages as they arrive")
-    tail.add_argument("--instance", help="only this bus instance")
-    tail.add_argument("--topic", help="only this topic (a trailing * matches a prefix)")
+    tail.add_argument("--instance", choices=INSTANCES, help="only this bus instance")
+    tail.add_argument(
+        "--topic", type=_stream_topic, help="only this topic (a trailing * matches a prefix)"
+    )
     tail.add_argument(
         "--count", type=_positive, default=0, help="stop after this many messages (at least 1)"
     )

@@ -118,7 +118,13 @@ class Target:
         """Why nothing answered, and what to check."""
         reason = redact_urls(str(exc) or type(exc).__name__)
         if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLError):
-            return f"TLS with {safe_url(self.url)} failed: {reason} (--cacert names a CA to trust)"
+            # OpenSSL's answer to a plain-http server: no CA would help.
+            hint = (
+                "the bridge may serve plain http: use http:// unless its web config turns TLS on"
+                if "WRONG_VERSION_NUMBER" in reason
+                else "--cacert names a CA to trust"
+            )
+            return f"TLS with {safe_url(self.url)} failed: {reason} ({hint})"
         return f"cannot reach the bridge at {safe_url(self.url)}: {reason} ({_WHERE})"
 
 

@@ -281,6 +281,7 @@ class Settings(BaseSettings):
             timeout=self.webhook_timeout_ms / 1000,
             max_alerts=self.webhook_max_alerts,
             min_severity=self.webhook_min_severity,
+            alertmanager_url=self.alertmanager_url,
             keys=keys,
         )
 
@@ -294,15 +295,9 @@ class Settings(BaseSettings):
                 problems += [f"EXESDB_WEB_CONFIG_FILE: {problem}" for problem in exc.problems]
         if self.webhook_config_file:
             try:
-                _, alertmanager = self.webhook_receivers()
+                self.webhook_receivers()
             except ConfigError as exc:
                 problems += [f"EXESDB_WEBHOOK_CONFIG_FILE: {problem}" for problem in exc.problems]
-            else:
-                if alertmanager is not None and alertmanager.url and self.alertmanager_url:
-                    problems.append(
-                        "EXESDB_WEBHOOK_CONFIG_FILE: alertmanager.url is set and so is "
-                        "EXESDB_ALERTMANAGER_URL; give one of them"
-                    )
         if bool(self.healthcheck_cert_file) != bool(self.healthcheck_key_file):
             problems.append(
                 "EXESDB_HEALTHCHECK_CERT_FILE: a client certificate needs both it and "

@@ -3,7 +3,8 @@
 Made for a container's ``HEALTHCHECK`` and a Kubernetes exec probe: it reads the same settings
 as ``run``, asks the address the bridge listens on (a wildcard host means loopback) and prints
 one line saying what it found. Exit 0 when healthy, else 1, even for a bad configuration:
-Docker reserves exit 2 in health checks.
+Docker reserves exit 2 in health checks. A bad option (``--timeout 0``) is a usage error, exit 2,
+as in every command: a mistake in the probe's command, not a state of the bridge.
 
 With ``EXESDB_WEB_CONFIG_FILE`` it speaks as the web config asks (``target``): HTTPS when it has
 ``tls_server_config``, trusting exactly the server's own certificate (its ``cert_file``, pinned:
@@ -15,6 +16,7 @@ when the file has ``basic_auth_users``.
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import re
 import ssl
@@ -62,10 +64,14 @@ class Verdict:
 
 
 def seconds(text: str) -> float:
-    """A ``--timeout`` value: a positive number of seconds (ValueError otherwise)."""
-    value = float(text)
-    if not value > 0:
-        raise ValueError(f"{text!r} is not a positive number of seconds")
+    """An argparse type for ``--timeout``: a positive number of seconds (a usage error, exit 2,
+    otherwise, saying so)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
     return value
 
 

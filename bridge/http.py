@@ -31,7 +31,7 @@ from bridge.component import Component, HasRoutes, Readiness
 from bridge.config import Settings
 from bridge.integration import Integration
 from bridge.pages import page_routes
-from bridge.routes import AdminGuard, error_response
+from bridge.routes import AdminGuard, Route, error_response
 from bridge.sinks.prometheus import gzip_wanted
 
 __all__ = ["BRIDGE_KEY", "Served", "build_app"]
@@ -345,12 +345,31 @@ async def _close_streams(app: web.Application) -> None:
     app[_CLOSING].set()
 
 
+@web.middleware
+async def _json_refusals(request: web.Request, handler: Route) -> web.StreamResponse:
+    """aiohttp's own refusals (no such path, a method a path does not take) in the one error
+    shape every other refusal has, rather than its plain-text "404: Not Found"."""
+    try:
+        return await handler(request)
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        answer = error_response(
+            405, "method_not_allowed", f"{request.method} is not allowed here; allowed: {allowed}"
+        )
+        answer.headers["Allow"] = allowed
+        return answer
+    except web.HTTPNotFound:
+        return error_response(404, "not_found", "nothing is served at this path")
+
+
 def build_app(
     bridge: Served, *, commit_wait_seconds: float = _COMMIT_WAIT_SECONDS
 ) -> web.Application:
     """The aiohttp application serving ``bridge``; ingest answers 202 ``"committed": false``
     once a batch waited ``commit_wait_seconds`` to be safe."""
-    app = web.Application(client_max_size=bridge.settings.max_body_bytes)
+    app = web.Application(
+        client_max_size=bridge.settings.max_body_bytes, middlewares=[_json_refusals]
+    )
     app[BRIDGE_KEY] = bridge
     app[_COMMIT_WAIT] = commit_wait_seconds
     app[_CLOSING] = asyncio.Event()

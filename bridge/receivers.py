@@ -30,7 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final
 
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, model_validator
+import yaml
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
 from bridge.errors import ConfigError
 from bridge.httpclient import HTTPClientConfig
@@ -141,6 +149,10 @@ class AlertmanagerConfig(Strict):
     timeout: GoDuration = 0.0
     http_config: HTTPClientConfig = HTTPClientConfig()
 
+    def relative_to(self, folder: Path) -> AlertmanagerConfig:
+        """The same settings with every file path made absolute from ``folder``."""
+        return self.model_copy(update={"http_config": self.http_config.relative_to(folder)})
+
 
 class ReceiversFile(Strict):
     """The whole file; both keys optional."""
@@ -155,18 +167,53 @@ def load_receivers(path: str | Path) -> ReceiversFile:
     parsed = parse_yaml(
         read_text(path), path, ReceiversFile, secret_keys=_SECRETS, hidden_keys=_HIDDEN
     )
-    folder = path.parent
-    alertmanager = parsed.alertmanager
-    if alertmanager is not None:
-        alertmanager = alertmanager.model_copy(
-            update={"http_config": alertmanager.http_config.relative_to(folder)}
-        )
     return parsed.model_copy(
         update={
-            "webhook_configs": tuple(hook.relative_to(folder) for hook in parsed.webhook_configs),
-            "alertmanager": alertmanager,
+            "webhook_configs": tuple(
+                hook.relative_to(path.parent) for hook in parsed.webhook_configs
+            ),
+            "alertmanager": parsed.alertmanager and parsed.alertmanager.relative_to(path.parent),
         }
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """What a receivers file holds that is good on its own (each receiver by its index in
+    ``webhook_configs``, the ``alertmanager`` section) and the file's problems."""
+
+    hooks: tuple[tuple[int, WebhookConfig], ...] = ()
+    alertmanager: AlertmanagerConfig | None = None
+    problems: tuple[str, ...] = ()
+
+
+def _read_parts(path: Path) -> _Parts:
+    """The file read as ``load_receivers`` reads it; when it is bad, its problems beside the
+    parts that are good on their own, so the checks across receivers still run on those and every
+    problem is reported at once."""
+    try:
+        loaded = load_receivers(path)
+    except ConfigError as exc:
+        problems = tuple(exc.problems)
+    else:
+        return _Parts(tuple(enumerate(loaded.webhook_configs)), loaded.alertmanager)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return _Parts(problems=problems)
+    raw = raw if isinstance(raw, dict) else {}
+    hooks = raw.get("webhook_configs")
+    good: list[tuple[int, WebhookConfig]] = []
+    for index, hook in enumerate(hooks if isinstance(hooks, list) else ()):
+        try:
+            good.append((index, WebhookConfig.model_validate(hook).relative_to(path.parent)))
+        except ValidationError:
+            continue
+    try:
+        alertmanager = AlertmanagerConfig.model_validate(raw["alertmanager"])
+    except (KeyError, ValidationError):
+        return _Parts(tuple(good), None, problems)
+    return _Parts(tuple(good), alertmanager.relative_to(path.parent), problems)
 
 
 class ReceiverKeys:
@@ -252,16 +299,18 @@ def resolve_receivers(
     timeout: float,
     max_alerts: int,
     min_severity: AlertSeverity,
+    alertmanager_url: str | None = None,
     keys: ReceiverKeys | None = None,
 ) -> tuple[tuple[Receiver, ...], AlertmanagerConfig | None]:
     """The receivers of ``EXESDB_WEBHOOK_URLS`` then of the file, each with the defaults the
     environment gives and its key from ``keys`` (the outbox's; throwaway ones when not given),
-    and the file's ``alertmanager`` section; ConfigError listing every problem (a bad file, a
-    receiver given twice, a ``min_severity`` below the bridge's)."""
+    and the file's ``alertmanager`` section; ConfigError listing every problem at once (a bad
+    key or value in the file, a receiver given twice, a ``min_severity`` below the bridge's, an
+    ``alertmanager.url`` beside ``alertmanager_url``, ``EXESDB_ALERTMANAGER_URL``)."""
     keys = keys or ReceiverKeys.throwaway()
-    loaded = load_receivers(config_file) if config_file else ReceiversFile()
+    loaded = _read_parts(Path(config_file)) if config_file else _Parts()
     receivers: list[Receiver] = []
-    problems: list[str] = []
+    problems: list[str] = list(loaded.problems)
     where: dict[str, str] = {}
     for url in dict.fromkeys(urls):
         receivers.append(
@@ -281,7 +330,7 @@ def resolve_receivers(
         )
         where[receivers[-1].key] = "EXESDB_WEBHOOK_URLS"
     floor = SEVERITIES.index(min_severity)
-    for index, hook in enumerate(loaded.webhook_configs):
+    for index, hook in loaded.hooks:
         name = f"{config_file}: webhook_configs.{index}"
         key = keys.key(url=hook.url, url_file=hook.url_file)
         if key in where:
@@ -309,6 +358,11 @@ def resolve_receivers(
                 http_config=hook.http_config,
                 legacy_keys=keys.earlier(hook.url),
             )
+        )
+    if loaded.alertmanager is not None and loaded.alertmanager.url and alertmanager_url:
+        problems.append(
+            f"{config_file}: alertmanager.url is set and so is EXESDB_ALERTMANAGER_URL; "
+            "give one of them"
         )
     if problems:
         raise ConfigError(problems)

@@ -218,6 +218,7 @@ def test_publish_to_nowhere_exits_1() -> None:
         (["system_alert", "--stdin"], "not json", {"SECRET_KEY_BASE": TEST_SECRET}, "--stdin"),
         (["system_alert", "--stdin"], "[1, 2]", {"SECRET_KEY_BASE": TEST_SECRET}, "object"),
         (["system_alert", *ALERT_FIELDS], None, {}, "SECRET_KEY_BASE"),
+        (["system_alert", *ALERT_FIELDS], None, {"SECRET_KEY_BASE": ""}, "needs SECRET_KEY_BASE"),
     ],
 )
 def test_publish_refuses_bad_input_with_exit_2(
@@ -306,11 +307,88 @@ def test_tail_says_so_and_exits_1_when_the_bridge_ends_the_stream(
     assert f"the bridge at {process.url} closed the stream" in err
 
 
-def test_tail_without_the_admin_token_exits_2() -> None:
-    """tail needs EXESDB_ADMIN_TOKEN."""
-    completed = cli("tail", "--url", "http://127.0.0.1:9")
+def test_tail_says_the_stream_broke_off_when_the_bridge_is_killed(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """A bridge killed under tail: exit 1 saying the stream broke off, not that it is
+    unreachable (it was reached), and no traceback."""
+    process = _start(bridge_processes, tmp_path)
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "tail", "--url", process.url],
+        env=bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(
+            lambda: (
+                b'exesdb_bus_queue_depth{subscriber="stream"}'
+                in http_get(process.url + "/metrics")[1]
+            ),
+            30,
+            "tail to connect",
+        )
+        assert process.process is not None
+        process.process.kill()
+        _out, err = tail.communicate(timeout=30)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait()
+    assert tail.returncode == 1
+    assert f"the stream from {process.url} broke off after 0 message(s)" in err
+    assert "cannot reach" not in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", [["tail"], ["alerts", "list"]])
+@pytest.mark.parametrize("token", [None, ""])
+def test_tail_and_alerts_without_the_admin_token_exit_2(
+    command: list[str], token: str | None
+) -> None:
+    """tail and alerts need EXESDB_ADMIN_TOKEN; set but empty is unset, as for the bridge."""
+    env = {} if token is None else {"EXESDB_ADMIN_TOKEN": token}
+    completed = cli(*command, "--url", "http://127.0.0.1:9", **env)  # type: ignore[arg-type]
     assert completed.returncode == 2
-    assert "EXESDB_ADMIN_TOKEN" in completed.stderr
+    assert f"{command[0]} needs EXESDB_ADMIN_TOKEN" in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--instance", "ex_esdb_alert"], "invalid choice: 'ex_esdb_alert'"),
+        (["--topic", "node failure"], "topic 'node failure' must be 1-128 characters"),
+    ],
+)
+def test_tail_refuses_a_bad_instance_or_topic_as_a_usage_error(
+    option: list[str], message: str
+) -> None:
+    """A bus instance or topic the stream would refuse is a usage error (exit 2) naming it,
+    found before any bridge is asked."""
+    completed = cli("tail", *option, "--url", "http://127.0.0.1:9", EXESDB_ADMIN_TOKEN="t")
+    assert completed.returncode == 2
+    assert message in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "typo", "meant"),
+    [
+        (["alerts", "list"], "EXESDB_ADMIN_TOKN", "EXESDB_ADMIN_TOKEN"),
+        (["tail"], "EXESDB_ADMIN_TOKEM", "EXESDB_ADMIN_TOKEN"),
+        (["outbox", "list"], "EXESDB_STATE_DIRS", "EXESDB_STATE_DIR"),
+    ],
+)
+def test_a_client_command_names_a_misspelt_variable(
+    command: list[str], typo: str, meant: str, tmp_path: Path
+) -> None:
+    """A command missing what a misspelt variable was meant to give says which one was meant."""
+    completed = cli(*command, **{typo: str(tmp_path / "nowhere")})  # type: ignore[arg-type]
+    assert completed.returncode in (1, 2)
+    assert f"{typo} is set but is not a setting of the bridge (ignored); did you mean {meant}?" in (
+        completed.stderr
+    )
 
 
 def test_tail_with_a_wrong_token_exits_1(
@@ -320,7 +398,23 @@ def test_tail_with_a_wrong_token_exits_1(
     process = _start(bridge_processes, tmp_path)
     completed = cli("tail", "--url", process.url, EXESDB_ADMIN_TOKEN="wrong-token")
     assert completed.returncode == 1
-    assert "401" in completed.stderr
+    assert f"{process.url}/v1/stream answered 401: " in completed.stderr
+
+
+def test_a_refusal_names_what_was_asked_and_plain_http_is_named_when_https_was_tried(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """A --url with a path the bridge does not serve: exit 1 naming the URL asked and the status
+    (not '404 404: Not Found'); https:// against a plain-http bridge says it may serve http."""
+    process = _start(bridge_processes, tmp_path)
+    nested = cli("alerts", "list", "--url", process.url + "/v1", EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert nested.returncode == 1
+    assert f"exesdb-bridge: {process.url}/…/v1/alerts answered 404: " in nested.stderr
+    https = process.url.replace("http://", "https://")
+    tls = cli("alerts", "list", "--url", https, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert tls.returncode == 1
+    assert tls.stderr.startswith(f"exesdb-bridge: TLS with {https} failed: ")
+    assert "the bridge may serve plain http" in tls.stderr
 
 
 def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:

@@ -244,12 +244,12 @@ def test_command_exits_1_not_2_on_a_bad_configuration() -> None:
     assert completed.stderr.startswith("unhealthy: bad configuration: EXESDB_HTTP_ADDR: ")
 
 
-@pytest.mark.parametrize("timeout", ["0", "-1", "soon"])
+@pytest.mark.parametrize("timeout", ["0", "-1", "soon", "nan"])
 def test_command_refuses_a_timeout_that_is_not_positive(timeout: str) -> None:
-    """--timeout must be a positive number of seconds (bad usage: exit 2)."""
+    """--timeout must be a positive number of seconds: a usage error exits 2, saying so."""
     completed = healthcheck("--timeout", timeout)
     assert completed.returncode == 2
-    assert "--timeout" in completed.stderr
+    assert f"--timeout: {timeout!r} is not a positive number of seconds" in completed.stderr
 
 
 # -- pinning the server's own certificate --

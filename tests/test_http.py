@@ -413,6 +413,30 @@ async def test_ingest_answers_404_when_off(serve: ServerFactory) -> None:
     assert "EXESDB_INGEST" in answer["detail"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/no/such/path", 404, "not_found"),
+        ("POST", "/metrics", 405, "method_not_allowed"),
+        ("DELETE", "/v1/messages", 405, "method_not_allowed"),
+    ],
+)
+async def test_a_path_or_method_not_served_is_refused_in_the_json_error_shape(
+    serve: ServerFactory, method: str, path: str, status: int, code: str
+) -> None:
+    """An unknown path or a method a path does not take gets the JSON error every refusal has
+    (405 with Allow), not aiohttp's plain-text "404: Not Found"."""
+    server = await serve()
+    async with server.session.request(method, server.url + path) as response:
+        assert response.status == status
+        assert response.content_type == JSON
+        answer = await response.json()
+    assert answer["error"] == code
+    assert answer["detail"]
+    if status == 405:
+        assert response.headers["Allow"] in answer["detail"]
+
+
 async def test_ndjson_batch_is_accepted_whole(serve: ServerFactory) -> None:
     """Several envelopes under one signature are all accepted, in order."""
     server = await serve()

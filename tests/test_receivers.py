@@ -265,6 +265,50 @@ def test_defaults_come_from_the_environment_and_min_severity_may_not_go_below_it
     ]
 
 
+def test_every_problem_of_the_receivers_file_is_reported_in_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad value in one receiver does not hide a receiver given twice, a min_severity below
+    the bridge's or an Alertmanager URL given twice: every problem at once, by key."""
+    path = write(
+        tmp_path,
+        "webhook_configs:\n"
+        "  - {url: 'http://a/hook', timeout: soon}\n"
+        "  - {url: 'http://env/hook'}\n"
+        "  - {url: 'http://b/hook', min_severity: info}\n"
+        "alertmanager: {url: 'http://am:9093'}\n",
+    )
+    monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(path))
+    monkeypatch.setenv("EXESDB_WEBHOOK_URLS", "http://env/hook")
+    monkeypatch.setenv("EXESDB_WEBHOOK_MIN_SEVERITY", "error")
+    monkeypatch.setenv("EXESDB_ALERTMANAGER_URL", "http://other:9093")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    prefix = f"EXESDB_WEBHOOK_CONFIG_FILE: {path}: "
+    assert all(problem.startswith(prefix) for problem in caught.value.problems)
+    assert [problem.removeprefix(prefix).split(":")[0] for problem in caught.value.problems] == [
+        "webhook_configs.0.timeout",
+        "webhook_configs.1",
+        "webhook_configs.2.min_severity",
+        "alertmanager.url is set and so is EXESDB_ALERTMANAGER_URL; give one of them",
+    ]
+
+
+def test_a_bad_alertmanager_section_does_not_hide_a_receiver_given_twice(tmp_path: Path) -> None:
+    """Receivers that are good on their own are still compared when another part is bad."""
+    path = write(
+        tmp_path,
+        "webhook_configs:\n  - {url: 'http://a/hook'}\n  - {url: 'http://a/hook'}\n"
+        "alertmanager: {url: 'ftp://am'}\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        resolve_receivers([], path, secret=None, timeout=7.0, max_alerts=50, min_severity="warning")
+    assert [problem.split(": ")[1] for problem in caught.value.problems] == [
+        "alertmanager.url",
+        "webhook_configs.1",
+    ]
+
+
 def test_a_bad_receivers_file_stops_start_up_with_exit_2_naming_the_key(tmp_path: Path) -> None:
     """`exesdb-bridge run` with a bad file exits 2 and names EXESDB_WEBHOOK_CONFIG_FILE and the
     key, before listening."""

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from bridge.errors import ConfigError
 from bridge.webconfig.basic_auth import CACHE_SIZE, BasicAuthChecker
-from bridge.webconfig.schema import WebConfig, parse_web_config
+from bridge.webconfig.schema import TLSServerConfig, WebConfig, parse_web_config, tls_section
 from bridge.webconfig.tls import apply_handshake_settings, server_context
 
 __all__ = ["CHECK_INTERVAL_SECONDS", "LiveWebConfig", "describe_web_config", "load_web_config"]
@@ -59,9 +59,27 @@ def _load(path: Path) -> _Loaded:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: cannot read: {exc}"]) from None
-    config = parse_web_config(text, path)
+    try:
+        config = parse_web_config(text, path)
+    except ConfigError as exc:
+        # Bad keys elsewhere do not hide a certificate that does not load: every problem at once.
+        tls = tls_section(text, path)
+        raise ConfigError([*exc.problems, *_tls_problems(tls, path)]) from None
     tls = config.tls
-    return _Loaded(config, server_context(tls) if tls is not None else None)
+    try:
+        return _Loaded(config, server_context(tls) if tls is not None else None)
+    except ConfigError as exc:
+        raise ConfigError([f"{path}: {problem}" for problem in exc.problems]) from None
+
+
+def _tls_problems(tls: TLSServerConfig | None, path: Path) -> list[str]:
+    """What keeps ``tls``'s files from loading, each line naming the web config file."""
+    try:
+        if tls is not None:
+            server_context(tls)
+    except ConfigError as exc:
+        return [f"{path}: {problem}" for problem in exc.problems]
+    return []
 
 
 def _stamp(path: Path, config: WebConfig | None) -> _Stamp:

@@ -9,10 +9,12 @@ nothing in the file is silently ignored except ``http2`` (the bridge speaks HTTP
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+import yaml
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from bridge.yamlconfig import Strict, not_supported, parse_yaml
 
@@ -24,6 +26,7 @@ __all__ = [
     "TLSServerConfig",
     "WebConfig",
     "parse_web_config",
+    "tls_section",
 ]
 
 CLIENT_AUTH_TYPES: Final = (
@@ -212,3 +215,19 @@ def parse_web_config(text: str, path: Path) -> WebConfig:
             update={"tls_server_config": config.tls_server_config.relative_to(path.parent)}
         )
     return config
+
+
+def tls_section(text: str, path: Path) -> TLSServerConfig | None:
+    """The file's ``tls_server_config`` alone, paths made absolute, when it is good and turns TLS
+    on, whatever the rest of the file holds: so that a file with bad keys elsewhere has its
+    certificates checked in the same pass."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    section = raw.get("tls_server_config") if isinstance(raw, Mapping) else None
+    try:
+        tls = TLSServerConfig.model_validate(section)
+    except ValidationError:
+        return None
+    return tls.relative_to(path.parent) if tls.enabled else None

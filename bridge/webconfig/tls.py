@@ -59,9 +59,14 @@ _TLS13_CODES: Final = frozenset({0x1301, 0x1302, 0x1303})
 
 
 def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
-    """A server context loaded from ``tls``'s files; ConfigError naming the key at fault."""
+    """A server context loaded from ``tls``'s files; ConfigError naming each key at fault."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    apply_handshake_settings(tls, context)
+    # Every problem at once: the cipher suites, the certificate and key, the client CA.
+    problems: list[str] = []
+    try:
+        apply_handshake_settings(tls, context)
+    except ConfigError as exc:
+        problems += exc.problems
     # aiohttp speaks HTTP/1.1 only: say so, so that no client expects h2.
     context.set_alpn_protocols(["http/1.1"])
     # No session tickets: a ticket issued under an earlier file (looser client auth, another CA)
@@ -76,22 +81,20 @@ def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
         # take a passphrase).
         context.load_cert_chain(tls.cert_file, tls.key_file, password=b"")
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            [
-                f"tls_server_config.cert_file: cannot load {tls.cert_file} with key_file "
-                f"{tls.key_file}: {load_error(exc)}"
-            ]
-        ) from None
+        problems.append(
+            f"tls_server_config.cert_file: cannot load {tls.cert_file} with key_file "
+            f"{tls.key_file}: {load_error(exc)}"
+        )
     if tls.client_ca_file:
         try:
             context.load_verify_locations(cafile=tls.client_ca_file)
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                [
-                    f"tls_server_config.client_ca_file: cannot load {tls.client_ca_file}: "
-                    f"{load_error(exc)}"
-                ]
-            ) from None
+            problems.append(
+                f"tls_server_config.client_ca_file: cannot load {tls.client_ca_file}: "
+                f"{load_error(exc)}"
+            )
+    if problems:
+        raise ConfigError(problems)
     return context
 
 

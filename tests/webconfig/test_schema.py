@@ -180,6 +180,39 @@ def test_loading_checks_the_client_ca_file(tmp_path: Path):
         load_web_config(path)
 
 
+def test_bad_keys_do_not_hide_a_certificate_that_does_not_load(tmp_path: Path):
+    """A bad key elsewhere and a key file that does not load are reported in one pass."""
+    files = WebFiles(tmp_path)
+    path = files.write(files.tls_config() + "basic_auth_users:\n  alice: not-a-hash\n")
+    (tmp_path / "server.key").write_text("not a key")
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(path)
+    assert [problem.split(": ", 2)[1] for problem in caught.value.problems] == [
+        "basic_auth_users.alice",
+        "tls_server_config.cert_file",
+    ]
+    assert all(problem.startswith(f"{path}: ") for problem in caught.value.problems)
+
+
+def test_every_file_and_suite_of_tls_server_config_that_fails_is_reported_at_once(tmp_path: Path):
+    """An unknown cipher suite, a key that does not load and a missing client CA: three lines."""
+    files = WebFiles(tmp_path)
+    path = files.write(
+        files.tls_config(
+            "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: missing.pem\n"
+            "cipher_suites: [ECDHE-RSA-AES128-GCM-SHA256]"
+        )
+    )
+    (tmp_path / "server.key").write_text("not a key")
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(path)
+    assert [problem.split(": ", 2)[1] for problem in caught.value.problems] == [
+        "tls_server_config.cipher_suites",
+        "tls_server_config.cert_file",
+        "tls_server_config.client_ca_file",
+    ]
+
+
 def test_unknown_cipher_suites_are_refused_with_the_allowed_list(tmp_path: Path):
     """A cipher suite name Go does not know is refused, listing the names allowed."""
     files = WebFiles(tmp_path)
