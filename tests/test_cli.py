@@ -40,13 +40,13 @@ ALERT_FIELDS = [
 
 
 def cli(
-    *args: str, timeout: float = 60, stdin: str | None = None, **env: str
+    *args: str, timeout: float = 60, stdin: str | None = None, cwd: Path = ROOT, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m bridge`` with the given arguments and environment; capture its output."""
     return subprocess.run(
         [sys.executable, "-m", "bridge", *args],
         env=bridge_env(**env),
-        cwd=ROOT,
+        cwd=cwd,
         input=stdin,
         capture_output=True,
         text=True,
@@ -338,7 +338,8 @@ def test_tail_says_the_stream_broke_off_when_the_bridge_is_killed(
             tail.kill()
             tail.wait()
     assert tail.returncode == 1
-    assert f"the stream from {process.url} broke off after 0 message(s)" in err
+    # The bridge's collectors may have published a message or two before the kill.
+    assert re.search(rf"the stream from {re.escape(process.url)} broke off after \d+ message", err)
     assert "cannot reach" not in err
     assert "Traceback" not in err
 
@@ -384,7 +385,8 @@ def test_a_client_command_names_a_misspelt_variable(
     command: list[str], typo: str, meant: str, tmp_path: Path
 ) -> None:
     """A command missing what a misspelt variable was meant to give says which one was meant."""
-    completed = cli(*command, **{typo: str(tmp_path / "nowhere")})  # type: ignore[arg-type]
+    # In an empty folder: the default state directory (./.exesdb-bridge) is not there either.
+    completed = cli(*command, cwd=tmp_path, **{typo: str(tmp_path / "nowhere")})  # type: ignore[arg-type]
     assert completed.returncode in (1, 2)
     assert f"{typo} is set but is not a setting of the bridge (ignored); did you mean {meant}?" in (
         completed.stderr
