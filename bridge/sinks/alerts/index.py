@@ -10,10 +10,11 @@ note dropped. A crash (SIGKILL) at any point:
 
 - before Redis took the change: nothing of it happened anywhere; its work-queue entries are
   still pending, and the next holder handles them (and notifies, once);
-- after Redis took it, before the outbox stored it: the next holder reads the change in Redis
-  and does not notify it again; this replica, started again, finds its note and stores it, so
-  its notifications go out once (unless another holder has changed those alerts since: then
-  theirs stand, and the note's stale notifications are dropped);
+- after Redis took it, before the outbox stored it: the next holder takes the note over from
+  Redis (``SharedState.adopt``) when it takes the lease and stores it before it takes up the
+  open alerts, so the notifications go out once, from it, whether or not this replica ever
+  comes back; this replica, started again before another took the lease, finds its note and
+  stores it itself (a note whose alerts changed since is stored without them: theirs stand);
 - after the outbox stored it, before the note was dropped: storing it again changes nothing
   (the outbox remembers the plans it stored).
 
@@ -22,7 +23,11 @@ is stored from its note before the next change is worked out, so the retried bat
 made and notifies nothing twice.
 
 A holder that lost the lease without knowing (slow, cut off) can no longer change Redis: its
-change is refused, nothing is stored, and its entries are left for the next holder.
+change is refused, nothing is stored, and its entries are left for the next holder. One that
+lost it between Redis and its outbox (stalled there past the lease), or that stored a change and
+could not drop its note (Redis unreachable at that moment) before another replica took the lease,
+may see that change's notifications sent twice, by itself and by the replica that took its note
+over: at least once, never lost.
 """
 
 from __future__ import annotations
@@ -115,8 +120,9 @@ class AlertIndex:
         # has made in Redis but not yet stored here.
         self._lock = asyncio.Lock()
         self.caught_up = False
-        """True while no note of this replica waits to be stored: its notes from before a
-        restart were, and no change since failed between Redis and the outbox."""
+        """True while no note of this replica waits to be stored or dropped: its notes from
+        before a restart were, and no change since failed between Redis and the outbox or left
+        its note there."""
 
     async def change(
         self, planner: Callable[P, Plan], /, *args: P.args, **kwargs: P.kwargs
@@ -156,7 +162,10 @@ class AlertIndex:
             try:
                 await self._state.forget(NAME, [plan.id])
             except TransportError:
-                _logger.debug("alerts: a note stays in Redis until the next start", exc_info=True)
+                # Dropped at the next catch-up (housekeeping's, or the next change's), soon:
+                # a note left there would be taken over and notified again by the next holder.
+                self.caught_up = False
+                _logger.debug("alerts: a note stays in Redis until a catch-up", exc_info=True)
             return applied
 
     async def catch_up(self) -> int:
@@ -192,11 +201,16 @@ class AlertIndex:
         return stored
 
     async def take_up(self) -> int:
-        """On taking the work-queue lease: this replica's notes first, then its open alerts made
-        those kept in Redis (or, when Redis lost them, Redis given ours); how many changed here.
+        """On taking the work-queue lease: the notes first (the other replicas' taken over, so
+        a crashed holder's changes are notified even if it never comes back, and this one's),
+        then its open alerts made those kept in Redis (or, when Redis lost them, Redis given
+        ours); how many changed here.
 
         Raises ``TransportError`` when Redis cannot be reached.
         """
+        adopted = await self._state.adopt(NAME)
+        if adopted:
+            _logger.info("alerts: took over %d note(s) other replicas left in Redis", adopted)
         await self.catch_up()
         async with self._lock:
             raw = await self._state.load(NAME)
