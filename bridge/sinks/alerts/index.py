@@ -41,11 +41,12 @@ from typing import Any, Final, ParamSpec
 
 from bridge.bus import SharedState, StateChange
 from bridge.errors import TransportError
-from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.outbox import Outbox, escalations
 from bridge.sinks.alerts.records import (
     AlertRecord,
     AlertState,
     Applied,
+    Escalated,
     HistoryEntry,
     HistoryEvent,
 )
@@ -107,15 +108,18 @@ class AlertIndex:
         clock: Callable[[], float],
         limit: int,
         notify: Callable[[], None] = lambda: None,
+        escalated: Callable[[list[Escalated]], None] = lambda steps: None,
     ) -> None:
         """``limit``: the open alerts kept at most (the open-alert cap); ``notify`` is called
-        when catching up stored notifications."""
+        when catching up stored notifications, ``escalated`` with the escalation steps among
+        them (announced by nobody yet: the crash came before)."""
         self._state = state
         self._outbox = outbox
         self._db = db
         self._clock = clock
         self._limit = limit
         self._notify = notify
+        self._escalated = escalated
         # One change at a time, from working it out to storing it: none reads what another
         # has made in Redis but not yet stored here.
         self._lock = asyncio.Lock()
@@ -190,14 +194,20 @@ class AlertIndex:
             except (ValueError, TypeError, KeyError):
                 _logger.warning("alerts: a note in Redis is malformed; skipped")
         stored = 0
+        raised: list[Escalated] = []
         for plan in sorted(plans, key=lambda p: p.now):
-            if (await self._db.call(self._outbox.commit, _still_current(plan, kept))).changed:
+            current = _still_current(plan, kept)
+            applied = await self._db.call(self._outbox.commit, current)
+            if applied.changed:
                 stored += 1
+                raised += _escalations(current, applied)
         await self._state.forget(NAME, list(notes))
         self.caught_up = True
         if stored:
             _logger.info("alerts: stored %d change(s) Redis took and the outbox had not", stored)
             self._notify()
+        if raised:
+            self._escalated(raised)
         return stored
 
     async def take_up(self) -> int:
@@ -250,6 +260,18 @@ def _still_current(plan: Plan, kept: dict[str, AlertRecord] | None) -> Plan:
         )
     )
     return dataclasses.replace(plan, steps=steps)
+
+
+def _escalations(plan: Plan, applied: Applied) -> list[Escalated]:
+    """The escalation steps among what storing ``plan`` changed."""
+    raised = {
+        step.record.alert_id
+        for step in plan.steps
+        if step.record is not None
+        and step.entry is not None
+        and step.entry.event is HistoryEvent.ESCALATED
+    }
+    return escalations(Applied([r for r in applied.changed if r.alert_id in raised]))
 
 
 def _decoded(raw: dict[str, bytes] | None) -> dict[str, AlertRecord] | None:

@@ -13,7 +13,7 @@ from bridge.errors import TransportError
 from bridge.sinks.alerts import index
 from bridge.sinks.alerts.index import AlertIndex
 from bridge.sinks.alerts.outbox import Outbox
-from bridge.sinks.alerts.records import AlertState, HistoryEvent
+from bridge.sinks.alerts.records import AlertState, Escalated, HistoryEvent
 from bridge.sinks.alerts.thread import DbThread
 from bridge.sinks.alerts.transitions import Plan, on_event
 from tests.sinks.alerts.helpers import T0, observe
@@ -318,6 +318,39 @@ async def test_the_next_holder_takes_over_a_crashed_holders_note_and_notifies_it
     assert [r.state for r in applied.changed] == [AlertState.RESOLVED]
     assert await replica(store, boxes["a"], db).catch_up() == 0
     assert boxes["a"].depth().queued == 0
+
+
+@pytest.mark.parametrize("restarted", [True, False], ids=["restarted", "next holder"])
+async def test_an_escalation_a_crash_cut_off_is_announced_when_its_note_is_stored(
+    boxes, db: DbThread, restarted: bool
+) -> None:
+    """SIGKILL between Redis and the outbox while escalating: whoever stores the note (the
+    replica started again, or the next holder) hands the step to ``escalated`` (AlertEscalation
+    is published from there), once; a note of a firing hands over nothing."""
+    store = Store()
+    a = replica(store, boxes["a"], db)
+    await a.change(boxes["a"].plan, [event()], T0)
+    boxes["a"].crash = True
+    with pytest.raises(RuntimeError):
+        await a.change(boxes["a"].plan_escalations, T0 + 100, 60.0)
+    boxes["a"].crash = False
+    node = "a" if restarted else "b"
+    store.holder = node
+    announced: list[list[Escalated]] = []
+    again = AlertIndex(
+        State(store, node),
+        outbox=boxes[node],
+        db=db,
+        clock=lambda: T0 + 100,
+        limit=100,
+        escalated=announced.append,
+    )
+    await again.take_up()
+    assert [
+        [(e.alert.alert_id, e.from_level, e.to_level) for e in steps] for steps in announced
+    ] == [[("node_failure:n1", "level1", "level2")]]
+    assert await again.catch_up() == 0
+    assert len(announced) == 1
 
 
 async def test_a_note_overtaken_by_another_holder_notifies_nothing_stale(
