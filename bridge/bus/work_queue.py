@@ -20,7 +20,6 @@ expired.
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -43,8 +42,8 @@ _COUNTED_REJECTIONS: Final = frozenset({RejectReason.EXPIRED})
 # Envelopes kept for the second copy of a work-queue message: the two reads (fan-out, group)
 # run side by side, a few batches apart at most.
 _RECENT_SIZE: Final = 8192
-# How often taking messages past the replay window is logged.
-_WARN_EVERY_SECONDS: Final = 60.0
+# Taking messages past the replay window is logged for the first and every this many more.
+_WARN_EVERY: Final = 1000
 
 Dispatch = Callable[[Envelope, Frame], None]
 
@@ -52,7 +51,7 @@ Dispatch = Callable[[Envelope, Frame], None]
 class WorkQueueReceiver:
     """Receives work-queue frames for a bus and shares out their acknowledgements."""
 
-    __slots__ = ("_dispatch", "_handling", "_metrics", "_verifier", "_warned")
+    __slots__ = ("_dispatch", "_handling", "_metrics", "_verifier", "_waited_count")
 
     def __init__(self, verifier: Verifier, metrics: BusMetrics, dispatch: Dispatch) -> None:
         """``verifier`` is the bus's (a fresh replay memory is made from it); ``dispatch``
@@ -63,7 +62,7 @@ class WorkQueueReceiver:
         # Ids of frames handed out here and neither acknowledged nor left unacknowledged yet
         # (how many frames carry each): bounded by the transport's frames in flight.
         self._handling: dict[str, int] = {}
-        self._warned = float("-inf")
+        self._waited_count = 0
 
     def receive(self, frame: Frame, decoded: Envelope | None = None) -> Envelope | Rejection:
         """Verify a work-queue frame and dispatch it; a refused one is settled (acknowledged),
@@ -96,13 +95,12 @@ class WorkQueueReceiver:
         if abs(frame.written - envelope.unix_ts) > self._verifier.window_seconds:
             return None
         self._metrics.waited.inc()
-        now = time.monotonic()
-        if now - self._warned >= _WARN_EVERY_SECONDS:  # a backlog is thousands of them
-            self._warned = now
+        self._waited_count += 1
+        if self._waited_count % _WARN_EVERY == 1:  # a backlog is thousands of them
             _logger.warning(
-                "work-queue messages taken past the replay window (one %.0fs after Redis took "
-                "it): they waited for a replica; counted in exesdb_bus_waited_total",
-                time.time() - frame.written,
+                "work-queue messages taken past the replay window (%d so far): they waited in "
+                "the store for a replica; counted in exesdb_bus_waited_total",
+                self._waited_count,
             )
         return envelope
 
