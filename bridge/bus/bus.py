@@ -331,21 +331,30 @@ class Bus:
         Redis, in the spool on disk): COMMITTED, PENDING, or FULL or FAILED with none taken
         (count 0); a store answered PENDING that then fails drops the envelopes (counted in
         ``exesdb_bus_dropped_total{subscriber="transport"}``, logged) and hands them to ``lost``.
+        In process, envelopes answered PENDING that a durable subscriber then fails on (counted
+        in ``exesdb_sink_errors_total``) are logged and handed to ``lost`` too.
         """
+        batch = list(envelopes)
         if self.transport.capabilities.shared:
-            return await self._send_durably(list(envelopes), seconds, lost)
+            return await self._send_durably(batch, seconds, lost)
         durable = [(s, s.mark) for s in self._batches if s.durable]
-        count = self.publish_verified(envelopes)
+        count = self.publish_verified(batch)
         # Read right after the (synchronous) dispatch: the marks cover exactly these envelopes.
         waits = [(s, before, s.mark) for s, before in durable if s.mark != before]
         deadline = time.monotonic() + seconds
         outcome = Durability.COMMITTED
+        late: list[tuple[BatchSubscription, int, int]] = []
         for subscription, before, mark in waits:
             left = max(0.0, deadline - time.monotonic())
             if not await subscription.wait_handled(mark, left):
                 outcome = Durability.PENDING
+                late.append((subscription, before, mark))
             elif subscription.failed_between(before, mark):
                 return count, Durability.FAILED
+        if late and lost is not None:
+            failed = _FailedLate(batch, lost)
+            for subscription, before, mark in late:
+                subscription.when_failed(before, mark, failed)
         return count, outcome
 
     async def _send_durably(
@@ -549,3 +558,27 @@ _DIRECT: Final = Frame("", b"", None)
 _tag_of: Final[Callable[[Envelope], str]] = attrgetter("tag")
 # A tag's (instance, tag): what exesdb_bus_published_total counts its messages under.
 _KINDS: Final = {tag: (instance, tag) for instance, tag in MESSAGE_TYPES}
+
+
+class _FailedLate:
+    """What a durable subscriber's failure does to envelopes whose publisher was told they were
+    pending: logged and handed to ``lost`` (once, however many subscribers failed on them)."""
+
+    __slots__ = ("_envelopes", "_lost")
+
+    def __init__(
+        self, envelopes: Sequence[Envelope], lost: Callable[[Sequence[Envelope]], None]
+    ) -> None:
+        self._envelopes: Sequence[Envelope] | None = envelopes
+        self._lost = lost
+
+    def __call__(self) -> None:
+        envelopes, self._envelopes = self._envelopes, None
+        if envelopes is None:
+            return
+        _logger.error(
+            "a durable subscriber failed on %d message(s) after their publisher was told they "
+            "were pending: lost unless sent again",
+            len(envelopes),
+        )
+        self._lost(envelopes)

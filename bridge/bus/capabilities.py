@@ -96,6 +96,10 @@ class SharedState(Protocol):
     async def forget(self, name: str, note_ids: Collection[str]) -> None:
         """Drop notes this replica has acted on."""
 
+    async def adopt(self, name: str) -> int:
+        """Move the notes of every other replica under ``name`` to this one's (while it holds the
+        lease, else ``TransportError``), each note to one replica only; how many moved."""
+
 
 class LocalCoordinator:
     """The coordinator of a lone bridge (in-process bus): it always decides for itself.

@@ -38,6 +38,12 @@ class BusMetrics:
             ["subscriber"],
             registry=registry,
         )
+        self.waited = Counter(
+            "exesdb_bus_waited",
+            "Work-queue messages taken past the replay window: fresh when the shared store took "
+            "them, they waited there for a replica.",
+            registry=registry,
+        )
         for reason in RejectReason:
             self.rejected.labels(reason.value)
         self._rejected_children = {

@@ -379,6 +379,7 @@ class BatchSubscription(Subscription):
         "_handled",
         "_handler",
         "_inflight",
+        "_late",
         "_sleep",
         "_waiters",
         "durable",
@@ -414,6 +415,8 @@ class BatchSubscription(Subscription):
         self._handled = 0
         self._inflight = 0
         self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
+        # (since, mark, callback): publishers told "pending" who must hear of a failure.
+        self._late: list[tuple[int, int, Callable[[], None]]] = []
         # (first, last] sequence numbers of recent batches whose handler raised.
         self._failed: deque[tuple[int, int]] = deque(maxlen=_FAILED_BATCHES_KEPT)
 
@@ -450,6 +453,27 @@ class BatchSubscription(Subscription):
             if not future.done():
                 future.cancel()
             self._waiters = [(m, f) for m, f in self._waiters if not f.done()]
+
+    def when_failed(self, since: int, mark: int, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the messages numbered in (``since``, ``mark``] went through
+        the handler, if a batch holding one of them failed (for a publisher that stopped
+        waiting: ``wait_handled`` ended first). Forgotten when the subscription stops."""
+        if self._handled >= mark:
+            if self.failed_between(since, mark):
+                callback()
+            return
+        self._late.append((since, mark, callback))
+
+    def _settle_late(self) -> None:
+        if not self._late:
+            return
+        keep: list[tuple[int, int, Callable[[], None]]] = []
+        for since, mark, callback in self._late:
+            if self._handled < mark:
+                keep.append((since, mark, callback))
+            elif self.failed_between(since, mark):
+                callback()
+        self._late = keep
 
     def _settle_waiters(self, stopped: bool = False) -> None:
         if not self._waiters:
@@ -496,6 +520,7 @@ class BatchSubscription(Subscription):
                 self._inflight = 0
             self._handled += count
             self._settle_waiters()
+            self._settle_late()
 
     async def _handle(self, envelopes: list[Envelope], acked: bool) -> bool:
         """Run the handler on a batch (again after a failure, when ``acked``: it holds
@@ -532,3 +557,4 @@ class BatchSubscription(Subscription):
         """Drain what is queued (for up to ``drain_seconds``), then stop; waiters are released."""
         await self.inbox.stop(drain_seconds)
         self._settle_waiters(stopped=True)
+        self._late.clear()

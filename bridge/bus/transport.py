@@ -53,7 +53,9 @@ class Frame:
     only, which must call ``ack`` once the message is safely handled, and ``nack`` (when set)
     when it was not (its handler failed, or a full queue dropped it): the entry stays pending.
     Both only note the outcome (the transport writes acknowledgements in batches): they never
-    block.
+    block. ``written`` is when the shared store took a work-queue frame (Unix seconds, from a
+    clock of the store's that no publisher sets): a message that waited there past the replay
+    window for a replica to take it is still taken when it was fresh as the store took it.
     """
 
     instance: str
@@ -63,6 +65,7 @@ class Frame:
     group: bool | None = None
     ack: Callable[[], None] | None = None
     nack: Callable[[], None] | None = None
+    written: float | None = None
 
 
 FrameReceiver = Callable[[Sequence[Frame]], None]

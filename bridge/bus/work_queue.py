@@ -9,6 +9,12 @@ the transport's redelivery of it is taken. A second entry carrying an id whose f
 being handled here (a publisher wrote it again after Redis lost its data) is left
 unacknowledged too, not acknowledged as a replay: should the first fail, its entry may be gone
 with the data, and this copy, claimed again once idle, is what remains of the message.
+
+A frame past the replay window (every replica was down, or the lease holder's alert stage kept
+failing, longer than ``EXESDB_REPLAY_WINDOW_MS``) is still taken when its timestamp was inside
+the window of when the store took it (``Frame.written``): it waited there, it was not written
+again later. A replayed message written anew carries a fresh ``written`` and is refused as
+expired.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ _COUNTED_REJECTIONS: Final = frozenset({RejectReason.EXPIRED})
 # Envelopes kept for the second copy of a work-queue message: the two reads (fan-out, group)
 # run side by side, a few batches apart at most.
 _RECENT_SIZE: Final = 8192
+# Taking messages past the replay window is logged for the first and every this many more.
+_WARN_EVERY: Final = 1000
 
 Dispatch = Callable[[Envelope, Frame], None]
 
@@ -43,7 +51,7 @@ Dispatch = Callable[[Envelope, Frame], None]
 class WorkQueueReceiver:
     """Receives work-queue frames for a bus and shares out their acknowledgements."""
 
-    __slots__ = ("_dispatch", "_handling", "_metrics", "_verifier")
+    __slots__ = ("_dispatch", "_handling", "_metrics", "_verifier", "_waited_count")
 
     def __init__(self, verifier: Verifier, metrics: BusMetrics, dispatch: Dispatch) -> None:
         """``verifier`` is the bus's (a fresh replay memory is made from it); ``dispatch``
@@ -54,6 +62,7 @@ class WorkQueueReceiver:
         # Ids of frames handed out here and neither acknowledged nor left unacknowledged yet
         # (how many frames carry each): bounded by the transport's frames in flight.
         self._handling: dict[str, int] = {}
+        self._waited_count = 0
 
     def receive(self, frame: Frame, decoded: Envelope | None = None) -> Envelope | Rejection:
         """Verify a work-queue frame and dispatch it; a refused one is settled (acknowledged),
@@ -65,11 +74,35 @@ class WorkQueueReceiver:
         unacknowledged (``nack``): the redelivery of the entry is then taken.
         """
         result = self._verifier.verify_frame(frame.body, frame.signature, decoded)
+        if isinstance(result, Rejection) and result.reason is RejectReason.EXPIRED:
+            waited = self._waited(frame, decoded)
+            if waited is not None:
+                result = waited
         if isinstance(result, Rejection):
             self._refused(frame, result, decoded)
         else:
             self._hand(frame, result)
         return result
+
+    def _waited(self, frame: Frame, decoded: Envelope | None) -> Envelope | None:
+        """The envelope of a frame refused as expired that was fresh when the store took it
+        (its signature verified before its time was judged), else None."""
+        if frame.written is None:
+            return None
+        envelope = decoded if decoded is not None else decode_envelope(frame.body)
+        if isinstance(envelope, Rejection):
+            return None
+        if abs(frame.written - envelope.unix_ts) > self._verifier.window_seconds:
+            return None
+        self._metrics.waited.inc()
+        self._waited_count += 1
+        if self._waited_count % _WARN_EVERY == 1:  # a backlog is thousands of them
+            _logger.warning(
+                "work-queue messages taken past the replay window (%d so far): they waited in "
+                "the store for a replica; counted in exesdb_bus_waited_total",
+                self._waited_count,
+            )
+        return envelope
 
     def receive_verified(self, frames: Sequence[tuple[Frame, Envelope]]) -> None:
         """Work-queue frames, each byte for byte the same as a frame verified a moment ago (the
@@ -117,7 +150,14 @@ class WorkQueueReceiver:
         if frame.ack is not None:
             ack, nack = self._tracked(envelope, frame.ack, frame.nack)
             frame = Frame(
-                frame.instance, frame.body, frame.signature, frame.decoded, True, ack, nack
+                frame.instance,
+                frame.body,
+                frame.signature,
+                frame.decoded,
+                True,
+                ack,
+                nack,
+                frame.written,
             )
         self._dispatch(envelope, frame)
 

@@ -50,7 +50,9 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
 - A key given twice in any object, envelope or payload, is refused as `malformed`, naming it
   (`id`, `payload.checks.disk`).
 - `id` must be new: an id already accepted within `EXESDB_REPLAY_WINDOW_MS` is refused
-  (`replayed`). A `ts` further than that from the receiver's clock is refused (`expired`).
+  (`replayed`). A `ts` further than that from the receiver's clock is refused (`expired`);
+  on the Redis bus the work queue judges it against when Redis took the entry, so an alert
+  that waited there for a replica is not lost ([Running on Redis](redis.md)).
 - An unknown `instance` is refused as `unknown_instance`, a `tag` that is not one of the
   instance's as `unknown_tag`, a payload that does not fit its type as `invalid_payload`, with
   `field` naming the culprit (`payload.severity`). See

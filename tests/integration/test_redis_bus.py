@@ -769,3 +769,50 @@ async def test_stopping_releases_the_work_queue_before_the_alert_stage_drains(
     await async_wait_until(lambda: b.taken_alerts() == [alert], 10, "b takes the entry")
     await async_wait_until(lambda: pending(server) == 0, 10, "acknowledged")
     assert a.taken_alerts() == []
+
+
+async def test_alerts_that_waited_in_redis_past_the_replay_window_are_taken_and_replays_are_not(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """Every replica is down longer than the replay window while application nodes write
+    alerts straight to Redis: the next holder takes each of them (fresh when Redis took them;
+    counted in ``exesdb_bus_waited_total``), and an old envelope written anew meanwhile (a
+    replay) is still refused as expired."""
+    server = redis_server()
+    first = await Replica(server.url, "node-a", replay_window_ms=1_000).start()
+    await async_wait_until(lambda: first.sample("exesdb_redis_work_queue_leader") == 1, 10)
+    await first.aclose()  # the consumer group stays, nobody reads it
+    keyring = Keyring.from_secrets(TEST_SECRET)
+    stream = "exesdb:bus:ex_esdb_alerts"
+
+    def written(alert_id: str, ts: float) -> None:
+        alert = SystemAlert(
+            alert_id=alert_id,
+            severity="critical",
+            category="system",
+            title=alert_id,
+            description="waited",
+            source="test",
+            node="app-1",
+        )
+        at = utc_now() - timedelta(seconds=time.time() - ts)
+        body = Envelope(
+            new_message_id(), alert.INSTANCE, "t", alert.TAG, "app-1", at, alert, ts
+        ).to_bytes()
+        with server.client() as client:
+            client.xadd(stream, {b"e": body, b"s": keyring.sign(body)})
+
+    began = time.time()
+    for n in range(3):
+        written(f"waited-{n}", time.time())
+    written("replayed", began - 5)  # written now, five windows after its ts
+    await async_wait_until(lambda: time.time() > began + 1.5, 5, "the replay window passed")
+    second = await Replica(server.url, "node-b", replay_window_ms=1_000).start()
+    replicas.append(second)
+    expected = ["waited-0", "waited-1", "waited-2"]
+    await async_wait_until(lambda: sorted(second.taken_alerts()) == expected, 15, "taken")
+    await async_wait_until(
+        lambda: second.sample("exesdb_bus_rejected_total", reason="expired") == 1, 10
+    )
+    assert second.sample("exesdb_bus_waited_total") == 3
+    assert sorted(second.taken_alerts()) == expected

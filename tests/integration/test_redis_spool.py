@@ -304,3 +304,32 @@ async def test_a_spool_that_cannot_be_opened_stops_start_naming_the_state_dir(
     with pytest.raises(ConfigError, match="EXESDB_STATE_DIR"):
         await replica.start()
     await replica.aclose()
+
+
+async def test_a_head_that_cannot_be_stored_on_disk_stops_nothing_and_sends_nothing_twice(
+    redis_server: Callable[[], RedisServer], tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """The spool's head cannot be written (its directory refuses the file, as a full disk
+    would) after Redis took each batch: the writer goes on from its head in memory, Redis is
+    not taken for unreachable (the bridge stays ready), and the reader takes each entry
+    once."""
+    server = redis_server()
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    (spool_dir / "head.tmp").mkdir()  # where the head is written first: refused
+    reader = await Replica(server.url, "reader").start()
+    replicas.append(reader)
+    await async_wait_until(reader.ready, 10)
+    writer = await Replica(server.url, "node-a", group=False, spool_dir=spool_dir).start()
+    replicas.append(writer)
+    for start in range(0, 30, 10):
+        batch = [alert(n) for n in range(start, start + 10)]
+        count, outcome = await writer.bridge.bus.publish_verified_durably(batch, 10)
+        assert (count, outcome) == (10, Durability.COMMITTED)
+        await async_wait_until(lambda: writer.sample("exesdb_redis_spool_bytes") == 0, 15)
+    expected = [f"spooled-{n:04d}" for n in range(30)]
+    await async_wait_until(lambda: alert_ids(reader.taken) == expected, 15, "taken once")
+    assert writer.ready()
+    assert writer.sample("exesdb_redis_connection_errors_total") == 0
+    assert writer.sample("exesdb_redis_written_total") == 30
+    assert list(spool_dir.glob("*.spool")) == []

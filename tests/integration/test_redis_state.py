@@ -14,8 +14,10 @@ from bridge.bus import StateChange
 from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.link import Link
 from bridge.bus.redis.shared_state import RedisSharedState
+from bridge.errors import TransportError
 from bridge.sinks.alerts.index import AlertIndex
 from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.records import HistoryEvent
 from bridge.sinks.alerts.thread import DbThread
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.sinks.alerts.helpers import T0
@@ -159,6 +161,40 @@ async def test_taking_the_lease_up_drops_nothing_in_redis_before_the_outbox_stor
         assert b_box.alert("two") == a_box.alert("two")
         assert _keys(server)[0] == {b"one", b"two"}
         assert b_box.depth().queued == 0  # the receivers heard of them from a
+    finally:
+        a_box.close()
+        b_box.close()
+
+
+async def test_the_next_holder_takes_over_a_crashed_holders_notes_on_a_real_redis(
+    states, tmp_path: Path, db: DbThread
+) -> None:
+    """A holder killed between Redis and its outbox never comes back: the next holder moves its
+    note to its own with the lease, stores it and notifies the firing once; the killed
+    replica, started again after all, finds no note; a replica without the lease moves none."""
+    server, a_state, b_state = states
+    a_box = CrashingOutbox(tmp_path / "a.sqlite3", urls=[URL])
+    b_box = Outbox(tmp_path / "b.sqlite3", urls=[URL])
+    try:
+        hold(server, "a:1")
+        a_box.crash = True
+        with pytest.raises(RuntimeError):
+            await _index(a_state, a_box, db).change(a_box.plan, [event("one")], T0)
+        assert len(_keys(server)[1]) == 1
+        with pytest.raises(TransportError, match="no longer holds"):
+            await b_state.adopt("alerts")  # a still holds the lease
+        assert len(_keys(server)[1]) == 1
+        hold(server, "b:1")
+        await _index(b_state, b_box, db).take_up()
+        assert b_box.depth().queued == 1  # the firing, from b
+        fired = b_box.detail("one")
+        assert fired is not None
+        assert [entry.event for entry in fired.history] == [HistoryEvent.FIRED]
+        with server.client() as client:
+            assert client.keys("exesdb:state:alerts:notes:*") == []
+        a_box.crash = False
+        assert await _index(a_state, a_box, db).catch_up() == 0
+        assert a_box.depth().queued == 0
     finally:
         a_box.close()
         b_box.close()

@@ -21,6 +21,9 @@ import pytest
 
 from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
 from bridge.messages import Message, NodeHealth, NodeLifecycle, SystemAlert, utc_now
+from bridge.sinks.alerts.index import encode, encode_plan
+from bridge.sinks.alerts.sources import AlertEvent
+from bridge.sinks.alerts.transitions import Plan, escalation, on_event
 from tests.integration.servers.redis import RedisServer
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.support import TEST_SECRET, BridgeProcess, free_port, http_get, wait_until
@@ -532,3 +535,58 @@ def test_a_sigkilled_holders_open_alert_is_resolved_by_the_next_holder(
     )
     wait_until(lambda: settled([survivor], redis), 15, "outbox empty, nothing pending")
     assert [n["status"] for n in notifications(receiver, alert_id)] == ["firing", "resolved"]
+
+
+def test_a_crashed_holders_escalation_is_notified_and_counted_by_the_next_holder(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """A holder SIGKILLed between Redis and its outbox as it escalated an alert, never started
+    again, left its note in Redis: the next holder takes the note over with the lease, sends
+    the escalated notification once and publishes the AlertEscalation the crash cut off (counted
+    in ``exesdb_alert_escalations_total``)."""
+    receiver: WebhookReceiver = webhook_receiver()
+    now = time.time() - 120
+    firing = on_event(None, alert_event("node_failure:app-5"), now - 60).record
+    assert firing is not None
+    step = escalation(firing, now, 30.0)
+    assert step.record is not None
+    assert step.record.level == 2
+    plan = Plan(new_message_id(), now, (step,), 0)
+    with redis.client() as client:  # what the killed holder "gone-1" left
+        client.hset("exesdb:state:alerts", firing.alert_id, encode(step.record))
+        client.set("exesdb:state:alerts:kept", "1")
+        client.hset("exesdb:state:alerts:notes:gone-1", plan.id, encode_plan(plan))
+    replicas = [
+        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
+        for n in range(2)
+    ]
+    holder = leader(replicas)
+    wait_until(lambda: notifications(receiver, firing.alert_id), 15, "the escalated notification")
+    # A replica reads the streams from where they were when it started: the holder published
+    # the escalation as it took the lease, perhaps before the other began to read.
+    wait_until(
+        gauge(holder, "exesdb_alert_escalations_total", 1, level="level2"),
+        15,
+        "the escalation counted",
+    )
+    wait_until(lambda: settled([holder], redis), 15, "outbox empty")
+    [sent] = notifications(receiver, firing.alert_id)
+    assert (sent["status"], sent["labels"]["escalation_level"]) == ("firing", "level2")
+    with redis.client() as client:
+        assert client.keys("exesdb:state:alerts:notes:*") == []
+
+
+def alert_event(alert_id: str) -> AlertEvent:
+    """A firing node_failure event that needs an acknowledgement."""
+    return AlertEvent(
+        alert_id=alert_id,
+        alertname="node_failure",
+        status="firing",
+        severity="critical",
+        category="system",
+        node="app-5",
+        title="node app-5 is down",
+        description="silent",
+        requires_ack=True,
+        at=utc_now(),
+    )

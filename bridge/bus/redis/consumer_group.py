@@ -124,7 +124,8 @@ class ConsumerGroup:
         return linger(read, self._batch)
 
     async def _create(self) -> None:
-        # Start no further back than the replay window: older entries would only be refused.
+        # Start no further back than the replay window: older entries were written before any
+        # replica read the stream, and would only be refused.
         start = max(0, int(self._clock() * 1000) - self._replay_window_ms)
         for key in self._keys:
             try:
@@ -154,6 +155,9 @@ class ConsumerGroup:
                     True,
                     partial(settle, key, entry_id),
                     partial(unsettled, key, entry_id),
+                    # The entry id's milliseconds: Redis's clock as it took the entry (XADD
+                    # takes no id older than the stream's last).
+                    int(entry_id.split(b"-", 1)[0]) / 1000,
                 )
             )
         if frames:

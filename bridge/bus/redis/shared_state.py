@@ -7,17 +7,20 @@ that key alone would leave them, are still read, never dropped), and each replic
 ``<prefix>:state:<name>:notes:<node>``. A change is one Lua script: it checks that the lease key
 still names this replica's consumer, then changes the records and keeps the note, all or
 nothing, so a replica that lost the lease (slow, cut off) can no longer change what the next
-holder reads.
+holder reads. A new holder moves the other replicas' notes to its own (``adopt``), one script
+per replica, fenced the same way, so each note is acted on by one replica.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from typing import Any, Final
 
 from bridge.bus.capabilities import StateChange
 from bridge.bus.redis.layout import Layout, text
 from bridge.bus.redis.link import Link
+from bridge.errors import TransportError
 
 __all__ = ["RedisSharedState"]
 
@@ -44,6 +47,21 @@ if ARGV[3] ~= '' then
   redis.call('pexpire', KEYS[4], NOTES_KEPT_MS)
 end
 return 1
+""".replace("NOTES_KEPT_MS", str(_NOTES_KEPT_MS))
+
+# KEYS: lease, another replica's notes, this replica's notes. ARGV: consumer. How many notes
+# moved; -1 when this replica does not hold the lease.
+_ADOPT: Final = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return -1 end
+local notes = redis.call('hgetall', KEYS[2])
+for i = 1, #notes, 2 do
+  redis.call('hset', KEYS[3], notes[i], notes[i + 1])
+end
+if #notes > 0 then
+  redis.call('pexpire', KEYS[3], NOTES_KEPT_MS)
+  redis.call('del', KEYS[2])
+end
+return #notes / 2
 """.replace("NOTES_KEPT_MS", str(_NOTES_KEPT_MS))
 
 
@@ -114,6 +132,30 @@ class RedisSharedState:
         if note_ids:
             with self._link.boundary(f"forget this replica's {name} notes"):
                 await self._link.client.hdel(self._notes(name), *note_ids)
+
+    async def adopt(self, name: str) -> int:
+        """Move every other replica's notes under ``name`` to this one's, while it holds the
+        lease; how many moved.
+
+        Raises ``TransportError`` when Redis cannot be reached or this replica does not hold the
+        lease.
+        """
+        mine = self._notes(name)
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", f"{self._layout.state(name)}:notes:") + "*"
+        moved = 0
+        with self._link.boundary(f"take over the other replicas' {name} notes"):
+            keys = [text(key) async for key in self._link.client.scan_iter(match=pattern)]
+            for key in sorted(set(keys) - {mine}):
+                done: Any = await self._link.client.eval(
+                    _ADOPT, 3, self._layout.leader, key, mine, self._consumer
+                )
+                if int(done) < 0:
+                    raise TransportError(
+                        "this replica no longer holds the work-queue lease: the other replicas'"
+                        " notes are left to the holder"
+                    )
+                moved += int(done)
+        return moved
 
     def _notes(self, name: str) -> str:
         return f"{self._layout.state(name)}:notes:{self._node}"

@@ -88,6 +88,7 @@ class Spool:
         self._segments: list[_Segment] = []
         self._head = 0  # offset in the first segment
         self._checked: set[str] = set()  # segments whose progress in Redis was asked
+        self._head_failing = False  # the head file could not be written last time
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis-spool")
         # Appends waiting for the thread (touched on the event loop only).
         self._waiting: list[tuple[bytes, asyncio.Future[bool]]] = []
@@ -293,12 +294,22 @@ class Spool:
             return 0, 0
 
     def _store_head(self, seq: int, offset: int) -> None:
-        # Not fsync'd: Redis keeps the same progress (see ``resume``), and a head that lags
-        # behind it only costs reading records again.
+        # Not fsync'd, and a failure to write it (a full disk) is only logged: Redis keeps the
+        # same progress (see ``resume``), and a head that lags behind it only costs reading
+        # records again. Raised, it would stop the writer as if Redis had failed.
         path = self.directory / _HEAD
         temporary = path.with_suffix(".tmp")
-        temporary.write_text(f"{seq} {offset}\n")
-        temporary.replace(path)
+        try:
+            temporary.write_text(f"{seq} {offset}\n")
+            temporary.replace(path)
+        except OSError as exc:
+            if not self._head_failing:
+                _logger.warning(
+                    "spool %s: cannot store its head (%s); Redis keeps the progress", path, exc
+                )
+            self._head_failing = True
+        else:
+            self._head_failing = False
 
 
 def _record(frame: Frame) -> bytes:

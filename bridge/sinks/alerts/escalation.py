@@ -40,6 +40,12 @@ class Escalator:
     async def tick(self) -> list[Escalated]:
         """Escalate what is due now; returns the steps taken."""
         steps = await self._escalate(self._clock(), self.after_seconds)
+        self.announce(steps)
+        return steps
+
+    def announce(self, steps: list[Escalated]) -> None:
+        """Publish AlertEscalation for each step taken and wake the deliveries (also for the
+        steps a catch-up stored on Redis, whose announcement a crash cut off)."""
         for step in steps:
             self._publish(
                 "alert_escalated",
@@ -54,4 +60,3 @@ class Escalator:
             )
         if steps:
             self._notify()
-        return steps

@@ -10,10 +10,11 @@ note dropped. A crash (SIGKILL) at any point:
 
 - before Redis took the change: nothing of it happened anywhere; its work-queue entries are
   still pending, and the next holder handles them (and notifies, once);
-- after Redis took it, before the outbox stored it: the next holder reads the change in Redis
-  and does not notify it again; this replica, started again, finds its note and stores it, so
-  its notifications go out once (unless another holder has changed those alerts since: then
-  theirs stand, and the note's stale notifications are dropped);
+- after Redis took it, before the outbox stored it: the next holder takes the note over from
+  Redis (``SharedState.adopt``) when it takes the lease and stores it before it takes up the
+  open alerts, so the notifications go out once, from it, whether or not this replica ever
+  comes back; this replica, started again before another took the lease, finds its note and
+  stores it itself (a note whose alerts changed since is stored without them: theirs stand);
 - after the outbox stored it, before the note was dropped: storing it again changes nothing
   (the outbox remembers the plans it stored).
 
@@ -22,7 +23,11 @@ is stored from its note before the next change is worked out, so the retried bat
 made and notifies nothing twice.
 
 A holder that lost the lease without knowing (slow, cut off) can no longer change Redis: its
-change is refused, nothing is stored, and its entries are left for the next holder.
+change is refused, nothing is stored, and its entries are left for the next holder. One that
+lost it between Redis and its outbox (stalled there past the lease), or that stored a change and
+could not drop its note (Redis unreachable at that moment) before another replica took the lease,
+may see that change's notifications sent twice, by itself and by the replica that took its note
+over: at least once, never lost.
 """
 
 from __future__ import annotations
@@ -36,11 +41,12 @@ from typing import Any, Final, ParamSpec
 
 from bridge.bus import SharedState, StateChange
 from bridge.errors import TransportError
-from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.outbox import Outbox, escalations
 from bridge.sinks.alerts.records import (
     AlertRecord,
     AlertState,
     Applied,
+    Escalated,
     HistoryEntry,
     HistoryEvent,
 )
@@ -102,21 +108,25 @@ class AlertIndex:
         clock: Callable[[], float],
         limit: int,
         notify: Callable[[], None] = lambda: None,
+        escalated: Callable[[list[Escalated]], None] = lambda steps: None,
     ) -> None:
         """``limit``: the open alerts kept at most (the open-alert cap); ``notify`` is called
-        when catching up stored notifications."""
+        when catching up stored notifications, ``escalated`` with the escalation steps among
+        them (announced by nobody yet: the crash came before)."""
         self._state = state
         self._outbox = outbox
         self._db = db
         self._clock = clock
         self._limit = limit
         self._notify = notify
+        self._escalated = escalated
         # One change at a time, from working it out to storing it: none reads what another
         # has made in Redis but not yet stored here.
         self._lock = asyncio.Lock()
         self.caught_up = False
-        """True while no note of this replica waits to be stored: its notes from before a
-        restart were, and no change since failed between Redis and the outbox."""
+        """True while no note of this replica waits to be stored or dropped: its notes from
+        before a restart were, and no change since failed between Redis and the outbox or left
+        its note there."""
 
     async def change(
         self, planner: Callable[P, Plan], /, *args: P.args, **kwargs: P.kwargs
@@ -156,7 +166,10 @@ class AlertIndex:
             try:
                 await self._state.forget(NAME, [plan.id])
             except TransportError:
-                _logger.debug("alerts: a note stays in Redis until the next start", exc_info=True)
+                # Dropped at the next catch-up (housekeeping's, or the next change's), soon:
+                # a note left there would be taken over and notified again by the next holder.
+                self.caught_up = False
+                _logger.debug("alerts: a note stays in Redis until a catch-up", exc_info=True)
             return applied
 
     async def catch_up(self) -> int:
@@ -181,22 +194,33 @@ class AlertIndex:
             except (ValueError, TypeError, KeyError):
                 _logger.warning("alerts: a note in Redis is malformed; skipped")
         stored = 0
+        raised: list[Escalated] = []
         for plan in sorted(plans, key=lambda p: p.now):
-            if (await self._db.call(self._outbox.commit, _still_current(plan, kept))).changed:
+            current = _still_current(plan, kept)
+            applied = await self._db.call(self._outbox.commit, current)
+            if applied.changed:
                 stored += 1
+                raised += _escalations(current, applied)
         await self._state.forget(NAME, list(notes))
         self.caught_up = True
         if stored:
             _logger.info("alerts: stored %d change(s) Redis took and the outbox had not", stored)
             self._notify()
+        if raised:
+            self._escalated(raised)
         return stored
 
     async def take_up(self) -> int:
-        """On taking the work-queue lease: this replica's notes first, then its open alerts made
-        those kept in Redis (or, when Redis lost them, Redis given ours); how many changed here.
+        """On taking the work-queue lease: the notes first (the other replicas' taken over, so
+        a crashed holder's changes are notified even if it never comes back, and this one's),
+        then its open alerts made those kept in Redis (or, when Redis lost them, Redis given
+        ours); how many changed here.
 
         Raises ``TransportError`` when Redis cannot be reached.
         """
+        adopted = await self._state.adopt(NAME)
+        if adopted:
+            _logger.info("alerts: took over %d note(s) other replicas left in Redis", adopted)
         await self.catch_up()
         async with self._lock:
             raw = await self._state.load(NAME)
@@ -236,6 +260,18 @@ def _still_current(plan: Plan, kept: dict[str, AlertRecord] | None) -> Plan:
         )
     )
     return dataclasses.replace(plan, steps=steps)
+
+
+def _escalations(plan: Plan, applied: Applied) -> list[Escalated]:
+    """The escalation steps among what storing ``plan`` changed."""
+    raised = {
+        step.record.alert_id
+        for step in plan.steps
+        if step.record is not None
+        and step.entry is not None
+        and step.entry.event is HistoryEvent.ESCALATED
+    }
+    return escalations(Applied([r for r in applied.changed if r.alert_id in raised]))
 
 
 def _decoded(raw: dict[str, bytes] | None) -> dict[str, AlertRecord] | None:

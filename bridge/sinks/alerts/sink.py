@@ -260,6 +260,13 @@ class AlertSink:
             for old in receiver.legacy_keys:
                 await self._db.call(outbox.move_receiver_rows, old, receiver.key)
         self._outbox = outbox
+        self._escalator = escalator = Escalator(
+            escalate=self._escalate,
+            after_seconds=settings.escalation_after_ms / 1000,
+            publish=self._publish,
+            notify=self._changed,
+            clock=self._clock,
+        )
         if self._state is not None:
             self._index = AlertIndex(
                 self._state,
@@ -268,14 +275,8 @@ class AlertSink:
                 clock=self._clock,
                 limit=self._max_open,
                 notify=self._changed,
+                escalated=escalator.announce,
             )
-        self._escalator = Escalator(
-            escalate=self._escalate,
-            after_seconds=settings.escalation_after_ms / 1000,
-            publish=self._publish,
-            notify=self._changed,
-            clock=self._clock,
-        )
         self.senders = {
             receiver.key: WebhookSender(
                 receiver,

@@ -13,7 +13,7 @@ from bridge.errors import TransportError
 from bridge.sinks.alerts import index
 from bridge.sinks.alerts.index import AlertIndex
 from bridge.sinks.alerts.outbox import Outbox
-from bridge.sinks.alerts.records import AlertState, HistoryEvent
+from bridge.sinks.alerts.records import AlertState, Escalated, HistoryEvent
 from bridge.sinks.alerts.thread import DbThread
 from bridge.sinks.alerts.transitions import Plan, on_event
 from tests.sinks.alerts.helpers import T0, observe
@@ -69,6 +69,18 @@ class State:
             raise TransportError("killed before the note went")
         for note_id in note_ids:
             self.store.notes.get(self.node, {}).pop(note_id, None)
+
+    async def adopt(self, name: str) -> int:
+        if self.store.holder != self.node:
+            raise TransportError("no longer holds the lease")
+        mine = self.store.notes.setdefault(self.node, {})
+        moved = 0
+        for node, notes in self.store.notes.items():
+            if node != self.node:
+                mine.update(notes)
+                moved += len(notes)
+                notes.clear()
+        return moved
 
 
 class CrashingOutbox(Outbox):
@@ -196,6 +208,25 @@ async def test_a_crash_after_the_outbox_stored_a_change_stores_nothing_twice(
     assert store.notes["a"] == {}
 
 
+async def test_a_note_redis_could_not_drop_is_dropped_at_the_next_change(
+    boxes, db: DbThread
+) -> None:
+    """The outbox stored a change and Redis could not drop its note (unreachable for a moment):
+    the next change drops it first, so a later holder takes over no note already notified."""
+    store = Store()
+    a = replica(store, boxes["a"], db)
+    a._state.crash_on_forget = True  # type: ignore[attr-defined]
+    await a.change(boxes["a"].plan, [event()], T0)
+    assert len(store.notes["a"]) == 1
+    a._state.crash_on_forget = False  # type: ignore[attr-defined]
+    await a.change(boxes["a"].plan, [event("other")], T0 + 1)
+    assert store.notes["a"] == {}
+    store.holder = "b"
+    await replica(store, boxes["b"], db, "b").take_up()
+    assert boxes["b"].depth().queued == 0
+    assert boxes["a"].depth().queued == 2
+
+
 async def test_a_change_retried_after_the_outbox_failed_is_stored_once(boxes, db: DbThread) -> None:
     """Redis took a resolve and the outbox failed to store it (database locked, disk full): the
     retried batch finds the change already made, the alert is resolved and notified once, and
@@ -270,12 +301,12 @@ async def test_the_next_holder_takes_up_the_open_alerts_and_resolves_them(
     assert boxes["b"].depth().queued == queued + 2
 
 
-async def test_a_note_overtaken_by_another_holder_notifies_nothing_stale(
+async def test_the_next_holder_takes_over_a_crashed_holders_note_and_notifies_it_once(
     boxes, db: DbThread
 ) -> None:
-    """A crashed replica restarts after another holder resolved the alert its note fired: the
-    firing is not sent late (the receivers heard the resolve); a note resolving an alert
-    another holder fired again is dropped too."""
+    """SIGKILL between Redis and the outbox, and the holder never comes back: the next holder
+    takes its note over with the lease and queues the firing, then resolves it; the crashed
+    replica, should it start again after all, finds no note and notifies nothing twice."""
     store = Store()
     boxes["a"].crash = True
     with pytest.raises(RuntimeError):
@@ -284,9 +315,78 @@ async def test_a_note_overtaken_by_another_holder_notifies_nothing_stale(
     store.holder = "b"
     b = replica(store, boxes["b"], db, "b")
     await b.take_up()
-    await b.change(boxes["b"].plan, [event(status="resolved")], T0 + 5)
+    assert store.notes == {"a": {}, "b": {}}
+    assert boxes["b"].depth().queued == 1
+    fired = boxes["b"].detail("node_failure:n1")
+    assert fired is not None
+    assert [entry.event for entry in fired.history] == [HistoryEvent.FIRED]
+    applied = await b.change(boxes["b"].plan, [event(status="resolved")], T0 + 5)
+    assert [r.state for r in applied.changed] == [AlertState.RESOLVED]
     assert await replica(store, boxes["a"], db).catch_up() == 0
     assert boxes["a"].depth().queued == 0
+
+
+@pytest.mark.parametrize("restarted", [True, False], ids=["restarted", "next holder"])
+async def test_an_escalation_a_crash_cut_off_is_announced_when_its_note_is_stored(
+    boxes, db: DbThread, restarted: bool
+) -> None:
+    """SIGKILL between Redis and the outbox while escalating: whoever stores the note (the
+    replica started again, or the next holder) hands the step to ``escalated`` (AlertEscalation
+    is published from there), once; a note of a firing hands over nothing."""
+    store = Store()
+    a = replica(store, boxes["a"], db)
+    await a.change(boxes["a"].plan, [event()], T0)
+    boxes["a"].crash = True
+    with pytest.raises(RuntimeError):
+        await a.change(boxes["a"].plan_escalations, T0 + 100, 60.0)
+    boxes["a"].crash = False
+    node = "a" if restarted else "b"
+    store.holder = node
+    announced: list[list[Escalated]] = []
+    again = AlertIndex(
+        State(store, node),
+        outbox=boxes[node],
+        db=db,
+        clock=lambda: T0 + 100,
+        limit=100,
+        escalated=announced.append,
+    )
+    await again.take_up()
+    assert [
+        [(e.alert.alert_id, e.from_level, e.to_level) for e in steps] for steps in announced
+    ] == [[("node_failure:n1", "level1", "level2")]]
+    assert await again.catch_up() == 0
+    assert len(announced) == 1
+
+
+async def test_a_note_overtaken_by_another_holder_notifies_nothing_stale(
+    boxes, db: DbThread
+) -> None:
+    """A crashed replica restarts and finds its note after another holder resolved the alert
+    the note fired (the note was not taken over): the firing is not sent late (the receivers
+    heard the resolve)."""
+    store = Store()
+    boxes["a"].crash = True
+    with pytest.raises(RuntimeError):
+        await replica(store, boxes["a"], db).change(boxes["a"].plan, [event()], T0)
+    boxes["a"].crash = False
+    store.records = {}  # another holder resolved it
+    assert await replica(store, boxes["a"], db).catch_up() == 0
+    assert boxes["a"].depth().queued == 0
+
+
+async def test_a_replica_without_the_lease_takes_over_no_note(boxes, db: DbThread) -> None:
+    """Taking up the open alerts without the lease (it went on meanwhile) fails and leaves the
+    other replicas' notes where they are."""
+    store = Store()
+    boxes["a"].crash = True
+    with pytest.raises(RuntimeError):
+        await replica(store, boxes["a"], db).change(boxes["a"].plan, [event()], T0)
+    store.holder = "c"
+    with pytest.raises(TransportError):
+        await replica(store, boxes["b"], db, "b").take_up()
+    assert len(store.notes["a"]) == 1
+    assert boxes["b"].depth().queued == 0
 
 
 async def test_redis_that_lost_the_open_alerts_is_given_ours(boxes, db: DbThread) -> None:

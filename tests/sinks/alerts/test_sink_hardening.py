@@ -12,8 +12,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
+from bridge.http import build_app
 from bridge.messages import (
     Message,
     MetricAlert,
@@ -36,7 +38,7 @@ from tests.sinks.alerts.helpers import (
 )
 from tests.sinks.alerts.test_outbox import event, one_each
 from tests.sinks.alerts.test_sink import AUTH, _field, call
-from tests.support import TEST_SECRET, async_wait_until
+from tests.support import TEST_SECRET, async_wait_until, free_port
 
 INGEST: dict[str, Any] = {"EXESDB_INGEST": "true", "SECRET_KEY_BASE": TEST_SECRET}
 
@@ -176,6 +178,45 @@ async def test_a_batch_the_outbox_fails_to_store_is_answered_503_and_taken_when_
         status, _, answer = await ingest(bridge, body)
         assert (status, answer) == (202, {"accepted": 3})
         assert {f"f{n}" for n in range(3)} <= committed_ids(tmp_path)
+
+
+async def test_a_batch_answered_uncommitted_that_the_outbox_then_fails_on_is_taken_when_resent(
+    tmp_path: Path,
+) -> None:
+    """In process: a batch answered 202 ``"committed": false`` (the outbox slow) that the
+    outbox then fails to store has its ids forgotten, so the very same body sent again is taken
+    and stored, not refused as replayed: the alerts are not lost."""
+    db = DbThread()
+    async with alert_bridge(tmp_path, serve_http=False, db=db, **INGEST) as (bridge, sink, _):
+        runner = web.AppRunner(build_app(bridge, commit_wait_seconds=0.2))
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        bridge.address = ("127.0.0.1", port)  # where ingest() posts
+        try:
+            real_apply = sink.outbox.apply
+            failures = [sqlite3.OperationalError("disk I/O error")]  # in process: not retried
+
+            def failing(*args: Any, **kwargs: Any) -> Any:
+                if failures:
+                    raise failures.pop()
+                return real_apply(*args, **kwargs)
+
+            sink.outbox.apply = failing  # type: ignore[method-assign]
+            body = ndjson(*(system_alert(f"u{n}") for n in range(3)))
+            release = await hold(db)
+            status, _, answer = await ingest(bridge, body)
+            assert (status, answer) == (202, {"accepted": 3, "committed": False})
+            release.set()
+            await async_wait_until(
+                lambda: not failures and sink.subscription.idle, what="the outbox failed on it"
+            )
+            assert not {f"u{n}" for n in range(3)} & committed_ids(tmp_path)
+            status, _, answer = await ingest(bridge, body)
+            assert (status, answer) == (202, {"accepted": 3})
+            assert {f"u{n}" for n in range(3)} <= committed_ids(tmp_path)
+        finally:
+            await runner.cleanup()
 
 
 async def test_ingest_answers_503_with_retry_after_above_the_high_water_mark(
