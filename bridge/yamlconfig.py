@@ -5,7 +5,10 @@ The web config (``EXESDB_WEB_CONFIG_FILE``) and the receivers file
 pydantic model of ``Strict`` parts checks it, and each problem becomes one line naming the key
 by its path in the file (``webhook_configs.0.http_config.basic_auth.password_file: …``) with
 what is allowed there. Keys of a borrowed schema that the bridge cannot honour are refused by
-name with the reason (``not_supported``). A value under a secret key is never shown.
+name with the reason (``not_supported``), unless given Go's zero value (``""``, ``false``, ``0``,
+an empty list or mapping), which there means the same as leaving the key out; a null where a
+mapping or list goes is likewise taken as an empty one, as Go's YAML reader takes it. A value
+under a secret key is never shown.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
 from bridge.errors import ConfigError
 
@@ -30,14 +33,35 @@ class Strict(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_empty(cls, data: Any) -> Any:
+        # `basic_auth_users:` with every user commented out is a null: Go reads an empty map.
+        if not isinstance(data, Mapping):
+            return data
+        empty = {
+            info.alias or name
+            for name, info in cls.model_fields.items()
+            if isinstance(info.default, BaseModel | dict | tuple | list)
+        }
+        return {key: value for key, value in data.items() if value is not None or key not in empty}
+
+
+def _is_zero(value: Any) -> bool:
+    """Go's zero value of whatever type the key has there: the key is as good as absent."""
+    if isinstance(value, Mapping):
+        return all(_is_zero(item) for item in value.values())
+    return value is None or value in ("", False, 0) or value == []
+
 
 def not_supported(why: str) -> Any:
-    """A key of the borrowed schema that this bridge refuses whatever its value, saying why."""
+    """A key of the borrowed schema that this bridge refuses, saying why, unless its value is
+    Go's zero value (``""``, ``false``, ``0``, empty), which there means the key is not used."""
 
     def refuse(value: Any) -> Any:
-        if value is not None:
+        if not _is_zero(value):
             raise ValueError(f"not supported by exesdb-bridge: {why}")
-        return value
+        return None
 
     return AfterValidator(refuse)
 

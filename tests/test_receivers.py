@@ -91,6 +91,34 @@ def test_an_alertmanager_receiver_block_reads_unchanged(tmp_path: Path) -> None:
     )
 
 
+def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
+    tmp_path: Path,
+) -> None:
+    """Keys the bridge refuses load at Go's zero value (proxy_from_environment: false, an empty
+    no_proxy or url_file), and a null http_config or tls_config is the default one, as
+    Alertmanager reads them."""
+    loaded = load_receivers(
+        write(
+            tmp_path,
+            "webhook_configs:\n"
+            "  - url: https://hooks.example.com/a\n"
+            "    url_file: ''\n"
+            "    payload: {}\n"
+            "    http_config:\n"
+            "      tls_config:\n"
+            "      proxy_from_environment: false\n"
+            "      no_proxy: ''\n"
+            "      proxy_connect_header: {}\n"
+            "  - url: https://hooks.example.com/b\n"
+            "    http_config:\n",
+        )
+    )
+    first, second = loaded.webhook_configs
+    assert first.http_config.tls_config.configured is False
+    assert first.http_config.proxy_url is None
+    assert second.http_config.summary() == "no http_config"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -142,6 +170,11 @@ def test_an_alertmanager_receiver_block_reads_unchanged(tmp_path: Path) -> None:
         (
             "webhook_configs:\n  - url: http://h\n    http_config:\n      oauth2: {client_id: x}\n",
             "http_config.oauth2: not supported by exesdb-bridge",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n"
+            "    http_config: {proxy_from_environment: true}\n",
+            "http_config.proxy_from_environment: not supported by exesdb-bridge",
         ),
         (
             "webhook_configs:\n  - url: http://h\n    http_config: {follow_redirects: true}\n",

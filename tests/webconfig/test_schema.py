@@ -74,6 +74,28 @@ def test_tls_settings_without_a_certificate_leave_tls_off():
     assert parse_web_config("tls_server_config:\n  min_version: TLS13\n", HERE).tls is None
 
 
+def test_go_zero_values_and_nulls_read_as_absent_keys():
+    """As in the toolkit, a refused key at its zero value ("", [], interval 0) and a null where a
+    mapping goes (every user commented out) read as if left out."""
+    config = parse_web_config(
+        "tls_server_config:\n"
+        "  cert: ''\n"
+        "  client_allowed_sans: []\n"
+        "  curve_preferences: []\n"
+        "http_server_config:\n"
+        "  headers:\n"
+        "rate_limit:\n"
+        "  interval: 0\n"
+        "  burst: 0\n"
+        "basic_auth_users:\n"
+        "#  alice: $2y$10$...\n",
+        HERE,
+    )
+    assert config.tls is None
+    assert config.basic_auth_users == {}
+    assert config.http_server_config.headers.items() == ()
+
+
 @pytest.mark.parametrize(
     ("text", "named"),
     [
