@@ -49,6 +49,8 @@ _VERIFYING: Final = frozenset(
 )
 # A bcrypt hash as htpasswd -B and every bcrypt library write it: $2<v>$<cost>$<53 characters>.
 _BCRYPT: Final = re.compile(r"\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}")
+# Keys whose empty value the toolkit takes as unset (its IsEnabled and path checks test for "").
+_BLANK_IS_UNSET: Final = frozenset({"cert_file", "key_file", "client_ca_file", "client_auth_type"})
 # Keys of the schema that names are shown for but whose values never are.
 _SECRET_KEYS: Final = frozenset({"basic_auth_users", "key"})
 # Toolkit keys refused by name (see not_supported), left out of "allowed here" lists.
@@ -98,6 +100,18 @@ class HTTPServerConfig(Strict):
 class TLSServerConfig(Strict):
     """``tls_server_config``: paths are relative to the web config file's folder."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _toolkit_spellings(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        # The toolkit's reading: an empty string is an unset key (a template's blank value), and
+        # RequireClientCert is the old name it still takes for RequireAnyClientCert.
+        data = {k: v for k, v in data.items() if v != "" or k not in _BLANK_IS_UNSET}
+        if data.get("client_auth_type") == "RequireClientCert":
+            data["client_auth_type"] = "RequireAnyClientCert"
+        return data
+
     cert_file: str | None = None
     key_file: str | None = None
     client_auth_type: ClientAuthType = "NoClientCert"
@@ -140,7 +154,13 @@ class TLSServerConfig(Strict):
                 "use RequireAndVerifyClientCert to check client certificates"
             )
         if self.verifies_clients and not self.client_ca_file:
-            raise ValueError(f"client_auth_type {self.client_auth_type} needs client_ca_file")
+            why = (
+                " (Python's ssl verifies every certificate it asks for, so it cannot take any "
+                "certificate as Go does)"
+                if self.client_auth_type == "RequireAnyClientCert"
+                else ""
+            )
+            raise ValueError(f"client_auth_type {self.client_auth_type} needs client_ca_file{why}")
         if TLS_VERSIONS.index(self.min_version) > TLS_VERSIONS.index(self.max_version):
             raise ValueError(f"min_version {self.min_version} is above max_version")
         return self

@@ -96,6 +96,27 @@ def test_go_zero_values_and_nulls_read_as_absent_keys():
     assert config.http_server_config.headers.items() == ()
 
 
+def test_blank_tls_keys_are_unset_as_in_the_toolkit():
+    """Blank cert_file, key_file, client_ca_file and client_auth_type (a template's empty values)
+    leave TLS off instead of turning it on without a certificate."""
+    text = (
+        "tls_server_config:\n  cert_file: ''\n  key_file: ''\n"
+        "  client_ca_file: ''\n  client_auth_type: ''\n"
+    )
+    assert parse_web_config(text, HERE).tls is None
+
+
+def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
+    """The toolkit still takes RequireClientCert, as RequireAnyClientCert."""
+    config = parse_web_config(
+        "tls_server_config:\n  cert_file: a\n  key_file: b\n"
+        "  client_auth_type: RequireClientCert\n  client_ca_file: c\n",
+        HERE,
+    )
+    assert config.tls is not None
+    assert config.tls.client_auth_type == "RequireAnyClientCert"
+
+
 @pytest.mark.parametrize(
     ("text", "named"),
     [
@@ -123,6 +144,15 @@ def test_go_zero_values_and_nulls_read_as_absent_keys():
             "tls_server_config:\n  cert_file: a\n  key_file: b\n"
             "  client_auth_type: RequireAndVerifyClientCert\n",
             "client_auth_type RequireAndVerifyClientCert needs client_ca_file",
+        ),
+        (
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n"
+            "  client_auth_type: RequireAnyClientCert\n",
+            "RequireAnyClientCert needs client_ca_file (Python's ssl verifies every certificate",
+        ),
+        (
+            "tls_server_config:\n  cert_file: ''\n  key_file: b\n",
+            "TLS needs cert_file",
         ),
         (
             "tls_server_config:\n  cert_file: a\n  key_file: b\n"
