@@ -88,6 +88,10 @@ def _build_context(config: TLSConfig) -> ssl.SSLContext:
             raise ClientSetupError(
                 f"cannot load tls_config.ca_file {config.ca_file}: {load_error(exc)}"
             ) from None
+    elif config.ca:
+        # Checked when the file was read (schema), so it loads.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.load_verify_locations(cadata=config.ca)
     if config.cert_file and config.key_file:
         try:
             context.load_cert_chain(config.cert_file, config.key_file, password=b"")

@@ -4,17 +4,19 @@ The keys and rules are those of prometheus/common's ``HTTPClientConfig`` (what A
 receivers and Prometheus' scrape jobs take), so a block written for them reads the same here:
 at most one of ``authorization`` and ``basic_auth``; a value or its ``*_file``, never both; a
 client certificate only with its key; ``bearer_token`` / ``bearer_token_file`` (deprecated there)
-taken as ``authorization``. Paths are relative to the file's folder, as there. What the bridge
-cannot do is refused by name, saying why; ``enable_http2`` is accepted and has no effect (the
+taken as ``authorization``. Paths are relative to the file's folder, as there. A CA may be
+given inline (``tls_config.ca``, checked when the file is read). What the bridge cannot do is
+refused by name, saying why; ``enable_http2`` is accepted and has no effect (the
 bridge's client speaks HTTP/1.1).
 """
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Annotated, Any, Final
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, SecretStr, field_validator, model_validator
 
 from bridge.redaction import safe_url
 from bridge.urls import require_http_url
@@ -40,7 +42,6 @@ UNSUPPORTED_KEYS: Final = frozenset(
         "credentials_ref",
         "username_ref",
         "password_ref",
-        "ca",
         "cert",
         "key",
         "ca_ref",
@@ -54,6 +55,18 @@ UNSUPPORTED_KEYS: Final = frozenset(
     }
 )
 _NO_REFS: Final = "there is no secret manager; use the *_file key"
+
+
+def _pem_certificates(value: str | None) -> str | None:
+    """``value`` when OpenSSL loads it as PEM CA certificates (an inline ``ca``)."""
+    if value:
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=value)
+        except (ssl.SSLError, ValueError):
+            raise ValueError(
+                "must be PEM CA certificates (-----BEGIN CERTIFICATE----- …) that OpenSSL loads"
+            ) from None
+    return value or None
 
 
 def _one_of(*given: object) -> bool:
@@ -120,7 +133,8 @@ class TLSConfig(Strict):
     insecure_skip_verify: bool = False
     min_version: TLSVersionName | None = None
     max_version: TLSVersionName | None = None
-    ca: Annotated[Any, not_supported("put the CA certificate in ca_file")] = None
+    ca: Annotated[str | None, AfterValidator(_pem_certificates)] = None
+    # Python's ssl loads a certificate chain and key from files only.
     cert: Annotated[Any, not_supported("put the certificate in cert_file")] = None
     key: Annotated[Any, not_supported("put the key in key_file")] = None
     ca_ref: Annotated[Any, not_supported(_NO_REFS)] = None
@@ -129,6 +143,8 @@ class TLSConfig(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> TLSConfig:
+        if self.ca and self.ca_file:
+            raise ValueError("at most one of ca and ca_file")
         if bool(self.cert_file) != bool(self.key_file):
             raise ValueError("a client certificate needs both cert_file and key_file")
         low, high = self.min_version, self.max_version
@@ -268,7 +284,8 @@ class HTTPClientConfig(Strict):
         tls = self.tls_config
         if tls.configured:
             shown = [
-                f"{key} {value}" for key, value in tls.model_dump(exclude_defaults=True).items()
+                "ca <inline>" if key == "ca" else f"{key} {value}"
+                for key, value in tls.model_dump(exclude_defaults=True).items()
             ]
             parts.append("tls_config " + ", ".join(shown))
         if self.proxy_url:

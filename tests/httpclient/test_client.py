@@ -145,6 +145,22 @@ def test_a_bad_ca_file_fails_the_request_naming_the_key(tmp_path: Path) -> None:
         settings.request_options(URL)
 
 
+def test_an_inline_ca_is_the_only_ca_trusted() -> None:
+    """tls_config.ca holds the PEM itself, as prometheus/common takes it: that CA alone is
+    trusted; a ca that is no PEM certificate is refused when the file is read."""
+    ca = trustme.CA()
+    settings = ClientSettings(config(tls_config={"ca": ca.cert_pem.bytes().decode()}))
+    context = settings.request_options(URL).ssl
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode is ssl.CERT_REQUIRED
+    assert len(context.get_ca_certs()) == 1
+    assert "ca <inline>" in settings.config.summary()
+    with pytest.raises(ValueError, match=r"tls_config\.ca\n.*must be PEM CA certificates"):
+        config(tls_config={"ca": "not a certificate"})
+    with pytest.raises(ValueError, match="at most one of ca and ca_file"):
+        config(tls_config={"ca": ca.cert_pem.bytes().decode(), "ca_file": "ca.pem"})
+
+
 def test_insecure_skip_verify_verifies_nothing() -> None:
     """insecure_skip_verify: no certificate or host name check, as Alertmanager does."""
     context = ClientSettings(config(tls_config={"insecure_skip_verify": True})).request_options(URL)

@@ -111,6 +111,33 @@ webhook_configs:
     assert "X-ExESDB-Signature" in request.headers
 
 
+async def test_https_receiver_trusted_through_an_inline_ca_gets_the_alert(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """tls_config.ca given inline (the PEM in the receivers file, as prometheus/common takes it)
+    is the CA the bridge trusts for an HTTPS receiver with a private certificate."""
+    ca = trustme.CA()
+    receiver: WebhookReceiver = webhook_receiver(ssl_context=served_by(ca))
+    pem = ca.cert_pem.bytes().decode()
+    indented = "".join(f"          {line}\n" for line in pem.splitlines())
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    http_config:
+      tls_config:
+        ca: |
+{indented}""",
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, _, _):
+        bridge.bus.publish("disk_full", system_alert("inline-ca-1"))
+        await async_wait_until(lambda: receiver.accepted(), what="an accepted delivery")
+    assert receiver.requests[0].alert_ids() == ["inline-ca-1"]
+
+
 async def test_credentials_with_a_line_break_inside_fail_the_attempt_until_the_file_is_fixed(
     tmp_path: Path, webhook_receiver
 ) -> None:
