@@ -12,13 +12,13 @@ bridge's client speaks HTTP/1.1).
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
 from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, SecretStr, field_validator, model_validator
 
 from bridge.redaction import safe_url
+from bridge.tlsutil import pem_certificates
 from bridge.urls import require_http_url
 from bridge.webconfig.schema import TLS_VERSIONS, TLSVersionName
 from bridge.yamlconfig import Strict, not_supported
@@ -55,18 +55,6 @@ UNSUPPORTED_KEYS: Final = frozenset(
     }
 )
 _NO_REFS: Final = "there is no secret manager; use the *_file key"
-
-
-def _pem_certificates(value: str | None) -> str | None:
-    """``value`` when OpenSSL loads it as PEM CA certificates (an inline ``ca``)."""
-    if value:
-        try:
-            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=value)
-        except (ssl.SSLError, ValueError):
-            raise ValueError(
-                "must be PEM CA certificates (-----BEGIN CERTIFICATE----- …) that OpenSSL loads"
-            ) from None
-    return value or None
 
 
 def _one_of(*given: object) -> bool:
@@ -133,7 +121,7 @@ class TLSConfig(Strict):
     insecure_skip_verify: bool = False
     min_version: TLSVersionName | None = None
     max_version: TLSVersionName | None = None
-    ca: Annotated[str | None, AfterValidator(_pem_certificates)] = None
+    ca: Annotated[str | None, AfterValidator(pem_certificates)] = None
     # Python's ssl loads a certificate chain and key from files only.
     cert: Annotated[Any, not_supported("put the certificate in cert_file")] = None
     key: Annotated[Any, not_supported("put the key in key_file")] = None

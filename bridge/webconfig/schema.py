@@ -14,6 +14,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from bridge.tlsutil import pem_certificates
 from bridge.yamlconfig import Strict, not_supported, parse_yaml
 
 __all__ = [
@@ -50,12 +51,14 @@ _VERIFYING: Final = frozenset(
 # A bcrypt hash as htpasswd -B and every bcrypt library write it: $2<v>$<cost>$<53 characters>.
 _BCRYPT: Final = re.compile(r"\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}")
 # Keys whose empty value the toolkit takes as unset (its IsEnabled and path checks test for "").
-_BLANK_IS_UNSET: Final = frozenset({"cert_file", "key_file", "client_ca_file", "client_auth_type"})
+_BLANK_IS_UNSET: Final = frozenset(
+    {"cert_file", "key_file", "client_ca_file", "client_ca", "client_auth_type"}
+)
 # Keys of the schema that names are shown for but whose values never are.
 _SECRET_KEYS: Final = frozenset({"basic_auth_users", "key"})
 # Toolkit keys refused by name (see not_supported), left out of "allowed here" lists.
 _UNSUPPORTED: Final = frozenset(
-    {"cert", "key", "client_ca", "client_allowed_sans", "curve_preferences", "rate_limit"}
+    {"cert", "key", "client_allowed_sans", "curve_preferences", "rate_limit"}
 )
 
 
@@ -116,13 +119,14 @@ class TLSServerConfig(Strict):
     key_file: str | None = None
     client_auth_type: ClientAuthType = "NoClientCert"
     client_ca_file: str | None = None
+    client_ca: Annotated[str | None, AfterValidator(pem_certificates)] = None
     min_version: TLSVersionName = "TLS12"
     max_version: TLSVersionName = "TLS13"
     cipher_suites: tuple[str, ...] = ()
     prefer_server_cipher_suites: bool = True
+    # Python's ssl loads a certificate chain and key from files only.
     cert: Annotated[str | None, not_supported("put the certificate in cert_file")] = None
     key: Annotated[str | None, not_supported("put the key in key_file")] = None
-    client_ca: Annotated[str | None, not_supported("put the CA in client_ca_file")] = None
     client_allowed_sans: Annotated[
         Any, not_supported("Python's ssl cannot check a client's SANs during the handshake")
     ] = None
@@ -133,12 +137,12 @@ class TLSServerConfig(Strict):
     @property
     def enabled(self) -> bool:
         """TLS is on when a certificate, key, client CA or client-auth type is given (toolkit)."""
-        given = {"cert_file", "key_file", "client_ca_file", "client_auth_type"}
+        given = {"cert_file", "key_file", "client_ca_file", "client_ca", "client_auth_type"}
         return bool(self.model_fields_set & given)
 
     @property
     def verifies_clients(self) -> bool:
-        """True when client certificates are checked against ``client_ca_file``."""
+        """True when client certificates are checked against the client CA."""
         return self.client_auth_type in _VERIFYING
 
     @model_validator(mode="after")
@@ -148,19 +152,24 @@ class TLSServerConfig(Strict):
         missing = [key for key in ("cert_file", "key_file") if not getattr(self, key)]
         if missing:
             raise ValueError(f"TLS needs {' and '.join(missing)}")
-        if self.client_ca_file and self.client_auth_type == "NoClientCert":
+        if self.client_ca_file and self.client_ca:
+            raise ValueError("at most one of client_ca and client_ca_file")
+        given = "client_ca_file" if self.client_ca_file else "client_ca" if self.client_ca else ""
+        if given and self.client_auth_type == "NoClientCert":
             raise ValueError(
-                "client_ca_file is set but client_auth_type is NoClientCert; "
+                f"{given} is set but client_auth_type is NoClientCert; "
                 "use RequireAndVerifyClientCert to check client certificates"
             )
-        if self.verifies_clients and not self.client_ca_file:
+        if self.verifies_clients and not given:
             why = (
                 " (Python's ssl verifies every certificate it asks for, so it cannot take any "
                 "certificate as Go does)"
                 if self.client_auth_type == "RequireAnyClientCert"
                 else ""
             )
-            raise ValueError(f"client_auth_type {self.client_auth_type} needs client_ca_file{why}")
+            raise ValueError(
+                f"client_auth_type {self.client_auth_type} needs client_ca_file or client_ca{why}"
+            )
         if TLS_VERSIONS.index(self.min_version) > TLS_VERSIONS.index(self.max_version):
             raise ValueError(f"min_version {self.min_version} is above max_version")
         return self

@@ -4,7 +4,7 @@ What Python's ``ssl`` cannot do as Go's ``crypto/tls`` does, and what is done in
 
 - ``RequestClientCert`` asks for no certificate: Python cannot ask without verifying what comes,
   and the bridge never reads an unverified certificate, so who gets in is the same.
-- ``RequireAnyClientCert`` verifies the certificate against ``client_ca_file`` (stricter).
+- ``RequireAnyClientCert`` verifies the certificate against the client CA (stricter).
 - TLS 1.3 cipher suites cannot be chosen (as in Go, where listing them has no effect either);
   ``cipher_suites`` restricts TLS 1.2 and below.
 
@@ -92,6 +92,8 @@ def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
                     f"{load_error(exc)}"
                 ]
             ) from None
+    elif tls.client_ca:
+        context.load_verify_locations(cadata=tls.client_ca)  # checked by the schema
     return context
 
 

@@ -148,7 +148,7 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
         (
             "tls_server_config:\n  cert_file: a\n  key_file: b\n"
             "  client_auth_type: RequireAnyClientCert\n",
-            "RequireAnyClientCert needs client_ca_file (Python's ssl verifies every certificate",
+            "RequireAnyClientCert needs client_ca_file or client_ca (Python's ssl verifies every",
         ),
         (
             "tls_server_config:\n  cert_file: ''\n  key_file: b\n",
@@ -162,6 +162,11 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
         ("basic_auth_users:\n  alice: plaintext\n", "basic_auth_users.alice: must be a bcrypt"),
         (f"basic_auth_users:\n  'a:b': {HASH}\n", "basic_auth_users: a user name must"),
         ("tls_server_config:\n  key: '-----BEGIN'\n", "tls_server_config.key: not supported"),
+        (
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n"
+            "  client_auth_type: RequireAndVerifyClientCert\n  client_ca: not a certificate\n",
+            "tls_server_config.client_ca: must be PEM CA certificates",
+        ),
         ("tls_server_config:\n  client_allowed_sans: [a]\n", "client_allowed_sans: not supported"),
         ("tls_server_config:\n  curve_preferences: [X25519]\n", "curve_preferences: not supported"),
         ("rate_limit:\n  burst: 1\n", "rate_limit: not supported"),

@@ -242,6 +242,19 @@ async def test_require_and_verify_client_cert(files: WebFiles):
         assert status == 200
 
 
+async def test_a_client_ca_given_inline_verifies_client_certificates(files: WebFiles):
+    """client_ca holds the CA's PEM in the file itself, as the toolkit takes it: a client
+    without a certificate is refused, one with a certificate from that CA is served."""
+    pem = files.client_ca.cert_pem.bytes().decode()
+    text = files.tls_config("client_auth_type: RequireAndVerifyClientCert\nclient_ca: |") + "".join(
+        f"    {line}\n" for line in pem.splitlines()
+    )
+    async with serving(files, text) as bridge:
+        assert await refused_connection(bridge, files.client_context())
+        status, _, _ = await request(bridge, context=files.client_context(files.client_cert()))
+        assert status == 200
+
+
 async def test_verify_client_cert_if_given(files: WebFiles):
     """No certificate is fine; a certificate from another CA is refused."""
     text = files.tls_config(
