@@ -136,6 +136,10 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             "webhook_configs.0.url: 'ftp://h/…' is not an http:// or https:// URL",
         ),
         (
+            "webhook_configs:\n  - {url: 'http://h/{{ .GroupLabels.tok3n }}'}\n",
+            "webhook_configs.0.url: holds a template ({{ … }}), which the bridge does not expand",
+        ),
+        (
             "webhook_configs:\n  - {url: 'http://h', timeout: ten}\n",
             "webhook_configs.0.timeout: 'ten' is not a duration",
         ),

@@ -195,6 +195,31 @@ async def test_a_header_the_http_client_refuses_fails_the_attempt() -> None:
     assert "one" not in (result.error or "")
 
 
+async def test_a_templated_url_in_url_file_fails_the_attempt_instead_of_posting_elsewhere(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A url_file holding an Alertmanager template ({{ … }}), which the bridge does not expand,
+    fails the attempt naming url_file; nothing is posted to the literal path."""
+    receiver: WebhookReceiver = webhook_receiver()
+    url_file = write(tmp_path / "hook-url", receiver.url + "/{{ .GroupLabels.alertname }}\n")
+    [hook], _ = resolve_receivers(
+        [],
+        write(tmp_path / "receivers.yml", "webhook_configs:\n  - url_file: hook-url\n"),
+        secret=None,
+        timeout=5.0,
+        max_alerts=0,
+        min_severity="warning",
+    )
+    sender = WebhookSender(hook)
+    try:
+        result = await sender.send(delivery_to(hook.key))
+    finally:
+        await sender.aclose()
+    assert (result.outcome, result.error_type) == (Outcome.RETRY, "ClientSetupError")
+    assert f"url_file {url_file}: holds a template" in (result.error or "")
+    assert receiver.requests == []
+
+
 async def test_without_the_private_ca_the_https_receiver_is_not_trusted(
     tmp_path: Path, webhook_receiver
 ) -> None:

@@ -47,6 +47,7 @@ from bridge.sinks.alerts.receiver_log import ReceiverLog
 from bridge.sinks.alerts.records import Delivery, DeliveryState
 from bridge.sinks.alerts.thread import DbThread
 from bridge.tracing import ClientSpan, http_client_span
+from bridge.urls import http_url_problem
 
 __all__ = [
     "DELIVERY_HEADER",
@@ -223,6 +224,8 @@ class WebhookSender:
             url = self._url.get()
             if not url:
                 raise ClientSetupError(f"url_file {self.receiver.url_file} is empty")
+            if self.receiver.url_file and (problem := http_url_problem(url)):
+                raise ClientSetupError(f"url_file {self.receiver.url_file}: {problem}")
             options = self._client.request_options(url)
             headers = self.headers(delivery.id, delivery.body)
             headers.update(options.headers)
