@@ -57,9 +57,7 @@ _BLANK_IS_UNSET: Final = frozenset(
 # Keys of the schema that names are shown for but whose values never are.
 _SECRET_KEYS: Final = frozenset({"basic_auth_users", "key"})
 # Toolkit keys refused by name (see not_supported), left out of "allowed here" lists.
-_UNSUPPORTED: Final = frozenset(
-    {"cert", "key", "client_allowed_sans", "curve_preferences", "rate_limit"}
-)
+_UNSUPPORTED: Final = frozenset({"cert", "key", "curve_preferences", "rate_limit"})
 
 
 def _header_value(value: str | None) -> str | None:
@@ -120,6 +118,8 @@ class TLSServerConfig(Strict):
     client_auth_type: ClientAuthType = "NoClientCert"
     client_ca_file: str | None = None
     client_ca: Annotated[str | None, AfterValidator(pem_certificates)] = None
+    # Checked on each request, as the handshake cannot be (see bridge.webconfig.tls).
+    client_allowed_sans: tuple[str, ...] = ()
     min_version: TLSVersionName = "TLS12"
     max_version: TLSVersionName = "TLS13"
     cipher_suites: tuple[str, ...] = ()
@@ -127,9 +127,6 @@ class TLSServerConfig(Strict):
     # Python's ssl loads a certificate chain and key from files only.
     cert: Annotated[str | None, not_supported("put the certificate in cert_file")] = None
     key: Annotated[str | None, not_supported("put the key in key_file")] = None
-    client_allowed_sans: Annotated[
-        Any, not_supported("Python's ssl cannot check a client's SANs during the handshake")
-    ] = None
     curve_preferences: Annotated[
         Any, not_supported("Python's ssl cannot set a list of curves; OpenSSL's defaults apply")
     ] = None
@@ -169,6 +166,11 @@ class TLSServerConfig(Strict):
             )
             raise ValueError(
                 f"client_auth_type {self.client_auth_type} needs client_ca_file or client_ca{why}"
+            )
+        if self.client_allowed_sans and not self.verifies_clients:
+            raise ValueError(
+                "client_allowed_sans needs a client_auth_type that checks certificates "
+                "(RequireAndVerifyClientCert, VerifyClientCertIfGiven or RequireAnyClientCert)"
             )
         if TLS_VERSIONS.index(self.min_version) > TLS_VERSIONS.index(self.max_version):
             raise ValueError(f"min_version {self.min_version} is above max_version")

@@ -7,6 +7,9 @@ What Python's ``ssl`` cannot do as Go's ``crypto/tls`` does, and what is done in
 - ``RequireAnyClientCert`` verifies the certificate against the client CA (stricter).
 - TLS 1.3 cipher suites cannot be chosen (as in Go, where listing them has no effect either);
   ``cipher_suites`` restricts TLS 1.2 and below.
+- ``client_allowed_sans`` cannot fail the handshake (Python has no callback after verification):
+  ``client_names`` reads the verified certificate's SANs, the way Go lists them, and the
+  middleware refuses each request from a certificate with none of the names allowed.
 
 Certificates rotate without a restart: the listening socket keeps its first context, whose
 ``sni_callback`` hands each new handshake to the context of the newest good file. OpenSSL takes
@@ -17,14 +20,16 @@ listening context (``apply_handshake_settings``).
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from bridge.errors import ConfigError
 from bridge.tlsutil import TLS_VERSIONS, load_error
 from bridge.webconfig.schema import TLSServerConfig
 
-__all__ = ["CIPHER_SUITES", "apply_handshake_settings", "server_context"]
+__all__ = ["CIPHER_SUITES", "apply_handshake_settings", "client_names", "server_context"]
 
 _VERIFY_MODES: Final = {
     "NoClientCert": ssl.CERT_NONE,
@@ -95,6 +100,28 @@ def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
     elif tls.client_ca:
         context.load_verify_locations(cadata=tls.client_ca)  # checked by the schema
     return context
+
+
+# The SAN kinds Go's toolkit compares (DNS names, emails, IP addresses, URIs), as Python's
+# getpeercert() names them.
+_SAN_KINDS: Final = frozenset({"DNS", "email", "IP Address", "URI"})
+
+
+def client_names(peercert: Mapping[str, Any] | None) -> frozenset[str]:
+    """The subject alternative names of a verified client certificate (``getpeercert()``), as
+    Go writes them: an IP address in its short form (``2001:db8::1``), the others as they are."""
+    names: set[str] = set()
+    for kind, value in (peercert or {}).get("subjectAltName", ()):
+        if kind not in _SAN_KINDS:
+            continue
+        value = value.strip()
+        if kind == "IP Address":
+            try:
+                value = ipaddress.ip_address(value).compressed
+            except ValueError:
+                continue
+        names.add(value)
+    return frozenset(names)
 
 
 def apply_handshake_settings(tls: TLSServerConfig, context: ssl.SSLContext) -> None:

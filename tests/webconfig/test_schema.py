@@ -167,7 +167,10 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
             "  client_auth_type: RequireAndVerifyClientCert\n  client_ca: not a certificate\n",
             "tls_server_config.client_ca: must be PEM CA certificates",
         ),
-        ("tls_server_config:\n  client_allowed_sans: [a]\n", "client_allowed_sans: not supported"),
+        (
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_allowed_sans: [a]\n",
+            "client_allowed_sans needs a client_auth_type that checks certificates",
+        ),
         ("tls_server_config:\n  curve_preferences: [X25519]\n", "curve_preferences: not supported"),
         ("rate_limit:\n  burst: 1\n", "rate_limit: not supported"),
         ("tls_server_config: [\n", "not valid YAML at line"),

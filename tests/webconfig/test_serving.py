@@ -255,6 +255,26 @@ async def test_a_client_ca_given_inline_verifies_client_certificates(files: WebF
         assert status == 200
 
 
+async def test_client_allowed_sans_refuses_certificates_without_an_allowed_name(files: WebFiles):
+    """With client_allowed_sans, a verified certificate is served only when one of its SANs is
+    listed, compared as Go writes them (an IPv6 address in its short form); others get 403."""
+    text = files.tls_config(
+        "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem\n"
+        "client_allowed_sans: [prometheus@example.test, '2001:db8::7']"
+    )
+    by_email = files.client_cert(name="prometheus")
+    by_address = files.client_ca.issue_cert("2001:db8:0:0:0:0:0:7")
+    async with serving(files, text) as bridge:
+        for allowed in (by_email, by_address):
+            status, _, _ = await request(bridge, context=files.client_context(allowed))
+            assert status == 200
+        status, _, body = await request(
+            bridge, context=files.client_context(files.client_cert(name="stranger"))
+        )
+        assert status == 403
+        assert json.loads(body)["error"] == "forbidden"
+
+
 async def test_verify_client_cert_if_given(files: WebFiles):
     """No certificate is fine; a certificate from another CA is refused."""
     text = files.tls_config(
