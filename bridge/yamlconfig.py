@@ -16,16 +16,54 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from bridge.errors import ConfigError
 
-__all__ = ["Strict", "not_supported", "parse_yaml", "read_text"]
+__all__ = ["GoDuration", "Strict", "go_duration", "not_supported", "parse_yaml", "read_text"]
 
 Model = TypeVar("Model", bound=BaseModel)
+
+# Go's time.ParseDuration (Alertmanager's `timeout`, the toolkit's `rate_limit.interval`): "1m30s".
+_DURATION: Final = re.compile(r"(?:(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+")
+_PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS: Final = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+
+def go_duration(value: Any) -> float:
+    """A Go duration (``10s``, ``1m30s``, ``0``) in seconds; ValueError otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool) and value == 0:
+        return 0.0
+    if not isinstance(value, str):
+        raise ValueError("must be a duration such as 10s, 1m30s or 500ms")
+    text = value.strip()
+    if text == "0":
+        return 0.0
+    if not _DURATION.fullmatch(text):
+        raise ValueError(f"{value!r} is not a duration such as 10s, 1m30s or 500ms")
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _PART.findall(text))
+
+
+GoDuration = Annotated[float, BeforeValidator(go_duration), Field(ge=0)]
 
 
 class Strict(BaseModel):

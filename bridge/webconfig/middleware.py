@@ -2,8 +2,8 @@
 
 Every path is behind basic auth when users are configured, ``/healthz`` included (as in
 exporter-toolkit); what a route checks itself (ingest's signature, the admin token) comes on top.
-Before it, a client certificate without any of ``client_allowed_sans`` is refused (the toolkit
-refuses it in the handshake, which Python's ssl cannot).
+Before it, a request over ``rate_limit`` is refused (429), then a client certificate without any
+of ``client_allowed_sans`` (the toolkit refuses it in the handshake, which Python's ssl cannot).
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ def install(app: web.Application, live: LiveWebConfig) -> None:
     @web.middleware
     async def web_config(request: web.Request, handler: Handler) -> web.StreamResponse:
         live.refresh()
+        # The toolkit's order: the rate limit before anything else.
+        if live.limiter is not None and not live.limiter.allow():
+            return error_response(429, "rate_limited", "over the web config's rate_limit")
         tls = live.config.tls
         if tls is not None and tls.client_allowed_sans:
             transport = request.transport

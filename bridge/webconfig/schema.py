@@ -15,12 +15,13 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from bridge.tlsutil import pem_certificates
-from bridge.yamlconfig import Strict, not_supported, parse_yaml
+from bridge.yamlconfig import GoDuration, Strict, not_supported, parse_yaml
 
 __all__ = [
     "CLIENT_AUTH_TYPES",
     "TLS_VERSIONS",
     "HTTPServerConfig",
+    "RateLimit",
     "ResponseHeaders",
     "TLSServerConfig",
     "WebConfig",
@@ -57,7 +58,7 @@ _BLANK_IS_UNSET: Final = frozenset(
 # Keys of the schema that names are shown for but whose values never are.
 _SECRET_KEYS: Final = frozenset({"basic_auth_users", "key"})
 # Toolkit keys refused by name (see not_supported), left out of "allowed here" lists.
-_UNSUPPORTED: Final = frozenset({"cert", "key", "curve_preferences", "rate_limit"})
+_UNSUPPORTED: Final = frozenset({"cert", "key", "curve_preferences"})
 
 
 def _header_value(value: str | None) -> str | None:
@@ -194,15 +195,25 @@ def _bcrypt_hash(value: str) -> str:
     return value
 
 
+class RateLimit(Strict):
+    """``rate_limit``: at most ``burst`` requests at once, then one per ``interval``."""
+
+    interval: GoDuration = 0.0  # 0: no limit
+    burst: Annotated[int, Field(ge=0)] = 0
+
+    @property
+    def enabled(self) -> bool:
+        """True when requests are limited (a non-zero interval, the toolkit's rule)."""
+        return self.interval > 0
+
+
 class WebConfig(Strict):
     """The whole file; every key optional, an empty file means plain HTTP without auth."""
 
     tls_server_config: TLSServerConfig | None = None
     http_server_config: HTTPServerConfig = HTTPServerConfig()
     basic_auth_users: dict[str, Annotated[str, AfterValidator(_bcrypt_hash)]] = {}
-    rate_limit: Annotated[
-        Any, not_supported("put a rate-limiting proxy in front of the bridge")
-    ] = None
+    rate_limit: RateLimit = RateLimit()
 
     @field_validator("basic_auth_users")
     @classmethod
@@ -232,6 +243,9 @@ class WebConfig(Strict):
         parts.append(f"basic auth: {users} user{'' if users == 1 else 's'}" if users else "no auth")
         headers = [name for name, _ in self.http_server_config.headers.items()]
         parts.append(f"headers: {', '.join(headers)}" if headers else "no extra headers")
+        limit = self.rate_limit
+        if limit.enabled:
+            parts.append(f"rate limit: burst {limit.burst}, one more every {limit.interval:g}s")
         return "; ".join(parts)
 
 

@@ -172,7 +172,8 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
             "client_allowed_sans needs a client_auth_type that checks certificates",
         ),
         ("tls_server_config:\n  curve_preferences: [X25519]\n", "curve_preferences: not supported"),
-        ("rate_limit:\n  burst: 1\n", "rate_limit: not supported"),
+        ("rate_limit:\n  interval: soon\n", "rate_limit.interval: 'soon' is not a duration"),
+        ("rate_limit:\n  interval: 1s\n  burst: -1\n", "rate_limit.burst"),
         ("tls_server_config: [\n", "not valid YAML at line"),
         ("- a\n- b\n", "the top level must be a mapping"),
         (

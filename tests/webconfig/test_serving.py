@@ -217,6 +217,19 @@ async def test_signed_ingest_keeps_its_signature_check(files: WebFiles):
         assert status == 202
 
 
+async def test_requests_over_the_rate_limit_answer_429_before_basic_auth(files: WebFiles):
+    """rate_limit (burst 2, then one an hour) lets two requests through and answers the next
+    429 without looking at its credentials, as the toolkit's limiter does."""
+    text = files.tls_config() + USERS + "rate_limit:\n  interval: 1h\n  burst: 2\n"
+    async with serving(files, text) as bridge:
+        context = files.client_context()
+        first, _, _ = await request(bridge, context=context, headers={"Authorization": ALICE})
+        second, _, _ = await request(bridge, context=context)
+        third, _, body = await request(bridge, context=context, headers={"Authorization": ALICE})
+    assert (first, second, third) == (200, 401, 429)
+    assert json.loads(body)["error"] == "rate_limited"
+
+
 # -- TLS --
 
 
