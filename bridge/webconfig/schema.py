@@ -64,7 +64,7 @@ _UNSUPPORTED: Final = frozenset({"cert", "key", "curve_preferences"})
 def _header_value(value: str | None) -> str | None:
     if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise ValueError("must be one line of printable characters")
-    # The toolkit's rule: a blank value leaves the header unset.
+    # A blank value leaves the header unset (the toolkit would send it empty, which says nothing).
     return value or None
 
 
