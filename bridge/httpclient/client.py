@@ -19,6 +19,7 @@ from typing import Any, Final
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from bridge.httpclient.files import ClientSetupError, FileSetting, stamp
+from bridge.httpclient.proxy import bypasses_proxy
 from bridge.httpclient.schema import HTTPClientConfig, TLSConfig
 from bridge.tlsutil import TLS_VERSIONS, load_error
 
@@ -143,6 +144,7 @@ class ClientSettings:
         )
         self._tls = _TLS(config.tls_config) if config.tls_config.configured else None
         self._proxy, self._proxy_headers = _split_proxy(config.proxy_url)
+        self._no_proxy = config.no_proxy or ""
 
     def request_options(self, url: str) -> RequestOptions:
         """The options of the next request to ``url``, files read again if they changed;
@@ -159,7 +161,9 @@ class ClientSettings:
                     f"the {name} header made from {self._header_source} holds a control "
                     "character (a line break inside a file?), which no HTTP header may carry"
                 )
-        proxy_headers = self._proxy_headers
+        proxy, proxy_headers = self._proxy, self._proxy_headers
+        if proxy is not None and bypasses_proxy(url, self._no_proxy):
+            proxy, proxy_headers = None, {}
         if proxy_headers and not url.lower().startswith("https:"):
             # A plain-HTTP request goes to the proxy itself (aiohttp sends proxy headers only
             # with the CONNECT of an HTTPS one), so its auth header travels with the request.
@@ -169,7 +173,7 @@ class ClientSettings:
         return RequestOptions(
             headers=headers,
             ssl=self._tls.context() if self._tls is not None else True,
-            proxy=self._proxy,
+            proxy=proxy,
             proxy_headers=proxy_headers,
             server_hostname=tls.server_name or None,
         )

@@ -4,7 +4,8 @@ The keys and rules are those of prometheus/common's ``HTTPClientConfig`` (what A
 receivers and Prometheus' scrape jobs take), so a block written for them reads the same here:
 at most one of ``authorization`` and ``basic_auth``; a value or its ``*_file``, never both; a
 client certificate only with its key; ``bearer_token`` / ``bearer_token_file`` (deprecated there)
-taken as ``authorization``. Paths are relative to the file's folder, as there. A CA may be
+taken as ``authorization``; ``no_proxy`` as Go's httpproxy reads it (``bridge.httpclient.proxy``).
+Paths are relative to the file's folder, as there. A CA may be
 given inline (``tls_config.ca``, checked when the file is read). What the bridge cannot do is
 refused by name, saying why; ``enable_http2`` is accepted and has no effect (the
 bridge's client speaks HTTP/1.1).
@@ -48,7 +49,6 @@ UNSUPPORTED_KEYS: Final = frozenset(
         "cert_ref",
         "key_ref",
         "oauth2",
-        "no_proxy",
         "proxy_from_environment",
         "proxy_connect_header",
         "http_headers",
@@ -171,7 +171,7 @@ class HTTPClientConfig(Strict):
     follow_redirects: bool | None = None
     enable_http2: bool = True  # accepted for files written for Alertmanager; no effect
     oauth2: Annotated[Any, not_supported("use authorization with a token from a file")] = None
-    no_proxy: Annotated[Any, not_supported("proxy_url applies to the receiver's URL only")] = None
+    no_proxy: str | None = None  # bridge.httpclient.proxy: hosts reached without proxy_url
     proxy_from_environment: Annotated[
         Any, not_supported("the bridge never takes a proxy from the environment; set proxy_url")
     ] = None
@@ -214,6 +214,8 @@ class HTTPClientConfig(Strict):
     def _check(self) -> HTTPClientConfig:
         if self.authorization is not None and self.basic_auth is not None:
             raise ValueError("at most one of basic_auth and authorization")
+        if self.no_proxy and not self.proxy_url:
+            raise ValueError("no_proxy needs proxy_url (the hosts it names skip that proxy)")
         return self
 
     @property
@@ -277,5 +279,6 @@ class HTTPClientConfig(Strict):
             ]
             parts.append("tls_config " + ", ".join(shown))
         if self.proxy_url:
-            parts.append(f"proxy {safe_url(self.proxy_url)}")
+            skipped = f" (not for {self.no_proxy})" if self.no_proxy else ""
+            parts.append(f"proxy {safe_url(self.proxy_url)}{skipped}")
         return "; ".join(parts) if parts else "no http_config"

@@ -459,3 +459,32 @@ webhook_configs:
     [request] = receiver.requests
     assert "Proxy-Authorization" not in request.headers
     assert request.alert_ids() == ["proxied-1"]
+
+
+async def test_with_no_proxy_a_loopback_receiver_is_reached_without_the_proxy(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """Once no_proxy is set, a receiver on loopback is asked directly, as Go's httpproxy (and so
+    Alertmanager) does: the alert arrives and the proxy sees nothing."""
+    receiver: WebhookReceiver = webhook_receiver()
+    proxy = await ForwardProxy().start()
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    http_config:
+      proxy_url: http://127.0.0.1:{proxy.port}
+      no_proxy: other.example
+""",
+    )
+    try:
+        async with alert_bridge(
+            tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+        ) as (bridge, _, _):
+            bridge.bus.publish("disk_full", system_alert("direct-1"))
+            await async_wait_until(lambda: receiver.accepted(), what="a direct delivery")
+    finally:
+        await proxy.aclose()
+    assert proxy.seen == []
+    assert receiver.requests[0].alert_ids() == ["direct-1"]

@@ -1,0 +1,65 @@
+"""no_proxy: the hosts that skip proxy_url, by Go's httpproxy rules (what Alertmanager uses)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.httpclient import ClientSettings, HTTPClientConfig
+from bridge.httpclient.proxy import bypasses_proxy
+
+PROXY = "http://proxy.example:3128"
+
+
+@pytest.mark.parametrize(
+    ("url", "no_proxy", "bypassed"),
+    [
+        ("https://hooks.example.com/a", "", False),
+        ("https://hooks.example.com/a", "*", True),
+        ("https://hooks.example.com/a", "example.com", True),
+        ("https://example.com/a", "example.com", True),
+        ("https://notexample.com/a", "example.com", False),
+        ("https://hooks.example.com/a", ".example.com", True),
+        ("https://example.com/a", ".example.com", False),
+        ("https://hooks.example.com/a", "*.example.com", True),
+        ("https://HOOKS.Example.COM/a", " other.test , EXAMPLE.com ", True),
+        ("https://hooks.example.com/a", "example.com:443", True),
+        ("https://hooks.example.com:8443/a", "example.com:443", False),
+        ("http://hooks.example.com/a", "hooks.example.com:80", True),
+        ("https://10.1.2.3/a", "10.0.0.0/8", True),
+        ("https://11.1.2.3/a", "10.0.0.0/8", False),
+        ("https://10.1.2.3/a", "10.1.2.3", True),
+        ("https://[2001:db8::7]/a", "2001:db8::/32", True),
+        ("https://[2001:db8::7]:8443/a", "[2001:db8::7]:8443", True),
+        ("https://[2001:db8::7]/a", "2001:db8:0:0:0:0:0:7", True),
+        # Go's httpproxy never proxies loopback once no_proxy is set.
+        ("http://127.0.0.1:9000/a", "other.test", True),
+        ("http://localhost:9000/a", "other.test", True),
+        ("http://[::1]:9000/a", "other.test", True),
+        ("http://127.0.0.1:9000/a", "", False),
+    ],
+)
+def test_no_proxy_matches_as_go_httpproxy_does(url: str, no_proxy: str, bypassed: bool) -> None:
+    """Names match themselves and their subdomains (a leading dot: subdomains only), addresses
+    and CIDR ranges match addresses, a port narrows an entry, * matches all."""
+    assert bypasses_proxy(url, no_proxy) is bypassed
+
+
+def test_a_host_in_no_proxy_is_asked_directly_without_the_proxys_credentials() -> None:
+    """A request to a host in no_proxy has no proxy and no Proxy-Authorization; others keep
+    both."""
+    settings = ClientSettings(
+        HTTPClientConfig.model_validate(
+            {"proxy_url": "http://u:p@proxy.example:3128", "no_proxy": "internal.example"}
+        )
+    )
+    direct = settings.request_options("http://hooks.internal.example/a")
+    assert (direct.proxy, direct.proxy_headers, direct.headers) == (None, {}, {})
+    proxied = settings.request_options("http://hooks.example.com/a")
+    assert proxied.proxy == PROXY
+    assert "Proxy-Authorization" in proxied.headers
+
+
+def test_no_proxy_without_proxy_url_is_refused() -> None:
+    """no_proxy alone means nothing, and prometheus/common refuses it: so does the bridge."""
+    with pytest.raises(ValueError, match="no_proxy needs proxy_url"):
+        HTTPClientConfig.model_validate({"no_proxy": "example.com"})
