@@ -177,8 +177,8 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
         ),
         (
             "webhook_configs:\n  - url: http://h\n"
-            "    http_config: {proxy_from_environment: true}\n",
-            "http_config.proxy_from_environment: not supported by exesdb-bridge",
+            "    http_config: {proxy_from_environment: true, proxy_url: 'http://u:tok3n@p'}\n",
+            "proxy_from_environment takes the proxy and its exceptions from HTTP_PROXY",
         ),
         (
             "webhook_configs:\n  - url: http://h\n    http_config: {follow_redirects: true}\n",

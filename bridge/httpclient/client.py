@@ -11,15 +11,17 @@ and retries it, as it would a refused connection.
 from __future__ import annotations
 
 import base64
+import os
 import re
 import ssl
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from bridge.httpclient.files import ClientSetupError, FileSetting, stamp
-from bridge.httpclient.proxy import bypasses_proxy
+from bridge.httpclient.proxy import ProxyRule
 from bridge.httpclient.schema import HTTPClientConfig, TLSConfig
 from bridge.tlsutil import TLS_VERSIONS, load_error
 
@@ -114,7 +116,10 @@ def _build_context(config: TLSConfig) -> ssl.SSLContext:
 class ClientSettings:
     """An ``http_config`` ready for requests; safe to share between tasks and threads."""
 
-    def __init__(self, config: HTTPClientConfig | None = None) -> None:
+    def __init__(
+        self, config: HTTPClientConfig | None = None, *, environ: Mapping[str, str] = os.environ
+    ) -> None:
+        """``environ`` gives the proxies when ``proxy_from_environment`` is set."""
         config = config or HTTPClientConfig()
         self.config = config
         self._auth_type: str | None = None
@@ -143,8 +148,11 @@ class ClientSettings:
             "authorization.credentials(_file)" if config.authorization else "basic_auth"
         )
         self._tls = _TLS(config.tls_config) if config.tls_config.configured else None
-        self._proxy, self._proxy_headers = _split_proxy(config.proxy_url)
-        self._no_proxy = config.no_proxy or ""
+        self._proxies = (
+            ProxyRule.from_environment(environ)
+            if config.proxy_from_environment
+            else ProxyRule.configured(config.proxy_url, config.no_proxy)
+        )
 
     def request_options(self, url: str) -> RequestOptions:
         """The options of the next request to ``url``, files read again if they changed;
@@ -161,9 +169,7 @@ class ClientSettings:
                     f"the {name} header made from {self._header_source} holds a control "
                     "character (a line break inside a file?), which no HTTP header may carry"
                 )
-        proxy, proxy_headers = self._proxy, self._proxy_headers
-        if proxy is not None and bypasses_proxy(url, self._no_proxy):
-            proxy, proxy_headers = None, {}
+        proxy, proxy_headers = _split_proxy(self._proxies.proxy_for(url))
         if proxy_headers and not url.lower().startswith("https:"):
             # A plain-HTTP request goes to the proxy itself (aiohttp sends proxy headers only
             # with the CONNECT of an HTTPS one), so its auth header travels with the request.

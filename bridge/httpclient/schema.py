@@ -4,7 +4,8 @@ The keys and rules are those of prometheus/common's ``HTTPClientConfig`` (what A
 receivers and Prometheus' scrape jobs take), so a block written for them reads the same here:
 at most one of ``authorization`` and ``basic_auth``; a value or its ``*_file``, never both; a
 client certificate only with its key; ``bearer_token`` / ``bearer_token_file`` (deprecated there)
-taken as ``authorization``; ``no_proxy`` as Go's httpproxy reads it (``bridge.httpclient.proxy``).
+taken as ``authorization``; ``no_proxy`` and ``proxy_from_environment`` as Go's httpproxy reads
+them (``bridge.httpclient.proxy``).
 Paths are relative to the file's folder, as there. A CA may be
 given inline (``tls_config.ca``, checked when the file is read). What the bridge cannot do is
 refused by name, saying why; ``enable_http2`` is accepted and has no effect (the
@@ -49,7 +50,6 @@ UNSUPPORTED_KEYS: Final = frozenset(
         "cert_ref",
         "key_ref",
         "oauth2",
-        "proxy_from_environment",
         "proxy_connect_header",
         "http_headers",
     }
@@ -172,9 +172,7 @@ class HTTPClientConfig(Strict):
     enable_http2: bool = True  # accepted for files written for Alertmanager; no effect
     oauth2: Annotated[Any, not_supported("use authorization with a token from a file")] = None
     no_proxy: str | None = None  # bridge.httpclient.proxy: hosts reached without proxy_url
-    proxy_from_environment: Annotated[
-        Any, not_supported("the bridge never takes a proxy from the environment; set proxy_url")
-    ] = None
+    proxy_from_environment: bool = False  # HTTP(S)_PROXY and NO_PROXY, as Go reads them
     proxy_connect_header: Annotated[Any, not_supported("no headers can be sent to a proxy")] = None
     http_headers: Annotated[Any, not_supported("use authorization for a token header")] = None
 
@@ -214,6 +212,11 @@ class HTTPClientConfig(Strict):
     def _check(self) -> HTTPClientConfig:
         if self.authorization is not None and self.basic_auth is not None:
             raise ValueError("at most one of basic_auth and authorization")
+        if self.proxy_from_environment and (self.proxy_url or self.no_proxy):
+            raise ValueError(
+                "proxy_from_environment takes the proxy and its exceptions from HTTP_PROXY, "
+                "HTTPS_PROXY and NO_PROXY: give neither proxy_url nor no_proxy with it"
+            )
         if self.no_proxy and not self.proxy_url:
             raise ValueError("no_proxy needs proxy_url (the hosts it names skip that proxy)")
         return self
@@ -281,4 +284,6 @@ class HTTPClientConfig(Strict):
         if self.proxy_url:
             skipped = f" (not for {self.no_proxy})" if self.no_proxy else ""
             parts.append(f"proxy {safe_url(self.proxy_url)}{skipped}")
+        if self.proxy_from_environment:
+            parts.append("proxy from the environment")
         return "; ".join(parts) if parts else "no http_config"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.httpclient import ClientSettings, HTTPClientConfig
+from bridge.httpclient import ClientSettings, ClientSetupError, HTTPClientConfig
 from bridge.httpclient.proxy import bypasses_proxy
 
 PROXY = "http://proxy.example:3128"
@@ -63,3 +63,39 @@ def test_no_proxy_without_proxy_url_is_refused() -> None:
     """no_proxy alone means nothing, and prometheus/common refuses it: so does the bridge."""
     with pytest.raises(ValueError, match="no_proxy needs proxy_url"):
         HTTPClientConfig.model_validate({"no_proxy": "example.com"})
+
+
+def environment_settings(**environ: str) -> ClientSettings:
+    """An http_config with proxy_from_environment, reading ``environ`` as its environment."""
+    config = HTTPClientConfig.model_validate({"proxy_from_environment": True})
+    return ClientSettings(config, environ=environ)
+
+
+def test_proxy_from_environment_takes_each_schemes_proxy_and_no_proxy() -> None:
+    """HTTPS_PROXY for https URLs, http_proxy (lower case also read) for http ones, a bare
+    host:port read as http://, NO_PROXY's hosts and loopback asked directly, as Go does."""
+    settings = environment_settings(
+        HTTPS_PROXY="http://u:p@secure-proxy.example:3128",
+        http_proxy="plain-proxy.example:8080",
+        NO_PROXY=".internal.example",
+    )
+    secure = settings.request_options("https://hooks.example.com/a")
+    assert (secure.proxy, list(secure.proxy_headers)) == (
+        "http://secure-proxy.example:3128",
+        ["Proxy-Authorization"],
+    )
+    assert settings.request_options("http://hooks.example.com/a").proxy == (
+        "http://plain-proxy.example:8080"
+    )
+    assert settings.request_options("https://hooks.internal.example/a").proxy is None
+    assert settings.request_options("http://127.0.0.1:9000/a").proxy is None
+    assert environment_settings().request_options("https://hooks.example.com/a").proxy is None
+
+
+def test_a_proxy_from_the_environment_that_is_no_http_proxy_fails_the_request() -> None:
+    """A SOCKS proxy in HTTPS_PROXY cannot be used: ClientSetupError naming the environment,
+    its credentials redacted."""
+    settings = environment_settings(HTTPS_PROXY="socks5://u:s3cret@proxy.example:1080")
+    with pytest.raises(ClientSetupError, match="HTTPS_PROXY") as caught:
+        settings.request_options("https://hooks.example.com/a")
+    assert "s3cret" not in str(caught.value)
