@@ -194,6 +194,11 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             "      proxy_url: 'socks5://u:hook-tok3n@p'\n",
             "http_config.proxy_url: 'socks5://u:<redacted>@p' is not an http:// or https:// proxy",
         ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config:\n      http_headers:\n"
+            '        X-Api-Key: {secrets: ["tok3n\\nX-Evil: 1"]}\n',
+            "http_config.http_headers: a header value must be one line of printable characters",
+        ),
         ("alertmanager: {url: http://am, colour: red}\n", "alertmanager.colour: unknown key"),
         ("webhook_configs: [\n", "not valid YAML at line"),
         ("- a list\n", "the top level must be a mapping of keys"),

@@ -147,6 +147,21 @@ class ClientSettings:
         self._header_source = (
             "authorization.credentials(_file)" if config.authorization else "basic_auth"
         )
+        # http_headers: each value inline (values, secrets) or a file read again when it changed.
+        self._extra_headers: tuple[tuple[str, tuple[FileSetting, ...]], ...] = tuple(
+            (
+                name,
+                tuple(FileSetting(f"http_headers.{name}", value, None) for value in header.values)
+                + tuple(
+                    FileSetting(f"http_headers.{name}", secret.get_secret_value(), None)
+                    for secret in header.secrets
+                )
+                + tuple(
+                    FileSetting(f"http_headers.{name}.files", None, path) for path in header.files
+                ),
+            )
+            for name, header in config.http_headers.items()
+        )
         self._tls = _TLS(config.tls_config) if config.tls_config.configured else None
         self._proxies = (
             ProxyRule.from_environment(environ)
@@ -169,6 +184,15 @@ class ClientSettings:
                     f"the {name} header made from {self._header_source} holds a control "
                     "character (a line break inside a file?), which no HTTP header may carry"
                 )
+        for name, sources in self._extra_headers:
+            values = [source.get() for source in sources]
+            if any(_FORBIDDEN_IN_HEADER.search(value) for value in values):
+                raise ClientSetupError(
+                    f"the {name} header made from http_headers.{name} holds a control "
+                    "character (a line break inside a file?), which no HTTP header may carry"
+                )
+            # Go adds one field line per value; one line of comma-separated values means the same.
+            headers[name] = ", ".join(values)
         proxy, proxy_headers = _split_proxy(self._proxies.proxy_for(url))
         if proxy_headers and not url.lower().startswith("https:"):
             # A plain-HTTP request goes to the proxy itself (aiohttp sends proxy headers only

@@ -5,15 +5,16 @@ receivers and Prometheus' scrape jobs take), so a block written for them reads t
 at most one of ``authorization`` and ``basic_auth``; a value or its ``*_file``, never both; a
 client certificate only with its key; ``bearer_token`` / ``bearer_token_file`` (deprecated there)
 taken as ``authorization``; ``no_proxy`` and ``proxy_from_environment`` as Go's httpproxy reads
-them (``bridge.httpclient.proxy``).
-Paths are relative to the file's folder, as there. A CA may be
-given inline (``tls_config.ca``, checked when the file is read). What the bridge cannot do is
-refused by name, saying why; ``enable_http2`` is accepted and has no effect (the
-bridge's client speaks HTTP/1.1).
+them (``bridge.httpclient.proxy``); ``http_headers`` (values inline, as secrets or from files),
+none of prometheus/common's reserved headers nor the bridge's own ``X-ExESDB-*``. Paths are
+relative to the file's folder, as there. A CA may be given inline (``tls_config.ca``, checked
+when the file is read). What the bridge cannot do is refused by name, saying why;
+``enable_http2`` is accepted and has no effect (the bridge's client speaks HTTP/1.1).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -26,17 +27,20 @@ from bridge.webconfig.schema import TLS_VERSIONS, TLSVersionName
 from bridge.yamlconfig import Strict, not_supported
 
 __all__ = [
+    "RESERVED_HEADERS",
     "SECRET_KEYS",
     "UNSUPPORTED_KEYS",
     "Authorization",
     "BasicAuth",
     "HTTPClientConfig",
+    "HeaderSource",
     "TLSConfig",
+    "canonical_header",
 ]
 
 # Keys whose values are never shown, in an error or anywhere else.
 SECRET_KEYS: Final = frozenset(
-    {"credentials", "password", "bearer_token", "proxy_url", "key", "client_secret"}
+    {"credentials", "password", "bearer_token", "proxy_url", "key", "client_secret", "secrets"}
 )
 # Keys of prometheus/common refused by name (left out of "allowed here" lists).
 UNSUPPORTED_KEYS: Final = frozenset(
@@ -51,7 +55,6 @@ UNSUPPORTED_KEYS: Final = frozenset(
         "key_ref",
         "oauth2",
         "proxy_connect_header",
-        "http_headers",
     }
 )
 _NO_REFS: Final = "there is no secret manager; use the *_file key"
@@ -161,6 +164,52 @@ class TLSConfig(Strict):
         )
 
 
+# prometheus/common's ReservedHeaders (by canonical name), and the bridge's own.
+RESERVED_HEADERS: Final = frozenset(
+    {
+        "Authorization",
+        "Host",
+        "Content-Encoding",
+        "Content-Length",
+        "Content-Type",
+        "User-Agent",
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "Www-Authenticate",
+        "Accept-Encoding",
+        "X-Prometheus-Remote-Write-Version",
+        "X-Prometheus-Remote-Read-Version",
+        "X-Prometheus-Scrape-Timeout-Seconds",
+        "X-Amz-Date",
+        "X-Amz-Security-Token",
+        "X-Amz-Content-Sha256",
+    }
+)
+_TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field name
+
+
+def canonical_header(name: str) -> str:
+    """``name`` as Go's ``http.CanonicalHeaderKey`` writes it: ``x-api-key`` → ``X-Api-Key``."""
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+def _header_value(value: str) -> str:
+    if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+        raise ValueError("a header value must be one line of printable characters")
+    return value
+
+
+class HeaderSource(Strict):
+    """One ``http_headers`` entry: its values given inline, as secrets, or read from files; each
+    is one more value of the header."""
+
+    values: tuple[Annotated[str, AfterValidator(_header_value)], ...] = ()
+    secrets: tuple[SecretStr, ...] = ()
+    files: tuple[str, ...] = ()
+
+
 class HTTPClientConfig(Strict):
     """``http_config``: how the bridge's client talks to one server."""
 
@@ -174,7 +223,7 @@ class HTTPClientConfig(Strict):
     no_proxy: str | None = None  # bridge.httpclient.proxy: hosts reached without proxy_url
     proxy_from_environment: bool = False  # HTTP(S)_PROXY and NO_PROXY, as Go reads them
     proxy_connect_header: Annotated[Any, not_supported("no headers can be sent to a proxy")] = None
-    http_headers: Annotated[Any, not_supported("use authorization for a token header")] = None
+    http_headers: dict[str, HeaderSource] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -197,6 +246,21 @@ class HTTPClientConfig(Strict):
     @classmethod
     def _check_proxy(cls, value: str | None) -> str | None:
         return None if value is None else require_http_url(value, "proxy URL")
+
+    @field_validator("http_headers")
+    @classmethod
+    def _check_headers(cls, value: dict[str, HeaderSource]) -> dict[str, HeaderSource]:
+        for name in value:
+            if not _TOKEN.fullmatch(name):
+                raise ValueError(f"{name!r} is not a header name")
+            if canonical_header(name) in RESERVED_HEADERS or canonical_header(name).startswith(
+                "X-Exesdb-"
+            ):
+                raise ValueError(f"setting header {canonical_header(name)!r} is not allowed")
+        for source in value.values():
+            for secret in source.secrets:
+                _header_value(secret.get_secret_value())  # the message shows no value
+        return value
 
     @field_validator("follow_redirects")
     @classmethod
@@ -231,11 +295,21 @@ class HTTPClientConfig(Strict):
             found += [
                 p for p in (self.basic_auth.username_file, self.basic_auth.password_file) if p
             ]
+        for source in self.http_headers.values():
+            found += source.files
         return tuple(found)
 
     def relative_to(self, folder: Path) -> HTTPClientConfig:
         """The same settings with every file path made absolute from ``folder``."""
-        update: dict[str, Any] = {"tls_config": self.tls_config.relative_to(folder)}
+        update: dict[str, Any] = {
+            "tls_config": self.tls_config.relative_to(folder),
+            "http_headers": {
+                name: source.model_copy(
+                    update={"files": tuple(str(folder / path) for path in source.files)}
+                )
+                for name, source in self.http_headers.items()
+            },
+        }
         if self.authorization is not None:
             update["authorization"] = self.authorization.model_copy(
                 update={"credentials_file": _absolute(folder, self.authorization.credentials_file)}
@@ -286,4 +360,9 @@ class HTTPClientConfig(Strict):
             parts.append(f"proxy {safe_url(self.proxy_url)}{skipped}")
         if self.proxy_from_environment:
             parts.append("proxy from the environment")
+        for name, header in self.http_headers.items():
+            given = [f"{len(header.values)} value(s)"] if header.values else []
+            given += ["secrets <set, redacted>"] if header.secrets else []
+            given += [f"files {', '.join(header.files)}"] if header.files else []
+            parts.append(f"header {name} ({'; '.join(given) or 'empty'})")
         return "; ".join(parts) if parts else "no http_config"

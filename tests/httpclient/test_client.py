@@ -161,6 +161,46 @@ def test_an_inline_ca_is_the_only_ca_trusted() -> None:
         config(tls_config={"ca": ca.cert_pem.bytes().decode(), "ca_file": "ca.pem"})
 
 
+def test_http_headers_are_sent_from_values_secrets_and_files_read_again_when_changed(
+    tmp_path: Path,
+) -> None:
+    """http_headers adds each header with its values (inline, secret, file) as one
+    comma-separated line; a changed file is read again at the next request."""
+    key_file = tmp_path / "api-key"
+    key_file.write_text("key-1\n")
+    settings = ClientSettings(
+        config(
+            http_headers={
+                "X-Api-Key": {"files": [str(key_file)]},
+                "X-Team": {"values": ["ops"], "secrets": ["tenant-7"]},
+            }
+        )
+    )
+    assert settings.request_options(URL).headers == {
+        "X-Api-Key": "key-1",
+        "X-Team": "ops, tenant-7",
+    }
+    replace(key_file, "key-2\n")
+    assert settings.request_options(URL).headers["X-Api-Key"] == "key-2"
+    assert "tenant-7" not in settings.config.summary()
+
+
+@pytest.mark.parametrize(
+    ("name", "refused"),
+    [
+        ("authorization", "setting header 'Authorization' is not allowed"),
+        ("content-type", "setting header 'Content-Type' is not allowed"),
+        ("X-ExESDB-Signature", "setting header 'X-Exesdb-Signature' is not allowed"),
+        ("X Api", "'X Api' is not a header name"),
+    ],
+)
+def test_reserved_and_malformed_header_names_are_refused(name: str, refused: str) -> None:
+    """prometheus/common's reserved headers (by canonical name), the bridge's own X-ExESDB-*
+    and names that are no HTTP token are refused naming them."""
+    with pytest.raises(ValueError, match=refused):
+        config(http_headers={name: {"values": ["x"]}})
+
+
 def test_insecure_skip_verify_verifies_nothing() -> None:
     """insecure_skip_verify: no certificate or host name check, as Alertmanager does."""
     context = ClientSettings(config(tls_config={"insecure_skip_verify": True})).request_options(URL)

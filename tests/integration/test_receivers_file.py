@@ -488,3 +488,38 @@ webhook_configs:
         await proxy.aclose()
     assert proxy.seen == []
     assert receiver.requests[0].alert_ids() == ["direct-1"]
+
+
+async def test_http_headers_reach_the_receiver_and_a_rotated_header_file_is_used(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """http_headers (as Alertmanager's http_config has them) are sent with each delivery, a
+    header read from a file is read again after it changes, and the signature stays on top."""
+    receiver: WebhookReceiver = webhook_receiver()
+    write(tmp_path / "api-key", "key-1\n")
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    secret: receiver-signing-key
+    http_config:
+      http_headers:
+        X-Api-Key:
+          files: [api-key]
+        X-Team:
+          values: [ops]
+""",
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, _, _):
+        bridge.bus.publish("disk_full", system_alert("headers-1"))
+        await async_wait_until(lambda: len(receiver.accepted()) == 1, what="the first delivery")
+        write(tmp_path / "api-key", "key-2\n")
+        bridge.bus.publish("disk_full", system_alert("headers-2"))
+        await async_wait_until(lambda: len(receiver.accepted()) == 2, what="the second delivery")
+    first, second = receiver.accepted()
+    assert (first.headers["X-Api-Key"], second.headers["X-Api-Key"]) == ("key-1", "key-2")
+    assert first.headers["X-Team"] == "ops"
+    assert "X-ExESDB-Signature" in first.headers
