@@ -1,17 +1,20 @@
 """What the bridge's TLS server and its clients share: Go's version names and how errors read.
 
 The web config file's ``tls_server_config`` and the receivers file's client ``tls_config`` name
-versions as Go's ``crypto/tls`` does (``TLS12``) and may give a CA inline, as PEM; a certificate
-or key that will not load is told by OpenSSL's reason (or the system's, for a file), never by the
-file's content.
+versions as Go's ``crypto/tls`` does (``TLS12``) and may give a CA, certificate or key inline, as
+PEM; a certificate or key that will not load is told by OpenSSL's reason (or the system's, for a
+file), never by the file's content.
 """
 
 from __future__ import annotations
 
+import os
 import ssl
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Final
 
-__all__ = ["TLS_VERSIONS", "load_error", "pem_certificates"]
+__all__ = ["TLS_VERSIONS", "load_cert_chain", "load_error", "pem_certificates"]
 
 TLS_VERSIONS: Final = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -40,3 +43,36 @@ def pem_certificates(value: str | None) -> str | None:
             "must be PEM CA certificates (-----BEGIN CERTIFICATE----- …) that OpenSSL loads"
         ) from None
     return value
+
+
+def load_cert_chain(
+    context: ssl.SSLContext,
+    *,
+    cert_file: str | None,
+    cert: str | None,
+    key_file: str | None,
+    key: str | None,
+) -> None:
+    """Load a certificate (chain) and its key, each from its file or given inline (PEM).
+
+    Python's ``ssl`` loads them from paths only, so inline PEM is handed over as an anonymous
+    in-memory file (Linux ``memfd``): a key given inline never touches a disk. OSError or
+    ssl.SSLError when they do not load; an encrypted key fails rather than prompting.
+    """
+    with ExitStack() as stack:
+        cert_path = cert_file or stack.enter_context(_in_memory(cert or ""))
+        key_path = key_file or stack.enter_context(_in_memory(key or ""))
+        context.load_cert_chain(cert_path, key_path, password=b"")
+
+
+@contextmanager
+def _in_memory(text: str) -> Iterator[str]:
+    """A path OpenSSL can open that reads ``text``, gone when the block ends."""
+    if not hasattr(os, "memfd_create"):
+        raise OSError("a certificate or key given inline needs Linux; give its file instead")
+    fd = os.memfd_create("exesdb-tls", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+        yield f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)

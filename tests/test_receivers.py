@@ -169,7 +169,7 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
         (
             "webhook_configs:\n  - url: http://h\n    http_config:\n"
             "      tls_config: {cert_file: c.pem}\n",
-            "a client certificate needs both cert_file and key_file",
+            "a client certificate needs both cert_file (or cert) and key_file (or key)",
         ),
         (
             "webhook_configs:\n  - url: http://h\n    http_config:\n      oauth2: {client_id: x}\n",

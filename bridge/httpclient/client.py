@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from bridge.httpclient.files import ClientSetupError, FileSetting, stamp
 from bridge.httpclient.proxy import ProxyRule
 from bridge.httpclient.schema import HTTPClientConfig, TLSConfig
-from bridge.tlsutil import TLS_VERSIONS, load_error
+from bridge.tlsutil import TLS_VERSIONS, load_cert_chain, load_error
 
 __all__ = ["ClientSettings", "RequestOptions", "basic_auth"]
 
@@ -95,13 +95,20 @@ def _build_context(config: TLSConfig) -> ssl.SSLContext:
         # Checked when the file was read (schema), so it loads.
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.load_verify_locations(cadata=config.ca)
-    if config.cert_file and config.key_file:
+    if (config.cert_file or config.cert) and (config.key_file or config.key):
         try:
-            context.load_cert_chain(config.cert_file, config.key_file, password=b"")
+            load_cert_chain(
+                context,
+                cert_file=config.cert_file,
+                cert=config.cert,
+                key_file=config.key_file,
+                key=config.key.get_secret_value() if config.key else None,
+            )
         except (OSError, ssl.SSLError) as exc:
+            cert = f"cert_file {config.cert_file}" if config.cert_file else "cert (inline)"
+            key = f"key_file {config.key_file}" if config.key_file else "key (inline)"
             raise ClientSetupError(
-                f"cannot load tls_config.cert_file {config.cert_file} with key_file "
-                f"{config.key_file}: {load_error(exc)}"
+                f"cannot load tls_config.{cert} with {key}: {load_error(exc)}"
             ) from None
     if config.min_version:
         context.minimum_version = TLS_VERSIONS[config.min_version]

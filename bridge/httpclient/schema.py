@@ -48,8 +48,6 @@ UNSUPPORTED_KEYS: Final = frozenset(
         "credentials_ref",
         "username_ref",
         "password_ref",
-        "cert",
-        "key",
         "ca_ref",
         "cert_ref",
         "key_ref",
@@ -125,9 +123,8 @@ class TLSConfig(Strict):
     min_version: TLSVersionName | None = None
     max_version: TLSVersionName | None = None
     ca: Annotated[str | None, AfterValidator(pem_certificates)] = None
-    # Python's ssl loads a certificate chain and key from files only.
-    cert: Annotated[Any, not_supported("put the certificate in cert_file")] = None
-    key: Annotated[Any, not_supported("put the key in key_file")] = None
+    cert: str | None = None  # a client certificate inline, PEM
+    key: SecretStr | None = None  # its key inline, PEM
     ca_ref: Annotated[Any, not_supported(_NO_REFS)] = None
     cert_ref: Annotated[Any, not_supported(_NO_REFS)] = None
     key_ref: Annotated[Any, not_supported(_NO_REFS)] = None
@@ -136,8 +133,13 @@ class TLSConfig(Strict):
     def _check(self) -> TLSConfig:
         if self.ca and self.ca_file:
             raise ValueError("at most one of ca and ca_file")
-        if bool(self.cert_file) != bool(self.key_file):
-            raise ValueError("a client certificate needs both cert_file and key_file")
+        for file_key, inline_key in (("cert_file", "cert"), ("key_file", "key")):
+            if getattr(self, file_key) and getattr(self, inline_key):
+                raise ValueError(f"at most one of {inline_key} and {file_key}")
+        if bool(self.cert_file or self.cert) != bool(self.key_file or self.key):
+            raise ValueError(
+                "a client certificate needs both cert_file (or cert) and key_file (or key)"
+            )
         low, high = self.min_version, self.max_version
         if low and high and TLS_VERSIONS.index(low) > TLS_VERSIONS.index(high):
             raise ValueError(f"min_version {low} is above max_version {high}")
@@ -350,8 +352,9 @@ class HTTPClientConfig(Strict):
             parts.append(f"basic_auth {user} ({secret})".replace("  ", " "))
         tls = self.tls_config
         if tls.configured:
+            inline = {"ca": "ca <inline>", "cert": "cert <inline>", "key": "key <set, redacted>"}
             shown = [
-                "ca <inline>" if key == "ca" else f"{key} {value}"
+                inline.get(key, f"{key} {value}")
                 for key, value in tls.model_dump(exclude_defaults=True).items()
             ]
             parts.append("tls_config " + ", ".join(shown))

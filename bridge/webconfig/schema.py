@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 
 from bridge.tlsutil import pem_certificates
 from bridge.yamlconfig import GoDuration, Strict, not_supported, parse_yaml
@@ -53,12 +53,12 @@ _VERIFYING: Final = frozenset(
 _BCRYPT: Final = re.compile(r"\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}")
 # Keys whose empty value the toolkit takes as unset (its IsEnabled and path checks test for "").
 _BLANK_IS_UNSET: Final = frozenset(
-    {"cert_file", "key_file", "client_ca_file", "client_ca", "client_auth_type"}
+    {"cert_file", "cert", "key_file", "key", "client_ca_file", "client_ca", "client_auth_type"}
 )
 # Keys of the schema that names are shown for but whose values never are.
 _SECRET_KEYS: Final = frozenset({"basic_auth_users", "key"})
 # Toolkit keys refused by name (see not_supported), left out of "allowed here" lists.
-_UNSUPPORTED: Final = frozenset({"cert", "key", "curve_preferences"})
+_UNSUPPORTED: Final = frozenset({"curve_preferences"})
 
 
 def _header_value(value: str | None) -> str | None:
@@ -116,6 +116,8 @@ class TLSServerConfig(Strict):
 
     cert_file: str | None = None
     key_file: str | None = None
+    cert: str | None = None  # the certificate (chain) inline, PEM
+    key: SecretStr | None = None  # the key inline, PEM
     client_auth_type: ClientAuthType = "NoClientCert"
     client_ca_file: str | None = None
     client_ca: Annotated[str | None, AfterValidator(pem_certificates)] = None
@@ -125,9 +127,6 @@ class TLSServerConfig(Strict):
     max_version: TLSVersionName = "TLS13"
     cipher_suites: tuple[str, ...] = ()
     prefer_server_cipher_suites: bool = True
-    # Python's ssl loads a certificate chain and key from files only.
-    cert: Annotated[str | None, not_supported("put the certificate in cert_file")] = None
-    key: Annotated[str | None, not_supported("put the key in key_file")] = None
     curve_preferences: Annotated[
         Any, not_supported("Python's ssl cannot set a list of curves; OpenSSL's defaults apply")
     ] = None
@@ -135,7 +134,15 @@ class TLSServerConfig(Strict):
     @property
     def enabled(self) -> bool:
         """TLS is on when a certificate, key, client CA or client-auth type is given (toolkit)."""
-        given = {"cert_file", "key_file", "client_ca_file", "client_ca", "client_auth_type"}
+        given = {
+            "cert_file",
+            "cert",
+            "key_file",
+            "key",
+            "client_ca_file",
+            "client_ca",
+            "client_auth_type",
+        }
         return bool(self.model_fields_set & given)
 
     @property
@@ -147,7 +154,14 @@ class TLSServerConfig(Strict):
     def _check(self) -> TLSServerConfig:
         if not self.enabled:
             return self
-        missing = [key for key in ("cert_file", "key_file") if not getattr(self, key)]
+        for file_key, inline_key in (("cert_file", "cert"), ("key_file", "key")):
+            if getattr(self, file_key) and getattr(self, inline_key):
+                raise ValueError(f"at most one of {inline_key} and {file_key}")
+        missing = [
+            f"{file_key} (or {inline_key})"
+            for file_key, inline_key in (("cert_file", "cert"), ("key_file", "key"))
+            if not getattr(self, file_key) and not getattr(self, inline_key)
+        ]
         if missing:
             raise ValueError(f"TLS needs {' and '.join(missing)}")
         if self.client_ca_file and self.client_ca:

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from bridge.errors import ConfigError
-from bridge.tlsutil import TLS_VERSIONS, load_error
+from bridge.tlsutil import TLS_VERSIONS, load_cert_chain, load_error
 from bridge.webconfig.schema import TLSServerConfig
 
 __all__ = ["CIPHER_SUITES", "apply_handshake_settings", "client_names", "server_context"]
@@ -73,20 +73,22 @@ def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
     # must not resume a session past a reload. Scrapers keep their connection open anyway.
     context.options |= ssl.OP_NO_TICKET
     context.num_tickets = 0
-    # The schema requires both when TLS is on.
-    assert tls.cert_file is not None
-    assert tls.key_file is not None
     try:
-        # An encrypted key fails here rather than prompting on the terminal (nor does the toolkit
-        # take a passphrase).
-        context.load_cert_chain(tls.cert_file, tls.key_file, password=b"")
+        # The schema requires a certificate and a key when TLS is on. An encrypted key fails here
+        # rather than prompting on the terminal (nor does the toolkit take a passphrase).
+        load_cert_chain(
+            context,
+            cert_file=tls.cert_file,
+            cert=tls.cert,
+            key_file=tls.key_file,
+            key=tls.key.get_secret_value() if tls.key else None,
+        )
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            [
-                f"tls_server_config.cert_file: cannot load {tls.cert_file} with key_file "
-                f"{tls.key_file}: {load_error(exc)}"
-            ]
-        ) from None
+        cert = (
+            f"cert_file: cannot load {tls.cert_file}" if tls.cert_file else "cert: cannot load it"
+        )
+        key = f"key_file {tls.key_file}" if tls.key_file else "the key given inline"
+        raise ConfigError([f"tls_server_config.{cert} with {key}: {load_error(exc)}"]) from None
     if tls.client_ca_file:
         try:
             context.load_verify_locations(cafile=tls.client_ca_file)

@@ -201,6 +201,24 @@ def test_reserved_and_malformed_header_names_are_refused(name: str, refused: str
         config(http_headers={name: {"values": ["x"]}})
 
 
+def test_an_inline_client_certificate_is_presented_and_its_key_never_shown() -> None:
+    """tls_config.cert and key inline load into the context (no file written); check-config's
+    summary says the key is set, never what it is."""
+    leaf = trustme.CA().issue_cert("bridge@example.test")
+    key = leaf.private_key_pem.bytes().decode()
+    settings = ClientSettings(
+        config(tls_config={"cert": leaf.cert_chain_pems[0].bytes().decode(), "key": key})
+    )
+    assert isinstance(settings.request_options(URL).ssl, ssl.SSLContext)
+    summary = settings.config.summary()
+    assert "cert <inline>" in summary
+    assert "key <set, redacted>" in summary
+    assert "PRIVATE KEY" not in summary
+    bad = ClientSettings(config(tls_config={"cert": "not a cert", "key": "not a key"}))
+    with pytest.raises(ClientSetupError, match=r"tls_config\.cert \(inline\) with key \(inline\)"):
+        bad.request_options(URL)
+
+
 def test_insecure_skip_verify_verifies_nothing() -> None:
     """insecure_skip_verify: no certificate or host name check, as Alertmanager does."""
     context = ClientSettings(config(tls_config={"insecure_skip_verify": True})).request_options(URL)

@@ -523,3 +523,39 @@ webhook_configs:
     assert (first.headers["X-Api-Key"], second.headers["X-Api-Key"]) == ("key-1", "key-2")
     assert first.headers["X-Team"] == "ops"
     assert "X-ExESDB-Signature" in first.headers
+
+
+async def test_a_receiver_demanding_a_client_certificate_gets_it_from_inline_cert_and_key(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """tls_config.cert and key given inline (PEM in the receivers file) are the client
+    certificate the bridge presents to a receiver that requires one from its CA."""
+    server_ca, client_ca = trustme.CA(), trustme.CA()
+    context = served_by(server_ca)
+    context.verify_mode = ssl.CERT_REQUIRED
+    client_ca.configure_trust(context)
+    receiver: WebhookReceiver = webhook_receiver(ssl_context=context)
+    server_ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    leaf = client_ca.issue_cert("bridge@example.test")
+
+    def block(pem: bytes) -> str:
+        return "".join(f"          {line}\n" for line in pem.decode().splitlines())
+
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    http_config:
+      tls_config:
+        ca_file: ca.pem
+        cert: |
+{block(leaf.cert_chain_pems[0].bytes())}        key: |
+{block(leaf.private_key_pem.bytes())}""",
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, _, _):
+        bridge.bus.publish("disk_full", system_alert("mtls-1"))
+        await async_wait_until(lambda: receiver.accepted(), what="an accepted delivery")
+    assert receiver.requests[0].alert_ids() == ["mtls-1"]

@@ -161,7 +161,10 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
         ),
         ("basic_auth_users:\n  alice: plaintext\n", "basic_auth_users.alice: must be a bcrypt"),
         (f"basic_auth_users:\n  'a:b': {HASH}\n", "basic_auth_users: a user name must"),
-        ("tls_server_config:\n  key: '-----BEGIN'\n", "tls_server_config.key: not supported"),
+        (
+            "tls_server_config:\n  key: '-----BEGIN'\n  key_file: b\n  cert_file: a\n",
+            "at most one of key and key_file",
+        ),
         (
             "tls_server_config:\n  cert_file: a\n  key_file: b\n"
             "  client_auth_type: RequireAndVerifyClientCert\n  client_ca: not a certificate\n",

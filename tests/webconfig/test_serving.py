@@ -255,6 +255,22 @@ async def test_require_and_verify_client_cert(files: WebFiles):
         assert status == 200
 
 
+def _indented(pem: str) -> str:
+    """``pem`` as the lines of a YAML block scalar under a tls_server_config key."""
+    return "".join(f"    {line}\n" for line in pem.splitlines())
+
+
+async def test_a_certificate_and_key_given_inline_are_served(files: WebFiles):
+    """cert and key hold the PEM in the file itself, as the toolkit takes them: HTTPS is served
+    with that certificate."""
+    cert = (files.folder / "server.pem").read_text()
+    key = (files.folder / "server.key").read_text()
+    text = f"tls_server_config:\n  cert: |\n{_indented(cert)}  key: |\n{_indented(key)}"
+    async with serving(files, text) as bridge:
+        status, _, _ = await request(bridge, context=files.client_context())
+    assert status == 200
+
+
 async def test_a_client_ca_given_inline_verifies_client_certificates(files: WebFiles):
     """client_ca holds the CA's PEM in the file itself, as the toolkit takes it: a client
     without a certificate is refused, one with a certificate from that CA is served."""
