@@ -6,6 +6,7 @@ aiohttp over real TLS; every request opens a new connection, so a handshake sees
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import ssl
@@ -22,6 +23,7 @@ import trustme
 from bridge.app import Bridge
 from bridge.bus import SIGNATURE_HEADER, Keyring
 from bridge.errors import ConfigError
+from bridge.healthcheck import probe, target
 from bridge.routes import ADMIN_TOKEN_HEADER
 from tests.support import ADMIN_TOKEN, TEST_SECRET, async_wait_until, make_settings
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
@@ -269,6 +271,25 @@ async def test_a_certificate_and_key_given_inline_are_served(files: WebFiles):
     async with serving(files, text) as bridge:
         status, _, _ = await request(bridge, context=files.client_context())
     assert status == 200
+
+
+async def test_the_health_check_trusts_a_certificate_given_inline(files: WebFiles):
+    """exesdb-bridge healthcheck pins the certificate the web config gives inline, as it pins
+    cert_file's, and finds the bridge healthy over HTTPS."""
+    cert = (files.folder / "server.pem").read_text()
+    key = (files.folder / "server.key").read_text()
+    text = f"tls_server_config:\n  cert: |\n{_indented(cert)}  key: |\n{_indented(key)}"
+    async with serving(files, text) as bridge:
+        assert bridge.address is not None
+        host, port = bridge.address
+        found = target(
+            make_settings(
+                EXESDB_HTTP_ADDR=f"{host}:{port}",
+                EXESDB_WEB_CONFIG_FILE=str(files.folder / "web.yml"),
+            )
+        )
+        verdict = await asyncio.to_thread(probe, found.url, ssl_context=found.ssl_context)
+    assert verdict.healthy, verdict.line
 
 
 async def test_a_client_ca_given_inline_verifies_client_certificates(files: WebFiles):
