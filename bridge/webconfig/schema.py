@@ -251,7 +251,9 @@ class WebConfig(Strict):
             "TLS off"
             if tls is None
             else f"TLS on ({tls.min_version}-{tls.max_version}, "
-            f"client certificates: {tls.client_auth_type})"
+            f"client certificates: {tls.client_auth_type}"
+            + (f", {len(tls.client_allowed_sans)} allowed SANs" if tls.client_allowed_sans else "")
+            + ")"
         ]
         users = len(self.basic_auth_users)
         parts.append(f"basic auth: {users} user{'' if users == 1 else 's'}" if users else "no auth")

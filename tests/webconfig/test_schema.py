@@ -206,16 +206,20 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_the_summary_shows_neither_users_nor_hashes():
-    """summary() says TLS on/off, client auth and how many users, nothing secret."""
+    """summary() says TLS on/off, client auth, how many SANs and users, the rate limit, nothing
+    secret."""
     config = parse_web_config(
         "tls_server_config:\n  cert_file: a\n  key_file: b\n"
         "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: c\n"
-        f"basic_auth_users:\n  alice: {HASH}\n  bob: {HASH}\n",
+        "  client_allowed_sans: [prometheus.example]\n"
+        f"basic_auth_users:\n  alice: {HASH}\n  bob: {HASH}\n"
+        "rate_limit: {interval: 2s, burst: 5}\n",
         HERE,
     )
     summary = config.summary()
     assert "TLS on" in summary
-    assert "RequireAndVerifyClientCert" in summary
+    assert "RequireAndVerifyClientCert, 1 allowed SANs" in summary
+    assert "rate limit: burst 5, one more every 2s" in summary
     assert "2 users" in summary
     assert "alice" not in summary
     assert HASH not in summary
