@@ -170,6 +170,10 @@ class ClientSettings:
             for name, header in config.http_headers.items()
         )
         self._tls = _TLS(config.tls_config) if config.tls_config.configured else None
+        self._connect_headers = {
+            name: ", ".join(value.get_secret_value() for value in values)
+            for name, values in config.proxy_connect_header.items()
+        }
         self._proxies = (
             ProxyRule.from_environment(environ)
             if config.proxy_from_environment
@@ -201,6 +205,9 @@ class ClientSettings:
             # Go adds one field line per value; one line of comma-separated values means the same.
             headers[name] = ", ".join(values)
         proxy, proxy_headers = _split_proxy(self._proxies.proxy_for(url))
+        if proxy is not None and url.lower().startswith("https:") and self._connect_headers:
+            # Go's order: the proxy URL's own credentials win over a configured header.
+            proxy_headers = {**self._connect_headers, **proxy_headers}
         if proxy_headers and not url.lower().startswith("https:"):
             # A plain-HTTP request goes to the proxy itself (aiohttp sends proxy headers only
             # with the CONNECT of an HTTPS one), so its auth header travels with the request.

@@ -5,7 +5,8 @@ receivers and Prometheus' scrape jobs take), so a block written for them reads t
 at most one of ``authorization`` and ``basic_auth``; a value or its ``*_file``, never both; a
 client certificate only with its key; ``bearer_token`` / ``bearer_token_file`` (deprecated there)
 taken as ``authorization``; ``no_proxy`` and ``proxy_from_environment`` as Go's httpproxy reads
-them (``bridge.httpclient.proxy``); ``http_headers`` (values inline, as secrets or from files),
+them (``bridge.httpclient.proxy``), ``proxy_connect_header`` on the CONNECT of https requests;
+``http_headers`` (values inline, as secrets or from files),
 none of prometheus/common's reserved headers nor the bridge's own ``X-ExESDB-*``. Paths are
 relative to the file's folder, as there. A CA may be given inline (``tls_config.ca``, checked
 when the file is read). What the bridge cannot do is refused by name, saying why;
@@ -40,7 +41,16 @@ __all__ = [
 
 # Keys whose values are never shown, in an error or anywhere else.
 SECRET_KEYS: Final = frozenset(
-    {"credentials", "password", "bearer_token", "proxy_url", "key", "client_secret", "secrets"}
+    {
+        "credentials",
+        "password",
+        "bearer_token",
+        "proxy_url",
+        "key",
+        "client_secret",
+        "secrets",
+        "proxy_connect_header",
+    }
 )
 # Keys of prometheus/common refused by name (left out of "allowed here" lists).
 UNSUPPORTED_KEYS: Final = frozenset(
@@ -52,7 +62,6 @@ UNSUPPORTED_KEYS: Final = frozenset(
         "cert_ref",
         "key_ref",
         "oauth2",
-        "proxy_connect_header",
     }
 )
 _NO_REFS: Final = "there is no secret manager; use the *_file key"
@@ -224,7 +233,8 @@ class HTTPClientConfig(Strict):
     oauth2: Annotated[Any, not_supported("use authorization with a token from a file")] = None
     no_proxy: str | None = None  # bridge.httpclient.proxy: hosts reached without proxy_url
     proxy_from_environment: bool = False  # HTTP(S)_PROXY and NO_PROXY, as Go reads them
-    proxy_connect_header: Annotated[Any, not_supported("no headers can be sent to a proxy")] = None
+    # Sent to the proxy with the CONNECT of an https:// request, as Go's transport sends them.
+    proxy_connect_header: dict[str, tuple[SecretStr, ...]] = {}
     http_headers: dict[str, HeaderSource] = {}
 
     @model_validator(mode="before")
@@ -283,6 +293,13 @@ class HTTPClientConfig(Strict):
                 "proxy_from_environment takes the proxy and its exceptions from HTTP_PROXY, "
                 "HTTPS_PROXY and NO_PROXY: give neither proxy_url nor no_proxy with it"
             )
+        if self.proxy_connect_header and not (self.proxy_url or self.proxy_from_environment):
+            raise ValueError("proxy_connect_header needs proxy_url or proxy_from_environment")
+        for name, values in self.proxy_connect_header.items():
+            if not _TOKEN.fullmatch(name):
+                raise ValueError(f"proxy_connect_header: {name!r} is not a header name")
+            for value in values:
+                _header_value(value.get_secret_value())  # the message shows no value
         if self.no_proxy and not self.proxy_url:
             raise ValueError("no_proxy needs proxy_url (the hosts it names skip that proxy)")
         return self
@@ -363,6 +380,9 @@ class HTTPClientConfig(Strict):
             parts.append(f"proxy {safe_url(self.proxy_url)}{skipped}")
         if self.proxy_from_environment:
             parts.append("proxy from the environment")
+        if self.proxy_connect_header:
+            names = ", ".join(self.proxy_connect_header)
+            parts.append(f"proxy CONNECT headers {names} <set, redacted>")
         for name, header in self.http_headers.items():
             given = [f"{len(header.values)} value(s)"] if header.values else []
             given += ["secrets <set, redacted>"] if header.secrets else []

@@ -99,3 +99,31 @@ def test_a_proxy_from_the_environment_that_is_no_http_proxy_fails_the_request() 
     with pytest.raises(ClientSetupError, match="HTTPS_PROXY") as caught:
         settings.request_options("https://hooks.example.com/a")
     assert "s3cret" not in str(caught.value)
+
+
+def test_proxy_connect_header_goes_with_the_connect_of_https_requests_only() -> None:
+    """proxy_connect_header rides on an https request's CONNECT (where the proxy URL's own
+    credentials win, as in Go); a plain-http request through the proxy has no CONNECT and gets
+    none of it."""
+    settings = ClientSettings(
+        HTTPClientConfig.model_validate(
+            {
+                "proxy_url": "http://u:p@proxy.example:3128",
+                "proxy_connect_header": {
+                    "X-Tenant": ["a", "b"],
+                    "Proxy-Authorization": ["ignored"],
+                },
+            }
+        )
+    )
+    secure = settings.request_options("https://hooks.example.com/a")
+    assert secure.proxy_headers["X-Tenant"] == "a, b"
+    assert secure.proxy_headers["Proxy-Authorization"].startswith("Basic ")
+    plain = settings.request_options("http://hooks.example.com/a")
+    assert "X-Tenant" not in {**plain.proxy_headers, **plain.headers}
+
+
+def test_proxy_connect_header_without_a_proxy_is_refused() -> None:
+    """Headers for a proxy that is not there are refused, as prometheus/common refuses them."""
+    with pytest.raises(ValueError, match="proxy_connect_header needs proxy_url"):
+        HTTPClientConfig.model_validate({"proxy_connect_header": {"X-Tenant": ["a"]}})
