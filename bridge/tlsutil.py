@@ -72,7 +72,9 @@ def _in_memory(text: str) -> Iterator[str]:
         raise OSError("a certificate or key given inline needs Linux; give its file instead")
     fd = os.memfd_create("exesdb-tls", os.MFD_CLOEXEC)
     try:
-        os.write(fd, text.encode())
+        data = memoryview(text.encode())
+        while data:  # a write may take less than all
+            data = data[os.write(fd, data) :]
         yield f"/proc/self/fd/{fd}"
     finally:
         os.close(fd)
