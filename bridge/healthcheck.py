@@ -142,10 +142,13 @@ def pinned_context(cert_file: str | Path) -> ssl.SSLContext:
     so no other certificate passes, whoever signed it; the host name is not checked since the
     probe asks a loopback address the certificate need not name.
     """
-    text = Path(cert_file).read_text(encoding="utf-8")
+    return _pinned(Path(cert_file).read_text(encoding="utf-8"), str(cert_file))
+
+
+def _pinned(text: str, where: str) -> ssl.SSLContext:
     first = _CERTIFICATE.search(text)
     if first is None:
-        raise ssl.SSLError(f"no PEM certificate in {cert_file}")
+        raise ssl.SSLError(f"no PEM certificate in {where}")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False  # safe: the one trusted certificate is pinned
     context.verify_mode = ssl.CERT_REQUIRED
@@ -164,12 +167,17 @@ def target(settings: Settings) -> Target:
     context: ssl.SSLContext | None = None
     tls = config.tls
     if tls is not None:
-        assert tls.cert_file is not None  # the schema requires it with TLS on
         url = probe_url(settings, tls=True)
+        # The schema requires cert_file or cert (inline) with TLS on.
+        source = f"cert_file {tls.cert_file}" if tls.cert_file else "cert (inline)"
         try:
-            context = pinned_context(tls.cert_file)
+            context = (
+                pinned_context(tls.cert_file)
+                if tls.cert_file
+                else _pinned(tls.cert or "", "the web config's cert")
+            )
         except (OSError, ssl.SSLError) as exc:
-            raise _Unusable(f"cannot trust the server's cert_file {tls.cert_file}: {exc}") from None
+            raise _Unusable(f"cannot trust the server's {source}: {exc}") from None
         if settings.healthcheck_cert_file and settings.healthcheck_key_file:
             try:
                 context.load_cert_chain(

@@ -33,7 +33,6 @@ from typing import Annotated, Any, Final
 import yaml
 from pydantic import (
     AfterValidator,
-    BeforeValidator,
     Field,
     SecretStr,
     ValidationError,
@@ -46,7 +45,7 @@ from bridge.httpclient.schema import SECRET_KEYS, UNSUPPORTED_KEYS
 from bridge.messages import SEVERITIES, AlertSeverity
 from bridge.redaction import safe_url
 from bridge.urls import require_http_url
-from bridge.yamlconfig import Strict, not_supported, parse_yaml, read_text
+from bridge.yamlconfig import GoDuration, Strict, go_duration, not_supported, parse_yaml, read_text
 
 __all__ = [
     "AlertmanagerConfig",
@@ -61,36 +60,10 @@ __all__ = [
     "resolve_receivers",
 ]
 
-# Go's time.ParseDuration, which Alertmanager's `timeout` is read with: "10s", "1m30s", "500ms".
-_DURATION: Final = re.compile(r"(?:(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+")
-_PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS: Final = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
 _KEY: Final = re.compile(r"(.+)#([0-9a-f]{16})")
 _FILE_KEY_PREFIX: Final = "url_file:"
 _SECRETS: Final = SECRET_KEYS | {"url", "secret"}
 _HIDDEN: Final = UNSUPPORTED_KEYS | {"payload"}
-
-
-def go_duration(value: Any) -> float:
-    """A Go duration (``10s``, ``1m30s``, ``0``) in seconds; ValueError otherwise."""
-    if isinstance(value, int) and not isinstance(value, bool) and value == 0:
-        return 0.0
-    if not isinstance(value, str):
-        raise ValueError("must be a duration such as 10s, 1m30s or 500ms")
-    text = value.strip()
-    if text == "0":
-        return 0.0
-    if not _DURATION.fullmatch(text):
-        raise ValueError(f"{value!r} is not a duration such as 10s, 1m30s or 500ms")
-    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _PART.findall(text))
 
 
 def _http_url(value: str | None) -> str | None:
@@ -98,7 +71,6 @@ def _http_url(value: str | None) -> str | None:
 
 
 HttpUrl = Annotated[str | None, AfterValidator(_http_url)]
-GoDuration = Annotated[float, BeforeValidator(go_duration), Field(ge=0)]
 
 
 class WebhookConfig(Strict):

@@ -1,16 +1,20 @@
 """What the bridge's TLS server and its clients share: Go's version names and how errors read.
 
 The web config file's ``tls_server_config`` and the receivers file's client ``tls_config`` name
-versions as Go's ``crypto/tls`` does (``TLS12``); a certificate or key that will not load is told
-by OpenSSL's reason (or the system's, for a file), never by the file's content.
+versions as Go's ``crypto/tls`` does (``TLS12``) and may give a CA, certificate or key inline, as
+PEM; a certificate or key that will not load is told by OpenSSL's reason (or the system's, for a
+file), never by the file's content.
 """
 
 from __future__ import annotations
 
+import os
 import ssl
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Final
 
-__all__ = ["TLS_VERSIONS", "load_error"]
+__all__ = ["TLS_VERSIONS", "load_cert_chain", "load_error", "pem_certificates"]
 
 TLS_VERSIONS: Final = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -25,3 +29,52 @@ def load_error(exc: OSError | ssl.SSLError) -> str:
     if isinstance(exc, ssl.SSLError):
         return exc.reason or str(exc)
     return exc.strerror or str(exc)
+
+
+def pem_certificates(value: str | None) -> str | None:
+    """``value`` when OpenSSL loads it as PEM CA certificates (a CA given inline), None when
+    blank; ValueError otherwise (what a pydantic validator raises)."""
+    if not value:
+        return None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=value)
+    except (ssl.SSLError, ValueError):
+        raise ValueError(
+            "must be PEM CA certificates (-----BEGIN CERTIFICATE----- …) that OpenSSL loads"
+        ) from None
+    return value
+
+
+def load_cert_chain(
+    context: ssl.SSLContext,
+    *,
+    cert_file: str | None,
+    cert: str | None,
+    key_file: str | None,
+    key: str | None,
+) -> None:
+    """Load a certificate (chain) and its key, each from its file or given inline (PEM).
+
+    Python's ``ssl`` loads them from paths only, so inline PEM is handed over as an anonymous
+    in-memory file (Linux ``memfd``): a key given inline never touches a disk. OSError or
+    ssl.SSLError when they do not load; an encrypted key fails rather than prompting.
+    """
+    with ExitStack() as stack:
+        cert_path = cert_file or stack.enter_context(_in_memory(cert or ""))
+        key_path = key_file or stack.enter_context(_in_memory(key or ""))
+        context.load_cert_chain(cert_path, key_path, password=b"")
+
+
+@contextmanager
+def _in_memory(text: str) -> Iterator[str]:
+    """A path OpenSSL can open that reads ``text``, gone when the block ends."""
+    if not hasattr(os, "memfd_create"):
+        raise OSError("a certificate or key given inline needs Linux; give its file instead")
+    fd = os.memfd_create("exesdb-tls", os.MFD_CLOEXEC)
+    try:
+        data = memoryview(text.encode())
+        while data:  # a write may take less than all
+            data = data[os.write(fd, data) :]
+        yield f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)

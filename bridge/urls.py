@@ -35,6 +35,10 @@ def http_url_problem(url: str, what: str = "URL") -> str | None:
         return f"not a {what}; allowed: an http:// or https:// {what} with a host"
     if parts.scheme not in HTTP_SCHEMES or not parts.hostname:
         return f"{safe_url(url)!r} is not an http:// or https:// {what} with a host"
+    if "{{" in url:
+        # Alertmanager expands Go templates in a webhook URL; sent as written, it would reach
+        # some other path without a word.
+        return f"holds a template ({{{{ … }}}}), which the bridge does not expand; give the {what}"
     return None
 
 

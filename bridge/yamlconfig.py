@@ -5,7 +5,10 @@ The web config (``EXESDB_WEB_CONFIG_FILE``) and the receivers file
 pydantic model of ``Strict`` parts checks it, and each problem becomes one line naming the key
 by its path in the file (``webhook_configs.0.http_config.basic_auth.password_file: …``) with
 what is allowed there. Keys of a borrowed schema that the bridge cannot honour are refused by
-name with the reason (``not_supported``). A value under a secret key is never shown.
+name with the reason (``not_supported``), unless given Go's zero value (``""``, ``false``, ``0``,
+an empty list or mapping), which there means the same as leaving the key out; a null where a
+mapping or list goes is likewise taken as an empty one, as Go's YAML reader takes it. A value
+under a secret key is never shown.
 """
 
 from __future__ import annotations
@@ -13,16 +16,54 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from bridge.errors import ConfigError
 
-__all__ = ["Strict", "not_supported", "parse_yaml", "read_text"]
+__all__ = ["GoDuration", "Strict", "go_duration", "not_supported", "parse_yaml", "read_text"]
 
 Model = TypeVar("Model", bound=BaseModel)
+
+# Go's time.ParseDuration (Alertmanager's `timeout`, the toolkit's `rate_limit.interval`): "1m30s".
+_DURATION: Final = re.compile(r"(?:(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+")
+_PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS: Final = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+
+def go_duration(value: Any) -> float:
+    """A Go duration (``10s``, ``1m30s``, ``0``) in seconds; ValueError otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool) and value == 0:
+        return 0.0
+    if not isinstance(value, str):
+        raise ValueError("must be a duration such as 10s, 1m30s or 500ms")
+    text = value.strip()
+    if text == "0":
+        return 0.0
+    if not _DURATION.fullmatch(text):
+        raise ValueError(f"{value!r} is not a duration such as 10s, 1m30s or 500ms")
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _PART.findall(text))
+
+
+GoDuration = Annotated[float, BeforeValidator(go_duration), Field(ge=0)]
 
 
 class Strict(BaseModel):
@@ -30,14 +71,35 @@ class Strict(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_empty(cls, data: Any) -> Any:
+        # `basic_auth_users:` with every user commented out is a null: Go reads an empty map.
+        if not isinstance(data, Mapping):
+            return data
+        empty = {
+            info.alias or name
+            for name, info in cls.model_fields.items()
+            if isinstance(info.default, BaseModel | dict | tuple | list)
+        }
+        return {key: value for key, value in data.items() if value is not None or key not in empty}
+
+
+def _is_zero(value: Any) -> bool:
+    """Go's zero value of whatever type the key has there: the key is as good as absent."""
+    if isinstance(value, Mapping):
+        return all(_is_zero(item) for item in value.values())
+    return value is None or value in ("", False, 0) or value == []
+
 
 def not_supported(why: str) -> Any:
-    """A key of the borrowed schema that this bridge refuses whatever its value, saying why."""
+    """A key of the borrowed schema that this bridge refuses, saying why, unless its value is
+    Go's zero value (``""``, ``false``, ``0``, empty), which there means the key is not used."""
 
     def refuse(value: Any) -> Any:
-        if value is not None:
+        if not _is_zero(value):
             raise ValueError(f"not supported by exesdb-bridge: {why}")
-        return value
+        return None
 
     return AfterValidator(refuse)
 

@@ -91,6 +91,34 @@ def test_an_alertmanager_receiver_block_reads_unchanged(tmp_path: Path) -> None:
     )
 
 
+def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
+    tmp_path: Path,
+) -> None:
+    """Keys the bridge refuses load at Go's zero value (proxy_from_environment: false, an empty
+    no_proxy or url_file), and a null http_config or tls_config is the default one, as
+    Alertmanager reads them."""
+    loaded = load_receivers(
+        write(
+            tmp_path,
+            "webhook_configs:\n"
+            "  - url: https://hooks.example.com/a\n"
+            "    url_file: ''\n"
+            "    payload: {}\n"
+            "    http_config:\n"
+            "      tls_config:\n"
+            "      proxy_from_environment: false\n"
+            "      no_proxy: ''\n"
+            "      proxy_connect_header: {}\n"
+            "  - url: https://hooks.example.com/b\n"
+            "    http_config:\n",
+        )
+    )
+    first, second = loaded.webhook_configs
+    assert first.http_config.tls_config.configured is False
+    assert first.http_config.proxy_url is None
+    assert second.http_config.summary() == "no http_config"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -106,6 +134,10 @@ def test_an_alertmanager_receiver_block_reads_unchanged(tmp_path: Path) -> None:
         (
             "webhook_configs:\n  - {url: 'ftp://h/hook-tok3n'}\n",
             "webhook_configs.0.url: 'ftp://h/…' is not an http:// or https:// URL",
+        ),
+        (
+            "webhook_configs:\n  - {url: 'http://h/{{ .GroupLabels.tok3n }}'}\n",
+            "webhook_configs.0.url: holds a template ({{ … }}), which the bridge does not expand",
         ),
         (
             "webhook_configs:\n  - {url: 'http://h', timeout: ten}\n",
@@ -137,11 +169,16 @@ def test_an_alertmanager_receiver_block_reads_unchanged(tmp_path: Path) -> None:
         (
             "webhook_configs:\n  - url: http://h\n    http_config:\n"
             "      tls_config: {cert_file: c.pem}\n",
-            "a client certificate needs both cert_file and key_file",
+            "a client certificate needs both cert_file (or cert) and key_file (or key)",
         ),
         (
             "webhook_configs:\n  - url: http://h\n    http_config:\n      oauth2: {client_id: x}\n",
             "http_config.oauth2: not supported by exesdb-bridge",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n"
+            "    http_config: {proxy_from_environment: true, proxy_url: 'http://u:tok3n@p'}\n",
+            "proxy_from_environment takes the proxy and its exceptions from HTTP_PROXY",
         ),
         (
             "webhook_configs:\n  - url: http://h\n    http_config: {follow_redirects: true}\n",
@@ -156,6 +193,11 @@ def test_an_alertmanager_receiver_block_reads_unchanged(tmp_path: Path) -> None:
             "webhook_configs:\n  - url: http://h\n    http_config:\n"
             "      proxy_url: 'socks5://u:hook-tok3n@p'\n",
             "http_config.proxy_url: 'socks5://u:<redacted>@p' is not an http:// or https:// proxy",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config:\n      http_headers:\n"
+            '        X-Api-Key: {secrets: ["tok3n\\nX-Evil: 1"]}\n',
+            "http_config.http_headers: a header value must be one line of printable characters",
         ),
         ("alertmanager: {url: http://am, colour: red}\n", "alertmanager.colour: unknown key"),
         ("webhook_configs: [\n", "not valid YAML at line"),

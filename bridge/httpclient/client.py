@@ -11,16 +11,19 @@ and retries it, as it would a refused connection.
 from __future__ import annotations
 
 import base64
+import os
 import re
 import ssl
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from bridge.httpclient.files import ClientSetupError, FileSetting, stamp
+from bridge.httpclient.proxy import ProxyRule
 from bridge.httpclient.schema import HTTPClientConfig, TLSConfig
-from bridge.tlsutil import TLS_VERSIONS, load_error
+from bridge.tlsutil import TLS_VERSIONS, load_cert_chain, load_error
 
 __all__ = ["ClientSettings", "RequestOptions", "basic_auth"]
 
@@ -88,13 +91,24 @@ def _build_context(config: TLSConfig) -> ssl.SSLContext:
             raise ClientSetupError(
                 f"cannot load tls_config.ca_file {config.ca_file}: {load_error(exc)}"
             ) from None
-    if config.cert_file and config.key_file:
+    elif config.ca:
+        # Checked when the file was read (schema), so it loads.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.load_verify_locations(cadata=config.ca)
+    if (config.cert_file or config.cert) and (config.key_file or config.key):
         try:
-            context.load_cert_chain(config.cert_file, config.key_file, password=b"")
+            load_cert_chain(
+                context,
+                cert_file=config.cert_file,
+                cert=config.cert,
+                key_file=config.key_file,
+                key=config.key.get_secret_value() if config.key else None,
+            )
         except (OSError, ssl.SSLError) as exc:
+            cert = f"cert_file {config.cert_file}" if config.cert_file else "cert (inline)"
+            key = f"key_file {config.key_file}" if config.key_file else "key (inline)"
             raise ClientSetupError(
-                f"cannot load tls_config.cert_file {config.cert_file} with key_file "
-                f"{config.key_file}: {load_error(exc)}"
+                f"cannot load tls_config.{cert} with {key}: {load_error(exc)}"
             ) from None
     if config.min_version:
         context.minimum_version = TLS_VERSIONS[config.min_version]
@@ -109,7 +123,10 @@ def _build_context(config: TLSConfig) -> ssl.SSLContext:
 class ClientSettings:
     """An ``http_config`` ready for requests; safe to share between tasks and threads."""
 
-    def __init__(self, config: HTTPClientConfig | None = None) -> None:
+    def __init__(
+        self, config: HTTPClientConfig | None = None, *, environ: Mapping[str, str] = os.environ
+    ) -> None:
+        """``environ`` gives the proxies when ``proxy_from_environment`` is set."""
         config = config or HTTPClientConfig()
         self.config = config
         self._auth_type: str | None = None
@@ -137,8 +154,31 @@ class ClientSettings:
         self._header_source = (
             "authorization.credentials(_file)" if config.authorization else "basic_auth"
         )
+        # http_headers: each value inline (values, secrets) or a file read again when it changed.
+        self._extra_headers: tuple[tuple[str, tuple[FileSetting, ...]], ...] = tuple(
+            (
+                name,
+                tuple(FileSetting(f"http_headers.{name}", value, None) for value in header.values)
+                + tuple(
+                    FileSetting(f"http_headers.{name}", secret.get_secret_value(), None)
+                    for secret in header.secrets
+                )
+                + tuple(
+                    FileSetting(f"http_headers.{name}.files", None, path) for path in header.files
+                ),
+            )
+            for name, header in config.http_headers.items()
+        )
         self._tls = _TLS(config.tls_config) if config.tls_config.configured else None
-        self._proxy, self._proxy_headers = _split_proxy(config.proxy_url)
+        self._connect_headers = {
+            name: ", ".join(value.get_secret_value() for value in values)
+            for name, values in config.proxy_connect_header.items()
+        }
+        self._proxies = (
+            ProxyRule.from_environment(environ)
+            if config.proxy_from_environment
+            else ProxyRule.configured(config.proxy_url, config.no_proxy)
+        )
 
     def request_options(self, url: str) -> RequestOptions:
         """The options of the next request to ``url``, files read again if they changed;
@@ -155,7 +195,19 @@ class ClientSettings:
                     f"the {name} header made from {self._header_source} holds a control "
                     "character (a line break inside a file?), which no HTTP header may carry"
                 )
-        proxy_headers = self._proxy_headers
+        for name, sources in self._extra_headers:
+            values = [source.get() for source in sources]
+            if any(_FORBIDDEN_IN_HEADER.search(value) for value in values):
+                raise ClientSetupError(
+                    f"the {name} header made from http_headers.{name} holds a control "
+                    "character (a line break inside a file?), which no HTTP header may carry"
+                )
+            # Go adds one field line per value; one line of comma-separated values means the same.
+            headers[name] = ", ".join(values)
+        proxy, proxy_headers = _split_proxy(self._proxies.proxy_for(url))
+        if proxy is not None and url.lower().startswith("https:") and self._connect_headers:
+            # Go's order: the proxy URL's own credentials win over a configured header.
+            proxy_headers = {**self._connect_headers, **proxy_headers}
         if proxy_headers and not url.lower().startswith("https:"):
             # A plain-HTTP request goes to the proxy itself (aiohttp sends proxy headers only
             # with the CONNECT of an HTTPS one), so its auth header travels with the request.
@@ -165,7 +217,7 @@ class ClientSettings:
         return RequestOptions(
             headers=headers,
             ssl=self._tls.context() if self._tls is not None else True,
-            proxy=self._proxy,
+            proxy=proxy,
             proxy_headers=proxy_headers,
             server_hostname=tls.server_name or None,
         )

@@ -4,35 +4,53 @@ The keys and rules are those of prometheus/common's ``HTTPClientConfig`` (what A
 receivers and Prometheus' scrape jobs take), so a block written for them reads the same here:
 at most one of ``authorization`` and ``basic_auth``; a value or its ``*_file``, never both; a
 client certificate only with its key; ``bearer_token`` / ``bearer_token_file`` (deprecated there)
-taken as ``authorization``. Paths are relative to the file's folder, as there. What the bridge
-cannot do is refused by name, saying why; ``enable_http2`` is accepted and has no effect (the
-bridge's client speaks HTTP/1.1).
+taken as ``authorization``; ``no_proxy`` and ``proxy_from_environment`` as Go's httpproxy reads
+them (``bridge.httpclient.proxy``), ``proxy_connect_header`` on the CONNECT of https requests;
+``http_headers`` (values inline, as secrets or from files),
+none of prometheus/common's reserved headers nor the bridge's own ``X-ExESDB-*``. Paths are
+relative to the file's folder, as there. A CA may be given inline (``tls_config.ca``, checked
+when the file is read). What the bridge cannot do is refused by name, saying why;
+``enable_http2`` is accepted and has no effect (the bridge's client speaks HTTP/1.1).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Final
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, SecretStr, field_validator, model_validator
 
 from bridge.redaction import safe_url
+from bridge.tlsutil import pem_certificates
 from bridge.urls import require_http_url
 from bridge.webconfig.schema import TLS_VERSIONS, TLSVersionName
 from bridge.yamlconfig import Strict, not_supported
 
 __all__ = [
+    "RESERVED_HEADERS",
     "SECRET_KEYS",
     "UNSUPPORTED_KEYS",
     "Authorization",
     "BasicAuth",
     "HTTPClientConfig",
+    "HeaderSource",
     "TLSConfig",
+    "canonical_header",
 ]
 
 # Keys whose values are never shown, in an error or anywhere else.
 SECRET_KEYS: Final = frozenset(
-    {"credentials", "password", "bearer_token", "proxy_url", "key", "client_secret"}
+    {
+        "credentials",
+        "password",
+        "bearer_token",
+        "proxy_url",
+        "key",
+        "client_secret",
+        "secrets",
+        "proxy_connect_header",
+    }
 )
 # Keys of prometheus/common refused by name (left out of "allowed here" lists).
 UNSUPPORTED_KEYS: Final = frozenset(
@@ -40,17 +58,10 @@ UNSUPPORTED_KEYS: Final = frozenset(
         "credentials_ref",
         "username_ref",
         "password_ref",
-        "ca",
-        "cert",
-        "key",
         "ca_ref",
         "cert_ref",
         "key_ref",
         "oauth2",
-        "no_proxy",
-        "proxy_from_environment",
-        "proxy_connect_header",
-        "http_headers",
     }
 )
 _NO_REFS: Final = "there is no secret manager; use the *_file key"
@@ -120,17 +131,24 @@ class TLSConfig(Strict):
     insecure_skip_verify: bool = False
     min_version: TLSVersionName | None = None
     max_version: TLSVersionName | None = None
-    ca: Annotated[Any, not_supported("put the CA certificate in ca_file")] = None
-    cert: Annotated[Any, not_supported("put the certificate in cert_file")] = None
-    key: Annotated[Any, not_supported("put the key in key_file")] = None
+    ca: Annotated[str | None, AfterValidator(pem_certificates)] = None
+    cert: str | None = None  # a client certificate inline, PEM
+    key: SecretStr | None = None  # its key inline, PEM
     ca_ref: Annotated[Any, not_supported(_NO_REFS)] = None
     cert_ref: Annotated[Any, not_supported(_NO_REFS)] = None
     key_ref: Annotated[Any, not_supported(_NO_REFS)] = None
 
     @model_validator(mode="after")
     def _check(self) -> TLSConfig:
-        if bool(self.cert_file) != bool(self.key_file):
-            raise ValueError("a client certificate needs both cert_file and key_file")
+        if self.ca and self.ca_file:
+            raise ValueError("at most one of ca and ca_file")
+        for file_key, inline_key in (("cert_file", "cert"), ("key_file", "key")):
+            if getattr(self, file_key) and getattr(self, inline_key):
+                raise ValueError(f"at most one of {inline_key} and {file_key}")
+        if bool(self.cert_file or self.cert) != bool(self.key_file or self.key):
+            raise ValueError(
+                "a client certificate needs both cert_file (or cert) and key_file (or key)"
+            )
         low, high = self.min_version, self.max_version
         if low and high and TLS_VERSIONS.index(low) > TLS_VERSIONS.index(high):
             raise ValueError(f"min_version {low} is above max_version {high}")
@@ -157,6 +175,52 @@ class TLSConfig(Strict):
         )
 
 
+# prometheus/common's ReservedHeaders (by canonical name), and the bridge's own.
+RESERVED_HEADERS: Final = frozenset(
+    {
+        "Authorization",
+        "Host",
+        "Content-Encoding",
+        "Content-Length",
+        "Content-Type",
+        "User-Agent",
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "Www-Authenticate",
+        "Accept-Encoding",
+        "X-Prometheus-Remote-Write-Version",
+        "X-Prometheus-Remote-Read-Version",
+        "X-Prometheus-Scrape-Timeout-Seconds",
+        "X-Amz-Date",
+        "X-Amz-Security-Token",
+        "X-Amz-Content-Sha256",
+    }
+)
+_TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field name
+
+
+def canonical_header(name: str) -> str:
+    """``name`` as Go's ``http.CanonicalHeaderKey`` writes it: ``x-api-key`` → ``X-Api-Key``."""
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+def _header_value(value: str) -> str:
+    if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+        raise ValueError("a header value must be one line of printable characters")
+    return value
+
+
+class HeaderSource(Strict):
+    """One ``http_headers`` entry: its values given inline, as secrets, or read from files; each
+    is one more value of the header."""
+
+    values: tuple[Annotated[str, AfterValidator(_header_value)], ...] = ()
+    secrets: tuple[SecretStr, ...] = ()
+    files: tuple[str, ...] = ()
+
+
 class HTTPClientConfig(Strict):
     """``http_config``: how the bridge's client talks to one server."""
 
@@ -167,12 +231,11 @@ class HTTPClientConfig(Strict):
     follow_redirects: bool | None = None
     enable_http2: bool = True  # accepted for files written for Alertmanager; no effect
     oauth2: Annotated[Any, not_supported("use authorization with a token from a file")] = None
-    no_proxy: Annotated[Any, not_supported("proxy_url applies to the receiver's URL only")] = None
-    proxy_from_environment: Annotated[
-        Any, not_supported("the bridge never takes a proxy from the environment; set proxy_url")
-    ] = None
-    proxy_connect_header: Annotated[Any, not_supported("no headers can be sent to a proxy")] = None
-    http_headers: Annotated[Any, not_supported("use authorization for a token header")] = None
+    no_proxy: str | None = None  # bridge.httpclient.proxy: hosts reached without proxy_url
+    proxy_from_environment: bool = False  # HTTP(S)_PROXY and NO_PROXY, as Go reads them
+    # Sent to the proxy with the CONNECT of an https:// request, as Go's transport sends them.
+    proxy_connect_header: dict[str, tuple[SecretStr, ...]] = {}
+    http_headers: dict[str, HeaderSource] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -196,6 +259,21 @@ class HTTPClientConfig(Strict):
     def _check_proxy(cls, value: str | None) -> str | None:
         return None if value is None else require_http_url(value, "proxy URL")
 
+    @field_validator("http_headers")
+    @classmethod
+    def _check_headers(cls, value: dict[str, HeaderSource]) -> dict[str, HeaderSource]:
+        for name in value:
+            if not _TOKEN.fullmatch(name):
+                raise ValueError(f"{name!r} is not a header name")
+            if canonical_header(name) in RESERVED_HEADERS or canonical_header(name).startswith(
+                "X-Exesdb-"
+            ):
+                raise ValueError(f"setting header {canonical_header(name)!r} is not allowed")
+        for source in value.values():
+            for secret in source.secrets:
+                _header_value(secret.get_secret_value())  # the message shows no value
+        return value
+
     @field_validator("follow_redirects")
     @classmethod
     def _check_redirects(cls, value: bool | None) -> bool | None:
@@ -210,6 +288,20 @@ class HTTPClientConfig(Strict):
     def _check(self) -> HTTPClientConfig:
         if self.authorization is not None and self.basic_auth is not None:
             raise ValueError("at most one of basic_auth and authorization")
+        if self.proxy_from_environment and (self.proxy_url or self.no_proxy):
+            raise ValueError(
+                "proxy_from_environment takes the proxy and its exceptions from HTTP_PROXY, "
+                "HTTPS_PROXY and NO_PROXY: give neither proxy_url nor no_proxy with it"
+            )
+        if self.proxy_connect_header and not (self.proxy_url or self.proxy_from_environment):
+            raise ValueError("proxy_connect_header needs proxy_url or proxy_from_environment")
+        for name, values in self.proxy_connect_header.items():
+            if not _TOKEN.fullmatch(name):
+                raise ValueError(f"proxy_connect_header: {name!r} is not a header name")
+            for value in values:
+                _header_value(value.get_secret_value())  # the message shows no value
+        if self.no_proxy and not self.proxy_url:
+            raise ValueError("no_proxy needs proxy_url (the hosts it names skip that proxy)")
         return self
 
     @property
@@ -222,11 +314,21 @@ class HTTPClientConfig(Strict):
             found += [
                 p for p in (self.basic_auth.username_file, self.basic_auth.password_file) if p
             ]
+        for source in self.http_headers.values():
+            found += source.files
         return tuple(found)
 
     def relative_to(self, folder: Path) -> HTTPClientConfig:
         """The same settings with every file path made absolute from ``folder``."""
-        update: dict[str, Any] = {"tls_config": self.tls_config.relative_to(folder)}
+        update: dict[str, Any] = {
+            "tls_config": self.tls_config.relative_to(folder),
+            "http_headers": {
+                name: source.model_copy(
+                    update={"files": tuple(str(folder / path) for path in source.files)}
+                )
+                for name, source in self.http_headers.items()
+            },
+        }
         if self.authorization is not None:
             update["authorization"] = self.authorization.model_copy(
                 update={"credentials_file": _absolute(folder, self.authorization.credentials_file)}
@@ -267,10 +369,23 @@ class HTTPClientConfig(Strict):
             parts.append(f"basic_auth {user} ({secret})".replace("  ", " "))
         tls = self.tls_config
         if tls.configured:
+            inline = {"ca": "ca <inline>", "cert": "cert <inline>", "key": "key <set, redacted>"}
             shown = [
-                f"{key} {value}" for key, value in tls.model_dump(exclude_defaults=True).items()
+                inline.get(key, f"{key} {value}")
+                for key, value in tls.model_dump(exclude_defaults=True).items()
             ]
             parts.append("tls_config " + ", ".join(shown))
         if self.proxy_url:
-            parts.append(f"proxy {safe_url(self.proxy_url)}")
+            skipped = f" (not for {self.no_proxy})" if self.no_proxy else ""
+            parts.append(f"proxy {safe_url(self.proxy_url)}{skipped}")
+        if self.proxy_from_environment:
+            parts.append("proxy from the environment")
+        if self.proxy_connect_header:
+            names = ", ".join(self.proxy_connect_header)
+            parts.append(f"proxy CONNECT headers {names} <set, redacted>")
+        for name, header in self.http_headers.items():
+            given = [f"{len(header.values)} value(s)"] if header.values else []
+            given += ["secrets <set, redacted>"] if header.secrets else []
+            given += [f"files {', '.join(header.files)}"] if header.files else []
+            parts.append(f"header {name} ({'; '.join(given) or 'empty'})")
         return "; ".join(parts) if parts else "no http_config"

@@ -2,10 +2,10 @@
 
 At most once per ``check_interval`` (on a request or a TLS handshake) the file and the files it
 names are read and hashed (a few KiB; file times can miss a quick rewrite); when any changed,
-everything is loaded again and, if good, takes over at once: the users and headers for the next
-request, the certificate, key and client CA for the next connection. A bad new version keeps the
-old one in force and is logged once. Turning TLS on or off needs a restart (the listening socket
-is one or the other).
+everything is loaded again and, if good, takes over at once: the users, headers and rate limit
+for the next request, the certificate, key and client CA for the next connection. A bad new
+version keeps the old one in force and is logged once. Turning TLS on or off needs a restart (the
+listening socket is one or the other).
 """
 
 from __future__ import annotations
@@ -23,7 +23,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from bridge.errors import ConfigError
 from bridge.webconfig.basic_auth import CACHE_SIZE, BasicAuthChecker
-from bridge.webconfig.schema import TLSServerConfig, WebConfig, parse_web_config, tls_section
+from bridge.webconfig.rate_limit import RateLimiter
+from bridge.webconfig.schema import (
+    RateLimit,
+    TLSServerConfig,
+    WebConfig,
+    parse_web_config,
+    tls_section,
+)
 from bridge.webconfig.tls import apply_handshake_settings, server_context
 
 __all__ = ["CHECK_INTERVAL_SECONDS", "LiveWebConfig", "describe_web_config", "load_web_config"]
@@ -141,6 +148,7 @@ class LiveWebConfig:
         )
         for result in ("accepted", "refused"):
             checks.labels(result)
+        self.limiter = self._limiter(loaded.config.rate_limit)
         self.auth = BasicAuthChecker(
             loaded.config.basic_auth_users,
             cache_size=cache_size,
@@ -162,6 +170,11 @@ class LiveWebConfig:
         )
         self._reloaded.set(1)
         self._reloaded_at.set(wall_clock())
+
+    def _limiter(self, limit: RateLimit) -> RateLimiter | None:
+        return (
+            RateLimiter(limit.interval, limit.burst, clock=self._clock) if limit.enabled else None
+        )
 
     @property
     def config(self) -> WebConfig:
@@ -206,6 +219,8 @@ class LiveWebConfig:
                 "; ".join(exc.problems),
             )
             return False
+        if loaded.config.rate_limit != self._loaded.config.rate_limit:
+            self.limiter = self._limiter(loaded.config.rate_limit)
         self._loaded = loaded
         self._stamp = _settled_stamp(self.path, stamp, loaded.config)
         self._refused = None

@@ -2,6 +2,8 @@
 
 Every path is behind basic auth when users are configured, ``/healthz`` included (as in
 exporter-toolkit); what a route checks itself (ingest's signature, the admin token) comes on top.
+Before it, a request over ``rate_limit`` is refused (429), then a client certificate without any
+of ``client_allowed_sans`` (the toolkit refuses it in the handshake, which Python's ssl cannot).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from aiohttp.typedefs import Handler
 
 from bridge.routes import error_response
 from bridge.webconfig.live import LiveWebConfig
+from bridge.webconfig.tls import client_names
 
 __all__ = ["install"]
 
@@ -26,6 +29,19 @@ def install(app: web.Application, live: LiveWebConfig) -> None:
     @web.middleware
     async def web_config(request: web.Request, handler: Handler) -> web.StreamResponse:
         live.refresh()
+        # The toolkit's order: the rate limit before anything else.
+        if live.limiter is not None and not live.limiter.allow():
+            return error_response(429, "rate_limited", "over the web config's rate_limit")
+        tls = live.config.tls
+        if tls is not None and tls.client_allowed_sans:
+            transport = request.transport
+            peercert = transport.get_extra_info("peercert") if transport is not None else None
+            if client_names(peercert).isdisjoint(tls.client_allowed_sans):
+                return error_response(
+                    403,
+                    "forbidden",
+                    "the client certificate holds none of the names in client_allowed_sans",
+                )
         if live.auth.enabled and not await live.auth.check(request.headers.get("Authorization")):
             answer = error_response(
                 401, "unauthorized", "send the user and password of basic_auth_users (basic auth)"

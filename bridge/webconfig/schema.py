@@ -14,14 +14,23 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
 import yaml
-from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from bridge.yamlconfig import Strict, not_supported, parse_yaml
+from bridge.tlsutil import pem_certificates
+from bridge.yamlconfig import GoDuration, Strict, not_supported, parse_yaml
 
 __all__ = [
     "CLIENT_AUTH_TYPES",
     "TLS_VERSIONS",
     "HTTPServerConfig",
+    "RateLimit",
     "ResponseHeaders",
     "TLSServerConfig",
     "WebConfig",
@@ -52,18 +61,20 @@ _VERIFYING: Final = frozenset(
 )
 # A bcrypt hash as htpasswd -B and every bcrypt library write it: $2<v>$<cost>$<53 characters>.
 _BCRYPT: Final = re.compile(r"\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}")
+# Keys whose empty value the toolkit takes as unset (its IsEnabled and path checks test for "").
+_BLANK_IS_UNSET: Final = frozenset(
+    {"cert_file", "cert", "key_file", "key", "client_ca_file", "client_ca", "client_auth_type"}
+)
 # Keys of the schema that names are shown for but whose values never are.
 _SECRET_KEYS: Final = frozenset({"basic_auth_users", "key"})
 # Toolkit keys refused by name (see not_supported), left out of "allowed here" lists.
-_UNSUPPORTED: Final = frozenset(
-    {"cert", "key", "client_ca", "client_allowed_sans", "curve_preferences", "rate_limit"}
-)
+_UNSUPPORTED: Final = frozenset({"curve_preferences"})
 
 
 def _header_value(value: str | None) -> str | None:
     if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise ValueError("must be one line of printable characters")
-    # The toolkit's rule: a blank value leaves the header unset.
+    # A blank value leaves the header unset (the toolkit would send it empty, which says nothing).
     return value or None
 
 
@@ -101,20 +112,31 @@ class HTTPServerConfig(Strict):
 class TLSServerConfig(Strict):
     """``tls_server_config``: paths are relative to the web config file's folder."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _toolkit_spellings(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        # The toolkit's reading: an empty string is an unset key (a template's blank value), and
+        # RequireClientCert is the old name it still takes for RequireAnyClientCert.
+        data = {k: v for k, v in data.items() if v != "" or k not in _BLANK_IS_UNSET}
+        if data.get("client_auth_type") == "RequireClientCert":
+            data["client_auth_type"] = "RequireAnyClientCert"
+        return data
+
     cert_file: str | None = None
     key_file: str | None = None
+    cert: str | None = None  # the certificate (chain) inline, PEM
+    key: SecretStr | None = None  # the key inline, PEM
     client_auth_type: ClientAuthType = "NoClientCert"
     client_ca_file: str | None = None
+    client_ca: Annotated[str | None, AfterValidator(pem_certificates)] = None
+    # Checked on each request, as the handshake cannot be (see bridge.webconfig.tls).
+    client_allowed_sans: tuple[str, ...] = ()
     min_version: TLSVersionName = "TLS12"
     max_version: TLSVersionName = "TLS13"
     cipher_suites: tuple[str, ...] = ()
     prefer_server_cipher_suites: bool = True
-    cert: Annotated[str | None, not_supported("put the certificate in cert_file")] = None
-    key: Annotated[str | None, not_supported("put the key in key_file")] = None
-    client_ca: Annotated[str | None, not_supported("put the CA in client_ca_file")] = None
-    client_allowed_sans: Annotated[
-        Any, not_supported("Python's ssl cannot check a client's SANs during the handshake")
-    ] = None
     curve_preferences: Annotated[
         Any, not_supported("Python's ssl cannot set a list of curves; OpenSSL's defaults apply")
     ] = None
@@ -122,28 +144,59 @@ class TLSServerConfig(Strict):
     @property
     def enabled(self) -> bool:
         """TLS is on when a certificate, key, client CA or client-auth type is given (toolkit)."""
-        given = {"cert_file", "key_file", "client_ca_file", "client_auth_type"}
+        given = {
+            "cert_file",
+            "cert",
+            "key_file",
+            "key",
+            "client_ca_file",
+            "client_ca",
+            "client_auth_type",
+        }
         return bool(self.model_fields_set & given)
 
     @property
     def verifies_clients(self) -> bool:
-        """True when client certificates are checked against ``client_ca_file``."""
+        """True when client certificates are checked against the client CA."""
         return self.client_auth_type in _VERIFYING
 
     @model_validator(mode="after")
     def _check(self) -> TLSServerConfig:
         if not self.enabled:
             return self
-        missing = [key for key in ("cert_file", "key_file") if not getattr(self, key)]
+        for file_key, inline_key in (("cert_file", "cert"), ("key_file", "key")):
+            if getattr(self, file_key) and getattr(self, inline_key):
+                raise ValueError(f"at most one of {inline_key} and {file_key}")
+        missing = [
+            f"{file_key} (or {inline_key})"
+            for file_key, inline_key in (("cert_file", "cert"), ("key_file", "key"))
+            if not getattr(self, file_key) and not getattr(self, inline_key)
+        ]
         if missing:
             raise ValueError(f"TLS needs {' and '.join(missing)}")
-        if self.client_ca_file and self.client_auth_type == "NoClientCert":
+        if self.client_ca_file and self.client_ca:
+            raise ValueError("at most one of client_ca and client_ca_file")
+        given = "client_ca_file" if self.client_ca_file else "client_ca" if self.client_ca else ""
+        if given and self.client_auth_type == "NoClientCert":
             raise ValueError(
-                "client_ca_file is set but client_auth_type is NoClientCert; "
+                f"{given} is set but client_auth_type is NoClientCert; "
                 "use RequireAndVerifyClientCert to check client certificates"
             )
-        if self.verifies_clients and not self.client_ca_file:
-            raise ValueError(f"client_auth_type {self.client_auth_type} needs client_ca_file")
+        if self.verifies_clients and not given:
+            why = (
+                " (Python's ssl verifies every certificate it asks for, so it cannot take any "
+                "certificate as Go does)"
+                if self.client_auth_type == "RequireAnyClientCert"
+                else ""
+            )
+            raise ValueError(
+                f"client_auth_type {self.client_auth_type} needs client_ca_file or client_ca{why}"
+            )
+        if self.client_allowed_sans and not self.verifies_clients:
+            raise ValueError(
+                "client_allowed_sans needs a client_auth_type that checks certificates "
+                "(RequireAndVerifyClientCert, VerifyClientCertIfGiven or RequireAnyClientCert)"
+            )
         if TLS_VERSIONS.index(self.min_version) > TLS_VERSIONS.index(self.max_version):
             raise ValueError(f"min_version {self.min_version} is above max_version")
         return self
@@ -166,15 +219,25 @@ def _bcrypt_hash(value: str) -> str:
     return value
 
 
+class RateLimit(Strict):
+    """``rate_limit``: at most ``burst`` requests at once, then one per ``interval``."""
+
+    interval: GoDuration = 0.0  # 0: no limit
+    burst: Annotated[int, Field(ge=0)] = 0
+
+    @property
+    def enabled(self) -> bool:
+        """True when requests are limited (a non-zero interval, the toolkit's rule)."""
+        return self.interval > 0
+
+
 class WebConfig(Strict):
     """The whole file; every key optional, an empty file means plain HTTP without auth."""
 
     tls_server_config: TLSServerConfig | None = None
     http_server_config: HTTPServerConfig = HTTPServerConfig()
     basic_auth_users: dict[str, Annotated[str, AfterValidator(_bcrypt_hash)]] = {}
-    rate_limit: Annotated[
-        Any, not_supported("put a rate-limiting proxy in front of the bridge")
-    ] = None
+    rate_limit: RateLimit = RateLimit()
 
     @field_validator("basic_auth_users")
     @classmethod
@@ -198,12 +261,17 @@ class WebConfig(Strict):
             "TLS off"
             if tls is None
             else f"TLS on ({tls.min_version}-{tls.max_version}, "
-            f"client certificates: {tls.client_auth_type})"
+            f"client certificates: {tls.client_auth_type}"
+            + (f", {len(tls.client_allowed_sans)} allowed SANs" if tls.client_allowed_sans else "")
+            + ")"
         ]
         users = len(self.basic_auth_users)
         parts.append(f"basic auth: {users} user{'' if users == 1 else 's'}" if users else "no auth")
         headers = [name for name, _ in self.http_server_config.headers.items()]
         parts.append(f"headers: {', '.join(headers)}" if headers else "no extra headers")
+        limit = self.rate_limit
+        if limit.enabled:
+            parts.append(f"rate limit: burst {limit.burst}, one more every {limit.interval:g}s")
         return "; ".join(parts)
 
 

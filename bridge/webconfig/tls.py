@@ -4,9 +4,12 @@ What Python's ``ssl`` cannot do as Go's ``crypto/tls`` does, and what is done in
 
 - ``RequestClientCert`` asks for no certificate: Python cannot ask without verifying what comes,
   and the bridge never reads an unverified certificate, so who gets in is the same.
-- ``RequireAnyClientCert`` verifies the certificate against ``client_ca_file`` (stricter).
+- ``RequireAnyClientCert`` verifies the certificate against the client CA (stricter).
 - TLS 1.3 cipher suites cannot be chosen (as in Go, where listing them has no effect either);
   ``cipher_suites`` restricts TLS 1.2 and below.
+- ``client_allowed_sans`` cannot fail the handshake (Python has no callback after verification):
+  ``client_names`` reads the verified certificate's SANs, the way Go lists them, and the
+  middleware refuses each request from a certificate with none of the names allowed.
 
 Certificates rotate without a restart: the listening socket keeps its first context, whose
 ``sni_callback`` hands each new handshake to the context of the newest good file. OpenSSL takes
@@ -17,14 +20,16 @@ listening context (``apply_handshake_settings``).
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from bridge.errors import ConfigError
-from bridge.tlsutil import TLS_VERSIONS, load_error
+from bridge.tlsutil import TLS_VERSIONS, load_cert_chain, load_error
 from bridge.webconfig.schema import TLSServerConfig
 
-__all__ = ["CIPHER_SUITES", "apply_handshake_settings", "server_context"]
+__all__ = ["CIPHER_SUITES", "apply_handshake_settings", "client_names", "server_context"]
 
 _VERIFY_MODES: Final = {
     "NoClientCert": ssl.CERT_NONE,
@@ -73,18 +78,22 @@ def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
     # must not resume a session past a reload. Scrapers keep their connection open anyway.
     context.options |= ssl.OP_NO_TICKET
     context.num_tickets = 0
-    # The schema requires both when TLS is on.
-    assert tls.cert_file is not None
-    assert tls.key_file is not None
     try:
-        # An encrypted key fails here rather than prompting on the terminal (nor does the toolkit
-        # take a passphrase).
-        context.load_cert_chain(tls.cert_file, tls.key_file, password=b"")
-    except (OSError, ssl.SSLError) as exc:
-        problems.append(
-            f"tls_server_config.cert_file: cannot load {tls.cert_file} with key_file "
-            f"{tls.key_file}: {load_error(exc)}"
+        # The schema requires a certificate and a key when TLS is on. An encrypted key fails here
+        # rather than prompting on the terminal (nor does the toolkit take a passphrase).
+        load_cert_chain(
+            context,
+            cert_file=tls.cert_file,
+            cert=tls.cert,
+            key_file=tls.key_file,
+            key=tls.key.get_secret_value() if tls.key else None,
         )
+    except (OSError, ssl.SSLError) as exc:
+        cert = (
+            f"cert_file: cannot load {tls.cert_file}" if tls.cert_file else "cert: cannot load it"
+        )
+        key = f"key_file {tls.key_file}" if tls.key_file else "the key given inline"
+        problems.append(f"tls_server_config.{cert} with {key}: {load_error(exc)}")
     if tls.client_ca_file:
         try:
             context.load_verify_locations(cafile=tls.client_ca_file)
@@ -93,9 +102,33 @@ def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
                 f"tls_server_config.client_ca_file: cannot load {tls.client_ca_file}: "
                 f"{load_error(exc)}"
             )
+    elif tls.client_ca:
+        context.load_verify_locations(cadata=tls.client_ca)  # checked by the schema
     if problems:
         raise ConfigError(problems)
     return context
+
+
+# The SAN kinds Go's toolkit compares (DNS names, emails, IP addresses, URIs), as Python's
+# getpeercert() names them.
+_SAN_KINDS: Final = frozenset({"DNS", "email", "IP Address", "URI"})
+
+
+def client_names(peercert: Mapping[str, Any] | None) -> frozenset[str]:
+    """The subject alternative names of a verified client certificate (``getpeercert()``), as
+    Go writes them: an IP address in its short form (``2001:db8::1``), the others as they are."""
+    names: set[str] = set()
+    for kind, value in (peercert or {}).get("subjectAltName", ()):
+        if kind not in _SAN_KINDS:
+            continue
+        value = value.strip()
+        if kind == "IP Address":
+            try:
+                value = ipaddress.ip_address(value).compressed
+            except ValueError:
+                continue
+        names.add(value)
+    return frozenset(names)
 
 
 def apply_handshake_settings(tls: TLSServerConfig, context: ssl.SSLContext) -> None:

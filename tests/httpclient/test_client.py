@@ -145,6 +145,80 @@ def test_a_bad_ca_file_fails_the_request_naming_the_key(tmp_path: Path) -> None:
         settings.request_options(URL)
 
 
+def test_an_inline_ca_is_the_only_ca_trusted() -> None:
+    """tls_config.ca holds the PEM itself, as prometheus/common takes it: that CA alone is
+    trusted; a ca that is no PEM certificate is refused when the file is read."""
+    ca = trustme.CA()
+    settings = ClientSettings(config(tls_config={"ca": ca.cert_pem.bytes().decode()}))
+    context = settings.request_options(URL).ssl
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode is ssl.CERT_REQUIRED
+    assert len(context.get_ca_certs()) == 1
+    assert "ca <inline>" in settings.config.summary()
+    with pytest.raises(ValueError, match=r"tls_config\.ca\n.*must be PEM CA certificates"):
+        config(tls_config={"ca": "not a certificate"})
+    with pytest.raises(ValueError, match="at most one of ca and ca_file"):
+        config(tls_config={"ca": ca.cert_pem.bytes().decode(), "ca_file": "ca.pem"})
+
+
+def test_http_headers_are_sent_from_values_secrets_and_files_read_again_when_changed(
+    tmp_path: Path,
+) -> None:
+    """http_headers adds each header with its values (inline, secret, file) as one
+    comma-separated line; a changed file is read again at the next request."""
+    key_file = tmp_path / "api-key"
+    key_file.write_text("key-1\n")
+    settings = ClientSettings(
+        config(
+            http_headers={
+                "X-Api-Key": {"files": [str(key_file)]},
+                "X-Team": {"values": ["ops"], "secrets": ["tenant-7"]},
+            }
+        )
+    )
+    assert settings.request_options(URL).headers == {
+        "X-Api-Key": "key-1",
+        "X-Team": "ops, tenant-7",
+    }
+    replace(key_file, "key-2\n")
+    assert settings.request_options(URL).headers["X-Api-Key"] == "key-2"
+    assert "tenant-7" not in settings.config.summary()
+
+
+@pytest.mark.parametrize(
+    ("name", "refused"),
+    [
+        ("authorization", "setting header 'Authorization' is not allowed"),
+        ("content-type", "setting header 'Content-Type' is not allowed"),
+        ("X-ExESDB-Signature", "setting header 'X-Exesdb-Signature' is not allowed"),
+        ("X Api", "'X Api' is not a header name"),
+    ],
+)
+def test_reserved_and_malformed_header_names_are_refused(name: str, refused: str) -> None:
+    """prometheus/common's reserved headers (by canonical name), the bridge's own X-ExESDB-*
+    and names that are no HTTP token are refused naming them."""
+    with pytest.raises(ValueError, match=refused):
+        config(http_headers={name: {"values": ["x"]}})
+
+
+def test_an_inline_client_certificate_is_presented_and_its_key_never_shown() -> None:
+    """tls_config.cert and key inline load into the context (no file written); check-config's
+    summary says the key is set, never what it is."""
+    leaf = trustme.CA().issue_cert("bridge@example.test")
+    key = leaf.private_key_pem.bytes().decode()
+    settings = ClientSettings(
+        config(tls_config={"cert": leaf.cert_chain_pems[0].bytes().decode(), "key": key})
+    )
+    assert isinstance(settings.request_options(URL).ssl, ssl.SSLContext)
+    summary = settings.config.summary()
+    assert "cert <inline>" in summary
+    assert "key <set, redacted>" in summary
+    assert "PRIVATE KEY" not in summary
+    bad = ClientSettings(config(tls_config={"cert": "not a cert", "key": "not a key"}))
+    with pytest.raises(ClientSetupError, match=r"tls_config\.cert \(inline\) with key \(inline\)"):
+        bad.request_options(URL)
+
+
 def test_insecure_skip_verify_verifies_nothing() -> None:
     """insecure_skip_verify: no certificate or host name check, as Alertmanager does."""
     context = ClientSettings(config(tls_config={"insecure_skip_verify": True})).request_options(URL)

@@ -3,6 +3,8 @@ send_resolved, secrets rotated in their files while the bridge runs (in-process 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import ssl
 import time
@@ -111,6 +113,33 @@ webhook_configs:
     assert "X-ExESDB-Signature" in request.headers
 
 
+async def test_https_receiver_trusted_through_an_inline_ca_gets_the_alert(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """tls_config.ca given inline (the PEM in the receivers file, as prometheus/common takes it)
+    is the CA the bridge trusts for an HTTPS receiver with a private certificate."""
+    ca = trustme.CA()
+    receiver: WebhookReceiver = webhook_receiver(ssl_context=served_by(ca))
+    pem = ca.cert_pem.bytes().decode()
+    indented = "".join(f"          {line}\n" for line in pem.splitlines())
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    http_config:
+      tls_config:
+        ca: |
+{indented}""",
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, _, _):
+        bridge.bus.publish("disk_full", system_alert("inline-ca-1"))
+        await async_wait_until(lambda: receiver.accepted(), what="an accepted delivery")
+    assert receiver.requests[0].alert_ids() == ["inline-ca-1"]
+
+
 async def test_credentials_with_a_line_break_inside_fail_the_attempt_until_the_file_is_fixed(
     tmp_path: Path, webhook_receiver
 ) -> None:
@@ -217,6 +246,31 @@ async def test_a_header_the_http_client_refuses_fails_the_attempt() -> None:
             await sender.aclose()
     assert (result.outcome, result.error_type) == (Outcome.RETRY, "ValueError")
     assert "one" not in (result.error or "")
+
+
+async def test_a_templated_url_in_url_file_fails_the_attempt_instead_of_posting_elsewhere(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A url_file holding an Alertmanager template ({{ … }}), which the bridge does not expand,
+    fails the attempt naming url_file; nothing is posted to the literal path."""
+    receiver: WebhookReceiver = webhook_receiver()
+    url_file = write(tmp_path / "hook-url", receiver.url + "/{{ .GroupLabels.alertname }}\n")
+    [hook], _ = resolve_receivers(
+        [],
+        write(tmp_path / "receivers.yml", "webhook_configs:\n  - url_file: hook-url\n"),
+        secret=None,
+        timeout=5.0,
+        max_alerts=0,
+        min_severity="warning",
+    )
+    sender = WebhookSender(hook)
+    try:
+        result = await sender.send(delivery_to(hook.key))
+    finally:
+        await sender.aclose()
+    assert (result.outcome, result.error_type) == (Outcome.RETRY, "ClientSetupError")
+    assert f"url_file {url_file}: holds a template" in (result.error or "")
+    assert receiver.requests == []
 
 
 async def test_without_the_private_ca_the_https_receiver_is_not_trusted(
@@ -496,3 +550,185 @@ webhook_configs:
     [request] = receiver.requests
     assert "Proxy-Authorization" not in request.headers
     assert request.alert_ids() == ["proxied-1"]
+
+
+async def test_with_no_proxy_a_loopback_receiver_is_reached_without_the_proxy(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """Once no_proxy is set, a receiver on loopback is asked directly, as Go's httpproxy (and so
+    Alertmanager) does: the alert arrives and the proxy sees nothing."""
+    receiver: WebhookReceiver = webhook_receiver()
+    proxy = await ForwardProxy().start()
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    http_config:
+      proxy_url: http://127.0.0.1:{proxy.port}
+      no_proxy: other.example
+""",
+    )
+    try:
+        async with alert_bridge(
+            tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+        ) as (bridge, _, _):
+            bridge.bus.publish("disk_full", system_alert("direct-1"))
+            await async_wait_until(lambda: receiver.accepted(), what="a direct delivery")
+    finally:
+        await proxy.aclose()
+    assert proxy.seen == []
+    assert receiver.requests[0].alert_ids() == ["direct-1"]
+
+
+async def test_http_headers_reach_the_receiver_and_a_rotated_header_file_is_used(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """http_headers (as Alertmanager's http_config has them) are sent with each delivery, a
+    header read from a file is read again after it changes, and the signature stays on top."""
+    receiver: WebhookReceiver = webhook_receiver()
+    write(tmp_path / "api-key", "key-1\n")
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    secret: receiver-signing-key
+    http_config:
+      http_headers:
+        X-Api-Key:
+          files: [api-key]
+        X-Team:
+          values: [ops]
+""",
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, _, _):
+        bridge.bus.publish("disk_full", system_alert("headers-1"))
+        await async_wait_until(lambda: len(receiver.accepted()) == 1, what="the first delivery")
+        write(tmp_path / "api-key", "key-2\n")
+        bridge.bus.publish("disk_full", system_alert("headers-2"))
+        await async_wait_until(lambda: len(receiver.accepted()) == 2, what="the second delivery")
+    first, second = receiver.accepted()
+    assert (first.headers["X-Api-Key"], second.headers["X-Api-Key"]) == ("key-1", "key-2")
+    assert first.headers["X-Team"] == "ops"
+    assert "X-ExESDB-Signature" in first.headers
+
+
+async def test_a_receiver_demanding_a_client_certificate_gets_it_from_inline_cert_and_key(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """tls_config.cert and key given inline (PEM in the receivers file) are the client
+    certificate the bridge presents to a receiver that requires one from its CA."""
+    server_ca, client_ca = trustme.CA(), trustme.CA()
+    context = served_by(server_ca)
+    context.verify_mode = ssl.CERT_REQUIRED
+    client_ca.configure_trust(context)
+    receiver: WebhookReceiver = webhook_receiver(ssl_context=context)
+    server_ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    leaf = client_ca.issue_cert("bridge@example.test")
+
+    def block(pem: bytes) -> str:
+        return "".join(f"          {line}\n" for line in pem.decode().splitlines())
+
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    http_config:
+      tls_config:
+        ca_file: ca.pem
+        cert: |
+{block(leaf.cert_chain_pems[0].bytes())}        key: |
+{block(leaf.private_key_pem.bytes())}""",
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, _, _):
+        bridge.bus.publish("disk_full", system_alert("mtls-1"))
+        await async_wait_until(lambda: receiver.accepted(), what="an accepted delivery")
+    assert receiver.requests[0].alert_ids() == ["mtls-1"]
+
+
+class ConnectProxy:
+    """A CONNECT proxy on 127.0.0.1: records the target and headers of each CONNECT, then
+    pipes bytes both ways (an https:// request's TLS runs end to end through it)."""
+
+    def __init__(self) -> None:
+        self.connects: list[tuple[str, dict[str, str]]] = []
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> ConnectProxy:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        method, target, _ = head[0].split(" ", 2)
+        headers = dict(line.split(": ", 1) for line in head[1:] if line)
+        self.connects.append((target, headers))
+        if method != "CONNECT":
+            writer.close()
+            return
+        host, _, port = target.rpartition(":")
+        upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    async def aclose(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+async def test_an_https_receiver_behind_a_proxy_gets_the_alert_with_proxy_connect_header(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """An https:// receiver behind proxy_url is reached through a CONNECT tunnel whose request
+    carries proxy_connect_header and the proxy URL's credentials; the receiver's own
+    authorization goes inside the tunnel only."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    receiver: WebhookReceiver = webhook_receiver(
+        ssl_context=served_by(ca), authorization="Bearer inside"
+    )
+    proxy = await ConnectProxy().start()
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    http_config:
+      authorization: {{credentials: inside}}
+      tls_config: {{ca_file: ca.pem}}
+      proxy_url: http://proxy-user:proxy-pass@127.0.0.1:{proxy.port}
+      proxy_connect_header:
+        X-Proxy-Tenant: [tenant-7]
+""",
+    )
+    try:
+        async with alert_bridge(
+            tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+        ) as (bridge, _, _):
+            bridge.bus.publish("disk_full", system_alert("tunnel-1"))
+            await async_wait_until(lambda: receiver.accepted(), what="a delivery via CONNECT")
+    finally:
+        await proxy.aclose()
+    [(target, headers)] = proxy.connects
+    assert target == receiver.url.split("/")[2]
+    assert headers["X-Proxy-Tenant"] == "tenant-7"
+    assert headers["Proxy-Authorization"] == basic_auth("proxy-user", "proxy-pass")
+    assert "Authorization" not in headers
+    assert receiver.requests[0].headers["Authorization"] == "Bearer inside"

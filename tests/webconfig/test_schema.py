@@ -74,6 +74,49 @@ def test_tls_settings_without_a_certificate_leave_tls_off():
     assert parse_web_config("tls_server_config:\n  min_version: TLS13\n", HERE).tls is None
 
 
+def test_go_zero_values_and_nulls_read_as_absent_keys():
+    """As in the toolkit, a refused key at its zero value ("", [], interval 0) and a null where a
+    mapping goes (every user commented out) read as if left out."""
+    config = parse_web_config(
+        "tls_server_config:\n"
+        "  cert: ''\n"
+        "  client_allowed_sans: []\n"
+        "  curve_preferences: []\n"
+        "http_server_config:\n"
+        "  headers:\n"
+        "rate_limit:\n"
+        "  interval: 0\n"
+        "  burst: 0\n"
+        "basic_auth_users:\n"
+        "#  alice: $2y$10$...\n",
+        HERE,
+    )
+    assert config.tls is None
+    assert config.basic_auth_users == {}
+    assert config.http_server_config.headers.items() == ()
+
+
+def test_blank_tls_keys_are_unset_as_in_the_toolkit():
+    """Blank cert_file, key_file, client_ca_file and client_auth_type (a template's empty values)
+    leave TLS off instead of turning it on without a certificate."""
+    text = (
+        "tls_server_config:\n  cert_file: ''\n  key_file: ''\n"
+        "  client_ca_file: ''\n  client_auth_type: ''\n"
+    )
+    assert parse_web_config(text, HERE).tls is None
+
+
+def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
+    """The toolkit still takes RequireClientCert, as RequireAnyClientCert."""
+    config = parse_web_config(
+        "tls_server_config:\n  cert_file: a\n  key_file: b\n"
+        "  client_auth_type: RequireClientCert\n  client_ca_file: c\n",
+        HERE,
+    )
+    assert config.tls is not None
+    assert config.tls.client_auth_type == "RequireAnyClientCert"
+
+
 @pytest.mark.parametrize(
     ("text", "named"),
     [
@@ -104,15 +147,36 @@ def test_tls_settings_without_a_certificate_leave_tls_off():
         ),
         (
             "tls_server_config:\n  cert_file: a\n  key_file: b\n"
+            "  client_auth_type: RequireAnyClientCert\n",
+            "RequireAnyClientCert needs client_ca_file or client_ca (Python's ssl verifies every",
+        ),
+        (
+            "tls_server_config:\n  cert_file: ''\n  key_file: b\n",
+            "TLS needs cert_file",
+        ),
+        (
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n"
             "  min_version: TLS13\n  max_version: TLS12\n",
             "min_version TLS13 is above max_version",
         ),
         ("basic_auth_users:\n  alice: plaintext\n", "basic_auth_users.alice: must be a bcrypt"),
         (f"basic_auth_users:\n  'a:b': {HASH}\n", "basic_auth_users: a user name must"),
-        ("tls_server_config:\n  key: '-----BEGIN'\n", "tls_server_config.key: not supported"),
-        ("tls_server_config:\n  client_allowed_sans: [a]\n", "client_allowed_sans: not supported"),
+        (
+            "tls_server_config:\n  key: '-----BEGIN'\n  key_file: b\n  cert_file: a\n",
+            "at most one of key and key_file",
+        ),
+        (
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n"
+            "  client_auth_type: RequireAndVerifyClientCert\n  client_ca: not a certificate\n",
+            "tls_server_config.client_ca: must be PEM CA certificates",
+        ),
+        (
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_allowed_sans: [a]\n",
+            "client_allowed_sans needs a client_auth_type that checks certificates",
+        ),
         ("tls_server_config:\n  curve_preferences: [X25519]\n", "curve_preferences: not supported"),
-        ("rate_limit:\n  burst: 1\n", "rate_limit: not supported"),
+        ("rate_limit:\n  interval: soon\n", "rate_limit.interval: 'soon' is not a duration"),
+        ("rate_limit:\n  interval: 1s\n  burst: -1\n", "rate_limit.burst"),
         ("tls_server_config: [\n", "not valid YAML at line"),
         ("- a\n- b\n", "the top level must be a mapping"),
         (
@@ -142,16 +206,20 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_the_summary_shows_neither_users_nor_hashes():
-    """summary() says TLS on/off, client auth and how many users, nothing secret."""
+    """summary() says TLS on/off, client auth, how many SANs and users, the rate limit, nothing
+    secret."""
     config = parse_web_config(
         "tls_server_config:\n  cert_file: a\n  key_file: b\n"
         "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: c\n"
-        f"basic_auth_users:\n  alice: {HASH}\n  bob: {HASH}\n",
+        "  client_allowed_sans: [prometheus.example]\n"
+        f"basic_auth_users:\n  alice: {HASH}\n  bob: {HASH}\n"
+        "rate_limit: {interval: 2s, burst: 5}\n",
         HERE,
     )
     summary = config.summary()
     assert "TLS on" in summary
-    assert "RequireAndVerifyClientCert" in summary
+    assert "RequireAndVerifyClientCert, 1 allowed SANs" in summary
+    assert "rate limit: burst 5, one more every 2s" in summary
     assert "2 users" in summary
     assert "alice" not in summary
     assert HASH not in summary

@@ -6,6 +6,7 @@ aiohttp over real TLS; every request opens a new connection, so a handshake sees
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import ssl
@@ -22,6 +23,7 @@ import trustme
 from bridge.app import Bridge
 from bridge.bus import SIGNATURE_HEADER, Keyring
 from bridge.errors import ConfigError
+from bridge.healthcheck import probe, target
 from bridge.routes import ADMIN_TOKEN_HEADER
 from tests.support import ADMIN_TOKEN, TEST_SECRET, async_wait_until, make_settings
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
@@ -217,6 +219,19 @@ async def test_signed_ingest_keeps_its_signature_check(files: WebFiles):
         assert status == 202
 
 
+async def test_requests_over_the_rate_limit_answer_429_before_basic_auth(files: WebFiles):
+    """rate_limit (burst 2, then one an hour) lets two requests through and answers the next
+    429 without looking at its credentials, as the toolkit's limiter does."""
+    text = files.tls_config() + USERS + "rate_limit:\n  interval: 1h\n  burst: 2\n"
+    async with serving(files, text) as bridge:
+        context = files.client_context()
+        first, _, _ = await request(bridge, context=context, headers={"Authorization": ALICE})
+        second, _, _ = await request(bridge, context=context)
+        third, _, body = await request(bridge, context=context, headers={"Authorization": ALICE})
+    assert (first, second, third) == (200, 401, 429)
+    assert json.loads(body)["error"] == "rate_limited"
+
+
 # -- TLS --
 
 
@@ -240,6 +255,74 @@ async def test_require_and_verify_client_cert(files: WebFiles):
         assert await refused_connection(bridge, files.client_context(stranger))
         status, _, _ = await request(bridge, context=files.client_context(files.client_cert()))
         assert status == 200
+
+
+def _indented(pem: str) -> str:
+    """``pem`` as the lines of a YAML block scalar under a tls_server_config key."""
+    return "".join(f"    {line}\n" for line in pem.splitlines())
+
+
+async def test_a_certificate_and_key_given_inline_are_served(files: WebFiles):
+    """cert and key hold the PEM in the file itself, as the toolkit takes them: HTTPS is served
+    with that certificate."""
+    cert = (files.folder / "server.pem").read_text()
+    key = (files.folder / "server.key").read_text()
+    text = f"tls_server_config:\n  cert: |\n{_indented(cert)}  key: |\n{_indented(key)}"
+    async with serving(files, text) as bridge:
+        status, _, _ = await request(bridge, context=files.client_context())
+    assert status == 200
+
+
+async def test_the_health_check_trusts_a_certificate_given_inline(files: WebFiles):
+    """exesdb-bridge healthcheck pins the certificate the web config gives inline, as it pins
+    cert_file's, and finds the bridge healthy over HTTPS."""
+    cert = (files.folder / "server.pem").read_text()
+    key = (files.folder / "server.key").read_text()
+    text = f"tls_server_config:\n  cert: |\n{_indented(cert)}  key: |\n{_indented(key)}"
+    async with serving(files, text) as bridge:
+        assert bridge.address is not None
+        host, port = bridge.address
+        found = target(
+            make_settings(
+                EXESDB_HTTP_ADDR=f"{host}:{port}",
+                EXESDB_WEB_CONFIG_FILE=str(files.folder / "web.yml"),
+            )
+        )
+        verdict = await asyncio.to_thread(probe, found.url, ssl_context=found.ssl_context)
+    assert verdict.healthy, verdict.line
+
+
+async def test_a_client_ca_given_inline_verifies_client_certificates(files: WebFiles):
+    """client_ca holds the CA's PEM in the file itself, as the toolkit takes it: a client
+    without a certificate is refused, one with a certificate from that CA is served."""
+    pem = files.client_ca.cert_pem.bytes().decode()
+    text = files.tls_config("client_auth_type: RequireAndVerifyClientCert\nclient_ca: |") + "".join(
+        f"    {line}\n" for line in pem.splitlines()
+    )
+    async with serving(files, text) as bridge:
+        assert await refused_connection(bridge, files.client_context())
+        status, _, _ = await request(bridge, context=files.client_context(files.client_cert()))
+        assert status == 200
+
+
+async def test_client_allowed_sans_refuses_certificates_without_an_allowed_name(files: WebFiles):
+    """With client_allowed_sans, a verified certificate is served only when one of its SANs is
+    listed, compared as Go writes them (an IPv6 address in its short form); others get 403."""
+    text = files.tls_config(
+        "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem\n"
+        "client_allowed_sans: [prometheus@example.test, '2001:db8::7']"
+    )
+    by_email = files.client_cert(name="prometheus")
+    by_address = files.client_ca.issue_cert("2001:db8:0:0:0:0:0:7")
+    async with serving(files, text) as bridge:
+        for allowed in (by_email, by_address):
+            status, _, _ = await request(bridge, context=files.client_context(allowed))
+            assert status == 200
+        status, _, body = await request(
+            bridge, context=files.client_context(files.client_cert(name="stranger"))
+        )
+        assert status == 403
+        assert json.loads(body)["error"] == "forbidden"
 
 
 async def test_verify_client_cert_if_given(files: WebFiles):

@@ -226,8 +226,7 @@ class WebhookSender:
             if not url:
                 raise ClientSetupError(f"url_file {self.receiver.url_file} is empty")
             # Checked here, not by aiohttp: its error would show the URL (the path a token).
-            problem = http_url_problem(url)
-            if problem is not None:
+            if self.receiver.url_file and (problem := http_url_problem(url)):
                 raise ClientSetupError(f"url_file {self.receiver.url_file}: {problem}")
             options = self._client.request_options(url)
             headers = self.headers(delivery.id, delivery.body)

@@ -52,6 +52,7 @@ class Receiver:
     def __init__(self, status: int = 200) -> None:
         self.posts: list[list[dict[str, Any]]] = []
         self.authorizations: list[str | None] = []
+        self.tenants: list[str | None] = []
         self.runner: web.AppRunner | None = None
         self.url = ""
         self.status = status
@@ -60,6 +61,7 @@ class Receiver:
         async def take(request: web.Request) -> web.Response:
             self.posts.append(await request.json())
             self.authorizations.append(request.headers.get("Authorization"))
+            self.tenants.append(request.headers.get("X-Scope-OrgID"))
             return web.json_response({}, status=self.status)
 
         app = web.Application()
@@ -189,6 +191,32 @@ async def test_the_receivers_file_gives_the_poster_its_url_and_http_config(
     finally:
         await receiver.stop()
     assert set(receiver.authorizations) == {basic_auth("bridge", "am-pass")}
+
+
+async def test_the_posters_http_config_takes_http_headers_and_a_bearer_token_file(
+    tmp_path: Path,
+) -> None:
+    """The alertmanager section's http_config reads as a receiver's does: a legacy
+    bearer_token_file and http_headers (a multi-tenant Alertmanager's X-Scope-OrgID) go with
+    every post."""
+    receiver = await Receiver().start()
+    (tmp_path / "am-token").write_text("am-t0ken\n")
+    config = tmp_path / "receivers.yml"
+    config.write_text(
+        f"alertmanager:\n  url: {receiver.url}\n  http_config:\n"
+        "    bearer_token_file: am-token\n"
+        "    http_headers:\n      X-Scope-OrgID: {values: [team-a]}\n"
+    )
+    try:
+        async with alert_bridge(
+            tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config)
+        ) as (bridge, _, _):
+            bridge.bus.publish("disk_full", system_alert("am-2"))
+            await async_wait_until(lambda: receiver.posts, what="a post")
+    finally:
+        await receiver.stop()
+    assert set(receiver.authorizations) == {"Bearer am-t0ken"}
+    assert set(receiver.tenants) == {"team-a"}
 
 
 async def test_every_open_alert_is_posted_however_many_and_however_many_changed(
