@@ -494,6 +494,51 @@ def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
     assert attempts == {dead.id: "3", live.id: "0"}
 
 
+def test_outbox_retry_leaves_a_dead_letter_whose_receiver_is_not_configured(
+    tmp_path: Path,
+) -> None:
+    """`outbox retry` of a dead letter for a receiver the bridge no longer starts with names
+    the receiver (never its path) and why, exits 1 and leaves it dead-lettered, with --all too;
+    the other dead letters go back to pending."""
+    gone, kept = "https://hooks.example/token-gone", "https://other.example/token-kept"
+    outbox = Outbox.in_dir(tmp_path)
+    outbox.queue_for([gone, kept])  # the bridge started with both
+    observe(outbox, event("a"), T0)
+    for url in (gone, kept):
+        outbox.group(url, T0, 0.0, one_each)
+    dead = {d.url: d for d in outbox.deliveries()}
+    for delivery in dead.values():
+        outbox.finish_attempt(
+            delivery.id,
+            state=DeliveryState.DEAD,
+            next_attempt_at=T0,
+            status=404,
+            error="HTTP 404",
+            now=T0,
+        )
+    outbox.queue_for([kept])  # then restarted without the first
+    outbox.close()
+    env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
+    refused = cli("outbox", "retry", dead[gone].id, **env)
+    assert refused.returncode == 1
+    assert (
+        f"delivery '{dead[gone].id}' left dead-lettered: its receiver https://hooks.example/… is"
+        in refused.stderr
+    )
+    assert "not among those the bridge last started with" in refused.stderr
+    assert "token-gone" not in refused.stderr + refused.stdout
+    assert "0 dead-lettered deliveries back to pending" in refused.stdout
+    every = cli("outbox", "retry", "--all", **env)
+    assert every.returncode == 1
+    assert f"delivery '{dead[gone].id}' left dead-lettered" in every.stderr
+    assert "1 dead-lettered delivery back to pending" in every.stdout
+    states = {
+        json.loads(line)["id"]: json.loads(line)["state"]
+        for line in cli("outbox", "list", "--json", **env).stdout.splitlines()
+    }
+    assert states == {dead[gone].id: "dead", dead[kept].id: "pending"}
+
+
 def test_run_logs_ts_with_milliseconds_and_z_and_ends_start_up_with_the_urls(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:

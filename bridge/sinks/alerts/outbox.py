@@ -12,7 +12,9 @@ A receiver is named by its key (``bridge.receivers.ReceiverKeys``, under ``recei
 random key made once, when the file is created, and kept in its ``meta`` table) in the column
 ``url``, whose name comes from version 2, when the key was the webhook URL itself;
 ``move_receiver_rows`` moves rows under an earlier key (the URL, then an unkeyed digest of it)
-to the receiver's key when the bridge starts, so nothing waiting is lost across the change. (Not
+to the receiver's key when the bridge starts, so nothing waiting is lost across the change. The
+keys the bridge started with are kept in ``meta`` too (``configured``), so ``exesdb-bridge outbox
+retry`` can tell a dead letter no worker would send (``unretryable``). (Not
 to be confused with ``adopt_open_alerts``: on Redis, the alert states a new work-queue holder
 takes up.)
 
@@ -45,6 +47,7 @@ from bridge.sinks.alerts.records import (
     HistoryEntry,
     HistoryEvent,
     OutboxDepth,
+    Unretryable,
 )
 from bridge.sinks.alerts.rows import alert_params, delivery_of, matching, one_of, record_of
 from bridge.sinks.alerts.sources import AlertEvent
@@ -99,6 +102,9 @@ _DEAD_LETTER_REASON: Final = (
     "the receiver is no longer in EXESDB_WEBHOOK_URLS nor in EXESDB_WEBHOOK_CONFIG_FILE"
 )
 
+# The meta row holding the keys of the receivers the bridge last started with (JSON).
+_CONFIGURED: Final = "receivers"
+
 BuildPayloads = Callable[[Sequence[AlertRecord]], Sequence[tuple[bytes, Sequence[str]]]]
 """Turn one group of alerts into payloads: ``(body, alert_ids)`` each."""
 Keep = Callable[[AlertRecord, bool], bool]
@@ -141,9 +147,23 @@ class Outbox:
         return cls(directory / FILE_NAME, urls=urls)
 
     def queue_for(self, keys: Sequence[str]) -> None:
-        """Queue every notified alert for the receivers of ``keys`` from now on."""
-        with self._lock:
+        """Queue every notified alert for the receivers of ``keys`` from now on, and record them
+        in the file as the receivers the bridge started with (``configured``)."""
+        with self._lock, self._tx():
             self.urls = tuple(keys)
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (name, value) VALUES (:name, :keys)",
+                {"name": _CONFIGURED, "keys": json.dumps(self.urls)},
+            )
+
+    def configured(self) -> tuple[str, ...] | None:
+        """The keys of the receivers the bridge last started with (``queue_for``), which have
+        a worker while it runs; None when none has started on the file since it records them."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM meta WHERE name = :name", {"name": _CONFIGURED}
+            ).fetchone()
+        return None if row is None else tuple(json.loads(row[0]))
 
     def close(self) -> None:
         """Close the database; idempotent."""
@@ -713,8 +733,28 @@ class Outbox:
         with self._lock:
             return [delivery_of(row) for row in self._db.execute(query, {**params, "limit": limit})]
 
-    def retry(self, now: float, delivery_ids: Sequence[str] | None = None) -> int:
-        """Put dead-lettered deliveries (all, or those named) back to pending; returns how many.
+    def unretryable(self, delivery_ids: Sequence[str] | None = None) -> list[Unretryable]:
+        """The dead letters (all, or those named) that ``retry`` must be told to leave: those
+        for a receiver the bridge did not last start with (``configured``), which no worker
+        would send until a restart, when they would be dead-lettered again."""
+        configured = self.configured()
+        if configured is None:
+            return []
+        where, params = one_of("url", configured, negate=True) if configured else ("1 = 1", {})
+        if delivery_ids is not None:
+            named, ids = one_of("id", delivery_ids) if delivery_ids else ("0 = 1", {})
+            where += f" AND {named}"
+            params.update(ids)
+        query = f"SELECT id, url FROM deliveries WHERE state = :dead AND {where} ORDER BY rowid"  # noqa: S608
+        with self._lock:
+            rows = self._db.execute(query, {**params, "dead": DeliveryState.DEAD.value}).fetchall()
+        return [Unretryable(row["id"], row["url"], configured=False) for row in rows]
+
+    def retry(
+        self, now: float, delivery_ids: Sequence[str] | None = None, *, leave: Sequence[str] = ()
+    ) -> int:
+        """Put dead-lettered deliveries (all, or those named, but those of ``leave``) back to
+        pending; returns how many.
 
         The next attempt is due at once and the deadline starts afresh; the body, the delivery
         id and the count of attempts made stay (so the backoff goes on from that count).
@@ -722,11 +762,13 @@ class Outbox:
         query = (
             "UPDATE deliveries SET state = :pending, created_at = :now, next_attempt_at = :now,"
             " finished_at = NULL WHERE state = :dead"
+            " AND id NOT IN (SELECT value FROM json_each(:leave))"
         )
         params: dict[str, Any] = {
             "pending": DeliveryState.PENDING.value,
             "dead": DeliveryState.DEAD.value,
             "now": now,
+            "leave": json.dumps(list(leave)),
         }
         if delivery_ids is not None:
             if not delivery_ids:

@@ -255,7 +255,7 @@ class AlertSink:
                 " EXESDB_WEBHOOK_SECRET: deliveries go unsigned",
                 ", ".join(unsigned),
             )
-        outbox.queue_for([receiver.key for receiver in receivers])
+        await self._db.call(outbox.queue_for, [receiver.key for receiver in receivers])
         for receiver in receivers:
             for old in receiver.legacy_keys:
                 await self._db.call(outbox.move_receiver_rows, old, receiver.key)
