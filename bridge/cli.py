@@ -404,7 +404,7 @@ def _outbox(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         ids = None if args.all else args.ids
         wrong = [] if args.all else _not_retryable(outbox, args.ids)
-        left = outbox.unretryable(ids)
+        left = outbox.unretryable(ids, force=args.force)
         wrong += [_left_why(delivery) for delivery in left]
         for problem in wrong:
             print(f"exesdb-bridge: {problem}", file=sys.stderr)
@@ -430,6 +430,13 @@ def _not_retryable(outbox: Outbox, ids: Sequence[str]) -> list[str]:
 
 def _left_why(delivery: Unretryable) -> str:
     """Why ``outbox retry`` leaves a dead letter as it is."""
+    if delivery.configured:
+        resolved = ", ".join(f"{alert_id!r} resolved at {at}" for alert_id, at in delivery.resolved)
+        return (
+            f"delivery {delivery.delivery_id!r} left dead-lettered: it fires alerts whose resolve"
+            f" {receiver_label(delivery.receiver)} was sent since ({resolved}), so sent again it"
+            " would leave them firing there for good; --force sends it all the same"
+        )
     return (
         f"delivery {delivery.delivery_id!r} left dead-lettered: its receiver"
         f" {receiver_label(delivery.receiver)} is not among those the bridge last started with"
@@ -567,6 +574,11 @@ def build_parser() -> argparse.ArgumentParser:
         "ids", nargs="*", metavar="DELIVERY_ID", help="a dead-lettered delivery, as listed"
     )
     outbox_retry.add_argument("--all", action="store_true", help="every dead-lettered delivery")
+    outbox_retry.add_argument(
+        "--force",
+        action="store_true",
+        help="also those firing alerts whose resolve the receiver was sent since",
+    )
     outbox.set_defaults(handler=_outbox)
     add_schema_command(commands)
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bridge.bus import new_message_id
+from bridge.sinks.alerts.payload import alerts_told
 from bridge.sinks.alerts.records import (
     MAX_LEVEL,
     Acknowledgement,
@@ -733,22 +734,55 @@ class Outbox:
         with self._lock:
             return [delivery_of(row) for row in self._db.execute(query, {**params, "limit": limit})]
 
-    def unretryable(self, delivery_ids: Sequence[str] | None = None) -> list[Unretryable]:
+    def unretryable(
+        self, delivery_ids: Sequence[str] | None = None, *, force: bool = False
+    ) -> list[Unretryable]:
         """The dead letters (all, or those named) that ``retry`` must be told to leave: those
         for a receiver the bridge did not last start with (``configured``), which no worker
-        would send until a restart, when they would be dead-lettered again."""
+        would send until a restart, when they would be dead-lettered again; and, unless
+        ``force``, those firing an alert whose resolve the receiver was sent after them (the
+        last it heard of the alert): sent again, they would leave it firing for good."""
         configured = self.configured()
-        if configured is None:
-            return []
-        where, params = one_of("url", configured, negate=True) if configured else ("1 = 1", {})
+        where, params = "", dict[str, str]()
         if delivery_ids is not None:
-            named, ids = one_of("id", delivery_ids) if delivery_ids else ("0 = 1", {})
-            where += f" AND {named}"
-            params.update(ids)
-        query = f"SELECT id, url FROM deliveries WHERE state = :dead AND {where} ORDER BY rowid"  # noqa: S608
+            named, params = one_of("id", delivery_ids) if delivery_ids else ("0 = 1", {})
+            where = f" AND {named}"
+        query = f"SELECT rowid, id, url, body FROM deliveries WHERE state = :dead{where}"  # noqa: S608
+        left = []
         with self._lock:
-            rows = self._db.execute(query, {**params, "dead": DeliveryState.DEAD.value}).fetchall()
-        return [Unretryable(row["id"], row["url"], configured=False) for row in rows]
+            for row in self._db.execute(
+                query + " ORDER BY rowid", {**params, "dead": DeliveryState.DEAD.value}
+            ).fetchall():
+                if configured is not None and row["url"] not in configured:
+                    left.append(Unretryable(row["id"], row["url"], configured=False))
+                elif not force and (resolved := self._resolved_after(row)):
+                    left.append(Unretryable(row["id"], row["url"], True, resolved))
+        return left
+
+    def _resolved_after(self, dead: sqlite3.Row) -> tuple[tuple[str, str], ...]:
+        """The alerts ``dead`` fires whose resolve its receiver was last sent, with when each
+        resolved."""
+        resolved = []
+        for alert_id, (status, _) in alerts_told(bytes(dead["body"])).items():
+            if status != "firing":
+                continue
+            last = self._db.execute(
+                "SELECT body FROM deliveries WHERE url = :url AND state = :delivered"
+                " AND rowid > :rowid AND instr(alert_ids, :needle) > 0 AND EXISTS"
+                " (SELECT 1 FROM json_each(deliveries.alert_ids) WHERE value = :alert_id)"
+                " ORDER BY rowid DESC LIMIT 1",
+                {
+                    "url": dead["url"],
+                    "delivered": DeliveryState.DELIVERED.value,
+                    "rowid": dead["rowid"],
+                    "needle": json.dumps(alert_id),
+                    "alert_id": alert_id,
+                },
+            ).fetchone()
+            told = alerts_told(bytes(last["body"])).get(alert_id) if last is not None else None
+            if told is not None and told[0] == "resolved":
+                resolved.append((alert_id, told[1]))
+        return tuple(resolved)
 
     def retry(
         self, now: float, delivery_ids: Sequence[str] | None = None, *, leave: Sequence[str] = ()
