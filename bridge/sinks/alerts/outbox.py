@@ -11,10 +11,11 @@ transaction (on the Redis bus it is made in Redis in between, see ``index``).
 A receiver is named by its key (``bridge.receivers.ReceiverKeys``, under ``receiver_secret``: a
 random key made once, when the file is created, and kept in its ``meta`` table) in the column
 ``url``, whose name comes from version 2, when the key was the webhook URL itself;
-``move_receiver_rows`` moves rows under an earlier key (the URL, then an unkeyed digest of it)
-to the receiver's key when the bridge starts, so nothing waiting is lost across the change. The
-keys the bridge started with are kept in ``meta`` too (``configured``), so ``exesdb-bridge outbox
-retry`` can tell a dead letter no worker would send (``unretryable``). (Not
+``move_receiver_rows`` moves rows under an earlier key (the URL, then an unkeyed digest of it,
+or a ``url_file`` path as spelled) to the receiver's key when the bridge starts, so nothing
+waiting is lost across the change. The keys the bridge started with are kept in ``meta`` too
+(``configured``), so ``exesdb-bridge outbox retry`` can tell a dead letter no worker would send
+(``unretryable``). (Not
 to be confused with ``adopt_open_alerts``: on Redis, the alert states a new work-queue holder
 takes up.)
 
@@ -611,7 +612,8 @@ class Outbox:
 
     def move_receiver_rows(self, old: str, new: str) -> int:
         """Move what waits under the key ``old`` (a receiver's earlier key: its raw URL, as
-        version 2 keyed it, or the unkeyed digest) to ``new``, deliveries of every state
+        version 2 keyed it, the unkeyed digest, or its url_file's path spelled another way) to
+        ``new``, deliveries of every state
         included; returns how many rows moved."""
         if old == new:
             return 0
@@ -629,6 +631,17 @@ class Outbox:
                 "UPDATE deliveries SET url = :new WHERE url = :old", {"old": old, "new": new}
             ).rowcount
             return int(moved)
+
+    def receiver_keys(self) -> set[str]:
+        """Every key something is stored under (queued alerts, deliveries, what was told)."""
+        with self._lock:
+            return {
+                str(row[0])
+                for row in self._db.execute(
+                    "SELECT url FROM queued UNION SELECT url FROM deliveries"
+                    " UNION SELECT url FROM told"
+                )
+            }
 
     def next_due(self, url: str, now: float) -> Delivery | None:
         """``url``'s oldest pending delivery, when its next attempt is due.

@@ -256,8 +256,9 @@ class AlertSink:
                 ", ".join(unsigned),
             )
         await self._db.call(outbox.queue_for, [receiver.key for receiver in receivers])
+        stored = await self._db.call(outbox.receiver_keys)
         for receiver in receivers:
-            for old in receiver.legacy_keys:
+            for old in (*receiver.legacy_keys, *ReceiverKeys.spellings(receiver.key, stored)):
                 await self._db.call(outbox.move_receiver_rows, old, receiver.key)
         self._outbox = outbox
         if self._state is not None:
