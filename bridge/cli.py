@@ -26,7 +26,7 @@ from bridge.client import Target, target, url_argument, user_argument
 from bridge.config import Settings, load_settings, unknown_variables
 from bridge.errors import BridgeError, ConfigError
 from bridge.messages import INSTANCES
-from bridge.receivers import describe_receivers
+from bridge.receivers import describe_receivers, receiver_label
 from bridge.redaction import safe_url
 from bridge.schema import add_schema_command, closest_tag, model_named
 from bridge.urls import own_url
@@ -34,6 +34,7 @@ from bridge.webconfig import describe_web_config
 
 if TYPE_CHECKING:
     from bridge.sinks.alerts.outbox import Outbox
+    from bridge.sinks.alerts.records import Unretryable
 
 __all__ = ["main"]
 
@@ -433,10 +434,13 @@ def _outbox(args: argparse.Namespace) -> int:
         if not args.all and not args.ids:
             print("exesdb-bridge: outbox retry needs delivery ids or --all", file=sys.stderr)
             return EXIT_USAGE
+        ids = None if args.all else args.ids
         wrong = [] if args.all else _not_retryable(outbox, args.ids)
+        left = outbox.unretryable(ids, force=args.force)
+        wrong += [_left_why(delivery) for delivery in left]
         for problem in wrong:
             print(f"exesdb-bridge: {problem}", file=sys.stderr)
-        count = outbox.retry(time.time(), None if args.all else args.ids)
+        count = outbox.retry(time.time(), ids, leave=[d.delivery_id for d in left])
         print(f"{count} dead-lettered deliver{'y' if count == 1 else 'ies'} back to pending")
         return EXIT_FAILED if wrong else EXIT_OK
     finally:
@@ -454,6 +458,23 @@ def _not_retryable(outbox: Outbox, ids: Sequence[str]) -> list[str]:
         elif str(state) != "dead":
             problems.append(f"delivery {delivery_id!r} is {state}, not dead-lettered")
     return problems
+
+
+def _left_why(delivery: Unretryable) -> str:
+    """Why ``outbox retry`` leaves a dead letter as it is."""
+    if delivery.configured:
+        resolved = ", ".join(f"{alert_id!r} resolved at {at}" for alert_id, at in delivery.resolved)
+        return (
+            f"delivery {delivery.delivery_id!r} left dead-lettered: it fires alerts whose resolve"
+            f" {receiver_label(delivery.receiver)} was sent since ({resolved}), so sent again it"
+            " would leave them firing there for good; --force sends it all the same"
+        )
+    return (
+        f"delivery {delivery.delivery_id!r} left dead-lettered: its receiver"
+        f" {receiver_label(delivery.receiver)} is not among those the bridge last started with"
+        " (EXESDB_WEBHOOK_URLS, EXESDB_WEBHOOK_CONFIG_FILE), so no worker would send it;"
+        " configure the receiver again and restart the bridge, then retry"
+    )
 
 
 _DELIVERY_COLUMNS: Final = (
@@ -599,6 +620,11 @@ def build_parser() -> argparse.ArgumentParser:
         "ids", nargs="*", metavar="DELIVERY_ID", help="a dead-lettered delivery, as listed"
     )
     outbox_retry.add_argument("--all", action="store_true", help="every dead-lettered delivery")
+    outbox_retry.add_argument(
+        "--force",
+        action="store_true",
+        help="also those firing alerts whose resolve the receiver was sent since",
+    )
     outbox.set_defaults(handler=_outbox)
     add_schema_command(commands)
 

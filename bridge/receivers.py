@@ -10,12 +10,14 @@ be pasted from an Alertmanager configuration, plus three keys of the bridge's ow
 Each receiver has a **key** under which the outbox keeps its queue and deliveries: the shown form
 of its URL (``bridge.redaction.safe_url``) and a digest of the whole URL, e.g.
 ``https://hooks.example:8443/…#3f0c1e2a9b7d4c55``, or ``url_file:<path>`` for a URL read from a
-file (so that rotating that file keeps the key). It never holds a secret, and editing anything
+file (so that rotating that file keeps the key), the path resolved (absolute, no ``..`` nor
+link), so spelling it another way keeps the key too. It never holds a secret, and editing anything
 else (credentials, TLS, timeouts, filters) keeps it, so pending deliveries are never lost. The
 digest is an HMAC under a random key of the outbox (``ReceiverKeys``), never shown: keys appear
 in logs, pages and NotificationStatus, and an unkeyed hash would let a short token in a URL's
 path be guessed offline. Keys made before (the raw URL, then a SHA-256 of it) are
-``ReceiverKeys.earlier``, whose rows the outbox moves to the key at start
+``ReceiverKeys.earlier``, as are the paths of url_file receivers as spelled before
+(``ReceiverKeys.spellings``); the outbox moves their rows to the key at start
 (``Outbox.move_receiver_rows``).
 """
 
@@ -25,7 +27,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -205,7 +207,7 @@ class ReceiverKeys:
     def key(self, *, url: str | None = None, url_file: str | None = None) -> str:
         """The outbox key of the receiver at ``url`` (or whose URL is in ``url_file``)."""
         if url_file:
-            return _FILE_KEY_PREFIX + url_file
+            return _FILE_KEY_PREFIX + str(Path(url_file).resolve())
         if not url:
             raise ValueError("a receiver needs url or url_file")
         return f"{safe_url(url)}#{self._digest(url)}"
@@ -221,6 +223,21 @@ class ReceiverKeys:
         if shown != safe_url(url):
             keys.append(f"{shown}#{self._digest(url)}")
         return tuple(keys)
+
+    @staticmethod
+    def spellings(key: str, stored: Iterable[str]) -> tuple[str, ...]:
+        """The keys among ``stored`` that name the file of the url_file receiver of ``key``
+        spelled another way, as versions keyed it before they resolved the path (relative,
+        with ``..`` or a link in it): a relative one is read from the working directory."""
+        if not key.startswith(_FILE_KEY_PREFIX):
+            return ()
+        return tuple(
+            other
+            for other in sorted(stored)
+            if other != key
+            and other.startswith(_FILE_KEY_PREFIX)
+            and _FILE_KEY_PREFIX + str(Path(other.removeprefix(_FILE_KEY_PREFIX)).resolve()) == key
+        )
 
     def _digest(self, url: str) -> str:
         return hmac.new(self._secret, url.encode(), hashlib.sha256).hexdigest()[:16]

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import urllib.error
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from bridge import __version__
-from bridge.sinks.alerts import DeliveryState, Outbox
+from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
 from tests.integration.test_alert_crash import ingest_alerts
 from tests.sinks.alerts.helpers import T0, observe
 from tests.sinks.alerts.test_outbox import event, one_each
@@ -588,6 +589,122 @@ def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
     assert header.split()[:4] == ["DELIVERY_ID", "STATE", "ALERTS", "ATTEMPTS"]
     attempts = {row.split()[0]: row.split()[3] for row in rows}
     assert attempts == {dead.id: "3", live.id: "0"}
+
+
+def test_outbox_retry_leaves_a_dead_letter_whose_receiver_is_not_configured(
+    tmp_path: Path,
+) -> None:
+    """`outbox retry` of a dead letter for a receiver the bridge no longer starts with names
+    the receiver (never its path) and why, exits 1 and leaves it dead-lettered, with --all too;
+    the other dead letters go back to pending."""
+    gone, kept = "https://hooks.example/token-gone", "https://other.example/token-kept"
+    outbox = Outbox.in_dir(tmp_path)
+    outbox.queue_for([gone, kept])  # the bridge started with both
+    observe(outbox, event("a"), T0)
+    for url in (gone, kept):
+        outbox.group(url, T0, 0.0, one_each)
+    dead = {d.url: d for d in outbox.deliveries()}
+    for delivery in dead.values():
+        outbox.finish_attempt(
+            delivery.id,
+            state=DeliveryState.DEAD,
+            next_attempt_at=T0,
+            status=404,
+            error="HTTP 404",
+            now=T0,
+        )
+    outbox.queue_for([kept])  # then restarted without the first
+    outbox.close()
+    env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
+    refused = cli("outbox", "retry", dead[gone].id, **env)
+    assert refused.returncode == 1
+    assert (
+        f"delivery '{dead[gone].id}' left dead-lettered: its receiver https://hooks.example/… is"
+        in refused.stderr
+    )
+    assert "not among those the bridge last started with" in refused.stderr
+    assert "token-gone" not in refused.stderr + refused.stdout
+    assert "0 dead-lettered deliveries back to pending" in refused.stdout
+    every = cli("outbox", "retry", "--all", **env)
+    assert every.returncode == 1
+    assert f"delivery '{dead[gone].id}' left dead-lettered" in every.stderr
+    assert "1 dead-lettered delivery back to pending" in every.stdout
+    states = {
+        json.loads(line)["id"]: json.loads(line)["state"]
+        for line in cli("outbox", "list", "--json", **env).stdout.splitlines()
+    }
+    assert states == {dead[gone].id: "dead", dead[kept].id: "pending"}
+
+
+def _webhook_bodies(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
+    """The bridge's own payloads (Alertmanager's webhook format)."""
+    return build_payloads(records, max_alerts=10, external_url="http://bridge.example")
+
+
+def _finish(outbox: Outbox, delivery_id: str, state: DeliveryState, status: int) -> None:
+    outbox.finish_attempt(
+        delivery_id, state=state, next_attempt_at=T0, status=status, error=None, now=T0
+    )
+
+
+def test_outbox_retry_leaves_a_firing_whose_resolve_was_delivered_unless_forced(
+    tmp_path: Path,
+) -> None:
+    """`outbox retry` of a dead-lettered firing whose alert's resolve the receiver was sent
+    since names the alert and when it resolved, exits 1 and leaves it; --force retries it."""
+    url = "https://hooks.example/x"
+    outbox = Outbox.in_dir(tmp_path)
+    outbox.queue_for([url])
+    observe(outbox, event("a"), T0)
+    outbox.group(url, T0, 0.0, _webhook_bodies)
+    [firing] = outbox.deliveries()
+    _finish(outbox, firing.id, DeliveryState.DEAD, 404)
+    observe(outbox, event("a", status="resolved"), T0 + 60)
+    outbox.group(url, T0 + 60, 0.0, _webhook_bodies)
+    [resolve] = [d for d in outbox.deliveries() if d.id != firing.id]
+    _finish(outbox, resolve.id, DeliveryState.DELIVERED, 200)
+    record = outbox.alert("a")
+    outbox.close()
+    env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
+    assert record is not None
+    assert record.ends_at is not None
+    resolved_at = datetime.fromtimestamp(record.ends_at, UTC).isoformat(timespec="milliseconds")
+    refused = cli("outbox", "retry", firing.id, **env)
+    assert refused.returncode == 1
+    assert f"delivery '{firing.id}' left dead-lettered: it fires alerts whose resolve" in (
+        refused.stderr
+    )
+    assert f"'a' resolved at {resolved_at.replace('+00:00', 'Z')}" in refused.stderr
+    assert "--force" in refused.stderr
+    assert cli("outbox", "retry", "--all", **env).returncode == 1
+    assert cli("outbox", "list", "--state", "dead", "--json", **env).stdout.count(firing.id) == 1
+    forced = cli("outbox", "retry", "--force", firing.id, **env)
+    assert (forced.returncode, forced.stderr) == (0, "")
+    assert "1 dead-lettered delivery back to pending" in forced.stdout
+
+
+def test_a_dead_firing_whose_resolve_still_waits_may_be_retried(tmp_path: Path) -> None:
+    """A dead-lettered firing whose resolve is still pending is retried (it goes out first,
+    the resolve after it), as is one whose alert fired again after the resolve was sent."""
+    url = "https://hooks.example/x"
+    outbox = Outbox.in_dir(tmp_path)
+    outbox.queue_for([url])
+    observe(outbox, event("a"), T0)
+    outbox.group(url, T0, 0.0, _webhook_bodies)
+    [firing] = outbox.deliveries()
+    _finish(outbox, firing.id, DeliveryState.DEAD, 404)
+    observe(outbox, event("a", status="resolved"), T0 + 60)
+    outbox.group(url, T0 + 60, 0.0, _webhook_bodies)
+    assert outbox.unretryable() == []  # the resolve is pending
+    [resolve] = [d for d in outbox.deliveries() if d.id != firing.id]
+    _finish(outbox, resolve.id, DeliveryState.DELIVERED, 200)
+    assert [d.delivery_id for d in outbox.unretryable()] == [firing.id]
+    observe(outbox, event("a"), T0 + 120)
+    outbox.group(url, T0 + 120, 0.0, _webhook_bodies)
+    [again] = [d for d in outbox.deliveries() if d.id not in (firing.id, resolve.id)]
+    _finish(outbox, again.id, DeliveryState.DELIVERED, 200)
+    assert outbox.unretryable() == []  # firing there now anyway
+    outbox.close()
 
 
 def test_run_logs_ts_with_milliseconds_and_z_and_ends_start_up_with_the_urls(

@@ -732,3 +732,62 @@ webhook_configs:
     assert headers["Proxy-Authorization"] == basic_auth("proxy-user", "proxy-pass")
     assert "Authorization" not in headers
     assert receiver.requests[0].headers["Authorization"] == "Bearer inside"
+
+
+async def test_a_pending_delivery_of_a_url_file_survives_a_new_spelling_of_its_path(
+    tmp_path: Path, webhook_receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delivery waiting for a url_file receiver is delivered after a restart that spells the
+    file's path another way (relative, then absolute): receivers are keyed by the file itself."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.default = receiver.default.__class__(503)  # down for now
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "hook-url", receiver.url + "\n")
+    write(tmp_path / "receivers.yml", "webhook_configs:\n  - url_file: hook-url\n")
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE="receivers.yml", **FAST
+    ) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("spelled-1"))
+        await async_wait_until(lambda: receiver.requests, what="a failed attempt")
+        [waiting] = sink.outbox.deliveries()
+    receiver.default = receiver.default.__class__(200)
+    config = write(
+        tmp_path / "receivers.yml", f"webhook_configs:\n  - url_file: {tmp_path / 'hook-url'}\n"
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (_, sink, _):
+        await async_wait_until(lambda: receiver.accepted(), what="the delivery, resumed")
+        [delivered] = sink.outbox.deliveries()
+    assert delivered.id == waiting.id
+    assert receiver.accepted()[0].alert_ids() == ["spelled-1"]
+
+
+async def test_deliveries_an_earlier_version_keyed_by_a_url_file_path_as_spelled_are_delivered(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """Deliveries and queued alerts stored under a url_file receiver's path as an earlier
+    version spelled it (here with a `..` in it) are adopted at start and sent."""
+    receiver: WebhookReceiver = webhook_receiver()
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "hook-url", receiver.url + "\n")
+    old_outbox = Outbox.in_dir(tmp_path / "state")
+    spelled = f"url_file:{tmp_path}/sub/../hook-url"
+    now = time.time()
+
+    def build(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
+        return build_payloads(records, max_alerts=10, external_url="http://b")
+
+    old_outbox.queue_for([spelled])
+    old_outbox.apply([alert_events(envelope(system_alert("old-1")))[0]], now)
+    assert old_outbox.group(spelled, now, 0.0, build) == 1
+    old_outbox.apply([alert_events(envelope(system_alert("old-2")))[0]], now)
+    old_outbox.close()
+    config = write(tmp_path / "receivers.yml", "webhook_configs:\n  - url_file: hook-url\n")
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (_, sink, _):
+        await async_wait_until(
+            lambda: receiver.accepted_alert_ids() >= {"old-1", "old-2"}, what="both delivered"
+        )
+        assert {d.url for d in sink.outbox.deliveries()} == {sink.receivers[0].key}

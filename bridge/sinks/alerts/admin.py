@@ -113,6 +113,9 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
             field = _field_of(exc)
             detail = f"{field} must be a string of 1-{_MAX_TEXT} characters"
             return error_response(400, "invalid", detail, field)
+        if len(alert_id) > _MAX_TEXT:  # AlertAck could not carry it: refused before storing
+            detail = f"alert_id must be a string of 1-{_MAX_TEXT} characters"
+            return error_response(400, "invalid", detail, "alert_id")
         record = await keeper.acknowledge(
             Acknowledgement(alert_id, fields.ack_by, fields.ack_note, fields.resolution)
         )

@@ -11,8 +11,11 @@ transaction (on the Redis bus it is made in Redis in between, see ``index``).
 A receiver is named by its key (``bridge.receivers.ReceiverKeys``, under ``receiver_secret``: a
 random key made once, when the file is created, and kept in its ``meta`` table) in the column
 ``url``, whose name comes from version 2, when the key was the webhook URL itself;
-``move_receiver_rows`` moves rows under an earlier key (the URL, then an unkeyed digest of it)
-to the receiver's key when the bridge starts, so nothing waiting is lost across the change. (Not
+``move_receiver_rows`` moves rows under an earlier key (the URL, then an unkeyed digest of it,
+or a ``url_file`` path as spelled) to the receiver's key when the bridge starts, so nothing
+waiting is lost across the change. The keys the bridge started with are kept in ``meta`` too
+(``configured``), so ``exesdb-bridge outbox retry`` can tell a dead letter no worker would send
+(``unretryable``). (Not
 to be confused with ``adopt_open_alerts``: on Redis, the alert states a new work-queue holder
 takes up.)
 
@@ -32,6 +35,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bridge.bus import new_message_id
+from bridge.sinks.alerts.payload import alerts_told
 from bridge.sinks.alerts.records import (
     MAX_LEVEL,
     Acknowledgement,
@@ -45,6 +49,7 @@ from bridge.sinks.alerts.records import (
     HistoryEntry,
     HistoryEvent,
     OutboxDepth,
+    Unretryable,
 )
 from bridge.sinks.alerts.rows import alert_params, delivery_of, matching, one_of, record_of
 from bridge.sinks.alerts.sources import AlertEvent
@@ -99,6 +104,9 @@ _DEAD_LETTER_REASON: Final = (
     "the receiver is no longer in EXESDB_WEBHOOK_URLS nor in EXESDB_WEBHOOK_CONFIG_FILE"
 )
 
+# The meta row holding the keys of the receivers the bridge last started with (JSON).
+_CONFIGURED: Final = "receivers"
+
 BuildPayloads = Callable[[Sequence[AlertRecord]], Sequence[tuple[bytes, Sequence[str]]]]
 """Turn one group of alerts into payloads: ``(body, alert_ids)`` each."""
 Keep = Callable[[AlertRecord, bool], bool]
@@ -141,9 +149,23 @@ class Outbox:
         return cls(directory / FILE_NAME, urls=urls)
 
     def queue_for(self, keys: Sequence[str]) -> None:
-        """Queue every notified alert for the receivers of ``keys`` from now on."""
-        with self._lock:
+        """Queue every notified alert for the receivers of ``keys`` from now on, and record them
+        in the file as the receivers the bridge started with (``configured``)."""
+        with self._lock, self._tx():
             self.urls = tuple(keys)
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (name, value) VALUES (:name, :keys)",
+                {"name": _CONFIGURED, "keys": json.dumps(self.urls)},
+            )
+
+    def configured(self) -> tuple[str, ...] | None:
+        """The keys of the receivers the bridge last started with (``queue_for``), which have
+        a worker while it runs; None when none has started on the file since it records them."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM meta WHERE name = :name", {"name": _CONFIGURED}
+            ).fetchone()
+        return None if row is None else tuple(json.loads(row[0]))
 
     def close(self) -> None:
         """Close the database; idempotent."""
@@ -590,7 +612,8 @@ class Outbox:
 
     def move_receiver_rows(self, old: str, new: str) -> int:
         """Move what waits under the key ``old`` (a receiver's earlier key: its raw URL, as
-        version 2 keyed it, or the unkeyed digest) to ``new``, deliveries of every state
+        version 2 keyed it, the unkeyed digest, or its url_file's path spelled another way) to
+        ``new``, deliveries of every state
         included; returns how many rows moved."""
         if old == new:
             return 0
@@ -608,6 +631,17 @@ class Outbox:
                 "UPDATE deliveries SET url = :new WHERE url = :old", {"old": old, "new": new}
             ).rowcount
             return int(moved)
+
+    def receiver_keys(self) -> set[str]:
+        """Every key something is stored under (queued alerts, deliveries, what was told)."""
+        with self._lock:
+            return {
+                str(row[0])
+                for row in self._db.execute(
+                    "SELECT url FROM queued UNION SELECT url FROM deliveries"
+                    " UNION SELECT url FROM told"
+                )
+            }
 
     def next_due(self, url: str, now: float) -> Delivery | None:
         """``url``'s oldest pending delivery, when its next attempt is due.
@@ -713,8 +747,61 @@ class Outbox:
         with self._lock:
             return [delivery_of(row) for row in self._db.execute(query, {**params, "limit": limit})]
 
-    def retry(self, now: float, delivery_ids: Sequence[str] | None = None) -> int:
-        """Put dead-lettered deliveries (all, or those named) back to pending; returns how many.
+    def unretryable(
+        self, delivery_ids: Sequence[str] | None = None, *, force: bool = False
+    ) -> list[Unretryable]:
+        """The dead letters (all, or those named) that ``retry`` must be told to leave: those
+        for a receiver the bridge did not last start with (``configured``), which no worker
+        would send until a restart, when they would be dead-lettered again; and, unless
+        ``force``, those firing an alert whose resolve the receiver was sent after them (the
+        last it heard of the alert): sent again, they would leave it firing for good."""
+        configured = self.configured()
+        where, params = "", dict[str, str]()
+        if delivery_ids is not None:
+            named, params = one_of("id", delivery_ids) if delivery_ids else ("0 = 1", {})
+            where = f" AND {named}"
+        query = f"SELECT rowid, id, url, body FROM deliveries WHERE state = :dead{where}"  # noqa: S608
+        left = []
+        with self._lock:
+            for row in self._db.execute(
+                query + " ORDER BY rowid", {**params, "dead": DeliveryState.DEAD.value}
+            ).fetchall():
+                if configured is not None and row["url"] not in configured:
+                    left.append(Unretryable(row["id"], row["url"], configured=False))
+                elif not force and (resolved := self._resolved_after(row)):
+                    left.append(Unretryable(row["id"], row["url"], True, resolved))
+        return left
+
+    def _resolved_after(self, dead: sqlite3.Row) -> tuple[tuple[str, str], ...]:
+        """The alerts ``dead`` fires whose resolve its receiver was last sent, with when each
+        resolved."""
+        resolved = []
+        for alert_id, (status, _) in alerts_told(bytes(dead["body"])).items():
+            if status != "firing":
+                continue
+            last = self._db.execute(
+                "SELECT body FROM deliveries WHERE url = :url AND state = :delivered"
+                " AND rowid > :rowid AND instr(alert_ids, :needle) > 0 AND EXISTS"
+                " (SELECT 1 FROM json_each(deliveries.alert_ids) WHERE value = :alert_id)"
+                " ORDER BY rowid DESC LIMIT 1",
+                {
+                    "url": dead["url"],
+                    "delivered": DeliveryState.DELIVERED.value,
+                    "rowid": dead["rowid"],
+                    "needle": json.dumps(alert_id),
+                    "alert_id": alert_id,
+                },
+            ).fetchone()
+            told = alerts_told(bytes(last["body"])).get(alert_id) if last is not None else None
+            if told is not None and told[0] == "resolved":
+                resolved.append((alert_id, told[1]))
+        return tuple(resolved)
+
+    def retry(
+        self, now: float, delivery_ids: Sequence[str] | None = None, *, leave: Sequence[str] = ()
+    ) -> int:
+        """Put dead-lettered deliveries (all, or those named, but those of ``leave``) back to
+        pending; returns how many.
 
         The next attempt is due at once and the deadline starts afresh; the body, the delivery
         id and the count of attempts made stay (so the backoff goes on from that count).
@@ -722,11 +809,13 @@ class Outbox:
         query = (
             "UPDATE deliveries SET state = :pending, created_at = :now, next_attempt_at = :now,"
             " finished_at = NULL WHERE state = :dead"
+            " AND id NOT IN (SELECT value FROM json_each(:leave))"
         )
         params: dict[str, Any] = {
             "pending": DeliveryState.PENDING.value,
             "dead": DeliveryState.DEAD.value,
             "now": now,
+            "leave": json.dumps(list(leave)),
         }
         if delivery_ids is not None:
             if not delivery_ids:

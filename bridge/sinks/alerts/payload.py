@@ -25,6 +25,7 @@ __all__ = [
     "WebhookAlert",
     "alert_path",
     "alert_url",
+    "alerts_told",
     "build_payloads",
     "fingerprint",
     "webhook_alert",
@@ -162,3 +163,17 @@ def build_payloads(
         )
         payloads.append((body, [record.alert_id for record in chunk]))
     return payloads
+
+
+def alerts_told(body: bytes) -> dict[str, tuple[str, str]]:
+    """What a stored payload told its receiver of each alert: ``alert_id`` → (status, endsAt);
+    empty for a body not in this format."""
+    try:
+        alerts = json.loads(body).get("alerts", [])
+    except (ValueError, AttributeError):
+        return {}
+    return {
+        str(alert["labels"]["alert_id"]): (str(alert.get("status")), str(alert.get("endsAt")))
+        for alert in alerts
+        if isinstance(alert, dict) and "alert_id" in alert.get("labels", {})
+    }

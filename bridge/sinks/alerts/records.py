@@ -23,6 +23,7 @@ __all__ = [
     "HistoryEvent",
     "OutboxDepth",
     "Recipients",
+    "Unretryable",
 ]
 
 MAX_LEVEL: Final = 3
@@ -167,6 +168,19 @@ class Delivery:
             "last_error": self.last_error,
             "finished_at": _iso(self.finished_at),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Unretryable:
+    """A dead letter ``Outbox.retry`` must leave, and why: its receiver (``receiver``, its key)
+    is not one the bridge last started with (``configured`` false: no worker would send it), or
+    it fires alerts whose resolve the receiver has since been sent (``resolved``: each alert's
+    id and when it resolved, as the resolve said), so sent again it would leave them firing."""
+
+    delivery_id: str
+    receiver: str
+    configured: bool
+    resolved: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -255,9 +255,10 @@ class AlertSink:
                 " EXESDB_WEBHOOK_SECRET: deliveries go unsigned",
                 ", ".join(unsigned),
             )
-        outbox.queue_for([receiver.key for receiver in receivers])
+        await self._db.call(outbox.queue_for, [receiver.key for receiver in receivers])
+        stored = await self._db.call(outbox.receiver_keys)
         for receiver in receivers:
-            for old in receiver.legacy_keys:
+            for old in (*receiver.legacy_keys, *ReceiverKeys.spellings(receiver.key, stored)):
                 await self._db.call(outbox.move_receiver_rows, old, receiver.key)
         self._outbox = outbox
         self._escalator = escalator = Escalator(

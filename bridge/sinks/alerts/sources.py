@@ -4,8 +4,12 @@ Four message types are alerts already (SystemAlert, MetricAlert, SecurityAlert,
 AccessViolation). The bridge derives its own from health and lifecycle messages: a node or
 component turning degraded (warning) or unhealthy (critical), and a node going down (critical
 ``node_failure``); their ``alert_id`` is stable for the condition, so that the message saying it
-cleared resolves the same alert. A ``down`` the cluster monitor marks ``grouped`` (one of many in
-one interval) raises no alert of its own: the monitor's SystemAlert for the group stands for it.
+cleared resolves the same alert. A derived id longer than the 4 096 characters every message
+carrying an ``alert_id`` allows (AlertAck, AlertEscalation, NotificationStatus), as node and
+component names of up to 4 096 characters each can make it, keeps its start and ends with a
+digest of the whole (``derived_id``): as stable, and acknowledgeable. A ``down`` the cluster
+monitor marks ``grouped`` (one of many in one interval) raises no alert of its own: the
+monitor's SystemAlert for the group stands for it.
 
 Event alerts (SystemAlert, SecurityAlert, AccessViolation, and MetricAlerts on metrics no health
 message reports) have no message that clears them: they carry ``auto_resolve`` and resolve once
@@ -21,6 +25,7 @@ has lasted; without ``held`` a status counts as read.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +54,7 @@ __all__ = [
     "Severity",
     "alert_event",
     "alert_events",
+    "derived_id",
     "meets",
 ]
 
@@ -77,6 +83,9 @@ _NODE_BACK: Final = frozenset({"reconnected", "joined", "left"})
 # NodeHealth ``checks`` entries ({resource: {"status": ...}}) that a MetricAlert on
 # ``<resource>_usage_percent`` refers to (collectors/health.py).
 _RESOURCE_SUFFIX: Final = "_usage_percent"
+# The alert_id limit of the messages that carry one (bridge.messages' Text).
+MAX_ALERT_ID: Final = 4096
+_DIGEST_LENGTH: Final = 16
 _HEALTH_RESOURCES: Final = frozenset({"cpu", "memory", "disk"})
 _SORTED_RESOURCES: Final = tuple(sorted(_HEALTH_RESOURCES))
 
@@ -147,7 +156,7 @@ def alert_event(
     if isinstance(payload, MetricAlert):
         relation = "above" if payload.threshold_type == "max" else "below"
         return _firing(
-            f"metric_threshold:{payload.node}:{payload.metric_name}",
+            derived_id("metric_threshold", payload.node, payload.metric_name),
             "metric_threshold",
             payload.severity,
             "performance",
@@ -162,7 +171,7 @@ def alert_event(
         # Each security alert is an event of its own: the message id makes it unique and keeps a
         # redelivered message (at-least-once transports) from raising it twice.
         return _firing(
-            f"{payload.alert_type}:{envelope.id}",
+            derived_id(payload.alert_type, envelope.id),
             payload.alert_type,
             SECURITY_SEVERITY[payload.severity],
             "security",
@@ -175,7 +184,7 @@ def alert_event(
     if isinstance(payload, AccessViolation):
         who = payload.user_id or "anonymous"
         return _firing(
-            f"{payload.violation_type}:{envelope.id}",
+            derived_id(payload.violation_type, envelope.id),
             payload.violation_type,
             SECURITY_SEVERITY[payload.severity],
             "security",
@@ -186,7 +195,7 @@ def alert_event(
             auto_resolve=True,
         )
     if isinstance(payload, NodeHealth):
-        alert_id = f"node_health:{payload.node}"
+        alert_id = derived_id("node_health", payload.node)
         return _health(
             alert_id,
             "node_health",
@@ -197,7 +206,7 @@ def alert_event(
             active,
         )
     if isinstance(payload, ComponentHealth):
-        alert_id = f"component_health:{payload.node}:{payload.component}"
+        alert_id = derived_id("component_health", payload.node, payload.component)
         return _health(
             alert_id,
             "component_health",
@@ -208,7 +217,7 @@ def alert_event(
             active,
         )
     if isinstance(payload, NodeLifecycle):
-        alert_id = f"node_failure:{payload.node}"
+        alert_id = derived_id("node_failure", payload.node)
         if payload.event == "down":
             if "grouped" in payload.metadata:
                 return None
@@ -247,12 +256,23 @@ def alert_events(
             )
         ]
         for resource in healthy:
-            alert_id = f"metric_threshold:{payload.node}:{resource}{_RESOURCE_SUFFIX}"
+            alert_id = derived_id("metric_threshold", payload.node, resource + _RESOURCE_SUFFIX)
             if active is None or active(alert_id):
                 events.append(
                     _resolved(alert_id, "metric_threshold", payload.node, payload.timestamp)
                 )
     return events
+
+
+def derived_id(*parts: str) -> str:
+    """The alert id of the condition named by ``parts`` (joined by ``:``); one longer than
+    ``MAX_ALERT_ID`` is cut to fit, ending in ``…#`` and a digest of the whole, so two
+    conditions sharing a long start keep ids of their own."""
+    alert_id = ":".join(parts)
+    if len(alert_id) <= MAX_ALERT_ID:
+        return alert_id
+    digest = hashlib.sha256(alert_id.encode()).hexdigest()[:_DIGEST_LENGTH]
+    return f"{alert_id[: MAX_ALERT_ID - _DIGEST_LENGTH - 2]}…#{digest}"
 
 
 def _resource_of(metric_name: str) -> str | None:

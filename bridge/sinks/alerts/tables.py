@@ -10,7 +10,8 @@ Seven tables:
   day, dead letters ``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS``;
 - ``history``: what happened to each alert and when (fired, escalated, acknowledged, …), for its
   page; pruned with the alert, and to the newest ``HISTORY_KEPT`` entries per alert;
-- ``meta``: values the file keeps for itself (``receiver_secret``, see ``outbox``);
+- ``meta``: values the file keeps for itself (``receiver_secret``, and ``receivers``: the
+  keys of the receivers the bridge last started with; see ``outbox``);
 - ``plans``: the ids of the plans ``Outbox.commit`` stored (a week), so none is stored twice;
 - ``told``: which receiver was sent which open alert, one row per (receiver, alert) until a
   resolve of it is grouped for that receiver: a receiver told of an alert hears of its later

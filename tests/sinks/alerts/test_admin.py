@@ -184,6 +184,19 @@ async def test_ack_of_an_unknown_alert_is_a_404(keeper: Keeper) -> None:
     )
 
 
+async def test_ack_of_an_id_longer_than_an_alert_ack_carries_is_refused_unstored(
+    keeper: Keeper,
+) -> None:
+    """An alert id over 4 096 characters (AlertAck's limit) answers 400 naming alert_id, and
+    nothing is acknowledged."""
+    async with served(keeper) as base:
+        path = "/v1/alerts/" + "a" * 4097 + "/ack"
+        status, body = await request(base, "POST", path, body=b'{"ack_by": "x"}')
+    assert (status, body["error"], body["field"]) == (400, "invalid", "alert_id")
+    assert body["detail"] == "alert_id must be a string of 1-4096 characters"
+    assert keeper.acks == []
+
+
 @pytest.mark.parametrize(
     ("token", "headers", "status", "error"),
     [

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -17,6 +19,8 @@ from aiohttp import web
 from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
 from bridge.http import build_app
 from bridge.messages import (
+    AlertAck,
+    ComponentHealth,
     Message,
     MetricAlert,
     NodeHealth,
@@ -398,6 +402,8 @@ async def test_queued_alerts_for_a_removed_url_are_dead_lettered_at_start(
         assert "no longer in EXESDB_WEBHOOK_URLS" in (dead.last_error or "")
     assert any("dead-lettered 1 delivery" in r.getMessage() for r in caplog.records)
     outbox = Outbox.in_dir(tmp_path, urls=[old])
+    # `outbox retry` leaves it while the bridge starts without that receiver.
+    assert [(d.delivery_id, d.configured) for d in outbox.unretryable()] == [(dead.id, False)]
     assert outbox.retry(time.time()) == 1
     assert outbox.depth().pending == 1
     outbox.close()
@@ -455,3 +461,28 @@ async def test_a_bridge_restarted_within_the_hour_still_prunes_its_outbox(tmp_pa
     clock = Clock(T0 + 8 * 86_400)  # past a day (delivered) and a week (dead letters)
     async with alert_bridge(tmp_path, clock=clock, serve_http=False) as (_bridge, sink, _):
         await async_wait_until(lambda: not sink.outbox.deliveries(), what="old rows pruned")
+
+
+async def test_an_alert_of_long_node_and_component_names_has_an_id_acks_can_carry(
+    tmp_path: Path,
+) -> None:
+    """An alert derived from a node and a component name of 4 096 characters each gets an id
+    of at most 4 096 characters (AlertAck's limit), the same each time; acknowledging it
+    answers 200 and publishes the AlertAck."""
+    node, component = "n" * 4096, "c" * 4096
+    async with alert_bridge(tmp_path) as (bridge, sink, watcher):
+        for _ in range(2):
+            health = ComponentHealth(component=component, node=node, status="unhealthy")
+            bridge.bus.publish("health", health)
+        [record] = await async_wait_until(
+            lambda: sink.outbox.alerts() or None, what="the component's alert"
+        )
+        assert len(record.alert_id) <= 4096
+        assert record.alert_id.startswith(f"component_health:{node[:4000]}")
+        assert re.fullmatch(r".*…#[0-9a-f]{16}", record.alert_id)
+        path = f"/v1/alerts/{quote(record.alert_id, safe='')}/ack"
+        status, body = await call(bridge, "POST", path, {"ack_by": "ops"})
+        assert (status, body["alert"]["state"]) == (200, "acknowledged")
+        [ack] = await async_wait_until(lambda: watcher.of(AlertAck) or None, what="the AlertAck")
+        assert ack.alert_id == record.alert_id
+        assert len(sink.outbox.alerts()) == 1

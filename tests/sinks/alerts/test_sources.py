@@ -19,7 +19,13 @@ from bridge.messages import (
     SystemAlert,
 )
 from bridge.sinks.alerts.outbox import Outbox
-from bridge.sinks.alerts.sources import SOURCE_TYPES, alert_event, alert_events, meets
+from bridge.sinks.alerts.sources import (
+    SOURCE_TYPES,
+    alert_event,
+    alert_events,
+    derived_id,
+    meets,
+)
 from tests.sinks.alerts.helpers import envelope
 
 
@@ -273,3 +279,16 @@ def test_only_the_source_types_make_alert_events() -> None:
         item = any_envelope(case.tag, case.topic, **case.fields)
         assert alert_event(item) is None, case.tag
         assert alert_events(item) == [], case.tag
+
+
+def test_a_derived_id_too_long_for_an_alert_ack_is_cut_to_fit_keeping_conditions_apart() -> None:
+    """A derived alert id fits in 4 096 characters: a short one as it reads, a longer one cut
+    and ending in a digest of the whole, the same for the same parts, another for others."""
+    assert derived_id("node_health", "n1") == "node_health:n1"
+    node = "n" * 4096
+    first = derived_id("component_health", node, "a" * 100)
+    second = derived_id("component_health", node, "b" * 100)
+    assert len(first) == len(second) == 4096
+    assert first != second
+    assert first == derived_id("component_health", node, "a" * 100)
+    assert derived_id("x", "y" * 4094) == "x:" + "y" * 4094  # exactly 4 096: as it reads
