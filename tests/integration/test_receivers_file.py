@@ -77,6 +77,17 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+async def resumed(state: Path, receiver: WebhookReceiver, config: Path) -> Delivery:
+    """The one delivery a bridge started again on ``state`` with the receivers file ``config``
+    sends once ``receiver`` takes it."""
+    async with alert_bridge(
+        state, serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (_, sink, _):
+        await async_wait_until(lambda: receiver.accepted(), what="the delivery, resumed")
+        [delivered] = sink.outbox.deliveries()
+    return delivered
+
+
 async def test_https_receiver_with_a_private_ca_and_a_bearer_token_gets_the_alert(
     tmp_path: Path, webhook_receiver
 ) -> None:
@@ -475,11 +486,7 @@ webhook_configs:
       authorization: {{credentials: moved}}
 """,
     )
-    async with alert_bridge(
-        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-    ) as (_, sink, _):
-        await async_wait_until(lambda: receiver.accepted(), what="the delivery, resumed")
-        [delivered] = sink.outbox.deliveries()
+    delivered = await resumed(tmp_path / "state", receiver, config)
     assert delivered.id == waiting.id
     assert receiver.accepted()[0].alert_ids() == ["moved-1"]
 
@@ -754,11 +761,7 @@ async def test_a_pending_delivery_of_a_url_file_survives_a_new_spelling_of_its_p
     config = write(
         tmp_path / "receivers.yml", f"webhook_configs:\n  - url_file: {tmp_path / 'hook-url'}\n"
     )
-    async with alert_bridge(
-        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-    ) as (_, sink, _):
-        await async_wait_until(lambda: receiver.accepted(), what="the delivery, resumed")
-        [delivered] = sink.outbox.deliveries()
+    delivered = await resumed(tmp_path / "state", receiver, config)
     assert delivered.id == waiting.id
     assert receiver.accepted()[0].alert_ids() == ["spelled-1"]
 
@@ -823,10 +826,6 @@ async def test_a_pending_delivery_of_a_url_file_survives_its_secret_volume_rotat
     (volume / "..2026_12_01" / "url").unlink()
     (volume / "..2026_12_01").rmdir()
     receiver.default = receiver.default.__class__(200)
-    async with alert_bridge(
-        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-    ) as (_, sink, _):
-        await async_wait_until(lambda: receiver.accepted(), what="the delivery, resumed")
-        [delivered] = sink.outbox.deliveries()
+    delivered = await resumed(tmp_path / "state", receiver, config)
     assert delivered.id == waiting.id
     assert receiver.accepted()[0].alert_ids() == ["rotated-1"]
