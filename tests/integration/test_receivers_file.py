@@ -829,3 +829,27 @@ async def test_a_pending_delivery_of_a_url_file_survives_its_secret_volume_rotat
     delivered = await resumed(tmp_path / "state", receiver, config)
     assert delivered.id == waiting.id
     assert receiver.accepted()[0].alert_ids() == ["rotated-1"]
+
+
+async def test_two_url_file_receivers_linked_to_one_file_keep_their_own_deliveries(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """Two receivers whose url_files are links to one file stay two receivers across a restart:
+    neither takes the other's deliveries for an earlier spelling of its own path."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.default = receiver.default.__class__(503)  # down: the deliveries wait
+    write(tmp_path / "hook-url", receiver.url + "\n")
+    for name in ("first", "second"):
+        (tmp_path / name).symlink_to(tmp_path / "hook-url")
+    config = write(
+        tmp_path / "receivers.yml",
+        f"webhook_configs:\n  - url_file: {tmp_path / 'first'}\n"
+        f"  - url_file: {tmp_path / 'second'}\n",
+    )
+    env = {"EXESDB_WEBHOOK_CONFIG_FILE": str(config), **FAST}
+    async with alert_bridge(tmp_path / "state", serve_http=False, **env) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("linked-1"))
+        await async_wait_until(lambda: len(sink.outbox.deliveries()) == 2, what="two deliveries")
+        keys = {receiver.key for receiver in sink.receivers}
+    async with alert_bridge(tmp_path / "state", serve_http=False, **env) as (_, sink, _):
+        assert {d.url for d in sink.outbox.deliveries()} == keys
