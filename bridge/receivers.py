@@ -10,8 +10,9 @@ be pasted from an Alertmanager configuration, plus three keys of the bridge's ow
 Each receiver has a **key** under which the outbox keeps its queue and deliveries: the shown form
 of its URL (``bridge.redaction.safe_url``) and a digest of the whole URL, e.g.
 ``https://hooks.example:8443/…#3f0c1e2a9b7d4c55``, or ``url_file:<path>`` for a URL read from a
-file (so that rotating that file keeps the key), the path resolved (absolute, no ``..`` nor
-link), so spelling it another way keeps the key too. It never holds a secret, and editing anything
+file (so that rotating that file keeps the key), the path made absolute without ``..`` but with
+its links kept (a secret volume rotates by swapping a link), so spelling it another way keeps the
+key too. It never holds a secret, and editing anything
 else (credentials, TLS, timeouts, filters) keeps it, so pending deliveries are never lost. The
 digest is an HMAC under a random key of the outbox (``ReceiverKeys``), never shown: keys appear
 in logs, pages and NotificationStatus, and an unkeyed hash would let a short token in a URL's
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import secrets
 from collections.abc import Iterable, Sequence
@@ -190,6 +192,17 @@ def _read_parts(path: Path) -> _Parts:
     return _Parts(tuple(good), alertmanager.relative_to(path.parent), problems)
 
 
+def _same_file(spelled: str, path: str) -> bool:
+    """Whether ``spelled`` names the file at ``path``: the same path once made absolute, or the
+    same file while both exist (one through a link)."""
+    if os.path.abspath(spelled) == path:
+        return True
+    try:
+        return os.path.samefile(spelled, path)
+    except OSError:
+        return False
+
+
 class ReceiverKeys:
     """Makes receivers' outbox keys (see the module docstring); ``secret`` is the outbox's own
     key, never shown."""
@@ -207,7 +220,9 @@ class ReceiverKeys:
     def key(self, *, url: str | None = None, url_file: str | None = None) -> str:
         """The outbox key of the receiver at ``url`` (or whose URL is in ``url_file``)."""
         if url_file:
-            return _FILE_KEY_PREFIX + str(Path(url_file).resolve())
+            # Links kept: Kubernetes rotates a secret volume by swapping a link to a new folder,
+            # and the key must outlive that.
+            return _FILE_KEY_PREFIX + os.path.abspath(url_file)
         if not url:
             raise ValueError("a receiver needs url or url_file")
         return f"{safe_url(url)}#{self._digest(url)}"
@@ -227,16 +242,17 @@ class ReceiverKeys:
     @staticmethod
     def spellings(key: str, stored: Iterable[str]) -> tuple[str, ...]:
         """The keys among ``stored`` that name the file of the url_file receiver of ``key``
-        spelled another way, as versions keyed it before they resolved the path (relative,
-        with ``..`` or a link in it): a relative one is read from the working directory."""
+        spelled another way, as earlier versions keyed it (relative, with ``..``, or through a
+        link): a relative one is read from the working directory."""
         if not key.startswith(_FILE_KEY_PREFIX):
             return ()
+        path = key.removeprefix(_FILE_KEY_PREFIX)
         return tuple(
             other
             for other in sorted(stored)
             if other != key
             and other.startswith(_FILE_KEY_PREFIX)
-            and _FILE_KEY_PREFIX + str(Path(other.removeprefix(_FILE_KEY_PREFIX)).resolve()) == key
+            and _same_file(other.removeprefix(_FILE_KEY_PREFIX), path)
         )
 
     def _digest(self, url: str) -> str:

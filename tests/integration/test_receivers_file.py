@@ -77,6 +77,17 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+async def resumed(state: Path, receiver: WebhookReceiver, config: Path) -> Delivery:
+    """The one delivery a bridge started again on ``state`` with the receivers file ``config``
+    sends once ``receiver`` takes it."""
+    async with alert_bridge(
+        state, serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (_, sink, _):
+        await async_wait_until(lambda: receiver.accepted(), what="the delivery, resumed")
+        [delivered] = sink.outbox.deliveries()
+    return delivered
+
+
 async def test_https_receiver_with_a_private_ca_and_a_bearer_token_gets_the_alert(
     tmp_path: Path, webhook_receiver
 ) -> None:
@@ -475,11 +486,7 @@ webhook_configs:
       authorization: {{credentials: moved}}
 """,
     )
-    async with alert_bridge(
-        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-    ) as (_, sink, _):
-        await async_wait_until(lambda: receiver.accepted(), what="the delivery, resumed")
-        [delivered] = sink.outbox.deliveries()
+    delivered = await resumed(tmp_path / "state", receiver, config)
     assert delivered.id == waiting.id
     assert receiver.accepted()[0].alert_ids() == ["moved-1"]
 
@@ -754,11 +761,7 @@ async def test_a_pending_delivery_of_a_url_file_survives_a_new_spelling_of_its_p
     config = write(
         tmp_path / "receivers.yml", f"webhook_configs:\n  - url_file: {tmp_path / 'hook-url'}\n"
     )
-    async with alert_bridge(
-        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-    ) as (_, sink, _):
-        await async_wait_until(lambda: receiver.accepted(), what="the delivery, resumed")
-        [delivered] = sink.outbox.deliveries()
+    delivered = await resumed(tmp_path / "state", receiver, config)
     assert delivered.id == waiting.id
     assert receiver.accepted()[0].alert_ids() == ["spelled-1"]
 
@@ -791,3 +794,62 @@ async def test_deliveries_an_earlier_version_keyed_by_a_url_file_path_as_spelled
             lambda: receiver.accepted_alert_ids() >= {"old-1", "old-2"}, what="both delivered"
         )
         assert {d.url for d in sink.outbox.deliveries()} == {sink.receivers[0].key}
+
+
+async def test_a_pending_delivery_of_a_url_file_survives_its_secret_volume_rotating(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A delivery waiting for a url_file receiver is delivered after a restart across a rotation
+    as Kubernetes makes it (the file a link into a folder swapped for a new one): the key is
+    the path as configured, not where its links led."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.default = receiver.default.__class__(503)  # down for now
+    volume = tmp_path / "volume"
+    (volume / "..2026_12_01").mkdir(parents=True)
+    write(volume / "..2026_12_01" / "url", receiver.url + "\n")
+    (volume / "..data").symlink_to("..2026_12_01")
+    (volume / "url").symlink_to("..data/url")
+    config = write(
+        tmp_path / "receivers.yml", f"webhook_configs:\n  - url_file: {volume / 'url'}\n"
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("rotated-1"))
+        await async_wait_until(lambda: receiver.requests, what="a failed attempt")
+        [waiting] = sink.outbox.deliveries()
+    # The kubelet's rotation: a new folder, the ..data link swapped to it, the old folder gone.
+    (volume / "..2026_12_02").mkdir()
+    write(volume / "..2026_12_02" / "url", receiver.url + "\n")
+    (volume / "..data.tmp").symlink_to("..2026_12_02")
+    (volume / "..data.tmp").replace(volume / "..data")
+    (volume / "..2026_12_01" / "url").unlink()
+    (volume / "..2026_12_01").rmdir()
+    receiver.default = receiver.default.__class__(200)
+    delivered = await resumed(tmp_path / "state", receiver, config)
+    assert delivered.id == waiting.id
+    assert receiver.accepted()[0].alert_ids() == ["rotated-1"]
+
+
+async def test_two_url_file_receivers_linked_to_one_file_keep_their_own_deliveries(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """Two receivers whose url_files are links to one file stay two receivers across a restart:
+    neither takes the other's deliveries for an earlier spelling of its own path."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.default = receiver.default.__class__(503)  # down: the deliveries wait
+    write(tmp_path / "hook-url", receiver.url + "\n")
+    for name in ("first", "second"):
+        (tmp_path / name).symlink_to(tmp_path / "hook-url")
+    config = write(
+        tmp_path / "receivers.yml",
+        f"webhook_configs:\n  - url_file: {tmp_path / 'first'}\n"
+        f"  - url_file: {tmp_path / 'second'}\n",
+    )
+    env = {"EXESDB_WEBHOOK_CONFIG_FILE": str(config), **FAST}
+    async with alert_bridge(tmp_path / "state", serve_http=False, **env) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("linked-1"))
+        await async_wait_until(lambda: len(sink.outbox.deliveries()) == 2, what="two deliveries")
+        keys = {receiver.key for receiver in sink.receivers}
+    async with alert_bridge(tmp_path / "state", serve_http=False, **env) as (_, sink, _):
+        assert {d.url for d in sink.outbox.deliveries()} == keys

@@ -256,7 +256,8 @@ class AlertSink:
                 ", ".join(unsigned),
             )
         await self._db.call(outbox.queue_for, [receiver.key for receiver in receivers])
-        stored = await self._db.call(outbox.receiver_keys)
+        # A configured receiver's rows stay its own, even when its url_file is another's link.
+        stored = await self._db.call(outbox.receiver_keys) - {r.key for r in receivers}
         for receiver in receivers:
             for old in (*receiver.legacy_keys, *ReceiverKeys.spellings(receiver.key, stored)):
                 await self._db.call(outbox.move_receiver_rows, old, receiver.key)

@@ -112,7 +112,9 @@ CREATE TABLE IF NOT EXISTS plans (
 """
 # Version 6: which receiver was told of which open alert (see outbox.Keep), and an index that
 # finds a receiver's oldest pending delivery (its entries run in rowid order within a url and
-# state).
+# state). An open alert a receiver has a delivery of counts as told, so that it hears how the
+# alert ends; one resolved and fired again since may then tell it one change too many, never
+# one too few.
 _TOLD: Final = """
 CREATE TABLE IF NOT EXISTS told (
     url TEXT NOT NULL,
@@ -120,6 +122,9 @@ CREATE TABLE IF NOT EXISTS told (
     PRIMARY KEY (url, alert_id)
 );
 CREATE INDEX IF NOT EXISTS deliveries_in_order ON deliveries (url, state);
+INSERT OR IGNORE INTO told (url, alert_id)
+SELECT deliveries.url, sent.value FROM deliveries, json_each(deliveries.alert_ids) AS sent
+JOIN alerts ON alerts.alert_id = sent.value WHERE alerts.state != 'resolved';
 """
 # What each version after 2 added to the one before.
 _STEPS: Final[Mapping[int, str]] = {3: _HISTORY, 4: _META, 5: _PLANS, 6: _TOLD}

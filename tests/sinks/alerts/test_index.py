@@ -214,11 +214,12 @@ async def test_a_note_redis_could_not_drop_is_dropped_at_the_next_change(
     """The outbox stored a change and Redis could not drop its note (unreachable for a moment):
     the next change drops it first, so a later holder takes over no note already notified."""
     store = Store()
-    a = replica(store, boxes["a"], db)
-    a._state.crash_on_forget = True  # type: ignore[attr-defined]
+    state = State(store, "a")
+    state.crash_on_forget = True
+    a = replica(store, boxes["a"], db, state=state)
     await a.change(boxes["a"].plan, [event()], T0)
     assert len(store.notes["a"]) == 1
-    a._state.crash_on_forget = False  # type: ignore[attr-defined]
+    state.crash_on_forget = False
     await a.change(boxes["a"].plan, [event("other")], T0 + 1)
     assert store.notes["a"] == {}
     store.holder = "b"

@@ -676,3 +676,23 @@ def test_dead_letters_are_forgotten_once_older_than_their_keep_time(outbox: Outb
     }
     assert outbox.depth().dead == 1
     assert len(outbox.alerts()) == 4
+
+
+def test_a_receiver_sent_an_alert_before_version_6_hears_of_its_later_changes(
+    tmp_path: Path,
+) -> None:
+    """A version 5 file's open alert that a receiver has a delivery of counts as told to it
+    once upgraded, so its resolve reaches a receiver whose filter would now leave it out."""
+    path = tmp_path / "alerts.sqlite3"
+    assert _earlier_file(path, 4) == 5  # 'old', a warning, in a pending delivery for URL
+    box = Outbox(path, urls=[URL])
+    try:
+        observe(box, event("old", status="resolved"), T0)
+
+        def critical_only(record: AlertRecord, told: bool) -> bool:
+            return told or record.severity == "critical"
+
+        assert box.group(URL, T0, 0.0, one_each, critical_only) == 1
+        assert box.depth().pending == 2  # the firing waiting since version 5, then its resolve
+    finally:
+        box.close()
