@@ -258,6 +258,20 @@ def test_keep_is_told_which_alerts_the_receiver_was_sent_in_this_episode(outbox:
     ]
 
 
+def test_an_alert_taken_over_from_another_holder_counts_as_told_to_every_receiver(
+    outbox: Outbox, tmp_path: Path
+) -> None:
+    """An open alert adopted from the holders' record (Redis) was perhaps sent to any receiver
+    by the holder before: each hears its later changes, below its filter too."""
+    other = Outbox.in_dir(tmp_path / "other", urls=[URL])
+    observe(other, event(), T0)
+    [kept] = other.alerts()
+    other.close()
+    assert outbox.adopt_open_alerts({kept.alert_id: kept}, T0 + 1) == 1
+    observe(outbox, event(severity="warning"), T0 + 2)
+    assert outbox.group(URL, T0 + 2, 0.0, one_each, lambda r, told: told) == 1
+
+
 def test_everything_survives_reopening(tmp_path: Path) -> None:
     """A new Outbox on the same directory sees the alerts, queue and deliveries."""
     box = Outbox.in_dir(tmp_path, urls=[URL])
