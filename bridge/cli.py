@@ -47,6 +47,9 @@ _NEEDS_ADMIN: Final = (
 )
 # The cycle collector's generation thresholds once running (docs/performance.md measures them).
 _GC_THRESHOLDS: Final = (50_000, 20, 20)
+# Libraries whose debug lines show what may hold a secret, kept at info at most: urllib3 (the
+# OTLP/HTTP exporter's client) logs each request line, query string included (an API key).
+_NO_DEBUG: Final = ("urllib3",)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -74,6 +77,8 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+    for name in _NO_DEBUG:
+        logging.getLogger(name).setLevel(max(root.level, logging.INFO))
 
 
 def _settings_or_exit() -> Settings:
