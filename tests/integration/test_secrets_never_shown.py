@@ -15,13 +15,14 @@ from urllib.parse import quote
 import pytest
 
 from tests.integration.servers.otlp import HttpOtlpReceiver
+from tests.integration.servers.redis import redis_server
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.support import ROOT, BridgeProcess, free_port, http_get, wait_until
 from tests.webconfig.files import basic, bcrypt_hash
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["webhook_receiver"]  # the fixture, imported for the test below
+__all__ = ["redis_server", "webhook_receiver"]  # the fixtures, imported for the tests below
 
 # Every value below is a secret of some kind; each is distinctive, so a leak cannot hide.
 KEY_BASE = "key-base-Secret01-padded-to-more-than-32-characters"
@@ -224,3 +225,46 @@ def test_no_secret_appears_in_logs_pages_api_commands_or_otlp(
 def _around(text: str, secret: str) -> str:
     index = text.index(secret)
     return text[max(0, index - 300) : index + 100]
+
+
+REDIS_PASSWORD = "redis-password-Secret21"
+
+
+@pytest.mark.parametrize("redis_answers", [True, False], ids=["auth-refused", "unreachable"])
+def test_no_redis_password_appears_while_redis_refuses_it_or_is_unreachable(
+    tmp_path: Path, redis_server, redis_answers: bool
+) -> None:
+    """A Redis bus URL's password is never shown while Redis refuses it (WRONGPASS) or cannot
+    be reached: not in the logs at debug, /readyz, the status page, check-config, healthcheck or
+    publish."""
+    port = free_port()
+    if redis_answers:
+        server = redis_server()
+        with server.client() as client:
+            client.config_set("requirepass", "another-password")
+        port = server.port
+    env: dict[str, Any] = {
+        "EXESDB_BUS": f"redis://default:{REDIS_PASSWORD}@127.0.0.1:{port}/0",
+        "SECRET_KEY_BASE": KEY_BASE,
+        "EXESDB_ADMIN_TOKEN": ADMIN_TOKEN,
+        "EXESDB_INGEST": "true",
+        "EXESDB_LOG_LEVEL": "debug",
+    }
+    process = BridgeProcess(state_dir=tmp_path / "state", **env)
+    seen: list[str] = []
+    try:
+        process.start(tmp_path)
+        wait_until(lambda: "WARNING bridge.bus.redis" in process.log(), 20, "Redis's refusal")
+        wait_until(lambda: http_get(process.url + "/readyz")[0] == 503, 20, "not ready")
+        for path in ("/readyz", "/", "/?part=live"):
+            seen.append(http_get(process.url + path)[1].decode())
+        cli = {**process.env}
+        seen.append(_run(cli, "publish", "node_health_updated", "-f", "status=healthy"))
+        seen.append(_run(cli, "check-config"))
+        seen.append(_run(cli, "healthcheck"))
+    finally:
+        process.stop()
+    seen.append(process.log())
+    shown = "\n".join(seen)
+    assert "127.0.0.1" in shown
+    assert REDIS_PASSWORD not in shown, _around(shown, REDIS_PASSWORD)
