@@ -268,3 +268,43 @@ def test_no_redis_password_appears_while_redis_refuses_it_or_is_unreachable(
     shown = "\n".join(seen)
     assert "127.0.0.1" in shown
     assert REDIS_PASSWORD not in shown, _around(shown, REDIS_PASSWORD)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_no_otlp_credential_appears_while_the_collector_is_unreachable(
+    tmp_path: Path, protocol: str
+) -> None:
+    """An OTLP endpoint's password, query key and headers are never shown while the collector
+    cannot be reached: not in the logs at debug, /readyz, the status page or check-config."""
+    closed = free_port()
+    endpoint = f"http://otel:{OTLP_PASSWORD}@127.0.0.1:{closed}"
+    env: dict[str, Any] = {
+        "SECRET_KEY_BASE": KEY_BASE,
+        "EXESDB_ADMIN_TOKEN": ADMIN_TOKEN,
+        "EXESDB_LOG_LEVEL": "debug",
+        "EXESDB_HEALTH_BROADCAST_INTERVAL": "100",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+        "OTEL_EXPORTER_OTLP_HEADERS": f"x-api-key={OTLP_HEADER}",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_BLRP_SCHEDULE_DELAY": "100",
+    }
+    if protocol == "http/protobuf":
+        env["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"] = f"{endpoint}/v1/logs?api-key={OTLP_QUERY_TOKEN}"
+    process = BridgeProcess(state_dir=tmp_path / "state", **env)
+    seen: list[str] = []
+    try:
+        process.start(tmp_path)
+        wait_until(
+            lambda: "OTLP" in process.log() and "failing" in process.log(), 30, "export failing"
+        )
+        for path in ("/readyz", "/", "/?part=live"):
+            seen.append(http_get(process.url + path)[1].decode())
+        seen.append(_run({**process.env}, "check-config"))
+    finally:
+        process.stop()
+    seen.append(process.log())
+    shown = "\n".join(seen)
+    assert f"127.0.0.1:{closed}" in shown
+    for secret in (OTLP_PASSWORD, OTLP_QUERY_TOKEN, OTLP_HEADER):
+        assert secret not in shown, _around(shown, secret)
