@@ -598,6 +598,15 @@ async def test_admin_endpoints_answer_401_for_a_missing_or_wrong_token(
     assert answer["error"] == "unauthorized"
 
 
+async def test_an_admin_token_configured_with_surrounding_whitespace_is_taken_trimmed(
+    serve: ServerFactory,
+) -> None:
+    """EXESDB_ADMIN_TOKEN read from a file with its line break (a Kubernetes secret made with
+    --from-file) is the token without it, as the token sent is: it is accepted."""
+    server = await serve(EXESDB_ADMIN_TOKEN=f" {ADMIN_TOKEN}\n")
+    assert (await server.get("/v1/integration", token=ADMIN_TOKEN))[0] == 200
+
+
 async def test_get_integration_reports_switch_and_intervals(serve: ServerFactory) -> None:
     """GET /v1/integration answers enabled and both intervals in milliseconds."""
     server = await serve(EXESDB_HEALTH_BROADCAST_INTERVAL="1000")
