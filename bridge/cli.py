@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from bridge import __version__, healthcheck
@@ -66,6 +67,25 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+class _MalformedRequests(logging.Filter):
+    """aiohttp logs each request head it refuses with a traceback quoting the bytes at fault:
+    anyone reaching the port could flood the log, or put a token of theirs in it. Kept out
+    (the sender is answered 400); at debug, one line naming the refusal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        refused = record.exc_info[1] if record.exc_info else None
+        if not isinstance(refused, HttpProcessingError):
+            return True
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            return False
+        remote = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        record.msg = "refused a malformed request from %s: %s (%d)"
+        record.args = (remote, type(refused).__name__, refused.code)
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
 def configure_logging(settings: Settings) -> None:
     """Log to stderr at ``EXESDB_LOG_LEVEL`` in ``EXESDB_LOG_FORMAT``."""
     handler = logging.StreamHandler(sys.stderr)
@@ -79,6 +99,10 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level.upper())
     for name in _NO_DEBUG:
         logging.getLogger(name).setLevel(max(root.level, logging.INFO))
+    server = logging.getLogger("aiohttp.server")
+    for old in [f for f in server.filters if isinstance(f, _MalformedRequests)]:
+        server.removeFilter(old)
+    server.addFilter(_MalformedRequests())
 
 
 def _settings_or_exit() -> Settings:

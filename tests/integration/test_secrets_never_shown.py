@@ -5,6 +5,7 @@ never prints one in its logs (at debug), answers, command output or OTLP export.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -308,3 +309,31 @@ def test_no_otlp_credential_appears_while_the_collector_is_unreachable(
     assert f"127.0.0.1:{closed}" in shown
     for secret in (OTLP_PASSWORD, OTLP_QUERY_TOKEN, OTLP_HEADER):
         assert secret not in shown, _around(shown, secret)
+
+
+@pytest.mark.parametrize("level", ["info", "debug"])
+def test_a_malformed_request_is_logged_without_its_content_or_a_traceback(
+    tmp_path: Path, level: str
+) -> None:
+    """A request head aiohttp refuses (a header over 8 KiB, a bad header line) is answered 400
+    and never logged with its bytes (a token in it) or a traceback: anyone reaching the port
+    could otherwise flood the log; at debug it is one line naming the refusal."""
+    process = BridgeProcess(state_dir=tmp_path / "state", EXESDB_LOG_LEVEL=level)
+    process.start(tmp_path)
+    heads = [
+        f"X-Padding: Bearer {ADMIN_TOKEN}{'a' * 9000}\r\n",
+        f"Bad Header {ADMIN_TOKEN}\r\n",
+    ]
+    try:
+        for head in heads:
+            with socket.create_connection(("127.0.0.1", process.port), timeout=10) as sock:
+                sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode())
+                assert sock.recv(64).split()[1] == b"400"
+        wait_until(lambda: http_get(process.url + "/healthz")[0] == 200, 10, "/healthz")
+    finally:
+        process.stop()
+    log = process.log()
+    assert ADMIN_TOKEN not in log, _around(log, ADMIN_TOKEN)
+    assert "Traceback" not in log
+    if level == "debug":
+        assert log.count("malformed request") == len(heads)
