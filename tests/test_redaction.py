@@ -72,6 +72,7 @@ URL_SPLITTERS = {
     "bridge/sinks/otlp/mapping.py": "the host for server.address; shows through redaction",
     "collectors/lifecycle.py": "names the bus's scheme only",
     "bridge/httpclient/client.py": "moves a proxy URL's userinfo into its auth header",
+    "bridge/client.py": "moves --url's userinfo into basic auth; shows through redaction",
     "bridge/tracing.py": "the host and port for server.address; url.full through redaction",
 }
 
