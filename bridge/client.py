@@ -3,8 +3,9 @@
 The bridge is at ``--url``, else ``EXESDB_URL``, else the address it listens on
 (``EXESDB_HTTP_ADDR``, a wildcard host asked on loopback), over https when the web config file
 (``EXESDB_WEB_CONFIG_FILE``) turns TLS on. ``--cacert`` trusts a CA of one's own for https;
-``--user`` sends basic auth, and then the admin token travels in ``X-ExESDB-Admin-Token`` since
-``Authorization`` is taken. Answers come back as (status, text), status 0 when nothing answered.
+``--user`` (or a ``user:password@`` in the URL) sends basic auth, and then the admin token
+travels in ``X-ExESDB-Admin-Token`` since ``Authorization`` is taken. Answers come back as
+(status, text), status 0 when nothing answered.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import getpass
 import ssl
 from dataclasses import dataclass, field
 from typing import Final
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -143,10 +145,21 @@ def target(
             context = ssl.create_default_context(cafile=cacert)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError([f"--cacert: cannot use {cacert!r}: {exc}"]) from None
-    auth = None
+    found, auth = _without_userinfo(bridge_url(settings, url))
     if user is not None:
         name, password = user
         if password is None:
             password = getpass.getpass(f"password for {name}: ")
         auth = (name, password)
-    return Target(bridge_url(settings, url), context, auth)
+    return Target(found, context, auth)
+
+
+def _without_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``url`` without a ``user:password@``, and that pair (as curl takes it): aiohttp would
+    refuse to send it beside the admin token's ``Authorization``."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, None
+    host = parts.netloc.rpartition("@")[2]
+    pair = (unquote(parts.username), unquote(parts.password or ""))
+    return urlunsplit(parts._replace(netloc=host)), pair

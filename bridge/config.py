@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 MIN_SECRET_LENGTH: Final = 32
+# Below this an admin token can be guessed by trying: the admin endpoints do not slow refusals.
+MIN_ADMIN_TOKEN_LENGTH: Final = 16
 LogLevel = Literal["debug", "info", "warning", "error"]
 PositiveMs = Annotated[int, Field(gt=0)]
 Percent = Annotated[float, Field(gt=0)]
@@ -346,6 +348,12 @@ class Settings(BaseSettings):
         elif len(secret) < MIN_SECRET_LENGTH:
             notes.append(
                 f"SECRET_KEY_BASE is shorter than {MIN_SECRET_LENGTH} characters; use a longer one"
+            )
+        token = self.admin_token.get_secret_value().strip() if self.admin_token else ""
+        if token and len(token) < MIN_ADMIN_TOKEN_LENGTH:
+            notes.append(
+                f"EXESDB_ADMIN_TOKEN is shorter than {MIN_ADMIN_TOKEN_LENGTH} characters: "
+                "anyone reaching the port may guess it by trying; use a long random one"
             )
         if self.webhook_urls and self.webhook_secret is None:
             notes.append("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from bridge.client import Target, bridge_url, target, url_argument, user_argument
 from bridge.errors import ConfigError
 from bridge.routes import ADMIN_TOKEN_HEADER
-from tests.support import make_settings
+from tests.support import ADMIN_TOKEN, ThreadedBridge, make_settings
 from tests.webconfig.files import WebFiles
 
 
@@ -72,3 +73,18 @@ def test_a_ca_file_that_cannot_be_read_is_a_configuration_error(tmp_path: Path) 
     """--cacert naming a missing file is refused, naming the option."""
     with pytest.raises(ConfigError, match="--cacert"):
         target(make_settings(), cacert=str(tmp_path / "missing.pem"))
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth_beside_the_admin_token() -> None:
+    """A ``user:password@`` in --url or EXESDB_URL is taken as --user would be (percent-encoding
+    undone, --user winning): the URL kept without it and the admin token in its own header, so
+    an admin command reaches the bridge instead of failing with a traceback."""
+    with ThreadedBridge(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN) as bridge:
+        url = bridge.url.replace("//", "//alice:p%40ss@")
+        found = target(make_settings(EXESDB_URL=url))
+        assert (found.url, found.basic_auth) == (bridge.url, ("alice", "p@ss"))
+        status, text = asyncio.run(
+            found.request("GET", "/v1/integration", headers=found.admin_headers(ADMIN_TOKEN))
+        )
+        assert status == 200, text
+    assert target(make_settings(), url=url, user=("bob", "pw")).basic_auth == ("bob", "pw")

@@ -384,6 +384,27 @@ def test_without_ingest_or_redis_a_missing_or_short_secret_only_warns(
     assert f"warning: {warning}" in err
 
 
+@pytest.mark.parametrize("token", ["short-token", "  short-token   \n"])
+def test_a_short_admin_token_is_warned_of(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], token: str
+) -> None:
+    """An admin token under 16 characters (surrounding whitespace not counted) can be guessed
+    by trying over the network: check-config and start-up warn, without showing it."""
+    status, out, err = _check_config(monkeypatch, capsys, EXESDB_ADMIN_TOKEN=token)
+    assert status == 0
+    assert "warning: EXESDB_ADMIN_TOKEN is shorter than 16 characters" in err
+    assert token.strip() not in out + err
+
+
+def test_an_admin_token_of_16_characters_is_not_warned_of(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """16 characters satisfy the admin token's length rule."""
+    status, _, err = _check_config(monkeypatch, capsys, EXESDB_ADMIN_TOKEN="t" * 16)
+    assert status == 0
+    assert "EXESDB_ADMIN_TOKEN" not in err
+
+
 def test_check_config_prints_every_variable(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import json
+import re
 import secrets
 import time
+import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from bridge.app import Bridge
+from bridge.app import Bridge, default_components
 from bridge.bus import (
     SIGNATURE_HEADER,
     Durability,
@@ -28,7 +33,14 @@ from bridge.bus import (
 from bridge.component import ComponentFactory
 from bridge.http import build_app
 from bridge.messages import format_timestamp
-from tests.support import ADMIN_TOKEN, TEST_SECRET, async_wait_until, free_port, make_settings
+from tests.support import (
+    ADMIN_TOKEN,
+    ROOT,
+    TEST_SECRET,
+    async_wait_until,
+    free_port,
+    make_settings,
+)
 
 KEYRING = Keyring.from_secrets(TEST_SECRET)
 JSON = "application/json"
@@ -610,6 +622,15 @@ async def test_admin_endpoints_answer_401_for_a_missing_or_wrong_token(
     assert answer["error"] == "unauthorized"
 
 
+async def test_an_admin_token_configured_with_surrounding_whitespace_is_taken_trimmed(
+    serve: ServerFactory,
+) -> None:
+    """EXESDB_ADMIN_TOKEN read from a file with its line break (a Kubernetes secret made with
+    --from-file) is the token without it, as the token sent is: it is accepted."""
+    server = await serve(EXESDB_ADMIN_TOKEN=f" {ADMIN_TOKEN}\n")
+    assert (await server.get("/v1/integration", token=ADMIN_TOKEN))[0] == 200
+
+
 async def test_get_integration_reports_switch_and_intervals(serve: ServerFactory) -> None:
     """GET /v1/integration answers enabled and both intervals in milliseconds."""
     server = await serve(EXESDB_HEALTH_BROADCAST_INTERVAL="1000")
@@ -882,3 +903,112 @@ async def test_an_uncommitted_batch_whose_store_then_fails_is_counted_and_taken_
         transport.release.set()
         await runner.cleanup()
         await bridge.aclose()
+
+
+def _documented_access() -> dict[tuple[str, str], str]:
+    """(method, path) → its access column in docs/http-api.md's table of routes."""
+    table = (ROOT / "docs" / "http-api.md").read_text().split("| method and path |")[1]
+    access: dict[tuple[str, str], str] = {}
+    for line in table.split("\n\n")[0].splitlines()[2:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        for method, path in re.findall(r"`([A-Z]+) (/[^`]*)`", cells[0]):
+            access[(method, path)] = cells[-1]
+    return access
+
+
+async def test_every_route_but_the_documented_open_ones_needs_the_admin_token(
+    serve: ServerFactory, tmp_path: Path
+) -> None:
+    """Every route the bridge serves is in docs/http-api.md's table; each marked admin answers
+    401 without the token in a header, however else it is offered (query string, cookie), and
+    each marked open answers without it."""
+    server = await serve(default_components(), EXESDB_STATE_DIR=str(tmp_path))
+    documented = _documented_access()
+    served = {
+        (route.method, route.resource.canonical)
+        for route in build_app(server.bridge).router.routes()
+        if route.method != "HEAD" and route.resource is not None
+    }
+    assert served == set(documented)
+    token = ADMIN_TOKEN
+    for method, path in sorted(served):
+        url = server.url + path.replace("{alert_id}", "a1").replace("{name}", "pages.css")
+        offers: list[dict[str, Any]] = [
+            {},
+            {"params": {"token": token}},
+            {"params": {"access_token": token}},
+            {"params": {"admin_token": token}},
+            {"cookies": {"token": token, "EXESDB_ADMIN_TOKEN": token}},
+            {"headers": {"Authorization": f"Basic {token}"}},
+        ]
+        for offer in offers:
+            async with server.session.request(method, url, json={}, **offer) as response:
+                if "admin token" in documented[(method, path)]:
+                    assert response.status == 401, (method, path, offer)
+                elif documented[(method, path)] == "open":
+                    assert response.status != 401, (method, path, offer)
+
+
+@functools.cache
+def _bomb(coding: str) -> bytes:
+    """128 MiB of newlines, compressed to about 128 KiB."""
+    expanded = b"\n" * (128 << 20)
+    return gzip.compress(expanded, 9) if coding == "gzip" else zlib.compress(expanded, 9)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/v1/messages", NDJSON),
+        ("/v1/integration", JSON),
+        ("/v1/alerts/a1/ack", JSON),
+    ],
+)
+async def test_a_compressed_body_expanding_past_the_limit_is_refused_unexpanded(
+    serve: ServerFactory, tmp_path: Path, coding: str, path: str, content_type: str
+) -> None:
+    """A body whose Content-Encoding expands it past EXESDB_MAX_BODY_BYTES (a 128 KiB gzip or
+    deflate bomb of 128 MiB) is answered 413 on every route that reads a body, and is never
+    expanded whole in memory."""
+    server = await serve(default_components(), EXESDB_STATE_DIR=str(tmp_path))
+    bomb = _bomb(coding)
+    headers = {
+        "Content-Type": content_type,
+        "Content-Encoding": coding,
+        "Authorization": f"Bearer {ADMIN_TOKEN}",
+        SIGNATURE_HEADER: signed(b""),
+    }
+    tracemalloc.start()
+    try:
+        async with server.session.post(server.url + path, data=bomb, headers=headers) as response:
+            assert response.status == 413
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 << 20
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("X-Padding", "a" * 9000)],  # one field over 8 KiB
+        [(f"X-H{number}", "a") for number in range(200)],  # more fields than 128
+    ],
+    ids=["long-field", "many-fields"],
+)
+async def test_an_oversized_request_head_is_refused_before_any_route(
+    serve: ServerFactory, headers: list[tuple[str, str]]
+) -> None:
+    """A request head with a field over 8 KiB or more than 128 fields is answered 400 (the
+    aiohttp parser's limits) before any handler reads it, and the bridge keeps serving."""
+    server = await serve()
+    host, port = server.bridge.address or ("", 0)
+    reader, writer = await asyncio.open_connection(host, port)
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    writer.write(f"GET /healthz HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode())
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    assert status_line.split()[1] == b"400"
+    assert (await server.get("/healthz"))[0] == 200

@@ -191,7 +191,9 @@ class Spool:
     # -- on the spool's thread --
 
     def _open(self) -> int:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The state dir too, when this makes it: ``parents=True`` would leave it 0755.
+        self.directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, exist_ok=True)
         # Two bridges appending to one spool would interleave their records: the second is
         # refused (each replica needs its own EXESDB_STATE_DIR).
         lock = os.open(self.directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)

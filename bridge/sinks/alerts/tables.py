@@ -25,6 +25,8 @@ earlier version in place, one version at a time.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
@@ -134,6 +136,11 @@ def connect(path: Path | str) -> sqlite3.Connection:
     """Open the outbox file as every user of it must: transactions explicit (``BEGIN
     IMMEDIATE`` … ``COMMIT``), the WAL journal, and ``synchronous=FULL`` (the WAL is fsync'd
     at every commit, so a committed delivery survives power loss)."""
+    if str(path) != ":memory:":
+        # Made private before SQLite opens it: it holds alert bodies and the receiver keys'
+        # secret, and SQLite gives the WAL and shared-memory files the same mode.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA journal_mode=WAL")

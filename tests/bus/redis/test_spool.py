@@ -180,3 +180,18 @@ async def test_a_second_bridge_on_the_same_spool_is_refused(open_spool, tmp_path
     await first.aclose()
     again = await open_spool()
     assert await again.append([frame(1)])
+
+
+async def test_the_spool_makes_the_state_dir_above_it_private(tmp_path: Path) -> None:
+    """A spool opened first (the Redis bus starts before the outbox) makes EXESDB_STATE_DIR
+    0700, as the outbox would, and its own folder and files 0700 and 0600."""
+    spool = Spool(tmp_path / "state" / "spool", max_bytes=1 << 20, segment_bytes=SEGMENT)
+    await spool.open()
+    try:
+        assert await spool.append([frame(1)])
+    finally:
+        await spool.aclose()
+    assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "state" / "spool").stat().st_mode & 0o777 == 0o700
+    for path in (tmp_path / "state" / "spool").iterdir():
+        assert path.stat().st_mode & 0o777 == 0o600, path.name

@@ -710,3 +710,20 @@ def test_a_receiver_sent_an_alert_before_version_6_hears_of_its_later_changes(
         assert box.depth().pending == 2  # the firing waiting since version 5, then its resolve
     finally:
         box.close()
+
+
+def test_the_outbox_and_its_state_dir_are_readable_by_the_bridges_user_only(
+    tmp_path: Path,
+) -> None:
+    """The state dir is made 0700 and the outbox file (alert bodies, the receiver keys' secret)
+    and its WAL and shared-memory files 0600, whatever the umask."""
+    box = Outbox.in_dir(tmp_path / "state", urls=[URL])
+    try:
+        assert observe(box, event(), T0) is not None
+        made = sorted((tmp_path / "state").iterdir())
+        assert {path.name for path in made} >= {"alerts.sqlite3", "alerts.sqlite3-wal"}
+        assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
+        for path in made:
+            assert path.stat().st_mode & 0o777 == 0o600, path.name
+    finally:
+        box.close()
