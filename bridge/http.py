@@ -347,8 +347,9 @@ async def _close_streams(app: web.Application) -> None:
 
 @web.middleware
 async def _json_refusals(request: web.Request, handler: Route) -> web.StreamResponse:
-    """aiohttp's own refusals (no such path, a method a path does not take) in the one error
-    shape every other refusal has, rather than its plain-text "404: Not Found"."""
+    """aiohttp's own refusals (no such path, a method a path does not take, a body past the
+    limit) in the one error shape every other refusal has, rather than its plain-text
+    "404: Not Found"."""
     try:
         return await handler(request)
     except web.HTTPMethodNotAllowed as exc:
@@ -360,6 +361,11 @@ async def _json_refusals(request: web.Request, handler: Route) -> web.StreamResp
         return answer
     except web.HTTPNotFound:
         return error_response(404, "not_found", "nothing is served at this path")
+    except web.HTTPRequestEntityTooLarge:
+        # Raised by aiohttp reading a body past client_max_size (an admin route's JSON).
+        limit = request.app[BRIDGE_KEY].settings.max_body_bytes
+        rejection = _too_large(limit)
+        return error_response(413, rejection.reason.value, rejection.detail)
 
 
 def build_app(

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -77,6 +78,19 @@ def _http_url(value: str | None) -> str | None:
 HttpUrl = Annotated[str | None, AfterValidator(_http_url)]
 
 
+def _one_kind_of_auth(url: str | None, http_config: HTTPClientConfig) -> None:
+    """Refuse a URL's ``user:password@`` beside ``http_config``'s own credentials: the HTTP
+    client cannot send both, and every attempt would fail until the delivery's deadline."""
+    if not url or (http_config.authorization is None and http_config.basic_auth is None):
+        return
+    split = urlsplit(url)
+    if split.username is not None or split.password is not None:
+        raise ValueError(
+            "url holds credentials (user:password@) and http_config sets authorization or"
+            " basic_auth: give them in one place"
+        )
+
+
 class WebhookConfig(Strict):
     """One ``webhook_configs`` entry: Alertmanager's keys and the bridge's three."""
 
@@ -99,6 +113,7 @@ class WebhookConfig(Strict):
             raise ValueError("exactly one of url and url_file")
         if self.secret and self.secret_file:
             raise ValueError("at most one of secret and secret_file")
+        _one_kind_of_auth(self.url, self.http_config)
         return self
 
     @property
@@ -124,6 +139,11 @@ class AlertmanagerConfig(Strict):
     url: HttpUrl = None
     timeout: GoDuration = 0.0
     http_config: HTTPClientConfig = HTTPClientConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> AlertmanagerConfig:
+        _one_kind_of_auth(self.url, self.http_config)
+        return self
 
     def relative_to(self, folder: Path) -> AlertmanagerConfig:
         """The same settings with every file path made absolute from ``folder``."""

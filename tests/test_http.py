@@ -969,8 +969,8 @@ async def test_a_compressed_body_expanding_past_the_limit_is_refused_unexpanded(
     serve: ServerFactory, tmp_path: Path, coding: str, path: str, content_type: str
 ) -> None:
     """A body whose Content-Encoding expands it past EXESDB_MAX_BODY_BYTES (a 128 KiB gzip or
-    deflate bomb of 128 MiB) is answered 413 on every route that reads a body, and is never
-    expanded whole in memory."""
+    deflate bomb of 128 MiB) is answered 413 too_large on every route that reads a body, and is
+    never expanded whole in memory."""
     server = await serve(default_components(), EXESDB_STATE_DIR=str(tmp_path))
     bomb = _bomb(coding)
     headers = {
@@ -983,10 +983,14 @@ async def test_a_compressed_body_expanding_past_the_limit_is_refused_unexpanded(
     try:
         async with server.session.post(server.url + path, data=bomb, headers=headers) as response:
             assert response.status == 413
+            answer = await response.json()
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert peak < 32 << 20
+    # In the one error shape every refusal has, on the admin routes too.
+    assert answer["error"] == "too_large"
+    assert "EXESDB_MAX_BODY_BYTES" in answer["detail"]
 
 
 @pytest.mark.parametrize(

@@ -199,6 +199,16 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             '        X-Api-Key: {secrets: ["tok3n\\nX-Evil: 1"]}\n',
             "http_config.http_headers: a header value must be one line of printable characters",
         ),
+        (
+            "webhook_configs:\n  - url: http://u:hook-tok3n@h\n    http_config:\n"
+            "      basic_auth: {username: u, password: p}\n",
+            "url holds credentials (user:password@) and http_config sets authorization or",
+        ),
+        (
+            "alertmanager:\n  url: http://u:tok3n@am\n  http_config:\n"
+            "    authorization: {credentials: c}\n",
+            "url holds credentials (user:password@) and http_config sets authorization or",
+        ),
         ("alertmanager: {url: http://am, colour: red}\n", "alertmanager.colour: unknown key"),
         ("webhook_configs: [\n", "not valid YAML at line"),
         ("- a list\n", "the top level must be a mapping of keys"),

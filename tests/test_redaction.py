@@ -74,6 +74,7 @@ URL_SPLITTERS = {
     "bridge/httpclient/client.py": "moves a proxy URL's userinfo into its auth header",
     "bridge/httpclient/proxy.py": "a URL's scheme, host and port against no_proxy; shows none",
     "bridge/client.py": "moves --url's userinfo into basic auth; shows through redaction",
+    "bridge/receivers.py": "whether a URL holds credentials; shows none",
     "bridge/tracing.py": "the host and port for server.address; url.full through redaction",
 }
 

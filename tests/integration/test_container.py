@@ -200,7 +200,8 @@ def test_runs_as_uid_10001_without_any_capability(running: Running) -> None:
 
 
 def test_writes_nowhere_but_its_state_volume(running: Running, podman: Podman) -> None:
-    """Root, /tmp and /run are read-only (no tmpfs); the outbox lives on the volume, as 10001."""
+    """Root, /tmp and /run are read-only (no tmpfs); the outbox lives on the volume, as 10001,
+    readable by it alone (the volume 0700, the file 0600)."""
     container = running.container
     for path in ("/probe", "/tmp/probe", "/var/tmp/probe", "/run/probe", "/opt/exesdb-bridge/p"):
         touched = container.exec("touch", path)
@@ -212,6 +213,8 @@ def test_writes_nowhere_but_its_state_volume(running: Running, podman: Podman) -
     mountpoint = podman("volume", "inspect", "--format", "{{.Mountpoint}}", running.volume)
     outbox = Path(mountpoint.stdout.strip()) / "alerts.sqlite3"
     assert outbox.stat().st_uid == 10001
+    assert outbox.stat().st_mode & 0o777 == 0o600
+    assert outbox.parent.stat().st_mode & 0o777 == 0o700
 
 
 # -- stopping, crashing and starting again --
