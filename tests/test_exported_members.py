@@ -116,6 +116,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
     ],
     bridge.messages: [
         "INSTANCES",
+        "MAX_TEXT",
         "MESSAGE_TYPES",
         "NO_CONTROL_CHARACTERS",
         "SECURITY_SEVERITY",

@@ -472,7 +472,10 @@ class BatchSubscription(Subscription):
             if self._handled < mark:
                 keep.append((since, mark, callback))
             elif self.failed_between(since, mark):
-                callback()
+                try:
+                    callback()
+                except Exception:  # in the batch loop: one callback must not stop the stage
+                    _logger.exception("subscriber %s: a late-failure callback failed", self.name)
         self._late = keep
 
     def _settle_waiters(self, stopped: bool = False) -> None:

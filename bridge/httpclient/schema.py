@@ -1,4 +1,4 @@
-"""``http_config`` as Prometheus' prometheus/common reads it: authorization, TLS and a proxy.
+"""``http_config`` as prometheus/common reads it: authorization, TLS, a proxy and headers.
 
 The keys and rules are those of prometheus/common's ``HTTPClientConfig`` (what Alertmanager's
 receivers and Prometheus' scrape jobs take), so a block written for them reads the same here:

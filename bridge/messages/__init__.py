@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Final
 
 from bridge.messages._base import (
+    MAX_TEXT,
     NO_CONTROL_CHARACTERS,
     Message,
     Timestamp,
@@ -55,6 +56,7 @@ from bridge.messages.system import FeatureToggle, SystemConfig, SystemLifecycle
 
 __all__ = [
     "INSTANCES",
+    "MAX_TEXT",
     "MESSAGE_TYPES",
     "NO_CONTROL_CHARACTERS",
     "SECURITY_SEVERITY",

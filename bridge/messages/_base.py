@@ -78,14 +78,17 @@ Timestamp = Annotated[
 ]
 """A UTC timestamp at millisecond precision, serialized as RFC 3339 with ``Z``."""
 
-Text = Annotated[str, Field(min_length=1, max_length=4096)]
+MAX_TEXT: Final = 4096
+"""The most characters a ``Text`` (an id, a name, a title) holds."""
+
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
 """A non-empty string of bounded length."""
 
 NO_CONTROL_CHARACTERS: Final = r"^[^\x00-\x1f\x7f-\x9f]*$"
 """No C0 control character (NUL included), DEL or C1 control character: what a string that
 becomes a Prometheus label value must match (checked natively, in pydantic-core)."""
 
-Label = Annotated[str, Field(min_length=1, max_length=4096, pattern=NO_CONTROL_CHARACTERS)]
+Label = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=NO_CONTROL_CHARACTERS)]
 """A ``Text`` that becomes a label value (``node`` and the other names ``/metrics`` shows)."""
 
 NonNegInt = Annotated[int, Field(ge=0)]

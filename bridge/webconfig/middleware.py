@@ -1,9 +1,10 @@
-"""The web config on every request: basic auth before any route, its headers on every answer.
+"""The web config on every request: rate limit, client names and basic auth before any route.
 
-Every path is behind basic auth when users are configured, ``/healthz`` included (as in
-exporter-toolkit); what a route checks itself (ingest's signature, the admin token) comes on top.
-Before it, a request over ``rate_limit`` is refused (429), then a client certificate without any
-of ``client_allowed_sans`` (the toolkit refuses it in the handshake, which Python's ssl cannot).
+Its headers go on every answer. Every path is behind basic auth when users are configured,
+``/healthz`` included (as in exporter-toolkit); what a route checks itself (ingest's signature, the
+admin token) comes on top. Before it, a request over ``rate_limit`` is refused (429), then a client
+certificate without any of ``client_allowed_sans`` (the toolkit refuses it in the handshake, which
+Python's ssl cannot).
 """
 
 from __future__ import annotations

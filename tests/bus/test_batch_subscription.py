@@ -266,3 +266,35 @@ async def test_a_one_at_a_time_subscriber_stopped_mid_batch_leaves_the_rest_unha
     assert handled == ["a0"]
     assert "subscriber slow stopped with 4 message(s) unhandled" in caplog.text
     assert subscription.depth == 0
+
+
+async def test_a_late_failure_callback_that_raises_does_not_stop_the_subscriber(
+    make_bus: BusFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A when_failed callback raising is logged, and the batches after it are still handled."""
+    kit = await _started(make_bus)
+    gate = asyncio.Event()
+    handled: list[str] = []
+
+    async def handler(envelopes: Sequence[Envelope]) -> None:
+        await gate.wait()
+        ids = [e.payload.alert_id for e in envelopes]  # type: ignore[attr-defined]
+        if ids == ["a0"]:
+            raise RuntimeError("boom")
+        handled.extend(ids)
+
+    def callback() -> None:
+        raise RuntimeError("the callback broke")
+
+    subscription = kit.bus.subscribe(
+        "b", handler, instances=["ex_esdb_alerts"], batch=True, durable=True
+    )
+    kit.bus.publish_verified([_envelope(0)])
+    subscription.when_failed(0, subscription.mark, callback)
+    with caplog.at_level(logging.ERROR, logger="bridge.bus.subscription"):
+        gate.set()
+        await async_wait_until(
+            lambda: "late-failure callback" in caplog.text, what="the callback's error logged"
+        )
+    kit.bus.publish_verified([_envelope(1)])
+    await async_wait_until(lambda: handled == ["a1"], what="the next batch handled")

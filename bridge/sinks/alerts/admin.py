@@ -21,15 +21,15 @@ from pydantic import (
     field_validator,
 )
 
+from bridge.messages import MAX_TEXT
 from bridge.routes import AdminGuard, error_response
 from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, AlertState
 
 __all__ = ["MAX_LIST", "AckRequest", "AlertKeeper", "AlertQuery", "alert_routes"]
 
 MAX_LIST: Final = 10_000
-_MAX_TEXT: Final = 4096
 
-Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=_MAX_TEXT)]
+Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_TEXT)]
 
 
 class AlertQuery(BaseModel):
@@ -111,10 +111,10 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
             fields = AckRequest.model_validate(body)
         except ValidationError as exc:
             field = _field_of(exc)
-            detail = f"{field} must be a string of 1-{_MAX_TEXT} characters"
+            detail = f"{field} must be a string of 1-{MAX_TEXT} characters"
             return error_response(400, "invalid", detail, field)
-        if len(alert_id) > _MAX_TEXT:  # AlertAck could not carry it: refused before storing
-            detail = f"alert_id must be a string of 1-{_MAX_TEXT} characters"
+        if len(alert_id) > MAX_TEXT:  # AlertAck could not carry it: refused before storing
+            detail = f"alert_id must be a string of 1-{MAX_TEXT} characters"
             return error_response(400, "invalid", detail, "alert_id")
         record = await keeper.acknowledge(
             Acknowledgement(alert_id, fields.ack_by, fields.ack_note, fields.resolution)

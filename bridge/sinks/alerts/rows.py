@@ -32,6 +32,7 @@ def one_of(
 
 
 def alert_params(record: AlertRecord) -> dict[str, object]:
+    """``record`` as the named parameters of the alerts table's INSERT."""
     return {
         "alert_id": record.alert_id,
         "alertname": record.alertname,
@@ -84,6 +85,7 @@ def record_of(row: sqlite3.Row) -> AlertRecord:
 
 
 def delivery_of(row: sqlite3.Row) -> Delivery:
+    """The delivery a deliveries table row holds."""
     return Delivery(
         id=row["id"],
         url=row["url"],

@@ -33,6 +33,7 @@ from typing import Final, Literal
 
 from bridge.bus import Envelope
 from bridge.messages import (
+    MAX_TEXT,
     SECURITY_SEVERITY,
     SEVERITIES,
     AccessViolation,
@@ -83,8 +84,8 @@ _NODE_BACK: Final = frozenset({"reconnected", "joined", "left"})
 # NodeHealth ``checks`` entries ({resource: {"status": ...}}) that a MetricAlert on
 # ``<resource>_usage_percent`` refers to (collectors/health.py).
 _RESOURCE_SUFFIX: Final = "_usage_percent"
-# The alert_id limit of the messages that carry one (bridge.messages' Text).
-MAX_ALERT_ID: Final = 4096
+# The alert_id limit of the messages that carry one (their Text).
+MAX_ALERT_ID: Final = MAX_TEXT
 _DIGEST_LENGTH: Final = 16
 _HEALTH_RESOURCES: Final = frozenset({"cpu", "memory", "disk"})
 _SORTED_RESOURCES: Final = tuple(sorted(_HEALTH_RESOURCES))
