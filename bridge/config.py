@@ -7,6 +7,7 @@ ever echoing a secret.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import socket
@@ -25,7 +26,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bridge.errors import ConfigError
 from bridge.messages import NO_CONTROL_CHARACTERS, AlertSeverity
-from bridge.receivers import AlertmanagerConfig, Receiver, ReceiverKeys, resolve_receivers
+from bridge.receivers import (
+    AlertmanagerConfig,
+    Receiver,
+    ReceiverKeys,
+    resolve_receivers,
+    unreadable_files,
+)
 from bridge.redaction import redact_urls, safe_url
 from bridge.urls import own_url, require_http_url
 from bridge.webconfig import load_web_config
@@ -349,6 +356,13 @@ class Settings(BaseSettings):
             )
         if self.webhook_urls and self.webhook_secret is None:
             notes.append("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned")
+        if self.webhook_config_file:
+            # Loading the settings checked the file; a problem found since is the start's.
+            with contextlib.suppress(ConfigError):
+                notes += [
+                    f"EXESDB_WEBHOOK_CONFIG_FILE {note}"
+                    for note in unreadable_files(self.webhook_config_file)
+                ]
         return notes
 
     def redacted(self) -> dict[str, str]:
