@@ -92,6 +92,14 @@ def test_bad_usage_exits_2(args: list[str]) -> None:
         (["run"], {"EXESDB_INGEST": "true"}, "SECRET_KEY_BASE"),
         (["run"], {"EXESDB_HTTP_ADDR": "nowhere"}, "EXESDB_HTTP_ADDR"),
         (["check-config"], {"EXESDB_LOG_LEVEL": "loud"}, "EXESDB_LOG_LEVEL"),
+        (
+            ["run"],
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "notaurl",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            },
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ),
         (["publish", "system_alert"], {"EXESDB_REPLAY_WINDOW_MS": "x"}, "EXESDB_REPLAY_WINDOW_MS"),
         (["tail"], {"EXESDB_BUS": "nats://x"}, "EXESDB_BUS"),
     ],
