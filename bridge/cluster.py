@@ -18,7 +18,8 @@ ClusterHealth. The alert stage derives the ``node_failure`` alert from ``down`` 
 ``reconnected``/``joined``/``left``. Past ``ALERTS_PER_INTERVAL`` downs within one health
 interval, the further downs (until three pass without one) are marked ``grouped`` and
 raise one SystemAlert ``node_failure`` for the lot, at most one per interval, so a receiver gets
-a bounded number of alerts.
+a bounded number of alerts; each storm is counted when it begins
+(``exesdb_cluster_down_storms_total``).
 ClusterHealth is also published once per health interval across all replicas.
 
 Bounds that fail safe: a node down and silent for ``EXESDB_NODE_FORGET_MS`` is forgotten; at
@@ -154,15 +155,22 @@ class ClusterMonitor:
         self._ticks: set[asyncio.Task[Any]] = set()
         self._sleeping = False  # the loop waits between ticks: nothing is under way
         self._closed = False
+        registry = registry if registry is not None else CollectorRegistry()
         self._forgotten = Counter(
             "exesdb_cluster_nodes_forgotten",
             "Nodes the cluster monitor stopped tracking: silent for EXESDB_NODE_FORGET_MS after "
             "going down, or evicted (longest silent first) to track a new node at the cap.",
             ["reason"],
-            registry=registry if registry is not None else CollectorRegistry(),
+            registry=registry,
         )
         for reason in ("silent", "evicted"):
             self._forgotten.labels(reason)
+        self._storms = Counter(
+            "exesdb_cluster_down_storms",
+            f"Storms of node downs: more than {ALERTS_PER_INTERVAL} found within one health "
+            "interval, after which every down until three intervals pass without one is grouped.",
+            registry=registry,
+        )
         bus.subscribe("cluster", self._heard, instances=("ex_esdb_lifecycle", "ex_esdb_health"))
 
     # -- what the monitor knows --
@@ -423,6 +431,8 @@ class ClusterMonitor:
         if calm and (len(alerted) < ALERTS_PER_INTERVAL or found - alerted[0] >= self._interval):
             alerted.append(found)
             return None
+        if calm:
+            self._storms.inc()
         self._storm_until = max(self._storm_until, found + MISSED_INTERVALS * self._interval)
         if self._group is None:
             self._group = _Group(f"node_failure:group:{secrets.token_hex(6)}")

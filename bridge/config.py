@@ -7,6 +7,7 @@ ever echoing a secret.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import socket
@@ -25,9 +26,15 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bridge.errors import ConfigError
 from bridge.messages import NO_CONTROL_CHARACTERS, AlertSeverity
-from bridge.receivers import AlertmanagerConfig, Receiver, ReceiverKeys, resolve_receivers
+from bridge.receivers import (
+    AlertmanagerConfig,
+    Receiver,
+    ReceiverKeys,
+    resolve_receivers,
+    unreadable_files,
+)
 from bridge.redaction import redact_urls, safe_url
-from bridge.urls import own_url, require_http_url
+from bridge.urls import otlp_endpoint_problem, own_url, require_http_url
 from bridge.webconfig import load_web_config
 
 __all__ = [
@@ -328,12 +335,37 @@ class Settings(BaseSettings):
                 f"EXESDB_MAX_BODY_BYTES ({self.max_body_bytes}), so the largest batch ingest "
                 "takes might never fit; allowed: at least that"
             )
+        problems += self._otlp_endpoint_problems()
         if self.webhook_backoff_ms > self.webhook_max_backoff_ms:
             problems.append(
                 f"EXESDB_WEBHOOK_BACKOFF_MS: {self.webhook_backoff_ms} is above "
                 f"EXESDB_WEBHOOK_MAX_BACKOFF_MS ({self.webhook_max_backoff_ms})"
             )
         return problems
+
+    def _otlp_endpoint_problems(self) -> list[str]:
+        """Each OTLP endpoint the exporter of a signal using it could never send to, checked
+        against that signal's protocol (the general endpoint against each falling back on it)."""
+        signals: list[tuple[str, str | None]] = [
+            ("traces", self.otlp_traces_endpoint),
+            ("logs", self.otlp_logs_endpoint),
+        ]
+        if self.otlp_metrics:
+            signals.append(("metrics", None))  # its own endpoint is the SDK's to read
+        problems: dict[str, str] = {}
+        for signal, own in signals:
+            # A per-signal OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL wins over the general one.
+            protocol: OtlpProtocol = getattr(self, f"otlp_{signal}_protocol") or self.otlp_protocol
+            variable, value = (
+                (f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT", own)
+                if own
+                else ("OTEL_EXPORTER_OTLP_ENDPOINT", self.otlp_endpoint)
+            )
+            if value and variable not in problems:
+                problem = otlp_endpoint_problem(value, protocol)
+                if problem is not None:
+                    problems[variable] = f"{variable}: {problem}"
+        return list(problems.values())
 
     def warnings(self, environ: Mapping[str, str] | None = None) -> list[str]:
         """Things that work but that an operator should know about at start-up, among them the
@@ -357,6 +389,13 @@ class Settings(BaseSettings):
             )
         if self.webhook_urls and self.webhook_secret is None:
             notes.append("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned")
+        if self.webhook_config_file:
+            # Loading the settings checked the file; a problem found since is the start's.
+            with contextlib.suppress(ConfigError):
+                notes += [
+                    f"EXESDB_WEBHOOK_CONFIG_FILE {note}"
+                    for note in unreadable_files(self.webhook_config_file)
+                ]
         return notes
 
     def redacted(self) -> dict[str, str]:

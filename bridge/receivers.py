@@ -46,6 +46,7 @@ from pydantic import (
 
 from bridge.errors import ConfigError
 from bridge.httpclient import HTTPClientConfig
+from bridge.httpclient.files import read_problem
 from bridge.httpclient.schema import SECRET_KEYS, UNSUPPORTED_KEYS
 from bridge.messages import SEVERITIES, AlertSeverity
 from bridge.redaction import safe_url
@@ -63,6 +64,7 @@ __all__ = [
     "load_receivers",
     "receiver_label",
     "resolve_receivers",
+    "unreadable_files",
 ]
 
 _KEY: Final = re.compile(r"(.+)#([0-9a-f]{16})")
@@ -121,6 +123,12 @@ class WebhookConfig(Strict):
         """How this receiver is shown before it has a key: its URL as safe_url shows it, or
         ``url_file:<path>``."""
         return _FILE_KEY_PREFIX + self.url_file if self.url_file else safe_url(self.url or "")
+
+    @property
+    def files(self) -> tuple[tuple[str, str], ...]:
+        """Every file it reads at each attempt, each with its key (``url_file``)."""
+        own = (("url_file", self.url_file), ("secret_file", self.secret_file))
+        return tuple((key, path) for key, path in own if path) + self.http_config.files
 
     def relative_to(self, folder: Path) -> WebhookConfig:
         """The same settings with every file path made absolute from ``folder``."""
@@ -420,3 +428,24 @@ def describe_receivers(config_file: str | Path) -> list[str]:
             f"alertmanager {url}: timeout={section.timeout:g}s; {section.http_config.summary()}"
         )
     return lines
+
+
+def unreadable_files(config_file: str | Path) -> list[str]:
+    """A line for each file a receiver of the file (or its ``alertmanager``) names that cannot
+    be read now, naming the receiver as ``check-config`` does, the key and the file, never what
+    it holds. A warning, not an error: each attempt reads its files again (so they can rotate),
+    and one may still appear or be fixed before the first alert."""
+    loaded = load_receivers(config_file)
+    named = [
+        (f"webhook_configs.{index} {hook.shown}", hook.files)
+        for index, hook in enumerate(loaded.webhook_configs)
+    ]
+    if loaded.alertmanager is not None:
+        named.append(("alertmanager", loaded.alertmanager.http_config.files))
+    return [
+        f"{who}: {key} {path} cannot be read now ({problem}); "
+        "its deliveries fail and are retried until it can be"
+        for who, files in named
+        for key, path in files
+        if (problem := read_problem(path)) is not None
+    ]

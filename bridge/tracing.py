@@ -23,6 +23,7 @@ from bridge.redaction import safe_url
 
 __all__ = [
     "ERROR_TYPE",
+    "ERROR_TYPE_OTHER",
     "HTTP_REQUEST_METHOD",
     "HTTP_RESPONSE_STATUS_CODE",
     "SERVER_ADDRESS",
@@ -39,6 +40,8 @@ SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
 URL_FULL: Final = "url.full"
 ERROR_TYPE: Final = "error.type"
+ERROR_TYPE_OTHER: Final = "_OTHER"
+"""The conventions' ``error.type`` for a failure whose kind is not known."""
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 SpanValue = str | int | float | bool

@@ -13,14 +13,32 @@ other hosts reach this one by, for them (the links in alerts).
 from __future__ import annotations
 
 import ipaddress
-from typing import Final
+import re
+from typing import Final, Literal
 from urllib.parse import urlsplit
 
 from bridge.redaction import safe_url
 
-__all__ = ["HTTP_SCHEMES", "http_url_problem", "own_url", "require_http_url"]
+__all__ = [
+    "HTTP_SCHEMES",
+    "http_url_problem",
+    "otlp_endpoint_problem",
+    "own_url",
+    "require_http_url",
+]
 
 HTTP_SCHEMES: Final = ("http", "https")
+# Target URIs gRPC resolves itself (unix:/path, dns:///host:port, ipv4:addr, ...).
+_GRPC_TARGET_SCHEMES: Final = frozenset(
+    {"dns", "unix", "unix-abstract", "ipv4", "ipv6", "vsock", "xds", "google-c2p"}
+)
+# The characters of a name gRPC's resolver (c-ares) will look up.
+_GRPC_NAME: Final = re.compile(r"[A-Za-z0-9._*/-]+")
+_HTTP_ENDPOINT: Final = "an http:// or https:// URL with a host, e.g. http://collector:4318"
+_GRPC_ENDPOINT: Final = (
+    "a URL with a host (http://collector:4317), host:port, a host (port 443) or a gRPC target "
+    "URI (unix:/path)"
+)
 
 
 def http_url_problem(url: str, what: str = "URL") -> str | None:
@@ -40,6 +58,64 @@ def http_url_problem(url: str, what: str = "URL") -> str | None:
         # some other path without a word.
         return f"holds a template ({{{{ … }}}}), which the bridge does not expand; give the {what}"
     return None
+
+
+def otlp_endpoint_problem(value: str, protocol: Literal["grpc", "http/protobuf"]) -> str | None:
+    """Why the OpenTelemetry SDK's OTLP exporter for ``protocol`` could never send to the
+    endpoint ``value``; None when it could (reachable or not). Never shows the value.
+
+    http/protobuf: the exporter posts with requests to ``value`` (plus ``/v1/<signal>`` for the
+    general endpoint), which needs an http(s) URL with a host and a valid port. grpc: the
+    exporter dials the URL's ``host:port`` or, when the value has none (``collector:4317``,
+    ``collector``, ``unix:/path``), the value itself as a gRPC target; refused are only those
+    gRPC cannot parse or look up as a name (no host, a port that is no number, a name with a
+    space) and a port above 65535, which gRPC would dial modulo 65536.
+    """
+    if protocol == "http/protobuf":
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not one
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in HTTP_SCHEMES or not _is_host(parts.hostname):
+            return f"not usable with http/protobuf; allowed: {_HTTP_ENDPOINT}"
+        return None
+    try:
+        target = urlsplit(value).netloc or value  # as the SDK's OTLPExporterMixin picks it
+    except ValueError:
+        target = value
+    scheme, sep, _ = target.partition(":")
+    if sep and scheme.lower() in _GRPC_TARGET_SCHEMES:
+        return None
+    if not _grpc_host_port_ok(target):
+        return f"not usable with grpc; allowed: {_GRPC_ENDPOINT}"
+    return None
+
+
+def _is_host(host: str | None) -> bool:
+    """A host requests would connect to: a name without spaces or controls, or an address."""
+    return bool(host) and not any(c.isspace() or not c.isprintable() for c in host or "")
+
+
+def _grpc_host_port_ok(target: str) -> bool:
+    """gRPC's split of ``host[:port]``: ``[v6]:port``, one colon for ``host:port``, more for a
+    bare IPv6 address; an empty port means 443."""
+    if target.startswith("["):
+        host, closed, rest = target[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            return False
+        port = rest[1:]
+    elif target.count(":") == 1:
+        host, _, port = target.partition(":")
+    else:
+        host, port = target, ""
+    if port and not (port.isascii() and port.isdigit() and int(port) <= 65535):
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return _GRPC_NAME.fullmatch(host) is not None
+    return True
 
 
 def require_http_url(url: str, what: str = "URL") -> str:

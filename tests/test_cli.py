@@ -92,6 +92,14 @@ def test_bad_usage_exits_2(args: list[str]) -> None:
         (["run"], {"EXESDB_INGEST": "true"}, "SECRET_KEY_BASE"),
         (["run"], {"EXESDB_HTTP_ADDR": "nowhere"}, "EXESDB_HTTP_ADDR"),
         (["check-config"], {"EXESDB_LOG_LEVEL": "loud"}, "EXESDB_LOG_LEVEL"),
+        (
+            ["run"],
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "notaurl",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            },
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ),
         (["publish", "system_alert"], {"EXESDB_REPLAY_WINDOW_MS": "x"}, "EXESDB_REPLAY_WINDOW_MS"),
         (["tail"], {"EXESDB_BUS": "nats://x"}, "EXESDB_BUS"),
     ],
@@ -119,6 +127,29 @@ def test_run_exits_0_on_sigterm_and_sigint(
     assert "Traceback" not in log
     with pytest.raises(urllib.error.URLError):  # no longer listening
         http_get(process.url + "/healthz", timeout=2)
+
+
+def test_run_warns_at_start_of_a_receiver_file_it_cannot_read_and_runs(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """A receivers-file receiver whose credentials_file cannot be read yet is named in the
+    start-up log with the key and file (never a content); the bridge runs anyway, since the
+    file is read at each attempt and may appear later."""
+    config = tmp_path / "receivers.yml"
+    config.write_text(
+        "webhook_configs:\n"
+        f"  - url: http://127.0.0.1:{free_port()}/hooks/path-tok3n\n"
+        "    http_config:\n"
+        "      authorization:\n"
+        "        credentials_file: not-yet-there\n"
+    )
+    process = _start(bridge_processes, tmp_path, EXESDB_WEBHOOK_CONFIG_FILE=str(config))
+    log = process.log()
+    [line] = [line for line in log.splitlines() if "cannot be read now" in line]
+    assert " WARNING " in line
+    assert f"authorization.credentials_file {tmp_path / 'not-yet-there'} cannot be read" in line
+    assert "http://127.0.0.1:" in line
+    assert "tok3n" not in log
 
 
 def test_run_exits_1_when_the_address_is_taken(

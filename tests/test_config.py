@@ -541,3 +541,108 @@ def test_a_bad_per_signal_otlp_protocol_stops_start_up(
     )
     assert status == 2
     assert "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" in err
+
+
+# OTEL_EXPORTER_OTLP_ENDPOINT values by protocol. http/protobuf: the SDK posts to the value plus
+# /v1/<signal> with requests, which needs an http(s) URL with a host. grpc: the SDK dials the
+# URL's host:port, or the value itself when it has none, as a gRPC target (a name or address,
+# port 443 when none is given, or a target URI such as unix:/path).
+OTLP_ENDPOINTS_REFUSED = [
+    ("http/protobuf", "notaurl"),
+    ("http/protobuf", "collector:4318"),
+    ("http/protobuf", "ftp://collector:4318"),
+    ("http/protobuf", "http://:4318"),
+    ("http/protobuf", "http:/collector:4318"),
+    ("http/protobuf", "http://collector:port"),
+    ("http/protobuf", "http://collector:99999"),
+    ("http/protobuf", "http://coll ector:4318"),
+    ("grpc", ":4317"),
+    ("grpc", "https://:4317"),
+    ("grpc", "http://"),
+    ("grpc", "collector:port"),
+    ("grpc", "[::1]:port"),
+    ("grpc", "[::1"),
+    ("grpc", "not a url"),
+    ("grpc", "collector:4317:1"),
+    ("grpc", "collector:99999"),
+]
+OTLP_ENDPOINTS_ACCEPTED = [
+    ("http/protobuf", "http://collector:4318"),
+    ("http/protobuf", "HTTPS://collector.example.com"),
+    ("http/protobuf", "http://[::1]:4318/"),
+    ("grpc", "notaurl"),  # a host name: TLS to its port 443
+    ("grpc", "collector:4317"),
+    ("grpc", "http://collector:4317"),
+    ("grpc", "https://collector.example.com"),
+    ("grpc", "[::1]:4317"),
+    ("grpc", "::1"),
+    ("grpc", "unix:/run/otel.sock"),
+    ("grpc", "dns:///collector:4317"),
+]
+
+
+@pytest.mark.parametrize(("protocol", "value"), OTLP_ENDPOINTS_REFUSED)
+def test_an_otlp_endpoint_the_exporter_can_never_use_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], protocol: str, value: str
+) -> None:
+    """An OTLP endpoint the protocol's exporter could never send to is exit 2 naming the
+    variable, not a failure at the first export."""
+    status, _, err = _check_config(
+        monkeypatch,
+        capsys,
+        OTEL_EXPORTER_OTLP_ENDPOINT=value,
+        OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+    )
+    assert status == 2
+    assert "  OTEL_EXPORTER_OTLP_ENDPOINT: " in err
+    assert protocol in err
+
+
+@pytest.mark.parametrize(("protocol", "value"), OTLP_ENDPOINTS_ACCEPTED)
+def test_an_otlp_endpoint_the_exporter_can_use_is_accepted(
+    monkeypatch: pytest.MonkeyPatch, protocol: str, value: str
+) -> None:
+    """Every form the protocol's exporter dials loads, gRPC's host:port forms included."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", value)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+    assert load_settings().otlp_endpoint == value
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        (
+            {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "collector:4318/v1/traces"},
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "notaurl",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+            },
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        ),
+        # grpc for traces (the default), but the logs exporter posts to it over HTTP.
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "http/protobuf",
+            },
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ),
+    ],
+)
+def test_an_otlp_endpoint_is_checked_for_each_protocol_that_uses_it(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    variable: str,
+) -> None:
+    """A per-signal endpoint is checked against its signal's protocol; the general endpoint
+    against the protocol of every signal that falls back on it."""
+    env = {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", **env}
+    status, _, err = _check_config(monkeypatch, capsys, **env)
+    assert status == 2
+    [problem] = [line for line in err.splitlines() if line.startswith("  ")]
+    assert problem.startswith(f"  {variable}: ")

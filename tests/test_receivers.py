@@ -410,3 +410,58 @@ def test_check_config_lists_each_receiver_without_a_secret(
     assert "basic_auth alerts (password <set, redacted>)" in lines[1]
     assert lines[2].startswith("alertmanager (EXESDB_ALERTMANAGER_URL): timeout=5s")
     assert f"credentials_file {tmp_path / 'am-token'}" in lines[2]
+
+
+# Files a receiver names that cannot be read at start: missing ones, and a folder.
+UNREADABLE_AT_START = """
+webhook_configs:
+  - url_file: missing-url
+  - url: https://hooks.example.com/services/url-tok3n
+    secret_file: a-folder
+    http_config:
+      authorization:
+        credentials_file: missing-token
+      tls_config:
+        ca_file: missing-ca.pem
+  - url: https://fine.example.com/hook
+    secret_file: readable-secret
+    http_config:
+      basic_auth:
+        username: alerts
+        password_file: readable-password
+alertmanager:
+  url: http://am.example.com:9093
+  http_config:
+    basic_auth:
+      username: am
+      password_file: missing-am-password
+"""
+
+
+def test_check_config_warns_of_each_receiver_file_it_cannot_read_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file a receiver names that cannot be read now is a warning, not an error: check-config
+    exits 0 and names the receiver (origin or url_file), the key and the file, never a content;
+    readable files are not named."""
+    (tmp_path / "a-folder").mkdir()
+    (tmp_path / "readable-secret").write_text("secret-tok3n\n")
+    (tmp_path / "readable-password").write_text("password-tok3n\n")
+    monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(write(tmp_path, UNREADABLE_AT_START)))
+    assert main(["check-config"]) == 0
+    captured = capsys.readouterr()
+    assert "tok3n" not in captured.out + captured.err
+    warned = [line for line in captured.err.splitlines() if "cannot be read now" in line]
+    hooks = "webhook_configs.1 https://hooks.example.com/…"
+    expected = [
+        (f"webhook_configs.0 url_file:{tmp_path / 'missing-url'}", "url_file", "missing-url"),
+        (hooks, "secret_file", "a-folder"),
+        (hooks, "tls_config.ca_file", "missing-ca.pem"),
+        (hooks, "authorization.credentials_file", "missing-token"),
+        ("alertmanager", "basic_auth.password_file", "missing-am-password"),
+    ]
+    assert len(warned) == len(expected), captured.err
+    for line, (receiver, key, name) in zip(warned, expected, strict=True):
+        assert line.startswith("warning: ")
+        assert f"{receiver}: {key} {tmp_path / name} cannot be read now" in line
+    assert "readable-" not in captured.err

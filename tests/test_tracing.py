@@ -23,6 +23,7 @@ def test_the_attribute_names_are_the_semantic_conventions_ones() -> None:
     assert tracing.SERVER_PORT == server_attributes.SERVER_PORT
     assert tracing.URL_FULL == url_attributes.URL_FULL
     assert tracing.ERROR_TYPE == error_attributes.ERROR_TYPE
+    assert error_attributes.ErrorTypeValues.OTHER.value == tracing.ERROR_TYPE_OTHER
 
 
 def test_a_failed_request_span_is_named_after_the_method_with_a_redacted_url() -> None:

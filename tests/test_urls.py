@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from bridge.sinks.alerts.sink import external_url
-from bridge.urls import http_url_problem, own_url
+from bridge.urls import http_url_problem, otlp_endpoint_problem, own_url
 from tests.support import make_settings
+from tests.test_config import OTLP_ENDPOINTS_ACCEPTED, OTLP_ENDPOINTS_REFUSED
 from tests.webconfig.files import WebFiles
 
 
@@ -86,3 +88,68 @@ def test_a_url_given_is_http_or_https_with_a_host_and_never_echoed(
         assert found.startswith(problem)
         assert "pw" not in found
         assert "t0k3n" not in found
+
+
+def _requests_refuses(url: str) -> bool:
+    """Whether the OTLP/HTTP exporter's client (requests) refuses to send to ``url`` at all."""
+    import requests
+
+    session = requests.Session()
+    try:
+        session.prepare_request(requests.Request("POST", url))
+        session.get_adapter(url)
+    except requests.RequestException:
+        return True
+    finally:
+        session.close()
+    return False
+
+
+@pytest.mark.parametrize(
+    "value",
+    [v for p, v in OTLP_ENDPOINTS_ACCEPTED + OTLP_ENDPOINTS_REFUSED if p == "http/protobuf"],
+)
+def test_the_http_endpoint_check_refuses_what_the_exporter_client_refuses(value: str) -> None:
+    """For http/protobuf the bridge refuses exactly the endpoints the SDK's HTTP client
+    (requests) cannot post to once the exporter appended its path."""
+    url = f"{value.removesuffix('/')}/v1/traces"  # as the SDK's exporter builds it
+    assert (otlp_endpoint_problem(value, "http/protobuf") is not None) == _requests_refuses(url)
+
+
+# gRPC's own words for a target it cannot resolve whatever the network holds.
+_GRPC_UNUSABLE = (
+    "Failed to parse port",
+    "host must not be empty",
+    "Unparsable name",
+    "Misformatted domain name",
+)
+
+
+def _grpc_failure(value: str) -> str:
+    """What a real gRPC channel to the target the SDK's exporter dials for ``value`` reports."""
+    import grpc
+
+    target = urlsplit(value).netloc or value  # as OTLPExporterMixin picks its target
+    with grpc.insecure_channel(target) as channel:
+        call = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+        try:
+            call(b"", timeout=5)
+        except grpc.RpcError as exc:
+            return str(exc.details())
+    return ""
+
+
+@pytest.mark.parametrize(
+    "value",
+    [v for p, v in OTLP_ENDPOINTS_ACCEPTED + OTLP_ENDPOINTS_REFUSED if p == "grpc"],
+)
+def test_the_grpc_endpoint_check_refuses_what_grpc_cannot_resolve(value: str) -> None:
+    """For grpc the bridge refuses the targets gRPC itself cannot parse or resolve as a name,
+    and a port above 65535 (gRPC would dial it modulo 65536); it accepts the rest, however
+    unreachable."""
+    problem = otlp_endpoint_problem(value, "grpc")
+    if value.endswith(":99999"):
+        assert problem is not None
+        return
+    unusable = any(words in _grpc_failure(value) for words in _GRPC_UNUSABLE)
+    assert (problem is not None) == unusable

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bridge.errors import BridgeError
 
-__all__ = ["ClientSetupError", "FileSetting", "WatchedFile", "stamp"]
+__all__ = ["ClientSetupError", "FileSetting", "WatchedFile", "read_problem", "stamp"]
 
 Stamp = tuple[int, int, int, int]
 
@@ -68,7 +68,20 @@ class FileSetting:
         try:
             return self._file.read()
         except (OSError, UnicodeDecodeError) as exc:
-            reason = (
-                exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-            )
-            raise ClientSetupError(f"cannot read {self._key} {self._file.path}: {reason}") from None
+            raise ClientSetupError(
+                f"cannot read {self._key} {self._file.path}: {_reason(exc)}"
+            ) from None
+
+
+def read_problem(path: str | Path) -> str | None:
+    """Why the file cannot be read now as a request reads it ("No such file or directory"), or
+    None when it can; what it holds is never shown."""
+    try:
+        WatchedFile(path).read()
+    except (OSError, UnicodeDecodeError) as exc:
+        return _reason(exc)
+    return None
+
+
+def _reason(exc: OSError | UnicodeDecodeError) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__

@@ -160,9 +160,14 @@ class TLSConfig(Strict):
         return bool(self.model_dump(exclude_defaults=True))
 
     @property
-    def files(self) -> tuple[str, ...]:
-        """The files this reads (and reads again when they change)."""
-        return tuple(p for p in (self.ca_file, self.cert_file, self.key_file) if p)
+    def files(self) -> tuple[tuple[str, str], ...]:
+        """The files this reads (and reads again when they change), each with its key."""
+        named = (
+            ("ca_file", self.ca_file),
+            ("cert_file", self.cert_file),
+            ("key_file", self.key_file),
+        )
+        return tuple((key, path) for key, path in named if path)
 
     def relative_to(self, folder: Path) -> TLSConfig:
         """The same settings with the file paths made absolute from ``folder``."""
@@ -305,17 +310,18 @@ class HTTPClientConfig(Strict):
         return self
 
     @property
-    def files(self) -> tuple[str, ...]:
-        """Every file this names (secrets and TLS), for ``check-config``."""
-        found = list(self.tls_config.files)
+    def files(self) -> tuple[tuple[str, str], ...]:
+        """Every file this names (secrets and TLS), each with its key as a request's error
+        names it (``tls_config.ca_file``), for the start-up check."""
+        found = [(f"tls_config.{key}", path) for key, path in self.tls_config.files]
         if self.authorization is not None and self.authorization.credentials_file:
-            found.append(self.authorization.credentials_file)
+            found.append(("authorization.credentials_file", self.authorization.credentials_file))
         if self.basic_auth is not None:
-            found += [
-                p for p in (self.basic_auth.username_file, self.basic_auth.password_file) if p
-            ]
-        for source in self.http_headers.values():
-            found += source.files
+            auth = self.basic_auth
+            named = (("username_file", auth.username_file), ("password_file", auth.password_file))
+            found += [(f"basic_auth.{key}", path) for key, path in named if path]
+        for name, source in self.http_headers.items():
+            found += [(f"http_headers.{name}.files", path) for path in source.files]
         return tuple(found)
 
     def relative_to(self, folder: Path) -> HTTPClientConfig:

@@ -109,6 +109,10 @@ class Replica:
         )
         return value or 0.0
 
+    def storms(self) -> float:
+        """exesdb_cluster_down_storms_total."""
+        return self.bridge.registry.get_sample_value("exesdb_cluster_down_storms_total") or 0.0
+
     def published(self, kind: type[Message], **fields: object) -> list[Message]:
         """Messages of ``kind`` this replica published, matching ``fields``."""
         return [

@@ -269,6 +269,35 @@ async def test_a_storm_of_downs_stays_grouped_until_three_intervals_pass_without
     ]
 
 
+async def test_each_storm_of_downs_is_counted_once_when_it_begins(
+    make_replica, clock: Clock
+) -> None:
+    """exesdb_cluster_down_storms_total counts storms, not downs: none for downs within the
+    per-interval budget, one when a storm begins however long it lasts, and one more for a
+    storm after three intervals without a down."""
+    replica = await make_replica("bridge-1")
+    await replica.hear_all([f"few-{n}" for n in range(ALERTS_PER_INTERVAL)])
+    await replica.tick()
+    clock.advance(3.5)
+    await replica.tick()
+    assert replica.storms() == 0
+    for wave in range(3):  # a storm whose downs keep coming, an interval apart
+        await replica.hear_all([f"s1-{wave}-{n}" for n in range(30)])
+        clock.advance(1.0)
+    clock.advance(0.5)  # each wave found down a tick (an interval) after the one before
+    for _ in range(3):
+        await replica.tick()
+        clock.advance(1.0)
+    assert len(lifecycle(replica, "down")) == ALERTS_PER_INTERVAL + 90
+    assert replica.storms() == 1
+    clock.advance(3.5)  # three intervals without a down: the next flood is a new storm
+    await replica.hear_all([f"s2-{n}" for n in range(30)])
+    clock.advance(3.5)
+    await replica.tick()
+    assert len(lifecycle(replica, "down")) == ALERTS_PER_INTERVAL + 120
+    assert replica.storms() == 2
+
+
 async def test_a_node_heard_after_a_storm_was_found_gets_its_own_alert_however_late_it_is_announced(
     make_replica, clock: Clock
 ) -> None:

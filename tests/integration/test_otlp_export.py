@@ -356,11 +356,13 @@ async def test_prometheus_series_are_mirrored_as_otlp_metrics(
 async def test_alert_sink_webhook_attempts_become_client_spans(
     receiver: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    """Each webhook attempt the alert sink reports arrives as a 'webhook delivery' CLIENT span."""
+    """Each webhook attempt the alert sink reports arrives as a 'webhook delivery' CLIENT span,
+    with the HTTP client conventions it can know (POST, the receiver's origin, error.type)."""
+    port = free_port()
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
-    monkeypatch.setenv("EXESDB_WEBHOOK_URLS", f"http://127.0.0.1:{free_port()}/hooks/secret-token")
+    monkeypatch.setenv("EXESDB_WEBHOOK_URLS", f"http://127.0.0.1:{port}/hooks/secret-token")
     monkeypatch.setenv("EXESDB_WEBHOOK_GROUP_WAIT_MS", "0")
     monkeypatch.setenv("EXESDB_WEBHOOK_BACKOFF_MS", "100")
     monkeypatch.setenv("EXESDB_STATE_DIR", str(tmp_path))
@@ -395,6 +397,11 @@ async def test_alert_sink_webhook_attempts_become_client_spans(
         assert span.attributes["exesdb.status"] == "failed"
         assert span.attributes["exesdb.delivery_method"] == "webhook"
         assert span.attributes["exesdb.recipient"].startswith("http://127.0.0.1:")
+        assert span.attributes["http.request.method"] == "POST"
+        assert span.attributes["server.address"] == "127.0.0.1"
+        assert span.attributes["server.port"] == port
+        assert span.attributes["url.full"] == f"http://127.0.0.1:{port}/…"
+        assert span.attributes["error.type"] == "_OTHER"
         assert "secret-token" not in repr(span.attributes)
     finally:
         await bridge.aclose()

@@ -181,6 +181,55 @@ def test_webhook_delivery_span_hides_the_url_path() -> None:
     assert "pw" not in repr(spec.attributes)
 
 
+@pytest.mark.parametrize(
+    ("status", "error_type"), [("delivered", None), ("failed", "_OTHER"), ("bounced", "_OTHER")]
+)
+def test_webhook_delivery_span_carries_the_http_client_conventions_it_can_know(
+    status: str, error_type: str | None
+) -> None:
+    """A webhook delivery span has the HTTP client attributes a NotificationStatus can tell:
+    POST, the receiver's origin as server.address/port and url.full, and on a failure the
+    conventions' fallback error.type; no status code, which the message does not carry."""
+    spec = translate(
+        envelope(
+            NotificationStatus(
+                alert_id="a",
+                delivery_method="webhook",
+                recipient="http://hooks.example.com/T0/secret",
+                status=status,
+                error_reason="HTTP 503; will retry" if error_type else None,
+            )
+        )
+    )
+    assert isinstance(spec, SpanSpec)
+    assert spec.attributes["http.request.method"] == "POST"
+    assert spec.attributes["url.full"] == "http://hooks.example.com/…"
+    assert (spec.attributes["server.address"], spec.attributes["server.port"]) == (
+        "hooks.example.com",
+        80,
+    )
+    assert spec.attributes.get("error.type") == error_type
+    assert "http.response.status_code" not in spec.attributes
+
+
+def test_webhook_delivery_span_to_a_receiver_key_has_no_server_address() -> None:
+    """A recipient that is no URL (a url_file receiver's key) gives the method but no origin."""
+    spec = translate(
+        envelope(
+            NotificationStatus(
+                alert_id="a",
+                delivery_method="webhook",
+                recipient="url_file:/run/secrets/hook",
+                status="failed",
+            )
+        )
+    )
+    assert isinstance(spec, SpanSpec)
+    assert spec.attributes["http.request.method"] == "POST"
+    assert spec.attributes["error.type"] == "_OTHER"
+    assert not {"server.address", "server.port", "url.full"} & set(spec.attributes)
+
+
 def test_every_tag_is_either_exported_or_deliberately_left_to_prometheus() -> None:
     """The mapping covers 24 of the 36 types; the rest are metrics and state, left to Prometheus."""
     left_out = set(TAGS) - SPAN_TAGS - LOG_TAGS

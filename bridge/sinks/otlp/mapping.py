@@ -49,6 +49,14 @@ from bridge.messages import (
     SystemLifecycle,
 )
 from bridge.redaction import safe_url
+from bridge.tracing import (
+    ERROR_TYPE,
+    ERROR_TYPE_OTHER,
+    HTTP_REQUEST_METHOD,
+    SERVER_ADDRESS,
+    SERVER_PORT,
+    URL_FULL,
+)
 
 __all__ = [
     "ATTRIBUTE_PREFIX",
@@ -334,13 +342,19 @@ def _webhook_delivery(envelope: Envelope, message: NotificationStatus) -> SpanSp
     attributes = _attributes(envelope, exclude=frozenset({"recipient"}))
     recipient, host, port = _safe_recipient(message.recipient)
     attributes["exesdb.recipient"] = recipient
+    # The HTTP client conventions as far as the message tells them: a webhook is a POST; the
+    # status code and the error's kind are on the request's own span (bridge.tracing).
+    attributes[HTTP_REQUEST_METHOD] = "POST"
     if host is not None:
-        attributes["server.address"] = host
+        attributes[URL_FULL] = recipient
+        attributes[SERVER_ADDRESS] = host
     if port is not None:
-        attributes["server.port"] = port
+        attributes[SERVER_PORT] = port
     if message.attempts > 1:
         attributes["http.request.resend_count"] = message.attempts - 1
     failed = message.status in ("failed", "bounced")
+    if failed:
+        attributes[ERROR_TYPE] = ERROR_TYPE_OTHER
     return SpanSpec(
         "webhook delivery",
         at,
