@@ -18,7 +18,7 @@ import pytest
 from tests.integration.servers.otlp import HttpOtlpReceiver
 from tests.integration.servers.redis import redis_server
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
-from tests.support import ROOT, BridgeProcess, free_port, http_get, wait_until
+from tests.support import ROOT, BridgeProcess, bridge_env, free_port, http_get, wait_until
 from tests.webconfig.files import basic, bcrypt_hash
 
 pytestmark = pytest.mark.integration
@@ -278,7 +278,9 @@ def test_no_otlp_credential_appears_while_the_collector_is_unreachable(
     """An OTLP endpoint's password, query key and headers are never shown while the collector
     cannot be reached: not in the logs at debug, /readyz, the status page or check-config."""
     closed = free_port()
-    endpoint = f"http://otel:{OTLP_PASSWORD}@127.0.0.1:{closed}"
+    # gRPC dials host:port and can take no user:password@ (start-up refuses it: see below).
+    userinfo = f"otel:{OTLP_PASSWORD}@" if protocol == "http/protobuf" else ""
+    endpoint = f"http://{userinfo}127.0.0.1:{closed}"
     env: dict[str, Any] = {
         "SECRET_KEY_BASE": KEY_BASE,
         "EXESDB_ADMIN_TOKEN": ADMIN_TOKEN,
@@ -309,6 +311,25 @@ def test_no_otlp_credential_appears_while_the_collector_is_unreachable(
     assert f"127.0.0.1:{closed}" in shown
     for secret in (OTLP_PASSWORD, OTLP_QUERY_TOKEN, OTLP_HEADER):
         assert secret not in shown, _around(shown, secret)
+
+
+def test_a_grpc_endpoint_holding_a_password_stops_start_up_without_showing_it(
+    tmp_path: Path,
+) -> None:
+    """An OTLP endpoint gRPC can never dial (user:password@ in it) stops run and check-config
+    with exit 2 naming the variable, never its password."""
+    env = {
+        **bridge_env(),
+        "SECRET_KEY_BASE": KEY_BASE,
+        "EXESDB_STATE_DIR": str(tmp_path / "state"),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://otel:{OTLP_PASSWORD}@127.0.0.1:{free_port()}",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+    }
+    for command in ("check-config", "run"):
+        shown = _run(env, command)
+        assert shown.startswith(f"$ {command}: 2\n"), shown
+        assert "OTEL_EXPORTER_OTLP_ENDPOINT" in shown
+        assert OTLP_PASSWORD not in shown, _around(shown, OTLP_PASSWORD)
 
 
 @pytest.mark.parametrize("level", ["info", "debug"])
