@@ -64,7 +64,8 @@ def _env(name: str, **kwargs: Any) -> Any:
 
 
 class Settings(BaseSettings):
-    """The resolved configuration; field docs appear in ``check-config`` and the README."""
+    """The resolved configuration; ``check-config`` shows it, docs/configuration.md documents
+    each variable."""
 
     model_config = SettingsConfigDict(
         case_sensitive=True, extra="ignore", frozen=True, populate_by_name=False
@@ -180,6 +181,7 @@ class Settings(BaseSettings):
     )
     otlp_traces_endpoint: str | None = _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", default=None)
     otlp_logs_endpoint: str | None = _env("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", default=None)
+    otlp_metrics_endpoint: str | None = _env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", default=None)
     otlp_protocol: OtlpProtocol = _env("OTEL_EXPORTER_OTLP_PROTOCOL", default="grpc")
     otlp_traces_protocol: OtlpProtocol | None = _env(
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", default=None
@@ -244,8 +246,14 @@ class Settings(BaseSettings):
 
     @property
     def otlp_enabled(self) -> bool:
-        """OTLP export is on when any OTLP endpoint is set."""
-        return bool(self.otlp_endpoint or self.otlp_traces_endpoint or self.otlp_logs_endpoint)
+        """OTLP export is on when any OTLP endpoint is set (the metrics one with
+        ``EXESDB_OTLP_METRICS``)."""
+        return bool(
+            self.otlp_endpoint
+            or self.otlp_traces_endpoint
+            or self.otlp_logs_endpoint
+            or (self.otlp_metrics and self.otlp_metrics_endpoint)
+        )
 
     @property
     def alert_for_seconds(self) -> float:
@@ -351,7 +359,7 @@ class Settings(BaseSettings):
             ("logs", self.otlp_logs_endpoint),
         ]
         if self.otlp_metrics:
-            signals.append(("metrics", None))  # its own endpoint is the SDK's to read
+            signals.append(("metrics", self.otlp_metrics_endpoint))
         problems: dict[str, str] = {}
         for signal, own in signals:
             # A per-signal OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL wins over the general one.
@@ -467,6 +475,7 @@ _URL_VARIABLES: Final = frozenset(
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
         "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
     }
 )
 

@@ -1,4 +1,4 @@
-"""The simulated cluster's log entries (``ex_esdb_logs``)."""
+"""The simulated cluster's log entries (``ex_esdb_logging``)."""
 
 from __future__ import annotations
 

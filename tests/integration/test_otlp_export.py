@@ -353,6 +353,33 @@ async def test_prometheus_series_are_mirrored_as_otlp_metrics(
         await bridge.aclose()
 
 
+async def test_with_only_the_metrics_endpoint_only_metrics_are_exported(
+    receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EXESDB_OTLP_METRICS with OTEL_EXPORTER_OTLP_METRICS_ENDPOINT alone exports the series
+    there, and no spans or logs."""
+    # A per-signal endpoint is used as it is: OTLP/HTTP needs the signal's path in it.
+    path = "/v1/metrics" if receiver.protocol == "http/protobuf" else ""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", receiver.endpoint + path)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
+    monkeypatch.setenv("EXESDB_OTLP_METRICS", "true")
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "100")
+    bridge = Bridge(load_settings(), registry=CollectorRegistry(), components=SINKS)
+    await bridge.start(serve_http=False)
+    try:
+        bridge.bus.publish("logs", LogEntry(level="info", message="x", module="m", node="n"))
+        await async_wait_until(
+            lambda: any(m.name == "exesdb_bus_published" for m in receiver.metrics),
+            15,
+            "the mirrored series",
+        )
+        assert _sample(bridge, "exesdb_otlp_exported_total", signal="traces") == 0
+    finally:
+        await bridge.aclose()
+    assert receiver.spans == []
+    assert receiver.logs == []
+
+
 async def test_alert_sink_webhook_attempts_become_client_spans(
     receiver: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:

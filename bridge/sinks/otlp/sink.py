@@ -125,15 +125,13 @@ def _metrics_exporter(settings: Settings) -> Exporter:
     return HttpMetricExporter()
 
 
-def build_exporters(
-    settings: Settings, environ: Mapping[str, str] = os.environ
-) -> dict[Signal, Exporter]:
+def build_exporters(settings: Settings) -> dict[Signal, Exporter]:
     """The SDK's OTLP exporters for the signals with an endpoint, per ``*_PROTOCOL``.
 
     The exporters read the endpoint, headers, timeout, compression, insecure and certificate
     variables themselves. With only ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (or ``_LOGS_``) set,
     only that signal is exported. Metrics (the registry's series) only with
-    ``EXESDB_OTLP_METRICS=true``.
+    ``EXESDB_OTLP_METRICS=true``, to ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` or the general one.
     """
     exporters: dict[Signal, Exporter] = {}
     if settings.otlp_endpoint or settings.otlp_traces_endpoint:
@@ -162,9 +160,7 @@ def build_exporters(
             )
 
             exporters["logs"] = HttpLogExporter()
-    if settings.otlp_metrics and (
-        settings.otlp_endpoint or environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
-    ):
+    if settings.otlp_metrics and (settings.otlp_endpoint or settings.otlp_metrics_endpoint):
         exporters["metrics"] = _metrics_exporter(settings)
     return exporters
 
