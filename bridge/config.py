@@ -199,6 +199,15 @@ class Settings(BaseSettings):
     def _split_secrets(cls, value: Any) -> Any:
         return _split(value)
 
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _trimmed_token(cls, value: Any) -> Any:
+        # A token kept in a file (a Kubernetes secret) ends in a line break: trimmed, for the
+        # bridge, its pages and the client commands alike; nothing left is no token.
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
     @field_validator("webhook_urls", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:

@@ -376,12 +376,24 @@ def test_tail_says_the_stream_broke_off_when_the_bridge_is_killed(
     assert "Traceback" not in err
 
 
+def test_an_admin_token_ending_in_a_line_break_is_sent_trimmed(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """A token read from a file (its line break kept) reaches the bridge trimmed: no header
+    with a control character, no traceback."""
+    process = _start(bridge_processes, tmp_path)
+    listed = cli("alerts", "list", "--url", process.url, EXESDB_ADMIN_TOKEN=f"{ADMIN_TOKEN}\n")
+    assert listed.returncode == 0, listed.stderr
+    assert "Traceback" not in listed.stderr
+
+
 @pytest.mark.parametrize("command", [["tail"], ["alerts", "list"]])
-@pytest.mark.parametrize("token", [None, ""])
+@pytest.mark.parametrize("token", [None, "", " \n"])
 def test_tail_and_alerts_without_the_admin_token_exit_2(
     command: list[str], token: str | None
 ) -> None:
-    """tail and alerts need EXESDB_ADMIN_TOKEN; set but empty is unset, as for the bridge."""
+    """tail and alerts need EXESDB_ADMIN_TOKEN; set but empty (or blank) is unset, as for the
+    bridge."""
     env = {} if token is None else {"EXESDB_ADMIN_TOKEN": token}
     completed = cli(*command, "--url", "http://127.0.0.1:9", **env)  # type: ignore[arg-type]
     assert completed.returncode == 2

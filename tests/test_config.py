@@ -646,3 +646,14 @@ def test_an_otlp_endpoint_is_checked_for_each_protocol_that_uses_it(
     assert status == 2
     [problem] = [line for line in err.splitlines() if line.startswith("  ")]
     assert problem.startswith(f"  {variable}: ")
+
+
+@pytest.mark.parametrize(("value", "token"), [("tok\n", "tok"), ("  tok  ", "tok"), (" \n", None)])
+def test_the_admin_token_is_trimmed_and_a_blank_one_is_none(
+    monkeypatch: pytest.MonkeyPatch, value: str, token: str | None
+) -> None:
+    """EXESDB_ADMIN_TOKEN is taken without surrounding whitespace (a file's line break), for
+    the bridge, its pages and the client commands alike; a blank one is no token."""
+    monkeypatch.setenv("EXESDB_ADMIN_TOKEN", value)
+    admin = load_settings().admin_token
+    assert (admin.get_secret_value() if admin is not None else None) == token

@@ -362,21 +362,23 @@ class Outbox:
         """Make the open alerts here those the work-queue holders keep (``transitions.adopted``),
         in one transaction, notifying nothing; returns how many alerts changed here."""
         changed = 0
-        taken: list[str] = []  # open alerts another holder opened
         with self._lock, self._tx():
             for alert_id in sorted(set(kept) | self._active):
-                was_active = alert_id in self._active
                 record = self._commit(adopted(self._alert(alert_id), kept.get(alert_id), now), now)
                 if record is not None:
                     changed += 1
-                    if record.open and not was_active:
-                        taken.append(alert_id)
-            # Which receivers the other holder told of them is not known here: each counts as
-            # told, so none is left with one firing (one may hear a change of an alert it was
-            # never sent, as after the upgrade to version 6).
+            # Which receivers the holders before told of them is not known here (even of an
+            # alert open here too: it may have changed while another replica held the lease):
+            # each counts as told, so none is left with one firing (one may hear a change of an
+            # alert it was never sent, as after the upgrade to version 6).
             self._db.executemany(
                 "INSERT OR IGNORE INTO told (url, alert_id) VALUES (:url, :alert_id)",
-                [{"url": url, "alert_id": alert_id} for url in self.urls for alert_id in taken],
+                [
+                    {"url": url, "alert_id": alert_id}
+                    for url in self.urls
+                    for alert_id, record in kept.items()
+                    if record.open
+                ],
             )
         return changed
 

@@ -141,6 +141,10 @@ def connect(path: Path | str) -> sqlite3.Connection:
         # secret, and SQLite gives the WAL and shared-memory files the same mode.
         with contextlib.suppress(FileExistsError):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        # A file an earlier version made (0644), and its WAL and shared-memory files, too.
+        for name in (str(path), f"{path}-wal", f"{path}-shm"):
+            with contextlib.suppress(OSError):  # absent, or another user's (a CLI as root)
+                os.chmod(name, 0o600)
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA journal_mode=WAL")

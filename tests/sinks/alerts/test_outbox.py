@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import fields, replace
@@ -270,6 +271,21 @@ def test_an_alert_taken_over_from_another_holder_counts_as_told_to_every_receive
     assert outbox.adopt_open_alerts({kept.alert_id: kept}, T0 + 1) == 1
     observe(outbox, event(severity="warning"), T0 + 2)
     assert outbox.group(URL, T0 + 2, 0.0, one_each, lambda r, told: told) == 1
+
+
+def test_an_alert_open_here_too_counts_as_told_once_taken_over(
+    outbox: Outbox, tmp_path: Path
+) -> None:
+    """An alert this replica holds open from before (a warning) but another holder changed
+    (critical, paged) counts as told to every receiver when the lease comes back."""
+    observe(outbox, event(severity="warning"), T0)
+    other = Outbox.in_dir(tmp_path / "other", urls=[URL])
+    observe(other, event(), T0 + 1)
+    [kept] = other.alerts()
+    other.close()
+    assert outbox.adopt_open_alerts({kept.alert_id: kept}, T0 + 2) == 1
+    observe(outbox, event(status="resolved"), T0 + 3)
+    assert outbox.group(URL, T0 + 3, 0.0, one_each, lambda r, told: told) == 1
 
 
 def test_everything_survives_reopening(tmp_path: Path) -> None:
@@ -716,8 +732,12 @@ def test_the_outbox_and_its_state_dir_are_readable_by_the_bridges_user_only(
     tmp_path: Path,
 ) -> None:
     """The state dir is made 0700 and the outbox file (alert bodies, the receiver keys' secret)
-    and its WAL and shared-memory files 0600, whatever the umask."""
-    box = Outbox.in_dir(tmp_path / "state", urls=[URL])
+    and its WAL and shared-memory files 0600, under the usual umask of 022."""
+    umask = os.umask(0o022)
+    try:
+        box = Outbox.in_dir(tmp_path / "state", urls=[URL])
+    finally:
+        os.umask(umask)
     try:
         assert observe(box, event(), T0) is not None
         made = sorted((tmp_path / "state").iterdir())
@@ -725,5 +745,20 @@ def test_the_outbox_and_its_state_dir_are_readable_by_the_bridges_user_only(
         assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
         for path in made:
             assert path.stat().st_mode & 0o777 == 0o600, path.name
+    finally:
+        box.close()
+
+
+def test_an_outbox_file_an_earlier_version_left_readable_is_made_private(tmp_path: Path) -> None:
+    """A 0644 outbox file (and WAL file) from before is set to 0600 when it is opened."""
+    box = Outbox.in_dir(tmp_path, urls=[URL])
+    observe(box, event(), T0)
+    box.close()
+    for name in ("alerts.sqlite3", "alerts.sqlite3-wal"):
+        if (tmp_path / name).exists():
+            (tmp_path / name).chmod(0o644)
+    box = Outbox.in_dir(tmp_path, urls=[URL])
+    try:
+        assert (tmp_path / "alerts.sqlite3").stat().st_mode & 0o777 == 0o600
     finally:
         box.close()
