@@ -398,7 +398,7 @@ class Settings(BaseSettings):
             notes.append(
                 f"SECRET_KEY_BASE is shorter than {MIN_SECRET_LENGTH} characters; use a longer one"
             )
-        token = self.admin_token.get_secret_value().strip() if self.admin_token else ""
+        token = self.admin_token.get_secret_value() if self.admin_token else ""
         if token and len(token) < MIN_ADMIN_TOKEN_LENGTH:
             notes.append(
                 f"EXESDB_ADMIN_TOKEN is shorter than {MIN_ADMIN_TOKEN_LENGTH} characters: "

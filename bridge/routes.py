@@ -37,8 +37,8 @@ class AdminGuard:
     __slots__ = ("_token",)
 
     def __init__(self, token: SecretStr | None) -> None:
-        # Trimmed as the token sent is: one read from a file keeps its line break.
-        value = token.get_secret_value().strip() if token is not None else ""
+        # Settings trim it (a token read from a file keeps its line break).
+        value = token.get_secret_value() if token is not None else ""
         self._token = value.encode() if value else None
 
     @property

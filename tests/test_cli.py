@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import urllib.error
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -307,13 +307,11 @@ def test_tail_prints_one_verified_message_per_line(
     assert json.loads(payload)["title"] == "Node down"
 
 
-def test_tail_says_so_and_exits_1_when_the_bridge_ends_the_stream(
-    bridge_processes: list[BridgeProcess], tmp_path: Path
-) -> None:
-    """A bridge stopping under tail ends it with exit 1 and a line saying the stream closed."""
-    process = _start(bridge_processes, tmp_path)
+def _tail_until(process: BridgeProcess, end: Callable[[], object], *args: str) -> tuple[int, str]:
+    """Run ``tail`` against ``process`` until ``end`` (called once tail is connected) makes it
+    exit; its exit status and stderr."""
     tail = subprocess.Popen(
-        [sys.executable, "-m", "bridge", "tail", "--count", "5", "--url", process.url],
+        [sys.executable, "-m", "bridge", "tail", *args, "--url", process.url],
         env=bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN),
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -329,13 +327,26 @@ def test_tail_says_so_and_exits_1_when_the_bridge_ends_the_stream(
             30,
             "tail to connect",
         )
-        assert process.stop() == 0
+        end()
         _out, err = tail.communicate(timeout=30)
     finally:
         if tail.poll() is None:
             tail.kill()
             tail.wait()
-    assert tail.returncode == 1
+    return tail.returncode, err
+
+
+def test_tail_says_so_and_exits_1_when_the_bridge_ends_the_stream(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """A bridge stopping under tail ends it with exit 1 and a line saying the stream closed."""
+    process = _start(bridge_processes, tmp_path)
+
+    def stop() -> None:
+        assert process.stop() == 0
+
+    returncode, err = _tail_until(process, stop, "--count", "5")
+    assert returncode == 1
     assert f"the bridge at {process.url} closed the stream" in err
 
 
@@ -345,31 +356,9 @@ def test_tail_says_the_stream_broke_off_when_the_bridge_is_killed(
     """A bridge killed under tail: exit 1 saying the stream broke off, not that it is
     unreachable (it was reached), and no traceback."""
     process = _start(bridge_processes, tmp_path)
-    tail = subprocess.Popen(
-        [sys.executable, "-m", "bridge", "tail", "--url", process.url],
-        env=bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_until(
-            lambda: (
-                b'exesdb_bus_queue_depth{subscriber="stream"}'
-                in http_get(process.url + "/metrics")[1]
-            ),
-            30,
-            "tail to connect",
-        )
-        assert process.process is not None
-        process.process.kill()
-        _out, err = tail.communicate(timeout=30)
-    finally:
-        if tail.poll() is None:
-            tail.kill()
-            tail.wait()
-    assert tail.returncode == 1
+    assert process.process is not None
+    returncode, err = _tail_until(process, process.process.kill)
+    assert returncode == 1
     # The bridge's collectors may have published a message or two before the kill.
     assert re.search(rf"the stream from {re.escape(process.url)} broke off after \d+ message", err)
     assert "cannot reach" not in err

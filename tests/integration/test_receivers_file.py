@@ -88,6 +88,16 @@ async def resumed(state: Path, receiver: WebhookReceiver, config: Path) -> Deliv
     return delivered
 
 
+async def delivers_old_1_and_2(state: Path, receiver: WebhookReceiver, **env: Any) -> None:
+    """A bridge started on ``state`` with ``env`` delivers the stored alerts old-1 and old-2 to
+    ``receiver``, under its receiver's own key."""
+    async with alert_bridge(state, serve_http=False, **env, **FAST) as (_, sink, _):
+        await async_wait_until(
+            lambda: receiver.accepted_alert_ids() >= {"old-1", "old-2"}, what="both delivered"
+        )
+        assert {d.url for d in sink.outbox.deliveries()} == {sink.receivers[0].key}
+
+
 async def test_https_receiver_with_a_private_ca_and_a_bearer_token_gets_the_alert(
     tmp_path: Path, webhook_receiver
 ) -> None:
@@ -452,13 +462,7 @@ async def test_deliveries_waiting_under_a_key_of_an_earlier_version_are_delivere
     old_outbox.queue_for([raw_key])
     old_outbox.apply([alert_events(envelope(system_alert("old-2")))[0]], now)
     old_outbox.close()
-    async with alert_bridge(
-        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
-    ) as (_, sink, _):
-        await async_wait_until(
-            lambda: receiver.accepted_alert_ids() >= {"old-1", "old-2"}, what="both delivered"
-        )
-        assert {d.url for d in sink.outbox.deliveries()} == {sink.receivers[0].key}
+    await delivers_old_1_and_2(tmp_path / "state", receiver, EXESDB_WEBHOOK_URLS=receiver.url)
 
 
 async def test_pending_deliveries_of_a_url_move_with_it_into_the_file(
@@ -787,13 +791,7 @@ async def test_deliveries_an_earlier_version_keyed_by_a_url_file_path_as_spelled
     old_outbox.apply([alert_events(envelope(system_alert("old-2")))[0]], now)
     old_outbox.close()
     config = write(tmp_path / "receivers.yml", "webhook_configs:\n  - url_file: hook-url\n")
-    async with alert_bridge(
-        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-    ) as (_, sink, _):
-        await async_wait_until(
-            lambda: receiver.accepted_alert_ids() >= {"old-1", "old-2"}, what="both delivered"
-        )
-        assert {d.url for d in sink.outbox.deliveries()} == {sink.receivers[0].key}
+    await delivers_old_1_and_2(tmp_path / "state", receiver, EXESDB_WEBHOOK_CONFIG_FILE=str(config))
 
 
 async def test_a_pending_delivery_of_a_url_file_survives_its_secret_volume_rotating(
