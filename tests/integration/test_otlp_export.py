@@ -40,8 +40,9 @@ __all__ = ["webhook_receiver"]  # the fixture, imported for the tests below
 # The sinks without the collectors, so that only the test's messages are exported.
 SINKS: list[ComponentFactory] = [prometheus_sink, otlp_component]
 
-SPAN_KIND_INTERNAL = 1
+# OTLP's Span.SpanKind values.
 SPAN_KIND_CLIENT = 3
+SPAN_KIND_CONSUMER = 5
 STATUS_OK = 1
 STATUS_ERROR = 2
 
@@ -201,7 +202,7 @@ async def test_messages_arrive_as_spans_and_logs_with_resource_and_attributes(
 
     trace = spans["append"]
     assert trace.end_ns - trace.start_ns == 250_000_000
-    assert trace.kind == SPAN_KIND_INTERNAL
+    assert trace.kind == SPAN_KIND_CONSUMER
     assert trace.attributes["exesdb.trace_id"] == "trace_abc"
     assert trace.attributes["exesdb.instance"] == "ex_esdb_diagnostics"
     assert trace.attributes["exesdb.topic"] == "diagnostics"
@@ -215,6 +216,8 @@ async def test_messages_arrive_as_spans_and_logs_with_resource_and_attributes(
         assert span.attributes["messaging.message.id"] == span.attributes["exesdb.message_id"]
         assert span.attributes["messaging.operation.type"] == "process"
         assert span.attributes["messaging.operation.name"] == "process"
+        # The conventions' span kind for a "process" operation.
+        assert span.kind == SPAN_KIND_CONSUMER
     assert trace.attributes["messaging.destination.name"] == "ex_esdb_diagnostics"
 
     failed = spans["disk_check"]
@@ -229,7 +232,6 @@ async def test_messages_arrive_as_spans_and_logs_with_resource_and_attributes(
     assert [event for event, _ in analysis.events] == ["recommendation", "recommendation"]
 
     webhook = spans["webhook delivery"]
-    assert webhook.kind == SPAN_KIND_CLIENT
     assert (webhook.status_code, webhook.status_message) == (STATUS_ERROR, "HTTP 503")
     assert webhook.attributes["exesdb.recipient"] == "https://hooks.example.com/…"
     assert webhook.attributes["server.address"] == "hooks.example.com"
@@ -380,11 +382,12 @@ async def test_with_only_the_metrics_endpoint_only_metrics_are_exported(
     assert receiver.logs == []
 
 
-async def test_alert_sink_webhook_attempts_become_client_spans(
+async def test_alert_sink_webhook_attempts_become_consumer_spans(
     receiver: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    """Each webhook attempt the alert sink reports arrives as a 'webhook delivery' CLIENT span,
-    with the HTTP client conventions it can know (POST, the receiver's origin, error.type)."""
+    """Each webhook attempt the alert sink reports on the bus arrives as a 'webhook delivery'
+    CONSUMER span, with the HTTP attributes it can know (POST, the receiver's origin,
+    error.type)."""
     port = free_port()
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
@@ -419,7 +422,7 @@ async def test_alert_sink_webhook_attempts_become_client_spans(
 
         spans = await async_wait_until(lambda: attempts(), 20, "a webhook delivery span")
         span = spans[0]
-        assert span.kind == SPAN_KIND_CLIENT
+        assert span.kind == SPAN_KIND_CONSUMER
         assert span.status_code == STATUS_ERROR
         assert span.attributes["exesdb.status"] == "failed"
         assert span.attributes["exesdb.delivery_method"] == "webhook"
@@ -474,6 +477,11 @@ async def test_webhook_requests_are_http_client_spans_with_the_http_conventions(
         failed, delivered = await async_wait_until(
             lambda: len(requests()) >= 2 and requests(), 20, "two webhook request spans"
         )
+        await async_wait_until(
+            lambda: sum(span.name == "webhook delivery" for span in receiver.spans) >= 2,
+            20,
+            "the spans of the NotificationStatus messages of both attempts",
+        )
     finally:
         await bridge.aclose()
     for span in (failed, delivered):
@@ -491,3 +499,8 @@ async def test_webhook_requests_are_http_client_spans_with_the_http_conventions(
     assert "error.type" not in delivered.attributes
     assert delivered.attributes["http.request.resend_count"] == 1
     assert delivered.attributes["exesdb.delivery_id"] == failed.attributes["exesdb.delivery_id"]
+    # One CLIENT span per request: the 'webhook delivery' spans of the NotificationStatus
+    # messages that tell of them are CONSUMER spans, so span metrics and service graphs built
+    # from CLIENT spans count each request once.
+    clients = [span for span in receiver.spans if span.kind == SPAN_KIND_CLIENT]
+    assert sorted(span.name for span in clients) == ["POST", "POST"]

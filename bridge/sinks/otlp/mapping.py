@@ -8,7 +8,10 @@ Every span and record carries OpenTelemetry's messaging conventions (semantic co
 "Development" status there, so written out here rather than imported): ``messaging.system`` is
 ``exesdb``, ``messaging.destination.name`` the bus instance, ``messaging.message.id`` the
 envelope id, and ``messaging.operation.type`` / ``messaging.operation.name`` are ``process``
-(the sink processes a message the bus delivered to it).
+(the sink processes a message the bus delivered to it). So every span is recorded as a CONSUMER
+span, the kind the conventions give ``process``; a webhook delivery a NotificationStatus reports
+too, since the HTTP request it tells of was made by its publisher (the bridge's own requests are
+CLIENT spans of their own, ``bridge.tracing``).
 """
 
 from __future__ import annotations
@@ -142,13 +145,12 @@ class SpanEvent:
 
 @dataclass(frozen=True, slots=True)
 class SpanSpec:
-    """A finished span to record: times in nanoseconds since the epoch."""
+    """A finished CONSUMER span to record: times in nanoseconds since the epoch."""
 
     name: str
     start_ns: int
     end_ns: int
     attributes: Attributes
-    kind: Literal["internal", "client"] = "internal"
     status: Literal["unset", "ok", "error"] = "unset"
     status_description: str | None = None
     events: tuple[SpanEvent, ...] = field(default=())
@@ -342,8 +344,9 @@ def _webhook_delivery(envelope: Envelope, message: NotificationStatus) -> SpanSp
     attributes = _attributes(envelope, exclude=frozenset({"recipient"}))
     recipient, host, port = _safe_recipient(message.recipient)
     attributes["exesdb.recipient"] = recipient
-    # The HTTP client conventions as far as the message tells them: a webhook is a POST; the
-    # status code and the error's kind are on the request's own span (bridge.tracing).
+    # The HTTP attributes of the delivery the message tells of, as far as it tells them: a
+    # webhook is a POST; the status code and the error's kind are on the request's own CLIENT
+    # span (bridge.tracing), which its publisher recorded.
     attributes[HTTP_REQUEST_METHOD] = "POST"
     if host is not None:
         attributes[URL_FULL] = recipient
@@ -360,7 +363,6 @@ def _webhook_delivery(envelope: Envelope, message: NotificationStatus) -> SpanSp
         at,
         at,
         attributes,
-        kind="client",
         status="error" if failed else "ok",
         status_description=_truncate(message.error_reason or message.status) if failed else None,
     )

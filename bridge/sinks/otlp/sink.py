@@ -64,7 +64,6 @@ _logger = logging.getLogger(__name__)
 
 SCOPE_NAME: Final = "exesdb-bridge"
 EXPORT_OPERATION: Final = "otlp.export"
-_KINDS: Final = {"internal": SpanKind.INTERNAL, "client": SpanKind.CLIENT}
 _STATUS: Final = {"unset": StatusCode.UNSET, "ok": StatusCode.OK, "error": StatusCode.ERROR}
 # What each signal's SDK exporter returns when the collector took the batch.
 _SUCCESS: Final[Mapping[Signal, Enum]] = {
@@ -329,7 +328,8 @@ class OtlpSink:
         span = self._tracer.start_span(
             spec.name,
             context=self._root,
-            kind=_KINDS[spec.kind],
+            # Semantic conventions, messaging spans: a "process" operation is a CONSUMER span.
+            kind=SpanKind.CONSUMER,
             attributes=spec.attributes,
             start_time=spec.start_ns,
             record_exception=False,
