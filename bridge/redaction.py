@@ -4,7 +4,8 @@ One form everywhere: the origin (scheme, host, port), ``user:<redacted>@`` when 
 credentials (``<redacted>@`` for a user name alone, often a token), and ``/…`` when it has a path
 or query (webhook paths often hold tokens), e.g. ``https://alice:<redacted>@hooks.example:8443/…``.
 Nothing is dropped without a marker. In free text, a ``user:password@`` outside a well-formed URL
-(``redis:/default:pw@host``) has its password redacted too.
+(``redis:/default:pw@host``) has its password redacted too. In a span's ``url.full`` the user info
+is ``REDACTED:REDACTED@``, the form OpenTelemetry's semantic conventions give it (``span_url``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import re
 from typing import Final
 from urllib.parse import urlsplit
 
-__all__ = ["REDACTED", "redact_urls", "safe_url"]
+__all__ = ["REDACTED", "redact_urls", "safe_url", "span_url"]
 
 REDACTED: Final = "<redacted>"
+# The semantic conventions' url.full: "https://REDACTED:REDACTED@www.example.com/".
+_SPAN_USERINFO: Final = "REDACTED:REDACTED@"
 # A password may hold a comma or a quote (allowed unencoded in user info): the user info runs
 # to the last ``@`` before the path; the rest of the URL stops at a comma or a quote.
 _URL: Final = r"\b[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^\s/?#]*@)?[^\s,'\"]+"
@@ -49,6 +52,16 @@ def safe_url(url: str, *, lone_user: bool = False) -> str:
     port_part = f":{port}" if port else ""
     rest = "/…" if (parts.path.strip("/") or parts.query) else ""
     return f"{parts.scheme}://{user}{host}{port_part}{rest}"
+
+
+def span_url(url: str) -> str:
+    """``url`` as a span's ``url.full``: ``safe_url``'s form, any user name and password as
+    ``REDACTED:REDACTED@`` (url.full must hold neither; the conventions say how to mark them)."""
+    shown = safe_url(url)
+    scheme, found, rest = shown.partition("://")
+    if not found or "@" not in rest:
+        return shown
+    return f"{scheme}://{_SPAN_USERINFO}{rest.rpartition('@')[2]}"
 
 
 def redact_urls(text: str) -> str:

@@ -7,8 +7,9 @@ never waits: the OTLP sink queues the span for its export thread.
 
 Attributes follow OpenTelemetry's semantic conventions for HTTP client spans (stable since
 1.23; tests pin these names to the ``opentelemetry-semantic-conventions`` package's constants):
-the span is named after the method, ``url.full`` is the URL as ``bridge.redaction.safe_url``
-shows it (paths and queries of webhook URLs often hold tokens), and ``error.type`` is the status
+the span is named after the method, ``url.full`` is the URL as ``bridge.redaction.span_url``
+shows it (paths and queries of webhook URLs often hold tokens; user info as the conventions'
+``REDACTED:REDACTED@``), and ``error.type`` is the status
 code of a failed answer or the exception's class name when no answer came.
 """
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
 
-from bridge.redaction import safe_url
+from bridge.redaction import span_url
 
 __all__ = [
     "ERROR_TYPE",
@@ -72,7 +73,7 @@ def http_client_span(
     extra: Mapping[str, SpanValue] | None = None,
 ) -> ClientSpan:
     """The span of one HTTP request to ``url`` (shown redacted), with the HTTP conventions."""
-    attributes: dict[str, SpanValue] = {HTTP_REQUEST_METHOD: method, URL_FULL: safe_url(url)}
+    attributes: dict[str, SpanValue] = {HTTP_REQUEST_METHOD: method, URL_FULL: span_url(url)}
     try:
         parts = urlsplit(url)
         port = parts.port or _DEFAULT_PORTS.get(parts.scheme)

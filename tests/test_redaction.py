@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.redaction import redact_urls, safe_url
+from bridge.redaction import redact_urls, safe_url, span_url
 
 
 @pytest.mark.parametrize(
@@ -30,6 +30,27 @@ from bridge.redaction import redact_urls, safe_url
 def test_safe_url_shows_origin_and_markers_only(url: str, shown: str) -> None:
     """Passwords, paths and queries are replaced by markers; scheme, host and port stay."""
     assert safe_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "https://user:pw@hooks.example:8443/a?t=x",
+            "https://REDACTED:REDACTED@hooks.example:8443/…",
+        ),
+        ("https://tok3n@host/", "https://REDACTED:REDACTED@host"),
+        ("redis://:pw@host:6379", "redis://REDACTED:REDACTED@host:6379"),
+        # A URL already shown (a NotificationStatus's recipient) reads the same.
+        ("https://user:<redacted>@host/…", "https://REDACTED:REDACTED@host/…"),
+        ("https://hooks.example/services/tok3n", "https://hooks.example/…"),
+        ("notaurl", "<not a URL>"),
+    ],
+)
+def test_span_url_marks_user_info_as_the_semantic_conventions_do(url: str, shown: str) -> None:
+    """A span's url.full holds no user name or password: any user info reads
+    REDACTED:REDACTED@ (OpenTelemetry's url.full rule); the rest is as safe_url shows it."""
+    assert span_url(url) == shown
 
 
 def test_redact_urls_rewrites_every_url_in_a_text() -> None:

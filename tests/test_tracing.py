@@ -27,8 +27,9 @@ def test_the_attribute_names_are_the_semantic_conventions_ones() -> None:
 
 
 def test_a_failed_request_span_is_named_after_the_method_with_a_redacted_url() -> None:
-    """The span is named POST; url.full hides the path and password; the port defaults by
-    scheme; error.type and the status description are set."""
+    """The span is named POST; url.full hides the path, and the user and password as the
+    conventions say (REDACTED:REDACTED@); the port defaults by scheme; error.type and the status
+    description are set."""
     span = http_client_span(
         "POST",
         "https://user:pw@hooks.example.com/services/tok3n",
@@ -42,7 +43,7 @@ def test_a_failed_request_span_is_named_after_the_method_with_a_redacted_url() -
     assert (span.name, span.start_ns, span.end_ns, span.error) == ("POST", 10, 30, "HTTP 503")
     assert span.attributes == {
         "http.request.method": "POST",
-        "url.full": "https://user:<redacted>@hooks.example.com/…",
+        "url.full": "https://REDACTED:REDACTED@hooks.example.com/…",
         "server.address": "hooks.example.com",
         "server.port": 443,
         "http.response.status_code": 503,

@@ -448,7 +448,8 @@ async def test_webhook_requests_are_http_client_spans_with_the_http_conventions(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
-    monkeypatch.setenv("EXESDB_WEBHOOK_URLS", hook.url + "?token=secret-token")
+    url = hook.url.replace("http://", "http://bridge:secret-password@") + "?token=secret-token"
+    monkeypatch.setenv("EXESDB_WEBHOOK_URLS", url)
     monkeypatch.setenv("EXESDB_WEBHOOK_GROUP_WAIT_MS", "0")
     monkeypatch.setenv("EXESDB_WEBHOOK_BACKOFF_MS", "50")
     monkeypatch.setenv("EXESDB_STATE_DIR", str(tmp_path))
@@ -490,8 +491,9 @@ async def test_webhook_requests_are_http_client_spans_with_the_http_conventions(
         assert span.attributes["http.request.method"] == "POST"
         assert span.attributes["server.address"] == "127.0.0.1"
         assert span.attributes["server.port"] == hook.port
-        assert span.attributes["url.full"] == f"http://127.0.0.1:{hook.port}/…"
-        assert "secret-token" not in repr(span.attributes)
+        # The conventions' form: url.full holds neither the user nor the password.
+        assert span.attributes["url.full"] == f"http://REDACTED:REDACTED@127.0.0.1:{hook.port}/…"
+        assert "secret" not in repr(span.attributes)
     assert failed.attributes["http.response.status_code"] == 503
     assert failed.attributes["error.type"] == "503"
     assert failed.status_code == STATUS_ERROR

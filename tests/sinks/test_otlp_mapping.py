@@ -173,6 +173,7 @@ def test_webhook_delivery_span_hides_the_url_path() -> None:
     assert isinstance(spec, SpanSpec)
     assert (spec.name, spec.status) == ("webhook delivery", "ok")
     assert spec.attributes["exesdb.recipient"] == "https://user:<redacted>@hooks.example.com:8443/…"
+    assert spec.attributes["url.full"] == "https://REDACTED:REDACTED@hooks.example.com:8443/…"
     assert (spec.attributes["server.address"], spec.attributes["server.port"]) == (
         "hooks.example.com",
         8443,

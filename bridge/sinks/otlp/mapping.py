@@ -51,7 +51,7 @@ from bridge.messages import (
     SystemAlert,
     SystemLifecycle,
 )
-from bridge.redaction import safe_url
+from bridge.redaction import safe_url, span_url
 from bridge.tracing import (
     ERROR_TYPE,
     ERROR_TYPE_OTHER,
@@ -349,7 +349,7 @@ def _webhook_delivery(envelope: Envelope, message: NotificationStatus) -> SpanSp
     # span (bridge.tracing), which its publisher recorded.
     attributes[HTTP_REQUEST_METHOD] = "POST"
     if host is not None:
-        attributes[URL_FULL] = recipient
+        attributes[URL_FULL] = span_url(recipient)
         attributes[SERVER_ADDRESS] = host
     if port is not None:
         attributes[SERVER_PORT] = port
