@@ -2,25 +2,32 @@
 
 The revision is, in order: ``EXESDB_REVISION`` (the image build sets it from its
 ``--build-arg REVISION``), the commit pip recorded when installing from git (PEP 610's
-``direct_url.json``, e.g. ``pip install git+https://…@<commit>``), else ``unknown``. Nothing is
-run at start-up to find it (no ``git``): an installed package has no repository to ask.
+``direct_url.json``, e.g. ``pip install git+https://…@<commit>``), for an editable install (a
+clone's ``make run``) the commit checked out in its folder, else ``unknown``: as a Go exporter
+built in a checkout carries its commit. Nothing is run at start-up to find it (no ``git``): the
+checkout's ``HEAD`` and refs are read as files, and uncommitted changes are not marked.
 """
 
 from __future__ import annotations
 
 import json
 import platform
+import re
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, distribution
+from importlib.metadata import distributions
+from pathlib import Path
 from typing import Final
+from urllib.parse import unquote, urlsplit
 
 from prometheus_client import CollectorRegistry, Gauge
 
 from bridge import __version__
 
-__all__ = ["BuildInfo", "build_info", "register_build_metrics"]
+__all__ = ["BuildInfo", "build_info", "git_head", "register_build_metrics"]
 
 _UNKNOWN: Final = "unknown"
+_COMMIT: Final = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256 object names
+_MAX_SYMBOLIC_REFS: Final = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,17 +46,73 @@ def build_info(revision: str | None = None) -> BuildInfo:
 
 
 def _recorded_commit() -> str | None:
-    try:
-        text = distribution("exesdb-bridge").read_text("direct_url.json")
-    except PackageNotFoundError:
-        return None
+    # The first metadata with a record: a build's leftover *.egg-info in the working folder may
+    # come before the installed one on sys.path.
+    text = next(
+        (
+            found
+            for dist in distributions(name="exesdb-bridge")
+            if (found := dist.read_text("direct_url.json"))
+        ),
+        None,
+    )
     if not text:
         return None
     try:
-        commit = json.loads(text).get("vcs_info", {}).get("commit_id")
+        recorded = json.loads(text)
+        commit = recorded.get("vcs_info", {}).get("commit_id")
+        editable = recorded.get("dir_info", {}).get("editable") is True
+        url = recorded.get("url", "")
     except (ValueError, AttributeError):
         return None
-    return commit if isinstance(commit, str) and commit else None
+    if isinstance(commit, str) and commit:
+        return commit
+    if editable and isinstance(url, str) and url.startswith("file://"):
+        # The code running is the folder's: its checked-out commit is the revision.
+        return git_head(Path(unquote(urlsplit(url).path)))
+    return None
+
+
+def git_head(folder: Path) -> str | None:
+    """The commit checked out in the git work tree at ``folder`` (a clone or a linked worktree),
+    read from its ``HEAD``, loose refs and ``packed-refs``; None when there is none to read."""
+    dot_git = folder / ".git"
+    try:
+        if dot_git.is_file():  # a linked worktree or a submodule: "gitdir: <path>"
+            pointer = dot_git.read_text(encoding="utf-8").strip()
+            if not pointer.startswith("gitdir:"):
+                return None
+            git_dir = folder / pointer.removeprefix("gitdir:").strip()
+        else:
+            git_dir = dot_git
+        common = git_dir
+        if (git_dir / "commondir").is_file():  # a worktree's branches live in the main one
+            common = git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()
+        head: str | None = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
+        for _ in range(_MAX_SYMBOLIC_REFS):
+            if head is None or not head.startswith("ref:"):
+                break
+            head = _ref(git_dir, common, head.removeprefix("ref:").strip())
+    except (OSError, UnicodeDecodeError):
+        return None
+    return head if head is not None and _COMMIT.fullmatch(head) else None
+
+
+def _ref(git_dir: Path, common: Path, name: str) -> str | None:
+    """What the ref ``name`` (``refs/heads/main``) holds: a loose ref (the worktree's own, then
+    the shared one), else its line in ``packed-refs``; None when it does not exist yet."""
+    if not name.startswith("refs/") or ".." in name:
+        return None
+    for base in (git_dir, common):
+        if (base / name).is_file():
+            return (base / name).read_text(encoding="utf-8").strip()
+    packed = common / "packed-refs"
+    if packed.is_file():
+        for line in packed.read_text(encoding="utf-8").splitlines():
+            commit, _, ref = line.partition(" ")
+            if ref == name:
+                return commit
+    return None
 
 
 def register_build_metrics(registry: CollectorRegistry, info: BuildInfo, started_at: float) -> None:
