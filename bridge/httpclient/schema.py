@@ -285,7 +285,8 @@ class HTTPClientConfig(Strict):
         if value:
             raise ValueError(
                 "the bridge never follows redirects (a 3xx answer is a final failure): "
-                "give the final URL, or set false"
+                "give the final URL, and delete this line or set false (true is Alertmanager's "
+                "default, which its configuration dumps print in every http_config)"
             )
         return value
 

@@ -7,13 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from bridge.errors import ConfigError
 from bridge.messages import NodeLifecycle
+from bridge.receivers import load_receivers
 from bridge.sinks.alerts.payload import build_payloads, fingerprint
 from tests.integration.servers.alertmanager import AlertmanagerServer, alertmanager_server
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.sinks.alerts.helpers import alert_bridge, stored, system_alert
-from tests.support import async_wait_until
+from tests.support import async_wait_until, http_get
 
 pytestmark = pytest.mark.integration
 
@@ -98,3 +101,31 @@ async def test_resolve_reaches_alertmanager_with_ends_at(
             lambda: notified(receiver, "node_failure:n5", "resolved"), within=20, what="resolved"
         )
     assert body["alerts"][0]["endsAt"] != "0001-01-01T00:00:00Z"
+
+
+def test_a_receiver_block_dumped_by_alertmanager_loads_once_follow_redirects_goes(
+    tmp_path: Path, alertmanager_server
+) -> None:
+    """The webhook_config Alertmanager prints in its status (its defaults filled in) reads as a
+    receiver, except follow_redirects: true, refused by name saying to delete the line."""
+    url = "https://hooks.example:8443/alerts"
+    server: AlertmanagerServer = alertmanager_server(webhook_url=url)
+    status, body = http_get(server.url + "/api/v2/status", timeout=10.0)
+    assert status == 200, body
+    dumped = yaml.safe_load(json.loads(body)["config"]["original"])
+    [hook] = dumped["receivers"][0]["webhook_configs"]
+    if hook.get("url") == "<secret>":  # newer versions hide it: the user types it again
+        hook["url"] = url
+    path = tmp_path / "receivers.yml"
+    path.write_text(yaml.safe_dump({"webhook_configs": [hook]}))
+
+    with pytest.raises(ConfigError) as refused:
+        load_receivers(path)
+    [problem] = refused.value.problems
+    assert "webhook_configs.0.http_config.follow_redirects:" in problem
+    assert "delete this line or set false" in problem
+
+    del hook["http_config"]["follow_redirects"]
+    path.write_text(yaml.safe_dump({"webhook_configs": [hook]}))
+    [loaded] = load_receivers(path).webhook_configs
+    assert (loaded.url, loaded.send_resolved, loaded.max_alerts) == (url, True, 0)
