@@ -97,6 +97,7 @@ URL_SPLITTERS = {
     "bridge/client.py": "moves --url's userinfo into basic auth; shows through redaction",
     "bridge/receivers.py": "whether a URL holds credentials; shows none",
     "bridge/tracing.py": "the host and port for server.address; url.full through redaction",
+    "bridge/build.py": "the folder of an editable install's file:// URL; shows none",
 }
 
 
