@@ -415,19 +415,26 @@ def describe_receivers(config_file: str | Path) -> list[str]:
             if hook.secret
             else "secret from EXESDB_WEBHOOK_SECRET"
         )
+        # 0 is the environment's value here, not Alertmanager's "no limit": say which it is.
+        max_alerts = hook.max_alerts or "(EXESDB_WEBHOOK_MAX_ALERTS)"
         lines.append(
             f"webhook_configs.{index} {hook.shown}: "
-            f"send_resolved={str(hook.send_resolved).lower()}, max_alerts={hook.max_alerts}, "
-            f"timeout={hook.timeout:g}s, min_severity={shown}, {signed}; "
+            f"send_resolved={str(hook.send_resolved).lower()}, max_alerts={max_alerts}, "
+            f"timeout={_timeout(hook.timeout)}, min_severity={shown}, {signed}; "
             f"{hook.http_config.summary()}"
         )
     if loaded.alertmanager is not None:
         section = loaded.alertmanager
         url = safe_url(section.url) if section.url else "(EXESDB_ALERTMANAGER_URL)"
         lines.append(
-            f"alertmanager {url}: timeout={section.timeout:g}s; {section.http_config.summary()}"
+            f"alertmanager {url}: timeout={_timeout(section.timeout)}; "
+            f"{section.http_config.summary()}"
         )
     return lines
+
+
+def _timeout(seconds: float) -> str:
+    return f"{seconds:g}s" if seconds else "(EXESDB_WEBHOOK_TIMEOUT_MS)"
 
 
 def unreadable_files(config_file: str | Path) -> list[str]:

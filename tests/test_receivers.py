@@ -412,6 +412,22 @@ def test_check_config_lists_each_receiver_without_a_secret(
     assert f"credentials_file {tmp_path / 'am-token'}" in lines[2]
 
 
+def test_check_config_names_the_variable_a_zero_stands_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """max_alerts: 0 and timeout: 0s (as an Alertmanager dump prints them) are shown as the
+    variables they stand for, not as Alertmanager's "no limit"."""
+    text = (
+        "webhook_configs:\n  - {url: http://h, max_alerts: 0, timeout: 0s}\n"
+        "alertmanager: {url: http://am, timeout: 0s}\n"
+    )
+    monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(write(tmp_path, text)))
+    assert main(["check-config"]) == 0
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    assert "max_alerts=(EXESDB_WEBHOOK_MAX_ALERTS), timeout=(EXESDB_WEBHOOK_TIMEOUT_MS)" in lines[0]
+    assert lines[1].startswith("alertmanager http://am: timeout=(EXESDB_WEBHOOK_TIMEOUT_MS);")
+
+
 # Files a receiver names that cannot be read at start: missing ones, and a folder.
 UNREADABLE_AT_START = """
 webhook_configs:
