@@ -60,7 +60,8 @@ _VERIFYING: Final = frozenset(
     {"RequireAnyClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"}
 )
 # A bcrypt hash as htpasswd -B and every bcrypt library write it: $2<v>$<cost>$<53 characters>.
-_BCRYPT: Final = re.compile(r"\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}")
+# The minor version is required: the bcrypt package refuses the original "$2$" at every check.
+_BCRYPT: Final = re.compile(r"\$2[abxy]\$(\d\d)\$[./A-Za-z0-9]{53}")
 # Keys whose empty value the toolkit takes as unset (its IsEnabled and path checks test for "").
 _BLANK_IS_UNSET: Final = frozenset(
     {"cert_file", "cert", "key_file", "key", "client_ca_file", "client_ca", "client_auth_type"}
@@ -215,7 +216,10 @@ def _bcrypt_hash(value: str) -> str:
     match = _BCRYPT.fullmatch(value)
     if match is None or not 4 <= int(match.group(1)) <= 31:
         # Never show the value: it is a password hash.
-        raise ValueError("must be a bcrypt hash, e.g. from htpasswd -nBC 10 \"\" | tr -d ':\\n'")
+        raise ValueError(
+            "must be a bcrypt hash ($2y$, $2b$, $2a$ or $2x$), "
+            "e.g. from htpasswd -nBC 10 \"\" | tr -d ':\\n'"
+        )
     return value
 
 

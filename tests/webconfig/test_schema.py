@@ -160,6 +160,11 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
             "min_version TLS13 is above max_version",
         ),
         ("basic_auth_users:\n  alice: plaintext\n", "basic_auth_users.alice: must be a bcrypt"),
+        # The original "$2$" form, which Go takes and the bcrypt package cannot check.
+        (
+            f"basic_auth_users:\n  alice: '$2${HASH[4:]}'\n",
+            "basic_auth_users.alice: must be a bcrypt",
+        ),
         (f"basic_auth_users:\n  'a:b': {HASH}\n", "basic_auth_users: a user name must"),
         (
             "tls_server_config:\n  key: '-----BEGIN'\n  key_file: b\n  cert_file: a\n",
