@@ -45,7 +45,7 @@ def outbox_commits(count: int, directory: Path) -> list[float]:
             f"bench-{n}", "bench", "firing", "critical", "system", "n1", "t", "d", True, now
         )
         started = time.perf_counter()
-        outbox.apply([event], time.time())
+        outbox.alerts.apply([event], time.time())
         times.append(time.perf_counter() - started)
     outbox.close()
     return times

@@ -449,7 +449,7 @@ def _outbox(args: argparse.Namespace) -> int:
     outbox = Outbox(path)
     try:
         if args.outbox_command == "list":
-            summaries = [d.summary() for d in outbox.deliveries(args.state, args.limit)]
+            summaries = [d.summary() for d in outbox.queue.deliveries(args.state, args.limit)]
             for summary in summaries:
                 # Webhook URLs often carry tokens in their path or query; receiver keys never.
                 summary["url"] = receiver_label(summary["url"])
@@ -465,11 +465,11 @@ def _outbox(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         ids = None if args.all else args.ids
         wrong = [] if args.all else _not_retryable(outbox, args.ids)
-        left = outbox.unretryable(ids, force=args.force)
+        left = outbox.dead_letters.unretryable(ids, force=args.force)
         wrong += [_left_why(delivery) for delivery in left]
         for problem in wrong:
             print(f"exesdb-bridge: {problem}", file=sys.stderr)
-        count = outbox.retry(time.time(), ids, leave=[d.delivery_id for d in left])
+        count = outbox.dead_letters.retry(time.time(), ids, leave=[d.delivery_id for d in left])
         print(f"{count} dead-lettered deliver{'y' if count == 1 else 'ies'} back to pending")
         return EXIT_FAILED if wrong else EXIT_OK
     finally:
@@ -478,7 +478,7 @@ def _outbox(args: argparse.Namespace) -> int:
 
 def _not_retryable(outbox: Outbox, ids: Sequence[str]) -> list[str]:
     """Why each named delivery that is not dead-lettered cannot be retried."""
-    states = {delivery.id: delivery.state for delivery in outbox.deliveries(ids=ids)}
+    states = {delivery.id: delivery.state for delivery in outbox.queue.deliveries(ids=ids)}
     problems = []
     for delivery_id in dict.fromkeys(ids):
         state = states.get(delivery_id)

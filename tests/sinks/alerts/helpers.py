@@ -40,13 +40,13 @@ def envelope(
 
 def observe(outbox: Outbox, event: AlertEvent, now: float) -> AlertRecord | None:
     """Apply one alert event; the alert when receivers must hear of it, else None."""
-    changed = outbox.apply([event], now).changed
+    changed = outbox.alerts.apply([event], now).changed
     return changed[0] if changed else None
 
 
 def stored(outbox: Outbox, alert_id: str) -> AlertRecord | None:
     """The alert named ``alert_id`` as the outbox holds it, if it does."""
-    found = outbox.alerts(alert_id=alert_id, limit=1)
+    found = outbox.alerts.find(alert_id=alert_id, limit=1)
     return found[0] if found else None
 
 
