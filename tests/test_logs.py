@@ -37,9 +37,7 @@ def _refused_head() -> None:
     try:
         raise BadStatusLine("GET /?token=stolen HTTP/9")
     except BadStatusLine:
-        logging.getLogger("aiohttp.server").exception(
-            "Error handling request from %s", "192.0.2.7"
-        )
+        logging.getLogger("aiohttp.server").exception("Error handling request from %s", "192.0.2.7")
 
 
 def test_json_lines_carry_time_level_logger_message_and_exception(
