@@ -33,7 +33,7 @@ from bridge.urls import own_url
 from bridge.webconfig import describe_web_config
 
 if TYPE_CHECKING:
-    from bridge.sinks.alerts.outbox import Outbox
+    from bridge.sinks.alerts.queue import DeliveryQueue
     from bridge.sinks.alerts.records import Unretryable
 
 __all__ = ["main"]
@@ -408,7 +408,7 @@ def _outbox(args: argparse.Namespace) -> int:
             print("exesdb-bridge: outbox retry needs delivery ids or --all", file=sys.stderr)
             return EXIT_USAGE
         ids = None if args.all else args.ids
-        wrong = [] if args.all else _not_retryable(outbox, args.ids)
+        wrong = [] if args.all else _not_retryable(outbox.queue, args.ids)
         left = outbox.dead_letters.unretryable(ids, force=args.force)
         wrong += [_left_why(delivery) for delivery in left]
         for problem in wrong:
@@ -420,15 +420,17 @@ def _outbox(args: argparse.Namespace) -> int:
         outbox.close()
 
 
-def _not_retryable(outbox: Outbox, ids: Sequence[str]) -> list[str]:
+def _not_retryable(queue: DeliveryQueue, ids: Sequence[str]) -> list[str]:
     """Why each named delivery that is not dead-lettered cannot be retried."""
-    states = {delivery.id: delivery.state for delivery in outbox.queue.deliveries(ids=ids)}
+    from bridge.sinks.alerts.records import DeliveryState
+
+    states = {delivery.id: delivery.state for delivery in queue.deliveries(ids=ids)}
     problems = []
     for delivery_id in dict.fromkeys(ids):
         state = states.get(delivery_id)
         if state is None:
             problems.append(f"no delivery {delivery_id!r} in the outbox (see `outbox list`)")
-        elif str(state) != "dead":
+        elif state is not DeliveryState.DEAD:
             problems.append(f"delivery {delivery_id!r} is {state}, not dead-lettered")
     return problems
 

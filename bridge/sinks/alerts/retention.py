@@ -13,10 +13,14 @@ from typing import Final
 from bridge.sinks.alerts.database import Database
 from bridge.sinks.alerts.records import AlertState, DeliveryState
 
-__all__ = ["HISTORY_KEPT", "Retention"]
+__all__ = ["DELIVERED_KEPT_SECONDS", "HISTORY_KEPT", "RESOLVED_KEPT_SECONDS", "Retention"]
 
 # History entries kept per alert (the newest), so a flapping alert's history stays bounded.
 HISTORY_KEPT: Final = 100
+# How long a delivered delivery is kept (for its alert's page), and a resolved alert (for the
+# alert list and Alertmanager) with the ids of the plans stored as long ago.
+DELIVERED_KEPT_SECONDS: Final = 86_400.0
+RESOLVED_KEPT_SECONDS: Final = 7 * 86_400.0
 
 
 class Retention:
@@ -25,7 +29,13 @@ class Retention:
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    def prune(self, now: float, *, delivered_for: float, resolved_for: float) -> int:
+    def prune(
+        self,
+        now: float,
+        *,
+        delivered_for: float = DELIVERED_KEPT_SECONDS,
+        resolved_for: float = RESOLVED_KEPT_SECONDS,
+    ) -> int:
         """Forget delivered deliveries and resolved alerts older than the given ages (and the
         history of the alerts forgotten, and the ids of plans stored as long ago); how many
         deliveries and alerts."""

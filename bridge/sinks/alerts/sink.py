@@ -80,8 +80,6 @@ _logger = logging.getLogger(__name__)
 SUBSCRIBED_INSTANCES: Final = tuple(sorted(WORK_QUEUE_INSTANCES))
 _HOUSEKEEPING_SECONDS: Final = 1.0
 _PRUNE_EVERY_SECONDS: Final = 3600.0
-_KEEP_DELIVERED_SECONDS: Final = 86_400.0
-_KEEP_RESOLVED_SECONDS: Final = 7 * 86_400.0
 # The share of EXESDB_ALERT_QUEUE_SIZE from which HTTP ingest refuses new work (503).
 HIGH_WATER: Final = 0.8
 # Kept from what is left of EXESDB_SHUTDOWN_TIMEOUT_MS for stopping the workers once the queue
@@ -581,12 +579,7 @@ class AlertSink:
         self._pending.forget_older_than(now)
         if now - self._last_prune >= _PRUNE_EVERY_SECONDS:
             self._last_prune = now
-            await self._db.call(
-                self.outbox.retention.prune,
-                now,
-                delivered_for=_KEEP_DELIVERED_SECONDS,
-                resolved_for=_KEEP_RESOLVED_SECONDS,
-            )
+            await self._db.call(self.outbox.retention.prune, now)
             keep = self.settings.webhook_dead_letter_ttl_ms / 1000
             forgotten = await self._db.call(self.outbox.retention.forget_dead_letters, now, keep)
             if forgotten:

@@ -350,6 +350,30 @@ def test_prune_forgets_old_delivered_and_resolved(outbox: Outbox) -> None:
     assert {a.alert_id for a in outbox.alerts.find()} == {"b"}
 
 
+def test_prune_keeps_a_delivered_delivery_a_day_and_a_resolved_alert_a_week(
+    outbox: Outbox,
+) -> None:
+    """By default a delivered delivery goes once a day old, a resolved alert once a week old."""
+    observe(outbox, event("a"), T0)
+    observe(outbox, event("a", status="resolved"), T0)
+    outbox.queue.group(URL, T0, 0.0, one_each)
+    for delivery in outbox.queue.deliveries():
+        outbox.queue.finish_attempt(
+            delivery.id,
+            state=DeliveryState.DELIVERED,
+            next_attempt_at=T0,
+            status=200,
+            error=None,
+            now=T0,
+        )
+    day, week = 86_400.0, 7 * 86_400.0
+    assert outbox.retention.prune(T0 + day - 1) == 0
+    assert outbox.retention.prune(T0 + day + 1) == 1
+    assert outbox.retention.prune(T0 + week - 1) == 0
+    assert outbox.retention.prune(T0 + week + 1) == 1
+    assert outbox.alerts.find() == []
+
+
 def test_a_batch_is_one_transaction_all_or_nothing(outbox: Outbox) -> None:
     """apply() commits a whole batch at once: a failure midway leaves none of it stored."""
     broken = event("bad", alertname=None)  # NOT NULL violated when stored
