@@ -18,8 +18,7 @@ import pytest
 from bridge import __version__
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
 from tests.integration.test_alert_crash import ingest_alerts
-from tests.sinks.alerts.helpers import T0, observe
-from tests.sinks.alerts.test_outbox import event, one_each
+from tests.sinks.alerts.helpers import T0, event, observe, one_each
 from tests.support import (
     ADMIN_TOKEN,
     ROOT,

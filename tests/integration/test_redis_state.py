@@ -20,9 +20,8 @@ from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import HistoryEvent
 from bridge.sinks.alerts.thread import DbThread
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.sinks.alerts.helpers import T0
+from tests.sinks.alerts.helpers import T0, URL, event
 from tests.sinks.alerts.test_index import CrashingOutbox
-from tests.sinks.alerts.test_outbox import URL, event
 
 pytestmark = pytest.mark.integration
 

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import AlertState
-from tests.sinks.alerts.helpers import T0, observe, stored
-from tests.sinks.alerts.test_outbox import URL, event
-
-
-@pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    """An outbox with one webhook URL."""
-    box = Outbox.in_dir(tmp_path / "state", urls=[URL])
-    yield box
-    box.close()
+from tests.sinks.alerts.helpers import T0, URL, event, observe, stored
 
 
 def test_unknown_alerts_are_not_active(outbox: Outbox) -> None:

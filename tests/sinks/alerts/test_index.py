@@ -17,8 +17,7 @@ from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import AlertState, Applied, Escalated, HistoryEvent
 from bridge.sinks.alerts.thread import DbThread
 from bridge.sinks.alerts.transitions import Plan, on_event
-from tests.sinks.alerts.helpers import T0, observe
-from tests.sinks.alerts.test_outbox import URL, event
+from tests.sinks.alerts.helpers import T0, URL, event, observe
 from tests.sinks.alerts.test_payload import record
 
 

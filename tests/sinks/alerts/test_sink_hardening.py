@@ -35,12 +35,13 @@ from tests.sinks.alerts.helpers import (
     T0,
     Clock,
     alert_bridge,
+    event,
     hold,
     observe,
+    one_each,
     stored,
     system_alert,
 )
-from tests.sinks.alerts.test_outbox import event, one_each
 from tests.sinks.alerts.test_sink import AUTH, _field, call
 from tests.support import TEST_SECRET, async_wait_until, free_port
 
