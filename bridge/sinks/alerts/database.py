@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from bridge.sinks.alerts.tables import connect, migrate
@@ -32,45 +33,53 @@ class Database:
         self._depth = 0  # transactions open, the outermost included
         self._ended: list[Callable[[bool], None]] = []
         self._closed = False
+        # Plain context managers rather than @contextmanager generators: every alert change
+        # enters a few of them, nested.
+        self._read = _Read(self)
+        self._transaction = _Transaction(self)
 
     def on_end(self, callback: Callable[[bool], None]) -> None:
         """Call ``callback(committed)`` when each outermost transaction has ended."""
         self._ended.append(callback)
 
-    @contextlib.contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
+    def read(self) -> AbstractContextManager[sqlite3.Connection]:
         """The connection, under the lock: reads in one block see one state of the file."""
-        with self._lock:
-            yield self._conn
+        return self._read
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """The connection in a transaction (``BEGIN IMMEDIATE``), committed when the block ends
         and rolled back when it raises; inside another transaction, part of that one."""
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield self._conn
-                finally:
-                    self._depth -= 1
-                return
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):  # a failed COMMIT may have ended it
-                    self._conn.execute("ROLLBACK")
-                self._end(committed=False)
-                raise
-            self._end(committed=True)
+        return self._transaction
 
-    def _end(self, *, committed: bool) -> None:
-        self._depth = 0
-        for callback in self._ended:
-            callback(committed)
+    def _begin(self) -> sqlite3.Connection:
+        self._lock.acquire()
+        if not self._depth:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self._lock.release()
+                raise
+        self._depth += 1
+        return self._conn
+
+    def _end(self, *, ok: bool) -> None:
+        try:
+            self._depth -= 1
+            if self._depth:
+                return
+            committed = False
+            try:
+                if ok:
+                    self._conn.execute("COMMIT")
+                    committed = True
+            finally:
+                if not committed:
+                    with contextlib.suppress(sqlite3.Error):  # a failed COMMIT may have ended it
+                        self._conn.execute("ROLLBACK")
+                for callback in self._ended:
+                    callback(committed)
+        finally:
+            self._lock.release()
 
     def meta(self, name: str) -> bytes | str | None:
         """The value the meta table keeps under ``name``, if any."""
@@ -92,3 +101,34 @@ class Database:
             if not self._closed:
                 self._closed = True
                 self._conn.close()
+
+
+class _Read:
+    """``Database.read()``: the lock held for the block."""
+
+    __slots__ = ("_database",)
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._database._lock.acquire()
+        return self._database._conn
+
+    def __exit__(self, *exc: object) -> None:
+        self._database._lock.release()
+
+
+class _Transaction:
+    """``Database.transaction()``: begun (or joined) on entry, ended on exit."""
+
+    __slots__ = ("_database",)
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self._database._begin()
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self._database._end(ok=exc_type is None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,3 +94,19 @@ def test_an_outbox_file_without_its_receiver_secret_is_refused(tmp_path: Path) -
     db.close()
     with pytest.raises(sqlite3.DatabaseError, match=r"outbox\.sqlite3: the outbox file lost"):
         Outbox(path)
+
+
+def test_a_failed_commit_is_reported_and_frees_the_file(database: Database) -> None:
+    """When COMMIT itself fails, ``on_end`` hears it did not commit, the error reaches the
+    caller, and the next transaction begins afresh (no lock or transaction left behind)."""
+    ends: list[bool] = []
+    database.on_end(ends.append)
+    with pytest.raises(sqlite3.OperationalError), database.transaction() as db:
+        db.execute("COMMIT")  # ends the transaction early: the closing COMMIT finds none
+    assert ends == [False]
+    other = threading.Thread(target=database.set_meta, args=("after", "kept"), daemon=True)
+    other.start()
+    other.join(timeout=10)  # another thread gets the lock: it was released
+    assert not other.is_alive()
+    assert ends == [False, True]
+    assert database.meta("after") == "kept"
