@@ -6,8 +6,9 @@
   the webhook POST received by a loopback receiver, p50/p99, with the receiver's grouping wait at
   0; the baseline, measured in the same run, is a bare aiohttp POST to the same receiver.
 
-- ``outbox commit``: ``Outbox.observe`` of distinct alerts, one fsync'd (WAL, synchronous=FULL)
-  transaction each, on the state directory's file system: what bounds the alert stage's rate.
+- ``outbox commit``: ``AlertStore.apply`` of one new alert at a time, one fsync'd (WAL,
+  synchronous=FULL) transaction each, on the state directory's file system: what bounds the
+  alert stage's rate.
 - ``end to end``: an in-process bridge publishes ``--alerts`` SystemAlerts to a loopback aiohttp
   receiver (grouping 20 ms, 50 per payload); time until every alert was accepted, once with a
   healthy receiver and once failing ``--fail`` of the requests (backoff 10 ms, cap 100 ms).
@@ -45,7 +46,7 @@ def outbox_commits(count: int, directory: Path) -> list[float]:
             f"bench-{n}", "bench", "firing", "critical", "system", "n1", "t", "d", True, now
         )
         started = time.perf_counter()
-        outbox.apply([event], time.time())
+        outbox.alerts.apply([event], time.time())
         times.append(time.perf_counter() - started)
     outbox.close()
     return times

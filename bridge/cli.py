@@ -16,16 +16,15 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from bridge import __version__, healthcheck
 from bridge.client import Target, target, url_argument, user_argument
 from bridge.config import Settings, load_settings, unknown_variables
 from bridge.errors import BridgeError, ConfigError
+from bridge.logs import configure_logging
 from bridge.messages import INSTANCES
 from bridge.receivers import describe_receivers, receiver_label
 from bridge.redaction import safe_url
@@ -34,7 +33,7 @@ from bridge.urls import own_url
 from bridge.webconfig import describe_web_config
 
 if TYPE_CHECKING:
-    from bridge.sinks.alerts.outbox import Outbox
+    from bridge.sinks.alerts.queue import DeliveryQueue
     from bridge.sinks.alerts.records import Unretryable
 
 __all__ = ["main"]
@@ -50,61 +49,6 @@ _NEEDS_ADMIN: Final = (
 )
 # The cycle collector's generation thresholds once running (docs/performance.md measures them).
 _GC_THRESHOLDS: Final = (50_000, 20, 20)
-# Libraries whose debug lines show what may hold a secret, kept at info at most: urllib3 (the
-# OTLP/HTTP exporter's client) logs each request line, query string included (an API key).
-_NO_DEBUG: Final = ("urllib3",)
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        when = datetime.fromtimestamp(record.created, UTC)
-        entry: dict[str, Any] = {
-            "ts": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-class _MalformedRequests(logging.Filter):
-    """aiohttp logs each request head it refuses with a traceback quoting the bytes at fault:
-    anyone reaching the port could flood the log, or put a token of theirs in it. Kept out
-    (the sender is answered 400); at debug, one line naming the refusal."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        refused = record.exc_info[1] if record.exc_info else None
-        if not isinstance(refused, HttpProcessingError):
-            return True
-        if not logging.getLogger().isEnabledFor(logging.DEBUG):
-            return False
-        remote = record.args[0] if isinstance(record.args, tuple) and record.args else None
-        record.msg = "refused a malformed request from %s: %s (%d)"
-        record.args = (remote, type(refused).__name__, refused.code)
-        record.exc_info = record.exc_text = None
-        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return True
-
-
-def configure_logging(settings: Settings) -> None:
-    """Log to stderr at ``EXESDB_LOG_LEVEL`` in ``EXESDB_LOG_FORMAT``."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        _JsonFormatter()
-        if settings.log_format == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(settings.log_level.upper())
-    for name in _NO_DEBUG:
-        logging.getLogger(name).setLevel(max(root.level, logging.INFO))
-    server = logging.getLogger("aiohttp.server")
-    for old in [f for f in server.filters if isinstance(f, _MalformedRequests)]:
-        server.removeFilter(old)
-    server.addFilter(_MalformedRequests())
 
 
 def _settings_or_exit(*, warn_unknown: bool = False) -> Settings:
@@ -449,7 +393,7 @@ def _outbox(args: argparse.Namespace) -> int:
     outbox = Outbox(path)
     try:
         if args.outbox_command == "list":
-            summaries = [d.summary() for d in outbox.deliveries(args.state, args.limit)]
+            summaries = [d.summary() for d in outbox.queue.deliveries(args.state, args.limit)]
             for summary in summaries:
                 # Webhook URLs often carry tokens in their path or query; receiver keys never.
                 summary["url"] = receiver_label(summary["url"])
@@ -464,27 +408,29 @@ def _outbox(args: argparse.Namespace) -> int:
             print("exesdb-bridge: outbox retry needs delivery ids or --all", file=sys.stderr)
             return EXIT_USAGE
         ids = None if args.all else args.ids
-        wrong = [] if args.all else _not_retryable(outbox, args.ids)
-        left = outbox.unretryable(ids, force=args.force)
+        wrong = [] if args.all else _not_retryable(outbox.queue, args.ids)
+        left = outbox.dead_letters.unretryable(ids, force=args.force)
         wrong += [_left_why(delivery) for delivery in left]
         for problem in wrong:
             print(f"exesdb-bridge: {problem}", file=sys.stderr)
-        count = outbox.retry(time.time(), ids, leave=[d.delivery_id for d in left])
+        count = outbox.dead_letters.retry(time.time(), ids, leave=[d.delivery_id for d in left])
         print(f"{count} dead-lettered deliver{'y' if count == 1 else 'ies'} back to pending")
         return EXIT_FAILED if wrong else EXIT_OK
     finally:
         outbox.close()
 
 
-def _not_retryable(outbox: Outbox, ids: Sequence[str]) -> list[str]:
+def _not_retryable(queue: DeliveryQueue, ids: Sequence[str]) -> list[str]:
     """Why each named delivery that is not dead-lettered cannot be retried."""
-    states = {delivery.id: delivery.state for delivery in outbox.deliveries(ids=ids)}
+    from bridge.sinks.alerts.records import DeliveryState
+
+    states = {delivery.id: delivery.state for delivery in queue.deliveries(ids=ids)}
     problems = []
     for delivery_id in dict.fromkeys(ids):
         state = states.get(delivery_id)
         if state is None:
             problems.append(f"no delivery {delivery_id!r} in the outbox (see `outbox list`)")
-        elif str(state) != "dead":
+        elif state is not DeliveryState.DEAD:
             problems.append(f"delivery {delivery_id!r} is {state}, not dead-lettered")
     return problems
 

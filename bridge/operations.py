@@ -37,25 +37,11 @@ class LatencyHistogram:
 
     def add(self, seconds: float) -> None:
         """Record one latency."""
-        # Comparisons instead of min()/max() calls: this runs for every bus message.
-        if seconds <= _MIN_SECONDS:
-            if seconds < 0.0:
-                seconds = 0.0
-            index = 0
-        else:
-            index = int(math.log(seconds / _MIN_SECONDS) / _LOG_GROWTH)
-            if index >= _BUCKETS:
-                index = _BUCKETS - 1
-        self.counts[index] += 1
-        self.count += 1
-        self.total += seconds
-        if seconds < self.minimum:
-            self.minimum = seconds
-        if seconds > self.maximum:
-            self.maximum = seconds
+        self.add_many(seconds, 1)
 
     def add_many(self, seconds: float, count: int) -> None:
         """Record ``count`` latencies of ``seconds`` each (what ``count`` calls of add() would)."""
+        # Comparisons instead of min()/max() calls: this runs for every bus message.
         if count <= 0:
             return
         if seconds <= _MIN_SECONDS:

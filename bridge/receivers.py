@@ -19,7 +19,7 @@ in logs, pages and NotificationStatus, and an unkeyed hash would let a short tok
 path be guessed offline. Keys made before (the raw URL, then a SHA-256 of it) are
 ``ReceiverKeys.earlier``, as are the paths of url_file receivers as spelled before
 (``ReceiverKeys.spellings``); the outbox moves their rows to the key at start
-(``Outbox.move_receiver_rows``).
+(``DeliveryQueue.move_receiver_rows``).
 """
 
 from __future__ import annotations

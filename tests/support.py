@@ -108,6 +108,24 @@ def http_get(
         return exc.code, exc.read()
 
 
+def post_signed(bridge_url: str, body: bytes, timeout: float = 10.0) -> None:
+    """POST an NDJSON ``body`` to the bridge's signed ingest, signed with ``TEST_SECRET`` now;
+    fails unless it is accepted (202)."""
+    from bridge.bus import SIGNATURE_HEADER, Keyring
+
+    request = urllib.request.Request(
+        f"{bridge_url}/v1/messages",
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/x-ndjson",
+            SIGNATURE_HEADER: Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time())),
+        },
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        assert response.status == 202
+
+
 def bridge_env(**overrides: str) -> dict[str, str]:
     """An environment for a bridge process: the current one, minus EXESDB_* and OTEL_*."""
     env = {

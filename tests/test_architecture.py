@@ -35,7 +35,9 @@ FORBIDDEN = {
     "collectors": ("bridge.sinks",),
 }
 # Calls that find out at run time what an object is.
-PROBES = frozenset({"getattr", "hasattr", "isinstance"})
+PROBES = frozenset({"getattr", "hasattr", "isinstance", "issubclass", "type"})
+# Calls that import a module named by a string.
+DYNAMIC_IMPORTS = frozenset({"import_module", "__import__"})
 # Words naming a transport or what it may offer (bridge.bus.capabilities).
 TRANSPORT_WORDS = ("transport", "capabilit", "coordinator", "lease", "hand_over", "shared_state")
 
@@ -66,24 +68,52 @@ def _resolve(name: str) -> str | None:
 def _imports(module: str) -> frozenset[str]:
     """The project modules ``module`` imports, wherever the import statement stands."""
     path = _modules()[module]
+    return _imports_in(path.read_text(), module, package=path.name == "__init__.py")
+
+
+def _imports_in(source: str, module: str, *, package: bool = False) -> frozenset[str]:
+    """The project modules ``source`` (the text of ``module``) imports: import statements
+    anywhere (under ``if TYPE_CHECKING:``, in a function), relative ones, and modules named
+    to ``importlib.import_module`` or ``__import__``."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(ast.parse(source, module)):
         if isinstance(node, ast.Import):
             found.update(r for alias in node.names if (r := _resolve(alias.name)))
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+                parent = module if package else module.rpartition(".")[0]
                 for _ in range(node.level - 1):
-                    package = package.rpartition(".")[0]
-                base = f"{package}.{base}" if base else package
+                    parent = parent.rpartition(".")[0]
+                base = f"{parent}.{base}" if base else parent
             for alias in node.names:
                 target = f"{base}.{alias.name}"
                 resolved = target if target in _modules() else _resolve(base)
                 if resolved:
                     found.add(resolved)
+        elif (
+            isinstance(node, ast.Call)
+            and _called(node) in DYNAMIC_IMPORTS
+            and node.args
+            and isinstance(named := node.args[0], ast.Constant)
+            and isinstance(named.value, str)
+            and (resolved := _resolve(named.value))
+        ):
+            found.add(resolved)
     found.discard(module)
     return frozenset(found)
+
+
+def _called(call: ast.Call) -> str:
+    """The name of what ``call`` calls: ``f`` for ``f(…)`` and for ``x.f(…)``."""
+    func = call.func
+    return (
+        func.id
+        if isinstance(func, ast.Name)
+        else func.attr
+        if isinstance(func, ast.Attribute)
+        else ""
+    )
 
 
 def _cycles() -> Iterator[list[str]]:
@@ -173,6 +203,17 @@ def _probes(source: str, where: str) -> Iterator[str]:
             and any(_mentions_transport(argument) for argument in node.args)
         ):
             yield f"{where}:{node.lineno} {ast.unparse(node)}"
+        elif (
+            # ``match transport: case RedisTransport(): …`` is isinstance by another name.
+            isinstance(node, ast.Match)
+            and _mentions_transport(node.subject)
+            and any(
+                isinstance(pattern, ast.MatchClass)
+                for case in node.cases
+                for pattern in ast.walk(case.pattern)
+            )
+        ):
+            yield f"{where}:{node.lineno} match {ast.unparse(node.subject)}"
 
 
 def test_no_transport_is_probed_outside_the_bus() -> None:
@@ -197,8 +238,40 @@ def test_the_probe_finder_finds_a_probe() -> None:
         "    hasattr(bus, 'transport')\n"
         "    getattr(bus, 'name')\n"
         "    isinstance(bus, str)\n"
+        "    issubclass(bus.transport_type, MemoryTransport)\n"
+        "    type(lease) is RedisWorkQueue\n"
+        "    match bus.transport:\n"
+        "        case MemoryTransport(): pass\n"
+        "    match bus.name:\n"
+        "        case 'memory': pass\n"
     )
-    assert len(list(_probes(sample, "sample.py"))) == 4
+    assert len(list(_probes(sample, "sample.py"))) == 7
+
+
+def test_the_import_finder_finds_every_kind_of_import() -> None:
+    """The edge and layer checks can fail: an import under ``TYPE_CHECKING``, one inside a
+    function, a relative one and a module named to ``import_module`` each count."""
+    sample = (
+        "from typing import TYPE_CHECKING\n"
+        "import importlib\n"
+        "if TYPE_CHECKING:\n"
+        "    from bridge.app import Bridge\n"
+        "def f():\n"
+        "    import bridge.cli\n"
+        "    importlib.import_module('bridge.pages')\n"
+        "    __import__('collectors.demo')\n"
+        "from ...http import ingest\n"
+        "from .. import bus\n"
+    )
+    found = _imports_in(sample, "bridge.sinks.alerts.sample")
+    assert found >= {
+        "bridge.app",
+        "bridge.cli",
+        "bridge.pages",
+        "collectors.demo",
+        "bridge.http",
+        "bridge.sinks",
+    }
 
 
 @cache

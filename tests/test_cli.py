@@ -18,8 +18,7 @@ import pytest
 from bridge import __version__
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
 from tests.integration.test_alert_crash import ingest_alerts
-from tests.sinks.alerts.helpers import T0, observe
-from tests.sinks.alerts.test_outbox import event, one_each
+from tests.sinks.alerts.helpers import T0, event, observe, one_each
 from tests.support import (
     ADMIN_TOKEN,
     ROOT,
@@ -472,7 +471,7 @@ def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
     )
     observe(outbox, alert, now=1.0)
     # One delivery of the queued alert, to the secret URL.
-    assert outbox.group(secret_url, 1.0, 0.0, lambda alerts: [(b"{}", ["a1"])]) == 1
+    assert outbox.queue.group(secret_url, 1.0, 0.0, lambda alerts: [(b"{}", ["a1"])]) == 1
     outbox.close()
     for extra in ([], ["--json"]):
         result = cli("outbox", "list", *extra, EXESDB_STATE_DIR=str(tmp_path))
@@ -598,10 +597,10 @@ def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
     outbox = Outbox.in_dir(tmp_path, urls=[url])
     observe(outbox, event("a"), T0)
     observe(outbox, event("b"), T0)
-    outbox.group(url, T0, 0.0, one_each)
-    dead, live = outbox.deliveries()
+    outbox.queue.group(url, T0, 0.0, one_each)
+    dead, live = outbox.queue.deliveries()
     for attempt in range(3):
-        outbox.finish_attempt(
+        outbox.queue.finish_attempt(
             dead.id,
             state=DeliveryState.DEAD if attempt == 2 else DeliveryState.PENDING,
             next_attempt_at=T0,
@@ -631,13 +630,13 @@ def test_outbox_retry_leaves_a_dead_letter_whose_receiver_is_not_configured(
     the other dead letters go back to pending."""
     gone, kept = "https://hooks.example/token-gone", "https://other.example/token-kept"
     outbox = Outbox.in_dir(tmp_path)
-    outbox.queue_for([gone, kept])  # the bridge started with both
+    outbox.queue.queue_for([gone, kept])  # the bridge started with both
     observe(outbox, event("a"), T0)
     for url in (gone, kept):
-        outbox.group(url, T0, 0.0, one_each)
-    dead = {d.url: d for d in outbox.deliveries()}
+        outbox.queue.group(url, T0, 0.0, one_each)
+    dead = {d.url: d for d in outbox.queue.deliveries()}
     for delivery in dead.values():
-        outbox.finish_attempt(
+        outbox.queue.finish_attempt(
             delivery.id,
             state=DeliveryState.DEAD,
             next_attempt_at=T0,
@@ -645,7 +644,7 @@ def test_outbox_retry_leaves_a_dead_letter_whose_receiver_is_not_configured(
             error="HTTP 404",
             now=T0,
         )
-    outbox.queue_for([kept])  # then restarted without the first
+    outbox.queue.queue_for([kept])  # then restarted without the first
     outbox.close()
     env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
     refused = cli("outbox", "retry", dead[gone].id, **env)
@@ -674,7 +673,7 @@ def _webhook_bodies(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[st
 
 
 def _finish(outbox: Outbox, delivery_id: str, state: DeliveryState, status: int) -> None:
-    outbox.finish_attempt(
+    outbox.queue.finish_attempt(
         delivery_id, state=state, next_attempt_at=T0, status=status, error=None, now=T0
     )
 
@@ -686,16 +685,16 @@ def test_outbox_retry_leaves_a_firing_whose_resolve_was_delivered_unless_forced(
     since names the alert and when it resolved, exits 1 and leaves it; --force retries it."""
     url = "https://hooks.example/x"
     outbox = Outbox.in_dir(tmp_path)
-    outbox.queue_for([url])
+    outbox.queue.queue_for([url])
     observe(outbox, event("a"), T0)
-    outbox.group(url, T0, 0.0, _webhook_bodies)
-    [firing] = outbox.deliveries()
+    outbox.queue.group(url, T0, 0.0, _webhook_bodies)
+    [firing] = outbox.queue.deliveries()
     _finish(outbox, firing.id, DeliveryState.DEAD, 404)
     observe(outbox, event("a", status="resolved"), T0 + 60)
-    outbox.group(url, T0 + 60, 0.0, _webhook_bodies)
-    [resolve] = [d for d in outbox.deliveries() if d.id != firing.id]
+    outbox.queue.group(url, T0 + 60, 0.0, _webhook_bodies)
+    [resolve] = [d for d in outbox.queue.deliveries() if d.id != firing.id]
     _finish(outbox, resolve.id, DeliveryState.DELIVERED, 200)
-    record = outbox.alert("a")
+    record = outbox.alerts.get("a")
     outbox.close()
     env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
     assert record is not None
@@ -720,22 +719,22 @@ def test_a_dead_firing_whose_resolve_still_waits_may_be_retried(tmp_path: Path) 
     the resolve after it), as is one whose alert fired again after the resolve was sent."""
     url = "https://hooks.example/x"
     outbox = Outbox.in_dir(tmp_path)
-    outbox.queue_for([url])
+    outbox.queue.queue_for([url])
     observe(outbox, event("a"), T0)
-    outbox.group(url, T0, 0.0, _webhook_bodies)
-    [firing] = outbox.deliveries()
+    outbox.queue.group(url, T0, 0.0, _webhook_bodies)
+    [firing] = outbox.queue.deliveries()
     _finish(outbox, firing.id, DeliveryState.DEAD, 404)
     observe(outbox, event("a", status="resolved"), T0 + 60)
-    outbox.group(url, T0 + 60, 0.0, _webhook_bodies)
-    assert outbox.unretryable() == []  # the resolve is pending
-    [resolve] = [d for d in outbox.deliveries() if d.id != firing.id]
+    outbox.queue.group(url, T0 + 60, 0.0, _webhook_bodies)
+    assert outbox.dead_letters.unretryable() == []  # the resolve is pending
+    [resolve] = [d for d in outbox.queue.deliveries() if d.id != firing.id]
     _finish(outbox, resolve.id, DeliveryState.DELIVERED, 200)
-    assert [d.delivery_id for d in outbox.unretryable()] == [firing.id]
+    assert [d.delivery_id for d in outbox.dead_letters.unretryable()] == [firing.id]
     observe(outbox, event("a"), T0 + 120)
-    outbox.group(url, T0 + 120, 0.0, _webhook_bodies)
-    [again] = [d for d in outbox.deliveries() if d.id not in (firing.id, resolve.id)]
+    outbox.queue.group(url, T0 + 120, 0.0, _webhook_bodies)
+    [again] = [d for d in outbox.queue.deliveries() if d.id not in (firing.id, resolve.id)]
     _finish(outbox, again.id, DeliveryState.DELIVERED, 200)
-    assert outbox.unretryable() == []  # firing there now anyway
+    assert outbox.dead_letters.unretryable() == []  # firing there now anyway
     outbox.close()
 
 

@@ -5,17 +5,22 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
+from bridge.bus import Envelope, new_message_id
 from bridge.messages import SystemAlert, utc_now
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
-from tests.support import ADMIN_TOKEN, TEST_SECRET, BridgeProcess, bridge_env, http_get, wait_until
+from tests.support import (
+    ADMIN_TOKEN,
+    BridgeProcess,
+    bridge_env,
+    http_get,
+    post_signed,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -48,18 +53,7 @@ def ingest_alerts(bridge_url: str, alert_ids: list[str]) -> None:
             new_message_id(), payload.INSTANCE, "disk_full", payload.TAG, "app@host", now, payload
         )
         lines.append(envelope.to_bytes())
-    body = b"\n".join(lines)
-    request = urllib.request.Request(
-        f"{bridge_url}/v1/messages",
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/x-ndjson",
-            SIGNATURE_HEADER: Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time())),
-        },
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 202
+    post_signed(bridge_url, b"\n".join(lines))
 
 
 def listed_alerts(bridge_url: str) -> list[dict[str, object]]:

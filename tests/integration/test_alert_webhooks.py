@@ -75,7 +75,7 @@ async def test_retries_keep_one_delivery_id_until_accepted(
         assert statuses[0].recipient == safe_url(receiver.url)  # a path may hold a token
         assert (counted(bridge, "retry"), counted(bridge, "delivered")) == (3.0, 1.0)
         assert bridge.registry.get_sample_value("exesdb_webhook_delivery_seconds_count") == 4.0
-        assert sink.outbox.depth().pending == 0
+        assert sink.outbox.queue.depth().pending == 0
 
 
 async def test_a_retry_after_of_other_digits_is_ignored_and_the_attempt_counted(
@@ -111,23 +111,23 @@ async def test_dead_letters_of_a_receiver_refusing_everything_are_deleted_after_
         tmp_path, clock=clock, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
     ) as (bridge, sink, _):
         bridge.bus.publish("disk_full", system_alert("w1"))
-        await async_wait_until(lambda: sink.outbox.depth().dead == 1, what="a dead letter")
-        [first] = sink.outbox.deliveries()
+        await async_wait_until(lambda: sink.outbox.queue.depth().dead == 1, what="a dead letter")
+        [first] = sink.outbox.queue.deliveries()
         clock.advance(6 * 86_400)
         bridge.bus.publish("disk_full", system_alert("w2"))
         await async_wait_until(
-            lambda: any(d.alert_ids == ("w2",) for d in sink.outbox.deliveries("dead")),
+            lambda: any(d.alert_ids == ("w2",) for d in sink.outbox.queue.deliveries("dead")),
             what="w2 dead-lettered too",
         )
         clock.advance(86_400 + 60)  # the first died over 7 days ago, the others a day ago
         caplog.set_level(logging.WARNING, "bridge.sinks.alerts.sink")
-        before = {d.id for d in sink.outbox.deliveries()}
+        before = {d.id for d in sink.outbox.queue.deliveries()}
         await sink.housekeep()
-        after = {d.id for d in sink.outbox.deliveries()}
+        after = {d.id for d in sink.outbox.queue.deliveries()}
         assert first.id not in after
         assert before - {first.id} <= after  # what died a day ago stays
         assert "deleted 1 dead-lettered delivery(ies)" in caplog.text
-        assert {a.alert_id for a in sink.outbox.alerts()} == {"w1", "w2"}
+        assert {a.alert_id for a in sink.outbox.alerts.find()} == {"w1", "w2"}
 
 
 async def test_client_error_is_final_and_dead_lettered(tmp_path: Path, webhook_receiver) -> None:
@@ -138,7 +138,7 @@ async def test_client_error_is_final_and_dead_lettered(tmp_path: Path, webhook_r
         tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
     ) as (bridge, sink, watcher):
         bridge.bus.publish("disk_full", system_alert("a1"))
-        await async_wait_until(lambda: sink.outbox.depth().dead == 1, what="a dead letter")
+        await async_wait_until(lambda: sink.outbox.queue.depth().dead == 1, what="a dead letter")
         # A later alert gets through; the dead one was never tried again in between.
         bridge.bus.publish("disk_full", system_alert("a2"))
         await async_wait_until(lambda: receiver.accepted(), what="the second alert")
@@ -297,7 +297,7 @@ async def test_a_resolve_never_overtakes_its_firing_waiting_for_a_retry(
             "lifecycle", NodeLifecycle(node="n4", event="reconnected", cluster_size=3)
         )
         await async_wait_until(
-            lambda: len(sink.outbox.deliveries()) == 2, what="the resolve's delivery"
+            lambda: len(sink.outbox.queue.deliveries()) == 2, what="the resolve's delivery"
         )
         clock.advance(60)  # the firing's retry is due
         sink.workers[next(iter(sink.workers))].wake()
@@ -325,7 +325,7 @@ async def test_a_resolve_made_while_its_firing_is_in_flight_goes_after_it(
             "lifecycle", NodeLifecycle(node="n5", event="reconnected", cluster_size=3)
         )
         await async_wait_until(
-            lambda: sink.outbox.alerts(state="resolved"), what="resolved while in flight"
+            lambda: sink.outbox.alerts.find(state="resolved"), what="resolved while in flight"
         )
         await async_wait_until(lambda: len(receiver.accepted()) == 2, what="both delivered")
     assert [r.json()["status"] for r in receiver.accepted()] == ["firing", "resolved"]
@@ -372,8 +372,10 @@ async def test_no_alert_is_lost_when_half_the_requests_fail(
             within=90.0,
             what="every alert accepted",
         )
-        await async_wait_until(lambda: sink.outbox.depth().pending == 0, what="an empty outbox")
-        assert sink.outbox.depth().dead == 0
+        await async_wait_until(
+            lambda: sink.outbox.queue.depth().pending == 0, what="an empty outbox"
+        )
+        assert sink.outbox.queue.depth().dead == 0
     failures = [r for r in receiver.requests if not r.accepted]
     assert len(failures) >= 50  # the receiver really did fail about half the time
     assert counted(bridge, "retry") == len(failures)

@@ -25,6 +25,7 @@ from tests.support import (
     async_wait_until,
     free_port,
     http_get,
+    post_signed,
     wait_until,
 )
 
@@ -154,17 +155,7 @@ def test_bridge_process_stops_within_ten_seconds_with_collector_unreachable(
     )
     bridge_processes.append(process)
     process.start(tmp_path)
-    body = _ingest_body(1000)
-    request = urllib.request.Request(
-        process.url + "/v1/messages",
-        data=body,
-        headers={
-            "Content-Type": "application/x-ndjson",
-            SIGNATURE_HEADER: Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time())),
-        },
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 202
+    post_signed(process.url, _ingest_body(1000))
 
     def exposed(name: str, label: str) -> float:
         return _exposed(http_get(process.url + "/metrics")[1].decode(), name, label)

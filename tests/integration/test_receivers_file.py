@@ -84,7 +84,7 @@ async def resumed(state: Path, receiver: WebhookReceiver, config: Path) -> Deliv
         state, serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
     ) as (_, sink, _):
         await async_wait_until(lambda: receiver.accepted(), what="the delivery, resumed")
-        [delivered] = sink.outbox.deliveries()
+        [delivered] = sink.outbox.queue.deliveries()
     return delivered
 
 
@@ -95,7 +95,7 @@ async def delivers_old_1_and_2(state: Path, receiver: WebhookReceiver, **env: An
         await async_wait_until(
             lambda: receiver.accepted_alert_ids() >= {"old-1", "old-2"}, what="both delivered"
         )
-        assert {d.url for d in sink.outbox.deliveries()} == {sink.receivers[0].key}
+        assert {d.url for d in sink.outbox.queue.deliveries()} == {sink.receivers[0].key}
 
 
 async def test_https_receiver_with_a_private_ca_and_a_bearer_token_gets_the_alert(
@@ -187,7 +187,7 @@ webhook_configs:
             lambda: any(s.status == "failed" for s in watcher.of(NotificationStatus)),
             what="a failed attempt reported",
         )
-        [delivery] = sink.outbox.deliveries()
+        [delivery] = sink.outbox.queue.deliveries()
         assert delivery.state is DeliveryState.PENDING
         assert delivery.attempts >= 1
         assert "Authorization header" in (delivery.last_error or "")
@@ -214,7 +214,7 @@ async def test_a_url_file_without_a_scheme_fails_the_attempt_without_showing_the
             lambda: [s for s in watcher.of(NotificationStatus) if s.status == "failed"],
             what="a failed attempt reported",
         )
-        [delivery] = sink.outbox.deliveries()
+        [delivery] = sink.outbox.queue.deliveries()
         assert "url_file" in (delivery.last_error or "")
         shown = [delivery.last_error or "", failed[0].error_reason or "", caplog.text]
         leaked = f"{receiver.port}/hook"
@@ -306,9 +306,9 @@ async def test_without_the_private_ca_the_https_receiver_is_not_trusted(
     ) as (bridge, sink, _):
         bridge.bus.publish("disk_full", system_alert("tls-2"))
         await async_wait_until(
-            lambda: any(d.attempts for d in sink.outbox.deliveries()), what="a failed attempt"
+            lambda: any(d.attempts for d in sink.outbox.queue.deliveries()), what="a failed attempt"
         )
-        [delivery] = sink.outbox.deliveries()
+        [delivery] = sink.outbox.queue.deliveries()
     assert delivery.state is DeliveryState.PENDING
     assert "certificate" in (delivery.last_error or "").lower()
     assert receiver.requests == []
@@ -365,7 +365,9 @@ webhook_configs:
         await async_wait_until(lambda: len(every.accepted()) == 2, what="the resolve")
         # Nothing is left waiting for the other receiver: it was judged and left out.
         await async_wait_until(
-            lambda: sink.outbox.depth().queued == 0 and sink.outbox.depth().pending == 0,
+            lambda: (
+                sink.outbox.queue.depth().queued == 0 and sink.outbox.queue.depth().pending == 0
+            ),
             what="an empty outbox",
         )
     assert [r.json()["status"] for r in every.requests] == ["firing", "resolved"]
@@ -394,9 +396,9 @@ async def test_a_receiver_told_of_an_alert_hears_its_resolve_after_it_eased_belo
         bridge.bus.publish("health", NodeHealth(node="n2", status="healthy"))
         await async_wait_until(
             lambda: (
-                not sink.outbox.alerts(state="firing")
-                and sink.outbox.depth().queued == 0
-                and sink.outbox.depth().pending == 0
+                not sink.outbox.alerts.find(state="firing")
+                and sink.outbox.queue.depth().queued == 0
+                and sink.outbox.queue.depth().pending == 0
             ),
             what="both resolved and an empty outbox",
         )
@@ -456,11 +458,11 @@ async def test_deliveries_waiting_under_a_key_of_an_earlier_version_are_delivere
     def build(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
         return build_payloads(records, max_alerts=10, external_url="http://b")
 
-    old_outbox.queue_for([digest_key])
-    old_outbox.apply([alert_events(envelope(system_alert("old-1")))[0]], now)
-    assert old_outbox.group(digest_key, now, 0.0, build) == 1
-    old_outbox.queue_for([raw_key])
-    old_outbox.apply([alert_events(envelope(system_alert("old-2")))[0]], now)
+    old_outbox.queue.queue_for([digest_key])
+    old_outbox.alerts.apply([alert_events(envelope(system_alert("old-1")))[0]], now)
+    assert old_outbox.queue.group(digest_key, now, 0.0, build) == 1
+    old_outbox.queue.queue_for([raw_key])
+    old_outbox.alerts.apply([alert_events(envelope(system_alert("old-2")))[0]], now)
     old_outbox.close()
     await delivers_old_1_and_2(tmp_path / "state", receiver, EXESDB_WEBHOOK_URLS=receiver.url)
 
@@ -477,7 +479,7 @@ async def test_pending_deliveries_of_a_url_move_with_it_into_the_file(
     ) as (bridge, sink, _):
         bridge.bus.publish("disk_full", system_alert("moved-1"))
         await async_wait_until(lambda: receiver.requests, what="a failed attempt")
-        [waiting] = sink.outbox.deliveries()
+        [waiting] = sink.outbox.queue.deliveries()
         assert waiting.url == sink.receivers[0].key
     receiver.default = receiver.default.__class__(200)
     receiver.authorization = "Bearer moved"
@@ -760,7 +762,7 @@ async def test_a_pending_delivery_of_a_url_file_survives_a_new_spelling_of_its_p
     ) as (bridge, sink, _):
         bridge.bus.publish("disk_full", system_alert("spelled-1"))
         await async_wait_until(lambda: receiver.requests, what="a failed attempt")
-        [waiting] = sink.outbox.deliveries()
+        [waiting] = sink.outbox.queue.deliveries()
     receiver.default = receiver.default.__class__(200)
     config = write(
         tmp_path / "receivers.yml", f"webhook_configs:\n  - url_file: {tmp_path / 'hook-url'}\n"
@@ -785,10 +787,10 @@ async def test_deliveries_an_earlier_version_keyed_by_a_url_file_path_as_spelled
     def build(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
         return build_payloads(records, max_alerts=10, external_url="http://b")
 
-    old_outbox.queue_for([spelled])
-    old_outbox.apply([alert_events(envelope(system_alert("old-1")))[0]], now)
-    assert old_outbox.group(spelled, now, 0.0, build) == 1
-    old_outbox.apply([alert_events(envelope(system_alert("old-2")))[0]], now)
+    old_outbox.queue.queue_for([spelled])
+    old_outbox.alerts.apply([alert_events(envelope(system_alert("old-1")))[0]], now)
+    assert old_outbox.queue.group(spelled, now, 0.0, build) == 1
+    old_outbox.alerts.apply([alert_events(envelope(system_alert("old-2")))[0]], now)
     old_outbox.close()
     config = write(tmp_path / "receivers.yml", "webhook_configs:\n  - url_file: hook-url\n")
     await delivers_old_1_and_2(tmp_path / "state", receiver, EXESDB_WEBHOOK_CONFIG_FILE=str(config))
@@ -815,7 +817,7 @@ async def test_a_pending_delivery_of_a_url_file_survives_its_secret_volume_rotat
     ) as (bridge, sink, _):
         bridge.bus.publish("disk_full", system_alert("rotated-1"))
         await async_wait_until(lambda: receiver.requests, what="a failed attempt")
-        [waiting] = sink.outbox.deliveries()
+        [waiting] = sink.outbox.queue.deliveries()
     # The kubelet's rotation: a new folder, the ..data link swapped to it, the old folder gone.
     (volume / "..2026_12_02").mkdir()
     write(volume / "..2026_12_02" / "url", receiver.url + "\n")
@@ -847,7 +849,9 @@ async def test_two_url_file_receivers_linked_to_one_file_keep_their_own_deliveri
     env = {"EXESDB_WEBHOOK_CONFIG_FILE": str(config), **FAST}
     async with alert_bridge(tmp_path / "state", serve_http=False, **env) as (bridge, sink, _):
         bridge.bus.publish("disk_full", system_alert("linked-1"))
-        await async_wait_until(lambda: len(sink.outbox.deliveries()) == 2, what="two deliveries")
+        await async_wait_until(
+            lambda: len(sink.outbox.queue.deliveries()) == 2, what="two deliveries"
+        )
         keys = {receiver.key for receiver in sink.receivers}
     async with alert_bridge(tmp_path / "state", serve_http=False, **env) as (_, sink, _):
-        assert {d.url for d in sink.outbox.deliveries()} == keys
+        assert {d.url for d in sink.outbox.queue.deliveries()} == keys

@@ -20,9 +20,8 @@ from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import HistoryEvent
 from bridge.sinks.alerts.thread import DbThread
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.sinks.alerts.helpers import T0
+from tests.sinks.alerts.helpers import T0, URL, event
 from tests.sinks.alerts.test_index import CrashingOutbox
-from tests.sinks.alerts.test_outbox import URL, event
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +114,7 @@ def db() -> Iterator[DbThread]:
 
 
 def _index(state: RedisSharedState, outbox: Outbox, db: DbThread) -> AlertIndex:
-    return AlertIndex(state, outbox=outbox, db=db, clock=lambda: T0 + 100, limit=100)
+    return AlertIndex(state, alerts=outbox.alerts, db=db, clock=lambda: T0 + 100, limit=100)
 
 
 def _keys(server: RedisServer) -> tuple[set[bytes], set[bytes]]:
@@ -139,28 +138,28 @@ async def test_taking_the_lease_up_drops_nothing_in_redis_before_the_outbox_stor
     b_box = Outbox(tmp_path / "b.sqlite3", urls=[URL])
     try:
         hold(server, "a:1")
-        a_box.crash = True
+        a_box.alerts.crash = True
         with pytest.raises(RuntimeError):
-            await _index(a_state, a_box, db).change(a_box.plan, [event("one")], T0)
+            await _index(a_state, a_box, db).change(a_box.alerts.plan, [event("one")], T0)
         assert _keys(server)[0] == {b"one"}
         assert len(_keys(server)[1]) == 1
         with pytest.raises(RuntimeError):
             await _index(a_state, a_box, db).take_up()  # the outbox fails again
         assert _keys(server)[0] == {b"one"}
         assert len(_keys(server)[1]) == 1  # the note waits for the outbox
-        a_box.crash = False
+        a_box.alerts.crash = False
         await _index(a_state, a_box, db).take_up()
-        assert a_box.depth().queued == 1  # stored, and notified once
+        assert a_box.queue.depth().queued == 1  # stored, and notified once
         assert _keys(server) == ({b"one"}, set())
-        await _index(a_state, a_box, db).change(a_box.plan, [event("two")], T0 + 1)
+        await _index(a_state, a_box, db).change(a_box.alerts.plan, [event("two")], T0 + 1)
         with server.client() as client:
             client.delete("exesdb:state:alerts:kept")
         hold(server, "b:1")
         assert await _index(b_state, b_box, db).take_up() == 2
-        assert b_box.alert("one") == a_box.alert("one")
-        assert b_box.alert("two") == a_box.alert("two")
+        assert b_box.alerts.get("one") == a_box.alerts.get("one")
+        assert b_box.alerts.get("two") == a_box.alerts.get("two")
         assert _keys(server)[0] == {b"one", b"two"}
-        assert b_box.depth().queued == 0  # the receivers heard of them from a
+        assert b_box.queue.depth().queued == 0  # the receivers heard of them from a
     finally:
         a_box.close()
         b_box.close()
@@ -177,24 +176,24 @@ async def test_the_next_holder_takes_over_a_crashed_holders_notes_on_a_real_redi
     b_box = Outbox(tmp_path / "b.sqlite3", urls=[URL])
     try:
         hold(server, "a:1")
-        a_box.crash = True
+        a_box.alerts.crash = True
         with pytest.raises(RuntimeError):
-            await _index(a_state, a_box, db).change(a_box.plan, [event("one")], T0)
+            await _index(a_state, a_box, db).change(a_box.alerts.plan, [event("one")], T0)
         assert len(_keys(server)[1]) == 1
         with pytest.raises(TransportError, match="no longer holds"):
             await b_state.adopt("alerts")  # a still holds the lease
         assert len(_keys(server)[1]) == 1
         hold(server, "b:1")
         await _index(b_state, b_box, db).take_up()
-        assert b_box.depth().queued == 1  # the firing, from b
-        fired = b_box.detail("one")
+        assert b_box.queue.depth().queued == 1  # the firing, from b
+        fired = b_box.alerts.detail("one")
         assert fired is not None
         assert [entry.event for entry in fired.history] == [HistoryEvent.FIRED]
         with server.client() as client:
             assert client.keys("exesdb:state:alerts:notes:*") == []
-        a_box.crash = False
+        a_box.alerts.crash = False
         assert await _index(a_state, a_box, db).catch_up() == 0
-        assert a_box.depth().queued == 0
+        assert a_box.queue.depth().queued == 0
     finally:
         a_box.close()
         b_box.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -19,14 +18,14 @@ from typing import Any
 
 import pytest
 
-from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
+from bridge.bus import Envelope, Keyring, new_message_id
 from bridge.messages import Message, NodeHealth, NodeLifecycle, SystemAlert, utc_now
 from bridge.sinks.alerts.index import encode, encode_plan
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.transitions import Plan, escalation, on_event
 from tests.integration.servers.redis import RedisServer
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
-from tests.support import TEST_SECRET, BridgeProcess, free_port, http_get, wait_until
+from tests.support import TEST_SECRET, BridgeProcess, free_port, http_get, post_signed, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -99,18 +98,7 @@ def ingest(bridge_url: str, messages: list[tuple[str, str, Message]]) -> None:
             new_message_id(), payload.INSTANCE, topic, payload.TAG, node, now, payload
         )
         lines.append(envelope.to_bytes())
-    body = b"\n".join(lines)
-    request = urllib.request.Request(
-        f"{bridge_url}/v1/messages",
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/x-ndjson",
-            SIGNATURE_HEADER: Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time())),
-        },
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 202
+    post_signed(bridge_url, b"\n".join(lines))
 
 
 def alert(alert_id: str) -> tuple[str, str, Message]:

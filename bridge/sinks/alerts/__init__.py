@@ -1,8 +1,9 @@
 """The alert sink: alerts from the bus become signed, durable Alertmanager-format webhooks.
 
 Pipeline: ``sources`` (messages → alert events) → ``transitions`` (the alert state machine, pure
-functions over ``records``) → ``outbox`` (alert states and deliveries in SQLite) → ``payload``
-(webhook format v4) → ``delivery`` (per-URL senders with retries), beside ``escalation`` and
+functions over ``records``) → ``outbox`` (one SQLite file: ``alert_store``, the per-receiver
+``queue``, ``dead_letters`` and ``retention`` over one ``database``) → ``payload`` (webhook
+format v4) → ``delivery`` (per-URL senders with retries), beside ``escalation`` and
 ``alertmanager``; ``sink`` wires them into a bridge component, with ``admin`` (its HTTP routes),
 ``index`` (the open alerts kept in Redis for the next work-queue holder) and ``metrics`` (its
 self-metrics).

@@ -34,8 +34,8 @@ from bridge.backoff import Backoff
 from bridge.httpclient import REQUEST_ERRORS, ClientSettings, request_failure
 from bridge.messages import format_timestamp
 from bridge.redaction import safe_url
+from bridge.sinks.alerts.alert_store import AlertStore
 from bridge.sinks.alerts.delivery import USER_AGENT, Sleep, wait_or_wake
-from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.payload import alert_url
 from bridge.sinks.alerts.records import AlertRecord, AlertState
 from bridge.sinks.alerts.thread import DbThread
@@ -88,7 +88,7 @@ class AlertmanagerPoster:
         self,
         base_url: str,
         *,
-        outbox: Outbox,
+        alerts: AlertStore,
         db: DbThread,
         external_url: str,
         timeout: float,
@@ -103,7 +103,7 @@ class AlertmanagerPoster:
         self.url = base_url.rstrip("/") + "/api/v2/alerts"
         self.shown_url = safe_url(self.url)
         self.interval = interval
-        self._outbox = outbox
+        self._alerts = alerts
         self._db = db
         self._external_url = external_url
         self._timeout = timeout
@@ -180,9 +180,9 @@ class AlertmanagerPoster:
             since = (self._last_ok if self._last_ok is not None else now) - (
                 _RESEND_FACTOR * self.interval
             )
-            page = self._outbox.current
+            page = self._alerts.current
         else:
-            since, page = self._cursor - _CURSOR_MARGIN_SECONDS, self._outbox.changed_since
+            since, page = self._cursor - _CURSOR_MARGIN_SECONDS, self._alerts.changed_since
         # Page after page (ordered by id, so an alert changing meanwhile neither moves nor is
         # posted twice), one post each: every alert goes out, however many are open.
         after = ""

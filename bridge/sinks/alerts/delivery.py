@@ -10,7 +10,7 @@ in the outbox until ``exesdb-bridge outbox retry``.
 
 Each receiver has its own worker and sender, and at most one attempt in flight, so a dead or
 hanging receiver only ever delays its own deliveries; those go out in the order they were made
-(``Outbox.next_due``), so a resolve never overtakes the firing it ends. A sender reads its
+(``DeliveryQueue.next_due``), so a resolve never overtakes the firing it ends. A sender reads its
 receiver's URL, secrets and certificates again when their files change (``bridge.httpclient``),
 so they rotate without a restart; a file it cannot use fails the attempt, which is retried.
 Each attempt ends in a CLIENT span handed to the span recorders (``bridge.tracing``). Clock,
@@ -43,7 +43,7 @@ from bridge.httpclient import (
     request_failure,
 )
 from bridge.receivers import Receiver, receiver_label
-from bridge.sinks.alerts.outbox import BuildPayloads, Keep, Outbox
+from bridge.sinks.alerts.queue import BuildPayloads, DeliveryQueue, Keep
 from bridge.sinks.alerts.receiver_log import ReceiverLog
 from bridge.sinks.alerts.records import Delivery, DeliveryState
 from bridge.sinks.alerts.thread import DbThread
@@ -305,14 +305,14 @@ class DeliveryWorker:
     """Groups one receiver's queued alerts into deliveries and sends them, retrying as needed.
 
     ``key`` is the receiver's key in the outbox; ``label`` how it is shown; ``keep`` its
-    filters (``Outbox.group``).
+    filters (``DeliveryQueue.group``).
     """
 
     def __init__(
         self,
         key: str,
         *,
-        outbox: Outbox,
+        queue: DeliveryQueue,
         db: DbThread,
         sender: Sender,
         policy: RetryPolicy,
@@ -327,7 +327,7 @@ class DeliveryWorker:
     ) -> None:
         self.key = key
         self.label = label or receiver_label(key)
-        self._outbox = outbox
+        self._queue = queue
         self._db = db
         self._sender = sender
         self._policy = policy
@@ -381,13 +381,13 @@ class DeliveryWorker:
         self._wake.clear()
         now = self._clock()
         await self._db.call(
-            self._outbox.group, self.key, now, self._group_wait, self._build, self._keep
+            self._queue.group, self.key, now, self._group_wait, self._build, self._keep
         )
-        delivery = await self._db.call(self._outbox.next_due, self.key, now)
+        delivery = await self._db.call(self._queue.next_due, self.key, now)
         if delivery is not None:
             await self.attempt(delivery)
             return 0.0
-        wake_at = await self._db.call(self._outbox.next_wake, self.key, self._group_wait)
+        wake_at = await self._db.call(self._queue.next_wake, self.key, self._group_wait)
         if wake_at is None:
             return _POLL_SECONDS
         return min(_POLL_SECONDS, max(wake_at - self._clock(), 0.0))
@@ -409,7 +409,7 @@ class DeliveryWorker:
             state = DeliveryState.PENDING if next_at is not None else DeliveryState.DEAD
         self._log.attempted(delivery.id, state, result.error, number)
         await self._db.call(
-            self._outbox.finish_attempt,
+            self._queue.finish_attempt,
             delivery.id,
             state=state,
             next_attempt_at=now if next_at is None else next_at,

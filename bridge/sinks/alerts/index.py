@@ -41,7 +41,7 @@ from typing import Any, Final, ParamSpec
 
 from bridge.bus import SharedState, StateChange
 from bridge.errors import TransportError
-from bridge.sinks.alerts.outbox import Outbox, escalations
+from bridge.sinks.alerts.alert_store import AlertStore, escalations
 from bridge.sinks.alerts.records import (
     AlertRecord,
     AlertState,
@@ -103,7 +103,7 @@ class AlertIndex:
         self,
         state: SharedState,
         *,
-        outbox: Outbox,
+        alerts: AlertStore,
         db: DbThread,
         clock: Callable[[], float],
         limit: int,
@@ -114,7 +114,7 @@ class AlertIndex:
         when catching up stored notifications, ``escalated`` with the escalation steps among
         them (announced by nobody yet: the crash came before)."""
         self._state = state
-        self._outbox = outbox
+        self._alerts = alerts
         self._db = db
         self._clock = clock
         self._limit = limit
@@ -161,7 +161,7 @@ class AlertIndex:
                     "this replica no longer holds the work-queue lease: its alert changes are "
                     "left to the holder"
                 )
-            applied = await self._db.call(self._outbox.commit, plan)
+            applied = await self._db.call(self._alerts.commit, plan)
             self.caught_up = True
             try:
                 await self._state.forget(NAME, [plan.id])
@@ -197,7 +197,7 @@ class AlertIndex:
         raised: list[Escalated] = []
         for plan in sorted(plans, key=lambda p: p.now):
             current = _still_current(plan, kept)
-            applied = await self._db.call(self._outbox.commit, current)
+            applied = await self._db.call(self._alerts.commit, current)
             if applied.changed:
                 stored += 1
                 raised += _escalations(current, applied)
@@ -228,7 +228,7 @@ class AlertIndex:
                 mine = [
                     record
                     for state in (AlertState.FIRING, AlertState.ACKNOWLEDGED)
-                    for record in await self._db.call(self._outbox.alerts, state.value, self._limit)
+                    for record in await self._db.call(self._alerts.find, state.value, self._limit)
                 ]
                 put = {record.alert_id: encode(record) for record in mine}
                 if not await self._state.commit(NAME, StateChange(put=put, restore=True)):
@@ -237,7 +237,7 @@ class AlertIndex:
                 _logger.info("alerts: Redis kept no open alerts; gave it ours (%d)", len(put))
                 return 0
             kept = _decoded(raw) or {}
-            changed: int = await self._db.call(self._outbox.adopt_open_alerts, kept, self._clock())
+            changed: int = await self._db.call(self._alerts.adopt_open_alerts, kept, self._clock())
         if changed:
             _logger.info("alerts: took up the open alerts kept in Redis (%d changed here)", changed)
         return changed

@@ -172,7 +172,7 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class Unretryable:
-    """A dead letter ``Outbox.retry`` must leave, and why: its receiver (``receiver``, its key)
+    """A dead letter ``DeadLetters.retry`` must leave, and why: its receiver (``receiver``, its key)
     is not one the bridge last started with (``configured`` false: no worker would send it), or
     it fires alerts whose resolve the receiver has since been sent (``resolved``: each alert's
     id and when it resolved, as the resolve said), so sent again it would leave them firing."""

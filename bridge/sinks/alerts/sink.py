@@ -39,6 +39,7 @@ from bridge.receivers import Receiver, ReceiverKeys, receiver_label
 from bridge.redaction import safe_url
 from bridge.routes import AdminGuard
 from bridge.sinks.alerts.admin import AlertQuery, alert_routes
+from bridge.sinks.alerts.alert_store import escalations
 from bridge.sinks.alerts.alertmanager import AlertmanagerPoster
 from bridge.sinks.alerts.delivery import (
     AttemptResult,
@@ -51,9 +52,10 @@ from bridge.sinks.alerts.delivery import (
 from bridge.sinks.alerts.escalation import Escalator
 from bridge.sinks.alerts.index import AlertIndex
 from bridge.sinks.alerts.metrics import AlertMetrics, DeliveryResult
-from bridge.sinks.alerts.outbox import BuildPayloads, Keep, Outbox, escalations
+from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.payload import build_payloads
 from bridge.sinks.alerts.pending import PendingConditions
+from bridge.sinks.alerts.queue import BuildPayloads, Keep
 from bridge.sinks.alerts.records import (
     Acknowledgement,
     AlertDetail,
@@ -78,8 +80,6 @@ _logger = logging.getLogger(__name__)
 SUBSCRIBED_INSTANCES: Final = tuple(sorted(WORK_QUEUE_INSTANCES))
 _HOUSEKEEPING_SECONDS: Final = 1.0
 _PRUNE_EVERY_SECONDS: Final = 3600.0
-_KEEP_DELIVERED_SECONDS: Final = 86_400.0
-_KEEP_RESOLVED_SECONDS: Final = 7 * 86_400.0
 # The share of EXESDB_ALERT_QUEUE_SIZE from which HTTP ingest refuses new work (503).
 HIGH_WATER: Final = 0.8
 # Kept from what is left of EXESDB_SHUTDOWN_TIMEOUT_MS for stopping the workers once the queue
@@ -255,12 +255,12 @@ class AlertSink:
                 " EXESDB_WEBHOOK_SECRET: deliveries go unsigned",
                 ", ".join(unsigned),
             )
-        await self._db.call(outbox.queue_for, [receiver.key for receiver in receivers])
+        await self._db.call(outbox.queue.queue_for, [receiver.key for receiver in receivers])
         # A configured receiver's rows stay its own, even when its url_file is another's link.
-        stored = await self._db.call(outbox.receiver_keys) - {r.key for r in receivers}
+        stored = await self._db.call(outbox.queue.receiver_keys) - {r.key for r in receivers}
         for receiver in receivers:
             for old in (*receiver.legacy_keys, *ReceiverKeys.spellings(receiver.key, stored)):
-                await self._db.call(outbox.move_receiver_rows, old, receiver.key)
+                await self._db.call(outbox.queue.move_receiver_rows, old, receiver.key)
         self._outbox = outbox
         self._escalator = escalator = Escalator(
             escalate=self._escalate,
@@ -272,7 +272,7 @@ class AlertSink:
         if self._state is not None:
             self._index = AlertIndex(
                 self._state,
-                outbox=outbox,
+                alerts=outbox.alerts,
                 db=self._db,
                 clock=self._clock,
                 limit=self._max_open,
@@ -292,7 +292,7 @@ class AlertSink:
             receiver.key: DeliveryWorker(
                 receiver.key,
                 label=receiver.label,
-                outbox=outbox,
+                queue=outbox.queue,
                 db=self._db,
                 sender=self.senders[receiver.key],
                 policy=self.policy,
@@ -312,7 +312,7 @@ class AlertSink:
             timeout = section.timeout if section is not None and section.timeout else None
             self.alertmanager = AlertmanagerPoster(
                 alertmanager_url,
-                outbox=outbox,
+                alerts=outbox.alerts,
                 db=self._db,
                 external_url=self.external_url,
                 timeout=timeout or settings.webhook_timeout_ms / 1000,
@@ -326,7 +326,7 @@ class AlertSink:
             )
         for sender in self.senders.values():
             await sender.start()
-        orphaned = await self._db.call(outbox.dead_letter_orphans, self._clock(), self._build)
+        orphaned = await self._db.call(outbox.dead_letters.add_orphans, self._clock(), self._build)
         if orphaned:
             _logger.warning(
                 "alerts: dead-lettered %d delivery(ies) for receivers no longer in"
@@ -422,20 +422,26 @@ class AlertSink:
 
     async def _apply(self, changes: Sequence[AlertEvent | Acknowledgement], now: float) -> Applied:
         if self._index is None:
-            return await self._db.call(self.outbox.apply, changes, now, max_open=self._max_open)
-        return await self._index.change(self.outbox.plan, changes, now, max_open=self._max_open)
+            return await self._db.call(
+                self.outbox.alerts.apply, changes, now, max_open=self._max_open
+            )
+        return await self._index.change(
+            self.outbox.alerts.plan, changes, now, max_open=self._max_open
+        )
 
     async def _escalate(self, now: float, after_seconds: float) -> list[Escalated]:
         if self._index is None:
-            return await self._db.call(self.outbox.escalate_due, now, after_seconds)
+            return await self._db.call(self.outbox.alerts.escalate_due, now, after_seconds)
         return escalations(
-            await self._index.change(self.outbox.plan_escalations, now, after_seconds)
+            await self._index.change(self.outbox.alerts.plan_escalations, now, after_seconds)
         )
 
     async def _expire(self, now: float) -> list[AlertRecord]:
         if self._index is None:
-            return await self._db.call(self.outbox.resolve_expired, now, self._resolve_after)
-        applied = await self._index.change(self.outbox.plan_expiries, now, self._resolve_after)
+            return await self._db.call(self.outbox.alerts.resolve_expired, now, self._resolve_after)
+        applied = await self._index.change(
+            self.outbox.alerts.plan_expiries, now, self._resolve_after
+        )
         return applied.changed
 
     # -- the bus stage --
@@ -444,7 +450,7 @@ class AlertSink:
         await self._ready.wait()  # messages may arrive between bus start and ours
         changes: list[AlertEvent | Acknowledgement] = []
         fired: set[str] = set()  # firing earlier in this batch: a resolve must follow it
-        may_be_active = self.outbox.may_be_active
+        may_be_active = self.outbox.alerts.may_be_active
 
         def active(alert_id: str) -> bool:
             # Every healthy health message is a resolved event; for an alert that is not
@@ -573,14 +579,9 @@ class AlertSink:
         self._pending.forget_older_than(now)
         if now - self._last_prune >= _PRUNE_EVERY_SECONDS:
             self._last_prune = now
-            await self._db.call(
-                self.outbox.prune,
-                now,
-                delivered_for=_KEEP_DELIVERED_SECONDS,
-                resolved_for=_KEEP_RESOLVED_SECONDS,
-            )
+            await self._db.call(self.outbox.retention.prune, now)
             keep = self.settings.webhook_dead_letter_ttl_ms / 1000
-            forgotten = await self._db.call(self.outbox.forget_dead_letters, now, keep)
+            forgotten = await self._db.call(self.outbox.retention.forget_dead_letters, now, keep)
             if forgotten:
                 _logger.warning(
                     "alerts: deleted %d dead-lettered delivery(ies) older than"
@@ -590,8 +591,8 @@ class AlertSink:
                 )
 
     async def _refresh_gauges(self) -> None:
-        self.metrics.depth = await self._db.call(self.outbox.depth)
-        self.metrics.active = await self._db.call(self.outbox.active_counts)
+        self.metrics.depth = await self._db.call(self.outbox.queue.depth)
+        self.metrics.active = await self._db.call(self.outbox.alerts.active_counts)
 
     async def _housekeeping(self) -> None:
         assert self._escalator is not None
@@ -614,7 +615,7 @@ class AlertSink:
     async def list_alerts(self, query: AlertQuery) -> list[AlertRecord]:
         """The alerts matching ``query``, most recently changed first."""
         return await self._db.call(
-            self.outbox.alerts, query.state, query.limit, alert_id=query.alert_id
+            self.outbox.alerts.find, query.state, query.limit, alert_id=query.alert_id
         )
 
     def recipients(self) -> Recipients:
@@ -627,7 +628,7 @@ class AlertSink:
     async def alert_detail(self, alert_id: str) -> AlertDetail | None:
         """One alert with its history, deliveries and grouping windows (for its page); None
         when unknown."""
-        return await self._db.call(self.outbox.detail, alert_id)
+        return await self._db.call(self.outbox.alerts.detail, alert_id)
 
     async def acknowledge(self, ack: Acknowledgement) -> AlertRecord | None:
         """Acknowledge through the admin API and publish AlertAck; None when the alert is
@@ -640,11 +641,11 @@ class AlertSink:
         """
         now = self._clock()
         if self._index is None:
-            current = await self._db.call(self.outbox.alert, ack.alert_id)
+            current = await self._db.call(self.outbox.alerts.get, ack.alert_id)
             if current is None or on_ack(current, ack, now).effect is Effect.NONE:
                 return current  # unknown, or acknowledged or resolved already: nothing to tell
             record = await self._db.call(
-                self.outbox.acknowledge,
+                self.outbox.alerts.acknowledge,
                 ack.alert_id,
                 ack.ack_by,
                 now,
@@ -652,10 +653,12 @@ class AlertSink:
                 resolution=ack.resolution,
             )
         else:
-            record = on_ack(await self._db.call(self.outbox.alert, ack.alert_id), ack, now).record
+            record = on_ack(
+                await self._db.call(self.outbox.alerts.get, ack.alert_id), ack, now
+            ).record
             if record is not None and self._holds_work_queue():
                 try:
-                    await self._index.change(self.outbox.plan, [ack], now)
+                    await self._index.change(self.outbox.alerts.plan, [ack], now)
                 except TransportError as exc:
                     _logger.warning("alerts: the acknowledgement waits for the holder: %s", exc)
         if record is None:

@@ -11,11 +11,11 @@ Seven tables:
 - ``history``: what happened to each alert and when (fired, escalated, acknowledged, …), for its
   page; pruned with the alert, and to the newest ``HISTORY_KEPT`` entries per alert;
 - ``meta``: values the file keeps for itself (``receiver_secret``, and ``receivers``: the
-  keys of the receivers the bridge last started with; see ``outbox``);
-- ``plans``: the ids of the plans ``Outbox.commit`` stored (a week), so none is stored twice;
+  keys of the receivers the bridge last started with; see ``queue``);
+- ``plans``: the ids of the plans ``AlertStore.commit`` stored (a week), so none is stored twice;
 - ``told``: which receiver was sent which open alert, one row per (receiver, alert) until a
   resolve of it is grouped for that receiver: a receiver told of an alert hears of its later
-  changes even once below its ``min_severity`` (``outbox.Keep``), so it is never left with it
+  changes even once below its ``min_severity`` (``queue.Keep``), so it is never left with it
   firing.
 
 The schema is at version 6 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
@@ -105,14 +105,14 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 INSERT OR IGNORE INTO meta (name, value) VALUES ('receiver_secret', randomblob(32));
 """
-# Version 5: the ids of the plans stored (``Outbox.commit`` stores each once).
+# Version 5: the ids of the plans stored (``AlertStore.commit`` stores each once).
 _PLANS: Final = """
 CREATE TABLE IF NOT EXISTS plans (
     id TEXT PRIMARY KEY,
     stored_at REAL NOT NULL
 );
 """
-# Version 6: which receiver was told of which open alert (see outbox.Keep), and an index that
+# Version 6: which receiver was told of which open alert (see queue.Keep), and an index that
 # finds a receiver's oldest pending delivery (its entries run in rowid order within a url and
 # state). An open alert a receiver has a delivery of counts as told, so that it hears how the
 # alert ends; one resolved and fired again since may then tell it one change too many, never

@@ -1,12 +1,14 @@
-"""Helpers for the alert sink's tests: envelopes, a settable clock, an in-process bridge."""
+"""Helpers for the alert sink's tests: alert events, envelopes, a clock, an in-process bridge."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -26,6 +28,8 @@ from bridge.sinks.alerts.thread import DbThread
 from tests.support import ADMIN_TOKEN, async_wait_until
 
 T0 = 1_800_000_000.0
+URL = "http://127.0.0.1:9/hook"
+AT = datetime.fromtimestamp(T0, UTC)
 M = TypeVar("M", bound=Message)
 _holding: set[asyncio.Task[None]] = set()
 
@@ -40,13 +44,13 @@ def envelope(
 
 def observe(outbox: Outbox, event: AlertEvent, now: float) -> AlertRecord | None:
     """Apply one alert event; the alert when receivers must hear of it, else None."""
-    changed = outbox.apply([event], now).changed
+    changed = outbox.alerts.apply([event], now).changed
     return changed[0] if changed else None
 
 
 def stored(outbox: Outbox, alert_id: str) -> AlertRecord | None:
     """The alert named ``alert_id`` as the outbox holds it, if it does."""
-    found = outbox.alerts(alert_id=alert_id, limit=1)
+    found = outbox.alerts.find(alert_id=alert_id, limit=1)
     return found[0] if found else None
 
 
@@ -165,3 +169,36 @@ async def hold(db: DbThread) -> threading.Event:
     task.add_done_callback(_holding.discard)
     await async_wait_until(blocked.is_set, what="the database thread blocked")
     return release
+
+
+def event(
+    alert_id: str = "node_failure:n1", status: str = "firing", **changes: object
+) -> AlertEvent:
+    """An alert event with sensible defaults."""
+    base = AlertEvent(
+        alert_id=alert_id,
+        alertname="node_failure",
+        status="firing",
+        severity="critical",
+        category="system",
+        node="n1",
+        title="node n1 is down",
+        description="silent",
+        requires_ack=True,
+        at=AT,
+    )
+    return replace(base, status=status, **changes)  # type: ignore[arg-type]
+
+
+def one_each(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:
+    """A payload builder: one delivery per alert, the body being the alert id."""
+    return [(r.alert_id.encode(), [r.alert_id]) for r in records]
+
+
+def seed(path: Path, statement: str, params: Sequence[object] = ()) -> None:
+    """Write a row into the outbox file through a connection of our own (committed at once)."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute(statement, params)
+    finally:
+        db.close()

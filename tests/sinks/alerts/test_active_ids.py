@@ -3,46 +3,36 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import AlertState
-from tests.sinks.alerts.helpers import T0, observe, stored
-from tests.sinks.alerts.test_outbox import URL, event
-
-
-@pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    """An outbox with one webhook URL."""
-    box = Outbox.in_dir(tmp_path / "state", urls=[URL])
-    yield box
-    box.close()
+from tests.sinks.alerts.helpers import T0, URL, event, observe, stored
 
 
 def test_unknown_alerts_are_not_active(outbox: Outbox) -> None:
     """An alert never seen may not be active, so a resolved event for it is a no-op."""
-    assert not outbox.may_be_active("node_failure:n1")
+    assert not outbox.alerts.may_be_active("node_failure:n1")
     assert observe(outbox, event(status="resolved"), T0) is None
 
 
 def test_firing_makes_an_alert_active_and_resolving_forgets_it(outbox: Outbox) -> None:
     """Firing marks the alert active; once the resolution commits it is not active any more."""
     assert observe(outbox, event(), T0) is not None
-    assert outbox.may_be_active("node_failure:n1")
+    assert outbox.alerts.may_be_active("node_failure:n1")
     assert observe(outbox, event(status="resolved"), T0 + 1) is not None
-    assert not outbox.may_be_active("node_failure:n1")
+    assert not outbox.alerts.may_be_active("node_failure:n1")
 
 
 def test_acknowledged_alerts_stay_active_until_resolved(outbox: Outbox) -> None:
     """An acknowledgement without a resolution leaves the alert active."""
     observe(outbox, event(), T0)
-    outbox.acknowledge("node_failure:n1", "ops", T0 + 1)
-    assert outbox.may_be_active("node_failure:n1")
-    outbox.acknowledge("node_failure:n1", "ops", T0 + 2, resolution="fixed")
-    assert not outbox.may_be_active("node_failure:n1")
+    outbox.alerts.acknowledge("node_failure:n1", "ops", T0 + 1)
+    assert outbox.alerts.may_be_active("node_failure:n1")
+    outbox.alerts.acknowledge("node_failure:n1", "ops", T0 + 2, resolution="fixed")
+    assert not outbox.alerts.may_be_active("node_failure:n1")
 
 
 def test_active_alerts_are_remembered_across_a_restart(tmp_path: Path) -> None:
@@ -54,8 +44,8 @@ def test_active_alerts_are_remembered_across_a_restart(tmp_path: Path) -> None:
     first.close()
     again = Outbox.in_dir(tmp_path / "state", urls=[URL])
     try:
-        assert again.may_be_active("a:1")
-        assert not again.may_be_active("b:2")
+        assert again.alerts.may_be_active("a:1")
+        assert not again.alerts.may_be_active("b:2")
         assert observe(again, event("a:1", status="resolved"), T0 + 2) is not None
     finally:
         again.close()
@@ -66,8 +56,8 @@ def test_a_rolled_back_resolution_keeps_the_alert_active(outbox: Outbox) -> None
     observe(outbox, event(), T0)
     broken = event("bad", alertname=None)  # NOT NULL violated when stored, after the resolve
     with pytest.raises(sqlite3.IntegrityError):
-        outbox.apply([event(status="resolved"), broken], T0 + 1)
+        outbox.alerts.apply([event(status="resolved"), broken], T0 + 1)
     assert stored(outbox, "node_failure:n1").state is AlertState.FIRING  # type: ignore[union-attr]
     observe(outbox, event("other"), T0 + 1)  # a later commit must not forget it either
-    assert outbox.may_be_active("node_failure:n1")
+    assert outbox.alerts.may_be_active("node_failure:n1")
     assert observe(outbox, event(status="resolved"), T0 + 2) is not None

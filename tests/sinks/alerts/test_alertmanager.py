@@ -100,14 +100,14 @@ async def test_a_wake_posts_only_changed_alerts_and_the_interval_posts_all(tmp_p
     db = DbThread()
     clock = Clock()
     poster = AlertmanagerPoster(
-        receiver.url, outbox=outbox, db=db, external_url="http://b", timeout=5, clock=clock
+        receiver.url, alerts=outbox.alerts, db=db, external_url="http://b", timeout=5, clock=clock
     )
-    outbox.apply([_event(f"old{n}") for n in range(100)], clock.now - 10)
+    outbox.alerts.apply([_event(f"old{n}") for n in range(100)], clock.now - 10)
     poster.start()
     try:
         await async_wait_until(lambda: len(receiver.posts) == 1, what="the first, full post")
         clock.advance(30)
-        outbox.apply([_event(f"new{n}") for n in range(3)], clock.now)
+        outbox.alerts.apply([_event(f"new{n}") for n in range(3)], clock.now)
         poster.wake()
         await async_wait_until(lambda: len(receiver.posts) == 2, what="the wake's post")
         assert [len(post) for post in receiver.posts] == [100, 3]
@@ -144,7 +144,7 @@ async def test_a_failing_alertmanager_is_retried_after_growing_pauses(tmp_path: 
 
     poster = AlertmanagerPoster(
         receiver.url,
-        outbox=outbox,
+        alerts=outbox.alerts,
         db=db,
         external_url="http://b",
         timeout=5,
@@ -154,7 +154,7 @@ async def test_a_failing_alertmanager_is_retried_after_growing_pauses(tmp_path: 
         sleep=sleep,
         random=lambda: 0.5,  # no jitter
     )
-    outbox.apply([_event("a1")], clock.now)
+    outbox.alerts.apply([_event("a1")], clock.now)
     poster.start()
     try:
         await async_wait_until(lambda: len(pauses) >= 8, what="failures, a success, a failure")
@@ -229,10 +229,10 @@ async def test_every_open_alert_is_posted_however_many_and_however_many_changed(
     db = DbThread()
     clock = Clock()
     poster = AlertmanagerPoster(
-        receiver.url, outbox=outbox, db=db, external_url="http://b", timeout=5, clock=clock
+        receiver.url, alerts=outbox.alerts, db=db, external_url="http://b", timeout=5, clock=clock
     )
     first = [f"old{n:05}" for n in range(10_500)]
-    outbox.apply([_event(alert_id) for alert_id in first], clock.now - 10)
+    outbox.alerts.apply([_event(alert_id) for alert_id in first], clock.now - 10)
     poster.start()
 
     def posted(after: int) -> set[str]:
@@ -244,7 +244,7 @@ async def test_every_open_alert_is_posted_however_many_and_however_many_changed(
         done = len(receiver.posts)
         clock.advance(30)
         later = [f"new{n:05}" for n in range(10_500)]
-        outbox.apply([_event(alert_id) for alert_id in later], clock.now)
+        outbox.alerts.apply([_event(alert_id) for alert_id in later], clock.now)
         poster.wake()
         await async_wait_until(lambda: posted(done) >= set(later), what="every change posted")
         assert posted(done) == set(later)
@@ -265,14 +265,14 @@ async def test_a_failed_post_is_logged_without_the_urls_credentials(
     results: list[PostResult] = []
     poster = AlertmanagerPoster(
         "http://bridge:hunter2@127.0.0.1:99999",
-        outbox=outbox,
+        alerts=outbox.alerts,
         db=db,
         external_url="http://b",
         timeout=5,
         clock=clock,
         count=results.append,
     )
-    outbox.apply([_event("a1")], clock.now)
+    outbox.alerts.apply([_event("a1")], clock.now)
     caplog.set_level(logging.WARNING, "bridge.sinks.alerts.alertmanager")
     poster.start()
     try:

@@ -152,7 +152,7 @@ def worker_for(
     """A worker with backoff 1 s doubling to 8 s, no jitter randomness (random() = 0.5)."""
     return DeliveryWorker(
         URL,
-        outbox=outbox,
+        queue=outbox.queue,
         db=DbThread(),
         sender=sender,
         policy=RetryPolicy(Backoff(base=1.0, cap=8.0, rng=lambda: 0.5), deadline=deadline),
@@ -184,7 +184,7 @@ async def test_worker_retries_with_backoff_and_one_delivery_id(outbox: Outbox) -
     assert waits[1::2] == [1.0, 2.0, 5.0, 5.0]  # the last: idle poll
     assert len({delivery_id for _, delivery_id, _ in sender.sent}) == 1
     assert reports == [("pending", 1), ("pending", 2), ("pending", 3), ("delivered", 4)]
-    assert outbox.depth().pending == 0
+    assert outbox.queue.depth().pending == 0
 
 
 async def test_the_log_tells_a_failing_receiver_once_and_its_recovery(
@@ -224,7 +224,7 @@ async def test_the_log_tells_each_dead_letter(
     worker = worker_for(outbox, ScriptedSender([result(Outcome.REJECTED, 404)]), clock, [])
     with caplog.at_level("INFO", logger="bridge.sinks.alerts"):
         await worker.step()
-    [dead] = outbox.deliveries(DeliveryState.DEAD.value)
+    [dead] = outbox.queue.deliveries(DeliveryState.DEAD.value)
     [record] = caplog.records
     assert record.levelname == "WARNING"
     assert record.getMessage() == (
@@ -243,7 +243,7 @@ async def test_worker_treats_4xx_as_final(outbox: Outbox) -> None:
     clock.advance(1000)
     assert await worker.step() == 5.0
     assert reports == [("dead", 1)]
-    [dead] = outbox.deliveries(DeliveryState.DEAD.value)
+    [dead] = outbox.queue.deliveries(DeliveryState.DEAD.value)
     assert (dead.last_status, dead.last_error) == (400, "HTTP 400")
 
 
@@ -257,7 +257,7 @@ async def test_worker_dead_letters_at_the_deadline(outbox: Outbox) -> None:
         clock.advance(await worker.step())
     # 1 + 2 + 4 = 7 s of waiting fits in 10 s; the 4th failure would wait 8 s more.
     assert reports == [("pending", 1), ("pending", 2), ("pending", 3), ("dead", 4)]
-    assert outbox.depth().dead == 1
+    assert outbox.queue.depth().dead == 1
 
 
 class BrokenSender:
@@ -279,7 +279,7 @@ async def test_a_failing_step_is_counted_and_the_worker_goes_on(outbox: Outbox) 
     db = DbThread()
     worker = DeliveryWorker(
         URL,
-        outbox=outbox,
+        queue=outbox.queue,
         db=db,
         sender=BrokenSender(),
         policy=RetryPolicy(Backoff(base=1.0, cap=8.0), deadline=100.0),
@@ -297,4 +297,4 @@ async def test_a_failing_step_is_counted_and_the_worker_goes_on(outbox: Outbox) 
         await worker.aclose()
         db.close()
     assert pauses[:2] == [1.0, 1.0]  # a pause after each failure, then it tries again
-    assert outbox.depth().pending == 1  # the delivery is still there to send
+    assert outbox.queue.depth().pending == 1  # the delivery is still there to send

@@ -11,13 +11,13 @@ import pytest
 from bridge.bus import StateChange
 from bridge.errors import TransportError
 from bridge.sinks.alerts import index
+from bridge.sinks.alerts.alert_store import AlertStore
 from bridge.sinks.alerts.index import AlertIndex
 from bridge.sinks.alerts.outbox import Outbox
-from bridge.sinks.alerts.records import AlertState, Escalated, HistoryEvent
+from bridge.sinks.alerts.records import AlertState, Applied, Escalated, HistoryEvent
 from bridge.sinks.alerts.thread import DbThread
 from bridge.sinks.alerts.transitions import Plan, on_event
-from tests.sinks.alerts.helpers import T0, observe
-from tests.sinks.alerts.test_outbox import URL, event
+from tests.sinks.alerts.helpers import T0, URL, event, observe
 from tests.sinks.alerts.test_payload import record
 
 
@@ -83,15 +83,25 @@ class State:
         return moved
 
 
-class CrashingOutbox(Outbox):
-    """An outbox that dies (as SIGKILL would) before storing its next plan."""
+class CrashingStore(AlertStore):
+    """An alert store that dies (as SIGKILL would) before storing its next plan."""
 
     crash = False
 
-    def commit(self, plan: Plan):
+    def commit(self, plan: Plan) -> Applied:
         if self.crash:
             raise RuntimeError("killed before the outbox stored the plan")
         return super().commit(plan)
+
+
+class CrashingOutbox(Outbox):
+    """An outbox whose alert store is a ``CrashingStore`` (``alerts.crash``)."""
+
+    alerts: CrashingStore
+
+    def __init__(self, path: Path, *, urls: Collection[str] = ()) -> None:
+        super().__init__(path, urls=list(urls))
+        self.alerts = CrashingStore(self.database, self.queue)
 
 
 @pytest.fixture
@@ -123,7 +133,7 @@ def replica(
 ) -> AlertIndex:
     """The index as replica ``node`` sees it (through ``state``, when the test holds it)."""
     return AlertIndex(
-        state or State(store, node), outbox=outbox, db=db, clock=lambda: T0 + 100, limit=100
+        state or State(store, node), alerts=outbox.alerts, db=db, clock=lambda: T0 + 100, limit=100
     )
 
 
@@ -146,16 +156,16 @@ async def test_each_change_is_kept_in_redis_fenced_by_the_lease(boxes, db: DbThr
     stores nothing, here or there, and says so (TransportError)."""
     store = Store()
     a = replica(store, boxes["a"], db)
-    await a.change(boxes["a"].plan, [event("one"), event("two")], T0)
+    await a.change(boxes["a"].alerts.plan, [event("one"), event("two")], T0)
     assert store.records is not None
     assert sorted(store.records) == ["one", "two"]
-    await a.change(boxes["a"].plan, [event("one", status="resolved")], T0 + 1)
+    await a.change(boxes["a"].alerts.plan, [event("one", status="resolved")], T0 + 1)
     assert sorted(store.records) == ["two"]
     assert store.notes["a"] == {}
     store.holder = "b"
     with pytest.raises(TransportError, match="no longer holds"):
-        await a.change(boxes["a"].plan, [event("three")], T0 + 2)
-    assert boxes["a"].alert("three") is None
+        await a.change(boxes["a"].alerts.plan, [event("three")], T0 + 2)
+    assert boxes["a"].alerts.get("three") is None
     assert sorted(store.records) == ["two"]
 
 
@@ -164,29 +174,29 @@ async def test_a_crash_after_redis_took_a_change_notifies_it_once(boxes, db: DbT
     its note and queues its notification once; the next holder, finding the alert open in
     Redis, does not notify it again, and resolves it."""
     store = Store()
-    boxes["a"].crash = True
+    boxes["a"].alerts.crash = True
     with pytest.raises(RuntimeError):
-        await replica(store, boxes["a"], db).change(boxes["a"].plan, [event()], T0)
-    assert boxes["a"].alert("node_failure:n1") is None
+        await replica(store, boxes["a"], db).change(boxes["a"].alerts.plan, [event()], T0)
+    assert boxes["a"].alerts.get("node_failure:n1") is None
     assert store.records is not None
     assert list(store.records) == ["node_failure:n1"]
-    boxes["a"].crash = False
+    boxes["a"].alerts.crash = False
     again = replica(store, boxes["a"], db)
     assert await again.catch_up() == 1
-    assert boxes["a"].depth().queued == 1
-    detail = boxes["a"].detail("node_failure:n1")
+    assert boxes["a"].queue.depth().queued == 1
+    detail = boxes["a"].alerts.detail("node_failure:n1")
     assert detail is not None
     assert [entry.event for entry in detail.history] == [HistoryEvent.FIRED]
     assert await again.catch_up() == 0
-    assert boxes["a"].depth().queued == 1
+    assert boxes["a"].queue.depth().queued == 1
     store.holder = "b"
     b = replica(store, boxes["b"], db, "b")
     await b.take_up()
-    await b.change(boxes["b"].plan, [event()], T0 + 5)  # the same alert again: not notified
-    assert boxes["b"].depth().queued == 0
-    applied = await b.change(boxes["b"].plan, [event(status="resolved")], T0 + 6)
+    await b.change(boxes["b"].alerts.plan, [event()], T0 + 5)  # the same alert again: not notified
+    assert boxes["b"].queue.depth().queued == 0
+    applied = await b.change(boxes["b"].alerts.plan, [event(status="resolved")], T0 + 6)
     assert [r.state for r in applied.changed] == [AlertState.RESOLVED]
-    assert boxes["b"].depth().queued == 1
+    assert boxes["b"].queue.depth().queued == 1
     assert store.records == {}
 
 
@@ -199,12 +209,12 @@ async def test_a_crash_after_the_outbox_stored_a_change_stores_nothing_twice(
     state = State(store, "a")
     state.crash_on_forget = True
     a = replica(store, boxes["a"], db, state=state)
-    await a.change(boxes["a"].plan, [event()], T0)
+    await a.change(boxes["a"].alerts.plan, [event()], T0)
     assert len(store.notes["a"]) == 1
-    assert boxes["a"].depth().queued == 1
+    assert boxes["a"].queue.depth().queued == 1
     again = replica(store, boxes["a"], db)
     assert await again.catch_up() == 0
-    assert boxes["a"].depth().queued == 1
+    assert boxes["a"].queue.depth().queued == 1
     assert store.notes["a"] == {}
 
 
@@ -217,15 +227,15 @@ async def test_a_note_redis_could_not_drop_is_dropped_at_the_next_change(
     state = State(store, "a")
     state.crash_on_forget = True
     a = replica(store, boxes["a"], db, state=state)
-    await a.change(boxes["a"].plan, [event()], T0)
+    await a.change(boxes["a"].alerts.plan, [event()], T0)
     assert len(store.notes["a"]) == 1
     state.crash_on_forget = False
-    await a.change(boxes["a"].plan, [event("other")], T0 + 1)
+    await a.change(boxes["a"].alerts.plan, [event("other")], T0 + 1)
     assert store.notes["a"] == {}
     store.holder = "b"
     await replica(store, boxes["b"], db, "b").take_up()
-    assert boxes["b"].depth().queued == 0
-    assert boxes["a"].depth().queued == 2
+    assert boxes["b"].queue.depth().queued == 0
+    assert boxes["a"].queue.depth().queued == 2
 
 
 async def test_a_change_retried_after_the_outbox_failed_is_stored_once(boxes, db: DbThread) -> None:
@@ -234,15 +244,15 @@ async def test_a_change_retried_after_the_outbox_failed_is_stored_once(boxes, db
     no note is left for a later start to store again."""
     store = Store()
     a = replica(store, boxes["a"], db)
-    await a.change(boxes["a"].plan, [event()], T0)
-    boxes["a"].crash = True
+    await a.change(boxes["a"].alerts.plan, [event()], T0)
+    boxes["a"].alerts.crash = True
     with pytest.raises(RuntimeError):
-        await a.change(boxes["a"].plan, [event(status="resolved")], T0 + 1)
-    boxes["a"].crash = False
-    await a.change(boxes["a"].plan, [event(status="resolved")], T0 + 2)
+        await a.change(boxes["a"].alerts.plan, [event(status="resolved")], T0 + 1)
+    boxes["a"].alerts.crash = False
+    await a.change(boxes["a"].alerts.plan, [event(status="resolved")], T0 + 2)
     assert store.notes["a"] == {}
     assert await replica(store, boxes["a"], db).catch_up() == 0
-    resolved = boxes["a"].detail("node_failure:n1")
+    resolved = boxes["a"].alerts.detail("node_failure:n1")
     assert resolved is not None
     assert resolved.alert.state is AlertState.RESOLVED
     assert [entry.event for entry in resolved.history] == [
@@ -259,15 +269,15 @@ async def test_a_change_whose_answer_was_lost_is_not_made_twice(boxes, db: DbThr
     a = replica(store, boxes["a"], db, state=state)
     state.lose_reply = True
     with pytest.raises(TransportError):
-        await a.change(boxes["a"].plan, [event()], T0)
+        await a.change(boxes["a"].alerts.plan, [event()], T0)
     state.lose_reply = False
-    await a.change(boxes["a"].plan, [event()], T0 + 1)
+    await a.change(boxes["a"].alerts.plan, [event()], T0 + 1)
     assert store.notes["a"] == {}
     assert await replica(store, boxes["a"], db).catch_up() == 0
-    fired = boxes["a"].detail("node_failure:n1")
+    fired = boxes["a"].alerts.detail("node_failure:n1")
     assert fired is not None
     assert [entry.event for entry in fired.history] == [HistoryEvent.FIRED]
-    assert boxes["a"].depth().queued == 1
+    assert boxes["a"].queue.depth().queued == 1
 
 
 async def test_the_next_holder_takes_up_the_open_alerts_and_resolves_them(
@@ -278,28 +288,30 @@ async def test_the_next_holder_takes_up_the_open_alerts_and_resolves_them(
     resolves the rest when their resolve comes."""
     store = Store()
     a = replica(store, boxes["a"], db)
-    await a.change(boxes["a"].plan, [event("on"), event("acked"), event("stale")], T0)
-    await a.change(boxes["a"].plan, [index_ack("acked")], T0 + 1)
-    boxes["b"].apply([event("stale")], T0 - 50)  # b held the lease before, long ago
-    await a.change(boxes["a"].plan, [event("stale", status="resolved")], T0 + 2)
+    await a.change(boxes["a"].alerts.plan, [event("on"), event("acked"), event("stale")], T0)
+    await a.change(boxes["a"].alerts.plan, [index_ack("acked")], T0 + 1)
+    boxes["b"].alerts.apply([event("stale")], T0 - 50)  # b held the lease before, long ago
+    await a.change(boxes["a"].alerts.plan, [event("stale", status="resolved")], T0 + 2)
     store.holder = "b"
     b = replica(store, boxes["b"], db, "b")
-    queued = boxes["b"].depth().queued
+    queued = boxes["b"].queue.depth().queued
     assert await b.take_up() == 3
-    assert boxes["b"].alert("on") == boxes["a"].alert("on")
-    taken = boxes["b"].detail("on")
+    assert boxes["b"].alerts.get("on") == boxes["a"].alerts.get("on")
+    taken = boxes["b"].alerts.detail("on")
     assert taken is not None
     assert [entry.event for entry in taken.history] == [HistoryEvent.TAKEN_OVER]
-    assert boxes["b"].alert("acked") == boxes["a"].alert("acked")
-    stale = boxes["b"].alert("stale")
+    assert boxes["b"].alerts.get("acked") == boxes["a"].alerts.get("acked")
+    stale = boxes["b"].alerts.get("stale")
     assert stale is not None
     assert stale.state is AlertState.RESOLVED
-    assert boxes["b"].depth().queued == queued
+    assert boxes["b"].queue.depth().queued == queued
     applied = await b.change(
-        boxes["b"].plan, [event("on", status="resolved"), event("acked", status="resolved")], T0
+        boxes["b"].alerts.plan,
+        [event("on", status="resolved"), event("acked", status="resolved")],
+        T0,
     )
     assert sorted(r.alert_id for r in applied.changed) == ["acked", "on"]
-    assert boxes["b"].depth().queued == queued + 2
+    assert boxes["b"].queue.depth().queued == queued + 2
 
 
 async def test_the_next_holder_takes_over_a_crashed_holders_note_and_notifies_it_once(
@@ -309,22 +321,22 @@ async def test_the_next_holder_takes_over_a_crashed_holders_note_and_notifies_it
     takes its note over with the lease and queues the firing, then resolves it; the crashed
     replica, should it start again after all, finds no note and notifies nothing twice."""
     store = Store()
-    boxes["a"].crash = True
+    boxes["a"].alerts.crash = True
     with pytest.raises(RuntimeError):
-        await replica(store, boxes["a"], db).change(boxes["a"].plan, [event()], T0)
-    boxes["a"].crash = False
+        await replica(store, boxes["a"], db).change(boxes["a"].alerts.plan, [event()], T0)
+    boxes["a"].alerts.crash = False
     store.holder = "b"
     b = replica(store, boxes["b"], db, "b")
     await b.take_up()
     assert store.notes == {"a": {}, "b": {}}
-    assert boxes["b"].depth().queued == 1
-    fired = boxes["b"].detail("node_failure:n1")
+    assert boxes["b"].queue.depth().queued == 1
+    fired = boxes["b"].alerts.detail("node_failure:n1")
     assert fired is not None
     assert [entry.event for entry in fired.history] == [HistoryEvent.FIRED]
-    applied = await b.change(boxes["b"].plan, [event(status="resolved")], T0 + 5)
+    applied = await b.change(boxes["b"].alerts.plan, [event(status="resolved")], T0 + 5)
     assert [r.state for r in applied.changed] == [AlertState.RESOLVED]
     assert await replica(store, boxes["a"], db).catch_up() == 0
-    assert boxes["a"].depth().queued == 0
+    assert boxes["a"].queue.depth().queued == 0
 
 
 @pytest.mark.parametrize("restarted", [True, False], ids=["restarted", "next holder"])
@@ -336,17 +348,17 @@ async def test_an_escalation_a_crash_cut_off_is_announced_when_its_note_is_store
     is published from there), once; a note of a firing hands over nothing."""
     store = Store()
     a = replica(store, boxes["a"], db)
-    await a.change(boxes["a"].plan, [event()], T0)
-    boxes["a"].crash = True
+    await a.change(boxes["a"].alerts.plan, [event()], T0)
+    boxes["a"].alerts.crash = True
     with pytest.raises(RuntimeError):
-        await a.change(boxes["a"].plan_escalations, T0 + 100, 60.0)
-    boxes["a"].crash = False
+        await a.change(boxes["a"].alerts.plan_escalations, T0 + 100, 60.0)
+    boxes["a"].alerts.crash = False
     node = "a" if restarted else "b"
     store.holder = node
     announced: list[list[Escalated]] = []
     again = AlertIndex(
         State(store, node),
-        outbox=boxes[node],
+        alerts=boxes[node].alerts,
         db=db,
         clock=lambda: T0 + 100,
         limit=100,
@@ -367,34 +379,34 @@ async def test_a_note_overtaken_by_another_holder_notifies_nothing_stale(
     the note fired (the note was not taken over): the firing is not sent late (the receivers
     heard the resolve)."""
     store = Store()
-    boxes["a"].crash = True
+    boxes["a"].alerts.crash = True
     with pytest.raises(RuntimeError):
-        await replica(store, boxes["a"], db).change(boxes["a"].plan, [event()], T0)
-    boxes["a"].crash = False
+        await replica(store, boxes["a"], db).change(boxes["a"].alerts.plan, [event()], T0)
+    boxes["a"].alerts.crash = False
     store.records = {}  # another holder resolved it
     assert await replica(store, boxes["a"], db).catch_up() == 0
-    assert boxes["a"].depth().queued == 0
+    assert boxes["a"].queue.depth().queued == 0
 
 
 async def test_a_replica_without_the_lease_takes_over_no_note(boxes, db: DbThread) -> None:
     """Taking up the open alerts without the lease (it went on meanwhile) fails and leaves the
     other replicas' notes where they are."""
     store = Store()
-    boxes["a"].crash = True
+    boxes["a"].alerts.crash = True
     with pytest.raises(RuntimeError):
-        await replica(store, boxes["a"], db).change(boxes["a"].plan, [event()], T0)
+        await replica(store, boxes["a"], db).change(boxes["a"].alerts.plan, [event()], T0)
     store.holder = "c"
     with pytest.raises(TransportError):
         await replica(store, boxes["b"], db, "b").take_up()
     assert len(store.notes["a"]) == 1
-    assert boxes["b"].depth().queued == 0
+    assert boxes["b"].queue.depth().queued == 0
 
 
 async def test_redis_that_lost_the_open_alerts_is_given_ours(boxes, db: DbThread) -> None:
     """Taking the lease over a Redis that lost its data (nothing kept, ever): the new holder's
     own open alerts are put back whole."""
     store = Store()
-    boxes["a"].apply([event("mine"), event("gone")], T0)
+    boxes["a"].alerts.apply([event("mine"), event("gone")], T0)
     observe(boxes["a"], event("gone", status="resolved"), T0 + 1)
     assert await replica(store, boxes["a"], db).take_up() == 0
     assert store.records is not None

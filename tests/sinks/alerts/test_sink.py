@@ -327,7 +327,7 @@ async def test_alerts_api_filters_by_alert_id(tmp_path: Path) -> None:
     async with alert_bridge(tmp_path) as (bridge, sink, _):
         bridge.bus.publish("disk_full", system_alert("a1"))
         bridge.bus.publish("disk_full", system_alert("a2"))
-        await async_wait_until(lambda: len(sink.outbox.alerts()) == 2, what="two alerts")
+        await async_wait_until(lambda: len(sink.outbox.alerts.find()) == 2, what="two alerts")
         status, body = await call(bridge, "GET", "/v1/alerts?alert_id=a2")
         assert (status, [a["alert_id"] for a in body["alerts"]]) == (200, ["a2"])
         assert await call(bridge, "GET", "/v1/alerts?alert_id=nope") == (200, {"alerts": []})

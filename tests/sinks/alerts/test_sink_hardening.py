@@ -35,12 +35,13 @@ from tests.sinks.alerts.helpers import (
     T0,
     Clock,
     alert_bridge,
+    event,
     hold,
     observe,
+    one_each,
     stored,
     system_alert,
 )
-from tests.sinks.alerts.test_outbox import event, one_each
 from tests.sinks.alerts.test_sink import AUTH, _field, call
 from tests.support import TEST_SECRET, async_wait_until, free_port
 
@@ -105,14 +106,14 @@ async def test_a_batch_of_alerts_is_committed_in_one_transaction(tmp_path: Path)
     db = DbThread()
     async with alert_bridge(tmp_path, serve_http=False, db=db) as (bridge, sink, _):
         commits: list[int] = []
-        real_apply = sink.outbox.apply
+        real_apply = sink.outbox.alerts.apply
 
         def counting_apply(*args: Any, **kwargs: Any) -> Any:
             applied = real_apply(*args, **kwargs)
             commits.append(len(args[0]))  # once committed
             return applied
 
-        sink.outbox.apply = counting_apply  # type: ignore[method-assign]
+        sink.outbox.alerts.apply = counting_apply  # type: ignore[method-assign]
         release = await hold(db)
         for number in range(300):
             bridge.bus.publish("disk_full", system_alert(f"b{number}"))
@@ -138,7 +139,7 @@ async def test_a_sink_stopped_past_the_deadline_still_closes_its_outbox(tmp_path
             bridge.bus.publish("disk_full", system_alert("s1"))
             await asyncio.wait_for(bridge.aclose(), 10)
             with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
-                sink.outbox.depth()
+                sink.outbox.queue.depth()
         finally:
             release.set()
 
@@ -166,7 +167,7 @@ async def test_a_batch_the_outbox_fails_to_store_is_answered_503_and_taken_when_
 ) -> None:
     """If the outbox commit fails, ingest says 503 not_committed and a resend is accepted."""
     async with alert_bridge(tmp_path, **INGEST) as (bridge, sink, _):
-        real_apply = sink.outbox.apply
+        real_apply = sink.outbox.alerts.apply
         failures = [sqlite3.OperationalError("disk I/O error")]
 
         def failing_once(*args: Any, **kwargs: Any) -> Any:
@@ -174,7 +175,7 @@ async def test_a_batch_the_outbox_fails_to_store_is_answered_503_and_taken_when_
                 raise failures.pop()
             return real_apply(*args, **kwargs)
 
-        sink.outbox.apply = failing_once  # type: ignore[method-assign]
+        sink.outbox.alerts.apply = failing_once  # type: ignore[method-assign]
         body = ndjson(*(system_alert(f"f{n}") for n in range(3)))
         status, headers, answer = await ingest(bridge, body)
         assert (status, answer["error"], headers["Retry-After"]) == (503, "not_committed", "1")
@@ -198,7 +199,7 @@ async def test_a_batch_answered_uncommitted_that_the_outbox_then_fails_on_is_tak
         await web.TCPSite(runner, "127.0.0.1", port).start()
         bridge.address = ("127.0.0.1", port)  # where ingest() posts
         try:
-            real_apply = sink.outbox.apply
+            real_apply = sink.outbox.alerts.apply
             failures = [sqlite3.OperationalError("disk I/O error")]  # in process: not retried
 
             def failing(*args: Any, **kwargs: Any) -> Any:
@@ -206,7 +207,7 @@ async def test_a_batch_answered_uncommitted_that_the_outbox_then_fails_on_is_tak
                     raise failures.pop()
                 return real_apply(*args, **kwargs)
 
-            sink.outbox.apply = failing  # type: ignore[method-assign]
+            sink.outbox.alerts.apply = failing  # type: ignore[method-assign]
             body = ndjson(*(system_alert(f"u{n}") for n in range(3)))
             release = await hold(db)
             status, _, answer = await ingest(bridge, body)
@@ -273,7 +274,7 @@ async def test_event_alerts_resolve_after_the_resolve_timeout(tmp_path: Path) ->
         bridge.bus.publish("security", security)
         bridge.bus.publish("disk_full", system_alert("needs-ack", severity="critical"))
         records = await async_wait_until(
-            lambda: sink.outbox.alerts() if len(sink.outbox.alerts()) == 2 else None,
+            lambda: sink.outbox.alerts.find() if len(sink.outbox.alerts.find()) == 2 else None,
             what="two alerts",
         )
         [event_id] = [r.alert_id for r in records if r.alertname == "brute_force"]
@@ -285,7 +286,7 @@ async def test_event_alerts_resolve_after_the_resolve_timeout(tmp_path: Path) ->
         await call(bridge, "POST", "/v1/alerts/needs-ack/ack", {"ack_by": "ops"})
         clock.advance(30)
         # What housekeeping runs each second: not yet a minute since the ack.
-        assert sink.outbox.resolve_expired(clock.now, 60.0) == []
+        assert sink.outbox.alerts.resolve_expired(clock.now, 60.0) == []
         assert _field(sink, "needs-ack", "state") == "acknowledged"
         clock.advance(31)
         await async_wait_until(
@@ -306,7 +307,7 @@ async def test_an_event_alert_seen_again_does_not_resolve(tmp_path: Path) -> Non
             lambda: _field(sink, "w1", "last_seen") == clock.now, what="seen again"
         )
         clock.advance(40)
-        assert sink.outbox.resolve_expired(clock.now, 60.0) == []
+        assert sink.outbox.alerts.resolve_expired(clock.now, 60.0) == []
         assert _field(sink, "w1", "state") == "firing"
         clock.advance(21)
         await async_wait_until(lambda: _field(sink, "w1", "state") == "resolved", what="resolved")
@@ -331,7 +332,7 @@ async def test_alerts_active_comes_from_the_outbox(tmp_path: Path) -> None:
     async with alert_bridge(tmp_path) as (bridge, sink, _):
         for alert_id, severity in (("x1", "critical"), ("x2", "critical"), ("x3", "warning")):
             bridge.bus.publish("disk_full", system_alert(alert_id, severity=severity))
-        await async_wait_until(lambda: len(sink.outbox.alerts()) == 3, what="three alerts")
+        await async_wait_until(lambda: len(sink.outbox.alerts.find()) == 3, what="three alerts")
         await call(bridge, "POST", "/v1/alerts/x1/ack", {"ack_by": "ops"})
         await call(bridge, "POST", "/v1/alerts/x2/ack", {"ack_by": "ops", "resolution": "fixed"})
 
@@ -372,13 +373,13 @@ async def test_metric_threshold_resolves_on_healthy_node_health_and_fires_again(
         await async_wait_until(
             lambda: _field(sink, alert_id, "state") == "resolved", what="resolved"
         )
-        before = len(sink.outbox.deliveries())
+        before = len(sink.outbox.queue.deliveries())
         bridge.bus.publish("metric_alert", crossing)
         await async_wait_until(
             lambda: _field(sink, alert_id, "state") == "firing", what="fired again"
         )
         await async_wait_until(
-            lambda: len(sink.outbox.deliveries()) > before, what="notified again"
+            lambda: len(sink.outbox.queue.deliveries()) > before, what="notified again"
         )
 
 
@@ -397,15 +398,17 @@ async def test_queued_alerts_for_a_removed_url_are_dead_lettered_at_start(
     env: dict[str, Any] = {"EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/new-hook"}
     async with alert_bridge(tmp_path, serve_http=False, **env) as (bridge, sink, _):
         assert bridge.registry.get_sample_value("exesdb_webhook_outbox_depth") == 0
-        [dead] = sink.outbox.deliveries(DeliveryState.DEAD.value)
+        [dead] = sink.outbox.queue.deliveries(DeliveryState.DEAD.value)
         assert (dead.url, dead.alert_ids) == (old, ("o1",))
         assert "no longer in EXESDB_WEBHOOK_URLS" in (dead.last_error or "")
     assert any("dead-lettered 1 delivery" in r.getMessage() for r in caplog.records)
     outbox = Outbox.in_dir(tmp_path, urls=[old])
     # `outbox retry` leaves it while the bridge starts without that receiver.
-    assert [(d.delivery_id, d.configured) for d in outbox.unretryable()] == [(dead.id, False)]
-    assert outbox.retry(time.time()) == 1
-    assert outbox.depth().pending == 1
+    assert [(d.delivery_id, d.configured) for d in outbox.dead_letters.unretryable()] == [
+        (dead.id, False)
+    ]
+    assert outbox.dead_letters.retry(time.time()) == 1
+    assert outbox.queue.depth().pending == 1
     outbox.close()
 
 
@@ -452,15 +455,15 @@ async def test_a_bridge_restarted_within_the_hour_still_prunes_its_outbox(tmp_pa
     old = Outbox.in_dir(tmp_path, urls=[url])
     for alert_id, finish in (("sent", DeliveryState.DELIVERED), ("refused", DeliveryState.DEAD)):
         observe(old, event(alert_id), T0)
-        old.group(url, T0, 0.0, one_each)
-        [delivery] = old.deliveries(DeliveryState.PENDING.value)
-        old.finish_attempt(
+        old.queue.group(url, T0, 0.0, one_each)
+        [delivery] = old.queue.deliveries(DeliveryState.PENDING.value)
+        old.queue.finish_attempt(
             delivery.id, state=finish, next_attempt_at=T0, status=None, error=None, now=T0
         )
     old.close()
     clock = Clock(T0 + 8 * 86_400)  # past a day (delivered) and a week (dead letters)
     async with alert_bridge(tmp_path, clock=clock, serve_http=False) as (_bridge, sink, _):
-        await async_wait_until(lambda: not sink.outbox.deliveries(), what="old rows pruned")
+        await async_wait_until(lambda: not sink.outbox.queue.deliveries(), what="old rows pruned")
 
 
 async def test_an_alert_of_long_node_and_component_names_has_an_id_acks_can_carry(
@@ -475,7 +478,7 @@ async def test_an_alert_of_long_node_and_component_names_has_an_id_acks_can_carr
             health = ComponentHealth(component=component, node=node, status="unhealthy")
             bridge.bus.publish("health", health)
         [record] = await async_wait_until(
-            lambda: sink.outbox.alerts() or None, what="the component's alert"
+            lambda: sink.outbox.alerts.find() or None, what="the component's alert"
         )
         assert len(record.alert_id) <= 4096
         assert record.alert_id.startswith(f"component_health:{node[:4000]}")
@@ -485,4 +488,4 @@ async def test_an_alert_of_long_node_and_component_names_has_an_id_acks_can_carr
         assert (status, body["alert"]["state"]) == (200, "acknowledged")
         [ack] = await async_wait_until(lambda: watcher.of(AlertAck) or None, what="the AlertAck")
         assert ack.alert_id == record.alert_id
-        assert len(sink.outbox.alerts()) == 1
+        assert len(sink.outbox.alerts.find()) == 1

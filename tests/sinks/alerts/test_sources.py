@@ -247,10 +247,10 @@ def test_a_new_crossing_after_a_resolve_notifies_again(tmp_path: Path) -> None:
     )
     healthy = NodeHealth(node="n1", status="healthy", checks={"cpu": {"status": "healthy"}})
     try:
-        assert outbox.apply(alert_events(envelope(crossing)), 1.0).changed
-        assert outbox.apply(alert_events(envelope(healthy)), 2.0).changed
-        assert outbox.apply(alert_events(envelope(crossing)), 10_000.0).changed
-        [record] = outbox.alerts()
+        assert outbox.alerts.apply(alert_events(envelope(crossing)), 1.0).changed
+        assert outbox.alerts.apply(alert_events(envelope(healthy)), 2.0).changed
+        assert outbox.alerts.apply(alert_events(envelope(crossing)), 10_000.0).changed
+        [record] = outbox.alerts.find()
         assert record.state == "firing"
     finally:
         outbox.close()

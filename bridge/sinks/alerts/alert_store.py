@@ -1,0 +1,387 @@
+"""The alert states in the outbox: each alert's record and history, changed only by stored plans.
+
+Every change of alert states is a ``Plan`` (``transitions``): ``plan_*`` work one out (reading
+only), ``commit`` stores it in one transaction; ``apply``, ``acknowledge``, ``escalate_due`` and
+``resolve_expired`` do both at once (the in-process bus). On Redis the alert stage makes a plan
+in Redis between the two (``index``). A stored change the receivers must hear of is queued for
+each of them (``DeliveryQueue.enqueue``) in the same transaction. (Not to be confused with
+``adopt_open_alerts``: on Redis, the alert states a new work-queue holder takes up.)
+
+Times are Unix seconds from the injected wall clock, since they must survive a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from bridge.bus import new_message_id
+from bridge.sinks.alerts.database import Database
+from bridge.sinks.alerts.queue import DeliveryQueue
+from bridge.sinks.alerts.records import (
+    MAX_LEVEL,
+    Acknowledgement,
+    AlertDetail,
+    AlertRecord,
+    AlertState,
+    Applied,
+    Escalated,
+    HistoryEntry,
+    HistoryEvent,
+)
+from bridge.sinks.alerts.retention import HISTORY_KEPT
+from bridge.sinks.alerts.rows import alert_params, matching, record_of
+from bridge.sinks.alerts.sources import AlertEvent
+from bridge.sinks.alerts.transitions import (
+    Effect,
+    Plan,
+    Transition,
+    adopted,
+    escalation,
+    expiry,
+    on_ack,
+    on_event,
+    opens,
+)
+
+__all__ = ["AlertStore", "escalations"]
+
+_STORE_ALERT: Final = """
+INSERT OR REPLACE INTO alerts (
+    alert_id, alertname, severity, category, node, title, description, requires_ack, state,
+    level, starts_at, updated_at, ends_at, level_since, ack_by, ack_note, ack_at, resolution,
+    auto_resolve, last_seen
+) VALUES (
+    :alert_id, :alertname, :severity, :category, :node, :title, :description, :requires_ack,
+    :state, :level, :starts_at, :updated_at, :ends_at, :level_since, :ack_by, :ack_note,
+    :ack_at, :resolution, :auto_resolve, :last_seen
+)
+"""
+_SEEN_ALERT: Final = (
+    "UPDATE alerts SET last_seen = :last_seen, auto_resolve = :auto_resolve"
+    " WHERE alert_id = :alert_id"
+)
+_RESOLVED: Final = {"resolved": AlertState.RESOLVED.value}
+
+
+class AlertStore:
+    """The alerts table and their history; see the module docstring. Notifications go to
+    ``queue``."""
+
+    def __init__(self, database: Database, queue: DeliveryQueue) -> None:
+        self._database = database
+        self._queue = queue
+        # Ids of the alerts not resolved, kept beside the table (written only in _store, in a
+        # transaction): a resolved event for any other alert changes nothing, and the sink asks
+        # may_be_active() before paying a thread hop and a transaction to learn that.
+        with database.read() as db:
+            rows = db.execute("SELECT alert_id FROM alerts WHERE state != :resolved", _RESOLVED)
+            self._active: set[str] = {row[0] for row in rows}
+        self._resolved: set[str] = set()  # resolved in the open transaction
+        database.on_end(self._ended)
+
+    def _ended(self, committed: bool) -> None:
+        # Forgotten as active only once the resolution is committed (see may_be_active).
+        if committed:
+            self._active.difference_update(self._resolved)
+        self._resolved.clear()
+
+    def get(self, alert_id: str) -> AlertRecord | None:
+        """The alert named ``alert_id``, if known."""
+        with self._database.read() as db:
+            row = db.execute(
+                "SELECT * FROM alerts WHERE alert_id = :alert_id", {"alert_id": alert_id}
+            ).fetchone()
+        return record_of(row) if row is not None else None
+
+    def find(
+        self, state: str | None = None, limit: int = 1000, *, alert_id: str | None = None
+    ) -> list[AlertRecord]:
+        """Alerts, most recently changed first; only those matching each filter given."""
+        where, params = matching({"state": state, "alert_id": alert_id})
+        query = f"SELECT * FROM alerts{where} ORDER BY updated_at DESC LIMIT :limit"  # noqa: S608
+        with self._database.read() as db:
+            return [record_of(row) for row in db.execute(query, {**params, "limit": limit})]
+
+    def detail(self, alert_id: str) -> AlertDetail | None:
+        """The alert named ``alert_id`` with its history, its deliveries (the newest 50) and the
+        grouping windows it waits in; None when unknown. One consistent read."""
+        with self._database.read() as db:
+            record = self.get(alert_id)
+            if record is None:
+                return None
+            history = db.execute(
+                "SELECT at, event, detail FROM history WHERE alert_id = :alert_id"
+                " ORDER BY at DESC, rowid DESC LIMIT :kept",
+                {"alert_id": alert_id, "kept": HISTORY_KEPT},
+            ).fetchall()
+            deliveries, waiting = self._queue.of_alert(alert_id)
+        return AlertDetail(
+            record,
+            tuple(
+                HistoryEntry(float(at), HistoryEvent(event), detail)
+                for at, event, detail in reversed(history)
+            ),
+            deliveries,
+            waiting,
+        )
+
+    def current(self, since: float, *, after: str = "", limit: int = 1000) -> list[AlertRecord]:
+        """Alerts not resolved, and those resolved since ``since`` (for Alertmanager): a page of
+        at most ``limit``, by id, those after ``after``."""
+        return self._page(
+            "(state != :resolved OR updated_at >= :since)",
+            {**_RESOLVED, "since": since},
+            after,
+            limit,
+        )
+
+    def changed_since(
+        self, since: float, *, after: str = "", limit: int = 1000
+    ) -> list[AlertRecord]:
+        """Alerts whose state changed at or after ``since`` (for Alertmanager's wake posts): a
+        page of at most ``limit``, by id, those after ``after``."""
+        return self._page("updated_at >= :since", {"since": since}, after, limit)
+
+    def _page(
+        self, where: str, params: dict[str, object], after: str, limit: int
+    ) -> list[AlertRecord]:
+        # By id (the primary key): pages that neither skip nor repeat an alert changed between.
+        with self._database.read() as db:
+            rows = db.execute(
+                f"SELECT * FROM alerts WHERE {where} AND alert_id > :after"  # noqa: S608
+                " ORDER BY alert_id LIMIT :limit",
+                {**params, "after": after, "limit": limit},
+            ).fetchall()
+        return [record_of(row) for row in rows]
+
+    def active_counts(self) -> dict[str, int]:
+        """Open alerts (firing or acknowledged) by severity."""
+        with self._database.read() as db:
+            rows = db.execute(
+                "SELECT severity, COUNT(*) FROM alerts WHERE state != :resolved GROUP BY severity",
+                _RESOLVED,
+            ).fetchall()
+        return {str(severity): int(count) for severity, count in rows}
+
+    def may_be_active(self, alert_id: str) -> bool:
+        """False when the alert is unknown or resolved (so a resolved event would change nothing).
+
+        Lock-free (a set lookup): a stale answer can only be True, and observe() decides then.
+        """
+        return alert_id in self._active
+
+    # -- changes: worked out as plans, stored in one transaction --
+
+    def apply(
+        self,
+        changes: Sequence[AlertEvent | Acknowledgement],
+        now: float,
+        *,
+        max_open: int | None = None,
+    ) -> Applied:
+        """Apply alert events and acknowledgements, in order, in ONE transaction.
+
+        Each goes through ``transitions.on_event`` / ``on_ack``. A new alert beyond
+        ``max_open`` open alerts is refused (counted in ``Applied.refused``).
+        """
+        with self._database.transaction():
+            return self._store_plan(self.plan(changes, now, max_open=max_open))
+
+    def plan(
+        self,
+        changes: Sequence[AlertEvent | Acknowledgement],
+        now: float,
+        *,
+        max_open: int | None = None,
+    ) -> Plan:
+        """What ``apply`` would do, stored by nobody yet."""
+        steps: list[Transition] = []
+        # The plan's own results so far: a later change of the same alert starts from them.
+        planned: dict[str, AlertRecord | None] = {}
+        refused = 0
+        opened = 0  # alerts the plan opened, less those it closed
+        open_count: int | None = None
+        with self._database.read():
+            for change in changes:
+                alert_id = change.alert_id
+                if alert_id in planned:
+                    current = planned[alert_id]
+                elif isinstance(change, Acknowledgement) or alert_id in self._active:
+                    current = self.get(alert_id)
+                else:
+                    # An alert not active is unknown or resolved, which no event tells apart:
+                    # the lookup (the hot path of a burst of new alerts) can be skipped.
+                    current = None
+                if isinstance(change, Acknowledgement):
+                    step = on_ack(current, change, now)
+                else:
+                    if max_open is not None and opens(current, change):
+                        if open_count is None:
+                            open_count = self._open_count() + opened
+                        if open_count >= max_open:
+                            refused += 1
+                            continue
+                    step = on_event(current, change, now)
+                record = step.record
+                if step.effect is Effect.NONE or record is None:
+                    continue
+                steps.append(step)
+                planned[alert_id] = record
+                # A resolve frees a place for a later new alert.
+                change_in_open = int(record.open) - int(current is not None and current.open)
+                opened += change_in_open
+                if open_count is not None:
+                    open_count += change_in_open
+        return Plan(new_message_id(), now, tuple(steps), refused)
+
+    def acknowledge(
+        self,
+        alert_id: str,
+        ack_by: str,
+        now: float,
+        *,
+        ack_note: str | None = None,
+        resolution: str | None = None,
+    ) -> AlertRecord | None:
+        """Acknowledge an alert (resolve it when a ``resolution`` is given); None when unknown.
+
+        Acknowledging twice, or after the alert resolved, changes nothing and returns the alert.
+        """
+        ack = Acknowledgement(alert_id, ack_by, ack_note, resolution)
+        with self._database.transaction():
+            step = on_ack(self.get(alert_id), ack, now)
+            self._store_step(step, now)
+            return step.record
+
+    def escalate_due(self, now: float, after_seconds: float) -> list[Escalated]:
+        """Move every unacknowledged ``requires_ack`` alert that waited too long up one level."""
+        with self._database.transaction():
+            return escalations(self._store_plan(self.plan_escalations(now, after_seconds)))
+
+    def plan_escalations(self, now: float, after_seconds: float) -> Plan:
+        """What ``escalate_due`` would do, stored by nobody yet."""
+        with self._database.read() as db:
+            rows = db.execute(
+                "SELECT * FROM alerts WHERE state = :firing AND requires_ack = 1"
+                " AND level < :max_level AND level_since <= :due ORDER BY level_since",
+                {
+                    "firing": AlertState.FIRING.value,
+                    "max_level": MAX_LEVEL,
+                    "due": now - after_seconds,
+                },
+            ).fetchall()
+        steps = (escalation(record_of(row), now, after_seconds) for row in rows)
+        return Plan(new_message_id(), now, tuple(s for s in steps if s.effect is Effect.NOTIFY))
+
+    def resolve_expired(self, now: float, after_seconds: float) -> list[AlertRecord]:
+        """Resolve the event alerts not seen for ``after_seconds`` (``transitions.expiry``);
+        each resolution is queued for the receivers."""
+        with self._database.transaction():
+            return self._store_plan(self.plan_expiries(now, after_seconds)).changed
+
+    def plan_expiries(self, now: float, after_seconds: float) -> Plan:
+        """What ``resolve_expired`` would do, stored by nobody yet."""
+        with self._database.read() as db:
+            rows = db.execute(
+                "SELECT * FROM alerts WHERE auto_resolve = 1 AND ("
+                " (state = :firing AND requires_ack = 0) OR state = :acknowledged)"
+                " AND max(COALESCE(last_seen, updated_at), COALESCE(ack_at, 0)) <= :cutoff"
+                " LIMIT 10000",
+                {
+                    "firing": AlertState.FIRING.value,
+                    "acknowledged": AlertState.ACKNOWLEDGED.value,
+                    "cutoff": now - after_seconds,
+                },
+            ).fetchall()
+        steps = (expiry(record_of(row), now, after_seconds) for row in rows)
+        return Plan(new_message_id(), now, tuple(s for s in steps if s.effect is Effect.NOTIFY))
+
+    def commit(self, plan: Plan) -> Applied:
+        """Store ``plan`` in one transaction, once: a plan stored before (its id is remembered
+        for a week, see ``retention``) changes nothing again."""
+        with self._database.transaction() as db:
+            seen = db.execute("SELECT 1 FROM plans WHERE id = :id", {"id": plan.id}).fetchone()
+            if seen is not None:
+                return Applied([], plan.refused)
+            db.execute(
+                "INSERT INTO plans (id, stored_at) VALUES (:id, :now)",
+                {"id": plan.id, "now": plan.now},
+            )
+            return self._store_plan(plan)
+
+    def adopt_open_alerts(self, kept: Mapping[str, AlertRecord], now: float) -> int:
+        """Make the open alerts here those the work-queue holders keep (``transitions.adopted``),
+        in one transaction, notifying nothing; returns how many alerts changed here."""
+        changed = 0
+        with self._database.transaction():
+            for alert_id in sorted(set(kept) | self._active):
+                step = adopted(self.get(alert_id), kept.get(alert_id), now)
+                if self._store_step(step, now) is not None:
+                    changed += 1
+            # Which receivers the holders before told of them is not known here (even of an
+            # alert open here too: it may have changed while another replica held the lease):
+            # each counts as told, so none is left with one firing (one may hear a change of an
+            # alert it was never sent, as after the upgrade to version 6).
+            self._queue.tell_all(alert_id for alert_id, record in kept.items() if record.open)
+        return changed
+
+    def _open_count(self) -> int:
+        with self._database.read() as db:
+            row = db.execute(
+                "SELECT COUNT(*) FROM alerts WHERE state != :resolved", _RESOLVED
+            ).fetchone()
+        return int(row[0])
+
+    def _store_plan(self, plan: Plan) -> Applied:
+        """Store a plan's steps (inside a transaction); the alerts receivers must hear of."""
+        changed: dict[str, AlertRecord] = {}
+        for step in plan.steps:
+            record = self._store_step(step, plan.now)
+            if record is not None:
+                changed[record.alert_id] = record
+        return Applied(list(changed.values()), plan.refused)
+
+    def _store_step(self, step: Transition, now: float) -> AlertRecord | None:
+        """Store what a transition asks for (inside a transaction); the alert when it is
+        reported as changed."""
+        record = step.record
+        if step.effect is Effect.NONE or record is None:
+            return None
+        with self._database.transaction() as db:
+            if step.effect is Effect.SEEN:
+                db.execute(
+                    _SEEN_ALERT,
+                    {
+                        "alert_id": record.alert_id,
+                        "last_seen": record.last_seen,
+                        "auto_resolve": int(record.auto_resolve),
+                    },
+                )
+                return None
+            if record.state is AlertState.RESOLVED:
+                self._resolved.add(record.alert_id)
+            else:
+                self._active.add(record.alert_id)
+                self._resolved.discard(record.alert_id)
+            db.execute(_STORE_ALERT, alert_params(record))
+            if step.entry is not None:
+                entry = step.entry
+                db.execute(
+                    "INSERT INTO history (alert_id, at, event, detail)"
+                    " VALUES (:alert_id, :at, :event, :detail)",
+                    {
+                        "alert_id": record.alert_id,
+                        "at": entry.at,
+                        "event": entry.event.value,
+                        "detail": entry.detail,
+                    },
+                )
+            if step.effect is Effect.NOTIFY:
+                self._queue.enqueue(record.alert_id, now)
+        return record
+
+
+def escalations(applied: Applied) -> list[Escalated]:
+    """The escalation steps among the alerts a plan of escalations changed."""
+    return [Escalated(r, f"level{r.level - 1}", r.level_name) for r in applied.changed]

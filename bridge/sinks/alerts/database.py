@@ -1,0 +1,134 @@
+"""The outbox file held open: one connection and lock, transactions that nest, its meta values.
+
+The outbox's stores (``alert_store``, ``queue``, ``dead_letters``, ``retention``) share one
+``Database``: every read and every transaction holds its lock, so they are safe to call from any
+one thread at a time (the ``exesdb-bridge outbox`` commands open the same file beside a running
+bridge: SQLite's own locking serialises the two processes). The lock is reentrant and a
+transaction begun inside another joins it, so one store's method may call another's and both
+changes commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+from bridge.sinks.alerts.tables import connect, migrate
+
+__all__ = ["Database"]
+
+
+class Database:
+    """The outbox file open (made, or upgraded, as needed); see the module docstring."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._conn = connect(self.path)
+        migrate(self._conn)
+        self._depth = 0  # transactions open, the outermost included
+        self._ended: list[Callable[[bool], None]] = []
+        self._closed = False
+        # Plain context managers rather than @contextmanager generators: every alert change
+        # enters a few of them, nested.
+        self._read = _Read(self)
+        self._transaction = _Transaction(self)
+
+    def on_end(self, callback: Callable[[bool], None]) -> None:
+        """Call ``callback(committed)`` when each outermost transaction has ended."""
+        self._ended.append(callback)
+
+    def read(self) -> AbstractContextManager[sqlite3.Connection]:
+        """The connection, under the lock: reads in one block see one state of the file."""
+        return self._read
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """The connection in a transaction (``BEGIN IMMEDIATE``), committed when the block ends
+        and rolled back when it raises; inside another transaction, part of that one."""
+        return self._transaction
+
+    def _begin(self) -> sqlite3.Connection:
+        self._lock.acquire()
+        if not self._depth:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self._lock.release()
+                raise
+        self._depth += 1
+        return self._conn
+
+    def _end(self, *, ok: bool) -> None:
+        try:
+            self._depth -= 1
+            if self._depth:
+                return
+            committed = False
+            try:
+                if ok:
+                    self._conn.execute("COMMIT")
+                    committed = True
+            finally:
+                if not committed:
+                    with contextlib.suppress(sqlite3.Error):  # a failed COMMIT may have ended it
+                        self._conn.execute("ROLLBACK")
+                for callback in self._ended:
+                    callback(committed)
+        finally:
+            self._lock.release()
+
+    def meta(self, name: str) -> bytes | str | None:
+        """The value the meta table keeps under ``name``, if any."""
+        with self.read() as db:
+            row = db.execute("SELECT value FROM meta WHERE name = :name", {"name": name}).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, name: str, value: bytes | str) -> None:
+        """Keep ``value`` under ``name`` in the meta table (in the open transaction, if any)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO meta (name, value) VALUES (:name, :value)",
+                {"name": name, "value": value},
+            )
+
+    def close(self) -> None:
+        """Close the file; idempotent."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+
+class _Read:
+    """``Database.read()``: the lock held for the block."""
+
+    __slots__ = ("_database",)
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._database._lock.acquire()
+        return self._database._conn
+
+    def __exit__(self, *exc: object) -> None:
+        self._database._lock.release()
+
+
+class _Transaction:
+    """``Database.transaction()``: begun (or joined) on entry, ended on exit."""
+
+    __slots__ = ("_database",)
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self._database._begin()
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self._database._end(ok=exc_type is None)

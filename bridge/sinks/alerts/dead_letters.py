@@ -1,0 +1,156 @@
+"""Dead letters: what no configured receiver would send, set aside, and sent again on request.
+
+A delivery is dead-lettered after its last attempt (``delivery``), or here when its receiver is
+no longer configured (``add_orphans``, at start). ``exesdb-bridge outbox retry`` puts dead
+letters back to pending (``retry``), less those ``unretryable`` names: a receiver the bridge did
+not start with, or a firing its receiver has since heard resolved.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any, Final
+
+from bridge.sinks.alerts.database import Database
+from bridge.sinks.alerts.payload import alerts_told
+from bridge.sinks.alerts.queue import BuildPayloads, DeliveryQueue
+from bridge.sinks.alerts.records import AlertRecord, DeliveryState, Unretryable
+from bridge.sinks.alerts.rows import one_of, record_of
+
+__all__ = ["DeadLetters"]
+
+_ORPHAN_REASON: Final = (
+    "the receiver is no longer in EXESDB_WEBHOOK_URLS nor in EXESDB_WEBHOOK_CONFIG_FILE"
+)
+
+
+class DeadLetters:
+    """The dead letters of ``queue``'s receivers; see the module docstring."""
+
+    def __init__(self, database: Database, queue: DeliveryQueue) -> None:
+        self._database = database
+        self._queue = queue
+
+    def add_orphans(self, now: float, build: BuildPayloads) -> int:
+        """Dead-letter what waits for receivers no longer configured; returns how many
+        deliveries.
+
+        Queued alerts become deliveries built at once, and those and the pending deliveries
+        for such receivers are dead-lettered with a reason, so they no longer count as waiting;
+        they stay retryable with ``exesdb-bridge outbox retry`` once configured again.
+        """
+        where, params = self._not_configured()
+        with self._database.transaction() as db:
+            waiting: dict[str, list[AlertRecord]] = {}
+            # The alerts table has no url column: ``url`` is the queue's.
+            for row in db.execute(
+                "SELECT alerts.*, url FROM queued JOIN alerts USING (alert_id)"  # noqa: S608
+                f" WHERE {where} ORDER BY url, queued_at, alert_id",
+                params,
+            ):
+                waiting.setdefault(row["url"], []).append(record_of(row))
+            created = sum(
+                self._queue.deliver(url, records, now, build, DeliveryState.DEAD, _ORPHAN_REASON)
+                for url, records in waiting.items()
+            )
+            db.execute(f"DELETE FROM queued WHERE {where}", params)  # noqa: S608
+            moved = db.execute(
+                "UPDATE deliveries SET state = :dead, last_error = :reason,"  # noqa: S608
+                f" finished_at = :now WHERE state = :pending AND {where}",
+                {
+                    **params,
+                    "dead": DeliveryState.DEAD.value,
+                    "reason": _ORPHAN_REASON,
+                    "now": now,
+                    "pending": DeliveryState.PENDING.value,
+                },
+            ).rowcount
+            return created + int(moved)
+
+    def _not_configured(self) -> tuple[str, dict[str, str]]:
+        # Only generated placeholder names go into the SQL text; the keys are bound parameters.
+        if not self._queue.urls:
+            return "1 = 1", {}
+        return one_of("url", self._queue.urls, negate=True)
+
+    def unretryable(
+        self, delivery_ids: Sequence[str] | None = None, *, force: bool = False
+    ) -> list[Unretryable]:
+        """The dead letters (all, or those named) that ``retry`` must be told to leave: those
+        for a receiver the bridge did not last start with (``configured``), which no worker
+        would send until a restart, when they would be dead-lettered again; and, unless
+        ``force``, those firing an alert whose resolve the receiver was sent after them (the
+        last it heard of the alert): sent again, they would leave it firing for good."""
+        configured = self._queue.configured()
+        where, params = "", dict[str, str]()
+        if delivery_ids is not None:
+            named, params = one_of("id", delivery_ids) if delivery_ids else ("0 = 1", {})
+            where = f" AND {named}"
+        query = f"SELECT rowid, id, url, body FROM deliveries WHERE state = :dead{where}"  # noqa: S608
+        left = []
+        with self._database.read() as db:
+            for row in db.execute(
+                query + " ORDER BY rowid", {**params, "dead": DeliveryState.DEAD.value}
+            ).fetchall():
+                if configured is not None and row["url"] not in configured:
+                    left.append(Unretryable(row["id"], row["url"], configured=False))
+                elif not force and (resolved := self._resolved_after(db, row)):
+                    left.append(Unretryable(row["id"], row["url"], True, resolved))
+        return left
+
+    @staticmethod
+    def _resolved_after(db: sqlite3.Connection, dead: sqlite3.Row) -> tuple[tuple[str, str], ...]:
+        """The alerts ``dead`` fires whose resolve its receiver was last sent, with when each
+        resolved."""
+        resolved = []
+        for alert_id, (status, _) in alerts_told(bytes(dead["body"])).items():
+            if status != "firing":
+                continue
+            last = db.execute(
+                "SELECT body FROM deliveries WHERE url = :url AND state = :delivered"
+                " AND rowid > :rowid AND instr(alert_ids, :needle) > 0 AND EXISTS"
+                " (SELECT 1 FROM json_each(deliveries.alert_ids) WHERE value = :alert_id)"
+                " ORDER BY rowid DESC LIMIT 1",
+                {
+                    "url": dead["url"],
+                    "delivered": DeliveryState.DELIVERED.value,
+                    "rowid": dead["rowid"],
+                    "needle": json.dumps(alert_id),
+                    "alert_id": alert_id,
+                },
+            ).fetchone()
+            told = alerts_told(bytes(last["body"])).get(alert_id) if last is not None else None
+            if told is not None and told[0] == "resolved":
+                resolved.append((alert_id, told[1]))
+        return tuple(resolved)
+
+    def retry(
+        self, now: float, delivery_ids: Sequence[str] | None = None, *, leave: Sequence[str] = ()
+    ) -> int:
+        """Put dead-lettered deliveries (all, or those named, but those of ``leave``) back to
+        pending; returns how many.
+
+        The next attempt is due at once and the deadline starts afresh; the body, the delivery
+        id and the count of attempts made stay (so the backoff goes on from that count).
+        """
+        query = (
+            "UPDATE deliveries SET state = :pending, created_at = :now, next_attempt_at = :now,"
+            " finished_at = NULL WHERE state = :dead"
+            " AND id NOT IN (SELECT value FROM json_each(:leave))"
+        )
+        params: dict[str, Any] = {
+            "pending": DeliveryState.PENDING.value,
+            "dead": DeliveryState.DEAD.value,
+            "now": now,
+            "leave": json.dumps(list(leave)),
+        }
+        if delivery_ids is not None:
+            if not delivery_ids:
+                return 0
+            named, ids = one_of("id", delivery_ids)
+            query += f" AND {named}"
+            params.update(ids)
+        with self._database.transaction() as db:
+            return int(db.execute(query, params).rowcount)

@@ -1,0 +1,310 @@
+"""The delivery queue per receiver: alerts waiting for a grouping window, deliveries, attempts.
+
+A receiver is named by its key (``bridge.receivers.ReceiverKeys``) in the column ``url``, whose
+name comes from version 2, when the key was the webhook URL itself; ``move_receiver_rows`` moves
+rows under an earlier key (the URL, then an unkeyed digest of it, or a ``url_file`` path as
+spelled) to the receiver's key when the bridge starts, so nothing waiting is lost across the
+change. The keys the bridge started with are kept in the file's meta table too
+(``configured``), so ``exesdb-bridge outbox retry`` can tell a dead letter no worker would send.
+
+A delivery is committed here before its first attempt, so a crash or SIGKILL loses nothing; its
+body and id never change across retries. A receiver's deliveries go out one at a time, in the
+order they were made (``next_due``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Final
+
+from bridge.bus import new_message_id
+from bridge.sinks.alerts.database import Database
+from bridge.sinks.alerts.records import AlertRecord, Delivery, DeliveryState, OutboxDepth
+from bridge.sinks.alerts.rows import delivery_of, matching, one_of, record_of
+
+__all__ = ["BuildPayloads", "DeliveryQueue", "Keep"]
+
+BuildPayloads = Callable[[Sequence[AlertRecord]], Sequence[tuple[bytes, Sequence[str]]]]
+"""Turn one group of alerts into payloads: ``(body, alert_ids)`` each."""
+Keep = Callable[[AlertRecord, bool], bool]
+"""Whether a receiver gets an alert of its group, given whether it was sent the alert before
+(open since then): a receiver's filters (``min_severity``, ``send_resolved``)."""
+
+# Deliveries an alert's page lists at most (the newest).
+_ALERT_DELIVERIES: Final = 50
+# The meta row holding the keys of the receivers the bridge last started with (JSON).
+_CONFIGURED: Final = "receivers"
+_NEW_DELIVERY: Final = """
+INSERT INTO deliveries (
+    id, url, body, alert_ids, created_at, next_attempt_at, state, last_error, finished_at
+) VALUES (
+    :id, :url, :body, :alert_ids, :now, :now, :state, :last_error, :finished_at
+)
+"""
+# The alerts waiting for a receiver, in the order they came (an alert pruned meanwhile is none).
+_WAITING: Final = (
+    "SELECT alerts.* FROM queued JOIN alerts USING (alert_id) WHERE queued.url = :url"
+    " ORDER BY queued.queued_at, queued.alert_id"
+)
+# A receiver's deliveries go out one at a time, in the order they were made (see next_due).
+_OLDEST_PENDING: Final = (
+    "SELECT * FROM deliveries WHERE url = :url AND state = :pending ORDER BY rowid LIMIT 1"
+)
+_PENDING: Final = {"pending": DeliveryState.PENDING.value}
+
+
+class DeliveryQueue:
+    """Each receiver's queue in the outbox file; ``urls`` are the keys of the receivers every
+    notified alert is queued for."""
+
+    def __init__(self, database: Database, *, urls: Sequence[str] = ()) -> None:
+        self._database = database
+        self.urls = tuple(urls)
+
+    def queue_for(self, keys: Sequence[str]) -> None:
+        """Queue every notified alert for the receivers of ``keys`` from now on, and record them
+        in the file as the receivers the bridge started with (``configured``)."""
+        with self._database.transaction():
+            self.urls = tuple(keys)
+            self._database.set_meta(_CONFIGURED, json.dumps(self.urls))
+
+    def configured(self) -> tuple[str, ...] | None:
+        """The keys of the receivers the bridge last started with (``queue_for``), which have
+        a worker while it runs; None when none has started on the file since it records them."""
+        value = self._database.meta(_CONFIGURED)
+        return None if value is None else tuple(json.loads(value))
+
+    def enqueue(self, alert_id: str, now: float) -> None:
+        """Queue a notified alert for every receiver (in the caller's transaction)."""
+        if not self.urls:
+            return
+        with self._database.transaction() as db:
+            # OR IGNORE: an alert already waiting keeps its place (and its window's start).
+            db.executemany(
+                "INSERT OR IGNORE INTO queued (url, alert_id, queued_at)"
+                " VALUES (:url, :alert_id, :now)",
+                [{"url": url, "alert_id": alert_id, "now": now} for url in self.urls],
+            )
+
+    def tell_all(self, alert_ids: Iterable[str]) -> None:
+        """Count every receiver as told of ``alert_ids`` (open alerts), so each hears how they
+        end whatever its filters (``Keep``)."""
+        with self._database.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO told (url, alert_id) VALUES (:url, :alert_id)",
+                [{"url": url, "alert_id": alert_id} for alert_id in alert_ids for url in self.urls],
+            )
+
+    def group(
+        self,
+        url: str,
+        now: float,
+        wait_seconds: float,
+        build: BuildPayloads,
+        keep: Keep | None = None,
+    ) -> int:
+        """Turn ``url``'s queued alerts into deliveries once the oldest waited ``wait_seconds``;
+        only those ``keep`` keeps, when given.
+
+        Returns how many deliveries were created. Alerts and deliveries change in one
+        transaction, so each queued alert ends up in exactly one delivery (or, left out by
+        ``keep``, in none).
+        """
+        with self._database.read() as db:
+            oldest = db.execute(
+                "SELECT MIN(queued_at) FROM queued WHERE url = :url", {"url": url}
+            ).fetchone()[0]
+            if oldest is None or oldest > now - wait_seconds:
+                return 0
+            with self._database.transaction():
+                records = [record_of(row) for row in db.execute(_WAITING, {"url": url})]
+                created = self.deliver(url, records, now, build, DeliveryState.PENDING, keep=keep)
+                db.execute("DELETE FROM queued WHERE url = :url", {"url": url})
+                return created
+
+    def deliver(
+        self,
+        url: str,
+        records: Sequence[AlertRecord],
+        now: float,
+        build: BuildPayloads,
+        state: DeliveryState,
+        reason: str | None = None,
+        *,
+        keep: Keep | None = None,
+    ) -> int:
+        """Create the deliveries of ``records`` for ``url``, in ``state``, of the alerts ``keep``
+        keeps (all when not given), in one transaction; how many."""
+        with self._database.transaction() as db:
+            if keep is not None:
+                records = self._kept(url, records, keep)
+            created = 0
+            for body, ids in build(records) if records else ():
+                db.execute(
+                    _NEW_DELIVERY,
+                    {
+                        "id": new_message_id(),
+                        "url": url,
+                        "body": body,
+                        "alert_ids": json.dumps(list(ids)),
+                        "now": now,
+                        "state": state.value,
+                        "last_error": reason,
+                        "finished_at": None if state is DeliveryState.PENDING else now,
+                    },
+                )
+                created += 1
+            return created
+
+    def _kept(self, url: str, records: Sequence[AlertRecord], keep: Keep) -> list[AlertRecord]:
+        """The records ``keep`` keeps for ``url``, remembering which open ones it is told of
+        and forgetting those resolved (in the caller's transaction)."""
+        with self._database.transaction() as db:
+            told = {
+                row[0]
+                for row in db.execute(
+                    "SELECT alert_id FROM told WHERE url = :url"
+                    " AND alert_id IN (SELECT value FROM json_each(:ids))",
+                    {"url": url, "ids": json.dumps([r.alert_id for r in records])},
+                )
+            }
+            kept = [r for r in records if keep(r, r.alert_id in told)]
+            db.executemany(
+                "INSERT OR IGNORE INTO told (url, alert_id) VALUES (:url, :alert_id)",
+                [{"url": url, "alert_id": r.alert_id} for r in kept if r.open],
+            )
+            db.executemany(
+                "DELETE FROM told WHERE url = :url AND alert_id = :alert_id",
+                [{"url": url, "alert_id": r.alert_id} for r in records if not r.open],
+            )
+            return kept
+
+    def next_due(self, url: str, now: float) -> Delivery | None:
+        """``url``'s oldest pending delivery, when its next attempt is due.
+
+        Oldest first, in the order they were made (rowid), whatever their attempt times: a
+        resolve must not reach the receiver before the firing it ends, waiting for a retry."""
+        with self._database.read() as db:
+            row = db.execute(_OLDEST_PENDING, {"url": url, **_PENDING}).fetchone()
+        if row is None or float(row["next_attempt_at"]) > now:
+            return None
+        return delivery_of(row)
+
+    def next_wake(self, url: str, wait_seconds: float) -> float | None:
+        """When ``url``'s worker next has something to do (its oldest pending delivery due, or
+        a closing window)."""
+        with self._database.read() as db:
+            head = db.execute(_OLDEST_PENDING, {"url": url, **_PENDING}).fetchone()
+            due = None if head is None else head["next_attempt_at"]
+            oldest = db.execute(
+                "SELECT MIN(queued_at) FROM queued WHERE url = :url", {"url": url}
+            ).fetchone()[0]
+        times = [float(due)] if due is not None else []
+        if oldest is not None:
+            times.append(float(oldest) + wait_seconds)
+        return min(times) if times else None
+
+    def finish_attempt(
+        self,
+        delivery_id: str,
+        *,
+        state: DeliveryState,
+        next_attempt_at: float,
+        status: int | None,
+        error: str | None,
+        now: float,
+    ) -> None:
+        """Record one attempt's outcome."""
+        with self._database.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET attempts = attempts + 1, state = :state,"
+                " next_attempt_at = :next_attempt_at, last_status = :status,"
+                " last_error = :error, finished_at = :finished_at WHERE id = :id",
+                {
+                    "id": delivery_id,
+                    "state": state.value,
+                    "next_attempt_at": next_attempt_at,
+                    "status": status,
+                    "error": error,
+                    "finished_at": None if state is DeliveryState.PENDING else now,
+                },
+            )
+
+    def deliveries(
+        self, state: str | None = None, limit: int = 1000, *, ids: Sequence[str] | None = None
+    ) -> list[Delivery]:
+        """Deliveries, newest first, optionally in one state or among ``ids``."""
+        where, params = matching({"state": state})
+        if ids is not None:
+            named, id_params = one_of("id", ids) if ids else ("0 = 1", {})
+            where += (" AND " if where else " WHERE ") + named
+            params = {**params, **id_params}
+        query = f"SELECT * FROM deliveries{where} ORDER BY created_at DESC, id LIMIT :limit"  # noqa: S608
+        with self._database.read() as db:
+            return [delivery_of(row) for row in db.execute(query, {**params, "limit": limit})]
+
+    def of_alert(self, alert_id: str) -> tuple[tuple[Delivery, ...], tuple[tuple[str, float], ...]]:
+        """The deliveries of the alert named ``alert_id`` (the newest 50, newest first) and the
+        grouping windows it waits in (receiver key, since when)."""
+        key = {"alert_id": alert_id}
+        with self._database.read() as db:
+            # instr() on the JSON text first (cheap), json_each() to be exact.
+            deliveries = db.execute(
+                "SELECT * FROM deliveries WHERE instr(alert_ids, :needle) > 0 AND EXISTS"
+                " (SELECT 1 FROM json_each(deliveries.alert_ids) WHERE value = :alert_id)"
+                " ORDER BY created_at DESC, id LIMIT :limit",
+                {**key, "needle": json.dumps(alert_id), "limit": _ALERT_DELIVERIES},
+            ).fetchall()
+            waiting = db.execute(
+                "SELECT url, queued_at FROM queued WHERE alert_id = :alert_id ORDER BY url", key
+            ).fetchall()
+        return (
+            tuple(delivery_of(row) for row in deliveries),
+            tuple((str(url), float(queued_at)) for url, queued_at in waiting),
+        )
+
+    def depth(self) -> OutboxDepth:
+        """Counts of what is waiting."""
+        with self._database.read() as db:
+            queued = db.execute("SELECT COUNT(*) FROM queued").fetchone()[0]
+            counts = dict(
+                db.execute(
+                    "SELECT state, COUNT(*) FROM deliveries WHERE state != :delivered"
+                    " GROUP BY state",
+                    {"delivered": DeliveryState.DELIVERED.value},
+                ).fetchall()
+            )
+        return OutboxDepth(
+            int(queued),
+            int(counts.get(DeliveryState.PENDING.value, 0)),
+            int(counts.get(DeliveryState.DEAD.value, 0)),
+        )
+
+    def move_receiver_rows(self, old: str, new: str) -> int:
+        """Move what waits under the key ``old`` (a receiver's earlier key: its raw URL, as
+        version 2 keyed it, the unkeyed digest, or its url_file's path spelled another way) to
+        ``new``, deliveries of every state included; returns how many rows moved."""
+        if old == new:
+            return 0
+        keys = {"old": old, "new": new}
+        with self._database.transaction() as db:
+            # An alert queued under both keys keeps its place under the new one.
+            moved = db.execute("UPDATE OR IGNORE queued SET url = :new WHERE url = :old", keys)
+            count = moved.rowcount
+            db.execute("DELETE FROM queued WHERE url = :old", keys)
+            db.execute("UPDATE OR IGNORE told SET url = :new WHERE url = :old", keys)
+            db.execute("DELETE FROM told WHERE url = :old", keys)
+            count += db.execute("UPDATE deliveries SET url = :new WHERE url = :old", keys).rowcount
+            return int(count)
+
+    def receiver_keys(self) -> set[str]:
+        """Every key something is stored under (queued alerts, deliveries, what was told)."""
+        with self._database.read() as db:
+            return {
+                str(row[0])
+                for row in db.execute(
+                    "SELECT url FROM queued UNION SELECT url FROM deliveries"
+                    " UNION SELECT url FROM told"
+                )
+            }

@@ -1,0 +1,75 @@
+"""What the outbox forgets, and when: old deliveries, resolved alerts, history and dead letters.
+
+Nothing here is needed once gone: a delivered delivery is kept a day, a resolved alert a week
+(and the ids of the plans stored as long), an alert's history to its newest ``HISTORY_KEPT``
+entries, and a dead letter ``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS`` (a receiver refusing everything
+must not grow the file without bound); the alert sink's housekeeping calls these once an hour.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from bridge.sinks.alerts.database import Database
+from bridge.sinks.alerts.records import AlertState, DeliveryState
+
+__all__ = ["DELIVERED_KEPT_SECONDS", "HISTORY_KEPT", "RESOLVED_KEPT_SECONDS", "Retention"]
+
+# History entries kept per alert (the newest), so a flapping alert's history stays bounded.
+HISTORY_KEPT: Final = 100
+# How long a delivered delivery is kept (for its alert's page), and a resolved alert (for the
+# alert list and Alertmanager) with the ids of the plans stored as long ago.
+DELIVERED_KEPT_SECONDS: Final = 86_400.0
+RESOLVED_KEPT_SECONDS: Final = 7 * 86_400.0
+
+
+class Retention:
+    """Deletes from the outbox file what it no longer needs; see the module docstring."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def prune(
+        self,
+        now: float,
+        *,
+        delivered_for: float = DELIVERED_KEPT_SECONDS,
+        resolved_for: float = RESOLVED_KEPT_SECONDS,
+    ) -> int:
+        """Forget delivered deliveries and resolved alerts older than the given ages (and the
+        history of the alerts forgotten, and the ids of plans stored as long ago); how many
+        deliveries and alerts."""
+        with self._database.transaction() as db:
+            db.execute(
+                "DELETE FROM plans WHERE stored_at < :before", {"before": now - resolved_for}
+            )
+            gone = db.execute(
+                "DELETE FROM deliveries WHERE state = :delivered AND finished_at < :before",
+                {"delivered": DeliveryState.DELIVERED.value, "before": now - delivered_for},
+            ).rowcount
+            gone += db.execute(
+                "DELETE FROM alerts WHERE state = :resolved AND updated_at < :before"
+                " AND alert_id NOT IN (SELECT alert_id FROM queued)",
+                {"resolved": AlertState.RESOLVED.value, "before": now - resolved_for},
+            ).rowcount
+            # History goes with its alert, and beyond the newest HISTORY_KEPT entries of each;
+            # so does what receivers were told of it (a receiver removed never hears its resolve).
+            db.execute("DELETE FROM history WHERE alert_id NOT IN (SELECT alert_id FROM alerts)")
+            db.execute("DELETE FROM told WHERE alert_id NOT IN (SELECT alert_id FROM alerts)")
+            db.execute(
+                "DELETE FROM history WHERE rowid IN (SELECT rowid FROM (SELECT rowid,"
+                " row_number() OVER (PARTITION BY alert_id ORDER BY at DESC, rowid DESC) AS n"
+                " FROM history) WHERE n > :kept)",
+                {"kept": HISTORY_KEPT},
+            )
+            return int(gone)
+
+    def forget_dead_letters(self, now: float, older_than: float) -> int:
+        """Delete dead-lettered deliveries that died more than ``older_than`` seconds ago; how
+        many."""
+        with self._database.transaction() as db:
+            gone = db.execute(
+                "DELETE FROM deliveries WHERE state = :dead AND finished_at < :before",
+                {"dead": DeliveryState.DEAD.value, "before": now - older_than},
+            ).rowcount
+        return int(gone)

@@ -1,0 +1,198 @@
+"""The alert states in the outbox: transitions stored, escalation, expiry, adoption, pages."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.records import (
+    AlertState,
+    HistoryEvent,
+)
+from tests.sinks.alerts.helpers import AT, T0, URL, event, observe, one_each, stored
+
+
+def test_firing_twice_notifies_once(outbox: Outbox) -> None:
+    """An alert already firing at the same severity is not queued again."""
+    assert observe(outbox, event(), T0) is not None
+    assert observe(outbox, event(), T0 + 1) is None
+    assert outbox.queue.depth().queued == 1
+
+
+def test_severity_change_renotifies_and_keeps_the_start(outbox: Outbox) -> None:
+    """A firing alert whose severity changes is notified again with its original start."""
+    observe(outbox, event(severity="warning"), T0)
+    changed = observe(outbox, event(severity="critical"), T0 + 5)
+    assert changed is not None
+    assert changed.severity == "critical"
+    assert changed.starts_at == T0
+
+
+def test_resolve_of_unknown_alert_is_ignored(outbox: Outbox) -> None:
+    """A condition clearing that never fired (or fired below the filter) sends nothing."""
+    assert observe(outbox, event(status="resolved"), T0) is None
+    assert outbox.queue.depth().queued == 0
+
+
+def test_life_cycle_firing_acknowledged_resolved(outbox: Outbox) -> None:
+    """Firing, then acknowledged, then resolved by the condition clearing."""
+    observe(outbox, event(), T0)
+    acked = outbox.alerts.acknowledge("node_failure:n1", "ops", T0 + 10, ack_note="looking")
+    assert acked is not None
+    assert (acked.state, acked.ack_by, acked.ack_note) == (
+        AlertState.ACKNOWLEDGED,
+        "ops",
+        "looking",
+    )
+    resolved = observe(outbox, event(status="resolved", at=AT.replace(second=30)), T0 + 30)
+    assert resolved is not None
+    assert resolved.state is AlertState.RESOLVED
+    assert resolved.ends_at == T0 + 30
+    assert outbox.alerts.acknowledge("nope", "ops", T0) is None
+
+
+def test_acknowledging_with_a_resolution_resolves_and_notifies(outbox: Outbox) -> None:
+    """An ack carrying a resolution ends the alert and queues the resolve notification."""
+    observe(outbox, event(), T0)
+    outbox.queue.group(URL, T0, 0.0, one_each)
+    done = outbox.alerts.acknowledge("node_failure:n1", "ops", T0 + 1, resolution="rebooted")
+    assert done is not None
+    assert done.state is AlertState.RESOLVED
+    assert outbox.queue.depth().queued == 1
+
+
+def test_refiring_after_resolve_starts_a_new_episode(outbox: Outbox) -> None:
+    """A resolved alert that fires again is firing at level1 with no acknowledgement."""
+    observe(outbox, event(), T0)
+    outbox.alerts.acknowledge("node_failure:n1", "ops", T0 + 1)
+    observe(outbox, event(status="resolved"), T0 + 2)
+    again = observe(outbox, event(), T0 + 3)
+    assert again is not None
+    assert (again.state, again.level, again.ack_by) == (AlertState.FIRING, 1, None)
+
+
+def test_an_alert_taken_over_from_another_holder_counts_as_told_to_every_receiver(
+    outbox: Outbox, tmp_path: Path
+) -> None:
+    """An open alert adopted from the holders' record (Redis) was perhaps sent to any receiver
+    by the holder before: each hears its later changes, below its filter too."""
+    other = Outbox.in_dir(tmp_path / "other", urls=[URL])
+    observe(other, event(), T0)
+    [kept] = other.alerts.find()
+    other.close()
+    assert outbox.alerts.adopt_open_alerts({kept.alert_id: kept}, T0 + 1) == 1
+    observe(outbox, event(severity="warning"), T0 + 2)
+    assert outbox.queue.group(URL, T0 + 2, 0.0, one_each, lambda r, told: told) == 1
+
+
+def test_an_alert_open_here_too_counts_as_told_once_taken_over(
+    outbox: Outbox, tmp_path: Path
+) -> None:
+    """An alert this replica holds open from before (a warning) but another holder changed
+    (critical, paged) counts as told to every receiver when the lease comes back."""
+    observe(outbox, event(severity="warning"), T0)
+    other = Outbox.in_dir(tmp_path / "other", urls=[URL])
+    observe(other, event(), T0 + 1)
+    [kept] = other.alerts.find()
+    other.close()
+    assert outbox.alerts.adopt_open_alerts({kept.alert_id: kept}, T0 + 2) == 1
+    observe(outbox, event(status="resolved"), T0 + 3)
+    assert outbox.queue.group(URL, T0 + 3, 0.0, one_each, lambda r, told: told) == 1
+
+
+def test_escalation_steps_one_level_per_period_up_to_level3(outbox: Outbox) -> None:
+    """An unacknowledged requires_ack alert climbs one level per period and stops at level3."""
+    observe(outbox, event(), T0)
+    observe(outbox, event("quiet", requires_ack=False), T0)
+    assert outbox.alerts.escalate_due(T0 + 59, 60) == []
+    [step] = outbox.alerts.escalate_due(T0 + 60, 60)
+    assert (step.from_level, step.to_level) == ("level1", "level2")
+    assert step.alert.labels["escalation_level"] == "level2"
+    [step] = outbox.alerts.escalate_due(T0 + 120, 60)
+    assert step.to_level == "level3"
+    assert outbox.alerts.escalate_due(T0 + 1000, 60) == []
+
+
+def test_acknowledged_alerts_do_not_escalate(outbox: Outbox) -> None:
+    """Acknowledging stops escalation."""
+    observe(outbox, event(), T0)
+    outbox.alerts.acknowledge("node_failure:n1", "ops", T0 + 1)
+    assert outbox.alerts.escalate_due(T0 + 1000, 60) == []
+
+
+def test_a_batch_is_one_transaction_all_or_nothing(outbox: Outbox) -> None:
+    """apply() commits a whole batch at once: a failure midway leaves none of it stored."""
+    broken = event("bad", alertname=None)  # NOT NULL violated when stored
+    with pytest.raises(sqlite3.IntegrityError):
+        outbox.alerts.apply([event("ok1"), event("ok2"), broken], T0)
+    assert outbox.alerts.find() == []
+    applied = outbox.alerts.apply([event("ok1"), event("ok2"), event("ok1", "resolved")], T0)
+    assert [r.alert_id for r in applied.changed] == ["ok1", "ok2"]
+    assert stored(outbox, "ok1").state is AlertState.RESOLVED  # type: ignore[union-attr]
+
+
+def test_new_alerts_beyond_max_open_are_refused(outbox: Outbox) -> None:
+    """Past max_open open alerts new ones are refused; a resolve frees a place."""
+    applied = outbox.alerts.apply([event(f"a{n}") for n in range(4)], T0, max_open=3)
+    assert (len(applied.changed), applied.refused) == (3, 1)
+    applied = outbox.alerts.apply([event("a0", "resolved"), event("a3")], T0 + 1, max_open=3)
+    assert (len(applied.changed), applied.refused) == (2, 0)
+
+
+def test_event_alerts_resolve_after_the_timeout_unless_they_need_ack(outbox: Outbox) -> None:
+    """Unseen event alerts resolve; requires_ack ones after their ack; conditions never."""
+    outbox.alerts.apply(
+        [
+            event("ev", auto_resolve=True, requires_ack=False),
+            event("ack-me", auto_resolve=True, requires_ack=True),
+            event("condition", auto_resolve=False, requires_ack=False),
+        ],
+        T0,
+    )
+    assert outbox.alerts.resolve_expired(T0 + 299, 300) == []
+    [resolved] = outbox.alerts.resolve_expired(T0 + 300, 300)
+    assert (resolved.alert_id, resolved.ends_at) == ("ev", T0 + 300)
+    outbox.alerts.acknowledge("ack-me", "ops", T0 + 400)
+    assert outbox.alerts.resolve_expired(T0 + 600, 300) == []
+    assert [r.alert_id for r in outbox.alerts.resolve_expired(T0 + 700, 300)] == ["ack-me"]
+    assert stored(outbox, "condition").state is AlertState.FIRING  # type: ignore[union-attr]
+    assert outbox.alerts.active_counts() == {"critical": 1}
+
+
+def test_detail_tells_the_history_in_order(outbox: Outbox) -> None:
+    """Fired, escalated, acknowledged and resolved are recorded with their times, in order."""
+    observe(outbox, event(), T0)
+    observe(outbox, event(), T0 + 1)  # seen again: nothing to record
+    outbox.alerts.escalate_due(T0 + 60, 60)
+    outbox.alerts.acknowledge("node_failure:n1", "ops", T0 + 70, ack_note="rebooting")
+    observe(outbox, event(status="resolved"), T0 + 80)
+    detail = outbox.alerts.detail("node_failure:n1")
+    assert detail is not None
+    assert detail.alert.state is AlertState.RESOLVED
+    assert [(e.at, e.event, e.detail) for e in detail.history] == [
+        (T0, HistoryEvent.FIRED, "critical on n1"),
+        (T0 + 60, HistoryEvent.ESCALATED, "level1 → level2, not acknowledged"),
+        (T0 + 70, HistoryEvent.ACKNOWLEDGED, "by ops: rebooting"),
+        (T0 + 80, HistoryEvent.RESOLVED, "the condition cleared"),
+    ]
+
+
+def test_detail_lists_the_alerts_deliveries_and_waiting_windows(outbox: Outbox) -> None:
+    """Only deliveries carrying the alert (newest first), and the windows it waits in."""
+    observe(outbox, event("a1"), T0)
+    observe(outbox, event("a10"), T0)  # an id containing the other: not a match
+    outbox.queue.group(URL, T0, 0.0, one_each)
+    observe(outbox, event("a1", severity="warning"), T0 + 5)  # queued again, not yet grouped
+    detail = outbox.alerts.detail("a1")
+    assert detail is not None
+    assert [d.alert_ids for d in detail.deliveries] == [("a1",)]
+    assert detail.waiting == ((URL, T0 + 5),)
+    outbox.queue.group(URL, T0 + 5, 0.0, one_each)
+    again = outbox.alerts.detail("a1")
+    assert again is not None
+    assert [d.created_at for d in again.deliveries] == [T0 + 5, T0]
+    assert again.waiting == ()
+    assert outbox.alerts.detail("unknown") is None

@@ -1,0 +1,101 @@
+"""Each receiver's delivery queue: grouping windows, attempts in order, what it was told."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.records import (
+    AlertRecord,
+    DeliveryState,
+)
+from tests.sinks.alerts.helpers import T0, URL, event, observe, one_each
+
+
+def test_grouping_waits_for_the_window_then_takes_everything(outbox: Outbox) -> None:
+    """Queued alerts become deliveries only once the oldest waited the group window."""
+    observe(outbox, event("a"), T0)
+    observe(outbox, event("b"), T0 + 0.2)
+    assert outbox.queue.group(URL, T0 + 0.4, 0.5, one_each) == 0
+    assert outbox.queue.next_wake(URL, 0.5) == T0 + 0.5
+    assert outbox.queue.group(URL, T0 + 0.5, 0.5, one_each) == 2
+    assert outbox.queue.depth().queued == 0
+    due = outbox.queue.next_due(URL, T0 + 0.5)
+    assert due is not None
+    assert due.body == b"a"
+
+
+def test_a_receivers_deliveries_go_out_in_the_order_they_were_made(outbox: Outbox) -> None:
+    """A later delivery waits behind an earlier one whose retry is not due yet, and the worker
+    is told to wake when that retry is due (not at once, which would spin)."""
+    observe(outbox, event(), T0)
+    outbox.queue.group(URL, T0, 0.0, one_each)
+    firing = outbox.queue.next_due(URL, T0)
+    assert firing is not None
+    outbox.queue.finish_attempt(
+        firing.id,
+        state=DeliveryState.PENDING,
+        next_attempt_at=T0 + 10,
+        status=503,
+        error="HTTP 503",
+        now=T0,
+    )
+    observe(outbox, event(status="resolved"), T0 + 1)
+    assert outbox.queue.group(URL, T0 + 1, 0.0, one_each) == 1
+    assert outbox.queue.next_due(URL, T0 + 1) is None
+    assert outbox.queue.next_wake(URL, 0.0) == T0 + 10
+    again = outbox.queue.next_due(URL, T0 + 10)
+    assert again is not None
+    assert again.id == firing.id
+
+
+def test_keep_is_told_which_alerts_the_receiver_was_sent_in_this_episode(outbox: Outbox) -> None:
+    """A receiver's filter learns whether it was sent the alert since it last fired: not at
+    first, yes for its later changes and its resolve, not after a new firing; an alert the
+    filter left out was not sent."""
+    asked: list[tuple[str, str, bool]] = []
+
+    def keep(record: AlertRecord, told: bool) -> bool:
+        asked.append((record.severity, record.state.value, told))
+        return record.severity == "critical" or told
+
+    created = []
+    for changed in (
+        event(),
+        event(severity="warning"),
+        event(status="resolved"),
+        event(severity="warning"),
+        event(),
+    ):
+        observe(outbox, changed, T0)
+        created.append(outbox.queue.group(URL, T0, 0.0, one_each, keep))
+    assert created == [1, 1, 1, 0, 1]
+    assert asked == [
+        ("critical", "firing", False),
+        ("warning", "firing", True),
+        ("warning", "resolved", True),
+        ("warning", "firing", False),
+        ("critical", "firing", False),
+    ]
+
+
+def test_what_waits_under_a_raw_url_moves_to_the_receiver_key(tmp_path: Path) -> None:
+    """Rows keyed by a webhook URL (version 2) move to the receiver's key: queued alerts (one
+    already queued under the new key keeps its place) and deliveries of every state."""
+    key = "http://127.0.0.1:9/…#0123456789abcdef"
+    old = Outbox.in_dir(tmp_path, urls=[URL])
+    observe(old, event("a1"), T0)
+    observe(old, event("a2"), T0)
+    assert old.queue.group(URL, T0 + 1, 0.0, one_each) == 2
+    observe(old, event("a3"), T0 + 2)
+    old.close()
+    box = Outbox.in_dir(tmp_path, urls=[key])
+    observe(box, event("a3", status="resolved"), T0 + 3)  # a3 now queued under both keys
+    assert (
+        box.queue.move_receiver_rows(URL, key) == 2
+    )  # the deliveries; a3's old queue row is dropped
+    assert {d.url for d in box.queue.deliveries()} == {key}
+    assert box.queue.move_receiver_rows(URL, key) == 0
+    assert box.queue.group(key, T0 + 10, 0.0, one_each) == 1  # a3, once
+    assert box.queue.depth().pending == 3
+    box.close()

@@ -1,0 +1,127 @@
+"""What the outbox forgets: delivered deliveries, resolved alerts, history, old dead letters."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.records import (
+    DeliveryState,
+    HistoryEntry,
+    HistoryEvent,
+)
+from bridge.sinks.alerts.retention import HISTORY_KEPT
+from tests.sinks.alerts.helpers import T0, URL, event, observe, one_each
+
+
+def test_prune_forgets_old_delivered_and_resolved(outbox: Outbox) -> None:
+    """Delivered deliveries and resolved alerts past their keep time are removed; dead ones stay."""
+    observe(outbox, event("a"), T0)
+    observe(outbox, event("b"), T0)
+    outbox.queue.group(URL, T0, 0.0, one_each)
+    a, b = outbox.queue.next_due(URL, T0), None
+    assert a is not None
+    outbox.queue.finish_attempt(
+        a.id, state=DeliveryState.DELIVERED, next_attempt_at=T0, status=200, error=None, now=T0
+    )
+    b = outbox.queue.next_due(URL, T0)
+    assert b is not None
+    outbox.queue.finish_attempt(
+        b.id, state=DeliveryState.DEAD, next_attempt_at=T0, status=400, error="HTTP 400", now=T0
+    )
+    observe(outbox, event("a", status="resolved"), T0)
+    outbox.queue.group(URL, T0, 0.0, one_each)
+    assert outbox.retention.prune(T0 + 100, delivered_for=50, resolved_for=50) >= 2
+    assert sorted(d.state for d in outbox.queue.deliveries()) == [
+        DeliveryState.DEAD,
+        DeliveryState.PENDING,
+    ]
+    assert {a.alert_id for a in outbox.alerts.find()} == {"b"}
+
+
+def test_prune_keeps_a_delivered_delivery_a_day_and_a_resolved_alert_a_week(
+    outbox: Outbox,
+) -> None:
+    """By default a delivered delivery goes once a day old, a resolved alert once a week old."""
+    observe(outbox, event("a"), T0)
+    observe(outbox, event("a", status="resolved"), T0)
+    outbox.queue.group(URL, T0, 0.0, one_each)
+    for delivery in outbox.queue.deliveries():
+        outbox.queue.finish_attempt(
+            delivery.id,
+            state=DeliveryState.DELIVERED,
+            next_attempt_at=T0,
+            status=200,
+            error=None,
+            now=T0,
+        )
+    day, week = 86_400.0, 7 * 86_400.0
+    assert outbox.retention.prune(T0 + day - 1) == 0
+    assert outbox.retention.prune(T0 + day + 1) == 1
+    assert outbox.retention.prune(T0 + week - 1) == 0
+    assert outbox.retention.prune(T0 + week + 1) == 1
+    assert outbox.alerts.find() == []
+
+
+@pytest.fixture
+def unsent(tmp_path: Path) -> Iterator[Outbox]:
+    """An outbox without webhook URLs: nothing waits to be sent, so nothing holds off pruning."""
+    box = Outbox.in_dir(tmp_path / "unsent")
+    yield box
+    box.close()
+
+
+def test_prune_keeps_history_bounded(unsent: Outbox) -> None:
+    """A pruned alert's history goes with it; a flapping one keeps its newest HISTORY_KEPT."""
+    outbox = unsent
+    observe(outbox, event("old"), T0)
+    observe(outbox, event("old", status="resolved"), T0 + 1)
+    for n in range(HISTORY_KEPT):  # fired and resolved: two entries each
+        observe(outbox, event("flapping"), T0 + 100 + 2 * n)
+        observe(outbox, event("flapping", status="resolved"), T0 + 101 + 2 * n)
+    observe(outbox, event("flapping"), T0 + 1000)
+    outbox.retention.prune(T0 + 1000, delivered_for=10_000, resolved_for=500)
+    assert outbox.alerts.detail("old") is None
+    db = sqlite3.connect(outbox.path)
+    try:
+        assert db.execute("SELECT COUNT(*) FROM history WHERE alert_id = 'old'").fetchone() == (0,)
+    finally:
+        db.close()
+    flapping = outbox.alerts.detail("flapping")
+    assert flapping is not None
+    assert len(flapping.history) == HISTORY_KEPT
+    assert flapping.history[-1] == HistoryEntry(T0 + 1000, HistoryEvent.FIRED, "critical on n1")
+
+
+def test_dead_letters_are_forgotten_once_older_than_their_keep_time(outbox: Outbox) -> None:
+    """A delivery dead-lettered longer ago than the keep time is deleted; a younger dead letter,
+    a pending and a delivered one stay (and their alerts)."""
+    for alert_id in ("old", "young", "pending", "done"):
+        observe(outbox, event(alert_id), T0)
+    outbox.queue.group(URL, T0, 0.0, one_each)
+    died = {"old": T0, "young": T0 + 500}
+    finished = {"done": DeliveryState.DELIVERED}
+    for delivery in outbox.queue.deliveries():
+        [alert_id] = delivery.alert_ids
+        if alert_id in died:
+            state, at = DeliveryState.DEAD, died[alert_id]
+        elif alert_id in finished:
+            state, at = finished[alert_id], T0
+        else:
+            continue
+        outbox.queue.finish_attempt(
+            delivery.id, state=state, next_attempt_at=at, status=401, error="HTTP 401", now=at
+        )
+    assert outbox.retention.forget_dead_letters(T0 + 1000, older_than=600) == 1
+    left = {d.alert_ids[0]: d.state for d in outbox.queue.deliveries()}
+    assert left == {
+        "young": DeliveryState.DEAD,
+        "pending": DeliveryState.PENDING,
+        "done": DeliveryState.DELIVERED,
+    }
+    assert outbox.queue.depth().dead == 1
+    assert len(outbox.alerts.find()) == 4
