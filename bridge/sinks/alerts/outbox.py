@@ -26,8 +26,11 @@ them); the ``exesdb-bridge outbox`` commands open the same file beside a running
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -143,10 +146,18 @@ class Outbox:
 
     @classmethod
     def in_dir(cls, state_dir: Path | str, *, urls: Sequence[str] = ()) -> Outbox:
-        """Open (creating as needed) the outbox of ``EXESDB_STATE_DIR``."""
+        """Open (creating as needed) the outbox of ``EXESDB_STATE_DIR``; OSError when the
+        directory or the file cannot be written (a read-only volume, another user's)."""
         directory = Path(state_dir)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return cls(directory / FILE_NAME, urls=urls)
+        # SQLite opens a file it cannot write read-only, without a word, and fails at the
+        # first write, after start-up: a write is tried here instead, for the system's reason.
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+        path = directory / FILE_NAME
+        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return cls(path, urls=urls)
 
     def queue_for(self, keys: Sequence[str]) -> None:
         """Queue every notified alert for the receivers of ``keys`` from now on, and record them
