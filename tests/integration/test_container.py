@@ -1,8 +1,9 @@
 """The image from deploy/Dockerfile, built and run with podman: hardened, healthy, durable.
 
 Every container runs as production would (``--read-only`` without podman's tmpfs mounts,
-``--cap-drop=ALL``, the image's non-root user) on the host network, listening on 127.0.0.1 at a
-port other than the default, so a health check that ignored ``EXESDB_HTTP_ADDR`` would fail.
+``--cap-drop=ALL``, the image's non-root user) on the host network, listening on 127.0.0.1 (or
+the wildcard) at a port other than the default, so a health check that ignored
+``EXESDB_HTTP_ADDR`` would fail.
 """
 
 from __future__ import annotations
