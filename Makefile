@@ -26,7 +26,8 @@ run: $(VENV)/.installed
 
 # Real servers the integration tests start: installed when missing and running as root.
 # podman (with runc) runs the image the tests build on a Debian stand-in made by debootstrap;
-# headless chromium (driven through chromium-driver) opens the pages.
+# headless chromium (driven through chromium-driver) opens the pages; systemd-analyze checks the
+# systemd unit.
 servers:
 	@missing=""; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
@@ -36,6 +37,7 @@ servers:
 	command -v podman >/dev/null || missing="$$missing podman"; \
 	command -v runc >/dev/null || missing="$$missing runc"; \
 	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \

@@ -29,6 +29,8 @@ HEALTHCHECK_COMMAND = ["exesdb-bridge", "healthcheck"]
 ENGINE_STOP_TIMEOUT_S = 10
 STATE_DIR = "/var/lib/exesdb-bridge"
 MAX_CONNECTIONS = Settings.model_fields["http_max_connections"].default
+# `systemd-analyze security`'s exposure level, in tenths (its --threshold): 2.0 at most.
+MAX_SYSTEMD_EXPOSURE = 20
 
 
 def compose() -> dict[str, Any]:
@@ -419,7 +421,7 @@ def test_dockerfile_state_volume_is_the_one_writable_place() -> None:
 
 
 def test_dockerfile_labels_name_the_version_and_source() -> None:
-    """OCI labels: title, version (the project's), source, licenses."""
+    """OCI labels: title, version (the project's), revision (the build's), source, licenses."""
     labels = dict(
         pair.split("=", 1)
         for op, arg in final_stage()
@@ -430,10 +432,14 @@ def test_dockerfile_labels_name_the_version_and_source() -> None:
     assert labels["org.opencontainers.image.source"].startswith("https://")
     assert labels["org.opencontainers.image.title"] == "exesdb-bridge"
     assert labels["org.opencontainers.image.licenses"] == "MIT"
+    # The commit the build names (--build-arg REVISION), which exesdb_build_info shows too.
+    assert labels["org.opencontainers.image.revision"] == "${REVISION}"
+    assert dockerfile_env()["EXESDB_REVISION"] == "${REVISION}"
 
 
 def test_shutdown_fits_inside_every_stop_timeout() -> None:
-    """SIGTERM stops the bridge, which drains within EXESDB_SHUTDOWN_TIMEOUT_MS, before a kill."""
+    """SIGTERM stops the bridge, which drains within EXESDB_SHUTDOWN_TIMEOUT_MS, before a kill:
+    in the image, compose, Kubernetes and the systemd unit."""
     assert [arg for op, arg in final_stage() if op == "STOPSIGNAL"] == ["SIGTERM"]
     image_ms = int(dockerfile_env()["EXESDB_SHUTDOWN_TIMEOUT_MS"])
     assert image_ms < ENGINE_STOP_TIMEOUT_S * 1000
@@ -443,6 +449,11 @@ def test_shutdown_fits_inside_every_stop_timeout() -> None:
     pod = kube("StatefulSet")["spec"]["template"]["spec"]
     kube_ms = int(kube("ConfigMap")["data"]["EXESDB_SHUTDOWN_TIMEOUT_MS"])
     assert kube_ms < pod["terminationGracePeriodSeconds"] * 1000
+    unit = systemd_unit()
+    assert unit["KillSignal"] == ["SIGTERM"]
+    unit_ms = Settings.model_fields["shutdown_timeout_ms"].default  # the unit leaves it
+    assert not [e for e in unit["Environment"] if e.startswith("EXESDB_SHUTDOWN_TIMEOUT_MS=")]
+    assert unit_ms < int(unit["TimeoutStopSec"][0].removesuffix("s")) * 1000
 
 
 def test_dockerfile_sets_only_real_bridge_variables() -> None:
@@ -482,6 +493,32 @@ def test_systemd_unit() -> None:
     assert unknown_variables(names) == []
     assert "EXESDB_STATE_DIR=/var/lib/exesdb-bridge" in unit["Environment"]
     assert int(unit["LimitNOFILE"][0]) >= 4 * MAX_CONNECTIONS  # room beside the HTTP cap
+
+
+def test_systemd_analyze_finds_nothing_wrong_with_the_unit(tmp_path) -> None:
+    """`systemd-analyze verify` reports no unknown key or bad value (only that the bridge is not
+    installed on this machine), and `systemd-analyze security` rates its exposure 2.0 or less."""
+    analyze = require_binary("systemd-analyze")
+    unit = tmp_path / "exesdb-bridge.service"
+    unit.write_text((DEPLOY / "systemd/exesdb-bridge.service").read_text())
+    verified = subprocess.run(
+        [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
+    )
+    not_installed = f"Command {systemd_unit()['ExecStart'][0].split()[0]} is not executable"
+    problems = [
+        line
+        for line in (verified.stdout + verified.stderr).splitlines()
+        if line.strip() and not_installed not in line
+    ]
+    assert problems == []
+    rated = subprocess.run(
+        [analyze, "security", "--offline=true", f"--threshold={MAX_SYSTEMD_EXPOSURE}", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert rated.returncode == 0, rated.stdout.splitlines()[-1:]
 
 
 def test_systemd_unit_installs_the_bridge_from_its_sources() -> None:

@@ -1,8 +1,9 @@
 """The image from deploy/Dockerfile, built and run with podman: hardened, healthy, durable.
 
 Every container runs as production would (``--read-only`` without podman's tmpfs mounts,
-``--cap-drop=ALL``, the image's non-root user) on the host network, listening on 127.0.0.1 at a
-port other than the default, so a health check that ignored ``EXESDB_HTTP_ADDR`` would fail.
+``--cap-drop=ALL``, the image's non-root user) on the host network, listening on 127.0.0.1 (or
+the wildcard) at a port other than the default, so a health check that ignored
+``EXESDB_HTTP_ADDR`` would fail.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -21,6 +23,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge import __version__
+from bridge.sinks.alerts.records import DeliveryState
+from tests.doc_text import README, page
 from tests.integration.servers.podman import (
     HARDENED,
     BridgeImage,
@@ -31,8 +35,9 @@ from tests.integration.servers.podman import (
     containers,
     podman,
 )
-from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
+from tests.integration.servers.webhook import HANG, WebhookReceiver, webhook_receiver
 from tests.support import ROOT, TEST_SECRET, bridge_env, free_port, http_get, wait_until
+from tests.webconfig.files import WebFiles, bcrypt_hash
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,11 +45,18 @@ __all__ = ["bridge_image", "containers", "podman", "webhook_receiver"]
 
 DEFAULT_PORT = 9570
 STATE_DIR = "/var/lib/exesdb-bridge"
-# The image adds its virtualenv, a user and the state directory to the Python base.
-USER_FILES = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow")
+WEB_DIR = "/etc/exesdb-bridge"
+# The image adds its virtualenv, a user and the state directory to the Python base (useradd
+# touches its lock file too).
+USER_FILES = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/etc/.pwd.lock")
 ADDED_ROOTS = ("/opt/exesdb-bridge", STATE_DIR, *USER_FILES)
 PARENTS = frozenset({"/etc", "/opt", "/var", "/var/lib"})
 MAX_ADDED_BYTES = 100_000_000
+# The sizes the README and docs/deployment.md give, in MB as podman shows them (10**6 bytes).
+ADDED_SIZE = re.compile(r"adds\s+(\d+)\s+MB\s+to\b")
+TOTAL_SIZE = re.compile(r"\((\d+)\s+MB\s+in\s+all\s+on\s+the\s+stand-in\s+base")
+# Within a few MB: a dependency's new release may grow it a little; 65 for 71 is stale.
+SIZE_TOLERANCE_MB = 3
 ALERT_FIELDS = [
     "-f", "severity=critical", "-f", "category=system", "-f", "title=Node down",
     "-f", "description=gone", "-f", "source=container-test",
@@ -115,6 +127,21 @@ def metric(port: int, sample: str, **labels: str) -> float:
     )
 
 
+def pending_alert_ids(podman: Podman, volume: str) -> list[list[str]]:
+    """The alert ids of each pending delivery in the outbox on ``volume`` (read-only)."""
+    mountpoint = podman("volume", "inspect", "--format", "{{.Mountpoint}}", volume).stdout
+    outbox = Path(mountpoint.strip()) / "alerts.sqlite3"
+    db = sqlite3.connect(f"{outbox.as_uri()}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT alert_ids FROM deliveries WHERE state = ? ORDER BY rowid",
+            (DeliveryState.PENDING.value,),
+        ).fetchall()
+    finally:
+        db.close()
+    return [json.loads(alert_ids) for (alert_ids,) in rows]
+
+
 def publish_alert(port: int, alert_id: str) -> None:
     """Sign and post one critical SystemAlert to the bridge's ingest with the CLI."""
     fields = [*ALERT_FIELDS, "-f", f"alert_id={alert_id}"]
@@ -136,10 +163,12 @@ def publish_alert(port: int, alert_id: str) -> None:
 def test_image_is_labelled_and_adds_only_the_installed_bridge(
     podman: Podman, bridge_image: BridgeImage
 ) -> None:
-    """OCI labels name this version; over its base the image adds a virtualenv, a user, a dir."""
+    """OCI labels name this version and the build's revision; over its base the image adds a
+    virtualenv, a user, a dir: as many MB as the README and docs/deployment.md say."""
     inspected = json.loads(podman("image", "inspect", bridge_image.tag).stdout)[0]
     labels = inspected["Labels"]
     assert labels["org.opencontainers.image.version"] == __version__
+    assert labels["org.opencontainers.image.revision"] == bridge_image.revision
     assert labels["org.opencontainers.image.source"].startswith("https://")
     assert inspected["Healthcheck"]["Test"] == ["CMD", "exesdb-bridge", "healthcheck"]
     diff = podman("image", "diff", bridge_image.tag, bridge_image.base).stdout.split()
@@ -150,7 +179,18 @@ def test_image_is_labelled_and_adds_only_the_installed_bridge(
     assert not [p for p in paths if re.search(r"/site-packages/(pip|setuptools|wheel)\b", p)]
     assert [p for p in paths if not p.startswith(ADDED_ROOTS) and p not in PARENTS] == []
     base_size = json.loads(podman("image", "inspect", bridge_image.base).stdout)[0]["Size"]
-    assert inspected["Size"] - base_size < MAX_ADDED_BYTES
+    added = inspected["Size"] - base_size
+    assert added < MAX_ADDED_BYTES
+    deployment = page("deployment")
+    for text, pattern, measured in (
+        (README.read_text(), ADDED_SIZE, added),
+        (deployment, ADDED_SIZE, added),
+        (deployment, TOTAL_SIZE, inspected["Size"]),
+    ):
+        [documented] = pattern.findall(text)
+        assert abs(int(documented) - measured / 10**6) <= SIZE_TOLERANCE_MB, (
+            f"documented {documented} MB, measured {measured / 10**6:.0f} MB"
+        )
 
 
 # -- one running container, read-only, without capabilities --
@@ -167,6 +207,49 @@ def test_reports_healthy_on_a_port_other_than_the_default(running: Running) -> N
     assert last["Output"].strip() == (
         f"healthy: http://127.0.0.1:{running.port}/healthz answered 200"
     )
+
+
+def test_reports_healthy_with_tls_and_basic_auth_from_a_web_config(
+    containers: Containers, tmp_path: Path
+) -> None:
+    """With a web config (TLS, basic auth) and the probe's user and password file mounted
+    read-only, /healthz refuses a request without the password and the HEALTHCHECK, asking https
+    as that user, is healthy; a wrong password shows as 401."""
+    files = WebFiles(tmp_path / "web")
+    files.write(files.tls_config() + f"basic_auth_users:\n  probe: {bcrypt_hash('probe-pw')}\n")
+    (files.folder / "probe-password").write_text("probe-pw\n")
+    (files.folder / "wrong-password").write_text("not-it\n")
+    files.folder.chmod(0o755)  # read by uid 10001 in the container
+    for path in files.folder.iterdir():
+        path.chmod(0o644)
+    port = other_port()
+    container = containers.run(
+        {
+            "EXESDB_HTTP_ADDR": f"0.0.0.0:{port}",
+            "EXESDB_WEB_CONFIG_FILE": f"{WEB_DIR}/web.yml",
+            "EXESDB_HEALTHCHECK_USERNAME": "probe",
+            "EXESDB_HEALTHCHECK_PASSWORD_FILE": f"{WEB_DIR}/probe-password",
+        },
+        volume=containers.volume(),
+        flags=(*HARDENED, f"--volume={files.folder}:{WEB_DIR}:ro"),
+    )
+    asked = f"https://127.0.0.1:{port}/healthz"
+    wait_until(
+        lambda: container.running() and http_get(asked, context=files.client_context())[0] == 401,
+        timeout=60,
+        what="/healthz over https refusing a request without the password",
+    )
+    assert container.healthcheck().returncode == 0
+    assert container.inspect("{{.State.Health.Status}}") == "healthy"
+    last = json.loads(container.inspect("{{json .State.Health.Log}}"))[-1]
+    assert last["Output"].strip() == f"healthy: {asked} answered 200"
+    wrong = container.exec(
+        "exesdb-bridge",
+        "healthcheck",
+        env={"EXESDB_HEALTHCHECK_PASSWORD_FILE": f"{WEB_DIR}/wrong-password"},
+    )
+    assert wrong.returncode == 1
+    assert wrong.stderr == f"unhealthy: {asked} answered 401 Unauthorized\n"
 
 
 def test_serves_the_pages_from_the_installed_package(running: Running) -> None:
@@ -188,6 +271,13 @@ def test_healthcheck_fails_in_one_line_where_the_bridge_does_not_listen(running:
     assert completed.stderr == (
         f"unhealthy: cannot connect to http://127.0.0.1:{port}/healthz: Connection refused\n"
     )
+
+
+def test_build_info_names_the_revision_the_image_was_built_from(
+    running: Running, bridge_image: BridgeImage
+) -> None:
+    """The build's REVISION reaches exesdb_build_info, as the revision label has it."""
+    assert metric(running.port, "exesdb_build_info", revision=bridge_image.revision) == 1
 
 
 def test_runs_as_uid_10001_without_any_capability(running: Running) -> None:
@@ -217,21 +307,70 @@ def test_writes_nowhere_but_its_state_volume(running: Running, podman: Podman) -
     assert outbox.parent.stat().st_mode & 0o777 == 0o700
 
 
+@pytest.mark.parametrize(
+    ("how", "volume_options", "flags", "reason"),
+    [
+        ("mounted read-only", "ro", (), "[Errno 30] Read-only file system"),
+        ("another uid's", "", ("--user=10002:10002",), "[Errno 13] Permission denied"),
+    ],
+)
+def test_a_state_volume_it_cannot_write_stops_start_up_with_exit_2(
+    running: Running,
+    containers: Containers,
+    how: str,
+    volume_options: str,
+    flags: tuple[str, ...],
+    reason: str,
+) -> None:
+    """A state volume the bridge cannot write (read-only, though its outbox reads; another
+    uid's) stops start-up with exit 2 and one line naming EXESDB_STATE_DIR, no traceback."""
+    volume = running.volume if volume_options else containers.volume()
+    completed = containers.run_to_exit(
+        {"EXESDB_HTTP_ADDR": f"127.0.0.1:{other_port(running.port)}"},
+        volume=f"{volume}:{volume_options}" if volume_options else volume,
+        flags=(*HARDENED, *flags),
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 2, output
+    assert f"EXESDB_STATE_DIR: cannot open the alert outbox in '{STATE_DIR}': {reason}" in output
+    assert "Traceback" not in output, how
+
+
 # -- stopping, crashing and starting again --
 
 
-def test_stop_is_graceful_within_the_stop_timeout(containers: Containers) -> None:
-    """SIGTERM drains within EXESDB_SHUTDOWN_TIMEOUT_MS, before podman's kill: exit 0."""
-    container = start_bridge(containers, other_port(), containers.volume())
+def test_stop_is_graceful_within_the_stop_timeout_with_a_delivery_in_flight(
+    containers: Containers, webhook_receiver
+) -> None:
+    """SIGTERM while a webhook delivery hangs (its timeout longer than the stop's): the bridge
+    drains within EXESDB_SHUTDOWN_TIMEOUT_MS, before podman's kill, exit 0, and the delivery
+    stays pending in the outbox on the volume for the next start."""
+    receiver: WebhookReceiver = webhook_receiver().script(HANG)
+    port, volume = other_port(), containers.volume()
+    container = start_bridge(
+        containers,
+        port,
+        volume,
+        EXESDB_INGEST="true",
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_WEBHOOK_TIMEOUT_MS="60000",
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="50",
+    )
     stop_timeout = int(container.inspect("{{.Config.StopTimeout}}"))
     assert container.inspect("{{.Config.StopSignal}}") in {str(int(signal.SIGTERM)), "SIGTERM"}
     env = dict(item.split("=", 1) for item in json.loads(container.inspect("{{json .Config.Env}}")))
     assert int(env["EXESDB_SHUTDOWN_TIMEOUT_MS"]) < stop_timeout * 1000
+    alert_id = f"container-{uuid.uuid4().hex[:8]}-in-flight"
+    publish_alert(port, alert_id)
+    [in_flight] = receiver.wait_for_requests(1, timeout=30)
+    assert in_flight.alert_ids() == [alert_id]
+
     container.podman("stop", container.name, timeout=stop_timeout + 60)
     assert container.inspect("{{.State.ExitCode}}") == "0"  # a kill after the timeout is 137
     log = container.logs()
     assert "stopping" in log
     assert "Traceback" not in log
+    assert pending_alert_ids(containers.podman, volume) == [[alert_id]]
 
 
 def test_an_alert_accepted_before_a_sigkill_is_delivered_by_the_next_container(

@@ -16,7 +16,10 @@ record, in ``rows``.
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -52,10 +55,18 @@ class Outbox:
 
     @classmethod
     def in_dir(cls, state_dir: Path | str, *, urls: Sequence[str] = ()) -> Outbox:
-        """Open (creating as needed) the outbox of ``EXESDB_STATE_DIR``."""
+        """Open (creating as needed) the outbox of ``EXESDB_STATE_DIR``; OSError when the
+        directory or the file cannot be written (a read-only volume, another user's)."""
         directory = Path(state_dir)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return cls(directory / FILE_NAME, urls=urls)
+        # SQLite opens a file it cannot write read-only, without a word, and fails at the
+        # first write, after start-up: a write is tried here instead, for the system's reason.
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+        path = directory / FILE_NAME
+        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return cls(path, urls=urls)
 
     def close(self) -> None:
         """Close the file; idempotent."""

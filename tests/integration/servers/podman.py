@@ -6,10 +6,11 @@ passwd; bookworm's Python is 3.11), with this machine's CA bundle and pip index 
 network re-signs TLS, and the build's pip must ask the same indexes), and imports it. An image of
 the same recipe already present is reused; a fresh machine builds it once. ``build_image()``
 builds ``deploy/Dockerfile`` on it through its ``PYTHON_IMAGE`` argument, in Docker format (the
-OCI format has no ``HEALTHCHECK``). Containers get explicit ulimits: podman's defaults exceed this
-machine's hard limits and runc refuses them. Tests use the session-scoped ``podman`` and
-``bridge_image`` fixtures and the ``containers`` factory, whose containers and volumes are
-removed afterwards.
+OCI format has no ``HEALTHCHECK``), without keeping layers: a cached build stage is an image of
+its own that removing the tag leaves behind (70 MB a run). Containers get explicit ulimits:
+podman's defaults exceed this machine's hard limits and runc refuses them. Tests use the
+session-scoped ``podman`` and ``bridge_image`` fixtures and the ``containers`` factory, whose
+containers and volumes are removed afterwards.
 """
 
 from __future__ import annotations
@@ -198,17 +199,19 @@ def _import(podman: Podman, rootfs: Path, tag: str) -> None:
         pytest.fail(f"podman import failed: {imported.stderr}")
 
 
-def build_image(podman: Podman, base: str, tag: str) -> str:
-    """``deploy/Dockerfile`` built from this tree on ``base``; returns the tag."""
+def build_image(podman: Podman, base: str, tag: str, revision: str) -> str:
+    """``deploy/Dockerfile`` built from this tree on ``base`` as ``revision``; returns the tag."""
     deploy = ROOT / "deploy"
     podman(
         "build",
         "--format=docker",
         "--pull=never",
+        "--layers=false",
         "--network=host",
         *podman.ulimits(),
         *host_pip_settings().build_volumes(),
         f"--build-arg=PYTHON_IMAGE={base}",
+        f"--build-arg=REVISION={revision}",
         f"--file={deploy / 'Dockerfile'}",
         f"--ignorefile={deploy / 'Dockerfile.dockerignore'}",
         f"--tag={tag}",
@@ -220,10 +223,11 @@ def build_image(podman: Podman, base: str, tag: str) -> str:
 
 @dataclass(frozen=True)
 class BridgeImage:
-    """The project's image built for this run, and the stand-in it was built on."""
+    """The project's image built for this run, the stand-in it was built on, its revision."""
 
     tag: str
     base: str
+    revision: str
 
 
 # -- containers --
@@ -290,18 +294,36 @@ class Containers:
         """Start the image detached on the host network; ``volume`` is mounted as its state."""
         name = f"exesdb-bridge-test-{uuid.uuid4().hex[:12]}"
         self._containers.append(name)
-        self.podman(
-            "run",
-            "--detach",
-            f"--name={name}",
+        self.podman("run", "--detach", f"--name={name}", *self._options(env, volume, flags))
+        return Container(self.podman, name)
+
+    def run_to_exit(
+        self,
+        env: dict[str, str],
+        *,
+        volume: str | None = None,
+        flags: tuple[str, ...] = (),
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the image in the foreground until it exits, then remove it; ``volume`` is
+        mounted as its state (``name:ro`` read-only)."""
+        return self.podman(
+            "run", "--rm", *self._options(env, volume, flags), timeout=timeout, check=False
+        )
+
+    def _options(
+        self, env: dict[str, str], volume: str | None, flags: tuple[str, ...]
+    ) -> list[str]:
+        name, _, options = (volume or "").partition(":")
+        mount = f"{name}:{STATE_DIR}:{options}" if options else f"{name}:{STATE_DIR}"
+        return [
             "--network=host",  # everything it talks to, and the tests, are on 127.0.0.1
             *self.podman.ulimits(),
-            *([f"--volume={volume}:{STATE_DIR}"] if volume else []),
+            *([f"--volume={mount}"] if name else []),
             *(f"--env={key}={value}" for key, value in env.items()),
             *flags,
             self.image.tag,
-        )
-        return Container(self.podman, name)
+        ]
 
     def close(self) -> None:
         """Remove every container (killed if running) and volume made here."""
@@ -323,8 +345,10 @@ def podman() -> Podman:
 def bridge_image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeImage]:
     """The project's image, built once per run on the stand-in base, removed afterwards."""
     base = base_image(podman, tmp_path_factory.mktemp("base"))
-    tag = build_image(podman, base, f"localhost/exesdb-bridge-test:{uuid.uuid4().hex[:12]}")
-    yield BridgeImage(tag, base)
+    name = uuid.uuid4().hex[:12]
+    revision = f"test-{name}"  # stands in for the commit a release build names
+    tag = build_image(podman, base, f"localhost/exesdb-bridge-test:{name}", revision)
+    yield BridgeImage(tag, base, revision)
     podman("rmi", tag, check=False)
 
 
