@@ -256,6 +256,25 @@ INPUT_EDGES = [
         ),
         "payload.metric_name",
     ),
+    (
+        "ESC in an alert id (the alert_id label of its notifications)",
+        body_of(
+            envelope(
+                tag="system_alert",
+                instance="ex_esdb_alerts",
+                topic="disk",
+                payload={
+                    "alert_id": "disk\x1b[2J",
+                    "severity": "critical",
+                    "category": "system",
+                    "title": "t",
+                    "description": "d",
+                    "source": "s",
+                },
+            )
+        ),
+        "payload.alert_id",
+    ),
 ]
 
 
