@@ -9,12 +9,14 @@ that key alone would leave them, are still read, never dropped), and each replic
 still names this replica's consumer, then changes the records and keeps the note, all or
 nothing, so a replica that lost the lease (slow, cut off) can no longer change what the next
 holder reads. A new holder moves the other replicas' notes to its own (``adopt``), one script
-per node the set lists (never a scan of the keyspace: its cost does not grow with unrelated
-keys), fenced the same way, so each note is acted on by one replica.
+per node the set lists, fenced the same way, so each note is acted on by one replica. The set,
+not a scan of the keyspace, is read, so the cost does not grow with unrelated keys; only notes
+an earlier version kept (before the set held its ``""`` member, "listed") are found by one scan.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from typing import Any, Final
 
@@ -27,6 +29,8 @@ __all__ = ["RedisSharedState"]
 
 # Notes wait this long for their replica to come back (they are forgotten once acted on).
 _NOTES_KEPT_MS: Final = 7 * 24 * 3600 * 1000
+# The member of the set of nodes with notes that says every node with notes is listed in it.
+_LISTED: Final = ""
 
 # KEYS: lease, records, kept, notes, the set of nodes with notes. ARGV: consumer, restore (0/1),
 # note id ("" for none), note, the number of records put, then key, value for each, then the
@@ -48,7 +52,6 @@ if ARGV[3] ~= '' then
   redis.call('hset', KEYS[4], ARGV[3], ARGV[4])
   redis.call('pexpire', KEYS[4], NOTES_KEPT_MS)
   redis.call('sadd', KEYS[5], ARGV[#ARGV])
-  redis.call('pexpire', KEYS[5], NOTES_KEPT_MS)
 end
 return 1
 """.replace("NOTES_KEPT_MS", str(_NOTES_KEPT_MS))
@@ -67,7 +70,6 @@ if #notes > 0 then
   redis.call('pexpire', KEYS[3], NOTES_KEPT_MS)
   redis.call('del', KEYS[2])
   redis.call('sadd', KEYS[4], ARGV[3])
-  redis.call('pexpire', KEYS[4], NOTES_KEPT_MS)
 end
 return #notes / 2
 """.replace("NOTES_KEPT_MS", str(_NOTES_KEPT_MS))
@@ -154,7 +156,11 @@ class RedisSharedState:
         moved = 0
         with self._link.boundary(f"take over the other replicas' {name} notes"):
             listed: Any = await self._link.client.smembers(noted)
-            for node in sorted({text(member) for member in listed} - {self._node}):
+            nodes = {text(member) for member in listed}
+            if _LISTED not in nodes:
+                nodes |= await self._unlisted(name)
+                await self._link.client.sadd(noted, _LISTED, *nodes)
+            for node in sorted(nodes - {_LISTED, self._node}):
                 done: Any = await self._link.client.eval(
                     _ADOPT,
                     4,
@@ -173,6 +179,13 @@ class RedisSharedState:
                     )
                 moved += int(done)
         return moved
+
+    async def _unlisted(self, name: str) -> set[str]:
+        """The nodes with notes an earlier version kept without listing them: one scan."""
+        start = f"{self._layout.state(name)}:notes:"
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", start) + "*"
+        keys = [text(key) async for key in self._link.client.scan_iter(match=pattern)]
+        return {key.removeprefix(start) for key in keys}
 
     def _notes(self, name: str, node: str | None = None) -> str:
         return f"{self._layout.state(name)}:notes:{node or self._node}"
