@@ -177,8 +177,10 @@ async def ingest(request: web.Request) -> web.Response:
         split = body.split(b"\n")
         # isspace() tests what strip() would remove without copying each line.
         lines = [line for line in split if line and not line.isspace()]
-        if len(lines) != len(split):
-            # Blank lines were left out: a refusal names the line where the body has it.
+        blank = len(split) - len(lines)
+        if blank and not (blank == 1 and not split[-1]):
+            # Blank lines were left out (other than after the last newline): a refusal names
+            # the line where the body has it.
             numbers = [n for n, line in enumerate(split, 1) if line and not line.isspace()]
         if not lines:
             return _rejected(
