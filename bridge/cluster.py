@@ -308,6 +308,9 @@ class ClusterMonitor:
             self._blind = False
             for node in self._nodes.values():
                 node.heard = max(node.heard, now)
+            # What was announced while it could not hear is still on its way: another interval.
+            for name, (state, due) in self._unheard.items():
+                self._unheard[name] = (state, max(due, now + self._interval))
         self._find_silent(now)
         self._log_dropped()
         changes: dict[Change, list[str]] = {"node_added": [], "node_removed": []}

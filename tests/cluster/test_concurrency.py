@@ -145,3 +145,21 @@ async def test_a_return_whose_winner_died_before_publishing_is_announced_reconne
     await replica.hear("app-1", health)
     await replica.tick()
     assert len(replica.published(NodeLifecycle, event="reconnected", node="app-1")) == 1
+
+
+async def test_a_replica_that_could_not_hear_waits_an_interval_more_before_announcing_for_another(
+    make_replica, clock: Clock
+) -> None:
+    """A replica cut off from the bus past the interval it gives another replica's down
+    announcement waits one more once it hears again (the announcement is on its way to it)."""
+    replica, _ = await _down_claimed_by_a_dead_replica(make_replica, clock)
+    replica.transport.reason = "Redis at redis://x is unreachable"
+    clock.advance(1.1)
+    await replica.tick()
+    replica.transport.reason = None
+    await replica.tick()
+    assert replica.published(NodeLifecycle, event="down", node="app-1") == []
+    await replica.hear("bridge-2", NodeLifecycle(node="app-1", event="down", cluster_size=2))
+    clock.advance(1.1)
+    await replica.tick()
+    assert replica.published(NodeLifecycle, event="down", node="app-1") == []
