@@ -470,6 +470,7 @@ class ClusterMonitor:
         if node is None or node.state != state or node.said == state:
             self._unheard.pop(name, None)
             return None
+        self._unheard.pop(name, None)  # to the end: the next in line are looked at next tick
         self._unheard[name] = (state, now + self._interval)
         window = int(self._interval * 1000)
         if not await self._coordinator.once(f"cluster:unheard:{name}:{state}", window):
