@@ -438,11 +438,25 @@ def _not_retryable(queue: DeliveryQueue, ids: Sequence[str]) -> list[str]:
 def _left_why(delivery: Unretryable) -> str:
     """Why ``outbox retry`` leaves a dead letter as it is."""
     if delivery.configured:
-        resolved = ", ".join(f"{alert_id!r} resolved at {at}" for alert_id, at in delivery.resolved)
+        receiver = receiver_label(delivery.receiver)
+        why = []
+        if delivery.resolved:
+            resolved = ", ".join(
+                f"{alert_id!r} resolved at {at}" for alert_id, at in delivery.resolved
+            )
+            why.append(
+                f"it fires alerts whose resolve {receiver} was sent since ({resolved}), so sent"
+                " again it would leave them firing there for good"
+            )
+        if delivery.refired:
+            refired = ", ".join(repr(alert_id) for alert_id in delivery.refired)
+            why.append(
+                f"it resolves alerts {receiver} was sent firing again since ({refired}), so sent"
+                " again it would show them resolved there while they fire"
+            )
         return (
-            f"delivery {delivery.delivery_id!r} left dead-lettered: it fires alerts whose resolve"
-            f" {receiver_label(delivery.receiver)} was sent since ({resolved}), so sent again it"
-            " would leave them firing there for good; --force sends it all the same"
+            f"delivery {delivery.delivery_id!r} left dead-lettered: {'; '.join(why)};"
+            " --force sends it all the same"
         )
     return (
         f"delivery {delivery.delivery_id!r} left dead-lettered: its receiver"

@@ -22,6 +22,12 @@ a bounded number of alerts; each storm is counted when it begins
 (``exesdb_cluster_down_storms_total``).
 ClusterHealth is also published once per health interval across all replicas.
 
+A transition another replica won the swap for is taken as announced once this replica hears it
+on the bus (NodeLifecycle ``down``, or ``reconnected``/``joined``/``left`` for a return). If it
+has not within one health interval (the winner died between its swap and its publish), one of
+the others (an atomic once-only claim) announces it in its place, so a down is never left
+unannounced, nor a return that resolves its alert.
+
 Bounds that fail safe: a node down and silent for ``EXESDB_NODE_FORGET_MS`` is forgotten; at
 ``MAX_NODES`` the longest-silent node is evicted to make room, so a node heard for the first time
 is always tracked. Either is logged and counted (``exesdb_cluster_nodes_forgotten_total``); a
@@ -85,6 +91,11 @@ class _Node:
     health: str = "healthy"
     announced: State | None = None  # the last transition announced (or found announced)
     down_since: float = 0.0
+    said: State | None = None  # the last transition heard announced on the bus, by anyone
+
+
+# The NodeLifecycle events that announce a node's transition (as the alert stage reads them).
+_SAYS: Final[dict[str, State]] = {"down": "down", "reconnected": "up", "joined": "up", "left": "up"}
 
 
 @dataclass(slots=True)
@@ -142,6 +153,8 @@ class ClusterMonitor:
         self._nodes: OrderedDict[str, _Node] = OrderedDict()
         self._pending: dict[str, State] = {}  # transitions still to announce
         self._farewells: dict[str, Reason] = {}  # forgotten nodes still to announce as left
+        # Transitions another replica won the swap for, not yet heard announced: by when.
+        self._unheard: dict[str, tuple[State, float]] = {}
         self._dropped: dict[Reason, _Dropped] = {"silent": _Dropped(), "evicted": _Dropped()}
         self._alerted: deque[float] = deque(maxlen=ALERTS_PER_INTERVAL)
         self._group: _Group | None = None
@@ -209,6 +222,7 @@ class ClusterMonitor:
             and payload.event in ("leaving", "left")
         ):
             self._leave(publisher)
+            self._said(publisher, payload.event)
             return
         node = self._nodes.get(publisher)
         if node is None:
@@ -228,6 +242,20 @@ class ClusterMonitor:
             self._nodes[payload.node].health = payload.status
             if publisher == self.node:
                 self._own_health = now
+        elif isinstance(payload, NodeLifecycle):
+            self._said(payload.node, payload.event)
+
+    def _said(self, name: str, event: str) -> None:
+        """A transition of ``name`` announced on the bus (by any replica, or by the node)."""
+        said = _SAYS.get(event)
+        if said is None:
+            return
+        node = self._nodes.get(name)
+        if node is not None:
+            node.said = said
+        unheard = self._unheard.get(name)
+        if unheard is not None and unheard[0] == said:
+            del self._unheard[name]
 
     def _evict(self) -> None:
         """Make room for a new node: the longest-silent one goes (never this bridge itself)."""
@@ -242,6 +270,7 @@ class ClusterMonitor:
     def _drop(self, name: str, reason: Reason) -> None:
         node = self._nodes.pop(name)
         self._pending.pop(name, None)
+        self._unheard.pop(name, None)
         self._forgotten.labels(reason).inc()
         self._dropped[reason].add(name)
         if node.announced == "down" or node.state == "down":
@@ -250,6 +279,7 @@ class ClusterMonitor:
     def _leave(self, name: str) -> None:
         if self._nodes.pop(name, None) is not None:
             self._pending.pop(name, None)
+            self._unheard.pop(name, None)
             _logger.info("node %s left the cluster", name)
 
     # -- the periodic work --
@@ -278,6 +308,9 @@ class ClusterMonitor:
             self._blind = False
             for node in self._nodes.values():
                 node.heard = max(node.heard, now)
+            # What was announced while it could not hear is still on its way: another interval.
+            for name, (state, due) in self._unheard.items():
+                self._unheard[name] = (state, max(due, now + self._interval))
         self._find_silent(now)
         self._log_dropped()
         changes: dict[Change, list[str]] = {"node_added": [], "node_removed": []}
@@ -364,6 +397,14 @@ class ClusterMonitor:
             await self._farewell(name, reason, up)
             if self._farewells.get(name) == reason:
                 del self._farewells[name]
+        now = self._clock()
+        for name, (state, due) in list(self._unheard.items())[:_PER_TICK]:
+            if self._closed:
+                return
+            if due <= now:
+                event = await self._announce_unheard(name, state, up, now)
+                if event is not None:
+                    changes[event].append(name)
 
     async def _transition(self, name: str, state: State, up: int) -> Change | None:
         """Announce one node's transition when it is this replica's to announce; the
@@ -382,7 +423,8 @@ class ClusterMonitor:
         if state == "down":
             if previous == "down":
                 node.announced = state
-                return None  # another replica announced it
+                self._expect(name, node, state)  # another replica announces it
+                return None
             event: Literal["down", "reconnected"] = "down"
             metadata: dict[str, object] = {
                 "detected_by": self.node,
@@ -394,6 +436,8 @@ class ClusterMonitor:
         elif previous == "down" or (previous is None and locally_down):
             event, metadata = "reconnected", {"detected_by": self.node}
         else:
+            if locally_down:
+                self._expect(name, node, state)  # another replica announces its return
             node.announced = state
             # First heard anywhere (or again after being forgotten): a new member.
             return "node_added" if previous in (None, _FORGOTTEN) else None
@@ -406,15 +450,61 @@ class ClusterMonitor:
             # would be lost for every replica: put the state key back and keep it pending.
             # (None cannot be put back; the value that makes the retry announce it again can.)
             await self._coordinator.swap(key, _restored(previous, state), _STATE_TTL_MS)
-            # Counted again when the retry is announced.
-            if "grouped" in metadata and self._group is not None:
-                self._group.count -= 1
-                self._group.named = tuple(n for n in self._group.named if n != name[:_NAME_SHOWN])
-            elif state == "down" and self._alerted:
-                self._alerted.pop()
+            self._uncount(name, state, metadata)
             raise BridgeError(f"announcing {name} {event} was refused: {published.reason}")
         node.announced = state
         return "node_removed" if state == "down" else "node_added"
+
+    def _expect(self, name: str, node: _Node, state: State) -> None:
+        """Wait one health interval to hear the announcement another replica won the swap for."""
+        if node.said != state:
+            self._unheard[name] = (state, self._clock() + self._interval)
+
+    async def _announce_unheard(
+        self, name: str, state: State, up: int, now: float
+    ) -> Change | None:
+        """Announce a transition whose winner was not heard announcing it within an interval
+        (it died between its swap and its publish); one replica, by a once-only claim, while
+        the others wait another interval to hear it."""
+        node = self._nodes.get(name)
+        if node is None or node.state != state or node.said == state:
+            self._unheard.pop(name, None)
+            return None
+        self._unheard.pop(name, None)  # to the end: the next in line are looked at next tick
+        self._unheard[name] = (state, now + self._interval)
+        window = int(self._interval * 1000)
+        if not await self._coordinator.once(f"cluster:unheard:{name}:{state}", window):
+            return None  # another replica announces it; heard (or not) within the interval
+        if self._unheard.get(name, (None,))[0] != state or node.state != state:
+            return None  # heard, or changed, meanwhile
+        metadata: dict[str, object] = {"detected_by": self.node, "unheard": True}
+        if state == "down":
+            event: Literal["down", "reconnected"] = "down"
+            metadata["missed_intervals"] = MISSED_INTERVALS
+            group = self._grouped(name, node.down_since)
+            if group is not None:
+                metadata["grouped"] = group
+        else:
+            event = "reconnected"
+        message = NodeLifecycle(node=name, event=event, cluster_size=up, metadata=metadata)
+        if not self._bus.publish("lifecycle", message):
+            self._uncount(name, state, metadata)
+            return None  # refused: tried again an interval on
+        _logger.warning(
+            "node %s %s was not heard announced by the replica that claimed it: announced here",
+            name,
+            event,
+        )
+        self._unheard.pop(name, None)
+        return "node_removed" if state == "down" else "node_added"
+
+    def _uncount(self, name: str, state: State, metadata: dict[str, object]) -> None:
+        """Take back what a refused announcement counted (counted again when it is retried)."""
+        if "grouped" in metadata and self._group is not None:
+            self._group.count -= 1
+            self._group.named = tuple(n for n in self._group.named if n != name[:_NAME_SHOWN])
+        elif state == "down" and self._alerted:
+            self._alerted.pop()
 
     def _grouped(self, name: str, found: float) -> str | None:
         """None when this down (found at ``found``) may have a node_failure alert of its own,

@@ -170,11 +170,18 @@ async def ingest(request: web.Request) -> web.Response:
             HeaderCheck.EXPIRED: f"the {SIGNATURE_HEADER} timestamp is outside the replay window",
         }[check]
         return _rejected(verifier.reject(Rejection(reason, detail, SIGNATURE_HEADER)))
+    numbers: list[int] | None = None
     if content_type == _JSON:
         lines = [body]
     else:
+        split = body.split(b"\n")
         # isspace() tests what strip() would remove without copying each line.
-        lines = [line for line in body.split(b"\n") if line and not line.isspace()]
+        lines = [line for line in split if line and not line.isspace()]
+        blank = len(split) - len(lines)
+        if blank and not (blank == 1 and not split[-1]):
+            # Blank lines were left out (other than after the last newline): a refusal names
+            # the line where the body has it.
+            numbers = [n for n, line in enumerate(split, 1) if line and not line.isspace()]
         if not lines:
             return _rejected(
                 verifier.reject(
@@ -183,16 +190,16 @@ async def ingest(request: web.Request) -> web.Response:
             )
     # Judged first, admitted (ids remembered) only once nothing will refuse the batch, so a
     # batch answered 503 can be sent again as it is.
-    judged = verifier.judge_batch(lines)
+    judged = verifier.judge_batch(lines, numbers)
     if isinstance(judged, Rejection):
-        return _rejected(_located(judged, content_type))
+        return _rejected(_located(judged, content_type, numbers[0] if numbers else 1))
     busy = bridge.bus.congestion(judged)
     if busy is not None:
         # Refusing now beats accepting what the queue would drop.
         return _retry_later(
             "overloaded", f"subscriber {busy.name!r} has {busy.depth} message(s) waiting"
         )
-    result = verifier.admit(judged)
+    result = verifier.admit(judged, numbers)
     if isinstance(result, Rejection):
         return _rejected(result)
     # 202 waits until the batch is safe: on the in-process bus until durable subscribers (the
@@ -218,12 +225,13 @@ async def ingest(request: web.Request) -> web.Response:
     return web.json_response(answer, status=202)
 
 
-def _located(rejection: Rejection, content_type: str) -> Rejection:
+def _located(rejection: Rejection, content_type: str, first: int) -> Rejection:
     """``rejection`` naming where it is when no envelope field does (a body that is not JSON,
-    nested too deep, not UTF-8): ``body``, or the line of NDJSON (batches name it already)."""
+    nested too deep, not UTF-8): ``body``, or the line of NDJSON (``first``, that of a lone
+    envelope: batches name it already)."""
     if rejection.field is not None:
         return rejection
-    return replace(rejection, field="body" if content_type == _JSON else "line 1")
+    return replace(rejection, field="body" if content_type == _JSON else f"line {first}")
 
 
 def _retry_later(code: str, detail: str) -> web.Response:

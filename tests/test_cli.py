@@ -714,6 +714,44 @@ def test_outbox_retry_leaves_a_firing_whose_resolve_was_delivered_unless_forced(
     assert "1 dead-lettered delivery back to pending" in forced.stdout
 
 
+def test_outbox_retry_leaves_a_resolve_of_an_alert_that_fired_again_unless_forced(
+    tmp_path: Path,
+) -> None:
+    """`outbox retry` of a dead-lettered resolve whose alert the receiver was sent firing again
+    since names the alert, exits 1 and leaves it (sent, it would show the alert resolved while
+    it fires); --force retries it. A resolve whose alert's firing still waits is retried."""
+    url = "https://hooks.example/x"
+    outbox = Outbox.in_dir(tmp_path)
+    outbox.queue.queue_for([url])
+    sent = []
+    for at, status, state in [
+        (T0, "firing", DeliveryState.DELIVERED),
+        (T0 + 60, "resolved", DeliveryState.DEAD),
+        (T0 + 120, "firing", DeliveryState.PENDING),
+    ]:
+        observe(outbox, event("a", status=status), at)
+        outbox.queue.group(url, at, 0.0, _webhook_bodies)
+        [made] = [d for d in outbox.queue.deliveries() if d.id not in sent]
+        sent.append(made.id)
+        if state is not DeliveryState.PENDING:
+            _finish(outbox, made.id, state, 200 if state is DeliveryState.DELIVERED else 404)
+    resolve, again = sent[1], sent[2]
+    assert outbox.dead_letters.unretryable() == []  # the new firing still waits: it goes out after
+    _finish(outbox, again, DeliveryState.DELIVERED, 200)
+    assert [(d.delivery_id, d.refired) for d in outbox.dead_letters.unretryable()] == [(resolve, ("a",))]
+    outbox.close()
+    env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
+    refused = cli("outbox", "retry", "--all", **env)
+    assert refused.returncode == 1
+    assert f"delivery '{resolve}' left dead-lettered: it resolves alerts" in refused.stderr
+    assert "('a'), so sent again it would show them resolved there while they fire" in (
+        refused.stderr
+    )
+    assert "0 dead-lettered deliveries back to pending" in refused.stdout
+    forced = cli("outbox", "retry", "--force", resolve, **env)
+    assert (forced.returncode, forced.stderr) == (0, "")
+
+
 def test_a_dead_firing_whose_resolve_still_waits_may_be_retried(tmp_path: Path) -> None:
     """A dead-lettered firing whose resolve is still pending is retried (it goes out first,
     the resolve after it), as is one whose alert fired again after the resolve was sent."""

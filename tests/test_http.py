@@ -256,6 +256,25 @@ INPUT_EDGES = [
         ),
         "payload.metric_name",
     ),
+    (
+        "ESC in an alert id (the alert_id label of its notifications)",
+        body_of(
+            envelope(
+                tag="system_alert",
+                instance="ex_esdb_alerts",
+                topic="disk",
+                payload={
+                    "alert_id": "disk\x1b[2J",
+                    "severity": "critical",
+                    "category": "system",
+                    "title": "t",
+                    "description": "d",
+                    "source": "s",
+                },
+            )
+        ),
+        "payload.alert_id",
+    ),
 ]
 
 
@@ -483,6 +502,34 @@ async def test_ndjson_batch_is_all_or_nothing(
     assert (await server.post(body_of(*good), content_type=NDJSON))[0] == 202
     await async_wait_until(lambda: len(server.delivered) >= 2, what="the good lines")
     assert [item.id for item in server.delivered] == [line["id"] for line in good]
+
+
+@pytest.mark.parametrize(
+    ("lines", "status", "field"),
+    [
+        ([b"good", b"", b"  ", b"bad"], 400, "line 4: node"),
+        ([b"", b"\r", b"not json"], 400, "line 3"),
+        ([b"good", b"", b"good again"], 409, "line 3: id"),
+    ],
+    ids=["bad-after-blank-lines", "lone-line-after-blank-lines", "replay-after-a-blank-line"],
+)
+async def test_ndjson_refusals_name_the_line_where_the_body_has_it(
+    serve: ServerFactory, lines: list[bytes], status: int, field: str
+) -> None:
+    """Blank lines count: a refused NDJSON line is named by its line in the body, not by its
+    place among the envelopes."""
+    server = await serve()
+    good = body_of(envelope())
+    parts = {
+        b"good": good,
+        b"good again": good,
+        b"bad": body_of(envelope(node="a\u0000b")),
+        b"not json": b"{not json",
+    }
+    body = b"\n".join(parts.get(line, line) for line in lines)
+    answer_status, answer = await server.post(body, content_type=NDJSON)
+    assert (answer_status, answer.get("field")) == (status, field), answer
+    assert server.delivered == []
 
 
 async def test_ndjson_with_no_envelope_is_malformed(serve: ServerFactory) -> None:

@@ -138,9 +138,15 @@ class Verifier:
             return envelopes
         return self.admit(envelopes)
 
-    def judge_batch(self, lines: Sequence[bytes]) -> list[Envelope] | Rejection:
+    def judge_batch(
+        self, lines: Sequence[bytes], numbers: Sequence[int] | None = None
+    ) -> list[Envelope] | Rejection:
         """``verify_batch`` without remembering the ids: the caller may still refuse the batch
-        (e.g. 503 when a subscriber is congested) and then ``admit`` it or not."""
+        (e.g. 503 when a subscriber is congested) and then ``admit`` it or not.
+
+        ``numbers``: each line's number in the body (blank lines left out), for a rejection to
+        name; by default 1, 2, 3...
+        """
         envelopes, failure = decode_envelopes(lines)
         total = len(lines)
         # The lines before a bad one are judged too: a replay among them is reported first.
@@ -150,16 +156,18 @@ class Verifier:
         if stale is not None:
             index, verdict = stale
             rejection = _replay_rejection(verdict, envelopes[index].id)
-            return self.reject(_at_line(rejection, index + 1, total))
+            return self.reject(_at_line(rejection, _number(numbers, index), total))
         if failure is not None:
             index, rejection = failure
-            return self.reject(_at_line(rejection, index + 1, total))
+            return self.reject(_at_line(rejection, _number(numbers, index), total))
         self._judged = (envelopes, ids, times, generation)
         return envelopes
 
-    def admit(self, envelopes: list[Envelope]) -> list[Envelope] | Rejection:
+    def admit(
+        self, envelopes: list[Envelope], numbers: Sequence[int] | None = None
+    ) -> list[Envelope] | Rejection:
         """Remember the ids of a judged batch, all at one instant; a Rejection only if a copy
-        was admitted since it was judged."""
+        was admitted since it was judged (``numbers`` as for ``judge_batch``)."""
         judged, self._judged = self._judged, None
         if judged is not None and judged[0] is envelopes:
             # Just judged: unless ids were remembered since, they need not be looked up again.
@@ -171,7 +179,7 @@ class Verifier:
         if failure is not None:
             index, verdict = failure
             rejection = _replay_rejection(verdict, envelopes[index].id)
-            return self.reject(_at_line(rejection, index + 1, len(envelopes)))
+            return self.reject(_at_line(rejection, _number(numbers, index), len(envelopes)))
         return envelopes
 
     def forget(self, envelopes: Iterable[Envelope]) -> None:
@@ -183,6 +191,10 @@ def _replay_rejection(verdict: ReplayVerdict, message_id: str) -> Rejection:
     if verdict is ReplayVerdict.REPLAYED:
         return Rejection(RejectReason.REPLAYED, f"message {message_id} was already accepted", "id")
     return Rejection(RejectReason.EXPIRED, "the timestamp is outside the replay window", "ts")
+
+
+def _number(numbers: Sequence[int] | None, index: int) -> int:
+    return numbers[index] if numbers is not None else index + 1
 
 
 def _at_line(rejection: Rejection, number: int, total: int) -> Rejection:

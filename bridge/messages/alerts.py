@@ -56,7 +56,8 @@ class SystemAlert(Message):
     INSTANCE: ClassVar[str] = INSTANCE
     DERIVED: ClassVar[tuple[str, ...]] = ("requires_ack",)
 
-    alert_id: Text = Field(default_factory=random_hex)
+    # The alert_id label of every notification of the alert.
+    alert_id: Label = Field(default_factory=random_hex)
     severity: AlertSeverity
     category: AlertCategory
     title: Text

@@ -1,12 +1,12 @@
-"""The cluster monitor while a state key's swap is in flight: what is heard meanwhile and a stop
-meanwhile lose no announcement."""
+"""The cluster monitor while a state key's swap is in flight: what is heard meanwhile, a stop
+meanwhile and the death of the replica that won it lose no announcement."""
 
 from __future__ import annotations
 
 import asyncio
 
 from bridge.bus import LocalCoordinator
-from bridge.messages import NodeLifecycle
+from bridge.messages import NodeHealth, NodeLifecycle
 from tests.cluster.helpers import Clock, Replica
 
 
@@ -80,3 +80,86 @@ async def test_a_stop_during_a_down_announcement_still_publishes_what_the_key_sa
     assert await coordinator.swap("cluster:node:app-1", "down", 60_000) == "down"
     assert [m.node for m in replica.published(NodeLifecycle, event="down")] == ["app-1"]
     assert replica.published(NodeLifecycle, event="left", node="bridge-1")
+
+
+async def _down_claimed_by_a_dead_replica(
+    make_replica, clock: Clock
+) -> tuple[Replica, LocalCoordinator]:
+    """A replica that saw app-1 go silent after another replica swapped its state key to down
+    and died before publishing (the key says announced; nothing was)."""
+    shared = LocalCoordinator(clock)
+    replica = await make_replica("bridge-1", shared)
+    await replica.hear("app-1")
+    clock.advance(3.5)
+    await shared.swap("cluster:node:app-1", "down", 60_000)
+    await replica.tick()
+    return replica, shared
+
+
+async def test_a_down_whose_winner_died_before_publishing_is_announced_an_interval_on(
+    make_replica, clock: Clock
+) -> None:
+    """A down another replica won the swap for and never published is announced by this one
+    once an interval passes without hearing it, once."""
+    replica, _ = await _down_claimed_by_a_dead_replica(make_replica, clock)
+    assert replica.published(NodeLifecycle, event="down", node="app-1") == []
+    clock.advance(1.1)
+    await replica.tick()
+    clock.advance(1.1)
+    await replica.tick()
+    downs = replica.published(NodeLifecycle, event="down", node="app-1")
+    assert len(downs) == 1
+    assert isinstance(downs[0], NodeLifecycle)
+    assert downs[0].metadata["unheard"] is True
+
+
+async def test_a_down_heard_from_the_replica_that_won_its_swap_is_not_announced_again(
+    make_replica, clock: Clock
+) -> None:
+    """A down whose winner is heard announcing it within the interval is left to it."""
+    replica, _ = await _down_claimed_by_a_dead_replica(make_replica, clock)
+    await replica.hear("bridge-2", NodeLifecycle(node="app-1", event="down", cluster_size=2))
+    clock.advance(1.1)
+    await replica.tick()
+    assert replica.published(NodeLifecycle, event="down", node="app-1") == []
+
+
+async def test_a_return_whose_winner_died_before_publishing_is_announced_reconnected(
+    make_replica, clock: Clock
+) -> None:
+    """A node that comes back (heard only through its NodeHealth) after the replica that won
+    the swap of its return died before publishing it is announced reconnected by another, so
+    its node_failure alert resolves."""
+    shared = LocalCoordinator(clock)
+    replica = await make_replica("bridge-1", shared)
+    await replica.hear("app-1")
+    clock.advance(3.5)
+    await replica.tick()
+    assert len(replica.published(NodeLifecycle, event="down", node="app-1")) == 1
+    await shared.swap("cluster:node:app-1", "up", 60_000)  # the dead winner's swap
+    health = NodeHealth(node="app-1", status="healthy")
+    await replica.hear("app-1", health)
+    await replica.tick()
+    assert replica.published(NodeLifecycle, event="reconnected", node="app-1") == []
+    clock.advance(1.1)
+    await replica.hear("app-1", health)
+    await replica.tick()
+    assert len(replica.published(NodeLifecycle, event="reconnected", node="app-1")) == 1
+
+
+async def test_a_replica_that_could_not_hear_waits_an_interval_more_before_announcing_for_another(
+    make_replica, clock: Clock
+) -> None:
+    """A replica cut off from the bus past the interval it gives another replica's down
+    announcement waits one more once it hears again (the announcement is on its way to it)."""
+    replica, _ = await _down_claimed_by_a_dead_replica(make_replica, clock)
+    replica.transport.reason = "Redis at redis://x is unreachable"
+    clock.advance(1.1)
+    await replica.tick()
+    replica.transport.reason = None
+    await replica.tick()
+    assert replica.published(NodeLifecycle, event="down", node="app-1") == []
+    await replica.hear("bridge-2", NodeLifecycle(node="app-1", event="down", cluster_size=2))
+    clock.advance(1.1)
+    await replica.tick()
+    assert replica.published(NodeLifecycle, event="down", node="app-1") == []

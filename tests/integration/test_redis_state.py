@@ -78,6 +78,36 @@ async def test_notes_are_kept_per_replica_with_the_change(states) -> None:
     assert await a.notes("alerts") == {}
 
 
+async def test_a_new_holder_finds_the_notes_through_their_index_whatever_else_redis_holds(
+    states,
+) -> None:
+    """Taking over the other replicas' notes reads the set of nodes that kept some: once it
+    is listed (a first take-over scanned for notes an earlier version kept), 20 000 unrelated
+    keys add no command, and every note moves."""
+    server, a, b = states
+    hold(server, "b:1")
+    assert await b.adopt("alerts") == 0
+    hold(server, "a:1")
+    assert await a.commit("alerts", StateChange(put={"x": b"1"}, note=("p1", b"plan one")))
+    with server.client() as client:
+        pipe = client.pipeline(transaction=False)
+        for number in range(20_000):
+            pipe.set(f"exesdb:state:alerts:notes-like:{number}", b"unrelated")
+        pipe.execute()
+        client.config_resetstat()
+    hold(server, "b:1")
+    assert await b.adopt("alerts") == 1
+    assert await b.notes("alerts") == {"p1": b"plan one"}
+    assert await a.notes("alerts") == {}
+    with server.client() as client:
+        stats = client.info("commandstats")
+        assert {"cmdstat_scan", "cmdstat_keys"}.isdisjoint(stats), sorted(stats)
+        assert set(client.smembers("exesdb:state:alerts:noted")) == {b"", b"b"}
+    hold(server, "a:1")
+    assert await a.adopt("alerts") == 1  # and back: the index follows the notes
+    assert await a.notes("alerts") == {"p1": b"plan one"}
+
+
 async def test_records_lost_with_redis_read_as_none_and_can_be_put_back_whole(states) -> None:
     """After Redis lost its data the records read as None (not empty); a restoring change puts
     them back whole."""

@@ -4,11 +4,14 @@ Under ``<prefix>:state:<name>`` (a hash of key → record) with ``<prefix>:state
 (set once records were written: a hash that is missing while this key exists is empty, one
 missing along with it was lost with Redis's data; records found without it, as an eviction of
 that key alone would leave them, are still read, never dropped), and each replica's notes under
-``<prefix>:state:<name>:notes:<node>``. A change is one Lua script: it checks that the lease key
+``<prefix>:state:<name>:notes:<node>``, each node that kept one listed in the set
+``<prefix>:state:<name>:noted``. A change is one Lua script: it checks that the lease key
 still names this replica's consumer, then changes the records and keeps the note, all or
 nothing, so a replica that lost the lease (slow, cut off) can no longer change what the next
 holder reads. A new holder moves the other replicas' notes to its own (``adopt``), one script
-per replica, fenced the same way, so each note is acted on by one replica.
+per node the set lists, fenced the same way, so each note is acted on by one replica. The set,
+not a scan of the keyspace, is read, so the cost does not grow with unrelated keys; only notes
+an earlier version kept (before the set held its ``""`` member, "listed") are found by one scan.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ __all__ = ["RedisSharedState"]
 
 # Notes wait this long for their replica to come back (they are forgotten once acted on).
 _NOTES_KEPT_MS: Final = 7 * 24 * 3600 * 1000
+# The member of the set of nodes with notes that says every node with notes is listed in it.
+_LISTED: Final = ""
 
-# KEYS: lease, records, kept, notes. ARGV: consumer, restore (0/1), note id ("" for none), note,
-# the number of records put, then key, value for each, then the keys removed.
+# KEYS: lease, records, kept, notes, the set of nodes with notes. ARGV: consumer, restore (0/1),
+# note id ("" for none), note, the number of records put, then key, value for each, then the
+# keys removed, then (last) this replica's node.
 _COMMIT: Final = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] == '1' and redis.call('exists', KEYS[2]) == 1 then return 0 end
@@ -38,28 +44,32 @@ for _ = 1, tonumber(ARGV[5]) do
   redis.call('hset', KEYS[2], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
-while i <= #ARGV do
+while i < #ARGV do
   redis.call('hdel', KEYS[2], ARGV[i])
   i = i + 1
 end
 if ARGV[3] ~= '' then
   redis.call('hset', KEYS[4], ARGV[3], ARGV[4])
   redis.call('pexpire', KEYS[4], NOTES_KEPT_MS)
+  redis.call('sadd', KEYS[5], ARGV[#ARGV])
 end
 return 1
 """.replace("NOTES_KEPT_MS", str(_NOTES_KEPT_MS))
 
-# KEYS: lease, another replica's notes, this replica's notes. ARGV: consumer. How many notes
-# moved; -1 when this replica does not hold the lease.
+# KEYS: lease, another replica's notes, this replica's notes, the set of nodes with notes.
+# ARGV: consumer, the other replica's node, this replica's node. How many notes moved; -1 when
+# this replica does not hold the lease.
 _ADOPT: Final = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return -1 end
 local notes = redis.call('hgetall', KEYS[2])
 for i = 1, #notes, 2 do
   redis.call('hset', KEYS[3], notes[i], notes[i + 1])
 end
+redis.call('srem', KEYS[4], ARGV[2])
 if #notes > 0 then
   redis.call('pexpire', KEYS[3], NOTES_KEPT_MS)
   redis.call('del', KEYS[2])
+  redis.call('sadd', KEYS[4], ARGV[3])
 end
 return #notes / 2
 """.replace("NOTES_KEPT_MS", str(_NOTES_KEPT_MS))
@@ -102,15 +112,16 @@ class RedisSharedState:
         args.append(len(change.put))
         for field, value in change.put.items():
             args += [field, value]
-        args += list(change.remove)
+        args += [*change.remove, self._node]
         with self._link.boundary(f"change the {name} records"):
             done: Any = await self._link.client.eval(
                 _COMMIT,
-                4,
+                5,
                 self._layout.leader,
                 key,
                 f"{key}:kept",
                 self._notes(name),
+                f"{key}:noted",
                 *args,
             )
         return bool(done)
@@ -141,13 +152,25 @@ class RedisSharedState:
         lease.
         """
         mine = self._notes(name)
-        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", f"{self._layout.state(name)}:notes:") + "*"
+        noted = f"{self._layout.state(name)}:noted"
         moved = 0
         with self._link.boundary(f"take over the other replicas' {name} notes"):
-            keys = [text(key) async for key in self._link.client.scan_iter(match=pattern)]
-            for key in sorted(set(keys) - {mine}):
+            listed: Any = await self._link.client.smembers(noted)
+            nodes = {text(member) for member in listed}
+            if _LISTED not in nodes:
+                nodes |= await self._unlisted(name)
+                await self._link.client.sadd(noted, _LISTED, *nodes)
+            for node in sorted(nodes - {_LISTED, self._node}):
                 done: Any = await self._link.client.eval(
-                    _ADOPT, 3, self._layout.leader, key, mine, self._consumer
+                    _ADOPT,
+                    4,
+                    self._layout.leader,
+                    self._notes(name, node),
+                    mine,
+                    noted,
+                    self._consumer,
+                    node,
+                    self._node,
                 )
                 if int(done) < 0:
                     raise TransportError(
@@ -157,5 +180,12 @@ class RedisSharedState:
                 moved += int(done)
         return moved
 
-    def _notes(self, name: str) -> str:
-        return f"{self._layout.state(name)}:notes:{self._node}"
+    async def _unlisted(self, name: str) -> set[str]:
+        """The nodes with notes an earlier version kept without listing them: one scan."""
+        start = f"{self._layout.state(name)}:notes:"
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", start) + "*"
+        keys = [text(key) async for key in self._link.client.scan_iter(match=pattern)]
+        return {key.removeprefix(start) for key in keys}
+
+    def _notes(self, name: str, node: str | None = None) -> str:
+        return f"{self._layout.state(name)}:notes:{node or self._node}"

@@ -18,7 +18,9 @@ The writer also records its progress through a segment in Redis, in the same scr
 entries it writes (``Layout.spool``), and a reopened spool resumes from the further of the two:
 a crash between writing to Redis and moving the head sends nothing twice, nor does a write whose
 answer was lost (Redis is asked again after any failed write). A record torn by a
-crash while it was appended (never answered 202) is cut off when the spool is opened.
+crash while it was appended (never answered 202) is cut off when the spool is opened. A damaged
+record with whole records after it (the disk changed it) is skipped, logged, and the records
+after it are found again (the next offset where a whole record checks out) and sent.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import secrets
 import struct
 import zlib
@@ -52,6 +55,9 @@ _LOCK: Final = "lock"
 _INDEX: Final = {name: index for index, name in enumerate(INSTANCES)}
 # What one read from a segment takes (more when a single record is larger).
 _READ_BYTES: Final = 1024 * 1024
+# Where a record may begin: its instance index (after the length and the CRC) is one of ours.
+# A frame's body is JSON, which holds no byte below 0x20: no record is ever found inside one.
+_MAY_BEGIN: Final = re.compile(b"(?=.{8}[\\x00-\\x%02x])" % (len(INSTANCES) - 1), re.DOTALL)
 
 T = TypeVar("T")
 
@@ -326,23 +332,47 @@ def _records(data: bytes, limit: int) -> tuple[list[tuple[Frame, float]], int]:
     the last of them."""
     out: list[tuple[Frame, float]] = []
     position = 0
-    end = len(data)
-    while len(out) < limit and position + _HEADER.size <= end:
-        length, crc = _HEADER.unpack_from(data, position)
-        begin = position + _HEADER.size
-        if begin + length > end or length < _FIXED.size:
+    while len(out) < limit:
+        record = _record_at(data, position)
+        if record is None:
             break
-        payload = data[begin : begin + length]
-        if zlib.crc32(payload) != crc:
-            break
-        index, unix_ts, signature_length = _FIXED.unpack_from(payload)
-        body_start = _FIXED.size + signature_length
-        if index >= len(INSTANCES) or body_start > length:
-            break
-        signature = payload[_FIXED.size : body_start].decode("ascii", "replace") or None
-        out.append((Frame(INSTANCES[index], payload[body_start:], signature), unix_ts))
-        position = begin + length
+        out.append(record[0])
+        position = record[1]
     return out, position
+
+
+def _record_at(data: bytes, position: int) -> tuple[tuple[Frame, float], int] | None:
+    """The whole, intact record at ``position`` in ``data`` and the offset after it, or None."""
+    end = len(data)
+    if position + _HEADER.size > end:
+        return None
+    length, crc = _HEADER.unpack_from(data, position)
+    begin = position + _HEADER.size
+    if begin + length > end or length < _FIXED.size:
+        return None
+    payload = data[begin : begin + length]
+    if zlib.crc32(payload) != crc:
+        return None
+    index, unix_ts, signature_length = _FIXED.unpack_from(payload)
+    body_start = _FIXED.size + signature_length
+    if index >= len(INSTANCES) or body_start > length:
+        return None
+    signature = payload[_FIXED.size : body_start].decode("ascii", "replace") or None
+    return (Frame(INSTANCES[index], payload[body_start:], signature), unix_ts), begin + length
+
+
+def _resync(data: bytes, position: int) -> int | None:
+    """Where the first intact record after the one that does not check out at ``position``
+    begins, or None when none follows (a torn tail)."""
+    if position + _HEADER.size <= len(data):
+        # Damage inside the record leaves its length whole: the next record begins after it.
+        after: int = position + _HEADER.size + _HEADER.unpack_from(data, position)[0]
+        if _record_at(data, after) is not None:
+            return after
+    for candidate in _MAY_BEGIN.finditer(data, position + 1):
+        if _record_at(data, candidate.start()) is not None:
+            return candidate.start()
+    return None
 
 
 def _read(segment: _Segment, offset: int, count: int) -> SpoolBatch:
@@ -358,14 +388,20 @@ def _read(segment: _Segment, offset: int, count: int) -> SpoolBatch:
     records, consumed = _records(data, count)
     if not records:
         # A record that does not check out inside a segment (the disk changed it under us):
-        # nothing after it can be framed, so the rest of the segment is given up (logged).
+        # skipped up to the next one that does, in the rest of the segment (logged).
+        with segment.path.open("rb") as file:
+            file.seek(offset)
+            rest = file.read(segment.size - offset)
+        found = _resync(rest, 0)
+        skipped = len(rest) if found is None else found
         _logger.error(
-            "spool segment %s: a damaged record at byte %d; skipping the rest (%d bytes)",
+            "spool segment %s: a damaged record at byte %d; skipping %d byte(s)%s",
             segment.path,
             offset,
-            segment.size - offset,
+            skipped,
+            " (the rest of it)" if found is None else ", to the next whole record",
         )
-        return SpoolBatch([], [], segment.id, offset, segment.size)
+        return SpoolBatch([], [], segment.id, offset, offset + skipped)
     return SpoolBatch(
         [frame for frame, _ in records],
         [unix_ts for _, unix_ts in records],
@@ -376,11 +412,25 @@ def _read(segment: _Segment, offset: int, count: int) -> SpoolBatch:
 
 
 def _repair(path: Path, start: int) -> tuple[int, int]:
-    """Count the whole records of ``path`` from ``start`` and cut off what follows the last;
-    returns (records, the file's new size)."""
+    """Count the whole records of ``path`` from ``start`` and cut off what follows the last
+    (damaged records with whole ones after them stay, to be skipped when read); returns
+    (records, the file's new size)."""
     data = path.read_bytes()
-    records, good = _records(data[start:], len(data))
-    good += start
+    count, good = 0, start
+    while True:
+        records, consumed = _records(data[good:], len(data))
+        count += len(records)
+        good += consumed
+        found = _resync(data, good) if good < len(data) else None
+        if found is None:
+            break
+        _logger.error(
+            "spool segment %s: a damaged record at byte %d, whole records again from byte %d",
+            path,
+            good,
+            found,
+        )
+        good = found
     if good < len(data):
         _logger.warning(
             "spool segment %s: cutting off %d byte(s) after the last whole record",

@@ -81,8 +81,9 @@ class DeadLetters:
         """The dead letters (all, or those named) that ``retry`` must be told to leave: those
         for a receiver the bridge did not last start with (``configured``), which no worker
         would send until a restart, when they would be dead-lettered again; and, unless
-        ``force``, those firing an alert whose resolve the receiver was sent after them (the
-        last it heard of the alert): sent again, they would leave it firing for good."""
+        ``force``, those that tell the receiver of an alert otherwise than the last it was sent
+        of it since: a firing whose resolve it was sent would leave the alert firing for good,
+        a resolve of an alert it was sent firing again would show it resolved while it fires."""
         configured = self._queue.configured()
         where, params = "", dict[str, str]()
         if delivery_ids is not None:
@@ -96,18 +97,20 @@ class DeadLetters:
             ).fetchall():
                 if configured is not None and row["url"] not in configured:
                     left.append(Unretryable(row["id"], row["url"], configured=False))
-                elif not force and (resolved := self._resolved_after(db, row)):
-                    left.append(Unretryable(row["id"], row["url"], True, resolved))
+                elif not force:
+                    resolved, refired = self._told_since(db, row)
+                    if resolved or refired:
+                        left.append(Unretryable(row["id"], row["url"], True, resolved, refired))
         return left
 
     @staticmethod
-    def _resolved_after(db: sqlite3.Connection, dead: sqlite3.Row) -> tuple[tuple[str, str], ...]:
-        """The alerts ``dead`` fires whose resolve its receiver was last sent, with when each
-        resolved."""
-        resolved = []
+    def _told_since(
+        db: sqlite3.Connection, dead: sqlite3.Row
+    ) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+        """The alerts ``dead`` fires whose resolve its receiver was last sent since, with when
+        each resolved; and those it resolves that the receiver was last sent firing since."""
+        resolved, refired = [], []
         for alert_id, (status, _) in alerts_told(bytes(dead["body"])).items():
-            if status != "firing":
-                continue
             last = db.execute(
                 "SELECT body FROM deliveries WHERE url = :url AND state = :delivered"
                 " AND rowid > :rowid AND instr(alert_ids, :needle) > 0 AND EXISTS"
@@ -122,9 +125,13 @@ class DeadLetters:
                 },
             ).fetchone()
             told = alerts_told(bytes(last["body"])).get(alert_id) if last is not None else None
-            if told is not None and told[0] == "resolved":
+            if told is None or told[0] == status:
+                continue
+            if told[0] == "resolved":
                 resolved.append((alert_id, told[1]))
-        return tuple(resolved)
+            elif told[0] == "firing":
+                refired.append(alert_id)
+        return tuple(resolved), tuple(refired)
 
     def retry(
         self, now: float, delivery_ids: Sequence[str] | None = None, *, leave: Sequence[str] = ()

@@ -115,7 +115,9 @@ class DeliveryQueue:
             oldest = db.execute(
                 "SELECT MIN(queued_at) FROM queued WHERE url = :url", {"url": url}
             ).fetchone()[0]
-            if oldest is None or oldest > now - wait_seconds:
+            # Queued after now: the wall clock was set back since, and the wait is over rather
+            # than made longer by the jump.
+            if oldest is None or now - wait_seconds < oldest <= now:
                 return 0
             with self._database.transaction():
                 records = [record_of(row) for row in db.execute(_WAITING, {"url": url})]
@@ -184,10 +186,15 @@ class DeliveryQueue:
         """``url``'s oldest pending delivery, when its next attempt is due.
 
         Oldest first, in the order they were made (rowid), whatever their attempt times: a
-        resolve must not reach the receiver before the firing it ends, waiting for a retry."""
+        resolve must not reach the receiver before the firing it ends, waiting for a retry.
+        One made after ``now`` is due: the wall clock was set back since, and its next attempt
+        time, reckoned on the clock before the jump, would hold the receiver back by as much.
+        """
         with self._database.read() as db:
             row = db.execute(_OLDEST_PENDING, {"url": url, **_PENDING}).fetchone()
-        if row is None or float(row["next_attempt_at"]) > now:
+        if row is None:
+            return None
+        if float(row["next_attempt_at"]) > now and float(row["created_at"]) <= now:
             return None
         return delivery_of(row)
 
@@ -215,10 +222,15 @@ class DeliveryQueue:
         error: str | None,
         now: float,
     ) -> None:
-        """Record one attempt's outcome."""
+        """Record one attempt's outcome.
+
+        A delivery made after ``now`` (the wall clock was set back since) is dated ``now``, so
+        that its next attempt, reckoned on this clock, waits its backoff (see ``next_due``).
+        """
         with self._database.transaction() as db:
             db.execute(
                 "UPDATE deliveries SET attempts = attempts + 1, state = :state,"
+                " created_at = MIN(created_at, :now),"
                 " next_attempt_at = :next_attempt_at, last_status = :status,"
                 " last_error = :error, finished_at = :finished_at WHERE id = :id",
                 {
@@ -228,6 +240,7 @@ class DeliveryQueue:
                     "status": status,
                     "error": error,
                     "finished_at": None if state is DeliveryState.PENDING else now,
+                    "now": now,
                 },
             )
 

@@ -175,12 +175,15 @@ class Unretryable:
     """A dead letter ``DeadLetters.retry`` must leave, and why: its receiver (``receiver``, its key)
     is not one the bridge last started with (``configured`` false: no worker would send it), or
     it fires alerts whose resolve the receiver has since been sent (``resolved``: each alert's
-    id and when it resolved, as the resolve said), so sent again it would leave them firing."""
+    id and when it resolved, as the resolve said), so sent again it would leave them firing, or
+    it resolves alerts the receiver has since been sent firing again (``refired``: their ids),
+    so sent again it would show them resolved while they fire."""
 
     delivery_id: str
     receiver: str
     configured: bool
     resolved: tuple[tuple[str, str], ...] = ()
+    refired: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

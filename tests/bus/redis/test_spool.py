@@ -116,23 +116,30 @@ async def test_a_record_torn_by_a_crash_is_cut_off_at_open(
     assert await drain(again) == [0, 1, 2, 3]
 
 
-async def test_a_damaged_record_inside_a_segment_gives_up_the_rest_of_it(
-    open_spool, tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("where", [200, 182], ids=["in-its-body", "in-its-length"])
+@pytest.mark.parametrize("reopened", [False, True], ids=["while-open", "at-open"])
+async def test_a_damaged_record_inside_a_segment_is_skipped_and_the_records_after_it_sent(
+    open_spool, tmp_path: Path, caplog: pytest.LogCaptureFixture, where: int, reopened: bool
 ) -> None:
-    """A record whose checksum fails once the spool is open cannot be framed past: the rest of
-    its segment is skipped, logged, and the next segments still come."""
+    """A record whose checksum fails (its body or its length changed on disk), found while
+    the spool is open or when it is opened again, is skipped and logged; the whole records
+    after it in its segment, and the next segments, still come (none is cut off)."""
     spool = await open_spool(segment_bytes=1000)
     await spool.append([frame(n) for n in range(6)])  # one segment, full (182 bytes each)...
     await spool.append([frame(n) for n in range(6, 15)])  # ...then the next
     segments = sorted((tmp_path / "spool").glob("*.spool"))
     assert len(segments) >= 2
     first = bytearray(segments[0].read_bytes())
-    first[200] ^= 0xFF  # inside the second record
+    first[where] ^= 0xFF  # the second record
     segments[0].write_bytes(bytes(first))
+    if reopened:
+        await spool.aclose()
+        spool = await open_spool(segment_bytes=1000)
+        assert segments[0].stat().st_size == len(first)
     with caplog.at_level(logging.ERROR):
         seen = await drain(spool)
     assert "damaged record" in caplog.text
-    assert seen == [0, *range(6, 15)]
+    assert seen == [0, *range(2, 15)]
 
 
 async def test_past_its_size_the_spool_takes_nothing_of_a_batch(open_spool) -> None:

@@ -25,6 +25,40 @@ def test_grouping_waits_for_the_window_then_takes_everything(outbox: Outbox) -> 
     assert due.body == b"a"
 
 
+def test_a_wall_clock_set_back_holds_no_queued_alert_or_retry_back(outbox: Outbox) -> None:
+    """After the wall clock is set back an hour, a retry planned before the jump is due at
+    once, not an hour on, and alerts queued before it are grouped at once (their wait is
+    over); the retries planned after the jump, and the alerts queued after it, wait their
+    time."""
+    hour = 3600.0
+    queue = outbox.queue
+
+    def attempted(delivery_id: str, state: DeliveryState, now: float, then: float) -> None:
+        queue.finish_attempt(
+            delivery_id, state=state, next_attempt_at=then, status=503, error=None, now=now
+        )
+
+    observe(outbox, event("a"), T0)
+    assert queue.group(URL, T0 + 1, 0.5, one_each) == 1
+    first = queue.next_due(URL, T0 + 1)
+    assert first is not None
+    attempted(first.id, DeliveryState.PENDING, T0 + 1, T0 + 3)
+    observe(outbox, event("b"), T0 + 2)
+    assert queue.next_due(URL, T0 + 2) is None  # the clock steady: the retry waits
+    assert queue.group(URL, T0 + 2.1, 0.5, one_each) == 0
+    back = T0 - hour
+    due = queue.next_due(URL, back)
+    assert due is not None
+    assert due.id == first.id
+    attempted(first.id, DeliveryState.PENDING, back, back + 2)
+    assert queue.next_due(URL, back + 1) is None  # its backoff, on this clock
+    assert queue.next_due(URL, back + 2) is not None
+    attempted(first.id, DeliveryState.DELIVERED, back + 2, back + 2)
+    assert queue.group(URL, back + 2, 0.5, one_each) == 1  # b, queued before the jump
+    observe(outbox, event("c"), back + 3)
+    assert queue.group(URL, back + 3.1, 0.5, one_each) == 0  # c, queued after it, waits
+
+
 def test_a_receivers_deliveries_go_out_in_the_order_they_were_made(outbox: Outbox) -> None:
     """A later delivery waits behind an earlier one whose retry is not due yet, and the worker
     is told to wake when that retry is due (not at once, which would spin)."""
