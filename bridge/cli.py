@@ -44,6 +44,7 @@ _logger = logging.getLogger("bridge")
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 _NEEDS_ADMIN: Final = (
     "needs EXESDB_ADMIN_TOKEN: set it to the admin token the bridge runs with "
     "(without one the bridge keeps its admin endpoints off)"
@@ -681,3 +682,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return EXIT_OK
+    except KeyboardInterrupt:
+        # Ctrl-C while a command waits (on stdin, on a slow bridge): the person stopped it, so
+        # no traceback. tail and run take Ctrl-C as their way to stop and exit 0 themselves.
+        return EXIT_INTERRUPTED
