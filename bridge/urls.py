@@ -21,6 +21,7 @@ from bridge.redaction import safe_url
 
 __all__ = [
     "HTTP_SCHEMES",
+    "PICKED_PORT",
     "http_url_problem",
     "otlp_endpoint_problem",
     "own_url",
@@ -28,6 +29,11 @@ __all__ = [
 ]
 
 HTTP_SCHEMES: Final = ("http", "https")
+# Why a client on this host cannot find a bridge told to listen on port 0.
+PICKED_PORT: Final = (
+    "port 0 is a free port the bridge picks as it starts (its start-up line names it), "
+    "so no command can find it there"
+)
 # Target URIs gRPC resolves itself (unix:/path, dns:///host:port, ipv4:addr, ...).
 _GRPC_TARGET_SCHEMES: Final = frozenset(
     {"dns", "unix", "unix-abstract", "ipv4", "ipv6", "vsock", "xds", "google-c2p"}

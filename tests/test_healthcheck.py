@@ -244,6 +244,18 @@ def test_command_exits_1_not_2_on_a_bad_configuration() -> None:
     assert completed.stderr.startswith("unhealthy: bad configuration: EXESDB_HTTP_ADDR: ")
 
 
+def test_command_on_port_0_says_it_cannot_know_the_port() -> None:
+    """EXESDB_HTTP_ADDR with port 0 (a port the bridge picks): exit 1, one line saying why,
+    instead of a connection refused at port 0."""
+    completed = healthcheck(EXESDB_HTTP_ADDR="0.0.0.0:0")
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        "unhealthy: cannot probe: EXESDB_HTTP_ADDR: port 0 is a free port the bridge picks as it"
+        " starts (its start-up line names it), so no command can find it there; give the probe a"
+        " fixed port\n"
+    )
+
+
 @pytest.mark.parametrize("timeout", ["0", "-1", "soon", "nan"])
 def test_command_refuses_a_timeout_that_is_not_positive(timeout: str) -> None:
     """--timeout must be a positive number of seconds: a usage error exits 2, saying so."""
