@@ -286,12 +286,16 @@ class Settings(BaseSettings):
         except ConfigError:
             return False
 
-    def own_url(self, *, for_others: bool = False) -> str:
+    def own_url(self, *, for_others: bool = False, port: int | None = None) -> str:
         """The bridge's base URL from ``EXESDB_HTTP_ADDR``, ``https`` when it serves TLS: for a
-        client on this host, or ``for_others`` (a wildcard host named by ``EXESDB_NODE``)."""
-        host, port = self.listen
+        client on this host, or ``for_others`` (a wildcard host named by ``EXESDB_NODE``);
+        ``port``, when given, is the one bound (for a port of 0)."""
+        host, listen_port = self.listen
         return own_url(
-            host, port, tls=self.serves_tls(), for_others=self.node if for_others else None
+            host,
+            listen_port if port is None else port,
+            tls=self.serves_tls(),
+            for_others=self.node if for_others else None,
         )
 
     def webhook_receivers(
