@@ -434,6 +434,10 @@ class Settings(BaseSettings):
         if self.alert_for_ms is None:
             derived = round(self.alert_for_seconds * 1000)
             shown["EXESDB_ALERT_FOR_MS"] = f"<unset: {derived}, two health intervals>"
+        if self.external_url is None:
+            # What alert links will say: a loopback address here is one a receiver cannot open.
+            links = self.own_url(for_others=True) if self.listen[1] else "the port picked at start"
+            shown["EXESDB_EXTERNAL_URL"] = f"<unset: links in alerts go to {links}>"
         return shown
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:

@@ -229,6 +229,24 @@ def test_alert_for_defaults_to_two_health_intervals() -> None:
 
 
 @pytest.mark.parametrize(
+    ("env", "shown"),
+    [
+        ({"EXESDB_HTTP_ADDR": "127.0.0.1:9681"}, "http://127.0.0.1:9681"),
+        ({"EXESDB_HTTP_ADDR": "0.0.0.0:9570", "EXESDB_NODE": "db-1"}, "http://db-1:9570"),
+        ({"EXESDB_HTTP_ADDR": "0.0.0.0:0"}, "the port picked at start"),
+    ],
+)
+def test_check_config_shows_where_alert_links_go(env: dict[str, str], shown: str) -> None:
+    """Unset, EXESDB_EXTERNAL_URL is shown as the base alert links get from the listen address
+    (so a loopback one, which no receiver elsewhere can open, is seen before it is sent)."""
+    assert Settings(**env).redacted()["EXESDB_EXTERNAL_URL"] == (
+        f"<unset: links in alerts go to {shown}>"
+    )
+    given = Settings(EXESDB_EXTERNAL_URL="https://bridge.example", **env)
+    assert given.redacted()["EXESDB_EXTERNAL_URL"] == "https://bridge.example"
+
+
+@pytest.mark.parametrize(
     ("env", "variable"),
     [
         ({"EXESDB_CPU_DEGRADED": "96"}, "EXESDB_CPU_DEGRADED"),
