@@ -34,7 +34,7 @@ from bridge.receivers import (
     unreadable_files,
 )
 from bridge.redaction import redact_urls, safe_url
-from bridge.urls import otlp_endpoint_problem, own_url, require_http_url
+from bridge.urls import names_a_host, otlp_endpoint_problem, own_url, require_http_url
 from bridge.webconfig import load_web_config
 
 __all__ = [
@@ -407,6 +407,14 @@ class Settings(BaseSettings):
             notes.append(
                 f"EXESDB_ADMIN_TOKEN is shorter than {MIN_ADMIN_TOKEN_LENGTH} characters: "
                 "anyone reaching the port may guess it by trying; use a long random one"
+            )
+        links = self.own_url(for_others=True)
+        sends = self.webhook_urls or self.webhook_config_file or self.alertmanager_url
+        if sends and self.external_url is None and not names_a_host(links):
+            notes.append(
+                f"alert links (generatorURL) would start with {links!r}, which names no host "
+                "(EXESDB_NODE stands for a wildcard EXESDB_HTTP_ADDR): set EXESDB_EXTERNAL_URL "
+                "to the bridge's URL as people reach it"
             )
         if self.webhook_urls and self.webhook_secret is None:
             notes.append("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned")
