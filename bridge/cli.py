@@ -396,7 +396,22 @@ def _alerts(args: argparse.Namespace) -> int:
         _print_table(_ALERT_COLUMNS, rows, "no alerts")
     else:
         _print_table(_ALERT_COLUMNS, [_alert_row(answer["alert"])], "")
+    if args.alerts_command == "ack" and (note := _ack_unchanged(args, answer["alert"])):
+        print(f"exesdb-bridge: {note}", file=sys.stderr)
     return EXIT_OK
+
+
+def _ack_unchanged(args: argparse.Namespace, alert: dict[str, Any]) -> str | None:
+    """What to say when the bridge kept an earlier acknowledgement (it answers such an ack with
+    the alert as it is), so the person does not take the ack for theirs; None otherwise."""
+    if alert["state"] == "resolved" and not args.resolution:
+        return f"alert {args.alert_id} was resolved already; nothing changed"
+    if alert["ack_by"] is not None and (alert["ack_by"], alert["ack_note"]) != (args.by, args.note):
+        return (
+            f"alert {args.alert_id} was acknowledged already by {alert['ack_by']}"
+            f" at {alert['ack_at']}; left as it is"
+        )
+    return None
 
 
 def _refused(bridge: Target, path: str, status: int, text: str) -> None:
