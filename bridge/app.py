@@ -141,6 +141,7 @@ class Bridge:
             expositions=self._expositions,
             shutdown=self.shutdown,
             client_spans=self._client_spans,
+            bound_port=self._bound_port,
         )
         for factory in components if components is not None else default_components():
             component = factory(self.context)
@@ -160,6 +161,9 @@ class Bridge:
         self.web_config: LiveWebConfig | None = None
         self._closed = False
         self.address: tuple[str, int] | None = None
+
+    def _bound_port(self) -> int | None:
+        return self.address[1] if self.address is not None else None
 
     def _register_self_metrics(self) -> None:
         register_queue_depth(self.bus, self.registry)

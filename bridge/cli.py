@@ -43,6 +43,7 @@ _logger = logging.getLogger("bridge")
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 _NEEDS_ADMIN: Final = (
     "needs EXESDB_ADMIN_TOKEN: set it to the admin token the bridge runs with "
     "(without one the bridge keeps its admin endpoints off)"
@@ -339,7 +340,22 @@ def _alerts(args: argparse.Namespace) -> int:
         _print_table(_ALERT_COLUMNS, rows, "no alerts")
     else:
         _print_table(_ALERT_COLUMNS, [_alert_row(answer["alert"])], "")
+    if args.alerts_command == "ack" and (note := _ack_unchanged(args, answer["alert"])):
+        print(f"exesdb-bridge: {note}", file=sys.stderr)
     return EXIT_OK
+
+
+def _ack_unchanged(args: argparse.Namespace, alert: dict[str, Any]) -> str | None:
+    """What to say when the bridge kept an earlier acknowledgement (it answers such an ack with
+    the alert as it is), so the person does not take the ack for theirs; None otherwise."""
+    if alert["state"] == "resolved" and not args.resolution:
+        return f"alert {args.alert_id} was resolved already; nothing changed"
+    if alert["ack_by"] is not None and (alert["ack_by"], alert["ack_note"]) != (args.by, args.note):
+        return (
+            f"alert {args.alert_id} was acknowledged already by {alert['ack_by']}"
+            f" at {alert['ack_at']}; left as it is"
+        )
+    return None
 
 
 def _refused(bridge: Target, path: str, status: int, text: str) -> None:
@@ -641,3 +657,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return EXIT_OK
+    except KeyboardInterrupt:
+        # Ctrl-C while a command waits (on stdin, on a slow bridge): the person stopped it, so
+        # no traceback. tail and run take Ctrl-C as their way to stop and exit 0 themselves.
+        return EXIT_INTERRUPTED

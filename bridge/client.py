@@ -24,7 +24,7 @@ from bridge.config import Settings
 from bridge.errors import ConfigError
 from bridge.redaction import redact_urls, safe_url
 from bridge.routes import ADMIN_TOKEN_HEADER
-from bridge.urls import http_url_problem
+from bridge.urls import PICKED_PORT, http_url_problem
 
 __all__ = [
     "TIMEOUT",
@@ -40,11 +40,14 @@ _WHERE: Final = "--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is"
 
 
 def bridge_url(settings: Settings, given: str | None = None) -> str:
-    """``given`` (``--url``), else ``EXESDB_URL``, else the address of ``EXESDB_HTTP_ADDR``."""
+    """``given`` (``--url``), else ``EXESDB_URL``, else the address of ``EXESDB_HTTP_ADDR``
+    (ConfigError for port 0: the port the bridge picked is known to it alone)."""
     if given:
         return given.rstrip("/")
     if settings.url:
         return settings.url
+    if settings.listen[1] == 0:
+        raise ConfigError([f"EXESDB_HTTP_ADDR: {PICKED_PORT}; give it with --url or EXESDB_URL"])
     return settings.own_url()
 
 

@@ -117,7 +117,8 @@ class Context:
 
     ``readiness``, ``expositions`` and ``client_spans`` are read when called, so a component
     built early sees the parts built after it. ``shutdown`` is the stop's deadline, which a
-    component's ``aclose`` keeps to.
+    component's ``aclose`` keeps to. ``bound_port`` is the port the HTTP server listens on once
+    it does (None before, or without a server): an ``EXESDB_HTTP_ADDR`` port of 0 made real.
     """
 
     settings: Settings
@@ -130,6 +131,7 @@ class Context:
     expositions: Callable[[], Sequence[HasExposition]]
     shutdown: Deadline
     client_spans: Callable[[], Sequence[HasClientSpans]] = tuple
+    bound_port: Callable[[], int | None] = lambda: None
 
 
 ComponentFactory: TypeAlias = Callable[[Context], Component | None]

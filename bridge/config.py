@@ -34,7 +34,7 @@ from bridge.receivers import (
     unreadable_files,
 )
 from bridge.redaction import redact_urls, safe_url
-from bridge.urls import otlp_endpoint_problem, own_url, require_http_url
+from bridge.urls import names_a_host, otlp_endpoint_problem, own_url, require_http_url
 from bridge.webconfig import load_web_config
 
 __all__ = [
@@ -286,12 +286,16 @@ class Settings(BaseSettings):
         except ConfigError:
             return False
 
-    def own_url(self, *, for_others: bool = False) -> str:
+    def own_url(self, *, for_others: bool = False, port: int | None = None) -> str:
         """The bridge's base URL from ``EXESDB_HTTP_ADDR``, ``https`` when it serves TLS: for a
-        client on this host, or ``for_others`` (a wildcard host named by ``EXESDB_NODE``)."""
-        host, port = self.listen
+        client on this host, or ``for_others`` (a wildcard host named by ``EXESDB_NODE``);
+        ``port``, when given, is the one bound (for a port of 0)."""
+        host, listen_port = self.listen
         return own_url(
-            host, port, tls=self.serves_tls(), for_others=self.node if for_others else None
+            host,
+            listen_port if port is None else port,
+            tls=self.serves_tls(),
+            for_others=self.node if for_others else None,
         )
 
     def webhook_receivers(
@@ -404,6 +408,14 @@ class Settings(BaseSettings):
                 f"EXESDB_ADMIN_TOKEN is shorter than {MIN_ADMIN_TOKEN_LENGTH} characters: "
                 "anyone reaching the port may guess it by trying; use a long random one"
             )
+        links = self.own_url(for_others=True)
+        sends = self.webhook_urls or self.webhook_config_file or self.alertmanager_url
+        if sends and self.external_url is None and not names_a_host(links):
+            notes.append(
+                f"alert links (generatorURL) would start with {links!r}, which names no host "
+                "(EXESDB_NODE stands for a wildcard EXESDB_HTTP_ADDR): set EXESDB_EXTERNAL_URL "
+                "to the bridge's URL as people reach it"
+            )
         if self.webhook_urls and self.webhook_secret is None:
             notes.append("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned")
         if self.webhook_config_file:
@@ -430,6 +442,10 @@ class Settings(BaseSettings):
         if self.alert_for_ms is None:
             derived = round(self.alert_for_seconds * 1000)
             shown["EXESDB_ALERT_FOR_MS"] = f"<unset: {derived}, two health intervals>"
+        if self.external_url is None:
+            # What alert links will say: a loopback address here is one a receiver cannot open.
+            links = self.own_url(for_others=True) if self.listen[1] else "the port picked at start"
+            shown["EXESDB_EXTERNAL_URL"] = f"<unset: links in alerts go to {links}>"
         return shown
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from bridge.config import Settings, load_settings
 from bridge.errors import BridgeError, ConfigError
 from bridge.httpclient.client import basic_auth
-from bridge.urls import own_url
+from bridge.urls import PICKED_PORT, own_url
 from bridge.webconfig import load_web_config
 
 __all__ = [
@@ -159,7 +159,10 @@ def _pinned(text: str, where: str) -> ssl.SSLContext:
 
 def target(settings: Settings) -> Target:
     """The probe's target as ``settings`` and the web config file describe it; ConfigError for a
-    bad web config, _Unusable when a setting the web config calls for is missing or unreadable."""
+    bad web config, _Unusable when a setting the web config calls for is missing or unreadable,
+    or the address has port 0 (the port the bridge picked is known to it alone)."""
+    if settings.listen[1] == 0:
+        raise _Unusable(f"EXESDB_HTTP_ADDR: {PICKED_PORT}; give the probe a fixed port")
     url = probe_url(settings)
     if not settings.web_config_file:
         return Target(url)

@@ -21,13 +21,22 @@ from bridge.redaction import safe_url
 
 __all__ = [
     "HTTP_SCHEMES",
+    "PICKED_PORT",
     "http_url_problem",
+    "names_a_host",
     "otlp_endpoint_problem",
     "own_url",
     "require_http_url",
 ]
 
 HTTP_SCHEMES: Final = ("http", "https")
+# Why a client on this host cannot find a bridge told to listen on port 0.
+PICKED_PORT: Final = (
+    "port 0 is a free port the bridge picks as it starts (its start-up line names it), "
+    "so no command can find it there"
+)
+# A DNS name: dot-separated labels of letters, digits, '-' and '_' (as container names have).
+_HOST_NAME: Final = re.compile(r"[\w]([\w-]*[\w])?(\.[\w]([\w-]*[\w])?)*\.?", re.ASCII)
 # Target URIs gRPC resolves itself (unix:/path, dns:///host:port, ipv4:addr, ...).
 _GRPC_TARGET_SCHEMES: Final = frozenset(
     {"dns", "unix", "unix-abstract", "ipv4", "ipv6", "vsock", "xds", "google-c2p"}
@@ -125,6 +134,24 @@ def require_http_url(url: str, what: str = "URL") -> str:
     if problem is not None:
         raise ValueError(problem)
     return url
+
+
+def names_a_host(url: str) -> bool:
+    """Whether ``url``'s authority is a host (a DNS name or an IP address) and a port only: a
+    node name such as ``db-1@host`` or one with a space would not be read as one."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError:
+        return False
+    host = parts.hostname or ""
+    if "@" in parts.netloc or not host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return _HOST_NAME.fullmatch(host) is not None
+    return True
 
 
 def own_url(host: str, port: int, *, tls: bool = False, for_others: str | None = None) -> str:

@@ -2,10 +2,11 @@
 
     python examples/integration_api.py
 
-The bridge listens on EXESDB_HTTP_ADDR (a free port on 127.0.0.1 unless you set it) and keeps its
-alert outbox in EXESDB_STATE_DIR (a temporary folder unless you set it); every other setting is
-read from the environment as `exesdb-bridge run` reads it. The integration API is described in
-docs/integration.md.
+Its bridge keeps apart from any you run from the same shell: it listens on a free port of
+127.0.0.1, keeps its state in a temporary folder, uses the in-process bus and sends its made-up
+alert to no webhook receiver or Alertmanager, whatever EXESDB_HTTP_ADDR, EXESDB_STATE_DIR,
+EXESDB_BUS and the receiver settings say; every other setting is read from the environment as
+`exesdb-bridge run` reads it. The integration API is described in docs/integration.md.
 """
 
 from __future__ import annotations
@@ -15,11 +16,20 @@ import os
 import tempfile
 import time
 import urllib.request
+from typing import Final
 
 import bridge.integration as exesdb
 from bridge.app import Bridge
 from bridge.config import load_settings
 from bridge.urls import own_url
+
+# The shell may be set up for a bridge running beside this one (README: EXESDB_HTTP_ADDR exported).
+OWN_SETTINGS: Final = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_BUS": "memory"}  # port 0: free
+NO_RECEIVERS: Final = (
+    "EXESDB_WEBHOOK_URLS",
+    "EXESDB_WEBHOOK_CONFIG_FILE",
+    "EXESDB_ALERTMANAGER_URL",
+)
 
 
 def scrape(url: str) -> list[str]:
@@ -33,9 +43,10 @@ def scrape(url: str) -> list[str]:
     ]
 
 
-async def main() -> None:
-    os.environ.setdefault("EXESDB_HTTP_ADDR", "127.0.0.1:0")  # port 0: a free one
-    os.environ.setdefault("EXESDB_STATE_DIR", tempfile.mkdtemp(prefix="exesdb-example-"))
+async def main(state_dir: str) -> None:
+    os.environ.update(OWN_SETTINGS, EXESDB_STATE_DIR=state_dir)
+    for name in NO_RECEIVERS:
+        os.environ.pop(name, None)
     bridge = Bridge(load_settings())
     await bridge.start()  # also installs the bridge's integration: the functions below publish
     try:
@@ -61,4 +72,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    with tempfile.TemporaryDirectory(prefix="exesdb-example-") as state:
+        asyncio.run(main(state))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -590,6 +591,43 @@ def test_alerts_list_into_head_ends_quietly(
     assert completed.returncode == 0  # a reader that stops early is no failure
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("alerts", "list"),
+        ("publish", "performance_metric", "-f", "metric_name=q", "-f", "value=1", "-f", "unit=m",
+         "-f", "component=c"),
+    ],
+    ids=["alerts", "publish"],
+)  # fmt: skip
+def test_ctrl_c_while_waiting_on_the_bridge_exits_130_without_a_traceback(
+    args: tuple[str, ...],
+) -> None:
+    """Ctrl-C while a client command waits for a bridge that does not answer stops it quietly:
+    exit 130 (as a shell reports Ctrl-C), nothing but what it printed before."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bridge", *args, "--url", url],
+            env=bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN, SECRET_KEY_BASE=TEST_SECRET),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        silent.settimeout(60)
+        connection, _ = silent.accept()
+        with connection:
+            connection.settimeout(60)
+            assert connection.recv(65536)  # the request is out: the command waits for an answer
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "Traceback" not in err
+    assert "KeyboardInterrupt" not in err
+    assert out == ""
+
+
 def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
     """`outbox retry` with an id that is unknown or not dead-lettered names it and exits 1;
     a dead-lettered one goes back to pending and keeps its count of attempts."""
@@ -738,7 +776,9 @@ def test_outbox_retry_leaves_a_resolve_of_an_alert_that_fired_again_unless_force
     resolve, again = sent[1], sent[2]
     assert outbox.dead_letters.unretryable() == []  # the new firing still waits: it goes out after
     _finish(outbox, again, DeliveryState.DELIVERED, 200)
-    assert [(d.delivery_id, d.refired) for d in outbox.dead_letters.unretryable()] == [(resolve, ("a",))]
+    assert [(d.delivery_id, d.refired) for d in outbox.dead_letters.unretryable()] == [
+        (resolve, ("a",))
+    ]
     outbox.close()
     env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
     refused = cli("outbox", "retry", "--all", **env)

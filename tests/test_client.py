@@ -24,6 +24,21 @@ def test_url_flag_then_exesdb_url_then_the_http_addr() -> None:
     assert bridge_url(with_url, "https://c.example:2/") == "https://c.example:2"
 
 
+def test_port_0_in_the_http_addr_is_no_place_to_look() -> None:
+    """EXESDB_HTTP_ADDR with port 0 names no port a client can ask: a ConfigError saying to give
+    --url or EXESDB_URL, which still work."""
+    settings = make_settings(EXESDB_HTTP_ADDR="127.0.0.1:0")
+    with pytest.raises(ConfigError) as raised:
+        bridge_url(settings)
+    assert raised.value.problems == (
+        "EXESDB_HTTP_ADDR: port 0 is a free port the bridge picks as it starts (its start-up line"
+        " names it), so no command can find it there; give it with --url or EXESDB_URL",
+    )
+    assert bridge_url(settings, "http://127.0.0.1:41234") == "http://127.0.0.1:41234"
+    with_url = make_settings(EXESDB_HTTP_ADDR="127.0.0.1:0", EXESDB_URL="http://127.0.0.1:41234")
+    assert bridge_url(with_url) == "http://127.0.0.1:41234"
+
+
 def test_the_http_addr_is_asked_over_https_when_the_web_config_serves_tls(tmp_path: Path) -> None:
     """With TLS on in EXESDB_WEB_CONFIG_FILE the address is an https URL."""
     files = WebFiles(tmp_path)

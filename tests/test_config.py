@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -229,6 +230,24 @@ def test_alert_for_defaults_to_two_health_intervals() -> None:
 
 
 @pytest.mark.parametrize(
+    ("env", "shown"),
+    [
+        ({"EXESDB_HTTP_ADDR": "127.0.0.1:9681"}, "http://127.0.0.1:9681"),
+        ({"EXESDB_HTTP_ADDR": "0.0.0.0:9570", "EXESDB_NODE": "db-1"}, "http://db-1:9570"),
+        ({"EXESDB_HTTP_ADDR": "0.0.0.0:0"}, "the port picked at start"),
+    ],
+)
+def test_check_config_shows_where_alert_links_go(env: dict[str, Any], shown: str) -> None:
+    """Unset, EXESDB_EXTERNAL_URL is shown as the base alert links get from the listen address
+    (so a loopback one, which no receiver elsewhere can open, is seen before it is sent)."""
+    assert Settings(**env).redacted()["EXESDB_EXTERNAL_URL"] == (
+        f"<unset: links in alerts go to {shown}>"
+    )
+    given = Settings(EXESDB_EXTERNAL_URL="https://bridge.example", **env)
+    assert given.redacted()["EXESDB_EXTERNAL_URL"] == "https://bridge.example"
+
+
+@pytest.mark.parametrize(
     ("env", "variable"),
     [
         ({"EXESDB_CPU_DEGRADED": "96"}, "EXESDB_CPU_DEGRADED"),
@@ -382,6 +401,39 @@ def test_without_ingest_or_redis_a_missing_or_short_secret_only_warns(
     status, _, err = _check_config(monkeypatch, capsys, **env)
     assert status == 0
     assert f"warning: {warning}" in err
+
+
+LINKS_WARNING = "alert links (generatorURL) would start with"
+
+
+@pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        ({"EXESDB_NODE": "exesdb-1@host-1"}, "'http://exesdb-1@host-1:9570'"),
+        ({"EXESDB_NODE": "db 1"}, "'http://db 1:9570'"),
+        ({"EXESDB_NODE": "db-1.example", "EXESDB_HTTP_ADDR": "[::]:9570"}, None),
+        ({"EXESDB_NODE": "db_1"}, None),
+        ({"EXESDB_NODE": "x@y", "EXESDB_EXTERNAL_URL": "https://bridge.example"}, None),
+        ({"EXESDB_NODE": "x@y", "EXESDB_HTTP_ADDR": "10.0.0.5:9570"}, None),
+    ],
+)
+def test_a_node_name_that_is_no_host_name_in_alert_links_is_warned_of(
+    env: dict[str, Any], warned: str | None
+) -> None:
+    """With receivers, no EXESDB_EXTERNAL_URL and a wildcard listen address, alert links name
+    the node as their host: an Erlang-style name@host or a name with a space is no host, so
+    start-up and check-config warn, naming the link and the setting that mends it."""
+    settings = Settings(EXESDB_WEBHOOK_URLS="https://hooks.example/x", **env)
+    notes = [note for note in settings.warnings({}) if note.startswith(LINKS_WARNING)]
+    if warned is None:
+        assert notes == []
+    else:
+        assert notes == [
+            f"{LINKS_WARNING} {warned}, which names no host (EXESDB_NODE stands for a wildcard"
+            " EXESDB_HTTP_ADDR): set EXESDB_EXTERNAL_URL to the bridge's URL as people reach it"
+        ]
+    without_receivers = Settings(**env).warnings({})
+    assert not [note for note in without_receivers if note.startswith(LINKS_WARNING)]
 
 
 @pytest.mark.parametrize("token", ["short-token", "  short-token   \n"])

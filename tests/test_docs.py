@@ -154,6 +154,24 @@ def test_every_option_and_argument_says_what_it_is_in_help() -> None:
     assert not bare, f"give these a help text: {bare}"
 
 
+def test_the_cli_page_names_every_option() -> None:
+    """docs/cli.md names every option of every subcommand (its long form, at least once)."""
+    from bridge.cli import build_parser
+
+    text = page("cli")
+    unnamed = sorted(
+        {
+            f"{sub.prog} {option}"
+            for sub in _parsers(build_parser())
+            for action in sub._actions
+            for option in action.option_strings
+            if option.startswith("--") and option != "--help"
+            and not re.search(rf"{re.escape(option)}(?![\w-])", text)
+        }
+    )  # fmt: skip
+    assert not unnamed, f"name these in docs/cli.md: {unnamed}"
+
+
 # -- every page --
 
 

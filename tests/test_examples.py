@@ -4,6 +4,7 @@ port that is not the default one."""
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.support import (
     ROOT,
     TEST_SECRET,
@@ -20,6 +22,8 @@ from tests.support import (
     http_get,
     require_binary,
 )
+
+__all__ = ["webhook_receiver"]  # the fixture, imported for the test below
 
 EXAMPLES = ROOT / "examples"
 HEALTHY = '{"status": "healthy"}'
@@ -135,6 +139,33 @@ def test_the_integration_api_example_broadcasts_and_reads_its_metrics(tmp_path: 
                      r'status="degraded"\} 1\.0', out)  # fmt: skip
     assert re.search(r'exesdb_performance_value\{.*metric="latency_ms".*\} 12\.5', out)
     assert re.search(r'exesdb_alerts_total\{severity="critical",category="system"\} 1\.0', out)
+
+
+def test_the_integration_api_example_runs_apart_from_a_bridge_the_shell_is_set_up_for(
+    tmp_path: Path, webhook_receiver: Callable[..., WebhookReceiver]
+) -> None:
+    """In a shell set up for another bridge (its address taken, its state folder, a Redis bus,
+    webhook receivers), the example still runs, on its own port, state and bus, and sends its
+    made-up alert nowhere."""
+    receiver = webhook_receiver()
+    shell_state = tmp_path / "shell-state"
+    shell_state.mkdir()
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        completed = _run(
+            [sys.executable, str(EXAMPLES / "integration_api.py")],
+            EXESDB_HTTP_ADDR=f"127.0.0.1:{taken.getsockname()[1]}",
+            EXESDB_STATE_DIR=str(shell_state),
+            EXESDB_BUS=f"redis://127.0.0.1:{free_port()}/0",
+            SECRET_KEY_BASE=TEST_SECRET,
+            EXESDB_WEBHOOK_URLS=receiver.url,
+            EXESDB_WEBHOOK_GROUP_WAIT_MS="0",
+            EXESDB_WEBHOOK_CONFIG_FILE=str(tmp_path / "not-there.yml"),
+            EXESDB_ALERTMANAGER_URL=receiver.url,
+        )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.count("PublishStatus.PUBLISHED") == 3
+    assert list(shell_state.iterdir()) == []
+    assert receiver.requests == []
 
 
 RUN_BY: dict[str, Callable[..., None]] = {

@@ -4,6 +4,7 @@ Each page is sent with a strict Content-Security-Policy (scripts and styles only
 bridge, none inline).
 
 ``?part=live`` answers only the part of a page that refreshes (pages.js swaps it in place).
+``/alerts`` (an alert's link cut short) leads to the status page's alerts.
 """
 
 from __future__ import annotations
@@ -89,6 +90,11 @@ def page_routes(shown: Shown, *, clock: Callable[[], float] = time.time) -> list
             return _html(live)
         return _html(layout(shown, title=detail.alert.title, root=_FROM_ALERT, live=live, now=now))
 
+    async def alerts_list(request: web.Request) -> web.Response:
+        """``/alerts`` or ``/alerts/`` (an alert's link cut short): the status page's alerts."""
+        back = _FROM_ALERT if request.path.endswith("/") else _FROM_ROOT
+        raise web.HTTPFound(back + "#alerts")
+
     async def static_file(request: web.Request) -> web.Response:
         """The pages' stylesheet, script and icon."""
         name = request.match_info["name"]
@@ -105,6 +111,8 @@ def page_routes(shown: Shown, *, clock: Callable[[], float] = time.time) -> list
 
     return [
         web.get("/", status_page),
+        web.get("/alerts", alerts_list),
+        web.get("/alerts/", alerts_list),
         web.get("/alerts/{alert_id}", alert_page),
         web.get("/static/{name}", static_file),
     ]

@@ -127,7 +127,8 @@ def test_sigkill_with_receiver_down_loses_nothing(
 def test_alerts_and_outbox_commands(
     tmp_path: Path, webhook_receiver, bridge_processes: list[BridgeProcess]
 ) -> None:
-    """`alerts list|ack` talk to a running bridge; `outbox list|retry` revive a dead letter."""
+    """`alerts list|ack` talk to a running bridge (a later ack by someone else is told the first
+    one stands); `outbox list|retry` revive a dead letter."""
     receiver: WebhookReceiver = webhook_receiver()
     receiver.script(400)
     state = tmp_path / "state"
@@ -149,6 +150,13 @@ def test_alerts_and_outbox_commands(
     acked = cli("alerts", "ack", "cli-1", "--by", "alice", "--note", "mine", "--url", bridge.url)
     assert acked.returncode == 0, acked.stderr
     assert acked.stdout.splitlines()[1].split()[:2] == ["cli-1", "acknowledged"]
+    assert acked.stderr == ""
+    again = cli("alerts", "ack", "cli-1", "--by", "bob", "--url", bridge.url)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.startswith(
+        "exesdb-bridge: alert cli-1 was acknowledged already by alice at "
+    )
+    assert again.stderr.endswith("; left as it is\n")
     unknown = cli("alerts", "ack", "nope", "--by", "alice", "--url", bridge.url)
     assert unknown.returncode == 1
     assert "404" in unknown.stderr
@@ -169,3 +177,9 @@ def test_alerts_and_outbox_commands(
     missing = cli("outbox", "list", EXESDB_STATE_DIR=str(tmp_path / "nothing"))
     assert missing.returncode == 1
     assert "alerts.sqlite3" in missing.stderr
+    resolving = ["--by", "alice", "--resolution", "fixed", "--url", bridge.url]
+    resolved = cli("alerts", "ack", "cli-1", *resolving)
+    assert (resolved.returncode, resolved.stderr) == (0, "")
+    late = cli("alerts", "ack", "cli-1", "--by", "bob", "--url", bridge.url)
+    assert late.returncode == 0, late.stderr
+    assert late.stderr == "exesdb-bridge: alert cli-1 was resolved already; nothing changed\n"

@@ -205,6 +205,21 @@ def test_the_generator_url_answers_a_plain_get_without_a_token(
     assert "Disk full on db-4" in body.decode()
 
 
+def test_on_port_0_the_generator_url_names_the_port_bound(tmp_path: Path, webhook_receiver) -> None:
+    """With EXESDB_HTTP_ADDR at port 0 (the system picks one) the generatorURL names the port the
+    bridge listens on, not 0, and answers 200 with the alert's title."""
+    receiver: WebhookReceiver = webhook_receiver()
+    with page_bridge(
+        tmp_path, EXESDB_HTTP_ADDR="127.0.0.1:0", EXESDB_WEBHOOK_URLS=receiver.url, **HOOK_SETTINGS
+    ) as server:
+        raise_alert(server, "disk_full:db-5", "Disk full on db-5")
+        alert = delivered_alert(receiver, "disk_full:db-5")
+        assert alert["generatorURL"] == f"{server.url}/alerts/disk_full%3Adb-5"
+        status, body = http_get(alert["generatorURL"])
+    assert status == 200
+    assert "Disk full on db-5" in body.decode()
+
+
 def test_an_alert_title_holding_html_shows_as_text(tmp_path: Path, browser: Browser) -> None:
     """A title of markup and script renders as those characters: nothing runs, no element."""
     title = '<img src=x onerror="window.pwned = 1"><b>bold</b><script>window.pwned = 2</script>'

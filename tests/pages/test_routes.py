@@ -151,6 +151,24 @@ async def test_static_files_are_served_with_their_type(
     assert body
 
 
+async def test_an_alert_link_cut_short_leads_to_the_status_pages_alerts(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """/alerts and /alerts/ (an alert's URL with its id cut off) redirect, relatively so a proxy's
+    path prefix stays, to the status page's alert list."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "disk_full:db-6", "Disk full on db-6")
+        redirects = {}
+        for path, back in (("/alerts", "./#alerts"), ("/alerts/", "../#alerts")):
+            async with client.get(server.url + path, allow_redirects=False) as response:
+                redirects[path] = (response.status, response.headers["Location"])
+            assert redirects[path] == (302, back)
+            async with client.get(server.url + path) as response:
+                assert response.url.path == "/"  # the client keeps no fragment
+                assert response.status == 200
+                assert "Disk full on db-6" in await response.text()
+
+
 async def test_an_unknown_static_file_is_404(tmp_path: Path, client: aiohttp.ClientSession) -> None:
     """Only the pages' own files are served: nothing else of the package, no path walking."""
     with page_bridge(tmp_path) as server:

@@ -90,7 +90,7 @@ class AlertmanagerPoster:
         *,
         alerts: AlertStore,
         db: DbThread,
-        external_url: str,
+        external_url: Callable[[], str],
         timeout: float,
         client: ClientSettings | None = None,
         interval: float = 60.0,
@@ -204,7 +204,7 @@ class AlertmanagerPoster:
                 record,
                 now=now,
                 interval=self.interval,
-                generator_url=alert_url(self._external_url, record.alert_id),
+                generator_url=alert_url(self._external_url(), record.alert_id),
             )
             for record in records
         ]

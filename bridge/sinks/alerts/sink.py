@@ -98,11 +98,12 @@ _NOTIFICATION_STATUS: Final = {
 Publish = Callable[[str, Message], Any]
 
 
-def external_url(settings: Settings) -> str:
+def external_url(settings: Settings, bound_port: int | None = None) -> str:
     """``EXESDB_EXTERNAL_URL``, or when unset the bridge's own URL as other hosts reach it:
-    ``EXESDB_HTTP_ADDR``, https when the web config serves TLS, a wildcard host named by
-    ``EXESDB_NODE`` (a receiver elsewhere cannot use loopback)."""
-    return settings.external_url or settings.own_url(for_others=True)
+    ``EXESDB_HTTP_ADDR`` (with ``bound_port``, the port bound, for a port of 0), https when the
+    web config serves TLS, a wildcard host named by ``EXESDB_NODE`` (a receiver elsewhere cannot
+    use loopback)."""
+    return settings.external_url or settings.own_url(for_others=True, port=bound_port)
 
 
 class AlertSink:
@@ -136,11 +137,12 @@ class AlertSink:
         db: DbThread | None = None,
         client_spans: Callable[[], Sequence[HasClientSpans]] = tuple,
         shutdown: Deadline | None = None,
+        bound_port: Callable[[], int | None] = lambda: None,
     ) -> None:
         self.settings = settings
+        self._bound_port = bound_port
         # The bridge's stop deadline, shared with every other stage; alone, the whole timeout.
         self._shutdown = shutdown or Deadline(settings.shutdown_timeout_ms / 1000)
-        self.external_url = external_url(settings)
         self._admin = AdminGuard(settings.admin_token)
         self._client_spans = client_spans
         self._publish = publish
@@ -207,6 +209,12 @@ class AlertSink:
         self._last_prune = float("-inf")
         self._started = False
         self._closed = False
+
+    @property
+    def external_url(self) -> str:
+        """The base of every alert's link (``generatorURL``): ``EXESDB_EXTERNAL_URL``, else the
+        listen address as other hosts reach it, with the port bound once there is one."""
+        return external_url(self.settings, self._bound_port())
 
     # -- life cycle --
 
@@ -314,7 +322,7 @@ class AlertSink:
                 alertmanager_url,
                 alerts=outbox.alerts,
                 db=self._db,
-                external_url=self.external_url,
+                external_url=lambda: self.external_url,
                 timeout=timeout or settings.webhook_timeout_ms / 1000,
                 client=ClientSettings(section.http_config if section is not None else None),
                 interval=self._alertmanager_interval,
@@ -689,4 +697,5 @@ def alert_sink(context: Context) -> AlertSink:
         state=context.capabilities.state,
         client_spans=context.client_spans,
         shutdown=context.shutdown,
+        bound_port=context.bound_port,
     )

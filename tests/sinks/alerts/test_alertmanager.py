@@ -100,7 +100,12 @@ async def test_a_wake_posts_only_changed_alerts_and_the_interval_posts_all(tmp_p
     db = DbThread()
     clock = Clock()
     poster = AlertmanagerPoster(
-        receiver.url, alerts=outbox.alerts, db=db, external_url="http://b", timeout=5, clock=clock
+        receiver.url,
+        alerts=outbox.alerts,
+        db=db,
+        external_url=lambda: "http://b",
+        timeout=5,
+        clock=clock,
     )
     outbox.alerts.apply([_event(f"old{n}") for n in range(100)], clock.now - 10)
     poster.start()
@@ -146,7 +151,7 @@ async def test_a_failing_alertmanager_is_retried_after_growing_pauses(tmp_path: 
         receiver.url,
         alerts=outbox.alerts,
         db=db,
-        external_url="http://b",
+        external_url=lambda: "http://b",
         timeout=5,
         interval=60,
         count=results.append,
@@ -229,7 +234,12 @@ async def test_every_open_alert_is_posted_however_many_and_however_many_changed(
     db = DbThread()
     clock = Clock()
     poster = AlertmanagerPoster(
-        receiver.url, alerts=outbox.alerts, db=db, external_url="http://b", timeout=5, clock=clock
+        receiver.url,
+        alerts=outbox.alerts,
+        db=db,
+        external_url=lambda: "http://b",
+        timeout=5,
+        clock=clock,
     )
     first = [f"old{n:05}" for n in range(10_500)]
     outbox.alerts.apply([_event(alert_id) for alert_id in first], clock.now - 10)
@@ -267,7 +277,7 @@ async def test_a_failed_post_is_logged_without_the_urls_credentials(
         "http://bridge:hunter2@127.0.0.1:99999",
         alerts=outbox.alerts,
         db=db,
-        external_url="http://b",
+        external_url=lambda: "http://b",
         timeout=5,
         clock=clock,
         count=results.append,
