@@ -301,6 +301,48 @@ TIMESTAMPS = [
 ]
 
 
+# Numbers at the edges of what the parsers and the models hold: integer widths, a float's
+# range and precision (subnormals among them), and forms an integer field may be given in.
+BOUNDARY_NUMBERS: list[Any] = [
+    0,
+    -1,
+    2**31,
+    2**53 + 1,
+    2**63 - 1,
+    2**63,
+    2**64,
+    -(2**63) - 1,
+    10**30,
+    1.0,
+    1.5,
+    -0.0,
+    5e-324,
+    2.2250738585072014e-308,
+    1.7976931348623157e308,
+    253402300800,
+    253402300800000,
+    -62135596801,
+]
+
+
+@pytest.mark.parametrize("model", list(CASES), ids=lambda m: m.TAG)
+def test_boundary_numbers_in_every_numeric_field_decode_as_the_reference_does(
+    model: type[Message],
+) -> None:
+    """Each numeric or timestamp field of each type, set to a number at a boundary in a
+    complete and in a minimal payload: the fast path takes exactly what the reference accepts,
+    and neither raises."""
+    case = CASES[model]
+    for name, value in case.full.items():
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if not numeric and name not in _TIMESTAMP_FIELDS:
+            continue
+        for number in BOUNDARY_NUMBERS:
+            for base in (case.full, case.minimal):
+                payload = {**base, name: number}
+                _agree(_body(payload, model), payload, model)
+
+
 @pytest.mark.parametrize("value", TIMESTAMPS, ids=repr)
 @pytest.mark.parametrize("field", ["timestamp", "ack_timestamp"])
 def test_timestamps_in_any_form_decode_as_the_reference_does(value: Any, field: str) -> None:
