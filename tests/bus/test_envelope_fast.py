@@ -274,6 +274,36 @@ def test_a_complete_canonical_payload_calls_no_python_validator(model: type[Mess
     assert called == expected
 
 
+# What a minimal payload may run in Python on the fast path: its defaults made (now, random
+# ids, the DERIVED fields computed from the others), never a check of a field.
+DEFAULT_MAKERS = frozenset(
+    {"utc_now", "random_hex", "fill_derived", "_derived", "<listcomp>", "_rate"}
+)
+
+
+@pytest.mark.parametrize("model", list(CASES), ids=lambda m: m.TAG)
+def test_a_minimal_payload_runs_only_its_defaults_in_python(model: type[Message]) -> None:
+    """A payload leaving every defaulted field out runs no validator in Python on the fast
+    path (ClusterHealth's cross-field rule aside): only the code making its defaults."""
+    body = _body(CASES[model].minimal, model)
+    assert _decode_fast(body) is not None  # the ts text is now cached, as in a batch
+    called: set[str] = set()
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        where = frame.f_code.co_filename
+        if event == "call" and where.startswith(BRIDGE) and where not in DECODERS:
+            called.add(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        envelope = _decode_fast(body)
+    finally:
+        sys.setprofile(None)
+    assert isinstance(envelope, Envelope)
+    allowed = DEFAULT_MAKERS | ({"_total_covers_healthy"} if model is ClusterHealth else set())
+    assert called <= allowed
+
+
 TIMESTAMPS = [
     "2026-11-28T02:00:00.123+02:00",
     "2026-11-28T00:00:00.123456Z",
