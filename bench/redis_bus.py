@@ -20,8 +20,11 @@ every message through the consumer group). Each replica's garbage collector is s
 - **Latency**: the publisher writes at half the target rate (10 000 msg/s) and at half the
   slower replica's median capacity, ``--seconds`` each; per replica, publish-to-receipt latency
   (the envelope's ``ts``, set when the publisher signs it, to the subscriber's clock) at p50 and
-  p99, and CPU per message. The publisher and redis-server share the machine's cores with the
-  replicas here (not while draining), so the higher rate may be past what the machine holds.
+  p99, and CPU per message; and that p99 split where Redis took the entry (its id's
+  milliseconds): the publisher's side (signed to written: the bench's own process waiting for
+  a core) and the replica's (written to received). The publisher and redis-server share the
+  machine's cores with the replicas here (not while draining), so the higher rate may be past
+  what the machine holds.
 - **Failover**: the lease holder is killed (SIGKILL); the time until the other replica's
   work-queue subscriber has messages published after the kill (lease ``--claim-idle-ms``).
 
@@ -236,6 +239,10 @@ class _Run:
     p50_ms: dict[str, float] = field(default_factory=dict)
     p99_ms: dict[str, float] = field(default_factory=dict)
     work_p99_ms: float = float("nan")
+    # The p99 of the replica's side alone (Redis took the entry to the subscriber received it),
+    # and of the publisher's (signed to Redis took it).
+    read_p99_ms: dict[str, float] = field(default_factory=dict)
+    written_p99_ms: float = float("nan")
 
 
 _ROLES: Final = ("lease holder", "other replica")
@@ -278,16 +285,18 @@ def _capacity(replicas: list[_Child], publisher: _Child, server: int, messages: 
 
 
 def _paced(
-    replicas: list[_Child], publisher: _Child, server: int, rate: int, seconds: float
+    replicas: list[_Child], publisher: _Child, server: int, rate: int, seconds: float, url: str
 ) -> _Run:
     """The publisher writing ``rate`` messages/s for ``seconds``, the replicas reading along."""
     roles = _roles([r.ask("reset") for r in replicas])
+    since_ms = int(time.time() * 1000)
     before = [r.cpu() for r in replicas]
     publisher_before, redis_before = publisher.cpu(), proc_stat(server).cpu_seconds
     sent = int(publisher.ask(f"paced {rate} {seconds}")["sent"])
     states = _wait(replicas, sent, sent, 120)
     after = [r.cpu() for r in replicas]
     holder = next(s for role, s in zip(roles, states, strict=True) if role == _ROLES[0])
+    read_p99, written_p99 = _split(url, since_ms, replicas, roles)
     return _Run(
         wall={role: float(rate) for role in roles},
         cpu_us={
@@ -298,7 +307,54 @@ def _paced(
         p50_ms={role: s["fanout"]["p50"] * 1e3 for role, s in zip(roles, states, strict=True)},
         p99_ms={role: s["fanout"]["p99"] * 1e3 for role, s in zip(roles, states, strict=True)},
         work_p99_ms=holder["work"]["p99"] * 1e3 if holder["work"]["count"] else float("nan"),
+        read_p99_ms=read_p99,
+        written_p99_ms=written_p99,
     )
+
+
+def _split(
+    url: str, since_ms: int, replicas: list[_Child], roles: list[str]
+) -> tuple[dict[str, float], float]:
+    """Each message's latency split where Redis took it (the entry id's milliseconds): per
+    role, the p99 of written to received; and the p99 of signed to written."""
+    from bridge.bus.redis.layout import Layout
+
+    written: dict[str, float] = {}
+    client = redis.Redis.from_url(url)
+    try:
+        for key in Layout("exesdb").streams.values():
+            start: str = f"{since_ms}-0"
+            while entries := client.xrange(key, start, "+", count=10_000):
+                for entry_id, fields in entries:
+                    body = fields.get(b"e", b"")
+                    at = body.find(b'"id":"') + 6
+                    if at >= 6:
+                        message_id = body[at : body.index(b'"', at)].decode()
+                        written[message_id] = int(entry_id.split(b"-", 1)[0]) / 1000
+                start = "(" + entries[-1][0].decode()
+    finally:
+        client.close()
+    read: dict[str, float] = {}
+    signed_to_written: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="exesdb-bench-receipts-") as scratch:
+        for number, (role, replica) in enumerate(zip(roles, replicas, strict=True)):
+            path = Path(scratch) / f"{number}.json"
+            replica.ask(f"receipts {path}")
+            ids, receipts, latencies = json.loads(path.read_text())["fanout"]
+            spans = []
+            for message_id, received, latency in zip(ids, receipts, latencies, strict=True):
+                taken = written.get(message_id)
+                if taken is not None:
+                    spans.append(received - taken)
+                    if number == 0:
+                        signed_to_written.append(taken - (received - latency))
+            read[role] = _p99(spans) * 1e3
+    return read, _p99(signed_to_written) * 1e3
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else float("nan")
 
 
 def _failover(replicas: list[_Child], publisher: _Child) -> float:
@@ -403,7 +459,7 @@ def run(
             for tree in trees if repeat % 2 == 0 else list(reversed(trees)):
                 with _pair(tree, url, publisher, args) as replicas:
                     for rate in rates[tree.name]:
-                        run = _paced(replicas, publisher, server, rate, args.seconds)
+                        run = _paced(replicas, publisher, server, rate, args.seconds, url)
                         paced.setdefault((tree.name, rate), []).append(run)
                     if tree.name == "this tree" and repeat == args.repeats - 1:
                         failover = _failover(replicas, publisher)
@@ -419,7 +475,7 @@ def _latency_only(args: argparse.Namespace, rate: int) -> str:
         for repeat in range(args.repeats):
             for tree in trees if repeat % 2 == 0 else list(reversed(trees)):
                 with _pair(tree, url, publisher, args) as replicas:
-                    run = _paced(replicas, publisher, server, rate, args.seconds)
+                    run = _paced(replicas, publisher, server, rate, args.seconds, url)
                     paced.setdefault(tree.name, []).append(run)
             loads.append(os.getloadavg()[0])
     rows: list[list[Any]] = []
@@ -434,23 +490,38 @@ def _latency_only(args: argparse.Namespace, rate: int) -> str:
                     _median(runs, "p99_ms", role),
                     f"{min(p99s):.1f}-{max(p99s):.1f}",
                     median([r.work_p99_ms for r in runs]) if role == _ROLES[0] else float("nan"),
+                    _median(runs, "read_p99_ms", role),
+                    median([r.written_p99_ms for r in runs]),
                     _median(runs, "cpu_us", role),
                     " ".join(f"{value:.0f}" for value in p99s),
+                    " ".join(f"{run.read_p99_ms[role]:.0f}" for run in runs),
                 ]
             )
     load = " ".join(f"{value:.1f}" for value in loads)
     mine = [max(run.p99_ms.values()) for run in paced["this tree"]]
     met = sum(value < _TARGET_P99_MS for value in mine)
+    read = [max(run.read_p99_ms.values()) for run in paced["this tree"]]
+    read_met = sum(value < _TARGET_P99_MS for value in read)
     verdict = (
         f"p99 under {_TARGET_P99_MS:g} ms at {rate:,} msg/s (this tree, the slower role): "
-        f"{met} of {len(mine)} runs\n"
+        f"{met} of {len(mine)} runs; from Redis to delivery alone: {read_met} of {len(read)}\n"
     )
     title = (
         f"Publish to delivery at {rate:,} msg/s ({args.repeats} x {args.seconds:g} s, a fresh "
         f"pair each, interleaved; median; load average {load} at the start and after each repeat)"
     )
-    header = ["replica", "p50 ms", "p99 ms", "p99 range", "work queue p99 ms", "CPU us/msg"]
-    return table(title, [*header, "each run's p99 ms"], rows) + "\n" + verdict
+    header = [
+        "replica",
+        "p50 ms",
+        "p99 ms",
+        "p99 range",
+        "work queue p99 ms",
+        "Redis to delivery p99 ms",
+        "signed to Redis p99 ms",
+        "CPU us/msg",
+    ]
+    each = ["each run's p99 ms", "each run's Redis to delivery p99 ms"]
+    return table(title, [*header, *each], rows) + "\n" + verdict
 
 
 def _median(runs: list[_Run], what: str, role: str) -> float:
@@ -503,13 +574,24 @@ def _tables(
                         median([r.work_p99_ms for r in runs])
                         if role == _ROLES[0]
                         else float("nan"),
+                        _median(runs, "read_p99_ms", role),
+                        median([r.written_p99_ms for r in runs]),
                         _median(runs, "cpu_us", role),
                     ]
                 )
     latency_table = table(
         f"Publish to delivery at half the target rate and at half the slower role's capacity "
         f"({args.repeats} x {args.seconds:g} s each, median)",
-        ["replica", "msgs/s", "p50 ms", "p99 ms", "work queue p99 ms", "CPU us/msg"],
+        [
+            "replica",
+            "msgs/s",
+            "p50 ms",
+            "p99 ms",
+            "work queue p99 ms",
+            "Redis to delivery p99 ms",
+            "signed to Redis p99 ms",
+            "CPU us/msg",
+        ],
         latency_rows,
     )
     mine = capacity["this tree"]

@@ -7,7 +7,8 @@ Runs a ``Bridge`` (the production Redis transport from its settings) with a batc
 the fan-out (every message) and one on the work queue (the alert stage's instances, read only
 while holding the lease). Commands, one per line on stdin, each answered with one JSON line on
 stdout: ``reset`` (forget what was counted), ``stats`` (counts, first and last receipt times,
-publish-to-receipt latency percentiles, whether ready and holding the lease), ``quit``.
+publish-to-receipt latency percentiles, whether ready and holding the lease), ``receipts PATH``
+(each message's id and receipt time since the reset, written to PATH as JSON), ``quit``.
 
 Self-contained (imports only ``bridge``): ``bench.redis_bus`` runs it against other revisions'
 trees too, with that tree first on ``PYTHONPATH``.
@@ -61,6 +62,9 @@ class _Tally:
         self.first: float | None = None
         self.last: float | None = None
         self.latencies: list[float] = []
+        # Ids and receipt times, flat: strings and floats the garbage collector never scans.
+        self.ids: list[str] = []
+        self.receipts: list[float] = []
 
     def take(self, envelopes: Sequence[Envelope]) -> None:
         now = time.time()
@@ -69,6 +73,8 @@ class _Tally:
         self.last = now
         self.count += len(envelopes)
         self.latencies.extend([now - envelope.unix_ts for envelope in envelopes])
+        self.ids.extend([envelope.id for envelope in envelopes])
+        self.receipts.extend([now] * len(envelopes))
 
     def stats(self) -> dict[str, Any]:
         ordered = sorted(self.latencies)
@@ -132,6 +138,9 @@ async def _main(args: argparse.Namespace) -> None:
         if command == "reset":
             fanout.reset()
             work.reset()
+        elif command.startswith("receipts "):
+            with open(command.split(" ", 1)[1], "w") as out:
+                json.dump({"fanout": [fanout.ids, fanout.receipts, fanout.latencies]}, out)
         elif command == "quit":
             done.set()
         return {

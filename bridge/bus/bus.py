@@ -434,14 +434,23 @@ class Bus:
             return
         verify, verify_known = self._verifier.verify_frame, self._verifier.verify_known
         recent, work, dispatch = self._recent, self._work, self._dispatch
-        for frame in frames:
-            known = recent.take(frame) if recent is not None and frame.decoded is None else None
+        # The work-queue copy of the same bytes under the same signature came first and
+        # verified: only this path's replay check is left. The others are decoded together.
+        knowns = [
+            recent.take(frame) if recent is not None and frame.decoded is None else None
+            for frame in frames
+        ]
+        decoded = self._verifier.decode_read(
+            [
+                frame.body if known is None and frame.decoded is None and frame.signature else None
+                for frame, known in zip(frames, knowns, strict=True)
+            ]
+        )
+        for frame, known, envelope in zip(frames, knowns, decoded, strict=True):
             if known is not None:
-                # The work-queue copy of the same bytes under the same signature came first and
-                # verified: only this path's replay check is left.
                 result = verify_known(known)
             else:
-                result = verify(frame.body, frame.signature, frame.decoded)
+                result = verify(frame.body, frame.signature, frame.decoded or envelope)
             if isinstance(result, Rejection):
                 work.settle(frame)
                 continue
@@ -454,8 +463,16 @@ class Bus:
         ago only need their replay check, made for a run of them at once."""
         recent, work = self._recent, self._work
         known: list[tuple[Frame, Envelope]] = []
-        for frame in frames:
-            verified = recent.take(frame) if recent is not None else None
+        verifieds = [recent.take(frame) if recent is not None else None for frame in frames]
+        decoded = self._verifier.decode_read(
+            [
+                frame.body
+                if verified is None and frame.decoded is None and frame.signature
+                else None
+                for frame, verified in zip(frames, verifieds, strict=True)
+            ]
+        )
+        for frame, verified, envelope in zip(frames, verifieds, decoded, strict=True):
             if verified is not None:
                 if not self._taken_here(verified):
                     # No group subscriber takes it (most metrics, for the alert stage).
@@ -466,7 +483,7 @@ class Bus:
             if known:
                 work.receive_verified(known)
                 known = []
-            result = work.receive(frame, frame.decoded)
+            result = work.receive(frame, frame.decoded or envelope)
             if recent is not None and isinstance(result, Envelope):
                 recent.put(frame, result)
         if known:

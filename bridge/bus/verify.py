@@ -113,6 +113,28 @@ class Verifier:
             return self.reject(_replay_rejection(verdict, envelope.id))
         return envelope
 
+    def decode_read(self, bodies: Sequence[bytes | None]) -> list[Envelope | None]:
+        """The envelopes of one transport read's frames, decoded together as NDJSON ingest
+        decodes a batch (the decoder's per-call work shared), each to be handed to
+        ``verify_frame`` as ``decoded``, which still checks size and signature first.
+
+        A None body (a frame that needs no decoding) stays None, as does a body too large to
+        verify and every body from the first one the batch decoder refuses on (``verify_frame``
+        decodes those alone, and words the rejection).
+        """
+        wanted = [
+            (index, body)
+            for index, body in enumerate(bodies)
+            if body is not None and len(body) <= self._max_bytes
+        ]
+        out: list[Envelope | None] = [None] * len(bodies)
+        if len(wanted) < 2:
+            return out
+        envelopes, _ = decode_envelopes([body for _, body in wanted])
+        for (index, _), envelope in zip(wanted, envelopes, strict=False):
+            out[index] = envelope
+        return out
+
     def verify_known(self, envelope: Envelope) -> Envelope | Rejection:
         """``verify_frame`` for bytes another path verified a moment ago (the same bytes under
         the same signature, compared, gave ``envelope``): only the replay check is left, in

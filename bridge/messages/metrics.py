@@ -78,7 +78,10 @@ class ThroughputMetric(Message):
 
 
 def _rate(count: int, duration_ms: float) -> float:
-    return count / (duration_ms / 1000)
+    seconds = duration_ms / 1000
+    # A subnormal duration (positive, as the contract asks) is 0.0 once divided: the rate is
+    # then as a float has it (infinite), as it already is for a duration a little longer.
+    return count / seconds if seconds else count * 1000 / duration_ms
 
 
 class LatencyMetric(Message):

@@ -274,6 +274,36 @@ def test_a_complete_canonical_payload_calls_no_python_validator(model: type[Mess
     assert called == expected
 
 
+# What a minimal payload may run in Python on the fast path: its defaults made (now, random
+# ids, the DERIVED fields computed from the others), never a check of a field.
+DEFAULT_MAKERS = frozenset(
+    {"utc_now", "random_hex", "fill_derived", "_derived", "<listcomp>", "_rate"}
+)
+
+
+@pytest.mark.parametrize("model", list(CASES), ids=lambda m: m.TAG)
+def test_a_minimal_payload_runs_only_its_defaults_in_python(model: type[Message]) -> None:
+    """A payload leaving every defaulted field out runs no validator in Python on the fast
+    path (ClusterHealth's cross-field rule aside): only the code making its defaults."""
+    body = _body(CASES[model].minimal, model)
+    assert _decode_fast(body) is not None  # the ts text is now cached, as in a batch
+    called: set[str] = set()
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        where = frame.f_code.co_filename
+        if event == "call" and where.startswith(BRIDGE) and where not in DECODERS:
+            called.add(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        envelope = _decode_fast(body)
+    finally:
+        sys.setprofile(None)
+    assert isinstance(envelope, Envelope)
+    allowed = DEFAULT_MAKERS | ({"_total_covers_healthy"} if model is ClusterHealth else set())
+    assert called <= allowed
+
+
 TIMESTAMPS = [
     "2026-11-28T02:00:00.123+02:00",
     "2026-11-28T00:00:00.123456Z",
@@ -299,6 +329,48 @@ TIMESTAMPS = [
     True,
     "not a time",
 ]
+
+
+# Numbers at the edges of what the parsers and the models hold: integer widths, a float's
+# range and precision (subnormals among them), and forms an integer field may be given in.
+BOUNDARY_NUMBERS: list[Any] = [
+    0,
+    -1,
+    2**31,
+    2**53 + 1,
+    2**63 - 1,
+    2**63,
+    2**64,
+    -(2**63) - 1,
+    10**30,
+    1.0,
+    1.5,
+    -0.0,
+    5e-324,
+    2.2250738585072014e-308,
+    1.7976931348623157e308,
+    253402300800,
+    253402300800000,
+    -62135596801,
+]
+
+
+@pytest.mark.parametrize("model", list(CASES), ids=lambda m: m.TAG)
+def test_boundary_numbers_in_every_numeric_field_decode_as_the_reference_does(
+    model: type[Message],
+) -> None:
+    """Each numeric or timestamp field of each type, set to a number at a boundary in a
+    complete and in a minimal payload: the fast path takes exactly what the reference accepts,
+    and neither raises."""
+    case = CASES[model]
+    for name, value in case.full.items():
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if not numeric and name not in _TIMESTAMP_FIELDS:
+            continue
+        for number in BOUNDARY_NUMBERS:
+            for base in (case.full, case.minimal):
+                payload = {**base, name: number}
+                _agree(_body(payload, model), payload, model)
 
 
 @pytest.mark.parametrize("value", TIMESTAMPS, ids=repr)

@@ -490,3 +490,34 @@ def test_recently_verified_envelopes_are_bounded_oldest_first() -> None:
         True,
         True,
     ]
+
+
+async def test_frames_of_one_read_are_judged_each_as_alone_though_decoded_together() -> None:
+    """A read of several entries is decoded in one go, yet each frame is judged as if it came
+    alone: a wrong signature, an invalid payload, a frame with no signature and a replay among
+    valid ones are refused each for its own reason, and every valid one is delivered in order."""
+    bus, transport, registry = make_bus()
+    taken: list[Envelope] = []
+    bus.subscribe("all", taken.append, instances=["ex_esdb_alerts"])
+    await bus.start()
+    first, second, third = signed("read-0001"), signed("read-0002"), signed("read-0003")
+    forged = signed("read-forged", secret=OTHER_KEYRING)
+    invalid = (
+        first[0]
+        .replace(b'"severity":"critical"', b'"severity":"dire"')
+        .replace(b"read-0001", b"read-0bad")
+    )
+    assert invalid != first[0]
+    bodies = [first, forged, (invalid, KEYRING.sign(invalid)), second, (third[0], None), first]
+    assert transport.receive is not None
+    transport.receive(
+        [Frame("ex_esdb_alerts", body, signature, group=False) for body, signature in bodies]
+    )
+    await async_wait_until(lambda: len(taken) == 2, 5)
+    assert [envelope.id for envelope in taken] == ["read-0001", "read-0002"]
+    rejected = {
+        reason: registry.get_sample_value("exesdb_bus_rejected_total", {"reason": reason})
+        for reason in ("invalid_signature", "invalid_payload", "unsigned", "replayed")
+    }
+    assert rejected == dict.fromkeys(rejected, 1.0)
+    await bus.aclose()

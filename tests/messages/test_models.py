@@ -1069,6 +1069,16 @@ def test_throughput_rate_uses_coerced_inputs() -> None:
     assert message.rate_per_sec == 20.0
 
 
+@pytest.mark.parametrize("duration_ms", [5e-324, 1e-306])
+def test_throughput_rate_of_a_vanishing_duration_is_infinite(duration_ms: float) -> None:
+    """A positive duration too small for a float rate (subnormal, or near it) gives an infinite
+    rate, not an error: the decoder would otherwise fail on a valid message."""
+    payload = {"operation": "append", "count": 10, "duration_ms": duration_ms}
+    message = build(ThroughputMetric, payload)
+    assert isinstance(message, ThroughputMetric)
+    assert message.rate_per_sec == float("inf")
+
+
 def test_throughput_rate_given_is_kept() -> None:
     """A given rate_per_sec is kept even when it disagrees with count and duration."""
     payload = {"operation": "append", "count": 10, "duration_ms": 500, "rate_per_sec": 7}

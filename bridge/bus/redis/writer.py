@@ -324,7 +324,7 @@ class Writer:
                 continue
             for group in groups:
                 if text(group.get("name")) == GROUP:
-                    self._retained[key] = _unhandled(
+                    _forget_handled(
                         self._retained[key],
                         delivered=stream_id(group.get("last-delivered-id")),
                         pending=pending,
@@ -514,19 +514,24 @@ def _log_refusal(exc: ResponseError) -> bool:
     return False
 
 
-def _unhandled(
+def _forget_handled(
     items: _Retained, *, delivered: tuple[int, int], pending: list[dict[str, Any]], room: int
-) -> _Retained:
-    """The kept frames no replica has handled yet: each one not yet delivered, or delivered and
-    still pending (its handler may fail while Redis loses its data, and then only this copy is
-    left). Handled ones go one by one, not only up to the oldest pending entry: one entry stuck
-    pending must not keep every later frame to be written twice."""
+) -> None:
+    """Forget the kept frames a replica has handled: delivered and no longer pending. Handled
+    ones go one by one, not only up to the oldest pending entry: one entry stuck pending must
+    not keep every later frame to be written twice.
+
+    ``items`` are in the order written, so in id order: only their delivered front is looked
+    at, and a group far behind (every frame kept) costs nothing here."""
     pending_ids = {stream_id(entry["message_id"]) for entry in pending}
     # A full answer may have left later pending entries out: past its last, keep everything.
-    seen_to = max(pending_ids) if len(pending) >= room else (1 << 64, 0)
-    kept: _Retained = deque(maxlen=items.maxlen)
-    for item in items:
-        entry = stream_id(item[1])
-        if entry > delivered or entry in pending_ids or entry > seen_to:
-            kept.append(item)
-    return kept
+    horizon = min(delivered, max(pending_ids)) if len(pending) >= room else delivered
+    still: list[tuple[float, bytes, Frame]] = []
+    while items:
+        entry = stream_id(items[0][1])
+        if entry > horizon:
+            break
+        item = items.popleft()
+        if entry in pending_ids:
+            still.append(item)
+    items.extendleft(reversed(still))
