@@ -253,6 +253,24 @@ def test_webhook_delivery_span_to_a_mistyped_url_shows_no_password(recipient: st
     assert "hunter2" not in repr(spec.attributes)
 
 
+def test_webhook_delivery_span_to_a_url_urllib_cannot_split_is_recorded() -> None:
+    """A recipient urllib refuses to split (an IPv6 host without its closing bracket) still
+    gives a span, with no origin and no password, instead of an error in the sink."""
+    spec = translate(
+        envelope(
+            NotificationStatus(
+                alert_id="a",
+                delivery_method="webhook",
+                recipient="https://alerts:hunter2@[::1/hook",
+                status="failed",
+            )
+        )
+    )
+    assert isinstance(spec, SpanSpec)
+    assert not {"server.address", "server.port", "url.full"} & set(spec.attributes)
+    assert "hunter2" not in repr(spec.attributes)
+
+
 def test_every_tag_is_either_exported_or_deliberately_left_to_prometheus() -> None:
     """The mapping covers 24 of the 36 types; the rest are metrics and state, left to Prometheus."""
     left_out = set(TAGS) - SPAN_TAGS - LOG_TAGS

@@ -329,7 +329,10 @@ def _safe_recipient(recipient: str) -> tuple[str, str | None, int | None]:
     """A webhook URL as ``bridge.redaction.safe_url`` shows it everywhere (paths and queries
     often hold tokens), with its host and port on their own; any other recipient (an address)
     as it is, but for the password of a URL mistyped there (``redact_urls``)."""
-    parts = urlsplit(recipient)
+    try:
+        parts = urlsplit(recipient)
+    except ValueError:  # an IPv6 host without its closing bracket
+        return _truncate(redact_urls(recipient), 256), None, None
     if parts.scheme in ("http", "https") and parts.hostname:
         try:
             port = parts.port
