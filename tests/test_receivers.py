@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.receivers import (
     ReceiverKeys,
+    describe_receivers,
     go_duration,
     load_receivers,
     receiver_label,
@@ -426,6 +428,20 @@ def test_check_config_names_the_variable_a_zero_stands_for(
     lines = [line.strip() for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
     assert "max_alerts=(EXESDB_WEBHOOK_MAX_ALERTS), timeout=(EXESDB_WEBHOOK_TIMEOUT_MS)" in lines[0]
     assert lines[1].startswith("alertmanager http://am: timeout=(EXESDB_WEBHOOK_TIMEOUT_MS);")
+
+
+def test_docs_name_the_variable_each_zero_is_shown_as(tmp_path: Path) -> None:
+    """docs/alerts.md's account of check-config names each variable a 0 is shown as, beside the
+    option it stands in for."""
+    path = write(tmp_path, "webhook_configs:\n  - {url: http://h, max_alerts: 0, timeout: 0s}\n")
+    [line] = describe_receivers(path)
+    shown = dict(re.findall(r"(max_alerts|timeout)=(\(EXESDB_\w+\))", line))
+    assert set(shown) == {"max_alerts", "timeout"}
+    docs = (ROOT / "docs" / "alerts.md").read_text(encoding="utf-8")
+    paragraph = docs[docs.index("`exesdb-bridge check-config` prints one line per receiver") :]
+    paragraph = " ".join(paragraph[: paragraph.index("\n\n")].split())
+    for option, variable in shown.items():
+        assert f"`{option}` (a 0 shown as `{variable}`" in paragraph
 
 
 # Files a receiver names that cannot be read at start: missing ones, and a folder.

@@ -231,6 +231,46 @@ def test_webhook_delivery_span_to_a_receiver_key_has_no_server_address() -> None
     assert not {"server.address", "server.port", "url.full"} & set(spec.attributes)
 
 
+@pytest.mark.parametrize(
+    "recipient",
+    [
+        "https:/alerts:hunter2@hooks.example.com/T0",
+        "webhook+https://alerts:hunter2@hooks.example.com",
+    ],
+)
+def test_webhook_delivery_span_to_a_mistyped_url_shows_no_password(recipient: str) -> None:
+    """A recipient that is no http(s) URL but holds ``user:password@`` (a slash missing, an odd
+    scheme) is shown with the password redacted, as the bridge's logs show it."""
+    spec = translate(
+        envelope(
+            NotificationStatus(
+                alert_id="a", delivery_method="webhook", recipient=recipient, status="failed"
+            )
+        )
+    )
+    assert isinstance(spec, SpanSpec)
+    assert "<redacted>@hooks.example.com" in str(spec.attributes["exesdb.recipient"])
+    assert "hunter2" not in repr(spec.attributes)
+
+
+def test_webhook_delivery_span_to_a_url_urllib_cannot_split_is_recorded() -> None:
+    """A recipient urllib refuses to split (an IPv6 host without its closing bracket) still
+    gives a span, with no origin and no password, instead of an error in the sink."""
+    spec = translate(
+        envelope(
+            NotificationStatus(
+                alert_id="a",
+                delivery_method="webhook",
+                recipient="https://alerts:hunter2@[::1/hook",
+                status="failed",
+            )
+        )
+    )
+    assert isinstance(spec, SpanSpec)
+    assert not {"server.address", "server.port", "url.full"} & set(spec.attributes)
+    assert "hunter2" not in repr(spec.attributes)
+
+
 def test_every_tag_is_either_exported_or_deliberately_left_to_prometheus() -> None:
     """The mapping covers 24 of the 36 types; the rest are metrics and state, left to Prometheus."""
     left_out = set(TAGS) - SPAN_TAGS - LOG_TAGS

@@ -5,7 +5,8 @@ The outbox's stores (``alert_store``, ``queue``, ``dead_letters``, ``retention``
 one thread at a time (the ``exesdb-bridge outbox`` commands open the same file beside a running
 bridge: SQLite's own locking serialises the two processes). The lock is reentrant and a
 transaction begun inside another joins it, so one store's method may call another's and both
-changes commit together or not at all.
+changes commit together or not at all: an inner transaction that raises dooms the outermost one,
+which rolls back even when the error was caught in between (its writes may be half done).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Database:
         self._conn = connect(self.path)
         migrate(self._conn)
         self._depth = 0  # transactions open, the outermost included
+        self._doomed = False  # a nested one raised: the outermost must not commit
         self._ended: list[Callable[[bool], None]] = []
         self._closed = False
         # Plain context managers rather than @contextmanager generators: every alert change
@@ -66,9 +68,15 @@ class Database:
         try:
             self._depth -= 1
             if self._depth:
+                self._doomed = self._doomed or not ok
                 return
+            doomed, self._doomed = self._doomed, False
             committed = False
             try:
+                if ok and doomed:
+                    raise sqlite3.OperationalError(
+                        f"{self.path}: a transaction inside it failed: rolled back"
+                    )
                 if ok:
                     self._conn.execute("COMMIT")
                     committed = True

@@ -51,7 +51,7 @@ from bridge.messages import (
     SystemAlert,
     SystemLifecycle,
 )
-from bridge.redaction import safe_url, span_url
+from bridge.redaction import redact_urls, safe_url, span_url
 from bridge.tracing import (
     ERROR_TYPE,
     ERROR_TYPE_OTHER,
@@ -328,15 +328,18 @@ def _performance_analysis(envelope: Envelope, message: PerformanceAnalysis) -> S
 def _safe_recipient(recipient: str) -> tuple[str, str | None, int | None]:
     """A webhook URL as ``bridge.redaction.safe_url`` shows it everywhere (paths and queries
     often hold tokens), with its host and port on their own; any other recipient (an address)
-    as it is."""
-    parts = urlsplit(recipient)
+    as it is, but for the password of a URL mistyped there (``redact_urls``)."""
+    try:
+        parts = urlsplit(recipient)
+    except ValueError:  # an IPv6 host without its closing bracket
+        return _truncate(redact_urls(recipient), 256), None, None
     if parts.scheme in ("http", "https") and parts.hostname:
         try:
             port = parts.port
         except ValueError:
             port = None
         return safe_url(recipient), parts.hostname, port or _PORTS[parts.scheme]
-    return _truncate(recipient, 256), None, None
+    return _truncate(redact_urls(recipient), 256), None, None
 
 
 def _webhook_delivery(envelope: Envelope, message: NotificationStatus) -> SpanSpec:

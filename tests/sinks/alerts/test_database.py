@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -110,3 +111,27 @@ def test_a_failed_commit_is_reported_and_frees_the_file(database: Database) -> N
     assert not other.is_alive()
     assert ends == [False, True]
     assert database.meta("after") == "kept"
+
+
+def test_an_outer_transaction_that_caught_an_inner_failure_is_rolled_back(
+    database: Database,
+) -> None:
+    """An inner transaction that raised leaves its writes half done: the outer one, though it
+    caught the error, rolls back, says so, and is heard as not committed."""
+    ends: list[bool] = []
+    database.on_end(ends.append)
+
+    def catch_an_inner_failure() -> None:
+        with database.transaction():
+            database.set_meta("outer", "one")
+            with contextlib.suppress(Boom), database.transaction():
+                database.set_meta("inner", "half")
+                raise Boom
+
+    with pytest.raises(sqlite3.OperationalError, match="a transaction inside it failed"):
+        catch_an_inner_failure()
+    assert (database.meta("outer"), database.meta("inner")) == (None, None)
+    assert ends == [False]
+    database.set_meta("after", "kept")  # the next transaction begins afresh
+    assert database.meta("after") == "kept"
+    assert ends == [False, True]
