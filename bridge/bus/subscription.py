@@ -3,8 +3,8 @@
 Both kinds compose an ``Inbox`` (the filter, the queue and the task that drains it) and differ
 only in how they empty it: a ``Subscription`` hands its handler one message at a time, a
 ``BatchSubscription`` everything queued at once; neither is the other's subclass, and the bus
-holds either as a ``Subscriber``. A full queue drops the new message and counts
-it, so one stuck subscriber never holds up publishers or the others.
+holds either as a ``Subscriber``. A full queue drops the new message and counts it, so one stuck
+subscriber never holds up publishers or the others.
 """
 
 from __future__ import annotations
