@@ -43,7 +43,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -82,6 +82,7 @@ _FORGOTTEN: Final = "forgotten"
 State = Literal["up", "down"]
 Reason = Literal["silent", "evicted"]
 Change = Literal["node_added", "node_removed"]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -138,8 +139,10 @@ class ClusterMonitor:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         max_nodes: int = MAX_NODES,
-        run_loop: bool = True,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
+        """``clock`` times silence and intervals, ``wall_clock`` names the health slot shared
+        across replicas, ``sleep`` is what the loop waits with between ticks."""
         self._bus = bus
         self.node = node
         self._interval = interval_ms / 1000
@@ -148,7 +151,7 @@ class ClusterMonitor:
         self._clock = clock
         self._wall_clock = wall_clock
         self._max_nodes = max_nodes
-        self._run_loop = run_loop
+        self._sleep = sleep
         # Ordered by when each node was last heard: the first is the longest silent.
         self._nodes: OrderedDict[str, _Node] = OrderedDict()
         self._pending: dict[str, State] = {}  # transitions still to announce
@@ -621,25 +624,26 @@ class ClusterMonitor:
     async def start(self) -> None:
         self._nodes.setdefault(self.node, _Node(self._clock()))
         await self.tick()
-        if self._run_loop:
-            self._task = asyncio.get_running_loop().create_task(
-                self._loop(), name="cluster-monitor"
-            )
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="cluster-monitor")
 
     async def _loop(self) -> None:
         period = max(0.05, min(self._interval / 4, 1.0))
-        while True:
-            self._sleeping = True
-            try:
-                await asyncio.sleep(period)
-            finally:
-                self._sleeping = False
-            if self._closed:
-                return
+        while await self._nap(period):
             try:
                 await self.tick()
             except Exception:
                 _logger.exception("cluster monitor tick failed")
+
+    async def _nap(self, period: float) -> bool:
+        """Wait between two ticks; False once the monitor is closed."""
+        if self._closed:
+            return False  # closed during a tick: the stop waits for this loop, so no nap first
+        self._sleeping = True
+        try:
+            await self._sleep(period)
+        finally:
+            self._sleeping = False
+        return not self._closed
 
     def readiness(self) -> str | None:
         return None

@@ -52,6 +52,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "ReplayVerdict",
         "SharedState",
         "StateChange",
+        "Subscriber",
         "Subscription",
         "Transport",
         "TransportCapabilities",

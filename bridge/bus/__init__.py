@@ -28,6 +28,7 @@ from bridge.bus.subscription import (
     BatchHandler,
     BatchSubscription,
     Handler,
+    Subscriber,
     Subscription,
 )
 from bridge.bus.transport import (
@@ -65,6 +66,7 @@ __all__ = [
     "ReplayVerdict",
     "SharedState",
     "StateChange",
+    "Subscriber",
     "Subscription",
     "Transport",
     "TransportCapabilities",

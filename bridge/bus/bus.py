@@ -30,6 +30,7 @@ from bridge.bus.subscription import (
     Handler,
     Inbox,
     Sleep,
+    Subscriber,
     Subscription,
 )
 from bridge.bus.transport import Durability, Frame, MemoryTransport, Transport
@@ -93,7 +94,7 @@ class Bus:
         self._queue_size = queue_size
         self._clock = clock
         self._sleep = sleep
-        self._subscriptions: list[Subscription] = []
+        self._subscriptions: list[Subscriber] = []
         self._batches: list[BatchSubscription] = []
         self._inboxes: list[Inbox] = []  # every subscriber's, in subscription order
         self._by_instance: dict[str, list[Inbox]] = {name: [] for name in INSTANCES}
@@ -157,7 +158,7 @@ class Bus:
         durable: bool = False,
         high_water: float | None = None,
         retries: int = BATCH_RETRIES,
-    ) -> Subscription:
+    ) -> Subscription | BatchSubscription:
         """Deliver matching verified messages to ``handler``, in order, from its own queue.
 
         ``topic`` is exact, or a prefix ending in ``*`` (``*`` alone takes all). ``group``
@@ -198,7 +199,7 @@ class Bus:
             dropped=self.metrics.dropped.labels(name).inc,
         )
         errors = self.metrics.handler_errors.labels(name).inc
-        subscription: Subscription
+        subscription: Subscription | BatchSubscription
         if batch:
             subscription = BatchSubscription(
                 inbox,
@@ -212,7 +213,7 @@ class Bus:
             )
             self._batches.append(subscription)
         else:
-            subscription = Subscription.one_at_a_time(inbox, handler, errors)  # type: ignore[arg-type]
+            subscription = Subscription(inbox, handler, errors)  # type: ignore[arg-type]
         self._subscriptions.append(subscription)
         self._inboxes.append(inbox)
         for instance in chosen:
@@ -222,7 +223,7 @@ class Bus:
             subscription.start()
         return subscription
 
-    async def unsubscribe(self, subscription: Subscription) -> None:
+    async def unsubscribe(self, subscription: Subscriber) -> None:
         """Stop delivering to ``subscription`` and stop its task (what is queued is dropped)."""
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
@@ -234,7 +235,7 @@ class Bus:
         await subscription.stop(0.0)
 
     @property
-    def subscriptions(self) -> tuple[Subscription, ...]:
+    def subscriptions(self) -> tuple[Subscriber, ...]:
         """Every subscription, for self-metrics and readiness."""
         return tuple(self._subscriptions)
 

@@ -1,9 +1,10 @@
 """Subscriptions: each subscriber's filter and bounded queue, drained by one handler in order.
 
-Both kinds are built on an ``Inbox`` (the filter, the queue and the task that drains it) and
-differ only in how they empty it: a ``Subscription`` hands its handler one message at a time, a
-``BatchSubscription`` everything queued at once. A full queue drops the new message and counts
-it, so one stuck subscriber never holds up publishers or the others.
+Both kinds compose an ``Inbox`` (the filter, the queue and the task that drains it) and differ
+only in how they empty it: a ``Subscription`` hands its handler one message at a time, a
+``BatchSubscription`` everything queued at once; neither is the other's subclass, and the bus
+holds either as a ``Subscriber``. A full queue drops the new message and counts it, so one stuck
+subscriber never holds up publishers or the others.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final
+from typing import Final, Protocol
 
 from bridge.backoff import Backoff
 from bridge.bus.envelope import Envelope
@@ -30,6 +31,7 @@ __all__ = [
     "Handler",
     "Inbox",
     "Sleep",
+    "Subscriber",
     "Subscription",
 ]
 
@@ -269,28 +271,44 @@ class Inbox:
             self._depth = 0
 
 
-class Subscription:
-    """One subscriber: its inbox, and how its handler empties it.
+class Subscriber(Protocol):
+    """What the bus and its readers hold of any subscriber, one-at-a-time or batch: both kinds
+    compose an ``Inbox`` and a handler that empties it, and neither is the other's subclass."""
 
-    ``bus.subscribe`` makes one whose handler takes one message at a time, in order: a frame's
-    ``ack`` is called after the handler returned; when the handler raises, the error is counted
-    and logged, and the frame left unacknowledged (``nack``). A ``BatchSubscription`` empties
-    its inbox a batch at a time.
+    @property
+    def inbox(self) -> Inbox: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def group(self) -> bool: ...
+
+    @property
+    def depth(self) -> int: ...
+
+    @property
+    def idle(self) -> bool: ...
+
+    def start(self) -> None: ...
+
+    async def stop(self, drain_seconds: float) -> None: ...
+
+
+class Subscription:
+    """A subscriber whose handler takes one message at a time, in order.
+
+    A frame's ``ack`` is called after the handler returned; when the handler raises, the error
+    is counted and logged, and the frame left unacknowledged (``nack``).
     """
 
-    __slots__ = ("_drain", "inbox")
+    __slots__ = ("_errors", "_handler", "inbox")
 
-    def __init__(self, inbox: Inbox, drain: Drain) -> None:
+    def __init__(self, inbox: Inbox, handler: Handler, errors: Callable[[], None]) -> None:
+        """``errors`` counts a message whose handler raised."""
         self.inbox = inbox
-        self._drain = drain
-
-    @classmethod
-    def one_at_a_time(
-        cls, inbox: Inbox, handler: Handler, errors: Callable[[], None]
-    ) -> Subscription:
-        """A subscription whose ``handler`` takes each message in turn; ``errors`` counts one
-        that raised."""
-        return cls(inbox, _OneAtATime(inbox.name, handler, errors))
+        self._handler = handler
+        self._errors = errors
 
     @property
     def name(self) -> str:
@@ -318,24 +336,13 @@ class Subscription:
 
     def start(self) -> None:
         """Start the draining task on the running loop."""
-        self.inbox.start(self._drain)
+        self.inbox.start(self._handle_each)
 
     async def stop(self, drain_seconds: float) -> None:
         """Drain what is queued (for up to ``drain_seconds``), then stop."""
         await self.inbox.stop(drain_seconds)
 
-
-class _OneAtATime:
-    """Empties a queue into a handler one message at a time."""
-
-    __slots__ = ("_errors", "_handler", "_name")
-
-    def __init__(self, name: str, handler: Handler, errors: Callable[[], None]) -> None:
-        self._name = name
-        self._handler = handler
-        self._errors = errors
-
-    async def __call__(self, inbox: Inbox) -> None:
+    async def _handle_each(self, inbox: Inbox) -> None:
         handler = self._handler
         while (run := inbox.take_run()) is not None:
             taken, frame = run
@@ -354,12 +361,12 @@ class _OneAtATime:
                     raise
                 except Exception:
                     self._errors()
-                    _logger.exception("subscriber %s failed on %s", self._name, envelope.tag)
+                    _logger.exception("subscriber %s failed on %s", self.name, envelope.tag)
                     if frame.nack is not None:
                         frame.nack()
 
 
-class BatchSubscription(Subscription):
+class BatchSubscription:
     """A subscriber whose handler takes everything queued at once (up to ``max_batch``).
 
     The frames' acks are called, in order, after the handler returns, so a handler that commits
@@ -384,6 +391,7 @@ class BatchSubscription(Subscription):
         "_waiters",
         "durable",
         "high_water",
+        "inbox",
         "max_batch",
         "retries",
     )
@@ -404,7 +412,7 @@ class BatchSubscription(Subscription):
             raise ValueError(f"max_batch must be at least 1, not {max_batch}")
         if retries < 0:
             raise ValueError(f"retries must be at least 0, not {retries}")
-        super().__init__(inbox, self._handle_batches)
+        self.inbox = inbox
         self._handler = handler
         self._errors = errors
         self.max_batch = max_batch
@@ -419,6 +427,34 @@ class BatchSubscription(Subscription):
         self._late: list[tuple[int, int, Callable[[], None]]] = []
         # (first, last] sequence numbers of recent batches whose handler raised.
         self._failed: deque[tuple[int, int]] = deque(maxlen=_FAILED_BATCHES_KEPT)
+
+    @property
+    def name(self) -> str:
+        """The subscriber's name (its label in the self-metrics)."""
+        return self.inbox.name
+
+    @property
+    def group(self) -> bool:
+        """True when it takes work-queue frames (one replica handles each)."""
+        return self.inbox.group
+
+    @property
+    def depth(self) -> int:
+        """Messages waiting in the queue."""
+        return self.inbox.depth
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing being handled."""
+        return self.inbox.idle
+
+    def offer(self, envelope: Envelope, frame: Frame) -> bool:
+        """Queue a message; False (and counted) when the queue is full, False when stopped."""
+        return self.inbox.offer(envelope, frame)
+
+    def start(self) -> None:
+        """Start the draining task on the running loop."""
+        self.inbox.start(self._handle_batches)
 
     @property
     def congested(self) -> bool:

@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bridge.bus import BatchSubscription, Durability, Envelope, Frame, new_message_id
+from bridge.bus import (
+    BatchSubscription,
+    Durability,
+    Envelope,
+    Frame,
+    Subscription,
+    new_message_id,
+)
 from bridge.messages import SystemAlert
 from tests.bus.conftest import BusFactory, BusKit
 from tests.support import async_wait_until
@@ -156,6 +163,26 @@ async def test_durable_publish_does_not_wait_for_messages_no_durable_subscriber_
         1,
         Durability.COMMITTED,
     )
+
+
+async def test_a_batch_subscriber_composes_its_inbox_rather_than_extending_the_single_one(
+    make_bus: BusFactory,
+) -> None:
+    """A batch subscription is no one-at-a-time subscription: each holds an inbox of its own,
+    and the bus lists, drains and unsubscribes both alike."""
+    kit = await _started(make_bus)
+    batches = Batches(asyncio.Event())
+    batch = kit.bus.subscribe("b", batches, instances=["ex_esdb_alerts"], batch=True)
+    single = kit.bus.subscribe("s", lambda envelope: None, instances=["ex_esdb_alerts"])
+    assert Subscription not in type(batch).__mro__
+    assert BatchSubscription not in type(single).__mro__
+    assert batch.inbox is not single.inbox
+    assert kit.bus.subscriptions[-2:] == (batch, single)
+    await kit.bus.unsubscribe(batch)
+    assert kit.bus.subscriptions[-1:] == (single,)
+    kit.bus.publish_verified([_envelope(1)])
+    await async_wait_until(lambda: single.idle, what="the one-at-a-time subscriber idle")
+    assert batches.entered == 0
 
 
 async def test_congestion_names_a_subscriber_at_its_high_water_mark(make_bus: BusFactory) -> None:

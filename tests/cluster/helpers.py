@@ -1,7 +1,9 @@
-"""The cluster monitor's test bench: a hand-moved clock and replicas that record what they hear."""
+"""The cluster monitor's test bench: a hand-moved clock, a loop moved a tick at a time through its
+injected sleep, and replicas that record what they hear."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +16,7 @@ from bridge.config import Settings
 from bridge.messages import Message, NodeLifecycle
 from tests.support import TEST_SECRET, async_wait_until
 
-__all__ = ["INTERVAL_MS", "Clock", "CutOffTransport", "Replica"]
+__all__ = ["INTERVAL_MS", "Clock", "CutOffTransport", "Naps", "Replica"]
 
 INTERVAL_MS = 1_000
 
@@ -32,6 +34,42 @@ class Clock:
         self.now += intervals * INTERVAL_MS / 1000
 
 
+class Naps:
+    """The monitor's sleep: each nap lasts until the test wakes the loop for one more tick."""
+
+    def __init__(self) -> None:
+        self.taken = 0  # naps begun
+        self.lengths: list[float] = []  # what each nap was asked to last
+        self._wake: asyncio.Event | None = None
+
+    async def __call__(self, seconds: float) -> None:
+        self.taken += 1
+        self.lengths.append(seconds)
+        self._wake = asyncio.Event()
+        await self._wake.wait()
+
+    @property
+    def napping(self) -> bool:
+        """True while the loop waits between two ticks."""
+        return self._wake is not None and not self._wake.is_set()
+
+    async def wake(self) -> int:
+        """Once the loop naps, wake it for one tick (not waiting for the tick); the naps so far."""
+        await async_wait_until(lambda: self.napping, 5, "the monitor's loop napping")
+        assert self._wake is not None
+        taken = self.taken
+        self._wake.set()
+        return taken
+
+    async def napped_since(self, taken: int) -> None:
+        """Wait until the loop naps again after the tick that ``taken`` naps woke."""
+        await async_wait_until(lambda: self.taken > taken, 5, "the monitor's tick done")
+
+    async def tick(self) -> None:
+        """Let the loop run one tick and wait until it is done."""
+        await self.napped_since(await self.wake())
+
+
 class CutOffTransport(MemoryTransport):
     """The in-process transport, with a readiness the test can take away."""
 
@@ -46,7 +84,8 @@ class CutOffTransport(MemoryTransport):
 
 
 class Replica:
-    """A bridge with a monitor on a hand-moved clock, recording what it hears."""
+    """A bridge with a monitor on a hand-moved clock, its loop moved by ``naps``, recording what
+    it hears."""
 
     def __init__(
         self,
@@ -61,6 +100,7 @@ class Replica:
             settings, registry=CollectorRegistry(), transport=self.transport, components=[]
         )
         self.heard: list[Envelope] = []
+        self.naps = Naps()
         self.bridge.bus.subscribe(
             "recorder",
             self.heard.append,
@@ -74,7 +114,8 @@ class Replica:
             registry=self.bridge.registry,
             clock=clock,
             wall_clock=clock,
-            **{"run_loop": False, **options},
+            sleep=self.naps,
+            **options,
         )
 
     async def start(self) -> Replica:
@@ -99,7 +140,8 @@ class Replica:
         await self.settle()
 
     async def tick(self) -> None:
-        await self.monitor.tick()
+        """One tick of the monitor's loop, and what it published delivered."""
+        await self.naps.tick()
         await self.settle()
 
     def forgotten(self, reason: str) -> float:

@@ -29,16 +29,15 @@ class GatedCoordinator(LocalCoordinator):
         return previous
 
 
-async def tick_held_in_a_swap(
-    replica: Replica, coordinator: GatedCoordinator, clock: Clock
-) -> asyncio.Task[None]:
-    """A tick announcing app-1 down, started and waiting in its swap of the state key."""
+async def tick_held_in_a_swap(replica: Replica, coordinator: GatedCoordinator, clock: Clock) -> int:
+    """The loop's tick announcing app-1 down, woken and waiting in its swap of the state key;
+    the naps taken before it."""
     await replica.hear("app-1")
     clock.advance(3.5)
     coordinator.hold = True
-    tick = asyncio.create_task(replica.monitor.tick())
+    taken = await replica.naps.wake()
     await asyncio.wait_for(coordinator.waiting.wait(), 5)
-    return tick
+    return taken
 
 
 async def test_a_node_heard_during_its_down_announcement_is_announced_reconnected(
@@ -48,11 +47,11 @@ async def test_a_node_heard_during_its_down_announcement_is_announced_reconnecte
     every down it was announced matched by a reconnected (its node_failure alert resolves)."""
     coordinator = GatedCoordinator(clock)
     replica = await make_replica("bridge-1", coordinator)
-    tick = await tick_held_in_a_swap(replica, coordinator, clock)
+    taken = await tick_held_in_a_swap(replica, coordinator, clock)
     await replica.hear("app-1")
     coordinator.hold = False
     coordinator.gate.set()
-    await tick
+    await replica.naps.napped_since(taken)
     await replica.tick()
     await replica.tick()
     downs = replica.published(NodeLifecycle, event="down")
@@ -67,11 +66,8 @@ async def test_a_stop_during_a_down_announcement_still_publishes_what_the_key_sa
     """A stop while the monitor's own tick waits for a swap's answer lets that announcement
     finish: the down swapped into the shared key is published before the monitor's left."""
     coordinator = GatedCoordinator(clock)
-    replica = await make_replica("bridge-1", coordinator, run_loop=True)
-    await replica.hear("app-1")
-    clock.advance(3.5)
-    coordinator.hold = True  # the loop's next tick swaps app-1's key, then waits
-    await asyncio.wait_for(coordinator.waiting.wait(), 5)
+    replica = await make_replica("bridge-1", coordinator)
+    await tick_held_in_a_swap(replica, coordinator, clock)
     closing = asyncio.create_task(replica.monitor.aclose())
     await asyncio.sleep(0)  # one turn of the loop: the stop takes its first step
     coordinator.gate.set()

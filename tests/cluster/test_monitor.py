@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from bridge.bus import LocalCoordinator
 from bridge.messages import ClusterHealth, ClusterMembership, NodeHealth, NodeLifecycle
 from tests.cluster.helpers import Clock
+from tests.support import async_wait_until
 
 
 async def test_a_bridge_announces_itself_as_joined_at_start(make_replica) -> None:
@@ -13,6 +16,35 @@ async def test_a_bridge_announces_itself_as_joined_at_start(make_replica) -> Non
     joined = replica.published(NodeLifecycle, event="joined", node="bridge-1")
     assert len(joined) == 1
     assert joined[0].metadata == {}
+
+
+async def test_the_loop_ticks_after_each_nap_of_a_quarter_interval(
+    make_replica, clock: Clock
+) -> None:
+    """Between ticks the loop naps through the injected sleep for a quarter of the health
+    interval, and each nap ended is one more tick (here: the silent node found down)."""
+    replica = await make_replica("bridge-1")
+    await replica.hear("app-1")
+    clock.advance(3.5)
+    await replica.tick()
+    assert [m.node for m in replica.published(NodeLifecycle, event="down")] == ["app-1"]
+    await replica.tick()
+    assert replica.naps.lengths == [0.25, 0.25, 0.25]
+
+
+async def test_a_stop_while_the_loop_naps_ends_it_with_no_further_tick(
+    make_replica, clock: Clock
+) -> None:
+    """A stop between ticks cuts the nap short: the monitor says left, and ticks no more."""
+    replica = await make_replica("bridge-1")
+    await replica.hear("app-1")
+    await async_wait_until(lambda: replica.naps.napping, what="the loop napping")
+    clock.advance(3.5)
+    await asyncio.wait_for(replica.monitor.aclose(), 5)
+    await replica.settle()
+    assert replica.published(NodeLifecycle, event="left", node="bridge-1")
+    assert replica.published(NodeLifecycle, event="down") == []
+    assert replica.naps.taken == 1
 
 
 async def test_a_node_silent_for_three_intervals_is_down_with_membership_and_health(
@@ -209,7 +241,7 @@ async def test_a_refused_down_announcement_stays_pending_and_the_state_key_is_re
     await replica.hear("app-1")
     clock.advance(3.5)
     replica.transport.refuse = True
-    await replica.monitor.tick()
+    await replica.tick()
     assert await coordinator.swap("cluster:node:app-1", "up", 60_000) != "down"
     replica.transport.refuse = False
     await replica.tick()

@@ -380,17 +380,18 @@ class OtlpSink:
 
         def on_export(count: int, ok: bool, seconds: float) -> None:
             self._recorder.record(EXPORT_OPERATION, seconds, ok)
+            # Readiness first, counters after: whoever sees the count sees the readiness too.
             if ok:
-                exported.inc(count)
-                self._failures.exported(signal)
                 with self._failing_lock:
                     self._failing.pop(signal, None)
+                self._failures.exported(signal)
+                exported.inc(count)
             else:
-                failures.inc(count)
-                self._failures.failed(signal, count)
                 with self._failing_lock:
                     streak, since = self._failing.get(signal, (0, time.time()))
                     self._failing[signal] = (streak + 1, since)
+                self._failures.failed(signal, count)
+                failures.inc(count)
 
         return on_export
 

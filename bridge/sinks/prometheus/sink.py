@@ -9,7 +9,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Metric, PlatformCollector, ProcessCollector
 
-from bridge.bus import Bus, Envelope, Subscription
+from bridge.bus import BatchSubscription, Bus, Envelope
 from bridge.component import Context
 from bridge.sinks.prometheus.nodes import NodeSummary, node_summaries
 from bridge.sinks.prometheus.store import SeriesStore
@@ -45,7 +45,7 @@ class PrometheusSink:
         # Failures are counted per message, as the bus counts those of a per-message handler.
         self._errors = bus.metrics.handler_errors.labels(SUBSCRIBER)
         # A batch subscriber: one handler call per batch rather than per message (hot path).
-        self.subscription: Subscription = bus.subscribe(
+        self.subscription: BatchSubscription = bus.subscribe(
             SUBSCRIBER, self.handle_batch, queue_size=queue_size, batch=True
         )
 
