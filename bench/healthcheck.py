@@ -4,8 +4,9 @@
 ``git archive``, as bench.compare does, and runs ``python -m bridge healthcheck`` from each tree
 (same interpreter and libraries) against one loopback server answering ``/healthz`` with 200,
 alternating which tree goes first; each call's CPU (user + system) is read from
-``getrusage(RUSAGE_CHILDREN)``. A bare interpreter start is measured beside them: no probe can
-cost less.
+``getrusage(RUSAGE_CHILDREN)``; then both again with a web config asking for basic auth (the
+probe reads the file and sends the credentials). A bare interpreter start is measured beside
+them: no probe can cost less.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Final
+
+import bcrypt
 
 from bench._util import ROOT, median, table
 from bench.compare import _extract
@@ -61,8 +64,22 @@ def _cpu_of(command: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def _web_config(folder: Path, env: dict[str, str]) -> dict[str, str]:
+    """``env`` plus a web config asking for basic auth and the probe's credentials."""
+    hashed = bcrypt.hashpw(b"probe-password", bcrypt.gensalt(rounds=10)).decode()
+    (folder / "web.yml").write_text(f"basic_auth_users:\n  probe: '{hashed}'\n")
+    (folder / "password").write_text("probe-password\n")
+    return {
+        **env,
+        "EXESDB_WEB_CONFIG_FILE": str(folder / "web.yml"),
+        "EXESDB_HEALTHCHECK_USERNAME": "probe",
+        "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(folder / "password"),
+    }
+
+
 def run(revision: str = "main", repeats: int = 15) -> str:
-    """The table: median CPU ms per healthy probe for ``revision``, this tree and a bare start."""
+    """The table: median CPU ms per healthy probe for ``revision`` and this tree, without and with
+    a web config, and for a bare interpreter start."""
     with tempfile.TemporaryDirectory(prefix="exesdb-healthcheck-") as scratch, _healthz() as port:
         _extract(revision, Path(scratch))
         env = {
@@ -71,19 +88,23 @@ def run(revision: str = "main", repeats: int = 15) -> str:
             if not key.startswith(("EXESDB_", "OTEL_")) and key != "SECRET_KEY_BASE"
         }
         env["EXESDB_HTTP_ADDR"] = f"0.0.0.0:{port}"
+        web = _web_config(Path(scratch), env)
         probe = [sys.executable, "-m", "bridge", "healthcheck"]
+        baseline = Path(scratch) / "tree"
         runs = {
-            revision: (probe, Path(scratch) / "tree"),
-            "this tree": (probe, ROOT),
-            _INTERPRETER: ([sys.executable, "-c", "pass"], ROOT),
+            revision: (probe, baseline, env),
+            "this tree": (probe, ROOT, env),
+            f"{revision}, web config with basic auth": (probe, baseline, web),
+            "this tree, web config with basic auth": (probe, ROOT, web),
+            _INTERPRETER: ([sys.executable, "-c", "pass"], ROOT, env),
         }
         results: dict[str, list[float]] = {name: [] for name in runs}
-        for command, cwd in runs.values():
-            _cpu_of(command, cwd, env)  # warm the file cache and byte code
+        for command, cwd, environment in runs.values():
+            _cpu_of(command, cwd, environment)  # warm the file cache and byte code
         for repeat in range(repeats):
             order = list(runs.items())
-            for name, (command, cwd) in order if repeat % 2 == 0 else reversed(order):
-                results[name].append(_cpu_of(command, cwd, env) * 1e3)
+            for name, (command, cwd, environment) in order if repeat % 2 == 0 else reversed(order):
+                results[name].append(_cpu_of(command, cwd, environment) * 1e3)
     base = median(results[revision])
     return table(
         f"CPU of one healthy `exesdb-bridge healthcheck`, {revision} vs this tree "

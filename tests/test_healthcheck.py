@@ -417,6 +417,23 @@ def test_command_imports_none_of_the_bridge_s_libraries() -> None:
     assert imported.isdisjoint(HEAVY), sorted(imported & set(HEAVY))
 
 
+def test_command_with_a_web_config_imports_its_reader_but_not_the_server(tmp_path: Path) -> None:
+    """With basic auth in a web config the probe reads the file (pydantic) but imports none of
+    the serving side: no aiohttp, OpenTelemetry, prometheus_client or redis."""
+    (tmp_path / "web.yml").write_text(f"basic_auth_users:\n  probe: '{bcrypt_hash(PASSWORD)}'\n")
+    (tmp_path / "password").write_text(PASSWORD)
+    imported = imported_by_healthcheck(
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}",
+        EXESDB_WEB_CONFIG_FILE=str(tmp_path / "web.yml"),
+        EXESDB_HEALTHCHECK_USERNAME="probe",
+        EXESDB_HEALTHCHECK_PASSWORD_FILE=str(tmp_path / "password"),
+    )
+    assert "pydantic" in imported
+    assert imported.isdisjoint(set(HEAVY) - {"pydantic", "pydantic_settings"}), sorted(
+        imported & set(HEAVY)
+    )
+
+
 def test_command_with_an_option_it_does_not_take_goes_to_the_full_command_line() -> None:
     """``healthcheck --help`` is answered by bridge.cli, importing the bridge (so the check of
     the light path above can see a heavy import)."""

@@ -20,11 +20,13 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def problems_of_both(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> tuple[list, list]:
+def problems_of_both(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> tuple[list[str], list[str]]:
     """The problems ProbeSettings and load_settings find in ``env`` (none: empty lists)."""
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    found = []
+    found: list[list[str]] = []
     for load in (ProbeSettings.from_environ, load_settings):
         try:
             load()
