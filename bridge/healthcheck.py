@@ -1,8 +1,9 @@
 """The ``healthcheck`` command: does ``/healthz`` at the configured ``EXESDB_HTTP_ADDR`` answer 200.
 
-Made for a container's ``HEALTHCHECK`` and a Kubernetes exec probe: it reads the same settings
-as ``run``, asks the address the bridge listens on (a wildcard host means loopback) and prints
-one line saying what it found. Exit 0 when healthy, else 1, even for a bad configuration:
+Made for a container's ``HEALTHCHECK`` and a Kubernetes exec probe: it reads the settings
+``run`` listens and serves by (``bridge.probe_settings``, cheaply, without the rest of the
+configuration), asks the address the bridge listens on (a wildcard host means loopback) and
+prints one line saying what it found. Exit 0 when healthy, else 1, even for a bad configuration:
 Docker reserves exit 2 in health checks. A bad option (``--timeout 0``) is a usage error, exit 2,
 as in every command: a mistake in the probe's command, not a state of the bridge.
 
