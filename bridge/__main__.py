@@ -1,7 +1,46 @@
-"""``python -m bridge`` is the ``exesdb-bridge`` command."""
+"""``python -m bridge`` and the ``exesdb-bridge`` command: ``healthcheck`` on a light path.
+
+An exec probe runs ``exesdb-bridge healthcheck`` every few seconds: that command is parsed and
+run here with the standard library and ``bridge.healthcheck`` alone; every other command, and a
+``healthcheck`` whose options this light parser does not take, goes to ``bridge.cli``, which
+imports the whole bridge.
+"""
 
 from __future__ import annotations
 
-from bridge.cli import main
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
 
-raise SystemExit(main())
+
+class _NotLight(Exception):
+    """The arguments are not a plain ``healthcheck``: bridge.cli parses them (and answers)."""
+
+
+class _LightParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _NotLight(message)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command ``argv`` (the process's arguments) names; return its exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["healthcheck"]:
+        from bridge import healthcheck
+
+        parser = _LightParser(prog="exesdb-bridge healthcheck", add_help=False)
+        healthcheck.add_arguments(parser)
+        try:
+            options = parser.parse_args(args[1:])
+        except _NotLight:
+            pass  # bridge.cli says what is wrong, as for every command
+        else:
+            return healthcheck.main(options.timeout)
+    from bridge.cli import main as full
+
+    return full(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -634,13 +634,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_schema_command(commands)
 
     health = commands.add_parser("healthcheck", help="exit 0 when /healthz answers 200, else 1")
-    health.add_argument(
-        "--timeout",
-        type=healthcheck.seconds,
-        default=healthcheck.DEFAULT_TIMEOUT,
-        metavar="SECONDS",
-        help=f"how long to wait for the answer (default: {healthcheck.DEFAULT_TIMEOUT:g})",
-    )
+    healthcheck.add_arguments(health)
     health.set_defaults(handler=lambda args: healthcheck.main(args.timeout))
     return parser
 

@@ -26,6 +26,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bridge.errors import ConfigError
 from bridge.messages import NO_CONTROL_CHARACTERS, AlertSeverity
+from bridge.probe_settings import (
+    DEFAULT_HTTP_ADDR,
+    client_certificate_problem,
+    split_addr,
+    value_problem,
+)
 from bridge.receivers import (
     AlertmanagerConfig,
     Receiver,
@@ -118,7 +124,7 @@ class Settings(BaseSettings):
     )
 
     # HTTP.
-    http_addr: str = _env("EXESDB_HTTP_ADDR", default="0.0.0.0:9570")
+    http_addr: str = _env("EXESDB_HTTP_ADDR", default=DEFAULT_HTTP_ADDR)
     ingest: bool = _env("EXESDB_INGEST", default=False)
     max_body_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = _env(
         "EXESDB_MAX_BODY_BYTES", default=1_048_576
@@ -328,11 +334,11 @@ class Settings(BaseSettings):
                 self.webhook_receivers()
             except ConfigError as exc:
                 problems += [f"EXESDB_WEBHOOK_CONFIG_FILE: {problem}" for problem in exc.problems]
-        if bool(self.healthcheck_cert_file) != bool(self.healthcheck_key_file):
-            problems.append(
-                "EXESDB_HEALTHCHECK_CERT_FILE: a client certificate needs both it and "
-                "EXESDB_HEALTHCHECK_KEY_FILE"
-            )
+        certificate = client_certificate_problem(
+            self.healthcheck_cert_file, self.healthcheck_key_file
+        )
+        if certificate is not None:
+            problems.append(certificate)
         secret = self.secret_key_base.get_secret_value() if self.secret_key_base else ""
         if (self.ingest or self.uses_redis) and len(secret) < MIN_SECRET_LENGTH:
             fault = "is not set" if not secret else f"has {len(secret)} characters"
@@ -458,15 +464,6 @@ def _split(value: Any) -> Any:
     return value
 
 
-def split_addr(value: str) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port`` for IPv6) into its parts, or ValueError."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError("must be host:port with a port from 0 to 65535, e.g. 0.0.0.0:9570")
-    host = host.removeprefix("[").removesuffix("]")
-    return host or "0.0.0.0", int(port)  # noqa: S104
-
-
 def _shown_url(value: str) -> str:
     # A word such as EXESDB_BUS=memory is no URL and holds no credentials.
     return safe_url(value) if "://" in value or "@" in value else value
@@ -587,5 +584,4 @@ def _describe(error: Any) -> str:
     given = error.get("input")
     if variable in _URL_VARIABLES:
         return f"{variable}: {message}"  # the message shows the URL as it may be shown
-    shown = f" (got {redact_urls(given)!r})" if isinstance(given, str) else ""
-    return f"{variable}: {message}{shown}"
+    return value_problem(variable, message, given)

@@ -1,8 +1,9 @@
 """The ``healthcheck`` command: does ``/healthz`` at the configured ``EXESDB_HTTP_ADDR`` answer 200.
 
-Made for a container's ``HEALTHCHECK`` and a Kubernetes exec probe: it reads the same settings
-as ``run``, asks the address the bridge listens on (a wildcard host means loopback) and prints
-one line saying what it found. Exit 0 when healthy, else 1, even for a bad configuration:
+Made for a container's ``HEALTHCHECK`` and a Kubernetes exec probe: it reads the settings
+``run`` listens and serves by (``bridge.probe_settings``, cheaply, without the rest of the
+configuration), asks the address the bridge listens on (a wildcard host means loopback) and
+prints one line saying what it found. Exit 0 when healthy, else 1, even for a bad configuration:
 Docker reserves exit 2 in health checks. A bad option (``--timeout 0``) is a usage error, exit 2,
 as in every command: a mistake in the probe's command, not a state of the bridge.
 
@@ -23,21 +24,21 @@ import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 from urllib.parse import urlsplit
 
-from bridge.config import Settings, load_settings
 from bridge.errors import BridgeError, ConfigError
-from bridge.httpclient.client import basic_auth
+from bridge.probe_settings import ProbeSettings
 from bridge.urls import PICKED_PORT, own_url
-from bridge.webconfig import load_web_config
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "EXIT_HEALTHY",
     "EXIT_UNHEALTHY",
+    "ProbeSource",
     "Target",
     "Verdict",
+    "add_arguments",
     "main",
     "pinned_context",
     "probe",
@@ -75,7 +76,35 @@ def seconds(text: str) -> float:
     return value
 
 
-def probe_url(settings: Settings, *, tls: bool = False) -> str:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's options, for bridge.cli's parser and the light one of ``bridge.__main__``."""
+    parser.add_argument(
+        "--timeout",
+        type=seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"how long to wait for the answer (default: {DEFAULT_TIMEOUT:g})",
+    )
+
+
+class ProbeSource(Protocol):
+    """The settings a probe is made from: ``ProbeSettings`` (the command's) or ``Settings``."""
+
+    @property
+    def listen(self) -> tuple[str, int]: ...
+    @property
+    def web_config_file(self) -> str | None: ...
+    @property
+    def healthcheck_username(self) -> str | None: ...
+    @property
+    def healthcheck_password_file(self) -> str | None: ...
+    @property
+    def healthcheck_cert_file(self) -> str | None: ...
+    @property
+    def healthcheck_key_file(self) -> str | None: ...
+
+
+def probe_url(settings: ProbeSource, *, tls: bool = False) -> str:
     """The ``/healthz`` URL of the address ``settings`` listen on; a wildcard host is loopback."""
     return own_url(*settings.listen, tls=tls) + _HEALTH_PATH
 
@@ -101,6 +130,9 @@ def probe(
     )
     headers = {"User-Agent": "exesdb-bridge-healthcheck"}
     if credentials is not None:
+        # Imported only here: credentials come with a web config, whose reader is not light.
+        from bridge.httpclient.client import basic_auth
+
         headers["Authorization"] = basic_auth(*credentials)
     try:
         connection.request("GET", parts.path or "/", headers=headers)
@@ -157,7 +189,7 @@ def _pinned(text: str, where: str) -> ssl.SSLContext:
     return context
 
 
-def target(settings: Settings) -> Target:
+def target(settings: ProbeSource) -> Target:
     """The probe's target as ``settings`` and the web config file describe it; ConfigError for a
     bad web config, _Unusable when a setting the web config calls for is missing or unreadable,
     or the address has port 0 (the port the bridge picked is known to it alone)."""
@@ -166,6 +198,8 @@ def target(settings: Settings) -> Target:
     url = probe_url(settings)
     if not settings.web_config_file:
         return Target(url)
+    from bridge.webconfig import load_web_config  # only with a web config: not light
+
     config = load_web_config(settings.web_config_file)
     context: ssl.SSLContext | None = None
     tls = config.tls
@@ -215,8 +249,7 @@ def target(settings: Settings) -> Target:
 def main(timeout: float = DEFAULT_TIMEOUT) -> int:
     """Probe the configured address; print one line; return the exit status."""
     try:
-        settings = load_settings()
-        where = target(settings)
+        where = target(ProbeSettings.from_environ())
     except ConfigError as exc:
         verdict = Verdict(False, f"unhealthy: bad configuration: {'; '.join(exc.problems)}")
     except _Unusable as exc:

@@ -397,3 +397,56 @@ def test_command_with_a_certificate_of_another_ca_is_refused_by_the_server(secur
     assert completed.returncode == 1
     assert completed.stderr.startswith("unhealthy: ")
     assert "healthy: https" not in completed.stdout
+
+
+# -- what a probe costs --
+
+# What the bridge itself runs on: a probe importing any of these pays for the whole bridge.
+HEAVY = ("aiohttp", "pydantic", "pydantic_settings", "opentelemetry", "prometheus_client", "redis")
+
+
+def imported_by_healthcheck(*args: str, **env: str) -> set[str]:
+    """The top-level packages ``python -X importtime -m bridge healthcheck`` imports."""
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "bridge", "healthcheck", *args],
+        env=bridge_env(**env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    lines = [line for line in completed.stderr.splitlines() if line.startswith("import time:")]
+    assert lines, completed.stderr
+    return {line.rsplit("|", 1)[1].strip().split(".")[0] for line in lines}
+
+
+def test_command_imports_none_of_the_bridge_s_libraries() -> None:
+    """A probe without a web config imports no aiohttp, pydantic, OpenTelemetry, prometheus_client
+    or redis: it stays cheap enough to run every few seconds."""
+    imported = imported_by_healthcheck(EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}")
+    assert "bridge" in imported
+    assert imported.isdisjoint(HEAVY), sorted(imported & set(HEAVY))
+
+
+def test_command_with_a_web_config_imports_its_reader_but_not_the_server(tmp_path: Path) -> None:
+    """With basic auth in a web config the probe reads the file (pydantic) but imports none of
+    the serving side: no aiohttp, OpenTelemetry, prometheus_client or redis."""
+    (tmp_path / "web.yml").write_text(f"basic_auth_users:\n  probe: '{bcrypt_hash(PASSWORD)}'\n")
+    (tmp_path / "password").write_text(PASSWORD)
+    imported = imported_by_healthcheck(
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}",
+        EXESDB_WEB_CONFIG_FILE=str(tmp_path / "web.yml"),
+        EXESDB_HEALTHCHECK_USERNAME="probe",
+        EXESDB_HEALTHCHECK_PASSWORD_FILE=str(tmp_path / "password"),
+    )
+    assert "pydantic" in imported
+    assert imported.isdisjoint(set(HEAVY) - {"pydantic", "pydantic_settings"}), sorted(
+        imported & set(HEAVY)
+    )
+
+
+def test_command_with_an_option_it_does_not_take_goes_to_the_full_command_line() -> None:
+    """``healthcheck --help`` is answered by bridge.cli, importing the bridge (so the check of
+    the light path above can see a heavy import)."""
+    assert {"pydantic", "aiohttp"} <= imported_by_healthcheck("--help")

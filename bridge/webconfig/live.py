@@ -15,7 +15,6 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -23,70 +22,18 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from bridge.errors import ConfigError
 from bridge.webconfig.basic_auth import CACHE_SIZE, BasicAuthChecker
+from bridge.webconfig.loading import load
 from bridge.webconfig.rate_limit import RateLimiter
-from bridge.webconfig.schema import (
-    RateLimit,
-    TLSServerConfig,
-    WebConfig,
-    parse_web_config,
-    tls_section,
-)
-from bridge.webconfig.tls import apply_handshake_settings, server_context
+from bridge.webconfig.schema import RateLimit, WebConfig
+from bridge.webconfig.tls import apply_handshake_settings
 
-__all__ = ["CHECK_INTERVAL_SECONDS", "LiveWebConfig", "describe_web_config", "load_web_config"]
+__all__ = ["CHECK_INTERVAL_SECONDS", "LiveWebConfig"]
 
 _logger = logging.getLogger(__name__)
 
 CHECK_INTERVAL_SECONDS: Final = 1.0
 # (path, SHA-256 of its content) of each file, or (path,) for one that cannot be read.
 _Stamp = tuple[tuple[object, ...], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Loaded:
-    config: WebConfig
-    context: ssl.SSLContext | None
-
-
-def load_web_config(path: str | Path) -> WebConfig:
-    """Read and check the file, loading its certificates too; ConfigError naming each problem."""
-    return _load(Path(path)).config
-
-
-def describe_web_config(path: str | Path) -> str:
-    """A one-line summary for ``check-config``: no user name, hash or file content."""
-    try:
-        return load_web_config(path).summary()
-    except ConfigError as exc:
-        return f"refused: {'; '.join(exc.problems)}"
-
-
-def _load(path: Path) -> _Loaded:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
-    try:
-        config = parse_web_config(text, path)
-    except ConfigError as exc:
-        # Bad keys elsewhere do not hide a certificate that does not load: every problem at once.
-        tls = tls_section(text, path)
-        raise ConfigError([*exc.problems, *_tls_problems(tls, path)]) from None
-    tls = config.tls
-    try:
-        return _Loaded(config, server_context(tls) if tls is not None else None)
-    except ConfigError as exc:
-        raise ConfigError([f"{path}: {problem}" for problem in exc.problems]) from None
-
-
-def _tls_problems(tls: TLSServerConfig | None, path: Path) -> list[str]:
-    """What keeps ``tls``'s files from loading, each line naming the web config file."""
-    try:
-        if tls is not None:
-            server_context(tls)
-    except ConfigError as exc:
-        return [f"{path}: {problem}" for problem in exc.problems]
-    return []
 
 
 def _stamp(path: Path, config: WebConfig | None) -> _Stamp:
@@ -134,7 +81,7 @@ class LiveWebConfig:
         self._wall_clock = wall_clock
         self._interval = check_interval
         before = _stamp(self.path, None)
-        loaded = _load(self.path)
+        loaded = load(self.path)
         self._loaded = loaded
         self._stamp = _settled_stamp(self.path, before, loaded.config)
         self._refused: _Stamp | None = None
@@ -205,7 +152,7 @@ class LiveWebConfig:
         if stamp == self._refused:  # already logged
             return False
         try:
-            loaded = _load(self.path)
+            loaded = load(self.path)
             if (loaded.context is None) != (self.ssl_context is None):
                 raise ConfigError(
                     [f"{self.path}: tls_server_config: turning TLS on or off needs a restart"]

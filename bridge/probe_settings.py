@@ -1,0 +1,106 @@
+"""The settings ``healthcheck`` reads, checked as ``bridge.config`` checks them, but cheaply.
+
+An exec probe runs every few seconds, so it reads only what it uses (``EXESDB_HTTP_ADDR``, the
+web config file and the probe's own credentials) with the validators ``Settings`` uses for them,
+from this module, instead of importing pydantic and every component to load the whole
+configuration. A bad value elsewhere stops the bridge from starting, which the probe then
+reports as nothing answering; ``check-config`` reports every setting.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from bridge.errors import ConfigError
+from bridge.redaction import redact_urls
+
+__all__ = [
+    "DEFAULT_HTTP_ADDR",
+    "ProbeSettings",
+    "client_certificate_problem",
+    "split_addr",
+    "value_problem",
+]
+
+DEFAULT_HTTP_ADDR: Final = "0.0.0.0:9570"
+
+
+def split_addr(value: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` for IPv6) into its parts, or ValueError."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("must be host:port with a port from 0 to 65535, e.g. 0.0.0.0:9570")
+    host = host.removeprefix("[").removesuffix("]")
+    return host or "0.0.0.0", int(port)  # noqa: S104
+
+
+def value_problem(variable: str, message: str, given: object) -> str:
+    """The line naming ``variable``, its fault and the text it was given (redacted)."""
+    shown = f" (got {redact_urls(given)!r})" if isinstance(given, str) else ""
+    return f"{variable}: {message}{shown}"
+
+
+def client_certificate_problem(cert_file: str | None, key_file: str | None) -> str | None:
+    """The problem of a probe client certificate given without its key, or the key without it."""
+    if bool(cert_file) != bool(key_file):
+        return (
+            "EXESDB_HEALTHCHECK_CERT_FILE: a client certificate needs both it and "
+            "EXESDB_HEALTHCHECK_KEY_FILE"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """What ``healthcheck`` reads from the environment, under the names ``Settings`` gives them."""
+
+    http_addr: str = DEFAULT_HTTP_ADDR
+    web_config_file: str | None = None
+    healthcheck_username: str | None = None
+    healthcheck_password_file: str | None = None
+    healthcheck_cert_file: str | None = None
+    healthcheck_key_file: str | None = None
+
+    @property
+    def listen(self) -> tuple[str, int]:
+        """``EXESDB_HTTP_ADDR`` as (host, port)."""
+        return split_addr(self.http_addr)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> ProbeSettings:
+        """Read ``environ`` (the process environment); ConfigError listing every problem of these
+        settings as ``load_settings`` words it, the web config file's among them."""
+        env = os.environ if environ is None else environ
+        settings = cls(
+            http_addr=env.get("EXESDB_HTTP_ADDR", DEFAULT_HTTP_ADDR),
+            web_config_file=env.get("EXESDB_WEB_CONFIG_FILE"),
+            healthcheck_username=env.get("EXESDB_HEALTHCHECK_USERNAME"),
+            healthcheck_password_file=env.get("EXESDB_HEALTHCHECK_PASSWORD_FILE"),
+            healthcheck_cert_file=env.get("EXESDB_HEALTHCHECK_CERT_FILE"),
+            healthcheck_key_file=env.get("EXESDB_HEALTHCHECK_KEY_FILE"),
+        )
+        # In load_settings' order: the values, then the checks across them (Settings.cross_checks).
+        problems: list[str] = []
+        try:
+            split_addr(settings.http_addr)
+        except ValueError as exc:
+            problems.append(value_problem("EXESDB_HTTP_ADDR", str(exc), settings.http_addr))
+        if settings.web_config_file:
+            # Only a probe of a bridge with a web config pays for importing its reader.
+            from bridge.webconfig import load_web_config
+
+            try:
+                load_web_config(settings.web_config_file)
+            except ConfigError as exc:
+                problems += [f"EXESDB_WEB_CONFIG_FILE: {problem}" for problem in exc.problems]
+        certificate = client_certificate_problem(
+            settings.healthcheck_cert_file, settings.healthcheck_key_file
+        )
+        if certificate is not None:
+            problems.append(certificate)
+        if problems:
+            raise ConfigError(problems)
+        return settings

@@ -1,0 +1,87 @@
+"""The settings the health check reads: checked and worded as the whole configuration's are."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bridge.config import load_settings
+from bridge.errors import ConfigError
+from bridge.probe_settings import ProbeSettings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No bridge variable of the test run's environment leaks in."""
+    for name in list(os.environ):
+        if name.startswith(("EXESDB_", "OTEL_")) or name == "SECRET_KEY_BASE":
+            monkeypatch.delenv(name)
+
+
+def problems_of_both(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> tuple[list[str], list[str]]:
+    """The problems ProbeSettings and load_settings find in ``env`` (none: empty lists)."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    found: list[list[str]] = []
+    for load in (ProbeSettings.from_environ, load_settings):
+        try:
+            load()
+        except ConfigError as exc:
+            found.append(list(exc.problems))
+        else:
+            found.append([])
+    return found[0], found[1]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"EXESDB_HTTP_ADDR": "nowhere"},
+        {"EXESDB_HTTP_ADDR": ""},
+        {"EXESDB_HTTP_ADDR": "127.0.0.1:65536"},
+        {"EXESDB_HTTP_ADDR": "http://user:pw@host:x"},
+        {"EXESDB_HEALTHCHECK_CERT_FILE": "probe.pem"},
+        {"EXESDB_HEALTHCHECK_KEY_FILE": "probe.key", "EXESDB_HTTP_ADDR": ":x"},
+        {"EXESDB_WEB_CONFIG_FILE": "/nonexistent/web.yml", "EXESDB_HTTP_ADDR": "a"},
+        {"EXESDB_WEB_CONFIG_FILE": "{folder}/web.yml"},
+        {"EXESDB_HTTP_ADDR": "[::]:9571", "EXESDB_HEALTHCHECK_USERNAME": "probe"},
+    ],
+)
+def test_the_probe_s_settings_are_refused_as_load_settings_refuses_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Each problem of the variables the probe reads is found, in the same words and order."""
+    (tmp_path / "web.yml").write_text("tls_server_config:\n  cert_file: missing.pem\nbogus: 1\n")
+    env = {name: value.format(folder=tmp_path) for name, value in env.items()}
+    light, full = problems_of_both(monkeypatch, env)
+    assert light == full
+
+
+def test_the_probe_reads_the_address_and_its_credentials_as_settings_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every field the probe uses holds what Settings holds for the same environment."""
+    env = {
+        "EXESDB_HTTP_ADDR": "[::]:9443",
+        "EXESDB_HEALTHCHECK_USERNAME": "probe",
+        "EXESDB_HEALTHCHECK_PASSWORD_FILE": "/run/secrets/probe",
+        "EXESDB_HEALTHCHECK_CERT_FILE": "probe.pem",
+        "EXESDB_HEALTHCHECK_KEY_FILE": "probe.key",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    light, full = ProbeSettings.from_environ(), load_settings()
+    for field in (
+        "listen",
+        "web_config_file",
+        "healthcheck_username",
+        "healthcheck_password_file",
+        "healthcheck_cert_file",
+        "healthcheck_key_file",
+    ):
+        assert getattr(light, field) == getattr(full, field), field
+    assert light.listen == ("::", 9443)
