@@ -11,7 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Final, NoReturn
+
+__all__ = ["main"]
+
+_EXIT_INTERRUPTED: Final = 130  # as bridge.cli's commands report Ctrl-C
 
 
 class _NotLight(Exception):
@@ -36,7 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except _NotLight:
             pass  # bridge.cli says what is wrong, as for every command
         else:
-            return healthcheck.main(options.timeout)
+            try:
+                return healthcheck.main(options.timeout)
+            except KeyboardInterrupt:
+                return _EXIT_INTERRUPTED  # as bridge.cli's commands: no traceback
     from bridge.cli import main as full
 
     return full(args)

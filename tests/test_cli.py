@@ -628,6 +628,31 @@ def test_ctrl_c_while_waiting_on_the_bridge_exits_130_without_a_traceback(
     assert out == ""
 
 
+def test_ctrl_c_while_healthcheck_waits_exits_130_without_a_traceback() -> None:
+    """Ctrl-C while the health check waits for a bridge that does not answer (its light path,
+    not bridge.cli) stops it as quietly as the other client commands: exit 130."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        addr = f"127.0.0.1:{silent.getsockname()[1]}"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bridge", "healthcheck", "--timeout", "60"],
+            env=bridge_env(EXESDB_HTTP_ADDR=addr),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        silent.settimeout(60)
+        connection, _ = silent.accept()
+        with connection:
+            connection.settimeout(60)
+            assert connection.recv(65536)  # the request is out: the probe waits for an answer
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=60)
+    assert (process.returncode, out) == (130, "")
+    assert "Traceback" not in err
+    assert "KeyboardInterrupt" not in err
+
+
 def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
     """`outbox retry` with an id that is unknown or not dead-lettered names it and exits 1;
     a dead-lettered one goes back to pending and keeps its count of attempts."""
