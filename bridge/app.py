@@ -1,8 +1,10 @@
 """The running service: configuration in, bus, sinks, collectors and HTTP server wired together.
 
-Start order: components are built (sinks subscribe), the bus starts, components start, then the
-HTTP server. Stop order is the reverse, and the bus drains its subscribers before it stops, all
-within one ``EXESDB_SHUTDOWN_TIMEOUT_MS``: each stage gets what the ones before it left.
+Start order: components are built (sinks subscribe); what can fail is opened (components'
+files, the web config, the listening socket, bound but not accepting yet), so a failure stops
+start-up before anything runs; the bus starts, components start, then the HTTP server accepts.
+Stop order is the reverse, and the bus drains its subscribers before it stops, all within one
+``EXESDB_SHUTDOWN_TIMEOUT_MS``: each stage gets what the ones before it left.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from bridge.component import (
     Deadline,
     HasClientSpans,
     HasExposition,
+    Prepares,
     Readiness,
 )
 from bridge.config import Settings
@@ -177,43 +180,54 @@ class Bridge:
     # -- life cycle --
 
     async def start(self, *, serve_http: bool = True) -> None:
-        """Start the bus, the components and (unless told not to) the HTTP server."""
+        """Start the bus, the components and (unless told not to) the HTTP server.
+
+        What can fail (a component's files, the web config, the address) is opened first: a
+        failure raises before the bus starts, so nothing has run, published or joined.
+        """
         install(self.integration)
+        for component in self.components:
+            if isinstance(component, Prepares):
+                await component.prepare()
+        if serve_http:
+            await self._bind()
         await self.bus.start()
         for component in self.components:
             await component.start()
-        if serve_http:
-            host, port = self.settings.listen
-            app = build_app(self)
-            if self.settings.web_config_file:
-                # TLS, basic auth and headers (docs/security.md); a bad file: ConfigError.
-                self.web_config = LiveWebConfig(
-                    self.settings.web_config_file, registry=self.registry
-                )
-                install_web_config(app, self.web_config)
-            ssl_context = self.web_config.ssl_context if self.web_config else None
-            # Outermost: the body deadline and the probe reserve apply before anything else.
-            app.middlewares.insert(0, self.connections.middleware)
-            self.connections.fit(raise_descriptor_limit())
-            self._runner = web.AppRunner(
-                app,
-                access_log=None,
-                shutdown_timeout=min(
-                    _REQUESTS_MAX_SECONDS, self.shutdown.seconds * _REQUESTS_SHARE
-                ),
-                keepalive_timeout=self.connections.limits.idle_timeout,
-            )
-            await self._runner.setup()
-            server = self._runner.server
-            assert server is not None  # set by setup()
-            self._listener = await self.connections.serve(server, host, port, ssl_context)
-            # The bound socket's name: a port of 0 becomes the one the system chose.
-            sockets = self._listener.sockets
-            self.address = (sockets[0].getsockname()[0], sockets[0].getsockname()[1])
-            scheme = "https" if ssl_context else "http"
+        if self._listener is not None:
+            await self._listener.start_serving()
+            scheme = "https" if self.web_config and self.web_config.ssl_context else "http"
+            assert self.address is not None  # set by _bind()
             bound, port = self.address
             shown = f"[{bound}]" if ":" in bound else bound  # an IPv6 address, as in a URL
             _logger.info("listening on %s://%s:%d", scheme, shown, port)
+
+    async def _bind(self) -> None:
+        """Load the web config and bind the listening socket, which accepts nothing until
+        ``start_serving()``: a connection before then is refused, as with no server at all."""
+        host, port = self.settings.listen
+        app = build_app(self)
+        if self.settings.web_config_file:
+            # TLS, basic auth and headers (docs/security.md); a bad file: ConfigError.
+            self.web_config = LiveWebConfig(self.settings.web_config_file, registry=self.registry)
+            install_web_config(app, self.web_config)
+        ssl_context = self.web_config.ssl_context if self.web_config else None
+        # Outermost: the body deadline and the probe reserve apply before anything else.
+        app.middlewares.insert(0, self.connections.middleware)
+        self.connections.fit(raise_descriptor_limit())
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=min(_REQUESTS_MAX_SECONDS, self.shutdown.seconds * _REQUESTS_SHARE),
+            keepalive_timeout=self.connections.limits.idle_timeout,
+        )
+        await self._runner.setup()
+        server = self._runner.server
+        assert server is not None  # set by setup()
+        self._listener = await self.connections.serve(server, host, port, ssl_context)
+        # The bound socket's name: a port of 0 becomes the one the system chose.
+        sockets = self._listener.sockets
+        self.address = (sockets[0].getsockname()[0], sockets[0].getsockname()[1])
 
     async def aclose(self) -> None:
         """Stop taking requests, stop components, drain and stop the bus, all within

@@ -170,6 +170,7 @@ class ClusterMonitor:
         # Ticks under way: a stop lets each finish the announcement it has begun (see aclose).
         self._ticks: set[asyncio.Task[Any]] = set()
         self._sleeping = False  # the loop waits between ticks: nothing is under way
+        self._started = False
         self._closed = False
         registry = registry if registry is not None else CollectorRegistry()
         self._forgotten = Counter(
@@ -622,6 +623,7 @@ class ClusterMonitor:
     # -- Component --
 
     async def start(self) -> None:
+        self._started = True
         self._nodes.setdefault(self.node, _Node(self._clock()))
         await self.tick()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="cluster-monitor")
@@ -662,6 +664,8 @@ class ClusterMonitor:
         self._task = None
         if running:
             await asyncio.shield(asyncio.gather(*running, return_exceptions=True))
+        if not self._started:
+            return  # never joined (a start-up that failed before it): nothing to leave
         self._publish_group(float("inf"))  # grouped downs still waiting for their alert
         self._publish(
             "lifecycle",

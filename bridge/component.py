@@ -29,6 +29,7 @@ __all__ = [
     "HasClientSpans",
     "HasExposition",
     "HasRoutes",
+    "Prepares",
     "Readiness",
 ]
 
@@ -55,6 +56,16 @@ class Component(Protocol):
     async def aclose(self) -> None:
         """Stop; idempotent, done by ``Context.shutdown`` (cancelled past it, so whatever it
         holds is closed in a ``finally``)."""
+
+
+@runtime_checkable
+class Prepares(Protocol):
+    """A component whose start can fail on what it opens (a file, a directory): it opens it in
+    ``prepare()``, before the bus starts, so that such a failure stops start-up before
+    anything runs or is published, and the stop after it has nothing to say."""
+
+    async def prepare(self) -> None:
+        """Open what ``start()`` needs; idempotent (``start()`` prepares first when not yet)."""
 
 
 @runtime_checkable

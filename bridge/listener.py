@@ -234,8 +234,9 @@ class ConnectionGuard:
         port: int,
         ssl_context: ssl.SSLContext | None = None,
     ) -> asyncio.Server:
-        """Listen on ``host:port``, each connection's protocol from ``factory`` (aiohttp's
-        ``runner.server``) under this guard.
+        """Bind ``host:port``, each connection's protocol from ``factory`` (aiohttp's
+        ``runner.server``) under this guard; it accepts once the server's ``start_serving()``
+        is awaited.
 
         With TLS each connection is counted from its accept, before its handshake (which gets
         the header timeout: it is the first part of reading a request), so that half-open
@@ -246,6 +247,7 @@ class ConnectionGuard:
             host,
             port,
             backlog=_BACKLOG,
+            start_serving=False,
         )
 
     def close(self) -> None:

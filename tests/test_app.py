@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from bridge.app import Bridge
 from bridge.component import Context
+from bridge.errors import ConfigError
 from tests.support import make_settings
 
 
@@ -130,5 +132,88 @@ async def test_the_listening_line_is_a_url_that_can_be_pasted_for_ipv6_too(
     try:
         assert bridge.address is not None
         assert f"listening on http://[::1]:{bridge.address[1]}" in caplog.text
+    finally:
+        await bridge.aclose()
+
+
+class Started:
+    """A component noting whether it was started, and whether the listener took a connection
+    while it started."""
+
+    name = "started"
+    required = False
+
+    def __init__(self, context: Context) -> None:
+        self._context = context
+        self.started = False
+        self.refused: bool | None = None
+
+    async def start(self) -> None:
+        self.started = True
+        port = self._context.bound_port()
+        if port is not None:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except ConnectionRefusedError:
+                self.refused = True
+            else:
+                writer.close()
+                self.refused = False
+
+    def readiness(self) -> str | None:
+        return None
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _noting(made: list[Started]) -> Callable[[Context], Started]:
+    def build(context: Context) -> Started:
+        made.append(Started(context))
+        return made[-1]
+
+    return build
+
+
+async def test_a_web_config_gone_bad_stops_start_up_before_the_bus_or_a_component_starts(
+    tmp_path: Path,
+) -> None:
+    """A web config file that turns bad between the settings' check and start-up raises
+    ConfigError naming it, before the bus or any component started (a failed start has
+    nothing to stop)."""
+    web_config = tmp_path / "web.yml"
+    web_config.write_text("http_server_config:\n  headers: {}\n")
+    settings = make_settings(EXESDB_WEB_CONFIG_FILE=str(web_config), EXESDB_HTTP_ADDR="127.0.0.1:0")
+    web_config.write_text("tls_server_config: [\n")
+    made: list[Started] = []
+    bridge = Bridge(settings, components=[_noting(made)])
+    with pytest.raises(ConfigError, match=r"web\.yml"):
+        await bridge.start()
+    await bridge.aclose()
+    assert not made[0].started
+    published = [
+        sample.value
+        for metric in bridge.registry.collect()
+        if metric.name == "exesdb_bus_published"
+        for sample in metric.samples
+        if sample.name == "exesdb_bus_published_total"
+    ]
+    assert sum(published) == 0
+
+
+async def test_the_address_is_bound_before_components_start_and_accepts_after() -> None:
+    """The port is bound first (a taken one fails before anything runs) but refuses
+    connections until every component has started; then it answers."""
+    made: list[Started] = []
+    bridge = Bridge(
+        make_settings(EXESDB_HTTP_ADDR="127.0.0.1:0"),
+        components=[_noting(made)],
+    )
+    await bridge.start()
+    try:
+        assert made[0].refused is True
+        assert bridge.address is not None
+        _, writer = await asyncio.open_connection("127.0.0.1", bridge.address[1])
+        writer.close()
     finally:
         await bridge.aclose()

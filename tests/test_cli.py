@@ -18,6 +18,7 @@ import pytest
 
 from bridge import __version__
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
+from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_alert_crash import ingest_alerts
 from tests.sinks.alerts.helpers import T0, event, observe, one_each
 from tests.support import (
@@ -30,6 +31,8 @@ from tests.support import (
     http_get,
     wait_until,
 )
+
+__all__ = ["redis_server"]
 
 ALERT_FIELDS = [
     "-f", "severity=critical",
@@ -164,6 +167,53 @@ def test_run_exits_1_when_the_address_is_taken(
     )
     assert completed.returncode == 1
     assert f"cannot listen on 127.0.0.1:{first.port} (EXESDB_HTTP_ADDR)" in completed.stderr
+
+
+def _failed_start(tmp_path: Path, failure: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """Run a bridge whose start-up fails as ``failure`` says; its status, log and reason."""
+    if failure == "address taken":
+        taken = socket.create_server(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        with taken:
+            completed = cli("run", **{**env, "EXESDB_HTTP_ADDR": f"127.0.0.1:{port}"})  # type: ignore[arg-type]
+        return completed.returncode, completed.stderr, f"cannot listen on 127.0.0.1:{port}"
+    state = tmp_path / "a-file"
+    state.write_text("")
+    completed = cli("run", **{**env, "EXESDB_STATE_DIR": str(state)})  # type: ignore[arg-type]
+    return completed.returncode, completed.stderr, "cannot open the alert outbox"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("bus", ["memory", "redis"])
+@pytest.mark.parametrize(
+    ("failure", "status"), [("address taken", 1), ("state directory a file", 2)]
+)
+def test_a_failed_start_logs_its_one_reason_and_runs_nothing(
+    tmp_path: Path,
+    redis_server: Callable[[], RedisServer],
+    bus: str,
+    failure: str,
+    status: int,
+) -> None:
+    """A start-up that fails (address taken, outbox unopenable) logs its reason as the one
+    warning or error, and nothing after it (no node leaving, no message left unhandled): it
+    failed before the bus started, so on Redis it wrote nothing there."""
+    redis = redis_server() if bus == "redis" else None
+    env = {
+        "SECRET_KEY_BASE": TEST_SECRET,
+        "EXESDB_BUS": redis.url if redis else "memory",
+        "EXESDB_STATE_DIR": str(tmp_path / "state"),
+        "EXESDB_HTTP_ADDR": "127.0.0.1:0",
+    }
+    code, log, reason = _failed_start(tmp_path, failure, env)
+    assert code == status
+    lines = log.splitlines()
+    [error] = [n for n, line in enumerate(lines) if " ERROR " in line or " WARNING " in line]
+    assert reason in lines[error]
+    assert lines[error + 1 :] == []
+    if redis is not None:
+        with redis.client() as client:
+            assert client.keys("*") == []
 
 
 def test_publish_signs_and_a_bridge_with_ingest_accepts_it(

@@ -75,6 +75,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "HasClientSpans",
         "HasExposition",
         "HasRoutes",
+        "Prepares",
         "Readiness",
     ],
     bridge.httpclient: [

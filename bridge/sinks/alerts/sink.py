@@ -35,7 +35,7 @@ from bridge.errors import BridgeError, ConfigError, TransportError
 from bridge.httpclient import ClientSettings
 from bridge.messages import AlertAck, Message, NotificationStatus
 from bridge.operations import OperationRecorder
-from bridge.receivers import Receiver, ReceiverKeys, receiver_label
+from bridge.receivers import AlertmanagerConfig, Receiver, ReceiverKeys, receiver_label
 from bridge.redaction import safe_url
 from bridge.routes import AdminGuard
 from bridge.sinks.alerts.admin import AlertQuery, alert_routes
@@ -207,6 +207,8 @@ class AlertSink:
         self._house_task: asyncio.Task[None] | None = None
         # The first housekeeping prunes: a bridge restarted within the hour must prune too.
         self._last_prune = float("-inf")
+        self._alertmanager_section: AlertmanagerConfig | None = None
+        self._prepared = False
         self._started = False
         self._closed = False
 
@@ -225,30 +227,44 @@ class AlertSink:
             raise BridgeError("the alert sink has not started")
         return self._outbox
 
-    async def start(self) -> None:
-        """Open the outbox; start the delivery workers, housekeeping and Alertmanager poster."""
-        if self._started:
+    async def prepare(self) -> None:
+        """Open the outbox and read the receivers, before the bus starts: an
+        ``EXESDB_STATE_DIR`` or receivers file that fails raises ConfigError then; idempotent."""
+        if self._prepared:
             return
-        self._started = True
         settings = self.settings
+        if self._outbox is None:
+            try:
+                self._outbox = await self._db.call(Outbox.in_dir, settings.state_dir)
+            except (OSError, sqlite3.Error) as exc:
+                raise ConfigError(
+                    [
+                        "EXESDB_STATE_DIR: cannot open the alert outbox in"
+                        f" {settings.state_dir!r}: {exc}"
+                    ]
+                ) from exc
+        # (closed by aclose, however start-up ends.) Read again (load_settings checked them):
+        # the files may hold rotated secrets by now. Keyed as the outbox keys its receivers.
         try:
-            outbox = await self._db.call(Outbox.in_dir, settings.state_dir)
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(
-                [f"EXESDB_STATE_DIR: cannot open the alert outbox in {settings.state_dir!r}: {exc}"]
-            ) from exc
-        self._outbox = outbox  # closed by aclose, however start ends
-        # Read again (load_settings checked them): the files may hold rotated secrets by now.
-        # Keyed as the outbox keys its receivers.
-        try:
-            receivers, alertmanager_section = settings.webhook_receivers(
-                ReceiverKeys(outbox.receiver_secret)
+            self.receivers, self._alertmanager_section = settings.webhook_receivers(
+                ReceiverKeys(self._outbox.receiver_secret)
             )
         except ConfigError as exc:
             raise ConfigError(
                 [f"EXESDB_WEBHOOK_CONFIG_FILE: {problem}" for problem in exc.problems]
             ) from exc
-        self.receivers = receivers
+        self._prepared = True
+
+    async def start(self) -> None:
+        """Open the outbox (unless prepared); start the delivery workers, housekeeping and
+        Alertmanager poster."""
+        if self._started:
+            return
+        self._started = True
+        await self.prepare()
+        settings = self.settings
+        outbox = self.outbox
+        receivers, alertmanager_section = self.receivers, self._alertmanager_section
         # EXESDB_WEBHOOK_URLS' receivers without a secret are warned of with the settings.
         unsigned = [
             receiver.label
@@ -269,7 +285,6 @@ class AlertSink:
         for receiver in receivers:
             for old in (*receiver.legacy_keys, *ReceiverKeys.spellings(receiver.key, stored)):
                 await self._db.call(outbox.queue.move_receiver_rows, old, receiver.key)
-        self._outbox = outbox
         self._escalator = escalator = Escalator(
             escalate=self._escalate,
             after_seconds=settings.escalation_after_ms / 1000,

@@ -247,7 +247,8 @@ async def test_unusable_state_dir_stops_start_naming_the_variable(tmp_path: Path
 async def test_a_failed_start_stops_without_waiting_out_the_shutdown_deadline(
     tmp_path: Path,
 ) -> None:
-    """A sink whose outbox never opened drops what it queued at once, not at the deadline."""
+    """A sink whose outbox never opened, started on a running bus (a bridge opens it before
+    its bus starts), drops what it queued at once, not at the deadline."""
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     sinks: list[AlertSink] = []
@@ -268,8 +269,9 @@ async def test_a_failed_start_stops_without_waiting_out_the_shutdown_deadline(
         EXESDB_SHUTDOWN_TIMEOUT_MS="600000",
     )
     bridge = Bridge(settings, registry=CollectorRegistry(), components=[factory])
+    await bridge.bus.start()
     with pytest.raises(BridgeError, match="EXESDB_STATE_DIR"):
-        await bridge.start(serve_http=False)
+        await sinks[0].start()
     bridge.bus.publish("disk_full", system_alert("a1"))
     await async_wait_until(lambda: sinks[0].subscription.depth > 0, what="the alert queued")
     async with asyncio.timeout(30):  # far below the 600 s deadline the drain would wait for
