@@ -2,10 +2,12 @@
 
 As in exporter-toolkit: a user name is looked up in constant time, an unknown name still costs a
 bcrypt check (so timing does not tell which names exist), one check runs at a time (bcrypt is
-CPU-bound on purpose), and a successful check is remembered so that a scrape every few seconds
-does not pay ~70 ms each time. The memory is keyed by an HMAC, under a key of this process, of
-the user, the stored hash and the password: a changed hash misses it, no password is kept, and
-the file's reload empties it.
+CPU-bound on purpose), and the outcome of each check is remembered, so that a scrape every few
+seconds does not pay ~70 ms each time and neither does a client repeating a wrong password. The
+memory is keyed by an HMAC, under a key of this process, of the user, the stored hash and the
+password: a changed hash misses it, no password is kept, and the file's reload empties it.
+Successes and failures are kept apart, so that a flood of wrong passwords cannot push out the
+successes a scraper relies on.
 """
 
 from __future__ import annotations
@@ -26,15 +28,17 @@ __all__ = ["CACHE_SIZE", "BasicAuthChecker"]
 CACHE_SIZE: Final = 100
 
 
-class _SuccessCache:
-    """The most recent successful checks, least recently used dropped first."""
+class _Outcomes:
+    """The outcomes of the latest checks: successes and failures each in a bounded memory of
+    their own, least recently used dropped first."""
 
-    __slots__ = ("_entries", "_key", "_size")
+    __slots__ = ("_failures", "_key", "_size", "_successes")
 
     def __init__(self, size: int) -> None:
         self._key = secrets.token_bytes(32)
         self._size = size
-        self._entries: OrderedDict[bytes, None] = OrderedDict()
+        self._successes: OrderedDict[bytes, None] = OrderedDict()
+        self._failures: OrderedDict[bytes, None] = OrderedDict()
 
     def key(self, user: str, hashed: bytes, password: str) -> bytes:
         mac = hmac.new(self._key, digestmod=hashlib.sha256)
@@ -44,26 +48,30 @@ class _SuccessCache:
             mac.update(part)
         return mac.digest()
 
-    def __contains__(self, key: bytes) -> bool:
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            return True
-        return False
+    def get(self, key: bytes) -> bool | None:
+        """The remembered outcome under ``key``, or None when there is none."""
+        for entries, outcome in ((self._successes, True), (self._failures, False)):
+            if key in entries:
+                entries.move_to_end(key)
+                return outcome
+        return None
 
-    def add(self, key: bytes) -> None:
-        self._entries[key] = None
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
+    def add(self, key: bytes, outcome: bool) -> None:
+        entries = self._successes if outcome else self._failures
+        entries[key] = None
+        entries.move_to_end(key)
+        while len(entries) > self._size:
+            entries.popitem(last=False)
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._successes.clear()
+        self._failures.clear()
 
 
 class BasicAuthChecker:
     """Checks ``Authorization: Basic`` headers against the users of the web config in force."""
 
-    __slots__ = ("_cache", "_checked", "_decoy", "_lock", "_users")
+    __slots__ = ("_cache", "_checked", "_decoy", "_lock", "_matches", "_users")
 
     def __init__(
         self,
@@ -71,10 +79,14 @@ class BasicAuthChecker:
         *,
         cache_size: int = CACHE_SIZE,
         checked: Callable[[bool], None] = lambda accepted: None,
+        matches: Callable[[str, bytes], bool] | None = None,
     ) -> None:
-        """``checked`` is told the outcome of every bcrypt check made (a success remembered
-        from an earlier one costs none)."""
-        self._cache = _SuccessCache(cache_size)
+        """``checked`` is told the outcome of every bcrypt check made (an outcome remembered
+        from an earlier one costs none); ``cache_size`` bounds the successes remembered, and
+        the failures apart; ``matches(password, hashed)`` is the check itself (bcrypt's, run
+        in a thread)."""
+        self._cache = _Outcomes(cache_size)
+        self._matches = matches or _bcrypt_matches
         self._checked = checked
         self._lock = asyncio.Lock()
         self._users: tuple[tuple[bytes, bytes], ...] = ()
@@ -87,7 +99,7 @@ class BasicAuthChecker:
         return bool(self._users)
 
     def replace(self, users: Mapping[str, str]) -> None:
-        """Check against ``users`` from now on, and forget every remembered success."""
+        """Check against ``users`` from now on, and forget every remembered outcome."""
         # Names are compared as digests, so that a comparison's time says nothing of the length.
         self._users = tuple(
             (hashlib.sha256(name.encode()).digest(), hashed.encode())
@@ -115,17 +127,20 @@ class BasicAuthChecker:
         user, password = credentials
         hashed = self._lookup(user)
         key = self._cache.key(user, hashed or b"", password)
-        if hashed is not None and key in self._cache:
-            return True
+        outcome = self._cache.get(key)
+        if outcome is not None:
+            return outcome and hashed is not None
         async with self._lock:
-            matches = await asyncio.get_running_loop().run_in_executor(
-                None, _bcrypt_matches, password, hashed or self._decoy
-            )
-        accepted = matches and hashed is not None
-        self._checked(accepted)
-        if accepted:
-            self._cache.add(key)
-        return accepted
+            # Asked while another check of the same credentials ran: its outcome is ours.
+            outcome = self._cache.get(key)
+            if outcome is None:
+                matches = await asyncio.get_running_loop().run_in_executor(
+                    None, self._matches, password, hashed or self._decoy
+                )
+                outcome = matches and hashed is not None
+                self._checked(outcome)
+                self._cache.add(key, outcome)
+        return outcome and hashed is not None
 
 
 def _credentials(authorization: str) -> tuple[str, str] | None:

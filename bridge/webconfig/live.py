@@ -88,7 +88,7 @@ class LiveWebConfig:
         self._next_look = clock() + check_interval
         checks = Counter(
             "exesdb_web_config_password_checks",
-            "Basic auth passwords checked with bcrypt, by result (accepted, refused); a success "
+            "Basic auth passwords checked with bcrypt, by result (accepted, refused); an outcome "
             "remembered from an earlier check costs none.",
             ["result"],
             registry=registry,

@@ -1,7 +1,11 @@
-"""Basic auth against bcrypt hashes: right and wrong passwords, and the memory of successes."""
+"""Basic auth against bcrypt hashes: right and wrong passwords, and the memory of outcomes."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
+import bcrypt
 import pytest
 
 from bridge.webconfig import BasicAuthChecker
@@ -31,14 +35,13 @@ async def test_the_right_password_passes():
     ],
 )
 async def test_anything_else_is_refused(header: str | None):
-    """Missing, malformed, wrong or unknown credentials are refused, never raised on, and never
-    remembered: asked again, a bcrypt check (if any) is made again."""
+    """Missing, malformed, wrong or unknown credentials are refused, never raised on, and cost
+    at most one bcrypt check however often they are asked."""
     checks: list[bool] = []
     checker = BasicAuthChecker({"alice": ALICE, "bob": BOB}, checked=checks.append)
-    assert not await checker.check(header)
-    first = len(checks)
-    assert not await checker.check(header)
-    assert checks == [False] * 2 * first
+    for _ in range(3):
+        assert not await checker.check(header)
+    assert checks in ([], [False])
 
 
 async def test_no_users_means_no_basic_auth():
@@ -48,20 +51,68 @@ async def test_no_users_means_no_basic_auth():
     assert not await checker.check(basic("alice", "alice-pw"))
 
 
-async def test_a_success_is_remembered_and_a_failure_is_not():
-    """Only successful checks are remembered (no bcrypt check again), once per distinct
-    credential; a failure costs a bcrypt check every time."""
+async def test_each_outcome_is_remembered_and_a_right_password_after_wrong_ones_passes():
+    """A success and a failure are each remembered (no bcrypt check again), once per distinct
+    credential; the right password after wrong ones is checked and passes."""
     checks: list[bool] = []
     checker = BasicAuthChecker({"alice": ALICE, "bob": BOB}, checked=checks.append)
     for _ in range(3):
         assert await checker.check(basic("alice", "alice-pw"))
     assert checks == [True]
-    for _ in range(2):
+    for _ in range(3):
         assert not await checker.check(basic("bob", "wrong"))
-    assert checks == [True, False, False]
+    assert checks == [True, False]
     assert await checker.check(basic("bob", "bob-pw"))
     assert await checker.check(basic("alice", "alice-pw"))
-    assert checks == [True, False, False, True]
+    assert not await checker.check(basic("bob", "wrong"))
+    assert checks == [True, False, True]
+
+
+async def test_wrong_passwords_asked_at_once_cost_one_bcrypt_check():
+    """A flood of the same wrong password arriving together costs one bcrypt check: the
+    others wait for it (one check runs at a time) and take its outcome."""
+    checks: list[bool] = []
+    checker = BasicAuthChecker({"alice": ALICE}, checked=checks.append)
+    outcomes = await asyncio.gather(*(checker.check(basic("alice", "guess")) for _ in range(20)))
+    assert outcomes == [False] * 20
+    assert checks == [False]
+
+
+async def test_one_bcrypt_check_runs_at_a_time():
+    """Distinct wrong passwords asked at once are checked one after another, never two at
+    the same time (a flood uses at most one core)."""
+    running: list[int] = [0]
+    most: list[int] = [0]
+    lock = threading.Lock()
+
+    def counted(password: str, hashed: bytes) -> bool:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            return bcrypt.checkpw(password.encode(), hashed)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    checks: list[bool] = []
+    checker = BasicAuthChecker({"alice": ALICE}, checked=checks.append, matches=counted)
+    guesses = (checker.check(basic("alice", f"guess{i}")) for i in range(8))
+    assert await asyncio.gather(*guesses) == [False] * 8
+    assert checks == [False] * 8
+    assert most == [1]
+
+
+async def test_wrong_passwords_do_not_push_out_the_remembered_successes():
+    """Failures are remembered apart from successes: more wrong passwords than the memory
+    holds leave a remembered success where it is."""
+    checks: list[bool] = []
+    checker = BasicAuthChecker({"alice": ALICE}, cache_size=2, checked=checks.append)
+    assert await checker.check(basic("alice", "alice-pw"))
+    for i in range(5):
+        assert not await checker.check(basic("alice", f"guess{i}"))
+    assert await checker.check(basic("alice", "alice-pw"))
+    assert checks == [True] + [False] * 5
 
 
 async def test_the_memory_is_bounded_and_keeps_the_latest():
@@ -80,14 +131,16 @@ async def test_the_memory_is_bounded_and_keeps_the_latest():
 
 
 async def test_a_changed_password_is_not_served_from_memory():
-    """After the users change, the old password of a remembered user no longer passes."""
+    """After the users change, the old password of a remembered user no longer passes, and
+    the new one, refused before, now does."""
     checks: list[bool] = []
     checker = BasicAuthChecker({"alice": ALICE}, checked=checks.append)
     assert await checker.check(basic("alice", "alice-pw"))
+    assert not await checker.check(basic("alice", "new-pw"))
     checker.replace({"alice": bcrypt_hash("new-pw")})
     assert not await checker.check(basic("alice", "alice-pw"))
     assert await checker.check(basic("alice", "new-pw"))
-    assert checks == [True, False, True]
+    assert checks == [True, False, False, True]
 
 
 async def test_utf8_credentials_pass():

@@ -406,25 +406,33 @@ async def test_a_broken_new_file_keeps_the_old_one_and_is_logged_once(
 
 
 async def test_a_remembered_password_is_forgotten_when_the_file_changes(files: WebFiles):
-    """A successful check is remembered (no bcrypt check for the next request, as
-    exesdb_web_config_password_checks_total shows); a reload forgets it."""
+    """A check's outcome is remembered, a right password's and a wrong one's (no bcrypt check
+    for the next request with the same credentials, as exesdb_web_config_password_checks_total
+    shows); a reload forgets both."""
+    wrong = {"Authorization": basic("alice", "guess")}
     async with serving(files, files.tls_config() + USERS) as bridge:
         live = bridge.web_config
         assert live is not None
 
-        def accepted() -> float | None:
-            return bridge.registry.get_sample_value(
-                "exesdb_web_config_password_checks_total", {"result": "accepted"}
+        def checked() -> tuple[float | None, ...]:
+            return tuple(
+                bridge.registry.get_sample_value(
+                    "exesdb_web_config_password_checks_total", {"result": result}
+                )
+                for result in ("accepted", "refused")
             )
 
-        assert accepted() == 0
+        assert checked() == (0, 0)
+        for _ in range(3):
+            assert not await served(bridge, files.client_context(), wrong)
         for _ in range(2):
             assert await served(bridge, files.client_context(), {"Authorization": ALICE})
-        assert accepted() == 1
+        assert checked() == (1, 1)
         files.write(files.tls_config() + USERS + "http_server_config: {}\n")
         assert live.reload_if_changed()
         assert await served(bridge, files.client_context(), {"Authorization": ALICE})
-        assert accepted() == 2
+        assert not await served(bridge, files.client_context(), wrong)
+        assert checked() == (2, 2)
 
 
 async def test_a_rotated_certificate_is_served_to_new_connections(files: WebFiles):
