@@ -683,7 +683,8 @@ def test_ctrl_c_while_waiting_on_the_bridge_exits_130_without_a_traceback(
 
 def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
     """`outbox retry` with an id that is unknown or not dead-lettered names it and exits 1;
-    a dead-lettered one goes back to pending and keeps its count of attempts."""
+    a dead-lettered one goes back to pending and keeps its count of attempts and its creation
+    time (CREATED: the alert's real age), its retry time shown beside it."""
     url = "https://hooks.example/x"
     outbox = Outbox.in_dir(tmp_path, urls=[url])
     observe(outbox, event("a"), T0)
@@ -711,6 +712,13 @@ def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
     assert header.split()[:4] == ["DELIVERY_ID", "STATE", "ALERTS", "ATTEMPTS"]
     attempts = {row.split()[0]: row.split()[3] for row in rows}
     assert attempts == {dead.id: "3", live.id: "0"}
+    created = {row.split()[0]: row.split()[5] for row in rows}
+    assert created == {dead.id: "2027-01-15T08:00:00.000Z", live.id: "2027-01-15T08:00:00.000Z"}
+    listed = cli("outbox", "list", "--json", **env)
+    retried = {d["id"]: d["retried_at"] for d in map(json.loads, listed.stdout.splitlines())}
+    assert retried[live.id] is None
+    assert retried[dead.id] is not None
+    assert retried[dead.id] != "2027-01-15T08:00:00.000Z"  # when retried, not made
 
 
 def test_outbox_retry_leaves_a_dead_letter_whose_receiver_is_not_configured(

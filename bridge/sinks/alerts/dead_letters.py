@@ -139,11 +139,12 @@ class DeadLetters:
         """Put dead-lettered deliveries (all, or those named, but those of ``leave``) back to
         pending; returns how many.
 
-        The next attempt is due at once and the deadline starts afresh; the body, the delivery
-        id and the count of attempts made stay (so the backoff goes on from that count).
+        The next attempt is due at once and the deadline starts afresh (from ``retried_at``);
+        the body, the delivery id, when it was made and the count of attempts made stay (so the
+        backoff goes on from that count).
         """
         query = (
-            "UPDATE deliveries SET state = :pending, created_at = :now, next_attempt_at = :now,"
+            "UPDATE deliveries SET state = :pending, retried_at = :now, next_attempt_at = :now,"
             " finished_at = NULL WHERE state = :dead"
             " AND id NOT IN (SELECT value FROM json_each(:leave))"
         )

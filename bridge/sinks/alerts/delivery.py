@@ -118,18 +118,18 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """When to try a delivery again (``backoff``) and when to give up on it (``deadline``
-    seconds after it was created)."""
+    seconds after it was created, or last retried by hand)."""
 
     backoff: Backoff
     deadline: float
 
     def next_attempt(
-        self, created_at: float, failures: int, now: float, retry_after: float | None = None
+        self, since: float, failures: int, now: float, retry_after: float | None = None
     ) -> float | None:
         """When to try again after ``failures`` failed attempts (the last one ``now``), or None
         when that would fall after the deadline: the delivery is then dead-lettered."""
         next_at = now + self.backoff.delay(failures, retry_after)
-        return None if next_at > created_at + self.deadline else next_at
+        return None if next_at > since + self.deadline else next_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,7 +404,7 @@ class DeliveryWorker:
             state = DeliveryState.DEAD
         else:
             next_at = self._policy.next_attempt(
-                delivery.created_at, number, now, result.retry_after
+                delivery.deadline_from, number, now, result.retry_after
             )
             state = DeliveryState.PENDING if next_at is not None else DeliveryState.DEAD
         self._log.attempted(delivery.id, state, result.error, number)

@@ -187,16 +187,18 @@ class DeliveryQueue:
 
         Oldest first, in the order they were made (rowid), whatever their attempt times: a
         resolve must not reach the receiver before the firing it ends, waiting for a retry.
-        One made after ``now`` is due: the wall clock was set back since, and its next attempt
-        time, reckoned on the clock before the jump, would hold the receiver back by as much.
+        One made (or retried by hand) after ``now`` is due: the wall clock was set back since,
+        and its next attempt time, reckoned on the clock before the jump, would hold the
+        receiver back by as much.
         """
         with self._database.read() as db:
             row = db.execute(_OLDEST_PENDING, {"url": url, **_PENDING}).fetchone()
         if row is None:
             return None
-        if float(row["next_attempt_at"]) > now and float(row["created_at"]) <= now:
+        delivery = delivery_of(row)
+        if delivery.next_attempt_at > now and delivery.deadline_from <= now:
             return None
-        return delivery_of(row)
+        return delivery
 
     def next_wake(self, url: str, wait_seconds: float) -> float | None:
         """When ``url``'s worker next has something to do (its oldest pending delivery due, or
@@ -224,13 +226,14 @@ class DeliveryQueue:
     ) -> None:
         """Record one attempt's outcome.
 
-        A delivery made after ``now`` (the wall clock was set back since) is dated ``now``, so
-        that its next attempt, reckoned on this clock, waits its backoff (see ``next_due``).
+        A delivery made (or retried) after ``now`` (the wall clock was set back since) is dated
+        ``now``, so that its next attempt, reckoned on this clock, waits its backoff (see
+        ``next_due``).
         """
         with self._database.transaction() as db:
             db.execute(
                 "UPDATE deliveries SET attempts = attempts + 1, state = :state,"
-                " created_at = MIN(created_at, :now),"
+                " created_at = MIN(created_at, :now), retried_at = MIN(retried_at, :now),"
                 " next_attempt_at = :next_attempt_at, last_status = :status,"
                 " last_error = :error, finished_at = :finished_at WHERE id = :id",
                 {

@@ -151,6 +151,12 @@ class Delivery:
     last_status: int | None
     last_error: str | None
     finished_at: float | None
+    retried_at: float | None = None
+
+    @property
+    def deadline_from(self) -> float:
+        """When its deadline started: when it was made, or last put back by ``outbox retry``."""
+        return self.created_at if self.retried_at is None else self.retried_at
 
     def summary(self) -> dict[str, Any]:
         """The delivery without its body, for listings."""
@@ -167,6 +173,7 @@ class Delivery:
             "last_status": self.last_status,
             "last_error": self.last_error,
             "finished_at": _iso(self.finished_at),
+            "retried_at": _iso(self.retried_at),
         }
 
 

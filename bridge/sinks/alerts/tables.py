@@ -6,7 +6,8 @@ Seven tables:
   resolved) and escalation level, as ``transitions`` decides them;
 - ``queued``: alerts waiting for their receiver's grouping window, one row per (receiver, alert);
 - ``deliveries``: the frozen payloads (body and delivery id never change across retries), their
-  attempts, next attempt time and state (pending, delivered, dead); delivered ones are kept a
+  attempts, next attempt time and state (pending, delivered, dead), when each was made and when
+  ``outbox retry`` last put it back (its deadline runs from then); delivered ones are kept a
   day, dead letters ``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS``;
 - ``history``: what happened to each alert and when (fired, escalated, acknowledged, …), for its
   page; pruned with the alert, and to the newest ``HISTORY_KEPT`` entries per alert;
@@ -18,9 +19,9 @@ Seven tables:
   changes even once below its ``min_severity`` (``queue.Keep``), so it is never left with it
   firing.
 
-The schema is at version 6 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
-plans' ids, 6 ``told`` and an index of deliveries in order); ``migrate`` upgrades a file of any
-earlier version in place, one version at a time.
+The schema is at version 7 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
+plans' ids, 6 ``told`` and an index of deliveries in order, 7 the deliveries' ``retried_at``);
+``migrate`` upgrades a file of any earlier version in place, one version at a time.
 """
 
 from __future__ import annotations
@@ -34,14 +35,14 @@ from typing import Final
 
 __all__ = ["connect", "migrate"]
 
-_SCHEMA_VERSION: Final = 6
-# Columns added after version 1, with their definitions.
-_ADDED_COLUMNS: Final = (
-    ("auto_resolve", "INTEGER NOT NULL DEFAULT 0"),
-    ("last_seen", "REAL"),
-)
-# Version 1's tables (its alerts already with the columns version 2 added: a new file's columns
-# then stand in the order an upgraded file's do); later versions' come from _step.
+_SCHEMA_VERSION: Final = 7
+# Columns added after version 1 (by version: table, column, definition).
+_ADDED_COLUMNS: Final[Mapping[int, tuple[tuple[str, str, str], ...]]] = {
+    2: (("alerts", "auto_resolve", "INTEGER NOT NULL DEFAULT 0"), ("alerts", "last_seen", "REAL")),
+    7: (("deliveries", "retried_at", "REAL"),),
+}
+# Version 1's tables (already with the columns later versions added: a new file's columns then
+# stand in the order an upgraded file's do); later versions' tables come from _step.
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS alerts (
     alert_id TEXT PRIMARY KEY,
@@ -83,7 +84,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     state TEXT NOT NULL,
     last_status INTEGER,
     last_error TEXT,
-    finished_at REAL
+    finished_at REAL,
+    retried_at REAL
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (url, state, next_attempt_at);
 """
@@ -173,18 +175,18 @@ def migrate(db: sqlite3.Connection) -> None:
 
 def _step(db: sqlite3.Connection, version: int) -> None:
     """Upgrade a file of ``version - 1`` to ``version``."""
-    if version == 2:
-        _add_columns(db)
+    if version in _ADDED_COLUMNS:
+        _add_columns(db, _ADDED_COLUMNS[version])
     else:
         db.executescript(_STEPS[version])
 
 
-def _add_columns(db: sqlite3.Connection) -> None:
-    have = {row[1] for row in db.execute("PRAGMA table_info(alerts)")}
-    for column, definition in _ADDED_COLUMNS:
+def _add_columns(db: sqlite3.Connection, added: tuple[tuple[str, str, str], ...]) -> None:
+    for table, column, definition in added:
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
         if column not in have:
             try:
-                db.execute(f"ALTER TABLE alerts ADD COLUMN {column} {definition}")
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
             except sqlite3.OperationalError as exc:  # a CLI beside us added it first
                 if "duplicate column" not in str(exc):
                     raise

@@ -13,7 +13,8 @@ from tests.sinks.alerts.helpers import T0, URL, event, observe, one_each, seed
 
 def test_attempts_retry_dead_letter_and_manual_retry(outbox: Outbox) -> None:
     """A delivery keeps its id and body across attempts, dead-letters, and comes back on retry
-    due at once, with a fresh deadline and the attempts made so far still counted."""
+    due at once, with a fresh deadline (from its retry time), the attempts made so far still
+    counted and its creation time kept."""
     observe(outbox, event(), T0)
     outbox.queue.group(URL, T0, 0.0, one_each)
     first = outbox.queue.next_due(URL, T0)
@@ -44,7 +45,8 @@ def test_attempts_retry_dead_letter_and_manual_retry(outbox: Outbox) -> None:
     assert outbox.dead_letters.retry(T0 + 200) == 1
     revived = outbox.queue.next_due(URL, T0 + 200)
     assert revived is not None
-    assert (revived.id, revived.attempts, revived.created_at) == (first.id, 2, T0 + 200)
+    assert (revived.id, revived.attempts, revived.created_at) == (first.id, 2, T0)
+    assert (revived.retried_at, revived.deadline_from) == (T0 + 200, T0 + 200)
     assert [d.id for d in outbox.queue.deliveries(ids=[first.id, "other"])] == [first.id]
     assert outbox.queue.deliveries(ids=[]) == []
 

@@ -260,6 +260,26 @@ async def test_worker_dead_letters_at_the_deadline(outbox: Outbox) -> None:
     assert outbox.queue.depth().dead == 1
 
 
+async def test_a_delivery_retried_by_hand_gets_a_deadline_from_its_retry(outbox: Outbox) -> None:
+    """A dead letter put back by `outbox retry` long after it was made is retried until the
+    deadline counted from the retry, not dead-lettered at its first failure; it keeps the time
+    it was made."""
+    clock = Clock()
+    sender = ScriptedSender([result(Outcome.REJECTED, 400), *[result(Outcome.RETRY, 503)] * 3])
+    reports: list[tuple[str, int]] = []
+    worker = worker_for(outbox, sender, clock, reports, deadline=10.0)
+    await worker.step()
+    [dead] = outbox.queue.deliveries(DeliveryState.DEAD.value)
+    clock.advance(1000.0)
+    assert outbox.dead_letters.retry(clock.now, [dead.id]) == 1
+    for _ in range(6):
+        clock.advance(await worker.step())
+    # The backoff goes on from the count (2 s, 4 s): 6 s fit in 10 s, 8 s more would not.
+    assert reports == [("dead", 1), ("pending", 2), ("pending", 3), ("dead", 4)]
+    [again] = outbox.queue.deliveries(ids=[dead.id])
+    assert again.created_at == dead.created_at == T0
+
+
 class BrokenSender:
     """A sender that breaks its promise never to raise."""
 

@@ -32,11 +32,11 @@ def test_database_is_wal_and_fsyncs_every_commit(outbox: Outbox) -> None:
 RECORD_FIELDS = [field.name for field in fields(AlertRecord)]
 
 
-def columns(path: Path) -> list[str]:
-    """The alerts table's columns, in order."""
+def columns(path: Path, table: str = "alerts") -> list[str]:
+    """A table's columns, in order."""
     db = sqlite3.connect(path)
     try:
-        return [row[1] for row in db.execute("PRAGMA table_info(alerts)")]
+        return [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
     finally:
         db.close()
 
@@ -139,6 +139,10 @@ INSERT INTO meta VALUES ('receiver_secret', x'00112233445566778899aabbccddeeff')
 _V5_PLANS = """
 CREATE TABLE plans (id TEXT PRIMARY KEY, stored_at REAL NOT NULL);
 """
+_V6_TOLD = """
+CREATE TABLE told (url TEXT NOT NULL, alert_id TEXT NOT NULL, PRIMARY KEY (url, alert_id));
+CREATE INDEX deliveries_in_order ON deliveries (url, state);
+"""
 # Version 1 never set user_version (0, as a new file).
 _EARLIER_VERSIONS = [
     (0, _V1_QUEUES),
@@ -146,8 +150,9 @@ _EARLIER_VERSIONS = [
     (3, _V3_HISTORY),
     (4, _V4_META),
     (5, _V5_PLANS),
+    (6, _V6_TOLD),
 ]
-CURRENT_VERSION = 6
+CURRENT_VERSION = 7
 ALL_TABLES = frozenset({"alerts", "queued", "deliveries", "history", "meta", "plans", "told"})
 
 
@@ -205,6 +210,9 @@ def test_a_file_of_any_earlier_version_is_upgraded_to_the_current_one(
     box = Outbox(path, urls=[URL])
     try:
         assert columns(path) == RECORD_FIELDS  # the new columns come last, as in a new file
+        assert columns(path, "deliveries")[-1] == "retried_at"
+        [kept] = box.queue.deliveries(ids=["d-old"])
+        assert (kept.created_at, kept.retried_at) == (1.0, None)
         assert schema(path) == (CURRENT_VERSION, ALL_TABLES)
         old = box.alerts.get("old")
         assert old is not None
@@ -237,6 +245,7 @@ def test_a_new_file_starts_at_the_current_version(tmp_path: Path) -> None:
     box = Outbox.in_dir(tmp_path)
     box.close()
     assert schema(box.path) == (CURRENT_VERSION, ALL_TABLES)
+    assert columns(box.path, "deliveries")[-1] == "retried_at"
 
 
 # -- an alert's detail (its page) --
