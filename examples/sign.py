@@ -2,38 +2,76 @@
 """Sign one message with SECRET_KEY_BASE and post it to a bridge's ingest (standard library only).
 
     SECRET_KEY_BASE=... python3 examples/sign.py INSTANCE TAG PAYLOAD_JSON [--topic TOPIC]
+        [--cacert FILE] [--user USER[:PASSWORD]]
     SECRET_KEY_BASE=... python3 examples/sign.py ex_esdb_health node_health_updated \\
         '{"status": "healthy"}'
 
 The bridge is EXESDB_URL, else the address in EXESDB_HTTP_ADDR (default 0.0.0.0:9570; a wildcard
-host is asked on loopback), as for `exesdb-bridge publish`. The bridge needs EXESDB_INGEST=true.
-Prints the HTTP status and the bridge's answer; exits 0 on 202. The envelope and the signature:
-docs/messages.md#envelope, docs/http-api.md#ingest.
+host is asked on loopback; over https when EXESDB_WEB_CONFIG_FILE names a file with a
+tls_server_config section), as for `exesdb-bridge publish`. The bridge needs EXESDB_INGEST=true.
+Against a bridge whose web config serves TLS with a CA of your own or asks for basic auth, as
+with `exesdb-bridge publish`: --cacert FILE trusts that CA (PEM), --user USER:PASSWORD sends
+basic auth (--user USER: the password is asked for; a user:password@ in EXESDB_URL is taken
+too). Prints the HTTP status and the bridge's answer; exits 0 on 202. The envelope and the
+signature: docs/messages.md#envelope, docs/http-api.md#ingest.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import getpass
 import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import socket
+import ssl
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 
 
 def bridge_url() -> str:
-    """EXESDB_URL, else the address EXESDB_HTTP_ADDR names (a wildcard host is loopback)."""
+    """EXESDB_URL, else the address EXESDB_HTTP_ADDR names (a wildcard host is loopback), over
+    https when the web config file EXESDB_WEB_CONFIG_FILE has a tls_server_config section."""
     if os.environ.get("EXESDB_URL"):
         return os.environ["EXESDB_URL"].rstrip("/")
     host, _, port = os.environ.get("EXESDB_HTTP_ADDR", "0.0.0.0:9570").rpartition(":")
     host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(host, host)
-    return f"http://{host}:{port}"
+    return f"{'https' if serves_tls() else 'http'}://{host}:{port}"
+
+
+def serves_tls() -> bool:
+    """True when EXESDB_WEB_CONFIG_FILE names a readable file with a tls_server_config key."""
+    try:
+        with open(os.environ.get("EXESDB_WEB_CONFIG_FILE") or os.devnull) as config:
+            return re.search(r"^tls_server_config:", config.read(), re.M) is not None
+    except OSError:
+        return False
+
+
+def credentials(url: str, user: str | None) -> tuple[str, str | None]:
+    """The URL without any user:password@, and the Authorization header basic auth needs:
+    from --user (asking for the password when it has none), else from the URL."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and user is None:
+        return url, None
+    if user is None:
+        name, password = parts.username or "", parts.password or ""
+        name, password = urllib.parse.unquote(name), urllib.parse.unquote(password)
+    elif ":" in user:
+        name, _, password = user.partition(":")
+    else:
+        name, password = user, getpass.getpass(f"password for {user}: ")
+    netloc = parts.netloc.rpartition("@")[2]
+    token = base64.b64encode(f"{name}:{password}".encode()).decode()
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), f"Basic {token}"
 
 
 def sign(key: bytes, body: bytes, t: int) -> str:
@@ -58,6 +96,8 @@ def main() -> int:
     parser.add_argument("tag", help="the message type, e.g. node_health_updated")
     parser.add_argument("payload", type=json_object, help="the payload as a JSON object")
     parser.add_argument("--topic", help="the topic (default: the tag)")
+    parser.add_argument("--cacert", metavar="FILE", help="trust this CA (PEM) for https")
+    parser.add_argument("--user", metavar="USER[:PASSWORD]", help="send basic auth")
     args = parser.parse_args()
     key = os.environ.get("SECRET_KEY_BASE")
     if not key:
@@ -73,24 +113,27 @@ def main() -> int:
         "payload": args.payload,
     }
     body = json.dumps(envelope).encode()
-    bridge = bridge_url()
-    request = urllib.request.Request(
-        f"{bridge}/v1/messages",
-        data=body,
-        headers={
-            "Content-Type": "application/json",
-            "X-ExESDB-Signature": sign(key.encode(), body, int(time.time())),
-        },
-    )
+    bridge, authorization = credentials(bridge_url(), args.user)
+    headers = {
+        "Content-Type": "application/json",
+        "X-ExESDB-Signature": sign(key.encode(), body, int(time.time())),
+    }
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    request = urllib.request.Request(f"{bridge}/v1/messages", data=body, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
+        context = ssl.create_default_context(cafile=args.cacert) if args.cacert else None
+    except (OSError, ssl.SSLError) as exc:  # no such file, or no certificate in it
+        parser.error(f"--cacert {args.cacert}: {exc}")
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=context) as answer:
             status, text = answer.status, answer.read().decode()
     except urllib.error.HTTPError as refused:
         status, text = refused.code, refused.read().decode()
-    except (urllib.error.URLError, OSError) as exc:  # refused, unresolvable, timed out
-        print(
-            f"cannot reach the bridge at {bridge}: {getattr(exc, 'reason', exc)}", file=sys.stderr
-        )
+    except (urllib.error.URLError, OSError) as exc:  # refused, unresolvable, timed out, TLS
+        reason = getattr(exc, "reason", exc)
+        hint = "; --cacert FILE trusts a CA of your own" if isinstance(reason, ssl.SSLError) else ""
+        print(f"cannot reach the bridge at {bridge}: {reason}{hint}", file=sys.stderr)
         return 1
     print(status, text)
     return 0 if status == 202 else 1

@@ -2,19 +2,33 @@
 # Sign one message with SECRET_KEY_BASE and post it to a bridge's ingest, with bash, openssl and
 # curl only.
 #
-#   SECRET_KEY_BASE=... examples/sign.sh INSTANCE TAG PAYLOAD_JSON [TOPIC]
+#   SECRET_KEY_BASE=... examples/sign.sh [--cacert FILE] [--user USER[:PASSWORD]] \
+#       INSTANCE TAG PAYLOAD_JSON [TOPIC]
 #   SECRET_KEY_BASE=... examples/sign.sh ex_esdb_health node_health_updated '{"status": "healthy"}'
 #
 # The bridge is EXESDB_URL, else the address in EXESDB_HTTP_ADDR (default 0.0.0.0:9570; a
-# wildcard host is asked on loopback), as for `exesdb-bridge publish`. The bridge needs
-# EXESDB_INGEST=true. Prints the HTTP status and the bridge's answer; exits 0 on 202.
+# wildcard host is asked on loopback; over https when EXESDB_WEB_CONFIG_FILE names a file with a
+# tls_server_config section), as for `exesdb-bridge publish`. The bridge needs
+# EXESDB_INGEST=true. Against a bridge whose web config serves TLS with a CA of your own or asks
+# for basic auth, as with `exesdb-bridge publish`: --cacert FILE trusts that CA (PEM), --user
+# USER:PASSWORD sends basic auth (--user USER: curl asks for the password; a user:password@ in
+# EXESDB_URL is taken too). Prints the HTTP status and the bridge's answer; exits 0 on 202.
 # The envelope and the signature: docs/messages.md#envelope, docs/http-api.md#ingest.
 set -euo pipefail
 
-if [[ $# -lt 3 || $# -gt 4 ]]; then
-    echo "usage: SECRET_KEY_BASE=... $0 INSTANCE TAG PAYLOAD_JSON [TOPIC]" >&2
+usage() {
+    echo "usage: SECRET_KEY_BASE=... $0 [--cacert FILE] [--user USER[:PASSWORD]]" \
+        "INSTANCE TAG PAYLOAD_JSON [TOPIC]" >&2
     exit 2
-fi
+}
+curl_options=()
+while [[ $# -gt 0 && $1 == --* ]]; do
+    case $1 in
+        --cacert | --user) [[ $# -ge 2 ]] || usage; curl_options+=("$1" "$2"); shift 2 ;;
+        *) usage ;;
+    esac
+done
+[[ $# -ge 3 && $# -le 4 ]] || usage
 : "${SECRET_KEY_BASE:?set SECRET_KEY_BASE to the key of the bridge}"
 instance=$1 tag=$2 payload=$3 topic=${4:-$2}
 
@@ -24,7 +38,11 @@ else
     addr=${EXESDB_HTTP_ADDR:-0.0.0.0:9570}
     host=${addr%:*} port=${addr##*:}
     case $host in "" | 0.0.0.0) host=127.0.0.1 ;; "[::]") host="[::1]" ;; esac
-    bridge="http://$host:$port"
+    scheme=http
+    if grep -qs '^tls_server_config:' "${EXESDB_WEB_CONFIG_FILE:-/dev/null}"; then
+        scheme=https
+    fi
+    bridge="$scheme://$host:$port"
 fi
 
 id=$(openssl rand -hex 16)
@@ -38,7 +56,8 @@ signature=$(printf '%s.%s' "$t" "$body" | openssl dgst -sha256 -hmac "$SECRET_KE
 
 answer=$(mktemp)
 trap 'rm -f "$answer"' EXIT
-status=$(curl -sS -o "$answer" -w '%{http_code}' -X POST "$bridge/v1/messages" \
+status=$(curl -sS ${curl_options[@]+"${curl_options[@]}"} -o "$answer" -w '%{http_code}' \
+    -X POST "$bridge/v1/messages" \
     -H "Content-Type: application/json" \
     -H "X-ExESDB-Signature: t=$t,v1=$signature" \
     --data-binary "$body")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
+from tests.integration.test_client_tls import secured
 from tests.support import (
     ROOT,
     TEST_SECRET,
@@ -23,7 +24,7 @@ from tests.support import (
     require_binary,
 )
 
-__all__ = ["webhook_receiver"]  # the fixture, imported for the test below
+__all__ = ["secured", "webhook_receiver"]  # the fixtures, imported for the tests below
 
 EXAMPLES = ROOT / "examples"
 HEALTHY = '{"status": "healthy"}'
@@ -51,7 +52,7 @@ def ingesting(tmp_path: Path, bridge_processes: list[BridgeProcess]) -> BridgePr
 
 
 def _health_messages(process: BridgeProcess) -> float:
-    text = http_get(process.url + "/metrics")[1].decode()
+    text = http_get(process.url + "/metrics", process.headers, context=process.context)[1].decode()
     found = re.search(
         r'^exesdb_bus_published_total\{pubsub="ex_esdb_health",tag="node_health_updated"\} (\S+)',
         text,
@@ -123,6 +124,40 @@ def test_the_python_signer_says_when_no_bridge_answers() -> None:
     assert completed.returncode == 1
     assert f"cannot reach the bridge at http://127.0.0.1:{port}: " in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ["sign.sh", "sign.py"])
+def test_a_signer_posts_over_https_with_a_ca_of_its_own_and_basic_auth(
+    name: str, secured: tuple[BridgeProcess, Path]
+) -> None:
+    """Beside a bridge whose web config serves TLS (a private CA) and asks for basic auth, the
+    signer finds its https address (EXESDB_WEB_CONFIG_FILE), trusts the CA with --cacert and
+    sends --user, or a user:password@ in EXESDB_URL: 202, the message on the bus; without the
+    CA or the password it fails, never sending in the clear."""
+    process, ca = secured
+    shell = {
+        "SECRET_KEY_BASE": TEST_SECRET,
+        "EXESDB_HTTP_ADDR": process.env["EXESDB_HTTP_ADDR"],
+        "EXESDB_WEB_CONFIG_FILE": process.env["EXESDB_WEB_CONFIG_FILE"],
+    }
+    message = ["ex_esdb_health", "node_health_updated", HEALTHY]
+    trusted = ["--cacert", str(ca)]
+    before = _health_messages(process)
+    sent = _run([*_signer(name), *trusted, "--user", "alice:alice-pw", *message], **shell)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert sent.stdout.strip() == '202 {"accepted": 1}'
+    in_url = process.url.replace("https://", "https://alice:alice-pw@")
+    sent = _run([*_signer(name), *trusted, *message], **shell, EXESDB_URL=in_url)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert _health_messages(process) == before + 2
+    untrusted = _run([*_signer(name), "--user", "alice:alice-pw", *message], **shell)
+    assert untrusted.returncode != 0
+    assert "certificate" in untrusted.stderr.lower()
+    unauthorised = _run([*_signer(name), *trusted, *message], **shell)
+    assert unauthorised.returncode == 1
+    assert unauthorised.stdout.startswith("401 ")
+    assert _health_messages(process) == before + 2
 
 
 def test_the_integration_api_example_broadcasts_and_reads_its_metrics(tmp_path: Path) -> None:
