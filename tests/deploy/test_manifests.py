@@ -181,12 +181,13 @@ def test_collector_pipelines_use_defined_components() -> None:
 
 def test_kubernetes_has_every_object() -> None:
     """Namespace, StatefulSet, its two Services (one address, one DNS name per pod), ConfigMap,
-    Secret, ServiceMonitor and PDB parse."""
+    Secret, ServiceMonitor, PDB and NetworkPolicy parse."""
     kinds = sorted(obj["kind"] for obj in kube_objects())
     assert kinds == sorted(
         [
             "ConfigMap",
             "Namespace",
+            "NetworkPolicy",
             "PodDisruptionBudget",
             "Secret",
             "Service",
@@ -313,6 +314,7 @@ def test_selectors_match_the_pods() -> None:
         kube("Service", "exesdb-bridge-pods")["spec"]["selector"],
         kube("PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
         kube("StatefulSet")["spec"]["selector"]["matchLabels"],
+        kube("NetworkPolicy")["spec"]["podSelector"]["matchLabels"],
     ):
         assert selector.items() <= pod_labels.items()
     monitor = kube("ServiceMonitor")
@@ -333,6 +335,21 @@ def test_selectors_match_the_pods() -> None:
     assert pdb["minAvailable"] < kube("StatefulSet")["spec"]["replicas"]
 
 
+def test_the_network_policy_admits_only_the_http_port_and_leaves_outbound_open() -> None:
+    """Inbound, the bridge pods take only their HTTP port (the one the Services, the
+    ServiceMonitor and the readiness probe use: scrapes and ingest); outbound is not limited
+    (webhooks, Alertmanager, Redis, OTLP)."""
+    policy = kube("NetworkPolicy")["spec"]
+    assert policy["policyTypes"] == ["Ingress"]
+    [rule] = policy["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    ports = {p["name"]: p["containerPort"] for p in bridge_container()["ports"]}
+    assert ports["http"] == configured_port()
+    assert bridge_container()["readinessProbe"]["httpGet"]["port"] == "http"
+    for service in ("exesdb-bridge", "exesdb-bridge-pods"):
+        assert {p["targetPort"] for p in kube("Service", service)["spec"]["ports"]} == {"http"}
+
+
 def test_kustomize_builds() -> None:
     """`kubectl kustomize deploy/kubernetes` renders the objects and their Namespace."""
     result = subprocess.run(
@@ -349,6 +366,8 @@ def test_kustomize_builds() -> None:
     assert namespaces == ["exesdb"]
     placed = {obj["metadata"].get("namespace") for obj in objects if obj["kind"] != "Namespace"}
     assert placed == {"exesdb"}
+    [policy] = [obj for obj in objects if obj["kind"] == "NetworkPolicy"]
+    assert policy["spec"]["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
 
 
 # -- Docker and systemd --
