@@ -97,6 +97,22 @@ def test_compose_runs_the_bridge_unprivileged_read_only_with_the_image_healthche
     assert f"bridge-state:{bridge['environment']['EXESDB_STATE_DIR']}" in bridge["volumes"]
 
 
+def test_compose_restarts_every_service_as_the_deployment_page_says() -> None:
+    """Every service restarts unless stopped, a configuration error (exit 2) included, which
+    docs/deployment.md says of the stack (the systemd unit alone spares exit 2)."""
+    services = compose()["services"]
+    assert {name: s.get("restart") for name, s in services.items()} == dict.fromkeys(
+        services, "unless-stopped"
+    )
+    page = (ROOT / "docs" / "deployment.md").read_text()
+    stack = page.partition("## Run the full stack")[2].partition("\n## ")[0]
+    assert "restarts unless stopped (`restart: unless-stopped`)" in stack
+    assert "exit 2" in stack
+    assert (
+        "RestartPreventExitStatus=2" in (DEPLOY / "systemd" / "exesdb-bridge.service").read_text()
+    )
+
+
 def test_compose_gives_the_bridge_descriptors_above_its_connection_cap() -> None:
     """`ulimits: nofile` leaves room for EXESDB_HTTP_MAX_CONNECTIONS and everything else."""
     nofile = compose()["services"]["bridge"]["ulimits"]["nofile"]
