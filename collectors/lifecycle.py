@@ -1,9 +1,10 @@
 """The lifecycle collector: SystemLifecycle and the start-up SystemConfig.
 
-Listed last among the components, so it starts after the others: ``start()`` publishes
-``starting``, the SystemConfig of the running bridge (no secrets), then ``started``. On shutdown
-it closes first and publishes ``stopping`` then ``stopped``, while the bus still runs, so every
-sink sees both before the bus drains. (The Integration itself publishes a SystemConfig whenever it
+Listed after the sinks that record lifecycle (Prometheus, OTLP), so it starts after them:
+``start()`` publishes ``starting``, the SystemConfig of the running bridge (no secrets), then
+``started``. Components close in reverse order, so on shutdown it publishes ``stopping`` then
+``stopped`` before those sinks close and while the bus still runs: they see both before the bus
+drains. (The Integration itself publishes a SystemConfig whenever it
 is enabled or disabled at runtime.)
 """
 
