@@ -239,6 +239,8 @@ INPUT_EDGES = [
     ("NUL in node", body_of(envelope(node="node\u0000host")), "node"),
     ("a tab in node", body_of(envelope(node="node\thost")), "node"),
     ("DEL in node", body_of(envelope(node="node\x7fhost")), "node"),
+    # json.dumps writes it as the escape \ud800: valid JSON, no valid text.
+    ("a lone surrogate in node", body_of(envelope(node="node\ud800host")), "node"),
     ("C1 in node", body_of(envelope(node="node\x85host")), "node"),
     (
         "NUL in the payload's node",
