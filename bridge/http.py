@@ -159,6 +159,8 @@ async def ingest(request: web.Request) -> web.Response:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _rejected(verifier.reject(_too_large(limit)))
+    except web.RequestPayloadError as exc:
+        return _unreadable_answer(request, verifier.reject(_unreadable(exc)))
     check = verifier.keyring.check_header(
         request.headers.get(SIGNATURE_HEADER), body, time.time(), verifier.window_seconds
     )
@@ -237,6 +239,29 @@ def _located(rejection: Rejection, content_type: str, first: int) -> Rejection:
 def _retry_later(code: str, detail: str) -> web.Response:
     response = error_response(503, code, f"{detail}; retry later")
     response.headers["Retry-After"] = str(_RETRY_AFTER_SECONDS)
+    return response
+
+
+class _BodyDropped(TimeoutError):
+    """Put in place of a body's read error once it is answered.
+
+    aiohttp reads what is left of a body after the answer and logs any error but a timeout with
+    a traceback: this one ends that quietly, and the connection closes.
+    """
+
+
+def _unreadable(exc: web.RequestPayloadError) -> Rejection:
+    """A body aiohttp could not read: its Content-Encoding does not decode (not gzip)."""
+    # str(exc) is "400, message:\n  <why>": the why alone.
+    why = " ".join(str(exc).split("message:", 1)[-1].split())
+    return Rejection(RejectReason.MALFORMED, f"the body cannot be read: {why}", "body")
+
+
+def _unreadable_answer(request: web.Request, rejection: Rejection) -> web.Response:
+    """The 400 for a body that cannot be read; its rest is dropped and the connection closed."""
+    request.content.set_exception(_BodyDropped())
+    response = _rejected(rejection)
+    response.force_close()
     return response
 
 
@@ -356,8 +381,8 @@ async def _close_streams(app: web.Application) -> None:
 @web.middleware
 async def _json_refusals(request: web.Request, handler: Route) -> web.StreamResponse:
     """aiohttp's own refusals (no such path, a method a path does not take, a body past the
-    limit) in the one error shape every other refusal has, rather than its plain-text
-    "404: Not Found"."""
+    limit or one that does not decode) in the one error shape every other refusal has, rather
+    than its plain-text "404: Not Found"."""
     try:
         return await handler(request)
     except web.HTTPMethodNotAllowed as exc:
@@ -374,6 +399,9 @@ async def _json_refusals(request: web.Request, handler: Route) -> web.StreamResp
         limit = request.app[BRIDGE_KEY].settings.max_body_bytes
         rejection = _too_large(limit)
         return error_response(413, rejection.reason.value, rejection.detail)
+    except web.RequestPayloadError as exc:
+        # Raised by aiohttp reading a body that does not decode (an admin route's JSON).
+        return _unreadable_answer(request, _unreadable(exc))
 
 
 def build_app(

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import gzip
 import json
+import logging
 import re
 import secrets
 import time
@@ -239,6 +240,8 @@ INPUT_EDGES = [
     ("NUL in node", body_of(envelope(node="node\u0000host")), "node"),
     ("a tab in node", body_of(envelope(node="node\thost")), "node"),
     ("DEL in node", body_of(envelope(node="node\x7fhost")), "node"),
+    # json.dumps writes it as the escape \ud800: valid JSON, no valid text.
+    ("a lone surrogate in node", body_of(envelope(node="node\ud800host")), "node"),
     ("C1 in node", body_of(envelope(node="node\x85host")), "node"),
     (
         "NUL in the payload's node",
@@ -701,6 +704,43 @@ async def test_post_integration_switches_at_runtime(serve: ServerFactory) -> Non
             assert response.status == 200
             assert (await response.json())["enabled"] is enabled
         assert server.bridge.integration.enabled() is enabled
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/integration"])
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        ("gzip", b"not gzip at all"),
+        ("deflate", b"not deflate either"),
+    ],
+    ids=["not-gzip", "not-deflate"],
+)
+async def test_a_compressed_body_that_does_not_expand_answers_400_naming_the_body(
+    serve: ServerFactory,
+    path: str,
+    encoding: str,
+    body: bytes,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A body whose Content-Encoding does not decode answers 400 naming the body, on ingest
+    (counted as malformed) and on an admin route, and closes the connection: no 500, no
+    traceback in the log."""
+    server = await serve()
+    headers = {"Content-Encoding": encoding, "Authorization": f"Bearer {ADMIN_TOKEN}"}
+    status, answer = await server.post(body, headers=headers, path=path)
+    assert (status, answer.get("error"), answer.get("field")) == (400, "malformed", "body")
+    assert encoding in answer["detail"]
+    # aiohttp reads the rest of a body once the answer is sent: then the connection closes.
+    registry = server.bridge.registry
+    await async_wait_until(
+        lambda: registry.get_sample_value("exesdb_http_connections") == 0,
+        what="the connection closed",
+    )
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    if path == "/v1/messages":
+        assert server.rejected("malformed") == 1
+    assert server.delivered == []
+    assert server.bridge.integration.enabled()
 
 
 @pytest.mark.parametrize(

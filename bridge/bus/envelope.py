@@ -53,7 +53,9 @@ _MAX_NODE_LENGTH: Final = 255
 _MAX_TS_LENGTH: Final = 40
 _KNOWN_INSTANCES: Final = frozenset(INSTANCES)
 _ENVELOPE_KEYS: Final = frozenset({"v", "id", "instance", "topic", "tag", "node", "ts", "payload"})
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# A control character, or a lone surrogate (an unpaired \ud800-\udfff escape: valid JSON, but
+# no text a label, a page or a message sent on can carry).
+_NOT_IN_NODE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class RejectReason(Enum):
@@ -302,11 +304,12 @@ def decode_envelope_object(data: Any) -> Envelope | Rejection:
     if (
         not isinstance(node, str)
         or not 0 < len(node) <= _MAX_NODE_LENGTH
-        or _CONTROL.search(node) is not None
+        or _NOT_IN_NODE.search(node) is not None
     ):
         return Rejection(
             RejectReason.MALFORMED,
-            "node must be a string of 1-255 characters, none of them a control character",
+            "node must be a string of 1-255 characters, none of them a control character or a "
+            "lone surrogate",
             "node",
         )
     ts = _parse_ts(data["ts"])

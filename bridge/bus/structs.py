@@ -51,6 +51,9 @@ _MAX_NODE_LENGTH: Final = 255
 _MAX_TS_LENGTH: Final = 40
 # Python's re reads ``$`` as "end, or before a final newline": the patterns end at \Z instead.
 _NO_CONTROL: Final = r"\A[^\x00-\x1f\x7f-\x9f]*\Z"
+# The envelope's node: no lone surrogate either (the payload's strings are refused one by the
+# models as they are built).
+_NODE_TEXT: Final = r"\A[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*\Z"
 
 _ID_CHARACTERS: Final = string.ascii_letters.encode() + string.digits.encode() + b"_-"
 _TOPIC_CHARACTERS: Final = _ID_CHARACTERS + b".:"
@@ -458,7 +461,7 @@ PAYLOADS, OFF_PATH = _payloads()
 def _envelope(payload: Payload, checked: bool) -> type[msgspec.Struct]:
     node: Any = Annotated[
         str,
-        msgspec.Meta(min_length=1, max_length=_MAX_NODE_LENGTH, pattern=_NO_CONTROL)
+        msgspec.Meta(min_length=1, max_length=_MAX_NODE_LENGTH, pattern=_NODE_TEXT)
         if checked
         else msgspec.Meta(min_length=1, max_length=_MAX_NODE_LENGTH),
     ]

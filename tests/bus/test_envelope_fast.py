@@ -632,6 +632,20 @@ def test_control_characters_in_node_and_labels_are_refused_either_way(
         assert rejection.field == field
 
 
+@pytest.mark.parametrize("node", ["a\ud800b", "\udfff", "a\udc80"])
+def test_a_lone_surrogate_in_node_is_refused_either_way(node: str) -> None:
+    """An unpaired surrogate escape (``\\ud800``) in the envelope's node, which no UTF-8 text
+    can carry, is refused by both decoders and on a batch's path, naming ``node``."""
+    data = json.loads(_health())
+    data["node"] = node
+    body = json.dumps(data).encode()  # the surrogate as its escape
+    rejection = _same(body)
+    assert isinstance(rejection, Rejection)
+    assert rejection.field == "node"
+    good = _health()
+    assert decode_envelopes([good, body, good])[1] == (1, rejection)
+
+
 @pytest.mark.parametrize(
     "model", [m for m in CASES if "node" in m.__pydantic_fields__], ids=lambda m: m.TAG
 )

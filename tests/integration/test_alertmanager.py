@@ -17,6 +17,7 @@ from tests.integration.servers.alertmanager import AlertmanagerServer, alertmana
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.sinks.alerts.helpers import alert_bridge, stored, system_alert
 from tests.support import async_wait_until, http_get
+from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
 pytestmark = pytest.mark.integration
 
@@ -101,6 +102,41 @@ async def test_resolve_reaches_alertmanager_with_ends_at(
             lambda: notified(receiver, "node_failure:n5", "resolved"), within=20, what="resolved"
         )
     assert body["alerts"][0]["endsAt"] != "0001-01-01T00:00:00Z"
+
+
+async def test_the_poster_reaches_an_alertmanager_behind_tls_and_basic_auth_by_its_http_config(
+    tmp_path: Path, alertmanager_server
+) -> None:
+    """An Alertmanager served over HTTPS with a private CA and basic auth (its own
+    --web.config.file) holds the bridge's alert when the receivers file's alertmanager section
+    gives tls_config.ca_file and basic_auth with a password_file."""
+    files = WebFiles(tmp_path / "am-web")
+    server: AlertmanagerServer = alertmanager_server(
+        web_config=(
+            f"tls_server_config:\n  cert_file: {files.folder / 'server.pem'}\n"
+            f"  key_file: {files.folder / 'server.key'}\n"
+            f"basic_auth_users:\n  bridge: {bcrypt_hash('am-pw')}\n"
+        ),
+        context=files.client_context(),
+        headers={"Authorization": basic("bridge", "am-pw")},
+    )
+    assert server.url.startswith("https://")
+    assert http_get(server.url + "/api/v2/alerts", context=files.client_context())[0] == 401
+    (tmp_path / "am-password").write_text("am-pw\n")
+    config = tmp_path / "receivers.yml"
+    config.write_text(
+        f"alertmanager:\n  url: {server.url}\n  http_config:\n"
+        f"    tls_config: {{ca_file: {files.ca_file}}}\n"
+        "    basic_auth: {username: bridge, password_file: am-password}\n"
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config)
+    ) as (bridge, _sink, _watcher):
+        bridge.bus.publish("disk_full", system_alert("am-tls"))
+        alert = await async_wait_until(
+            lambda: held(server, "am-tls"), within=15, what="am-tls held"
+        )
+    assert alert["status"]["state"] == "active"
 
 
 def test_a_receiver_block_dumped_by_alertmanager_loads_once_follow_redirects_goes(

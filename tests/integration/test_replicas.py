@@ -525,6 +525,34 @@ def test_a_sigkilled_holders_open_alert_is_resolved_by_the_next_holder(
     assert [n["status"] for n in notifications(receiver, alert_id)] == ["firing", "resolved"]
 
 
+def test_a_silent_nodes_alert_open_on_a_sigkilled_holder_resolves_when_the_node_returns(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """Three replicas; one (not the holder) is SIGKILLed and the cluster monitor declares it
+    down: its node_failure fires; the holder is SIGKILLed too; the node starts again and
+    heartbeats: the remaining replica, now holding the lease, sends the resolve."""
+    receiver: WebhookReceiver = webhook_receiver()
+    replicas = [
+        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
+        for n in range(3)
+    ]
+    holder = leader(replicas)
+    victim, survivor = [r for r in replicas if r is not holder]
+    for replica in replicas:
+        wait_until(gauge(replica, "exesdb_cluster_nodes", 3, state="total"), 15, "three nodes")
+    victim.kill()
+    alert_id = f"node_failure:{victim.env['EXESDB_NODE']}"
+    wait_until(lambda: notifications(receiver, alert_id), 15, "the node_failure alert")
+    holder.kill()
+    wait_until(lambda: metric(survivor.url, "exesdb_redis_work_queue_leader") == 1, 15, "the lease")
+    restart(victim, bridge_processes, tmp_path)
+    wait_until(
+        lambda: [n["status"] for n in notifications(receiver, alert_id)] == ["firing", "resolved"],
+        20,
+        "the resolve from the new holder",
+    )
+
+
 def test_a_crashed_holders_escalation_is_notified_and_counted_by_the_next_holder(
     tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
 ) -> None:

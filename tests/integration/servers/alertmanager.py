@@ -3,15 +3,17 @@
 ``AlertmanagerServer(webhook_url=...).start(workdir)`` writes a configuration routing every alert
 to one webhook receiver (short ``group_wait`` so tests stay fast), starts Alertmanager on a free
 loopback port with clustering off and its storage in ``workdir``, and waits for ``/-/ready``.
-``alerts()`` reads ``/api/v2/alerts``. Tests use the ``alertmanager_server`` fixture, a factory
-whose servers are stopped afterwards.
+``alerts()`` reads ``/api/v2/alerts``. With ``web_config`` (the text of an exporter-toolkit web
+config, absolute paths) it serves as that file says, asked with ``context`` and ``headers``.
+Tests use the ``alertmanager_server`` fixture, a factory whose servers are stopped afterwards.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +36,16 @@ class AlertmanagerServer:
         group_wait: str = "200ms",
         group_interval: str = "1s",
         repeat_interval: str = "1h",
+        web_config: str | None = None,
+        context: ssl.SSLContext | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.binary = require_binary(BINARY)
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if context else 'http'}://127.0.0.1:{self.port}"
+        self.web_config = web_config
+        self.context = context
+        self.headers = dict(headers or {})
         self.webhook_url = webhook_url
         self.group_wait = group_wait
         self.group_interval = group_interval
@@ -70,6 +78,10 @@ class AlertmanagerServer:
         config_path = workdir / "alertmanager.yml"
         config_path.write_text(self.config())
         self.log_path = workdir / "alertmanager.log"
+        web: list[str] = []
+        if self.web_config is not None:
+            (workdir / "web.yml").write_text(self.web_config)
+            web.append(f"--web.config.file={workdir / 'web.yml'}")
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [
@@ -79,12 +91,13 @@ class AlertmanagerServer:
                     f"--web.listen-address=127.0.0.1:{self.port}",
                     "--cluster.listen-address=",
                     "--log.level=warn",
+                    *web,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
         wait_until(
-            lambda: self._alive() and http_get(self.url + "/-/ready")[0] == 200,
+            lambda: self._alive() and self.get("/-/ready")[0] == 200,
             ready_timeout,
             f"alertmanager on {self.url} (log: {self.log_path})",
         )
@@ -102,9 +115,13 @@ class AlertmanagerServer:
     def alerts(self, active_only: bool = False) -> list[dict[str, Any]]:
         """``GET /api/v2/alerts``: the alerts Alertmanager holds."""
         query = "?active=true&silenced=false&inhibited=false" if active_only else ""
-        status, body = http_get(f"{self.url}/api/v2/alerts{query}", timeout=10.0)
+        status, body = self.get(f"/api/v2/alerts{query}")
         assert status == 200, body
         return list(json.loads(body))
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        """GET ``path`` as this test's client (its CA and credentials when a web config)."""
+        return http_get(self.url + path, self.headers, timeout=10.0, context=self.context)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate the server (killed after ``timeout``)."""
