@@ -32,8 +32,9 @@ Bounds that fail safe: a node down and silent for ``EXESDB_NODE_FORGET_MS`` is f
 ``MAX_NODES`` the longest-silent node is evicted to make room, so a node heard for the first time
 is always tracked. Either is logged and counted (``exesdb_cluster_nodes_forgotten_total``); a
 forgotten node that was announced down is announced ``left`` (once across replicas), which
-resolves its alert. A replica that cannot hear the bus (Redis unreachable) declares nobody down:
-it is the one cut off.
+resolves its alert. Those farewells wait at most ``MAX_NODES`` at a time: past that (a flood
+evicting faster than a tick announces) the later ones are given up, logged and counted. A
+replica that cannot hear the bus (Redis unreachable) declares nobody down: it is the one cut off.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ ALERTS_PER_INTERVAL: Final = 10
 # Nodes named in one ClusterMembership; more changes make more messages.
 LISTED_NODES: Final = 100
 # Transitions announced per tick: a flood reaches the bus in slices, not in one burst.
-_PER_TICK: Final = 1_000
+PER_TICK: Final = 1_000
 # Nodes a grouped alert names (its description is at most 4 096 characters).
 _NAMED: Final = 20
 _NAME_SHOWN: Final = 120
@@ -139,10 +140,12 @@ class ClusterMonitor:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         max_nodes: int = MAX_NODES,
+        per_tick: int = PER_TICK,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         """``clock`` times silence and intervals, ``wall_clock`` names the health slot shared
-        across replicas, ``sleep`` is what the loop waits with between ticks."""
+        across replicas, ``sleep`` is what the loop waits with between ticks; ``max_nodes`` and
+        ``per_tick`` are the bounds (nodes tracked, announcements of each kind per tick)."""
         self._bus = bus
         self.node = node
         self._interval = interval_ms / 1000
@@ -151,6 +154,7 @@ class ClusterMonitor:
         self._clock = clock
         self._wall_clock = wall_clock
         self._max_nodes = max_nodes
+        self._per_tick = per_tick
         self._sleep = sleep
         # Ordered by when each node was last heard: the first is the longest silent.
         self._nodes: OrderedDict[str, _Node] = OrderedDict()
@@ -159,6 +163,7 @@ class ClusterMonitor:
         # Transitions another replica won the swap for, not yet heard announced: by when.
         self._unheard: dict[str, tuple[State, float]] = {}
         self._dropped: dict[Reason, _Dropped] = {"silent": _Dropped(), "evicted": _Dropped()}
+        self._unsaid = _Dropped()  # farewells given up since the last log line
         self._alerted: deque[float] = deque(maxlen=ALERTS_PER_INTERVAL)
         self._group: _Group | None = None
         self._storm_until = float("-inf")
@@ -182,6 +187,12 @@ class ClusterMonitor:
         )
         for reason in ("silent", "evicted"):
             self._forgotten.labels(reason)
+        self._farewells_dropped = Counter(
+            "exesdb_cluster_farewells_dropped",
+            "Forgotten down nodes never announced left: their farewells outgrew the backlog, which "
+            "holds as many as the monitor tracks nodes.",
+            registry=registry,
+        )
         self._storms = Counter(
             "exesdb_cluster_down_storms",
             f"Storms of node downs: more than {ALERTS_PER_INTERVAL} found within one health "
@@ -277,8 +288,13 @@ class ClusterMonitor:
         self._unheard.pop(name, None)
         self._forgotten.labels(reason).inc()
         self._dropped[reason].add(name)
-        if node.announced == "down" or node.state == "down":
+        if node.announced != "down" and node.state != "down":
+            return
+        if name in self._farewells or len(self._farewells) < self._max_nodes:
             self._farewells[name] = reason  # its node_failure alert resolves on "left"
+        else:  # a flood evicts faster than farewells go out: the earliest queued are kept
+            self._farewells_dropped.inc()
+            self._unsaid.add(name)
 
     def _leave(self, name: str) -> None:
         if self._nodes.pop(name, None) is not None:
@@ -379,6 +395,16 @@ class ClusterMonitor:
                     shown,
                 )
             self._dropped[reason] = _Dropped()
+        if self._unsaid.count:
+            unsaid = self._unsaid
+            shown = ", ".join(unsaid.named) + (" …" if unsaid.count > len(unsaid.named) else "")
+            _logger.warning(
+                "gave up announcing %d forgotten down node(s) as left, %d already waiting: %s",
+                unsaid.count,
+                len(self._farewells),
+                shown,
+            )
+            self._unsaid = _Dropped()
 
     async def _announce_pending(self, changes: dict[Change, list[str]]) -> None:
         """Announce pending transitions, then farewells; each swap of a state key and its
@@ -386,7 +412,7 @@ class ClusterMonitor:
         cancelled between the two, the key would say announced with nothing published for any
         replica to announce again."""
         up = self._up_count()
-        for name, state in list(self._pending.items())[:_PER_TICK]:
+        for name, state in list(self._pending.items())[: self._per_tick]:
             if self._closed:
                 return
             event = await self._transition(name, state, up)
@@ -395,14 +421,14 @@ class ClusterMonitor:
             # Heard (or silent) again during the swap: that newer transition stays pending.
             if self._pending.get(name) == state:
                 del self._pending[name]
-        for name, reason in list(self._farewells.items())[:_PER_TICK]:
+        for name, reason in list(self._farewells.items())[: self._per_tick]:
             if self._closed:
                 return
             await self._farewell(name, reason, up)
             if self._farewells.get(name) == reason:
                 del self._farewells[name]
         now = self._clock()
-        for name, (state, due) in list(self._unheard.items())[:_PER_TICK]:
+        for name, (state, due) in list(self._unheard.items())[: self._per_tick]:
             if self._closed:
                 return
             if due <= now:
@@ -517,7 +543,7 @@ class ClusterMonitor:
         More than ALERTS_PER_INTERVAL downs within one interval start a storm: every down until
         three intervals pass without one is grouped, so a long flood is not ten alerts an
         interval. Downs are timed when found, not when announced: a flood's announcements,
-        ``_PER_TICK`` at a time, may trail long after, and a node first heard after the last of
+        ``PER_TICK`` at a time, may trail long after, and a node first heard after the last of
         its downs was found, then silent itself, must still get an alert naming it.
         """
         alerted = self._alerted

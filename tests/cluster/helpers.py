@@ -151,6 +151,11 @@ class Replica:
         )
         return value or 0.0
 
+    def farewells_dropped(self) -> float:
+        """exesdb_cluster_farewells_dropped_total."""
+        value = self.bridge.registry.get_sample_value("exesdb_cluster_farewells_dropped_total")
+        return value or 0.0
+
     def storms(self) -> float:
         """exesdb_cluster_down_storms_total."""
         return self.bridge.registry.get_sample_value("exesdb_cluster_down_storms_total") or 0.0

@@ -143,6 +143,28 @@ async def test_an_evicted_node_that_was_down_is_announced_left(make_replica, clo
     ]
 
 
+async def test_farewells_wait_no_more_than_the_nodes_tracked_and_the_rest_are_counted(
+    make_replica, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A flood evicting down nodes faster than farewells go out keeps at most max_nodes waiting:
+    the earliest are announced left, the later ones are given up, logged and counted."""
+    replica = await make_replica("bridge-1", max_nodes=3, per_tick=1)
+    caplog.set_level(logging.WARNING, "bridge.cluster")
+    for round_ in range(4):  # each round: two new nodes evict the two down ones, then go down
+        await replica.hear_all([f"app-{round_}a", f"app-{round_}b"])
+        clock.advance(3.5)
+        await replica.hear("bridge-1")
+        await replica.tick()
+    assert replica.farewells_dropped() == 1
+    assert "gave up announcing 1 forgotten down node(s) as left, 3 already waiting: app-2b" in (
+        caplog.text
+    )
+    for _ in range(5):
+        await replica.tick()
+    left = [said(e).node for e in lifecycle(replica, "left")]
+    assert left == ["app-0a", "app-0b", "app-1a", "app-1b", "app-2a"]
+
+
 async def test_membership_messages_name_only_the_changed_nodes_whatever_the_cluster_size(
     make_replica, clock: Clock
 ) -> None:
