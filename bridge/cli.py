@@ -271,6 +271,13 @@ async def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
             if response.status != 200:
                 _refused(bridge, "/v1/stream", response.status, await response.text())
                 return EXIT_FAILED
+            if response.content_type != "text/event-stream":
+                # Another server on that port: its page is no stream the bridge ended.
+                print(
+                    f"exesdb-bridge: {bridge.not_a_bridge('/v1/stream', 'an event stream')}",
+                    file=sys.stderr,
+                )
+                return EXIT_FAILED
             async for raw in response.content:
                 line = raw.decode().rstrip("\n")
                 if not line.startswith("data: "):
@@ -332,7 +339,10 @@ def _alerts(args: argparse.Namespace) -> int:
     if status != 200:
         _refused(bridge, path, status, text)
         return EXIT_FAILED
-    answer = json.loads(text)
+    answer = _bridge_json(text, "alerts" if args.alerts_command == "list" else "alert")
+    if answer is None:
+        print(f"exesdb-bridge: {bridge.not_a_bridge(path, 'its alerts as JSON')}", file=sys.stderr)
+        return EXIT_FAILED
     if args.json:
         print(json.dumps(answer, indent=2))
     elif args.alerts_command == "list":
@@ -343,6 +353,15 @@ def _alerts(args: argparse.Namespace) -> int:
     if args.alerts_command == "ack" and (note := _ack_unchanged(args, answer["alert"])):
         print(f"exesdb-bridge: {note}", file=sys.stderr)
     return EXIT_OK
+
+
+def _bridge_json(text: str, key: str) -> dict[str, Any] | None:
+    """The bridge's JSON answer holding ``key``; None for anything else (another server)."""
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) and key in answer else None
 
 
 def _ack_unchanged(args: argparse.Namespace, alert: dict[str, Any]) -> str | None:

@@ -8,9 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -450,6 +452,56 @@ def test_a_refusal_names_what_was_asked_and_plain_http_is_named_when_https_was_t
     assert tls.returncode == 1
     assert tls.stderr.startswith(f"exesdb-bridge: TLS with {https} failed: ")
     assert "the bridge may serve plain http" in tls.stderr
+
+
+@pytest.fixture
+def not_a_bridge() -> Iterator[str]:
+    """The URL of a real HTTP server on loopback that answers every request 200 with a page."""
+
+    class Page(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b"<html>some other service</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("command", "path"),
+    [
+        (["alerts", "list"], "/v1/alerts"),
+        (["alerts", "ack", "a1", "--by", "alice"], "/v1/alerts/a1/ack"),
+        (["tail"], "/v1/stream"),
+    ],
+)
+def test_a_server_that_is_no_bridge_is_named_without_a_traceback(
+    not_a_bridge: str, command: list[str], path: str
+) -> None:
+    """A --url reaching another HTTP server that answers 200: exit 1 naming the URL and asking
+    whether a bridge is there, never a traceback nor "the bridge closed the stream"."""
+    completed = cli(*command, "--url", not_a_bridge, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert completed.returncode == 1
+    assert "Traceback" not in completed.stderr
+    assert f"exesdb-bridge: {not_a_bridge}/…" not in completed.stderr  # the path is ours, not its
+    assert completed.stderr.startswith(f"exesdb-bridge: {not_a_bridge}{path} answered 200 but not")
+    assert "is a bridge there?" in completed.stderr
 
 
 def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
