@@ -169,15 +169,30 @@ def _publish(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         fields: dict[str, Any] = _stdin_fields() if args.stdin else {}
+        texts: dict[str, str] = {}
         for item in args.field or ():
             key, sep, value = item.partition("=")
             if not sep:
                 raise ValueError(f"--field {item!r} must be name=value")
             try:
                 fields[key] = json.loads(value)
+                texts[key] = value
             except ValueError:
                 fields[key] = value
-        payload = model.model_validate(fields, context={"node": settings.node})
+        try:
+            payload = model.model_validate(fields, context={"node": settings.node})
+        except ValidationError as exc:
+            # A string field takes the text as written: -f version=1.0, -f user_id=42.
+            as_text = {
+                str(problem["loc"][0]): texts[str(problem["loc"][0])]
+                for problem in exc.errors()
+                if problem["type"] == "string_type"
+                and len(problem["loc"]) == 1
+                and str(problem["loc"][0]) in texts
+            }
+            if not as_text:
+                raise
+            payload = model.model_validate(fields | as_text, context={"node": settings.node})
     except ValidationError as exc:
         for problem in exc.errors():
             where = ".".join(str(part) for part in problem["loc"]) or "payload"
@@ -592,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-f",
         action="append",
         metavar="NAME=VALUE",
-        help="a payload field (JSON or text)",
+        help="a payload field (JSON or text; a string field takes the text as typed)",
     )
     publish.add_argument("--stdin", action="store_true", help="read the payload as JSON from stdin")
     _client_options(publish)

@@ -185,6 +185,25 @@ def test_publish_signs_and_a_bridge_with_ingest_accepts_it(
     )
 
 
+def test_publish_gives_a_string_field_the_text_as_written(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """-f values are JSON, or text: a string field given what reads as a number keeps the text
+    exactly as typed (unit=1.50 stays "1.50"), while a number field still takes a number."""
+    process = _start(bridge_processes, tmp_path, EXESDB_INGEST="true")
+    completed = cli(
+        "publish", "performance_metric", "-f", "metric_name=007", "-f", "value=12",
+        "-f", "unit=1.50", "-f", "component=42", "--url", process.url,
+        SECRET_KEY_BASE=TEST_SECRET, EXESDB_NODE="cli-node",
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    _, metrics = http_get(process.url + "/metrics")
+    assert (
+        b'exesdb_performance_value{node="cli-node",component="42",metric="007",unit="1.50"} 12.0'
+        in metrics
+    )
+
+
 def test_publish_reads_the_payload_from_stdin(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
