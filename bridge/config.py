@@ -511,6 +511,10 @@ _SECRET_VARIABLES: Final = frozenset(
 )
 
 
+# What a boolean setting takes, as docs/configuration.md says it.
+_BOOLEAN_ALLOWED: Final = "must be true or false (also 1/0, yes/no)"
+
+
 def load_settings() -> Settings:
     """Read the environment; raise ConfigError listing every problem, one line each."""
     try:
@@ -576,6 +580,8 @@ def _stem(name: str) -> str:
 def _describe(error: Any) -> str:
     variable = str(error["loc"][0]) if error["loc"] else "configuration"
     message = redact_urls(str(error["msg"]).removeprefix("Value error, "))
+    if error["type"] == "bool_parsing":
+        message = _BOOLEAN_ALLOWED  # pydantic's message does not say what it takes
     if len(error["loc"]) > 1 and isinstance(error["loc"][1], int):
         # One item of a comma-separated list; the message shows it as it may be shown.
         return f"{variable} item {error['loc'][1] + 1}: {message}"

@@ -14,10 +14,11 @@ import pytest
 import yaml
 
 from bridge.app import Bridge
-from bridge.config import Settings
+from bridge.config import Settings, load_settings
+from bridge.errors import ConfigError
 from bridge.http import build_app
 from tests.doc_text import README, broken_links, fenced, page, pages, section
-from tests.support import ROOT, TEST_SECRET, ThreadedBridge
+from tests.support import ROOT, TEST_SECRET, ThreadedBridge, make_settings
 
 
 def _config_rows() -> dict[str, str]:
@@ -70,6 +71,25 @@ def test_table_defaults_match_the_code(variable: str) -> None:
         assert float(shown) == default
     else:
         assert shown == default
+
+
+def test_the_boolean_spellings_on_the_page_are_taken_and_named_in_the_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each spelling docs/configuration.md gives booleans is read as such, and the error for a
+    bad one names them all, so a user can tell from it what to type."""
+    [sentence] = re.findall(r"Booleans take (.*?);", page("configuration"), re.S)
+    spellings = re.findall(r"`([^`]+)`", sentence)
+    assert spellings == ["true", "false", "1", "0", "yes", "no"]
+    for word in spellings:
+        expected = word in ("true", "1", "yes")
+        assert make_settings(EXESDB_INGEST=word).ingest is expected, word
+    monkeypatch.setenv("EXESDB_INGEST", "maybe")
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    [problem] = refused.value.problems
+    assert problem.startswith("EXESDB_INGEST: ")
+    assert re.findall(r"\b(?:true|false|1|0|yes|no)\b", problem) == spellings
 
 
 # -- HTTP API --
