@@ -553,17 +553,18 @@ _OURS: Final = ("EXESDB_",)
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
-    """A warning for each ``EXESDB_*`` variable of ``environ`` that is no setting, naming the
-    closest setting when one is close (``EXESDB_WEBHOOK_URL``: did you mean
+    """A warning for each ``EXESDB_*`` variable of ``environ`` (in any case) that is no setting,
+    naming the closest setting when one is close (``EXESDB_WEBHOOK_URL``: did you mean
     ``EXESDB_WEBHOOK_URLS``?)."""
     known = known_variables()
     # Compared without the common prefix, which would make every name look close.
     by_stem = {_stem(name): name for name in known}
     notes = []
     for name in sorted(environ):
-        if not name.startswith(_OURS) or name in known:
+        # Names are case-sensitive: a lower-case one is ignored, so it is named too.
+        if not name.upper().startswith(_OURS) or name in known:
             continue
-        close = difflib.get_close_matches(_stem(name), by_stem, n=1)
+        close = difflib.get_close_matches(_stem(name.upper()), by_stem, n=1)
         hint = (
             f"did you mean {by_stem[close[0]]}?" if close else "the settings: docs/configuration.md"
         )

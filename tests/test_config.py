@@ -170,6 +170,8 @@ def test_every_bad_item_of_a_list_is_a_problem_of_its_own(
         ("EXESDB_HTTP_ADRESS", "EXESDB_HTTP_ADDR"),
         ("EXESDB_SECRET_KEY_BASE", "SECRET_KEY_BASE"),
         ("EXESDB_ALERT_FOR", "EXESDB_ALERT_FOR_MS"),
+        ("exesdb_ingest", "EXESDB_INGEST"),  # names are case-sensitive: this one is ignored
+        ("Exesdb_Webhook_Url", "EXESDB_WEBHOOK_URLS"),
     ],
 )
 def test_an_unknown_variable_is_warned_about_with_the_closest_setting(
