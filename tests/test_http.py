@@ -658,15 +658,20 @@ async def test_admin_endpoints_answer_403_without_a_configured_token(
     assert "EXESDB_ADMIN_TOKEN" in answer["detail"]
 
 
-@pytest.mark.parametrize("token", [None, "wrong-token", ADMIN_TOKEN + "x", "é"])
+@pytest.mark.parametrize("token", [None, "", "wrong-token", ADMIN_TOKEN + "x", "é"])
 async def test_admin_endpoints_answer_401_for_a_missing_or_wrong_token(
     serve: ServerFactory, token: str | None
 ) -> None:
-    """Without the right bearer token admin endpoints answer 401."""
+    """Without the right bearer token admin endpoints answer 401; the detail says to send one
+    when none came, and that the one sent is not the token when one came."""
     server = await serve()
     status, answer = await server.get("/v1/integration", token=token)
     assert status == 401
     assert answer["error"] == "unauthorized"
+    if token:
+        assert answer["detail"] == "the admin token sent is not EXESDB_ADMIN_TOKEN"
+    else:
+        assert answer["detail"].startswith("send Authorization: Bearer <EXESDB_ADMIN_TOKEN>")
 
 
 async def test_an_admin_token_configured_with_surrounding_whitespace_is_taken_trimmed(
