@@ -18,7 +18,7 @@ from bridge.config import Settings, load_settings
 from bridge.errors import ConfigError
 from bridge.http import build_app
 from tests.doc_text import README, broken_links, fenced, page, pages, section
-from tests.support import ROOT, TEST_SECRET, ThreadedBridge, make_settings
+from tests.support import ROOT, TEST_SECRET, ThreadedBridge, free_port, make_settings
 
 
 def _config_rows() -> dict[str, str]:
@@ -95,14 +95,21 @@ def test_the_boolean_spellings_on_the_page_are_taken_and_named_in_the_error(
 # -- HTTP API --
 
 
-def test_the_ingest_recipe_works(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("finder", ["EXESDB_URL", "EXESDB_HTTP_ADDR"])
+def test_the_ingest_recipe_works(monkeypatch: pytest.MonkeyPatch, finder: str) -> None:
     """The Python signing recipe of docs/http-api.md, run as written, gets a 202 from a real
-    bridge on another port."""
+    bridge on another port, found as the CLI finds it: by EXESDB_URL, or in a shell set up as
+    the README's (only EXESDB_HTTP_ADDR exported)."""
     [block] = fenced(section(page("http-api"), "Ingest"), "python")
     monkeypatch.setenv("SECRET_KEY_BASE", TEST_SECRET)
+    monkeypatch.delenv("EXESDB_URL", raising=False)
     with ThreadedBridge(EXESDB_INGEST="true") as server:
-        # As written: the recipe asks EXESDB_URL, here a port that is not the default one.
-        monkeypatch.setenv("EXESDB_URL", f"http://{server.host}:{server.port}")
+        # A port that is not the default one.
+        if finder == "EXESDB_URL":
+            monkeypatch.setenv("EXESDB_URL", f"http://{server.host}:{server.port}")
+            monkeypatch.setenv("EXESDB_HTTP_ADDR", f"127.0.0.1:{free_port()}")  # URL wins
+        else:
+            monkeypatch.setenv("EXESDB_HTTP_ADDR", f"0.0.0.0:{server.port}")  # asked on loopback
         printed = io.StringIO()
         with redirect_stdout(printed):
             exec(compile(block, "docs/http-api.md", "exec"), {})  # our own docs
