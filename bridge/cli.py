@@ -140,7 +140,8 @@ def _check_config(args: argparse.Namespace) -> int:
         print(f"{name:<{width}}  {value}")
     if settings.webhook_config_file:
         # One line per receiver: URLs as safe_url shows them, secrets only as set or a file.
-        for line in describe_receivers(settings.webhook_config_file):
+        signs = settings.webhook_secret is not None
+        for line in describe_receivers(settings.webhook_config_file, webhook_secret=signs):
             print(f"  {line}")
     for note in settings.warnings():
         print(f"warning: {note}", file=sys.stderr)
