@@ -205,6 +205,38 @@ async def test_ingest_answers_400_naming_the_field(
     assert server.delivered == []
 
 
+@pytest.mark.parametrize(
+    ("changed", "detail"),
+    [
+        (
+            {"instance": "ex_esdb_healt"},
+            "unknown bus instance 'ex_esdb_healt'; allowed: ex_esdb_system, ex_esdb_health,",
+        ),
+        (
+            {"tag": "node_health"},
+            "'node_health' is not a message type of ex_esdb_health; its types: "
+            "node_health_updated, cluster_health_updated, component_health_updated, "
+            "health_check_completed",
+        ),
+        (
+            {"tag": "system_alert"},
+            "'system_alert' is not a message type of ex_esdb_health; its types: "
+            "node_health_updated, cluster_health_updated, component_health_updated, "
+            "health_check_completed (system_alert is one of ex_esdb_alerts)",
+        ),
+    ],
+)
+async def test_an_unknown_instance_or_tag_is_answered_with_what_is_allowed(
+    serve: ServerFactory, changed: dict[str, str], detail: str
+) -> None:
+    """unknown_instance lists the nine instances; unknown_tag lists the instance's tags and,
+    for a tag of another instance, names that one, so the sender can correct the envelope."""
+    server = await serve()
+    status, answer = await server.post(body_of(envelope(**changed)))
+    assert status == 400
+    assert answer["detail"].startswith(detail)
+
+
 def _raw(text: str) -> bytes:
     """An envelope's JSON with ``{{...}}`` standing for the rest of a valid envelope's fields."""
     fields = json.dumps(envelope())[1:-1]
