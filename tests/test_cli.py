@@ -168,6 +168,21 @@ def test_run_exits_1_when_the_address_is_taken(
     assert f"cannot listen on 127.0.0.1:{first.port} (EXESDB_HTTP_ADDR)" in completed.stderr
 
 
+def test_run_exits_2_when_another_bridge_holds_the_state_directory(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """A second bridge on another port but the same EXESDB_STATE_DIR (two shells in one folder)
+    stops at start naming EXESDB_STATE_DIR, instead of sending the first one's alerts too."""
+    _start(bridge_processes, tmp_path)
+    completed = cli(
+        "run", EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}", EXESDB_STATE_DIR=str(tmp_path / "state")
+    )
+    assert completed.returncode == 2
+    assert "EXESDB_STATE_DIR: cannot open the alert outbox in " in completed.stderr
+    assert "another bridge process has it open" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
 def test_publish_signs_and_a_bridge_with_ingest_accepts_it(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
