@@ -169,6 +169,10 @@ async def ingest(request: web.Request) -> web.Response:
             HeaderCheck.BAD: f"the {SIGNATURE_HEADER} header does not match the body",
             HeaderCheck.EXPIRED: f"the {SIGNATURE_HEADER} timestamp is outside the replay window",
         }[check]
+        encoding = request.headers.get("Content-Encoding", "identity")
+        if check is HeaderCheck.BAD and encoding not in ("", "identity"):
+            # Likely signed as sent, compressed; the signature is over the body expanded.
+            detail += " once expanded (with Content-Encoding, sign the body before compressing)"
         return _rejected(verifier.reject(Rejection(reason, detail, SIGNATURE_HEADER)))
     numbers: list[int] | None = None
     if content_type == _JSON:

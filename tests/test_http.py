@@ -237,6 +237,27 @@ async def test_an_unknown_instance_or_tag_is_answered_with_what_is_allowed(
     assert answer["detail"].startswith(detail)
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_compressed_body_is_signed_as_it_expands(
+    serve: ServerFactory, encoding: str
+) -> None:
+    """With Content-Encoding the signature covers the body expanded (202); one over the
+    compressed bytes is refused with a detail saying to sign before compressing."""
+    server = await serve()
+    body = body_of(envelope())
+    packed = gzip.compress(body) if encoding == "gzip" else zlib.compress(body)
+    headers = {"Content-Encoding": encoding}
+    status, _ = await server.post(packed, signature=signed(body), headers=headers)
+    assert status == 202
+    again = body_of(envelope())
+    packed = gzip.compress(again) if encoding == "gzip" else zlib.compress(again)
+    status, answer = await server.post(packed, signature=signed(packed), headers=headers)
+    assert (status, answer["error"]) == (401, "invalid_signature")
+    assert answer["detail"].endswith("sign the body before compressing)")
+    status, answer = await server.post(again, signature=signed(packed))
+    assert "compressing" not in answer["detail"]  # no hint where nothing was compressed
+
+
 def _raw(text: str) -> bytes:
     """An envelope's JSON with ``{{...}}`` standing for the rest of a valid envelope's fields."""
     fields = json.dumps(envelope())[1:-1]
