@@ -554,6 +554,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _topic(text: str) -> str:
+    """An argparse type: a topic an envelope may carry (a bridge refuses any other)."""
+    from bridge.bus import check_topic
+
+    try:
+        check_topic(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _stream_topic(text: str) -> str:
     """An argparse type: a topic, or a prefix of one ending in ``*``, as ``/v1/stream`` takes it."""
     from bridge.bus import check_topic
@@ -602,7 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     publish = commands.add_parser("publish", help="sign and send one message to a bridge")
     publish.add_argument("tag", help="the message type, e.g. system_alert")
-    publish.add_argument("--topic", help="the topic (default: the tag)")
+    publish.add_argument("--topic", type=_topic, help="the topic (default: the tag)")
     publish.add_argument(
         "--field",
         "-f",

@@ -636,6 +636,10 @@ def test_exesdb_url_is_asked_before_the_http_addr_and_url_before_both(
         (["publish", "system_alert", "--url", "notaurl"], "--url: not a URL; allowed: an http://"),
         (["publish", "system_alert", "--url", "127.0.0.1:8080"], "e.g. http://127.0.0.1:8080"),
         (["publish", "system_alert", "--url", "ftp://h/x"], "--url: 'ftp://h/…' is not an http://"),
+        (
+            ["publish", "system_alert", "--topic", "node failure"],
+            "--topic: topic 'node failure' must be 1-128 characters",
+        ),
         (["tail", "--count", "-1"], "--count: '-1' is not a whole number of at least 1"),
         (["tail", "--count", "0"], "--count: '0' is not a whole number of at least 1"),
         (["outbox", "list", "--limit", "0"], "--limit: '0' is not a whole number"),
