@@ -214,6 +214,12 @@ class Settings(BaseSettings):
             return value.strip() or None
         return value
 
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: Any) -> Any:
+        # Set but empty (as the shipped Kubernetes Secret has it) is no key: unsigned, warned.
+        return value or None
+
     @field_validator("webhook_urls", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:

@@ -437,6 +437,7 @@ def test_check_config_names_the_variable_a_zero_stands_for(
         ("{url: http://h, secret_file: /run/key}", None, "secret_file /run/key"),
         ("{url: http://h}", "env-s3cr3t", "secret from EXESDB_WEBHOOK_SECRET"),
         ("{url: http://h}", None, "unsigned (no secret, secret_file nor EXESDB_WEBHOOK_SECRET)"),
+        ("{url: http://h}", "", "unsigned (no secret, secret_file nor EXESDB_WEBHOOK_SECRET)"),
     ],
 )
 def test_check_config_says_how_each_receiver_signs_or_that_it_does_not(
