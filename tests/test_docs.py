@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
+from typing import Final
 
 import pytest
 import yaml
@@ -21,13 +22,18 @@ from tests.doc_text import README, broken_links, fenced, page, pages, section
 from tests.support import ROOT, TEST_SECRET, ThreadedBridge, free_port, make_settings
 
 
-def _config_rows() -> dict[str, str]:
+def _table_rows(text: str) -> dict[str, str]:
+    """The variable and default columns of the settings tables in ``text``."""
     rows: dict[str, str] = {}
-    for line in page("configuration").splitlines():
+    for line in text.splitlines():
         match = re.match(r"\| `([A-Z0-9_]+)` \| ([^|]+) \|", line)
         if match:
             rows[match.group(1)] = match.group(2).strip().strip("`")
     return rows
+
+
+def _config_rows() -> dict[str, str]:
+    return _table_rows(page("configuration"))
 
 
 def _defaults() -> dict[str, object]:
@@ -56,13 +62,82 @@ def test_every_table_row_is_a_setting() -> None:
 def test_table_defaults_match_the_code(variable: str) -> None:
     """The default column says what Settings really defaults to."""
     shown = _config_rows().get(variable)
-    default = _defaults()[variable]
     if shown is None:
         pytest.fail(f"{variable} is not in docs/configuration.md")
+    _assert_shows_the_default(variable, shown)
+
+
+@pytest.mark.parametrize("path", pages(), ids=lambda path: path.name)
+def test_every_pages_settings_tables_show_the_code_defaults(path: Path) -> None:
+    """A settings table on any page (Redis, OpenTelemetry, ...) shows each default as the code
+    has it, as docs/configuration.md's does."""
+    defaults = _defaults()
+    for variable, shown in _table_rows(path.read_text()).items():
+        if variable in defaults:
+            _assert_shows_the_default(variable, shown)
+
+
+# A default given in prose: `EXESDB_X_MS` (15 min), `EXESDB_Y`, 1 024, `EXESDB_Z` (default 50).
+_PROSE_DEFAULT = re.compile(
+    r"`((?:EXESDB_)[A-Z0-9_]+)`(?:,| \()\s*(?:default )?(\d{1,3}(?:[ ,]\d{3})+|\d+(?:\.\d+)?)"
+    r"(?:\s?(ms|s|min|h|days)\b)?"
+)
+_MS_PER: Final = {"ms": 1, "s": 1_000, "min": 60_000, "h": 3_600_000, "days": 86_400_000}
+
+
+def _prose_defaults(text: str) -> list[tuple[str, float]]:
+    """Each numeric default ``text`` gives a setting in prose, in the setting's own unit
+    (milliseconds for an ``_MS`` one, whose figure must name its unit)."""
+    found = []
+    outside_blocks = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+    for variable, figure, unit in _PROSE_DEFAULT.findall(outside_blocks):
+        value = float(figure.replace(" ", "").replace(",", ""))
+        if variable.endswith("_MS"):
+            if not unit:
+                continue  # a count of something else, not this duration
+            value *= _MS_PER[unit]
+        elif unit:
+            continue
+        found.append((variable, value))
+    return found
+
+
+@pytest.mark.parametrize("path", pages(), ids=lambda path: path.name)
+def test_defaults_given_in_prose_are_the_code_defaults(path: Path) -> None:
+    """Where a page gives a setting's default beside its name ("`EXESDB_WEBHOOK_GROUP_WAIT_MS`
+    (500 ms)"), that is what Settings defaults to."""
+    defaults = _defaults()
+    wrong = [
+        f"{variable}: the page says {value:g}, the code {defaults[variable]}"
+        for variable, value in _prose_defaults(path.read_text())
+        if variable in defaults and value != defaults[variable]
+    ]
+    assert wrong == []
+
+
+def test_the_prose_default_reader_finds_each_form() -> None:
+    """The check above can fail: it reads the forms the pages use, in the setting's unit."""
+    sample = (
+        "`EXESDB_ESCALATION_AFTER_MS` (15 min), (`EXESDB_WEBHOOK_TIMEOUT_MS`, 10 s per attempt),"
+        " `EXESDB_HTTP_MAX_CONNECTIONS` (1 024), `EXESDB_MAX_SERIES` (default 10 000),"
+        " `EXESDB_WEBHOOK_GROUP_WAIT_MS` (500 ms), `EXESDB_NODE_FORGET_MS` (3 of them),"
+        " `EXESDB_REPLAY_WINDOW_MS` (a long outage)"
+    )
+    assert _prose_defaults(sample) == [
+        ("EXESDB_ESCALATION_AFTER_MS", 900_000),
+        ("EXESDB_WEBHOOK_TIMEOUT_MS", 10_000),
+        ("EXESDB_HTTP_MAX_CONNECTIONS", 1024),
+        ("EXESDB_MAX_SERIES", 10_000),
+        ("EXESDB_WEBHOOK_GROUP_WAIT_MS", 500),
+    ]
+
+
+def _assert_shows_the_default(variable: str, shown: str) -> None:
+    default = _defaults()[variable]
     if variable == "EXESDB_NODE":
         assert shown == "host name"
     elif default is None:
-        assert shown == "none"
+        assert shown in ("none", "unset")
     elif default == ():
         assert shown == "empty"
     elif isinstance(default, bool):
