@@ -81,8 +81,8 @@ class Outbox:
         except OSError as exc:
             os.close(lock)
             raise OSError(
-                f"another bridge process has it open ({exc.strerror}); each bridge needs an "
-                "EXESDB_STATE_DIR of its own"
+                "another bridge process has it open: a bridge runs on this folder already; stop "
+                "it, or give this one an EXESDB_STATE_DIR of its own"
             ) from exc
         try:
             return cls(path, urls=urls, lock=lock)
