@@ -14,7 +14,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import pytest
@@ -363,20 +363,29 @@ async def test_bad_input_at_the_edges_in_ndjson_names_its_line(
     assert server.delivered == []
 
 
+_SIGN: Final = 'send t=<unix seconds>,v1=<hex HMAC-SHA256(SECRET_KEY_BASE, "<t>." + body)>'
+_OTHER_KEY: Final = (
+    "does not match the body: signed with a key other than the bridge's SECRET_KEY_BASE, or the "
+    "body changed after it was signed"
+)
+
+
 @pytest.mark.parametrize(
-    ("signature", "error"),
+    ("signature", "error", "detail"),
     [
-        (None, "unsigned"),
-        ("", "unsigned"),
-        ("garbage", "invalid_signature"),
-        ("wrong-key", "invalid_signature"),
-        ("tampered", "invalid_signature"),
+        (None, "unsigned", f"the {SIGNATURE_HEADER} header is missing: {_SIGN}"),
+        ("", "unsigned", f"the {SIGNATURE_HEADER} header is missing: {_SIGN}"),
+        ("garbage", "invalid_signature", f"the {SIGNATURE_HEADER} header is malformed: {_SIGN}"),
+        ("sha256=" + "ab" * 32, "invalid_signature", "header is malformed"),  # GitHub's form
+        ("wrong-key", "invalid_signature", _OTHER_KEY),
+        ("tampered", "invalid_signature", _OTHER_KEY),
     ],
 )
 async def test_ingest_answers_401_for_a_missing_or_bad_signature(
-    serve: ServerFactory, signature: str | None, error: str
+    serve: ServerFactory, signature: str | None, error: str, detail: str
 ) -> None:
-    """No signature, a malformed one, a wrong key or tampered bytes answer 401."""
+    """No signature, a malformed one, a wrong key or tampered bytes answer 401; the detail says
+    which, and how to sign when the header is missing or malformed."""
     server = await serve()
     body = body_of(envelope())
     header: str | None = signature
@@ -388,6 +397,7 @@ async def test_ingest_answers_401_for_a_missing_or_bad_signature(
     status, answer = await server.post(body, signature=header)
     assert status == 401
     assert answer["error"] == error
+    assert detail in answer["detail"]
     assert answer["field"] == SIGNATURE_HEADER
     assert server.rejected(error) == 1
     assert server.delivered == []
