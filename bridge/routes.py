@@ -65,7 +65,7 @@ class AdminGuard:
         ):
             # Which of the two, so that a client sending a stale token is not told to send one.
             detail = (
-                "the admin token sent is not EXESDB_ADMIN_TOKEN"
+                "the admin token sent is not the bridge's EXESDB_ADMIN_TOKEN"
                 if credential
                 else f"send Authorization: Bearer <EXESDB_ADMIN_TOKEN> (or {ADMIN_TOKEN_HEADER}: "
                 "<EXESDB_ADMIN_TOKEN> when Authorization carries basic auth)"

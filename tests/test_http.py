@@ -732,7 +732,7 @@ async def test_admin_endpoints_answer_401_for_a_missing_or_wrong_token(
     assert status == 401
     assert answer["error"] == "unauthorized"
     if token:
-        assert answer["detail"] == "the admin token sent is not EXESDB_ADMIN_TOKEN"
+        assert answer["detail"] == "the admin token sent is not the bridge's EXESDB_ADMIN_TOKEN"
     else:
         assert answer["detail"].startswith("send Authorization: Bearer <EXESDB_ADMIN_TOKEN>")
 
