@@ -274,6 +274,29 @@ def test_the_cli_page_names_every_option() -> None:
     assert not unnamed, f"name these in docs/cli.md: {unnamed}"
 
 
+def test_the_cli_page_gives_each_option_default_the_parser_has() -> None:
+    """An option with a default (`outbox list --limit`, `healthcheck --timeout`) has it on its
+    command's row of docs/cli.md as "N by default", the figure the parser holds."""
+    from bridge.cli import build_parser
+
+    rows = [line for line in page("cli").splitlines() if line.startswith("| `exesdb-bridge ")]
+    checked = []
+    for sub in _parsers(build_parser()):
+        for action in sub._actions:
+            if not action.option_strings or not isinstance(action.default, int | float):
+                continue
+            if isinstance(action.default, bool) or action.default == 0:
+                continue  # a flag, or 0 standing for "none" (tail --count: follow until stopped)
+            name = sub.prog.removeprefix("exesdb-bridge ").split()[0]
+            [row] = [row for row in rows if row.startswith(f"| `exesdb-bridge {name} ")]
+            option = action.option_strings[-1]
+            said = re.search(rf"`{re.escape(option)}`[^|]*?(\d+(?:\.\d+)?) by default", row)
+            assert said is not None, f"docs/cli.md: give {sub.prog} {option}'s default"
+            assert float(said.group(1)) == action.default, f"{sub.prog} {option}"
+            checked.append(option)
+    assert sorted(checked) == ["--limit", "--timeout"]
+
+
 # -- every page --
 
 
