@@ -140,7 +140,8 @@ def _check_config(args: argparse.Namespace) -> int:
         print(f"{name:<{width}}  {value}")
     if settings.webhook_config_file:
         # One line per receiver: URLs as safe_url shows them, secrets only as set or a file.
-        for line in describe_receivers(settings.webhook_config_file):
+        signs = settings.webhook_secret is not None
+        for line in describe_receivers(settings.webhook_config_file, webhook_secret=signs):
             print(f"  {line}")
     for note in settings.warnings():
         print(f"warning: {note}", file=sys.stderr)
@@ -169,15 +170,30 @@ def _publish(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         fields: dict[str, Any] = _stdin_fields() if args.stdin else {}
+        texts: dict[str, str] = {}
         for item in args.field or ():
             key, sep, value = item.partition("=")
             if not sep:
                 raise ValueError(f"--field {item!r} must be name=value")
             try:
                 fields[key] = json.loads(value)
+                texts[key] = value
             except ValueError:
                 fields[key] = value
-        payload = model.model_validate(fields, context={"node": settings.node})
+        try:
+            payload = model.model_validate(fields, context={"node": settings.node})
+        except ValidationError as exc:
+            # A string field takes the text as written: -f version=1.0, -f user_id=42.
+            as_text = {
+                str(problem["loc"][0]): texts[str(problem["loc"][0])]
+                for problem in exc.errors()
+                if problem["type"] == "string_type"
+                and len(problem["loc"]) == 1
+                and str(problem["loc"][0]) in texts
+            }
+            if not as_text:
+                raise
+            payload = model.model_validate(fields | as_text, context={"node": settings.node})
     except ValidationError as exc:
         for problem in exc.errors():
             where = ".".join(str(part) for part in problem["loc"]) or "payload"
@@ -271,6 +287,13 @@ async def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
             if response.status != 200:
                 _refused(bridge, "/v1/stream", response.status, await response.text())
                 return EXIT_FAILED
+            if response.content_type != "text/event-stream":
+                # Another server on that port: its page is no stream the bridge ended.
+                print(
+                    f"exesdb-bridge: {bridge.not_a_bridge('/v1/stream', 'an event stream')}",
+                    file=sys.stderr,
+                )
+                return EXIT_FAILED
             async for raw in response.content:
                 line = raw.decode().rstrip("\n")
                 if not line.startswith("data: "):
@@ -332,7 +355,10 @@ def _alerts(args: argparse.Namespace) -> int:
     if status != 200:
         _refused(bridge, path, status, text)
         return EXIT_FAILED
-    answer = json.loads(text)
+    answer = _bridge_json(text, "alerts" if args.alerts_command == "list" else "alert")
+    if answer is None:
+        print(f"exesdb-bridge: {bridge.not_a_bridge(path, 'its alerts as JSON')}", file=sys.stderr)
+        return EXIT_FAILED
     if args.json:
         print(json.dumps(answer, indent=2))
     elif args.alerts_command == "list":
@@ -343,6 +369,15 @@ def _alerts(args: argparse.Namespace) -> int:
     if args.alerts_command == "ack" and (note := _ack_unchanged(args, answer["alert"])):
         print(f"exesdb-bridge: {note}", file=sys.stderr)
     return EXIT_OK
+
+
+def _bridge_json(text: str, key: str) -> dict[str, Any] | None:
+    """The bridge's JSON answer holding ``key``; None for anything else (another server)."""
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) and key in answer else None
 
 
 def _ack_unchanged(args: argparse.Namespace, alert: dict[str, Any]) -> str | None:
@@ -519,6 +554,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _topic(text: str) -> str:
+    """An argparse type: a topic an envelope may carry (a bridge refuses any other)."""
+    from bridge.bus import check_topic
+
+    try:
+        check_topic(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _stream_topic(text: str) -> str:
     """An argparse type: a topic, or a prefix of one ending in ``*``, as ``/v1/stream`` takes it."""
     from bridge.bus import check_topic
@@ -567,13 +613,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     publish = commands.add_parser("publish", help="sign and send one message to a bridge")
     publish.add_argument("tag", help="the message type, e.g. system_alert")
-    publish.add_argument("--topic", help="the topic (default: the tag)")
+    publish.add_argument("--topic", type=_topic, help="the topic (default: the tag)")
     publish.add_argument(
         "--field",
         "-f",
         action="append",
         metavar="NAME=VALUE",
-        help="a payload field (JSON or text)",
+        help="a payload field (JSON or text; a string field takes the text as typed)",
     )
     publish.add_argument("--stdin", action="store_true", help="read the payload as JSON from stdin")
     _client_options(publish)

@@ -214,6 +214,12 @@ class Settings(BaseSettings):
             return value.strip() or None
         return value
 
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: Any) -> Any:
+        # Set but empty (as the shipped Kubernetes Secret has it) is no key: unsigned, warned.
+        return value or None
+
     @field_validator("webhook_urls", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:
@@ -511,6 +517,10 @@ _SECRET_VARIABLES: Final = frozenset(
 )
 
 
+# What a boolean setting takes, as docs/configuration.md says it.
+_BOOLEAN_ALLOWED: Final = "must be true or false (also 1/0, yes/no)"
+
+
 def load_settings() -> Settings:
     """Read the environment; raise ConfigError listing every problem, one line each."""
     try:
@@ -549,17 +559,18 @@ _OURS: Final = ("EXESDB_",)
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
-    """A warning for each ``EXESDB_*`` variable of ``environ`` that is no setting, naming the
-    closest setting when one is close (``EXESDB_WEBHOOK_URL``: did you mean
+    """A warning for each ``EXESDB_*`` variable of ``environ`` (in any case) that is no setting,
+    naming the closest setting when one is close (``EXESDB_WEBHOOK_URL``: did you mean
     ``EXESDB_WEBHOOK_URLS``?)."""
     known = known_variables()
     # Compared without the common prefix, which would make every name look close.
     by_stem = {_stem(name): name for name in known}
     notes = []
     for name in sorted(environ):
-        if not name.startswith(_OURS) or name in known:
+        # Names are case-sensitive: a lower-case one is ignored, so it is named too.
+        if not name.upper().startswith(_OURS) or name in known:
             continue
-        close = difflib.get_close_matches(_stem(name), by_stem, n=1)
+        close = difflib.get_close_matches(_stem(name.upper()), by_stem, n=1)
         hint = (
             f"did you mean {by_stem[close[0]]}?" if close else "the settings: docs/configuration.md"
         )
@@ -576,6 +587,8 @@ def _stem(name: str) -> str:
 def _describe(error: Any) -> str:
     variable = str(error["loc"][0]) if error["loc"] else "configuration"
     message = redact_urls(str(error["msg"]).removeprefix("Value error, "))
+    if error["type"] == "bool_parsing":
+        message = _BOOLEAN_ALLOWED  # pydantic's message does not say what it takes
     if len(error["loc"]) > 1 and isinstance(error["loc"][1], int):
         # One item of a comma-separated list; the message shows it as it may be shown.
         return f"{variable} item {error['loc'][1] + 1}: {message}"

@@ -22,6 +22,7 @@ from bridge.bus import (
     Durability,
     Envelope,
     HeaderCheck,
+    Keyring,
     Rejection,
     RejectReason,
     Verifier,
@@ -82,6 +83,8 @@ _STREAM_QUEUE: Final = 1_000
 _STREAM_HEARTBEAT_SECONDS: Final = 15.0
 _JSON: Final = "application/json"
 _NDJSON: Final = "application/x-ndjson"
+# What a sender must send, as docs/http-api.md#ingest gives it.
+_SIGN: Final = 'send t=<unix seconds>,v1=<hex HMAC-SHA256(SECRET_KEY_BASE, "<t>." + body)>'
 # The reason a 415 is counted under in exesdb_bus_rejected_total (its error code, like the others).
 _UNSUPPORTED_MEDIA_TYPE: Final = "unsupported_media_type"
 # Ingest: how long a 202 may wait for the alert outbox's commit; the Retry-After of a 503.
@@ -161,16 +164,26 @@ async def ingest(request: web.Request) -> web.Response:
         return _rejected(verifier.reject(_too_large(limit)))
     except web.RequestPayloadError as exc:
         return _unreadable_answer(request, verifier.reject(_unreadable(exc)))
-    check = verifier.keyring.check_header(
-        request.headers.get(SIGNATURE_HEADER), body, time.time(), verifier.window_seconds
-    )
+    header = request.headers.get(SIGNATURE_HEADER)
+    check = verifier.keyring.check_header(header, body, time.time(), verifier.window_seconds)
     if check is not HeaderCheck.OK:
         reason = RejectReason(check.value)
         detail = {
-            HeaderCheck.MISSING: f"the {SIGNATURE_HEADER} header is missing",
+            HeaderCheck.MISSING: f"the {SIGNATURE_HEADER} header is missing: {_SIGN}",
             HeaderCheck.BAD: f"the {SIGNATURE_HEADER} header does not match the body",
             HeaderCheck.EXPIRED: f"the {SIGNATURE_HEADER} timestamp is outside the replay window",
         }[check]
+        encoding = request.headers.get("Content-Encoding", "identity")
+        if check is HeaderCheck.BAD and not Keyring.well_formed(header or ""):
+            detail = f"the {SIGNATURE_HEADER} header is malformed: {_SIGN}"
+        elif check is HeaderCheck.BAD and encoding not in ("", "identity"):
+            # Likely signed as sent, compressed; the signature is over the body expanded.
+            detail += " once expanded (with Content-Encoding, sign the body before compressing)"
+        elif check is HeaderCheck.BAD:
+            detail += (
+                ": signed with a key other than the bridge's SECRET_KEY_BASE, or the body "
+                "changed after it was signed"
+            )
         return _rejected(verifier.reject(Rejection(reason, detail, SIGNATURE_HEADER)))
     numbers: list[int] | None = None
     if content_type == _JSON:

@@ -402,8 +402,10 @@ def resolve_receivers(
     return tuple(receivers), loaded.alertmanager
 
 
-def describe_receivers(config_file: str | Path) -> list[str]:
-    """``check-config``'s lines for the file: one per receiver and one for Alertmanager."""
+def describe_receivers(config_file: str | Path, *, webhook_secret: bool) -> list[str]:
+    """``check-config``'s lines for the file: one per receiver and one for Alertmanager
+    (``webhook_secret``: whether ``EXESDB_WEBHOOK_SECRET`` is set, for receivers without their
+    own secret)."""
     loaded = load_receivers(config_file)
     lines = []
     for index, hook in enumerate(loaded.webhook_configs):
@@ -414,6 +416,8 @@ def describe_receivers(config_file: str | Path) -> list[str]:
             else "secret <set, redacted>"
             if hook.secret
             else "secret from EXESDB_WEBHOOK_SECRET"
+            if webhook_secret
+            else "unsigned (no secret, secret_file nor EXESDB_WEBHOOK_SECRET)"
         )
         # 0 is the environment's value here, not Alertmanager's "no limit": say which it is.
         max_alerts = hook.max_alerts or "(EXESDB_WEBHOOK_MAX_ALERTS)"

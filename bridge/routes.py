@@ -57,17 +57,20 @@ class AdminGuard:
         scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer":
             credential = request.headers.get(ADMIN_TOKEN_HEADER, "")
+        credential = credential.strip()
         if not credential or not hmac.compare_digest(
             # surrogateescape: header bytes that are not UTF-8 compare as what they are.
-            credential.strip().encode("utf-8", "surrogateescape"),
+            credential.encode("utf-8", "surrogateescape"),
             self._token,
         ):
-            answer = error_response(
-                401,
-                "unauthorized",
-                f"send Authorization: Bearer <EXESDB_ADMIN_TOKEN> (or {ADMIN_TOKEN_HEADER}: "
-                "<EXESDB_ADMIN_TOKEN> when Authorization carries basic auth)",
+            # Which of the two, so that a client sending a stale token is not told to send one.
+            detail = (
+                "the admin token sent is not the bridge's EXESDB_ADMIN_TOKEN"
+                if credential
+                else f"send Authorization: Bearer <EXESDB_ADMIN_TOKEN> (or {ADMIN_TOKEN_HEADER}: "
+                "<EXESDB_ADMIN_TOKEN> when Authorization carries basic auth)"
             )
+            answer = error_response(401, "unauthorized", detail)
             answer.headers["WWW-Authenticate"] = 'Bearer realm="exesdb-bridge"'
             return answer
         return None

@@ -8,9 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +218,21 @@ def test_a_failed_start_logs_its_one_reason_and_runs_nothing(
             assert client.keys("*") == []
 
 
+def test_run_exits_2_when_another_bridge_holds_the_state_directory(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """A second bridge on another port but the same EXESDB_STATE_DIR (two shells in one folder)
+    stops at start naming EXESDB_STATE_DIR, instead of sending the first one's alerts too."""
+    _start(bridge_processes, tmp_path)
+    completed = cli(
+        "run", EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}", EXESDB_STATE_DIR=str(tmp_path / "state")
+    )
+    assert completed.returncode == 2
+    assert "EXESDB_STATE_DIR: cannot open the alert outbox in " in completed.stderr
+    assert "another bridge process has it open" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
 def test_publish_signs_and_a_bridge_with_ingest_accepts_it(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
@@ -230,6 +247,25 @@ def test_publish_signs_and_a_bridge_with_ingest_accepts_it(
     _, metrics = http_get(process.url + "/metrics")
     assert re.search(
         rb'exesdb_bus_published_total\{pubsub="ex_esdb_alerts",tag="system_alert"\} 1\.0', metrics
+    )
+
+
+def test_publish_gives_a_string_field_the_text_as_written(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """-f values are JSON, or text: a string field given what reads as a number keeps the text
+    exactly as typed (unit=1.50 stays "1.50"), while a number field still takes a number."""
+    process = _start(bridge_processes, tmp_path, EXESDB_INGEST="true")
+    completed = cli(
+        "publish", "performance_metric", "-f", "metric_name=007", "-f", "value=12",
+        "-f", "unit=1.50", "-f", "component=42", "--url", process.url,
+        SECRET_KEY_BASE=TEST_SECRET, EXESDB_NODE="cli-node",
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    _, metrics = http_get(process.url + "/metrics")
+    assert (
+        b'exesdb_performance_value{node="cli-node",component="42",metric="007",unit="1.50"} 12.0'
+        in metrics
     )
 
 
@@ -502,6 +538,56 @@ def test_a_refusal_names_what_was_asked_and_plain_http_is_named_when_https_was_t
     assert "the bridge may serve plain http" in tls.stderr
 
 
+@pytest.fixture
+def not_a_bridge() -> Iterator[str]:
+    """The URL of a real HTTP server on loopback that answers every request 200 with a page."""
+
+    class Page(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b"<html>some other service</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("command", "path"),
+    [
+        (["alerts", "list"], "/v1/alerts"),
+        (["alerts", "ack", "a1", "--by", "alice"], "/v1/alerts/a1/ack"),
+        (["tail"], "/v1/stream"),
+    ],
+)
+def test_a_server_that_is_no_bridge_is_named_without_a_traceback(
+    not_a_bridge: str, command: list[str], path: str
+) -> None:
+    """A --url reaching another HTTP server that answers 200: exit 1 naming the URL and asking
+    whether a bridge is there, never a traceback nor "the bridge closed the stream"."""
+    completed = cli(*command, "--url", not_a_bridge, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert completed.returncode == 1
+    assert "Traceback" not in completed.stderr
+    assert f"exesdb-bridge: {not_a_bridge}/…" not in completed.stderr  # the path is ours, not its
+    assert completed.stderr.startswith(f"exesdb-bridge: {not_a_bridge}{path} answered 200 but not")
+    assert "is a bridge there?" in completed.stderr
+
+
 def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
     """`outbox list` shows webhook URLs by origin: credentials, path and query may be tokens."""
     from bridge.sinks.alerts import AlertEvent, Outbox
@@ -600,6 +686,10 @@ def test_exesdb_url_is_asked_before_the_http_addr_and_url_before_both(
         (["publish", "system_alert", "--url", "notaurl"], "--url: not a URL; allowed: an http://"),
         (["publish", "system_alert", "--url", "127.0.0.1:8080"], "e.g. http://127.0.0.1:8080"),
         (["publish", "system_alert", "--url", "ftp://h/x"], "--url: 'ftp://h/…' is not an http://"),
+        (
+            ["publish", "system_alert", "--topic", "node failure"],
+            "--topic: topic 'node failure' must be 1-128 characters",
+        ),
         (["tail", "--count", "-1"], "--count: '-1' is not a whole number of at least 1"),
         (["tail", "--count", "0"], "--count: '0' is not a whole number of at least 1"),
         (["outbox", "list", "--limit", "0"], "--limit: '0' is not a whole number"),

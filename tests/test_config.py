@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -108,8 +109,8 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_REPLAY_WINDOW_MS", "0", "greater than 0"),
         ("EXESDB_HEALTH_BROADCAST_INTERVAL", "10", "100"),
         ("EXESDB_METRICS_BROADCAST_INTERVAL", "-5", "100"),
-        ("EXESDB_PUBSUB_INTEGRATION", "perhaps", "boolean"),
-        ("EXESDB_INGEST", "maybe", "boolean"),
+        ("EXESDB_PUBSUB_INTEGRATION", "perhaps", "true or false (also 1/0, yes/no)"),
+        ("EXESDB_INGEST", "maybe", "true or false (also 1/0, yes/no)"),
         ("EXESDB_NODE", "", "at least 1"),
         ("EXESDB_HTTP_ADDR", "nope", "host:port"),
         ("EXESDB_HTTP_ADDR", "0.0.0.0:99999", "0 to 65535"),
@@ -170,6 +171,8 @@ def test_every_bad_item_of_a_list_is_a_problem_of_its_own(
         ("EXESDB_HTTP_ADRESS", "EXESDB_HTTP_ADDR"),
         ("EXESDB_SECRET_KEY_BASE", "SECRET_KEY_BASE"),
         ("EXESDB_ALERT_FOR", "EXESDB_ALERT_FOR_MS"),
+        ("exesdb_ingest", "EXESDB_INGEST"),  # names are case-sensitive: this one is ignored
+        ("Exesdb_Webhook_Url", "EXESDB_WEBHOOK_URLS"),
     ],
 )
 def test_an_unknown_variable_is_warned_about_with_the_closest_setting(
@@ -186,6 +189,24 @@ def test_an_unknown_variable_is_warned_about_with_the_closest_setting(
         f"warning: {variable} is set but is not a setting of the bridge (ignored); "
         f"did you mean {meant}?"
     )
+
+
+@pytest.mark.parametrize(("secret", "warned"), [(None, True), ("", True), ("s3cr3t", False)])
+def test_webhooks_without_a_signing_key_are_warned_about_even_when_it_is_set_empty(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    secret: str | None,
+    warned: bool,
+) -> None:
+    """EXESDB_WEBHOOK_URLS without EXESDB_WEBHOOK_SECRET warns that deliveries go unsigned;
+    set but empty (the shipped Kubernetes Secret's value) is no key and warns the same."""
+    monkeypatch.delenv("EXESDB_WEBHOOK_SECRET", raising=False)
+    if secret is not None:
+        monkeypatch.setenv("EXESDB_WEBHOOK_SECRET", secret)
+    status, out, err = _check_config(monkeypatch, capsys, EXESDB_WEBHOOK_URLS="https://h.example/")
+    assert status == 0
+    assert ("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned" in err) is warned
+    assert re.search(r"^EXESDB_WEBHOOK_SECRET +<unset>$", out, re.M) is not None or not warned
 
 
 def test_an_unknown_variable_far_from_every_setting_points_at_the_list(

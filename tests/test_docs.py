@@ -9,24 +9,31 @@ import re
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
+from typing import Final
 
 import pytest
 import yaml
 
 from bridge.app import Bridge
-from bridge.config import Settings
+from bridge.config import Settings, load_settings
+from bridge.errors import ConfigError
 from bridge.http import build_app
 from tests.doc_text import README, broken_links, fenced, page, pages, section
-from tests.support import ROOT, TEST_SECRET, ThreadedBridge
+from tests.support import ROOT, TEST_SECRET, ThreadedBridge, free_port, make_settings
 
 
-def _config_rows() -> dict[str, str]:
+def _table_rows(text: str) -> dict[str, str]:
+    """The variable and default columns of the settings tables in ``text``."""
     rows: dict[str, str] = {}
-    for line in page("configuration").splitlines():
+    for line in text.splitlines():
         match = re.match(r"\| `([A-Z0-9_]+)` \| ([^|]+) \|", line)
         if match:
             rows[match.group(1)] = match.group(2).strip().strip("`")
     return rows
+
+
+def _config_rows() -> dict[str, str]:
+    return _table_rows(page("configuration"))
 
 
 def _defaults() -> dict[str, object]:
@@ -55,13 +62,82 @@ def test_every_table_row_is_a_setting() -> None:
 def test_table_defaults_match_the_code(variable: str) -> None:
     """The default column says what Settings really defaults to."""
     shown = _config_rows().get(variable)
-    default = _defaults()[variable]
     if shown is None:
         pytest.fail(f"{variable} is not in docs/configuration.md")
+    _assert_shows_the_default(variable, shown)
+
+
+@pytest.mark.parametrize("path", pages(), ids=lambda path: path.name)
+def test_every_pages_settings_tables_show_the_code_defaults(path: Path) -> None:
+    """A settings table on any page (Redis, OpenTelemetry, ...) shows each default as the code
+    has it, as docs/configuration.md's does."""
+    defaults = _defaults()
+    for variable, shown in _table_rows(path.read_text()).items():
+        if variable in defaults:
+            _assert_shows_the_default(variable, shown)
+
+
+# A default given in prose: `EXESDB_X_MS` (15 min), `EXESDB_Y`, 1 024, `EXESDB_Z` (default 50).
+_PROSE_DEFAULT = re.compile(
+    r"`((?:EXESDB_)[A-Z0-9_]+)`(?:,| \()\s*(?:default )?(\d{1,3}(?:[ ,]\d{3})+|\d+(?:\.\d+)?)"
+    r"(?:\s?(ms|s|min|h|days)\b)?"
+)
+_MS_PER: Final = {"ms": 1, "s": 1_000, "min": 60_000, "h": 3_600_000, "days": 86_400_000}
+
+
+def _prose_defaults(text: str) -> list[tuple[str, float]]:
+    """Each numeric default ``text`` gives a setting in prose, in the setting's own unit
+    (milliseconds for an ``_MS`` one, whose figure must name its unit)."""
+    found = []
+    outside_blocks = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+    for variable, figure, unit in _PROSE_DEFAULT.findall(outside_blocks):
+        value = float(figure.replace(" ", "").replace(",", ""))
+        if variable.endswith("_MS"):
+            if not unit:
+                continue  # a count of something else, not this duration
+            value *= _MS_PER[unit]
+        elif unit:
+            continue
+        found.append((variable, value))
+    return found
+
+
+@pytest.mark.parametrize("path", pages(), ids=lambda path: path.name)
+def test_defaults_given_in_prose_are_the_code_defaults(path: Path) -> None:
+    """Where a page gives a setting's default beside its name ("`EXESDB_WEBHOOK_GROUP_WAIT_MS`
+    (500 ms)"), that is what Settings defaults to."""
+    defaults = _defaults()
+    wrong = [
+        f"{variable}: the page says {value:g}, the code {defaults[variable]}"
+        for variable, value in _prose_defaults(path.read_text())
+        if variable in defaults and value != defaults[variable]
+    ]
+    assert wrong == []
+
+
+def test_the_prose_default_reader_finds_each_form() -> None:
+    """The check above can fail: it reads the forms the pages use, in the setting's unit."""
+    sample = (
+        "`EXESDB_ESCALATION_AFTER_MS` (15 min), (`EXESDB_WEBHOOK_TIMEOUT_MS`, 10 s per attempt),"
+        " `EXESDB_HTTP_MAX_CONNECTIONS` (1 024), `EXESDB_MAX_SERIES` (default 10 000),"
+        " `EXESDB_WEBHOOK_GROUP_WAIT_MS` (500 ms), `EXESDB_NODE_FORGET_MS` (3 of them),"
+        " `EXESDB_REPLAY_WINDOW_MS` (a long outage)"
+    )
+    assert _prose_defaults(sample) == [
+        ("EXESDB_ESCALATION_AFTER_MS", 900_000),
+        ("EXESDB_WEBHOOK_TIMEOUT_MS", 10_000),
+        ("EXESDB_HTTP_MAX_CONNECTIONS", 1024),
+        ("EXESDB_MAX_SERIES", 10_000),
+        ("EXESDB_WEBHOOK_GROUP_WAIT_MS", 500),
+    ]
+
+
+def _assert_shows_the_default(variable: str, shown: str) -> None:
+    default = _defaults()[variable]
     if variable == "EXESDB_NODE":
         assert shown == "host name"
     elif default is None:
-        assert shown == "none"
+        assert shown in ("none", "unset")
     elif default == ():
         assert shown == "empty"
     elif isinstance(default, bool):
@@ -72,17 +148,43 @@ def test_table_defaults_match_the_code(variable: str) -> None:
         assert shown == default
 
 
+def test_the_boolean_spellings_on_the_page_are_taken_and_named_in_the_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each spelling docs/configuration.md gives booleans is read as such, and the error for a
+    bad one names them all, so a user can tell from it what to type."""
+    [sentence] = re.findall(r"Booleans take (.*?);", page("configuration"), re.S)
+    spellings = re.findall(r"`([^`]+)`", sentence)
+    assert spellings == ["true", "false", "1", "0", "yes", "no"]
+    for word in spellings:
+        expected = word in ("true", "1", "yes")
+        assert make_settings(EXESDB_INGEST=word).ingest is expected, word
+    monkeypatch.setenv("EXESDB_INGEST", "maybe")
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    [problem] = refused.value.problems
+    assert problem.startswith("EXESDB_INGEST: ")
+    assert re.findall(r"\b(?:true|false|1|0|yes|no)\b", problem) == spellings
+
+
 # -- HTTP API --
 
 
-def test_the_ingest_recipe_works(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("finder", ["EXESDB_URL", "EXESDB_HTTP_ADDR"])
+def test_the_ingest_recipe_works(monkeypatch: pytest.MonkeyPatch, finder: str) -> None:
     """The Python signing recipe of docs/http-api.md, run as written, gets a 202 from a real
-    bridge on another port."""
+    bridge on another port, found as the CLI finds it: by EXESDB_URL, or in a shell set up as
+    the README's (only EXESDB_HTTP_ADDR exported)."""
     [block] = fenced(section(page("http-api"), "Ingest"), "python")
     monkeypatch.setenv("SECRET_KEY_BASE", TEST_SECRET)
+    monkeypatch.delenv("EXESDB_URL", raising=False)
     with ThreadedBridge(EXESDB_INGEST="true") as server:
-        # As written: the recipe asks EXESDB_URL, here a port that is not the default one.
-        monkeypatch.setenv("EXESDB_URL", f"http://{server.host}:{server.port}")
+        # A port that is not the default one.
+        if finder == "EXESDB_URL":
+            monkeypatch.setenv("EXESDB_URL", f"http://{server.host}:{server.port}")
+            monkeypatch.setenv("EXESDB_HTTP_ADDR", f"127.0.0.1:{free_port()}")  # URL wins
+        else:
+            monkeypatch.setenv("EXESDB_HTTP_ADDR", f"0.0.0.0:{server.port}")  # asked on loopback
         printed = io.StringIO()
         with redirect_stdout(printed):
             exec(compile(block, "docs/http-api.md", "exec"), {})  # our own docs
@@ -170,6 +272,29 @@ def test_the_cli_page_names_every_option() -> None:
         }
     )  # fmt: skip
     assert not unnamed, f"name these in docs/cli.md: {unnamed}"
+
+
+def test_the_cli_page_gives_each_option_default_the_parser_has() -> None:
+    """An option with a default (`outbox list --limit`, `healthcheck --timeout`) has it on its
+    command's row of docs/cli.md as "N by default", the figure the parser holds."""
+    from bridge.cli import build_parser
+
+    rows = [line for line in page("cli").splitlines() if line.startswith("| `exesdb-bridge ")]
+    checked = []
+    for sub in _parsers(build_parser()):
+        for action in sub._actions:
+            if not action.option_strings or not isinstance(action.default, int | float):
+                continue
+            if isinstance(action.default, bool) or action.default == 0:
+                continue  # a flag, or 0 standing for "none" (tail --count: follow until stopped)
+            name = sub.prog.removeprefix("exesdb-bridge ").split()[0]
+            [row] = [row for row in rows if row.startswith(f"| `exesdb-bridge {name} ")]
+            option = action.option_strings[-1]
+            said = re.search(rf"`{re.escape(option)}`[^|]*?(\d+(?:\.\d+)?) by default", row)
+            assert said is not None, f"docs/cli.md: give {sub.prog} {option}'s default"
+            assert float(said.group(1)) == action.default, f"{sub.prog} {option}"
+            checked.append(option)
+    assert sorted(checked) == ["--limit", "--timeout"]
 
 
 # -- every page --

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import pytest
@@ -206,6 +206,59 @@ async def test_ingest_answers_400_naming_the_field(
     assert server.delivered == []
 
 
+@pytest.mark.parametrize(
+    ("changed", "detail"),
+    [
+        (
+            {"instance": "ex_esdb_healt"},
+            "unknown bus instance 'ex_esdb_healt'; allowed: ex_esdb_system, ex_esdb_health,",
+        ),
+        (
+            {"tag": "node_health"},
+            "'node_health' is not a message type of ex_esdb_health; its types: "
+            "node_health_updated, cluster_health_updated, component_health_updated, "
+            "health_check_completed",
+        ),
+        (
+            {"tag": "system_alert"},
+            "'system_alert' is not a message type of ex_esdb_health; its types: "
+            "node_health_updated, cluster_health_updated, component_health_updated, "
+            "health_check_completed (system_alert is one of ex_esdb_alerts)",
+        ),
+    ],
+)
+async def test_an_unknown_instance_or_tag_is_answered_with_what_is_allowed(
+    serve: ServerFactory, changed: dict[str, str], detail: str
+) -> None:
+    """unknown_instance lists the nine instances; unknown_tag lists the instance's tags and,
+    for a tag of another instance, names that one, so the sender can correct the envelope."""
+    server = await serve()
+    status, answer = await server.post(body_of(envelope(**changed)))
+    assert status == 400
+    assert answer["detail"].startswith(detail)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_compressed_body_is_signed_as_it_expands(
+    serve: ServerFactory, encoding: str
+) -> None:
+    """With Content-Encoding the signature covers the body expanded (202); one over the
+    compressed bytes is refused with a detail saying to sign before compressing."""
+    server = await serve()
+    body = body_of(envelope())
+    packed = gzip.compress(body) if encoding == "gzip" else zlib.compress(body)
+    headers = {"Content-Encoding": encoding}
+    status, _ = await server.post(packed, signature=signed(body), headers=headers)
+    assert status == 202
+    again = body_of(envelope())
+    packed = gzip.compress(again) if encoding == "gzip" else zlib.compress(again)
+    status, answer = await server.post(packed, signature=signed(packed), headers=headers)
+    assert (status, answer["error"]) == (401, "invalid_signature")
+    assert answer["detail"].endswith("sign the body before compressing)")
+    status, answer = await server.post(again, signature=signed(packed))
+    assert "compressing" not in answer["detail"]  # no hint where nothing was compressed
+
+
 def _raw(text: str) -> bytes:
     """An envelope's JSON with ``{{...}}`` standing for the rest of a valid envelope's fields."""
     fields = json.dumps(envelope())[1:-1]
@@ -313,20 +366,29 @@ async def test_bad_input_at_the_edges_in_ndjson_names_its_line(
     assert server.delivered == []
 
 
+_SIGN: Final = 'send t=<unix seconds>,v1=<hex HMAC-SHA256(SECRET_KEY_BASE, "<t>." + body)>'
+_OTHER_KEY: Final = (
+    "does not match the body: signed with a key other than the bridge's SECRET_KEY_BASE, or the "
+    "body changed after it was signed"
+)
+
+
 @pytest.mark.parametrize(
-    ("signature", "error"),
+    ("signature", "error", "detail"),
     [
-        (None, "unsigned"),
-        ("", "unsigned"),
-        ("garbage", "invalid_signature"),
-        ("wrong-key", "invalid_signature"),
-        ("tampered", "invalid_signature"),
+        (None, "unsigned", f"the {SIGNATURE_HEADER} header is missing: {_SIGN}"),
+        ("", "unsigned", f"the {SIGNATURE_HEADER} header is missing: {_SIGN}"),
+        ("garbage", "invalid_signature", f"the {SIGNATURE_HEADER} header is malformed: {_SIGN}"),
+        ("sha256=" + "ab" * 32, "invalid_signature", "header is malformed"),  # GitHub's form
+        ("wrong-key", "invalid_signature", _OTHER_KEY),
+        ("tampered", "invalid_signature", _OTHER_KEY),
     ],
 )
 async def test_ingest_answers_401_for_a_missing_or_bad_signature(
-    serve: ServerFactory, signature: str | None, error: str
+    serve: ServerFactory, signature: str | None, error: str, detail: str
 ) -> None:
-    """No signature, a malformed one, a wrong key or tampered bytes answer 401."""
+    """No signature, a malformed one, a wrong key or tampered bytes answer 401; the detail says
+    which, and how to sign when the header is missing or malformed."""
     server = await serve()
     body = body_of(envelope())
     header: str | None = signature
@@ -338,6 +400,7 @@ async def test_ingest_answers_401_for_a_missing_or_bad_signature(
     status, answer = await server.post(body, signature=header)
     assert status == 401
     assert answer["error"] == error
+    assert detail in answer["detail"]
     assert answer["field"] == SIGNATURE_HEADER
     assert server.rejected(error) == 1
     assert server.delivered == []
@@ -661,15 +724,20 @@ async def test_admin_endpoints_answer_403_without_a_configured_token(
     assert "EXESDB_ADMIN_TOKEN" in answer["detail"]
 
 
-@pytest.mark.parametrize("token", [None, "wrong-token", ADMIN_TOKEN + "x", "é"])
+@pytest.mark.parametrize("token", [None, "", "wrong-token", ADMIN_TOKEN + "x", "é"])
 async def test_admin_endpoints_answer_401_for_a_missing_or_wrong_token(
     serve: ServerFactory, token: str | None
 ) -> None:
-    """Without the right bearer token admin endpoints answer 401."""
+    """Without the right bearer token admin endpoints answer 401; the detail says to send one
+    when none came, and that the one sent is not the token when one came."""
     server = await serve()
     status, answer = await server.get("/v1/integration", token=token)
     assert status == 401
     assert answer["error"] == "unauthorized"
+    if token:
+        assert answer["detail"] == "the admin token sent is not the bridge's EXESDB_ADMIN_TOKEN"
+    else:
+        assert answer["detail"].startswith("send Authorization: Bearer <EXESDB_ADMIN_TOKEN>")
 
 
 async def test_an_admin_token_configured_with_surrounding_whitespace_is_taken_trimmed(

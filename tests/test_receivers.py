@@ -430,11 +430,45 @@ def test_check_config_names_the_variable_a_zero_stands_for(
     assert lines[1].startswith("alertmanager http://am: timeout=(EXESDB_WEBHOOK_TIMEOUT_MS);")
 
 
+@pytest.mark.parametrize(
+    ("hook", "webhook_secret", "shown"),
+    [
+        ("{url: http://h, secret: s3cr3t}", None, "secret <set, redacted>"),
+        ("{url: http://h, secret_file: /run/key}", None, "secret_file /run/key"),
+        ("{url: http://h}", "env-s3cr3t", "secret from EXESDB_WEBHOOK_SECRET"),
+        ("{url: http://h}", None, "unsigned (no secret, secret_file nor EXESDB_WEBHOOK_SECRET)"),
+        ("{url: http://h}", "", "unsigned (no secret, secret_file nor EXESDB_WEBHOOK_SECRET)"),
+    ],
+)
+def test_check_config_says_how_each_receiver_signs_or_that_it_does_not(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    hook: str,
+    webhook_secret: str | None,
+    shown: str,
+) -> None:
+    """A receiver without a secret of its own signs with EXESDB_WEBHOOK_SECRET, and check-config
+    says it goes unsigned when that is unset too, rather than naming an unset variable."""
+    monkeypatch.setenv(
+        "EXESDB_WEBHOOK_CONFIG_FILE", str(write(tmp_path, f"webhook_configs: [{hook}]\n"))
+    )
+    if webhook_secret is None:
+        monkeypatch.delenv("EXESDB_WEBHOOK_SECRET", raising=False)
+    else:
+        monkeypatch.setenv("EXESDB_WEBHOOK_SECRET", webhook_secret)
+    assert main(["check-config"]) == 0
+    out = capsys.readouterr().out
+    [line] = [line.strip() for line in out.splitlines() if line.startswith("  ")]
+    assert f", {shown}; " in line
+    assert "s3cr3t" not in out
+
+
 def test_docs_name_the_variable_each_zero_is_shown_as(tmp_path: Path) -> None:
     """docs/alerts.md's account of check-config names each variable a 0 is shown as, beside the
     option it stands in for."""
     path = write(tmp_path, "webhook_configs:\n  - {url: http://h, max_alerts: 0, timeout: 0s}\n")
-    [line] = describe_receivers(path)
+    [line] = describe_receivers(path, webhook_secret=True)
     shown = dict(re.findall(r"(max_alerts|timeout)=(\(EXESDB_\w+\))", line))
     assert set(shown) == {"max_alerts", "timeout"}
     docs = (ROOT / "docs" / "alerts.md").read_text(encoding="utf-8")

@@ -29,6 +29,7 @@ from bridge.messages import (
     INSTANCES,
     MESSAGE_TYPES,
     NO_CONTROL_CHARACTERS,
+    TAGS,
     Message,
     format_timestamp,
     model_for,
@@ -317,14 +318,15 @@ def decode_envelope_object(data: Any) -> Envelope | Rejection:
         return Rejection(RejectReason.MALFORMED, "ts must be an RFC 3339 timestamp", "ts")
     instance, tag = data["instance"], data["tag"]
     if not isinstance(instance, str) or instance not in _KNOWN_INSTANCES:
+        allowed = ", ".join(INSTANCES)
         return Rejection(
-            RejectReason.UNKNOWN_INSTANCE, f"unknown bus instance {instance!r}", "instance"
+            RejectReason.UNKNOWN_INSTANCE,
+            f"unknown bus instance {instance!r}; allowed: {allowed}",
+            "instance",
         )
     model = model_for(instance, tag) if isinstance(tag, str) else None
     if model is None:
-        return Rejection(
-            RejectReason.UNKNOWN_TAG, f"{tag!r} is not a message type of {instance}", "tag"
-        )
+        return Rejection(RejectReason.UNKNOWN_TAG, _unknown_tag(instance, tag), "tag")
     payload = data["payload"]
     if not isinstance(payload, dict):
         return Rejection(RejectReason.INVALID_PAYLOAD, "payload must be a JSON object", "payload")
@@ -574,6 +576,15 @@ _SHAPES: Final = {
     )
     for model in MESSAGE_TYPES.values()
 }
+
+
+def _unknown_tag(instance: str, tag: object) -> str:
+    """The detail of a tag ``instance`` does not carry: its tags, and the instance that carries
+    ``tag`` when another one does."""
+    tags = ", ".join(t for i, t in MESSAGE_TYPES if i == instance)
+    detail = f"{tag!r} is not a message type of {instance}; its types: {tags}"
+    elsewhere = TAGS.get(tag) if isinstance(tag, str) else None
+    return f"{detail} ({tag} is one of {elsewhere.INSTANCE})" if elsewhere else detail
 
 
 def _parse_ts(value: Any) -> datetime | None:

@@ -66,6 +66,13 @@ class Keyring:
         mac = hmac.digest(self.current, f"{unix_seconds}.".encode() + body, hashlib.sha256)
         return f"t={unix_seconds},v1={mac.hex()}"
 
+    @staticmethod
+    def well_formed(header: str) -> bool:
+        """Whether ``header`` has the form ``t=<unix seconds>,v1=<64 hex digits>``: tells the
+        two kinds of ``HeaderCheck.BAD`` apart, for the sender's sake."""
+        timestamp, candidates = _parse_header(header)
+        return timestamp is not None and bool(candidates)
+
     def check_header(
         self, header: str | None, body: bytes, now: float, window_seconds: float
     ) -> HeaderCheck:

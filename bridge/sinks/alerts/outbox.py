@@ -17,6 +17,7 @@ record, in ``rows``.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import sqlite3
 import tempfile
@@ -30,22 +31,27 @@ from bridge.sinks.alerts.dead_letters import DeadLetters
 from bridge.sinks.alerts.queue import DeliveryQueue
 from bridge.sinks.alerts.retention import Retention
 
-__all__ = ["FILE_NAME", "Outbox"]
+__all__ = ["FILE_NAME", "LOCK_NAME", "Outbox"]
 
 FILE_NAME: Final = "alerts.sqlite3"
+LOCK_NAME: Final = "alerts.lock"  # held (flock) by the bridge that has the outbox open
 
 
 class Outbox:
     """The outbox file open, and its parts; see the module docstring. ``urls`` are the keys of
     the receivers every notified alert is queued for (``DeliveryQueue.queue_for``)."""
 
-    def __init__(self, path: Path | str, *, urls: Sequence[str] = ()) -> None:
+    def __init__(
+        self, path: Path | str, *, urls: Sequence[str] = (), lock: int | None = None
+    ) -> None:
         self.path = Path(path)
+        # in_dir's lock on the state directory, released by close().
+        self._lock = lock
         self.database = database = Database(self.path)
         # The key of the receiver keys' digests: made once with the file, never shown.
         secret = database.meta("receiver_secret")
         if not isinstance(secret, bytes):
-            database.close()
+            database.close()  # the lock is its opener's to release
             raise sqlite3.DatabaseError(f"{self.path}: the outbox file lost its receiver_secret")
         self.receiver_secret = secret
         self.queue = DeliveryQueue(database, urls=urls)
@@ -55,8 +61,9 @@ class Outbox:
 
     @classmethod
     def in_dir(cls, state_dir: Path | str, *, urls: Sequence[str] = ()) -> Outbox:
-        """Open (creating as needed) the outbox of ``EXESDB_STATE_DIR``; OSError when the
-        directory or the file cannot be written (a read-only volume, another user's)."""
+        """Open (creating as needed) the outbox of ``EXESDB_STATE_DIR`` for a bridge, locked
+        to it until ``close()``; OSError when the directory or the file cannot be written (a
+        read-only volume, another user's) or another bridge process has it open."""
         directory = Path(state_dir)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         # SQLite opens a file it cannot write read-only, without a word, and fails at the
@@ -66,8 +73,26 @@ class Outbox:
         path = directory / FILE_NAME
         if path.exists() and not os.access(path, os.R_OK | os.W_OK):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-        return cls(path, urls=urls)
+        # Two bridges on one outbox would each send its deliveries and keep alert states of
+        # their own: the second is refused. `exesdb-bridge outbox` opens the file unlocked.
+        lock = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(lock)
+            raise OSError(
+                "another bridge process has it open: a bridge runs on this folder already; stop "
+                "it, or give this one an EXESDB_STATE_DIR of its own"
+            ) from exc
+        try:
+            return cls(path, urls=urls, lock=lock)
+        except BaseException:
+            os.close(lock)
+            raise
 
     def close(self) -> None:
-        """Close the file; idempotent."""
+        """Close the file and release the directory's lock; idempotent."""
         self.database.close()
+        if self._lock is not None:
+            os.close(self._lock)  # and with it the flock
+            self._lock = None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.outbox import FILE_NAME, Outbox
 from bridge.sinks.alerts.records import (
     AlertRecord,
     AlertState,
@@ -27,6 +27,25 @@ def test_database_is_wal_and_fsyncs_every_commit(outbox: Outbox) -> None:
     db = connect(outbox.path)  # how the outbox (and the CLI) open the file
     assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     db.close()
+
+
+def test_one_bridge_at_a_time_holds_the_state_directory(tmp_path: Path) -> None:
+    """A second bridge's outbox on the same directory is refused (it would send the first's
+    deliveries too) naming why and EXESDB_STATE_DIR; a reader as `exesdb-bridge outbox` opens
+    it beside the holder; once the holder closes, the directory is free again."""
+    holder = Outbox.in_dir(tmp_path, urls=[URL])
+    try:
+        observe(holder, event("a"), T0)
+        with pytest.raises(OSError, match="another bridge process has it open") as refused:
+            Outbox.in_dir(tmp_path, urls=[URL])
+        assert "EXESDB_STATE_DIR" in str(refused.value)
+        reader = Outbox(tmp_path / FILE_NAME)
+        assert [a.alert_id for a in reader.alerts.find()] == ["a"]
+        reader.close()
+    finally:
+        holder.close()
+    again = Outbox.in_dir(tmp_path, urls=[URL])
+    again.close()
 
 
 RECORD_FIELDS = [field.name for field in fields(AlertRecord)]

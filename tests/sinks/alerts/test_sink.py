@@ -20,6 +20,7 @@ from bridge.config import Settings
 from bridge.errors import BridgeError
 from bridge.messages import AlertAck, AlertEscalation, NodeHealth, NodeLifecycle
 from bridge.sinks.alerts import AlertSink, Outbox
+from bridge.sinks.alerts.outbox import FILE_NAME
 from tests.sinks.alerts.helpers import Clock, alert_bridge, stored, system_alert
 from tests.support import ADMIN_TOKEN, async_wait_until
 
@@ -216,8 +217,9 @@ class GroupTransport(MemoryTransport):
 
         def ack() -> None:
             alert_id = getattr(envelope.payload, "alert_id", "")
-            # A separate connection sees only what was committed.
-            reader = Outbox.in_dir(self.state_dir)
+            # A separate connection sees only what was committed (as `exesdb-bridge outbox`
+            # opens it beside the bridge that holds the directory).
+            reader = Outbox(self.state_dir / FILE_NAME)
             self.acked.append((alert_id, stored(reader, alert_id) is not None))
             reader.close()
 
