@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from bridge.bus import WORK_QUEUE_INSTANCES
+from bridge.messages import INSTANCES
 from tests.support import ROOT
 
 PACKAGES = ("bridge", "collectors")
@@ -272,6 +274,48 @@ def test_the_import_finder_finds_every_kind_of_import() -> None:
         "bridge.http",
         "bridge.sinks",
     }
+
+
+# Where the alert stage's instances are written out: the one definition, WORK_QUEUE_INSTANCES.
+WORK_QUEUE_HOME = "bridge/bus/transport.py"
+
+
+def _instance_lists(source: str, where: str) -> Iterator[str]:
+    """Literal sets, tuples and lists naming three or more of the alert stage's instances, other
+    than the list of all nine: a second definition of the stage's instances."""
+    for node in ast.walk(ast.parse(source, where)):
+        if isinstance(node, ast.Set | ast.Tuple | ast.List):
+            names = {
+                element.value
+                for element in node.elts
+                if isinstance(element, ast.Constant) and isinstance(element.value, str)
+            }
+            if len(names & WORK_QUEUE_INSTANCES) >= 3 and names != set(INSTANCES):
+                yield f"{where}:{node.lineno} {sorted(names & WORK_QUEUE_INSTANCES)}"
+
+
+def test_the_alert_stages_instances_are_written_out_once() -> None:
+    """WORK_QUEUE_INSTANCES is the one list of the alert stage's bus instances: the shared
+    transport and the alert sink read it, nobody writes the list out again."""
+    found = [
+        found
+        for path in _modules().values()
+        for found in _instance_lists(path.read_text(), str(path.relative_to(ROOT)))
+    ]
+    assert [where.partition(":")[0] for where in found] == [WORK_QUEUE_HOME], found
+
+
+def test_the_instance_list_finder_finds_a_second_list() -> None:
+    """The check above can fail: a copy of the stage's instances, or of most of them, is found;
+    the list of all nine and a pair of instances are not."""
+    sample = (
+        "A = ('ex_esdb_alerts', 'ex_esdb_health', 'ex_esdb_lifecycle', 'ex_esdb_metrics',"
+        " 'ex_esdb_security')\n"
+        "B = {'ex_esdb_alerts', 'ex_esdb_metrics', 'ex_esdb_security', 'ex_esdb_audit'}\n"
+        f"C = {list(INSTANCES)!r}\n"
+        "D = ['ex_esdb_lifecycle', 'ex_esdb_health']\n"
+    )
+    assert [line.split(" ")[0] for line in _instance_lists(sample, "s.py")] == ["s.py:1", "s.py:2"]
 
 
 @cache
