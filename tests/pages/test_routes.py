@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bridge import __version__
 from bridge.pages import CONTENT_SECURITY_POLICY
 from bridge.pages.status import MAX_SHOWN
 from bridge.sinks.alerts import AlertState, alert_url
@@ -46,6 +47,44 @@ async def test_status_page_shows_the_node_the_links_and_the_active_alert(
         assert f'href="./{target}"' in body
     assert "Disk almost full on db-1" in body
     assert 'href="./alerts/disk_full%3Adb-1"' in body
+
+
+async def test_status_page_shows_the_bridge_and_its_active_alerts_newest_first(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """GET / names the bridge's version and bus, its uptime and each component's readiness, and
+    lists the active alerts newest first (an acknowledged one in its place) with severity, node,
+    age, state and escalation level."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a0", "oldest alert", severity="critical")
+        raise_alert(server, "a1", "middle alert", severity="warning", node="db-2@cluster")
+        raise_alert(server, "a2", "newest alert", severity="error")
+        async with client.post(
+            server.url + "/v1/alerts/a1/ack",
+            json={"ack_by": "bob"},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as answer:
+            assert answer.status == 200
+        status, _, body = await fetch(client, server.url + "/")
+    assert status == 200
+    facts = body.split('<span class="facts">', 1)[1].split("</span></span>", 1)[0]
+    assert f"v{__version__}" in facts
+    assert "bus <b>memory</b>" in facts
+    assert re.search(r'>Uptime</div>\s*<div class="value">\d+s</div>', body)
+    components = body.split('id="components"', 1)[1].split("</section>", 1)[0]
+    for part in ("bus", "prometheus", "alerts"):
+        assert re.search(rf"<td>{part}</td><td><span [^>]*>ready</span>", components), part
+    listed = body.split('id="alerts"', 1)[1].split("</section>", 1)[0]
+    rows = [re.sub(r"<[^>]+>", " ", row).split() for row in listed.split("<tr>")[2:]]
+    assert [row[1] for row in rows] == ["newest", "middle", "oldest"]
+    assert [row[0] for row in rows] == ["error", "warning", "critical"]
+    assert [row[4] for row in rows] == ["db-1@cluster", "db-2@cluster", "db-1@cluster"]
+    assert all(re.fullmatch(r"\d+s", row[5]) for row in rows)
+    assert [row[6:8] for row in rows] == [
+        ["firing", "level1"],
+        ["acknowledged", "level1"],
+        ["firing", "level1"],
+    ]
 
 
 async def test_every_page_sends_a_strict_content_security_policy(
