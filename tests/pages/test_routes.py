@@ -327,9 +327,9 @@ async def test_an_alerts_page_shows_each_receiver_once_with_its_own_deliveries(
 async def test_the_status_page_lists_nodes_with_health_and_use(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
-    """A node heard on the bus appears with its status and CPU and memory percentages."""
+    """A node heard on the bus appears with its status and CPU, memory and disk percentages."""
     with page_bridge(tmp_path) as server:
-        report_node(server, "db-3@cluster", "degraded", cpu=91.0, memory=40.0)
+        report_node(server, "db-3@cluster", "degraded", cpu=91.0, memory=40.0, disk=63.0)
 
         async def listed() -> str | None:
             _, _, body = await fetch(client, server.url + "/?part=live")
@@ -342,6 +342,7 @@ async def test_the_status_page_lists_nodes_with_health_and_use(
     assert 'value="91.0"' in row
     assert ">91%<" in row
     assert ">40%<" in row
+    assert ">63%<" in row
 
 
 async def test_the_status_page_shows_the_worst_nodes_and_counts_the_rest(
