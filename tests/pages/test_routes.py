@@ -247,20 +247,27 @@ async def test_with_an_admin_token_firing_alerts_have_an_acknowledge_button(
 async def test_the_alert_page_shows_its_history(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
-    """Fired, then acknowledged by whom with the note, in order, with the acknowledgement."""
-    with page_bridge(tmp_path) as server:
+    """Fired, escalated, acknowledged by whom with the note, then resolved with why: in the order
+    they happened."""
+    with page_bridge(tmp_path, EXESDB_ESCALATION_AFTER_MS="200") as server:
         raise_alert(server, "a1", "one alert")
-        async with client.post(
-            server.url + "/v1/alerts/a1/ack",
-            json={"ack_by": "alice", "ack_note": "on it"},
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        ) as response:
-            assert response.status == 200
+        wait_for_alert(server, "a1", lambda record: record.level >= 2)
+        for answer in ({"ack_note": "on it"}, {"resolution": "disk cleaned"}):
+            async with client.post(
+                server.url + "/v1/alerts/a1/ack",
+                json={"ack_by": "alice", **answer},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            ) as response:
+                assert response.status == 200
         _, _, body = await fetch(client, server.url + "/alerts/a1")
     history = body.split('id="history"', 1)[1].split("</section>", 1)[0]
-    assert history.index(">Fired<") < history.index(">Acknowledged<")
+    events = [">Fired<", ">Escalated<", ">Acknowledged<", ">Resolved<"]
+    assert [history.index(event) for event in events] == sorted(
+        history.index(event) for event in events
+    )
     assert "by alice: on it" in history
-    assert ">acknowledged</span>" in body
+    assert "disk cleaned" in history
+    assert ">resolved</span>" in body
 
 
 async def test_receivers_are_shown_by_origin_only(
