@@ -617,6 +617,9 @@ def test_ctrl_c_while_waiting_on_the_bridge_exits_130_without_a_traceback(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # As in a terminal's foreground: a suite started in the background (``make test &``)
+            # passes on SIGINT ignored, and the command would rightly keep ignoring it.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         silent.settimeout(60)
         connection, _ = silent.accept()
