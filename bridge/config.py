@@ -556,6 +556,15 @@ def known_variables() -> frozenset[str]:
 
 # Prefixes of the variables meant for the bridge: a set one it does not know is likely a typo.
 _OURS: Final = ("EXESDB_",)
+# Names other tools give what the bridge calls otherwise, which spelling alone would not lead to
+# (EXESDB_REDIS_URL is nearest to EXESDB_REDIS_BUFFER_SIZE; the Redis URL goes in EXESDB_BUS).
+_ALSO_CALLED: Final = {
+    "EXESDB_REDIS_URL": "EXESDB_BUS",
+    "EXESDB_REDIS": "EXESDB_BUS",
+    "EXESDB_BUS_URL": "EXESDB_BUS",
+    "EXESDB_PORT": "EXESDB_HTTP_ADDR",
+    "EXESDB_HOST": "EXESDB_HTTP_ADDR",
+}
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
@@ -570,7 +579,9 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         # Names are case-sensitive: a lower-case one is ignored, so it is named too.
         if not name.upper().startswith(_OURS) or name in known:
             continue
-        close = difflib.get_close_matches(_stem(name.upper()), by_stem, n=1)
+        upper = name.upper()
+        close = [_stem(_ALSO_CALLED[upper])] if upper in _ALSO_CALLED else []
+        close = close or difflib.get_close_matches(_stem(upper), by_stem, n=1)
         hint = (
             f"did you mean {by_stem[close[0]]}?" if close else "the settings: docs/configuration.md"
         )

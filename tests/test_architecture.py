@@ -11,9 +11,12 @@ import re
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
+from typing import Final
 
 import pytest
 
+from bridge.bus import WORK_QUEUE_INSTANCES
+from bridge.messages import INSTANCES
 from tests.support import ROOT
 
 PACKAGES = ("bridge", "collectors")
@@ -274,6 +277,48 @@ def test_the_import_finder_finds_every_kind_of_import() -> None:
     }
 
 
+# Where the alert stage's instances are written out: the one definition, WORK_QUEUE_INSTANCES.
+WORK_QUEUE_HOME = "bridge/bus/transport.py"
+
+
+def _instance_lists(source: str, where: str) -> Iterator[str]:
+    """Literal sets, tuples and lists naming three or more of the alert stage's instances, other
+    than the list of all nine: a second definition of the stage's instances."""
+    for node in ast.walk(ast.parse(source, where)):
+        if isinstance(node, ast.Set | ast.Tuple | ast.List):
+            names = {
+                element.value
+                for element in node.elts
+                if isinstance(element, ast.Constant) and isinstance(element.value, str)
+            }
+            if len(names & WORK_QUEUE_INSTANCES) >= 3 and names != set(INSTANCES):
+                yield f"{where}:{node.lineno} {sorted(names & WORK_QUEUE_INSTANCES)}"
+
+
+def test_the_alert_stages_instances_are_written_out_once() -> None:
+    """WORK_QUEUE_INSTANCES is the one list of the alert stage's bus instances: the shared
+    transport and the alert sink read it, nobody writes the list out again."""
+    found = [
+        found
+        for path in _modules().values()
+        for found in _instance_lists(path.read_text(), str(path.relative_to(ROOT)))
+    ]
+    assert [where.partition(":")[0] for where in found] == [WORK_QUEUE_HOME], found
+
+
+def test_the_instance_list_finder_finds_a_second_list() -> None:
+    """The check above can fail: a copy of the stage's instances, or of most of them, is found;
+    the list of all nine and a pair of instances are not."""
+    sample = (
+        "A = ('ex_esdb_alerts', 'ex_esdb_health', 'ex_esdb_lifecycle', 'ex_esdb_metrics',"
+        " 'ex_esdb_security')\n"
+        "B = {'ex_esdb_alerts', 'ex_esdb_metrics', 'ex_esdb_security', 'ex_esdb_audit'}\n"
+        f"C = {list(INSTANCES)!r}\n"
+        "D = ['ex_esdb_lifecycle', 'ex_esdb_health']\n"
+    )
+    assert [line.split(" ")[0] for line in _instance_lists(sample, "s.py")] == ["s.py:1", "s.py:2"]
+
+
 @cache
 def _rows() -> dict[str, str]:
     """docs/architecture.md's module rows: each module's path and its job as the row says it."""
@@ -307,6 +352,19 @@ def test_the_architecture_page_names_every_module() -> None:
 def test_each_row_is_its_modules_first_sentence(path: str) -> None:
     """A module's row in docs/architecture.md says what its docstring's first sentence says."""
     assert _rows()[path] == _as_row(_first_sentence(ROOT / path))
+
+
+# A module this long does several jobs (the bus, the Redis transport and the outbox each did).
+MODULE_LINES: Final = 900
+
+
+def test_no_module_grows_to_several_jobs_length() -> None:
+    """No module of bridge/ or collectors/ reaches 900 lines: split it where its jobs are."""
+    lengths = {
+        str(path.relative_to(ROOT)): len(path.read_text().splitlines())
+        for path in _modules().values()
+    }
+    assert {path: n for path, n in lengths.items() if n >= MODULE_LINES} == {}
 
 
 @pytest.mark.parametrize("module", sorted(_modules()))

@@ -757,14 +757,22 @@ def test_ctrl_c_while_waiting_on_the_bridge_exits_130_without_a_traceback(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # As in a terminal's foreground: a suite started in the background (``make test &``)
+            # passes on SIGINT ignored, and the command would rightly keep ignoring it.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
-        silent.settimeout(60)
-        connection, _ = silent.accept()
-        with connection:
-            connection.settimeout(60)
-            assert connection.recv(65536)  # the request is out: the command waits for an answer
-            process.send_signal(signal.SIGINT)
-            out, err = process.communicate(timeout=60)
+        try:
+            silent.settimeout(60)
+            connection, _ = silent.accept()
+            with connection:
+                connection.settimeout(60)
+                assert connection.recv(65536)  # the request is out: the command waits
+                process.send_signal(signal.SIGINT)
+                out, err = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:  # failed: leave no process behind for later tests
+                process.kill()
+                process.communicate()
     assert process.returncode == 130
     assert "Traceback" not in err
     assert "KeyboardInterrupt" not in err

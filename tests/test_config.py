@@ -173,6 +173,11 @@ def test_every_bad_item_of_a_list_is_a_problem_of_its_own(
         ("EXESDB_ALERT_FOR", "EXESDB_ALERT_FOR_MS"),
         ("exesdb_ingest", "EXESDB_INGEST"),  # names are case-sensitive: this one is ignored
         ("Exesdb_Webhook_Url", "EXESDB_WEBHOOK_URLS"),
+        # Names of the setting elsewhere, not its spelling: the Redis URL is EXESDB_BUS.
+        ("EXESDB_REDIS_URL", "EXESDB_BUS"),
+        ("EXESDB_BUS_URL", "EXESDB_BUS"),
+        ("EXESDB_PORT", "EXESDB_HTTP_ADDR"),
+        ("exesdb_redis_url", "EXESDB_BUS"),
     ],
 )
 def test_an_unknown_variable_is_warned_about_with_the_closest_setting(
@@ -181,7 +186,8 @@ def test_an_unknown_variable_is_warned_about_with_the_closest_setting(
     variable: str,
     meant: str,
 ) -> None:
-    """A set EXESDB_* variable that is no setting is named in a warning with the one meant."""
+    """A set EXESDB_* variable that is no setting is named in a warning with the one meant: the
+    closest name, or the setting it is another name for."""
     status, _, err = _check_config(monkeypatch, capsys, **{variable: "x"})
     assert status == 0
     [warning] = [line for line in err.splitlines() if variable + " " in line]

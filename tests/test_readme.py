@@ -27,6 +27,14 @@ def _command_lines(text: str) -> list[list[str]]:
     return commands
 
 
+def test_every_readme_block_is_a_shell_block_the_tests_run() -> None:
+    """Each fenced block of the README is ``sh``, the blocks the README command test runs line by
+    line: a bash, python or unlabelled block would go untried."""
+    opened = re.findall(r"^```(.*)\n(?:.*\n)*?^```$", TEXT, re.M)
+    assert opened
+    assert set(opened) == {"sh"}
+
+
 def test_quick_start_is_exactly_make_run_and_make_test() -> None:
     """The quick start shows exactly the two commands."""
     [block] = fenced(section(TEXT, "Quick start"), "sh")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from bridge.app import Bridge
 from bridge.messages import (
     ComponentHealth,
     HealthCheck,
@@ -15,8 +18,10 @@ from bridge.messages import (
     ResourceUsage,
 )
 from collectors import HealthCollector, PsutilProbe, Thresholds
+from collectors.health import health_collector
 from collectors.host import busy_percent
 from tests.collectors.fakes import FakeProbe, VirtualTime, cpu_times, make_integration
+from tests.support import make_settings
 
 DEFAULTS = {
     "cpu": Thresholds(85, 95),
@@ -201,6 +206,24 @@ def test_until_cpu_is_measured_the_collection_leaves_cpu_out() -> None:
     (node,) = integration.of(NodeHealth)
     assert "cpu" not in node.checks
     assert {m.resource_type for m in integration.of(ResourceUsage)} == {"memory", "disk"}
+
+
+def test_the_bridges_collector_waits_an_interval_for_cpu_and_holds_alerts() -> None:
+    """As the bridge builds it (health_collector), a collection right after start has no CPU
+    reading and raises no alert for a resource already degraded: CPU waits for a whole health
+    interval, and alerts for EXESDB_ALERT_FOR_MS (by default two intervals)."""
+    settings = make_settings(
+        EXESDB_HEALTH_BROADCAST_INTERVAL="60000",
+        EXESDB_MEMORY_DEGRADED="1",  # any host's memory is degraded now
+        EXESDB_MEMORY_UNHEALTHY="100",
+    )
+    bridge = Bridge(settings, registry=CollectorRegistry(), components=[])
+    integration = make_integration()
+    collector = health_collector(replace(bridge.context, integration=integration))
+    collector.collect()
+    assert [node.status for node in integration.of(NodeHealth)] == ["degraded"]
+    assert {m.resource_type for m in integration.of(ResourceUsage)} == {"memory", "disk"}
+    assert integration.of(MetricAlert) == []
 
 
 def _run(cpu_readings: list[float], alert_for: float = 60.0) -> Any:

@@ -47,14 +47,16 @@ def notified(receiver: WebhookReceiver, alert_id: str, status: str) -> dict[str,
 async def test_alertmanager_holds_and_routes_the_bridges_alerts(
     tmp_path: Path, alertmanager_server, webhook_receiver
 ) -> None:
-    """A bridge alert shows in /api/v2/alerts and reaches Alertmanager's webhook receiver."""
+    """A bridge alert shows in /api/v2/alerts, linking to its page under EXESDB_EXTERNAL_URL,
+    and reaches Alertmanager's webhook receiver."""
     receiver: WebhookReceiver = webhook_receiver()
     server: AlertmanagerServer = alertmanager_server(webhook_url=receiver.url)
-    async with alert_bridge(tmp_path, serve_http=False, EXESDB_ALERTMANAGER_URL=server.url) as (
-        bridge,
-        sink,
-        _watcher,
-    ):
+    async with alert_bridge(
+        tmp_path,
+        serve_http=False,
+        EXESDB_ALERTMANAGER_URL=server.url,
+        EXESDB_EXTERNAL_URL="https://bridge.example/b",
+    ) as (bridge, sink, _watcher):
         bridge.bus.publish("disk_full", system_alert("am-1"))
         alert = await async_wait_until(lambda: held(server, "am-1"), within=15, what="am-1 held")
         assert alert["labels"] == {
@@ -66,6 +68,7 @@ async def test_alertmanager_holds_and_routes_the_bridges_alerts(
         }
         assert alert["status"]["state"] == "active"
         assert alert["annotations"]["title"] == "alert am-1"
+        assert alert["generatorURL"] == "https://bridge.example/b/alerts/am-1"
         # Our fingerprint function is Alertmanager's own.
         assert alert["fingerprint"] == fingerprint(alert["labels"])
         body = await async_wait_until(

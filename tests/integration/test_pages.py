@@ -7,6 +7,7 @@ real HTTP receiver on loopback, and their ``generatorURL`` is followed as an ope
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from bridge.sinks.alerts import AlertState
 from tests.integration.servers.chromium import Browser, browser
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
+from tests.pages import screenshots
 from tests.pages.helpers import (
     NODE,
     page_bridge,
@@ -22,7 +24,14 @@ from tests.pages.helpers import (
     report_node,
     wait_for_alert,
 )
-from tests.support import ADMIN_TOKEN, ThreadedBridge, free_port, http_get, wait_until
+from tests.support import (
+    ADMIN_TOKEN,
+    ThreadedBridge,
+    free_port,
+    http_get,
+    require_binary,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -235,3 +244,17 @@ def test_an_alert_title_holding_html_shows_as_text(tmp_path: Path, browser: Brow
         assert browser.text("#alert-title") == title
         assert browser.run("return window.pwned === undefined") is True
         assert browser.all("#live img, #live script") == []
+
+
+def test_make_screenshots_writes_a_picture_of_each_page(tmp_path: Path) -> None:
+    """`make screenshots` (the --demo bridge in Chromium) writes status.png and alert.png, PNGs
+    1280 pixels wide, into the folder it is given."""
+    require_binary("chromium")
+    require_binary("chromedriver")
+    folder = tmp_path / "img"
+    assert screenshots.main([str(folder)]) == 0
+    for name in ("status.png", "alert.png"):
+        data = (folder / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", name
+        width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk
+        assert (width, height > 800) == (1280, True), name

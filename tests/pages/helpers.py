@@ -75,10 +75,19 @@ def wait_for_alert(server: ThreadedBridge, alert_id: str, condition: Any) -> Ale
     return wait_until(found, 15, f"alert {alert_id}")
 
 
-def report_node(server: ThreadedBridge, node: str, status: str, cpu: float, memory: float) -> None:
-    """Publish a node's health and its CPU use."""
+def report_node(
+    server: ThreadedBridge,
+    node: str,
+    status: str,
+    cpu: float,
+    memory: float,
+    disk: float | None = None,
+) -> None:
+    """Publish a node's health (memory and disk use in it) and its CPU use."""
     publish(
-        server, "node_health_updated", NodeHealth(node=node, status=status, memory_usage=memory)
+        server,
+        "node_health_updated",
+        NodeHealth(node=node, status=status, memory_usage=memory, disk_usage=disk),
     )
     publish(
         server,

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bridge import __version__
 from bridge.pages import CONTENT_SECURITY_POLICY
 from bridge.pages.status import MAX_SHOWN
 from bridge.sinks.alerts import AlertState, alert_url
@@ -46,6 +47,44 @@ async def test_status_page_shows_the_node_the_links_and_the_active_alert(
         assert f'href="./{target}"' in body
     assert "Disk almost full on db-1" in body
     assert 'href="./alerts/disk_full%3Adb-1"' in body
+
+
+async def test_status_page_shows_the_bridge_and_its_active_alerts_newest_first(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """GET / names the bridge's version and bus, its uptime and each component's readiness, and
+    lists the active alerts newest first (an acknowledged one in its place) with severity, node,
+    age, state and escalation level."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a0", "oldest alert", severity="critical")
+        raise_alert(server, "a1", "middle alert", severity="warning", node="db-2@cluster")
+        raise_alert(server, "a2", "newest alert", severity="error")
+        async with client.post(
+            server.url + "/v1/alerts/a1/ack",
+            json={"ack_by": "bob"},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as answer:
+            assert answer.status == 200
+        status, _, body = await fetch(client, server.url + "/")
+    assert status == 200
+    facts = body.split('<span class="facts">', 1)[1].split("</span></span>", 1)[0]
+    assert f"v{__version__}" in facts
+    assert "bus <b>memory</b>" in facts
+    assert re.search(r'>Uptime</div>\s*<div class="value">\d+s</div>', body)
+    components = body.split('id="components"', 1)[1].split("</section>", 1)[0]
+    for part in ("bus", "prometheus", "alerts"):
+        assert re.search(rf"<td>{part}</td><td><span [^>]*>ready</span>", components), part
+    listed = body.split('id="alerts"', 1)[1].split("</section>", 1)[0]
+    rows = [re.sub(r"<[^>]+>", " ", row).split() for row in listed.split("<tr>")[2:]]
+    assert [row[1] for row in rows] == ["newest", "middle", "oldest"]
+    assert [row[0] for row in rows] == ["error", "warning", "critical"]
+    assert [row[4] for row in rows] == ["db-1@cluster", "db-2@cluster", "db-1@cluster"]
+    assert all(re.fullmatch(r"\d+s", row[5]) for row in rows)
+    assert [row[6:8] for row in rows] == [
+        ["firing", "level1"],
+        ["acknowledged", "level1"],
+        ["firing", "level1"],
+    ]
 
 
 async def test_every_page_sends_a_strict_content_security_policy(
@@ -208,20 +247,27 @@ async def test_with_an_admin_token_firing_alerts_have_an_acknowledge_button(
 async def test_the_alert_page_shows_its_history(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
-    """Fired, then acknowledged by whom with the note, in order, with the acknowledgement."""
-    with page_bridge(tmp_path) as server:
+    """Fired, escalated, acknowledged by whom with the note, then resolved with why: in the order
+    they happened."""
+    with page_bridge(tmp_path, EXESDB_ESCALATION_AFTER_MS="200") as server:
         raise_alert(server, "a1", "one alert")
-        async with client.post(
-            server.url + "/v1/alerts/a1/ack",
-            json={"ack_by": "alice", "ack_note": "on it"},
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        ) as response:
-            assert response.status == 200
+        wait_for_alert(server, "a1", lambda record: record.level >= 2)
+        for answer in ({"ack_note": "on it"}, {"resolution": "disk cleaned"}):
+            async with client.post(
+                server.url + "/v1/alerts/a1/ack",
+                json={"ack_by": "alice", **answer},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            ) as response:
+                assert response.status == 200
         _, _, body = await fetch(client, server.url + "/alerts/a1")
     history = body.split('id="history"', 1)[1].split("</section>", 1)[0]
-    assert history.index(">Fired<") < history.index(">Acknowledged<")
+    events = [">Fired<", ">Escalated<", ">Acknowledged<", ">Resolved<"]
+    assert [history.index(event) for event in events] == sorted(
+        history.index(event) for event in events
+    )
     assert "by alice: on it" in history
-    assert ">acknowledged</span>" in body
+    assert "disk cleaned" in history
+    assert ">resolved</span>" in body
 
 
 async def test_receivers_are_shown_by_origin_only(
@@ -288,9 +334,9 @@ async def test_an_alerts_page_shows_each_receiver_once_with_its_own_deliveries(
 async def test_the_status_page_lists_nodes_with_health_and_use(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
-    """A node heard on the bus appears with its status and CPU and memory percentages."""
+    """A node heard on the bus appears with its status and CPU, memory and disk percentages."""
     with page_bridge(tmp_path) as server:
-        report_node(server, "db-3@cluster", "degraded", cpu=91.0, memory=40.0)
+        report_node(server, "db-3@cluster", "degraded", cpu=91.0, memory=40.0, disk=63.0)
 
         async def listed() -> str | None:
             _, _, body = await fetch(client, server.url + "/?part=live")
@@ -303,6 +349,7 @@ async def test_the_status_page_lists_nodes_with_health_and_use(
     assert 'value="91.0"' in row
     assert ">91%<" in row
     assert ">40%<" in row
+    assert ">63%<" in row
 
 
 async def test_the_status_page_shows_the_worst_nodes_and_counts_the_rest(
