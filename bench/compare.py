@@ -3,7 +3,7 @@
 ``python -m bench.compare [REV] [--repeats N]`` (REV defaults to ``main``) extracts REV with
 ``git archive`` into a temporary directory and starts ``python -m bridge run`` from each tree
 (same interpreter and libraries), then POSTs the same kind of signed NDJSON batches to each in
-turn, alternating which goes first, and reads each process's CPU from ``/proc``. Both processes
+turn, alternating which goes first, and reads each process's CPU-time clock. Both processes
 run through the same load on the shared machine, so the ratio of the medians is what to compare.
 """
 

@@ -5,8 +5,8 @@ The bridge runs as ``python -m bridge run`` with ``EXESDB_INGEST=true`` on loopb
 (complete: every field set; minimal: only the required ones). The baseline is Pushgateway
 (``bench.pushgateway``), PUT the same series as text exposition over keep-alive HTTP: the samples
 the bridge's ``/metrics`` shows for a batch's messages, one body per batch. CPU is each process's
-utime + stime from ``/proc`` (not wall time), read once it is idle again; the three loads take
-turns, their order rotating each repeat, and the tables show medians.
+CPU-time clock (``bench._util.cpu_seconds``, not wall time), read once it is idle again; the
+three loads take turns, their order rotating each repeat, and the tables show medians.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def breakdown(*, quick: bool = False) -> str:
 def run(*, quick: bool = False) -> str:
     """Measure ingest of both payload shapes beside Pushgateway; the tables."""
     repeats = 3 if quick else 5
-    per_repeat = 20 if quick else 40  # 40 batches: ~0.2 s of CPU against 10 ms clock ticks
+    per_repeat = 20 if quick else 40  # 40 batches: ~0.2 s of CPU, several scheduler time slices
     sources = {shape: Source(shape, NODES) for shape in SHAPES}
     binary = pushgateway.installed()
     cpu: dict[str, list[float]] = {name: [] for name in (*SHAPES, "pushgateway")}

@@ -15,7 +15,7 @@ every message through the consumer group). Each replica's garbage collector is s
 - **Capacity**: both replicas are stopped (SIGSTOP) while the publisher writes ``--messages``;
   then both continue (SIGCONT) and drain the backlog as fast as they can. Per replica: messages
   per second of wall time (continue → last message received) and messages per CPU-second of
-  the replica process (utime + stime from ``/proc``, the figure that does not move with the
+  the replica process (its CPU-time clock, the figure that does not move with the
   machine's load); the median of ``--repeats``.
 - **Latency**: the publisher writes at half the target rate (10 000 msg/s) and at half the
   slower replica's median capacity, ``--seconds`` each; per replica, publish-to-receipt latency

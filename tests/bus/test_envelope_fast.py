@@ -801,3 +801,22 @@ def test_a_batch_of_valid_envelopes_is_taken_at_once(
     envelopes, failure = decode_envelopes(bodies)
     assert failure is None
     assert len(envelopes) == len(bodies)
+
+
+@pytest.mark.parametrize("model", [m for m in CASES if m.DERIVED] + [AlertAck], ids=lambda m: m.TAG)
+def test_a_decoded_message_s_fields_set_is_not_changed_by_another_s(model: type[Message]) -> None:
+    """Decoded messages of one type and shape may share their (never written) set of fields
+    set: filling one's derived fields, or ``model_copy`` with an update, leaves the others'
+    as the reference decodes it."""
+    full, minimal = CASES[model].full, CASES[model].minimal
+    for payload in (minimal, full, minimal, full):  # each shape after the other
+        bodies = [_body(payload, model, id=f"message{n:04d}") for n in range(2)]
+        envelopes, failure = decode_envelopes(bodies)
+        assert failure is None
+        expected = decode_envelope_reference(bodies[0])
+        assert isinstance(expected, Envelope)
+        first, second = (envelope.payload for envelope in envelopes)
+        changed = first.model_copy(update={"node": "elsewhere"})
+        assert changed.model_fields_set == expected.payload.model_fields_set | {"node"}
+        assert first.model_fields_set == expected.payload.model_fields_set
+        assert second.model_fields_set == expected.payload.model_fields_set

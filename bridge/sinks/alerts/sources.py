@@ -25,6 +25,7 @@ has lasted; without ``held`` a status counts as read.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,6 +90,8 @@ MAX_ALERT_ID: Final = MAX_TEXT
 _DIGEST_LENGTH: Final = 16
 _HEALTH_RESOURCES: Final = frozenset({"cpu", "memory", "disk"})
 _SORTED_RESOURCES: Final = tuple(sorted(_HEALTH_RESOURCES))
+# The nodes whose alert ids are kept made (the least recently read forgotten past it).
+_CACHED_NODES: Final = 256
 
 Active = Callable[[str], bool]
 """Whether an alert (by id) may be active: a resolved event of any other would change nothing."""
@@ -140,6 +143,29 @@ def alert_event(
     """
     payload = envelope.payload
     at = payload.timestamp
+    # The health readings first: every node sends them all the time, alerts are rare.
+    if isinstance(payload, NodeHealth):
+        alert_id = _node_ids(payload.node)[0]
+        return _health(
+            alert_id,
+            "node_health",
+            held(alert_id, payload.status, at),
+            payload.node,
+            f"node {payload.node}",
+            at,
+            active,
+        )
+    if isinstance(payload, ComponentHealth):
+        alert_id = derived_id("component_health", payload.node, payload.component)
+        return _health(
+            alert_id,
+            "component_health",
+            held(alert_id, payload.status, at),
+            payload.node,
+            f"component {payload.component} on {payload.node}",
+            at,
+            active,
+        )
     if isinstance(payload, SystemAlert):
         return AlertEvent(
             alert_id=payload.alert_id,
@@ -195,28 +221,6 @@ def alert_event(
             at,
             auto_resolve=True,
         )
-    if isinstance(payload, NodeHealth):
-        alert_id = derived_id("node_health", payload.node)
-        return _health(
-            alert_id,
-            "node_health",
-            held(alert_id, payload.status, at),
-            payload.node,
-            f"node {payload.node}",
-            at,
-            active,
-        )
-    if isinstance(payload, ComponentHealth):
-        alert_id = derived_id("component_health", payload.node, payload.component)
-        return _health(
-            alert_id,
-            "component_health",
-            held(alert_id, payload.status, at),
-            payload.node,
-            f"component {payload.component} on {payload.node}",
-            at,
-            active,
-        )
     if isinstance(payload, NodeLifecycle):
         alert_id = derived_id("node_failure", payload.node)
         if payload.event == "down":
@@ -247,17 +251,17 @@ def alert_events(
     payload = envelope.payload
     if isinstance(payload, NodeHealth):
         # A healthy node has every resource healthy (its status is the worst of theirs).
-        healthy = [
-            resource
-            for resource in _SORTED_RESOURCES
-            if payload.status == "healthy"
-            or (
-                isinstance(check := payload.checks.get(resource), dict)
-                and check.get("status") == "healthy"
-            )
-        ]
-        for resource in healthy:
-            alert_id = derived_id("metric_threshold", payload.node, resource + _RESOURCE_SUFFIX)
+        every = payload.status == "healthy"
+        checks = payload.checks
+        for resource, alert_id in zip(_SORTED_RESOURCES, _node_ids(payload.node)[1], strict=True):
+            if not (
+                every
+                or (
+                    isinstance(check := checks.get(resource), dict)
+                    and check.get("status") == "healthy"
+                )
+            ):
+                continue
             if active is None or active(alert_id):
                 events.append(
                     _resolved(alert_id, "metric_threshold", payload.node, payload.timestamp)
@@ -274,6 +278,16 @@ def derived_id(*parts: str) -> str:
         return alert_id
     digest = hashlib.sha256(alert_id.encode()).hexdigest()[:_DIGEST_LENGTH]
     return f"{alert_id[: MAX_ALERT_ID - _DIGEST_LENGTH - 2]}…#{digest}"
+
+
+@functools.lru_cache(maxsize=_CACHED_NODES)
+def _node_ids(node: str) -> tuple[str, tuple[str, ...]]:
+    """The ids of a node's ``node_health`` alert and of its resources' ``metric_threshold``
+    alerts (``_SORTED_RESOURCES``' order): every NodeHealth reading looks them up."""
+    return derived_id("node_health", node), tuple(
+        derived_id("metric_threshold", node, resource + _RESOURCE_SUFFIX)
+        for resource in _SORTED_RESOURCES
+    )
 
 
 def _resource_of(metric_name: str) -> str | None:
