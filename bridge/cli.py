@@ -366,6 +366,8 @@ def _alerts(args: argparse.Namespace) -> int:
         _print_table(_ALERT_COLUMNS, rows, "no alerts")
     else:
         _print_table(_ALERT_COLUMNS, [_alert_row(answer["alert"])], "")
+    if args.alerts_command == "list" and answer.get("work_queue_holder") is False:
+        print(f"exesdb-bridge: {_NOT_THE_HOLDER.format(safe_url(bridge.url))}", file=sys.stderr)
     if args.alerts_command == "ack" and (note := _ack_unchanged(args, answer["alert"])):
         print(f"exesdb-bridge: {note}", file=sys.stderr)
     return EXIT_OK
@@ -403,6 +405,10 @@ def _refused(bridge: Target, path: str, status: int, text: str) -> None:
         print(f"exesdb-bridge: {asked} answered {status}: {text}", file=sys.stderr)
 
 
+_NOT_THE_HOLDER: Final = (
+    "the replica at {} does not hold the work-queue lease: its alerts may be missing or out of"
+    " date; ask the replica that holds it (exesdb_redis_work_queue_leader 1 on its /metrics)"
+)
 _ALERT_COLUMNS: Final = ("ALERT_ID", "STATE", "LEVEL", "SEVERITY", "ALERTNAME", "NODE", "SINCE")
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -25,7 +27,16 @@ from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.transitions import Plan, escalation, on_event
 from tests.integration.servers.redis import RedisServer
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
-from tests.support import TEST_SECRET, BridgeProcess, free_port, http_get, post_signed, wait_until
+from tests.support import (
+    ADMIN_TOKEN,
+    TEST_SECRET,
+    BridgeProcess,
+    bridge_env,
+    free_port,
+    http_get,
+    post_signed,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -606,3 +617,31 @@ def alert_event(alert_id: str) -> AlertEvent:
         requires_ack=True,
         at=utc_now(),
     )
+
+
+def test_alerts_list_on_a_replica_without_the_lease_says_to_ask_the_holder(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess]
+) -> None:
+    """`exesdb-bridge alerts list` pointed at a replica that does not hold the work-queue lease
+    says on stderr that its alerts may be missing and how to find the holder; at the holder it
+    says nothing of the kind."""
+    replicas = [
+        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}") for n in range(2)
+    ]
+    holder = leader(replicas)
+    other = next(r for r in replicas if r is not holder)
+    env = bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    asked = {
+        process: subprocess.run(
+            [sys.executable, "-m", "bridge", "alerts", "list", "--url", process.url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        for process in (holder, other)
+    }
+    assert [asked[p].returncode for p in (holder, other)] == [0, 0]
+    assert "does not hold the work-queue lease" not in asked[holder].stderr
+    assert f"the replica at {other.url} does not hold the work-queue lease" in asked[other].stderr

@@ -78,13 +78,17 @@ class AlertKeeper(Protocol):
     async def acknowledge(self, ack: Acknowledgement) -> AlertRecord | None:
         """Apply ``ack`` and announce it; the alert, or None when unknown."""
 
+    def holds_work_queue(self) -> bool:
+        """Whether this replica's alerts are current: always on the in-process bus, on Redis
+        while it holds the work-queue lease."""
+
 
 def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
     """The two routes, each behind ``guard``."""
 
     async def list_alerts(request: web.Request) -> web.Response:
         """Alerts with state, level, severity, labels and timestamps; ``?state=``, ``?limit=``,
-        ``?alert_id=``."""
+        ``?alert_id=``; and whether they are current (``work_queue_holder``)."""
         try:
             query = AlertQuery.model_validate(dict(request.query))
         except ValidationError as exc:
@@ -92,7 +96,8 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
             detail = _QUERY_REFUSALS.get(field, f"{field} is not valid")
             return error_response(400, "invalid", detail, field)
         records = await keeper.list_alerts(query)
-        return web.json_response({"alerts": [record.as_json() for record in records]})
+        alerts = [record.as_json() for record in records]
+        return web.json_response({"alerts": alerts, "work_queue_holder": keeper.holds_work_queue()})
 
     async def ack(request: web.Request) -> web.Response:
         """Acknowledge: ``{"ack_by", "ack_note"?, "resolution"?}``; publishes AlertAck."""

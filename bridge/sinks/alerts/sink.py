@@ -433,7 +433,7 @@ class AlertSink:
             if self._outbox is not None:
                 self._outbox.close()
 
-    def _holds_work_queue(self) -> bool:
+    def holds_work_queue(self) -> bool:
         """True on the in-process bus, and on Redis while this replica holds the lease."""
         return self._lease is None or self._lease.leading
 
@@ -589,7 +589,7 @@ class AlertSink:
             # After a restart: what Redis took before a crash and the outbox did not.
             with contextlib.suppress(TransportError):
                 await self._index.catch_up()
-        if self._holds_work_queue():
+        if self.holds_work_queue():
             try:
                 await escalator.tick()
                 if await self._expire(self._clock()):
@@ -679,7 +679,7 @@ class AlertSink:
             record = on_ack(
                 await self._db.call(self.outbox.alerts.get, ack.alert_id), ack, now
             ).record
-            if record is not None and self._holds_work_queue():
+            if record is not None and self.holds_work_queue():
                 try:
                     await self._index.change(self.outbox.alerts.plan, [ack], now)
                 except TransportError as exc:

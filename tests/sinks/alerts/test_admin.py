@@ -27,6 +27,7 @@ class Keeper:
         self.records = list(records)
         self.queries: list[AlertQuery] = []
         self.acks: list[Acknowledgement] = []
+        self.holding = True
 
     async def list_alerts(self, query: AlertQuery) -> list[AlertRecord]:
         self.queries.append(query)
@@ -39,6 +40,9 @@ class Keeper:
     async def acknowledge(self, ack: Acknowledgement) -> AlertRecord | None:
         self.acks.append(ack)
         return next((r for r in self.records if r.alert_id == ack.alert_id), None)
+
+    def holds_work_queue(self) -> bool:
+        return self.holding
 
 
 @asynccontextmanager
@@ -94,9 +98,18 @@ async def test_list_passes_each_filter_and_shows_the_alerts(keeper: Keeper) -> N
         status, body = await request(base, "GET", "/v1/alerts?alert_id=a1")
         assert [a["alert_id"] for a in body["alerts"]] == ["a1"]
         status, body = await request(base, "GET", "/v1/alerts?alert_id=nope")
-        assert (status, body) == (200, {"alerts": []})
+        assert (status, body) == (200, {"alerts": [], "work_queue_holder": True})
     assert keeper.queries[0] == AlertQuery(state=AlertState.ACKNOWLEDGED, limit=5)
     assert keeper.queries[1] == AlertQuery(alert_id="a1", limit=1000)
+
+
+async def test_list_says_whether_the_alerts_are_current(keeper: Keeper) -> None:
+    """A replica without the work-queue lease lists what it has and says it is not the holder,
+    so a client can tell "no alerts" from "ask another replica"."""
+    keeper.holding = False
+    async with served(keeper) as base:
+        status, body = await request(base, "GET", "/v1/alerts")
+    assert (status, len(body["alerts"]), body["work_queue_holder"]) == (200, 2, False)
 
 
 @pytest.mark.parametrize(
