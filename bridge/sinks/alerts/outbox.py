@@ -78,12 +78,15 @@ class Outbox:
         lock = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
+        except BlockingIOError as exc:  # held: EWOULDBLOCK
             os.close(lock)
             raise OSError(
                 "another bridge process has it open: a bridge runs on this folder already; stop "
                 "it, or give this one an EXESDB_STATE_DIR of its own"
             ) from exc
+        except OSError as exc:  # a file system without locks (ENOLCK): the system's reason
+            os.close(lock)
+            raise OSError(exc.errno, exc.strerror, str(directory / LOCK_NAME)) from exc
         try:
             return cls(path, urls=urls, lock=lock)
         except BaseException:
