@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import re
@@ -42,6 +41,7 @@ from typing import Final, TypeVar
 
 from bridge.bus.transport import Frame
 from bridge.messages import INSTANCES
+from bridge.statelock import hold
 
 __all__ = ["Spool", "SpoolBatch"]
 
@@ -202,13 +202,7 @@ class Spool:
         self.directory.mkdir(mode=0o700, exist_ok=True)
         # Two bridges appending to one spool would interleave their records: the second is
         # refused (each replica needs its own EXESDB_STATE_DIR).
-        lock = os.open(self.directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(lock)
-            raise OSError(f"another bridge process has it open ({exc.strerror})") from exc
-        self._lock = lock
+        self._lock = hold(self.directory / _LOCK, "another bridge process has it open")
         found: list[_Segment] = []
         for path in self.directory.glob(f"*{_SUFFIX}"):
             seq, _, token = path.stem.partition("-")

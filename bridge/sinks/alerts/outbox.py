@@ -17,7 +17,6 @@ record, in ``rows``.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import sqlite3
 import tempfile
@@ -30,6 +29,7 @@ from bridge.sinks.alerts.database import Database
 from bridge.sinks.alerts.dead_letters import DeadLetters
 from bridge.sinks.alerts.queue import DeliveryQueue
 from bridge.sinks.alerts.retention import Retention
+from bridge.statelock import hold
 
 __all__ = ["FILE_NAME", "LOCK_NAME", "Outbox"]
 
@@ -75,15 +75,11 @@ class Outbox:
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
         # Two bridges on one outbox would each send its deliveries and keep alert states of
         # their own: the second is refused. `exesdb-bridge outbox` opens the file unlocked.
-        lock = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(lock)
-            raise OSError(
-                "another bridge process has it open: a bridge runs on this folder already; stop "
-                "it, or give this one an EXESDB_STATE_DIR of its own"
-            ) from exc
+        lock = hold(
+            directory / LOCK_NAME,
+            "another bridge process has it open: a bridge runs on this folder already; stop it, "
+            "or give this one an EXESDB_STATE_DIR of its own",
+        )
         try:
             return cls(path, urls=urls, lock=lock)
         except BaseException:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -187,6 +190,23 @@ async def test_a_second_bridge_on_the_same_spool_is_refused(open_spool, tmp_path
     await first.aclose()
     again = await open_spool()
     assert await again.append([frame(1)])
+
+
+async def test_a_spool_on_a_file_system_without_locks_is_not_called_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spool whose folder cannot be locked (flock: ENOLCK) fails with that reason, not as one
+    another bridge has open."""
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=SEGMENT)
+    with pytest.raises(OSError, match=os.strerror(errno.ENOLCK)) as refused:
+        await spool.open()
+    await spool.aclose()
+    assert "another bridge" not in str(refused.value)
 
 
 async def test_the_spool_makes_the_state_dir_above_it_private(tmp_path: Path) -> None:

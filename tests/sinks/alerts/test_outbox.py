@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import sqlite3
 from dataclasses import fields
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.sinks.alerts.outbox import FILE_NAME, Outbox
+from bridge.sinks.alerts.outbox import FILE_NAME, LOCK_NAME, Outbox
 from bridge.sinks.alerts.records import (
     AlertRecord,
     AlertState,
@@ -46,6 +48,25 @@ def test_one_bridge_at_a_time_holds_the_state_directory(tmp_path: Path) -> None:
         holder.close()
     again = Outbox.in_dir(tmp_path, urls=[URL])
     again.close()
+
+
+def test_a_state_directory_without_locks_is_refused_for_that_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system that cannot lock (flock: ENOLCK, as an NFS mount without lockd) is refused
+    with the system's reason, not as a folder another bridge holds, and no descriptor is left."""
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    opened = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(OSError, match=os.strerror(errno.ENOLCK)) as refused:
+        Outbox.in_dir(tmp_path, urls=[URL])
+    assert refused.value.errno == errno.ENOLCK
+    assert "another bridge" not in str(refused.value)
+    assert refused.value.filename == str(tmp_path / LOCK_NAME)
+    assert len(os.listdir("/proc/self/fd")) == opened
 
 
 RECORD_FIELDS = [field.name for field in fields(AlertRecord)]
