@@ -155,8 +155,11 @@ class Delivery:
 
     @property
     def deadline_from(self) -> float:
-        """When its deadline started: when it was made, or last put back by ``outbox retry``."""
-        return self.created_at if self.retried_at is None else self.retried_at
+        """When its deadline started: when it was made, or last put back by ``outbox retry``
+        (the later of the two: a retry by an older version, which reset ``created_at``, wins)."""
+        if self.retried_at is None:
+            return self.created_at
+        return max(self.created_at, self.retried_at)
 
     def summary(self) -> dict[str, Any]:
         """The delivery without its body, for listings."""

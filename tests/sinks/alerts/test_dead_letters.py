@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from bridge.sinks.alerts.outbox import Outbox
@@ -49,6 +50,22 @@ def test_attempts_retry_dead_letter_and_manual_retry(outbox: Outbox) -> None:
     assert (revived.retried_at, revived.deadline_from) == (T0 + 200, T0 + 200)
     assert [d.id for d in outbox.queue.deliveries(ids=[first.id, "other"])] == [first.id]
     assert outbox.queue.deliveries(ids=[]) == []
+
+
+def test_a_retry_older_than_the_creation_time_does_not_start_the_deadline(
+    outbox: Outbox,
+) -> None:
+    """A delivery retried, then retried again by a version that reset ``created_at`` (before
+    ``retried_at`` existed), takes its deadline from the later of the two, not the stale retry:
+    it is not dead-lettered at once."""
+    observe(outbox, event(), T0)
+    outbox.queue.group(URL, T0, 0.0, one_each)
+    delivery = outbox.queue.next_due(URL, T0)
+    assert delivery is not None
+    older = dataclasses.replace(delivery, created_at=T0 + 500, retried_at=T0 + 200)
+    assert older.deadline_from == T0 + 500
+    newer = dataclasses.replace(delivery, created_at=T0, retried_at=T0 + 200)
+    assert newer.deadline_from == T0 + 200
 
 
 def test_orphaned_work_is_dead_lettered_and_stays_retryable(tmp_path: Path) -> None:
