@@ -42,6 +42,7 @@ from bridge.component import (
     Readiness,
 )
 from bridge.config import Settings
+from bridge.errors import BridgeError
 from bridge.http import build_app
 from bridge.integration import Integration, install
 from bridge.listener import ConnectionGuard, Limits, raise_descriptor_limit
@@ -224,7 +225,12 @@ class Bridge:
         await self._runner.setup()
         server = self._runner.server
         assert server is not None  # set by setup()
-        self._listener = await self.connections.serve(server, host, port, ssl_context)
+        try:
+            self._listener = await self.connections.serve(server, host, port, ssl_context)
+        except OSError as exc:  # taken, not ours to bind, no such address
+            raise BridgeError(
+                f"cannot listen on {self.settings.http_addr} (EXESDB_HTTP_ADDR): {exc}"
+            ) from exc
         # The bound socket's name: a port of 0 becomes the one the system chose.
         sockets = self._listener.sockets
         self.address = (sockets[0].getsockname()[0], sockets[0].getsockname()[1])

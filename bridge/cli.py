@@ -86,8 +86,8 @@ async def _serve(settings: Settings, demo: bool) -> int:
         loop.add_signal_handler(signum, stop.set)
     try:
         await bridge.start()
-    except OSError as exc:
-        _logger.error("cannot listen on %s (EXESDB_HTTP_ADDR): %s", settings.http_addr, exc)
+    except OSError as exc:  # the address is a BridgeError of its own; this is anything else
+        _logger.error("cannot start: %s", exc)
         await bridge.aclose()
         return EXIT_FAILED
     except ConfigError as exc:  # e.g. EXESDB_STATE_DIR cannot hold the alert outbox

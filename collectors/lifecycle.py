@@ -4,8 +4,8 @@ Listed after the sinks that record lifecycle (Prometheus, OTLP), so it starts af
 ``start()`` publishes ``starting``, the SystemConfig of the running bridge (no secrets), then
 ``started``. Components close in reverse order, so on shutdown it publishes ``stopping`` then
 ``stopped`` before those sinks close and while the bus still runs: they see both before the bus
-drains. (The Integration itself publishes a SystemConfig whenever it
-is enabled or disabled at runtime.)
+drains. (The Integration itself publishes a SystemConfig whenever it is enabled or disabled at
+runtime.)
 """
 
 from __future__ import annotations
