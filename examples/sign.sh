@@ -14,6 +14,8 @@
 # USER:PASSWORD sends basic auth (--user USER: curl asks for the password; a user:password@ in
 # EXESDB_URL is taken too). Prints the HTTP status and the bridge's answer; exits 0 on 202.
 # The envelope and the signature: docs/messages.md#envelope, docs/http-api.md#ingest.
+# openssl takes the key as an argument, so other users of the host can read it in the process
+# list while openssl runs: on a shared host sign with examples/sign.py or exesdb-bridge publish.
 set -euo pipefail
 
 usage() {
