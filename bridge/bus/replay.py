@@ -40,6 +40,7 @@ class ReplayGuard:
         "_generation",
         "_order",
         "_seen",
+        "_stamps",
         "_window",
     )
 
@@ -54,13 +55,16 @@ class ReplayGuard:
         self._window = window_seconds
         self._capacity = capacity
         self._clock = clock
-        # id -> message timestamp, plus the ids in acceptance order: a float per id and a deque
-        # slot take far less memory than an OrderedDict entry holding a tuple (it is forgotten
-        # ``window`` after its timestamp, so that need not be stored). Every id in ``_order`` was
-        # dated at or before the time it went in; the ids dated ahead wait in ``_ahead``, a heap
-        # by timestamp, and join ``_order`` once now reaches them (``_catch_up``).
-        self._seen: dict[str, float] = {}
+        # The ids, plus the ids in acceptance order with their timestamps beside them: a set
+        # looks an id up in one probe of its table where a dict of id -> timestamp takes two
+        # (its index, then its entries), and with 200 000 ids both miss the cache (it is
+        # forgotten ``window`` after its timestamp, so that need not be stored). Every id in
+        # ``_order`` was dated at or before the time it went in; the ids dated ahead wait in
+        # ``_ahead``, a heap by timestamp, and join ``_order`` once now reaches them
+        # (``_catch_up``).
+        self._seen: set[str] = set()
         self._order: deque[str] = deque()
+        self._stamps: deque[float] = deque()
         self._ahead: list[tuple[float, str]] = []
         self._floor = float("-inf")
         self._generation = 0
@@ -121,9 +125,10 @@ class ReplayGuard:
         else:
             failure = self._judge_batch(message_ids, timestamps, now)
         if failure is None and message_ids:
-            self._seen.update(zip(message_ids, timestamps, strict=True))
+            self._seen.update(message_ids)
             if max(timestamps) <= now:
                 self._order.extend(message_ids)
+                self._stamps.extend(timestamps)
             else:
                 for message_id, timestamp in zip(message_ids, timestamps, strict=True):
                     self._add(message_id, timestamp, now)
@@ -147,7 +152,7 @@ class ReplayGuard:
         if (
             self._in_window(timestamps, now)
             and len(set(message_ids)) == len(message_ids)
-            and self._seen.keys().isdisjoint(message_ids)
+            and self._seen.isdisjoint(message_ids)
         ):
             return None
         return self._first_stale(message_ids, timestamps, now)
@@ -179,11 +184,10 @@ class ReplayGuard:
     def forget(self, message_ids: Iterable[str]) -> None:
         """Forget ids remembered for messages that were then not taken after all (their
         sender is told to send them again); a later copy is then fresh."""
-        gone = {message_id for message_id in message_ids if message_id in self._seen}
+        gone = self._seen.intersection(message_ids)
         if not gone:
             return
-        for message_id in gone:
-            del self._seen[message_id]
+        self._seen -= gone
         waiting = gone.intersection(message_id for _, message_id in self._ahead)
         if waiting:
             self._ahead = [entry for entry in self._ahead if entry[1] not in waiting]
@@ -191,14 +195,16 @@ class ReplayGuard:
             gone -= waiting
         # The rest are in _order, among its newest (remembered moments ago): look from the back,
         # so that eviction counts only the ids still remembered.
-        order, kept = self._order, []
+        order, stamps, kept = self._order, self._stamps, []
         while gone and order:
-            message_id = order.pop()
+            message_id, timestamp = order.pop(), stamps.pop()
             if message_id in gone:
                 gone.discard(message_id)
             else:
-                kept.append(message_id)
-        order.extend(reversed(kept))
+                kept.append((message_id, timestamp))
+        for message_id, timestamp in reversed(kept):
+            order.append(message_id)
+            stamps.append(timestamp)
 
     def _judge(self, message_id: str, timestamp: float, now: float) -> ReplayVerdict:
         self._forget_expired(now)
@@ -213,7 +219,7 @@ class ReplayGuard:
         return ReplayVerdict.FRESH
 
     def _remember(self, message_id: str, timestamp: float, now: float) -> None:
-        self._seen[message_id] = timestamp
+        self._seen.add(message_id)
         self._add(message_id, timestamp, now)
         self._generation += 1
         self._evict(now)
@@ -221,14 +227,17 @@ class ReplayGuard:
     def _add(self, message_id: str, timestamp: float, now: float) -> None:
         if timestamp <= now:
             self._order.append(message_id)
+            self._stamps.append(timestamp)
         else:
             heapq.heappush(self._ahead, (timestamp, message_id))
 
     def _catch_up(self, now: float) -> None:
         # Ids whose time has come join the others, in timestamp order.
-        ahead, order = self._ahead, self._order
+        ahead, order, stamps = self._ahead, self._order, self._stamps
         while ahead and ahead[0][0] <= now:
-            order.append(heapq.heappop(ahead)[1])
+            timestamp, message_id = heapq.heappop(ahead)
+            order.append(message_id)
+            stamps.append(timestamp)
 
     def _evict(self, now: float) -> None:
         # Past the capacity, forget the oldest ids; the floor rises to their newest timestamp
@@ -241,11 +250,12 @@ class ReplayGuard:
         excess = len(order) + len(self._ahead) - self._capacity
         if excess <= 0:
             return
-        evicted = list(starmap(order.popleft, repeat((), min(excess, len(order)))))
-        stamps = list(map(self._seen.pop, evicted))
+        popped = min(excess, len(order))
+        self._seen.difference_update(starmap(order.popleft, repeat((), popped)))
+        stamps = list(starmap(self._stamps.popleft, repeat((), popped)))
         while len(stamps) < excess:
             timestamp, message_id = heapq.heappop(self._ahead)
-            del self._seen[message_id]
+            self._seen.remove(message_id)
             stamps.append(timestamp)
         newest = max(stamps)
         if newest + self._window >= now:
@@ -255,6 +265,7 @@ class ReplayGuard:
         # Acceptance order is nearly timestamp order; stopping at the first live entry keeps
         # this O(1) amortized, and the capacity bound holds regardless.
         self._catch_up(now)
-        order, seen, window = self._order, self._seen, self._window
-        while order and seen[order[0]] + window < now:
-            del seen[order.popleft()]
+        order, stamps, seen, window = self._order, self._stamps, self._seen, self._window
+        while stamps and stamps[0] + window < now:
+            seen.remove(order.popleft())
+            stamps.popleft()
