@@ -40,6 +40,8 @@ class ReplayGuard:
         "_generation",
         "_order",
         "_seen",
+        "_span",
+        "_stamps",
         "_window",
     )
 
@@ -54,16 +56,22 @@ class ReplayGuard:
         self._window = window_seconds
         self._capacity = capacity
         self._clock = clock
-        # id -> message timestamp, plus the ids in acceptance order: a float per id and a deque
-        # slot take far less memory than an OrderedDict entry holding a tuple (it is forgotten
-        # ``window`` after its timestamp, so that need not be stored). Every id in ``_order`` was
-        # dated at or before the time it went in; the ids dated ahead wait in ``_ahead``, a heap
-        # by timestamp, and join ``_order`` once now reaches them (``_catch_up``).
-        self._seen: dict[str, float] = {}
+        # The ids, plus the ids in acceptance order with their timestamps beside them: a set
+        # looks an id up in one probe of its table where a dict of id -> timestamp takes two
+        # (its index, then its entries), and with 200 000 ids both miss the cache (it is
+        # forgotten ``window`` after its timestamp, so that need not be stored). Every id in
+        # ``_order`` was dated at or before the time it went in; the ids dated ahead wait in
+        # ``_ahead``, a heap by timestamp, and join ``_order`` once now reaches them
+        # (``_catch_up``).
+        self._seen: set[str] = set()
         self._order: deque[str] = deque()
+        self._stamps: deque[float] = deque()
         self._ahead: list[tuple[float, str]] = []
         self._floor = float("-inf")
         self._generation = 0
+        # The timestamps last judged, with their oldest and newest: min() and max() of a batch
+        # of 1 000 take some 20 us, and check_batch needs them again for the same batch.
+        self._span: tuple[Sequence[float], float, float] = ((), 0.0, 0.0)
 
     def empty_copy(self) -> ReplayGuard:
         """A guard with the same window, capacity and clock that remembers nothing yet."""
@@ -113,17 +121,21 @@ class ReplayGuard:
         now = self._clock()
         if judged_at == self._generation and message_ids:
             self._forget_expired(now)
+            oldest, newest = self._measure(timestamps)
             failure = (
                 None
-                if self._in_window(timestamps, now)
+                if self._in_window(oldest, newest, now)
                 else self._first_stale(message_ids, timestamps, now)
             )
         else:
             failure = self._judge_batch(message_ids, timestamps, now)
+        spanned, _, newest = self._span
+        self._span = ((), 0.0, 0.0)
         if failure is None and message_ids:
-            self._seen.update(zip(message_ids, timestamps, strict=True))
-            if max(timestamps) <= now:
+            self._seen.update(message_ids)
+            if spanned is timestamps and newest <= now:
                 self._order.extend(message_ids)
+                self._stamps.extend(timestamps)
             else:
                 for message_id, timestamp in zip(message_ids, timestamps, strict=True):
                     self._add(message_id, timestamp, now)
@@ -135,6 +147,7 @@ class ReplayGuard:
         self, message_ids: Sequence[str], timestamps: Sequence[float]
     ) -> tuple[int, ReplayVerdict] | None:
         """``check_batch`` without remembering any id."""
+        self._span = ((), 0.0, 0.0)  # measured afresh: only check_batch sees it again
         return self._judge_batch(message_ids, timestamps, self._clock())
 
     def _judge_batch(
@@ -145,17 +158,24 @@ class ReplayGuard:
         self._forget_expired(now)
         # The set operations run in C.
         if (
-            self._in_window(timestamps, now)
+            self._in_window(*self._measure(timestamps), now)
             and len(set(message_ids)) == len(message_ids)
-            and self._seen.keys().isdisjoint(message_ids)
+            and self._seen.isdisjoint(message_ids)
         ):
             return None
         return self._first_stale(message_ids, timestamps, now)
 
-    def _in_window(self, timestamps: Sequence[float], now: float) -> bool:
+    def _measure(self, timestamps: Sequence[float]) -> tuple[float, float]:
+        # The oldest and newest of ``timestamps``, kept for the same list's next look.
+        spanned, oldest, newest = self._span
+        if spanned is not timestamps:
+            oldest, newest = min(timestamps), max(timestamps)
+            self._span = (timestamps, oldest, newest)
+        return oldest, newest
+
+    def _in_window(self, oldest: float, newest: float, now: float) -> bool:
         # Rounding keeps subtraction monotonic, so |now - t| is largest at the oldest or the
         # newest timestamp: those two stand for the batch.
-        oldest, newest = min(timestamps), max(timestamps)
         return (
             abs(now - oldest) <= self._window
             and abs(now - newest) <= self._window
@@ -179,11 +199,10 @@ class ReplayGuard:
     def forget(self, message_ids: Iterable[str]) -> None:
         """Forget ids remembered for messages that were then not taken after all (their
         sender is told to send them again); a later copy is then fresh."""
-        gone = {message_id for message_id in message_ids if message_id in self._seen}
+        gone = self._seen.intersection(message_ids)
         if not gone:
             return
-        for message_id in gone:
-            del self._seen[message_id]
+        self._seen -= gone
         waiting = gone.intersection(message_id for _, message_id in self._ahead)
         if waiting:
             self._ahead = [entry for entry in self._ahead if entry[1] not in waiting]
@@ -191,14 +210,16 @@ class ReplayGuard:
             gone -= waiting
         # The rest are in _order, among its newest (remembered moments ago): look from the back,
         # so that eviction counts only the ids still remembered.
-        order, kept = self._order, []
+        order, stamps, kept = self._order, self._stamps, []
         while gone and order:
-            message_id = order.pop()
+            message_id, timestamp = order.pop(), stamps.pop()
             if message_id in gone:
                 gone.discard(message_id)
             else:
-                kept.append(message_id)
-        order.extend(reversed(kept))
+                kept.append((message_id, timestamp))
+        for message_id, timestamp in reversed(kept):
+            order.append(message_id)
+            stamps.append(timestamp)
 
     def _judge(self, message_id: str, timestamp: float, now: float) -> ReplayVerdict:
         self._forget_expired(now)
@@ -213,7 +234,7 @@ class ReplayGuard:
         return ReplayVerdict.FRESH
 
     def _remember(self, message_id: str, timestamp: float, now: float) -> None:
-        self._seen[message_id] = timestamp
+        self._seen.add(message_id)
         self._add(message_id, timestamp, now)
         self._generation += 1
         self._evict(now)
@@ -221,14 +242,17 @@ class ReplayGuard:
     def _add(self, message_id: str, timestamp: float, now: float) -> None:
         if timestamp <= now:
             self._order.append(message_id)
+            self._stamps.append(timestamp)
         else:
             heapq.heappush(self._ahead, (timestamp, message_id))
 
     def _catch_up(self, now: float) -> None:
         # Ids whose time has come join the others, in timestamp order.
-        ahead, order = self._ahead, self._order
+        ahead, order, stamps = self._ahead, self._order, self._stamps
         while ahead and ahead[0][0] <= now:
-            order.append(heapq.heappop(ahead)[1])
+            timestamp, message_id = heapq.heappop(ahead)
+            order.append(message_id)
+            stamps.append(timestamp)
 
     def _evict(self, now: float) -> None:
         # Past the capacity, forget the oldest ids; the floor rises to their newest timestamp
@@ -241,11 +265,12 @@ class ReplayGuard:
         excess = len(order) + len(self._ahead) - self._capacity
         if excess <= 0:
             return
-        evicted = list(starmap(order.popleft, repeat((), min(excess, len(order)))))
-        stamps = list(map(self._seen.pop, evicted))
+        popped = min(excess, len(order))
+        self._seen.difference_update(starmap(order.popleft, repeat((), popped)))
+        stamps = list(starmap(self._stamps.popleft, repeat((), popped)))
         while len(stamps) < excess:
             timestamp, message_id = heapq.heappop(self._ahead)
-            del self._seen[message_id]
+            self._seen.remove(message_id)
             stamps.append(timestamp)
         newest = max(stamps)
         if newest + self._window >= now:
@@ -255,6 +280,7 @@ class ReplayGuard:
         # Acceptance order is nearly timestamp order; stopping at the first live entry keeps
         # this O(1) amortized, and the capacity bound holds regardless.
         self._catch_up(now)
-        order, seen, window = self._order, self._seen, self._window
-        while order and seen[order[0]] + window < now:
-            del seen[order.popleft()]
+        order, stamps, seen, window = self._order, self._stamps, self._seen, self._window
+        while stamps and stamps[0] + window < now:
+            seen.remove(order.popleft())
+            stamps.popleft()

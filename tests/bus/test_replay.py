@@ -318,3 +318,17 @@ def test_a_judged_batch_that_expired_before_admission_is_refused() -> None:
         0,
         ReplayVerdict.EXPIRED,
     )
+
+
+def test_admission_checks_the_times_it_is_given_not_those_judged() -> None:
+    """check_batch reads the window from the timestamps passed to it, even with the ids and
+    generation of a batch judged fresh: an expired time there is refused."""
+    guard = _guard()
+    ids = ["id-00000001", "id-00000002"]
+    judged_at = guard.generation
+    assert guard.judge_batch(ids, [NOW, NOW]) is None
+    assert guard.check_batch(ids, [NOW, NOW - WINDOW - 1], judged_at) == (
+        1,
+        ReplayVerdict.EXPIRED,
+    )
+    assert len(guard) == 0

@@ -9,7 +9,13 @@ import pytest
 from bridge.bus import Envelope
 from bridge.messages import MESSAGE_TYPES
 from bridge.sinks.prometheus import SeriesStore, Translator
-from tests.sinks.prometheus_support import FakeClock, envelope, families_text, translate
+from tests.sinks.prometheus_support import (
+    FakeClock,
+    envelope,
+    families_text,
+    propagate,
+    translate,
+)
 
 
 class Golden(NamedTuple):
@@ -616,3 +622,64 @@ def test_a_batch_renders_as_its_messages_one_by_one():
     Translator(store).handle_batch(envelopes, failures.append)
     assert failures == []
     assert store.render() == one_by_one.render()
+
+
+def _frequent(scale: float) -> list[Envelope]:
+    # The messages whose series the translator holds between batches, with values by ``scale``.
+    return [
+        envelope(
+            "resource_usage",
+            resource_type="cpu",
+            usage_percent=10 * scale,
+            total_available=4 * scale,
+            current_used=scale,
+        ),
+        envelope("throughput_metric", operation="op", count=int(5 * scale), duration_ms=1000),
+        envelope(
+            "latency_metric",
+            operation="op",
+            latency_ms=2 * scale,
+            percentile="avg",
+            sample_count=int(40 * scale),
+        ),
+        envelope("node_health_updated", status="healthy", memory_usage=scale, load_avg=scale),
+    ]
+
+
+def test_repeated_messages_in_later_batches_write_their_series():
+    """The series of a message seen in an earlier batch take the values of the latest one (and
+    a counter adds them up), as the first message's did."""
+    store = SeriesStore(clock=FakeClock())
+    translator = Translator(store)
+    for scale in (1.0, 2.0, 3.0):
+        translator.handle_batch(_frequent(scale), propagate)
+    text = store.render()
+    for line in (
+        'exesdb_node_cpu_usage_percent{node="n1"} 30.0\n',
+        'exesdb_node_resource_used{node="n1",resource="cpu"} 3.0\n',
+        'exesdb_node_resource_available{node="n1",resource="cpu"} 12.0\n',
+        'exesdb_operations_total{node="n1",operation="op",result="success"} 30.0\n',
+        'exesdb_operation_rate_per_second{node="n1",operation="op"} 15.0\n',
+        'exesdb_operation_latency_avg_seconds{node="n1",operation="op"} 0.006\n',
+        'exesdb_operation_latency_samples{node="n1",operation="op"} 120.0\n',
+        'exesdb_node_memory_usage_percent{node="n1"} 3.0\n',
+        'exesdb_node_load_average{node="n1"} 3.0\n',
+    ):
+        assert line in text
+    assert "exesdb_node_disk_usage_percent" not in text
+
+
+def test_series_that_expired_come_back_when_their_messages_do():
+    """After their series expired, the same messages make them again (nothing is written to a
+    series the store no longer has)."""
+    clock = FakeClock()
+    store = SeriesStore(ttl_seconds=10, clock=clock)
+    translator = Translator(store)
+    translator.handle_batch(_frequent(1.0), propagate)
+    translator.handle_batch(_frequent(1.0), propagate)
+    clock.now += 11
+    assert "exesdb_node_cpu_usage_percent" not in store.render()
+    translator.handle_batch(_frequent(2.0), propagate)
+    fresh = SeriesStore(clock=FakeClock(clock.now))
+    Translator(fresh).handle_batch(_frequent(2.0), propagate)
+    assert families_text(store) == families_text(fresh)

@@ -21,7 +21,7 @@ from typing import Final
 from prometheus_client import Metric
 from prometheus_client.samples import Sample
 
-__all__ = ["Family", "MetricType", "SeriesStore", "escape_label_value", "format_value"]
+__all__ = ["Family", "MetricType", "Series", "SeriesStore", "escape_label_value", "format_value"]
 
 _SWEEP_EVERY_SECONDS: Final = 1.0
 
@@ -54,10 +54,13 @@ def format_value(value: float) -> str:
     return "+Inf" if value > 0 else "-Inf"
 
 
-class _Series:
-    __slots__ = ("created", "line", "prefix", "touched", "value")
+class Series:
+    """One series of a family: its value and its sample line, written by ``Family``."""
 
-    def __init__(self, prefix: str, value: float, created: float) -> None:
+    __slots__ = ("created", "family", "line", "prefix", "touched", "value")
+
+    def __init__(self, family: Family, prefix: str, value: float, created: float) -> None:
+        self.family = family
         self.prefix = prefix
         self.value = value
         self.created = created
@@ -71,6 +74,22 @@ class _Series:
         if line is None:
             line = self.line = self.prefix + format_value(self.value) + "\n"
         return line
+
+    def put(self, value: float, now: float) -> None:
+        """Set a gauge series, for a writer inside ``SeriesStore.writing()`` that holds it (see
+        ``Family.series``); ``now`` is that ``writing()``'s time."""
+        self.touched = now
+        if self.value != value:
+            self.value = value
+            self.line = None
+            self.family._cache = None
+
+    def add(self, amount: float, now: float) -> None:
+        """Add to a counter series, as ``put`` sets a gauge."""
+        self.touched = now
+        self.value += amount
+        self.line = None
+        self.family._cache = None
 
 
 class Family:
@@ -107,10 +126,10 @@ class Family:
         self.labelnames = tuple(labelnames)
         self.expires = expires
         self._sample_name = name + "_total" if kind is MetricType.COUNTER else name
-        self._series: dict[tuple[str, ...], _Series] = {}
+        self._series: dict[tuple[str, ...], Series] = {}
         # Each state set's series by its labels (without the state), with the states they are
         # for: put_state's lookups made once.
-        self._state_sets: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[_Series, ...]]] = {}
+        self._state_sets: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[Series, ...]]] = {}
         self._cache: str | None = None
 
     def _prefix(self, labels: tuple[str, ...]) -> str:
@@ -122,7 +141,7 @@ class Family:
         )
         return f"{self._sample_name}{{{pairs}}} "
 
-    def _get(self, labels: tuple[str, ...], now: float) -> _Series | None:
+    def _get(self, labels: tuple[str, ...], now: float) -> Series | None:
         series = self._series.get(labels)
         if series is None:
             if len(labels) != len(self.labelnames):
@@ -132,7 +151,7 @@ class Family:
                 )
             if self.expires and not self._store._admit(self, 1, now):
                 return None
-            series = self._series[labels] = _Series(self._prefix(labels), 0.0, now)
+            series = self._series[labels] = Series(self, self._prefix(labels), 0.0, now)
             self._cache = None
         return series
 
@@ -148,6 +167,11 @@ class Family:
 
     # The writes themselves, for a writer inside ``SeriesStore.writing()`` (the lock held and
     # the time read once for a whole batch of writes).
+
+    def series(self, labels: tuple[str, ...]) -> Series | None:
+        """The series of ``labels`` when it exists: a writer may hold it and ``Series.put`` to
+        it directly until the store drops series (``SeriesStore.on_drop``)."""
+        return self._series.get(labels)
 
     def put(self, labels: tuple[str, ...], value: float) -> bool:
         """``set`` inside ``SeriesStore.writing()``."""
@@ -172,10 +196,7 @@ class Family:
             series = self._get(labels, now)
             if series is None:
                 return False
-        series.touched = now
-        series.value += amount
-        series.line = None
-        self._cache = None
+        series.add(amount, now)
         return True
 
     def put_state(self, labels: tuple[str, ...], states: tuple[str, ...], current: str) -> bool:
@@ -212,7 +233,9 @@ class Family:
                 if series is None:
                     if len(key) != len(self.labelnames):
                         raise ValueError(f"{self.name}: wrong number of label values")
-                    known[key] = _Series(self._prefix(key), 1.0 if state == current else 0.0, now)
+                    known[key] = Series(
+                        self, self._prefix(key), 1.0 if state == current else 0.0, now
+                    )
                     self._cache = None
         for state, series in zip(states, found, strict=True):
             if series is None:
@@ -287,6 +310,7 @@ class SeriesStore:
         self._count = 0
         self._last_sweep = clock()
         self._epoch = wall_clock() - self._last_sweep
+        self._on_drop: list[Callable[[], None]] = []
         # Self-metrics, rendered with the rest; they never expire and are not capped.
         self._series_gauge = self.family(
             f"{namespace}_series",
@@ -332,14 +356,19 @@ class SeriesStore:
             family = self._families[name] = Family(self, name, kind, help_text, labelnames, expires)
             return family
 
+    def on_drop(self, forget: Callable[[], None]) -> None:
+        """Call ``forget`` whenever series are dropped: a writer holding ``Series`` lets go."""
+        self._on_drop.append(forget)
+
     @contextmanager
-    def writing(self) -> Iterator[None]:
-        """Hold the store for a batch of writes, all made at one reading of the clock: inside,
-        ``Family.put``, ``add`` and ``put_state`` write without taking the lock again."""
+    def writing(self) -> Iterator[float]:
+        """Hold the store for a batch of writes, all made at one reading of the clock (given):
+        inside, ``Family.put``, ``add``, ``put_state`` and ``Series.put`` write without taking
+        the lock again."""
         with self._lock:
             # Nested (a set() inside a batch): the inner reading is later, as good for both.
-            self._now = self._clock()
-            yield
+            now = self._now = self._clock()
+            yield now
 
     @property
     def families(self) -> tuple[Family, ...]:
@@ -371,6 +400,8 @@ class SeriesStore:
         if dropped:
             self._count -= dropped
             self._expired.inc((), float(dropped))
+            for forget in self._on_drop:
+                forget()
 
     def _scrape(self) -> None:
         # What every read does first: expire what is due, then count what is left.

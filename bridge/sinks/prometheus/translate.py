@@ -53,7 +53,7 @@ from bridge.messages import (
     SystemState,
     ThroughputMetric,
 )
-from bridge.sinks.prometheus.store import Family, MetricType, SeriesStore
+from bridge.sinks.prometheus.store import Family, MetricType, Series, SeriesStore
 
 __all__ = ["ERROR_TOPIC_SUFFIX", "FAMILIES", "QUANTILES", "Translator"]
 
@@ -329,6 +329,18 @@ FAMILIES: Final[dict[str, tuple[MetricType, str, tuple[str, ...]]]] = {
 _SELF_FAMILIES: Final = frozenset({"exesdb_prometheus_messages"})
 
 
+def _hold(
+    held: dict[tuple[str, ...], tuple[Series, ...]],
+    key: tuple[str, ...],
+    *written: tuple[Family, tuple[str, ...]],
+) -> None:
+    # After a message's writes: hold their series for the next message with ``key``, once the
+    # cap admitted each.
+    series = [family.series(labels) for family, labels in written]
+    if None not in series:
+        held[key] = tuple(filter(None, series))
+
+
 def _node(envelope: Envelope) -> str:
     node = getattr(envelope.payload, "node", None)
     return node if isinstance(node, str) and node else envelope.node
@@ -391,6 +403,14 @@ class Translator:
         self._usage = {kind: self._f[name] for kind, name in _RESOURCE_GAUGES.items()}
         self._resource_used = self._f["exesdb_node_resource_used"]
         self._resource_available = self._f["exesdb_node_resource_available"]
+        # The series the most frequent messages set, by their labels, held once they exist: a
+        # message then costs no lookups. Let go whenever the store drops series; bounded by them.
+        self._resources: dict[tuple[str, ...], tuple[Series, ...]] = {}
+        self._throughputs: dict[tuple[str, ...], tuple[Series, ...]] = {}
+        self._latencies: dict[tuple[str, ...], tuple[Series, ...]] = {}
+        for held in (self._resources, self._throughputs, self._latencies):
+            store.on_drop(held.clear)
+        self._now = 0.0  # the batch's writing() time
 
     def handle_batch(
         self, envelopes: Iterable[Envelope], failed: Callable[[Envelope], None]
@@ -404,7 +424,7 @@ class Translator:
         handlers = self._handlers
         envelopes = envelopes if isinstance(envelopes, Sequence) else list(envelopes)
         # One lock and one clock reading for the batch (the handlers write with put/add).
-        with self.store.writing():
+        with self.store.writing() as self._now:
             try:
                 for envelope in envelopes:
                     try:
@@ -496,35 +516,66 @@ class Translator:
     def _throughput(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, ThroughputMetric)
-        failed = envelope.topic.endswith(ERROR_TOPIC_SUFFIX)
         labels = (message.node, message.operation)
-        self._f["exesdb_operations"].add(
-            (*labels, "error" if failed else "success"), float(message.count)
-        )
-        if not failed:
-            self._f["exesdb_operation_rate_per_second"].put(labels, message.rate_per_sec)
+        operations = self._f["exesdb_operations"]
+        if envelope.topic.endswith(ERROR_TOPIC_SUFFIX):
+            operations.add((*labels, "error"), float(message.count))
+            return
+        held = self._throughputs.get(labels)
+        if held is not None:
+            now = self._now
+            held[0].add(float(message.count), now)
+            held[1].put(message.rate_per_sec, now)
+            return
+        rate = self._f["exesdb_operation_rate_per_second"]
+        operations.add((*labels, "success"), float(message.count))
+        rate.put(labels, message.rate_per_sec)
+        _hold(self._throughputs, labels, (operations, (*labels, "success")), (rate, labels))
 
     def _latency(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, LatencyMetric)
         labels = (message.node, message.operation)
         seconds = message.latency_ms / 1000
-        if message.percentile == "avg":
-            self._f["exesdb_operation_latency_avg_seconds"].put(labels, seconds)
-            self._f["exesdb_operation_latency_samples"].put(labels, float(message.sample_count))
-        else:
+        if message.percentile != "avg":
             self._f["exesdb_operation_latency_seconds"].put(
                 (*labels, QUANTILES[message.percentile]), seconds
             )
+            return
+        held = self._latencies.get(labels)
+        if held is not None:
+            now = self._now
+            held[0].put(seconds, now)
+            held[1].put(float(message.sample_count), now)
+            return
+        average = self._f["exesdb_operation_latency_avg_seconds"]
+        samples = self._f["exesdb_operation_latency_samples"]
+        average.put(labels, seconds)
+        samples.put(labels, float(message.sample_count))
+        _hold(self._latencies, labels, (average, labels), (samples, labels))
 
     def _resource(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, ResourceUsage)
-        node = message.node
-        self._usage[message.resource_type].put((node,), message.usage_percent)
-        resource = (node, message.resource_type)
+        resource = (message.node, message.resource_type)
+        held = self._resources.get(resource)
+        if held is not None:
+            now = self._now
+            held[0].put(message.usage_percent, now)
+            held[1].put(message.current_used, now)
+            held[2].put(message.total_available, now)
+            return
+        usage = self._usage[message.resource_type]
+        usage.put(resource[:1], message.usage_percent)
         self._resource_used.put(resource, message.current_used)
         self._resource_available.put(resource, message.total_available)
+        _hold(
+            self._resources,
+            resource,
+            (usage, resource[:1]),
+            (self._resource_used, resource),
+            (self._resource_available, resource),
+        )
 
     def _metric_alert(self, envelope: Envelope) -> None:
         message = envelope.payload
