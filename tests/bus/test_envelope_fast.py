@@ -253,13 +253,19 @@ def test_each_defaulted_field_left_out_or_null_is_filled_on_the_fast_path(
 def test_a_complete_canonical_payload_calls_no_python_validator(model: type[Message]) -> None:
     """A canonical envelope is checked in pydantic-core, bar ClusterHealth's cross-field rule:
     no model code runs in Python."""
-    body = _body(CASES[model].full, model)
-    assert _decode_fast(body) is not None  # the ts text is now cached, as in a batch
+    called = _python_calls_decoding(_body(CASES[model].full, model))
+    expected = ["_total_covers_healthy"] if model is ClusterHealth else []
+    assert called == expected
+
+
+def _python_calls_decoding(body: bytes) -> list[str]:
+    """The functions of the bridge's model code that decoding ``body`` on the fast path calls,
+    in order (the decoder's own helpers aside: a collection may run some other object's
+    finalizer); the body is decoded once first, so its ts text is cached, as in a batch."""
+    assert _decode_fast(body) is not None
     called: list[str] = []
 
     def profile(frame: FrameType, event: str, arg: object) -> None:
-        # The models' code only (the decoder's own helpers aside): a collection may run some
-        # other object's finalizer.
         where = frame.f_code.co_filename
         if event == "call" and where.startswith(BRIDGE) and where not in DECODERS:
             called.append(frame.f_code.co_name)
@@ -270,8 +276,7 @@ def test_a_complete_canonical_payload_calls_no_python_validator(model: type[Mess
     finally:
         sys.setprofile(None)
     assert isinstance(envelope, Envelope)
-    expected = ["_total_covers_healthy"] if model is ClusterHealth else []
-    assert called == expected
+    return called
 
 
 # What a minimal payload may run in Python on the fast path: its defaults made (now, random
@@ -285,21 +290,7 @@ DEFAULT_MAKERS = frozenset(
 def test_a_minimal_payload_runs_only_its_defaults_in_python(model: type[Message]) -> None:
     """A payload leaving every defaulted field out runs no validator in Python on the fast
     path (ClusterHealth's cross-field rule aside): only the code making its defaults."""
-    body = _body(CASES[model].minimal, model)
-    assert _decode_fast(body) is not None  # the ts text is now cached, as in a batch
-    called: set[str] = set()
-
-    def profile(frame: FrameType, event: str, arg: object) -> None:
-        where = frame.f_code.co_filename
-        if event == "call" and where.startswith(BRIDGE) and where not in DECODERS:
-            called.add(frame.f_code.co_name)
-
-    sys.setprofile(profile)
-    try:
-        envelope = _decode_fast(body)
-    finally:
-        sys.setprofile(None)
-    assert isinstance(envelope, Envelope)
+    called = set(_python_calls_decoding(_body(CASES[model].minimal, model)))
     allowed = DEFAULT_MAKERS | ({"_total_covers_healthy"} if model is ClusterHealth else set())
     assert called <= allowed
 
