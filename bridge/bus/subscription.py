@@ -295,20 +295,11 @@ class Subscriber(Protocol):
     async def stop(self, drain_seconds: float) -> None: ...
 
 
-class Subscription:
-    """A subscriber whose handler takes one message at a time, in order.
+class _InboxBacked:
+    """What either kind of subscriber answers straight from its inbox."""
 
-    A frame's ``ack`` is called after the handler returned; when the handler raises, the error
-    is counted and logged, and the frame left unacknowledged (``nack``).
-    """
-
-    __slots__ = ("_errors", "_handler", "inbox")
-
-    def __init__(self, inbox: Inbox, handler: Handler, errors: Callable[[], None]) -> None:
-        """``errors`` counts a message whose handler raised."""
-        self.inbox = inbox
-        self._handler = handler
-        self._errors = errors
+    __slots__ = ()
+    inbox: Inbox
 
     @property
     def name(self) -> str:
@@ -333,6 +324,22 @@ class Subscription:
     def offer(self, envelope: Envelope, frame: Frame) -> bool:
         """Queue a message; False (and counted) when the queue is full, False when stopped."""
         return self.inbox.offer(envelope, frame)
+
+
+class Subscription(_InboxBacked):
+    """A subscriber whose handler takes one message at a time, in order.
+
+    A frame's ``ack`` is called after the handler returned; when the handler raises, the error
+    is counted and logged, and the frame left unacknowledged (``nack``).
+    """
+
+    __slots__ = ("_errors", "_handler", "inbox")
+
+    def __init__(self, inbox: Inbox, handler: Handler, errors: Callable[[], None]) -> None:
+        """``errors`` counts a message whose handler raised."""
+        self.inbox = inbox
+        self._handler = handler
+        self._errors = errors
 
     def start(self) -> None:
         """Start the draining task on the running loop."""
@@ -366,7 +373,7 @@ class Subscription:
                         frame.nack()
 
 
-class BatchSubscription:
+class BatchSubscription(_InboxBacked):
     """A subscriber whose handler takes everything queued at once (up to ``max_batch``).
 
     The frames' acks are called, in order, after the handler returns, so a handler that commits
@@ -427,30 +434,6 @@ class BatchSubscription:
         self._late: list[tuple[int, int, Callable[[], None]]] = []
         # (first, last] sequence numbers of recent batches whose handler raised.
         self._failed: deque[tuple[int, int]] = deque(maxlen=_FAILED_BATCHES_KEPT)
-
-    @property
-    def name(self) -> str:
-        """The subscriber's name (its label in the self-metrics)."""
-        return self.inbox.name
-
-    @property
-    def group(self) -> bool:
-        """True when it takes work-queue frames (one replica handles each)."""
-        return self.inbox.group
-
-    @property
-    def depth(self) -> int:
-        """Messages waiting in the queue."""
-        return self.inbox.depth
-
-    @property
-    def idle(self) -> bool:
-        """Nothing queued and nothing being handled."""
-        return self.inbox.idle
-
-    def offer(self, envelope: Envelope, frame: Frame) -> bool:
-        """Queue a message; False (and counted) when the queue is full, False when stopped."""
-        return self.inbox.offer(envelope, frame)
 
     def start(self) -> None:
         """Start the draining task on the running loop."""
