@@ -145,25 +145,16 @@ def alert_event(
     at = payload.timestamp
     # The health readings first: every node sends them all the time, alerts are rare.
     if isinstance(payload, NodeHealth):
-        alert_id = _node_ids(payload.node)[0]
         return _health(
-            alert_id,
-            "node_health",
-            held(alert_id, payload.status, at),
-            payload.node,
-            f"node {payload.node}",
-            at,
-            active,
+            _node_ids(payload.node)[0], "node_health", payload, f"node {payload.node}", held, active
         )
     if isinstance(payload, ComponentHealth):
-        alert_id = derived_id("component_health", payload.node, payload.component)
         return _health(
-            alert_id,
+            derived_id("component_health", payload.node, payload.component),
             "component_health",
-            held(alert_id, payload.status, at),
-            payload.node,
+            payload,
             f"component {payload.component} on {payload.node}",
-            at,
+            held,
             active,
         )
     if isinstance(payload, SystemAlert):
@@ -331,12 +322,13 @@ def _resolved(alert_id: str, alertname: str, node: str, at: datetime) -> AlertEv
 def _health(
     alert_id: str,
     alertname: str,
-    status: str | None,
-    node: str,
+    reading: NodeHealth | ComponentHealth,
     subject: str,
-    at: datetime,
+    held: HeldStatus,
     active: Active | None,
 ) -> AlertEvent | None:
+    node, at = reading.node, reading.timestamp
+    status = held(alert_id, reading.status, at)
     if status is None:  # not held long enough yet
         return None
     if status == "healthy":
