@@ -88,6 +88,17 @@ def start_replica(
     return process.start(tmp_path)
 
 
+def start_replicas(
+    tmp_path: Path,
+    started: list[BridgeProcess],
+    url: str,
+    count: int,
+    receiver: WebhookReceiver | None = None,
+) -> list[BridgeProcess]:
+    """Replicas bridge-0 … bridge-<count - 1> on the bus at ``url``, started one after another."""
+    return [start_replica(tmp_path, started, url, f"bridge-{n}", receiver) for n in range(count)]
+
+
 def restart(process: BridgeProcess, started: list[BridgeProcess], tmp_path: Path) -> BridgeProcess:
     """Start a process again with the same node name and state directory (a new port)."""
     env = {
@@ -212,9 +223,7 @@ def test_every_replica_shows_a_message_published_on_any_of_them(
 ) -> None:
     """A NodeHealth ingested at one replica appears in every replica's /metrics, and every
     replica's cluster gauges count all the bridges."""
-    replicas = [
-        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}") for n in range(count)
-    ]
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, count)
     for n, publisher in enumerate(replicas):
         ingest(
             publisher.url,
@@ -246,10 +255,7 @@ def test_a_hundred_alerts_across_three_replicas_are_delivered_once_each(
 ) -> None:
     """100 alerts ingested round-robin at three replicas reach the receiver exactly once each."""
     receiver: WebhookReceiver = webhook_receiver()
-    replicas = [
-        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
-        for n in range(3)
-    ]
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 3, receiver)
     leader(replicas)
     ids = [f"once-{n:03d}" for n in range(100)]
     for n in range(0, 100, 10):
@@ -272,10 +278,7 @@ def test_alerts_pending_on_a_sigkilled_replica_are_delivered_by_another(
     """The lease holder is killed with SIGKILL while it holds unacknowledged alerts: a live
     replica takes the lease, claims them and delivers them; nothing is lost."""
     receiver: WebhookReceiver = webhook_receiver()
-    replicas = [
-        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
-        for n in range(2)
-    ]
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver)
     holder = leader(replicas)
     survivor = next(r for r in replicas if r is not holder)
     ids = [f"kill-{n:04d}" for n in range(1500)]
@@ -311,10 +314,7 @@ def test_a_killed_node_raises_one_node_failure_and_its_restart_resolves_it(
     """Three replicas; one is SIGKILLed: one critical node_failure alert for it, labelled with
     its node; started again, the alert is resolved."""
     receiver: WebhookReceiver = webhook_receiver()
-    replicas = [
-        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
-        for n in range(3)
-    ]
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 3, receiver)
     holder = leader(replicas)
     victim = next(r for r in replicas if r is not holder)
     name = victim.env["EXESDB_NODE"]
@@ -375,10 +375,7 @@ def test_a_redis_restart_mid_stream_loses_no_alert(
 ) -> None:
     """Alerts ingested before, during and after a Redis restart all reach the receiver."""
     receiver: WebhookReceiver = webhook_receiver()
-    replicas = [
-        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
-        for n in range(2)
-    ]
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver)
     leader(replicas)
     ids = [f"restart-{n:03d}" for n in range(90)]
     ingest(replicas[0].url, [alert(i) for i in ids[:30]])
@@ -398,10 +395,7 @@ def test_entries_forged_straight_into_redis_are_refused_and_counted_by_every_rep
     """A SystemAlert signed with another key and one whose body was changed after signing,
     XADDed by hand, are counted as invalid_signature on every replica and never delivered."""
     receiver: WebhookReceiver = webhook_receiver()
-    replicas = [
-        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
-        for n in range(2)
-    ]
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver)
     leader(replicas)
     _, _, forged = alert("forged-1")
     now = utc_now()
@@ -455,10 +449,7 @@ def test_after_a_graceful_stop_the_next_holder_resolves_the_open_alert(
     lease up; B takes up the open alerts kept in Redis, and the node's return, ingested on B,
     resolves it from B."""
     receiver: WebhookReceiver = webhook_receiver()
-    replicas = [
-        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
-        for n in range(2)
-    ]
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver)
     holder = leader(replicas)
     survivor = next(r for r in replicas if r is not holder)
     alert_id = "node_failure:app-9"
@@ -511,10 +502,7 @@ def test_a_sigkilled_holders_open_alert_is_resolved_by_the_next_holder(
     the lease and the open alerts kept in Redis; the node's return, ingested on B, resolves it:
     the receiver gets the firing and then the resolved notification, once each."""
     receiver: WebhookReceiver = webhook_receiver()
-    replicas = [
-        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
-        for n in range(2)
-    ]
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver)
     holder = leader(replicas)
     survivor = next(r for r in replicas if r is not holder)
     alert_id = "node_failure:app-7"
@@ -543,10 +531,7 @@ def test_a_silent_nodes_alert_open_on_a_sigkilled_holder_resolves_when_the_node_
     down: its node_failure fires; the holder is SIGKILLed too; the node starts again and
     heartbeats: the remaining replica, now holding the lease, sends the resolve."""
     receiver: WebhookReceiver = webhook_receiver()
-    replicas = [
-        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
-        for n in range(3)
-    ]
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 3, receiver)
     holder = leader(replicas)
     victim, survivor = [r for r in replicas if r is not holder]
     for replica in replicas:
@@ -583,10 +568,7 @@ def test_a_crashed_holders_escalation_is_notified_and_counted_by_the_next_holder
         client.hset("exesdb:state:alerts", firing.alert_id, encode(step.record))
         client.set("exesdb:state:alerts:kept", "1")
         client.hset("exesdb:state:alerts:notes:gone-1", plan.id, encode_plan(plan))
-    replicas = [
-        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}", receiver)
-        for n in range(2)
-    ]
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver)
     holder = leader(replicas)
     wait_until(lambda: notifications(receiver, firing.alert_id), 15, "the escalated notification")
     # A replica reads the streams from where they were when it started: the holder published
@@ -625,9 +607,7 @@ def test_alerts_list_on_a_replica_without_the_lease_says_to_ask_the_holder(
     """`exesdb-bridge alerts list` pointed at a replica that does not hold the work-queue lease
     says on stderr that its alerts may be missing and how to find the holder; at the holder it
     says nothing of the kind."""
-    replicas = [
-        start_replica(tmp_path, bridge_processes, redis.url, f"bridge-{n}") for n in range(2)
-    ]
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2)
     holder = leader(replicas)
     other = next(r for r in replicas if r is not holder)
     env = bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
