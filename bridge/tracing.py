@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from bridge.redaction import span_url
 
 __all__ = [
+    "DEFAULT_PORTS",
     "ERROR_TYPE",
     "ERROR_TYPE_OTHER",
     "HTTP_REQUEST_METHOD",
@@ -43,7 +44,8 @@ URL_FULL: Final = "url.full"
 ERROR_TYPE: Final = "error.type"
 ERROR_TYPE_OTHER: Final = "_OTHER"
 """The conventions' ``error.type`` for a failure whose kind is not known."""
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+"""The port ``server.port`` names for a URL that gives none."""
 
 SpanValue = str | int | float | bool
 
@@ -76,7 +78,7 @@ def http_client_span(
     attributes: dict[str, SpanValue] = {HTTP_REQUEST_METHOD: method, URL_FULL: span_url(url)}
     try:
         parts = urlsplit(url)
-        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
     except ValueError:
         parts, port = None, None
     if parts is not None and parts.hostname:

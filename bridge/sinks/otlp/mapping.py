@@ -53,9 +53,11 @@ from bridge.messages import (
 )
 from bridge.redaction import redact_urls, safe_url, span_url
 from bridge.tracing import (
+    DEFAULT_PORTS,
     ERROR_TYPE,
     ERROR_TYPE_OTHER,
     HTTP_REQUEST_METHOD,
+    HTTP_REQUEST_RESEND_COUNT,
     SERVER_ADDRESS,
     SERVER_PORT,
     URL_FULL,
@@ -124,7 +126,6 @@ _ELLIPSIS: Final = "…"
 _INT64: Final = 2**63
 # Envelope attributes; a payload field of the same name goes under ``exesdb.payload.``.
 _ENVELOPE_KEYS: Final = frozenset({"instance", "topic", "tag", "node"})
-_PORTS: Final = {"http": 80, "https": 443}
 _SEVERITY_NAMES: Final = {
     DEBUG: "DEBUG",
     INFO: "INFO",
@@ -338,7 +339,7 @@ def _safe_recipient(recipient: str) -> tuple[str, str | None, int | None]:
             port = parts.port
         except ValueError:
             port = None
-        return safe_url(recipient), parts.hostname, port or _PORTS[parts.scheme]
+        return safe_url(recipient), parts.hostname, port or DEFAULT_PORTS[parts.scheme]
     return _truncate(redact_urls(recipient), 256), None, None
 
 
@@ -357,7 +358,7 @@ def _webhook_delivery(envelope: Envelope, message: NotificationStatus) -> SpanSp
     if port is not None:
         attributes[SERVER_PORT] = port
     if message.attempts > 1:
-        attributes["http.request.resend_count"] = message.attempts - 1
+        attributes[HTTP_REQUEST_RESEND_COUNT] = message.attempts - 1
     failed = message.status in ("failed", "bounced")
     if failed:
         attributes[ERROR_TYPE] = ERROR_TYPE_OTHER
