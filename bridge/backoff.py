@@ -9,11 +9,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 __all__ = ["Backoff"]
 
 # 2**62 seconds is far past any cap; a larger exponent would only overflow the float.
-_MAX_EXPONENT = 62
+_MAX_EXPONENT: Final = 62
 
 
 @dataclass(frozen=True, slots=True)
