@@ -37,8 +37,18 @@ _STANDBY_SECONDS: Final = 1.0
 class Lease:
     """Takes, renews and gives back the work-queue lease for one consumer."""
 
-    def __init__(self, link: Link, layout: Layout, *, consumer: str, lease_ms: int) -> None:
+    def __init__(
+        self,
+        link: Link,
+        layout: Layout,
+        *,
+        consumer: str,
+        lease_ms: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``clock`` (monotonic seconds) times the lease's expiry while Redis is unreachable."""
         self._link = link
+        self._clock = clock
         self._key = layout.leader
         self._consumer = consumer
         self._lease_ms = lease_ms
@@ -79,13 +89,13 @@ class Lease:
         client = self._link.client
         if self.held.is_set():
             if await client.eval(_RENEW, 1, self._key, self._consumer, self._lease_ms):
-                self._renewed = time.monotonic()
+                self._renewed = self._clock()
             else:
                 self._step_down("the lease went to another replica")
         elif not self._taking:
             pass  # stopping: leave the lease to the others
         elif await client.set(self._key, self._consumer, nx=True, px=self._lease_ms):
-            self._renewed = time.monotonic()
+            self._renewed = self._clock()
             if await self._took():
                 self.held.set()
                 _logger.info("this replica now takes the work queue (%s)", self._consumer)
@@ -97,7 +107,7 @@ class Lease:
         return self._period if self.held.is_set() else min(self._period, _STANDBY_SECONDS)
 
     def _lapse_if_expired(self) -> None:
-        if self.held.is_set() and time.monotonic() - self._renewed > self._lease_ms / 1000:
+        if self.held.is_set() and self._clock() - self._renewed > self._lease_ms / 1000:
             self._step_down("the lease expired while Redis was unreachable")
 
     async def _took(self) -> bool:
