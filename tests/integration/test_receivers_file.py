@@ -17,15 +17,16 @@ import pytest
 import trustme
 from aiohttp import web
 
+from bridge.app import Bridge
 from bridge.httpclient.client import basic_auth
 from bridge.messages import NodeHealth, NodeLifecycle, NotificationStatus
 from bridge.receivers import Receiver, ReceiverKeys, resolve_receivers
-from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
+from bridge.sinks.alerts import AlertRecord, AlertSink, DeliveryState, Outbox, build_payloads
 from bridge.sinks.alerts.delivery import Outcome, WebhookSender
 from bridge.sinks.alerts.records import Delivery
 from bridge.sinks.alerts.sources import alert_events
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
-from tests.sinks.alerts.helpers import alert_bridge, envelope, system_alert
+from tests.sinks.alerts.helpers import Watcher, alert_bridge, envelope, system_alert
 from tests.support import async_wait_until, free_port
 
 pytestmark = pytest.mark.integration
@@ -71,6 +72,13 @@ def delivery_to(key: str) -> Delivery:
     )
 
 
+def configured(
+    state: Path, config: Path
+) -> contextlib.AbstractAsyncContextManager[tuple[Bridge, AlertSink, Watcher]]:
+    """An in-process bridge on ``state`` with the receivers file ``config``, retrying fast."""
+    return alert_bridge(state, serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST)
+
+
 def write(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` and return the path."""
     path.write_text(text)
@@ -80,9 +88,7 @@ def write(path: Path, text: str) -> Path:
 async def resumed(state: Path, receiver: WebhookReceiver, config: Path) -> Delivery:
     """The one delivery a bridge started again on ``state`` with the receivers file ``config``
     sends once ``receiver`` takes it."""
-    async with alert_bridge(
-        state, serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-    ) as (_, sink, _):
+    async with configured(state, config) as (_, sink, _):
         await async_wait_until(lambda: receiver.accepted(), what="the delivery, resumed")
         [delivered] = sink.outbox.queue.deliveries()
     return delivered
@@ -123,9 +129,7 @@ webhook_configs:
         ca_file: ca.pem
 """,
     )
-    async with alert_bridge(
-        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-    ) as (bridge, _, _):
+    async with configured(tmp_path / "state", config) as (bridge, _, _):
         bridge.bus.publish("disk_full", system_alert("tls-1"))
         await async_wait_until(lambda: receiver.accepted(), what="an accepted delivery")
     [request] = receiver.requests
@@ -153,9 +157,7 @@ webhook_configs:
         ca: |
 {indented}""",
     )
-    async with alert_bridge(
-        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-    ) as (bridge, _, _):
+    async with configured(tmp_path / "state", config) as (bridge, _, _):
         bridge.bus.publish("disk_full", system_alert("inline-ca-1"))
         await async_wait_until(lambda: receiver.accepted(), what="an accepted delivery")
     assert receiver.requests[0].alert_ids() == ["inline-ca-1"]
@@ -179,9 +181,7 @@ webhook_configs:
         credentials_file: token
 """,
     )
-    async with alert_bridge(
-        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-    ) as (bridge, sink, watcher):
+    async with configured(tmp_path / "state", config) as (bridge, sink, watcher):
         bridge.bus.publish("disk_full", system_alert("nl-1"))
         await async_wait_until(
             lambda: any(s.status == "failed" for s in watcher.of(NotificationStatus)),
@@ -206,9 +206,7 @@ async def test_a_url_file_without_a_scheme_fails_the_attempt_without_showing_the
     receiver: WebhookReceiver = webhook_receiver()
     url_file = write(tmp_path / "hook-url", f"127.0.0.1:{receiver.port}/hook?t0ken=s3cr3t\n")
     config = write(tmp_path / "receivers.yml", "webhook_configs:\n  - url_file: hook-url\n")
-    async with alert_bridge(
-        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-    ) as (bridge, sink, watcher):
+    async with configured(tmp_path / "state", config) as (bridge, sink, watcher):
         bridge.bus.publish("disk_full", system_alert("uf-1"))
         failed = await async_wait_until(
             lambda: [s for s in watcher.of(NotificationStatus) if s.status == "failed"],
@@ -236,9 +234,7 @@ async def test_a_file_receiver_without_a_secret_is_warned_of_at_start_and_sent_u
         f"webhook_configs:\n  - url: {unsigned.url}\n  - url: {signed.url}\n    secret: s3cr3t\n",
     )
     caplog.set_level("WARNING", "bridge.sinks.alerts")
-    async with alert_bridge(
-        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-    ) as (bridge, _sink, _):
+    async with configured(tmp_path / "state", config) as (bridge, _sink, _):
         bridge.bus.publish("disk_full", system_alert("us-1"))
         [request] = await async_wait_until(lambda: unsigned.accepted(), what="the delivery")
     assert "X-ExESDB-Signature" not in request.headers
@@ -301,9 +297,7 @@ async def test_without_the_private_ca_the_https_receiver_is_not_trusted(
     with a certificate error and is kept for retrying, nothing is sent."""
     receiver: WebhookReceiver = webhook_receiver(ssl_context=served_by(trustme.CA()))
     config = write(tmp_path / "receivers.yml", f"webhook_configs:\n  - url: {receiver.url}\n")
-    async with alert_bridge(
-        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-    ) as (bridge, sink, _):
+    async with configured(tmp_path / "state", config) as (bridge, sink, _):
         bridge.bus.publish("disk_full", system_alert("tls-2"))
         await async_wait_until(
             lambda: any(d.attempts for d in sink.outbox.queue.deliveries()), what="a failed attempt"
@@ -331,9 +325,7 @@ webhook_configs:
         password_file: password
 """,
     )
-    async with alert_bridge(
-        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-    ) as (bridge, _, _):
+    async with configured(tmp_path / "state", config) as (bridge, _, _):
         bridge.bus.publish("disk_full", system_alert("basic-1"))
         await async_wait_until(lambda: receiver.accepted(), what="an accepted delivery")
     assert [r.answer.status for r in receiver.requests] == [200]
@@ -354,9 +346,7 @@ webhook_configs:
     send_resolved: false
 """,
     )
-    async with alert_bridge(
-        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-    ) as (bridge, sink, _):
+    async with configured(tmp_path / "state", config) as (bridge, sink, _):
         bridge.bus.publish("lifecycle", NodeLifecycle(node="n9", event="down", cluster_size=2))
         await async_wait_until(lambda: len(firing_only.accepted()) == 1, what="the firing")
         bridge.bus.publish(
@@ -385,9 +375,7 @@ async def test_a_receiver_told_of_an_alert_hears_its_resolve_after_it_eased_belo
         tmp_path / "receivers.yml",
         f"webhook_configs:\n  - url: {critical.url}\n    min_severity: critical\n",
     )
-    async with alert_bridge(
-        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-    ) as (bridge, sink, _):
+    async with configured(tmp_path / "state", config) as (bridge, sink, _):
         bridge.bus.publish("health", NodeHealth(node="n1", status="unhealthy"))
         await async_wait_until(lambda: len(critical.accepted()) == 1, what="the firing")
         bridge.bus.publish("health", NodeHealth(node="n1", status="degraded"))
@@ -429,9 +417,7 @@ webhook_configs:
         credentials_file: {token}
 """,
     )
-    async with alert_bridge(
-        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-    ) as (bridge, _, _):
+    async with configured(tmp_path / "state", config) as (bridge, _, _):
         bridge.bus.publish("disk_full", system_alert("rot-1"))
         await async_wait_until(lambda: len(receiver.accepted()) == 1, what="the first delivery")
         # Rotated as a deployment does: a new file renamed over the old one.
@@ -552,9 +538,7 @@ webhook_configs:
 """,
     )
     try:
-        async with alert_bridge(
-            tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-        ) as (bridge, _, _):
+        async with configured(tmp_path / "state", config) as (bridge, _, _):
             bridge.bus.publish("disk_full", system_alert("proxied-1"))
             await async_wait_until(lambda: receiver.accepted(), what="a delivery via the proxy")
     finally:
@@ -583,9 +567,7 @@ webhook_configs:
 """,
     )
     try:
-        async with alert_bridge(
-            tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-        ) as (bridge, _, _):
+        async with configured(tmp_path / "state", config) as (bridge, _, _):
             bridge.bus.publish("disk_full", system_alert("direct-1"))
             await async_wait_until(lambda: receiver.accepted(), what="a direct delivery")
     finally:
@@ -615,9 +597,7 @@ webhook_configs:
           values: [ops]
 """,
     )
-    async with alert_bridge(
-        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-    ) as (bridge, _, _):
+    async with configured(tmp_path / "state", config) as (bridge, _, _):
         bridge.bus.publish("disk_full", system_alert("headers-1"))
         await async_wait_until(lambda: len(receiver.accepted()) == 1, what="the first delivery")
         write(tmp_path / "api-key", "key-2\n")
@@ -657,9 +637,7 @@ webhook_configs:
 {block(leaf.cert_chain_pems[0].bytes())}        key: |
 {block(leaf.private_key_pem.bytes())}""",
     )
-    async with alert_bridge(
-        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-    ) as (bridge, _, _):
+    async with configured(tmp_path / "state", config) as (bridge, _, _):
         bridge.bus.publish("disk_full", system_alert("mtls-1"))
         await async_wait_until(lambda: receiver.accepted(), what="an accepted delivery")
     assert receiver.requests[0].alert_ids() == ["mtls-1"]
@@ -732,9 +710,7 @@ webhook_configs:
 """,
     )
     try:
-        async with alert_bridge(
-            tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-        ) as (bridge, _, _):
+        async with configured(tmp_path / "state", config) as (bridge, _, _):
             bridge.bus.publish("disk_full", system_alert("tunnel-1"))
             await async_wait_until(lambda: receiver.accepted(), what="a delivery via CONNECT")
     finally:
@@ -812,9 +788,7 @@ async def test_a_pending_delivery_of_a_url_file_survives_its_secret_volume_rotat
     config = write(
         tmp_path / "receivers.yml", f"webhook_configs:\n  - url_file: {volume / 'url'}\n"
     )
-    async with alert_bridge(
-        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
-    ) as (bridge, sink, _):
+    async with configured(tmp_path / "state", config) as (bridge, sink, _):
         bridge.bus.publish("disk_full", system_alert("rotated-1"))
         await async_wait_until(lambda: receiver.requests, what="a failed attempt")
         [waiting] = sink.outbox.queue.deliveries()
