@@ -208,21 +208,27 @@ class BridgeProcess:
 
     def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM and wait; returns the exit status (SIGKILL after ``timeout``)."""
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            return -9
+        return 0 if self.process is None else terminate(self.process, timeout)
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def terminate(process: subprocess.Popen[Any], timeout: float) -> int:
+    """SIGTERM ``process`` and wait for it, SIGKILL after ``timeout``: its exit status (-9 when
+    killed; the status it already had when it had ended)."""
+    if process.poll() is not None:
+        return process.returncode
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return -9
 
 
 def make_settings(**env: str) -> Settings:

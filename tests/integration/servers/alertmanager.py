@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import free_port, http_get, require_binary, wait_until
+from tests.support import free_port, http_get, require_binary, terminate, wait_until
 
 __all__ = ["AlertmanagerServer", "alertmanager_server"]
 
@@ -125,14 +125,8 @@ class AlertmanagerServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate the server (killed after ``timeout``)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            terminate(self.process, timeout)
 
 
 @pytest.fixture

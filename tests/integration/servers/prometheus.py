@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import free_port, http_get, require_binary, wait_until
+from tests.support import free_port, http_get, require_binary, terminate, wait_until
 
 __all__ = ["PrometheusServer", "start_prometheus"]
 
@@ -131,14 +131,8 @@ class PrometheusServer:
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            terminate(self.process, timeout)
 
 
 @pytest.fixture

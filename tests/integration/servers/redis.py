@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support import free_port, require_binary, wait_until
+from tests.support import free_port, require_binary, terminate, wait_until
 
 __all__ = ["RedisServer", "redis_server"]
 
@@ -131,15 +131,8 @@ class RedisServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate the server (killed after ``timeout``); data is lost (nothing persists)."""
-        if not self.running:
-            return
-        assert self.process is not None
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            terminate(self.process, timeout)
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
