@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any
@@ -244,35 +245,46 @@ class HttpOtlpReceiver(_Store):
             body = gzip.decompress(body)
         return body
 
-    async def _on_traces(self, request: web.Request) -> web.Response:
-        message = trace_service_pb2.ExportTraceServiceRequest()
+    async def _export(
+        self,
+        request: web.Request,
+        message: Any,
+        answer: Any,
+        add: Callable[[Any], None],
+        *,
+        refusable: bool = True,
+    ) -> web.Response:
+        """Read one export request into ``message`` and store it with ``add``, answering
+        ``answer``; while ``fail`` is set a ``refusable`` one (traces, logs) is refused (400)."""
         message.ParseFromString(await self._body(request))
-        if self.fail:
+        if refusable and self.fail:
             return web.Response(status=400, text="refused by the test")
-        self.add_traces(message)
-        return web.Response(
-            body=trace_service_pb2.ExportTraceServiceResponse().SerializeToString(),
-            content_type="application/x-protobuf",
+        add(message)
+        return web.Response(body=answer.SerializeToString(), content_type="application/x-protobuf")
+
+    async def _on_traces(self, request: web.Request) -> web.Response:
+        return await self._export(
+            request,
+            trace_service_pb2.ExportTraceServiceRequest(),
+            trace_service_pb2.ExportTraceServiceResponse(),
+            self.add_traces,
         )
 
     async def _on_logs(self, request: web.Request) -> web.Response:
-        message = logs_service_pb2.ExportLogsServiceRequest()
-        message.ParseFromString(await self._body(request))
-        if self.fail:
-            return web.Response(status=400, text="refused by the test")
-        self.add_logs(message)
-        return web.Response(
-            body=logs_service_pb2.ExportLogsServiceResponse().SerializeToString(),
-            content_type="application/x-protobuf",
+        return await self._export(
+            request,
+            logs_service_pb2.ExportLogsServiceRequest(),
+            logs_service_pb2.ExportLogsServiceResponse(),
+            self.add_logs,
         )
 
     async def _on_metrics(self, request: web.Request) -> web.Response:
-        message = metrics_service_pb2.ExportMetricsServiceRequest()
-        message.ParseFromString(await self._body(request))
-        self.add_metrics(message)
-        return web.Response(
-            body=metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString(),
-            content_type="application/x-protobuf",
+        return await self._export(
+            request,
+            metrics_service_pb2.ExportMetricsServiceRequest(),
+            metrics_service_pb2.ExportMetricsServiceResponse(),
+            self.add_metrics,
+            refusable=False,
         )
 
     def start(self) -> HttpOtlpReceiver:
