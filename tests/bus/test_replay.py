@@ -242,7 +242,7 @@ def test_a_batch_is_judged_as_its_messages_one_at_a_time(
     assert guard.check_batch(ids, stamps) == expected
     if expected is None:
         for message_id, timestamp in messages:
-            assert twin.check(message_id, timestamp) is ReplayVerdict.FRESH
+            twin._remember(message_id, timestamp, NOW)
     assert (len(guard), guard.floor) == (len(twin), twin.floor)
     for message_id, timestamp in known + messages:
         assert guard.seen(message_id, timestamp) is twin.seen(message_id, timestamp)
