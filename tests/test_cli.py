@@ -354,15 +354,38 @@ def test_tail_prints_one_verified_message_per_line(
 ) -> None:
     """tail --count 1 prints the next verified message as one line and exits 0."""
     process = _start(bridge_processes, tmp_path, EXESDB_INGEST="true")
+
+    def publish() -> None:
+        published = cli(
+            "publish", "system_alert", "--topic", "node_failure", *ALERT_FIELDS,
+            "--url", process.url, SECRET_KEY_BASE=TEST_SECRET,
+        )  # fmt: skip
+        assert published.returncode == 0, published.stderr
+
+    tail = _tail_until(process, publish, "--count", "1", "--instance", "ex_esdb_alerts")
+    assert tail.returncode == 0, tail.stderr
+    lines = tail.stdout.splitlines()
+    assert len(lines) == 1
+    ts, instance, topic, tag, node, payload = lines[0].split(" ", 5)
+    assert (instance, topic, tag) == ("ex_esdb_alerts", "node_failure", "system_alert")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", ts)
+    assert node
+    assert json.loads(payload)["title"] == "Node down"
+
+
+def _tail_until(
+    process: BridgeProcess, end: Callable[[], object], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``tail`` against ``process`` until ``end`` (called once tail is connected) makes it
+    exit: its exit status and what it printed."""
     tail = subprocess.Popen(
-        [sys.executable, "-m", "bridge", "tail", "--count", "1", "--url", process.url,
-         "--instance", "ex_esdb_alerts"],
+        [sys.executable, "-m", "bridge", "tail", *args, "--url", process.url],
         env=bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
     try:
         # Once tail is connected its subscription shows up in the queue-depth gauge.
         wait_until(
@@ -373,53 +396,13 @@ def test_tail_prints_one_verified_message_per_line(
             30,
             "tail to connect",
         )
-        published = cli(
-            "publish", "system_alert", "--topic", "node_failure", *ALERT_FIELDS,
-            "--url", process.url, SECRET_KEY_BASE=TEST_SECRET,
-        )  # fmt: skip
-        assert published.returncode == 0, published.stderr
+        end()
         out, err = tail.communicate(timeout=30)
     finally:
         if tail.poll() is None:
             tail.kill()
             tail.wait()
-    assert tail.returncode == 0, err
-    lines = out.splitlines()
-    assert len(lines) == 1
-    ts, instance, topic, tag, node, payload = lines[0].split(" ", 5)
-    assert (instance, topic, tag) == ("ex_esdb_alerts", "node_failure", "system_alert")
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", ts)
-    assert node
-    assert json.loads(payload)["title"] == "Node down"
-
-
-def _tail_until(process: BridgeProcess, end: Callable[[], object], *args: str) -> tuple[int, str]:
-    """Run ``tail`` against ``process`` until ``end`` (called once tail is connected) makes it
-    exit; its exit status and stderr."""
-    tail = subprocess.Popen(
-        [sys.executable, "-m", "bridge", "tail", *args, "--url", process.url],
-        env=bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_until(
-            lambda: (
-                b'exesdb_bus_queue_depth{subscriber="stream"}'
-                in http_get(process.url + "/metrics")[1]
-            ),
-            30,
-            "tail to connect",
-        )
-        end()
-        _out, err = tail.communicate(timeout=30)
-    finally:
-        if tail.poll() is None:
-            tail.kill()
-            tail.wait()
-    return tail.returncode, err
+    return subprocess.CompletedProcess(tail.args, tail.returncode, out, err)
 
 
 def test_tail_says_so_and_exits_1_when_the_bridge_ends_the_stream(
@@ -431,9 +414,9 @@ def test_tail_says_so_and_exits_1_when_the_bridge_ends_the_stream(
     def stop() -> None:
         assert process.stop() == 0
 
-    returncode, err = _tail_until(process, stop, "--count", "5")
-    assert returncode == 1
-    assert f"the bridge at {process.url} closed the stream" in err
+    tail = _tail_until(process, stop, "--count", "5")
+    assert tail.returncode == 1
+    assert f"the bridge at {process.url} closed the stream" in tail.stderr
 
 
 def test_tail_says_the_stream_broke_off_when_the_bridge_is_killed(
@@ -443,12 +426,13 @@ def test_tail_says_the_stream_broke_off_when_the_bridge_is_killed(
     unreachable (it was reached), and no traceback."""
     process = _start(bridge_processes, tmp_path)
     assert process.process is not None
-    returncode, err = _tail_until(process, process.process.kill)
-    assert returncode == 1
+    tail = _tail_until(process, process.process.kill)
+    assert tail.returncode == 1
     # The bridge's collectors may have published a message or two before the kill.
-    assert re.search(rf"the stream from {re.escape(process.url)} broke off after \d+ message", err)
-    assert "cannot reach" not in err
-    assert "Traceback" not in err
+    pattern = rf"the stream from {re.escape(process.url)} broke off after \d+ message"
+    assert re.search(pattern, tail.stderr)
+    assert "cannot reach" not in tail.stderr
+    assert "Traceback" not in tail.stderr
 
 
 def test_an_admin_token_ending_in_a_line_break_is_sent_trimmed(
