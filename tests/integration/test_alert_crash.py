@@ -35,6 +35,20 @@ QUIET: dict[str, Any] = {
 }
 
 
+def ingesting_env(receiver: WebhookReceiver, max_alerts: int) -> dict[str, Any]:
+    """A quiet bridge that ingests and delivers to ``receiver``, retrying fast, at most
+    ``max_alerts`` alerts a notification."""
+    return {
+        **QUIET,
+        "EXESDB_INGEST": "true",
+        "EXESDB_WEBHOOK_URLS": receiver.url,
+        "EXESDB_WEBHOOK_BACKOFF_MS": "100",
+        "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "300",
+        "EXESDB_WEBHOOK_GROUP_WAIT_MS": "50",
+        "EXESDB_WEBHOOK_MAX_ALERTS": str(max_alerts),
+    }
+
+
 def ingest_alerts(bridge_url: str, alert_ids: list[str]) -> None:
     """POST SystemAlerts to the bridge's signed ingest, as one NDJSON batch."""
     lines = []
@@ -89,15 +103,7 @@ def test_sigkill_with_receiver_down_loses_nothing(
     """SIGKILLed while its receiver is down, a bridge's alerts all arrive from its successor."""
     receiver: WebhookReceiver = webhook_receiver(start=False)
     state = tmp_path / "state"
-    env: dict[str, Any] = {
-        **QUIET,
-        "EXESDB_INGEST": "true",
-        "EXESDB_WEBHOOK_URLS": receiver.url,
-        "EXESDB_WEBHOOK_BACKOFF_MS": "100",
-        "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "300",
-        "EXESDB_WEBHOOK_GROUP_WAIT_MS": "50",
-        "EXESDB_WEBHOOK_MAX_ALERTS": "7",
-    }
+    env = ingesting_env(receiver, 7)
     first = BridgeProcess(state_dir=state, **env).start(tmp_path)
     bridge_processes.append(first)
     alert_ids = [f"crash-{n:02d}" for n in range(30)]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
-from tests.integration.test_alert_crash import QUIET, ingest_alerts
+from tests.integration.test_alert_crash import QUIET, ingest_alerts, ingesting_env
 from tests.support import BridgeProcess, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -44,15 +43,7 @@ def test_sigterm_right_after_the_last_202_loses_no_alert(
     """SIGTERM just after the last 202: exit 0, all committed, all delivered by a successor."""
     receiver: WebhookReceiver = webhook_receiver(start=False)
     state = tmp_path / "state"
-    env: dict[str, Any] = {
-        **QUIET,
-        "EXESDB_INGEST": "true",
-        "EXESDB_WEBHOOK_URLS": receiver.url,
-        "EXESDB_WEBHOOK_BACKOFF_MS": "100",
-        "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "300",
-        "EXESDB_WEBHOOK_GROUP_WAIT_MS": "50",
-        "EXESDB_WEBHOOK_MAX_ALERTS": "200",
-    }
+    env = ingesting_env(receiver, 200)
     first = BridgeProcess(state_dir=state, **env).start(tmp_path)
     bridge_processes.append(first)
     ids = flood(first)
