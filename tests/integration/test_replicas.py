@@ -27,6 +27,7 @@ from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.transitions import Plan, escalation, on_event
 from tests.integration.servers.redis import RedisServer
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
+from tests.integration.test_alert_crash import QUIET
 from tests.support import (
     ADMIN_TOKEN,
     TEST_SECRET,
@@ -56,6 +57,7 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 def replica_env(url: str, node: str, receiver: WebhookReceiver | None = None) -> dict[str, str]:
     env = {
+        **QUIET,
         "EXESDB_BUS": url,
         "EXESDB_NODE": node,
         "EXESDB_INGEST": "true",
@@ -66,9 +68,6 @@ def replica_env(url: str, node: str, receiver: WebhookReceiver | None = None) ->
         "EXESDB_WEBHOOK_BACKOFF_MS": "200",
         "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "1000",
     }
-    for resource in ("CPU", "MEMORY", "DISK"):
-        env[f"EXESDB_{resource}_DEGRADED"] = "100"
-        env[f"EXESDB_{resource}_UNHEALTHY"] = "100"
     if receiver is not None:
         env["EXESDB_WEBHOOK_URLS"] = receiver.url
     return env
