@@ -649,6 +649,7 @@ class ClusterMonitor:
     # -- Component --
 
     async def start(self) -> None:
+        """Join (this node is tracked and heard at once), tick once, then tick on a loop."""
         self._started = True
         self._nodes.setdefault(self.node, _Node(self._clock()))
         await self.tick()
@@ -674,9 +675,11 @@ class ClusterMonitor:
         return not self._closed
 
     def readiness(self) -> str | None:
+        """Always None: what the monitor hears of other nodes never makes this bridge unready."""
         return None
 
     async def aclose(self) -> None:
+        """Stop ticking (an announcement under way finishes), then publish ``left``; idempotent."""
         if self._closed:
             return
         # Ticks are not cancelled (see _announce_pending): each ends after the announcement
