@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -135,6 +135,41 @@ def bridge_env(**overrides: str) -> dict[str, str]:
     }
     env.update(overrides)
     return env
+
+
+def run_command(
+    command: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    *,
+    timeout: float = 60,
+    stdin: str | None = None,
+    cwd: Path = ROOT,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` in a bridge environment (``bridge_env``) with ``env`` added, its output
+    captured; a failed exit status is returned, not raised."""
+    return subprocess.run(
+        command,
+        env=bridge_env(**(env or {})),
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def run_bridge(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,
+    stdin: str | None = None,
+    cwd: Path = ROOT,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m bridge`` with ``args``, as ``run_command`` runs a command."""
+    return run_command(
+        [sys.executable, "-m", "bridge", *args], env, timeout=timeout, stdin=stdin, cwd=cwd
+    )
 
 
 class BridgeProcess:

@@ -31,6 +31,7 @@ from tests.support import (
     bridge_env,
     free_port,
     http_get,
+    run_bridge,
     wait_until,
 )
 
@@ -49,16 +50,7 @@ def cli(
     *args: str, timeout: float = 60, stdin: str | None = None, cwd: Path = ROOT, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m bridge`` with the given arguments and environment; capture its output."""
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", *args],
-        env=bridge_env(**env),
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_bridge(*args, env=env, timeout=timeout, stdin=stdin, cwd=cwd)
 
 
 def _start(processes: list[BridgeProcess], tmp_path: Path, **env: str) -> BridgeProcess:

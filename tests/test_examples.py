@@ -18,10 +18,10 @@ from tests.support import (
     ROOT,
     TEST_SECRET,
     BridgeProcess,
-    bridge_env,
     free_port,
     http_get,
     require_binary,
+    run_command,
 )
 
 __all__ = ["secured", "webhook_receiver"]  # the fixtures, imported for the tests below
@@ -31,15 +31,7 @@ HEALTHY = '{"status": "healthy"}'
 
 
 def _run(command: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command,
-        env=bridge_env(**env),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_command(command, env)
 
 
 @pytest.fixture

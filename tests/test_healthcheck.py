@@ -14,13 +14,13 @@ from aiohttp import web
 
 from bridge.healthcheck import pinned_context, probe, probe_url
 from tests.support import (
-    ROOT,
     BridgeProcess,
     ThreadedBridge,
-    bridge_env,
     free_port,
     make_settings,
     require_binary,
+    run_bridge,
+    run_command,
 )
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
@@ -80,15 +80,7 @@ def answer(status: int, **headers: str) -> Handler:
 
 def healthcheck(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``python -m bridge healthcheck`` with a clean bridge environment plus ``env``."""
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", "healthcheck", *args],
-        env=bridge_env(**env),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_bridge("healthcheck", *args, env=env)
 
 
 # -- the URL --
@@ -407,14 +399,8 @@ HEAVY = ("aiohttp", "pydantic", "pydantic_settings", "opentelemetry", "prometheu
 
 def imported_by_healthcheck(*args: str, **env: str) -> set[str]:
     """The top-level packages ``python -X importtime -m bridge healthcheck`` imports."""
-    completed = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "bridge", "healthcheck", *args],
-        env=bridge_env(**env),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    completed = run_command(
+        [sys.executable, "-X", "importtime", "-m", "bridge", "healthcheck", *args], env
     )
     lines = [line for line in completed.stderr.splitlines() if line.startswith("import time:")]
     assert lines, completed.stderr

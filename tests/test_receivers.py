@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,7 @@ from bridge.receivers import (
     receiver_label,
     resolve_receivers,
 )
-from tests.support import ROOT, bridge_env
+from tests.support import ROOT, run_bridge
 
 # A receiver block as Alertmanager's documentation writes one, pasted unchanged.
 ALERTMANAGER_BLOCK = """
@@ -367,14 +365,8 @@ def test_a_bad_receivers_file_stops_start_up_with_exit_2_naming_the_key(tmp_path
     """`exesdb-bridge run` with a bad file exits 2 and names EXESDB_WEBHOOK_CONFIG_FILE and the
     key, before listening."""
     path = write(tmp_path, "webhook_configs:\n  - url: http://h\n    sent_resolved: false\n")
-    completed = subprocess.run(
-        [sys.executable, "-m", "bridge", "run"],
-        env=bridge_env(EXESDB_WEBHOOK_CONFIG_FILE=str(path), EXESDB_HTTP_ADDR="127.0.0.1:0"),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    completed = run_bridge(
+        "run", env={"EXESDB_WEBHOOK_CONFIG_FILE": str(path), "EXESDB_HTTP_ADDR": "127.0.0.1:0"}
     )
     assert completed.returncode == 2
     assert "EXESDB_WEBHOOK_CONFIG_FILE" in completed.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,9 @@ from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.support import (
     ADMIN_TOKEN,
     BridgeProcess,
-    bridge_env,
     http_get,
     post_signed,
+    run_bridge,
     wait_until,
 )
 
@@ -87,14 +86,7 @@ def metric(bridge_url: str, name: str) -> float:
 
 def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``exesdb-bridge`` with the test environment."""
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", *args],
-        env=bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN, **env),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return run_bridge(*args, env={"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, **env}, timeout=30)
 
 
 def test_sigkill_with_receiver_down_loses_nothing(

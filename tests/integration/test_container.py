@@ -12,8 +12,6 @@ import json
 import re
 import signal
 import sqlite3
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +34,7 @@ from tests.integration.servers.podman import (
     podman,
 )
 from tests.integration.servers.webhook import HANG, WebhookReceiver, webhook_receiver
-from tests.support import ROOT, TEST_SECRET, bridge_env, free_port, http_get, wait_until
+from tests.support import TEST_SECRET, free_port, http_get, run_bridge, wait_until
 from tests.webconfig.files import WebFiles, bcrypt_hash
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -145,14 +143,8 @@ def pending_alert_ids(podman: Podman, volume: str) -> list[list[str]]:
 def publish_alert(port: int, alert_id: str) -> None:
     """Sign and post one critical SystemAlert to the bridge's ingest with the CLI."""
     fields = [*ALERT_FIELDS, "-f", f"alert_id={alert_id}"]
-    completed = subprocess.run(
-        [sys.executable, "-m", "bridge", "publish", "system_alert", *fields, "--url", url(port)],
-        env=bridge_env(SECRET_KEY_BASE=TEST_SECRET),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    completed = run_bridge(
+        "publish", "system_alert", *fields, "--url", url(port), env={"SECRET_KEY_BASE": TEST_SECRET}
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr  # 202: accepted
 

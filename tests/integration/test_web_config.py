@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import ssl
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bridge import __version__
-from tests.support import BridgeProcess, bridge_env, http_get, wait_until
+from tests.support import BridgeProcess, http_get, run_bridge, wait_until
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
 pytestmark = pytest.mark.integration
@@ -162,17 +161,13 @@ def test_an_unknown_key_stops_start_up_with_exit_2_naming_it(tmp_path, command):
     """exesdb-bridge run and check-config exit 2 and name the unknown key and the variable."""
     files = WebFiles(tmp_path / "web")
     path = files.write(files.tls_config("client_auth: RequireAndVerifyClientCert"))
-    completed = subprocess.run(
-        [sys.executable, "-m", "bridge", command],
-        env=bridge_env(
-            EXESDB_WEB_CONFIG_FILE=str(path),
-            EXESDB_HTTP_ADDR="127.0.0.1:0",
-            EXESDB_STATE_DIR=str(tmp_path / "state"),
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    completed = run_bridge(
+        command,
+        env={
+            "EXESDB_WEB_CONFIG_FILE": str(path),
+            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
+            "EXESDB_STATE_DIR": str(tmp_path / "state"),
+        },
     )
     assert completed.returncode == 2, completed.stderr
     assert "EXESDB_WEB_CONFIG_FILE" in completed.stderr
@@ -183,14 +178,8 @@ def test_check_config_summarises_the_file_without_secrets(tmp_path):
     """check-config shows the path, TLS on, the client-auth type and the user count, no hash."""
     files = WebFiles(tmp_path / "web")
     path = files.write(files.tls_config(MUTUAL_TLS) + USERS)
-    completed = subprocess.run(
-        [sys.executable, "-m", "bridge", "check-config"],
-        env=bridge_env(EXESDB_WEB_CONFIG_FILE=str(path)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    completed = run_bridge("check-config", env={"EXESDB_WEB_CONFIG_FILE": str(path)})
+    assert completed.returncode == 0, completed.stderr
     [line] = [line for line in completed.stdout.splitlines() if "EXESDB_WEB_CONFIG_FILE" in line]
     assert str(path) in line
     assert "TLS on" in line

@@ -5,24 +5,15 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 
 from bridge.messages import INSTANCES, TAGS
 from tests.doc_text import fenced, page, section
-from tests.support import ROOT, bridge_env
+from tests.support import run_bridge
 
 
 def schema(*args: str) -> subprocess.CompletedProcess[str]:
     """Run ``python -m bridge schema ARGS``; capture its output."""
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", "schema", *args],
-        env=bridge_env(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_bridge("schema", *args)
 
 
 def test_a_tag_prints_its_fields() -> None:

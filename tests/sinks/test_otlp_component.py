@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from bridge.app import Bridge
 from bridge.config import load_settings
 from bridge.sinks.otlp.sink import OtlpSink
-from tests.support import ROOT, bridge_env, free_port
+from tests.support import free_port, run_command
 
 
 def test_idle_bridge_imports_nothing_from_opentelemetry() -> None:
@@ -27,14 +26,7 @@ def test_idle_bridge_imports_nothing_from_opentelemetry() -> None:
         "loaded = sorted(m for m in sys.modules if m.startswith('opentelemetry'))\n"
         "assert not loaded, loaded\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=bridge_env(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_command([sys.executable, "-c", code])
     assert result.returncode == 0, result.stderr
 
 
