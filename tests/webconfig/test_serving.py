@@ -257,6 +257,34 @@ async def test_require_and_verify_client_cert(files: WebFiles):
         assert status == 200
 
 
+# Each client_auth_type: who is served with no certificate, with one from a CA the bridge does
+# not trust, and with one from its client CA (docs/security.md says where Python differs from Go).
+CLIENT_AUTH_OUTCOMES = {
+    "NoClientCert": (True, True, True),
+    "RequestClientCert": (True, True, True),
+    "RequireAnyClientCert": (False, False, True),
+    "VerifyClientCertIfGiven": (True, False, True),
+    "RequireAndVerifyClientCert": (False, False, True),
+}
+
+
+@pytest.mark.parametrize("auth_type", list(CLIENT_AUTH_OUTCOMES))
+async def test_each_client_auth_type_admits_the_clients_it_names(files: WebFiles, auth_type: str):
+    """Each of the five client_auth_type values serves or refuses a client without a
+    certificate, one with a stranger's and one with the client CA's as docs/security.md says."""
+    extra = f"client_auth_type: {auth_type}"
+    if auth_type not in ("NoClientCert", "RequestClientCert"):
+        extra += "\nclient_ca_file: client-ca.pem"
+    clients = (
+        files.client_context(),
+        files.client_context(files.client_cert(trustme.CA())),
+        files.client_context(files.client_cert()),
+    )
+    async with serving(files, files.tls_config(extra)) as bridge:
+        outcomes = tuple([await served(bridge, context, {}) for context in clients])
+    assert outcomes == CLIENT_AUTH_OUTCOMES[auth_type]
+
+
 def _indented(pem: str) -> str:
     """``pem`` as the lines of a YAML block scalar under a tls_server_config key."""
     return "".join(f"    {line}\n" for line in pem.splitlines())
