@@ -152,7 +152,9 @@ def test_a_changed_file_takes_effect_and_a_broken_one_keeps_the_old(tmp_path, br
         10,
         "the reload gauge at 0",
     )
+    # The old users, not none: bob is let in and a request without credentials is not.
     assert http_get(bridge.url + "/healthz", bob, context=files.client_context())[0] == 200
+    assert http_get(bridge.url + "/healthz", {}, context=files.client_context())[0] == 401
     # Logged once per broken version (tests/webconfig/test_serving.py looks several times).
     assert bridge.log().count("not reloaded") == 1
 

@@ -426,7 +426,9 @@ async def test_a_broken_new_file_keeps_the_old_one_and_is_logged_once(
         assert len(refusals) == 1
         assert "basic_auth_users.alice" in refusals[0].getMessage()
         assert "not-a-hash" not in refusals[0].getMessage()
+        # The old users, not none: alice is let in and a request without credentials is not.
         assert await served(bridge, files.client_context(), {"Authorization": ALICE})
+        assert not await served(bridge, files.client_context(), {})
         files.write(files.tls_config() + USERS)  # put back
         await async_wait_until(
             lambda: reloaded_after_a_request(bridge, files, 1), 10, "the file taken again"
