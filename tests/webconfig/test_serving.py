@@ -477,6 +477,19 @@ async def test_a_rotated_certificate_is_served_to_new_connections(files: WebFile
         assert not await served(bridge, files.client_context(), {})
 
 
+async def test_a_broken_new_certificate_keeps_the_old_one_served(files: WebFiles):
+    """A certificate file rewritten with garbage is refused (the reload gauge reads 0) and the
+    certificate in force goes on being served to new connections."""
+    async with serving(files, files.tls_config()) as bridge:
+        context = files.client_context()
+        assert await served(bridge, context, {})
+        (files.folder / "server.pem").write_text("not a certificate\n")
+        await async_wait_until(
+            lambda: reloaded_after_a_request(bridge, files, 0), 10, "the refusal"
+        )
+        assert await served(bridge, context, {})
+
+
 async def test_client_auth_can_be_required_without_restart(files: WebFiles):
     """Switching to RequireAndVerifyClientCert in the file refuses new clients without one."""
     async with serving(files, files.tls_config()) as bridge:
