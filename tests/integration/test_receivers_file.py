@@ -24,7 +24,7 @@ from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloa
 from bridge.sinks.alerts.delivery import Outcome, WebhookSender
 from bridge.sinks.alerts.records import Delivery
 from bridge.sinks.alerts.sources import alert_events
-from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
+from tests.integration.servers.webhook import HANG, WebhookReceiver, webhook_receiver
 from tests.sinks.alerts.helpers import alert_bridge, envelope, system_alert
 from tests.support import async_wait_until, free_port
 
@@ -410,6 +410,34 @@ async def test_a_receiver_told_of_an_alert_hears_its_resolve_after_it_eased_belo
     assert heard[0] == ("n1", "critical", "firing")
     assert heard[-1] == ("n1", "warning", "resolved")
     assert all(node == "n1" for node, _, _ in heard)
+
+
+async def test_a_receivers_own_timeout_gives_up_on_a_hung_attempt(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A receiver's timeout (a Go duration) overrides EXESDB_WEBHOOK_TIMEOUT_MS: its hung
+    attempt is given up on after 300ms, not the bridge-wide minute, and retried."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(HANG)
+    config = write(
+        tmp_path / "receivers.yml",
+        f"webhook_configs:\n  - url: {receiver.url}\n    timeout: 300ms\n",
+    )
+    async with alert_bridge(
+        tmp_path / "state",
+        serve_http=False,
+        EXESDB_WEBHOOK_CONFIG_FILE=str(config),
+        EXESDB_WEBHOOK_TIMEOUT_MS="60000",
+        **FAST,
+    ) as (bridge, _, watcher):
+        bridge.bus.publish("disk_full", system_alert("slow-1"))
+        await async_wait_until(lambda: receiver.accepted(), what="the retry accepted")
+        failed = await async_wait_until(
+            lambda: [s for s in watcher.of(NotificationStatus) if s.status == "failed"],
+            what="the failed attempt reported",
+        )
+    assert failed[0].error_reason == "timed out after 0.3s; will retry"
+    assert len(receiver.requests) == 2
 
 
 async def test_a_new_token_in_the_credentials_file_is_used_without_a_restart(
