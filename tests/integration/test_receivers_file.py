@@ -314,6 +314,73 @@ async def test_without_the_private_ca_the_https_receiver_is_not_trusted(
     assert receiver.requests == []
 
 
+async def test_tls_config_server_name_is_the_name_checked_in_the_receivers_certificate(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A receiver reached by address whose certificate names only hooks.example.test gets the
+    alert when tls_config.server_name gives that name (sent as SNI and checked)."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("hooks.example.test").configure_cert(context)
+    receiver: WebhookReceiver = webhook_receiver(ssl_context=context)
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    http_config:
+      tls_config: {{ca_file: ca.pem, server_name: hooks.example.test}}
+""",
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, _, _):
+        bridge.bus.publish("disk_full", system_alert("sni-1"))
+        await async_wait_until(lambda: receiver.accepted(), what="an accepted delivery")
+    assert [r.alert_ids() for r in receiver.requests] == [["sni-1"]]
+
+
+async def test_tls_config_min_version_refuses_a_receiver_speaking_an_older_tls(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """Of two receivers speaking TLS 1.2 at most, the one whose tls_config says min_version
+    TLS13 is never sent the alert (the handshake fails); the one saying TLS12 gets it."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    receivers: list[WebhookReceiver] = []
+    for _ in range(2):
+        context = served_by(ca)
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        receivers.append(webhook_receiver(ssl_context=context))
+    strict, lenient = receivers
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {strict.url}
+    http_config:
+      tls_config: {{ca_file: ca.pem, min_version: TLS13}}
+  - url: {lenient.url}
+    http_config:
+      tls_config: {{ca_file: ca.pem, min_version: TLS12}}
+""",
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("tls13-1"))
+        await async_wait_until(lambda: lenient.accepted(), what="the TLS 1.2 delivery")
+        strict_key = sink.receivers[0].key
+        await async_wait_until(
+            lambda: any(d.attempts for d in sink.outbox.queue.deliveries() if d.url == strict_key),
+            what="a failed attempt to the TLS 1.3 receiver",
+        )
+        [delivery] = [d for d in sink.outbox.queue.deliveries() if d.url == strict_key]
+    assert delivery.state is DeliveryState.PENDING
+    assert strict.requests == []
+
+
 async def test_a_receiver_demanding_basic_auth_gets_the_alert(
     tmp_path: Path, webhook_receiver
 ) -> None:
