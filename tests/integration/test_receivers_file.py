@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import socket
 import ssl
 import time
@@ -24,7 +26,13 @@ from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloa
 from bridge.sinks.alerts.delivery import Outcome, WebhookSender
 from bridge.sinks.alerts.records import Delivery
 from bridge.sinks.alerts.sources import alert_events
-from tests.integration.servers.webhook import HANG, WebhookReceiver, webhook_receiver
+from tests.integration.servers.webhook import (
+    HANG,
+    Answer,
+    Received,
+    WebhookReceiver,
+    webhook_receiver,
+)
 from tests.sinks.alerts.helpers import alert_bridge, envelope, system_alert
 from tests.support import async_wait_until, free_port
 
@@ -538,6 +546,52 @@ webhook_configs:
         "Bearer first",
         "Bearer second",
     ]
+
+
+def signed_with(key: str, request: Received) -> bool:
+    """True when ``request``'s X-ExESDB-Signature is the HMAC of its body under ``key``."""
+    fields = dict(part.split("=", 1) for part in request.headers["X-ExESDB-Signature"].split(","))
+    mac = hmac.new(key.encode(), f"{fields['t']}.".encode() + request.body, hashlib.sha256)
+    return hmac.compare_digest(mac.hexdigest(), fields["v1"])
+
+
+async def test_a_retry_reads_the_url_password_and_signing_key_files_again(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """Rewriting url_file, basic_auth.password_file and secret_file while a delivery waits:
+    its next attempt goes to the new URL with the new password, signed with the new key."""
+    old: WebhookReceiver = webhook_receiver()
+    old.default = Answer(503)
+    new: WebhookReceiver = webhook_receiver(authorization=basic_auth("alerts", "second"))
+    url, password, key = tmp_path / "url", tmp_path / "password", tmp_path / "key"
+    write(url, old.url + "\n")
+    write(password, "first\n")
+    write(key, "key-one\n")
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url_file: {url}
+    secret_file: {key}
+    http_config:
+      basic_auth: {{username: alerts, password_file: {password}}}
+""",
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, _, _):
+        bridge.bus.publish("disk_full", system_alert("files-1"))
+        await async_wait_until(lambda: old.requests, what="the attempt to the old URL")
+        # Rotated as a deployment does: new files renamed over the old ones.
+        for path, text in ((password, "second"), (key, "key-two"), (url, new.url)):
+            write(path.with_suffix(".new"), text + "\n").replace(path)
+        await async_wait_until(lambda: new.accepted(), what="the attempt to the new URL")
+    first = old.requests[0]
+    assert first.headers["Authorization"] == basic_auth("alerts", "first")
+    assert signed_with("key-one", first)
+    [request] = new.requests
+    assert request.alert_ids() == ["files-1"]
+    assert signed_with("key-two", request)
 
 
 async def test_deliveries_waiting_under_a_key_of_an_earlier_version_are_delivered(
