@@ -270,6 +270,22 @@ async def test_the_alert_page_shows_its_history(
     assert ">resolved</span>" in body
 
 
+async def test_an_escalated_alert_shows_its_level_on_both_pages(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """An alert escalated to its last level shows level3 in its status page row and among its
+    page's facts."""
+    with page_bridge(tmp_path, EXESDB_ESCALATION_AFTER_MS="100") as server:
+        raise_alert(server, "a1", "escalating alert")
+        wait_for_alert(server, "a1", lambda record: record.level == 3)
+        _, _, status_page = await fetch(client, server.url + "/")
+        _, _, alert_page = await fetch(client, server.url + "/alerts/a1")
+    listed = status_page.split('id="alerts"', 1)[1].split("</section>", 1)[0]
+    [row] = [re.sub(r"<[^>]+>", " ", row).split() for row in listed.split("<tr>")[2:]]
+    assert row[6:8] == ["firing", "level3"]
+    assert re.search(r">Escalation level<[^>]*>\s*<[^>]*>level3<", alert_page)
+
+
 async def test_receivers_are_shown_by_origin_only(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
