@@ -778,11 +778,13 @@ webhook_configs:
     assert "X-ExESDB-Signature" in first.headers
 
 
-async def test_a_receiver_demanding_a_client_certificate_gets_it_from_inline_cert_and_key(
-    tmp_path: Path, webhook_receiver
+@pytest.mark.parametrize("given", ["cert_file and key_file", "cert and key inline"])
+async def test_a_receiver_demanding_a_client_certificate_gets_the_one_tls_config_gives(
+    tmp_path: Path, webhook_receiver, given: str
 ) -> None:
-    """tls_config.cert and key given inline (PEM in the receivers file) are the client
-    certificate the bridge presents to a receiver that requires one from its CA."""
+    """tls_config.cert_file and key_file, or cert and key given inline (PEM in the receivers
+    file), are the client certificate the bridge presents to a receiver that requires one from
+    its CA."""
     server_ca, client_ca = trustme.CA(), trustme.CA()
     context = served_by(server_ca)
     context.verify_mode = ssl.CERT_REQUIRED
@@ -794,6 +796,15 @@ async def test_a_receiver_demanding_a_client_certificate_gets_it_from_inline_cer
     def block(pem: bytes) -> str:
         return "".join(f"          {line}\n" for line in pem.decode().splitlines())
 
+    if given == "cert_file and key_file":
+        leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "client.pem"))
+        leaf.private_key_pem.write_to_path(str(tmp_path / "client.key"))
+        client = "        cert_file: client.pem\n        key_file: client.key\n"
+    else:
+        client = (
+            f"        cert: |\n{block(leaf.cert_chain_pems[0].bytes())}"
+            f"        key: |\n{block(leaf.private_key_pem.bytes())}"
+        )
     config = write(
         tmp_path / "receivers.yml",
         f"""
@@ -802,9 +813,7 @@ webhook_configs:
     http_config:
       tls_config:
         ca_file: ca.pem
-        cert: |
-{block(leaf.cert_chain_pems[0].bytes())}        key: |
-{block(leaf.private_key_pem.bytes())}""",
+{client}""",
     )
     async with alert_bridge(
         tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
