@@ -389,6 +389,29 @@ webhook_configs:
     assert strict.requests == []
 
 
+async def test_insecure_skip_verify_reaches_a_receiver_whose_certificate_is_not_trusted(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """tls_config.insecure_skip_verify: true delivers to an HTTPS receiver whose certificate no
+    trusted CA signed."""
+    receiver: WebhookReceiver = webhook_receiver(ssl_context=served_by(trustme.CA()))
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    http_config:
+      tls_config: {{insecure_skip_verify: true}}
+""",
+    )
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST
+    ) as (bridge, _, _):
+        bridge.bus.publish("disk_full", system_alert("skip-1"))
+        await async_wait_until(lambda: receiver.accepted(), what="an accepted delivery")
+    assert [r.alert_ids() for r in receiver.requests] == [["skip-1"]]
+
+
 async def test_a_receiver_demanding_basic_auth_gets_the_alert(
     tmp_path: Path, webhook_receiver
 ) -> None:
