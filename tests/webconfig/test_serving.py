@@ -378,6 +378,19 @@ async def test_tls_versions_are_enforced(files: WebFiles):
         assert status == 200
 
 
+async def test_max_version_refuses_a_newer_client(files: WebFiles):
+    """With max_version TLS12 a client speaking TLS 1.3 only is refused and a TLS 1.2 one
+    served."""
+    async with serving(files, files.tls_config("max_version: TLS12")) as bridge:
+        newer = files.client_context()
+        newer.minimum_version = ssl.TLSVersion.TLSv1_3
+        assert await refused_connection(bridge, newer)
+        older = files.client_context()
+        older.maximum_version = ssl.TLSVersion.TLSv1_2
+        status, _, _ = await request(bridge, context=older)
+        assert status == 200
+
+
 async def test_cipher_suites_restrict_tls12(files: WebFiles):
     """cipher_suites limits TLS 1.2 to the suites named (by Go's names)."""
     # trustme's keys are ECDSA keys.
