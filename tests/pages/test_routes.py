@@ -14,8 +14,11 @@ from bridge import __version__
 from bridge.pages import CONTENT_SECURITY_POLICY
 from bridge.pages.status import MAX_SHOWN
 from bridge.sinks.alerts import AlertState, alert_url
+from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.pages.helpers import NODE, page_bridge, raise_alert, report_node, sink_of, wait_for_alert
 from tests.support import ADMIN_TOKEN, async_wait_until, free_port
+
+__all__ = ["webhook_receiver"]  # the fixture, imported for the tests below
 
 EVIL = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
 
@@ -312,6 +315,36 @@ async def test_receivers_are_shown_by_origin_only(
     assert f"http://127.0.0.1:{port}/…" in deliveries
     assert "s3cr3t" not in body
     assert ">pending</span>" in deliveries
+
+
+async def test_an_alerts_page_counts_the_attempts_of_a_delivery_and_shows_its_last_result(
+    tmp_path: Path, client: aiohttp.ClientSession, webhook_receiver
+) -> None:
+    """A delivery a real receiver answered 503, then 200, shows as delivered after 2 attempts
+    with HTTP 200 as its last result."""
+    receiver: WebhookReceiver = webhook_receiver().script(503)
+    with page_bridge(
+        tmp_path,
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_WEBHOOK_SECRET="page-test-webhook-secret",
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="0",
+        EXESDB_WEBHOOK_BACKOFF_MS="50",
+        EXESDB_WEBHOOK_MAX_BACKOFF_MS="100",
+    ) as server:
+        raise_alert(server, "a1", "one alert")
+
+        async def delivered() -> str | None:
+            _, _, body = await fetch(client, server.url + "/alerts/a1")
+            deliveries = body.split('id="deliveries"', 1)[1]
+            return deliveries if ">delivered</span>" in deliveries else None
+
+        deliveries = await async_wait_until(delivered, 15, "the delivery shown delivered")
+    [row] = [
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td>(.*?)</td>", row)]
+        for row in deliveries.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr>")[1:]
+    ]
+    assert row[1:4] == ["delivered", "2", "HTTP 200"]
+    assert [r.answer.status for r in receiver.requests] == [503, 200]
 
 
 async def test_an_alerts_page_shows_each_receiver_once_with_its_own_deliveries(
