@@ -273,6 +273,27 @@ async def test_the_alert_page_shows_its_history(
     assert ">resolved</span>" in body
 
 
+async def test_an_alerts_page_lists_its_labels_and_annotations(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """The alert's page lists each label and each annotation (title, description) with its
+    value, as the webhook carries them."""
+    with page_bridge(tmp_path) as server:
+        record = raise_alert(server, "disk_full:db-1", "Disk almost full on db-1")
+        _, _, body = await fetch(client, server.url + "/alerts/disk_full%3Adb-1")
+
+    def pairs(section: str) -> dict[str, str]:
+        part = body.split(f'id="{section}"', 1)[1].split("</section>", 1)[0]
+        cells = [re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td>(.*?)</td>", part)]
+        return dict(zip(cells[::2], cells[1::2], strict=True))
+
+    assert pairs("labels") == record.labels
+    assert pairs("annotations") == {
+        "title": "Disk almost full on db-1",
+        "description": "raised by a page test",
+    }
+
+
 async def test_an_escalated_alert_shows_its_level_on_both_pages(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
