@@ -10,6 +10,7 @@ import http.client
 import ssl
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -55,10 +56,13 @@ def _prometheus_options(files: WebFiles, password: str = "alice-pw") -> dict[str
 def test_prometheus_scrapes_over_https_with_basic_auth(
     tmp_path, bridge_processes, start_prometheus
 ):
-    """Prometheus with scheme https, the CA and alice's password sees the target up."""
+    """Prometheus with scheme https, the CA and alice's password sees the target up, with
+    exesdb_build_info naming this build and exesdb_start_time_seconds when the process began."""
     files = WebFiles(tmp_path / "web")
     files.write(files.tls_config() + USERS)
+    before = time.time()
     bridge = _start(tmp_path, bridge_processes, files, files.client_context())
+    started = time.time()
     prometheus = start_prometheus(
         [f"127.0.0.1:{bridge.port}"], scrape_options=_prometheus_options(files)
     )
@@ -67,6 +71,8 @@ def test_prometheus_scrapes_over_https_with_basic_auth(
     assert info["metric"]["version"] == __version__
     assert info["metric"]["python_version"] == ".".join(map(str, sys.version_info[:3]))
     assert info["metric"]["revision"]
+    [start] = prometheus.wait_for("exesdb_start_time_seconds")
+    assert before <= float(start["value"][1]) <= started
 
 
 def test_without_credentials_or_with_a_wrong_password_the_bridge_answers_401(
