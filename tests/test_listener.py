@@ -256,3 +256,20 @@ def test_the_soft_descriptor_limit_is_raised_to_the_hard_limit() -> None:
         check=True,
     )
     assert result.stdout.split() == [str(hard), str(hard)]
+
+
+async def test_a_starting_bridge_raises_its_soft_descriptor_limit_and_keeps_its_cap(
+    serve: Serve,
+) -> None:
+    """Bridge.start raises the soft RLIMIT_NOFILE to the hard one before it fits the cap, so a
+    process started with a soft 512 under a hard 4 096 keeps EXESDB_HTTP_MAX_CONNECTIONS."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4_096:
+        pytest.fail(f"the hard descriptor limit {hard} is under the 4 096 this test needs")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (512, hard))
+    try:
+        bridge = await serve(EXESDB_HTTP_MAX_CONNECTIONS="2048")
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert bridge.registry.get_sample_value("exesdb_http_max_connections") == 2048

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
-from bridge.bus import LocalCoordinator
+from prometheus_client import CollectorRegistry
+
+from bridge.app import Bridge
+from bridge.bus import Envelope, LocalCoordinator, new_message_id
+from bridge.cluster import cluster_monitor
 from bridge.messages import ClusterHealth, ClusterMembership, NodeHealth, NodeLifecycle
 from tests.cluster.helpers import Clock
-from tests.support import async_wait_until
+from tests.support import async_wait_until, make_settings
 
 
 async def test_a_bridge_announces_itself_as_joined_at_start(make_replica) -> None:
@@ -248,3 +253,28 @@ async def test_a_refused_down_announcement_stays_pending_and_the_state_key_is_re
     assert [m.node for m in replica.published(NodeLifecycle, event="down")] == ["app-1"]
     await replica.tick()
     assert len(replica.published(NodeLifecycle, event="down")) == 1
+
+
+async def test_the_bridges_monitor_takes_its_interval_and_forget_time_from_the_settings() -> None:
+    """The monitor a bridge builds from EXESDB_HEALTH_BROADCAST_INTERVAL (100 ms) and
+    EXESDB_NODE_FORGET_MS (200 ms), on the real clock, finds a silent node down and then forgets
+    it within seconds, not the defaults' minutes and day."""
+    settings = make_settings(EXESDB_HEALTH_BROADCAST_INTERVAL="100", EXESDB_NODE_FORGET_MS="200")
+    bridge = Bridge(settings, registry=CollectorRegistry(), components=[cluster_monitor])
+    await bridge.start(serve_http=False)
+    try:
+        payload = NodeHealth(node="app-1", status="healthy")
+        now = datetime.now(UTC)
+        heartbeat = Envelope(
+            new_message_id(), payload.INSTANCE, "health", payload.TAG, "app-1", now, payload
+        )
+        bridge.bus.publish_verified([heartbeat])
+
+        def forgotten() -> float | None:
+            return bridge.registry.get_sample_value(
+                "exesdb_cluster_nodes_forgotten_total", {"reason": "silent"}
+            )
+
+        await async_wait_until(lambda: forgotten() == 1, 10, "app-1 down, then forgotten")
+    finally:
+        await bridge.aclose()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import socket
 import ssl
 import time
@@ -25,7 +27,13 @@ from bridge.sinks.alerts import AlertRecord, AlertSink, DeliveryState, Outbox, b
 from bridge.sinks.alerts.delivery import Outcome, WebhookSender
 from bridge.sinks.alerts.records import Delivery
 from bridge.sinks.alerts.sources import alert_events
-from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
+from tests.integration.servers.webhook import (
+    HANG,
+    Answer,
+    Received,
+    WebhookReceiver,
+    webhook_receiver,
+)
 from tests.sinks.alerts.helpers import Watcher, alert_bridge, envelope, system_alert
 from tests.support import async_wait_until, free_port
 
@@ -308,6 +316,90 @@ async def test_without_the_private_ca_the_https_receiver_is_not_trusted(
     assert receiver.requests == []
 
 
+async def test_tls_config_server_name_is_the_name_checked_in_the_receivers_certificate(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A receiver reached by address whose certificate names only hooks.example.test gets the
+    alert when tls_config.server_name gives that name (sent as SNI and checked)."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("hooks.example.test").configure_cert(context)
+    receiver: WebhookReceiver = webhook_receiver(ssl_context=context)
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    http_config:
+      tls_config: {{ca_file: ca.pem, server_name: hooks.example.test}}
+""",
+    )
+    async with configured(tmp_path / "state", config) as (bridge, _, _):
+        bridge.bus.publish("disk_full", system_alert("sni-1"))
+        await async_wait_until(lambda: receiver.accepted(), what="an accepted delivery")
+    assert [r.alert_ids() for r in receiver.requests] == [["sni-1"]]
+
+
+async def test_tls_config_min_version_refuses_a_receiver_speaking_an_older_tls(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """Of two receivers speaking TLS 1.2 at most, the one whose tls_config says min_version
+    TLS13 is never sent the alert (the handshake fails); the one saying TLS12 gets it."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    receivers: list[WebhookReceiver] = []
+    for _ in range(2):
+        context = served_by(ca)
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        receivers.append(webhook_receiver(ssl_context=context))
+    strict, lenient = receivers
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {strict.url}
+    http_config:
+      tls_config: {{ca_file: ca.pem, min_version: TLS13}}
+  - url: {lenient.url}
+    http_config:
+      tls_config: {{ca_file: ca.pem, min_version: TLS12}}
+""",
+    )
+    async with configured(tmp_path / "state", config) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("tls13-1"))
+        await async_wait_until(lambda: lenient.accepted(), what="the TLS 1.2 delivery")
+        strict_key = sink.receivers[0].key
+        await async_wait_until(
+            lambda: any(d.attempts for d in sink.outbox.queue.deliveries() if d.url == strict_key),
+            what="a failed attempt to the TLS 1.3 receiver",
+        )
+        [delivery] = [d for d in sink.outbox.queue.deliveries() if d.url == strict_key]
+    assert delivery.state is DeliveryState.PENDING
+    assert strict.requests == []
+
+
+async def test_insecure_skip_verify_reaches_a_receiver_whose_certificate_is_not_trusted(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """tls_config.insecure_skip_verify: true delivers to an HTTPS receiver whose certificate no
+    trusted CA signed."""
+    receiver: WebhookReceiver = webhook_receiver(ssl_context=served_by(trustme.CA()))
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    http_config:
+      tls_config: {{insecure_skip_verify: true}}
+""",
+    )
+    async with configured(tmp_path / "state", config) as (bridge, _, _):
+        bridge.bus.publish("disk_full", system_alert("skip-1"))
+        await async_wait_until(lambda: receiver.accepted(), what="an accepted delivery")
+    assert [r.alert_ids() for r in receiver.requests] == [["skip-1"]]
+
+
 async def test_a_receiver_demanding_basic_auth_gets_the_alert(
     tmp_path: Path, webhook_receiver
 ) -> None:
@@ -400,6 +492,34 @@ async def test_a_receiver_told_of_an_alert_hears_its_resolve_after_it_eased_belo
     assert all(node == "n1" for node, _, _ in heard)
 
 
+async def test_a_receivers_own_timeout_gives_up_on_a_hung_attempt(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A receiver's timeout (a Go duration) overrides EXESDB_WEBHOOK_TIMEOUT_MS: its hung
+    attempt is given up on after 300ms, not the bridge-wide minute, and retried."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(HANG)
+    config = write(
+        tmp_path / "receivers.yml",
+        f"webhook_configs:\n  - url: {receiver.url}\n    timeout: 300ms\n",
+    )
+    async with alert_bridge(
+        tmp_path / "state",
+        serve_http=False,
+        EXESDB_WEBHOOK_CONFIG_FILE=str(config),
+        EXESDB_WEBHOOK_TIMEOUT_MS="60000",
+        **FAST,
+    ) as (bridge, _, watcher):
+        bridge.bus.publish("disk_full", system_alert("slow-1"))
+        await async_wait_until(lambda: receiver.accepted(), what="the retry accepted")
+        failed = await async_wait_until(
+            lambda: [s for s in watcher.of(NotificationStatus) if s.status == "failed"],
+            what="the failed attempt reported",
+        )
+    assert failed[0].error_reason == "timed out after 0.3s; will retry"
+    assert len(receiver.requests) == 2
+
+
 async def test_a_new_token_in_the_credentials_file_is_used_without_a_restart(
     tmp_path: Path, webhook_receiver
 ) -> None:
@@ -429,6 +549,50 @@ webhook_configs:
         "Bearer first",
         "Bearer second",
     ]
+
+
+def signed_with(key: str, request: Received) -> bool:
+    """True when ``request``'s X-ExESDB-Signature is the HMAC of its body under ``key``."""
+    fields = dict(part.split("=", 1) for part in request.headers["X-ExESDB-Signature"].split(","))
+    mac = hmac.new(key.encode(), f"{fields['t']}.".encode() + request.body, hashlib.sha256)
+    return hmac.compare_digest(mac.hexdigest(), fields["v1"])
+
+
+async def test_a_retry_reads_the_url_password_and_signing_key_files_again(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """Rewriting url_file, basic_auth.password_file and secret_file while a delivery waits:
+    its next attempt goes to the new URL with the new password, signed with the new key."""
+    old: WebhookReceiver = webhook_receiver()
+    old.default = Answer(503)
+    new: WebhookReceiver = webhook_receiver(authorization=basic_auth("alerts", "second"))
+    url, password, key = tmp_path / "url", tmp_path / "password", tmp_path / "key"
+    write(url, old.url + "\n")
+    write(password, "first\n")
+    write(key, "key-one\n")
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+webhook_configs:
+  - url_file: {url}
+    secret_file: {key}
+    http_config:
+      basic_auth: {{username: alerts, password_file: {password}}}
+""",
+    )
+    async with configured(tmp_path / "state", config) as (bridge, _, _):
+        bridge.bus.publish("disk_full", system_alert("files-1"))
+        await async_wait_until(lambda: old.requests, what="the attempt to the old URL")
+        # Rotated as a deployment does: new files renamed over the old ones.
+        for path, text in ((password, "second"), (key, "key-two"), (url, new.url)):
+            write(path.with_suffix(".new"), text + "\n").replace(path)
+        await async_wait_until(lambda: new.accepted(), what="the attempt to the new URL")
+    first = old.requests[0]
+    assert first.headers["Authorization"] == basic_auth("alerts", "first")
+    assert signed_with("key-one", first)
+    [request] = new.requests
+    assert request.alert_ids() == ["files-1"]
+    assert signed_with("key-two", request)
 
 
 async def test_deliveries_waiting_under_a_key_of_an_earlier_version_are_delivered(
@@ -609,11 +773,13 @@ webhook_configs:
     assert "X-ExESDB-Signature" in first.headers
 
 
-async def test_a_receiver_demanding_a_client_certificate_gets_it_from_inline_cert_and_key(
-    tmp_path: Path, webhook_receiver
+@pytest.mark.parametrize("given", ["cert_file and key_file", "cert and key inline"])
+async def test_a_receiver_demanding_a_client_certificate_gets_the_one_tls_config_gives(
+    tmp_path: Path, webhook_receiver, given: str
 ) -> None:
-    """tls_config.cert and key given inline (PEM in the receivers file) are the client
-    certificate the bridge presents to a receiver that requires one from its CA."""
+    """tls_config.cert_file and key_file, or cert and key given inline (PEM in the receivers
+    file), are the client certificate the bridge presents to a receiver that requires one from
+    its CA."""
     server_ca, client_ca = trustme.CA(), trustme.CA()
     context = served_by(server_ca)
     context.verify_mode = ssl.CERT_REQUIRED
@@ -625,6 +791,15 @@ async def test_a_receiver_demanding_a_client_certificate_gets_it_from_inline_cer
     def block(pem: bytes) -> str:
         return "".join(f"          {line}\n" for line in pem.decode().splitlines())
 
+    if given == "cert_file and key_file":
+        leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "client.pem"))
+        leaf.private_key_pem.write_to_path(str(tmp_path / "client.key"))
+        client = "        cert_file: client.pem\n        key_file: client.key\n"
+    else:
+        client = (
+            f"        cert: |\n{block(leaf.cert_chain_pems[0].bytes())}"
+            f"        key: |\n{block(leaf.private_key_pem.bytes())}"
+        )
     config = write(
         tmp_path / "receivers.yml",
         f"""
@@ -633,9 +808,7 @@ webhook_configs:
     http_config:
       tls_config:
         ca_file: ca.pem
-        cert: |
-{block(leaf.cert_chain_pems[0].bytes())}        key: |
-{block(leaf.private_key_pem.bytes())}""",
+{client}""",
     )
     async with configured(tmp_path / "state", config) as (bridge, _, _):
         bridge.bus.publish("disk_full", system_alert("mtls-1"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import ssl
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -54,10 +55,13 @@ def _prometheus_options(files: WebFiles, password: str = "alice-pw") -> dict[str
 def test_prometheus_scrapes_over_https_with_basic_auth(
     tmp_path, bridge_processes, start_prometheus
 ):
-    """Prometheus with scheme https, the CA and alice's password sees the target up."""
+    """Prometheus with scheme https, the CA and alice's password sees the target up, with
+    exesdb_build_info naming this build and exesdb_start_time_seconds when the process began."""
     files = WebFiles(tmp_path / "web")
     files.write(files.tls_config() + USERS)
+    before = time.time()
     bridge = _start(tmp_path, bridge_processes, files, files.client_context())
+    started = time.time()
     prometheus = start_prometheus(
         [f"127.0.0.1:{bridge.port}"], scrape_options=_prometheus_options(files)
     )
@@ -66,6 +70,8 @@ def test_prometheus_scrapes_over_https_with_basic_auth(
     assert info["metric"]["version"] == __version__
     assert info["metric"]["python_version"] == ".".join(map(str, sys.version_info[:3]))
     assert info["metric"]["revision"]
+    [start] = prometheus.wait_for("exesdb_start_time_seconds")
+    assert before <= float(start["value"][1]) <= started
 
 
 def test_without_credentials_or_with_a_wrong_password_the_bridge_answers_401(
@@ -151,7 +157,9 @@ def test_a_changed_file_takes_effect_and_a_broken_one_keeps_the_old(tmp_path, br
         10,
         "the reload gauge at 0",
     )
+    # The old users, not none: bob is let in and a request without credentials is not.
     assert http_get(bridge.url + "/healthz", bob, context=files.client_context())[0] == 200
+    assert http_get(bridge.url + "/healthz", {}, context=files.client_context())[0] == 401
     # Logged once per broken version (tests/webconfig/test_serving.py looks several times).
     assert bridge.log().count("not reloaded") == 1
 

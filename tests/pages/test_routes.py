@@ -14,8 +14,11 @@ from bridge import __version__
 from bridge.pages import CONTENT_SECURITY_POLICY
 from bridge.pages.status import MAX_SHOWN
 from bridge.sinks.alerts import AlertState, alert_url
+from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.pages.helpers import NODE, page_bridge, raise_alert, report_node, sink_of, wait_for_alert
 from tests.support import ADMIN_TOKEN, async_wait_until, free_port
+
+__all__ = ["webhook_receiver"]  # the fixture, imported for the tests below
 
 EVIL = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
 
@@ -270,6 +273,43 @@ async def test_the_alert_page_shows_its_history(
     assert ">resolved</span>" in body
 
 
+async def test_an_alerts_page_lists_its_labels_and_annotations(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """The alert's page lists each label and each annotation (title, description) with its
+    value, as the webhook carries them."""
+    with page_bridge(tmp_path) as server:
+        record = raise_alert(server, "disk_full:db-1", "Disk almost full on db-1")
+        _, _, body = await fetch(client, server.url + "/alerts/disk_full%3Adb-1")
+
+    def pairs(section: str) -> dict[str, str]:
+        part = body.split(f'id="{section}"', 1)[1].split("</section>", 1)[0]
+        cells = [re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td>(.*?)</td>", part)]
+        return dict(zip(cells[::2], cells[1::2], strict=True))
+
+    assert pairs("labels") == record.labels
+    assert pairs("annotations") == {
+        "title": "Disk almost full on db-1",
+        "description": "raised by a page test",
+    }
+
+
+async def test_an_escalated_alert_shows_its_level_on_both_pages(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """An alert escalated to its last level shows level3 in its status page row and among its
+    page's facts."""
+    with page_bridge(tmp_path, EXESDB_ESCALATION_AFTER_MS="100") as server:
+        raise_alert(server, "a1", "escalating alert")
+        wait_for_alert(server, "a1", lambda record: record.level == 3)
+        _, _, status_page = await fetch(client, server.url + "/")
+        _, _, alert_page = await fetch(client, server.url + "/alerts/a1")
+    listed = status_page.split('id="alerts"', 1)[1].split("</section>", 1)[0]
+    [row] = [re.sub(r"<[^>]+>", " ", row).split() for row in listed.split("<tr>")[2:]]
+    assert row[6:8] == ["firing", "level3"]
+    assert re.search(r">Escalation level<[^>]*>\s*<[^>]*>level3<", alert_page)
+
+
 async def test_receivers_are_shown_by_origin_only(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
@@ -296,6 +336,36 @@ async def test_receivers_are_shown_by_origin_only(
     assert f"http://127.0.0.1:{port}/…" in deliveries
     assert "s3cr3t" not in body
     assert ">pending</span>" in deliveries
+
+
+async def test_an_alerts_page_counts_the_attempts_of_a_delivery_and_shows_its_last_result(
+    tmp_path: Path, client: aiohttp.ClientSession, webhook_receiver
+) -> None:
+    """A delivery a real receiver answered 503, then 200, shows as delivered after 2 attempts
+    with HTTP 200 as its last result."""
+    receiver: WebhookReceiver = webhook_receiver().script(503)
+    with page_bridge(
+        tmp_path,
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_WEBHOOK_SECRET="page-test-webhook-secret",
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="0",
+        EXESDB_WEBHOOK_BACKOFF_MS="50",
+        EXESDB_WEBHOOK_MAX_BACKOFF_MS="100",
+    ) as server:
+        raise_alert(server, "a1", "one alert")
+
+        async def delivered() -> str | None:
+            _, _, body = await fetch(client, server.url + "/alerts/a1")
+            deliveries = body.split('id="deliveries"', 1)[1]
+            return deliveries if ">delivered</span>" in deliveries else None
+
+        deliveries = await async_wait_until(delivered, 15, "the delivery shown delivered")
+    [row] = [
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td>(.*?)</td>", row)]
+        for row in deliveries.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr>")[1:]
+    ]
+    assert row[1:4] == ["delivered", "2", "HTTP 200"]
+    assert [r.answer.status for r in receiver.requests] == [503, 200]
 
 
 async def test_an_alerts_page_shows_each_receiver_once_with_its_own_deliveries(

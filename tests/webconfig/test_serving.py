@@ -257,6 +257,34 @@ async def test_require_and_verify_client_cert(files: WebFiles):
         assert status == 200
 
 
+# Each client_auth_type: who is served with no certificate, with one from a CA the bridge does
+# not trust, and with one from its client CA (docs/security.md says where Python differs from Go).
+CLIENT_AUTH_OUTCOMES = {
+    "NoClientCert": (True, True, True),
+    "RequestClientCert": (True, True, True),
+    "RequireAnyClientCert": (False, False, True),
+    "VerifyClientCertIfGiven": (True, False, True),
+    "RequireAndVerifyClientCert": (False, False, True),
+}
+
+
+@pytest.mark.parametrize("auth_type", list(CLIENT_AUTH_OUTCOMES))
+async def test_each_client_auth_type_admits_the_clients_it_names(files: WebFiles, auth_type: str):
+    """Each of the five client_auth_type values serves or refuses a client without a
+    certificate, one with a stranger's and one with the client CA's as docs/security.md says."""
+    extra = f"client_auth_type: {auth_type}"
+    if auth_type not in ("NoClientCert", "RequestClientCert"):
+        extra += "\nclient_ca_file: client-ca.pem"
+    clients = (
+        files.client_context(),
+        files.client_context(files.client_cert(trustme.CA())),
+        files.client_context(files.client_cert()),
+    )
+    async with serving(files, files.tls_config(extra)) as bridge:
+        outcomes = tuple([await served(bridge, context, {}) for context in clients])
+    assert outcomes == CLIENT_AUTH_OUTCOMES[auth_type]
+
+
 def _indented(pem: str) -> str:
     """``pem`` as the lines of a YAML block scalar under a tls_server_config key."""
     return "".join(f"    {line}\n" for line in pem.splitlines())
@@ -350,6 +378,19 @@ async def test_tls_versions_are_enforced(files: WebFiles):
         assert status == 200
 
 
+async def test_max_version_refuses_a_newer_client(files: WebFiles):
+    """With max_version TLS12 a client speaking TLS 1.3 only is refused and a TLS 1.2 one
+    served."""
+    async with serving(files, files.tls_config("max_version: TLS12")) as bridge:
+        newer = files.client_context()
+        newer.minimum_version = ssl.TLSVersion.TLSv1_3
+        assert await refused_connection(bridge, newer)
+        older = files.client_context()
+        older.maximum_version = ssl.TLSVersion.TLSv1_2
+        status, _, _ = await request(bridge, context=older)
+        assert status == 200
+
+
 async def test_cipher_suites_restrict_tls12(files: WebFiles):
     """cipher_suites limits TLS 1.2 to the suites named (by Go's names)."""
     # trustme's keys are ECDSA keys.
@@ -398,7 +439,9 @@ async def test_a_broken_new_file_keeps_the_old_one_and_is_logged_once(
         assert len(refusals) == 1
         assert "basic_auth_users.alice" in refusals[0].getMessage()
         assert "not-a-hash" not in refusals[0].getMessage()
+        # The old users, not none: alice is let in and a request without credentials is not.
         assert await served(bridge, files.client_context(), {"Authorization": ALICE})
+        assert not await served(bridge, files.client_context(), {})
         files.write(files.tls_config() + USERS)  # put back
         await async_wait_until(
             lambda: reloaded_after_a_request(bridge, files, 1), 10, "the file taken again"
@@ -445,6 +488,19 @@ async def test_a_rotated_certificate_is_served_to_new_connections(files: WebFile
             lambda: served(bridge, files.client_context(ca=new_ca), {}), 10, "the new certificate"
         )
         assert not await served(bridge, files.client_context(), {})
+
+
+async def test_a_broken_new_certificate_keeps_the_old_one_served(files: WebFiles):
+    """A certificate file rewritten with garbage is refused (the reload gauge reads 0) and the
+    certificate in force goes on being served to new connections."""
+    async with serving(files, files.tls_config()) as bridge:
+        context = files.client_context()
+        assert await served(bridge, context, {})
+        (files.folder / "server.pem").write_text("not a certificate\n")
+        await async_wait_until(
+            lambda: reloaded_after_a_request(bridge, files, 0), 10, "the refusal"
+        )
+        assert await served(bridge, context, {})
 
 
 async def test_client_auth_can_be_required_without_restart(files: WebFiles):
