@@ -274,7 +274,29 @@ INPUT_EDGES = [
     (
         "a 5 000-digit number",
         json.dumps(envelope(v=1)).replace('"v": 1', '"v": ' + "9" * 5000).encode(),
-        "body",
+        "v",
+    ),
+    *(
+        (
+            f"{text} in a float",
+            body_of(envelope(payload={"status": "healthy", "load_avg": 0.5})).replace(
+                b"0.5", text.encode()
+            ),
+            "payload.load_avg",
+        )
+        for text in ("NaN", "Infinity", "-Infinity", "1e400")
+    ),
+    (
+        "NaN deep in a payload's object",
+        body_of(envelope(payload={"status": "healthy", "checks": {"disk": [0.5]}})).replace(
+            b"0.5", b"NaN"
+        ),
+        "payload.checks.disk.0",
+    ),
+    (
+        "NaN as text in a float",
+        body_of(envelope(payload={"status": "healthy", "load_avg": "NaN"})),
+        "payload.load_avg",
     ),
     ("invalid UTF-8", body_of(envelope(node="node\xff@host")).replace(b"\\u00ff", b"\xff"), "body"),
     ("id twice", _raw('{"id": "abcdefgh12345678", ...}'), "id"),
@@ -340,12 +362,14 @@ INPUT_EDGES = [
 async def test_bad_input_at_the_edges_answers_400_naming_a_field(
     serve: ServerFactory, body: bytes, field: str
 ) -> None:
-    """Deep nesting, huge numbers, invalid UTF-8, a key given twice and control characters in a
-    label value each answer 400 naming the field; nothing is delivered."""
+    """Deep nesting, huge numbers, a number no float holds, invalid UTF-8, a key given twice and
+    control characters in a label value each answer 400 naming the field, counted in
+    exesdb_bus_rejected_total by its error; nothing is delivered."""
     server = await serve()
     status, answer = await server.post(body)
     assert (status, answer.get("field")) == (400, field), answer
     assert answer["error"] in ("malformed", "invalid_payload")
+    assert server.rejected(answer["error"]) == 1
     assert server.delivered == []
 
 

@@ -10,8 +10,10 @@ decoder (``json.loads`` and field-by-field checks) words the rejections.
 from __future__ import annotations
 
 import json
+import math
 import re
 import secrets
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -221,16 +223,24 @@ def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:
     """The reference decoder: ``json.loads`` then field-by-field checks (and every rejection).
 
     A key given twice in any object of the envelope is refused, naming it: the two parsers
-    would each keep the last, but a sender that repeats ``id`` means something else by it.
+    would each keep the last, but a sender that repeats ``id`` means something else by it. So
+    is a number no float holds, naming where it is: ``NaN``, ``Infinity`` and ``-Infinity``
+    (which ``json.loads`` takes, but RFC 8259 does not) and a number past a float's range
+    (``1e400``), which would become an infinity; and a whole number too long to convert.
     """
     pairs = _Pairs()
     try:
-        data = json.loads(body, object_pairs_hook=pairs)
+        data = json.loads(
+            body,
+            object_pairs_hook=pairs,
+            parse_constant=pairs.constant,
+            parse_float=pairs.number,
+            parse_int=pairs.integer,
+        )
     except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser
         return Rejection(RejectReason.MALFORMED, f"not JSON: {exc}")
-    if pairs.repeated:
-        where, key = _first_repeated(data)
-        return Rejection(RejectReason.MALFORMED, f"the key {key!r} is given twice", where)
+    if pairs.repeated or pairs.unbounded:
+        return _first_refused(data)
     return decode_envelope_object(data)
 
 
@@ -240,12 +250,20 @@ class _Repeated(dict[str, Any]):
     key = ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Unbounded:
+    """A number no float holds (``NaN``, ``1e400``) or too long to convert, as written."""
+
+    text: str
+
+
 class _Pairs:
-    """``object_pairs_hook`` of the reference decoder: each object as a dict, marked when a
-    key repeats."""
+    """The hooks of the reference decoder's ``json.loads``: each object as a dict, marked when
+    a key repeats; each number no float holds, or too long to convert, as an ``_Unbounded``."""
 
     def __init__(self) -> None:
         self.repeated = False
+        self.unbounded = False
 
     def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         result = dict(pairs)
@@ -261,22 +279,56 @@ class _Pairs:
             seen.add(key)
         return marked
 
+    def constant(self, text: str) -> _Unbounded:
+        """``NaN``, ``Infinity`` or ``-Infinity``."""
+        self.unbounded = True
+        return _Unbounded(text)
 
-def _first_repeated(value: Any, path: str = "") -> tuple[str, str]:
-    """The field (``node``, ``payload.checks.disk``) of the first key given twice, and the key."""
-    found: tuple[str, str] | None = None
-    stack: list[tuple[Any, str]] = [(value, path)]
-    while stack and found is None:
+    def number(self, text: str) -> float | _Unbounded:
+        """A number with a fraction or an exponent."""
+        value = float(text)
+        if math.isfinite(value):
+            return value
+        self.unbounded = True
+        return _Unbounded(text)
+
+    def integer(self, text: str) -> int | _Unbounded:
+        """A whole number (past sys.get_int_max_str_digits() digits, int() refuses it)."""
+        try:
+            return int(text)
+        except ValueError:
+            self.unbounded = True
+            return _Unbounded(text)
+
+
+def _first_refused(data: Any) -> Rejection:
+    """The rejection of the first key given twice or ``_Unbounded`` number in ``data``, naming
+    where it is (``node``, ``payload.checks.disk``)."""
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
         item, where = stack.pop()
         if isinstance(item, _Repeated):
-            found = (f"{where}.{item.key}" if where else item.key, item.key)
-        elif isinstance(item, dict):
+            field = f"{where}.{item.key}" if where else item.key
+            return Rejection(RejectReason.MALFORMED, f"the key {item.key!r} is given twice", field)
+        if isinstance(item, _Unbounded):
+            text = item.text if len(item.text) <= _SHOWN else item.text[:_SHOWN] + "..."
+            if item.text in _CONSTANTS:
+                why = "is not a JSON number (RFC 8259 has no NaN or Infinity)"
+            elif item.text.lstrip("-").isdigit():
+                why = f"has more than {sys.get_int_max_str_digits()} digits"
+            else:
+                why = "is out of the range of a float (about ±1.8e308)"
+            return Rejection(RejectReason.MALFORMED, f"the number {text} {why}", where or None)
+        if isinstance(item, dict):
             children = [(v, f"{where}.{k}" if where else k) for k, v in item.items()]
             stack.extend(reversed(children))
         elif isinstance(item, list):
             stack.extend(reversed([(v, f"{where}.{n}") for n, v in enumerate(item)]))
-    assert found is not None, "a repeated key was marked"
-    return found
+    raise AssertionError("a repeated key or an unbounded number was marked")
+
+
+_CONSTANTS: Final = frozenset({"NaN", "Infinity", "-Infinity"})
+_SHOWN: Final = 40  # the characters of a number a rejection quotes
 
 
 def decode_envelope_object(data: Any) -> Envelope | Rejection:
@@ -509,11 +561,15 @@ def _decode_unchecked(body: bytes | str) -> tuple[Envelope, int] | None:
     if instant is None:
         return None
     payload = validated.payload
+    values = payload.__dict__
+    # pydantic-core reads NaN, Infinity and 1e400 in a JSON object as floats (a float field
+    # refuses them, ThroughputMetric's rate aside), which the reference refuses.
+    if not structs.finite(values):
+        return None
     node_field, derived, objects = _SHAPES[payload.__class__]
     # pydantic-core keeps the last of two equal keys: the keys the envelope holds (counted
     # before the defaults below are marked as set) are checked against those its body names.
     keys = _ENVELOPE_KEY_COUNT + len(payload.__pydantic_fields_set__)
-    values = payload.__dict__
     for name in objects:
         value = values[name]
         if value:

@@ -13,6 +13,7 @@ Neither checks the alphabets of ``id`` and ``topic`` (``in_alphabets``, a batch 
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections.abc import Callable, Mapping
@@ -34,6 +35,7 @@ __all__ = [
     "OFF_PATH",
     "PAYLOADS",
     "Payload",
+    "finite",
     "in_alphabets",
     "is_clean",
     "keys_in",
@@ -136,7 +138,8 @@ def _annotated(kind: type, schema: Mapping[str, Any], **meta: Any) -> Any:
 _KNOWN_KEYS: Final = {
     "str": {"type", "min_length", "max_length", "pattern", "strict", "metadata"},
     "int": {"type", "ge", "gt", "le", "lt", "strict", "metadata"},
-    "float": {"type", "ge", "gt", "le", "lt", "strict", "metadata"},
+    # allow_inf_nan: msgspec reads no JSON number as a NaN or an infinity.
+    "float": {"type", "ge", "gt", "le", "lt", "strict", "allow_inf_nan", "metadata"},
     "bool": {"type", "strict", "metadata"},
     "any": {"type", "metadata"},
     "literal": {"type", "expected", "metadata"},
@@ -448,6 +451,17 @@ def strings_in(value: Any) -> int:
     if isinstance(value, list):
         return sum(map(strings_in, value))
     return 0
+
+
+def finite(value: Any) -> bool:
+    """False when ``value`` is or holds (at any depth) a float that is not finite."""
+    if value.__class__ is float:
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(map(finite, value.values()))
+    if isinstance(value, list):
+        return all(map(finite, value))
+    return True
 
 
 def _required(field: _Field) -> bool:

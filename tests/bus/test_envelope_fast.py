@@ -32,7 +32,7 @@ from bridge.bus.envelope import (
     decode_envelope_reference,
     decode_envelopes,
 )
-from bridge.messages import AlertAck, ClusterHealth, Message
+from bridge.messages import AlertAck, ClusterHealth, Message, PerformanceMetric
 from tests.messages.test_models import CASES
 
 TS = "2026-11-28T00:00:00.123Z"
@@ -635,6 +635,87 @@ def test_a_lone_surrogate_in_node_is_refused_either_way(node: str) -> None:
     assert rejection.field == "node"
     good = _health()
     assert decode_envelopes([good, body, good])[1] == (1, rejection)
+
+
+# Numbers no float holds: tokens json.loads takes but RFC 8259 does not, and numbers past a
+# float's range (which parsers read as an infinity).
+NOT_FINITE = ["NaN", "Infinity", "-Infinity", "1e400", "-1e999", "1" + "0" * 400 + ".5"]
+
+
+def _with_number(body: bytes, text: str) -> bytes:
+    """``body`` with the placeholder string ``"#"`` replaced by the JSON text ``text``."""
+    assert body.count(b'"#"') == 1
+    return body.replace(b'"#"', text.encode())
+
+
+@pytest.mark.parametrize("model", list(CASES), ids=lambda m: m.TAG)
+def test_a_number_no_float_holds_is_refused_in_every_numeric_field_naming_it(
+    model: type[Message],
+) -> None:
+    """NaN, Infinity, -Infinity or a number past a float's range in any numeric field of any
+    type, in a complete and in a minimal payload, is refused as malformed by both decoders,
+    naming the field."""
+    case = CASES[model]
+    numeric = [
+        name
+        for name, value in case.full.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    ]
+    for name in numeric:
+        for base in (case.full, case.minimal):
+            for text in NOT_FINITE:
+                body = _with_number(_body({**base, name: "#"}, model), text)
+                rejection = _same(body)
+                assert isinstance(rejection, Rejection), (name, text)
+                assert (rejection.reason, rejection.field) == (
+                    RejectReason.MALFORMED,
+                    f"payload.{name}",
+                )
+
+
+@pytest.mark.parametrize("text", NOT_FINITE)
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        # Complete: the msgspec path reads it.
+        ({**HEALTH, "checks": {"disk": {"free": [1, "#"]}}}, "payload.checks.disk.free.1"),
+        # A float as text, a lax form only the pydantic-core path reads.
+        ({**HEALTH, "checks": {"disk": "#"}, "load_avg": "1.5"}, "payload.checks.disk"),
+    ],
+    ids=["msgspec", "pydantic-core"],
+)
+def test_a_number_no_float_holds_is_refused_in_a_json_object_naming_it(
+    payload: dict[str, Any], field: str, text: str
+) -> None:
+    """Such a number anywhere in a payload's free-form object is refused as malformed by every
+    decoder and on a batch's path, naming where it is, whichever fast path reads the rest."""
+    body = _with_number(_health(payload=payload), text)
+    rejection = _same(body)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, field)
+    assert ("RFC 8259" if text.endswith(("NaN", "Infinity")) else "range") in rejection.detail
+    assert decode_envelopes([_health(), body])[1] == (1, rejection)
+
+
+@pytest.mark.parametrize("text", ["NaN", "inf", "-Infinity", "1e400"])
+def test_a_float_given_as_text_must_be_finite_too(text: str) -> None:
+    """A float field given as text (a form the models' lax rules take) that reads as a NaN or
+    an infinity is refused by both decoders, naming the field."""
+    payload = {**CASES[PerformanceMetric].full, "value": text}
+    rejection = _agree(_body(payload, PerformanceMetric), payload, PerformanceMetric)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == (RejectReason.INVALID_PAYLOAD, "payload.value")
+
+
+@pytest.mark.parametrize("field", ["v", "payload"])
+def test_a_number_no_float_holds_in_the_envelope_is_refused_naming_it(field: str) -> None:
+    """In the envelope itself too (``v``, or a payload that is one)."""
+    data = json.loads(_health())
+    data[field] = "#"
+    body = _with_number(json.dumps(data).encode(), "NaN")
+    rejection = _same(body)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, field)
 
 
 @pytest.mark.parametrize(
