@@ -56,9 +56,7 @@ _MAX_NODE_LENGTH: Final = 255
 _MAX_TS_LENGTH: Final = 40
 _KNOWN_INSTANCES: Final = frozenset(INSTANCES)
 _ENVELOPE_KEYS: Final = frozenset({"v", "id", "instance", "topic", "tag", "node", "ts", "payload"})
-# A control character, or a lone surrogate (an unpaired \ud800-\udfff escape: valid JSON, but
-# no text a label, a page or a message sent on can carry).
-_NOT_IN_NODE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_NOT_IN_NODE: Final = re.compile(f"[{structs.NOT_IN_NODE}]")
 
 
 class RejectReason(Enum):

@@ -32,6 +32,7 @@ __all__ = [
     "CHECKED",
     "CLEAN",
     "DECODE_ERRORS",
+    "NOT_IN_NODE",
     "OFF_PATH",
     "PAYLOADS",
     "Payload",
@@ -51,11 +52,15 @@ RecursionError: nesting deeper than the decoder goes)."""
 _UNSET: Final = msgspec.UNSET
 _MAX_NODE_LENGTH: Final = 255
 _MAX_TS_LENGTH: Final = 40
+_CONTROL: Final = r"\x00-\x1f\x7f-\x9f"  # C0 (NUL included), DEL and C1
+NOT_IN_NODE: Final = _CONTROL + r"\ud800-\udfff"
+"""The characters the envelope's ``node`` may not hold, as a regular expression's class: a
+control character, or a lone surrogate (an unpaired ``\\ud800``-``\\udfff`` escape: valid JSON,
+but no text a label, a page or a message sent on can carry; the payload's strings are refused
+one by the models as they are built)."""
 # Python's re reads ``$`` as "end, or before a final newline": the patterns end at \Z instead.
-_NO_CONTROL: Final = r"\A[^\x00-\x1f\x7f-\x9f]*\Z"
-# The envelope's node: no lone surrogate either (the payload's strings are refused one by the
-# models as they are built).
-_NODE_TEXT: Final = r"\A[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*\Z"
+_NO_CONTROL: Final = rf"\A[^{_CONTROL}]*\Z"
+_NODE_TEXT: Final = rf"\A[^{NOT_IN_NODE}]*\Z"
 
 _ID_CHARACTERS: Final = string.ascii_letters.encode() + string.digits.encode() + b"_-"
 _TOPIC_CHARACTERS: Final = _ID_CHARACTERS + b".:"
