@@ -319,6 +319,11 @@ INPUT_EDGES = [
     ("a lone surrogate in node", body_of(envelope(node="node\ud800host")), "node"),
     ("C1 in node", body_of(envelope(node="node\x85host")), "node"),
     (
+        "a lone surrogate in a payload's object",
+        body_of(envelope(payload={"status": "healthy", "checks": {"disk": "\udc00"}})),
+        "payload.checks.disk",
+    ),
+    (
         "NUL in the payload's node",
         body_of(envelope(payload={"status": "healthy", "node": "a\u0000b"})),
         "payload.node",

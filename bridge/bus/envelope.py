@@ -224,7 +224,9 @@ def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:
     would each keep the last, but a sender that repeats ``id`` means something else by it. So
     is a number no float holds, naming where it is: ``NaN``, ``Infinity`` and ``-Infinity``
     (which ``json.loads`` takes, but RFC 8259 does not) and a number past a float's range
-    (``1e400``), which would become an infinity; and a whole number too long to convert.
+    (``1e400``), which would become an infinity; and a whole number too long to convert. And
+    so is a lone surrogate (an unpaired ``\\ud800`` escape) in any string or key: valid JSON,
+    but no text, which nothing could send on (``to_bytes``) or show.
     """
     pairs = _Pairs()
     try:
@@ -237,9 +239,24 @@ def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:
         )
     except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser
         return Rejection(RejectReason.MALFORMED, f"not JSON: {exc}")
-    if pairs.repeated or pairs.unbounded:
+    if pairs.repeated or pairs.unbounded or (_may_escape(body) and _holds_surrogate(data)):
         return _first_refused(data)
     return decode_envelope_object(data)
+
+
+def _may_escape(body: bytes | str) -> bool:
+    """False when ``body`` cannot hold a lone surrogate: no escape, and (text) no raw one."""
+    return b"\\" in body if isinstance(body, bytes) else "\\" in body or not body.isascii()
+
+
+def _holds_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(map(_holds_surrogate, value)) or any(map(_holds_surrogate, value.values()))
+    if isinstance(value, list):
+        return any(map(_holds_surrogate, value))
+    return False
 
 
 class _Repeated(dict[str, Any]):
@@ -300,11 +317,16 @@ class _Pairs:
 
 
 def _first_refused(data: Any) -> Rejection:
-    """The rejection of the first key given twice or ``_Unbounded`` number in ``data``, naming
-    where it is (``node``, ``payload.checks.disk``)."""
+    """The rejection of the first key given twice, ``_Unbounded`` number or lone surrogate in
+    ``data``, naming where it is (``node``, ``payload.checks.disk``)."""
     stack: list[tuple[Any, str]] = [(data, "")]
     while stack:
         item, where = stack.pop()
+        if isinstance(item, str) and _SURROGATE.search(item):
+            return Rejection(RejectReason.MALFORMED, _LONE_SURROGATE, where or None)
+        if isinstance(item, dict) and any(_SURROGATE.search(key) for key in item):
+            detail = f"a key of {where or 'the envelope'} holds a lone surrogate"
+            return Rejection(RejectReason.MALFORMED, detail + _NO_TEXT, where or None)
         if isinstance(item, _Repeated):
             field = f"{where}.{item.key}" if where else item.key
             return Rejection(RejectReason.MALFORMED, f"the key {item.key!r} is given twice", field)
@@ -322,7 +344,12 @@ def _first_refused(data: Any) -> Rejection:
             stack.extend(reversed(children))
         elif isinstance(item, list):
             stack.extend(reversed([(v, f"{where}.{n}") for n, v in enumerate(item)]))
-    raise AssertionError("a repeated key or an unbounded number was marked")
+    raise AssertionError("a repeated key, an unbounded number or a lone surrogate was found")
+
+
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
+_NO_TEXT: Final = " (an unpaired \\ud800-\\udfff escape: valid JSON, but no text)"
+_LONE_SURROGATE: Final = "the string holds a lone surrogate" + _NO_TEXT
 
 
 _CONSTANTS: Final = frozenset({"NaN", "Infinity", "-Infinity"})

@@ -637,6 +637,34 @@ def test_a_lone_surrogate_in_node_is_refused_either_way(node: str) -> None:
     assert decode_envelopes([good, body, good])[1] == (1, rejection)
 
 
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({**HEALTH, "checks": {"disk": "a\ud800"}}, "payload.checks.disk"),
+        ({**HEALTH, "checks": {"disk": [1, {"x": "\udfff"}]}}, "payload.checks.disk.1.x"),
+        ({**HEALTH, "checks": {"disk": {"\ud800": 1}}}, "payload.checks.disk"),
+        ({**HEALTH, "checks": {"disk": "\ud800"}, "load_avg": "1.5"}, "payload.checks.disk"),
+    ],
+    ids=["value", "deep", "key", "lax"],
+)
+def test_a_lone_surrogate_anywhere_is_refused_either_way_naming_where(
+    payload: dict[str, Any], field: str
+) -> None:
+    """An unpaired surrogate escape in a payload's free-form object (a value or a key, at any
+    depth), which no envelope sent on could carry, is refused as malformed by both decoders
+    and on a batch's path, naming where it is; a paired one (an emoji) is taken."""
+    body = json.dumps(json.loads(_health()) | {"payload": payload}).encode()
+    rejection = _same(body)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, field)
+    assert "lone surrogate" in rejection.detail
+    assert decode_envelopes([_health(), body])[1] == (1, rejection)
+    paired = body.replace(b"\\ud800", b"\\ud83d\\ude00").replace(b"\\udfff", b"\\ud83d\\ude00")
+    taken = _same(paired)
+    assert isinstance(taken, Envelope)
+    assert json.loads(taken.to_bytes())["payload"]["checks"]
+
+
 # Numbers no float holds: tokens json.loads takes but RFC 8259 does not, and numbers past a
 # float's range (which parsers read as an infinity).
 NOT_FINITE = ["NaN", "Infinity", "-Infinity", "1e400", "-1e999", "1" + "0" * 400 + ".5"]
