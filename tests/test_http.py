@@ -522,6 +522,32 @@ async def test_ingest_answers_415_for_other_content_types(
     assert server.rejected("unsupported_media_type") == 1
 
 
+@pytest.mark.parametrize("encoding", ["foo", "x-gzip", "compress", "gzip, deflate"])
+async def test_ingest_answers_415_for_a_content_encoding_it_does_not_expand(
+    serve: ServerFactory, encoding: str
+) -> None:
+    """A Content-Encoding other than gzip, deflate or identity is refused with 415 naming it and
+    the codings taken (``Accept-Encoding``), counted, rather than its body read as sent."""
+    server = await serve()
+    body = body_of(envelope())
+    headers = {"Content-Type": JSON, SIGNATURE_HEADER: signed(body), "Content-Encoding": encoding}
+    async with server.session.post(server.url + "/v1/messages", data=body, headers=headers) as r:
+        answer = await r.json()
+        assert (r.status, answer["error"]) == (415, "unsupported_media_type")
+        assert repr(encoding) in answer["detail"]
+        assert r.headers["Accept-Encoding"] == "gzip, deflate"
+    assert server.rejected("unsupported_media_type") == 1
+    assert server.delivered == []
+    status, answer = await server.post(body, headers={"Content-Encoding": "identity"})
+    assert status == 202, answer
+    body = body_of(envelope())
+    packed = gzip.compress(body)
+    status, answer = await server.post(
+        packed, signature=signed(body), headers={"Content-Encoding": " GZIP"}
+    )
+    assert status == 202, answer
+
+
 async def test_ingest_accepts_a_charset_parameter(serve: ServerFactory) -> None:
     """application/json; charset=utf-8 is application/json."""
     server = await serve()
