@@ -266,11 +266,18 @@ def _raw(text: str) -> bytes:
 
 
 _DEEP = "[" * 10_000 + "]" * 10_000
+# 62 arrays in a payload's object: its innermost the 65th level of the envelope.
+_DEEP_65 = b"[" * 62 + b"]" * 62
 _VALID_PAYLOAD = '"payload": {"status": "healthy"}'
 
 # (name, body, error, field): bad input at the edges of JSON, each answered 400 naming a field.
 INPUT_EDGES = [
     ("nested 10 000 deep", _raw("{...}").replace(b'"healthy"', _DEEP.encode(), 1), "body"),
+    (
+        "a payload's object nested past 64 levels",
+        _raw("{...}").replace(b'"healthy"', b'"healthy", "checks": {"a": ' + _DEEP_65 + b"}", 1),
+        "payload.checks.a" + ".0" * 61,
+    ),
     (
         "a 5 000-digit number",
         json.dumps(envelope(v=1)).replace('"v": 1', '"v": ' + "9" * 5000).encode(),

@@ -239,9 +239,38 @@ def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:
         )
     except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser
         return Rejection(RejectReason.MALFORMED, f"not JSON: {exc}")
+    if _openings(body) > structs.MAX_DEPTH:
+        where = _too_deep(data)
+        if where is not None:
+            detail = f"nested deeper than {structs.MAX_DEPTH} levels of objects and arrays"
+            return Rejection(RejectReason.MALFORMED, detail, where)
     if pairs.repeated or pairs.unbounded or (_may_escape(body) and _holds_surrogate(data)):
         return _first_refused(data)
     return decode_envelope_object(data)
+
+
+def _openings(body: bytes | str) -> int:
+    """At least the depth of ``body``'s nesting: its opening brackets (strings' included)."""
+    if isinstance(body, bytes):
+        return body.count(b"{") + body.count(b"[")
+    return body.count("{") + body.count("[")
+
+
+def _too_deep(data: Any) -> str | None:
+    """Where (``payload.checks.a.0``) the first object or array past MAX_DEPTH is, if any."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 1)]
+    while stack:
+        item, where, level = stack.pop()
+        if isinstance(item, dict):
+            children = [(v, f"{where}.{k}" if where else k) for k, v in item.items()]
+        elif isinstance(item, list):
+            children = [(v, f"{where}.{n}") for n, v in enumerate(item)]
+        else:
+            continue
+        if level > structs.MAX_DEPTH:
+            return where or None
+        stack.extend((v, w, level + 1) for v, w in reversed(children))
+    return None
 
 
 def _may_escape(body: bytes | str) -> bool:

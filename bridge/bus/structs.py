@@ -32,9 +32,11 @@ __all__ = [
     "CHECKED",
     "CLEAN",
     "DECODE_ERRORS",
+    "MAX_DEPTH",
     "NOT_IN_NODE",
     "OFF_PATH",
     "PAYLOADS",
+    "TOO_DEEP",
     "Payload",
     "finite",
     "in_alphabets",
@@ -438,24 +440,58 @@ _set_extra: Final = BaseModel.__dict__["__pydantic_extra__"].__set__
 _set_private: Final = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
-def keys_in(value: Any) -> int:
-    """The keys of the JSON objects in ``value``, at any depth."""
-    if isinstance(value, dict):
-        return len(value) + sum(map(keys_in, value.values()))
-    if isinstance(value, list):
-        return sum(map(keys_in, value))
-    return 0
+MAX_DEPTH: Final = 64
+"""How deep an envelope may nest objects and arrays: the envelope is the first level, its
+payload the second, a payload field's object or array the third."""
+TOO_DEEP: Final = 1 << 62
+"""What ``keys_in`` counts for a value nested past MAX_DEPTH: more keys than any body names, so
+that the decoders leave it to the reference (which refuses it)."""
 
 
-def strings_in(value: Any) -> int:
-    """The string values in ``value`` (keys aside), at any depth."""
-    if isinstance(value, str):
-        return 1
-    if isinstance(value, dict):
-        return sum(map(strings_in, value.values()))
-    if isinstance(value, list):
-        return sum(map(strings_in, value))
-    return 0
+def _walker(
+    level: Callable[[Callable[[Any], int]], Callable[[Any], int]], deepest: Callable[[Any], int]
+) -> Callable[[Any], int]:
+    """A walk of a payload field's value, one function per level of nesting (a closure over the
+    next, as cheap as a recursive function), ``deepest`` past MAX_DEPTH: never deeper than the
+    envelope may be, whatever the decoders took."""
+    walk = deepest
+    for _ in range(MAX_DEPTH - 2):  # the envelope and its payload are the first two levels
+        walk = level(walk)
+    return walk
+
+
+def _counting_keys(inner: Callable[[Any], int]) -> Callable[[Any], int]:
+    def keys_in(value: Any) -> int:
+        if isinstance(value, dict):
+            return len(value) + sum(map(inner, value.values()))
+        if isinstance(value, list):
+            return sum(map(inner, value))
+        return 0
+
+    return keys_in
+
+
+def _counting_strings(inner: Callable[[Any], int]) -> Callable[[Any], int]:
+    def strings_in(value: Any) -> int:
+        if isinstance(value, str):
+            return 1
+        if isinstance(value, dict):
+            return sum(map(inner, value.values()))
+        if isinstance(value, list):
+            return sum(map(inner, value))
+        return 0
+
+    return strings_in
+
+
+keys_in: Final = _walker(
+    _counting_keys, lambda value: TOO_DEEP if isinstance(value, dict | list) else 0
+)
+"""The keys of the JSON objects in a payload field's ``value``, at any depth; TOO_DEEP for one
+nested past MAX_DEPTH."""
+strings_in: Final = _walker(_counting_strings, lambda value: int(isinstance(value, str)))
+"""The string values in a payload field's ``value`` (keys aside), at any depth (up to
+MAX_DEPTH: a deeper one has TOO_DEEP keys)."""
 
 
 def finite(value: Any) -> bool:

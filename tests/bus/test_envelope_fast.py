@@ -665,6 +665,47 @@ def test_a_lone_surrogate_anywhere_is_refused_either_way_naming_where(
     assert json.loads(taken.to_bytes())["payload"]["checks"]
 
 
+def _nested(levels: int, inner: Any = 1) -> Any:
+    """``inner`` in ``levels`` arrays, objects and arrays by turns (``[{"x": [...]}]``)."""
+    value = inner
+    for level in reversed(range(levels)):
+        value = [value] if level % 2 == 0 else {"x": value}
+    return value
+
+
+@pytest.mark.parametrize("lax", [False, True], ids=["msgspec", "pydantic-core"])
+def test_nesting_up_to_the_limit_is_taken_and_sent_on(lax: bool) -> None:
+    """An envelope nested exactly MAX_DEPTH deep (the envelope, its payload, ``checks`` and 61
+    levels in it) is taken by a fast path as the reference takes it, and its wire form, which
+    every sink and transport writes, decodes to it again."""
+    payload = {**HEALTH, "checks": {"a": _nested(structs.MAX_DEPTH - 3)}}
+    if lax:
+        payload["load_avg"] = "1.5"
+    body = _health(payload=payload)
+    assert _decode_fast(body) is not None
+    envelope = _same(body)
+    assert isinstance(envelope, Envelope)
+    assert decode_envelope(envelope.to_bytes()) == envelope
+
+
+@pytest.mark.parametrize("lax", [False, True], ids=["msgspec", "pydantic-core"])
+@pytest.mark.parametrize("levels", [structs.MAX_DEPTH - 2, 300, 900])
+def test_nesting_past_the_limit_is_refused_either_way_naming_where(levels: int, lax: bool) -> None:
+    """One level more (or hundreds more, which some parsers take and no serializer writes) is
+    refused as malformed by both decoders and on a batch's path, naming the first object or
+    array past the limit."""
+    payload = {**HEALTH, "checks": {"a": _nested(levels)}}
+    if lax:
+        payload["load_avg"] = "1.5"
+    body = _health(payload=payload)
+    rejection = _same(body)
+    assert isinstance(rejection, Rejection)
+    where = "payload.checks.a" + ".0.x" * ((structs.MAX_DEPTH - 3) // 2) + ".0"
+    assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, where)
+    assert f"deeper than {structs.MAX_DEPTH} levels" in rejection.detail
+    assert decode_envelopes([_health(), body, _health()])[1] == (1, rejection)
+
+
 # Numbers no float holds: tokens json.loads takes but RFC 8259 does not, and numbers past a
 # float's range (which parsers read as an infinity).
 NOT_FINITE = ["NaN", "Infinity", "-Infinity", "1e400", "-1e999", "1" + "0" * 400 + ".5"]
