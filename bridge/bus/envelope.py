@@ -250,7 +250,8 @@ def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:
 
 
 def _openings(body: bytes | str) -> int:
-    """At least the depth of ``body``'s nesting: its opening brackets (strings' included)."""
+    """Never less than the depth of ``body``'s nesting: its opening brackets (those in strings
+    too)."""
     if isinstance(body, bytes):
         return body.count(b"{") + body.count(b"[")
     return body.count("{") + body.count("[")
@@ -258,18 +259,17 @@ def _openings(body: bytes | str) -> int:
 
 def _too_deep(data: Any) -> str | None:
     """Where (``payload.checks.a.0``) the first object or array past MAX_DEPTH is, if any."""
-    stack: list[tuple[Any, str, int]] = [(data, "", 1)]
+    # Only the objects and arrays are walked, each with the keys that lead to it.
+    stack: list[tuple[Any, tuple[str | int, ...]]] = (
+        [(data, ())] if isinstance(data, dict | list) else []
+    )
     while stack:
-        item, where, level = stack.pop()
-        if isinstance(item, dict):
-            children = [(v, f"{where}.{k}" if where else k) for k, v in item.items()]
-        elif isinstance(item, list):
-            children = [(v, f"{where}.{n}") for n, v in enumerate(item)]
-        else:
-            continue
-        if level > structs.MAX_DEPTH:
-            return where or None
-        stack.extend((v, w, level + 1) for v, w in reversed(children))
+        item, path = stack.pop()
+        if len(path) >= structs.MAX_DEPTH:
+            return ".".join(map(str, path)) or None
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        children = [(v, (*path, k)) for k, v in pairs if isinstance(v, dict | list)]
+        stack.extend(reversed(children))
     return None
 
 
