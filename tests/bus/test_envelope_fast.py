@@ -706,6 +706,16 @@ def test_nesting_past_the_limit_is_refused_either_way_naming_where(levels: int, 
     assert decode_envelopes([_health(), body, _health()])[1] == (1, rejection)
 
 
+def test_the_docs_give_the_nesting_limit_in_force() -> None:
+    """docs/messages.md (generated) and docs/http-api.md name MAX_DEPTH as the limit."""
+    docs = Path(bridge.__file__).parent.parent / "docs"
+    for page in ("messages.md", "http-api.md"):
+        text = " ".join((docs / page).read_text().split())
+        assert f"more than {structs.MAX_DEPTH} levels" in text or (
+            f"at most {structs.MAX_DEPTH} levels" in text
+        ), page
+
+
 # Numbers no float holds: tokens json.loads takes but RFC 8259 does not, and numbers past a
 # float's range (which parsers read as an infinity).
 NOT_FINITE = ["NaN", "Infinity", "-Infinity", "1e400", "-1e999", "1" + "0" * 400 + ".5"]
