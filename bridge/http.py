@@ -87,6 +87,8 @@ _NDJSON: Final = "application/x-ndjson"
 _SIGN: Final = 'send t=<unix seconds>,v1=<hex HMAC-SHA256(SECRET_KEY_BASE, "<t>." + body)>'
 # The reason a 415 is counted under in exesdb_bus_rejected_total (its error code, like the others).
 _UNSUPPORTED_MEDIA_TYPE: Final = "unsupported_media_type"
+# The Content-Encodings ingest takes ("": none given).
+_ENCODINGS: Final = frozenset({"", "identity", "gzip", "deflate"})
 # Ingest: how long a 202 may wait for the alert outbox's commit; the Retry-After of a 503.
 _COMMIT_WAIT_SECONDS: Final = 10.0
 _RETRY_AFTER_SECONDS: Final = 1
@@ -158,6 +160,18 @@ async def ingest(request: web.Request) -> web.Response:
             _UNSUPPORTED_MEDIA_TYPE,
             f"send {_JSON} (one envelope) or {_NDJSON} (many), not {content_type or 'nothing'}",
         )
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in _ENCODINGS:
+        # aiohttp expands only the codings it knows and hands any other body over as sent.
+        bridge.bus.metrics.rejected.labels(_UNSUPPORTED_MEDIA_TYPE).inc()
+        response = error_response(
+            415,
+            _UNSUPPORTED_MEDIA_TYPE,
+            f"Content-Encoding {encoding!r} is not one the bridge expands: send gzip, deflate "
+            "or none",
+        )
+        response.headers["Accept-Encoding"] = "gzip, deflate"
+        return response
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -173,7 +187,6 @@ async def ingest(request: web.Request) -> web.Response:
             HeaderCheck.BAD: f"the {SIGNATURE_HEADER} header does not match the body",
             HeaderCheck.EXPIRED: f"the {SIGNATURE_HEADER} timestamp is outside the replay window",
         }[check]
-        encoding = request.headers.get("Content-Encoding", "identity")
         if check is HeaderCheck.BAD and not Keyring.well_formed(header or ""):
             detail = f"the {SIGNATURE_HEADER} header is malformed: {_SIGN}"
         elif check is HeaderCheck.BAD and encoding not in ("", "identity"):

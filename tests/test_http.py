@@ -266,15 +266,44 @@ def _raw(text: str) -> bytes:
 
 
 _DEEP = "[" * 10_000 + "]" * 10_000
+# 62 arrays in a payload's object: its innermost the 65th level of the envelope.
+_DEEP_65 = b"[" * 62 + b"]" * 62
 _VALID_PAYLOAD = '"payload": {"status": "healthy"}'
 
 # (name, body, error, field): bad input at the edges of JSON, each answered 400 naming a field.
 INPUT_EDGES = [
     ("nested 10 000 deep", _raw("{...}").replace(b'"healthy"', _DEEP.encode(), 1), "body"),
     (
+        "a payload's object nested past 64 levels",
+        _raw("{...}").replace(b'"healthy"', b'"healthy", "checks": {"a": ' + _DEEP_65 + b"}", 1),
+        "payload.checks.a" + ".0" * 61,
+    ),
+    (
         "a 5 000-digit number",
         json.dumps(envelope(v=1)).replace('"v": 1', '"v": ' + "9" * 5000).encode(),
-        "body",
+        "v",
+    ),
+    *(
+        (
+            f"{text} in a float",
+            body_of(envelope(payload={"status": "healthy", "load_avg": 0.5})).replace(
+                b"0.5", text.encode()
+            ),
+            "payload.load_avg",
+        )
+        for text in ("NaN", "Infinity", "-Infinity", "1e400")
+    ),
+    (
+        "NaN deep in a payload's object",
+        body_of(envelope(payload={"status": "healthy", "checks": {"disk": [0.5]}})).replace(
+            b"0.5", b"NaN"
+        ),
+        "payload.checks.disk.0",
+    ),
+    (
+        "NaN as text in a float",
+        body_of(envelope(payload={"status": "healthy", "load_avg": "NaN"})),
+        "payload.load_avg",
     ),
     ("invalid UTF-8", body_of(envelope(node="node\xff@host")).replace(b"\\u00ff", b"\xff"), "body"),
     ("id twice", _raw('{"id": "abcdefgh12345678", ...}'), "id"),
@@ -296,6 +325,11 @@ INPUT_EDGES = [
     # json.dumps writes it as the escape \ud800: valid JSON, no valid text.
     ("a lone surrogate in node", body_of(envelope(node="node\ud800host")), "node"),
     ("C1 in node", body_of(envelope(node="node\x85host")), "node"),
+    (
+        "a lone surrogate in a payload's object",
+        body_of(envelope(payload={"status": "healthy", "checks": {"disk": "\udc00"}})),
+        "payload.checks.disk",
+    ),
     (
         "NUL in the payload's node",
         body_of(envelope(payload={"status": "healthy", "node": "a\u0000b"})),
@@ -340,12 +374,14 @@ INPUT_EDGES = [
 async def test_bad_input_at_the_edges_answers_400_naming_a_field(
     serve: ServerFactory, body: bytes, field: str
 ) -> None:
-    """Deep nesting, huge numbers, invalid UTF-8, a key given twice and control characters in a
-    label value each answer 400 naming the field; nothing is delivered."""
+    """Deep nesting, huge numbers, a number no float holds, invalid UTF-8, a key given twice and
+    control characters in a label value each answer 400 naming the field, counted in
+    exesdb_bus_rejected_total by its error; nothing is delivered."""
     server = await serve()
     status, answer = await server.post(body)
     assert (status, answer.get("field")) == (400, field), answer
     assert answer["error"] in ("malformed", "invalid_payload")
+    assert server.rejected(answer["error"]) == 1
     assert server.delivered == []
 
 
@@ -491,6 +527,32 @@ async def test_ingest_answers_415_for_other_content_types(
     assert status == 415
     assert answer["error"] == "unsupported_media_type"
     assert server.rejected("unsupported_media_type") == 1
+
+
+@pytest.mark.parametrize("encoding", ["foo", "x-gzip", "compress", "gzip, deflate"])
+async def test_ingest_answers_415_for_a_content_encoding_it_does_not_expand(
+    serve: ServerFactory, encoding: str
+) -> None:
+    """A Content-Encoding other than gzip, deflate or identity is refused with 415 naming it and
+    the codings taken (``Accept-Encoding``), counted, rather than its body read as sent."""
+    server = await serve()
+    body = body_of(envelope())
+    headers = {"Content-Type": JSON, SIGNATURE_HEADER: signed(body), "Content-Encoding": encoding}
+    async with server.session.post(server.url + "/v1/messages", data=body, headers=headers) as r:
+        answer = await r.json()
+        assert (r.status, answer["error"]) == (415, "unsupported_media_type")
+        assert repr(encoding) in answer["detail"]
+        assert r.headers["Accept-Encoding"] == "gzip, deflate"
+    assert server.rejected("unsupported_media_type") == 1
+    assert server.delivered == []
+    status, answer = await server.post(body, headers={"Content-Encoding": "identity"})
+    assert status == 202, answer
+    body = body_of(envelope())
+    packed = gzip.compress(body)
+    status, answer = await server.post(
+        packed, signature=signed(body), headers={"Content-Encoding": " GZIP"}
+    )
+    assert status == 202, answer
 
 
 async def test_ingest_accepts_a_charset_parameter(serve: ServerFactory) -> None:

@@ -175,6 +175,57 @@ async def test_a_trickled_body_is_answered_408_and_closed(serve: Serve) -> None:
     assert closed(bridge, "body_timeout") == 1
 
 
+_HEAD = b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 9_000 + b"\r\n\r\n",
+        _HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+        _HEAD + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        _HEAD + b"Content-Encoding: zstd\r\nContent-Length: 3\r\n\r\nabc",
+    ],
+    ids=["header-token", "long-header", "chunk-size", "length-and-chunked", "zstd"],
+)
+async def test_a_request_the_http_parser_refuses_is_answered_400_in_plain_text_and_closed(
+    serve: Serve, request_bytes: bytes
+) -> None:
+    """A head aiohttp's parser refuses (a bad header, one over 8 KiB, bad chunking or a coding
+    it cannot expand arriving with the head) is answered 400 at once, before any route, in
+    aiohttp's plain text rather than the JSON error body (docs/http-api.md says so), and the
+    connection closes."""
+    bridge = await serve(EXESDB_INGEST="true")
+    reader, writer = await connect(bridge)
+    writer.write(request_bytes)
+    await writer.drain()
+    answer = await closed_within(reader, 10)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 400")
+    assert b"Content-Type: text/plain" in head
+    assert not body.startswith(b"{")
+
+
+async def test_a_chunked_body_broken_after_its_head_is_answered_408_at_the_body_timeout(
+    serve: Serve,
+) -> None:
+    """A chunk-size line that is not hex, arriving after the head, is not reported to the
+    request reading the body by aiohttp's parser: the request is answered 408 once
+    EXESDB_HTTP_BODY_TIMEOUT_MS has passed (as docs/http-api.md says), and the connection
+    closes."""
+    bridge = await serve(EXESDB_INGEST="true", EXESDB_HTTP_BODY_TIMEOUT_MS="400")
+    reader, writer = await connect(bridge)
+    writer.write(_HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
+    await writer.drain()
+    await async_wait_until(lambda: bridge.connections.idle == 0, what="the body being read")
+    writer.write(b"zz\r\n")
+    await writer.drain()
+    answer = await closed_within(reader, 10)
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert closed(bridge, "body_timeout") == 1
+
+
 async def test_at_the_cap_a_new_connection_closes_the_longest_idle_one(serve: Serve) -> None:
     """With EXESDB_HTTP_MAX_CONNECTIONS open and idle, a new connection is served and the one
     idle longest is closed, counted as evicted."""

@@ -10,8 +10,10 @@ decoder (``json.loads`` and field-by-field checks) words the rejections.
 from __future__ import annotations
 
 import json
+import math
 import re
 import secrets
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,9 +56,7 @@ _MAX_NODE_LENGTH: Final = 255
 _MAX_TS_LENGTH: Final = 40
 _KNOWN_INSTANCES: Final = frozenset(INSTANCES)
 _ENVELOPE_KEYS: Final = frozenset({"v", "id", "instance", "topic", "tag", "node", "ts", "payload"})
-# A control character, or a lone surrogate (an unpaired \ud800-\udfff escape: valid JSON, but
-# no text a label, a page or a message sent on can carry).
-_NOT_IN_NODE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_NOT_IN_NODE: Final = re.compile(f"[{structs.NOT_IN_NODE}]")
 
 
 class RejectReason(Enum):
@@ -221,17 +221,71 @@ def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:
     """The reference decoder: ``json.loads`` then field-by-field checks (and every rejection).
 
     A key given twice in any object of the envelope is refused, naming it: the two parsers
-    would each keep the last, but a sender that repeats ``id`` means something else by it.
+    would each keep the last, but a sender that repeats ``id`` means something else by it. So
+    is a number no float holds, naming where it is: ``NaN``, ``Infinity`` and ``-Infinity``
+    (which ``json.loads`` takes, but RFC 8259 does not) and a number past a float's range
+    (``1e400``), which would become an infinity; and a whole number too long to convert. And
+    so is a lone surrogate (an unpaired ``\\ud800`` escape) in any string or key: valid JSON,
+    but no text, which nothing could send on (``to_bytes``) or show.
     """
     pairs = _Pairs()
     try:
-        data = json.loads(body, object_pairs_hook=pairs)
+        data = json.loads(
+            body,
+            object_pairs_hook=pairs,
+            parse_constant=pairs.constant,
+            parse_float=pairs.number,
+            parse_int=pairs.integer,
+        )
     except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser
         return Rejection(RejectReason.MALFORMED, f"not JSON: {exc}")
-    if pairs.repeated:
-        where, key = _first_repeated(data)
-        return Rejection(RejectReason.MALFORMED, f"the key {key!r} is given twice", where)
+    if _openings(body) > structs.MAX_DEPTH:
+        where = _too_deep(data)
+        if where is not None:
+            detail = f"nested deeper than {structs.MAX_DEPTH} levels of objects and arrays"
+            return Rejection(RejectReason.MALFORMED, detail, where)
+    if pairs.repeated or pairs.unbounded or (_may_escape(body) and _holds_surrogate(data)):
+        return _first_refused(data)
     return decode_envelope_object(data)
+
+
+def _openings(body: bytes | str) -> int:
+    """Never less than the depth of ``body``'s nesting: its opening brackets (those in strings
+    too)."""
+    if isinstance(body, bytes):
+        return body.count(b"{") + body.count(b"[")
+    return body.count("{") + body.count("[")
+
+
+def _too_deep(data: Any) -> str | None:
+    """Where (``payload.checks.a.0``) the first object or array past MAX_DEPTH is, if any."""
+    # Only the objects and arrays are walked, each with the keys that lead to it.
+    stack: list[tuple[Any, tuple[str | int, ...]]] = (
+        [(data, ())] if isinstance(data, dict | list) else []
+    )
+    while stack:
+        item, path = stack.pop()
+        if len(path) >= structs.MAX_DEPTH:
+            return ".".join(map(str, path)) or None
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        children = [(v, (*path, k)) for k, v in pairs if isinstance(v, dict | list)]
+        stack.extend(reversed(children))
+    return None
+
+
+def _may_escape(body: bytes | str) -> bool:
+    """False when ``body`` cannot hold a lone surrogate: no escape, and (text) no raw one."""
+    return b"\\" in body if isinstance(body, bytes) else "\\" in body or not body.isascii()
+
+
+def _holds_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(map(_holds_surrogate, value)) or any(map(_holds_surrogate, value.values()))
+    if isinstance(value, list):
+        return any(map(_holds_surrogate, value))
+    return False
 
 
 class _Repeated(dict[str, Any]):
@@ -240,12 +294,20 @@ class _Repeated(dict[str, Any]):
     key = ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Unbounded:
+    """A number no float holds (``NaN``, ``1e400``) or too long to convert, as written."""
+
+    text: str
+
+
 class _Pairs:
-    """``object_pairs_hook`` of the reference decoder: each object as a dict, marked when a
-    key repeats."""
+    """The hooks of the reference decoder's ``json.loads``: each object as a dict, marked when
+    a key repeats; each number no float holds, or too long to convert, as an ``_Unbounded``."""
 
     def __init__(self) -> None:
         self.repeated = False
+        self.unbounded = False
 
     def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         result = dict(pairs)
@@ -261,22 +323,66 @@ class _Pairs:
             seen.add(key)
         return marked
 
+    def constant(self, text: str) -> _Unbounded:
+        """``NaN``, ``Infinity`` or ``-Infinity``."""
+        self.unbounded = True
+        return _Unbounded(text)
 
-def _first_repeated(value: Any, path: str = "") -> tuple[str, str]:
-    """The field (``node``, ``payload.checks.disk``) of the first key given twice, and the key."""
-    found: tuple[str, str] | None = None
-    stack: list[tuple[Any, str]] = [(value, path)]
-    while stack and found is None:
+    def number(self, text: str) -> float | _Unbounded:
+        """A number with a fraction or an exponent."""
+        value = float(text)
+        if math.isfinite(value):
+            return value
+        self.unbounded = True
+        return _Unbounded(text)
+
+    def integer(self, text: str) -> int | _Unbounded:
+        """A whole number (past sys.get_int_max_str_digits() digits, int() refuses it)."""
+        try:
+            return int(text)
+        except ValueError:
+            self.unbounded = True
+            return _Unbounded(text)
+
+
+def _first_refused(data: Any) -> Rejection:
+    """The rejection of the first key given twice, ``_Unbounded`` number or lone surrogate in
+    ``data``, naming where it is (``node``, ``payload.checks.disk``)."""
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
         item, where = stack.pop()
+        if isinstance(item, str) and _SURROGATE.search(item):
+            return Rejection(RejectReason.MALFORMED, _LONE_SURROGATE, where or None)
+        if isinstance(item, dict) and any(_SURROGATE.search(key) for key in item):
+            detail = f"a key of {where or 'the envelope'} holds a lone surrogate"
+            return Rejection(RejectReason.MALFORMED, detail + _NO_TEXT, where or None)
         if isinstance(item, _Repeated):
-            found = (f"{where}.{item.key}" if where else item.key, item.key)
-        elif isinstance(item, dict):
+            field = f"{where}.{item.key}" if where else item.key
+            return Rejection(RejectReason.MALFORMED, f"the key {item.key!r} is given twice", field)
+        if isinstance(item, _Unbounded):
+            text = item.text if len(item.text) <= _SHOWN else item.text[:_SHOWN] + "..."
+            if item.text in _CONSTANTS:
+                why = "is not a JSON number (RFC 8259 has no NaN or Infinity)"
+            elif item.text.lstrip("-").isdigit():
+                why = f"has more than {sys.get_int_max_str_digits()} digits"
+            else:
+                why = "is out of the range of a float (about ±1.8e308)"
+            return Rejection(RejectReason.MALFORMED, f"the number {text} {why}", where or None)
+        if isinstance(item, dict):
             children = [(v, f"{where}.{k}" if where else k) for k, v in item.items()]
             stack.extend(reversed(children))
         elif isinstance(item, list):
             stack.extend(reversed([(v, f"{where}.{n}") for n, v in enumerate(item)]))
-    assert found is not None, "a repeated key was marked"
-    return found
+    raise AssertionError("a repeated key, an unbounded number or a lone surrogate was found")
+
+
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
+_NO_TEXT: Final = " (an unpaired \\ud800-\\udfff escape: valid JSON, but no text)"
+_LONE_SURROGATE: Final = "the string holds a lone surrogate" + _NO_TEXT
+
+
+_CONSTANTS: Final = frozenset({"NaN", "Infinity", "-Infinity"})
+_SHOWN: Final = 40  # the characters of a number a rejection quotes
 
 
 def decode_envelope_object(data: Any) -> Envelope | Rejection:
@@ -509,11 +615,15 @@ def _decode_unchecked(body: bytes | str) -> tuple[Envelope, int] | None:
     if instant is None:
         return None
     payload = validated.payload
+    values = payload.__dict__
+    # pydantic-core reads NaN, Infinity and 1e400 in a JSON object as floats (a float field
+    # refuses them, ThroughputMetric's rate aside), which the reference refuses.
+    if not structs.finite(values):
+        return None
     node_field, derived, objects = _SHAPES[payload.__class__]
     # pydantic-core keeps the last of two equal keys: the keys the envelope holds (counted
     # before the defaults below are marked as set) are checked against those its body names.
     keys = _ENVELOPE_KEY_COUNT + len(payload.__pydantic_fields_set__)
-    values = payload.__dict__
     for name in objects:
         value = values[name]
         if value:

@@ -13,6 +13,7 @@ Neither checks the alphabets of ``id`` and ``topic`` (``in_alphabets``, a batch 
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections.abc import Callable, Mapping
@@ -31,9 +32,13 @@ __all__ = [
     "CHECKED",
     "CLEAN",
     "DECODE_ERRORS",
+    "MAX_DEPTH",
+    "NOT_IN_NODE",
     "OFF_PATH",
     "PAYLOADS",
+    "TOO_DEEP",
     "Payload",
+    "finite",
     "in_alphabets",
     "is_clean",
     "keys_in",
@@ -49,11 +54,15 @@ RecursionError: nesting deeper than the decoder goes)."""
 _UNSET: Final = msgspec.UNSET
 _MAX_NODE_LENGTH: Final = 255
 _MAX_TS_LENGTH: Final = 40
+_CONTROL: Final = r"\x00-\x1f\x7f-\x9f"  # C0 (NUL included), DEL and C1
+NOT_IN_NODE: Final = _CONTROL + r"\ud800-\udfff"
+"""The characters the envelope's ``node`` may not hold, as a regular expression's class: a
+control character, or a lone surrogate (an unpaired ``\\ud800``-``\\udfff`` escape: valid JSON,
+but no text a label, a page or a message sent on can carry; the payload's strings are refused
+one by the models as they are built)."""
 # Python's re reads ``$`` as "end, or before a final newline": the patterns end at \Z instead.
-_NO_CONTROL: Final = r"\A[^\x00-\x1f\x7f-\x9f]*\Z"
-# The envelope's node: no lone surrogate either (the payload's strings are refused one by the
-# models as they are built).
-_NODE_TEXT: Final = r"\A[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*\Z"
+_NO_CONTROL: Final = rf"\A[^{_CONTROL}]*\Z"
+_NODE_TEXT: Final = rf"\A[^{NOT_IN_NODE}]*\Z"
 
 _ID_CHARACTERS: Final = string.ascii_letters.encode() + string.digits.encode() + b"_-"
 _TOPIC_CHARACTERS: Final = _ID_CHARACTERS + b".:"
@@ -136,7 +145,8 @@ def _annotated(kind: type, schema: Mapping[str, Any], **meta: Any) -> Any:
 _KNOWN_KEYS: Final = {
     "str": {"type", "min_length", "max_length", "pattern", "strict", "metadata"},
     "int": {"type", "ge", "gt", "le", "lt", "strict", "metadata"},
-    "float": {"type", "ge", "gt", "le", "lt", "strict", "metadata"},
+    # allow_inf_nan: msgspec reads no JSON number as a NaN or an infinity.
+    "float": {"type", "ge", "gt", "le", "lt", "strict", "allow_inf_nan", "metadata"},
     "bool": {"type", "strict", "metadata"},
     "any": {"type", "metadata"},
     "literal": {"type", "expected", "metadata"},
@@ -430,24 +440,69 @@ _set_extra: Final = BaseModel.__dict__["__pydantic_extra__"].__set__
 _set_private: Final = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
-def keys_in(value: Any) -> int:
-    """The keys of the JSON objects in ``value``, at any depth."""
-    if isinstance(value, dict):
-        return len(value) + sum(map(keys_in, value.values()))
-    if isinstance(value, list):
-        return sum(map(keys_in, value))
-    return 0
+MAX_DEPTH: Final = 64
+"""How deep an envelope may nest objects and arrays: the envelope is the first level, its
+payload the second, a payload field's object or array the third."""
+TOO_DEEP: Final = 1 << 62
+"""What ``keys_in`` counts for a value nested past MAX_DEPTH: more keys than any body names, so
+that the decoders leave it to the reference (which refuses it)."""
 
 
-def strings_in(value: Any) -> int:
-    """The string values in ``value`` (keys aside), at any depth."""
-    if isinstance(value, str):
-        return 1
+def _walker(
+    level: Callable[[Callable[[Any], int]], Callable[[Any], int]], deepest: Callable[[Any], int]
+) -> Callable[[Any], int]:
+    """A walk of a payload field's value, one function per level of nesting (a closure over the
+    next, as cheap as a recursive function), ``deepest`` past MAX_DEPTH: never deeper than the
+    envelope may be, whatever the decoders took."""
+    walk = deepest
+    for _ in range(MAX_DEPTH - 2):  # the envelope and its payload are the first two levels
+        walk = level(walk)
+    return walk
+
+
+def _counting_keys(inner: Callable[[Any], int]) -> Callable[[Any], int]:
+    def keys_in(value: Any) -> int:
+        if isinstance(value, dict):
+            return len(value) + sum(map(inner, value.values()))
+        if isinstance(value, list):
+            return sum(map(inner, value))
+        return 0
+
+    return keys_in
+
+
+def _counting_strings(inner: Callable[[Any], int]) -> Callable[[Any], int]:
+    def strings_in(value: Any) -> int:
+        if isinstance(value, str):
+            return 1
+        if isinstance(value, dict):
+            return sum(map(inner, value.values()))
+        if isinstance(value, list):
+            return sum(map(inner, value))
+        return 0
+
+    return strings_in
+
+
+keys_in: Final = _walker(
+    _counting_keys, lambda value: TOO_DEEP if isinstance(value, dict | list) else 0
+)
+"""The keys of the JSON objects in a payload field's ``value``, at any depth; TOO_DEEP for one
+nested past MAX_DEPTH."""
+strings_in: Final = _walker(_counting_strings, lambda value: int(isinstance(value, str)))
+"""The string values in a payload field's ``value`` (keys aside), at any depth (up to
+MAX_DEPTH: a deeper one has TOO_DEEP keys)."""
+
+
+def finite(value: Any) -> bool:
+    """False when ``value`` is or holds (at any depth) a float that is not finite."""
+    if value.__class__ is float:
+        return math.isfinite(value)
     if isinstance(value, dict):
-        return sum(map(strings_in, value.values()))
+        return all(map(finite, value.values()))
     if isinstance(value, list):
-        return sum(map(strings_in, value))
-    return 0
+        return all(map(finite, value))
+    return True
 
 
 def _required(field: _Field) -> bool:

@@ -122,7 +122,11 @@ class Message(BaseModel):
     computed from other fields or from that node, also when left out or null.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=65536)
+    # No NaN or infinity in a float field, whatever the form ("NaN" as text included): JSON
+    # has none, and a label or sample the sinks would make of one is meaningless.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_max_length=65536, allow_inf_nan=False
+    )
 
     TAG: ClassVar[str]
     INSTANCE: ClassVar[str]

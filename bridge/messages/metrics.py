@@ -53,8 +53,9 @@ class ThroughputMetric(Message):
     count: NonNegInt
     duration_ms: PositiveFloat
     # Filled by _default_rate from count and duration_ms; 0.0 only stands when those are invalid,
-    # and then validation fails on them anyway.
-    rate_per_sec: NonNegFloat = 0.0
+    # and then validation fails on them anyway. Infinite when derived from a subnormal duration
+    # (see _rate), so the one float field that takes an infinity (NaN still fails ge=0).
+    rate_per_sec: Annotated[float, Field(ge=0, allow_inf_nan=True)] = 0.0
     node: Label
 
     @model_validator(mode="before")

@@ -49,6 +49,13 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
 - No other field is accepted; a missing or unknown one is refused as `malformed`, naming it.
 - A key given twice in any object, envelope or payload, is refused as `malformed`, naming it
   (`id`, `payload.checks.disk`).
+- Objects and arrays nest at most 64 levels deep, the envelope being the first level and its
+  payload the second: deeper is refused as `malformed`, naming the first past the limit.
+- No string or key holds an escaped lone surrogate (`\\ud800` unpaired: valid JSON, but no
+  text): refused as `malformed`, naming where.
+- Every number is finite: `NaN`, `Infinity` and `-Infinity` (which are not JSON), a number past
+  a float's range (`1e400`) and a whole number of more than 4,300 digits are refused as
+  `malformed` wherever they are, naming where (`payload.value`, `payload.checks.disk.0`).
 - `id` must be new: an id already accepted within `EXESDB_REPLAY_WINDOW_MS` is refused
   (`replayed`). A `ts` further than that from the receiver's clock is refused (`expired`);
   on the Redis bus the work queue judges it against when Redis took the entry, so an alert
@@ -67,6 +74,9 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
 - Every string is at most {cap} characters; "1-4096 characters" is a tighter limit of that field.
 - A string that becomes a Prometheus label value ("no control characters") may not hold a C0
   control character (NUL included), DEL or a C1 control character.
+- A number field given as text (`"1.5"`) is taken, but not one that reads as a NaN or an
+  infinity (`"NaN"`, `"inf"`): `invalid_payload`. The one infinity a payload can hold is a
+  `rate_per_sec` derived from a `duration_ms` too small for a finite rate.
 - Timestamps are RFC 3339; one without a UTC offset is taken as UTC. They are kept to the
   millisecond and sent on as `2026-11-28T00:00:00.123Z`.
 - Every type has `timestamp`: when it happened, by default when the message was built.

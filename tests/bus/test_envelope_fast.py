@@ -32,7 +32,7 @@ from bridge.bus.envelope import (
     decode_envelope_reference,
     decode_envelopes,
 )
-from bridge.messages import AlertAck, ClusterHealth, Message
+from bridge.messages import AlertAck, ClusterHealth, Message, PerformanceMetric
 from tests.messages.test_models import CASES
 
 TS = "2026-11-28T00:00:00.123Z"
@@ -635,6 +635,166 @@ def test_a_lone_surrogate_in_node_is_refused_either_way(node: str) -> None:
     assert rejection.field == "node"
     good = _health()
     assert decode_envelopes([good, body, good])[1] == (1, rejection)
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({**HEALTH, "checks": {"disk": "a\ud800"}}, "payload.checks.disk"),
+        ({**HEALTH, "checks": {"disk": [1, {"x": "\udfff"}]}}, "payload.checks.disk.1.x"),
+        ({**HEALTH, "checks": {"disk": {"\ud800": 1}}}, "payload.checks.disk"),
+        ({**HEALTH, "checks": {"disk": "\ud800"}, "load_avg": "1.5"}, "payload.checks.disk"),
+    ],
+    ids=["value", "deep", "key", "lax"],
+)
+def test_a_lone_surrogate_anywhere_is_refused_either_way_naming_where(
+    payload: dict[str, Any], field: str
+) -> None:
+    """An unpaired surrogate escape in a payload's free-form object (a value or a key, at any
+    depth), which no envelope sent on could carry, is refused as malformed by both decoders
+    and on a batch's path, naming where it is; a paired one (an emoji) is taken."""
+    body = json.dumps(json.loads(_health()) | {"payload": payload}).encode()
+    rejection = _same(body)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, field)
+    assert "lone surrogate" in rejection.detail
+    assert decode_envelopes([_health(), body])[1] == (1, rejection)
+    paired = body.replace(b"\\ud800", b"\\ud83d\\ude00").replace(b"\\udfff", b"\\ud83d\\ude00")
+    taken = _same(paired)
+    assert isinstance(taken, Envelope)
+    assert json.loads(taken.to_bytes())["payload"]["checks"]
+
+
+def _nested(levels: int, inner: Any = 1) -> Any:
+    """``inner`` in ``levels`` arrays, objects and arrays by turns (``[{"x": [...]}]``)."""
+    value = inner
+    for level in reversed(range(levels)):
+        value = [value] if level % 2 == 0 else {"x": value}
+    return value
+
+
+@pytest.mark.parametrize("lax", [False, True], ids=["msgspec", "pydantic-core"])
+def test_nesting_up_to_the_limit_is_taken_and_sent_on(lax: bool) -> None:
+    """An envelope nested exactly MAX_DEPTH deep (the envelope, its payload, ``checks`` and 61
+    levels in it) is taken by a fast path as the reference takes it, and its wire form, which
+    every sink and transport writes, decodes to it again."""
+    payload = {**HEALTH, "checks": {"a": _nested(structs.MAX_DEPTH - 3)}}
+    if lax:
+        payload["load_avg"] = "1.5"
+    body = _health(payload=payload)
+    assert _decode_fast(body) is not None
+    envelope = _same(body)
+    assert isinstance(envelope, Envelope)
+    assert decode_envelope(envelope.to_bytes()) == envelope
+
+
+@pytest.mark.parametrize("lax", [False, True], ids=["msgspec", "pydantic-core"])
+@pytest.mark.parametrize("levels", [structs.MAX_DEPTH - 2, 300, 900])
+def test_nesting_past_the_limit_is_refused_either_way_naming_where(levels: int, lax: bool) -> None:
+    """One level more (or hundreds more, which some parsers take and no serializer writes) is
+    refused as malformed by both decoders and on a batch's path, naming the first object or
+    array past the limit."""
+    payload = {**HEALTH, "checks": {"a": _nested(levels)}}
+    if lax:
+        payload["load_avg"] = "1.5"
+    body = _health(payload=payload)
+    rejection = _same(body)
+    assert isinstance(rejection, Rejection)
+    where = "payload.checks.a" + ".0.x" * ((structs.MAX_DEPTH - 3) // 2) + ".0"
+    assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, where)
+    assert f"deeper than {structs.MAX_DEPTH} levels" in rejection.detail
+    assert decode_envelopes([_health(), body, _health()])[1] == (1, rejection)
+
+
+def test_the_docs_give_the_nesting_limit_in_force() -> None:
+    """docs/messages.md (generated) and docs/http-api.md name MAX_DEPTH as the limit."""
+    docs = Path(bridge.__file__).parent.parent / "docs"
+    for page in ("messages.md", "http-api.md"):
+        text = " ".join((docs / page).read_text().split())
+        assert f"more than {structs.MAX_DEPTH} levels" in text or (
+            f"at most {structs.MAX_DEPTH} levels" in text
+        ), page
+
+
+# Numbers no float holds: tokens json.loads takes but RFC 8259 does not, and numbers past a
+# float's range (which parsers read as an infinity).
+NOT_FINITE = ["NaN", "Infinity", "-Infinity", "1e400", "-1e999", "1" + "0" * 400 + ".5"]
+
+
+def _with_number(body: bytes, text: str) -> bytes:
+    """``body`` with the placeholder string ``"#"`` replaced by the JSON text ``text``."""
+    assert body.count(b'"#"') == 1
+    return body.replace(b'"#"', text.encode())
+
+
+@pytest.mark.parametrize("model", list(CASES), ids=lambda m: m.TAG)
+def test_a_number_no_float_holds_is_refused_in_every_numeric_field_naming_it(
+    model: type[Message],
+) -> None:
+    """NaN, Infinity, -Infinity or a number past a float's range in any numeric field of any
+    type, in a complete and in a minimal payload, is refused as malformed by both decoders,
+    naming the field."""
+    case = CASES[model]
+    numeric = [
+        name
+        for name, value in case.full.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    ]
+    for name in numeric:
+        for base in (case.full, case.minimal):
+            for text in NOT_FINITE:
+                body = _with_number(_body({**base, name: "#"}, model), text)
+                rejection = _same(body)
+                assert isinstance(rejection, Rejection), (name, text)
+                assert (rejection.reason, rejection.field) == (
+                    RejectReason.MALFORMED,
+                    f"payload.{name}",
+                )
+
+
+@pytest.mark.parametrize("text", NOT_FINITE)
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        # Complete: the msgspec path reads it.
+        ({**HEALTH, "checks": {"disk": {"free": [1, "#"]}}}, "payload.checks.disk.free.1"),
+        # A float as text, a lax form only the pydantic-core path reads.
+        ({**HEALTH, "checks": {"disk": "#"}, "load_avg": "1.5"}, "payload.checks.disk"),
+    ],
+    ids=["msgspec", "pydantic-core"],
+)
+def test_a_number_no_float_holds_is_refused_in_a_json_object_naming_it(
+    payload: dict[str, Any], field: str, text: str
+) -> None:
+    """Such a number anywhere in a payload's free-form object is refused as malformed by every
+    decoder and on a batch's path, naming where it is, whichever fast path reads the rest."""
+    body = _with_number(_health(payload=payload), text)
+    rejection = _same(body)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, field)
+    assert ("RFC 8259" if text.endswith(("NaN", "Infinity")) else "range") in rejection.detail
+    assert decode_envelopes([_health(), body])[1] == (1, rejection)
+
+
+@pytest.mark.parametrize("text", ["NaN", "inf", "-Infinity", "1e400"])
+def test_a_float_given_as_text_must_be_finite_too(text: str) -> None:
+    """A float field given as text (a form the models' lax rules take) that reads as a NaN or
+    an infinity is refused by both decoders, naming the field."""
+    payload = {**CASES[PerformanceMetric].full, "value": text}
+    rejection = _agree(_body(payload, PerformanceMetric), payload, PerformanceMetric)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == (RejectReason.INVALID_PAYLOAD, "payload.value")
+
+
+@pytest.mark.parametrize("field", ["v", "payload"])
+def test_a_number_no_float_holds_in_the_envelope_is_refused_naming_it(field: str) -> None:
+    """In the envelope itself too (``v``, or a payload that is one)."""
+    data = json.loads(_health())
+    data[field] = "#"
+    body = _with_number(json.dumps(data).encode(), "NaN")
+    rejection = _same(body)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, field)
 
 
 @pytest.mark.parametrize(

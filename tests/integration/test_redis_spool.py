@@ -242,6 +242,63 @@ async def test_ingest_answers_503_with_retry_after_once_the_spool_is_full(
         await bridge.aclose()
 
 
+def _health_line(message_id: str, payload: str) -> bytes:
+    """A node_health_updated envelope with ``payload`` (JSON text) as its payload."""
+    ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        f'{{"v": 1, "id": "{message_id}", "instance": "ex_esdb_health", "topic": "t", '
+        f'"tag": "node_health_updated", "node": "app-1", "ts": "{ts}", "payload": {payload}}}'
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ('{"status": "healthy", "checks": {"a": ' + "[" * 300 + "]" * 300 + "}}",
+         "payload.checks.a" + ".0" * 61),
+        ('{"status": "healthy", "checks": {"a": "\\udc00"}}', "payload.checks.a"),
+        ('{"status": "healthy", "load_avg": NaN}', "payload.load_avg"),
+    ],
+    ids=["nested-300-deep", "lone-surrogate", "NaN"],
+)  # fmt: skip
+async def test_on_redis_input_no_message_could_carry_is_refused_before_its_id_is_kept(
+    tmp_path: Path, redis_server: Callable[[], RedisServer], payload: str, field: str
+) -> None:
+    """On the Redis bus (whose spool writes each envelope's wire form), a payload nested
+    hundreds deep, holding a lone surrogate or NaN is answered 400 naming where, not taken and
+    then failed on (a 500, after which the resend was refused as replayed): the corrected body,
+    with the same id, is taken."""
+    server = redis_server()
+    settings = make_settings(
+        EXESDB_BUS=server.url,
+        EXESDB_HTTP_ADDR="127.0.0.1:0",
+        EXESDB_INGEST="true",
+        EXESDB_STATE_DIR=str(tmp_path / "state"),
+    )
+    bridge = Bridge(settings, components=[])
+    await bridge.start()
+    try:
+        assert bridge.address is not None
+        url = f"http://127.0.0.1:{bridge.address[1]}/v1/messages"
+        message_id = new_message_id()
+        async with aiohttp.ClientSession() as session:
+            for body, status in (
+                (_health_line(message_id, payload), 400),
+                (_health_line(message_id, '{"status": "healthy"}'), 202),
+            ):
+                headers = {
+                    "Content-Type": "application/json",
+                    SIGNATURE_HEADER: KEYRING.sign_header(body, int(datetime.now(UTC).timestamp())),
+                }
+                async with session.post(url, data=body, headers=headers) as response:
+                    answer = await response.json()
+                    assert response.status == status, answer
+                    if status == 400:
+                        assert (answer["error"], answer["field"]) == ("malformed", field)
+    finally:
+        await bridge.aclose()
+
+
 async def test_a_spooled_frame_older_than_half_the_window_is_signed_again_and_accepted(
     redis_server: Callable[[], RedisServer], tmp_path: Path, replicas: list[Replica]
 ) -> None:
