@@ -234,9 +234,15 @@ async def ingest(request: web.Request) -> web.Response:
     # alert outbox) hold it, on Redis until it is in the spool on disk.
     # A batch answered 202 "committed": false that the transport then fails to store is lost:
     # its ids are forgotten so that the sender's resend is taken.
-    accepted, durability = await bridge.bus.publish_verified_durably(
-        result, request.app[_COMMIT_WAIT], lost=verifier.forget
-    )
+    try:
+        accepted, durability = await bridge.bus.publish_verified_durably(
+            result, request.app[_COMMIT_WAIT], lost=verifier.forget
+        )
+    except Exception:
+        # A fault below the bus (answered 500): a resend is taken rather than refused as
+        # replayed; at worst a batch partly stored arrives twice, never not at all.
+        verifier.forget(result)
+        raise
     if durability in (Durability.FAILED, Durability.FULL):
         # Not stored: forget the ids so the sender's retry is taken.
         verifier.forget(result)

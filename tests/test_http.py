@@ -1122,6 +1122,40 @@ async def test_an_uncommitted_batch_whose_store_then_fails_is_counted_and_taken_
         await bridge.aclose()
 
 
+class FailingOnceTransport(BoundedTransport):
+    """A shared-bus transport whose first store raises (a bug or a fault below the bus)."""
+
+    def __init__(self) -> None:
+        super().__init__(room=100)
+        self.stores = 0
+
+    async def send_durably(self, frames: Sequence[Frame]) -> Durability:
+        self.stores += 1
+        if self.stores == 1:
+            raise RuntimeError("the store broke")
+        return await super().send_durably(frames)
+
+
+async def test_a_batch_whose_store_raises_answers_500_and_is_taken_again() -> None:
+    """A batch whose store raises is answered 500 and its ids are forgotten: the sender's
+    resend is taken, not refused as replayed (the batch would be lost)."""
+    transport = FailingOnceTransport()
+    settings = make_settings(EXESDB_HTTP_ADDR="127.0.0.1:0", EXESDB_INGEST="true")
+    bridge = Bridge(settings, components=[], transport=transport)
+    await bridge.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            server = Server(bridge, session)
+            batch = body_of(envelope(), envelope())
+            sent = {"Content-Type": NDJSON, SIGNATURE_HEADER: signed(batch)}
+            async with session.post(server.url + "/v1/messages", data=batch, headers=sent) as r:
+                assert r.status == 500
+            assert await server.post(batch, NDJSON) == (202, {"accepted": 2})
+            assert len(transport.sent) == 2
+    finally:
+        await bridge.aclose()
+
+
 def _documented_access() -> dict[tuple[str, str], str]:
     """(method, path) → its access column in docs/http-api.md's table of routes."""
     table = (ROOT / "docs" / "http-api.md").read_text().split("| method and path |")[1]
