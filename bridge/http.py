@@ -83,6 +83,8 @@ _STREAM_QUEUE: Final = 1_000
 _STREAM_HEARTBEAT_SECONDS: Final = 15.0
 _JSON: Final = "application/json"
 _NDJSON: Final = "application/x-ndjson"
+# The charsets a body may be labelled with: UTF-8 and its subset ASCII.
+_CHARSETS: Final = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 # What a sender must send, as docs/http-api.md#ingest gives it.
 _SIGN: Final = 'send t=<unix seconds>,v1=<hex HMAC-SHA256(SECRET_KEY_BASE, "<t>." + body)>'
 # The reason a 415 is counted under in exesdb_bus_rejected_total (its error code, like the others).
@@ -159,6 +161,15 @@ async def ingest(request: web.Request) -> web.Response:
             415,
             _UNSUPPORTED_MEDIA_TYPE,
             f"send {_JSON} (one envelope) or {_NDJSON} (many), not {content_type or 'nothing'}",
+        )
+    charset = request.charset
+    if charset is not None and charset.lower() not in _CHARSETS:
+        # JSON is UTF-8 (RFC 8259): a body in another charset would be read wrongly.
+        bridge.bus.metrics.rejected.labels(_UNSUPPORTED_MEDIA_TYPE).inc()
+        return error_response(
+            415,
+            _UNSUPPORTED_MEDIA_TYPE,
+            f"JSON is UTF-8: send charset=utf-8 or no charset, not {charset!r}",
         )
     encoding = request.headers.get("Content-Encoding", "").strip().lower()
     if encoding not in _ENCODINGS:

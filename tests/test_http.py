@@ -564,6 +564,23 @@ async def test_ingest_accepts_a_charset_parameter(serve: ServerFactory) -> None:
     assert status == 202
 
 
+@pytest.mark.parametrize("charset", ["latin-1", "utf-16", "iso-8859-1"])
+async def test_ingest_refuses_a_charset_other_than_utf8(serve: ServerFactory, charset: str) -> None:
+    """A body labelled with a charset other than UTF-8 is refused 415 naming it and counted,
+    rather than read as UTF-8; the same body labelled utf8 is taken."""
+    server = await serve()
+    body = body_of(envelope())
+    status, answer = await server.post(body, content_type=f"{NDJSON}; charset={charset}")
+    assert (status, answer["error"]) == (415, "unsupported_media_type")
+    assert repr(charset) in answer["detail"]
+    assert server.rejected("unsupported_media_type") == 1
+    assert server.delivered == []
+    status, answer = await server.post(body, content_type=f"{NDJSON}; charset=UTF8")
+    assert status == 202, answer
+    status, answer = await server.post(body_of(envelope()), content_type=f"{JSON}; charset=ascii")
+    assert status == 202, answer
+
+
 async def test_ingest_answers_404_when_off(serve: ServerFactory) -> None:
     """With EXESDB_INGEST=false the endpoint answers 404 and says how to turn it on."""
     server = await serve(EXESDB_INGEST="false")
