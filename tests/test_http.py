@@ -684,6 +684,16 @@ async def test_ndjson_with_no_envelope_is_malformed(serve: ServerFactory) -> Non
     assert (status, answer["error"], answer["field"]) == (400, "malformed", "body")
 
 
+async def test_two_envelopes_sent_as_json_are_told_to_go_as_ndjson(serve: ServerFactory) -> None:
+    """A JSON body holding two envelopes answers 400 saying to send several as NDJSON."""
+    server = await serve()
+    body = body_of(envelope(), envelope())
+    status, answer = await server.post(body, content_type=JSON)
+    assert (status, answer["error"], answer["field"]) == (400, "malformed", "body")
+    assert "send several as application/x-ndjson" in answer["detail"]
+    assert server.delivered == []
+
+
 # -- probes and metrics --
 
 

@@ -238,7 +238,10 @@ def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:
             parse_int=pairs.integer,
         )
     except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser
-        return Rejection(RejectReason.MALFORMED, f"not JSON: {exc}")
+        detail = f"not JSON: {exc}"
+        if isinstance(exc, json.JSONDecodeError) and exc.msg == "Extra data":
+            detail += " (one envelope per body: send several as application/x-ndjson, one per line)"
+        return Rejection(RejectReason.MALFORMED, detail)
     if _openings(body) > structs.MAX_DEPTH:
         where = _too_deep(data)
         if where is not None:
