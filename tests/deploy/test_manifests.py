@@ -6,6 +6,7 @@ import json
 import re
 import shlex
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from tests.deploy.files import (
     load_yaml,
     unknown_variables,
 )
+from tests.doc_text import fenced, pages, spans
 from tests.support import ROOT, require_binary
 
 K8S = DEPLOY / "kubernetes"
@@ -111,6 +113,34 @@ def test_compose_restarts_every_service_as_the_deployment_page_says() -> None:
     assert (
         "RestartPreventExitStatus=2" in (DEPLOY / "systemd" / "exesdb-bridge.service").read_text()
     )
+
+
+def test_the_deployment_page_puts_the_env_file_where_compose_reads_it() -> None:
+    """Compose reads `.env` from the folder of the file `-f` names (docker compose since 1.28,
+    podman-compose), not the working folder: the page's compose command and its `.env` agree,
+    every variable the compose file takes from there is named beside it, and git ignores it."""
+    page = (ROOT / "docs" / "deployment.md").read_text()
+    stack = page.partition("## Run the full stack")[2].partition("\n## ")[0]
+    [compose_file] = set(re.findall(r"docker compose -f (\S+)", stack))
+    env_file = str(Path(compose_file).parent / ".env")
+    assert env_file == "deploy/.env"
+    paragraph = "".join(part for part in stack.split("\n\n") if f"`{env_file}`" in part)
+    assert paragraph, f"the page never says to put the variables in {env_file}"
+    taken = set(re.findall(r"\$\{(\w+):-", (DEPLOY / "docker-compose.yml").read_text()))
+    assert taken >= {"SECRET_KEY_BASE", "EXESDB_ADMIN_TOKEN"}
+    assert [name for name in sorted(taken) if f"`{name}`" not in paragraph] == []
+    assert f">{env_file}" in stack  # the recipe writes it there
+    ignored = subprocess.run(["git", "check-ignore", "-q", env_file], cwd=ROOT, check=False)
+    assert ignored.returncode == 0, f"git would commit {env_file}"
+
+
+@pytest.mark.parametrize("path", pages(), ids=lambda path: path.name)
+def test_every_compose_command_names_the_compose_file(path: Path) -> None:
+    """The repository has no compose file where compose looks by itself (the working folder and
+    its parents), so every compose command on a page names it with -f, or it fails as written."""
+    code = "\n".join(fenced(path.read_text(), "sh") + spans(path.read_text()))
+    commands = re.findall(r"(?:docker|podman)[ -]compose \S.*", code)
+    assert [c for c in commands if "-f deploy/docker-compose.yml" not in c] == []
 
 
 def test_compose_gives_the_bridge_descriptors_above_its_connection_cap() -> None:
