@@ -55,17 +55,25 @@ _GC_THRESHOLDS: Final = (50_000, 20, 20)
 def _settings_or_exit(*, warn_unknown: bool = False) -> Settings:
     """The settings, or exit 2 listing every problem; ``warn_unknown``: first warn on stderr
     about each set ``EXESDB_*`` variable that is no setting (a typo of the one the command
-    needs, often), as ``run`` and ``check-config`` do with their other warnings."""
+    needs, often), as ``run`` and ``check-config`` do with their other warnings. A bad
+    configuration is followed by those warnings in any case: a misspelt name is often why a
+    required setting is missing."""
     if warn_unknown:
-        for note in unknown_variables(os.environ):
-            print(f"exesdb-bridge: warning: {note}", file=sys.stderr)
+        _warn_unknown_variables()
     try:
         return load_settings()
     except ConfigError as exc:
         print("exesdb-bridge: bad configuration:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
+        if not warn_unknown:
+            _warn_unknown_variables()
         raise SystemExit(EXIT_USAGE) from None
+
+
+def _warn_unknown_variables() -> None:
+    for note in unknown_variables(os.environ):
+        print(f"exesdb-bridge: warning: {note}", file=sys.stderr)
 
 
 # -- run --

@@ -512,6 +512,19 @@ def test_a_client_command_names_a_misspelt_variable(
     )
 
 
+@pytest.mark.parametrize("command", [["run"], ["check-config"]])
+def test_a_bad_configuration_names_the_misspelt_variable_behind_it(command: list[str]) -> None:
+    """When a misspelt name leaves a required setting unset, the refusal (exit 2) also says which
+    setting the misspelt one was meant to be."""
+    completed = cli(*command, EXESDB_SECRET_KEY_BASE="k" * 40, EXESDB_INGEST="true")
+    assert completed.returncode == 2
+    assert "  SECRET_KEY_BASE: is not set" in completed.stderr
+    assert (
+        "EXESDB_SECRET_KEY_BASE is set but is not a setting of the bridge (ignored);"
+        " did you mean SECRET_KEY_BASE?" in completed.stderr
+    )
+
+
 def test_tail_with_a_wrong_token_exits_1(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
