@@ -451,9 +451,17 @@ def _outbox(args: argparse.Namespace) -> int:
     from bridge.sinks.alerts.outbox import FILE_NAME, Outbox
 
     settings = _settings_or_exit(warn_unknown=True)
+    if args.outbox_command == "retry" and not args.all and not args.ids:
+        print("exesdb-bridge: outbox retry needs delivery ids or --all", file=sys.stderr)
+        return EXIT_USAGE
     path = Path(settings.state_dir) / FILE_NAME
     if not path.exists():
-        print(f"exesdb-bridge: no alert outbox at {path} (EXESDB_STATE_DIR)", file=sys.stderr)
+        # Absolute: the default state directory is relative to the folder the command runs in.
+        print(
+            f"exesdb-bridge: no alert outbox at {path.absolute()}: set EXESDB_STATE_DIR to the"
+            f" bridge's state directory (now {settings.state_dir!r})",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     outbox = Outbox(path)
     try:
@@ -469,9 +477,6 @@ def _outbox(args: argparse.Namespace) -> int:
                 rows = [_delivery_row(summary) for summary in summaries]
                 _print_table(_DELIVERY_COLUMNS, rows, "no deliveries")
             return EXIT_OK
-        if not args.all and not args.ids:
-            print("exesdb-bridge: outbox retry needs delivery ids or --all", file=sys.stderr)
-            return EXIT_USAGE
         ids = None if args.all else args.ids
         wrong = [] if args.all else _not_retryable(outbox.queue, args.ids)
         left = outbox.dead_letters.unretryable(ids, force=args.force)

@@ -601,6 +601,19 @@ def test_a_server_that_is_no_bridge_is_named_without_a_traceback(
     assert "is a bridge there?" in completed.stderr
 
 
+def test_outbox_without_an_outbox_names_the_whole_path_and_the_variable(tmp_path: Path) -> None:
+    """Run where the default state directory is not, `outbox list` names the absolute path it
+    looked at and EXESDB_STATE_DIR (exit 1); `outbox retry` with nothing to retry is a usage
+    error (exit 2) wherever it runs."""
+    listed = cli("outbox", "list", cwd=tmp_path)
+    assert listed.returncode == 1
+    where = tmp_path / ".exesdb-bridge" / "alerts.sqlite3"
+    assert f"no alert outbox at {where}: set EXESDB_STATE_DIR" in listed.stderr
+    retried = cli("outbox", "retry", cwd=tmp_path)
+    assert retried.returncode == 2
+    assert "outbox retry needs delivery ids or --all" in retried.stderr
+
+
 def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
     """`outbox list` shows webhook URLs by origin: credentials, path and query may be tokens."""
     from bridge.sinks.alerts import AlertEvent, Outbox
