@@ -614,6 +614,17 @@ def test_outbox_without_an_outbox_names_the_whole_path_and_the_variable(tmp_path
     assert "outbox retry needs delivery ids or --all" in retried.stderr
 
 
+def test_run_names_its_outbox_by_the_whole_path(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """The start-up line names the outbox file by its absolute path, since the default state
+    directory is relative to the folder the bridge started in."""
+    process = _start(bridge_processes, tmp_path, EXESDB_STATE_DIR=".state")
+    where = tmp_path / ".state" / "alerts.sqlite3"
+    wait_until(lambda: "dead-lettered" in process.log(), 15, "the outbox line")
+    assert f"outbox {where}: 0 pending, 0 dead-lettered" in process.log()
+
+
 def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
     """`outbox list` shows webhook URLs by origin: credentials, path and query may be tokens."""
     from bridge.sinks.alerts import AlertEvent, Outbox
