@@ -164,10 +164,6 @@ def _publish(args: argparse.Namespace) -> int:
     from bridge.messages import utc_now
 
     settings = _settings_or_exit(warn_unknown=True)
-    # Set but empty counts as unset, as it does for the bridge.
-    if settings.secret_key_base is None or not settings.secret_key_base.get_secret_value():
-        print("exesdb-bridge: publish needs SECRET_KEY_BASE to sign with", file=sys.stderr)
-        return EXIT_USAGE
     model = model_named(args.tag)
     if model is None:
         print(
@@ -205,10 +201,16 @@ def _publish(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         for problem in exc.errors():
             where = ".".join(str(part) for part in problem["loc"]) or "payload"
-            print(f"exesdb-bridge: {args.tag}.{where}: {problem['msg']}", file=sys.stderr)
+            given = "" if problem["type"] == "missing" else f" (got {problem['input']!r:.80})"
+            print(f"exesdb-bridge: {args.tag}.{where}: {problem['msg']}{given}", file=sys.stderr)
         return EXIT_USAGE
     except ValueError as exc:
         print(f"exesdb-bridge: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    # Set but empty counts as unset, as it does for the bridge; checked after the message, so
+    # a message can be got right before there is a key.
+    if settings.secret_key_base is None or not settings.secret_key_base.get_secret_value():
+        print("exesdb-bridge: publish needs SECRET_KEY_BASE to sign with", file=sys.stderr)
         return EXIT_USAGE
     now = utc_now()
     envelope = Envelope(

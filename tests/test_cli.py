@@ -335,6 +335,14 @@ def test_publish_to_nowhere_exits_1() -> None:
         ),
         (["system_alert", "--stdin"], "not json", {"SECRET_KEY_BASE": TEST_SECRET}, "--stdin"),
         (["system_alert", "--stdin"], "[1, 2]", {"SECRET_KEY_BASE": TEST_SECRET}, "object"),
+        (["performance_metrc"], None, {}, "mean performance_metric?"),
+        (
+            ["system_alert", *ALERT_FIELDS, "-f", "severity=huge"],
+            None,
+            {},
+            "system_alert.severity: Input should be 'info', 'warning', 'error' or 'critical'"
+            " (got 'huge')",
+        ),
         (["system_alert", *ALERT_FIELDS], None, {}, "SECRET_KEY_BASE"),
         (["system_alert", *ALERT_FIELDS], None, {"SECRET_KEY_BASE": ""}, "needs SECRET_KEY_BASE"),
     ],
@@ -342,7 +350,8 @@ def test_publish_to_nowhere_exits_1() -> None:
 def test_publish_refuses_bad_input_with_exit_2(
     args: list[str], stdin: str | None, env: dict[str, str], message: str
 ) -> None:
-    """An unknown tag, a bad field, bad stdin or no key to sign with exit 2 and say why."""
+    """An unknown tag, a bad field (with the value given), bad stdin or no key to sign with exit
+    2 and say why; a bad message is named before a missing key."""
     completed = cli("publish", *args, "--url", "http://127.0.0.1:9", stdin=stdin, **env)  # type: ignore[arg-type]
     assert completed.returncode == 2
     assert message in completed.stderr
