@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -414,6 +415,33 @@ def test_kustomize_builds() -> None:
     assert placed == {"exesdb"}
     [policy] = [obj for obj in objects if obj["kind"] == "NetworkPolicy"]
     assert policy["spec"]["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
+
+
+def test_without_the_prometheus_operator_the_documented_edit_builds_the_rest(tmp_path) -> None:
+    """The deployment page says what `kubectl apply -k` does on a cluster without the
+    ServiceMonitor kind and which line of the kustomization to delete; deleted, the kustomization
+    still builds every other object."""
+    page = (ROOT / "docs" / "deployment.md").read_text()
+    advice = "".join(part for part in page.split("\n\n") if "ServiceMonitor" in part)
+    assert 'no matches for kind "ServiceMonitor"' in advice
+    line = re.search(r"delete\s+the\s+line\s+`([^`]+)`", advice)
+    assert line is not None, "the page names no line to delete"
+    copy = tmp_path / "kubernetes"
+    shutil.copytree(K8S, copy)
+    kustomization = copy / "kustomization.yaml"
+    text = kustomization.read_text()
+    assert f"  {line.group(1)}\n" in text
+    kustomization.write_text(text.replace(f"  {line.group(1)}\n", ""))
+    result = subprocess.run(
+        [require_binary("kubectl"), "kustomize", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    kinds = sorted(doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc)
+    assert kinds == sorted(obj["kind"] for obj in kube_objects() if obj["kind"] != "ServiceMonitor")
 
 
 # -- Docker and systemd --
