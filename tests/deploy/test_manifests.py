@@ -299,6 +299,24 @@ def test_statefulset_probes_ask_the_configured_address() -> None:
     assert configured_port() == int(DEFAULT_PORT)
 
 
+def test_each_pods_alert_links_use_its_dns_name_from_the_headless_service() -> None:
+    """EXESDB_EXTERNAL_URL is the pod's name under the StatefulSet's headless Service and
+    namespace, on the configured port: without it the links would name the bare pod name,
+    which resolves nowhere else in the cluster."""
+    env = {item["name"]: item for item in bridge_container()["env"]}
+    assert env["EXESDB_NODE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    headless = kube("StatefulSet")["spec"]["serviceName"]
+    assert kube("Service", headless)["spec"]["clusterIP"] == "None"
+    assert env["EXESDB_EXTERNAL_URL"]["value"] == (
+        f"http://$(EXESDB_NODE).{headless}.$(POD_NAMESPACE).svc:{configured_port()}"
+    )
+    expanded = env["EXESDB_EXTERNAL_URL"]["value"].replace("$(EXESDB_NODE)", "exesdb-bridge-0")
+    expanded = expanded.replace("$(POD_NAMESPACE)", "exesdb")
+    settings = Settings.model_validate({"EXESDB_EXTERNAL_URL": expanded})
+    assert settings.external_url == f"http://exesdb-bridge-0.{headless}.exesdb.svc:9570"
+
+
 def test_statefulset_has_limits_and_runs_unprivileged_read_only() -> None:
     """Requests and limits; non-root, no privilege escalation, no capabilities, read-only root."""
     pod = kube("StatefulSet")["spec"]["template"]["spec"]
