@@ -55,17 +55,25 @@ _GC_THRESHOLDS: Final = (50_000, 20, 20)
 def _settings_or_exit(*, warn_unknown: bool = False) -> Settings:
     """The settings, or exit 2 listing every problem; ``warn_unknown``: first warn on stderr
     about each set ``EXESDB_*`` variable that is no setting (a typo of the one the command
-    needs, often), as ``run`` and ``check-config`` do with their other warnings."""
+    needs, often), as ``run`` and ``check-config`` do with their other warnings. A bad
+    configuration is followed by those warnings in any case: a misspelt name is often why a
+    required setting is missing."""
     if warn_unknown:
-        for note in unknown_variables(os.environ):
-            print(f"exesdb-bridge: warning: {note}", file=sys.stderr)
+        _warn_unknown_variables()
     try:
         return load_settings()
     except ConfigError as exc:
         print("exesdb-bridge: bad configuration:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
+        if not warn_unknown:
+            _warn_unknown_variables()
         raise SystemExit(EXIT_USAGE) from None
+
+
+def _warn_unknown_variables() -> None:
+    for note in unknown_variables(os.environ):
+        print(f"exesdb-bridge: warning: {note}", file=sys.stderr)
 
 
 # -- run --
@@ -156,10 +164,6 @@ def _publish(args: argparse.Namespace) -> int:
     from bridge.messages import utc_now
 
     settings = _settings_or_exit(warn_unknown=True)
-    # Set but empty counts as unset, as it does for the bridge.
-    if settings.secret_key_base is None or not settings.secret_key_base.get_secret_value():
-        print("exesdb-bridge: publish needs SECRET_KEY_BASE to sign with", file=sys.stderr)
-        return EXIT_USAGE
     model = model_named(args.tag)
     if model is None:
         print(
@@ -197,10 +201,16 @@ def _publish(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         for problem in exc.errors():
             where = ".".join(str(part) for part in problem["loc"]) or "payload"
-            print(f"exesdb-bridge: {args.tag}.{where}: {problem['msg']}", file=sys.stderr)
+            given = "" if problem["type"] == "missing" else f" (got {problem['input']!r:.80})"
+            print(f"exesdb-bridge: {args.tag}.{where}: {problem['msg']}{given}", file=sys.stderr)
         return EXIT_USAGE
     except ValueError as exc:
         print(f"exesdb-bridge: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    # Set but empty counts as unset, as it does for the bridge; checked after the message, so
+    # a message can be got right before there is a key.
+    if settings.secret_key_base is None or not settings.secret_key_base.get_secret_value():
+        print("exesdb-bridge: publish needs SECRET_KEY_BASE to sign with", file=sys.stderr)
         return EXIT_USAGE
     now = utc_now()
     envelope = Envelope(
@@ -443,9 +453,17 @@ def _outbox(args: argparse.Namespace) -> int:
     from bridge.sinks.alerts.outbox import FILE_NAME, Outbox
 
     settings = _settings_or_exit(warn_unknown=True)
+    if args.outbox_command == "retry" and not args.all and not args.ids:
+        print("exesdb-bridge: outbox retry needs delivery ids or --all", file=sys.stderr)
+        return EXIT_USAGE
     path = Path(settings.state_dir) / FILE_NAME
     if not path.exists():
-        print(f"exesdb-bridge: no alert outbox at {path} (EXESDB_STATE_DIR)", file=sys.stderr)
+        # Absolute: the default state directory is relative to the folder the command runs in.
+        print(
+            f"exesdb-bridge: no alert outbox at {path.absolute()}: set EXESDB_STATE_DIR to the"
+            f" bridge's state directory (now {settings.state_dir!r})",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     outbox = Outbox(path)
     try:
@@ -461,9 +479,6 @@ def _outbox(args: argparse.Namespace) -> int:
                 rows = [_delivery_row(summary) for summary in summaries]
                 _print_table(_DELIVERY_COLUMNS, rows, "no deliveries")
             return EXIT_OK
-        if not args.all and not args.ids:
-            print("exesdb-bridge: outbox retry needs delivery ids or --all", file=sys.stderr)
-            return EXIT_USAGE
         ids = None if args.all else args.ids
         wrong = [] if args.all else _not_retryable(outbox.queue, args.ids)
         left = outbox.dead_letters.unretryable(ids, force=args.force)

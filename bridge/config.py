@@ -239,7 +239,10 @@ class Settings(BaseSettings):
             return value
         parts = urlsplit(value)
         if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-            raise ValueError("must be 'memory' or a redis:// or rediss:// URL with a host")
+            raise ValueError(
+                "must be 'memory' or a redis:// or rediss:// URL with a host, e.g."
+                " redis://127.0.0.1:6379"
+            )
         try:
             port = parts.port  # None when not given; ValueError when no number or out of range
         except ValueError:

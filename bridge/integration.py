@@ -2,10 +2,11 @@
 
 Module functions act on the installed ``Integration`` (``install()``; the running bridge installs
 its own). Every broadcast returns a ``PublishResult``; bad arguments raise ``MessageError`` (a
-``ValueError``) naming the field. While disabled, nothing is published. Arguments may be strings
-or enums (the Elixir atoms), e.g. ``broadcast_alert("node_failure", "critical", "Node down")``.
-With no bridge installed a broadcast publishes nothing and returns ``DISABLED``; the first such
-call logs one warning saying how to install one.
+``ValueError``) naming the field, disabled or not. While disabled, nothing is published.
+Arguments may be strings or enums (the Elixir atoms), e.g.
+``broadcast_alert("node_failure", "critical", "Node down")``.
+With no bridge installed a broadcast checks its arguments as with one, publishes nothing and
+returns ``DISABLED``; the first such call logs one warning saying how to install one.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from types import TracebackType
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import Any, Final, ParamSpec, Protocol, TypeVar
 
 from pydantic import ValidationError
 
-from bridge.bus import Bus, PublishResult, PublishStatus, check_topic
+from bridge.bus import PublishResult, PublishStatus, check_topic
 from bridge.errors import MessageError
 from bridge.messages import (
     TAGS,
@@ -40,6 +42,7 @@ from bridge.operations import OperationRecorder
 __all__ = [
     "OPERATIONS",
     "Integration",
+    "Publisher",
     "broadcast",
     "broadcast_alert",
     "broadcast_audit_event",
@@ -103,12 +106,26 @@ def _jsonable(mapping: Mapping[str, Any] | None, field: str) -> dict[str, Any]:
     return {str(_name(k)): _name(v) for k, v in mapping.items()}
 
 
+class Publisher(Protocol):
+    """What an ``Integration`` publishes through: a ``bridge.bus.Bus``."""
+
+    @property
+    def node(self) -> str:
+        """The node the messages come from when they name none."""
+
+    def publish(self, topic: str, payload: Message) -> PublishResult:
+        """Sign ``payload`` and put it on its instance."""
+
+
 class Integration:
-    """Broadcasts onto one bus, with a runtime switch and the configured intervals."""
+    """Broadcasts onto one bus, with a runtime switch and the configured intervals.
+
+    Every broadcast builds its messages (a bad argument raises) before the switch is asked.
+    """
 
     def __init__(
         self,
-        bus: Bus,
+        bus: Publisher,
         *,
         enabled: bool = True,
         health_interval_ms: int = 30_000,
@@ -181,11 +198,10 @@ class Integration:
             ) from None
 
     def publish(self, topic: str, message: Message) -> PublishResult:
-        """Publish a built message on ``topic`` when enabled."""
-        if not self._enabled:
-            return _DISABLED
+        """Publish a built message on ``topic`` when enabled (a bad topic raises either way)."""
         try:
-            return self.bus.publish(topic, message)
+            check_topic(topic)
+            return self.bus.publish(topic, message) if self._enabled else _DISABLED
         except ValueError as exc:
             raise MessageError(str(exc)) from None
 
@@ -194,8 +210,6 @@ class Integration:
         model = TAGS.get(_name(tag))
         if model is None:
             raise MessageError(f"tag: {tag!r} is not a known message type")
-        if not self._enabled:
-            return _DISABLED
         return self.publish(topic or model.TAG, self.build(model, **fields))
 
     # -- the original's helpers, arguments straightened out --
@@ -204,8 +218,6 @@ class Integration:
         self, event: str, system_name: str, version: str, **opts: Any
     ) -> PublishResult:
         """SystemLifecycle (starting, started, stopping, stopped) on topic ``lifecycle``."""
-        if not self._enabled:
-            return _DISABLED
         message = self.build(
             SystemLifecycle, event=event, system_name=_name(system_name), version=version
         )
@@ -215,8 +227,6 @@ class Integration:
         self, component: str, changes: Mapping[str, Any], **opts: Any
     ) -> PublishResult:
         """SystemConfig for ``component`` on topic ``config``."""
-        if not self._enabled:
-            return _DISABLED
         message = self.build(
             SystemConfig,
             component=component,
@@ -234,8 +244,6 @@ class Integration:
         **opts: Any,
     ) -> PublishResult:
         """ComponentHealth for ``component`` on topic ``<component>:health``."""
-        if not self._enabled:
-            return _DISABLED
         component = str(_name(component))
         message = self.build(
             ComponentHealth,
@@ -254,8 +262,6 @@ class Integration:
         **opts: Any,
     ) -> PublishResult:
         """ComponentHealth for a store's component on topic ``<store_id>:health``."""
-        if not self._enabled:
-            return _DISABLED
         store_id = str(_name(store_id))
         message = self.build(
             ComponentHealth,
@@ -281,36 +287,34 @@ class Integration:
             raise MessageError(
                 f"event_type: {event!r} is not one of {', '.join(sorted(_CLUSTER_EVENTS))}"
             )
-        if not self._enabled:
-            return _DISABLED
         failed = sorted({str(_name(n)) for n in failed_nodes})
         connected = sorted({str(_name(n)) for n in nodes} - set(failed))
         total = len(connected) + len(failed)
         quorum = len(connected) * 2 > total
         status = "healthy" if not failed else ("degraded" if quorum else "unhealthy")
-        result = self.publish(
-            opts.get("topic", "cluster:health"),
-            self.build(
-                ClusterHealth,
-                status=status,
-                healthy_nodes=len(connected),
-                total_nodes=total,
-                quorum_status="available" if quorum else "lost",
-            ),
+        health = self.build(
+            ClusterHealth,
+            status=status,
+            healthy_nodes=len(connected),
+            total_nodes=total,
+            quorum_status="available" if quorum else "lost",
         )
         membership_event = _CLUSTER_EVENTS[event]
-        if membership_event is not None:
-            self.publish(
-                "cluster:membership",
-                self.build(
-                    ClusterMembership,
-                    event=membership_event,
-                    affected_nodes=failed if event == "node_down" else connected,
-                    active_nodes=connected,
-                    total_nodes=total,
-                    quorum_status="available" if quorum else "lost",
-                ),
+        membership = (
+            None
+            if membership_event is None
+            else self.build(
+                ClusterMembership,
+                event=membership_event,
+                affected_nodes=failed if event == "node_down" else connected,
+                active_nodes=connected,
+                total_nodes=total,
+                quorum_status="available" if quorum else "lost",
             )
+        )
+        result = self.publish(opts.get("topic", "cluster:health"), health)
+        if membership is not None:
+            self.publish("cluster:membership", membership)
         return result
 
     def broadcast_metrics(
@@ -323,8 +327,6 @@ class Integration:
         ``operations_count`` (or ``success_count`` + ``error_count``), a ThroughputMetric too.
         Returns the last result; all are validated before any is published.
         """
-        if not self._enabled:
-            return _DISABLED
         component = str(_name(component))
         values = _jsonable(metrics, "metrics")
         batch: list[Message] = [
@@ -376,8 +378,6 @@ class Integration:
         """
         alert_type = str(_name(alert_type))
         context_map = _jsonable(context, "context")
-        if not self._enabled:
-            return _DISABLED
         fields: dict[str, Any] = {
             "severity": severity,
             "category": opts.get("category", "system"),
@@ -540,13 +540,26 @@ def install(integration: Integration | None) -> None:
         _warned_not_installed = False  # a later spell without a bridge is worth a warning again
 
 
-def _not_installed(function: str) -> PublishResult:
-    """What a broadcast without a bridge returns; the first one of a spell also says so."""
+class _NoBridge:
+    """Where broadcasts go with no bridge installed: built (so bad arguments raise as with a
+    bridge), then dropped."""
+
+    def __init__(self) -> None:
+        self.node = socket.gethostname()  # what EXESDB_NODE defaults to
+
+    def publish(self, topic: str, payload: Message) -> PublishResult:
+        return _NOT_INSTALLED
+
+
+_NO_BRIDGE: Final = Integration(_NoBridge())
+
+
+def _not_installed(function: str) -> None:
+    """Say once per spell without a bridge that broadcasts publish nothing."""
     global _warned_not_installed
     if not _warned_not_installed:
         _warned_not_installed = True
         _logger.warning(_NOT_INSTALLED_WARNING, function)
-    return _NOT_INSTALLED
 
 
 def current() -> Integration | None:
@@ -555,9 +568,11 @@ def current() -> Integration | None:
 
 
 def _call(method: str, *args: Any, **kwargs: Any) -> Any:
-    if _installed is None:
-        return _not_installed(method)
-    return getattr(_installed, method)(*args, **kwargs)
+    integration = _installed or _NO_BRIDGE
+    result = getattr(integration, method)(*args, **kwargs)
+    if integration is _NO_BRIDGE:
+        _not_installed(method)
+    return result
 
 
 def broadcast(tag: str, topic: str | None = None, **fields: Any) -> PublishResult:
@@ -637,9 +652,7 @@ def broadcast_diagnostic(tag: str, **fields: Any) -> PublishResult:
 
 def broadcast_batch(events: Iterable[tuple[str, Message] | Message]) -> list[PublishResult]:
     """See ``Integration.broadcast_batch``."""
-    if _installed is None:
-        return [_not_installed("broadcast_batch")]
-    return _installed.broadcast_batch(events)
+    return _call("broadcast_batch", events)  # type: ignore[no-any-return]
 
 
 def enable() -> None:

@@ -71,6 +71,12 @@ _KEY: Final = re.compile(r"(.+)#([0-9a-f]{16})")
 _FILE_KEY_PREFIX: Final = "url_file:"
 _SECRETS: Final = SECRET_KEYS | {"url", "secret"}
 _HIDDEN: Final = UNSUPPORTED_KEYS | {"payload"}
+# Said after "receivers: unknown key": a whole Alertmanager configuration pasted in.
+_PASTED_RECEIVERS: Final = (
+    " (this file takes the webhook_configs list of an Alertmanager receiver, not Alertmanager's"
+    " receivers section: move each receiver's webhook_configs entries to a top-level"
+    " webhook_configs)"
+)
 
 
 def _http_url(value: str | None) -> str | None:
@@ -168,9 +174,18 @@ class ReceiversFile(Strict):
 def load_receivers(path: str | Path) -> ReceiversFile:
     """Read and check the file, paths made absolute; ConfigError naming each problem."""
     path = Path(path)
-    parsed = parse_yaml(
-        read_text(path), path, ReceiversFile, secret_keys=_SECRETS, hidden_keys=_HIDDEN
-    )
+    try:
+        parsed = parse_yaml(
+            read_text(path), path, ReceiversFile, secret_keys=_SECRETS, hidden_keys=_HIDDEN
+        )
+    except ConfigError as exc:
+        pasted = f"{path}: receivers: unknown key"
+        raise ConfigError(
+            [
+                problem + _PASTED_RECEIVERS if problem.startswith(pasted) else problem
+                for problem in exc.problems
+            ]
+        ) from None
     return parsed.model_copy(
         update={
             "webhook_configs": tuple(

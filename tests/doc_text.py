@@ -55,6 +55,12 @@ def prose(text: str) -> str:
     return re.sub(r"`[^`\n]*`", "", text)
 
 
+def spans(text: str) -> list[str]:
+    """The code spans of ``text`` outside fenced blocks, without their backticks."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+    return re.findall(r"`([^`\n]+)`", text)
+
+
 def links(text: str) -> Iterator[str]:
     """The targets of the Markdown links and images in ``text``."""
     yield from re.findall(r"\]\(([^)\s]+)\)", prose(text))

@@ -327,6 +327,14 @@ def test_publish_to_nowhere_exits_1() -> None:
         ),
         (["system_alert", "--stdin"], "not json", {"SECRET_KEY_BASE": TEST_SECRET}, "--stdin"),
         (["system_alert", "--stdin"], "[1, 2]", {"SECRET_KEY_BASE": TEST_SECRET}, "object"),
+        (["performance_metrc"], None, {}, "mean performance_metric?"),
+        (
+            ["system_alert", *ALERT_FIELDS, "-f", "severity=huge"],
+            None,
+            {},
+            "system_alert.severity: Input should be 'info', 'warning', 'error' or 'critical'"
+            " (got 'huge')",
+        ),
         (["system_alert", *ALERT_FIELDS], None, {}, "SECRET_KEY_BASE"),
         (["system_alert", *ALERT_FIELDS], None, {"SECRET_KEY_BASE": ""}, "needs SECRET_KEY_BASE"),
     ],
@@ -334,7 +342,8 @@ def test_publish_to_nowhere_exits_1() -> None:
 def test_publish_refuses_bad_input_with_exit_2(
     args: list[str], stdin: str | None, env: dict[str, str], message: str
 ) -> None:
-    """An unknown tag, a bad field, bad stdin or no key to sign with exit 2 and say why."""
+    """An unknown tag, a bad field (with the value given), bad stdin or no key to sign with exit
+    2 and say why; a bad message is named before a missing key."""
     completed = cli("publish", *args, "--url", "http://127.0.0.1:9", stdin=stdin, **env)  # type: ignore[arg-type]
     assert completed.returncode == 2
     assert message in completed.stderr
@@ -488,6 +497,19 @@ def test_a_client_command_names_a_misspelt_variable(
     )
 
 
+@pytest.mark.parametrize("command", [["run"], ["check-config"]])
+def test_a_bad_configuration_names_the_misspelt_variable_behind_it(command: list[str]) -> None:
+    """When a misspelt name leaves a required setting unset, the refusal (exit 2) also says which
+    setting the misspelt one was meant to be."""
+    completed = cli(*command, EXESDB_SECRET_KEY_BASE="k" * 40, EXESDB_INGEST="true")
+    assert completed.returncode == 2
+    assert "  SECRET_KEY_BASE: is not set" in completed.stderr
+    assert (
+        "EXESDB_SECRET_KEY_BASE is set but is not a setting of the bridge (ignored);"
+        " did you mean SECRET_KEY_BASE?" in completed.stderr
+    )
+
+
 def test_tail_with_a_wrong_token_exits_1(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
@@ -562,6 +584,30 @@ def test_a_server_that_is_no_bridge_is_named_without_a_traceback(
     assert f"exesdb-bridge: {not_a_bridge}/…" not in completed.stderr  # the path is ours, not its
     assert completed.stderr.startswith(f"exesdb-bridge: {not_a_bridge}{path} answered 200 but not")
     assert "is a bridge there?" in completed.stderr
+
+
+def test_outbox_without_an_outbox_names_the_whole_path_and_the_variable(tmp_path: Path) -> None:
+    """Run where the default state directory is not, `outbox list` names the absolute path it
+    looked at and EXESDB_STATE_DIR (exit 1); `outbox retry` with nothing to retry is a usage
+    error (exit 2) wherever it runs."""
+    listed = cli("outbox", "list", cwd=tmp_path)
+    assert listed.returncode == 1
+    where = tmp_path / ".exesdb-bridge" / "alerts.sqlite3"
+    assert f"no alert outbox at {where}: set EXESDB_STATE_DIR" in listed.stderr
+    retried = cli("outbox", "retry", cwd=tmp_path)
+    assert retried.returncode == 2
+    assert "outbox retry needs delivery ids or --all" in retried.stderr
+
+
+def test_run_names_its_outbox_by_the_whole_path(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """The start-up line names the outbox file by its absolute path, since the default state
+    directory is relative to the folder the bridge started in."""
+    process = _start(bridge_processes, tmp_path, EXESDB_STATE_DIR=".state")
+    where = tmp_path / ".state" / "alerts.sqlite3"
+    wait_until(lambda: "dead-lettered" in process.log(), 15, "the outbox line")
+    assert f"outbox {where}: 0 pending, 0 dead-lettered" in process.log()
 
 
 def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:

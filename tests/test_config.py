@@ -116,6 +116,7 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_HTTP_ADDR", "0.0.0.0:99999", "0 to 65535"),
         ("EXESDB_BUS", "http://redis", "redis://"),
         ("EXESDB_BUS", "redis://", "redis://"),
+        ("EXESDB_BUS", "localhost:6379", "URL with a host, e.g. redis://127.0.0.1:6379"),
         ("EXESDB_BUS", "redis://redis:notaport/0", "a port from 1 to 65535"),
         ("EXESDB_BUS", "rediss://redis:70000", "a port from 1 to 65535"),
         ("EXESDB_BUS", "redis://redis/0?socket_timeout=soon", "'socket_timeout'"),

@@ -95,6 +95,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
     bridge.integration: [
         "OPERATIONS",
         "Integration",
+        "Publisher",
         "broadcast",
         "broadcast_alert",
         "broadcast_audit_event",

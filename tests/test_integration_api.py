@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 import bridge.integration as api
 from bridge.app import Bridge
 from bridge.bus import Envelope, PublishStatus
+from bridge.errors import MessageError
 from bridge.integration import Integration
 from bridge.messages import (
     ClusterHealth,
@@ -260,6 +262,63 @@ async def test_bad_arguments_raise_value_error_naming_the_field(
     assert inbox.envelopes == []
 
 
+def _error_of(call: Callable[[Any], Any], target: Any) -> str:
+    """The message of the MessageError (a ValueError) ``call(target)`` raises."""
+    with pytest.raises(MessageError) as raised:
+        call(target)
+    return str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [(call, field) for _, call, field in BAD_CALLS],
+    ids=[name for name, _, _ in BAD_CALLS],
+)
+async def test_bad_arguments_raise_the_same_error_while_disabled(
+    running: Bridge, inbox: Inbox, call: Callable[[Integration], Any], field: str
+) -> None:
+    """Switched off, a bad argument still raises the error it raises when on; nothing is
+    published."""
+    expected = _error_of(call, running.integration)
+    running.integration.disable()
+    await _settle(running)
+    inbox.envelopes.clear()  # the announcement of the switch
+    assert _error_of(call, running.integration) == expected
+    assert field in expected
+    await _settle(running)
+    assert inbox.envelopes == []
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [(call, field) for _, call, field in BAD_CALLS],
+    ids=[name for name, _, _ in BAD_CALLS],
+)
+def test_bad_arguments_raise_the_same_error_without_a_bridge(
+    call: Callable[[Any], Any], field: str
+) -> None:
+    """With no bridge installed a module function raises for a bad argument the error it raises
+    with one, so a mistake shows where it is made, not later in production."""
+    from tests.collectors.fakes import make_bus
+
+    assert api.current() is None
+    expected = _error_of(call, Integration(make_bus(socket.gethostname())))
+    assert _error_of(call, api) == expected
+    assert field in expected
+
+
+@pytest.mark.parametrize(
+    "call", [call for _, call, _ in BROADCASTS], ids=[name for name, _, _ in BROADCASTS]
+)
+def test_without_a_bridge_every_broadcast_returns_disabled(call: Callable[[Any], Any]) -> None:
+    """With no bridge installed a good call of each module function returns 'disabled' with the
+    reason."""
+    assert api.current() is None
+    result = call(api)
+    assert result.status is PublishStatus.DISABLED
+    assert result.reason == "no bridge is installed"
+
+
 @pytest.mark.parametrize(
     "call", [call for _, call, _ in BROADCASTS], ids=[name for name, _, _ in BROADCASTS]
 )
@@ -405,6 +464,16 @@ async def test_broadcast_batch_is_all_or_nothing(running: Bridge, inbox: Inbox, 
         running.integration.broadcast_batch([_alert("good"), bad, _alert("also good")])
     await _settle(running)
     assert inbox.envelopes == []
+
+
+def test_broadcast_batch_without_a_bridge_checks_each_event_and_answers_each() -> None:
+    """With no bridge installed a batch gets one 'disabled' per message, and a bad event raises
+    naming its position as with a bridge."""
+    assert api.current() is None
+    results = api.broadcast_batch([_alert("one"), ("custom:topic", _alert("two"))])
+    assert [result.status for result in results] == [PublishStatus.DISABLED] * 2
+    with pytest.raises(ValueError, match=r"events\[1\]"):
+        api.broadcast_batch([_alert("good"), ("bad topic", _alert("bad"))])
 
 
 # -- track --

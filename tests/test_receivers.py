@@ -210,6 +210,12 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             "url holds credentials (user:password@) and http_config sets authorization or",
         ),
         ("alertmanager: {url: http://am, colour: red}\n", "alertmanager.colour: unknown key"),
+        (
+            "receivers:\n  - name: ops\n    webhook_configs:\n      - url: http://h/tok3n\n",
+            "receivers: unknown key; allowed here: webhook_configs, alertmanager (this file takes"
+            " the webhook_configs list of an Alertmanager receiver, not Alertmanager's receivers"
+            " section",
+        ),
         ("webhook_configs: [\n", "not valid YAML at line"),
         ("- a list\n", "the top level must be a mapping of keys"),
     ],

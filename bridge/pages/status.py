@@ -37,6 +37,8 @@ _ALERT_LINK: Final = Fragment(
     '<a class="title" href="${href}">${title}</a><span class="id">${alert_id}</span>'
 )
 _NODE_NAME: Final = Fragment('<span class="node-name">${node}</span>')
+# This bridge's own CPU before its first reading, which covers a whole health interval.
+_MEASURING: Final = Fragment('<span class="muted measuring" title="${title}">measuring…</span>')
 
 
 async def status_live(shown: Shown, *, root: str, now: float) -> Html:
@@ -156,7 +158,7 @@ def _nodes(nodes: Sequence[NodeSummary], shown: Shown, *, present: bool) -> Html
         (
             _NODE_NAME(node=node.node),
             badge(node.status) if node.status else badge("unknown"),
-            meter(node.cpu, settings.cpu_degraded, settings.cpu_unhealthy),
+            _cpu(node, shown),
             meter(node.memory, settings.memory_degraded, settings.memory_unhealthy),
             meter(node.disk, settings.disk_degraded, settings.disk_unhealthy),
         )
@@ -171,6 +173,17 @@ def _nodes(nodes: Sequence[NodeSummary], shown: Shown, *, present: bool) -> Html
         " /metrics has every node's series."
     )
     return join((listing, note))
+
+
+def _cpu(node: NodeSummary, shown: Shown) -> Html:
+    settings = shown.settings
+    if node.cpu is None and node.node == shown.node:
+        interval = age(settings.health_broadcast_interval / 1000)
+        return _MEASURING(
+            title=f"The first CPU reading covers a whole health interval ({interval},"
+            " EXESDB_HEALTH_BROADCAST_INTERVAL) from the start."
+        )
+    return meter(node.cpu, settings.cpu_degraded, settings.cpu_unhealthy)
 
 
 def _components(checks: Mapping[str, Mapping[str, Any]]) -> Html:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from tests.deploy.files import (
     load_yaml,
     unknown_variables,
 )
+from tests.doc_text import fenced, pages, spans
 from tests.support import ROOT, require_binary
 
 K8S = DEPLOY / "kubernetes"
@@ -111,6 +114,34 @@ def test_compose_restarts_every_service_as_the_deployment_page_says() -> None:
     assert (
         "RestartPreventExitStatus=2" in (DEPLOY / "systemd" / "exesdb-bridge.service").read_text()
     )
+
+
+def test_the_deployment_page_puts_the_env_file_where_compose_reads_it() -> None:
+    """Compose reads `.env` from the folder of the file `-f` names (docker compose since 1.28,
+    podman-compose), not the working folder: the page's compose command and its `.env` agree,
+    every variable the compose file takes from there is named beside it, and git ignores it."""
+    page = (ROOT / "docs" / "deployment.md").read_text()
+    stack = page.partition("## Run the full stack")[2].partition("\n## ")[0]
+    [compose_file] = set(re.findall(r"docker compose -f (\S+)", stack))
+    env_file = str(Path(compose_file).parent / ".env")
+    assert env_file == "deploy/.env"
+    paragraph = "".join(part for part in stack.split("\n\n") if f"`{env_file}`" in part)
+    assert paragraph, f"the page never says to put the variables in {env_file}"
+    taken = set(re.findall(r"\$\{(\w+):-", (DEPLOY / "docker-compose.yml").read_text()))
+    assert taken >= {"SECRET_KEY_BASE", "EXESDB_ADMIN_TOKEN"}
+    assert [name for name in sorted(taken) if f"`{name}`" not in paragraph] == []
+    assert f">{env_file}" in stack  # the recipe writes it there
+    ignored = subprocess.run(["git", "check-ignore", "-q", env_file], cwd=ROOT, check=False)
+    assert ignored.returncode == 0, f"git would commit {env_file}"
+
+
+@pytest.mark.parametrize("path", pages(), ids=lambda path: path.name)
+def test_every_compose_command_names_the_compose_file(path: Path) -> None:
+    """The repository has no compose file where compose looks by itself (the working folder and
+    its parents), so every compose command on a page names it with -f, or it fails as written."""
+    code = "\n".join(fenced(path.read_text(), "sh") + spans(path.read_text()))
+    commands = re.findall(r"(?:docker|podman)[ -]compose \S.*", code)
+    assert [c for c in commands if "-f deploy/docker-compose.yml" not in c] == []
 
 
 def test_compose_gives_the_bridge_descriptors_above_its_connection_cap() -> None:
@@ -268,6 +299,24 @@ def test_statefulset_probes_ask_the_configured_address() -> None:
     assert configured_port() == int(DEFAULT_PORT)
 
 
+def test_each_pods_alert_links_use_its_dns_name_from_the_headless_service() -> None:
+    """EXESDB_EXTERNAL_URL is the pod's name under the StatefulSet's headless Service and
+    namespace, on the configured port: without it the links would name the bare pod name,
+    which resolves nowhere else in the cluster."""
+    env = {item["name"]: item for item in bridge_container()["env"]}
+    assert env["EXESDB_NODE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    headless = kube("StatefulSet")["spec"]["serviceName"]
+    assert kube("Service", headless)["spec"]["clusterIP"] == "None"
+    assert env["EXESDB_EXTERNAL_URL"]["value"] == (
+        f"http://$(EXESDB_NODE).{headless}.$(POD_NAMESPACE).svc:{configured_port()}"
+    )
+    expanded = env["EXESDB_EXTERNAL_URL"]["value"].replace("$(EXESDB_NODE)", "exesdb-bridge-0")
+    expanded = expanded.replace("$(POD_NAMESPACE)", "exesdb")
+    settings = Settings.model_validate({"EXESDB_EXTERNAL_URL": expanded})
+    assert settings.external_url == f"http://exesdb-bridge-0.{headless}.exesdb.svc:9570"
+
+
 def test_statefulset_has_limits_and_runs_unprivileged_read_only() -> None:
     """Requests and limits; non-root, no privilege escalation, no capabilities, read-only root."""
     pod = kube("StatefulSet")["spec"]["template"]["spec"]
@@ -384,6 +433,33 @@ def test_kustomize_builds() -> None:
     assert placed == {"exesdb"}
     [policy] = [obj for obj in objects if obj["kind"] == "NetworkPolicy"]
     assert policy["spec"]["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
+
+
+def test_without_the_prometheus_operator_the_documented_edit_builds_the_rest(tmp_path) -> None:
+    """The deployment page says what `kubectl apply -k` does on a cluster without the
+    ServiceMonitor kind and which line of the kustomization to delete; deleted, the kustomization
+    still builds every other object."""
+    page = (ROOT / "docs" / "deployment.md").read_text()
+    advice = "".join(part for part in page.split("\n\n") if "ServiceMonitor" in part)
+    assert 'no matches for kind "ServiceMonitor"' in advice
+    line = re.search(r"delete\s+the\s+line\s+`([^`]+)`", advice)
+    assert line is not None, "the page names no line to delete"
+    copy = tmp_path / "kubernetes"
+    shutil.copytree(K8S, copy)
+    kustomization = copy / "kustomization.yaml"
+    text = kustomization.read_text()
+    assert f"  {line.group(1)}\n" in text
+    kustomization.write_text(text.replace(f"  {line.group(1)}\n", ""))
+    result = subprocess.run(
+        [require_binary("kubectl"), "kustomize", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    kinds = sorted(doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc)
+    assert kinds == sorted(obj["kind"] for obj in kube_objects() if obj["kind"] != "ServiceMonitor")
 
 
 # -- Docker and systemd --

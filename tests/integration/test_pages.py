@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from bridge.sinks.alerts import AlertState
+from collectors import health_collector
 from tests.integration.servers.chromium import Browser, browser
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.pages import screenshots
@@ -42,10 +43,20 @@ return [...document.querySelectorAll("table.alerts tbody tr")]
   .filter((row) => row.textContent.includes(arguments[0]))
   .map((row) => row.innerText)[0] || "";
 """
+NODE_ROW = """
+const row = [...document.querySelectorAll("table.nodes tbody tr")]
+  .find((row) => row.cells[0].textContent === arguments[0]);
+return row ? [...row.cells].map((cell) => cell.innerText.trim()) : [];
+"""
 HOOK_SETTINGS = {
     "EXESDB_WEBHOOK_SECRET": "page-test-webhook-secret",
     "EXESDB_WEBHOOK_GROUP_WAIT_MS": "0",
 }
+
+
+def node_cells(web: Browser, node: str) -> list[str]:
+    """The visible text of each cell of the status page's row for ``node`` ([] when none)."""
+    return list(web.run(NODE_ROW, node))
 
 
 def alert_row(web: Browser, text: str) -> str:
@@ -121,6 +132,28 @@ def test_the_status_page_refreshes_in_place(tmp_path: Path, browser: Browser) ->
         assert browser.run("return window.notReloaded") is True
         assert browser.run("return window.scrollY") == before
         assert "Updated" in browser.text("#refreshed")
+
+
+def test_the_bridges_own_cpu_says_measuring_until_its_first_reading(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """Within the first health interval the bridge's own node shows "measuring…" for CPU (its
+    memory already shown), then the percentage once a reading arrives; another node without a
+    CPU reading keeps the dash."""
+    with page_bridge(
+        tmp_path, health_collector, EXESDB_HEALTH_BROADCAST_INTERVAL="600000"
+    ) as server:
+        report_node(server, "db-5@cluster", "healthy", cpu=None, memory=20.0)
+        browser.open(server.url + "/")
+        browser.wait_for_text("#nodes", "db-5@cluster")
+        cells = node_cells(browser, NODE)
+        assert cells[2] == "measuring…"
+        hint = browser.css("#nodes .measuring").get_attribute("title")
+        assert "EXESDB_HEALTH_BROADCAST_INTERVAL" in hint
+        assert cells[3].endswith("%")
+        assert node_cells(browser, "db-5@cluster")[2] == "—"
+        report_node(server, NODE, "healthy", cpu=41.0, memory=20.0)
+        wait_until(lambda: node_cells(browser, NODE)[2] == "41%", 15, "the CPU reading shown")
 
 
 def test_acknowledging_with_the_right_token_changes_the_state(

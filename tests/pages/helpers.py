@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bridge.component import ComponentFactory
 from bridge.messages import Message, NodeHealth, ResourceUsage, SystemAlert
 from bridge.sinks.alerts import AlertRecord, AlertSink, alert_sink
 from bridge.sinks.alerts.admin import AlertQuery
@@ -17,9 +18,10 @@ NODE = "bridge-pages"
 
 
 @contextmanager
-def page_bridge(state_dir: Path, **env: str) -> Iterator[ThreadedBridge]:
-    """A bridge serving the pages, with the Prometheus and alert sinks, in a thread of its own
-    (so a blocking browser can drive it); admin token ``ADMIN_TOKEN`` unless ``env`` unsets it."""
+def page_bridge(state_dir: Path, *extra: ComponentFactory, **env: str) -> Iterator[ThreadedBridge]:
+    """A bridge serving the pages, with the Prometheus and alert sinks (and ``extra``), in a
+    thread of its own (so a blocking browser can drive it); admin token ``ADMIN_TOKEN`` unless
+    ``env`` unsets it."""
     settings: dict[str, str] = {
         "EXESDB_STATE_DIR": str(state_dir),
         "EXESDB_ADMIN_TOKEN": ADMIN_TOKEN,
@@ -27,7 +29,7 @@ def page_bridge(state_dir: Path, **env: str) -> Iterator[ThreadedBridge]:
         **env,
     }
     settings = {name: value for name, value in settings.items() if value}
-    with ThreadedBridge([prometheus_sink, alert_sink], **settings) as server:
+    with ThreadedBridge([prometheus_sink, alert_sink, *extra], **settings) as server:
         yield server
 
 
@@ -79,16 +81,18 @@ def report_node(
     server: ThreadedBridge,
     node: str,
     status: str,
-    cpu: float,
+    cpu: float | None,
     memory: float,
     disk: float | None = None,
 ) -> None:
-    """Publish a node's health (memory and disk use in it) and its CPU use."""
+    """Publish a node's health (memory and disk use in it) and its CPU use (unless None)."""
     publish(
         server,
         "node_health_updated",
         NodeHealth(node=node, status=status, memory_usage=memory, disk_usage=disk),
     )
+    if cpu is None:
+        return
     publish(
         server,
         "resource_usage",

@@ -82,3 +82,40 @@ def test_the_sdk_exporters_own_records_stay_off_the_console_while_captured(
     )
     assert "pw@" not in " ".join(shown)
     assert "after uninstall" in shown
+
+
+def test_each_signal_keeps_its_reason_when_the_sdk_words_them_alike(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The SDK's gRPC exporter logger drops a record worded as the one before it (its
+    DuplicateFilter), so traces failing just after logs had no reason; captured, each signal's
+    own record is its reason, and the filter is back once uninstalled."""
+    from opentelemetry.exporter.otlp.proto.grpc import exporter as grpc_exporter
+
+    sdk = grpc_exporter.logger
+    before = list(sdk.filters)
+    assert any(type(found).__name__ == "DuplicateFilter" for found in before)
+    failures = ExportFailures(clock=Clock())
+    capture = SdkLogCapture(failures)
+
+    def fail(signal: str) -> None:
+        def export() -> None:
+            sdk.error("Failed to export %s to %s, error code: %s", signal, "127.0.0.1:9", "X")
+
+        thread = threading.Thread(target=export, name=f"otlp-{signal}")
+        thread.start()
+        thread.join()
+        failures.failed(signal, 1)  # type: ignore[arg-type]
+
+    with caplog.at_level("INFO", logger="bridge.sinks.otlp.failures"):
+        capture.install()
+        try:
+            fail("logs")
+            fail("traces")
+        finally:
+            capture.uninstall()
+    assert [line.partition(";")[0] for line in _lines(caplog)] == [
+        "OTLP logs export failing: Failed to export logs to 127.0.0.1:9, error code: X",
+        "OTLP traces export failing: Failed to export traces to 127.0.0.1:9, error code: X",
+    ]
+    assert sdk.filters == before

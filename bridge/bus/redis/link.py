@@ -94,7 +94,8 @@ class Link:
         for callback in self._when_down:
             callback()
         reason = str(exc) or type(exc).__name__
-        if self.connected or failures == 1:
+        # Once per outage and reason: the loops sharing the link fail together, alike.
+        if self.connected or (failures == 1 and reason != self.error):
             _logger.warning("Redis at %s: %s; retrying with backoff", safe_url(self.url), reason)
         self.connected = False
         self.error = reason

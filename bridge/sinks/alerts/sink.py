@@ -371,7 +371,7 @@ class AlertSink:
             "alerts: %d webhook receiver(s)%s; outbox %s: %d pending, %d dead-lettered",
             len(self.workers),
             ", Alertmanager " + self.alertmanager.shown_url if self.alertmanager else "",
-            outbox.path,
+            outbox.path.absolute(),  # what `outbox list` run from another folder needs
             depth.queued + depth.pending,
             depth.dead,
         )

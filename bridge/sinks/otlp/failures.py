@@ -119,6 +119,7 @@ class SdkLogCapture(logging.Handler):
         self._logger = logging.getLogger(SDK_LOGGER)
         self._propagated = self._logger.propagate
         self._installed = False
+        self._lifted: list[tuple[logging.Logger, logging.Filter]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         signal = _signal_of(record.threadName or "")
@@ -132,6 +133,17 @@ class SdkLogCapture(logging.Handler):
             self._propagated = self._logger.propagate
             self._logger.addHandler(self)
             self._logger.propagate = False
+            # The SDK's exporter loggers drop a record worded as the one before (a
+            # DuplicateFilter, against logging loops): a signal failing just after another would
+            # lose its reason. Captured, the records go nowhere but here: no loop to guard.
+            self._lifted = [
+                (logger, found)
+                for logger in _sdk_loggers()
+                for found in logger.filters
+                if isinstance(found, logging.Filter) and type(found).__name__ == "DuplicateFilter"
+            ]
+            for logger, found in self._lifted:
+                logger.removeFilter(found)
 
     def uninstall(self) -> None:
         """Give the SDK exporters' records back to the usual handlers; idempotent."""
@@ -139,6 +151,19 @@ class SdkLogCapture(logging.Handler):
             self._installed = False
             self._logger.removeHandler(self)
             self._logger.propagate = self._propagated
+            for logger, found in self._lifted:
+                logger.addFilter(found)
+            self._lifted = []
+
+
+def _sdk_loggers() -> list[logging.Logger]:
+    """The loggers made so far at or under ``SDK_LOGGER`` (one per exporter module)."""
+    return [
+        logger
+        for name, logger in logging.Logger.manager.loggerDict.items()
+        if (name == SDK_LOGGER or name.startswith(SDK_LOGGER + "."))
+        and isinstance(logger, logging.Logger)
+    ]
 
 
 def _signal_of(thread_name: str) -> Signal | None:

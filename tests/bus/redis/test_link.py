@@ -59,6 +59,25 @@ def test_failures_in_a_row_wait_longer_up_to_the_cap(
     assert link.down(RedisConnectionError("refused"), failures) == pytest.approx(delay)
 
 
+def test_loops_failing_alike_are_told_once_and_a_new_reason_again(
+    link: Link, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The loops sharing the link fail together: the same reason is one warning (the URL's
+    password redacted), another reason or a failure after reconnecting is one more."""
+    with caplog.at_level("WARNING", logger="bridge.bus.redis.link"):
+        link.down(RedisConnectionError("Error 111 connecting"), 1)  # the reader
+        link.down(RedisConnectionError("Error 111 connecting"), 1)  # the writer, alike
+        link.down(RedisConnectionError("Error 111 connecting"), 2)
+        link.down(RedisConnectionError("Timeout connecting"), 1)
+        link.up()
+        link.down(RedisConnectionError("Error 111 connecting"), 1)
+    assert [record.getMessage() for record in caplog.records] == [
+        "Redis at redis://:<redacted>@127.0.0.1:1/…: Error 111 connecting; retrying with backoff",
+        "Redis at redis://:<redacted>@127.0.0.1:1/…: Timeout connecting; retrying with backoff",
+        "Redis at redis://:<redacted>@127.0.0.1:1/…: Error 111 connecting; retrying with backoff",
+    ]
+
+
 class Script:
     """A step that raises or returns each outcome in turn, and stops the link after the last."""
 
