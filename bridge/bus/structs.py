@@ -375,17 +375,17 @@ def _builder(
             f"        values[{field.name!r}] = {default}{'()' if field.factory else ''}",
         ]
     code.append("    fields_set = fields_sets[left_out]")
-    if model.DERIVED:  # left out or null: None, then derived (fill_derived)
-        code.append("    derive = False")
+    if model.DERIVED:  # left out or null: None, then derived (as fill_derived does)
+        code.append("    missing = []")
     for name in model.DERIVED:
         code += [
             f"    value = values[{name!r}]",
             "    if value is UNSET:",
             "        keys -= 1",
             f"        values[{name!r}] = None",
-            "        derive = True",
+            f"        missing.append({name!r})",
             "    elif value is None:",
-            "        derive = True",
+            f"        missing.append({name!r})",
         ]
     if "node" in filled:  # left out or null: the envelope's
         code += [
@@ -412,11 +412,13 @@ def _builder(
         "    set_private(message, None)",
     ]
     if model.DERIVED:
+        # fill_derived's values; the names it would add to the fields set are in every shared
+        # one already (a DERIVED field is FILLED, never left out of it), so it is not copied.
+        if not all(set(model.DERIVED) <= names for names in scope["fields_sets"]):
+            raise _Unsupported("a DERIVED field that may be left out of the fields set")
         code += [
-            # fill_derived adds to the set (names it holds already): a copy of its own all the same
-            "    if derive:",
-            "        set_fields(message, set(fields_set))",
-            "        message.fill_derived(node)",
+            "    if missing:",
+            "        values.update(message._derived(missing, node))",
         ]
     if after:  # what pydantic turns into a validation error goes on to pydantic
         code += [

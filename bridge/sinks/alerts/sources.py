@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Final, Literal
 
 from bridge.bus import Envelope
+from bridge.cluster import MAX_NODES
 from bridge.messages import (
     MAX_TEXT,
     SECURITY_SEVERITY,
@@ -90,8 +91,10 @@ MAX_ALERT_ID: Final = MAX_TEXT
 _DIGEST_LENGTH: Final = 16
 _HEALTH_RESOURCES: Final = frozenset({"cpu", "memory", "disk"})
 _SORTED_RESOURCES: Final = tuple(sorted(_HEALTH_RESOURCES))
-# The nodes whose alert ids are kept made (the least recently read forgotten past it).
-_CACHED_NODES: Final = 256
+# The nodes whose alert ids are kept made (the least recently read forgotten past it): as
+# many as the cluster monitor tracks, so that a cluster at its cap does not make them afresh
+# for every reading (a few hundred bytes a node).
+_CACHED_NODES: Final = MAX_NODES
 
 Active = Callable[[str], bool]
 """Whether an alert (by id) may be active: a resolved event of any other would change nothing."""
