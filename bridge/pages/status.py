@@ -76,7 +76,7 @@ async def status_live(shown: Shown, *, root: str, now: float) -> Html:
         uptime=age(now - shown.started_at),
         started=timestamp(shown.started_at),
         alerts=_alerts(alerts, source is not None, truncated, admin=admin, root=root, now=now),
-        nodes=_nodes(nodes, shown, present=nodes_from is not None),
+        nodes=_nodes(nodes, shown, present=nodes_from is not None, now=now),
         components=_components(checks),
     )
 
@@ -142,7 +142,7 @@ def _level(record: AlertRecord) -> Html:
     return escape(record.level_name)
 
 
-def _nodes(nodes: Sequence[NodeSummary], shown: Shown, *, present: bool) -> Html:
+def _nodes(nodes: Sequence[NodeSummary], shown: Shown, *, present: bool, now: float) -> Html:
     if not present:
         return empty("This bridge runs no Prometheus sink, so it knows no node figures.")
     if not nodes:
@@ -158,7 +158,7 @@ def _nodes(nodes: Sequence[NodeSummary], shown: Shown, *, present: bool) -> Html
         (
             _NODE_NAME(node=node.node),
             badge(node.status) if node.status else badge("unknown"),
-            _cpu(node, shown),
+            _cpu(node, shown, now),
             meter(node.memory, settings.memory_degraded, settings.memory_unhealthy),
             meter(node.disk, settings.disk_degraded, settings.disk_unhealthy),
         )
@@ -175,10 +175,12 @@ def _nodes(nodes: Sequence[NodeSummary], shown: Shown, *, present: bool) -> Html
     return join((listing, note))
 
 
-def _cpu(node: NodeSummary, shown: Shown) -> Html:
+def _cpu(node: NodeSummary, shown: Shown, now: float) -> Html:
     settings = shown.settings
-    if node.cpu is None and node.node == shown.node:
-        interval = age(settings.health_broadcast_interval / 1000)
+    seconds = settings.health_broadcast_interval / 1000
+    # Past two intervals a reading is late, not coming (e.g. the host probe fails): a dash.
+    if node.cpu is None and node.node == shown.node and now - shown.started_at < 2 * seconds:
+        interval = age(seconds)
         return _MEASURING(
             title=f"The first CPU reading covers a whole health interval ({interval},"
             " EXESDB_HEALTH_BROADCAST_INTERVAL) from the start."

@@ -422,6 +422,35 @@ async def test_the_status_page_lists_nodes_with_health_and_use(
     assert ">63%<" in row
 
 
+async def test_the_bridges_own_cpu_stops_saying_measuring_once_a_reading_is_late(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """The bridge's own node says "measuring…" for CPU while its first reading may still come,
+    and a dash once two health intervals passed without one (a failing probe sends none)."""
+    with page_bridge(tmp_path, EXESDB_HEALTH_BROADCAST_INTERVAL="2000") as server:
+        report_node(server, NODE, "unknown", cpu=None, memory=20.0)
+
+        async def own_cpu() -> str | None:
+            _, _, body = await fetch(client, server.url + "/?part=live")
+            nodes = body.split('id="nodes"', 1)[1].split("</section>", 1)[0]
+            if NODE not in nodes:
+                return None
+            return nodes.split(NODE, 1)[1].split("</tr>", 1)[0]
+
+        first = await async_wait_until(own_cpu, 15, "the bridge's node on the page")
+        assert "measuring…" in first
+        late = await async_wait_until(
+            lambda: _without_measuring(own_cpu), 15, "the dash once the reading is late"
+        )
+    cpu = late.split("</td><td>")[2]
+    assert cpu == '<span class="muted">&mdash;</span>'
+
+
+async def _without_measuring(row_of: Any) -> str | None:
+    row: str | None = await row_of()
+    return row if row is not None and "measuring" not in row else None
+
+
 async def test_the_status_page_shows_the_worst_nodes_and_counts_the_rest(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
