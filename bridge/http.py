@@ -156,28 +156,21 @@ async def ingest(request: web.Request) -> web.Response:
         return _rejected(verifier.reject(_too_large(limit)))
     content_type = request.content_type
     if content_type not in (_JSON, _NDJSON):
-        bridge.bus.metrics.rejected.labels(_UNSUPPORTED_MEDIA_TYPE).inc()
-        return error_response(
-            415,
-            _UNSUPPORTED_MEDIA_TYPE,
+        return _unsupported(
+            bridge,
             f"send {_JSON} (one envelope) or {_NDJSON} (many), not {content_type or 'nothing'}",
         )
     charset = request.charset
     if charset is not None and charset.lower() not in _CHARSETS:
         # JSON is UTF-8 (RFC 8259): a body in another charset would be read wrongly.
-        bridge.bus.metrics.rejected.labels(_UNSUPPORTED_MEDIA_TYPE).inc()
-        return error_response(
-            415,
-            _UNSUPPORTED_MEDIA_TYPE,
-            f"JSON is UTF-8: send charset=utf-8 or no charset, not {charset!r}",
+        return _unsupported(
+            bridge, f"JSON is UTF-8: send charset=utf-8 or no charset, not {charset!r}"
         )
     encoding = request.headers.get("Content-Encoding", "").strip().lower()
     if encoding not in _ENCODINGS:
         # aiohttp expands only the codings it knows and hands any other body over as sent.
-        bridge.bus.metrics.rejected.labels(_UNSUPPORTED_MEDIA_TYPE).inc()
-        response = error_response(
-            415,
-            _UNSUPPORTED_MEDIA_TYPE,
+        response = _unsupported(
+            bridge,
             f"Content-Encoding {encoding!r} is not one the bridge expands: send gzip, deflate "
             "or none",
         )
@@ -277,6 +270,12 @@ def _located(rejection: Rejection, content_type: str, first: int) -> Rejection:
     if rejection.field is not None:
         return rejection
     return replace(rejection, field="body" if content_type == _JSON else f"line {first}")
+
+
+def _unsupported(bridge: Served, detail: str) -> web.Response:
+    """415: a body the bridge does not read (its type, charset or coding), counted."""
+    bridge.bus.metrics.rejected.labels(_UNSUPPORTED_MEDIA_TYPE).inc()
+    return error_response(415, _UNSUPPORTED_MEDIA_TYPE, detail)
 
 
 def _retry_later(code: str, detail: str) -> web.Response:
