@@ -160,7 +160,8 @@ def _sdk_loggers() -> list[logging.Logger]:
     """The loggers made so far at or under ``SDK_LOGGER`` (one per exporter module)."""
     return [
         logger
-        for name, logger in logging.Logger.manager.loggerDict.items()
+        # A copy: another thread may make a logger meanwhile.
+        for name, logger in dict(logging.Logger.manager.loggerDict).items()
         if (name == SDK_LOGGER or name.startswith(SDK_LOGGER + "."))
         and isinstance(logger, logging.Logger)
     ]
