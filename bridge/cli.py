@@ -201,7 +201,7 @@ def _publish(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         for problem in exc.errors():
             where = ".".join(str(part) for part in problem["loc"]) or "payload"
-            given = "" if problem["type"] == "missing" else f" (got {problem['input']!r:.80})"
+            given = "" if problem["type"] == "missing" else f" (got {_clipped(problem['input'])})"
             print(f"exesdb-bridge: {args.tag}.{where}: {problem['msg']}{given}", file=sys.stderr)
         return EXIT_USAGE
     except ValueError as exc:
@@ -722,3 +722,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Ctrl-C while a command waits (on stdin, on a slow bridge): the person stopped it, so
         # no traceback. tail and run take Ctrl-C as their way to stop and exit 0 themselves.
         return EXIT_INTERRUPTED
+
+
+def _clipped(value: object, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters with an ellipsis when longer."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"

@@ -335,6 +335,12 @@ def test_publish_to_nowhere_exits_1() -> None:
             "system_alert.severity: Input should be 'info', 'warning', 'error' or 'critical'"
             " (got 'huge')",
         ),
+        (
+            ["system_alert", *ALERT_FIELDS, "-f", "severity=" + "x" * 100],
+            None,
+            {},
+            "(got '" + "x" * 78 + "…)",
+        ),
         (["system_alert", *ALERT_FIELDS], None, {}, "SECRET_KEY_BASE"),
         (["system_alert", *ALERT_FIELDS], None, {"SECRET_KEY_BASE": ""}, "needs SECRET_KEY_BASE"),
     ],
