@@ -23,7 +23,7 @@ from typing import Any, Final, ParamSpec, Protocol, TypeVar
 
 from pydantic import ValidationError
 
-from bridge.bus import PublishResult, PublishStatus, check_topic
+from bridge.bus import PublishResult, PublishStatus, check_payload_depth, check_topic
 from bridge.errors import MessageError
 from bridge.messages import (
     TAGS,
@@ -201,7 +201,10 @@ class Integration:
         """Publish a built message on ``topic`` when enabled (a bad topic raises either way)."""
         try:
             check_topic(topic)
-            return self.bus.publish(topic, message) if self._enabled else _DISABLED
+            if self._enabled:
+                return self.bus.publish(topic, message)  # refuses a payload nested too deep
+            check_payload_depth(message)  # as the bus would, so off raises what on does
+            return _DISABLED
         except ValueError as exc:
             raise MessageError(str(exc)) from None
 
@@ -433,6 +436,7 @@ class Integration:
                 raise MessageError(f"events[{number}]: not a message")
             try:
                 check_topic(topic)
+                check_payload_depth(message)  # the bus would refuse it after the others went
             except ValueError as exc:
                 raise MessageError(f"events[{number}]: {exc}") from None
             prepared.append((topic, message))
@@ -548,6 +552,7 @@ class _NoBridge:
         self.node = socket.gethostname()  # what EXESDB_NODE defaults to
 
     def publish(self, topic: str, payload: Message) -> PublishResult:
+        check_payload_depth(payload)  # as a bus would refuse it
         return _NOT_INSTALLED
 
 

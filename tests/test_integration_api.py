@@ -217,6 +217,14 @@ async def test_alert_is_about_the_node_in_its_context(running: Bridge, inbox: In
     assert inbox.envelopes[0].node == "node1@host"
 
 
+def _nested(levels: int) -> dict[str, Any]:
+    """A map ``levels`` maps deep: {"a": {"a": ... {}}}."""
+    nested: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        nested = {"a": nested}
+    return nested
+
+
 # Any, not Integration: these calls pass wrong types on purpose.
 BAD_CALLS: list[tuple[str, Callable[[Any], Any], str]] = [
     ("lifecycle_event", lambda i: i.broadcast_system_lifecycle("exploded", "x", "1"), "event"),
@@ -234,6 +242,11 @@ BAD_CALLS: list[tuple[str, Callable[[Any], Any], str]] = [
         "category",
     ),
     ("alert_topic", lambda i: i.broadcast_alert("node failure", "error", "x"), "topic"),
+    (
+        "alert_context_too_deep",
+        lambda i: i.broadcast_alert("node_failure", "error", "x", context=_nested(70)),
+        "payload.metadata.a",
+    ),
     ("audit_tag", lambda i: i.broadcast_audit_event("system_alert"), "tag"),
     ("audit_field", lambda i: i.broadcast_audit_event("data_change", user_id="u"), "resource"),
     ("lifecycle_tag", lambda i: i.broadcast_lifecycle_event("log_entry"), "tag"),
@@ -260,6 +273,19 @@ async def test_bad_arguments_raise_value_error_naming_the_field(
         call(running.integration)
     await _settle(running)
     assert inbox.envelopes == []
+
+
+async def test_an_alert_nested_deeper_than_a_reader_decodes_is_refused_not_lost(
+    running: Bridge, inbox: Inbox
+) -> None:
+    """An alert whose context nests past the bus's 64 levels raises MessageError naming where
+    and the limit, and nothing is published or delivered (every reader would refuse it)."""
+    with pytest.raises(MessageError, match=r"^payload\.metadata(\.a){62}: .*deeper than 64"):
+        api.broadcast_alert("node_failure", "critical", "down", context=_nested(70))
+    await _settle(running)
+    assert inbox.envelopes == []
+    published = {"pubsub": SystemAlert.INSTANCE, "tag": "system_alert"}
+    assert running.registry.get_sample_value("exesdb_bus_published_total", published) == 0
 
 
 def _error_of(call: Callable[[Any], Any], target: Any) -> str:
@@ -456,6 +482,7 @@ async def test_broadcast_batch_publishes_every_message(running: Bridge, inbox: I
         42,
         ("a", "b", "c"),
         None,
+        _alert("deep").model_copy(update={"metadata": _nested(70)}),
     ],
 )
 async def test_broadcast_batch_is_all_or_nothing(running: Bridge, inbox: Inbox, bad: Any) -> None:
