@@ -253,6 +253,13 @@ BAD_CALLS: list[tuple[str, Callable[[Any], Any], str]] = [
     ("diagnostic_tag", lambda i: i.broadcast_diagnostic("auth_event"), "tag"),
     ("unknown_tag", lambda i: i.broadcast("no_such_tag"), "tag"),
     (
+        "given_rate_infinite",
+        lambda i: i.broadcast(
+            "throughput_metric", operation="a", count=1, duration_ms=5, rate_per_sec=float("inf")
+        ),
+        "rate_per_sec",
+    ),
+    (
         "extra_field",
         lambda i: i.broadcast("log_entry", level="info", message="m", module="m", x=1),
         "x",
