@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import math
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -328,10 +329,16 @@ class Integration:
         Each numeric entry becomes a PerformanceMetric (unit from the name's suffix: ``_ms``,
         ``_bytes``, ``_count``, ``_percent``); when the map has ``duration_ms`` and an
         ``operations_count`` (or ``success_count`` + ``error_count``), a ThroughputMetric too.
-        Returns the last result; all are validated before any is published.
+        Other entries are skipped, a NaN or an infinity too (no sample can show one: it is
+        left out as if not given). Returns the last result; all are validated before any is
+        published.
         """
         component = str(_name(component))
-        values = _jsonable(metrics, "metrics")
+        values = {
+            name: value
+            for name, value in _jsonable(metrics, "metrics").items()
+            if not (isinstance(value, float) and not math.isfinite(value))
+        }
         batch: list[Message] = [
             self.build(
                 PerformanceMetric,

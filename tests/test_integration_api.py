@@ -198,6 +198,43 @@ async def test_cluster_health_computes_status_and_quorum(running: Bridge, inbox:
     assert (membership.event, membership.affected_nodes) == ("node_removed", ["n2", "n3"])
 
 
+async def test_metrics_skip_non_finite_entries_as_they_skip_non_numeric_ones(
+    running: Bridge, inbox: Inbox
+) -> None:
+    """broadcast_metrics leaves out a NaN or infinite entry (a duration_ms too: no throughput)
+    as it leaves out a non-numeric one, and publishes the rest."""
+    result = running.integration.broadcast_metrics(
+        "db",
+        {
+            "ok_ms": 3.0,
+            "ratio_percent": float("nan"),
+            "load": float("-inf"),
+            "state": "warm",
+            "duration_ms": float("inf"),
+            "operations_count": 5,
+        },
+    )
+    assert result.status is PublishStatus.PUBLISHED
+    await async_wait_until(lambda: len(inbox.envelopes) == 2, what="two metrics")
+    await _settle(running)
+    published = [
+        (metric.metric_name, metric.value)
+        for metric in (envelope.payload for envelope in inbox.envelopes)
+        if isinstance(metric, PerformanceMetric)
+    ]
+    assert published == [("ok_ms", 3.0), ("operations_count", 5.0)]
+
+
+async def test_metrics_with_only_non_finite_values_raise_and_publish_nothing(
+    running: Bridge, inbox: Inbox
+) -> None:
+    """A map whose every number is a NaN or an infinity has nothing to publish: MessageError."""
+    with pytest.raises(MessageError, match="metrics: no numeric value"):
+        running.integration.broadcast_metrics("db", {"a": float("nan"), "b": float("inf")})
+    await _settle(running)
+    assert inbox.envelopes == []
+
+
 async def test_alert_is_about_the_node_in_its_context(running: Bridge, inbox: Inbox) -> None:
     """broadcast_alert's message is the title; context['node'] names the node it is about."""
     running.integration.broadcast_alert(
