@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import math
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -23,7 +24,7 @@ from typing import Any, Final, ParamSpec, Protocol, TypeVar
 
 from pydantic import ValidationError
 
-from bridge.bus import PublishResult, PublishStatus, check_topic
+from bridge.bus import PublishResult, PublishStatus, check_payload_depth, check_topic
 from bridge.errors import MessageError
 from bridge.messages import (
     TAGS,
@@ -201,7 +202,10 @@ class Integration:
         """Publish a built message on ``topic`` when enabled (a bad topic raises either way)."""
         try:
             check_topic(topic)
-            return self.bus.publish(topic, message) if self._enabled else _DISABLED
+            if self._enabled:
+                return self.bus.publish(topic, message)  # refuses a payload nested too deep
+            check_payload_depth(message)  # as the bus would, so off raises what on does
+            return _DISABLED
         except ValueError as exc:
             raise MessageError(str(exc)) from None
 
@@ -325,10 +329,16 @@ class Integration:
         Each numeric entry becomes a PerformanceMetric (unit from the name's suffix: ``_ms``,
         ``_bytes``, ``_count``, ``_percent``); when the map has ``duration_ms`` and an
         ``operations_count`` (or ``success_count`` + ``error_count``), a ThroughputMetric too.
-        Returns the last result; all are validated before any is published.
+        Other entries are skipped, a NaN or an infinity too (no sample can show one: it is
+        left out as if not given). Returns the last result; all are validated before any is
+        published.
         """
         component = str(_name(component))
-        values = _jsonable(metrics, "metrics")
+        values = {
+            name: value
+            for name, value in _jsonable(metrics, "metrics").items()
+            if not (isinstance(value, float) and not math.isfinite(value))
+        }
         batch: list[Message] = [
             self.build(
                 PerformanceMetric,
@@ -433,6 +443,7 @@ class Integration:
                 raise MessageError(f"events[{number}]: not a message")
             try:
                 check_topic(topic)
+                check_payload_depth(message)  # the bus would refuse it after the others went
             except ValueError as exc:
                 raise MessageError(f"events[{number}]: {exc}") from None
             prepared.append((topic, message))
@@ -548,6 +559,7 @@ class _NoBridge:
         self.node = socket.gethostname()  # what EXESDB_NODE defaults to
 
     def publish(self, topic: str, payload: Message) -> PublishResult:
+        check_payload_depth(payload)  # as a bus would refuse it
         return _NOT_INSTALLED
 
 

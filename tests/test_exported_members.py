@@ -58,6 +58,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "TransportCapabilities",
         "Verifier",
         "WorkQueueLease",
+        "check_payload_depth",
         "check_topic",
         "decode_envelope",
         "new_message_id",

@@ -198,6 +198,43 @@ async def test_cluster_health_computes_status_and_quorum(running: Bridge, inbox:
     assert (membership.event, membership.affected_nodes) == ("node_removed", ["n2", "n3"])
 
 
+async def test_metrics_skip_non_finite_entries_as_they_skip_non_numeric_ones(
+    running: Bridge, inbox: Inbox
+) -> None:
+    """broadcast_metrics leaves out a NaN or infinite entry (a duration_ms too: no throughput)
+    as it leaves out a non-numeric one, and publishes the rest."""
+    result = running.integration.broadcast_metrics(
+        "db",
+        {
+            "ok_ms": 3.0,
+            "ratio_percent": float("nan"),
+            "load": float("-inf"),
+            "state": "warm",
+            "duration_ms": float("inf"),
+            "operations_count": 5,
+        },
+    )
+    assert result.status is PublishStatus.PUBLISHED
+    await async_wait_until(lambda: len(inbox.envelopes) == 2, what="two metrics")
+    await _settle(running)
+    published = [
+        (metric.metric_name, metric.value)
+        for metric in (envelope.payload for envelope in inbox.envelopes)
+        if isinstance(metric, PerformanceMetric)
+    ]
+    assert published == [("ok_ms", 3.0), ("operations_count", 5.0)]
+
+
+async def test_metrics_with_only_non_finite_values_raise_and_publish_nothing(
+    running: Bridge, inbox: Inbox
+) -> None:
+    """A map whose every number is a NaN or an infinity has nothing to publish: MessageError."""
+    with pytest.raises(MessageError, match="metrics: no numeric value"):
+        running.integration.broadcast_metrics("db", {"a": float("nan"), "b": float("inf")})
+    await _settle(running)
+    assert inbox.envelopes == []
+
+
 async def test_alert_is_about_the_node_in_its_context(running: Bridge, inbox: Inbox) -> None:
     """broadcast_alert's message is the title; context['node'] names the node it is about."""
     running.integration.broadcast_alert(
@@ -217,6 +254,14 @@ async def test_alert_is_about_the_node_in_its_context(running: Bridge, inbox: In
     assert inbox.envelopes[0].node == "node1@host"
 
 
+def _nested(levels: int) -> dict[str, Any]:
+    """A map ``levels`` maps deep: {"a": {"a": ... {}}}."""
+    nested: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        nested = {"a": nested}
+    return nested
+
+
 # Any, not Integration: these calls pass wrong types on purpose.
 BAD_CALLS: list[tuple[str, Callable[[Any], Any], str]] = [
     ("lifecycle_event", lambda i: i.broadcast_system_lifecycle("exploded", "x", "1"), "event"),
@@ -234,11 +279,23 @@ BAD_CALLS: list[tuple[str, Callable[[Any], Any], str]] = [
         "category",
     ),
     ("alert_topic", lambda i: i.broadcast_alert("node failure", "error", "x"), "topic"),
+    (
+        "alert_context_too_deep",
+        lambda i: i.broadcast_alert("node_failure", "error", "x", context=_nested(70)),
+        "payload.metadata.a",
+    ),
     ("audit_tag", lambda i: i.broadcast_audit_event("system_alert"), "tag"),
     ("audit_field", lambda i: i.broadcast_audit_event("data_change", user_id="u"), "resource"),
     ("lifecycle_tag", lambda i: i.broadcast_lifecycle_event("log_entry"), "tag"),
     ("diagnostic_tag", lambda i: i.broadcast_diagnostic("auth_event"), "tag"),
     ("unknown_tag", lambda i: i.broadcast("no_such_tag"), "tag"),
+    (
+        "given_rate_infinite",
+        lambda i: i.broadcast(
+            "throughput_metric", operation="a", count=1, duration_ms=5, rate_per_sec=float("inf")
+        ),
+        "rate_per_sec",
+    ),
     (
         "extra_field",
         lambda i: i.broadcast("log_entry", level="info", message="m", module="m", x=1),
@@ -260,6 +317,19 @@ async def test_bad_arguments_raise_value_error_naming_the_field(
         call(running.integration)
     await _settle(running)
     assert inbox.envelopes == []
+
+
+async def test_an_alert_nested_deeper_than_a_reader_decodes_is_refused_not_lost(
+    running: Bridge, inbox: Inbox
+) -> None:
+    """An alert whose context nests past the bus's 64 levels raises MessageError naming where
+    and the limit, and nothing is published or delivered (every reader would refuse it)."""
+    with pytest.raises(MessageError, match=r"^payload\.metadata(\.a){62}: .*deeper than 64"):
+        api.broadcast_alert("node_failure", "critical", "down", context=_nested(70))
+    await _settle(running)
+    assert inbox.envelopes == []
+    published = {"pubsub": SystemAlert.INSTANCE, "tag": "system_alert"}
+    assert running.registry.get_sample_value("exesdb_bus_published_total", published) == 0
 
 
 def _error_of(call: Callable[[Any], Any], target: Any) -> str:
@@ -456,6 +526,7 @@ async def test_broadcast_batch_publishes_every_message(running: Bridge, inbox: I
         42,
         ("a", "b", "c"),
         None,
+        _alert("deep").model_copy(update={"metadata": _nested(70)}),
     ],
 )
 async def test_broadcast_batch_is_all_or_nothing(running: Bridge, inbox: Inbox, bad: Any) -> None:

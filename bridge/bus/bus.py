@@ -18,7 +18,13 @@ from enum import Enum
 from operator import attrgetter
 from typing import Final, Literal, overload
 
-from bridge.bus.envelope import Envelope, Rejection, check_topic, new_message_id
+from bridge.bus.envelope import (
+    Envelope,
+    Rejection,
+    check_depth,
+    check_topic,
+    new_message_id,
+)
 from bridge.bus.metrics import BusMetrics
 from bridge.bus.signing import Keyring
 from bridge.bus.subscription import (
@@ -246,6 +252,9 @@ class Bus:
     ) -> PublishResult:
         """Sign ``payload`` and put it on its instance; never blocks.
 
+        A payload nesting past what a reader decodes (``structs.MAX_DEPTH``) raises ValueError
+        naming where, and nothing is sent.
+
         Safe to call from any thread: off the event loop the hand-over happens on the loop.
         """
         if self._closed:
@@ -265,6 +274,8 @@ class Bus:
             now.timestamp(),
         )
         body = envelope.to_bytes()
+        # Refused here, not by every reader after the caller was told PUBLISHED.
+        check_depth(body)
         frame = Frame(envelope.instance, body, self._keyring.sign(body), envelope)
         if self._loop is not None and threading.get_ident() != self._loop_thread:
             self._loop.call_soon_threadsafe(self._send, frame)

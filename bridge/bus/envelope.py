@@ -42,6 +42,8 @@ __all__ = [
     "Envelope",
     "RejectReason",
     "Rejection",
+    "check_depth",
+    "check_payload_depth",
     "check_topic",
     "decode_envelope",
     "decode_envelope_reference",
@@ -148,6 +150,27 @@ def check_topic(topic: str) -> str:
     if not isinstance(topic, str) or not _TOPIC_RE.fullmatch(topic):
         raise ValueError(f"topic {topic!r} must be 1-128 characters of letters, digits and '_.:-'")
     return topic
+
+
+def check_depth(body: bytes) -> None:
+    """ValueError naming where ``body`` (an envelope's wire form) nests past MAX_DEPTH, the
+    most a reader decodes; parsed only when its count of openings says it may."""
+    if _openings(body) <= structs.MAX_DEPTH:
+        return
+    try:
+        where = _too_deep(json.loads(body))
+    except RecursionError:  # deeper than the parser goes, so far past MAX_DEPTH
+        where = "payload"
+    if where is not None:
+        raise ValueError(
+            f"{where}: nested deeper than {structs.MAX_DEPTH} levels of objects and arrays "
+            "(the most a reader of the bus accepts)"
+        )
+
+
+def check_payload_depth(payload: Message) -> None:
+    """``check_depth`` for ``payload`` as an envelope would carry it, where nothing is sent."""
+    check_depth(b'{"payload":' + payload.model_dump_json().encode() + b"}")
 
 
 def decode_envelope(body: bytes | str) -> Envelope | Rejection:

@@ -227,6 +227,9 @@ def _wire(schema: Any, filled: frozenset[str]) -> Any:
             inner = fields[name]["schema"]
             if inner["type"] == "default":
                 inner = inner["schema"]
+            if inner.get("allow_inf_nan"):
+                # Only a derived value may be infinite (fill_derived's); a given one is finite.
+                inner = {**inner, "allow_inf_nan": False}
             fields[name] = {
                 **fields[name],
                 "schema": core_schema.with_default_schema(

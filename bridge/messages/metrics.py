@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
+from pydantic_core import InitErrorDetails
 
 from bridge.messages._base import JsonMap, Label, Message, NonNegInt
 
@@ -26,6 +28,7 @@ ResourceType = Literal["cpu", "memory", "disk", "network"]
 
 _COUNT: Final = TypeAdapter(NonNegInt)
 _DURATION: Final = TypeAdapter(PositiveFloat)
+_ANY_FLOAT: Final = TypeAdapter(Annotated[float, Field(allow_inf_nan=True)])
 
 
 class PerformanceMetric(Message):
@@ -54,14 +57,19 @@ class ThroughputMetric(Message):
     duration_ms: PositiveFloat
     # Filled by _default_rate from count and duration_ms; 0.0 only stands when those are invalid,
     # and then validation fails on them anyway. Infinite when derived from a subnormal duration
-    # (see _rate), so the one float field that takes an infinity (NaN still fails ge=0).
+    # (see _rate), so the one float field that takes an infinity (NaN still fails ge=0); a given
+    # one must be finite (_default_rate here, Message.wire_schema on the envelope's fast paths).
     rate_per_sec: Annotated[float, Field(ge=0, allow_inf_nan=True)] = 0.0
     node: Label
 
     @model_validator(mode="before")
     @classmethod
     def _default_rate(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or data.get("rate_per_sec") is not None:
+        if not isinstance(data, dict):
+            return data
+        given = data.get("rate_per_sec")
+        if given is not None:
+            _check_finite(given)
             return data
         try:
             # The same coercion the fields apply, so "10" and 10 give the same rate.
@@ -76,6 +84,22 @@ class ThroughputMetric(Message):
         if "rate_per_sec" in missing:
             values["rate_per_sec"] = _rate(self.count, self.duration_ms)
         return values
+
+
+def _check_finite(rate: Any) -> None:
+    """Refuse a given rate that reads as an infinity ("inf", 1e400 as text, float("inf")) at
+    its field: only a derived rate may be infinite."""
+    if type(rate) is int or (type(rate) is float and math.isfinite(rate)):
+        return
+    try:
+        value = _ANY_FLOAT.validate_python(rate)
+    except ValidationError:
+        return  # not a number at all: the field says so
+    if not math.isfinite(value):
+        raise ValidationError.from_exception_data(
+            "ThroughputMetric",
+            [InitErrorDetails(type="finite_number", loc=("rate_per_sec",), input=rate)],
+        )
 
 
 def _rate(count: int, duration_ms: float) -> float:

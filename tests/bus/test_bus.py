@@ -159,6 +159,34 @@ async def test_publish_refuses_a_bad_topic(make_bus: BusFactory) -> None:
         kit.bus.publish("bad topic", _health())
 
 
+def _nested(levels: int) -> dict[str, object]:
+    """A map ``levels`` maps deep: {"a": {"a": ... {}}}."""
+    nested: dict[str, object] = {}
+    for _ in range(levels - 1):
+        nested = {"a": nested}
+    return nested
+
+
+async def test_publish_refuses_a_payload_nested_deeper_than_a_reader_decodes(
+    make_bus: BusFactory,
+) -> None:
+    """A payload nesting past MAX_DEPTH raises ValueError naming where and the limit, and
+    nothing is sent; one level less is published and delivered (its readers decode it)."""
+    kit = await _started(make_bus)
+    got = Collected()
+    kit.bus.subscribe("sink", got)
+    # The envelope and its payload are two levels, metadata the third: 61 more reach 64.
+    deepest = _alert().model_copy(update={"metadata": {"a": _nested(61)}})
+    too_deep = _alert().model_copy(update={"metadata": {"a": _nested(62)}})
+    with pytest.raises(ValueError, match=r"^payload\.metadata(\.a){62}: .*deeper than 64"):
+        kit.bus.publish("alerts", too_deep)
+    assert kit.bus.publish("alerts", deepest).status is PublishStatus.PUBLISHED
+    await async_wait_until(lambda: len(got.envelopes) == 1, what="the deepest delivered")
+    assert got.envelopes[0].payload == deepest
+    published = {"pubsub": SystemAlert.INSTANCE, "tag": "system_alert"}
+    assert kit.registry.get_sample_value("exesdb_bus_published_total", published) == 1
+
+
 async def test_each_subscriber_gets_messages_in_publish_order(make_bus: BusFactory) -> None:
     """Every subscriber sees the messages in the order they were published."""
     kit = await _started(make_bus)

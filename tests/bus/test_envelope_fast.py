@@ -12,6 +12,7 @@ out for bytes in which no string can hold a control character).
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ from bridge.bus.envelope import (
     decode_envelope_reference,
     decode_envelopes,
 )
-from bridge.messages import AlertAck, ClusterHealth, Message, PerformanceMetric
+from bridge.messages import AlertAck, ClusterHealth, Message, PerformanceMetric, ThroughputMetric
 from tests.messages.test_models import CASES
 
 TS = "2026-11-28T00:00:00.123Z"
@@ -784,6 +785,33 @@ def test_a_float_given_as_text_must_be_finite_too(text: str) -> None:
     rejection = _agree(_body(payload, PerformanceMetric), payload, PerformanceMetric)
     assert isinstance(rejection, Rejection)
     assert (rejection.reason, rejection.field) == (RejectReason.INVALID_PAYLOAD, "payload.value")
+
+
+@pytest.mark.parametrize("text", ["inf", "Infinity", "-inf", "1e400", "NaN"])
+def test_a_given_rate_per_sec_reading_as_an_infinity_is_refused(text: str) -> None:
+    """A ThroughputMetric's rate_per_sec given as text that reads as an infinity (or a NaN) is
+    invalid_payload on both decoders, naming the field: only a derived rate may be infinite."""
+    payload = {**CASES[ThroughputMetric].full, "rate_per_sec": text}
+    rejection = _agree(_body(payload, ThroughputMetric), payload, ThroughputMetric)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == (
+        RejectReason.INVALID_PAYLOAD,
+        "payload.rate_per_sec",
+    )
+    assert "finite" in rejection.detail
+
+
+@pytest.mark.parametrize("rate", [None, "left out"])
+def test_a_rate_per_sec_derived_from_a_vanishing_duration_is_infinite(rate: Any) -> None:
+    """Left out or null, rate_per_sec derived from a duration_ms too small for a finite rate is
+    an infinity, which both decoders accept."""
+    payload = {**CASES[ThroughputMetric].full, "duration_ms": 5e-324, "rate_per_sec": rate}
+    if rate == "left out":
+        del payload["rate_per_sec"]
+    envelope = _agree(_body(payload, ThroughputMetric), payload, ThroughputMetric)
+    assert isinstance(envelope, Envelope)
+    assert isinstance(envelope.payload, ThroughputMetric)
+    assert envelope.payload.rate_per_sec == math.inf
 
 
 @pytest.mark.parametrize("field", ["v", "payload"])

@@ -271,6 +271,36 @@ async def test_an_entry_written_straight_into_redis_is_verified_and_refused(
     await async_wait_until(lambda: pending(server) == 0, 10, "bad entry acknowledged")
 
 
+async def test_an_alert_nested_deeper_than_a_reader_decodes_is_refused_before_redis(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """Publishing an alert nested past the readers' depth limit raises at once and writes
+    nothing to Redis, where every reader would refuse it and the work queue acknowledge it."""
+    server = redis_server()
+    replica = await Replica(server.url, "node-a").start()
+    replicas.append(replica)
+    await async_wait_until(replica.ready, 10)
+    nested: dict[str, object] = {}
+    for _ in range(70):
+        nested = {"a": nested}
+    deep = SystemAlert(
+        severity="critical",
+        category="system",
+        title="deep",
+        description="deep",
+        source="test",
+        node="node-a",
+        metadata=nested,
+    )
+    with pytest.raises(ValueError, match="deeper than 64"):
+        replica.bridge.bus.publish("node_failure", deep)
+    sentinel = replica.publish_alert(1)
+    await async_wait_until(lambda: replica.taken_alerts() == [sentinel], 10, "sentinel")
+    with server.client() as client:
+        assert client.xlen(f"exesdb:bus:{ALERTS}") == 1
+    assert replica.sample("exesdb_bus_rejected_total", reason="malformed") == 0
+
+
 async def test_a_replayed_entry_is_refused(
     redis_server: Callable[[], RedisServer], replicas: list[Replica]
 ) -> None:
