@@ -187,6 +187,8 @@ def test_an_unreachable_collector_is_told_once_per_signal_not_per_retry(
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
         OTEL_BSP_SCHEDULE_DELAY="50",
         OTEL_BLRP_SCHEDULE_DELAY="50",
+        # Each export gives up after 3 s (SDK default 10 s), retrying once or twice meanwhile.
+        OTEL_EXPORTER_OTLP_TIMEOUT="3",
         EXESDB_INGEST="true",
     )
     bridge_processes.append(process)
