@@ -291,6 +291,8 @@ def test_no_otlp_credential_appears_while_the_collector_is_unreachable(
         "OTEL_EXPORTER_OTLP_HEADERS": f"x-api-key={OTLP_HEADER}",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
         "OTEL_BLRP_SCHEDULE_DELAY": "100",
+        # Each export gives up after 3 s (SDK default 10 s), retrying meanwhile.
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "3",
     }
     if protocol == "http/protobuf":
         env["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"] = f"{endpoint}/v1/logs?api-key={OTLP_QUERY_TOKEN}"
