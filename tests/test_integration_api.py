@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -304,11 +304,14 @@ BAD_CALLS: list[tuple[str, Callable[[Any], Any], str]] = [
 ]
 
 
-@pytest.mark.parametrize(
+EACH_BAD_CALL: Final = pytest.mark.parametrize(
     ("call", "field"),
     [(call, field) for _, call, field in BAD_CALLS],
     ids=[name for name, _, _ in BAD_CALLS],
 )
+
+
+@EACH_BAD_CALL
 async def test_bad_arguments_raise_value_error_naming_the_field(
     running: Bridge, inbox: Inbox, call: Callable[[Integration], Any], field: str
 ) -> None:
@@ -339,11 +342,7 @@ def _error_of(call: Callable[[Any], Any], target: Any) -> str:
     return str(raised.value)
 
 
-@pytest.mark.parametrize(
-    ("call", "field"),
-    [(call, field) for _, call, field in BAD_CALLS],
-    ids=[name for name, _, _ in BAD_CALLS],
-)
+@EACH_BAD_CALL
 async def test_bad_arguments_raise_the_same_error_while_disabled(
     running: Bridge, inbox: Inbox, call: Callable[[Integration], Any], field: str
 ) -> None:
@@ -359,11 +358,7 @@ async def test_bad_arguments_raise_the_same_error_while_disabled(
     assert inbox.envelopes == []
 
 
-@pytest.mark.parametrize(
-    ("call", "field"),
-    [(call, field) for _, call, field in BAD_CALLS],
-    ids=[name for name, _, _ in BAD_CALLS],
-)
+@EACH_BAD_CALL
 def test_bad_arguments_raise_the_same_error_without_a_bridge(
     call: Callable[[Any], Any], field: str
 ) -> None:

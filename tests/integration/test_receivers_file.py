@@ -87,6 +87,20 @@ def configured(
     return alert_bridge(state, serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST)
 
 
+async def delivered(
+    state: Path,
+    config: Path,
+    receiver: WebhookReceiver,
+    alert_id: str,
+    what: str = "an accepted delivery",
+) -> None:
+    """Publish one alert through a bridge on the receivers file ``config`` and wait until
+    ``receiver`` accepted a delivery."""
+    async with configured(state, config) as (bridge, _, _):
+        bridge.bus.publish("disk_full", system_alert(alert_id))
+        await async_wait_until(lambda: receiver.accepted(), what=what)
+
+
 def write(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` and return the path."""
     path.write_text(text)
@@ -137,9 +151,7 @@ webhook_configs:
         ca_file: ca.pem
 """,
     )
-    async with configured(tmp_path / "state", config) as (bridge, _, _):
-        bridge.bus.publish("disk_full", system_alert("tls-1"))
-        await async_wait_until(lambda: receiver.accepted(), what="an accepted delivery")
+    await delivered(tmp_path / "state", config, receiver, "tls-1")
     [request] = receiver.requests
     assert request.headers["Authorization"] == "Bearer s3cr3t-t0ken"
     assert request.alert_ids() == ["tls-1"]
@@ -165,9 +177,7 @@ webhook_configs:
         ca: |
 {indented}""",
     )
-    async with configured(tmp_path / "state", config) as (bridge, _, _):
-        bridge.bus.publish("disk_full", system_alert("inline-ca-1"))
-        await async_wait_until(lambda: receiver.accepted(), what="an accepted delivery")
+    await delivered(tmp_path / "state", config, receiver, "inline-ca-1")
     assert receiver.requests[0].alert_ids() == ["inline-ca-1"]
 
 
@@ -335,9 +345,7 @@ webhook_configs:
       tls_config: {{ca_file: ca.pem, server_name: hooks.example.test}}
 """,
     )
-    async with configured(tmp_path / "state", config) as (bridge, _, _):
-        bridge.bus.publish("disk_full", system_alert("sni-1"))
-        await async_wait_until(lambda: receiver.accepted(), what="an accepted delivery")
+    await delivered(tmp_path / "state", config, receiver, "sni-1")
     assert [r.alert_ids() for r in receiver.requests] == [["sni-1"]]
 
 
@@ -394,9 +402,7 @@ webhook_configs:
       tls_config: {{insecure_skip_verify: true}}
 """,
     )
-    async with configured(tmp_path / "state", config) as (bridge, _, _):
-        bridge.bus.publish("disk_full", system_alert("skip-1"))
-        await async_wait_until(lambda: receiver.accepted(), what="an accepted delivery")
+    await delivered(tmp_path / "state", config, receiver, "skip-1")
     assert [r.alert_ids() for r in receiver.requests] == [["skip-1"]]
 
 
@@ -417,9 +423,7 @@ webhook_configs:
         password_file: password
 """,
     )
-    async with configured(tmp_path / "state", config) as (bridge, _, _):
-        bridge.bus.publish("disk_full", system_alert("basic-1"))
-        await async_wait_until(lambda: receiver.accepted(), what="an accepted delivery")
+    await delivered(tmp_path / "state", config, receiver, "basic-1")
     assert [r.answer.status for r in receiver.requests] == [200]
 
 
@@ -702,9 +706,9 @@ webhook_configs:
 """,
     )
     try:
-        async with configured(tmp_path / "state", config) as (bridge, _, _):
-            bridge.bus.publish("disk_full", system_alert("proxied-1"))
-            await async_wait_until(lambda: receiver.accepted(), what="a delivery via the proxy")
+        await delivered(
+            tmp_path / "state", config, receiver, "proxied-1", what="a delivery via the proxy"
+        )
     finally:
         await proxy.aclose()
     assert proxy.seen == [(receiver.url, basic_auth("proxy-user", "proxy-pass"))]
@@ -731,9 +735,7 @@ webhook_configs:
 """,
     )
     try:
-        async with configured(tmp_path / "state", config) as (bridge, _, _):
-            bridge.bus.publish("disk_full", system_alert("direct-1"))
-            await async_wait_until(lambda: receiver.accepted(), what="a direct delivery")
+        await delivered(tmp_path / "state", config, receiver, "direct-1", what="a direct delivery")
     finally:
         await proxy.aclose()
     assert proxy.seen == []
@@ -810,9 +812,7 @@ webhook_configs:
         ca_file: ca.pem
 {client}""",
     )
-    async with configured(tmp_path / "state", config) as (bridge, _, _):
-        bridge.bus.publish("disk_full", system_alert("mtls-1"))
-        await async_wait_until(lambda: receiver.accepted(), what="an accepted delivery")
+    await delivered(tmp_path / "state", config, receiver, "mtls-1")
     assert receiver.requests[0].alert_ids() == ["mtls-1"]
 
 
@@ -883,9 +883,9 @@ webhook_configs:
 """,
     )
     try:
-        async with configured(tmp_path / "state", config) as (bridge, _, _):
-            bridge.bus.publish("disk_full", system_alert("tunnel-1"))
-            await async_wait_until(lambda: receiver.accepted(), what="a delivery via CONNECT")
+        await delivered(
+            tmp_path / "state", config, receiver, "tunnel-1", what="a delivery via CONNECT"
+        )
     finally:
         await proxy.aclose()
     [(target, headers)] = proxy.connects
