@@ -365,6 +365,16 @@ INPUT_EDGES = [
         ),
         "payload.alert_id",
     ),
+    (
+        "a payload timestamp before year 1 in UTC",
+        body_of(envelope(payload={"status": "healthy", "timestamp": "0001-01-01T00:00:00+14:00"})),
+        "payload.timestamp",
+    ),
+    (
+        "a payload timestamp after year 9999 in UTC",
+        body_of(envelope(payload={"status": "healthy", "timestamp": "9999-12-31T23:59:59-14:00"})),
+        "payload.timestamp",
+    ),
 ]
 
 

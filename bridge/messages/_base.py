@@ -56,7 +56,11 @@ def to_utc_ms(value: datetime) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     elif value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:
+            # pydantic reports a ValueError as this field's error; an OverflowError escaped it.
+            raise ValueError("the time falls outside years 1-9999 once converted to UTC") from None
     # replace() is slow, so only truncate when there is a remainder.
     excess = value.microsecond % 1000
     return value.replace(microsecond=value.microsecond - excess) if excess else value

@@ -972,6 +972,16 @@ def test_rejects_unparseable_timestamp(model: type[Message], field: str) -> None
     assert error_locations(exc) == {field}
 
 
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_rejects_timestamp_outside_the_years_utc_holds(model: type[Message], value: str) -> None:
+    """A timestamp whose offset puts it before year 1 or after 9999 in UTC is refused as a
+    ValidationError naming the field (its conversion overflowed: an error no caller expects)."""
+    with pytest.raises(ValidationError) as exc:
+        build(model, {**CASES[model].minimal, "timestamp": value})
+    assert error_locations(exc) == {"timestamp"}
+
+
 @pytest.mark.parametrize("model", [ClusterHealth, AlertAck, AccessViolation])
 def test_payloads_documented_without_node_refuse_one(model: type[Message]) -> None:
     """A payload the catalog documents with no node field has none and refuses one."""
