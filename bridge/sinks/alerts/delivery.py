@@ -365,13 +365,28 @@ class DeliveryWorker:
                 await task
 
     async def _run(self) -> None:
+        failed = 0  # steps failed in a row
+        fault = ""  # what the last one logged failed with
         while not self._stopping:
             try:
                 delay = await self.step()
-            except Exception:
+            except Exception as exc:
                 self._on_error()
-                _logger.exception("webhook worker for %s failed; retrying", self.label)
+                failed += 1
+                # A fault that repeats at every step (a full disk) is logged once, not once a
+                # second: each is counted in exesdb_sink_errors_total all the same.
+                if failed == 1 or f"{type(exc).__name__}: {exc}" != fault:
+                    fault = f"{type(exc).__name__}: {exc}"
+                    _logger.exception("webhook worker for %s failed; retrying", self.label)
                 delay = _ERROR_PAUSE_SECONDS
+            else:
+                if failed:
+                    _logger.info(
+                        "webhook worker for %s works again after %d failed step(s)",
+                        self.label,
+                        failed,
+                    )
+                failed = 0
             if delay > 0:
                 await self._sleep(delay, self._wake)
 

@@ -318,3 +318,57 @@ async def test_a_failing_step_is_counted_and_the_worker_goes_on(outbox: Outbox) 
         db.close()
     assert pauses[:2] == [1.0, 1.0]  # a pause after each failure, then it tries again
     assert outbox.queue.depth().pending == 1  # the delivery is still there to send
+
+
+class FailingThenWorking:
+    """A sender that raises ``failures`` times (the same fault, as a full disk gives), then
+    delivers."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+
+    async def send(self, delivery: Delivery) -> AttemptResult:
+        if self.failures:
+            self.failures -= 1
+            raise OSError(28, "No space left on device")
+        return AttemptResult(Outcome.DELIVERED, 200, None, None, 0.01)
+
+
+async def test_a_worker_failing_step_after_step_logs_the_fault_once_and_its_recovery(
+    outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fault repeated at every step (a full disk) is logged with its traceback once, not once
+    a second, each step still counted; the recovery is logged once the worker works again."""
+    errors: list[None] = []
+    delivered: list[DeliveryState] = []
+
+    async def sleep(seconds: float, wake: asyncio.Event) -> None:
+        await asyncio.sleep(0)
+
+    db = DbThread()
+    worker = DeliveryWorker(
+        URL,
+        queue=outbox.queue,
+        db=db,
+        sender=FailingThenWorking(5),
+        policy=RetryPolicy(Backoff(base=1.0, cap=8.0), deadline=100.0),
+        group_wait=0.0,
+        build=one_each,
+        report=lambda delivery, res, state, attempt: delivered.append(state),
+        clock=Clock(),
+        sleep=sleep,
+        on_error=lambda: errors.append(None),
+    )
+    with caplog.at_level("INFO", logger="bridge.sinks.alerts.delivery"):
+        worker.start()
+        try:
+            await async_wait_until(lambda: delivered, what="the delivery sent at last")
+        finally:
+            await worker.aclose()
+            db.close()
+    assert (len(errors), delivered) == (5, [DeliveryState.DELIVERED])
+    logged = [(r.levelname, r.getMessage(), r.exc_info is not None) for r in caplog.records]
+    assert logged == [
+        ("ERROR", f"webhook worker for {worker.label} failed; retrying", True),
+        ("INFO", f"webhook worker for {worker.label} works again after 5 failed step(s)", False),
+    ]
