@@ -216,7 +216,9 @@ class ConnectionGuard:
 
     def fit(self, descriptors: int) -> int:
         """Lower the cap to what ``descriptors`` allows beside everything else; the cap."""
-        allowed = max(1, descriptors - _OTHER_DESCRIPTORS - RESERVE)
+        # asyncio accepts up to a backlog of connections at once, each holding a descriptor
+        # before the cap can close the idle one it evicts for it: room for one such burst.
+        allowed = max(1, descriptors - _OTHER_DESCRIPTORS - RESERVE - _BACKLOG)
         if allowed < self.limits.max_connections:
             _logger.warning(
                 "EXESDB_HTTP_MAX_CONNECTIONS %d lowered to %d: the descriptor limit is %d",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import json
 import logging
 import re
@@ -13,7 +15,7 @@ from aiohttp.http_exceptions import BadStatusLine
 from bridge.logs import configure_logging
 from tests.support import make_settings
 
-_LOGGERS = ("", "aiohttp.server", "urllib3")
+_LOGGERS = ("", "aiohttp.server", "asyncio", "urllib3")
 
 
 @pytest.fixture(autouse=True)
@@ -104,3 +106,47 @@ def test_urllib3_stays_at_info_when_the_bridge_logs_debug() -> None:
     configure_logging(make_settings(EXESDB_LOG_LEVEL="debug"))
     assert logging.getLogger().isEnabledFor(logging.DEBUG)
     assert not logging.getLogger("urllib3").isEnabledFor(logging.DEBUG)
+
+
+def _accept_refused() -> None:
+    """What asyncio logs (through a loop's own exception handler) for each accept the
+    descriptor limit refuses, as many times in a row as connections wait."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.call_exception_handler(
+            {
+                "message": "socket.accept() out of system resource",
+                "exception": OSError(errno.EMFILE, "Too many open files"),
+            }
+        )
+    finally:
+        loop.close()
+
+
+def test_accepts_refused_by_the_descriptor_limit_are_one_warning_naming_the_fix(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A flood of connections past the descriptor limit makes asyncio log an error with a
+    traceback for every accept refused (up to 128 at once, a stranger can repeat it): the log
+    gets one warning line a minute, naming the limit to raise, no traceback."""
+    configure_logging(make_settings())
+    for _ in range(25):
+        _accept_refused()
+    [line] = capsys.readouterr().err.splitlines()
+    assert " WARNING asyncio: " in line
+    assert "out of file descriptors" in line
+    assert "LimitNOFILE" in line
+
+
+def test_other_asyncio_errors_still_reach_the_log(capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the refused accepts are thinned out: another error asyncio reports keeps its
+    traceback."""
+    configure_logging(make_settings())
+    loop = asyncio.new_event_loop()
+    try:
+        loop.call_exception_handler({"message": "boom", "exception": ValueError("bad")})
+    finally:
+        loop.close()
+    err = capsys.readouterr().err
+    assert " ERROR asyncio: boom" in err
+    assert "ValueError: bad" in err

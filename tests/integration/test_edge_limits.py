@@ -60,6 +60,24 @@ def test_idle_connections_past_the_descriptor_limit_leave_the_probes_answering(
     assert "lowered to" in bridge.log()
 
 
+def test_half_heads_past_the_descriptor_limit_leave_room_for_the_bursts_of_accepts(
+    tmp_path: Path, bridge_processes: list[BridgeProcess], client_sockets: list[socket.socket]
+) -> None:
+    """With 1 024 descriptors, 1 100 connections each sending half a request head as fast as
+    they connect: asyncio accepts them in bursts, each holding descriptors before the cap lets
+    the evicted ones go, and the cap leaves room for that: the listener is never out of
+    descriptors (it would stop accepting for a second) and /healthz answers."""
+    bridge = BridgeProcess(descriptors=DESCRIPTORS, EXESDB_INGEST="true").start(tmp_path)
+    bridge_processes.append(bridge)
+    for _ in range(IDLE_CONNECTIONS):
+        sock = socket.create_connection(("127.0.0.1", bridge.port), timeout=10)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        client_sockets.append(sock)
+    status, body = http_get(bridge.url + "/healthz", timeout=20)
+    assert (status, body) == (200, b'{"status": "ok"}')
+    assert "out of file descriptors" not in bridge.log()
+
+
 def _cap(exposition: bytes) -> int:
     found = re.search(rb"^exesdb_http_max_connections (\S+)$", exposition, re.M)
     assert found is not None
