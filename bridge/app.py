@@ -29,6 +29,7 @@ from bridge.bus import (
     Transport,
     Verifier,
     register_queue_depth,
+    replay_file,
 )
 from bridge.cluster import cluster_monitor
 from bridge.component import (
@@ -94,16 +95,23 @@ class Bridge:
         components: list[ComponentFactory] | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        keep_replay: bool = False,
     ) -> None:
+        """``keep_replay``: with ingest on, keep its replay memory across a graceful restart in
+        ``EXESDB_STATE_DIR`` (``bridge.bus.replay_file``; the ``run`` command's bridge, whose
+        alert sink holds that directory)."""
         self.settings = settings
         self.registry = registry or CollectorRegistry()
         self.started_at = clock()
         self.build = build_info(settings.revision)
         keyring = _keyring(settings)
         self.bus_metrics = BusMetrics(self.registry)
+        self._replay = ReplayGuard(settings.replay_window_ms / 1000, settings.replay_memory, clock)
+        self._keeps_replay = keep_replay and settings.ingest
+        self._replay_kept = False  # loaded, so that the stop may write it back
         self.verifier = Verifier(
             keyring,
-            ReplayGuard(settings.replay_window_ms / 1000, settings.replay_memory, clock),
+            self._replay,
             window_seconds=settings.replay_window_ms / 1000,
             max_bytes=settings.max_body_bytes,
             count_rejection=self.bus_metrics.count_rejection,
@@ -190,6 +198,12 @@ class Bridge:
         for component in self.components:
             if isinstance(component, Prepares):
                 await component.prepare()
+        if self._keeps_replay:
+            # After the components' files: a second bridge on the directory stopped there.
+            taken = replay_file.load(self._replay, self.settings.state_dir)
+            self._replay_kept = True
+            if taken:
+                _logger.info("ingest replay memory: %d id(s) remembered from the last stop", taken)
         if serve_http:
             await self._bind()
         await self.bus.start()
@@ -247,21 +261,30 @@ class Bridge:
             self.connections.close()  # and TLS handshakes still under way end here
         if self._runner is not None:
             await self._runner.cleanup()  # requests in progress get their share to finish
+        clean = True
         for component in reversed(self.components):
             try:
                 await asyncio.wait_for(
                     component.aclose(), max(self.shutdown.left(), _LAST_WORDS_SECONDS)
                 )
             except TimeoutError:
+                clean = False
                 _logger.warning(
                     "component %s did not close within EXESDB_SHUTDOWN_TIMEOUT_MS (%gs): cancelled",
                     component.name,
                     self.shutdown.seconds,
                 )
             except Exception:
+                clean = False
                 _logger.exception("component %s did not close cleanly", component.name)
         await self.bus.aclose(self.shutdown.left())
         install(None)
+        if self._replay_kept and clean:
+            # Only after a stop that stored all it took: a resend is then refused as held.
+            try:
+                replay_file.save(self._replay, self.settings.state_dir)
+            except OSError as exc:
+                _logger.warning("ingest replay memory not written: %s", exc)
 
     # -- what the HTTP edge asks --
 

@@ -87,7 +87,7 @@ async def _serve(settings: Settings, demo: bool) -> int:
         from collectors.demo import demo_component
 
         components.append(demo_component)
-    bridge = Bridge(settings, components=components)
+    bridge = Bridge(settings, components=components, keep_replay=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

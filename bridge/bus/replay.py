@@ -196,6 +196,28 @@ class ReplayGuard:
             batch.add(message_id)
         return None
 
+    def remembered(self) -> tuple[list[tuple[str, float]], float]:
+        """The ids remembered now, each with its timestamp (oldest accepted first), and the
+        floor: what ``restore`` takes to remember them again in another process."""
+        now = self._clock()
+        self._forget_expired(now)
+        held = list(zip(self._order, self._stamps, strict=True))
+        held.extend((message_id, timestamp) for timestamp, message_id in sorted(self._ahead))
+        return held, self._floor
+
+    def restore(self, held: Iterable[tuple[str, float]], floor: float) -> int:
+        """Remember again what ``remembered`` gave (those still inside the window); the
+        floor rises to ``floor`` while it is. Returns how many ids were taken."""
+        now = self._clock()
+        taken = 0
+        for message_id, timestamp in held:
+            if self._judge(message_id, timestamp, now) is ReplayVerdict.FRESH:
+                self._remember(message_id, timestamp, now)
+                taken += 1
+        if floor + self._window >= now:
+            self._floor = max(self._floor, floor)
+        return taken
+
     def forget(self, message_ids: Iterable[str]) -> None:
         """Forget ids remembered for messages that were then not taken after all (their
         sender is told to send them again); a later copy is then fresh."""

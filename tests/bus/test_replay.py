@@ -332,3 +332,34 @@ def test_admission_checks_the_times_it_is_given_not_those_judged() -> None:
         ReplayVerdict.EXPIRED,
     )
     assert len(guard) == 0
+
+
+def test_restore_remembers_what_another_guard_held_inside_the_window() -> None:
+    """What one guard remembered (an id dated ahead too) is refused as replayed by another that
+    restored it; an id whose time has left the window by then is dropped, not remembered."""
+    clock = Clock()
+    first = _guard(clock=clock)
+    first.check("id-old-0001", NOW - 250)
+    first.check("id-now-0001", NOW)
+    first.check("id-ahead-01", NOW + 100)
+    held, floor = first.remembered()
+    clock.now = NOW + 60
+    second = _guard(clock=clock)
+    assert second.restore(held, floor) == 2
+    assert second.check("id-now-0001", NOW) is ReplayVerdict.REPLAYED
+    assert second.check("id-ahead-01", NOW + 100) is ReplayVerdict.REPLAYED
+    assert second.check("id-old-0001", NOW - 250) is ReplayVerdict.EXPIRED
+
+
+def test_restore_keeps_the_floor_a_full_memory_raised() -> None:
+    """Ids a full memory forgot stay refused in the guard that restores it: the floor comes
+    along while it is inside the window."""
+    clock = Clock()
+    first = _guard(capacity=2, clock=clock)
+    for n in range(3):
+        first.check(f"id-{n:08d}", NOW - 10 + n)
+    held, floor = first.remembered()
+    second = _guard(capacity=2, clock=clock)
+    second.restore(held, floor)
+    assert second.floor == floor == NOW - 10
+    assert second.check("id-00000000", NOW - 10) is ReplayVerdict.EXPIRED
