@@ -57,15 +57,21 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
+# Two pytest-xdist workers (PYTEST_WORKERS=0 runs in one process): most of the suite waits on
+# real servers and bridge processes, so two workers overlap the waits on two cores. Each module
+# whose servers are started once (xdist_group) stays on one worker.
+PYTEST_WORKERS ?= 2
+PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
+
 pytest: $(VENV)/.installed-test servers
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_XDIST)
 
 test: lint typecheck pytest
 
 # A quicker loop while working: the suite without the tests marked slow (crash, shutdown and
 # replica runs of whole bridge processes). `make test` runs them all.
 pytest-quick: $(VENV)/.installed-test servers
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest $(PYTEST_XDIST) -m "not slow"
 
 # ARGS passes options on: make bench ARGS="--only faults --faults-seconds 1800".
 bench: $(VENV)/.installed-test

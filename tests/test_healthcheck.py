@@ -24,6 +24,9 @@ from tests.support import (
 )
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
+# One pytest-xdist worker runs the module: the TLS bridge (a module fixture) starts once.
+pytestmark = pytest.mark.xdist_group("secured-bridge")
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

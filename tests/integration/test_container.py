@@ -37,7 +37,8 @@ from tests.integration.servers.webhook import HANG, WebhookReceiver, webhook_rec
 from tests.support import TEST_SECRET, free_port, http_get, run_bridge, wait_until
 from tests.webconfig.files import WebFiles, bcrypt_hash
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# One pytest-xdist worker runs the module: it builds the image (a session fixture) once.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("podman")]
 
 __all__ = ["bridge_image", "containers", "podman", "webhook_receiver"]
 

@@ -24,6 +24,9 @@ from tests.integration.servers.prometheus import PrometheusServer
 from tests.integration.servers.webhook import WebhookReceiver
 from tests.support import ROOT, BridgeProcess, http_get, require_binary, wait_until
 
+# One pytest-xdist worker runs the module: the demo stack (a module fixture) starts once.
+pytestmark = pytest.mark.xdist_group("demo-stack")
+
 DASHBOARDS = sorted((ROOT / "grafana/dashboards").glob("*.json"))
 RULE_FILES = sorted((ROOT / "deploy/prometheus/rules").glob("*.yml"))
 # What Grafana puts in place of its built-in variables, for an instant query over a short run.
