@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+import psutil
 import pytest
 
 from bridge.config import Settings
@@ -207,7 +208,20 @@ class BridgeProcess:
         self.log_path: Path | None = None
 
     def start(self, log_dir: Path, ready_timeout: float = 20.0) -> BridgeProcess:
-        """Start the process and wait until ``/healthz`` answers."""
+        """Start the process and wait until it listens and ``/healthz`` answers; on a port of
+        its own choosing taken by another process meanwhile, start again on another."""
+        for _ in range(3):
+            self._spawn(log_dir)
+            wait_until(
+                lambda: self._moved() or self._ready(),
+                ready_timeout,
+                f"bridge on {self.url} (log: {self.log_path})",
+            )
+            if self.process is not None and self.process.poll() is None:
+                return self
+        pytest.fail(f"no free port for the bridge after three tries: {self.log()}")
+
+    def _spawn(self, log_dir: Path) -> None:
         self.log_path = log_dir / f"bridge-{self.port}.log"
         with self.log_path.open("wb") as log:  # the child keeps its own copy of the fd
             self.process = subprocess.Popen(
@@ -218,15 +232,32 @@ class BridgeProcess:
                 cwd=str(log_dir),
                 preexec_fn=self._limit_descriptors if self.descriptors else None,
             )
-        wait_until(
-            lambda: (
-                self._alive()
-                and http_get(self.url + "/healthz", self.headers, context=self.context)[0] == 200
-            ),
-            ready_timeout,
-            f"bridge on {self.url} (log: {self.log_path})",
-        )
-        return self
+
+    def _moved(self) -> bool:
+        """True when the process ended because another took the port ``free_port`` gave it (a
+        parallel test's server, a client's ephemeral port): the next try gets another."""
+        chosen = f"127.0.0.1:{self.port}"
+        if self.process is None or self.process.poll() is None:
+            return False
+        if (
+            self.env.get("EXESDB_HTTP_ADDR") != chosen
+            or f"cannot listen on {chosen}" not in self.log()
+        ):
+            return False
+        self.port = free_port()
+        self.url = f"{'https' if self.context else 'http'}://127.0.0.1:{self.port}"
+        self.env["EXESDB_HTTP_ADDR"] = f"127.0.0.1:{self.port}"
+        return True
+
+    def _ready(self) -> bool:
+        """Running, listening itself on its port (not another process that took it first), and
+        ``/healthz`` answers 200."""
+        assert self.process is not None
+        self._alive()  # fails the test when the process ended
+        connections = psutil.Process(self.process.pid).net_connections("tcp")
+        return any(
+            c.status == psutil.CONN_LISTEN and c.laddr.port == self.port for c in connections
+        ) and (http_get(self.url + "/healthz", self.headers, context=self.context)[0] == 200)
 
     def _limit_descriptors(self) -> None:
         assert self.descriptors is not None
