@@ -114,6 +114,8 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_NODE", "", "at least 1"),
         ("EXESDB_HTTP_ADDR", "nope", "host:port"),
         ("EXESDB_HTTP_ADDR", "0.0.0.0:99999", "0 to 65535"),
+        ("EXESDB_HTTP_ADDR", "http://127.0.0.1:9570", "not a URL"),
+        ("EXESDB_HTTP_ADDR", "127.0.0.1:9570/", "not a URL"),
         ("EXESDB_BUS", "http://redis", "redis://"),
         ("EXESDB_BUS", "redis://", "redis://"),
         ("EXESDB_BUS", "localhost:6379", "URL with a host, e.g. redis://127.0.0.1:6379"),
