@@ -22,6 +22,7 @@ import aiohttp
 
 from bridge.config import Settings
 from bridge.errors import ConfigError
+from bridge.httpclient.failures import connection_error
 from bridge.redaction import redact_urls, safe_url
 from bridge.routes import ADMIN_TOKEN_HEADER
 from bridge.urls import PICKED_PORT, http_url_problem
@@ -121,7 +122,10 @@ class Target:
 
     def unreachable(self, exc: BaseException) -> str:
         """Why nothing answered, and what to check."""
-        reason = redact_urls(str(exc) or type(exc).__name__)
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            reason = connection_error(exc)
+        else:
+            reason = redact_urls(str(exc) or type(exc).__name__)
         if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLError):
             # OpenSSL's answer to a plain-http server: no CA would help.
             hint = (
