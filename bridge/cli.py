@@ -658,7 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
     tail.set_defaults(handler=_tail)
 
     alerts = commands.add_parser("alerts", help="list or acknowledge a running bridge's alerts")
-    alerts_commands = alerts.add_subparsers(dest="alerts_command", required=True)
+    alerts_commands = alerts.add_subparsers(
+        dest="alerts_command", required=True, metavar="{list,ack}"
+    )
     alerts_list = alerts_commands.add_parser("list", help="list alerts")
     alerts_list.add_argument(
         "--state",
@@ -676,7 +678,9 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.set_defaults(handler=_alerts)
 
     outbox = commands.add_parser("outbox", help="the local alert outbox (EXESDB_STATE_DIR)")
-    outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True)
+    outbox_commands = outbox.add_subparsers(
+        dest="outbox_command", required=True, metavar="{list,retry}"
+    )
     outbox_list = outbox_commands.add_parser("list", help="list deliveries, newest first")
     outbox_list.add_argument(
         "--state",

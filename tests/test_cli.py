@@ -85,6 +85,17 @@ def test_bad_usage_exits_2(args: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("group", "choices"), [("alerts", "{list,ack}"), ("outbox", "{list,retry}")]
+)
+def test_a_command_group_without_its_subcommand_names_the_choices(group: str, choices: str) -> None:
+    """`exesdb-bridge alerts` alone exits 2 saying which subcommands it needs, not the name of
+    the parser's internal destination (`alerts_command`)."""
+    completed = cli(group)
+    assert completed.returncode == 2
+    assert completed.stderr.endswith(f"error: the following arguments are required: {choices}\n")
+
+
+@pytest.mark.parametrize(
     ("command", "env", "variable"),
     [
         (["run"], {"EXESDB_INGEST": "true"}, "SECRET_KEY_BASE"),
