@@ -412,6 +412,12 @@ def _refused(bridge: Target, path: str, status: int, text: str) -> None:
         print(f"exesdb-bridge: {text}", file=sys.stderr)
     else:
         asked = safe_url(bridge.url).rstrip("/") + path
+        if status == 401 and "basic_auth_users" in text:  # the web config's, not the token's
+            text += (
+                " (--user USER[:PASSWORD] sends basic auth)"
+                if bridge.basic_auth is None
+                else " (the user and password given are not one of its basic_auth_users)"
+            )
         print(f"exesdb-bridge: {asked} answered {status}: {text}", file=sys.stderr)
 
 
