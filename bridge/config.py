@@ -232,6 +232,18 @@ class Settings(BaseSettings):
             return require_http_url(value).rstrip("/")
         return None
 
+    @field_validator("external_url")
+    @classmethod
+    def _check_external_url(cls, value: str | None) -> str | None:
+        # Runs after _check_url. Every webhook and Alertmanager post carries this URL.
+        if value and "@" in urlsplit(value).netloc:
+            raise ValueError(
+                "must not hold a user name or password (before an @): it is the link sent in "
+                "every alert, to every receiver; give the URL people open (their browser asks "
+                "for any login)"
+            )
+        return value
+
     @field_validator("bus")
     @classmethod
     def _check_bus(cls, value: str) -> str:

@@ -127,6 +127,7 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_WEBHOOK_MIN_SEVERITY", "loud", "'critical'"),
         ("EXESDB_WEBHOOK_TIMEOUT_MS", "soon", "integer"),
         ("EXESDB_ALERTMANAGER_URL", "am:9093", "http://"),
+        ("EXESDB_EXTERNAL_URL", "https://ops:hunter2@bridge.example", "user name or password"),
         ("EXESDB_LOG_LEVEL", "chatty", "'debug'"),
         ("EXESDB_LOG_FORMAT", "xml", "'json'"),
         ("EXESDB_CPU_DEGRADED", "-1", "greater than 0"),
@@ -535,6 +536,7 @@ SECRET_STRINGS = [
         {"EXESDB_BUS": "redis//default:redis-passw0rd@redis:6379"},
         {"EXESDB_URL": "http:/u:am-passw0rd@bridge"},
         {"EXESDB_EXTERNAL_URL": "bridge:am-passw0rd@host:9570"},
+        {"EXESDB_EXTERNAL_URL": "https://bridge:am-passw0rd@host:9570"},
         {"EXESDB_ALERTMANAGER_URL": "am:/user:am-passw0rd@host"},
         {"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:hook-passw0rd@otel:4317"},
         # Characters that end a URL in free text, inside a password redis accepts.
