@@ -40,7 +40,13 @@ from bridge.receivers import (
     unreadable_files,
 )
 from bridge.redaction import redact_urls, safe_url
-from bridge.urls import names_a_host, otlp_endpoint_problem, own_url, require_http_url
+from bridge.urls import (
+    names_a_host,
+    otlp_endpoint_problem,
+    own_url,
+    require_alertmanager_url,
+    require_http_url,
+)
 from bridge.webconfig import load_web_config
 
 __all__ = [
@@ -225,11 +231,18 @@ class Settings(BaseSettings):
     def _split_urls(cls, value: Any) -> Any:
         return _split(value)
 
-    @field_validator("alertmanager_url", "external_url", "url")
+    @field_validator("external_url", "url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         if value:
             return require_http_url(value).rstrip("/")
+        return None
+
+    @field_validator("alertmanager_url")
+    @classmethod
+    def _check_alertmanager_url(cls, value: str | None) -> str | None:
+        if value:
+            return require_alertmanager_url(value).rstrip("/")
         return None
 
     @field_validator("external_url")

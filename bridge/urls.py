@@ -26,6 +26,7 @@ __all__ = [
     "names_a_host",
     "otlp_endpoint_problem",
     "own_url",
+    "require_alertmanager_url",
     "require_http_url",
 ]
 
@@ -133,6 +134,20 @@ def require_http_url(url: str, what: str = "URL") -> str:
     problem = http_url_problem(url, what)
     if problem is not None:
         raise ValueError(problem)
+    return url
+
+
+def require_alertmanager_url(url: str) -> str:
+    """``url`` when it is Alertmanager's own URL, to which the poster adds ``/api/v2/alerts``;
+    ValueError for one ending in that path already (it would post to it twice over, and every
+    post would fail with 404)."""
+    path = urlsplit(require_http_url(url)).path.rstrip("/")
+    for api in ("/api/v2/alerts", "/api/v1/alerts"):
+        if path.endswith(api):
+            raise ValueError(
+                f"ends in {api}: the bridge posts to Alertmanager's own URL + /api/v2/alerts, "
+                "so give that URL, e.g. http://alertmanager:9093"
+            )
     return url
 
 

@@ -127,6 +127,7 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_WEBHOOK_MIN_SEVERITY", "loud", "'critical'"),
         ("EXESDB_WEBHOOK_TIMEOUT_MS", "soon", "integer"),
         ("EXESDB_ALERTMANAGER_URL", "am:9093", "http://"),
+        ("EXESDB_ALERTMANAGER_URL", "http://am:9093/api/v2/alerts/", "Alertmanager's own URL"),
         ("EXESDB_EXTERNAL_URL", "https://ops:hunter2@bridge.example", "user name or password"),
         ("EXESDB_LOG_LEVEL", "chatty", "'debug'"),
         ("EXESDB_LOG_FORMAT", "xml", "'json'"),
