@@ -89,6 +89,11 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
     async def list_alerts(request: web.Request) -> web.Response:
         """Alerts with state, level, severity, labels and timestamps; ``?state=``, ``?limit=``,
         ``?alert_id=``; and whether they are current (``work_queue_holder``)."""
+        # A misspelt filter (?alertid=) would list every alert as if none were asked for.
+        for name in request.query.keys() - AlertQuery.model_fields.keys():
+            allowed = ", ".join(sorted(AlertQuery.model_fields))
+            detail = f"unknown query parameter {name!r}; allowed: {allowed}"
+            return error_response(400, "invalid", detail, name)
         try:
             query = AlertQuery.model_validate(dict(request.query))
         except ValidationError as exc:
