@@ -423,7 +423,7 @@ class Settings(BaseSettings):
                 else ("OTEL_EXPORTER_OTLP_ENDPOINT", self.otlp_endpoint)
             )
             if value and variable not in problems:
-                problem = otlp_endpoint_problem(value, protocol)
+                problem = otlp_endpoint_problem(value, protocol, general=not own)
                 if problem is not None:
                     problems[variable] = f"{variable}: {problem}"
         return list(problems.values())

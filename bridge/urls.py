@@ -44,6 +44,7 @@ _GRPC_TARGET_SCHEMES: Final = frozenset(
 )
 # The characters of a name gRPC's resolver (c-ares) will look up.
 _GRPC_NAME: Final = re.compile(r"[A-Za-z0-9._*/-]+")
+_OTLP_SIGNALS: Final = ("traces", "logs", "metrics")
 _HTTP_ENDPOINT: Final = "an http:// or https:// URL with a host, e.g. http://collector:4318"
 _GRPC_ENDPOINT: Final = (
     "a URL with a host (http://collector:4317), host:port, a host (port 443) or a gRPC target "
@@ -70,12 +71,16 @@ def http_url_problem(url: str, what: str = "URL") -> str | None:
     return None
 
 
-def otlp_endpoint_problem(value: str, protocol: Literal["grpc", "http/protobuf"]) -> str | None:
+def otlp_endpoint_problem(
+    value: str, protocol: Literal["grpc", "http/protobuf"], *, general: bool = False
+) -> str | None:
     """Why the OpenTelemetry SDK's OTLP exporter for ``protocol`` could never send to the
-    endpoint ``value``; None when it could (reachable or not). Never shows the value.
+    endpoint ``value`` (the ``general`` one, ``OTEL_EXPORTER_OTLP_ENDPOINT``, when told so);
+    None when it could (reachable or not). Never shows the value.
 
     http/protobuf: the exporter posts with requests to ``value`` (plus ``/v1/<signal>`` for the
-    general endpoint), which needs an http(s) URL with a host and a valid port. grpc: the
+    general endpoint, which therefore must not end in such a path already: it would post to
+    ``/v1/traces/v1/traces``), which needs an http(s) URL with a host and a valid port. grpc: the
     exporter dials the URL's ``host:port`` or, when the value has none (``collector:4317``,
     ``collector``, ``unix:/path``), the value itself as a gRPC target; refused are only those
     gRPC cannot parse or look up as a name (no host, a port that is no number, a name with a
@@ -89,6 +94,14 @@ def otlp_endpoint_problem(value: str, protocol: Literal["grpc", "http/protobuf"]
             parts = None
         if parts is None or parts.scheme not in HTTP_SCHEMES or not _is_host(parts.hostname):
             return f"not usable with http/protobuf; allowed: {_HTTP_ENDPOINT}"
+        path = parts.path.rstrip("/")
+        for signal in _OTLP_SIGNALS:
+            if general and path.endswith(f"/v1/{signal}"):
+                return (
+                    f"ends in /v1/{signal}, and the http/protobuf exporter adds /v1/<signal> to "
+                    "this one: give the collector's base URL (http://collector:4318), or a "
+                    "signal's whole URL in its own OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT"
+                )
         return None
     try:
         target = urlsplit(value).netloc or value  # as the SDK's OTLPExporterMixin picks it
