@@ -28,6 +28,7 @@ __all__ = [
     "own_url",
     "require_alertmanager_url",
     "require_http_url",
+    "url_meant",
 ]
 
 HTTP_SCHEMES: Final = ("http", "https")
@@ -143,11 +144,21 @@ def _grpc_host_port_ok(target: str) -> bool:
 
 def require_http_url(url: str, what: str = "URL") -> str:
     """``url`` when it is an http:// or https:// ``what`` with a host; ValueError saying why not
-    (what a pydantic validator raises)."""
+    (what a pydantic validator raises), with the URL meant when it was typed without its
+    scheme."""
     problem = http_url_problem(url, what)
     if problem is not None:
-        raise ValueError(problem)
+        meant = url_meant(url)
+        raise ValueError(problem if meant is None else f"{problem}, e.g. {meant}")
     return url
+
+
+def url_meant(text: str) -> str | None:
+    """``host:port`` typed without its scheme (the likeliest slip, as ``EXESDB_HTTP_ADDR`` is
+    written) as the http:// URL it likely meant, shown as ``safe_url`` shows it; else None."""
+    if "://" in text or ":" not in text or http_url_problem(f"http://{text}") is not None:
+        return None
+    return safe_url(f"http://{text}")
 
 
 def require_alertmanager_url(url: str) -> str:
