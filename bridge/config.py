@@ -231,7 +231,7 @@ class Settings(BaseSettings):
     def _split_urls(cls, value: Any) -> Any:
         return _split(value)
 
-    @field_validator("external_url", "url")
+    @field_validator("alertmanager_url", "external_url", "url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         if value:
@@ -241,9 +241,8 @@ class Settings(BaseSettings):
     @field_validator("alertmanager_url")
     @classmethod
     def _check_alertmanager_url(cls, value: str | None) -> str | None:
-        if value:
-            return require_alertmanager_url(value).rstrip("/")
-        return None
+        # Runs after _check_url: the poster adds /api/v2/alerts to this URL.
+        return require_alertmanager_url(value) if value else None
 
     @field_validator("external_url")
     @classmethod
