@@ -412,6 +412,12 @@ def _refused(bridge: Target, path: str, status: int, text: str) -> None:
         print(f"exesdb-bridge: {text}", file=sys.stderr)
     else:
         asked = safe_url(bridge.url).rstrip("/") + path
+        if status == 401 and "basic_auth_users" in text:  # the web config's, not the token's
+            text += (
+                " (--user USER[:PASSWORD] sends basic auth)"
+                if bridge.basic_auth is None
+                else " (the user and password given are not one of its basic_auth_users)"
+            )
         print(f"exesdb-bridge: {asked} answered {status}: {text}", file=sys.stderr)
 
 
@@ -658,7 +664,9 @@ def build_parser() -> argparse.ArgumentParser:
     tail.set_defaults(handler=_tail)
 
     alerts = commands.add_parser("alerts", help="list or acknowledge a running bridge's alerts")
-    alerts_commands = alerts.add_subparsers(dest="alerts_command", required=True)
+    alerts_commands = alerts.add_subparsers(
+        dest="alerts_command", required=True, metavar="{list,ack}"
+    )
     alerts_list = alerts_commands.add_parser("list", help="list alerts")
     alerts_list.add_argument(
         "--state",
@@ -676,7 +684,9 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.set_defaults(handler=_alerts)
 
     outbox = commands.add_parser("outbox", help="the local alert outbox (EXESDB_STATE_DIR)")
-    outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True)
+    outbox_commands = outbox.add_subparsers(
+        dest="outbox_command", required=True, metavar="{list,retry}"
+    )
     outbox_list = outbox_commands.add_parser("list", help="list deliveries, newest first")
     outbox_list.add_argument(
         "--state",

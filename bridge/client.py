@@ -22,9 +22,10 @@ import aiohttp
 
 from bridge.config import Settings
 from bridge.errors import ConfigError
+from bridge.httpclient.failures import connection_error
 from bridge.redaction import redact_urls, safe_url
 from bridge.routes import ADMIN_TOKEN_HEADER
-from bridge.urls import PICKED_PORT, http_url_problem
+from bridge.urls import PICKED_PORT, http_url_problem, url_meant
 
 __all__ = [
     "TIMEOUT",
@@ -55,12 +56,7 @@ def url_argument(text: str) -> str:
     """An argparse type: an http:// or https:// URL with a host (usage error otherwise)."""
     problem = http_url_problem(text)
     if problem is not None:
-        # host:port without a scheme is the likeliest slip: suggest the URL meant.
-        meant = (
-            safe_url(f"http://{text}")
-            if "://" not in text and ":" in text
-            else "http://127.0.0.1:9570"
-        )
+        meant = url_meant(text) or "http://127.0.0.1:9570"
         raise argparse.ArgumentTypeError(f"{problem}, e.g. {meant}")
     return text
 
@@ -121,7 +117,10 @@ class Target:
 
     def unreachable(self, exc: BaseException) -> str:
         """Why nothing answered, and what to check."""
-        reason = redact_urls(str(exc) or type(exc).__name__)
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            reason = connection_error(exc)
+        else:
+            reason = redact_urls(str(exc) or type(exc).__name__)
         if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLError):
             # OpenSSL's answer to a plain-http server: no CA would help.
             hint = (

@@ -40,7 +40,13 @@ from bridge.receivers import (
     unreadable_files,
 )
 from bridge.redaction import redact_urls, safe_url
-from bridge.urls import names_a_host, otlp_endpoint_problem, own_url, require_http_url
+from bridge.urls import (
+    names_a_host,
+    otlp_endpoint_problem,
+    own_url,
+    require_alertmanager_url,
+    require_http_url,
+)
 from bridge.webconfig import load_web_config
 
 __all__ = [
@@ -232,6 +238,24 @@ class Settings(BaseSettings):
             return require_http_url(value).rstrip("/")
         return None
 
+    @field_validator("alertmanager_url")
+    @classmethod
+    def _check_alertmanager_url(cls, value: str | None) -> str | None:
+        # Runs after _check_url: the poster adds /api/v2/alerts to this URL.
+        return require_alertmanager_url(value) if value else None
+
+    @field_validator("external_url")
+    @classmethod
+    def _check_external_url(cls, value: str | None) -> str | None:
+        # Runs after _check_url. Every webhook and Alertmanager post carries this URL.
+        if value and "@" in urlsplit(value).netloc:
+            raise ValueError(
+                "must not hold a user name or password (before an @): it is the link sent in "
+                "every alert, to every receiver; give the URL people open (their browser asks "
+                "for any login)"
+            )
+        return value
+
     @field_validator("bus")
     @classmethod
     def _check_bus(cls, value: str) -> str:
@@ -398,7 +422,7 @@ class Settings(BaseSettings):
                 else ("OTEL_EXPORTER_OTLP_ENDPOINT", self.otlp_endpoint)
             )
             if value and variable not in problems:
-                problem = otlp_endpoint_problem(value, protocol)
+                problem = otlp_endpoint_problem(value, protocol, general=not own)
                 if problem is not None:
                     problems[variable] = f"{variable}: {problem}"
         return list(problems.values())

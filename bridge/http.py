@@ -32,7 +32,7 @@ from bridge.component import Component, HasRoutes, Readiness
 from bridge.config import Settings
 from bridge.integration import Integration
 from bridge.pages import page_routes
-from bridge.routes import AdminGuard, Route, error_response
+from bridge.routes import AdminGuard, Route, error_response, unknown_parameter
 from bridge.sinks.prometheus import gzip_wanted
 
 __all__ = ["BRIDGE_KEY", "Served", "build_app"]
@@ -352,6 +352,8 @@ async def set_integration(request: web.Request) -> web.Response:
 async def stream(request: web.Request) -> web.StreamResponse:
     """Server-sent events of verified messages; ``?instance=`` and ``?topic=`` filter."""
     bridge = request.app[BRIDGE_KEY]
+    if refusal := unknown_parameter(request, ("instance", "topic")):
+        return refusal
     instance = request.query.get("instance")
     topic = request.query.get("topic", "*")
     if topic != "*":

@@ -30,6 +30,11 @@ DEFAULT_HTTP_ADDR: Final = "0.0.0.0:9570"
 
 def split_addr(value: str) -> tuple[str, int]:
     """``host:port`` (``[v6]:port`` for IPv6) into its parts, or ValueError."""
+    if "/" in value:  # a URL passed as an address, failing only at listen (no host "http://…")
+        raise ValueError(
+            "must be host:port, not a URL, e.g. 0.0.0.0:9570 (the URL people reach the bridge "
+            "at goes in EXESDB_EXTERNAL_URL)"
+        )
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError("must be host:port with a port from 0 to 65535, e.g. 0.0.0.0:9570")

@@ -50,7 +50,7 @@ from bridge.httpclient.files import read_problem
 from bridge.httpclient.schema import SECRET_KEYS, UNSUPPORTED_KEYS
 from bridge.messages import SEVERITIES, AlertSeverity
 from bridge.redaction import safe_url
-from bridge.urls import require_http_url
+from bridge.urls import require_alertmanager_url, require_http_url
 from bridge.yamlconfig import GoDuration, Strict, go_duration, not_supported, parse_yaml, read_text
 
 __all__ = [
@@ -83,7 +83,12 @@ def _http_url(value: str | None) -> str | None:
     return None if value is None else require_http_url(value)
 
 
+def _alertmanager_url(value: str | None) -> str | None:
+    return None if value is None else require_alertmanager_url(value)
+
+
 HttpUrl = Annotated[str | None, AfterValidator(_http_url)]
+AlertmanagerUrl = Annotated[str | None, AfterValidator(_alertmanager_url)]
 
 
 def _one_kind_of_auth(url: str | None, http_config: HTTPClientConfig) -> None:
@@ -150,7 +155,7 @@ class WebhookConfig(Strict):
 class AlertmanagerConfig(Strict):
     """``alertmanager``: where and how the Alertmanager poster posts."""
 
-    url: HttpUrl = None
+    url: AlertmanagerUrl = None
     timeout: GoDuration = 0.0
     http_config: HTTPClientConfig = HTTPClientConfig()
 

@@ -9,13 +9,13 @@ configured they answer 403 and say how to enable them.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
 from aiohttp import web
 from pydantic import SecretStr
 
-__all__ = ["ADMIN_TOKEN_HEADER", "AdminGuard", "Route", "error_response"]
+__all__ = ["ADMIN_TOKEN_HEADER", "AdminGuard", "Route", "error_response", "unknown_parameter"]
 
 # Where the admin token goes when Authorization is taken by basic auth (docs/security.md).
 ADMIN_TOKEN_HEADER: Final = "X-ExESDB-Admin-Token"  # noqa: S105 (a header name)
@@ -29,6 +29,16 @@ def error_response(status: int, code: str, detail: str, field: str | None = None
     if field is not None:
         body["field"] = field
     return web.json_response(body, status=status)
+
+
+def unknown_parameter(request: web.Request, allowed: Iterable[str]) -> web.Response | None:
+    """400 ``invalid`` naming a query parameter not in ``allowed``, or None: a misspelt filter
+    (``?alertid=``) would otherwise answer as if no filter had been given."""
+    names = sorted(allowed)
+    for name in sorted(request.query.keys() - set(names)):
+        detail = f"unknown query parameter {name!r}; allowed: {', '.join(names)}"
+        return error_response(400, "invalid", detail, name)
+    return None
 
 
 class AdminGuard:

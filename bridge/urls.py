@@ -26,7 +26,9 @@ __all__ = [
     "names_a_host",
     "otlp_endpoint_problem",
     "own_url",
+    "require_alertmanager_url",
     "require_http_url",
+    "url_meant",
 ]
 
 HTTP_SCHEMES: Final = ("http", "https")
@@ -43,6 +45,7 @@ _GRPC_TARGET_SCHEMES: Final = frozenset(
 )
 # The characters of a name gRPC's resolver (c-ares) will look up.
 _GRPC_NAME: Final = re.compile(r"[A-Za-z0-9._*/-]+")
+_OTLP_SIGNALS: Final = ("traces", "logs", "metrics")
 _HTTP_ENDPOINT: Final = "an http:// or https:// URL with a host, e.g. http://collector:4318"
 _GRPC_ENDPOINT: Final = (
     "a URL with a host (http://collector:4317), host:port, a host (port 443) or a gRPC target "
@@ -69,12 +72,16 @@ def http_url_problem(url: str, what: str = "URL") -> str | None:
     return None
 
 
-def otlp_endpoint_problem(value: str, protocol: Literal["grpc", "http/protobuf"]) -> str | None:
+def otlp_endpoint_problem(
+    value: str, protocol: Literal["grpc", "http/protobuf"], *, general: bool = False
+) -> str | None:
     """Why the OpenTelemetry SDK's OTLP exporter for ``protocol`` could never send to the
-    endpoint ``value``; None when it could (reachable or not). Never shows the value.
+    endpoint ``value`` (the ``general`` one, ``OTEL_EXPORTER_OTLP_ENDPOINT``, when told so);
+    None when it could (reachable or not). Never shows the value.
 
     http/protobuf: the exporter posts with requests to ``value`` (plus ``/v1/<signal>`` for the
-    general endpoint), which needs an http(s) URL with a host and a valid port. grpc: the
+    general endpoint, which therefore must not end in such a path already: it would post to
+    ``/v1/traces/v1/traces``), which needs an http(s) URL with a host and a valid port. grpc: the
     exporter dials the URL's ``host:port`` or, when the value has none (``collector:4317``,
     ``collector``, ``unix:/path``), the value itself as a gRPC target; refused are only those
     gRPC cannot parse or look up as a name (no host, a port that is no number, a name with a
@@ -88,6 +95,14 @@ def otlp_endpoint_problem(value: str, protocol: Literal["grpc", "http/protobuf"]
             parts = None
         if parts is None or parts.scheme not in HTTP_SCHEMES or not _is_host(parts.hostname):
             return f"not usable with http/protobuf; allowed: {_HTTP_ENDPOINT}"
+        path = parts.path.rstrip("/")
+        for signal in _OTLP_SIGNALS:
+            if general and path.endswith(f"/v1/{signal}"):
+                return (
+                    f"ends in /v1/{signal}, and the http/protobuf exporter adds /v1/<signal> to "
+                    "this one: give the collector's base URL (http://collector:4318), or a "
+                    "signal's whole URL in its own OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT"
+                )
         return None
     try:
         target = urlsplit(value).netloc or value  # as the SDK's OTLPExporterMixin picks it
@@ -129,10 +144,34 @@ def _grpc_host_port_ok(target: str) -> bool:
 
 def require_http_url(url: str, what: str = "URL") -> str:
     """``url`` when it is an http:// or https:// ``what`` with a host; ValueError saying why not
-    (what a pydantic validator raises)."""
+    (what a pydantic validator raises), with the URL meant when it was typed without its
+    scheme."""
     problem = http_url_problem(url, what)
     if problem is not None:
-        raise ValueError(problem)
+        meant = url_meant(url)
+        raise ValueError(problem if meant is None else f"{problem}, e.g. {meant}")
+    return url
+
+
+def url_meant(text: str) -> str | None:
+    """``host:port`` typed without its scheme (the likeliest slip, as ``EXESDB_HTTP_ADDR`` is
+    written) as the http:// URL it likely meant, shown as ``safe_url`` shows it; else None."""
+    if "://" in text or ":" not in text or http_url_problem(f"http://{text}") is not None:
+        return None
+    return safe_url(f"http://{text}")
+
+
+def require_alertmanager_url(url: str) -> str:
+    """``url`` when it is Alertmanager's own URL, to which the poster adds ``/api/v2/alerts``;
+    ValueError for one ending in that path already (it would post to it twice over, and every
+    post would fail with 404)."""
+    path = urlsplit(require_http_url(url)).path.rstrip("/")
+    for api in ("/api/v2/alerts", "/api/v1/alerts"):
+        if path.endswith(api):
+            raise ValueError(
+                f"ends in {api}: the bridge posts to Alertmanager's own URL + /api/v2/alerts, "
+                "so give that URL, e.g. http://alertmanager:9093"
+            )
     return url
 
 

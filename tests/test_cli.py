@@ -20,6 +20,7 @@ import pytest
 
 from bridge import __version__
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
+from tests.httpclient.test_failures import untrusted_tls_port
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_alert_crash import ingest_alerts
 from tests.sinks.alerts.helpers import T0, event, observe, one_each
@@ -35,7 +36,7 @@ from tests.support import (
     wait_until,
 )
 
-__all__ = ["redis_server"]
+__all__ = ["redis_server", "untrusted_tls_port"]
 
 ALERT_FIELDS = [
     "-f", "severity=critical",
@@ -81,6 +82,17 @@ def test_the_console_script_is_installed() -> None:
 def test_bad_usage_exits_2(args: list[str]) -> None:
     """A missing or unknown subcommand, or a bad option, exits 2."""
     assert cli(*args).returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("group", "choices"), [("alerts", "{list,ack}"), ("outbox", "{list,retry}")]
+)
+def test_a_command_group_without_its_subcommand_names_the_choices(group: str, choices: str) -> None:
+    """`exesdb-bridge alerts` alone exits 2 saying which subcommands it needs, not the name of
+    the parser's internal destination (`alerts_command`)."""
+    completed = cli(group)
+    assert completed.returncode == 2
+    assert completed.stderr.endswith(f"error: the following arguments are required: {choices}\n")
 
 
 @pytest.mark.parametrize(
@@ -706,6 +718,21 @@ def test_exesdb_url_is_asked_before_the_http_addr_and_url_before_both(
     assert missed.returncode == 1
     assert f"cannot reach the bridge at {nowhere}" in missed.stderr
     assert "EXESDB_HTTP_ADDR" in missed.stderr  # says where the address comes from
+
+
+def test_an_untrusted_certificate_is_told_by_openssl_s_reason(untrusted_tls_port: int) -> None:
+    """A bridge whose certificate no trusted CA signed: OpenSSL's reason as it reads and the hint,
+    not aiohttp's text around the error's args tuple (``ssl:True [SSLCertVerificationError: (1,
+    '[SSL: …')]``)."""
+    url = f"https://127.0.0.1:{untrusted_tls_port}"
+    refused = cli("alerts", "list", "--url", url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(
+        f"exesdb-bridge: TLS with {url} failed: [SSL: CERTIFICATE_VERIFY_FAILED] certificate "
+        "verify failed: "
+    )
+    assert refused.stderr.endswith(" (--cacert names a CA to trust)\n")
+    assert "(1, '" not in refused.stderr
 
 
 @pytest.mark.parametrize(

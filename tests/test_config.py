@@ -114,6 +114,8 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_NODE", "", "at least 1"),
         ("EXESDB_HTTP_ADDR", "nope", "host:port"),
         ("EXESDB_HTTP_ADDR", "0.0.0.0:99999", "0 to 65535"),
+        ("EXESDB_HTTP_ADDR", "http://127.0.0.1:9570", "not a URL"),
+        ("EXESDB_HTTP_ADDR", "127.0.0.1:9570/", "not a URL"),
         ("EXESDB_BUS", "http://redis", "redis://"),
         ("EXESDB_BUS", "redis://", "redis://"),
         ("EXESDB_BUS", "localhost:6379", "URL with a host, e.g. redis://127.0.0.1:6379"),
@@ -125,6 +127,10 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_WEBHOOK_MIN_SEVERITY", "loud", "'critical'"),
         ("EXESDB_WEBHOOK_TIMEOUT_MS", "soon", "integer"),
         ("EXESDB_ALERTMANAGER_URL", "am:9093", "http://"),
+        ("EXESDB_URL", "127.0.0.1:9570", "URL with a host, e.g. http://127.0.0.1:9570"),
+        ("EXESDB_WEBHOOK_URLS", "hooks.example:8080/t0k3n", "e.g. http://hooks.example:8080/…"),
+        ("EXESDB_ALERTMANAGER_URL", "http://am:9093/api/v2/alerts/", "Alertmanager's own URL"),
+        ("EXESDB_EXTERNAL_URL", "https://ops:hunter2@bridge.example", "user name or password"),
         ("EXESDB_LOG_LEVEL", "chatty", "'debug'"),
         ("EXESDB_LOG_FORMAT", "xml", "'json'"),
         ("EXESDB_CPU_DEGRADED", "-1", "greater than 0"),
@@ -533,6 +539,8 @@ SECRET_STRINGS = [
         {"EXESDB_BUS": "redis//default:redis-passw0rd@redis:6379"},
         {"EXESDB_URL": "http:/u:am-passw0rd@bridge"},
         {"EXESDB_EXTERNAL_URL": "bridge:am-passw0rd@host:9570"},
+        {"EXESDB_WEBHOOK_URLS": "user:hook-passw0rd@hooks.example:8443/t"},
+        {"EXESDB_EXTERNAL_URL": "https://bridge:am-passw0rd@host:9570"},
         {"EXESDB_ALERTMANAGER_URL": "am:/user:am-passw0rd@host"},
         {"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:hook-passw0rd@otel:4317"},
         # Characters that end a URL in free text, inside a password redis accepts.
@@ -726,6 +734,27 @@ def test_an_otlp_endpoint_is_checked_for_each_protocol_that_uses_it(
     assert status == 2
     [problem] = [line for line in err.splitlines() if line.startswith("  ")]
     assert problem.startswith(f"  {variable}: ")
+
+
+@pytest.mark.parametrize("path", ["/v1/traces", "/v1/logs/", "/otlp/v1/metrics"])
+def test_a_general_http_endpoint_ending_in_a_signal_s_path_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], path: str
+) -> None:
+    """With http/protobuf the exporter adds /v1/<signal> to OTEL_EXPORTER_OTLP_ENDPOINT, so one
+    ending in such a path already (every export a 404 at /v1/traces/v1/traces) stops start-up
+    naming it; the same URL as a signal's own endpoint is used as it is, and taken."""
+    url = f"http://collector:4318{path}"
+    env = {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
+    status, _, err = _check_config(monkeypatch, capsys, OTEL_EXPORTER_OTLP_ENDPOINT=url, **env)
+    assert status == 2
+    [problem] = [line for line in err.splitlines() if line.startswith("  ")]
+    signal_path = "/v1/" + path.rstrip("/").rpartition("/")[2]
+    assert problem.startswith(f"  OTEL_EXPORTER_OTLP_ENDPOINT: ends in {signal_path}, ")
+    assert "http://collector:4318" in problem  # the base URL to give instead, as an example
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+    for signal in ("TRACES", "LOGS"):
+        monkeypatch.setenv(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", url)
+    assert load_settings().otlp_traces_endpoint == url
 
 
 @pytest.mark.parametrize(("value", "token"), [("tok\n", "tok"), ("  tok  ", "tok"), (" \n", None)])

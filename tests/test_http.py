@@ -965,12 +965,17 @@ async def _next_line(response: aiohttp.ClientResponse) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("query", "field"), [({"instance": "ex_esdb_nothing"}, "instance"), ({"topic": "a b"}, "topic")]
+    ("query", "field"),
+    [
+        ({"instance": "ex_esdb_nothing"}, "instance"),
+        ({"topic": "a b"}, "topic"),
+        ({"instances": "ex_esdb_alerts"}, "instances"),  # misspelt: not every message instead
+    ],
 )
 async def test_stream_refuses_bad_filters(
     serve: ServerFactory, query: dict[str, str], field: str
 ) -> None:
-    """An unknown instance or a bad topic pattern answers 400 naming it."""
+    """An unknown instance, a bad topic pattern or an unknown parameter answers 400 naming it."""
     server = await serve()
     auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     async with server.session.get(

@@ -211,6 +211,10 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
         ),
         ("alertmanager: {url: http://am, colour: red}\n", "alertmanager.colour: unknown key"),
         (
+            "alertmanager: {url: 'http://u:tok3n@am:9093/api/v2/alerts'}\n",
+            "alertmanager.url: ends in /api/v2/alerts: the bridge posts to Alertmanager's own URL",
+        ),
+        (
             "receivers:\n  - name: ops\n    webhook_configs:\n      - url: http://h/tok3n\n",
             "receivers: unknown key; allowed here: webhook_configs, alertmanager (this file takes"
             " the webhook_configs list of an Alertmanager receiver, not Alertmanager's receivers"

@@ -16,7 +16,7 @@ import aiohttp
 from bridge.httpclient.files import ClientSetupError
 from bridge.redaction import redact_urls
 
-__all__ = ["REQUEST_ERRORS", "RequestFailure", "request_failure"]
+__all__ = ["REQUEST_ERRORS", "RequestFailure", "connection_error", "request_failure"]
 
 # What one request may raise that is a failed attempt, not a bug: caught around every request.
 REQUEST_ERRORS: Final = (TimeoutError, aiohttp.ClientError, OSError, ValueError, ClientSetupError)
@@ -37,6 +37,11 @@ def request_failure(exc: BaseException, timeout: float) -> RequestFailure:
         return RequestFailure(kind, f"timed out after {timeout:g}s")
     if isinstance(exc, ClientSetupError):
         return RequestFailure(kind, str(exc))  # names the key and why, never the content
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        where = f"{exc.host}:{exc.port}"
+        if isinstance(exc, aiohttp.ClientProxyConnectionError):  # its host is the receiver's
+            where = f"the proxy for {where}"
+        return RequestFailure(kind, f"{kind}: cannot connect to {where}: {connection_error(exc)}")
     shown = redact_urls(str(exc))
     if isinstance(exc, aiohttp.ClientError):
         return RequestFailure(kind, f"{kind}: {shown}" if shown else kind)
@@ -44,3 +49,14 @@ def request_failure(exc: BaseException, timeout: float) -> RequestFailure:
         return RequestFailure(kind, f"{kind}: {redact_urls(exc.strerror or str(exc))}")
     # aiohttp refusing the request it was given (a control character in a header, say).
     return RequestFailure(kind, f"{kind}: the HTTP client refused the request: {shown}")
+
+
+def connection_error(exc: aiohttp.ClientConnectorError) -> str:
+    """Why a connection could not be made (refused, no such host, the TLS handshake's reason),
+    without aiohttp's text around it, which shows the SSL context's repr (``ssl:<ssl.SSLContext
+    object at 0x…>``) and a certificate error as a tuple."""
+    error: BaseException = exc.os_error
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        error = exc.certificate_error
+    text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    return redact_urls(text or type(error).__name__)

@@ -39,6 +39,8 @@ _ALERT_LINK: Final = Fragment(
 _NODE_NAME: Final = Fragment('<span class="node-name">${node}</span>')
 # This bridge's own CPU before its first reading, which covers a whole health interval.
 _MEASURING: Final = Fragment('<span class="muted measuring" title="${title}">measuring…</span>')
+# A node heard from no more: its figures are the last it sent, until its series expire.
+_SILENT: Final = Fragment(' <span class="muted silent" title="${title}">silent ${age}</span>')
 
 
 async def status_live(shown: Shown, *, root: str, now: float) -> Html:
@@ -157,7 +159,7 @@ def _nodes(nodes: Sequence[NodeSummary], shown: Shown, *, present: bool, now: fl
     rows = [
         (
             _NODE_NAME(node=node.node),
-            badge(node.status) if node.status else badge("unknown"),
+            _health(node, shown),
             _cpu(node, shown, now),
             meter(node.memory, settings.memory_degraded, settings.memory_unhealthy),
             meter(node.disk, settings.disk_degraded, settings.disk_unhealthy),
@@ -173,6 +175,22 @@ def _nodes(nodes: Sequence[NodeSummary], shown: Shown, *, present: bool, now: fl
         " /metrics has every node's series."
     )
     return join((listing, note))
+
+
+def _health(node: NodeSummary, shown: Shown) -> Html:
+    status = badge(node.status) if node.status else badge("unknown")
+    settings = shown.settings
+    # Readings come every health and every metrics interval: two of the longer one missed.
+    late = 2 * max(settings.health_broadcast_interval, settings.metrics_broadcast_interval) / 1000
+    if node.silent_for < late:
+        return status
+    silent = _SILENT(
+        age=age(node.silent_for),
+        title=f"Nothing from this node for {age(node.silent_for)}: its figures are the last it"
+        f" sent, shown until its series expire (EXESDB_SERIES_TTL_MS,"
+        f" {age(settings.series_ttl_ms / 1000)}).",
+    )
+    return join((status, silent))
 
 
 def _cpu(node: NodeSummary, shown: Shown, now: float) -> Html:

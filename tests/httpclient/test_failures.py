@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
 
 import aiohttp
 import pytest
+import trustme
 
-from bridge.httpclient import ClientSetupError, request_failure
+from bridge.httpclient import REQUEST_ERRORS, ClientSetupError, RequestFailure, request_failure
+from tests.support import free_port
 
 
 @pytest.mark.parametrize(
@@ -44,3 +51,62 @@ def test_each_failure_is_told_by_kind_without_credentials(
     safe_url shows them."""
     failure = request_failure(error, 2.5)
     assert (failure.kind, failure.text) == (kind, text)
+
+
+async def _failure_of(url: str, context: ssl.SSLContext) -> RequestFailure:
+    """How a real POST to ``url`` with ``context`` fails, as a delivery attempt tells it."""
+    async with aiohttp.ClientSession() as session:
+        try:
+            async with session.post(url, data=b"{}", ssl=context):
+                pass
+        except REQUEST_ERRORS as exc:
+            return request_failure(exc, 2.5)
+    raise AssertionError(f"{url} answered")
+
+
+@pytest.fixture
+def untrusted_tls_port() -> Iterator[int]:
+    """A port of 127.0.0.1 serving TLS with a certificate from a CA nobody trusts."""
+    leaf = trustme.CA().issue_cert("127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    leaf.configure_cert(context)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def serve() -> None:
+            with contextlib.suppress(OSError):  # the client's refusal ends the handshake
+                connection, _ = listener.accept()
+                with connection, context.wrap_socket(connection, server_side=True):
+                    pass
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        yield listener.getsockname()[1]
+    thread.join(5)
+
+
+async def test_a_connection_failure_names_host_port_and_reason_not_the_ssl_context() -> None:
+    """A refused connection made with a receiver's SSL context is told as 'cannot connect to
+    host:port: reason', without aiohttp's repr of the context (``<ssl.SSLContext object at
+    0x…>``), which varies from process to process."""
+    port = free_port()
+    failure = await _failure_of(f"https://127.0.0.1:{port}/hook", ssl.create_default_context())
+    assert failure.kind == "ClientConnectorError"
+    assert failure.text.startswith(f"ClientConnectorError: cannot connect to 127.0.0.1:{port}: ")
+    assert "SSLContext" not in failure.text
+    assert " at 0x" not in failure.text
+
+
+async def test_an_untrusted_certificate_is_told_by_openssl_s_reason_not_a_tuple(
+    untrusted_tls_port: int,
+) -> None:
+    """A receiver whose certificate no trusted CA signed: OpenSSL's reason as it reads, not the
+    error's args tuple (``[SSLCertVerificationError: (1, '[SSL: …')]``)."""
+    failure = await _failure_of(
+        f"https://127.0.0.1:{untrusted_tls_port}/hook", ssl.create_default_context()
+    )
+    assert failure.kind == "ClientConnectorCertificateError"
+    assert failure.text.startswith(
+        f"ClientConnectorCertificateError: cannot connect to 127.0.0.1:{untrusted_tls_port}: "
+        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"
+    )
+    assert "(1, '" not in failure.text

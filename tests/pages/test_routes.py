@@ -423,6 +423,36 @@ async def test_the_status_page_lists_nodes_with_health_and_use(
     assert ">63%<" in row
 
 
+async def test_a_node_heard_from_no_more_is_marked_silent_until_it_reports_again(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """A node that missed two health and metrics intervals keeps its last figures but its health
+    says for how long it has been silent (its "healthy" is stale); a new reading clears that."""
+    # Silent after 3 s: long enough for the page to be asked before the new reading ages.
+    intervals = {
+        "EXESDB_HEALTH_BROADCAST_INTERVAL": "1500",
+        "EXESDB_METRICS_BROADCAST_INTERVAL": "1000",
+    }
+    with page_bridge(tmp_path, **intervals) as server:
+
+        async def row(silent: bool) -> str | None:
+            _, _, body = await fetch(client, server.url + "/?part=live")
+            nodes = body.split('id="nodes"', 1)[1].split("</section>", 1)[0]
+            if "db-9@cluster" not in nodes:
+                return None
+            found = nodes.split("db-9@cluster", 1)[1].split("</tr>", 1)[0]
+            return found if ('class="muted silent"' in found) == silent else None
+
+        report_node(server, "db-9@cluster", "healthy", cpu=12.0, memory=30.0)
+        silent = await async_wait_until(lambda: row(silent=True), 15, "the node marked silent")
+        assert ">healthy</span>" in silent
+        assert ">12%<" in silent
+        assert "EXESDB_SERIES_TTL_MS" in silent
+        report_node(server, "db-9@cluster", "healthy", cpu=14.0, memory=30.0)
+        heard = await async_wait_until(lambda: row(silent=False), 15, "the mark gone")
+        assert ">14%<" in heard
+
+
 async def test_the_bridges_own_cpu_stops_saying_measuring_once_a_reading_is_late(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:

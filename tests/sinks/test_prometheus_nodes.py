@@ -28,8 +28,8 @@ def test_each_node_has_its_status_and_resource_use():
         ),
     )
     assert node_summaries(store) == [
-        NodeSummary("a", None, None, None, 40.0),
-        NodeSummary("b", "degraded", 88.0, 71.5, None),
+        NodeSummary("a", None, None, None, 40.0, 0.0),
+        NodeSummary("b", "degraded", 88.0, 71.5, None, 0.0),
     ]
 
 
@@ -44,3 +44,22 @@ def test_the_latest_status_wins_and_silent_nodes_drop_out():
     assert [node.status for node in node_summaries(store)] == ["healthy"]
     clock.now += 601  # past the default TTL of 600 s
     assert node_summaries(store) == []
+
+
+def test_a_node_says_how_long_it_has_been_silent():
+    """silent_for is the seconds since the node's latest reading of any kind (a status or a
+    resource use), so a node still sending one of them is not silent."""
+    clock = FakeClock()
+    store = translate(
+        envelope("node_health_updated", node="a", status="healthy"),
+        envelope("node_health_updated", node="b", status="healthy"),
+        clock=clock,
+    )
+    clock.now += 90
+    cpu = next(f for f in store.families if f.name == "exesdb_node_cpu_usage_percent")
+    cpu.set(("b",), 5.0)  # b reports its CPU use 30 s before the summary is read
+    clock.now += 30
+    assert [(node.node, node.silent_for) for node in node_summaries(store)] == [
+        ("a", 120.0),
+        ("b", 30.0),
+    ]

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from bridge.messages import MAX_TEXT
-from bridge.routes import AdminGuard, error_response
+from bridge.routes import AdminGuard, error_response, unknown_parameter
 from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, AlertState
 
 __all__ = ["MAX_LIST", "AckRequest", "AlertKeeper", "AlertQuery", "alert_routes"]
@@ -89,6 +89,8 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
     async def list_alerts(request: web.Request) -> web.Response:
         """Alerts with state, level, severity, labels and timestamps; ``?state=``, ``?limit=``,
         ``?alert_id=``; and whether they are current (``work_queue_holder``)."""
+        if refusal := unknown_parameter(request, AlertQuery.model_fields):
+            return refusal
         try:
             query = AlertQuery.model_validate(dict(request.query))
         except ValidationError as exc:

@@ -17,13 +17,15 @@ _DISK: Final = "exesdb_node_disk_usage_percent"
 
 @dataclass(frozen=True, slots=True)
 class NodeSummary:
-    """One node: its health status and CPU, memory and disk use in percent (None: not heard)."""
+    """One node: its health status and CPU, memory and disk use in percent (None: not heard),
+    and the seconds since any of them was last reported (``silent_for``)."""
 
     node: str
     status: str | None
     cpu: float | None
     memory: float | None
     disk: float | None
+    silent_for: float
 
 
 def node_summaries(store: SeriesStore) -> list[NodeSummary]:
@@ -35,8 +37,13 @@ def node_summaries(store: SeriesStore) -> list[NodeSummary]:
     cpu = {labels[0]: value for labels, value in store.values(_CPU).items()}
     memory = {labels[0]: value for labels, value in store.values(_MEMORY).items()}
     disk = {labels[0]: value for labels, value in store.values(_DISK).items()}
-    nodes = sorted({*statuses, *cpu, *memory, *disk})
+    silent: dict[str, float] = {}
+    for name in (_STATUS, _CPU, _MEMORY, _DISK):
+        for labels, seconds in store.ages(name).items():
+            silent[labels[0]] = min(seconds, silent.get(labels[0], seconds))
     return [
-        NodeSummary(node, statuses.get(node), cpu.get(node), memory.get(node), disk.get(node))
-        for node in nodes
+        NodeSummary(
+            node, statuses.get(node), cpu.get(node), memory.get(node), disk.get(node), silent[node]
+        )
+        for node in sorted(silent)
     ]

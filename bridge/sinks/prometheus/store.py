@@ -428,6 +428,16 @@ class SeriesStore:
                 return {}
             return {labels: series.value for labels, series in family._series.items()}
 
+    def ages(self, name: str) -> dict[tuple[str, ...], float]:
+        """Seconds since each series of one family was last written, keyed as ``values``."""
+        with self._lock:
+            self._scrape()
+            family = self._families.get(name)
+            if family is None:
+                return {}
+            now = self._clock()
+            return {labels: now - series.touched for labels, series in family._series.items()}
+
     def render(self, openmetrics: bool = False) -> str:
         """Every family as exposition text (no ``# EOF``: the caller ends the document)."""
         with self._lock:

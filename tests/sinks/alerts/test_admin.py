@@ -143,6 +143,18 @@ async def test_list_refuses_a_bad_query_naming_the_parameter(
     assert keeper.queries == []
 
 
+@pytest.mark.parametrize("query", ["alertid=a1", "id=a1", "state=firing&limt=5"])
+async def test_list_refuses_an_unknown_parameter_naming_it(keeper: Keeper, query: str) -> None:
+    """A misspelt filter is a 400 "invalid" naming it and the three there are, not the whole
+    list as if no filter were given."""
+    name = query.rpartition("&")[2].partition("=")[0]
+    async with served(keeper) as base:
+        status, body = await request(base, "GET", f"/v1/alerts?{query}")
+    assert (status, body["error"], body["field"]) == (400, "invalid", name)
+    assert body["detail"] == f"unknown query parameter {name!r}; allowed: alert_id, limit, state"
+    assert keeper.queries == []
+
+
 async def test_ack_passes_the_acknowledgement_and_shows_the_alert(keeper: Keeper) -> None:
     """A valid body becomes one Acknowledgement of the alert in the path; a null note is none."""
     async with served(keeper) as base:
