@@ -33,6 +33,7 @@ from bridge.urls import own_url
 from bridge.webconfig import describe_web_config
 
 if TYPE_CHECKING:
+    from bridge.app import Bridge
     from bridge.sinks.alerts.queue import DeliveryQueue
     from bridge.sinks.alerts.records import Unretryable
 
@@ -92,6 +93,7 @@ async def _serve(settings: Settings, demo: bool) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _hang_up, bridge)
     try:
         await bridge.start()
     except OSError as exc:  # the address is a BridgeError of its own; this is anything else
@@ -116,6 +118,23 @@ async def _serve(settings: Settings, demo: bool) -> int:
     _logger.info("stopping")
     await bridge.aclose()
     return EXIT_OK
+
+
+def _hang_up(bridge: Bridge) -> None:
+    """SIGHUP (``systemctl reload``, a closed terminal) reads the web config again and keeps
+    running: left to Python's default it ended the bridge at once, undrained, with an exit
+    systemd counts as clean (no restart)."""
+    if bridge.web_config is None:
+        web_config = "no web config to read again"
+    elif bridge.web_config.reload_if_changed():
+        web_config = "web config read again"
+    else:
+        web_config = "web config: nothing new taken"
+    _logger.info(
+        "SIGHUP: %s; environment variables and the receivers file are read at start (restart to "
+        "change them)",
+        web_config,
+    )
 
 
 def _settle_heap() -> None:

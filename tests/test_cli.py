@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -136,6 +137,29 @@ def test_run_exits_0_on_sigterm_and_sigint(
     assert "Traceback" not in log
     with pytest.raises(urllib.error.URLError):  # no longer listening
         http_get(process.url + "/healthz", timeout=2)
+
+
+def test_run_keeps_running_on_sighup_and_reads_the_web_config_again(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """SIGHUP (systemctl reload) does not stop exesdb-bridge run: it reads the web config again
+    at once, says that other settings are read at start, and a SIGTERM still exits 0."""
+    web_config = tmp_path / "web.yml"
+    web_config.write_text("http_server_config:\n  headers:\n    X-Frame-Options: deny\n")
+    process = _start(bridge_processes, tmp_path, EXESDB_WEB_CONFIG_FILE=str(web_config))
+    assert process.process is not None
+    web_config.write_text("http_server_config:\n  headers:\n    X-Frame-Options: sameorigin\n")
+    process.process.send_signal(signal.SIGHUP)
+    # No request in between: only the signal can have read the file.
+    wait_until(lambda: "SIGHUP: web config read again" in process.log(), 10, "the reload")
+    assert "restart to change them" in process.log()
+    assert process.process.poll() is None
+    with urllib.request.urlopen(process.url + "/healthz", timeout=5) as response:
+        assert response.headers["X-Frame-Options"] == "sameorigin"
+    process.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: "SIGHUP: web config: nothing new taken" in process.log(), 10, "2nd")
+    process.process.send_signal(signal.SIGTERM)
+    assert process.process.wait(30) == 0
 
 
 def test_run_warns_at_start_of_a_receiver_file_it_cannot_read_and_runs(
