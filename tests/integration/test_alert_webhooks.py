@@ -126,8 +126,10 @@ async def test_dead_letters_of_a_receiver_refusing_everything_are_deleted_after_
         # The housekeeping loop's own pass may have begun at the new time a moment before
         # (this one then skips the hourly pruning): the deletion and its line come from either.
         await async_wait_until(
-            lambda: first.id not in {d.id for d in sink.outbox.queue.deliveries()}
-            and "deleted 1 dead-lettered delivery(ies)" in caplog.text,
+            lambda: (
+                first.id not in {d.id for d in sink.outbox.queue.deliveries()}
+                and "deleted 1 dead-lettered delivery(ies)" in caplog.text
+            ),
             what="the week-old dead letter deleted, and said so",
         )
         after = {d.id for d in sink.outbox.queue.deliveries()}
