@@ -139,9 +139,13 @@ def parse_yaml(
         return model.model_validate(raw)
     except ValidationError as exc:
         secret, hidden = frozenset(secret_keys), frozenset(hidden_keys)
-        raise ConfigError(
-            [f"{path}: {_describe(error, model, secret, hidden)}" for error in exc.errors()]
-        ) from None
+        problems = (f"{path}: {_describe(error, model, secret, hidden)}" for error in exc.errors())
+        raise ConfigError(list(dict.fromkeys(problems))) from None  # keys not shown: the same
+
+
+# An unknown key shown in an error looks like one: anything else (a line of /etc/shadow, of a
+# key file) may be a secret of a file named by mistake.
+_KEY_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def _describe(
@@ -150,8 +154,11 @@ def _describe(
     loc = [str(part) for part in error["loc"]]
     key = ".".join(loc) or "(top level)"
     if error["type"] == "extra_forbidden":
-        allowed = _allowed_keys(model, loc[:-1], hidden)
-        return f"{key}: unknown key; allowed here: {', '.join(allowed)}"
+        allowed = "allowed here: " + ", ".join(_allowed_keys(model, loc[:-1], hidden))
+        if not _KEY_NAME.fullmatch(loc[-1]):  # another kind of file: its lines are not shown
+            where = ".".join(loc[:-1]) or "(top level)"
+            return f"{where}: a key that is no name (not shown: is this the file meant?); {allowed}"
+        return f"{key}: unknown key; {allowed}"
     message = str(error["msg"]).removeprefix("Value error, ")
     # Pydantic's words for Python types, in the file's words.
     message = re.sub(r"a valid dictionary or instance of \w+", "a mapping of keys", message)

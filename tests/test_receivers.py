@@ -222,6 +222,10 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
         ),
         ("webhook_configs: [\n", "not valid YAML at line"),
         ("- a list\n", "the top level must be a mapping of keys"),
+        (  # another kind of file named by mistake: its lines are no keys to show
+            "root:$6$tok3n:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n",
+            "(top level): a key that is no name (not shown: is this the file meant?); allowed",
+        ),
     ],
 )
 def test_a_bad_file_is_refused_naming_the_key_and_never_a_secret(

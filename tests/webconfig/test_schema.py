@@ -324,3 +324,16 @@ def test_the_documented_refusal_is_the_one_printed():
     with pytest.raises(ConfigError) as caught:
         parse_web_config("tls_server_config:\n  client_auth: RequireAndVerifyClientCert\n", path)
     assert line == f"EXESDB_WEB_CONFIG_FILE: {caught.value.problems[0]}"
+
+
+def test_another_kind_of_file_is_refused_without_showing_its_lines(tmp_path: Path) -> None:
+    """A file of another kind (lines of /etc/shadow parse as YAML keys) is refused once, saying
+    its keys are no names, without showing them."""
+    text = "root:$6$s3cret:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_web_config(text, tmp_path / "web.yml")
+    assert list(caught.value.problems) == [
+        f"{tmp_path / 'web.yml'}: (top level): a key that is no name (not shown: is this the file"
+        " meant?); allowed here: tls_server_config, http_server_config, basic_auth_users,"
+        " rate_limit"
+    ]
