@@ -148,15 +148,12 @@ def alert_event(
     at = payload.timestamp
     # The health readings first: every node sends them all the time, alerts are rare.
     if isinstance(payload, NodeHealth):
-        return _health(
-            _node_ids(payload.node)[0], "node_health", payload, f"node {payload.node}", held, active
-        )
+        return _health(_node_ids(payload.node)[0], "node_health", payload, held, active)
     if isinstance(payload, ComponentHealth):
         return _health(
             derived_id("component_health", payload.node, payload.component),
             "component_health",
             payload,
-            f"component {payload.component} on {payload.node}",
             held,
             active,
         )
@@ -326,7 +323,6 @@ def _health(
     alert_id: str,
     alertname: str,
     reading: NodeHealth | ComponentHealth,
-    subject: str,
     held: HeldStatus,
     active: Active | None,
 ) -> AlertEvent | None:
@@ -341,6 +337,12 @@ def _health(
     severity = _HEALTH_SEVERITY.get(status)
     if severity is None:  # "unknown" says nothing either way
         return None
+    # Worded only here: most readings are healthy, and make no event.
+    subject = (
+        f"component {reading.component} on {node}"
+        if isinstance(reading, ComponentHealth)
+        else f"node {node}"
+    )
     return _firing(
         alert_id,
         alertname,

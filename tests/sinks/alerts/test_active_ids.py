@@ -61,3 +61,22 @@ def test_a_rolled_back_resolution_keeps_the_alert_active(outbox: Outbox) -> None
     observe(outbox, event("other"), T0 + 1)  # a later commit must not forget it either
     assert outbox.alerts.may_be_active("node_failure:n1")
     assert observe(outbox, event(status="resolved"), T0 + 2) is not None
+
+
+def test_the_active_ids_tested_at_once_follow_fire_acknowledge_and_resolve(
+    outbox: Outbox,
+) -> None:
+    """maybe_active_ids holds an id exactly while may_be_active says it may be active."""
+    alert_id = "node_failure:n1"
+    steps = [
+        lambda: None,
+        lambda: observe(outbox, event(), T0),
+        lambda: outbox.alerts.acknowledge(alert_id, "ops", T0 + 1),
+        lambda: observe(outbox, event(status="resolved"), T0 + 2),
+    ]
+    seen = []
+    for step in steps:
+        step()
+        assert (alert_id in outbox.alerts.maybe_active_ids) is outbox.alerts.may_be_active(alert_id)
+        seen.append(alert_id in outbox.alerts.maybe_active_ids)
+    assert seen == [False, True, True, False]
