@@ -244,7 +244,7 @@ def alert_events(
         # A healthy node has every resource healthy (its status is the worst of theirs).
         every = payload.status == "healthy"
         checks = payload.checks
-        for resource, alert_id in zip(_SORTED_RESOURCES, _node_ids(payload.node)[1], strict=True):
+        for resource, alert_id in _node_ids(payload.node)[1]:
             if not (
                 every
                 or (
@@ -272,11 +272,12 @@ def derived_id(*parts: str) -> str:
 
 
 @functools.lru_cache(maxsize=_CACHED_NODES)
-def _node_ids(node: str) -> tuple[str, tuple[str, ...]]:
-    """The ids of a node's ``node_health`` alert and of its resources' ``metric_threshold``
-    alerts (``_SORTED_RESOURCES``' order): every NodeHealth reading looks them up."""
+def _node_ids(node: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The id of a node's ``node_health`` alert, and each resource (``_SORTED_RESOURCES``'
+    order) with the id of its ``metric_threshold`` alert: every NodeHealth reading looks them
+    up."""
     return derived_id("node_health", node), tuple(
-        derived_id("metric_threshold", node, resource + _RESOURCE_SUFFIX)
+        (resource, derived_id("metric_threshold", node, resource + _RESOURCE_SUFFIX))
         for resource in _SORTED_RESOURCES
     )
 
