@@ -126,7 +126,9 @@ def _pydantic_core(lines: Sequence[bytes]) -> list[Any]:
 def _construct() -> Decoder:
     """msgspec's Structs, the models built with ``model_construct`` (defaults and timestamps
     done in Python around it)."""
-    decoder, payloads = structs.CLEAN
+    decoder, builders = structs.CLEAN
+    # Each wire envelope Struct's message type, by the tag it is decoded on.
+    payloads = {kind: structs.PAYLOADS[kind.__struct_config__.tag] for kind in builders}
 
     def decode(lines: Sequence[bytes]) -> list[Any]:
         out = []

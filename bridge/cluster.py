@@ -231,8 +231,13 @@ class ClusterMonitor:
         now = self._clock()
         payload = envelope.payload
         publisher = envelope.node
+        # The tag first: isinstance of a pydantic model it is not (most of what comes here is a
+        # NodeHealth) goes through ABCMeta's check, several times the cost of a string compare.
+        tag = envelope.tag
+        lifecycle = tag == NodeLifecycle.TAG
         if (
-            isinstance(payload, NodeLifecycle)
+            lifecycle
+            and isinstance(payload, NodeLifecycle)
             and payload.node == publisher
             and payload.event in ("leaving", "left")
         ):
@@ -253,11 +258,15 @@ class ClusterMonitor:
         if node.state == "down":
             node.state = "up"
             self._pending[publisher] = "up"
-        if isinstance(payload, NodeHealth) and payload.node in self._nodes:
+        if (
+            tag == NodeHealth.TAG
+            and isinstance(payload, NodeHealth)
+            and payload.node in self._nodes
+        ):
             self._nodes[payload.node].health = payload.status
             if publisher == self.node:
                 self._own_health = now
-        elif isinstance(payload, NodeLifecycle):
+        elif lifecycle and isinstance(payload, NodeLifecycle):
             self._said(payload.node, payload.event)
 
     def _said(self, name: str, event: str) -> None:

@@ -202,13 +202,13 @@ def decode_envelopes(
     return _decode_each(bodies)
 
 
-def _named_once(joined: bytes, keys: int, strings: int) -> bool:
-    """True when the bodies (``joined``) name no more keys than their envelopes hold (``keys``,
-    with ``strings`` string values): no key was given twice. Counted at once for the batch."""
-    if structs.is_clean(joined):
+def _named_once(joined: bytes, held: int, clean: bool) -> bool:
+    """True when the bodies (``joined``) name no more keys than their envelopes hold: no key was
+    given twice. Counted at once for the batch; ``held`` is as ``_decode_structs`` counts."""
+    if clean:
         # No escape: every quote opens or closes a key or a string value, at any depth.
-        return joined.count(b'"') == 2 * (keys + strings)
-    return not _has_whitespace(joined) and joined.count(_KEY_END) == keys
+        return joined.count(b'"') == 2 * held
+    return not _has_whitespace(joined) and joined.count(_KEY_END) == held
 
 
 def _decode_each(
@@ -503,22 +503,24 @@ def _decode_fast(body: bytes | str) -> Envelope | None:
 def _decode_one(body: bytes | str) -> tuple[Envelope, int] | None:
     """The first fast path that takes ``body``: the Envelope and how many keys it holds (which
     the body must name no more of), or None where the reference must decide."""
-    decoded = _decode_structs([body], body if type(body) is bytes else None)
+    decoded = _decode_structs([body], None)  # the checked decoder: it counts the keys alone
     return (decoded[0][0], decoded[1]) if decoded is not None else _decode_unchecked(body)
 
 
 def _decode_structs(
     bodies: Sequence[bytes | str], joined: bytes | None
-) -> tuple[list[Envelope], int, int] | None:
+) -> tuple[list[Envelope], int, bool] | None:
     """The msgspec path for ``bodies`` (``joined``: all of them, when all are bytes): their
-    Envelopes and how many keys and string values those hold, or None if it does not take one
-    of them. Keys given twice are not looked for (the last is kept)."""
-    decoder, payloads = structs.CLEAN if joined and structs.is_clean(joined) else structs.CHECKED
+    Envelopes, how many keys those hold (with their string values when the bytes are clean)
+    and whether they are, or None if it does not take one of them. Keys given twice are not
+    looked for (the last is kept)."""
+    clean = joined is not None and structs.is_clean(joined)
+    decoder, builders = structs.CLEAN if clean else structs.CHECKED
     decode = decoder.decode
     instants = _INSTANTS
     envelopes: list[Envelope] = []
-    keys = _ENVELOPE_KEY_COUNT * len(bodies)
-    strings = _ENVELOPE_STRING_COUNT * len(bodies)
+    append = envelopes.append
+    held = (_ENVELOPE_KEY_COUNT + (_ENVELOPE_STRING_COUNT if clean else 0)) * len(bodies)
     for body in bodies:
         try:
             wire = decode(body)
@@ -528,28 +530,14 @@ def _decode_structs(
         instant = instants.get(text) or _instant(text)
         if instant is None:
             return None
-        payload = payloads[wire.__class__]
-        node = wire.node
-        built = payload.build(wire.payload, node)
-        if built is None:
+        # Appends the Envelope (the builder makes it) and counts what its JSON holds.
+        counted = builders[wire.__class__](wire, instant, append, Envelope)
+        if counted is None:
             return None
-        envelopes.append(
-            Envelope(
-                wire.id,
-                wire.instance,
-                wire.topic,
-                payload.tag,
-                node,
-                instant[0],
-                built[0],
-                instant[1],
-            )
-        )
-        keys += built[1]
-        strings += built[2]
+        held += counted
     # The alphabets of every id and topic, checked at once (the decoder checked their lengths).
     if structs.in_alphabets("".join(map(_id_of, envelopes)), "".join(map(_topic_of, envelopes))):
-        return envelopes, keys, strings
+        return envelopes, held, clean
     return None
 
 

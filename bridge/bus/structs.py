@@ -37,6 +37,7 @@ __all__ = [
     "OFF_PATH",
     "PAYLOADS",
     "TOO_DEEP",
+    "Build",
     "Payload",
     "finite",
     "in_alphabets",
@@ -260,9 +261,15 @@ def _fields_schema(model: type[Message]) -> tuple[dict[str, Any], dict[str, Any]
     return inner["fields"], config, after
 
 
+Build = Callable[
+    [Any, tuple[datetime, float], Callable[[Any], None], Callable[..., Any]], int | None
+]
+"""``build(wire, instant, append, envelope)``: see ``_builder``."""
+
+
 class Payload:
-    """One message type on this path: its Structs, and ``build``, which makes the model
-    instance one of them stands for."""
+    """One message type on this path: its Structs, and ``build`` (one for each), which makes
+    the model instance one of them stands for and the envelope that carries it."""
 
     __slots__ = ("build", "model", "structs", "tag")
 
@@ -289,21 +296,30 @@ class Payload:
                 )
             )
         self.structs: tuple[type[msgspec.Struct], type[msgspec.Struct]] = (structs[0], structs[1])
-        self.build: Callable[[msgspec.Struct, str], tuple[Message, int, int] | None] = _builder(
-            model, described, tuple(after)
+        # The builder each decoder's Structs go to: CLEAN's counts the string values too.
+        self.build: tuple[Build, Build] = (
+            _builder(model, described, tuple(after), strings=True),
+            _builder(model, described, tuple(after), strings=False),
         )
 
 
 def _builder(
-    model: type[Message], described: list[_Field], after: tuple[Callable[[Any], Any], ...]
-) -> Callable[[msgspec.Struct, str], tuple[Message, int, int] | None]:
-    """``build(struct, node)`` for ``model``: the model instance ``struct`` stands for (``node``:
-    the envelope's), and how many keys and how many string values its JSON held (at any depth),
-    or None where the pydantic-core path must decide.
+    model: type[Message],
+    described: list[_Field],
+    after: tuple[Callable[[Any], Any], ...],
+    *,
+    strings: bool,
+) -> Build:
+    """``build(wire, instant, append, envelope)`` for ``model``: ``append``s the
+    ``envelope(...)`` made of the wire envelope ``wire`` (its ``ts`` read as ``instant``, the
+    instant and its Unix time) and the model instance its payload Struct stands for, and returns
+    how many keys its JSON held, with (``strings``) how many string values (at any depth): or
+    None, appending nothing, where the pydantic-core path must decide.
 
     It runs for every message, so it is written out for each model as straight-line code (one
     step per field that needs one; loops over a model's fields cost a third more), then
-    compiled, as dataclasses writes ``__init__``. The names it uses are bound in ``scope``.
+    compiled, as dataclasses writes ``__init__``. The names it uses are bound in ``scope``. The
+    envelope is made here, not by the caller, so that nothing is handed back but a count.
     """
     filled = model.FILLED
     scope: dict[str, Any] = {
@@ -314,6 +330,7 @@ def _builder(
         "keys_in": keys_in,
         "strings_in": strings_in,
         "model": model,
+        "TAG": model.TAG,
         "new": _new,
         "set_dict": _set_dict,
         "set_fields": _set_fields,
@@ -324,32 +341,38 @@ def _builder(
     # A required string is always one; any other is counted when given.
     always = [f for f in described if f.text and f.name not in filled and _required(f)]
     code = [
-        "def build(struct, node):",
-        "    values = asdict(struct)",
-        f"    keys = {len(described)}",  # one per field, less those left out
-        f"    strings = {len(always)}",
+        "def build(wire, instant, append, envelope):",
+        "    node = wire.node",
+        "    values = asdict(wire.payload)",
+        # One per field, less those left out (and each string value, when counted).
+        f"    keys = {len(described) + (len(always) if strings else 0)}",
     ]
+    counted = "keys" if strings else None  # what a string value adds to
     # Timestamps and the node are counted where they are read anyway (below).
     counted_below = {field.name for field in described if field.timestamp}
     if "node" in filled:
         counted_below.add("node")
-    node_text = any(field.name == "node" and field.text for field in described)
+    node_text = strings and any(field.name == "node" and field.text for field in described)
     for field in described:
-        if field.text and field not in always and field.name not in counted_below:
+        if counted and field.text and field not in always and field.name not in counted_below:
             code += [
                 f"    if values[{field.name!r}].__class__ is str:",
-                "        strings += 1",
+                f"        {counted} += 1",
             ]
     for field in described:
         if field.timestamp:  # the canonical text becomes the instant, any other goes on
             code += [
                 f"    text = values[{field.name!r}]",
                 "    if text.__class__ is str:",
-                *(["        strings += 1"] if field.text and field not in always else []),
-                "        instant = known_timestamps(text) or timestamp(text)",
-                "        if instant is None:",
+                *(
+                    [f"        {counted} += 1"]
+                    if counted and field.text and field not in always
+                    else []
+                ),
+                "        instant_ = known_timestamps(text) or timestamp(text)",
+                "        if instant_ is None:",
                 "            return None",
-                f"        values[{field.name!r}] = instant",
+                f"        values[{field.name!r}] = instant_",
             ]
     defaulted = [
         field
@@ -390,19 +413,19 @@ def _builder(
     if "node" in filled:  # left out or null: the envelope's
         code += [
             "    value = values['node']",
-            *(["    if value.__class__ is str:", "        strings += 1"] if node_text else []),
+            *(["    if value.__class__ is str:", "        keys += 1"] if node_text else []),
             f"    {'elif' if node_text else 'if'} value is UNSET:",
             "        keys -= 1",
             "        values['node'] = node",
             "    elif value is None:",
             "        values['node'] = node",
         ]
-    for name in object_fields(model):  # the keys and strings of the objects it holds
+    for name in object_fields(model):  # the keys (and strings) of the objects it holds
         code += [
             f"    value = values[{name!r}]",
             "    if value:",
             "        keys += keys_in(value)",
-            "        strings += strings_in(value)",
+            *(["        keys += strings_in(value)"] if strings else []),
         ]
     code += [
         "    message = new(model)",
@@ -428,10 +451,14 @@ def _builder(
             "        except (ValueError, AssertionError):",
             "            return None",
         ]
-    code.append("    return message, keys, strings")
+    code += [
+        "    append(envelope(wire.id, wire.instance, wire.topic, TAG, node, instant[0], message,"
+        " instant[1]))",
+        "    return keys",
+    ]
     # Field names are identifiers and every value is bound by name: the source is ours alone.
     exec("\n".join(code), scope)  # noqa: S102
-    build: Callable[[msgspec.Struct, str], tuple[Message, int, int] | None] = scope["build"]
+    build: Build = scope["build"]
     return build
 
 
@@ -563,13 +590,14 @@ def _envelope(payload: Payload, checked: bool) -> type[msgspec.Struct]:
     )
 
 
-def _decoder(checked: bool) -> tuple[msgspec.json.Decoder[Any], dict[type, Payload]]:
+def _decoder(checked: bool) -> tuple[msgspec.json.Decoder[Any], dict[type, Build]]:
     envelopes = {_envelope(payload, checked): payload for payload in PAYLOADS.values()}
     decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Union[tuple(envelopes)])  # noqa: UP007
-    return decoder, envelopes
+    return decoder, {struct: payload.build[checked] for struct, payload in envelopes.items()}
 
 
 CLEAN: Final = _decoder(checked=False)
-"""The decoder for bytes ``is_clean`` passed, and the Payload of each Struct it returns."""
+"""The decoder for bytes ``is_clean`` passed, and the ``build`` of each Struct it returns
+(counting keys and string values: each opens and closes with a quote)."""
 CHECKED: Final = _decoder(checked=True)
-"""The decoder for any bytes, and the Payload of each Struct it returns."""
+"""The decoder for any bytes, and the ``build`` of each Struct it returns (counting keys)."""

@@ -30,6 +30,7 @@ from bridge.bus.envelope import (
     _decode_fast,
     _decode_structs,
     _keys_at_most,
+    _named_once,
     decode_envelope_reference,
     decode_envelopes,
 )
@@ -69,9 +70,18 @@ def _msgspec_paths(body: bytes | str) -> list[Envelope | None]:
     if isinstance(body, bytes) and structs.is_clean(body):
         tries.append(_decode_structs([body], body))
     return [
-        decoded[0][0] if decoded is not None and _keys_at_most(body) == decoded[1] else None
+        decoded[0][0] if decoded is not None and _named_once_alone(body, *decoded[1:]) else None
         for decoded in tries
     ]
+
+
+def _named_once_alone(body: bytes | str, held: int, clean: bool) -> bool:
+    """No key of ``body`` given twice, by what ``_decode_structs`` counted: the clean decoder
+    counts keys and string values (the quotes), the checked one keys."""
+    if clean:
+        assert isinstance(body, bytes)
+        return _named_once(body, held, clean)
+    return _keys_at_most(body) == held
 
 
 def _assert_builds_the_reference(fast: Envelope, reference: Envelope, drawn: set[str]) -> None:

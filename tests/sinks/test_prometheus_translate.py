@@ -683,3 +683,16 @@ def test_series_that_expired_come_back_when_their_messages_do():
     fresh = SeriesStore(clock=FakeClock(clock.now))
     Translator(fresh).handle_batch(_frequent(2.0), propagate)
     assert families_text(store) == families_text(fresh)
+
+
+def test_a_node_state_set_written_in_later_batches_moves_to_the_latest_status():
+    """A node's health state set, held once made, still moves its 1 to each batch's status,
+    as it would for the same readings in a fresh store."""
+    store = SeriesStore(clock=FakeClock())
+    translator = Translator(store)
+    for status in ("healthy", "degraded", "unknown", "unhealthy"):
+        translator.handle_batch([envelope("node_health_updated", status=status)], propagate)
+        fresh = SeriesStore(clock=FakeClock())
+        Translator(fresh).handle_batch([envelope("node_health_updated", status=status)], propagate)
+        assert families_text(store) == families_text(fresh)
+        assert f'exesdb_node_health_status{{node="n1",status="{status}"}} 1.0\n' in store.render()

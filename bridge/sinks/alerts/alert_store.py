@@ -13,6 +13,7 @@ Times are Unix seconds from the injected wall clock, since they must survive a r
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Final
 
 from bridge.bus import new_message_id
@@ -170,6 +171,12 @@ class AlertStore:
         Lock-free (a set lookup): a stale answer can only be True, and observe() decides then.
         """
         return alert_id in self._active
+
+    @property
+    def maybe_active_ids(self) -> AbstractSet[str]:
+        """The ids ``may_be_active`` answers True for, to test many at once (``in``), lock-free
+        alike: the live set, not a copy, so never to be held past the test."""
+        return self._active
 
     # -- changes: worked out as plans, stored in one transaction --
 

@@ -148,15 +148,12 @@ def alert_event(
     at = payload.timestamp
     # The health readings first: every node sends them all the time, alerts are rare.
     if isinstance(payload, NodeHealth):
-        return _health(
-            _node_ids(payload.node)[0], "node_health", payload, f"node {payload.node}", held, active
-        )
+        return _health(_node_ids(payload.node)[0], "node_health", payload, held, active)
     if isinstance(payload, ComponentHealth):
         return _health(
             derived_id("component_health", payload.node, payload.component),
             "component_health",
             payload,
-            f"component {payload.component} on {payload.node}",
             held,
             active,
         )
@@ -247,7 +244,7 @@ def alert_events(
         # A healthy node has every resource healthy (its status is the worst of theirs).
         every = payload.status == "healthy"
         checks = payload.checks
-        for resource, alert_id in zip(_SORTED_RESOURCES, _node_ids(payload.node)[1], strict=True):
+        for resource, alert_id in _node_ids(payload.node)[1]:
             if not (
                 every
                 or (
@@ -275,11 +272,12 @@ def derived_id(*parts: str) -> str:
 
 
 @functools.lru_cache(maxsize=_CACHED_NODES)
-def _node_ids(node: str) -> tuple[str, tuple[str, ...]]:
-    """The ids of a node's ``node_health`` alert and of its resources' ``metric_threshold``
-    alerts (``_SORTED_RESOURCES``' order): every NodeHealth reading looks them up."""
+def _node_ids(node: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The id of a node's ``node_health`` alert, and each resource (``_SORTED_RESOURCES``'
+    order) with the id of its ``metric_threshold`` alert: every NodeHealth reading looks them
+    up."""
     return derived_id("node_health", node), tuple(
-        derived_id("metric_threshold", node, resource + _RESOURCE_SUFFIX)
+        (resource, derived_id("metric_threshold", node, resource + _RESOURCE_SUFFIX))
         for resource in _SORTED_RESOURCES
     )
 
@@ -326,7 +324,6 @@ def _health(
     alert_id: str,
     alertname: str,
     reading: NodeHealth | ComponentHealth,
-    subject: str,
     held: HeldStatus,
     active: Active | None,
 ) -> AlertEvent | None:
@@ -341,6 +338,12 @@ def _health(
     severity = _HEALTH_SEVERITY.get(status)
     if severity is None:  # "unknown" says nothing either way
         return None
+    # Worded only here: most readings are healthy, and make no event.
+    subject = (
+        f"component {reading.component} on {node}"
+        if isinstance(reading, ComponentHealth)
+        else f"node {node}"
+    )
     return _firing(
         alert_id,
         alertname,

@@ -31,19 +31,15 @@ from bridge.messages import (
     ErrorAnalysis,
     FeatureToggle,
     HealthCheck,
-    LatencyMetric,
     LogEntry,
     LogFilter,
     LogRotation,
     LogSummary,
     MetricAlert,
-    NodeHealth,
     NodeLifecycle,
     NotificationStatus,
     PerformanceAnalysis,
-    PerformanceMetric,
     ProcessLifecycle,
-    ResourceUsage,
     SecurityAlert,
     SessionEvent,
     SupervisionEvent,
@@ -51,7 +47,6 @@ from bridge.messages import (
     SystemConfig,
     SystemLifecycle,
     SystemState,
-    ThroughputMetric,
 )
 from bridge.sinks.prometheus.store import Family, MetricType, Series, SeriesStore
 
@@ -65,6 +60,11 @@ _tag_of: Final[Callable[[Envelope], str]] = attrgetter("tag")
 _KINDS: Final = {tag: (instance, tag) for instance, tag in MESSAGE_TYPES}
 
 NODE_STATES: Final = ("healthy", "degraded", "unhealthy", "unknown")
+# Each node status's state set values, in NODE_STATES' order.
+_NODE_STATE_VALUES: Final = {
+    status: tuple(1.0 if state == status else 0.0 for state in NODE_STATES)
+    for status in NODE_STATES
+}
 COMPONENT_STATES: Final = ("healthy", "degraded", "unhealthy")
 SYSTEM_STATES: Final = ("starting", "started", "stopping", "stopped")
 
@@ -347,7 +347,12 @@ def _node(envelope: Envelope) -> str:
 
 
 class Translator:
-    """Turns verified envelopes into series in a ``SeriesStore``."""
+    """Turns verified envelopes into series in a ``SeriesStore``.
+
+    The handlers of the most frequent messages read the payload's fields from its ``__dict__``
+    (a dict look-up each, the message's type known from its tag): pydantic's attribute hook
+    (``BaseModel.__getattr__``) keeps CPython from specialising attribute reads.
+    """
 
     def __init__(self, store: SeriesStore) -> None:
         self.store = store
@@ -408,8 +413,19 @@ class Translator:
         self._resources: dict[tuple[str, ...], tuple[Series, ...]] = {}
         self._throughputs: dict[tuple[str, ...], tuple[Series, ...]] = {}
         self._latencies: dict[tuple[str, ...], tuple[Series, ...]] = {}
-        for held in (self._resources, self._throughputs, self._latencies):
+        # A node's health state set (NODE_STATES' order); its gauges, which a reading may
+        # leave out, are looked up in their families.
+        self._node_states: dict[tuple[str, ...], tuple[Series, ...]] = {}
+        for held in (self._resources, self._throughputs, self._latencies, self._node_states):
             store.on_drop(held.clear)
+        self._node_gauges = tuple(
+            (name, self._f[family])
+            for name, family in (
+                ("memory_usage", "exesdb_node_memory_usage_percent"),
+                ("disk_usage", "exesdb_node_disk_usage_percent"),
+                ("load_avg", "exesdb_node_load_average"),
+            )
+        )
         self._now = 0.0  # the batch's writing() time
 
     def handle_batch(
@@ -461,16 +477,22 @@ class Translator:
     # -- ex_esdb_health --
 
     def _node_health(self, envelope: Envelope) -> None:
-        message = envelope.payload
-        assert isinstance(message, NodeHealth)
-        node = (message.node,)
-        self._f["exesdb_node_health_status"].put_state(node, NODE_STATES, message.status)
-        if message.memory_usage is not None:
-            self._f["exesdb_node_memory_usage_percent"].put(node, message.memory_usage)
-        if message.disk_usage is not None:
-            self._f["exesdb_node_disk_usage_percent"].put(node, message.disk_usage)
-        if message.load_avg is not None:
-            self._f["exesdb_node_load_average"].put(node, message.load_avg)
+        values = envelope.payload.__dict__  # a NodeHealth's fields
+        node = (values["node"],)
+        status = values["status"]
+        held = self._node_states.get(node)
+        if held is not None:
+            now = self._now
+            for series, value in zip(held, _NODE_STATE_VALUES[status], strict=True):
+                series.put(value, now)
+        else:
+            states = self._f["exesdb_node_health_status"]
+            states.put_state(node, NODE_STATES, status)
+            _hold(self._node_states, node, *((states, (*node, state)) for state in NODE_STATES))
+        for name, family in self._node_gauges:
+            value = values[name]
+            if value is not None:
+                family.put(node, value)
 
     def _cluster_health(self, envelope: Envelope) -> None:
         message = envelope.payload
@@ -507,68 +529,66 @@ class Translator:
     # -- ex_esdb_metrics --
 
     def _performance(self, envelope: Envelope) -> None:
-        message = envelope.payload
-        assert isinstance(message, PerformanceMetric)
+        values = envelope.payload.__dict__  # a PerformanceMetric's fields
         self._f["exesdb_performance_value"].put(
-            (message.node, message.component, message.metric_name, message.unit), message.value
+            (values["node"], values["component"], values["metric_name"], values["unit"]),
+            values["value"],
         )
 
     def _throughput(self, envelope: Envelope) -> None:
-        message = envelope.payload
-        assert isinstance(message, ThroughputMetric)
-        labels = (message.node, message.operation)
+        values = envelope.payload.__dict__  # a ThroughputMetric's fields
+        labels = (values["node"], values["operation"])
         operations = self._f["exesdb_operations"]
         if envelope.topic.endswith(ERROR_TOPIC_SUFFIX):
-            operations.add((*labels, "error"), float(message.count))
+            operations.add((*labels, "error"), float(values["count"]))
             return
         held = self._throughputs.get(labels)
         if held is not None:
             now = self._now
-            held[0].add(float(message.count), now)
-            held[1].put(message.rate_per_sec, now)
+            held[0].add(float(values["count"]), now)
+            held[1].put(values["rate_per_sec"], now)
             return
         rate = self._f["exesdb_operation_rate_per_second"]
-        operations.add((*labels, "success"), float(message.count))
-        rate.put(labels, message.rate_per_sec)
+        operations.add((*labels, "success"), float(values["count"]))
+        rate.put(labels, values["rate_per_sec"])
         _hold(self._throughputs, labels, (operations, (*labels, "success")), (rate, labels))
 
     def _latency(self, envelope: Envelope) -> None:
-        message = envelope.payload
-        assert isinstance(message, LatencyMetric)
-        labels = (message.node, message.operation)
-        seconds = message.latency_ms / 1000
-        if message.percentile != "avg":
+        values = envelope.payload.__dict__  # a LatencyMetric's fields
+        labels = (values["node"], values["operation"])
+        seconds = values["latency_ms"] / 1000
+        percentile = values["percentile"]
+        if percentile != "avg":
             self._f["exesdb_operation_latency_seconds"].put(
-                (*labels, QUANTILES[message.percentile]), seconds
+                (*labels, QUANTILES[percentile]), seconds
             )
             return
         held = self._latencies.get(labels)
         if held is not None:
             now = self._now
             held[0].put(seconds, now)
-            held[1].put(float(message.sample_count), now)
+            held[1].put(float(values["sample_count"]), now)
             return
         average = self._f["exesdb_operation_latency_avg_seconds"]
         samples = self._f["exesdb_operation_latency_samples"]
         average.put(labels, seconds)
-        samples.put(labels, float(message.sample_count))
+        samples.put(labels, float(values["sample_count"]))
         _hold(self._latencies, labels, (average, labels), (samples, labels))
 
     def _resource(self, envelope: Envelope) -> None:
-        message = envelope.payload
-        assert isinstance(message, ResourceUsage)
-        resource = (message.node, message.resource_type)
+        values = envelope.payload.__dict__  # a ResourceUsage's fields
+        resource = (values["node"], values["resource_type"])
         held = self._resources.get(resource)
         if held is not None:
             now = self._now
-            held[0].put(message.usage_percent, now)
-            held[1].put(message.current_used, now)
-            held[2].put(message.total_available, now)
+            held[0].put(values["usage_percent"], now)
+            held[1].put(values["current_used"], now)
+            held[2].put(values["total_available"], now)
             return
-        usage = self._usage[message.resource_type]
-        usage.put(resource[:1], message.usage_percent)
-        self._resource_used.put(resource, message.current_used)
-        self._resource_available.put(resource, message.total_available)
+        usage = self._usage[resource[1]]
+        usage.put(resource[:1], values["usage_percent"])
+        self._resource_used.put(resource, values["current_used"])
+        self._resource_available.put(resource, values["total_available"])
         _hold(
             self._resources,
             resource,

@@ -61,3 +61,22 @@ def test_a_rolled_back_resolution_keeps_the_alert_active(outbox: Outbox) -> None
     observe(outbox, event("other"), T0 + 1)  # a later commit must not forget it either
     assert outbox.alerts.may_be_active("node_failure:n1")
     assert observe(outbox, event(status="resolved"), T0 + 2) is not None
+
+
+def test_the_active_ids_tested_at_once_follow_fire_acknowledge_and_resolve(
+    outbox: Outbox,
+) -> None:
+    """maybe_active_ids holds an id exactly while may_be_active says it may be active."""
+    alert_id = "node_failure:n1"
+    seen = []
+    for step in range(4):
+        if step == 1:
+            observe(outbox, event(), T0)
+        elif step == 2:
+            outbox.alerts.acknowledge(alert_id, "ops", T0 + 1)
+        elif step == 3:
+            observe(outbox, event(status="resolved"), T0 + 2)
+        held = alert_id in outbox.alerts.maybe_active_ids
+        assert held is outbox.alerts.may_be_active(alert_id)
+        seen.append(held)
+    assert seen == [False, True, True, False]
