@@ -476,7 +476,8 @@ class BatchSubscription(_InboxBacked):
     def when_failed(self, since: int, mark: int, callback: Callable[[], None]) -> None:
         """Call ``callback`` once the messages numbered in (``since``, ``mark``] went through
         the handler, if a batch holding one of them failed (for a publisher that stopped
-        waiting: ``wait_handled`` ended first). Forgotten when the subscription stops."""
+        waiting: ``wait_handled`` ended first), or once the subscription stopped before they
+        went through: either way they were not handled."""
         if self._handled >= mark:
             if self.failed_between(since, mark):
                 callback()
@@ -491,11 +492,14 @@ class BatchSubscription(_InboxBacked):
             if self._handled < mark:
                 keep.append((since, mark, callback))
             elif self.failed_between(since, mark):
-                try:
-                    callback()
-                except Exception:  # in the batch loop: one callback must not stop the stage
-                    _logger.exception("subscriber %s: a late-failure callback failed", self.name)
+                self._call_late(callback)
         self._late = keep
+
+    def _call_late(self, callback: Callable[[], None]) -> None:
+        try:
+            callback()
+        except Exception:  # in the batch loop: one callback must not stop the stage
+            _logger.exception("subscriber %s: a late-failure callback failed", self.name)
 
     def _settle_waiters(self, stopped: bool = False) -> None:
         if not self._waiters:
@@ -579,4 +583,7 @@ class BatchSubscription(_InboxBacked):
         """Drain what is queued (for up to ``drain_seconds``), then stop; waiters are released."""
         await self.inbox.stop(drain_seconds)
         self._settle_waiters(stopped=True)
-        self._late.clear()
+        # What the drain did not reach is dropped: its publishers are told, as of a failure.
+        late, self._late = self._late, []
+        for _, _, callback in late:
+            self._call_late(callback)

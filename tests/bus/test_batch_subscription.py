@@ -325,3 +325,22 @@ async def test_a_late_failure_callback_that_raises_does_not_stop_the_subscriber(
         )
     kit.bus.publish_verified([_envelope(1)])
     await async_wait_until(lambda: handled == ["a1"], what="the next batch handled")
+
+
+async def test_a_stop_before_the_messages_went_through_calls_their_late_failure_callbacks(
+    make_bus: BusFactory,
+) -> None:
+    """Messages still queued when the drain time runs out are dropped, and a publisher that
+    stopped waiting for them is told (ingest then forgets their ids: a resend is taken)."""
+    kit = await _started(make_bus)
+    batches = Batches(asyncio.Event())  # never set: the handler holds its first batch
+    subscription = kit.bus.subscribe(
+        "b", batches, instances=["ex_esdb_alerts"], batch=True, durable=True
+    )
+    kit.bus.publish_verified([_envelope(0)])
+    called: list[str] = []
+    subscription.when_failed(0, subscription.mark, lambda: called.append("dropped"))
+    await async_wait_until(lambda: batches.entered == 1, what="the batch held by the handler")
+    await subscription.stop(0.1)
+    assert called == ["dropped"]
+    assert batches.ids == []
