@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -71,16 +72,23 @@ class _OutOfDescriptors(logging.Filter):
     the port would fill the log. One warning a minute instead, naming what to raise; those
     left out are counted in the next."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
+        self._clock = clock
         self._told: float | None = None
         self._untold = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
         refused = record.exc_info[1] if record.exc_info else None
-        if not isinstance(refused, OSError) or refused.errno not in _OUT_OF_DESCRIPTORS:
+        if (
+            not isinstance(refused, OSError)
+            or refused.errno not in _OUT_OF_DESCRIPTORS
+            # asyncio's words for a refused accept: another error (a file, an outbound
+            # connection out of descriptors) keeps its own message and traceback
+            or not str(record.msg).startswith("socket.accept() out of system resource")
+        ):
             return True
-        now = time.monotonic()
+        now = self._clock()
         if self._told is not None and now - self._told < _OUT_OF_DESCRIPTORS_EVERY:
             self._untold += 1
             return False

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 from aiohttp.http_exceptions import BadStatusLine
 
+from bridge import logs
 from bridge.logs import configure_logging
 from tests.support import make_settings
 
@@ -150,3 +151,56 @@ def test_other_asyncio_errors_still_reach_the_log(capsys: pytest.CaptureFixture[
     err = capsys.readouterr().err
     assert " ERROR asyncio: boom" in err
     assert "ValueError: bad" in err
+
+
+def test_another_asyncio_error_out_of_descriptors_keeps_its_message_and_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Only asyncio's refused accepts are reworded: another error it reports with EMFILE (a
+    task opening a file) keeps its own message and traceback."""
+    configure_logging(make_settings())
+    loop = asyncio.new_event_loop()
+    try:
+        loop.call_exception_handler(
+            {
+                "message": "Task exception was never retrieved",
+                "exception": OSError(errno.EMFILE, "x"),
+            }
+        )
+    finally:
+        loop.close()
+    err = capsys.readouterr().err
+    assert " ERROR asyncio: Task exception was never retrieved" in err
+    assert "OSError: [Errno 24] x" in err
+    assert "out of file descriptors" not in err
+
+
+def _refused_accept() -> logging.LogRecord:
+    error = OSError(errno.EMFILE, "Too many open files")
+    return logging.LogRecord(
+        "asyncio",
+        logging.ERROR,
+        __file__,
+        1,
+        "socket.accept() out of system resource\nsocket: s",
+        None,
+        (OSError, error, None),
+    )
+
+
+def test_refused_accepts_are_told_once_a_minute_with_the_count_of_those_left_out() -> None:
+    """Within a minute of the warning, refused accepts are left out and counted; the next
+    warning, a minute on, says how many."""
+    now = [100.0]
+    out_of_descriptors = logs._OutOfDescriptors(clock=lambda: now[0])
+    first = _refused_accept()
+    assert out_of_descriptors.filter(first)
+    assert "(%d more" not in str(first.msg)
+    now[0] += 59.0
+    assert [out_of_descriptors.filter(_refused_accept()) for _ in range(3)] == [False] * 3
+    now[0] += 1.0
+    told = _refused_accept()
+    assert out_of_descriptors.filter(told)
+    assert told.getMessage().endswith("(3 more accepts refused since the last warning)")
+    assert told.levelname == "WARNING"
+    assert told.exc_info is None
