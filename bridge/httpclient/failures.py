@@ -39,8 +39,8 @@ def request_failure(exc: BaseException, timeout: float) -> RequestFailure:
         return RequestFailure(kind, str(exc))  # names the key and why, never the content
     if isinstance(exc, aiohttp.ClientConnectorError):
         where = f"{exc.host}:{exc.port}"
-        if isinstance(exc, aiohttp.ClientProxyConnectionError):  # its host is the receiver's
-            where = f"the proxy for {where}"
+        if isinstance(exc, aiohttp.ClientProxyConnectionError):  # its host is the proxy's
+            where = f"the proxy {where}"
         return RequestFailure(kind, f"{kind}: cannot connect to {where}: {connection_error(exc)}")
     shown = redact_urls(str(exc))
     if isinstance(exc, aiohttp.ClientError):

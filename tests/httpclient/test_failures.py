@@ -96,6 +96,23 @@ async def test_a_connection_failure_names_host_port_and_reason_not_the_ssl_conte
     assert " at 0x" not in failure.text
 
 
+async def test_a_proxy_that_refuses_is_named_as_the_proxy() -> None:
+    """A receiver behind a proxy_url that refuses: the proxy's host and port are told as the
+    proxy's (aiohttp's error carries the proxy's), not as the receiver's."""
+    proxy = free_port()
+    async with aiohttp.ClientSession() as session:
+        try:
+            await session.post(
+                "http://receiver.example:8443/hook", proxy=f"http://127.0.0.1:{proxy}"
+            )
+        except REQUEST_ERRORS as exc:
+            failure = request_failure(exc, 5.0)
+    assert failure.kind == "ClientProxyConnectionError"
+    assert failure.text.startswith(
+        f"ClientProxyConnectionError: cannot connect to the proxy 127.0.0.1:{proxy}: "
+    )
+
+
 async def test_an_untrusted_certificate_is_told_by_openssl_s_reason_not_a_tuple(
     untrusted_tls_port: int,
 ) -> None:
