@@ -43,6 +43,8 @@ def load(guard: ReplayGuard, state_dir: str | Path) -> int:
     path = Path(state_dir) / FILE_NAME
     try:
         saved = json.loads(path.read_text())
+        if saved["v"] != _VERSION:
+            raise ValueError(f"written in format {saved['v']!r}, this version reads {_VERSION}")
         held = [(str(message_id), float(timestamp)) for message_id, timestamp in saved["ids"]]
         floor = float(saved["floor"])
     except FileNotFoundError:

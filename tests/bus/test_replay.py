@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import stat
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.bus import ReplayGuard, ReplayVerdict
+from bridge.bus import ReplayGuard, ReplayVerdict, replay_file
 from tests.bus.test_batches import check_pairs
 
 WINDOW = 300.0
@@ -363,3 +368,43 @@ def test_restore_keeps_the_floor_a_full_memory_raised() -> None:
     second.restore(held, floor)
     assert second.floor == floor == NOW - 10
     assert second.check("id-00000000", NOW - 10) is ReplayVerdict.EXPIRED
+
+
+def test_the_replay_file_is_written_for_its_user_only_and_read_back(tmp_path: Path) -> None:
+    """save writes the guard's ids to a file only its user reads (0600), and load remembers
+    them in another guard: a copy is refused as replayed."""
+    first = _guard()
+    first.check("id-now-0001", NOW)
+    replay_file.save(first, tmp_path)
+    path = tmp_path / replay_file.FILE_NAME
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    second = _guard()
+    assert replay_file.load(second, tmp_path) == 1
+    assert second.check("id-now-0001", NOW) is ReplayVerdict.REPLAYED
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",  # torn by a crash while written
+        "{not json",
+        '{"v": 1, "ids": [["a", "b"]], "floor": 0}',
+        json.dumps({"v": 2, "ids": [["id-now-0001", NOW]], "floor": 0}),  # a later format
+    ],
+)
+def test_a_replay_file_that_cannot_be_read_is_logged_and_its_ids_forgotten(
+    tmp_path: Path, text: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file torn, not JSON, with a value of the wrong kind or of another format version is
+    set aside with a warning: nothing is remembered from it and the bridge starts."""
+    (tmp_path / replay_file.FILE_NAME).write_text(text)
+    guard = _guard()
+    with caplog.at_level(logging.WARNING, "bridge.bus.replay_file"):
+        assert replay_file.load(guard, tmp_path) == 0
+    assert "its ids are forgotten" in caplog.text
+    assert guard.check("id-now-0001", NOW) is ReplayVerdict.FRESH
+
+
+def test_no_replay_file_is_nothing_remembered(tmp_path: Path) -> None:
+    """No file (the first start, or one after a crash that came before any stop) is silent."""
+    assert replay_file.load(_guard(), tmp_path) == 0
