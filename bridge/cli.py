@@ -124,12 +124,14 @@ def _hang_up(bridge: Bridge) -> None:
     """SIGHUP (``systemctl reload``, a closed terminal) reads the web config again and keeps
     running: left to Python's default it ended the bridge at once, undrained, with an exit
     systemd counts as clean (no restart)."""
-    if bridge.web_config is None:
+    if not bridge.settings.web_config_file:
         web_config = "no web config to read again"
+    elif bridge.web_config is None:
+        web_config = "still starting: the web config is being read"
     elif bridge.web_config.reload_if_changed():
         web_config = "web config read again"
     else:
-        web_config = "web config: nothing new taken"
+        web_config = "web config: nothing new taken (unchanged, or a version already refused)"
     _logger.info(
         "SIGHUP: %s; environment variables and the receivers file are read at start (restart to "
         "change them)",
