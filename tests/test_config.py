@@ -743,14 +743,15 @@ def test_a_general_http_endpoint_ending_in_a_signal_s_path_is_refused(
     """With http/protobuf the exporter adds /v1/<signal> to OTEL_EXPORTER_OTLP_ENDPOINT, so one
     ending in such a path already (every export a 404 at /v1/traces/v1/traces) stops start-up
     naming it; the same URL as a signal's own endpoint is used as it is, and taken."""
-    url = f"http://collector:4318{path}"
+    url = f"http://otel.internal:4318{path}"
     env = {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
     status, _, err = _check_config(monkeypatch, capsys, OTEL_EXPORTER_OTLP_ENDPOINT=url, **env)
     assert status == 2
     [problem] = [line for line in err.splitlines() if line.startswith("  ")]
     signal_path = "/v1/" + path.rstrip("/").rpartition("/")[2]
     assert problem.startswith(f"  OTEL_EXPORTER_OTLP_ENDPOINT: ends in {signal_path}, ")
-    assert "http://collector:4318" in problem  # the base URL to give instead, as an example
+    assert "(http://collector:4318)" in problem  # the base URL to give instead, as an example
+    assert "otel.internal" not in problem  # never the value (its path may hold a token)
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT")
     for signal in ("TRACES", "LOGS"):
         monkeypatch.setenv(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", url)
