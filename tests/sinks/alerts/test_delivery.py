@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from bridge.sinks.alerts.delivery import (
     DeliveryWorker,
     Outcome,
     RetryPolicy,
+    Sender,
     classify,
     parse_retry_after,
 )
@@ -287,6 +288,31 @@ class BrokenSender:
         raise RuntimeError("bug")
 
 
+def _failing_worker(
+    outbox: Outbox,
+    db: DbThread,
+    sender: Sender,
+    sleep: Callable[[float, asyncio.Event], Awaitable[None]],
+    errors: list[None],
+    reported: list[DeliveryState],
+) -> DeliveryWorker:
+    """A worker whose failed steps are counted in ``errors`` and whose attempts' states go to
+    ``reported``: retries after 1 s, doubling to 8 s."""
+    return DeliveryWorker(
+        URL,
+        queue=outbox.queue,
+        db=db,
+        sender=sender,
+        policy=RetryPolicy(Backoff(base=1.0, cap=8.0), deadline=100.0),
+        group_wait=0.0,
+        build=one_each,
+        report=lambda delivery, res, state, attempt: reported.append(state),
+        clock=Clock(),
+        sleep=sleep,
+        on_error=lambda: errors.append(None),
+    )
+
+
 async def test_a_failing_step_is_counted_and_the_worker_goes_on(outbox: Outbox) -> None:
     """An exception in a worker's step is counted through on_error and the loop keeps going."""
     errors: list[None] = []
@@ -297,19 +323,7 @@ async def test_a_failing_step_is_counted_and_the_worker_goes_on(outbox: Outbox) 
         await asyncio.sleep(0)
 
     db = DbThread()
-    worker = DeliveryWorker(
-        URL,
-        queue=outbox.queue,
-        db=db,
-        sender=BrokenSender(),
-        policy=RetryPolicy(Backoff(base=1.0, cap=8.0), deadline=100.0),
-        group_wait=0.0,
-        build=one_each,
-        report=lambda delivery, res, state, attempt: None,
-        clock=Clock(),
-        sleep=sleep,
-        on_error=lambda: errors.append(None),
-    )
+    worker = _failing_worker(outbox, db, BrokenSender(), sleep, errors, [])
     worker.start()
     try:
         await async_wait_until(lambda: len(errors) >= 2, what="two failed steps counted")
@@ -346,19 +360,7 @@ async def test_a_worker_failing_step_after_step_logs_the_fault_once_and_its_reco
         await asyncio.sleep(0)
 
     db = DbThread()
-    worker = DeliveryWorker(
-        URL,
-        queue=outbox.queue,
-        db=db,
-        sender=FailingThenWorking(5),
-        policy=RetryPolicy(Backoff(base=1.0, cap=8.0), deadline=100.0),
-        group_wait=0.0,
-        build=one_each,
-        report=lambda delivery, res, state, attempt: delivered.append(state),
-        clock=Clock(),
-        sleep=sleep,
-        on_error=lambda: errors.append(None),
-    )
+    worker = _failing_worker(outbox, db, FailingThenWorking(5), sleep, errors, delivered)
     with caplog.at_level("INFO", logger="bridge.sinks.alerts.delivery"):
         worker.start()
         try:
