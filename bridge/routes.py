@@ -35,10 +35,11 @@ def unknown_parameter(request: web.Request, allowed: Iterable[str]) -> web.Respo
     """400 ``invalid`` naming a query parameter not in ``allowed``, or None: a misspelt filter
     (``?alertid=``) would otherwise answer as if no filter had been given."""
     names = sorted(allowed)
-    for name in sorted(request.query.keys() - set(names)):
-        detail = f"unknown query parameter {name!r}; allowed: {', '.join(names)}"
-        return error_response(400, "invalid", detail, name)
-    return None
+    unknown = sorted(request.query.keys() - set(names))
+    if not unknown:
+        return None
+    detail = f"unknown query parameter {unknown[0]!r}; allowed: {', '.join(names)}"
+    return error_response(400, "invalid", detail, unknown[0])
 
 
 class AdminGuard:
