@@ -697,6 +697,27 @@ def test_an_otlp_endpoint_the_exporter_can_use_is_accepted(
 
 
 @pytest.mark.parametrize(
+    "value", ["http://user:s3cr3t-pw@collector:4317", "user:s3cr3t-pw@collector:4317"]
+)
+def test_credentials_in_a_grpc_otlp_endpoint_are_refused_saying_where_they_go(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    """A grpc endpoint holding user:password@ stops start-up saying the gRPC exporter does not
+    send them and that OTEL_EXPORTER_OTLP_HEADERS does, without showing the password."""
+    status, out, err = _check_config(
+        monkeypatch,
+        capsys,
+        OTEL_EXPORTER_OTLP_ENDPOINT=value,
+        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+    )
+    assert status == 2
+    [line] = [line for line in err.splitlines() if "OTEL_EXPORTER_OTLP_ENDPOINT:" in line]
+    assert "grpc exporter does not send" in line
+    assert "OTEL_EXPORTER_OTLP_HEADERS" in line
+    assert "s3cr3t" not in out + err
+
+
+@pytest.mark.parametrize(
     ("env", "variable"),
     [
         (
