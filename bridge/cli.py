@@ -734,12 +734,27 @@ def build_parser() -> argparse.ArgumentParser:
     health = commands.add_parser("healthcheck", help="exit 0 when /healthz answers 200, else 1")
     healthcheck.add_arguments(health)
     health.set_defaults(handler=lambda args: healthcheck.main(args.timeout))
+    _remember_parser(parser)
     return parser
+
+
+def _remember_parser(parser: argparse.ArgumentParser) -> None:
+    """Give each (sub)command's parser itself as the default ``usage_parser``: the innermost
+    one chosen wins, so ``main`` can show that command's usage for an unknown argument."""
+    parser.set_defaults(usage_parser=parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):  # an alias repeats a parser
+                _remember_parser(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    # argparse hands an unknown argument of a subcommand back to the top-level parser, which
+    # would show its own usage: report it with the usage of the command it was given to.
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:
+        args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.handler(args))
     except BrokenPipeError:

@@ -545,7 +545,9 @@ _SECRET_VARIABLES: Final = frozenset(
 
 
 # What a boolean setting takes, as docs/configuration.md says it.
-_BOOLEAN_ALLOWED: Final = "must be true or false (also 1/0, yes/no)"
+_BOOLEAN_ALLOWED: Final = (
+    "must be true or false (also 1/0, yes/no, on/off, t/f, y/n, in any letter case)"
+)
 
 
 def load_settings() -> Settings:

@@ -29,7 +29,7 @@ import hmac
 import os
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -39,10 +39,12 @@ import yaml
 from pydantic import (
     AfterValidator,
     Field,
+    ModelWrapValidatorHandler,
     SecretStr,
     ValidationError,
     model_validator,
 )
+from pydantic_core import InitErrorDetails
 
 from bridge.errors import ConfigError
 from bridge.httpclient import HTTPClientConfig
@@ -91,17 +93,70 @@ HttpUrl = Annotated[str | None, AfterValidator(_http_url)]
 AlertmanagerUrl = Annotated[str | None, AfterValidator(_alertmanager_url)]
 
 
-def _one_kind_of_auth(url: str | None, http_config: HTTPClientConfig) -> None:
-    """Refuse a URL's ``user:password@`` beside ``http_config``'s own credentials: the HTTP
-    client cannot send both, and every attempt would fail until the delivery's deadline."""
-    if not url or (http_config.authorization is None and http_config.basic_auth is None):
-        return
-    split = urlsplit(url)
-    if split.username is not None or split.password is not None:
-        raise ValueError(
-            "url holds credentials (user:password@) and http_config sets authorization or"
-            " basic_auth: give them in one place"
-        )
+def _credentials_twice(url: object, http_config: object) -> list[str]:
+    """A URL's ``user:password@`` beside ``http_config``'s own credentials (checked values or
+    the file's, when another key failed): the HTTP client cannot send both, and every attempt
+    would fail until the delivery's deadline."""
+    if isinstance(http_config, HTTPClientConfig):
+        auth: tuple[object, ...] = (http_config.authorization, http_config.basic_auth)
+    elif isinstance(http_config, Mapping):
+        auth = (http_config.get("authorization"), http_config.get("basic_auth"))
+    else:
+        return []
+    if not isinstance(url, str) or all(given is None for given in auth):
+        return []
+    try:
+        split = urlsplit(url)
+    except ValueError:
+        return []
+    if split.username is None and split.password is None:
+        return []
+    return [
+        "url holds credentials (user:password@) and http_config sets authorization or"
+        " basic_auth: give them in one place"
+    ]
+
+
+def _checked_together(
+    data: Any,
+    handler: Callable[[Any], Strict],
+    problems_of: Callable[[Mapping[str, Any]], list[str]],
+) -> Any:
+    """``handler(data)``, then ``problems_of`` its keys taken together; when a key alone is
+    already bad, ``problems_of`` the file's keys as well, so every problem is said at once."""
+    try:
+        model = handler(data)
+    except ValidationError as exc:
+        together = problems_of(data) if isinstance(data, Mapping) else []
+        if not together:
+            raise
+        raise _combined(exc.title, exc.errors(), data, together) from None
+    together = problems_of(dict(model))
+    if together:
+        raise _combined(type(model).__name__, [], data, together)
+    return model
+
+
+def _combined(title: str, errors: Iterable[Any], data: Any, together: list[str]) -> ValidationError:
+    """A ValidationError holding ``errors`` and one for each problem of keys taken together."""
+    added: list[InitErrorDetails] = [
+        {"type": "value_error", "loc": (), "input": data, "ctx": {"error": ValueError(problem)}}
+        for problem in together
+    ]
+    return ValidationError.from_exception_data(title, [*errors, *added])
+
+
+def _webhook_problems(values: Mapping[str, Any]) -> list[str]:
+    problems = []
+    if bool(values.get("url")) == bool(values.get("url_file")):
+        problems.append("exactly one of url and url_file")
+    if values.get("secret") and values.get("secret_file"):
+        problems.append("at most one of secret and secret_file")
+    return problems + _credentials_twice(values.get("url"), values.get("http_config"))
+
+
+def _alertmanager_problems(values: Mapping[str, Any]) -> list[str]:
+    return _credentials_twice(values.get("url"), values.get("http_config"))
 
 
 class WebhookConfig(Strict):
@@ -120,14 +175,10 @@ class WebhookConfig(Strict):
         Any, not_supported("deliveries are always Alertmanager's webhook format, version 4")
     ] = None
 
-    @model_validator(mode="after")
-    def _check(self) -> WebhookConfig:
-        if bool(self.url) == bool(self.url_file):
-            raise ValueError("exactly one of url and url_file")
-        if self.secret and self.secret_file:
-            raise ValueError("at most one of secret and secret_file")
-        _one_kind_of_auth(self.url, self.http_config)
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check(cls, data: Any, handler: ModelWrapValidatorHandler[WebhookConfig]) -> Any:
+        return _checked_together(data, handler, _webhook_problems)
 
     @property
     def shown(self) -> str:
@@ -159,10 +210,10 @@ class AlertmanagerConfig(Strict):
     timeout: GoDuration = 0.0
     http_config: HTTPClientConfig = HTTPClientConfig()
 
-    @model_validator(mode="after")
-    def _check(self) -> AlertmanagerConfig:
-        _one_kind_of_auth(self.url, self.http_config)
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check(cls, data: Any, handler: ModelWrapValidatorHandler[AlertmanagerConfig]) -> Any:
+        return _checked_together(data, handler, _alertmanager_problems)
 
     def relative_to(self, folder: Path) -> AlertmanagerConfig:
         """The same settings with every file path made absolute from ``folder``."""

@@ -85,7 +85,8 @@ def otlp_endpoint_problem(
     exporter dials the URL's ``host:port`` or, when the value has none (``collector:4317``,
     ``collector``, ``unix:/path``), the value itself as a gRPC target; refused are only those
     gRPC cannot parse or look up as a name (no host, a port that is no number, a name with a
-    space) and a port above 65535, which gRPC would dial modulo 65536.
+    space) and a port above 65535, which gRPC would dial modulo 65536; a ``user:password@``
+    is refused saying where credentials go instead, as the gRPC exporter never sends it.
     """
     if protocol == "http/protobuf":
         try:
@@ -111,6 +112,11 @@ def otlp_endpoint_problem(
     scheme, sep, _ = target.partition(":")
     if sep and scheme.lower() in _GRPC_TARGET_SCHEMES:
         return None
+    if "@" in target:
+        return (
+            "holds credentials (user:password@), which the grpc exporter does not send: give "
+            "them as a header in OTEL_EXPORTER_OTLP_HEADERS instead"
+        )
     if not _grpc_host_port_ok(target):
         return f"not usable with grpc; allowed: {_GRPC_ENDPOINT}"
     return None

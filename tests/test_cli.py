@@ -97,6 +97,28 @@ def test_a_command_group_without_its_subcommand_names_the_choices(group: str, ch
 
 
 @pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        (["alerts", "list", "--bogus"], "alerts list"),
+        (["publish", "system_alert", "--bogus"], "publish"),
+        (["outbox", "retry", "--bogus"], "outbox retry"),
+        (["run", "--bogus"], "run"),
+    ],
+)
+def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
+    args: list[str], command: str
+) -> None:
+    """An argument a subcommand does not take exits 2 with that subcommand's usage (not the
+    top-level one) and names the argument."""
+    completed = cli(*args)
+    assert completed.returncode == 2
+    assert completed.stderr.startswith(f"usage: exesdb-bridge {command} [-h]")
+    assert completed.stderr.endswith(
+        f"exesdb-bridge {command}: error: unrecognized arguments: --bogus\n"
+    )
+
+
+@pytest.mark.parametrize(
     ("command", "env", "variable"),
     [
         (["run"], {"EXESDB_INGEST": "true"}, "SECRET_KEY_BASE"),

@@ -109,8 +109,12 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_REPLAY_WINDOW_MS", "0", "greater than 0"),
         ("EXESDB_HEALTH_BROADCAST_INTERVAL", "10", "100"),
         ("EXESDB_METRICS_BROADCAST_INTERVAL", "-5", "100"),
-        ("EXESDB_PUBSUB_INTEGRATION", "perhaps", "true or false (also 1/0, yes/no)"),
-        ("EXESDB_INGEST", "maybe", "true or false (also 1/0, yes/no)"),
+        (
+            "EXESDB_PUBSUB_INTEGRATION",
+            "perhaps",
+            "true or false (also 1/0, yes/no, on/off, t/f, y/n",
+        ),
+        ("EXESDB_INGEST", "maybe", "true or false (also 1/0, yes/no, on/off, t/f, y/n"),
         ("EXESDB_NODE", "", "at least 1"),
         ("EXESDB_HTTP_ADDR", "nope", "host:port"),
         ("EXESDB_HTTP_ADDR", "0.0.0.0:99999", "0 to 65535"),
@@ -694,6 +698,27 @@ def test_an_otlp_endpoint_the_exporter_can_use_is_accepted(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", value)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
     assert load_settings().otlp_endpoint == value
+
+
+@pytest.mark.parametrize(
+    "value", ["http://user:s3cr3t-pw@collector:4317", "user:s3cr3t-pw@collector:4317"]
+)
+def test_credentials_in_a_grpc_otlp_endpoint_are_refused_saying_where_they_go(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    """A grpc endpoint holding user:password@ stops start-up saying the gRPC exporter does not
+    send them and that OTEL_EXPORTER_OTLP_HEADERS does, without showing the password."""
+    status, out, err = _check_config(
+        monkeypatch,
+        capsys,
+        OTEL_EXPORTER_OTLP_ENDPOINT=value,
+        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+    )
+    assert status == 2
+    [line] = [line for line in err.splitlines() if "OTEL_EXPORTER_OTLP_ENDPOINT:" in line]
+    assert "grpc exporter does not send" in line
+    assert "OTEL_EXPORTER_OTLP_HEADERS" in line
+    assert "s3cr3t" not in out + err
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import re
+import string
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import Final
 
 import pytest
 import yaml
+from pydantic import TypeAdapter, ValidationError
 
 from bridge.app import Bridge
 from bridge.config import Settings, load_settings
@@ -148,23 +151,50 @@ def _assert_shows_the_default(variable: str, shown: str) -> None:
         assert shown == default
 
 
+def _boolean_spellings() -> list[str]:
+    """The spellings docs/configuration.md's one "Booleans take" line gives, in its order."""
+    [sentence] = re.findall(r"Booleans take ([^;\n]*);", page("configuration"))
+    return re.findall(r"`([^`]+)`", sentence)
+
+
 def test_the_boolean_spellings_on_the_page_are_taken_and_named_in_the_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Each spelling docs/configuration.md gives booleans is read as such, and the error for a
-    bad one names them all, so a user can tell from it what to type."""
-    [sentence] = re.findall(r"Booleans take (.*?);", page("configuration"), re.S)
-    spellings = re.findall(r"`([^`]+)`", sentence)
-    assert spellings == ["true", "false", "1", "0", "yes", "no"]
+    """Each spelling docs/configuration.md gives booleans is read as such, in any letter case,
+    and the error for a bad one names them all, so a user can tell from it what to type."""
+    spellings = _boolean_spellings()
+    assert "in any letter case" in page("configuration")
     for word in spellings:
-        expected = word in ("true", "1", "yes")
-        assert make_settings(EXESDB_INGEST=word).ingest is expected, word
+        expected = word in ("true", "1", "yes", "on", "t", "y")
+        for typed in (word, word.upper(), word.capitalize()):
+            assert make_settings(EXESDB_INGEST=typed).ingest is expected, typed
     monkeypatch.setenv("EXESDB_INGEST", "maybe")
     with pytest.raises(ConfigError) as refused:
         load_settings()
     [problem] = refused.value.problems
     assert problem.startswith("EXESDB_INGEST: ")
-    assert re.findall(r"\b(?:true|false|1|0|yes|no)\b", problem) == spellings
+    said = problem.partition(" (got")[0]
+    assert re.findall(rf"\b(?:{'|'.join(spellings)})\b", said) == spellings
+    assert "in any letter case" in said
+
+
+def test_the_page_names_every_spelling_a_boolean_setting_takes() -> None:
+    """No word a boolean setting takes goes unlisted on the page: every string of up to three
+    letters or digits, and longer words a user might try, is taken exactly when listed."""
+    assert Settings.model_fields["ingest"].annotation is bool  # checked as a plain bool
+    takes = TypeAdapter(bool)
+
+    def taken(word: str) -> bool:
+        try:
+            takes.validate_python(word)
+        except ValidationError:
+            return False
+        return True
+
+    alphabet = string.ascii_lowercase + string.digits
+    short = ("".join(chars) for n in (1, 2, 3) for chars in itertools.product(alphabet, repeat=n))
+    longer = ["true", "false", "none", "null", "enable", "enabled", "disable", "disabled", "yes "]
+    assert sorted(w for w in (*short, *longer) if taken(w)) == sorted(_boolean_spellings())
 
 
 # -- HTTP API --

@@ -240,6 +240,49 @@ def test_a_bad_file_is_refused_naming_the_key_and_never_a_secret(
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "webhook_configs:\n  - url: http://u:hook-tok3n@h\n    colour: red\n    http_config:\n"
+            "      basic_auth: {username: u, password: p}\n",
+            [
+                "webhook_configs.0.colour: unknown key",
+                "webhook_configs.0: url holds credentials (user:password@) and http_config sets",
+            ],
+        ),
+        (
+            "alertmanager:\n  url: http://u:tok3n@am\n  colour: red\n  http_config:\n"
+            "    authorization: {credentials: c}\n",
+            [
+                "alertmanager.colour: unknown key",
+                "alertmanager: url holds credentials (user:password@) and http_config sets",
+            ],
+        ),
+        (
+            "webhook_configs:\n  - send_resolved: maybe\n",
+            [
+                "webhook_configs.0.send_resolved: ",
+                "webhook_configs.0: exactly one of url and url_file",
+            ],
+        ),
+    ],
+)
+def test_a_receiver_with_a_bad_key_still_has_its_keys_checked_together(
+    tmp_path: Path, text: str, expected: list[str]
+) -> None:
+    """A receiver with an unknown or bad key is also told what its keys together get wrong
+    (credentials in the URL and in http_config, neither url nor url_file), in one go."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_receivers(path)
+    problems = [problem.removeprefix(f"{path}: ") for problem in caught.value.problems]
+    assert len(problems) == len(expected), problems
+    for problem, start in zip(problems, expected, strict=True):
+        assert problem.startswith(start), problems
+    assert "tok3n" not in "\n".join(problems)
+
+
+@pytest.mark.parametrize(
     ("text", "seconds"),
     [("10s", 10.0), ("1m30s", 90.0), ("500ms", 0.5), ("1.5h", 5400.0), ("0", 0.0), (0, 0.0)],
 )
