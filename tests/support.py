@@ -101,9 +101,9 @@ def start_listening(
     *,
     port: int,
     movable: bool,
-    taken: Callable[[int], str],
     timeout: float,
     what: Callable[[], str],
+    taken: str = "address already in use",
     tries: int = 3,
 ) -> subprocess.Popen[Any]:
     """Start a server process with ``spawn(port)`` and wait until that very process listens on
@@ -111,7 +111,7 @@ def start_listening(
 
     A ``movable`` port is one ``free_port`` gave, which another process (a parallel worker's
     server, a client's ephemeral port) may take before the server binds it: when the server
-    exits and its ``log()`` holds ``taken(port)`` (compared case-insensitively), it is started
+    exits and its ``log()`` holds ``taken`` (compared case-insensitively), it is started
     again on another port from ``free_port``, ``tries`` times in all. A port that is not
     movable (a restart on the same port) is never moved: losing it fails the test, as any other
     exit does.
@@ -122,10 +122,19 @@ def start_listening(
         wait_until(partial(_settled, process, chosen, ready), timeout, what())
         if process.poll() is None:
             return process
-        if not movable or taken(chosen).lower() not in log().lower():
+        if not movable or taken.lower() not in log().lower():
             pytest.fail(f"{what()} exited with {process.returncode}: {log()}")
         chosen = free_port()
     pytest.fail(f"no free port for {what()} after {tries} tries: {log()}")
+
+
+def spawn_logged(
+    command: Sequence[str], log_path: Path, *, append: bool = False, **options: Any
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` (``options`` as ``subprocess.Popen`` takes them) with its output, and
+    its errors, written to ``log_path`` (added to it when ``append``)."""
+    with log_path.open("ab" if append else "wb") as log:  # the child keeps its own copy
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, **options)
 
 
 def require_binary(name: str) -> str:
@@ -266,7 +275,6 @@ class BridgeProcess:
             port=self.port,
             # Only a port of its own choosing: one a test gave in EXESDB_HTTP_ADDR stays.
             movable=self.env.get("EXESDB_HTTP_ADDR") == f"127.0.0.1:{self.port}",
-            taken=lambda port: f"cannot listen on 127.0.0.1:{port}",
             timeout=ready_timeout,
             what=lambda: f"bridge on {self.url} (log: {self.log_path})",
         )
@@ -278,15 +286,13 @@ class BridgeProcess:
         self.port = port
         self.url = f"{'https' if self.context else 'http'}://127.0.0.1:{port}"
         self.log_path = log_dir / f"bridge-{port}.log"
-        with self.log_path.open("wb") as log:  # the child keeps its own copy of the fd
-            return subprocess.Popen(
-                [sys.executable, "-m", "bridge", "run", *self.args],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=str(log_dir),
-                preexec_fn=self._limit_descriptors if self.descriptors else None,
-            )
+        return spawn_logged(
+            [sys.executable, "-m", "bridge", "run", *self.args],
+            self.log_path,
+            env=self.env,
+            cwd=str(log_dir),
+            preexec_fn=self._limit_descriptors if self.descriptors else None,
+        )
 
     def _limit_descriptors(self) -> None:
         assert self.descriptors is not None

@@ -10,7 +10,7 @@ import pytest
 
 from tests.integration.servers.prometheus import PrometheusServer
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.support import listens, require_binary
+from tests.support import BridgeProcess, http_get, listens, require_binary
 
 __all__ = ["redis_server"]  # the fixture, imported for the tests below
 
@@ -63,3 +63,21 @@ def test_a_prometheus_whose_free_port_was_taken_starts_again_on_another(tmp_path
         assert listens(server.process.pid, server.port)
     finally:
         server.stop()
+
+
+def test_a_bridge_whose_free_port_was_taken_starts_again_on_another(
+    tmp_path: Path, bridge_processes: list[BridgeProcess]
+) -> None:
+    """A bridge that cannot listen on the port free_port gave exits saying so; it is started
+    again on another port, where its own process serves /healthz."""
+    bridge = BridgeProcess()
+    bridge_processes.append(bridge)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        bridge.port = port
+        bridge.env["EXESDB_HTTP_ADDR"] = f"127.0.0.1:{port}"
+        bridge.start(tmp_path)
+    assert bridge.port != port
+    assert bridge.process is not None
+    assert listens(bridge.process.pid, bridge.port)
+    assert http_get(bridge.url + "/healthz")[0] == 200

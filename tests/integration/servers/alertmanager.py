@@ -21,7 +21,14 @@ from typing import Any
 
 import pytest
 
-from tests.support import free_port, http_get, require_binary, start_listening, terminate
+from tests.support import (
+    free_port,
+    http_get,
+    require_binary,
+    spawn_logged,
+    start_listening,
+    terminate,
+)
 
 __all__ = ["AlertmanagerServer", "alertmanager_server"]
 
@@ -102,7 +109,6 @@ class AlertmanagerServer:
             self.log,
             port=self.port,
             movable=True,
-            taken=lambda port: "address already in use",
             timeout=ready_timeout,
             what=lambda: f"alertmanager on {self.url} (log: {self.log_path})",
         )
@@ -111,12 +117,7 @@ class AlertmanagerServer:
     def _spawn(self, arguments: list[str], port: int) -> subprocess.Popen[bytes]:
         assert self.log_path is not None
         self.port = port
-        with self.log_path.open("wb") as log:  # the child keeps its own copy of the fd
-            return subprocess.Popen(
-                [*arguments, f"--web.listen-address=127.0.0.1:{port}"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        return spawn_logged([*arguments, f"--web.listen-address=127.0.0.1:{port}"], self.log_path)
 
     def log(self) -> str:
         """What the server printed so far."""

@@ -22,6 +22,7 @@ from tests.support import (
     free_port,
     http_get,
     require_binary,
+    spawn_logged,
     start_listening,
     terminate,
     wait_until,
@@ -85,7 +86,6 @@ class PrometheusServer:
             self.log,
             port=self.port,
             movable=True,
-            taken=lambda port: "address already in use",
             timeout=timeout,
             what=lambda: f"Prometheus on {self.url} (log: {self.log_path})",
         )
@@ -93,19 +93,14 @@ class PrometheusServer:
 
     def _spawn(self, port: int) -> subprocess.Popen[bytes]:
         self.port = port
-        with self.log_path.open("wb") as log:  # the child keeps its own copy of the fd
-            return subprocess.Popen(
-                [
-                    self.binary,
-                    f"--config.file={self.config_path}",
-                    f"--storage.tsdb.path={self.workdir / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                    "--storage.tsdb.retention.time=1h",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=str(self.workdir),
-            )
+        command = [
+            self.binary,
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--storage.tsdb.retention.time=1h",
+        ]
+        return spawn_logged(command, self.log_path, cwd=str(self.workdir))
 
     def log(self) -> str:
         """What the server printed so far."""

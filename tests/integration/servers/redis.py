@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support import free_port, require_binary, start_listening, terminate
+from tests.support import free_port, require_binary, spawn_logged, start_listening, terminate
 
 __all__ = ["RedisServer", "redis_server"]
 
@@ -61,7 +61,6 @@ class RedisServer:
             self.log,
             port=self.port,
             movable=self.movable,
-            taken=lambda port: "address already in use",
             timeout=ready_timeout,
             what=lambda: f"redis-server on port {self.port} (log: {self.log_path})",
         )
@@ -83,23 +82,8 @@ class RedisServer:
                 str(cert.with_name("key.pem")),
             ]
             listen += ["--tls-ca-cert-file", str(cert)]
-        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
-            return subprocess.Popen(
-                [
-                    self.binary,
-                    *listen,
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(self.workdir),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        command = [self.binary, *listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        return spawn_logged([*command, "--dir", str(self.workdir)], self.log_path, append=True)
 
     def _certificate(self) -> Path:
         """A self-signed certificate for 127.0.0.1 (made once, with openssl)."""
