@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import json
 import os
 import resource
 import shutil
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
@@ -167,9 +169,12 @@ def http_get(
         return exc.code, exc.read()
 
 
-def post_signed(bridge_url: str, body: bytes, timeout: float = 10.0) -> None:
+def post_signed(
+    bridge_url: str, body: bytes, timeout: float = 10.0, *, expect: int = 202
+) -> tuple[int, str]:
     """POST an NDJSON ``body`` to the bridge's signed ingest, signed with ``TEST_SECRET`` now;
-    fails unless it is accepted (202)."""
+    fails unless the answer's status is ``expect`` (202: accepted). Returns the status and the
+    refusal's error code ("" when accepted)."""
     from bridge.bus import SIGNATURE_HEADER, Keyring
 
     request = urllib.request.Request(
@@ -181,8 +186,17 @@ def post_signed(bridge_url: str, body: bytes, timeout: float = 10.0) -> None:
             SIGNATURE_HEADER: Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time())),
         },
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        assert response.status == 202
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            answer = response.status, ""
+    except urllib.error.HTTPError as exc:
+        refusal = exc.read()
+        try:
+            answer = exc.code, str(json.loads(refusal)["error"])
+        except (ValueError, KeyError, TypeError):  # not the bridge's error_response: show it
+            answer = exc.code, refusal.decode(errors="replace")
+    assert answer[0] == expect, f"POST {bridge_url}/v1/messages answered {answer}, not {expect}"
+    return answer
 
 
 def bridge_env(**overrides: str) -> dict[str, str]:
