@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 from tests.support import BridgeProcess
 
@@ -17,3 +22,23 @@ def bridge_processes(tmp_path: Path) -> Iterator[list[BridgeProcess]]:
     yield started
     for process in started:
         process.stop()
+
+
+@pytest.fixture
+def untrusted_tls_port() -> Iterator[int]:
+    """A port of 127.0.0.1 serving TLS with a certificate from a CA nobody trusts."""
+    leaf = trustme.CA().issue_cert("127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    leaf.configure_cert(context)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def serve() -> None:
+            with contextlib.suppress(OSError):  # the client's refusal ends the handshake
+                connection, _ = listener.accept()
+                with connection, context.wrap_socket(connection, server_side=True):
+                    pass
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        yield listener.getsockname()[1]
+    thread.join(5)

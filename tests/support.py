@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import json
 import os
 import resource
 import shutil
@@ -18,8 +19,10 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -79,6 +82,63 @@ async def async_wait_until(
     pytest.fail(f"timed out after {within}s waiting for {what or condition}: {last_error!r}")
 
 
+def listens(pid: int, port: int) -> bool:
+    """True when process ``pid`` itself listens on TCP ``port`` of 127.0.0.1 (not another
+    process that took the port first and answers a readiness probe in its place)."""
+    return any(
+        c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        for c in psutil.Process(pid).net_connections("tcp")
+    )
+
+
+def _settled(process: subprocess.Popen[Any], port: int, ready: Callable[[], bool]) -> bool:
+    """The process ended, or it listens on ``port`` itself and is ready."""
+    return process.poll() is not None or (listens(process.pid, port) and ready())
+
+
+def start_listening(
+    spawn: Callable[[int], subprocess.Popen[Any]],
+    ready: Callable[[], bool],
+    log: Callable[[], str],
+    *,
+    port: int,
+    movable: bool,
+    timeout: float,
+    what: Callable[[], str],
+    taken: str = "address already in use",
+    tries: int = 3,
+) -> subprocess.Popen[Any]:
+    """Start a server process with ``spawn(port)`` and wait until that very process listens on
+    the port and ``ready()`` holds; returns the process.
+
+    A ``movable`` port is one ``free_port`` gave, which another process (a parallel worker's
+    server, a client's ephemeral port) may take before the server binds it: when the server
+    exits and its ``log()`` holds ``taken`` (compared case-insensitively), it is started
+    again on another port from ``free_port``, ``tries`` times in all. A port that is not
+    movable (a restart on the same port) is never moved: losing it fails the test, as any other
+    exit does.
+    """
+    chosen = port
+    for _ in range(tries if movable else 1):
+        process = spawn(chosen)
+        wait_until(partial(_settled, process, chosen, ready), timeout, what())
+        if process.poll() is None:
+            return process
+        if not movable or taken.lower() not in log().lower():
+            pytest.fail(f"{what()} exited with {process.returncode}: {log()}")
+        chosen = free_port()
+    pytest.fail(f"no free port for {what()} after {tries} tries: {log()}")
+
+
+def spawn_logged(
+    command: Sequence[str], log_path: Path, *, append: bool = False, **options: Any
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` (``options`` as ``subprocess.Popen`` takes them) with its output, and
+    its errors, written to ``log_path`` (added to it when ``append``)."""
+    with log_path.open("ab" if append else "wb") as log:  # the child keeps its own copy
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, **options)
+
+
 def require_binary(name: str) -> str:
     """The path of a server binary; skip when missing, except under CI where it fails."""
     path = shutil.which(name)
@@ -109,9 +169,12 @@ def http_get(
         return exc.code, exc.read()
 
 
-def post_signed(bridge_url: str, body: bytes, timeout: float = 10.0) -> None:
+def post_signed(
+    bridge_url: str, body: bytes, timeout: float = 10.0, *, expect: int = 202
+) -> tuple[int, str]:
     """POST an NDJSON ``body`` to the bridge's signed ingest, signed with ``TEST_SECRET`` now;
-    fails unless it is accepted (202)."""
+    fails unless the answer's status is ``expect`` (202: accepted). Returns the status and the
+    refusal's error code ("" when accepted)."""
     from bridge.bus import SIGNATURE_HEADER, Keyring
 
     request = urllib.request.Request(
@@ -123,8 +186,17 @@ def post_signed(bridge_url: str, body: bytes, timeout: float = 10.0) -> None:
             SIGNATURE_HEADER: Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time())),
         },
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        assert response.status == 202
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            answer = response.status, ""
+    except urllib.error.HTTPError as exc:
+        refusal = exc.read()
+        try:
+            answer = exc.code, str(json.loads(refusal)["error"])
+        except (ValueError, KeyError, TypeError):  # not the bridge's error_response: show it
+            answer = exc.code, refusal.decode(errors="replace")
+    assert answer[0] == expect, f"POST {bridge_url}/v1/messages answered {answer}, not {expect}"
+    return answer
 
 
 def bridge_env(**overrides: str) -> dict[str, str]:
@@ -210,63 +282,35 @@ class BridgeProcess:
     def start(self, log_dir: Path, ready_timeout: float = 20.0) -> BridgeProcess:
         """Start the process and wait until it listens and ``/healthz`` answers; on a port of
         its own choosing taken by another process meanwhile, start again on another."""
-        for _ in range(3):
-            self._spawn(log_dir)
-            wait_until(
-                lambda: self._moved() or self._ready(),
-                ready_timeout,
-                f"bridge on {self.url} (log: {self.log_path})",
-            )
-            if self.process is not None and self.process.poll() is None:
-                return self
-        pytest.fail(f"no free port for the bridge after three tries: {self.log()}")
+        self.process = start_listening(
+            lambda port: self._spawn(log_dir, port),
+            lambda: http_get(self.url + "/healthz", self.headers, context=self.context)[0] == 200,
+            self.log,
+            port=self.port,
+            # Only a port of its own choosing: one a test gave in EXESDB_HTTP_ADDR stays.
+            movable=self.env.get("EXESDB_HTTP_ADDR") == f"127.0.0.1:{self.port}",
+            timeout=ready_timeout,
+            what=lambda: f"bridge on {self.url} (log: {self.log_path})",
+        )
+        return self
 
-    def _spawn(self, log_dir: Path) -> None:
-        self.log_path = log_dir / f"bridge-{self.port}.log"
-        with self.log_path.open("wb") as log:  # the child keeps its own copy of the fd
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "bridge", "run", *self.args],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=str(log_dir),
-                preexec_fn=self._limit_descriptors if self.descriptors else None,
-            )
-
-    def _moved(self) -> bool:
-        """True when the process ended because another took the port ``free_port`` gave it (a
-        parallel test's server, a client's ephemeral port): the next try gets another."""
-        chosen = f"127.0.0.1:{self.port}"
-        if self.process is None or self.process.poll() is None:
-            return False
-        if (
-            self.env.get("EXESDB_HTTP_ADDR") != chosen
-            or f"cannot listen on {chosen}" not in self.log()
-        ):
-            return False
-        self.port = free_port()
-        self.url = f"{'https' if self.context else 'http'}://127.0.0.1:{self.port}"
-        self.env["EXESDB_HTTP_ADDR"] = f"127.0.0.1:{self.port}"
-        return True
-
-    def _ready(self) -> bool:
-        """Running, listening itself on its port (not another process that took it first), and
-        ``/healthz`` answers 200."""
-        assert self.process is not None
-        self._alive()  # fails the test when the process ended
-        connections = psutil.Process(self.process.pid).net_connections("tcp")
-        return any(
-            c.status == psutil.CONN_LISTEN and c.laddr.port == self.port for c in connections
-        ) and (http_get(self.url + "/healthz", self.headers, context=self.context)[0] == 200)
+    def _spawn(self, log_dir: Path, port: int) -> subprocess.Popen[bytes]:
+        if self.env.get("EXESDB_HTTP_ADDR") == f"127.0.0.1:{self.port}":
+            self.env["EXESDB_HTTP_ADDR"] = f"127.0.0.1:{port}"
+        self.port = port
+        self.url = f"{'https' if self.context else 'http'}://127.0.0.1:{port}"
+        self.log_path = log_dir / f"bridge-{port}.log"
+        return spawn_logged(
+            [sys.executable, "-m", "bridge", "run", *self.args],
+            self.log_path,
+            env=self.env,
+            cwd=str(log_dir),
+            preexec_fn=self._limit_descriptors if self.descriptors else None,
+        )
 
     def _limit_descriptors(self) -> None:
         assert self.descriptors is not None
         resource.setrlimit(resource.RLIMIT_NOFILE, (self.descriptors, self.descriptors))
-
-    def _alive(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            pytest.fail(f"bridge exited with {self.process.returncode}: {self.log()}")
-        return True
 
     def log(self) -> str:
         """What the process printed so far."""

@@ -21,7 +21,6 @@ import pytest
 
 from bridge import __version__
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
-from tests.httpclient.test_failures import untrusted_tls_port
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_alert_crash import ingest_alerts
 from tests.sinks.alerts.helpers import T0, event, observe, one_each
@@ -37,7 +36,7 @@ from tests.support import (
     wait_until,
 )
 
-__all__ = ["redis_server", "untrusted_tls_port"]
+__all__ = ["redis_server"]
 
 ALERT_FIELDS = [
     "-f", "severity=critical",

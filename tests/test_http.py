@@ -39,7 +39,6 @@ from tests.support import (
     ROOT,
     TEST_SECRET,
     async_wait_until,
-    free_port,
     make_settings,
 )
 
@@ -1019,8 +1018,8 @@ async def test_a_stream_client_gone_before_the_head_is_written_leaves_no_subscri
     app.on_response_prepare.append(hold)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
 
     def streams() -> int:
         return sum(1 for s in bridge.bus.subscriptions if s.name == "stream")
@@ -1135,8 +1134,8 @@ async def test_an_uncommitted_batch_whose_store_then_fails_is_counted_and_taken_
     await bridge.start(serve_http=False)
     runner = web.AppRunner(build_app(bridge, commit_wait_seconds=0.05))
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
 
     def dropped() -> float:
         sample = {"subscriber": "transport"}

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import socket
 import ssl
-import threading
-from collections.abc import Iterator
 
 import aiohttp
 import pytest
-import trustme
 
 from bridge.httpclient import REQUEST_ERRORS, ClientSetupError, RequestFailure, request_failure
 from tests.support import free_port
@@ -62,26 +57,6 @@ async def _failure_of(url: str, context: ssl.SSLContext) -> RequestFailure:
         except REQUEST_ERRORS as exc:
             return request_failure(exc, 2.5)
     raise AssertionError(f"{url} answered")
-
-
-@pytest.fixture
-def untrusted_tls_port() -> Iterator[int]:
-    """A port of 127.0.0.1 serving TLS with a certificate from a CA nobody trusts."""
-    leaf = trustme.CA().issue_cert("127.0.0.1")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    leaf.configure_cert(context)
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-
-        def serve() -> None:
-            with contextlib.suppress(OSError):  # the client's refusal ends the handshake
-                connection, _ = listener.accept()
-                with connection, context.wrap_socket(connection, server_side=True):
-                    pass
-
-        thread = threading.Thread(target=serve, daemon=True)
-        thread.start()
-        yield listener.getsockname()[1]
-    thread.join(5)
 
 
 async def test_a_connection_failure_names_host_port_and_reason_not_the_ssl_context() -> None:

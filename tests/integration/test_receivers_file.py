@@ -35,7 +35,7 @@ from tests.integration.servers.webhook import (
     webhook_receiver,
 )
 from tests.sinks.alerts.helpers import Watcher, alert_bridge, envelope, system_alert
-from tests.support import async_wait_until, free_port
+from tests.support import async_wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -676,8 +676,8 @@ class ForwardProxy:
         app.router.add_route("*", "/{tail:.*}", forward)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
-        self.port = free_port()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.port = self.runner.addresses[0][1]
         return self
 
     async def aclose(self) -> None:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
+from bridge.bus import Envelope, new_message_id
 from bridge.messages import ThroughputMetric, utc_now
-from tests.support import TEST_SECRET, BridgeProcess
+from tests.support import BridgeProcess, post_signed
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -32,24 +28,6 @@ def _body() -> bytes:
     return envelope.to_bytes()
 
 
-def _post(bridge: BridgeProcess, body: bytes) -> tuple[int, str]:
-    """POST ``body`` signed now: the status and the answer's error code (if any)."""
-    request = urllib.request.Request(
-        f"{bridge.url}/v1/messages",
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time())),
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, ""
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())["error"]
-
-
 def _started(tmp_path: Path, processes: list[BridgeProcess]) -> BridgeProcess:
     """An ingesting bridge on the state directory ``tmp_path/state`` (each of a test's in turn)."""
     bridge = BridgeProcess(state_dir=tmp_path / "state", EXESDB_INGEST="true").start(tmp_path)
@@ -65,10 +43,10 @@ def test_a_message_taken_before_a_graceful_restart_is_refused_as_replayed_after_
     taken a second time, counted twice, when the memory lived only in the process)."""
     body = _body()
     first = _started(tmp_path, bridge_processes)
-    assert _post(first, body) == (202, "")
+    assert post_signed(first.url, body) == (202, "")
     assert first.stop() == 0
     second = _started(tmp_path, bridge_processes)
-    assert _post(second, body) == (409, "replayed")
+    assert post_signed(second.url, body, expect=409) == (409, "replayed")
     assert "id(s) remembered from the last stop" in second.log()
 
 
@@ -80,11 +58,11 @@ def test_after_a_crash_the_ids_since_the_last_stop_are_forgotten(
     still refused."""
     before, since = _body(), _body()
     first = _started(tmp_path, bridge_processes)
-    assert _post(first, before) == (202, "")
+    assert post_signed(first.url, before) == (202, "")
     assert first.stop() == 0
     second = _started(tmp_path, bridge_processes)
-    assert _post(second, since) == (202, "")
+    assert post_signed(second.url, since) == (202, "")
     second.kill()
     third = _started(tmp_path, bridge_processes)
-    assert _post(third, since) == (202, "")
-    assert _post(third, before) == (409, "replayed")
+    assert post_signed(third.url, since) == (202, "")
+    assert post_signed(third.url, before, expect=409) == (409, "replayed")

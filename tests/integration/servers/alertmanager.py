@@ -2,7 +2,9 @@
 
 ``AlertmanagerServer(webhook_url=...).start(workdir)`` writes a configuration routing every alert
 to one webhook receiver (short ``group_wait`` so tests stay fast), starts Alertmanager on a free
-loopback port with clustering off and its storage in ``workdir``, and waits for ``/-/ready``.
+loopback port with clustering off and its storage in ``workdir``, and waits until that process
+listens and ``/-/ready`` answers (moving to another port when another process took the free one
+first).
 ``alerts()`` reads ``/api/v2/alerts``. With ``web_config`` (the text of an exporter-toolkit web
 config, absolute paths) it serves as that file says, asked with ``context`` and ``headers``.
 Tests use the ``alertmanager_server`` fixture, a factory whose servers are stopped afterwards.
@@ -19,7 +21,14 @@ from typing import Any
 
 import pytest
 
-from tests.support import free_port, http_get, require_binary, terminate, wait_until
+from tests.support import (
+    free_port,
+    http_get,
+    require_binary,
+    spawn_logged,
+    start_listening,
+    terminate,
+)
 
 __all__ = ["AlertmanagerServer", "alertmanager_server"]
 
@@ -42,7 +51,6 @@ class AlertmanagerServer:
     ) -> None:
         self.binary = require_binary(BINARY)
         self.port = free_port()
-        self.url = f"{'https' if context else 'http'}://127.0.0.1:{self.port}"
         self.web_config = web_config
         self.context = context
         self.headers = dict(headers or {})
@@ -52,6 +60,11 @@ class AlertmanagerServer:
         self.repeat_interval = repeat_interval
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return f"{'https' if self.context else 'http'}://127.0.0.1:{self.port}"
 
     def config(self) -> str:
         """The configuration file's text (JSON is valid YAML)."""
@@ -82,31 +95,29 @@ class AlertmanagerServer:
         if self.web_config is not None:
             (workdir / "web.yml").write_text(self.web_config)
             web.append(f"--web.config.file={workdir / 'web.yml'}")
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    self.binary,
-                    f"--config.file={config_path}",
-                    f"--storage.path={workdir / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                    "--cluster.listen-address=",
-                    "--log.level=warn",
-                    *web,
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_until(
-            lambda: self._alive() and self.get("/-/ready")[0] == 200,
-            ready_timeout,
-            f"alertmanager on {self.url} (log: {self.log_path})",
+        arguments = [
+            self.binary,
+            f"--config.file={config_path}",
+            f"--storage.path={workdir / 'data'}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+            *web,
+        ]
+        self.process = start_listening(
+            lambda port: self._spawn(arguments, port),
+            lambda: self.get("/-/ready")[0] == 200,
+            self.log,
+            port=self.port,
+            movable=True,
+            timeout=ready_timeout,
+            what=lambda: f"alertmanager on {self.url} (log: {self.log_path})",
         )
         return self
 
-    def _alive(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            pytest.fail(f"alertmanager exited with {self.process.returncode}: {self.log()}")
-        return True
+    def _spawn(self, arguments: list[str], port: int) -> subprocess.Popen[bytes]:
+        assert self.log_path is not None
+        self.port = port
+        return spawn_logged([*arguments, f"--web.listen-address=127.0.0.1:{port}"], self.log_path)
 
     def log(self) -> str:
         """What the server printed so far."""

@@ -1,8 +1,8 @@
 """Real OTLP receivers from opentelemetry-proto: gRPC (Trace, Logs, Metrics services) and HTTP.
 
 Both keep what they received, decoded into plain ``ReceivedSpan`` / ``ReceivedLog`` values, and
-run on free 127.0.0.1 ports in threads of their own, so sync and async tests (and bridge
-subprocesses) can use them alike.
+run on 127.0.0.1 ports of their own (bound as port 0, the number read back once serving) in
+threads of their own, so sync and async tests (and bridge subprocesses) can use them alike.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from aiohttp import web
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-
-from tests.support import free_port
 
 __all__ = ["GrpcOtlpReceiver", "HttpOtlpReceiver", "ReceivedLog", "ReceivedMetric", "ReceivedSpan"]
 
@@ -97,15 +95,21 @@ def _metric(resource: dict[str, Any], metric: Any) -> ReceivedMetric:
 
 
 class _Store:
-    """What a receiver got, thread-safe."""
+    """What a receiver got, thread-safe, and the port it listens on once started."""
 
     def __init__(self) -> None:
+        self.port = 0
         self._lock = threading.Lock()
         self._spans: list[ReceivedSpan] = []
         self._logs: list[ReceivedLog] = []
         self._metrics: list[ReceivedMetric] = []
         self.requests = 0
         self.fail = False
+
+    @property
+    def endpoint(self) -> str:
+        """The receiver's OTLP endpoint (once started)."""
+        return f"http://127.0.0.1:{self.port}"
 
     def add_traces(self, request: Any) -> None:
         spans = [
@@ -183,8 +187,6 @@ class GrpcOtlpReceiver(_Store):
 
     def __init__(self) -> None:
         super().__init__()
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
         self._server: grpc.Server | None = None
 
     def start(self) -> GrpcOtlpReceiver:
@@ -214,7 +216,7 @@ class GrpcOtlpReceiver(_Store):
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), server)  # type: ignore[no-untyped-call]
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Logs(), server)  # type: ignore[no-untyped-call]
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), server)  # type: ignore[no-untyped-call]
-        server.add_insecure_port(f"127.0.0.1:{self.port}")
+        self.port = server.add_insecure_port("127.0.0.1:0")
         server.start()
         self._server = server
         return self
@@ -231,8 +233,6 @@ class HttpOtlpReceiver(_Store):
 
     def __init__(self) -> None:
         super().__init__()
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
         self.content_types: list[str] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -300,7 +300,8 @@ class HttpOtlpReceiver(_Store):
             app.router.add_post("/v1/metrics", self._on_metrics)
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
-            await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+            await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+            self.port = self._runner.addresses[0][1]
 
         def run() -> None:
             asyncio.set_event_loop(loop)

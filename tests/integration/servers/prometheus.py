@@ -1,8 +1,9 @@
 """A real Prometheus server for integration tests (Debian's ``prometheus``).
 
 ``start_prometheus(targets)`` writes a config scraping ``targets`` every second, starts the
-server on a free loopback port with its TSDB in the test's tmp dir, waits for ``/-/ready`` and
-stops it after the test. ``query()`` and ``wait_for()`` use the HTTP API.
+server on a free loopback port with its TSDB in the test's tmp dir, waits until that process
+listens and ``/-/ready`` answers (moving to another port when another process took the free one
+first) and stops it after the test. ``query()`` and ``wait_for()`` use the HTTP API.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import free_port, http_get, require_binary, terminate, wait_until
+from tests.support import (
+    free_port,
+    http_get,
+    require_binary,
+    spawn_logged,
+    start_listening,
+    terminate,
+    wait_until,
+)
 
 __all__ = ["PrometheusServer", "start_prometheus"]
 
@@ -40,7 +49,6 @@ class PrometheusServer:
         self.binary = binary
         self.workdir = workdir
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.config_path = workdir / "prometheus.yml"
         self.log_path = workdir / "prometheus.log"
         quoted = ", ".join(f'"{target}"' for target in targets)
@@ -65,28 +73,34 @@ class PrometheusServer:
                 config.write(f"rule_files:\n{files}")
         self.process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
     def start(self, timeout: float = 30.0) -> PrometheusServer:
-        """Start the server and wait until it reports ready."""
-        with self.log_path.open("wb") as log:  # the child keeps its own copy of the fd
-            self.process = subprocess.Popen(
-                [
-                    self.binary,
-                    f"--config.file={self.config_path}",
-                    f"--storage.tsdb.path={self.workdir / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                    "--storage.tsdb.retention.time=1h",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=str(self.workdir),
-            )
-        wait_until(self._ready, timeout, f"Prometheus on {self.url} (log: {self.log_path})")
+        """Start the server and wait until this process listens and reports ready."""
+        self.process = start_listening(
+            self._spawn,
+            lambda: http_get(self.url + "/-/ready", timeout=2)[0] == 200,
+            self.log,
+            port=self.port,
+            movable=True,
+            timeout=timeout,
+            what=lambda: f"Prometheus on {self.url} (log: {self.log_path})",
+        )
         return self
 
-    def _ready(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            pytest.fail(f"prometheus exited with {self.process.returncode}: {self.log()}")
-        return http_get(self.url + "/-/ready", timeout=2)[0] == 200
+    def _spawn(self, port: int) -> subprocess.Popen[bytes]:
+        self.port = port
+        command = [
+            self.binary,
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--storage.tsdb.retention.time=1h",
+        ]
+        return spawn_logged(command, self.log_path, cwd=str(self.workdir))
 
     def log(self) -> str:
         """What the server printed so far."""

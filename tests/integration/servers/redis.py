@@ -2,9 +2,11 @@
 
 ``RedisServer().start(workdir)`` runs ``redis-server --port <free> --bind 127.0.0.1 --save ''
 --appendonly no`` (nothing persists: a restart is a Redis that lost everything, the hardest
-case), waits until it answers PING, and ``url`` is its ``redis://`` address. ``stop()`` then
-``start()`` again simulates an outage; ``kill()`` a crash. ``RedisServer(tls=True)`` serves TLS
-only, with a self-signed certificate made by openssl, at a ``rediss://`` URL that trusts it.
+case), waits until that process listens and answers PING (moving to another port when another
+process took the free one first), and ``url`` is its ``redis://`` address. ``stop()`` then
+``start()`` again, on the same port, simulates an outage; ``kill()`` a crash.
+``RedisServer(tls=True)`` serves TLS only, with a self-signed certificate made by openssl, at a
+``rediss://`` URL that trusts it.
 ``client()`` is a plain synchronous client for writing entries straight into Redis. Tests use
 the ``redis_server`` fixture, a factory whose servers are stopped afterwards.
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support import free_port, require_binary, terminate, wait_until
+from tests.support import free_port, require_binary, spawn_logged, start_listening, terminate
 
 __all__ = ["RedisServer", "redis_server"]
 
@@ -31,23 +33,48 @@ class RedisServer:
     def __init__(self, port: int | None = None, *, tls: bool = False) -> None:
         self.binary = require_binary(BINARY)
         self.port = port or free_port()
+        # Only a port of its own choosing, before its first start: a restart keeps its port.
+        self.movable = port is None
         self.tls = tls
-        self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
         self.workdir: Path | None = None
         self.log_path: Path | None = None
 
+    @property
+    def url(self) -> str:
+        """The server's address (``rediss://`` trusting its certificate when TLS)."""
+        if self.tls and self.workdir is not None:
+            return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self.workdir / 'cert.pem'}"
+        return f"redis://127.0.0.1:{self.port}/0"
+
     def start(self, workdir: Path | None = None, ready_timeout: float = 10.0) -> RedisServer:
-        """Start (or start again, on the same port) and wait until PING answers."""
+        """Start (or start again, on the same port) and wait until this process listens and
+        PING answers."""
         if workdir is not None:
             self.workdir = workdir
         assert self.workdir is not None, "the first start needs a workdir"
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.workdir / "redis.log"
-        listen = ["--port", str(self.port)]
+        self.process = start_listening(
+            self._spawn,
+            self.ping,
+            self.log,
+            port=self.port,
+            movable=self.movable,
+            timeout=ready_timeout,
+            what=lambda: f"redis-server on port {self.port} (log: {self.log_path})",
+        )
+        self.movable = False
+        return self
+
+    def _spawn(self, port: int) -> subprocess.Popen[bytes]:
+        assert self.workdir is not None
+        assert self.log_path is not None
+        self.port = port
+        listen = ["--port", str(port)]
         if self.tls:
             cert = self._certificate()
-            listen = ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            listen = ["--port", "0", "--tls-port", str(port), "--tls-auth-clients", "no"]
             listen += [
                 "--tls-cert-file",
                 str(cert),
@@ -55,30 +82,8 @@ class RedisServer:
                 str(cert.with_name("key.pem")),
             ]
             listen += ["--tls-ca-cert-file", str(cert)]
-            self.url = f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={cert}"
-        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
-            self.process = subprocess.Popen(
-                [
-                    self.binary,
-                    *listen,
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(self.workdir),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_until(
-            lambda: self._alive() and self.ping(),
-            ready_timeout,
-            f"redis-server on port {self.port} (log: {self.log_path})",
-        )
-        return self
+        command = [self.binary, *listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        return spawn_logged([*command, "--dir", str(self.workdir)], self.log_path, append=True)
 
     def _certificate(self) -> Path:
         """A self-signed certificate for 127.0.0.1 (made once, with openssl)."""
@@ -109,11 +114,9 @@ class RedisServer:
             )
         return cert
 
-    def _alive(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            log = self.log_path.read_text(errors="replace") if self.log_path else ""
-            pytest.fail(f"redis-server exited with {self.process.returncode}: {log}")
-        return True
+    def log(self) -> str:
+        """What the server printed so far (every start's, in turn)."""
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
 
     def ping(self) -> bool:
         """True when the server answers."""

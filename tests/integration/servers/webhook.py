@@ -1,14 +1,16 @@
 """A real HTTP webhook receiver for integration tests: scriptable answers, every request recorded.
 
-``WebhookReceiver().start()`` serves on a free 127.0.0.1 port from its own thread (so sync tests,
-async tests and bridge subprocesses can all use it). ``url`` is where to POST. Answers come from
-``script(...)`` (used in order, one per request), then from ``fail_randomly(...)`` when set, then
-``default`` (200). An ``Answer`` may carry ``Retry-After`` or hang (until the client gives up or
-the receiver stops). Given an ``ssl_context`` it serves HTTPS; given ``authorization`` (the exact
-``Authorization`` header it demands, changeable while it runs) it answers 401 to any other.
-``requests`` lists what arrived, with the answer each one got. ``stop()``
-and ``start()`` again on the same port simulate an outage. Tests use the ``webhook_receiver``
-fixture, a factory whose receivers are stopped afterwards.
+``WebhookReceiver().start()`` serves on a 127.0.0.1 port of its own (bound as port 0) from its
+own thread (so sync tests, async tests and bridge subprocesses can all use it); one whose ``url``
+is asked before its first start serves on the free port that answer named. ``url`` is where to
+POST. Answers come from ``script(...)`` (used in order, one per request), then from
+``fail_randomly(...)`` when set, then ``default`` (200). An ``Answer`` may carry
+``Retry-After`` or hang (until the client gives up or the receiver stops). Given an
+``ssl_context`` it serves HTTPS; given ``authorization`` (the exact ``Authorization`` header it
+demands, changeable while it runs) it answers 401 to any other. ``requests`` lists what
+arrived, with the answer each one got. ``stop()`` and ``start()`` again on the same port
+simulate an outage. Tests use the ``webhook_receiver`` fixture, a factory whose receivers are
+stopped afterwards.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ class WebhookReceiver:
         ssl_context: ssl.SSLContext | None = None,
         authorization: str | None = None,
     ) -> None:
-        self.port = port or free_port()
+        self._port = port
         self.path = path
         self.ssl_context = ssl_context
         self.authorization = authorization
@@ -99,6 +101,14 @@ class WebhookReceiver:
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
         self._release: asyncio.Event | None = None
+
+    @property
+    def port(self) -> int:
+        """The port it serves on; asked before the first start (to hand the URL on while
+        nothing listens), a free one it will then serve on."""
+        if self._port is None:
+            self._port = free_port()
+        return self._port
 
     @property
     def url(self) -> str:
@@ -188,11 +198,11 @@ class WebhookReceiver:
             finally:
                 loop.close()
 
-        self._thread = threading.Thread(target=serve, name=f"webhook-{self.port}", daemon=True)
+        self._thread = threading.Thread(target=serve, name="webhook-receiver", daemon=True)
         self._thread.start()
         if not ready.wait(timeout) or failure:
             self._thread = None
-            raise RuntimeError(f"webhook receiver did not start on {self.port}: {failure}")
+            raise RuntimeError(f"webhook receiver did not start on {self._port}: {failure}")
         return self
 
     async def _serve(self, ready: threading.Event) -> None:
@@ -204,9 +214,10 @@ class WebhookReceiver:
         await runner.setup()
         # reuse_address: a restart on the same port must not wait for TIME_WAIT.
         site = web.TCPSite(
-            runner, "127.0.0.1", self.port, reuse_address=True, ssl_context=self.ssl_context
+            runner, "127.0.0.1", self._port or 0, reuse_address=True, ssl_context=self.ssl_context
         )
         await site.start()
+        self._port = runner.addresses[0][1]
         ready.set()
         try:
             await self._stopped.wait()

@@ -20,7 +20,7 @@ from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.thread import DbThread
 from tests.sinks.alerts.helpers import T0, Clock, alert_bridge, system_alert
 from tests.sinks.alerts.test_payload import record
-from tests.support import async_wait_until, free_port
+from tests.support import async_wait_until
 
 
 def test_firing_alert_ends_four_intervals_ahead() -> None:
@@ -68,9 +68,8 @@ class Receiver:
         app.router.add_post("/api/v2/alerts", take)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
-        port = free_port()
-        await web.TCPSite(self.runner, "127.0.0.1", port).start()
-        self.url = f"http://127.0.0.1:{port}"
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
         return self
 
     async def stop(self) -> None:

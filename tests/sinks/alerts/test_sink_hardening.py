@@ -43,7 +43,7 @@ from tests.sinks.alerts.helpers import (
     system_alert,
 )
 from tests.sinks.alerts.test_sink import AUTH, _field, call
-from tests.support import TEST_SECRET, async_wait_until, free_port
+from tests.support import TEST_SECRET, async_wait_until
 
 INGEST: dict[str, Any] = {"EXESDB_INGEST": "true", "SECRET_KEY_BASE": TEST_SECRET}
 
@@ -195,9 +195,8 @@ async def test_a_batch_answered_uncommitted_that_the_outbox_then_fails_on_is_tak
     async with alert_bridge(tmp_path, serve_http=False, db=db, **INGEST) as (bridge, sink, _):
         runner = web.AppRunner(build_app(bridge, commit_wait_seconds=0.2))
         await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        bridge.address = ("127.0.0.1", port)  # where ingest() posts
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        bridge.address = ("127.0.0.1", runner.addresses[0][1])  # where ingest() posts
         try:
             real_apply = sink.outbox.alerts.apply
             failures = [sqlite3.OperationalError("disk I/O error")]  # in process: not retried
