@@ -415,17 +415,23 @@ def test_the_network_policy_admits_only_the_http_port_and_leaves_outbound_open()
         assert {p["targetPort"] for p in kube("Service", service)["spec"]["ports"]} == {"http"}
 
 
-def test_kustomize_builds() -> None:
-    """`kubectl kustomize deploy/kubernetes` renders the objects and their Namespace."""
+def _kustomize(folder: Path) -> str:
+    """What `kubectl kustomize folder` renders; the test fails when it cannot."""
     result = subprocess.run(
-        [require_binary("kubectl"), "kustomize", str(K8S)],
+        [require_binary("kubectl"), "kustomize", str(folder)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return result.stdout
+
+
+def test_kustomize_builds() -> None:
+    """`kubectl kustomize deploy/kubernetes` renders the objects and their Namespace."""
+    rendered = _kustomize(K8S)
+    objects = [doc for doc in yaml.safe_load_all(rendered) if doc]
     assert len(objects) == len(kube_objects())
     namespaces = [obj["metadata"]["name"] for obj in objects if obj["kind"] == "Namespace"]
     assert namespaces == ["exesdb"]
@@ -450,15 +456,8 @@ def test_without_the_prometheus_operator_the_documented_edit_builds_the_rest(tmp
     text = kustomization.read_text()
     assert f"  {line.group(1)}\n" in text
     kustomization.write_text(text.replace(f"  {line.group(1)}\n", ""))
-    result = subprocess.run(
-        [require_binary("kubectl"), "kustomize", str(copy)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    kinds = sorted(doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc)
+    rendered = _kustomize(copy)
+    kinds = sorted(doc["kind"] for doc in yaml.safe_load_all(rendered) if doc)
     assert kinds == sorted(obj["kind"] for obj in kube_objects() if obj["kind"] != "ServiceMonitor")
 
 
