@@ -29,7 +29,7 @@ import hmac
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -44,7 +44,6 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_core import InitErrorDetails
 
 from bridge.errors import ConfigError
 from bridge.httpclient import HTTPClientConfig
@@ -53,7 +52,15 @@ from bridge.httpclient.schema import SECRET_KEYS, UNSUPPORTED_KEYS
 from bridge.messages import SEVERITIES, AlertSeverity
 from bridge.redaction import safe_url
 from bridge.urls import require_alertmanager_url, require_http_url
-from bridge.yamlconfig import GoDuration, Strict, go_duration, not_supported, parse_yaml, read_text
+from bridge.yamlconfig import (
+    GoDuration,
+    Strict,
+    checked_together,
+    go_duration,
+    not_supported,
+    parse_yaml,
+    read_text,
+)
 
 __all__ = [
     "AlertmanagerConfig",
@@ -117,35 +124,6 @@ def _credentials_twice(url: object, http_config: object) -> list[str]:
     ]
 
 
-def _checked_together(
-    data: Any,
-    handler: Callable[[Any], Strict],
-    problems_of: Callable[[Mapping[str, Any]], list[str]],
-) -> Any:
-    """``handler(data)``, then ``problems_of`` its keys taken together; when a key alone is
-    already bad, ``problems_of`` the file's keys as well, so every problem is said at once."""
-    try:
-        model = handler(data)
-    except ValidationError as exc:
-        together = problems_of(data) if isinstance(data, Mapping) else []
-        if not together:
-            raise
-        raise _combined(exc.title, exc.errors(), data, together) from None
-    together = problems_of(dict(model))
-    if together:
-        raise _combined(type(model).__name__, [], data, together)
-    return model
-
-
-def _combined(title: str, errors: Iterable[Any], data: Any, together: list[str]) -> ValidationError:
-    """A ValidationError holding ``errors`` and one for each problem of keys taken together."""
-    added: list[InitErrorDetails] = [
-        {"type": "value_error", "loc": (), "input": data, "ctx": {"error": ValueError(problem)}}
-        for problem in together
-    ]
-    return ValidationError.from_exception_data(title, [*errors, *added])
-
-
 def _webhook_problems(values: Mapping[str, Any]) -> list[str]:
     problems = []
     if bool(values.get("url")) == bool(values.get("url_file")):
@@ -178,7 +156,7 @@ class WebhookConfig(Strict):
     @model_validator(mode="wrap")
     @classmethod
     def _check(cls, data: Any, handler: ModelWrapValidatorHandler[WebhookConfig]) -> Any:
-        return _checked_together(data, handler, _webhook_problems)
+        return checked_together(data, handler, _webhook_problems)
 
     @property
     def shown(self) -> str:
@@ -213,7 +191,7 @@ class AlertmanagerConfig(Strict):
     @model_validator(mode="wrap")
     @classmethod
     def _check(cls, data: Any, handler: ModelWrapValidatorHandler[AlertmanagerConfig]) -> Any:
-        return _checked_together(data, handler, _alertmanager_problems)
+        return checked_together(data, handler, _alertmanager_problems)
 
     def relative_to(self, folder: Path) -> AlertmanagerConfig:
         """The same settings with every file path made absolute from ``folder``."""

@@ -4,8 +4,10 @@ The web config (``EXESDB_WEB_CONFIG_FILE``) and the receivers file
 (``EXESDB_WEBHOOK_CONFIG_FILE``) are read the same way: the text must be a YAML mapping, a
 pydantic model of ``Strict`` parts checks it, and each problem becomes one line naming the key
 by its path in the file (``webhook_configs.0.http_config.basic_auth.password_file: …``) with
-what is allowed there. Keys of a borrowed schema that the bridge cannot honour are refused by
-name with the reason (``not_supported``), unless given Go's zero value (``""``, ``false``, ``0``,
+what is allowed there. A block's keys are also checked together (``checked_together``: at most
+one of two keys, a key that needs another) even when one of them is bad alone, and such a problem
+names the block and its keys. Keys of a borrowed schema that the bridge cannot honour are refused
+by name with the reason (``not_supported``), unless given Go's zero value (``""``, ``false``, ``0``,
 an empty list or mapping), which there means the same as leaving the key out; a null where a
 mapping or list goes is likewise taken as an empty one, as Go's YAML reader takes it. A value
 under a secret key is never shown.
@@ -14,7 +16,7 @@ under a secret key is never shown.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, TypeVar
 
@@ -28,10 +30,19 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import InitErrorDetails
 
 from bridge.errors import ConfigError
 
-__all__ = ["GoDuration", "Strict", "go_duration", "not_supported", "parse_yaml", "read_text"]
+__all__ = [
+    "GoDuration",
+    "Strict",
+    "checked_together",
+    "go_duration",
+    "not_supported",
+    "parse_yaml",
+    "read_text",
+]
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -83,6 +94,43 @@ class Strict(BaseModel):
             if isinstance(info.default, BaseModel | dict | tuple | list)
         }
         return {key: value for key, value in data.items() if value is not None or key not in empty}
+
+
+def checked_together(
+    data: Any,
+    handler: Callable[[Any], Model],
+    problems_of: Callable[[Mapping[str, Any]], list[str]],
+) -> Model:
+    """``handler(data)`` (each key on its own), and ``problems_of`` the block's keys taken
+    together, for a ``mode="wrap"`` model validator: one ValidationError holds both kinds of
+    problem, so a key that is bad alone does not hide a conflict between two others, as an
+    ``after`` validator (which runs only when every key is good) would.
+
+    ``problems_of`` reads the keys as the file gives them (a null is an absent key), or the
+    checked model's fields when ``data`` is no mapping; each problem names the keys it is about.
+    """
+    try:
+        model = handler(data)
+    except ValidationError as exc:
+        together = problems_of(data) if isinstance(data, Mapping) else []
+        if not together:
+            raise
+        raise _with_problems(exc.title, exc.errors(), data, together) from None
+    together = problems_of(data if isinstance(data, Mapping) else dict(model))
+    if together:
+        raise _with_problems(type(model).__name__, [], data, together)
+    return model
+
+
+def _with_problems(
+    title: str, errors: Collection[Any], data: Any, together: list[str]
+) -> ValidationError:
+    """A ValidationError holding ``errors`` and one error at the block for each of ``together``."""
+    added: list[InitErrorDetails] = [
+        {"type": "value_error", "loc": (), "input": data, "ctx": {"error": ValueError(problem)}}
+        for problem in together
+    ]
+    return ValidationError.from_exception_data(title, [*errors, *added])
 
 
 def _is_zero(value: Any) -> bool:

@@ -283,6 +283,102 @@ def test_a_receiver_with_a_bad_key_still_has_its_keys_checked_together(
 
 
 @pytest.mark.parametrize(
+    ("http_config", "expected"),
+    [
+        pytest.param(
+            "      authorization: {credentials: tok3n, credentials_file: f, colour: red}\n",
+            [
+                "http_config.authorization.colour: unknown key",
+                "http_config.authorization: at most one of credentials and credentials_file",
+            ],
+            id="authorization",
+        ),
+        pytest.param(
+            "      basic_auth:\n        username: 'a:b'\n        password: tok3n\n"
+            "        password_file: f\n        username_file: g\n",
+            [
+                "http_config.basic_auth.username: basic auth cannot carry a colon",
+                "http_config.basic_auth: at most one of username and username_file",
+                "http_config.basic_auth: at most one of password and password_file",
+            ],
+            id="basic-auth",
+        ),
+        pytest.param(
+            "      tls_config: {cert_file: c.pem, min_version: TLS99}\n",
+            [
+                "http_config.tls_config.min_version: Input should be 'TLS10'",
+                "http_config.tls_config: a client certificate needs both cert_file (or cert)",
+            ],
+            id="tls-config",
+        ),
+        pytest.param(
+            "      authorization: {credentials: tok3n}\n      basic_auth: {username: u}\n"
+            "      proxy_url: 'socks5://p'\n      proxy_from_environment: true\n",
+            [
+                "http_config.proxy_url: 'socks5://p' is not an http:// or https:// proxy",
+                "http_config: at most one of basic_auth and authorization",
+                "http_config: proxy_from_environment takes the proxy and its exceptions",
+            ],
+            id="http-config",
+        ),
+        pytest.param(
+            "      bearer_token: tok3n\n      bearer_token_file: f\n      basic_auth: {}\n"
+            "      colour: red\n",
+            [
+                "http_config.colour: unknown key",
+                "http_config: at most one of bearer_token and bearer_token_file",
+                "http_config: at most one of basic_auth and bearer_token",
+            ],
+            id="bearer-token",
+        ),
+        pytest.param(
+            "      bearer_token: tok3n\n      authorization: {type: Token}\n"
+            "      no_proxy: example.com\n      enable_http2: maybe\n",
+            [
+                "http_config.enable_http2: Input should be a valid boolean",
+                "http_config: authorization cannot be given with bearer_token or",
+                "http_config: no_proxy needs proxy_url",
+            ],
+            id="bearer-token-and-authorization",
+        ),
+    ],
+)
+def test_every_problem_of_an_http_config_is_reported_at_once(
+    tmp_path: Path, http_config: str, expected: list[str]
+) -> None:
+    """Keys of an http_config block that conflict (a value and its file, authorization beside
+    basic_auth) are reported even when another key of the same block is bad, each problem
+    naming the block's path: check-config lists every error in one go."""
+    path = write(tmp_path, "webhook_configs:\n  - url: http://h\n    http_config:\n" + http_config)
+    with pytest.raises(ConfigError) as caught:
+        load_receivers(path)
+    prefix = f"{path}: webhook_configs.0."
+    problems = [problem.removeprefix(prefix) for problem in caught.value.problems]
+    assert len(problems) == len(expected), problems
+    for problem, start in zip(problems, expected, strict=True):
+        assert problem.startswith(start), problems
+    assert "tok3n" not in "\n".join(problems)
+
+
+def test_a_bearer_token_alone_is_authorization_of_type_bearer(tmp_path: Path) -> None:
+    """bearer_token (deprecated in prometheus/common) reads as authorization with type Bearer;
+    bearer_token_file as its credentials_file."""
+    loaded = load_receivers(
+        write(
+            tmp_path,
+            "webhook_configs:\n  - url: http://h/a\n    http_config: {bearer_token: tok3n}\n"
+            "  - url: http://h/b\n    http_config: {bearer_token_file: token}\n",
+        )
+    )
+    first, second = (hook.http_config.authorization for hook in loaded.webhook_configs)
+    assert first is not None
+    assert second is not None
+    assert first.credentials is not None
+    assert (first.type, first.credentials.get_secret_value()) == ("Bearer", "tok3n")
+    assert (second.type, second.credentials_file) == ("Bearer", str(tmp_path / "token"))
+
+
+@pytest.mark.parametrize(
     ("text", "seconds"),
     [("10s", 10.0), ("1m30s", 90.0), ("500ms", 0.5), ("1.5h", 5400.0), ("0", 0.0), (0, 0.0)],
 )

@@ -16,16 +16,23 @@ when the file is read). What the bridge cannot do is refused by name, saying why
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final
 
-from pydantic import AfterValidator, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    ModelWrapValidatorHandler,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from bridge.redaction import safe_url
 from bridge.tlsutil import pem_certificates
 from bridge.urls import require_http_url
 from bridge.webconfig.schema import TLS_VERSIONS, TLSVersionName
-from bridge.yamlconfig import Strict, not_supported
+from bridge.yamlconfig import Strict, checked_together, not_supported
 
 __all__ = [
     "RESERVED_HEADERS",
@@ -67,8 +74,77 @@ UNSUPPORTED_KEYS: Final = frozenset(
 _NO_REFS: Final = "there is no secret manager; use the *_file key"
 
 
-def _one_of(*given: object) -> bool:
-    return sum(1 for value in given if value) <= 1
+def _both(values: Mapping[str, Any], first: str, second: str) -> list[str]:
+    """The problem of a block giving both ``first`` and ``second`` (a null or ``""`` is not
+    given, as in Go), as prometheus/common words it."""
+    return (
+        [f"at most one of {first} and {second}"] if values.get(first) and values.get(second) else []
+    )
+
+
+def _authorization_problems(values: Mapping[str, Any]) -> list[str]:
+    return _both(values, "credentials", "credentials_file")
+
+
+def _basic_auth_problems(values: Mapping[str, Any]) -> list[str]:
+    return _both(values, "username", "username_file") + _both(values, "password", "password_file")
+
+
+def _tls_problems(values: Mapping[str, Any]) -> list[str]:
+    problems = _both(values, "ca", "ca_file") + _both(values, "cert", "cert_file")
+    problems += _both(values, "key", "key_file")
+    has_cert = bool(values.get("cert_file") or values.get("cert"))
+    if has_cert != bool(values.get("key_file") or values.get("key")):
+        problems.append("a client certificate needs both cert_file (or cert) and key_file (or key)")
+    low, high = values.get("min_version"), values.get("max_version")
+    if (
+        low in TLS_VERSIONS
+        and high in TLS_VERSIONS
+        and TLS_VERSIONS.index(low) > TLS_VERSIONS.index(high)
+    ):
+        problems.append(f"min_version {low} is above max_version {high}")
+    return problems
+
+
+def _client_problems(values: Mapping[str, Any]) -> list[str]:
+    problems = _both(values, "bearer_token", "bearer_token_file")
+    bearer = next((key for key in _BEARER_KEYS if values.get(key)), None)
+    if bearer and values.get("authorization") is not None:
+        problems.append("authorization cannot be given with bearer_token or bearer_token_file")
+    elif values.get("basic_auth") is not None and (
+        bearer or values.get("authorization") is not None
+    ):
+        problems.append(f"at most one of basic_auth and {bearer or 'authorization'}")
+    proxy_url, no_proxy = values.get("proxy_url"), values.get("no_proxy")
+    from_environment = values.get("proxy_from_environment") is True
+    if from_environment and (proxy_url or no_proxy):
+        problems.append(
+            "proxy_from_environment takes the proxy and its exceptions from HTTP_PROXY, "
+            "HTTPS_PROXY and NO_PROXY: give neither proxy_url nor no_proxy with it"
+        )
+    elif no_proxy and not proxy_url:
+        problems.append("no_proxy needs proxy_url (the hosts it names skip that proxy)")
+    if values.get("proxy_connect_header") and not (proxy_url or from_environment):
+        problems.append("proxy_connect_header needs proxy_url or proxy_from_environment")
+    return problems
+
+
+_BEARER_KEYS: Final = ("bearer_token", "bearer_token_file")
+
+
+def _bearer_as_authorization(data: Any) -> Any:
+    """prometheus/common's rule: ``bearer_token`` (or ``bearer_token_file``) is ``authorization``
+    of type Bearer. When given beside another (``_client_problems`` says so) it is dropped."""
+    if not isinstance(data, Mapping) or not set(_BEARER_KEYS) & set(data):
+        return data
+    data = dict(data)
+    token, token_file = (data.pop(key, None) for key in _BEARER_KEYS)
+    if data.get("authorization") is None and not (token and token_file):
+        if token:
+            data["authorization"] = {"credentials": token}
+        elif token_file:
+            data["authorization"] = {"credentials_file": token_file}
+    return data
 
 
 def _absolute(folder: Path, path: str | None) -> str | None:
@@ -93,11 +169,10 @@ class Authorization(Strict):
             raise ValueError("must be one word, e.g. Bearer")
         return value
 
-    @model_validator(mode="after")
-    def _check(self) -> Authorization:
-        if not _one_of(self.credentials, self.credentials_file):
-            raise ValueError("at most one of credentials and credentials_file")
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check(cls, data: Any, handler: ModelWrapValidatorHandler[Authorization]) -> Any:
+        return checked_together(data, handler, _authorization_problems)
 
 
 class BasicAuth(Strict):
@@ -110,15 +185,17 @@ class BasicAuth(Strict):
     username_ref: Annotated[Any, not_supported(_NO_REFS)] = None
     password_ref: Annotated[Any, not_supported(_NO_REFS)] = None
 
-    @model_validator(mode="after")
-    def _check(self) -> BasicAuth:
-        if not _one_of(self.username, self.username_file):
-            raise ValueError("at most one of username and username_file")
-        if not _one_of(self.password, self.password_file):
-            raise ValueError("at most one of password and password_file")
-        if self.username and ":" in self.username:
-            raise ValueError("username: basic auth cannot carry a colon in the user name")
-        return self
+    @field_validator("username")
+    @classmethod
+    def _check_username(cls, value: str | None) -> str | None:
+        if value and ":" in value:
+            raise ValueError("basic auth cannot carry a colon in the user name")
+        return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check(cls, data: Any, handler: ModelWrapValidatorHandler[BasicAuth]) -> Any:
+        return checked_together(data, handler, _basic_auth_problems)
 
 
 class TLSConfig(Strict):
@@ -138,21 +215,10 @@ class TLSConfig(Strict):
     cert_ref: Annotated[Any, not_supported(_NO_REFS)] = None
     key_ref: Annotated[Any, not_supported(_NO_REFS)] = None
 
-    @model_validator(mode="after")
-    def _check(self) -> TLSConfig:
-        if self.ca and self.ca_file:
-            raise ValueError("at most one of ca and ca_file")
-        for file_key, inline_key in (("cert_file", "cert"), ("key_file", "key")):
-            if getattr(self, file_key) and getattr(self, inline_key):
-                raise ValueError(f"at most one of {inline_key} and {file_key}")
-        if bool(self.cert_file or self.cert) != bool(self.key_file or self.key):
-            raise ValueError(
-                "a client certificate needs both cert_file (or cert) and key_file (or key)"
-            )
-        low, high = self.min_version, self.max_version
-        if low and high and TLS_VERSIONS.index(low) > TLS_VERSIONS.index(high):
-            raise ValueError(f"min_version {low} is above max_version {high}")
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check(cls, data: Any, handler: ModelWrapValidatorHandler[TLSConfig]) -> Any:
+        return checked_together(data, handler, _tls_problems)
 
     @property
     def configured(self) -> bool:
@@ -242,22 +308,12 @@ class HTTPClientConfig(Strict):
     proxy_connect_header: dict[str, tuple[SecretStr, ...]] = {}
     http_headers: dict[str, HeaderSource] = {}
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _bearer_token(cls, data: Any) -> Any:
-        # prometheus/common's rule: bearer_token(_file) is authorization with type Bearer.
-        if not isinstance(data, dict) or not ({"bearer_token", "bearer_token_file"} & set(data)):
-            return data
-        data = dict(data)
-        token, token_file = data.pop("bearer_token", None), data.pop("bearer_token_file", None)
-        if token and token_file:
-            raise ValueError("at most one of bearer_token and bearer_token_file")
-        if data.get("authorization") is not None:
-            raise ValueError("authorization cannot be given with bearer_token or bearer_token_file")
-        data["authorization"] = (
-            {"credentials": token} if token else {"credentials_file": token_file}
+    def _check(cls, data: Any, handler: ModelWrapValidatorHandler[HTTPClientConfig]) -> Any:
+        return checked_together(
+            data, lambda given: handler(_bearer_as_authorization(given)), _client_problems
         )
-        return data
 
     @field_validator("proxy_url")
     @classmethod
@@ -290,25 +346,17 @@ class HTTPClientConfig(Strict):
             )
         return value
 
-    @model_validator(mode="after")
-    def _check(self) -> HTTPClientConfig:
-        if self.authorization is not None and self.basic_auth is not None:
-            raise ValueError("at most one of basic_auth and authorization")
-        if self.proxy_from_environment and (self.proxy_url or self.no_proxy):
-            raise ValueError(
-                "proxy_from_environment takes the proxy and its exceptions from HTTP_PROXY, "
-                "HTTPS_PROXY and NO_PROXY: give neither proxy_url nor no_proxy with it"
-            )
-        if self.proxy_connect_header and not (self.proxy_url or self.proxy_from_environment):
-            raise ValueError("proxy_connect_header needs proxy_url or proxy_from_environment")
-        for name, values in self.proxy_connect_header.items():
+    @field_validator("proxy_connect_header")
+    @classmethod
+    def _check_connect_header(
+        cls, value: dict[str, tuple[SecretStr, ...]]
+    ) -> dict[str, tuple[SecretStr, ...]]:
+        for name, values in value.items():
             if not _TOKEN.fullmatch(name):
-                raise ValueError(f"proxy_connect_header: {name!r} is not a header name")
-            for value in values:
-                _header_value(value.get_secret_value())  # the message shows no value
-        if self.no_proxy and not self.proxy_url:
-            raise ValueError("no_proxy needs proxy_url (the hosts it names skip that proxy)")
-        return self
+                raise ValueError(f"{name!r} is not a header name")
+            for one in values:
+                _header_value(one.get_secret_value())  # the message shows no value
+        return value
 
     @property
     def files(self) -> tuple[tuple[str, str], ...]:

@@ -17,6 +17,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     Field,
+    ModelWrapValidatorHandler,
     SecretStr,
     ValidationError,
     field_validator,
@@ -24,7 +25,7 @@ from pydantic import (
 )
 
 from bridge.tlsutil import pem_certificates
-from bridge.yamlconfig import GoDuration, Strict, not_supported, parse_yaml
+from bridge.yamlconfig import GoDuration, Strict, checked_together, not_supported, parse_yaml
 
 __all__ = [
     "CLIENT_AUTH_TYPES",
@@ -110,20 +111,77 @@ class HTTPServerConfig(Strict):
     headers: ResponseHeaders = ResponseHeaders()
 
 
+def _toolkit_spellings(data: Any) -> Any:
+    """``tls_server_config`` as the toolkit reads it: an empty string (a template's blank value)
+    or a null is an unset key, and RequireClientCert is the old name it still takes for
+    RequireAnyClientCert."""
+    if not isinstance(data, Mapping):
+        return data
+    data = {k: v for k, v in data.items() if v not in ("", None) or k not in _BLANK_IS_UNSET}
+    if data.get("client_auth_type") == "RequireClientCert":
+        data["client_auth_type"] = "RequireAnyClientCert"
+    return data
+
+
+def _tls_server_problems(values: Mapping[str, Any]) -> list[str]:
+    """What the keys of ``tls_server_config`` (as ``_toolkit_spellings`` gives them) get wrong
+    together; nothing while TLS is off."""
+    if not _BLANK_IS_UNSET & set(values):
+        return []
+    problems = [
+        f"at most one of {inline_key} and {file_key}"
+        for file_key, inline_key in (("cert_file", "cert"), ("key_file", "key"))
+        if values.get(file_key) and values.get(inline_key)
+    ]
+    missing = [
+        f"{file_key} (or {inline_key})"
+        for file_key, inline_key in (("cert_file", "cert"), ("key_file", "key"))
+        if not values.get(file_key) and not values.get(inline_key)
+    ]
+    if missing:
+        problems.append(f"TLS needs {' and '.join(missing)}")
+    if values.get("client_ca_file") and values.get("client_ca"):
+        problems.append("at most one of client_ca and client_ca_file")
+    given = next((key for key in ("client_ca_file", "client_ca") if values.get(key)), "")
+    auth_type = values.get("client_auth_type", "NoClientCert")
+    if auth_type not in CLIENT_AUTH_TYPES:  # said by the key's own check
+        auth_type = None
+    if given and auth_type == "NoClientCert":
+        problems.append(
+            f"{given} is set but client_auth_type is NoClientCert; "
+            "use RequireAndVerifyClientCert to check client certificates"
+        )
+    if auth_type in _VERIFYING and not given:
+        why = (
+            " (Python's ssl verifies every certificate it asks for, so it cannot take any "
+            "certificate as Go does)"
+            if auth_type == "RequireAnyClientCert"
+            else ""
+        )
+        problems.append(f"client_auth_type {auth_type} needs client_ca_file or client_ca{why}")
+    if values.get("client_allowed_sans") and auth_type and auth_type not in _VERIFYING:
+        problems.append(
+            "client_allowed_sans needs a client_auth_type that checks certificates "
+            "(RequireAndVerifyClientCert, VerifyClientCertIfGiven or RequireAnyClientCert)"
+        )
+    low, high = values.get("min_version", "TLS12"), values.get("max_version", "TLS13")
+    if (
+        low in TLS_VERSIONS
+        and high in TLS_VERSIONS
+        and TLS_VERSIONS.index(low) > (TLS_VERSIONS.index(high))
+    ):
+        problems.append(f"min_version {low} is above max_version")
+    return problems
+
+
 class TLSServerConfig(Strict):
     """``tls_server_config``: paths are relative to the web config file's folder."""
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _toolkit_spellings(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        # The toolkit's reading: an empty string is an unset key (a template's blank value), and
-        # RequireClientCert is the old name it still takes for RequireAnyClientCert.
-        data = {k: v for k, v in data.items() if v != "" or k not in _BLANK_IS_UNSET}
-        if data.get("client_auth_type") == "RequireClientCert":
-            data["client_auth_type"] = "RequireAnyClientCert"
-        return data
+    def _check(cls, data: Any, handler: ModelWrapValidatorHandler[TLSServerConfig]) -> Any:
+        data = _toolkit_spellings(data)
+        return checked_together(data, handler, _tls_server_problems)
 
     cert_file: str | None = None
     key_file: str | None = None
@@ -145,62 +203,12 @@ class TLSServerConfig(Strict):
     @property
     def enabled(self) -> bool:
         """TLS is on when a certificate, key, client CA or client-auth type is given (toolkit)."""
-        given = {
-            "cert_file",
-            "cert",
-            "key_file",
-            "key",
-            "client_ca_file",
-            "client_ca",
-            "client_auth_type",
-        }
-        return bool(self.model_fields_set & given)
+        return bool(self.model_fields_set & _BLANK_IS_UNSET)
 
     @property
     def verifies_clients(self) -> bool:
         """True when client certificates are checked against the client CA."""
         return self.client_auth_type in _VERIFYING
-
-    @model_validator(mode="after")
-    def _check(self) -> TLSServerConfig:
-        if not self.enabled:
-            return self
-        for file_key, inline_key in (("cert_file", "cert"), ("key_file", "key")):
-            if getattr(self, file_key) and getattr(self, inline_key):
-                raise ValueError(f"at most one of {inline_key} and {file_key}")
-        missing = [
-            f"{file_key} (or {inline_key})"
-            for file_key, inline_key in (("cert_file", "cert"), ("key_file", "key"))
-            if not getattr(self, file_key) and not getattr(self, inline_key)
-        ]
-        if missing:
-            raise ValueError(f"TLS needs {' and '.join(missing)}")
-        if self.client_ca_file and self.client_ca:
-            raise ValueError("at most one of client_ca and client_ca_file")
-        given = "client_ca_file" if self.client_ca_file else "client_ca" if self.client_ca else ""
-        if given and self.client_auth_type == "NoClientCert":
-            raise ValueError(
-                f"{given} is set but client_auth_type is NoClientCert; "
-                "use RequireAndVerifyClientCert to check client certificates"
-            )
-        if self.verifies_clients and not given:
-            why = (
-                " (Python's ssl verifies every certificate it asks for, so it cannot take any "
-                "certificate as Go does)"
-                if self.client_auth_type == "RequireAnyClientCert"
-                else ""
-            )
-            raise ValueError(
-                f"client_auth_type {self.client_auth_type} needs client_ca_file or client_ca{why}"
-            )
-        if self.client_allowed_sans and not self.verifies_clients:
-            raise ValueError(
-                "client_allowed_sans needs a client_auth_type that checks certificates "
-                "(RequireAndVerifyClientCert, VerifyClientCertIfGiven or RequireAnyClientCert)"
-            )
-        if TLS_VERSIONS.index(self.min_version) > TLS_VERSIONS.index(self.max_version):
-            raise ValueError(f"min_version {self.min_version} is above max_version")
-        return self
 
     def relative_to(self, folder: Path) -> TLSServerConfig:
         """The same settings with the file paths made absolute from ``folder``."""

@@ -216,6 +216,30 @@ def test_every_problem_is_reported_at_once():
     assert len(problems) == 2
 
 
+def test_keys_of_tls_server_config_are_checked_together_beside_a_bad_key():
+    """A conflict between keys of tls_server_config (cert and cert_file, a client-auth type
+    without its CA, versions the wrong way round) is reported even when another key of the
+    block is bad, so the file's every problem is said at once."""
+    problems = _problems(
+        "tls_server_config:\n  cert_file: a\n  cert: b\n  cipher_suites: 5\n"
+        "  client_auth_type: RequireAndVerifyClientCert\n"
+        "  min_version: TLS13\n  max_version: TLS12\n"
+    )
+    assert [problem.removeprefix(f"{HERE}: ") for problem in problems] == [
+        "tls_server_config.cipher_suites: Input should be a list (got 5)",
+        "tls_server_config: at most one of cert and cert_file",
+        "tls_server_config: TLS needs key_file (or key)",
+        "tls_server_config: client_auth_type RequireAndVerifyClientCert needs client_ca_file or "
+        "client_ca",
+        "tls_server_config: min_version TLS13 is above max_version",
+    ]
+
+
+def test_a_null_certificate_key_is_unset_as_in_the_toolkit():
+    """A null cert_file (a template's empty value) leaves TLS off, as Go reads it: ""."""
+    assert parse_web_config("tls_server_config:\n  cert_file:\n", HERE).tls is None
+
+
 def test_the_summary_shows_neither_users_nor_hashes():
     """summary() says TLS on/off, client auth, how many SANs and users, the rate limit, nothing
     secret."""
