@@ -18,7 +18,7 @@ def test_the_attribute_names_are_the_semantic_conventions_ones() -> None:
     opentelemetry-semantic-conventions (so none is misspelt)."""
     assert tracing.HTTP_REQUEST_METHOD == http_attributes.HTTP_REQUEST_METHOD
     assert tracing.HTTP_RESPONSE_STATUS_CODE == http_attributes.HTTP_RESPONSE_STATUS_CODE
-    assert tracing.HTTP_REQUEST_RESEND_COUNT == "http.request.resend_count"
+    assert tracing.HTTP_REQUEST_RESEND_COUNT == http_attributes.HTTP_REQUEST_RESEND_COUNT
     assert tracing.SERVER_ADDRESS == server_attributes.SERVER_ADDRESS
     assert tracing.SERVER_PORT == server_attributes.SERVER_PORT
     assert tracing.URL_FULL == url_attributes.URL_FULL

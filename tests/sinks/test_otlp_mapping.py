@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from opentelemetry.semconv._incubating.attributes import messaging_attributes as semconv
 
 from bridge.bus import Envelope
 from bridge.messages import (
@@ -22,7 +23,7 @@ from bridge.messages import (
     ProcessLifecycle,
     SystemAlert,
 )
-from bridge.sinks.otlp import LOG_TAGS, SPAN_TAGS, LogSpec, SpanSpec, translate
+from bridge.sinks.otlp import LOG_TAGS, SPAN_TAGS, LogSpec, SpanSpec, mapping, translate
 from bridge.sinks.otlp.mapping import (
     MAX_ARRAY_ITEMS,
     MAX_PAYLOAD_ATTRIBUTES,
@@ -356,3 +357,15 @@ def test_every_record_carries_the_messaging_conventions(message: Message) -> Non
         "messaging.operation.name": "process",
         "messaging.message.id": "id-00000001",
     }
+
+
+def test_the_messaging_names_are_the_semantic_conventions_current_ones() -> None:
+    """The messaging names written out in the mapping are the current (incubating) constants of
+    opentelemetry-semantic-conventions, and ``process`` is an operation type it defines, not one
+    of the deprecated ones (``deliver``, ``publish``)."""
+    assert mapping.MESSAGING_SYSTEM == semconv.MESSAGING_SYSTEM
+    assert mapping.MESSAGING_DESTINATION_NAME == semconv.MESSAGING_DESTINATION_NAME
+    assert mapping.MESSAGING_OPERATION_TYPE == semconv.MESSAGING_OPERATION_TYPE
+    assert mapping.MESSAGING_OPERATION_NAME == semconv.MESSAGING_OPERATION_NAME
+    assert mapping.MESSAGING_MESSAGE_ID == semconv.MESSAGING_MESSAGE_ID
+    assert semconv.MessagingOperationTypeValues.PROCESS.value == "process"
