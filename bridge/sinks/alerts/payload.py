@@ -1,6 +1,10 @@
 """The webhook body: Alertmanager's webhook format, version "4" (docs/alerts.md#webhook-payload).
 
-Every field of the format is present, so receivers written for Alertmanager work unchanged.
+Every field of the format is present, so receivers written for Alertmanager work unchanged,
+those of later Alertmanagers included: ``routeLabels`` (0.34; empty, as the bridge has no routes)
+and ``notification_reason`` (0.32), always ``unknown``, Alertmanager's own value when it cannot
+tell: a payload carries the alerts that changed, not the receiver's whole group, and the bridge
+keeps no notification log to tell a first notification from a repeat or a last resolve.
 Fingerprints are computed as Alertmanager computes them (FNV-1a 64 over the sorted label names
 and values), over the labels that identify the condition, so a resolve carries the fingerprint of
 the alert it ends even when its severity or escalation level changed meanwhile.
@@ -21,6 +25,7 @@ from bridge.sinks.alerts.records import AlertRecord, AlertState
 __all__ = [
     "FORMAT_VERSION",
     "IDENTITY_LABELS",
+    "NOTIFICATION_REASON",
     "RECEIVER",
     "WebhookAlert",
     "alert_path",
@@ -36,6 +41,8 @@ FORMAT_VERSION: Final = "4"
 RECEIVER: Final = "exesdb-bridge"
 # The labels that name the condition; severity and escalation_level may change while it lasts.
 IDENTITY_LABELS: Final = ("alert_id", "alertname", "category", "node")
+# Alertmanager's notification_reason when it cannot tell (notify.ReasonUnknown).
+NOTIFICATION_REASON: Final = "unknown"
 # Alertmanager writes the zero time for an alert that has not ended.
 ZERO_TIME: Final = "0001-01-01T00:00:00Z"
 _FNV_OFFSET: Final = 14695981039346656037
@@ -123,9 +130,11 @@ def webhook_body(alerts: Iterable[WebhookAlert], *, external_url: str, truncated
         "truncatedAlerts": truncated,
         "status": "firing" if any(a.status == "firing" for a in chosen) else "resolved",
         "receiver": RECEIVER,
+        "notification_reason": NOTIFICATION_REASON,
         "groupLabels": {},
         "commonLabels": _common([a.labels for a in chosen]),
         "commonAnnotations": _common([a.annotations for a in chosen]),
+        "routeLabels": {},
         "externalURL": external_url,
         "alerts": [a.as_json() for a in chosen],
     }

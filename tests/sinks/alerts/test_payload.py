@@ -42,7 +42,8 @@ def test_fingerprint_is_alertmanagers_fnv64a() -> None:
 
 
 def test_body_has_every_field_of_the_v4_format() -> None:
-    """A firing alert's body carries version 4 and every Alertmanager webhook field."""
+    """A firing alert's body carries version 4 and every Alertmanager webhook field, those of
+    Alertmanager 0.32 and 0.34 (notification_reason "unknown", empty routeLabels) included."""
     [(body, ids)] = build_payloads([record()], max_alerts=10, external_url=EXTERNAL)
     payload = json.loads(body)
     assert ids == ["a1"]
@@ -52,6 +53,7 @@ def test_body_has_every_field_of_the_v4_format() -> None:
         "truncatedAlerts": 0,
         "status": "firing",
         "receiver": "exesdb-bridge",
+        "notification_reason": "unknown",
         "groupLabels": {},
         "commonLabels": {
             "alert_id": "a1",
@@ -61,6 +63,7 @@ def test_body_has_every_field_of_the_v4_format() -> None:
             "severity": "critical",
         },
         "commonAnnotations": {"description": "went silent", "title": "node n1 is down"},
+        "routeLabels": {},
         "externalURL": EXTERNAL,
         "alerts": [
             {
