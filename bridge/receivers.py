@@ -101,13 +101,15 @@ AlertmanagerUrl = Annotated[str | None, AfterValidator(_alertmanager_url)]
 
 
 def _credentials_twice(url: object, http_config: object) -> list[str]:
-    """A URL's ``user:password@`` beside ``http_config``'s own credentials (checked values or
-    the file's, when another key failed): the HTTP client cannot send both, and every attempt
-    would fail until the delivery's deadline."""
+    """A URL's ``user:password@`` beside ``http_config``'s own credentials (as the file gives
+    them, ``bearer_token`` included, or checked): the HTTP client cannot send both, and every
+    attempt would fail until the delivery's deadline."""
     if isinstance(http_config, HTTPClientConfig):
         auth: tuple[object, ...] = (http_config.authorization, http_config.basic_auth)
     elif isinstance(http_config, Mapping):
         auth = (http_config.get("authorization"), http_config.get("basic_auth"))
+        # bearer_token(_file): authorization as prometheus/common reads it.
+        auth += tuple(http_config.get(key) or None for key in ("bearer_token", "bearer_token_file"))
     else:
         return []
     if not isinstance(url, str) or all(given is None for given in auth):

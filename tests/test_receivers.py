@@ -209,6 +209,11 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             "    authorization: {credentials: c}\n",
             "url holds credentials (user:password@) and http_config sets authorization or",
         ),
+        (
+            "webhook_configs:\n  - url: http://u:hook-tok3n@h\n    http_config:\n"
+            "      bearer_token_file: token\n",
+            "url holds credentials (user:password@) and http_config sets authorization or",
+        ),
         ("alertmanager: {url: http://am, colour: red}\n", "alertmanager.colour: unknown key"),
         (
             "alertmanager: {url: 'http://u:tok3n@am:9093/api/v2/alerts'}\n",
