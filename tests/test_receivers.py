@@ -180,6 +180,11 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             "    http_config: {proxy_from_environment: true, proxy_url: 'http://u:tok3n@p'}\n",
             "proxy_from_environment takes the proxy and its exceptions from HTTP_PROXY",
         ),
+        (  # a boolean written as a string reads as pydantic reads it
+            "webhook_configs:\n  - url: http://h\n"
+            "    http_config: {proxy_from_environment: 'yes', proxy_url: 'http://p'}\n",
+            "proxy_from_environment takes the proxy and its exceptions from HTTP_PROXY",
+        ),
         (
             "webhook_configs:\n  - url: http://h\n    http_config: {follow_redirects: true}\n",
             "the bridge never follows redirects",

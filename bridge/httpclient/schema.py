@@ -24,6 +24,8 @@ from pydantic import (
     AfterValidator,
     ModelWrapValidatorHandler,
     SecretStr,
+    TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -116,7 +118,7 @@ def _client_problems(values: Mapping[str, Any]) -> list[str]:
     ):
         problems.append(f"at most one of basic_auth and {bearer or 'authorization'}")
     proxy_url, no_proxy = values.get("proxy_url"), values.get("no_proxy")
-    from_environment = values.get("proxy_from_environment") is True
+    from_environment = _true(values.get("proxy_from_environment"))
     if from_environment and (proxy_url or no_proxy):
         problems.append(
             "proxy_from_environment takes the proxy and its exceptions from HTTP_PROXY, "
@@ -130,6 +132,15 @@ def _client_problems(values: Mapping[str, Any]) -> list[str]:
 
 
 _BEARER_KEYS: Final = ("bearer_token", "bearer_token_file")
+_BOOL: Final = TypeAdapter(bool)
+
+
+def _true(value: Any) -> bool:
+    """Whether a key's value as the file gives it reads as true (``true``, ``"yes"``, 1)."""
+    try:
+        return _BOOL.validate_python(value)
+    except ValidationError:
+        return False
 
 
 def _bearer_as_authorization(data: Any) -> Any:
