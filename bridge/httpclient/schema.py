@@ -74,11 +74,13 @@ UNSUPPORTED_KEYS: Final = frozenset(
     }
 )
 _NO_REFS: Final = "there is no secret manager; use the *_file key"
+_BEARER_KEYS: Final = ("bearer_token", "bearer_token_file")
+_BOOL: Final = TypeAdapter(bool)
 
 
 def _both(values: Mapping[str, Any], first: str, second: str) -> list[str]:
-    """The problem of a block giving both ``first`` and ``second`` (a null or ``""`` is not
-    given, as in Go), as prometheus/common words it."""
+    """The problem of a block giving both ``first`` and ``second``, prometheus/common's rule
+    (a null or ``""`` is not given, as in Go)."""
     return (
         [f"at most one of {first} and {second}"] if values.get(first) and values.get(second) else []
     )
@@ -129,10 +131,6 @@ def _client_problems(values: Mapping[str, Any]) -> list[str]:
     if values.get("proxy_connect_header") and not (proxy_url or from_environment):
         problems.append("proxy_connect_header needs proxy_url or proxy_from_environment")
     return problems
-
-
-_BEARER_KEYS: Final = ("bearer_token", "bearer_token_file")
-_BOOL: Final = TypeAdapter(bool)
 
 
 def _true(value: Any) -> bool:
