@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from bridge.redaction import safe_url
 
 __all__ = [
+    "DEFAULT_PORTS",
     "HTTP_SCHEMES",
     "PICKED_PORT",
     "http_url_problem",
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 HTTP_SCHEMES: Final = ("http", "https")
+DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+"""The port a URL of each scheme means when it gives none."""
 # Why a client on this host cannot find a bridge told to listen on port 0.
 PICKED_PORT: Final = (
     "port 0 is a free port the bridge picks as it starts (its start-up line names it), "

@@ -15,15 +15,14 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
 from urllib.parse import urlsplit
 
 from bridge.httpclient.files import ClientSetupError
 from bridge.redaction import safe_url
+from bridge.urls import DEFAULT_PORTS
 
 __all__ = ["ProxyRule", "bypasses_proxy"]
 
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -91,7 +90,7 @@ def _bypassed(url: str, no_proxy: str, *, loopback_direct: bool) -> bool:
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     try:
-        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
     except ValueError:
         port = None
     address = _address(host)
