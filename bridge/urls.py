@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Final, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from bridge.redaction import safe_url
 
@@ -29,6 +29,7 @@ __all__ = [
     "own_url",
     "require_alertmanager_url",
     "require_http_url",
+    "split_userinfo",
     "url_meant",
 ]
 
@@ -200,6 +201,18 @@ def names_a_host(url: str) -> bool:
     except ValueError:
         return _HOST_NAME.fullmatch(host) is not None
     return True
+
+
+def split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``url`` without its ``user:password@``, and that pair percent-decoded (as URLs carry it),
+    or ``url`` as it is and None when it has none. The host stays as written (an IPv6 address
+    keeps its brackets)."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, None
+    host = parts.netloc.rpartition("@")[2]
+    pair = (unquote(parts.username), unquote(parts.password or ""))
+    return urlunsplit(parts._replace(netloc=host)), pair
 
 
 def own_url(host: str, port: int, *, tls: bool = False, for_others: str | None = None) -> str:
