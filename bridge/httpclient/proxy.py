@@ -21,7 +21,7 @@ from bridge.httpclient.files import ClientSetupError
 from bridge.redaction import safe_url
 from bridge.urls import DEFAULT_PORTS
 
-__all__ = ["ProxyRule", "bypasses_proxy"]
+__all__ = ["ProxyRule"]
 
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -76,12 +76,6 @@ class ProxyRule:
                 f"{self.source}: {safe_url(proxy)!r} is not an http:// or https:// proxy"
             )
         return proxy
-
-
-def bypasses_proxy(url: str, no_proxy: str) -> bool:
-    """True when, with ``proxy_url`` and ``no_proxy``, a request to ``url`` goes straight to it
-    rather than through the proxy."""
-    return _bypassed(url, no_proxy, loopback_direct=bool(no_proxy.strip()))
 
 
 def _bypassed(url: str, no_proxy: str, *, loopback_direct: bool) -> bool:
