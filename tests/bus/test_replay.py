@@ -246,6 +246,8 @@ def test_a_batch_is_judged_as_its_messages_one_at_a_time(
     assert guard.judge_batch(ids, stamps) == expected
     assert guard.check_batch(ids, stamps) == expected
     if expected is None:
+        # The oracle: remember each id as an accepted batch must, without judging it again (a
+        # full memory could raise the floor past a later one: check() would refuse it).
         for message_id, timestamp in messages:
             twin._remember(message_id, timestamp, NOW)
     assert (len(guard), guard.floor) == (len(twin), twin.floor)
