@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: free ports, waiting on conditions, real binaries, bridge processes.
+"""Helpers shared by the tests: free ports, waiting on conditions, real binaries, bridge processes,
+a clock the test moves.
 
 Waits poll a condition until a deadline (never a bare sleep); a test needing a server binary that
 is missing skips locally but fails under ``CI=true``.
@@ -34,6 +35,20 @@ from bridge.config import Settings
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-base-with-at-least-32-characters"
 ADMIN_TOKEN = "test-admin-token"
+
+
+class ManualClock:
+    """A clock in seconds that moves only when the test moves it: pass it as ``clock=``."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``."""
+        self.now += seconds
 
 
 def free_port() -> int:

@@ -34,17 +34,7 @@ from collectors.demo import (
 )
 from collectors.health import Thresholds, resource_statuses, worst_status
 from collectors.scheduler import CollectorMetrics
-from tests.support import TEST_SECRET, async_wait_until
-
-
-class FakeClock:
-    """Seconds that move only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import TEST_SECRET, ManualClock, async_wait_until
 
 
 def make_bridge(**env: Any) -> Bridge:
@@ -102,7 +92,7 @@ def comparable(messages: list[tuple[str, Message]]) -> list[tuple[str, str, dict
 
 def test_same_seed_gives_the_same_traffic() -> None:
     """Two simulations with one seed and one clock publish identical messages, step by step."""
-    clock_a, clock_b = FakeClock(), FakeClock()
+    clock_a, clock_b = ManualClock(), ManualClock()
     a = simulation(clock=clock_a, failure_chance=0.1)
     b = simulation(clock=clock_b, failure_chance=0.1)
     for _ in range(30):
@@ -160,7 +150,7 @@ def test_latency_percentiles_are_ordered() -> None:
 
 def test_throughput_spans_the_clock_time_between_steps() -> None:
     """A ThroughputMetric covers the time the injected clock moved since the previous step."""
-    clock = FakeClock()
+    clock = ManualClock()
     cluster = simulation(clock=clock)
     cluster.step()
     clock.now += 2.5
@@ -296,7 +286,7 @@ async def test_quiet_while_the_integration_is_disabled() -> None:
 async def test_runs_on_its_interval_and_closes_idempotently() -> None:
     """start() steps once per interval of the injected clock; aclose() stops it, twice is fine."""
     bridge = make_bridge()
-    clock = FakeClock()
+    clock = ManualClock()
 
     async def sleep(seconds: float) -> None:
         clock.now += seconds
@@ -324,7 +314,7 @@ async def test_a_failing_step_is_counted_and_the_loop_goes_on() -> None:
     """An exception in a step is logged and counted as an error run; the next step still runs."""
     bridge = make_bridge()
     registry = CollectorRegistry()
-    clock = FakeClock()
+    clock = ManualClock()
 
     async def sleep(seconds: float) -> None:
         clock.now += seconds
