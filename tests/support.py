@@ -214,13 +214,14 @@ def post_signed(
     return answer
 
 
+def is_bridge_variable(name: str) -> bool:
+    """Whether the environment variable ``name`` configures the bridge (or its OTLP export)."""
+    return name.startswith(("EXESDB_", "OTEL_")) or name == "SECRET_KEY_BASE"
+
+
 def bridge_env(**overrides: str) -> dict[str, str]:
     """An environment for a bridge process: the current one, minus EXESDB_* and OTEL_*."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("EXESDB_", "OTEL_")) and key != "SECRET_KEY_BASE"
-    }
+    env = {key: value for key, value in os.environ.items() if not is_bridge_variable(key)}
     env.update(overrides)
     return env
 

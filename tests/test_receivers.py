@@ -4,7 +4,6 @@ receiver keys without secrets, exit 2 naming the key, check-config redacted."""
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 
@@ -56,12 +55,7 @@ alertmanager:
 """
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts from an environment without the bridge's variables."""
-    for name in list(os.environ):
-        if name.startswith(("EXESDB_", "OTEL_")) or name == "SECRET_KEY_BASE":
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def write(tmp_path: Path, text: str) -> Path:
