@@ -579,38 +579,48 @@ def current() -> Integration | None:
     return _installed
 
 
-def _call(method: str, *args: Any, **kwargs: Any) -> Any:
+def _on_installed(function: str, call: Callable[[Integration], R]) -> R:
+    """``call`` on the installed integration, else on one that drops what it builds (and then
+    the warning, once the arguments have been checked)."""
     integration = _installed or _NO_BRIDGE
-    result = getattr(integration, method)(*args, **kwargs)
+    result = call(integration)
     if integration is _NO_BRIDGE:
-        _not_installed(method)
+        _not_installed(function)
     return result
 
 
 def broadcast(tag: str, topic: str | None = None, **fields: Any) -> PublishResult:
     """See ``Integration.broadcast``."""
-    return _call("broadcast", tag, topic, **fields)  # type: ignore[no-any-return]
+    return _on_installed("broadcast", lambda i: i.broadcast(tag, topic, **fields))
 
 
 def broadcast_system_lifecycle(
     event: str, system_name: str, version: str, **opts: Any
 ) -> PublishResult:
     """See ``Integration.broadcast_system_lifecycle``."""
-    return _call("broadcast_system_lifecycle", event, system_name, version, **opts)  # type: ignore[no-any-return]
+    return _on_installed(
+        "broadcast_system_lifecycle",
+        lambda i: i.broadcast_system_lifecycle(event, system_name, version, **opts),
+    )
 
 
 def broadcast_system_config(
     component: str, changes: Mapping[str, Any], **opts: Any
 ) -> PublishResult:
     """See ``Integration.broadcast_system_config``."""
-    return _call("broadcast_system_config", component, changes, **opts)  # type: ignore[no-any-return]
+    return _on_installed(
+        "broadcast_system_config", lambda i: i.broadcast_system_config(component, changes, **opts)
+    )
 
 
 def broadcast_health_update(
     component: str, status: str, details: Mapping[str, Any] | None = None, **opts: Any
 ) -> PublishResult:
     """See ``Integration.broadcast_health_update``."""
-    return _call("broadcast_health_update", component, status, details, **opts)  # type: ignore[no-any-return]
+    return _on_installed(
+        "broadcast_health_update",
+        lambda i: i.broadcast_health_update(component, status, details, **opts),
+    )
 
 
 def broadcast_store_health(
@@ -621,19 +631,27 @@ def broadcast_store_health(
     **opts: Any,
 ) -> PublishResult:
     """See ``Integration.broadcast_store_health``."""
-    return _call("broadcast_store_health", store_id, component, status, details, **opts)  # type: ignore[no-any-return]
+    return _on_installed(
+        "broadcast_store_health",
+        lambda i: i.broadcast_store_health(store_id, component, status, details, **opts),
+    )
 
 
 def broadcast_cluster_health(
     nodes: Iterable[str], failed_nodes: Iterable[str], event_type: str, **opts: Any
 ) -> PublishResult:
     """See ``Integration.broadcast_cluster_health``."""
-    return _call("broadcast_cluster_health", nodes, failed_nodes, event_type, **opts)  # type: ignore[no-any-return]
+    return _on_installed(
+        "broadcast_cluster_health",
+        lambda i: i.broadcast_cluster_health(nodes, failed_nodes, event_type, **opts),
+    )
 
 
 def broadcast_metrics(component: str, metrics: Mapping[str, Any], **opts: Any) -> PublishResult:
     """See ``Integration.broadcast_metrics``."""
-    return _call("broadcast_metrics", component, metrics, **opts)  # type: ignore[no-any-return]
+    return _on_installed(
+        "broadcast_metrics", lambda i: i.broadcast_metrics(component, metrics, **opts)
+    )
 
 
 def broadcast_alert(
@@ -644,27 +662,32 @@ def broadcast_alert(
     **opts: Any,
 ) -> PublishResult:
     """See ``Integration.broadcast_alert``."""
-    return _call("broadcast_alert", alert_type, severity, message, context, **opts)  # type: ignore[no-any-return]
+    return _on_installed(
+        "broadcast_alert",
+        lambda i: i.broadcast_alert(alert_type, severity, message, context, **opts),
+    )
 
 
 def broadcast_audit_event(tag: str, **fields: Any) -> PublishResult:
     """See ``Integration.broadcast_audit_event``."""
-    return _call("broadcast_audit_event", tag, **fields)  # type: ignore[no-any-return]
+    return _on_installed("broadcast_audit_event", lambda i: i.broadcast_audit_event(tag, **fields))
 
 
 def broadcast_lifecycle_event(tag: str, **fields: Any) -> PublishResult:
     """See ``Integration.broadcast_lifecycle_event``."""
-    return _call("broadcast_lifecycle_event", tag, **fields)  # type: ignore[no-any-return]
+    return _on_installed(
+        "broadcast_lifecycle_event", lambda i: i.broadcast_lifecycle_event(tag, **fields)
+    )
 
 
 def broadcast_diagnostic(tag: str, **fields: Any) -> PublishResult:
     """See ``Integration.broadcast_diagnostic``."""
-    return _call("broadcast_diagnostic", tag, **fields)  # type: ignore[no-any-return]
+    return _on_installed("broadcast_diagnostic", lambda i: i.broadcast_diagnostic(tag, **fields))
 
 
 def broadcast_batch(events: Iterable[tuple[str, Message] | Message]) -> list[PublishResult]:
     """See ``Integration.broadcast_batch``."""
-    return _call("broadcast_batch", events)  # type: ignore[no-any-return]
+    return _on_installed("broadcast_batch", lambda i: i.broadcast_batch(events))
 
 
 def enable() -> None:
