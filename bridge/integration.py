@@ -11,16 +11,13 @@ returns ``DISABLED``; the first such call logs one warning saying how to install
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 import math
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
-from types import TracebackType
-from typing import Any, Final, ParamSpec, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -38,7 +35,7 @@ from bridge.messages import (
     SystemLifecycle,
     ThroughputMetric,
 )
-from bridge.operations import OperationRecorder
+from bridge.operations import OperationRecorder, Tracker
 
 __all__ = [
     "OPERATIONS",
@@ -469,66 +466,7 @@ def _unit_of(name: str) -> str:
     return ""
 
 
-P = ParamSpec("P")
 R = TypeVar("R")
-
-
-class Tracker:
-    """Context manager (sync or async) and decorator recording an operation's outcome."""
-
-    __slots__ = ("_operation", "_recorder", "_started", "_timer")
-
-    def __init__(
-        self,
-        operation: str,
-        recorder: OperationRecorder,
-        timer: Callable[[], float] = time.perf_counter,
-    ) -> None:
-        self._operation = operation
-        self._recorder = recorder
-        self._timer = timer
-        self._started = 0.0
-
-    def __enter__(self) -> Tracker:
-        self._started = self._timer()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._recorder.record(self._operation, self._timer() - self._started, ok=exc_type is None)
-
-    async def __aenter__(self) -> Tracker:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, traceback)
-
-    def __call__(self, function: Callable[P, R]) -> Callable[P, R]:
-        operation, recorder, timer = self._operation, self._recorder, self._timer
-        if inspect.iscoroutinefunction(function):
-
-            @functools.wraps(function)
-            async def timed_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                async with Tracker(operation, recorder, timer):
-                    return await function(*args, **kwargs)
-
-            return timed_async  # type: ignore[return-value]
-
-        @functools.wraps(function)
-        def timed(*args: P.args, **kwargs: P.kwargs) -> R:
-            with Tracker(operation, recorder, timer):
-                return function(*args, **kwargs)
-
-        return timed
 
 
 # -- the module-level API, acting on the installed integration --
