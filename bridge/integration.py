@@ -67,6 +67,10 @@ _logger = logging.getLogger(__name__)
 
 OPERATIONS: Final = OperationRecorder()
 """Where ``track()`` records; the throughput and latency collectors drain it."""
+# EXESDB_HEALTH_BROADCAST_INTERVAL's and EXESDB_METRICS_BROADCAST_INTERVAL's defaults (a test
+# holds them to bridge.config's): the intervals with no bridge, or one built without settings.
+_HEALTH_INTERVAL_MS: Final = 30_000
+_METRICS_INTERVAL_MS: Final = 60_000
 
 _AUDIT_TAGS: Final = frozenset({"data_change", "admin_action", "access_log", "compliance_event"})
 _LIFECYCLE_TAGS: Final = frozenset(
@@ -126,8 +130,8 @@ class Integration:
         bus: Publisher,
         *,
         enabled: bool = True,
-        health_interval_ms: int = 30_000,
-        metrics_interval_ms: int = 60_000,
+        health_interval_ms: int = _HEALTH_INTERVAL_MS,
+        metrics_interval_ms: int = _METRICS_INTERVAL_MS,
         recorder: OperationRecorder = OPERATIONS,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -647,12 +651,12 @@ def enabled() -> bool:
 
 def health_broadcast_interval() -> int:
     """Milliseconds between health collections (the default when nothing is installed)."""
-    return _installed.health_broadcast_interval() if _installed else 30_000
+    return _installed.health_broadcast_interval() if _installed else _HEALTH_INTERVAL_MS
 
 
 def metrics_broadcast_interval() -> int:
     """Milliseconds between metrics collections (the default when nothing is installed)."""
-    return _installed.metrics_broadcast_interval() if _installed else 60_000
+    return _installed.metrics_broadcast_interval() if _installed else _METRICS_INTERVAL_MS
 
 
 def track(operation: str) -> Tracker:

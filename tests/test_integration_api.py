@@ -12,6 +12,7 @@ import pytest
 import bridge.integration as api
 from bridge.app import Bridge
 from bridge.bus import Envelope, PublishStatus
+from bridge.config import Settings
 from bridge.errors import MessageError
 from bridge.integration import Integration
 from bridge.messages import (
@@ -480,13 +481,15 @@ def test_without_a_bridge_the_first_broadcast_warns_once_how_to_install_one(
 
 
 def test_module_functions_without_a_bridge_publish_nothing() -> None:
-    """With no bridge installed, broadcasts return 'disabled' and the getters the defaults."""
+    """With no bridge installed, broadcasts return 'disabled' and the getters the settings'
+    defaults."""
     assert api.current() is None
     result = api.broadcast_alert("node_failure", "critical", "x")
     assert result.status is PublishStatus.DISABLED
     assert not api.enabled()
-    assert api.health_broadcast_interval() == 30_000
-    assert api.metrics_broadcast_interval() == 60_000
+    defaults = Settings.model_construct()  # only the defaults: no environment is read
+    assert api.health_broadcast_interval() == defaults.health_broadcast_interval
+    assert api.metrics_broadcast_interval() == defaults.metrics_broadcast_interval
 
 
 # -- broadcast_batch --
