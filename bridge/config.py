@@ -32,10 +32,10 @@ from bridge.probe_settings import (
     split_addr,
     value_problem,
 )
+from bridge.receiver_keys import ReceiverKeys
 from bridge.receivers import (
     AlertmanagerConfig,
     Receiver,
-    ReceiverKeys,
     resolve_receivers,
     unreadable_files,
 )
