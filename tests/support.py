@@ -51,6 +51,14 @@ class ManualClock:
         self.now += seconds
 
 
+def nested_map(levels: int) -> dict[str, Any]:
+    """A map ``levels`` maps deep: {"a": {"a": ... {}}}."""
+    nested: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        nested = {"a": nested}
+    return nested
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
