@@ -16,7 +16,6 @@ import getpass
 import ssl
 from dataclasses import dataclass, field
 from typing import Final
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -25,7 +24,7 @@ from bridge.errors import ConfigError
 from bridge.httpclient.failures import connection_error
 from bridge.redaction import redact_urls, safe_url
 from bridge.routes import ADMIN_TOKEN_HEADER
-from bridge.urls import PICKED_PORT, http_url_problem, url_meant
+from bridge.urls import PICKED_PORT, http_url_problem, split_userinfo, url_meant
 
 __all__ = [
     "TIMEOUT",
@@ -152,21 +151,12 @@ def target(
             context = ssl.create_default_context(cafile=cacert)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError([f"--cacert: cannot use {cacert!r}: {exc}"]) from None
-    found, auth = _without_userinfo(bridge_url(settings, url))
+    # A user:password@ in the URL is basic auth, as curl takes it: aiohttp would refuse to send
+    # it beside the admin token's Authorization.
+    found, auth = split_userinfo(bridge_url(settings, url))
     if user is not None:
         name, password = user
         if password is None:
             password = getpass.getpass(f"password for {name}: ")
         auth = (name, password)
     return Target(found, context, auth)
-
-
-def _without_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
-    """``url`` without a ``user:password@``, and that pair (as curl takes it): aiohttp would
-    refuse to send it beside the admin token's ``Authorization``."""
-    parts = urlsplit(url)
-    if parts.username is None:
-        return url, None
-    host = parts.netloc.rpartition("@")[2]
-    pair = (unquote(parts.username), unquote(parts.password or ""))
-    return urlunsplit(parts._replace(netloc=host)), pair

@@ -61,6 +61,7 @@ from bridge.messages import (
     NodeLifecycle,
     SystemAlert,
 )
+from bridge.messages.health import HealthStatus, NodeStatus
 
 __all__ = ["ClusterMonitor", "cluster_monitor"]
 
@@ -90,7 +91,7 @@ Sleep = Callable[[float], Awaitable[None]]
 class _Node:
     heard: float
     state: State = "up"
-    health: str = "healthy"
+    health: NodeStatus = "healthy"
     announced: State | None = None  # the last transition announced (or found announced)
     down_since: float = 0.0
     said: State | None = None  # the last transition heard announced on the bus, by anyone
@@ -211,7 +212,7 @@ class ClusterMonitor:
         total = len(self._nodes)
         quorum = 2 * len(up) > total
         if not quorum:
-            status: Literal["healthy", "degraded", "unhealthy"] = "unhealthy"
+            status: HealthStatus = "unhealthy"
         elif len(up) < total or degraded or unhealthy:
             status = "degraded"
         else:

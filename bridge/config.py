@@ -32,10 +32,10 @@ from bridge.probe_settings import (
     split_addr,
     value_problem,
 )
+from bridge.receiver_keys import ReceiverKeys
 from bridge.receivers import (
     AlertmanagerConfig,
     Receiver,
-    ReceiverKeys,
     resolve_receivers,
     unreadable_files,
 )
@@ -69,6 +69,7 @@ Percent = Annotated[float, Field(gt=0)]
 # Each item checked on its own, so that every bad one is reported (``EXESDB_WEBHOOK_URLS``).
 HttpUrlList = Annotated[tuple[Annotated[str, AfterValidator(require_http_url)], ...], NoDecode]
 OtlpProtocol = Literal["grpc", "http/protobuf"]
+OtlpSignal = Literal["traces", "logs", "metrics"]
 
 
 def _env(name: str, **kwargs: Any) -> Any:
@@ -303,6 +304,16 @@ class Settings(BaseSettings):
             or (self.otlp_metrics and self.otlp_metrics_endpoint)
         )
 
+    def otlp_protocol_of(self, signal: OtlpSignal) -> OtlpProtocol:
+        """The protocol ``signal``'s exporter speaks: its own
+        ``OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL`` when set, else the general one."""
+        own = {
+            "traces": self.otlp_traces_protocol,
+            "logs": self.otlp_logs_protocol,
+            "metrics": self.otlp_metrics_protocol,
+        }[signal]
+        return own or self.otlp_protocol
+
     @property
     def alert_for_seconds(self) -> float:
         """``EXESDB_ALERT_FOR_MS`` in seconds; unset, two ``EXESDB_HEALTH_BROADCAST_INTERVAL``s."""
@@ -406,7 +417,7 @@ class Settings(BaseSettings):
     def _otlp_endpoint_problems(self) -> list[str]:
         """Each OTLP endpoint the exporter of a signal using it could never send to, checked
         against that signal's protocol (the general endpoint against each falling back on it)."""
-        signals: list[tuple[str, str | None]] = [
+        signals: list[tuple[OtlpSignal, str | None]] = [
             ("traces", self.otlp_traces_endpoint),
             ("logs", self.otlp_logs_endpoint),
         ]
@@ -414,8 +425,7 @@ class Settings(BaseSettings):
             signals.append(("metrics", self.otlp_metrics_endpoint))
         problems: dict[str, str] = {}
         for signal, own in signals:
-            # A per-signal OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL wins over the general one.
-            protocol: OtlpProtocol = getattr(self, f"otlp_{signal}_protocol") or self.otlp_protocol
+            protocol = self.otlp_protocol_of(signal)
             variable, value = (
                 (f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT", own)
                 if own

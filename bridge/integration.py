@@ -11,16 +11,13 @@ returns ``DISABLED``; the first such call logs one warning saying how to install
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 import math
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
-from types import TracebackType
-from typing import Any, Final, ParamSpec, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -38,7 +35,7 @@ from bridge.messages import (
     SystemLifecycle,
     ThroughputMetric,
 )
-from bridge.operations import OperationRecorder
+from bridge.operations import OperationRecorder, Tracker
 
 __all__ = [
     "OPERATIONS",
@@ -70,6 +67,10 @@ _logger = logging.getLogger(__name__)
 
 OPERATIONS: Final = OperationRecorder()
 """Where ``track()`` records; the throughput and latency collectors drain it."""
+# EXESDB_HEALTH_BROADCAST_INTERVAL's and EXESDB_METRICS_BROADCAST_INTERVAL's defaults (a test
+# holds them to bridge.config's): the intervals with no bridge, or one built without settings.
+_HEALTH_INTERVAL_MS: Final = 30_000
+_METRICS_INTERVAL_MS: Final = 60_000
 
 _AUDIT_TAGS: Final = frozenset({"data_change", "admin_action", "access_log", "compliance_event"})
 _LIFECYCLE_TAGS: Final = frozenset(
@@ -129,8 +130,8 @@ class Integration:
         bus: Publisher,
         *,
         enabled: bool = True,
-        health_interval_ms: int = 30_000,
-        metrics_interval_ms: int = 60_000,
+        health_interval_ms: int = _HEALTH_INTERVAL_MS,
+        metrics_interval_ms: int = _METRICS_INTERVAL_MS,
         recorder: OperationRecorder = OPERATIONS,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -469,66 +470,7 @@ def _unit_of(name: str) -> str:
     return ""
 
 
-P = ParamSpec("P")
 R = TypeVar("R")
-
-
-class Tracker:
-    """Context manager (sync or async) and decorator recording an operation's outcome."""
-
-    __slots__ = ("_operation", "_recorder", "_started", "_timer")
-
-    def __init__(
-        self,
-        operation: str,
-        recorder: OperationRecorder,
-        timer: Callable[[], float] = time.perf_counter,
-    ) -> None:
-        self._operation = operation
-        self._recorder = recorder
-        self._timer = timer
-        self._started = 0.0
-
-    def __enter__(self) -> Tracker:
-        self._started = self._timer()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._recorder.record(self._operation, self._timer() - self._started, ok=exc_type is None)
-
-    async def __aenter__(self) -> Tracker:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, traceback)
-
-    def __call__(self, function: Callable[P, R]) -> Callable[P, R]:
-        operation, recorder, timer = self._operation, self._recorder, self._timer
-        if inspect.iscoroutinefunction(function):
-
-            @functools.wraps(function)
-            async def timed_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                async with Tracker(operation, recorder, timer):
-                    return await function(*args, **kwargs)
-
-            return timed_async  # type: ignore[return-value]
-
-        @functools.wraps(function)
-        def timed(*args: P.args, **kwargs: P.kwargs) -> R:
-            with Tracker(operation, recorder, timer):
-                return function(*args, **kwargs)
-
-        return timed
 
 
 # -- the module-level API, acting on the installed integration --
@@ -579,38 +521,48 @@ def current() -> Integration | None:
     return _installed
 
 
-def _call(method: str, *args: Any, **kwargs: Any) -> Any:
+def _on_installed(function: str, call: Callable[[Integration], R]) -> R:
+    """``call`` on the installed integration, else on one that drops what it builds (and then
+    the warning, once the arguments have been checked)."""
     integration = _installed or _NO_BRIDGE
-    result = getattr(integration, method)(*args, **kwargs)
+    result = call(integration)
     if integration is _NO_BRIDGE:
-        _not_installed(method)
+        _not_installed(function)
     return result
 
 
 def broadcast(tag: str, topic: str | None = None, **fields: Any) -> PublishResult:
     """See ``Integration.broadcast``."""
-    return _call("broadcast", tag, topic, **fields)  # type: ignore[no-any-return]
+    return _on_installed("broadcast", lambda i: i.broadcast(tag, topic, **fields))
 
 
 def broadcast_system_lifecycle(
     event: str, system_name: str, version: str, **opts: Any
 ) -> PublishResult:
     """See ``Integration.broadcast_system_lifecycle``."""
-    return _call("broadcast_system_lifecycle", event, system_name, version, **opts)  # type: ignore[no-any-return]
+    return _on_installed(
+        "broadcast_system_lifecycle",
+        lambda i: i.broadcast_system_lifecycle(event, system_name, version, **opts),
+    )
 
 
 def broadcast_system_config(
     component: str, changes: Mapping[str, Any], **opts: Any
 ) -> PublishResult:
     """See ``Integration.broadcast_system_config``."""
-    return _call("broadcast_system_config", component, changes, **opts)  # type: ignore[no-any-return]
+    return _on_installed(
+        "broadcast_system_config", lambda i: i.broadcast_system_config(component, changes, **opts)
+    )
 
 
 def broadcast_health_update(
     component: str, status: str, details: Mapping[str, Any] | None = None, **opts: Any
 ) -> PublishResult:
     """See ``Integration.broadcast_health_update``."""
-    return _call("broadcast_health_update", component, status, details, **opts)  # type: ignore[no-any-return]
+    return _on_installed(
+        "broadcast_health_update",
+        lambda i: i.broadcast_health_update(component, status, details, **opts),
+    )
 
 
 def broadcast_store_health(
@@ -621,19 +573,27 @@ def broadcast_store_health(
     **opts: Any,
 ) -> PublishResult:
     """See ``Integration.broadcast_store_health``."""
-    return _call("broadcast_store_health", store_id, component, status, details, **opts)  # type: ignore[no-any-return]
+    return _on_installed(
+        "broadcast_store_health",
+        lambda i: i.broadcast_store_health(store_id, component, status, details, **opts),
+    )
 
 
 def broadcast_cluster_health(
     nodes: Iterable[str], failed_nodes: Iterable[str], event_type: str, **opts: Any
 ) -> PublishResult:
     """See ``Integration.broadcast_cluster_health``."""
-    return _call("broadcast_cluster_health", nodes, failed_nodes, event_type, **opts)  # type: ignore[no-any-return]
+    return _on_installed(
+        "broadcast_cluster_health",
+        lambda i: i.broadcast_cluster_health(nodes, failed_nodes, event_type, **opts),
+    )
 
 
 def broadcast_metrics(component: str, metrics: Mapping[str, Any], **opts: Any) -> PublishResult:
     """See ``Integration.broadcast_metrics``."""
-    return _call("broadcast_metrics", component, metrics, **opts)  # type: ignore[no-any-return]
+    return _on_installed(
+        "broadcast_metrics", lambda i: i.broadcast_metrics(component, metrics, **opts)
+    )
 
 
 def broadcast_alert(
@@ -644,27 +604,32 @@ def broadcast_alert(
     **opts: Any,
 ) -> PublishResult:
     """See ``Integration.broadcast_alert``."""
-    return _call("broadcast_alert", alert_type, severity, message, context, **opts)  # type: ignore[no-any-return]
+    return _on_installed(
+        "broadcast_alert",
+        lambda i: i.broadcast_alert(alert_type, severity, message, context, **opts),
+    )
 
 
 def broadcast_audit_event(tag: str, **fields: Any) -> PublishResult:
     """See ``Integration.broadcast_audit_event``."""
-    return _call("broadcast_audit_event", tag, **fields)  # type: ignore[no-any-return]
+    return _on_installed("broadcast_audit_event", lambda i: i.broadcast_audit_event(tag, **fields))
 
 
 def broadcast_lifecycle_event(tag: str, **fields: Any) -> PublishResult:
     """See ``Integration.broadcast_lifecycle_event``."""
-    return _call("broadcast_lifecycle_event", tag, **fields)  # type: ignore[no-any-return]
+    return _on_installed(
+        "broadcast_lifecycle_event", lambda i: i.broadcast_lifecycle_event(tag, **fields)
+    )
 
 
 def broadcast_diagnostic(tag: str, **fields: Any) -> PublishResult:
     """See ``Integration.broadcast_diagnostic``."""
-    return _call("broadcast_diagnostic", tag, **fields)  # type: ignore[no-any-return]
+    return _on_installed("broadcast_diagnostic", lambda i: i.broadcast_diagnostic(tag, **fields))
 
 
 def broadcast_batch(events: Iterable[tuple[str, Message] | Message]) -> list[PublishResult]:
     """See ``Integration.broadcast_batch``."""
-    return _call("broadcast_batch", events)  # type: ignore[no-any-return]
+    return _on_installed("broadcast_batch", lambda i: i.broadcast_batch(events))
 
 
 def enable() -> None:
@@ -686,12 +651,12 @@ def enabled() -> bool:
 
 def health_broadcast_interval() -> int:
     """Milliseconds between health collections (the default when nothing is installed)."""
-    return _installed.health_broadcast_interval() if _installed else 30_000
+    return _installed.health_broadcast_interval() if _installed else _HEALTH_INTERVAL_MS
 
 
 def metrics_broadcast_interval() -> int:
     """Milliseconds between metrics collections (the default when nothing is installed)."""
-    return _installed.metrics_broadcast_interval() if _installed else 60_000
+    return _installed.metrics_broadcast_interval() if _installed else _METRICS_INTERVAL_MS
 
 
 def track(operation: str) -> Tracker:

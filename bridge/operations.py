@@ -1,19 +1,24 @@
 """Operation statistics for ``track()`` and the bridge's own work, in bounded memory.
 
 Latencies go into a fixed-size log-bucket histogram (about 4% relative error), never a list, so
-percentiles cost the same at ten or ten million samples.
+percentiles cost the same at ten or ten million samples. ``Tracker`` (what ``track()`` returns)
+times a block or a function, sync or async, into a recorder.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import math
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from types import TracebackType
+from typing import Any, Final, ParamSpec, TypeVar
 
-__all__ = ["LatencyHistogram", "OperationRecorder", "OperationSnapshot"]
+__all__ = ["LatencyHistogram", "OperationRecorder", "OperationSnapshot", "Tracker"]
 
 _logger = logging.getLogger(__name__)
 
@@ -167,3 +172,65 @@ class _Tally:
         self.succeeded = 0
         self.failed = 0
         self.latency = LatencyHistogram()
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Tracker:
+    """Context manager (sync or async) and decorator recording an operation's outcome."""
+
+    __slots__ = ("_operation", "_recorder", "_started", "_timer")
+
+    def __init__(
+        self,
+        operation: str,
+        recorder: OperationRecorder,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._operation = operation
+        self._recorder = recorder
+        self._timer = timer
+        self._started = 0.0
+
+    def __enter__(self) -> Tracker:
+        self._started = self._timer()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._recorder.record(self._operation, self._timer() - self._started, ok=exc_type is None)
+
+    async def __aenter__(self) -> Tracker:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, traceback)
+
+    def __call__(self, function: Callable[P, R]) -> Callable[P, R]:
+        operation, recorder, timer = self._operation, self._recorder, self._timer
+        if inspect.iscoroutinefunction(function):
+
+            @functools.wraps(function)
+            async def timed_async(*args: P.args, **kwargs: P.kwargs) -> Any:
+                async with Tracker(operation, recorder, timer):
+                    return await function(*args, **kwargs)
+
+            return timed_async  # type: ignore[return-value]
+
+        @functools.wraps(function)
+        def timed(*args: P.args, **kwargs: P.kwargs) -> R:
+            with Tracker(operation, recorder, timer):
+                return function(*args, **kwargs)
+
+        return timed

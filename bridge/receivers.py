@@ -7,29 +7,13 @@ be pasted from an Alertmanager configuration, plus three keys of the bridge's ow
 ``alertmanager`` section gives the Alertmanager poster its ``url``, ``timeout`` and
 ``http_config``. ``EXESDB_WEBHOOK_URLS`` receivers are added to the file's, with the defaults.
 
-Each receiver has a **key** under which the outbox keeps its queue and deliveries: the shown form
-of its URL (``bridge.redaction.safe_url``) and a digest of the whole URL, e.g.
-``https://hooks.example:8443/…#3f0c1e2a9b7d4c55``, or ``url_file:<path>`` for a URL read from a
-file (so that rotating that file keeps the key), the path made absolute without ``..`` but with
-its links kept (a secret volume rotates by swapping a link), so spelling it another way keeps the
-key too. It never holds a secret, and editing anything
-else (credentials, TLS, timeouts, filters) keeps it, so pending deliveries are never lost. The
-digest is an HMAC under a random key of the outbox (``ReceiverKeys``), never shown: keys appear
-in logs, pages and NotificationStatus, and an unkeyed hash would let a short token in a URL's
-path be guessed offline. Keys made before (the raw URL, then a SHA-256 of it) are
-``ReceiverKeys.earlier``, as are the paths of url_file receivers as spelled before
-(``ReceiverKeys.spellings``); the outbox moves their rows to the key at start
-(``DeliveryQueue.move_receiver_rows``).
+Each receiver has a key under which the outbox keeps its queue and deliveries
+(``bridge.receiver_keys``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
-import re
-import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -50,6 +34,7 @@ from bridge.httpclient import HTTPClientConfig
 from bridge.httpclient.files import read_problem
 from bridge.httpclient.schema import SECRET_KEYS, UNSUPPORTED_KEYS
 from bridge.messages import SEVERITIES, AlertSeverity
+from bridge.receiver_keys import FILE_KEY_PREFIX, ReceiverKeys, receiver_label
 from bridge.redaction import safe_url
 from bridge.urls import require_alertmanager_url, require_http_url
 from bridge.yamlconfig import (
@@ -65,19 +50,16 @@ from bridge.yamlconfig import (
 __all__ = [
     "AlertmanagerConfig",
     "Receiver",
-    "ReceiverKeys",
     "ReceiversFile",
     "WebhookConfig",
     "describe_receivers",
     "go_duration",
     "load_receivers",
-    "receiver_label",
+    "receiver_label",  # where bridge/cli.py imports it from
     "resolve_receivers",
     "unreadable_files",
 ]
 
-_KEY: Final = re.compile(r"(.+)#([0-9a-f]{16})")
-_FILE_KEY_PREFIX: Final = "url_file:"
 _SECRETS: Final = SECRET_KEYS | {"url", "secret"}
 _HIDDEN: Final = UNSUPPORTED_KEYS | {"payload"}
 # Said after "receivers: unknown key": a whole Alertmanager configuration pasted in.
@@ -164,7 +146,7 @@ class WebhookConfig(Strict):
     def shown(self) -> str:
         """How this receiver is shown before it has a key: its URL as safe_url shows it, or
         ``url_file:<path>``."""
-        return _FILE_KEY_PREFIX + self.url_file if self.url_file else safe_url(self.url or "")
+        return FILE_KEY_PREFIX + self.url_file if self.url_file else safe_url(self.url or "")
 
     @property
     def files(self) -> tuple[tuple[str, str], ...]:
@@ -269,87 +251,6 @@ def _read_parts(path: Path) -> _Parts:
     except (KeyError, ValidationError):
         return _Parts(tuple(good), None, problems)
     return _Parts(tuple(good), alertmanager.relative_to(path.parent), problems)
-
-
-def _same_file(spelled: str, path: str) -> bool:
-    """Whether ``spelled`` names the file at ``path``: the same path once made absolute, or the
-    same file while both exist (one through a link)."""
-    if os.path.abspath(spelled) == path:
-        return True
-    try:
-        return os.path.samefile(spelled, path)
-    except OSError:
-        return False
-
-
-class ReceiverKeys:
-    """Makes receivers' outbox keys (see the module docstring); ``secret`` is the outbox's own
-    key, never shown."""
-
-    __slots__ = ("_secret",)
-
-    def __init__(self, secret: bytes) -> None:
-        self._secret = secret
-
-    @classmethod
-    def throwaway(cls) -> ReceiverKeys:
-        """Keys under a random secret, for checks that only compare keys (``check-config``)."""
-        return cls(secrets.token_bytes(32))
-
-    def key(self, *, url: str | None = None, url_file: str | None = None) -> str:
-        """The outbox key of the receiver at ``url`` (or whose URL is in ``url_file``)."""
-        if url_file:
-            # Links kept: Kubernetes rotates a secret volume by swapping a link to a new folder,
-            # and the key must outlive that.
-            return _FILE_KEY_PREFIX + os.path.abspath(url_file)
-        if not url:
-            raise ValueError("a receiver needs url or url_file")
-        return f"{safe_url(url)}#{self._digest(url)}"
-
-    def earlier(self, url: str | None) -> tuple[str, ...]:
-        """The keys earlier versions gave the receiver at ``url``: the raw URL (version 2),
-        ``safe_url`` and an unkeyed SHA-256 of it (version 3), and, for a URL with a user name
-        alone, this key as it read while ``safe_url`` still showed that name."""
-        if not url:
-            return ()
-        shown = safe_url(url, lone_user=True)
-        keys = [url, f"{shown}#{hashlib.sha256(url.encode()).hexdigest()[:16]}"]
-        if shown != safe_url(url):
-            keys.append(f"{shown}#{self._digest(url)}")
-        return tuple(keys)
-
-    @staticmethod
-    def spellings(key: str, stored: Iterable[str]) -> tuple[str, ...]:
-        """The keys among ``stored`` that name the file of the url_file receiver of ``key``
-        spelled another way, as earlier versions keyed it (relative, with ``..``, or through a
-        link): a relative one is read from the working directory."""
-        if not key.startswith(_FILE_KEY_PREFIX):
-            return ()
-        path = key.removeprefix(_FILE_KEY_PREFIX)
-        return tuple(
-            other
-            for other in sorted(stored)
-            if other != key
-            and other.startswith(_FILE_KEY_PREFIX)
-            and _same_file(other.removeprefix(_FILE_KEY_PREFIX), path)
-        )
-
-    def _digest(self, url: str) -> str:
-        return hmac.new(self._secret, url.encode(), hashlib.sha256).hexdigest()[:16]
-
-    def __repr__(self) -> str:
-        return "ReceiverKeys(<secret>)"
-
-
-def receiver_label(key: str) -> str:
-    """How an outbox key is shown: a receiver key as it is (it holds no secret); a key from
-    before receiver keys (the raw URL) as ``safe_url`` shows it."""
-    if key.startswith(_FILE_KEY_PREFIX):
-        return key
-    match = _KEY.fullmatch(key)
-    if match is not None and safe_url(match.group(1)) == match.group(1):
-        return key
-    return safe_url(key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,9 +21,9 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from bridge.redaction import span_url
+from bridge.urls import DEFAULT_PORTS
 
 __all__ = [
-    "DEFAULT_PORTS",
     "ERROR_TYPE",
     "ERROR_TYPE_OTHER",
     "HTTP_REQUEST_METHOD",
@@ -44,8 +44,6 @@ URL_FULL: Final = "url.full"
 ERROR_TYPE: Final = "error.type"
 ERROR_TYPE_OTHER: Final = "_OTHER"
 """The conventions' ``error.type`` for a failure whose kind is not known."""
-DEFAULT_PORTS: Final = {"http": 80, "https": 443}
-"""The port ``server.port`` names for a URL that gives none."""
 
 SpanValue = str | int | float | bool
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Final, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from bridge.redaction import safe_url
 
 __all__ = [
+    "DEFAULT_PORTS",
     "HTTP_SCHEMES",
     "PICKED_PORT",
     "http_url_problem",
@@ -28,10 +29,13 @@ __all__ = [
     "own_url",
     "require_alertmanager_url",
     "require_http_url",
+    "split_userinfo",
     "url_meant",
 ]
 
 HTTP_SCHEMES: Final = ("http", "https")
+DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+"""The port a URL of each scheme means when it gives none."""
 # Why a client on this host cannot find a bridge told to listen on port 0.
 PICKED_PORT: Final = (
     "port 0 is a free port the bridge picks as it starts (its start-up line names it), "
@@ -197,6 +201,18 @@ def names_a_host(url: str) -> bool:
     except ValueError:
         return _HOST_NAME.fullmatch(host) is not None
     return True
+
+
+def split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``url`` without its ``user:password@``, and that pair percent-decoded (as URLs carry it),
+    or ``url`` as it is and None when it has none. The host stays as written (an IPv6 address
+    keeps its brackets)."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, None
+    host = parts.netloc.rpartition("@")[2]
+    pair = (unquote(parts.username), unquote(parts.password or ""))
+    return urlunsplit(parts._replace(netloc=host)), pair
 
 
 def own_url(host: str, port: int, *, tls: bool = False, for_others: str | None = None) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar, get_args
 
 import yaml
 from pydantic import (
@@ -176,7 +176,7 @@ def parse_yaml(
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark = exc.problem_mark if isinstance(exc, yaml.MarkedYAMLError) else None
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError([f"{path}: not valid YAML{where}"]) from None
     if raw is None:
@@ -220,11 +220,10 @@ def _describe(
 
 def _nested_model(annotation: Any) -> type[BaseModel] | None:
     """The model a field holds, directly, in a union, or as the items of a list or tuple."""
-    for candidate in (annotation, *getattr(annotation, "__args__", ())):
+    for candidate in (annotation, *get_args(annotation)):
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
             return candidate
-        inner = getattr(candidate, "__args__", ())
-        for item in inner:
+        for item in get_args(candidate):
             if isinstance(item, type) and issubclass(item, BaseModel):
                 return item
     return None

@@ -92,8 +92,6 @@ class Schedule:
         self._sleep = sleep
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self.runs = 0
-        self.skipped = 0
         if metrics is not None:
             self._ok = metrics.runs.labels(name, "ok")
             self._error = metrics.runs.labels(name, "error")
@@ -130,7 +128,6 @@ class Schedule:
                 # Ticks that fell due during the run: skip them rather than stack them.
                 missed = math.floor(behind / self.interval) + 1
                 next_at += missed * self.interval
-                self.skipped += missed
                 if self._has_metrics:
                     self._skipped.inc(missed)
                 _logger.debug("collector %s skipped %d tick(s)", self.name, missed)
@@ -152,7 +149,6 @@ class Schedule:
         finally:
             if self._has_metrics:
                 self._duration.set(max(0.0, self._clock() - started))
-        self.runs += 1
         if self._has_metrics:
             self._ok.inc()
         return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import ssl
 import threading
@@ -12,7 +13,16 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.support import BridgeProcess
+from tests.support import BridgeProcess, is_bridge_variable
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test runs in an environment without the bridge's variables (none of the run's leaks
+    in)."""
+    for name in list(os.environ):
+        if is_bridge_variable(name):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: free ports, waiting on conditions, real binaries, bridge processes.
+"""Helpers shared by the tests: free ports, waiting on conditions, real binaries, bridge processes,
+a clock the test moves.
 
 Waits poll a condition until a deadline (never a bare sleep); a test needing a server binary that
 is missing skips locally but fails under ``CI=true``.
@@ -34,6 +35,28 @@ from bridge.config import Settings
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-base-with-at-least-32-characters"
 ADMIN_TOKEN = "test-admin-token"
+
+
+class ManualClock:
+    """A clock in seconds that moves only when the test moves it: pass it as ``clock=``."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``."""
+        self.now += seconds
+
+
+def nested_map(levels: int) -> dict[str, Any]:
+    """A map ``levels`` maps deep: {"a": {"a": ... {}}}."""
+    nested: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        nested = {"a": nested}
+    return nested
 
 
 def free_port() -> int:
@@ -199,13 +222,14 @@ def post_signed(
     return answer
 
 
+def is_bridge_variable(name: str) -> bool:
+    """Whether the environment variable ``name`` configures the bridge (or its OTLP export)."""
+    return name.startswith(("EXESDB_", "OTEL_")) or name == "SECRET_KEY_BASE"
+
+
 def bridge_env(**overrides: str) -> dict[str, str]:
     """An environment for a bridge process: the current one, minus EXESDB_* and OTEL_*."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("EXESDB_", "OTEL_")) and key != "SECRET_KEY_BASE"
-    }
+    env = {key: value for key, value in os.environ.items() if not is_bridge_variable(key)}
     env.update(overrides)
     return env
 

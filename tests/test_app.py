@@ -14,17 +14,7 @@ import pytest
 from bridge.app import Bridge
 from bridge.component import Context
 from bridge.errors import ConfigError
-from tests.support import make_settings
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import ManualClock, make_settings
 
 
 class TakesTime:
@@ -32,7 +22,7 @@ class TakesTime:
 
     required = False
 
-    def __init__(self, name: str, context: Context, clock: Clock, seconds: float) -> None:
+    def __init__(self, name: str, context: Context, clock: ManualClock, seconds: float) -> None:
         self.name = name
         self._context = context
         self._clock = clock
@@ -76,7 +66,7 @@ class Hangs:
 async def test_every_component_stops_within_what_the_ones_before_it_left() -> None:
     """With EXESDB_SHUTDOWN_TIMEOUT_MS=10000 and components taking 2 s, 4 s and 3 s to stop (in
     reverse order of start), they are given 10 s, 8 s and 4 s: one deadline, not 10 s each."""
-    clock = Clock()
+    clock = ManualClock(100.0)
     made: list[TakesTime] = []
 
     def factory(name: str, seconds: float) -> Callable[[Context], TakesTime]:

@@ -1,7 +1,8 @@
 """The structure stays as designed: imports point one way and nobody guesses what a transport is.
 
 Read from the source with ``ast`` (every import counts, ``TYPE_CHECKING`` ones too), so the
-checks hold for code that is never run in a test.
+checks hold for code that is never run in a test. Nothing in the package is there only for the
+tests, and the tests keep their own rules (a docstring each, no unexplained fixed sleep).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Final
 
 import pytest
 
+from bridge import integration
 from bridge.bus import WORK_QUEUE_INSTANCES
 from bridge.messages import INSTANCES
 from tests.support import ROOT
@@ -374,3 +376,126 @@ def test_every_module_opens_with_its_job(module: str) -> None:
     docstring = ast.get_docstring(ast.parse(path.read_text(), str(path)))
     assert docstring, f"{path.relative_to(ROOT)} has no docstring"
     assert docstring.splitlines()[0].rstrip().endswith("."), "the first line is one sentence"
+
+
+# What the package offers to code outside it, unused inside it by design: the integration API.
+OUTWARD: Final = frozenset(integration.__all__)
+
+
+def _referenced(source: str, where: str, *, package: bool) -> Iterator[str]:
+    """Names ``source`` uses: read, called, taken as an attribute or imported (a package's own
+    ``__init__`` re-exporting a name does not count as a use)."""
+    for node in ast.walk(ast.parse(source, where)):
+        if isinstance(node, ast.Name):
+            yield node.id
+        elif isinstance(node, ast.Attribute):
+            yield node.attr
+        elif isinstance(node, ast.alias) and not package:
+            yield node.name.rpartition(".")[2]
+
+
+def _unused(sources: dict[str, str]) -> Iterator[str]:
+    """Public module-level functions and classes of ``sources`` (path: text) that no module of
+    them uses: dead code, or code only a test calls."""
+    used = {
+        name
+        for where, source in sources.items()
+        for name in _referenced(source, where, package=where.endswith("__init__.py"))
+    }
+    for where, source in sources.items():
+        for node in ast.parse(source, where).body:
+            if (
+                isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+                and not node.name.startswith("_")
+                and node.name not in used
+                and node.name not in OUTWARD
+            ):
+                yield f"{where}:{node.lineno} {node.name}"
+
+
+def test_every_public_function_and_class_is_used_by_the_package() -> None:
+    """Nothing in bridge/ or collectors/ is there only for the tests (or for nobody): a test
+    reaches the behaviour through the path the bridge takes."""
+    sources = {str(path.relative_to(ROOT)): path.read_text() for path in _modules().values()}
+    assert list(_unused(sources)) == []
+
+
+def test_the_unused_finder_finds_a_function_only_a_test_calls() -> None:
+    """The check above can fail: a function no module calls is found, though its package's
+    ``__init__`` re-exports it; one called elsewhere, and the integration API, are not."""
+    sources = {
+        "p/__init__.py": "from p.a import helper, used\n",
+        "p/a.py": "def helper(): pass\ndef used(): pass\ndef broadcast_alert(): pass\n",
+        "p/b.py": "from p.a import used\nused()\n",
+    }
+    assert list(_unused(sources)) == ["p/a.py:1 helper"]
+
+
+# Test modules: what a test says it shows, and how it waits.
+TESTS: Final = ROOT / "tests"
+
+
+def _tests_without_docstring(source: str, where: str) -> Iterator[str]:
+    for node in ast.walk(ast.parse(source, where)):
+        if (
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.name.startswith("test_")
+            and not ast.get_docstring(node)
+        ):
+            yield f"{where}:{node.lineno} {node.name}"
+
+
+def test_every_test_states_its_behaviour_in_a_docstring() -> None:
+    """Each test function has a docstring saying the behaviour it shows: the suite reads as the
+    specification."""
+    found = [
+        missing
+        for path in sorted(TESTS.rglob("test_*.py"))
+        for missing in _tests_without_docstring(path.read_text(), str(path.relative_to(ROOT)))
+    ]
+    assert found == []
+
+
+def _unexplained_sleeps(source: str, where: str) -> Iterator[str]:
+    """``sleep(n)`` calls with a literal n > 0 and no comment on their line saying why: a fixed
+    sleep is no way to wait for something (wait on a condition with a deadline)."""
+    lines = source.splitlines()
+    for node in ast.walk(ast.parse(source, where)):
+        if (
+            isinstance(node, ast.Call)
+            and _called(node) == "sleep"
+            and node.args
+            and isinstance(seconds := node.args[0], ast.Constant)
+            and isinstance(seconds.value, int | float)
+            and seconds.value > 0
+            and "#" not in lines[node.lineno - 1]
+        ):
+            yield f"{where}:{node.lineno} {ast.unparse(node)}"
+
+
+def test_no_test_waits_with_an_unexplained_fixed_sleep() -> None:
+    """A test that sleeps a fixed time says on that line why it is not a wait (a paced
+    publisher, a slow subscriber); waits go through tests/support.py's wait_until."""
+    found = [
+        sleep
+        for path in sorted(TESTS.rglob("*.py"))
+        if path != TESTS / "support.py"
+        for sleep in _unexplained_sleeps(path.read_text(), str(path.relative_to(ROOT)))
+    ]
+    assert found == []
+
+
+def test_the_test_checks_find_what_they_look_for() -> None:
+    """The two checks above can fail: a test without a docstring and a bare sleep are found; a
+    test with one, a yield to the loop and a sleep with its reason are not."""
+    sample = (
+        "import asyncio, time\n"
+        "def test_a():\n"
+        "    time.sleep(0.5)\n"
+        "async def test_b():\n"
+        '    """Shows b."""\n'
+        "    await asyncio.sleep(0)\n"
+        "    await asyncio.sleep(0.01)  # a paced publisher, not a wait\n"
+    )
+    assert list(_tests_without_docstring(sample, "t.py")) == ["t.py:2 test_a"]
+    assert list(_unexplained_sleeps(sample, "t.py")) == ["t.py:3 time.sleep(0.5)"]

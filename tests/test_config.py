@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
@@ -20,12 +19,7 @@ LONG_SECRET = "s3cr3t-" + "k" * 40
 SHORT_SECRET = "short-s3cr3t-value"
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts from an environment without the bridge's variables."""
-    for name in list(os.environ):
-        if name.startswith(("EXESDB_", "OTEL_")) or name == "SECRET_KEY_BASE":
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def _check_config(

@@ -12,6 +12,7 @@ import pytest
 import bridge.integration as api
 from bridge.app import Bridge
 from bridge.bus import Envelope, PublishStatus
+from bridge.config import Settings
 from bridge.errors import MessageError
 from bridge.integration import Integration
 from bridge.messages import (
@@ -30,7 +31,7 @@ from bridge.messages import (
     ThroughputMetric,
 )
 from bridge.operations import LatencyHistogram, OperationRecorder
-from tests.support import async_wait_until, make_settings
+from tests.support import async_wait_until, make_settings, nested_map
 
 
 class Inbox:
@@ -254,14 +255,6 @@ async def test_alert_is_about_the_node_in_its_context(running: Bridge, inbox: In
     assert inbox.envelopes[0].node == "node1@host"
 
 
-def _nested(levels: int) -> dict[str, Any]:
-    """A map ``levels`` maps deep: {"a": {"a": ... {}}}."""
-    nested: dict[str, Any] = {}
-    for _ in range(levels - 1):
-        nested = {"a": nested}
-    return nested
-
-
 # Any, not Integration: these calls pass wrong types on purpose.
 BAD_CALLS: list[tuple[str, Callable[[Any], Any], str]] = [
     ("lifecycle_event", lambda i: i.broadcast_system_lifecycle("exploded", "x", "1"), "event"),
@@ -281,7 +274,7 @@ BAD_CALLS: list[tuple[str, Callable[[Any], Any], str]] = [
     ("alert_topic", lambda i: i.broadcast_alert("node failure", "error", "x"), "topic"),
     (
         "alert_context_too_deep",
-        lambda i: i.broadcast_alert("node_failure", "error", "x", context=_nested(70)),
+        lambda i: i.broadcast_alert("node_failure", "error", "x", context=nested_map(70)),
         "payload.metadata.a",
     ),
     ("audit_tag", lambda i: i.broadcast_audit_event("system_alert"), "tag"),
@@ -328,7 +321,7 @@ async def test_an_alert_nested_deeper_than_a_reader_decodes_is_refused_not_lost(
     """An alert whose context nests past the bus's 64 levels raises MessageError naming where
     and the limit, and nothing is published or delivered (every reader would refuse it)."""
     with pytest.raises(MessageError, match=r"^payload\.metadata(\.a){62}: .*deeper than 64"):
-        api.broadcast_alert("node_failure", "critical", "down", context=_nested(70))
+        api.broadcast_alert("node_failure", "critical", "down", context=nested_map(70))
     await _settle(running)
     assert inbox.envelopes == []
     published = {"pubsub": SystemAlert.INSTANCE, "tag": "system_alert"}
@@ -480,13 +473,15 @@ def test_without_a_bridge_the_first_broadcast_warns_once_how_to_install_one(
 
 
 def test_module_functions_without_a_bridge_publish_nothing() -> None:
-    """With no bridge installed, broadcasts return 'disabled' and the getters the defaults."""
+    """With no bridge installed, broadcasts return 'disabled' and the getters the settings'
+    defaults."""
     assert api.current() is None
     result = api.broadcast_alert("node_failure", "critical", "x")
     assert result.status is PublishStatus.DISABLED
     assert not api.enabled()
-    assert api.health_broadcast_interval() == 30_000
-    assert api.metrics_broadcast_interval() == 60_000
+    defaults = Settings.model_construct()  # only the defaults: no environment is read
+    assert api.health_broadcast_interval() == defaults.health_broadcast_interval
+    assert api.metrics_broadcast_interval() == defaults.metrics_broadcast_interval
 
 
 # -- broadcast_batch --
@@ -521,7 +516,7 @@ async def test_broadcast_batch_publishes_every_message(running: Bridge, inbox: I
         42,
         ("a", "b", "c"),
         None,
-        _alert("deep").model_copy(update={"metadata": _nested(70)}),
+        _alert("deep").model_copy(update={"metadata": nested_map(70)}),
     ],
 )
 async def test_broadcast_batch_is_all_or_nothing(running: Bridge, inbox: Inbox, bad: Any) -> None:

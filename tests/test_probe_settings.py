@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,13 +10,7 @@ from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.probe_settings import ProbeSettings
 
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No bridge variable of the test run's environment leaks in."""
-    for name in list(os.environ):
-        if name.startswith(("EXESDB_", "OTEL_")) or name == "SECRET_KEY_BASE":
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def problems_of_both(

@@ -3,8 +3,6 @@ receiver keys without secrets, exit 2 naming the key, check-config redacted."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 from pathlib import Path
 
@@ -14,11 +12,9 @@ from bridge.cli import main
 from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.receivers import (
-    ReceiverKeys,
     describe_receivers,
     go_duration,
     load_receivers,
-    receiver_label,
     resolve_receivers,
 )
 from tests.support import ROOT, run_bridge
@@ -56,12 +52,7 @@ alertmanager:
 """
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts from an environment without the bridge's variables."""
-    for name in list(os.environ):
-        if name.startswith(("EXESDB_", "OTEL_")) or name == "SECRET_KEY_BASE":
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -402,50 +393,6 @@ def test_other_durations_are_refused(text: str | int) -> None:
     """Numbers without a unit, days and words are not Go durations."""
     with pytest.raises(ValueError, match="duration"):
         go_duration(text)
-
-
-def test_a_receiver_key_shows_the_origin_and_hides_the_path() -> None:
-    """The key holds the URL as safe_url shows it and a digest of the whole URL: no token, and
-    two webhooks at one origin have two keys."""
-    keys = ReceiverKeys(b"k" * 32)
-    one = keys.key(url="https://u:pw@hooks.example.com/services/tok3n-a")
-    other = keys.key(url="https://u:pw@hooks.example.com/services/tok3n-b")
-    assert one != other
-    assert one.startswith("https://u:<redacted>@hooks.example.com/…#")
-    assert "tok3n" not in one + other
-    assert receiver_label(one) == one
-    assert keys.key(url_file="/run/secrets/url") == "url_file:/run/secrets/url"
-
-
-def test_a_receiver_keys_digest_cannot_be_guessed_without_the_outboxs_secret() -> None:
-    """The digest is keyed by the outbox's secret: the same URL has the same key under one
-    secret, another under another, and neither is the unkeyed SHA-256 a guesser could check a
-    short token against; that older key and the raw URL are the receiver's legacy keys."""
-    url = "https://hooks.example.com/t/1234"
-    first, second = ReceiverKeys(b"a" * 32), ReceiverKeys(b"b" * 32)
-    assert first.key(url=url) == first.key(url=url)
-    assert first.key(url=url) != second.key(url=url)
-    unkeyed = hashlib.sha256(url.encode()).hexdigest()[:16]
-    assert first.key(url=url).rpartition("#")[2] != unkeyed
-    assert first.earlier(url) == (url, f"https://hooks.example.com/…#{unkeyed}")
-    assert "secret" not in repr(first).replace("<secret>", "")
-
-
-def test_a_user_name_alone_is_kept_out_of_the_key_and_its_earlier_key_is_found() -> None:
-    """A token given as the URL's user name (``https://tok3n@host``) is in no key or label; the
-    key it had while safe_url showed that name is among its earlier keys, for its rows to move."""
-    url = "https://tok3n@hooks.example.com/x"
-    keys = ReceiverKeys(b"a" * 32)
-    key = keys.key(url=url)
-    assert key.startswith("https://<redacted>@hooks.example.com/…#")
-    assert "tok3n" not in key + receiver_label(key)
-    digest = key.rpartition("#")[2]
-    assert f"https://tok3n:<redacted>@hooks.example.com/…#{digest}" in keys.earlier(url)
-
-
-def test_a_raw_url_key_from_an_old_outbox_is_shown_redacted() -> None:
-    """A key written before receiver keys (the raw URL) is shown as safe_url shows URLs."""
-    assert receiver_label("https://hooks.example.com/tok3n") == "https://hooks.example.com/…"
 
 
 def test_defaults_come_from_the_environment_and_min_severity_may_not_go_below_it(

@@ -88,13 +88,14 @@ def test_redact_urls_hides_a_password_even_without_a_scheme(text: str, shown: st
 URL_SPLITTERS = {
     "bridge/redaction.py": "the one way a URL is shown",
     "bridge/config.py": "checks EXESDB_BUS's scheme; shows settings through redaction",
-    "bridge/urls.py": "checks the URLs the bridge is given; shows them through redaction",
+    "bridge/urls.py": (
+        "checks the URLs the bridge is given and takes their userinfo out for an auth header"
+        " (split_userinfo); shows them through redaction"
+    ),
     "bridge/healthcheck.py": "connects to the URL it built from EXESDB_HTTP_ADDR",
     "bridge/sinks/otlp/mapping.py": "the host for server.address; shows through redaction",
     "collectors/lifecycle.py": "names the bus's scheme only",
-    "bridge/httpclient/client.py": "moves a proxy URL's userinfo into its auth header",
     "bridge/httpclient/proxy.py": "a URL's scheme, host and port against no_proxy; shows none",
-    "bridge/client.py": "moves --url's userinfo into basic auth; shows through redaction",
     "bridge/receivers.py": "whether a URL holds credentials; shows none",
     "bridge/tracing.py": "the host and port for server.address; url.full through redaction",
     "bridge/build.py": "the folder of an editable install's file:// URL; shows none",

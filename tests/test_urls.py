@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from bridge.sinks.alerts.sink import external_url
-from bridge.urls import http_url_problem, otlp_endpoint_problem, own_url
+from bridge.urls import http_url_problem, otlp_endpoint_problem, own_url, split_userinfo
 from tests.support import make_settings
 from tests.test_config import OTLP_ENDPOINTS_ACCEPTED, OTLP_ENDPOINTS_REFUSED
 from tests.webconfig.files import WebFiles
@@ -153,3 +153,22 @@ def test_the_grpc_endpoint_check_refuses_what_grpc_cannot_resolve(value: str) ->
         return
     unusable = any(words in _grpc_failure(value) for words in _GRPC_UNUSABLE)
     assert (problem is not None) == unusable
+
+
+@pytest.mark.parametrize(
+    ("url", "split"),
+    [
+        ("http://127.0.0.1:9570", ("http://127.0.0.1:9570", None)),
+        (
+            "https://alice:s%40cret@bridge:9570/x?y=1",
+            ("https://bridge:9570/x?y=1", ("alice", "s@cret")),
+        ),
+        ("http://token@[::1]:8080", ("http://[::1]:8080", ("token", ""))),
+    ],
+)
+def test_split_userinfo_takes_the_credentials_out_of_a_url(
+    url: str, split: tuple[str, tuple[str, str] | None]
+) -> None:
+    """A URL's user:password@ comes off, percent-decoded, the host left as written; a URL
+    without one is as it was."""
+    assert split_userinfo(url) == split

@@ -18,12 +18,12 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 from bridge.httpclient.files import ClientSetupError, FileSetting, stamp
 from bridge.httpclient.proxy import ProxyRule
 from bridge.httpclient.schema import HTTPClientConfig, TLSConfig
 from bridge.tlsutil import TLS_VERSIONS, load_cert_chain, load_error
+from bridge.urls import split_userinfo
 
 __all__ = ["ClientSettings", "RequestOptions", "basic_auth"]
 
@@ -233,10 +233,7 @@ def _split_proxy(url: str | None) -> tuple[str | None, dict[str, str]]:
     it) as the proxy's own auth header."""
     if not url:
         return None, {}
-    parts = urlsplit(url)
-    if parts.username is None:
+    bare, pair = split_userinfo(url)
+    if pair is None:
         return url, {}
-    host = parts.netloc.rpartition("@")[2]  # as written: an IPv6 address keeps its brackets
-    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    user, password = unquote(parts.username), unquote(parts.password or "")
-    return bare, {"Proxy-Authorization": basic_auth(user, password)}
+    return bare, {"Proxy-Authorization": basic_auth(*pair)}

@@ -15,15 +15,14 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
 from urllib.parse import urlsplit
 
 from bridge.httpclient.files import ClientSetupError
 from bridge.redaction import safe_url
+from bridge.urls import DEFAULT_PORTS
 
-__all__ = ["ProxyRule", "bypasses_proxy"]
+__all__ = ["ProxyRule"]
 
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -79,19 +78,13 @@ class ProxyRule:
         return proxy
 
 
-def bypasses_proxy(url: str, no_proxy: str) -> bool:
-    """True when, with ``proxy_url`` and ``no_proxy``, a request to ``url`` goes straight to it
-    rather than through the proxy."""
-    return _bypassed(url, no_proxy, loopback_direct=bool(no_proxy.strip()))
-
-
 def _bypassed(url: str, no_proxy: str, *, loopback_direct: bool) -> bool:
     if not loopback_direct and not no_proxy.strip():
         return False
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     try:
-        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
     except ValueError:
         port = None
     address = _address(host)

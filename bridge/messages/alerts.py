@@ -20,6 +20,7 @@ from bridge.messages._base import (
 )
 
 __all__ = [
+    "ACK_BY_DEFAULT",
     "SECURITY_SEVERITY",
     "SEVERITIES",
     "AlertAck",
@@ -46,7 +47,8 @@ EscalationLevel = Literal["level1", "level2", "level3"]
 DeliveryMethod = Literal["email", "sms", "webhook", "push"]
 DeliveryStatus = Literal["sent", "delivered", "failed", "bounced"]
 
-_ACK_BY_DEFAULT: Final = frozenset({"error", "critical"})
+ACK_BY_DEFAULT: Final[frozenset[AlertSeverity]] = frozenset({"error", "critical"})
+"""The severities whose alerts need acknowledging unless their message says otherwise."""
 
 
 class SystemAlert(Message):
@@ -76,13 +78,13 @@ class SystemAlert(Message):
             return data
         severity = data.get("severity")
         if isinstance(severity, str):
-            return {**data, "requires_ack": severity in _ACK_BY_DEFAULT}
+            return {**data, "requires_ack": severity in ACK_BY_DEFAULT}
         return data
 
     def _derived(self, missing: Sequence[str], node: str) -> dict[str, Any]:
         values = super()._derived(missing, node)
         if "requires_ack" in missing:
-            values["requires_ack"] = self.severity in _ACK_BY_DEFAULT
+            values["requires_ack"] = self.severity in ACK_BY_DEFAULT
         return values
 
 

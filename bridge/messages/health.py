@@ -8,7 +8,14 @@ from pydantic import Field, model_validator
 
 from bridge.messages._base import JsonMap, Label, Message, NonNegInt, Timestamp
 
-__all__ = ["ClusterHealth", "ComponentHealth", "HealthCheck", "NodeHealth"]
+__all__ = [
+    "ClusterHealth",
+    "ComponentHealth",
+    "HealthCheck",
+    "HealthStatus",
+    "NodeHealth",
+    "NodeStatus",
+]
 
 INSTANCE: Final = "ex_esdb_health"
 

@@ -3,7 +3,7 @@
 Every ``generatorURL`` the bridge sends points here.
 
 Receivers are those the alert sink names (``AlertSource.recipients``: the keys its deliveries
-carry), shown by their labels, origin only (``bridge.receivers.receiver_label``: a webhook URL's
+carry), shown by their labels, origin only (``bridge.receiver_keys.receiver_label``: a webhook URL's
 path often holds a token), and delivery errors with every URL in them redacted the same way.
 """
 
@@ -24,7 +24,7 @@ from bridge.pages.widgets import (
     text_or_dash,
     timestamp,
 )
-from bridge.receivers import receiver_label
+from bridge.receiver_keys import receiver_label
 from bridge.redaction import redact_urls
 from bridge.sinks.alerts.records import (
     AlertDetail,

@@ -12,17 +12,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol, TypeAlias
 
+from bridge.config import Settings
 from bridge.messages import Message
-from collectors.health import Status, Thresholds, resource_statuses, worst_status
+from collectors.health import (
+    Status,
+    Thresholds,
+    resource_statuses,
+    thresholds_from,
+    worst_status,
+)
 
 __all__ = ["DEFAULT_THRESHOLDS", "Build", "ClusterState", "Pairs", "SimNode"]
 
-DEFAULT_THRESHOLDS: Final = {
-    "cpu": Thresholds(85.0, 95.0),
-    "memory": Thresholds(85.0, 95.0),
-    "disk": Thresholds(85.0, 95.0),
-}
-"""The default thresholds of docs/configuration.md; the factory takes the configured ones."""
+DEFAULT_THRESHOLDS: Final = thresholds_from(Settings.model_construct())
+"""The thresholds of the settings' defaults (unvalidated, no environment read: only defaults);
+the factory takes the configured ones."""
 
 # The step at which each rare event happens once anyway, so every panel has data within
 # seconds of start: a node fails at step 8 and is back at step 14.

@@ -12,7 +12,7 @@ from bridge.bus import Envelope, Frame, MemoryTransport, PublishStatus, RejectRe
 from bridge.errors import MessageError
 from bridge.messages import ComponentHealth, NodeHealth, SystemAlert
 from tests.bus.conftest import BusFactory, BusKit
-from tests.support import async_wait_until
+from tests.support import async_wait_until, nested_map
 
 
 def _health(component: str = "store", status: str = "healthy") -> ComponentHealth:
@@ -159,14 +159,6 @@ async def test_publish_refuses_a_bad_topic(make_bus: BusFactory) -> None:
         kit.bus.publish("bad topic", _health())
 
 
-def _nested(levels: int) -> dict[str, object]:
-    """A map ``levels`` maps deep: {"a": {"a": ... {}}}."""
-    nested: dict[str, object] = {}
-    for _ in range(levels - 1):
-        nested = {"a": nested}
-    return nested
-
-
 async def test_publish_refuses_a_payload_nested_deeper_than_a_reader_decodes(
     make_bus: BusFactory,
 ) -> None:
@@ -176,8 +168,8 @@ async def test_publish_refuses_a_payload_nested_deeper_than_a_reader_decodes(
     got = Collected()
     kit.bus.subscribe("sink", got)
     # The envelope and its payload are two levels, metadata the third: 61 more reach 64.
-    deepest = _alert().model_copy(update={"metadata": {"a": _nested(61)}})
-    too_deep = _alert().model_copy(update={"metadata": {"a": _nested(62)}})
+    deepest = _alert().model_copy(update={"metadata": {"a": nested_map(61)}})
+    too_deep = _alert().model_copy(update={"metadata": {"a": nested_map(62)}})
     with pytest.raises(ValueError, match=r"^payload\.metadata(\.a){62}: .*deeper than 64"):
         kit.bus.publish("alerts", too_deep)
     assert kit.bus.publish("alerts", deepest).status is PublishStatus.PUBLISHED

@@ -13,23 +13,14 @@ from hypothesis import strategies as st
 
 from bridge.bus import ReplayGuard, ReplayVerdict, replay_file
 from tests.bus.test_batches import check_pairs
+from tests.support import ManualClock
 
 WINDOW = 300.0
 NOW = 1_800_000_000.0
 
 
-class Clock:
-    """A settable clock in seconds."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _guard(capacity: int = 1_000, clock: Clock | None = None) -> ReplayGuard:
-    return ReplayGuard(WINDOW, capacity, clock or Clock())
+def _guard(capacity: int = 1_000, clock: ManualClock | None = None) -> ReplayGuard:
+    return ReplayGuard(WINDOW, capacity, clock or ManualClock(NOW))
 
 
 def test_accepts_a_fresh_message() -> None:
@@ -71,7 +62,7 @@ def test_seen_judges_without_remembering() -> None:
 
 def test_forgets_ids_after_the_window() -> None:
     """Once the window has passed an id is forgotten: memory shrinks, and its replay is expired."""
-    clock = Clock()
+    clock = ManualClock(NOW)
     guard = _guard(clock=clock)
     for number in range(10):
         guard.check(f"id-{number:08d}", NOW)
@@ -84,7 +75,7 @@ def test_forgets_ids_after_the_window() -> None:
 
 def test_memory_is_bounded_by_its_capacity() -> None:
     """However many messages arrive inside the window, at most ``capacity`` ids are kept."""
-    clock = Clock()
+    clock = ManualClock(NOW)
     guard = _guard(capacity=50, clock=clock)
     for number in range(1_000):
         clock.now = NOW + number * 0.01
@@ -98,7 +89,7 @@ def test_a_full_memory_shrinks_the_window_so_a_forgotten_id_is_still_refused() -
     The accepted window shrinks to the age of the oldest id still remembered, so a replay of an
     id dropped from the full memory can never slip through as fresh.
     """
-    clock = Clock()
+    clock = ManualClock(NOW)
     guard = _guard(capacity=3, clock=clock)
     stamps = [NOW + step for step in range(5)]
     clock.now = stamps[-1]
@@ -118,7 +109,7 @@ def test_a_full_memory_shrinks_the_window_so_a_forgotten_id_is_still_refused() -
 
 def test_the_floor_is_the_newest_forgotten_timestamp_even_out_of_order() -> None:
     """Ids accepted out of timestamp order never let a forgotten id back in."""
-    clock = Clock(NOW + 10)
+    clock = ManualClock(NOW + 10)
     guard = _guard(capacity=2, clock=clock)
     guard.check("id-late-0001", NOW + 9)  # accepted first, stamped late
     guard.check("id-early-001", NOW + 1)
@@ -130,7 +121,7 @@ def test_the_floor_is_the_newest_forgotten_timestamp_even_out_of_order() -> None
 def test_an_evicted_message_dated_ahead_never_lifts_the_floor_above_now() -> None:
     """A message dated ahead of now (within the window) that a full memory evicts keeps the floor
     at or below now: current messages stay fresh, and no forgotten id comes back as fresh."""
-    clock = Clock()
+    clock = ManualClock(NOW)
     guard = _guard(capacity=3, clock=clock)
     assert guard.check("id-ahead-01", NOW + 200) is ReplayVerdict.FRESH
     for number in range(1, 6):
@@ -149,7 +140,7 @@ def test_an_evicted_message_dated_ahead_never_lifts_the_floor_above_now() -> Non
 def test_ids_dated_ahead_go_once_they_fill_the_memory_and_the_earliest_first() -> None:
     """Only when ids dated ahead fill the whole memory is one of them forgotten: the earliest,
     and its replay is refused."""
-    clock = Clock()
+    clock = ManualClock(NOW)
     guard = _guard(capacity=2, clock=clock)
     assert check_pairs(guard, [("id-far-0001", NOW + 90), ("id-near-001", NOW + 30)]) is None
     assert guard.check("id-mid-0001", NOW + 60) is ReplayVerdict.FRESH
@@ -162,7 +153,7 @@ def test_ids_dated_ahead_go_once_they_fill_the_memory_and_the_earliest_first() -
 def test_forget_frees_the_place_of_each_id_it_forgets() -> None:
     """Forgotten ids no longer count against the capacity: the ids remembered with them stay
     remembered, the floor stays where it was, and a forgotten one is fresh again."""
-    clock = Clock(NOW + 10)
+    clock = ManualClock(NOW + 10)
     guard = _guard(capacity=3, clock=clock)
     assert guard.check("id-kept-001", NOW + 1) is ReplayVerdict.FRESH
     assert check_pairs(guard, [("id-undone-1", NOW + 2), ("id-undone-2", NOW + 20)]) is None
@@ -190,7 +181,7 @@ def test_refuses_a_capacity_below_one(capacity: int) -> None:
 
 def test_a_forgotten_id_is_fresh_again_and_memory_stays_consistent() -> None:
     """forget() lets a refused batch's ids in again; eviction and expiry still protect them."""
-    clock = Clock(1_000.0)
+    clock = ManualClock(1_000.0)
     guard = ReplayGuard(60, 3, clock)
     assert guard.check("a", 1_000.0) is ReplayVerdict.FRESH
     assert guard.check("b", 1_001.0) is ReplayVerdict.FRESH
@@ -246,6 +237,8 @@ def test_a_batch_is_judged_as_its_messages_one_at_a_time(
     assert guard.judge_batch(ids, stamps) == expected
     assert guard.check_batch(ids, stamps) == expected
     if expected is None:
+        # The oracle: remember each id as an accepted batch must, without judging it again (a
+        # full memory could raise the floor past a later one: check() would refuse it).
         for message_id, timestamp in messages:
             twin._remember(message_id, timestamp, NOW)
     assert (len(guard), guard.floor) == (len(twin), twin.floor)
@@ -270,7 +263,7 @@ def test_no_id_is_taken_twice_and_the_floor_passes_now_only_when_ids_ahead_fill_
 ) -> None:
     """Whatever the order and the dates, an id taken (and not forgotten) is never fresh again,
     and the floor passes now only once ``capacity`` ids taken were dated ahead of now."""
-    clock = Clock()
+    clock = ManualClock(NOW)
     guard = _guard(capacity, clock)
     taken: dict[str, float] = {}
     ever: list[float] = []
@@ -314,7 +307,7 @@ def test_a_judged_batch_is_refused_when_a_copy_was_admitted_since() -> None:
 
 def test_a_judged_batch_that_expired_before_admission_is_refused() -> None:
     """The window is checked again at admission, even for a batch judged just before."""
-    clock = Clock()
+    clock = ManualClock(NOW)
     guard = _guard(clock=clock)
     judged_at = guard.generation
     assert guard.judge_batch(["id-00000001"], [NOW - WINDOW + 1]) is None
@@ -342,7 +335,7 @@ def test_admission_checks_the_times_it_is_given_not_those_judged() -> None:
 def test_restore_remembers_what_another_guard_held_inside_the_window() -> None:
     """What one guard remembered (an id dated ahead too) is refused as replayed by another that
     restored it; an id whose time has left the window by then is dropped, not remembered."""
-    clock = Clock()
+    clock = ManualClock(NOW)
     first = _guard(clock=clock)
     first.check("id-old-0001", NOW - 250)
     first.check("id-now-0001", NOW)
@@ -359,7 +352,7 @@ def test_restore_remembers_what_another_guard_held_inside_the_window() -> None:
 def test_restore_keeps_the_floor_a_full_memory_raised() -> None:
     """Ids a full memory forgot stay refused in the guard that restores it: the floor comes
     along while it is inside the window."""
-    clock = Clock()
+    clock = ManualClock(NOW)
     first = _guard(capacity=2, clock=clock)
     for n in range(3):
         first.check(f"id-{n:08d}", NOW - 10 + n)

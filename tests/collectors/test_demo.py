@@ -34,17 +34,7 @@ from collectors.demo import (
 )
 from collectors.health import Thresholds, resource_statuses, worst_status
 from collectors.scheduler import CollectorMetrics
-from tests.support import TEST_SECRET, async_wait_until
-
-
-class FakeClock:
-    """Seconds that move only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import TEST_SECRET, ManualClock, async_wait_until
 
 
 def make_bridge(**env: Any) -> Bridge:
@@ -102,7 +92,7 @@ def comparable(messages: list[tuple[str, Message]]) -> list[tuple[str, str, dict
 
 def test_same_seed_gives_the_same_traffic() -> None:
     """Two simulations with one seed and one clock publish identical messages, step by step."""
-    clock_a, clock_b = FakeClock(), FakeClock()
+    clock_a, clock_b = ManualClock(), ManualClock()
     a = simulation(clock=clock_a, failure_chance=0.1)
     b = simulation(clock=clock_b, failure_chance=0.1)
     for _ in range(30):
@@ -160,7 +150,7 @@ def test_latency_percentiles_are_ordered() -> None:
 
 def test_throughput_spans_the_clock_time_between_steps() -> None:
     """A ThroughputMetric covers the time the injected clock moved since the previous step."""
-    clock = FakeClock()
+    clock = ManualClock()
     cluster = simulation(clock=clock)
     cluster.step()
     clock.now += 2.5
@@ -296,19 +286,28 @@ async def test_quiet_while_the_integration_is_disabled() -> None:
 async def test_runs_on_its_interval_and_closes_idempotently() -> None:
     """start() steps once per interval of the injected clock; aclose() stops it, twice is fine."""
     bridge = make_bridge()
-    clock = FakeClock()
+    clock = ManualClock()
 
     async def sleep(seconds: float) -> None:
         clock.now += seconds
         await asyncio.sleep(0)
 
+    registry = CollectorRegistry()
+
+    def runs() -> float:
+        found = registry.get_sample_value(
+            "exesdb_collector_runs_total", {"collector": "demo", "result": "ok"}
+        )
+        return found or 0.0
+
     await bridge.start(serve_http=False)
-    cluster = demo(bridge, simulation(bridge, interval=0.25, clock=clock), clock=clock, sleep=sleep)
+    steps = simulation(bridge, interval=0.25, clock=clock)
+    cluster = demo(bridge, steps, metrics=CollectorMetrics(registry), clock=clock, sleep=sleep)
     started = clock.now
     try:
         await cluster.start()
         await cluster.start()
-        await async_wait_until(lambda: cluster.schedule.runs >= 4, what="four steps")
+        await async_wait_until(lambda: runs() >= 4, what="four steps")
         assert cluster.readiness() is None
     finally:
         await cluster.aclose()
@@ -316,15 +315,14 @@ async def test_runs_on_its_interval_and_closes_idempotently() -> None:
         await bridge.aclose()
     # aclose() returned with the schedule's task finished: no step can run any more.
     assert not cluster.schedule.running
-    runs = cluster.schedule.runs
-    assert clock.now - started == pytest.approx((runs - 1) * 0.25, abs=0.25)
+    assert clock.now - started == pytest.approx((runs() - 1) * 0.25, abs=0.25)
 
 
 async def test_a_failing_step_is_counted_and_the_loop_goes_on() -> None:
     """An exception in a step is logged and counted as an error run; the next step still runs."""
     bridge = make_bridge()
     registry = CollectorRegistry()
-    clock = FakeClock()
+    clock = ManualClock()
 
     async def sleep(seconds: float) -> None:
         clock.now += seconds

@@ -12,6 +12,11 @@ from tests.collectors.fakes import VirtualTime
 from tests.support import async_wait_until
 
 
+def _skipped(registry: CollectorRegistry, name: str) -> float | None:
+    """``exesdb_collector_skipped_total`` of the collector ``name``."""
+    return registry.get_sample_value("exesdb_collector_skipped_total", {"collector": name})
+
+
 async def _run_until(schedule: Schedule, runs: list[float], count: int) -> None:
     schedule.start()
     await async_wait_until(lambda: len(runs) >= count, within=5, what=f"{count} runs")
@@ -28,10 +33,14 @@ async def test_runs_at_fixed_ticks_without_drift():
         runs.append(virtual.now)
         virtual.now += 0.3  # each run takes 0.3 s of the 1 s interval
 
-    schedule = Schedule("t", 1.0, collect, clock=virtual.clock, sleep=virtual.sleep)
+    registry = CollectorRegistry()
+    metrics = CollectorMetrics.for_registry(registry)
+    schedule = Schedule(
+        "t", 1.0, collect, clock=virtual.clock, sleep=virtual.sleep, metrics=metrics
+    )
     await _run_until(schedule, runs, 6)
     assert runs[:6] == pytest.approx([start + k for k in range(6)])
-    assert schedule.skipped == 0
+    assert _skipped(registry, "t") == 0
 
 
 async def test_slow_run_skips_ticks_instead_of_stacking():
@@ -56,8 +65,7 @@ async def test_slow_run_skips_ticks_instead_of_stacking():
     )
     await _run_until(schedule, runs, 4)
     assert runs[:4] == pytest.approx([start, start + 1, start + 4, start + 5])
-    assert schedule.skipped == 2
-    assert registry.get_sample_value("exesdb_collector_skipped_total", {"collector": "slow"}) == 2
+    assert _skipped(registry, "slow") == 2
     ok = registry.get_sample_value(
         "exesdb_collector_runs_total", {"collector": "slow", "result": "ok"}
     )
@@ -80,10 +88,14 @@ async def test_runs_never_overlap():
         await virtual.sleep(1.5)  # longer than the interval
         active -= 1
 
-    schedule = Schedule("overlap", 1.0, collect, clock=virtual.clock, sleep=virtual.sleep)
+    registry = CollectorRegistry()
+    metrics = CollectorMetrics.for_registry(registry)
+    schedule = Schedule(
+        "overlap", 1.0, collect, clock=virtual.clock, sleep=virtual.sleep, metrics=metrics
+    )
     await _run_until(schedule, runs, 4)
     assert most == 1
-    assert schedule.skipped >= 3
+    assert (_skipped(registry, "overlap") or 0) >= 3
 
 
 async def test_publishes_nothing_while_disabled():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.httpclient import ClientSettings, ClientSetupError, HTTPClientConfig
-from bridge.httpclient.proxy import bypasses_proxy
+from bridge.httpclient.proxy import ProxyRule
 
 PROXY = "http://proxy.example:3128"
 
@@ -41,7 +41,7 @@ PROXY = "http://proxy.example:3128"
 def test_no_proxy_matches_as_go_httpproxy_does(url: str, no_proxy: str, bypassed: bool) -> None:
     """Names match themselves and their subdomains (a leading dot: subdomains only), addresses
     and CIDR ranges match addresses, a port narrows an entry, * matches all."""
-    assert bypasses_proxy(url, no_proxy) is bypassed
+    assert (ProxyRule.configured(PROXY, no_proxy).proxy_for(url) is None) is bypassed
 
 
 def test_a_host_in_no_proxy_is_asked_directly_without_the_proxys_credentials() -> None:

@@ -13,8 +13,8 @@ import pytest
 from bridge.messages import NodeLifecycle, NotificationStatus
 from bridge.redaction import safe_url
 from tests.integration.servers.webhook import HANG, Answer, WebhookReceiver, webhook_receiver
-from tests.sinks.alerts.helpers import Clock, alert_bridge, system_alert
-from tests.support import ROOT, async_wait_until
+from tests.sinks.alerts.helpers import T0, alert_bridge, system_alert
+from tests.support import ROOT, ManualClock, async_wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -106,7 +106,7 @@ async def test_dead_letters_of_a_receiver_refusing_everything_are_deleted_after_
     """A receiver answering 401 to everything leaves dead letters; housekeeping deletes those
     older than EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS (7 days) and says how many, younger ones stay."""
     receiver: WebhookReceiver = webhook_receiver(authorization="Bearer nobody-has-it")
-    clock = Clock(time.time())
+    clock = ManualClock(time.time())
     async with alert_bridge(
         tmp_path, clock=clock, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
     ) as (bridge, sink, _):
@@ -294,7 +294,7 @@ async def test_a_resolve_never_overtakes_its_firing_waiting_for_a_retry(
     after it, so the receiver's last word on the alert is resolved, not firing."""
     receiver: WebhookReceiver = webhook_receiver()
     receiver.script(503)
-    clock = Clock()
+    clock = ManualClock(T0)
     async with alert_bridge(
         tmp_path, serve_http=False, clock=clock, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
     ) as (bridge, sink, _watcher):

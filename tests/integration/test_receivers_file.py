@@ -22,7 +22,8 @@ from aiohttp import web
 from bridge.app import Bridge
 from bridge.httpclient.client import basic_auth
 from bridge.messages import NodeHealth, NodeLifecycle, NotificationStatus
-from bridge.receivers import Receiver, ReceiverKeys, resolve_receivers
+from bridge.receiver_keys import ReceiverKeys
+from bridge.receivers import Receiver, resolve_receivers
 from bridge.sinks.alerts import AlertRecord, AlertSink, DeliveryState, Outbox, build_payloads
 from bridge.sinks.alerts.delivery import Outcome, WebhookSender
 from bridge.sinks.alerts.records import Delivery

@@ -8,14 +8,7 @@ import threading
 import pytest
 
 from bridge.sinks.otlp.failures import SDK_LOGGER, ExportFailures, SdkLogCapture
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import ManualClock
 
 
 def _lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -27,7 +20,7 @@ def test_a_failing_signal_is_told_once_then_once_a_minute_then_its_recovery(
 ) -> None:
     """Failures every 5 s for two minutes make three lines (start, two summaries), then one
     for the recovery; the other signal is told apart."""
-    clock = Clock()
+    clock = ManualClock()
     failures = ExportFailures(clock=clock)
     with caplog.at_level("INFO", logger="bridge.sinks.otlp.failures"):
         failures.reason("traces", "Failed to export traces to collector.example:4317, UNAVAILABLE")
@@ -57,7 +50,7 @@ def test_the_sdk_exporters_own_records_stay_off_the_console_while_captured(
     """While installed, the SDK exporters' warnings reach no handler of ours but become the
     reason of their signal (by the exporting thread's name), URLs redacted; uninstalled, they
     flow again."""
-    failures = ExportFailures(clock=Clock())
+    failures = ExportFailures(clock=ManualClock())
     capture = SdkLogCapture(failures)
     sdk = logging.getLogger(SDK_LOGGER + ".proto.grpc.exporter")
 
@@ -95,7 +88,7 @@ def test_each_signal_keeps_its_reason_when_the_sdk_words_them_alike(
     sdk = grpc_exporter.logger
     before = list(sdk.filters)
     assert any(type(found).__name__ == "DuplicateFilter" for found in before)
-    failures = ExportFailures(clock=Clock())
+    failures = ExportFailures(clock=ManualClock())
     capture = SdkLogCapture(failures)
 
     def fail(signal: str) -> None:

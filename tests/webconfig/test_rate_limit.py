@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 from bridge.webconfig.rate_limit import RateLimiter
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import ManualClock
 
 
 def test_burst_requests_pass_then_one_per_interval() -> None:
     """A full bucket lets ``burst`` requests through; then one token comes back per interval."""
-    clock = Clock()
+    clock = ManualClock(100.0)
     limiter = RateLimiter(2.0, 2, clock=clock)
     assert [limiter.allow() for _ in range(3)] == [True, True, False]
     clock.now += 1.0
@@ -30,7 +21,7 @@ def test_burst_requests_pass_then_one_per_interval() -> None:
 
 def test_a_burst_of_zero_lets_nothing_through() -> None:
     """burst 0 with an interval refuses every request, as Go's limiter does."""
-    clock = Clock()
+    clock = ManualClock(100.0)
     limiter = RateLimiter(1.0, 0, clock=clock)
     clock.now += 10.0
     assert limiter.allow() is False

@@ -42,7 +42,8 @@ from bridge.httpclient import (
     RequestOptions,
     request_failure,
 )
-from bridge.receivers import Receiver, receiver_label
+from bridge.receiver_keys import receiver_label
+from bridge.receivers import Receiver
 from bridge.sinks.alerts.queue import BuildPayloads, DeliveryQueue, Keep
 from bridge.sinks.alerts.receiver_log import ReceiverLog
 from bridge.sinks.alerts.records import Delivery, DeliveryState

@@ -10,10 +10,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from bridge.messages import SEVERITIES
 from bridge.sinks.alerts.alertmanager import PostResult
 from bridge.sinks.alerts.delivery import AttemptResult, Outcome
 from bridge.sinks.alerts.records import DeliveryState, OutboxDepth
-from bridge.sinks.alerts.sources import SEVERITIES
 
 __all__ = ["AlertMetrics", "DeliveryResult"]
 

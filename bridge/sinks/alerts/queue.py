@@ -1,6 +1,6 @@
 """The delivery queue per receiver: alerts waiting for a grouping window, deliveries, attempts.
 
-A receiver is named by its key (``bridge.receivers.ReceiverKeys``) in the column ``url``, whose
+A receiver is named by its key (``bridge.receiver_keys.ReceiverKeys``) in the column ``url``, whose
 name comes from version 2, when the key was the webhook URL itself; ``move_receiver_rows`` moves
 rows under an earlier key (the URL, then an unkeyed digest of it, or a ``url_file`` path as
 spelled) to the receiver's key when the bridge starts, so nothing waiting is lost across the

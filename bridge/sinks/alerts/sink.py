@@ -35,7 +35,8 @@ from bridge.errors import BridgeError, ConfigError, TransportError
 from bridge.httpclient import ClientSettings
 from bridge.messages import AlertAck, Message, NotificationStatus
 from bridge.operations import OperationRecorder
-from bridge.receivers import AlertmanagerConfig, Receiver, ReceiverKeys, receiver_label
+from bridge.receiver_keys import ReceiverKeys, receiver_label
+from bridge.receivers import AlertmanagerConfig, Receiver
 from bridge.redaction import safe_url
 from bridge.routes import AdminGuard
 from bridge.sinks.alerts.admin import AlertQuery, alert_routes

@@ -48,20 +48,18 @@ from bridge.messages import (
     SecurityAlert,
     SystemAlert,
 )
+from bridge.messages.alerts import ACK_BY_DEFAULT
 
 __all__ = [
-    "SEVERITIES",
     "SOURCE_TYPES",
     "AlertEvent",
     "HeldStatus",
-    "Severity",
     "alert_event",
     "alert_events",
     "derived_id",
     "meets",
 ]
 
-Severity = AlertSeverity
 Status = Literal["firing", "resolved"]
 HeldStatus = Callable[[str, str, datetime], str | None]
 """The status a health reading counts as (the alert id, the status read, when it was read): the
@@ -79,8 +77,7 @@ SOURCE_TYPES: Final[tuple[type[Message], ...]] = (
     NodeLifecycle,
 )
 _RANK: Final[dict[str, int]] = {name: rank for rank, name in enumerate(SEVERITIES)}
-_HEALTH_SEVERITY: Final[dict[str, Severity]] = {"degraded": "warning", "unhealthy": "critical"}
-_ACK_BY_DEFAULT: Final = frozenset({"error", "critical"})
+_HEALTH_SEVERITY: Final[dict[str, AlertSeverity]] = {"degraded": "warning", "unhealthy": "critical"}
 # NodeLifecycle events that end a node_failure (``left`` also when the monitor forgot the node).
 _NODE_BACK: Final = frozenset({"reconnected", "joined", "left"})
 # NodeHealth ``checks`` entries ({resource: {"status": ...}}) that a MetricAlert on
@@ -111,7 +108,7 @@ class AlertEvent:
     alert_id: str
     alertname: str
     status: Status
-    severity: Severity
+    severity: AlertSeverity
     category: str
     node: str
     title: str
@@ -292,7 +289,7 @@ def _resource_of(metric_name: str) -> str | None:
 def _firing(
     alert_id: str,
     alertname: str,
-    severity: Severity,
+    severity: AlertSeverity,
     category: str,
     node: str,
     title: str,
@@ -310,7 +307,7 @@ def _firing(
         node,
         title,
         description,
-        severity in _ACK_BY_DEFAULT,
+        severity in ACK_BY_DEFAULT,
         at,
         auto_resolve,
     )

@@ -53,7 +53,6 @@ from bridge.messages import (
 )
 from bridge.redaction import redact_urls, safe_url, span_url
 from bridge.tracing import (
-    DEFAULT_PORTS,
     ERROR_TYPE,
     ERROR_TYPE_OTHER,
     HTTP_REQUEST_METHOD,
@@ -62,6 +61,7 @@ from bridge.tracing import (
     SERVER_PORT,
     URL_FULL,
 )
+from bridge.urls import DEFAULT_PORTS
 
 __all__ = [
     "ATTRIBUTE_PREFIX",

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final, Literal
+from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from bridge.config import OtlpSignal
+
 __all__ = ["SIGNALS", "OtlpMetrics", "Signal"]
 
-Signal = Literal["traces", "logs", "metrics"]
+Signal = OtlpSignal
 SIGNALS: Final[tuple[Signal, ...]] = ("traces", "logs")
 
 

@@ -104,14 +104,8 @@ def build_resource(
     return defaults
 
 
-def _protocol(settings: Settings, signal: Signal) -> str:
-    # A per-signal OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL wins over the general one.
-    specific: str | None = getattr(settings, f"otlp_{signal}_protocol")
-    return specific or settings.otlp_protocol
-
-
 def _metrics_exporter(settings: Settings) -> Exporter:
-    if _protocol(settings, "metrics") == "grpc":
+    if settings.otlp_protocol_of("metrics") == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
             OTLPMetricExporter as GrpcMetricExporter,
         )
@@ -134,7 +128,7 @@ def build_exporters(settings: Settings) -> dict[Signal, Exporter]:
     """
     exporters: dict[Signal, Exporter] = {}
     if settings.otlp_endpoint or settings.otlp_traces_endpoint:
-        if _protocol(settings, "traces") == "grpc":
+        if settings.otlp_protocol_of("traces") == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
                 OTLPSpanExporter as GrpcSpanExporter,
             )
@@ -147,7 +141,7 @@ def build_exporters(settings: Settings) -> dict[Signal, Exporter]:
 
             exporters["traces"] = HttpSpanExporter()
     if settings.otlp_endpoint or settings.otlp_logs_endpoint:
-        if _protocol(settings, "logs") == "grpc":
+        if settings.otlp_protocol_of("logs") == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
                 OTLPLogExporter as GrpcLogExporter,
             )

@@ -54,20 +54,6 @@ def stored(outbox: Outbox, alert_id: str) -> AlertRecord | None:
     return found[0] if found else None
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now += seconds
-
-
 class Watcher:
     """Collects the bus messages a test wants to see."""
 

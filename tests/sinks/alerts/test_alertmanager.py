@@ -18,9 +18,9 @@ from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import AlertState
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.thread import DbThread
-from tests.sinks.alerts.helpers import T0, Clock, alert_bridge, system_alert
+from tests.sinks.alerts.helpers import T0, alert_bridge, system_alert
 from tests.sinks.alerts.test_payload import record
-from tests.support import async_wait_until
+from tests.support import ManualClock, async_wait_until
 
 
 def test_firing_alert_ends_four_intervals_ahead() -> None:
@@ -97,7 +97,7 @@ async def test_a_wake_posts_only_changed_alerts_and_the_interval_posts_all(tmp_p
     receiver = await Receiver().start()
     outbox = Outbox.in_dir(tmp_path)
     db = DbThread()
-    clock = Clock()
+    clock = ManualClock(T0)
     poster = AlertmanagerPoster(
         receiver.url,
         alerts=outbox.alerts,
@@ -137,7 +137,7 @@ async def test_a_failing_alertmanager_is_retried_after_growing_pauses(tmp_path: 
     receiver = await Receiver(status=500).start()
     outbox = Outbox.in_dir(tmp_path)
     db = DbThread()
-    clock = Clock()
+    clock = ManualClock(T0)
     pauses: list[float] = []
     results: list[PostResult] = []
 
@@ -231,7 +231,7 @@ async def test_every_open_alert_is_posted_however_many_and_however_many_changed(
     receiver = await Receiver().start()
     outbox = Outbox.in_dir(tmp_path)
     db = DbThread()
-    clock = Clock()
+    clock = ManualClock(T0)
     poster = AlertmanagerPoster(
         receiver.url,
         alerts=outbox.alerts,
@@ -270,7 +270,7 @@ async def test_a_failed_post_is_logged_without_the_urls_credentials(
     """aiohttp's InvalidURL names the URL it refused: the warning shows it redacted."""
     outbox = Outbox.in_dir(tmp_path)
     db = DbThread()
-    clock = Clock()
+    clock = ManualClock(T0)
     results: list[PostResult] = []
     poster = AlertmanagerPoster(
         "http://bridge:hunter2@127.0.0.1:99999",

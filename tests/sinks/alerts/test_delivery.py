@@ -24,8 +24,8 @@ from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import AlertRecord, Delivery, DeliveryState
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.thread import DbThread
-from tests.sinks.alerts.helpers import T0, Clock, observe
-from tests.support import async_wait_until
+from tests.sinks.alerts.helpers import T0, observe
+from tests.support import ManualClock, async_wait_until
 
 URL = "http://127.0.0.1:9/hook"
 
@@ -146,7 +146,7 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
 def worker_for(
     outbox: Outbox,
     sender: ScriptedSender,
-    clock: Clock,
+    clock: ManualClock,
     reports: list[tuple[str, int]],
     deadline: float = 100.0,
 ) -> DeliveryWorker:
@@ -166,7 +166,7 @@ def worker_for(
 
 async def test_worker_retries_with_backoff_and_one_delivery_id(outbox: Outbox) -> None:
     """500, 503 and 429 (Retry-After 5) are retried at 1 s, 2 s and 5 s; then delivered."""
-    clock = Clock()
+    clock = ManualClock(T0)
     sender = ScriptedSender(
         [
             result(Outcome.RETRY, 500),
@@ -193,7 +193,7 @@ async def test_the_log_tells_a_failing_receiver_once_and_its_recovery(
 ) -> None:
     """Three failed attempts then a delivery log two lines, not four: the receiver's first
     failure (a warning naming the reason) and its recovery (counting the failures)."""
-    clock = Clock()
+    clock = ManualClock(T0)
     sender = ScriptedSender(
         [
             result(Outcome.RETRY, 503),
@@ -221,7 +221,7 @@ async def test_the_log_tells_each_dead_letter(
     outbox: Outbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A final answer dead-letters with one warning naming the delivery and how to retry it."""
-    clock = Clock()
+    clock = ManualClock(T0)
     worker = worker_for(outbox, ScriptedSender([result(Outcome.REJECTED, 404)]), clock, [])
     with caplog.at_level("INFO", logger="bridge.sinks.alerts"):
         await worker.step()
@@ -236,7 +236,7 @@ async def test_the_log_tells_each_dead_letter(
 
 async def test_worker_treats_4xx_as_final(outbox: Outbox) -> None:
     """A 400 dead-letters the delivery at once; nothing more is attempted."""
-    clock = Clock()
+    clock = ManualClock(T0)
     sender = ScriptedSender([result(Outcome.REJECTED, 400)])
     reports: list[tuple[str, int]] = []
     worker = worker_for(outbox, sender, clock, reports)
@@ -250,7 +250,7 @@ async def test_worker_treats_4xx_as_final(outbox: Outbox) -> None:
 
 async def test_worker_dead_letters_at_the_deadline(outbox: Outbox) -> None:
     """Failures past EXESDB_WEBHOOK_DEADLINE_MS dead-letter the delivery."""
-    clock = Clock()
+    clock = ManualClock(T0)
     sender = ScriptedSender([result(Outcome.RETRY, 503)] * 10)
     reports: list[tuple[str, int]] = []
     worker = worker_for(outbox, sender, clock, reports, deadline=10.0)
@@ -265,7 +265,7 @@ async def test_a_delivery_retried_by_hand_gets_a_deadline_from_its_retry(outbox:
     """A dead letter put back by `outbox retry` long after it was made is retried until the
     deadline counted from the retry, not dead-lettered at its first failure; it keeps the time
     it was made."""
-    clock = Clock()
+    clock = ManualClock(T0)
     sender = ScriptedSender([result(Outcome.REJECTED, 400), *[result(Outcome.RETRY, 503)] * 3])
     reports: list[tuple[str, int]] = []
     worker = worker_for(outbox, sender, clock, reports, deadline=10.0)
@@ -307,7 +307,7 @@ def _failing_worker(
         group_wait=0.0,
         build=one_each,
         report=lambda delivery, res, state, attempt: reported.append(state),
-        clock=Clock(),
+        clock=ManualClock(T0),
         sleep=sleep,
         on_error=lambda: errors.append(None),
     )

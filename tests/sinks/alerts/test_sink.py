@@ -21,8 +21,8 @@ from bridge.errors import BridgeError
 from bridge.messages import AlertAck, AlertEscalation, NodeHealth, NodeLifecycle
 from bridge.sinks.alerts import AlertSink, Outbox
 from bridge.sinks.alerts.outbox import FILE_NAME
-from tests.sinks.alerts.helpers import Clock, alert_bridge, stored, system_alert
-from tests.support import ADMIN_TOKEN, async_wait_until
+from tests.sinks.alerts.helpers import T0, alert_bridge, stored, system_alert
+from tests.support import ADMIN_TOKEN, ManualClock, async_wait_until
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -150,7 +150,7 @@ async def test_severity_filter_drops_alerts_below_the_minimum(tmp_path: Path) ->
 
 async def test_unacknowledged_alert_escalates_level_by_level(tmp_path: Path) -> None:
     """A requires_ack alert left alone escalates level1→2→3, with an AlertEscalation per step."""
-    clock = Clock()
+    clock = ManualClock(T0)
     async with alert_bridge(tmp_path, clock=clock, EXESDB_ESCALATION_AFTER_MS="1000") as (
         bridge,
         sink,
@@ -180,7 +180,7 @@ async def test_an_alert_turning_critical_needs_an_ack_and_escalates_from_then(
     """A node degraded (warning, no ack needed) then unhealthy (critical) needs acknowledging
     as one unhealthy from the start does: unacknowledged, it escalates a period after it
     turned critical, not before."""
-    clock = Clock()
+    clock = ManualClock(T0)
     async with alert_bridge(tmp_path, clock=clock, EXESDB_ESCALATION_AFTER_MS="60000") as (
         bridge,
         sink,
@@ -310,7 +310,7 @@ class LeaseTransport(MemoryTransport):
 async def test_only_the_work_queue_holder_escalates(tmp_path: Path) -> None:
     """Without the work-queue lease a replica's housekeeping neither escalates nor auto-resolves
     (its alert states are stale once the lease moved on); with it, escalation resumes."""
-    clock = Clock()
+    clock = ManualClock(T0)
     transport = LeaseTransport()
     async with alert_bridge(
         tmp_path, clock=clock, transport=transport, EXESDB_ESCALATION_AFTER_MS="1000"

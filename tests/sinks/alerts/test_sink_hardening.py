@@ -33,7 +33,6 @@ from bridge.sinks.alerts.records import DeliveryState
 from bridge.sinks.alerts.thread import DbThread
 from tests.sinks.alerts.helpers import (
     T0,
-    Clock,
     alert_bridge,
     event,
     hold,
@@ -43,7 +42,7 @@ from tests.sinks.alerts.helpers import (
     system_alert,
 )
 from tests.sinks.alerts.test_sink import AUTH, _field, call
-from tests.support import TEST_SECRET, async_wait_until
+from tests.support import TEST_SECRET, ManualClock, async_wait_until
 
 INGEST: dict[str, Any] = {"EXESDB_INGEST": "true", "SECRET_KEY_BASE": TEST_SECRET}
 
@@ -261,7 +260,7 @@ async def test_ingest_answers_503_with_retry_after_above_the_high_water_mark(
 
 async def test_event_alerts_resolve_after_the_resolve_timeout(tmp_path: Path) -> None:
     """Event alerts resolve after the timeout; requires_ack ones that long after their ack."""
-    clock = Clock()
+    clock = ManualClock(T0)
     env: dict[str, Any] = {
         "EXESDB_ALERT_RESOLVE_TIMEOUT_MS": "60000",
         "EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/h",
@@ -299,7 +298,7 @@ async def test_event_alerts_resolve_after_the_resolve_timeout(tmp_path: Path) ->
 
 async def test_an_event_alert_seen_again_does_not_resolve(tmp_path: Path) -> None:
     """A repeated event alert counts as seen: the resolve timeout starts again."""
-    clock = Clock()
+    clock = ManualClock(T0)
     env: dict[str, Any] = {"EXESDB_ALERT_RESOLVE_TIMEOUT_MS": "60000"}
     async with alert_bridge(tmp_path, clock=clock, serve_http=False, **env) as (bridge, sink, _):
         bridge.bus.publish("disk_full", system_alert("w1", severity="warning"))
@@ -464,7 +463,7 @@ async def test_a_bridge_restarted_within_the_hour_still_prunes_its_outbox(tmp_pa
             delivery.id, state=finish, next_attempt_at=T0, status=None, error=None, now=T0
         )
     old.close()
-    clock = Clock(T0 + 8 * 86_400)  # past a day (delivered) and a week (dead letters)
+    clock = ManualClock(T0 + 8 * 86_400)  # past a day (delivered) and a week (dead letters)
     async with alert_bridge(tmp_path, clock=clock, serve_http=False) as (_bridge, sink, _):
         await async_wait_until(lambda: not sink.outbox.queue.deliveries(), what="old rows pruned")
 

@@ -1,0 +1,51 @@
+"""Receivers' outbox keys: the origin shown, the path hidden, a digest keyed by the outbox."""
+
+from __future__ import annotations
+
+import hashlib
+
+from bridge.receiver_keys import ReceiverKeys, receiver_label
+
+
+def test_a_receiver_key_shows_the_origin_and_hides_the_path() -> None:
+    """The key holds the URL as safe_url shows it and a digest of the whole URL: no token, and
+    two webhooks at one origin have two keys."""
+    keys = ReceiverKeys(b"k" * 32)
+    one = keys.key(url="https://u:pw@hooks.example.com/services/tok3n-a")
+    other = keys.key(url="https://u:pw@hooks.example.com/services/tok3n-b")
+    assert one != other
+    assert one.startswith("https://u:<redacted>@hooks.example.com/…#")
+    assert "tok3n" not in one + other
+    assert receiver_label(one) == one
+    assert keys.key(url_file="/run/secrets/url") == "url_file:/run/secrets/url"
+
+
+def test_a_receiver_keys_digest_cannot_be_guessed_without_the_outboxs_secret() -> None:
+    """The digest is keyed by the outbox's secret: the same URL has the same key under one
+    secret, another under another, and neither is the unkeyed SHA-256 a guesser could check a
+    short token against; that older key and the raw URL are the receiver's legacy keys."""
+    url = "https://hooks.example.com/t/1234"
+    first, second = ReceiverKeys(b"a" * 32), ReceiverKeys(b"b" * 32)
+    assert first.key(url=url) == first.key(url=url)
+    assert first.key(url=url) != second.key(url=url)
+    unkeyed = hashlib.sha256(url.encode()).hexdigest()[:16]
+    assert first.key(url=url).rpartition("#")[2] != unkeyed
+    assert first.earlier(url) == (url, f"https://hooks.example.com/…#{unkeyed}")
+    assert "secret" not in repr(first).replace("<secret>", "")
+
+
+def test_a_user_name_alone_is_kept_out_of_the_key_and_its_earlier_key_is_found() -> None:
+    """A token given as the URL's user name (``https://tok3n@host``) is in no key or label; the
+    key it had while safe_url showed that name is among its earlier keys, for its rows to move."""
+    url = "https://tok3n@hooks.example.com/x"
+    keys = ReceiverKeys(b"a" * 32)
+    key = keys.key(url=url)
+    assert key.startswith("https://<redacted>@hooks.example.com/…#")
+    assert "tok3n" not in key + receiver_label(key)
+    digest = key.rpartition("#")[2]
+    assert f"https://tok3n:<redacted>@hooks.example.com/…#{digest}" in keys.earlier(url)
+
+
+def test_a_raw_url_key_from_an_old_outbox_is_shown_redacted() -> None:
+    """A key written before receiver keys (the raw URL) is shown as safe_url shows URLs."""
+    assert receiver_label("https://hooks.example.com/tok3n") == "https://hooks.example.com/…"
