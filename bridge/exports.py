@@ -9,8 +9,9 @@ bus's prometheus_client metrics, ``check-config`` one message module of nine
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from types import ModuleType
+from typing import Any
 
 __all__ = ["lazy_exports"]
 
@@ -19,11 +20,13 @@ def lazy_exports(package: str, names: Mapping[str, Sequence[str]]) -> Callable[[
     """The module ``__getattr__`` of ``package``: each name in ``names[submodule]`` comes from
     ``package.submodule``, imported on first use and then kept on the package.
 
-    A name that is also a submodule's (``bridge.schema.describe``, the function and its module)
-    stays the function: importing the submodule binds the package's attribute to the module,
-    so it is bound again after every import made here."""
+    Call it from the package's ``__init__``. A public name that is also a submodule's
+    (``bridge.schema.describe``, a function in a module of that name) stays the public object
+    when the submodule is imported, as it did when the package imported it eagerly."""
     source = {name: submodule for submodule, each in names.items() for name in each}
-    clashing = {name: source[name] for name in source if name in names}
+    clashing = frozenset(source) & frozenset(names)
+    if clashing:
+        sys.modules[package].__class__ = _keeping(clashing)
 
     def __getattr__(name: str) -> object:
         if name not in source:
@@ -33,11 +36,21 @@ def lazy_exports(package: str, names: Mapping[str, Sequence[str]]) -> Callable[[
         # made through it, and the lazy ones are those worth measuring.
         __import__(module)
         value = getattr(sys.modules[module], name)
-        namespace = vars(sys.modules[package])
-        namespace[name] = value
-        for clash, submodule in clashing.items():
-            if isinstance(namespace.get(clash), ModuleType):
-                namespace[clash] = getattr(sys.modules[f"{package}.{submodule}"], clash)
+        setattr(sys.modules[package], name, value)
         return value
 
     return __getattr__
+
+
+def _keeping(names: Collection[str]) -> type[ModuleType]:
+    """A package class whose ``names`` stay the public objects of those names: importing a
+    submodule binds it to the package's attribute of its name (the import system's ``setattr``),
+    and this takes the submodule's object of that name instead."""
+
+    class Package(ModuleType):
+        def __setattr__(self, name: str, value: Any) -> None:
+            if name in names and isinstance(value, ModuleType):
+                value = getattr(value, name)
+            super().__setattr__(name, value)
+
+    return Package

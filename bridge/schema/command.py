@@ -28,9 +28,8 @@ def add_schema_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 def run_schema(args: argparse.Namespace) -> int:
     """Print the tag's fields (or JSON Schema), or every tag; exit 2 naming the closest tag."""
-    # Imported here, through the package (bridge.exports), so that adding the command to a
-    # parser builds no message model.
-    from bridge.schema import closest_tag, model_named, wire_schema
+    # Imported here, so that adding the command to a parser builds no message model.
+    from bridge.schema.describe import closest_tag, model_named, wire_schema
 
     if args.tag is None:
         _emit(_tags_json() if args.json else _tags_text())
@@ -54,15 +53,14 @@ def _emit(text: str) -> None:
 
 
 def _tags_json() -> str:
-    from bridge.schema import tags_by_instance
+    from bridge.schema.describe import tags_by_instance
 
     grouped = tags_by_instance()
     return json.dumps({instance: [m.TAG for m in models] for instance, models in grouped.items()})
 
 
 def _tags_text() -> str:
-    from bridge.schema import tags_by_instance
-    from bridge.schema.describe import summary
+    from bridge.schema.describe import summary, tags_by_instance
 
     lines = []
     for instance, models in tags_by_instance().items():
@@ -76,8 +74,7 @@ def _tags_text() -> str:
 
 
 def _fields_text(model: type[Message]) -> str:
-    from bridge.schema import describe
-    from bridge.schema.describe import summary
+    from bridge.schema.describe import describe, summary
 
     cells = [("field", "type", "required/default", "allowed values")]
     cells.extend(
