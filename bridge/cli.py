@@ -7,7 +7,6 @@ configuration. The commands that talk to a running bridge find it as ``bridge.cl
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import json
 import logging
@@ -18,22 +17,20 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from pydantic import ValidationError
-
-from bridge import __version__, healthcheck
+from bridge import healthcheck
 from bridge.client import Target, target, url_argument, user_argument
-from bridge.config import Settings, load_settings, unknown_variables
 from bridge.errors import BridgeError, ConfigError
-from bridge.logs import configure_logging
 from bridge.messages import INSTANCES
-from bridge.receivers import describe_receivers, receiver_label
 from bridge.redaction import safe_url
-from bridge.schema import add_schema_command, closest_tag, model_named
+from bridge.schema import add_schema_command
 from bridge.urls import own_url
-from bridge.webconfig import describe_web_config
 
+# Each command imports what it uses, in its handler: building the parser and `--help` import
+# none of pydantic, aiohttp or the models, and no client command imports the service's
+# libraries (tests/test_cli_imports.py; docs/performance.md, "Start-up").
 if TYPE_CHECKING:
     from bridge.app import Bridge
+    from bridge.config import Settings
     from bridge.sinks.alerts.queue import DeliveryQueue
     from bridge.sinks.alerts.records import Unretryable
 
@@ -59,6 +56,8 @@ def _settings_or_exit(*, warn_unknown: bool = False) -> Settings:
     needs, often), as ``run`` and ``check-config`` do with their other warnings. A bad
     configuration is followed by those warnings in any case: a misspelt name is often why a
     required setting is missing."""
+    from bridge.config import load_settings
+
     if warn_unknown:
         _warn_unknown_variables()
     try:
@@ -73,6 +72,8 @@ def _settings_or_exit(*, warn_unknown: bool = False) -> Settings:
 
 
 def _warn_unknown_variables() -> None:
+    from bridge.config import unknown_variables
+
     for note in unknown_variables(os.environ):
         print(f"exesdb-bridge: warning: {note}", file=sys.stderr)
 
@@ -81,6 +82,9 @@ def _warn_unknown_variables() -> None:
 
 
 async def _serve(settings: Settings, demo: bool) -> int:
+    import asyncio
+
+    from bridge import __version__
     from bridge.app import Bridge, default_components
 
     components = default_components()
@@ -149,6 +153,10 @@ def _settle_heap() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bridge.logs import configure_logging
+
     settings = _settings_or_exit()
     configure_logging(settings)
     for note in settings.warnings():
@@ -160,6 +168,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from bridge.receivers import describe_receivers
+    from bridge.webconfig import describe_web_config
+
     settings = _settings_or_exit()
     shown = settings.redacted()
     if settings.web_config_file:
@@ -181,8 +192,13 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from pydantic import ValidationError
+
     from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
     from bridge.messages import utc_now
+    from bridge.schema import closest_tag, model_named
 
     settings = _settings_or_exit(warn_unknown=True)
     model = model_named(args.tag)
@@ -294,6 +310,8 @@ def _admin_token(settings: Settings, command: str) -> str:
 
 
 def _tail(args: argparse.Namespace) -> int:
+    import asyncio
+
     settings = _settings_or_exit(warn_unknown=True)
     token = _admin_token(settings, "tail")
     bridge = _target(args, settings)
@@ -366,9 +384,11 @@ def _one_line(envelope: dict[str, Any]) -> str:
 
 
 def _alerts(args: argparse.Namespace) -> int:
+    import asyncio
+    from urllib.parse import quote
+
     settings = _settings_or_exit(warn_unknown=True)
     token = _admin_token(settings, "alerts")
-    from urllib.parse import quote
 
     bridge = _target(args, settings)
     headers = bridge.admin_headers(token)
@@ -536,6 +556,8 @@ def _not_retryable(queue: DeliveryQueue, ids: Sequence[str]) -> list[str]:
 
 def _left_why(delivery: Unretryable) -> str:
     """Why ``outbox retry`` leaves a dead letter as it is."""
+    from bridge.receivers import receiver_label
+
     if delivery.configured:
         receiver = receiver_label(delivery.receiver)
         why = []
@@ -647,7 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="exesdb-bridge",
         description="ExESDB PubSub integration bridged to Prometheus, Grafana and OpenTelemetry.",
     )
-    parser.add_argument("--version", action="version", version=f"exesdb-bridge {__version__}")
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the bridge service")
@@ -736,6 +758,23 @@ def build_parser() -> argparse.ArgumentParser:
     health.set_defaults(handler=lambda args: healthcheck.main(args.timeout))
     _remember_parser(parser)
     return parser
+
+
+class _Version(argparse._VersionAction):
+    """``--version``, the version looked up when asked for (importlib.metadata costs every
+    command that is not asked for it)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        from bridge import __version__
+
+        self.version = f"exesdb-bridge {__version__}"
+        super().__call__(parser, namespace, values, option_string)
 
 
 def _remember_parser(parser: argparse.ArgumentParser) -> None:

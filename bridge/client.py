@@ -6,6 +6,9 @@ The bridge is at ``--url``, else ``EXESDB_URL``, else the address it listens on
 ``--user`` (or a ``user:password@`` in the URL) sends basic auth, and then the admin token
 travels in ``X-ExESDB-Admin-Token`` since ``Authorization`` is taken. Answers come back as
 (status, text), status 0 when nothing answered.
+
+aiohttp is imported by the methods that send: the command line builds its parser with this
+module's argument types, and ``outbox``, ``check-config`` and ``--help`` send nothing.
 """
 
 from __future__ import annotations
@@ -15,16 +18,16 @@ import base64
 import getpass
 import ssl
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import aiohttp
-
-from bridge.config import Settings
 from bridge.errors import ConfigError
-from bridge.httpclient.failures import connection_error
 from bridge.redaction import redact_urls, safe_url
-from bridge.routes import ADMIN_TOKEN_HEADER
 from bridge.urls import PICKED_PORT, http_url_problem, split_userinfo, url_meant
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from bridge.config import Settings
 
 __all__ = [
     "TIMEOUT",
@@ -78,12 +81,16 @@ class Target:
 
     def admin_headers(self, token: str) -> dict[str, str]:
         """The header carrying the admin token: ``Authorization`` unless basic auth has it."""
+        from bridge.routes import ADMIN_TOKEN_HEADER
+
         if self.basic_auth is not None:
             return {ADMIN_TOKEN_HEADER: token}
         return {"Authorization": f"Bearer {token}"}
 
     def session(self, timeout: aiohttp.ClientTimeout | None = None) -> aiohttp.ClientSession:
         """A client session sending this target's credentials and trusting its CA."""
+        import aiohttp
+
         headers = {}
         if self.basic_auth is not None:
             pair = ":".join(self.basic_auth).encode()
@@ -104,6 +111,8 @@ class Target:
         body: bytes | None = None,
     ) -> tuple[int, str]:
         """One request to ``path``; (status, text), or (0, why) when nothing answered."""
+        import aiohttp
+
         url = self.url + path
         try:
             async with (
@@ -116,6 +125,10 @@ class Target:
 
     def unreachable(self, exc: BaseException) -> str:
         """Why nothing answered, and what to check."""
+        import aiohttp
+
+        from bridge.httpclient.failures import connection_error
+
         if isinstance(exc, aiohttp.ClientConnectorError):
             reason = connection_error(exc)
         else:

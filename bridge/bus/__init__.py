@@ -2,44 +2,49 @@
 
 from __future__ import annotations
 
-from bridge.bus.bus import Bus, Durability, PublishResult, PublishStatus
-from bridge.bus.capabilities import (
-    Coordinator,
-    LocalCoordinator,
-    SharedState,
-    StateChange,
-    TransportCapabilities,
-    WorkQueueLease,
-)
-from bridge.bus.envelope import (
-    Envelope,
-    Rejection,
-    RejectReason,
-    check_payload_depth,
-    check_topic,
-    decode_envelope,
-    new_message_id,
-)
-from bridge.bus.metrics import BusMetrics
-from bridge.bus.queue_depth import register_queue_depth
-from bridge.bus.replay import ReplayGuard, ReplayVerdict
-from bridge.bus.signing import SIGNATURE_HEADER, HeaderCheck, Keyring
-from bridge.bus.subscription import (
-    MAX_BATCH,
-    BatchHandler,
-    BatchSubscription,
-    Handler,
-    Subscriber,
-    Subscription,
-)
-from bridge.bus.transport import (
-    WORK_QUEUE_INSTANCES,
-    Frame,
-    FrameReceiver,
-    MemoryTransport,
-    Transport,
-)
-from bridge.bus.verify import Verifier
+from typing import TYPE_CHECKING
+
+from bridge.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from bridge.bus.bus import Bus, Durability, PublishResult, PublishStatus
+    from bridge.bus.capabilities import (
+        Coordinator,
+        LocalCoordinator,
+        SharedState,
+        StateChange,
+        TransportCapabilities,
+        WorkQueueLease,
+    )
+    from bridge.bus.envelope import (
+        Envelope,
+        Rejection,
+        RejectReason,
+        check_payload_depth,
+        check_topic,
+        decode_envelope,
+        new_message_id,
+    )
+    from bridge.bus.metrics import BusMetrics
+    from bridge.bus.queue_depth import register_queue_depth
+    from bridge.bus.replay import ReplayGuard, ReplayVerdict
+    from bridge.bus.signing import SIGNATURE_HEADER, HeaderCheck, Keyring
+    from bridge.bus.subscription import (
+        MAX_BATCH,
+        BatchHandler,
+        BatchSubscription,
+        Handler,
+        Subscriber,
+        Subscription,
+    )
+    from bridge.bus.transport import (
+        WORK_QUEUE_INSTANCES,
+        Frame,
+        FrameReceiver,
+        MemoryTransport,
+        Transport,
+    )
+    from bridge.bus.verify import Verifier
 
 __all__ = [
     "MAX_BATCH",
@@ -79,3 +84,48 @@ __all__ = [
     "new_message_id",
     "register_queue_depth",
 ]
+
+# ``publish`` signs an envelope without the bus's metrics (prometheus_client) or its loop.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "bus": ("Bus", "Durability", "PublishResult", "PublishStatus"),
+        "capabilities": (
+            "Coordinator",
+            "LocalCoordinator",
+            "SharedState",
+            "StateChange",
+            "TransportCapabilities",
+            "WorkQueueLease",
+        ),
+        "envelope": (
+            "Envelope",
+            "Rejection",
+            "RejectReason",
+            "check_payload_depth",
+            "check_topic",
+            "decode_envelope",
+            "new_message_id",
+        ),
+        "metrics": ("BusMetrics",),
+        "queue_depth": ("register_queue_depth",),
+        "replay": ("ReplayGuard", "ReplayVerdict"),
+        "signing": ("SIGNATURE_HEADER", "HeaderCheck", "Keyring"),
+        "subscription": (
+            "MAX_BATCH",
+            "BatchHandler",
+            "BatchSubscription",
+            "Handler",
+            "Subscriber",
+            "Subscription",
+        ),
+        "transport": (
+            "WORK_QUEUE_INSTANCES",
+            "Frame",
+            "FrameReceiver",
+            "MemoryTransport",
+            "Transport",
+        ),
+        "verify": ("Verifier",),
+    },
+)

@@ -1,58 +1,62 @@
 """The 36 message models of the nine bus instances, and the registry that finds them.
 
 One module per instance (``logs`` is ``ex_esdb_logging``). A model is found by its instance and
-tag with :func:`model_for`; tags are unique, so :data:`TAGS` finds it by tag alone.
+tag with :func:`model_for`; tags are unique, so :data:`TAGS` finds it by tag alone (both from
+``registry``, which builds every model). Each name is imported from its module when first asked
+for (``bridge.exports``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from bridge.messages._base import (
-    MAX_TEXT,
-    NO_CONTROL_CHARACTERS,
-    Message,
-    Timestamp,
-    format_timestamp,
-    random_hex,
-    utc_now,
-)
-from bridge.messages.alerts import (
-    SECURITY_SEVERITY,
-    SEVERITIES,
-    AlertAck,
-    AlertEscalation,
-    AlertSeverity,
-    NotificationStatus,
-    RiskSeverity,
-    SystemAlert,
-)
-from bridge.messages.audit import AccessLog, AdminAction, ComplianceEvent, DataChange
-from bridge.messages.diagnostics import (
-    DebugTrace,
-    ErrorAnalysis,
-    PerformanceAnalysis,
-    SystemState,
-)
-from bridge.messages.health import ClusterHealth, ComponentHealth, HealthCheck, NodeHealth
-from bridge.messages.lifecycle import (
-    ClusterMembership,
-    NodeLifecycle,
-    ProcessLifecycle,
-    SupervisionEvent,
-)
-from bridge.messages.logs import LogEntry, LogFilter, LogRotation, LogSummary
-from bridge.messages.metrics import (
-    LatencyMetric,
-    MetricAlert,
-    PerformanceMetric,
-    ResourceUsage,
-    ThroughputMetric,
-)
-from bridge.messages.security import AccessViolation, AuthEvent, SecurityAlert, SessionEvent
-from bridge.messages.system import FeatureToggle, SystemConfig, SystemLifecycle
+from bridge.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from bridge.messages._base import (
+        MAX_TEXT,
+        NO_CONTROL_CHARACTERS,
+        Message,
+        Timestamp,
+        format_timestamp,
+        random_hex,
+        utc_now,
+    )
+    from bridge.messages.alerts import (
+        SECURITY_SEVERITY,
+        SEVERITIES,
+        AlertAck,
+        AlertEscalation,
+        AlertSeverity,
+        NotificationStatus,
+        RiskSeverity,
+        SystemAlert,
+    )
+    from bridge.messages.audit import AccessLog, AdminAction, ComplianceEvent, DataChange
+    from bridge.messages.diagnostics import (
+        DebugTrace,
+        ErrorAnalysis,
+        PerformanceAnalysis,
+        SystemState,
+    )
+    from bridge.messages.health import ClusterHealth, ComponentHealth, HealthCheck, NodeHealth
+    from bridge.messages.lifecycle import (
+        ClusterMembership,
+        NodeLifecycle,
+        ProcessLifecycle,
+        SupervisionEvent,
+    )
+    from bridge.messages.logs import LogEntry, LogFilter, LogRotation, LogSummary
+    from bridge.messages.metrics import (
+        LatencyMetric,
+        MetricAlert,
+        PerformanceMetric,
+        ResourceUsage,
+        ThroughputMetric,
+    )
+    from bridge.messages.registry import MESSAGE_TYPES, TAGS, model_for
+    from bridge.messages.security import AccessViolation, AuthEvent, SecurityAlert, SessionEvent
+    from bridge.messages.system import FeatureToggle, SystemConfig, SystemLifecycle
 
 __all__ = [
     "INSTANCES",
@@ -121,54 +125,43 @@ INSTANCES: Final[tuple[str, ...]] = (
 )
 """The nine bus instances, in the order of docs/messages.md."""
 
-_MODELS: Final[tuple[type[Message], ...]] = (
-    SystemConfig,
-    SystemLifecycle,
-    FeatureToggle,
-    NodeHealth,
-    ClusterHealth,
-    ComponentHealth,
-    HealthCheck,
-    PerformanceMetric,
-    ThroughputMetric,
-    LatencyMetric,
-    ResourceUsage,
-    MetricAlert,
-    NodeLifecycle,
-    ProcessLifecycle,
-    SupervisionEvent,
-    ClusterMembership,
-    SystemAlert,
-    AlertAck,
-    AlertEscalation,
-    NotificationStatus,
-    DataChange,
-    AdminAction,
-    AccessLog,
-    ComplianceEvent,
-    DebugTrace,
-    PerformanceAnalysis,
-    SystemState,
-    ErrorAnalysis,
-    AuthEvent,
-    AccessViolation,
-    SecurityAlert,
-    SessionEvent,
-    LogEntry,
-    LogSummary,
-    LogFilter,
-    LogRotation,
+# ``check-config`` reads the alert severities without building the other models.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "_base": (
+            "MAX_TEXT",
+            "NO_CONTROL_CHARACTERS",
+            "Message",
+            "Timestamp",
+            "format_timestamp",
+            "random_hex",
+            "utc_now",
+        ),
+        "alerts": (
+            "SECURITY_SEVERITY",
+            "SEVERITIES",
+            "AlertAck",
+            "AlertEscalation",
+            "AlertSeverity",
+            "NotificationStatus",
+            "RiskSeverity",
+            "SystemAlert",
+        ),
+        "audit": ("AccessLog", "AdminAction", "ComplianceEvent", "DataChange"),
+        "diagnostics": ("DebugTrace", "ErrorAnalysis", "PerformanceAnalysis", "SystemState"),
+        "health": ("ClusterHealth", "ComponentHealth", "HealthCheck", "NodeHealth"),
+        "lifecycle": ("ClusterMembership", "NodeLifecycle", "ProcessLifecycle", "SupervisionEvent"),
+        "logs": ("LogEntry", "LogFilter", "LogRotation", "LogSummary"),
+        "metrics": (
+            "LatencyMetric",
+            "MetricAlert",
+            "PerformanceMetric",
+            "ResourceUsage",
+            "ThroughputMetric",
+        ),
+        "security": ("AccessViolation", "AuthEvent", "SecurityAlert", "SessionEvent"),
+        "system": ("FeatureToggle", "SystemConfig", "SystemLifecycle"),
+        "registry": ("MESSAGE_TYPES", "TAGS", "model_for"),
+    },
 )
-
-MESSAGE_TYPES: Final[Mapping[tuple[str, str], type[Message]]] = MappingProxyType(
-    {(model.INSTANCE, model.TAG): model for model in _MODELS}
-)
-"""Every message model, keyed by ``(instance, tag)``."""
-
-TAGS: Final[Mapping[str, type[Message]]] = MappingProxyType({model.TAG: model for model in _MODELS})
-"""Every message model, keyed by tag (tags are unique across instances)."""
-
-
-def model_for(instance: str, tag: str) -> type[Message] | None:
-    """The model for ``tag`` on ``instance``, or ``None`` when that pair is unknown."""
-    return MESSAGE_TYPES.get((instance, tag))

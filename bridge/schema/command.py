@@ -5,17 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from bridge.messages import Message
-from bridge.schema.describe import (
-    closest_tag,
-    describe,
-    model_named,
-    summary,
-    tags_by_instance,
-    wire_schema,
-)
+if TYPE_CHECKING:
+    from bridge.messages import Message
 
 __all__ = ["add_schema_command"]
 
@@ -35,6 +28,9 @@ def add_schema_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 def run_schema(args: argparse.Namespace) -> int:
     """Print the tag's fields (or JSON Schema), or every tag; exit 2 naming the closest tag."""
+    # Imported here, so that adding the command to a parser builds no message model.
+    from bridge.schema.describe import closest_tag, model_named, wire_schema
+
     if args.tag is None:
         _emit(_tags_json() if args.json else _tags_text())
         return _EXIT_OK
@@ -57,11 +53,15 @@ def _emit(text: str) -> None:
 
 
 def _tags_json() -> str:
+    from bridge.schema.describe import tags_by_instance
+
     grouped = tags_by_instance()
     return json.dumps({instance: [m.TAG for m in models] for instance, models in grouped.items()})
 
 
 def _tags_text() -> str:
+    from bridge.schema.describe import summary, tags_by_instance
+
     lines = []
     for instance, models in tags_by_instance().items():
         lines.append(instance)
@@ -74,6 +74,8 @@ def _tags_text() -> str:
 
 
 def _fields_text(model: type[Message]) -> str:
+    from bridge.schema.describe import describe, summary
+
     cells = [("field", "type", "required/default", "allowed values")]
     cells.extend(
         (

@@ -1,0 +1,154 @@
+"""What starting a command costs, for this tree and a baseline: client commands and ``run``.
+
+``python -m bench.startup [REV] [--repeats N]`` (REV defaults to ``main``) extracts REV with
+``git archive``, as bench.compare does, and runs from each tree (same interpreter and libraries),
+alternating which goes first: ``--help``, ``check-config``, ``schema system_alert`` and
+``publish --help``, each call's CPU (user + system, ``getrusage(RUSAGE_CHILDREN)``) and wall
+time; then ``python -m bridge run`` from start until ``/healthz`` answers 200 (polled every
+5 ms): its CPU then and the wall time. A bare interpreter start is measured beside them. Byte
+code is cached, as in an installed package or the image (``PYTHONDONTWRITEBYTECODE`` is dropped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from bench._util import ROOT, cpu_seconds, free_port, median, table
+from bench.compare import _extract
+from bench.workload import SECRET
+
+_COMMANDS: Final = (
+    ("--help",),
+    ("check-config",),
+    ("schema", "system_alert"),
+    ("publish", "--help"),
+)
+_POLL: Final = 0.005
+
+
+def _call(command: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Seconds of CPU and of wall time ``command`` took; it must exit 0."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True, timeout=60)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
+
+
+def _healthy(port: int) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    try:
+        connection.request("GET", "/healthz")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+def _until_healthy(cwd: Path, env: dict[str, str], port: int) -> tuple[float, float]:
+    """Seconds from starting ``python -m bridge run`` to ``/healthz`` answering 200: its CPU
+    (the bridge's CPU-time clock) and the wall time."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "run"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while not _healthy(port):
+            if process.poll() is not None:
+                raise RuntimeError(f"bridge in {cwd} exited {process.returncode} before ready")
+            if time.perf_counter() - started > 60:
+                raise RuntimeError(f"bridge in {cwd} not healthy after 60 s")
+            time.sleep(_POLL)
+        return cpu_seconds(process.pid), time.perf_counter() - started
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def run(revision: str = "main", repeats: int = 11) -> str:
+    """The tables: median CPU and wall ms per command, and ms until ``run`` is healthy."""
+    with tempfile.TemporaryDirectory(prefix="exesdb-startup-") as scratch:
+        _extract(revision, Path(scratch))
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("EXESDB_", "OTEL_"))
+            and key not in ("SECRET_KEY_BASE", "PYTHONDONTWRITEBYTECODE")
+        }
+        env |= {"SECRET_KEY_BASE": SECRET, "EXESDB_STATE_DIR": str(Path(scratch) / "state")}
+        trees = {revision: Path(scratch) / "tree", "this tree": ROOT}
+        calls: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        starts: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
+        bare = [sys.executable, "-c", "pass"]
+        for tree in trees.values():  # warm the file cache and byte code
+            for command in _COMMANDS:
+                _call([sys.executable, "-m", "bridge", *command], tree, env)
+        for repeat in range(repeats):
+            order = list(trees.items())
+            for name, tree in order if repeat % 2 == 0 else reversed(order):
+                for command in _COMMANDS:
+                    key = (" ".join(command), name)
+                    argv = [sys.executable, "-m", "bridge", *command]
+                    calls.setdefault(key, []).append(_call(argv, tree, env))
+                port = free_port()
+                serving = env | {"EXESDB_HTTP_ADDR": f"127.0.0.1:{port}"}
+                starts[name].append(_until_healthy(tree, serving, port))
+            calls.setdefault(("python -c pass", ""), []).append(_call(bare, ROOT, env))
+    rows = []
+    for command in [*(" ".join(c) for c in _COMMANDS), "python -c pass"]:
+        base = [cpu for cpu, _ in calls.get((command, revision), [])]
+        for name in (revision, "this tree") if base else ("",):
+            values = calls[(command, name)]
+            cpu = median([c for c, _ in values]) * 1e3
+            wall = median([w for _, w in values]) * 1e3
+            ratio = cpu / (median(base) * 1e3) if base else float("nan")
+            rows.append([command if not name else f"{command} ({name})", cpu, wall, ratio])
+    first = table(
+        f"CPU and wall time per command, {revision} vs this tree ({repeats} runs each,"
+        " interleaved; median)",
+        ["command", "CPU ms", "wall ms", f"CPU x {revision}"],
+        rows,
+    )
+    base_cpu = median([cpu for cpu, _ in starts[revision]])
+    base_wall = median([wall for _, wall in starts[revision]])
+    ready = []
+    for name, values in starts.items():
+        cpu, wall = median([c for c, _ in values]), median([w for _, w in values])
+        ready.append([name, cpu * 1e3, cpu / base_cpu, wall * 1e3, wall / base_wall])
+    second = table(
+        f"`python -m bridge run` until /healthz answers 200 ({repeats} starts each, interleaved;"
+        " median)",
+        ["tree", "CPU ms", f"x {revision}", "wall ms", f"x {revision}"],
+        ready,
+    )
+    return first + "\n" + second
+
+
+def main() -> None:
+    """Parse the arguments and print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("revision", nargs="?", default="main", help="git revision (main)")
+    parser.add_argument("--repeats", type=int, default=11, help="interleaved runs (11)")
+    arguments = parser.parse_args()
+    print(run(arguments.revision, arguments.repeats))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""Each command imports what it uses: no client command pays for the service's libraries.
+
+Every ``exesdb-bridge`` command is a new interpreter, and importing is most of what a client
+command costs (docs/performance.md, "Start-up"). Each test runs a command in a subprocess, as
+``python -m bridge`` runs it, and reads ``sys.modules`` once it has answered: an eager import
+added back to ``bridge/cli.py`` or to a package's ``__init__`` fails here, with nothing timed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+from tests.support import ADMIN_TOKEN, TEST_SECRET, free_port, run_command
+
+# What the running service needs and no client command does: its metrics, exports, Redis bus,
+# host probes, HTTP server and the wiring of its components.
+SERVICE: Final = (
+    "opentelemetry",
+    "prometheus_client",
+    "redis",
+    "psutil",
+    "collectors",
+    "aiohttp.web_app",
+    "bridge.app",
+    "bridge.http",
+    "bridge.sinks",
+    "bridge.bus.bus",
+)
+# What checking and sending a message needs, and reading the configuration or the parser not.
+CLIENT: Final = ("aiohttp", "msgspec", "bridge.bus.envelope")
+# Every message model, and the configuration's libraries.
+MODELS: Final = ("bridge.messages.registry",)
+SETTINGS: Final = ("pydantic", "pydantic_settings", "yaml", "asyncio")
+
+_RUN: Final = """
+import json, sys
+from bridge.__main__ import main
+try:
+    main(sys.argv[2:])
+except SystemExit:
+    pass
+with open(sys.argv[1], "w") as out:
+    json.dump(sorted(sys.modules), out)
+"""
+
+
+def imported_by(tmp_path: Path, *argv: str, **env: str) -> set[str]:
+    """The modules ``python -m bridge ARGV`` has imported once it has answered."""
+    listing = tmp_path / "modules.json"
+    completed = run_command([sys.executable, "-c", _RUN, str(listing), *argv], env)
+    assert listing.exists(), completed.stderr
+    return set(json.loads(listing.read_text()))
+
+
+def among(imported: set[str], packages: Iterable[str]) -> list[str]:
+    """Which of ``packages`` (each with its submodules) are in ``imported``."""
+    return sorted(
+        package
+        for package in packages
+        if any(name == package or name.startswith(package + ".") for name in imported)
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["publish", "--help"],
+        ["tail", "--help"],
+        ["alerts", "list", "--help"],
+        ["outbox", "retry", "--help"],
+        ["schema", "--help"],
+        ["publish"],  # a usage error: the tag is missing
+    ],
+    ids=" ".join,
+)
+def test_help_and_usage_errors_import_only_the_parser(tmp_path: Path, argv: list[str]) -> None:
+    """``--help`` and a usage error build the parser alone: no pydantic, aiohttp or model."""
+    imported = imported_by(tmp_path, *argv)
+    assert "bridge.cli" in imported
+    assert among(imported, SERVICE + CLIENT + MODELS + SETTINGS) == []
+
+
+def test_check_config_imports_the_configuration_alone(tmp_path: Path) -> None:
+    """``check-config`` reads the settings (pydantic) and imports no HTTP client, no bus and
+    one message module of nine (the alert severities)."""
+    imported = imported_by(tmp_path, "check-config")
+    assert "bridge.config" in imported
+    assert among(imported, SERVICE + CLIENT + MODELS) == []
+    assert among(imported, [f"bridge.messages.{name}" for name in ("health", "logs")]) == []
+
+
+def test_schema_imports_the_models_but_not_the_configuration(tmp_path: Path) -> None:
+    """``schema`` builds the models it describes and reads no settings, sends nothing."""
+    imported = imported_by(tmp_path, "schema", "system_alert")
+    assert "bridge.messages.registry" in imported
+    assert among(imported, (*SERVICE, *CLIENT, "bridge.config", "pydantic_settings")) == []
+
+
+def test_publish_imports_the_client_but_none_of_the_service(tmp_path: Path) -> None:
+    """``publish`` checks, signs and sends (pydantic, the envelope, aiohttp's client) without
+    the bus's metrics, OpenTelemetry, Redis or the HTTP server."""
+    nothing = f"http://127.0.0.1:{free_port()}"
+    imported = imported_by(
+        tmp_path,
+        *("publish", "system_alert", "--url", nothing),
+        *("-f", "severity=info", "-f", "category=system", "-f", "source=cli"),
+        *("-f", "title=t", "-f", "description=d"),
+        SECRET_KEY_BASE=TEST_SECRET,
+    )
+    assert {"aiohttp", "bridge.bus.envelope", "bridge.httpclient.failures"} <= imported
+    assert among(imported, SERVICE) == []
+
+
+@pytest.mark.parametrize("argv", [["tail", "--count", "1"], ["alerts", "list"]], ids=" ".join)
+def test_admin_commands_import_none_of_the_service(tmp_path: Path, argv: list[str]) -> None:
+    """``tail`` and ``alerts`` ask a bridge (aiohttp's client) and import no model and none of
+    the service but aiohttp's server, where the admin token's header is named (bridge.routes)."""
+    nothing = f"http://127.0.0.1:{free_port()}"
+    imported = imported_by(tmp_path, *argv, "--url", nothing, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert "bridge.httpclient.failures" in imported
+    service = [name for name in SERVICE if name != "aiohttp.web_app"]
+    assert among(imported, service + list(MODELS)) == []
