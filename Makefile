@@ -63,7 +63,10 @@ typecheck: $(VENV)/.installed-test
 PYTEST_WORKERS ?= 2
 PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
 
+# Byte code compiled once up front: the suite starts hundreds of bridge processes, and with
+# PYTHONDONTWRITEBYTECODE set (as on some CI hosts) each would compile every module again.
 pytest: $(VENV)/.installed-test servers
+	$(BIN)/python -m compileall -q bridge collectors
 	$(BIN)/pytest $(PYTEST_XDIST)
 
 test: lint typecheck pytest
@@ -71,6 +74,7 @@ test: lint typecheck pytest
 # A quicker loop while working: the suite without the tests marked slow (crash, shutdown and
 # replica runs of whole bridge processes). `make test` runs them all.
 pytest-quick: $(VENV)/.installed-test servers
+	$(BIN)/python -m compileall -q bridge collectors
 	$(BIN)/pytest $(PYTEST_XDIST) -m "not slow"
 
 # ARGS passes options on: make bench ARGS="--only faults --faults-seconds 1800".
