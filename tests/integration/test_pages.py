@@ -179,6 +179,21 @@ return out;
 """
 # An alert id as long as the demo's threshold alerts make them, one word throughout.
 LONG_ID = "metric_threshold:db-7@cluster:inventory_store.persistence_flush.latency_p99_ms"
+STATUS_PARTS = (
+    "button[data-ack]",
+    "table.alerts .badge",
+    "header.bar nav a",
+    "table.nodes td:last-child",
+    "table.components td",
+    ".cards .card",
+)
+ALERT_PARTS = (
+    "#alert-title",
+    ".alert-head code",
+    "button[data-ack]",
+    "header.bar nav a",
+    "#labels td",
+)
 
 
 @pytest.mark.parametrize("width", [390, 760], ids=["phone", "tablet"])
@@ -200,24 +215,11 @@ def test_on_a_phone_the_pages_fit_the_screen_with_every_acknowledge_button_in_re
         browser.open(server.url + "/")
         browser.wait_for_text("#nodes", "db-7@cluster")
         assert browser.run("return document.documentElement.clientWidth") == width
-        assert browser.run(
-            OVERFLOW,
-            [
-                "button[data-ack]",
-                "table.alerts .badge",
-                "header.bar nav a",
-                "table.nodes td:last-child",
-                "table.components td",
-                ".cards .card",
-            ],
-        ) == []
+        assert browser.run(OVERFLOW, STATUS_PARTS) == []
         assert len(browser.all("button[data-ack]")) == 2
         assert NODE in browser.text("header.bar")  # which bridge this is, on the phone too
         browser.open(server.url + alert_path(LONG_ID))
-        assert browser.run(
-            OVERFLOW,
-            ["#alert-title", ".alert-head code", "button[data-ack]", "header.bar nav a", "#labels td"],
-        ) == []
+        assert browser.run(OVERFLOW, ALERT_PARTS) == []
 
 
 def test_acknowledging_with_the_right_token_changes_the_state(
