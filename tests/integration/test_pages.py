@@ -228,6 +228,44 @@ def test_on_a_phone_the_pages_fit_the_screen_with_every_acknowledge_button_in_re
         assert browser.run(OVERFLOW, ALERT_PARTS) == []
 
 
+# A part's reason as the Redis bus gives it: long, with a URL no line can break at a space.
+STUCK_REASON = (
+    "Redis at redis://redis-primary.orders-cluster.internal.example:6379/… is unreachable:"
+    " Error 111 connecting to redis-primary.orders-cluster.internal.example:6379."
+)
+
+
+class Stuck:
+    """A part that never gets ready, saying why at length."""
+
+    name = "stuck_part"
+    required = False
+
+    async def start(self) -> None:
+        pass
+
+    def readiness(self) -> str | None:
+        return STUCK_REASON
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_a_parts_long_reason_for_not_being_ready_stays_inside_its_panel(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """A part not ready shows its whole reason (a long URL in it) inside the Components panel,
+    wrapped, not cut off at the page's edge: an operator reads it when the bridge is in
+    trouble."""
+    with page_bridge(tmp_path, lambda context: Stuck()) as server:
+        browser.open(server.url + "/")
+        browser.wait_for_text("#components", "stuck_part")
+        assert browser.run(OVERFLOW, ["table.components td"]) == []
+        assert "redis-primary.orders-cluster.internal.example:6379." in browser.text(
+            "#components"
+        ).replace("\n", "")
+
+
 def test_acknowledging_with_the_right_token_changes_the_state(
     tmp_path: Path, browser: Browser
 ) -> None:
