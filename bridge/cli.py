@@ -271,6 +271,11 @@ def _publish(args: argparse.Namespace) -> int:
     if status == 0:
         print(f"exesdb-bridge: {text}", file=sys.stderr)
         return EXIT_FAILED
+    if _bridge_json(text, "accepted" if status == 202 else "error") is None:
+        # Another server's page: named, not printed as if it were the bridge's answer.
+        refused = bridge.not_a_bridge("/v1/messages", _BRIDGE_ANSWER, status)
+        print(f"exesdb-bridge: {refused}", file=sys.stderr)
+        return EXIT_FAILED
     print(text)
     return EXIT_OK if status == 202 else EXIT_FAILED
 
@@ -451,6 +456,9 @@ def _refused(bridge: Target, path: str, status: int, text: str) -> None:
     nothing answered (``status`` 0)."""
     if status == 0:
         print(f"exesdb-bridge: {text}", file=sys.stderr)
+    elif _bridge_json(text, "error") is None:  # a page, not the bridge's refusal
+        refused = bridge.not_a_bridge(path, _BRIDGE_ANSWER, status)
+        print(f"exesdb-bridge: {refused}", file=sys.stderr)
     else:
         asked = safe_url(bridge.url).rstrip("/") + path
         if status == 401 and "basic_auth_users" in text:  # the web config's, not the token's
@@ -462,6 +470,8 @@ def _refused(bridge: Target, path: str, status: int, text: str) -> None:
         print(f"exesdb-bridge: {asked} answered {status}: {text}", file=sys.stderr)
 
 
+# What a bridge answers every request with: JSON (docs/http-api.md#errors).
+_BRIDGE_ANSWER: Final = "the bridge's JSON"
 _NOT_THE_HOLDER: Final = (
     "the replica at {} does not hold the work-queue lease: its alerts may be missing or out of"
     " date; ask the replica that holds it (exesdb_redis_work_queue_leader 1 on its /metrics)"

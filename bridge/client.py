@@ -143,10 +143,11 @@ class Target:
             return f"TLS with {safe_url(self.url)} failed: {reason} ({hint})"
         return f"cannot reach the bridge at {safe_url(self.url)}: {reason} ({_WHERE})"
 
-    def not_a_bridge(self, path: str, what: str) -> str:
-        """What to say when ``path`` answered 200 without ``what`` (another server there)."""
+    def not_a_bridge(self, path: str, what: str, status: int = 200) -> str:
+        """What to say when ``path`` answered ``status`` without ``what`` (another server
+        there, or a proxy's page)."""
         asked = safe_url(self.url).rstrip("/") + path
-        return f"{asked} answered 200 but not with {what}: is a bridge there? ({_WHERE})"
+        return f"{asked} answered {status} but not with {what}: is a bridge there? ({_WHERE})"
 
 
 def target(

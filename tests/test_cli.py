@@ -599,15 +599,17 @@ def test_a_refusal_names_what_was_asked_and_plain_http_is_named_when_https_was_t
     assert "the bridge may serve plain http" in tls.stderr
 
 
-@pytest.fixture
-def not_a_bridge() -> Iterator[str]:
-    """The URL of a real HTTP server on loopback that answers every request 200 with a page."""
+@pytest.fixture(params=[200, 404])
+def not_a_bridge(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+    """The URL of a real HTTP server on loopback that answers every request with a page, and
+    the status it answers with (200, or a 404 page as a proxy or another service gives)."""
+    status: int = request.param
 
     class Page(BaseHTTPRequestHandler):
         def _answer(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             body = b"<html>some other service</html>"
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -622,7 +624,7 @@ def not_a_bridge() -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://127.0.0.1:{server.server_address[1]}", status
     finally:
         server.shutdown()
         server.server_close()
@@ -634,19 +636,27 @@ def not_a_bridge() -> Iterator[str]:
         (["alerts", "list"], "/v1/alerts"),
         (["alerts", "ack", "a1", "--by", "alice"], "/v1/alerts/a1/ack"),
         (["tail"], "/v1/stream"),
+        (["publish", "system_alert", *ALERT_FIELDS], "/v1/messages"),
     ],
 )
 def test_a_server_that_is_no_bridge_is_named_without_a_traceback(
-    not_a_bridge: str, command: list[str], path: str
+    not_a_bridge: tuple[str, int], command: list[str], path: str
 ) -> None:
-    """A --url reaching another HTTP server that answers 200: exit 1 naming the URL and asking
-    whether a bridge is there, never a traceback nor "the bridge closed the stream"."""
-    completed = cli(*command, "--url", not_a_bridge, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    """A --url reaching another HTTP server that answers with a page (200 or 404): exit 1 with
+    one line on stderr naming the URL and the status and asking whether a bridge is there;
+    never the page itself, a traceback, nor "the bridge closed the stream"."""
+    url, status = not_a_bridge
+    completed = cli(
+        *command, "--url", url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN, SECRET_KEY_BASE=TEST_SECRET
+    )
     assert completed.returncode == 1
     assert "Traceback" not in completed.stderr
-    assert f"exesdb-bridge: {not_a_bridge}/…" not in completed.stderr  # the path is ours, not its
-    assert completed.stderr.startswith(f"exesdb-bridge: {not_a_bridge}{path} answered 200 but not")
+    assert f"exesdb-bridge: {url}/…" not in completed.stderr  # the path is ours, not its
+    assert completed.stderr.startswith(f"exesdb-bridge: {url}{path} answered {status} but not")
     assert "is a bridge there?" in completed.stderr
+    assert "<html" not in completed.stdout + completed.stderr
+    assert completed.stdout == ""
+    assert completed.stderr.count("\n") == 1
 
 
 def test_outbox_without_an_outbox_names_the_whole_path_and_the_variable(tmp_path: Path) -> None:

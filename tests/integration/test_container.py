@@ -11,9 +11,13 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import sqlite3
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import NamedTuple
 
@@ -43,6 +47,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group
 __all__ = ["bridge_image", "containers", "podman", "webhook_receiver"]
 
 DEFAULT_PORT = 9570
+# Starts of a container whose port another process took first (see start_bridge).
+PORT_TRIES = 3
 STATE_DIR = "/var/lib/exesdb-bridge"
 WEB_DIR = "/etc/exesdb-bridge"
 # The image adds its virtualenv, a user and the state directory to the Python base (useradd
@@ -68,26 +74,20 @@ def url(port: int, path: str = "") -> str:
 
 
 def other_port(*taken: int) -> int:
-    """A free loopback port that is neither the default nor one of ``taken``."""
+    """A loopback port free a moment ago that is neither the default nor one of ``taken``."""
     return wait_until(
         lambda: (port := free_port()) not in {DEFAULT_PORT, *taken} and port,
         what="a free port other than the default",
     )
 
 
-def start_bridge(containers: Containers, port: int, volume: str, **env: str) -> Container:
-    """A hardened container listening on 127.0.0.1:port, started and answering /healthz."""
-    container = containers.run(
-        {"EXESDB_HTTP_ADDR": f"127.0.0.1:{port}", "SECRET_KEY_BASE": TEST_SECRET, **env},
-        volume=volume,
-        flags=HARDENED,
-    )
-    wait_until(
-        lambda: container.running() and http_get(url(port, "/healthz"))[0] == 200,
-        timeout=60,
-        what=f"the container's /healthz on port {port}",
-    )
-    return container
+@contextmanager
+def refusing_port() -> Iterator[int]:
+    """A loopback port held bound but not listening while in use: a connection to it is
+    refused, and no other process can take it meanwhile (as one free a moment ago could be)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield int(held.getsockname()[1])
 
 
 class Running(NamedTuple):
@@ -96,14 +96,63 @@ class Running(NamedTuple):
     volume: str
 
 
+def healthz(port: int) -> bool:
+    """True when /healthz on the port answers 200 over http."""
+    return http_get(url(port, "/healthz"))[0] == 200
+
+
+def start_bridge(
+    containers: Containers,
+    volume: str,
+    *taken: int,
+    env: Mapping[str, str] | None = None,
+    host: str = "127.0.0.1",
+    ready: Callable[[int], bool] = healthz,
+    flags: tuple[str, ...] = HARDENED,
+    choose: Callable[..., int] = other_port,
+) -> Running:
+    """A hardened container with ``env``, listening on ``host`` at a port ``choose(*taken)``
+    gives (free a moment ago, not the default), started and ``ready``.
+
+    Ready only once the container's own log says it listens on that port: another process
+    there (a parallel test's server) may answer in its place. When one took the port between
+    its choice and the container's bind, the container exits saying the address is in use and
+    starts again on another port, as ``start_listening`` restarts a server.
+    """
+    for _ in range(PORT_TRIES):
+        port = choose(*taken)
+        settings = {"EXESDB_HTTP_ADDR": f"{host}:{port}", "SECRET_KEY_BASE": TEST_SECRET}
+        container = containers.run({**settings, **(env or {})}, volume=volume, flags=flags)
+        if _ready(container, port, ready):
+            return Running(container, port, volume)
+        taken = (*taken, port)
+    pytest.fail(f"no free port for a container after {PORT_TRIES} tries: {container.logs()}")
+
+
+def _ready(container: Container, port: int, ready: Callable[[int], bool]) -> bool:
+    """True once ``ready(port)`` holds and the container's log says it listens on ``port``
+    itself; False when it exited because another process had the port; any other exit fails
+    the test."""
+    listening = re.compile(rf"listening on https?://\S+:{port}\b")
+
+    def settled() -> str | None:
+        if container.inspect("{{.State.Status}}") == "exited":
+            return "exited"
+        # The log is read only once the port answers: as cheap as polling the port alone.
+        return "ready" if ready(port) and listening.search(container.logs()) else None
+
+    state = wait_until(settled, 60, f"the container ready on port {port}")
+    if state == "exited" and "address already in use" not in container.logs().lower():
+        pytest.fail(f"container {container.name} exited: {container.logs()}")
+    return bool(state == "ready")
+
+
 @pytest.fixture(scope="module")
 def running(podman: Podman, bridge_image: BridgeImage) -> Iterator[Running]:
     """One hardened container on a non-default port, shared by the read-only checks."""
     made = Containers(podman, bridge_image)
     try:
-        port = other_port()
-        volume = made.volume()
-        yield Running(start_bridge(made, port, volume), port, volume)
+        yield start_bridge(made, made.volume())
     finally:
         made.close()
 
@@ -215,23 +264,22 @@ def test_reports_healthy_with_tls_and_basic_auth_from_a_web_config(
     files.folder.chmod(0o755)  # read by uid 10001 in the container
     for path in files.folder.iterdir():
         path.chmod(0o644)
-    port = other_port()
-    container = containers.run(
-        {
-            "EXESDB_HTTP_ADDR": f"0.0.0.0:{port}",
+    container, port, _ = start_bridge(
+        containers,
+        containers.volume(),
+        host="0.0.0.0",
+        # /healthz over https refusing a request without the password
+        ready=lambda port: (
+            http_get(f"https://127.0.0.1:{port}/healthz", context=files.client_context())[0] == 401
+        ),
+        flags=(*HARDENED, f"--volume={files.folder}:{WEB_DIR}:ro"),
+        env={
             "EXESDB_WEB_CONFIG_FILE": f"{WEB_DIR}/web.yml",
             "EXESDB_HEALTHCHECK_USERNAME": "probe",
             "EXESDB_HEALTHCHECK_PASSWORD_FILE": f"{WEB_DIR}/probe-password",
         },
-        volume=containers.volume(),
-        flags=(*HARDENED, f"--volume={files.folder}:{WEB_DIR}:ro"),
     )
     asked = f"https://127.0.0.1:{port}/healthz"
-    wait_until(
-        lambda: container.running() and http_get(asked, context=files.client_context())[0] == 401,
-        timeout=60,
-        what="/healthz over https refusing a request without the password",
-    )
     assert container.healthcheck().returncode == 0
     assert container.inspect("{{.State.Health.Status}}") == "healthy"
     last = json.loads(container.inspect("{{json .State.Health.Log}}"))[-1]
@@ -256,14 +304,61 @@ def test_serves_the_pages_from_the_installed_package(running: Running) -> None:
 
 def test_healthcheck_fails_in_one_line_where_the_bridge_does_not_listen(running: Running) -> None:
     """Pointed at another port, the same command exits 1 with one line naming the URL."""
-    port = other_port(running.port)
-    completed = running.container.exec(
-        "exesdb-bridge", "healthcheck", env={"EXESDB_HTTP_ADDR": f"127.0.0.1:{port}"}
-    )
+    with refusing_port() as port:
+        completed = running.container.exec(
+            "exesdb-bridge", "healthcheck", env={"EXESDB_HTTP_ADDR": f"127.0.0.1:{port}"}
+        )
     assert completed.returncode == 1
     assert completed.stderr == (
         f"unhealthy: cannot connect to http://127.0.0.1:{port}/healthz: Connection refused\n"
     )
+
+
+@contextmanager
+def impostor() -> Iterator[int]:
+    """Another server on a loopback port, answering every GET 200 as a bridge's /healthz would
+    (a parallel test's bridge on the port a container was about to take)."""
+
+    class Healthy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"status": "ok"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_a_container_whose_port_another_server_took_starts_again_on_another(
+    containers: Containers,
+) -> None:
+    """A port taken between its choice and the container's bind (by a server answering /healthz
+    200 in the bridge's place) is not mistaken for the container's: the container, refused the
+    address, is started again on another port, where it is the bridge that answers."""
+    with impostor() as taken:
+        chosen: list[int] = []
+
+        def choose(*others: int) -> int:
+            chosen.append(taken if not chosen else other_port(taken, *others))
+            return chosen[-1]
+
+        started = start_bridge(containers, containers.volume(), choose=choose)
+        assert chosen[0] == taken
+        assert started.port == chosen[-1] != taken
+        assert metric(started.port, "exesdb_build_info") == 1
+        assert f"listening on http://127.0.0.1:{started.port}" in started.container.logs()
 
 
 def test_build_info_names_the_revision_the_image_was_built_from(
@@ -319,7 +414,7 @@ def test_a_state_volume_it_cannot_write_stops_start_up_with_exit_2(
     uid's) stops start-up with exit 2 and one line naming EXESDB_STATE_DIR, no traceback."""
     volume = running.volume if volume_options else containers.volume()
     completed = containers.run_to_exit(
-        {"EXESDB_HTTP_ADDR": f"127.0.0.1:{other_port(running.port)}"},
+        {"EXESDB_HTTP_ADDR": "127.0.0.1:0"},  # it stops before listening: any port will do
         volume=f"{volume}:{volume_options}" if volume_options else volume,
         flags=(*HARDENED, *flags),
     )
@@ -339,15 +434,16 @@ def test_stop_is_graceful_within_the_stop_timeout_with_a_delivery_in_flight(
     drains within EXESDB_SHUTDOWN_TIMEOUT_MS, before podman's kill, exit 0, and the delivery
     stays pending in the outbox on the volume for the next start."""
     receiver: WebhookReceiver = webhook_receiver().script(HANG)
-    port, volume = other_port(), containers.volume()
-    container = start_bridge(
+    volume = containers.volume()
+    container, port, _ = start_bridge(
         containers,
-        port,
         volume,
-        EXESDB_INGEST="true",
-        EXESDB_WEBHOOK_URLS=receiver.url,
-        EXESDB_WEBHOOK_TIMEOUT_MS="60000",
-        EXESDB_WEBHOOK_GROUP_WAIT_MS="50",
+        env={
+            "EXESDB_INGEST": "true",
+            "EXESDB_WEBHOOK_URLS": receiver.url,
+            "EXESDB_WEBHOOK_TIMEOUT_MS": "60000",
+            "EXESDB_WEBHOOK_GROUP_WAIT_MS": "50",
+        },
     )
     stop_timeout = int(container.inspect("{{.Config.StopTimeout}}"))
     assert container.inspect("{{.Config.StopSignal}}") in {str(int(signal.SIGTERM)), "SIGTERM"}
@@ -379,8 +475,7 @@ def test_an_alert_accepted_before_a_sigkill_is_delivered_by_the_next_container(
         "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "300",
         "EXESDB_WEBHOOK_GROUP_WAIT_MS": "50",
     }
-    first_port = other_port()
-    first = start_bridge(containers, first_port, volume, **env)
+    first, first_port, _ = start_bridge(containers, volume, env=env)
     alert_ids = [f"container-{uuid.uuid4().hex[:8]}-{n}" for n in range(3)]
     for alert_id in alert_ids:
         publish_alert(first_port, alert_id)
@@ -394,7 +489,7 @@ def test_an_alert_accepted_before_a_sigkill_is_delivered_by_the_next_container(
     assert first.inspect("{{.State.ExitCode}}") == str(128 + int(signal.SIGKILL))
 
     receiver.start()
-    start_bridge(containers, other_port(first_port), volume, **env)
+    start_bridge(containers, volume, first_port, env=env)
     wait_until(
         lambda: set(alert_ids) <= receiver.accepted_alert_ids(),
         timeout=60,

@@ -7,6 +7,7 @@ real HTTP receiver on loopback, and their ``generatorURL`` is followed as an ope
 from __future__ import annotations
 
 import json
+import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from bridge.sinks.alerts import AlertState
+from bridge.sinks.alerts.payload import alert_path
 from collectors import health_collector
 from tests.integration.servers.chromium import Browser, browser
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
@@ -116,7 +118,8 @@ def test_the_status_page_lists_a_node_and_an_alert_just_published(
 
 
 def test_the_status_page_refreshes_in_place(tmp_path: Path, browser: Browser) -> None:
-    """New figures arrive without a reload: the scroll position and page state stay."""
+    """New figures arrive without a reload: the scroll position and page state stay, and the
+    footer says when, in UTC."""
     with page_bridge(tmp_path) as server:
         for n in range(12):
             raise_alert(server, f"a{n}", f"alert number {n}")
@@ -131,7 +134,11 @@ def test_the_status_page_refreshes_in_place(tmp_path: Path, browser: Browser) ->
         browser.wait_for_text("#nodes", "77%")
         assert browser.run("return window.notReloaded") is True
         assert browser.run("return window.scrollY") == before
-        assert "Updated" in browser.text("#refreshed")
+        # In UTC, as the times the bridge renders, whatever the browser's zone.
+        assert re.fullmatch(
+            r"Updated \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC · refreshes every 5 s",
+            browser.text("#refreshed"),
+        )
 
 
 def test_the_bridges_own_cpu_says_measuring_until_its_first_reading(
@@ -154,6 +161,109 @@ def test_the_bridges_own_cpu_says_measuring_until_its_first_reading(
         assert node_cells(browser, "db-5@cluster")[2] == "—"
         report_node(server, NODE, "healthy", cpu=41.0, memory=20.0)
         wait_until(lambda: node_cells(browser, NODE)[2] == "41%", 15, "the CPU reading shown")
+
+
+# What lies beyond the viewport's right edge: the page's own width past it, and each element
+# (matched by a selector) whose box ends past it or past the panel holding it.
+OVERFLOW = """
+const width = document.documentElement.clientWidth;
+const out = [];
+if (document.documentElement.scrollWidth > width) {
+  out.push("the page scrolls sideways: " + document.documentElement.scrollWidth + "px");
+}
+for (const selector of arguments[0]) {
+  const found = document.querySelectorAll(selector);
+  if (found.length === 0) out.push(selector + ": none on the page");
+  for (const element of found) {
+    const right = element.getBoundingClientRect().right;
+    const panel = element.closest(".panel, .alert-head, .ackbar, .bar");
+    const edge = Math.min(width, panel ? panel.getBoundingClientRect().right : width);
+    if (right > edge + 0.5) out.push(selector + " ends at " + right + "px, past " + edge + "px");
+  }
+}
+return out;
+"""
+# An alert id as long as the demo's threshold alerts make them, one word throughout.
+LONG_ID = "metric_threshold:db-7@cluster:inventory_store.persistence_flush.latency_p99_ms"
+STATUS_PARTS = (
+    "button[data-ack]",
+    "table.alerts .badge",
+    "header.bar nav a",
+    "table.nodes td:last-child",
+    "table.components td",
+    ".cards .card",
+)
+ALERT_PARTS = (
+    "#alert-title",
+    ".alert-head code",
+    "button[data-ack]",
+    "header.bar nav a",
+    "#labels td",
+)
+
+
+@pytest.mark.parametrize("width", [390, 760], ids=["phone", "tablet"])
+def test_on_a_phone_the_pages_fit_the_screen_with_every_acknowledge_button_in_reach(
+    tmp_path: Path, browser: Browser, width: int
+) -> None:
+    """On a phone 390 pixels wide (where a page at night is read), and a tablet, neither page
+    scrolls sideways, long alert ids included; the bridge's node is named, and every alert's
+    Acknowledge button, its state, the endpoints' links and each node's disk use lie on the
+    screen, inside their panels."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, LONG_ID, "inventory_store.persistence_flush.latency_p99_ms is high")
+        raise_alert(
+            server, "replica_lag:db-8@cluster", "Replica lag above 30 s on db-8@cluster", "error"
+        )
+        report_node(server, "db-7@cluster", "unhealthy", cpu=97.0, memory=40.0, disk=90.0)
+        screen = {"width": width, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+        browser.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", screen)
+        browser.open(server.url + "/")
+        browser.wait_for_text("#nodes", "db-7@cluster")
+        assert browser.run("return document.documentElement.clientWidth") == width
+        assert browser.run(OVERFLOW, STATUS_PARTS) == []
+        assert len(browser.all("button[data-ack]")) == 2
+        assert NODE in browser.text("header.bar")  # which bridge this is, on the phone too
+        browser.open(server.url + alert_path(LONG_ID))
+        assert browser.run(OVERFLOW, ALERT_PARTS) == []
+
+
+# A part's reason as the Redis bus gives it: long, with a URL no line can break at a space.
+STUCK_REASON = (
+    "Redis at redis://redis-primary.orders-cluster.internal.example:6379/… is unreachable:"
+    " Error 111 connecting to redis-primary.orders-cluster.internal.example:6379."
+)
+
+
+class Stuck:
+    """A part that never gets ready, saying why at length."""
+
+    name = "stuck_part"
+    required = False
+
+    async def start(self) -> None:
+        pass
+
+    def readiness(self) -> str | None:
+        return STUCK_REASON
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_a_parts_long_reason_for_not_being_ready_stays_inside_its_panel(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """A part not ready shows its whole reason (a long URL in it) inside the Components panel,
+    wrapped, not cut off at the page's edge: an operator reads it when the bridge is in
+    trouble."""
+    with page_bridge(tmp_path, lambda context: Stuck()) as server:
+        browser.open(server.url + "/")
+        browser.wait_for_text("#components", "stuck_part")
+        assert browser.run(OVERFLOW, ["table.components td"]) == []
+        assert "redis-primary.orders-cluster.internal.example:6379." in browser.text(
+            "#components"
+        ).replace("\n", "")
 
 
 def test_acknowledging_with_the_right_token_changes_the_state(

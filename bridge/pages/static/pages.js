@@ -35,6 +35,11 @@
   let again = false; // asked for while a refresh was under way (after an acknowledgement)
   let lastGood = new Date();
 
+  // UTC, as every time the bridge renders: a person and the bridge may be zones apart.
+  function utc(date) {
+    return date.toISOString().slice(0, 19).replace("T", " ") + " UTC";
+  }
+
   function stamp(text, failed) {
     const where = byId("refreshed");
     if (!where) return;
@@ -59,9 +64,9 @@
       // Only the live part changes: the scroll position and the fields above it stay.
       byId("live").innerHTML = html;
       lastGood = new Date();
-      stamp("Updated " + lastGood.toLocaleTimeString() + " · refreshes every " + every / 1000 + " s", false);
+      stamp("Updated " + utc(lastGood) + " · refreshes every " + every / 1000 + " s", false);
     } catch (error) {
-      stamp("Not updated since " + lastGood.toLocaleTimeString() + " (" + error.message + "); retrying", true);
+      stamp("Not updated since " + utc(lastGood) + " (" + error.message + "); retrying", true);
     } finally {
       busy = false;
       if (again) {
