@@ -3,11 +3,13 @@ and with TLS."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import resource
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,34 @@ def test_half_open_tls_handshakes_past_the_descriptor_limit_leave_the_probes_ans
     )
     assert evicted is not None
     assert float(evicted.group(1)) >= IDLE_CONNECTIONS + 1 - _cap(exposition)
+
+
+def test_heads_of_bodies_past_the_descriptor_limit_are_let_go_without_an_error_logged(
+    tmp_path: Path, bridge_processes: list[BridgeProcess], client_sockets: list[socket.socket]
+) -> None:
+    """With 1 024 descriptors, four clients at once opening 1 100 connections, each sending a
+    whole ingest head and one byte of its body: those closed to make room before their request
+    was handled are let go quietly (no traceback in the log for what anyone can send), and
+    /healthz answers."""
+    bridge = BridgeProcess(descriptors=DESCRIPTORS, EXESDB_INGEST="true").start(tmp_path)
+    bridge_processes.append(bridge)
+    head = (
+        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100\r\n\r\n{"
+    )
+
+    def client(count: int) -> None:
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", bridge.port), timeout=10)
+            client_sockets.append(sock)
+            with contextlib.suppress(OSError):  # closed already to make room
+                sock.sendall(head)
+
+    for _ in range(3):
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(client, [IDLE_CONNECTIONS // 4] * 4))
+        while client_sockets:
+            client_sockets.pop().close()
+    status, body = http_get(bridge.url + "/healthz", timeout=20)
+    assert (status, body) == (200, b'{"status": "ok"}')
+    assert "Error handling request" not in bridge.log()
