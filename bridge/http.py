@@ -31,6 +31,7 @@ from bridge.bus import (
 from bridge.component import Component, HasRoutes, Readiness
 from bridge.config import Settings
 from bridge.integration import Integration
+from bridge.listener import CLOSE_AFTER
 from bridge.pages import page_routes
 from bridge.routes import AdminGuard, Route, error_response, unknown_parameter
 from bridge.sinks.prometheus import gzip_wanted
@@ -139,6 +140,8 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     bridge = request.app[BRIDGE_KEY]
     body, content_type = bridge.render_metrics(request.headers.get("Accept", ""))
     response = web.StreamResponse(headers={"Content-Type": content_type})
+    if request.get(CLOSE_AFTER):
+        response.force_close()  # a probe from the reserve: said before the headers go
     if gzip_wanted(request.headers.get("Accept-Encoding", "")):
         response.enable_compression(web.ContentCoding.gzip)
     else:

@@ -41,6 +41,7 @@ from bridge.routes import error_response
 
 __all__ = [
     "BODY_GRACE",
+    "CLOSE_AFTER",
     "MAX_STALLED",
     "PROBE_PATHS",
     "RESERVE",
@@ -57,6 +58,9 @@ RESERVE: Final = 32
 BODY_GRACE: Final = 1.0
 # Connections whose client is not reading the answer (each may hold a whole /metrics exposition).
 MAX_STALLED: Final = 32
+# Set (True) in a request whose connection closes after its answer: a handler that sends its
+# answer itself (a StreamResponse) calls force_close() before prepare(), so that it says so.
+CLOSE_AFTER: Final = web.RequestKey("close_after", bool)
 # Descriptors kept for everything but HTTP connections: the outbox, Redis, webhook and OTLP
 # clients, logs, the interpreter's own.
 _OTHER_DESCRIPTORS: Final = 128
@@ -475,6 +479,8 @@ class ConnectionGuard:
     async def _handle(
         self, connection: _Connection, request: web.Request, handler: Handler
     ) -> web.StreamResponse:
+        if connection.reserved:
+            request[CLOSE_AFTER] = True
         if connection.reserved and request.path not in PROBE_PATHS:
             self._closed.labels("refused").inc()
             response = error_response(
