@@ -19,7 +19,10 @@ ClusterHealth. The alert stage derives the ``node_failure`` alert from ``down`` 
 interval, the further downs (until three pass without one) are marked ``grouped`` and
 raise one SystemAlert ``node_failure`` for the lot, at most one per interval, so a receiver gets
 a bounded number of alerts; each storm is counted when it begins
-(``exesdb_cluster_down_storms_total``).
+(``exesdb_cluster_down_storms_total``). The replica that raised a grouped alert resolves it (an
+AlertAck with a ``resolution``, the bus's word for an alert someone resolved) once every node it
+stands for is back, has left or is forgotten; one whose nodes all came back before it went out is
+never raised.
 ClusterHealth is also published once per health interval across all replicas.
 
 A transition another replica won the swap for is taken as announced once this replica hears it
@@ -54,6 +57,7 @@ from bridge.bus import Bus, Coordinator, Envelope, LocalCoordinator
 from bridge.component import Context
 from bridge.errors import BridgeError
 from bridge.messages import (
+    AlertAck,
     ClusterHealth,
     ClusterMembership,
     Message,
@@ -116,11 +120,14 @@ class _Dropped:
 
 @dataclass(slots=True)
 class _Group:
-    """Downs past the per-interval alert budget, waiting for their one SystemAlert."""
+    """Downs past the per-interval alert budget: their one SystemAlert, and how many of its
+    nodes are still down (it resolves when none is)."""
 
     alert_id: str
     count: int = 0
     named: tuple[str, ...] = ()
+    down: int = 0
+    raised: bool = False
 
 
 class ClusterMonitor:
@@ -166,7 +173,11 @@ class ClusterMonitor:
         self._dropped: dict[Reason, _Dropped] = {"silent": _Dropped(), "evicted": _Dropped()}
         self._unsaid = _Dropped()  # farewells given up since the last log line
         self._alerted: deque[float] = deque(maxlen=ALERTS_PER_INTERVAL)
-        self._group: _Group | None = None
+        self._group: _Group | None = None  # the grouped downs waiting for their SystemAlert
+        # Grouped alerts with nodes still down (or a resolve still to publish), and which group
+        # each of those nodes is in: at most one entry a tracked node.
+        self._groups: dict[str, _Group] = {}
+        self._members: dict[str, str] = {}
         self._storm_until = float("-inf")
         self._last_group = float("-inf")
         self._blind = False
@@ -259,6 +270,7 @@ class ClusterMonitor:
         if node.state == "down":
             node.state = "up"
             self._pending[publisher] = "up"
+            self._back(publisher)
         if (
             tag == NodeHealth.TAG
             and isinstance(payload, NodeHealth)
@@ -294,6 +306,7 @@ class ClusterMonitor:
 
     def _drop(self, name: str, reason: Reason) -> None:
         node = self._nodes.pop(name)
+        self._back(name)
         self._pending.pop(name, None)
         self._unheard.pop(name, None)
         self._forgotten.labels(reason).inc()
@@ -307,6 +320,7 @@ class ClusterMonitor:
             self._unsaid.add(name)
 
     def _leave(self, name: str) -> None:
+        self._back(name)
         if self._nodes.pop(name, None) is not None:
             self._pending.pop(name, None)
             self._unheard.pop(name, None)
@@ -353,6 +367,7 @@ class ClusterMonitor:
             # health.
             self._publish_changes(changes)
             self._publish_group(now)
+            self._resolve_groups()
         try:
             slot = int(self._wall_clock() / self._interval)
             if self._nodes and await self._coordinator.once(
@@ -543,6 +558,7 @@ class ClusterMonitor:
         if "grouped" in metadata and self._group is not None:
             self._group.count -= 1
             self._group.named = tuple(n for n in self._group.named if n != name[:_NAME_SHOWN])
+            self._back(name)
         elif state == "down" and self._alerted:
             self._alerted.pop()
 
@@ -566,8 +582,11 @@ class ClusterMonitor:
         self._storm_until = max(self._storm_until, found + MISSED_INTERVALS * self._interval)
         if self._group is None:
             self._group = _Group(f"node_failure:group:{secrets.token_hex(6)}")
+            self._groups[self._group.alert_id] = self._group
         group = self._group
         group.count += 1
+        group.down += 1
+        self._members[name] = group.alert_id
         if len(group.named) < _NAMED:
             group.named += (name[:_NAME_SHOWN],)
         return group.alert_id
@@ -630,8 +649,35 @@ class ClusterMonitor:
             metadata={"nodes_down": group.count, "nodes": list(group.named)},
         )
         if self._bus.publish("node_failure", alert):
+            group.raised = True
             self._group = None
             self._last_group = now
+
+    def _back(self, name: str) -> None:
+        """``name`` is no longer down (heard again, left or forgotten): one node fewer down in
+        the grouped alert it is in, if any."""
+        alert_id = self._members.pop(name, None)
+        group = self._groups.get(alert_id) if alert_id is not None else None
+        if group is None:
+            return
+        group.down -= 1
+        if group.down <= 0 and not group.raised:
+            # All back before their alert went out: there is nothing to raise, nor to resolve.
+            del self._groups[group.alert_id]
+            if self._group is group:
+                self._group = None
+
+    def _resolve_groups(self) -> None:
+        """Resolve each raised grouped alert whose nodes are all back, left or forgotten."""
+        for alert_id, group in list(self._groups.items()):
+            if not group.raised or group.down > 0:
+                continue
+            resolution = f"all {group.count} nodes are back, have left or are forgotten"
+            ack = AlertAck(alert_id=alert_id, ack_by="cluster monitor", resolution=resolution)
+            if not self._bus.publish("alert_acknowledged", ack):
+                return  # refused (e.g. the Redis buffer is full): tried again next tick
+            del self._groups[alert_id]
+            _logger.info("grouped alert %s resolved: %s", alert_id, resolution)
 
     def _beat(self, now: float) -> None:
         first = self._last_beat == float("-inf")
@@ -706,6 +752,7 @@ class ClusterMonitor:
         if not self._started:
             return  # never joined (a start-up that failed before it): nothing to leave
         self._publish_group(float("inf"))  # grouped downs still waiting for their alert
+        self._resolve_groups()
         self._publish(
             "lifecycle",
             NodeLifecycle(node=self.node, event="left", cluster_size=max(0, self._up_count() - 1)),

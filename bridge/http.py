@@ -31,6 +31,7 @@ from bridge.bus import (
 from bridge.component import Component, HasRoutes, Readiness
 from bridge.config import Settings
 from bridge.integration import Integration
+from bridge.listener import CLOSE_AFTER
 from bridge.pages import page_routes
 from bridge.routes import AdminGuard, Route, error_response, unknown_parameter
 from bridge.sinks.prometheus import gzip_wanted
@@ -129,13 +130,26 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
 
-async def metrics(request: web.Request) -> web.Response:
-    """The exposition in the format prometheus_client negotiates; gzip when accepted."""
+async def metrics(request: web.Request) -> web.StreamResponse:
+    """The exposition in the format prometheus_client negotiates; gzip when accepted.
+
+    Streamed, not a ``web.Response``: aiohttp keeps a keep-alive connection's last response
+    until its next request, and a whole exposition kept by each idle scraper connection made
+    hundreds of MB.
+    """
     bridge = request.app[BRIDGE_KEY]
     body, content_type = bridge.render_metrics(request.headers.get("Accept", ""))
-    response = web.Response(body=body, headers={"Content-Type": content_type})
+    response = web.StreamResponse(headers={"Content-Type": content_type})
+    if request.get(CLOSE_AFTER):
+        response.force_close()  # a probe from the reserve: said before the headers go
     if gzip_wanted(request.headers.get("Accept-Encoding", "")):
         response.enable_compression(web.ContentCoding.gzip)
+    else:
+        response.content_length = len(body)
+    await response.prepare(request)
+    if request.method != "HEAD":
+        await response.write(body)
+    await response.write_eof()
     return response
 
 

@@ -11,8 +11,13 @@ aiohttp's protocol (an ``asyncio.Protocol`` wrapped, nothing of aiohttp's privat
 - at most ``EXESDB_HTTP_MAX_CONNECTIONS`` connections, lowered to what the descriptor limit
   allows, each counted from its accept: at the cap a new connection closes the one idle longest
   (no request in progress, or a TLS handshake not finished), so a flood of idle connections or
-  half-open handshakes cannot lock the probes out; when every connection is busy, up to
-  ``RESERVE`` more are taken for ``/healthz``, ``/readyz`` and ``/metrics`` only;
+  half-open handshakes cannot lock the probes out; with none idle, it closes the body read going
+  slowest (bytes a second since its head, once ``BODY_GRACE`` has passed), so trickled bodies
+  cannot lock ingest out; when every connection is busy otherwise, up to ``RESERVE`` more are
+  taken for ``/healthz``, ``/readyz`` and ``/metrics`` only;
+- at most ``MAX_STALLED`` connections may hold an answer their client does not read (past the
+  transport's high-water mark): one more closes the one stalled longest, so clients that never
+  read ``/metrics`` hold a bounded amount of memory, not a whole exposition each;
 - at start the soft descriptor limit is raised to the hard one.
 """
 
@@ -34,19 +39,42 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from bridge.routes import error_response
 
-__all__ = ["PROBE_PATHS", "RESERVE", "ConnectionGuard", "Limits", "raise_descriptor_limit"]
+__all__ = [
+    "BODY_GRACE",
+    "CLOSE_AFTER",
+    "MAX_STALLED",
+    "PROBE_PATHS",
+    "RESERVE",
+    "ConnectionGuard",
+    "Limits",
+    "raise_descriptor_limit",
+]
 
 _logger = logging.getLogger(__name__)
 
 PROBE_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 RESERVE: Final = 32
+# Seconds a body read is given before its rate counts: the slowest one past it is closed at the cap.
+BODY_GRACE: Final = 1.0
+# Connections whose client is not reading the answer (each may hold a whole /metrics exposition).
+MAX_STALLED: Final = 32
+# Set (True) in a request whose connection closes after its answer: a handler that sends its
+# answer itself (a StreamResponse) calls force_close() before prepare(), so that it says so.
+CLOSE_AFTER: Final = web.RequestKey("close_after", bool)
 # Descriptors kept for everything but HTTP connections: the outbox, Redis, webhook and OTLP
 # clients, logs, the interpreter's own.
 _OTHER_DESCRIPTORS: Final = 128
 # Where the soft limit goes when the hard one is unlimited (Linux's default fs.nr_open).
 _UNLIMITED: Final = 1_048_576
 _BACKLOG: Final = 128
-_REASONS: Final = ("header_timeout", "body_timeout", "evicted", "refused")
+_REASONS: Final = (
+    "header_timeout",
+    "body_timeout",
+    "evicted",
+    "slow_body",
+    "stalled",
+    "refused",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +131,10 @@ class _Connection(asyncio.Protocol):
         "_made",
         "_tls",
         "body_expired",
+        "body_since",
         "live",
         "phase",
+        "reading",
         "reserved",
         "timer",
         "transport",
@@ -124,6 +154,8 @@ class _Connection(asyncio.Protocol):
         self.live = False  # counted against the cap (or the reserve) and not closing
         self.body_expired = False
         self.timer: asyncio.TimerHandle | None = None
+        self.reading: web.Request | None = None  # the request whose body is being read
+        self.body_since = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -164,8 +196,10 @@ class _Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._inner.pause_writing()
+        self._guard.stalled(self)
 
     def resume_writing(self) -> None:
+        self._guard.flowing(self)
         self._inner.resume_writing()
 
     def cancel_timer(self) -> None:
@@ -180,9 +214,13 @@ class ConnectionGuard:
     def __init__(self, limits: Limits, *, registry: CollectorRegistry | None = None) -> None:
         self.limits = limits
         self.max_connections = limits.max_connections
+        self.max_stalled = MAX_STALLED
         self._open: dict[asyncio.BaseTransport, _Connection] = {}
         # Live connections with no request in progress, the one idle longest first.
         self._idle: OrderedDict[_Connection, None] = OrderedDict()
+        self._reading: set[_Connection] = set()  # requests whose body is being read
+        # Live connections whose client does not read the answer, the one stalled longest first.
+        self._stalled: OrderedDict[_Connection, None] = OrderedDict()
         self._regular = 0
         self._reserved = 0
         self._handshakes: set[asyncio.Task[None]] = set()
@@ -201,8 +239,9 @@ class ConnectionGuard:
         self._closed = Counter(
             "exesdb_http_connections_closed",
             "HTTP connections the bridge closed: a head, TLS handshake or body too slow "
-            "(header_timeout, body_timeout), the longest idle at the cap (evicted), or over the "
-            "cap (refused).",
+            "(header_timeout, body_timeout), the longest idle at the cap (evicted), the slowest "
+            "body at the cap with none idle (slow_body), the longest of too many answers not "
+            "read (stalled), or over the cap (refused).",
             ["reason"],
             registry=registry,
         )
@@ -213,6 +252,11 @@ class ConnectionGuard:
     def idle(self) -> int:
         """Open connections with no request in progress."""
         return len(self._idle)
+
+    @property
+    def stalled_count(self) -> int:
+        """Open connections holding an answer their client does not read."""
+        return len(self._stalled)
 
     def fit(self, descriptors: int) -> int:
         """Lower the cap to what ``descriptors`` allows beside everything else; the cap."""
@@ -262,7 +306,11 @@ class ConnectionGuard:
     def admit(self, connection: _Connection) -> bool:
         """Take a new connection under the cap (closing the longest idle one when full), into
         the probe reserve, or not at all (False: closed at once)."""
-        if self._regular < self.max_connections or self._evict(reserved=False):
+        if (
+            self._regular < self.max_connections
+            or self._evict(reserved=False)
+            or self._evict_slowest_body()
+        ):
             self._regular += 1
         elif self._reserved < RESERVE or self._evict(reserved=True):
             connection.reserved = True
@@ -282,6 +330,40 @@ class ConnectionGuard:
                 self._close(candidate, "evicted")
                 return True
         return False
+
+    def _evict_slowest_body(self) -> bool:
+        """Close the body read going slowest of those past ``BODY_GRACE``; False when none is."""
+        now = asyncio.get_running_loop().time()
+        slowest: _Connection | None = None
+        lowest = float("inf")
+        for candidate in self._reading:
+            body = candidate.reading.content if candidate.reading is not None else None
+            if body is None or body.is_eof():
+                continue  # read whole: the request waits on the bridge, not on its client
+            elapsed = now - candidate.body_since
+            if elapsed >= BODY_GRACE and body.total_bytes / elapsed < lowest:
+                slowest, lowest = candidate, body.total_bytes / elapsed
+        if slowest is None:
+            return False
+        request = slowest.reading
+        slowest.body_expired = True
+        if request is not None:
+            request.content.set_exception(_BodyTimeout())  # its handler stops reading
+        self._close(slowest, "slow_body")
+        return True
+
+    def stalled(self, connection: _Connection) -> None:
+        """``connection``'s client stopped reading its answer: past ``MAX_STALLED`` such, the
+        one stalled longest closes."""
+        if not connection.live:
+            return
+        self._stalled[connection] = None
+        while len(self._stalled) > self.max_stalled:
+            self._close(next(iter(self._stalled)), "stalled")
+
+    def flowing(self, connection: _Connection) -> None:
+        """``connection``'s client reads its answer again."""
+        self._stalled.pop(connection, None)
 
     def handshake(self, connection: _Connection, context: ssl.SSLContext) -> None:
         """Make ``connection``'s TLS handshake; until it is done the connection counts as idle
@@ -356,6 +438,9 @@ class ConnectionGuard:
             return
         connection.live = False
         self._idle.pop(connection, None)
+        self._stalled.pop(connection, None)
+        self._reading.discard(connection)
+        connection.reading = None
         if connection.reserved:
             self._reserved -= 1
         else:
@@ -367,9 +452,13 @@ class ConnectionGuard:
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Times the body, keeps the reserve for probes, and marks the connection busy."""
         transport = request.transport
-        connection = self._open.get(transport) if transport is not None else None
+        if transport is None or transport.is_closing():
+            # Closed (to make room, timed out, or by the client) while aiohttp read its head:
+            # nobody reads an answer, and the handler would fail reading the body.
+            return error_response(400, "connection_lost", "the connection closed")
+        connection = self._open.get(transport)
         if connection is None or not connection.live:
-            return await handler(request)  # served without this guard (tests), or closing
+            return await handler(request)  # served without this guard (tests)
         connection.cancel_timer()
         connection.phase = _Phase.BUSY
         connection.body_expired = False
@@ -378,6 +467,8 @@ class ConnectionGuard:
             response = await self._handle(connection, request, handler)
         finally:
             connection.cancel_timer()
+            connection.reading = None
+            self._reading.discard(connection)
             connection.phase = _Phase.IDLE
             if connection.live:
                 self._idle[connection] = None
@@ -388,6 +479,8 @@ class ConnectionGuard:
     async def _handle(
         self, connection: _Connection, request: web.Request, handler: Handler
     ) -> web.StreamResponse:
+        if connection.reserved:
+            request[CLOSE_AFTER] = True
         if connection.reserved and request.path not in PROBE_PATHS:
             self._closed.labels("refused").inc()
             response = error_response(
@@ -399,9 +492,13 @@ class ConnectionGuard:
             response.headers["Retry-After"] = "1"
             return response
         if request.body_exists and not request.content.is_eof():
-            connection.timer = asyncio.get_running_loop().call_later(
+            loop = asyncio.get_running_loop()
+            connection.timer = loop.call_later(
                 self.limits.body_timeout, self._body_expired, connection, request
             )
+            connection.reading = request
+            connection.body_since = loop.time()
+            self._reading.add(connection)
         try:
             return await handler(request)
         except ConnectionResetError:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import resource
+import socket
 import subprocess
 import sys
 import time
@@ -14,10 +15,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from bridge.app import Bridge
-from bridge.listener import RESERVE, ConnectionGuard, Limits
+from bridge.listener import BODY_GRACE, MAX_STALLED, RESERVE, ConnectionGuard, Limits
 from tests.support import async_wait_until, make_settings
 from tests.webconfig.files import WebFiles
 
@@ -242,19 +243,63 @@ async def test_at_the_cap_a_new_connection_closes_the_longest_idle_one(serve: Se
             await asyncio.wait_for(other.read(1), 0.2)
 
 
+_TOKEN = "listener-admin-token-0123456789"
+
+
+async def trickle(bridge: Bridge, sent: bytes) -> asyncio.StreamReader:
+    """An ingest whose 100-byte body stops after ``sent``; the connection's reader."""
+    reader, writer = await connect(bridge)
+    writer.write(
+        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100\r\n\r\n" + sent
+    )
+    await writer.drain()
+    return reader
+
+
+async def test_at_the_cap_with_none_idle_a_new_connection_closes_the_slowest_body(
+    serve: Serve,
+) -> None:
+    """With every connection under the cap reading a trickled body, a new connection is served
+    in place of the body read going slowest past BODY_GRACE, counted as slow_body; the faster
+    one goes on."""
+    bridge = await serve(EXESDB_INGEST="true", EXESDB_HTTP_MAX_CONNECTIONS="2")
+    slow = await trickle(bridge, b"{")
+    fast = await trickle(bridge, b'{"id": "' + b"0" * 40)
+    await async_wait_until(
+        lambda: (
+            bridge.connections.idle == 0
+            and bridge.registry.get_sample_value("exesdb_http_connections") == 2
+        ),
+        what="both connections reading a body",
+    )
+
+    async def served() -> bytes | None:
+        """The status of a request on a new connection, None while the reserve answers it."""
+        status = (await get(bridge, "/v1/integration"))[1]
+        return None if status.startswith(b"HTTP/1.1 503") else status
+
+    status = await async_wait_until(served, 10 + BODY_GRACE, "a body read making room")
+    assert status.startswith(b"HTTP/1.1 403")
+    assert closed(bridge, "slow_body") == 1
+    assert await closed_within(slow, 10) == b""
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(fast.read(1), 0.2)
+
+
 async def test_with_every_connection_busy_probes_are_answered_from_the_reserve(
     serve: Serve,
 ) -> None:
     """When every connection under the cap has a request in progress, /healthz, /readyz and
     /metrics are still answered (then the connection closes); other paths get 503."""
-    bridge = await serve(EXESDB_INGEST="true", EXESDB_HTTP_MAX_CONNECTIONS="2")
-    for _ in range(2):  # two ingests waiting for the rest of their bodies
-        _, writer = await connect(bridge)
+    bridge = await serve(EXESDB_ADMIN_TOKEN=_TOKEN, EXESDB_HTTP_MAX_CONNECTIONS="2")
+    for _ in range(2):  # two event streams: requests in progress that read no body
+        reader, writer = await connect(bridge)
         writer.write(
-            b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 100\r\n\r\n{"
+            f"GET /v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {_TOKEN}\r\n\r\n".encode()
         )
         await writer.drain()
+        assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"HTTP/1.1 200")
     await async_wait_until(
         lambda: (
             bridge.registry.get_sample_value("exesdb_http_connections") == 2
@@ -324,3 +369,28 @@ async def test_a_starting_bridge_raises_its_soft_descriptor_limit_and_keeps_its_
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert bridge.registry.get_sample_value("exesdb_http_max_connections") == 2048
+
+
+async def test_past_max_stalled_answers_the_one_stalled_longest_closes(serve: Serve) -> None:
+    """Clients that ask for /metrics and never read it hold at most ``max_stalled`` answers
+    (MAX_STALLED): each one past that closes the connection stalled longest, counted as stalled.
+    The answer is bigger than the kernel's socket buffers take (4 MiB), so it stalls."""
+    bridge = await serve()
+    assert bridge.connections.max_stalled == MAX_STALLED
+    bridge.connections.max_stalled = 1
+    padding = Gauge("padding", "Makes /metrics big.", ["name"], registry=bridge.registry)
+    for n in range(50_000):
+        padding.labels(f"{n:05d}-{'x' * 100}").set(n)
+    assert bridge.address is not None
+    loop = asyncio.get_running_loop()
+    with contextlib.ExitStack() as sockets:
+        for _ in range(3):  # clients that never read
+            sock = sockets.enter_context(socket.socket())
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+            sock.setblocking(False)
+            await loop.sock_connect(sock, bridge.address[:2])
+            await loop.sock_sendall(sock, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        await async_wait_until(
+            lambda: closed(bridge, "stalled") == 2, 30, "two stalled answers closed"
+        )
+        assert bridge.connections.stalled_count == 1

@@ -9,7 +9,7 @@ import pytest
 
 from bridge.bus import Envelope, LocalCoordinator
 from bridge.cluster import ALERTS_PER_INTERVAL, LISTED_NODES
-from bridge.messages import ClusterHealth, ClusterMembership, NodeLifecycle, SystemAlert
+from bridge.messages import AlertAck, ClusterHealth, ClusterMembership, NodeLifecycle, SystemAlert
 from bridge.sinks.alerts.sources import alert_events
 from tests.cluster.helpers import Clock, Replica
 
@@ -349,3 +349,60 @@ async def test_a_node_heard_after_a_storm_was_found_gets_its_own_alert_however_l
     [late] = [e for e in lifecycle(replica, "down") if said(e).node == "late"]
     [alert] = alert_events(late)
     assert (alert.alertname, alert.alert_id) == ("node_failure", "node_failure:late")
+
+
+async def test_a_grouped_alert_resolves_once_every_node_it_stands_for_is_back_or_forgotten(
+    make_replica, clock: Clock
+) -> None:
+    """The replica that raised a grouped alert publishes an AlertAck resolving it once the last
+    of its nodes is heard again or forgotten, and not while one of them is still down."""
+    replica = await make_replica("bridge-1", forget_ms=FORGET_MS)
+    names = [f"app-{n:02d}" for n in range(30)]
+    await replica.hear_all(names)
+    await replica.tick()
+    clock.advance(3.5)
+    await replica.tick()
+    [grouped] = replica.published(SystemAlert)
+    assert isinstance(grouped, SystemAlert)
+    members = [
+        said(e).node
+        for e in lifecycle(replica, "down")
+        if said(e).metadata.get("grouped") == grouped.alert_id
+    ]
+    assert len(members) == 30 - ALERTS_PER_INTERVAL
+    await replica.hear_all(members[1:])  # back, all but one
+    clock.advance(1.0)
+    await replica.tick()
+    assert replica.published(AlertAck) == []
+    clock.advance(FORGET_MS / 1000)  # the last one is forgotten: no longer down either
+    await replica.tick()
+    [ack] = replica.published(AlertAck)
+    assert isinstance(ack, AlertAck)
+    assert ack.alert_id == grouped.alert_id
+    assert ack.resolution == "all 20 nodes are back, have left or are forgotten"
+    clock.advance(1.0)
+    await replica.tick()
+    assert len(replica.published(AlertAck)) == 1
+
+
+async def test_a_grouped_alert_whose_nodes_all_return_before_it_goes_out_is_never_raised(
+    make_replica, clock: Clock
+) -> None:
+    """Grouped downs waiting for the next interval's grouped alert, all heard again before it is
+    due, raise no alert and resolve none."""
+    replica = await make_replica("bridge-1")
+    await replica.hear_all([f"a-{n:02d}" for n in range(20)])
+    clock.advance(1.0)
+    late = [f"b-{n:02d}" for n in range(30)]
+    await replica.hear_all(late)
+    await replica.tick()
+    clock.advance(2.5)
+    await replica.tick()
+    clock.advance(0.7)
+    await replica.tick()  # the b- downs are announced; their alert waits for the interval
+    assert [m.title for m in replica.published(SystemAlert)] == ["10 nodes are down"]
+    await replica.hear_all(late)
+    clock.advance(0.4)
+    await replica.tick()
+    assert [m.title for m in replica.published(SystemAlert)] == ["10 nodes are down"]
+    assert replica.published(AlertAck) == []

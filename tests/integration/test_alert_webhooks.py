@@ -386,3 +386,24 @@ async def test_no_alert_is_lost_when_half_the_requests_fail(
     failures = [r for r in receiver.requests if not r.accepted]
     assert len(failures) >= 50  # the receiver really did fail about half the time
     assert counted(bridge, "retry") == len(failures)
+
+
+async def test_a_receiver_answering_a_huge_body_is_read_no_further_than_its_start(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A 2xx whose body goes on for 256 MiB counts as delivered once its start (ANSWER_LIMIT)
+    is read; the connection closes there instead of the whole body going into memory."""
+    receiver: WebhookReceiver = webhook_receiver()
+    flood = 256 * 2**20
+    receiver.script(Answer(200, flood=flood))
+    async with alert_bridge(
+        tmp_path,
+        serve_http=False,
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_WEBHOOK_TIMEOUT_MS="60000",
+        **FAST,
+    ) as (bridge, _sink, _watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: counted(bridge, "delivered") == 1, 60, "delivered")
+        await async_wait_until(lambda: receiver.flooded, what="the receiver done answering")
+        assert receiver.flooded[0] < flood / 4, receiver.flooded

@@ -169,3 +169,34 @@ def test_a_flood_of_node_names_keeps_memory_bounded_and_a_later_node_is_still_de
     assert len(receiver.requests) < 50  # deliveries, for 20 000 nodes gone silent
     peak = max(peak, process.memory_info().rss)
     assert peak < RSS_LIMIT, f"peak RSS {peak / 2**20:.0f} MiB"
+
+
+def test_a_grouped_node_failure_resolves_when_its_nodes_come_back(
+    tmp_path: Path, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """Thirty nodes silent within one interval fire one grouped node_failure; once they all
+    heartbeat again the receiver is sent that alert resolved, with no acknowledgement."""
+    receiver: WebhookReceiver = webhook_receiver()
+    bridge = BridgeProcess(
+        EXESDB_INGEST="true",
+        EXESDB_HEALTH_BROADCAST_INTERVAL=str(INTERVAL_MS),
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="100",
+        **QUIET,
+    ).start(tmp_path)
+    bridge_processes.append(bridge)
+    names = [f"app-{n:02d}@host" for n in range(30)]
+    ingest(bridge.url, [node_health(name) for name in names])
+    wait_until(lambda: grouped(node_failures(receiver)), 30, "the grouped node_failure")
+    [group] = grouped(node_failures(receiver))
+    alert_id = group["labels"]["alert_id"]
+
+    def resolved() -> bool:
+        return any(
+            alert["labels"]["alert_id"] == alert_id and alert["status"] == "resolved"
+            for request in receiver.requests
+            for alert in request.json()["alerts"]
+        )
+
+    ingest(bridge.url, [node_health(name) for name in names])
+    wait_until(resolved, 30, "the grouped node_failure resolved")

@@ -3,16 +3,22 @@ and with TLS."""
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import re
 import resource
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import pytest
 
-from tests.support import BridgeProcess, http_get
+from bridge.bus import Envelope, new_message_id
+from bridge.messages import HealthCheck, Message, utc_now
+from tests.support import BridgeProcess, http_get, post_signed, wait_until
 from tests.webconfig.files import WebFiles
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -112,3 +118,81 @@ def test_half_open_tls_handshakes_past_the_descriptor_limit_leave_the_probes_ans
     )
     assert evicted is not None
     assert float(evicted.group(1)) >= IDLE_CONNECTIONS + 1 - _cap(exposition)
+
+
+def test_heads_of_bodies_past_the_descriptor_limit_are_let_go_without_an_error_logged(
+    tmp_path: Path, bridge_processes: list[BridgeProcess], client_sockets: list[socket.socket]
+) -> None:
+    """With 1 024 descriptors, four clients at once opening 1 100 connections, each sending a
+    whole ingest head and one byte of its body: those closed to make room before their request
+    was handled are let go quietly (no traceback in the log for what anyone can send), and
+    /healthz answers."""
+    bridge = BridgeProcess(descriptors=DESCRIPTORS, EXESDB_INGEST="true").start(tmp_path)
+    bridge_processes.append(bridge)
+    head = (
+        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100\r\n\r\n{"
+    )
+
+    def client(count: int) -> None:
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", bridge.port), timeout=10)
+            client_sockets.append(sock)
+            with contextlib.suppress(OSError):  # closed already to make room
+                sock.sendall(head)
+
+    for _ in range(3):
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(client, [IDLE_CONNECTIONS // 4] * 4))
+        while client_sockets:
+            client_sockets.pop().close()
+    status, body = http_get(bridge.url + "/healthz", timeout=20)
+    assert (status, body) == (200, b'{"status": "ok"}')
+    assert "Error handling request" not in bridge.log()
+
+
+def test_idle_keep_alive_scrapers_do_not_each_hold_an_exposition(
+    tmp_path: Path, bridge_processes: list[BridgeProcess]
+) -> None:
+    """300 keep-alive connections that each fetched a /metrics of 10 000 series and went idle
+    hold far less than an exposition each (they held 300 of them, one per connection)."""
+    bridge = BridgeProcess(EXESDB_INGEST="true").start(tmp_path)
+    bridge_processes.append(bridge)
+    for start in range(0, 4_000, 1_000):
+        checks = [
+            HealthCheck(check_name=f"check-{n:05d}", node="n1", result="pass", duration_ms=1)
+            for n in range(start, start + 1_000)
+        ]
+        post_signed(bridge.url, b"\n".join(_envelope(check) for check in checks))
+    size = 0
+
+    def exposition_full() -> bool:
+        nonlocal size
+        status, body = http_get(bridge.url + "/metrics", timeout=20)
+        size = len(body)
+        return status == 200 and b"\nexesdb_prometheus_series 10000.0\n" in body
+
+    wait_until(exposition_full, 30, "the series cap reached")
+    assert bridge.process is not None
+    process = psutil.Process(bridge.process.pid)
+    before = process.memory_info().rss
+    scrapers = []
+    try:
+        for _ in range(300):
+            scraper = http.client.HTTPConnection("127.0.0.1", bridge.port, timeout=20)
+            scrapers.append(scraper)
+            scraper.request("GET", "/metrics")
+            response = scraper.getresponse()
+            assert response.status == 200
+            response.read()  # all of it; the connection stays open, idle
+        grown = process.memory_info().rss - before
+    finally:
+        for scraper in scrapers:
+            scraper.close()
+    assert grown < 300 * size / 4, f"RSS grew {grown / 2**20:.0f} MiB; exposition {size} bytes"
+
+
+def _envelope(payload: Message) -> bytes:
+    return Envelope(
+        new_message_id(), payload.INSTANCE, "checks", payload.TAG, "n1", utc_now(), payload
+    ).to_bytes()

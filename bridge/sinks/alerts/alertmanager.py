@@ -35,7 +35,7 @@ from bridge.httpclient import REQUEST_ERRORS, ClientSettings, request_failure
 from bridge.messages import format_timestamp
 from bridge.redaction import safe_url
 from bridge.sinks.alerts.alert_store import AlertStore
-from bridge.sinks.alerts.delivery import USER_AGENT, Sleep, wait_or_wake
+from bridge.sinks.alerts.delivery import USER_AGENT, Sleep, read_answer, wait_or_wake
 from bridge.sinks.alerts.payload import alert_url
 from bridge.sinks.alerts.records import AlertRecord, AlertState
 from bridge.sinks.alerts.thread import DbThread
@@ -219,7 +219,7 @@ class AlertmanagerPoster:
                 allow_redirects=False,
                 **options.connection(),
             ) as response:
-                text = await response.text()
+                text = (await read_answer(response)).decode(errors="replace")
                 if response.status // 100 == 2:
                     self._count(PostResult.OK)
                     return True

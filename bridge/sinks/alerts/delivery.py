@@ -52,6 +52,7 @@ from bridge.tracing import ClientSpan, http_client_span
 from bridge.urls import http_url_problem
 
 __all__ = [
+    "ANSWER_LIMIT",
     "DELIVERY_HEADER",
     "USER_AGENT",
     "AttemptResult",
@@ -62,6 +63,7 @@ __all__ = [
     "WebhookSender",
     "classify",
     "parse_retry_after",
+    "read_answer",
     "wait_or_wake",
 ]
 
@@ -72,6 +74,9 @@ USER_AGENT: Final = f"exesdb-bridge/{__version__}"
 _POLL_SECONDS: Final = 5.0  # also picks up `outbox retry` run beside a live bridge
 _ERROR_PAUSE_SECONDS: Final = 1.0
 _MAX_RETRY_AFTER_SECONDS: Final = 86_400.0
+# The most of a receiver's answer body read: nothing in it counts, and a receiver answering
+# gigabytes must not fill the bridge's memory.
+ANSWER_LIMIT: Final = 64 * 1024
 
 Sleep = Callable[[float, asyncio.Event], Awaitable[None]]
 """Wait ``seconds`` or until the event is set, whichever comes first."""
@@ -98,6 +103,20 @@ def classify(status: int) -> Outcome:
     if status == 429 or status >= 500:
         return Outcome.RETRY
     return Outcome.REJECTED
+
+
+async def read_answer(response: aiohttp.ClientResponse, limit: int = ANSWER_LIMIT) -> bytes:
+    """The start of an answer's body, at most ``limit`` bytes; past that the connection is
+    closed rather than read to its end (or kept for another request)."""
+    head = b""
+    while len(head) < limit:
+        chunk = await response.content.read(limit - len(head))
+        if not chunk:
+            return head
+        head += chunk
+    if not response.content.at_eof():
+        response.close()
+    return head
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -274,7 +293,7 @@ class WebhookSender:
                 allow_redirects=False,
                 **options.connection(),
             ) as response:
-                await response.read()
+                await read_answer(response)
                 status = response.status
                 outcome = classify(status)
                 retry_after = (

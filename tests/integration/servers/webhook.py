@@ -36,11 +36,13 @@ __all__ = ["HANG", "Answer", "Received", "WebhookReceiver", "webhook_receiver"]
 
 @dataclass(frozen=True)
 class Answer:
-    """What the receiver answers one request: a status, maybe Retry-After, maybe a hang."""
+    """What the receiver answers one request: a status, maybe Retry-After, maybe a hang, maybe
+    a body of ``flood`` bytes (streamed) in place of the usual small JSON."""
 
     status: int = 200
     retry_after: str | None = None
     hang: bool = False
+    flood: int = 0
 
 
 HANG = Answer(status=200, hang=True)
@@ -91,6 +93,7 @@ class WebhookReceiver:
         self.ssl_context = ssl_context
         self.authorization = authorization
         self.default = Answer()
+        self.flooded: list[int] = []  # bytes each flood answer got out before the client left
         self._script: deque[Answer] = deque()
         self._random: random.Random | None = None
         self._fail_ratio = 0.0
@@ -163,7 +166,7 @@ class WebhookReceiver:
 
     # -- serving --
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         demanded = self.authorization
         if demanded is not None and request.headers.get("Authorization") != demanded:
@@ -178,7 +181,28 @@ class WebhookReceiver:
             assert self._release is not None
             await self._release.wait()
         headers = {"Retry-After": answer.retry_after} if answer.retry_after else None
+        if answer.flood:
+            return await self._flood(request, answer)
         return web.json_response({"status": answer.status}, status=answer.status, headers=headers)
+
+    async def _flood(self, request: web.Request, answer: Answer) -> web.StreamResponse:
+        """Answer with ``answer.flood`` bytes, written as fast as the client takes them; how
+        many it took before it stopped reading goes in ``flooded``."""
+        response = web.StreamResponse(status=answer.status)
+        response.content_length = answer.flood
+        await response.prepare(request)
+        chunk = b"x" * 2**20
+        sent = 0
+        try:
+            while sent < answer.flood:
+                part = chunk[: answer.flood - sent]
+                await response.write(part)
+                sent += len(part)
+        except ConnectionError:
+            pass  # the client stopped reading
+        finally:
+            self.flooded.append(sent)
+        return response
 
     def start(self, timeout: float = 10.0) -> WebhookReceiver:
         """Serve (again) on ``port``; returns once the socket listens."""
