@@ -14,12 +14,11 @@ import math
 import re
 import secrets
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from operator import attrgetter
 from typing import Any, Final
 
 import msgspec
@@ -536,7 +535,8 @@ def _decode_structs(
             return None
         held += counted
     # The alphabets of every id and topic, checked at once (the decoder checked their lengths).
-    if structs.in_alphabets("".join(map(_id_of, envelopes)), "".join(map(_topic_of, envelopes))):
+    ids = "".join([envelope.id for envelope in envelopes])
+    if structs.in_alphabets(ids, "".join([envelope.topic for envelope in envelopes])):
         return envelopes, held, clean
     return None
 
@@ -671,8 +671,6 @@ def _decode_unchecked(body: bytes | str) -> tuple[Envelope, int] | None:
 _ENVELOPE_KEY_COUNT: Final = len(_ENVELOPE_KEYS)
 # id, instance, topic, tag, node and ts (v is a number).
 _ENVELOPE_STRING_COUNT: Final = 6
-_id_of: Final[Callable[[Envelope], str]] = attrgetter("id")
-_topic_of: Final[Callable[[Envelope], str]] = attrgetter("topic")
 _KEY_END: Final = b'":'
 _KEY_END_SPACED: Final = re.compile(rb'"[ \t\r\n]*:')
 _KEY_END_TEXT: Final = re.compile(r'"[ \t\r\n]*:')
