@@ -39,6 +39,7 @@ __all__ = [
     "TOO_DEEP",
     "Build",
     "Payload",
+    "Variant",
     "finite",
     "in_alphabets",
     "is_clean",
@@ -267,11 +268,21 @@ Build = Callable[
 """``build(wire, instant, append, envelope)``: see ``_builder``."""
 
 
-class Payload:
-    """One message type on this path: its Structs, and ``build`` (one for each), which makes
-    the model instance one of them stands for and the envelope that carries it."""
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """A message type's payload Struct for one of the two decoders, and the ``build`` its
+    values go to."""
 
-    __slots__ = ("build", "model", "structs", "tag")
+    struct: type[msgspec.Struct]
+    build: Build
+
+
+class Payload:
+    """One message type on this path: its ``clean`` and ``checked`` variants (for ``CLEAN``
+    and ``CHECKED``), each with the Struct and the ``build`` that makes the model instance it
+    stands for and the envelope that carries it."""
+
+    __slots__ = ("checked", "clean", "model", "tag")
 
     def __init__(self, model: type[Message]) -> None:
         self.model = model
@@ -295,12 +306,9 @@ class Payload:
                     gc=False,
                 )
             )
-        self.structs: tuple[type[msgspec.Struct], type[msgspec.Struct]] = (structs[0], structs[1])
-        # The builder each decoder's Structs go to: CLEAN's counts the string values too.
-        self.build: tuple[Build, Build] = (
-            _builder(model, described, tuple(after), strings=True),
-            _builder(model, described, tuple(after), strings=False),
-        )
+        # CLEAN's builder counts the string values too.
+        self.clean = Variant(structs[0], _builder(model, described, tuple(after), strings=True))
+        self.checked = Variant(structs[1], _builder(model, described, tuple(after), strings=False))
 
 
 def _builder(
@@ -581,7 +589,7 @@ def _envelope(payload: Payload, checked: bool) -> type[msgspec.Struct]:
             ("topic", Annotated[str, msgspec.Meta(min_length=1, max_length=128)]),
             ("node", node),
             ("ts", Annotated[str, msgspec.Meta(max_length=_MAX_TS_LENGTH)]),
-            ("payload", payload.structs[checked]),
+            ("payload", (payload.checked if checked else payload.clean).struct),
         ],
         tag_field="tag",
         tag=payload.tag,
@@ -593,7 +601,10 @@ def _envelope(payload: Payload, checked: bool) -> type[msgspec.Struct]:
 def _decoder(checked: bool) -> tuple[msgspec.json.Decoder[Any], dict[type, Build]]:
     envelopes = {_envelope(payload, checked): payload for payload in PAYLOADS.values()}
     decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Union[tuple(envelopes)])  # noqa: UP007
-    return decoder, {struct: payload.build[checked] for struct, payload in envelopes.items()}
+    return decoder, {
+        struct: (payload.checked if checked else payload.clean).build
+        for struct, payload in envelopes.items()
+    }
 
 
 CLEAN: Final = _decoder(checked=False)
