@@ -520,15 +520,20 @@ def _decode_structs(
     envelopes: list[Envelope] = []
     append = envelopes.append
     held = (_ENVELOPE_KEY_COUNT + (_ENVELOPE_STRING_COUNT if clean else 0)) * len(bodies)
+    last, instant = None, _NO_INSTANT
     for body in bodies:
         try:
             wire = decode(body)
         except structs.DECODE_ERRORS:
             return None
         text = wire.ts
-        instant = instants.get(text) or _instant(text)
-        if instant is None:
-            return None
+        # The envelopes of a batch mostly share their ts: compared with the one before, a
+        # fresh text need not be hashed to be looked up.
+        if text != last:
+            found = instants.get(text) or _instant(text)
+            if found is None:
+                return None
+            last, instant = text, found
         # Appends the Envelope (the builder makes it) and counts what its JSON holds.
         counted = builders[wire.__class__](wire, instant, append, Envelope)
         if counted is None:
@@ -607,15 +612,17 @@ def _wire_schema() -> CoreSchema:
 with _incomplete_models():
     _WIRE: Final = SchemaValidator(_wire_schema())
 
-# The instant of each ts text seen lately, with its Unix time (None: not a timestamp). The
-# envelopes of a batch mostly share their millisecond; the memory is bounded by clearing it.
-_INSTANTS: dict[str, tuple[datetime, float] | None] = {}
+# The instant of each ts text seen lately (None: not a timestamp), as the builders take it
+# (structs.Instant). The envelopes of a batch mostly share their millisecond; the memory is
+# bounded by clearing it.
+_INSTANTS: dict[str, structs.Instant | None] = {}
 _INSTANTS_SIZE: Final = 1024
+_NO_INSTANT: Final[structs.Instant] = (datetime.min.replace(tzinfo=UTC), 0.0, None)
 
 
-def _instant(text: str) -> tuple[datetime, float] | None:
+def _instant(text: str) -> structs.Instant | None:
     ts = _parse_ts(text)
-    instant = None if ts is None else (ts, ts.timestamp())
+    instant = None if ts is None else (ts, ts.timestamp(), structs.timestamp(text))
     if len(_INSTANTS) >= _INSTANTS_SIZE:
         _INSTANTS.clear()
     _INSTANTS[text] = instant

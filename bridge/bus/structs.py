@@ -38,6 +38,7 @@ __all__ = [
     "PAYLOADS",
     "TOO_DEEP",
     "Build",
+    "Instant",
     "Payload",
     "Variant",
     "finite",
@@ -262,9 +263,12 @@ def _fields_schema(model: type[Message]) -> tuple[dict[str, Any], dict[str, Any]
     return inner["fields"], config, after
 
 
-Build = Callable[
-    [Any, tuple[datetime, float], Callable[[Any], None], Callable[..., Any]], int | None
-]
+Instant = tuple[datetime, float, datetime | None]
+"""An envelope's ``ts`` as a builder takes it: the instant, its Unix time, and the instant
+``timestamp`` reads the same text as (None where it reads none): a payload timestamp given as
+the same text needs no look-up of its own."""
+
+Build = Callable[[Any, Instant, Callable[[Any], None], Callable[..., Any]], int | None]
 """``build(wire, instant, append, envelope)``: see ``_builder``."""
 
 
@@ -319,8 +323,8 @@ def _builder(
     strings: bool,
 ) -> Build:
     """``build(wire, instant, append, envelope)`` for ``model``: ``append``s the
-    ``envelope(...)`` made of the wire envelope ``wire`` (its ``ts`` read as ``instant``, the
-    instant and its Unix time) and the model instance its payload Struct stands for, and returns
+    ``envelope(...)`` made of the wire envelope ``wire`` (its ``ts`` read as ``instant``, an
+    ``Instant``) and the model instance its payload Struct stands for, and returns
     how many keys its JSON held, with (``strings``) how many string values (at any depth): or
     None, appending nothing, where the pydantic-core path must decide.
 
@@ -377,7 +381,10 @@ def _builder(
                     if counted and field.text and field not in always
                     else []
                 ),
-                "        instant_ = known_timestamps(text) or timestamp(text)",
+                "        if text == wire.ts:",  # mostly the envelope's: read already
+                "            instant_ = instant[2]",
+                "        else:",
+                "            instant_ = known_timestamps(text) or timestamp(text)",
                 "        if instant_ is None:",
                 "            return None",
                 f"        values[{field.name!r}] = instant_",
