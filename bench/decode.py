@@ -83,7 +83,7 @@ def _previous() -> Decoder:
                 out.append(wire.decode_envelope_reference(line))
                 continue
             text = data["ts"]
-            ts, unix_ts = wire._INSTANTS.get(text) or wire._instant(text)
+            ts, unix_ts, _ = wire._INSTANTS.get(text) or wire._instant(text)
             payload = data["payload"]
             out.append(
                 Envelope(

@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from operator import attrgetter
 from typing import Final, Literal, overload
 
 from bridge.bus.envelope import (
@@ -298,7 +297,7 @@ class Bus:
             batch = envelopes if isinstance(envelopes, list) else list(envelopes)
             self._dispatch_batch(batch)
             # Counted by tag (which names its instance) in C.
-            for tag, number in Counter(map(_tag_of, batch)).items():
+            for tag, number in Counter([envelope.tag for envelope in batch]).items():
                 published[_KINDS[tag]] = number
             count = len(batch)
         else:
@@ -584,7 +583,6 @@ class Bus:
 
 
 _DIRECT: Final = Frame("", b"", None)
-_tag_of: Final[Callable[[Envelope], str]] = attrgetter("tag")
 # A tag's (instance, tag): what exesdb_bus_published_total counts its messages under.
 _KINDS: Final = {tag: (instance, tag) for instance, tag in MESSAGE_TYPES}
 

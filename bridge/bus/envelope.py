@@ -14,12 +14,11 @@ import math
 import re
 import secrets
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from operator import attrgetter
 from typing import Any, Final
 
 import msgspec
@@ -521,22 +520,28 @@ def _decode_structs(
     envelopes: list[Envelope] = []
     append = envelopes.append
     held = (_ENVELOPE_KEY_COUNT + (_ENVELOPE_STRING_COUNT if clean else 0)) * len(bodies)
+    last, instant = None, _NO_INSTANT
     for body in bodies:
         try:
             wire = decode(body)
         except structs.DECODE_ERRORS:
             return None
         text = wire.ts
-        instant = instants.get(text) or _instant(text)
-        if instant is None:
-            return None
+        # The envelopes of a batch mostly share their ts: compared with the one before, a
+        # fresh text need not be hashed to be looked up.
+        if text != last:
+            found = instants.get(text) or _instant(text)
+            if found is None:
+                return None
+            last, instant = text, found
         # Appends the Envelope (the builder makes it) and counts what its JSON holds.
         counted = builders[wire.__class__](wire, instant, append, Envelope)
         if counted is None:
             return None
         held += counted
     # The alphabets of every id and topic, checked at once (the decoder checked their lengths).
-    if structs.in_alphabets("".join(map(_id_of, envelopes)), "".join(map(_topic_of, envelopes))):
+    ids = "".join([envelope.id for envelope in envelopes])
+    if structs.in_alphabets(ids, "".join([envelope.topic for envelope in envelopes])):
         return envelopes, held, clean
     return None
 
@@ -607,15 +612,17 @@ def _wire_schema() -> CoreSchema:
 with _incomplete_models():
     _WIRE: Final = SchemaValidator(_wire_schema())
 
-# The instant of each ts text seen lately, with its Unix time (None: not a timestamp). The
-# envelopes of a batch mostly share their millisecond; the memory is bounded by clearing it.
-_INSTANTS: dict[str, tuple[datetime, float] | None] = {}
+# The instant of each ts text seen lately (None: not a timestamp), as the builders take it
+# (structs.Instant). The envelopes of a batch mostly share their millisecond; the memory is
+# bounded by clearing it.
+_INSTANTS: dict[str, structs.Instant | None] = {}
 _INSTANTS_SIZE: Final = 1024
+_NO_INSTANT: Final[structs.Instant] = (datetime.min.replace(tzinfo=UTC), 0.0, None)
 
 
-def _instant(text: str) -> tuple[datetime, float] | None:
+def _instant(text: str) -> structs.Instant | None:
     ts = _parse_ts(text)
-    instant = None if ts is None else (ts, ts.timestamp())
+    instant = None if ts is None else (ts, ts.timestamp(), structs.timestamp(text))
     if len(_INSTANTS) >= _INSTANTS_SIZE:
         _INSTANTS.clear()
     _INSTANTS[text] = instant
@@ -671,8 +678,6 @@ def _decode_unchecked(body: bytes | str) -> tuple[Envelope, int] | None:
 _ENVELOPE_KEY_COUNT: Final = len(_ENVELOPE_KEYS)
 # id, instance, topic, tag, node and ts (v is a number).
 _ENVELOPE_STRING_COUNT: Final = 6
-_id_of: Final[Callable[[Envelope], str]] = attrgetter("id")
-_topic_of: Final[Callable[[Envelope], str]] = attrgetter("topic")
 _KEY_END: Final = b'":'
 _KEY_END_SPACED: Final = re.compile(rb'"[ \t\r\n]*:')
 _KEY_END_TEXT: Final = re.compile(r'"[ \t\r\n]*:')

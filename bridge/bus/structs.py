@@ -38,7 +38,9 @@ __all__ = [
     "PAYLOADS",
     "TOO_DEEP",
     "Build",
+    "Instant",
     "Payload",
+    "Variant",
     "finite",
     "in_alphabets",
     "is_clean",
@@ -261,17 +263,30 @@ def _fields_schema(model: type[Message]) -> tuple[dict[str, Any], dict[str, Any]
     return inner["fields"], config, after
 
 
-Build = Callable[
-    [Any, tuple[datetime, float], Callable[[Any], None], Callable[..., Any]], int | None
-]
+Instant = tuple[datetime, float, datetime | None]
+"""An envelope's ``ts`` as a builder takes it: the instant, its Unix time, and the instant
+``timestamp`` reads the same text as (None where it reads none): a payload timestamp given as
+the same text needs no look-up of its own."""
+
+Build = Callable[[Any, Instant, Callable[[Any], None], Callable[..., Any]], int | None]
 """``build(wire, instant, append, envelope)``: see ``_builder``."""
 
 
-class Payload:
-    """One message type on this path: its Structs, and ``build`` (one for each), which makes
-    the model instance one of them stands for and the envelope that carries it."""
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """A message type's payload Struct for one of the two decoders, and the ``build`` its
+    values go to."""
 
-    __slots__ = ("build", "model", "structs", "tag")
+    struct: type[msgspec.Struct]
+    build: Build
+
+
+class Payload:
+    """One message type on this path: its ``clean`` and ``checked`` variants (for ``CLEAN``
+    and ``CHECKED``), each with the Struct and the ``build`` that makes the model instance it
+    stands for and the envelope that carries it."""
+
+    __slots__ = ("checked", "clean", "model", "tag")
 
     def __init__(self, model: type[Message]) -> None:
         self.model = model
@@ -295,12 +310,9 @@ class Payload:
                     gc=False,
                 )
             )
-        self.structs: tuple[type[msgspec.Struct], type[msgspec.Struct]] = (structs[0], structs[1])
-        # The builder each decoder's Structs go to: CLEAN's counts the string values too.
-        self.build: tuple[Build, Build] = (
-            _builder(model, described, tuple(after), strings=True),
-            _builder(model, described, tuple(after), strings=False),
-        )
+        # CLEAN's builder counts the string values too.
+        self.clean = Variant(structs[0], _builder(model, described, tuple(after), strings=True))
+        self.checked = Variant(structs[1], _builder(model, described, tuple(after), strings=False))
 
 
 def _builder(
@@ -311,8 +323,8 @@ def _builder(
     strings: bool,
 ) -> Build:
     """``build(wire, instant, append, envelope)`` for ``model``: ``append``s the
-    ``envelope(...)`` made of the wire envelope ``wire`` (its ``ts`` read as ``instant``, the
-    instant and its Unix time) and the model instance its payload Struct stands for, and returns
+    ``envelope(...)`` made of the wire envelope ``wire`` (its ``ts`` read as ``instant``, an
+    ``Instant``) and the model instance its payload Struct stands for, and returns
     how many keys its JSON held, with (``strings``) how many string values (at any depth): or
     None, appending nothing, where the pydantic-core path must decide.
 
@@ -369,7 +381,10 @@ def _builder(
                     if counted and field.text and field not in always
                     else []
                 ),
-                "        instant_ = known_timestamps(text) or timestamp(text)",
+                "        if text == wire.ts:",  # mostly the envelope's: read already
+                "            instant_ = instant[2]",
+                "        else:",
+                "            instant_ = known_timestamps(text) or timestamp(text)",
                 "        if instant_ is None:",
                 "            return None",
                 f"        values[{field.name!r}] = instant_",
@@ -581,7 +596,7 @@ def _envelope(payload: Payload, checked: bool) -> type[msgspec.Struct]:
             ("topic", Annotated[str, msgspec.Meta(min_length=1, max_length=128)]),
             ("node", node),
             ("ts", Annotated[str, msgspec.Meta(max_length=_MAX_TS_LENGTH)]),
-            ("payload", payload.structs[checked]),
+            ("payload", (payload.checked if checked else payload.clean).struct),
         ],
         tag_field="tag",
         tag=payload.tag,
@@ -593,7 +608,10 @@ def _envelope(payload: Payload, checked: bool) -> type[msgspec.Struct]:
 def _decoder(checked: bool) -> tuple[msgspec.json.Decoder[Any], dict[type, Build]]:
     envelopes = {_envelope(payload, checked): payload for payload in PAYLOADS.values()}
     decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Union[tuple(envelopes)])  # noqa: UP007
-    return decoder, {struct: payload.build[checked] for struct, payload in envelopes.items()}
+    return decoder, {
+        struct: (payload.checked if checked else payload.clean).build
+        for struct, payload in envelopes.items()
+    }
 
 
 CLEAN: Final = _decoder(checked=False)

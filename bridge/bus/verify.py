@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from operator import attrgetter
 
 from bridge.bus.envelope import Envelope, Rejection, RejectReason, decode_envelope, decode_envelopes
 from bridge.bus.replay import ReplayGuard, ReplayVerdict
@@ -20,8 +19,6 @@ __all__ = ["Verifier"]
 _logger = logging.getLogger(__name__)
 
 RejectCounter = Callable[[RejectReason], None]
-_id_of: Callable[[Envelope], str] = attrgetter("id")
-_time_of: Callable[[Envelope], float] = attrgetter("unix_ts")
 
 
 class Verifier:
@@ -172,7 +169,9 @@ class Verifier:
         envelopes, failure = decode_envelopes(lines)
         total = len(lines)
         # The lines before a bad one are judged too: a replay among them is reported first.
-        ids, times = list(map(_id_of, envelopes)), list(map(_time_of, envelopes))
+        # List comprehensions: map() over an attrgetter makes an argument tuple per call (3.11).
+        ids = [envelope.id for envelope in envelopes]
+        times = [envelope.unix_ts for envelope in envelopes]
         generation = self._replay.generation
         stale = self._replay.judge_batch(ids, times)
         if stale is not None:
@@ -196,7 +195,8 @@ class Verifier:
             failure = self._replay.check_batch(judged[1], judged[2], judged[3])
         else:
             failure = self._replay.check_batch(
-                list(map(_id_of, envelopes)), list(map(_time_of, envelopes))
+                [envelope.id for envelope in envelopes],
+                [envelope.unix_ts for envelope in envelopes],
             )
         if failure is not None:
             index, verdict = failure

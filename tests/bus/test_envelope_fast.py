@@ -383,6 +383,77 @@ def test_timestamps_in_any_form_decode_as_the_reference_does(value: Any, field: 
     _agree(_body(payload, AlertAck), payload, AlertAck)
 
 
+@pytest.mark.parametrize("value", [t for t in TIMESTAMPS if isinstance(t, str)], ids=repr)
+def test_a_payload_timestamp_given_as_the_envelope_ts_decodes_as_the_reference_does(
+    value: str,
+) -> None:
+    """A payload timestamp in the very text of the envelope's ``ts`` (which the fast path reads
+    once for both), in any form, gives the reference's result."""
+    for model in (AlertAck, PerformanceMetric):
+        payload = {**CASES[model].full, "timestamp": value}
+        _agree(_body(payload, model, ts=value), payload, model)
+
+
+def test_a_batch_whose_ts_changes_from_line_to_line_decodes_as_each_line_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Envelopes of one batch with their ``ts`` the same, then another, then the first again
+    (the fast path reads a run of equal texts once), with an offset or not, and payload
+    timestamps the same text or another, each get their own."""
+    later, offset = "2026-11-28T00:00:01.500Z", "2026-11-28T02:00:00.123+02:00"
+    stamps = [(TS, TS), (TS, later), (later, later), (TS, TS), (offset, TS), (TS, later)]
+    bodies = [
+        _health(id=f"id{number:08d}", ts=ts, payload={**HEALTH, "timestamp": timestamp})
+        for number, (ts, timestamp) in enumerate(stamps)
+    ]
+    references = [decode_envelope_reference(body) for body in bodies]
+
+    def alone(bodies: Any) -> Any:
+        raise AssertionError("a body was decoded alone")
+
+    monkeypatch.setattr(envelope_module, "_decode_each", alone)  # the batch on the fast path
+    envelopes, failure = decode_envelopes(bodies)
+    assert failure is None
+    assert envelopes == references
+    for envelope, reference in zip(envelopes, references, strict=True):
+        assert isinstance(reference, Envelope)
+        assert envelope.unix_ts == reference.ts.timestamp()
+
+
+_TS_TEXTS = st.sampled_from(
+    [
+        TS,
+        "2026-11-28T00:00:01.500Z",
+        "2026-11-28T02:00:00.123+02:00",
+        "2026-11-28T00:00:00.123456Z",
+        "not a time",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(stamps=st.lists(st.tuples(_TS_TEXTS, _TS_TEXTS), min_size=1, max_size=8))
+def test_batches_of_any_ts_and_payload_timestamps_decode_as_each_line_alone(
+    stamps: list[tuple[str, str]],
+) -> None:
+    """A batch whose envelopes' ``ts`` and payload timestamps are drawn from a few texts (runs
+    of equal ones, forms the fast path does not take, invalid ones) decodes as its lines do one
+    at a time, up to the first refused."""
+    bodies = [
+        _health(id=f"id{number:08d}", ts=ts, payload={**HEALTH, "timestamp": timestamp})
+        for number, (ts, timestamp) in enumerate(stamps)
+    ]
+    expected: list[Envelope] = []
+    failure = None
+    for index, body in enumerate(bodies):
+        decoded = decode_envelope(body)
+        if isinstance(decoded, Rejection):
+            failure = (index, decoded)
+            break
+        expected.append(decoded)
+    assert decode_envelopes(bodies) == (expected, failure)
+
+
 @pytest.mark.parametrize("model", list(CASES), ids=lambda m: m.TAG)
 def test_invalid_payloads_are_refused_with_the_reference_reason_and_field(
     model: type[Message],

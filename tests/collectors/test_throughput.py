@@ -88,6 +88,24 @@ def test_bus_delivery_batches_are_recorded_per_message():
         assert snapshot.latency.mean == pytest.approx((0.25 + 0.75 + 0.25) / 3)
 
 
+@pytest.mark.parametrize(("after", "latency"), [(0.25, 0.25), (-1.0, 0.0)])
+def test_a_batch_sharing_one_timestamp_is_recorded_per_instance(after: float, latency: float):
+    """A batch whose messages share one timestamp (as a sender's batch mostly does) records
+    each instance's messages at that one latency, none below zero (a clock behind the sender's)."""
+    integration = make_integration()
+    log = envelope("log_entry", level="info", message="m", module="M")
+    health = envelope("node_health_updated", status="healthy")
+    assert health.unix_ts == log.unix_ts
+    assert health.instance != log.instance
+    collector = ThroughputCollector(integration, wall_clock=lambda: log.unix_ts + after)
+    collector.on_batch([log, health, log])
+    drained = {s.operation: s for s in integration.recorder.drain()}
+    counts = {operation: snapshot.count for operation, snapshot in drained.items()}
+    assert counts == {"bus.delivery": 3, "bus.ex_esdb_logging": 2, "bus.ex_esdb_health": 1}
+    for snapshot in drained.values():
+        assert snapshot.latency.minimum == snapshot.latency.maximum == pytest.approx(latency)
+
+
 def test_host_io_becomes_byte_rates():
     """Disk and network counters become bytes per second over the interval."""
     probe = FakeProbe()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from operator import attrgetter
 from typing import Final
 
 from bridge.bus import Envelope
@@ -55,7 +54,6 @@ __all__ = ["ERROR_TOPIC_SUFFIX", "FAMILIES", "QUANTILES", "Translator"]
 C: Final = MetricType.COUNTER
 G: Final = MetricType.GAUGE
 S: Final = MetricType.SUMMARY
-_tag_of: Final[Callable[[Envelope], str]] = attrgetter("tag")
 # A tag's (instance, tag): the labels its messages are counted under.
 _KINDS: Final = {tag: (instance, tag) for instance, tag in MESSAGE_TYPES}
 
@@ -450,7 +448,7 @@ class Translator:
             finally:
                 messages = self._f["exesdb_prometheus_messages"]
                 # Counted by tag (which names its instance) in C.
-                for tag, count in Counter(map(_tag_of, envelopes)).items():
+                for tag, count in Counter([envelope.tag for envelope in envelopes]).items():
                     messages.add(_KINDS[tag], float(count))
 
     # -- ex_esdb_system --
