@@ -506,7 +506,7 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]], none: str
 def _outbox(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from bridge.receivers import receiver_label
+    from bridge.receiver_keys import receiver_label
     from bridge.sinks.alerts.outbox import FILE_NAME, Outbox
 
     settings = _settings_or_exit(warn_unknown=True)
@@ -566,7 +566,7 @@ def _not_retryable(queue: DeliveryQueue, ids: Sequence[str]) -> list[str]:
 
 def _left_why(delivery: Unretryable) -> str:
     """Why ``outbox retry`` leaves a dead letter as it is."""
-    from bridge.receivers import receiver_label
+    from bridge.receiver_keys import receiver_label
 
     if delivery.configured:
         receiver = receiver_label(delivery.receiver)

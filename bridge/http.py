@@ -142,12 +142,14 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": content_type})
     if request.get(CLOSE_AFTER):
         response.force_close()  # a probe from the reserve: said before the headers go
-    if gzip_wanted(request.headers.get("Accept-Encoding", "")):
+    head = request.method == "HEAD"
+    # A HEAD answer has no body, not even an empty gzip stream: it would open the next answer.
+    if not head and gzip_wanted(request.headers.get("Accept-Encoding", "")):
         response.enable_compression(web.ContentCoding.gzip)
     else:
         response.content_length = len(body)
     await response.prepare(request)
-    if request.method != "HEAD":
+    if not head:
         await response.write(body)
     await response.write_eof()
     return response
@@ -460,6 +462,13 @@ async def _json_refusals(request: web.Request, handler: Route) -> web.StreamResp
     except web.RequestPayloadError as exc:
         # Raised by aiohttp reading a body that does not decode (an admin route's JSON).
         return _unreadable_answer(request, _unreadable(exc))
+    except (web.HTTPException, ConnectionError, TimeoutError):
+        raise  # the connection's own faults: the listener answers those (408, a client gone)
+    except Exception:
+        # A fault in the bridge: still the one error shape, so a client tells it from another
+        # server answering (aiohttp's own 500 is a plain-text page).
+        _logger.exception("%s %s failed", request.method, request.path)
+        return error_response(500, "internal", "the bridge failed answering; its log says why")
 
 
 def build_app(

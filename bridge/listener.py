@@ -337,6 +337,8 @@ class ConnectionGuard:
         slowest: _Connection | None = None
         lowest = float("inf")
         for candidate in self._reading:
+            if candidate.reserved:
+                continue  # closing it frees a reserve place, not the regular one taken here
             body = candidate.reading.content if candidate.reading is not None else None
             if body is None or body.is_eof():
                 continue  # read whole: the request waits on the bridge, not on its client

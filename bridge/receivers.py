@@ -55,7 +55,6 @@ __all__ = [
     "describe_receivers",
     "go_duration",
     "load_receivers",
-    "receiver_label",  # where bridge/cli.py imports it from
     "resolve_receivers",
     "unreadable_files",
 ]

@@ -771,6 +771,27 @@ async def test_metrics_speaks_text_openmetrics_and_gzip(serve: ServerFactory) ->
         assert b"exesdb_build_info" in gzip.decompress(await response.read())
 
 
+async def test_head_metrics_sends_no_body_even_when_gzip_is_accepted(serve: ServerFactory) -> None:
+    """HEAD /metrics with ``Accept-Encoding: gzip`` answers headers only: on a keep-alive
+    connection the next answer starts right after them, with no stray bytes between."""
+    server = await serve()
+    assert server.bridge.address is not None
+    reader, writer = await asyncio.open_connection(*server.bridge.address)
+    try:
+        writer.write(
+            b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n"
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        await writer.drain()
+        answers = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    head, _, rest = answers.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"content-length: " in head.lower()
+    assert rest.startswith(b"HTTP/1.1 200"), rest[:40]
+
+
 @pytest.mark.parametrize(
     ("accept_encoding", "gzipped"),
     [
@@ -1178,8 +1199,9 @@ class FailingOnceTransport(BoundedTransport):
 
 
 async def test_a_batch_whose_store_raises_answers_500_and_is_taken_again() -> None:
-    """A batch whose store raises is answered 500 and its ids are forgotten: the sender's
-    resend is taken, not refused as replayed (the batch would be lost)."""
+    """A batch whose store raises is answered 500 ``internal`` in the one error shape and its
+    ids are forgotten: the sender's resend is taken, not refused as replayed (the batch would be
+    lost)."""
     transport = FailingOnceTransport()
     settings = make_settings(EXESDB_HTTP_ADDR="127.0.0.1:0", EXESDB_INGEST="true")
     bridge = Bridge(settings, components=[], transport=transport)
@@ -1191,6 +1213,7 @@ async def test_a_batch_whose_store_raises_answers_500_and_is_taken_again() -> No
             sent = {"Content-Type": NDJSON, SIGNATURE_HEADER: signed(batch)}
             async with session.post(server.url + "/v1/messages", data=batch, headers=sent) as r:
                 assert r.status == 500
+                assert (await r.json())["error"] == "internal"
             assert await server.post(batch, NDJSON) == (202, {"accepted": 2})
             assert len(transport.sent) == 2
     finally:

@@ -287,6 +287,44 @@ async def test_at_the_cap_with_none_idle_a_new_connection_closes_the_slowest_bod
         await asyncio.wait_for(fast.read(1), 0.2)
 
 
+async def test_a_slow_body_in_the_probe_reserve_makes_no_room_under_the_cap(serve: Serve) -> None:
+    """A reserve connection whose /metrics body trickles and whose answer is not read is not
+    closed to make room under the cap (that would free a reserve place, not a regular one): a
+    new connection is still answered from the reserve, and nothing is counted as slow_body."""
+    bridge = await serve(EXESDB_ADMIN_TOKEN=_TOKEN, EXESDB_HTTP_MAX_CONNECTIONS="2")
+    padding = Gauge("padding", "An exposition larger than the socket buffers.", ["name"],
+                    registry=bridge.registry)  # fmt: skip
+    for n in range(20_000):
+        padding.labels(f"{n:05d}-{'x' * 100}").set(n)
+    for _ in range(2):  # two event streams: requests in progress that read no body
+        reader, writer = await connect(bridge)
+        writer.write(
+            f"GET /v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {_TOKEN}\r\n\r\n".encode()
+        )
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"HTTP/1.1 200")
+    loop = asyncio.get_running_loop()
+    scraper = socket.socket()
+    scraper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    scraper.setblocking(False)
+    try:
+        assert bridge.address is not None
+        await loop.sock_connect(scraper, bridge.address)
+        await loop.sock_sendall(
+            scraper, b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx"
+        )
+        await async_wait_until(
+            lambda: bridge.registry.get_sample_value("exesdb_http_connections") == 3,
+            what="the scraper in the reserve",
+        )
+        await asyncio.sleep(BODY_GRACE + 0.2)  # not a wait: eviction needs a body past its grace
+        reader, status = await get(bridge, "/v1/integration")
+        assert not status.startswith(b"HTTP/1.1 403"), "served under the cap: the cap was passed"
+        assert closed(bridge, "slow_body") == 0
+    finally:
+        scraper.close()
+
+
 async def test_with_every_connection_busy_probes_are_answered_from_the_reserve(
     serve: Serve,
 ) -> None:
