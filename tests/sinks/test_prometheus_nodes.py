@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from bridge.sinks.prometheus import NodeSummary, node_summaries
-from tests.sinks.prometheus_support import FakeClock, envelope, translate
+from collections.abc import Callable
+
+from bridge.bus import Envelope
+from bridge.sinks.prometheus import NodeSummary, SeriesStore, Translator, node_summaries
+from tests.sinks.prometheus_support import FakeClock, envelope, propagate, translate
 
 
 def test_each_node_has_its_status_and_resource_use():
@@ -63,3 +66,74 @@ def test_a_node_says_how_long_it_has_been_silent():
         ("a", 120.0),
         ("b", 30.0),
     ]
+
+
+def lifecycle(node: str, event: str) -> Envelope:
+    """A NodeLifecycle ``event`` about ``node``, as the cluster monitor publishes it."""
+    return envelope("node_lifecycle_event", node=node, event=event, cluster_size=2)
+
+
+def feed(clock: FakeClock, *envelopes: Envelope) -> tuple[SeriesStore, Callable[..., None]]:
+    """A fresh store with ``envelopes`` translated into it, and a function translating more."""
+    store = SeriesStore(clock=clock)
+    translator = Translator(store)
+
+    def more(*later: Envelope) -> None:
+        translator.handle_batch(later, propagate)
+
+    more(*envelopes)
+    return store, more
+
+
+def test_a_node_announced_down_or_left_shows_so_with_the_seconds_since():
+    """A node whose latest lifecycle event is ``down`` or ``left``, said after its latest
+    reading, has that as its status (its last figures kept) and the seconds since it was said."""
+    clock = FakeClock()
+    store, more = feed(
+        clock,
+        envelope("node_health_updated", node="a", status="healthy", memory_usage=30.0),
+        envelope("node_health_updated", node="b", status="healthy"),
+        envelope("node_health_updated", node="c", status="degraded"),
+        lifecycle("a", "joined"),
+    )
+    clock.now += 30
+    more(lifecycle("a", "down"), lifecycle("b", "left"))
+    clock.now += 45
+    assert node_summaries(store) == [
+        NodeSummary("a", "down", None, 30.0, None, 75.0, 45.0),
+        NodeSummary("b", "left", None, None, None, 75.0, 45.0),
+        NodeSummary("c", "degraded", None, None, None, 75.0),
+    ]
+
+
+def test_a_node_heard_after_its_down_shows_its_health_again():
+    """A reconnected node, or one whose reading came after the down, is no longer down."""
+    clock = FakeClock()
+    store, more = feed(clock, lifecycle("a", "down"), lifecycle("b", "down"))
+    clock.now += 10
+    more(
+        envelope("node_health_updated", node="a", status="healthy"),
+        envelope("node_health_updated", node="b", status="healthy"),
+        lifecycle("b", "reconnected"),
+    )
+    assert [(n.node, n.status, n.gone_for) for n in node_summaries(store)] == [
+        ("a", "healthy", None),
+        ("b", "healthy", None),
+    ]
+
+
+def test_a_gone_node_stays_listed_until_its_announcement_expires():
+    """A down node whose readings expired is still listed as down (with no figures), until the
+    series of its announcement expires too; a node only ever heard as joined is not listed."""
+    clock = FakeClock()
+    store, more = feed(
+        clock,
+        envelope("node_health_updated", node="a", status="healthy"),
+        lifecycle("z", "joined"),
+    )
+    clock.now += 100
+    more(lifecycle("a", "down"))
+    clock.now += 550  # the reading is 650 s old, past the default TTL of 600 s; the down 550 s
+    assert node_summaries(store) == [NodeSummary("a", "down", None, None, None, 550.0, 550.0)]
+    clock.now += 51
+    assert node_summaries(store) == []

@@ -13,12 +13,19 @@ _STATUS: Final = "exesdb_node_health_status"
 _CPU: Final = "exesdb_node_cpu_usage_percent"
 _MEMORY: Final = "exesdb_node_memory_usage_percent"
 _DISK: Final = "exesdb_node_disk_usage_percent"
+_LIFECYCLE: Final = "exesdb_node_lifecycle_events"
+# The NodeLifecycle events after which a node is gone (bridge/cluster.py announces them).
+_GONE: Final = frozenset({"down", "left"})
 
 
 @dataclass(frozen=True, slots=True)
 class NodeSummary:
     """One node: its health status and CPU, memory and disk use in percent (None: not heard),
-    and the seconds since any of them was last reported (``silent_for``)."""
+    and the seconds since any of them was last reported (``silent_for``).
+
+    A node whose latest word on the bus is NodeLifecycle ``down`` or ``left``, said after its
+    latest reading, has that as its status and ``gone_for``: the seconds since it was said.
+    """
 
     node: str
     status: str | None
@@ -26,12 +33,16 @@ class NodeSummary:
     memory: float | None
     disk: float | None
     silent_for: float
+    gone_for: float | None = None
 
 
 def node_summaries(store: SeriesStore) -> list[NodeSummary]:
-    """Every node with a health status or a resource reading in ``store``, by name.
+    """Every node with a health status or a resource reading in ``store``, or gone (down or
+    left), by name.
 
-    Series expire (``EXESDB_SERIES_TTL_MS``), so a node silent for that long drops out.
+    Series expire (``EXESDB_SERIES_TTL_MS``), so a node silent for that long drops out, and a
+    gone one once that long passed since it was announced. The lifecycle is read from the
+    ``exesdb_node_lifecycle_events`` counters: the series written last is the latest event.
     """
     statuses = {node: status for (node, status), value in store.values(_STATUS).items() if value}
     cpu = {labels[0]: value for labels, value in store.values(_CPU).items()}
@@ -41,9 +52,23 @@ def node_summaries(store: SeriesStore) -> list[NodeSummary]:
     for name in (_STATUS, _CPU, _MEMORY, _DISK):
         for labels, seconds in store.ages(name).items():
             silent[labels[0]] = min(seconds, silent.get(labels[0], seconds))
-    return [
-        NodeSummary(
-            node, statuses.get(node), cpu.get(node), memory.get(node), disk.get(node), silent[node]
+    latest: dict[str, tuple[float, bool, str]] = {}
+    for (node, event), seconds in store.ages(_LIFECYCLE).items():
+        # Written in the same instant, a gone event counts as the later: it is the one to see.
+        word = (seconds, event not in _GONE, event)
+        latest[node] = min(word, latest.get(node, word))
+    gone = {
+        node: (event, seconds)
+        for node, (seconds, _, event) in latest.items()
+        if event in _GONE and seconds <= silent.get(node, seconds)
+    }
+    summaries: list[NodeSummary] = []
+    for node in sorted(silent.keys() | gone.keys()):
+        status, gone_for = gone.get(node, (statuses.get(node), None))
+        silent_for = silent.get(node, gone_for or 0.0)
+        summaries.append(
+            NodeSummary(
+                node, status, cpu.get(node), memory.get(node), disk.get(node), silent_for, gone_for
+            )
         )
-        for node in sorted(silent)
-    ]
+    return summaries
