@@ -32,7 +32,11 @@ __all__ = ["MAX_SHOWN", "status_live"]
 # most (the worst first): the page refreshes every few seconds for up to 10 000 nodes.
 MAX_SHOWN: Final = 200
 _OPEN: Final = (AlertState.FIRING, AlertState.ACKNOWLEDGED)
-_NODE_RANK: Final = {"unhealthy": 0, "degraded": 1, "unknown": 2, "healthy": 3}
+# The problems first: nodes announced gone (bridge/cluster.py), then by health.
+_NODE_RANK: Final = {
+    status: rank
+    for rank, status in enumerate(("down", "left", "unhealthy", "degraded", "unknown", "healthy"))
+}
 _ALERT_LINK: Final = Fragment(
     '<a class="title" href="${href}">${title}</a><span class="id">${alert_id}</span>'
 )
@@ -41,6 +45,8 @@ _NODE_NAME: Final = Fragment('<span class="node-name">${node}</span>')
 _MEASURING: Final = Fragment('<span class="muted measuring" title="${title}">measuring…</span>')
 # A node heard from no more: its figures are the last it sent, until its series expire.
 _SILENT: Final = Fragment(' <span class="muted silent" title="${title}">silent ${age}</span>')
+# A node announced down or left: how long ago, its figures the last it sent.
+_GONE: Final = Fragment(' <span class="muted gone" title="${title}">for ${age}</span>')
 
 
 async def status_live(shown: Shown, *, root: str, now: float) -> Html:
@@ -153,7 +159,7 @@ def _nodes(nodes: Sequence[NodeSummary], shown: Shown, *, present: bool, now: fl
             " message."
         )
     settings = shown.settings
-    ordered = sorted(nodes, key=lambda node: (_NODE_RANK.get(node.status or "", 2), node.node))
+    ordered = sorted(nodes, key=lambda node: (_rank(node), node.node))
     rest = ordered[MAX_SHOWN:]
     ordered = ordered[:MAX_SHOWN]
     rows = [
@@ -177,9 +183,21 @@ def _nodes(nodes: Sequence[NodeSummary], shown: Shown, *, present: bool, now: fl
     return join((listing, note))
 
 
+def _rank(node: NodeSummary) -> int:
+    return _NODE_RANK.get(node.status or "unknown", _NODE_RANK["unknown"])
+
+
 def _health(node: NodeSummary, shown: Shown) -> Html:
     status = badge(node.status) if node.status else badge("unknown")
     settings = shown.settings
+    if node.gone_for is not None:
+        gone = _GONE(
+            age=age(node.gone_for),
+            title=f"NodeLifecycle {node.status} {age(node.gone_for)} ago: its figures are the"
+            f" last it sent, shown until its series expire"
+            f" (EXESDB_SERIES_TTL_MS, {age(settings.series_ttl_ms / 1000)}).",
+        )
+        return join((status, gone))
     # Readings come every health and every metrics interval: two of the longer one missed.
     late = 2 * max(settings.health_broadcast_interval, settings.metrics_broadcast_interval) / 1000
     if node.silent_for < late:

@@ -37,6 +37,8 @@ _TONES: Final[dict[str, str]] = {
     "healthy": "tone-good",
     "degraded": "tone-warn",
     "unhealthy": "tone-bad",
+    "down": "tone-bad",
+    "left": "tone-warn",
     "ready": "tone-good",
     "not ready": "tone-bad",
     "delivered": "tone-good",

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bridge.cluster import cluster_monitor
 from bridge.sinks.alerts import AlertState
 from bridge.sinks.alerts.payload import alert_path
 from collectors import health_collector
@@ -24,6 +25,7 @@ from tests.pages.helpers import (
     NODE,
     page_bridge,
     raise_alert,
+    report_from,
     report_node,
     wait_for_alert,
 )
@@ -115,6 +117,31 @@ def test_the_status_page_lists_a_node_and_an_alert_just_published(
         assert "db-1@cluster" in row
         assert browser.css("header.bar nav a[href='./metrics']").text == "/metrics"
         assert csp_refusals(browser) == []
+
+
+def test_a_node_the_cluster_monitor_declares_down_shows_down_at_the_top(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """A node heard once and then silent for three health intervals, declared down by the
+    bridge's cluster monitor, shows "down" and for how long, above the healthy nodes."""
+    settings = {"EXESDB_INGEST": "true", "EXESDB_HEALTH_BROADCAST_INTERVAL": "500"}
+    with page_bridge(tmp_path, cluster_monitor, **settings) as server:
+        report_node(server, "db-1@cluster", "healthy", cpu=12.0, memory=30.0)
+        report_from(server, "db-7@cluster", "healthy")
+        browser.open(server.url + "/")
+
+        def gone() -> list[str] | None:
+            cells = node_cells(browser, "db-7@cluster")
+            return cells if cells and cells[1].startswith("down") else None
+
+        _, health, _, memory, _ = wait_until(gone, 15, "db-7 shown down")
+        assert re.fullmatch(r"down for \d+s", health)
+        assert memory == "35%"  # the last figure it sent
+        first = browser.run(
+            'return document.querySelector("table.nodes tbody tr").cells[0].textContent'
+        )
+        assert first == "db-7@cluster"
+        assert "healthy" in node_cells(browser, "db-1@cluster")[1]
 
 
 def test_the_status_page_refreshes_in_place(tmp_path: Path, browser: Browser) -> None:

@@ -7,12 +7,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bridge.bus import Envelope, new_message_id
 from bridge.component import ComponentFactory
-from bridge.messages import Message, NodeHealth, ResourceUsage, SystemAlert
+from bridge.messages import Message, NodeHealth, ResourceUsage, SystemAlert, utc_now
 from bridge.sinks.alerts import AlertRecord, AlertSink, alert_sink
 from bridge.sinks.alerts.admin import AlertQuery
 from bridge.sinks.prometheus import prometheus_sink
-from tests.support import ADMIN_TOKEN, ThreadedBridge, wait_until
+from tests.support import ADMIN_TOKEN, ThreadedBridge, post_signed, wait_until
 
 NODE = "bridge-pages"
 
@@ -104,3 +105,19 @@ def report_node(
             node=node,
         ),
     )
+
+
+def report_from(server: ThreadedBridge, node: str, status: str) -> None:
+    """POST ``node``'s NodeHealth to the bridge's signed ingest (``EXESDB_INGEST=true``) as that
+    node would: the envelope names it, so the cluster monitor tracks it as a node of its own."""
+    health = NodeHealth(node=node, status=status, memory_usage=35.0)
+    envelope = Envelope(
+        id=new_message_id(),
+        instance=health.INSTANCE,
+        topic="node_health_updated",
+        tag=health.TAG,
+        node=node,
+        ts=utc_now(),
+        payload=health,
+    )
+    post_signed(server.url, envelope.to_bytes())

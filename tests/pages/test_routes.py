@@ -11,11 +11,20 @@ import aiohttp
 import pytest
 
 from bridge import __version__
+from bridge.messages import NodeLifecycle
 from bridge.pages import CONTENT_SECURITY_POLICY
 from bridge.pages.status import MAX_SHOWN
 from bridge.sinks.alerts import AlertState, alert_url
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
-from tests.pages.helpers import NODE, page_bridge, raise_alert, report_node, sink_of, wait_for_alert
+from tests.pages.helpers import (
+    NODE,
+    page_bridge,
+    publish,
+    raise_alert,
+    report_node,
+    sink_of,
+    wait_for_alert,
+)
 from tests.support import ADMIN_TOKEN, async_wait_until, free_port
 
 __all__ = ["webhook_receiver"]  # the fixture, imported for the tests below
@@ -504,6 +513,32 @@ async def test_the_status_page_shows_the_worst_nodes_and_counts_the_rest(
     assert nodes.index("sick-1") < nodes.index("slow-1") < nodes.index("ok-000")
     assert "ok-199" not in nodes
     assert "(52 healthy)" in nodes
+
+
+async def test_nodes_announced_down_or_left_show_so_first_with_the_time_since(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """A node whose latest NodeLifecycle is down or left shows that status and for how long,
+    above the unhealthy ones, and the summary counts it so."""
+    with page_bridge(tmp_path) as server:
+        report_node(server, "sick-1", "unhealthy", cpu=99.0, memory=99.0)
+        for node, event in (("dead-1", "down"), ("gone-1", "left")):
+            report_node(server, node, "healthy", cpu=10.0, memory=10.0)
+            publish(server, "lifecycle", NodeLifecycle(node=node, event=event, cluster_size=1))
+
+        async def listed() -> str | None:
+            _, _, body = await fetch(client, server.url + "/?part=live")
+            return body if "1 down, 1 left, 1 unhealthy" in body else None
+
+        body = await async_wait_until(listed, 15, "the nodes on the page")
+    nodes = body.split('id="nodes"', 1)[1].split("</section>", 1)[0]
+    assert nodes.index("dead-1") < nodes.index("gone-1") < nodes.index("sick-1")
+    dead = nodes.split("dead-1", 1)[1].split("</tr>", 1)[0]
+    assert '<span class="badge tone-bad">down</span>' in dead
+    assert re.search(r'class="muted gone" title="NodeLifecycle down \d+s ago[^"]*">for \d+s<', dead)
+    assert ">10%<" in dead  # its last figures stay
+    gone = nodes.split("gone-1", 1)[1].split("</tr>", 1)[0]
+    assert '<span class="badge tone-warn">left</span>' in gone
 
 
 async def test_an_alert_id_with_a_slash_reaches_its_page(
