@@ -1,4 +1,4 @@
-"""The cluster's nodes as the sink's series tell them: health status and resource use."""
+"""The cluster's nodes as the sink's series tell them: health status, resource use, down or left."""
 
 from __future__ import annotations
 
