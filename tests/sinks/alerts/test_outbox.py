@@ -183,6 +183,9 @@ _V6_TOLD = """
 CREATE TABLE told (url TEXT NOT NULL, alert_id TEXT NOT NULL, PRIMARY KEY (url, alert_id));
 CREATE INDEX deliveries_in_order ON deliveries (url, state);
 """
+_V7_RETRIED = """
+ALTER TABLE deliveries ADD COLUMN retried_at REAL;
+"""
 # Version 1 never set user_version (0, as a new file).
 _EARLIER_VERSIONS = [
     (0, _V1_QUEUES),
@@ -191,8 +194,9 @@ _EARLIER_VERSIONS = [
     (4, _V4_META),
     (5, _V5_PLANS),
     (6, _V6_TOLD),
+    (7, _V7_RETRIED),
 ]
-CURRENT_VERSION = 7
+CURRENT_VERSION = 8
 ALL_TABLES = frozenset({"alerts", "queued", "deliveries", "history", "meta", "plans", "told"})
 
 
