@@ -102,6 +102,21 @@ def test_everything_survives_reopening(tmp_path: Path) -> None:
     again.close()
 
 
+def test_an_alerts_source_and_details_survive_reopening(tmp_path: Path) -> None:
+    """The source and details an alert fired with are stored, and read back after a restart."""
+    box = Outbox.in_dir(tmp_path, urls=[URL])
+    details = (("metadata_lag", "12"), ("metadata_note", "<b>ü</b>"))
+    observe(box, event("a", source="backup-job", details=details), T0)
+    box.close()
+    again = Outbox.in_dir(tmp_path, urls=[URL])
+    try:
+        kept = stored(again, "a")
+        assert kept is not None
+        assert (kept.source, kept.details) == ("backup-job", details)
+    finally:
+        again.close()
+
+
 def test_a_version_1_file_gains_the_new_columns(tmp_path: Path) -> None:
     """An outbox written by the first schema opens, keeps its alerts and takes new fields."""
     path = tmp_path / "alerts.sqlite3"
@@ -262,6 +277,7 @@ def test_a_file_of_any_earlier_version_is_upgraded_to_the_current_one(
         assert old is not None
         assert old.state is AlertState.FIRING
         assert old.auto_resolve is False
+        assert (old.source, old.details) == (None, ())
         assert box.queue.depth() == box.queue.depth().__class__(1, 1, 0)
         kept_history = [e.event for e in box.alerts.detail("old").history]  # type: ignore[union-attr]
         assert kept_history == ([HistoryEvent.FIRED] if version >= 3 else [])
