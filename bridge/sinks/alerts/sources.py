@@ -26,10 +26,11 @@ A SystemAlert's ``source`` (the component that raised it) becomes the alert's ``
 and its ``metadata`` annotations (``details``): bounded, as it comes from a message — at most
 ``MAX_DETAILS`` entries, sorted by key, each named ``metadata_<key>`` with the key reduced to
 label-name characters (``[A-Za-z0-9_]``, at most ``MAX_DETAIL_NAME``), each value a string (JSON
-for any other value) of at most ``MAX_DETAIL_VALUE`` characters; a key that names a secret has
-its value shown as ``<redacted>``, and URL credentials in any value are redacted. Entries left
-out (past the cap, or a key that reduces to one already taken) are counted in a ``metadata``
-annotation, never dropped without a word.
+for any other value) of at most ``MAX_DETAIL_VALUE`` characters, all of them at most
+``MAX_DETAILS_CHARS`` together (an alert's annotations stay the size of a title); a key that
+names a secret has its value shown as ``<redacted>``, and URL credentials in any value are
+redacted. Entries left out (past a cap, or a key that reduces to one already taken) are counted
+in a ``metadata`` annotation, never dropped without a word.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from bridge.redaction import REDACTED, redact_urls
 __all__ = [
     "DETAIL_PREFIX",
     "MAX_DETAILS",
+    "MAX_DETAILS_CHARS",
     "MAX_DETAIL_NAME",
     "MAX_DETAIL_VALUE",
     "SOURCE_TYPES",
@@ -113,6 +115,7 @@ _CACHED_NODES: Final = MAX_NODES
 MAX_DETAILS: Final = 16
 MAX_DETAIL_NAME: Final = 64
 MAX_DETAIL_VALUE: Final = 1024
+MAX_DETAILS_CHARS: Final = 4096
 DETAIL_PREFIX: Final = "metadata_"
 # The annotation counting entries left out: no key gives it (each has DETAIL_PREFIX and more).
 _LEFT_OUT: Final = "metadata"
@@ -306,13 +309,15 @@ def details_of(metadata: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     """A message's ``metadata`` as annotations, bounded as the module docstring says:
     ``(name, value)`` pairs sorted by name."""
     details: dict[str, str] = {}
-    left_out = 0
+    left_out = used = 0
     for key in sorted(metadata):
         name = DETAIL_PREFIX + (_NOT_NAME.sub("_", key) or "_")[:MAX_DETAIL_NAME]
-        if len(details) == MAX_DETAILS or name in details:
+        value = REDACTED if _SECRET_KEY.search(key) else _shown(metadata[key])
+        if len(details) == MAX_DETAILS or name in details or used + len(value) > MAX_DETAILS_CHARS:
             left_out += 1
             continue
-        details[name] = REDACTED if _SECRET_KEY.search(key) else _shown(metadata[key])
+        details[name] = value
+        used += len(value)
     if left_out:
         details[_LEFT_OUT] = f"{left_out} more metadata entries not shown"
     return tuple(sorted(details.items()))

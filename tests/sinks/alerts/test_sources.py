@@ -23,6 +23,7 @@ from bridge.sinks.alerts.sources import (
     MAX_DETAIL_NAME,
     MAX_DETAIL_VALUE,
     MAX_DETAILS,
+    MAX_DETAILS_CHARS,
     SOURCE_TYPES,
     alert_event,
     alert_events,
@@ -370,3 +371,14 @@ def test_a_derived_id_too_long_for_an_alert_ack_is_cut_to_fit_keeping_conditions
     assert first != second
     assert first == derived_id("component_health", node, "a" * 100)
     assert derived_id("x", "y" * 4094) == "x:" + "y" * 4094  # exactly 4 096: as it reads
+
+
+def test_metadata_annotations_stop_at_their_total_size_and_count_the_rest() -> None:
+    """Values are kept (by key) while they fit MAX_DETAILS_CHARS together; the rest are
+    counted, so an alert's annotations stay bounded however large each value may be."""
+    metadata = {f"k{n}": "v" * MAX_DETAIL_VALUE for n in range(8)}
+    details = dict(details_of(metadata))
+    kept = [name for name in details if name != "metadata"]
+    assert sum(len(details[name]) for name in kept) <= MAX_DETAILS_CHARS
+    assert len(kept) == MAX_DETAILS_CHARS // MAX_DETAIL_VALUE
+    assert details["metadata"] == f"{8 - len(kept)} more metadata entries not shown"
