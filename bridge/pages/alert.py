@@ -106,6 +106,7 @@ def _facts(record: AlertRecord) -> Html:
         ("Severity", severity_badge(record.severity)),
         ("Category", record.category),
         ("Node", record.node),
+        ("Source", text_or_dash(record.source)),
         ("Requires acknowledgement", "yes" if record.requires_ack else "no"),
         ("Started", timestamp(record.starts_at)),
         ("Ended", timestamp(record.ends_at)),

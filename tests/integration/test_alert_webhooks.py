@@ -266,6 +266,34 @@ async def test_alerts_in_one_window_are_grouped_and_split(tmp_path: Path, webhoo
     assert receiver.accepted_alert_ids() == {f"a{n}" for n in range(7)}
 
 
+async def test_a_receiver_is_told_which_component_raised_an_alert_and_its_metadata(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A SystemAlert's source reaches a real receiver as the ``source`` label (and in
+    commonLabels), its metadata as ``metadata_*`` annotations, a secret among them redacted."""
+    receiver: WebhookReceiver = webhook_receiver()
+    metadata = {"stream": "orders", "lag": 12, "password": "hunter2"}
+    async with alert_bridge(
+        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (bridge, _sink, _watcher):
+        bridge.bus.publish(
+            "backup_failed", system_alert("b1", source="backup-job", metadata=metadata)
+        )
+        await async_wait_until(lambda: len(receiver.accepted()) == 1, what="the alert delivered")
+    body = receiver.requests[0].json()
+    [alert] = body["alerts"]
+    assert alert["labels"]["source"] == "backup-job"
+    assert body["commonLabels"]["source"] == "backup-job"
+    assert alert["annotations"] == {
+        "title": "alert b1",
+        "description": "something broke",
+        "metadata_lag": "12",
+        "metadata_password": "<redacted>",
+        "metadata_stream": "orders",
+    }
+    assert b"hunter2" not in receiver.requests[0].body
+
+
 async def test_resolve_is_sent_with_the_same_fingerprint(tmp_path: Path, webhook_receiver) -> None:
     """A node going down and coming back sends firing, then resolved for the same fingerprint."""
     receiver: WebhookReceiver = webhook_receiver()

@@ -65,6 +65,7 @@ async def test_alertmanager_holds_and_routes_the_bridges_alerts(
             "category": "system",
             "node": "n1",
             "alert_id": "am-1",
+            "source": "test",
         }
         assert alert["status"]["state"] == "active"
         assert alert["annotations"]["title"] == "alert am-1"
@@ -83,6 +84,40 @@ async def test_alertmanager_holds_and_routes_the_bridges_alerts(
         assert set(ours) - set(body) <= {"notification_reason", "routeLabels"}
         assert set(body["alerts"][0]) == set(ours["alerts"][0])
         assert body["version"] == "4"
+
+
+async def test_alertmanager_accepts_the_source_label_and_metadata_annotations(
+    tmp_path: Path, alertmanager_server, webhook_receiver
+) -> None:
+    """A SystemAlert's source and metadata (keys of any characters, values of any JSON) are
+    accepted by a real Alertmanager, held as a label and annotations, and routed on."""
+    receiver: WebhookReceiver = webhook_receiver()
+    server: AlertmanagerServer = alertmanager_server(webhook_url=receiver.url)
+    metadata = {"stream id": "orders-7", "lag.ms": 1500, "tags": ["a", "b"], "api-token": "x1"}
+    async with alert_bridge(tmp_path, serve_http=False, EXESDB_ALERTMANAGER_URL=server.url) as (
+        bridge,
+        _sink,
+        _watcher,
+    ):
+        alert = system_alert("am-src", source="projection-runner", metadata=metadata)
+        bridge.bus.publish("projection_stalled", alert)
+        held_alert = await async_wait_until(
+            lambda: held(server, "am-src"), within=15, what="am-src held"
+        )
+        body = await async_wait_until(
+            lambda: notified(receiver, "am-src", "firing"), within=15, what="AM's notification"
+        )
+    assert held_alert["labels"]["source"] == "projection-runner"
+    expected = {
+        "metadata_stream_id": "orders-7",
+        "metadata_lag_ms": "1500",
+        "metadata_tags": '["a", "b"]',
+        "metadata_api_token": "<redacted>",
+    }
+    assert expected.items() <= held_alert["annotations"].items()
+    routed = body["alerts"][0]
+    assert routed["labels"]["source"] == "projection-runner"
+    assert expected.items() <= routed["annotations"].items()
 
 
 async def test_resolve_reaches_alertmanager_with_ends_at(

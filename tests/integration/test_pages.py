@@ -416,6 +416,38 @@ def test_an_alert_title_holding_html_shows_as_text(tmp_path: Path, browser: Brow
         assert browser.all("#live img, #live script") == []
 
 
+def test_an_alerts_source_and_metadata_show_on_its_page_as_text(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """The alert page shows the component that raised the alert (a fact and the ``source``
+    label) and its metadata annotations, markup in them as text, a secret never."""
+    source = "<i>backup</i>-job"
+    note = '<img src=x onerror="window.pwned = 3">nightly'
+    with page_bridge(tmp_path) as server:
+        raise_alert(
+            server,
+            "meta",
+            "Backup failed",
+            source=source,
+            metadata={"note": note, "session_key": "s3cr3t-value", "tries": 3},
+        )
+        browser.open(server.url + alert_path("meta"))
+        assert browser.text("#alert-title") == "Backup failed"
+        assert source in browser.text("#labels")
+        fact = browser.run(
+            "return [...document.querySelectorAll('dl.facts dt')]"
+            ".find((dt) => dt.textContent === 'Source').nextElementSibling.textContent"
+        )
+        assert fact == source
+        annotations = browser.text("#annotations")
+        assert "metadata_note" in annotations
+        assert note in annotations
+        assert "metadata_tries" in annotations
+        assert "s3cr3t-value" not in browser.driver.page_source
+        assert browser.run("return window.pwned === undefined") is True
+        assert browser.all("#live img, #live i") == []
+
+
 def test_make_screenshots_writes_a_picture_of_each_page(tmp_path: Path) -> None:
     """`make screenshots` (the --demo bridge in Chromium) writes status.png and alert.png, PNGs
     1280 pixels wide, into the folder it is given."""

@@ -50,6 +50,8 @@ def raise_alert(
     title: str,
     severity: str = "critical",
     node: str = "db-1@cluster",
+    source: str = "tests",
+    metadata: dict[str, Any] | None = None,
 ) -> AlertRecord:
     """Publish a SystemAlert and wait until the alert sink holds it."""
     publish(
@@ -61,8 +63,9 @@ def raise_alert(
             category="system",
             title=title,
             description="raised by a page test",
-            source="tests",
+            source=source,
             node=node,
+            metadata=metadata or {},
         ),
     )
     return wait_for_alert(server, alert_id, lambda record: True)

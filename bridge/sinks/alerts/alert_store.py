@@ -51,11 +51,11 @@ _STORE_ALERT: Final = """
 INSERT OR REPLACE INTO alerts (
     alert_id, alertname, severity, category, node, title, description, requires_ack, state,
     level, starts_at, updated_at, ends_at, level_since, ack_by, ack_note, ack_at, resolution,
-    auto_resolve, last_seen
+    auto_resolve, last_seen, source, details
 ) VALUES (
     :alert_id, :alertname, :severity, :category, :node, :title, :description, :requires_ack,
     :state, :level, :starts_at, :updated_at, :ends_at, :level_since, :ack_by, :ack_note,
-    :ack_at, :resolution, :auto_resolve, :last_seen
+    :ack_at, :resolution, :auto_resolve, :last_seen, :source, :details
 )
 """
 _SEEN_ALERT: Final = (

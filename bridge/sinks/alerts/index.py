@@ -306,4 +306,6 @@ def _entry(fields: list[Any] | None) -> HistoryEntry | None:
 def _record(fields: dict[str, Any]) -> AlertRecord:
     fields = dict(fields)
     fields["state"] = AlertState(fields["state"])
+    # JSON has no tuples; a record of an earlier version has no details.
+    fields["details"] = tuple((str(n), str(v)) for n, v in fields.get("details", ()))
     return AlertRecord(**fields)

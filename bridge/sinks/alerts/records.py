@@ -86,6 +86,9 @@ class AlertRecord:
     resolution: str | None = None
     auto_resolve: bool = False
     last_seen: float | None = None
+    # A SystemAlert's component and its metadata as annotations (sources.details_of).
+    source: str | None = None
+    details: tuple[tuple[str, str], ...] = ()
 
     @property
     def open(self) -> bool:
@@ -107,14 +110,16 @@ class AlertRecord:
             "node": self.node,
             "alert_id": self.alert_id,
         }
+        if self.source is not None:
+            labels["source"] = self.source
         if self.level > 1:
             labels["escalation_level"] = self.level_name
         return labels
 
     @property
     def annotations(self) -> dict[str, str]:
-        """The human text: title and description."""
-        return {"title": self.title, "description": self.description}
+        """The human text: title, description and the metadata its message carried."""
+        return {"title": self.title, "description": self.description, **dict(self.details)}
 
     def as_json(self) -> dict[str, Any]:
         """The alert as ``GET /v1/alerts`` shows it."""

@@ -54,12 +54,14 @@ def alert_params(record: AlertRecord) -> dict[str, object]:
         "resolution": record.resolution,
         "auto_resolve": int(record.auto_resolve),
         "last_seen": record.last_seen,
+        "source": record.source,
+        "details": json.dumps(record.details, ensure_ascii=False),
     }
 
 
 def record_of(row: sqlite3.Row) -> AlertRecord:
     # By position (as fast as a tuple; a name is a scan): the table's columns are the record's
-    # fields in order, version 1 files included, whose two later columns were appended.
+    # fields in order, files of earlier versions included, whose later columns were appended.
     return AlertRecord(
         row[0],
         row[1],
@@ -81,6 +83,8 @@ def record_of(row: sqlite3.Row) -> AlertRecord:
         row[17],
         bool(row[18]),
         None if row[19] is None else float(row[19]),
+        row[20],
+        tuple((name, value) for name, value in json.loads(row[21])),
     )
 
 

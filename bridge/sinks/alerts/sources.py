@@ -21,16 +21,28 @@ sends them) resolves when a NodeHealth for its node reports that resource health
 A health status becomes an alert as ``held`` says: the alert stage passes the hold of
 ``EXESDB_ALERT_FOR_MS`` (``pending``), so a degraded or unhealthy reading alerts only once it
 has lasted; without ``held`` a status counts as read.
+
+A SystemAlert's ``source`` (the component that raised it) becomes the alert's ``source`` label
+and its ``metadata`` annotations (``details``): bounded, as it comes from a message — at most
+``MAX_DETAILS`` entries, sorted by key, each named ``metadata_<key>`` with the key reduced to
+label-name characters (``[A-Za-z0-9_]``, at most ``MAX_DETAIL_NAME``), each value a string (JSON
+for any other value) of at most ``MAX_DETAIL_VALUE`` characters, all of them at most
+``MAX_DETAILS_CHARS`` together (an alert's annotations stay the size of a title); a key that
+names a secret has its value shown as ``<redacted>``, and URL credentials in any value are
+redacted. Entries left out (past a cap, or a key that reduces to one already taken) are counted
+in a ``metadata`` annotation, never dropped without a word.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable
+import json
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from bridge.bus import Envelope
 from bridge.cluster import MAX_NODES
@@ -49,14 +61,21 @@ from bridge.messages import (
     SystemAlert,
 )
 from bridge.messages.alerts import ACK_BY_DEFAULT
+from bridge.redaction import REDACTED, redact_urls
 
 __all__ = [
+    "DETAIL_PREFIX",
+    "MAX_DETAILS",
+    "MAX_DETAILS_CHARS",
+    "MAX_DETAIL_NAME",
+    "MAX_DETAIL_VALUE",
     "SOURCE_TYPES",
     "AlertEvent",
     "HeldStatus",
     "alert_event",
     "alert_events",
     "derived_id",
+    "details_of",
     "meets",
 ]
 
@@ -92,6 +111,20 @@ _SORTED_RESOURCES: Final = tuple(sorted(_HEALTH_RESOURCES))
 # many as the cluster monitor tracks, so that a cluster at its cap does not make them afresh
 # for every reading (a few hundred bytes a node).
 _CACHED_NODES: Final = MAX_NODES
+# A SystemAlert's metadata as annotations (details_of): bounded, as it comes from a message.
+MAX_DETAILS: Final = 16
+MAX_DETAIL_NAME: Final = 64
+MAX_DETAIL_VALUE: Final = 1024
+MAX_DETAILS_CHARS: Final = 4096
+DETAIL_PREFIX: Final = "metadata_"
+# The annotation counting entries left out: no key gives it (each has DETAIL_PREFIX and more).
+_LEFT_OUT: Final = "metadata"
+_NOT_NAME: Final = re.compile(r"[^A-Za-z0-9_]")
+# Keys whose values are never shown (a token in metadata must not reach a receiver or a page).
+_SECRET_KEY: Final = re.compile(
+    r"secret|token|passw|pwd|credential|api_?key|private|auth|signature|cookie|session",
+    re.IGNORECASE,
+)
 
 Active = Callable[[str], bool]
 """Whether an alert (by id) may be active: a resolved event of any other would change nothing."""
@@ -116,6 +149,8 @@ class AlertEvent:
     requires_ack: bool
     at: datetime
     auto_resolve: bool = False
+    source: str | None = None
+    details: tuple[tuple[str, str], ...] = ()
 
     @property
     def firing(self) -> bool:
@@ -167,6 +202,8 @@ def alert_event(
             requires_ack=payload.requires_ack,
             at=at,
             auto_resolve=True,
+            source=payload.source,
+            details=details_of(payload.metadata),
         )
     if isinstance(payload, MetricAlert):
         relation = "above" if payload.threshold_type == "max" else "below"
@@ -266,6 +303,44 @@ def derived_id(*parts: str) -> str:
         return alert_id
     digest = hashlib.sha256(alert_id.encode()).hexdigest()[:_DIGEST_LENGTH]
     return f"{alert_id[: MAX_ALERT_ID - _DIGEST_LENGTH - 2]}…#{digest}"
+
+
+def details_of(metadata: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A message's ``metadata`` as annotations, bounded as the module docstring says:
+    ``(name, value)`` pairs sorted by name."""
+    details: dict[str, str] = {}
+    left_out = used = 0
+    for key in sorted(metadata):
+        name = DETAIL_PREFIX + (_NOT_NAME.sub("_", key) or "_")[:MAX_DETAIL_NAME]
+        value = REDACTED if _SECRET_KEY.search(key) else _shown(metadata[key])
+        if len(details) == MAX_DETAILS or name in details or used + len(value) > MAX_DETAILS_CHARS:
+            left_out += 1
+            continue
+        details[name] = value
+        used += len(value)
+    if left_out:
+        details[_LEFT_OUT] = f"{left_out} more metadata entries not shown"
+    return tuple(sorted(details.items()))
+
+
+def _shown(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(_scrubbed(value), ensure_ascii=False)
+    text = redact_urls(text)
+    if len(text) > MAX_DETAIL_VALUE:
+        text = text[: MAX_DETAIL_VALUE - 1] + "…"
+    return text
+
+
+def _scrubbed(value: Any) -> Any:
+    """``value`` with what any nested key naming a secret holds redacted."""
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if _SECRET_KEY.search(str(key)) else _scrubbed(inner)
+            for key, inner in value.items()
+        }
+    if isinstance(value, list):
+        return [_scrubbed(inner) for inner in value]
+    return value
 
 
 @functools.lru_cache(maxsize=_CACHED_NODES)

@@ -19,8 +19,9 @@ Seven tables:
   changes even once below its ``min_severity`` (``queue.Keep``), so it is never left with it
   firing.
 
-The schema is at version 7 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
-plans' ids, 6 ``told`` and an index of deliveries in order, 7 the deliveries' ``retried_at``);
+The schema is at version 8 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
+plans' ids, 6 ``told`` and an index of deliveries in order, 7 the deliveries' ``retried_at``, 8
+the alerts' ``source`` and ``details``, a SystemAlert's component and metadata annotations);
 ``migrate`` upgrades a file of any earlier version in place, one version at a time.
 """
 
@@ -35,11 +36,12 @@ from typing import Final
 
 __all__ = ["connect", "migrate"]
 
-_SCHEMA_VERSION: Final = 7
+_SCHEMA_VERSION: Final = 8
 # Columns added after version 1 (by version: table, column, definition).
 _ADDED_COLUMNS: Final[Mapping[int, tuple[tuple[str, str, str], ...]]] = {
     2: (("alerts", "auto_resolve", "INTEGER NOT NULL DEFAULT 0"), ("alerts", "last_seen", "REAL")),
     7: (("deliveries", "retried_at", "REAL"),),
+    8: (("alerts", "source", "TEXT"), ("alerts", "details", "TEXT NOT NULL DEFAULT '[]'")),
 }
 # Version 1's tables (already with the columns later versions added: a new file's columns then
 # stand in the order an upgraded file's do); later versions' tables come from _step.
@@ -64,7 +66,9 @@ CREATE TABLE IF NOT EXISTS alerts (
     ack_at REAL,
     resolution TEXT,
     auto_resolve INTEGER NOT NULL DEFAULT 0,
-    last_seen REAL
+    last_seen REAL,
+    source TEXT,
+    details TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS alerts_by_state ON alerts (state, level_since);
 CREATE TABLE IF NOT EXISTS queued (

@@ -120,6 +120,7 @@ def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Tran
         severity=event.severity,
         title=event.title,
         description=event.description,
+        details=event.details,
         requires_ack=event.requires_ack,
         updated_at=now,
         level_since=now if needs_ack else current.level_since,
@@ -150,6 +151,8 @@ def _new(event: AlertEvent, now: float) -> AlertRecord:
         level_since=now,
         auto_resolve=event.auto_resolve,
         last_seen=now,
+        source=event.source,
+        details=event.details,
     )
 
 

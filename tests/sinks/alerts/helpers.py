@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 
@@ -127,7 +127,13 @@ async def alert_bridge(
         await bridge.aclose()
 
 
-def system_alert(alert_id: str, severity: str = "critical", node: str = "n1") -> SystemAlert:
+def system_alert(
+    alert_id: str,
+    severity: str = "critical",
+    node: str = "n1",
+    source: str = "test",
+    metadata: dict[str, Any] | None = None,
+) -> SystemAlert:
     """A SystemAlert with the given id."""
     return SystemAlert(
         alert_id=alert_id,
@@ -135,8 +141,9 @@ def system_alert(alert_id: str, severity: str = "critical", node: str = "n1") ->
         category="system",
         title=f"alert {alert_id}",
         description="something broke",
-        source="test",
+        source=source,
         node=node,
+        metadata=metadata or {},
     )
 
 

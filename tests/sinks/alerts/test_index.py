@@ -3,6 +3,7 @@ each crash point between the two neither loses a notification nor sends one twic
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
@@ -140,15 +141,30 @@ def replica(
 def test_a_record_and_a_plan_survive_encoding() -> None:
     """What encode writes, decode reads back the same (a record, a note's plan with the history
     entry of each step)."""
-    original = record(state=AlertState.ACKNOWLEDGED, ack_by="ops", ack_at=T0 + 1, last_seen=T0)
+    original = record(
+        state=AlertState.ACKNOWLEDGED,
+        ack_by="ops",
+        ack_at=T0 + 1,
+        last_seen=T0,
+        source="backup-job",
+        details=(("metadata_lag", "12"),),
+    )
     assert index.decode(index.encode(original)) == original
-    fired = on_event(None, event("x"), T0)
+    fired = on_event(None, event("x", source="s", details=(("metadata_k", "v"),)), T0)
     seen = on_event(fired.record, event("x"), T0 + 1)  # no history entry
     plan = Plan("p1", T0 + 1, (fired, seen), refused=2)
     decoded = index.decode_plan(index.encode_plan(plan))
     assert decoded == plan
     assert [step.entry for step in decoded.steps] == [fired.entry, None]
     assert fired.entry is not None
+
+
+def test_a_record_an_earlier_version_kept_in_redis_decodes_without_source_or_details() -> None:
+    """A record encoded before alerts had a source and details decodes with neither."""
+    fields = json.loads(index.encode(record()))
+    del fields["source"], fields["details"]
+    decoded = index.decode(json.dumps(fields).encode())
+    assert (decoded.source, decoded.details) == (None, ())
 
 
 async def test_each_change_is_kept_in_redis_fenced_by_the_lease(boxes, db: DbThread) -> None:

@@ -102,6 +102,21 @@ def test_everything_survives_reopening(tmp_path: Path) -> None:
     again.close()
 
 
+def test_an_alerts_source_and_details_survive_reopening(tmp_path: Path) -> None:
+    """The source and details an alert fired with are stored, and read back after a restart."""
+    box = Outbox.in_dir(tmp_path, urls=[URL])
+    details = (("metadata_lag", "12"), ("metadata_note", "<b>ü</b>"))
+    observe(box, event("a", source="backup-job", details=details), T0)
+    box.close()
+    again = Outbox.in_dir(tmp_path, urls=[URL])
+    try:
+        kept = stored(again, "a")
+        assert kept is not None
+        assert (kept.source, kept.details) == ("backup-job", details)
+    finally:
+        again.close()
+
+
 def test_a_version_1_file_gains_the_new_columns(tmp_path: Path) -> None:
     """An outbox written by the first schema opens, keeps its alerts and takes new fields."""
     path = tmp_path / "alerts.sqlite3"
@@ -183,6 +198,9 @@ _V6_TOLD = """
 CREATE TABLE told (url TEXT NOT NULL, alert_id TEXT NOT NULL, PRIMARY KEY (url, alert_id));
 CREATE INDEX deliveries_in_order ON deliveries (url, state);
 """
+_V7_RETRIED = """
+ALTER TABLE deliveries ADD COLUMN retried_at REAL;
+"""
 # Version 1 never set user_version (0, as a new file).
 _EARLIER_VERSIONS = [
     (0, _V1_QUEUES),
@@ -191,8 +209,9 @@ _EARLIER_VERSIONS = [
     (4, _V4_META),
     (5, _V5_PLANS),
     (6, _V6_TOLD),
+    (7, _V7_RETRIED),
 ]
-CURRENT_VERSION = 7
+CURRENT_VERSION = 8
 ALL_TABLES = frozenset({"alerts", "queued", "deliveries", "history", "meta", "plans", "told"})
 
 
@@ -258,6 +277,7 @@ def test_a_file_of_any_earlier_version_is_upgraded_to_the_current_one(
         assert old is not None
         assert old.state is AlertState.FIRING
         assert old.auto_resolve is False
+        assert (old.source, old.details) == (None, ())
         assert box.queue.depth() == box.queue.depth().__class__(1, 1, 0)
         kept_history = [e.event for e in box.alerts.detail("old").history]  # type: ignore[union-attr]
         assert kept_history == ([HistoryEvent.FIRED] if version >= 3 else [])

@@ -119,3 +119,25 @@ def test_the_generator_url_is_the_alerts_page_with_its_id_escaped() -> None:
     url = json.loads(body)["alerts"][0]["generatorURL"]
     assert url == EXTERNAL + "/alerts/node_failure%3An3%40db%2Fx"
     assert url == alert_url(EXTERNAL, "node_failure:n3@db/x")
+
+
+def test_a_system_alerts_source_is_a_label_and_its_metadata_annotations() -> None:
+    """An alert with a source carries it as the ``source`` label, its details as annotations
+    beside title and description; the fingerprint ignores the source, as it does severity."""
+    details = (("metadata_lag", "12"), ("metadata_stream", "orders"))
+    [(body, _)] = build_payloads(
+        [record(source="backup-job", details=details)], max_alerts=5, external_url=EXTERNAL
+    )
+    [alert] = json.loads(body)["alerts"]
+    assert alert["labels"]["source"] == "backup-job"
+    assert alert["annotations"] == {
+        "title": "node n1 is down",
+        "description": "went silent",
+        "metadata_lag": "12",
+        "metadata_stream": "orders",
+    }
+    assert alert["fingerprint"] == fingerprint(
+        {"alertname": "node_failure", "category": "system", "node": "n1", "alert_id": "a1"}
+    )
+    [(plain, _)] = build_payloads([record()], max_alerts=5, external_url=EXTERNAL)
+    assert "source" not in json.loads(plain)["alerts"][0]["labels"]

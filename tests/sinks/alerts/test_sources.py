@@ -20,10 +20,15 @@ from bridge.messages import (
 )
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.sources import (
+    MAX_DETAIL_NAME,
+    MAX_DETAIL_VALUE,
+    MAX_DETAILS,
+    MAX_DETAILS_CHARS,
     SOURCE_TYPES,
     alert_event,
     alert_events,
     derived_id,
+    details_of,
     meets,
 )
 from tests.sinks.alerts.helpers import envelope
@@ -51,6 +56,80 @@ def test_system_alert_is_named_after_its_topic() -> None:
     )
     assert event.requires_ack
     assert event.firing
+
+
+def test_a_system_alerts_source_and_metadata_reach_its_event() -> None:
+    """A SystemAlert's source and metadata become the event's source and its details, each
+    value a string and each name a label name under ``metadata_``."""
+    alert = SystemAlert(
+        severity="warning",
+        category="data",
+        title="t",
+        description="d",
+        source="backup-job",
+        node="n1",
+        metadata={"stream": "orders", "lag": 12, "replica-set": ["a", "b"], "ok": None},
+    )
+    event = alert_event(envelope(alert))
+    assert event is not None
+    assert event.source == "backup-job"
+    assert event.details == (
+        ("metadata_lag", "12"),
+        ("metadata_ok", "null"),
+        ("metadata_replica_set", '["a", "b"]'),
+        ("metadata_stream", "orders"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ({"api_token": "t0ps3cret"}, {"metadata_api_token": "<redacted>"}),
+        ({"DB_Password": "hunter2"}, {"metadata_DB_Password": "<redacted>"}),
+        (
+            {"conn": {"user": "u", "secret": "s3"}},
+            {"metadata_conn": '{"user": "u", "secret": "<redacted>"}'},
+        ),
+        (
+            {"target": "https://bob:pw@hooks.example/x"},
+            {"metadata_target": "https://bob:<redacted>@hooks.example/…"},
+        ),
+        ({"<b>x</b>": "y"}, {"metadata__b_x__b_": "y"}),
+        ({"": "empty"}, {"metadata__": "empty"}),
+        ({"k" * 200: "v"}, {"metadata_" + "k" * MAX_DETAIL_NAME: "v"}),
+        ({"long": "x" * 5000}, {"metadata_long": "x" * (MAX_DETAIL_VALUE - 1) + "…"}),
+        (
+            {"a-b": "1", "a.b": "2"},
+            {"metadata_a_b": "1", "metadata": "1 more metadata entries not shown"},
+        ),
+    ],
+    ids=[
+        "secret key",
+        "password key",
+        "nested secret",
+        "url credentials",
+        "markup in key",
+        "empty key",
+        "long key",
+        "long value",
+        "colliding keys",
+    ],
+)
+def test_metadata_annotations_are_bounded_and_never_show_a_secret(
+    metadata: dict[str, object], expected: dict[str, str]
+) -> None:
+    """Metadata annotations have label-name keys of bounded length, values capped in length,
+    secrets redacted (by key, nested too, and URL credentials), and a collision counted."""
+    assert dict(details_of(metadata)) == expected
+
+
+def test_metadata_past_the_cap_is_counted_not_dropped_silently() -> None:
+    """Past MAX_DETAILS entries the first ones (by key) are kept and the rest counted."""
+    details = dict(details_of({f"k{n:02}": str(n) for n in range(MAX_DETAILS + 5)}))
+    assert len(details) == MAX_DETAILS + 1
+    assert details["metadata_k00"] == "0"
+    assert f"metadata_k{MAX_DETAILS:02}" not in details
+    assert details["metadata"] == "5 more metadata entries not shown"
 
 
 def test_metric_alert_is_a_performance_threshold_alert() -> None:
@@ -292,3 +371,14 @@ def test_a_derived_id_too_long_for_an_alert_ack_is_cut_to_fit_keeping_conditions
     assert first != second
     assert first == derived_id("component_health", node, "a" * 100)
     assert derived_id("x", "y" * 4094) == "x:" + "y" * 4094  # exactly 4 096: as it reads
+
+
+def test_metadata_annotations_stop_at_their_total_size_and_count_the_rest() -> None:
+    """Values are kept (by key) while they fit MAX_DETAILS_CHARS together; the rest are
+    counted, so an alert's annotations stay bounded however large each value may be."""
+    metadata = {f"k{n}": "v" * MAX_DETAIL_VALUE for n in range(8)}
+    details = dict(details_of(metadata))
+    kept = [name for name in details if name != "metadata"]
+    assert sum(len(details[name]) for name in kept) <= MAX_DETAILS_CHARS
+    assert len(kept) == MAX_DETAILS_CHARS // MAX_DETAIL_VALUE
+    assert details["metadata"] == f"{8 - len(kept)} more metadata entries not shown"

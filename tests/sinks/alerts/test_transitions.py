@@ -497,3 +497,18 @@ def test_no_change_has_no_history_entry() -> None:
         adopted(alert(), alert(), NOW),  # already the record kept in Redis
     ]
     assert [step.entry for step in steps] == [None, None, None, None, None]
+
+
+def test_an_alert_keeps_the_source_it_opened_with_and_takes_new_details_with_a_severity() -> None:
+    """A new alert takes its event's source and details; at another severity it takes the new
+    details but keeps its source (a label: the alert stays the one receivers know)."""
+    opened = on_event(None, event(source="backup-job", details=(("metadata_try", "1"),)), T0)
+    assert opened.record is not None
+    assert (opened.record.source, opened.record.details) == ("backup-job", (("metadata_try", "1"),))
+    later = event(at=T0 + 5, severity="warning", source="other", details=(("metadata_try", "2"),))
+    changed = on_event(opened.record, later, T0 + 5)
+    assert changed.record is not None
+    assert (changed.record.source, changed.record.details) == (
+        "backup-job",
+        (("metadata_try", "2"),),
+    )
