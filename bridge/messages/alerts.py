@@ -64,7 +64,7 @@ class SystemAlert(Message):
     category: AlertCategory
     title: Text
     description: Text
-    source: Text
+    source: Label  # the alert's source label
     node: Label
     metadata: JsonMap = Field(default_factory=dict)
     # Filled by _default_requires_ack from severity; False only stands when severity is not a

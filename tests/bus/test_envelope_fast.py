@@ -689,8 +689,17 @@ def test_keys_that_look_alike_decode_the_same_either_way(body: bytes) -> None:
         ({"node": "node\x9fhost"}, "node"),
         ({"payload": {**HEALTH, "node": "a\x00b"}}, "payload.node"),
         ({"payload": {"status": "healthy", "node": "a\x80"}}, "payload.node"),
+        (
+            {
+                "instance": "ex_esdb_alerts",
+                "tag": "system_alert",
+                "payload": {"severity": "warning", "category": "system", "title": "t",
+                            "description": "d", "source": "a\x00b", "node": NODE},
+            },
+            "payload.source",
+        ),
     ],
-)
+)  # fmt: skip
 def test_control_characters_in_node_and_labels_are_refused_either_way(
     changes: dict[str, Any], field: str
 ) -> None:
