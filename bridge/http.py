@@ -15,6 +15,7 @@ from typing import Any, Final, Protocol
 
 from aiohttp import web
 
+from bridge.bodies import read_body, read_json
 from bridge.build import BuildInfo
 from bridge.bus import (
     SIGNATURE_HEADER,
@@ -184,7 +185,7 @@ async def ingest(request: web.Request) -> web.Response:
         )
     encoding = request.headers.get("Content-Encoding", "").strip().lower()
     if encoding not in _ENCODINGS:
-        # aiohttp expands only the codings it knows and hands any other body over as sent.
+        # bridge.bodies expands gzip and deflate only: any other body would be read as sent.
         response = _unsupported(
             bridge,
             f"Content-Encoding {encoding!r} is not one the bridge expands: send gzip, deflate "
@@ -193,7 +194,7 @@ async def ingest(request: web.Request) -> web.Response:
         response.headers["Accept-Encoding"] = "gzip, deflate"
         return response
     try:
-        body = await request.read()
+        body = await read_body(request)
     except web.HTTPRequestEntityTooLarge:
         return _rejected(verifier.reject(_too_large(limit)))
     except web.RequestPayloadError as exc:
@@ -350,7 +351,7 @@ def _integration_state(integration: Integration) -> web.Response:
 async def set_integration(request: web.Request) -> web.Response:
     """Turn the integration on or off: ``{"enabled": bool}``."""
     try:
-        body = await request.json()
+        body = await read_json(request)
     except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser
         return error_response(
             400, "malformed", 'the body must be JSON: {"enabled": true|false}', "body"
@@ -477,7 +478,10 @@ def build_app(
     """The aiohttp application serving ``bridge``; ingest answers 202 ``"committed": false``
     once a batch waited ``commit_wait_seconds`` to be safe."""
     app = web.Application(
-        client_max_size=bridge.settings.max_body_bytes, middlewares=[_json_refusals]
+        client_max_size=bridge.settings.max_body_bytes,
+        middlewares=[_json_refusals],
+        # Bodies are expanded by bridge.bodies, which tells a stream cut short from a whole one.
+        handler_args={"auto_decompress": False},
     )
     app[BRIDGE_KEY] = bridge
     app[_COMMIT_WAIT] = commit_wait_seconds

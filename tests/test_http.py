@@ -538,7 +538,7 @@ async def test_ingest_answers_415_for_other_content_types(
     assert server.rejected("unsupported_media_type") == 1
 
 
-@pytest.mark.parametrize("encoding", ["foo", "x-gzip", "compress", "gzip, deflate"])
+@pytest.mark.parametrize("encoding", ["foo", "x-gzip", "compress", "gzip, deflate", "br", "zstd"])
 async def test_ingest_answers_415_for_a_content_encoding_it_does_not_expand(
     serve: ServerFactory, encoding: str
 ) -> None:
@@ -1262,6 +1262,39 @@ async def test_every_route_but_the_documented_open_ones_needs_the_admin_token(
                     assert response.status == 401, (method, path, offer)
                 elif documented[(method, path)] == "open":
                     assert response.status != 401, (method, path, offer)
+
+
+def _packed(coding: str, body: bytes) -> bytes:
+    return gzip.compress(body) if coding == "gzip" else zlib.compress(body)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+@pytest.mark.parametrize(
+    ("damage", "detail"),
+    [
+        (lambda packed: packed[: len(packed) // 2], "cut short"),
+        (lambda packed: packed[:-4], "cut short"),  # only the trailer's last bytes missing
+        (lambda packed: packed + b"junk", "follow the end"),
+    ],
+    ids=["half", "trailer", "trailing-bytes"],
+)
+async def test_a_compressed_ingest_body_cut_short_or_with_bytes_after_answers_400_naming_the_body(
+    serve: ServerFactory, coding: str, damage: Callable[[bytes], bytes], detail: str
+) -> None:
+    """A gzip or deflate ingest body cut short (or followed by other bytes) answers 400
+    malformed naming the body, counted, rather than 401 for the part that arrived."""
+    server = await serve()
+    body = body_of(envelope())
+    status, answer = await server.post(
+        damage(_packed(coding, body)),
+        signature=signed(body),
+        headers={"Content-Encoding": coding},
+    )
+    assert (status, answer.get("error"), answer.get("field")) == (400, "malformed", "body")
+    assert detail in answer["detail"]
+    assert coding in answer["detail"]
+    assert server.rejected("malformed") == 1
+    assert server.delivered == []
 
 
 @functools.cache

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support import BridgeProcess, http_get, require_binary, wait_until
+from bridge.bus import Envelope, new_message_id
+from bridge.messages import DebugTrace, utc_now
+from tests.support import BridgeProcess, http_get, post_signed, require_binary, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -59,3 +62,57 @@ def test_promtool_finds_nothing_in_the_live_exposition(tmp_path, bridge_processe
         [promtool, "check", "metrics"], input=body, capture_output=True, timeout=30, check=False
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
+
+
+def _value(bridge: BridgeProcess, sample: str) -> float | None:
+    """The value of the sample line that starts with ``sample`` on /metrics (None when absent)."""
+    status, body = http_get(bridge.url + "/metrics", timeout=20)
+    assert status == 200
+    found = re.search(rf"^{re.escape(sample)} (\S+)$", body.decode(), re.MULTILINE)
+    return float(found[1]) if found else None
+
+
+def test_a_flood_past_the_series_cap_leaves_the_bridges_own_series_updating(
+    tmp_path, bridge_processes
+):
+    """A signed sender's flood of new label values past EXESDB_MAX_SERIES is refused and
+    counted, while the bridge's own series still update and new ones of its own still appear."""
+    bridge = BridgeProcess(
+        state_dir=tmp_path / "state",
+        EXESDB_NODE="it-node",
+        EXESDB_INGEST="true",
+        EXESDB_MAX_SERIES="2000",
+        EXESDB_HEALTH_BROADCAST_INTERVAL="1000",
+        EXESDB_METRICS_BROADCAST_INTERVAL="1000",
+    ).start(tmp_path)
+    bridge_processes.append(bridge)
+    checks = 'exesdb_health_checks_total{node="it-node",check="host_resources",result="pass"}'
+    before = wait_until(lambda: _value(bridge, checks), 20, "the health collector's first check")
+    # The diagnostics instance carries nothing of the bridge's before the flood: its delivery
+    # series (the throughput collector's) are made only after the cap is reached.
+    operation = f"bus.{DebugTrace.INSTANCE}"
+    assert f'operation="{operation}"'.encode() not in http_get(bridge.url + "/metrics")[1]
+    for start in range(0, 3_000, 1_000):
+        traces = [
+            DebugTrace(component=f"junk-{n:05d}", operation="op", node="flood-node")
+            for n in range(start, start + 1_000)
+        ]
+        post_signed(
+            bridge.url,
+            b"\n".join(
+                Envelope(
+                    new_message_id(), t.INSTANCE, "traces", t.TAG, "flood-node", utc_now(), t
+                ).to_bytes()
+                for t in traces
+            ),
+        )
+    refused = 'exesdb_prometheus_series_refused_total{metric="exesdb_debug_traces"}'
+    wait_until(lambda: (_value(bridge, refused) or 0) > 0, 20, "the flood's refusals counted")
+    delivered = (
+        f'exesdb_operations_total{{node="it-node",operation="{operation}",result="success"}}'
+    )
+    assert wait_until(lambda: _value(bridge, delivered), 20, "the bridge's own new series")
+    wait_until(
+        lambda: (_value(bridge, checks) or 0) > before + 1, 20, "the health checks still counted"
+    )
+    assert (_value(bridge, "exesdb_prometheus_series") or 0) <= 2_000

@@ -267,3 +267,31 @@ def test_writes_of_a_batch_share_one_reading_of_the_clock():
         gauge.put(("b",), 2.0)
     clock.now += 31  # 61 s after the batch's reading, 31 s after b was written
     assert "exesdb_test_value" not in store.render()
+
+
+def test_the_last_tenth_of_the_cap_is_kept_for_the_bridges_own_node():
+    """Series of other nodes stop a tenth short of max_series, and are refused and counted;
+    the bridge's own node's new series still fit, up to the cap itself."""
+    clock = FakeClock()
+    store = SeriesStore(max_series=20, clock=clock, own_node="me")
+    gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("node", "id"))
+    flood = [gauge.set(("flood", str(i)), 1.0) for i in range(30)]
+    assert flood == [True] * 18 + [False] * 12
+    assert sample(store, "exesdb_prometheus_series_refused_total", metric="exesdb_test_value") == 12
+    assert gauge.set(("me", "a"), 1.0)
+    assert gauge.set(("me", "b"), 1.0)
+    assert not gauge.set(("me", "c"), 1.0)
+    assert len(store) == 20
+    assert 'exesdb_test_value{node="me",id="b"} 1.0\n' in store.render()
+
+
+def test_a_state_set_of_the_bridges_own_node_fits_in_the_kept_share():
+    """A state set labelled with the bridge's own node is admitted where another node's is not."""
+    clock = FakeClock()
+    store = SeriesStore(max_series=10, clock=clock, own_node="me")
+    states = store.family("exesdb_test_state", MetricType.GAUGE, "A state set.", ("node", "s"))
+    assert put_state(store, states, ("other",), ("x", "y", "z"), "x")
+    assert put_state(store, states, ("another",), ("x", "y", "z"), "x")
+    assert put_state(store, states, ("third",), ("x", "y", "z"), "x")
+    assert not put_state(store, states, ("fourth",), ("x",), "x")
+    assert put_state(store, states, ("me",), ("x",), "x")

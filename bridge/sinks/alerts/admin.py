@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
 )
 
+from bridge.bodies import read_json
 from bridge.messages import MAX_TEXT
 from bridge.routes import AdminGuard, error_response, unknown_parameter
 from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, AlertState
@@ -105,7 +106,7 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
         """Acknowledge: ``{"ack_by", "ack_note"?, "resolution"?}``; publishes AlertAck."""
         alert_id = request.match_info["alert_id"]
         try:
-            body = await request.json()
+            body = await read_json(request)
         except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply
             return error_response(
                 400, "malformed", 'the body must be JSON: {"ack_by": "..."}', "body"

@@ -36,8 +36,11 @@ class PrometheusSink:
         max_series: int = 10_000,
         queue_size: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        own_node: str | None = None,
     ) -> None:
-        self.store = SeriesStore(ttl_seconds=ttl_seconds, max_series=max_series, clock=clock)
+        self.store = SeriesStore(
+            ttl_seconds=ttl_seconds, max_series=max_series, clock=clock, own_node=own_node
+        )
         self.translator = Translator(self.store)
         self._bus = bus
         self._started = False
@@ -105,4 +108,5 @@ def prometheus_sink(context: Context) -> PrometheusSink:
         context.bus,
         ttl_seconds=settings.series_ttl_ms / 1000,
         max_series=settings.max_series,
+        own_node=settings.node,
     )

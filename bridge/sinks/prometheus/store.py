@@ -3,7 +3,9 @@
 Each series keeps its sample line (``name{a="x"} 1.0``) ready to print, rebuilt only when its
 value changes, and each family caches its joined text until a series in it changes, so a scrape
 is mostly string joins. Series not written for ``ttl_seconds`` expire; past ``max_series`` new
-label sets are refused and counted, so a misbehaving publisher cannot exhaust memory. ``collect``
+label sets are refused and counted, so a misbehaving publisher cannot exhaust memory. A tenth of
+the cap is kept for the series of the bridge's own node (``own_node``), so a flood from other
+senders cannot shut out the series that show what the bridge itself is doing. ``collect``
 reads the same families as prometheus_client ``Metric`` objects, for readers that want values
 rather than text (the OTLP mirror).
 """
@@ -24,6 +26,8 @@ from prometheus_client.samples import Sample
 __all__ = ["Family", "MetricType", "Series", "SeriesStore", "escape_label_value", "format_value"]
 
 _SWEEP_EVERY_SECONDS: Final = 1.0
+# The share of the cap only series labelled with the bridge's own node may use.
+_OWN_SHARE: Final = 10
 
 
 class MetricType(Enum):
@@ -98,6 +102,7 @@ class Family:
     __slots__ = (
         "_cache",
         "_lock",
+        "_node_at",
         "_sample_name",
         "_series",
         "_state_sets",
@@ -125,6 +130,8 @@ class Family:
         self.help = help_text
         self.labelnames = tuple(labelnames)
         self.expires = expires
+        # Where the node label is, to tell the bridge's own series at the cap (see _admit).
+        self._node_at = self.labelnames.index("node") if "node" in self.labelnames else None
         self._sample_name = name + "_total" if kind is MetricType.COUNTER else name
         self._series: dict[tuple[str, ...], Series] = {}
         # Each state set's series by its labels (without the state), with the states they are
@@ -149,7 +156,7 @@ class Family:
                     f"{self.name}: {len(labels)} label value(s) given, "
                     f"{len(self.labelnames)} expected ({', '.join(self.labelnames)})"
                 )
-            if self.expires and not self._store._admit(self, 1, now):
+            if self.expires and not self._store._admit(self, labels, 1, now):
                 return None
             series = self._series[labels] = Series(self, self._prefix(labels), 0.0, now)
             self._cache = None
@@ -227,7 +234,7 @@ class Family:
         keys = [(*labels, state) for state in states]
         found = list(map(known.get, keys))
         if None in found:
-            if self.expires and not self._store._admit(self, found.count(None), now):
+            if self.expires and not self._store._admit(self, labels, found.count(None), now):
                 return False
             for state, key, series in zip(states, keys, found, strict=True):
                 if series is None:
@@ -290,6 +297,8 @@ class SeriesStore:
     Thread-safe. ``clock`` is monotonic seconds and ``wall_clock`` Unix seconds (both injected
     in tests); a counter's ``_created`` is its creation on ``clock``, dated by ``wall_clock``'s
     reading when the store was made, so it stays the same from one collection to the next.
+    ``own_node`` (the bridge's ``EXESDB_NODE``) may use the whole cap; series with another node,
+    or none, stop a tenth short of it, so the bridge's own series always find room.
     """
 
     def __init__(
@@ -300,12 +309,16 @@ class SeriesStore:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         namespace: str = "exesdb_prometheus",
+        own_node: str | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self._clock = clock
         self._now = clock()  # the time of the writes under way (see writing())
         self.ttl_seconds = ttl_seconds
         self.max_series = max_series
+        self.own_node = own_node
+        # Other series stop short of the cap by the share kept for own_node's (none without one).
+        self._shared_limit = max_series - (max_series // _OWN_SHARE if own_node is not None else 0)
         self._families: dict[str, Family] = {}
         self._count = 0
         self._last_sweep = clock()
@@ -379,12 +392,17 @@ class SeriesStore:
         """Series under the cap (self-metrics excluded)."""
         return self._count
 
-    def _admit(self, family: Family, count: int, now: float) -> bool:
-        if self._count + count > self.max_series:
-            self._sweep(now, force=True)
-            if self._count + count > self.max_series:
-                self._refused.inc((family.name,), float(count))
-                return False
+    def _admit(self, family: Family, labels: tuple[str, ...], count: int, now: float) -> bool:
+        # Only a new label set gets here, never a write to a known series: no hot-path cost.
+        if self._count + count > self._shared_limit:
+            at = family._node_at
+            own = at is not None and at < len(labels) and labels[at] == self.own_node
+            limit = self.max_series if own else self._shared_limit
+            if self._count + count > limit:
+                self._sweep(now, force=True)
+                if self._count + count > limit:
+                    self._refused.inc((family.name,), float(count))
+                    return False
         self._count += count
         return True
 
