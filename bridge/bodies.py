@@ -2,8 +2,9 @@
 
 aiohttp's own expansion is off (``auto_decompress=False``): it takes a gzip stream cut short as
 the part that arrived, and a signed ingest would then answer 401 for what is a broken body. Here
-a body that does not decode, stops before its stream ends or carries bytes after it raises
-``web.RequestPayloadError`` (answered 400 naming ``body``); one that expands past the limit
+a body that does not decode, stops before its stream ends or carries bytes after it (other than
+further gzip members, RFC 1952) raises ``web.RequestPayloadError`` (answered 400 naming
+``body``); one that expands past the limit
 raises ``web.HTTPRequestEntityTooLarge`` (413) before more than the limit is expanded.
 """
 
@@ -33,22 +34,32 @@ async def read_body(request: web.Request) -> bytes:
         return body
     wbits = _GZIP if coding == "gzip" else _ZLIB if body[0] & 0x0F == 8 else _RAW
     limit = request.client_max_size
-    stream = zlib.decompressobj(wbits)
-    try:
-        expanded = stream.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise web.RequestPayloadError(f"Can not decode content-encoding: {coding}") from exc
-    if len(expanded) > limit:
-        raise web.HTTPRequestEntityTooLarge(limit, len(expanded))
-    if not stream.eof:
-        raise web.RequestPayloadError(
-            f"the {coding} stream is cut short: it ends before its last block"
-        )
-    if stream.unused_data:
-        raise web.RequestPayloadError(
-            f"{len(stream.unused_data)} byte(s) follow the end of the {coding} stream"
-        )
-    return expanded
+    expanded = b""
+    rest = body
+    while True:
+        stream = zlib.decompressobj(wbits)
+        try:
+            expanded += stream.decompress(rest, limit + 1 - len(expanded))
+        except zlib.error as exc:
+            if rest is not body:  # what follows a whole member is not another one
+                raise web.RequestPayloadError(
+                    f"{len(rest)} byte(s) follow the end of the {coding} stream"
+                ) from exc
+            raise web.RequestPayloadError(f"Can not decode content-encoding: {coding}") from exc
+        if len(expanded) > limit:
+            raise web.HTTPRequestEntityTooLarge(limit, len(expanded))
+        if not stream.eof:
+            raise web.RequestPayloadError(
+                f"the {coding} stream is cut short: it ends before its last block"
+            )
+        rest = stream.unused_data
+        if not rest:
+            return expanded
+        if wbits != _GZIP:
+            raise web.RequestPayloadError(
+                f"{len(rest)} byte(s) follow the end of the {coding} stream"
+            )
+        # A gzip body may hold several members, one after another (RFC 1952 2.2).
 
 
 async def read_json(request: web.Request) -> Any:

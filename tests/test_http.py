@@ -1297,6 +1297,20 @@ async def test_a_compressed_ingest_body_cut_short_or_with_bytes_after_answers_40
     assert server.delivered == []
 
 
+async def test_a_gzip_body_of_several_members_is_taken_whole(serve: ServerFactory) -> None:
+    """A gzip ingest body of two members one after another (RFC 1952) expands to both, as
+    ``gzip.decompress`` reads it, and is verified and taken as the whole NDJSON batch."""
+    server = await serve()
+    first, second = body_of(envelope()) + b"\n", body_of(envelope())
+    status, answer = await server.post(
+        gzip.compress(first) + gzip.compress(second),
+        NDJSON,
+        signature=signed(first + second),
+        headers={"Content-Encoding": "gzip"},
+    )
+    assert (status, answer) == (202, {"accepted": 2})
+
+
 @functools.cache
 def _bomb(coding: str) -> bytes:
     """128 MiB of newlines, compressed to about 128 KiB."""
