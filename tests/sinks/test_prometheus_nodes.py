@@ -122,6 +122,30 @@ def test_a_node_heard_after_its_down_shows_its_health_again():
     ]
 
 
+def test_an_unknown_health_after_the_down_leaves_the_node_down():
+    """A health status of ``unknown`` reported after the down (what a monitor says of a node it
+    cannot reach) does not bring the node back: it stays down; a known status does."""
+    clock = FakeClock()
+    store, more = feed(
+        clock,
+        envelope("node_health_updated", node="a", status="healthy"),
+        envelope("node_health_updated", node="b", status="healthy"),
+    )
+    clock.now += 10
+    more(lifecycle("a", "down"), lifecycle("b", "down"))
+    clock.now += 1
+    more(
+        envelope("node_health_updated", node="a", status="unknown"),
+        envelope("node_health_updated", node="b", status="unknown"),
+    )
+    clock.now += 5
+    more(envelope("node_health_updated", node="b", status="degraded"))
+    assert [(n.node, n.status, n.gone_for) for n in node_summaries(store)] == [
+        ("a", "down", 6.0),
+        ("b", "degraded", None),
+    ]
+
+
 def test_a_gone_node_stays_listed_until_its_announcement_expires():
     """A down node whose readings expired is still listed as down (with no figures), until the
     series of its announcement expires too; a node only ever heard as joined is not listed."""

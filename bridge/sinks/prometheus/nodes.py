@@ -24,7 +24,8 @@ class NodeSummary:
     and the seconds since any of them was last reported (``silent_for``).
 
     A node whose latest word on the bus is NodeLifecycle ``down`` or ``left``, said after its
-    latest reading, has that as its status and ``gone_for``: the seconds since it was said.
+    latest reading (a health status of ``unknown`` aside), has that as its status and
+    ``gone_for``: the seconds since it was said.
     """
 
     node: str
@@ -52,6 +53,13 @@ def node_summaries(store: SeriesStore) -> list[NodeSummary]:
     for name in (_STATUS, _CPU, _MEMORY, _DISK):
         for labels, seconds in store.ages(name).items():
             silent[labels[0]] = min(seconds, silent.get(labels[0], seconds))
+    # What says a node is back after a down or left: a reading, but not a health status of
+    # "unknown" (what a monitor reports for a node it cannot reach).
+    heard: dict[str, float] = {}
+    for name in (_STATUS, _CPU, _MEMORY, _DISK):
+        for labels, seconds in store.ages(name).items():
+            if name != _STATUS or statuses.get(labels[0]) not in (None, "unknown"):
+                heard[labels[0]] = min(seconds, heard.get(labels[0], seconds))
     latest: dict[str, tuple[float, bool, str]] = {}
     for (node, event), seconds in store.ages(_LIFECYCLE).items():
         # Written in the same instant, a gone event counts as the later: it is the one to see.
@@ -60,7 +68,7 @@ def node_summaries(store: SeriesStore) -> list[NodeSummary]:
     gone = {
         node: (event, seconds)
         for node, (seconds, _, event) in latest.items()
-        if event in _GONE and seconds <= silent.get(node, seconds)
+        if event in _GONE and seconds <= heard.get(node, seconds)
     }
     summaries: list[NodeSummary] = []
     for node in sorted(silent.keys() | gone.keys()):
