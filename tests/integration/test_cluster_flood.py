@@ -112,13 +112,7 @@ def test_a_flood_of_node_names_keeps_memory_bounded_and_a_later_node_is_still_de
         [node_health(f"flood-{n}@host") for n in range(start, start + BATCH)]
         for start in range(0, FLOOD, BATCH)
     ]
-    bridge = BridgeProcess(
-        EXESDB_INGEST="true",
-        EXESDB_HEALTH_BROADCAST_INTERVAL=str(INTERVAL_MS),
-        EXESDB_WEBHOOK_URLS=receiver.url,
-        EXESDB_WEBHOOK_GROUP_WAIT_MS="100",
-        **QUIET,
-    ).start(tmp_path)
+    bridge = _monitoring_bridge(tmp_path, receiver.url)
     bridge_processes.append(bridge)
     assert bridge.process is not None
     process = psutil.Process(bridge.process.pid)
@@ -171,19 +165,25 @@ def test_a_flood_of_node_names_keeps_memory_bounded_and_a_later_node_is_still_de
     assert peak < RSS_LIMIT, f"peak RSS {peak / 2**20:.0f} MiB"
 
 
+def _monitoring_bridge(tmp_path: Path, webhook_url: str) -> BridgeProcess:
+    """A started bridge taking signed ingest, its cluster monitor on a short health interval,
+    sending alerts to ``webhook_url``."""
+    return BridgeProcess(
+        EXESDB_INGEST="true",
+        EXESDB_HEALTH_BROADCAST_INTERVAL=str(INTERVAL_MS),
+        EXESDB_WEBHOOK_URLS=webhook_url,
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="100",
+        **QUIET,
+    ).start(tmp_path)
+
+
 def test_a_grouped_node_failure_resolves_when_its_nodes_come_back(
     tmp_path: Path, bridge_processes: list[BridgeProcess], webhook_receiver
 ) -> None:
     """Thirty nodes silent within one interval fire one grouped node_failure; once they all
     heartbeat again the receiver is sent that alert resolved, with no acknowledgement."""
     receiver: WebhookReceiver = webhook_receiver()
-    bridge = BridgeProcess(
-        EXESDB_INGEST="true",
-        EXESDB_HEALTH_BROADCAST_INTERVAL=str(INTERVAL_MS),
-        EXESDB_WEBHOOK_URLS=receiver.url,
-        EXESDB_WEBHOOK_GROUP_WAIT_MS="100",
-        **QUIET,
-    ).start(tmp_path)
+    bridge = _monitoring_bridge(tmp_path, receiver.url)
     bridge_processes.append(bridge)
     names = [f"app-{n:02d}@host" for n in range(30)]
     ingest(bridge.url, [node_health(name) for name in names])
