@@ -3,9 +3,9 @@
 aiohttp's own expansion is off (``auto_decompress=False``): it takes a gzip stream cut short as
 the part that arrived, and a signed ingest would then answer 401 for what is a broken body. Here
 a body that does not decode, stops before its stream ends or carries bytes after it (other than
-further gzip members, RFC 1952) raises ``web.RequestPayloadError`` (answered 400 naming
-``body``); one that expands past the limit
-raises ``web.HTTPRequestEntityTooLarge`` (413) before more than the limit is expanded.
+further gzip members, RFC 1952, up to ``MAX_GZIP_MEMBERS``) raises ``web.RequestPayloadError``
+(answered 400 naming ``body``); one that expands past the limit raises
+``web.HTTPRequestEntityTooLarge`` (413) before more than the limit is expanded.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from typing import Any, Final
 
 from aiohttp import web
 
-__all__ = ["read_body", "read_json"]
+__all__ = ["MAX_GZIP_MEMBERS", "read_body", "read_json"]
 
 # zlib's window bits per coding: a gzip member, a zlib stream, or raw deflate (what some
 # clients send as "deflate"; told apart by the first byte, as aiohttp does).
 _GZIP: Final = 16 + zlib.MAX_WBITS
 _ZLIB: Final = zlib.MAX_WBITS
 _RAW: Final = -zlib.MAX_WBITS
+MAX_GZIP_MEMBERS: Final = 16
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -34,32 +35,37 @@ async def read_body(request: web.Request) -> bytes:
         return body
     wbits = _GZIP if coding == "gzip" else _ZLIB if body[0] & 0x0F == 8 else _RAW
     limit = request.client_max_size
-    expanded = b""
+    pieces: list[bytes] = []
+    size = 0
     rest = body
-    while True:
+    # A gzip body may hold several members, one after another (RFC 1952 2.2); a few, since each
+    # costs a copy of what follows it and an empty one expands to nothing.
+    for _ in range(MAX_GZIP_MEMBERS):
         stream = zlib.decompressobj(wbits)
         try:
-            expanded += stream.decompress(rest, limit + 1 - len(expanded))
+            piece = stream.decompress(rest, limit + 1 - size)
         except zlib.error as exc:
             if rest is not body:  # what follows a whole member is not another one
                 raise web.RequestPayloadError(
                     f"{len(rest)} byte(s) follow the end of the {coding} stream"
                 ) from exc
             raise web.RequestPayloadError(f"Can not decode content-encoding: {coding}") from exc
-        if len(expanded) > limit:
-            raise web.HTTPRequestEntityTooLarge(limit, len(expanded))
+        pieces.append(piece)
+        size += len(piece)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(limit, size)
         if not stream.eof:
             raise web.RequestPayloadError(
                 f"the {coding} stream is cut short: it ends before its last block"
             )
         rest = stream.unused_data
         if not rest:
-            return expanded
+            return b"".join(pieces)
         if wbits != _GZIP:
             raise web.RequestPayloadError(
                 f"{len(rest)} byte(s) follow the end of the {coding} stream"
             )
-        # A gzip body may hold several members, one after another (RFC 1952 2.2).
+    raise web.RequestPayloadError(f"the gzip body holds more than {MAX_GZIP_MEMBERS} members")
 
 
 async def read_json(request: web.Request) -> Any:

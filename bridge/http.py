@@ -466,6 +466,8 @@ async def _json_refusals(request: web.Request, handler: Route) -> web.StreamResp
     except (web.HTTPException, ConnectionError, TimeoutError):
         raise  # the connection's own faults: the listener answers those (408, a client gone)
     except Exception:
+        if request.writer.output_size > 0:
+            raise  # an answer already under way (/metrics, the event stream): aiohttp ends it
         # A fault in the bridge: still the one error shape, so a client tells it from another
         # server answering (aiohttp's own 500 is a plain-text page).
         _logger.exception("%s %s failed", request.method, request.path)

@@ -22,6 +22,7 @@ import pytest
 from aiohttp import web
 
 from bridge.app import Bridge, default_components
+from bridge.bodies import MAX_GZIP_MEMBERS
 from bridge.bus import (
     SIGNATURE_HEADER,
     Durability,
@@ -1309,6 +1310,53 @@ async def test_a_gzip_body_of_several_members_is_taken_whole(serve: ServerFactor
         headers={"Content-Encoding": "gzip"},
     )
     assert (status, answer) == (202, {"accepted": 2})
+
+
+async def test_a_gzip_body_of_too_many_members_answers_400_naming_the_body(
+    serve: ServerFactory,
+) -> None:
+    """A gzip body of more members than MAX_GZIP_MEMBERS (here 1 MiB of empty ones, which
+    expand to nothing and cost a copy each) answers 400 malformed naming the body."""
+    server = await serve()
+    status, answer = await server.post(
+        gzip.compress(b"") * ((1 << 20) // 20),
+        signature=signed(b""),
+        headers={"Content-Encoding": "gzip"},
+    )
+    assert (status, answer.get("error"), answer.get("field")) == (400, "malformed", "body")
+    assert f"more than {MAX_GZIP_MEMBERS} members" in answer["detail"]
+
+
+class _FailingMidAnswer(_Component):
+    """A component serving /failing: an answer begun, then a fault."""
+
+    def routes(self) -> list[web.RouteDef]:
+        async def failing(request: web.Request) -> web.StreamResponse:
+            response = web.StreamResponse()
+            await response.prepare(request)
+            await response.write(b"begun ")
+            raise RuntimeError("a fault after the answer began")
+
+        return [web.get("/failing", failing)]
+
+
+async def test_a_fault_after_an_answer_began_ends_it_without_a_second_answer(
+    serve: ServerFactory,
+) -> None:
+    """A route that fails once its answer is under way is not answered a second time (a 500
+    written into the open body): the answer ends there."""
+    server = await serve(components=[lambda bridge: _FailingMidAnswer("failing", False, None)])
+    assert server.bridge.address is not None
+    reader, writer = await asyncio.open_connection(*server.bridge.address)
+    try:
+        writer.write(b"GET /failing HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        sent = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    assert sent.startswith(b"HTTP/1.1 200")
+    assert sent.count(b"HTTP/1.1") == 1
+    assert b"begun" in sent
 
 
 @functools.cache

@@ -289,6 +289,11 @@ def _decoded(raw: dict[str, bytes] | None) -> dict[str, AlertRecord] | None:
 def _fields(record: AlertRecord) -> dict[str, Any]:
     fields = dataclasses.asdict(record)
     fields["state"] = record.state.value
+    # Written only when set, so that a replica of the version before them (which has neither
+    # field) still reads every record but a SystemAlert's with a source or metadata.
+    for newer in ("source", "details"):
+        if not fields[newer]:
+            del fields[newer]
     return fields
 
 

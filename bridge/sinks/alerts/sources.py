@@ -120,11 +120,18 @@ DETAIL_PREFIX: Final = "metadata_"
 # The annotation counting entries left out: no key gives it (each has DETAIL_PREFIX and more).
 _LEFT_OUT: Final = "metadata"
 _NOT_NAME: Final = re.compile(r"[^A-Za-z0-9_]")
-# Keys whose values are never shown (a token in metadata must not reach a receiver or a page).
+# Keys whose values are never shown (a token in metadata must not reach a receiver or a page),
+# matched on the key's letters and digits alone, lower-cased (X-Api-Key reads "xapikey").
 _SECRET_KEY: Final = re.compile(
-    r"secret|token|passw|pwd|credential|api_?key|private|auth|signature|cookie|session",
-    re.IGNORECASE,
+    r"secret|token|pass|pwd|credential|apikey|accesskey|key$|private|auth|bearer|jwt"
+    r"|signature|cookie|session"
 )
+_NOT_ALNUM: Final = re.compile(r"[^a-z0-9]")
+
+
+def _names_secret(key: object) -> bool:
+    return _SECRET_KEY.search(_NOT_ALNUM.sub("", str(key).lower())) is not None
+
 
 Active = Callable[[str], bool]
 """Whether an alert (by id) may be active: a resolved event of any other would change nothing."""
@@ -312,7 +319,7 @@ def details_of(metadata: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     left_out = used = 0
     for key in sorted(metadata):
         name = DETAIL_PREFIX + (_NOT_NAME.sub("_", key) or "_")[:MAX_DETAIL_NAME]
-        value = REDACTED if _SECRET_KEY.search(key) else _shown(metadata[key])
+        value = REDACTED if _names_secret(key) else _shown(metadata[key])
         if len(details) == MAX_DETAILS or name in details or used + len(value) > MAX_DETAILS_CHARS:
             left_out += 1
             continue
@@ -335,7 +342,7 @@ def _scrubbed(value: Any) -> Any:
     """``value`` with what any nested key naming a secret holds redacted."""
     if isinstance(value, dict):
         return {
-            key: REDACTED if _SECRET_KEY.search(str(key)) else _scrubbed(inner)
+            key: REDACTED if _names_secret(key) else _scrubbed(inner)
             for key, inner in value.items()
         }
     if isinstance(value, list):

@@ -159,12 +159,22 @@ def test_a_record_and_a_plan_survive_encoding() -> None:
     assert fired.entry is not None
 
 
-def test_a_record_an_earlier_version_kept_in_redis_decodes_without_source_or_details() -> None:
-    """A record encoded before alerts had a source and details decodes with neither."""
+def test_a_record_without_source_or_details_is_kept_as_an_earlier_version_kept_it() -> None:
+    """A record with no source and no details is encoded without either key, as the version
+    before them wrote it (so a replica of that version still reads it), and decodes back."""
     fields = json.loads(index.encode(record()))
-    del fields["source"], fields["details"]
+    assert "source" not in fields
+    assert "details" not in fields
     decoded = index.decode(json.dumps(fields).encode())
     assert (decoded.source, decoded.details) == (None, ())
+
+
+def test_a_records_source_and_details_survive_encoding() -> None:
+    """A SystemAlert's source and metadata annotations are kept in Redis and read back."""
+    kept = record(source="backup-job", details=(("metadata_stream", "orders"),))
+    fields = json.loads(index.encode(kept))
+    assert fields["source"] == "backup-job"
+    assert index.decode(index.encode(kept)) == kept
 
 
 async def test_each_change_is_kept_in_redis_fenced_by_the_lease(boxes, db: DbThread) -> None:

@@ -86,6 +86,16 @@ def test_a_system_alerts_source_and_metadata_reach_its_event() -> None:
     [
         ({"api_token": "t0ps3cret"}, {"metadata_api_token": "<redacted>"}),
         ({"DB_Password": "hunter2"}, {"metadata_DB_Password": "<redacted>"}),
+        ({"X-Api-Key": "k1"}, {"metadata_X_Api_Key": "<redacted>"}),
+        ({"aws_access_key_id": "AKIA"}, {"metadata_aws_access_key_id": "<redacted>"}),
+        ({"key": "k2"}, {"metadata_key": "<redacted>"}),
+        ({"passphrase": "p"}, {"metadata_passphrase": "<redacted>"}),
+        ({"bearer": "b"}, {"metadata_bearer": "<redacted>"}),
+        ({"jwt": "j"}, {"metadata_jwt": "<redacted>"}),
+        (
+            {"headers": {"X-Api-Key": "k3", "accept": "json"}},
+            {"metadata_headers": '{"X-Api-Key": "<redacted>", "accept": "json"}'},
+        ),
         (
             {"conn": {"user": "u", "secret": "s3"}},
             {"metadata_conn": '{"user": "u", "secret": "<redacted>"}'},
@@ -106,6 +116,13 @@ def test_a_system_alerts_source_and_metadata_reach_its_event() -> None:
     ids=[
         "secret key",
         "password key",
+        "api key header",
+        "access key",
+        "bare key",
+        "passphrase",
+        "bearer",
+        "jwt",
+        "nested api key header",
         "nested secret",
         "url credentials",
         "markup in key",
