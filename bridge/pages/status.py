@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from bridge.config import Settings
 from bridge.messages import SEVERITIES
 from bridge.pages.html import Fragment, Html, escape, join, template
 from bridge.pages.sources import Shown, alert_source, node_source
@@ -193,9 +194,7 @@ def _health(node: NodeSummary, shown: Shown) -> Html:
     if node.gone_for is not None:
         gone = _GONE(
             age=age(node.gone_for),
-            title=f"NodeLifecycle {node.status} {age(node.gone_for)} ago: its figures are the"
-            f" last it sent, shown until its series expire"
-            f" (EXESDB_SERIES_TTL_MS, {age(settings.series_ttl_ms / 1000)}).",
+            title=f"NodeLifecycle {node.status} {age(node.gone_for)} ago: {_kept(settings)}",
         )
         return join((status, gone))
     # Readings come every health and every metrics interval: two of the longer one missed.
@@ -204,11 +203,16 @@ def _health(node: NodeSummary, shown: Shown) -> Html:
         return status
     silent = _SILENT(
         age=age(node.silent_for),
-        title=f"Nothing from this node for {age(node.silent_for)}: its figures are the last it"
-        f" sent, shown until its series expire (EXESDB_SERIES_TTL_MS,"
-        f" {age(settings.series_ttl_ms / 1000)}).",
+        title=f"Nothing from this node for {age(node.silent_for)}: {_kept(settings)}",
     )
     return join((status, silent))
+
+
+def _kept(settings: Settings) -> str:
+    return (
+        "its figures are the last it sent, shown until its series expire"
+        f" (EXESDB_SERIES_TTL_MS, {age(settings.series_ttl_ms / 1000)})."
+    )
 
 
 def _cpu(node: NodeSummary, shown: Shown, now: float) -> Html:
