@@ -8,19 +8,10 @@ from typing import Any
 from bridge.bus import Envelope
 from bridge.messages import TAGS
 from bridge.sinks.prometheus import SeriesStore, Translator
+from tests.support import ManualClock
 
 NODE = "n1"
 SELF_PREFIXES = ("exesdb_prometheus_",)
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def envelope(tag: str, topic: str | None = None, node: str = NODE, **fields: Any) -> Envelope:
@@ -54,9 +45,9 @@ def sample(store: SeriesStore, name: str, **labels: str) -> float | None:
     return None
 
 
-def translate(*envelopes: Envelope, clock: FakeClock | None = None) -> SeriesStore:
+def translate(*envelopes: Envelope, clock: ManualClock | None = None) -> SeriesStore:
     """A fresh store with ``envelopes`` translated into it."""
-    store = SeriesStore(clock=clock or FakeClock())
+    store = SeriesStore(clock=clock or ManualClock())
     Translator(store).handle_batch(envelopes, propagate)
     return store
 

@@ -24,8 +24,7 @@ from bridge.app import Bridge
 from bridge.sinks.otlp.series import MetricsMirror, registry_to_metrics
 from bridge.sinks.prometheus import MetricType, PrometheusSink, SeriesStore
 from bridge.sinks.prometheus.store import Family
-from tests.sinks.prometheus_support import FakeClock
-from tests.support import make_settings
+from tests.support import ManualClock, make_settings
 
 RESOURCE = Resource.create({"service.name": "test"})
 SCOPE = InstrumentationScope("test")
@@ -63,7 +62,7 @@ def point(metric: Metric, **labels: str) -> NumberDataPoint:
     return found
 
 
-def store_with_counter(clock: FakeClock) -> tuple[SeriesStore, Family]:
+def store_with_counter(clock: ManualClock) -> tuple[SeriesStore, Family]:
     store = SeriesStore(ttl_seconds=10, clock=clock, wall_clock=lambda: WALL)
     counter = store.family("exesdb_test_events", MetricType.COUNTER, "Test events.", ("node",))
     return store, counter
@@ -71,7 +70,7 @@ def store_with_counter(clock: FakeClock) -> tuple[SeriesStore, Family]:
 
 def test_store_families_arrive_as_sums_and_gauges():
     """A store's counter is a cumulative monotonic sum without _total; a gauge stays a gauge."""
-    clock = FakeClock()
+    clock = ManualClock()
     store, counter = store_with_counter(clock)
     counter.inc(("a",), 3)
     store.family("exesdb_test_level", MetricType.GAUGE, "A level.", ("node",)).set(("a",), 0.5)
@@ -88,7 +87,7 @@ def test_store_families_arrive_as_sums_and_gauges():
 
 def test_a_counter_back_from_expiry_starts_anew():
     """An expired counter series that returns from zero gets a later start time (a reset)."""
-    clock = FakeClock(1000.0)
+    clock = ManualClock(1000.0)
     store, counter = store_with_counter(clock)
     counter.inc(("a",), 5)
     before = point(mirrored(CollectorRegistry(), store)["exesdb_test_events"], node="a")
@@ -103,7 +102,7 @@ def test_a_counter_back_from_expiry_starts_anew():
 
 def test_a_counter_written_again_keeps_its_start_time():
     """A counter series that lives on keeps one start time from one collection to the next."""
-    clock = FakeClock(1000.0)
+    clock = ManualClock(1000.0)
     store, counter = store_with_counter(clock)
     counter.inc(("a",))
     first = point(mirrored(CollectorRegistry(), store)["exesdb_test_events"], node="a")

@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 from bridge.bus import Envelope
 from bridge.sinks.prometheus import NodeSummary, SeriesStore, Translator, node_summaries
-from tests.sinks.prometheus_support import FakeClock, envelope, propagate, translate
+from tests.sinks.prometheus_support import envelope, propagate, translate
+from tests.support import ManualClock
 
 
 def test_each_node_has_its_status_and_resource_use():
@@ -38,7 +39,7 @@ def test_each_node_has_its_status_and_resource_use():
 
 def test_the_latest_status_wins_and_silent_nodes_drop_out():
     """A node's status is the one its latest NodeHealth set; once its series expire it is gone."""
-    clock = FakeClock()
+    clock = ManualClock()
     store = translate(
         envelope("node_health_updated", node="a", status="unhealthy"),
         envelope("node_health_updated", node="a", status="healthy"),
@@ -52,7 +53,7 @@ def test_the_latest_status_wins_and_silent_nodes_drop_out():
 def test_a_node_says_how_long_it_has_been_silent():
     """silent_for is the seconds since the node's latest reading of any kind (a status or a
     resource use), so a node still sending one of them is not silent."""
-    clock = FakeClock()
+    clock = ManualClock()
     store = translate(
         envelope("node_health_updated", node="a", status="healthy"),
         envelope("node_health_updated", node="b", status="healthy"),
@@ -73,7 +74,7 @@ def lifecycle(node: str, event: str) -> Envelope:
     return envelope("node_lifecycle_event", node=node, event=event, cluster_size=2)
 
 
-def feed(clock: FakeClock, *envelopes: Envelope) -> tuple[SeriesStore, Callable[..., None]]:
+def feed(clock: ManualClock, *envelopes: Envelope) -> tuple[SeriesStore, Callable[..., None]]:
     """A fresh store with ``envelopes`` translated into it, and a function translating more."""
     store = SeriesStore(clock=clock)
     translator = Translator(store)
@@ -88,7 +89,7 @@ def feed(clock: FakeClock, *envelopes: Envelope) -> tuple[SeriesStore, Callable[
 def test_a_node_announced_down_or_left_shows_so_with_the_seconds_since():
     """A node whose latest lifecycle event is ``down`` or ``left``, said after its latest
     reading, has that as its status (its last figures kept) and the seconds since it was said."""
-    clock = FakeClock()
+    clock = ManualClock()
     store, more = feed(
         clock,
         envelope("node_health_updated", node="a", status="healthy", memory_usage=30.0),
@@ -108,7 +109,7 @@ def test_a_node_announced_down_or_left_shows_so_with_the_seconds_since():
 
 def test_a_node_heard_after_its_down_shows_its_health_again():
     """A reconnected node, or one whose reading came after the down, is no longer down."""
-    clock = FakeClock()
+    clock = ManualClock()
     store, more = feed(clock, lifecycle("a", "down"), lifecycle("b", "down"))
     clock.now += 10
     more(
@@ -125,7 +126,7 @@ def test_a_node_heard_after_its_down_shows_its_health_again():
 def test_an_unknown_health_after_the_down_leaves_the_node_down():
     """A health status of ``unknown`` reported after the down (what a monitor says of a node it
     cannot reach) does not bring the node back: it stays down; a known status does."""
-    clock = FakeClock()
+    clock = ManualClock()
     store, more = feed(
         clock,
         envelope("node_health_updated", node="a", status="healthy"),
@@ -149,7 +150,7 @@ def test_an_unknown_health_after_the_down_leaves_the_node_down():
 def test_a_gone_node_stays_listed_until_its_announcement_expires():
     """A down node whose readings expired is still listed as down (with no figures), until the
     series of its announcement expires too; a node only ever heard as joined is not listed."""
-    clock = FakeClock()
+    clock = ManualClock()
     store, more = feed(
         clock,
         envelope("node_health_updated", node="a", status="healthy"),

@@ -8,10 +8,11 @@ import pytest
 
 from bridge.sinks.prometheus import MetricType, SeriesStore
 from bridge.sinks.prometheus.store import Family, format_value
-from tests.sinks.prometheus_support import FakeClock, envelope, propagate, sample, translate
+from tests.sinks.prometheus_support import envelope, propagate, sample, translate
+from tests.support import ManualClock
 
 
-def _store(clock: FakeClock, ttl: float = 60.0, max_series: int = 100) -> SeriesStore:
+def _store(clock: ManualClock, ttl: float = 60.0, max_series: int = 100) -> SeriesStore:
     return SeriesStore(ttl_seconds=ttl, max_series=max_series, clock=clock)
 
 
@@ -29,7 +30,7 @@ def put_state(
 
 def test_series_not_reported_again_expire_after_the_ttl():
     """A series untouched for the TTL disappears; one written meanwhile stays."""
-    clock = FakeClock()
+    clock = ManualClock()
     store = _store(clock, ttl=60)
     gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("node",))
     gauge.set(("old",), 1.0)
@@ -47,7 +48,7 @@ def test_series_not_reported_again_expire_after_the_ttl():
 
 def test_an_expired_family_disappears_with_its_metadata():
     """When a family's last series expires, its HELP and TYPE lines go too."""
-    clock = FakeClock()
+    clock = ManualClock()
     store = _store(clock, ttl=10)
     store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.").set((), 1.0)
     clock.now += 11
@@ -58,7 +59,7 @@ def test_an_expired_family_disappears_with_its_metadata():
 
 def test_an_expired_counter_starts_again_from_zero():
     """A counter reported again after expiring restarts (Prometheus treats it as a reset)."""
-    clock = FakeClock()
+    clock = ManualClock()
     store = _store(clock, ttl=10)
     counter = store.family("exesdb_test_events", MetricType.COUNTER, "Test events.")
     counter.inc((), 5)
@@ -71,7 +72,7 @@ def test_an_expired_counter_starts_again_from_zero():
 def test_a_state_set_written_again_after_expiring_comes_back_whole():
     """A state set that expired is made again by its next write, every state in it (the
     series it was last written to are not reused)."""
-    clock = FakeClock()
+    clock = ManualClock()
     store = _store(clock, ttl=10)
     states = store.family("exesdb_test_state", MetricType.GAUGE, "A state set.", ("n", "s"))
     put_state(store, states, ("a",), ("x", "y"), "x")
@@ -87,7 +88,7 @@ def test_a_state_set_written_again_after_expiring_comes_back_whole():
 
 def test_translated_series_expire_with_the_store_clock():
     """Series made from messages expire too; the sink's own counters do not."""
-    clock = FakeClock()
+    clock = ManualClock()
     store = translate(envelope("node_health_updated", status="healthy"), clock=clock)
     clock.now += 601
     text = store.render()
@@ -101,7 +102,7 @@ def test_translated_series_expire_with_the_store_clock():
 
 def test_cap_refuses_new_label_sets_and_counts_them():
     """Past max_series a new label set is refused and counted; known ones still update."""
-    clock = FakeClock()
+    clock = ManualClock()
     store = _store(clock, max_series=3)
     gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("id",))
     assert all(gauge.set((str(i),), float(i)) for i in range(3))
@@ -119,7 +120,7 @@ def test_cap_refuses_new_label_sets_and_counts_them():
 
 def test_cap_makes_room_once_series_expire():
     """Expired series free their place under the cap for new label sets."""
-    clock = FakeClock()
+    clock = ManualClock()
     store = _store(clock, ttl=10, max_series=2)
     gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("id",))
     gauge.set(("a",), 1.0)
@@ -132,7 +133,7 @@ def test_cap_makes_room_once_series_expire():
 
 def test_cap_admits_a_state_set_whole_or_not_at_all():
     """A state set that does not fit under the cap is refused entirely, not half written."""
-    clock = FakeClock()
+    clock = ManualClock()
     store = _store(clock, max_series=5)
     states = store.family("exesdb_test_state", MetricType.GAUGE, "A state set.", ("n", "s"))
     assert put_state(store, states, ("a",), ("x", "y", "z"), "x")
@@ -147,7 +148,7 @@ def test_cap_admits_a_state_set_whole_or_not_at_all():
 
 def test_flood_of_label_sets_stays_bounded():
     """A publisher inventing a new label value per message cannot grow the store past the cap."""
-    clock = FakeClock()
+    clock = ManualClock()
     store = SeriesStore(max_series=50, clock=clock)
     from bridge.sinks.prometheus import Translator
 
@@ -161,7 +162,7 @@ def test_flood_of_label_sets_stays_bounded():
 
 def test_wrong_label_count_is_a_programming_error():
     """Giving the wrong number of label values raises, naming the family."""
-    store = _store(FakeClock())
+    store = _store(ManualClock())
     gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("a", "b"))
     with pytest.raises(ValueError, match="exesdb_test_value"):
         gauge.set(("only",), 1.0)
@@ -169,7 +170,7 @@ def test_wrong_label_count_is_a_programming_error():
 
 def test_family_names_are_declared_once():
     """Declaring a family name twice raises."""
-    store = _store(FakeClock())
+    store = _store(ManualClock())
     store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.")
     with pytest.raises(ValueError, match="already declared"):
         store.family("exesdb_test_value", MetricType.GAUGE, "Again.")
@@ -194,7 +195,7 @@ def test_values_are_formatted_as_prometheus_reads_them(value: float, text: str):
 
 def test_unchanged_families_are_served_from_cache_and_changes_show():
     """A second render without writes returns the same text; a write shows up in the next."""
-    clock = FakeClock()
+    clock = ManualClock()
     store = _store(clock)
     gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("id",))
     gauge.set(("a",), 1.0)
@@ -208,7 +209,7 @@ def test_unchanged_families_are_served_from_cache_and_changes_show():
 
 def test_collect_reads_what_render_shows_as_values():
     """collect() gives each rendered family as a prometheus_client family, with the same samples."""
-    clock = FakeClock()
+    clock = ManualClock()
     store = translate(
         envelope("node_health_updated", status="degraded", memory_usage=71.5),
         envelope("log_entry", level="warn", message="m", module="x", metadata={}),
@@ -231,7 +232,7 @@ def test_collect_reads_what_render_shows_as_values():
 
 def test_a_counter_that_comes_back_after_expiring_has_a_new_created_time():
     """Each counter series carries _created; one that expired and returns is created anew."""
-    clock = FakeClock(1000.0)
+    clock = ManualClock(1000.0)
     store = SeriesStore(ttl_seconds=10, clock=clock, wall_clock=lambda: 1_700_000_000.0)
     counter = store.family("exesdb_test_events", MetricType.COUNTER, "Test events.", ("node",))
     counter.inc(("a",), 5)
@@ -250,7 +251,7 @@ def test_a_counter_that_comes_back_after_expiring_has_a_new_created_time():
 
 def test_label_values_written_to_the_store_are_escaped():
     """Quotes, backslashes and newlines written to a family directly are escaped."""
-    store = _store(FakeClock())
+    store = _store(ManualClock())
     gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("node",))
     gauge.set(('a"b\\c\nd',), 1.0)
     assert 'exesdb_test_value{node="a\\"b\\\\c\\nd"} 1.0\n' in store.render()
@@ -258,7 +259,7 @@ def test_label_values_written_to_the_store_are_escaped():
 
 def test_writes_of_a_batch_share_one_reading_of_the_clock():
     """Inside writing(), put/add/put_state stamp every series with the same time."""
-    clock = FakeClock()
+    clock = ManualClock()
     store = _store(clock, ttl=60)
     gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("node",))
     with store.writing():
@@ -272,7 +273,7 @@ def test_writes_of_a_batch_share_one_reading_of_the_clock():
 def test_the_last_tenth_of_the_cap_is_kept_for_the_bridges_own_node():
     """Series of other nodes stop a tenth short of max_series, and are refused and counted;
     the bridge's own node's new series still fit, up to the cap itself."""
-    clock = FakeClock()
+    clock = ManualClock()
     store = SeriesStore(max_series=20, clock=clock, own_node="me")
     gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("node", "id"))
     flood = [gauge.set(("flood", str(i)), 1.0) for i in range(30)]
@@ -287,7 +288,7 @@ def test_the_last_tenth_of_the_cap_is_kept_for_the_bridges_own_node():
 
 def test_a_state_set_of_the_bridges_own_node_fits_in_the_kept_share():
     """A state set labelled with the bridge's own node is admitted where another node's is not."""
-    clock = FakeClock()
+    clock = ManualClock()
     store = SeriesStore(max_series=10, clock=clock, own_node="me")
     states = store.family("exesdb_test_state", MetricType.GAUGE, "A state set.", ("node", "s"))
     assert put_state(store, states, ("other",), ("x", "y", "z"), "x")

@@ -10,12 +10,12 @@ from bridge.bus import Envelope
 from bridge.messages import MESSAGE_TYPES
 from bridge.sinks.prometheus import SeriesStore, Translator
 from tests.sinks.prometheus_support import (
-    FakeClock,
     envelope,
     families_text,
     propagate,
     translate,
 )
+from tests.support import ManualClock
 
 
 class Golden(NamedTuple):
@@ -617,7 +617,7 @@ def test_a_batch_renders_as_its_messages_one_by_one():
     """handle_batch() leaves the same series, message counts included, as handle() per message."""
     envelopes = [envelope(case.tag, case.topic, **case.fields) for case in GOLDEN] * 2
     one_by_one = translate(*envelopes)
-    store = SeriesStore(clock=FakeClock())
+    store = SeriesStore(clock=ManualClock())
     failures: list[Envelope] = []
     Translator(store).handle_batch(envelopes, failures.append)
     assert failures == []
@@ -649,7 +649,7 @@ def _frequent(scale: float) -> list[Envelope]:
 def test_repeated_messages_in_later_batches_write_their_series():
     """The series of a message seen in an earlier batch take the values of the latest one (and
     a counter adds them up), as the first message's did."""
-    store = SeriesStore(clock=FakeClock())
+    store = SeriesStore(clock=ManualClock())
     translator = Translator(store)
     for scale in (1.0, 2.0, 3.0):
         translator.handle_batch(_frequent(scale), propagate)
@@ -672,7 +672,7 @@ def test_repeated_messages_in_later_batches_write_their_series():
 def test_series_that_expired_come_back_when_their_messages_do():
     """After their series expired, the same messages make them again (nothing is written to a
     series the store no longer has)."""
-    clock = FakeClock()
+    clock = ManualClock()
     store = SeriesStore(ttl_seconds=10, clock=clock)
     translator = Translator(store)
     translator.handle_batch(_frequent(1.0), propagate)
@@ -680,7 +680,7 @@ def test_series_that_expired_come_back_when_their_messages_do():
     clock.now += 11
     assert "exesdb_node_cpu_usage_percent" not in store.render()
     translator.handle_batch(_frequent(2.0), propagate)
-    fresh = SeriesStore(clock=FakeClock(clock.now))
+    fresh = SeriesStore(clock=ManualClock(clock.now))
     Translator(fresh).handle_batch(_frequent(2.0), propagate)
     assert families_text(store) == families_text(fresh)
 
@@ -688,11 +688,11 @@ def test_series_that_expired_come_back_when_their_messages_do():
 def test_a_node_state_set_written_in_later_batches_moves_to_the_latest_status():
     """A node's health state set, held once made, still moves its 1 to each batch's status,
     as it would for the same readings in a fresh store."""
-    store = SeriesStore(clock=FakeClock())
+    store = SeriesStore(clock=ManualClock())
     translator = Translator(store)
     for status in ("healthy", "degraded", "unknown", "unhealthy"):
         translator.handle_batch([envelope("node_health_updated", status=status)], propagate)
-        fresh = SeriesStore(clock=FakeClock())
+        fresh = SeriesStore(clock=ManualClock())
         Translator(fresh).handle_batch([envelope("node_health_updated", status=status)], propagate)
         assert families_text(store) == families_text(fresh)
         assert f'exesdb_node_health_status{{node="n1",status="{status}"}} 1.0\n' in store.render()
