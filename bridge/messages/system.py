@@ -8,7 +8,7 @@ from pydantic import Field
 
 from bridge.messages._base import JsonMap, Label, Message, Text
 
-__all__ = ["FeatureToggle", "SystemConfig", "SystemLifecycle"]
+__all__ = ["FeatureToggle", "SystemConfig", "SystemEvent", "SystemLifecycle"]
 
 INSTANCE: Final = "ex_esdb_system"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Final
+from typing import Final, get_args
 
 from bridge.bus import Envelope
 from bridge.messages import (
@@ -47,6 +47,8 @@ from bridge.messages import (
     SystemLifecycle,
     SystemState,
 )
+from bridge.messages.health import HealthStatus, NodeStatus
+from bridge.messages.system import SystemEvent
 from bridge.sinks.prometheus.store import Family, MetricType, Series, SeriesStore
 
 __all__ = ["ERROR_TOPIC_SUFFIX", "FAMILIES", "QUANTILES", "Translator"]
@@ -57,14 +59,15 @@ S: Final = MetricType.SUMMARY
 # A tag's (instance, tag): the labels its messages are counted under.
 _KINDS: Final = {tag: (instance, tag) for instance, tag in MESSAGE_TYPES}
 
-NODE_STATES: Final = ("healthy", "degraded", "unhealthy", "unknown")
+# The state sets' states: the messages' own vocabularies, so the two cannot drift apart.
+NODE_STATES: Final[tuple[str, ...]] = get_args(NodeStatus)
 # Each node status's state set values, in NODE_STATES' order.
 _NODE_STATE_VALUES: Final = {
     status: tuple(1.0 if state == status else 0.0 for state in NODE_STATES)
     for status in NODE_STATES
 }
-COMPONENT_STATES: Final = ("healthy", "degraded", "unhealthy")
-SYSTEM_STATES: Final = ("starting", "started", "stopping", "stopped")
+COMPONENT_STATES: Final[tuple[str, ...]] = get_args(HealthStatus)
+SYSTEM_STATES: Final[tuple[str, ...]] = get_args(SystemEvent)
 
 QUANTILES: Final = {"p50": "0.5", "p95": "0.95", "p99": "0.99", "min": "0", "max": "1"}
 """LatencyMetric percentiles as summary ``quantile`` labels (``avg`` has its own gauge)."""
