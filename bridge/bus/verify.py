@@ -145,23 +145,15 @@ class Verifier:
         """Remember ``envelope``'s id as accepted (after ``verify_frame(remember=False)``)."""
         self._replay.check(envelope.id, envelope.unix_ts)
 
-    def verify_batch(self, lines: Sequence[bytes]) -> list[Envelope] | Rejection:
-        """Decode envelopes whose enclosing body was already authenticated; all or nothing.
-
-        No id is remembered unless every envelope passes, so a refused batch can be corrected
-        and sent again. The first line at fault is reported, as if each line were decoded and
-        then checked for replay in turn; the replay checks are made at one instant.
-        """
-        envelopes = self.judge_batch(lines)
-        if isinstance(envelopes, Rejection):
-            return envelopes
-        return self.admit(envelopes)
-
     def judge_batch(
         self, lines: Sequence[bytes], numbers: Sequence[int] | None = None
     ) -> list[Envelope] | Rejection:
-        """``verify_batch`` without remembering the ids: the caller may still refuse the batch
-        (e.g. 503 when a subscriber is congested) and then ``admit`` it or not.
+        """Decode envelopes whose enclosing body was already authenticated; all or nothing,
+        and no id remembered: the caller may still refuse the batch (e.g. 503 when a subscriber
+        is congested) and then ``admit`` it or not.
+
+        The first line at fault is reported, as if each line were decoded and then checked for
+        replay in turn; the replay checks are made at one instant.
 
         ``numbers``: each line's number in the body (blank lines left out), for a rejection to
         name; by default 1, 2, 3...

@@ -124,10 +124,18 @@ def _verifier() -> tuple[Verifier, ReplayGuard, list[RejectReason]]:
     return verifier, guard, counted
 
 
-def test_verify_batch_accepts_and_remembers_a_good_batch() -> None:
+def verify_batch(verifier: Verifier, lines: list[bytes]) -> list[Envelope] | Rejection:
+    """A batch judged and, if nothing refused it, admitted: what ingest does with no 503."""
+    judged = verifier.judge_batch(lines)
+    if isinstance(judged, Rejection):
+        return judged
+    return verifier.admit(judged)
+
+
+def test_a_good_batch_is_accepted_and_its_ids_remembered() -> None:
     """Every envelope of a good batch comes back, in order, and its ids are remembered."""
     verifier, guard, counted = _verifier()
-    result = verifier.verify_batch([_line(f"msg-{n:08d}") for n in range(3)])
+    result = verify_batch(verifier, [_line(f"msg-{n:08d}") for n in range(3)])
     assert isinstance(result, list)
     assert [e.id for e in result] == ["msg-00000000", "msg-00000001", "msg-00000002"]
     assert all(isinstance(e, Envelope) for e in result)
@@ -165,13 +173,13 @@ def test_verify_batch_accepts_and_remembers_a_good_batch() -> None:
     ],
     ids=["replay-then-malformed", "malformed-then-replay", "known-then-invalid", "expired"],
 )
-def test_verify_batch_reports_the_first_line_at_fault_and_remembers_nothing(
+def test_a_bad_batch_reports_the_first_line_at_fault_and_remembers_nothing(
     lines: list[bytes], reason: RejectReason, field: str
 ) -> None:
     """The first bad line in order is reported (field prefixed by its line); no id is kept."""
     verifier, guard, counted = _verifier()
     guard.check("msg-known", NOW)
-    result = verifier.verify_batch(lines)
+    result = verify_batch(verifier, lines)
     assert isinstance(result, Rejection)
     assert (result.reason, result.field) == (reason, field)
     assert counted == [reason]
@@ -182,8 +190,8 @@ def test_a_refused_batch_can_be_corrected_and_sent_again() -> None:
     """After a refusal the good lines of the batch are still fresh."""
     verifier, _, _ = _verifier()
     good = [_line("msg-00000001"), _line("msg-00000002")]
-    assert isinstance(verifier.verify_batch([*good, b"{nope"]), Rejection)
-    result = verifier.verify_batch(good)
+    assert isinstance(verify_batch(verifier, [*good, b"{nope"]), Rejection)
+    result = verify_batch(verifier, good)
     assert isinstance(result, list)
     assert len(result) == 2
 
@@ -194,7 +202,7 @@ def test_a_judged_batch_is_refused_at_admission_when_a_copy_was_admitted_meanwhi
     verifier, guard, counted = _verifier()
     judged = verifier.judge_batch([_line("msg-00000001"), _line("msg-00000002")])
     assert isinstance(judged, list)
-    assert isinstance(verifier.verify_batch([_line("msg-00000002")]), list)
+    assert isinstance(verify_batch(verifier, [_line("msg-00000002")]), list)
     result = verifier.admit(judged)
     assert isinstance(result, Rejection)
     assert (result.reason, result.field) == (RejectReason.REPLAYED, "line 2: id")
@@ -209,7 +217,7 @@ def test_a_judged_batch_is_admitted_whole() -> None:
     assert isinstance(judged, list)
     assert verifier.admit(judged) is judged
     assert len(guard) == 3
-    assert isinstance(verifier.verify_batch([_line("msg-00000001")]), Rejection)
+    assert isinstance(verify_batch(verifier, [_line("msg-00000001")]), Rejection)
 
 
 async def test_publish_verified_delivers_in_order_and_counts_per_instance_and_tag(
@@ -234,7 +242,7 @@ async def test_publish_verified_delivers_in_order_and_counts_per_instance_and_ta
         _line("msg-00000002", ts=now, instance="ex_esdb_alerts", tag="system_alert", payload=alert),
         _line("msg-00000003", ts=now),
     ]
-    envelopes = kit.verifier.verify_batch(lines)
+    envelopes = verify_batch(kit.verifier, lines)
     assert isinstance(envelopes, list)
     assert kit.bus.publish_verified(envelopes) == 3
     await async_wait_until(lambda: len(got) == 3, what="three deliveries")
