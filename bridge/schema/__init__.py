@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         describe,
         model_named,
         tags_by_instance,
+        unknown_tag,
         wire_schema,
     )
     from bridge.schema.markdown import ENVELOPE_FIELDS, render_markdown
@@ -38,6 +39,7 @@ __all__ = [
     "model_named",
     "render_markdown",
     "tags_by_instance",
+    "unknown_tag",
     "wire_schema",
 ]
 
@@ -52,6 +54,7 @@ __getattr__ = lazy_exports(
             "describe",
             "model_named",
             "tags_by_instance",
+            "unknown_tag",
             "wire_schema",
         ),
         "markdown": ("ENVELOPE_FIELDS", "render_markdown"),

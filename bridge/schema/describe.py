@@ -37,6 +37,7 @@ __all__ = [
     "model_named",
     "summary",
     "tags_by_instance",
+    "unknown_tag",
     "wire_schema",
 ]
 
@@ -98,6 +99,15 @@ def closest_tag(name: str) -> str:
     # cutoff=0: some tag is always the closest, however far.
     [match] = difflib.get_close_matches(name.lower(), list(candidates), n=1, cutoff=0)
     return candidates[match]
+
+
+def unknown_tag(name: str) -> str:
+    """What a command says of a message type it does not know: the closest tag, and where
+    the list is."""
+    return (
+        f"unknown message type {name!r}; did you mean {closest_tag(name)}?"
+        " (exesdb-bridge schema lists them all)"
+    )
 
 
 def tags_by_instance() -> dict[str, list[type[Message]]]:

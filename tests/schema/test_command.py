@@ -8,7 +8,7 @@ import subprocess
 
 from bridge.messages import INSTANCES, TAGS
 from tests.doc_text import fenced, page, section
-from tests.support import run_bridge
+from tests.support import TEST_SECRET, run_bridge
 
 
 def schema(*args: str) -> subprocess.CompletedProcess[str]:
@@ -69,6 +69,13 @@ def test_an_unknown_tag_exits_2_naming_the_closest() -> None:
     assert completed.returncode == 2
     assert "performance_metric?" in completed.stderr
     assert completed.stdout == ""
+
+
+def test_publish_refuses_an_unknown_tag_in_the_same_words() -> None:
+    """`publish` and `schema` word an unknown message type alike, naming the tag meant."""
+    published = run_bridge("publish", "performance_metrics", env={"SECRET_KEY_BASE": TEST_SECRET})
+    assert published.returncode == 2
+    assert published.stderr == schema("performance_metrics").stderr
 
 
 def test_the_cli_page_shows_the_real_output() -> None:
