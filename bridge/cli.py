@@ -671,7 +671,7 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line: one subcommand per task."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="exesdb-bridge",
         description="ExESDB PubSub integration bridged to Prometheus, Grafana and OpenTelemetry.",
     )
@@ -762,13 +762,32 @@ def build_parser() -> argparse.ArgumentParser:
     health = commands.add_parser("healthcheck", help="exit 0 when /healthz answers 200, else 1")
     healthcheck.add_arguments(health)
     health.set_defaults(handler=lambda args: healthcheck.main(args.timeout))
-    _remember_parser(parser)
     return parser
 
 
-class _Version(argparse._VersionAction):
+class _Parser(argparse.ArgumentParser):
+    """A parser that is its own default ``usage_parser``; ``add_subparsers`` makes every
+    subcommand's parser one too (argparse's ``parser_class`` defaults to the parent's type), and
+    the innermost one chosen wins, so ``main`` can show that command's usage for an unknown
+    argument."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_defaults(usage_parser=self)
+
+
+class _Version(argparse.Action):
     """``--version``, the version looked up when asked for (importlib.metadata costs every
     command that is not asked for it)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(
+            option_strings,
+            dest,
+            nargs=0,
+            default=argparse.SUPPRESS,
+            help="show the version and exit",
+        )
 
     def __call__(
         self,
@@ -779,18 +798,8 @@ class _Version(argparse._VersionAction):
     ) -> None:
         from bridge import __version__
 
-        self.version = f"exesdb-bridge {__version__}"
-        super().__call__(parser, namespace, values, option_string)
-
-
-def _remember_parser(parser: argparse.ArgumentParser) -> None:
-    """Give each (sub)command's parser itself as the default ``usage_parser``: the innermost
-    one chosen wins, so ``main`` can show that command's usage for an unknown argument."""
-    parser.set_defaults(usage_parser=parser)
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in dict.fromkeys(action.choices.values()):  # an alias repeats a parser
-                _remember_parser(sub)
+        print(f"exesdb-bridge {__version__}")
+        parser.exit()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

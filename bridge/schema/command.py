@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:
     from bridge.messages import Message
@@ -16,7 +16,13 @@ _EXIT_OK: Final = 0
 _EXIT_USAGE: Final = 2
 
 
-def add_schema_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+class _Commands(Protocol):
+    """What ``add_subparsers`` returns, as far as adding a command goes."""
+
+    def add_parser(self, name: str, *args: Any, **kwargs: Any) -> argparse.ArgumentParser: ...
+
+
+def add_schema_command(commands: _Commands) -> None:
     """Add ``schema`` to the subcommands of ``exesdb-bridge``."""
     schema = commands.add_parser(
         "schema", help="print a message type's fields, or list the types by bus instance"
