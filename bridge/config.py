@@ -322,6 +322,15 @@ class Settings(BaseSettings):
         return self.alert_for_ms / 1000
 
     @property
+    def resource_thresholds(self) -> dict[str, tuple[float, float]]:
+        """Each resource's (degraded, unhealthy) percentages, by resource: cpu, memory, disk."""
+        return {
+            "cpu": (self.cpu_degraded, self.cpu_unhealthy),
+            "memory": (self.memory_degraded, self.memory_unhealthy),
+            "disk": (self.disk_degraded, self.disk_unhealthy),
+        }
+
+    @property
     def listen(self) -> tuple[str, int]:
         """``EXESDB_HTTP_ADDR`` as (host, port)."""
         return split_addr(self.http_addr)
@@ -391,9 +400,7 @@ class Settings(BaseSettings):
                 f"SECRET_KEY_BASE: {fault}; with {needs} it must be set to at least "
                 f"{MIN_SECRET_LENGTH} characters"
             )
-        for name in ("cpu", "memory", "disk"):
-            degraded = getattr(self, f"{name}_degraded")
-            unhealthy = getattr(self, f"{name}_unhealthy")
+        for name, (degraded, unhealthy) in self.resource_thresholds.items():
             # 100 or more disables a status (docs/configuration.md): only enabled pairs must order.
             if degraded > unhealthy and degraded < 100 and unhealthy < 100:
                 problems.append(

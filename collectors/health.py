@@ -77,11 +77,7 @@ class Thresholds:
 
 def thresholds_from(settings: Settings) -> dict[str, Thresholds]:
     """The cpu, memory and disk thresholds ``EXESDB_*_DEGRADED`` / ``_UNHEALTHY`` set."""
-    return {
-        "cpu": Thresholds(settings.cpu_degraded, settings.cpu_unhealthy),
-        "memory": Thresholds(settings.memory_degraded, settings.memory_unhealthy),
-        "disk": Thresholds(settings.disk_degraded, settings.disk_unhealthy),
-    }
+    return {name: Thresholds(*pair) for name, pair in settings.resource_thresholds.items()}
 
 
 def resource_statuses(

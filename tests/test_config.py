@@ -283,6 +283,7 @@ def test_check_config_shows_where_alert_links_go(env: dict[str, Any], shown: str
     ("env", "variable"),
     [
         ({"EXESDB_CPU_DEGRADED": "96"}, "EXESDB_CPU_DEGRADED"),
+        ({"EXESDB_MEMORY_DEGRADED": "97"}, "EXESDB_MEMORY_DEGRADED"),
         ({"EXESDB_DISK_DEGRADED": "90", "EXESDB_DISK_UNHEALTHY": "80"}, "EXESDB_DISK_DEGRADED"),
         (
             {"EXESDB_WEBHOOK_BACKOFF_MS": "5000", "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "1000"},
