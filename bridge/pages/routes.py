@@ -18,7 +18,7 @@ from aiohttp import web
 
 from bridge.pages.alert import alert_live, not_found_live
 from bridge.pages.html import Html
-from bridge.pages.sources import Shown, alert_source
+from bridge.pages.sources import Shown, alert_source, node_source
 from bridge.pages.status import status_live
 from bridge.pages.widgets import layout
 from bridge.routes import error_response
@@ -58,14 +58,19 @@ def _live_only(request: web.Request) -> bool:
 
 def page_routes(shown: Shown, *, clock: Callable[[], float] = time.time) -> list[web.RouteDef]:
     """The routes of the pages, reading ``shown``; open to anyone who reaches the port, as
-    ``/metrics`` is (the web config's basic auth applies to them as to every route)."""
+    ``/metrics`` is (the web config's basic auth applies to them as to every route).
+
+    The components the pages query are found here, once: ``shown``'s components are built
+    before its routes are."""
     folder = files("bridge.pages").joinpath("static")
     static = {name: folder.joinpath(name).read_bytes() for name in _STATIC}
+    alerts = alert_source(shown)
+    nodes = node_source(shown)
 
     async def status_page(request: web.Request) -> web.Response:
         """The status page: readiness, nodes, active alerts."""
         now = clock()
-        live = await status_live(shown, root=_FROM_ROOT, now=now)
+        live = await status_live(shown, alerts, nodes, root=_FROM_ROOT, now=now)
         if _live_only(request):
             return _html(live)
         return _html(layout(shown, title="Status", root=_FROM_ROOT, live=live, now=now))
@@ -74,18 +79,17 @@ def page_routes(shown: Shown, *, clock: Callable[[], float] = time.time) -> list
         """One alert: labels, annotations, history and deliveries; 404 page when unknown."""
         now = clock()
         alert_id = request.match_info["alert_id"]
-        source = alert_source(shown)
-        detail = await source.alert_detail(alert_id) if source is not None else None
+        detail = await alerts.alert_detail(alert_id) if alerts is not None else None
         if detail is None:
-            live = not_found_live(alert_id, kept=source is not None, root=_FROM_ALERT)
+            live = not_found_live(alert_id, kept=alerts is not None, root=_FROM_ALERT)
             if _live_only(request):
                 return _html(live, status=404)
             page = layout(
                 shown, title="No such alert", root=_FROM_ALERT, live=live, now=now, refresh=0
             )
             return _html(page, status=404)
-        assert source is not None  # a detail came from it
-        live = alert_live(detail, source.recipients(), shown, now=now)
+        assert alerts is not None  # a detail came from it
+        live = alert_live(detail, alerts.recipients(), shown, now=now)
         if _live_only(request):
             return _html(live)
         return _html(layout(shown, title=detail.alert.title, root=_FROM_ALERT, live=live, now=now))

@@ -2,7 +2,8 @@
 
 The bridge is seen through ``Shown`` (``bridge.http.Served`` is a wider view of the same
 object). Components are found by what they offer, as ``HasRoutes`` ones are: the alert sink is an
-``AlertSource``, the Prometheus sink a ``NodeSource``; a bridge without one shows that it has none.
+``AlertSource``, the Prometheus sink a ``NodeSource``, once, when the pages' routes are built; a
+bridge without one shows that it has none.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any, Final
 from bridge.config import Settings
 from bridge.messages import SEVERITIES
 from bridge.pages.html import Fragment, Html, escape, join, template
-from bridge.pages.sources import Shown, alert_source, node_source
+from bridge.pages.sources import AlertSource, NodeSource, Shown
 from bridge.pages.widgets import (
     ack_button,
     age,
@@ -50,11 +50,18 @@ _SILENT: Final = Fragment(' <span class="muted silent" title="${title}">silent $
 _GONE: Final = Fragment(' <span class="muted gone" title="${title}">for ${age}</span>')
 
 
-async def status_live(shown: Shown, *, root: str, now: float) -> Html:
-    """The part of the status page that refreshes."""
+async def status_live(
+    shown: Shown,
+    source: AlertSource | None,
+    nodes_from: NodeSource | None,
+    *,
+    root: str,
+    now: float,
+) -> Html:
+    """The part of the status page that refreshes, with the alerts of ``source`` and the nodes
+    of ``nodes_from`` (None: the bridge runs no such component)."""
     checks = shown.readiness()
     ready = all(check["ready"] or not check["required"] for check in checks.values())
-    source = alert_source(shown)
     alerts: list[AlertRecord] = []
     truncated = False
     if source is not None:
@@ -63,7 +70,6 @@ async def status_live(shown: Shown, *, root: str, now: float) -> Html:
             truncated = truncated or len(found) >= MAX_SHOWN
             alerts.extend(found)
         alerts.sort(key=lambda record: record.starts_at, reverse=True)
-    nodes_from = node_source(shown)
     nodes = list(nodes_from.nodes()) if nodes_from is not None else []
     admin = shown.settings.admin_token is not None
     not_ready = [name for name, check in checks.items() if check["required"] and not check["ready"]]
