@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from bridge.errors import ConfigError
+from bridge.headers import ADMIN_TOKEN_HEADER
 from bridge.redaction import redact_urls, safe_url
 from bridge.urls import PICKED_PORT, http_url_problem, split_userinfo, url_meant
 
@@ -81,8 +82,6 @@ class Target:
 
     def admin_headers(self, token: str) -> dict[str, str]:
         """The header carrying the admin token: ``Authorization`` unless basic auth has it."""
-        from bridge.routes import ADMIN_TOKEN_HEADER
-
         if self.basic_auth is not None:
             return {ADMIN_TOKEN_HEADER: token}
         return {"Authorization": f"Bearer {token}"}

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Final
+from typing import Any
 
 from aiohttp import web
 from pydantic import SecretStr
 
-__all__ = ["ADMIN_TOKEN_HEADER", "AdminGuard", "Route", "error_response", "unknown_parameter"]
+from bridge.headers import ADMIN_TOKEN_HEADER
 
-# Where the admin token goes when Authorization is taken by basic auth (docs/security.md).
-ADMIN_TOKEN_HEADER: Final = "X-ExESDB-Admin-Token"  # noqa: S105 (a header name)
+__all__ = ["AdminGuard", "Route", "error_response", "unknown_parameter"]
 
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

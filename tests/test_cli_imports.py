@@ -120,10 +120,9 @@ def test_publish_imports_the_client_but_none_of_the_service(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("argv", [["tail", "--count", "1"], ["alerts", "list"]], ids=" ".join)
 def test_admin_commands_import_none_of_the_service(tmp_path: Path, argv: list[str]) -> None:
-    """``tail`` and ``alerts`` ask a bridge (aiohttp's client) and import no model and none of
-    the service but aiohttp's server, where the admin token's header is named (bridge.routes)."""
+    """``tail`` and ``alerts`` ask a bridge (aiohttp's client) and import no model, no decoder
+    and none of the service, not even the routes' helpers where the bridge checks the token."""
     nothing = f"http://127.0.0.1:{free_port()}"
     imported = imported_by(tmp_path, *argv, "--url", nothing, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
     assert "bridge.httpclient.failures" in imported
-    service = [name for name in SERVICE if name != "aiohttp.web_app"]
-    assert among(imported, service + list(MODELS)) == []
+    assert among(imported, [*SERVICE, *MODELS, "msgspec", "bridge.routes", "aiohttp.web"]) == []

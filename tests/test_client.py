@@ -10,7 +10,7 @@ import pytest
 
 from bridge.client import Target, bridge_url, target, url_argument, user_argument
 from bridge.errors import ConfigError
-from bridge.routes import ADMIN_TOKEN_HEADER
+from bridge.headers import ADMIN_TOKEN_HEADER
 from tests.support import ADMIN_TOKEN, ThreadedBridge, make_settings
 from tests.webconfig.files import WebFiles
 

@@ -6,10 +6,10 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Final
 
+from bridge.headers import ADMIN_TOKEN_HEADER
 from bridge.messages import SEVERITIES
 from bridge.pages.html import Fragment, Html, escape, join, template
 from bridge.pages.sources import Shown
-from bridge.routes import ADMIN_TOKEN_HEADER
 
 __all__ = [
     "REFRESH_SECONDS",

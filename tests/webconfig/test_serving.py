@@ -23,8 +23,8 @@ import trustme
 from bridge.app import Bridge
 from bridge.bus import SIGNATURE_HEADER, Keyring
 from bridge.errors import ConfigError
+from bridge.headers import ADMIN_TOKEN_HEADER
 from bridge.healthcheck import probe, target
-from bridge.routes import ADMIN_TOKEN_HEADER
 from tests.support import ADMIN_TOKEN, TEST_SECRET, async_wait_until, make_settings
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
