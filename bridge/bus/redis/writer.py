@@ -36,8 +36,6 @@ _logger = logging.getLogger(__name__)
 
 # How often retained work-queue frames are checked against the consumer groups.
 _PRUNE_SECONDS: Final = 0.05
-# Poll interval of ``flush`` while it waits for the buffer to empty.
-_FLUSH_POLL_SECONDS: Final = 0.01
 # Acknowledgements wait this long for company when there is nothing else to write (they only
 # keep entries from being claimed again, which takes far longer): fewer round trips.
 _ACK_LINGER_SECONDS: Final = 0.01
@@ -111,6 +109,8 @@ class Writer:
         self._ack_count = 0
         self._wake = asyncio.Event()  # anything to do
         self._frames = asyncio.Event()  # frames to write: lingering acknowledgements go now
+        # Set after each pass of the loop and on each failed command: ``flush`` looks again.
+        self._progress = asyncio.Event()
         self._closed = False
         # Set by the bus (``attach``): re-signs a frame grown old in the buffer; counts drops.
         self._resign: Callable[[Envelope], Frame] | None = None
@@ -196,11 +196,15 @@ class Writer:
         self._closed = True
         deadline = time.monotonic() + seconds
         while (self._buffer or self._acks) and self._link.connected:
-            if time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 break
+            self._progress.clear()
             self._frames.set()
             self._wake.set()
-            await asyncio.sleep(_FLUSH_POLL_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self._progress.wait()
         if not self._buffer:
             return
         left = list(self._buffer)
@@ -226,6 +230,7 @@ class Writer:
         self._epoch_unchecked = True
         self._frames.set()
         self._wake.set()
+        self._progress.set()  # a flush stops waiting on a Redis that is down
 
     async def _step(self) -> float | None:
         if not self._has_work():
@@ -260,6 +265,7 @@ class Writer:
             self._wake.set()
         if self._clock() - self._last_prune >= _PRUNE_SECONDS:
             await self._prune_retained()
+        self._progress.set()
         return 0.0
 
     def _has_work(self) -> bool:
