@@ -19,7 +19,7 @@ from bridge.bus import (
     new_message_id,
 )
 from bridge.messages import SystemAlert
-from tests.bus.conftest import BusFactory, BusKit
+from tests.bus.helpers import BusFactory, BusKit
 from tests.support import async_wait_until
 
 

@@ -17,7 +17,7 @@ from bridge.bus import (
     ReplayVerdict,
     Verifier,
 )
-from tests.bus.conftest import BusFactory
+from tests.bus.helpers import BusFactory
 from tests.support import async_wait_until
 
 WINDOW = 300.0

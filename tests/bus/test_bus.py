@@ -11,7 +11,7 @@ import pytest
 from bridge.bus import Envelope, Frame, MemoryTransport, PublishStatus, RejectReason
 from bridge.errors import MessageError
 from bridge.messages import ComponentHealth, NodeHealth, SystemAlert
-from tests.bus.conftest import BusFactory, BusKit
+from tests.bus.helpers import BusFactory, BusKit
 from tests.support import async_wait_until, nested_map
 
 

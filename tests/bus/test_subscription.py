@@ -9,7 +9,7 @@ import pytest
 from bridge.bus import Envelope, Frame, new_message_id
 from bridge.bus.subscription import Inbox
 from bridge.messages import Message, NodeHealth, SystemAlert
-from tests.bus.conftest import BusFactory
+from tests.bus.helpers import BusFactory
 
 HEALTH = NodeHealth(status="healthy", node="node1@host")
 ALERT = SystemAlert(

@@ -25,7 +25,7 @@ from bridge.bus import (
 )
 from bridge.bus.work_queue import RecentlyVerified
 from bridge.messages import SystemAlert
-from tests.bus.conftest import build_bus
+from tests.bus.helpers import build_bus
 from tests.support import TEST_SECRET, async_wait_until
 
 KEYRING = Keyring.from_secrets(TEST_SECRET)

@@ -7,21 +7,17 @@ from collections import namedtuple
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from prometheus_client import CollectorRegistry
-
 from bridge.bus import (
     Bus,
-    BusMetrics,
     Keyring,
     PublishResult,
     PublishStatus,
-    ReplayGuard,
-    Verifier,
 )
 from bridge.integration import Integration
 from bridge.messages import Message
 from bridge.operations import OperationRecorder
 from collectors.host import HostSample, IoCounters
+from tests.bus.helpers import SECRET, build_bus
 
 M = TypeVar("M", bound=Message)
 
@@ -103,17 +99,7 @@ class RecordingIntegration(Integration):
 
 def make_bus(node: str = "n1") -> Bus:
     """A fresh in-process bus (not started)."""
-    keyring = Keyring.from_secrets("k" * 40, ())
-    registry = CollectorRegistry()
-    metrics = BusMetrics(registry)
-    verifier = Verifier(
-        keyring,
-        ReplayGuard(300, 1000),
-        window_seconds=300,
-        max_bytes=1 << 20,
-        count_rejection=metrics.count_rejection,
-    )
-    return Bus(node=node, keyring=keyring, verifier=verifier, metrics=metrics)
+    return build_bus(Keyring.from_secrets(SECRET), node=node).bus
 
 
 def make_integration(node: str = "n1", enabled: bool = True) -> RecordingIntegration:
