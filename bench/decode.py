@@ -42,7 +42,7 @@ from typing_extensions import TypedDict
 from bench._util import median, settled_heap, table
 from bench.workload import SHAPES, Shape, Source
 from bridge.bus import Envelope, Rejection, structs
-from bridge.bus import envelope as wire
+from bridge.bus import decoding as wire
 from bridge.messages import MESSAGE_TYPES
 
 COUNT: Final = 5_000

@@ -34,6 +34,8 @@ SERVICE: Final = (
 )
 # What checking and sending a message needs, and reading the configuration or the parser not.
 CLIENT: Final = ("aiohttp", "msgspec", "bridge.bus.envelope")
+# What receiving a message needs, and sending one not: the decoders, generated at import.
+DECODERS: Final = ("bridge.bus.decoding", "bridge.bus.structs")
 # Every message model, and the configuration's libraries.
 MODELS: Final = ("bridge.messages.registry",)
 SETTINGS: Final = ("pydantic", "pydantic_settings", "yaml", "asyncio")
@@ -105,7 +107,7 @@ def test_schema_imports_the_models_but_not_the_configuration(tmp_path: Path) -> 
 
 def test_publish_imports_the_client_but_none_of_the_service(tmp_path: Path) -> None:
     """``publish`` checks, signs and sends (pydantic, the envelope, aiohttp's client) without
-    the bus's metrics, OpenTelemetry, Redis or the HTTP server."""
+    the bus's metrics, OpenTelemetry, Redis, the HTTP server or the envelope's decoders."""
     nothing = f"http://127.0.0.1:{free_port()}"
     imported = imported_by(
         tmp_path,
@@ -115,7 +117,7 @@ def test_publish_imports_the_client_but_none_of_the_service(tmp_path: Path) -> N
         SECRET_KEY_BASE=TEST_SECRET,
     )
     assert {"aiohttp", "bridge.bus.envelope", "bridge.httpclient.failures"} <= imported
-    assert among(imported, SERVICE) == []
+    assert among(imported, SERVICE + DECODERS) == []
 
 
 @pytest.mark.parametrize("argv", [["tail", "--count", "1"], ["alerts", "list"]], ids=" ".join)

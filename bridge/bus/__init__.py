@@ -16,13 +16,12 @@ if TYPE_CHECKING:
         TransportCapabilities,
         WorkQueueLease,
     )
+    from bridge.bus.decoding import check_payload_depth, decode_envelope
     from bridge.bus.envelope import (
         Envelope,
         Rejection,
         RejectReason,
-        check_payload_depth,
         check_topic,
-        decode_envelope,
         new_message_id,
     )
     from bridge.bus.metrics import BusMetrics
@@ -98,15 +97,8 @@ __getattr__ = lazy_exports(
             "TransportCapabilities",
             "WorkQueueLease",
         ),
-        "envelope": (
-            "Envelope",
-            "Rejection",
-            "RejectReason",
-            "check_payload_depth",
-            "check_topic",
-            "decode_envelope",
-            "new_message_id",
-        ),
+        "decoding": ("check_payload_depth", "decode_envelope"),
+        "envelope": ("Envelope", "Rejection", "RejectReason", "check_topic", "new_message_id"),
         "metrics": ("BusMetrics",),
         "queue_depth": ("register_queue_depth",),
         "replay": ("ReplayGuard", "ReplayVerdict"),

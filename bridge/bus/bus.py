@@ -17,13 +17,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final, Literal, overload
 
-from bridge.bus.envelope import (
-    Envelope,
-    Rejection,
-    check_depth,
-    check_topic,
-    new_message_id,
-)
+from bridge.bus.decoding import check_depth
+from bridge.bus.envelope import Envelope, Rejection, check_topic, new_message_id
 from bridge.bus.metrics import BusMetrics
 from bridge.bus.signing import Keyring
 from bridge.bus.subscription import (

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 
-from bridge.bus.envelope import Envelope, Rejection, RejectReason, decode_envelope, decode_envelopes
+from bridge.bus.decoding import decode_envelope, decode_envelopes
+from bridge.bus.envelope import Envelope, Rejection, RejectReason
 from bridge.bus.replay import ReplayGuard, ReplayVerdict
 from bridge.bus.signing import Keyring
 

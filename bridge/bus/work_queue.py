@@ -25,7 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Final
 
-from bridge.bus.envelope import Envelope, Rejection, RejectReason, decode_envelope
+from bridge.bus.decoding import decode_envelope
+from bridge.bus.envelope import Envelope, Rejection, RejectReason
 from bridge.bus.metrics import BusMetrics
 from bridge.bus.subscription import Inbox
 from bridge.bus.transport import Frame

@@ -28,7 +28,7 @@ ENVELOPE_FIELDS: Final[tuple[FieldDoc, ...]] = (
     FieldDoc("ts", "timestamp (RFC 3339) with its UTC offset, at most 40 characters", True, "", ()),
     FieldDoc("payload", "object", True, "", ("the fields of `tag` (below)",)),
 )
-"""The envelope's fields, as the decoder in ``bridge.bus.envelope`` checks them."""
+"""The envelope's fields, as the decoder in ``bridge.bus.decoding`` checks them."""
 
 _HEAD: Final = """\
 # Messages

@@ -24,9 +24,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bridge
-import bridge.bus.envelope as envelope_module
+import bridge.bus.decoding as decoding_module
 from bridge.bus import Envelope, Rejection, RejectReason, decode_envelope, structs
-from bridge.bus.envelope import (
+from bridge.bus.decoding import (
     _decode_fast,
     _decode_structs,
     _keys_at_most,
@@ -41,7 +41,8 @@ TS = "2026-11-28T00:00:00.123Z"
 NODE = "node1@host"
 BRIDGE = str(Path(bridge.__file__).parent)
 DECODERS = {
-    str(Path(bridge.__file__).parent / "bus" / name) for name in ("envelope.py", "structs.py")
+    str(Path(bridge.__file__).parent / "bus" / name)
+    for name in ("envelope.py", "decoding.py", "structs.py")
 }
 
 
@@ -411,7 +412,7 @@ def test_a_batch_whose_ts_changes_from_line_to_line_decodes_as_each_line_alone(
     def alone(bodies: Any) -> Any:
         raise AssertionError("a body was decoded alone")
 
-    monkeypatch.setattr(envelope_module, "_decode_each", alone)  # the batch on the fast path
+    monkeypatch.setattr(decoding_module, "_decode_each", alone)  # the batch on the fast path
     envelopes, failure = decode_envelopes(bodies)
     assert failure is None
     assert envelopes == references
@@ -1066,7 +1067,7 @@ def test_a_batch_of_valid_envelopes_is_taken_at_once(
     def alone(bodies: Any) -> Any:
         raise AssertionError("a body was decoded alone")
 
-    monkeypatch.setattr(envelope_module, "_decode_each", alone)
+    monkeypatch.setattr(decoding_module, "_decode_each", alone)
     envelopes, failure = decode_envelopes(bodies)
     assert failure is None
     assert len(envelopes) == len(bodies)

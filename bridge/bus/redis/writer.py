@@ -24,7 +24,8 @@ from typing import Any, Final
 
 from redis.exceptions import ResponseError
 
-from bridge.bus.envelope import Envelope, decode_envelope
+from bridge.bus.decoding import decode_envelope
+from bridge.bus.envelope import Envelope
 from bridge.bus.redis.layout import GROUP, Layout, entry_fields, stream_id, text
 from bridge.bus.redis.link import RETRYABLE, Link, temporary
 from bridge.bus.redis.spool import Spool

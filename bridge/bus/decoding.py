@@ -1,0 +1,635 @@
+"""Envelope decoding: bytes in, an ``Envelope`` or a ``Rejection`` out.
+
+Decoding never raises: it returns an ``Envelope`` or a ``Rejection`` naming the reason and, where
+there is one, the offending field. A valid envelope is decoded by msgspec into Structs generated
+from the message models (``bridge.bus.structs``), or, in a form only the models' lax rules take
+(a number as a string, a timestamp with an offset), by one pydantic-core call; the reference
+decoder (``json.loads`` and field-by-field checks) words the rejections.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from pydantic import ValidationError
+from pydantic_core import CoreSchema, SchemaValidator, core_schema
+
+from bridge.bus import structs
+from bridge.bus.envelope import (
+    ENVELOPE_VERSION,
+    TOPIC_PATTERN,
+    Envelope,
+    Rejection,
+    RejectReason,
+)
+from bridge.messages import (
+    INSTANCES,
+    MESSAGE_TYPES,
+    NO_CONTROL_CHARACTERS,
+    TAGS,
+    Message,
+    model_for,
+)
+
+__all__ = [
+    "check_depth",
+    "check_payload_depth",
+    "decode_envelope",
+    "decode_envelope_reference",
+    "decode_envelopes",
+]
+
+_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{8,128}")
+_MAX_NODE_LENGTH: Final = 255
+_MAX_TS_LENGTH: Final = 40
+_KNOWN_INSTANCES: Final = frozenset(INSTANCES)
+_ENVELOPE_KEYS: Final = frozenset({"v", "id", "instance", "topic", "tag", "node", "ts", "payload"})
+_NOT_IN_NODE: Final = re.compile(f"[{structs.NOT_IN_NODE}]")
+
+
+def check_depth(body: bytes) -> None:
+    """ValueError naming where ``body`` (an envelope's wire form) nests past MAX_DEPTH, the
+    most a reader decodes; parsed only when its count of openings says it may."""
+    if _openings(body) <= structs.MAX_DEPTH:
+        return
+    try:
+        where = _too_deep(json.loads(body))
+    except RecursionError:  # deeper than the parser goes, so far past MAX_DEPTH
+        where = "payload"
+    if where is not None:
+        raise ValueError(
+            f"{where}: nested deeper than {structs.MAX_DEPTH} levels of objects and arrays "
+            "(the most a reader of the bus accepts)"
+        )
+
+
+def check_payload_depth(payload: Message) -> None:
+    """``check_depth`` for ``payload`` as an envelope would carry it, where nothing is sent."""
+    check_depth(b'{"payload":' + payload.model_dump_json().encode() + b"}")
+
+
+def decode_envelope(body: bytes | str) -> Envelope | Rejection:
+    """Parse and validate an envelope whose signature was already checked.
+
+    A valid envelope is validated straight from the bytes (msgspec, else pydantic-core);
+    anything those do not accept is decoded again by :func:`decode_envelope_reference`, so
+    rejections (reason, detail, field) are exactly its.
+    """
+    envelope = _decode_fast(body)
+    return envelope if envelope is not None else decode_envelope_reference(body)
+
+
+def decode_envelopes(
+    bodies: Sequence[bytes | str],
+) -> tuple[list[Envelope], tuple[int, Rejection] | None]:
+    """Decode ``bodies`` in order as :func:`decode_envelope` does, up to the first refused.
+
+    Returns the envelopes before it and, when one is refused, its index and Rejection.
+    """
+    try:
+        # Refused (TypeError) where a body is text: one pass in C, not a test of each body.
+        joined: bytes | None = b"".join(bodies)  # type: ignore[arg-type]
+    except TypeError:
+        joined = None
+    decoded = _decode_structs(bodies, joined)
+    if decoded is not None and joined is not None and _named_once(joined, *decoded[1:]):
+        return decoded[0], None
+    return _decode_each(bodies)
+
+
+def _named_once(joined: bytes, held: int, clean: bool) -> bool:
+    """True when the bodies (``joined``) name no more keys than their envelopes hold: no key was
+    given twice. Counted at once for the batch; ``held`` is as ``_decode_structs`` counts."""
+    if clean:
+        # No escape: every quote opens or closes a key or a string value, at any depth.
+        return joined.count(b'"') == 2 * held
+    return not _has_whitespace(joined) and joined.count(_KEY_END) == held
+
+
+def _decode_each(
+    bodies: Sequence[bytes | str],
+) -> tuple[list[Envelope], tuple[int, Rejection] | None]:
+    """``decode_envelopes`` one body at a time: each on the first path that takes it."""
+    envelopes: list[Envelope] = []
+    # The keys each fast-decoded envelope holds (None: the reference decoded it).
+    held: list[int | None] = []
+    failure: tuple[int, Rejection] | None = None
+    for index, body in enumerate(bodies):
+        decoded = _decode_one(body)
+        if decoded is not None:
+            envelopes.append(decoded[0])
+            held.append(decoded[1])
+            continue
+        # Refused (or a JSON corner the fast paths read differently): the reference decides.
+        reference = decode_envelope_reference(body)
+        if isinstance(reference, Rejection):
+            failure = (index, reference)
+            break
+        envelopes.append(reference)
+        held.append(None)
+    # Each fast-decoded body is checked alone, in order, and one naming more keys than its
+    # envelope holds is decoded again by the reference (which refuses a key given twice).
+    for index, keys in enumerate(held):
+        if keys is None or _keys_at_most(bodies[index]) == keys:
+            continue
+        reference = decode_envelope_reference(bodies[index])
+        if isinstance(reference, Rejection):
+            return envelopes[:index], (index, reference)
+        envelopes[index] = reference
+    return envelopes, failure
+
+
+def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:
+    """The reference decoder: ``json.loads`` then field-by-field checks (and every rejection).
+
+    A key given twice in any object of the envelope is refused, naming it: the two parsers
+    would each keep the last, but a sender that repeats ``id`` means something else by it. So
+    is a number no float holds, naming where it is: ``NaN``, ``Infinity`` and ``-Infinity``
+    (which ``json.loads`` takes, but RFC 8259 does not) and a number past a float's range
+    (``1e400``), which would become an infinity; and a whole number too long to convert. And
+    so is a lone surrogate (an unpaired ``\\ud800`` escape) in any string or key: valid JSON,
+    but no text, which nothing could send on (``to_bytes``) or show.
+    """
+    pairs = _Pairs()
+    try:
+        data = json.loads(
+            body,
+            object_pairs_hook=pairs,
+            parse_constant=pairs.constant,
+            parse_float=pairs.number,
+            parse_int=pairs.integer,
+        )
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser
+        detail = f"not JSON: {exc}"
+        if isinstance(exc, json.JSONDecodeError) and exc.msg == "Extra data":
+            detail += " (one envelope per body: send several as application/x-ndjson, one per line)"
+        return Rejection(RejectReason.MALFORMED, detail)
+    if _openings(body) > structs.MAX_DEPTH:
+        where = _too_deep(data)
+        if where is not None:
+            detail = f"nested deeper than {structs.MAX_DEPTH} levels of objects and arrays"
+            return Rejection(RejectReason.MALFORMED, detail, where)
+    if pairs.repeated or pairs.unbounded or (_may_escape(body) and _holds_surrogate(data)):
+        return _first_refused(data)
+    return decode_envelope_object(data)
+
+
+def _openings(body: bytes | str) -> int:
+    """Never less than the depth of ``body``'s nesting: its opening brackets (those in strings
+    too)."""
+    if isinstance(body, bytes):
+        return body.count(b"{") + body.count(b"[")
+    return body.count("{") + body.count("[")
+
+
+def _too_deep(data: Any) -> str | None:
+    """Where (``payload.checks.a.0``) the first object or array past MAX_DEPTH is, if any."""
+    # Only the objects and arrays are walked, each with the keys that lead to it.
+    stack: list[tuple[Any, tuple[str | int, ...]]] = (
+        [(data, ())] if isinstance(data, dict | list) else []
+    )
+    while stack:
+        item, path = stack.pop()
+        if len(path) >= structs.MAX_DEPTH:
+            return ".".join(map(str, path)) or None
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        children = [(v, (*path, k)) for k, v in pairs if isinstance(v, dict | list)]
+        stack.extend(reversed(children))
+    return None
+
+
+def _may_escape(body: bytes | str) -> bool:
+    """False when ``body`` cannot hold a lone surrogate: no escape, and (text) no raw one."""
+    return b"\\" in body if isinstance(body, bytes) else "\\" in body or not body.isascii()
+
+
+def _holds_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(map(_holds_surrogate, value)) or any(map(_holds_surrogate, value.values()))
+    if isinstance(value, list):
+        return any(map(_holds_surrogate, value))
+    return False
+
+
+class _Repeated(dict[str, Any]):
+    """A JSON object that named ``key`` twice (json.loads keeps the last value)."""
+
+    key = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Unbounded:
+    """A number no float holds (``NaN``, ``1e400``) or too long to convert, as written."""
+
+    text: str
+
+
+class _Pairs:
+    """The hooks of the reference decoder's ``json.loads``: each object as a dict, marked when
+    a key repeats; each number no float holds, or too long to convert, as an ``_Unbounded``."""
+
+    def __init__(self) -> None:
+        self.repeated = False
+        self.unbounded = False
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result = dict(pairs)
+        if len(result) == len(pairs):
+            return result
+        self.repeated = True
+        marked = _Repeated(result)
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                marked.key = key
+                break
+            seen.add(key)
+        return marked
+
+    def constant(self, text: str) -> _Unbounded:
+        """``NaN``, ``Infinity`` or ``-Infinity``."""
+        self.unbounded = True
+        return _Unbounded(text)
+
+    def number(self, text: str) -> float | _Unbounded:
+        """A number with a fraction or an exponent."""
+        value = float(text)
+        if math.isfinite(value):
+            return value
+        self.unbounded = True
+        return _Unbounded(text)
+
+    def integer(self, text: str) -> int | _Unbounded:
+        """A whole number (past sys.get_int_max_str_digits() digits, int() refuses it)."""
+        try:
+            return int(text)
+        except ValueError:
+            self.unbounded = True
+            return _Unbounded(text)
+
+
+def _first_refused(data: Any) -> Rejection:
+    """The rejection of the first key given twice, ``_Unbounded`` number or lone surrogate in
+    ``data``, naming where it is (``node``, ``payload.checks.disk``)."""
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str) and _SURROGATE.search(item):
+            return Rejection(RejectReason.MALFORMED, _LONE_SURROGATE, where or None)
+        if isinstance(item, dict) and any(_SURROGATE.search(key) for key in item):
+            detail = f"a key of {where or 'the envelope'} holds a lone surrogate"
+            return Rejection(RejectReason.MALFORMED, detail + _NO_TEXT, where or None)
+        if isinstance(item, _Repeated):
+            field = f"{where}.{item.key}" if where else item.key
+            return Rejection(RejectReason.MALFORMED, f"the key {item.key!r} is given twice", field)
+        if isinstance(item, _Unbounded):
+            text = item.text if len(item.text) <= _SHOWN else item.text[:_SHOWN] + "..."
+            if item.text in _CONSTANTS:
+                why = "is not a JSON number (RFC 8259 has no NaN or Infinity)"
+            elif item.text.lstrip("-").isdigit():
+                why = f"has more than {sys.get_int_max_str_digits()} digits"
+            else:
+                why = "is out of the range of a float (about ±1.8e308)"
+            return Rejection(RejectReason.MALFORMED, f"the number {text} {why}", where or None)
+        if isinstance(item, dict):
+            children = [(v, f"{where}.{k}" if where else k) for k, v in item.items()]
+            stack.extend(reversed(children))
+        elif isinstance(item, list):
+            stack.extend(reversed([(v, f"{where}.{n}") for n, v in enumerate(item)]))
+    raise AssertionError("a repeated key, an unbounded number or a lone surrogate was found")
+
+
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
+_NO_TEXT: Final = " (an unpaired \\ud800-\\udfff escape: valid JSON, but no text)"
+_LONE_SURROGATE: Final = "the string holds a lone surrogate" + _NO_TEXT
+
+
+_CONSTANTS: Final = frozenset({"NaN", "Infinity", "-Infinity"})
+_SHOWN: Final = 40  # the characters of a number a rejection quotes
+
+
+def decode_envelope_object(data: Any) -> Envelope | Rejection:
+    """Validate an already-parsed envelope object."""
+    if not isinstance(data, dict):
+        return Rejection(RejectReason.MALFORMED, "an envelope must be a JSON object")
+    missing = _ENVELOPE_KEYS - data.keys()
+    if missing:
+        name = sorted(missing)[0]
+        return Rejection(RejectReason.MALFORMED, f"envelope field {name!r} is missing", name)
+    extra = data.keys() - _ENVELOPE_KEYS
+    if extra:
+        name = sorted(extra)[0]
+        return Rejection(RejectReason.MALFORMED, f"unknown envelope field {name!r}", name)
+    if data["v"] != ENVELOPE_VERSION or isinstance(data["v"], bool):
+        return Rejection(RejectReason.MALFORMED, "envelope version must be 1", "v")
+    message_id, topic, node = data["id"], data["topic"], data["node"]
+    if not isinstance(message_id, str) or not _ID_RE.fullmatch(message_id):
+        return Rejection(
+            RejectReason.MALFORMED, "id must be 8-128 characters of [A-Za-z0-9_-]", "id"
+        )
+    if not isinstance(topic, str) or not TOPIC_PATTERN.fullmatch(topic):
+        return Rejection(
+            RejectReason.MALFORMED, "topic must be 1-128 characters of [A-Za-z0-9_.:-]", "topic"
+        )
+    if (
+        not isinstance(node, str)
+        or not 0 < len(node) <= _MAX_NODE_LENGTH
+        or _NOT_IN_NODE.search(node) is not None
+    ):
+        return Rejection(
+            RejectReason.MALFORMED,
+            "node must be a string of 1-255 characters, none of them a control character or a "
+            "lone surrogate",
+            "node",
+        )
+    ts = _parse_ts(data["ts"])
+    if ts is None:
+        return Rejection(RejectReason.MALFORMED, "ts must be an RFC 3339 timestamp", "ts")
+    instance, tag = data["instance"], data["tag"]
+    if not isinstance(instance, str) or instance not in _KNOWN_INSTANCES:
+        allowed = ", ".join(INSTANCES)
+        return Rejection(
+            RejectReason.UNKNOWN_INSTANCE,
+            f"unknown bus instance {instance!r}; allowed: {allowed}",
+            "instance",
+        )
+    model = model_for(instance, tag) if isinstance(tag, str) else None
+    if model is None:
+        return Rejection(RejectReason.UNKNOWN_TAG, _unknown_tag(instance, tag), "tag")
+    payload = data["payload"]
+    if not isinstance(payload, dict):
+        return Rejection(RejectReason.INVALID_PAYLOAD, "payload must be a JSON object", "payload")
+    try:
+        message = model.model_validate(payload, context={"node": node})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in ("payload", *first["loc"]))
+        why = first["msg"]
+        if (
+            first["type"] == "string_pattern_mismatch"
+            and (first.get("ctx") or {}).get("pattern") == NO_CONTROL_CHARACTERS
+        ):
+            why = "a label value must not contain control characters"
+        return Rejection(RejectReason.INVALID_PAYLOAD, f"{where}: {why}", where)
+    return Envelope(message_id, instance, topic, tag, node, ts, message, ts.timestamp())
+
+
+# -- the fast paths --
+# First msgspec (bridge.bus.structs): Structs generated from the models take strict JSON (the
+# form senders write) and the models are built from them. What that does not take, pydantic-core
+# tries: one call validates the bytes against a union, discriminated on ``tag``, of envelope
+# dataclasses with strict envelope fields (the reference's patterns; Rust's ``$`` is end of text,
+# stricter than Python's), ``instance`` bound to the tag's instance and the model's wire schema
+# for the payload (Message.wire_schema: the model's lax rules, defaults filled after validation).
+# Neither may accept anything the reference refuses, and both build the reference's Envelope:
+# tests/bus/test_envelope_fast.py holds them to that.
+
+
+def _decode_fast(body: bytes | str) -> Envelope | None:
+    """The fast paths alone: the Envelope, or None where the reference must decide."""
+    decoded = _decode_one(body)
+    if decoded is None or _keys_at_most(body) != decoded[1]:
+        return None
+    return decoded[0]
+
+
+def _decode_one(body: bytes | str) -> tuple[Envelope, int] | None:
+    """The first fast path that takes ``body``: the Envelope and how many keys it holds (which
+    the body must name no more of), or None where the reference must decide."""
+    decoded = _decode_structs([body], None)  # the checked decoder: it counts the keys alone
+    return (decoded[0][0], decoded[1]) if decoded is not None else _decode_unchecked(body)
+
+
+def _decode_structs(
+    bodies: Sequence[bytes | str], joined: bytes | None
+) -> tuple[list[Envelope], int, bool] | None:
+    """The msgspec path for ``bodies`` (``joined``: all of them, when all are bytes): their
+    Envelopes, how many keys those hold (with their string values when the bytes are clean)
+    and whether they are, or None if it does not take one of them. Keys given twice are not
+    looked for (the last is kept)."""
+    clean = joined is not None and structs.is_clean(joined)
+    decoder, builders = structs.CLEAN if clean else structs.CHECKED
+    decode = decoder.decode
+    instants = _INSTANTS
+    envelopes: list[Envelope] = []
+    append = envelopes.append
+    held = (_ENVELOPE_KEY_COUNT + (_ENVELOPE_STRING_COUNT if clean else 0)) * len(bodies)
+    last, instant = None, _NO_INSTANT
+    for body in bodies:
+        try:
+            wire = decode(body)
+        except structs.DECODE_ERRORS:
+            return None
+        text = wire.ts
+        # The envelopes of a batch mostly share their ts: compared with the one before, a
+        # fresh text need not be hashed to be looked up.
+        if text != last:
+            found = instants.get(text) or _instant(text)
+            if found is None:
+                return None
+            last, instant = text, found
+        # Appends the Envelope (the builder makes it) and counts what its JSON holds.
+        counted = builders[wire.__class__](wire, instant, append, Envelope)
+        if counted is None:
+            return None
+        held += counted
+    # The alphabets of every id and topic, checked at once (the decoder checked their lengths).
+    ids = "".join([envelope.id for envelope in envelopes])
+    if structs.in_alphabets(ids, "".join([envelope.topic for envelope in envelopes])):
+        return envelopes, held, clean
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Validated:
+    """What the pydantic-core path validates an envelope into (``ts`` still text)."""
+
+    id: str
+    instance: str
+    topic: str
+    tag: str
+    node: str
+    ts: str
+    payload: Message
+
+
+_ID: Final = core_schema.str_schema(pattern=r"^[A-Za-z0-9_-]{8,128}$", strict=True)
+_TOPIC: Final = core_schema.str_schema(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", strict=True)
+_NODE: Final = core_schema.str_schema(
+    pattern=NO_CONTROL_CHARACTERS, min_length=1, max_length=_MAX_NODE_LENGTH, strict=True
+)
+# Checked and kept as text by the validator; _decode_unchecked parses it as the reference does.
+_TS_TEXT: Final = core_schema.str_schema(max_length=_MAX_TS_LENGTH, strict=True)
+_VERSION: Final = core_schema.int_schema(ge=ENVELOPE_VERSION, le=ENVELOPE_VERSION, strict=True)
+_SET: Final = ["id", "instance", "topic", "tag", "node", "ts", "payload"]
+
+
+def _variant(instance: str, tag: str, model: type[Message]) -> CoreSchema:
+    fields = [
+        core_schema.dataclass_field("v", _VERSION, init_only=True),  # checked, not kept
+        core_schema.dataclass_field("id", _ID),
+        core_schema.dataclass_field("instance", core_schema.literal_schema([instance])),
+        core_schema.dataclass_field("topic", _TOPIC),
+        core_schema.dataclass_field("tag", core_schema.literal_schema([tag])),
+        core_schema.dataclass_field("node", _NODE),
+        core_schema.dataclass_field("ts", _TS_TEXT),
+        core_schema.dataclass_field("payload", model.wire_schema()),
+    ]
+    arguments = core_schema.dataclass_args_schema(
+        f"Envelope[{tag}]", fields, extra_behavior="forbid"
+    )
+    return core_schema.dataclass_schema(_Validated, arguments, _SET, slots=True, frozen=True)
+
+
+@contextmanager
+def _incomplete_models() -> Iterator[None]:
+    # pydantic-core validates a model schema whose class is complete with the class's own
+    # validator (its "prebuilt" one), which would ignore the wire schemas: while compiling,
+    # the models are marked incomplete.
+    models = list(MESSAGE_TYPES.values())
+    for model in models:
+        type.__setattr__(model, "__pydantic_complete__", False)
+    try:
+        yield
+    finally:
+        for model in models:
+            type.__setattr__(model, "__pydantic_complete__", True)
+
+
+def _wire_schema() -> CoreSchema:
+    return core_schema.tagged_union_schema(
+        {key[1]: _variant(*key, model) for key, model in MESSAGE_TYPES.items()},
+        discriminator="tag",
+    )
+
+
+with _incomplete_models():
+    _WIRE: Final = SchemaValidator(_wire_schema())
+
+# The instant of each ts text seen lately (None: not a timestamp), as the builders take it
+# (structs.Instant). The envelopes of a batch mostly share their millisecond; the memory is
+# bounded by clearing it.
+_INSTANTS: dict[str, structs.Instant | None] = {}
+_INSTANTS_SIZE: Final = 1024
+_NO_INSTANT: Final[structs.Instant] = (datetime.min.replace(tzinfo=UTC), 0.0, None)
+
+
+def _instant(text: str) -> structs.Instant | None:
+    ts = _parse_ts(text)
+    instant = None if ts is None else (ts, ts.timestamp(), structs.timestamp(text))
+    if len(_INSTANTS) >= _INSTANTS_SIZE:
+        _INSTANTS.clear()
+    _INSTANTS[text] = instant
+    return instant
+
+
+def _decode_unchecked(body: bytes | str) -> tuple[Envelope, int] | None:
+    """The pydantic-core path but for repeated keys: the Envelope and how many keys it holds
+    (which the body must name no more of), or None where the reference must decide."""
+    try:
+        validated: _Validated = _WIRE.validate_json(body)
+    except ValidationError:
+        return None
+    instant = _INSTANTS.get(validated.ts) or _instant(validated.ts)
+    if instant is None:
+        return None
+    payload = validated.payload
+    values = payload.__dict__
+    # pydantic-core reads NaN, Infinity and 1e400 in a JSON object as floats (a float field
+    # refuses them, ThroughputMetric's rate aside), which the reference refuses.
+    if not structs.finite(values):
+        return None
+    node_field, derived, objects = _SHAPES[payload.__class__]
+    # pydantic-core keeps the last of two equal keys: the keys the envelope holds (counted
+    # before the defaults below are marked as set) are checked against those its body names.
+    keys = _ENVELOPE_KEY_COUNT + len(payload.__pydantic_fields_set__)
+    for name in objects:
+        value = values[name]
+        if value:
+            keys += structs.keys_in(value)
+    # The defaults the wire schema left None: node (as the reference's validation context
+    # gives it), then the fields derived from others.
+    if node_field and values["node"] is None:
+        values["node"] = validated.node
+        payload.__pydantic_fields_set__.add("node")
+    for name in derived:
+        if values[name] is None:
+            payload.fill_derived(validated.node)
+            break
+    envelope = Envelope(
+        validated.id,
+        validated.instance,
+        validated.topic,
+        validated.tag,
+        validated.node,
+        instant[0],
+        payload,
+        instant[1],
+    )
+    return envelope, keys
+
+
+_ENVELOPE_KEY_COUNT: Final = len(_ENVELOPE_KEYS)
+# id, instance, topic, tag, node and ts (v is a number).
+_ENVELOPE_STRING_COUNT: Final = 6
+_KEY_END: Final = b'":'
+_KEY_END_SPACED: Final = re.compile(rb'"[ \t\r\n]*:')
+_KEY_END_TEXT: Final = re.compile(r'"[ \t\r\n]*:')
+
+
+def _has_whitespace(data: bytes) -> bool:
+    # Single bytes: memchr, far cheaper than searching for two.
+    return b" " in data or b"\t" in data or b"\r" in data or b"\n" in data
+
+
+def _keys_at_most(body: bytes | str) -> int:
+    """At least as many as the keys in ``body``: each key's closing quote is followed by its
+    colon (whitespace between); inside strings, only an escaped quote before a colon, or a
+    string opening with one, adds to the count (such a body goes to the reference)."""
+    if isinstance(body, str):
+        return len(_KEY_END_TEXT.findall(body))
+    if _has_whitespace(body):
+        return len(_KEY_END_SPACED.findall(body))
+    return body.count(_KEY_END)
+
+
+# Per message type: whether it has a node to fill, its DERIVED fields, and the fields whose
+# values may hold JSON objects (their keys are counted too).
+_SHAPES: Final = {
+    model: (
+        "node" in model.__pydantic_fields__,
+        model.DERIVED,
+        structs.object_fields(model),
+    )
+    for model in MESSAGE_TYPES.values()
+}
+
+
+def _unknown_tag(instance: str, tag: object) -> str:
+    """The detail of a tag ``instance`` does not carry: its tags, and the instance that carries
+    ``tag`` when another one does."""
+    tags = ", ".join(t for i, t in MESSAGE_TYPES if i == instance)
+    detail = f"{tag!r} is not a message type of {instance}; its types: {tags}"
+    elsewhere = TAGS.get(tag) if isinstance(tag, str) else None
+    return f"{detail} ({tag} is one of {elsewhere.INSTANCE})" if elsewhere else detail
+
+
+def _parse_ts(value: Any) -> datetime | None:
+    if not isinstance(value, str) or len(value) > _MAX_TS_LENGTH:
+        return None
+    try:
+        ts = datetime.fromisoformat(value)
+        # OverflowError: an instant that falls outside years 1-9999 once converted to UTC.
+        return ts.astimezone(UTC) if ts.tzinfo is not None else None
+    except (ValueError, OverflowError):
+        return None
