@@ -334,26 +334,39 @@ def test_publish_reads_the_payload_from_stdin(
 def test_publish_with_a_wrong_key_is_refused_and_exits_1(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
-    """A bridge refuses a message signed with another key (401) and publish exits 1."""
+    """A bridge refuses a message signed with another key (401): publish exits 1 saying why on
+    stderr in words, the code and the field at fault after them, and prints nothing on stdout."""
     process = _start(bridge_processes, tmp_path, EXESDB_INGEST="true")
     completed = cli(
         "publish", "system_alert", *ALERT_FIELDS, "--url", process.url,
         SECRET_KEY_BASE="a-different-secret-key-base-of-enough-length",
     )  # fmt: skip
     assert completed.returncode == 1
-    assert json.loads(completed.stdout)["error"] == "invalid_signature"
+    assert completed.stdout == ""
+    assert completed.stderr.startswith(
+        f"exesdb-bridge: {process.url}/v1/messages answered 401: the X-ExESDB-Signature header"
+        " does not match the body: signed with a key other than the bridge's SECRET_KEY_BASE"
+    )
+    assert completed.stderr.endswith(" (invalid_signature, field X-ExESDB-Signature)\n")
+    assert "{" not in completed.stderr
 
 
 def test_publish_to_a_bridge_without_ingest_exits_1(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
-    """With ingest off the bridge answers 404 and publish exits 1."""
+    """With ingest off the bridge answers 404 and publish exits 1, saying on stderr how to turn
+    ingest on."""
     process = _start(bridge_processes, tmp_path)
     completed = cli(
         "publish", "system_alert", *ALERT_FIELDS, "--url", process.url,
         SECRET_KEY_BASE=TEST_SECRET,
     )  # fmt: skip
     assert completed.returncode == 1
+    assert (completed.stdout, completed.stderr) == (
+        "",
+        f"exesdb-bridge: {process.url}/v1/messages answered 404: ingest is off: set"
+        " EXESDB_INGEST=true to enable it (ingest_disabled)\n",
+    )
 
 
 def test_publish_to_nowhere_exits_1() -> None:
