@@ -488,7 +488,8 @@ def test_an_alerts_source_and_metadata_show_on_its_page_as_text(
 
 def test_make_screenshots_writes_a_picture_of_each_page(tmp_path: Path) -> None:
     """`make screenshots` (the --demo bridge in Chromium) writes status.png and alert.png, PNGs
-    1280 pixels wide, into the folder it is given."""
+    1280 pixels wide, into the folder it is given; the alert photographed shows the source and
+    metadata of the SystemAlert that raised it (main fails otherwise)."""
     require_binary("chromium")
     require_binary("chromedriver")
     folder = tmp_path / "img"
