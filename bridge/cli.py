@@ -816,7 +816,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     # argparse hands an unknown argument of a subcommand back to the top-level parser, which
     # would show its own usage: report it with the usage of the command it was given to.
-    args, unknown = build_parser().parse_known_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        # No command at all: a person finding their way, shown the commands rather than told
+        # that one is required.
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    args, unknown = parser.parse_known_args(argv)
     if unknown:
         args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:

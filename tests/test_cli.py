@@ -84,6 +84,16 @@ def test_bad_usage_exits_2(args: list[str]) -> None:
     assert cli(*args).returncode == 2
 
 
+def test_no_command_at_all_shows_every_command_and_exits_2() -> None:
+    """`exesdb-bridge` alone prints the help listing the commands (on stderr, exit 2), not just
+    that a command is required."""
+    completed = cli()
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    for command in ("run", "check-config", "publish", "tail", "alerts", "outbox", "schema"):
+        assert re.search(rf"^    {command}\b", completed.stderr, re.M), command
+
+
 @pytest.mark.parametrize(
     ("group", "choices"), [("alerts", "{list,ack}"), ("outbox", "{list,retry}")]
 )
