@@ -466,6 +466,10 @@ def _refused(bridge: Target, path: str, status: int, text: str) -> None:
     else:
         asked = safe_url(bridge.url).rstrip("/") + path
         said = _refusal_words(answer)
+        if answer["error"] == "admin_disabled":  # this shell has a token; the bridge has none
+            said += (
+                "; EXESDB_ADMIN_TOKEN set here is what the commands send: the bridge needs it too"
+            )
         if status == 401 and "basic_auth_users" in text:  # the web config's, not the token's
             said += (
                 " (--user USER[:PASSWORD] sends basic auth)"

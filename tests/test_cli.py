@@ -606,6 +606,21 @@ def test_tail_with_a_wrong_token_exits_1(
     assert f"{process.url}/v1/stream answered 401: " in completed.stderr
 
 
+def test_alerts_against_a_bridge_without_an_admin_token_says_the_bridge_needs_one(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """A bridge run without EXESDB_ADMIN_TOKEN refuses alerts list (403): the command, which has
+    the token in its own shell, says in words that the bridge needs it too (exit 1)."""
+    process = _start(bridge_processes, tmp_path, EXESDB_ADMIN_TOKEN="")
+    completed = cli("alerts", "list", "--url", process.url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        f"exesdb-bridge: {process.url}/v1/alerts answered 403: admin endpoints are off: set"
+        " EXESDB_ADMIN_TOKEN to enable them (admin_disabled); EXESDB_ADMIN_TOKEN set here is"
+        " what the commands send: the bridge needs it too\n"
+    )
+
+
 def test_a_refusal_names_what_was_asked_and_plain_http_is_named_when_https_was_tried(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
