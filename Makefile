@@ -85,7 +85,8 @@ bench: $(VENV)/.installed-test
 docs: $(VENV)/.installed
 	$(BIN)/python -m bridge.schema docs/messages.md
 
-# Pictures of the status page and an alert's page (the --demo bridge, headless chromium).
+# Pictures of the status page and an alert's page (the --demo bridge, headless chromium; the
+# alert a SystemAlert posted to it with a source and metadata).
 screenshots: $(VENV)/.installed-test servers
 	$(BIN)/python -m tests.pages.screenshots docs/img
 

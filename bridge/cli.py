@@ -267,13 +267,16 @@ def _publish(args: argparse.Namespace) -> int:
     if status == 0:
         print(f"exesdb-bridge: {text}", file=sys.stderr)
         return EXIT_FAILED
-    if _bridge_json(text, "accepted" if status == 202 else "error") is None:
+    if status != 202:
+        _refused(bridge, "/v1/messages", status, text)
+        return EXIT_FAILED
+    if _bridge_json(text, "accepted") is None:
         # Another server's page: named, not printed as if it were the bridge's answer.
         refused = bridge.not_a_bridge("/v1/messages", _BRIDGE_ANSWER, status)
         print(f"exesdb-bridge: {refused}", file=sys.stderr)
         return EXIT_FAILED
     print(text)
-    return EXIT_OK if status == 202 else EXIT_FAILED
+    return EXIT_OK
 
 
 def _stdin_fields() -> dict[str, Any]:
@@ -450,20 +453,36 @@ def _ack_unchanged(args: argparse.Namespace, alert: dict[str, Any]) -> str | Non
 def _refused(bridge: Target, path: str, status: int, text: str) -> None:
     """Say on stderr what the bridge answered instead of 200, naming what was asked, or why
     nothing answered (``status`` 0)."""
+    answer = _bridge_json(text, "error")
     if status == 0:
         print(f"exesdb-bridge: {text}", file=sys.stderr)
-    elif _bridge_json(text, "error") is None:  # a page, not the bridge's refusal
+    elif answer is None:  # a page, not the bridge's refusal
         refused = bridge.not_a_bridge(path, _BRIDGE_ANSWER, status)
         print(f"exesdb-bridge: {refused}", file=sys.stderr)
     else:
         asked = safe_url(bridge.url).rstrip("/") + path
+        said = _refusal_words(answer)
+        if answer["error"] == "admin_disabled":  # this shell has a token; the bridge has none
+            said += (
+                "; EXESDB_ADMIN_TOKEN set here is what the commands send: the bridge needs it too"
+            )
         if status == 401 and "basic_auth_users" in text:  # the web config's, not the token's
-            text += (
+            said += (
                 " (--user USER[:PASSWORD] sends basic auth)"
                 if bridge.basic_auth is None
                 else " (the user and password given are not one of its basic_auth_users)"
             )
-        print(f"exesdb-bridge: {asked} answered {status}: {text}", file=sys.stderr)
+        print(f"exesdb-bridge: {asked} answered {status}: {said}", file=sys.stderr)
+
+
+def _refusal_words(answer: dict[str, Any]) -> str:
+    """The bridge's JSON refusal (docs/http-api.md#errors) as a person reads it: its sentence,
+    then the code and the field at fault in brackets."""
+    error = str(answer["error"])
+    detail = answer.get("detail")
+    field = answer.get("field")
+    code = error if field is None else f"{error}, field {field}"
+    return f"{detail} ({code})" if detail else code
 
 
 # What a bridge answers every request with: JSON (docs/http-api.md#errors).
@@ -806,7 +825,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     # argparse hands an unknown argument of a subcommand back to the top-level parser, which
     # would show its own usage: report it with the usage of the command it was given to.
-    args, unknown = build_parser().parse_known_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        # No command at all: a person finding their way, shown the commands rather than told
+        # that one is required.
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    args, unknown = parser.parse_known_args(argv)
     if unknown:
         args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:

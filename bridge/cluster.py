@@ -237,6 +237,17 @@ class ClusterMonitor:
             quorum_status="available" if quorum else "lost",
         )
 
+    def down_nodes(self) -> dict[str, float]:
+        """The nodes this replica holds down, each with the seconds since it was found so: kept
+        until heard again, left or forgotten (``EXESDB_NODE_FORGET_MS``), whatever became of
+        their series (the status page shows them down until then)."""
+        now = self._clock()
+        return {
+            name: now - node.down_since
+            for name, node in self._nodes.items()
+            if node.state == "down"
+        }
+
     # -- hearing --
 
     def _heard(self, envelope: Envelope) -> None:

@@ -84,6 +84,16 @@ def test_bad_usage_exits_2(args: list[str]) -> None:
     assert cli(*args).returncode == 2
 
 
+def test_no_command_at_all_shows_every_command_and_exits_2() -> None:
+    """`exesdb-bridge` alone prints the help listing the commands (on stderr, exit 2), not just
+    that a command is required."""
+    completed = cli()
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    for command in ("run", "check-config", "publish", "tail", "alerts", "outbox", "schema"):
+        assert re.search(rf"^    {command}\b", completed.stderr, re.M), command
+
+
 @pytest.mark.parametrize(
     ("group", "choices"), [("alerts", "{list,ack}"), ("outbox", "{list,retry}")]
 )
@@ -334,26 +344,39 @@ def test_publish_reads_the_payload_from_stdin(
 def test_publish_with_a_wrong_key_is_refused_and_exits_1(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
-    """A bridge refuses a message signed with another key (401) and publish exits 1."""
+    """A bridge refuses a message signed with another key (401): publish exits 1 saying why on
+    stderr in words, the code and the field at fault after them, and prints nothing on stdout."""
     process = _start(bridge_processes, tmp_path, EXESDB_INGEST="true")
     completed = cli(
         "publish", "system_alert", *ALERT_FIELDS, "--url", process.url,
         SECRET_KEY_BASE="a-different-secret-key-base-of-enough-length",
     )  # fmt: skip
     assert completed.returncode == 1
-    assert json.loads(completed.stdout)["error"] == "invalid_signature"
+    assert completed.stdout == ""
+    assert completed.stderr.startswith(
+        f"exesdb-bridge: {process.url}/v1/messages answered 401: the X-ExESDB-Signature header"
+        " does not match the body: signed with a key other than the bridge's SECRET_KEY_BASE"
+    )
+    assert completed.stderr.endswith(" (invalid_signature, field X-ExESDB-Signature)\n")
+    assert "{" not in completed.stderr
 
 
 def test_publish_to_a_bridge_without_ingest_exits_1(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
-    """With ingest off the bridge answers 404 and publish exits 1."""
+    """With ingest off the bridge answers 404 and publish exits 1, saying on stderr how to turn
+    ingest on."""
     process = _start(bridge_processes, tmp_path)
     completed = cli(
         "publish", "system_alert", *ALERT_FIELDS, "--url", process.url,
         SECRET_KEY_BASE=TEST_SECRET,
     )  # fmt: skip
     assert completed.returncode == 1
+    assert (completed.stdout, completed.stderr) == (
+        "",
+        f"exesdb-bridge: {process.url}/v1/messages answered 404: ingest is off: set"
+        " EXESDB_INGEST=true to enable it (ingest_disabled)\n",
+    )
 
 
 def test_publish_to_nowhere_exits_1() -> None:
@@ -581,6 +604,21 @@ def test_tail_with_a_wrong_token_exits_1(
     completed = cli("tail", "--url", process.url, EXESDB_ADMIN_TOKEN="wrong-token")
     assert completed.returncode == 1
     assert f"{process.url}/v1/stream answered 401: " in completed.stderr
+
+
+def test_alerts_against_a_bridge_without_an_admin_token_says_the_bridge_needs_one(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """A bridge run without EXESDB_ADMIN_TOKEN refuses alerts list (403): the command, which has
+    the token in its own shell, says in words that the bridge needs it too (exit 1)."""
+    process = _start(bridge_processes, tmp_path, EXESDB_ADMIN_TOKEN="")
+    completed = cli("alerts", "list", "--url", process.url, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        f"exesdb-bridge: {process.url}/v1/alerts answered 403: admin endpoints are off: set"
+        " EXESDB_ADMIN_TOKEN to enable them (admin_disabled); EXESDB_ADMIN_TOKEN set here is"
+        " what the commands send: the bridge needs it too\n"
+    )
 
 
 def test_a_refusal_names_what_was_asked_and_plain_http_is_named_when_https_was_tried(

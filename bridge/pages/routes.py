@@ -18,7 +18,7 @@ from aiohttp import web
 
 from bridge.pages.alert import alert_live, not_found_live
 from bridge.pages.html import Html
-from bridge.pages.sources import Shown, alert_source, node_source
+from bridge.pages.sources import Shown, alert_source, down_source, node_source
 from bridge.pages.status import status_live
 from bridge.pages.widgets import layout
 from bridge.routes import error_response
@@ -66,11 +66,12 @@ def page_routes(shown: Shown, *, clock: Callable[[], float] = time.time) -> list
     static = {name: folder.joinpath(name).read_bytes() for name in _STATIC}
     alerts = alert_source(shown)
     nodes = node_source(shown)
+    down = down_source(shown)
 
     async def status_page(request: web.Request) -> web.Response:
         """The status page: readiness, nodes, active alerts."""
         now = clock()
-        live = await status_live(shown, alerts, nodes, root=_FROM_ROOT, now=now)
+        live = await status_live(shown, alerts, nodes, down, root=_FROM_ROOT, now=now)
         if _live_only(request):
             return _html(live)
         return _html(layout(shown, title="Status", root=_FROM_ROOT, live=live, now=now))

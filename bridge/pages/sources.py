@@ -2,13 +2,13 @@
 
 The bridge is seen through ``Shown`` (``bridge.http.Served`` is a wider view of the same
 object). Components are found by what they offer, as ``HasRoutes`` ones are: the alert sink is an
-``AlertSource``, the Prometheus sink a ``NodeSource``, once, when the pages' routes are built; a
-bridge without one shows that it has none.
+``AlertSource``, the Prometheus sink a ``NodeSource``, the cluster monitor a ``DownSource``,
+once, when the pages' routes are built; a bridge without one shows that it has none.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from bridge.build import BuildInfo
@@ -18,7 +18,15 @@ from bridge.sinks.alerts.admin import AlertQuery
 from bridge.sinks.alerts.records import AlertDetail, AlertRecord, Recipients
 from bridge.sinks.prometheus.nodes import NodeSummary
 
-__all__ = ["AlertSource", "NodeSource", "Shown", "alert_source", "node_source"]
+__all__ = [
+    "AlertSource",
+    "DownSource",
+    "NodeSource",
+    "Shown",
+    "alert_source",
+    "down_source",
+    "node_source",
+]
 
 
 class Shown(Protocol):
@@ -63,6 +71,14 @@ class NodeSource(Protocol):
         """Each node's health status and resource use."""
 
 
+@runtime_checkable
+class DownSource(Protocol):
+    """The nodes held down (the cluster monitor), which outlive their series."""
+
+    def down_nodes(self) -> Mapping[str, float]:
+        """Each node held down, with the seconds since it was found so."""
+
+
 def alert_source(shown: Shown) -> AlertSource | None:
     """The component that keeps the alerts, if the bridge runs one."""
     return next((c for c in shown.components if isinstance(c, AlertSource)), None)
@@ -71,3 +87,8 @@ def alert_source(shown: Shown) -> AlertSource | None:
 def node_source(shown: Shown) -> NodeSource | None:
     """The component that knows the cluster's nodes, if the bridge runs one."""
     return next((c for c in shown.components if isinstance(c, NodeSource)), None)
+
+
+def down_source(shown: Shown) -> DownSource | None:
+    """The component that knows which nodes are down, if the bridge runs one."""
+    return next((c for c in shown.components if isinstance(c, DownSource)), None)

@@ -9,7 +9,7 @@ from typing import Any, Final
 from bridge.config import Settings
 from bridge.messages import SEVERITIES
 from bridge.pages.html import Fragment, Html, escape, join, template
-from bridge.pages.sources import AlertSource, NodeSource, Shown
+from bridge.pages.sources import AlertSource, DownSource, NodeSource, Shown
 from bridge.pages.widgets import (
     ack_button,
     age,
@@ -54,12 +54,13 @@ async def status_live(
     shown: Shown,
     source: AlertSource | None,
     nodes_from: NodeSource | None,
+    down_from: DownSource | None,
     *,
     root: str,
     now: float,
 ) -> Html:
-    """The part of the status page that refreshes, with the alerts of ``source`` and the nodes
-    of ``nodes_from`` (None: the bridge runs no such component)."""
+    """The part of the status page that refreshes, with the alerts of ``source``, the nodes of
+    ``nodes_from`` and those ``down_from`` holds down (None: the bridge runs no such component)."""
     checks = shown.readiness()
     ready = all(check["ready"] or not check["required"] for check in checks.values())
     alerts: list[AlertRecord] = []
@@ -71,6 +72,9 @@ async def status_live(
             alerts.extend(found)
         alerts.sort(key=lambda record: record.starts_at, reverse=True)
     nodes = list(nodes_from.nodes()) if nodes_from is not None else []
+    held_down = _held_down(down_from)
+    if nodes_from is not None:
+        nodes.extend(_remembered(nodes, held_down))
     admin = shown.settings.admin_token is not None
     not_ready = [name for name, check in checks.items() if check["required"] and not check["ready"]]
     return template("status.html")(
@@ -91,9 +95,24 @@ async def status_live(
         uptime=age(now - shown.started_at),
         started=timestamp(shown.started_at),
         alerts=_alerts(alerts, source is not None, truncated, admin=admin, root=root, now=now),
-        nodes=_nodes(nodes, shown, present=nodes_from is not None, now=now),
+        nodes=_nodes(nodes, shown, held_down, present=nodes_from is not None, now=now),
         components=_components(checks),
     )
+
+
+def _held_down(source: DownSource | None) -> Mapping[str, float]:
+    return source.down_nodes() if source is not None else {}
+
+
+def _remembered(nodes: Sequence[NodeSummary], held_down: Mapping[str, float]) -> list[NodeSummary]:
+    """The nodes the cluster monitor holds down whose series expired (EXESDB_SERIES_TTL_MS
+    shorter than EXESDB_NODE_FORGET_MS): down, without figures, until the monitor forgets them."""
+    listed = {node.node for node in nodes}
+    return [
+        NodeSummary(name, "down", None, None, None, seconds, seconds)
+        for name, seconds in held_down.items()
+        if name not in listed
+    ]
 
 
 def _breakdown(counts: Mapping[str, int], order: Sequence[str] = ()) -> str:
@@ -157,7 +176,14 @@ def _level(record: AlertRecord) -> Html:
     return escape(record.level_name)
 
 
-def _nodes(nodes: Sequence[NodeSummary], shown: Shown, *, present: bool, now: float) -> Html:
+def _nodes(
+    nodes: Sequence[NodeSummary],
+    shown: Shown,
+    held_down: Mapping[str, float],
+    *,
+    present: bool,
+    now: float,
+) -> Html:
     if not present:
         return empty("This bridge runs no Prometheus sink, so it knows no node figures.")
     if not nodes:
@@ -172,7 +198,7 @@ def _nodes(nodes: Sequence[NodeSummary], shown: Shown, *, present: bool, now: fl
     rows = [
         (
             _NODE_NAME(node=node.node),
-            _health(node, shown),
+            _health(node, shown, held_down),
             _cpu(node, shown, now),
             meter(node.memory, settings.memory_degraded, settings.memory_unhealthy),
             meter(node.disk, settings.disk_degraded, settings.disk_unhealthy),
@@ -194,15 +220,14 @@ def _rank(node: NodeSummary) -> int:
     return _NODE_RANK.get(node.status or "unknown", _NODE_RANK["unknown"])
 
 
-def _health(node: NodeSummary, shown: Shown) -> Html:
+def _health(node: NodeSummary, shown: Shown, held_down: Mapping[str, float]) -> Html:
     status = badge(node.status) if node.status else badge("unknown")
     settings = shown.settings
     if node.gone_for is not None:
-        gone = _GONE(
-            age=age(node.gone_for),
-            title=f"NodeLifecycle {node.status} {age(node.gone_for)} ago: {_kept(settings)}",
-        )
-        return join((status, gone))
+        title = f"NodeLifecycle {node.status} {age(node.gone_for)} ago: {_kept(settings)}"
+        if node.node in held_down:  # shown after its series expired too
+            title += f" {_forgotten(settings)}"
+        return join((status, _GONE(age=age(node.gone_for), title=title)))
     # Readings come every health and every metrics interval: two of the longer one missed.
     late = 2 * max(settings.health_broadcast_interval, settings.metrics_broadcast_interval) / 1000
     if node.silent_for < late:
@@ -218,6 +243,14 @@ def _kept(settings: Settings) -> str:
     return (
         "its figures are the last it sent, shown until its series expire"
         f" (EXESDB_SERIES_TTL_MS, {age(settings.series_ttl_ms / 1000)})."
+    )
+
+
+def _forgotten(settings: Settings) -> str:
+    return (
+        "The node itself is shown down while the cluster monitor holds it down: until it is"
+        " heard again, or forgotten (EXESDB_NODE_FORGET_MS,"
+        f" {age(settings.node_forget_ms / 1000)} after it went down)."
     )
 
 

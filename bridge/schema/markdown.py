@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Final
 
 from bridge.messages import INSTANCES, Message
@@ -87,6 +88,38 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
 """
 
 
+# What the alert sink makes of the message types that are alerts (docs/alerts.md), by tag:
+# written after the type's table, since a field's type does not say where it ends up.
+_BECOMES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "system_alert": (
+            "Becomes an alert ([Alerts](alerts.md#webhook-payload)): the envelope's `topic` is its"
+            " `alertname`; `alert_id`, `severity`, `category` and `node` are labels, `title` and"
+            " `description` annotations. `source` becomes the alert's `source` **label**, what a"
+            " receiver routes, silences and inhibits on. Each `metadata` entry becomes an"
+            " **annotation** `metadata_<key>`, the key reduced to `A-Z a-z 0-9 _` and the value"
+            " text (anything but a string as JSON), at most 16 entries, the rest counted in a"
+            " `metadata` annotation; a key naming a secret (`api_token`, `password`, `session_id`,"
+            " not `token_count`) has its value shown as `<redacted>`, and URL credentials are"
+            " redacted ([Which component raised an"
+            " alert](alerts.md#which-component-raised-an-alert)). The alert page shows both."
+        ),
+        "metric_alert": (
+            "Becomes a `metric_threshold` alert ([Alerts](alerts.md)), one per `node` and"
+            " `metric_name`."
+        ),
+        "security_alert": (
+            "Becomes an alert named by its `alert_type` ([Alerts](alerts.md)), the severities"
+            " mapped low→info, medium→warning, high→error, critical→critical."
+        ),
+        "access_violation": (
+            "Becomes an alert named by its `violation_type` ([Alerts](alerts.md)), the severities"
+            " mapped as a SecurityAlert's."
+        ),
+    }
+)
+
+
 def render_markdown() -> str:
     """The whole of ``docs/messages.md``."""
     grouped = tags_by_instance()
@@ -122,6 +155,8 @@ def _section(model: type[Message]) -> str:
     ]
     if rule is not None:
         lines.extend([rule, ""])
+    if (becomes := _BECOMES.get(model.TAG)) is not None:
+        lines.extend([becomes, ""])
     return "\n".join(lines)
 
 

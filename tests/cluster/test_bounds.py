@@ -406,3 +406,24 @@ async def test_a_grouped_alert_whose_nodes_all_return_before_it_goes_out_is_neve
     await replica.tick()
     assert [m.title for m in replica.published(SystemAlert)] == ["10 nodes are down"]
     assert replica.published(AlertAck) == []
+
+
+async def test_a_down_node_is_reported_down_until_heard_again_or_forgotten(
+    make_replica, clock: Clock
+) -> None:
+    """down_nodes() names each node the monitor holds down with the seconds since it was found
+    so, until the node is heard again or forgotten after EXESDB_NODE_FORGET_MS."""
+    replica = await make_replica("bridge-1", forget_ms=FORGET_MS)
+    await replica.hear("app-1")
+    await replica.hear("app-2")
+    assert replica.monitor.down_nodes() == {}
+    clock.advance(3.5)
+    await replica.tick()
+    assert replica.monitor.down_nodes() == {"app-1": 0.0, "app-2": 0.0}
+    clock.advance(2)
+    await replica.hear("app-2")
+    assert replica.monitor.down_nodes() == {"app-1": 2.0}
+    clock.advance(8.1)  # app-1 down for 10.1 s, past the forget time
+    await replica.hear("app-2")
+    await replica.tick()
+    assert replica.monitor.down_nodes() == {}

@@ -144,6 +144,44 @@ def test_a_node_the_cluster_monitor_declares_down_shows_down_at_the_top(
         assert "healthy" in node_cells(browser, "db-1@cluster")[1]
 
 
+def test_a_node_held_down_stays_shown_down_after_its_series_expire(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """A node declared down whose series expired (EXESDB_SERIES_TTL_MS shorter than
+    EXESDB_NODE_FORGET_MS) is still shown down, without figures, while the cluster monitor
+    holds it down; its tooltip says until when."""
+    settings = {
+        "EXESDB_INGEST": "true",
+        "EXESDB_HEALTH_BROADCAST_INTERVAL": "500",
+        "EXESDB_SERIES_TTL_MS": "2000",
+    }
+    with page_bridge(tmp_path, cluster_monitor, **settings) as server:
+        report_from(server, "db-7@cluster", "healthy")
+        wait_until(
+            lambda: (
+                'node="db-7@cluster",event="down"' in http_get(server.url + "/metrics")[1].decode()
+            ),
+            15,
+            "db-7 announced down",
+        )
+        wait_until(
+            lambda: "db-7@cluster" not in http_get(server.url + "/metrics")[1].decode(),
+            15,
+            "db-7's series expired",
+        )
+        browser.open(server.url + "/")
+        _, health, cpu, memory, disk = node_cells(browser, "db-7@cluster")
+        assert re.fullmatch(r"down for \d+s", health)
+        assert (cpu, memory, disk) == ("—", "—", "—")
+        title = browser.run(
+            'return [...document.querySelectorAll("table.nodes tbody tr")]'
+            ".find((row) => row.cells[0].textContent === arguments[0])"
+            '.querySelector(".gone").title',
+            "db-7@cluster",
+        )
+        assert "or forgotten (EXESDB_NODE_FORGET_MS, 1d 0h after it went down)" in title
+
+
 def test_the_status_page_refreshes_in_place(tmp_path: Path, browser: Browser) -> None:
     """New figures arrive without a reload: the scroll position and page state stay, and the
     footer says when, in UTC."""
@@ -450,7 +488,8 @@ def test_an_alerts_source_and_metadata_show_on_its_page_as_text(
 
 def test_make_screenshots_writes_a_picture_of_each_page(tmp_path: Path) -> None:
     """`make screenshots` (the --demo bridge in Chromium) writes status.png and alert.png, PNGs
-    1280 pixels wide, into the folder it is given."""
+    1280 pixels wide, into the folder it is given; the alert photographed shows the source and
+    metadata of the SystemAlert that raised it (main fails otherwise)."""
     require_binary("chromium")
     require_binary("chromedriver")
     folder = tmp_path / "img"

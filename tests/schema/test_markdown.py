@@ -111,3 +111,22 @@ def test_the_envelope_table_lists_the_nine_instances() -> None:
     """The allowed values of ``instance`` are the bus's instances."""
     row = next(row for row in ENVELOPE_FIELDS if row.name == "instance")
     assert row.allowed == INSTANCES
+
+
+def test_the_system_alert_section_says_where_source_and_metadata_go() -> None:
+    """The system_alert section says source becomes a label and metadata `metadata_<key>`
+    annotations, bounded and redacted as the alert sink does it: its examples of redacted and
+    shown keys are what the sink redacts and shows."""
+    from bridge.sinks.alerts.sources import DETAIL_PREFIX, MAX_DETAILS, details_of
+
+    text = " ".join(section(section(PAGE, "ex_esdb_alerts"), "system_alert", level=3).split())
+    assert "`source` becomes the alert's `source` **label**" in text
+    assert f"**annotation** `{DETAIL_PREFIX}<key>`" in text
+    assert f"at most {MAX_DETAILS} entries" in text
+    assert "alerts.md#which-component-raised-an-alert" in text
+    secret = re.search(r"a key naming a secret \(([^)]*), not `(\w+)`\)", text)
+    assert secret, text
+    for key in re.findall(r"`(\w+)`", secret.group(1)):
+        assert details_of({key: "v"}) == ((DETAIL_PREFIX + key, "<redacted>"),), key
+    shown = secret.group(2)
+    assert details_of({shown: "v"}) == ((DETAIL_PREFIX + shown, "v"),)

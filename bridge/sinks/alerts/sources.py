@@ -28,9 +28,10 @@ and its ``metadata`` annotations (``details``): bounded, as it comes from a mess
 label-name characters (``[A-Za-z0-9_]``, at most ``MAX_DETAIL_NAME``), each value a string (JSON
 for any other value) of at most ``MAX_DETAIL_VALUE`` characters, all of them at most
 ``MAX_DETAILS_CHARS`` together (an alert's annotations stay the size of a title); a key that
-names a secret has its value shown as ``<redacted>``, and URL credentials in any value are
-redacted. Entries left out (past a cap, or a key that reduces to one already taken) are counted
-in a ``metadata`` annotation, never dropped without a word.
+names a secret (``_names_secret``: read as words, not ``token_count``) has its value shown as
+``<redacted>``, and URL credentials in any value are redacted. Entries left out (past a cap,
+or a key that reduces to one already taken) are counted in a ``metadata`` annotation, never
+dropped without a word.
 """
 
 from __future__ import annotations
@@ -120,17 +121,68 @@ DETAIL_PREFIX: Final = "metadata_"
 # The annotation counting entries left out: no key gives it (each has DETAIL_PREFIX and more).
 _LEFT_OUT: Final = "metadata"
 _NOT_NAME: Final = re.compile(r"[^A-Za-z0-9_]")
-# Keys whose values are never shown (a token in metadata must not reach a receiver or a page),
-# matched on the key's letters and digits alone, lower-cased (X-Api-Key reads "xapikey").
-_SECRET_KEY: Final = re.compile(
-    r"secret|token|pass|pwd|credential|apikey|accesskey|key$|private|auth|bearer|jwt"
-    r"|signature|cookie|session"
-)
-_NOT_ALNUM: Final = re.compile(r"[^a-z0-9]")
+# Keys whose values are never shown (a token in metadata must not reach a receiver or a page).
+# A key is read as words (api_key, X-Api-Key, apiKey: api, key); it names a secret when one of
+# its words is a secret's name, or it ends in a key of a kind that is secret (api_key, not
+# sort_key), unless its last word says it holds something about the secret rather than the
+# secret itself (token_count, secret_name, token_expires_at).
+_WORDS: Final = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+_SECRET_WORDS: Final = frozenset(
+    {
+        "secret", "secrets", "token", "password", "passwd", "passphrase", "pass", "pwd",
+        "credential", "credentials", "creds", "auth", "authorization", "bearer", "jwt",
+        "signature", "sig", "cookie", "cookies", "session", "sessionid", "apikey", "accesskey",
+        "privatekey", "secretkey", "authtoken", "accesstoken", "refreshtoken", "otp", "pin",
+    }
+)  # fmt: skip
+# Parts that make a word of a key written without separators a secret's name (SECRETKEYBASE,
+# xapikey), and which no harmless word holds; a word ending in "token" is one too (githubtoken,
+# not tokens or tokenizer).
+_SECRET_PARTS: Final = (
+    "secret", "password", "passwd", "passphrase", "credential", "apikey", "accesskey",
+    "privatekey", "bearer",
+)  # fmt: skip
+# The words before a final "key" that make it a secret key (a sort key, a routing key, a public
+# key are not).
+_SECRET_KEY_KINDS: Final = frozenset(
+    {
+        "api", "access", "secret", "private", "signing", "encryption", "master", "ssh", "hmac",
+        "license", "licence", "client", "auth", "session", "shared", "account", "storage",
+    }
+)  # fmt: skip
+# Last words that make the key about a secret, not the secret: a count, a size, a kind, a time.
+_ABOUT_A_SECRET: Final = frozenset(
+    {
+        "count", "counts", "total", "num", "number", "len", "length", "size", "used", "left",
+        "remaining", "limit", "max", "min", "rate", "type", "kind", "name", "names", "provider",
+        "method", "scheme", "algorithm", "alg", "format", "version", "enabled", "required",
+        "present", "valid", "expired", "expires", "expiry", "expiration", "ttl", "age",
+        "at", "ms", "seconds", "time", "ts", "rotated", "rotation", "status", "error", "errors",
+        "file", "path", "source",
+    }
+)  # fmt: skip
 
 
 def _names_secret(key: object) -> bool:
-    return _SECRET_KEY.search(_NOT_ALNUM.sub("", str(key).lower())) is not None
+    words = [word.lower() for word in _WORDS.findall(str(key))]
+    if not words:
+        return False
+    if len(words) > 1 and words[-1] in _ABOUT_A_SECRET:
+        return False
+    if any(_secret_word(word) for word in words):
+        return True
+    if "key" in words:
+        at = len(words) - 1 - words[::-1].index("key")
+        return at == 0 or words[at - 1] in _SECRET_KEY_KINDS
+    return False
+
+
+def _secret_word(word: str) -> bool:
+    return (
+        word in _SECRET_WORDS
+        or word.endswith("token")
+        or any(part in word for part in _SECRET_PARTS)
+    )
 
 
 Active = Callable[[str], bool]

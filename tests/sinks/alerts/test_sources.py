@@ -140,6 +140,41 @@ def test_metadata_annotations_are_bounded_and_never_show_a_secret(
     assert dict(details_of(metadata)) == expected
 
 
+_SECRET_KEYS = [
+    "api_token", "DB_Password", "X-Api-Key", "apiKey", "APIKEY", "xapikey", "aws_access_key_id",
+    "key", "private_key", "client_secret", "SECRET_KEY_BASE", "SECRETKEYBASE", "passphrase",
+    "db_pass", "pwd", "githubToken", "refresh-token", "bearer", "jwt", "Authorization",
+    "auth_header", "session_id", "cookie", "signature", "credentials", "pin",
+]  # fmt: skip
+_NOT_SECRET_KEYS = [
+    "token_count", "tokens_used", "max_tokens", "tokenizer", "token_type", "token_expires_at",
+    "keyspace", "keys", "sort_key", "partition_key", "routing_key", "public_key", "key_name",
+    "secret_name", "password_length", "author", "auth_method", "session_count", "sessions",
+    "bypass", "passes", "pass_rate", "monkey", "hotkey", "private", "stream", "lag_ms",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("key", _SECRET_KEYS)
+def test_a_metadata_key_naming_a_secret_has_its_value_redacted(key: str) -> None:
+    """A key that names a secret, written in any case and with any separators or none, has its
+    value shown as <redacted>, at the top and nested."""
+    name = "metadata_" + key.replace("-", "_")
+    assert dict(details_of({key: "s3cr3t"})) == {name: "<redacted>"}
+    assert dict(details_of({"nested": {key: "s3cr3t"}})) == {
+        "metadata_nested": f'{{"{key}": "<redacted>"}}'
+    }
+
+
+@pytest.mark.parametrize("key", _NOT_SECRET_KEYS)
+def test_a_metadata_key_about_a_secret_or_merely_like_one_is_shown(key: str) -> None:
+    """A key that counts, names or times a secret (token_count, secret_name), a key that is not
+    a secret's (sort_key, keyspace) or a word that only holds one (author, bypass) keeps its
+    value."""
+    name = "metadata_" + key.replace("-", "_")
+    assert dict(details_of({key: 42})) == {name: "42"}
+    assert dict(details_of({"nested": {key: 42}})) == {"metadata_nested": f'{{"{key}": 42}}'}
+
+
 def test_metadata_past_the_cap_is_counted_not_dropped_silently() -> None:
     """Past MAX_DETAILS entries the first ones (by key) are kept and the rest counted."""
     details = dict(details_of({f"k{n:02}": str(n) for n in range(MAX_DETAILS + 5)}))
