@@ -327,7 +327,8 @@ class HTTPClientConfig(Strict):
     @field_validator("proxy_url")
     @classmethod
     def _check_proxy(cls, value: str | None) -> str | None:
-        return None if value is None else require_http_url(value, "proxy URL")
+        # Blank is no proxy, as prometheus/common reads it (a template's empty value).
+        return require_http_url(value, "proxy URL") if value else None
 
     @field_validator("http_headers")
     @classmethod
