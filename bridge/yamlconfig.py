@@ -9,10 +9,12 @@ one of two keys, a key that needs another) even when one of them is bad alone, a
 names the block and its keys. Keys of a borrowed schema that the bridge cannot honour are refused
 by name with the reason (``not_supported``), unless given Go's zero value (``""``, ``false``, ``0``,
 an empty list or mapping), which there means the same as leaving the key out; a null where a
-mapping or list goes is likewise taken as an empty one, as Go's YAML reader takes it. A key
-given twice in one mapping is refused, naming its path and both lines, as Go's strict reader
-(``yaml.UnmarshalStrict``, which Alertmanager and the exporter-toolkit use) refuses it, where
-PyYAML alone would keep the last silently. A value under a secret key is never shown.
+mapping or list goes is likewise taken as an empty one, as Go's YAML reader takes it, while a null
+where a value goes is refused as empty (Go would take false or 0: ``send_resolved:`` left empty
+would turn resolved notifications off). A key given twice in one mapping is refused, naming its
+path and both lines, as Go's strict reader (``yaml.UnmarshalStrict``, which Alertmanager and the
+exporter-toolkit use) refuses it, where PyYAML alone would keep the last silently. A value under a
+secret key is never shown.
 """
 
 from __future__ import annotations
@@ -263,11 +265,17 @@ def _describe(
             where = ".".join(loc[:-1]) or "(top level)"
             return f"{where}: a key that is no name (not shown: is this the file meant?); {allowed}"
         return f"{key}: unknown key; {allowed}"
+    given = error.get("input")
+    if given is None and error["type"] != "missing":
+        # `send_resolved:` left empty (a template's unset value): Go would take its zero value.
+        return (
+            f"{key}: empty (null); give a value, or delete the line for the default (Go's YAML "
+            "reader would silently take false, 0 or an empty string)"
+        )
     message = str(error["msg"]).removeprefix("Value error, ")
     # Pydantic's words for Python types, in the file's words.
     message = re.sub(r"a valid dictionary or instance of \w+", "a mapping of keys", message)
     message = message.replace("a valid tuple", "a list").replace("a valid dictionary", "a mapping")
-    given = error.get("input")
     shows_secret = any(part in secret for part in loc)
     if not shows_secret and isinstance(given, str | int | float) and error["type"] != "value_error":
         message += f" (got {given!r})"

@@ -123,3 +123,29 @@ def test_amtool_refuses_the_same_receiver(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "http_config already set" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("webhook_configs:\n  - url: https://a.example\n    send_resolved:\n", "send_resolved"),
+        ("webhook_configs:\n  - url: https://a.example\n    max_alerts:\n", "max_alerts"),
+        ("webhook_configs:\n  - url: https://a.example\n    timeout:\n", "timeout"),
+        (
+            "webhook_configs:\n  - url: https://a.example\n    http_config:\n"
+            "      tls_config: {insecure_skip_verify: }\n",
+            "http_config.tls_config.insecure_skip_verify",
+        ),
+    ],
+)
+def test_a_value_left_empty_is_refused_as_empty(tmp_path: Path, text: str, key: str) -> None:
+    """A key with no value (a template's unset value) is refused saying it is empty, where Go
+    would silently take false or 0 (send_resolved off, for one)."""
+    path = tmp_path / "receivers.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_receivers(path)
+    assert caught.value.problems == (
+        f"{path}: webhook_configs.0.{key}: empty (null); give a value, or delete the line for "
+        "the default (Go's YAML reader would silently take false, 0 or an empty string)",
+    )
