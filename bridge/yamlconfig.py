@@ -272,6 +272,13 @@ def _describe(
             f"{key}: empty (null); give a value, or delete the line for the default (Go's YAML "
             "reader would silently take false, 0 or an empty string)"
         )
+    if error["type"] == "string_type" and isinstance(given, bool | int | float):
+        # Go's reader takes the unquoted text as it is written; PyYAML has already made it a
+        # number (0123 is 83) or a boolean (yes), whose text cannot be recovered.
+        return (
+            f"{key}: must be text, and YAML reads this unquoted value as a "
+            f"{'boolean' if isinstance(given, bool) else 'number'}: put it in quotes"
+        )
     message = str(error["msg"]).removeprefix("Value error, ")
     # Pydantic's words for Python types, in the file's words.
     message = re.sub(r"a valid dictionary or instance of \w+", "a mapping of keys", message)

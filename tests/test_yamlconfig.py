@@ -149,3 +149,30 @@ def test_a_value_left_empty_is_refused_as_empty(tmp_path: Path, text: str, key: 
         f"{path}: webhook_configs.0.{key}: empty (null); give a value, or delete the line for "
         "the default (Go's YAML reader would silently take false, 0 or an empty string)",
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"), [("123456", "number"), ("0123", "number"), ("yes", "boolean")]
+)
+def test_an_unquoted_number_where_text_goes_is_refused_asking_for_quotes(
+    tmp_path: Path, value: str, kind: str
+) -> None:
+    """A password written as a bare number (or yes) is refused asking for quotes, its value not
+    shown: YAML has already read 0123 as 83 here, where Go's reader takes the text as written,
+    so guessing the text back could send the wrong password."""
+    path = tmp_path / "receivers.yml"
+    path.write_text(
+        "webhook_configs:\n  - url: https://a.example\n    http_config:\n"
+        f"      basic_auth: {{username: alerts, password: {value}}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_receivers(path)
+    assert caught.value.problems == (
+        f"{path}: webhook_configs.0.http_config.basic_auth.password: must be text, and YAML "
+        f"reads this unquoted value as a {kind}: put it in quotes",
+    )
+    path.write_text(path.read_text().replace(value, f"'{value}'"))
+    loaded = load_receivers(path).webhook_configs[0].http_config.basic_auth
+    assert loaded is not None
+    assert loaded.password is not None
+    assert loaded.password.get_secret_value() == value
