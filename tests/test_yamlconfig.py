@@ -176,3 +176,18 @@ def test_an_unquoted_number_where_text_goes_is_refused_asking_for_quotes(
     assert loaded is not None
     assert loaded.password is not None
     assert loaded.password.get_secret_value() == value
+
+
+def test_a_bare_number_as_bearer_token_is_named_as_written(tmp_path: Path) -> None:
+    """bearer_token, read as authorization, is still named as the file writes it when its value
+    is a bare number, never as the authorization.credentials the file does not hold."""
+    path = tmp_path / "receivers.yml"
+    path.write_text(
+        "webhook_configs:\n  - url: https://a.example\n    http_config: {bearer_token: 12345}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_receivers(path)
+    assert caught.value.problems == (
+        f"{path}: webhook_configs.0.http_config: bearer_token must be text, and YAML reads this "
+        "unquoted value as a number: put it in quotes",
+    )
