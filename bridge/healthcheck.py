@@ -12,7 +12,8 @@ With ``EXESDB_WEB_CONFIG_FILE`` it speaks as the web config asks (``target``): H
 the only trust anchor, so the name ``127.0.0.1`` need not be in it); the client certificate of
 ``EXESDB_HEALTHCHECK_CERT_FILE`` / ``_KEY_FILE`` when ``client_auth_type`` requires one; basic
 auth as ``EXESDB_HEALTHCHECK_USERNAME`` with the password in ``EXESDB_HEALTHCHECK_PASSWORD_FILE``
-when the file has ``basic_auth_users``.
+when the file has ``basic_auth_users``. A bad file is probed as its own TLS section says (the
+running bridge refuses it and serves the version before it), the refusal told in the line.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import urlsplit
 
 from bridge.errors import BridgeError, ConfigError
 from bridge.probe_settings import ProbeSettings
 from bridge.urls import PICKED_PORT, own_url
+
+if TYPE_CHECKING:  # the schema imports pydantic, which a probe without a web config skips
+    from bridge.webconfig.schema import TLSServerConfig
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -156,11 +160,13 @@ def probe(
 
 @dataclass(frozen=True)
 class Target:
-    """What to ask and how: the URL, the TLS context (for https) and basic auth credentials."""
+    """What to ask and how: the URL, the TLS context (for https) and basic auth credentials, and
+    a note for the verdict's line (a web config file the bridge refuses)."""
 
     url: str
     ssl_context: ssl.SSLContext | None = None
     credentials: tuple[str, str] | None = None
+    note: str = ""
 
 
 class _Unusable(BridgeError):
@@ -191,18 +197,53 @@ def _pinned(text: str, where: str) -> ssl.SSLContext:
 
 def target(settings: ProbeSource) -> Target:
     """The probe's target as ``settings`` and the web config file describe it; ConfigError for a
-    bad web config, _Unusable when a setting the web config calls for is missing or unreadable,
-    or the address has port 0 (the port the bridge picked is known to it alone)."""
+    bad web config that leaves nothing to probe with, _Unusable when a setting the web config
+    calls for is missing or unreadable, or the address has port 0 (the port the bridge picked is
+    known to it alone).
+
+    A bad web config file whose own ``tls_server_config`` is good (or turns no TLS on) is probed
+    as that section says, with the probe's credentials when it has them, the refusal told in the
+    verdict's line: the running bridge refuses that file too and serves the version before it,
+    which a probe failing on the file would get restarted into a start-up that fails (exit 2).
+    """
     if settings.listen[1] == 0:
         raise _Unusable(f"EXESDB_HTTP_ADDR: {PICKED_PORT}; give the probe a fixed port")
-    url = probe_url(settings)
     if not settings.web_config_file:
-        return Target(url)
+        return Target(probe_url(settings))
     from bridge.webconfig import load_web_config  # only with a web config: not light
 
-    config = load_web_config(settings.web_config_file)
+    try:
+        config = load_web_config(settings.web_config_file)
+    except ConfigError as exc:
+        return _despite_refusal(settings, settings.web_config_file, exc)
+    return _secured(settings, config.tls, users=bool(config.basic_auth_users))
+
+
+def _despite_refusal(settings: ProbeSource, path: str, refusal: ConfigError) -> Target:
+    """The target of a bridge whose web config file is bad; ConfigError (the refusal) when the
+    file's TLS section cannot say how to reach it."""
+    from bridge.webconfig.schema import tls_section, turns_tls_on
+
+    problems = [f"EXESDB_WEB_CONFIG_FILE: {problem}" for problem in refusal.problems]
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise ConfigError(problems) from None
+    tls = tls_section(text, Path(path))
+    if tls is None and turns_tls_on(text) is not False:
+        raise ConfigError(problems)  # TLS meant, or not YAML: nothing to trust
+    found = _secured(settings, tls, users=None)
+    note = "the web config file is refused (the bridge serves the version before it): " + "; ".join(
+        refusal.problems
+    )
+    return Target(found.url, found.ssl_context, found.credentials, note)
+
+
+def _secured(settings: ProbeSource, tls: TLSServerConfig | None, *, users: bool | None) -> Target:
+    """The target over ``tls`` (None: plain HTTP) with basic auth when ``users`` (None: not
+    known, so the probe's credentials are sent when it has them, and not asked for)."""
+    url = probe_url(settings)
     context: ssl.SSLContext | None = None
-    tls = config.tls
     if tls is not None:
         url = probe_url(settings, tls=True)
         # The schema requires cert_file or cert (inline) with TLS on.
@@ -227,9 +268,11 @@ def target(settings: ProbeSource) -> Target:
                 f"client_auth_type {tls.client_auth_type} needs a client certificate: set "
                 "EXESDB_HEALTHCHECK_CERT_FILE and EXESDB_HEALTHCHECK_KEY_FILE"
             )
+    user, password_file = settings.healthcheck_username, settings.healthcheck_password_file
+    if users is None and not (user and password_file):
+        return Target(url, context)
     credentials = None
-    if config.basic_auth_users:
-        user, password_file = settings.healthcheck_username, settings.healthcheck_password_file
+    if users is not False:
         if not user or not password_file:
             raise _Unusable(
                 "the web config asks for basic auth: set EXESDB_HEALTHCHECK_USERNAME and "
@@ -249,7 +292,8 @@ def target(settings: ProbeSource) -> Target:
 def main(timeout: float = DEFAULT_TIMEOUT) -> int:
     """Probe the configured address; print one line; return the exit status."""
     try:
-        where = target(ProbeSettings.from_environ())
+        # target() reads the web config file itself: a bad one may still leave it a target.
+        where = target(ProbeSettings.from_environ(check_web_config=False))
     except ConfigError as exc:
         verdict = Verdict(False, f"unhealthy: bad configuration: {'; '.join(exc.problems)}")
     except _Unusable as exc:
@@ -258,5 +302,7 @@ def main(timeout: float = DEFAULT_TIMEOUT) -> int:
         verdict = probe(
             where.url, timeout=timeout, ssl_context=where.ssl_context, credentials=where.credentials
         )
+        if where.note:
+            verdict = Verdict(verdict.healthy, f"{verdict.line}; {where.note}")
     print(verdict.line, file=sys.stdout if verdict.healthy else sys.stderr)
     return EXIT_HEALTHY if verdict.healthy else EXIT_UNHEALTHY

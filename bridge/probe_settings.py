@@ -75,9 +75,13 @@ class ProbeSettings:
         return split_addr(self.http_addr)
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> ProbeSettings:
+    def from_environ(
+        cls, environ: Mapping[str, str] | None = None, *, check_web_config: bool = True
+    ) -> ProbeSettings:
         """Read ``environ`` (the process environment); ConfigError listing every problem of these
-        settings as ``load_settings`` words it, the web config file's among them."""
+        settings as ``load_settings`` words it, the web config file's among them unless
+        ``check_web_config`` is false (the probe reads that file itself, see
+        ``bridge.healthcheck.target``)."""
         env = os.environ if environ is None else environ
         settings = cls(
             http_addr=env.get("EXESDB_HTTP_ADDR", DEFAULT_HTTP_ADDR),
@@ -93,7 +97,7 @@ class ProbeSettings:
             split_addr(settings.http_addr)
         except ValueError as exc:
             problems.append(value_problem("EXESDB_HTTP_ADDR", str(exc), settings.http_addr))
-        if settings.web_config_file:
+        if settings.web_config_file and check_web_config:
             # Only a probe of a bridge with a web config pays for importing its reader.
             from bridge.webconfig import load_web_config
 

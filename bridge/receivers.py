@@ -69,12 +69,13 @@ _PASTED_RECEIVERS: Final = (
 )
 
 
+# A blank URL is an unset one, as Alertmanager reads it (`url: ''` beside `url_file`).
 def _http_url(value: str | None) -> str | None:
-    return None if value is None else require_http_url(value)
+    return require_http_url(value) if value else None
 
 
 def _alertmanager_url(value: str | None) -> str | None:
-    return None if value is None else require_alertmanager_url(value)
+    return require_alertmanager_url(value) if value else None
 
 
 HttpUrl = Annotated[str | None, AfterValidator(_http_url)]

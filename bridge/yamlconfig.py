@@ -9,8 +9,12 @@ one of two keys, a key that needs another) even when one of them is bad alone, a
 names the block and its keys. Keys of a borrowed schema that the bridge cannot honour are refused
 by name with the reason (``not_supported``), unless given Go's zero value (``""``, ``false``, ``0``,
 an empty list or mapping), which there means the same as leaving the key out; a null where a
-mapping or list goes is likewise taken as an empty one, as Go's YAML reader takes it. A value
-under a secret key is never shown.
+mapping or list goes is likewise taken as an empty one, as Go's YAML reader takes it, while a null
+where a value goes is refused as empty (Go would take false or 0: ``send_resolved:`` left empty
+would turn resolved notifications off). A key given twice in one mapping is refused, naming its
+path and both lines, as Go's strict reader (``yaml.UnmarshalStrict``, which Alertmanager and the
+exporter-toolkit use) refuses it, where PyYAML alone would keep the last silently. A value under a
+secret key is never shown.
 """
 
 from __future__ import annotations
@@ -183,12 +187,66 @@ def parse_yaml(
         raw = {}
     if not isinstance(raw, Mapping):
         raise ConfigError([f"{path}: the top level must be a mapping of keys"])
+    secret, hidden = frozenset(secret_keys), frozenset(hidden_keys)
+    repeated = [f"{path}: {problem}" for problem in _repeated_keys(text, secret)]
     try:
-        return model.model_validate(raw)
+        parsed = model.model_validate(raw)
     except ValidationError as exc:
-        secret, hidden = frozenset(secret_keys), frozenset(hidden_keys)
         problems = (f"{path}: {_describe(error, model, secret, hidden)}" for error in exc.errors())
-        raise ConfigError(list(dict.fromkeys(problems))) from None  # keys not shown: the same
+        # Keys not shown make the same line twice: once is enough.
+        raise ConfigError(list(dict.fromkeys([*repeated, *problems]))) from None
+    if repeated:
+        raise ConfigError(repeated)
+    return parsed
+
+
+_MERGE_TAG: Final = "tag:yaml.org,2002:merge"
+
+
+def _repeated_keys(text: str, secret: frozenset[str]) -> list[str]:
+    """A line for each key given twice in one mapping of the YAML ``text`` (valid YAML): its path
+    and both lines. A key under one in ``secret`` (user names under ``basic_auth_users``) is not
+    shown, nor one that looks like no key. A key a merge brings in (``<<: *anchor``) may be given
+    again beside it, as YAML allows."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    found: list[tuple[int, str]] = []
+    seen: set[int] = set()  # an anchor's node is looked at once, however many aliases name it
+    pending: list[tuple[yaml.Node, tuple[str, ...]]] = [(root, ())] if root is not None else []
+    while pending:
+        node, loc = pending.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            pending += [(item, (*loc, str(index))) for index, item in enumerate(node.value)]
+        if not isinstance(node, yaml.MappingNode):
+            continue
+        firsts: dict[tuple[str, str], yaml.Node] = {}
+        for key, value in node.value:
+            if key.tag == _MERGE_TAG:
+                pending.append((value, loc))  # its keys are checked in their own mapping
+                continue
+            if not isinstance(key, yaml.ScalarNode):
+                continue
+            pending.append((value, (*loc, key.value)))
+            first = firsts.setdefault((key.tag, key.value), key)
+            if first is key:
+                continue
+            earlier, line = first.start_mark.line + 1, key.start_mark.line + 1
+            lines = f"line {line}" if earlier == line else f"lines {earlier} and {line}"
+            if secret & set(loc) or not _KEY_NAME.fullmatch(key.value):
+                where = ".".join(loc) or "(top level)"
+                problem = (
+                    f"{where}: a key given twice ({lines}; not shown, as it may be a user's "
+                    "name or a secret); keep one"
+                )
+            else:
+                problem = (
+                    f"{'.'.join((*loc, key.value))}: given twice ({lines}); keep one, as Go's "
+                    "YAML reader (and so Alertmanager and the exporter-toolkit) asks"
+                )
+            found.append((line, problem))
+    return [problem for _, problem in sorted(found)]
 
 
 # An unknown key shown in an error looks like one: anything else (a line of /etc/shadow, of a
@@ -207,11 +265,24 @@ def _describe(
             where = ".".join(loc[:-1]) or "(top level)"
             return f"{where}: a key that is no name (not shown: is this the file meant?); {allowed}"
         return f"{key}: unknown key; {allowed}"
+    given = error.get("input")
+    if given is None and error["type"] != "missing":
+        # `send_resolved:` left empty (a template's unset value): Go would take its zero value.
+        return (
+            f"{key}: empty (null); give a value, or delete the line for the default (Go's YAML "
+            "reader would silently take false, 0 or an empty string)"
+        )
+    if error["type"] == "string_type" and isinstance(given, bool | int | float):
+        # Go's reader takes the unquoted text as it is written; PyYAML has already made it a
+        # number (0123 is 83) or a boolean (yes), whose text cannot be recovered.
+        return (
+            f"{key}: must be text, and YAML reads this unquoted value as a "
+            f"{'boolean' if isinstance(given, bool) else 'number'}: put it in quotes"
+        )
     message = str(error["msg"]).removeprefix("Value error, ")
     # Pydantic's words for Python types, in the file's words.
     message = re.sub(r"a valid dictionary or instance of \w+", "a mapping of keys", message)
     message = message.replace("a valid tuple", "a list").replace("a valid dictionary", "a mapping")
-    given = error.get("input")
     shows_secret = any(part in secret for part in loc)
     if not shows_secret and isinstance(given, str | int | float) and error["type"] != "value_error":
         message += f" (got {given!r})"

@@ -17,10 +17,12 @@ from tests.support import (
     BridgeProcess,
     ThreadedBridge,
     free_port,
+    http_get,
     make_settings,
     require_binary,
     run_bridge,
     run_command,
+    wait_until,
 )
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
@@ -392,6 +394,77 @@ def test_command_with_a_certificate_of_another_ca_is_refused_by_the_server(secur
     assert completed.returncode == 1
     assert completed.stderr.startswith("unhealthy: ")
     assert "healthy: https" not in completed.stdout
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param("  other: not-a-hash\n", id="bad-hash"),
+        pytest.param(f"  probe: '{bcrypt_hash('other')}'\n", id="user-twice"),
+        pytest.param("colour: red\n", id="unknown-key"),
+    ],
+)
+def test_a_bad_new_web_config_leaves_the_bridge_healthy_while_it_serves_the_old_one(
+    tmp_path: Path, bad: str
+) -> None:
+    """A bad file written over a good one is refused by the running bridge, which keeps serving
+    the old version: the probe still asks as the file's own TLS section says and exits 0, saying
+    the file is refused, so a liveness probe does not restart a serving bridge into a start-up
+    that fails (exit 2) on that file."""
+    files = WebFiles(tmp_path)
+    good = files.tls_config() + f"basic_auth_users:\n  probe: '{bcrypt_hash(PASSWORD)}'\n"
+    path = files.write(good)
+    (tmp_path / "password").write_text(PASSWORD)
+    bridge = BridgeProcess(
+        state_dir=tmp_path / "state",
+        context=files.client_context(),
+        headers={"Authorization": basic("probe", PASSWORD)},
+        EXESDB_WEB_CONFIG_FILE=str(path),
+    )
+    env = {
+        "EXESDB_HTTP_ADDR": f"127.0.0.1:{bridge.port}",
+        "EXESDB_WEB_CONFIG_FILE": str(path),
+        "EXESDB_HEALTHCHECK_USERNAME": "probe",
+        "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(tmp_path / "password"),
+    }
+    bridge.start(tmp_path)
+    try:
+        files.write(good + bad)
+        # A request makes the bridge look at the file (at most once a second).
+        served = {"Authorization": basic("probe", PASSWORD)}
+        wait_until(
+            lambda: (
+                http_get(f"{bridge.url}/healthz", served, context=bridge.context)[0] == 200
+                and "not reloaded" in bridge.log()
+            ),
+            15,
+            "the refusal",
+        )
+        completed = healthcheck(**env)
+    finally:
+        bridge.stop()
+    assert completed.returncode == 0, completed.stderr
+    url = f"https://127.0.0.1:{bridge.port}/healthz"
+    assert completed.stdout.startswith(
+        f"healthy: {url} answered 200; the web config file is refused (the bridge serves the "
+        f"version before it): {path}: "
+    )
+    assert PASSWORD not in completed.stdout
+
+
+def test_a_web_config_whose_tls_section_is_bad_leaves_nothing_to_probe_with(
+    tmp_path: Path,
+) -> None:
+    """When the file's TLS section itself is bad there is no certificate to trust: exit 1,
+    naming the problem."""
+    files = WebFiles(tmp_path)
+    path = files.write(files.tls_config("min_version: TLS99"))
+    completed = healthcheck(EXESDB_HTTP_ADDR="127.0.0.1:9", EXESDB_WEB_CONFIG_FILE=str(path))
+    assert completed.returncode == 1
+    assert completed.stderr.startswith(
+        f"unhealthy: bad configuration: EXESDB_WEB_CONFIG_FILE: {path}: "
+    )
+    assert "tls_server_config.min_version" in completed.stderr
 
 
 # -- what a probe costs --

@@ -86,8 +86,8 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
     tmp_path: Path,
 ) -> None:
     """Keys the bridge refuses load at Go's zero value (proxy_from_environment: false, an empty
-    no_proxy or url_file), and a null http_config or tls_config is the default one, as
-    Alertmanager reads them."""
+    no_proxy, url_file, proxy_url or url beside url_file), and a null http_config or tls_config
+    is the default one, as Alertmanager reads them."""
     loaded = load_receivers(
         write(
             tmp_path,
@@ -98,16 +98,24 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             "    http_config:\n"
             "      tls_config:\n"
             "      proxy_from_environment: false\n"
+            "      proxy_url: ''\n"
             "      no_proxy: ''\n"
             "      proxy_connect_header: {}\n"
             "  - url: https://hooks.example.com/b\n"
-            "    http_config:\n",
+            "    http_config:\n"
+            "  - url: ''\n"
+            "    url_file: hook-url\n"
+            "alertmanager:\n"
+            "  url: ''\n",
         )
     )
-    first, second = loaded.webhook_configs
+    first, second, third = loaded.webhook_configs
     assert first.http_config.tls_config.configured is False
     assert first.http_config.proxy_url is None
     assert second.http_config.summary() == "no http_config"
+    assert (third.url, third.url_file) == (None, str(tmp_path / "hook-url"))
+    assert loaded.alertmanager is not None
+    assert loaded.alertmanager.url is None
 
 
 @pytest.mark.parametrize(

@@ -146,6 +146,13 @@ def _bearer_as_authorization(data: Any) -> Any:
     of type Bearer. When given beside another (``_client_problems`` says so) it is dropped."""
     if not isinstance(data, Mapping) or not set(_BEARER_KEYS) & set(data):
         return data
+    for key in _BEARER_KEYS:
+        if isinstance(data.get(key), bool | int | float):
+            # Named here: once moved under authorization, the error would name a key not written.
+            raise ValueError(
+                f"{key} must be text, and YAML reads this unquoted value as a "
+                f"{'boolean' if isinstance(data[key], bool) else 'number'}: put it in quotes"
+            )
     data = dict(data)
     token, token_file = (data.pop(key, None) for key in _BEARER_KEYS)
     if data.get("authorization") is None and not (token and token_file):
@@ -327,7 +334,8 @@ class HTTPClientConfig(Strict):
     @field_validator("proxy_url")
     @classmethod
     def _check_proxy(cls, value: str | None) -> str | None:
-        return None if value is None else require_http_url(value, "proxy URL")
+        # Blank is no proxy, as prometheus/common reads it (a template's empty value).
+        return require_http_url(value, "proxy URL") if value else None
 
     @field_validator("http_headers")
     @classmethod

@@ -37,6 +37,7 @@ __all__ = [
     "WebConfig",
     "parse_web_config",
     "tls_section",
+    "turns_tls_on",
 ]
 
 CLIENT_AUTH_TYPES: Final = (
@@ -311,3 +312,17 @@ def tls_section(text: str, path: Path) -> TLSServerConfig | None:
     except ValidationError:
         return None
     return tls.relative_to(path.parent) if tls.enabled else None
+
+
+def turns_tls_on(text: str) -> bool | None:
+    """Whether the file's ``tls_server_config`` gives a certificate, key, client CA or client-auth
+    type (which turn TLS on, the toolkit's rule), read without checking anything else; None when
+    the text is not YAML."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    section = raw.get("tls_server_config") if isinstance(raw, Mapping) else None
+    if not isinstance(section, Mapping):
+        return False
+    return any(section.get(key) not in ("", None) for key in _BLANK_IS_UNSET)

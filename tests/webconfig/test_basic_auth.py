@@ -44,6 +44,22 @@ async def test_anything_else_is_refused(header: str | None):
     assert checks in ([], [False])
 
 
+async def test_an_unknown_user_costs_one_bcrypt_check_as_a_known_one_does():
+    """As in exporter-toolkit, a name that is not configured is still checked with bcrypt, once,
+    against a hash of a configured user's cost, so the answer's timing does not tell which names
+    exist; its password is refused even when it is that hash's."""
+    compared: list[bytes] = []
+
+    def matches(password: str, hashed: bytes) -> bool:
+        compared.append(hashed)
+        return bcrypt.checkpw(password.encode(), hashed)
+
+    checker = BasicAuthChecker({"alice": ALICE}, matches=matches)
+    assert not await checker.check(basic("mallory", "alice-pw"))
+    assert not await checker.check(basic("alice", "wrong"))
+    assert compared == [ALICE.encode(), ALICE.encode()]
+
+
 async def test_no_users_means_no_basic_auth():
     """Without users the checker is off and lets nobody in by itself."""
     checker = BasicAuthChecker({})

@@ -448,6 +448,33 @@ async def test_a_broken_new_file_keeps_the_old_one_and_is_logged_once(
         )
 
 
+async def test_a_new_file_giving_a_user_twice_is_refused_and_the_old_one_stays(files: WebFiles):
+    """A new file listing alice twice (the second time with another password) is refused, as
+    the toolkit's strict YAML reader refuses it: the last entry does not silently win."""
+    async with serving(files, files.tls_config() + USERS) as bridge:
+        files.write(files.tls_config() + USERS + f"  alice: {bcrypt_hash('other-pw')}\n")
+        await async_wait_until(
+            lambda: reloaded_after_a_request(bridge, files, 0), 10, "the refusal"
+        )
+        context = files.client_context()
+        assert await served(bridge, context, {"Authorization": ALICE})
+        assert not await served(bridge, context, {"Authorization": basic("alice", "other-pw")})
+
+
+async def test_a_rate_limit_added_to_the_file_applies_without_restart(files: WebFiles):
+    """rate_limit is read again with the rest of the file (the toolkit reads it at start only):
+    once the file is looked at, requests over the new limit are answered 429."""
+    async with serving(files, files.tls_config() + USERS) as bridge:
+        context = files.client_context()
+        files.write(files.tls_config() + USERS + "rate_limit:\n  interval: 1h\n  burst: 1\n")
+
+        async def limited() -> bool:
+            status, _, _ = await request(bridge, context=context, headers={"Authorization": ALICE})
+            return status == 429
+
+        await async_wait_until(limited, 10, "a request over the new rate limit answered 429")
+
+
 async def test_a_remembered_password_is_forgotten_when_the_file_changes(files: WebFiles):
     """A check's outcome is remembered, a right password's and a wrong one's (no bcrypt check
     for the next request with the same credentials, as exesdb_web_config_password_checks_total

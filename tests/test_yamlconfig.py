@@ -1,0 +1,193 @@
+"""The configuration files are read as Go's strict YAML reader reads them: a key given twice in
+one mapping is refused, as promtool (exporter-toolkit) and amtool (Alertmanager) refuse it."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bridge.errors import ConfigError
+from bridge.receivers import load_receivers
+from bridge.webconfig import load_web_config
+from tests.support import require_binary
+
+HASH = "$2b$10$szTbDacVmqoGzR0UhmHKkuuIgJf.DXuX204J.admAuj.OXh95xAH."
+
+# Each a web config with a key given twice; each passes with its second occurrence alone.
+WEB_TWICE = {
+    "user": f"basic_auth_users:\n  alice: '{HASH}'\n  alice: '{HASH}'\n",
+    "section": (
+        "http_server_config:\n  headers: {X-Frame-Options: deny}\n"
+        "http_server_config:\n  http2: false\n"
+    ),
+}
+# A receiver with its http_config twice: the first (basic auth) would be dropped silently.
+RECEIVER_TWICE = (
+    "  - url: https://hooks.example.com/alerts\n"
+    "    http_config:\n"
+    "      basic_auth: {username: alerts, password: hook-tok3n}\n"
+    "    http_config:\n"
+    "      tls_config: {insecure_skip_verify: true}\n"
+)
+
+
+def _web_problems(tmp_path: Path, text: str) -> list[str]:
+    path = tmp_path / "web.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(path)
+    return list(caught.value.problems)
+
+
+def test_a_web_config_key_given_twice_is_refused_naming_it_and_both_lines(tmp_path: Path) -> None:
+    """A section given twice is named by its path with both lines, never kept as the last."""
+    problems = _web_problems(tmp_path, WEB_TWICE["section"])
+    assert problems == [
+        f"{tmp_path / 'web.yml'}: http_server_config: given twice (lines 1 and 3); keep one, "
+        "as Go's YAML reader (and so Alertmanager and the exporter-toolkit) asks"
+    ]
+
+
+def test_a_user_given_twice_is_refused_without_showing_the_name(tmp_path: Path) -> None:
+    """Two entries for one user are refused at basic_auth_users; the user name is not shown."""
+    problems = _web_problems(tmp_path, WEB_TWICE["user"].replace("alice", "al1ce-tok3n"))
+    assert len(problems) == 1
+    assert "basic_auth_users: a key given twice (lines 2 and 3;" in problems[0]
+    assert "tok3n" not in problems[0]
+
+
+def test_a_receivers_key_given_twice_is_refused_beside_the_other_problems(tmp_path: Path) -> None:
+    """A receiver's http_config given twice is named, and a bad key elsewhere still is."""
+    path = tmp_path / "receivers.yml"
+    path.write_text("webhook_configs:\n" + RECEIVER_TWICE + "    colour: red\n")
+    with pytest.raises(ConfigError) as caught:
+        load_receivers(path)
+    problems = "\n".join(caught.value.problems)
+    assert "webhook_configs.0.http_config: given twice (lines 3 and 5)" in problems
+    assert "webhook_configs.0.colour: unknown key" in problems
+    assert "tok3n" not in problems
+
+
+def test_a_key_a_merge_brings_in_may_be_given_again(tmp_path: Path) -> None:
+    """`<<: *anchor` then the same key overrides it, as YAML allows; within one flow mapping a
+    key twice is still refused."""
+    path = tmp_path / "receivers.yml"
+    path.write_text(
+        "x-defaults: &defaults {send_resolved: false, max_alerts: 5}\n"
+        "webhook_configs:\n"
+        "  - {<<: *defaults, max_alerts: 7, url: https://hooks.example.com/a}\n"
+    )
+    with pytest.raises(ConfigError) as caught:  # x-defaults is no key of the file
+        load_receivers(path)
+    assert [p for p in caught.value.problems if "twice" in p] == []
+    path.write_text("webhook_configs:\n  - {url: https://a.example, timeout: 1s, timeout: 2s}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_receivers(path)
+    assert "webhook_configs.0.timeout: given twice (line 2)" in caught.value.problems[0]
+
+
+@pytest.mark.parametrize("case", sorted(WEB_TWICE))
+def test_promtool_refuses_the_same_web_configs(tmp_path: Path, case: str) -> None:
+    """exporter-toolkit's own check (`promtool check web-config`) refuses each file the bridge
+    refuses for a key given twice, and takes it with the second occurrence alone."""
+    promtool = require_binary("promtool")
+    twice, once = tmp_path / "twice.yml", tmp_path / "once.yml"
+    twice.write_text(WEB_TWICE[case])
+    lines = WEB_TWICE[case].splitlines(keepends=True)
+    once.write_text("".join(lines[len(lines) // 2 :] if case == "section" else lines[::2]))
+    refused = subprocess.run(
+        [promtool, "check", "web-config", str(twice)], capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 1
+    assert "already set" in refused.stdout + refused.stderr
+    taken = subprocess.run(
+        [promtool, "check", "web-config", str(once)], capture_output=True, text=True, timeout=60
+    )
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    load_web_config(once)
+
+
+def test_amtool_refuses_the_same_receiver(tmp_path: Path) -> None:
+    """Alertmanager's own check (`amtool check-config`) refuses the receiver block the bridge
+    refuses for its http_config given twice."""
+    amtool = require_binary("amtool")
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        "route:\n  receiver: hooks\nreceivers:\n  - name: hooks\n    webhook_configs:\n"
+        + "".join("    " + line for line in RECEIVER_TWICE.splitlines(keepends=True))
+    )
+    result = subprocess.run(
+        [amtool, "check-config", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert "http_config already set" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("webhook_configs:\n  - url: https://a.example\n    send_resolved:\n", "send_resolved"),
+        ("webhook_configs:\n  - url: https://a.example\n    max_alerts:\n", "max_alerts"),
+        ("webhook_configs:\n  - url: https://a.example\n    timeout:\n", "timeout"),
+        (
+            "webhook_configs:\n  - url: https://a.example\n    http_config:\n"
+            "      tls_config: {insecure_skip_verify: }\n",
+            "http_config.tls_config.insecure_skip_verify",
+        ),
+    ],
+)
+def test_a_value_left_empty_is_refused_as_empty(tmp_path: Path, text: str, key: str) -> None:
+    """A key with no value (a template's unset value) is refused saying it is empty, where Go
+    would silently take false or 0 (send_resolved off, for one)."""
+    path = tmp_path / "receivers.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_receivers(path)
+    assert caught.value.problems == (
+        f"{path}: webhook_configs.0.{key}: empty (null); give a value, or delete the line for "
+        "the default (Go's YAML reader would silently take false, 0 or an empty string)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"), [("123456", "number"), ("0123", "number"), ("yes", "boolean")]
+)
+def test_an_unquoted_number_where_text_goes_is_refused_asking_for_quotes(
+    tmp_path: Path, value: str, kind: str
+) -> None:
+    """A password written as a bare number (or yes) is refused asking for quotes, its value not
+    shown: YAML has already read 0123 as 83 here, where Go's reader takes the text as written,
+    so guessing the text back could send the wrong password."""
+    path = tmp_path / "receivers.yml"
+    path.write_text(
+        "webhook_configs:\n  - url: https://a.example\n    http_config:\n"
+        f"      basic_auth: {{username: alerts, password: {value}}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_receivers(path)
+    assert caught.value.problems == (
+        f"{path}: webhook_configs.0.http_config.basic_auth.password: must be text, and YAML "
+        f"reads this unquoted value as a {kind}: put it in quotes",
+    )
+    path.write_text(path.read_text().replace(value, f"'{value}'"))
+    loaded = load_receivers(path).webhook_configs[0].http_config.basic_auth
+    assert loaded is not None
+    assert loaded.password is not None
+    assert loaded.password.get_secret_value() == value
+
+
+def test_a_bare_number_as_bearer_token_is_named_as_written(tmp_path: Path) -> None:
+    """bearer_token, read as authorization, is still named as the file writes it when its value
+    is a bare number, never as the authorization.credentials the file does not hold."""
+    path = tmp_path / "receivers.yml"
+    path.write_text(
+        "webhook_configs:\n  - url: https://a.example\n    http_config: {bearer_token: 12345}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_receivers(path)
+    assert caught.value.problems == (
+        f"{path}: webhook_configs.0.http_config: bearer_token must be text, and YAML reads this "
+        "unquoted value as a number: put it in quotes",
+    )
