@@ -198,12 +198,12 @@ def _publish(args: argparse.Namespace) -> int:
 
     from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
     from bridge.messages import utc_now
-    from bridge.schema import model_named, unknown_tag
+    from bridge.schema import model_named, unknown_tag_message
 
     settings = _settings_or_exit(warn_unknown=True)
     model = model_named(args.tag)
     if model is None:
-        print(f"exesdb-bridge: {unknown_tag(args.tag)}", file=sys.stderr)
+        print(f"exesdb-bridge: {unknown_tag_message(args.tag)}", file=sys.stderr)
         return EXIT_USAGE
     try:
         fields: dict[str, Any] = _stdin_fields() if args.stdin else {}

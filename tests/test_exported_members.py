@@ -182,7 +182,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "model_named",
         "render_markdown",
         "tags_by_instance",
-        "unknown_tag",
+        "unknown_tag_message",
         "wire_schema",
     ],
     bridge.webconfig: [

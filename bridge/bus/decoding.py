@@ -4,7 +4,8 @@ Decoding never raises: it returns an ``Envelope`` or a ``Rejection`` naming the 
 there is one, the offending field. A valid envelope is decoded by msgspec into Structs generated
 from the message models (``bridge.bus.structs``), or, in a form only the models' lax rules take
 (a number as a string, a timestamp with an offset), by one pydantic-core call; the reference
-decoder (``json.loads`` and field-by-field checks) words the rejections.
+decoder (``json.loads`` and field-by-field checks) words the rejections. The nesting bound
+(``check_depth``) lives here too: publishers check their payloads against it before sending.
 """
 
 from __future__ import annotations

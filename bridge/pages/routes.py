@@ -71,7 +71,9 @@ def page_routes(shown: Shown, *, clock: Callable[[], float] = time.time) -> list
     async def status_page(request: web.Request) -> web.Response:
         """The status page: readiness, nodes, active alerts."""
         now = clock()
-        live = await status_live(shown, alerts, nodes, down, root=_FROM_ROOT, now=now)
+        live = await status_live(
+            shown, alerts_from=alerts, nodes_from=nodes, down_from=down, root=_FROM_ROOT, now=now
+        )
         if _live_only(request):
             return _html(live)
         return _html(layout(shown, title="Status", root=_FROM_ROOT, live=live, now=now))

@@ -52,22 +52,22 @@ _GONE: Final = Fragment(' <span class="muted gone" title="${title}">for ${age}</
 
 async def status_live(
     shown: Shown,
-    source: AlertSource | None,
+    *,
+    alerts_from: AlertSource | None,
     nodes_from: NodeSource | None,
     down_from: DownSource | None,
-    *,
     root: str,
     now: float,
 ) -> Html:
-    """The part of the status page that refreshes, with the alerts of ``source``, the nodes of
+    """The part of the status page that refreshes, with the alerts of ``alerts_from``, the nodes of
     ``nodes_from`` and those ``down_from`` holds down (None: the bridge runs no such component)."""
     checks = shown.readiness()
     ready = all(check["ready"] or not check["required"] for check in checks.values())
     alerts: list[AlertRecord] = []
     truncated = False
-    if source is not None:
+    if alerts_from is not None:
         for state in _OPEN:
-            found = await source.list_alerts(AlertQuery(state=state, limit=MAX_SHOWN))
+            found = await alerts_from.list_alerts(AlertQuery(state=state, limit=MAX_SHOWN))
             truncated = truncated or len(found) >= MAX_SHOWN
             alerts.extend(found)
         alerts.sort(key=lambda record: record.starts_at, reverse=True)
@@ -94,7 +94,7 @@ async def status_live(
         or "all clear",
         uptime=age(now - shown.started_at),
         started=timestamp(shown.started_at),
-        alerts=_alerts(alerts, source is not None, truncated, admin=admin, root=root, now=now),
+        alerts=_alerts(alerts, alerts_from is not None, truncated, admin=admin, root=root, now=now),
         nodes=_nodes(nodes, shown, held_down, present=nodes_from is not None, now=now),
         components=_components(checks),
     )

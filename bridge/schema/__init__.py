@@ -23,7 +23,7 @@ if TYPE_CHECKING:
         describe,
         model_named,
         tags_by_instance,
-        unknown_tag,
+        unknown_tag_message,
         wire_schema,
     )
     from bridge.schema.markdown import ENVELOPE_FIELDS, render_markdown
@@ -39,7 +39,7 @@ __all__ = [
     "model_named",
     "render_markdown",
     "tags_by_instance",
-    "unknown_tag",
+    "unknown_tag_message",
     "wire_schema",
 ]
 
@@ -54,7 +54,7 @@ __getattr__ = lazy_exports(
             "describe",
             "model_named",
             "tags_by_instance",
-            "unknown_tag",
+            "unknown_tag_message",
             "wire_schema",
         ),
         "markdown": ("ENVELOPE_FIELDS", "render_markdown"),

@@ -35,14 +35,14 @@ def add_schema_command(commands: _Commands) -> None:
 def run_schema(args: argparse.Namespace) -> int:
     """Print the tag's fields (or JSON Schema), or every tag; exit 2 naming the closest tag."""
     # Imported here, so that adding the command to a parser builds no message model.
-    from bridge.schema.describe import model_named, unknown_tag, wire_schema
+    from bridge.schema.describe import model_named, unknown_tag_message, wire_schema
 
     if args.tag is None:
         _emit(_tags_json() if args.json else _tags_text())
         return _EXIT_OK
     model = model_named(args.tag)
     if model is None:
-        print(f"exesdb-bridge: {unknown_tag(args.tag)}", file=sys.stderr)
+        print(f"exesdb-bridge: {unknown_tag_message(args.tag)}", file=sys.stderr)
         return _EXIT_USAGE
     _emit(json.dumps(wire_schema(model), indent=2) if args.json else _fields_text(model))
     return _EXIT_OK

@@ -37,7 +37,7 @@ __all__ = [
     "model_named",
     "summary",
     "tags_by_instance",
-    "unknown_tag",
+    "unknown_tag_message",
     "wire_schema",
 ]
 
@@ -101,7 +101,7 @@ def closest_tag(name: str) -> str:
     return candidates[match]
 
 
-def unknown_tag(name: str) -> str:
+def unknown_tag_message(name: str) -> str:
     """What a command says of a message type it does not know: the closest tag, and where
     the list is."""
     return (
