@@ -18,6 +18,8 @@ aiohttp's protocol (an ``asyncio.Protocol`` wrapped, nothing of aiohttp's privat
 - at most ``MAX_STALLED`` connections may hold an answer their client does not read (past the
   transport's high-water mark): one more closes the one stalled longest, so clients that never
   read ``/metrics`` hold a bounded amount of memory, not a whole exposition each;
+- each answer is sent here and its body let go (aiohttp keeps a keep-alive connection's last
+  response until its next request), so an idle connection does not hold the page it last got;
 - at start the soft descriptor limit is raised to the hard one.
 """
 
@@ -476,6 +478,8 @@ class ConnectionGuard:
                 self._idle[connection] = None
         if connection.reserved or connection.body_expired:
             response.force_close()  # the reserve is for one probe at a time
+        if isinstance(response, web.Response) and not response.prepared:
+            await _send_and_let_go(request, response)
         return response
 
     async def _handle(
@@ -526,3 +530,16 @@ class ConnectionGuard:
         _logger.debug("HTTP connection closed: body_timeout")
         connection.body_expired = True
         request.content.set_exception(_BodyTimeout())
+
+
+async def _send_and_let_go(request: web.Request, response: web.Response) -> None:
+    """Send ``response`` now and drop its body: aiohttp keeps a keep-alive connection's last
+    response until its next request, so each idle connection would hold the page it last got
+    (the status page is ~100 KB); aiohttp then finds it sent and sends nothing more."""
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client left: aiohttp, finishing the response, finds so and stops quietly
+    finally:
+        response.body = None

@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bridge.bus import Envelope, new_message_id
-from bridge.messages import HealthCheck, Message, utc_now
+from bridge.bus import SIGNATURE_HEADER, Envelope, new_message_id
+from bridge.messages import HealthCheck, Message, NodeHealth, SystemAlert, utc_now
 from tests.support import BridgeProcess, http_get, post_signed, wait_until
 from tests.webconfig.files import WebFiles
 
@@ -193,7 +193,64 @@ def test_idle_keep_alive_scrapers_do_not_each_hold_an_exposition(
     assert grown < 300 * size / 4, f"RSS grew {grown / 2**20:.0f} MiB; exposition {size} bytes"
 
 
-def _envelope(payload: Message) -> bytes:
+def test_idle_keep_alive_connections_hold_neither_the_page_nor_the_body_they_last_had(
+    tmp_path: Path, bridge_processes: list[BridgeProcess]
+) -> None:
+    """300 keep-alive connections idle after fetching a status page of hundreds of nodes and
+    alerts, and 300 after posting a 900 KB body refused as unsigned, hold far less than a page
+    or a body each (they held one each: ~45 MB and ~270 MB)."""
+    bridge = BridgeProcess(EXESDB_INGEST="true").start(tmp_path)
+    bridge_processes.append(bridge)
+    lines = []
+    for n in range(400):
+        node = f"node-{n:04d}@host-{n}.example"
+        health = NodeHealth(node=node, status="unhealthy" if n % 2 else "degraded")
+        alert = SystemAlert(
+            alert_id=f"alert-{n}",
+            severity="warning",
+            category="system",
+            title=f"something odd on node {n}",
+            description="what happened, at some length " * 3,
+            source="tests",
+            node=node,
+        )
+        lines += [_envelope(health, node), _envelope(alert, node)]
+    post_signed(bridge.url, b"\n".join(lines))
+    page = 0
+
+    def page_full() -> bool:
+        nonlocal page
+        status, body = http_get(bridge.url + "/", timeout=20)
+        page = len(body)
+        return status == 200 and page > 100_000
+
+    wait_until(page_full, 30, "a status page over 100 KB")
+    body = b"[" + b" " * 900_000 + b"]"
+    unsigned = {"Content-Type": "application/json", SIGNATURE_HEADER: "t=1,v1=" + "ab" * 32}
+    assert bridge.process is not None
+    process = psutil.Process(bridge.process.pid)
+    for method, path, size in (("GET", "/", page), ("POST", "/v1/messages", len(body))):
+        before = process.memory_info().rss
+        clients = []
+        try:
+            for _ in range(300):
+                client = http.client.HTTPConnection("127.0.0.1", bridge.port, timeout=20)
+                clients.append(client)
+                if method == "GET":
+                    client.request(method, path)
+                else:
+                    client.request(method, path, body=body, headers=unsigned)
+                response = client.getresponse()
+                assert response.status == (200 if method == "GET" else 401)
+                response.read()  # all of it; the connection stays open, idle
+            grown = process.memory_info().rss - before
+        finally:
+            for client in clients:
+                client.close()
+        assert grown < 300 * size / 8, f"{path}: RSS grew {grown / 2**20:.0f} MiB ({size} B)"
+
+
+def _envelope(payload: Message, node: str = "n1") -> bytes:
     return Envelope(
-        new_message_id(), payload.INSTANCE, "checks", payload.TAG, "n1", utc_now(), payload
+        new_message_id(), payload.INSTANCE, "checks", payload.TAG, node, utc_now(), payload
     ).to_bytes()
