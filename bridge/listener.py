@@ -19,7 +19,9 @@ aiohttp's protocol (an ``asyncio.Protocol`` wrapped, nothing of aiohttp's privat
   transport's high-water mark): one more closes the one stalled longest, so clients that never
   read ``/metrics`` hold a bounded amount of memory, not a whole exposition each;
 - each answer is sent here and its body let go (aiohttp keeps a keep-alive connection's last
-  response until its next request), so an idle connection does not hold the page it last got;
+  request and response until its next request), so an idle connection does not hold the page
+  it last got; a request whose head is over ``HEAD_KEPT`` is answered, then its connection
+  closes, so that it does not hold the head;
 - connections are accepted here (``Listener``), not by an ``asyncio.Server``, only while the
   descriptors they hold stay within the cap, the reserve and one burst of accepts: asyncio's
   own accept loop takes up to a backlog of connections each time the listening socket is
@@ -52,6 +54,7 @@ from bridge.routes import error_response
 __all__ = [
     "BODY_GRACE",
     "CLOSE_AFTER",
+    "HEAD_KEPT",
     "MAX_STALLED",
     "PROBE_PATHS",
     "RESERVE",
@@ -69,6 +72,10 @@ RESERVE: Final = 32
 BODY_GRACE: Final = 1.0
 # Connections whose client is not reading the answer (each may hold a whole /metrics exposition).
 MAX_STALLED: Final = 32
+# The most bytes of header fields a request may send and its connection stay open after the
+# answer: the connection would hold them until its next request (~1 MiB each otherwise).
+HEAD_KEPT: Final = 16 * 1024
+_FEW_FIELDS: Final = 2
 # Set (True) in a request whose connection closes after its answer: a handler that sends its
 # answer itself (a StreamResponse) calls force_close() before prepare(), so that it says so.
 CLOSE_AFTER: Final = web.RequestKey("close_after", bool)
@@ -499,8 +506,10 @@ class ConnectionGuard:
             connection.phase = _Phase.IDLE
             if connection.live:
                 self._idle[connection] = None
-        if connection.reserved or connection.body_expired:
-            response.force_close()  # the reserve is for one probe at a time
+        if connection.reserved or connection.body_expired or _large_head(request):
+            # The reserve is for one probe at a time; a large head would be held by the idle
+            # connection until its next request (aiohttp keeps the last one).
+            response.force_close()
         if isinstance(response, web.Response) and not response.prepared:
             await _send_and_let_go(request, response)
         return response
@@ -553,6 +562,13 @@ class ConnectionGuard:
         _logger.debug("HTTP connection closed: body_timeout")
         connection.body_expired = True
         request.content.set_exception(_BodyTimeout())
+
+
+def _large_head(request: web.Request) -> bool:
+    """Whether ``request``'s head holds more than ``HEAD_KEPT`` bytes of fields."""
+    fields = request.raw_headers
+    # Few fields cannot make a large head (8 KiB each at most): most requests stop here.
+    return len(fields) > _FEW_FIELDS and sum(len(k) + len(v) for k, v in fields) > HEAD_KEPT
 
 
 async def _send_and_let_go(request: web.Request, response: web.Response) -> None:

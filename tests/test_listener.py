@@ -19,7 +19,14 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
 from bridge.app import Bridge
-from bridge.listener import BODY_GRACE, MAX_STALLED, RESERVE, ConnectionGuard, Limits
+from bridge.listener import (
+    BODY_GRACE,
+    HEAD_KEPT,
+    MAX_STALLED,
+    RESERVE,
+    ConnectionGuard,
+    Limits,
+)
 from tests.support import async_wait_until, make_settings
 from tests.webconfig.files import WebFiles
 
@@ -467,3 +474,22 @@ async def test_an_accept_the_descriptor_limit_refuses_is_one_warning_then_accept
             await loop.sock_sendall(client, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             answer = await asyncio.wait_for(loop.sock_recv(client, 1024), 10)
             assert answer.startswith(b"HTTP/1.1 200 OK")
+
+
+@pytest.mark.parametrize(
+    ("size", "closes"), [(HEAD_KEPT // 3 - 100, False), (HEAD_KEPT // 3, True)]
+)
+async def test_a_connection_whose_request_head_is_past_head_kept_closes_after_its_answer(
+    serve: Serve, size: int, closes: bool
+) -> None:
+    """A request with more than HEAD_KEPT bytes of header fields is answered with
+    Connection: close (an idle keep-alive connection would hold its head); one under stays
+    open for the next request."""
+    bridge = await serve()
+    reader, writer = await connect(bridge)
+    fields = "".join(f"X-Pad-{n}: {'a' * size}\r\n" for n in range(3))
+    writer.write(f"GET /healthz HTTP/1.1\r\nHost: x\r\n{fields}\r\n".encode())
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert (b"\r\nConnection: close\r\n" in head) is closes
