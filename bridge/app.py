@@ -46,7 +46,7 @@ from bridge.config import Settings
 from bridge.errors import BridgeError
 from bridge.http import build_app
 from bridge.integration import Integration, install
-from bridge.listener import ConnectionGuard, Limits, raise_descriptor_limit
+from bridge.listener import ConnectionGuard, Limits, Listener, raise_descriptor_limit
 from bridge.sinks.alerts import alert_sink
 from bridge.sinks.otlp import otlp_component
 from bridge.sinks.prometheus import exposition, prometheus_sink
@@ -169,7 +169,7 @@ class Bridge:
             registry=self.registry,
         )
         self._runner: web.AppRunner | None = None
-        self._listener: asyncio.Server | None = None
+        self._listener: Listener | None = None
         self.web_config: LiveWebConfig | None = None
         self._closed = False
         self.address: tuple[str, int] | None = None

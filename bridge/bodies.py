@@ -28,8 +28,19 @@ MAX_GZIP_MEMBERS: Final = 16
 
 async def read_body(request: web.Request) -> bytes:
     """The body, expanded when its Content-Encoding is gzip or deflate, at most
-    ``request.client_max_size`` bytes both as sent and as expanded."""
-    body = await request.read()  # as sent; aiohttp refuses one past client_max_size
+    ``request.client_max_size`` bytes both as sent and as expanded.
+
+    Read from ``request.content``, not ``request.read()``, which keeps the body on the request:
+    aiohttp keeps a keep-alive connection's last request until its next one, so every idle
+    connection would hold the body it last sent (up to the limit each, signed or not).
+    """
+    received = bytearray()  # as sent
+    while chunk := await request.content.readany():
+        received += chunk
+        if len(received) > request.client_max_size:
+            raise web.HTTPRequestEntityTooLarge(request.client_max_size, len(received))
+    body = bytes(received)
+    del received
     coding = request.headers.get("Content-Encoding", "").strip().lower()
     if coding not in ("gzip", "deflate") or not body:
         return body

@@ -208,8 +208,9 @@ async def ingest(request: web.Request) -> web.Response:
             HeaderCheck.BAD: f"the {SIGNATURE_HEADER} header does not match the body",
             HeaderCheck.EXPIRED: f"the {SIGNATURE_HEADER} timestamp is outside the replay window",
         }[check]
-        if check is HeaderCheck.BAD and not Keyring.well_formed(header or ""):
-            detail = f"the {SIGNATURE_HEADER} header is malformed: {_SIGN}"
+        fault = Keyring.header_fault(header or "") if check is HeaderCheck.BAD else None
+        if fault is not None:
+            detail = f"the {SIGNATURE_HEADER} header is malformed ({fault}): {_SIGN}"
         elif check is HeaderCheck.BAD and encoding not in ("", "identity"):
             # Likely signed as sent, compressed; the signature is over the body expanded.
             detail += " once expanded (with Content-Encoding, sign the body before compressing)"

@@ -18,15 +18,27 @@ aiohttp's protocol (an ``asyncio.Protocol`` wrapped, nothing of aiohttp's privat
 - at most ``MAX_STALLED`` connections may hold an answer their client does not read (past the
   transport's high-water mark): one more closes the one stalled longest, so clients that never
   read ``/metrics`` hold a bounded amount of memory, not a whole exposition each;
+- each answer is sent here and its body let go (aiohttp keeps a keep-alive connection's last
+  request and response until its next request), so an idle connection does not hold the page
+  it last got; a request whose head is over ``HEAD_KEPT`` is answered, then its connection
+  closes, so that it does not hold the head;
+- connections are accepted here (``Listener``), not by an ``asyncio.Server``, only while the
+  descriptors they hold stay within the cap, the reserve and one burst of accepts: asyncio's
+  own accept loop takes up to a backlog of connections each time the listening socket is
+  ready, several bursts before the idle connections evicted for them have let their
+  descriptors go, and clients connecting at once ran the process out of descriptors;
 - at start the soft descriptor limit is raised to the hard one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import resource
+import socket
 import ssl
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,11 +54,13 @@ from bridge.routes import error_response
 __all__ = [
     "BODY_GRACE",
     "CLOSE_AFTER",
+    "HEAD_KEPT",
     "MAX_STALLED",
     "PROBE_PATHS",
     "RESERVE",
     "ConnectionGuard",
     "Limits",
+    "Listener",
     "raise_descriptor_limit",
 ]
 
@@ -58,6 +72,10 @@ RESERVE: Final = 32
 BODY_GRACE: Final = 1.0
 # Connections whose client is not reading the answer (each may hold a whole /metrics exposition).
 MAX_STALLED: Final = 32
+# The most bytes of header fields a request may send and its connection stay open after the
+# answer: the connection would hold them until its next request (~1 MiB each otherwise).
+HEAD_KEPT: Final = 16 * 1024
+_FEW_FIELDS: Final = 2
 # Set (True) in a request whose connection closes after its answer: a handler that sends its
 # answer itself (a StreamResponse) calls force_close() before prepare(), so that it says so.
 CLOSE_AFTER: Final = web.RequestKey("close_after", bool)
@@ -67,6 +85,13 @@ _OTHER_DESCRIPTORS: Final = 128
 # Where the soft limit goes when the hard one is unlimited (Linux's default fs.nr_open).
 _UNLIMITED: Final = 1_048_576
 _BACKLOG: Final = 128
+# How long the listener stops accepting after the system refused an accept, as asyncio does.
+_ACCEPT_RETRY: Final = 1.0
+# How often a listener out of descriptors is told in the log.
+_OUT_OF_DESCRIPTORS_EVERY: Final = 60.0
+_OUT_OF_RESOURCES: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# While accepting waits for descriptors: how often it looks again, should no close tell it.
+_RECHECK: Final = 0.1
 _REASONS: Final = (
     "header_timeout",
     "body_timeout",
@@ -224,6 +249,7 @@ class ConnectionGuard:
         self._regular = 0
         self._reserved = 0
         self._handshakes: set[asyncio.Task[None]] = set()
+        self._listener: Listener | None = None
         registry = registry if registry is not None else CollectorRegistry()
         Gauge(
             "exesdb_http_connections",
@@ -258,10 +284,18 @@ class ConnectionGuard:
         """Open connections holding an answer their client does not read."""
         return len(self._stalled)
 
+    @property
+    def descriptor_budget(self) -> int:
+        """Most descriptors the HTTP connections may hold at once: the cap, the probe reserve
+        and one burst of accepts (each connection accepted holds one before the cap closes the
+        idle one it evicts, which lets its own go an iteration of the loop later)."""
+        return self.max_connections + RESERVE + _BACKLOG
+
     def fit(self, descriptors: int) -> int:
         """Lower the cap to what ``descriptors`` allows beside everything else; the cap."""
-        # asyncio accepts up to a backlog of connections at once, each holding a descriptor
-        # before the cap can close the idle one it evicts for it: room for one such burst.
+        # The listener accepts up to a backlog of connections at once, each holding a descriptor
+        # before the cap can close the idle one it evicts for it: room for one such burst (the
+        # descriptor budget, which the listener keeps to).
         allowed = max(1, descriptors - _OTHER_DESCRIPTORS - RESERVE - _BACKLOG)
         if allowed < self.limits.max_connections:
             _logger.warning(
@@ -279,22 +313,18 @@ class ConnectionGuard:
         host: str,
         port: int,
         ssl_context: ssl.SSLContext | None = None,
-    ) -> asyncio.Server:
-        """Bind ``host:port``, each connection's protocol from ``factory`` (aiohttp's
-        ``runner.server``) under this guard; it accepts once the server's ``start_serving()``
-        is awaited.
+    ) -> Listener:
+        """Bind ``host:port`` (every address it resolves to, as ``asyncio`` binds them), each
+        connection's protocol from ``factory`` (aiohttp's ``runner.server``) under this guard;
+        it accepts once the listener's ``start_serving()`` is awaited.
 
         With TLS each connection is counted from its accept, before its handshake (which gets
         the header timeout: it is the first part of reading a request), so that half-open
         handshakes are held to the cap like idle connections.
         """
-        return await asyncio.get_running_loop().create_server(
-            lambda: _Connection(self, factory(), ssl_context),
-            host,
-            port,
-            backlog=_BACKLOG,
-            start_serving=False,
-        )
+        sockets = await _bind(host, port)
+        self._listener = Listener(self, sockets, lambda: _Connection(self, factory(), ssl_context))
+        return self._listener
 
     def close(self) -> None:
         """Abort the handshakes still under way (the listener has stopped accepting)."""
@@ -425,6 +455,8 @@ class ConnectionGuard:
         self._release(connection)
         if connection.transport is not None:
             self._open.pop(connection.transport, None)
+        if self._listener is not None:
+            self._listener.freed()
 
     def _close(self, connection: _Connection, reason: str) -> None:
         """Drop ``connection`` now (nothing is owed to it), counted under ``reason``."""
@@ -474,8 +506,12 @@ class ConnectionGuard:
             connection.phase = _Phase.IDLE
             if connection.live:
                 self._idle[connection] = None
-        if connection.reserved or connection.body_expired:
-            response.force_close()  # the reserve is for one probe at a time
+        if connection.reserved or connection.body_expired or _large_head(request):
+            # The reserve is for one probe at a time; a large head would be held by the idle
+            # connection until its next request (aiohttp keeps the last one).
+            response.force_close()
+        if isinstance(response, web.Response) and not response.prepared:
+            await _send_and_let_go(request, response)
         return response
 
     async def _handle(
@@ -526,3 +562,197 @@ class ConnectionGuard:
         _logger.debug("HTTP connection closed: body_timeout")
         connection.body_expired = True
         request.content.set_exception(_BodyTimeout())
+
+
+def _large_head(request: web.Request) -> bool:
+    """Whether ``request``'s head holds more than ``HEAD_KEPT`` bytes of fields."""
+    fields = request.raw_headers
+    # Few fields cannot make a large head (8 KiB each at most): most requests stop here.
+    return len(fields) > _FEW_FIELDS and sum(len(k) + len(v) for k, v in fields) > HEAD_KEPT
+
+
+async def _send_and_let_go(request: web.Request, response: web.Response) -> None:
+    """Send ``response`` now and drop its body: aiohttp keeps a keep-alive connection's last
+    response until its next request, so each idle connection would hold the page it last got
+    (the status page is ~100 KB); aiohttp then finds it sent and sends nothing more."""
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client left: aiohttp, finishing the response, finds so and stops quietly
+    finally:
+        response.body = None
+
+
+async def _bind(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to every address ``host`` resolves to, as ``loop.create_server`` makes them
+    (address reuse, IPv6 sockets IPv6 only), not yet listening; OSError naming the address that
+    failed."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                raise OSError(
+                    exc.errno, f"error while attempting to bind on address {address!r}: {exc}"
+                ) from None
+            sock.setblocking(False)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+class Listener:
+    """Accepts the HTTP connections on the listening sockets, within the guard's descriptor
+    budget (see the module docstring); what ``bridge.app`` starts and closes."""
+
+    def __init__(
+        self,
+        guard: ConnectionGuard,
+        sockets: list[socket.socket],
+        factory: Callable[[], asyncio.Protocol],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sockets = tuple(sockets)
+        self._guard = guard
+        self._factory = factory
+        self._loop = asyncio.get_running_loop()
+        self._clock = clock
+        # Accepted sockets, until seen closed (their fileno is then -1): what the budget counts.
+        self._held: set[socket.socket] = set()
+        self._serving = False
+        self._watching = False
+        self._retry: asyncio.TimerHandle | None = None
+        self._resuming = False  # a _resume is scheduled to run soon
+        self._refused_until = 0.0  # the loop's time until which an accept refused keeps it off
+        self._connecting: set[asyncio.Task[None]] = set()
+        self._told: float | None = None
+        self._untold = 0
+
+    async def start_serving(self) -> None:
+        """Listen and accept connections from now on (until now a connection is refused, as
+        with no server at all)."""
+        for sock in self.sockets:
+            sock.listen(_BACKLOG)
+        self._serving = True
+        self._watch()
+
+    def close(self) -> None:
+        """Stop accepting and close the listening sockets; idempotent. Open connections are
+        aiohttp's to close."""
+        self._serving = False
+        self._unwatch()
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        for sock in self.sockets:
+            sock.close()
+        for task in list(self._connecting):
+            task.cancel()
+
+    def freed(self) -> None:
+        """A connection is letting its descriptor go (once this callback returns): accept
+        again, should the budget have stopped it."""
+        if self._serving and not self._watching and not self._resuming:
+            self._resuming = True
+            self._loop.call_soon(self._resume)
+
+    def _watch(self) -> None:
+        if self._serving and not self._watching:
+            for sock in self.sockets:
+                self._loop.add_reader(sock.fileno(), self._accept, sock)
+            self._watching = True
+
+    def _unwatch(self) -> None:
+        if self._watching:
+            for sock in self.sockets:
+                if sock.fileno() != -1:
+                    self._loop.remove_reader(sock.fileno())
+            self._watching = False
+
+    def _room(self) -> int:
+        room = self._guard.descriptor_budget - len(self._held)
+        if room <= 0:  # forget the sockets closed since (O(n) only at the budget)
+            self._held = {sock for sock in self._held if sock.fileno() != -1}
+            room = self._guard.descriptor_budget - len(self._held)
+        return room
+
+    def _resume(self) -> None:
+        self._resuming = False
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        if not self._serving or self._watching:
+            return
+        if self._loop.time() < self._refused_until:
+            self._retry = self._loop.call_at(self._refused_until, self._resume)
+        elif self._room() > 0:
+            self._watch()
+        else:
+            self._retry = self._loop.call_later(_RECHECK, self._resume)
+
+    def _accept(self, listening: socket.socket) -> None:
+        for _ in range(min(self._room(), _BACKLOG)):
+            try:
+                sock, _address = listening.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return  # none waiting (or one that left before it was taken)
+            except OSError as exc:
+                if exc.errno not in _OUT_OF_RESOURCES:
+                    raise
+                self._out_of_descriptors(exc)
+                return
+            sock.setblocking(False)
+            self._held.add(sock)
+            task = self._loop.create_task(self._connect(sock))
+            self._connecting.add(task)
+            task.add_done_callback(self._connecting.discard)
+        if self._room() <= 0:
+            # At the budget: the next accept waits until a connection lets its descriptor go.
+            self._unwatch()
+            if self._retry is None:
+                self._retry = self._loop.call_later(_RECHECK, self._resume)
+
+    async def _connect(self, sock: socket.socket) -> None:
+        try:
+            await self._loop.connect_accepted_socket(self._factory, sock)
+        except OSError:
+            sock.close()  # reset before its transport was made: nobody to answer
+        except asyncio.CancelledError:
+            sock.close()
+            raise
+
+    def _out_of_descriptors(self, exc: OSError) -> None:
+        """The system refused an accept (descriptors, or memory, used elsewhere in the process):
+        stop accepting for a second, and say so once a minute."""
+        self._unwatch()
+        if self._retry is not None:
+            self._retry.cancel()
+        self._refused_until = self._loop.time() + _ACCEPT_RETRY
+        self._retry = self._loop.call_at(self._refused_until, self._resume)
+        now = self._clock()
+        if self._told is not None and now - self._told < _OUT_OF_DESCRIPTORS_EVERY:
+            self._untold += 1
+            return
+        untold = f" ({self._untold} more accepts refused since the last warning)"
+        _logger.warning(
+            "the HTTP listener is out of file descriptors (%s): it stops accepting for a "
+            "second; raise the descriptor limit (LimitNOFILE, ulimit -n) or lower "
+            "EXESDB_HTTP_MAX_CONNECTIONS%s",
+            exc.strerror,
+            untold if self._untold else "",
+        )
+        self._told, self._untold = now, 0

@@ -7,12 +7,9 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -21,10 +18,6 @@ from aiohttp.http_exceptions import HttpProcessingError
 from bridge.config import Settings
 
 __all__ = ["configure_logging"]
-
-# How often a listener out of descriptors is told (asyncio logs every accept refused).
-_OUT_OF_DESCRIPTORS_EVERY: Final = 60.0
-_OUT_OF_DESCRIPTORS: Final = frozenset({errno.EMFILE, errno.ENFILE})
 
 # Libraries whose debug lines show what may hold a secret, kept at info at most: urllib3 (the
 # OTLP/HTTP exporter's client) logs each request line, query string included (an API key).
@@ -66,47 +59,6 @@ class _MalformedRequests(logging.Filter):
         return True
 
 
-class _OutOfDescriptors(logging.Filter):
-    """asyncio logs each accept the descriptor limit refuses as an error with a traceback, up to
-    128 at once (and stops accepting for a second): a flood of connections from anyone reaching
-    the port would fill the log. One warning a minute instead, naming what to raise; those
-    left out are counted in the next."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__()
-        self._clock = clock
-        self._told: float | None = None
-        self._untold = 0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        refused = record.exc_info[1] if record.exc_info else None
-        if (
-            not isinstance(refused, OSError)
-            or refused.errno not in _OUT_OF_DESCRIPTORS
-            # asyncio's words for a refused accept: another error (a file, an outbound
-            # connection out of descriptors) keeps its own message and traceback
-            or not str(record.msg).startswith("socket.accept() out of system resource")
-        ):
-            return True
-        now = self._clock()
-        if self._told is not None and now - self._told < _OUT_OF_DESCRIPTORS_EVERY:
-            self._untold += 1
-            return False
-        record.msg = (
-            "the HTTP listener is out of file descriptors (%s): it stops accepting for a second;"
-            " raise the descriptor limit (LimitNOFILE, ulimit -n) or lower"
-            " EXESDB_HTTP_MAX_CONNECTIONS"
-        )
-        record.args = (refused.strerror,)
-        if self._untold:
-            record.msg += " (%d more accepts refused since the last warning)"
-            record.args += (self._untold,)
-        record.exc_info = record.exc_text = None
-        record.levelno, record.levelname = logging.WARNING, "WARNING"
-        self._told, self._untold = now, 0
-        return True
-
-
 def configure_logging(settings: Settings) -> None:
     """Log to stderr at ``EXESDB_LOG_LEVEL`` in ``EXESDB_LOG_FORMAT``."""
     handler = logging.StreamHandler(sys.stderr)
@@ -120,8 +72,7 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level.upper())
     for name in _NO_DEBUG:
         logging.getLogger(name).setLevel(max(root.level, logging.INFO))
-    for name, kind in (("aiohttp.server", _MalformedRequests), ("asyncio", _OutOfDescriptors)):
-        logger = logging.getLogger(name)
-        for old in [f for f in logger.filters if isinstance(f, kind)]:
-            logger.removeFilter(old)
-        logger.addFilter(kind())
+    logger = logging.getLogger("aiohttp.server")
+    for old in [f for f in logger.filters if isinstance(f, _MalformedRequests)]:
+        logger.removeFilter(old)
+    logger.addFilter(_MalformedRequests())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import gzip
+import hashlib
+import hmac
 import json
 import logging
 import re
@@ -413,6 +415,12 @@ async def test_bad_input_at_the_edges_in_ndjson_names_its_line(
 
 
 _SIGN: Final = 'send t=<unix seconds>,v1=<hex HMAC-SHA256(SECRET_KEY_BASE, "<t>." + body)>'
+
+
+def _malformed(fault: str) -> str:
+    return f"the {SIGNATURE_HEADER} header is malformed ({fault}"
+
+
 _OTHER_KEY: Final = (
     "does not match the body: signed with a key other than the bridge's SECRET_KEY_BASE, or the "
     "body changed after it was signed"
@@ -424,8 +432,11 @@ _OTHER_KEY: Final = (
     [
         (None, "unsigned", f"the {SIGNATURE_HEADER} header is missing: {_SIGN}"),
         ("", "unsigned", f"the {SIGNATURE_HEADER} header is missing: {_SIGN}"),
-        ("garbage", "invalid_signature", f"the {SIGNATURE_HEADER} header is malformed: {_SIGN}"),
+        ("garbage", "invalid_signature", _malformed("it has no t=<unix seconds>")),
         ("sha256=" + "ab" * 32, "invalid_signature", "header is malformed"),  # GitHub's form
+        ("t=1x,v1=" + "ab" * 32, "invalid_signature", _malformed("t is not a number of seconds")),
+        ("t=1700000000,v1=abc", "invalid_signature", _malformed("it has no v1=<64 hex digits>")),
+        ("leading-zero", "invalid_signature", _malformed("t has a leading zero")),
         ("wrong-key", "invalid_signature", _OTHER_KEY),
         ("tampered", "invalid_signature", _OTHER_KEY),
     ],
@@ -434,7 +445,8 @@ async def test_ingest_answers_401_for_a_missing_or_bad_signature(
     serve: ServerFactory, signature: str | None, error: str, detail: str
 ) -> None:
     """No signature, a malformed one, a wrong key or tampered bytes answer 401; the detail says
-    which, and how to sign when the header is missing or malformed."""
+    which (for a malformed one, what is wrong: a t with a leading zero is malformed, not a
+    mismatch), and how to sign when the header is missing or malformed."""
     server = await serve()
     body = body_of(envelope())
     header: str | None = signature
@@ -443,6 +455,10 @@ async def test_ingest_answers_401_for_a_missing_or_bad_signature(
     elif signature == "tampered":
         header = signed(body)
         body = body.replace(b"healthy", b"degraded")
+    elif signature == "leading-zero":  # signed over "0<t>.": t as sent, a zero before it
+        t = f"0{int(time.time())}"
+        mac = hmac.new(TEST_SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+        header = f"t={t},v1={mac}"
     status, answer = await server.post(body, signature=header)
     assert status == 401
     assert answer["error"] == error

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import resource
 import socket
 import subprocess
@@ -18,7 +19,14 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
 from bridge.app import Bridge
-from bridge.listener import BODY_GRACE, MAX_STALLED, RESERVE, ConnectionGuard, Limits
+from bridge.listener import (
+    BODY_GRACE,
+    HEAD_KEPT,
+    MAX_STALLED,
+    RESERVE,
+    ConnectionGuard,
+    Limits,
+)
 from tests.support import async_wait_until, make_settings
 from tests.webconfig.files import WebFiles
 
@@ -431,3 +439,57 @@ async def test_past_max_stalled_answers_the_one_stalled_longest_closes(serve: Se
             lambda: closed(bridge, "stalled") == 2, 30, "two stalled answers closed"
         )
         assert bridge.connections.stalled_count == 1
+
+
+async def test_an_accept_the_descriptor_limit_refuses_is_one_warning_then_accepting_resumes(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With no descriptor left (the soft limit lowered to the lowest free one), the connections
+    waiting are not accepted: one warning naming the fix, no traceback; the listener tries again
+    a second later and, the limit back, serves them."""
+    bridge = await serve()
+    assert bridge.address is not None
+    loop = asyncio.get_running_loop()
+    with contextlib.ExitStack() as stack:
+        clients = [stack.enter_context(socket.socket()) for _ in range(3)]  # made before
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        lowest = os.dup(0)
+        os.close(lowest)
+        with caplog.at_level(logging.WARNING):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (lowest, hard))
+            try:
+                for client in clients:
+                    client.setblocking(False)
+                    await loop.sock_connect(client, bridge.address[:2])  # taken by the kernel
+                await async_wait_until(
+                    lambda: "out of file descriptors" in caplog.text, 10, "the warning"
+                )
+            finally:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        [warning] = [r for r in caplog.records if "out of file descriptors" in r.getMessage()]
+        assert (warning.levelname, warning.exc_info) == ("WARNING", None)
+        assert "LimitNOFILE" in warning.getMessage()
+        assert "Traceback" not in caplog.text
+        for client in clients:
+            await loop.sock_sendall(client, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = await asyncio.wait_for(loop.sock_recv(client, 1024), 10)
+            assert answer.startswith(b"HTTP/1.1 200 OK")
+
+
+@pytest.mark.parametrize(
+    ("size", "closes"), [(HEAD_KEPT // 3 - 100, False), (HEAD_KEPT // 3, True)]
+)
+async def test_a_connection_whose_request_head_is_past_head_kept_closes_after_its_answer(
+    serve: Serve, size: int, closes: bool
+) -> None:
+    """A request with more than HEAD_KEPT bytes of header fields is answered with
+    Connection: close (an idle keep-alive connection would hold its head); one under stays
+    open for the next request."""
+    bridge = await serve()
+    reader, writer = await connect(bridge)
+    fields = "".join(f"X-Pad-{n}: {'a' * size}\r\n" for n in range(3))
+    writer.write(f"GET /healthz HTTP/1.1\r\nHost: x\r\n{fields}\r\n".encode())
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert (b"\r\nConnection: close\r\n" in head) is closes

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import errno
 import json
 import logging
 import re
@@ -12,7 +10,6 @@ from collections.abc import Iterator
 import pytest
 from aiohttp.http_exceptions import BadStatusLine
 
-from bridge import logs
 from bridge.logs import configure_logging
 from tests.support import make_settings
 
@@ -107,100 +104,3 @@ def test_urllib3_stays_at_info_when_the_bridge_logs_debug() -> None:
     configure_logging(make_settings(EXESDB_LOG_LEVEL="debug"))
     assert logging.getLogger().isEnabledFor(logging.DEBUG)
     assert not logging.getLogger("urllib3").isEnabledFor(logging.DEBUG)
-
-
-def _accept_refused() -> None:
-    """What asyncio logs (through a loop's own exception handler) for each accept the
-    descriptor limit refuses, as many times in a row as connections wait."""
-    loop = asyncio.new_event_loop()
-    try:
-        loop.call_exception_handler(
-            {
-                "message": "socket.accept() out of system resource",
-                "exception": OSError(errno.EMFILE, "Too many open files"),
-            }
-        )
-    finally:
-        loop.close()
-
-
-def test_accepts_refused_by_the_descriptor_limit_are_one_warning_naming_the_fix(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """A flood of connections past the descriptor limit makes asyncio log an error with a
-    traceback for every accept refused (up to 128 at once, a stranger can repeat it): the log
-    gets one warning line a minute, naming the limit to raise, no traceback."""
-    configure_logging(make_settings())
-    for _ in range(25):
-        _accept_refused()
-    [line] = capsys.readouterr().err.splitlines()
-    assert " WARNING asyncio: " in line
-    assert "out of file descriptors" in line
-    assert "LimitNOFILE" in line
-
-
-def test_other_asyncio_errors_still_reach_the_log(capsys: pytest.CaptureFixture[str]) -> None:
-    """Only the refused accepts are thinned out: another error asyncio reports keeps its
-    traceback."""
-    configure_logging(make_settings())
-    loop = asyncio.new_event_loop()
-    try:
-        loop.call_exception_handler({"message": "boom", "exception": ValueError("bad")})
-    finally:
-        loop.close()
-    err = capsys.readouterr().err
-    assert " ERROR asyncio: boom" in err
-    assert "ValueError: bad" in err
-
-
-def test_another_asyncio_error_out_of_descriptors_keeps_its_message_and_traceback(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """Only asyncio's refused accepts are reworded: another error it reports with EMFILE (a
-    task opening a file) keeps its own message and traceback."""
-    configure_logging(make_settings())
-    loop = asyncio.new_event_loop()
-    try:
-        loop.call_exception_handler(
-            {
-                "message": "Task exception was never retrieved",
-                "exception": OSError(errno.EMFILE, "x"),
-            }
-        )
-    finally:
-        loop.close()
-    err = capsys.readouterr().err
-    assert " ERROR asyncio: Task exception was never retrieved" in err
-    assert "OSError: [Errno 24] x" in err
-    assert "out of file descriptors" not in err
-
-
-def _refused_accept() -> logging.LogRecord:
-    error = OSError(errno.EMFILE, "Too many open files")
-    return logging.LogRecord(
-        "asyncio",
-        logging.ERROR,
-        __file__,
-        1,
-        "socket.accept() out of system resource\nsocket: s",
-        None,
-        (OSError, error, None),
-    )
-
-
-def test_refused_accepts_are_told_once_a_minute_with_the_count_of_those_left_out() -> None:
-    """Within a minute of the warning, refused accepts are left out and counted; the next
-    warning, a minute on, says how many."""
-    now = [100.0]
-    out_of_descriptors = logs._OutOfDescriptors(clock=lambda: now[0])
-    first = _refused_accept()
-    assert out_of_descriptors.filter(first)
-    assert "(%d more" not in str(first.msg)
-    now[0] += 59.0
-    assert [out_of_descriptors.filter(_refused_accept()) for _ in range(3)] == [False] * 3
-    now[0] += 1.0
-    told = _refused_accept()
-    assert out_of_descriptors.filter(told)
-    assert told.getMessage().endswith("(3 more accepts refused since the last warning)")
-    assert told.levelname == "WARNING"
-    assert told.exc_info is None

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -42,6 +42,10 @@ from bridge.messages import INSTANCES, MESSAGE_TYPES, Message, utc_now
 __all__ = ["Bus", "Durability", "PublishResult", "PublishStatus"]
 
 _logger = logging.getLogger(__name__)
+
+# Ids of the newest messages this bus published that it remembers, to tell its own apart when
+# they come back (on Redis after a round trip, or after an outage in its buffer of 10 000).
+_OWN_IDS: Final = 16_384
 
 
 class PublishStatus(Enum):
@@ -108,6 +112,8 @@ class Bus:
         self._loop_thread: int | None = None
         self._started = False
         self._closed = False
+        self._own_ids: set[str] = set()
+        self._own_order: deque[str] = deque()
 
     # -- subscribing --
 
@@ -271,12 +277,27 @@ class Bus:
         # Refused here, not by every reader after the caller was told PUBLISHED.
         check_depth(body)
         frame = Frame(envelope.instance, body, self._keyring.sign(body), envelope)
+        self._remember_own(envelope.id)
         if self._loop is not None and threading.get_ident() != self._loop_thread:
             self._loop.call_soon_threadsafe(self._send, frame)
         elif not self._send(frame):
             return PublishResult(PublishStatus.REJECTED, envelope.id, "transport buffer full")
         self._published[(envelope.instance, envelope.tag)].inc()
         return PublishResult(PublishStatus.PUBLISHED, envelope.id)
+
+    def _remember_own(self, message_id: str) -> None:
+        # From any thread: a race at worst forgets an id early (its series then counts as a
+        # sender's under the series cap), never mistakes a sender's message for this bus's.
+        self._own_ids.add(message_id)
+        self._own_order.append(message_id)
+        if len(self._own_order) > _OWN_IDS:
+            self._own_ids.discard(self._own_order.popleft())
+
+    def published_here(self, message_id: str) -> bool:
+        """Whether ``message_id`` is that of a message this bus published (one of its newest
+        16 384): the bridge's own collectors', cluster monitor's, alert stage's and integration
+        API's, never one ingested or another replica's."""
+        return message_id in self._own_ids
 
     def publish_verified(self, envelopes: Iterable[Envelope]) -> int:
         """Put envelopes already verified elsewhere (HTTP ingest) on the bus; returns the count.

@@ -9,6 +9,7 @@ forgotten, so a sender's resend of what the crash may have lost is taken.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -26,21 +27,31 @@ _VERSION: Final = 1
 
 
 def save(guard: ReplayGuard, state_dir: str | Path) -> None:
-    """Write ``guard``'s ids to the state directory (replacing the file at once, 0600)."""
+    """Write ``guard``'s ids to the state directory (replacing the file at once, 0600). A write
+    that fails (a full disk) raises and leaves the directory as it was: the file before, no
+    part of the new one."""
     held, floor = guard.remembered()
     path = Path(state_dir) / FILE_NAME
     partial = path.with_suffix(".partial")
     body = json.dumps({"v": _VERSION, "floor": floor, "ids": held}, allow_nan=True)
     descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(body)
-    os.replace(partial, path)
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(body)
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise
 
 
 def load(guard: ReplayGuard, state_dir: str | Path) -> int:
     """Remember again the ids a stop wrote (those still inside the window); how many. A file
     that cannot be read is logged and left aside: the ids are then forgotten, as before."""
     path = Path(state_dir) / FILE_NAME
+    # What a stop killed while it wrote left: never read, only in the way.
+    with contextlib.suppress(OSError):
+        path.with_suffix(".partial").unlink()
     try:
         saved = json.loads(path.read_text())
         if saved["v"] != _VERSION:

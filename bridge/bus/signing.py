@@ -67,11 +67,11 @@ class Keyring:
         return f"t={unix_seconds},v1={mac.hex()}"
 
     @staticmethod
-    def well_formed(header: str) -> bool:
-        """Whether ``header`` has the form ``t=<unix seconds>,v1=<64 hex digits>``: tells the
-        two kinds of ``HeaderCheck.BAD`` apart, for the sender's sake."""
-        timestamp, candidates = _parse_header(header)
-        return timestamp is not None and bool(candidates)
+    def header_fault(header: str) -> str | None:
+        """What keeps ``header`` from the form ``t=<unix seconds>,v1=<64 hex digits>`` (None:
+        it has that form): tells the two kinds of ``HeaderCheck.BAD`` apart, for the sender's
+        sake."""
+        return _parse_header(header)[2]
 
     def check_header(
         self, header: str | None, body: bytes, now: float, window_seconds: float
@@ -79,8 +79,8 @@ class Keyring:
         """Check a signature header: well formed, fresh, and one ``v1`` matching a key."""
         if not header:
             return HeaderCheck.MISSING
-        timestamp, candidates = _parse_header(header)
-        if timestamp is None or not candidates:
+        timestamp, candidates, fault = _parse_header(header)
+        if fault is not None or timestamp is None:
             return HeaderCheck.BAD
         signed = f"{timestamp}.".encode() + body
         expected = [
@@ -97,19 +97,33 @@ class Keyring:
         return HeaderCheck.OK
 
 
-def _parse_header(header: str) -> tuple[int | None, Sequence[bytes]]:
+def _parse_header(header: str) -> tuple[int | None, Sequence[bytes], str | None]:
+    """The header's ``t``, its ``v1`` digests and what makes it malformed (None: nothing)."""
     timestamp: int | None = None
+    no_timestamp = "it has no t=<unix seconds>"
     candidates: list[bytes] = []
     for part in header.split(",")[:_MAX_HEADER_ENTRIES]:
         key, sep, value = part.strip().partition("=")
         if not sep:
             continue
-        # ASCII digits only: str.isdigit() also takes e.g. superscripts, which int() refuses.
-        if key == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
-            timestamp = int(value)
+        if key == "t":
+            timestamp = None
+            # ASCII digits only: str.isdigit() also takes e.g. superscripts, which int() refuses.
+            if not (value.isascii() and value.isdigit() and len(value) <= 12):
+                no_timestamp = "t is not a number of seconds (at most 12 digits)"
+            elif len(value) > 1 and value.startswith("0"):
+                # The signature covers t as sent: read as a number, the bridge's "<t>." would
+                # differ from the sender's, and the answer would wrongly blame the key or body.
+                no_timestamp = "t has a leading zero"
+            else:
+                timestamp = int(value)
         elif key == "v1" and len(value) == 64:
             try:
                 candidates.append(bytes.fromhex(value))
             except ValueError:
                 continue
-    return timestamp, candidates
+    if timestamp is None:
+        return None, candidates, no_timestamp
+    if not candidates:
+        return timestamp, candidates, "it has no v1=<64 hex digits>"
+    return timestamp, candidates, None

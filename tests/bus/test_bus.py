@@ -8,9 +8,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bridge.bus import Envelope, Frame, MemoryTransport, PublishStatus, RejectReason
+from bridge.bus import (
+    Envelope,
+    Frame,
+    MemoryTransport,
+    PublishStatus,
+    RejectReason,
+    new_message_id,
+)
 from bridge.errors import MessageError
-from bridge.messages import ComponentHealth, NodeHealth, SystemAlert
+from bridge.messages import ComponentHealth, NodeHealth, SystemAlert, utc_now
 from tests.bus.helpers import BusFactory, BusKit
 from tests.support import async_wait_until, nested_map
 
@@ -71,6 +78,30 @@ async def test_publish_delivers_a_signed_verified_envelope(make_bus: BusFactory)
         "exesdb_bus_published_total", pubsub="ex_esdb_health", tag="component_health_updated"
     )
     assert published == 1
+
+
+async def test_published_here_knows_the_bus_own_messages_not_ingested_ones(
+    make_bus: BusFactory,
+) -> None:
+    """The ids of messages the bus published are its own; an envelope put on the bus from
+    ingest, naming the same node, is not."""
+    kit = await _started(make_bus)
+    got = Collected()
+    kit.bus.subscribe("sink", got)
+    own = kit.bus.publish("store1:health", _health())
+    ingested = Envelope(
+        new_message_id(),
+        "ex_esdb_health",
+        "store1:health",
+        "component_health_updated",
+        "node1@host",
+        utc_now(),
+        _health(),
+    )
+    kit.bus.publish_verified([ingested])
+    await async_wait_until(lambda: len(got.envelopes) == 2, what="both delivered")
+    assert [kit.bus.published_here(e.id) for e in got.envelopes if e.id == own.message_id] == [True]
+    assert not kit.bus.published_here(ingested.id)
 
 
 @pytest.mark.parametrize(

@@ -401,3 +401,35 @@ def test_a_replay_file_that_cannot_be_read_is_logged_and_its_ids_forgotten(
 def test_no_replay_file_is_nothing_remembered(tmp_path: Path) -> None:
     """No file (the first start, or one after a crash that came before any stop) is silent."""
     assert replay_file.load(_guard(), tmp_path) == 0
+
+
+def test_a_replay_file_the_disk_refuses_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A save on a full disk (its partial file on /dev/full) raises and leaves no partial file:
+    the file of the stop before stays, and is what the next start reads."""
+    before = _guard()
+    before.check("id-now-0001", NOW)
+    replay_file.save(before, tmp_path)
+    partial = (tmp_path / replay_file.FILE_NAME).with_suffix(".partial")
+    partial.symlink_to("/dev/full")
+    after = _guard()
+    after.check("id-now-0002", NOW)
+    with pytest.raises(OSError, match="No space left on device"):
+        replay_file.save(after, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [replay_file.FILE_NAME]
+    guard = _guard()
+    assert replay_file.load(guard, tmp_path) == 1
+    assert guard.check("id-now-0001", NOW) is ReplayVerdict.REPLAYED
+
+
+def test_a_partial_replay_file_a_stop_left_is_removed_at_start(tmp_path: Path) -> None:
+    """A partial file left by a stop killed while it wrote (torn, empty) is not read: the start
+    reads the file of the stop before and removes the partial one."""
+    before = _guard()
+    before.check("id-now-0001", NOW)
+    replay_file.save(before, tmp_path)
+    partial = (tmp_path / replay_file.FILE_NAME).with_suffix(".partial")
+    partial.write_text('{"v": 1, "floor": 0, "ids": [["id-now-00')
+    guard = _guard()
+    assert replay_file.load(guard, tmp_path) == 1
+    assert guard.check("id-now-0001", NOW) is ReplayVerdict.REPLAYED
+    assert not partial.exists()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bridge.bus import Envelope, new_message_id
 from bridge.messages import DebugTrace, utc_now
+from tests.integration.servers.redis import RedisServer
 from tests.support import BridgeProcess, http_get, post_signed, require_binary, wait_until
 
 pytestmark = pytest.mark.integration
@@ -72,13 +74,34 @@ def _value(bridge: BridgeProcess, sample: str) -> float | None:
     return float(found[1]) if found else None
 
 
+@pytest.fixture
+def bus_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The bridge's bus settings: the in-process bus, or a redis-server of its own, stopped
+    after the bridge (a fixture set up before bridge_processes is torn down after it)."""
+    if request.param == "memory":
+        yield {}
+        return
+    redis = RedisServer().start(tmp_path / "redis")
+    yield {"EXESDB_BUS": redis.url}
+    redis.stop()
+
+
+@pytest.mark.parametrize(
+    ("flooder", "bus_env"),
+    [("flood-node", "memory"), ("it-node", "memory"), ("it-node", "redis")],
+    indirect=["bus_env"],
+)
 def test_a_flood_past_the_series_cap_leaves_the_bridges_own_series_updating(
-    tmp_path, bridge_processes
+    tmp_path, bus_env, bridge_processes, flooder
 ):
     """A signed sender's flood of new label values past EXESDB_MAX_SERIES is refused and
-    counted, while the bridge's own series still update and new ones of its own still appear."""
+    counted, while the bridge's own series still update and new ones of its own still appear:
+    also when the sender names the bridge's own node (the room kept for the bridge's own
+    series is for what the bridge itself publishes), on Redis too (where its own messages come
+    back from Redis like everyone's)."""
     bridge = BridgeProcess(
         state_dir=tmp_path / "state",
+        **bus_env,
         EXESDB_NODE="it-node",
         EXESDB_INGEST="true",
         EXESDB_MAX_SERIES="2000",
@@ -94,14 +117,14 @@ def test_a_flood_past_the_series_cap_leaves_the_bridges_own_series_updating(
     assert f'operation="{operation}"'.encode() not in http_get(bridge.url + "/metrics")[1]
     for start in range(0, 3_000, 1_000):
         traces = [
-            DebugTrace(component=f"junk-{n:05d}", operation="op", node="flood-node")
+            DebugTrace(component=f"junk-{n:05d}", operation="op", node=flooder)
             for n in range(start, start + 1_000)
         ]
         post_signed(
             bridge.url,
             b"\n".join(
                 Envelope(
-                    new_message_id(), t.INSTANCE, "traces", t.TAG, "flood-node", utc_now(), t
+                    new_message_id(), t.INSTANCE, "traces", t.TAG, flooder, utc_now(), t
                 ).to_bytes()
                 for t in traces
             ),

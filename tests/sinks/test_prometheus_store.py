@@ -286,6 +286,22 @@ def test_the_last_tenth_of_the_cap_is_kept_for_the_bridges_own_node():
     assert 'exesdb_test_value{node="me",id="b"} 1.0\n' in store.render()
 
 
+def test_the_kept_tenth_is_for_the_bridges_own_writes_not_a_sender_naming_its_node():
+    """With own_write, a series labelled with the bridge's node but written for a sender (not
+    the bridge's own write) stops at nine tenths like any other; the bridge's own still fit."""
+    clock = FakeClock()
+    own = [False]
+    store = SeriesStore(max_series=20, clock=clock, own_node="me", own_write=lambda: own[0])
+    gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("node", "id"))
+    flood = [gauge.set(("me", f"junk-{i}"), 1.0) for i in range(30)]
+    assert flood == [True] * 18 + [False] * 12
+    own[0] = True
+    assert gauge.set(("me", "a"), 1.0)
+    assert gauge.set(("me", "b"), 1.0)
+    assert not gauge.set(("me", "c"), 1.0)
+    assert len(store) == 20
+
+
 def test_a_state_set_of_the_bridges_own_node_fits_in_the_kept_share():
     """A state set labelled with the bridge's own node is admitted where another node's is not."""
     clock = ManualClock()

@@ -39,7 +39,11 @@ class PrometheusSink:
         own_node: str | None = None,
     ) -> None:
         self.store = SeriesStore(
-            ttl_seconds=ttl_seconds, max_series=max_series, clock=clock, own_node=own_node
+            ttl_seconds=ttl_seconds,
+            max_series=max_series,
+            clock=clock,
+            own_node=own_node,
+            own_write=self._own_write,
         )
         self.translator = Translator(self.store)
         self._bus = bus
@@ -51,6 +55,12 @@ class PrometheusSink:
         self.subscription: BatchSubscription = bus.subscribe(
             SUBSCRIBER, self.handle_batch, queue_size=queue_size, batch=True
         )
+
+    def _own_write(self) -> bool:
+        """Whether the message being translated is one this bridge published (the series cap
+        keeps room for those alone)."""
+        current = self.translator.current
+        return current is not None and self._bus.published_here(current.id)
 
     def handle_batch(self, envelopes: Sequence[Envelope]) -> None:
         """Translate each message; one that fails is counted in exesdb_sink_errors and skipped."""

@@ -4,8 +4,9 @@ Each series keeps its sample line (``name{a="x"} 1.0``) ready to print, rebuilt 
 value changes, and each family caches its joined text until a series in it changes, so a scrape
 is mostly string joins. Series not written for ``ttl_seconds`` expire; past ``max_series`` new
 label sets are refused and counted, so a misbehaving publisher cannot exhaust memory. A tenth of
-the cap is kept for the series of the bridge's own node (``own_node``), so a flood from other
-senders cannot shut out the series that show what the bridge itself is doing. ``collect``
+the cap is kept for the series of the bridge's own node (``own_node``) that the bridge itself
+writes (``own_write``), so a flood from other senders, even one naming the bridge's node, cannot
+shut out the series that show what the bridge itself is doing. ``collect``
 reads the same families as prometheus_client ``Metric`` objects, for readers that want values
 rather than text (the OTLP mirror).
 """
@@ -297,8 +298,10 @@ class SeriesStore:
     Thread-safe. ``clock`` is monotonic seconds and ``wall_clock`` Unix seconds (both injected
     in tests); a counter's ``_created`` is its creation on ``clock``, dated by ``wall_clock``'s
     reading when the store was made, so it stays the same from one collection to the next.
-    ``own_node`` (the bridge's ``EXESDB_NODE``) may use the whole cap; series with another node,
-    or none, stop a tenth short of it, so the bridge's own series always find room.
+    ``own_node`` (the bridge's ``EXESDB_NODE``) may use the whole cap when ``own_write()`` says
+    the write under way is the bridge's own (without ``own_write``, every write naming it);
+    series with another node, or none, or written for a sender naming the bridge's node, stop a
+    tenth short of it, so the bridge's own series always find room.
     """
 
     def __init__(
@@ -310,6 +313,7 @@ class SeriesStore:
         wall_clock: Callable[[], float] = time.time,
         namespace: str = "exesdb_prometheus",
         own_node: str | None = None,
+        own_write: Callable[[], bool] | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self._clock = clock
@@ -317,6 +321,7 @@ class SeriesStore:
         self.ttl_seconds = ttl_seconds
         self.max_series = max_series
         self.own_node = own_node
+        self._own_write = own_write
         # Other series stop short of the cap by the share kept for own_node's (none without one).
         self._shared_limit = max_series - (max_series // _OWN_SHARE if own_node is not None else 0)
         self._families: dict[str, Family] = {}
@@ -396,7 +401,12 @@ class SeriesStore:
         # Only a new label set gets here, never a write to a known series: no hot-path cost.
         if self._count + count > self._shared_limit:
             at = family._node_at
-            own = at is not None and at < len(labels) and labels[at] == self.own_node
+            own = (
+                at is not None
+                and at < len(labels)
+                and labels[at] == self.own_node
+                and (self._own_write is None or self._own_write())
+            )
             limit = self.max_series if own else self._shared_limit
             if self._count + count > limit:
                 self._sweep(now, force=True)

@@ -428,6 +428,7 @@ class Translator:
             )
         )
         self._now = 0.0  # the batch's writing() time
+        self.current: Envelope | None = None  # the message being translated
 
     def handle_batch(
         self, envelopes: Iterable[Envelope], failed: Callable[[Envelope], None]
@@ -444,11 +445,13 @@ class Translator:
         with self.store.writing() as self._now:
             try:
                 for envelope in envelopes:
+                    self.current = envelope
                     try:
                         handlers[envelope.tag](envelope)
                     except Exception:
                         failed(envelope)
             finally:
+                self.current = None
                 messages = self._f["exesdb_prometheus_messages"]
                 # Counted by tag (which names its instance) in C.
                 for tag, count in Counter([envelope.tag for envelope in envelopes]).items():
