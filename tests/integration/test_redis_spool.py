@@ -8,20 +8,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, Self
 
 import aiohttp
 import pytest
 
 from bridge.app import Bridge
-from bridge.bus import SIGNATURE_HEADER, Durability, Envelope, Frame, Keyring, new_message_id
+from bridge.bus import (
+    SIGNATURE_HEADER,
+    Durability,
+    Envelope,
+    Frame,
+    Keyring,
+    decode_envelope,
+    new_message_id,
+)
 from bridge.bus.redis.spool import Spool
 from bridge.errors import ConfigError
 from bridge.messages import SystemAlert
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.integration.test_redis_bus import Replica, replicas
+from tests.integration.test_redis_bus import ALERTS, Replica, replicas
 from tests.support import TEST_SECRET, async_wait_until, free_port, make_settings
 
 pytestmark = pytest.mark.integration
@@ -52,33 +62,95 @@ def alert_ids(envelopes: list[Envelope]) -> list[str]:
     return [e.payload.alert_id for e in envelopes if isinstance(e.payload, SystemAlert)]
 
 
-class LostReply:
-    """A TCP proxy in front of Redis that, once, lets a spool write's script call run and cuts
-    the connection instead of passing its answer back (a reset or timeout after Redis ran it)."""
-
-    MARK = b"exesdb:spool:"
+class Proxy:
+    """A TCP proxy in front of Redis. ``stall()`` holds back what clients send from then on
+    (their commands wait for an answer); ``aclose()`` cuts every connection and refuses new
+    ones (Redis gone)."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
-        self.cut = False
         self.url = ""
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._connections: set[asyncio.Task[Any]] = set()
 
-    async def start(self) -> LostReply:
+    async def start(self) -> Self:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.url = f"redis://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/0"
         return self
+
+    def stall(self) -> None:
+        self._flowing.clear()
 
     async def aclose(self) -> None:
         if self._server is not None:
             self._server.close()
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._connections, return_exceptions=True)
+
+    def _pipes(
+        self,
+        client_r: asyncio.StreamReader,
+        client_w: asyncio.StreamWriter,
+        server_r: asyncio.StreamReader,
+        server_w: asyncio.StreamWriter,
+    ) -> tuple[Coroutine[Any, Any, None], Coroutine[Any, Any, None]]:
+        """The two directions of one connection: what the client sends, what Redis answers."""
+
+        async def upstream() -> None:
+            while data := await client_r.read(65536):
+                await self._flowing.wait()
+                server_w.write(data)
+                await server_w.drain()
+
+        return upstream(), _copy(server_r, client_w)
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        connection = asyncio.current_task()
+        assert connection is not None
+        self._connections.add(connection)
         server_r, server_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        pipes = self._pipes(client_r, client_w, server_r, server_w)
+        tasks = [asyncio.create_task(pipe) for pipe in pipes]
+        self._tasks.update(tasks)
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+                self._tasks.discard(task)
+            for writer in (client_w, server_w):
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+
+
+async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+
+
+class LostReply(Proxy):
+    """A proxy that, once, lets a spool write's script call run and cuts the connection instead
+    of passing its answer back (a reset or timeout after Redis ran it)."""
+
+    MARK = b"exesdb:spool:"
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(upstream_port)
+        self.cut = False
+
+    def _pipes(
+        self,
+        client_r: asyncio.StreamReader,
+        client_w: asyncio.StreamWriter,
+        server_r: asyncio.StreamReader,
+        server_w: asyncio.StreamWriter,
+    ) -> tuple[Coroutine[Any, Any, None], Coroutine[Any, Any, None]]:
         armed = asyncio.Event()
 
         async def upstream() -> None:
@@ -99,18 +171,7 @@ class LostReply:
                 client_w.write(data)
                 await client_w.drain()
 
-        tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
-        self._tasks.update(tasks)
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-                self._tasks.discard(task)
-            for writer in (client_w, server_w):
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
+        return upstream(), downstream()
 
 
 async def test_what_ingest_stored_while_redis_was_down_arrives_in_order_once_redis_is_back(
@@ -197,6 +258,46 @@ async def test_a_spool_write_whose_answer_was_lost_is_not_sent_twice(
         stream = f"exesdb:bus:{batch[0].instance}"
         with server.client() as client:
             assert client.xlen(stream) == 5
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+        await proxy.aclose()
+
+
+async def test_a_close_that_loses_redis_while_flushing_returns_at_once_with_the_frames_spooled(
+    redis_server: Callable[[], RedisServer], tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """Redis goes while a close with a long flush deadline waits for the buffer to be written:
+    the close returns at once, not at the deadline, and the unwritten frames are in the spool."""
+    server = redis_server()
+    proxy = await Proxy(server.port).start()
+    try:
+        replica = Replica(proxy.url, "node-a", group=False, spool_dir=tmp_path / "spool")
+        replicas.append(replica)
+        await replica.start()
+        first = replica.publish_alert(0)
+        await async_wait_until(lambda: replica.seen_alerts() == [first], 10, "connected")
+        proxy.stall()  # the writer's next command waits for an answer: these stay buffered
+        unwritten = [replica.publish_alert(n) for n in range(1, 6)]
+        started = time.monotonic()
+        closing = asyncio.create_task(replica.transport.aclose(flush_seconds=30))
+        await asyncio.sleep(0)  # one turn: the close runs until it waits for the writer
+        assert not closing.done()
+        assert replica.transport.connected
+        assert replica.transport.buffered == len(unwritten)
+        await proxy.aclose()  # Redis gone: the held command fails, and reconnecting is refused
+        await closing
+        elapsed = time.monotonic() - started
+        assert elapsed < 5, f"the close took {elapsed:.1f}s: it waited out its flush deadline"
+        spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
+        assert await spool.open() == len(unwritten)
+        batch = await spool.peek(len(unwritten) + 1)
+        await spool.aclose()
+        assert batch is not None
+        spooled = [decode_envelope(frame.body) for frame in batch.frames]
+        assert alert_ids([e for e in spooled if isinstance(e, Envelope)]) == unwritten
+        with server.client() as client:
+            assert client.xlen(f"exesdb:bus:{ALERTS}") == 1
     finally:
         for replica in replicas:
             await replica.aclose()

@@ -110,8 +110,8 @@ class Writer:
         self._ack_count = 0
         self._wake = asyncio.Event()  # anything to do
         self._frames = asyncio.Event()  # frames to write: lingering acknowledgements go now
-        # Set after each pass of the loop and on each failed command: ``flush`` looks again.
-        self._progress = asyncio.Event()
+        # Set at the end of each pass and on each failed command: ``flush`` looks again.
+        self._pass_ended = asyncio.Event()
         self._closed = False
         # Set by the bus (``attach``): re-signs a frame grown old in the buffer; counts drops.
         self._resign: Callable[[Envelope], Frame] | None = None
@@ -200,12 +200,12 @@ class Writer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            self._progress.clear()
+            self._pass_ended.clear()
             self._frames.set()
             self._wake.set()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(remaining):
-                    await self._progress.wait()
+                    await self._pass_ended.wait()
         if not self._buffer:
             return
         left = list(self._buffer)
@@ -231,7 +231,7 @@ class Writer:
         self._epoch_unchecked = True
         self._frames.set()
         self._wake.set()
-        self._progress.set()  # a flush stops waiting on a Redis that is down
+        self._pass_ended.set()  # a flush stops waiting on a Redis that is down
 
     async def _step(self) -> float | None:
         if not self._has_work():
@@ -266,7 +266,7 @@ class Writer:
             self._wake.set()
         if self._clock() - self._last_prune >= _PRUNE_SECONDS:
             await self._prune_retained()
-        self._progress.set()
+        self._pass_ended.set()
         return 0.0
 
     def _has_work(self) -> bool:
