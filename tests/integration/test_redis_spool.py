@@ -197,8 +197,14 @@ async def test_what_ingest_stored_while_redis_was_down_arrives_in_order_once_red
         expected = [f"spooled-{n:04d}" for n in range(30)]
         await async_wait_until(lambda: alert_ids(publisher.seen) == expected, 15, "in order")
         await async_wait_until(lambda: alert_ids(reader.taken) == expected, 15, "taken once")
-        await async_wait_until(lambda: publisher.sample("exesdb_redis_spool_bytes") == 0, 10)
-        assert list((tmp_path / "spool").glob("*.spool")) == []
+        # The gauge reaches 0 as the last frame is taken; the used segment's file is removed
+        # just after it, so both are waited on.
+        await async_wait_until(
+            lambda: publisher.sample("exesdb_redis_spool_bytes") == 0
+            and not list((tmp_path / "spool").glob("*.spool")),
+            10,
+            "the spool emptied and its segment removed",
+        )
     finally:
         for replica in replicas:
             await replica.aclose()

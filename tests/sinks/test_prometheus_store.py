@@ -289,7 +289,7 @@ def test_the_last_tenth_of_the_cap_is_kept_for_the_bridges_own_node():
 def test_the_kept_tenth_is_for_the_bridges_own_writes_not_a_sender_naming_its_node():
     """With own_write, a series labelled with the bridge's node but written for a sender (not
     the bridge's own write) stops at nine tenths like any other; the bridge's own still fit."""
-    clock = FakeClock()
+    clock = ManualClock()
     own = [False]
     store = SeriesStore(max_series=20, clock=clock, own_node="me", own_write=lambda: own[0])
     gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("node", "id"))
