@@ -28,10 +28,10 @@ and its ``metadata`` annotations (``details``): bounded, as it comes from a mess
 label-name characters (``[A-Za-z0-9_]``, at most ``MAX_DETAIL_NAME``), each value a string (JSON
 for any other value) of at most ``MAX_DETAIL_VALUE`` characters, all of them at most
 ``MAX_DETAILS_CHARS`` together (an alert's annotations stay the size of a title); a key that
-names a secret (``_names_secret``: read as words, not ``token_count``) has its value shown as
-``<redacted>``, and URL credentials in any value are redacted. Entries left out (past a cap,
-or a key that reduces to one already taken) are counted in a ``metadata`` annotation, never
-dropped without a word.
+may name a secret (``_names_secret``, which fails closed: ``routing_key``, ``dbpass``, not
+``token_count``) has its value shown as ``<redacted>``, and URL credentials in any value are
+redacted. Entries left out (past a cap, or a key that reduces to one already taken) are
+counted in a ``metadata`` annotation, never dropped without a word.
 """
 
 from __future__ import annotations
@@ -122,67 +122,78 @@ DETAIL_PREFIX: Final = "metadata_"
 _LEFT_OUT: Final = "metadata"
 _NOT_NAME: Final = re.compile(r"[^A-Za-z0-9_]")
 # Keys whose values are never shown (a token in metadata must not reach a receiver or a page).
-# A key is read as words (api_key, X-Api-Key, apiKey: api, key); it names a secret when one of
-# its words is a secret's name, or it ends in a key of a kind that is secret (api_key, not
-# sort_key), unless its last word says it holds something about the secret rather than the
-# secret itself (token_count, secret_name, token_expires_at).
+# The rule fails closed (``_names_secret``): a key that may name a secret is hidden, only the few
+# known to be harmless are shown (hiding a harmless value is a nuisance, showing a secret a leak).
 _WORDS: Final = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
-_SECRET_WORDS: Final = frozenset(
-    {
-        "secret", "secrets", "token", "password", "passwd", "passphrase", "pass", "pwd",
-        "credential", "credentials", "creds", "auth", "authorization", "bearer", "jwt",
-        "signature", "sig", "cookie", "cookies", "session", "sessionid", "apikey", "accesskey",
-        "privatekey", "secretkey", "authtoken", "accesstoken", "refreshtoken", "otp", "pin",
-    }
-)  # fmt: skip
-# Parts that make a word of a key written without separators a secret's name (SECRETKEYBASE,
-# xapikey), and which no harmless word holds; a word ending in "token" is one too (githubtoken,
-# not tokens or tokenizer).
+# Fragments that make a key secret wherever they stand in it, run together in lower case
+# (SECRETKEYBASE, dbpass, JSESSIONID, .ASPXAUTH, seed_phrase, connection_string, tokens).
 _SECRET_PARTS: Final = (
-    "secret", "password", "passwd", "passphrase", "credential", "apikey", "accesskey",
-    "privatekey", "bearer",
+    "secret", "token", "pass", "pwd", "auth", "credential", "bearer", "jwt", "signature",
+    "cookie", "session", "sessid", "private", "hmac", "mnemonic", "seedphrase", "recoveryphrase",
+    "connectionstring", "connstr", "verificationcode", "recoverycode", "backupcode",
 )  # fmt: skip
-# The words before a final "key" that make it a secret key (a sort key, a routing key, a public
-# key are not).
-_SECRET_KEY_KINDS: Final = frozenset(
+# Fragments secret only as a whole word: inside words they are too common (credit, rootpath,
+# snapshot, kansas, spinner).
+_SECRET_WORDS: Final = frozenset(
+    {"pw", "sig", "cred", "creds", "otp", "totp", "hotp", "mfa", "pin", "dsn", "sas"}
+)
+# Words that merely hold a fragment: dropped before the key is judged.
+_HARMLESS_WORDS: Final = frozenset(
     {
-        "api", "access", "secret", "private", "signing", "encryption", "master", "ssh", "hmac",
-        "license", "licence", "client", "auth", "session", "shared", "account", "storage",
+        "author", "authors", "authored", "authority", "authorities", "coauthor", "bypass",
+        "compass", "encompass", "surpass", "overpass", "underpass", "passes", "passed", "passing",
+        "passive", "passenger", "passengers", "passage", "passthrough", "tokenizer", "monkey",
+        "donkey", "turkey", "hockey", "turnkey", "hotkey",
     }
 )  # fmt: skip
-# Last words that make the key about a secret, not the secret: a count, a size, a kind, a time.
+# The kinds of key that are not secret, as the word before ``key`` (sort_key, PartitionKey) or
+# run together with it (rowkey). Not ``primary``: Azure's primaryKey is an account key.
+_HARMLESS_KEY_KINDS: Final = frozenset(
+    {
+        "sort", "partition", "public", "foreign", "cache", "idempotency", "dedup", "dedupe",
+        "shard", "row", "lookup", "group", "object", "bucket", "index", "map", "label", "metric",
+        "event", "message",
+    }
+)  # fmt: skip
+# Last words that make a key about a secret, not the secret: a count, a size, a kind, a name, a
+# time, a state. Not ``id``: session_id is the session, aws_access_key_id half a credential.
 _ABOUT_A_SECRET: Final = frozenset(
     {
-        "count", "counts", "total", "num", "number", "len", "length", "size", "used", "left",
-        "remaining", "limit", "max", "min", "rate", "type", "kind", "name", "names", "provider",
-        "method", "scheme", "algorithm", "alg", "format", "version", "enabled", "required",
-        "present", "valid", "expired", "expires", "expiry", "expiration", "ttl", "age",
-        "at", "ms", "seconds", "time", "ts", "rotated", "rotation", "status", "error", "errors",
-        "file", "path", "source",
+        "count", "counts", "total", "length", "len", "size", "limit", "remaining", "rate", "type",
+        "kind", "name", "names", "provider", "method", "scheme", "algorithm", "alg", "format",
+        "version", "enabled", "required", "present", "valid", "expired", "expires", "expiry",
+        "expiration", "ttl", "age", "at", "ms", "seconds", "status",
     }
 )  # fmt: skip
 
 
 def _names_secret(key: object) -> bool:
+    """Whether a metadata key may name a secret, so that its value must not be shown.
+
+    The key is read as lower-case words (``X-Api-Key``, ``apiKey``: ``api``, ``key``), words
+    that merely hold a fragment (``author``, ``bypass``, ``monkey``) left out. It is secret when
+    the rest run together holds a ``_SECRET_PARTS`` fragment, when a word is one of
+    ``_SECRET_WORDS``, or when a word is ``key``/``keys`` or ends in it (``authkey``) and the
+    kind before it is not one of ``_HARMLESS_KEY_KINDS`` (``sort_key`` is shown, ``routing_key``
+    and a bare ``key`` are not); unless the key has more than one word and its last says it is
+    about the secret (``token_count``, ``secret_name``, ``token_expires_at``).
+    """
     words = [word.lower() for word in _WORDS.findall(str(key))]
-    if not words:
-        return False
     if len(words) > 1 and words[-1] in _ABOUT_A_SECRET:
         return False
-    if any(_secret_word(word) for word in words):
+    words = [word for word in words if word not in _HARMLESS_WORDS]
+    run_together = "".join(words)
+    if any(part in run_together for part in _SECRET_PARTS):
         return True
-    if "key" in words:
-        at = len(words) - 1 - words[::-1].index("key")
-        return at == 0 or words[at - 1] in _SECRET_KEY_KINDS
+    for at, word in enumerate(words):
+        if word in _SECRET_WORDS:
+            return True
+        stem = word.removesuffix("s")
+        if stem.endswith("key"):
+            kind = stem.removesuffix("key") or (words[at - 1] if at else "")
+            if kind not in _HARMLESS_KEY_KINDS:
+                return True
     return False
-
-
-def _secret_word(word: str) -> bool:
-    return (
-        word in _SECRET_WORDS
-        or word.endswith("token")
-        or any(part in word for part in _SECRET_PARTS)
-    )
 
 
 Active = Callable[[str], bool]
