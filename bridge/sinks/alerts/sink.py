@@ -485,7 +485,9 @@ class AlertSink:
         fired: set[str] = set()  # firing earlier in this batch: a resolve must follow it
         may_be_active = self.outbox.alerts.maybe_active_ids  # tested four times a NodeHealth
         pending = self._pending
-        waiting = bool(pending)  # a condition waits for its hold time (changes below only)
+        # A condition waits in the hold; only a reading that goes through alert_events below
+        # changes that.
+        waiting = bool(pending)
 
         def active(alert_id: str) -> bool:
             # Every healthy health message is a resolved event; for an alert that is not
