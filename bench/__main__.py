@@ -1,4 +1,4 @@
-"""``python -m bench`` (``make bench``): every benchmark, one table each, in about 7 minutes."""
+"""``python -m bench`` (``make bench``): every benchmark, one table each, in about six minutes."""
 
 from __future__ import annotations
 
