@@ -47,7 +47,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -103,6 +103,9 @@ class _Node:
 
 # The NodeLifecycle events that announce a node's transition (as the alert stage reads them).
 _SAYS: Final[dict[str, State]] = {"down": "down", "reconnected": "up", "joined": "up", "left": "up"}
+# Read once: a pydantic model's class attribute goes through its metaclass's hook.
+_NODE_HEALTH_TAG: Final = NodeHealth.TAG
+_NODE_LIFECYCLE_TAG: Final = NodeLifecycle.TAG
 
 
 @dataclass(slots=True)
@@ -211,7 +214,16 @@ class ClusterMonitor:
             "interval, after which every down until three intervals pass without one is grouped.",
             registry=registry,
         )
-        bus.subscribe("cluster", self._heard, instances=("ex_esdb_lifecycle", "ex_esdb_health"))
+        # A batch subscriber: one handler call and one clock reading a batch, not a message
+        # (most of what it hears is every node's NodeHealth); a message that fails is counted
+        # and logged as a per-message handler's would be, and the rest of the batch goes on.
+        self._errors = bus.metrics.handler_errors.labels(self.name)
+        bus.subscribe(
+            self.name,
+            self._heard_batch,
+            instances=("ex_esdb_lifecycle", "ex_esdb_health"),
+            batch=True,
+        )
 
     # -- what the monitor knows --
 
@@ -250,14 +262,40 @@ class ClusterMonitor:
 
     # -- hearing --
 
-    def _heard(self, envelope: Envelope) -> None:
+    def _heard_batch(self, envelopes: Sequence[Envelope]) -> None:
         now = self._clock()
+        nodes = self._nodes
+        for envelope in envelopes:
+            try:
+                # What _heard does with a NodeHealth from a tracked node that is up (nearly
+                # everything heard), inline; the payload's fields read from its __dict__.
+                publisher = envelope.node
+                if (
+                    envelope.tag == _NODE_HEALTH_TAG
+                    and (node := nodes.get(publisher)) is not None
+                    and node.state != "down"
+                ):
+                    nodes.move_to_end(publisher)
+                    node.heard = now
+                    values = envelope.payload.__dict__
+                    reported = nodes.get(values["node"])
+                    if reported is not None:
+                        reported.health = values["status"]
+                        if publisher == self.node:
+                            self._own_health = now
+                    continue
+                self._heard(envelope, now)
+            except Exception:
+                self._errors.inc()
+                _logger.exception("subscriber %s failed on %s", self.name, envelope.tag)
+
+    def _heard(self, envelope: Envelope, now: float) -> None:
         payload = envelope.payload
         publisher = envelope.node
         # The tag first: isinstance of a pydantic model it is not (most of what comes here is a
         # NodeHealth) goes through ABCMeta's check, several times the cost of a string compare.
         tag = envelope.tag
-        lifecycle = tag == NodeLifecycle.TAG
+        lifecycle = tag == _NODE_LIFECYCLE_TAG
         if (
             lifecycle
             and isinstance(payload, NodeLifecycle)
@@ -283,7 +321,7 @@ class ClusterMonitor:
             self._pending[publisher] = "up"
             self._back(publisher)
         if (
-            tag == NodeHealth.TAG
+            tag == _NODE_HEALTH_TAG
             and isinstance(payload, NodeHealth)
             and payload.node in self._nodes
         ):

@@ -311,9 +311,10 @@ class Bus:
         published: dict[tuple[str, str], int] = {}
         if not self.transport.capabilities.shared:
             batch = envelopes if isinstance(envelopes, list) else list(envelopes)
-            self._dispatch_batch(batch)
             # Counted by tag (which names its instance) in C.
-            for tag, number in Counter([envelope.tag for envelope in batch]).items():
+            counts = Counter([envelope.tag for envelope in batch])
+            self._dispatch_batch(batch, counts)
+            for tag, number in counts.items():
                 published[_KINDS[tag]] = number
             count = len(batch)
         else:
@@ -524,13 +525,14 @@ class Bus:
         )
         return route
 
-    def _dispatch_batch(self, envelopes: list[Envelope]) -> None:
+    def _dispatch_batch(self, envelopes: list[Envelope], present: Collection[str]) -> None:
         """Offer in-process envelopes (no acknowledgement) to their subscribers, a batch per
         subscriber: each takes its share in order, queued in one step."""
         if not envelopes:
             return
+        by_tag: dict[str, list[Envelope]] = {}
         for inbox in self._inboxes:
-            taken = inbox.share(envelopes)
+            taken = inbox.share(envelopes, present, by_tag)
             if taken:
                 inbox.offer_many(taken, _DIRECT)
 

@@ -14,7 +14,7 @@ import contextlib
 import inspect
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Final, Protocol
 
 from bridge.backoff import Backoff
@@ -132,13 +132,33 @@ class Inbox:
             and self.matches(envelope.topic)
         )
 
-    def share(self, envelopes: list[Envelope]) -> list[Envelope]:
-        """The envelopes this subscriber takes, in order (the list itself when it takes all)."""
+    def share(
+        self, envelopes: list[Envelope], present: Collection[str], by_tag: dict[str, list[Envelope]]
+    ) -> list[Envelope]:
+        """The envelopes this subscriber takes, in order (the list itself when it takes all).
+
+        ``present``: the tags the envelopes hold; ``by_tag``: the envelopes of one tag, as
+        other subscribers' shares made them (each subscriber of the batch adds to it), so a
+        share of one tag is made once for all of them.
+        """
         tags, prefix = self._taken_tags, self._prefix
         if prefix == "":  # every topic
             if tags is None:
                 return envelopes
-            return [envelope for envelope in envelopes if envelope.tag in tags]
+            # Told from the batch's few tags, not its messages: all of them, none, or one
+            # (the alert sink's and the cluster monitor's share of ingest: its NodeHealth).
+            wanted = [tag for tag in present if tag in tags]
+            if len(wanted) == len(present):
+                return envelopes
+            if not wanted:
+                return []
+            if len(wanted) > 1:
+                return [envelope for envelope in envelopes if envelope.tag in tags]
+            tag = wanted[0]
+            shared = by_tag.get(tag)
+            if shared is None:
+                shared = by_tag[tag] = [envelope for envelope in envelopes if envelope.tag == tag]
+            return shared
         return [
             envelope
             for envelope in envelopes

@@ -161,6 +161,39 @@ async def test_subscribers_with_tags_get_only_those_tags(make_bus: BusFactory) -
     assert node_only.topics == ["node"]
 
 
+async def test_each_subscriber_takes_its_tags_of_a_batch_in_order(make_bus: BusFactory) -> None:
+    """Of one batch of several tags, each subscriber gets exactly the messages of the tags it
+    takes, in order: one tag (two subscribers alike), two of them, every tag, none."""
+    kit = await _started(make_bus)
+    now = datetime.now(UTC)
+    payloads = [_health("a"), NodeHealth(status="healthy", node="n1"), _alert("b"), _health("c")]
+    batch = [
+        Envelope(f"msg-{n:08d}", p.INSTANCE, p.TAG, p.TAG, "n1", now, p, now.timestamp())
+        for n, p in enumerate(payloads * 2)
+    ]
+    takers = {
+        "node": ["node_health_updated"],
+        "node again": ["node_health_updated"],
+        "components": ["component_health_updated"],
+        "health": ["node_health_updated", "component_health_updated"],
+        "alerts": ["system_alert"],
+        "all": ["node_health_updated", "component_health_updated", "system_alert"],
+        "none": ["cluster_health_updated"],
+    }
+    got = {name: Collected() for name in takers}
+    for name, tags in takers.items():
+        instances = ["ex_esdb_health", "ex_esdb_alerts"]
+        kit.bus.subscribe(name, got[name], instances=instances, tags=tags)
+    kit.bus.publish_verified(batch)
+    await async_wait_until(lambda: len(got["all"].envelopes) == 8, what="the whole batch")
+    await async_wait_until(
+        lambda: all(not s.depth and s.idle for s in kit.bus.subscriptions), what="all handled"
+    )
+    for name, tags in takers.items():
+        expected = [envelope.id for envelope in batch if envelope.tag in tags]
+        assert [envelope.id for envelope in got[name].envelopes] == expected, name
+
+
 async def test_subscribe_refuses_tags_its_instances_do_not_have(make_bus: BusFactory) -> None:
     """A tag unknown, or of an instance not subscribed to, raises MessageError naming it."""
     kit = make_bus()

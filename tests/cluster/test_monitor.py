@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import msgspec
 from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
 from bridge.bus import Envelope, LocalCoordinator, new_message_id
 from bridge.cluster import cluster_monitor
-from bridge.messages import ClusterHealth, ClusterMembership, NodeHealth, NodeLifecycle
+from bridge.messages import ClusterHealth, ClusterMembership, LogEntry, NodeHealth, NodeLifecycle
 from tests.cluster.helpers import Clock
 from tests.support import async_wait_until, make_settings
 
@@ -160,6 +161,69 @@ async def test_node_health_decides_healthy_degraded_and_unhealthy_counts(
         ["app-2"],
     )
     assert health.status == "degraded"
+
+
+async def test_a_nodes_health_readings_count_as_hearing_it(make_replica, clock: Clock) -> None:
+    """A tracked node's NodeHealth keeps it up as a heartbeat does and sets its health, the
+    latest reading of a batch deciding."""
+    replica = await make_replica("bridge-1")
+    await replica.hear_all(["app-1", "app-2"])
+    clock.advance(2)
+    replica.bridge.bus.publish_verified(
+        [
+            _from("app-1", NodeHealth(node="app-1", status="unhealthy")),
+            _from("app-1", NodeHealth(node="app-1", status="degraded")),
+            _from("app-2", NodeHealth(node="app-2", status="healthy")),
+        ]
+    )
+    await replica.settle()
+    clock.advance(2)  # four intervals since the heartbeats, two since the readings
+    await replica.tick()
+    assert replica.published(NodeLifecycle, event="down") == []
+    health = replica.monitor.health()
+    assert (health.healthy_nodes, health.degraded_nodes, health.unhealthy_nodes) == (
+        2,
+        ["app-1"],
+        [],
+    )
+
+
+async def test_a_message_that_fails_is_counted_and_the_rest_of_its_batch_heard(
+    make_replica,
+) -> None:
+    """A message the monitor fails on is counted in exesdb_sink_errors_total{subscriber=
+    "cluster"}; the messages after it in its batch are still heard."""
+    replica = await make_replica("bridge-1")
+    await replica.hear("app-1")
+    # A message whose payload is not what its tag says: hearing it fails.
+    wrong = msgspec.structs.replace(
+        _from("app-1", NodeHealth(node="app-1", status="healthy")),
+        payload=LogEntry(level="info", message="m", module="x", node="app-1"),
+    )
+    replica.bridge.bus.publish_verified(
+        [wrong, _from("app-1", NodeHealth(node="app-1", status="unhealthy"))]
+    )
+    await replica.settle()
+    errors = replica.bridge.registry.get_sample_value(
+        "exesdb_sink_errors_total", {"subscriber": "cluster"}
+    )
+    assert errors == 1.0
+    assert replica.monitor.health().unhealthy_nodes == ["app-1"]
+
+
+def _from(node: str, payload: NodeHealth) -> Envelope:
+    """``payload`` as published by ``node``."""
+    now = datetime.now(UTC)
+    return Envelope(
+        new_message_id(),
+        payload.INSTANCE,
+        "health",
+        payload.TAG,
+        node,
+        now,
+        payload,
+        now.timestamp(),
+    )
 
 
 async def test_a_replica_cut_off_from_the_bus_declares_nobody_down(

@@ -33,7 +33,7 @@ from bridge.component import Context, Deadline, HasClientSpans
 from bridge.config import Settings
 from bridge.errors import BridgeError, ConfigError, TransportError
 from bridge.httpclient import ClientSettings
-from bridge.messages import AlertAck, Message, NotificationStatus
+from bridge.messages import AlertAck, Message, NodeHealth, NotificationStatus
 from bridge.operations import OperationRecorder
 from bridge.receiver_keys import ReceiverKeys, receiver_label
 from bridge.receivers import AlertmanagerConfig, Receiver
@@ -68,7 +68,13 @@ from bridge.sinks.alerts.records import (
     Escalated,
     Recipients,
 )
-from bridge.sinks.alerts.sources import SOURCE_TYPES, AlertEvent, alert_events, meets
+from bridge.sinks.alerts.sources import (
+    SOURCE_TYPES,
+    AlertEvent,
+    alert_events,
+    health_alert_ids,
+    meets,
+)
 from bridge.sinks.alerts.thread import DbThread
 from bridge.sinks.alerts.transitions import Effect, on_ack
 from bridge.tracing import ClientSpan
@@ -88,6 +94,9 @@ HIGH_WATER: Final = 0.8
 _CLOSE_MARGIN_SECONDS: Final = 1.0
 # Open (firing or acknowledged) alerts kept at most; new ones beyond are refused and counted.
 MAX_OPEN_ALERTS: Final = 50_000
+# Read once: a pydantic model's class attribute goes through its metaclass's hook.
+_ACK_TAG: Final = AlertAck.TAG
+_NODE_HEALTH_TAG: Final = NodeHealth.TAG
 # The NotificationStatus ``status`` of each attempt result.
 _NOTIFICATION_STATUS: Final = {
     DeliveryResult.DELIVERED: "delivered",
@@ -475,6 +484,10 @@ class AlertSink:
         changes: list[AlertEvent | Acknowledgement] = []
         fired: set[str] = set()  # firing earlier in this batch: a resolve must follow it
         may_be_active = self.outbox.alerts.maybe_active_ids  # tested four times a NodeHealth
+        pending = self._pending
+        # A condition waits in the hold; only a reading that goes through alert_events below
+        # changes that.
+        waiting = bool(pending)
 
         def active(alert_id: str) -> bool:
             # Every healthy health message is a resolved event; for an alert that is not
@@ -483,20 +496,38 @@ class AlertSink:
 
         for envelope in envelopes:
             payload = envelope.payload
+            tag = envelope.tag
+            # Most of what comes here: a healthy NodeHealth, which resolves its node's alerts
+            # and ends the node's wait in pending. With none of those active or waiting it
+            # makes no event, and is passed over without working that out.
+            if (
+                tag == _NODE_HEALTH_TAG
+                and not waiting
+                and (values := payload.__dict__)["status"] == "healthy"
+                and (
+                    not (may_be_active or fired)
+                    or (
+                        (ids := health_alert_ids(values["node"])).isdisjoint(may_be_active)
+                        and ids.isdisjoint(fired)
+                    )
+                )
+            ):
+                continue
             # The tag first: an isinstance miss on a pydantic model costs several times more.
-            if envelope.tag == AlertAck.TAG and isinstance(payload, AlertAck):
+            if tag == _ACK_TAG and isinstance(payload, AlertAck):
                 changes.append(
                     Acknowledgement(
                         payload.alert_id, payload.ack_by, payload.ack_note, payload.resolution
                     )
                 )
                 continue
-            for event in alert_events(envelope, self._pending.held, active):
+            for event in alert_events(envelope, pending.held, active):
                 if not event.firing:
                     changes.append(event)
                 elif meets(event.severity, self._min_severity):
                     fired.add(event.alert_id)
                     changes.append(event)
+            waiting = bool(pending)
         if not changes:
             return
         applied = await self._apply(changes, self._clock())

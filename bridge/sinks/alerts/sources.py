@@ -77,6 +77,7 @@ __all__ = [
     "alert_events",
     "derived_id",
     "details_of",
+    "health_alert_ids",
     "meets",
 ]
 
@@ -422,6 +423,15 @@ def _node_ids(node: str) -> tuple[str, tuple[tuple[str, str], ...]]:
         (resource, derived_id("metric_threshold", node, resource + _RESOURCE_SUFFIX))
         for resource in _SORTED_RESOURCES
     )
+
+
+@functools.lru_cache(maxsize=_CACHED_NODES)
+def health_alert_ids(node: str) -> frozenset[str]:
+    """Every alert a healthy NodeHealth of ``node`` resolves: its ``node_health`` alert and its
+    resources' ``metric_threshold`` ones. When none of them may be active (and no condition of
+    the node waits in ``pending``), such a reading makes no event: the sink skips it."""
+    own, resources = _node_ids(node)
+    return frozenset((own, *(alert_id for _, alert_id in resources)))
 
 
 def _resource_of(metric_name: str) -> str | None:

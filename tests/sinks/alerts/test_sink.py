@@ -18,10 +18,10 @@ from bridge.bus import Frame, LocalCoordinator, MemoryTransport, TransportCapabi
 from bridge.component import Context
 from bridge.config import Settings
 from bridge.errors import BridgeError
-from bridge.messages import AlertAck, AlertEscalation, NodeHealth, NodeLifecycle
+from bridge.messages import AlertAck, AlertEscalation, MetricAlert, NodeHealth, NodeLifecycle
 from bridge.sinks.alerts import AlertSink, Outbox
 from bridge.sinks.alerts.outbox import FILE_NAME
-from tests.sinks.alerts.helpers import T0, alert_bridge, stored, system_alert
+from tests.sinks.alerts.helpers import T0, alert_bridge, envelope, stored, system_alert
 from tests.support import ADMIN_TOKEN, ManualClock, async_wait_until
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -137,6 +137,49 @@ async def test_derived_alerts_fire_once_and_resolve(tmp_path: Path) -> None:
         await async_wait_until(
             lambda: _field(sink, "node_failure:n7", "state") == "resolved", what="resolved"
         )
+
+
+async def test_a_healthy_reading_resolves_its_own_nodes_alerts_and_no_others(
+    tmp_path: Path,
+) -> None:
+    """A healthy NodeHealth resolves its node's alerts, fired before or earlier in its batch,
+    while other nodes' alerts stay firing; one of a node with no alert raises nothing."""
+    cpu = "metric_threshold:n1:cpu_usage_percent"
+    async with alert_bridge(tmp_path, serve_http=False) as (bridge, sink, _):
+        bridge.bus.publish("health", NodeHealth(node="n2", status="unhealthy"))
+        bridge.bus.publish(
+            "metric_alert",
+            MetricAlert(
+                metric_name="cpu_usage_percent",
+                current_value=97,
+                threshold_value=95,
+                threshold_type="max",
+                severity="critical",
+                node="n1",
+            ),
+        )
+        await async_wait_until(
+            lambda: stored(sink.outbox, cpu) and stored(sink.outbox, "node_health:n2"),
+            what="n1's and n2's alerts",
+        )
+        # One batch: n3 fires and turns healthy, n1 and n4 report healthy.
+        bridge.bus.publish_verified(
+            [
+                envelope(NodeHealth(node="n3", status="degraded")),
+                envelope(NodeHealth(node="n3", status="healthy")),
+                envelope(NodeHealth(node="n1", status="healthy")),
+                envelope(NodeHealth(node="n4", status="healthy")),
+            ]
+        )
+        await async_wait_until(
+            lambda: (
+                _field(sink, "node_health:n3", "state") == "resolved"
+                and _field(sink, cpu, "state") == "resolved"
+            ),
+            what="n3's and n1's alerts resolved",
+        )
+        assert _field(sink, "node_health:n2", "state") == "firing"
+        assert stored(sink.outbox, "node_health:n4") is None
 
 
 async def test_severity_filter_drops_alerts_below_the_minimum(tmp_path: Path) -> None:
