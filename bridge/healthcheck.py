@@ -23,7 +23,7 @@ import http.client
 import re
 import ssl
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import urlsplit
@@ -161,12 +161,12 @@ def probe(
 @dataclass(frozen=True)
 class Target:
     """What to ask and how: the URL, the TLS context (for https) and basic auth credentials, and
-    a note for the verdict's line (a web config file the bridge refuses)."""
+    the problems of a web config file the bridge refuses (told in the verdict's line)."""
 
     url: str
     ssl_context: ssl.SSLContext | None = None
     credentials: tuple[str, str] | None = None
-    note: str = ""
+    refusal: tuple[str, ...] = ()
 
 
 class _Unusable(BridgeError):
@@ -233,10 +233,7 @@ def _despite_refusal(settings: ProbeSource, path: str, refusal: ConfigError) -> 
     if tls is None and turns_tls_on(text) is not False:
         raise ConfigError(problems)  # TLS meant, or not YAML: nothing to trust
     found = _secured(settings, tls, users=None)
-    note = "the web config file is refused (the bridge serves the version before it): " + "; ".join(
-        refusal.problems
-    )
-    return Target(found.url, found.ssl_context, found.credentials, note)
+    return replace(found, refusal=tuple(refusal.problems))
 
 
 def _secured(settings: ProbeSource, tls: TLSServerConfig | None, *, users: bool | None) -> Target:
@@ -289,6 +286,19 @@ def _secured(settings: ProbeSource, tls: TLSServerConfig | None, *, users: bool 
     return Target(url, context, credentials)
 
 
+def _told(verdict: Verdict, refusal: tuple[str, ...]) -> Verdict:
+    """``verdict`` with the refusal of the web config file told in its line: a healthy bridge
+    serves the version before the file; an unhealthy one may be stopping on it (exit 2)."""
+    if not refusal:
+        return verdict
+    told = (
+        "the web config file is refused (the bridge serves the version before it)"
+        if verdict.healthy
+        else "the web config file is bad"
+    )
+    return replace(verdict, line=f"{verdict.line}; {told}: {'; '.join(refusal)}")
+
+
 def main(timeout: float = DEFAULT_TIMEOUT) -> int:
     """Probe the configured address; print one line; return the exit status."""
     try:
@@ -299,10 +309,14 @@ def main(timeout: float = DEFAULT_TIMEOUT) -> int:
     except _Unusable as exc:
         verdict = Verdict(False, f"unhealthy: cannot probe: {exc}")
     else:
-        verdict = probe(
-            where.url, timeout=timeout, ssl_context=where.ssl_context, credentials=where.credentials
+        verdict = _told(
+            probe(
+                where.url,
+                timeout=timeout,
+                ssl_context=where.ssl_context,
+                credentials=where.credentials,
+            ),
+            where.refusal,
         )
-        if where.note:
-            verdict = Verdict(verdict.healthy, f"{verdict.line}; {where.note}")
     print(verdict.line, file=sys.stdout if verdict.healthy else sys.stderr)
     return EXIT_HEALTHY if verdict.healthy else EXIT_UNHEALTHY

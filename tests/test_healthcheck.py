@@ -396,21 +396,24 @@ def test_command_with_a_certificate_of_another_ca_is_refused_by_the_server(secur
     assert "healthy: https" not in completed.stdout
 
 
+OTHER_HASH = bcrypt_hash("other")
+
+
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "unshown"),
     [
-        pytest.param("  other: not-a-hash\n", id="bad-hash"),
-        pytest.param(f"  probe: '{bcrypt_hash('other')}'\n", id="user-twice"),
-        pytest.param("colour: red\n", id="unknown-key"),
+        pytest.param("  other: not-a-hash\n", "not-a-hash", id="bad-hash"),
+        pytest.param(f"  probe: '{OTHER_HASH}'\n", OTHER_HASH, id="user-twice"),
+        pytest.param("colour: vermilion\n", "vermilion", id="unknown-key"),
     ],
 )
 def test_a_bad_new_web_config_leaves_the_bridge_healthy_while_it_serves_the_old_one(
-    tmp_path: Path, bad: str
+    tmp_path: Path, bad: str, unshown: str
 ) -> None:
     """A bad file written over a good one is refused by the running bridge, which keeps serving
     the old version: the probe still asks as the file's own TLS section says and exits 0, saying
     the file is refused, so a liveness probe does not restart a serving bridge into a start-up
-    that fails (exit 2) on that file."""
+    that fails (exit 2) on that file; the bad value is not shown."""
     files = WebFiles(tmp_path)
     good = files.tls_config() + f"basic_auth_users:\n  probe: '{bcrypt_hash(PASSWORD)}'\n"
     path = files.write(good)
@@ -449,7 +452,23 @@ def test_a_bad_new_web_config_leaves_the_bridge_healthy_while_it_serves_the_old_
         f"healthy: {url} answered 200; the web config file is refused (the bridge serves the "
         f"version before it): {path}: "
     )
-    assert PASSWORD not in completed.stdout
+    assert unshown not in completed.stdout  # a value in basic_auth_users may be a secret
+
+
+def test_a_bad_web_config_with_nothing_listening_is_told_as_bad_not_as_served_around(
+    tmp_path: Path,
+) -> None:
+    """A bad file and nothing answering (a bridge stopping on that file at start-up): exit 1,
+    the line calling the file bad, not saying the bridge serves the version before it."""
+    path = WebFiles(tmp_path).write("basic_auth_users:\n  other: not-a-hash\n")
+    port = free_port()
+    completed = healthcheck(EXESDB_HTTP_ADDR=f"127.0.0.1:{port}", EXESDB_WEB_CONFIG_FILE=str(path))
+    assert completed.returncode == 1
+    assert completed.stderr.startswith(
+        f"unhealthy: cannot connect to http://127.0.0.1:{port}/healthz: Connection refused; "
+        f"the web config file is bad: {path}: basic_auth_users"
+    )
+    assert "version before it" not in completed.stderr
 
 
 def test_a_web_config_whose_tls_section_is_bad_leaves_nothing_to_probe_with(
