@@ -13,7 +13,10 @@ the only trust anchor, so the name ``127.0.0.1`` need not be in it); the client 
 ``EXESDB_HEALTHCHECK_CERT_FILE`` / ``_KEY_FILE`` when ``client_auth_type`` requires one; basic
 auth as ``EXESDB_HEALTHCHECK_USERNAME`` with the password in ``EXESDB_HEALTHCHECK_PASSWORD_FILE``
 when the file has ``basic_auth_users``. A bad file is probed as its own TLS section says (the
-running bridge refuses it and serves the version before it), the refusal told in the line.
+running bridge refuses it and serves the version before it), the refusal told in the line; when
+that section's certificate is not the one served (a bad rotation) or cannot be read, the probe
+asks again verifying no certificate and sending no credentials, and an answer (200, or 401 for
+basic auth) is healthy, the line saying so.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import http.client
 import re
 import ssl
 import sys
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import urlsplit
@@ -55,6 +60,8 @@ DEFAULT_TIMEOUT: Final = 2.0
 EXIT_HEALTHY: Final = 0
 EXIT_UNHEALTHY: Final = 1
 _HEALTH_PATH: Final = "/healthz"
+# The least time a second request of one probe is given, when the first took all but this.
+_LEAST_TIMEOUT: Final = 0.1
 _CERTIFICATE: Final = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 # The client-auth types under which the server refuses a client without a certificate.
 _REQUIRES_CERTIFICATE: Final = frozenset({"RequireAnyClientCert", "RequireAndVerifyClientCert"})
@@ -66,6 +73,8 @@ class Verdict:
 
     healthy: bool
     line: str
+    status: int | None = None  # the HTTP status, when it answered
+    certificate_refused: bool = False  # the server's certificate failed verification
 
 
 def seconds(text: str) -> float:
@@ -145,6 +154,9 @@ def probe(
     # TimeoutError and ssl.SSLError are OSErrors too: the most telling reason comes first.
     except TimeoutError:
         return Verdict(False, f"unhealthy: {url} did not answer within {timeout:g}s")
+    except ssl.SSLCertVerificationError as exc:
+        line = f"unhealthy: TLS with {url} failed: {exc.reason or exc}"
+        return Verdict(False, line, certificate_refused=True)
     except ssl.SSLError as exc:
         return Verdict(False, f"unhealthy: TLS with {url} failed: {exc.reason or exc}")
     except OSError as exc:
@@ -154,23 +166,36 @@ def probe(
     finally:
         connection.close()
     if status == 200:
-        return Verdict(True, f"healthy: {url} answered 200")
-    return Verdict(False, f"unhealthy: {url} answered {status} {reason}".rstrip())
+        return Verdict(True, f"healthy: {url} answered 200", status)
+    return Verdict(False, f"unhealthy: {url} answered {status} {reason}".rstrip(), status)
 
 
 @dataclass(frozen=True)
 class Target:
     """What to ask and how: the URL, the TLS context (for https) and basic auth credentials, and
-    a note for the verdict's line (a web config file the bridge refuses)."""
+    the problems of a web config file the bridge refuses (told in the verdict's line).
+
+    For a refused file that turns TLS on, ``unverified`` is a context that verifies no
+    certificate (presenting the probe's client certificate when it has one): asked with it, and
+    without credentials, when the file's certificate is not the one the bridge serves (it serves
+    the certificate of the version before); ``untrusted`` says why the file's certificate
+    cannot even be read, so that only that context is asked.
+    """
 
     url: str
     ssl_context: ssl.SSLContext | None = None
     credentials: tuple[str, str] | None = None
-    note: str = ""
+    refusal: tuple[str, ...] = ()
+    unverified: ssl.SSLContext | None = None
+    untrusted: str = ""
 
 
 class _Unusable(BridgeError):
     """The probe cannot be made as the configuration asks; the message says what to set."""
+
+
+class _Untrusted(_Unusable):
+    """The server's certificate named by the web config cannot be read or has none."""
 
 
 def pinned_context(cert_file: str | Path) -> ssl.SSLContext:
@@ -205,6 +230,7 @@ def target(settings: ProbeSource) -> Target:
     as that section says, with the probe's credentials when it has them, the refusal told in the
     verdict's line: the running bridge refuses that file too and serves the version before it,
     which a probe failing on the file would get restarted into a start-up that fails (exit 2).
+    Its certificate may not be the one served: the target then has ``unverified`` to ask with.
     """
     if settings.listen[1] == 0:
         raise _Unusable(f"EXESDB_HTTP_ADDR: {PICKED_PORT}; give the probe a fixed port")
@@ -232,11 +258,42 @@ def _despite_refusal(settings: ProbeSource, path: str, refusal: ConfigError) -> 
     tls = tls_section(text, Path(path))
     if tls is None and turns_tls_on(text) is not False:
         raise ConfigError(problems)  # TLS meant, or not YAML: nothing to trust
-    found = _secured(settings, tls, users=None)
-    note = "the web config file is refused (the bridge serves the version before it): " + "; ".join(
-        refusal.problems
-    )
-    return Target(found.url, found.ssl_context, found.credentials, note)
+    if tls is None:
+        return replace(_secured(settings, None, users=None), refusal=tuple(refusal.problems))
+    # The bridge serves the certificate of the version before, which may not be the file's.
+    unverified = _with_client_certificate(settings, tls, _open_context())
+    try:
+        found = _secured(settings, tls, users=None)
+    except _Untrusted as exc:
+        found = Target(probe_url(settings, tls=True), untrusted=str(exc))
+    return replace(found, refusal=tuple(refusal.problems), unverified=unverified)
+
+
+def _open_context() -> ssl.SSLContext:
+    """A client context that verifies no certificate: only for a refused file's TLS, asked
+    without credentials."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _with_client_certificate(
+    settings: ProbeSource, tls: TLSServerConfig, context: ssl.SSLContext
+) -> ssl.SSLContext:
+    """``context`` presenting the probe's client certificate when it has one; _Unusable when it
+    cannot be loaded, or is missing and ``tls`` requires one."""
+    if settings.healthcheck_cert_file and settings.healthcheck_key_file:
+        try:
+            context.load_cert_chain(settings.healthcheck_cert_file, settings.healthcheck_key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise _Unusable(f"cannot load EXESDB_HEALTHCHECK_CERT_FILE: {exc}") from None
+    elif tls.client_auth_type in _REQUIRES_CERTIFICATE:
+        raise _Unusable(
+            f"client_auth_type {tls.client_auth_type} needs a client certificate: set "
+            "EXESDB_HEALTHCHECK_CERT_FILE and EXESDB_HEALTHCHECK_KEY_FILE"
+        )
+    return context
 
 
 def _secured(settings: ProbeSource, tls: TLSServerConfig | None, *, users: bool | None) -> Target:
@@ -255,19 +312,8 @@ def _secured(settings: ProbeSource, tls: TLSServerConfig | None, *, users: bool 
                 else _pinned(tls.cert or "", "the web config's cert")
             )
         except (OSError, ssl.SSLError) as exc:
-            raise _Unusable(f"cannot trust the server's {source}: {exc}") from None
-        if settings.healthcheck_cert_file and settings.healthcheck_key_file:
-            try:
-                context.load_cert_chain(
-                    settings.healthcheck_cert_file, settings.healthcheck_key_file
-                )
-            except (OSError, ssl.SSLError) as exc:
-                raise _Unusable(f"cannot load EXESDB_HEALTHCHECK_CERT_FILE: {exc}") from None
-        elif tls.client_auth_type in _REQUIRES_CERTIFICATE:
-            raise _Unusable(
-                f"client_auth_type {tls.client_auth_type} needs a client certificate: set "
-                "EXESDB_HEALTHCHECK_CERT_FILE and EXESDB_HEALTHCHECK_KEY_FILE"
-            )
+            raise _Untrusted(f"cannot trust the server's {source}: {exc}") from None
+        context = _with_client_certificate(settings, tls, context)
     user, password_file = settings.healthcheck_username, settings.healthcheck_password_file
     if users is None and not (user and password_file):
         return Target(url, context)
@@ -289,6 +335,50 @@ def _secured(settings: ProbeSource, tls: TLSServerConfig | None, *, users: bool 
     return Target(url, context, credentials)
 
 
+# The answers to a probe that sends no credentials which only a serving bridge gives: 200, or 401
+# while it asks for basic auth (its /healthz answers 200 whenever the process runs).
+_ANSWERS_UNVERIFIED: Final = frozenset({200, 401})
+
+
+def _ask(where: Target, timeout: float, clock: Callable[[], float] = time.monotonic) -> Verdict:
+    """Probe ``where`` within ``timeout`` seconds in all.
+
+    For a refused web config file whose certificate is not the one served (verification
+    failed) or cannot be read, the bridge is asked again with ``where.unverified``, sending no
+    credentials: reachable over TLS and answering 200 (or 401, basic auth asked) is healthy, the
+    line saying plainly that the certificate was not verified and why.
+    """
+    deadline = clock() + timeout
+    unverified, why = where.unverified, where.untrusted
+    if not why:
+        verdict = probe(
+            where.url, timeout=timeout, ssl_context=where.ssl_context, credentials=where.credentials
+        )
+        if verdict.healthy or unverified is None or not verdict.certificate_refused:
+            return _told(verdict, where.refusal)
+        why = "the bridge does not serve the certificate of the refused file"
+    left = max(deadline - clock(), _LEAST_TIMEOUT)
+    answer = probe(where.url, timeout=left, ssl_context=unverified)
+    if answer.status in _ANSWERS_UNVERIFIED:
+        line = f"healthy: {where.url} answered {answer.status}"
+        answer = Verdict(True, line, answer.status)
+    caveat = f"its certificate not verified and no credentials sent ({why})"
+    return _told(replace(answer, line=f"{answer.line}, {caveat}"), where.refusal)
+
+
+def _told(verdict: Verdict, refusal: tuple[str, ...]) -> Verdict:
+    """``verdict`` with the refusal of the web config file told in its line: a healthy bridge
+    serves the version before the file; an unhealthy one may be stopping on it (exit 2)."""
+    if not refusal:
+        return verdict
+    told = (
+        "the web config file is refused (the bridge serves the version before it)"
+        if verdict.healthy
+        else "the web config file is bad"
+    )
+    return replace(verdict, line=f"{verdict.line}; {told}: {'; '.join(refusal)}")
+
+
 def main(timeout: float = DEFAULT_TIMEOUT) -> int:
     """Probe the configured address; print one line; return the exit status."""
     try:
@@ -299,10 +389,6 @@ def main(timeout: float = DEFAULT_TIMEOUT) -> int:
     except _Unusable as exc:
         verdict = Verdict(False, f"unhealthy: cannot probe: {exc}")
     else:
-        verdict = probe(
-            where.url, timeout=timeout, ssl_context=where.ssl_context, credentials=where.credentials
-        )
-        if where.note:
-            verdict = Verdict(verdict.healthy, f"{verdict.line}; {where.note}")
+        verdict = _ask(where, timeout)
     print(verdict.line, file=sys.stdout if verdict.healthy else sys.stderr)
     return EXIT_HEALTHY if verdict.healthy else EXIT_UNHEALTHY

@@ -14,7 +14,8 @@ where a value goes is refused as empty (Go would take false or 0: ``send_resolve
 would turn resolved notifications off). A key given twice in one mapping is refused, naming its
 path and both lines, as Go's strict reader (``yaml.UnmarshalStrict``, which Alertmanager and the
 exporter-toolkit use) refuses it, where PyYAML alone would keep the last silently. A value under a
-secret key is never shown.
+secret key is never shown, nor a key below one (a user's name under ``basic_auth_users``): a
+problem there names the entry's line instead.
 """
 
 from __future__ import annotations
@@ -188,11 +189,14 @@ def parse_yaml(
     if not isinstance(raw, Mapping):
         raise ConfigError([f"{path}: the top level must be a mapping of keys"])
     secret, hidden = frozenset(secret_keys), frozenset(hidden_keys)
-    repeated = [f"{path}: {problem}" for problem in _repeated_keys(text, secret)]
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    repeated = [f"{path}: {problem}" for problem in _repeated_keys(root, secret)]
     try:
         parsed = model.model_validate(raw)
     except ValidationError as exc:
-        problems = (f"{path}: {_describe(error, model, secret, hidden)}" for error in exc.errors())
+        problems = (
+            f"{path}: {_describe(error, model, secret, hidden, root)}" for error in exc.errors()
+        )
         # Keys not shown make the same line twice: once is enough.
         raise ConfigError(list(dict.fromkeys([*repeated, *problems]))) from None
     if repeated:
@@ -203,12 +207,11 @@ def parse_yaml(
 _MERGE_TAG: Final = "tag:yaml.org,2002:merge"
 
 
-def _repeated_keys(text: str, secret: frozenset[str]) -> list[str]:
-    """A line for each key given twice in one mapping of the YAML ``text`` (valid YAML): its path
+def _repeated_keys(root: yaml.Node | None, secret: frozenset[str]) -> list[str]:
+    """A line for each key given twice in one mapping of the YAML document ``root``: its path
     and both lines. A key under one in ``secret`` (user names under ``basic_auth_users``) is not
     shown, nor one that looks like no key. A key a merge brings in (``<<: *anchor``) may be given
     again beside it, as YAML allows."""
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
     found: list[tuple[int, str]] = []
     seen: set[int] = set()  # an anchor's node is looked at once, however many aliases name it
     pending: list[tuple[yaml.Node, tuple[str, ...]]] = [(root, ())] if root is not None else []
@@ -254,11 +257,45 @@ def _repeated_keys(text: str, secret: frozenset[str]) -> list[str]:
 _KEY_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
+def _shown_key(loc: list[str], secret: frozenset[str], root: yaml.Node | None) -> str:
+    """The path of ``loc`` as a problem names it: what lies below a key in ``secret`` (a user's
+    name under ``basic_auth_users``) is not shown, the line of its entry said instead."""
+    cut = next((index + 1 for index, part in enumerate(loc) if part in secret), len(loc))
+    if cut == len(loc):
+        return ".".join(loc) or "(top level)"
+    line = _line_of(root, loc[: cut + 1])
+    at = f"line {line}, " if line is not None else ""
+    return f"{'.'.join(loc[:cut])} ({at}its key not shown)"
+
+
+def _line_of(node: yaml.Node | None, loc: list[str]) -> int | None:
+    """The line where the entry at path ``loc`` of the document ``node`` starts (its key's line in
+    a mapping), or None when the path is not in it."""
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = [(key, value) for key, value in node.value if key.value == part]
+            if not found:
+                return None
+            key, node = found[-1]  # PyYAML keeps the last of a repeated key
+            line = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]
+            line = node.start_mark.line + 1
+        else:
+            return None
+    return line
+
+
 def _describe(
-    error: Any, model: type[BaseModel], secret: frozenset[str], hidden: frozenset[str]
+    error: Any,
+    model: type[BaseModel],
+    secret: frozenset[str],
+    hidden: frozenset[str],
+    root: yaml.Node | None,
 ) -> str:
     loc = [str(part) for part in error["loc"]]
-    key = ".".join(loc) or "(top level)"
+    key = _shown_key(loc, secret, root)
     if error["type"] == "extra_forbidden":
         allowed = "allowed here: " + ", ".join(_allowed_keys(model, loc[:-1], hidden))
         if not _KEY_NAME.fullmatch(loc[-1]):  # another kind of file: its lines are not shown

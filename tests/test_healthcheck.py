@@ -396,21 +396,24 @@ def test_command_with_a_certificate_of_another_ca_is_refused_by_the_server(secur
     assert "healthy: https" not in completed.stdout
 
 
+OTHER_HASH = bcrypt_hash("other")
+
+
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "unshown"),
     [
-        pytest.param("  other: not-a-hash\n", id="bad-hash"),
-        pytest.param(f"  probe: '{bcrypt_hash('other')}'\n", id="user-twice"),
-        pytest.param("colour: red\n", id="unknown-key"),
+        pytest.param("  other: not-a-hash\n", "not-a-hash", id="bad-hash"),
+        pytest.param(f"  probe: '{OTHER_HASH}'\n", OTHER_HASH, id="user-twice"),
+        pytest.param("colour: vermilion\n", "vermilion", id="unknown-key"),
     ],
 )
 def test_a_bad_new_web_config_leaves_the_bridge_healthy_while_it_serves_the_old_one(
-    tmp_path: Path, bad: str
+    tmp_path: Path, bad: str, unshown: str
 ) -> None:
     """A bad file written over a good one is refused by the running bridge, which keeps serving
     the old version: the probe still asks as the file's own TLS section says and exits 0, saying
     the file is refused, so a liveness probe does not restart a serving bridge into a start-up
-    that fails (exit 2) on that file."""
+    that fails (exit 2) on that file; the bad value is not shown."""
     files = WebFiles(tmp_path)
     good = files.tls_config() + f"basic_auth_users:\n  probe: '{bcrypt_hash(PASSWORD)}'\n"
     path = files.write(good)
@@ -449,7 +452,113 @@ def test_a_bad_new_web_config_leaves_the_bridge_healthy_while_it_serves_the_old_
         f"healthy: {url} answered 200; the web config file is refused (the bridge serves the "
         f"version before it): {path}: "
     )
-    assert PASSWORD not in completed.stdout
+    assert unshown not in completed.stdout  # a value in basic_auth_users may be a secret
+
+
+def rotate_badly(files: WebFiles, how: str) -> str:
+    """A TLS section that passes the schema but that the bridge refuses: a new certificate in a
+    new cert_file with the old key, a key_file or a cert_file that is not there."""
+    files.ca.issue_cert("127.0.0.1").cert_chain_pems[0].write_to_path(str(files.folder / "new.pem"))
+    cert_file, key_file = {
+        "mismatched-key": ("new.pem", "server.key"),
+        "missing-key-file": ("new.pem", "gone.key"),
+        "missing-cert-file": ("gone.pem", "server.key"),
+    }[how]
+    return f"tls_server_config:\n  cert_file: {cert_file}\n  key_file: {key_file}\n"
+
+
+@pytest.mark.parametrize("how", ["mismatched-key", "missing-key-file", "missing-cert-file"])
+def test_a_bad_certificate_rotation_leaves_a_serving_bridge_healthy_saying_so(
+    tmp_path: Path, how: str
+) -> None:
+    """A refused file whose certificate is not the one served (or is not there): the probe asks
+    again without verifying the certificate and without credentials, exits 0 on the bridge's
+    answer (401: basic auth asked) saying so; once the bridge stops, the probe exits 1."""
+    files = WebFiles(tmp_path)
+    users = f"basic_auth_users:\n  probe: '{bcrypt_hash(PASSWORD)}'\n"
+    path = files.write(files.tls_config() + users)
+    (tmp_path / "password").write_text(PASSWORD)
+    served = {"Authorization": basic("probe", PASSWORD)}
+    bridge = BridgeProcess(
+        state_dir=tmp_path / "state",
+        context=files.client_context(),
+        headers=served,
+        EXESDB_WEB_CONFIG_FILE=str(path),
+    )
+    env = {
+        "EXESDB_HTTP_ADDR": f"127.0.0.1:{bridge.port}",
+        "EXESDB_WEB_CONFIG_FILE": str(path),
+        "EXESDB_HEALTHCHECK_USERNAME": "probe",
+        "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(tmp_path / "password"),
+    }
+    bridge.start(tmp_path)
+    try:
+        files.write(rotate_badly(files, how) + users)
+        wait_until(
+            lambda: (
+                http_get(f"{bridge.url}/healthz", served, context=bridge.context)[0] == 200
+                and "not reloaded" in bridge.log()
+            ),
+            15,
+            "the refusal",
+        )
+        completed = healthcheck(**env)
+    finally:
+        bridge.stop()
+    assert completed.returncode == 0, completed.stderr
+    url = f"https://127.0.0.1:{bridge.port}/healthz"
+    assert completed.stdout.startswith(
+        f"healthy: {url} answered 401, its certificate not verified and no credentials sent ("
+    )
+    assert (
+        f"; the web config file is refused (the bridge serves the version before it): {path}: "
+        in completed.stdout
+    )
+    assert completed.stdout.count("\n") == 1
+    stopped = healthcheck(**env)
+    assert stopped.returncode == 1
+    assert stopped.stderr.startswith(f"unhealthy: cannot connect to {url}: Connection refused")
+    assert f"; the web config file is bad: {path}: tls_server_config" in stopped.stderr
+
+
+async def test_a_server_whose_certificate_is_not_verified_is_sent_no_password(
+    server: Server, tmp_path: Path
+) -> None:
+    """Asked without verifying the certificate (a refused file's certificate is not the one
+    served), the probe sends no basic auth: its password goes to no server it has not verified."""
+    files = WebFiles(tmp_path)
+    serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    serving.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    await server.start(answer(200), ssl_context=serving)
+    path = files.write(rotate_badly(files, "mismatched-key") + "colour: vermilion\n")
+    (tmp_path / "password").write_text(PASSWORD)
+    completed = await asyncio.to_thread(
+        healthcheck,
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{server.port}",
+        EXESDB_WEB_CONFIG_FILE=str(path),
+        EXESDB_HEALTHCHECK_USERNAME="probe",
+        EXESDB_HEALTHCHECK_PASSWORD_FILE=str(tmp_path / "password"),
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.startswith(f"healthy: {server.url('https')} answered 200, its ")
+    assert len(server.seen) == 1
+    assert "Authorization" not in server.seen[0].headers
+
+
+def test_a_bad_web_config_with_nothing_listening_is_told_as_bad_not_as_served_around(
+    tmp_path: Path,
+) -> None:
+    """A bad file and nothing answering (a bridge stopping on that file at start-up): exit 1,
+    the line calling the file bad, not saying the bridge serves the version before it."""
+    path = WebFiles(tmp_path).write("basic_auth_users:\n  other: not-a-hash\n")
+    port = free_port()
+    completed = healthcheck(EXESDB_HTTP_ADDR=f"127.0.0.1:{port}", EXESDB_WEB_CONFIG_FILE=str(path))
+    assert completed.returncode == 1
+    assert completed.stderr.startswith(
+        f"unhealthy: cannot connect to http://127.0.0.1:{port}/healthz: Connection refused; "
+        f"the web config file is bad: {path}: basic_auth_users"
+    )
+    assert "version before it" not in completed.stderr
 
 
 def test_a_web_config_whose_tls_section_is_bad_leaves_nothing_to_probe_with(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import Any, Final
 
 from bridge.config import Settings
@@ -73,8 +73,8 @@ async def status_live(
         alerts.sort(key=lambda record: record.starts_at, reverse=True)
     nodes = list(nodes_from.nodes()) if nodes_from is not None else []
     held_down = _held_down(down_from)
-    if nodes_from is not None:
-        nodes.extend(_remembered(nodes, held_down))
+    expired = _remembered(nodes, held_down) if nodes_from is not None else []
+    nodes.extend(expired)
     admin = shown.settings.admin_token is not None
     not_ready = [name for name, check in checks.items() if check["required"] and not check["ready"]]
     return template("status.html")(
@@ -95,7 +95,14 @@ async def status_live(
         uptime=age(now - shown.started_at),
         started=timestamp(shown.started_at),
         alerts=_alerts(alerts, alerts_from is not None, truncated, admin=admin, root=root, now=now),
-        nodes=_nodes(nodes, shown, held_down, present=nodes_from is not None, now=now),
+        nodes=_nodes(
+            nodes,
+            shown,
+            held_down,
+            {node.node for node in expired},
+            present=nodes_from is not None,
+            now=now,
+        ),
         components=_components(checks),
     )
 
@@ -180,6 +187,7 @@ def _nodes(
     nodes: Sequence[NodeSummary],
     shown: Shown,
     held_down: Mapping[str, float],
+    expired: Set[str],
     *,
     present: bool,
     now: float,
@@ -198,7 +206,7 @@ def _nodes(
     rows = [
         (
             _NODE_NAME(node=node.node),
-            _health(node, shown, held_down),
+            _health(node, shown, held_down, expired),
             _cpu(node, shown, now),
             meter(node.memory, settings.memory_degraded, settings.memory_unhealthy),
             meter(node.disk, settings.disk_degraded, settings.disk_unhealthy),
@@ -220,11 +228,16 @@ def _rank(node: NodeSummary) -> int:
     return _NODE_RANK.get(node.status or "unknown", _NODE_RANK["unknown"])
 
 
-def _health(node: NodeSummary, shown: Shown, held_down: Mapping[str, float]) -> Html:
+def _health(
+    node: NodeSummary, shown: Shown, held_down: Mapping[str, float], expired: Set[str]
+) -> Html:
+    """The node's status badge, and how long it has been silent or gone, the tooltip saying
+    what its figures are (``expired``: nodes held down whose series expired, shown without)."""
     status = badge(node.status) if node.status else badge("unknown")
     settings = shown.settings
     if node.gone_for is not None:
-        title = f"NodeLifecycle {node.status} {age(node.gone_for)} ago: {_kept(settings)}"
+        figures = _expired(settings) if node.node in expired else _kept(settings)
+        title = f"NodeLifecycle {node.status} {age(node.gone_for)} ago: {figures}"
         if node.node in held_down:  # shown after its series expired too
             title += f" {_forgotten(settings)}"
         return join((status, _GONE(age=age(node.gone_for), title=title)))
@@ -243,6 +256,13 @@ def _kept(settings: Settings) -> str:
     return (
         "its figures are the last it sent, shown until its series expire"
         f" (EXESDB_SERIES_TTL_MS, {age(settings.series_ttl_ms / 1000)})."
+    )
+
+
+def _expired(settings: Settings) -> str:
+    return (
+        "its series expired (EXESDB_SERIES_TTL_MS,"
+        f" {age(settings.series_ttl_ms / 1000)}), so it has no figures to show."
     )
 
 

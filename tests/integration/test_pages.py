@@ -149,7 +149,8 @@ def test_a_node_held_down_stays_shown_down_after_its_series_expire(
 ) -> None:
     """A node declared down whose series expired (EXESDB_SERIES_TTL_MS shorter than
     EXESDB_NODE_FORGET_MS) is still shown down, without figures, while the cluster monitor
-    holds it down; its tooltip says until when."""
+    holds it down; its tooltip says its series expired (not that its last figures are shown)
+    and until when it is shown."""
     settings = {
         "EXESDB_INGEST": "true",
         "EXESDB_HEALTH_BROADCAST_INTERVAL": "500",
@@ -180,6 +181,8 @@ def test_a_node_held_down_stays_shown_down_after_its_series_expire(
             "db-7@cluster",
         )
         assert "or forgotten (EXESDB_NODE_FORGET_MS, 1d 0h after it went down)" in title
+        assert "its series expired (EXESDB_SERIES_TTL_MS, 2s), so it has no figures" in title
+        assert "the last it sent" not in title
 
 
 def test_the_status_page_refreshes_in_place(tmp_path: Path, browser: Browser) -> None:
