@@ -497,6 +497,12 @@ class ConnectionGuard:
         connection.phase = _Phase.BUSY
         connection.body_expired = False
         self._idle.pop(connection, None)
+        if connection.reserved or _large_head(request):
+            # Decided before the handler, so that an answer it sends itself (a StreamResponse)
+            # or raises (an HTTPException) says so too: the reserve is for one probe at a time;
+            # a large head would be held by the idle connection until its next request (aiohttp
+            # keeps the last one).
+            request[CLOSE_AFTER] = True
         try:
             response = await self._handle(connection, request, handler)
         finally:
@@ -506,9 +512,7 @@ class ConnectionGuard:
             connection.phase = _Phase.IDLE
             if connection.live:
                 self._idle[connection] = None
-        if connection.reserved or connection.body_expired or _large_head(request):
-            # The reserve is for one probe at a time; a large head would be held by the idle
-            # connection until its next request (aiohttp keeps the last one).
+        if request.get(CLOSE_AFTER) or connection.body_expired:
             response.force_close()
         if isinstance(response, web.Response) and not response.prepared:
             await _send_and_let_go(request, response)
@@ -517,8 +521,6 @@ class ConnectionGuard:
     async def _handle(
         self, connection: _Connection, request: web.Request, handler: Handler
     ) -> web.StreamResponse:
-        if connection.reserved:
-            request[CLOSE_AFTER] = True
         if connection.reserved and request.path not in PROBE_PATHS:
             self._closed.labels("refused").inc()
             response = error_response(
@@ -539,6 +541,12 @@ class ConnectionGuard:
             self._reading.add(connection)
         try:
             return await handler(request)
+        except web.HTTPException as exc:
+            # An answer raised (a redirect): sent here as the others are. Raised on, aiohttp would
+            # send and keep the exception, and through its traceback the request and its head.
+            return web.Response(
+                status=exc.status, reason=exc.reason, body=exc.body, headers=exc.headers
+            )
         except ConnectionResetError:
             if request.transport is not None and not request.transport.is_closing():
                 raise

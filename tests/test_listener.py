@@ -27,7 +27,7 @@ from bridge.listener import (
     ConnectionGuard,
     Limits,
 )
-from tests.support import async_wait_until, make_settings
+from tests.support import ADMIN_TOKEN, async_wait_until, make_settings
 from tests.webconfig.files import WebFiles
 
 Serve = Callable[..., Awaitable[Bridge]]
@@ -493,3 +493,29 @@ async def test_a_connection_whose_request_head_is_past_head_kept_closes_after_it
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert (b"\r\nConnection: close\r\n" in head) is closes
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/alerts", b"302 Found"),  # raised as an HTTPException, no token needed
+        ("/metrics", b"200 OK"),  # streamed
+        ("/v1/stream", b"200 OK"),  # streamed, and kept open until the client leaves
+    ],
+)
+async def test_a_head_past_head_kept_is_answered_with_connection_close_however_the_answer_is_sent(
+    serve: Serve, path: str, status: bytes
+) -> None:
+    """A request with more than HEAD_KEPT bytes of header fields is answered with
+    Connection: close also when its handler raises its answer or streams it."""
+    bridge = await serve(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    reader, writer = await connect(bridge)
+    fields = "".join(f"X-Pad-{n}: {'a' * (HEAD_KEPT // 3)}\r\n" for n in range(3))
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n"
+        f"{fields}\r\n".encode()
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 " + status + b"\r\n")
+    assert b"\r\nConnection: close\r\n" in head
