@@ -592,18 +592,33 @@ async def _send_and_let_go(request: web.Request, response: web.Response) -> None
         response.body = None
 
 
-async def _bind(host: str, port: int) -> list[socket.socket]:
+async def _bind(
+    host: str,
+    port: int,
+    *,
+    new_socket: Callable[[int, int, int], socket.socket] = socket.socket,
+) -> list[socket.socket]:
     """Sockets bound to every address ``host`` resolves to, as ``loop.create_server`` makes them
     (address reuse, IPv6 sockets IPv6 only), not yet listening; OSError naming the address that
-    failed."""
+    failed.
+
+    An address whose family cannot be made a socket is left out, as ``create_server`` leaves it
+    (``localhost`` resolves to ``::1`` too on a kernel without IPv6); OSError when none can.
+    """
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(
         host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )
     sockets: list[socket.socket] = []
+    unmade: OSError | None = None
     try:
         for family, kind, proto, _name, address in dict.fromkeys(infos):
-            sock = socket.socket(family, kind, proto)
+            try:
+                sock = new_socket(family, kind, proto)
+            except OSError as exc:
+                _logger.info("not listening on %r: no socket for it (%s)", address, exc.strerror)
+                unmade = exc
+                continue
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
@@ -612,9 +627,17 @@ async def _bind(host: str, port: int) -> list[socket.socket]:
                 sock.bind(address)
             except OSError as exc:
                 raise OSError(
-                    exc.errno, f"error while attempting to bind on address {address!r}: {exc}"
+                    exc.errno,
+                    f"error while attempting to bind on address {address!r}: "
+                    f"{str(exc.strerror).lower()}",
                 ) from None
             sock.setblocking(False)
+        if not sockets and unmade is not None:
+            raise OSError(
+                unmade.errno,
+                f"no socket can be made for {host or 'any address'!r} port {port}: "
+                f"{str(unmade.strerror).lower()}",
+            )
     except BaseException:
         for sock in sockets:
             sock.close()

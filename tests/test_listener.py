@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import resource
@@ -26,6 +27,7 @@ from bridge.listener import (
     RESERVE,
     ConnectionGuard,
     Limits,
+    _bind,
 )
 from tests.support import ADMIN_TOKEN, async_wait_until, make_settings
 from tests.webconfig.files import WebFiles
@@ -519,3 +521,46 @@ async def test_a_head_past_head_kept_is_answered_with_connection_close_however_t
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     assert head.startswith(b"HTTP/1.1 " + status + b"\r\n")
     assert b"\r\nConnection: close\r\n" in head
+
+
+def _no_ipv6(family: int, kind: int, proto: int) -> socket.socket:
+    """socket.socket on a kernel without IPv6 (booted with ipv6.disable=1)."""
+    if family == socket.AF_INET6:
+        raise OSError(errno.EAFNOSUPPORT, os.strerror(errno.EAFNOSUPPORT))
+    return socket.socket(family, kind, proto)
+
+
+async def test_an_address_family_the_kernel_cannot_make_a_socket_for_is_left_out() -> None:
+    """A host resolving to IPv4 and IPv6 addresses is bound on IPv4 alone when no IPv6 socket
+    can be made (as asyncio's create_server does), not an error stopping start-up."""
+    families = {info[0] for info in socket.getaddrinfo(None, 0, type=socket.SOCK_STREAM)}
+    assert socket.AF_INET6 in families, "this test needs the host's IPv6 for the wildcard"
+    sockets = await _bind("", 0, new_socket=_no_ipv6)
+    try:
+        assert [sock.family for sock in sockets] == [socket.AF_INET]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+async def test_an_address_no_socket_can_be_made_for_is_an_error_naming_it() -> None:
+    """When not one socket can be made for the host's addresses, binding fails saying why."""
+    with pytest.raises(
+        OSError, match=r"^\[Errno \d+\] no socket can be made for '::1' port 0: "
+    ) as raised:
+        await _bind("::1", 0, new_socket=_no_ipv6)
+    assert raised.value.errno == errno.EAFNOSUPPORT
+
+
+async def test_an_address_in_use_is_an_error_naming_it_and_the_errno_once() -> None:
+    """Binding a port taken fails naming the address and the reason, the errno said once."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=r"address already in use$") as raised:
+            await _bind("127.0.0.1", port)
+    assert str(raised.value) == (
+        f"[Errno {errno.EADDRINUSE}] error while attempting to bind on address "
+        f"('127.0.0.1', {port}): address already in use"
+    )
