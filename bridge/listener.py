@@ -87,9 +87,25 @@ _UNLIMITED: Final = 1_048_576
 _BACKLOG: Final = 128
 # How long the listener stops accepting after the system refused an accept, as asyncio does.
 _ACCEPT_RETRY: Final = 1.0
-# How often a listener out of descriptors is told in the log.
-_OUT_OF_DESCRIPTORS_EVERY: Final = 60.0
-_OUT_OF_RESOURCES: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# How often a listener whose accepts the system refuses is told in the log.
+_OUT_OF_RESOURCES_EVERY: Final = 60.0
+# An accept the system refused: what ran out, and what to do about it.
+_OUT_OF_MEMORY: Final = (
+    "the HTTP listener finds the system out of memory for sockets",
+    "free memory or lower EXESDB_HTTP_MAX_CONNECTIONS",
+)
+_OUT_OF_RESOURCES: Final = {
+    errno.EMFILE: (
+        "the HTTP listener is out of file descriptors",
+        "raise the descriptor limit (LimitNOFILE, ulimit -n) or lower EXESDB_HTTP_MAX_CONNECTIONS",
+    ),
+    errno.ENFILE: (
+        "the HTTP listener finds the system out of file descriptors",
+        "raise its limit (sysctl fs.file-max) or lower EXESDB_HTTP_MAX_CONNECTIONS",
+    ),
+    errno.ENOBUFS: _OUT_OF_MEMORY,
+    errno.ENOMEM: _OUT_OF_MEMORY,
+}
 # While accepting waits for descriptors: how often it looks again, should no close tell it.
 _RECHECK: Final = 0.1
 _REASONS: Final = (
@@ -744,7 +760,7 @@ class Listener:
             except OSError as exc:
                 if exc.errno not in _OUT_OF_RESOURCES:
                     raise
-                self._out_of_descriptors(exc)
+                self._out_of_resources(exc)
                 return
             sock.setblocking(False)
             self._held.add(sock)
@@ -766,24 +782,25 @@ class Listener:
             sock.close()
             raise
 
-    def _out_of_descriptors(self, exc: OSError) -> None:
-        """The system refused an accept (descriptors, or memory, used elsewhere in the process):
-        stop accepting for a second, and say so once a minute."""
+    def _out_of_resources(self, exc: OSError) -> None:
+        """The system refused an accept (descriptors, or memory, used elsewhere in the process or
+        the system): stop accepting for a second, and say so once a minute."""
         self._unwatch()
         if self._retry is not None:
             self._retry.cancel()
         self._refused_until = self._loop.time() + _ACCEPT_RETRY
         self._retry = self._loop.call_at(self._refused_until, self._resume)
         now = self._clock()
-        if self._told is not None and now - self._told < _OUT_OF_DESCRIPTORS_EVERY:
+        if self._told is not None and now - self._told < _OUT_OF_RESOURCES_EVERY:
             self._untold += 1
             return
+        what, remedy = _OUT_OF_RESOURCES[cast(int, exc.errno)]
         untold = f" ({self._untold} more accepts refused since the last warning)"
         _logger.warning(
-            "the HTTP listener is out of file descriptors (%s): it stops accepting for a "
-            "second; raise the descriptor limit (LimitNOFILE, ulimit -n) or lower "
-            "EXESDB_HTTP_MAX_CONNECTIONS%s",
+            "%s (%s): it stops accepting for a second; %s%s",
+            what,
             exc.strerror,
+            remedy,
             untold if self._untold else "",
         )
         self._told, self._untold = now, 0

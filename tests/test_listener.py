@@ -27,6 +27,7 @@ from bridge.listener import (
     RESERVE,
     ConnectionGuard,
     Limits,
+    Listener,
     _bind,
 )
 from tests.support import ADMIN_TOKEN, async_wait_until, make_settings
@@ -564,3 +565,75 @@ async def test_an_address_in_use_is_an_error_naming_it_and_the_errno_once() -> N
         f"[Errno {errno.EADDRINUSE}] error while attempting to bind on address "
         f"('127.0.0.1', {port}): address already in use"
     )
+
+
+def _listener_log(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "bridge.listener" and r.levelname == "WARNING"]
+
+
+async def test_refused_accepts_are_told_once_a_minute_with_the_count_of_those_left_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Accepts the descriptor limit refuses (one a second while clients wait) are told in one
+    warning; within a minute of it they are left out and counted, and the next warning, a
+    minute on, says how many."""
+    times = [100.0, 159.0, 159.0, 159.0, 160.0]  # what the listener's clock says at each refusal
+    asked: list[float] = []
+
+    def clock() -> float:
+        asked.append(times.pop(0) if len(times) > 1 else times[0])
+        return asked[-1]
+
+    guard = ConnectionGuard(Limits(1.0, 1.0, 1.0, 10))
+    listener = Listener(guard, await _bind("127.0.0.1", 0), asyncio.Protocol, clock=clock)
+    loop = asyncio.get_running_loop()
+    with contextlib.ExitStack() as stack:
+        stack.callback(listener.close)
+        await listener.start_serving()
+        client = stack.enter_context(socket.socket())  # made before the limit is lowered
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        lowest = os.dup(0)
+        os.close(lowest)
+        with caplog.at_level(logging.WARNING, logger="bridge.listener"):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (lowest, hard))
+            try:
+                client.setblocking(False)
+                await loop.sock_connect(client, listener.sockets[0].getsockname())
+                # The listener tries again a second after each refusal.
+                await async_wait_until(lambda: len(asked) >= 5, 15, "five refused accepts")
+            finally:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    first, second = (r.getMessage() for r in _listener_log(caplog))
+    assert first.startswith("the HTTP listener is out of file descriptors (")
+    assert first.endswith("or lower EXESDB_HTTP_MAX_CONNECTIONS")
+    assert second.endswith(
+        "or lower EXESDB_HTTP_MAX_CONNECTIONS (3 more accepts refused since the last warning)"
+    )
+    assert all(r.exc_info is None for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("code", "told"),
+    [
+        (
+            errno.EMFILE,
+            "out of file descriptors (Too many open files): it stops accepting for a "
+            "second; raise the descriptor limit (LimitNOFILE",
+        ),
+        (errno.ENFILE, "finds the system out of file descriptors"),
+        (errno.ENOBUFS, "finds the system out of memory for sockets"),
+        (errno.ENOMEM, "finds the system out of memory for sockets"),
+    ],
+)
+async def test_an_accept_the_system_refuses_is_told_by_what_ran_out(
+    caplog: pytest.LogCaptureFixture, code: int, told: str
+) -> None:
+    """The warning for a refused accept names what ran out: the process's descriptors (raise
+    LimitNOFILE), the system's, or its memory for sockets."""
+    listener = Listener(ConnectionGuard(Limits(1.0, 1.0, 1.0, 10)), [], asyncio.Protocol)
+    with caplog.at_level(logging.WARNING, logger="bridge.listener"):
+        listener._out_of_resources(OSError(code, os.strerror(code)))
+    [warning] = _listener_log(caplog)
+    assert told in warning.getMessage()
+    assert ("LimitNOFILE" in warning.getMessage()) is (code == errno.EMFILE)
+    listener.close()
