@@ -75,7 +75,11 @@ MAX_STALLED: Final = 32
 # The most bytes of header fields a request may send and its connection stay open after the
 # answer: the connection would hold them until its next request (~1 MiB each otherwise).
 HEAD_KEPT: Final = 16 * 1024
-_FEW_FIELDS: Final = 2
+# The most bytes of a header field's name and value together: aiohttp's parser refuses more (its
+# max_field_size, left at its default).
+_FIELD_MAX: Final = 8190
+# So many fields cannot hold more than HEAD_KEPT bytes: their sum need not be counted.
+_FEW_FIELDS: Final = HEAD_KEPT // _FIELD_MAX
 # Set (True) in a request whose connection closes after its answer: a handler that sends its
 # answer itself (a StreamResponse) calls force_close() before prepare(), so that it says so.
 CLOSE_AFTER: Final = web.RequestKey("close_after", bool)
@@ -453,9 +457,10 @@ class ConnectionGuard:
         connection.start(tls)
 
     def _abandon(self, connection: _Connection, raw: asyncio.Transport) -> None:
-        self.lost(connection)
         if not raw.is_closing():
             raw.abort()
+        # After the abort: the listener, told the descriptor is going, looks once it has gone.
+        self.lost(connection)
 
     def head_started(self, connection: _Connection) -> None:
         connection.timer = asyncio.get_running_loop().call_later(
@@ -591,7 +596,7 @@ class ConnectionGuard:
 def _large_head(request: web.Request) -> bool:
     """Whether ``request``'s head holds more than ``HEAD_KEPT`` bytes of fields."""
     fields = request.raw_headers
-    # Few fields cannot make a large head (8 KiB each at most): most requests stop here.
+    # No more than _FEW_FIELDS fields cannot be a large head: a bare probe's need not be summed.
     return len(fields) > _FEW_FIELDS and sum(len(k) + len(v) for k, v in fields) > HEAD_KEPT
 
 
