@@ -200,8 +200,10 @@ async def test_what_ingest_stored_while_redis_was_down_arrives_in_order_once_red
         # The gauge reaches 0 as the last frame is taken; the used segment's file is removed
         # just after it, so both are waited on.
         await async_wait_until(
-            lambda: publisher.sample("exesdb_redis_spool_bytes") == 0
-            and not list((tmp_path / "spool").glob("*.spool")),
+            lambda: (
+                publisher.sample("exesdb_redis_spool_bytes") == 0
+                and not list((tmp_path / "spool").glob("*.spool"))
+            ),
             10,
             "the spool emptied and its segment removed",
         )
