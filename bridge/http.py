@@ -142,7 +142,8 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     body, content_type = bridge.render_metrics(request.headers.get("Accept", ""))
     response = web.StreamResponse(headers={"Content-Type": content_type})
     if request.get(CLOSE_AFTER):
-        response.force_close()  # a probe from the reserve: said before the headers go
+        # A probe from the reserve or a large head: said before the headers go.
+        response.force_close()
     head = request.method == "HEAD"
     # A HEAD answer has no body, not even an empty gzip stream: it would open the next answer.
     if not head and gzip_wanted(request.headers.get("Accept-Encoding", "")):
@@ -401,6 +402,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
+    if request.get(CLOSE_AFTER):
+        response.force_close()  # a large head: said before the headers go
     # Shutdown ends every stream at once instead of waiting out aiohttp's shutdown timeout.
     closed = asyncio.ensure_future(request.app[_CLOSING].wait())
     getter: asyncio.Future[Envelope] | None = None

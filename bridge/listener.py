@@ -75,7 +75,11 @@ MAX_STALLED: Final = 32
 # The most bytes of header fields a request may send and its connection stay open after the
 # answer: the connection would hold them until its next request (~1 MiB each otherwise).
 HEAD_KEPT: Final = 16 * 1024
-_FEW_FIELDS: Final = 2
+# The most bytes of a header field's name and value together: aiohttp's parser refuses more (its
+# max_field_size, left at its default).
+_FIELD_MAX: Final = 8190
+# So many fields cannot hold more than HEAD_KEPT bytes: their sum need not be counted.
+_FEW_FIELDS: Final = HEAD_KEPT // _FIELD_MAX
 # Set (True) in a request whose connection closes after its answer: a handler that sends its
 # answer itself (a StreamResponse) calls force_close() before prepare(), so that it says so.
 CLOSE_AFTER: Final = web.RequestKey("close_after", bool)
@@ -87,9 +91,25 @@ _UNLIMITED: Final = 1_048_576
 _BACKLOG: Final = 128
 # How long the listener stops accepting after the system refused an accept, as asyncio does.
 _ACCEPT_RETRY: Final = 1.0
-# How often a listener out of descriptors is told in the log.
-_OUT_OF_DESCRIPTORS_EVERY: Final = 60.0
-_OUT_OF_RESOURCES: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# How often a listener whose accepts the system refuses is told in the log.
+_OUT_OF_RESOURCES_EVERY: Final = 60.0
+# An accept the system refused: what ran out, and what to do about it.
+_OUT_OF_MEMORY: Final = (
+    "the HTTP listener finds the system out of memory for sockets",
+    "free memory or lower EXESDB_HTTP_MAX_CONNECTIONS",
+)
+_OUT_OF_RESOURCES: Final = {
+    errno.EMFILE: (
+        "the HTTP listener is out of file descriptors",
+        "raise the descriptor limit (LimitNOFILE, ulimit -n) or lower EXESDB_HTTP_MAX_CONNECTIONS",
+    ),
+    errno.ENFILE: (
+        "the HTTP listener finds the system out of file descriptors",
+        "raise its limit (sysctl fs.file-max) or lower EXESDB_HTTP_MAX_CONNECTIONS",
+    ),
+    errno.ENOBUFS: _OUT_OF_MEMORY,
+    errno.ENOMEM: _OUT_OF_MEMORY,
+}
 # While accepting waits for descriptors: how often it looks again, should no close tell it.
 _RECHECK: Final = 0.1
 _REASONS: Final = (
@@ -437,9 +457,10 @@ class ConnectionGuard:
         connection.start(tls)
 
     def _abandon(self, connection: _Connection, raw: asyncio.Transport) -> None:
-        self.lost(connection)
         if not raw.is_closing():
             raw.abort()
+        # After the abort: the listener, told the descriptor is going, looks once it has gone.
+        self.lost(connection)
 
     def head_started(self, connection: _Connection) -> None:
         connection.timer = asyncio.get_running_loop().call_later(
@@ -497,6 +518,12 @@ class ConnectionGuard:
         connection.phase = _Phase.BUSY
         connection.body_expired = False
         self._idle.pop(connection, None)
+        if connection.reserved or _large_head(request):
+            # Decided before the handler, so that an answer it sends itself (a StreamResponse)
+            # or raises (an HTTPException) says so too: the reserve is for one probe at a time;
+            # a large head would be held by the idle connection until its next request (aiohttp
+            # keeps the last one).
+            request[CLOSE_AFTER] = True
         try:
             response = await self._handle(connection, request, handler)
         finally:
@@ -506,9 +533,7 @@ class ConnectionGuard:
             connection.phase = _Phase.IDLE
             if connection.live:
                 self._idle[connection] = None
-        if connection.reserved or connection.body_expired or _large_head(request):
-            # The reserve is for one probe at a time; a large head would be held by the idle
-            # connection until its next request (aiohttp keeps the last one).
+        if request.get(CLOSE_AFTER) or connection.body_expired:
             response.force_close()
         if isinstance(response, web.Response) and not response.prepared:
             await _send_and_let_go(request, response)
@@ -517,8 +542,6 @@ class ConnectionGuard:
     async def _handle(
         self, connection: _Connection, request: web.Request, handler: Handler
     ) -> web.StreamResponse:
-        if connection.reserved:
-            request[CLOSE_AFTER] = True
         if connection.reserved and request.path not in PROBE_PATHS:
             self._closed.labels("refused").inc()
             response = error_response(
@@ -539,6 +562,12 @@ class ConnectionGuard:
             self._reading.add(connection)
         try:
             return await handler(request)
+        except web.HTTPException as exc:
+            # An answer raised (a redirect): sent here as the others are. Raised on, aiohttp would
+            # send and keep the exception, and through its traceback the request and its head.
+            return web.Response(
+                status=exc.status, reason=exc.reason, body=exc.body, headers=exc.headers
+            )
         except ConnectionResetError:
             if request.transport is not None and not request.transport.is_closing():
                 raise
@@ -567,7 +596,7 @@ class ConnectionGuard:
 def _large_head(request: web.Request) -> bool:
     """Whether ``request``'s head holds more than ``HEAD_KEPT`` bytes of fields."""
     fields = request.raw_headers
-    # Few fields cannot make a large head (8 KiB each at most): most requests stop here.
+    # No more than _FEW_FIELDS fields cannot be a large head: a bare probe's need not be summed.
     return len(fields) > _FEW_FIELDS and sum(len(k) + len(v) for k, v in fields) > HEAD_KEPT
 
 
@@ -584,18 +613,33 @@ async def _send_and_let_go(request: web.Request, response: web.Response) -> None
         response.body = None
 
 
-async def _bind(host: str, port: int) -> list[socket.socket]:
+async def _bind(
+    host: str,
+    port: int,
+    *,
+    new_socket: Callable[[int, int, int], socket.socket] = socket.socket,
+) -> list[socket.socket]:
     """Sockets bound to every address ``host`` resolves to, as ``loop.create_server`` makes them
     (address reuse, IPv6 sockets IPv6 only), not yet listening; OSError naming the address that
-    failed."""
+    failed.
+
+    An address whose family cannot be made a socket is left out, as ``create_server`` leaves it
+    (``localhost`` resolves to ``::1`` too on a kernel without IPv6); OSError when none can.
+    """
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(
         host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )
     sockets: list[socket.socket] = []
+    unmade: OSError | None = None
     try:
         for family, kind, proto, _name, address in dict.fromkeys(infos):
-            sock = socket.socket(family, kind, proto)
+            try:
+                sock = new_socket(family, kind, proto)
+            except OSError as exc:
+                _logger.info("not listening on %r: no socket for it (%s)", address, exc.strerror)
+                unmade = exc
+                continue
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
@@ -604,9 +648,17 @@ async def _bind(host: str, port: int) -> list[socket.socket]:
                 sock.bind(address)
             except OSError as exc:
                 raise OSError(
-                    exc.errno, f"error while attempting to bind on address {address!r}: {exc}"
+                    exc.errno,
+                    f"error while attempting to bind on address {address!r}: "
+                    f"{str(exc.strerror).lower()}",
                 ) from None
             sock.setblocking(False)
+        if not sockets and unmade is not None:
+            raise OSError(
+                unmade.errno,
+                f"no socket can be made for {host or 'any address'!r} port {port}: "
+                f"{str(unmade.strerror).lower()}",
+            )
     except BaseException:
         for sock in sockets:
             sock.close()
@@ -713,7 +765,7 @@ class Listener:
             except OSError as exc:
                 if exc.errno not in _OUT_OF_RESOURCES:
                     raise
-                self._out_of_descriptors(exc)
+                self._out_of_resources(exc)
                 return
             sock.setblocking(False)
             self._held.add(sock)
@@ -735,24 +787,25 @@ class Listener:
             sock.close()
             raise
 
-    def _out_of_descriptors(self, exc: OSError) -> None:
-        """The system refused an accept (descriptors, or memory, used elsewhere in the process):
-        stop accepting for a second, and say so once a minute."""
+    def _out_of_resources(self, exc: OSError) -> None:
+        """The system refused an accept (descriptors, or memory, used elsewhere in the process or
+        the system): stop accepting for a second, and say so once a minute."""
         self._unwatch()
         if self._retry is not None:
             self._retry.cancel()
         self._refused_until = self._loop.time() + _ACCEPT_RETRY
         self._retry = self._loop.call_at(self._refused_until, self._resume)
         now = self._clock()
-        if self._told is not None and now - self._told < _OUT_OF_DESCRIPTORS_EVERY:
+        if self._told is not None and now - self._told < _OUT_OF_RESOURCES_EVERY:
             self._untold += 1
             return
+        what, remedy = _OUT_OF_RESOURCES[cast(int, exc.errno)]
         untold = f" ({self._untold} more accepts refused since the last warning)"
         _logger.warning(
-            "the HTTP listener is out of file descriptors (%s): it stops accepting for a "
-            "second; raise the descriptor limit (LimitNOFILE, ulimit -n) or lower "
-            "EXESDB_HTTP_MAX_CONNECTIONS%s",
+            "%s (%s): it stops accepting for a second; %s%s",
+            what,
             exc.strerror,
+            remedy,
             untold if self._untold else "",
         )
         self._told, self._untold = now, 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import resource
@@ -26,8 +27,10 @@ from bridge.listener import (
     RESERVE,
     ConnectionGuard,
     Limits,
+    Listener,
+    _bind,
 )
-from tests.support import async_wait_until, make_settings
+from tests.support import ADMIN_TOKEN, async_wait_until, make_settings
 from tests.webconfig.files import WebFiles
 
 Serve = Callable[..., Awaitable[Bridge]]
@@ -493,3 +496,144 @@ async def test_a_connection_whose_request_head_is_past_head_kept_closes_after_it
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert (b"\r\nConnection: close\r\n" in head) is closes
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/alerts", b"302 Found"),  # raised as an HTTPException, no token needed
+        ("/metrics", b"200 OK"),  # streamed
+        ("/v1/stream", b"200 OK"),  # streamed, and kept open until the client leaves
+    ],
+)
+async def test_a_head_past_head_kept_is_answered_with_connection_close_however_the_answer_is_sent(
+    serve: Serve, path: str, status: bytes
+) -> None:
+    """A request with more than HEAD_KEPT bytes of header fields is answered with
+    Connection: close also when its handler raises its answer or streams it."""
+    bridge = await serve(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
+    reader, writer = await connect(bridge)
+    fields = "".join(f"X-Pad-{n}: {'a' * (HEAD_KEPT // 3)}\r\n" for n in range(3))
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n"
+        f"{fields}\r\n".encode()
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 " + status + b"\r\n")
+    assert b"\r\nConnection: close\r\n" in head
+
+
+def _no_ipv6(family: int, kind: int, proto: int) -> socket.socket:
+    """socket.socket on a kernel without IPv6 (booted with ipv6.disable=1)."""
+    if family == socket.AF_INET6:
+        raise OSError(errno.EAFNOSUPPORT, os.strerror(errno.EAFNOSUPPORT))
+    return socket.socket(family, kind, proto)
+
+
+async def test_an_address_family_the_kernel_cannot_make_a_socket_for_is_left_out() -> None:
+    """A host resolving to IPv4 and IPv6 addresses is bound on IPv4 alone when no IPv6 socket
+    can be made (as asyncio's create_server does), not an error stopping start-up."""
+    families = {info[0] for info in socket.getaddrinfo(None, 0, type=socket.SOCK_STREAM)}
+    assert socket.AF_INET6 in families, "this test needs the host's IPv6 for the wildcard"
+    sockets = await _bind("", 0, new_socket=_no_ipv6)
+    try:
+        assert [sock.family for sock in sockets] == [socket.AF_INET]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+async def test_an_address_no_socket_can_be_made_for_is_an_error_naming_it() -> None:
+    """When not one socket can be made for the host's addresses, binding fails saying why."""
+    with pytest.raises(
+        OSError, match=r"^\[Errno \d+\] no socket can be made for '::1' port 0: "
+    ) as raised:
+        await _bind("::1", 0, new_socket=_no_ipv6)
+    assert raised.value.errno == errno.EAFNOSUPPORT
+
+
+async def test_an_address_in_use_is_an_error_naming_it_and_the_errno_once() -> None:
+    """Binding a port taken fails naming the address and the reason, the errno said once."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=r"address already in use$") as raised:
+            await _bind("127.0.0.1", port)
+    assert str(raised.value) == (
+        f"[Errno {errno.EADDRINUSE}] error while attempting to bind on address "
+        f"('127.0.0.1', {port}): address already in use"
+    )
+
+
+def _listener_log(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "bridge.listener" and r.levelname == "WARNING"]
+
+
+async def test_refused_accepts_are_told_once_a_minute_with_the_count_of_those_left_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Accepts the descriptor limit refuses (one a second while clients wait) are told in one
+    warning; within a minute of it they are left out and counted, and the next warning, a
+    minute on, says how many."""
+    times = [100.0, 159.0, 159.0, 159.0, 160.0]  # what the listener's clock says at each refusal
+    asked: list[float] = []
+
+    def clock() -> float:
+        asked.append(times.pop(0) if len(times) > 1 else times[0])
+        return asked[-1]
+
+    guard = ConnectionGuard(Limits(1.0, 1.0, 1.0, 10))
+    listener = Listener(guard, await _bind("127.0.0.1", 0), asyncio.Protocol, clock=clock)
+    loop = asyncio.get_running_loop()
+    with contextlib.ExitStack() as stack:
+        stack.callback(listener.close)
+        await listener.start_serving()
+        client = stack.enter_context(socket.socket())  # made before the limit is lowered
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        lowest = os.dup(0)
+        os.close(lowest)
+        with caplog.at_level(logging.WARNING, logger="bridge.listener"):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (lowest, hard))
+            try:
+                client.setblocking(False)
+                await loop.sock_connect(client, listener.sockets[0].getsockname())
+                # The listener tries again a second after each refusal.
+                await async_wait_until(lambda: len(asked) >= 5, 15, "five refused accepts")
+            finally:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    first, second = (r.getMessage() for r in _listener_log(caplog))
+    assert first.startswith("the HTTP listener is out of file descriptors (")
+    assert first.endswith("or lower EXESDB_HTTP_MAX_CONNECTIONS")
+    assert second.endswith(
+        "or lower EXESDB_HTTP_MAX_CONNECTIONS (3 more accepts refused since the last warning)"
+    )
+    assert all(r.exc_info is None for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("code", "told"),
+    [
+        (
+            errno.EMFILE,
+            "out of file descriptors (Too many open files): it stops accepting for a "
+            "second; raise the descriptor limit (LimitNOFILE",
+        ),
+        (errno.ENFILE, "finds the system out of file descriptors"),
+        (errno.ENOBUFS, "finds the system out of memory for sockets"),
+        (errno.ENOMEM, "finds the system out of memory for sockets"),
+    ],
+)
+async def test_an_accept_the_system_refuses_is_told_by_what_ran_out(
+    caplog: pytest.LogCaptureFixture, code: int, told: str
+) -> None:
+    """The warning for a refused accept names what ran out: the process's descriptors (raise
+    LimitNOFILE), the system's, or its memory for sockets."""
+    listener = Listener(ConnectionGuard(Limits(1.0, 1.0, 1.0, 10)), [], asyncio.Protocol)
+    with caplog.at_level(logging.WARNING, logger="bridge.listener"):
+        listener._out_of_resources(OSError(code, os.strerror(code)))
+    [warning] = _listener_log(caplog)
+    assert told in warning.getMessage()
+    assert ("LimitNOFILE" in warning.getMessage()) is (code == errno.EMFILE)
+    listener.close()
