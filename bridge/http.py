@@ -468,7 +468,7 @@ async def _json_refusals(request: web.Request, handler: Route) -> web.StreamResp
         # Raised by aiohttp reading a body that does not decode (an admin route's JSON).
         return _unreadable_answer(request, _unreadable(exc))
     except (web.HTTPException, ConnectionError, TimeoutError):
-        raise  # the connection's own faults: the listener answers those (408, a client gone)
+        raise  # answered by the listener: a redirect or other HTTP answer, 408, a client gone
     except Exception:
         if request.writer.output_size > 0:
             raise  # an answer already under way (/metrics, the event stream): aiohttp ends it
