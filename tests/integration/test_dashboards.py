@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from bridge.sinks.prometheus.store import SeriesStore
 from bridge.sinks.prometheus.translate import Translator
+from bridge.webconfig.live import LiveWebConfig
 from tests.integration.servers.alertmanager import AlertmanagerServer
 from tests.integration.servers.otlp import GrpcOtlpReceiver
 from tests.integration.servers.prometheus import PrometheusServer
@@ -372,15 +374,21 @@ def family(name: str) -> str:
     return re.sub(r"_(total|bucket|sum|count|info)$", "", name)
 
 
-def declared_families(bridge: BridgeProcess) -> set[str]:
-    """Families the bridge declares: ``# TYPE`` lines on /metrics, and the Prometheus sink's
-    catalog (the sink renders a family only once it has series)."""
+def declared_families(bridge: BridgeProcess, tmp_path: Path) -> set[str]:
+    """Families the bridge declares: ``# TYPE`` lines on /metrics, the Prometheus sink's catalog
+    (the sink renders a family only once it has series), and the web config's (declared only
+    with EXESDB_WEB_CONFIG_FILE, which the demo runs without)."""
     status, body = http_get(bridge.url + "/metrics")
     assert status == 200
     declared = {family(name) for name in re.findall(r"^# TYPE (\w+) ", body.decode(), re.M)}
     catalog = SeriesStore()
     Translator(catalog)
-    return declared | {f.name for f in catalog.families}
+    web_config = tmp_path / "web.yml"
+    web_config.write_text("{}\n")
+    registry = CollectorRegistry()
+    LiveWebConfig(web_config, registry=registry)
+    web_families = {metric.name for metric in registry.collect()}
+    return declared | {f.name for f in catalog.families} | web_families
 
 
 def metrics_named(text: str) -> set[str]:
@@ -445,11 +453,11 @@ def test_the_rules_load_and_evaluate_on_live_data(demo_stack) -> None:
 
 
 @pytest.mark.integration
-def test_dashboards_name_only_declared_metrics(demo_stack) -> None:
+def test_dashboards_name_only_declared_metrics(demo_stack, tmp_path: Path) -> None:
     """Every exesdb_ metric a dashboard or rule names is declared by the bridge."""
     # So a misspelt metric fails here rather than showing an empty panel.
     bridge, _ = demo_stack
-    declared = declared_families(bridge)
+    declared = declared_families(bridge, tmp_path)
     named = set().union(*(metrics_named(p.read_text()) for p in (*DASHBOARDS, *RULE_FILES)))
     missing = sorted(name for name in named if family(name) not in declared)
     assert not missing, missing
