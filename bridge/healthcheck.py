@@ -14,15 +14,17 @@ the only trust anchor, so the name ``127.0.0.1`` need not be in it); the client 
 auth as ``EXESDB_HEALTHCHECK_USERNAME`` with the password in ``EXESDB_HEALTHCHECK_PASSWORD_FILE``
 when the file has ``basic_auth_users``. A bad file is probed as its own TLS section says (the
 running bridge refuses it and serves the version before it), the refusal told in the line; when
-that section's certificate is not the one served (a bad rotation) or cannot be read, the probe
-asks again verifying no certificate and sending no credentials, and an answer (200, or 401 for
-basic auth) is healthy, the line saying so.
+that section's certificate does not verify the one served (a bad rotation, an expired
+certificate) or cannot be read, the probe asks again verifying no certificate and sending no
+credentials, and only an answer no other server gives (the bridge's /healthz body, or 401 in its
+realm) is healthy, the line saying so and why the certificate did not verify.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import re
 import ssl
 import sys
@@ -44,6 +46,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "EXIT_HEALTHY",
     "EXIT_UNHEALTHY",
+    "HEALTHZ_BODY",
     "ProbeSource",
     "Target",
     "Verdict",
@@ -62,6 +65,13 @@ EXIT_UNHEALTHY: Final = 1
 _HEALTH_PATH: Final = "/healthz"
 # The least time a second request of one probe is given, when the first took all but this.
 _LEAST_TIMEOUT: Final = 0.1
+# What only the bridge answers, told apart from another server on its port when the certificate
+# is not verified: the body of its /healthz (bridge.http answers it) and the realm of its basic
+# auth challenge (bridge.webconfig.middleware's, written out: that package imports this module).
+HEALTHZ_BODY: Final = {"status": "ok"}
+_REALM: Final = re.compile(r'(?:^|[\s,])realm="exesdb-bridge"(?:$|[\s,])', re.I)
+# The most of a /healthz body read: the bridge's is 16 bytes.
+_MOST_BODY: Final = 256
 _CERTIFICATE: Final = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 # The client-auth types under which the server refuses a client without a certificate.
 _REQUIRES_CERTIFICATE: Final = frozenset({"RequireAnyClientCert", "RequireAndVerifyClientCert"})
@@ -74,7 +84,10 @@ class Verdict:
     healthy: bool
     line: str
     status: int | None = None  # the HTTP status, when it answered
-    certificate_refused: bool = False  # the server's certificate failed verification
+    # Why the server's certificate failed verification (OpenSSL's reason), when it did.
+    certificate_refused: str = ""
+    # The answer is one only the bridge gives: its /healthz body, or 401 with its realm.
+    from_bridge: bool = False
 
 
 def seconds(text: str) -> float:
@@ -151,12 +164,15 @@ def probe(
         connection.request("GET", parts.path or "/", headers=headers)
         response = connection.getresponse()
         status, reason = response.status, response.reason
+        challenge = response.getheader("WWW-Authenticate") or ""
+        body = response.read(_MOST_BODY + 1) if status == 200 else b""
     # TimeoutError and ssl.SSLError are OSErrors too: the most telling reason comes first.
     except TimeoutError:
         return Verdict(False, f"unhealthy: {url} did not answer within {timeout:g}s")
     except ssl.SSLCertVerificationError as exc:
         line = f"unhealthy: TLS with {url} failed: {exc.reason or exc}"
-        return Verdict(False, line, certificate_refused=True)
+        why = exc.verify_message or str(exc.reason or exc)
+        return Verdict(False, line, certificate_refused=why)
     except ssl.SSLError as exc:
         return Verdict(False, f"unhealthy: TLS with {url} failed: {exc.reason or exc}")
     except OSError as exc:
@@ -166,8 +182,19 @@ def probe(
     finally:
         connection.close()
     if status == 200:
-        return Verdict(True, f"healthy: {url} answered 200", status)
-    return Verdict(False, f"unhealthy: {url} answered {status} {reason}".rstrip(), status)
+        return Verdict(True, f"healthy: {url} answered 200", status, from_bridge=_is_healthz(body))
+    line = f"unhealthy: {url} answered {status} {reason}".rstrip()
+    return Verdict(
+        False, line, status, from_bridge=status == 401 and bool(_REALM.search(challenge))
+    )
+
+
+def _is_healthz(body: bytes) -> bool:
+    """Whether ``body`` is the one the bridge's /healthz answers."""
+    try:
+        return len(body) <= _MOST_BODY and json.loads(body) == HEALTHZ_BODY
+    except ValueError:  # not JSON, or not UTF-8
+        return False
 
 
 @dataclass(frozen=True)
@@ -177,9 +204,10 @@ class Target:
 
     For a refused file that turns TLS on, ``unverified`` is a context that verifies no
     certificate (presenting the probe's client certificate when it has one): asked with it, and
-    without credentials, when the file's certificate is not the one the bridge serves (it serves
-    the certificate of the version before); ``untrusted`` says why the file's certificate
-    cannot even be read, so that only that context is asked.
+    without credentials, when the file's certificate does not verify the one the bridge serves
+    (it serves the certificate of the version before, or that certificate expired);
+    ``untrusted`` says why the file's certificate cannot even be read, so that only that context
+    is asked.
     """
 
     url: str
@@ -335,18 +363,14 @@ def _secured(settings: ProbeSource, tls: TLSServerConfig | None, *, users: bool 
     return Target(url, context, credentials)
 
 
-# The answers to a probe that sends no credentials which only a serving bridge gives: 200, or 401
-# while it asks for basic auth (its /healthz answers 200 whenever the process runs).
-_ANSWERS_UNVERIFIED: Final = frozenset({200, 401})
-
-
 def _ask(where: Target, timeout: float, clock: Callable[[], float] = time.monotonic) -> Verdict:
     """Probe ``where`` within ``timeout`` seconds in all.
 
-    For a refused web config file whose certificate is not the one served (verification
-    failed) or cannot be read, the bridge is asked again with ``where.unverified``, sending no
-    credentials: reachable over TLS and answering 200 (or 401, basic auth asked) is healthy, the
-    line saying plainly that the certificate was not verified and why.
+    For a refused web config file whose certificate does not verify the one served or cannot be
+    read, the bridge is asked again with ``where.unverified``, sending no credentials: healthy
+    only on an answer no other server gives, the bridge's /healthz body with 200 or a 401 asking
+    for basic auth in the bridge's realm, the line saying plainly that the certificate was not
+    verified and why.
     """
     deadline = clock() + timeout
     unverified, why = where.unverified, where.untrusted
@@ -356,12 +380,15 @@ def _ask(where: Target, timeout: float, clock: Callable[[], float] = time.monoto
         )
         if verdict.healthy or unverified is None or not verdict.certificate_refused:
             return _told(verdict, where.refusal)
-        why = "the bridge does not serve the certificate of the refused file"
+        refused = verdict.certificate_refused
+        why = f"the served certificate did not verify against the refused file's: {refused}"
     left = max(deadline - clock(), _LEAST_TIMEOUT)
     answer = probe(where.url, timeout=left, ssl_context=unverified)
-    if answer.status in _ANSWERS_UNVERIFIED:
-        line = f"healthy: {where.url} answered {answer.status}"
-        answer = Verdict(True, line, answer.status)
+    if answer.from_bridge:
+        answer = Verdict(True, f"healthy: {where.url} answered {answer.status}", answer.status)
+    elif answer.status in (200, 401):
+        line = f"unhealthy: {where.url} answered {answer.status}, but not as the bridge answers"
+        answer = Verdict(False, line, answer.status)
     caveat = f"its certificate not verified and no credentials sent ({why})"
     return _told(replace(answer, line=f"{answer.line}, {caveat}"), where.refusal)
 

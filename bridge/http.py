@@ -31,6 +31,7 @@ from bridge.bus import (
 )
 from bridge.component import Component, HasRoutes, Readiness
 from bridge.config import Settings
+from bridge.healthcheck import HEALTHZ_BODY
 from bridge.integration import Integration
 from bridge.listener import CLOSE_AFTER
 from bridge.pages import page_routes
@@ -121,7 +122,7 @@ def _rejected(rejection: Rejection) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     """200 while the process runs."""
-    return web.json_response({"status": "ok"})
+    return web.json_response(HEALTHZ_BODY)
 
 
 async def readyz(request: web.Request) -> web.Response:

@@ -265,7 +265,12 @@ def _shown_key(loc: list[str], secret: frozenset[str], root: yaml.Node | None) -
         return ".".join(loc) or "(top level)"
     line = _line_of(root, loc[: cut + 1])
     at = f"line {line}, " if line is not None else ""
-    return f"{'.'.join(loc[:cut])} ({at}its key not shown)"
+    # Pydantic's marker of a mapping's key: the fault is the (unshown) key, not its value.
+    fault = ", at fault," if loc[-1] == _KEY_MARKER else ""
+    return f"{'.'.join(loc[:cut])} ({at}its key{fault} not shown)"
+
+
+_KEY_MARKER: Final = "[key]"
 
 
 def _line_of(node: yaml.Node | None, loc: list[str]) -> int | None:
@@ -274,10 +279,10 @@ def _line_of(node: yaml.Node | None, loc: list[str]) -> int | None:
     line = None
     for part in loc:
         if isinstance(node, yaml.MappingNode):
-            found = [(key, value) for key, value in node.value if key.value == part]
-            if not found:
+            found = _entry(node, part)
+            if found is None:
                 return None
-            key, node = found[-1]  # PyYAML keeps the last of a repeated key
+            key, node = found
             line = key.start_mark.line + 1
         elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
             node = node.value[int(part)]
@@ -285,6 +290,33 @@ def _line_of(node: yaml.Node | None, loc: list[str]) -> int | None:
         else:
             return None
     return line
+
+
+def _entry(node: yaml.MappingNode, part: str) -> tuple[yaml.Node, yaml.Node] | None:
+    """The entry of the mapping ``node`` whose key is ``part`` in a problem's path (``0x1F`` is 31),
+    as PyYAML takes it: the last of its own, else the first a merge (``<<: *anchor``) brings."""
+    own = [
+        (key, value)
+        for key, value in node.value
+        if key.tag != _MERGE_TAG and _key_part(key) == part
+    ]
+    if own:
+        return own[-1]  # PyYAML keeps the last of a repeated key
+    for key, value in node.value:
+        merged = value.value if isinstance(value, yaml.SequenceNode) else [value]
+        for mapping in merged if key.tag == _MERGE_TAG else []:
+            found = _entry(mapping, part) if isinstance(mapping, yaml.MappingNode) else None
+            if found is not None:
+                return found
+    return None
+
+
+def _key_part(key: yaml.Node) -> str:
+    """The key ``key`` as a problem's path has it: as PyYAML loaded it, a boolean as pydantic
+    puts it in the path (1 for ``yes``)."""
+    # A constructor of its own: one keeps every node it has built.
+    loaded = yaml.constructor.SafeConstructor().construct_object(key, deep=True)
+    return str(int(loaded) if isinstance(loaded, bool) else loaded)
 
 
 def _describe(
@@ -312,8 +344,9 @@ def _describe(
     if error["type"] == "string_type" and isinstance(given, bool | int | float):
         # Go's reader takes the unquoted text as it is written; PyYAML has already made it a
         # number (0123 is 83) or a boolean (yes), whose text cannot be recovered.
+        what = "key" if loc[-1] == _KEY_MARKER else "value"
         return (
-            f"{key}: must be text, and YAML reads this unquoted value as a "
+            f"{key}: must be text, and YAML reads this unquoted {what} as a "
             f"{'boolean' if isinstance(given, bool) else 'number'}: put it in quotes"
         )
     message = str(error["msg"]).removeprefix("Value error, ")

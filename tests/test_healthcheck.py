@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
-from bridge.healthcheck import pinned_context, probe, probe_url
+from bridge.healthcheck import HEALTHZ_BODY, pinned_context, probe, probe_url
+from bridge.http import healthz
 from tests.support import (
     BridgeProcess,
     ThreadedBridge,
@@ -529,7 +532,7 @@ async def test_a_server_whose_certificate_is_not_verified_is_sent_no_password(
     files = WebFiles(tmp_path)
     serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     serving.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
-    await server.start(answer(200), ssl_context=serving)
+    await server.start(bridge_healthz, ssl_context=serving)
     path = files.write(rotate_badly(files, "mismatched-key") + "colour: vermilion\n")
     (tmp_path / "password").write_text(PASSWORD)
     completed = await asyncio.to_thread(
@@ -543,6 +546,76 @@ async def test_a_server_whose_certificate_is_not_verified_is_sent_no_password(
     assert completed.stdout.startswith(f"healthy: {server.url('https')} answered 200, its ")
     assert len(server.seen) == 1
     assert "Authorization" not in server.seen[0].headers
+
+
+async def bridge_healthz(request: web.Request) -> web.Response:
+    """What the bridge's /healthz answers."""
+    return web.json_response(HEALTHZ_BODY)
+
+
+@pytest.mark.parametrize(
+    ("handler", "status"),
+    [
+        pytest.param(answer(200), 200, id="200-other-body"),
+        pytest.param(answer(401), 401, id="401-no-challenge"),
+        pytest.param(answer(401, **{"WWW-Authenticate": 'Basic realm="other"'}), 401, id="realm"),
+    ],
+)
+async def test_unverified_only_the_bridge_s_own_answer_is_healthy(
+    server: Server, tmp_path: Path, handler: Handler, status: int
+) -> None:
+    """Asked without verifying the certificate, another TLS server on the port answering 200 or
+    401 is not taken for the bridge: exit 1, saying it did not answer as the bridge does."""
+    files = WebFiles(tmp_path)
+    serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    serving.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    await server.start(handler, ssl_context=serving)
+    path = files.write(rotate_badly(files, "mismatched-key") + "colour: vermilion\n")
+    completed = await asyncio.to_thread(
+        healthcheck, EXESDB_HTTP_ADDR=f"127.0.0.1:{server.port}", EXESDB_WEB_CONFIG_FILE=str(path)
+    )
+    assert completed.returncode == 1, completed.stdout
+    assert completed.stderr.startswith(
+        f"unhealthy: {server.url('https')} answered {status}, but not as the bridge answers, "
+        "its certificate not verified and no credentials sent ("
+    )
+    assert f"; the web config file is bad: {path}: " in completed.stderr
+
+
+async def test_the_line_says_why_the_certificate_did_not_verify(
+    server: Server, tmp_path: Path
+) -> None:
+    """A refused file whose certificate is the one served but expired: the unverified answer is
+    the bridge's, and the line gives OpenSSL's reason, not a guess that it is another one."""
+    files = WebFiles(tmp_path)
+    now = datetime.now(UTC)
+    leaf = files.ca.issue_cert(
+        "127.0.0.1", not_before=now - timedelta(days=2), not_after=now - timedelta(days=1)
+    )
+    leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "expired.pem"))
+    leaf.private_key_pem.write_to_path(str(tmp_path / "expired.key"))
+    serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    serving.load_cert_chain(tmp_path / "expired.pem", tmp_path / "expired.key")
+    await server.start(bridge_healthz, ssl_context=serving)
+    tls = "tls_server_config:\n  cert_file: expired.pem\n  key_file: expired.key\n"
+    path = files.write(tls + "colour: vermilion\n")
+    completed = await asyncio.to_thread(
+        healthcheck, EXESDB_HTTP_ADDR=f"127.0.0.1:{server.port}", EXESDB_WEB_CONFIG_FILE=str(path)
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.startswith(
+        f"healthy: {server.url('https')} answered 200, its certificate not verified and no "
+        "credentials sent (the served certificate did not verify against the refused file's: "
+        "certificate has expired); the web config file is refused"
+    )
+
+
+def test_the_bridge_answers_what_the_probe_takes_for_it() -> None:
+    """The probe knows the bridge by its /healthz body (and by its realm, which a bridge asking
+    for basic auth answers in the bad rotation test): the bridge's /healthz answers that body."""
+    response = asyncio.run(healthz(None))  # type: ignore[arg-type]  # the request is not read
+    assert isinstance(response.body, bytes)
+    assert json.loads(response.body) == HEALTHZ_BODY
 
 
 def test_a_bad_web_config_with_nothing_listening_is_told_as_bad_not_as_served_around(

@@ -217,6 +217,34 @@ def test_a_bad_hash_is_never_shown_nor_its_user_s_name():
     assert "s3cret" not in problem
 
 
+@pytest.mark.parametrize(
+    ("entry", "kind"),
+    [
+        pytest.param("123: '{hash}'", "key as a number", id="number-key"),
+        pytest.param("yes: '{hash}'", "key as a boolean", id="yes-key"),
+        pytest.param("bob: 123", "value as a number", id="number-value"),
+    ],
+)
+def test_an_unquoted_user_name_or_hash_says_which_with_its_line(entry: str, kind: str):
+    """A user's name YAML reads as a number or boolean is told apart from such a hash: the
+    problem says the key is at fault, and gives its line (for ``yes:`` too) without showing it."""
+    text = f"basic_auth_users:\n  alice: '{HASH}'\n  {entry.format(hash=HASH)}\n"
+    [problem] = _problems(text)
+    fault = ", at fault," if kind.startswith("key") else ""
+    assert problem == (
+        f"{HERE}: basic_auth_users (line 3, its key{fault} not shown): must be text, and YAML "
+        f"reads this unquoted {kind}: put it in quotes"
+    )
+
+
+def test_an_entry_a_merge_brings_is_named_by_its_line():
+    """An entry of basic_auth_users brought by a merge (``<<: *anchor``) is named by the line it
+    is written on, in the anchored mapping."""
+    text = f"basic_auth_users:\n  <<: &users\n    alice: '{HASH}'\n    bob: plaintext\n"
+    [problem] = _problems(text)
+    assert problem.startswith(f"{HERE}: basic_auth_users (line 4, its key not shown): must be a")
+
+
 def test_every_problem_is_reported_at_once():
     """Two bad keys give two lines."""
     problems = _problems("tls_server_config:\n  cert_fil: a\nbasic_auth_users:\n  bob: x\n")
