@@ -436,16 +436,7 @@ def test_a_bad_new_web_config_leaves_the_bridge_healthy_while_it_serves_the_old_
     bridge.start(tmp_path)
     try:
         files.write(good + bad)
-        # A request makes the bridge look at the file (at most once a second).
-        served = {"Authorization": basic("probe", PASSWORD)}
-        wait_until(
-            lambda: (
-                http_get(f"{bridge.url}/healthz", served, context=bridge.context)[0] == 200
-                and "not reloaded" in bridge.log()
-            ),
-            15,
-            "the refusal",
-        )
+        wait_for_refusal(bridge, {"Authorization": basic("probe", PASSWORD)})
         completed = healthcheck(**env)
     finally:
         bridge.stop()
@@ -456,6 +447,20 @@ def test_a_bad_new_web_config_leaves_the_bridge_healthy_while_it_serves_the_old_
         f"version before it): {path}: "
     )
     assert unshown not in completed.stdout  # a value in basic_auth_users may be a secret
+
+
+def wait_for_refusal(bridge: BridgeProcess, served: dict[str, str]) -> None:
+    """Until the bridge has refused its changed web config file and still serves the old one.
+
+    A request makes the bridge look at the file (at most once a second)."""
+    wait_until(
+        lambda: (
+            http_get(f"{bridge.url}/healthz", served, context=bridge.context)[0] == 200
+            and "not reloaded" in bridge.log()
+        ),
+        15,
+        "the refusal",
+    )
 
 
 def rotate_badly(files: WebFiles, how: str) -> str:
@@ -497,14 +502,7 @@ def test_a_bad_certificate_rotation_leaves_a_serving_bridge_healthy_saying_so(
     bridge.start(tmp_path)
     try:
         files.write(rotate_badly(files, how) + users)
-        wait_until(
-            lambda: (
-                http_get(f"{bridge.url}/healthz", served, context=bridge.context)[0] == 200
-                and "not reloaded" in bridge.log()
-            ),
-            15,
-            "the refusal",
-        )
+        wait_for_refusal(bridge, served)
         completed = healthcheck(**env)
     finally:
         bridge.stop()
