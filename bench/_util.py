@@ -35,6 +35,21 @@ _IDLE: Final = 0.01
 ROOT: Final = Path(__file__).resolve().parent.parent
 
 
+def missing_revision(revision: str, root: Path = ROOT) -> str | None:
+    """Why ``git archive revision`` cannot run in ``root`` (no .git, or no such commit), or None:
+    a single-branch clone of another branch, a detached depth-1 checkout or a tarball has no
+    ``main``."""
+    if not (root / ".git").exists():
+        return f"{root} is not a git checkout"
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "-q", f"{revision}^{{commit}}"],
+        cwd=root,
+        capture_output=True,
+        check=False,
+    )
+    return None if found.returncode == 0 else f"no commit {revision!r} in this clone"
+
+
 def median(values: Sequence[float]) -> float:
     """The median (the machine is shared: medians, not means or bests)."""
     return statistics.median(values)

@@ -78,11 +78,13 @@ def _web_config(folder: Path, env: dict[str, str]) -> dict[str, str]:
     }
 
 
-def run(revision: str = "main", repeats: int = 15) -> str:
+def run(revision: str | None = "main", repeats: int = 15) -> str:
     """The table: median CPU ms per healthy probe for ``revision`` and this tree, without and with
-    a web config, and for a bare interpreter start."""
+    a web config, and for a bare interpreter start; with no ``revision``, this tree beside the bare
+    interpreter alone."""
     with tempfile.TemporaryDirectory(prefix="exesdb-healthcheck-") as scratch, _healthz() as port:
-        _extract(revision, Path(scratch))
+        if revision is not None:
+            _extract(revision, Path(scratch))
         env = {
             key: value
             for key, value in os.environ.items()
@@ -94,12 +96,17 @@ def run(revision: str = "main", repeats: int = 15) -> str:
         probe = [sys.executable, "-m", "bridge", "healthcheck"]
         baseline = Path(scratch) / "tree"
         runs = {
-            revision: (probe, baseline, env),
             "this tree": (probe, ROOT, env),
-            f"{revision}, web config with basic auth": (probe, baseline, web),
             "this tree, web config with basic auth": (probe, ROOT, web),
             _INTERPRETER: ([sys.executable, "-c", "pass"], ROOT, env),
         }
+        if revision is not None:
+            runs = {
+                revision: (probe, baseline, env),
+                "this tree": runs["this tree"],
+                f"{revision}, web config with basic auth": (probe, baseline, web),
+                **runs,
+            }
         results: dict[str, list[float]] = {name: [] for name in runs}
         for command, cwd, environment in runs.values():
             _cpu_of(command, cwd, environment)  # warm the file cache and byte code
@@ -107,11 +114,17 @@ def run(revision: str = "main", repeats: int = 15) -> str:
             order = list(runs.items())
             for name, (command, cwd, environment) in order if repeat % 2 == 0 else reversed(order):
                 results[name].append(_cpu_of(command, cwd, environment) * 1e3)
-    base = median(results[revision])
+    against = _INTERPRETER if revision is None else revision
+    base = median(results[against])
+    compared = (
+        f"this tree beside a bare `{_INTERPRETER}`"
+        if revision is None
+        else f"{revision} vs this tree"
+    )
     return table(
-        f"CPU of one healthy `exesdb-bridge healthcheck`, {revision} vs this tree "
+        f"CPU of one healthy `exesdb-bridge healthcheck`, {compared} "
         f"({repeats} runs each, interleaved; median)",
-        ["command", "CPU ms / call", f"x {revision}"],
+        ["command", "CPU ms / call", f"x {against}"],
         [[name, median(values), median(values) / base] for name, values in results.items()],
     )
 

@@ -82,10 +82,12 @@ def _until_healthy(cwd: Path, env: dict[str, str], port: int) -> tuple[float, fl
         process.wait(timeout=30)
 
 
-def run(revision: str = "main", repeats: int = 11) -> str:
-    """The tables: median CPU and wall ms per command, and ms until ``run`` is healthy."""
+def run(revision: str | None = "main", repeats: int = 11) -> str:
+    """The tables: median CPU and wall ms per command, and ms until ``run`` is healthy; with no
+    ``revision``, this tree's alone (its commands beside a bare ``python -c pass``)."""
     with tempfile.TemporaryDirectory(prefix="exesdb-startup-") as scratch:
-        _extract(revision, Path(scratch))
+        if revision is not None:
+            _extract(revision, Path(scratch))
         env = {
             key: value
             for key, value in os.environ.items()
@@ -93,7 +95,9 @@ def run(revision: str = "main", repeats: int = 11) -> str:
             and key not in ("SECRET_KEY_BASE", "PYTHONDONTWRITEBYTECODE")
         }
         env |= {"SECRET_KEY_BASE": SECRET, "EXESDB_STATE_DIR": str(Path(scratch) / "state")}
-        trees = {revision: Path(scratch) / "tree", "this tree": ROOT}
+        trees = {"this tree": ROOT}
+        if revision is not None:
+            trees = {revision: Path(scratch) / "tree", **trees}
         calls: dict[tuple[str, str], list[tuple[float, float]]] = {}
         starts: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
         bare = [sys.executable, "-c", "pass"]
@@ -111,6 +115,8 @@ def run(revision: str = "main", repeats: int = 11) -> str:
                 serving = env | {"EXESDB_HTTP_ADDR": f"127.0.0.1:{port}"}
                 starts[name].append(_until_healthy(tree, serving, port))
             calls.setdefault(("python -c pass", ""), []).append(_call(bare, ROOT, env))
+    if revision is None:
+        return _alone(calls, starts["this tree"], repeats)
     rows = []
     for command in [*(" ".join(c) for c in _COMMANDS), "python -c pass"]:
         base = [cpu for cpu, _ in calls.get((command, revision), [])]
@@ -137,6 +143,38 @@ def run(revision: str = "main", repeats: int = 11) -> str:
         " median)",
         ["tree", "CPU ms", f"x {revision}", "wall ms", f"x {revision}"],
         ready,
+    )
+    return first + "\n" + second
+
+
+def _alone(
+    calls: dict[tuple[str, str], list[tuple[float, float]]],
+    starts: list[tuple[float, float]],
+    repeats: int,
+) -> str:
+    """The tables without a baseline revision: this tree's commands, CPU beside ``python -c
+    pass``, and its start until healthy."""
+    bare = median([cpu for cpu, _ in calls[("python -c pass", "")]])
+    rows = []
+    for command in [*(" ".join(c) for c in _COMMANDS), "python -c pass"]:
+        values = calls[(command, "" if command == "python -c pass" else "this tree")]
+        cpu = median([c for c, _ in values])
+        rows.append([command, cpu * 1e3, median([w for _, w in values]) * 1e3, cpu / bare])
+    first = table(
+        f"CPU and wall time per command, this tree ({repeats} runs each; median)",
+        ["command", "CPU ms", "wall ms", "CPU x python -c pass"],
+        rows,
+    )
+    second = table(
+        f"`python -m bridge run` until /healthz answers 200 ({repeats} starts; median)",
+        ["tree", "CPU ms", "wall ms"],
+        [
+            [
+                "this tree",
+                median([c for c, _ in starts]) * 1e3,
+                median([w for _, w in starts]) * 1e3,
+            ]
+        ],
     )
     return first + "\n" + second
 

@@ -217,12 +217,15 @@ class ClusterMonitor:
         # A batch subscriber: one handler call and one clock reading a batch, not a message
         # (most of what it hears is every node's NodeHealth); a message that fails is counted
         # and logged as a per-message handler's would be, and the rest of the batch goes on.
+        # It does not push back: the monitor is not required, so a full queue drops (counted
+        # in exesdb_bus_dropped_total{subscriber="cluster"}) rather than make ingest answer 503.
         self._errors = bus.metrics.handler_errors.labels(self.name)
         bus.subscribe(
             self.name,
             self._heard_batch,
             instances=("ex_esdb_lifecycle", "ex_esdb_health"),
             batch=True,
+            pushes_back=self.required,
         )
 
     # -- what the monitor knows --

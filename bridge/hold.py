@@ -54,6 +54,10 @@ class Hold:
         """Conditions followed now (at a level above 0 at their latest reading)."""
         return len(self._conditions)
 
+    def __contains__(self, key: Hashable) -> bool:
+        """Whether ``key`` is followed now (as ``__len__`` counts)."""
+        return key in self._conditions
+
     def waiting(self) -> int:
         """Conditions whose latest reading has not held for ``for_seconds`` yet at any level."""
         return sum(

@@ -34,6 +34,7 @@ from bridge.bus import (
     LocalCoordinator,
     TransportCapabilities,
 )
+from bridge.cluster import cluster_monitor
 from bridge.component import ComponentFactory
 from bridge.http import build_app
 from bridge.messages import format_timestamp
@@ -1144,6 +1145,21 @@ async def test_ingest_answers_503_when_the_transport_cannot_store_the_batch() ->
             assert len(transport.sent) == 3
     finally:
         await bridge.aclose()
+
+
+async def test_ingest_is_not_refused_for_the_cluster_monitor_s_full_queue(
+    serve: ServerFactory,
+) -> None:
+    """The cluster monitor (a batch subscriber, not required) never pushes back: a batch
+    overflowing its queue is accepted, and what it cannot take is dropped and counted."""
+    server = await serve([cluster_monitor], EXESDB_BUS_QUEUE_SIZE="2")
+    nodes = [f"node{n}@host" for n in range(5)]
+    status, answer = await server.post(body_of(*(envelope(node=node) for node in nodes)), NDJSON)
+    assert (status, answer) == (202, {"accepted": 5})
+    dropped = server.bridge.registry.get_sample_value(
+        "exesdb_bus_dropped_total", {"subscriber": "cluster"}
+    )
+    assert dropped == 3
 
 
 class StallingTransport(BoundedTransport):

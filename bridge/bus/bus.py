@@ -100,6 +100,8 @@ class Bus:
         self._sleep = sleep
         self._subscriptions: list[Subscriber] = []
         self._batches: list[BatchSubscription] = []
+        # The batch subscribers whose queue pushes back on publishers that can wait (congestion).
+        self._pushing_back: list[BatchSubscription] = []
         self._inboxes: list[Inbox] = []  # every subscriber's, in subscription order
         self._by_instance: dict[str, list[Inbox]] = {name: [] for name in INSTANCES}
         # (instance, tag) -> the inboxes taking that tag, built on first use and cleared
@@ -147,6 +149,7 @@ class Bus:
         durable: bool = False,
         high_water: float | None = None,
         retries: int = BATCH_RETRIES,
+        pushes_back: bool = True,
     ) -> BatchSubscription: ...
 
     def subscribe(
@@ -164,6 +167,7 @@ class Bus:
         durable: bool = False,
         high_water: float | None = None,
         retries: int = BATCH_RETRIES,
+        pushes_back: bool = True,
     ) -> Subscription | BatchSubscription:
         """Deliver matching verified messages to ``handler``, in order, from its own queue.
 
@@ -178,7 +182,10 @@ class Bus:
         most ``max_batch``) and the frames are acknowledged after it returns; ``durable`` lets
         ``publish_verified_durably`` wait for the handler; ``high_water`` (a fraction of the
         queue size) is where ``congestion`` starts refusing; a failed batch of work-queue
-        frames is tried ``retries`` more times (see ``BatchSubscription``).
+        frames is tried ``retries`` more times (see ``BatchSubscription``). With
+        ``pushes_back=False`` the subscriber stays out of ``congestion``: a full queue drops (and
+        counts in exesdb_bus_dropped_total) as a per-message subscriber's does, for a part that
+        must not make ingest refuse work (one that is not required).
         """
         chosen = frozenset(INSTANCES if instances is None else instances)
         unknown = chosen - set(INSTANCES)
@@ -218,6 +225,8 @@ class Bus:
                 sleep=self._sleep,
             )
             self._batches.append(subscription)
+            if pushes_back:
+                self._pushing_back.append(subscription)
         else:
             subscription = Subscription(inbox, handler, errors)  # type: ignore[arg-type]
         self._subscriptions.append(subscription)
@@ -234,6 +243,7 @@ class Bus:
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
             self._batches = [s for s in self._batches if s is not subscription]
+            self._pushing_back = [s for s in self._pushing_back if s is not subscription]
             self._inboxes.remove(subscription.inbox)
             for instance in subscription.inbox.instances:
                 self._by_instance[instance].remove(subscription.inbox)
@@ -333,8 +343,9 @@ class Bus:
 
     def congestion(self, envelopes: Sequence[Envelope]) -> BatchSubscription | None:
         """A subscriber that cannot take ``envelopes`` now (at its high-water mark, or they
-        would overflow its queue), or None; for publishers that can push back (HTTP ingest)."""
-        for subscription in self._batches:
+        would overflow its queue), or None; for publishers that can push back (HTTP ingest).
+        Only batch subscribers that push back (``subscribe``) are asked."""
+        for subscription in self._pushing_back:
             inbox = subscription.inbox
             # Room for the whole batch: no need to count what this subscriber would take.
             if not subscription.congested and inbox.depth + len(envelopes) <= inbox.max_queue:

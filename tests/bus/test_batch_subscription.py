@@ -213,6 +213,32 @@ async def test_congestion_names_a_subscriber_at_its_high_water_mark(make_bus: Bu
     assert kit.bus.congestion([_envelope(n) for n in range(4)]) is None
 
 
+async def test_a_subscriber_that_does_not_push_back_is_never_congestion(
+    make_bus: BusFactory,
+) -> None:
+    """With pushes_back=False a full queue is not congestion: it drops, and counts, instead."""
+    kit = await _started(make_bus)
+    gate = asyncio.Event()
+    batches = Batches(gate)
+    subscription = kit.bus.subscribe(
+        "quiet",
+        batches,
+        instances=["ex_esdb_alerts"],
+        queue_size=2,
+        batch=True,
+        high_water=0.5,
+        pushes_back=False,
+    )
+    kit.bus.publish_verified([_envelope(1)])
+    await async_wait_until(lambda: batches.entered == 1, what="the handler holding the first")
+    kit.bus.publish_verified([_envelope(n) for n in range(2, 7)])
+    assert subscription.inbox.depth == 2
+    assert kit.bus.congestion([_envelope(n) for n in range(10)]) is None
+    assert kit.sample("exesdb_bus_dropped_total", subscriber="quiet") == 3
+    gate.set()
+    await async_wait_until(lambda: subscription.idle, what="the queue drained")
+
+
 async def test_stop_drains_and_warns_once_about_what_is_left(
     make_bus: BusFactory, caplog: pytest.LogCaptureFixture
 ) -> None:

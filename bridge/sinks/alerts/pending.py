@@ -37,6 +37,10 @@ class PendingConditions:
         """Conditions read as degraded or unhealthy at their latest reading."""
         return len(self._hold)
 
+    def __contains__(self, alert_id: str) -> bool:
+        """Whether the condition of ``alert_id`` is among them (``__len__``)."""
+        return alert_id in self._hold
+
     def waiting(self) -> int:
         """Conditions read as degraded or unhealthy that have not lasted long enough yet."""
         return self._hold.waiting()

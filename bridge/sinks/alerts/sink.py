@@ -74,6 +74,7 @@ from bridge.sinks.alerts.sources import (
     alert_events,
     health_alert_ids,
     meets,
+    node_health_id,
 )
 from bridge.sinks.alerts.thread import DbThread
 from bridge.sinks.alerts.transitions import Effect, on_ack
@@ -485,8 +486,8 @@ class AlertSink:
         fired: set[str] = set()  # firing earlier in this batch: a resolve must follow it
         may_be_active = self.outbox.alerts.maybe_active_ids  # tested four times a NodeHealth
         pending = self._pending
-        # A condition waits in the hold; only a reading that goes through alert_events below
-        # changes that.
+        # Some condition waits in the hold (any node's, any component's); only a reading that
+        # goes through alert_events below changes that. With none, no node's own can.
         waiting = bool(pending)
 
         def active(alert_id: str) -> bool:
@@ -498,12 +499,14 @@ class AlertSink:
             payload = envelope.payload
             tag = envelope.tag
             # Most of what comes here: a healthy NodeHealth, which resolves its node's alerts
-            # and ends the node's wait in pending. With none of those active or waiting it
-            # makes no event, and is passed over without working that out.
+            # and ends the wait of its node's node_health condition in pending (the one
+            # condition it ends: another node's or a component's wait is none of its business).
+            # With none of its alerts active and that condition not waiting it makes no event
+            # and changes nothing, and is passed over without working that out.
             if (
                 tag == _NODE_HEALTH_TAG
-                and not waiting
                 and (values := payload.__dict__)["status"] == "healthy"
+                and (not waiting or node_health_id(values["node"]) not in pending)
                 and (
                     not (may_be_active or fired)
                     or (

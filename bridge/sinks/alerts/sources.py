@@ -79,6 +79,7 @@ __all__ = [
     "details_of",
     "health_alert_ids",
     "meets",
+    "node_health_id",
 ]
 
 Status = Literal["firing", "resolved"]
@@ -428,10 +429,17 @@ def _node_ids(node: str) -> tuple[str, tuple[tuple[str, str], ...]]:
 @functools.lru_cache(maxsize=_CACHED_NODES)
 def health_alert_ids(node: str) -> frozenset[str]:
     """Every alert a healthy NodeHealth of ``node`` resolves: its ``node_health`` alert and its
-    resources' ``metric_threshold`` ones. When none of them may be active (and no condition of
-    the node waits in ``pending``), such a reading makes no event: the sink skips it."""
+    resources' ``metric_threshold`` ones. When none of them may be active (and the node's own
+    ``node_health`` condition, ``node_health_id``, does not wait in ``pending``), such a reading
+    makes no event and changes nothing: the sink skips it."""
     own, resources = _node_ids(node)
     return frozenset((own, *(alert_id for _, alert_id in resources)))
+
+
+def node_health_id(node: str) -> str:
+    """The id of ``node``'s ``node_health`` alert: the one condition in ``pending`` a healthy
+    NodeHealth of the node ends (its resources' ``metric_threshold`` alerts are not held)."""
+    return _node_ids(node)[0]
 
 
 def _resource_of(metric_name: str) -> str | None:

@@ -6,9 +6,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bridge.bus import Envelope
 from bridge.messages import ComponentHealth, MetricAlert, NodeHealth
 from bridge.sinks.alerts.pending import PendingConditions
-from tests.sinks.alerts.helpers import alert_bridge, stored, system_alert
+from bridge.sinks.alerts.sources import AlertEvent, alert_events
+from tests.sinks.alerts.helpers import alert_bridge, envelope, stored, system_alert
 from tests.support import async_wait_until
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -32,6 +36,8 @@ def test_a_reading_waits_then_counts_at_the_status_held() -> None:
     assert pending.held("a", "healthy", _at(120)) == "healthy"
     assert pending.held("a", "degraded", _at(150)) is None  # a new wait
     assert len(pending) == 1
+    assert "a" in pending
+    assert "b" not in pending
 
 
 async def _settled(bridge: Any, sink: Any, marker: str) -> None:
@@ -107,3 +113,60 @@ async def test_messages_that_are_alerts_do_not_wait(tmp_path: Path) -> None:
         await async_wait_until(
             lambda: stored(sink.outbox, "metric_threshold:n1:cpu_usage_percent"), what="at once"
         )
+
+
+async def test_a_healthy_reading_is_passed_over_while_another_node_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another node's component waiting in the hold does not stop a healthy NodeHealth with
+    nothing to change from being passed over; one whose node has an alert, or whose own
+    node_health condition waits, still goes through and resolves it or ends the wait."""
+    worked_out: list[str] = []
+
+    def counted(item: Envelope, *args: Any) -> list[AlertEvent]:
+        """The real alert_events, noting each healthy NodeHealth it is given."""
+        if isinstance(item.payload, NodeHealth) and item.payload.status == "healthy":
+            worked_out.append(item.payload.node)
+        return alert_events(item, *args)
+
+    monkeypatch.setattr("bridge.sinks.alerts.sink.alert_events", counted)
+    cpu = "metric_threshold:n1:cpu_usage_percent"
+    async with alert_bridge(tmp_path, EXESDB_ALERT_FOR_MS=MINUTE) as (bridge, sink, _):
+        bridge.bus.publish(
+            "store:health",
+            ComponentHealth(component="store", node="n2", status="degraded", timestamp=_at(0)),
+        )
+        bridge.bus.publish("health", NodeHealth(node="n3", status="degraded", timestamp=_at(0)))
+        bridge.bus.publish(
+            "metric_alert",
+            MetricAlert(
+                metric_name="cpu_usage_percent",
+                current_value=97,
+                threshold_value=95,
+                threshold_type="max",
+                severity="critical",
+                node="n1",
+            ),
+        )
+        await _settled(bridge, sink, "m1")
+        assert stored(sink.outbox, cpu) is not None
+        assert "component_health:n2:store" in sink._pending
+        # n4 has nothing to change; n1 has an active alert; n3's own condition waits, and its
+        # healthy reading must end that wait (else degraded since 0 fires at 70).
+        bridge.bus.publish_verified(
+            [
+                envelope(NodeHealth(node="n4", status="healthy", timestamp=_at(30))),
+                envelope(NodeHealth(node="n1", status="healthy", timestamp=_at(30))),
+                envelope(NodeHealth(node="n3", status="healthy", timestamp=_at(30))),
+                envelope(NodeHealth(node="n3", status="degraded", timestamp=_at(40))),
+                envelope(NodeHealth(node="n3", status="degraded", timestamp=_at(70))),
+            ]
+        )
+        await _settled(bridge, sink, "m2")
+        assert worked_out == ["n1", "n3"]
+        resolved = stored(sink.outbox, cpu)
+        assert resolved is not None
+        assert resolved.state == "resolved"
+        assert stored(sink.outbox, "node_health:n3") is None
+        assert stored(sink.outbox, "node_health:n4") is None
+        assert "component_health:n2:store" in sink._pending

@@ -1,0 +1,57 @@
+"""`make bench` in a clone without the baseline revision: the health check and start-up go on
+without their baseline columns rather than fail (docs/performance.md)."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+from pathlib import Path
+
+import pytest
+
+# Imported by name: bench is left out of mypy's files (pyproject.toml), and an import statement
+# would have mypy follow it here.
+healthcheck = importlib.import_module("bench.healthcheck")
+startup = importlib.import_module("bench.startup")
+_baseline = importlib.import_module("bench.__main__")._baseline
+missing_revision = importlib.import_module("bench._util").missing_revision
+
+
+def _git(folder: Path, *argv: str) -> None:
+    subprocess.run(["git", *argv], cwd=folder, check=True, capture_output=True)
+
+
+def test_a_clone_without_main_has_no_baseline(tmp_path: Path) -> None:
+    """A clone of another branch alone has no `main`; a tree without .git has no revisions."""
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    _git(clone, "init", "-q", "-b", "feature")
+    (clone / "file").write_text("x\n")
+    _git(clone, "add", "file")
+    _git(clone, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    assert missing_revision("feature", clone) is None
+    assert missing_revision("HEAD", clone) is None
+    assert missing_revision("main", clone) == "no commit 'main' in this clone"
+    tarball = tmp_path / "tarball"
+    tarball.mkdir()
+    assert missing_revision("main", tarball) == f"{tarball} is not a git checkout"
+
+
+def test_the_bench_entry_drops_a_missing_baseline(capsys: pytest.CaptureFixture[str]) -> None:
+    """A revision this clone lacks is replaced by none, with a note; one it has is kept."""
+    assert _baseline("HEAD", []) == "HEAD"
+    assert capsys.readouterr().out == ""
+    assert _baseline("no-such-revision", ["healthcheck"]) is None
+    assert "no commit 'no-such-revision' in this clone" in capsys.readouterr().out
+    assert _baseline("no-such-revision", ["bus"]) is None
+    assert capsys.readouterr().out == ""  # neither suite that needs it runs
+
+
+def test_health_check_and_start_up_run_without_a_baseline() -> None:
+    """With no revision they measure this tree beside a bare `python -c pass`, no git needed."""
+    text = healthcheck.run(None, 1)
+    assert "x python -c pass" in text
+    assert "this tree, web config with basic auth" in text
+    text = startup.run(None, 1)
+    assert "CPU x python -c pass" in text
+    assert "until /healthz answers 200" in text
