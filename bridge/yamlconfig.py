@@ -263,7 +263,10 @@ def _shown_key(loc: list[str], secret: frozenset[str], root: yaml.Node | None) -
     cut = next((index + 1 for index, part in enumerate(loc) if part in secret), len(loc))
     if cut == len(loc):
         return ".".join(loc) or "(top level)"
-    line = _line_of(root, loc[: cut + 1])
+    try:
+        line = _line_of(root, loc[: cut + 1])
+    except Exception:  # an odd document (a key no safe loader builds): the problem without a line
+        line = None
     at = f"line {line}, " if line is not None else ""
     # Pydantic's marker of a mapping's key: the fault is the (unshown) key, not its value.
     fault = ", at fault," if loc[-1] == _KEY_MARKER else ""
@@ -295,19 +298,28 @@ def _line_of(node: yaml.Node | None, loc: list[str]) -> int | None:
 def _entry(node: yaml.MappingNode, part: str) -> tuple[yaml.Node, yaml.Node] | None:
     """The entry of the mapping ``node`` whose key is ``part`` in a problem's path (``0x1F`` is 31),
     as PyYAML takes it: the last of its own, else the first a merge (``<<: *anchor``) brings."""
-    own = [
-        (key, value)
-        for key, value in node.value
-        if key.tag != _MERGE_TAG and _key_part(key) == part
-    ]
-    if own:
-        return own[-1]  # PyYAML keeps the last of a repeated key
-    for key, value in node.value:
-        merged = value.value if isinstance(value, yaml.SequenceNode) else [value]
-        for mapping in merged if key.tag == _MERGE_TAG else []:
-            found = _entry(mapping, part) if isinstance(mapping, yaml.MappingNode) else None
-            if found is not None:
-                return found
+    # Merges followed depth first, in order, each mapping once: a merge may name its own anchor.
+    waiting: list[yaml.Node] = [node]
+    seen: set[int] = set()
+    while waiting:
+        mapping = waiting.pop()
+        if not isinstance(mapping, yaml.MappingNode) or id(mapping) in seen:
+            continue
+        seen.add(id(mapping))
+        own = [
+            (key, value)
+            for key, value in mapping.value
+            if key.tag != _MERGE_TAG and _key_part(key) == part
+        ]
+        if own:
+            return own[-1]  # PyYAML keeps the last of a repeated key
+        merged = [
+            brought
+            for key, value in mapping.value
+            if key.tag == _MERGE_TAG
+            for brought in (value.value if isinstance(value, yaml.SequenceNode) else [value])
+        ]
+        waiting.extend(reversed(merged))
     return None
 
 

@@ -245,6 +245,24 @@ def test_an_entry_a_merge_brings_is_named_by_its_line():
     assert problem.startswith(f"{HERE}: basic_auth_users (line 4, its key not shown): must be a")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "basic_auth_users: &u\n  <<: [*u, {alice: bad}]\n",
+        "--- &r\n<<: [*r, {basic_auth_users: {alice: bad}}]\n",
+        "a0: &a0 {alice: bad}\n"
+        + "".join(f"a{i}: &a{i}\n  <<: *a{i - 1}\n" for i in range(1, 2000))
+        + "basic_auth_users:\n  <<: *a1999\n",
+    ],
+    ids=["merging-itself", "document-merging-itself", "chain-of-2000-merges"],
+)
+def test_merges_that_loop_or_run_deep_still_give_the_problem(text: str):
+    """A mapping that merges its own anchor, or a long chain of merges, is a problem named by its
+    line, not a crash: the merges are followed once each, without recursion."""
+    problems = _problems(text)
+    assert any("basic_auth_users (line" in problem for problem in problems), problems
+
+
 def test_every_problem_is_reported_at_once():
     """Two bad keys give two lines."""
     problems = _problems("tls_server_config:\n  cert_fil: a\nbasic_auth_users:\n  bob: x\n")
