@@ -16,8 +16,8 @@ when the file has ``basic_auth_users``. A bad file is probed as its own TLS sect
 running bridge refuses it and serves the version before it), the refusal told in the line; when
 that section's certificate does not verify the one served (a bad rotation, an expired
 certificate) or cannot be read, the probe asks again verifying no certificate and sending no
-credentials, and only an answer no other server gives (the bridge's /healthz body, or 401 in its
-realm) is healthy, the line saying so and why the certificate did not verify.
+credentials, and only an answer shaped as the bridge's (its /healthz body, or 401 in its realm)
+is healthy, the line saying so and why the certificate did not verify.
 """
 
 from __future__ import annotations
@@ -65,11 +65,13 @@ EXIT_UNHEALTHY: Final = 1
 _HEALTH_PATH: Final = "/healthz"
 # The least time a second request of one probe is given, when the first took all but this.
 _LEAST_TIMEOUT: Final = 0.1
-# What only the bridge answers, told apart from another server on its port when the certificate
-# is not verified: the body of its /healthz (bridge.http answers it) and the realm of its basic
-# auth challenge (bridge.webconfig.middleware's, written out: that package imports this module).
+# The bridge's answers, told apart from most other servers on its port when the certificate is
+# not verified (any server could imitate them; the probe's credentials are not sent to it): the
+# body of its /healthz (bridge.http answers it) and the realm of its basic auth challenge
+# (bridge.webconfig.middleware's, written out: that package imports this module).
 HEALTHZ_BODY: Final = {"status": "ok"}
-_REALM: Final = re.compile(r'(?:^|[\s,])realm="exesdb-bridge"(?:$|[\s,])', re.I)
+# The scheme is read in any case, as HTTP's are; the realm as written.
+_REALM: Final = re.compile(r'^\s*(?i:basic)\s+(?:.*[\s,])?realm="exesdb-bridge"(?:$|[\s,])')
 # The most of a /healthz body read: the bridge's is 16 bytes.
 _MOST_BODY: Final = 256
 _CERTIFICATE: Final = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
@@ -86,7 +88,7 @@ class Verdict:
     status: int | None = None  # the HTTP status, when it answered
     # Why the server's certificate failed verification (OpenSSL's reason), when it did.
     certificate_refused: str = ""
-    # The answer is one only the bridge gives: its /healthz body, or 401 with its realm.
+    # The answer is shaped as the bridge's: its /healthz body, or 401 with its realm.
     from_bridge: bool = False
 
 
@@ -368,7 +370,7 @@ def _ask(where: Target, timeout: float, clock: Callable[[], float] = time.monoto
 
     For a refused web config file whose certificate does not verify the one served or cannot be
     read, the bridge is asked again with ``where.unverified``, sending no credentials: healthy
-    only on an answer no other server gives, the bridge's /healthz body with 200 or a 401 asking
+    only on an answer shaped as the bridge's, its /healthz body with 200 or a 401 asking
     for basic auth in the bridge's realm, the line saying plainly that the certificate was not
     verified and why.
     """

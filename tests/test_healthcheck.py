@@ -557,6 +557,9 @@ async def bridge_healthz(request: web.Request) -> web.Response:
         pytest.param(answer(200), 200, id="200-other-body"),
         pytest.param(answer(401), 401, id="401-no-challenge"),
         pytest.param(answer(401, **{"WWW-Authenticate": 'Basic realm="other"'}), 401, id="realm"),
+        pytest.param(
+            answer(401, **{"WWW-Authenticate": 'Bearer realm="exesdb-bridge"'}), 401, id="scheme"
+        ),
     ],
 )
 async def test_unverified_only_the_bridge_s_own_answer_is_healthy(
