@@ -74,15 +74,16 @@ def _baseline(revision: str, only: list[str]) -> str | None:
     start-up then go without their baseline columns rather than fail."""
     from bench._util import missing_revision
 
+    if only and not {"healthcheck", "startup"} & set(only):
+        return revision  # not used: no need to ask git
     missing = missing_revision(revision)
     if missing is None:
         return revision
-    if not only or {"healthcheck", "startup"} & set(only):
-        print(
-            f"Note: {missing}; the health check and start-up are measured without a baseline "
-            "revision (beside python -c pass alone). --baseline REV names another.\n",
-            flush=True,
-        )
+    print(
+        f"Note: {missing}; the health check and start-up are measured without a baseline "
+        "revision (beside python -c pass alone). --baseline REV names another.\n",
+        flush=True,
+    )
     return None
 
 

@@ -41,12 +41,15 @@ def missing_revision(revision: str, root: Path = ROOT) -> str | None:
     ``main``."""
     if not (root / ".git").exists():
         return f"{root} is not a git checkout"
-    found = subprocess.run(
-        ["git", "rev-parse", "--verify", "-q", f"{revision}^{{commit}}"],
-        cwd=root,
-        capture_output=True,
-        check=False,
-    )
+    try:
+        found = subprocess.run(
+            ["git", "rev-parse", "--verify", "-q", f"{revision}^{{commit}}"],
+            cwd=root,
+            capture_output=True,
+            check=False,
+        )
+    except OSError as exc:  # no git on the PATH
+        return f"git cannot run ({exc.strerror})"
     return None if found.returncode == 0 else f"no commit {revision!r} in this clone"
 
 

@@ -43,8 +43,14 @@ def test_the_bench_entry_drops_a_missing_baseline(capsys: pytest.CaptureFixture[
     assert capsys.readouterr().out == ""
     assert _baseline("no-such-revision", ["healthcheck"]) is None
     assert "no commit 'no-such-revision' in this clone" in capsys.readouterr().out
-    assert _baseline("no-such-revision", ["bus"]) is None
-    assert capsys.readouterr().out == ""  # neither suite that needs it runs
+    assert _baseline("no-such-revision", ["bus"]) == "no-such-revision"
+    assert capsys.readouterr().out == ""  # neither suite that needs it runs: git is not asked
+
+
+def test_a_missing_git_is_a_missing_baseline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without git on the PATH, the health check and start-up go without a baseline."""
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert "git cannot run" in (missing_revision("HEAD") or "")
 
 
 def test_health_check_and_start_up_run_without_a_baseline() -> None:
