@@ -565,9 +565,11 @@ class ConnectionGuard:
         except web.HTTPException as exc:
             # An answer raised (a redirect): sent here as the others are. Raised on, aiohttp would
             # send and keep the exception, and through its traceback the request and its head.
-            return web.Response(
+            answer = web.Response(
                 status=exc.status, reason=exc.reason, body=exc.body, headers=exc.headers
             )
+            answer.cookies.update(exc.cookies)
+            return answer
         except ConnectionResetError:
             if request.transport is not None and not request.transport.is_closing():
                 raise
