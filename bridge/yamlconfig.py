@@ -264,21 +264,24 @@ def _shown_key(loc: list[str], secret: frozenset[str], root: yaml.Node | None) -
     if cut == len(loc):
         return ".".join(loc) or "(top level)"
     try:
-        line = _line_of(root, loc[: cut + 1])
+        below, entry = _located(root, loc[:cut]), _located(root, loc[: cut + 1])
     except Exception:  # an odd document (a key no safe loader builds): the problem without a line
-        line = None
+        below = entry = None
+    line = entry[1] if entry is not None else None
     at = f"line {line}, " if line is not None else ""
     # Pydantic's marker of a mapping's key: the fault is the (unshown) key, not its value.
     fault = ", at fault," if loc[-1] == _KEY_MARKER else ""
-    return f"{'.'.join(loc[:cut])} ({at}its key{fault} not shown)"
+    # Below a list (a header's secrets), what is hidden is an item, not a key.
+    hidden = "entry" if below is not None and isinstance(below[0], yaml.SequenceNode) else "key"
+    return f"{'.'.join(loc[:cut])} ({at}its {hidden}{fault} not shown)"
 
 
 _KEY_MARKER: Final = "[key]"
 
 
-def _line_of(node: yaml.Node | None, loc: list[str]) -> int | None:
-    """The line where the entry at path ``loc`` of the document ``node`` starts (its key's line in
-    a mapping), or None when the path is not in it."""
+def _located(node: yaml.Node | None, loc: list[str]) -> tuple[yaml.Node, int | None] | None:
+    """The node at path ``loc`` of the document ``node`` and the line where its entry starts (its
+    key's line in a mapping), or None when the path is not in it."""
     line = None
     for part in loc:
         if isinstance(node, yaml.MappingNode):
@@ -292,7 +295,7 @@ def _line_of(node: yaml.Node | None, loc: list[str]) -> int | None:
             line = node.start_mark.line + 1
         else:
             return None
-    return line
+    return (node, line) if node is not None else None
 
 
 def _entry(node: yaml.MappingNode, part: str) -> tuple[yaml.Node, yaml.Node] | None:

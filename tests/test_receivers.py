@@ -641,3 +641,18 @@ def test_check_config_warns_of_each_receiver_file_it_cannot_read_now(
         assert line.startswith("warning: ")
         assert f"{receiver}: {key} {tmp_path / name} cannot be read now" in line
     assert "readable-" not in captured.err
+
+
+def test_an_item_below_a_secret_key_is_named_an_entry_by_its_line(tmp_path: Path) -> None:
+    """A bad item in a list below a secret key (a header's secrets) is not shown, and the
+    problem says an entry (not a key) is hidden, with its line."""
+    path = tmp_path / "receivers.yml"
+    path.write_text(
+        "webhook_configs:\n  - url: https://example.com/hook\n    http_config:\n"
+        "      http_headers:\n        X-Token:\n          secrets: [1, 2]\n"
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_receivers(path)
+    assert "http_headers.X-Token.secrets (line 6, its entry not shown): must be text" in str(
+        refused.value
+    )
