@@ -19,7 +19,7 @@ from bridge.app import Bridge
 from bridge.bus import Envelope, Transport
 from bridge.component import Context
 from bridge.config import Settings
-from bridge.messages import Message, SystemAlert
+from bridge.messages import Message, MetricAlert, SystemAlert
 from bridge.sinks.alerts import AlertSink, Outbox
 from bridge.sinks.alerts.records import AlertRecord
 from bridge.sinks.alerts.sink import MAX_OPEN_ALERTS
@@ -144,6 +144,18 @@ def system_alert(
         source=source,
         node=node,
         metadata=metadata or {},
+    )
+
+
+def critical_cpu(node: str = "n1") -> MetricAlert:
+    """A sender's critical alert: ``node``'s CPU at 97%, over its maximum of 95."""
+    return MetricAlert(
+        metric_name="cpu_usage_percent",
+        current_value=97,
+        threshold_value=95,
+        threshold_type="max",
+        severity="critical",
+        node=node,
     )
 
 

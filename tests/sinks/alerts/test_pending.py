@@ -9,10 +9,16 @@ from typing import Any
 import pytest
 
 from bridge.bus import Envelope
-from bridge.messages import ComponentHealth, MetricAlert, NodeHealth
+from bridge.messages import ComponentHealth, NodeHealth
 from bridge.sinks.alerts.pending import PendingConditions
 from bridge.sinks.alerts.sources import AlertEvent, alert_events
-from tests.sinks.alerts.helpers import alert_bridge, envelope, stored, system_alert
+from tests.sinks.alerts.helpers import (
+    alert_bridge,
+    critical_cpu,
+    envelope,
+    stored,
+    system_alert,
+)
 from tests.support import async_wait_until
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -101,14 +107,7 @@ async def test_messages_that_are_alerts_do_not_wait(tmp_path: Path) -> None:
     async with alert_bridge(tmp_path, EXESDB_ALERT_FOR_MS=MINUTE) as (bridge, sink, _):
         bridge.bus.publish(
             "metric_alert",
-            MetricAlert(
-                metric_name="cpu_usage_percent",
-                current_value=97,
-                threshold_value=95,
-                threshold_type="max",
-                severity="critical",
-                node="n1",
-            ),
+            critical_cpu(),
         )
         await async_wait_until(
             lambda: stored(sink.outbox, "metric_threshold:n1:cpu_usage_percent"), what="at once"
@@ -139,14 +138,7 @@ async def test_a_healthy_reading_is_passed_over_while_another_node_waits(
         bridge.bus.publish("health", NodeHealth(node="n3", status="degraded", timestamp=_at(0)))
         bridge.bus.publish(
             "metric_alert",
-            MetricAlert(
-                metric_name="cpu_usage_percent",
-                current_value=97,
-                threshold_value=95,
-                threshold_type="max",
-                severity="critical",
-                node="n1",
-            ),
+            critical_cpu(),
         )
         await _settled(bridge, sink, "m1")
         assert stored(sink.outbox, cpu) is not None

@@ -18,10 +18,17 @@ from bridge.bus import Frame, LocalCoordinator, MemoryTransport, TransportCapabi
 from bridge.component import Context
 from bridge.config import Settings
 from bridge.errors import BridgeError
-from bridge.messages import AlertAck, AlertEscalation, MetricAlert, NodeHealth, NodeLifecycle
+from bridge.messages import AlertAck, AlertEscalation, NodeHealth, NodeLifecycle
 from bridge.sinks.alerts import AlertSink, Outbox
 from bridge.sinks.alerts.outbox import FILE_NAME
-from tests.sinks.alerts.helpers import T0, alert_bridge, envelope, stored, system_alert
+from tests.sinks.alerts.helpers import (
+    T0,
+    alert_bridge,
+    critical_cpu,
+    envelope,
+    stored,
+    system_alert,
+)
 from tests.support import ADMIN_TOKEN, ManualClock, async_wait_until
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -149,14 +156,7 @@ async def test_a_healthy_reading_resolves_its_own_nodes_alerts_and_no_others(
         bridge.bus.publish("health", NodeHealth(node="n2", status="unhealthy"))
         bridge.bus.publish(
             "metric_alert",
-            MetricAlert(
-                metric_name="cpu_usage_percent",
-                current_value=97,
-                threshold_value=95,
-                threshold_type="max",
-                severity="critical",
-                node="n1",
-            ),
+            critical_cpu(),
         )
         await async_wait_until(
             lambda: stored(sink.outbox, cpu) and stored(sink.outbox, "node_health:n2"),
