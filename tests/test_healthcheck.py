@@ -420,23 +420,11 @@ def test_a_bad_new_web_config_leaves_the_bridge_healthy_while_it_serves_the_old_
     files = WebFiles(tmp_path)
     good = files.tls_config() + f"basic_auth_users:\n  probe: '{bcrypt_hash(PASSWORD)}'\n"
     path = files.write(good)
-    (tmp_path / "password").write_text(PASSWORD)
-    bridge = BridgeProcess(
-        state_dir=tmp_path / "state",
-        context=files.client_context(),
-        headers={"Authorization": basic("probe", PASSWORD)},
-        EXESDB_WEB_CONFIG_FILE=str(path),
-    )
-    env = {
-        "EXESDB_HTTP_ADDR": f"127.0.0.1:{bridge.port}",
-        "EXESDB_WEB_CONFIG_FILE": str(path),
-        "EXESDB_HEALTHCHECK_USERNAME": "probe",
-        "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(tmp_path / "password"),
-    }
+    bridge, env = probed_bridge(tmp_path, files, path)
     bridge.start(tmp_path)
     try:
         files.write(good + bad)
-        wait_for_refusal(bridge, {"Authorization": basic("probe", PASSWORD)})
+        wait_for_refusal(bridge)
         completed = healthcheck(**env)
     finally:
         bridge.stop()
@@ -449,13 +437,34 @@ def test_a_bad_new_web_config_leaves_the_bridge_healthy_while_it_serves_the_old_
     assert unshown not in completed.stdout  # a value in basic_auth_users may be a secret
 
 
-def wait_for_refusal(bridge: BridgeProcess, served: dict[str, str]) -> None:
+def probed_bridge(
+    folder: Path, files: WebFiles, path: Path
+) -> tuple[BridgeProcess, dict[str, str]]:
+    """A bridge (not started) serving the web config file ``path`` of ``files``, whose basic auth
+    knows ``probe``, and the environment of a probe that logs in as ``probe``."""
+    (folder / "password").write_text(PASSWORD)
+    bridge = BridgeProcess(
+        state_dir=folder / "state",
+        context=files.client_context(),
+        headers={"Authorization": basic("probe", PASSWORD)},
+        EXESDB_WEB_CONFIG_FILE=str(path),
+    )
+    env = {
+        "EXESDB_HTTP_ADDR": f"127.0.0.1:{bridge.port}",
+        "EXESDB_WEB_CONFIG_FILE": str(path),
+        "EXESDB_HEALTHCHECK_USERNAME": "probe",
+        "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(folder / "password"),
+    }
+    return bridge, env
+
+
+def wait_for_refusal(bridge: BridgeProcess) -> None:
     """Until the bridge has refused its changed web config file and still serves the old one.
 
     A request makes the bridge look at the file (at most once a second)."""
     wait_until(
         lambda: (
-            http_get(f"{bridge.url}/healthz", served, context=bridge.context)[0] == 200
+            http_get(f"{bridge.url}/healthz", bridge.headers, context=bridge.context)[0] == 200
             and "not reloaded" in bridge.log()
         ),
         15,
@@ -485,24 +494,11 @@ def test_a_bad_certificate_rotation_leaves_a_serving_bridge_healthy_saying_so(
     files = WebFiles(tmp_path)
     users = f"basic_auth_users:\n  probe: '{bcrypt_hash(PASSWORD)}'\n"
     path = files.write(files.tls_config() + users)
-    (tmp_path / "password").write_text(PASSWORD)
-    served = {"Authorization": basic("probe", PASSWORD)}
-    bridge = BridgeProcess(
-        state_dir=tmp_path / "state",
-        context=files.client_context(),
-        headers=served,
-        EXESDB_WEB_CONFIG_FILE=str(path),
-    )
-    env = {
-        "EXESDB_HTTP_ADDR": f"127.0.0.1:{bridge.port}",
-        "EXESDB_WEB_CONFIG_FILE": str(path),
-        "EXESDB_HEALTHCHECK_USERNAME": "probe",
-        "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(tmp_path / "password"),
-    }
+    bridge, env = probed_bridge(tmp_path, files, path)
     bridge.start(tmp_path)
     try:
         files.write(rotate_badly(files, how) + users)
-        wait_for_refusal(bridge, served)
+        wait_for_refusal(bridge)
         completed = healthcheck(**env)
     finally:
         bridge.stop()
