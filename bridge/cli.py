@@ -134,8 +134,10 @@ def _hang_up(bridge: Bridge) -> None:
         web_config = "still starting: the web config is being read"
     elif bridge.web_config.reload_if_changed():
         web_config = "web config read again"
+    elif bridge.web_config.refused:
+        web_config = "web config: nothing new taken (the file is refused, as logged above)"
     else:
-        web_config = "web config: nothing new taken (unchanged, or a version already refused)"
+        web_config = "web config: nothing new taken (unchanged)"
     _logger.info(
         "SIGHUP: %s; environment variables and the receivers file are read at start (restart to "
         "change them)",

@@ -189,6 +189,10 @@ def test_run_keeps_running_on_sighup_and_reads_the_web_config_again(
         assert response.headers["X-Frame-Options"] == "sameorigin"
     process.process.send_signal(signal.SIGHUP)
     wait_until(lambda: "SIGHUP: web config: nothing new taken" in process.log(), 10, "2nd")
+    assert "nothing new taken (unchanged)" in process.log()
+    web_config.write_text("http_server_config:\n  headers:\n    X-Frame-Options: 5\n")
+    process.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: "nothing new taken (the file is refused" in process.log(), 10, "refused")
     process.process.send_signal(signal.SIGTERM)
     assert process.process.wait(30) == 0
 

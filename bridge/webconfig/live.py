@@ -141,6 +141,11 @@ class LiveWebConfig:
         self._next_look = now + self._interval
         return self.reload_if_changed()
 
+    @property
+    def refused(self) -> bool:
+        """Whether the file as it is now was refused (the version before stays in force)."""
+        return self._refused is not None
+
     def reload_if_changed(self) -> bool:
         """Look at the files now; True when a changed file was taken."""
         stamp = _stamp(self.path, self._loaded.config)
