@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import urlsplit
 
 from bridge.errors import BridgeError, ConfigError
+from bridge.headers import HEALTHZ_BODY, REALM
 from bridge.probe_settings import ProbeSettings
 from bridge.urls import PICKED_PORT, own_url
 
@@ -46,7 +47,6 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "EXIT_HEALTHY",
     "EXIT_UNHEALTHY",
-    "HEALTHZ_BODY",
     "ProbeSource",
     "Target",
     "Verdict",
@@ -65,13 +65,11 @@ EXIT_UNHEALTHY: Final = 1
 _HEALTH_PATH: Final = "/healthz"
 # The least time a second request of one probe is given, when the first took all but this.
 _LEAST_TIMEOUT: Final = 0.1
-# The bridge's answers, told apart from most other servers on its port when the certificate is
-# not verified (any server could imitate them; the probe's credentials are not sent to it): the
-# body of its /healthz (bridge.http answers it) and the realm of its basic auth challenge
-# (bridge.webconfig.middleware's, written out: that package imports this module).
-HEALTHZ_BODY: Final = {"status": "ok"}
+# The bridge's answers (bridge.headers), told apart from most other servers on its port when the
+# certificate is not verified (any server could imitate them; the probe's credentials are not
+# sent to it): the body of its /healthz and the realm of its basic auth challenge.
 # The scheme is read in any case, as HTTP's are; the realm as written.
-_REALM: Final = re.compile(r'^\s*(?i:basic)\s+(?:.*[\s,])?realm="exesdb-bridge"(?:$|[\s,])')
+_REALM: Final = re.compile(rf'^\s*(?i:basic)\s+(?:.*[\s,])?realm="{re.escape(REALM)}"(?:$|[\s,])')
 # The most of a /healthz body read: the bridge's is 16 bytes.
 _MOST_BODY: Final = 256
 _CERTIFICATE: Final = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)

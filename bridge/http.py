@@ -31,7 +31,7 @@ from bridge.bus import (
 )
 from bridge.component import Component, HasRoutes, Readiness
 from bridge.config import Settings
-from bridge.healthcheck import HEALTHZ_BODY
+from bridge.headers import HEALTHZ_BODY
 from bridge.integration import Integration
 from bridge.listener import CLOSE_AFTER
 from bridge.pages import page_routes

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import SecretStr
 
-from bridge.headers import ADMIN_TOKEN_HEADER
+from bridge.headers import ADMIN_TOKEN_HEADER, REALM
 
 __all__ = ["AdminGuard", "Route", "error_response", "unknown_parameter"]
 
@@ -81,7 +81,7 @@ class AdminGuard:
                 "<EXESDB_ADMIN_TOKEN> when Authorization carries basic auth)"
             )
             answer = error_response(401, "unauthorized", detail)
-            answer.headers["WWW-Authenticate"] = 'Bearer realm="exesdb-bridge"'
+            answer.headers["WWW-Authenticate"] = f'Bearer realm="{REALM}"'
             return answer
         return None
 

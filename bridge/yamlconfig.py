@@ -189,6 +189,7 @@ def parse_yaml(
     if not isinstance(raw, Mapping):
         raise ConfigError([f"{path}: the top level must be a mapping of keys"])
     secret, hidden = frozenset(secret_keys), frozenset(hidden_keys)
+    # Composed again, not taken from the load: constructing flattens merges into the nodes.
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     repeated = [f"{path}: {problem}" for problem in _repeated_keys(root, secret)]
     try:

@@ -14,6 +14,7 @@ from typing import Final
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from bridge.headers import REALM
 from bridge.routes import error_response
 from bridge.webconfig.live import LiveWebConfig
 from bridge.webconfig.tls import client_names
@@ -21,7 +22,7 @@ from bridge.webconfig.tls import client_names
 __all__ = ["install"]
 
 # RFC 7617: the realm is required; the charset tells clients to send UTF-8.
-_CHALLENGE: Final = 'Basic realm="exesdb-bridge", charset="UTF-8"'
+_CHALLENGE: Final = f'Basic realm="{REALM}", charset="UTF-8"'
 
 
 def install(app: web.Application, live: LiveWebConfig) -> None:

@@ -50,14 +50,12 @@ def node_summaries(store: SeriesStore) -> list[NodeSummary]:
     memory = {labels[0]: value for labels, value in store.values(_MEMORY).items()}
     disk = {labels[0]: value for labels, value in store.values(_DISK).items()}
     silent: dict[str, float] = {}
-    for name in (_STATUS, _CPU, _MEMORY, _DISK):
-        for labels, seconds in store.ages(name).items():
-            silent[labels[0]] = min(seconds, silent.get(labels[0], seconds))
     # What says a node is back after a down or left: a reading, but not a health status of
     # "unknown" (what a monitor reports for a node it cannot reach).
     heard: dict[str, float] = {}
     for name in (_STATUS, _CPU, _MEMORY, _DISK):
         for labels, seconds in store.ages(name).items():
+            silent[labels[0]] = min(seconds, silent.get(labels[0], seconds))
             if name != _STATUS or statuses.get(labels[0]) not in (None, "unknown"):
                 heard[labels[0]] = min(seconds, heard.get(labels[0], seconds))
     latest: dict[str, tuple[float, bool, str]] = {}
