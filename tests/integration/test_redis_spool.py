@@ -294,7 +294,7 @@ async def test_a_close_that_loses_redis_while_flushing_returns_at_once_with_the_
         assert replica.transport.connected
         assert replica.transport.buffered == len(unwritten)
         await proxy.aclose()  # Redis gone: the held command fails, and reconnecting is refused
-        await closing
+        await asyncio.wait_for(closing, 10)  # a regression fails here rather than after 30 s
         elapsed = time.monotonic() - started
         assert elapsed < 5, f"the close took {elapsed:.1f}s: it waited out its flush deadline"
         spool = Spool(tmp_path / "spool", max_bytes=1 << 20, segment_bytes=1 << 20)
