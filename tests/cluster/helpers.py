@@ -16,7 +16,7 @@ from bridge.config import Settings
 from bridge.messages import Message, NodeLifecycle
 from tests.support import TEST_SECRET, async_wait_until
 
-__all__ = ["INTERVAL_MS", "Clock", "CutOffTransport", "Naps", "Replica"]
+__all__ = ["INTERVAL_MS", "Clock", "CutOffTransport", "Naps", "Replica", "envelope"]
 
 INTERVAL_MS = 1_000
 
@@ -131,12 +131,12 @@ class Replica:
 
     async def hear(self, node: str, message: Message | None = None) -> None:
         """Deliver a message published by ``node`` (a heartbeat unless told otherwise)."""
-        self.bridge.bus.publish_verified([_envelope(node, message)])
+        self.bridge.bus.publish_verified([envelope(node, message)])
         await self.settle()
 
     async def hear_all(self, nodes: list[str]) -> None:
         """Deliver a heartbeat from each of ``nodes``, in one batch."""
-        self.bridge.bus.publish_verified([_envelope(node) for node in nodes])
+        self.bridge.bus.publish_verified([envelope(node) for node in nodes])
         await self.settle()
 
     async def tick(self) -> None:
@@ -171,13 +171,15 @@ class Replica:
         ]
 
 
-def _envelope(node: str, message: Message | None = None) -> Envelope:
+def envelope(node: str, message: Message | None = None) -> Envelope:
+    """``message`` (a heartbeat unless told otherwise) as published by ``node``, on the topic its
+    instance names (``health``, ``lifecycle``)."""
     payload = message or NodeLifecycle(node=node, event="joined", cluster_size=1)
     now = datetime.now(UTC)
     return Envelope(
         new_message_id(),
         payload.INSTANCE,
-        "lifecycle",
+        payload.INSTANCE.removeprefix("ex_esdb_"),
         payload.TAG,
         node,
         now,

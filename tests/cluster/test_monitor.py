@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 import msgspec
 from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
-from bridge.bus import Envelope, LocalCoordinator, new_message_id
+from bridge.bus import LocalCoordinator
 from bridge.cluster import cluster_monitor
 from bridge.messages import ClusterHealth, ClusterMembership, LogEntry, NodeHealth, NodeLifecycle
-from tests.cluster.helpers import Clock
+from tests.cluster.helpers import Clock, envelope
 from tests.support import async_wait_until, make_settings
 
 
@@ -171,9 +170,9 @@ async def test_a_nodes_health_readings_count_as_hearing_it(make_replica, clock: 
     clock.advance(2)
     replica.bridge.bus.publish_verified(
         [
-            _from("app-1", NodeHealth(node="app-1", status="unhealthy")),
-            _from("app-1", NodeHealth(node="app-1", status="degraded")),
-            _from("app-2", NodeHealth(node="app-2", status="healthy")),
+            envelope("app-1", NodeHealth(node="app-1", status="unhealthy")),
+            envelope("app-1", NodeHealth(node="app-1", status="degraded")),
+            envelope("app-2", NodeHealth(node="app-2", status="healthy")),
         ]
     )
     await replica.settle()
@@ -197,11 +196,11 @@ async def test_a_message_that_fails_is_counted_and_the_rest_of_its_batch_heard(
     await replica.hear("app-1")
     # A message whose payload is not what its tag says: hearing it fails.
     wrong = msgspec.structs.replace(
-        _from("app-1", NodeHealth(node="app-1", status="healthy")),
+        envelope("app-1", NodeHealth(node="app-1", status="healthy")),
         payload=LogEntry(level="info", message="m", module="x", node="app-1"),
     )
     replica.bridge.bus.publish_verified(
-        [wrong, _from("app-1", NodeHealth(node="app-1", status="unhealthy"))]
+        [wrong, envelope("app-1", NodeHealth(node="app-1", status="unhealthy"))]
     )
     await replica.settle()
     errors = replica.bridge.registry.get_sample_value(
@@ -209,21 +208,6 @@ async def test_a_message_that_fails_is_counted_and_the_rest_of_its_batch_heard(
     )
     assert errors == 1.0
     assert replica.monitor.health().unhealthy_nodes == ["app-1"]
-
-
-def _from(node: str, payload: NodeHealth) -> Envelope:
-    """``payload`` as published by ``node``."""
-    now = datetime.now(UTC)
-    return Envelope(
-        new_message_id(),
-        payload.INSTANCE,
-        "health",
-        payload.TAG,
-        node,
-        now,
-        payload,
-        now.timestamp(),
-    )
 
 
 async def test_a_replica_cut_off_from_the_bus_declares_nobody_down(
@@ -327,11 +311,7 @@ async def test_the_bridges_monitor_takes_its_interval_and_forget_time_from_the_s
     bridge = Bridge(settings, registry=CollectorRegistry(), components=[cluster_monitor])
     await bridge.start(serve_http=False)
     try:
-        payload = NodeHealth(node="app-1", status="healthy")
-        now = datetime.now(UTC)
-        heartbeat = Envelope(
-            new_message_id(), payload.INSTANCE, "health", payload.TAG, "app-1", now, payload
-        )
+        heartbeat = envelope("app-1", NodeHealth(node="app-1", status="healthy"))
         bridge.bus.publish_verified([heartbeat])
 
         def forgotten() -> float | None:
