@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -72,6 +72,20 @@ async def connect(bridge: Bridge) -> tuple[asyncio.StreamReader, asyncio.StreamW
 async def closed_within(reader: asyncio.StreamReader, seconds: float) -> bytes:
     """Everything the server sent until it closed the connection; fails after ``seconds``."""
     return await asyncio.wait_for(reader.read(), seconds)
+
+
+@contextlib.contextmanager
+def no_descriptor_left() -> Iterator[None]:
+    """No descriptor left for the block: the soft RLIMIT_NOFILE lowered to the lowest free
+    descriptor (so an accept fails with EMFILE), and put back when the block ends."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowest = os.dup(0)
+    os.close(lowest)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 async def get(bridge: Bridge, path: str) -> tuple[asyncio.StreamReader, bytes]:
@@ -455,20 +469,13 @@ async def test_an_accept_the_descriptor_limit_refuses_is_one_warning_then_accept
     loop = asyncio.get_running_loop()
     with contextlib.ExitStack() as stack:
         clients = [stack.enter_context(socket.socket()) for _ in range(3)]  # made before
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        lowest = os.dup(0)
-        os.close(lowest)
-        with caplog.at_level(logging.WARNING):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (lowest, hard))
-            try:
-                for client in clients:
-                    client.setblocking(False)
-                    await loop.sock_connect(client, bridge.address[:2])  # taken by the kernel
-                await async_wait_until(
-                    lambda: "out of file descriptors" in caplog.text, 10, "the warning"
-                )
-            finally:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        with caplog.at_level(logging.WARNING), no_descriptor_left():
+            for client in clients:
+                client.setblocking(False)
+                await loop.sock_connect(client, bridge.address[:2])  # taken by the kernel
+            await async_wait_until(
+                lambda: "out of file descriptors" in caplog.text, 10, "the warning"
+            )
         [warning] = [r for r in caplog.records if "out of file descriptors" in r.getMessage()]
         assert (warning.levelname, warning.exc_info) == ("WARNING", None)
         assert "LimitNOFILE" in warning.getMessage()
@@ -591,18 +598,11 @@ async def test_refused_accepts_are_told_once_a_minute_with_the_count_of_those_le
         stack.callback(listener.close)
         await listener.start_serving()
         client = stack.enter_context(socket.socket())  # made before the limit is lowered
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        lowest = os.dup(0)
-        os.close(lowest)
-        with caplog.at_level(logging.WARNING, logger="bridge.listener"):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (lowest, hard))
-            try:
-                client.setblocking(False)
-                await loop.sock_connect(client, listener.sockets[0].getsockname())
-                # The listener tries again a second after each refusal.
-                await async_wait_until(lambda: len(asked) >= 5, 15, "five refused accepts")
-            finally:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        with caplog.at_level(logging.WARNING, logger="bridge.listener"), no_descriptor_left():
+            client.setblocking(False)
+            await loop.sock_connect(client, listener.sockets[0].getsockname())
+            # The listener tries again a second after each refusal.
+            await async_wait_until(lambda: len(asked) >= 5, 15, "five refused accepts")
     first, second = (r.getMessage() for r in _listener_log(caplog))
     assert first.startswith("the HTTP listener is out of file descriptors (")
     assert first.endswith("or lower EXESDB_HTTP_MAX_CONNECTIONS")
