@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from bridge.bus import Envelope, new_message_id
 from bridge.messages import DebugTrace, utc_now
-from tests.integration.servers.redis import RedisServer
+from tests.integration.servers.redis import RedisServer, redis_server
 from tests.support import BridgeProcess, http_get, post_signed, require_binary, wait_until
+
+__all__ = ["redis_server"]  # the fixture, imported for the tests below
 
 pytestmark = pytest.mark.integration
 
@@ -75,15 +77,14 @@ def _value(bridge: BridgeProcess, sample: str) -> float | None:
 
 
 @pytest.fixture
-def bus_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+def bus_env(
+    request: pytest.FixtureRequest, redis_server: Callable[[], RedisServer]
+) -> dict[str, str]:
     """The bridge's bus settings: the in-process bus, or a redis-server of its own, stopped
-    after the bridge (a fixture set up before bridge_processes is torn down after it)."""
+    after the bridge (redis_server, set up before bridge_processes, is torn down after it)."""
     if request.param == "memory":
-        yield {}
-        return
-    redis = RedisServer().start(tmp_path / "redis")
-    yield {"EXESDB_BUS": redis.url}
-    redis.stop()
+        return {}
+    return {"EXESDB_BUS": redis_server().url}
 
 
 @pytest.mark.parametrize(
