@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -92,23 +94,48 @@ def _event(alert_id: str) -> AlertEvent:
     )
 
 
-async def test_a_wake_posts_only_changed_alerts_and_the_interval_posts_all(tmp_path: Path) -> None:
-    """Between full re-posts, a wake posts only the alerts changed since the last post."""
-    receiver = await Receiver().start()
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A started Receiver answering 200 (a test may change its ``status``), stopped after."""
+    started = await Receiver().start()
+    yield started
+    await started.stop()
+
+
+@asynccontextmanager
+async def poster_to(
+    url: str, tmp_path: Path, **options: Any
+) -> AsyncIterator[tuple[AlertmanagerPoster, Outbox, ManualClock]]:
+    """A poster to ``url`` (not started) of a new outbox's alerts on a hand-moved clock, with
+    ``options`` for AlertmanagerPoster; the poster, its database thread and the outbox are
+    closed after."""
     outbox = Outbox.in_dir(tmp_path)
     db = DbThread()
     clock = ManualClock(T0)
     poster = AlertmanagerPoster(
-        receiver.url,
+        url,
         alerts=outbox.alerts,
         db=db,
         external_url=lambda: "http://b",
         timeout=5,
         clock=clock,
+        **options,
     )
-    outbox.alerts.apply([_event(f"old{n}") for n in range(100)], clock.now - 10)
-    poster.start()
     try:
+        yield poster, outbox, clock
+    finally:
+        await poster.aclose()
+        db.close()
+        outbox.close()
+
+
+async def test_a_wake_posts_only_changed_alerts_and_the_interval_posts_all(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """Between full re-posts, a wake posts only the alerts changed since the last post."""
+    async with poster_to(receiver.url, tmp_path) as (poster, outbox, clock):
+        outbox.alerts.apply([_event(f"old{n}") for n in range(100)], clock.now - 10)
+        poster.start()
         await async_wait_until(lambda: len(receiver.posts) == 1, what="the first, full post")
         clock.advance(30)
         outbox.alerts.apply([_event(f"new{n}") for n in range(3)], clock.now)
@@ -124,20 +151,14 @@ async def test_a_wake_posts_only_changed_alerts_and_the_interval_posts_all(tmp_p
         poster.wake()
         await async_wait_until(lambda: len(receiver.posts) == 3, what="the full re-post")
         assert len(receiver.posts[2]) == 103
-    finally:
-        await poster.aclose()
-        await receiver.stop()
-        db.close()
-        outbox.close()
 
 
-async def test_a_failing_alertmanager_is_retried_after_growing_pauses(tmp_path: Path) -> None:
+async def test_a_failing_alertmanager_is_retried_after_growing_pauses(
+    tmp_path: Path, receiver: Receiver
+) -> None:
     """After failed posts the poster waits 5 s, 10 s, 20 s… (never past the interval) and counts
     each failure; a success waits for the next interval, and the pauses start again from 5 s."""
-    receiver = await Receiver(status=500).start()
-    outbox = Outbox.in_dir(tmp_path)
-    db = DbThread()
-    clock = ManualClock(T0)
+    receiver.status = 500
     pauses: list[float] = []
     results: list[PostResult] = []
 
@@ -146,64 +167,49 @@ async def test_a_failing_alertmanager_is_retried_after_growing_pauses(tmp_path: 
         receiver.status = 200 if len(pauses) == 6 else 500  # one success after six failures
         await asyncio.sleep(0)
 
-    poster = AlertmanagerPoster(
+    async with poster_to(
         receiver.url,
-        alerts=outbox.alerts,
-        db=db,
-        external_url=lambda: "http://b",
-        timeout=5,
+        tmp_path,
         interval=60,
         count=results.append,
-        clock=clock,
         sleep=sleep,
         random=lambda: 0.5,  # no jitter
-    )
-    outbox.alerts.apply([_event("a1")], clock.now)
-    poster.start()
-    try:
+    ) as (poster, outbox, clock):
+        outbox.alerts.apply([_event("a1")], clock.now)
+        poster.start()
         await async_wait_until(lambda: len(pauses) >= 8, what="failures, a success, a failure")
-    finally:
-        await poster.aclose()
-        await receiver.stop()
-        db.close()
-        outbox.close()
     assert pauses[:8] == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0, 60.0, 5.0]
     assert results[:8] == [PostResult.FAILED] * 6 + [PostResult.OK, PostResult.FAILED]
 
 
 async def test_the_receivers_file_gives_the_poster_its_url_and_http_config(
-    tmp_path: Path,
+    tmp_path: Path, receiver: Receiver
 ) -> None:
     """The alertmanager section of EXESDB_WEBHOOK_CONFIG_FILE: its url replaces
     EXESDB_ALERTMANAGER_URL and its http_config authorizes every post."""
-    receiver = await Receiver().start()
     (tmp_path / "am-password").write_text("am-pass\n")
     config = tmp_path / "receivers.yml"
     config.write_text(
         f"alertmanager:\n  url: {receiver.url}\n  timeout: 5s\n  http_config:\n"
         "    basic_auth: {username: bridge, password_file: am-password}\n"
     )
-    try:
-        async with alert_bridge(
-            tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config)
-        ) as (bridge, _, _):
-            bridge.bus.publish("disk_full", system_alert("am-1"))
-            await async_wait_until(
-                lambda: any(a["labels"]["alert_id"] == "am-1" for p in receiver.posts for a in p),
-                what="a post with the alert",
-            )
-    finally:
-        await receiver.stop()
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config)
+    ) as (bridge, _, _):
+        bridge.bus.publish("disk_full", system_alert("am-1"))
+        await async_wait_until(
+            lambda: any(a["labels"]["alert_id"] == "am-1" for p in receiver.posts for a in p),
+            what="a post with the alert",
+        )
     assert set(receiver.authorizations) == {basic_auth("bridge", "am-pass")}
 
 
 async def test_the_posters_http_config_takes_http_headers_and_a_bearer_token_file(
-    tmp_path: Path,
+    tmp_path: Path, receiver: Receiver
 ) -> None:
     """The alertmanager section's http_config reads as a receiver's does: a legacy
     bearer_token_file and http_headers (a multi-tenant Alertmanager's X-Scope-OrgID) go with
     every post."""
-    receiver = await Receiver().start()
     (tmp_path / "am-token").write_text("am-t0ken\n")
     config = tmp_path / "receivers.yml"
     config.write_text(
@@ -211,43 +217,28 @@ async def test_the_posters_http_config_takes_http_headers_and_a_bearer_token_fil
         "    bearer_token_file: am-token\n"
         "    http_headers:\n      X-Scope-OrgID: {values: [team-a]}\n"
     )
-    try:
-        async with alert_bridge(
-            tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config)
-        ) as (bridge, _, _):
-            bridge.bus.publish("disk_full", system_alert("am-2"))
-            await async_wait_until(lambda: receiver.posts, what="a post")
-    finally:
-        await receiver.stop()
+    async with alert_bridge(
+        tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config)
+    ) as (bridge, _, _):
+        bridge.bus.publish("disk_full", system_alert("am-2"))
+        await async_wait_until(lambda: receiver.posts, what="a post")
     assert set(receiver.authorizations) == {"Bearer am-t0ken"}
     assert set(receiver.tenants) == {"team-a"}
 
 
 async def test_every_open_alert_is_posted_however_many_and_however_many_changed(
-    tmp_path: Path,
+    tmp_path: Path, receiver: Receiver
 ) -> None:
     """More than 10 000 open alerts all go out in the full post, a page of 1 000 per post; a
     wake after more than 10 000 changes posts every one of them too."""
-    receiver = await Receiver().start()
-    outbox = Outbox.in_dir(tmp_path)
-    db = DbThread()
-    clock = ManualClock(T0)
-    poster = AlertmanagerPoster(
-        receiver.url,
-        alerts=outbox.alerts,
-        db=db,
-        external_url=lambda: "http://b",
-        timeout=5,
-        clock=clock,
-    )
-    first = [f"old{n:05}" for n in range(10_500)]
-    outbox.alerts.apply([_event(alert_id) for alert_id in first], clock.now - 10)
-    poster.start()
 
     def posted(after: int) -> set[str]:
         return {a["labels"]["alert_id"] for post in receiver.posts[after:] for a in post}
 
-    try:
+    async with poster_to(receiver.url, tmp_path) as (poster, outbox, clock):
+        first = [f"old{n:05}" for n in range(10_500)]
+        outbox.alerts.apply([_event(alert_id) for alert_id in first], clock.now - 10)
+        poster.start()
         await async_wait_until(lambda: posted(0) == set(first), what="every alert posted")
         assert max(len(post) for post in receiver.posts) == 1000
         done = len(receiver.posts)
@@ -257,39 +248,20 @@ async def test_every_open_alert_is_posted_however_many_and_however_many_changed(
         poster.wake()
         await async_wait_until(lambda: posted(done) >= set(later), what="every change posted")
         assert posted(done) == set(later)
-    finally:
-        await poster.aclose()
-        await receiver.stop()
-        db.close()
-        outbox.close()
 
 
 async def test_a_failed_post_is_logged_without_the_urls_credentials(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """aiohttp's InvalidURL names the URL it refused: the warning shows it redacted."""
-    outbox = Outbox.in_dir(tmp_path)
-    db = DbThread()
-    clock = ManualClock(T0)
     results: list[PostResult] = []
-    poster = AlertmanagerPoster(
-        "http://bridge:hunter2@127.0.0.1:99999",
-        alerts=outbox.alerts,
-        db=db,
-        external_url=lambda: "http://b",
-        timeout=5,
-        clock=clock,
-        count=results.append,
-    )
-    outbox.alerts.apply([_event("a1")], clock.now)
-    caplog.set_level(logging.WARNING, "bridge.sinks.alerts.alertmanager")
-    poster.start()
-    try:
+    async with poster_to(
+        "http://bridge:hunter2@127.0.0.1:99999", tmp_path, count=results.append
+    ) as (poster, outbox, clock):
+        outbox.alerts.apply([_event("a1")], clock.now)
+        caplog.set_level(logging.WARNING, "bridge.sinks.alerts.alertmanager")
+        poster.start()
         await async_wait_until(lambda: results, what="a failed post")
-    finally:
-        await poster.aclose()
-        db.close()
-        outbox.close()
     assert results[0] is PostResult.FAILED
     assert "cannot post to Alertmanager" in caplog.text
     assert "InvalidURL" in caplog.text or "InvalidUrl" in caplog.text
