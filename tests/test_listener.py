@@ -270,6 +270,18 @@ async def test_at_the_cap_a_new_connection_closes_the_longest_idle_one(serve: Se
 _TOKEN = "listener-admin-token-0123456789"
 
 
+async def open_streams(bridge: Bridge, count: int) -> None:
+    """Open ``count`` event streams (/v1/stream with _TOKEN): requests in progress that read no
+    body, each answered 200 before the next opens."""
+    for _ in range(count):
+        reader, writer = await connect(bridge)
+        writer.write(
+            f"GET /v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {_TOKEN}\r\n\r\n".encode()
+        )
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"HTTP/1.1 200")
+
+
 async def trickle(bridge: Bridge, sent: bytes) -> asyncio.StreamReader:
     """An ingest whose 100-byte body stops after ``sent``; the connection's reader."""
     reader, writer = await connect(bridge)
@@ -320,13 +332,7 @@ async def test_a_slow_body_in_the_probe_reserve_makes_no_room_under_the_cap(serv
                     registry=bridge.registry)  # fmt: skip
     for n in range(20_000):
         padding.labels(f"{n:05d}-{'x' * 100}").set(n)
-    for _ in range(2):  # two event streams: requests in progress that read no body
-        reader, writer = await connect(bridge)
-        writer.write(
-            f"GET /v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {_TOKEN}\r\n\r\n".encode()
-        )
-        await writer.drain()
-        assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"HTTP/1.1 200")
+    await open_streams(bridge, 2)
     loop = asyncio.get_running_loop()
     scraper = socket.socket()
     scraper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
@@ -342,7 +348,7 @@ async def test_a_slow_body_in_the_probe_reserve_makes_no_room_under_the_cap(serv
             what="the scraper in the reserve",
         )
         await asyncio.sleep(BODY_GRACE + 0.2)  # not a wait: eviction needs a body past its grace
-        reader, status = await get(bridge, "/v1/integration")
+        _, status = await get(bridge, "/v1/integration")
         assert not status.startswith(b"HTTP/1.1 403"), "served under the cap: the cap was passed"
         assert closed(bridge, "slow_body") == 0
     finally:
@@ -355,13 +361,7 @@ async def test_with_every_connection_busy_probes_are_answered_from_the_reserve(
     """When every connection under the cap has a request in progress, /healthz, /readyz and
     /metrics are still answered (then the connection closes); other paths get 503."""
     bridge = await serve(EXESDB_ADMIN_TOKEN=_TOKEN, EXESDB_HTTP_MAX_CONNECTIONS="2")
-    for _ in range(2):  # two event streams: requests in progress that read no body
-        reader, writer = await connect(bridge)
-        writer.write(
-            f"GET /v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {_TOKEN}\r\n\r\n".encode()
-        )
-        await writer.drain()
-        assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"HTTP/1.1 200")
+    await open_streams(bridge, 2)
     await async_wait_until(
         lambda: (
             bridge.registry.get_sample_value("exesdb_http_connections") == 2
