@@ -468,6 +468,16 @@ def test_invalid_payloads_are_refused_with_the_reference_reason_and_field(
 
 _FIRST = next(iter(CASES))
 HEALTH = {"status": "healthy", "node": NODE, "timestamp": TS}
+# An envelope's fields but its payload, in the order a sender writes them.
+_ENVELOPE = {
+    "v": 1,
+    "id": "01JDX0Y8C7H1V4N0W5Z3Q2M6TB",
+    "instance": "ex_esdb_health",
+    "topic": "cluster:health",
+    "tag": "node_health_updated",
+    "node": NODE,
+    "ts": TS,
+}
 EDGE_CASES: dict[str, bytes | str] = {
     "text input": _body(HEALTH, _FIRST).decode(),
     "version as float": b"",
@@ -484,16 +494,8 @@ EDGE_CASES: dict[str, bytes | str] = {
 
 
 def _health(**changes: Any) -> bytes:
-    data: dict[str, Any] = {
-        "v": 1,
-        "id": "01JDX0Y8C7H1V4N0W5Z3Q2M6TB",
-        "instance": "ex_esdb_health",
-        "topic": "cluster:health",
-        "tag": "node_health_updated",
-        "node": NODE,
-        "ts": TS,
-        "payload": HEALTH,
-    }
+    """A NodeHealth envelope's JSON (_ENVELOPE's fields, then the payload), ``changes`` made."""
+    data: dict[str, Any] = {**_ENVELOPE, "payload": HEALTH}
     data.update(changes)
     return json.dumps(data, ensure_ascii=False).encode()
 
@@ -617,15 +619,6 @@ def _pairs_json(value: Any, separators: tuple[str, str]) -> str:
     return json.dumps(value)
 
 
-_ENVELOPE = {
-    "v": 1,
-    "id": "01JDX0Y8C7H1V4N0W5Z3Q2M6TB",
-    "instance": "ex_esdb_health",
-    "topic": "cluster:health",
-    "tag": "node_health_updated",
-    "node": NODE,
-    "ts": TS,
-}
 _SEPARATORS = {"compact": (",", ":"), "spaced": (", ", ": "), "before": (" ,", " : "),
                "tabs": (",\t", "\t:\t"), "lines": (",\r\n", "\n:\n")}  # fmt: skip
 
