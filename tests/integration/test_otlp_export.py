@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,9 +62,7 @@ def receiver(request: pytest.FixtureRequest) -> Iterator[GrpcOtlpReceiver | Http
 @pytest.fixture
 async def bridge(receiver: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Bridge]:
     """A bridge exporting to ``receiver`` with short batch delays."""
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    _export_to(receiver, monkeypatch)
     monkeypatch.setenv("OTEL_BLRP_SCHEDULE_DELAY", "50")
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=test")
     monkeypatch.setenv("EXESDB_NODE", "node1@host")
@@ -75,6 +75,51 @@ async def bridge(receiver: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
 def _sample(bridge: Bridge, name: str, **labels: str) -> float:
     value = bridge.registry.get_sample_value(name, labels)
     return value or 0.0
+
+
+def _export_to(receiver: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The OTLP settings of a bridge exporting to ``receiver``, spans batched for 50 ms."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+
+
+@asynccontextmanager
+async def _webhook_bridge(
+    receiver: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    state_dir: Path,
+    url: str,
+    backoff_ms: int,
+    **options: Any,
+) -> AsyncIterator[Bridge]:
+    """A started bridge (``options`` for Bridge) exporting to ``receiver``, whose alert sink
+    sends each alert to the webhook ``url`` at once and retries after ``backoff_ms``; closed
+    after."""
+    _export_to(receiver, monkeypatch)
+    monkeypatch.setenv("EXESDB_WEBHOOK_URLS", url)
+    monkeypatch.setenv("EXESDB_WEBHOOK_GROUP_WAIT_MS", "0")
+    monkeypatch.setenv("EXESDB_WEBHOOK_BACKOFF_MS", str(backoff_ms))
+    monkeypatch.setenv("EXESDB_STATE_DIR", str(state_dir))
+    bridge = Bridge(load_settings(), registry=CollectorRegistry(), **options)
+    await bridge.start(serve_http=False)
+    try:
+        yield bridge
+    finally:
+        await bridge.aclose()
+
+
+def _node_down(alert_id: str) -> SystemAlert:
+    """A critical SystemAlert, for the topic node_failure (its alertname)."""
+    return SystemAlert(
+        alert_id=alert_id,
+        severity="critical",
+        category="system",
+        title="node down",
+        description="d",
+        source="s",
+        node="n",
+    )
 
 
 async def test_messages_arrive_as_spans_and_logs_with_resource_and_attributes(
@@ -389,28 +434,10 @@ async def test_alert_sink_webhook_attempts_become_consumer_spans(
     CONSUMER span, with the HTTP attributes it can know (POST, the receiver's origin,
     error.type)."""
     port = free_port()
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
-    monkeypatch.setenv("EXESDB_WEBHOOK_URLS", f"http://127.0.0.1:{port}/hooks/secret-token")
-    monkeypatch.setenv("EXESDB_WEBHOOK_GROUP_WAIT_MS", "0")
-    monkeypatch.setenv("EXESDB_WEBHOOK_BACKOFF_MS", "100")
-    monkeypatch.setenv("EXESDB_STATE_DIR", str(tmp_path))
-    bridge = Bridge(load_settings(), registry=CollectorRegistry())
-    await bridge.start(serve_http=False)
-    try:
-        bridge.bus.publish(
-            "node_failure",
-            SystemAlert(
-                alert_id="alert-1",
-                severity="critical",
-                category="system",
-                title="node down",
-                description="d",
-                source="s",
-                node="n",
-            ),
-        )
+    async with _webhook_bridge(
+        receiver, monkeypatch, tmp_path, f"http://127.0.0.1:{port}/hooks/secret-token", 100
+    ) as bridge:
+        bridge.bus.publish("node_failure", _node_down("alert-1"))
 
         def attempts() -> list[Any]:
             return [
@@ -433,8 +460,6 @@ async def test_alert_sink_webhook_attempts_become_consumer_spans(
         assert span.attributes["url.full"] == f"http://127.0.0.1:{port}/…"
         assert span.attributes["error.type"] == "_OTHER"
         assert "secret-token" not in repr(span.attributes)
-    finally:
-        await bridge.aclose()
 
 
 async def test_webhook_requests_are_http_client_spans_with_the_http_conventions(
@@ -445,32 +470,12 @@ async def test_webhook_requests_are_http_client_spans_with_the_http_conventions(
     and the delivery's id; a 503 is an error, the retried 200 is not."""
     hook = webhook_receiver()
     hook.script(503)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
     url = hook.url.replace("http://", "http://bridge:secret-password@") + "?token=secret-token"
-    monkeypatch.setenv("EXESDB_WEBHOOK_URLS", url)
-    monkeypatch.setenv("EXESDB_WEBHOOK_GROUP_WAIT_MS", "0")
-    monkeypatch.setenv("EXESDB_WEBHOOK_BACKOFF_MS", "50")
-    monkeypatch.setenv("EXESDB_STATE_DIR", str(tmp_path))
     # Only the two sinks: no collector raises alerts of its own.
-    bridge = Bridge(
-        load_settings(), registry=CollectorRegistry(), components=[otlp_component, alert_sink]
-    )
-    await bridge.start(serve_http=False)
-    try:
-        bridge.bus.publish(
-            "node_failure",
-            SystemAlert(
-                alert_id="alert-2",
-                severity="critical",
-                category="system",
-                title="node down",
-                description="d",
-                source="s",
-                node="n",
-            ),
-        )
+    async with _webhook_bridge(
+        receiver, monkeypatch, tmp_path, url, 50, components=[otlp_component, alert_sink]
+    ) as bridge:
+        bridge.bus.publish("node_failure", _node_down("alert-2"))
 
         def requests() -> list[Any]:
             return [span for span in receiver.spans if span.name == "POST"]
@@ -483,8 +488,6 @@ async def test_webhook_requests_are_http_client_spans_with_the_http_conventions(
             20,
             "the spans of the NotificationStatus messages of both attempts",
         )
-    finally:
-        await bridge.aclose()
     for span in (failed, delivered):
         assert span.kind == SPAN_KIND_CLIENT
         assert span.end_ns > span.start_ns
