@@ -441,6 +441,44 @@ def test_without_redis_a_bridge_starts_not_ready_and_becomes_ready_when_redis_co
         server.stop()
 
 
+def fired_on_the_holder(
+    tmp_path: Path,
+    redis: RedisServer,
+    bridge_processes: list[BridgeProcess],
+    receiver: WebhookReceiver,
+    node: str,
+) -> tuple[BridgeProcess, BridgeProcess]:
+    """Two replicas, ``node`` ingested down on the lease holder A and its node_failure sent to
+    ``receiver``: A and the other replica, B."""
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver)
+    holder = leader(replicas)
+    survivor = next(r for r in replicas if r is not holder)
+    down = NodeLifecycle(node=node, event="down", cluster_size=1)
+    ingest(holder.url, [("lifecycle", holder.env["EXESDB_NODE"], down)])
+    wait_until(lambda: notifications(receiver, f"node_failure:{node}"), 15, "the node_failure")
+    return holder, survivor
+
+
+def resolved_by_the_next_holder(
+    survivor: BridgeProcess, receiver: WebhookReceiver, node: str
+) -> None:
+    """Once ``survivor`` holds the lease, ``node``'s return ingested there resolves its
+    node_failure: the receiver has the firing, then the resolve."""
+    wait_until(
+        lambda: metric(survivor.url, "exesdb_redis_work_queue_leader") == 1, 15, "B holds it"
+    )
+    back = NodeLifecycle(node=node, event="reconnected", cluster_size=2)
+    ingest(survivor.url, [("lifecycle", survivor.env["EXESDB_NODE"], back)])
+    wait_until(
+        lambda: (
+            [n["status"] for n in notifications(receiver, f"node_failure:{node}")]
+            == ["firing", "resolved"]
+        ),
+        15,
+        "B sends the resolve",
+    )
+
+
 def test_after_a_graceful_stop_the_next_holder_resolves_the_open_alert(
     tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
 ) -> None:
@@ -448,24 +486,9 @@ def test_after_a_graceful_stop_the_next_holder_resolves_the_open_alert(
     lease up; B takes up the open alerts kept in Redis, and the node's return, ingested on B,
     resolves it from B."""
     receiver: WebhookReceiver = webhook_receiver()
-    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver)
-    holder = leader(replicas)
-    survivor = next(r for r in replicas if r is not holder)
-    alert_id = "node_failure:app-9"
-    down = NodeLifecycle(node="app-9", event="down", cluster_size=1)
-    ingest(holder.url, [("lifecycle", holder.env["EXESDB_NODE"], down)])
-    wait_until(lambda: notifications(receiver, alert_id), 15, "the node_failure alert")
+    holder, survivor = fired_on_the_holder(tmp_path, redis, bridge_processes, receiver, "app-9")
     assert holder.stop() == 0
-    wait_until(
-        lambda: metric(survivor.url, "exesdb_redis_work_queue_leader") == 1, 15, "B holds it"
-    )
-    back = NodeLifecycle(node="app-9", event="reconnected", cluster_size=2)
-    ingest(survivor.url, [("lifecycle", survivor.env["EXESDB_NODE"], back)])
-    wait_until(
-        lambda: [n["status"] for n in notifications(receiver, alert_id)] == ["firing", "resolved"],
-        15,
-        "B sends the resolve",
-    )
+    resolved_by_the_next_holder(survivor, receiver, "app-9")
 
 
 def test_alerts_answered_202_while_redis_is_down_are_delivered_once_after_a_sigkill(
@@ -501,26 +524,12 @@ def test_a_sigkilled_holders_open_alert_is_resolved_by_the_next_holder(
     the lease and the open alerts kept in Redis; the node's return, ingested on B, resolves it:
     the receiver gets the firing and then the resolved notification, once each."""
     receiver: WebhookReceiver = webhook_receiver()
-    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver)
-    holder = leader(replicas)
-    survivor = next(r for r in replicas if r is not holder)
-    alert_id = "node_failure:app-7"
-    down = NodeLifecycle(node="app-7", event="down", cluster_size=1)
-    ingest(holder.url, [("lifecycle", holder.env["EXESDB_NODE"], down)])
-    wait_until(lambda: notifications(receiver, alert_id), 15, "the node_failure alert")
+    holder, survivor = fired_on_the_holder(tmp_path, redis, bridge_processes, receiver, "app-7")
     holder.kill()
-    wait_until(
-        lambda: metric(survivor.url, "exesdb_redis_work_queue_leader") == 1, 15, "B holds it"
-    )
-    back = NodeLifecycle(node="app-7", event="reconnected", cluster_size=2)
-    ingest(survivor.url, [("lifecycle", survivor.env["EXESDB_NODE"], back)])
-    wait_until(
-        lambda: [n["status"] for n in notifications(receiver, alert_id)] == ["firing", "resolved"],
-        15,
-        "B sends the resolve",
-    )
+    resolved_by_the_next_holder(survivor, receiver, "app-7")
     wait_until(lambda: settled([survivor], redis), 15, "outbox empty, nothing pending")
-    assert [n["status"] for n in notifications(receiver, alert_id)] == ["firing", "resolved"]
+    statuses = [n["status"] for n in notifications(receiver, "node_failure:app-7")]
+    assert statuses == ["firing", "resolved"]
 
 
 def test_a_silent_nodes_alert_open_on_a_sigkilled_holder_resolves_when_the_node_returns(
