@@ -1027,38 +1027,47 @@ def _finish(outbox: Outbox, delivery_id: str, state: DeliveryState, status: int)
     )
 
 
+_HOOK = "https://hooks.example/x"
+
+
+def _dead_firing_and_its_resolve(outbox: Outbox) -> tuple[str, str]:
+    """Alert ``a`` fired at T0, its delivery to _HOOK dead-lettered (404), and resolved at
+    T0 + 60, its delivery waiting: the two deliveries' ids."""
+    outbox.queue.queue_for([_HOOK])
+    observe(outbox, event("a"), T0)
+    outbox.queue.group(_HOOK, T0, 0.0, _webhook_bodies)
+    [firing] = outbox.queue.deliveries()
+    _finish(outbox, firing.id, DeliveryState.DEAD, 404)
+    observe(outbox, event("a", status="resolved"), T0 + 60)
+    outbox.queue.group(_HOOK, T0 + 60, 0.0, _webhook_bodies)
+    [resolve] = [d for d in outbox.queue.deliveries() if d.id != firing.id]
+    return firing.id, resolve.id
+
+
 def test_outbox_retry_leaves_a_firing_whose_resolve_was_delivered_unless_forced(
     tmp_path: Path,
 ) -> None:
     """`outbox retry` of a dead-lettered firing whose alert's resolve the receiver was sent
     since names the alert and when it resolved, exits 1 and leaves it; --force retries it."""
-    url = "https://hooks.example/x"
     outbox = Outbox.in_dir(tmp_path)
-    outbox.queue.queue_for([url])
-    observe(outbox, event("a"), T0)
-    outbox.queue.group(url, T0, 0.0, _webhook_bodies)
-    [firing] = outbox.queue.deliveries()
-    _finish(outbox, firing.id, DeliveryState.DEAD, 404)
-    observe(outbox, event("a", status="resolved"), T0 + 60)
-    outbox.queue.group(url, T0 + 60, 0.0, _webhook_bodies)
-    [resolve] = [d for d in outbox.queue.deliveries() if d.id != firing.id]
-    _finish(outbox, resolve.id, DeliveryState.DELIVERED, 200)
+    firing, resolve = _dead_firing_and_its_resolve(outbox)
+    _finish(outbox, resolve, DeliveryState.DELIVERED, 200)
     record = outbox.alerts.get("a")
     outbox.close()
     env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
     assert record is not None
     assert record.ends_at is not None
     resolved_at = datetime.fromtimestamp(record.ends_at, UTC).isoformat(timespec="milliseconds")
-    refused = cli("outbox", "retry", firing.id, **env)
+    refused = cli("outbox", "retry", firing, **env)
     assert refused.returncode == 1
-    assert f"delivery '{firing.id}' left dead-lettered: it fires alerts whose resolve" in (
+    assert f"delivery '{firing}' left dead-lettered: it fires alerts whose resolve" in (
         refused.stderr
     )
     assert f"'a' resolved at {resolved_at.replace('+00:00', 'Z')}" in refused.stderr
     assert "--force" in refused.stderr
     assert cli("outbox", "retry", "--all", **env).returncode == 1
-    assert cli("outbox", "list", "--state", "dead", "--json", **env).stdout.count(firing.id) == 1
-    forced = cli("outbox", "retry", "--force", firing.id, **env)
+    assert cli("outbox", "list", "--state", "dead", "--json", **env).stdout.count(firing) == 1
+    forced = cli("outbox", "retry", "--force", firing, **env)
     assert (forced.returncode, forced.stderr) == (0, "")
     assert "1 dead-lettered delivery back to pending" in forced.stdout
 
@@ -1106,22 +1115,14 @@ def test_outbox_retry_leaves_a_resolve_of_an_alert_that_fired_again_unless_force
 def test_a_dead_firing_whose_resolve_still_waits_may_be_retried(tmp_path: Path) -> None:
     """A dead-lettered firing whose resolve is still pending is retried (it goes out first,
     the resolve after it), as is one whose alert fired again after the resolve was sent."""
-    url = "https://hooks.example/x"
     outbox = Outbox.in_dir(tmp_path)
-    outbox.queue.queue_for([url])
-    observe(outbox, event("a"), T0)
-    outbox.queue.group(url, T0, 0.0, _webhook_bodies)
-    [firing] = outbox.queue.deliveries()
-    _finish(outbox, firing.id, DeliveryState.DEAD, 404)
-    observe(outbox, event("a", status="resolved"), T0 + 60)
-    outbox.queue.group(url, T0 + 60, 0.0, _webhook_bodies)
+    firing, resolve = _dead_firing_and_its_resolve(outbox)
     assert outbox.dead_letters.unretryable() == []  # the resolve is pending
-    [resolve] = [d for d in outbox.queue.deliveries() if d.id != firing.id]
-    _finish(outbox, resolve.id, DeliveryState.DELIVERED, 200)
-    assert [d.delivery_id for d in outbox.dead_letters.unretryable()] == [firing.id]
+    _finish(outbox, resolve, DeliveryState.DELIVERED, 200)
+    assert [d.delivery_id for d in outbox.dead_letters.unretryable()] == [firing]
     observe(outbox, event("a"), T0 + 120)
-    outbox.queue.group(url, T0 + 120, 0.0, _webhook_bodies)
-    [again] = [d for d in outbox.queue.deliveries() if d.id not in (firing.id, resolve.id)]
+    outbox.queue.group(_HOOK, T0 + 120, 0.0, _webhook_bodies)
+    [again] = [d for d in outbox.queue.deliveries() if d.id not in (firing, resolve)]
     _finish(outbox, again.id, DeliveryState.DELIVERED, 200)
     assert outbox.dead_letters.unretryable() == []  # firing there now anyway
     outbox.close()
