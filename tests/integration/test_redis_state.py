@@ -143,6 +143,27 @@ def db() -> Iterator[DbThread]:
     thread.close()
 
 
+@pytest.fixture
+def boxes(tmp_path: Path) -> Iterator[tuple[CrashingOutbox, Outbox]]:
+    """Replica a's outbox (one that can be made to fail) and replica b's, closed after."""
+    a_box = CrashingOutbox(tmp_path / "a.sqlite3", urls=[URL])
+    b_box = Outbox(tmp_path / "b.sqlite3", urls=[URL])
+    yield a_box, b_box
+    a_box.close()
+    b_box.close()
+
+
+async def _killed_between_redis_and_its_outbox(
+    server: RedisServer, state: RedisSharedState, box: CrashingOutbox, db: DbThread
+) -> None:
+    """Replica a takes the lease and changes alert ``one``: its note goes to Redis, then its
+    outbox fails to store the change (as if a were killed there), its crash left on."""
+    hold(server, "a:1")
+    box.alerts.crash = True
+    with pytest.raises(RuntimeError):
+        await _index(state, box, db).change(box.alerts.plan, [event("one")], T0)
+
+
 def _index(state: RedisSharedState, outbox: Outbox, db: DbThread) -> AlertIndex:
     return AlertIndex(state, alerts=outbox.alerts, db=db, clock=lambda: T0 + 100, limit=100)
 
@@ -157,73 +178,57 @@ def _keys(server: RedisServer) -> tuple[set[bytes], set[bytes]]:
 
 
 async def test_taking_the_lease_up_drops_nothing_in_redis_before_the_outbox_stored_it(
-    states, tmp_path: Path, db: DbThread
+    states, db: DbThread, boxes: tuple[CrashingOutbox, Outbox]
 ) -> None:
     """On a real Redis: a holder killed between Redis and its outbox keeps its note there until
     its outbox, started again, stored the change (a take-up failing on the outbox leaves it);
     the next holder takes the open alerts up into its outbox and Redis keeps them, even with
     their ``kept`` mark evicted, so neither replica's take-up loses an open alert."""
     server, a_state, b_state = states
-    a_box = CrashingOutbox(tmp_path / "a.sqlite3", urls=[URL])
-    b_box = Outbox(tmp_path / "b.sqlite3", urls=[URL])
-    try:
-        hold(server, "a:1")
-        a_box.alerts.crash = True
-        with pytest.raises(RuntimeError):
-            await _index(a_state, a_box, db).change(a_box.alerts.plan, [event("one")], T0)
-        assert _keys(server)[0] == {b"one"}
-        assert len(_keys(server)[1]) == 1
-        with pytest.raises(RuntimeError):
-            await _index(a_state, a_box, db).take_up()  # the outbox fails again
-        assert _keys(server)[0] == {b"one"}
-        assert len(_keys(server)[1]) == 1  # the note waits for the outbox
-        a_box.alerts.crash = False
-        await _index(a_state, a_box, db).take_up()
-        assert a_box.queue.depth().queued == 1  # stored, and notified once
-        assert _keys(server) == ({b"one"}, set())
-        await _index(a_state, a_box, db).change(a_box.alerts.plan, [event("two")], T0 + 1)
-        with server.client() as client:
-            client.delete("exesdb:state:alerts:kept")
-        hold(server, "b:1")
-        assert await _index(b_state, b_box, db).take_up() == 2
-        assert b_box.alerts.get("one") == a_box.alerts.get("one")
-        assert b_box.alerts.get("two") == a_box.alerts.get("two")
-        assert _keys(server)[0] == {b"one", b"two"}
-        assert b_box.queue.depth().queued == 0  # the receivers heard of them from a
-    finally:
-        a_box.close()
-        b_box.close()
+    a_box, b_box = boxes
+    await _killed_between_redis_and_its_outbox(server, a_state, a_box, db)
+    assert _keys(server)[0] == {b"one"}
+    assert len(_keys(server)[1]) == 1
+    with pytest.raises(RuntimeError):
+        await _index(a_state, a_box, db).take_up()  # the outbox fails again
+    assert _keys(server)[0] == {b"one"}
+    assert len(_keys(server)[1]) == 1  # the note waits for the outbox
+    a_box.alerts.crash = False
+    await _index(a_state, a_box, db).take_up()
+    assert a_box.queue.depth().queued == 1  # stored, and notified once
+    assert _keys(server) == ({b"one"}, set())
+    await _index(a_state, a_box, db).change(a_box.alerts.plan, [event("two")], T0 + 1)
+    with server.client() as client:
+        client.delete("exesdb:state:alerts:kept")
+    hold(server, "b:1")
+    assert await _index(b_state, b_box, db).take_up() == 2
+    assert b_box.alerts.get("one") == a_box.alerts.get("one")
+    assert b_box.alerts.get("two") == a_box.alerts.get("two")
+    assert _keys(server)[0] == {b"one", b"two"}
+    assert b_box.queue.depth().queued == 0  # the receivers heard of them from a
 
 
 async def test_the_next_holder_takes_over_a_crashed_holders_notes_on_a_real_redis(
-    states, tmp_path: Path, db: DbThread
+    states, db: DbThread, boxes: tuple[CrashingOutbox, Outbox]
 ) -> None:
     """A holder killed between Redis and its outbox never comes back: the next holder moves its
     note to its own with the lease, stores it and notifies the firing once; the killed
     replica, started again after all, finds no note; a replica without the lease moves none."""
     server, a_state, b_state = states
-    a_box = CrashingOutbox(tmp_path / "a.sqlite3", urls=[URL])
-    b_box = Outbox(tmp_path / "b.sqlite3", urls=[URL])
-    try:
-        hold(server, "a:1")
-        a_box.alerts.crash = True
-        with pytest.raises(RuntimeError):
-            await _index(a_state, a_box, db).change(a_box.alerts.plan, [event("one")], T0)
-        assert len(_keys(server)[1]) == 1
-        with pytest.raises(TransportError, match="no longer holds"):
-            await b_state.adopt("alerts")  # a still holds the lease
-        assert len(_keys(server)[1]) == 1
-        hold(server, "b:1")
-        await _index(b_state, b_box, db).take_up()
-        assert b_box.queue.depth().queued == 1  # the firing, from b
-        fired = b_box.alerts.detail("one")
-        assert fired is not None
-        assert [entry.event for entry in fired.history] == [HistoryEvent.FIRED]
-        with server.client() as client:
-            assert client.keys("exesdb:state:alerts:notes:*") == []
-        a_box.alerts.crash = False
-        assert await _index(a_state, a_box, db).catch_up() == 0
-        assert a_box.queue.depth().queued == 0
-    finally:
-        a_box.close()
-        b_box.close()
+    a_box, b_box = boxes
+    await _killed_between_redis_and_its_outbox(server, a_state, a_box, db)
+    assert len(_keys(server)[1]) == 1
+    with pytest.raises(TransportError, match="no longer holds"):
+        await b_state.adopt("alerts")  # a still holds the lease
+    assert len(_keys(server)[1]) == 1
+    hold(server, "b:1")
+    await _index(b_state, b_box, db).take_up()
+    assert b_box.queue.depth().queued == 1  # the firing, from b
+    fired = b_box.alerts.detail("one")
+    assert fired is not None
+    assert [entry.event for entry in fired.history] == [HistoryEvent.FIRED]
+    with server.client() as client:
+        assert client.keys("exesdb:state:alerts:notes:*") == []
+    a_box.alerts.crash = False
+    assert await _index(a_state, a_box, db).catch_up() == 0
+    assert a_box.queue.depth().queued == 0
