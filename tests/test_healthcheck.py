@@ -422,13 +422,7 @@ def test_a_bad_new_web_config_leaves_the_bridge_healthy_while_it_serves_the_old_
     good = files.tls_config() + f"basic_auth_users:\n  probe: '{bcrypt_hash(PASSWORD)}'\n"
     path = files.write(good)
     bridge, env = probed_bridge(tmp_path, files, path)
-    bridge.start(tmp_path)
-    try:
-        files.write(good + bad)
-        wait_for_refusal(bridge)
-        completed = healthcheck(**env)
-    finally:
-        bridge.stop()
+    completed = probe_a_refused_rewrite(tmp_path, bridge, env, files, good + bad)
     assert completed.returncode == 0, completed.stderr
     url = f"https://127.0.0.1:{bridge.port}/healthz"
     assert completed.stdout.startswith(
@@ -457,6 +451,20 @@ def probed_bridge(
         "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(folder / "password"),
     }
     return bridge, env
+
+
+def probe_a_refused_rewrite(
+    folder: Path, bridge: BridgeProcess, env: dict[str, str], files: WebFiles, rewrite: str
+) -> subprocess.CompletedProcess[str]:
+    """Start ``bridge`` in ``folder``, write ``rewrite`` over its web config file and, once the
+    bridge refused it, run the probe with ``env``; the bridge is stopped after."""
+    bridge.start(folder)
+    try:
+        files.write(rewrite)
+        wait_for_refusal(bridge)
+        return healthcheck(**env)
+    finally:
+        bridge.stop()
 
 
 def wait_for_refusal(bridge: BridgeProcess) -> None:
@@ -496,13 +504,9 @@ def test_a_bad_certificate_rotation_leaves_a_serving_bridge_healthy_saying_so(
     users = f"basic_auth_users:\n  probe: '{bcrypt_hash(PASSWORD)}'\n"
     path = files.write(files.tls_config() + users)
     bridge, env = probed_bridge(tmp_path, files, path)
-    bridge.start(tmp_path)
-    try:
-        files.write(rotate_badly(files, how) + users)
-        wait_for_refusal(bridge)
-        completed = healthcheck(**env)
-    finally:
-        bridge.stop()
+    completed = probe_a_refused_rewrite(
+        tmp_path, bridge, env, files, rotate_badly(files, how) + users
+    )
     assert completed.returncode == 0, completed.stderr
     url = f"https://127.0.0.1:{bridge.port}/healthz"
     assert completed.stdout.startswith(
