@@ -3,8 +3,7 @@ nothing dropped there before an outbox stored it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from redis.asyncio import Redis
@@ -20,12 +19,11 @@ from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import HistoryEvent
 from bridge.sinks.alerts.thread import DbThread
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.sinks.alerts.helpers import T0, URL, event
-from tests.sinks.alerts.test_index import CrashingOutbox
+from tests.sinks.alerts.helpers import T0, CrashingOutbox, boxes, db, event
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["redis_server"]
+__all__ = ["boxes", "db", "redis_server"]  # the fixtures, imported for the tests below
 
 
 @pytest.fixture
@@ -135,24 +133,6 @@ async def test_records_whose_mark_was_evicted_are_read_and_never_dropped(states)
     assert await a.load("alerts") == {"x": b"1"}
 
 
-@pytest.fixture
-def db() -> Iterator[DbThread]:
-    """A database thread for the outboxes."""
-    thread = DbThread()
-    yield thread
-    thread.close()
-
-
-@pytest.fixture
-def boxes(tmp_path: Path) -> Iterator[tuple[CrashingOutbox, Outbox]]:
-    """Replica a's outbox (one that can be made to fail) and replica b's, closed after."""
-    a_box = CrashingOutbox(tmp_path / "a.sqlite3", urls=[URL])
-    b_box = Outbox(tmp_path / "b.sqlite3", urls=[URL])
-    yield a_box, b_box
-    a_box.close()
-    b_box.close()
-
-
 async def _killed_between_redis_and_its_outbox(
     server: RedisServer, state: RedisSharedState, box: CrashingOutbox, db: DbThread
 ) -> None:
@@ -178,14 +158,14 @@ def _keys(server: RedisServer) -> tuple[set[bytes], set[bytes]]:
 
 
 async def test_taking_the_lease_up_drops_nothing_in_redis_before_the_outbox_stored_it(
-    states, db: DbThread, boxes: tuple[CrashingOutbox, Outbox]
+    states, db: DbThread, boxes: dict[str, CrashingOutbox]
 ) -> None:
     """On a real Redis: a holder killed between Redis and its outbox keeps its note there until
     its outbox, started again, stored the change (a take-up failing on the outbox leaves it);
     the next holder takes the open alerts up into its outbox and Redis keeps them, even with
     their ``kept`` mark evicted, so neither replica's take-up loses an open alert."""
     server, a_state, b_state = states
-    a_box, b_box = boxes
+    a_box, b_box = boxes["a"], boxes["b"]
     await _killed_between_redis_and_its_outbox(server, a_state, a_box, db)
     assert _keys(server)[0] == {b"one"}
     assert len(_keys(server)[1]) == 1
@@ -209,13 +189,13 @@ async def test_taking_the_lease_up_drops_nothing_in_redis_before_the_outbox_stor
 
 
 async def test_the_next_holder_takes_over_a_crashed_holders_notes_on_a_real_redis(
-    states, db: DbThread, boxes: tuple[CrashingOutbox, Outbox]
+    states, db: DbThread, boxes: dict[str, CrashingOutbox]
 ) -> None:
     """A holder killed between Redis and its outbox never comes back: the next holder moves its
     note to its own with the lease, stores it and notifies the firing once; the killed
     replica, started again after all, finds no note; a replica without the lease moves none."""
     server, a_state, b_state = states
-    a_box, b_box = boxes
+    a_box, b_box = boxes["a"], boxes["b"]
     await _killed_between_redis_and_its_outbox(server, a_state, a_box, db)
     assert len(_keys(server)[1]) == 1
     with pytest.raises(TransportError, match="no longer holds"):

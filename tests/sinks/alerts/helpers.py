@@ -1,4 +1,5 @@
-"""Helpers for the alert sink's tests: alert events, envelopes, a clock, an in-process bridge."""
+"""Helpers for the alert sink's tests: alert events, envelopes, a clock, an in-process bridge,
+outboxes that can be made to fail as a SIGKILL would and the fixtures that open them."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
@@ -21,10 +23,12 @@ from bridge.component import Context
 from bridge.config import Settings
 from bridge.messages import Message, MetricAlert, SystemAlert
 from bridge.sinks.alerts import AlertSink, Outbox
-from bridge.sinks.alerts.records import AlertRecord
+from bridge.sinks.alerts.alert_store import AlertStore
+from bridge.sinks.alerts.records import AlertRecord, Applied
 from bridge.sinks.alerts.sink import MAX_OPEN_ALERTS
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.thread import DbThread
+from bridge.sinks.alerts.transitions import Plan
 from tests.support import ADMIN_TOKEN, async_wait_until
 
 T0 = 1_800_000_000.0
@@ -193,6 +197,51 @@ def event(
         at=AT,
     )
     return replace(base, status=status, **changes)  # type: ignore[arg-type]
+
+
+class CrashingStore(AlertStore):
+    """An alert store that dies (as SIGKILL would) before storing its next plan."""
+
+    crash = False
+
+    def commit(self, plan: Plan) -> Applied:
+        if self.crash:
+            raise RuntimeError("killed before the outbox stored the plan")
+        return super().commit(plan)
+
+
+class CrashingOutbox(Outbox):
+    """An outbox whose alert store is a ``CrashingStore`` (``alerts.crash``)."""
+
+    alerts: CrashingStore
+
+    def __init__(self, path: Path, *, urls: Collection[str] = ()) -> None:
+        super().__init__(path, urls=list(urls))
+        self.alerts = CrashingStore(self.database, self.queue)
+
+
+@pytest.fixture
+def db() -> Iterator[DbThread]:
+    """A database thread for the outboxes."""
+    thread = DbThread()
+    yield thread
+    thread.close()
+
+
+@pytest.fixture
+def boxes(tmp_path: Path) -> Iterator[dict[str, CrashingOutbox]]:
+    """Each replica's outbox (``boxes["a"]``, …), one webhook URL; closed afterwards."""
+    opened: dict[str, CrashingOutbox] = {}
+
+    class Boxes(dict):  # type: ignore[type-arg]
+        def __missing__(self, node: str) -> CrashingOutbox:
+            box = CrashingOutbox(tmp_path / f"{node}.sqlite3", urls=[URL])
+            opened[node] = self[node] = box
+            return box
+
+    yield Boxes()
+    for box in opened.values():
+        box.close()
 
 
 def one_each(records: Sequence[AlertRecord]) -> list[tuple[bytes, list[str]]]:

@@ -4,22 +4,22 @@ each crash point between the two neither loses a notification nor sends one twic
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator
-from pathlib import Path
+from collections.abc import Collection
 
 import pytest
 
 from bridge.bus import StateChange
 from bridge.errors import TransportError
 from bridge.sinks.alerts import index
-from bridge.sinks.alerts.alert_store import AlertStore
 from bridge.sinks.alerts.index import AlertIndex
 from bridge.sinks.alerts.outbox import Outbox
-from bridge.sinks.alerts.records import AlertState, Applied, Escalated, HistoryEvent
+from bridge.sinks.alerts.records import AlertState, Escalated, HistoryEvent
 from bridge.sinks.alerts.thread import DbThread
 from bridge.sinks.alerts.transitions import Plan, on_event
-from tests.sinks.alerts.helpers import T0, URL, event, observe
+from tests.sinks.alerts.helpers import T0, boxes, db, event, observe
 from tests.sinks.alerts.test_payload import record
+
+__all__ = ["boxes", "db"]  # the fixtures, imported for the tests below
 
 
 class Store:
@@ -82,51 +82,6 @@ class State:
                 moved += len(notes)
                 notes.clear()
         return moved
-
-
-class CrashingStore(AlertStore):
-    """An alert store that dies (as SIGKILL would) before storing its next plan."""
-
-    crash = False
-
-    def commit(self, plan: Plan) -> Applied:
-        if self.crash:
-            raise RuntimeError("killed before the outbox stored the plan")
-        return super().commit(plan)
-
-
-class CrashingOutbox(Outbox):
-    """An outbox whose alert store is a ``CrashingStore`` (``alerts.crash``)."""
-
-    alerts: CrashingStore
-
-    def __init__(self, path: Path, *, urls: Collection[str] = ()) -> None:
-        super().__init__(path, urls=list(urls))
-        self.alerts = CrashingStore(self.database, self.queue)
-
-
-@pytest.fixture
-def db() -> Iterator[DbThread]:
-    """A database thread for the outboxes."""
-    thread = DbThread()
-    yield thread
-    thread.close()
-
-
-@pytest.fixture
-def boxes(tmp_path: Path) -> Iterator[dict[str, CrashingOutbox]]:
-    """Each replica's outbox (``boxes["a"]``, …), one webhook URL; closed afterwards."""
-    opened: dict[str, CrashingOutbox] = {}
-
-    class Boxes(dict):  # type: ignore[type-arg]
-        def __missing__(self, node: str) -> CrashingOutbox:
-            box = CrashingOutbox(tmp_path / f"{node}.sqlite3", urls=[URL])
-            opened[node] = self[node] = box
-            return box
-
-    yield Boxes()
-    for box in opened.values():
-        box.close()
 
 
 def replica(
