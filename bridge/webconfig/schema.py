@@ -16,6 +16,7 @@ from typing import Annotated, Any, Final, Literal
 import yaml
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Field,
     ModelWrapValidatorHandler,
     SecretStr,
@@ -221,8 +222,10 @@ class TLSServerConfig(Strict):
         return self.model_copy(update=update)
 
 
-def _bcrypt_hash(value: str) -> str:
-    match = _BCRYPT.fullmatch(value)
+def _bcrypt_hash(value: Any) -> str:
+    """A user's hash; run before the type check, so that a number (``alice: 123``) is told it
+    must be a bcrypt hash at once, not first to be quoted and then, quoted, to be a hash."""
+    match = _BCRYPT.fullmatch(value) if isinstance(value, str) else None
     if match is None or not 4 <= int(match.group(1)) <= 31:
         # Never show the value: it is a password hash.
         raise ValueError(
@@ -249,7 +252,7 @@ class WebConfig(Strict):
 
     tls_server_config: TLSServerConfig | None = None
     http_server_config: HTTPServerConfig = HTTPServerConfig()
-    basic_auth_users: dict[str, Annotated[str, AfterValidator(_bcrypt_hash)]] = {}
+    basic_auth_users: dict[str, Annotated[str, BeforeValidator(_bcrypt_hash)]] = {}
     rate_limit: RateLimit = RateLimit()
 
     @field_validator("basic_auth_users")
