@@ -42,11 +42,13 @@ from bridge.errors import ConfigError
 __all__ = [
     "GoDuration",
     "Strict",
+    "check_yaml",
     "checked_together",
     "go_duration",
     "not_supported",
     "parse_yaml",
     "read_text",
+    "read_yaml",
 ]
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -178,14 +180,34 @@ def parse_yaml(
     No value under a key in ``secret_keys`` is ever shown; keys in ``hidden_keys`` (refused by
     ``not_supported``) are left out of the "allowed here" lists.
     """
+    return check_yaml(
+        read_yaml(text, path), text, path, model, secret_keys=secret_keys, hidden_keys=hidden_keys
+    )
+
+
+def read_yaml(text: str, path: Path) -> Any:
+    """The document ``text`` as PyYAML's safe loader builds it, an empty one as an empty mapping;
+    ConfigError when it is not YAML."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = exc.problem_mark if isinstance(exc, yaml.MarkedYAMLError) else None
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError([f"{path}: not valid YAML{where}"]) from None
-    if raw is None:
-        raw = {}
+    return {} if raw is None else raw
+
+
+def check_yaml(
+    raw: Any,
+    text: str,
+    path: Path,
+    model: type[Model],
+    *,
+    secret_keys: Collection[str] = (),
+    hidden_keys: Collection[str] = (),
+) -> Model:
+    """``raw`` (``read_yaml`` of ``text``) checked as ``model``, as ``parse_yaml`` checks it: for a
+    caller that reads more than the model from the document, without reading it again."""
     if not isinstance(raw, Mapping):
         raise ConfigError([f"{path}: the top level must be a mapping of keys"])
     secret, hidden = frozenset(secret_keys), frozenset(hidden_keys)
