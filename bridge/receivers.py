@@ -61,6 +61,8 @@ __all__ = [
 
 _SECRETS: Final = SECRET_KEYS | {"url", "secret"}
 _HIDDEN: Final = UNSUPPORTED_KEYS | {"payload"}
+# Keys prometheus/common reads into Go maps, where yaml.v2 refuses a key set twice, even by a merge.
+_GO_MAPS: Final = frozenset({"http_headers", "proxy_connect_header"})
 # Said after "receivers: unknown key": a whole Alertmanager configuration pasted in.
 _PASTED_RECEIVERS: Final = (
     " (this file takes the webhook_configs list of an Alertmanager receiver, not Alertmanager's"
@@ -194,7 +196,12 @@ def load_receivers(path: str | Path) -> ReceiversFile:
     path = Path(path)
     try:
         parsed = parse_yaml(
-            read_text(path), path, ReceiversFile, secret_keys=_SECRETS, hidden_keys=_HIDDEN
+            read_text(path),
+            path,
+            ReceiversFile,
+            secret_keys=_SECRETS,
+            hidden_keys=_HIDDEN,
+            go_maps=_GO_MAPS,
         )
     except ConfigError as exc:
         pasted = f"{path}: receivers: unknown key"

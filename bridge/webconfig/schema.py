@@ -76,6 +76,8 @@ _BLANK_IS_UNSET: Final = frozenset(
 )
 # Keys of the schema that names are shown for but whose values never are.
 _SECRET_KEYS: Final = frozenset({"basic_auth_users", "key"})
+# Keys the toolkit reads into Go maps, where yaml.v2 refuses a key set twice, even by a merge.
+_GO_MAPS: Final = frozenset({"basic_auth_users", "headers"})
 # Toolkit keys refused by name (see not_supported), left out of "allowed here" lists.
 _UNSUPPORTED: Final = frozenset({"curve_preferences"})
 
@@ -308,6 +310,7 @@ def parse_web_config(text: str, path: Path, *, raw: Any = None) -> WebConfig:
         WebConfig,
         secret_keys=_SECRET_KEYS,
         hidden_keys=_UNSUPPORTED,
+        go_maps=_GO_MAPS,
     )
     if config.tls_server_config is not None:
         config = config.model_copy(
