@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final, TypeVar, get_args
+from typing import Annotated, Any, ClassVar, Final, TypeVar, get_args
 
 import yaml
 from pydantic import (
@@ -41,6 +41,7 @@ from pydantic_core import InitErrorDetails
 from bridge.errors import ConfigError
 
 __all__ = [
+    "GoBool",
     "GoDuration",
     "Strict",
     "check_yaml",
@@ -83,6 +84,38 @@ def go_duration(value: Any) -> float:
 
 
 GoDuration = Annotated[float, BeforeValidator(go_duration), Field(ge=0)]
+
+
+def _go_bool(value: Any) -> bool:
+    """A boolean as Go's YAML reader takes one: only an unquoted ``true``/``false`` (or YAML 1.1's
+    ``yes``/``no``, ``on``/``off``, ``y``/``n``, which ``read_yaml`` makes booleans as Go does);
+    ValueError for text in quotes or a number, which Go refuses ("cannot unmarshal !!str")."""
+    if isinstance(value, bool):
+        return value
+    got = f" (got {value!r})" if isinstance(value, str | int | float) else ""
+    raise ValueError(
+        "must be true or false without quotes, as Go's YAML reader asks (it also takes yes/no, "
+        f"on/off and y/n){got}"
+    )
+
+
+GoBool = Annotated[bool, BeforeValidator(_go_bool)]
+
+
+class _GoLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading booleans as Go's yaml.v2 does (YAML 1.1): unquoted ``y``,
+    ``Y``, ``n`` and ``N`` too, which PyYAML alone reads as text."""
+
+    bool_values: ClassVar[dict[str, bool]] = {
+        **yaml.constructor.SafeConstructor.bool_values,
+        "y": True,
+        "n": False,
+    }
+
+
+_GoLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN")
+)
 
 
 class Strict(BaseModel):
@@ -195,14 +228,17 @@ def parse_yaml(
 
 
 def read_yaml(text: str, path: Path) -> Any:
-    """The document ``text`` as PyYAML's safe loader builds it, an empty one as an empty mapping;
-    ConfigError when it is not YAML."""
+    """The document ``text`` as PyYAML's safe loader builds it, booleans read as Go reads them
+    (``_GoLoader``), an empty one as an empty mapping; ConfigError when it is not YAML."""
+    loader = _GoLoader(text)
     try:
-        raw = yaml.safe_load(text)
+        raw = loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = exc.problem_mark if isinstance(exc, yaml.MarkedYAMLError) else None
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError([f"{path}: not valid YAML{where}"]) from None
+    finally:
+        loader.dispose()
     return {} if raw is None else raw
 
 
@@ -222,7 +258,7 @@ def check_yaml(
         raise ConfigError([f"{path}: the top level must be a mapping of keys"])
     secret, hidden = frozenset(secret_keys), frozenset(hidden_keys)
     # Composed again, not taken from the load: constructing flattens merges into the nodes.
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    root = yaml.compose(text, Loader=_GoLoader)
     repeated = [
         f"{path}: {problem}" for problem in _repeated_keys(root, secret, frozenset(go_maps))
     ]
@@ -429,7 +465,7 @@ def _key_part(key: yaml.Node) -> str:
     """The key ``key`` as a problem's path has it: as PyYAML loaded it, a boolean as pydantic
     puts it in the path (1 for ``yes``)."""
     # A constructor of its own: one keeps every node it has built.
-    loaded = yaml.constructor.SafeConstructor().construct_object(key, deep=True)
+    loaded = _GoLoader("").construct_object(key, deep=True)
     return str(int(loaded) if isinstance(loaded, bool) else loaded)
 
 

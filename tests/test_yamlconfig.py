@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bridge.errors import ConfigError
 from bridge.receivers import load_receivers
@@ -213,6 +214,71 @@ def test_promtool_refuses_the_same_web_configs(tmp_path: Path, case: str) -> Non
     )
     assert taken.returncode == 0, taken.stdout + taken.stderr
     load_web_config(once)
+
+
+# Booleans as a file may write them, and whether Go's YAML reader (yaml.v2, YAML 1.1) takes them.
+BOOLEANS = {
+    "true": True,
+    "FALSE": True,
+    "yes": True,
+    "No": True,
+    "on": True,
+    "OFF": True,
+    "y": True,  # text to PyYAML alone
+    "N": True,
+    "'yes'": False,  # text in quotes
+    '"true"': False,
+    "tRue": False,  # no boolean in any YAML
+    "1": False,  # a number
+    "0": False,
+}
+
+
+@pytest.mark.parametrize("written", sorted(BOOLEANS))
+def test_a_boolean_is_taken_as_promtool_takes_it(tmp_path: Path, written: str) -> None:
+    """A boolean key (http2 here; every boolean of both files alike) takes what Go's reader
+    takes, unquoted yes/no, on/off and y/n included, and refuses what it refuses: text in quotes
+    and numbers, which pydantic alone would take; promtool agrees on each."""
+    path = tmp_path / "web.yml"
+    path.write_text(f"http_server_config:\n  http2: {written}\n")
+    if BOOLEANS[written]:
+        load_web_config(path)
+    else:
+        got = yaml.safe_load(written)
+        assert _web_problems(tmp_path, path.read_text()) == [
+            f"{path}: http_server_config.http2: must be true or false without quotes, as Go's "
+            f"YAML reader asks (it also takes yes/no, on/off and y/n) (got {got!r})"
+        ]
+    promtool = require_binary("promtool")
+    checked = subprocess.run(
+        [promtool, "check", "web-config", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert (checked.returncode == 0) is BOOLEANS[written], checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("written", ["'yes'", "y", "1"])
+def test_a_receiver_s_boolean_is_taken_as_amtool_takes_it(tmp_path: Path, written: str) -> None:
+    """insecure_skip_verify (as every boolean of a receiver) is refused in quotes or as a number
+    and taken as an unquoted y, by the bridge as by amtool."""
+    block = (
+        "    webhook_configs:\n      - url: https://hooks.example.com/a\n        http_config:\n"
+        f"          tls_config: {{insecure_skip_verify: {written}}}\n"
+    )
+    path = tmp_path / "receivers.yml"
+    path.write_text("".join(line[4:] for line in block.splitlines(keepends=True)))
+    taken = BOOLEANS[written]
+    if taken:
+        load_receivers(path)
+    else:
+        with pytest.raises(ConfigError, match="insecure_skip_verify: must be true or false"):
+            load_receivers(path)
+    amtool = require_binary("amtool")
+    config = tmp_path / "alertmanager.yml"
+    config.write_text("route:\n  receiver: hooks\nreceivers:\n  - name: hooks\n" + block)
+    checked = subprocess.run(
+        [amtool, "check-config", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert (checked.returncode == 0) is taken, checked.stdout + checked.stderr
 
 
 def test_amtool_refuses_the_same_receiver(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from pydantic import (
 
 from bridge.tlsutil import pem_certificates
 from bridge.yamlconfig import (
+    GoBool,
     GoDuration,
     Strict,
     check_yaml,
@@ -116,7 +117,7 @@ class HTTPServerConfig(Strict):
     """``http_server_config``."""
 
     # Accepted for files written for the toolkit; the bridge serves HTTP/1.1 only.
-    http2: bool = True
+    http2: GoBool = True
     headers: ResponseHeaders = ResponseHeaders()
 
 
@@ -204,7 +205,7 @@ class TLSServerConfig(Strict):
     min_version: TLSVersionName = "TLS12"
     max_version: TLSVersionName = "TLS13"
     cipher_suites: tuple[str, ...] = ()
-    prefer_server_cipher_suites: bool = True
+    prefer_server_cipher_suites: GoBool = True
     curve_preferences: Annotated[
         Any, not_supported("Python's ssl cannot set a list of curves; OpenSSL's defaults apply")
     ] = None
