@@ -648,19 +648,19 @@ def test_a_web_config_whose_tls_section_is_bad_leaves_nothing_to_probe_with(
 
 
 # A probe's target made in a process of its own, counting how often it opens the web config file
-# (an audit hook sees every open) and hands YAML to PyYAML.
+# (an audit hook sees every open) and hands YAML text to PyYAML (every reading starts a Reader).
 _COUNTED_TARGET = """
-import sys, yaml
+import sys, yaml.reader
 from bridge.healthcheck import target
 from bridge.probe_settings import ProbeSettings
 path = sys.argv[1]
 opened, parsed = [], []
 sys.addaudithook(lambda event, args: event == "open" and args[0] == path and opened.append(1))
-for name in ("safe_load", "compose"):
-    def counting(*args, _original=getattr(yaml, name), **kwargs):
+def counting(self, stream, _original=yaml.reader.Reader.__init__):
+    if stream:
         parsed.append(1)
-        return _original(*args, **kwargs)
-    setattr(yaml, name, counting)
+    _original(self, stream)
+yaml.reader.Reader.__init__ = counting
 where = target(ProbeSettings.from_environ(
     {"EXESDB_HTTP_ADDR": "127.0.0.1:9", "EXESDB_WEB_CONFIG_FILE": path}
 ))
