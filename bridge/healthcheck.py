@@ -41,6 +41,7 @@ from bridge.probe_settings import ProbeSettings
 from bridge.urls import PICKED_PORT, own_url
 
 if TYPE_CHECKING:  # the schema imports pydantic, which a probe without a web config skips
+    from bridge.webconfig.loading import Judged
     from bridge.webconfig.schema import TLSServerConfig
 
 __all__ = [
@@ -264,37 +265,31 @@ def target(settings: ProbeSource) -> Target:
         raise _Unusable(f"EXESDB_HTTP_ADDR: {PICKED_PORT}; give the probe a fixed port")
     if not settings.web_config_file:
         return Target(probe_url(settings))
-    from bridge.webconfig import load_web_config  # only with a web config: not light
+    from bridge.webconfig.loading import judge  # only with a web config: not light
 
-    try:
-        config = load_web_config(settings.web_config_file)
-    except ConfigError as exc:
-        return _despite_refusal(settings, settings.web_config_file, exc)
-    return _secured(settings, config.tls, users=bool(config.basic_auth_users))
+    judged = judge(Path(settings.web_config_file))
+    if judged.loaded is not None:
+        config = judged.loaded.config
+        return _secured(settings, config.tls, users=bool(config.basic_auth_users))
+    return _despite_refusal(settings, judged)
 
 
-def _despite_refusal(settings: ProbeSource, path: str, refusal: ConfigError) -> Target:
+def _despite_refusal(settings: ProbeSource, judged: Judged) -> Target:
     """The target of a bridge whose web config file is bad; ConfigError (the refusal) when the
     file's TLS section cannot say how to reach it."""
-    from bridge.webconfig.schema import tls_section, turns_tls_on
-
-    problems = [f"EXESDB_WEB_CONFIG_FILE: {problem}" for problem in refusal.problems]
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        raise ConfigError(problems) from None
-    tls = tls_section(text, Path(path))
-    if tls is None and turns_tls_on(text) is not False:
-        raise ConfigError(problems)  # TLS meant, or not YAML: nothing to trust
+    tls = judged.tls
+    if tls is None and judged.tls_meant is not False:
+        # TLS meant, or no YAML: nothing to trust.
+        raise ConfigError([f"EXESDB_WEB_CONFIG_FILE: {problem}" for problem in judged.problems])
     if tls is None:
-        return replace(_secured(settings, None, users=None), refusal=tuple(refusal.problems))
+        return replace(_secured(settings, None, users=None), refusal=judged.problems)
     # The bridge serves the certificate of the version before, which may not be the file's.
     unverified = _with_client_certificate(settings, tls, _open_context())
     try:
         found = _secured(settings, tls, users=None)
     except _Untrusted as exc:
         found = Target(probe_url(settings, tls=True), untrusted=str(exc))
-    return replace(found, refusal=tuple(refusal.problems), unverified=unverified)
+    return replace(found, refusal=judged.problems, unverified=unverified)
 
 
 def _open_context() -> ssl.SSLContext:
@@ -409,8 +404,8 @@ def _told(verdict: Verdict, refusal: tuple[str, ...]) -> Verdict:
 def main(timeout: float = DEFAULT_TIMEOUT) -> int:
     """Probe the configured address; print one line; return the exit status."""
     try:
-        # target() reads the web config file itself: a bad one may still leave it a target.
-        where = target(ProbeSettings.from_environ(check_web_config=False))
+        # target() reads the web config file: a bad one may still leave it a target.
+        where = target(ProbeSettings.from_environ())
     except ConfigError as exc:
         verdict = Verdict(False, f"unhealthy: bad configuration: {'; '.join(exc.problems)}")
     except _Unusable as exc:

@@ -1,10 +1,11 @@
 """The settings ``healthcheck`` reads, checked as ``bridge.config`` checks them, but cheaply.
 
 An exec probe runs every few seconds, so it reads only what it uses (``EXESDB_HTTP_ADDR``, the
-web config file and the probe's own credentials) with the validators ``Settings`` uses for them,
-from this module, instead of importing pydantic and every component to load the whole
-configuration. A bad value elsewhere stops the bridge from starting, which the probe then
-reports as nothing answering; ``check-config`` reports every setting.
+web config file's name and the probe's own credentials) with the validators ``Settings`` uses for
+them, from this module, instead of importing pydantic and every component to load the whole
+configuration; the web config file itself is read by the probe's ``target``. A bad value
+elsewhere stops the bridge from starting, which the probe then reports as nothing answering;
+``check-config`` reports every setting.
 """
 
 from __future__ import annotations
@@ -75,13 +76,10 @@ class ProbeSettings:
         return split_addr(self.http_addr)
 
     @classmethod
-    def from_environ(
-        cls, environ: Mapping[str, str] | None = None, *, check_web_config: bool = True
-    ) -> ProbeSettings:
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> ProbeSettings:
         """Read ``environ`` (the process environment); ConfigError listing every problem of these
-        settings as ``load_settings`` words it, the web config file's among them unless
-        ``check_web_config`` is false (the probe reads that file itself, see
-        ``bridge.healthcheck.target``)."""
+        variables as ``load_settings`` words it. The web config file is not read here: the probe
+        reads and judges it once, in ``bridge.healthcheck.target``."""
         env = os.environ if environ is None else environ
         settings = cls(
             http_addr=env.get("EXESDB_HTTP_ADDR", DEFAULT_HTTP_ADDR),
@@ -97,14 +95,6 @@ class ProbeSettings:
             split_addr(settings.http_addr)
         except ValueError as exc:
             problems.append(value_problem("EXESDB_HTTP_ADDR", str(exc), settings.http_addr))
-        if settings.web_config_file and check_web_config:
-            # Only a probe of a bridge with a web config pays for importing its reader.
-            from bridge.webconfig import load_web_config
-
-            try:
-                load_web_config(settings.web_config_file)
-            except ConfigError as exc:
-                problems += [f"EXESDB_WEB_CONFIG_FILE: {problem}" for problem in exc.problems]
         certificate = client_certificate_problem(
             settings.healthcheck_cert_file, settings.healthcheck_key_file
         )

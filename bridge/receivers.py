@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     AfterValidator,
     Field,
@@ -38,6 +37,7 @@ from bridge.receiver_keys import FILE_KEY_PREFIX, ReceiverKeys, receiver_label
 from bridge.redaction import safe_url
 from bridge.urls import require_alertmanager_url, require_http_url
 from bridge.yamlconfig import (
+    GoBool,
     GoDuration,
     Strict,
     checked_together,
@@ -45,6 +45,7 @@ from bridge.yamlconfig import (
     not_supported,
     parse_yaml,
     read_text,
+    read_yaml,
 )
 
 __all__ = [
@@ -61,6 +62,8 @@ __all__ = [
 
 _SECRETS: Final = SECRET_KEYS | {"url", "secret"}
 _HIDDEN: Final = UNSUPPORTED_KEYS | {"payload"}
+# Keys prometheus/common reads into Go maps, where yaml.v2 refuses a key set twice, even by a merge.
+_GO_MAPS: Final = frozenset({"http_headers", "proxy_connect_header"})
 # Said after "receivers: unknown key": a whole Alertmanager configuration pasted in.
 _PASTED_RECEIVERS: Final = (
     " (this file takes the webhook_configs list of an Alertmanager receiver, not Alertmanager's"
@@ -126,7 +129,7 @@ class WebhookConfig(Strict):
 
     url: HttpUrl = None
     url_file: str | None = None
-    send_resolved: bool = True
+    send_resolved: GoBool = True
     max_alerts: Annotated[int, Field(ge=0)] = 0
     timeout: GoDuration = 0.0
     http_config: HTTPClientConfig = HTTPClientConfig()
@@ -194,7 +197,12 @@ def load_receivers(path: str | Path) -> ReceiversFile:
     path = Path(path)
     try:
         parsed = parse_yaml(
-            read_text(path), path, ReceiversFile, secret_keys=_SECRETS, hidden_keys=_HIDDEN
+            read_text(path),
+            path,
+            ReceiversFile,
+            secret_keys=_SECRETS,
+            hidden_keys=_HIDDEN,
+            go_maps=_GO_MAPS,
         )
     except ConfigError as exc:
         pasted = f"{path}: receivers: unknown key"
@@ -235,8 +243,8 @@ def _read_parts(path: Path) -> _Parts:
     else:
         return _Parts(tuple(enumerate(loaded.webhook_configs)), loaded.alertmanager)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raw = read_yaml(read_text(path), path)
+    except ConfigError:  # unreadable, or no YAML: said in ``problems``
         return _Parts(problems=problems)
     raw = raw if isinstance(raw, dict) else {}
     hooks = raw.get("webhook_configs")

@@ -13,7 +13,8 @@ mapping or list goes is likewise taken as an empty one, as Go's YAML reader take
 where a value goes is refused as empty (Go would take false or 0: ``send_resolved:`` left empty
 would turn resolved notifications off). A key given twice in one mapping is refused, naming its
 path and both lines, as Go's strict reader (``yaml.UnmarshalStrict``, which Alertmanager and the
-exporter-toolkit use) refuses it, where PyYAML alone would keep the last silently. A value under a
+exporter-toolkit use) refuses it, where PyYAML alone would keep the last silently; merges
+(``<<``) count as that reader counts them (``_repeated_keys``). A value under a
 secret key is never shown, nor a key below one (a user's name under ``basic_auth_users``): a
 problem there names the entry's line instead.
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final, TypeVar, get_args
+from typing import Annotated, Any, ClassVar, Final, TypeVar, get_args
 
 import yaml
 from pydantic import (
@@ -40,13 +41,16 @@ from pydantic_core import InitErrorDetails
 from bridge.errors import ConfigError
 
 __all__ = [
+    "GoBool",
     "GoDuration",
     "Strict",
+    "check_yaml",
     "checked_together",
     "go_duration",
     "not_supported",
     "parse_yaml",
     "read_text",
+    "read_yaml",
 ]
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -80,6 +84,38 @@ def go_duration(value: Any) -> float:
 
 
 GoDuration = Annotated[float, BeforeValidator(go_duration), Field(ge=0)]
+
+
+def _go_bool(value: Any) -> bool:
+    """A boolean as Go's YAML reader takes one: only an unquoted ``true``/``false`` (or YAML 1.1's
+    ``yes``/``no``, ``on``/``off``, ``y``/``n``, which ``read_yaml`` makes booleans as Go does);
+    ValueError for text in quotes or a number, which Go refuses ("cannot unmarshal !!str")."""
+    if isinstance(value, bool):
+        return value
+    got = f" (got {value!r})" if isinstance(value, str | int | float) else ""
+    raise ValueError(
+        "must be true or false without quotes, as Go's YAML reader asks (it also takes yes/no, "
+        f"on/off and y/n){got}"
+    )
+
+
+GoBool = Annotated[bool, BeforeValidator(_go_bool)]
+
+
+class _GoLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading booleans as Go's yaml.v2 does (YAML 1.1): unquoted ``y``,
+    ``Y``, ``n`` and ``N`` too, which PyYAML alone reads as text."""
+
+    bool_values: ClassVar[dict[str, bool]] = {
+        **yaml.constructor.SafeConstructor.bool_values,
+        "y": True,
+        "n": False,
+    }
+
+
+_GoLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN")
+)
 
 
 class Strict(BaseModel):
@@ -172,26 +208,60 @@ def parse_yaml(
     *,
     secret_keys: Collection[str] = (),
     hidden_keys: Collection[str] = (),
+    go_maps: Collection[str] = (),
 ) -> Model:
     """``text`` checked as ``model``; ConfigError with one line per problem, each naming its key.
 
     No value under a key in ``secret_keys`` is ever shown; keys in ``hidden_keys`` (refused by
-    ``not_supported``) are left out of the "allowed here" lists.
+    ``not_supported``) are left out of the "allowed here" lists; the value of a key in
+    ``go_maps`` is one Go reads into a map, where no key may come twice even by a merge.
     """
+    return check_yaml(
+        read_yaml(text, path),
+        text,
+        path,
+        model,
+        secret_keys=secret_keys,
+        hidden_keys=hidden_keys,
+        go_maps=go_maps,
+    )
+
+
+def read_yaml(text: str, path: Path) -> Any:
+    """The document ``text`` as PyYAML's safe loader builds it, booleans read as Go reads them
+    (``_GoLoader``), an empty one as an empty mapping; ConfigError when it is not YAML."""
+    loader = _GoLoader(text)
     try:
-        raw = yaml.safe_load(text)
+        raw = loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = exc.problem_mark if isinstance(exc, yaml.MarkedYAMLError) else None
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError([f"{path}: not valid YAML{where}"]) from None
-    if raw is None:
-        raw = {}
+    finally:
+        loader.dispose()
+    return {} if raw is None else raw
+
+
+def check_yaml(
+    raw: Any,
+    text: str,
+    path: Path,
+    model: type[Model],
+    *,
+    secret_keys: Collection[str] = (),
+    hidden_keys: Collection[str] = (),
+    go_maps: Collection[str] = (),
+) -> Model:
+    """``raw`` (``read_yaml`` of ``text``) checked as ``model``, as ``parse_yaml`` checks it: for a
+    caller that reads more than the model from the document, without reading it again."""
     if not isinstance(raw, Mapping):
         raise ConfigError([f"{path}: the top level must be a mapping of keys"])
     secret, hidden = frozenset(secret_keys), frozenset(hidden_keys)
     # Composed again, not taken from the load: constructing flattens merges into the nodes.
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    repeated = [f"{path}: {problem}" for problem in _repeated_keys(root, secret)]
+    root = yaml.compose(text, Loader=_GoLoader)
+    repeated = [
+        f"{path}: {problem}" for problem in _repeated_keys(root, secret, frozenset(go_maps))
+    ]
     try:
         parsed = model.model_validate(raw)
     except ValidationError as exc:
@@ -208,49 +278,113 @@ def parse_yaml(
 _MERGE_TAG: Final = "tag:yaml.org,2002:merge"
 
 
-def _repeated_keys(root: yaml.Node | None, secret: frozenset[str]) -> list[str]:
-    """A line for each key given twice in one mapping of the YAML document ``root``: its path
-    and both lines. A key under one in ``secret`` (user names under ``basic_auth_users``) is not
-    shown, nor one that looks like no key. A key a merge brings in (``<<: *anchor``) may be given
-    again beside it, as YAML allows."""
+def _repeated_keys(
+    root: yaml.Node | None, secret: frozenset[str], maps: frozenset[str]
+) -> list[str]:
+    """A line for each key given twice in one mapping of the YAML document ``root``, as Go's
+    strict reader (yaml.v2's ``UnmarshalStrict``) refuses it: its path and both lines. A key
+    under one in ``secret`` (user names under ``basic_auth_users``) is not shown, nor one that
+    looks like no key.
+
+    Merges (``<<: *anchor``) count as Go counts them. In a mapping Go reads into a map (the value
+    of a key in ``maps``, such as ``basic_auth_users``), a key comes once however it comes:
+    written, or brought by a merge ("already set in map"). Elsewhere (Go's structs) a key written
+    after a merge that brings it overrides it, as YAML allows, and of two merges the first wins,
+    in both readers; but a key written before a merge that brings it again is refused, since Go
+    then takes the merge's value where PyYAML keeps the written one.
+    """
     found: list[tuple[int, str]] = []
-    seen: set[int] = set()  # an anchor's node is looked at once, however many aliases name it
-    pending: list[tuple[yaml.Node, tuple[str, ...]]] = [(root, ())] if root is not None else []
+    # An anchor's node is looked at once for each way it is read, however many aliases name it.
+    seen: set[tuple[int, bool, bool]] = set()
+    pending: list[tuple[yaml.Node, tuple[str, ...], bool, bool]] = (
+        [(root, (), False, False)] if root is not None else []
+    )
     while pending:
-        node, loc = pending.pop()
+        node, loc, is_map, via_merge = pending.pop()
+        if (id(node), is_map, via_merge) in seen:
+            continue
+        seen.add((id(node), is_map, via_merge))
+        if isinstance(node, yaml.SequenceNode):
+            pending += [(item, (*loc, str(i)), False, False) for i, item in enumerate(node.value)]
+        if not isinstance(node, yaml.MappingNode):
+            continue
+        # Each key as first given: written, or (in a map) brought by a merge.
+        firsts: dict[tuple[str, str], tuple[yaml.Node, bool]] = {}
+        for key, value in node.value:
+            merge = key.tag == _MERGE_TAG
+            if merge:
+                pending.append((value, loc, is_map, True))  # its mapping is checked as ours
+                # A map merged into another is counted there; a struct's merge matters only
+                # after a written key.
+                if (is_map and via_merge) or not (is_map or firsts):
+                    continue
+                brought = _merged_keys(value)
+            elif isinstance(key, yaml.ScalarNode):
+                pending.append((value, (*loc, key.value), key.value in maps, False))
+                brought = [key]
+            else:
+                continue
+            for each in brought:
+                first, first_merged = firsts.get((each.tag, each.value), (None, False))
+                if first is None:
+                    if is_map or not merge:
+                        firsts[(each.tag, each.value)] = (each, merge)
+                elif first is not each:
+                    how = "map" if merge or first_merged else ""
+                    if how and not is_map:
+                        how = "written, then merged"
+                    found.append(_twice(first, each, loc, secret, how))
+    # A mapping merged into a map is checked with it and on its own: the same line once.
+    return list(dict.fromkeys(problem for _, problem in sorted(found)))
+
+
+def _merged_keys(value: yaml.Node) -> list[yaml.ScalarNode]:
+    """The keys a merge brings: those of the mapping (or the mappings of the list) its value
+    names, with the keys of their own merges, each mapping once."""
+    keys: list[yaml.ScalarNode] = []
+    seen: set[int] = set()
+    waiting = [value]
+    while waiting:
+        node = waiting.pop()
         if id(node) in seen:
             continue
         seen.add(id(node))
         if isinstance(node, yaml.SequenceNode):
-            pending += [(item, (*loc, str(index))) for index, item in enumerate(node.value)]
-        if not isinstance(node, yaml.MappingNode):
-            continue
-        firsts: dict[tuple[str, str], yaml.Node] = {}
-        for key, value in node.value:
-            if key.tag == _MERGE_TAG:
-                pending.append((value, loc))  # its keys are checked in their own mapping
-                continue
-            if not isinstance(key, yaml.ScalarNode):
-                continue
-            pending.append((value, (*loc, key.value)))
-            first = firsts.setdefault((key.tag, key.value), key)
-            if first is key:
-                continue
-            earlier, line = first.start_mark.line + 1, key.start_mark.line + 1
-            lines = f"line {line}" if earlier == line else f"lines {earlier} and {line}"
-            if secret & set(loc) or not _KEY_NAME.fullmatch(key.value):
-                where = ".".join(loc) or "(top level)"
-                problem = (
-                    f"{where}: a key given twice ({lines}; not shown, as it may be a user's "
-                    "name or a secret); keep one"
-                )
-            else:
-                problem = (
-                    f"{'.'.join((*loc, key.value))}: given twice ({lines}); keep one, as Go's "
-                    "YAML reader (and so Alertmanager and the exporter-toolkit) asks"
-                )
-            found.append((line, problem))
-    return [problem for _, problem in sorted(found)]
+            waiting += reversed(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, item in node.value:
+                if key.tag == _MERGE_TAG:
+                    waiting.append(item)
+                elif isinstance(key, yaml.ScalarNode):
+                    keys.append(key)
+    return keys
+
+
+def _twice(
+    first: yaml.Node, again: yaml.Node, loc: tuple[str, ...], secret: frozenset[str], how: str
+) -> tuple[int, str]:
+    """(line, problem) of the key ``first`` given ``again`` in the mapping at ``loc``; ``how``
+    is "" (written twice), "map" (a merge counted, in a Go map) or "written, then merged"."""
+    earlier, line = sorted((first.start_mark.line + 1, again.start_mark.line + 1))
+    lines = f"line {line}" if earlier == line else f"lines {earlier} and {line}"
+    merged = ", a merge (<<) counted" if how == "map" else ""
+    if secret & set(loc) or not _KEY_NAME.fullmatch(again.value):
+        where = ".".join(loc) or "(top level)"
+        return line, (
+            f"{where}: a key given twice ({lines}{merged}; not shown, as it may be a user's name "
+            "or a secret); keep one"
+        )
+    key = ".".join((*loc, again.value))
+    if how == "written, then merged":
+        return line, (
+            f"{key}: given at line {first.start_mark.line + 1} and again by a merge (<<) after "
+            f"it, at line {again.start_mark.line + 1}: Go's YAML reader takes the merge's value "
+            "and PyYAML the one written; give it once, or after the merge"
+        )
+    return line, (
+        f"{key}: given twice ({lines}{merged}); keep one, as Go's YAML reader (and so "
+        "Alertmanager and the exporter-toolkit) asks"
+    )
 
 
 # An unknown key shown in an error looks like one: anything else (a line of /etc/shadow, of a
@@ -331,7 +465,7 @@ def _key_part(key: yaml.Node) -> str:
     """The key ``key`` as a problem's path has it: as PyYAML loaded it, a boolean as pydantic
     puts it in the path (1 for ``yes``)."""
     # A constructor of its own: one keeps every node it has built.
-    loaded = yaml.constructor.SafeConstructor().construct_object(key, deep=True)
+    loaded = _GoLoader("").construct_object(key, deep=True)
     return str(int(loaded) if isinstance(loaded, bool) else loaded)
 
 

@@ -154,6 +154,33 @@ def test_bad_configuration_exits_2_naming_the_variable(
     assert f"  {variable}: " in completed.stderr
 
 
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [
+        ("key_file: server.key", "cert_file (or cert)"),
+        ("cert_file: server.pem", "key_file (or key)"),
+    ],
+)
+def test_run_exits_2_on_a_tls_key_without_its_certificate_or_the_reverse(
+    tmp_path: Path, given: str, missing: str
+) -> None:
+    """A web config giving key_file without cert_file (or the reverse) stops start-up with exit
+    2, naming the key missing, as the toolkit stops ("missing one of cert or cert_file")."""
+    web_config = tmp_path / "web.yml"
+    web_config.write_text(f"tls_server_config:\n  {given}\n")
+    completed = cli(
+        "run",
+        EXESDB_WEB_CONFIG_FILE=str(web_config),
+        EXESDB_HTTP_ADDR="127.0.0.1:0",
+        EXESDB_STATE_DIR=str(tmp_path / "state"),
+    )
+    assert completed.returncode == 2
+    assert (
+        f"  EXESDB_WEB_CONFIG_FILE: {web_config}: tls_server_config: TLS needs {missing}\n"
+        in completed.stderr
+    )
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_run_exits_0_on_sigterm_and_sigint(
     bridge_processes: list[BridgeProcess], tmp_path: Path, signum: signal.Signals

@@ -651,6 +651,37 @@ def test_a_web_config_whose_tls_section_is_bad_leaves_nothing_to_probe_with(
     assert "tls_server_config.min_version" in completed.stderr
 
 
+# A probe's target made in a process of its own, counting how often it opens the web config file
+# (an audit hook sees every open) and hands YAML text to PyYAML (every reading starts a Reader).
+_COUNTED_TARGET = """
+import sys, yaml.reader
+from bridge.healthcheck import target
+from bridge.probe_settings import ProbeSettings
+path = sys.argv[1]
+opened, parsed = [], []
+sys.addaudithook(lambda event, args: event == "open" and args[0] == path and opened.append(1))
+def counting(self, stream, _original=yaml.reader.Reader.__init__):
+    if stream:
+        parsed.append(1)
+    _original(self, stream)
+yaml.reader.Reader.__init__ = counting
+where = target(ProbeSettings.from_environ(
+    {"EXESDB_HTTP_ADDR": "127.0.0.1:9", "EXESDB_WEB_CONFIG_FILE": path}
+))
+print(len(opened), len(parsed), bool(where.refusal))
+"""
+
+
+def test_a_refused_web_config_is_read_once_and_its_yaml_parsed_once(tmp_path: Path) -> None:
+    """The probe of a refused file (a bad key beside a good TLS section) opens it once, and gives
+    its text to PyYAML twice, as the bridge's own reading does (loaded, and composed to find
+    keys given twice): the refusal and the TLS section to probe with come from that one reading."""
+    files = WebFiles(tmp_path)
+    path = files.write(files.tls_config() + "colour: vermilion\n")
+    completed = run_command([sys.executable, "-c", _COUNTED_TARGET, str(path)])
+    assert completed.stdout.split() == ["1", "2", "True"], completed.stderr
+
+
 # -- what a probe costs --
 
 # What the bridge itself runs on: a probe importing any of these pays for the whole bridge.

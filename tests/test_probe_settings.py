@@ -8,6 +8,7 @@ import pytest
 
 from bridge.config import load_settings
 from bridge.errors import ConfigError
+from bridge.healthcheck import target
 from bridge.probe_settings import ProbeSettings
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -16,11 +17,12 @@ pytestmark = pytest.mark.usefixtures("clean_env")
 def problems_of_both(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
 ) -> tuple[list[str], list[str]]:
-    """The problems ProbeSettings and load_settings find in ``env`` (none: empty lists)."""
+    """The problems the probe and load_settings find in ``env`` (none: empty lists): the probe's
+    as its settings, then its target (which reads the web config file), find them."""
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     found: list[list[str]] = []
-    for load in (ProbeSettings.from_environ, load_settings):
+    for load in (lambda: target(ProbeSettings.from_environ()), load_settings):
         try:
             load()
         except ConfigError as exc:
@@ -39,7 +41,7 @@ def problems_of_both(
         {"EXESDB_HTTP_ADDR": "http://user:pw@host:x"},
         {"EXESDB_HEALTHCHECK_CERT_FILE": "probe.pem"},
         {"EXESDB_HEALTHCHECK_KEY_FILE": "probe.key", "EXESDB_HTTP_ADDR": ":x"},
-        {"EXESDB_WEB_CONFIG_FILE": "/nonexistent/web.yml", "EXESDB_HTTP_ADDR": "a"},
+        {"EXESDB_WEB_CONFIG_FILE": "/nonexistent/web.yml"},
         {"EXESDB_WEB_CONFIG_FILE": "{folder}/web.yml"},
         {"EXESDB_HTTP_ADDR": "[::]:9571", "EXESDB_HEALTHCHECK_USERNAME": "probe"},
     ],
@@ -47,11 +49,27 @@ def problems_of_both(
 def test_the_probe_s_settings_are_refused_as_load_settings_refuses_them(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str]
 ) -> None:
-    """Each problem of the variables the probe reads is found, in the same words and order."""
+    """Each problem of the variables the probe reads, and of the web config file it cannot probe
+    with, is found, in the same words and order."""
     (tmp_path / "web.yml").write_text("tls_server_config:\n  cert_file: missing.pem\nbogus: 1\n")
     env = {name: value.format(folder=tmp_path) for name, value in env.items()}
     light, full = problems_of_both(monkeypatch, env)
     assert light == full
+
+
+def test_the_probe_s_settings_leave_the_web_config_file_to_its_target(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bad address is the probe's one problem while the web config file is bad too: its
+    settings do not read the file, which the target reads (once) when the address is good."""
+    light, full = problems_of_both(
+        monkeypatch, {"EXESDB_WEB_CONFIG_FILE": "/nonexistent/web.yml", "EXESDB_HTTP_ADDR": "a"}
+    )
+    assert [problem.split(":")[0] for problem in full] == [
+        "EXESDB_HTTP_ADDR",
+        "EXESDB_WEB_CONFIG_FILE",
+    ]
+    assert light == full[:1]
 
 
 def test_the_probe_reads_the_address_and_its_credentials_as_settings_does(

@@ -179,10 +179,11 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             "    http_config: {proxy_from_environment: true, proxy_url: 'http://u:tok3n@p'}\n",
             "proxy_from_environment takes the proxy and its exceptions from HTTP_PROXY",
         ),
-        (  # a boolean written as a string reads as pydantic reads it
+        (  # a boolean in quotes is text, which Go's reader refuses for a boolean
             "webhook_configs:\n  - url: http://h\n"
             "    http_config: {proxy_from_environment: 'yes', proxy_url: 'http://p'}\n",
-            "proxy_from_environment takes the proxy and its exceptions from HTTP_PROXY",
+            "http_config.proxy_from_environment: must be true or false without quotes, as Go's "
+            "YAML reader asks (it also takes yes/no, on/off and y/n) (got 'yes')",
         ),
         (
             "webhook_configs:\n  - url: http://h\n    http_config: {follow_redirects: true}\n",
@@ -344,7 +345,7 @@ def test_a_receiver_with_a_bad_key_still_has_its_keys_checked_together(
             "      bearer_token: tok3n\n      authorization: {type: Token}\n"
             "      no_proxy: example.com\n      enable_http2: maybe\n",
             [
-                "http_config.enable_http2: Input should be a valid boolean",
+                "http_config.enable_http2: must be true or false without quotes",
                 "http_config: authorization cannot be given with bearer_token or",
                 "http_config: no_proxy needs proxy_url",
             ],

@@ -7,11 +7,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bridge.errors import ConfigError
 from bridge.receivers import load_receivers
 from bridge.webconfig import load_web_config
 from tests.support import require_binary
+from tests.webconfig.files import WebFiles
 
 HASH = "$2b$10$szTbDacVmqoGzR0UhmHKkuuIgJf.DXuX204J.admAuj.OXh95xAH."
 
@@ -88,6 +90,111 @@ def test_a_key_a_merge_brings_in_may_be_given_again(tmp_path: Path) -> None:
     assert "webhook_configs.0.timeout: given twice (line 2)" in caught.value.problems[0]
 
 
+# Each a mapping Go reads into a map, holding a key twice through a merge (<<): yaml.v2's strict
+# reader refuses each ("already set in map"), where PyYAML keeps one hash silently.
+MERGED_TWICE = {
+    "merge-then-written": f"basic_auth_users:\n  <<: {{al1ce: '{HASH}'}}\n  al1ce: '{HASH}'\n",
+    "written-then-merge": f"basic_auth_users:\n  al1ce: '{HASH}'\n  <<: {{al1ce: '{HASH}'}}\n",
+    "two-merges": f"basic_auth_users:\n  <<: [{{al1ce: '{HASH}'}}, {{al1ce: '{HASH}'}}]\n",
+    "merge-of-a-merge": (
+        f"basic_auth_users:\n  <<: &users\n    <<: {{al1ce: '{HASH}'}}\n    al1ce: '{HASH}'\n"
+    ),
+    "header": (
+        "http_server_config:\n  headers:\n    <<: {X-Frame-Options: deny}\n"
+        "    X-Frame-Options: sameorigin\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MERGED_TWICE))
+def test_a_user_or_header_given_twice_through_a_merge_is_refused(tmp_path: Path, case: str) -> None:
+    """A user (or header) given twice in one Go map, a merge counted, is refused as promtool
+    refuses it, rather than one of two hashes honoured silently; no user's name is shown."""
+    [problem] = _web_problems(tmp_path, MERGED_TWICE[case])
+    assert "given twice (line" in problem
+    assert ", a merge (<<) counted" in problem
+    assert "al1ce" not in problem
+
+
+@pytest.mark.parametrize("case", sorted(MERGED_TWICE))
+def test_promtool_refuses_a_key_given_twice_in_a_map_through_a_merge(
+    tmp_path: Path, case: str
+) -> None:
+    """exporter-toolkit's check refuses each map above: the bridge's refusal is Go's."""
+    promtool = require_binary("promtool")
+    path = tmp_path / "web.yml"
+    path.write_text(MERGED_TWICE[case])
+    refused = subprocess.run(
+        [promtool, "check", "web-config", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 1
+    assert "already set in map" in refused.stdout + refused.stderr
+
+
+def test_a_receiver_s_header_given_twice_through_a_merge_is_refused(tmp_path: Path) -> None:
+    """http_headers is a Go map in Alertmanager's http_config too: a header a merge brings may
+    not be given again, where PyYAML would keep one of the two silently."""
+    path = tmp_path / "receivers.yml"
+    path.write_text(
+        "webhook_configs:\n  - url: https://hooks.example.com/a\n    http_config:\n"
+        "      http_headers:\n        <<: {X-Team: {values: [a]}}\n"
+        "        X-Team: {values: [b]}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_receivers(path)
+    assert list(caught.value.problems) == [
+        f"{path}: webhook_configs.0.http_config.http_headers.X-Team: given twice (lines 5 and 6, "
+        "a merge (<<) counted); keep one, as Go's YAML reader (and so Alertmanager and the "
+        "exporter-toolkit) asks"
+    ]
+
+
+def _client_auth_after_a_merge(written_first: bool) -> str:
+    """A TLS section with a client CA whose client_auth_type is written, and brought again by a
+    merge, NoClientCert (which the toolkit refuses beside a client CA)."""
+    written, merged = (
+        "  client_auth_type: RequireAndVerifyClientCert\n",
+        ("  <<: {client_auth_type: NoClientCert}\n"),
+    )
+    return (
+        "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n"
+        "  client_ca_file: client-ca.pem\n"
+        + (written + merged if written_first else merged + written)
+    )
+
+
+def test_a_key_written_before_a_merge_that_brings_it_again_is_refused(tmp_path: Path) -> None:
+    """A section's key written before a merge that brings it again is refused naming both lines:
+    Go's reader takes the merge's value there (promtool below), PyYAML the written one. Written
+    after the merge, it overrides it in both, and is taken."""
+    WebFiles(tmp_path)
+    problems = _web_problems(tmp_path, _client_auth_after_a_merge(written_first=True))
+    assert problems == [
+        f"{tmp_path / 'web.yml'}: tls_server_config.client_auth_type: given at line 5 and again "
+        "by a merge (<<) after it, at line 6: Go's YAML reader takes the merge's value and "
+        "PyYAML the one written; give it once, or after the merge"
+    ]
+    path = tmp_path / "web.yml"
+    path.write_text(_client_auth_after_a_merge(written_first=False))
+    assert load_web_config(path).tls is not None
+
+
+def test_go_takes_the_merge_s_value_over_a_key_written_before_it(tmp_path: Path) -> None:
+    """promtool (Go's reader) takes NoClientCert from the merge after the written key, and so
+    refuses the client CA beside it; with the key written after the merge it takes the file."""
+    promtool = require_binary("promtool")
+    WebFiles(tmp_path)
+    path = tmp_path / "web.yml"
+    path.write_text(_client_auth_after_a_merge(written_first=True))
+    check = [promtool, "check", "web-config", str(path)]
+    refused = subprocess.run(check, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1
+    assert "without a Client Auth Policy" in refused.stdout + refused.stderr
+    path.write_text(_client_auth_after_a_merge(written_first=False))
+    taken = subprocess.run(check, capture_output=True, text=True, timeout=60)
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+
+
 @pytest.mark.parametrize("case", sorted(WEB_TWICE))
 def test_promtool_refuses_the_same_web_configs(tmp_path: Path, case: str) -> None:
     """exporter-toolkit's own check (`promtool check web-config`) refuses each file the bridge
@@ -107,6 +214,71 @@ def test_promtool_refuses_the_same_web_configs(tmp_path: Path, case: str) -> Non
     )
     assert taken.returncode == 0, taken.stdout + taken.stderr
     load_web_config(once)
+
+
+# Booleans as a file may write them, and whether Go's YAML reader (yaml.v2, YAML 1.1) takes them.
+BOOLEANS = {
+    "true": True,
+    "FALSE": True,
+    "yes": True,
+    "No": True,
+    "on": True,
+    "OFF": True,
+    "y": True,  # text to PyYAML alone
+    "N": True,
+    "'yes'": False,  # text in quotes
+    '"true"': False,
+    "tRue": False,  # no boolean in any YAML
+    "1": False,  # a number
+    "0": False,
+}
+
+
+@pytest.mark.parametrize("written", sorted(BOOLEANS))
+def test_a_boolean_is_taken_as_promtool_takes_it(tmp_path: Path, written: str) -> None:
+    """A boolean key (http2 here; every boolean of both files alike) takes what Go's reader
+    takes, unquoted yes/no, on/off and y/n included, and refuses what it refuses: text in quotes
+    and numbers, which pydantic alone would take; promtool agrees on each."""
+    path = tmp_path / "web.yml"
+    path.write_text(f"http_server_config:\n  http2: {written}\n")
+    if BOOLEANS[written]:
+        load_web_config(path)
+    else:
+        got = yaml.safe_load(written)
+        assert _web_problems(tmp_path, path.read_text()) == [
+            f"{path}: http_server_config.http2: must be true or false without quotes, as Go's "
+            f"YAML reader asks (it also takes yes/no, on/off and y/n) (got {got!r})"
+        ]
+    promtool = require_binary("promtool")
+    checked = subprocess.run(
+        [promtool, "check", "web-config", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert (checked.returncode == 0) is BOOLEANS[written], checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("written", ["'yes'", "y", "1"])
+def test_a_receiver_s_boolean_is_taken_as_amtool_takes_it(tmp_path: Path, written: str) -> None:
+    """insecure_skip_verify (as every boolean of a receiver) is refused in quotes or as a number
+    and taken as an unquoted y, by the bridge as by amtool."""
+    block = (
+        "    webhook_configs:\n      - url: https://hooks.example.com/a\n        http_config:\n"
+        f"          tls_config: {{insecure_skip_verify: {written}}}\n"
+    )
+    path = tmp_path / "receivers.yml"
+    path.write_text("".join(line[4:] for line in block.splitlines(keepends=True)))
+    taken = BOOLEANS[written]
+    if taken:
+        load_receivers(path)
+    else:
+        with pytest.raises(ConfigError, match="insecure_skip_verify: must be true or false"):
+            load_receivers(path)
+    amtool = require_binary("amtool")
+    config = tmp_path / "alertmanager.yml"
+    config.write_text("route:\n  receiver: hooks\nreceivers:\n  - name: hooks\n" + block)
+    checked = subprocess.run(
+        [amtool, "check-config", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert (checked.returncode == 0) is taken, checked.stdout + checked.stderr
 
 
 def test_amtool_refuses_the_same_receiver(tmp_path: Path) -> None:

@@ -24,8 +24,6 @@ from pydantic import (
     AfterValidator,
     ModelWrapValidatorHandler,
     SecretStr,
-    TypeAdapter,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -34,7 +32,7 @@ from bridge.redaction import safe_url
 from bridge.tlsutil import pem_certificates
 from bridge.urls import require_http_url
 from bridge.webconfig.schema import TLS_VERSIONS, TLSVersionName
-from bridge.yamlconfig import Strict, checked_together, not_supported
+from bridge.yamlconfig import GoBool, Strict, checked_together, not_supported
 
 __all__ = [
     "RESERVED_HEADERS",
@@ -75,7 +73,6 @@ UNSUPPORTED_KEYS: Final = frozenset(
 )
 _NO_REFS: Final = "there is no secret manager; use the *_file key"
 _BEARER_KEYS: Final = ("bearer_token", "bearer_token_file")
-_BOOL: Final = TypeAdapter(bool)
 
 
 def _both(values: Mapping[str, Any], first: str, second: str) -> list[str]:
@@ -120,7 +117,8 @@ def _client_problems(values: Mapping[str, Any]) -> list[str]:
     ):
         problems.append(f"at most one of basic_auth and {bearer or 'authorization'}")
     proxy_url, no_proxy = values.get("proxy_url"), values.get("no_proxy")
-    from_environment = _true(values.get("proxy_from_environment"))
+    # True as Go reads it (a quoted "yes" is refused by the key's own check).
+    from_environment = values.get("proxy_from_environment") is True
     if from_environment and (proxy_url or no_proxy):
         problems.append(
             "proxy_from_environment takes the proxy and its exceptions from HTTP_PROXY, "
@@ -131,14 +129,6 @@ def _client_problems(values: Mapping[str, Any]) -> list[str]:
     if values.get("proxy_connect_header") and not (proxy_url or from_environment):
         problems.append("proxy_connect_header needs proxy_url or proxy_from_environment")
     return problems
-
-
-def _true(value: Any) -> bool:
-    """Whether a key's value as the file gives it reads as true (``true``, ``"yes"``, 1)."""
-    try:
-        return _BOOL.validate_python(value)
-    except ValidationError:
-        return False
 
 
 def _bearer_as_authorization(data: Any) -> Any:
@@ -221,7 +211,7 @@ class TLSConfig(Strict):
     cert_file: str | None = None
     key_file: str | None = None
     server_name: str | None = None
-    insecure_skip_verify: bool = False
+    insecure_skip_verify: GoBool = False
     min_version: TLSVersionName | None = None
     max_version: TLSVersionName | None = None
     ca: Annotated[str | None, AfterValidator(pem_certificates)] = None
@@ -315,11 +305,11 @@ class HTTPClientConfig(Strict):
     basic_auth: BasicAuth | None = None
     tls_config: TLSConfig = TLSConfig()
     proxy_url: str | None = None
-    follow_redirects: bool | None = None
-    enable_http2: bool = True  # accepted for files written for Alertmanager; no effect
+    follow_redirects: GoBool | None = None
+    enable_http2: GoBool = True  # accepted for files written for Alertmanager; no effect
     oauth2: Annotated[Any, not_supported("use authorization with a token from a file")] = None
     no_proxy: str | None = None  # bridge.httpclient.proxy: hosts reached without proxy_url
-    proxy_from_environment: bool = False  # HTTP(S)_PROXY and NO_PROXY, as Go reads them
+    proxy_from_environment: GoBool = False  # HTTP(S)_PROXY and NO_PROXY, as Go reads them
     # Sent to the proxy with the CONNECT of an https:// request, as Go's transport sends them.
     proxy_connect_header: dict[str, tuple[SecretStr, ...]] = {}
     http_headers: dict[str, HeaderSource] = {}

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Field,
     ModelWrapValidatorHandler,
     SecretStr,
@@ -25,7 +25,15 @@ from pydantic import (
 )
 
 from bridge.tlsutil import pem_certificates
-from bridge.yamlconfig import GoDuration, Strict, checked_together, not_supported, parse_yaml
+from bridge.yamlconfig import (
+    GoBool,
+    GoDuration,
+    Strict,
+    check_yaml,
+    checked_together,
+    not_supported,
+    read_yaml,
+)
 
 __all__ = [
     "CLIENT_AUTH_TYPES",
@@ -37,7 +45,6 @@ __all__ = [
     "WebConfig",
     "parse_web_config",
     "tls_section",
-    "turns_tls_on",
 ]
 
 CLIENT_AUTH_TYPES: Final = (
@@ -70,6 +77,8 @@ _BLANK_IS_UNSET: Final = frozenset(
 )
 # Keys of the schema that names are shown for but whose values never are.
 _SECRET_KEYS: Final = frozenset({"basic_auth_users", "key"})
+# Keys the toolkit reads into Go maps, where yaml.v2 refuses a key set twice, even by a merge.
+_GO_MAPS: Final = frozenset({"basic_auth_users", "headers"})
 # Toolkit keys refused by name (see not_supported), left out of "allowed here" lists.
 _UNSUPPORTED: Final = frozenset({"curve_preferences"})
 
@@ -108,7 +117,7 @@ class HTTPServerConfig(Strict):
     """``http_server_config``."""
 
     # Accepted for files written for the toolkit; the bridge serves HTTP/1.1 only.
-    http2: bool = True
+    http2: GoBool = True
     headers: ResponseHeaders = ResponseHeaders()
 
 
@@ -196,7 +205,7 @@ class TLSServerConfig(Strict):
     min_version: TLSVersionName = "TLS12"
     max_version: TLSVersionName = "TLS13"
     cipher_suites: tuple[str, ...] = ()
-    prefer_server_cipher_suites: bool = True
+    prefer_server_cipher_suites: GoBool = True
     curve_preferences: Annotated[
         Any, not_supported("Python's ssl cannot set a list of curves; OpenSSL's defaults apply")
     ] = None
@@ -221,9 +230,11 @@ class TLSServerConfig(Strict):
         return self.model_copy(update=update)
 
 
-def _bcrypt_hash(value: str) -> str:
-    match = _BCRYPT.fullmatch(value)
-    if match is None or not 4 <= int(match.group(1)) <= 31:
+def _bcrypt_hash(value: Any) -> str:
+    """A user's hash; run before the type check, so that a number (``alice: 123``) is told it
+    must be a bcrypt hash at once, not first to be quoted and then, quoted, to be a hash."""
+    match = _BCRYPT.fullmatch(value) if isinstance(value, str) else None
+    if not isinstance(value, str) or match is None or not 4 <= int(match.group(1)) <= 31:
         # Never show the value: it is a password hash.
         raise ValueError(
             "must be a bcrypt hash ($2y$, $2b$, $2a$ or $2x$), "
@@ -249,7 +260,7 @@ class WebConfig(Strict):
 
     tls_server_config: TLSServerConfig | None = None
     http_server_config: HTTPServerConfig = HTTPServerConfig()
-    basic_auth_users: dict[str, Annotated[str, AfterValidator(_bcrypt_hash)]] = {}
+    basic_auth_users: dict[str, Annotated[str, BeforeValidator(_bcrypt_hash)]] = {}
     rate_limit: RateLimit = RateLimit()
 
     @field_validator("basic_auth_users")
@@ -288,9 +299,20 @@ class WebConfig(Strict):
         return "; ".join(parts)
 
 
-def parse_web_config(text: str, path: Path) -> WebConfig:
-    """The file's text as a WebConfig with absolute paths; ConfigError naming each bad key."""
-    config = parse_yaml(text, path, WebConfig, secret_keys=_SECRET_KEYS, hidden_keys=_UNSUPPORTED)
+def parse_web_config(text: str, path: Path, *, raw: Any = None) -> WebConfig:
+    """The file's text as a WebConfig with absolute paths; ConfigError naming each bad key.
+
+    ``raw`` is ``read_yaml``'s reading of ``text``, for a caller that has it already.
+    """
+    config = check_yaml(
+        read_yaml(text, path) if raw is None else raw,
+        text,
+        path,
+        WebConfig,
+        secret_keys=_SECRET_KEYS,
+        hidden_keys=_UNSUPPORTED,
+        go_maps=_GO_MAPS,
+    )
     if config.tls_server_config is not None:
         config = config.model_copy(
             update={"tls_server_config": config.tls_server_config.relative_to(path.parent)}
@@ -298,31 +320,18 @@ def parse_web_config(text: str, path: Path) -> WebConfig:
     return config
 
 
-def tls_section(text: str, path: Path) -> TLSServerConfig | None:
-    """The file's ``tls_server_config`` alone, paths made absolute, when it is good and turns TLS
-    on, whatever the rest of the file holds: so that a file with bad keys elsewhere has its
-    certificates checked in the same pass."""
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return None
+def tls_section(raw: Any, path: Path) -> tuple[TLSServerConfig | None, bool]:
+    """The ``tls_server_config`` of ``raw`` (``read_yaml`` of the file) alone, whatever the rest
+    holds: the section, paths made absolute, when it is good and turns TLS on (else None), and
+    whether it gives a certificate, key, client CA or client-auth type, which turn TLS on (the
+    toolkit's rule), good or not. So that a file with bad keys elsewhere has its certificates
+    checked in the same pass, and a bridge refusing it can still be reached."""
     section = raw.get("tls_server_config") if isinstance(raw, Mapping) else None
+    meant = isinstance(section, Mapping) and any(
+        section.get(key) not in ("", None) for key in _BLANK_IS_UNSET
+    )
     try:
         tls = TLSServerConfig.model_validate(section)
     except ValidationError:
-        return None
-    return tls.relative_to(path.parent) if tls.enabled else None
-
-
-def turns_tls_on(text: str) -> bool | None:
-    """Whether the file's ``tls_server_config`` gives a certificate, key, client CA or client-auth
-    type (which turn TLS on, the toolkit's rule), read without checking anything else; None when
-    the text is not YAML."""
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return None
-    section = raw.get("tls_server_config") if isinstance(raw, Mapping) else None
-    if not isinstance(section, Mapping):
-        return False
-    return any(section.get(key) not in ("", None) for key in _BLANK_IS_UNSET)
+        return None, meant
+    return (tls.relative_to(path.parent) if tls.enabled else None), meant

@@ -222,18 +222,29 @@ def test_a_bad_hash_is_never_shown_nor_its_user_s_name():
     [
         pytest.param("123: '{hash}'", "key as a number", id="number-key"),
         pytest.param("yes: '{hash}'", "key as a boolean", id="yes-key"),
-        pytest.param("bob: 123", "value as a number", id="number-value"),
     ],
 )
-def test_an_unquoted_user_name_or_hash_says_which_with_its_line(entry: str, kind: str):
-    """A user's name YAML reads as a number or boolean is told apart from such a hash: the
-    problem says the key is at fault, and gives its line (for ``yes:`` too) without showing it."""
+def test_an_unquoted_user_name_says_so_with_its_line(entry: str, kind: str):
+    """A user's name YAML reads as a number or boolean is told to be quoted: the problem says
+    the key is at fault, and gives its line (for ``yes:`` too) without showing it."""
     text = f"basic_auth_users:\n  alice: '{HASH}'\n  {entry.format(hash=HASH)}\n"
     [problem] = _problems(text)
     fault = ", at fault," if kind.startswith("key") else ""
     assert problem == (
         f"{HERE}: basic_auth_users (line 3, its key{fault} not shown): must be text, and YAML "
         f"reads this unquoted {kind}: put it in quotes"
+    )
+
+
+@pytest.mark.parametrize("value", ["123", "1.5", "yes", "[1]", "{a: 1}"])
+def test_a_hash_that_is_no_text_is_told_at_once_it_must_be_a_bcrypt_hash(value: str):
+    """A user's hash YAML reads as a number, boolean, list or mapping is told the whole truth
+    in one problem (it must be a bcrypt hash), not first to be quoted and then, quoted, that
+    it is no hash."""
+    [problem] = _problems(f"basic_auth_users:\n  alice: '{HASH}'\n  bob: {value}\n")
+    assert problem == (
+        f"{HERE}: basic_auth_users (line 3, its key not shown): must be a bcrypt hash"
+        " ($2y$, $2b$, $2a$ or $2x$), e.g. from htpasswd -nBC 10 \"\" | tr -d ':\\n'"
     )
 
 
