@@ -25,7 +25,6 @@ from bench import pushgateway
 from bench._util import BridgeProcess, http_get, median, send, settle, settled_heap, table
 from bench.workload import SECRET, SHAPES, Shape, Source
 from bridge.app import Bridge, default_components
-from bridge.bus import Rejection
 from bridge.config import Settings
 
 BATCH: Final = 1_000
@@ -64,8 +63,7 @@ async def _in_process(components: list[Any], batches: Sequence[tuple[bytes, str]
                 if verifier.keyring.check_header(header, body, time.time(), 300.0).value != "ok":
                     raise RuntimeError("bad header")
                 lines = [line for line in body.split(b"\n") if line and not line.isspace()]
-                judged = verifier.judge_batch(lines)
-                envelopes = judged if isinstance(judged, Rejection) else verifier.admit(judged)
+                envelopes = verifier.verify_batch(lines)
                 if not isinstance(envelopes, list):
                     raise RuntimeError(f"batch refused: {envelopes}")
                 count += bridge.bus.publish_verified(envelopes)
