@@ -7,6 +7,7 @@ import gc
 import http.client
 import json
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -51,6 +52,30 @@ def missing_revision(revision: str, root: Path = ROOT) -> str | None:
     except OSError as exc:  # no git on the PATH
         return f"git cannot run ({exc.strerror})"
     return None if found.returncode == 0 else f"no commit {revision!r} in this clone"
+
+
+def command_environment() -> dict[str, str]:
+    """This process's environment for timing the bridge's commands: none of the bridge's settings
+    (``EXESDB_*``, ``OTEL_*``, ``SECRET_KEY_BASE``), and byte code cached as in an installed
+    package or the image (``PYTHONDONTWRITEBYTECODE`` dropped: set, every call would compile the
+    bridge's modules)."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("EXESDB_", "OTEL_"))
+        and key not in ("SECRET_KEY_BASE", "PYTHONDONTWRITEBYTECODE")
+    }
+
+
+def timed_call(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[float, float]:
+    """Seconds of CPU (user + system, ``getrusage(RUSAGE_CHILDREN)``) and of wall time
+    ``command`` took; it must exit 0."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True, timeout=60)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
 
 
 def median(values: Sequence[float]) -> float:

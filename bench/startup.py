@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
-import resource
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from bench._util import ROOT, cpu_seconds, free_port, median, table
+from bench._util import ROOT, command_environment, cpu_seconds, free_port, median, table, timed_call
 from bench.compare import _extract
 from bench.workload import SECRET
 
@@ -36,16 +33,6 @@ _COMMANDS: Final = (
 )
 _POLL: Final = 0.005
 _BARE: Final = "python -c pass"
-
-
-def _call(command: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Seconds of CPU and of wall time ``command`` took; it must exit 0."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True, timeout=60)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
 
 
 def _healthy(port: int) -> bool:
@@ -89,13 +76,10 @@ def run(revision: str | None = "main", repeats: int = 11) -> str:
     with tempfile.TemporaryDirectory(prefix="exesdb-startup-") as scratch:
         if revision is not None:
             _extract(revision, Path(scratch))
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("EXESDB_", "OTEL_"))
-            and key not in ("SECRET_KEY_BASE", "PYTHONDONTWRITEBYTECODE")
+        env = command_environment() | {
+            "SECRET_KEY_BASE": SECRET,
+            "EXESDB_STATE_DIR": str(Path(scratch) / "state"),
         }
-        env |= {"SECRET_KEY_BASE": SECRET, "EXESDB_STATE_DIR": str(Path(scratch) / "state")}
         trees = {"this tree": ROOT}
         if revision is not None:
             trees = {revision: Path(scratch) / "tree", **trees}
@@ -104,18 +88,18 @@ def run(revision: str | None = "main", repeats: int = 11) -> str:
         bare = [sys.executable, "-c", "pass"]
         for tree in trees.values():  # warm the file cache and byte code
             for command in _COMMANDS:
-                _call([sys.executable, "-m", "bridge", *command], tree, env)
+                timed_call([sys.executable, "-m", "bridge", *command], tree, env)
         for repeat in range(repeats):
             order = list(trees.items())
             for name, tree in order if repeat % 2 == 0 else reversed(order):
                 for command in _COMMANDS:
                     key = (" ".join(command), name)
                     argv = [sys.executable, "-m", "bridge", *command]
-                    calls.setdefault(key, []).append(_call(argv, tree, env))
+                    calls.setdefault(key, []).append(timed_call(argv, tree, env))
                 port = free_port()
                 serving = env | {"EXESDB_HTTP_ADDR": f"127.0.0.1:{port}"}
                 starts[name].append(_until_healthy(tree, serving, port))
-            calls.setdefault((_BARE, ""), []).append(_call(bare, ROOT, env))
+            calls.setdefault((_BARE, ""), []).append(timed_call(bare, ROOT, env))
     return _tables(calls, starts, revision, repeats)
 
 
