@@ -13,6 +13,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -76,6 +77,17 @@ def timed_call(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tup
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
+
+
+def extract(revision: str, into: Path) -> Path:
+    """Another revision's source tree, from ``git archive revision``, in ``into``/tree (its
+    path returned), to run beside this one with the same interpreter and libraries."""
+    archive = into / "tree.tar"
+    with archive.open("wb") as out:
+        subprocess.run(["git", "archive", revision], cwd=ROOT, stdout=out, check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into / "tree", filter="data")
+    return into / "tree"
 
 
 def median(values: Sequence[float]) -> float:

@@ -24,8 +24,7 @@ from typing import Final
 
 import bcrypt
 
-from bench._util import ROOT, command_environment, median, table, timed_call
-from bench.compare import _extract
+from bench._util import ROOT, command_environment, extract, median, table, timed_call
 
 _INTERPRETER: Final = "python -c pass"
 
@@ -73,7 +72,7 @@ def run(revision: str | None = "main", repeats: int = 15) -> str:
     interpreter alone."""
     with tempfile.TemporaryDirectory(prefix="exesdb-healthcheck-") as scratch, _healthz() as port:
         if revision is not None:
-            _extract(revision, Path(scratch))
+            extract(revision, Path(scratch))
         env = command_environment() | {"EXESDB_HTTP_ADDR": f"0.0.0.0:{port}"}
         web = _web_config(Path(scratch), env)
         probe = [sys.executable, "-m", "bridge", "healthcheck"]

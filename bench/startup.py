@@ -21,8 +21,16 @@ import time
 from pathlib import Path
 from typing import Final
 
-from bench._util import ROOT, command_environment, cpu_seconds, free_port, median, table, timed_call
-from bench.compare import _extract
+from bench._util import (
+    ROOT,
+    command_environment,
+    cpu_seconds,
+    extract,
+    free_port,
+    median,
+    table,
+    timed_call,
+)
 from bench.workload import SECRET
 
 _COMMANDS: Final = (
@@ -75,7 +83,7 @@ def run(revision: str | None = "main", repeats: int = 11) -> str:
     ``revision``, this tree's alone (its commands beside a bare ``python -c pass``)."""
     with tempfile.TemporaryDirectory(prefix="exesdb-startup-") as scratch:
         if revision is not None:
-            _extract(revision, Path(scratch))
+            extract(revision, Path(scratch))
         env = command_environment() | {
             "SECRET_KEY_BASE": SECRET,
             "EXESDB_STATE_DIR": str(Path(scratch) / "state"),
