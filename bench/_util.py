@@ -1,4 +1,5 @@
-"""What every benchmark shares: medians, tables, /proc readings and a bridge subprocess."""
+"""What every benchmark shares: medians, tables, /proc readings, timed commands, another
+revision's tree, a bridge subprocess and the steps HTTP ingest takes with a batch."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.workload import SECRET
+from bridge.bus import Envelope, HeaderCheck, Rejection, Verifier
 from bridge.cli import _GC_THRESHOLDS
 
 _LIBC: Final = ctypes.CDLL(None, use_errno=True)
@@ -88,6 +90,20 @@ def extract(revision: str, into: Path) -> Path:
     with tarfile.open(archive) as tar:
         tar.extractall(into / "tree", filter="data")
     return into / "tree"
+
+
+def verified_batch(verifier: Verifier, body: bytes, header: str) -> list[Envelope]:
+    """The envelopes of a signed NDJSON batch through the steps HTTP ingest takes with it: the
+    signature header checked, the body split into lines, the batch verified (ids remembered).
+    RuntimeError if any step refuses it."""
+    check = verifier.keyring.check_header(header, body, time.time(), verifier.window_seconds)
+    if check is not HeaderCheck.OK:
+        raise RuntimeError(f"header check failed: {check}")
+    lines = [line for line in body.split(b"\n") if line and not line.isspace()]
+    envelopes = verifier.verify_batch(lines)
+    if isinstance(envelopes, Rejection):
+        raise RuntimeError(f"batch refused: {envelopes}")
+    return envelopes
 
 
 def median(values: Sequence[float]) -> float:
