@@ -267,6 +267,7 @@ class ClusterMonitor:
     def _heard_batch(self, envelopes: Sequence[Envelope]) -> None:
         now = self._clock()
         nodes = self._nodes
+        me = self.node
         for envelope in envelopes:
             try:
                 publisher = envelope.node
@@ -286,7 +287,7 @@ class ClusterMonitor:
                     reported = nodes.get(values["node"])
                     if reported is not None:
                         reported.health = values["status"]
-                        if publisher == self.node:
+                        if publisher == me:
                             self._own_health = now
             except Exception:
                 self._subscription.failed_on(envelope)
