@@ -1,4 +1,5 @@
-"""What every benchmark shares: medians, tables, /proc readings and a bridge subprocess."""
+"""What every benchmark shares: medians, tables, /proc readings, timed commands, another
+revision's tree, a bridge subprocess and the steps HTTP ingest takes with a batch."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import gc
 import http.client
 import json
 import os
+import resource
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.workload import SECRET
+from bridge.bus import Envelope, HeaderCheck, Rejection, Verifier
 from bridge.cli import _GC_THRESHOLDS
 
 _LIBC: Final = ctypes.CDLL(None, use_errno=True)
@@ -51,6 +55,55 @@ def missing_revision(revision: str, root: Path = ROOT) -> str | None:
     except OSError as exc:  # no git on the PATH
         return f"git cannot run ({exc.strerror})"
     return None if found.returncode == 0 else f"no commit {revision!r} in this clone"
+
+
+def command_environment() -> dict[str, str]:
+    """This process's environment for timing the bridge's commands: none of the bridge's settings
+    (``EXESDB_*``, ``OTEL_*``, ``SECRET_KEY_BASE``), and byte code cached as in an installed
+    package or the image (``PYTHONDONTWRITEBYTECODE`` dropped: set, every call would compile the
+    bridge's modules)."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("EXESDB_", "OTEL_"))
+        and key not in ("SECRET_KEY_BASE", "PYTHONDONTWRITEBYTECODE")
+    }
+
+
+def timed_call(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[float, float]:
+    """Seconds of CPU (user + system, ``getrusage(RUSAGE_CHILDREN)``) and of wall time
+    ``command`` took; it must exit 0."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True, timeout=60)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
+
+
+def extract(revision: str, into: Path) -> Path:
+    """Another revision's source tree, from ``git archive revision``, in ``into``/tree (its
+    path returned), to run beside this one with the same interpreter and libraries."""
+    archive = into / "tree.tar"
+    with archive.open("wb") as out:
+        subprocess.run(["git", "archive", revision], cwd=ROOT, stdout=out, check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into / "tree", filter="data")
+    return into / "tree"
+
+
+def verified_batch(verifier: Verifier, body: bytes, header: str) -> list[Envelope]:
+    """The envelopes of a signed NDJSON batch through the steps HTTP ingest takes with it: the
+    signature header checked, the body split into lines, the batch verified (ids remembered).
+    RuntimeError if any step refuses it."""
+    check = verifier.keyring.check_header(header, body, time.time(), verifier.window_seconds)
+    if check is not HeaderCheck.OK:
+        raise RuntimeError(f"header check failed: {check}")
+    lines = [line for line in body.split(b"\n") if line and not line.isspace()]
+    envelopes = verifier.verify_batch(lines)
+    if isinstance(envelopes, Rejection):
+        raise RuntimeError(f"batch refused: {envelopes}")
+    return envelopes
 
 
 def median(values: Sequence[float]) -> float:

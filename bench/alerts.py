@@ -23,6 +23,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -70,13 +71,7 @@ async def end_to_end(count: int, fail: float, directory: Path) -> tuple[float, i
             everything.set()
         return web.Response(status=200)
 
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await _receiver(hook)
     settings = Settings(
         **{  # type: ignore[arg-type]
             "EXESDB_STATE_DIR": str(directory),
@@ -87,31 +82,10 @@ async def end_to_end(count: int, fail: float, directory: Path) -> tuple[float, i
             "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "100",
         }
     )
-
-    def sink(bridge: Bridge) -> AlertSink:
-        return AlertSink(
-            bridge.settings,
-            bus=bridge.bus,
-            publish=bridge.integration.publish,
-            registry=bridge.registry,
-        )
-
-    bridge = Bridge(settings, registry=CollectorRegistry(), components=[sink])
-    await bridge.start(serve_http=False)
+    bridge = await _alerting_bridge(settings)
     started = time.perf_counter()
     for n in range(count):
-        bridge.bus.publish(
-            "bench",
-            SystemAlert(
-                alert_id=f"e2e-{n}",
-                severity="critical",
-                category="system",
-                title="t",
-                description="d",
-                source="bench",
-                node="n1",
-            ),
-        )
+        bridge.bus.publish("bench", _alert(f"e2e-{n}"))
     await everything.wait()
     elapsed = time.perf_counter() - started
     await bridge.aclose()
@@ -143,13 +117,7 @@ async def latency(count: int, directory: Path) -> tuple[list[float], list[float]
                 await changed.wait()
         return arrived.pop(alert_id)
 
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await _receiver(hook)
     url = f"http://127.0.0.1:{port}/hook"
     settings = Settings(
         **{  # type: ignore[arg-type]
@@ -159,17 +127,7 @@ async def latency(count: int, directory: Path) -> tuple[list[float], list[float]
             "EXESDB_WEBHOOK_MIN_SEVERITY": "info",
         }
     )
-
-    def sink(bridge: Bridge) -> AlertSink:
-        return AlertSink(
-            bridge.settings,
-            bus=bridge.bus,
-            publish=bridge.integration.publish,
-            registry=bridge.registry,
-        )
-
-    bridge = Bridge(settings, registry=CollectorRegistry(), components=[sink])
-    await bridge.start(serve_http=False)
+    bridge = await _alerting_bridge(settings)
     published: list[float] = []
     bare: list[float] = []
     try:
@@ -183,23 +141,55 @@ async def latency(count: int, directory: Path) -> tuple[list[float], list[float]
 
                 alert_id = f"latency-{n}"
                 started = time.perf_counter()
-                bridge.bus.publish(
-                    "bench",
-                    SystemAlert(
-                        alert_id=alert_id,
-                        severity="critical",
-                        category="system",
-                        title="t",
-                        description="d",
-                        source="bench",
-                        node="n1",
-                    ),
-                )
+                bridge.bus.publish("bench", _alert(alert_id))
                 published.append(await arrival(alert_id) - started)
     finally:
         await bridge.aclose()
         await runner.cleanup()
     return published, bare
+
+
+async def _receiver(
+    hook: Callable[[web.Request], Awaitable[web.Response]],
+) -> tuple[web.AppRunner, int]:
+    """A loopback aiohttp server answering POST /hook with ``hook``: its runner (to clean up)
+    and its port."""
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+
+async def _alerting_bridge(settings: Settings) -> Bridge:
+    """An in-process bridge, started, whose one component is the alert sink."""
+
+    def sink(bridge: Bridge) -> AlertSink:
+        return AlertSink(
+            bridge.settings,
+            bus=bridge.bus,
+            publish=bridge.integration.publish,
+            registry=bridge.registry,
+        )
+
+    bridge = Bridge(settings, registry=CollectorRegistry(), components=[sink])
+    await bridge.start(serve_http=False)
+    return bridge
+
+
+def _alert(alert_id: str) -> SystemAlert:
+    """A critical SystemAlert, ``alert_id`` its id."""
+    return SystemAlert(
+        alert_id=alert_id,
+        severity="critical",
+        category="system",
+        title="t",
+        description="d",
+        source="bench",
+        node="n1",
+    )
 
 
 def _quantile(values: list[float], q: float) -> float:

@@ -25,11 +25,11 @@ from typing import Any, Final
 
 from prometheus_client import CollectorRegistry
 
-from bench._util import median, table
+from bench._util import median, table, verified_batch
 from bench.naive import naive_sink
 from bench.workload import SECRET, Source
 from bridge.app import Bridge
-from bridge.bus import Envelope, Frame, Rejection, decode_envelope
+from bridge.bus import Envelope, Frame, decode_envelope
 from bridge.bus.decoding import decode_envelope_reference
 from bridge.config import Settings
 from bridge.messages import MESSAGE_TYPES, Message
@@ -142,15 +142,7 @@ async def _batches(pipeline: _Pipeline, batches: Sequence[tuple[bytes, str]]) ->
     bridge = pipeline.bridge
     verifier = bridge.verifier
     for body, header in batches:
-        check = verifier.keyring.check_header(header, body, time.time(), verifier.window_seconds)
-        if check.value != "ok":
-            raise RuntimeError(f"header check failed: {check}")
-        lines = [line for line in body.split(b"\n") if line.strip()]
-        judged = verifier.judge_batch(lines)
-        envelopes = judged if isinstance(judged, Rejection) else verifier.admit(judged)
-        if not isinstance(envelopes, list):
-            raise RuntimeError(f"batch refused: {envelopes}")
-        bridge.bus.publish_verified(envelopes)
+        bridge.bus.publish_verified(verified_batch(verifier, body, header))
         await pipeline.drained()
 
 

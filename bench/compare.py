@@ -10,33 +10,22 @@ run through the same load on the shared machine, so the ratio of the medians is 
 from __future__ import annotations
 
 import argparse
-import subprocess
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Final
 
-from bench._util import ROOT, BridgeProcess, median, settle, table
+from bench._util import ROOT, BridgeProcess, extract, median, settle, table
 from bench.ingest import BATCH, post_batches
 from bench.workload import SHAPES, Shape, Source
 
 _PER_REPEAT: Final = 20
 
 
-def _extract(revision: str, into: Path) -> None:
-    archive = into / "tree.tar"
-    with archive.open("wb") as out:
-        subprocess.run(["git", "archive", revision], cwd=ROOT, stdout=out, check=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(into / "tree", filter="data")
-
-
 def run(revision: str = "main", repeats: int = 7, shape: Shape = "complete") -> str:
     """The table: CPU ms per 1 000 ingested messages for ``revision`` and for this tree."""
     source = Source(shape)
     with tempfile.TemporaryDirectory(prefix="exesdb-compare-") as scratch:
-        _extract(revision, Path(scratch))
-        trees = {revision: Path(scratch) / "tree", "this tree": ROOT}
+        trees = {revision: extract(revision, Path(scratch)), "this tree": ROOT}
         results: dict[str, list[float]] = {name: [] for name in trees}
         with (
             BridgeProcess(trees[revision], EXESDB_INGEST="true") as before,

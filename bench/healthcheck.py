@@ -13,13 +13,10 @@ them: no probe can cost less. Byte code is cached, as in an installed package or
 from __future__ import annotations
 
 import argparse
-import os
-import resource
-import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,8 +24,7 @@ from typing import Final
 
 import bcrypt
 
-from bench._util import ROOT, median, table
-from bench.compare import _extract
+from bench._util import ROOT, command_environment, extract, median, table, timed_call
 
 _INTERPRETER: Final = "python -c pass"
 
@@ -57,14 +53,6 @@ def _healthz() -> Iterator[int]:
         thread.join(timeout=10)
 
 
-def _cpu_of(command: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
-    """Seconds of CPU ``command`` used, which must exit 0."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True, timeout=60)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
 def _web_config(folder: Path, env: dict[str, str]) -> dict[str, str]:
     """``env`` plus a web config asking for basic auth and the probe's credentials."""
     hashed = bcrypt.hashpw(b"probe-password", bcrypt.gensalt(rounds=10)).decode()
@@ -84,14 +72,8 @@ def run(revision: str | None = "main", repeats: int = 15) -> str:
     interpreter alone."""
     with tempfile.TemporaryDirectory(prefix="exesdb-healthcheck-") as scratch, _healthz() as port:
         if revision is not None:
-            _extract(revision, Path(scratch))
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("EXESDB_", "OTEL_"))
-            and key not in ("SECRET_KEY_BASE", "PYTHONDONTWRITEBYTECODE")
-        }
-        env["EXESDB_HTTP_ADDR"] = f"0.0.0.0:{port}"
+            extract(revision, Path(scratch))
+        env = command_environment() | {"EXESDB_HTTP_ADDR": f"0.0.0.0:{port}"}
         web = _web_config(Path(scratch), env)
         probe = [sys.executable, "-m", "bridge", "healthcheck"]
         baseline = Path(scratch) / "tree"
@@ -109,11 +91,11 @@ def run(revision: str | None = "main", repeats: int = 15) -> str:
             }
         results: dict[str, list[float]] = {name: [] for name in runs}
         for command, cwd, environment in runs.values():
-            _cpu_of(command, cwd, environment)  # warm the file cache and byte code
+            timed_call(command, cwd, environment)  # warm the file cache and byte code
         for repeat in range(repeats):
             order = list(runs.items())
             for name, (command, cwd, environment) in order if repeat % 2 == 0 else reversed(order):
-                results[name].append(_cpu_of(command, cwd, environment) * 1e3)
+                results[name].append(timed_call(command, cwd, environment)[0] * 1e3)
     against = _INTERPRETER if revision is None else revision
     base = median(results[against])
     compared = (

@@ -22,10 +22,18 @@ from typing import Any, Final
 from prometheus_client import CollectorRegistry
 
 from bench import pushgateway
-from bench._util import BridgeProcess, http_get, median, send, settle, settled_heap, table
+from bench._util import (
+    BridgeProcess,
+    http_get,
+    median,
+    send,
+    settle,
+    settled_heap,
+    table,
+    verified_batch,
+)
 from bench.workload import SECRET, SHAPES, Shape, Source
 from bridge.app import Bridge, default_components
-from bridge.bus import Rejection
 from bridge.config import Settings
 
 BATCH: Final = 1_000
@@ -61,14 +69,7 @@ async def _in_process(components: list[Any], batches: Sequence[tuple[bytes, str]
             for number, (body, header) in enumerate(batches):
                 if number == 1:  # the first batch creates the series: a warm-up, not counted
                     count, started = 0, time.process_time()
-                if verifier.keyring.check_header(header, body, time.time(), 300.0).value != "ok":
-                    raise RuntimeError("bad header")
-                lines = [line for line in body.split(b"\n") if line and not line.isspace()]
-                judged = verifier.judge_batch(lines)
-                envelopes = judged if isinstance(judged, Rejection) else verifier.admit(judged)
-                if not isinstance(envelopes, list):
-                    raise RuntimeError(f"batch refused: {envelopes}")
-                count += bridge.bus.publish_verified(envelopes)
+                count += bridge.bus.publish_verified(verified_batch(verifier, body, header))
                 while not all(s.idle for s in subscriptions):  # noqa: ASYNC110 (as in bench.bus)
                     await asyncio.sleep(0)
             elapsed = time.process_time() - started

@@ -48,7 +48,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -58,7 +57,7 @@ from typing import IO, Any, Final
 
 import redis
 
-from bench._util import ROOT, free_port, median, proc_stat, table
+from bench._util import ROOT, extract, free_port, median, proc_stat, table
 from bench.workload import Source
 
 _REPLICA_SCRIPT: Final = Path(__file__).resolve().parent / "redis_replica.py"
@@ -373,15 +372,6 @@ def _failover(replicas: list[_Child], publisher: _Child) -> float:
     return time.monotonic() - started
 
 
-def _extract(revision: str, into: Path) -> Path:
-    archive = into / "tree.tar"
-    with archive.open("wb") as out:
-        subprocess.run(["git", "archive", revision], cwd=ROOT, stdout=out, check=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(into / "tree", filter="data")
-    return into / "tree"
-
-
 @contextlib.contextmanager
 def _setting(args: argparse.Namespace) -> Iterator[tuple[str, int, _Child, list[_Tree]]]:
     with tempfile.TemporaryDirectory(prefix="exesdb-bench-redis-") as scratch:
@@ -389,7 +379,7 @@ def _setting(args: argparse.Namespace) -> Iterator[tuple[str, int, _Child, list[
         for number, revision in enumerate(args.baseline):
             into = Path(scratch) / f"baseline-{number}"
             into.mkdir()
-            trees.insert(number, _Tree(revision, _extract(revision, into)))
+            trees.insert(number, _Tree(revision, extract(revision, into)))
         server, url = _redis_server(Path(scratch))
         publisher = _Child([sys.executable, "-m", "bench.redis_bus", "--publisher", url])
         try:

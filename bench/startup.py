@@ -13,19 +13,24 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
-import resource
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from bench._util import ROOT, cpu_seconds, free_port, median, table
-from bench.compare import _extract
+from bench._util import (
+    ROOT,
+    command_environment,
+    cpu_seconds,
+    extract,
+    free_port,
+    median,
+    table,
+    timed_call,
+)
 from bench.workload import SECRET
 
 _COMMANDS: Final = (
@@ -35,16 +40,7 @@ _COMMANDS: Final = (
     ("publish", "--help"),
 )
 _POLL: Final = 0.005
-
-
-def _call(command: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Seconds of CPU and of wall time ``command`` took; it must exit 0."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True, timeout=60)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
+_BARE: Final = "python -c pass"
 
 
 def _healthy(port: int) -> bool:
@@ -87,14 +83,11 @@ def run(revision: str | None = "main", repeats: int = 11) -> str:
     ``revision``, this tree's alone (its commands beside a bare ``python -c pass``)."""
     with tempfile.TemporaryDirectory(prefix="exesdb-startup-") as scratch:
         if revision is not None:
-            _extract(revision, Path(scratch))
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("EXESDB_", "OTEL_"))
-            and key not in ("SECRET_KEY_BASE", "PYTHONDONTWRITEBYTECODE")
+            extract(revision, Path(scratch))
+        env = command_environment() | {
+            "SECRET_KEY_BASE": SECRET,
+            "EXESDB_STATE_DIR": str(Path(scratch) / "state"),
         }
-        env |= {"SECRET_KEY_BASE": SECRET, "EXESDB_STATE_DIR": str(Path(scratch) / "state")}
         trees = {"this tree": ROOT}
         if revision is not None:
             trees = {revision: Path(scratch) / "tree", **trees}
@@ -103,80 +96,70 @@ def run(revision: str | None = "main", repeats: int = 11) -> str:
         bare = [sys.executable, "-c", "pass"]
         for tree in trees.values():  # warm the file cache and byte code
             for command in _COMMANDS:
-                _call([sys.executable, "-m", "bridge", *command], tree, env)
+                timed_call([sys.executable, "-m", "bridge", *command], tree, env)
         for repeat in range(repeats):
             order = list(trees.items())
             for name, tree in order if repeat % 2 == 0 else reversed(order):
                 for command in _COMMANDS:
                     key = (" ".join(command), name)
                     argv = [sys.executable, "-m", "bridge", *command]
-                    calls.setdefault(key, []).append(_call(argv, tree, env))
+                    calls.setdefault(key, []).append(timed_call(argv, tree, env))
                 port = free_port()
                 serving = env | {"EXESDB_HTTP_ADDR": f"127.0.0.1:{port}"}
                 starts[name].append(_until_healthy(tree, serving, port))
-            calls.setdefault(("python -c pass", ""), []).append(_call(bare, ROOT, env))
+            calls.setdefault((_BARE, ""), []).append(timed_call(bare, ROOT, env))
+    return _tables(calls, starts, revision, repeats)
+
+
+def _tables(
+    calls: dict[tuple[str, str], list[tuple[float, float]]],
+    starts: dict[str, list[tuple[float, float]]],
+    revision: str | None,
+    repeats: int,
+) -> str:
+    """The tables: each tree's commands (CPU beside ``revision``'s, or with none beside
+    ``python -c pass``), then each tree's start until healthy (beside ``revision``'s, if any).
+
+    ``calls`` by (command, tree), ``python -c pass`` under no tree; ``starts`` by tree, the
+    revision's first."""
     if revision is None:
-        return _alone(calls, starts["this tree"], repeats)
-    rows = []
-    for command in [*(" ".join(c) for c in _COMMANDS), "python -c pass"]:
-        base = [cpu for cpu, _ in calls.get((command, revision), [])]
-        for name in (revision, "this tree") if base else ("",):
-            values = calls[(command, name)]
-            cpu = median([c for c, _ in values]) * 1e3
-            wall = median([w for _, w in values]) * 1e3
-            ratio = cpu / (median(base) * 1e3) if base else float("nan")
-            rows.append([command if not name else f"{command} ({name})", cpu, wall, ratio])
+        compared, runs, started = "this tree", "runs each", "starts"
+    else:
+        compared = f"{revision} vs this tree"
+        runs, started = "runs each, interleaved", "starts each, interleaved"
+    rows: list[list[object]] = []
+    for command in [*(" ".join(c) for c in _COMMANDS), _BARE]:
+        base = calls.get((command, revision) if revision is not None else (_BARE, ""), [])
+        base_cpu = median([cpu for cpu, _ in base]) if base else float("nan")
+        for name in starts if command != _BARE else ("",):
+            cpu, wall = _medians(calls[(command, name)])
+            shown = f"{command} ({name})" if revision is not None and name else command
+            rows.append([shown, cpu * 1e3, wall * 1e3, cpu / base_cpu])
     first = table(
-        f"CPU and wall time per command, {revision} vs this tree ({repeats} runs each,"
-        " interleaved; median)",
-        ["command", "CPU ms", "wall ms", f"CPU x {revision}"],
+        f"CPU and wall time per command, {compared} ({repeats} {runs}; median)",
+        ["command", "CPU ms", "wall ms", f"CPU x {revision or _BARE}"],
         rows,
     )
-    base_cpu = median([cpu for cpu, _ in starts[revision]])
-    base_wall = median([wall for _, wall in starts[revision]])
-    ready = []
+    ready: list[list[object]] = []
     for name, values in starts.items():
-        cpu, wall = median([c for c, _ in values]), median([w for _, w in values])
-        ready.append([name, cpu * 1e3, cpu / base_cpu, wall * 1e3, wall / base_wall])
+        cpu, wall = _medians(values)
+        if revision is None:
+            ready.append([name, cpu * 1e3, wall * 1e3])
+        else:
+            base_cpu, base_wall = _medians(starts[revision])
+            ready.append([name, cpu * 1e3, cpu / base_cpu, wall * 1e3, wall / base_wall])
+    ratio = [] if revision is None else [f"x {revision}"]
     second = table(
-        f"`python -m bridge run` until /healthz answers 200 ({repeats} starts each, interleaved;"
-        " median)",
-        ["tree", "CPU ms", f"x {revision}", "wall ms", f"x {revision}"],
+        f"`python -m bridge run` until /healthz answers 200 ({repeats} {started}; median)",
+        ["tree", "CPU ms", *ratio, "wall ms", *ratio],
         ready,
     )
     return first + "\n" + second
 
 
-def _alone(
-    calls: dict[tuple[str, str], list[tuple[float, float]]],
-    starts: list[tuple[float, float]],
-    repeats: int,
-) -> str:
-    """The tables without a baseline revision: this tree's commands, CPU beside ``python -c
-    pass``, and its start until healthy."""
-    bare = median([cpu for cpu, _ in calls[("python -c pass", "")]])
-    rows = []
-    for command in [*(" ".join(c) for c in _COMMANDS), "python -c pass"]:
-        values = calls[(command, "" if command == "python -c pass" else "this tree")]
-        cpu = median([c for c, _ in values])
-        rows.append([command, cpu * 1e3, median([w for _, w in values]) * 1e3, cpu / bare])
-    first = table(
-        f"CPU and wall time per command, this tree ({repeats} runs each; median)",
-        ["command", "CPU ms", "wall ms", "CPU x python -c pass"],
-        rows,
-    )
-    second = table(
-        f"`python -m bridge run` until /healthz answers 200 ({repeats} starts; median)",
-        ["tree", "CPU ms", "wall ms"],
-        [
-            [
-                "this tree",
-                median([c for c, _ in starts]) * 1e3,
-                median([w for _, w in starts]) * 1e3,
-            ]
-        ],
-    )
-    return first + "\n" + second
+def _medians(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The median CPU and the median wall time of (CPU, wall) pairs."""
+    return median([cpu for cpu, _ in pairs]), median([wall for _, wall in pairs])
 
 
 def main() -> None:

@@ -219,8 +219,7 @@ class ClusterMonitor:
         # and logged as a per-message handler's would be, and the rest of the batch goes on.
         # It does not push back: the monitor is not required, so a full queue drops (counted
         # in exesdb_bus_dropped_total{subscriber="cluster"}) rather than make ingest answer 503.
-        self._errors = bus.metrics.handler_errors.labels(self.name)
-        bus.subscribe(
+        self._subscription = bus.subscribe(
             self.name,
             self._heard_batch,
             instances=("ex_esdb_lifecycle", "ex_esdb_health"),
@@ -268,47 +267,53 @@ class ClusterMonitor:
     def _heard_batch(self, envelopes: Sequence[Envelope]) -> None:
         now = self._clock()
         nodes = self._nodes
+        me = self.node
         for envelope in envelopes:
             try:
-                # What _heard does with a NodeHealth from a tracked node that is up (nearly
-                # everything heard), inline; the payload's fields read from its __dict__.
                 publisher = envelope.node
-                if (
-                    envelope.tag == _NODE_HEALTH_TAG
-                    and (node := nodes.get(publisher)) is not None
-                    and node.state != "down"
-                ):
-                    nodes.move_to_end(publisher)
-                    node.heard = now
+                tag = envelope.tag
+                node = nodes.get(publisher)
+                # Nearly everything heard is a NodeHealth from a tracked node that is up: it
+                # takes only the steps below, inline (the payload's fields read from its
+                # __dict__); anything else is tracked by _arrived first.
+                if tag != _NODE_HEALTH_TAG or node is None or node.state == "down":
+                    node = self._arrived(envelope, node, now)
+                    if node is None:
+                        continue
+                nodes.move_to_end(publisher)
+                node.heard = now
+                if tag == _NODE_HEALTH_TAG:
                     values = envelope.payload.__dict__
                     reported = nodes.get(values["node"])
                     if reported is not None:
                         reported.health = values["status"]
-                        if publisher == self.node:
+                        if publisher == me:
                             self._own_health = now
-                    continue
-                self._heard(envelope, now)
             except Exception:
-                self._errors.inc()
-                _logger.exception("subscriber %s failed on %s", self.name, envelope.tag)
+                self._subscription.failed_on(envelope)
 
-    def _heard(self, envelope: Envelope, now: float) -> None:
-        payload = envelope.payload
+    def _arrived(self, envelope: Envelope, node: _Node | None, now: float) -> _Node | None:
+        """What hearing ``envelope`` takes besides the publisher's node heard (and a NodeHealth's
+        reported health): a node that leaves let go (None), one heard for the first time
+        tracked, one that was down back up, a NodeLifecycle's announcement noted. ``node`` is
+        the publisher's, if tracked."""
         publisher = envelope.node
+        payload = envelope.payload
         # The tag first: isinstance of a pydantic model it is not (most of what comes here is a
         # NodeHealth) goes through ABCMeta's check, several times the cost of a string compare.
-        tag = envelope.tag
-        lifecycle = tag == _NODE_LIFECYCLE_TAG
+        lifecycle = (
+            payload
+            if envelope.tag == _NODE_LIFECYCLE_TAG and isinstance(payload, NodeLifecycle)
+            else None
+        )
         if (
-            lifecycle
-            and isinstance(payload, NodeLifecycle)
-            and payload.node == publisher
-            and payload.event in ("leaving", "left")
+            lifecycle is not None
+            and lifecycle.node == publisher
+            and lifecycle.event in ("leaving", "left")
         ):
             self._leave(publisher)
-            self._said(publisher, payload.event)
-            return
-        node = self._nodes.get(publisher)
+            self._said(publisher, lifecycle.event)
+            return None
         if node is None:
             if len(self._nodes) >= self._max_nodes:
                 self._evict()
@@ -316,23 +321,13 @@ class ClusterMonitor:
             self._farewells.pop(publisher, None)
             if publisher != self.node:
                 self._pending[publisher] = "up"
-        else:
-            self._nodes.move_to_end(publisher)
-        node.heard = now
-        if node.state == "down":
+        elif node.state == "down":
             node.state = "up"
             self._pending[publisher] = "up"
             self._back(publisher)
-        if (
-            tag == _NODE_HEALTH_TAG
-            and isinstance(payload, NodeHealth)
-            and payload.node in self._nodes
-        ):
-            self._nodes[payload.node].health = payload.status
-            if publisher == self.node:
-                self._own_health = now
-        elif lifecycle and isinstance(payload, NodeLifecycle):
-            self._said(payload.node, payload.event)
+        if lifecycle is not None:
+            self._said(lifecycle.node, lifecycle.event)
+        return node
 
     def _said(self, name: str, event: str) -> None:
         """A transition of ``name`` announced on the bus (by any replica, or by the node)."""

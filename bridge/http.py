@@ -19,6 +19,7 @@ from bridge.bodies import read_body, read_json
 from bridge.build import BuildInfo
 from bridge.bus import (
     SIGNATURE_HEADER,
+    BatchSubscription,
     Bus,
     Durability,
     Envelope,
@@ -240,20 +241,16 @@ async def ingest(request: web.Request) -> web.Response:
                     Rejection(RejectReason.MALFORMED, "the body has no envelope", "body")
                 )
             )
-    # Judged first, admitted (ids remembered) only once nothing will refuse the batch, so a
-    # batch answered 503 can be sent again as it is.
-    judged = verifier.judge_batch(lines, numbers)
-    if isinstance(judged, Rejection):
-        return _rejected(_located(judged, content_type, numbers[0] if numbers else 1))
-    busy = bridge.bus.congestion(judged)
-    if busy is not None:
+    # Judged first, admitted (ids remembered) only once no subscriber is congested, so a batch
+    # answered 503 can be sent again as it is.
+    result = verifier.verify_batch(lines, numbers, refuse=bridge.bus.congestion)
+    if isinstance(result, Rejection):
+        return _rejected(_located(result, content_type, numbers[0] if numbers else 1))
+    if isinstance(result, BatchSubscription):
         # Refusing now beats accepting what the queue would drop.
         return _retry_later(
-            "overloaded", f"subscriber {busy.name!r} has {busy.depth} message(s) waiting"
+            "overloaded", f"subscriber {result.name!r} has {result.depth} message(s) waiting"
         )
-    result = verifier.admit(judged, numbers)
-    if isinstance(result, Rejection):
-        return _rejected(result)
     # 202 waits until the batch is safe: on the in-process bus until durable subscribers (the
     # alert outbox) hold it, on Redis until it is in the spool on disk.
     # A batch answered 202 "committed": false that the transport then fails to store is lost:

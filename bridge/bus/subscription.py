@@ -320,6 +320,7 @@ class _InboxBacked:
 
     __slots__ = ()
     inbox: Inbox
+    _errors: Callable[[], None]
 
     @property
     def name(self) -> str:
@@ -344,6 +345,13 @@ class _InboxBacked:
     def offer(self, envelope: Envelope, frame: Frame) -> bool:
         """Queue a message; False (and counted) when the queue is full, False when stopped."""
         return self.inbox.offer(envelope, frame)
+
+    def failed_on(self, envelope: Envelope) -> None:
+        """Count (in exesdb_sink_errors_total) and log, with the traceback being handled, one
+        message the handler failed on: for a batch handler that goes on with the rest of its
+        batch, as for each message of a one-at-a-time subscriber."""
+        self._errors()
+        _logger.exception("subscriber %s failed on %s", self.name, envelope.tag)
 
 
 class Subscription(_InboxBacked):
@@ -387,8 +395,7 @@ class Subscription(_InboxBacked):
                     inbox.put_back([(taken[position + 1 :], frame)])
                     raise
                 except Exception:
-                    self._errors()
-                    _logger.exception("subscriber %s failed on %s", self.name, envelope.tag)
+                    self.failed_on(envelope)
                     if frame.nack is not None:
                         frame.nack()
 

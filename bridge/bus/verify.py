@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 from bridge.bus.decoding import decode_envelope, decode_envelopes
 from bridge.bus.envelope import Envelope, Rejection, RejectReason
@@ -20,6 +21,7 @@ __all__ = ["Verifier"]
 _logger = logging.getLogger(__name__)
 
 RejectCounter = Callable[[RejectReason], None]
+Refusal = TypeVar("Refusal")
 
 
 class Verifier:
@@ -146,12 +148,34 @@ class Verifier:
         """Remember ``envelope``'s id as accepted (after ``verify_frame(remember=False)``)."""
         self._replay.check(envelope.id, envelope.unix_ts)
 
+    def verify_batch(
+        self,
+        lines: Sequence[bytes],
+        numbers: Sequence[int] | None = None,
+        *,
+        refuse: Callable[[list[Envelope]], Refusal | None] | None = None,
+    ) -> list[Envelope] | Rejection | Refusal:
+        """``judge_batch``, then ``admit``: the envelopes of a batch whose enclosing body was
+        already authenticated, their ids remembered; or the first line at fault.
+
+        ``refuse``, asked between the two with the judged batch, may turn it away (HTTP
+        ingest: a congested subscriber, answered 503); what it returns is returned and no id
+        is remembered, so the same batch can be sent again as it is. ``numbers`` as for
+        ``judge_batch``.
+        """
+        judged = self.judge_batch(lines, numbers)
+        if isinstance(judged, Rejection):
+            return judged
+        if refuse is not None and (refusal := refuse(judged)) is not None:
+            return refusal
+        return self.admit(judged, numbers)
+
     def judge_batch(
         self, lines: Sequence[bytes], numbers: Sequence[int] | None = None
     ) -> list[Envelope] | Rejection:
         """Decode envelopes whose enclosing body was already authenticated; all or nothing,
         and no id remembered: the caller may still refuse the batch (e.g. 503 when a subscriber
-        is congested) and then ``admit`` it or not.
+        is congested) and then ``admit`` it or not (``verify_batch`` does both).
 
         The first line at fault is reported, as if each line were decoded and then checked for
         replay in turn; the replay checks are made at one instant.

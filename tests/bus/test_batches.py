@@ -124,18 +124,10 @@ def _verifier() -> tuple[Verifier, ReplayGuard, list[RejectReason]]:
     return verifier, guard, counted
 
 
-def verify_batch(verifier: Verifier, lines: list[bytes]) -> list[Envelope] | Rejection:
-    """A batch judged and, if nothing refused it, admitted: what ingest does with no 503."""
-    judged = verifier.judge_batch(lines)
-    if isinstance(judged, Rejection):
-        return judged
-    return verifier.admit(judged)
-
-
 def test_a_good_batch_is_accepted_and_its_ids_remembered() -> None:
     """Every envelope of a good batch comes back, in order, and its ids are remembered."""
     verifier, guard, counted = _verifier()
-    result = verify_batch(verifier, [_line(f"msg-{n:08d}") for n in range(3)])
+    result = verifier.verify_batch([_line(f"msg-{n:08d}") for n in range(3)])
     assert isinstance(result, list)
     assert [e.id for e in result] == ["msg-00000000", "msg-00000001", "msg-00000002"]
     assert all(isinstance(e, Envelope) for e in result)
@@ -179,7 +171,7 @@ def test_a_bad_batch_reports_the_first_line_at_fault_and_remembers_nothing(
     """The first bad line in order is reported (field prefixed by its line); no id is kept."""
     verifier, guard, counted = _verifier()
     guard.check("msg-known", NOW)
-    result = verify_batch(verifier, lines)
+    result = verifier.verify_batch(lines)
     assert isinstance(result, Rejection)
     assert (result.reason, result.field) == (reason, field)
     assert counted == [reason]
@@ -190,8 +182,8 @@ def test_a_refused_batch_can_be_corrected_and_sent_again() -> None:
     """After a refusal the good lines of the batch are still fresh."""
     verifier, _, _ = _verifier()
     good = [_line("msg-00000001"), _line("msg-00000002")]
-    assert isinstance(verify_batch(verifier, [*good, b"{nope"]), Rejection)
-    result = verify_batch(verifier, good)
+    assert isinstance(verifier.verify_batch([*good, b"{nope"]), Rejection)
+    result = verifier.verify_batch(good)
     assert isinstance(result, list)
     assert len(result) == 2
 
@@ -202,7 +194,7 @@ def test_a_judged_batch_is_refused_at_admission_when_a_copy_was_admitted_meanwhi
     verifier, guard, counted = _verifier()
     judged = verifier.judge_batch([_line("msg-00000001"), _line("msg-00000002")])
     assert isinstance(judged, list)
-    assert isinstance(verify_batch(verifier, [_line("msg-00000002")]), list)
+    assert isinstance(verifier.verify_batch([_line("msg-00000002")]), list)
     result = verifier.admit(judged)
     assert isinstance(result, Rejection)
     assert (result.reason, result.field) == (RejectReason.REPLAYED, "line 2: id")
@@ -217,7 +209,26 @@ def test_a_judged_batch_is_admitted_whole() -> None:
     assert isinstance(judged, list)
     assert verifier.admit(judged) is judged
     assert len(guard) == 3
-    assert isinstance(verify_batch(verifier, [_line("msg-00000001")]), Rejection)
+    assert isinstance(verifier.verify_batch([_line("msg-00000001")]), Rejection)
+
+
+def test_a_batch_refused_between_judging_and_admitting_leaves_no_id_remembered() -> None:
+    """verify_batch returns what ``refuse`` answered for the judged batch and remembers none of
+    its ids, so the same batch is taken when sent again (ingest's 503)."""
+    verifier, guard, counted = _verifier()
+    lines = [_line(f"msg-{n:08d}") for n in range(3)]
+    asked: list[list[str]] = []
+
+    def congested(judged: list[Envelope]) -> str:
+        asked.append([envelope.id for envelope in judged])
+        return "busy"
+
+    assert verifier.verify_batch(lines, refuse=congested) == "busy"
+    assert asked == [["msg-00000000", "msg-00000001", "msg-00000002"]]
+    assert (len(guard), counted) == (0, [])
+    result = verifier.verify_batch(lines, refuse=lambda judged: None)
+    assert isinstance(result, list)
+    assert len(guard) == 3
 
 
 async def test_publish_verified_delivers_in_order_and_counts_per_instance_and_tag(
@@ -242,7 +253,7 @@ async def test_publish_verified_delivers_in_order_and_counts_per_instance_and_ta
         _line("msg-00000002", ts=now, instance="ex_esdb_alerts", tag="system_alert", payload=alert),
         _line("msg-00000003", ts=now),
     ]
-    envelopes = verify_batch(kit.verifier, lines)
+    envelopes = kit.verifier.verify_batch(lines)
     assert isinstance(envelopes, list)
     assert kit.bus.publish_verified(envelopes) == 3
     await async_wait_until(lambda: len(got) == 3, what="three deliveries")

@@ -72,9 +72,8 @@ from bridge.sinks.alerts.sources import (
     SOURCE_TYPES,
     AlertEvent,
     alert_events,
-    health_alert_ids,
     meets,
-    node_health_id,
+    node_alert_ids,
 )
 from bridge.sinks.alerts.thread import DbThread
 from bridge.sinks.alerts.transitions import Effect, on_ack
@@ -506,11 +505,11 @@ class AlertSink:
             if (
                 tag == _NODE_HEALTH_TAG
                 and (values := payload.__dict__)["status"] == "healthy"
-                and (not waiting or node_health_id(values["node"]) not in pending)
+                and (not waiting or node_alert_ids(values["node"]).node_health not in pending)
                 and (
                     not (may_be_active or fired)
                     or (
-                        (ids := health_alert_ids(values["node"])).isdisjoint(may_be_active)
+                        (ids := node_alert_ids(values["node"]).every).isdisjoint(may_be_active)
                         and ids.isdisjoint(fired)
                     )
                 )

@@ -43,7 +43,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from bridge.bus import Envelope
 from bridge.cluster import MAX_NODES
@@ -73,13 +73,13 @@ __all__ = [
     "SOURCE_TYPES",
     "AlertEvent",
     "HeldStatus",
+    "NodeAlertIds",
     "alert_event",
     "alert_events",
     "derived_id",
     "details_of",
-    "health_alert_ids",
     "meets",
-    "node_health_id",
+    "node_alert_ids",
 ]
 
 Status = Literal["firing", "resolved"]
@@ -252,7 +252,9 @@ def alert_event(
     at = payload.timestamp
     # The health readings first: every node sends them all the time, alerts are rare.
     if isinstance(payload, NodeHealth):
-        return _health(_node_ids(payload.node)[0], "node_health", payload, held, active)
+        return _health(
+            node_alert_ids(payload.node).node_health, "node_health", payload, held, active
+        )
     if isinstance(payload, ComponentHealth):
         return _health(
             derived_id("component_health", payload.node, payload.component),
@@ -350,7 +352,7 @@ def alert_events(
         # A healthy node has every resource healthy (its status is the worst of theirs).
         every = payload.status == "healthy"
         checks = payload.checks
-        for resource, alert_id in _node_ids(payload.node)[1]:
+        for resource, alert_id in node_alert_ids(payload.node).thresholds:
             if not (
                 every
                 or (
@@ -415,31 +417,32 @@ def _scrubbed(value: Any) -> Any:
     return value
 
 
+class NodeAlertIds(NamedTuple):
+    """The ids of the alerts a node's NodeHealth readings are about (``node_alert_ids``)."""
+
+    node_health: str
+    """Its ``node_health`` alert: the one condition in ``pending`` a healthy reading of the
+    node ends (its resources' ``metric_threshold`` alerts are not held)."""
+    thresholds: tuple[tuple[str, str], ...]
+    """Each resource (``_SORTED_RESOURCES``' order) with the id of its ``metric_threshold``
+    alert."""
+    every: frozenset[str]
+    """All of them: every alert a healthy reading resolves. When none of them may be active
+    (and ``node_health`` does not wait in ``pending``), such a reading makes no event and
+    changes nothing: the sink skips it."""
+
+
 @functools.lru_cache(maxsize=_CACHED_NODES)
-def _node_ids(node: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """The id of a node's ``node_health`` alert, and each resource (``_SORTED_RESOURCES``'
-    order) with the id of its ``metric_threshold`` alert: every NodeHealth reading looks them
-    up."""
-    return derived_id("node_health", node), tuple(
+def node_alert_ids(node: str) -> NodeAlertIds:
+    """The ids of ``node``'s health alerts, made once a node: every NodeHealth reading looks
+    them up."""
+    own = derived_id("node_health", node)
+    thresholds = tuple(
         (resource, derived_id("metric_threshold", node, resource + _RESOURCE_SUFFIX))
         for resource in _SORTED_RESOURCES
     )
-
-
-@functools.lru_cache(maxsize=_CACHED_NODES)
-def health_alert_ids(node: str) -> frozenset[str]:
-    """Every alert a healthy NodeHealth of ``node`` resolves: its ``node_health`` alert and its
-    resources' ``metric_threshold`` ones. When none of them may be active (and the node's own
-    ``node_health`` condition, ``node_health_id``, does not wait in ``pending``), such a reading
-    makes no event and changes nothing: the sink skips it."""
-    own, resources = _node_ids(node)
-    return frozenset((own, *(alert_id for _, alert_id in resources)))
-
-
-def node_health_id(node: str) -> str:
-    """The id of ``node``'s ``node_health`` alert: the one condition in ``pending`` a healthy
-    NodeHealth of the node ends (its resources' ``metric_threshold`` alerts are not held)."""
-    return _node_ids(node)[0]
+    every = frozenset((own, *(alert_id for _, alert_id in thresholds)))
+    return NodeAlertIds(own, thresholds, every)
 
 
 def _resource_of(metric_name: str) -> str | None:
