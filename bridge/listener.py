@@ -40,10 +40,10 @@ import socket
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Final, cast
+from typing import Any, Final, cast
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -65,6 +65,8 @@ __all__ = [
 ]
 
 _logger = logging.getLogger(__name__)
+# What _bind resolves a host with: loop.getaddrinfo's signature and results.
+_Resolve = Callable[..., Awaitable[list[tuple[int, int, int, str, tuple[Any, ...]]]]]
 
 PROBE_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 RESERVE: Final = 32
@@ -620,20 +622,27 @@ async def _bind(
     port: int,
     *,
     new_socket: Callable[[int, int, int], socket.socket] = socket.socket,
+    resolve: _Resolve | None = None,
 ) -> list[socket.socket]:
     """Sockets bound to every address ``host`` resolves to, as ``loop.create_server`` makes them
     (address reuse, IPv6 sockets IPv6 only), not yet listening; OSError naming the address that
     failed.
 
     An address whose family cannot be made a socket is left out, as ``create_server`` leaves it
-    (``localhost`` resolves to ``::1`` too on a kernel without IPv6); OSError when none can.
+    (``localhost`` resolves to ``::1`` too on a kernel without IPv6); OSError when none can. An
+    address the host does not have (``EADDRNOTAVAIL``: ``::1`` where IPv6 is turned off with
+    ``net.ipv6.conf.all.disable_ipv6``) is left out with a warning when another one is bound;
+    OSError naming it and its errno when none is. Any other failure (the port taken, not ours
+    to bind) is an OSError at once: a client may reach another process on that address.
+    ``resolve`` stands for ``loop.getaddrinfo`` (the addresses ``host`` resolves to).
     """
     loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(
+    infos = await (resolve or loop.getaddrinfo)(
         host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )
     sockets: list[socket.socket] = []
     unmade: OSError | None = None
+    unavailable: list[tuple[tuple[Any, ...], OSError]] = []
     try:
         for family, kind, proto, _name, address in dict.fromkeys(infos):
             try:
@@ -649,12 +658,15 @@ async def _bind(
             try:
                 sock.bind(address)
             except OSError as exc:
-                raise OSError(
-                    exc.errno,
-                    f"error while attempting to bind on address {address!r}: "
-                    f"{str(exc.strerror).lower()}",
-                ) from None
+                if exc.errno != errno.EADDRNOTAVAIL:
+                    raise OSError(exc.errno, _bind_failure([address], exc)) from None
+                sockets.pop().close()
+                unavailable.append((address, exc))
+                continue
             sock.setblocking(False)
+        if not sockets and unavailable:
+            addresses, failures = zip(*unavailable, strict=True)
+            raise OSError(failures[0].errno, _bind_failure(list(addresses), failures[0]))
         if not sockets and unmade is not None:
             raise OSError(
                 unmade.errno,
@@ -665,7 +677,22 @@ async def _bind(
         for sock in sockets:
             sock.close()
         raise
+    for address, failure in unavailable:
+        _logger.warning(
+            "not listening on %r, an address %r resolves to: %s ([Errno %d] %s); listening on %s",
+            address,
+            host or "any address",
+            str(failure.strerror).lower(),
+            failure.errno,
+            errno.errorcode.get(failure.errno or 0, "?"),
+            ", ".join(repr(sock.getsockname()) for sock in sockets),
+        )
     return sockets
+
+
+def _bind_failure(addresses: list[tuple[Any, ...]], exc: OSError) -> str:
+    shown = ", ".join(repr(address) for address in addresses)
+    return f"error while attempting to bind on address {shown}: {str(exc.strerror).lower()}"
 
 
 class Listener:

@@ -1,31 +1,65 @@
-"""How a URL is shown anywhere the bridge shows one: logs, errors, ``/readyz``, ``check-config``.
+"""How the bridge shows what may hold a secret: URLs, credentials in text, keys naming a secret.
 
-One form everywhere: the origin (scheme, host, port), ``user:<redacted>@`` when the URL carries
-credentials (``<redacted>@`` for a user name alone, often a token), and ``/…`` when it has a path
-or query (webhook paths often hold tokens), e.g. ``https://alice:<redacted>@hooks.example:8443/…``.
-Nothing is dropped without a marker. In free text, a ``user:password@`` outside a well-formed URL
-(``redis:/default:pw@host``) has its password redacted too. In a span's ``url.full`` the user info
-is ``REDACTED:REDACTED@``, the form OpenTelemetry's semantic conventions give it (``span_url``).
+Everywhere the bridge shows text it did not write (logs, errors, ``/readyz``, ``check-config``,
+the pages, alert annotations) it goes through here. A URL is shown one way everywhere: the origin
+(scheme, host, port), ``user:<redacted>@`` when the URL carries credentials (``<redacted>@`` for a
+user name alone, often a token), and ``/…`` when it has a path or query (webhook paths often hold
+tokens) or anything past its host, e.g. ``https://alice:<redacted>@hooks.example:8443/…``. Nothing
+is dropped without a marker. In free text (``redact_urls``) a ``user:password@`` outside a
+well-formed URL (``redis:/default:pw@host``) has its password redacted too, so has what follows
+``Bearer`` or ``Basic``, and the value of a ``name=value`` pair, a quoted ``"name": value`` or a
+header ``Name: value`` whose name may name a secret (``names_secret``: ``?token=…``,
+``Password=hunter2;``, ``Authorization: Bearer …``). In a span's ``url.full`` the user info is
+``REDACTED:REDACTED@``, the form OpenTelemetry's semantic conventions give it (``span_url``).
 """
 
 from __future__ import annotations
 
+import base64
 import re
+import unicodedata
 from typing import Final
 from urllib.parse import urlsplit
 
-__all__ = ["REDACTED", "redact_urls", "safe_url", "span_url"]
+__all__ = ["REDACTED", "names_secret", "redact_urls", "safe_url", "span_url"]
 
 REDACTED: Final = "<redacted>"
 # The semantic conventions' url.full: "https://REDACTED:REDACTED@www.example.com/".
 _SPAN_USERINFO: Final = "REDACTED:REDACTED@"
 # A password may hold a comma or a quote (allowed unencoded in user info): the user info runs
-# to the last ``@`` before the path; the rest of the URL stops at a comma or a quote.
-_URL: Final = r"\b[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^\s/?#]*@)?[^\s,'\"]+"
+# to the last ``@`` before the path; the rest of the URL stops at a comma or a quote. Each pattern
+# starts only where a run of its characters starts (the look-behinds), so that a long text
+# without a match is read once, not again from each of its characters.
+_URL: Final = r"(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^\s/?#]*@)?[^\s,'\"]+"
 # ``user:password@`` outside a well-formed URL: one typed without its ``//``
 # (``redis:/u:pw@host``), or a host given without a scheme.
-_USERINFO: Final = r"(?P<name>[^\s:/@,'\"]*):[^\s@,'\"]+@"
-_SHOWN: Final = re.compile(f"(?P<url>{_URL})|{_USERINFO}")
+_USERINFO: Final = r"(?<![^\s/@,'\"=;&?])(?P<name>[^\s:/@,'\"=;&?]*):[^\s@,'\"]+@"
+# An HTTP authorization's credentials after their scheme (RFC 9110 token68), in any letter case;
+# after ``Basic`` only when they are what Basic sends, so that "a basic check" stays as it is.
+_AUTH_SCHEMES: Final = r"(?i:bearer|basic)"
+_CREDENTIALS: Final = rf"\b(?P<scheme>{_AUTH_SCHEMES})\s+(?P<credentials>[A-Za-z0-9._~+/-]+=*)"
+# A named value: ``name=value`` (a query, a connection string, ``--password=…``), ``"name":
+# value`` (JSON) or ``Name: value`` (a header: ``Authorization`` or a name with a hyphen;
+# ``token: expired`` in a sentence is none); names_secret judges the name, and only then is its
+# value read (_VALUE).
+_PAIR: Final = (
+    r"(?<![\w.-])(?:(?P<quote>[\"'])(?P<quoted>\w[\w.-]*)(?P=quote)\s*[:=]"
+    r"|-*(?P<header>(?i:authorization)|\w+(?:-\w+)+)\s*:"
+    r"|-*(?P<key>\w[\w.-]*)\s*=)\s*"
+)
+_SHOWN: Final = re.compile(
+    f"(?P<url>{_URL})|(?P<pair>{_PAIR})|{_USERINFO}|(?P<auth>{_CREDENTIALS})"
+)
+# A pair's value: quoted (to the end of the text when the quote is not closed), or running to a
+# space, ``&`` or ``;``; an authorization's scheme before it stays shown.
+_VALUE: Final = re.compile(
+    rf"(?:(?P<scheme>{_AUTH_SCHEMES}|(?i:token|digest|negotiate))\s+)?"
+    r"(?P<quote>[\"']?)(?:(?<=\")(?:[^\"\\]|\\[\s\S])*(?:\"|\\?\Z)|(?<=')[^']*(?:'|\Z)"
+    r"|(?<![\"'])[^\s&;'\"]+)"
+)
+# Characters RFC 3986 allows in a host that no host name holds (its sub-delims): the host shown
+# ends before one (``db;password=…`` of a JDBC URL).
+_NOT_HOST: Final = re.compile(r"[!$&'()*+,;=]")
 
 
 def safe_url(url: str, *, lone_user: bool = False) -> str:
@@ -41,8 +75,11 @@ def safe_url(url: str, *, lone_user: bool = False) -> str:
     if not parts.scheme or not parts.netloc:
         return "<not a URL>"
     host = parts.hostname or ""
+    more = bool(parts.path.strip("/") or parts.query)
     if ":" in host:
         host = f"[{host}]"
+    elif (end := _NOT_HOST.search(host)) is not None:
+        host, more = host[: end.start()], True
     user = ""
     if parts.password is not None:
         user = f"{parts.username or ''}:{REDACTED}@"
@@ -50,7 +87,7 @@ def safe_url(url: str, *, lone_user: bool = False) -> str:
         # A name alone is often the token itself (Sentry-style DSNs).
         user = f"{parts.username}:{REDACTED}@" if lone_user else f"{REDACTED}@"
     port_part = f":{port}" if port else ""
-    rest = "/…" if (parts.path.strip("/") or parts.query) else ""
+    rest = "/…" if more else ""
     return f"{parts.scheme}://{user}{host}{port_part}{rest}"
 
 
@@ -65,12 +102,143 @@ def span_url(url: str) -> str:
 
 
 def redact_urls(text: str) -> str:
-    """``text`` with every URL in it shown as ``safe_url`` shows it, and the password of any
-    other ``user:password@`` (a URL mistyped without ``//``) as ``<redacted>``."""
-    return _SHOWN.sub(_shown, text)
+    """``text`` with every URL in it shown as ``safe_url`` shows it, the password of any other
+    ``user:password@`` (a URL mistyped without ``//``) as ``<redacted>``, so the credentials
+    after ``Bearer`` or ``Basic``, and the value of a pair whose name may name a secret (the
+    module docstring)."""
+    shown: list[str] = []
+    at = 0
+    while (match := _SHOWN.search(text, at)) is not None:
+        shown.append(text[at : match.start()])
+        at = match.end()
+        if match.group("url") is not None:
+            shown.append(safe_url(match.group("url")))
+        elif match.group("auth") is not None:
+            if _credentials(match.group("scheme"), match.group("credentials")):
+                shown.append(f"{match.group('scheme')} {REDACTED}")
+            else:
+                at = match.start("credentials")
+                shown.append(text[match.start() : at])
+        elif match.group("pair") is not None:
+            shown.append(match.group())
+            name = match.group("quoted") or match.group("header") or match.group("key")
+            # Only a secret's value is read: any other is read on (it may hold a URL, a token).
+            if names_secret(name) and (value := _VALUE.match(text, at)) is not None:
+                shown.append(_hidden(value, name))
+                at = value.end()
+        else:
+            shown.append(f"{match.group('name')}:{REDACTED}@")
+    shown.append(text[at:])
+    return "".join(shown)
 
 
-def _shown(match: re.Match[str]) -> str:
-    if match.group("url") is not None:
-        return safe_url(match.group("url"))
-    return f"{match.group('name')}:{REDACTED}@"
+def _credentials(scheme: str, credentials: str) -> bool:
+    """Whether ``credentials`` after ``scheme`` are a credential: any after ``Bearer``; after
+    ``Basic``, base64 of ``user:password`` (RFC 7617), padded or not."""
+    if scheme.casefold() != "basic":
+        return True
+    try:
+        bare = credentials.rstrip("=")
+        decoded = base64.b64decode(bare + "=" * (-len(bare) % 4), validate=True)
+    except ValueError:
+        return False
+    return b":" in decoded
+
+
+def _hidden(value: re.Match[str], name: str) -> str:
+    """A secret's value as shown: ``<redacted>``, in the value's quotes, after an
+    authorization's scheme."""
+    scheme = value.group("scheme")
+    shown = f"{scheme} " if scheme and name.casefold().endswith("authorization") else ""
+    quote = value.group("quote")
+    return f"{shown}{quote}{REDACTED}{quote}"
+
+
+def _readable(key: str) -> str | None:
+    """``key`` as it reads in plain ASCII (compatibility forms such as full-width letters
+    folded by NFKD, accents dropped), or None when it holds anything else: another script, a
+    look-alike of a Latin letter from one (a Cyrillic a), an invisible character."""
+    decomposed = unicodedata.normalize("NFKD", key)
+    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return plain if plain.isascii() else None
+
+
+# Keys whose values are never shown (a token in metadata must not reach a receiver or a page).
+# The rule fails closed (``names_secret``): a key that may name a secret is hidden, only the few
+# known to be harmless are shown (hiding a harmless value is a nuisance, showing a secret a leak).
+_WORDS: Final = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+# Fragments that make a key secret wherever they stand in it, run together in lower case
+# (SECRETKEYBASE, dbpass, JSESSIONID, .ASPXAUTH, seed_phrase, connection_string, tokens).
+_SECRET_PARTS: Final = (
+    "secret", "token", "pass", "pwd", "auth", "credential", "bearer", "jwt", "signature",
+    "cookie", "session", "sessid", "private", "hmac", "mnemonic", "seedphrase", "recoveryphrase",
+    "connectionstring", "connstr", "verificationcode", "recoverycode", "backupcode",
+)  # fmt: skip
+# Fragments secret only as a whole word: inside words they are too common (credit, rootpath,
+# snapshot, kansas, spinner).
+_SECRET_WORDS: Final = frozenset(
+    {"pw", "sig", "cred", "creds", "otp", "totp", "hotp", "mfa", "pin", "dsn", "sas"}
+)
+# Words that merely hold a fragment: dropped before the key is judged.
+_HARMLESS_WORDS: Final = frozenset(
+    {
+        "author", "authors", "authored", "authority", "authorities", "coauthor", "bypass",
+        "compass", "encompass", "surpass", "overpass", "underpass", "passes", "passed", "passing",
+        "passive", "passenger", "passengers", "passage", "passthrough", "tokenizer", "monkey",
+        "donkey", "turkey", "hockey", "turnkey", "hotkey",
+    }
+)  # fmt: skip
+# The kinds of key that are not secret, as the word before ``key`` (sort_key, PartitionKey) or
+# run together with it (rowkey). Not ``primary``: Azure's primaryKey is an account key.
+_HARMLESS_KEY_KINDS: Final = frozenset(
+    {
+        "sort", "partition", "public", "foreign", "cache", "idempotency", "dedup", "dedupe",
+        "shard", "row", "lookup", "group", "object", "bucket", "index", "map", "label", "metric",
+        "event", "message",
+    }
+)  # fmt: skip
+# Last words that make a key about a secret, not the secret: a count, a size, a kind, a name, a
+# time, a state. Not ``id``: session_id is the session, aws_access_key_id half a credential.
+_ABOUT_A_SECRET: Final = frozenset(
+    {
+        "count", "counts", "total", "length", "len", "size", "limit", "remaining", "rate", "type",
+        "kind", "name", "names", "provider", "method", "scheme", "algorithm", "alg", "format",
+        "version", "enabled", "required", "present", "valid", "expired", "expires", "expiry",
+        "expiration", "ttl", "age", "at", "ms", "seconds", "status",
+    }
+)  # fmt: skip
+
+
+def names_secret(key: object) -> bool:
+    """Whether a name (a metadata key, a pair's in text) may name a secret, so that its value
+    must not be shown.
+
+    The key is first read as plain ASCII (``_readable``): one that cannot be (another script, a
+    look-alike of a Latin letter, an invisible character) may name a secret. It is then read as
+    lower-case words (``X-Api-Key``, ``apiKey``: ``api``, ``key``), words that merely hold a
+    fragment (``author``, ``bypass``, ``monkey``) left out. It is secret when
+    the rest run together holds a ``_SECRET_PARTS`` fragment, when a word is one of
+    ``_SECRET_WORDS``, or when a word is ``key``/``keys`` or ends in it (``authkey``) and the
+    kind before it is not one of ``_HARMLESS_KEY_KINDS`` (``sort_key`` is shown, ``routing_key``
+    and a bare ``key`` are not); unless the key has more than one word and its last says it is
+    about the secret (``token_count``, ``secret_name``, ``token_expires_at``).
+    """
+    readable = _readable(str(key))
+    if readable is None:
+        return True  # a key that reads as no ASCII one may be a secret's (fail closed)
+    words = [word.lower() for word in _WORDS.findall(readable)]
+    if len(words) > 1 and words[-1] in _ABOUT_A_SECRET:
+        return False
+    words = [word for word in words if word not in _HARMLESS_WORDS]
+    run_together = "".join(words)
+    if any(part in run_together for part in _SECRET_PARTS):
+        return True
+    for at, word in enumerate(words):
+        if word in _SECRET_WORDS:
+            return True
+        stem = word.removesuffix("s")
+        if stem.endswith("key"):
+            kind = stem.removesuffix("key") or (words[at - 1] if at else "")
+            if kind not in _HARMLESS_KEY_KINDS:
+                return True
+    return False

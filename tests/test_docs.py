@@ -21,7 +21,7 @@ from bridge.app import Bridge
 from bridge.config import Settings, load_settings
 from bridge.errors import ConfigError
 from bridge.http import build_app
-from bridge.sinks.alerts.sources import (
+from bridge.redaction import (
     _ABOUT_A_SECRET,
     _HARMLESS_KEY_KINDS,
     _SECRET_PARTS,
@@ -428,7 +428,7 @@ def test_the_readme_performance_figures_are_the_performance_pages() -> None:
 
 def test_the_alerts_page_names_every_word_the_metadata_redaction_rule_uses() -> None:
     """docs/alerts.md lists every secret fragment, harmless kind of key and word about a secret
-    that _names_secret judges a metadata key by, so the rule described is the rule coded."""
+    that names_secret judges a metadata key by, so the rule described is the rule coded."""
     text = page("alerts")
     rule = (*_SECRET_PARTS, *_SECRET_WORDS, *_HARMLESS_KEY_KINDS, *_ABOUT_A_SECRET)
     assert [word for word in rule if f"`{word}`" not in text] == []

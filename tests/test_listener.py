@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
@@ -572,6 +573,65 @@ async def test_an_address_in_use_is_an_error_naming_it_and_the_errno_once() -> N
         f"[Errno {errno.EADDRINUSE}] error while attempting to bind on address "
         f"('127.0.0.1', {port}): address already in use"
     )
+
+
+# An IPv6 address no host has (the documentation prefix, RFC 3849): binding it fails as binding
+# ::1 does where net.ipv6.conf.all.disable_ipv6=1 (EADDRNOTAVAIL), with no sysctl to set.
+_NOT_HERE = "2001:db8::1"
+
+
+def _resolving_to(*hosts: str) -> Callable[..., Awaitable[list[tuple[Any, ...]]]]:
+    """A resolver (loop.getaddrinfo) giving ``hosts``' addresses, as a name resolving to them."""
+
+    async def resolve(host: object, port: int, **kwargs: int) -> list[tuple[Any, ...]]:
+        return [info for name in hosts for info in socket.getaddrinfo(name, port, **kwargs)]
+
+    return resolve
+
+
+async def test_an_address_of_a_name_the_host_does_not_have_is_left_out_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A name resolving to an address the host does not have (localhost's ::1 with IPv6 turned
+    off by sysctl) is bound on its other addresses, with a warning naming the one left out and
+    the errno, not an error stopping start-up."""
+    with caplog.at_level(logging.WARNING, logger="bridge.listener"):
+        sockets = await _bind("localhost", 0, resolve=_resolving_to("127.0.0.1", _NOT_HERE))
+    try:
+        assert [sock.getsockname()[0] for sock in sockets] == ["127.0.0.1"]
+    finally:
+        for sock in sockets:
+            sock.close()
+    [warning] = _listener_log(caplog)
+    assert warning.getMessage().startswith(
+        f"not listening on ('{_NOT_HERE}', 0, 0, 0), an address 'localhost' resolves to: "
+        f"cannot assign requested address ([Errno {errno.EADDRNOTAVAIL}] EADDRNOTAVAIL); "
+        "listening on ('127.0.0.1', "
+    )
+
+
+async def test_a_name_none_of_whose_addresses_the_host_has_is_an_error_naming_them() -> None:
+    """When the host has none of the addresses a name resolves to, binding fails naming each
+    and the errno."""
+    with pytest.raises(OSError, match=r"cannot assign requested address$") as raised:
+        await _bind("localhost", 0, resolve=_resolving_to("192.0.2.1", _NOT_HERE))
+    assert raised.value.errno == errno.EADDRNOTAVAIL
+    assert str(raised.value) == (
+        f"[Errno {errno.EADDRNOTAVAIL}] error while attempting to bind on address "
+        f"('192.0.2.1', 0), ('{_NOT_HERE}', 0, 0, 0): cannot assign requested address"
+    )
+
+
+async def test_a_port_taken_on_one_address_of_a_name_is_an_error_though_another_is_free() -> None:
+    """Only an address the host does not have is left out: the port taken on one of a name's
+    addresses stops the bind (a client may reach the other process there)."""
+    with socket.socket(socket.AF_INET6) as taken:
+        taken.bind(("::1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=r"address already in use$") as raised:
+            await _bind("localhost", port, resolve=_resolving_to("127.0.0.1", "::1"))
+    assert raised.value.errno == errno.EADDRINUSE
 
 
 def _listener_log(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

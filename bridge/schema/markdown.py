@@ -100,8 +100,9 @@ _BECOMES: Final[Mapping[str, str]] = MappingProxyType(
             " **annotation** `metadata_<key>`, the key reduced to `A-Z a-z 0-9 _` and the value"
             " text (anything but a string as JSON), at most 16 entries, the rest counted in a"
             " `metadata` annotation; a key naming a secret (`api_token`, `password`, `session_id`,"
-            " not `token_count`) has its value shown as `<redacted>`, and URL credentials are"
-            " redacted ([Which component raised an"
+            " not `token_count`) or spelt in another script has its value shown as"
+            " `<redacted>`, and credentials in any value (URL passwords, `Bearer` tokens,"
+            " `password=…`) are redacted ([Which component raised an"
             " alert](alerts.md#which-component-raised-an-alert)). The alert page shows both."
         ),
         "metric_alert": (

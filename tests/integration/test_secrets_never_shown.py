@@ -228,6 +228,111 @@ def _around(text: str, secret: str) -> str:
     return text[max(0, index - 300) : index + 100]
 
 
+# Secrets a sender put where no key names one: in values, under look-alike keys.
+IN_URL = "db-password-Secret22"
+IN_BEARER = "bearer-Secret23"
+IN_QUERY = "query-Secret24"
+IN_PAIR = "conn-password-Secret25"
+LOOKALIKE_KEY = "cyrillic-key-Secret26"
+NESTED_LOOKALIKE = "greek-key-Secret27"
+FULL_WIDTH_KEY = "full-width-Secret28"
+IN_HEADER = "basic-Secret29"
+METADATA = {
+    "stream": "orders",
+    "conn": f"postgres://app:{IN_URL}@db.internal/app",
+    "header": f"Bearer {IN_BEARER}",
+    "callback": f"/hooks/deploy?token={IN_QUERY}&attempt=2",
+    "settings": f"Server=db;Password={IN_PAIR};",
+    "p\u0430ssword": LOOKALIKE_KEY,  # password with a Cyrillic a
+    "nested": {"t\u03bfken": NESTED_LOOKALIKE, "request": f"Authorization: Basic {IN_HEADER}"},
+    "\uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44": FULL_WIDTH_KEY,  # password, full width
+}
+METADATA_SECRETS = [
+    IN_URL,
+    IN_BEARER,
+    IN_QUERY,
+    IN_PAIR,
+    LOOKALIKE_KEY,
+    NESTED_LOOKALIKE,
+    FULL_WIDTH_KEY,
+    IN_HEADER,
+]
+
+
+def test_no_secret_a_sender_put_in_alert_metadata_is_shown_under_a_harmless_key(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """Secrets in the values of harmless metadata keys (a URL's password, a Bearer token, a
+    query's token, a connection string's password, an Authorization header) and under keys
+    spelt with look-alike or full-width letters are redacted on the alert page, in /v1/alerts
+    and in the webhook a receiver gets; the harmless value stays."""
+    receiver: WebhookReceiver = webhook_receiver()
+    process = BridgeProcess(
+        state_dir=tmp_path / "state",
+        EXESDB_INGEST="true",
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="0",
+    )
+    seen: list[str] = []
+    try:
+        process.start(tmp_path)
+        seen.append(
+            _run(
+                {**process.env},
+                "publish",
+                "system_alert",
+                *("-f", "severity=critical", "-f", "category=system", "-f", "title=Deploy failed"),
+                *("-f", "description=see metadata", "-f", "source=deploy"),
+                *("-f", f"metadata={json.dumps(METADATA)}"),
+            )
+        )
+        admin = {"X-ExESDB-Admin-Token": process.env["EXESDB_ADMIN_TOKEN"]}
+
+        def alerts() -> list[dict[str, object]]:
+            status, body = http_get(process.url + "/v1/alerts", admin)
+            return json.loads(body)["alerts"] if status == 200 else []
+
+        [alert] = wait_until(alerts, 20, "the alert")
+        [request] = receiver.wait_for_requests(1, timeout=20)
+        page = http_get(process.url + f"/alerts/{quote(str(alert['alert_id']), safe='')}")[1]
+        seen += [page.decode(), json.dumps(alerts()), request.body.decode()]
+    finally:
+        process.stop()
+    seen.append(process.log())
+    shown = "\n".join(seen)
+    [annotations] = [sent["annotations"] for sent in request.json()["alerts"]]
+    assert annotations["metadata_stream"] == "orders"
+    assert annotations["metadata_conn"] == "postgres://app:<redacted>@db.internal/…"
+    assert annotations["metadata_header"] == "Bearer <redacted>"
+    assert annotations["metadata_callback"] == "/hooks/deploy?token=<redacted>&attempt=2"
+    assert annotations["metadata_settings"] == "Server=db;Password=<redacted>;"
+    assert annotations["metadata_p_ssword"] == "<redacted>"
+    for secret in METADATA_SECRETS:
+        assert secret not in shown, f"{secret!r} shown in: {_around(shown, secret)}"
+
+
+def test_check_config_shows_no_secret_inside_a_setting_that_names_none(tmp_path: Path) -> None:
+    """check-config, run as a command, shows a Bearer token or a password=… pair inside a
+    setting that is no secret as <redacted>, the rest as given, and a URL's host only up to a
+    character no host name has (a ``;token=…`` after it)."""
+    env = {
+        **bridge_env(),
+        "SECRET_KEY_BASE": KEY_BASE,
+        "EXESDB_STATE_DIR": str(tmp_path / "state"),
+        "EXESDB_REVISION": f"v1.4 Bearer {IN_BEARER}",
+        "OTEL_SERVICE_NAME": f"bridge password={IN_PAIR}",
+        # A host "name" holding a pair (allowed in a URL's host, shown lower-cased before).
+        "EXESDB_ALERTMANAGER_URL": f"http://am.internal;token={IN_QUERY}/",
+    }
+    shown = _run(env, "check-config")
+    assert shown.startswith("$ check-config: 0\n"), shown
+    assert "EXESDB_REVISION                      v1.4 Bearer <redacted>\n" in shown
+    assert "OTEL_SERVICE_NAME                    bridge password=<redacted>\n" in shown
+    assert "EXESDB_ALERTMANAGER_URL              http://am.internal/…\n" in shown
+    for secret in (IN_BEARER, IN_PAIR, IN_QUERY):
+        assert secret.lower() not in shown.lower(), _around(shown.lower(), secret.lower())
+
+
 REDIS_PASSWORD = "redis-password-Secret21"
 
 

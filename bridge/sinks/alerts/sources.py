@@ -28,9 +28,11 @@ and its ``metadata`` annotations (``details``): bounded, as it comes from a mess
 label-name characters (``[A-Za-z0-9_]``, at most ``MAX_DETAIL_NAME``), each value a string (JSON
 for any other value) of at most ``MAX_DETAIL_VALUE`` characters, all of them at most
 ``MAX_DETAILS_CHARS`` together (an alert's annotations stay the size of a title); a key that
-may name a secret (``_names_secret``, which fails closed: ``routing_key``, ``dbpass``, not
-``token_count``) has its value shown as ``<redacted>``, and URL credentials in any value are
-redacted. Entries left out (past a cap, or a key that reduces to one already taken) are
+may name a secret (``bridge.redaction.names_secret``, which fails closed: ``routing_key``,
+``dbpass``, a key in another script or with a Cyrillic look-alike letter, not ``token_count``)
+has its value shown as ``<redacted>``, and every value is shown as
+``bridge.redaction.redact_urls`` shows text (URL credentials, ``Bearer`` tokens, ``password=…``
+pairs redacted). Entries left out (past a cap, or a key that reduces to one already taken) are
 counted in a ``metadata`` annotation, never dropped without a word.
 """
 
@@ -62,7 +64,7 @@ from bridge.messages import (
     SystemAlert,
 )
 from bridge.messages.alerts import ACK_BY_DEFAULT
-from bridge.redaction import REDACTED, redact_urls
+from bridge.redaction import REDACTED, names_secret, redact_urls
 
 __all__ = [
     "DETAIL_PREFIX",
@@ -123,81 +125,10 @@ DETAIL_PREFIX: Final = "metadata_"
 # The annotation counting entries left out: no key gives it (each has DETAIL_PREFIX and more).
 _LEFT_OUT: Final = "metadata"
 _NOT_NAME: Final = re.compile(r"[^A-Za-z0-9_]")
-# Keys whose values are never shown (a token in metadata must not reach a receiver or a page).
-# The rule fails closed (``_names_secret``): a key that may name a secret is hidden, only the few
-# known to be harmless are shown (hiding a harmless value is a nuisance, showing a secret a leak).
-_WORDS: Final = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
-# Fragments that make a key secret wherever they stand in it, run together in lower case
-# (SECRETKEYBASE, dbpass, JSESSIONID, .ASPXAUTH, seed_phrase, connection_string, tokens).
-_SECRET_PARTS: Final = (
-    "secret", "token", "pass", "pwd", "auth", "credential", "bearer", "jwt", "signature",
-    "cookie", "session", "sessid", "private", "hmac", "mnemonic", "seedphrase", "recoveryphrase",
-    "connectionstring", "connstr", "verificationcode", "recoverycode", "backupcode",
-)  # fmt: skip
-# Fragments secret only as a whole word: inside words they are too common (credit, rootpath,
-# snapshot, kansas, spinner).
-_SECRET_WORDS: Final = frozenset(
-    {"pw", "sig", "cred", "creds", "otp", "totp", "hotp", "mfa", "pin", "dsn", "sas"}
-)
-# Words that merely hold a fragment: dropped before the key is judged.
-_HARMLESS_WORDS: Final = frozenset(
-    {
-        "author", "authors", "authored", "authority", "authorities", "coauthor", "bypass",
-        "compass", "encompass", "surpass", "overpass", "underpass", "passes", "passed", "passing",
-        "passive", "passenger", "passengers", "passage", "passthrough", "tokenizer", "monkey",
-        "donkey", "turkey", "hockey", "turnkey", "hotkey",
-    }
-)  # fmt: skip
-# The kinds of key that are not secret, as the word before ``key`` (sort_key, PartitionKey) or
-# run together with it (rowkey). Not ``primary``: Azure's primaryKey is an account key.
-_HARMLESS_KEY_KINDS: Final = frozenset(
-    {
-        "sort", "partition", "public", "foreign", "cache", "idempotency", "dedup", "dedupe",
-        "shard", "row", "lookup", "group", "object", "bucket", "index", "map", "label", "metric",
-        "event", "message",
-    }
-)  # fmt: skip
-# Last words that make a key about a secret, not the secret: a count, a size, a kind, a name, a
-# time, a state. Not ``id``: session_id is the session, aws_access_key_id half a credential.
-_ABOUT_A_SECRET: Final = frozenset(
-    {
-        "count", "counts", "total", "length", "len", "size", "limit", "remaining", "rate", "type",
-        "kind", "name", "names", "provider", "method", "scheme", "algorithm", "alg", "format",
-        "version", "enabled", "required", "present", "valid", "expired", "expires", "expiry",
-        "expiration", "ttl", "age", "at", "ms", "seconds", "status",
-    }
-)  # fmt: skip
-
-
-def _names_secret(key: object) -> bool:
-    """Whether a metadata key may name a secret, so that its value must not be shown.
-
-    The key is read as lower-case words (``X-Api-Key``, ``apiKey``: ``api``, ``key``), words
-    that merely hold a fragment (``author``, ``bypass``, ``monkey``) left out. It is secret when
-    the rest run together holds a ``_SECRET_PARTS`` fragment, when a word is one of
-    ``_SECRET_WORDS``, or when a word is ``key``/``keys`` or ends in it (``authkey``) and the
-    kind before it is not one of ``_HARMLESS_KEY_KINDS`` (``sort_key`` is shown, ``routing_key``
-    and a bare ``key`` are not); unless the key has more than one word and its last says it is
-    about the secret (``token_count``, ``secret_name``, ``token_expires_at``).
-    """
-    words = [word.lower() for word in _WORDS.findall(str(key))]
-    if len(words) > 1 and words[-1] in _ABOUT_A_SECRET:
-        return False
-    words = [word for word in words if word not in _HARMLESS_WORDS]
-    run_together = "".join(words)
-    if any(part in run_together for part in _SECRET_PARTS):
-        return True
-    for at, word in enumerate(words):
-        if word in _SECRET_WORDS:
-            return True
-        stem = word.removesuffix("s")
-        if stem.endswith("key"):
-            kind = stem.removesuffix("key") or (words[at - 1] if at else "")
-            if kind not in _HARMLESS_KEY_KINDS:
-                return True
-    return False
-
-
+# How much of a value is redacted and shown (a message may hold a megabyte): room for redaction
+# to shorten it (a long URL becomes its origin) and still fill MAX_DETAIL_VALUE.
+_READ: Final = 4 * MAX_DETAIL_VALUE
+_BEFORE_LAST_RUN: Final = re.compile(r"[\s@,'\"](?=[^\s@,'\"]*\Z)")
 Active = Callable[[str], bool]
 """Whether an alert (by id) may be active: a resolved event of any other would change nothing."""
 
@@ -386,7 +317,7 @@ def details_of(metadata: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     left_out = used = 0
     for key in sorted(metadata):
         name = DETAIL_PREFIX + (_NOT_NAME.sub("_", key) or "_")[:MAX_DETAIL_NAME]
-        value = REDACTED if _names_secret(key) else _shown(metadata[key])
+        value = REDACTED if names_secret(key) else _shown(metadata[key])
         if len(details) == MAX_DETAILS or name in details or used + len(value) > MAX_DETAILS_CHARS:
             left_out += 1
             continue
@@ -399,8 +330,17 @@ def details_of(metadata: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 
 def _shown(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(_scrubbed(value), ensure_ascii=False)
+    cut = len(text) > _READ
+    if cut:
+        # A user:password@ cut before its @ reads as none: the run the cut falls in is left out
+        # when it holds a colon (redact_urls reads any other secret cut short as one).
+        text = text[:_READ]
+        before = _BEFORE_LAST_RUN.search(text)
+        start = before.end() if before is not None else 0
+        if ":" in text[start:]:
+            text = text[:start]
     text = redact_urls(text)
-    if len(text) > MAX_DETAIL_VALUE:
+    if cut or len(text) > MAX_DETAIL_VALUE:
         text = text[: MAX_DETAIL_VALUE - 1] + "…"
     return text
 
@@ -409,8 +349,7 @@ def _scrubbed(value: Any) -> Any:
     """``value`` with what any nested key naming a secret holds redacted."""
     if isinstance(value, dict):
         return {
-            key: REDACTED if _names_secret(key) else _scrubbed(inner)
-            for key, inner in value.items()
+            key: REDACTED if names_secret(key) else _scrubbed(inner) for key, inner in value.items()
         }
     if isinstance(value, list):
         return [_scrubbed(inner) for inner in value]

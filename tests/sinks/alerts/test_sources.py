@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -200,6 +201,54 @@ def test_a_metadata_key_about_a_secret_or_merely_like_one_is_shown(key: str) -> 
     name = "metadata_" + re.sub(r"[^A-Za-z0-9_]", "_", key)
     assert dict(details_of({key: 42})) == {name: "42"}
     assert dict(details_of({"nested": {key: 42}})) == {"metadata_nested": f'{{"{key}": 42}}'}
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "p\u0430ssword",
+        "t\u03bfken_value",
+        "pass\u200bword",
+        "\uff41\uff50\uff49_\uff4b\uff45\uff59",
+    ],
+    ids=["cyrillic a", "greek omicron", "zero-width space", "full-width api_key"],
+)
+def test_a_metadata_key_spelt_with_look_alikes_has_its_value_redacted(key: str) -> None:
+    """A key spelt with a letter of another script that looks Latin, an invisible character or
+    full-width letters has its value shown as <redacted>, at the top and nested."""
+    [(_name, value)] = details_of({key: "s3cr3t"})
+    assert value == "<redacted>"
+    nested = json.loads(dict(details_of({"nested": {key: "s3cr3t"}}))["metadata_nested"])
+    assert nested == {key: "<redacted>"}
+
+
+def test_a_secret_in_the_value_of_a_harmless_metadata_key_is_redacted() -> None:
+    """A harmless key's value is shown with the credentials in it redacted: a URL's password,
+    a Bearer token, a secret query parameter, a connection string's password, a header."""
+    metadata = {
+        "conn": "postgres://app:pw1@db.internal/app",
+        "header": "Bearer tok2",
+        "callback": "/hooks/deploy?token=tok3&attempt=2",
+        "settings": "Server=db;Password=pw4;",
+        "request": {"line": "Authorization: Basic dXNlcjpwYXNz"},
+    }
+    assert dict(details_of(metadata)) == {
+        "metadata_conn": "postgres://app:<redacted>@db.internal/…",
+        "metadata_header": "Bearer <redacted>",
+        "metadata_callback": "/hooks/deploy?token=<redacted>&attempt=2",
+        "metadata_settings": "Server=db;Password=<redacted>;",
+        "metadata_request": '{"line": "Authorization: Basic <redacted>"}',
+    }
+
+
+def test_a_long_metadata_value_shows_no_part_of_a_secret_its_cut_falls_in() -> None:
+    """Of a value longer than is read (a megabyte may come), a user:password@ the cut falls in
+    before its @ is left out: no part of the password shows, even once a long URL before it is
+    shown as its origin."""
+    value = "https://h.example/" + "p" * 4068 + " alice:hunter2@db.internal and more"
+    [(_name, shown)] = details_of({"note": value})
+    assert shown == "https://h.example/… …"
+    assert "hunt" not in shown
 
 
 def test_metadata_past_the_cap_is_counted_not_dropped_silently() -> None:
