@@ -11,6 +11,7 @@ well-formed URL (``redis:/default:pw@host``) has its password redacted too, so h
 header ``Name: value`` whose name may name a secret (``names_secret``: ``?token=…``,
 ``Password=hunter2;``, ``Authorization: Bearer …``). In a span's ``url.full`` the user info is
 ``REDACTED:REDACTED@``, the form OpenTelemetry's semantic conventions give it (``span_url``).
+Free text is read to ``MAX_READ`` characters.
 """
 
 from __future__ import annotations
@@ -21,9 +22,15 @@ import unicodedata
 from typing import Final
 from urllib.parse import urlsplit
 
-__all__ = ["REDACTED", "names_secret", "redact_urls", "safe_url", "span_url"]
+__all__ = ["MAX_READ", "REDACTED", "names_secret", "redact_urls", "safe_url", "span_url"]
 
 REDACTED: Final = "<redacted>"
+# How much of a text redact_urls reads: what is shown is an error, a value or a reason, never
+# more than a few lines, and a run without separators costs the patterns time that grows with
+# the square of its length (48 KB of ``a/:`` took 1.5 s).
+MAX_READ: Final = 4096
+# Where the last run of a text cut short starts (after its last separator).
+_BEFORE_LAST_RUN: Final = re.compile(r"[\s@,'\"](?=[^\s@,'\"]*\Z)")
 # The semantic conventions' url.full: "https://REDACTED:REDACTED@www.example.com/".
 _SPAN_USERINFO: Final = "REDACTED:REDACTED@"
 # A password may hold a comma or a quote (allowed unencoded in user info): the user info runs
@@ -105,7 +112,16 @@ def redact_urls(text: str) -> str:
     """``text`` with every URL in it shown as ``safe_url`` shows it, the password of any other
     ``user:password@`` (a URL mistyped without ``//``) as ``<redacted>``, so the credentials
     after ``Bearer`` or ``Basic``, and the value of a pair whose name may name a secret (the
-    module docstring)."""
+    module docstring). A text longer than ``MAX_READ`` is read to there and ends in ``…``."""
+    cut = len(text) > MAX_READ
+    if cut:
+        text = text[:MAX_READ]
+        # A user:password@ cut before its @ reads as none: the run the cut falls in is left out
+        # when it holds a colon (any other secret cut short still reads as one).
+        before = _BEFORE_LAST_RUN.search(text)
+        start = before.end() if before is not None else 0
+        if ":" in text[start:]:
+            text = text[:start]
     shown: list[str] = []
     at = 0
     while (match := _SHOWN.search(text, at)) is not None:
@@ -129,6 +145,8 @@ def redact_urls(text: str) -> str:
         else:
             shown.append(f"{match.group('name')}:{REDACTED}@")
     shown.append(text[at:])
+    if cut:
+        shown.append("…")
     return "".join(shown)
 
 

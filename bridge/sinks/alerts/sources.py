@@ -125,10 +125,6 @@ DETAIL_PREFIX: Final = "metadata_"
 # The annotation counting entries left out: no key gives it (each has DETAIL_PREFIX and more).
 _LEFT_OUT: Final = "metadata"
 _NOT_NAME: Final = re.compile(r"[^A-Za-z0-9_]")
-# How much of a value is redacted and shown (a message may hold a megabyte): room for redaction
-# to shorten it (a long URL becomes its origin) and still fill MAX_DETAIL_VALUE.
-_READ: Final = 4 * MAX_DETAIL_VALUE
-_BEFORE_LAST_RUN: Final = re.compile(r"[\s@,'\"](?=[^\s@,'\"]*\Z)")
 Active = Callable[[str], bool]
 """Whether an alert (by id) may be active: a resolved event of any other would change nothing."""
 
@@ -330,17 +326,8 @@ def details_of(metadata: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 
 def _shown(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(_scrubbed(value), ensure_ascii=False)
-    cut = len(text) > _READ
-    if cut:
-        # A user:password@ cut before its @ reads as none: the run the cut falls in is left out
-        # when it holds a colon (redact_urls reads any other secret cut short as one).
-        text = text[:_READ]
-        before = _BEFORE_LAST_RUN.search(text)
-        start = before.end() if before is not None else 0
-        if ":" in text[start:]:
-            text = text[:start]
     text = redact_urls(text)
-    if cut or len(text) > MAX_DETAIL_VALUE:
+    if len(text) > MAX_DETAIL_VALUE:
         text = text[: MAX_DETAIL_VALUE - 1] + "…"
     return text
 
