@@ -99,8 +99,8 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "allowed"),
     [
-        ("EXESDB_REPLAY_WINDOW_MS", "abc", "integer"),
-        ("EXESDB_REPLAY_WINDOW_MS", "0", "greater than 0"),
+        ("EXESDB_REPLAY_WINDOW_MS", "abc", "whole number of milliseconds"),
+        ("EXESDB_REPLAY_WINDOW_MS", "0", "at least 1"),
         ("EXESDB_HEALTH_BROADCAST_INTERVAL", "10", "100"),
         ("EXESDB_METRICS_BROADCAST_INTERVAL", "-5", "100"),
         (
@@ -123,7 +123,7 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_MAX_BODY_BYTES", "10", "1024"),
         ("EXESDB_WEBHOOK_URLS", "ftp://a.example", "http://"),
         ("EXESDB_WEBHOOK_MIN_SEVERITY", "loud", "'critical'"),
-        ("EXESDB_WEBHOOK_TIMEOUT_MS", "soon", "integer"),
+        ("EXESDB_WEBHOOK_TIMEOUT_MS", "soon", "whole number of milliseconds"),
         ("EXESDB_ALERTMANAGER_URL", "am:9093", "http://"),
         ("EXESDB_URL", "127.0.0.1:9570", "URL with a host, e.g. http://127.0.0.1:9570"),
         ("EXESDB_WEBHOOK_URLS", "hooks.example:8080/t0k3n", "e.g. http://hooks.example:8080/…"),
@@ -131,10 +131,10 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_EXTERNAL_URL", "https://ops:hunter2@bridge.example", "user name or password"),
         ("EXESDB_LOG_LEVEL", "chatty", "'debug'"),
         ("EXESDB_LOG_FORMAT", "xml", "'json'"),
-        ("EXESDB_CPU_DEGRADED", "-1", "greater than 0"),
-        ("EXESDB_MAX_SERIES", "0", "greater than or equal to 1"),
-        ("EXESDB_BUS_QUEUE_SIZE", "0", "greater than or equal to 1"),
-        ("EXESDB_REDIS_SPOOL_BYTES", "1000", "greater than or equal to 1048576"),
+        ("EXESDB_CPU_DEGRADED", "-1", "above 0"),
+        ("EXESDB_MAX_SERIES", "0", "at least 1"),
+        ("EXESDB_BUS_QUEUE_SIZE", "0", "from 1 to 10000000"),
+        ("EXESDB_REDIS_SPOOL_BYTES", "1000", "at least 1048576"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "udp", "'http/protobuf'"),
     ],
 )
@@ -153,6 +153,65 @@ def test_a_bad_value_stops_with_a_line_naming_the_variable(
     assert len(problems) == 1, err
     assert problems[0].startswith((f"{variable}: ", f"{variable} item 1: "))
     assert allowed in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "line"),
+    [
+        (
+            "EXESDB_SHUTDOWN_TIMEOUT_MS",
+            "8s",
+            "EXESDB_SHUTDOWN_TIMEOUT_MS: must be a whole number of milliseconds, at least 1,"
+            " e.g. 8000; 8s is 8000 (got '8s')",
+        ),
+        (
+            "EXESDB_HEALTH_BROADCAST_INTERVAL",
+            "50",
+            "EXESDB_HEALTH_BROADCAST_INTERVAL: must be a whole number of milliseconds,"
+            " at least 100, e.g. 30000 (got '50')",
+        ),
+        (
+            "EXESDB_ALERT_FOR_MS",
+            "1.5m",
+            "EXESDB_ALERT_FOR_MS: must be a whole number of milliseconds, at least 0;"
+            " 1.5m is 90000 (got '1.5m')",
+        ),
+        (
+            "EXESDB_MAX_BODY_BYTES",
+            "1MB",
+            "EXESDB_MAX_BODY_BYTES: must be a whole number of bytes from 1024 to 268435456,"
+            " e.g. 1048576 (got '1MB')",
+        ),
+        (
+            "EXESDB_REPLAY_MEMORY",
+            "lots",
+            "EXESDB_REPLAY_MEMORY: must be a whole number, at least 1000, e.g. 200000 (got 'lots')",
+        ),
+        (
+            "EXESDB_WEBHOOK_TIMEOUT_MS",
+            "2.5",
+            "EXESDB_WEBHOOK_TIMEOUT_MS: must be a whole number of milliseconds, at least 1,"
+            " e.g. 10000 (got '2.5')",
+        ),
+        (
+            "EXESDB_DISK_DEGRADED",
+            "high",
+            "EXESDB_DISK_DEGRADED: must be a number (percent) above 0, e.g. 85 (got 'high')",
+        ),
+    ],
+)
+def test_a_bad_number_is_answered_with_its_unit_range_and_an_example(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    line: str,
+) -> None:
+    """A number setting's problem says its unit, its range and an example, and a duration
+    typed with a unit (`8s`, as the receivers file writes one) is given in milliseconds."""
+    status, _, err = _check_config(monkeypatch, capsys, **{variable: value})
+    assert status == 2
+    assert err.splitlines()[1:] == [f"  {line}"]
 
 
 def test_every_bad_item_of_a_list_is_a_problem_of_its_own(
