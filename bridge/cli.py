@@ -836,7 +836,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        hint = ""
+        if args.command == "publish" and args.tag in INSTANCES:
+            # `publish ex_esdb_health node_health_updated`, as examples/sign.sh takes them.
+            hint = (
+                f" ({args.tag!r} is a bus instance: publish takes the message type alone,"
+                " and its instance follows from it)"
+            )
+        args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     try:
         return int(args.handler(args))
     except BrokenPipeError:
