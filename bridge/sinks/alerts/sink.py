@@ -87,6 +87,11 @@ _logger = logging.getLogger(__name__)
 # The work queue of a shared transport is exactly what this stage takes.
 SUBSCRIBED_INSTANCES: Final = tuple(sorted(WORK_QUEUE_INSTANCES))
 _HOUSEKEEPING_SECONDS: Final = 1.0
+# Dead letters left from before the start wait for a person: say how to see and resend them.
+_DEAD_LETTERS_HINT: Final = (
+    " (`exesdb-bridge outbox list --state dead` lists them, `exesdb-bridge outbox retry` sends"
+    " them again)"
+)
 _PRUNE_EVERY_SECONDS: Final = 3600.0
 # The share of EXESDB_ALERT_QUEUE_SIZE from which HTTP ingest refuses new work (503).
 HIGH_WATER: Final = 0.8
@@ -379,12 +384,13 @@ class AlertSink:
         )
         depth = self.metrics.depth
         _logger.info(
-            "alerts: %d webhook receiver(s)%s; outbox %s: %d pending, %d dead-lettered",
+            "alerts: %d webhook receiver(s)%s; outbox %s: %d pending, %d dead-lettered%s",
             len(self.workers),
             ", Alertmanager " + self.alertmanager.shown_url if self.alertmanager else "",
             outbox.path.absolute(),  # what `outbox list` run from another folder needs
             depth.queued + depth.pending,
             depth.dead,
+            _DEAD_LETTERS_HINT if depth.dead else "",
         )
 
     def readiness(self) -> str | None:
