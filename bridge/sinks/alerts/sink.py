@@ -169,6 +169,10 @@ class AlertSink:
         self._alertmanager_interval = alertmanager_interval
         self._max_open = max_open_alerts
         self._resolve_after = settings.alert_resolve_timeout_ms / 1000
+        # A health condition alert no reading keeps up ends when its series would leave
+        # /metrics, counted from this sink's start too: after a restart its readings come anew.
+        self._stale_after = settings.series_ttl_ms / 1000
+        self._started_at: float | None = None
         self._db = db or DbThread()
         self._min_severity = settings.webhook_min_severity
         self._monotonic = monotonic
@@ -477,10 +481,16 @@ class AlertSink:
         )
 
     async def _expire(self, now: float) -> list[AlertRecord]:
+        if self._started_at is None:
+            self._started_at = now
+        up_long_enough = now - self._started_at >= self._stale_after
+        stale = self._stale_after if up_long_enough else None
         if self._index is None:
-            return await self._db.call(self.outbox.alerts.resolve_expired, now, self._resolve_after)
+            return await self._db.call(
+                self.outbox.alerts.resolve_expired, now, self._resolve_after, stale
+            )
         applied = await self._index.change(
-            self.outbox.alerts.plan_expiries, now, self._resolve_after
+            self.outbox.alerts.plan_expiries, now, self._resolve_after, stale
         )
         return applied.changed
 
