@@ -403,6 +403,17 @@ class Settings(BaseSettings):
                 f"SECRET_KEY_BASE: {fault}; with {needs} it must be set to at least "
                 f"{MIN_SECRET_LENGTH} characters"
             )
+        if self.ingest or self.uses_redis:
+            # A retired key verifies as the current one does: a short one could be guessed.
+            for index, key in enumerate(self.secret_key_base_previous, 1):
+                if len(key.get_secret_value()) < MIN_SECRET_LENGTH:
+                    needs = "EXESDB_INGEST=true" if self.ingest else "a Redis bus (EXESDB_BUS)"
+                    problems.append(
+                        f"EXESDB_SECRET_KEY_BASE_PREVIOUS item {index}: has "
+                        f"{len(key.get_secret_value())} characters; with {needs} a retired key "
+                        f"still verifies messages, so it too must have at least "
+                        f"{MIN_SECRET_LENGTH}"
+                    )
         for name, (degraded, unhealthy) in self.resource_thresholds.items():
             # 100 or more disables a status (docs/configuration.md): only enabled pairs must order.
             if degraded > unhealthy and degraded < 100 and unhealthy < 100:

@@ -72,7 +72,9 @@ def test_defaults_match_the_spec() -> None:
 def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     """Values come from the variables docs/configuration.md names, lists split on commas."""
     monkeypatch.setenv("SECRET_KEY_BASE", LONG_SECRET)
-    monkeypatch.setenv("EXESDB_SECRET_KEY_BASE_PREVIOUS", "old-one, old-two,")
+    monkeypatch.setenv(
+        "EXESDB_SECRET_KEY_BASE_PREVIOUS", "old-one-" + "k" * 32 + ", old-two-" + "k" * 32 + ","
+    )
     monkeypatch.setenv("EXESDB_PUBSUB_INTEGRATION", "false")
     monkeypatch.setenv("EXESDB_NODE", "node7@host")
     monkeypatch.setenv("EXESDB_HTTP_ADDR", "[::1]:8080")
@@ -84,8 +86,8 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.secret_key_base is not None
     assert settings.secret_key_base.get_secret_value() == LONG_SECRET
     assert [key.get_secret_value() for key in settings.secret_key_base_previous] == [
-        "old-one",
-        "old-two",
+        "old-one-" + "k" * 32,
+        "old-two-" + "k" * 32,
     ]
     assert settings.pubsub_integration is False
     assert settings.node == "node7@host"
@@ -212,6 +214,39 @@ def test_a_bad_number_is_answered_with_its_unit_range_and_an_example(
     status, _, err = _check_config(monkeypatch, capsys, **{variable: value})
     assert status == 2
     assert err.splitlines()[1:] == [f"  {line}"]
+
+
+@pytest.mark.parametrize(
+    ("bus", "ingest", "needs"),
+    [
+        ("memory", "true", "EXESDB_INGEST=true"),
+        ("redis://127.0.0.1:6379/0", "false", "a Redis bus (EXESDB_BUS)"),
+    ],
+)
+def test_a_short_retired_key_is_refused_where_it_would_verify(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    bus: str,
+    ingest: str,
+    needs: str,
+) -> None:
+    """With ingest or a Redis bus a retired key still verifies what arrives, so each one of
+    EXESDB_SECRET_KEY_BASE_PREVIOUS must be as long as SECRET_KEY_BASE: a short one is named
+    by its place, never shown (exit 2)."""
+    status, _, err = _check_config(
+        monkeypatch,
+        capsys,
+        SECRET_KEY_BASE=LONG_SECRET,
+        EXESDB_BUS=bus,
+        EXESDB_INGEST=ingest,
+        EXESDB_SECRET_KEY_BASE_PREVIOUS="k" * 32 + ",,abc",
+    )
+    assert status == 2
+    assert err.splitlines()[1:] == [
+        f"  EXESDB_SECRET_KEY_BASE_PREVIOUS item 2: has 3 characters; with {needs} a retired"
+        " key still verifies messages, so it too must have at least 32"
+    ]
+    assert "abc" not in err
 
 
 def test_every_bad_item_of_a_list_is_a_problem_of_its_own(
@@ -564,7 +599,9 @@ def test_check_config_prints_every_variable(
 
 SECRETS = {
     "SECRET_KEY_BASE": LONG_SECRET,
-    "EXESDB_SECRET_KEY_BASE_PREVIOUS": "retired-s3cr3t-one,retired-s3cr3t-two",
+    "EXESDB_SECRET_KEY_BASE_PREVIOUS": (
+        "retired-s3cr3t-one-of-32-characters,retired-s3cr3t-two-of-32-characters"
+    ),
     "EXESDB_ADMIN_TOKEN": "admin-t0ken-s3cr3t",
     "EXESDB_WEBHOOK_SECRET": "webhook-s3cr3t",
     "EXESDB_BUS": "redis://:redis-passw0rd@localhost:6379/0",
@@ -573,8 +610,8 @@ SECRETS = {
 }
 SECRET_STRINGS = [
     LONG_SECRET,
-    "retired-s3cr3t-one",
-    "retired-s3cr3t-two",
+    "retired-s3cr3t-one-of-32-characters",
+    "retired-s3cr3t-two-of-32-characters",
     "admin-t0ken-s3cr3t",
     "webhook-s3cr3t",
     "redis-passw0rd",
