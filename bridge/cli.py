@@ -38,6 +38,9 @@ __all__ = ["main"]
 
 _logger = logging.getLogger("bridge")
 
+# Where `run --demo` keeps its state when EXESDB_STATE_DIR is unset: not the default folder a
+# real bridge run from the same place uses.
+_DEMO_STATE_DIR: Final = "./.exesdb-bridge-demo"
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
@@ -163,6 +166,15 @@ def _run(args: argparse.Namespace) -> int:
     configure_logging(settings)
     for note in settings.warnings():
         _logger.warning("%s", note)
+    if args.demo and "EXESDB_STATE_DIR" not in os.environ:
+        # The demo's made-up alerts (brute force on exesdb-2@demo) would otherwise stay in the
+        # outbox of the bridge run next from this folder, escalating to its real receivers.
+        settings = settings.model_copy(update={"state_dir": _DEMO_STATE_DIR})
+        _logger.info(
+            "demo: state kept in %s, apart from a bridge run here without --demo"
+            " (EXESDB_STATE_DIR names another)",
+            _DEMO_STATE_DIR,
+        )
     return asyncio.run(_serve(settings, args.demo))
 
 
@@ -836,7 +848,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        hint = ""
+        if args.command == "publish" and args.tag in INSTANCES:
+            # `publish ex_esdb_health node_health_updated`, as examples/sign.sh takes them.
+            hint = (
+                f" ({args.tag!r} is a bus instance: publish takes the message type alone,"
+                " and its instance follows from it)"
+            )
+        args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     try:
         return int(args.handler(args))
     except BrokenPipeError:

@@ -752,6 +752,43 @@ def test_run_names_its_outbox_by_the_whole_path(
     assert f"outbox {where}: 0 pending, 0 dead-lettered" in process.log()
 
 
+def test_run_says_how_to_see_and_resend_the_dead_letters_it_finds(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """Dead letters in the outbox at start are counted on the start-up line with the commands
+    that list and resend them: nothing else would tell an operator they wait."""
+    url = "https://hooks.example/x"
+    outbox = Outbox.in_dir(tmp_path / "state", urls=[url])
+    observe(outbox, event("a"), T0)
+    outbox.queue.group(url, T0, 0.0, one_each)
+    [dead] = outbox.queue.deliveries()
+    outbox.queue.finish_attempt(
+        dead.id, state=DeliveryState.DEAD, next_attempt_at=T0, status=400, error="HTTP 400", now=T0
+    )
+    outbox.close()
+    process = _start(bridge_processes, tmp_path, EXESDB_WEBHOOK_URLS=url)
+    wait_until(lambda: "dead-lettered" in process.log(), 15, "the outbox line")
+    assert (
+        ": 0 pending, 1 dead-lettered (`exesdb-bridge outbox list --state dead` lists them,"
+        " `exesdb-bridge outbox retry` sends them again)"
+    ) in process.log()
+
+
+def test_the_demo_keeps_its_alerts_apart_from_a_real_bridge_run_from_the_same_folder(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """`run --demo` without EXESDB_STATE_DIR keeps its state in ./.exesdb-bridge-demo, not the
+    ./.exesdb-bridge of a bridge run later from the same folder, whose receivers would otherwise
+    be sent the demo's made-up alerts as they escalate."""
+    process = BridgeProcess(["--demo"])
+    bridge_processes.append(process)
+    process.start(tmp_path)
+    wait_until(lambda: "dead-lettered" in process.log(), 15, "the outbox line")
+    where = tmp_path / ".exesdb-bridge-demo" / "alerts.sqlite3"
+    assert f"outbox {where}: 0 pending" in process.log()
+    assert not (tmp_path / ".exesdb-bridge").exists()
+
+
 def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
     """`outbox list` shows webhook URLs by origin: credentials, path and query may be tokens."""
     from bridge.sinks.alerts import AlertEvent, Outbox

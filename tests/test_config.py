@@ -72,7 +72,9 @@ def test_defaults_match_the_spec() -> None:
 def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     """Values come from the variables docs/configuration.md names, lists split on commas."""
     monkeypatch.setenv("SECRET_KEY_BASE", LONG_SECRET)
-    monkeypatch.setenv("EXESDB_SECRET_KEY_BASE_PREVIOUS", "old-one, old-two,")
+    monkeypatch.setenv(
+        "EXESDB_SECRET_KEY_BASE_PREVIOUS", "old-one-" + "k" * 32 + ", old-two-" + "k" * 32 + ","
+    )
     monkeypatch.setenv("EXESDB_PUBSUB_INTEGRATION", "false")
     monkeypatch.setenv("EXESDB_NODE", "node7@host")
     monkeypatch.setenv("EXESDB_HTTP_ADDR", "[::1]:8080")
@@ -84,8 +86,8 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.secret_key_base is not None
     assert settings.secret_key_base.get_secret_value() == LONG_SECRET
     assert [key.get_secret_value() for key in settings.secret_key_base_previous] == [
-        "old-one",
-        "old-two",
+        "old-one-" + "k" * 32,
+        "old-two-" + "k" * 32,
     ]
     assert settings.pubsub_integration is False
     assert settings.node == "node7@host"
@@ -99,8 +101,8 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "allowed"),
     [
-        ("EXESDB_REPLAY_WINDOW_MS", "abc", "integer"),
-        ("EXESDB_REPLAY_WINDOW_MS", "0", "greater than 0"),
+        ("EXESDB_REPLAY_WINDOW_MS", "abc", "whole number of milliseconds"),
+        ("EXESDB_REPLAY_WINDOW_MS", "0", "at least 1"),
         ("EXESDB_HEALTH_BROADCAST_INTERVAL", "10", "100"),
         ("EXESDB_METRICS_BROADCAST_INTERVAL", "-5", "100"),
         (
@@ -123,7 +125,7 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_MAX_BODY_BYTES", "10", "1024"),
         ("EXESDB_WEBHOOK_URLS", "ftp://a.example", "http://"),
         ("EXESDB_WEBHOOK_MIN_SEVERITY", "loud", "'critical'"),
-        ("EXESDB_WEBHOOK_TIMEOUT_MS", "soon", "integer"),
+        ("EXESDB_WEBHOOK_TIMEOUT_MS", "soon", "whole number of milliseconds"),
         ("EXESDB_ALERTMANAGER_URL", "am:9093", "http://"),
         ("EXESDB_URL", "127.0.0.1:9570", "URL with a host, e.g. http://127.0.0.1:9570"),
         ("EXESDB_WEBHOOK_URLS", "hooks.example:8080/t0k3n", "e.g. http://hooks.example:8080/…"),
@@ -131,10 +133,10 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_EXTERNAL_URL", "https://ops:hunter2@bridge.example", "user name or password"),
         ("EXESDB_LOG_LEVEL", "chatty", "'debug'"),
         ("EXESDB_LOG_FORMAT", "xml", "'json'"),
-        ("EXESDB_CPU_DEGRADED", "-1", "greater than 0"),
-        ("EXESDB_MAX_SERIES", "0", "greater than or equal to 1"),
-        ("EXESDB_BUS_QUEUE_SIZE", "0", "greater than or equal to 1"),
-        ("EXESDB_REDIS_SPOOL_BYTES", "1000", "greater than or equal to 1048576"),
+        ("EXESDB_CPU_DEGRADED", "-1", "above 0"),
+        ("EXESDB_MAX_SERIES", "0", "at least 1"),
+        ("EXESDB_BUS_QUEUE_SIZE", "0", "from 1 to 10000000"),
+        ("EXESDB_REDIS_SPOOL_BYTES", "1000", "at least 1048576"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "udp", "'http/protobuf'"),
     ],
 )
@@ -153,6 +155,98 @@ def test_a_bad_value_stops_with_a_line_naming_the_variable(
     assert len(problems) == 1, err
     assert problems[0].startswith((f"{variable}: ", f"{variable} item 1: "))
     assert allowed in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "line"),
+    [
+        (
+            "EXESDB_SHUTDOWN_TIMEOUT_MS",
+            "8s",
+            "EXESDB_SHUTDOWN_TIMEOUT_MS: must be a whole number of milliseconds, at least 1,"
+            " e.g. 8000; 8s is 8000 (got '8s')",
+        ),
+        (
+            "EXESDB_HEALTH_BROADCAST_INTERVAL",
+            "50",
+            "EXESDB_HEALTH_BROADCAST_INTERVAL: must be a whole number of milliseconds,"
+            " at least 100, e.g. 30000 (got '50')",
+        ),
+        (
+            "EXESDB_ALERT_FOR_MS",
+            "1.5m",
+            "EXESDB_ALERT_FOR_MS: must be a whole number of milliseconds, at least 0;"
+            " 1.5m is 90000 (got '1.5m')",
+        ),
+        (
+            "EXESDB_MAX_BODY_BYTES",
+            "1MB",
+            "EXESDB_MAX_BODY_BYTES: must be a whole number of bytes from 1024 to 268435456,"
+            " e.g. 1048576 (got '1MB')",
+        ),
+        (
+            "EXESDB_REPLAY_MEMORY",
+            "lots",
+            "EXESDB_REPLAY_MEMORY: must be a whole number, at least 1000, e.g. 200000 (got 'lots')",
+        ),
+        (
+            "EXESDB_WEBHOOK_TIMEOUT_MS",
+            "2.5",
+            "EXESDB_WEBHOOK_TIMEOUT_MS: must be a whole number of milliseconds, at least 1,"
+            " e.g. 10000 (got '2.5')",
+        ),
+        (
+            "EXESDB_DISK_DEGRADED",
+            "high",
+            "EXESDB_DISK_DEGRADED: must be a number (percent) above 0, e.g. 85 (got 'high')",
+        ),
+    ],
+)
+def test_a_bad_number_is_answered_with_its_unit_range_and_an_example(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    line: str,
+) -> None:
+    """A number setting's problem says its unit, its range and an example, and a duration
+    typed with a unit (`8s`, as the receivers file writes one) is given in milliseconds."""
+    status, _, err = _check_config(monkeypatch, capsys, **{variable: value})
+    assert status == 2
+    assert err.splitlines()[1:] == [f"  {line}"]
+
+
+@pytest.mark.parametrize(
+    ("bus", "ingest", "needs"),
+    [
+        ("memory", "true", "EXESDB_INGEST=true"),
+        ("redis://127.0.0.1:6379/0", "false", "a Redis bus (EXESDB_BUS)"),
+    ],
+)
+def test_a_short_retired_key_is_refused_where_it_would_verify(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    bus: str,
+    ingest: str,
+    needs: str,
+) -> None:
+    """With ingest or a Redis bus a retired key still verifies what arrives, so each one of
+    EXESDB_SECRET_KEY_BASE_PREVIOUS must be as long as SECRET_KEY_BASE: a short one is named
+    by its place, never shown (exit 2)."""
+    status, _, err = _check_config(
+        monkeypatch,
+        capsys,
+        SECRET_KEY_BASE=LONG_SECRET,
+        EXESDB_BUS=bus,
+        EXESDB_INGEST=ingest,
+        EXESDB_SECRET_KEY_BASE_PREVIOUS="k" * 32 + ",,abc",
+    )
+    assert status == 2
+    assert err.splitlines()[1:] == [
+        f"  EXESDB_SECRET_KEY_BASE_PREVIOUS item 2: has 3 characters; with {needs} a retired"
+        " key still verifies messages, so it too must have at least 32"
+    ]
+    assert "abc" not in err
 
 
 def test_every_bad_item_of_a_list_is_a_problem_of_its_own(
@@ -505,7 +599,9 @@ def test_check_config_prints_every_variable(
 
 SECRETS = {
     "SECRET_KEY_BASE": LONG_SECRET,
-    "EXESDB_SECRET_KEY_BASE_PREVIOUS": "retired-s3cr3t-one,retired-s3cr3t-two",
+    "EXESDB_SECRET_KEY_BASE_PREVIOUS": (
+        "retired-s3cr3t-one-of-32-characters,retired-s3cr3t-two-of-32-characters"
+    ),
     "EXESDB_ADMIN_TOKEN": "admin-t0ken-s3cr3t",
     "EXESDB_WEBHOOK_SECRET": "webhook-s3cr3t",
     "EXESDB_BUS": "redis://:redis-passw0rd@localhost:6379/0",
@@ -514,8 +610,8 @@ SECRETS = {
 }
 SECRET_STRINGS = [
     LONG_SECRET,
-    "retired-s3cr3t-one",
-    "retired-s3cr3t-two",
+    "retired-s3cr3t-one-of-32-characters",
+    "retired-s3cr3t-two-of-32-characters",
     "admin-t0ken-s3cr3t",
     "webhook-s3cr3t",
     "redis-passw0rd",

@@ -124,6 +124,35 @@ def test_defaults_given_in_prose_are_the_code_defaults(path: Path) -> None:
     assert wrong == []
 
 
+def test_the_bad_number_the_configuration_page_shows_is_what_the_bridge_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The example line of a bad number setting on docs/configuration.md is the line
+    check-config and start-up print for that value."""
+    shown = re.search(
+        r"`([A-Z0-9_]+): (must be a whole number[^`]*) \(got '([^']*)'\)`", page("configuration")
+    )
+    assert shown is not None, "docs/configuration.md shows no bad number setting"
+    variable, _, value = shown.groups()
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert list(caught.value.problems) == [shown.group(0).strip("`")]
+
+
+def test_the_integration_page_gives_the_intervals_the_getters_give_without_a_bridge() -> None:
+    """docs/integration.md's "Without a bridge" names the intervals the module's getters give
+    when no bridge is installed."""
+    import bridge.integration as api
+
+    text = " ".join(section(page("integration"), "Without a bridge").split())
+    shown = re.search(r"give the defaults \((\d+) and (\d+)\)", text)
+    assert shown is not None
+    assert api.current() is None
+    given = (api.health_broadcast_interval(), api.metrics_broadcast_interval())
+    assert given == (int(shown.group(1)), int(shown.group(2)))
+
+
 def test_the_prose_default_reader_finds_each_form() -> None:
     """The check above can fail: it reads the forms the pages use, in the setting's unit."""
     sample = (

@@ -472,12 +472,18 @@ def test_without_a_bridge_the_first_broadcast_warns_once_how_to_install_one(
     ]
 
 
-def test_module_functions_without_a_bridge_publish_nothing() -> None:
-    """With no bridge installed, broadcasts return 'disabled' and the getters the settings'
-    defaults."""
+def test_module_functions_without_a_bridge_publish_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no bridge installed, broadcasts return 'disabled', the switch stays off whatever
+    enable() says, and the getters give the settings' defaults, not the environment's
+    (docs/integration.md, "Without a bridge")."""
+    monkeypatch.setenv("EXESDB_HEALTH_BROADCAST_INTERVAL", "1234")
+    monkeypatch.setenv("EXESDB_METRICS_BROADCAST_INTERVAL", "5678")
     assert api.current() is None
     result = api.broadcast_alert("node_failure", "critical", "x")
     assert result.status is PublishStatus.DISABLED
+    api.enable()
     assert not api.enabled()
     defaults = Settings.model_construct()  # only the defaults: no environment is read
     assert api.health_broadcast_interval() == defaults.health_broadcast_interval

@@ -103,7 +103,14 @@ def closest_tag(name: str) -> str:
 
 def unknown_tag_message(name: str) -> str:
     """What a command says of a message type it does not know: the closest tag, and where
-    the list is."""
+    the list is; for a bus instance (``ex_esdb_health``, as ``examples/sign.sh`` takes one
+    before the tag), its tags."""
+    if name in INSTANCES:
+        tags = ", ".join(model.TAG for model in tags_by_instance()[name])
+        return (
+            f"{name!r} is a bus instance, not a message type; its types: {tags}"
+            " (give the type alone: its instance follows from it)"
+        )
     return (
         f"unknown message type {name!r}; did you mean {closest_tag(name)}?"
         " (exesdb-bridge schema lists them all)"

@@ -78,6 +78,37 @@ def test_publish_refuses_an_unknown_tag_in_the_same_words() -> None:
     assert published.stderr == schema("performance_metrics").stderr
 
 
+def test_a_bus_instance_given_as_a_tag_is_named_as_one_with_its_types() -> None:
+    """`schema ex_esdb_health` (an instance, as examples/sign.sh takes one) says it is an
+    instance and lists its message types, rather than guessing a tag by spelling; exit 2."""
+    completed = schema("ex_esdb_health")
+    assert completed.returncode == 2
+    assert completed.stderr == (
+        "exesdb-bridge: 'ex_esdb_health' is a bus instance, not a message type; its types:"
+        " node_health_updated, cluster_health_updated, component_health_updated,"
+        " health_check_completed (give the type alone: its instance follows from it)\n"
+    )
+
+
+def test_publish_given_an_instance_before_the_tag_says_to_give_the_tag_alone() -> None:
+    """`publish ex_esdb_health node_health_updated` (sign.sh's order) is a usage error that says
+    the first is a bus instance, not only that the tag is an unrecognized argument."""
+    completed = run_bridge(
+        "publish",
+        "ex_esdb_health",
+        "node_health_updated",
+        "-f",
+        "status=healthy",
+        env={"SECRET_KEY_BASE": TEST_SECRET},
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines()[-1] == (
+        "exesdb-bridge publish: error: unrecognized arguments: node_health_updated"
+        " ('ex_esdb_health' is a bus instance: publish takes the message type alone, and its"
+        " instance follows from it)"
+    )
+
+
 def test_the_cli_page_shows_the_real_output() -> None:
     """The sample in docs/cli.md is what the command prints."""
     [sample] = fenced(section(page("cli"), "Message types"), "")

@@ -12,6 +12,7 @@ Times are Unix seconds from the injected wall clock, since they must survive a r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Final
@@ -34,6 +35,7 @@ from bridge.sinks.alerts.retention import HISTORY_KEPT
 from bridge.sinks.alerts.rows import alert_params, matching, record_of
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.transitions import (
+    HEALTH_CONDITIONS,
     Effect,
     Plan,
     Transition,
@@ -281,27 +283,39 @@ class AlertStore:
         steps = (escalation(record_of(row), now, after_seconds) for row in rows)
         return Plan(new_message_id(), now, tuple(s for s in steps if s.effect is Effect.NOTIFY))
 
-    def resolve_expired(self, now: float, after_seconds: float) -> list[AlertRecord]:
-        """Resolve the event alerts not seen for ``after_seconds`` (``transitions.expiry``);
+    def resolve_expired(
+        self, now: float, after_seconds: float, stale_after: float | None = None
+    ) -> list[AlertRecord]:
+        """Resolve the event alerts not seen for ``after_seconds``, and with ``stale_after`` the
+        health condition alerts no reading kept up for that long (``transitions.expiry``);
         each resolution is queued for the receivers."""
         with self._database.transaction():
-            return self._store_plan(self.plan_expiries(now, after_seconds)).changed
+            return self._store_plan(self.plan_expiries(now, after_seconds, stale_after)).changed
 
-    def plan_expiries(self, now: float, after_seconds: float) -> Plan:
+    def plan_expiries(
+        self, now: float, after_seconds: float, stale_after: float | None = None
+    ) -> Plan:
         """What ``resolve_expired`` would do, stored by nobody yet."""
         with self._database.read() as db:
             rows = db.execute(
-                "SELECT * FROM alerts WHERE auto_resolve = 1 AND ("
-                " (state = :firing AND requires_ack = 0) OR state = :acknowledged)"
-                " AND max(COALESCE(last_seen, updated_at), COALESCE(ack_at, 0)) <= :cutoff"
-                " LIMIT 10000",
+                "SELECT * FROM alerts WHERE ("
+                " (state = :firing AND requires_ack = 0) OR state = :acknowledged) AND ("
+                " (auto_resolve = 1 AND max(COALESCE(last_seen, updated_at),"
+                " COALESCE(ack_at, 0)) <= :cutoff)"
+                " OR (:stale AND auto_resolve = 0"
+                " AND alertname IN (SELECT value FROM json_each(:conditions))"
+                " AND max(COALESCE(last_seen, updated_at), COALESCE(ack_at, 0)) <= :stale_cutoff)"
+                ") LIMIT 10000",
                 {
                     "firing": AlertState.FIRING.value,
                     "acknowledged": AlertState.ACKNOWLEDGED.value,
                     "cutoff": now - after_seconds,
+                    "stale": stale_after is not None,
+                    "conditions": json.dumps(sorted(HEALTH_CONDITIONS)),
+                    "stale_cutoff": now - (stale_after or 0.0),
                 },
             ).fetchall()
-        steps = (expiry(record_of(row), now, after_seconds) for row in rows)
+        steps = (expiry(record_of(row), now, after_seconds, stale_after) for row in rows)
         return Plan(new_message_id(), now, tuple(s for s in steps if s.effect is Effect.NOTIFY))
 
     def commit(self, plan: Plan) -> Applied:

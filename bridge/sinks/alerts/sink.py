@@ -86,6 +86,11 @@ _logger = logging.getLogger(__name__)
 # The work queue of a shared transport is exactly what this stage takes.
 SUBSCRIBED_INSTANCES: Final = tuple(sorted(WORK_QUEUE_INSTANCES))
 _HOUSEKEEPING_SECONDS: Final = 1.0
+# Dead letters left from before the start wait for a person: say how to see and resend them.
+_DEAD_LETTERS_HINT: Final = (
+    " (`exesdb-bridge outbox list --state dead` lists them, `exesdb-bridge outbox retry` sends"
+    " them again)"
+)
 _PRUNE_EVERY_SECONDS: Final = 3600.0
 # The share of EXESDB_ALERT_QUEUE_SIZE from which HTTP ingest refuses new work (503).
 HIGH_WATER: Final = 0.8
@@ -163,6 +168,10 @@ class AlertSink:
         self._alertmanager_interval = alertmanager_interval
         self._max_open = max_open_alerts
         self._resolve_after = settings.alert_resolve_timeout_ms / 1000
+        # A health condition alert no reading keeps up ends when its series would leave
+        # /metrics, counted from this sink's start too: after a restart its readings come anew.
+        self._stale_after = settings.series_ttl_ms / 1000
+        self._started_at: float | None = None
         self._db = db or DbThread()
         self._min_severity = settings.webhook_min_severity
         self._monotonic = monotonic
@@ -378,12 +387,13 @@ class AlertSink:
         )
         depth = self.metrics.depth
         _logger.info(
-            "alerts: %d webhook receiver(s)%s; outbox %s: %d pending, %d dead-lettered",
+            "alerts: %d webhook receiver(s)%s; outbox %s: %d pending, %d dead-lettered%s",
             len(self.workers),
             ", Alertmanager " + self.alertmanager.shown_url if self.alertmanager else "",
             outbox.path.absolute(),  # what `outbox list` run from another folder needs
             depth.queued + depth.pending,
             depth.dead,
+            _DEAD_LETTERS_HINT if depth.dead else "",
         )
 
     def readiness(self) -> str | None:
@@ -470,10 +480,16 @@ class AlertSink:
         )
 
     async def _expire(self, now: float) -> list[AlertRecord]:
+        if self._started_at is None:
+            self._started_at = now
+        up_long_enough = now - self._started_at >= self._stale_after
+        stale = self._stale_after if up_long_enough else None
         if self._index is None:
-            return await self._db.call(self.outbox.alerts.resolve_expired, now, self._resolve_after)
+            return await self._db.call(
+                self.outbox.alerts.resolve_expired, now, self._resolve_after, stale
+            )
         applied = await self._index.change(
-            self.outbox.alerts.plan_expiries, now, self._resolve_after
+            self.outbox.alerts.plan_expiries, now, self._resolve_after, stale
         )
         return applied.changed
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import Final
 
 from bridge.sinks.alerts.records import (
     MAX_LEVEL,
@@ -30,6 +31,7 @@ from bridge.sinks.alerts.records import (
 from bridge.sinks.alerts.sources import AlertEvent
 
 __all__ = [
+    "HEALTH_CONDITIONS",
     "Effect",
     "Plan",
     "Transition",
@@ -40,6 +42,11 @@ __all__ = [
     "on_event",
     "opens",
 ]
+
+
+# The alerts a health reading keeps up (each reading at their status is seen) and a healthy one
+# ends: a host resource's metric_threshold is not among them, its MetricAlert being sent once.
+HEALTH_CONDITIONS: Final = frozenset({"node_health", "component_health"})
 
 
 class Effect(Enum):
@@ -200,27 +207,37 @@ def escalation(current: AlertRecord, now: float, after_seconds: float) -> Transi
     return Transition(raised, Effect.NOTIFY, entry)
 
 
-def expiry(current: AlertRecord, now: float, after_seconds: float) -> Transition:
+def expiry(
+    current: AlertRecord, now: float, after_seconds: float, stale_after: float | None = None
+) -> Transition:
     """An event alert not seen for ``after_seconds`` resolves (Alertmanager's
     ``resolve_timeout``); a ``requires_ack`` one only once acknowledged, counting from the
-    acknowledgement. It ends ``after_seconds`` after it was last seen."""
-    if not current.auto_resolve:
+    acknowledgement. It ends ``after_seconds`` after it was last seen.
+
+    With ``stale_after``, so does a health condition alert (``HEALTH_CONDITIONS``) no reading
+    has kept up for that long: every reading at its status keeps it up, a healthy one resolves
+    it, and a component removed, renamed or no longer run sends none, so nothing else would
+    ever end it (as a Prometheus rule's alert ends once its series is gone)."""
+    if current.auto_resolve:
+        after, why = after_seconds, f"not seen for {after_seconds:g} s"
+    elif stale_after is not None and current.alertname in HEALTH_CONDITIONS:
+        after, why = stale_after, f"no health reading for {stale_after:g} s"
+    else:
         return Transition(current)
     waiting = current.state is AlertState.ACKNOWLEDGED or (
         current.state is AlertState.FIRING and not current.requires_ack
     )
     last_seen = current.updated_at if current.last_seen is None else current.last_seen
     seen = max(last_seen, 0.0 if current.ack_at is None else current.ack_at)
-    if not waiting or seen > now - after_seconds:
+    if not waiting or seen > now - after:
         return Transition(current)
     ended = replace(
         current,
         state=AlertState.RESOLVED,
-        ends_at=max(seen + after_seconds, current.starts_at),
+        ends_at=max(seen + after, current.starts_at),
         updated_at=now,
     )
-    expired = HistoryEntry(now, HistoryEvent.RESOLVED, f"not seen for {after_seconds:g} s")
-    return Transition(ended, Effect.NOTIFY, expired)
+    return Transition(ended, Effect.NOTIFY, HistoryEntry(now, HistoryEvent.RESOLVED, why))
 
 
 def adopted(current: AlertRecord | None, kept: AlertRecord | None, now: float) -> Transition:

@@ -315,6 +315,35 @@ async def test_an_event_alert_seen_again_does_not_resolve(tmp_path: Path) -> Non
         await async_wait_until(lambda: _field(sink, "w1", "state") == "resolved", what="resolved")
 
 
+async def test_a_component_that_stops_reporting_has_its_alert_resolved(tmp_path: Path) -> None:
+    """A component_health alert no reading keeps up (the component removed, renamed or no
+    longer run) resolves once its series would have left /metrics (EXESDB_SERIES_TTL_MS), so it
+    is not left firing for good; one still reported degraded stays firing."""
+    clock = ManualClock(T0)
+    env: dict[str, Any] = {"EXESDB_SERIES_TTL_MS": "60000"}
+    async with alert_bridge(tmp_path, clock=clock, serve_http=False, **env) as (bridge, sink, _):
+
+        def degraded(component: str) -> ComponentHealth:
+            return ComponentHealth(
+                component=component, node="n1", status="degraded", timestamp=utc_now()
+            )
+
+        bridge.bus.publish("otlp:health", degraded("otlp"))
+        bridge.bus.publish("orders:health", degraded("orders"))
+        gone, kept = "component_health:n1:otlp", "component_health:n1:orders"
+        await async_wait_until(
+            lambda: stored(sink.outbox, gone) and stored(sink.outbox, kept), what="both fired"
+        )
+        clock.advance(40)
+        bridge.bus.publish("orders:health", degraded("orders"))
+        await async_wait_until(
+            lambda: _field(sink, kept, "last_seen") == clock.now, what="orders seen again"
+        )
+        clock.advance(21)
+        await async_wait_until(lambda: _field(sink, gone, "state") == "resolved", what="resolved")
+        assert _field(sink, kept, "state") == "firing"
+
+
 async def test_new_alerts_beyond_the_open_cap_are_refused_and_counted(tmp_path: Path) -> None:
     """Past the cap of open alerts new ones are refused, counted and logged; known ones update."""
     async with alert_bridge(tmp_path, serve_http=False, max_open_alerts=3) as (bridge, sink, _):

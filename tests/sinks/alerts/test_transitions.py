@@ -427,6 +427,86 @@ def test_what_opens_an_alert(
     assert opens(current, happened) is expected
 
 
+STALE = 600.0
+
+
+def condition(alertname: str = "component_health", **changes: object) -> AlertRecord:
+    """A health condition alert, warning (no ack needed), last kept up by a reading at T0."""
+    base: dict[str, object] = {"severity": "warning", "requires_ack": False, "auto_resolve": False}
+    return alert(alertname=alertname, **(base | changes))
+
+
+@pytest.mark.parametrize(
+    ("current", "expected"),
+    [
+        pytest.param(
+            condition(last_seen=NOW - STALE),
+            Transition(
+                condition(last_seen=NOW - STALE, state=RESOLVED, ends_at=NOW, updated_at=NOW),
+                Effect.NOTIFY,
+            ),
+            id="a component alert no reading kept up resolves",
+        ),
+        pytest.param(
+            condition("node_health", last_seen=NOW - STALE - 5),
+            Transition(
+                condition(
+                    "node_health",
+                    last_seen=NOW - STALE - 5,
+                    state=RESOLVED,
+                    ends_at=NOW - 5,
+                    updated_at=NOW,
+                ),
+                Effect.NOTIFY,
+            ),
+            id="a node alert too, ending when the wait ran out",
+        ),
+        pytest.param(
+            condition(last_seen=NOW - STALE + 1),
+            Transition(condition(last_seen=NOW - STALE + 1)),
+            id="a reading within the wait keeps it up",
+        ),
+        pytest.param(
+            condition("metric_threshold", last_seen=NOW - STALE),
+            Transition(condition("metric_threshold", last_seen=NOW - STALE)),
+            id="a host resource's metric_threshold is sent once, not kept up: it waits",
+        ),
+        pytest.param(
+            condition("node_failure", last_seen=NOW - STALE),
+            Transition(condition("node_failure", last_seen=NOW - STALE)),
+            id="a down node sends nothing: node_failure waits for the cluster monitor",
+        ),
+        pytest.param(
+            condition(requires_ack=True, last_seen=NOW - STALE),
+            Transition(condition(requires_ack=True, last_seen=NOW - STALE)),
+            id="a requires_ack one waits for its acknowledgement, as an event alert does",
+        ),
+        pytest.param(
+            condition(state=ACKNOWLEDGED, last_seen=T0 - 1000, ack_at=NOW - STALE),
+            Transition(
+                condition(
+                    state=RESOLVED,
+                    last_seen=T0 - 1000,
+                    ack_at=NOW - STALE,
+                    ends_at=NOW,
+                    updated_at=NOW,
+                ),
+                Effect.NOTIFY,
+            ),
+            id="an acknowledged one resolves the wait after its acknowledgement",
+        ),
+    ],
+)
+def test_a_health_condition_no_reading_keeps_up_resolves(
+    current: AlertRecord, expected: Transition
+) -> None:
+    """With ``stale_after``, a node_health or component_health alert no reading has kept up for
+    that long resolves (a component removed or renamed sends none); other condition alerts, and
+    requires_ack ones not acknowledged, wait."""
+    assert expiry(current, NOW, AFTER, STALE) == expected
+    assert expiry(current, NOW, AFTER) == Transition(current)  # without it, nothing ends them
+
+
 @pytest.mark.parametrize(
     ("step", "expected"),
     [
@@ -469,6 +549,11 @@ def test_what_opens_an_alert(
             expiry(alert(auto_resolve=True, requires_ack=False), NOW, 30.0),
             HistoryEntry(NOW, HistoryEvent.RESOLVED, "not seen for 30 s"),
             id="expired",
+        ),
+        pytest.param(
+            expiry(condition(last_seen=NOW - STALE), NOW, AFTER, STALE),
+            HistoryEntry(NOW, HistoryEvent.RESOLVED, "no health reading for 600 s"),
+            id="no reading kept it up",
         ),
         pytest.param(
             adopted(None, alert(level=2, updated_at=T0 + 5), NOW),
