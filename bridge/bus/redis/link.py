@@ -93,7 +93,7 @@ class Link:
         self.connection_errors += 1
         for callback in self._when_down:
             callback()
-        reason = str(exc) or type(exc).__name__
+        reason = (str(exc) or type(exc).__name__).rstrip(".")  # redis-py ends its own with one
         # Once per outage and reason: the loops sharing the link fail together, alike.
         if self.connected or (failures == 1 and reason != self.error):
             _logger.warning("Redis at %s: %s; retrying with backoff", safe_url(self.url), reason)
@@ -170,7 +170,7 @@ class Link:
         try:
             yield
         except RETRYABLE as exc:
-            reason = str(exc) or type(exc).__name__
+            reason = (str(exc) or type(exc).__name__).rstrip(".")  # redis-py ends its own with one
             raise TransportError(
                 f"Redis at {safe_url(self.url)} could not {doing}: {reason}"
             ) from exc

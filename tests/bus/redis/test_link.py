@@ -59,6 +59,17 @@ def test_failures_in_a_row_wait_longer_up_to_the_cap(
     assert link.down(RedisConnectionError("refused"), failures) == pytest.approx(delay)
 
 
+def test_a_reason_ending_in_a_full_stop_reads_as_one_sentence(
+    link: Link, caplog: pytest.LogCaptureFixture
+) -> None:
+    """redis-py ends its reasons with a full stop: the warning drops it before its own "; "."""
+    with caplog.at_level("WARNING", logger="bridge.bus.redis.link"):
+        link.down(
+            RedisConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused."), 1
+        )
+    assert caplog.records[0].getMessage().endswith("Connection refused; retrying with backoff")
+
+
 def test_loops_failing_alike_are_told_once_and_a_new_reason_again(
     link: Link, caplog: pytest.LogCaptureFixture
 ) -> None:
