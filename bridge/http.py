@@ -246,6 +246,14 @@ async def ingest(request: web.Request) -> web.Response:
     if isinstance(judged, Rejection):
         return _rejected(_located(judged, content_type, numbers[0] if numbers else 1))
     busy = bridge.bus.congestion(judged)
+    if busy is not None and (sizes := bridge.bus.never_fits(judged, busy)) is not None:
+        # Larger than the queue itself: 503 would have the sender resend it forever.
+        detail = (
+            f"the batch holds {sizes[0]} messages for subscriber {busy.name!r}, more than its "
+            f"queue ever holds ({sizes[1]}: EXESDB_BUS_QUEUE_SIZE, for the alert sink "
+            "EXESDB_ALERT_QUEUE_SIZE); send them in smaller batches"
+        )
+        return _rejected(verifier.reject(Rejection(RejectReason.TOO_LARGE, detail, "body")))
     if busy is not None:
         # Refusing now beats accepting what the queue would drop.
         return _retry_later(
