@@ -33,8 +33,9 @@ _USERINFO: Final = r"(?P<name>[^\s:/@,'\"]*):[^\s@,'\"]+@"
 _URL_AT: Final = re.compile(_URL.removeprefix(r"\b"))
 _LETTERS: Final = frozenset(string.ascii_letters)
 _SCHEME_CHARS: Final = _LETTERS | frozenset(string.digits + "+.-")
-# What ends a user info's run: its password's (the user name's also stops at ':' and '/').
-_CELL_END: Final = re.compile(r"[\s@,'\"]")
+# A cell ending in '@' (see _next_user_info), tried only where a cell starts: in C, and once
+# for each cell.
+_CELL_AT: Final = re.compile(r"(?<![^\s@,'\"])[^\s@,'\"]*@")
 
 
 def safe_url(url: str, *, lone_user: bool = False) -> str:
@@ -141,13 +142,12 @@ def _next_user_info(text: str, start: int) -> tuple[tuple[int, int, int] | None,
     the first ':' of the cell with a password after it, the user name back to the '/' (or
     ':', none being before it) before it.
     """
-    while (end := _CELL_END.search(text, start)) is not None:
-        at = end.start()
-        if text[at] == "@":
-            colon = text.find(":", start, at)
-            if colon != -1 and colon < at - 1:
-                name = text.rfind("/", start, colon) + 1 or start
-                return (max(name, start), colon, at), at + 1
+    while (cell := _CELL_AT.search(text, start)) is not None:
+        begins, at = cell.start(), cell.end() - 1
+        colon = text.find(":", begins, at)
+        if colon != -1 and colon < at - 1:
+            name = text.rfind("/", begins, colon) + 1 or begins
+            return (max(name, begins), colon, at), at + 1
         start = at + 1
     return None, len(text)
 
