@@ -241,9 +241,11 @@ async def ingest(request: web.Request) -> web.Response:
                     Rejection(RejectReason.MALFORMED, "the body has no envelope", "body")
                 )
             )
-    # Judged first, admitted (ids remembered) only once no subscriber is congested, so a batch
-    # answered 503 can be sent again as it is.
-    result = verifier.verify_batch(lines, numbers, refuse=bridge.bus.congestion)
+    # Judged first, admitted (ids remembered) only once nothing will refuse the batch, so a
+    # batch answered 503 can be sent again as it is.
+    result: list[Envelope] | Rejection | BatchSubscription = verifier.verify_batch(
+        lines, numbers, refuse=lambda judged: _refused(bridge, verifier, judged)
+    )
     if isinstance(result, Rejection):
         return _rejected(_located(result, content_type, numbers[0] if numbers else 1))
     if isinstance(result, BatchSubscription):
@@ -278,6 +280,23 @@ async def ingest(request: web.Request) -> web.Response:
         _logger.warning("ingest: answered 202 before the alert outbox committed the batch")
         answer["committed"] = False
     return web.json_response(answer, status=202)
+
+
+def _refused(
+    bridge: Served, verifier: Verifier, judged: list[Envelope]
+) -> BatchSubscription | Rejection | None:
+    """Why a judged batch is turned away before its ids are remembered: a congested subscriber
+    (503, sent again later), or one whose whole queue is smaller than its share of the batch
+    (413, counted: a 503 would have the sender resend it forever); None when it is taken."""
+    busy = bridge.bus.congestion(judged)
+    if busy is None or (sizes := bridge.bus.never_fits(judged, busy)) is None:
+        return busy
+    detail = (
+        f"the batch holds {sizes[0]} messages for subscriber {busy.name!r}, more than its "
+        f"queue ever holds ({sizes[1]}: EXESDB_BUS_QUEUE_SIZE, for the alert sink "
+        "EXESDB_ALERT_QUEUE_SIZE); send them in smaller batches"
+    )
+    return verifier.reject(Rejection(RejectReason.TOO_LARGE, detail, "body"))
 
 
 def _located(rejection: Rejection, content_type: str, first: int) -> Rejection:

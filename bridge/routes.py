@@ -31,14 +31,18 @@ def error_response(status: int, code: str, detail: str, field: str | None = None
 
 
 def unknown_parameter(request: web.Request, allowed: Iterable[str]) -> web.Response | None:
-    """400 ``invalid`` naming a query parameter not in ``allowed``, or None: a misspelt filter
-    (``?alertid=``) would otherwise answer as if no filter had been given."""
+    """400 ``invalid`` naming a query parameter not in ``allowed``, or one given twice, or None:
+    a misspelt filter (``?alertid=``) would otherwise answer as if no filter had been given, and
+    of one given twice (``?state=firing&state=resolved``) only the first would count."""
     names = sorted(allowed)
     unknown = sorted(request.query.keys() - set(names))
-    if not unknown:
-        return None
-    detail = f"unknown query parameter {unknown[0]!r}; allowed: {', '.join(names)}"
-    return error_response(400, "invalid", detail, unknown[0])
+    if unknown:
+        detail = f"unknown query parameter {unknown[0]!r}; allowed: {', '.join(names)}"
+        return error_response(400, "invalid", detail, unknown[0])
+    if len(request.query) > len(set(request.query)):
+        twice = next(name for name in names if len(request.query.getall(name, ())) > 1)
+        return error_response(400, "invalid", f"query parameter {twice!r} given twice", twice)
+    return None
 
 
 class AdminGuard:

@@ -38,6 +38,7 @@ from bridge.cluster import cluster_monitor
 from bridge.component import ComponentFactory
 from bridge.http import build_app
 from bridge.messages import format_timestamp
+from bridge.sinks.prometheus import prometheus_sink
 from tests.support import (
     ADMIN_TOKEN,
     ROOT,
@@ -1160,6 +1161,21 @@ async def test_ingest_is_not_refused_for_the_cluster_monitor_s_full_queue(
         "exesdb_bus_dropped_total", {"subscriber": "cluster"}
     )
     assert dropped == 3
+
+
+async def test_a_batch_larger_than_a_subscribers_whole_queue_is_413_not_503(
+    serve: ServerFactory,
+) -> None:
+    """A batch holding more messages for a subscriber than its whole queue ever holds is 413
+    ``too_large`` saying to send smaller batches: a 503 would have the sender resend it forever.
+    One that fits is taken."""
+    server = await serve([prometheus_sink], EXESDB_BUS_QUEUE_SIZE="3")
+    status, answer = await server.post(body_of(*(envelope() for _ in range(4))), NDJSON)
+    assert (status, answer["error"], answer["field"]) == (413, "too_large", "body")
+    assert "4 messages for subscriber 'prometheus'" in answer["detail"]
+    assert "smaller batches" in answer["detail"]
+    status, answer = await server.post(body_of(*(envelope() for _ in range(3))), NDJSON)
+    assert (status, answer) == (202, {"accepted": 3})
 
 
 class StallingTransport(BoundedTransport):

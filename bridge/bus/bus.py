@@ -355,6 +355,16 @@ class Bus:
                 return subscription
         return None
 
+    def never_fits(
+        self, envelopes: Sequence[Envelope], subscription: BatchSubscription
+    ) -> tuple[int, int] | None:
+        """(what ``subscription`` would take of ``envelopes``, its queue's size) when that is
+        more than its whole queue holds, or None: such a batch is never taken, however long it
+        waits."""
+        inbox = subscription.inbox
+        taken = sum(1 for envelope in envelopes if inbox.takes(envelope))
+        return (taken, inbox.max_queue) if taken > inbox.max_queue else None
+
     async def publish_verified_durably(
         self,
         envelopes: Iterable[Envelope],

@@ -12,6 +12,7 @@ import pytest
 
 from bridge.messages import NodeLifecycle, NotificationStatus
 from bridge.redaction import safe_url
+from bridge.sinks.alerts.sources import MAX_DETAIL_VALUE
 from tests.integration.servers.webhook import HANG, Answer, WebhookReceiver, webhook_receiver
 from tests.sinks.alerts.helpers import T0, alert_bridge, system_alert
 from tests.support import ROOT, ManualClock, async_wait_until
@@ -291,6 +292,34 @@ async def test_a_receiver_is_told_which_component_raised_an_alert_and_its_metada
         "metadata_password": "<redacted>",
         "metadata_stream": "orders",
     }
+    assert b"hunter2" not in receiver.requests[0].body
+
+
+async def test_long_metadata_values_without_spaces_are_shown_cut_without_stopping_the_bridge(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """Metadata values of 16 KiB without a space (a blob, a run of ``a:a:``) reach a real
+    receiver cut and redacted within two seconds: showing them took seconds of the event loop
+    each (the URL redaction scanned ahead from every position), the whole bridge stopped."""
+    receiver: WebhookReceiver = webhook_receiver()
+    metadata = {
+        "blob": "x" * 16_384,
+        "colons": "a:" * 8_192,
+        "dots": "a." * 8_192,
+        "target": "alice:hunter2@db/" + "a:" * 8_192,
+    }
+    async with alert_bridge(
+        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (bridge, _sink, _watcher):
+        began = time.monotonic()
+        bridge.bus.publish("dump", system_alert("big", source="dumper", metadata=metadata))
+        await async_wait_until(lambda: len(receiver.accepted()) == 1, what="the alert delivered")
+        took = time.monotonic() - began
+    [alert] = receiver.requests[0].json()["alerts"]
+    annotations = alert["annotations"]
+    assert took < 2, f"the alert took {took:.1f} s to reach the receiver"
+    assert annotations["metadata_blob"] == "x" * (MAX_DETAIL_VALUE - 1) + "…"
+    assert annotations["metadata_target"].startswith("alice:<redacted>@db/a:a:")
     assert b"hunter2" not in receiver.requests[0].body
 
 

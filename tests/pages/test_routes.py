@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
@@ -11,7 +13,7 @@ import aiohttp
 import pytest
 
 from bridge import __version__
-from bridge.messages import NodeLifecycle
+from bridge.messages import NodeLifecycle, SystemAlert
 from bridge.pages import CONTENT_SECURITY_POLICY
 from bridge.pages.status import MAX_SHOWN
 from bridge.sinks.alerts import AlertState, alert_url
@@ -555,3 +557,44 @@ async def test_an_alert_id_with_a_slash_reaches_its_page(
     assert href.group(1) == "alerts/disk%2Fdb-1%20%232%3F"
     assert status == 200
     assert "odd id" in page
+
+
+async def test_status_pages_asked_for_at_once_share_their_renders(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """Many status pages asked for at once are rendered once or twice for all of them, not once
+    each: taken together as many times as they were asked for, the renders held the event loop
+    (and the probes behind it) for seconds. Each still shows what held when it was asked."""
+    asked = 32
+    with page_bridge(tmp_path) as server:
+        for number in range(2 * MAX_SHOWN):
+            publish(server, "system_alert", _long_alert(f"big-{number:03d}"))
+        wait_for_alert(server, f"big-{2 * MAX_SHOWN - 1:03d}", lambda record: True)
+        url = server.url + "/?part=live"
+        began = time.perf_counter()
+        for _ in range(asked):
+            await fetch(client, url)
+        one_by_one = time.perf_counter() - began
+        began = time.perf_counter()
+        answers = await asyncio.gather(*(fetch(client, url) for _ in range(asked)))
+        at_once = time.perf_counter() - began
+        raise_alert(server, "after-the-burst", "raised after the burst")
+        _, _, fresh = await fetch(client, url)
+    for status, _, body in answers:
+        assert status == 200
+        assert body.count("long title") > MAX_SHOWN
+    assert "raised after the burst" in fresh
+    # Rendered once each, the pages asked for at once would take as long as one by one.
+    assert at_once < one_by_one / 3, f"{asked} pages: {at_once:.2f} s at once, {one_by_one:.2f} s"
+
+
+def _long_alert(alert_id: str) -> SystemAlert:
+    return SystemAlert(
+        alert_id=alert_id,
+        severity="critical",
+        category="system",
+        title=f"{alert_id} " + "long title " * 20,
+        description="a status page with long titles",
+        source="tests",
+        node="db-1",
+    )

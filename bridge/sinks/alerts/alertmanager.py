@@ -111,8 +111,8 @@ class AlertmanagerPoster:
         self._count = count
         self._clock = clock
         self._sleep = sleep
-        first = min(interval, _FIRST_RETRY_SECONDS)
-        self._backoff = Backoff(base=first, cap=interval, rng=random)
+        self._first_retry = min(interval, _FIRST_RETRY_SECONDS)
+        self._backoff = Backoff(base=self._first_retry, cap=interval, rng=random)
         self._on_error = on_error
         self._failures = 0
         self._last_ok: float | None = None
@@ -167,7 +167,15 @@ class AlertmanagerPoster:
                 self._failures = 0
                 assert self._last_ok is not None
                 pause = max(0.0, self._last_ok + self.interval - self._clock())
+            loop = asyncio.get_running_loop()
+            began = loop.time()
             await self._sleep(pause, self._wake)
+            rest = self._first_retry - (loop.time() - began)
+            if not ok and self._wake.is_set() and rest > 0:
+                # A change cuts the pause after a failure short, but to no less than the first
+                # retry's: alerts changing steadily made a post (and a warning) each, a failing
+                # Alertmanager asked several times a second.
+                await self._sleep(rest, asyncio.Event())
 
     async def post_once(self, *, full: bool = True) -> bool:
         """Post the current alerts once; True when Alertmanager took them (or none to send).

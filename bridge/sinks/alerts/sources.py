@@ -313,8 +313,11 @@ def details_of(metadata: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     left_out = used = 0
     for key in sorted(metadata):
         name = DETAIL_PREFIX + (_NOT_NAME.sub("_", key) or "_")[:MAX_DETAIL_NAME]
+        if len(details) == MAX_DETAILS or name in details:
+            left_out += 1  # judged before its value is made: a message may hold 10 000s
+            continue
         value = REDACTED if names_secret(key) else _shown(metadata[key])
-        if len(details) == MAX_DETAILS or name in details or used + len(value) > MAX_DETAILS_CHARS:
+        if used + len(value) > MAX_DETAILS_CHARS:
             left_out += 1
             continue
         details[name] = value

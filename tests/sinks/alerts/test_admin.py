@@ -155,6 +155,18 @@ async def test_list_refuses_an_unknown_parameter_naming_it(keeper: Keeper, query
     assert keeper.queries == []
 
 
+@pytest.mark.parametrize("query", ["state=firing&state=resolved", "limit=5&limit=6"])
+async def test_list_refuses_a_parameter_given_twice_naming_it(keeper: Keeper, query: str) -> None:
+    """A filter given twice is a 400 "invalid" naming it: only the first would count, not the
+    union or the last one a reader may expect."""
+    name = query.partition("=")[0]
+    async with served(keeper) as base:
+        status, body = await request(base, "GET", f"/v1/alerts?{query}")
+    assert (status, body["error"], body["field"]) == (400, "invalid", name)
+    assert body["detail"] == f"query parameter {name!r} given twice"
+    assert keeper.queries == []
+
+
 async def test_ack_passes_the_acknowledgement_and_shows_the_alert(keeper: Keeper) -> None:
     """A valid body becomes one Acknowledgement of the alert in the path; a null note is none."""
     async with served(keeper) as base:

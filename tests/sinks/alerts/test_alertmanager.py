@@ -266,3 +266,36 @@ async def test_a_failed_post_is_logged_without_the_urls_credentials(
     assert "cannot post to Alertmanager" in caplog.text
     assert "InvalidURL" in caplog.text or "InvalidUrl" in caplog.text
     assert "hunter2" not in caplog.text
+
+
+async def test_changes_while_alertmanager_fails_do_not_post_faster_than_the_first_retry(
+    tmp_path: Path,
+) -> None:
+    """While Alertmanager fails, a change still cuts the pause short, but to no less than the
+    first retry's: alerts changing steadily do not make a post (and a warning) each."""
+    receiver = await Receiver(status=500).start()
+    outbox = Outbox.in_dir(tmp_path)
+    db = DbThread()
+    poster = AlertmanagerPoster(
+        receiver.url,
+        alerts=outbox.alerts,
+        db=db,
+        external_url=lambda: "http://b",
+        timeout=5,
+        interval=1,  # the first retry after 1 s
+    )
+    outbox.alerts.apply([_event("a1")], T0)
+    poster.start()
+    try:
+        await async_wait_until(lambda: len(receiver.posts) == 1, what="the first, failed post")
+        began = asyncio.get_running_loop().time()
+        while asyncio.get_running_loop().time() - began < 1.5:
+            poster.wake()
+            await asyncio.sleep(0.02)  # a change every 20 ms, as a steady stream of alerts
+    finally:
+        await poster.aclose()
+        await receiver.stop()
+        db.close()
+        outbox.close()
+    # The first post, then one a second at most (one more for a post under way at the start).
+    assert len(receiver.posts) <= 4, f"{len(receiver.posts)} posts in 1.5 s"
