@@ -319,7 +319,8 @@ async def test_long_metadata_values_without_spaces_are_shown_cut_without_stoppin
     annotations = alert["annotations"]
     assert took < 2, f"the alert took {took:.1f} s to reach the receiver"
     assert annotations["metadata_blob"] == "x" * (MAX_DETAIL_VALUE - 1) + "…"
-    assert annotations["metadata_target"].startswith("alice:<redacted>@db/a:a:")
+    # The run the cut falls in holds a colon (it may be a user:password cut before its @): out.
+    assert annotations["metadata_target"] == "alice:<redacted>@…"
     assert b"hunter2" not in receiver.requests[0].body
 
 
