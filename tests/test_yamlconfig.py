@@ -363,3 +363,29 @@ def test_a_bare_number_as_bearer_token_is_named_as_written(tmp_path: Path) -> No
         f"{path}: webhook_configs.0.http_config: bearer_token must be text, and YAML reads this "
         "unquoted value as a number: put it in quotes",
     )
+
+
+def test_an_unquoted_y_or_n_where_text_goes_is_text_as_go_takes_it(tmp_path: Path) -> None:
+    """An unquoted y or n that a boolean key takes as one is text where text goes (a user name, a
+    password, a header's value, a user of basic_auth_users), as Go's reader takes it (amtool and
+    promtool agree): it is no boolean that must be quoted."""
+    receivers = tmp_path / "receivers.yml"
+    receivers.write_text(
+        "webhook_configs:\n  - url: https://hooks.example.com/a\n    http_config:\n"
+        "      basic_auth: {username: n, password: Y}\n"
+        "      http_headers: {X-Flag: {values: [y]}}\n"
+    )
+    [hook] = load_receivers(receivers).webhook_configs
+    auth = hook.http_config.basic_auth
+    assert auth is not None
+    assert auth.password is not None
+    assert (auth.username, auth.password.get_secret_value()) == ("n", "Y")
+    assert list(hook.http_config.http_headers["X-Flag"].values) == ["y"]
+    web = tmp_path / "web.yml"
+    web.write_text(f"basic_auth_users:\n  y: '{HASH}'\n  N: '{HASH}'\n")
+    assert sorted(load_web_config(web).basic_auth_users) == ["N", "y"]
+    promtool = require_binary("promtool")
+    checked = subprocess.run(
+        [promtool, "check", "web-config", str(web)], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
