@@ -318,8 +318,10 @@ def _repeated_keys(
             pending += [(item, (*loc, str(i)), False, False) for i, item in enumerate(node.value)]
         if not isinstance(node, yaml.MappingNode):
             continue
-        # Each key as first given: written, or (in a map) brought by a merge.
-        firsts: dict[tuple[str, str], tuple[yaml.Node, bool]] = {}
+        # Each key as first given: written, or (in a map) brought by a merge. Go reads a key as
+        # its text (``y`` and ``"y"`` are one user), where PyYAML would make two of them or
+        # keep one silently.
+        firsts: dict[str, tuple[yaml.Node, bool]] = {}
         for key, value in node.value:
             merge = key.tag == _MERGE_TAG
             if merge:
@@ -335,10 +337,10 @@ def _repeated_keys(
             else:
                 continue
             for each in brought:
-                first, first_merged = firsts.get((each.tag, each.value), (None, False))
+                first, first_merged = firsts.get(each.value, (None, False))
                 if first is None:
                     if is_map or not merge:
-                        firsts[(each.tag, each.value)] = (each, merge)
+                        firsts[each.value] = (each, merge)
                 elif first is not each:
                     how = "map" if merge or first_merged else ""
                     if how and not is_map:

@@ -389,3 +389,23 @@ def test_an_unquoted_y_or_n_where_text_goes_is_text_as_go_takes_it(tmp_path: Pat
         [promtool, "check", "web-config", str(web)], capture_output=True, text=True, timeout=60
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("user", ["y", "yes"])
+def test_a_user_written_bare_and_in_quotes_is_given_twice_as_go_reads_it(
+    tmp_path: Path, user: str
+) -> None:
+    """``y`` and ``"y"`` are one user to Go's reader (it reads a key as its text: promtool
+    refuses the file, "already set in map"), where PyYAML would keep one of two hashes silently."""
+    text = f"basic_auth_users:\n  {user}: '{HASH}'\n  '{user}': '{HASH}'\n"
+    problems = _web_problems(tmp_path, text)
+    assert any("a key given twice (lines 2 and 3" in problem for problem in problems), problems
+    promtool = require_binary("promtool")
+    refused = subprocess.run(
+        [promtool, "check", "web-config", str(tmp_path / "web.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 1
+    assert "already set in map" in refused.stdout + refused.stderr
