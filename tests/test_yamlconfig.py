@@ -227,6 +227,7 @@ BOOLEANS = {
     "y": True,  # text to PyYAML alone
     "N": True,
     "'yes'": False,  # text in quotes
+    "'y'": False,
     '"true"': False,
     "tRue": False,  # no boolean in any YAML
     "1": False,  # a number
