@@ -14,9 +14,11 @@ where a value goes is refused as empty (Go would take false or 0: ``send_resolve
 would turn resolved notifications off). A key given twice in one mapping is refused, naming its
 path and both lines, as Go's strict reader (``yaml.UnmarshalStrict``, which Alertmanager and the
 exporter-toolkit use) refuses it, where PyYAML alone would keep the last silently; merges
-(``<<``) count as that reader counts them (``_repeated_keys``). A value under a
-secret key is never shown, nor a key below one (a user's name under ``basic_auth_users``): a
-problem there names the entry's line instead.
+(``<<``) count as that reader counts them (``_repeated_keys``). A boolean key (``GoBool``) takes
+what that reader takes: an unquoted ``true``/``false``, ``yes``/``no``, ``on``/``off`` or
+``y``/``n``, never text in quotes or a number; where text goes an unquoted ``y`` or ``n`` is that
+text, as in Go (``_GoWord``). A value under a secret key is never shown, nor a key below one (a
+user's name under ``basic_auth_users``): a problem there names the entry's line instead.
 """
 
 from __future__ import annotations
