@@ -14,9 +14,11 @@ where a value goes is refused as empty (Go would take false or 0: ``send_resolve
 would turn resolved notifications off). A key given twice in one mapping is refused, naming its
 path and both lines, as Go's strict reader (``yaml.UnmarshalStrict``, which Alertmanager and the
 exporter-toolkit use) refuses it, where PyYAML alone would keep the last silently; merges
-(``<<``) count as that reader counts them (``_repeated_keys``). A value under a
-secret key is never shown, nor a key below one (a user's name under ``basic_auth_users``): a
-problem there names the entry's line instead.
+(``<<``) count as that reader counts them (``_repeated_keys``). A boolean key (``GoBool``) takes
+what that reader takes: an unquoted ``true``/``false``, ``yes``/``no``, ``on``/``off`` or
+``y``/``n``, never text in quotes or a number; where text goes an unquoted ``y`` or ``n`` is that
+text, as in Go (``_GoWord``). A value under a secret key is never shown, nor a key below one (a
+user's name under ``basic_auth_users``): a problem there names the entry's line instead.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Final, TypeVar, get_args
+from typing import Annotated, Any, Final, TypeVar, get_args
 
 import yaml
 from pydantic import (
@@ -88,10 +90,12 @@ GoDuration = Annotated[float, BeforeValidator(go_duration), Field(ge=0)]
 
 def _go_bool(value: Any) -> bool:
     """A boolean as Go's YAML reader takes one: only an unquoted ``true``/``false`` (or YAML 1.1's
-    ``yes``/``no``, ``on``/``off``, ``y``/``n``, which ``read_yaml`` makes booleans as Go does);
+    ``yes``/``no``, ``on``/``off``, ``y``/``n``, which ``read_yaml`` reads as Go does);
     ValueError for text in quotes or a number, which Go refuses ("cannot unmarshal !!str")."""
     if isinstance(value, bool):
         return value
+    if isinstance(value, _GoWord):
+        return value in ("y", "Y")
     got = f" (got {value!r})" if isinstance(value, str | int | float) else ""
     raise ValueError(
         "must be true or false without quotes, as Go's YAML reader asks (it also takes yes/no, "
@@ -102,17 +106,25 @@ def _go_bool(value: Any) -> bool:
 GoBool = Annotated[bool, BeforeValidator(_go_bool)]
 
 
+class _GoWord(str):
+    """An unquoted ``y``, ``Y``, ``n`` or ``N``: a boolean to Go's yaml.v2 (YAML 1.1) where one
+    goes (``GoBool``), and the text as written where text goes (a user's name, a header's value),
+    as Go takes it; PyYAML alone reads it as text, which a boolean key must refuse in quotes."""
+
+    __slots__ = ()
+
+
 class _GoLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, reading booleans as Go's yaml.v2 does (YAML 1.1): unquoted ``y``,
-    ``Y``, ``n`` and ``N`` too, which PyYAML alone reads as text."""
-
-    bool_values: ClassVar[dict[str, bool]] = {
-        **yaml.constructor.SafeConstructor.bool_values,
-        "y": True,
-        "n": False,
-    }
+    """PyYAML's safe loader, reading an unquoted ``y``/``n`` as Go's yaml.v2 does (``_GoWord``)."""
 
 
+def _go_bool_or_word(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> bool | _GoWord:
+    if node.value in ("y", "Y", "n", "N"):
+        return _GoWord(node.value)
+    return loader.construct_yaml_bool(node)
+
+
+_GoLoader.add_constructor("tag:yaml.org,2002:bool", _go_bool_or_word)
 _GoLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN")
 )
@@ -308,8 +320,10 @@ def _repeated_keys(
             pending += [(item, (*loc, str(i)), False, False) for i, item in enumerate(node.value)]
         if not isinstance(node, yaml.MappingNode):
             continue
-        # Each key as first given: written, or (in a map) brought by a merge.
-        firsts: dict[tuple[str, str], tuple[yaml.Node, bool]] = {}
+        # Each key as first given: written, or (in a map) brought by a merge. Go reads a key as
+        # its text (``y`` and ``"y"`` are one user), where PyYAML would make two of them or
+        # keep one silently.
+        firsts: dict[str, tuple[yaml.Node, bool]] = {}
         for key, value in node.value:
             merge = key.tag == _MERGE_TAG
             if merge:
@@ -325,10 +339,10 @@ def _repeated_keys(
             else:
                 continue
             for each in brought:
-                first, first_merged = firsts.get((each.tag, each.value), (None, False))
+                first, first_merged = firsts.get(each.value, (None, False))
                 if first is None:
                     if is_map or not merge:
-                        firsts[(each.tag, each.value)] = (each, merge)
+                        firsts[each.value] = (each, merge)
                 elif first is not each:
                     how = "map" if merge or first_merged else ""
                     if how and not is_map:

@@ -227,6 +227,7 @@ BOOLEANS = {
     "y": True,  # text to PyYAML alone
     "N": True,
     "'yes'": False,  # text in quotes
+    "'y'": False,
     '"true"': False,
     "tRue": False,  # no boolean in any YAML
     "1": False,  # a number
@@ -363,3 +364,49 @@ def test_a_bare_number_as_bearer_token_is_named_as_written(tmp_path: Path) -> No
         f"{path}: webhook_configs.0.http_config: bearer_token must be text, and YAML reads this "
         "unquoted value as a number: put it in quotes",
     )
+
+
+def test_an_unquoted_y_or_n_where_text_goes_is_text_as_go_takes_it(tmp_path: Path) -> None:
+    """An unquoted y or n that a boolean key takes as one is text where text goes (a user name, a
+    password, a header's value, a user of basic_auth_users), as Go's reader takes it (amtool and
+    promtool agree): it is no boolean that must be quoted."""
+    receivers = tmp_path / "receivers.yml"
+    receivers.write_text(
+        "webhook_configs:\n  - url: https://hooks.example.com/a\n    http_config:\n"
+        "      basic_auth: {username: n, password: Y}\n"
+        "      http_headers: {X-Flag: {values: [y]}}\n"
+    )
+    [hook] = load_receivers(receivers).webhook_configs
+    auth = hook.http_config.basic_auth
+    assert auth is not None
+    assert auth.password is not None
+    assert (auth.username, auth.password.get_secret_value()) == ("n", "Y")
+    assert list(hook.http_config.http_headers["X-Flag"].values) == ["y"]
+    web = tmp_path / "web.yml"
+    web.write_text(f"basic_auth_users:\n  y: '{HASH}'\n  N: '{HASH}'\n")
+    assert sorted(load_web_config(web).basic_auth_users) == ["N", "y"]
+    promtool = require_binary("promtool")
+    checked = subprocess.run(
+        [promtool, "check", "web-config", str(web)], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("user", ["y", "yes"])
+def test_a_user_written_bare_and_in_quotes_is_given_twice_as_go_reads_it(
+    tmp_path: Path, user: str
+) -> None:
+    """``y`` and ``"y"`` are one user to Go's reader (it reads a key as its text: promtool
+    refuses the file, "already set in map"), where PyYAML would keep one of two hashes silently."""
+    text = f"basic_auth_users:\n  {user}: '{HASH}'\n  '{user}': '{HASH}'\n"
+    problems = _web_problems(tmp_path, text)
+    assert any("a key given twice (lines 2 and 3" in problem for problem in problems), problems
+    promtool = require_binary("promtool")
+    refused = subprocess.run(
+        [promtool, "check", "web-config", str(tmp_path / "web.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 1
+    assert "already set in map" in refused.stdout + refused.stderr
