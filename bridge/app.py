@@ -46,6 +46,7 @@ from bridge.config import Settings
 from bridge.errors import BridgeError
 from bridge.http import build_app
 from bridge.integration import Integration, install
+from bridge.integration import current as current_integration
 from bridge.listener import ConnectionGuard, Limits, Listener, raise_descriptor_limit
 from bridge.sinks.alerts import alert_sink
 from bridge.sinks.otlp import otlp_component
@@ -192,9 +193,18 @@ class Bridge:
         """Start the bus, the components and (unless told not to) the HTTP server.
 
         What can fail (a component's files, the web config, the address) is opened first: a
-        failure raises before the bus starts, so nothing has run, published or joined.
+        failure raises before the bus starts, so nothing has run, published or joined, and the
+        module functions of ``bridge.integration`` act on no bridge again.
         """
         install(self.integration)
+        try:
+            await self._start(serve_http)
+        except BaseException:
+            if current_integration() is self.integration:
+                install(None)
+            raise
+
+    async def _start(self, serve_http: bool) -> None:
         for component in self.components:
             if isinstance(component, Prepares):
                 await component.prepare()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge import integration
 from bridge.app import Bridge
 from bridge.component import Context
 from bridge.errors import ConfigError
@@ -170,7 +171,7 @@ async def test_a_web_config_gone_bad_stops_start_up_before_the_bus_or_a_componen
 ) -> None:
     """A web config file that turns bad between the settings' check and start-up raises
     ConfigError naming it, before the bus or any component started (a failed start has
-    nothing to stop)."""
+    nothing to stop), and leaves no bridge installed for the integration's module functions."""
     web_config = tmp_path / "web.yml"
     web_config.write_text("http_server_config:\n  headers: {}\n")
     settings = make_settings(EXESDB_WEB_CONFIG_FILE=str(web_config), EXESDB_HTTP_ADDR="127.0.0.1:0")
@@ -179,6 +180,7 @@ async def test_a_web_config_gone_bad_stops_start_up_before_the_bus_or_a_componen
     bridge = Bridge(settings, components=[_noting(made)])
     with pytest.raises(ConfigError, match=r"web\.yml"):
         await bridge.start()
+    assert integration.current() is None
     await bridge.aclose()
     assert not made[0].started
     published = [
