@@ -18,8 +18,10 @@ shows medians of ``time.process_time``:
   decoder does after it (the fast path before msgspec; now the second path, for lax input);
 - msgspec + ``model_construct``: this tree's Structs, the models built by pydantic's
   ``model_construct`` instead of the generated builders (what building them that way costs);
-- this tree: ``decode_envelopes``: msgspec Structs generated from the models per line, the models
-  built by generated code, the batch's key count and id/topic alphabets checked at once;
+- this tree: ``decode_envelopes``: msgspec Structs generated from the models per line, their
+  values made the models' by generated code, the batch's key count and id/topic alphabets
+  checked at once, and every payload read (its model built, as the other rows build it);
+- the same with the payloads left unbuilt (what ingest's sinks cost: they read ``fields``);
 - the same without the count of the keys a body names (what refusing a key given twice costs:
   measured only, it would take ``{"id": …, "id": …}``);
 - floors, measured only: msgspec decoding the Structs alone (no models, no Envelopes, ``ts`` and
@@ -196,6 +198,13 @@ def _this_tree(lines: Sequence[bytes]) -> list[Any]:
     return envelopes
 
 
+def _this_tree_built(lines: Sequence[bytes]) -> list[Any]:
+    envelopes = _this_tree(lines)
+    for envelope in envelopes:
+        envelope.payload  # noqa: B018 (built when first read)
+    return envelopes
+
+
 def _unchecked(lines: Sequence[bytes]) -> list[Any]:
     decoded = wire._decode_structs(lines, b"".join(lines))
     if decoded is None:
@@ -239,7 +248,8 @@ def decoders() -> dict[str, Decoder]:
             "one validate_json per batch (a JSON array)": _one_call(),
             "pydantic-core: wire schema validate_json per line": _pydantic_core,
             "msgspec Structs + model_construct": _construct(),
-            "this tree: msgspec Structs, generated builders": _this_tree,
+            "this tree: msgspec Structs, generated builders": _this_tree_built,
+            "this tree, the payloads' models left unbuilt": _this_tree,
             "this tree without the repeated-key check": _unchecked,
             "floor: msgspec Structs alone (no models)": _msgspec_alone,
             "floor: pydantic-core validate_json alone": _floor,

@@ -34,11 +34,13 @@ from bridge.bus import (
     LocalCoordinator,
     TransportCapabilities,
 )
+from bridge.bus.decoding import decode_envelope_reference
 from bridge.cluster import cluster_monitor
 from bridge.component import ComponentFactory
 from bridge.http import build_app
 from bridge.messages import format_timestamp
 from bridge.sinks.prometheus import prometheus_sink
+from tests.messages.test_models import CASES
 from tests.support import (
     ADMIN_TOKEN,
     ROOT,
@@ -170,6 +172,42 @@ async def test_ingest_accepts_a_signed_envelope(serve: ServerFactory) -> None:
         "node2@host",
         "cluster:health",
     )
+
+
+async def test_ingest_hands_subscribers_each_payload_as_its_message_model(
+    serve: ServerFactory,
+) -> None:
+    """Every message type, complete and minimal, ingested in one NDJSON batch reaches an
+    in-process subscriber with its payload the model the reference decoder builds of it (a
+    default drawn from the clock or randomness compared for its type)."""
+    server = await serve()
+    items = [
+        envelope(instance=model.INSTANCE, tag=model.TAG, topic=model.TAG, payload=payload)
+        for model, case in CASES.items()
+        for payload in (case.full, case.minimal)
+    ]
+    status, answer = await server.post(body_of(*items), content_type=NDJSON)
+    assert (status, answer) == (202, {"accepted": len(items)})
+    await async_wait_until(lambda: len(server.delivered) == len(items), what="delivery")
+    for item, delivered in zip(items, server.delivered, strict=True):
+        reference = decode_envelope_reference(json.dumps(item).encode())
+        assert isinstance(reference, Envelope)
+        payload = delivered.payload
+        assert type(payload) is type(reference.payload)
+        assert payload.model_fields_set == reference.payload.model_fields_set
+        # Left out, and made from the clock (timestamps) or randomness (ids).
+        drawn = {
+            name
+            for name, info in type(payload).__pydantic_fields__.items()
+            if name not in item["payload"]
+            and (
+                info.default_factory not in (None, dict, list)
+                or isinstance(reference.payload.__dict__[name], datetime)
+            )
+        }
+        assert payload.model_dump(exclude=drawn) == reference.payload.model_dump(exclude=drawn)
+        for name in drawn:
+            assert type(payload.__dict__[name]) is type(reference.payload.__dict__[name])
 
 
 async def test_ingest_accepts_a_retired_key(serve: ServerFactory) -> None:

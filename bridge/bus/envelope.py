@@ -15,6 +15,8 @@ from enum import Enum
 from typing import Any, Final
 
 import msgspec
+from msgspec.structs import asdict
+from pydantic import BaseModel
 
 from bridge.messages import Message, format_timestamp
 
@@ -24,6 +26,7 @@ __all__ = [
     "Envelope",
     "RejectReason",
     "Rejection",
+    "Unbuilt",
     "check_topic",
     "new_message_id",
 ]
@@ -56,11 +59,41 @@ class Rejection:
     field: str | None = None
 
 
+class Unbuilt:
+    """What an Envelope whose payload the decoder left unbuilt holds beside its values: the
+    model's class and fields set (one for every message with the same fields left out)."""
+
+    __slots__ = ("fields_set", "model")
+
+    def __init__(self, model: type[Message], fields_set: set[str]) -> None:
+        self.model = model
+        self.fields_set = fields_set
+
+    def __repr__(self) -> str:
+        return f"<{self.model.__name__}, not built yet>"
+
+    def build(self, fields: Any) -> Message:
+        """The model instance pydantic would make of ``fields``' values (checked already)."""
+        message: Message = _new(self.model)
+        # The Struct's fields are the model's, in its order: asdict is its __dict__.
+        _set_dict(message, asdict(fields))
+        # A message's model is frozen, so nothing adds to the shared set (model_copy copies it).
+        _set_fields(message, self.fields_set)
+        _set_extra(message, None)
+        _set_private(message, None)
+        return message
+
+
 class Envelope(msgspec.Struct, frozen=True, eq=False, gc=False):
     """A verified (or locally built) message with its routing data.
 
     Immutable; equal to another when all but ``unix_ts`` (which only mirrors ``ts``) are equal.
     A msgspec Struct rather than a dataclass: the decoder builds one per message, in C.
+
+    ``payload`` is the message model. The decoder's fast path builds it only when ``payload``
+    is first read: until then the envelope holds its values in the msgspec Struct they were
+    decoded into (defaults filled), which ``fields`` gives. A hot path that reads fields by
+    name reads ``fields``: the same values, as attributes, without building the model.
     """
 
     id: str
@@ -72,6 +105,15 @@ class Envelope(msgspec.Struct, frozen=True, eq=False, gc=False):
     payload: Message
     # Seconds since the epoch, kept beside ``ts`` so hot paths need not convert.
     unix_ts: float = 0.0
+    # The model and fields set of a payload not built yet (see Unbuilt), else None.
+    _unbuilt: Unbuilt | None = None
+
+    @property
+    def fields(self) -> Any:
+        """The payload's fields, read as attributes: the payload itself, or the Struct of the
+        values it is built from when first read (no model is built to read them)."""
+        # Replaced below by the payload's slot itself: read in C, no Python call.
+        return self.payload
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not Envelope:
@@ -110,6 +152,37 @@ class Envelope(msgspec.Struct, frozen=True, eq=False, gc=False):
                 b"}",
             )
         )
+
+
+_new: Final = object.__new__
+_set_dict: Final = BaseModel.__dict__["__dict__"].__set__
+_set_fields: Final = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra: Final = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private: Final = BaseModel.__dict__["__pydantic_private__"].__set__
+
+# ``payload`` is read through a property over its slot, which msgspec's own code (construction,
+# replace, repr) reaches by offset: for a payload not built yet the slot holds the Struct of its
+# values, until the first read builds the model and writes it there (the Envelope is frozen to
+# assignment, not to its slot's descriptor). ``fields`` is that slot's own descriptor.
+_payload_slot: Final = Envelope.__dict__["payload"]
+_write_payload: Final = _payload_slot.__set__
+_StructMeta: Final = type(msgspec.Struct)
+
+
+def _payload(envelope: Envelope) -> Message:
+    payload = envelope.fields
+    # Any message given, or built already; a Struct only where the decoder left it unbuilt.
+    if payload.__class__.__class__ is not _StructMeta:
+        return payload  # type: ignore[no-any-return]
+    unbuilt = envelope._unbuilt
+    assert unbuilt is not None
+    message = unbuilt.build(payload)
+    _write_payload(envelope, message)
+    return message
+
+
+type.__setattr__(Envelope, "fields", _payload_slot)
+type.__setattr__(Envelope, "payload", property(_payload, doc="The message model."))
 
 
 def new_message_id() -> str:

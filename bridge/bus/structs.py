@@ -22,9 +22,8 @@ from datetime import datetime
 from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
 import msgspec
-from msgspec.structs import asdict
-from pydantic import BaseModel
 
+from bridge.bus.envelope import Unbuilt
 from bridge.messages import MESSAGE_TYPES, NO_CONTROL_CHARACTERS, Message
 from bridge.messages._base import to_utc_ms
 
@@ -324,9 +323,15 @@ def _builder(
 ) -> Build:
     """``build(wire, instant, append, envelope)`` for ``model``: ``append``s the
     ``envelope(...)`` made of the wire envelope ``wire`` (its ``ts`` read as ``instant``, an
-    ``Instant``) and the model instance its payload Struct stands for, and returns
-    how many keys its JSON held, with (``strings``) how many string values (at any depth): or
-    None, appending nothing, where the pydantic-core path must decide.
+    ``Instant``) and the payload Struct it holds, its values made the model's (timestamps read,
+    defaults filled), and returns how many keys its JSON held, with (``strings``) how many
+    string values (at any depth): or None, appending nothing, where the pydantic-core path must
+    decide.
+
+    The model instance is not built here: the Envelope holds the Struct in its payload's place
+    and an ``Unbuilt`` (the model and its fields set), and the model is built from them when
+    ``payload`` is first read (a sink reading ``fields`` never needs it). A model with an
+    after-validator is built here, for the validator to judge it.
 
     It runs for every message, so it is written out for each model as straight-line code (one
     step per field that needs one; loops over a model's fields cost a third more), then
@@ -335,7 +340,6 @@ def _builder(
     """
     filled = model.FILLED
     scope: dict[str, Any] = {
-        "asdict": asdict,
         "UNSET": _UNSET,
         "known_timestamps": _TIMESTAMPS.get,
         "timestamp": timestamp,
@@ -343,19 +347,15 @@ def _builder(
         "strings_in": strings_in,
         "model": model,
         "TAG": model.TAG,
-        "new": _new,
-        "set_dict": _set_dict,
-        "set_fields": _set_fields,
-        "set_extra": _set_extra,
-        "set_private": _set_private,
         "after": after,
+        "setattr": setattr,
     }
     # A required string is always one; any other is counted when given.
     always = [f for f in described if f.text and f.name not in filled and _required(f)]
     code = [
         "def build(wire, instant, append, envelope):",
         "    node = wire.node",
-        "    values = asdict(wire.payload)",
+        "    payload = wire.payload",
         # One per field, less those left out (and each string value, when counted).
         f"    keys = {len(described) + (len(always) if strings else 0)}",
     ]
@@ -368,13 +368,13 @@ def _builder(
     for field in described:
         if counted and field.text and field not in always and field.name not in counted_below:
             code += [
-                f"    if values[{field.name!r}].__class__ is str:",
+                f"    if payload.{field.name}.__class__ is str:",
                 f"        {counted} += 1",
             ]
     for field in described:
         if field.timestamp:  # the canonical text becomes the instant, any other goes on
             code += [
-                f"    text = values[{field.name!r}]",
+                f"    text = payload.{field.name}",
                 "    if text.__class__ is str:",
                 *(
                     [f"        {counted} += 1"]
@@ -387,19 +387,22 @@ def _builder(
                 "            instant_ = known_timestamps(text) or timestamp(text)",
                 "        if instant_ is None:",
                 "            return None",
-                f"        values[{field.name!r}] = instant_",
+                f"        payload.{field.name} = instant_",
             ]
     defaulted = [
         field
         for field in described
         if field.name not in filled and (field.factory is not None or field.default is not _UNSET)
     ]
-    # The fields set of each combination of defaulted fields left out (bit n: the n-th), made
-    # once and shared: a message's model is frozen, so nothing adds to its set (model_copy
-    # copies it), and a set made for each message cost 4% of decoding it.
-    scope["fields_sets"] = tuple(
-        {field.name for field in described}
-        - {field.name for bit, field in enumerate(defaulted) if left_out >> bit & 1}
+    # The model and fields set of each combination of defaulted fields left out (bit n: the
+    # n-th), made once and shared: a message's model is frozen, so nothing adds to its set
+    # (model_copy copies it), and a set made for each message cost 4% of decoding it.
+    scope["unbuilt"] = tuple(
+        Unbuilt(
+            model,
+            {field.name for field in described}
+            - {field.name for bit, field in enumerate(defaulted) if left_out >> bit & 1},
+        )
         for left_out in range(2 ** len(defaulted))
     )
     code.append("    left_out = 0")
@@ -407,81 +410,71 @@ def _builder(
         default = f"default_{field.name}"
         scope[default] = field.factory or field.default
         code += [
-            f"    if values[{field.name!r}] is UNSET:",
+            f"    if payload.{field.name} is UNSET:",
             "        keys -= 1",
             f"        left_out |= {1 << bit}",
-            f"        values[{field.name!r}] = {default}{'()' if field.factory else ''}",
+            f"        payload.{field.name} = {default}{'()' if field.factory else ''}",
         ]
-    code.append("    fields_set = fields_sets[left_out]")
     if model.DERIVED:  # left out or null: None, then derived (as fill_derived does)
         code.append("    missing = []")
     for name in model.DERIVED:
         code += [
-            f"    value = values[{name!r}]",
+            f"    value = payload.{name}",
             "    if value is UNSET:",
             "        keys -= 1",
-            f"        values[{name!r}] = None",
+            f"        payload.{name} = None",
             f"        missing.append({name!r})",
             "    elif value is None:",
             f"        missing.append({name!r})",
         ]
     if "node" in filled:  # left out or null: the envelope's
         code += [
-            "    value = values['node']",
+            "    value = payload.node",
             *(["    if value.__class__ is str:", "        keys += 1"] if node_text else []),
             f"    {'elif' if node_text else 'if'} value is UNSET:",
             "        keys -= 1",
-            "        values['node'] = node",
+            "        payload.node = node",
             "    elif value is None:",
-            "        values['node'] = node",
+            "        payload.node = node",
         ]
     for name in object_fields(model):  # the keys (and strings) of the objects it holds
         code += [
-            f"    value = values[{name!r}]",
+            f"    value = payload.{name}",
             "    if value:",
             "        keys += keys_in(value)",
             *(["        keys += strings_in(value)"] if strings else []),
         ]
-    code += [
-        "    message = new(model)",
-        "    set_dict(message, values)",
-        "    set_fields(message, fields_set)",
-        "    set_extra(message, None)",
-        "    set_private(message, None)",
-    ]
     if model.DERIVED:
-        # fill_derived's values; the names it would add to the fields set are in every shared
-        # one already (a DERIVED field is FILLED, never left out of it), so it is not copied.
-        if not all(set(model.DERIVED) <= names for names in scope["fields_sets"]):
+        # _derived's values; the names fill_derived would add to the fields set are in every
+        # shared one already (a DERIVED field is FILLED, never left out of it).
+        if not all(set(model.DERIVED) <= found.fields_set for found in scope["unbuilt"]):
             raise _Unsupported("a DERIVED field that may be left out of the fields set")
         code += [
             "    if missing:",
-            "        values.update(message._derived(missing, node))",
+            "        for name, value in model._derived(payload, missing, node).items():",
+            "            setattr(payload, name, value)",
         ]
     if after:  # what pydantic turns into a validation error goes on to pydantic
         code += [
+            "    message = unbuilt[left_out].build(payload)",
             "    for check in after:",
             "        try:",
             "            check(message)",
             "        except (ValueError, AssertionError):",
             "            return None",
+            "    append(envelope(wire.id, wire.instance, wire.topic, TAG, node, instant[0],"
+            " message, instant[1]))",
         ]
-    code += [
-        "    append(envelope(wire.id, wire.instance, wire.topic, TAG, node, instant[0], message,"
-        " instant[1]))",
-        "    return keys",
-    ]
+    else:
+        code.append(
+            "    append(envelope(wire.id, wire.instance, wire.topic, TAG, node, instant[0],"
+            " payload, instant[1], unbuilt[left_out]))"
+        )
+    code.append("    return keys")
     # Field names are identifiers and every value is bound by name: the source is ours alone.
     exec("\n".join(code), scope)  # noqa: S102
     build: Build = scope["build"]
     return build
-
-
-_new: Final = object.__new__
-_set_dict: Final = BaseModel.__dict__["__dict__"].__set__
-_set_fields: Final = BaseModel.__dict__["__pydantic_fields_set__"].__set__
-_set_extra: Final = BaseModel.__dict__["__pydantic_extra__"].__set__
-_set_private: Final = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 MAX_DEPTH: Final = 64

@@ -204,12 +204,15 @@ class Message(BaseModel):
         """
         values = self.__dict__
         missing = [name for name in self.DERIVED if values[name] is None]
-        values.update(self._derived(missing, node))
+        values.update(self._derived(self, missing, node))
         # As if given: model_validate's before-validators add them to its input, so set too.
         self.__pydantic_fields_set__.update(missing)
 
-    def _derived(self, missing: Sequence[str], node: str) -> dict[str, Any]:
-        """The values of the ``missing`` DERIVED fields (each subclass with some computes them)."""
+    @classmethod
+    def _derived(cls, fields: Any, missing: Sequence[str], node: str) -> dict[str, Any]:
+        """The values of the ``missing`` DERIVED fields (each subclass with some computes them)
+        from the others, read as attributes of ``fields``: the message, or the values the
+        envelope decoder builds it from."""
         return {}
 
 

@@ -81,10 +81,11 @@ class SystemAlert(Message):
             return {**data, "requires_ack": severity in ACK_BY_DEFAULT}
         return data
 
-    def _derived(self, missing: Sequence[str], node: str) -> dict[str, Any]:
-        values = super()._derived(missing, node)
+    @classmethod
+    def _derived(cls, fields: Any, missing: Sequence[str], node: str) -> dict[str, Any]:
+        values = super()._derived(fields, missing, node)
         if "requires_ack" in missing:
-            values["requires_ack"] = self.severity in ACK_BY_DEFAULT
+            values["requires_ack"] = fields.severity in ACK_BY_DEFAULT
         return values
 
 

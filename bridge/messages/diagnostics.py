@@ -106,8 +106,9 @@ class ErrorAnalysis(Message):
         now = utc_now()
         return {**data, **dict.fromkeys(missing, now)}
 
-    def _derived(self, missing: Sequence[str], node: str) -> dict[str, Any]:
-        values = super()._derived(missing, node)
+    @classmethod
+    def _derived(cls, fields: Any, missing: Sequence[str], node: str) -> dict[str, Any]:
+        values = super()._derived(fields, missing, node)
         seen = [name for name in ("first_seen", "last_seen") if name in missing]
         if seen:
             values.update(dict.fromkeys(seen, utc_now()))

@@ -97,10 +97,11 @@ class ClusterMembership(Message):
                 filled["total_nodes"] = len(_NODES.validate_python(filled.get("active_nodes")))
         return filled
 
-    def _derived(self, missing: Sequence[str], node: str) -> dict[str, Any]:
-        values = super()._derived(missing, node)
+    @classmethod
+    def _derived(cls, fields: Any, missing: Sequence[str], node: str) -> dict[str, Any]:
+        values = super()._derived(fields, missing, node)
         if "originating_node" in missing:
             values["originating_node"] = node
         if "total_nodes" in missing:
-            values["total_nodes"] = len(self.active_nodes)
+            values["total_nodes"] = len(fields.active_nodes)
         return values

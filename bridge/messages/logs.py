@@ -81,12 +81,13 @@ class LogSummary(Message):
                 filled["total_logs"] = sum(counts.values())
         return filled
 
-    def _derived(self, missing: Sequence[str], node: str) -> dict[str, Any]:
-        values = super()._derived(missing, node)
+    @classmethod
+    def _derived(cls, fields: Any, missing: Sequence[str], node: str) -> dict[str, Any]:
+        values = super()._derived(fields, missing, node)
         if "nodes_reporting" in missing:
             values["nodes_reporting"] = [node]
         if "total_logs" in missing:
-            values["total_logs"] = sum(self.log_counts.values())
+            values["total_logs"] = sum(fields.log_counts.values())
         return values
 
 

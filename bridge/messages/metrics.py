@@ -79,10 +79,11 @@ class ThroughputMetric(Message):
             return data
         return {**data, "rate_per_sec": _rate(count, duration_ms)}
 
-    def _derived(self, missing: Sequence[str], node: str) -> dict[str, Any]:
-        values = super()._derived(missing, node)
+    @classmethod
+    def _derived(cls, fields: Any, missing: Sequence[str], node: str) -> dict[str, Any]:
+        values = super()._derived(fields, missing, node)
         if "rate_per_sec" in missing:
-            values["rate_per_sec"] = _rate(self.count, self.duration_ms)
+            values["rate_per_sec"] = _rate(fields.count, fields.duration_ms)
         return values
 
 

@@ -86,8 +86,10 @@ def _named_once_alone(body: bytes | str, held: int, clean: bool) -> bool:
 
 
 def _assert_builds_the_reference(fast: Envelope, reference: Envelope, drawn: set[str]) -> None:
-    """``fast`` is ``reference``, the fields in ``drawn`` (from the clock or randomness) aside."""
+    """``fast`` is ``reference``, the fields in ``drawn`` (from the clock or randomness) aside:
+    what a sink reads from its ``fields`` (before its payload is built) and its payload."""
     assert type(fast) is type(reference)
+    _assert_fields_are(fast.fields, reference.payload, drawn)
     assert type(fast.payload) is type(reference.payload)
     assert fast.payload.model_dump(exclude=drawn) == reference.payload.model_dump(exclude=drawn)
     assert list(fast.payload.__dict__) == list(reference.payload.__dict__)  # the field order
@@ -104,6 +106,16 @@ def _assert_builds_the_reference(fast: Envelope, reference: Envelope, drawn: set
     assert fast.ts.tzinfo is reference.ts.tzinfo
     if not drawn:
         assert fast == reference
+
+
+def _assert_fields_are(fields: Any, payload: Message, drawn: set[str]) -> None:
+    """``fields`` reads as ``payload``'s values, each of the same type, ``drawn`` aside."""
+    expected = {name: v for name, v in payload.__dict__.items() if name not in drawn}
+    read = {name: getattr(fields, name) for name in expected}
+    assert read == expected
+    assert [type(value) for value in read.values()] == [type(v) for v in expected.values()]
+    for name in drawn:
+        assert type(getattr(fields, name)) is type(payload.__dict__[name])
 
 
 def _same(body: bytes | str) -> Envelope | Rejection:

@@ -7,7 +7,8 @@ from typing import Any, NamedTuple
 import pytest
 
 from bridge.bus import Envelope
-from bridge.messages import MESSAGE_TYPES
+from bridge.bus.decoding import decode_envelopes
+from bridge.messages import MESSAGE_TYPES, Message
 from bridge.sinks.prometheus import SeriesStore, Translator
 from tests.sinks.prometheus_support import (
     envelope,
@@ -547,6 +548,40 @@ def test_golden_exposition(case: Golden):
     """Each message kind renders exactly its documented series, in text format 0.0.4."""
     store = translate(envelope(case.tag, case.topic, **case.fields))
     assert families_text(store) == case.expected
+
+
+def _ingested(envelope: Envelope) -> Envelope:
+    """``envelope`` as ingest decodes it from its wire form (its payload's model not built)."""
+    decoded, failure = decode_envelopes([envelope.to_bytes()])
+    assert failure is None
+    return decoded[0]
+
+
+@pytest.mark.parametrize("case", GOLDEN, ids=lambda case: f"{case.tag}:{case.topic or ''}")
+def test_golden_exposition_of_ingested_messages(case: Golden):
+    """Each message kind decoded by ingest renders exactly the same series."""
+    store = translate(_ingested(envelope(case.tag, case.topic, **case.fields)))
+    assert families_text(store) == case.expected
+
+
+def test_the_ingest_mix_is_translated_without_building_its_models():
+    """The handlers of the most frequent messages (every kind in bench's ingest mix) read the
+    decoder's values, and leave the payloads' models unbuilt."""
+    frequent = {
+        "resource_usage",
+        "throughput_metric",
+        "latency_metric",
+        "performance_metric",
+        "node_health_updated",
+    }
+    ingested = [
+        _ingested(envelope(case.tag, case.topic, **case.fields))
+        for case in GOLDEN
+        if case.tag in frequent
+    ]
+    assert {item.tag for item in ingested} == frequent
+    translate(*ingested)
+    assert not any(isinstance(item.fields, Message) for item in ingested)
 
 
 def test_every_message_is_counted_by_instance_and_type():

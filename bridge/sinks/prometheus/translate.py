@@ -350,9 +350,10 @@ def _node(envelope: Envelope) -> str:
 class Translator:
     """Turns verified envelopes into series in a ``SeriesStore``.
 
-    The handlers of the most frequent messages read the payload's fields from its ``__dict__``
-    (a dict look-up each, the message's type known from its tag): pydantic's attribute hook
-    (``BaseModel.__getattr__``) keeps CPython from specialising attribute reads.
+    The handlers of the most frequent messages read the payload's fields from the envelope's
+    ``fields``, the message's type known from its tag: for a decoded message no model is built
+    for them, and the Struct's attribute reads are specialised (pydantic's attribute hook,
+    ``BaseModel.__getattr__``, keeps CPython from doing so on a model).
     """
 
     def __init__(self, store: SeriesStore) -> None:
@@ -419,14 +420,9 @@ class Translator:
         self._node_states: dict[tuple[str, ...], tuple[Series, ...]] = {}
         for held in (self._resources, self._throughputs, self._latencies, self._node_states):
             store.on_drop(held.clear)
-        self._node_gauges = tuple(
-            (name, self._f[family])
-            for name, family in (
-                ("memory_usage", "exesdb_node_memory_usage_percent"),
-                ("disk_usage", "exesdb_node_disk_usage_percent"),
-                ("load_avg", "exesdb_node_load_average"),
-            )
-        )
+        self._node_memory = self._f["exesdb_node_memory_usage_percent"]
+        self._node_disk = self._f["exesdb_node_disk_usage_percent"]
+        self._node_load = self._f["exesdb_node_load_average"]
         self._now = 0.0  # the batch's writing() time
         self.current: Envelope | None = None  # the message being translated
 
@@ -481,22 +477,30 @@ class Translator:
     # -- ex_esdb_health --
 
     def _node_health(self, envelope: Envelope) -> None:
-        values = envelope.payload.__dict__  # a NodeHealth's fields
-        node = (values["node"],)
-        status = values["status"]
+        values = envelope.fields  # a NodeHealth's fields
+        node = (values.node,)
+        status = values.status
         held = self._node_states.get(node)
         if held is not None:
             now = self._now
-            for series, value in zip(held, _NODE_STATE_VALUES[status], strict=True):
-                series.put(value, now)
+            # By index: zip(..., strict=True) parses its keyword at every call, which cost
+            # more than the loop (held is made from NODE_STATES, as the values are).
+            written = _NODE_STATE_VALUES[status]
+            for index, series in enumerate(held):
+                series.put(written[index], now)
         else:
             states = self._f["exesdb_node_health_status"]
             states.put_state(node, NODE_STATES, status)
             _hold(self._node_states, node, *((states, (*node, state)) for state in NODE_STATES))
-        for name, family in self._node_gauges:
-            value = values[name]
-            if value is not None:
-                family.put(node, value)
+        value = values.memory_usage
+        if value is not None:
+            self._node_memory.put(node, value)
+        value = values.disk_usage
+        if value is not None:
+            self._node_disk.put(node, value)
+        value = values.load_avg
+        if value is not None:
+            self._node_load.put(node, value)
 
     def _cluster_health(self, envelope: Envelope) -> None:
         message = envelope.payload
@@ -533,35 +537,35 @@ class Translator:
     # -- ex_esdb_metrics --
 
     def _performance(self, envelope: Envelope) -> None:
-        values = envelope.payload.__dict__  # a PerformanceMetric's fields
+        values = envelope.fields  # a PerformanceMetric's fields
         self._f["exesdb_performance_value"].put(
-            (values["node"], values["component"], values["metric_name"], values["unit"]),
-            values["value"],
+            (values.node, values.component, values.metric_name, values.unit),
+            values.value,
         )
 
     def _throughput(self, envelope: Envelope) -> None:
-        values = envelope.payload.__dict__  # a ThroughputMetric's fields
-        labels = (values["node"], values["operation"])
+        values = envelope.fields  # a ThroughputMetric's fields
+        labels = (values.node, values.operation)
         operations = self._f["exesdb_operations"]
         if envelope.topic.endswith(ERROR_TOPIC_SUFFIX):
-            operations.add((*labels, "error"), float(values["count"]))
+            operations.add((*labels, "error"), float(values.count))
             return
         held = self._throughputs.get(labels)
         if held is not None:
             now = self._now
-            held[0].add(float(values["count"]), now)
-            held[1].put(values["rate_per_sec"], now)
+            held[0].add(float(values.count), now)
+            held[1].put(values.rate_per_sec, now)
             return
         rate = self._f["exesdb_operation_rate_per_second"]
-        operations.add((*labels, "success"), float(values["count"]))
-        rate.put(labels, values["rate_per_sec"])
+        operations.add((*labels, "success"), float(values.count))
+        rate.put(labels, values.rate_per_sec)
         _hold(self._throughputs, labels, (operations, (*labels, "success")), (rate, labels))
 
     def _latency(self, envelope: Envelope) -> None:
-        values = envelope.payload.__dict__  # a LatencyMetric's fields
-        labels = (values["node"], values["operation"])
-        seconds = values["latency_ms"] / 1000
-        percentile = values["percentile"]
+        values = envelope.fields  # a LatencyMetric's fields
+        labels = (values.node, values.operation)
+        seconds = values.latency_ms / 1000
+        percentile = values.percentile
         if percentile != "avg":
             self._f["exesdb_operation_latency_seconds"].put(
                 (*labels, QUANTILES[percentile]), seconds
@@ -571,28 +575,28 @@ class Translator:
         if held is not None:
             now = self._now
             held[0].put(seconds, now)
-            held[1].put(float(values["sample_count"]), now)
+            held[1].put(float(values.sample_count), now)
             return
         average = self._f["exesdb_operation_latency_avg_seconds"]
         samples = self._f["exesdb_operation_latency_samples"]
         average.put(labels, seconds)
-        samples.put(labels, float(values["sample_count"]))
+        samples.put(labels, float(values.sample_count))
         _hold(self._latencies, labels, (average, labels), (samples, labels))
 
     def _resource(self, envelope: Envelope) -> None:
-        values = envelope.payload.__dict__  # a ResourceUsage's fields
-        resource = (values["node"], values["resource_type"])
+        values = envelope.fields  # a ResourceUsage's fields
+        resource = (values.node, values.resource_type)
         held = self._resources.get(resource)
         if held is not None:
             now = self._now
-            held[0].put(values["usage_percent"], now)
-            held[1].put(values["current_used"], now)
-            held[2].put(values["total_available"], now)
+            held[0].put(values.usage_percent, now)
+            held[1].put(values.current_used, now)
+            held[2].put(values.total_available, now)
             return
         usage = self._usage[resource[1]]
-        usage.put(resource[:1], values["usage_percent"])
-        self._resource_used.put(resource, values["current_used"])
-        self._resource_available.put(resource, values["total_available"])
+        usage.put(resource[:1], values.usage_percent)
+        self._resource_used.put(resource, values.current_used)
+        self._resource_available.put(resource, values.total_available)
         _hold(
             self._resources,
             resource,
