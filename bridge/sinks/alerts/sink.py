@@ -88,8 +88,8 @@ SUBSCRIBED_INSTANCES: Final = tuple(sorted(WORK_QUEUE_INSTANCES))
 _HOUSEKEEPING_SECONDS: Final = 1.0
 # Dead letters left from before the start wait for a person: say how to see and resend them.
 _DEAD_LETTERS_HINT: Final = (
-    " (`exesdb-bridge outbox list --state dead` lists them, `exesdb-bridge outbox retry` sends"
-    " them again)"
+    " (`exesdb-bridge outbox list --state dead` lists them, `exesdb-bridge outbox retry --all`"
+    " sends them again)"
 )
 _PRUNE_EVERY_SECONDS: Final = 3600.0
 # The share of EXESDB_ALERT_QUEUE_SIZE from which HTTP ingest refuses new work (503).
