@@ -40,7 +40,7 @@ import socket
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, cast
@@ -91,6 +91,8 @@ _OTHER_DESCRIPTORS: Final = 128
 # Where the soft limit goes when the hard one is unlimited (Linux's default fs.nr_open).
 _UNLIMITED: Final = 1_048_576
 _BACKLOG: Final = 128
+# How often port 0 is picked when the port picked is taken on another of the host's addresses.
+_PICKS: Final = 8
 # How long the listener stops accepting after the system refused an accept, as asyncio does.
 _ACCEPT_RETRY: Final = 1.0
 # How often a listener whose accepts the system refuses is told in the log.
@@ -634,12 +636,33 @@ async def _bind(
     ``net.ipv6.conf.all.disable_ipv6``) is left out with a warning when another one is bound;
     OSError naming it and its errno when none is. Any other failure (the port taken, not ours
     to bind) is an OSError at once: a client may reach another process on that address.
+    Port 0 binds every address on the port the system picked for the first (picked again, a
+    few times, when another process has it on a later address): one port, the one reported.
     ``resolve`` stands for ``loop.getaddrinfo`` (the addresses ``host`` resolves to).
     """
     loop = asyncio.get_running_loop()
     infos = await (resolve or loop.getaddrinfo)(
         host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )
+    for _ in range(_PICKS - 1):
+        if (sockets := _bind_each(host, port, infos, new_socket, pick_again=True)) is not None:
+            return sockets
+    sockets = _bind_each(host, port, infos, new_socket, pick_again=False)
+    assert sockets is not None  # without pick_again it binds or raises
+    return sockets
+
+
+def _bind_each(
+    host: str,
+    port: int,
+    infos: Sequence[tuple[int, int, int, str, tuple[Any, ...]]],
+    new_socket: Callable[[int, int, int], socket.socket],
+    *,
+    pick_again: bool,
+) -> list[socket.socket] | None:
+    """``_bind`` on the addresses ``infos`` resolved to; with ``pick_again``, None (nothing
+    bound) when port 0 picked a port another process has on a later address."""
+    picked = 0
     sockets: list[socket.socket] = []
     unmade: OSError | None = None
     unavailable: list[tuple[tuple[Any, ...], OSError]] = []
@@ -655,14 +678,21 @@ async def _bind(
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            on = (address[0], picked, *address[2:]) if picked else address
             try:
-                sock.bind(address)
+                sock.bind(on)
             except OSError as exc:
+                if picked and pick_again and exc.errno == errno.EADDRINUSE:
+                    for bound in sockets:
+                        bound.close()
+                    return None
                 if exc.errno != errno.EADDRNOTAVAIL:
-                    raise OSError(exc.errno, _bind_failure([address], exc)) from None
+                    raise OSError(exc.errno, _bind_failure([on], exc)) from None
                 sockets.pop().close()
                 unavailable.append((address, exc))
                 continue
+            if port == 0:
+                picked = sock.getsockname()[1]
             sock.setblocking(False)
         if not sockets and unavailable:
             addresses, failures = zip(*unavailable, strict=True)

@@ -634,6 +634,51 @@ async def test_a_port_taken_on_one_address_of_a_name_is_an_error_though_another_
     assert raised.value.errno == errno.EADDRINUSE
 
 
+async def test_port_zero_on_a_name_of_several_addresses_picks_one_port_for_all() -> None:
+    """Port 0 on a name resolving to several addresses (localhost: 127.0.0.1 and ::1) binds
+    each on the one port the system picked for the first: the port the bridge reports and
+    links to reaches it on every one of them, not another process on a port of its own."""
+    sockets = await _bind("localhost", 0, resolve=_resolving_to("127.0.0.1", "::1"))
+    try:
+        assert [sock.getsockname()[0] for sock in sockets] == ["127.0.0.1", "::1"]
+        assert len({sock.getsockname()[1] for sock in sockets}) == 1
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+async def test_port_zero_is_picked_again_when_taken_on_a_later_address() -> None:
+    """When the port picked for the first address is another process's on a later one, port 0
+    is picked afresh, not an error stopping start-up, and every address is bound on the new one."""
+    made: list[socket.socket] = []
+    others: list[socket.socket] = []
+
+    def taken_on_ipv6_once(family: int, kind: int, proto: int) -> socket.socket:
+        """socket.socket, another process listening on ::1 at the first port picked."""
+        if family == socket.AF_INET6 and not others:
+            other = socket.socket(socket.AF_INET6)
+            other.bind(("::1", made[-1].getsockname()[1]))
+            other.listen()
+            others.append(other)
+        made.append(socket.socket(family, kind, proto))
+        return made[-1]
+
+    try:
+        resolve = _resolving_to("127.0.0.1", "::1")
+        sockets = await _bind("localhost", 0, new_socket=taken_on_ipv6_once, resolve=resolve)
+        try:
+            ports = {sock.getsockname()[1] for sock in sockets}
+            assert len(sockets) == 2
+            assert len(ports) == 1
+            assert ports != {others[0].getsockname()[1]}
+        finally:
+            for sock in sockets:
+                sock.close()
+    finally:
+        for other in others:
+            other.close()
+
+
 def _listener_log(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "bridge.listener" and r.levelname == "WARNING"]
 

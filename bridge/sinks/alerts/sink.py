@@ -88,8 +88,8 @@ SUBSCRIBED_INSTANCES: Final = tuple(sorted(WORK_QUEUE_INSTANCES))
 _HOUSEKEEPING_SECONDS: Final = 1.0
 # Dead letters left from before the start wait for a person: say how to see and resend them.
 _DEAD_LETTERS_HINT: Final = (
-    " (`exesdb-bridge outbox list --state dead` lists them, `exesdb-bridge outbox retry` sends"
-    " them again)"
+    " (`exesdb-bridge outbox list --state dead` lists them, `exesdb-bridge outbox retry --all`"
+    " sends them again)"
 )
 _PRUNE_EVERY_SECONDS: Final = 3600.0
 # The share of EXESDB_ALERT_QUEUE_SIZE from which HTTP ingest refuses new work (503).
@@ -169,7 +169,8 @@ class AlertSink:
         self._max_open = max_open_alerts
         self._resolve_after = settings.alert_resolve_timeout_ms / 1000
         # A health condition alert no reading keeps up ends when its series would leave
-        # /metrics, counted from this sink's start too: after a restart its readings come anew.
+        # /metrics, counted from this sink's start (or its taking the work queue) too, plus the
+        # hold: the readings come anew, and keep an alert up only once held anew (pending).
         self._stale_after = settings.series_ttl_ms / 1000
         self._started_at: float | None = None
         self._db = db or DbThread()
@@ -459,6 +460,7 @@ class AlertSink:
 
     async def _take_up(self) -> None:
         """On taking the work-queue lease: the open alerts kept in Redis become ours."""
+        self._started_at = None  # the holds wait afresh here: so does the stale wait (_expire)
         await self._ready.wait()
         if self._index is not None and await self._index.take_up():
             self._changed()
@@ -482,7 +484,7 @@ class AlertSink:
     async def _expire(self, now: float) -> list[AlertRecord]:
         if self._started_at is None:
             self._started_at = now
-        up_long_enough = now - self._started_at >= self._stale_after
+        up_long_enough = now - self._started_at >= self._stale_after + self._pending.for_seconds
         stale = self._stale_after if up_long_enough else None
         if self._index is None:
             return await self._db.call(

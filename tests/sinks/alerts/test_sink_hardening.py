@@ -8,6 +8,7 @@ import json
 import re
 import sqlite3
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -342,6 +343,45 @@ async def test_a_component_that_stops_reporting_has_its_alert_resolved(tmp_path:
         clock.advance(21)
         await async_wait_until(lambda: _field(sink, gone, "state") == "resolved", what="resolved")
         assert _field(sink, kept, "state") == "firing"
+
+
+async def test_after_a_restart_the_stale_wait_gives_the_hold_time_too(tmp_path: Path) -> None:
+    """After a restart a health reading at a firing alert's status keeps it up only once held
+    anew (EXESDB_ALERT_FOR_MS, kept in memory), so the stale wait (EXESDB_SERIES_TTL_MS) counts
+    from the start plus the hold: a hold longer than the wait does not resolve an alert still
+    read degraded (and fire it again at the end of the hold); one no reading keeps up resolves."""
+    clock = ManualClock(T0)
+    ttl: dict[str, Any] = {"EXESDB_SERIES_TTL_MS": "60000"}
+    kept, gone = "component_health:n1:orders", "component_health:n1:otlp"
+
+    def degraded(component: str) -> ComponentHealth:
+        at = datetime.fromtimestamp(clock.now, UTC)
+        return ComponentHealth(component=component, node="n1", status="degraded", timestamp=at)
+
+    async with alert_bridge(tmp_path, clock=clock, serve_http=False, **ttl) as (bridge, sink, _):
+        bridge.bus.publish("orders:health", degraded("orders"))
+        bridge.bus.publish("otlp:health", degraded("otlp"))
+        await async_wait_until(
+            lambda: stored(sink.outbox, kept) and stored(sink.outbox, gone), what="both fired"
+        )
+    clock.advance(10)
+    held: dict[str, Any] = {**ttl, "EXESDB_ALERT_FOR_MS": "90000"}
+    async with alert_bridge(tmp_path, clock=clock, serve_http=False, **held) as (bridge, sink, _):
+        await sink.housekeep()  # the start, from which the wait counts
+        started = clock.now
+        for after in (0, 30, 61):  # held: no event, last_seen stays the first run's
+            clock.advance(started + after - clock.now)
+            bridge.bus.publish("orders:health", degraded("orders"))
+        await sink.housekeep()
+        assert (_field(sink, kept, "state"), _field(sink, gone, "state")) == ("firing", "firing")
+        clock.advance(started + 91 - clock.now)
+        bridge.bus.publish("orders:health", degraded("orders"))  # held for 91 s: seen
+        await async_wait_until(
+            lambda: _field(sink, kept, "last_seen") == clock.now, what="orders seen again"
+        )
+        clock.advance(started + 150 - clock.now)
+        await sink.housekeep()
+        assert (_field(sink, kept, "state"), _field(sink, gone, "state")) == ("firing", "resolved")
 
 
 async def test_new_alerts_beyond_the_open_cap_are_refused_and_counted(tmp_path: Path) -> None:
