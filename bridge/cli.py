@@ -166,7 +166,7 @@ def _run(args: argparse.Namespace) -> int:
     configure_logging(settings)
     for note in settings.warnings():
         _logger.warning("%s", note)
-    if args.demo and "EXESDB_STATE_DIR" not in os.environ:
+    if args.demo and not os.environ.get("EXESDB_STATE_DIR"):
         # The demo's made-up alerts (brute force on exesdb-2@demo) would otherwise stay in the
         # outbox of the bridge run next from this folder, escalating to its real receivers.
         settings = settings.model_copy(update={"state_dir": _DEMO_STATE_DIR})

@@ -83,8 +83,15 @@ class Settings(BaseSettings):
     """The resolved configuration; ``check-config`` shows it, docs/configuration.md documents
     each variable."""
 
+    # A variable set to the empty string is unset (docker compose's ${X:-}, an empty Kubernetes
+    # value), as the OpenTelemetry environment-variable specification asks: its default, never
+    # a refusal or an empty path.
     model_config = SettingsConfigDict(
-        case_sensitive=True, extra="ignore", frozen=True, populate_by_name=False
+        case_sensitive=True,
+        extra="ignore",
+        frozen=True,
+        populate_by_name=False,
+        env_ignore_empty=True,
     )
 
     # Signing and replay protection.
@@ -636,8 +643,9 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     by_stem = {_stem(name): name for name in known}
     notes = []
     for name in sorted(environ):
-        # Names are case-sensitive: a lower-case one is ignored, so it is named too.
-        if not name.upper().startswith(_OURS) or name in known:
+        # Names are case-sensitive: a lower-case one is ignored, so it is named too. One set to
+        # the empty string is unset, as a setting's is, so has nothing to be ignored.
+        if not name.upper().startswith(_OURS) or name in known or not environ[name]:
             continue
         upper = name.upper()
         close = [_stem(_ALSO_CALLED[upper])] if upper in _ALSO_CALLED else []

@@ -774,19 +774,36 @@ def test_run_says_how_to_see_and_resend_the_dead_letters_it_finds(
     ) in process.log()
 
 
+@pytest.mark.parametrize(
+    "empty",
+    [
+        (),
+        # Set to "" (docker compose's ${X:-}) is unset, for these as for every setting.
+        (
+            "EXESDB_STATE_DIR",
+            "EXESDB_NODE",
+            "EXESDB_LOG_LEVEL",
+            "EXESDB_ALERT_FOR_MS",
+            "EXESDB_PUBSUB_INTEGRATION",
+            "EXESDB_WEBHOOK_URL",
+        ),
+    ],
+)
 def test_the_demo_keeps_its_alerts_apart_from_a_real_bridge_run_from_the_same_folder(
-    bridge_processes: list[BridgeProcess], tmp_path: Path
+    bridge_processes: list[BridgeProcess], tmp_path: Path, empty: tuple[str, ...]
 ) -> None:
     """`run --demo` without EXESDB_STATE_DIR keeps its state in ./.exesdb-bridge-demo, not the
     ./.exesdb-bridge of a bridge run later from the same folder, whose receivers would otherwise
     be sent the demo's made-up alerts as they escalate."""
     process = BridgeProcess(["--demo"])
+    process.env.update(dict.fromkeys(empty, ""))
     bridge_processes.append(process)
     process.start(tmp_path)
     wait_until(lambda: "dead-lettered" in process.log(), 15, "the outbox line")
     where = tmp_path / ".exesdb-bridge-demo" / "alerts.sqlite3"
     assert f"outbox {where}: 0 pending" in process.log()
     assert not (tmp_path / ".exesdb-bridge").exists()
+    assert "is not a setting" not in process.log()
 
 
 def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
