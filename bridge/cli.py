@@ -70,6 +70,8 @@ def _settings_or_exit(*, warn_unknown: bool = False) -> Settings:
         print("exesdb-bridge: bad configuration:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
+        for note in exc.warnings:
+            print(f"exesdb-bridge: warning: {note}", file=sys.stderr)
         if not warn_unknown:
             _warn_unknown_variables()
         raise SystemExit(EXIT_USAGE) from None
