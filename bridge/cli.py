@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from bridge import healthcheck
+from bridge.alert_table import ALERT_COLUMNS, NO_OPEN_ALERTS, OPEN_STATES, alert_row, merged
 from bridge.client import Target, target, url_argument, user_argument
 from bridge.errors import BridgeError, ConfigError
 from bridge.messages import INSTANCES
@@ -69,6 +70,8 @@ def _settings_or_exit(*, warn_unknown: bool = False) -> Settings:
         print("exesdb-bridge: bad configuration:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
+        for note in exc.warnings:
+            print(f"exesdb-bridge: warning: {note}", file=sys.stderr)
         if not warn_unknown:
             _warn_unknown_variables()
         raise SystemExit(EXIT_USAGE) from None
@@ -166,7 +169,7 @@ def _run(args: argparse.Namespace) -> int:
     configure_logging(settings)
     for note in settings.warnings():
         _logger.warning("%s", note)
-    if args.demo and "EXESDB_STATE_DIR" not in os.environ:
+    if args.demo and not os.environ.get("EXESDB_STATE_DIR"):
         # The demo's made-up alerts (brute force on exesdb-2@demo) would otherwise stay in the
         # outbox of the bridge run next from this folder, escalating to its real receivers.
         settings = settings.model_copy(update={"state_dir": _DEMO_STATE_DIR})
@@ -410,31 +413,37 @@ def _alerts(args: argparse.Namespace) -> int:
 
     bridge = _target(args, settings)
     headers = bridge.admin_headers(token)
+    calls: list[tuple[str, dict[str, str] | None, bytes | None]]
     if args.alerts_command == "list":
-        path = "/v1/alerts"
-        params = {"state": args.state} if args.state else None
-        status, text = asyncio.run(bridge.request("GET", path, headers=headers, params=params))
+        path, key = "/v1/alerts", "alerts"
+        states = OPEN_STATES if args.state is None else (args.state,)
+        calls = [("GET", None if state == "all" else {"state": state}, None) for state in states]
     else:
         body = {"ack_by": args.by, "ack_note": args.note, "resolution": args.resolution}
-        path = f"/v1/alerts/{quote(args.alert_id, safe='')}/ack"
+        path, key = f"/v1/alerts/{quote(args.alert_id, safe='')}/ack", "alert"
         headers["Content-Type"] = "application/json"
+        calls = [("POST", None, json.dumps(body).encode())]
+    answers = []
+    for method, params, data in calls:
         status, text = asyncio.run(
-            bridge.request("POST", path, headers=headers, body=json.dumps(body).encode())
+            bridge.request(method, path, headers=headers, params=params, body=data)
         )
-    if status != 200:
-        _refused(bridge, path, status, text)
-        return EXIT_FAILED
-    answer = _bridge_json(text, "alerts" if args.alerts_command == "list" else "alert")
-    if answer is None:
-        print(f"exesdb-bridge: {bridge.not_a_bridge(path, 'its alerts as JSON')}", file=sys.stderr)
-        return EXIT_FAILED
+        if status != 200:
+            _refused(bridge, path, status, text)
+            return EXIT_FAILED
+        if (one := _bridge_json(text, key)) is None:
+            said = bridge.not_a_bridge(path, "its alerts as JSON")
+            print(f"exesdb-bridge: {said}", file=sys.stderr)
+            return EXIT_FAILED
+        answers.append(one)
+    answer = merged(answers) if args.alerts_command == "list" else answers[0]
     if args.json:
         print(json.dumps(answer, indent=2))
     elif args.alerts_command == "list":
-        rows = [_alert_row(alert) for alert in answer["alerts"]]
-        _print_table(_ALERT_COLUMNS, rows, "no alerts")
+        rows = [alert_row(alert) for alert in answer["alerts"]]
+        _print_table(ALERT_COLUMNS, rows, NO_OPEN_ALERTS if args.state is None else "no alerts")
     else:
-        _print_table(_ALERT_COLUMNS, [_alert_row(answer["alert"])], "")
+        _print_table(ALERT_COLUMNS, [alert_row(answer["alert"])], "")
     if args.alerts_command == "list" and answer.get("work_queue_holder") is False:
         print(f"exesdb-bridge: {_NOT_THE_HOLDER.format(safe_url(bridge.url))}", file=sys.stderr)
     if args.alerts_command == "ack" and (note := _ack_unchanged(args, answer["alert"])):
@@ -505,19 +514,6 @@ _NOT_THE_HOLDER: Final = (
     "the replica at {} does not hold the work-queue lease: its alerts may be missing or out of"
     " date; ask the replica that holds it (exesdb_redis_work_queue_leader 1 on its /metrics)"
 )
-_ALERT_COLUMNS: Final = ("ALERT_ID", "STATE", "LEVEL", "SEVERITY", "ALERTNAME", "NODE", "SINCE")
-
-
-def _alert_row(alert: dict[str, Any]) -> tuple[str, ...]:
-    return (
-        alert["alert_id"],
-        alert["state"],
-        alert["level"],
-        alert["severity"],
-        alert["labels"]["alertname"],
-        alert["labels"]["node"],
-        alert["starts_at"],
-    )
 
 
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]], none: str) -> None:
@@ -752,8 +748,8 @@ def build_parser() -> argparse.ArgumentParser:
     alerts_list = alerts_commands.add_parser("list", help="list alerts")
     alerts_list.add_argument(
         "--state",
-        choices=["firing", "acknowledged", "resolved"],
-        help="only alerts in this state (default: every state)",
+        choices=["firing", "acknowledged", "resolved", "all"],
+        help="only alerts in this state, or all (default: firing and acknowledged)",
     )
     alerts_ack = alerts_commands.add_parser("ack", help="acknowledge an alert")
     alerts_ack.add_argument("alert_id", help="the alert's id, as alerts list shows it")

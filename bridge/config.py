@@ -7,7 +7,6 @@ ever echoing a secret.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import os
 import re
@@ -39,8 +38,8 @@ from bridge.receiver_keys import ReceiverKeys
 from bridge.receivers import (
     AlertmanagerConfig,
     Receiver,
+    file_warnings,
     resolve_receivers,
-    unreadable_files,
 )
 from bridge.redaction import redact_urls, safe_url
 from bridge.urls import (
@@ -83,8 +82,15 @@ class Settings(BaseSettings):
     """The resolved configuration; ``check-config`` shows it, docs/configuration.md documents
     each variable."""
 
+    # A variable set to the empty string is unset (docker compose's ${X:-}, an empty Kubernetes
+    # value), as the OpenTelemetry environment-variable specification asks: its default, never
+    # a refusal or an empty path.
     model_config = SettingsConfigDict(
-        case_sensitive=True, extra="ignore", frozen=True, populate_by_name=False
+        case_sensitive=True,
+        extra="ignore",
+        frozen=True,
+        populate_by_name=False,
+        env_ignore_empty=True,
     )
 
     # Signing and replay protection.
@@ -488,14 +494,19 @@ class Settings(BaseSettings):
             )
         if self.webhook_urls and self.webhook_secret is None:
             notes.append("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned")
-        if self.webhook_config_file:
-            # Loading the settings checked the file; a problem found since is the start's.
-            with contextlib.suppress(ConfigError):
-                notes += [
-                    f"EXESDB_WEBHOOK_CONFIG_FILE {note}"
-                    for note in unreadable_files(self.webhook_config_file)
-                ]
-        return notes
+        return notes + self.receivers_file_warnings()
+
+    def receivers_file_warnings(self) -> list[str]:
+        """The warnings about ``EXESDB_WEBHOOK_CONFIG_FILE``'s receivers (``file_warnings``),
+        said with its problems too when it has some."""
+        if not self.webhook_config_file:
+            return []
+        return [
+            f"EXESDB_WEBHOOK_CONFIG_FILE {note}"
+            for note in file_warnings(
+                self.webhook_config_file, alertmanager_url=self.alertmanager_url
+            )
+        ]
 
     def redacted(self) -> dict[str, str]:
         """Every setting by its variable name, as text, with secrets shown only as set/unset."""
@@ -588,25 +599,35 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         problems = [_describe(error) for error in exc.errors()]
         failing = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
-        raise ConfigError(problems + _cross_checks_without(failing)) from None
+        fallback = _without(failing)
+        if fallback is None:
+            raise ConfigError(problems) from None
+        # The cross-checks and file warnings of the other variables: every problem at once.
+        problems += _not_naming(failing, fallback.cross_checks())
+        notes = _not_naming(failing, fallback.receivers_file_warnings())
+        raise ConfigError(problems, warnings=notes) from None
     problems = settings.cross_checks()
     if problems:
-        raise ConfigError(problems)
+        # A receivers file with problems may also name a file it cannot read: both are said.
+        raise ConfigError(problems, warnings=settings.receivers_file_warnings())
     return settings
 
 
-def _cross_checks_without(failing: set[str]) -> list[str]:
-    """The cross-checks of the other variables, so that every problem is reported at once."""
+def _without(failing: set[str]) -> Settings | None:
+    """The settings with the ``failing`` variables at their defaults (None when that fails)."""
     defaults = {
         str(info.validation_alias): info.get_default(call_default_factory=True)
         for info in Settings.model_fields.values()
         if str(info.validation_alias) in failing
     }
     try:
-        fallback = Settings(**defaults)
+        return Settings(**defaults)
     except ValidationError:
-        return []
-    return [line for line in fallback.cross_checks() if not any(v in line for v in failing)]
+        return None
+
+
+def _not_naming(variables: set[str], lines: list[str]) -> list[str]:
+    return [line for line in lines if not any(variable in line for variable in variables)]
 
 
 def known_variables() -> frozenset[str]:
@@ -636,8 +657,9 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     by_stem = {_stem(name): name for name in known}
     notes = []
     for name in sorted(environ):
-        # Names are case-sensitive: a lower-case one is ignored, so it is named too.
-        if not name.upper().startswith(_OURS) or name in known:
+        # Names are case-sensitive: a lower-case one is ignored, so it is named too. One set to
+        # the empty string is unset, as a setting's is, so has nothing to be ignored.
+        if not name.upper().startswith(_OURS) or name in known or not environ[name]:
             continue
         upper = name.upper()
         close = [_stem(_ALSO_CALLED[upper])] if upper in _ALSO_CALLED else []

@@ -22,10 +22,12 @@ class BridgeError(Exception):
 
 
 class ConfigError(BridgeError):
-    """One or more settings are wrong; ``problems`` holds one line per setting."""
+    """One or more settings are wrong; ``problems`` holds one line per setting, ``warnings``
+    what would be warned of besides (about the same file, so that it is mended at once)."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
+    def __init__(self, problems: Sequence[str], *, warnings: Sequence[str] = ()) -> None:
         self.problems = tuple(problems)
+        self.warnings = tuple(warnings)
         super().__init__("\n".join(self.problems))
 
 

@@ -81,13 +81,17 @@ class ProbeSettings:
         variables as ``load_settings`` words it. The web config file is not read here: the probe
         reads and judges it once, in ``bridge.healthcheck.target``."""
         env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            return env.get(name) or None  # set but empty is unset, as Settings reads it
+
         settings = cls(
-            http_addr=env.get("EXESDB_HTTP_ADDR", DEFAULT_HTTP_ADDR),
-            web_config_file=env.get("EXESDB_WEB_CONFIG_FILE"),
-            healthcheck_username=env.get("EXESDB_HEALTHCHECK_USERNAME"),
-            healthcheck_password_file=env.get("EXESDB_HEALTHCHECK_PASSWORD_FILE"),
-            healthcheck_cert_file=env.get("EXESDB_HEALTHCHECK_CERT_FILE"),
-            healthcheck_key_file=env.get("EXESDB_HEALTHCHECK_KEY_FILE"),
+            http_addr=get("EXESDB_HTTP_ADDR") or DEFAULT_HTTP_ADDR,
+            web_config_file=get("EXESDB_WEB_CONFIG_FILE"),
+            healthcheck_username=get("EXESDB_HEALTHCHECK_USERNAME"),
+            healthcheck_password_file=get("EXESDB_HEALTHCHECK_PASSWORD_FILE"),
+            healthcheck_cert_file=get("EXESDB_HEALTHCHECK_CERT_FILE"),
+            healthcheck_key_file=get("EXESDB_HEALTHCHECK_KEY_FILE"),
         )
         # In load_settings' order: the values, then the checks across them (Settings.cross_checks).
         problems: list[str] = []

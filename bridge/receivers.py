@@ -54,10 +54,10 @@ __all__ = [
     "ReceiversFile",
     "WebhookConfig",
     "describe_receivers",
+    "file_warnings",
     "go_duration",
     "load_receivers",
     "resolve_receivers",
-    "unreadable_files",
 ]
 
 _SECRETS: Final = SECRET_KEYS | {"url", "secret"}
@@ -401,22 +401,37 @@ def _timeout(seconds: float) -> str:
     return f"{seconds:g}s" if seconds else "(EXESDB_WEBHOOK_TIMEOUT_MS)"
 
 
-def unreadable_files(config_file: str | Path) -> list[str]:
-    """A line for each file a receiver of the file (or its ``alertmanager``) names that cannot
-    be read now, naming the receiver as ``check-config`` does, the key and the file, never what
-    it holds. A warning, not an error: each attempt reads its files again (so they can rotate),
-    and one may still appear or be fixed before the first alert."""
-    loaded = load_receivers(config_file)
+def file_warnings(config_file: str | Path, *, alertmanager_url: str | None = None) -> list[str]:
+    """Warnings about the receivers of the file that are good on their own (in a file with
+    problems too, to be said beside them), each naming the receiver as ``check-config`` does:
+    a file it names that cannot be read now (the key and the file, never what it holds), and a
+    ``tls_config`` its ``http://`` URL (``alertmanager_url``, ``EXESDB_ALERTMANAGER_URL``, for an
+    ``alertmanager`` section without one) never uses. Warnings, not errors: each attempt reads
+    its files again (so they can rotate), and one may still appear or be fixed before the first
+    alert; Alertmanager takes such a ``tls_config`` silently."""
+    parts = _read_parts(Path(config_file))
     named = [
-        (f"webhook_configs.{index} {hook.shown}", hook.files)
-        for index, hook in enumerate(loaded.webhook_configs)
+        (f"webhook_configs.{index} {hook.shown}", hook.files, hook.url, hook.http_config)
+        for index, hook in parts.hooks
     ]
-    if loaded.alertmanager is not None:
-        named.append(("alertmanager", loaded.alertmanager.http_config.files))
-    return [
-        f"{who}: {key} {path} cannot be read now ({problem}); "
-        "its deliveries fail and are retried until it can be"
-        for who, files in named
-        for key, path in files
-        if (problem := read_problem(path)) is not None
-    ]
+    if parts.alertmanager is not None:
+        section = parts.alertmanager
+        config = section.http_config
+        named.append(("alertmanager", config.files, section.url or alertmanager_url, config))
+    notes = []
+    for who, files, url, config in named:
+        notes += [
+            f"{who}: {key} {path} cannot be read now ({problem}); "
+            "its deliveries fail and are retried until it can be"
+            for key, path in files
+            if (problem := read_problem(path)) is not None
+        ]
+        # An https:// proxy may be reached with it (Go's client does so): only a plain one is sure.
+        tunnelled = config.proxy_from_environment or str(config.proxy_url).startswith("https:")
+        plain = bool(url) and str(url).lower().startswith("http:") and not tunnelled
+        if plain and config.tls_config.configured:
+            notes.append(
+                f"{who}: tls_config is set, but its URL is http://, which no TLS protects:"
+                " it has no effect (use the https:// URL, or leave tls_config out)"
+            )
+    return notes

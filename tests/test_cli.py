@@ -779,19 +779,36 @@ def test_run_says_how_to_see_and_resend_the_dead_letters_it_finds(
         assert ran.returncode == 0, (command, ran.stderr)
 
 
+@pytest.mark.parametrize(
+    "empty",
+    [
+        (),
+        # Set to "" (docker compose's ${X:-}) is unset, for these as for every setting.
+        (
+            "EXESDB_STATE_DIR",
+            "EXESDB_NODE",
+            "EXESDB_LOG_LEVEL",
+            "EXESDB_ALERT_FOR_MS",
+            "EXESDB_PUBSUB_INTEGRATION",
+            "EXESDB_WEBHOOK_URL",
+        ),
+    ],
+)
 def test_the_demo_keeps_its_alerts_apart_from_a_real_bridge_run_from_the_same_folder(
-    bridge_processes: list[BridgeProcess], tmp_path: Path
+    bridge_processes: list[BridgeProcess], tmp_path: Path, empty: tuple[str, ...]
 ) -> None:
     """`run --demo` without EXESDB_STATE_DIR keeps its state in ./.exesdb-bridge-demo, not the
     ./.exesdb-bridge of a bridge run later from the same folder, whose receivers would otherwise
     be sent the demo's made-up alerts as they escalate."""
     process = BridgeProcess(["--demo"])
+    process.env.update(dict.fromkeys(empty, ""))
     bridge_processes.append(process)
     process.start(tmp_path)
     wait_until(lambda: "dead-lettered" in process.log(), 15, "the outbox line")
     where = tmp_path / ".exesdb-bridge-demo" / "alerts.sqlite3"
     assert f"outbox {where}: 0 pending" in process.log()
     assert not (tmp_path / ".exesdb-bridge").exists()
+    assert "is not a setting" not in process.log()
 
 
 def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
@@ -863,8 +880,47 @@ def test_with_only_the_http_addr_set_publish_and_alerts_reach_that_bridge(
         "ALERTNAME",
         "NODE",
         "SINCE",
+        "TITLE",
     ]
     assert row.split()[:5] == ["a1", "firing", "level1", "critical", "disk_full"]
+    assert row.endswith("  Node down")
+
+
+def test_alerts_list_shows_the_alerts_that_want_attention_unless_asked_for_every_one(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """`alerts list` lists firing and acknowledged alerts, most recently changed first, with
+    their titles cut to 60 characters; resolved ones only with `--state resolved` or `--state
+    all`, which lists every alert."""
+    process = _start(bridge_processes, tmp_path, EXESDB_INGEST="true")
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": process.url}
+    long_title = "disk full on /var/lib/exesdb " + "x" * 80
+    for alert_id, title in (("gone", "fixed since"), ("old", "first"), ("new", long_title)):
+        published = cli(
+            "publish", "system_alert", "--topic", "disk_full", *ALERT_FIELDS,
+            "-f", f"alert_id={alert_id}", "-f", f"title={title}", "--url", process.url,
+            SECRET_KEY_BASE=TEST_SECRET,
+        )  # fmt: skip
+        assert published.returncode == 0, published.stderr
+    wait_until(lambda: len(cli("alerts", "list", **env).stdout.splitlines()) == 4, 15, "3 alerts")
+    for alert_id, extra in (("old", []), ("gone", ["--resolution", "fixed"])):
+        acked = cli("alerts", "ack", alert_id, "--by", "alice", *extra, **env)
+        assert acked.returncode == 0, acked.stderr
+
+    listed = cli("alerts", "list", **env)
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split() for line in listed.stdout.splitlines()[1:]]
+    assert [row[:2] for row in rows] == [["old", "acknowledged"], ["new", "firing"]]
+    cut = listed.stdout.splitlines()[2].split("  ")[-1]
+    assert cut == long_title[:59] + "…"
+    every = cli("alerts", "list", "--state", "all", **env)
+    assert [line.split()[:2] for line in every.stdout.splitlines()[1:]] == [
+        ["gone", "resolved"],
+        ["old", "acknowledged"],
+        ["new", "firing"],
+    ]
+    resolved = cli("alerts", "list", "--state", "resolved", "--json", **env)
+    assert [alert["alert_id"] for alert in json.loads(resolved.stdout)["alerts"]] == ["gone"]
 
 
 def test_exesdb_url_is_asked_before_the_http_addr_and_url_before_both(
@@ -878,7 +934,11 @@ def test_exesdb_url_is_asked_before_the_http_addr_and_url_before_both(
         "EXESDB_HTTP_ADDR": f"127.0.0.1:{free_port()}",
     }
     empty = cli("alerts", "list", EXESDB_URL=process.url, **env)
-    assert (empty.returncode, empty.stdout, empty.stderr) == (0, "", "exesdb-bridge: no alerts\n")
+    assert (empty.returncode, empty.stdout, empty.stderr) == (
+        0,
+        "",
+        "exesdb-bridge: no firing or acknowledged alerts (--state all lists resolved ones too)\n",
+    )
     assert cli("alerts", "list", "--url", process.url, EXESDB_URL=nowhere, **env).returncode == 0
     missed = cli("alerts", "list", EXESDB_URL=nowhere, **env)
     assert missed.returncode == 1

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from bridge.cli import main
-from bridge.config import MIN_SECRET_LENGTH, Settings, load_settings
+from bridge.config import MIN_SECRET_LENGTH, Settings, known_variables, load_settings
 from bridge.errors import ConfigError
-from tests.support import ROOT, TEST_SECRET, bridge_env
+from tests.support import ROOT, TEST_SECRET, bridge_env, run_bridge
 
 LONG_SECRET = "s3cr3t-" + "k" * 40
 SHORT_SECRET = "short-s3cr3t-value"
@@ -111,7 +111,7 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
             "true or false (also 1/0, yes/no, on/off, t/f, y/n",
         ),
         ("EXESDB_INGEST", "maybe", "true or false (also 1/0, yes/no, on/off, t/f, y/n"),
-        ("EXESDB_NODE", "", "at least 1"),
+        ("EXESDB_NODE", "n" * 256, "at most 255"),
         ("EXESDB_HTTP_ADDR", "nope", "host:port"),
         ("EXESDB_HTTP_ADDR", "0.0.0.0:99999", "0 to 65535"),
         ("EXESDB_HTTP_ADDR", "http://127.0.0.1:9570", "not a URL"),
@@ -883,3 +883,62 @@ def test_the_admin_token_is_trimmed_and_a_blank_one_is_none(
     monkeypatch.setenv("EXESDB_ADMIN_TOKEN", value)
     admin = load_settings().admin_token
     assert (admin.get_secret_value() if admin is not None else None) == token
+
+
+@pytest.mark.parametrize("variable", sorted(known_variables()))
+def test_every_setting_set_to_the_empty_string_is_unset(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """A setting's variable set to "" (docker compose's ${X:-}, an empty Kubernetes value)
+    resolves to what it is when unset, as OpenTelemetry's specification asks: never a refusal,
+    an empty path or an empty secret."""
+    unset = load_settings()
+    monkeypatch.setenv(variable, "")
+    assert load_settings() == unset
+
+
+# A sample of the settings whose empty value was refused or taken as given, and an unknown name.
+EMPTY_SAMPLE = (
+    "EXESDB_NODE",
+    "EXESDB_ALERT_FOR_MS",
+    "EXESDB_HTTP_ADDR",
+    "EXESDB_LOG_LEVEL",
+    "EXESDB_PUBSUB_INTEGRATION",
+    "EXESDB_STATE_DIR",
+    "EXESDB_WEBHOOK_MIN_SEVERITY",
+    "SECRET_KEY_BASE",
+    "EXESDB_WEBHOOK_URL",
+)
+
+
+def test_check_config_shows_empty_variables_as_unset() -> None:
+    """`check-config` with a sample of variables set to "" prints and warns exactly what it does
+    with none of them set, an empty SECRET_KEY_BASE as <unset>."""
+    unset = run_bridge("check-config")
+    empty = run_bridge("check-config", env=dict.fromkeys(EMPTY_SAMPLE, ""))
+    assert (empty.returncode, unset.returncode) == (0, 0), empty.stderr
+    assert empty.stdout == unset.stdout
+    assert empty.stderr == unset.stderr
+    assert re.search(r"^SECRET_KEY_BASE +<unset>$", empty.stdout, re.M)
+
+
+@pytest.mark.parametrize(
+    ("env", "needs"),
+    [
+        ({"EXESDB_INGEST": "true"}, "EXESDB_INGEST=true"),
+        ({"EXESDB_BUS": "redis://127.0.0.1:6379"}, "a Redis bus (EXESDB_BUS)"),
+    ],
+)
+def test_an_empty_secret_is_refused_as_an_unset_one_where_it_must_be_set(
+    env: dict[str, str], needs: str
+) -> None:
+    """With ingest or a Redis bus, SECRET_KEY_BASE="" stops `check-config` (exit 2) with the
+    very lines an unset one gives: no empty key ever signs or verifies."""
+    unset = run_bridge("check-config", env=env)
+    empty = run_bridge("check-config", env={**env, "SECRET_KEY_BASE": ""})
+    assert (empty.returncode, unset.returncode) == (2, 2)
+    assert empty.stderr == unset.stderr
+    assert (
+        f"SECRET_KEY_BASE: is not set; with {needs} it must be set to at least "
+        f"{MIN_SECRET_LENGTH} characters"
+    ) in empty.stderr

@@ -96,3 +96,20 @@ def test_the_probe_reads_the_address_and_its_credentials_as_settings_does(
     ):
         assert getattr(light, field) == getattr(full, field), field
     assert light.listen == ("::", 9443)
+
+
+def test_the_probe_takes_a_variable_set_to_the_empty_string_as_unset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each variable the probe reads, set to "", is unset, as load_settings takes it: the
+    default address, no web config file, no credentials."""
+    for name in (
+        "EXESDB_HTTP_ADDR",
+        "EXESDB_WEB_CONFIG_FILE",
+        "EXESDB_HEALTHCHECK_USERNAME",
+        "EXESDB_HEALTHCHECK_PASSWORD_FILE",
+        "EXESDB_HEALTHCHECK_CERT_FILE",
+        "EXESDB_HEALTHCHECK_KEY_FILE",
+    ):
+        monkeypatch.setenv(name, "")
+    assert ProbeSettings.from_environ() == ProbeSettings()

@@ -657,3 +657,103 @@ def test_an_item_below_a_secret_key_is_named_an_entry_by_its_line(tmp_path: Path
     assert "http_headers.X-Token.secrets (line 6, its entry not shown): must be text" in str(
         refused.value
     )
+
+
+# One receiver with a mistyped key, one that names a file missing now.
+BAD_AND_UNREADABLE = """
+webhook_configs:
+  - url: https://bad.example.com/hook
+    sent_resolved: false
+  - url: https://fine.example.com/hook
+    secret_file: missing-secret
+"""
+
+
+@pytest.mark.parametrize("command", ["check-config", "run"])
+def test_a_file_with_problems_is_also_warned_of_for_what_it_cannot_read(
+    tmp_path: Path, command: str
+) -> None:
+    """A receivers file with problems stops `check-config` and `run` (exit 2) naming each, and
+    the files its good receivers name that cannot be read now are warned of beside them, so that
+    the file is mended in one go."""
+    path = write(tmp_path, BAD_AND_UNREADABLE)
+    env = {"EXESDB_WEBHOOK_CONFIG_FILE": str(path), "EXESDB_HTTP_ADDR": "127.0.0.1:0"}
+    completed = run_bridge(command, env=env)
+    assert completed.returncode == 2
+    lines = completed.stderr.splitlines()
+    assert lines[0] == "exesdb-bridge: bad configuration:"
+    assert "webhook_configs.0.sent_resolved: unknown key" in lines[1]
+    assert lines[2] == (
+        "exesdb-bridge: warning: EXESDB_WEBHOOK_CONFIG_FILE webhook_configs.1"
+        f" https://fine.example.com/…: secret_file {tmp_path / 'missing-secret'} cannot be read"
+        " now (No such file or directory); its deliveries fail and are retried until it can be"
+    )
+    assert len(lines) == 3, completed.stderr
+
+
+def test_a_bad_variable_beside_the_file_keeps_its_warnings(tmp_path: Path) -> None:
+    """A bad value of another variable does not hide the receivers file's warnings."""
+    path = write(tmp_path, BAD_AND_UNREADABLE)
+    completed = run_bridge(
+        "check-config", env={"EXESDB_WEBHOOK_CONFIG_FILE": str(path), "EXESDB_INGEST": "maybe"}
+    )
+    assert completed.returncode == 2
+    assert "  EXESDB_INGEST: must be true or false" in completed.stderr
+    assert "  EXESDB_WEBHOOK_CONFIG_FILE: " in completed.stderr
+    last = completed.stderr.splitlines()[-1]
+    assert last.startswith("exesdb-bridge: warning: EXESDB_WEBHOOK_CONFIG_FILE webhook_configs.1 ")
+    assert "secret_file" in last
+    assert "cannot be read now" in last
+
+
+TLS_ON_PLAIN_HTTP = """
+webhook_configs:
+  - url: http://plain.example.com/hook
+    http_config:
+      tls_config: {insecure_skip_verify: true}
+  - url: https://secure.example.com/hook
+    http_config:
+      tls_config: {insecure_skip_verify: true}
+  - url: http://proxied.example.com/hook
+    http_config:
+      proxy_url: https://proxy.example.com:3128
+      tls_config: {insecure_skip_verify: true}
+  - url: http://bare.example.com/hook
+alertmanager:
+  http_config:
+    tls_config: {server_name: am.example.com}
+"""
+
+
+@pytest.mark.parametrize(
+    ("alertmanager_url", "warned"),
+    [
+        (
+            "http://am.example.com:9093",
+            ["webhook_configs.0 http://plain.example.com/…", "alertmanager"],
+        ),
+        ("https://am.example.com:9093", ["webhook_configs.0 http://plain.example.com/…"]),
+    ],
+)
+def test_a_tls_config_an_http_url_never_uses_is_warned_of(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    alertmanager_url: str,
+    warned: list[str],
+) -> None:
+    """A tls_config on a receiver (or Alertmanager, by EXESDB_ALERTMANAGER_URL) reached over
+    http:// has no effect, which Alertmanager leaves unsaid: check-config warns, naming it; not
+    on an https:// one, nor through an https:// proxy, which may use it."""
+    monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(write(tmp_path, TLS_ON_PLAIN_HTTP)))
+    monkeypatch.setenv("EXESDB_ALERTMANAGER_URL", alertmanager_url)
+    assert main(["check-config"]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "tls_config is set" in line]
+    assert [line.split(": tls_config")[0] for line in lines] == [
+        f"warning: EXESDB_WEBHOOK_CONFIG_FILE {who}" for who in warned
+    ]
+    assert lines[0].endswith(
+        ": tls_config is set, but its URL is http://, which no TLS protects: it has no effect"
+        " (use the https:// URL, or leave tls_config out)"
+    )
