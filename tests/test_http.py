@@ -38,7 +38,7 @@ from bridge.bus.decoding import decode_envelope_reference
 from bridge.cluster import cluster_monitor
 from bridge.component import ComponentFactory
 from bridge.http import build_app
-from bridge.messages import format_timestamp
+from bridge.messages import Message, format_timestamp
 from bridge.sinks.prometheus import prometheus_sink
 from tests.messages.test_models import CASES
 from tests.support import (
@@ -208,6 +208,34 @@ async def test_ingest_hands_subscribers_each_payload_as_its_message_model(
         assert payload.model_dump(exclude=drawn) == reference.payload.model_dump(exclude=drawn)
         for name in drawn:
             assert type(payload.__dict__[name]) is type(reference.payload.__dict__[name])
+
+
+async def test_healthy_node_readings_leave_their_models_unbuilt_through_every_component(
+    serve: ServerFactory, tmp_path: Path
+) -> None:
+    """A healthy NodeHealth from a node already heard (an eighth of the ingest mix) goes through
+    every default component, the cluster monitor's and the alert sink's steps too, without its
+    payload's model being built: they read ``fields``."""
+    server = await serve(default_components(), EXESDB_STATE_DIR=str(tmp_path))
+    nodes = [f"node{number}@host" for number in range(4)]
+
+    async def ingest() -> list[Envelope]:
+        before = len(server.delivered)
+        body = body_of(*(envelope(node=node, payload={"status": "healthy"}) for node in nodes))
+        assert await server.post(body, content_type=NDJSON) == (202, {"accepted": len(nodes)})
+        await async_wait_until(
+            lambda: (
+                len(server.delivered) == before + len(nodes)
+                and all(subscription.idle for subscription in server.bridge.bus.subscriptions)
+            ),
+            what="every subscriber done",
+        )
+        return server.delivered[before:]
+
+    await ingest()  # the nodes heard a first time (tracked: their payloads are read)
+    again = await ingest()
+    assert not any(isinstance(item.fields, Message) for item in again)
+    assert [item.fields.status for item in again] == ["healthy"] * len(nodes)
 
 
 async def test_ingest_accepts_a_retired_key(serve: ServerFactory) -> None:
