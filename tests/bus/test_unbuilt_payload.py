@@ -7,7 +7,9 @@ decoder builds, once, whatever happened to the envelope before.
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 from datetime import UTC, datetime
 from typing import Any
 
@@ -150,3 +152,15 @@ def test_decode_envelope_alone_gives_a_payload_equal_to_the_reference() -> None:
     reference = decode_envelope_reference(body)
     assert isinstance(reference, Envelope)
     assert decoded.payload == reference.payload
+
+
+def test_an_unbuilt_envelope_pickles_and_deep_copies_as_the_reference() -> None:
+    """Pickled or deep-copied before its payload is read, a decoded envelope comes back equal to
+    the reference, its payload the model (the Struct the decoder left is no module's to pickle).
+    """
+    envelope, reference = _decoded(NodeHealth, CASES[NodeHealth].full)
+    assert _unbuilt(envelope)
+    for copied in (pickle.loads(pickle.dumps(envelope)), copy.deepcopy(envelope)):
+        assert copied == reference
+        assert type(copied.fields) is NodeHealth
+        assert copied.unix_ts == reference.unix_ts
