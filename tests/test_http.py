@@ -1234,14 +1234,24 @@ async def test_a_batch_larger_than_a_subscribers_whole_queue_is_413_not_503(
 ) -> None:
     """A batch holding more messages for a subscriber than its whole queue ever holds is 413
     ``too_large`` saying to send smaller batches: a 503 would have the sender resend it forever.
-    One that fits is taken."""
+    The refusal is counted once, and none of its ids is remembered: its messages sent again in
+    smaller batches are taken."""
     server = await serve([prometheus_sink], EXESDB_BUS_QUEUE_SIZE="3")
-    status, answer = await server.post(body_of(*(envelope() for _ in range(4))), NDJSON)
+    refused = [envelope() for _ in range(4)]
+    status, answer = await server.post(body_of(*refused), NDJSON)
     assert (status, answer["error"], answer["field"]) == (413, "too_large", "body")
     assert "4 messages for subscriber 'prometheus'" in answer["detail"]
     assert "smaller batches" in answer["detail"]
-    status, answer = await server.post(body_of(*(envelope() for _ in range(3))), NDJSON)
+    assert server.rejected("too_large") == 1
+    status, answer = await server.post(body_of(*refused[:3]), NDJSON)
     assert (status, answer) == (202, {"accepted": 3})
+    await async_wait_until(
+        lambda: all(subscription.idle for subscription in server.bridge.bus.subscriptions),
+        what="the sink's queue drained",
+    )
+    status, answer = await server.post(body_of(refused[3]), NDJSON)
+    assert (status, answer) == (202, {"accepted": 1})
+    assert server.rejected("too_large") == 1
 
 
 class StallingTransport(BoundedTransport):
