@@ -194,14 +194,16 @@ class Bridge:
 
         What can fail (a component's files, the web config, the address) is opened first: a
         failure raises before the bus starts, so nothing has run, published or joined, and the
-        module functions of ``bridge.integration`` act on no bridge again.
+        module functions of ``bridge.integration`` act on what they acted on before (another
+        bridge running in the process, or none).
         """
+        before = current_integration()
         install(self.integration)
         try:
             await self._start(serve_http)
         except BaseException:
             if current_integration() is self.integration:
-                install(None)
+                install(before)
             raise
 
     async def _start(self, serve_http: bool) -> None:
@@ -288,7 +290,8 @@ class Bridge:
                 clean = False
                 _logger.exception("component %s did not close cleanly", component.name)
         await self.bus.aclose(self.shutdown.left())
-        install(None)
+        if current_integration() is self.integration:  # not another bridge started since
+            install(None)
         if self._replay_kept and clean:
             # Only after a stop that stored all it took: a resend is then refused as held.
             try:

@@ -274,8 +274,9 @@ class ClusterMonitor:
                 tag = envelope.tag
                 node = nodes.get(publisher)
                 # Nearly everything heard is a NodeHealth from a tracked node that is up: it
-                # takes only the steps below, inline (the payload's fields read from its
-                # __dict__); anything else is tracked by _arrived first.
+                # takes only the steps below, inline (the payload's fields read from the
+                # envelope's ``fields``: no model built); anything else is tracked by _arrived
+                # first.
                 if tag != _NODE_HEALTH_TAG or node is None or node.state == "down":
                     node = self._arrived(envelope, node, now)
                     if node is None:
@@ -283,10 +284,10 @@ class ClusterMonitor:
                 nodes.move_to_end(publisher)
                 node.heard = now
                 if tag == _NODE_HEALTH_TAG:
-                    values = envelope.payload.__dict__
-                    reported = nodes.get(values["node"])
+                    values = envelope.fields  # a NodeHealth's fields
+                    reported = nodes.get(values.node)
                     if reported is not None:
-                        reported.health = values["status"]
+                        reported.health = values.status
                         if publisher == me:
                             self._own_health = now
             except Exception:

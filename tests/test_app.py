@@ -193,6 +193,37 @@ async def test_a_web_config_gone_bad_stops_start_up_before_the_bus_or_a_componen
     assert sum(published) == 0
 
 
+async def test_a_failed_start_or_a_close_leaves_another_running_bridge_installed(
+    tmp_path: Path,
+) -> None:
+    """The module functions of ``bridge.integration`` act on the bridge running in the process:
+    a second bridge whose start fails leaves the first one installed, not none, and so does
+    closing that second bridge; a bridge closed uninstalls only itself."""
+    running = Bridge(make_settings(), components=[])
+    await running.start(serve_http=False)
+    try:
+        web_config = tmp_path / "web.yml"
+        web_config.write_text("http_server_config:\n  headers: {}\n")
+        settings = make_settings(
+            EXESDB_WEB_CONFIG_FILE=str(web_config), EXESDB_HTTP_ADDR="127.0.0.1:0"
+        )
+        web_config.write_text("tls_server_config: [\n")
+        failed = Bridge(settings, components=[])
+        with pytest.raises(ConfigError, match=r"web\.yml"):
+            await failed.start()
+        assert integration.current() is running.integration
+        await failed.aclose()
+        assert integration.current() is running.integration
+        later = Bridge(make_settings(), components=[])
+        await later.start(serve_http=False)
+        await running.aclose()
+        assert integration.current() is later.integration
+        await later.aclose()
+        assert integration.current() is None
+    finally:
+        await running.aclose()
+
+
 async def test_the_address_is_bound_before_components_start_and_accepts_after() -> None:
     """The port is bound first (a taken one fails before anything runs) but refuses
     connections until every component has started; then it answers."""

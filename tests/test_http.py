@@ -38,7 +38,7 @@ from bridge.bus.decoding import decode_envelope_reference
 from bridge.cluster import cluster_monitor
 from bridge.component import ComponentFactory
 from bridge.http import build_app
-from bridge.messages import format_timestamp
+from bridge.messages import Message, format_timestamp
 from bridge.sinks.prometheus import prometheus_sink
 from tests.messages.test_models import CASES
 from tests.support import (
@@ -208,6 +208,35 @@ async def test_ingest_hands_subscribers_each_payload_as_its_message_model(
         assert payload.model_dump(exclude=drawn) == reference.payload.model_dump(exclude=drawn)
         for name in drawn:
             assert type(payload.__dict__[name]) is type(reference.payload.__dict__[name])
+
+
+async def test_healthy_node_readings_leave_their_models_unbuilt_through_every_component(
+    serve: ServerFactory, tmp_path: Path
+) -> None:
+    """A healthy NodeHealth from a node already heard (an eighth of the ingest mix) goes through
+    every default component, the cluster monitor's and the alert sink's steps too, without its
+    payload's model being built: they read ``fields``."""
+    server = await serve(default_components(), EXESDB_STATE_DIR=str(tmp_path))
+    nodes = [f"node{number}@host" for number in range(4)]
+
+    async def ingest() -> list[Envelope]:
+        items = [envelope(node=node, payload={"status": "healthy"}) for node in nodes]
+        assert await server.post(body_of(*items), content_type=NDJSON) == (202, {"accepted": 4})
+        ids = {item["id"] for item in items}
+        # The bridge publishes too (its own health, membership): its messages are left aside.
+        await async_wait_until(
+            lambda: (
+                ids <= {item.id for item in server.delivered}
+                and all(subscription.idle for subscription in server.bridge.bus.subscriptions)
+            ),
+            what="every subscriber done",
+        )
+        return [item for item in server.delivered if item.id in ids]
+
+    await ingest()  # the nodes heard a first time (tracked: their payloads are read)
+    again = await ingest()
+    assert not any(isinstance(item.fields, Message) for item in again)
+    assert [item.fields.status for item in again] == ["healthy"] * len(nodes)
 
 
 async def test_ingest_accepts_a_retired_key(serve: ServerFactory) -> None:
@@ -1206,14 +1235,24 @@ async def test_a_batch_larger_than_a_subscribers_whole_queue_is_413_not_503(
 ) -> None:
     """A batch holding more messages for a subscriber than its whole queue ever holds is 413
     ``too_large`` saying to send smaller batches: a 503 would have the sender resend it forever.
-    One that fits is taken."""
+    The refusal is counted once, and none of its ids is remembered: its messages sent again in
+    smaller batches are taken."""
     server = await serve([prometheus_sink], EXESDB_BUS_QUEUE_SIZE="3")
-    status, answer = await server.post(body_of(*(envelope() for _ in range(4))), NDJSON)
+    refused = [envelope() for _ in range(4)]
+    status, answer = await server.post(body_of(*refused), NDJSON)
     assert (status, answer["error"], answer["field"]) == (413, "too_large", "body")
     assert "4 messages for subscriber 'prometheus'" in answer["detail"]
     assert "smaller batches" in answer["detail"]
-    status, answer = await server.post(body_of(*(envelope() for _ in range(3))), NDJSON)
+    assert server.rejected("too_large") == 1
+    status, answer = await server.post(body_of(*refused[:3]), NDJSON)
     assert (status, answer) == (202, {"accepted": 3})
+    await async_wait_until(
+        lambda: all(subscription.idle for subscription in server.bridge.bus.subscriptions),
+        what="the sink's queue drained",
+    )
+    status, answer = await server.post(body_of(refused[3]), NDJSON)
+    assert (status, answer) == (202, {"accepted": 1})
+    assert server.rejected("too_large") == 1
 
 
 class StallingTransport(BoundedTransport):

@@ -126,6 +126,12 @@ class Envelope(msgspec.Struct, frozen=True, eq=False, gc=False):
     def _compared(self) -> tuple[Any, ...]:
         return (self.id, self.instance, self.topic, self.tag, self.node, self.ts, self.payload)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (and deep-copied) with its payload built: msgspec's own reduce would take the
+        # decoder's Struct, a class generated at import that pickle cannot find by name.
+        fields = (self.id, self.instance, self.topic, self.tag, self.node, self.ts)
+        return (Envelope, (*fields, self.payload, self.unix_ts))
+
     def restamped(self, ts: datetime) -> Envelope:
         """This envelope (the same id) with ``ts`` as its timestamp."""
         return msgspec.structs.replace(self, ts=ts, unix_ts=ts.timestamp())

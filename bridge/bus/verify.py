@@ -167,6 +167,7 @@ class Verifier:
         if isinstance(judged, Rejection):
             return judged
         if refuse is not None and (refusal := refuse(judged)) is not None:
+            self._judged = None  # let go: the largest batches are refused (413)
             return refusal
         return self.admit(judged, numbers)
 

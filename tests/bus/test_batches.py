@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from datetime import UTC, datetime
 from typing import Any
 
@@ -229,6 +230,24 @@ def test_a_batch_refused_between_judging_and_admitting_leaves_no_id_remembered()
     result = verifier.verify_batch(lines, refuse=lambda judged: None)
     assert isinstance(result, list)
     assert len(guard) == 3
+
+
+def test_a_batch_refused_between_judging_and_admitting_is_let_go() -> None:
+    """Once ``refuse`` turns a judged batch away, the verifier keeps none of it: ingest refuses
+    the largest batches so (413 for one no subscriber's queue holds), and their envelopes were
+    held until the next batch came."""
+    verifier, _, _ = _verifier()
+    checks = {"disk": "d" * 2_000}
+    payload = {"status": "healthy", "timestamp": TS, "checks": checks}
+    lines = [_line(f"msg-{n:08d}", payload=payload) for n in range(500)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        assert verifier.verify_batch(lines, refuse=lambda judged: "too large") == "too large"
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 100_000, f"{kept} bytes kept of a refused batch of 1 MB"
 
 
 async def test_publish_verified_delivers_in_order_and_counts_per_instance_and_tag(

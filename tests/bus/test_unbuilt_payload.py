@@ -7,7 +7,10 @@ decoder builds, once, whatever happened to the envelope before.
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
+import types
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +19,7 @@ import pytest
 
 from bridge.bus import Envelope, decode_envelope
 from bridge.bus.decoding import decode_envelope_reference, decode_envelopes
+from bridge.bus.structs import PAYLOADS
 from bridge.messages import (
     ClusterHealth,
     LogEntry,
@@ -150,3 +154,33 @@ def test_decode_envelope_alone_gives_a_payload_equal_to_the_reference() -> None:
     reference = decode_envelope_reference(body)
     assert isinstance(reference, Envelope)
     assert decoded.payload == reference.payload
+
+
+def test_an_unbuilt_envelope_pickles_and_deep_copies_as_the_reference() -> None:
+    """Pickled or deep-copied before its payload is read, a decoded envelope comes back equal to
+    the reference, its payload the model (the Struct the decoder left is no module's to pickle).
+    """
+    envelope, reference = _decoded(NodeHealth, CASES[NodeHealth].full)
+    assert _unbuilt(envelope)
+    for copied in (pickle.loads(pickle.dumps(envelope)), copy.deepcopy(envelope)):
+        assert copied == reference
+        assert type(copied.fields) is NodeHealth
+        assert copied.unix_ts == reference.unix_ts
+
+
+def test_what_the_unbuilt_payload_takes_from_msgspec_still_holds() -> None:
+    """What ``Envelope.payload`` relies on in msgspec, each said on its own so that an upgrade
+    that changes one fails here by name rather than hands a subscriber a Struct: the decoder's
+    payload Structs have msgspec's own metaclass (how a payload not built yet is told), the
+    envelope's payload slot is a plain member descriptor (read as ``fields``, written past the
+    frozen check when the model is built), and ``payload`` is the property over it."""
+    for payload in PAYLOADS.values():
+        for variant in (payload.clean, payload.checked):
+            assert type(variant.struct) is type(msgspec.Struct), (payload.tag, msgspec.__version__)
+    slot = Envelope.__dict__["fields"]
+    assert type(slot) is types.MemberDescriptorType, msgspec.__version__
+    assert isinstance(Envelope.__dict__["payload"], property)
+    envelope, _ = _decoded(NodeHealth, CASES[NodeHealth].full)
+    with pytest.raises(AttributeError):
+        envelope.payload = envelope.payload  # type: ignore[misc]
+    assert envelope.fields is envelope.payload

@@ -513,26 +513,27 @@ class AlertSink:
             return alert_id in fired or alert_id in may_be_active
 
         for envelope in envelopes:
-            payload = envelope.payload
             tag = envelope.tag
             # Most of what comes here: a healthy NodeHealth, which resolves its node's alerts
             # and ends the wait of its node's node_health condition in pending (the one
             # condition it ends: another node's or a component's wait is none of its business).
             # With none of its alerts active and that condition not waiting it makes no event
-            # and changes nothing, and is passed over without working that out.
+            # and changes nothing, and is passed over without working that out (its values read
+            # from ``fields``: its model is not built for it).
             if (
                 tag == _NODE_HEALTH_TAG
-                and (values := payload.__dict__)["status"] == "healthy"
-                and (not waiting or node_alert_ids(values["node"]).node_health not in pending)
+                and (values := envelope.fields).status == "healthy"
+                and (not waiting or node_alert_ids(values.node).node_health not in pending)
                 and (
                     not (may_be_active or fired)
                     or (
-                        (ids := node_alert_ids(values["node"]).every).isdisjoint(may_be_active)
+                        (ids := node_alert_ids(values.node).every).isdisjoint(may_be_active)
                         and ids.isdisjoint(fired)
                     )
                 )
             ):
                 continue
+            payload = envelope.payload
             # The tag first: an isinstance miss on a pydantic model costs several times more.
             if tag == _ACK_TAG and isinstance(payload, AlertAck):
                 changes.append(
