@@ -3,7 +3,9 @@
 Each series keeps its sample line (``name{a="x"} 1.0``) ready to print, rebuilt only when its
 value changes, and each family caches its joined text until a series in it changes, so a scrape
 is mostly string joins. Series not written for ``ttl_seconds`` expire; past ``max_series`` new
-label sets are refused and counted, so a misbehaving publisher cannot exhaust memory. A tenth of
+label sets are refused and counted, so a misbehaving publisher cannot exhaust memory; a refusal
+looks through the series held only when one of them can have expired (the store keeps the
+earliest write among them), so refusing costs about the same however many are held. A tenth of
 the cap is kept for the series of the bridge's own node (``own_node``) that the bridge itself
 writes (``own_write``), so a flood from other senders, even one naming the bridge's node, cannot
 shut out the series that show what the bridge itself is doing. ``collect``
