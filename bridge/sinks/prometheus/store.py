@@ -3,7 +3,9 @@
 Each series keeps its sample line (``name{a="x"} 1.0``) ready to print, rebuilt only when its
 value changes, and each family caches its joined text until a series in it changes, so a scrape
 is mostly string joins. Series not written for ``ttl_seconds`` expire; past ``max_series`` new
-label sets are refused and counted, so a misbehaving publisher cannot exhaust memory. A tenth of
+label sets are refused and counted, so a misbehaving publisher cannot exhaust memory; a refusal
+looks through the series held only when one of them can have expired (the store keeps the
+earliest write among them), so refusing costs about the same however many are held. A tenth of
 the cap is kept for the series of the bridge's own node (``own_node``) that the bridge itself
 writes (``own_write``), so a flood from other senders, even one naming the bridge's node, cannot
 shut out the series that show what the bridge itself is doing. ``collect``
@@ -257,14 +259,22 @@ class Family:
         self._state_sets[labels] = (states, tuple(map(known.__getitem__, keys)))
         return True
 
-    def _expire(self, cutoff: float) -> int:
-        stale = [key for key, series in self._series.items() if series.touched < cutoff]
+    def _expire(self, cutoff: float) -> tuple[int, float]:
+        # The series dropped, and the earliest write among those kept (inf when none is).
+        stale = []
+        oldest = math.inf
+        for key, series in self._series.items():
+            touched = series.touched
+            if touched < cutoff:
+                stale.append(key)
+            elif touched < oldest:
+                oldest = touched
         for key in stale:
             del self._series[key]
         if stale:
             self._cache = None
             self._state_sets.clear()  # some may hold a series just dropped
-        return len(stale)
+        return len(stale), oldest
 
     def _metric(self, epoch: float) -> Metric:
         metric = Metric(self.name, self.help, self.kind.value)
@@ -327,6 +337,11 @@ class SeriesStore:
         self._families: dict[str, Family] = {}
         self._count = 0
         self._last_sweep = clock()
+        # No series written at or after this can have expired: the earliest write among the
+        # series kept by the last sweep, lowered by each new series. Writes only move a
+        # series' time later, so until ``now - ttl`` passes it a sweep would find nothing,
+        # and at the cap a refused series costs no scan (see _sweep).
+        self._oldest = math.inf
         self._epoch = wall_clock() - self._last_sweep
         self._on_drop: list[Callable[[], None]] = []
         # Self-metrics, rendered with the rest; they never expire and are not capped.
@@ -414,17 +429,25 @@ class SeriesStore:
                     self._refused.inc((family.name,), float(count))
                     return False
         self._count += count
+        if now < self._oldest:
+            self._oldest = now
         return True
 
     def _sweep(self, now: float, force: bool = False) -> None:
         if not force and now - self._last_sweep < min(_SWEEP_EVERY_SECONDS, self.ttl_seconds):
             return
-        self._last_sweep = now
         cutoff = now - self.ttl_seconds
+        if cutoff <= self._oldest:
+            return  # nothing written before the cutoff: nothing to expire, no scan
+        self._last_sweep = now
         dropped = 0
+        oldest = math.inf
         for family in self._families.values():
             if family.expires and family._series:
-                dropped += family._expire(cutoff)
+                gone, kept = family._expire(cutoff)
+                dropped += gone
+                oldest = min(oldest, kept)
+        self._oldest = oldest
         if dropped:
             self._count -= dropped
             self._expired.inc((), float(dropped))
