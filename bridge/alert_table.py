@@ -51,11 +51,19 @@ def alert_row(alert: dict[str, Any]) -> tuple[str, ...]:
 
 
 def merged(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """``GET /v1/alerts`` answers (one per state asked) as one: every alert, most recently
+    """``GET /v1/alerts`` answers (one per state asked) as one: every alert once, most recently
     changed first as each answer lists them, and the replica holding the work-queue lease only
-    if every answer says so."""
-    alerts = [alert for answer in answers for alert in answer["alerts"]]
+    if every answer says so. An alert in two answers (acknowledged between the requests) is
+    listed as last changed."""
     # updated_at is RFC 3339 in UTC, every one of one form: text order is time order.
-    alerts.sort(key=lambda alert: str(alert["updated_at"]), reverse=True)
+    newest_first = sorted(
+        (alert for answer in answers for alert in answer["alerts"]),
+        key=lambda alert: str(alert["updated_at"]),
+        reverse=True,
+    )
+    latest: dict[str, dict[str, Any]] = {}
+    for alert in newest_first:
+        latest.setdefault(alert["alert_id"], alert)
+    alerts = list(latest.values())
     holder = all(answer.get("work_queue_holder", True) for answer in answers)
     return {"alerts": alerts, "work_queue_holder": holder}

@@ -37,6 +37,19 @@ def test_answers_for_several_states_become_one_list_most_recently_changed_first(
     assert merged([firing])["work_queue_holder"] is True
 
 
+def test_an_alert_acknowledged_between_the_requests_is_listed_once_as_last_changed() -> None:
+    """An alert the firing answer lists and the acknowledged one lists too (acknowledged between
+    the two requests) is one row, in its later state."""
+    before = _alert("a", "2026-12-02T10:01:00.000Z")
+    after = {**_alert("a", "2026-12-02T10:02:00.000Z"), "state": "acknowledged"}
+    other = _alert("b", "2026-12-02T10:01:30.000Z")
+    both = merged([{"alerts": [other, before]}, {"alerts": [after]}])
+    assert [(alert["alert_id"], alert["state"]) for alert in both["alerts"]] == [
+        ("a", "acknowledged"),
+        ("b", "firing"),
+    ]
+
+
 def test_a_row_carries_the_title_cut_to_its_width() -> None:
     """The row ends with the title; one longer than TITLE_WIDTH is cut there with an ellipsis."""
     row = alert_row(_alert("a", "x", title="Node down"))

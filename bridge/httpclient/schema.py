@@ -432,8 +432,9 @@ class HTTPClientConfig(Strict):
         tls = self.tls_config
         if tls.configured:
             inline = {"ca": "ca <inline>", "cert": "cert <inline>", "key": "key <set, redacted>"}
+            # A boolean as the file writes it (insecure_skip_verify true), not Python's True.
             shown = [
-                inline.get(key, f"{key} {value}")
+                inline.get(key, f"{key} {'true' if value is True else value}")
                 for key, value in tls.model_dump(exclude_defaults=True).items()
             ]
             parts.append("tls_config " + ", ".join(shown))

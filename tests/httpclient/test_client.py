@@ -226,6 +226,12 @@ def test_insecure_skip_verify_verifies_nothing() -> None:
     assert (context.ssl.verify_mode, context.ssl.check_hostname) == (ssl.CERT_NONE, False)
 
 
+def test_the_summary_shows_insecure_skip_verify_as_the_file_writes_it() -> None:
+    """check-config's summary says insecure_skip_verify true, as YAML writes it, not True."""
+    summary = config(tls_config={"insecure_skip_verify": True}).summary()
+    assert summary == "tls_config insecure_skip_verify true"
+
+
 def test_credentials_with_a_line_break_inside_fail_naming_the_header_not_the_secret(
     tmp_path: Path,
 ) -> None:
