@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from bench.workload import SECRET
 from bridge.bus import Envelope, HeaderCheck, Rejection, Verifier
-from bridge.cli import _GC_THRESHOLDS
+from bridge.cli.service import _GC_THRESHOLDS
 
 _LIBC: Final = ctypes.CDLL(None, use_errno=True)
 _CLIENTS: Final = 2

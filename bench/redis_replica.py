@@ -125,8 +125,8 @@ async def _main(args: argparse.Namespace) -> None:
     )
     await bridge.start(serve_http=False)
     if args.gc == "settled":
-        # As ``exesdb-bridge run`` does once started (``bridge/cli.py``): what start-up built
-        # is frozen out of the collector's sight, and collections come far less often.
+        # As ``exesdb-bridge run`` does once started (``bridge/cli/service.py``): what start-up
+        # built is frozen out of the collector's sight, and collections come far less often.
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 20)

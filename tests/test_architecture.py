@@ -23,9 +23,10 @@ from tests.support import ROOT
 
 PACKAGES = ("bridge", "collectors")
 # The edge: where the process, HTTP and wiring live. Only the edge may import the edge.
-EDGE_PACKAGES = ("bridge.pages",)  # the pages for people, served by bridge.http
+# The command line, and the pages for people served by bridge.http.
+EDGE_PACKAGES = ("bridge.cli", "bridge.pages")
 EDGE = frozenset(
-    {"bridge.app", "bridge.http", "bridge.cli", "bridge.__main__"}
+    {"bridge.app", "bridge.http", "bridge.__main__"}
     | {
         ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
         for package in EDGE_PACKAGES

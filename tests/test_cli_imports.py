@@ -3,7 +3,7 @@
 Every ``exesdb-bridge`` command is a new interpreter, and importing is most of what a client
 command costs (docs/performance.md, "Start-up"). Each test runs a command in a subprocess, as
 ``python -m bridge`` runs it, and reads ``sys.modules`` once it has answered: an eager import
-added back to ``bridge/cli.py`` or to a package's ``__init__`` fails here, with nothing timed.
+added back to ``bridge/cli/`` or to a package's ``__init__`` fails here, with nothing timed.
 """
 
 from __future__ import annotations

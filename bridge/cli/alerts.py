@@ -1,0 +1,109 @@
+"""The ``alerts`` command: list or acknowledge a running bridge's alerts through its admin API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Final
+
+from bridge.alert_table import ALERT_COLUMNS, NO_OPEN_ALERTS, OPEN_STATES, alert_row, merged
+from bridge.cli.remote import (
+    admin_token_or_exit,
+    bridge_json,
+    client_options,
+    say_refused,
+    target_or_exit,
+)
+from bridge.cli.shared import EXIT_FAILED, EXIT_OK, Commands, print_table, settings_or_exit
+from bridge.redaction import safe_url
+
+__all__ = ["add_alerts_command"]
+
+_NOT_THE_HOLDER: Final = (
+    "the replica at {} does not hold the work-queue lease: its alerts may be missing or out of"
+    " date; ask the replica that holds it (exesdb_redis_work_queue_leader 1 on its /metrics)"
+)
+
+
+def add_alerts_command(commands: Commands) -> None:
+    """Add ``alerts list`` and ``alerts ack`` to the subcommands of ``exesdb-bridge``."""
+    alerts = commands.add_parser("alerts", help="list or acknowledge a running bridge's alerts")
+    alerts_commands = alerts.add_subparsers(
+        dest="alerts_command", required=True, metavar="{list,ack}"
+    )
+    alerts_list = alerts_commands.add_parser("list", help="list alerts")
+    alerts_list.add_argument(
+        "--state",
+        choices=["firing", "acknowledged", "resolved", "all"],
+        help="only alerts in this state, or all (default: firing and acknowledged)",
+    )
+    alerts_ack = alerts_commands.add_parser("ack", help="acknowledge an alert")
+    alerts_ack.add_argument("alert_id", help="the alert's id, as alerts list shows it")
+    alerts_ack.add_argument("--by", required=True, help="who acknowledges")
+    alerts_ack.add_argument("--note", help="a note")
+    alerts_ack.add_argument("--resolution", help="how it was resolved (also resolves it)")
+    for sub in (alerts_list, alerts_ack):
+        client_options(sub)
+        sub.add_argument("--json", action="store_true", help="print JSON")
+    alerts.set_defaults(handler=_alerts)
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    import asyncio
+    from urllib.parse import quote
+
+    settings = settings_or_exit(warn_unknown=True)
+    token = admin_token_or_exit(settings, "alerts")
+
+    bridge = target_or_exit(args, settings)
+    headers = bridge.admin_headers(token)
+    calls: list[tuple[str, dict[str, str] | None, bytes | None]]
+    if args.alerts_command == "list":
+        path, key = "/v1/alerts", "alerts"
+        states = OPEN_STATES if args.state is None else (args.state,)
+        calls = [("GET", None if state == "all" else {"state": state}, None) for state in states]
+    else:
+        body = {"ack_by": args.by, "ack_note": args.note, "resolution": args.resolution}
+        path, key = f"/v1/alerts/{quote(args.alert_id, safe='')}/ack", "alert"
+        headers["Content-Type"] = "application/json"
+        calls = [("POST", None, json.dumps(body).encode())]
+    answers = []
+    for method, params, data in calls:
+        status, text = asyncio.run(
+            bridge.request(method, path, headers=headers, params=params, body=data)
+        )
+        if status != 200:
+            say_refused(bridge, path, status, text)
+            return EXIT_FAILED
+        if (one := bridge_json(text, key)) is None:
+            said = bridge.not_a_bridge(path, "its alerts as JSON")
+            print(f"exesdb-bridge: {said}", file=sys.stderr)
+            return EXIT_FAILED
+        answers.append(one)
+    answer = merged(answers) if args.alerts_command == "list" else answers[0]
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    elif args.alerts_command == "list":
+        rows = [alert_row(alert) for alert in answer["alerts"]]
+        print_table(ALERT_COLUMNS, rows, NO_OPEN_ALERTS if args.state is None else "no alerts")
+    else:
+        print_table(ALERT_COLUMNS, [alert_row(answer["alert"])], "")
+    if args.alerts_command == "list" and answer.get("work_queue_holder") is False:
+        print(f"exesdb-bridge: {_NOT_THE_HOLDER.format(safe_url(bridge.url))}", file=sys.stderr)
+    if args.alerts_command == "ack" and (note := _ack_unchanged(args, answer["alert"])):
+        print(f"exesdb-bridge: {note}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _ack_unchanged(args: argparse.Namespace, alert: dict[str, Any]) -> str | None:
+    """What to say when the bridge kept an earlier acknowledgement (it answers such an ack with
+    the alert as it is), so the person does not take the ack for theirs; None otherwise."""
+    if alert["state"] == "resolved" and not args.resolution:
+        return f"alert {args.alert_id} was resolved already; nothing changed"
+    if alert["ack_by"] is not None and (alert["ack_by"], alert["ack_note"]) != (args.by, args.note):
+        return (
+            f"alert {args.alert_id} was acknowledged already by {alert['ack_by']}"
+            f" at {alert['ack_at']}; left as it is"
+        )
+    return None

@@ -1,0 +1,264 @@
+"""The message commands: ``publish`` signs and sends one, ``tail`` prints them as they arrive."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from bridge.cli.remote import (
+    BRIDGE_ANSWER,
+    admin_token_or_exit,
+    bridge_json,
+    client_options,
+    say_refused,
+    target_or_exit,
+)
+from bridge.cli.shared import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Commands,
+    positive,
+    settings_or_exit,
+)
+from bridge.client import Target
+from bridge.messages import INSTANCES
+from bridge.redaction import safe_url
+
+__all__ = ["add_message_commands"]
+
+
+def add_message_commands(commands: Commands) -> None:
+    """Add ``publish`` and ``tail`` to the subcommands of ``exesdb-bridge``."""
+    publish = commands.add_parser("publish", help="sign and send one message to a bridge")
+    publish.add_argument("tag", help="the message type, e.g. system_alert")
+    publish.add_argument("--topic", type=_topic, help="the topic (default: the tag)")
+    publish.add_argument(
+        "--field",
+        "-f",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a payload field (JSON or text; a string field takes the text as typed)",
+    )
+    publish.add_argument("--stdin", action="store_true", help="read the payload as JSON from stdin")
+    client_options(publish)
+    publish.set_defaults(handler=_publish)
+
+    tail = commands.add_parser("tail", help="print verified messages as they arrive")
+    tail.add_argument("--instance", choices=INSTANCES, help="only this bus instance")
+    tail.add_argument(
+        "--topic", type=_stream_topic, help="only this topic (a trailing * matches a prefix)"
+    )
+    tail.add_argument(
+        "--count", type=positive, default=0, help="stop after this many messages (at least 1)"
+    )
+    client_options(tail)
+    tail.set_defaults(handler=_tail)
+
+
+def _topic(text: str) -> str:
+    """An argparse type: a topic an envelope may carry (a bridge refuses any other)."""
+    from bridge.bus import check_topic
+
+    try:
+        check_topic(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _stream_topic(text: str) -> str:
+    """An argparse type: a topic, or a prefix of one ending in ``*``, as ``/v1/stream`` takes it."""
+    from bridge.bus import check_topic
+
+    if text != "*":
+        try:
+            check_topic(text.removesuffix("*"))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+# -- publish --
+
+
+def _publish(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
+    from bridge.messages import utc_now
+    from bridge.schema import model_named, unknown_tag_message
+
+    settings = settings_or_exit(warn_unknown=True)
+    model = model_named(args.tag)
+    if model is None:
+        print(f"exesdb-bridge: {unknown_tag_message(args.tag)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        fields: dict[str, Any] = _stdin_fields() if args.stdin else {}
+        texts: dict[str, str] = {}
+        for item in args.field or ():
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"--field {item!r} must be name=value")
+            try:
+                fields[key] = json.loads(value)
+                texts[key] = value
+            except ValueError:
+                fields[key] = value
+        try:
+            payload = model.model_validate(fields, context={"node": settings.node})
+        except ValidationError as exc:
+            # A string field takes the text as written: -f version=1.0, -f user_id=42.
+            as_text = {
+                str(problem["loc"][0]): texts[str(problem["loc"][0])]
+                for problem in exc.errors()
+                if problem["type"] == "string_type"
+                and len(problem["loc"]) == 1
+                and str(problem["loc"][0]) in texts
+            }
+            if not as_text:
+                raise
+            payload = model.model_validate(fields | as_text, context={"node": settings.node})
+    except ValidationError as exc:
+        for problem in exc.errors():
+            where = ".".join(str(part) for part in problem["loc"]) or "payload"
+            given = "" if problem["type"] == "missing" else f" (got {_clipped(problem['input'])})"
+            print(f"exesdb-bridge: {args.tag}.{where}: {problem['msg']}{given}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:
+        print(f"exesdb-bridge: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    # Set but empty counts as unset, as it does for the bridge; checked after the message, so
+    # a message can be got right before there is a key.
+    if settings.secret_key_base is None or not settings.secret_key_base.get_secret_value():
+        print("exesdb-bridge: publish needs SECRET_KEY_BASE to sign with", file=sys.stderr)
+        return EXIT_USAGE
+    now = utc_now()
+    envelope = Envelope(
+        new_message_id(),
+        model.INSTANCE,
+        args.topic or model.TAG,
+        model.TAG,
+        settings.node,
+        now,
+        payload,
+        now.timestamp(),
+    )
+    body = envelope.to_bytes()
+    keyring = Keyring.from_secrets(settings.secret_key_base.get_secret_value())
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: keyring.sign_header(body, int(time.time())),
+    }
+    bridge = target_or_exit(args, settings)
+    status, text = asyncio.run(bridge.request("POST", "/v1/messages", headers=headers, body=body))
+    if status == 0:
+        print(f"exesdb-bridge: {text}", file=sys.stderr)
+        return EXIT_FAILED
+    if status != 202:
+        say_refused(bridge, "/v1/messages", status, text)
+        return EXIT_FAILED
+    if bridge_json(text, "accepted") is None:
+        # Another server's page: named, not printed as if it were the bridge's answer.
+        refused = bridge.not_a_bridge("/v1/messages", BRIDGE_ANSWER, status)
+        print(f"exesdb-bridge: {refused}", file=sys.stderr)
+        return EXIT_FAILED
+    print(text)
+    return EXIT_OK
+
+
+def _stdin_fields() -> dict[str, Any]:
+    """The payload's fields from ``--stdin``: one JSON object."""
+    try:
+        fields = json.loads(sys.stdin.read())
+    except ValueError as exc:
+        raise ValueError(f"--stdin: not JSON ({exc}); it must hold one JSON object") from exc
+    if not isinstance(fields, dict):
+        raise ValueError("--stdin must hold one JSON object: the payload's fields")
+    return fields
+
+
+def _clipped(value: object, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters with an ellipsis when longer."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+# -- tail --
+
+
+def _tail(args: argparse.Namespace) -> int:
+    import asyncio
+
+    settings = settings_or_exit(warn_unknown=True)
+    token = admin_token_or_exit(settings, "tail")
+    bridge = target_or_exit(args, settings)
+    try:
+        return asyncio.run(_follow(args, bridge, token))
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+async def _follow(args: argparse.Namespace, bridge: Target, token: str) -> int:
+    import aiohttp
+
+    params = {key: value for key in ("instance", "topic") if (value := getattr(args, key))}
+    printed = 0
+    try:
+        async with (
+            bridge.session(aiohttp.ClientTimeout(total=None, sock_read=None)) as session,
+            session.get(
+                bridge.url + "/v1/stream", params=params, headers=bridge.admin_headers(token)
+            ) as response,
+        ):
+            if response.status != 200:
+                say_refused(bridge, "/v1/stream", response.status, await response.text())
+                return EXIT_FAILED
+            if response.content_type != "text/event-stream":
+                # Another server on that port: its page is no stream the bridge ended.
+                print(
+                    f"exesdb-bridge: {bridge.not_a_bridge('/v1/stream', 'an event stream')}",
+                    file=sys.stderr,
+                )
+                return EXIT_FAILED
+            async for raw in response.content:
+                line = raw.decode().rstrip("\n")
+                if not line.startswith("data: "):
+                    continue
+                print(_one_line(json.loads(line[6:])), flush=True)
+                printed += 1
+                if args.count and printed >= args.count:
+                    return EXIT_OK
+    except aiohttp.ClientPayloadError:
+        # The stream had begun, so the bridge was reached: it died, or the connection did.
+        print(
+            f"exesdb-bridge: the stream from {safe_url(bridge.url)} broke off after {printed}"
+            " message(s): the bridge stopped without ending it, or the connection was lost",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    except aiohttp.ClientError as exc:
+        print(f"exesdb-bridge: {bridge.unreachable(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    # Only the bridge ends the stream (it is stopping, or a proxy ended it): tail was asked to
+    # follow until stopped, so this is a failure a script or a supervisor should see (exit 1).
+    print(
+        f"exesdb-bridge: the bridge at {safe_url(bridge.url)} closed the stream"
+        f" after {printed} message(s) (it is stopping, or a proxy ended the stream)",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
+
+
+def _one_line(envelope: dict[str, Any]) -> str:
+    payload = json.dumps(envelope["payload"], separators=(",", ":"), sort_keys=True)
+    return (
+        f"{envelope['ts']} {envelope['instance']} {envelope['topic']} "
+        f"{envelope['tag']} {envelope['node']} {payload}"
+    )

@@ -1,0 +1,171 @@
+"""The ``outbox`` command: the local alert outbox's deliveries listed, dead letters sent again."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from bridge.cli.shared import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Commands,
+    positive,
+    print_table,
+    settings_or_exit,
+)
+
+if TYPE_CHECKING:
+    from bridge.sinks.alerts.queue import DeliveryQueue
+    from bridge.sinks.alerts.records import Unretryable
+
+__all__ = ["add_outbox_command"]
+
+_DELIVERY_COLUMNS: Final = (
+    "DELIVERY_ID",
+    "STATE",
+    "ALERTS",
+    "ATTEMPTS",
+    "URL",
+    "CREATED",
+    "LAST_ERROR",
+)
+
+
+def add_outbox_command(commands: Commands) -> None:
+    """Add ``outbox list`` and ``outbox retry`` to the subcommands of ``exesdb-bridge``."""
+    outbox = commands.add_parser("outbox", help="the local alert outbox (EXESDB_STATE_DIR)")
+    outbox_commands = outbox.add_subparsers(
+        dest="outbox_command", required=True, metavar="{list,retry}"
+    )
+    outbox_list = outbox_commands.add_parser("list", help="list deliveries, newest first")
+    outbox_list.add_argument(
+        "--state",
+        choices=["pending", "delivered", "dead"],
+        help="only deliveries in this state (default: every state)",
+    )
+    outbox_list.add_argument(
+        "--limit", type=positive, default=100, help="at most this many (default: 100)"
+    )
+    outbox_list.add_argument("--json", action="store_true", help="print JSON lines")
+    outbox_retry = outbox_commands.add_parser("retry", help="send dead-lettered deliveries again")
+    outbox_retry.add_argument(
+        "ids", nargs="*", metavar="DELIVERY_ID", help="a dead-lettered delivery, as listed"
+    )
+    outbox_retry.add_argument("--all", action="store_true", help="every dead-lettered delivery")
+    outbox_retry.add_argument(
+        "--force",
+        action="store_true",
+        help="also those firing alerts whose resolve the receiver was sent since",
+    )
+    outbox.set_defaults(handler=_outbox)
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bridge.receiver_keys import receiver_label
+    from bridge.sinks.alerts.outbox import FILE_NAME, Outbox
+
+    settings = settings_or_exit(warn_unknown=True)
+    if args.outbox_command == "retry" and not args.all and not args.ids:
+        print("exesdb-bridge: outbox retry needs delivery ids or --all", file=sys.stderr)
+        return EXIT_USAGE
+    path = Path(settings.state_dir) / FILE_NAME
+    if not path.exists():
+        # Absolute: the default state directory is relative to the folder the command runs in.
+        print(
+            f"exesdb-bridge: no alert outbox at {path.absolute()}: set EXESDB_STATE_DIR to the"
+            f" bridge's state directory (now {settings.state_dir!r})",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    outbox = Outbox(path)
+    try:
+        if args.outbox_command == "list":
+            summaries = [d.summary() for d in outbox.queue.deliveries(args.state, args.limit)]
+            for summary in summaries:
+                # Webhook URLs often carry tokens in their path or query; receiver keys never.
+                summary["url"] = receiver_label(summary["url"])
+            if args.json:
+                for summary in summaries:
+                    print(json.dumps(summary))
+            else:
+                rows = [_delivery_row(summary) for summary in summaries]
+                print_table(_DELIVERY_COLUMNS, rows, "no deliveries")
+            return EXIT_OK
+        ids = None if args.all else args.ids
+        wrong = [] if args.all else _not_retryable(outbox.queue, args.ids)
+        left = outbox.dead_letters.unretryable(ids, force=args.force)
+        wrong += [_left_why(delivery) for delivery in left]
+        for problem in wrong:
+            print(f"exesdb-bridge: {problem}", file=sys.stderr)
+        count = outbox.dead_letters.retry(time.time(), ids, leave=[d.delivery_id for d in left])
+        print(f"{count} dead-lettered deliver{'y' if count == 1 else 'ies'} back to pending")
+        return EXIT_FAILED if wrong else EXIT_OK
+    finally:
+        outbox.close()
+
+
+def _not_retryable(queue: DeliveryQueue, ids: Sequence[str]) -> list[str]:
+    """Why each named delivery that is not dead-lettered cannot be retried."""
+    from bridge.sinks.alerts.records import DeliveryState
+
+    states = {delivery.id: delivery.state for delivery in queue.deliveries(ids=ids)}
+    problems = []
+    for delivery_id in dict.fromkeys(ids):
+        state = states.get(delivery_id)
+        if state is None:
+            problems.append(f"no delivery {delivery_id!r} in the outbox (see `outbox list`)")
+        elif state is not DeliveryState.DEAD:
+            problems.append(f"delivery {delivery_id!r} is {state}, not dead-lettered")
+    return problems
+
+
+def _left_why(delivery: Unretryable) -> str:
+    """Why ``outbox retry`` leaves a dead letter as it is."""
+    from bridge.receiver_keys import receiver_label
+
+    if delivery.configured:
+        receiver = receiver_label(delivery.receiver)
+        why = []
+        if delivery.resolved:
+            resolved = ", ".join(
+                f"{alert_id!r} resolved at {at}" for alert_id, at in delivery.resolved
+            )
+            why.append(
+                f"it fires alerts whose resolve {receiver} was sent since ({resolved}), so sent"
+                " again it would leave them firing there for good"
+            )
+        if delivery.refired:
+            refired = ", ".join(repr(alert_id) for alert_id in delivery.refired)
+            why.append(
+                f"it resolves alerts {receiver} was sent firing again since ({refired}), so sent"
+                " again it would show them resolved there while they fire"
+            )
+        return (
+            f"delivery {delivery.delivery_id!r} left dead-lettered: {'; '.join(why)};"
+            " --force sends it all the same"
+        )
+    return (
+        f"delivery {delivery.delivery_id!r} left dead-lettered: its receiver"
+        f" {receiver_label(delivery.receiver)} is not among those the bridge last started with"
+        " (EXESDB_WEBHOOK_URLS, EXESDB_WEBHOOK_CONFIG_FILE), so no worker would send it;"
+        " configure the receiver again and restart the bridge, then retry"
+    )
+
+
+def _delivery_row(summary: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        summary["id"],
+        summary["state"],
+        str(summary["alerts"]),
+        str(summary["attempts"]),
+        summary["url"],
+        summary["created_at"],
+        summary["last_error"] or "",
+    )

@@ -1,0 +1,113 @@
+"""The command line: one subcommand per task, parsed, and the one chosen run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from bridge import healthcheck
+from bridge.cli.alerts import add_alerts_command
+from bridge.cli.messages import add_message_commands
+from bridge.cli.outbox import add_outbox_command
+from bridge.cli.service import add_service_commands
+from bridge.cli.shared import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from bridge.messages import INSTANCES
+from bridge.schema import add_schema_command
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per task."""
+    parser = _Parser(
+        prog="exesdb-bridge",
+        description="ExESDB PubSub integration bridged to Prometheus, Grafana and OpenTelemetry.",
+    )
+    parser.add_argument("--version", action=_Version)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_service_commands(commands)
+    add_message_commands(commands)
+    add_alerts_command(commands)
+    add_outbox_command(commands)
+    add_schema_command(commands)
+
+    health = commands.add_parser("healthcheck", help="exit 0 when /healthz answers 200, else 1")
+    healthcheck.add_arguments(health)
+    health.set_defaults(handler=lambda args: healthcheck.main(args.timeout))
+    return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """A parser that is its own default ``usage_parser``; ``add_subparsers`` makes every
+    subcommand's parser one too (argparse's ``parser_class`` defaults to the parent's type), and
+    the innermost one chosen wins, so ``main`` can show that command's usage for an unknown
+    argument."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_defaults(usage_parser=self)
+
+
+class _Version(argparse.Action):
+    """``--version``, the version looked up when asked for (importlib.metadata costs every
+    command that is not asked for it)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(
+            option_strings,
+            dest,
+            nargs=0,
+            default=argparse.SUPPRESS,
+            help="show the version and exit",
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        from bridge import __version__
+
+        print(f"exesdb-bridge {__version__}")
+        parser.exit()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    # argparse hands an unknown argument of a subcommand back to the top-level parser, which
+    # would show its own usage: report it with the usage of the command it was given to.
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        # No command at all: a person finding their way, shown the commands rather than told
+        # that one is required.
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        hint = ""
+        if args.command == "publish" and args.tag in INSTANCES:
+            # `publish ex_esdb_health node_health_updated`, as examples/sign.sh takes them.
+            hint = (
+                f" ({args.tag!r} is a bus instance: publish takes the message type alone,"
+                " and its instance follows from it)"
+            )
+        args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+    try:
+        return int(args.handler(args))
+    except BrokenPipeError:
+        # The reader stopped early (`... | head`): not a failure. Stop quietly, as the Python
+        # docs' recipe does, pointing stdout at /dev/null so the flush at exit does not fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_OK
+    except KeyboardInterrupt:
+        # Ctrl-C while a command waits (on stdin, on a slow bridge): the person stopped it, so
+        # no traceback. tail and run take Ctrl-C as their way to stop and exit 0 themselves.
+        return EXIT_INTERRUPTED

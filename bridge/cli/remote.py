@@ -1,0 +1,112 @@
+"""What the commands that ask a running bridge share: its options, the admin token, its refusals."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any, Final
+
+from bridge.cli.shared import EXIT_USAGE
+from bridge.client import Target, target, url_argument, user_argument
+from bridge.errors import ConfigError
+from bridge.redaction import safe_url
+
+if TYPE_CHECKING:
+    from bridge.config import Settings
+
+__all__ = [
+    "BRIDGE_ANSWER",
+    "admin_token_or_exit",
+    "bridge_json",
+    "client_options",
+    "say_refused",
+    "target_or_exit",
+]
+
+# What a bridge answers every request with: JSON (docs/http-api.md#errors).
+BRIDGE_ANSWER: Final = "the bridge's JSON"
+_NEEDS_ADMIN: Final = (
+    "needs EXESDB_ADMIN_TOKEN: set it to the admin token the bridge runs with "
+    "(without one the bridge keeps its admin endpoints off)"
+)
+
+
+def client_options(parser: argparse.ArgumentParser) -> None:
+    """Where the bridge is and how to reach it (``bridge.client``)."""
+    parser.add_argument(
+        "--url",
+        type=url_argument,
+        help="the bridge (default: EXESDB_URL, else the address in EXESDB_HTTP_ADDR)",
+    )
+    parser.add_argument("--cacert", metavar="FILE", help="trust this CA (PEM) for https")
+    parser.add_argument(
+        "--user",
+        type=user_argument,
+        metavar="USER[:PASSWORD]",
+        help="basic auth for a web config with basic_auth_users (asks for a missing password)",
+    )
+
+
+def target_or_exit(args: argparse.Namespace, settings: Settings) -> Target:
+    """The bridge ``--url`` / ``EXESDB_URL`` / ``EXESDB_HTTP_ADDR`` point at (exit 2 for an
+    unusable ``--cacert``)."""
+    try:
+        return target(settings, url=args.url, cacert=args.cacert, user=args.user)
+    except ConfigError as exc:
+        print(f"exesdb-bridge: {'; '.join(exc.problems)}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def admin_token_or_exit(settings: Settings, command: str) -> str:
+    """``EXESDB_ADMIN_TOKEN`` for ``command`` (exit 2 when unset or empty: the bridge then keeps
+    its admin endpoints off)."""
+    token = settings.admin_token.get_secret_value() if settings.admin_token is not None else ""
+    if not token:
+        print(f"exesdb-bridge: {command} {_NEEDS_ADMIN}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+    return token
+
+
+def bridge_json(text: str, key: str) -> dict[str, Any] | None:
+    """The bridge's JSON answer holding ``key``; None for anything else (another server)."""
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) and key in answer else None
+
+
+def say_refused(bridge: Target, path: str, status: int, text: str) -> None:
+    """Say on stderr what the bridge answered instead of 200, naming what was asked, or why
+    nothing answered (``status`` 0)."""
+    answer = bridge_json(text, "error")
+    if status == 0:
+        print(f"exesdb-bridge: {text}", file=sys.stderr)
+    elif answer is None:  # a page, not the bridge's refusal
+        refused = bridge.not_a_bridge(path, BRIDGE_ANSWER, status)
+        print(f"exesdb-bridge: {refused}", file=sys.stderr)
+    else:
+        asked = safe_url(bridge.url).rstrip("/") + path
+        said = _refusal_words(answer)
+        if answer["error"] == "admin_disabled":  # this shell has a token; the bridge has none
+            said += (
+                "; EXESDB_ADMIN_TOKEN set here is what the commands send: the bridge needs it too"
+            )
+        if status == 401 and "basic_auth_users" in text:  # the web config's, not the token's
+            said += (
+                " (--user USER[:PASSWORD] sends basic auth)"
+                if bridge.basic_auth is None
+                else " (the user and password given are not one of its basic_auth_users)"
+            )
+        print(f"exesdb-bridge: {asked} answered {status}: {said}", file=sys.stderr)
+
+
+def _refusal_words(answer: dict[str, Any]) -> str:
+    """The bridge's JSON refusal (docs/http-api.md#errors) as a person reads it: its sentence,
+    then the code and the field at fault in brackets."""
+    error = str(answer["error"])
+    detail = answer.get("detail")
+    field = answer.get("field")
+    code = error if field is None else f"{error}, field {field}"
+    return f"{detail} ({code})" if detail else code

@@ -1,0 +1,168 @@
+"""The service's commands: ``run`` serves until a signal stops it, ``check-config`` shows how."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING, Final
+
+from bridge.cli.shared import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Commands,
+    settings_or_exit,
+)
+from bridge.errors import BridgeError, ConfigError
+from bridge.urls import own_url
+
+if TYPE_CHECKING:
+    from bridge.app import Bridge
+    from bridge.config import Settings
+
+__all__ = ["add_service_commands"]
+
+_logger = logging.getLogger("bridge")
+
+# Where `run --demo` keeps its state when EXESDB_STATE_DIR is unset: not the default folder a
+# real bridge run from the same place uses.
+_DEMO_STATE_DIR: Final = "./.exesdb-bridge-demo"
+# The cycle collector's generation thresholds once running (docs/performance.md measures them).
+_GC_THRESHOLDS: Final = (50_000, 20, 20)
+
+
+def add_service_commands(commands: Commands) -> None:
+    """Add ``run`` and ``check-config`` to the subcommands of ``exesdb-bridge``."""
+    run = commands.add_parser("run", help="run the bridge service")
+    run.add_argument(
+        "--demo", action="store_true", help="add a simulated three-node ExESDB cluster's traffic"
+    )
+    run.set_defaults(handler=_run)
+
+    check = commands.add_parser("check-config", help="print the resolved configuration")
+    check.set_defaults(handler=_check_config)
+
+
+# -- run --
+
+
+async def _serve(settings: Settings, demo: bool) -> int:
+    import asyncio
+
+    from bridge import __version__
+    from bridge.app import Bridge, default_components
+
+    components = default_components()
+    if demo:
+        from collectors.demo import demo_component
+
+        components.append(demo_component)
+    bridge = Bridge(settings, components=components, keep_replay=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _hang_up, bridge)
+    try:
+        await bridge.start()
+    except OSError as exc:  # the address is a BridgeError of its own; this is anything else
+        _logger.error("cannot start: %s", exc)
+        await bridge.aclose()
+        return EXIT_FAILED
+    except ConfigError as exc:  # e.g. EXESDB_STATE_DIR cannot hold the alert outbox
+        _logger.error("%s", exc)
+        await bridge.aclose()
+        return EXIT_USAGE
+    except BridgeError as exc:
+        _logger.error("%s", exc)
+        await bridge.aclose()
+        return EXIT_FAILED
+    _settle_heap()
+    _logger.info("exesdb-bridge %s running as node %s", __version__, settings.node)
+    if bridge.address is not None:
+        tls = bridge.web_config is not None and bridge.web_config.ssl_context is not None
+        base = own_url(*bridge.address, tls=tls)
+        _logger.info("open %s/ and %s/metrics", base, base)
+    await stop.wait()
+    _logger.info("stopping")
+    await bridge.aclose()
+    return EXIT_OK
+
+
+def _hang_up(bridge: Bridge) -> None:
+    """SIGHUP (``systemctl reload``, a closed terminal) reads the web config again and keeps
+    running: left to Python's default it ended the bridge at once, undrained, with an exit
+    systemd counts as clean (no restart)."""
+    if not bridge.settings.web_config_file:
+        web_config = "no web config to read again"
+    elif bridge.web_config is None:
+        web_config = "still starting: the web config is being read"
+    elif bridge.web_config.reload_if_changed():
+        web_config = "web config read again"
+    elif bridge.web_config.refused:
+        web_config = "web config: nothing new taken (the file is refused, as logged above)"
+    else:
+        web_config = "web config: nothing new taken (unchanged)"
+    _logger.info(
+        "SIGHUP: %s; environment variables and the receivers file are read at start (restart to "
+        "change them)",
+        web_config,
+    )
+
+
+def _settle_heap() -> None:
+    """Once started: what start-up built lives as long as the process, so the cycle collector
+    leaves it alone (``gc.freeze``), and collects after ``_GC_THRESHOLDS[0]`` new container
+    objects rather than 700, which at ingest rates meant a collection every few messages."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLDS)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bridge.logs import configure_logging
+
+    settings = settings_or_exit()
+    configure_logging(settings)
+    for note in settings.warnings():
+        _logger.warning("%s", note)
+    if args.demo and not os.environ.get("EXESDB_STATE_DIR"):
+        # The demo's made-up alerts (brute force on exesdb-2@demo) would otherwise stay in the
+        # outbox of the bridge run next from this folder, escalating to its real receivers.
+        settings = settings.model_copy(update={"state_dir": _DEMO_STATE_DIR})
+        _logger.info(
+            "demo: state kept in %s, apart from a bridge run here without --demo"
+            " (EXESDB_STATE_DIR names another)",
+            _DEMO_STATE_DIR,
+        )
+    return asyncio.run(_serve(settings, args.demo))
+
+
+# -- check-config --
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from bridge.receivers import describe_receivers
+    from bridge.webconfig import describe_web_config
+
+    settings = settings_or_exit()
+    shown = settings.redacted()
+    if settings.web_config_file:
+        shown["EXESDB_WEB_CONFIG_FILE"] += f" ({describe_web_config(settings.web_config_file)})"
+    width = max(len(name) for name in shown)
+    for name, value in shown.items():
+        print(f"{name:<{width}}  {value}")
+    if settings.webhook_config_file:
+        # One line per receiver: URLs as safe_url shows them, secrets only as set or a file.
+        signs = settings.webhook_secret is not None
+        for line in describe_receivers(settings.webhook_config_file, webhook_secret=signs):
+            print(f"  {line}")
+    for note in settings.warnings():
+        print(f"warning: {note}", file=sys.stderr)
+    return EXIT_OK
