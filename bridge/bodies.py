@@ -64,12 +64,15 @@ async def read_body(request: web.Request) -> bytes:
     aiohttp keeps a keep-alive connection's last request until its next one, so every idle
     connection would hold the body it last sent (up to the limit each, signed or not).
     """
-    received = bytearray()  # as sent
+    # The chunks joined once (one copy of the body), not grown in a bytearray and copied out.
+    received: list[bytes] = []  # as sent
+    size = 0
     while chunk := await request.content.readany():
-        received += chunk
-        if len(received) > request.client_max_size:
-            raise web.HTTPRequestEntityTooLarge(request.client_max_size, len(received))
-    body = bytes(received)
+        size += len(chunk)
+        if size > request.client_max_size:
+            raise web.HTTPRequestEntityTooLarge(request.client_max_size, size)
+        received.append(chunk)
+    body = received[0] if len(received) == 1 else b"".join(received)
     del received
     coding = request.headers.get("Content-Encoding", "").strip().lower()
     if coding not in ("gzip", "deflate") or not body:
