@@ -607,6 +607,29 @@ async def test_ingest_accepts_a_body_at_the_limit(serve: ServerFactory) -> None:
     assert (await server.post(body))[0] == 202
 
 
+async def test_ingest_accepts_a_body_at_the_limit_sent_in_many_chunks(
+    serve: ServerFactory,
+) -> None:
+    """A body of exactly EXESDB_MAX_BODY_BYTES sent chunked, in pieces of 100 bytes, is read
+    whole, in order: its signature over the body matches and it is accepted."""
+    server = await serve(EXESDB_MAX_BODY_BYTES="2048")
+    item = envelope(payload={"status": "healthy", "checks": {"pad": ""}})
+    item["payload"]["checks"]["pad"] = "x" * (2048 - len(body_of(item)))
+    body = body_of(item)
+    assert len(body) == 2048
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 100):
+            yield body[start : start + 100]
+            await asyncio.sleep(0)  # each piece its own read, not gathered into one
+
+    headers = {"Content-Type": JSON, SIGNATURE_HEADER: signed(body)}
+    async with server.session.post(
+        server.url + "/v1/messages", data=chunks(), headers=headers
+    ) as response:
+        assert response.status == 202, await response.text()
+
+
 @pytest.mark.parametrize("content_type", ["text/plain", "application/xml", None])
 async def test_ingest_answers_415_for_other_content_types(
     serve: ServerFactory, content_type: str | None
