@@ -55,6 +55,7 @@ async def _serve(settings: Settings, demo: bool) -> int:
 
     from bridge import __version__
     from bridge.app import Bridge, default_components
+    from bridge.bodies import keep_heap_for_bodies
 
     components = default_components()
     if demo:
@@ -82,6 +83,7 @@ async def _serve(settings: Settings, demo: bool) -> int:
         await bridge.aclose()
         return EXIT_FAILED
     _settle_heap()
+    keep_heap_for_bodies(settings.max_body_bytes)  # the bodies' memory kept between requests
     _logger.info("exesdb-bridge %s running as node %s", __version__, settings.node)
     if bridge.address is not None:
         tls = bridge.web_config is not None and bridge.web_config.ssl_context is not None
