@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bridge.bus import SIGNATURE_HEADER
-from tests.support import BridgeProcess
+from tests.support import BridgeProcess, unavailable
 
 pytestmark = [pytest.mark.integration]
 
@@ -24,13 +24,14 @@ def _minor_faults(pid: int) -> int:
     return int(fields[7])
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="page faults read from /proc; glibc's malloc")
 def test_large_bodies_refused_one_after_another_take_no_fresh_pages(
     tmp_path: Path, bridge_processes: list[BridgeProcess]
 ) -> None:
     """Batches of 700 KB refused at their signature, one after another on a keep-alive
     connection, take almost no new pages each once the first has been read: the heap keeps
     what a body took (it gave it back and took it again, page by page: 400 faults each)."""
+    if sys.platform != "linux":
+        unavailable("page faults are read from /proc, the heap kept by glibc's malloc: Linux only")
     bridge = BridgeProcess(EXESDB_INGEST="true").start(tmp_path)
     bridge_processes.append(bridge)
     assert bridge.process is not None
