@@ -1,9 +1,9 @@
 """``python -m bridge`` and the ``exesdb-bridge`` command: ``healthcheck`` on a light path.
 
 An exec probe runs ``exesdb-bridge healthcheck`` every few seconds: that command is parsed and
-run here with the standard library and ``bridge.healthcheck`` alone; every other command, and a
-``healthcheck`` whose options this light parser does not take, goes to ``bridge.cli``, which
-imports the whole bridge.
+run here with the standard library and ``bridge.cli.healthcheck`` alone (``bridge.cli`` imports
+its parser when first asked for it); every other command, and a ``healthcheck`` whose options
+this light parser does not take, goes to ``bridge.cli``'s parser, which imports the whole bridge.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command ``argv`` (the process's arguments) names; return its exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["healthcheck"]:
-        from bridge import healthcheck
+        from bridge.cli import healthcheck
 
         parser = _LightParser(prog="exesdb-bridge healthcheck", add_help=False)
         healthcheck.add_arguments(parser)

@@ -79,7 +79,7 @@ class ProbeSettings:
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ProbeSettings:
         """Read ``environ`` (the process environment); ConfigError listing every problem of these
         variables as ``load_settings`` words it. The web config file is not read here: the probe
-        reads and judges it once, in ``bridge.healthcheck.target``."""
+        reads and judges it once, in ``bridge.cli.healthcheck.target``."""
         env = os.environ if environ is None else environ
 
         def get(name: str) -> str | None:

@@ -1,4 +1,5 @@
-"""Where the client commands find a bridge (bridge.client), and how they show where they looked."""
+"""Where the client commands find a bridge (bridge.cli.client), and how they show where they
+looked."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.client import Target, bridge_url, target, url_argument, user_argument
+from bridge.cli.client import Target, bridge_url, target, url_argument, user_argument
 from bridge.errors import ConfigError
 from bridge.headers import ADMIN_TOKEN_HEADER
 from tests.support import ADMIN_TOKEN, ThreadedBridge, make_settings

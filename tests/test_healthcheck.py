@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from bridge.cli.healthcheck import pinned_context, probe, probe_url
 from bridge.headers import HEALTHZ_BODY
-from bridge.healthcheck import pinned_context, probe, probe_url
 from bridge.http import healthz
 from tests.support import (
     BridgeProcess,
@@ -655,7 +655,7 @@ def test_a_web_config_whose_tls_section_is_bad_leaves_nothing_to_probe_with(
 # (an audit hook sees every open) and hands YAML text to PyYAML (every reading starts a Reader).
 _COUNTED_TARGET = """
 import sys, yaml.reader
-from bridge.healthcheck import target
+from bridge.cli.healthcheck import target
 from bridge.probe_settings import ProbeSettings
 path = sys.argv[1]
 opened, parsed = [], []
@@ -729,9 +729,9 @@ def test_command_with_a_web_config_imports_its_reader_but_not_the_server(tmp_pat
 
 
 def test_command_with_an_option_it_does_not_take_goes_to_the_full_command_line() -> None:
-    """``healthcheck --help`` is answered by bridge.cli (so the check of the light path above
-    can see an import it does not make); tests/test_cli_imports.py holds what that imports."""
-    assert "bridge.cli" in modules_imported_by_healthcheck("--help")
-    assert "bridge.cli" not in modules_imported_by_healthcheck(
-        EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}"
-    )
+    """``healthcheck --help`` is answered by bridge.cli's parser (so the check of the light path
+    above can see an import it does not make); tests/test_cli_imports.py holds what that imports.
+    A plain probe runs bridge.cli.healthcheck without the parser or its subcommands."""
+    assert "bridge.cli.parser" in modules_imported_by_healthcheck("--help")
+    light = modules_imported_by_healthcheck(EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}")
+    assert {name for name in light if name.startswith("bridge.cli.")} == {"bridge.cli.healthcheck"}

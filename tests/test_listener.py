@@ -29,8 +29,8 @@ from bridge.listener import (
     ConnectionGuard,
     Limits,
     Listener,
-    _bind,
 )
+from bridge.listener.sockets import bind
 from tests.support import ADMIN_TOKEN, async_wait_until, make_settings
 from tests.webconfig.files import WebFiles
 
@@ -544,7 +544,7 @@ async def test_an_address_family_the_kernel_cannot_make_a_socket_for_is_left_out
     can be made (as asyncio's create_server does), not an error stopping start-up."""
     families = {info[0] for info in socket.getaddrinfo(None, 0, type=socket.SOCK_STREAM)}
     assert socket.AF_INET6 in families, "this test needs the host's IPv6 for the wildcard"
-    sockets = await _bind("", 0, new_socket=_no_ipv6)
+    sockets = await bind("", 0, new_socket=_no_ipv6)
     try:
         assert [sock.family for sock in sockets] == [socket.AF_INET]
     finally:
@@ -557,7 +557,7 @@ async def test_an_address_no_socket_can_be_made_for_is_an_error_naming_it() -> N
     with pytest.raises(
         OSError, match=r"^\[Errno \d+\] no socket can be made for '::1' port 0: "
     ) as raised:
-        await _bind("::1", 0, new_socket=_no_ipv6)
+        await bind("::1", 0, new_socket=_no_ipv6)
     assert raised.value.errno == errno.EAFNOSUPPORT
 
 
@@ -568,7 +568,7 @@ async def test_an_address_in_use_is_an_error_naming_it_and_the_errno_once() -> N
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(OSError, match=r"address already in use$") as raised:
-            await _bind("127.0.0.1", port)
+            await bind("127.0.0.1", port)
     assert str(raised.value) == (
         f"[Errno {errno.EADDRINUSE}] error while attempting to bind on address "
         f"('127.0.0.1', {port}): address already in use"
@@ -596,7 +596,7 @@ async def test_an_address_of_a_name_the_host_does_not_have_is_left_out_with_a_wa
     off by sysctl) is bound on its other addresses, with a warning naming the one left out and
     the errno, not an error stopping start-up."""
     with caplog.at_level(logging.WARNING, logger="bridge.listener"):
-        sockets = await _bind("localhost", 0, resolve=_resolving_to("127.0.0.1", _NOT_HERE))
+        sockets = await bind("localhost", 0, resolve=_resolving_to("127.0.0.1", _NOT_HERE))
     try:
         assert [sock.getsockname()[0] for sock in sockets] == ["127.0.0.1"]
     finally:
@@ -614,7 +614,7 @@ async def test_a_name_none_of_whose_addresses_the_host_has_is_an_error_naming_th
     """When the host has none of the addresses a name resolves to, binding fails naming each
     and the errno."""
     with pytest.raises(OSError, match=r"cannot assign requested address$") as raised:
-        await _bind("localhost", 0, resolve=_resolving_to("192.0.2.1", _NOT_HERE))
+        await bind("localhost", 0, resolve=_resolving_to("192.0.2.1", _NOT_HERE))
     assert raised.value.errno == errno.EADDRNOTAVAIL
     assert str(raised.value) == (
         f"[Errno {errno.EADDRNOTAVAIL}] error while attempting to bind on address "
@@ -630,7 +630,7 @@ async def test_a_port_taken_on_one_address_of_a_name_is_an_error_though_another_
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(OSError, match=r"address already in use$") as raised:
-            await _bind("localhost", port, resolve=_resolving_to("127.0.0.1", "::1"))
+            await bind("localhost", port, resolve=_resolving_to("127.0.0.1", "::1"))
     assert raised.value.errno == errno.EADDRINUSE
 
 
@@ -638,7 +638,7 @@ async def test_port_zero_on_a_name_of_several_addresses_picks_one_port_for_all()
     """Port 0 on a name resolving to several addresses (localhost: 127.0.0.1 and ::1) binds
     each on the one port the system picked for the first: the port the bridge reports and
     links to reaches it on every one of them, not another process on a port of its own."""
-    sockets = await _bind("localhost", 0, resolve=_resolving_to("127.0.0.1", "::1"))
+    sockets = await bind("localhost", 0, resolve=_resolving_to("127.0.0.1", "::1"))
     try:
         assert [sock.getsockname()[0] for sock in sockets] == ["127.0.0.1", "::1"]
         assert len({sock.getsockname()[1] for sock in sockets}) == 1
@@ -665,7 +665,7 @@ async def test_port_zero_is_picked_again_when_taken_on_a_later_address() -> None
 
     try:
         resolve = _resolving_to("127.0.0.1", "::1")
-        sockets = await _bind("localhost", 0, new_socket=taken_on_ipv6_once, resolve=resolve)
+        sockets = await bind("localhost", 0, new_socket=taken_on_ipv6_once, resolve=resolve)
         try:
             ports = {sock.getsockname()[1] for sock in sockets}
             assert len(sockets) == 2
@@ -680,7 +680,11 @@ async def test_port_zero_is_picked_again_when_taken_on_a_later_address() -> None
 
 
 def _listener_log(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "bridge.listener" and r.levelname == "WARNING"]
+    return [
+        r
+        for r in caplog.records
+        if r.name.startswith("bridge.listener.") and r.levelname == "WARNING"
+    ]
 
 
 async def test_refused_accepts_are_told_once_a_minute_with_the_count_of_those_left_out(
@@ -697,7 +701,7 @@ async def test_refused_accepts_are_told_once_a_minute_with_the_count_of_those_le
         return asked[-1]
 
     guard = ConnectionGuard(Limits(1.0, 1.0, 1.0, 10))
-    listener = Listener(guard, await _bind("127.0.0.1", 0), asyncio.Protocol, clock=clock)
+    listener = Listener(guard, await bind("127.0.0.1", 0), asyncio.Protocol, clock=clock)
     loop = asyncio.get_running_loop()
     with contextlib.ExitStack() as stack:
         stack.callback(listener.close)

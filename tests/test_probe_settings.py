@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from bridge.cli.healthcheck import target
 from bridge.config import load_settings
 from bridge.errors import ConfigError
-from bridge.healthcheck import target
 from bridge.probe_settings import ProbeSettings
 
 pytestmark = pytest.mark.usefixtures("clean_env")

@@ -94,7 +94,7 @@ URL_SPLITTERS = {
         "checks the URLs the bridge is given and takes their userinfo out for an auth header"
         " (split_userinfo); shows them through redaction"
     ),
-    "bridge/healthcheck.py": "connects to the URL it built from EXESDB_HTTP_ADDR",
+    "bridge/cli/healthcheck.py": "connects to the URL it built from EXESDB_HTTP_ADDR",
     "bridge/sinks/otlp/mapping.py": "the host for server.address; shows through redaction",
     "collectors/lifecycle.py": "names the bus's scheme only",
     "bridge/httpclient/proxy.py": "a URL's scheme, host and port against no_proxy; shows none",

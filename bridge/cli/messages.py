@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any
 
+from bridge.cli.client import Target
 from bridge.cli.remote import (
     BRIDGE_ANSWER,
     admin_token_or_exit,
@@ -24,7 +25,6 @@ from bridge.cli.shared import (
     positive,
     settings_or_exit,
 )
-from bridge.client import Target
 from bridge.messages import INSTANCES
 from bridge.redaction import safe_url
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from bridge import healthcheck
+from bridge.cli import healthcheck
 from bridge.cli.alerts import add_alerts_command
 from bridge.cli.messages import add_message_commands
 from bridge.cli.outbox import add_outbox_command

@@ -7,8 +7,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any, Final
 
+from bridge.cli.client import Target, target, url_argument, user_argument
 from bridge.cli.shared import EXIT_USAGE
-from bridge.client import Target, target, url_argument, user_argument
 from bridge.errors import ConfigError
 from bridge.redaction import safe_url
 
@@ -33,7 +33,7 @@ _NEEDS_ADMIN: Final = (
 
 
 def client_options(parser: argparse.ArgumentParser) -> None:
-    """Where the bridge is and how to reach it (``bridge.client``)."""
+    """Where the bridge is and how to reach it (``bridge.cli.client``)."""
     parser.add_argument(
         "--url",
         type=url_argument,

@@ -22,9 +22,9 @@ import trustme
 
 from bridge.app import Bridge
 from bridge.bus import SIGNATURE_HEADER, Keyring
+from bridge.cli.healthcheck import probe, target
 from bridge.errors import ConfigError
 from bridge.headers import ADMIN_TOKEN_HEADER
-from bridge.healthcheck import probe, target
 from tests.support import ADMIN_TOKEN, TEST_SECRET, async_wait_until, make_settings
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 

@@ -1,0 +1,63 @@
+"""The HTTP listener: a connection cap that keeps room for probes, deadlines on heads and bodies.
+
+aiohttp closes a connection idle for ``EXESDB_HTTP_IDLE_TIMEOUT_MS`` itself (its
+``keepalive_timeout``, counted from the accept since aiohttp 3.14.4, the lowest version allowed,
+or from the last response). The rest is here, around
+aiohttp's protocol (an ``asyncio.Protocol`` wrapped, nothing of aiohttp's private API):
+
+- a request head must arrive complete within ``EXESDB_HTTP_HEADER_TIMEOUT_MS`` of its first byte
+  (a TLS handshake within as long), and a body within ``EXESDB_HTTP_BODY_TIMEOUT_MS`` of its head
+  (else 408, and the connection closes): a trickle holds a connection for a bounded time;
+- at most ``EXESDB_HTTP_MAX_CONNECTIONS`` connections, lowered to what the descriptor limit
+  allows, each counted from its accept: at the cap a new connection closes the one idle longest
+  (no request in progress, or a TLS handshake not finished), so a flood of idle connections or
+  half-open handshakes cannot lock the probes out; with none idle, it closes the body read going
+  slowest (bytes a second since its head, once ``BODY_GRACE`` has passed), so trickled bodies
+  cannot lock ingest out; when every connection is busy otherwise, up to ``RESERVE`` more are
+  taken for ``/healthz``, ``/readyz`` and ``/metrics`` only;
+- at most ``MAX_STALLED`` connections may hold an answer their client does not read (past the
+  transport's high-water mark): one more closes the one stalled longest, so clients that never
+  read ``/metrics`` hold a bounded amount of memory, not a whole exposition each;
+- each answer is sent here and its body let go (aiohttp keeps a keep-alive connection's last
+  request and response until its next request), so an idle connection does not hold the page
+  it last got; a request whose head is over ``HEAD_KEPT`` is answered, then its connection
+  closes, so that it does not hold the head;
+- connections are accepted here (``Listener``), not by an ``asyncio.Server``, only while the
+  descriptors they hold stay within the cap, the reserve and one burst of accepts: asyncio's
+  own accept loop takes up to a backlog of connections each time the listening socket is
+  ready, several bursts before the idle connections evicted for them have let their
+  descriptors go, and clients connecting at once ran the process out of descriptors;
+- at start the soft descriptor limit is raised to the hard one.
+
+The parts: ``guard.py`` counts, caps and times the connections and is the server's middleware;
+``connection.py`` is one connection as the guard sees it; ``accept.py`` accepts within the
+descriptor budget; ``sockets.py`` binds the listening sockets and raises the descriptor limit.
+"""
+
+from __future__ import annotations
+
+from bridge.listener.accept import Listener
+from bridge.listener.guard import (
+    BODY_GRACE,
+    CLOSE_AFTER,
+    HEAD_KEPT,
+    MAX_STALLED,
+    PROBE_PATHS,
+    RESERVE,
+    ConnectionGuard,
+    Limits,
+)
+from bridge.listener.sockets import raise_descriptor_limit
+
+__all__ = [
+    "BODY_GRACE",
+    "CLOSE_AFTER",
+    "HEAD_KEPT",
+    "MAX_STALLED",
+    "PROBE_PATHS",
+    "RESERVE",
+    "ConnectionGuard",
+    "Limits",
+    "Listener",
+    "raise_descriptor_limit",
+]

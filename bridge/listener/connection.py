@@ -1,0 +1,132 @@
+"""One HTTP connection under the guard: aiohttp's protocol wrapped, its phase and its timer.
+
+The connection tells the guard what happens to it (``Watcher``: accepted, a head begun, a TLS
+handshake to make, an answer not read or read again, lost); the guard decides what follows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from enum import Enum
+from typing import Protocol, cast
+
+from aiohttp import web
+
+__all__ = ["Connection", "Phase", "Watcher"]
+
+
+class Phase(Enum):
+    """Where a connection is in its requests."""
+
+    IDLE = "idle"  # waiting for a request
+    HEAD = "head"  # part of a request head has arrived
+    BUSY = "busy"  # a request is being handled
+
+
+class Watcher(Protocol):
+    """What a connection tells the guard watching it (``bridge.listener.guard.ConnectionGuard``)."""
+
+    def admit(self, connection: Connection) -> bool: ...
+
+    def handshake(self, connection: Connection, context: ssl.SSLContext) -> None: ...
+
+    def head_started(self, connection: Connection) -> None: ...
+
+    def stalled(self, connection: Connection) -> None: ...
+
+    def flowing(self, connection: Connection) -> None: ...
+
+    def lost(self, connection: Connection) -> None: ...
+
+
+class Connection(asyncio.Protocol):
+    """aiohttp's protocol for one connection, with the guard watching its phases.
+
+    With TLS the connection is taken plain at its accept (counted then) and its handshake made
+    with ``loop.start_tls``; only once it is done does aiohttp see the connection (``start``),
+    with what arrived over TLS before start_tls returned.
+    """
+
+    __slots__ = (
+        "_early",
+        "_guard",
+        "_inner",
+        "_made",
+        "_tls",
+        "body_expired",
+        "body_since",
+        "live",
+        "phase",
+        "reading",
+        "reserved",
+        "timer",
+        "transport",
+    )
+
+    def __init__(
+        self, guard: Watcher, inner: asyncio.Protocol, tls: ssl.SSLContext | None = None
+    ) -> None:
+        self._guard = guard
+        self._inner = inner
+        self._tls = tls
+        self._made = False
+        self._early: list[bytes] = []  # TLS data before start_tls returned
+        self.transport: asyncio.Transport | None = None
+        self.phase = Phase.IDLE
+        self.reserved = False
+        self.live = False  # counted against the cap (or the reserve) and not closing
+        self.body_expired = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.reading: web.Request | None = None  # the request whose body is being read
+        self.body_since = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        if not self._guard.admit(self):
+            return
+        if self._tls is not None:
+            # Nothing may be read before start_tls takes the socket over.
+            self.transport.pause_reading()
+            self._guard.handshake(self, self._tls)
+            return
+        self.start(self.transport)
+
+    def start(self, transport: asyncio.Transport) -> None:
+        """Hand the connection (``transport``: TLS once handshaken) to aiohttp."""
+        self._made = True
+        self._inner.connection_made(transport)
+        early, self._early = self._early, []
+        for data in early:
+            self.data_received(data)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._made:
+            if self._tls is not None and self.live:
+                self._early.append(data)  # handshaken, start_tls about to return
+            return  # refused: closing, and aiohttp never saw it
+        if self.phase is Phase.IDLE:
+            self.phase = Phase.HEAD
+            self._guard.head_started(self)
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._made else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._guard.lost(self)
+        if self._made:
+            self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+        self._guard.stalled(self)
+
+    def resume_writing(self) -> None:
+        self._guard.flowing(self)
+        self._inner.resume_writing()
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None

@@ -1,0 +1,447 @@
+"""The connection guard: the connections counted, capped and timed, and each answer sent.
+
+It counts each connection from its accept (with TLS, before its handshake), times its head, its
+handshake and its body, closes the one idle longest (else the slowest body) at the cap, keeps
+``RESERVE`` more for the probes, bounds the answers not read, and, as aiohttp's middleware,
+sends each answer itself and lets its body go (the package docstring says why each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from bridge.listener.accept import BACKLOG, Listener
+from bridge.listener.connection import Connection, Phase
+from bridge.listener.sockets import bind
+from bridge.routes import error_response
+
+__all__ = [
+    "BODY_GRACE",
+    "CLOSE_AFTER",
+    "HEAD_KEPT",
+    "MAX_STALLED",
+    "PROBE_PATHS",
+    "RESERVE",
+    "ConnectionGuard",
+    "Limits",
+]
+
+_logger = logging.getLogger(__name__)
+
+PROBE_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+RESERVE: Final = 32
+# Seconds a body read is given before its rate counts: the slowest one past it is closed at the cap.
+BODY_GRACE: Final = 1.0
+# Connections whose client is not reading the answer (each may hold a whole /metrics exposition).
+MAX_STALLED: Final = 32
+# The most bytes of header fields a request may send and its connection stay open after the
+# answer: the connection would hold them until its next request (~1 MiB each otherwise).
+HEAD_KEPT: Final = 16 * 1024
+# The most bytes of a header field's name and value together: aiohttp's parser refuses more (its
+# max_field_size, left at its default).
+_FIELD_MAX: Final = 8190
+# So many fields cannot hold more than HEAD_KEPT bytes: their sum need not be counted.
+_FEW_FIELDS: Final = HEAD_KEPT // _FIELD_MAX
+# Set (True) in a request whose connection closes after its answer: a handler that sends its
+# answer itself (a StreamResponse) calls force_close() before prepare(), so that it says so.
+CLOSE_AFTER: Final = web.RequestKey("close_after", bool)
+# Descriptors kept for everything but HTTP connections: the outbox, Redis, webhook and OTLP
+# clients, logs, the interpreter's own.
+_OTHER_DESCRIPTORS: Final = 128
+_REASONS: Final = (
+    "header_timeout",
+    "body_timeout",
+    "evicted",
+    "slow_body",
+    "stalled",
+    "refused",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The deadlines (seconds) and the connection cap of the listener."""
+
+    header_timeout: float
+    body_timeout: float
+    idle_timeout: float
+    max_connections: int
+
+
+class _BodyTimeout(TimeoutError):
+    """Raised into a handler reading a body that did not arrive in time.
+
+    A TimeoutError, so that aiohttp, draining the rest of the body after the 408, stops quietly.
+    """
+
+
+class ConnectionGuard:
+    """Counts, caps and times the HTTP server's connections (see the package docstring)."""
+
+    def __init__(self, limits: Limits, *, registry: CollectorRegistry | None = None) -> None:
+        self.limits = limits
+        self.max_connections = limits.max_connections
+        self.max_stalled = MAX_STALLED
+        self._open: dict[asyncio.BaseTransport, Connection] = {}
+        # Live connections with no request in progress, the one idle longest first.
+        self._idle: OrderedDict[Connection, None] = OrderedDict()
+        self._reading: set[Connection] = set()  # requests whose body is being read
+        # Live connections whose client does not read the answer, the one stalled longest first.
+        self._stalled: OrderedDict[Connection, None] = OrderedDict()
+        self._regular = 0
+        self._reserved = 0
+        self._handshakes: set[asyncio.Task[None]] = set()
+        self._listener: Listener | None = None
+        registry = registry if registry is not None else CollectorRegistry()
+        Gauge(
+            "exesdb_http_connections",
+            "Open HTTP connections.",
+            registry=registry,
+        ).set_function(lambda: float(len(self._open)))
+        Gauge(
+            "exesdb_http_max_connections",
+            "The HTTP connection cap in force: EXESDB_HTTP_MAX_CONNECTIONS, or lower when the "
+            "descriptor limit allows fewer.",
+            registry=registry,
+        ).set_function(lambda: float(self.max_connections))
+        self._closed = Counter(
+            "exesdb_http_connections_closed",
+            "HTTP connections the bridge closed: a head, TLS handshake or body too slow "
+            "(header_timeout, body_timeout), the longest idle at the cap (evicted), the slowest "
+            "body at the cap with none idle (slow_body), the longest of too many answers not "
+            "read (stalled), or over the cap (refused).",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in _REASONS:
+            self._closed.labels(reason)
+
+    @property
+    def idle(self) -> int:
+        """Open connections with no request in progress."""
+        return len(self._idle)
+
+    @property
+    def stalled_count(self) -> int:
+        """Open connections holding an answer their client does not read."""
+        return len(self._stalled)
+
+    @property
+    def descriptor_budget(self) -> int:
+        """Most descriptors the HTTP connections may hold at once: the cap, the probe reserve
+        and one burst of accepts (each connection accepted holds one before the cap closes the
+        idle one it evicts, which lets its own go an iteration of the loop later)."""
+        return self.max_connections + RESERVE + BACKLOG
+
+    def fit(self, descriptors: int) -> int:
+        """Lower the cap to what ``descriptors`` allows beside everything else; the cap."""
+        # The listener accepts up to a backlog of connections at once, each holding a descriptor
+        # before the cap can close the idle one it evicts for it: room for one such burst (the
+        # descriptor budget, which the listener keeps to).
+        allowed = max(1, descriptors - _OTHER_DESCRIPTORS - RESERVE - BACKLOG)
+        if allowed < self.limits.max_connections:
+            _logger.warning(
+                "EXESDB_HTTP_MAX_CONNECTIONS %d lowered to %d: the descriptor limit is %d",
+                self.limits.max_connections,
+                allowed,
+                descriptors,
+            )
+        self.max_connections = min(self.limits.max_connections, allowed)
+        return self.max_connections
+
+    async def serve(
+        self,
+        factory: Callable[[], asyncio.Protocol],
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> Listener:
+        """Bind ``host:port`` (every address it resolves to, as ``asyncio`` binds them), each
+        connection's protocol from ``factory`` (aiohttp's ``runner.server``) under this guard;
+        it accepts once the listener's ``start_serving()`` is awaited.
+
+        With TLS each connection is counted from its accept, before its handshake (which gets
+        the header timeout: it is the first part of reading a request), so that half-open
+        handshakes are held to the cap like idle connections.
+        """
+        sockets = await bind(host, port)
+        self._listener = Listener(self, sockets, lambda: Connection(self, factory(), ssl_context))
+        return self._listener
+
+    def close(self) -> None:
+        """Abort the handshakes still under way (the listener has stopped accepting)."""
+        for task in list(self._handshakes):
+            task.cancel()
+
+    # -- the connections' phases --
+
+    def admit(self, connection: Connection) -> bool:
+        """Take a new connection under the cap (closing the longest idle one when full), into
+        the probe reserve, or not at all (False: closed at once)."""
+        if (
+            self._regular < self.max_connections
+            or self._evict(reserved=False)
+            or self._evict_slowest_body()
+        ):
+            self._regular += 1
+        elif self._reserved < RESERVE or self._evict(reserved=True):
+            connection.reserved = True
+            self._reserved += 1
+        else:
+            self._close(connection, "refused")
+            return False
+        assert connection.transport is not None
+        connection.live = True
+        self._open[connection.transport] = connection
+        self._idle[connection] = None
+        return True
+
+    def _evict(self, *, reserved: bool) -> bool:
+        for candidate in self._idle:  # the longest idle first
+            if candidate.reserved is reserved:
+                self._close(candidate, "evicted")
+                return True
+        return False
+
+    def _evict_slowest_body(self) -> bool:
+        """Close the body read going slowest of those past ``BODY_GRACE``; False when none is."""
+        now = asyncio.get_running_loop().time()
+        slowest: Connection | None = None
+        lowest = float("inf")
+        for candidate in self._reading:
+            if candidate.reserved:
+                continue  # closing it frees a reserve place, not the regular one taken here
+            body = candidate.reading.content if candidate.reading is not None else None
+            if body is None or body.is_eof():
+                continue  # read whole: the request waits on the bridge, not on its client
+            elapsed = now - candidate.body_since
+            if elapsed >= BODY_GRACE and body.total_bytes / elapsed < lowest:
+                slowest, lowest = candidate, body.total_bytes / elapsed
+        if slowest is None:
+            return False
+        request = slowest.reading
+        slowest.body_expired = True
+        if request is not None:
+            request.content.set_exception(_BodyTimeout())  # its handler stops reading
+        self._close(slowest, "slow_body")
+        return True
+
+    def stalled(self, connection: Connection) -> None:
+        """``connection``'s client stopped reading its answer: past ``MAX_STALLED`` such, the
+        one stalled longest closes."""
+        if not connection.live:
+            return
+        self._stalled[connection] = None
+        while len(self._stalled) > self.max_stalled:
+            self._close(next(iter(self._stalled)), "stalled")
+
+    def flowing(self, connection: Connection) -> None:
+        """``connection``'s client reads its answer again."""
+        self._stalled.pop(connection, None)
+
+    def handshake(self, connection: Connection, context: ssl.SSLContext) -> None:
+        """Make ``connection``'s TLS handshake; until it is done the connection counts as idle
+        (evicted first at the cap)."""
+        task = asyncio.get_running_loop().create_task(self._handshake(connection, context))
+        self._handshakes.add(task)
+        task.add_done_callback(self._handshakes.discard)
+
+    async def _handshake(self, connection: Connection, context: ssl.SSLContext) -> None:
+        raw = connection.transport
+        assert raw is not None
+        try:
+            tls = await asyncio.get_running_loop().start_tls(
+                raw,
+                connection,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=self.limits.header_timeout,
+            )
+        except asyncio.CancelledError:
+            self._abandon(connection, raw)
+            raise
+        except OSError as exc:  # ssl.SSLError too
+            # Failed, too slow (asyncio aborts it: ConnectionAbortedError) or evicted.
+            if connection.live and isinstance(exc, ConnectionAbortedError):
+                self._closed.labels("header_timeout").inc()
+            self._abandon(connection, raw)
+            return
+        if tls is None:  # the connection closed as the handshake ended
+            self._abandon(connection, raw)
+            return
+        if not connection.live:  # evicted meanwhile
+            tls.abort()
+            return
+        # From now on the connection is known by its TLS transport (aiohttp's request.transport).
+        self._open.pop(raw, None)
+        self._open[tls] = connection
+        connection.transport = tls
+        connection.start(tls)
+
+    def _abandon(self, connection: Connection, raw: asyncio.Transport) -> None:
+        if not raw.is_closing():
+            raw.abort()
+        # After the abort: the listener, told the descriptor is going, looks once it has gone.
+        self.lost(connection)
+
+    def head_started(self, connection: Connection) -> None:
+        connection.timer = asyncio.get_running_loop().call_later(
+            self.limits.header_timeout, self._head_expired, connection
+        )
+
+    def _head_expired(self, connection: Connection) -> None:
+        connection.timer = None
+        if connection.phase is Phase.HEAD:
+            self._close(connection, "header_timeout")
+
+    def lost(self, connection: Connection) -> None:
+        self._release(connection)
+        if connection.transport is not None:
+            self._open.pop(connection.transport, None)
+        if self._listener is not None:
+            self._listener.freed()
+
+    def _close(self, connection: Connection, reason: str) -> None:
+        """Drop ``connection`` now (nothing is owed to it), counted under ``reason``."""
+        self._closed.labels(reason).inc()
+        _logger.debug("HTTP connection closed: %s", reason)
+        self._release(connection)
+        if connection.transport is not None and not connection.transport.is_closing():
+            connection.transport.abort()
+
+    def _release(self, connection: Connection) -> None:
+        connection.cancel_timer()
+        if not connection.live:
+            return
+        connection.live = False
+        self._idle.pop(connection, None)
+        self._stalled.pop(connection, None)
+        self._reading.discard(connection)
+        connection.reading = None
+        if connection.reserved:
+            self._reserved -= 1
+        else:
+            self._regular -= 1
+
+    # -- requests --
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Times the body, keeps the reserve for probes, and marks the connection busy."""
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            # Closed (to make room, timed out, or by the client) while aiohttp read its head:
+            # nobody reads an answer, and the handler would fail reading the body.
+            return error_response(400, "connection_lost", "the connection closed")
+        connection = self._open.get(transport)
+        if connection is None or not connection.live:
+            return await handler(request)  # served without this guard (tests)
+        connection.cancel_timer()
+        connection.phase = Phase.BUSY
+        connection.body_expired = False
+        self._idle.pop(connection, None)
+        if connection.reserved or _large_head(request):
+            # Decided before the handler, so that an answer it sends itself (a StreamResponse)
+            # or raises (an HTTPException) says so too: the reserve is for one probe at a time;
+            # a large head would be held by the idle connection until its next request (aiohttp
+            # keeps the last one).
+            request[CLOSE_AFTER] = True
+        try:
+            response = await self._handle(connection, request, handler)
+        finally:
+            connection.cancel_timer()
+            connection.reading = None
+            self._reading.discard(connection)
+            connection.phase = Phase.IDLE
+            if connection.live:
+                self._idle[connection] = None
+        if request.get(CLOSE_AFTER) or connection.body_expired:
+            response.force_close()
+        if isinstance(response, web.Response) and not response.prepared:
+            await _send_and_let_go(request, response)
+        return response
+
+    async def _handle(
+        self, connection: Connection, request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        if connection.reserved and request.path not in PROBE_PATHS:
+            self._closed.labels("refused").inc()
+            response = error_response(
+                503,
+                "too_many_connections",
+                f"{self.max_connections} connections are open; beyond them only "
+                f"{', '.join(sorted(PROBE_PATHS))} are answered; retry later",
+            )
+            response.headers["Retry-After"] = "1"
+            return response
+        if request.body_exists and not request.content.is_eof():
+            loop = asyncio.get_running_loop()
+            connection.timer = loop.call_later(
+                self.limits.body_timeout, self._body_expired, connection, request
+            )
+            connection.reading = request
+            connection.body_since = loop.time()
+            self._reading.add(connection)
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            # An answer raised (a redirect): sent here as the others are. Raised on, aiohttp would
+            # send and keep the exception, and through its traceback the request and its head.
+            answer = web.Response(
+                status=exc.status, reason=exc.reason, body=exc.body, headers=exc.headers
+            )
+            answer.cookies.update(exc.cookies)
+            return answer
+        except ConnectionResetError:
+            if request.transport is not None and not request.transport.is_closing():
+                raise
+            # The client left mid-request (a trickle given up): nobody reads an answer, and
+            # aiohttp would log the traceback as an error.
+            _logger.debug("HTTP client went away during %s %s", request.method, request.path)
+            return error_response(400, "connection_lost", "the client closed the connection")
+        except _BodyTimeout:
+            return error_response(
+                408,
+                "body_timeout",
+                f"the body did not arrive within EXESDB_HTTP_BODY_TIMEOUT_MS "
+                f"({self.limits.body_timeout * 1000:.0f} ms)",
+            )
+
+    def _body_expired(self, connection: Connection, request: web.Request) -> None:
+        connection.timer = None
+        if request.content.is_eof():
+            return
+        self._closed.labels("body_timeout").inc()
+        _logger.debug("HTTP connection closed: body_timeout")
+        connection.body_expired = True
+        request.content.set_exception(_BodyTimeout())
+
+
+def _large_head(request: web.Request) -> bool:
+    """Whether ``request``'s head holds more than ``HEAD_KEPT`` bytes of fields."""
+    fields = request.raw_headers
+    # No more than _FEW_FIELDS fields cannot be a large head: a bare probe's need not be summed.
+    return len(fields) > _FEW_FIELDS and sum(len(k) + len(v) for k, v in fields) > HEAD_KEPT
+
+
+async def _send_and_let_go(request: web.Request, response: web.Response) -> None:
+    """Send ``response`` now and drop its body: aiohttp keeps a keep-alive connection's last
+    response until its next request, so each idle connection would hold the page it last got
+    (the status page is ~100 KB); aiohttp then finds it sent and sends nothing more."""
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client left: aiohttp, finishing the response, finds so and stops quietly
+    finally:
+        response.body = None
