@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -779,29 +779,30 @@ def test_run_says_how_to_see_and_resend_the_dead_letters_it_finds(
         assert ran.returncode == 0, (command, ran.stderr)
 
 
+# Set to "" (docker compose's ${X:-}) or to blanks only is unset, for these as for every setting.
+_UNSET_BY_BLANKS: Final = (
+    "EXESDB_STATE_DIR",
+    "EXESDB_NODE",
+    "EXESDB_LOG_LEVEL",
+    "EXESDB_ALERT_FOR_MS",
+    "EXESDB_PUBSUB_INTEGRATION",
+    "EXESDB_WEBHOOK_URL",
+)
+
+
 @pytest.mark.parametrize(
-    "empty",
-    [
-        (),
-        # Set to "" (docker compose's ${X:-}) is unset, for these as for every setting.
-        (
-            "EXESDB_STATE_DIR",
-            "EXESDB_NODE",
-            "EXESDB_LOG_LEVEL",
-            "EXESDB_ALERT_FOR_MS",
-            "EXESDB_PUBSUB_INTEGRATION",
-            "EXESDB_WEBHOOK_URL",
-        ),
-    ],
+    ("empty", "value"),
+    [((), ""), (_UNSET_BY_BLANKS, ""), (_UNSET_BY_BLANKS, "  ")],
+    ids=["unset", "empty", "blanks"],
 )
 def test_the_demo_keeps_its_alerts_apart_from_a_real_bridge_run_from_the_same_folder(
-    bridge_processes: list[BridgeProcess], tmp_path: Path, empty: tuple[str, ...]
+    bridge_processes: list[BridgeProcess], tmp_path: Path, empty: tuple[str, ...], value: str
 ) -> None:
     """`run --demo` without EXESDB_STATE_DIR keeps its state in ./.exesdb-bridge-demo, not the
     ./.exesdb-bridge of a bridge run later from the same folder, whose receivers would otherwise
     be sent the demo's made-up alerts as they escalate."""
     process = BridgeProcess(["--demo"])
-    process.env.update(dict.fromkeys(empty, ""))
+    process.env.update(dict.fromkeys(empty, value))
     bridge_processes.append(process)
     process.start(tmp_path)
     wait_until(lambda: "dead-lettered" in process.log(), 15, "the outbox line")
