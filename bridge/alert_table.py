@@ -2,7 +2,9 @@
 
 By default ``alerts list`` asks ``GET /v1/alerts`` for the alerts that want attention, firing and
 acknowledged ones, one state at a time (the admin API keeps one state per request): resolved
-alerts are kept, and would bury them. ``--state all`` asks once for every state.
+alerts are kept, and would bury them. ``--state all`` asks once for every state. It prints the
+``--limit`` most recently changed (``DEFAULT_LIMIT``; 0: all) and says on stderr how many it left
+out (``newest``).
 """
 
 from __future__ import annotations
@@ -12,11 +14,15 @@ from typing import Any, Final
 
 __all__ = [
     "ALERT_COLUMNS",
+    "API_MOST",
+    "DEFAULT_LIMIT",
     "NO_OPEN_ALERTS",
     "OPEN_STATES",
     "TITLE_WIDTH",
     "alert_row",
+    "asked_per_state",
     "merged",
+    "newest",
 ]
 
 OPEN_STATES: Final = ("firing", "acknowledged")
@@ -33,6 +39,12 @@ ALERT_COLUMNS: Final = (
 )
 # A title may have 4 096 characters; the table shows its start, --json the whole of it.
 TITLE_WIDTH: Final = 60
+# Rows printed unless --limit says otherwise: a screenful, not the thousands a bridge may keep.
+DEFAULT_LIMIT: Final = 50
+# GET /v1/alerts's ?limit=: its default, and its most (MAX_LIST in bridge/sinks/alerts/admin.py,
+# not imported: a client command does not load the service's modules).
+_API_DEFAULT: Final = 1000
+API_MOST: Final = 10_000
 
 
 def alert_row(alert: dict[str, Any]) -> tuple[str, ...]:
@@ -48,6 +60,42 @@ def alert_row(alert: dict[str, Any]) -> tuple[str, ...]:
         alert["starts_at"],
         title if len(title) <= TITLE_WIDTH else title[: TITLE_WIDTH - 1] + "…",
     )
+
+
+def asked_per_state(limit: int) -> int:
+    """The ``?limit=`` each request of ``alerts list --limit limit`` (0: all) asks with: the
+    API's default of 1 000 (what the command asked before it had --limit), more only when more
+    are to be printed, at most the API's 10 000."""
+    return API_MOST if limit == 0 else min(max(limit, _API_DEFAULT), API_MOST)
+
+
+def newest(
+    alerts: Sequence[dict[str, Any]], limit: int, *, asked: int, full: bool
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The first ``limit`` of ``alerts`` (``merged``'s, most recently changed first; 0: all)
+    and what to say on stderr of those left out, None when none are.
+
+    ``full``: an answer held all ``asked`` alerts it could, so the bridge has more than it gave
+    and the count left out is a lower bound.
+    """
+    shown = list(alerts if limit == 0 else alerts[:limit])
+    left = len(alerts) - len(shown)
+    if not left and not full:
+        return shown, None
+    if full:
+        more = f"at least {left} more {_alerts(left)}" if left else "more alerts"
+        hint = (
+            f"--limit 0 lists up to {API_MOST} per request"
+            if asked < API_MOST
+            else f"the bridge lists at most {API_MOST} per request"
+        )
+    else:
+        more, hint = f"{left} of {len(alerts)} {_alerts(len(alerts))}", "--limit 0 lists all"
+    return shown, f"{more} not shown, the {len(shown)} most recently changed listed: {hint}"
+
+
+def _alerts(count: int) -> str:
+    return "alert" if count == 1 else "alerts"
 
 
 def merged(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -17,7 +17,19 @@ from typing import Any, Final
 
 from aiohttp import web
 
-__all__ = ["MAX_GZIP_MEMBERS", "keep_heap_for_bodies", "read_body", "read_json"]
+__all__ = [
+    "EXPANDED_CODINGS",
+    "JSON_CHARSETS",
+    "MAX_GZIP_MEMBERS",
+    "keep_heap_for_bodies",
+    "read_body",
+    "read_json",
+]
+
+# The Content-Encodings read_body expands; any other body is read as sent.
+EXPANDED_CODINGS: Final = frozenset({"gzip", "deflate"})
+# The charsets a JSON body may be labelled with: UTF-8 and its subset ASCII (RFC 8259).
+JSON_CHARSETS: Final = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 
 # zlib's window bits per coding: a gzip member, a zlib stream, or raw deflate (what some
 # clients send as "deflate"; told apart by the first byte, as aiohttp does).
@@ -75,7 +87,7 @@ async def read_body(request: web.Request) -> bytes:
     body = received[0] if len(received) == 1 else b"".join(received)
     del received
     coding = request.headers.get("Content-Encoding", "").strip().lower()
-    if coding not in ("gzip", "deflate") or not body:
+    if coding not in EXPANDED_CODINGS or not body:
         return body
     wbits = _GZIP if coding == "gzip" else _ZLIB if body[0] & 0x0F == 8 else _RAW
     limit = request.client_max_size
@@ -114,6 +126,11 @@ async def read_body(request: web.Request) -> bytes:
 
 async def read_json(request: web.Request) -> Any:
     """The body (as ``read_body``) parsed as JSON in its charset (UTF-8 by default); raises
-    ``ValueError`` for text that is not JSON, ``RecursionError`` for JSON nested too deeply."""
+    ``ValueError`` for text that is not JSON or in a charset Python does not know,
+    ``RecursionError`` for JSON nested too deeply."""
     body = await read_body(request)
-    return json.loads(body.decode(request.charset or "utf-8"))
+    try:
+        text = body.decode(request.charset or "utf-8")
+    except LookupError as exc:  # charset=bogus: a body the client labelled wrongly, no fault here
+        raise ValueError(f"unknown charset {request.charset!r}") from exc
+    return json.loads(text)

@@ -24,7 +24,13 @@ from pydantic import (
     field_validator,
 )
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from bridge.errors import ConfigError
 from bridge.messages import NO_CONTROL_CHARACTERS, AlertSeverity
@@ -58,6 +64,7 @@ __all__ = [
     "load_settings",
     "split_addr",
     "unknown_variables",
+    "variable_value",
 ]
 
 MIN_SECRET_LENGTH: Final = 32
@@ -78,13 +85,31 @@ def _env(name: str, **kwargs: Any) -> Any:
     return Field(validation_alias=name, **kwargs)
 
 
+def variable_value(environ: Mapping[str, str], name: str) -> str | None:
+    """``name``'s value in ``environ``, or None when it is unset, empty or blanks only (``"  "``):
+    what every setting reads as unset."""
+    value = environ.get(name)
+    return value if value is not None and value.strip() else None
+
+
+class _Environment(EnvSettingsSource):
+    """The environment as the settings read it: a variable set to blanks only is unset, as one
+    set to the empty string is (``env_ignore_empty``), for every setting."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        value, key, is_complex = super().get_field_value(field, field_name)
+        if isinstance(value, str) and not value.strip():
+            return None, key, is_complex
+        return value, key, is_complex
+
+
 class Settings(BaseSettings):
     """The resolved configuration; ``check-config`` shows it, docs/configuration.md documents
     each variable."""
 
     # A variable set to the empty string is unset (docker compose's ${X:-}, an empty Kubernetes
     # value), as the OpenTelemetry environment-variable specification asks: its default, never
-    # a refusal or an empty path.
+    # a refusal or an empty path; so is one set to blanks only (_Environment).
     model_config = SettingsConfigDict(
         case_sensitive=True,
         extra="ignore",
@@ -215,6 +240,18 @@ class Settings(BaseSettings):
     otel_service_name: str = _env("OTEL_SERVICE_NAME", default="exesdb-bridge")
     otlp_queue_size: Annotated[int, Field(ge=1)] = _env("EXESDB_OTLP_QUEUE_SIZE", default=8_192)
     otlp_metrics: bool = _env("EXESDB_OTLP_METRICS", default=False)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """pydantic-settings' sources, the environment read as ``_Environment`` reads it."""
+        return init_settings, _Environment(settings_cls), dotenv_settings, file_secret_settings
 
     @field_validator("secret_key_base_previous", mode="before")
     @classmethod
@@ -658,8 +695,12 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     notes = []
     for name in sorted(environ):
         # Names are case-sensitive: a lower-case one is ignored, so it is named too. One set to
-        # the empty string is unset, as a setting's is, so has nothing to be ignored.
-        if not name.upper().startswith(_OURS) or name in known or not environ[name]:
+        # the empty string or blanks is unset, as a setting's is, so has nothing to be ignored.
+        if (
+            not name.upper().startswith(_OURS)
+            or name in known
+            or variable_value(environ, name) is None
+        ):
             continue
         upper = name.upper()
         close = [_stem(_ALSO_CALLED[upper])] if upper in _ALSO_CALLED else []

@@ -1,7 +1,8 @@
 """What every HTTP route shares, at the edge or in a component: one error shape, one admin guard.
 
 Error answers are JSON objects with ``error`` (a stable code), ``detail`` and, where one is at
-fault, ``field``. Admin routes need ``Authorization: Bearer $EXESDB_ADMIN_TOKEN`` (or, when
+fault, ``field``; a JSON body the bridge would not read as sent is refused with 415
+(``unsupported_json``). Admin routes need ``Authorization: Bearer $EXESDB_ADMIN_TOKEN`` (or, when
 ``Authorization`` carries the web config's basic auth, ``X-ExESDB-Admin-Token``); with no token
 configured they answer 403 and say how to enable them.
 """
@@ -10,14 +11,18 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 from pydantic import SecretStr
 
+from bridge.bodies import EXPANDED_CODINGS, JSON_CHARSETS
 from bridge.headers import ADMIN_TOKEN_HEADER, REALM
 
-__all__ = ["AdminGuard", "Route", "error_response", "unknown_parameter"]
+__all__ = ["AdminGuard", "Route", "error_response", "unknown_parameter", "unsupported_json"]
+
+_UNSUPPORTED_MEDIA_TYPE: Final = "unsupported_media_type"
+_JSON: Final = "application/json"
 
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -28,6 +33,32 @@ def error_response(status: int, code: str, detail: str, field: str | None = None
     if field is not None:
         body["field"] = field
     return web.json_response(body, status=status)
+
+
+def unsupported_json(request: web.Request) -> web.Response | None:
+    """415 ``unsupported_media_type`` for a body that is not JSON as the bridge reads it (a
+    Content-Type other than ``application/json``, a charset other than UTF-8 or ASCII, a
+    Content-Encoding it does not expand, then named in ``Accept-Encoding``), worded as ingest's
+    (bridge/http.py); None for one it reads."""
+    if request.content_type != _JSON:
+        # aiohttp reads a missing Content-Type as application/octet-stream: said as missing.
+        sent = f"not {request.content_type}" if request.headers.get("Content-Type") else "none sent"
+        detail = f"the body must be JSON: send Content-Type: {_JSON} ({sent})"
+        return error_response(415, _UNSUPPORTED_MEDIA_TYPE, detail)
+    charset = request.charset
+    if charset is not None and charset.lower() not in JSON_CHARSETS:
+        # JSON is UTF-8 (RFC 8259): a body in another charset would be read wrongly.
+        detail = f"JSON is UTF-8: send charset=utf-8 or no charset, not {charset!r}"
+        return error_response(415, _UNSUPPORTED_MEDIA_TYPE, detail)
+    coding = request.headers.get("Content-Encoding", "").strip().lower()
+    if coding not in ("", "identity", *EXPANDED_CODINGS):
+        detail = (
+            f"Content-Encoding {coding!r} is not one the bridge expands: send gzip, deflate or none"
+        )
+        answer = error_response(415, _UNSUPPORTED_MEDIA_TYPE, detail)
+        answer.headers["Accept-Encoding"] = "gzip, deflate"
+        return answer
+    return None
 
 
 def unknown_parameter(request: web.Request, allowed: Iterable[str]) -> web.Response | None:

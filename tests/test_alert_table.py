@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.alert_table import ALERT_COLUMNS, TITLE_WIDTH, alert_row, merged
+import pytest
+
+from bridge.alert_table import (
+    ALERT_COLUMNS,
+    API_MOST,
+    TITLE_WIDTH,
+    alert_row,
+    asked_per_state,
+    merged,
+    newest,
+)
+from bridge.sinks.alerts.admin import MAX_LIST
 
 
 def _alert(alert_id: str, updated_at: str, title: str = "t") -> dict[str, Any]:
@@ -59,3 +70,49 @@ def test_a_row_carries_the_title_cut_to_its_width() -> None:
     long = alert_row(_alert("a", "x", title="y" * (TITLE_WIDTH + 1)))[-1]
     assert long == "y" * (TITLE_WIDTH - 1) + "…"
     assert alert_row(_alert("a", "x", title="z" * TITLE_WIDTH))[-1] == "z" * TITLE_WIDTH
+
+
+def _listed(count: int) -> list[dict[str, Any]]:
+    """``count`` alerts, most recently changed first, as ``merged`` gives them."""
+    return [_alert(f"a{n}", f"2026-12-02T10:{59 - n:02}:00.000Z") for n in range(count)]
+
+
+def test_the_limit_keeps_the_most_recently_changed_and_says_how_many_are_left_out() -> None:
+    """Of 1 234 alerts, --limit 50 keeps the first 50 (the most recently changed) and says
+    1 184 of 1 234 were left out and how to list them all; --limit 0 keeps every one, silently."""
+    alerts = _listed(60) * 20 + _listed(34)
+    shown, note = newest(alerts, 50, asked=1000, full=False)
+    assert shown == alerts[:50]
+    assert note == (
+        "1184 of 1234 alerts not shown, the 50 most recently changed listed: --limit 0 lists all"
+    )
+    assert newest(alerts, 0, asked=API_MOST, full=False) == (alerts, None)
+    assert newest(alerts[:50], 50, asked=1000, full=False) == (alerts[:50], None)
+
+
+def test_when_the_bridge_gave_all_it_was_asked_the_count_left_out_is_a_lower_bound() -> None:
+    """An answer as long as the ?limit= asked means the bridge holds more: the count left out is
+    "at least", and the note says how far --limit 0 goes, or that the bridge gives no more."""
+    alerts = _listed(1000)
+    _, note = newest(alerts, 50, asked=1000, full=True)
+    assert note == (
+        "at least 950 more alerts not shown, the 50 most recently changed listed: --limit 0"
+        " lists up to 10000 per request"
+    )
+    _, note = newest(alerts * 10, 0, asked=API_MOST, full=True)
+    assert note == (
+        "more alerts not shown, the 10000 most recently changed listed: the bridge lists at most"
+        " 10000 per request"
+    )
+
+
+@pytest.mark.parametrize(
+    ("limit", "asked"), [(1, 1000), (50, 1000), (1000, 1000), (1001, 1001), (0, 10_000)]
+)
+def test_each_request_asks_for_the_apis_default_or_as_many_as_are_to_be_printed(
+    limit: int, asked: int
+) -> None:
+    """A limit up to 1 000 asks the API's default (as the command did before it had --limit);
+    a larger one asks for that many; 0 (all) asks the most the API gives, which is MAX_LIST."""
+    assert asked_per_state(limit) == asked
+    assert asked_per_state(20_000) == API_MOST == MAX_LIST

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -779,29 +779,30 @@ def test_run_says_how_to_see_and_resend_the_dead_letters_it_finds(
         assert ran.returncode == 0, (command, ran.stderr)
 
 
+# Set to "" (docker compose's ${X:-}) or to blanks only is unset, for these as for every setting.
+_UNSET_BY_BLANKS: Final = (
+    "EXESDB_STATE_DIR",
+    "EXESDB_NODE",
+    "EXESDB_LOG_LEVEL",
+    "EXESDB_ALERT_FOR_MS",
+    "EXESDB_PUBSUB_INTEGRATION",
+    "EXESDB_WEBHOOK_URL",
+)
+
+
 @pytest.mark.parametrize(
-    "empty",
-    [
-        (),
-        # Set to "" (docker compose's ${X:-}) is unset, for these as for every setting.
-        (
-            "EXESDB_STATE_DIR",
-            "EXESDB_NODE",
-            "EXESDB_LOG_LEVEL",
-            "EXESDB_ALERT_FOR_MS",
-            "EXESDB_PUBSUB_INTEGRATION",
-            "EXESDB_WEBHOOK_URL",
-        ),
-    ],
+    ("empty", "value"),
+    [((), ""), (_UNSET_BY_BLANKS, ""), (_UNSET_BY_BLANKS, "  ")],
+    ids=["unset", "empty", "blanks"],
 )
 def test_the_demo_keeps_its_alerts_apart_from_a_real_bridge_run_from_the_same_folder(
-    bridge_processes: list[BridgeProcess], tmp_path: Path, empty: tuple[str, ...]
+    bridge_processes: list[BridgeProcess], tmp_path: Path, empty: tuple[str, ...], value: str
 ) -> None:
     """`run --demo` without EXESDB_STATE_DIR keeps its state in ./.exesdb-bridge-demo, not the
     ./.exesdb-bridge of a bridge run later from the same folder, whose receivers would otherwise
     be sent the demo's made-up alerts as they escalate."""
     process = BridgeProcess(["--demo"])
-    process.env.update(dict.fromkeys(empty, ""))
+    process.env.update(dict.fromkeys(empty, value))
     bridge_processes.append(process)
     process.start(tmp_path)
     wait_until(lambda: "dead-lettered" in process.log(), 15, "the outbox line")
@@ -921,6 +922,45 @@ def test_alerts_list_shows_the_alerts_that_want_attention_unless_asked_for_every
     ]
     resolved = cli("alerts", "list", "--state", "resolved", "--json", **env)
     assert [alert["alert_id"] for alert in json.loads(resolved.stdout)["alerts"]] == ["gone"]
+
+
+def test_alerts_list_prints_the_most_recently_changed_up_to_its_limit_and_says_how_many_not(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """`alerts list --limit N` prints the N most recently changed alerts (with --json too) and
+    says on stderr how many it left out of how many; --limit 0 prints every one, and so does the
+    default of 50 here; a negative or non-numeric limit is a usage error."""
+    process = _start(bridge_processes, tmp_path, EXESDB_INGEST="true")
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN, "EXESDB_URL": process.url}
+    for alert_id in ("a1", "a2", "a3", "a4"):
+        ingest_alerts(process.url, [alert_id])  # one at a time: each changed after the one before
+    wait_until(
+        lambda: len(cli("alerts", "list", "--limit", "0", **env).stdout.splitlines()) == 5,
+        15,
+        "4 alerts",
+    )
+    acked = cli("alerts", "ack", "a1", "--by", "alice", **env)  # a1 now the latest changed
+    assert acked.returncode == 0, acked.stderr
+
+    two = cli("alerts", "list", "--limit", "2", **env)
+    assert two.returncode == 0, two.stderr
+    assert [line.split()[0] for line in two.stdout.splitlines()[1:]] == ["a1", "a4"]
+    assert two.stderr == (
+        "exesdb-bridge: 2 of 4 alerts not shown, the 2 most recently changed listed: --limit 0"
+        " lists all\n"
+    )
+    one = cli("alerts", "list", "--limit", "1", "--json", **env)
+    assert [alert["alert_id"] for alert in json.loads(one.stdout)["alerts"]] == ["a1"]
+    assert "3 of 4 alerts not shown" in one.stderr
+    for every in (["--limit", "0"], []):
+        listed = cli("alerts", "list", *every, **env)
+        assert (listed.returncode, listed.stderr) == (0, ""), every
+        rows = [line.split()[0] for line in listed.stdout.splitlines()[1:]]
+        assert rows == ["a1", "a4", "a3", "a2"], every
+    for bad in ("-1", "ten"):
+        refused = cli("alerts", "list", "--limit", bad, **env)
+        assert refused.returncode == 2
+        assert f"{bad!r} is not a whole number of 0 or more" in refused.stderr
 
 
 def test_exesdb_url_is_asked_before_the_http_addr_and_url_before_both(

@@ -885,15 +885,21 @@ def test_the_admin_token_is_trimmed_and_a_blank_one_is_none(
     assert (admin.get_secret_value() if admin is not None else None) == token
 
 
+# Set but holding nothing: empty, or blanks only (a stray space in a .env file or a YAML value,
+# a value read from a file with only its line break).
+BLANKS = ("", " ", "  \t", " \n")
+
+
+@pytest.mark.parametrize("value", BLANKS, ids=repr)
 @pytest.mark.parametrize("variable", sorted(known_variables()))
-def test_every_setting_set_to_the_empty_string_is_unset(
-    monkeypatch: pytest.MonkeyPatch, variable: str
+def test_every_setting_set_to_the_empty_string_or_blanks_is_unset(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
 ) -> None:
-    """A setting's variable set to "" (docker compose's ${X:-}, an empty Kubernetes value)
-    resolves to what it is when unset, as OpenTelemetry's specification asks: never a refusal,
-    an empty path or an empty secret."""
+    """A setting's variable set to "" (docker compose's ${X:-}, an empty Kubernetes value), or
+    to blanks only ("  "), resolves to what it is when unset, as OpenTelemetry's specification
+    asks of an empty one: never a refusal, a blank path, URL or name, or a blank secret."""
     unset = load_settings()
-    monkeypatch.setenv(variable, "")
+    monkeypatch.setenv(variable, value)
     assert load_settings() == unset
 
 
@@ -906,16 +912,19 @@ EMPTY_SAMPLE = (
     "EXESDB_PUBSUB_INTEGRATION",
     "EXESDB_STATE_DIR",
     "EXESDB_WEBHOOK_MIN_SEVERITY",
+    "EXESDB_WEBHOOK_URLS",
+    "EXESDB_EXTERNAL_URL",
     "SECRET_KEY_BASE",
     "EXESDB_WEBHOOK_URL",
 )
 
 
-def test_check_config_shows_empty_variables_as_unset() -> None:
-    """`check-config` with a sample of variables set to "" prints and warns exactly what it does
-    with none of them set, an empty SECRET_KEY_BASE as <unset>."""
+@pytest.mark.parametrize("value", ["", "  ", "\t \n"], ids=repr)
+def test_check_config_shows_empty_or_blank_variables_as_unset(value: str) -> None:
+    """`check-config` with a sample of variables set to "" or to blanks only prints and warns
+    exactly what it does with none of them set, an empty SECRET_KEY_BASE as <unset>."""
     unset = run_bridge("check-config")
-    empty = run_bridge("check-config", env=dict.fromkeys(EMPTY_SAMPLE, ""))
+    empty = run_bridge("check-config", env=dict.fromkeys(EMPTY_SAMPLE, value))
     assert (empty.returncode, unset.returncode) == (0, 0), empty.stderr
     assert empty.stdout == unset.stdout
     assert empty.stderr == unset.stderr
@@ -929,13 +938,14 @@ def test_check_config_shows_empty_variables_as_unset() -> None:
         ({"EXESDB_BUS": "redis://127.0.0.1:6379"}, "a Redis bus (EXESDB_BUS)"),
     ],
 )
+@pytest.mark.parametrize("value", ["", "   "], ids=repr)
 def test_an_empty_secret_is_refused_as_an_unset_one_where_it_must_be_set(
-    env: dict[str, str], needs: str
+    env: dict[str, str], needs: str, value: str
 ) -> None:
-    """With ingest or a Redis bus, SECRET_KEY_BASE="" stops `check-config` (exit 2) with the
-    very lines an unset one gives: no empty key ever signs or verifies."""
+    """With ingest or a Redis bus, SECRET_KEY_BASE="" (or blanks) stops `check-config` (exit 2)
+    with the very lines an unset one gives: no empty key ever signs or verifies."""
     unset = run_bridge("check-config", env=env)
-    empty = run_bridge("check-config", env={**env, "SECRET_KEY_BASE": ""})
+    empty = run_bridge("check-config", env={**env, "SECRET_KEY_BASE": value})
     assert (empty.returncode, unset.returncode) == (2, 2)
     assert empty.stderr == unset.stderr
     assert (

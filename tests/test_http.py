@@ -1062,6 +1062,21 @@ async def test_post_integration_refuses_a_bad_body(
     assert server.bridge.integration.enabled()
 
 
+async def test_post_integration_refuses_a_body_in_an_unknown_charset_as_malformed(
+    serve: ServerFactory,
+) -> None:
+    """A body labelled with a charset Python does not know (charset=bogus) is 400 malformed
+    naming the body, the client's fault, not a 500 and a traceback in the bridge's log."""
+    server = await serve()
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": f"{JSON}; charset=bogus"}
+    async with server.session.post(
+        server.url + "/v1/integration", data=b'{"enabled": false}', headers=headers
+    ) as response:
+        answer = await response.json()
+    assert (response.status, answer["error"], answer["field"]) == (400, "malformed", "body")
+    assert server.bridge.integration.enabled()
+
+
 async def test_stream_delivers_published_messages_as_server_sent_events(
     serve: ServerFactory,
 ) -> None:

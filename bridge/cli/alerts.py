@@ -7,7 +7,16 @@ import json
 import sys
 from typing import Any, Final
 
-from bridge.alert_table import ALERT_COLUMNS, NO_OPEN_ALERTS, OPEN_STATES, alert_row, merged
+from bridge.alert_table import (
+    ALERT_COLUMNS,
+    DEFAULT_LIMIT,
+    NO_OPEN_ALERTS,
+    OPEN_STATES,
+    alert_row,
+    asked_per_state,
+    merged,
+    newest,
+)
 from bridge.cli.remote import (
     admin_token_or_exit,
     bridge_json,
@@ -15,7 +24,14 @@ from bridge.cli.remote import (
     say_refused,
     target_or_exit,
 )
-from bridge.cli.shared import EXIT_FAILED, EXIT_OK, Commands, print_table, settings_or_exit
+from bridge.cli.shared import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Commands,
+    at_least_zero,
+    print_table,
+    settings_or_exit,
+)
 from bridge.redaction import safe_url
 
 __all__ = ["add_alerts_command"]
@@ -38,6 +54,12 @@ def add_alerts_command(commands: Commands) -> None:
         choices=["firing", "acknowledged", "resolved", "all"],
         help="only alerts in this state, or all (default: firing and acknowledged)",
     )
+    alerts_list.add_argument(
+        "--limit",
+        type=at_least_zero,
+        default=DEFAULT_LIMIT,
+        help=f"at most this many, the most recently changed; 0: all (default: {DEFAULT_LIMIT})",
+    )
     alerts_ack = alerts_commands.add_parser("ack", help="acknowledge an alert")
     alerts_ack.add_argument("alert_id", help="the alert's id, as alerts list shows it")
     alerts_ack.add_argument("--by", required=True, help="who acknowledges")
@@ -59,10 +81,14 @@ def _alerts(args: argparse.Namespace) -> int:
     bridge = target_or_exit(args, settings)
     headers = bridge.admin_headers(token)
     calls: list[tuple[str, dict[str, str] | None, bytes | None]]
+    asked = asked_per_state(args.limit) if args.alerts_command == "list" else 0
     if args.alerts_command == "list":
         path, key = "/v1/alerts", "alerts"
         states = OPEN_STATES if args.state is None else (args.state,)
-        calls = [("GET", None if state == "all" else {"state": state}, None) for state in states]
+        calls = [
+            ("GET", {"limit": str(asked)} | ({} if state == "all" else {"state": state}), None)
+            for state in states
+        ]
     else:
         body = {"ack_by": args.by, "ack_note": args.note, "resolution": args.resolution}
         path, key = f"/v1/alerts/{quote(args.alert_id, safe='')}/ack", "alert"
@@ -82,6 +108,10 @@ def _alerts(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         answers.append(one)
     answer = merged(answers) if args.alerts_command == "list" else answers[0]
+    left_out = None
+    if args.alerts_command == "list":
+        full = any(len(one["alerts"]) >= asked for one in answers)
+        answer["alerts"], left_out = newest(answer["alerts"], args.limit, asked=asked, full=full)
     if args.json:
         print(json.dumps(answer, indent=2))
     elif args.alerts_command == "list":
@@ -89,6 +119,8 @@ def _alerts(args: argparse.Namespace) -> int:
         print_table(ALERT_COLUMNS, rows, NO_OPEN_ALERTS if args.state is None else "no alerts")
     else:
         print_table(ALERT_COLUMNS, [alert_row(answer["alert"])], "")
+    if left_out is not None:
+        print(f"exesdb-bridge: {left_out}", file=sys.stderr)
     if args.alerts_command == "list" and answer.get("work_queue_holder") is False:
         print(f"exesdb-bridge: {_NOT_THE_HOLDER.format(safe_url(bridge.url))}", file=sys.stderr)
     if args.alerts_command == "ack" and (note := _ack_unchanged(args, answer["alert"])):

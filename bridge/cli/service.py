@@ -128,13 +128,14 @@ def _settle_heap() -> None:
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from bridge.config import variable_value
     from bridge.logs import configure_logging
 
     settings = settings_or_exit()
     configure_logging(settings)
     for note in settings.warnings():
         _logger.warning("%s", note)
-    if args.demo and not os.environ.get("EXESDB_STATE_DIR"):
+    if args.demo and variable_value(os.environ, "EXESDB_STATE_DIR") is None:
         # The demo's made-up alerts (brute force on exesdb-2@demo) would otherwise stay in the
         # outbox of the bridge run next from this folder, escalating to its real receivers.
         settings = settings.model_copy(update={"state_dir": _DEMO_STATE_DIR})

@@ -77,6 +77,17 @@ def positive(text: str) -> int:
     return value
 
 
+def at_least_zero(text: str) -> int:
+    """An argparse type: a whole number of 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
+    return value
+
+
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], none: str) -> None:
     """A header and rows in aligned columns (the last one as it is); with no rows, ``none``
     on stderr and nothing on stdout."""

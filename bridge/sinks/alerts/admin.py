@@ -1,8 +1,10 @@
 """The alert admin API: ``GET /v1/alerts`` and ``POST /v1/alerts/{alert_id}/ack``, admin only.
 
 Requests are read into pydantic models (``AlertQuery``, ``AckRequest``); a refusal names the
-field at fault in the shape every route shares (``bridge.routes.error_response``). What the
-routes read and change is behind ``AlertKeeper`` (the alert sink is one).
+field at fault in the shape every route shares (``bridge.routes.error_response``), and an ack
+whose body is not JSON by its headers is refused 415 as ingest refuses one
+(``bridge.routes.unsupported_json``). What the routes read and change is behind ``AlertKeeper``
+(the alert sink is one).
 """
 
 from __future__ import annotations
@@ -22,15 +24,24 @@ from pydantic import (
 )
 
 from bridge.bodies import read_json
-from bridge.messages import MAX_TEXT
-from bridge.routes import AdminGuard, error_response, unknown_parameter
+from bridge.messages import MAX_TEXT, NO_CONTROL_CHARACTERS
+from bridge.routes import AdminGuard, error_response, unknown_parameter, unsupported_json
 from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, AlertState
 
-__all__ = ["MAX_LIST", "AckRequest", "AlertKeeper", "AlertQuery", "alert_routes"]
+__all__ = ["MAX_ACK_BY", "MAX_LIST", "AckRequest", "AlertKeeper", "AlertQuery", "alert_routes"]
 
 MAX_LIST: Final = 10_000
+# Who acknowledged: a name, shown on the pages, in the history and in AlertAck; the status
+# page's name field takes as many (bridge/pages/widgets.py).
+MAX_ACK_BY: Final = 200
 
 Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+# No control character: a NUL, line break or ESC in a name would forge lines in logs and
+# terminals (exesdb-bridge alerts list) and break the history's "by NAME: note".
+Name = Annotated[
+    StrictStr,
+    StringConstraints(min_length=1, max_length=MAX_ACK_BY, pattern=NO_CONTROL_CHARACTERS),
+]
 
 
 class AlertQuery(BaseModel):
@@ -53,6 +64,11 @@ class AlertQuery(BaseModel):
         return value
 
 
+_ACK_REFUSALS: Final = {
+    "ack_by": f"ack_by must be a string of 1-{MAX_ACK_BY} characters with no control character"
+    " (such as NUL, a line break, a tab or ESC)",
+}
+
 _QUERY_REFUSALS: Final = {
     "state": "state must be firing, acknowledged or resolved",
     "limit": f"limit must be an integer from 1 to {MAX_LIST}",
@@ -65,7 +81,7 @@ class AckRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    ack_by: Text
+    ack_by: Name
     ack_note: Text | None = None
     resolution: Text | None = None
 
@@ -105,6 +121,8 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
     async def ack(request: web.Request) -> web.Response:
         """Acknowledge: ``{"ack_by", "ack_note"?, "resolution"?}``; publishes AlertAck."""
         alert_id = request.match_info["alert_id"]
+        if refusal := unsupported_json(request):
+            return refusal
         try:
             body = await read_json(request)
         except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply
@@ -119,7 +137,9 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
             fields = AckRequest.model_validate(body)
         except ValidationError as exc:
             field = _field_of(exc)
-            detail = f"{field} must be a string of 1-{MAX_TEXT} characters"
+            detail = (
+                _ACK_REFUSALS.get(field) or f"{field} must be a string of 1-{MAX_TEXT} characters"
+            )
             return error_response(400, "invalid", detail, field)
         if len(alert_id) > MAX_TEXT:  # AlertAck could not carry it: refused before storing
             detail = f"alert_id must be a string of 1-{MAX_TEXT} characters"

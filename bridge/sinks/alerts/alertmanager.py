@@ -167,10 +167,11 @@ class AlertmanagerPoster:
                 self._failures = 0
                 assert self._last_ok is not None
                 pause = max(0.0, self._last_ok + self.interval - self._clock())
-            loop = asyncio.get_running_loop()
-            began = loop.time()
+            began = self._clock()
             await self._sleep(pause, self._wake)
-            rest = self._first_retry - (loop.time() - began)
+            # On the clock the pauses are reckoned on (a wall clock stepped back lengthens
+            # nothing: the rest is never more than the first retry).
+            rest = min(self._first_retry, self._first_retry - (self._clock() - began))
             if not ok and self._wake.is_set() and rest > 0:
                 # A change cuts the pause after a failure short, but to no less than the first
                 # retry's: alerts changing steadily made a post (and a warning) each, a failing

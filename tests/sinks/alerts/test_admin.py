@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -47,8 +49,9 @@ class Keeper:
 
 @asynccontextmanager
 async def served(keeper: Keeper, token: str | None = ADMIN_TOKEN) -> AsyncIterator[str]:
-    """The admin routes on a free loopback port; yields the base URL."""
-    app = web.Application()
+    """The admin routes on a free loopback port, bodies left to bridge.bodies to expand as the
+    bridge's server leaves them; yields the base URL."""
+    app = web.Application(handler_args={"auto_decompress": False})
     app.add_routes(alert_routes(AdminGuard(SecretStr(token) if token else None), keeper))
     runner = web.AppRunner(app)
     await runner.setup()
@@ -69,14 +72,14 @@ async def request(
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
-    """One request; (status, JSON body)."""
+    """One request with ``headers`` as given (none added), by default the admin token and a body
+    as application/json; (status, JSON body)."""
+    if headers is None:
+        headers = AUTH if body is None else AUTH | {"Content-Type": "application/json"}
     async with (
         aiohttp.ClientSession() as session,
         session.request(
-            method,
-            base + path,
-            data=body,
-            headers=AUTH if headers is None else headers,
+            method, base + path, data=body, headers=headers, skip_auto_headers=["Content-Type"]
         ) as answer,
     ):
         return answer.status, await answer.json()
@@ -192,6 +195,7 @@ async def test_ack_passes_the_acknowledgement_and_shows_the_alert(keeper: Keeper
         (b'{"ack_by": null}', "invalid", "ack_by"),
         (b'{"ack_by": 5}', "invalid", "ack_by"),
         (b'{"ack_by": "' + b"x" * 4097 + b'"}', "invalid", "ack_by"),
+        (b'{"ack_by": "ops", "ack_note": "' + b"x" * 4097 + b'"}', "invalid", "ack_note"),
         (b'{"ack_by": "ops", "ack_note": ""}', "invalid", "ack_note"),
         (b'{"ack_by": "ops", "ack_note": ["x"]}', "invalid", "ack_note"),
         (b'{"ack_by": "ops", "resolution": 1}', "invalid", "resolution"),
@@ -206,9 +210,111 @@ async def test_ack_refuses_a_bad_body_naming_the_field(
     async with served(keeper) as base:
         status, answer = await request(base, "POST", "/v1/alerts/a1/ack", body=body)
     assert (status, answer["error"], answer.get("field")) == (400, error, field)
-    if error == "invalid":
+    if error == "invalid" and field != "ack_by":
         assert answer["detail"] == f"{field} must be a string of 1-4096 characters"
     assert keeper.acks == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "x" * 201,
+        "ops\x00",
+        "ops\nack_by: admin",
+        "ops\r",
+        "\x1b[31mops",
+        "o\tps",
+        "ops\x7f",
+        "ops\x85",
+        "ops\x9b2J",
+    ],
+    ids=["201-chars", "nul", "newline", "cr", "esc", "tab", "del", "c1-nel", "c1-csi"],
+)
+async def test_ack_refuses_a_name_with_a_control_character_or_over_200_characters(
+    keeper: Keeper, name: str
+) -> None:
+    """ack_by is a name of 1-200 characters (what the status page's field takes) with no control
+    character, C0, DEL or C1: a NUL, line break or ESC would forge lines in logs, terminals and
+    the alert's history. The refusal is 400 invalid naming ack_by and what it takes."""
+    async with served(keeper) as base:
+        status, answer = await request(
+            base, "POST", "/v1/alerts/a1/ack", body=json.dumps({"ack_by": name}).encode()
+        )
+    assert (status, answer["error"], answer["field"]) == (400, "invalid", "ack_by")
+    assert answer["detail"] == (
+        "ack_by must be a string of 1-200 characters with no control character (such as NUL, a"
+        " line break, a tab or ESC)"
+    )
+    assert keeper.acks == []
+
+
+@pytest.mark.parametrize("name", ["x" * 200, "Zoë Ångström", "ops (on call)", "名前"])
+async def test_ack_takes_a_name_of_up_to_200_printable_characters(
+    keeper: Keeper, name: str
+) -> None:
+    """A name of 200 characters, or one outside ASCII, is taken as given."""
+    async with served(keeper) as base:
+        status, _ = await request(
+            base, "POST", "/v1/alerts/a1/ack", body=json.dumps({"ack_by": name}).encode()
+        )
+    assert status == 200
+    assert keeper.acks == [Acknowledgement("a1", name, None, None)]
+
+
+@pytest.mark.parametrize(
+    ("headers", "said"),
+    [
+        ({}, "(none sent)"),
+        ({"Content-Type": "text/plain"}, "(not text/plain)"),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, "application/x-www-form"),
+        ({"Content-Type": "multipart/form-data; boundary=x"}, "(not multipart/form-data)"),
+        ({"Content-Type": "application/json; charset=latin-1"}, "not 'latin-1'"),
+        ({"Content-Type": "application/json; charset=bogus"}, "not 'bogus'"),
+        ({"Content-Type": "application/json", "Content-Encoding": "br"}, "'br'"),
+    ],
+    ids=["none", "text", "form", "multipart", "latin-1", "bogus-charset", "brotli"],
+)
+async def test_ack_refuses_a_body_that_is_not_json_with_415(
+    keeper: Keeper, headers: dict[str, str], said: str
+) -> None:
+    """As ingest does: a Content-Type other than application/json, a charset other than UTF-8
+    (an unknown one included) or a Content-Encoding the bridge does not expand is 415
+    unsupported_media_type saying what was sent, and nothing is acknowledged, whatever the body
+    holds."""
+    async with served(keeper) as base:
+        status, answer = await request(
+            base, "POST", "/v1/alerts/a1/ack", body=b'{"ack_by": "ops"}', headers=AUTH | headers
+        )
+    assert (status, answer["error"]) == (415, "unsupported_media_type")
+    assert said in answer["detail"]
+    assert "field" not in answer
+    assert keeper.acks == []
+
+
+@pytest.mark.parametrize(
+    ("content_type", "coding"),
+    [
+        ("application/json; charset=utf-8", None),
+        ("Application/JSON; charset=UTF-8", None),
+        ("application/json; charset=us-ascii", None),
+        ("application/json", "gzip"),
+        ("application/json", "identity"),
+    ],
+)
+async def test_ack_takes_json_labelled_utf8_ascii_or_compressed(
+    keeper: Keeper, content_type: str, coding: str | None
+) -> None:
+    """application/json with a UTF-8 or ASCII charset, in any letter case, plain or gzipped, is
+    read."""
+    body = b'{"ack_by": "ops"}'
+    headers = AUTH | {"Content-Type": content_type}
+    if coding is not None:
+        headers["Content-Encoding"] = coding
+        body = gzip.compress(body) if coding == "gzip" else body
+    async with served(keeper) as base:
+        status, _ = await request(base, "POST", "/v1/alerts/a1/ack", body=body, headers=headers)
+    assert status == 200
+    assert keeper.acks == [Acknowledgement("a1", "ops", None, None)]
 
 
 async def test_ack_of_an_unknown_alert_is_a_404(keeper: Keeper) -> None:

@@ -4,6 +4,7 @@ wake posts."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -299,3 +300,42 @@ async def test_changes_while_alertmanager_fails_do_not_post_faster_than_the_firs
         outbox.close()
     # The first post, then one a second at most (one more for a post under way at the start).
     assert len(receiver.posts) <= 4, f"{len(receiver.posts)} posts in 1.5 s"
+
+
+async def test_a_change_cuts_a_failed_posts_pause_to_the_first_retry_on_the_injected_clock(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """While Alertmanager fails and an alert changes every half second, each post follows the
+    one before by exactly the first retry's 5 s on the poster's clock: the pause a change cuts
+    short holds for what is left of 5 s on that clock, no less (a post per change) and no more
+    (the time already waited counted on another clock)."""
+    receiver.status = 500
+    posted_at: list[float] = []
+    started: list[tuple[AlertmanagerPoster, ManualClock]] = []  # once poster_to has made them
+
+    async def sleep(seconds: float, wake: asyncio.Event) -> None:
+        # wait_or_wake on the hand-moved clock: a change (a wake) every 0.5 s of it.
+        [(poster, clock)] = started
+        waited = 0.0
+        while waited < seconds and not wake.is_set():
+            step = min(0.5, seconds - waited)
+            clock.advance(step)
+            waited += step
+            if step == 0.5:
+                poster.wake()
+        await asyncio.sleep(0)
+
+    async with poster_to(
+        receiver.url,
+        tmp_path,
+        interval=60,
+        sleep=sleep,
+        count=lambda result: posted_at.append(started[0][1].now),
+        random=lambda: 0.5,  # no jitter
+    ) as (poster, outbox, clock):
+        started.append((poster, clock))
+        outbox.alerts.apply([_event("a1")], clock.now)
+        poster.start()
+        await async_wait_until(lambda: len(posted_at) >= 4, what="four failed posts")
+    gaps = [later - earlier for earlier, later in itertools.pairwise(posted_at)]
+    assert gaps == [pytest.approx(5.0, abs=1e-9)] * len(gaps)

@@ -97,6 +97,59 @@ async def test_ack_publishes_alertack_and_404s_unknown_alerts(tmp_path: Path) ->
         assert (await call(bridge, "POST", "/v1/alerts/a1/ack", {"ack_by": ""}))[0] == 400
 
 
+@pytest.mark.parametrize(
+    ("content_type", "body", "status", "field"),
+    [
+        ("application/x-www-form-urlencoded", b"ack_by=ops", 415, None),
+        ("text/plain", b'{"ack_by": "ops"}', 415, None),
+        (None, b'{"ack_by": "ops"}', 415, None),
+        ("application/json", b'{"ack_by": "ops\\u0000"}', 400, "ack_by"),
+        ("application/json", b'{"ack_by": "ops\\n2027-01-15 alert resolved"}', 400, "ack_by"),
+        ("application/json", b'{"ack_by": "\\u001b[2Jops"}', 400, "ack_by"),
+        ("application/json", b'{"ack_by": "' + b"o" * 201 + b'"}', 400, "ack_by"),
+    ],
+    ids=["form", "text", "no-type", "nul", "newline", "esc", "201-chars"],
+)
+async def test_the_bridge_refuses_an_ack_not_sent_as_json_or_by_a_printable_name(
+    tmp_path: Path, content_type: str | None, body: bytes, status: int, field: str | None
+) -> None:
+    """Through the bridge's own HTTP server: an ack whose body is not application/json is 415
+    unsupported_media_type (not counted as a refused message), one whose ack_by holds a control
+    character or more than 200 characters 400 naming ack_by; neither acknowledges the alert or
+    publishes an AlertAck. The status page's request (application/json, the token in
+    X-ExESDB-Admin-Token) is then taken."""
+    async with alert_bridge(tmp_path) as (bridge, sink, watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: stored(sink.outbox, "a1"), what="the alert stored")
+        assert bridge.address is not None
+        host, port = bridge.address
+        headers = AUTH | ({"Content-Type": content_type} if content_type else {})
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"http://{host}:{port}/v1/alerts/a1/ack",
+                data=body,
+                headers=headers,
+                skip_auto_headers=["Content-Type"],
+            ) as response,
+        ):
+            answer = await response.json()
+        expected = "unsupported_media_type" if status == 415 else "invalid"
+        assert (response.status, answer["error"], answer.get("field")) == (status, expected, field)
+        record = stored(sink.outbox, "a1")
+        assert record is not None
+        assert (record.state.value, record.ack_by) == ("firing", None)
+        rejected = bridge.registry.get_sample_value(
+            "exesdb_bus_rejected_total", {"reason": "unsupported_media_type"}
+        )
+        assert rejected == 0.0
+        page = {"Content-Type": "application/json", "X-ExESDB-Admin-Token": ADMIN_TOKEN}
+        status, answer = await call(bridge, "POST", "/v1/alerts/a1/ack", {"ack_by": "ops"}, page)
+        assert (status, answer["alert"]["ack_by"]) == (200, "ops")
+        await async_wait_until(lambda: watcher.of(AlertAck), what="the page's AlertAck")
+    assert [ack.ack_by for ack in watcher.of(AlertAck)] == ["ops"]
+
+
 async def test_an_ack_that_changes_nothing_publishes_no_alertack(tmp_path: Path) -> None:
     """Acknowledging an alert acknowledged already, or resolved, answers it as it is and
     publishes no AlertAck: the bus never says bob acknowledged what alice had."""
