@@ -2,14 +2,18 @@
 
 CPU use is the busy share of the CPU time the host spent between two readings (the ``/proc/stat``
 deltas psutil's ``cpu_times()`` gives): the first reading comes only once ``cpu_window`` seconds
-have passed since the probe was made, so it never covers just the bridge's own start-up.
+have passed since the probe was made, so it never covers just the bridge's own start-up. Network
+bytes are those of every interface but loopback, as node_exporter's dashboards count them
+(``device!="lo"``): traffic within the host (a local Redis, Prometheus scraping on loopback) is no
+network throughput, and loopback counts each of its bytes as received and as sent.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -21,6 +25,13 @@ __all__ = ["HostProbe", "HostSample", "IoCounters", "PsutilProbe", "busy_percent
 # time is already part of user and nice time on Linux, so it is left out of the total.
 _NOT_BUSY: Final = ("idle", "iowait")
 _COUNTED_TWICE: Final = ("guest", "guest_nice")
+# Loopback interfaces by name: Linux's lo, the BSDs' and macOS's lo0, Windows's "Loopback
+# Pseudo-Interface 1".
+_LOOPBACK: Final = re.compile(r"lo\d*|loopback.*", re.IGNORECASE)
+
+
+def _every_nic() -> Mapping[str, Any]:
+    return psutil.net_io_counters(pernic=True)
 
 
 def busy_percent(before: Any, after: Any) -> float:
@@ -84,8 +95,10 @@ class PsutilProbe:
         cpu_window: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         cpu_times: Callable[[], Any] = psutil.cpu_times,
+        nic_counters: Callable[[], Mapping[str, Any]] = _every_nic,
     ) -> None:
         self._disk_path = disk_path
+        self._nic_counters = nic_counters
         self._process = psutil.Process(os.getpid())
         self._clock = clock
         self._cpu_times = cpu_times
@@ -128,10 +141,14 @@ class PsutilProbe:
 
     def io(self) -> IoCounters:
         disk = psutil.disk_io_counters()
-        net = psutil.net_io_counters()
+        nics = [
+            counters
+            for name, counters in self._nic_counters().items()
+            if not _LOOPBACK.fullmatch(name)
+        ]
         return IoCounters(
             disk_read_bytes=disk.read_bytes if disk else None,
             disk_write_bytes=disk.write_bytes if disk else None,
-            net_received_bytes=net.bytes_recv if net else None,
-            net_sent_bytes=net.bytes_sent if net else None,
+            net_received_bytes=sum(nic.bytes_recv for nic in nics) if nics else None,
+            net_sent_bytes=sum(nic.bytes_sent for nic in nics) if nics else None,
         )
