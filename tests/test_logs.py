@@ -143,6 +143,17 @@ def test_every_record_is_written_with_its_secrets_redacted(
     assert "in _failed_delivery" in exception
 
 
+def test_a_records_stack_is_written_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    """A record logged with its stack (``stack_info=True``) has the stack's source lines
+    redacted as its message is."""
+    configure_logging(make_settings())
+    logging.getLogger("bridge.test").warning("here", stack_info=True)  # token=abc123
+    err = capsys.readouterr().err
+    assert "Stack (most recent call last):" in err
+    assert "# token=<redacted>" in err
+    assert "abc123" not in err
+
+
 def test_a_record_with_nothing_to_redact_is_written_as_logged(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
