@@ -60,7 +60,8 @@ _SHOWN: Final = re.compile(f"(?P<url>{_URL})|(?P<pair>{_PAIR})|(?P<auth>{_CREDEN
 # The word a pair's name ends a phrase with, when a space is all that parts them (``partition
 # key=7`` names a partition key): judged with the name, as names_secret judges PARTITION_KEY.
 _WORD_BEFORE: Final = re.compile(r"(?<!\S)(\w+)[ \t]+\Z")
-# What a pair's phrase is read back for, at most: a longer word is taken for none (fail closed).
+# How far back a pair's phrase (a longer word is taken for none: fail closed) and the ``=`` or
+# ``:`` a ``Bearer`` is given after are looked for.
 _PHRASE_READ: Final = 64
 # Credentials after ``Bearer`` that read as a token rather than a word: a digit or a token68
 # character no word holds, or a capital after the first letter (``eyJhbGciOi``).
@@ -74,9 +75,9 @@ _VALUE: Final = re.compile(
     r"(?P<quote>[\"']?)(?:(?<=\")(?:[^\"\\]|\\[\s\S])*(?:\"|\\?\Z)|(?<=')[^']*(?:'|\Z)"
     r"|(?<![\"'])[^\s&;'\"]+)"
 )
-# ``user:password@`` outside a well-formed URL is found from its ``@`` (str.find's way, not a
-# pattern scanning ahead from each colon, which took time growing with the square of a run of
-# ``a/:``): the run of text that ends in it (_AT_RUN, each character read once), then the user
+# ``user:password@`` outside a well-formed URL is found from its ``@`` (not by a pattern
+# scanning ahead from each colon, which took time growing with the square of a run of ``a/:``):
+# the run of text that ends in it (_AT_RUN, each character read once), then the user
 # name in that run (_NAME: from the run's start or after a ``/``, ``=``, ``;``, ``&`` or ``?``,
 # to a colon). One form is not a password (_userinfo): a label before an Erlang node name
 # (``node:ex_esdb@host``): a word, a colon, a node's name (_NODE_NAME) and a host name with no
