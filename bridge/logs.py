@@ -3,6 +3,8 @@
 ``configure_logging`` sets the root logger to ``EXESDB_LOG_LEVEL`` in ``EXESDB_LOG_FORMAT``
 (JSON: one object per line with ``ts``, ``level``, ``logger``, ``message`` and, for an error,
 ``exception``); it may be called again (the handler and filters are replaced, not added).
+Every record the handler writes, whichever module logged it, is shown as the bridge shows all
+text (``bridge.redaction.redact_urls``, line by line): its message, exception and stack.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Final
 from aiohttp.http_exceptions import HttpProcessingError
 
 from bridge.config import Settings
+from bridge.redaction import redact_urls
 
 __all__ = ["configure_logging"]
 
@@ -36,8 +39,42 @@ class _JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry)
+
+
+class _Redacted(logging.Filter):
+    """A record's message, exception text and stack as ``redact_urls`` shows text, whichever
+    module logged it: an error quoting a URL with its password, a header, a ``token=…``. Each
+    line is read on its own (a traceback is kept whole, a line to ``MAX_READ`` characters), and
+    a record with nothing to redact (most) is left as it is, after a quick look."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format: the handler reports it as it reports any
+            return True
+        shown = _redacted(message)
+        if shown != message:
+            record.msg, record.args = shown, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = _redacted(record.exc_text)
+        if record.stack_info:
+            record.stack_info = _redacted(record.stack_info)
+        return True
+
+
+# Formats a record's exception once, for _Redacted, as both formatters would.
+_TRACEBACKS: Final = logging.Formatter()
+
+
+def _redacted(text: str) -> str:
+    """``text`` as ``redact_urls`` shows it, each of its lines read on its own."""
+    if "\n" not in text:
+        return redact_urls(text)
+    return "\n".join(redact_urls(line) for line in text.split("\n"))
 
 
 class _MalformedRequests(logging.Filter):
@@ -60,13 +97,14 @@ class _MalformedRequests(logging.Filter):
 
 
 def configure_logging(settings: Settings) -> None:
-    """Log to stderr at ``EXESDB_LOG_LEVEL`` in ``EXESDB_LOG_FORMAT``."""
+    """Log to stderr at ``EXESDB_LOG_LEVEL`` in ``EXESDB_LOG_FORMAT``, every record redacted."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         _JsonFormatter()
         if settings.log_format == "json"
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
+    handler.addFilter(_Redacted())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())

@@ -6,12 +6,15 @@ the pages, alert annotations) it goes through here. A URL is shown one way every
 user name alone, often a token), and ``/…`` when it has a path or query (webhook paths often hold
 tokens) or anything past its host, e.g. ``https://alice:<redacted>@hooks.example:8443/…``. Nothing
 is dropped without a marker. In free text (``redact_urls``) a ``user:password@`` outside a
-well-formed URL (``redis:/default:pw@host``) has its password redacted too, so has what follows
-``Bearer`` or ``Basic``, and the value of a ``name=value`` pair, a quoted ``"name": value`` or a
-header ``Name: value`` whose name may name a secret (``names_secret``: ``?token=…``,
-``Password=hunter2;``, ``Authorization: Bearer …``). In a span's ``url.full`` the user info is
+well-formed URL (``redis:/default:pw@host``, ``alice:pw@host:6379``) has its password redacted
+too, unless it reads as a label before an Erlang node name (``node:ex_esdb@host``); so has what
+follows ``Bearer`` when it reads as a token ("the bearer of news" stays) or ``Basic`` when it is
+what Basic sends, and the value of a ``name=value`` pair, a quoted ``"name": value`` or a header
+``Name: value`` whose name may name a secret (``names_secret``: ``?token=…``,
+``Password=hunter2;``, ``Authorization: Bearer …``; a name after a word and a space is judged
+with the word, so ``partition key=7`` stays). In a span's ``url.full`` the user info is
 ``REDACTED:REDACTED@``, the form OpenTelemetry's semantic conventions give it (``span_url``).
-Free text is read to ``MAX_READ`` characters.
+Free text is read to ``MAX_READ`` characters, once (in time linear in its length).
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ __all__ = ["MAX_READ", "REDACTED", "names_secret", "redact_urls", "safe_url", "s
 
 REDACTED: Final = "<redacted>"
 # How much of a text redact_urls reads: what is shown is an error, a value or a reason, never
-# more than a few lines, and a run without separators costs the patterns time that grows with
-# the square of its length (48 KB of ``a/:`` took 1.5 s).
+# more than a few lines (a log line too), and a long text costs the event loop time even when
+# read once (before then, 48 KB of ``a/:`` took 1.5 s).
 MAX_READ: Final = 4096
 # Where the last run of a text cut short starts (after its last separator).
 _BEFORE_LAST_RUN: Final = re.compile(r"[\s@,'\"](?=[^\s@,'\"]*\Z)")
@@ -38,11 +41,10 @@ _SPAN_USERINFO: Final = "REDACTED:REDACTED@"
 # starts only where a run of its characters starts (the look-behinds), so that a long text
 # without a match is read once, not again from each of its characters.
 _URL: Final = r"(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^\s/?#]*@)?[^\s,'\"]+"
-# ``user:password@`` outside a well-formed URL: one typed without its ``//``
-# (``redis:/u:pw@host``), or a host given without a scheme.
-_USERINFO: Final = r"(?<![^\s/@,'\"=;&?])(?P<name>[^\s:/@,'\"=;&?]*):[^\s@,'\"]+@"
 # An HTTP authorization's credentials after their scheme (RFC 9110 token68), in any letter case;
-# after ``Basic`` only when they are what Basic sends, so that "a basic check" stays as it is.
+# after ``Basic`` only when they are what Basic sends, so that "a basic check" stays as it is,
+# after ``Bearer`` only when they read as a token (_credentials), so that "the bearer of news"
+# does too.
 _AUTH_SCHEMES: Final = r"(?i:bearer|basic)"
 _CREDENTIALS: Final = rf"\b(?P<scheme>{_AUTH_SCHEMES})\s+(?P<credentials>[A-Za-z0-9._~+/-]+=*)"
 # A named value: ``name=value`` (a query, a connection string, ``--password=…``), ``"name":
@@ -54,9 +56,18 @@ _PAIR: Final = (
     r"|-*(?P<header>(?i:authorization)|\w+(?:-\w+)+)\s*:"
     r"|-*(?P<key>\w[\w.-]*)\s*=)\s*"
 )
-_SHOWN: Final = re.compile(
-    f"(?P<url>{_URL})|(?P<pair>{_PAIR})|{_USERINFO}|(?P<auth>{_CREDENTIALS})"
-)
+_SHOWN: Final = re.compile(f"(?P<url>{_URL})|(?P<pair>{_PAIR})|(?P<auth>{_CREDENTIALS})")
+# The word a pair's name ends a phrase with, when a space is all that parts them (``partition
+# key=7`` names a partition key): judged with the name, as names_secret judges PARTITION_KEY.
+_WORD_BEFORE: Final = re.compile(r"(?<!\S)(\w+)[ \t]+\Z")
+# How far back a pair's phrase (a longer word is taken for none: fail closed) and the ``=`` or
+# ``:`` a ``Bearer`` is given after are looked for.
+_PHRASE_READ: Final = 64
+# Credentials after ``Bearer`` that read as a token rather than a word: a digit or a token68
+# character no word holds, or a capital after the first letter (``eyJhbGciOi``).
+_TOKEN_LIKE: Final = re.compile(r"[0-9._~+/=-]|.[A-Z]")
+# Credentials of 20 characters or more read as a token whatever they hold.
+_TOKEN_LENGTH: Final = 20
 # A pair's value: quoted (to the end of the text when the quote is not closed), or running to a
 # space, ``&`` or ``;``; an authorization's scheme before it stays shown.
 _VALUE: Final = re.compile(
@@ -64,6 +75,25 @@ _VALUE: Final = re.compile(
     r"(?P<quote>[\"']?)(?:(?<=\")(?:[^\"\\]|\\[\s\S])*(?:\"|\\?\Z)|(?<=')[^']*(?:'|\Z)"
     r"|(?<![\"'])[^\s&;'\"]+)"
 )
+# ``user:password@`` outside a well-formed URL is found from its ``@`` (not by a pattern
+# scanning ahead from each colon, which took time growing with the square of a run of ``a/:``):
+# the run of text that ends in it (_AT_RUN, each character read once), then the user
+# name in that run (_NAME: from the run's start or after a ``/``, ``=``, ``;``, ``&`` or ``?``,
+# to a colon). One form is not a password (_userinfo): a label before an Erlang node name
+# (``node:ex_esdb@host``): a word, a colon, a node's name (_NODE_NAME) and a host name with no
+# port or path (_NODE_HOST), unless a scheme typed without its ``//`` comes before it
+# (``redis//u:pw@host``).
+_AT_RUN: Final = re.compile(r"(?<![^\s@,'\"])[^\s@,'\"]*@")
+_NAME: Final = re.compile(r"(?<![^\s/@,'\"=;&?])[^\s:/@,'\"=;&?]*:")
+# What an Erlang node's name (before its ``@``) is made of, and a label before one.
+_NODE_NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
+_LABEL: Final = re.compile(r"\w[\w.-]*")
+_SCHEME_SLASHES: Final = re.compile(r"(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*(?::/|//)/*\Z")
+# A node's host, then neither a port nor a path (a URL's host has one, or is none of these).
+_NODE_HOST: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*+(?!/|:[0-9])")
+# Text none of the patterns can match (no ``@``, ``=``, ``://``, auth scheme, quoted or
+# hyphenated name before a colon) is shown as it is without running them: most log lines.
+_NAMED_BEFORE_COLON: Final = re.compile(r"[\"']\s*:|-\w+\s*:")
 # Characters RFC 3986 allows in a host that no host name holds (its sub-delims): the host shown
 # ends before one (``db;password=…`` of a JDBC URL).
 _NOT_HOST: Final = re.compile(r"[!$&'()*+,;=]")
@@ -110,9 +140,10 @@ def span_url(url: str) -> str:
 
 def redact_urls(text: str) -> str:
     """``text`` with every URL in it shown as ``safe_url`` shows it, the password of any other
-    ``user:password@`` (a URL mistyped without ``//``) as ``<redacted>``, so the credentials
-    after ``Bearer`` or ``Basic``, and the value of a pair whose name may name a secret (the
-    module docstring). A text longer than ``MAX_READ`` is read to there and ends in ``…``."""
+    ``user:password@`` where a URL's user info stands (a URL mistyped without ``//``) as
+    ``<redacted>``, so the credentials after ``Bearer`` or ``Basic``, and the value of a pair
+    whose name may name a secret (the module docstring). A text longer than ``MAX_READ`` is read
+    to there and ends in ``…``. Reading is linear in the text's length."""
     cut = len(text) > MAX_READ
     if cut:
         text = text[:MAX_READ]
@@ -122,45 +153,123 @@ def redact_urls(text: str) -> str:
         start = before.end() if before is not None else 0
         if ":" in text[start:]:
             text = text[:start]
+    elif not _may_hold_secret(text):
+        return text
     shown: list[str] = []
     at = 0
-    while (match := _SHOWN.search(text, at)) is not None:
+    # The next match of _SHOWN and the next user info, each looked for again only once ``at``
+    # has passed its start (found from an earlier ``at``, it is still the first from this one).
+    match = _SHOWN.search(text)
+    runs = _AT_RUN.finditer(text)
+    run = next(runs, None)
+    userinfo = _userinfo(text, run.start(), run.end() - 1) if run is not None else None
+    while True:
+        if match is not None and match.start() < at:
+            match = _SHOWN.search(text, at)
+        while run is not None and (userinfo is None or userinfo[0] < at):
+            if userinfo is not None and run.end() - 1 >= at:
+                # A match ended inside the user info, before its @: the rest is read again.
+                userinfo = _userinfo(text, at, run.end() - 1)
+                if userinfo is not None:
+                    break
+            run = next(runs, None)
+            userinfo = None if run is None else _userinfo(text, max(run.start(), at), run.end() - 1)
+        if userinfo is not None and (match is None or userinfo[0] < match.start()):
+            first, colon, at_sign = userinfo
+            shown.append(text[at:first])
+            shown.append(f"{text[first:colon]}:{REDACTED}@")
+            at = at_sign + 1
+            continue
+        if match is None:
+            break
         shown.append(text[at : match.start()])
         at = match.end()
         if match.group("url") is not None:
             shown.append(safe_url(match.group("url")))
         elif match.group("auth") is not None:
-            if _credentials(match.group("scheme"), match.group("credentials")):
+            if _credentials(text, match):
                 shown.append(f"{match.group('scheme')} {REDACTED}")
             else:
                 at = match.start("credentials")
                 shown.append(text[match.start() : at])
-        elif match.group("pair") is not None:
+        else:
             shown.append(match.group())
-            name = match.group("quoted") or match.group("header") or match.group("key")
             # Only a secret's value is read: any other is read on (it may hold a URL, a token).
-            if names_secret(name) and (value := _VALUE.match(text, at)) is not None:
+            if _names_secret_in(text, match) and (value := _VALUE.match(text, at)) is not None:
+                name = match.group("quoted") or match.group("header") or match.group("key")
                 shown.append(_hidden(value, name))
                 at = value.end()
-        else:
-            shown.append(f"{match.group('name')}:{REDACTED}@")
     shown.append(text[at:])
     if cut:
         shown.append("…")
     return "".join(shown)
 
 
-def _credentials(scheme: str, credentials: str) -> bool:
-    """Whether ``credentials`` after ``scheme`` are a credential: any after ``Bearer``; after
-    ``Basic``, base64 of ``user:password`` (RFC 7617), padded or not."""
-    if scheme.casefold() != "basic":
+def _may_hold_secret(text: str) -> bool:
+    """Whether any of redact_urls's patterns may match ``text`` (a quick look, for the many
+    texts, log lines above all, that hold nothing to redact); True for text that is not ASCII,
+    which case-insensitive matching reads more ways than ``lower`` does."""
+    if "@" in text or "=" in text or "://" in text or not text.isascii():
         return True
-    try:
-        bare = credentials.rstrip("=")
-        decoded = base64.b64decode(bare + "=" * (-len(bare) % 4), validate=True)
-    except ValueError:
+    lower = text.lower()
+    if "bearer" in lower or "basic" in lower or "authorization" in lower:
+        return True
+    return ":" in text and _NAMED_BEFORE_COLON.search(text) is not None
+
+
+def _userinfo(text: str, start: int, at_sign: int) -> tuple[int, int, int] | None:
+    """The ``user:password@`` ending at ``at_sign``, read from ``start`` (where its run or the
+    part of it still to read starts), as the start of its user name, its colon and its ``@``;
+    None when there is none, or when it reads as a label before an Erlang node name (the
+    comment above _AT_RUN)."""
+    name = _NAME.search(text, start, at_sign)
+    if name is None or name.end() == at_sign:
+        return None  # no colon, or no password after it
+    first, colon = name.start(), name.end() - 1
+    found = first, colon, at_sign
+    if not _LABEL.fullmatch(text, first, colon) or not _NODE_NAME.fullmatch(
+        text, colon + 1, at_sign
+    ):
+        return found  # no user name (``:pw@host``) or no label, or no node's name after it
+    if not _NODE_HOST.match(text, at_sign + 1):
+        return found  # no host name, or one with a port or a path (``u:pw@host:6379``)
+    if first > start and _SCHEME_SLASHES.search(text, start, first):
+        return found  # ``redis//user:password@host``
+    return None
+
+
+def _names_secret_in(text: str, pair: re.Match[str]) -> bool:
+    """Whether ``pair``'s name may name a secret (``names_secret``), read with the word before
+    it when a space is all that parts them: ``partition key=7`` names a partition key, as
+    PARTITION_KEY does, ``api key=…`` an API key."""
+    name = pair.group("quoted") or pair.group("header") or pair.group("key")
+    if not names_secret(name):
         return False
-    return b":" in decoded
+    if pair.group("key") is None or pair.start("key") != pair.start():
+        return True
+    before = _WORD_BEFORE.search(text, max(0, pair.start() - _PHRASE_READ), pair.start())
+    return before is None or names_secret(f"{before.group(1)} {name}")
+
+
+def _credentials(text: str, auth: re.Match[str]) -> bool:
+    """Whether the credentials ``auth`` found after its scheme are a credential. After
+    ``Basic``: base64 of ``user:password`` (RFC 7617), padded or not. After ``Bearer``: a token
+    (a digit, a token68 sign, a capital after the first letter, or ``_TOKEN_LENGTH``
+    characters), or any word when the scheme stands where a value is given (after ``=`` or
+    ``:``, ``note=Bearer abc``); "the bearer of news" holds none."""
+    credentials = auth.group("credentials")
+    if auth.group("scheme").casefold() == "basic":
+        try:
+            bare = credentials.rstrip("=")
+            decoded = base64.b64decode(bare + "=" * (-len(bare) % 4), validate=True)
+        except ValueError:
+            return False
+        return b":" in decoded
+    word = credentials.rstrip("._~+/=-")  # a sentence's full stop makes no token
+    if len(word) >= _TOKEN_LENGTH or _TOKEN_LIKE.search(word):
+        return True
+    given = text[max(0, auth.start() - _PHRASE_READ) : auth.start()].rstrip(" \t\"'")
+    return given.endswith(("=", ":"))
 
 
 def _hidden(value: re.Match[str], name: str) -> str:

@@ -1307,6 +1307,6 @@ def test_run_logs_ts_with_milliseconds_and_z_and_ends_start_up_with_the_urls(
     entries = [json.loads(line) for line in process.log().splitlines()]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["ts"]) for e in entries)
     messages = [entry["message"] for entry in entries]
-    opened = messages.index(f"open {process.url}/ and {process.url}/metrics")
+    opened = messages.index(f"open {process.url} (the status page; /metrics for Prometheus)")
     assert " running as node " in messages[opened - 1]  # the start-up's last two lines
     assert any(message.startswith("listening on") for message in messages[:opened])

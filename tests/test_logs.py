@@ -6,12 +6,13 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from aiohttp.http_exceptions import BadStatusLine
 
 from bridge.logs import configure_logging
-from tests.support import make_settings
+from tests.support import TEST_SECRET, make_settings, run_bridge
 
 _LOGGERS = ("", "aiohttp.server", "asyncio", "urllib3")
 
@@ -104,3 +105,97 @@ def test_urllib3_stays_at_info_when_the_bridge_logs_debug() -> None:
     configure_logging(make_settings(EXESDB_LOG_LEVEL="debug"))
     assert logging.getLogger().isEnabledFor(logging.DEBUG)
     assert not logging.getLogger("urllib3").isEnabledFor(logging.DEBUG)
+
+
+def _failed_delivery() -> None:
+    """What any module may log: an exception whose text quotes a URL with its password."""
+    try:
+        raise ConnectionError("cannot reach https://alice:hunter2@hooks.example/hook-t0k3n")
+    except ConnectionError:
+        logging.getLogger("bridge.somewhere").exception("delivery failed")
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_every_record_is_written_with_its_secrets_redacted(
+    capsys: pytest.CaptureFixture[str], log_format: str
+) -> None:
+    """Whichever module logs it, a record's message and exception text are written as the
+    bridge shows all text: an Authorization header's credentials, a secret pair's value and a
+    URL's password and path redacted, the traceback otherwise whole."""
+    configure_logging(make_settings(EXESDB_LOG_FORMAT=log_format))
+    logging.getLogger("somewhere.else").warning(
+        "refused %s (sent %r)", "GET /v1?api_key=k3y-abc", "Authorization: Bearer abc123"
+    )
+    _failed_delivery()
+    err = capsys.readouterr().err
+    for secret in ("k3y-abc", "abc123", "hunter2", "t0k3n"):
+        assert secret not in err
+    if log_format == "json":
+        first, second = (json.loads(line) for line in err.splitlines())
+        message, exception = first["message"], second["exception"]
+    else:
+        message, exception = err.split("\n", 1)
+    assert message.endswith(
+        "refused GET /v1?api_key=<redacted> (sent 'Authorization: Bearer <redacted>')"
+    )
+    assert exception.count("https://alice:<redacted>@hooks.example/…") == 2  # source and error
+    assert "Traceback (most recent call last):" in exception
+    assert "in _failed_delivery" in exception
+
+
+def test_a_records_stack_is_written_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    """A record logged with its stack (``stack_info=True``) has the stack's source lines
+    redacted as its message is."""
+    configure_logging(make_settings())
+    logging.getLogger("bridge.test").warning("here", stack_info=True)  # token=abc123
+    err = capsys.readouterr().err
+    assert "Stack (most recent call last):" in err
+    assert "# token=<redacted>" in err
+    assert "abc123" not in err
+
+
+def test_a_record_with_nothing_to_redact_is_written_as_logged(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A record holding no secret keeps its message and arguments: a node's name, a partition
+    key and "the bearer of" read as they were written."""
+    configure_logging(make_settings())
+    record = logging.LogRecord(
+        "bridge.test", logging.WARNING, __file__, 1, "node %s: %s", ("node:ex_esdb@host", "x"), None
+    )
+    logging.getLogger("bridge.test").handle(record)
+    assert record.args == ("node:ex_esdb@host", "x")
+    logging.getLogger("bridge.test").warning("partition key=7, for the bearer of news")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].endswith(": node node:ex_esdb@host: x")
+    assert lines[1].endswith(": partition key=7, for the bearer of news")
+
+
+def test_a_record_that_cannot_be_formatted_is_reported_not_raised(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A log call whose arguments do not fit its format is reported by logging as it always
+    is (``--- Logging error ---``), not raised by the redaction into the caller."""
+    configure_logging(make_settings())
+    logging.getLogger("bridge.test").warning("%d items", "many")
+    assert "--- Logging error ---" in capsys.readouterr().err
+
+
+def test_exesdb_bridge_run_writes_a_secret_in_an_error_redacted(tmp_path: Path) -> None:
+    """``exesdb-bridge run``'s own output goes through the redaction: an EXESDB_STATE_DIR it
+    cannot open, quoted in the error by the outbox and by the OS, shows no ``token=`` value."""
+    (tmp_path / "a-file").write_text("")
+    state = tmp_path / "a-file" / "token=hunter2"
+    completed = run_bridge(
+        "run",
+        env={
+            "SECRET_KEY_BASE": TEST_SECRET,
+            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
+            "EXESDB_STATE_DIR": str(state),
+        },
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 2
+    assert "hunter2" not in completed.stderr
+    assert "cannot open the alert outbox in " in completed.stderr
+    assert "token=<redacted>" in completed.stderr

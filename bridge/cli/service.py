@@ -88,7 +88,8 @@ async def _serve(settings: Settings, demo: bool) -> int:
     if bridge.address is not None:
         tls = bridge.web_config is not None and bridge.web_config.ssl_context is not None
         base = own_url(*bridge.address, tls=tls)
-        _logger.info("open %s/ and %s/metrics", base, base)
+        # No path after the URL: the log shows a URL's path as /… (it may hold a token).
+        _logger.info("open %s (the status page; /metrics for Prometheus)", base)
     await stop.wait()
     _logger.info("stopping")
     await bridge.aclose()

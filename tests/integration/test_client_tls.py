@@ -68,7 +68,7 @@ def test_the_start_up_line_names_https_urls_when_tls_is_on(
     """With TLS on, the start-up's last line names the https URLs to open."""
     process, _ = secured
     assert process.url.startswith("https://")
-    assert f"open {process.url}/ and {process.url}/metrics" in process.log()
+    assert f"open {process.url} (the status page; /metrics for Prometheus)" in process.log()
 
 
 def test_without_the_ca_or_the_password_the_command_says_why(
