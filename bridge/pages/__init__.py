@@ -3,8 +3,9 @@
 Part of the HTTP edge (``bridge.http`` adds ``page_routes``). ``html`` renders safely (every
 value escaped unless it is markup made here), ``widgets`` holds what pages share, ``status`` and
 ``alert`` build each page from what ``sources`` finds (the alert sink's and the Prometheus sink's
-public queries), ``routes`` serves them with a strict Content-Security-Policy. Templates, the
-stylesheet and the script ship as package data: no CDN, no build step, works offline.
+public queries), ``routes`` serves them with a strict Content-Security-Policy, ``conditional``
+answers a refresh of an unchanged page 304 and gzips the rest. Templates, the stylesheet and the
+script ship as package data: no CDN, no build step, works offline.
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ from bridge.pages.html import Fragment, Html, join, template
 from bridge.pages.sources import Shown
 from bridge.pages.widgets import (
     ack_button,
-    age,
+    age_since,
     badge,
+    countdown,
     empty,
     severity_badge,
     table,
@@ -54,8 +55,9 @@ _REMOVED: Final = "no longer a receiver (EXESDB_WEBHOOK_URLS, EXESDB_WEBHOOK_CON
 _ACTIONS: Final = Fragment('<div class="actions">${button}</div>')
 
 
-def alert_live(detail: AlertDetail, recipients: Recipients, shown: Shown, *, now: float) -> Html:
-    """The part of an alert's page that refreshes; ``recipients`` where the alert sink sends."""
+def alert_live(detail: AlertDetail, recipients: Recipients, shown: Shown) -> Html:
+    """The part of an alert's page that refreshes; ``recipients`` where the alert sink sends.
+    The same while only time passes (pages.js counts the ages and waits)."""
     record = detail.alert
     admin = shown.settings.admin_token is not None
     button = (
@@ -69,13 +71,13 @@ def alert_live(detail: AlertDetail, recipients: Recipients, shown: Shown, *, now
         state=badge(record.state),
         level=record.level_name,
         node=record.node,
-        started=age(now - record.starts_at),
+        started=age_since(record.starts_at),
         alert_id=record.alert_id,
         actions=button,
         description=record.description or "No description.",
         facts=_facts(record),
         history=_history(detail),
-        deliveries=_deliveries(detail, recipients, now=now),
+        deliveries=_deliveries(detail, recipients),
         labels=_pairs(record.labels),
         annotations=_pairs(record.annotations),
     )
@@ -128,7 +130,7 @@ def _history(detail: AlertDetail) -> Html:
     return table(("When", "What", "Detail"), rows, css="grid history")
 
 
-def _deliveries(detail: AlertDetail, recipients: Recipients, *, now: float) -> Html:
+def _deliveries(detail: AlertDetail, recipients: Recipients) -> Html:
     labels = dict(recipients.webhooks)
     # The receivers configured, then any key the deliveries carry that is no longer one.
     by_key: dict[str, list[Delivery]] = {key: [] for key in labels}
@@ -148,7 +150,7 @@ def _deliveries(detail: AlertDetail, recipients: Recipients, *, now: float) -> H
                     Html("&mdash;"),
                 )
             )
-        rows.extend(_delivery_row(delivery, now) for delivery in deliveries)
+        rows.extend(_delivery_row(delivery) for delivery in deliveries)
         body = (
             table(("Created", "State", "Attempts", "Last result", "Finished"), rows, css="grid")
             if rows
@@ -174,7 +176,7 @@ def _deliveries(detail: AlertDetail, recipients: Recipients, *, now: float) -> H
     return join(parts)
 
 
-def _delivery_row(delivery: Delivery, now: float) -> Sequence[object]:
+def _delivery_row(delivery: Delivery) -> Sequence[object]:
     if delivery.last_error:
         result = redact_urls(delivery.last_error)
     elif delivery.last_status is not None:
@@ -183,8 +185,7 @@ def _delivery_row(delivery: Delivery, now: float) -> Sequence[object]:
         result = "not tried yet"
     finished: object = timestamp(delivery.finished_at)
     if delivery.finished_at is None:
-        due = delivery.next_attempt_at - now
-        finished = f"next attempt in {age(due)}" if due > 0 else "next attempt due"
+        finished = join((Html("next attempt "), countdown(delivery.next_attempt_at)))
     return (
         timestamp(delivery.created_at),
         badge(str(delivery.state)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass
 from typing import Any, Final
 
 from bridge.config import Settings
@@ -21,13 +22,14 @@ from bridge.pages.widgets import (
     table,
     text_or_dash,
     timestamp,
+    utc,
 )
 from bridge.sinks.alerts.admin import AlertQuery
 from bridge.sinks.alerts.payload import alert_path
 from bridge.sinks.alerts.records import AlertRecord, AlertState
 from bridge.sinks.prometheus.nodes import NodeSummary
 
-__all__ = ["MAX_SHOWN", "status_live"]
+__all__ = ["MAX_SHOWN", "StatusView", "status_live", "status_view"]
 
 # Alerts shown per open state at most (the newest); /v1/alerts lists them all. Nodes shown at
 # most (the worst first): the page refreshes every few seconds for up to 10 000 nodes.
@@ -50,19 +52,44 @@ _SILENT: Final = Fragment(' <span class="muted silent" title="${title}">silent $
 _GONE: Final = Fragment(' <span class="muted gone" title="${title}">for ${age}</span>')
 
 
-async def status_live(
+@dataclass(frozen=True, slots=True)
+class _Node:
+    """A node as its row shows it: the times as moments, what depends on the time as flags."""
+
+    node: str
+    status: str | None
+    cpu: float | None
+    memory: float | None
+    disk: float | None
+    silent_since: int | None  # when last heard (Unix seconds), if past two intervals since
+    gone_at: int | None  # when announced down or left
+    held_down: bool  # the cluster monitor holds it down
+    expired: bool  # held down, its series expired: no figures
+    measuring: bool  # the bridge's own, before its first CPU reading could come
+
+
+@dataclass(frozen=True, slots=True)
+class StatusView:
+    """What the status page's live part shows, and nothing else: equal views render the same
+    markup (``status_live``), so a view like the last one needs no render."""
+
+    checks: Mapping[str, Mapping[str, Any]]
+    alerts: tuple[AlertRecord, ...] | None  # None: no alert sink
+    truncated: bool
+    nodes: tuple[_Node, ...] | None  # None: no Prometheus sink
+    admin: bool
+
+
+async def status_view(
     shown: Shown,
     *,
     alerts_from: AlertSource | None,
     nodes_from: NodeSource | None,
     down_from: DownSource | None,
-    root: str,
     now: float,
-) -> Html:
-    """The part of the status page that refreshes, with the alerts of ``alerts_from``, the nodes of
+) -> StatusView:
+    """The status page's view now, with the alerts of ``alerts_from``, the nodes of
     ``nodes_from`` and those ``down_from`` holds down (None: the bridge runs no such component)."""
-    checks = shown.readiness()
-    ready = all(check["ready"] or not check["required"] for check in checks.values())
     alerts: list[AlertRecord] = []
     truncated = False
     if alerts_from is not None:
@@ -71,11 +98,54 @@ async def status_live(
             truncated = truncated or len(found) >= MAX_SHOWN
             alerts.extend(found)
         alerts.sort(key=lambda record: record.starts_at, reverse=True)
-    nodes = list(nodes_from.nodes()) if nodes_from is not None else []
-    held_down = _held_down(down_from)
-    expired = _remembered(nodes, held_down) if nodes_from is not None else []
-    nodes.extend(expired)
-    admin = shown.settings.admin_token is not None
+    nodes: tuple[_Node, ...] | None = None
+    if nodes_from is not None:
+        summaries = list(nodes_from.nodes())
+        held_down = _held_down(down_from)
+        expired = _remembered(summaries, held_down)
+        summaries.extend(expired)
+        gone = {node.node for node in expired}
+        nodes = tuple(_node(node, shown, held_down, gone, now) for node in summaries)
+    return StatusView(
+        checks=shown.readiness(),
+        alerts=tuple(alerts) if alerts_from is not None else None,
+        truncated=truncated,
+        nodes=nodes,
+        admin=shown.settings.admin_token is not None,
+    )
+
+
+def _node(
+    node: NodeSummary, shown: Shown, held_down: Mapping[str, float], expired: Set[str], now: float
+) -> _Node:
+    settings = shown.settings
+    # Readings come every health and every metrics interval: two of the longer one missed.
+    late = 2 * max(settings.health_broadcast_interval, settings.metrics_broadcast_interval) / 1000
+    # Past two intervals a reading is late, not coming (e.g. the host probe fails): a dash.
+    first = 2 * settings.health_broadcast_interval / 1000
+    return _Node(
+        node=node.node,
+        status=node.status,
+        cpu=node.cpu,
+        memory=node.memory,
+        disk=node.disk,
+        # Whole seconds, and only those shown: the moments stay the same from one view to the
+        # next (a node reporting moves its last reading, which shows only once it is silent).
+        silent_since=round(now - node.silent_for) if node.silent_for >= late else None,
+        gone_at=None if node.gone_for is None else round(now - node.gone_for),
+        held_down=node.node in held_down,
+        expired=node.node in expired,
+        measuring=(node.cpu is None and node.node == shown.node and now - shown.started_at < first),
+    )
+
+
+def status_live(view: StatusView, shown: Shown, *, root: str) -> Html:
+    """The part of the status page that refreshes, showing ``view``; the same for equal views
+    (only time passing changes nothing: pages.js counts the ages)."""
+    checks = view.checks
+    ready = all(check["ready"] or not check["required"] for check in checks.values())
+    alerts = view.alerts or ()
+    nodes = view.nodes or ()
     not_ready = [name for name, check in checks.items() if check["required"] and not check["ready"]]
     return template("status.html")(
         ready_tone="good" if ready else "bad",
@@ -89,20 +159,15 @@ async def status_live(
         node_detail=_breakdown(Counter(node.status or "unknown" for node in nodes))
         or "none heard yet",
         alert_tone=_alert_tone(alerts),
-        alert_count=f"{len(alerts)}{'+' if truncated else ''}",
+        alert_count=f"{len(alerts)}{'+' if view.truncated else ''}",
         alert_detail=_breakdown(Counter(record.severity for record in alerts), SEVERITIES[::-1])
         or "all clear",
-        uptime=age(now - shown.started_at),
+        uptime=age_since(shown.started_at),
         started=timestamp(shown.started_at),
-        alerts=_alerts(alerts, alerts_from is not None, truncated, admin=admin, root=root, now=now),
-        nodes=_nodes(
-            nodes,
-            shown,
-            held_down,
-            {node.node for node in expired},
-            present=nodes_from is not None,
-            now=now,
+        alerts=_alerts(
+            alerts, view.alerts is not None, view.truncated, admin=view.admin, root=root
         ),
+        nodes=_nodes(nodes, shown, present=view.nodes is not None),
         components=_components(checks),
     )
 
@@ -140,7 +205,6 @@ def _alerts(
     *,
     admin: bool,
     root: str,
-    now: float,
 ) -> Html:
     if not kept:
         return empty("This bridge runs no alert sink, so it keeps no alerts.")
@@ -151,7 +215,7 @@ def _alerts(
             severity_badge(record.severity),
             _alert_link(record, root),
             record.node,
-            age_since(record.starts_at, now),
+            age_since(record.starts_at),
             badge(record.state),
             _level(record),
             ack_button(record.alert_id, record.title)
@@ -183,15 +247,7 @@ def _level(record: AlertRecord) -> Html:
     return escape(record.level_name)
 
 
-def _nodes(
-    nodes: Sequence[NodeSummary],
-    shown: Shown,
-    held_down: Mapping[str, float],
-    expired: Set[str],
-    *,
-    present: bool,
-    now: float,
-) -> Html:
+def _nodes(nodes: Sequence[_Node], shown: Shown, *, present: bool) -> Html:
     if not present:
         return empty("This bridge runs no Prometheus sink, so it knows no node figures.")
     if not nodes:
@@ -206,8 +262,8 @@ def _nodes(
     rows = [
         (
             _NODE_NAME(node=node.node),
-            _health(node, shown, held_down, expired),
-            _cpu(node, shown, now),
+            _health(node, shown),
+            _cpu(node, shown),
             meter(node.memory, settings.memory_degraded, settings.memory_unhealthy),
             meter(node.disk, settings.disk_degraded, settings.disk_unhealthy),
         )
@@ -224,30 +280,26 @@ def _nodes(
     return join((listing, note))
 
 
-def _rank(node: NodeSummary) -> int:
+def _rank(node: _Node) -> int:
     return _NODE_RANK.get(node.status or "unknown", _NODE_RANK["unknown"])
 
 
-def _health(
-    node: NodeSummary, shown: Shown, held_down: Mapping[str, float], expired: Set[str]
-) -> Html:
+def _health(node: _Node, shown: Shown) -> Html:
     """The node's status badge, and how long it has been silent or gone, the tooltip saying
-    what its figures are (``expired``: nodes held down whose series expired, shown without)."""
+    what its figures are (``expired``: held down, its series expired, shown without)."""
     status = badge(node.status) if node.status else badge("unknown")
     settings = shown.settings
-    if node.gone_for is not None:
-        figures = _expired(settings) if node.node in expired else _kept(settings)
-        title = f"NodeLifecycle {node.status} {age(node.gone_for)} ago: {figures}"
-        if node.node in held_down:  # shown after its series expired too
+    if node.gone_at is not None:
+        figures = _expired(settings) if node.expired else _kept(settings)
+        title = f"NodeLifecycle {node.status} at {utc(node.gone_at)}: {figures}"
+        if node.held_down:  # shown after its series expired too
             title += f" {_forgotten(settings)}"
-        return join((status, _GONE(age=age(node.gone_for), title=title)))
-    # Readings come every health and every metrics interval: two of the longer one missed.
-    late = 2 * max(settings.health_broadcast_interval, settings.metrics_broadcast_interval) / 1000
-    if node.silent_for < late:
+        return join((status, _GONE(age=age_since(node.gone_at), title=title)))
+    if node.silent_since is None:
         return status
     silent = _SILENT(
-        age=age(node.silent_for),
-        title=f"Nothing from this node for {age(node.silent_for)}: {_kept(settings)}",
+        age=age_since(node.silent_since),
+        title=f"Nothing from this node since {utc(node.silent_since)}: {_kept(settings)}",
     )
     return join((status, silent))
 
@@ -274,12 +326,10 @@ def _forgotten(settings: Settings) -> str:
     )
 
 
-def _cpu(node: NodeSummary, shown: Shown, now: float) -> Html:
+def _cpu(node: _Node, shown: Shown) -> Html:
     settings = shown.settings
-    seconds = settings.health_broadcast_interval / 1000
-    # Past two intervals a reading is late, not coming (e.g. the host probe fails): a dash.
-    if node.cpu is None and node.node == shown.node and now - shown.started_at < 2 * seconds:
-        interval = age(seconds)
+    if node.measuring:
+        interval = age(settings.health_broadcast_interval / 1000)
         return _MEASURING(
             title=f"The first CPU reading covers a whole health interval ({interval},"
             " EXESDB_HEALTH_BROADCAST_INTERVAL) from the start."

@@ -17,6 +17,7 @@ __all__ = [
     "age",
     "age_since",
     "badge",
+    "countdown",
     "empty",
     "layout",
     "meter",
@@ -55,6 +56,15 @@ _REVISION: Final = Fragment(' <span class="muted">${revision}</span>')
 
 _BADGE: Final = Fragment('<span class="badge ${tone}">${text}</span>')
 _TIME: Final = Fragment('<time datetime="${iso}" title="${title}">${shown}</time>')
+# A time pages.js shows as an age ("3m 12s") or what is left of a wait ("in 5s", "due"),
+# counted on the reader's side: the page's markup stays the same while only time passes, so
+# its ETag does too (routes.py). Without the script it reads as the moment itself.
+_SINCE: Final = Fragment(
+    '<time datetime="${iso}" data-since="${at}" title="since ${shown}">${shown}</time>'
+)
+_UNTIL: Final = Fragment(
+    '<time datetime="${iso}" data-until="${at}" title="at ${shown}">at ${shown}</time>'
+)
 _METER: Final = Fragment(
     '<span class="usage"><meter min="0" max="100" low="${low}" high="${high}" optimum="0"'
     ' value="${value}">${text}</meter><span class="num">${text}</span></span>'
@@ -129,9 +139,16 @@ def timestamp(seconds: float | None) -> Html:
     return _TIME(iso=_iso(seconds), title=utc(seconds), shown=utc(seconds))
 
 
-def age_since(seconds: float, now: float) -> Html:
-    """How long ago ``seconds`` was (``3m 12s``), the time itself on hover."""
-    return _TIME(iso=_iso(seconds), title=f"since {utc(seconds)}", shown=age(now - seconds))
+def age_since(seconds: float) -> Html:
+    """How long ago ``seconds`` was (``3m 12s``, kept current by pages.js), the time itself on
+    hover."""
+    return _SINCE(iso=_iso(seconds), at=str(int(seconds)), shown=utc(seconds))
+
+
+def countdown(seconds: float) -> Html:
+    """How long until ``seconds`` (``in 5s``, then ``due``: kept current by pages.js), the time
+    itself on hover."""
+    return _UNTIL(iso=_iso(seconds), at=str(int(seconds)), shown=utc(seconds))
 
 
 def meter(value: float | None, low: float, high: float) -> Html:
@@ -162,11 +179,19 @@ def empty(text: str) -> Html:
 
 
 def layout(
-    shown: Shown, *, title: str, root: str, live: Html, now: float, refresh: int = REFRESH_SECONDS
+    shown: Shown,
+    *,
+    title: str,
+    root: str,
+    live: Html,
+    etag: str,
+    now: float,
+    refresh: int = REFRESH_SECONDS,
 ) -> Html:
     """A whole page: head, the bridge's bar, the acknowledge bar and ``live`` (the part
-    pages.js refreshes every ``refresh`` seconds, never when 0). ``root`` is the relative way
-    back to ``/`` (``./`` or ``../``), so the pages work behind a proxy under any path."""
+    pages.js refreshes every ``refresh`` seconds, never when 0, sending ``etag``, the live
+    part's, so an unchanged one is answered 304). ``root`` is the relative way back to ``/``
+    (``./`` or ``../``), so the pages work behind a proxy under any path."""
     admin = shown.settings.admin_token is not None
     revision = shown.build.revision
     shown_revision = Html("") if revision == "unknown" else _REVISION(revision=revision[:12])
@@ -180,6 +205,8 @@ def layout(
         bus=shown.bus_kind,
         ack=_ACK_BAR(header=ADMIN_TOKEN_HEADER) if admin else _ACK_OFF(),
         live=live,
+        etag=etag,
+        now=f"{now:.3f}",
         refreshed=timestamp(now),
     )
 

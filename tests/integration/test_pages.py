@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from bridge.cluster import cluster_monitor
+from bridge.pages.widgets import REFRESH_SECONDS
 from bridge.sinks.alerts import AlertState
 from bridge.sinks.alerts.payload import alert_path
 from collectors import health_collector
@@ -207,6 +208,54 @@ def test_the_status_page_refreshes_in_place(tmp_path: Path, browser: Browser) ->
             r"Updated \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC · refreshes every 5 s",
             browser.text("#refreshed"),
         )
+
+
+# Each refresh of the live part the tab made: [HTTP status, body bytes received].
+LIVE_REFRESHES = """
+return performance.getEntriesByType("resource")
+  .filter((entry) => entry.name.includes("part=live"))
+  .map((entry) => [entry.responseStatus, entry.encodedBodySize]);
+"""
+AGE = """
+const row = [...document.querySelectorAll("table.alerts tbody tr")]
+  .find((row) => row.textContent.includes(arguments[0]));
+return row ? row.cells[3].textContent : "";
+"""
+
+
+def test_an_open_tab_gets_304s_while_nothing_changes_and_a_new_alert_within_a_refresh(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """While nothing changes the tab's refreshes are answered 304, without a body, and its ages
+    go on counting; an alert published shows within one refresh period (the refresh that
+    brought it a 200), and the refreshes after it are 304s again."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "the first alert")
+        browser.open(server.url + "/")
+        first_age = browser.run(AGE, "the first alert")
+        assert re.fullmatch(r"\d+s", first_age)
+
+        def refreshes(at_least: int) -> list[list[int]] | None:
+            made = browser.run(LIVE_REFRESHES)
+            return made if len(made) >= at_least else None
+
+        unchanged = wait_until(lambda: refreshes(2), 3 * REFRESH_SECONDS, "two refreshes")
+        assert unchanged == [[304, 0]] * len(unchanged)
+        assert browser.run(AGE, "the first alert") != first_age  # counted by the script
+        raise_alert(server, "a2", "published while the tab is open")
+        # One refresh period, and two seconds for the timer and the fetch on a busy machine.
+        wait_until(
+            lambda: alert_row(browser, "published while the tab is open"),
+            REFRESH_SECONDS + 2,
+            "the new alert in the tab",
+        )
+        changed = browser.run(LIVE_REFRESHES)
+        assert changed[-1][0] == 200
+        assert changed[-1][1] > 0
+        after = wait_until(lambda: refreshes(len(changed) + 1), 3 * REFRESH_SECONDS, "a refresh")
+        assert after[len(changed) :] == [[304, 0]] * (len(after) - len(changed))
+        assert re.fullmatch(r"\d+s", browser.run(AGE, "published while the tab is open"))
+        assert csp_refusals(browser) == []
 
 
 def test_the_bridges_own_cpu_says_measuring_until_its_first_reading(

@@ -15,7 +15,7 @@ from bridge import __version__
 from bridge.messages import NodeLifecycle, SystemAlert
 from bridge.pages import CONTENT_SECURITY_POLICY, routes
 from bridge.pages.html import Html
-from bridge.pages.status import MAX_SHOWN, status_live
+from bridge.pages.status import MAX_SHOWN, StatusView, status_live, status_view
 from bridge.sinks.alerts import AlertState, alert_url
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.pages.helpers import (
@@ -46,6 +46,12 @@ async def client() -> AsyncIterator[aiohttp.ClientSession]:
     """An HTTP client, closed afterwards."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         yield session
+
+
+def _words(row: str) -> list[str]:
+    """A table row's words, each age (a ``<time data-since>``) as one word ``since=<moment>``."""
+    row = re.sub(r'<time [^>]*data-since="(\d+)"[^>]*>.*?</time>', r" since=\1 ", row)
+    return re.sub(r"<[^>]+>", " ", row).split()
 
 
 async def fetch(client: aiohttp.ClientSession, url: str, **headers: str) -> tuple[int, Any, str]:
@@ -91,16 +97,19 @@ async def test_status_page_shows_the_bridge_and_its_active_alerts_newest_first(
     facts = body.split('<span class="facts">', 1)[1].split("</span></span>", 1)[0]
     assert f"v{__version__}" in facts
     assert "bus <b>memory</b>" in facts
-    assert re.search(r'>Uptime</div>\s*<div class="value">\d+s</div>', body)
+    # Ages are moments pages.js counts from (the markup stays the same while time passes).
+    uptime = re.search(r'>Uptime</div>\s*<div class="value"><time [^>]*data-since="(\d+)"', body)
+    assert uptime is not None
+    assert int(uptime.group(1)) == int(server.bridge.started_at)
     components = body.split('id="components"', 1)[1].split("</section>", 1)[0]
     for part in ("bus", "prometheus", "alerts"):
         assert re.search(rf"<td>{part}</td><td><span [^>]*>ready</span>", components), part
     listed = body.split('id="alerts"', 1)[1].split("</section>", 1)[0]
-    rows = [re.sub(r"<[^>]+>", " ", row).split() for row in listed.split("<tr>")[2:]]
+    rows = [_words(row) for row in listed.split("<tr>")[2:]]
     assert [row[1] for row in rows] == ["newest", "middle", "oldest"]
     assert [row[0] for row in rows] == ["error", "warning", "critical"]
     assert [row[4] for row in rows] == ["db-1@cluster", "db-2@cluster", "db-1@cluster"]
-    assert all(re.fullmatch(r"\d+s", row[5]) for row in rows)
+    assert all(re.fullmatch(r"since=\d+", row[5]) for row in rows)
     assert [row[6:8] for row in rows] == [
         ["firing", "level1"],
         ["acknowledged", "level1"],
@@ -323,7 +332,7 @@ async def test_an_escalated_alert_shows_its_level_on_both_pages(
         _, _, status_page = await fetch(client, server.url + "/")
         _, _, alert_page = await fetch(client, server.url + "/alerts/a1")
     listed = status_page.split('id="alerts"', 1)[1].split("</section>", 1)[0]
-    [row] = [re.sub(r"<[^>]+>", " ", row).split() for row in listed.split("<tr>")[2:]]
+    [row] = [_words(row) for row in listed.split("<tr>")[2:]]
     assert row[6:8] == ["firing", "level3"]
     assert re.search(r">Escalation level<[^>]*>\s*<[^>]*>level3<", alert_page)
 
@@ -537,7 +546,11 @@ async def test_nodes_announced_down_or_left_show_so_first_with_the_time_since(
     assert nodes.index("dead-1") < nodes.index("gone-1") < nodes.index("sick-1")
     dead = nodes.split("dead-1", 1)[1].split("</tr>", 1)[0]
     assert '<span class="badge tone-bad">down</span>' in dead
-    assert re.search(r'class="muted gone" title="NodeLifecycle down \d+s ago[^"]*">for \d+s<', dead)
+    assert re.search(
+        r'class="muted gone" title="NodeLifecycle down at [-\d: ]+ UTC: [^"]*">for <time [^>]*'
+        r'data-since="\d+"',
+        dead,
+    )
     assert ">10%<" in dead  # its last figures stay
     gone = nodes.split("gone-1", 1)[1].split("</tr>", 1)[0]
     assert '<span class="badge tone-warn">left</span>' in gone
@@ -562,36 +575,47 @@ async def test_an_alert_id_with_a_slash_reaches_its_page(
 async def test_status_pages_asked_for_at_once_share_their_renders(
     tmp_path: Path, client: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Many status pages asked for at once are rendered a few times for all of them, not once
+    """Many status pages asked for at once are made a few times for all of them, not once
     each: taken together as many times as they were asked for, the renders held the event loop
-    (and the probes behind it) for seconds. Each still shows what held when it was asked."""
+    (and the probes behind it) for seconds. Each still shows what held when it was asked; an
+    unchanged page is not rendered again."""
     asked = 32
-    renders: list[float] = []
+    views: list[float] = []
+    renders: list[StatusView] = []
 
-    async def counted(*args: Any, **kwargs: Any) -> Html:
-        renders.append(kwargs["now"])
-        return await status_live(*args, **kwargs)
+    async def viewed(*args: Any, **kwargs: Any) -> StatusView:
+        views.append(kwargs["now"])
+        return await status_view(*args, **kwargs)
 
-    monkeypatch.setattr(routes, "status_live", counted)
+    def rendered(view: StatusView, *args: Any, **kwargs: Any) -> Html:
+        renders.append(view)
+        return status_live(view, *args, **kwargs)
+
+    monkeypatch.setattr(routes, "status_view", viewed)
+    monkeypatch.setattr(routes, "status_live", rendered)
     with page_bridge(tmp_path) as server:
         for number in range(2 * MAX_SHOWN):
             publish(server, "system_alert", _long_alert(f"big-{number:03d}"))
         wait_for_alert(server, f"big-{2 * MAX_SHOWN - 1:03d}", lambda record: True)
         url = server.url + "/?part=live"
         await fetch(client, url)
-        assert len(renders) == 1  # the count sees each render
+        assert (len(views), len(renders)) == (1, 1)  # the counts see each turn and render
+        views.clear()
         renders.clear()
         answers = await asyncio.gather(*(fetch(client, url) for _ in range(asked)))
-        at_once = len(renders)
+        at_once = len(views)
+        unchanged = len(renders)
         raise_alert(server, "after-the-burst", "raised after the burst")
         _, _, fresh = await fetch(client, url)
     for status, _, body in answers:
         assert status == 200
         assert body.count("long title") > MAX_SHOWN
     assert "raised after the burst" in fresh
-    # Rendered once each, the pages asked for at once would be rendered 32 times; shared, each
-    # render serves every request that arrived while the one before it was under way.
-    assert at_once <= asked // 4, f"{asked} pages asked for at once: {at_once} renders"
+    # Made once each, the pages asked for at once would be made 32 times; shared, each turn
+    # serves every request that arrived while the one before it was under way.
+    assert at_once <= asked // 4, f"{asked} pages asked for at once: {at_once} turns"
+    assert unchanged == 0, f"nothing changed, yet rendered {unchanged} times"
+    assert len(renders) == 1  # the new alert's
 
 
 def _long_alert(alert_id: str) -> SystemAlert:

@@ -1,4 +1,6 @@
 // The bridge's pages: refresh the live part in place, and acknowledge alerts with the admin token.
+// A refresh sends the ETag of what is shown: the bridge answers 304, no body, while it is the same.
+// Ages ("3m 12s") are counted here, on the bridge's clock, so only time passing changes nothing.
 // Served by the bridge itself (the pages' Content-Security-Policy allows no inline script).
 // The token is kept for this tab only (sessionStorage), never in a URL or a cookie.
 "use strict";
@@ -34,6 +36,41 @@
   let busy = false;
   let again = false; // asked for while a refresh was under way (after an acknowledgement)
   let lastGood = new Date();
+  // The bridge's clock less this one's, in seconds: from the page's rendering, then each answer.
+  let skew = Number(body.dataset.now || Date.now() / 1000) - Date.now() / 1000;
+
+  // As bridge/pages/widgets.py's age(): 45s, 3m 12s, 2h 05m, 3d 4h.
+  function age(seconds) {
+    const whole = Math.max(0, Math.floor(seconds));
+    const days = Math.floor(whole / 86400);
+    const hours = Math.floor((whole % 86400) / 3600);
+    const minutes = Math.floor((whole % 3600) / 60);
+    const secs = whole % 60;
+    const two = (n) => String(n).padStart(2, "0");
+    if (days) return days + "d " + hours + "h";
+    if (hours) return hours + "h " + two(minutes) + "m";
+    if (minutes) return minutes + "m " + two(secs) + "s";
+    return secs + "s";
+  }
+
+  function count() {
+    const now = Date.now() / 1000 + skew;
+    for (const time of document.querySelectorAll("time[data-since]")) {
+      time.textContent = age(now - Number(time.dataset.since));
+    }
+    for (const time of document.querySelectorAll("time[data-until]")) {
+      const left = Number(time.dataset.until) - now;
+      time.textContent = left > 0 ? "in " + age(left) : "due";
+    }
+  }
+
+  function heard(response) {
+    // Date has whole seconds: only a clock that moved by more than that is followed.
+    const date = Date.parse(response.headers.get("Date") || "");
+    if (Number.isNaN(date)) return;
+    const seen = (date + 500) / 1000 - Date.now() / 1000;
+    if (Math.abs(seen - skew) > 2) skew = seen;
+  }
 
   // UTC, as every time the bridge renders: a person and the bridge may be zones apart.
   function utc(date) {
@@ -58,11 +95,18 @@
       const url = new URL(location.href);
       url.hash = "";
       url.searchParams.set("part", "live");
-      const response = await fetch(url, { cache: "no-store", credentials: "same-origin" });
-      if (!response.ok) throw new Error("HTTP " + response.status);
-      const html = await response.text();
-      // Only the live part changes: the scroll position and the fields above it stay.
-      byId("live").innerHTML = html;
+      const live = byId("live");
+      const headers = live.dataset.etag ? { "If-None-Match": live.dataset.etag } : {};
+      const response = await fetch(url, { cache: "no-store", credentials: "same-origin", headers });
+      heard(response);
+      if (response.status !== 304) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        const html = await response.text();
+        // Only the live part changes: the scroll position and the fields above it stay.
+        live.innerHTML = html;
+        live.dataset.etag = response.headers.get("ETag") || "";
+      }
+      count();
       lastGood = new Date();
       stamp("Updated " + utc(lastGood) + " · refreshes every " + every / 1000 + " s", false);
     } catch (error) {
@@ -86,6 +130,7 @@
     refresh();
   }
 
+  count();
   if (every > 0) {
     timer = setTimeout(tick, every);
     document.addEventListener("visibilitychange", () => {
