@@ -702,7 +702,8 @@ def test_a_clean_batch_cut_from_its_body_decodes_on_the_fast_path_as_its_lines(
 
     monkeypatch.setattr(decoding_module, "_decode_each", alone)
     assert decode_envelopes(cut, whole) == expected
-    assert expected[1] is None and len(expected[0]) == len(lines)
+    assert expected[1] is None
+    assert len(expected[0]) == len(lines)
 
 
 @pytest.mark.parametrize(
