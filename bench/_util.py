@@ -100,7 +100,7 @@ def verified_batch(verifier: Verifier, body: bytes, header: str) -> list[Envelop
     if check is not HeaderCheck.OK:
         raise RuntimeError(f"header check failed: {check}")
     lines = [line for line in body.split(b"\n") if line and not line.isspace()]
-    envelopes = verifier.verify_batch(lines)
+    envelopes = verifier.verify_batch(lines, whole=body)
     if isinstance(envelopes, Rejection):
         raise RuntimeError(f"batch refused: {envelopes}")
     return envelopes

@@ -244,7 +244,7 @@ async def ingest(request: web.Request) -> web.Response:
     # Judged first, admitted (ids remembered) only once nothing will refuse the batch, so a
     # batch answered 503 can be sent again as it is.
     result: list[Envelope] | Rejection | BatchSubscription = verifier.verify_batch(
-        lines, numbers, refuse=lambda judged: _refused(bridge, verifier, judged)
+        lines, numbers, refuse=lambda judged: _refused(bridge, verifier, judged), whole=body
     )
     if isinstance(result, Rejection):
         return _rejected(_located(result, content_type, numbers[0] if numbers else 1))

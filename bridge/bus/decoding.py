@@ -89,18 +89,29 @@ def decode_envelope(body: bytes | str) -> Envelope | Rejection:
 
 
 def decode_envelopes(
-    bodies: Sequence[bytes | str],
+    bodies: Sequence[bytes | str], whole: bytes | None = None
 ) -> tuple[list[Envelope], tuple[int, Rejection] | None]:
     """Decode ``bodies`` in order as :func:`decode_envelope` does, up to the first refused.
 
     Returns the envelopes before it and, when one is refused, its index and Rejection.
+
+    ``whole``: the bytes the bodies were cut from (an NDJSON request's body), holding nothing
+    but them and ASCII whitespace (newlines, blank lines); the checks made over the whole batch
+    read it instead of the bodies joined again (a copy of the batch).
     """
-    try:
-        # Refused (TypeError) where a body is text: one pass in C, not a test of each body.
-        joined: bytes | None = b"".join(bodies)  # type: ignore[arg-type]
-    except TypeError:
-        joined = None
-    decoded = _decode_structs(bodies, joined)
+    if whole is not None and structs.is_clean(whole):
+        # Clean, the quotes counted in it are the bodies' (whitespace holds none).
+        joined: bytes | None = whole
+        clean: bool | None = True
+    else:
+        # Not clean, the key count must not see the whitespace between the bodies.
+        clean = None
+        try:
+            # Refused (TypeError) where a body is text: one pass in C, not a test of each body.
+            joined = b"".join(bodies)  # type: ignore[arg-type]
+        except TypeError:
+            joined = None
+    decoded = _decode_structs(bodies, joined, clean)
     if decoded is not None and joined is not None and _named_once(joined, *decoded[1:]):
         return decoded[0], None
     return _decode_each(bodies)
@@ -412,13 +423,14 @@ def _decode_one(body: bytes | str) -> tuple[Envelope, int] | None:
 
 
 def _decode_structs(
-    bodies: Sequence[bytes | str], joined: bytes | None
+    bodies: Sequence[bytes | str], joined: bytes | None, clean: bool | None = None
 ) -> tuple[list[Envelope], int, bool] | None:
     """The msgspec path for ``bodies`` (``joined``: all of them, when all are bytes): their
     Envelopes, how many keys those hold (with their string values when the bytes are clean)
     and whether they are, or None if it does not take one of them. Keys given twice are not
-    looked for (the last is kept)."""
-    clean = joined is not None and structs.is_clean(joined)
+    looked for (the last is kept). ``clean``: ``structs.is_clean(joined)``, when known."""
+    if clean is None:
+        clean = joined is not None and structs.is_clean(joined)
     decoder, builders = structs.CLEAN if clean else structs.CHECKED
     decode = decoder.decode
     instants = _INSTANTS

@@ -154,16 +154,17 @@ class Verifier:
         numbers: Sequence[int] | None = None,
         *,
         refuse: Callable[[list[Envelope]], Refusal | None] | None = None,
+        whole: bytes | None = None,
     ) -> list[Envelope] | Rejection | Refusal:
         """``judge_batch``, then ``admit``: the envelopes of a batch whose enclosing body was
         already authenticated, their ids remembered; or the first line at fault.
 
         ``refuse``, asked between the two with the judged batch, may turn it away (HTTP
         ingest: a congested subscriber, answered 503); what it returns is returned and no id
-        is remembered, so the same batch can be sent again as it is. ``numbers`` as for
-        ``judge_batch``.
+        is remembered, so the same batch can be sent again as it is. ``numbers`` and ``whole``
+        as for ``judge_batch``.
         """
-        judged = self.judge_batch(lines, numbers)
+        judged = self.judge_batch(lines, numbers, whole=whole)
         if isinstance(judged, Rejection):
             return judged
         if refuse is not None and (refusal := refuse(judged)) is not None:
@@ -172,7 +173,11 @@ class Verifier:
         return self.admit(judged, numbers)
 
     def judge_batch(
-        self, lines: Sequence[bytes], numbers: Sequence[int] | None = None
+        self,
+        lines: Sequence[bytes],
+        numbers: Sequence[int] | None = None,
+        *,
+        whole: bytes | None = None,
     ) -> list[Envelope] | Rejection:
         """Decode envelopes whose enclosing body was already authenticated; all or nothing,
         and no id remembered: the caller may still refuse the batch (e.g. 503 when a subscriber
@@ -182,9 +187,10 @@ class Verifier:
         replay in turn; the replay checks are made at one instant.
 
         ``numbers``: each line's number in the body (blank lines left out), for a rejection to
-        name; by default 1, 2, 3...
+        name; by default 1, 2, 3... ``whole``: the body the lines were split from, nothing but
+        ASCII whitespace besides them (``decode_envelopes`` reads it rather than join them).
         """
-        envelopes, failure = decode_envelopes(lines)
+        envelopes, failure = decode_envelopes(lines, whole)
         total = len(lines)
         # The lines before a bad one are judged too: a replay among them is reported first.
         # List comprehensions: map() over an attrgetter makes an argument tuple per call (3.11).

@@ -666,6 +666,46 @@ def test_a_key_given_twice_is_refused_either_way_naming_it(
     assert failure == (1, rejection)
 
 
+@pytest.mark.parametrize("style", [style for style in _SEPARATORS if style != "lines"])
+@pytest.mark.parametrize("escaped", [False, True], ids=["clean", "escaped"])
+def test_a_key_given_twice_in_a_batch_cut_from_its_body_is_refused_as_alone(
+    style: str, escaped: bool
+) -> None:
+    """A batch decoded with the body its lines were cut from (blank, spaced and CRLF lines
+    around them), as ingest decodes it, refuses a key given twice as each line alone would, on
+    clean bytes (the quotes counted in the body) and with an escape (the keys in the lines)."""
+    node = "node\\u00e9@host" if escaped else NODE  # a backslash: the bytes are not clean
+    pairs = [*_ENVELOPE.items(), ("node", node), ("payload", HEALTH), ("node", "other@host")]
+    repeated = _pairs_json(pairs, _SEPARATORS[style]).encode()
+    good = _health(node=node)
+    whole = b"\n \t\n" + good + b"\r\n\n" + repeated + b"\n" + good + b"\n"
+    lines = [line for line in whole.split(b"\n") if line and not line.isspace()]
+    rejection = _same(repeated)
+    assert isinstance(rejection, Rejection)
+    expected = ([_same(good)], (1, rejection))
+    assert decode_envelopes(lines, whole) == decode_envelopes(lines) == expected
+
+
+def test_a_clean_batch_cut_from_its_body_decodes_on_the_fast_path_as_its_lines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Clean lines decoded with the body they were cut from (CRLF endings, blank and spaced
+    lines between) give what the lines alone give, the batch on the fast path: the quotes
+    counted in the body are the lines' own."""
+    lines = [_health(id=f"id{n:08d}") for n in range(3)]
+    whole = b"\r\n".join(lines) + b"\r\n\n  \n"
+    cut = [line for line in whole.split(b"\n") if line and not line.isspace()]
+    expected = decode_envelopes(cut)
+
+    def alone(bodies: Any) -> Any:
+        raise AssertionError("a body was decoded alone")
+
+    monkeypatch.setattr(decoding_module, "_decode_each", alone)
+    assert decode_envelopes(cut, whole) == expected
+    assert expected[1] is None
+    assert len(expected[0]) == len(lines)
+
+
 @pytest.mark.parametrize(
     "body",
     [
