@@ -39,6 +39,7 @@ from bridge.probe_settings import (
     client_certificate_problem,
     split_addr,
     value_problem,
+    variable_value,
 )
 from bridge.receiver_keys import ReceiverKeys
 from bridge.receivers import (
@@ -64,7 +65,6 @@ __all__ = [
     "load_settings",
     "split_addr",
     "unknown_variables",
-    "variable_value",
 ]
 
 MIN_SECRET_LENGTH: Final = 32
@@ -83,13 +83,6 @@ OtlpSignal = Literal["traces", "logs", "metrics"]
 
 def _env(name: str, **kwargs: Any) -> Any:
     return Field(validation_alias=name, **kwargs)
-
-
-def variable_value(environ: Mapping[str, str], name: str) -> str | None:
-    """``name``'s value in ``environ``, or None when it is unset, empty or blanks only (``"  "``):
-    what every setting reads as unset."""
-    value = environ.get(name)
-    return value if value is not None and value.strip() else None
 
 
 class _Environment(EnvSettingsSource):

@@ -24,6 +24,7 @@ __all__ = [
     "client_certificate_problem",
     "split_addr",
     "value_problem",
+    "variable_value",
 ]
 
 DEFAULT_HTTP_ADDR: Final = "0.0.0.0:9570"
@@ -41,6 +42,13 @@ def split_addr(value: str) -> tuple[str, int]:
         raise ValueError("must be host:port with a port from 0 to 65535, e.g. 0.0.0.0:9570")
     host = host.removeprefix("[").removesuffix("]")
     return host or "0.0.0.0", int(port)  # noqa: S104
+
+
+def variable_value(environ: Mapping[str, str], name: str) -> str | None:
+    """``name``'s value in ``environ``, or None when it is unset, empty or blanks only (``"  "``):
+    what every setting, and the probe, reads as unset."""
+    value = environ.get(name)
+    return value if value is not None and value.strip() else None
 
 
 def value_problem(variable: str, message: str, given: object) -> str:
@@ -83,7 +91,7 @@ class ProbeSettings:
         env = os.environ if environ is None else environ
 
         def get(name: str) -> str | None:
-            return env.get(name) or None  # set but empty is unset, as Settings reads it
+            return variable_value(env, name)
 
         settings = cls(
             http_addr=get("EXESDB_HTTP_ADDR") or DEFAULT_HTTP_ADDR,

@@ -98,11 +98,12 @@ def test_the_probe_reads_the_address_and_its_credentials_as_settings_does(
     assert light.listen == ("::", 9443)
 
 
-def test_the_probe_takes_a_variable_set_to_the_empty_string_as_unset(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("blank", ["", "  ", "\t"])
+def test_the_probe_takes_a_variable_set_to_blanks_as_unset(
+    monkeypatch: pytest.MonkeyPatch, blank: str
 ) -> None:
-    """Each variable the probe reads, set to "", is unset, as load_settings takes it: the
-    default address, no web config file, no credentials."""
+    """Each variable the probe reads, set to "" or to blanks only, is unset, as load_settings
+    takes it: the default address, no web config file, no credentials."""
     for name in (
         "EXESDB_HTTP_ADDR",
         "EXESDB_WEB_CONFIG_FILE",
@@ -111,5 +112,6 @@ def test_the_probe_takes_a_variable_set_to_the_empty_string_as_unset(
         "EXESDB_HEALTHCHECK_CERT_FILE",
         "EXESDB_HEALTHCHECK_KEY_FILE",
     ):
-        monkeypatch.setenv(name, "")
+        monkeypatch.setenv(name, blank)
     assert ProbeSettings.from_environ() == ProbeSettings()
+    assert load_settings().http_addr == ProbeSettings().http_addr

@@ -129,8 +129,8 @@ def _settle_heap() -> None:
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from bridge.config import variable_value
     from bridge.logs import configure_logging
+    from bridge.probe_settings import variable_value
 
     settings = settings_or_exit()
     configure_logging(settings)
