@@ -91,4 +91,4 @@ screenshots: $(VENV)/.installed-test servers
 	$(BIN)/python -m tests.pages.screenshots docs/img
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .exesdb-bridge
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .exesdb-bridge .exesdb-bridge-demo

@@ -812,6 +812,19 @@ def test_the_demo_keeps_its_alerts_apart_from_a_real_bridge_run_from_the_same_fo
     assert "is not a setting" not in process.log()
 
 
+def test_make_clean_removes_the_state_folders_a_bridge_run_from_the_clone_makes() -> None:
+    """`make clean` removes ./.exesdb-bridge and the demo's ./.exesdb-bridge-demo alike, so
+    no outbox of made-up alerts is left behind."""
+    from bridge.cli.service import _DEMO_STATE_DIR
+    from bridge.config import Settings
+
+    dry = subprocess.run(
+        ["make", "-n", "clean"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.split()
+    for folder in (Settings.model_fields["state_dir"].default, _DEMO_STATE_DIR):
+        assert Path(folder).name in dry, folder
+
+
 def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
     """`outbox list` shows webhook URLs by origin: credentials, path and query may be tokens."""
     from bridge.sinks.alerts import AlertEvent, Outbox
