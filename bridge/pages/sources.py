@@ -23,10 +23,18 @@ __all__ = [
     "DownSource",
     "NodeSource",
     "Shown",
+    "Switch",
     "alert_source",
     "down_source",
     "node_source",
 ]
+
+
+class Switch(Protocol):
+    """The pubsub integration's switch (``bridge.integration.Integration``)."""
+
+    def enabled(self) -> bool:
+        """Whether messages are published (``POST /v1/integration`` turns it)."""
 
 
 class Shown(Protocol):
@@ -44,6 +52,8 @@ class Shown(Protocol):
     def bus_kind(self) -> str: ...
     @property
     def components(self) -> Sequence[Component]: ...
+    @property
+    def integration(self) -> Switch: ...
 
     def readiness(self) -> Readiness:
         """Each part's readiness."""

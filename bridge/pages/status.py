@@ -48,6 +48,14 @@ _NODE_NAME: Final = Fragment('<span class="node-name">${node}</span>')
 _MEASURING: Final = Fragment('<span class="muted measuring" title="${title}">measuring…</span>')
 # A node heard from no more: its figures are the last it sent, until its series expire.
 _SILENT: Final = Fragment(' <span class="muted silent" title="${title}">silent ${age}</span>')
+# Readiness stays green while switched off: the bridge serves, it just publishes nothing.
+_SWITCHED_OFF: Final = Fragment(
+    '<section class="panel notice" id="integration" role="status"><b>The pubsub integration is'
+    " switched off</b> (<code>POST /v1/integration</code>): the scheduled collectors and"
+    " <code>broadcast_*</code> publish nothing, so this bridge's own figures are the last it"
+    " collected; messages ingested from elsewhere still arrive. Post"
+    ' <code>{"enabled": true}</code> to switch it back on.</section>'
+)
 # A node announced down or left: how long ago, its figures the last it sent.
 _GONE: Final = Fragment(' <span class="muted gone" title="${title}">for ${age}</span>')
 
@@ -78,6 +86,7 @@ class StatusView:
     truncated: bool
     nodes: tuple[_Node, ...] | None  # None: no Prometheus sink
     admin: bool
+    publishing: bool  # the pubsub integration is enabled
 
 
 async def status_view(
@@ -112,6 +121,7 @@ async def status_view(
         truncated=truncated,
         nodes=nodes,
         admin=shown.settings.admin_token is not None,
+        publishing=shown.integration.enabled(),
     )
 
 
@@ -169,6 +179,7 @@ def status_live(view: StatusView, shown: Shown, *, root: str) -> Html:
         ),
         nodes=_nodes(nodes, shown, present=view.nodes is not None),
         components=_components(checks),
+        integration=Html("") if view.publishing else _SWITCHED_OFF(),
     )
 
 

@@ -262,6 +262,28 @@ async def test_without_an_admin_token_the_page_says_how_to_enable_acks(
         assert 'id="ack-token"' not in text
 
 
+async def test_the_status_page_says_while_the_integration_is_switched_off(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """POST /v1/integration {"enabled": false} puts a notice on the status page saying so and
+    how to switch it back on; switched on again, the notice goes."""
+    notice = 'id="integration"'
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with page_bridge(tmp_path) as server:
+        _, _, before = await fetch(client, server.url + "/")
+        for enabled, shown in ((False, True), (True, False)):
+            async with client.post(
+                server.url + "/v1/integration", json={"enabled": enabled}, headers=auth
+            ) as answer:
+                assert answer.status == 200, await answer.text()
+            _, _, live = await fetch(client, server.url + "/?part=live")
+            assert (notice in live) is shown, enabled
+            if shown:
+                assert "The pubsub integration is switched off" in live
+                assert "{&quot;enabled&quot;: true}" in live or '{"enabled": true}' in live
+    assert notice not in before
+
+
 async def test_with_an_admin_token_firing_alerts_have_an_acknowledge_button(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
