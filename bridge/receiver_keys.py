@@ -20,18 +20,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import re
 import secrets
 from collections.abc import Iterable
 from typing import Final
 
-from bridge.redaction import safe_url
+from bridge.redaction import safe_url, safe_url_or_key
 
 __all__ = ["FILE_KEY_PREFIX", "ReceiverKeys", "receiver_label"]
 
 FILE_KEY_PREFIX: Final = "url_file:"
 """What the key of a receiver whose URL is read from a file starts with."""
-_KEY: Final = re.compile(r"(.+)#([0-9a-f]{16})")
 
 
 def _same_file(spelled: str, path: str) -> bool:
@@ -109,7 +107,4 @@ def receiver_label(key: str) -> str:
     before receiver keys (the raw URL) as ``safe_url`` shows it."""
     if key.startswith(FILE_KEY_PREFIX):
         return key
-    match = _KEY.fullmatch(key)
-    if match is not None and safe_url(match.group(1)) == match.group(1):
-        return key
-    return safe_url(key)
+    return safe_url_or_key(key)

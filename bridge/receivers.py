@@ -277,6 +277,8 @@ class Receiver:
     http_config: HTTPClientConfig
     # The keys its rows had in earlier versions (ReceiverKeys.earlier), moved to ``key`` at start.
     legacy_keys: tuple[str, ...] = field(default=(), repr=False)
+    # Where it is configured: tells apart receivers on one origin, which their labels may not.
+    source: str = ""
 
     @property
     def label(self) -> str:
@@ -305,7 +307,7 @@ def resolve_receivers(
     receivers: list[Receiver] = []
     problems: list[str] = list(loaded.problems)
     where: dict[str, str] = {}
-    for url in dict.fromkeys(urls):
+    for number, url in enumerate(dict.fromkeys(urls), 1):
         receivers.append(
             Receiver(
                 key=keys.key(url=url),
@@ -319,6 +321,7 @@ def resolve_receivers(
                 secret_file=None,
                 http_config=HTTPClientConfig(),
                 legacy_keys=keys.earlier(url),
+                source=f"EXESDB_WEBHOOK_URLS item {number}",
             )
         )
         where[receivers[-1].key] = "EXESDB_WEBHOOK_URLS"
@@ -350,6 +353,7 @@ def resolve_receivers(
                 secret_file=hook.secret_file,
                 http_config=hook.http_config,
                 legacy_keys=keys.earlier(hook.url),
+                source=name,
             )
         )
     if loaded.alertmanager is not None and loaded.alertmanager.url and alertmanager_url:

@@ -25,7 +25,15 @@ import unicodedata
 from typing import Final
 from urllib.parse import urlsplit
 
-__all__ = ["MAX_READ", "REDACTED", "names_secret", "redact_urls", "safe_url", "span_url"]
+__all__ = [
+    "MAX_READ",
+    "REDACTED",
+    "names_secret",
+    "redact_urls",
+    "safe_url",
+    "safe_url_or_key",
+    "span_url",
+]
 
 REDACTED: Final = "<redacted>"
 # How much of a text redact_urls reads: what is shown is an error, a value or a reason, never
@@ -97,6 +105,20 @@ _NAMED_BEFORE_COLON: Final = re.compile(r"[\"']\s*:|-\w+\s*:")
 # Characters RFC 3986 allows in a host that no host name holds (its sub-delims): the host shown
 # ends before one (``db;password=…`` of a JDBC URL).
 _NOT_HOST: Final = re.compile(r"[!$&'()*+,;=]")
+
+
+# A webhook receiver's outbox key (bridge.receiver_keys): a URL as safe_url shows it, ``#`` and
+# a keyed digest, which tells receivers on one origin apart and holds no secret.
+_RECEIVER_KEY: Final = re.compile(r"(.+)#([0-9a-f]{16})")
+
+
+def safe_url_or_key(url: str) -> str:
+    """``url`` as ``safe_url`` shows it; a receiver's outbox key (already shown safely, with its
+    digest) as it is, wherever it appears (a log line, ``outbox list``)."""
+    key = _RECEIVER_KEY.fullmatch(url)
+    if key is not None and safe_url(key.group(1)) == key.group(1):
+        return url
+    return safe_url(url)
 
 
 def safe_url(url: str, *, lone_user: bool = False) -> str:
@@ -185,7 +207,7 @@ def redact_urls(text: str) -> str:
         shown.append(text[at : match.start()])
         at = match.end()
         if match.group("url") is not None:
-            shown.append(safe_url(match.group("url")))
+            shown.append(safe_url_or_key(match.group("url")))
         elif match.group("auth") is not None:
             if _credentials(text, match):
                 shown.append(f"{match.group('scheme')} {REDACTED}")

@@ -66,6 +66,32 @@ def test_redact_urls_rewrites_every_url_in_a_text() -> None:
 @pytest.mark.parametrize(
     ("text", "shown"),
     [
+        # A receiver's outbox key, as the log names it: kept whole, its digest telling apart
+        # receivers on one origin.
+        (
+            "webhook receiver https://hooks.example/…#9f023e8242d81c8b failing",
+            "webhook receiver https://hooks.example/…#9f023e8242d81c8b failing",
+        ),
+        # A raw URL with a digest-like fragment is still cut to its origin.
+        (
+            "to https://hooks.example/services/T0/B0/x#9f023e8242d81c8b",
+            "to https://hooks.example/…",
+        ),
+        (
+            "to https://u:pw@hooks.example/…#9f023e8242d81c8b",
+            "to https://u:<redacted>@hooks.example/…",
+        ),
+    ],
+)
+def test_redact_urls_keeps_a_receivers_outbox_key_whole(text: str, shown: str) -> None:
+    """A receiver key (a URL as safe_url shows it, ``#`` and a 16-hex digest) passes through
+    redaction unchanged; anything else ending in such a fragment does not."""
+    assert redact_urls(text) == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
         ("redis:/default:hunter2@host:6379", "redis:<redacted>@host:6379"),
         ("redis//default:hunter2@host", "redis//default:<redacted>@host"),
         ("got 'alice:hunter2@hooks.example/x'", "got 'alice:<redacted>@hooks.example/x'"),

@@ -396,6 +396,8 @@ class AlertSink:
             depth.dead,
             _DEAD_LETTERS_HINT if depth.dead else "",
         )
+        for receiver in receivers:  # the keys outbox list and the pages show, told apart
+            _logger.info("alerts: webhook receiver %s is %s", receiver.label, receiver.source)
 
     def readiness(self) -> str | None:
         """None once started and until closed."""

@@ -71,6 +71,35 @@ async def test_alerts_api_lists_states_and_needs_the_admin_token(tmp_path: Path)
         assert (await call(bridge, "GET", "/v1/alerts?state=bogus"))[0] == 400
 
 
+async def test_the_start_up_log_tells_receivers_on_one_origin_apart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Receivers on one origin (every Slack webhook is https://hooks.slack.com/…) share their
+    shown URL: the start-up log names each by the key the outbox and the pages show, with where
+    it is configured, so a key in `outbox list` leads to its line in the configuration."""
+    config = tmp_path / "receivers.yml"
+    config.write_text("webhook_configs:\n  - url: https://hooks.example/services/T0/B2/c\n")
+    urls = "https://hooks.example/services/T0/B0/a,https://hooks.example/services/T0/B1/b"
+    with caplog.at_level("INFO", logger="bridge.sinks.alerts"):
+        async with alert_bridge(
+            tmp_path / "state",
+            serve_http=False,
+            EXESDB_WEBHOOK_URLS=urls,
+            EXESDB_WEBHOOK_CONFIG_FILE=str(config),
+        ) as (_, sink, _):
+            keys = list(sink.workers)
+    lines = [r.getMessage() for r in caplog.records if " is " in r.getMessage()]
+    sources = ["EXESDB_WEBHOOK_URLS item 1", "EXESDB_WEBHOOK_URLS item 2"]
+    sources.append(f"{config}: webhook_configs.0")
+    assert lines == [
+        f"alerts: webhook receiver {key} is {source}"
+        for key, source in zip(keys, sources, strict=True)
+    ]
+    assert len(set(keys)) == 3
+    assert all(key.startswith("https://hooks.example/…#") for key in keys)
+    assert "T0" not in caplog.text
+
+
 def _field(sink: Any, alert_id: str, name: str) -> Any:
     record = stored(sink.outbox, alert_id)
     return None if record is None else getattr(record, name)
