@@ -36,7 +36,13 @@ from bridge.headers import HEALTHZ_BODY
 from bridge.integration import Integration
 from bridge.listener import CLOSE_AFTER
 from bridge.pages import page_routes
-from bridge.routes import AdminGuard, Route, error_response, unknown_parameter
+from bridge.routes import (
+    AdminGuard,
+    Route,
+    error_response,
+    unknown_parameter,
+    unsupported_coding,
+)
 from bridge.sinks.prometheus import gzip_wanted
 
 __all__ = ["BRIDGE_KEY", "Served", "build_app"]
@@ -87,14 +93,10 @@ _STREAM_QUEUE: Final = 1_000
 _STREAM_HEARTBEAT_SECONDS: Final = 15.0
 _JSON: Final = "application/json"
 _NDJSON: Final = "application/x-ndjson"
-# The charsets a body may be labelled with: UTF-8 and its subset ASCII.
-_CHARSETS: Final = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 # What a sender must send, as docs/http-api.md#ingest gives it.
 _SIGN: Final = 'send t=<unix seconds>,v1=<hex HMAC-SHA256(SECRET_KEY_BASE, "<t>." + body)>'
 # The reason a 415 is counted under in exesdb_bus_rejected_total (its error code, like the others).
 _UNSUPPORTED_MEDIA_TYPE: Final = "unsupported_media_type"
-# The Content-Encodings ingest takes ("": none given).
-_ENCODINGS: Final = frozenset({"", "identity", "gzip", "deflate"})
 # Ingest: how long a 202 may wait for the alert outbox's commit; the Retry-After of a 503.
 _COMMIT_WAIT_SECONDS: Final = 10.0
 _RETRY_AFTER_SECONDS: Final = 1
@@ -176,26 +178,11 @@ async def ingest(request: web.Request) -> web.Response:
         return _rejected(verifier.reject(_too_large(limit)))
     content_type = request.content_type
     if content_type not in (_JSON, _NDJSON):
-        return _unsupported(
-            bridge,
-            f"send {_JSON} (one envelope) or {_NDJSON} (many), not {content_type or 'nothing'}",
-        )
-    charset = request.charset
-    if charset is not None and charset.lower() not in _CHARSETS:
-        # JSON is UTF-8 (RFC 8259): a body in another charset would be read wrongly.
-        return _unsupported(
-            bridge, f"JSON is UTF-8: send charset=utf-8 or no charset, not {charset!r}"
-        )
+        detail = f"send {_JSON} (one envelope) or {_NDJSON} (many), not {content_type or 'nothing'}"
+        return _unsupported(bridge, error_response(415, _UNSUPPORTED_MEDIA_TYPE, detail))
+    if (refusal := unsupported_coding(request)) is not None:
+        return _unsupported(bridge, refusal)
     encoding = request.headers.get("Content-Encoding", "").strip().lower()
-    if encoding not in _ENCODINGS:
-        # bridge.bodies expands gzip and deflate only: any other body would be read as sent.
-        response = _unsupported(
-            bridge,
-            f"Content-Encoding {encoding!r} is not one the bridge expands: send gzip, deflate "
-            "or none",
-        )
-        response.headers["Accept-Encoding"] = "gzip, deflate"
-        return response
     try:
         body = await read_body(request)
     except web.HTTPRequestEntityTooLarge:
@@ -308,10 +295,11 @@ def _located(rejection: Rejection, content_type: str, first: int) -> Rejection:
     return replace(rejection, field="body" if content_type == _JSON else f"line {first}")
 
 
-def _unsupported(bridge: Served, detail: str) -> web.Response:
-    """415: a body the bridge does not read (its type, charset or coding), counted."""
+def _unsupported(bridge: Served, refusal: web.Response) -> web.Response:
+    """``refusal``, a 415 (a body the bridge does not read: its type, charset or coding),
+    counted."""
     bridge.bus.metrics.rejected.labels(_UNSUPPORTED_MEDIA_TYPE).inc()
-    return error_response(415, _UNSUPPORTED_MEDIA_TYPE, detail)
+    return refusal
 
 
 def _retry_later(code: str, detail: str) -> web.Response:

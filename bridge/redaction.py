@@ -5,16 +5,16 @@ the pages, alert annotations) it goes through here. A URL is shown one way every
 (scheme, host, port), ``user:<redacted>@`` when the URL carries credentials (``<redacted>@`` for a
 user name alone, often a token), and ``/…`` when it has a path or query (webhook paths often hold
 tokens) or anything past its host, e.g. ``https://alice:<redacted>@hooks.example:8443/…``. Nothing
-is dropped without a marker. In free text (``redact_urls``) a ``user:password@`` outside a
-well-formed URL (``redis:/default:pw@host``, ``alice:pw@host:6379``) has its password redacted
-too, unless it reads as a label before an Erlang node name (``node:ex_esdb@host``); so has what
-follows ``Bearer`` when it reads as a token ("the bearer of news" stays) or ``Basic`` when it is
-what Basic sends, and the value of a ``name=value`` pair, a quoted ``"name": value`` or a header
-``Name: value`` whose name may name a secret (``names_secret``: ``?token=…``,
-``Password=hunter2;``, ``Authorization: Bearer …``; a name after a word and a space is judged
-with the word, so ``partition key=7`` stays). In a span's ``url.full`` the user info is
-``REDACTED:REDACTED@``, the form OpenTelemetry's semantic conventions give it (``span_url``).
-Free text is read to ``MAX_READ`` characters, once (in time linear in its length).
+is dropped without a marker; punctuation a sentence puts after a URL stays the sentence's. In free
+text (``redact_urls``) a ``user:password@`` outside a well-formed URL (``redis:/default:pw@host``,
+``alice:pw@host:6379``) has its password redacted too, unless it reads as a label before an Erlang
+node name (``node:ex_esdb@host``); so has what follows ``Bearer`` when it reads as a token ("the
+bearer of news" stays) or ``Basic`` when it is what Basic sends, and the value of a ``name=value``
+pair, a quoted ``"name": value`` or a header ``Name: value`` whose name may name a secret
+(``names_secret``: ``?token=…``, ``Password=hunter2;``, ``Authorization: Bearer …``; a name after a
+word and a space is judged with the word, so ``partition key=7`` stays). In a span's ``url.full``
+the user info is ``REDACTED:REDACTED@``, the form OpenTelemetry's semantic conventions give it
+(``span_url``). Free text is read to ``MAX_READ`` characters, once (in time linear in its length).
 """
 
 from __future__ import annotations
@@ -49,6 +49,10 @@ _SPAN_USERINFO: Final = "REDACTED:REDACTED@"
 # starts only where a run of its characters starts (the look-behinds), so that a long text
 # without a match is read once, not again from each of its characters.
 _URL: Final = r"(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^\s/?#]*@)?[^\s,'\"]+"
+# What ends a URL in a sentence but is not of it (_without_trailing_punctuation), and the
+# bracket each closing one closes.
+_TRAILING: Final = frozenset(".:;!?)]>")
+_OPENING: Final = {")": "(", "]": "[", ">": "<"}
 # An HTTP authorization's credentials after their scheme (RFC 9110 token68), in any letter case;
 # after ``Basic`` only when they are what Basic sends, so that "a basic check" stays as it is,
 # after ``Bearer`` only when they read as a token (_credentials), so that "the bearer of news"
@@ -207,7 +211,9 @@ def redact_urls(text: str) -> str:
         shown.append(text[at : match.start()])
         at = match.end()
         if match.group("url") is not None:
-            shown.append(safe_url_or_key(match.group("url")))
+            url = _without_trailing_punctuation(match.group("url"))
+            shown.append(safe_url_or_key(url))
+            at = match.start() + len(url)  # what follows it is read as text
         elif match.group("auth") is not None:
             if _credentials(text, match):
                 shown.append(f"{match.group('scheme')} {REDACTED}")
@@ -225,6 +231,20 @@ def redact_urls(text: str) -> str:
     if cut:
         shown.append("…")
     return "".join(shown)
+
+
+def _without_trailing_punctuation(url: str) -> str:
+    """``url`` without the punctuation a sentence puts after it (``Redis at redis://h:6379:
+    refused``, ``see https://h/x.``, ``(at http://h:80)``), which would make its port
+    unreadable (``<not a URL>``) or be shown as part of its path: the characters of
+    ``_TRAILING``, a closing bracket only when the URL did not open it (``http://[::1]``)."""
+    end = len(url)
+    while end and url[end - 1] in _TRAILING:
+        opening = _OPENING.get(url[end - 1])
+        if opening is not None and url.count(opening, 0, end) >= url.count(url[end - 1], 0, end):
+            break
+        end -= 1
+    return url[:end]
 
 
 def _may_hold_secret(text: str) -> bool:

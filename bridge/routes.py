@@ -19,7 +19,14 @@ from pydantic import SecretStr
 from bridge.bodies import EXPANDED_CODINGS, JSON_CHARSETS
 from bridge.headers import ADMIN_TOKEN_HEADER, REALM
 
-__all__ = ["AdminGuard", "Route", "error_response", "unknown_parameter", "unsupported_json"]
+__all__ = [
+    "AdminGuard",
+    "Route",
+    "error_response",
+    "unknown_parameter",
+    "unsupported_coding",
+    "unsupported_json",
+]
 
 _UNSUPPORTED_MEDIA_TYPE: Final = "unsupported_media_type"
 _JSON: Final = "application/json"
@@ -37,14 +44,20 @@ def error_response(status: int, code: str, detail: str, field: str | None = None
 
 def unsupported_json(request: web.Request) -> web.Response | None:
     """415 ``unsupported_media_type`` for a body that is not JSON as the bridge reads it (a
-    Content-Type other than ``application/json``, a charset other than UTF-8 or ASCII, a
-    Content-Encoding it does not expand, then named in ``Accept-Encoding``), worded as ingest's
-    (bridge/http.py); None for one it reads."""
+    Content-Type other than ``application/json``, or as ``unsupported_coding``), worded as
+    ingest's (bridge/http.py); None for one it reads."""
     if request.content_type != _JSON:
         # aiohttp reads a missing Content-Type as application/octet-stream: said as missing.
         sent = f"not {request.content_type}" if request.headers.get("Content-Type") else "none sent"
         detail = f"the body must be JSON: send Content-Type: {_JSON} ({sent})"
         return error_response(415, _UNSUPPORTED_MEDIA_TYPE, detail)
+    return unsupported_coding(request)
+
+
+def unsupported_coding(request: web.Request) -> web.Response | None:
+    """415 ``unsupported_media_type`` for a JSON body in a charset other than UTF-8 or ASCII,
+    or in a Content-Encoding the bridge does not expand (those it does then named in
+    ``Accept-Encoding``); None for one it reads. Ingest and the ack route both ask."""
     charset = request.charset
     if charset is not None and charset.lower() not in JSON_CHARSETS:
         # JSON is UTF-8 (RFC 8259): a body in another charset would be read wrongly.
@@ -52,6 +65,7 @@ def unsupported_json(request: web.Request) -> web.Response | None:
         return error_response(415, _UNSUPPORTED_MEDIA_TYPE, detail)
     coding = request.headers.get("Content-Encoding", "").strip().lower()
     if coding not in ("", "identity", *EXPANDED_CODINGS):
+        # bridge.bodies expands gzip and deflate only: any other body would be read as sent.
         detail = (
             f"Content-Encoding {coding!r} is not one the bridge expands: send gzip, deflate or none"
         )

@@ -171,6 +171,20 @@ def test_a_record_with_nothing_to_redact_is_written_as_logged(
     assert lines[1].endswith(": partition key=7, for the bearer of news")
 
 
+def test_a_url_before_a_colon_is_written_as_the_bridge_logged_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The bridge's own lines that name a URL and then say what befell it (the Alertmanager
+    poster's, the Redis link's) are written with the URL whole and the colon after it."""
+    configure_logging(make_settings())
+    logger = logging.getLogger("bridge.test")
+    logger.warning("cannot post to Alertmanager %s: %s", "http://alertmanager:9093", "HTTP 500")
+    logger.warning("Redis at %s: %s", "redis://redis:6379", "Connection refused")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].endswith(": cannot post to Alertmanager http://alertmanager:9093: HTTP 500")
+    assert lines[1].endswith(": Redis at redis://redis:6379: Connection refused")
+
+
 def test_a_record_that_cannot_be_formatted_is_reported_not_raised(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

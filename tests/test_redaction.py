@@ -66,6 +66,39 @@ def test_redact_urls_rewrites_every_url_in_a_text() -> None:
 @pytest.mark.parametrize(
     ("text", "shown"),
     [
+        # The bridge's own log lines: a URL, then a colon and what is said of it.
+        (
+            "cannot post to Alertmanager http://alertmanager:9093: HTTP 500",
+            "cannot post to Alertmanager http://alertmanager:9093: HTTP 500",
+        ),
+        (
+            "Redis at redis://:pw@redis:6379/0: connection refused",
+            "Redis at redis://:<redacted>@redis:6379/…: connection refused",
+        ),
+        (
+            "webhook receiver https://hooks.example/…#0123456789abcdef: failing",
+            "webhook receiver https://hooks.example/…#0123456789abcdef: failing",
+        ),
+        # Prose around a URL: a full stop, brackets opened before it.
+        ("see https://u:pw@h.example/x.", "see https://u:<redacted>@h.example/…."),
+        ("(at http://h:80)", "(at http://h:80)"),
+        ("<https://h.example:8443>, then", "<https://h.example:8443>, then"),
+        ("[http://[::1]:9570]", "[http://[::1]:9570]"),
+        # A bracket the URL opened is its own.
+        ("http://[::1]:9570", "http://[::1]:9570"),
+        ("https://<redacted>@h.example", "https://<redacted>@h.example"),
+    ],
+)
+def test_redact_urls_leaves_punctuation_after_a_url_outside_it(text: str, shown: str) -> None:
+    """A colon, full stop or closing bracket that ends a URL in a sentence (``Redis at
+    redis://h:6379: refused``) is read as the text's, not the URL's: the URL is shown, not
+    ``<not a URL>`` for a port that ends in a colon, and the punctuation stays."""
+    assert redact_urls(text) == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
         # A receiver's outbox key, as the log names it: kept whole, its digest telling apart
         # receivers on one origin.
         (

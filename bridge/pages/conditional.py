@@ -79,20 +79,25 @@ def none_match(fields: Iterable[str], etag: str) -> bool:
 
 
 def _accepts_gzip(request: web.Request) -> bool:
-    """Whether ``Accept-Encoding`` accepts gzip (named or ``*``, at a q above 0)."""
+    """Whether ``Accept-Encoding`` accepts gzip: named at a q above 0, or, when not named,
+    ``*`` at a q above 0 (RFC 9110 12.5.3: ``*`` stands for the codings not named, so
+    ``gzip;q=0, *`` refuses gzip)."""
+    weights: dict[str, float] = {}
     for field in request.headers.getall(hdrs.ACCEPT_ENCODING, []):
         for item in field.split(","):
             name, _, parameters = item.partition(";")
-            if name.strip().lower() not in ("gzip", "x-gzip", "*"):
+            name = name.strip().lower()
+            if name not in ("gzip", "x-gzip", "*"):
                 continue
             weight = parameters.strip().lower()
             try:
                 q = float(weight[2:]) if weight.startswith("q=") else 1.0
             except ValueError:
                 continue
-            if q > 0:
-                return True
-    return False
+            # x-gzip is gzip (RFC 9110 8.4.1.3); a coding named twice is taken at its best.
+            key = "*" if name == "*" else "gzip"
+            weights[key] = max(q, weights.get(key, q))
+    return weights.get("gzip", weights.get("*", 0.0)) > 0
 
 
 def answer(

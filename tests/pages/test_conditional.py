@@ -160,6 +160,31 @@ async def test_a_client_accepting_gzip_gets_the_part_gzipped_with_the_tag_made_w
     assert refused[2] == plain
 
 
+async def test_gzip_refused_by_name_is_not_taken_from_a_star(
+    tmp_path: Path, raw: aiohttp.ClientSession
+) -> None:
+    """``*`` in Accept-Encoding stands only for the codings not named (RFC 9110 12.5.3): with
+    gzip named at q=0 the part is sent as it is, whatever ``*`` says and wherever it stands;
+    ``*`` or ``x-gzip`` above q=0, gzip not named at 0, get it gzip-coded."""
+    fields = {
+        "gzip;q=0, *": False,
+        "*, gzip;q=0": False,
+        "x-gzip;q=0, *;q=1": False,
+        "identity, *;q=0": False,
+        "*;q=0.5": True,
+        "x-gzip": True,
+        "gzip;q=0.1, *;q=0": True,
+    }
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "one alert")
+        url = server.url + "/?part=live"
+        coded = {
+            field: (await get(raw, url, {"Accept-Encoding": field}))[1].get("Content-Encoding")
+            for field in fields
+        }
+    assert coded == {field: "gzip" if gzipped else None for field, gzipped in fields.items()}
+
+
 async def test_the_page_carries_its_live_parts_etag_for_the_first_refresh(
     tmp_path: Path, raw: aiohttp.ClientSession
 ) -> None:
