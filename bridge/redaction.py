@@ -91,15 +91,16 @@ _VALUE: Final = re.compile(
 # scanning ahead from each colon, which took time growing with the square of a run of ``a/:``):
 # the run of text that ends in it (_AT_RUN, each character read once), then the user
 # name in that run (_NAME: from the run's start or after a ``/``, ``=``, ``;``, ``&`` or ``?``,
-# to a colon). One form is not a password (_userinfo): a label before an Erlang node name
-# (``node:ex_esdb@host``): a word, a colon, a node's name (_NODE_NAME) and a host name with no
-# port or path (_NODE_HOST), unless a scheme typed without its ``//`` comes before it
-# (``redis//u:pw@host``).
+# to a colon). One form is not a password (_userinfo): a label that names a node before an
+# Erlang node name (``node:ex_esdb@host``): a word ending in node, leader, peer or member
+# (_LABEL), a colon, a node's name (_NODE_NAME) and a host name with no port or path
+# (_NODE_HOST), unless a scheme typed without its ``//`` comes before it (``redis//u:pw@host``).
+# Any other label fails closed: ``admin:hunter2@db`` may be credentials.
 _AT_RUN: Final = re.compile(r"(?<![^\s@,'\"])[^\s@,'\"]*@")
 _NAME: Final = re.compile(r"(?<![^\s/@,'\"=;&?])[^\s:/@,'\"=;&?]*:")
 # What an Erlang node's name (before its ``@``) is made of, and a label before one.
 _NODE_NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
-_LABEL: Final = re.compile(r"\w[\w.-]*")
+_LABEL: Final = re.compile(r"(?i:(?:\w[\w.-]*[_.-])?(?:node|leader|peer|member)s?)")
 _SCHEME_SLASHES: Final = re.compile(r"(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*(?::/|//)/*\Z")
 # A node's host, then neither a port nor a path (a URL's host has one, or is none of these).
 _NODE_HOST: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*+(?!/|:[0-9])")

@@ -154,7 +154,8 @@ def test_redact_urls_hides_a_password_even_without_a_scheme(text: str, shown: st
         "node:ex_esdb@host",
         "node:x@host",
         "from node:ex_esdb@host1 to node:exesdb-2@demo.example, ok",
-        "b:pw@c",
+        "leader_node:ex_esdb@host",
+        "Peers:a@b",
         "the bearer of news",
         "Bearer of bad news.",
         "a bearer token is required",
@@ -165,8 +166,8 @@ def test_redact_urls_hides_a_password_even_without_a_scheme(text: str, shown: st
     ],
 )
 def test_redact_urls_leaves_text_that_only_looks_like_a_secret(text: str) -> None:
-    """Text that holds no secret is shown as it is: a label before an Erlang node name
-    (``node:ex_esdb@host``, which reads as ``user:password@`` but stands in no URL), a word
+    """Text that holds no secret is shown as it is: a label naming a node before an Erlang node
+    name (``node:ex_esdb@host``, which reads as ``user:password@`` but stands in no URL), a word
     after "bearer" (no token), and a pair whose name ends a phrase that names no secret
     (``partition key=7``, judged as PARTITION_KEY)."""
     assert redact_urls(text) == text
@@ -179,6 +180,11 @@ def test_redact_urls_leaves_text_that_only_looks_like_a_secret(text: str) -> Non
         ("node:x@host:4369", "node:<redacted>@host:4369"),
         ("alice:hunter2@hooks.example/x", "alice:<redacted>@hooks.example/x"),
         ("admin:pa/ss@db", "admin:<redacted>@db"),
+        # A label that names no node: the password of a URL typed without scheme and port.
+        ("admin:hunter2@db", "admin:<redacted>@db"),
+        ("b:pw@c", "b:<redacted>@c"),
+        ("user=bob:pw@host", "user=bob:<redacted>@host"),
+        ("nodeadmin:pw@db", "nodeadmin:<redacted>@db"),
         ("admin:hunter2@", "admin:<redacted>@"),
         ("at redis//default:hunter2@host", "at redis//default:<redacted>@host"),
         # After Bearer: a token, or any word where a value is given.
