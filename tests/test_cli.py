@@ -33,6 +33,7 @@ from tests.support import (
     free_port,
     http_get,
     run_bridge,
+    run_command,
     wait_until,
 )
 
@@ -810,6 +811,33 @@ def test_the_demo_keeps_its_alerts_apart_from_a_real_bridge_run_from_the_same_fo
     assert f"outbox {where}: 0 pending" in process.log()
     assert not (tmp_path / ".exesdb-bridge").exists()
     assert "is not a setting" not in process.log()
+
+
+# A fault no handler foresaw, raised where start-up runs, its text holding a password.
+_BROKEN_START: Final = """
+import sys
+from bridge.app import Bridge
+async def broken(self):
+    raise RuntimeError("lost redis://default:hunter2@cache:6379/0 mid-start")
+Bridge.start = broken
+from bridge.cli.parser import main
+sys.exit(main(["run"]))
+"""
+
+
+def test_an_unexpected_error_at_start_is_logged_redacted_and_exits_1(tmp_path: Path) -> None:
+    """An error of no kind start-up expects is logged with its traceback through the bridge's
+    own (redacting) log and the run exits 1: no password of its text reaches the terminal, as it
+    would from Python's own traceback printer."""
+    done = run_command(
+        [sys.executable, "-c", _BROKEN_START],
+        {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(tmp_path / "state")},
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "exesdb-bridge stopped on an unexpected error" in output
+    assert "RuntimeError: lost redis://default:<redacted>@cache:6379/… mid-start" in output
+    assert "hunter2" not in output
 
 
 def test_make_clean_removes_the_state_folders_a_bridge_run_from_the_clone_makes() -> None:

@@ -145,7 +145,11 @@ def _run(args: argparse.Namespace) -> int:
             " (EXESDB_STATE_DIR names another)",
             _DEMO_STATE_DIR,
         )
-    return asyncio.run(_serve(settings, args.demo))
+    try:
+        return asyncio.run(_serve(settings, args.demo))
+    except Exception:  # a fault of the bridge's own: its traceback through the redacting log
+        _logger.exception("exesdb-bridge stopped on an unexpected error")
+        return EXIT_FAILED
 
 
 # -- check-config --
