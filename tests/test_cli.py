@@ -1079,7 +1079,8 @@ def test_alerts_list_into_head_ends_quietly(
             "-o",
             "pipefail",
             "-c",
-            f"{sys.executable} -m bridge alerts list --url {process.url} | head -3",
+            # --limit 0: every alert, far more than a pipe holds (50, the default, fit in it).
+            f"{sys.executable} -m bridge alerts list --limit 0 --url {process.url} | head -3",
         ],
         env=bridge_env(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN),
         capture_output=True,
