@@ -37,10 +37,16 @@ MAX_ACK_BY: Final = 200
 
 Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_TEXT)]
 # No control character: a NUL, line break or ESC in a name would forge lines in logs and
-# terminals (exesdb-bridge alerts list) and break the history's "by NAME: note".
+# terminals (exesdb-bridge alerts list) and break the history's "by NAME: note"; nor a line or
+# paragraph separator, or a bidirectional control, which reorders the text shown after it.
+_NOT_IN_NAME: Final = "\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
 Name = Annotated[
     StrictStr,
-    StringConstraints(min_length=1, max_length=MAX_ACK_BY, pattern=NO_CONTROL_CHARACTERS),
+    StringConstraints(
+        min_length=1,
+        max_length=MAX_ACK_BY,
+        pattern=NO_CONTROL_CHARACTERS.replace("]", _NOT_IN_NAME + "]", 1),
+    ),
 ]
 
 
@@ -66,7 +72,7 @@ class AlertQuery(BaseModel):
 
 _ACK_REFUSALS: Final = {
     "ack_by": f"ack_by must be a string of 1-{MAX_ACK_BY} characters with no control character"
-    " (such as NUL, a line break, a tab or ESC)",
+    " (such as NUL, a line break, a tab or ESC, or a bidirectional control such as U+202E)",
 }
 
 _QUERY_REFUSALS: Final = {

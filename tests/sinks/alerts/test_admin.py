@@ -227,15 +227,34 @@ async def test_ack_refuses_a_bad_body_naming_the_field(
         "ops\x7f",
         "ops\x85",
         "ops\x9b2J",
+        "ops\u2028ack_by: admin",
+        "\u202eadmin",
+        "ops\u2066x\u2069",
+        "ops\u200f",
     ],
-    ids=["201-chars", "nul", "newline", "cr", "esc", "tab", "del", "c1-nel", "c1-csi"],
+    ids=[
+        "201-chars",
+        "nul",
+        "newline",
+        "cr",
+        "esc",
+        "tab",
+        "del",
+        "c1-nel",
+        "c1-csi",
+        "line-separator",
+        "rlo",
+        "isolate",
+        "rlm",
+    ],
 )
 async def test_ack_refuses_a_name_with_a_control_character_or_over_200_characters(
     keeper: Keeper, name: str
 ) -> None:
     """ack_by is a name of 1-200 characters (what the status page's field takes) with no control
-    character, C0, DEL or C1: a NUL, line break or ESC would forge lines in logs, terminals and
-    the alert's history. The refusal is 400 invalid naming ack_by and what it takes."""
+    character, C0, DEL or C1, line or paragraph separator or bidirectional control: a NUL, line
+    break or ESC would forge lines in logs, terminals and the alert's history, a U+202E reorder
+    what follows it. The refusal is 400 invalid naming ack_by and what it takes."""
     async with served(keeper) as base:
         status, answer = await request(
             base, "POST", "/v1/alerts/a1/ack", body=json.dumps({"ack_by": name}).encode()
@@ -243,7 +262,7 @@ async def test_ack_refuses_a_name_with_a_control_character_or_over_200_character
     assert (status, answer["error"], answer["field"]) == (400, "invalid", "ack_by")
     assert answer["detail"] == (
         "ack_by must be a string of 1-200 characters with no control character (such as NUL, a"
-        " line break, a tab or ESC)"
+        " line break, a tab or ESC, or a bidirectional control such as U+202E)"
     )
     assert keeper.acks == []
 
