@@ -22,7 +22,8 @@ from tests.deploy.files import (
     load_yaml,
     unknown_variables,
 )
-from tests.doc_text import fenced, pages, spans
+from tests.doc_text import fenced, page, pages, spans
+from tests.doc_text import section as doc_section
 from tests.support import ROOT, require_binary
 
 K8S = DEPLOY / "kubernetes"
@@ -629,6 +630,33 @@ def test_systemd_analyze_finds_nothing_wrong_with_the_unit(tmp_path) -> None:
         check=False,
     )
     assert rated.returncode == 0, rated.stdout.splitlines()[-1:]
+
+
+def test_the_documented_drop_in_gives_the_dynamic_user_the_key_group(tmp_path) -> None:
+    """docs/deployment.md's drop-in for keys only root may read passes `systemd-analyze verify`
+    beside the unit and adds the group its commands give the files."""
+    analyze = require_binary("systemd-analyze")
+    text = doc_section(page("deployment"), "Kubernetes and systemd")
+    [commands] = [block for block in fenced(text, "sh") if "groupadd" in block]
+    [drop_in] = fenced(text, "ini")
+    group = re.search(r"^groupadd --system (\S+)$", commands, re.M)
+    assert group, commands
+    assert re.search(rf"^chgrp {group[1]} ", commands, re.M)
+    assert f"SupplementaryGroups={group[1]}" in drop_in.splitlines()
+    unit = tmp_path / "exesdb-bridge.service"
+    unit.write_text((DEPLOY / "systemd/exesdb-bridge.service").read_text())
+    (tmp_path / "exesdb-bridge.service.d").mkdir()
+    (tmp_path / "exesdb-bridge.service.d/keys.conf").write_text(drop_in)
+    verified = subprocess.run(
+        [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
+    )
+    not_installed = f"Command {systemd_unit()['ExecStart'][0].split()[0]} is not executable"
+    problems = [
+        line
+        for line in (verified.stdout + verified.stderr).splitlines()
+        if line.strip() and not_installed not in line
+    ]
+    assert problems == []
 
 
 def test_systemd_unit_installs_the_bridge_from_its_sources() -> None:
