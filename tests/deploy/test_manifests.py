@@ -462,6 +462,45 @@ def test_without_the_prometheus_operator_the_documented_edit_builds_the_rest(tmp
     assert kinds == sorted(obj["kind"] for obj in kube_objects() if obj["kind"] != "ServiceMonitor")
 
 
+def test_the_deployment_page_names_where_the_configmap_sends_alerts_and_telemetry() -> None:
+    """The page names the Alertmanager and OTLP collector the ConfigMap points at, and the rules
+    that fire when they are not there, so an operator without them knows which lines to change."""
+    text = doc_section(page("deployment"), "Kubernetes and systemd")
+    [configmap] = [obj for obj in kube_objects() if obj["kind"] == "ConfigMap"]
+    rules = load_yaml(DEPLOY / "prometheus/rules/exesdb-bridge.yml")
+    alerts = {
+        rule["alert"] for group in rules["groups"] for rule in group["rules"] if "alert" in rule
+    }
+    for variable, alert in [
+        ("EXESDB_ALERTMANAGER_URL", "ExesdbAlertmanagerPostsFailing"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "ExesdbOtlpExportFailing"),
+    ]:
+        assert f"`{configmap['data'][variable]}`" in text, variable
+        assert f"`{variable}`" in text
+        assert alert in alerts
+        assert f"`{alert}`" in text
+
+
+def test_the_documented_images_entry_runs_another_image(tmp_path) -> None:
+    """The page's `images:` entry, added to a copy of the kustomization, replaces the
+    StatefulSet's image with the one it names."""
+    text = doc_section(page("deployment"), "Kubernetes and systemd")
+    [entry] = [block for block in fenced(text, "yaml") if block.startswith("images:")]
+    [image] = yaml.safe_load(entry)["images"]
+    [statefulset] = [obj for obj in kube_objects() if obj["kind"] == "StatefulSet"]
+    shipped = statefulset["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image["name"] == shipped.rpartition(":")[0]
+    copy = tmp_path / "kubernetes"
+    shutil.copytree(K8S, copy)
+    with (copy / "kustomization.yaml").open("a") as kustomization:
+        kustomization.write(entry)
+    [rendered] = [
+        doc for doc in yaml.safe_load_all(_kustomize(copy)) if doc and doc["kind"] == "StatefulSet"
+    ]
+    [container] = rendered["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"{image['newName']}:{image['newTag']}"
+
+
 # -- Docker and systemd --
 
 
