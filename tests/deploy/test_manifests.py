@@ -300,6 +300,18 @@ def test_statefulset_probes_ask_the_configured_address() -> None:
     assert configured_port() == int(DEFAULT_PORT)
 
 
+def test_statefulset_names_what_its_probe_command_needs_behind_a_web_config() -> None:
+    """The StatefulSet's comment on its probes names every EXESDB_HEALTHCHECK_* setting, so an
+    operator adding basic auth or client certificates does not leave the liveness probe failing."""
+    text = (K8S / "statefulset.yaml").read_text()
+    needed = sorted(name for name in SETTINGS_VARIABLES if name.startswith("EXESDB_HEALTHCHECK_"))
+    assert len(needed) == 4
+    comments = " ".join(
+        line.strip().lstrip("#") for line in text.splitlines() if line.strip().startswith("#")
+    )
+    assert [name for name in needed if name not in comments] == []
+
+
 def test_each_pods_alert_links_use_its_dns_name_from_the_headless_service() -> None:
     """EXESDB_EXTERNAL_URL is the pod's name under the StatefulSet's headless Service and
     namespace, on the configured port: without it the links would name the bare pod name,
