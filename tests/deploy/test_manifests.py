@@ -300,6 +300,15 @@ def test_statefulset_probes_ask_the_configured_address() -> None:
     assert configured_port() == int(DEFAULT_PORT)
 
 
+def test_a_setting_in_the_secret_wins_over_the_configmap_as_the_deployment_page_says() -> None:
+    """The page tells operators to put a Redis URL with a password in the Secret, where it wins
+    over the ConfigMap's EXESDB_BUS: Kubernetes takes the last envFrom source giving a variable."""
+    words = " ".join(page("deployment").split())
+    assert "the Secret coming after the ConfigMap in the StatefulSet's `envFrom`" in words
+    sources = [next(iter(source)) for source in bridge_container()["envFrom"]]
+    assert sources == ["configMapRef", "secretRef"]
+
+
 def test_statefulset_names_what_its_probe_command_needs_behind_a_web_config() -> None:
     """The StatefulSet's comment on its probes names every EXESDB_HEALTHCHECK_* setting, so an
     operator adding basic auth or client certificates does not leave the liveness probe failing."""
