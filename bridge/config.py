@@ -316,7 +316,21 @@ class Settings(BaseSettings):
         from redis.asyncio.connection import parse_url  # what the transport's from_url reads
 
         # Its errors name a query option whose value it cannot read, never the value.
-        parse_url(value)
+        options = parse_url(value)
+        # An option redis-py does not know it hands on as is, and the first connection then fails
+        # with a TypeError, at every retry, for as long as the bridge runs.
+        unknown = sorted(set(options) - _redis_connection_options(options))
+        if unknown:
+            names = ", ".join(
+                repr(name) if re.fullmatch(r"[a-z_]{1,40}", name) else "(a name not shown)"
+                for name in unknown
+            )
+            raise ValueError(
+                f"query option{'s' if len(unknown) > 1 else ''} {names}: not "
+                f"{'options' if len(unknown) > 1 else 'an option'} a {parts.scheme}:// connection "
+                "takes (redis-py's connection options; a private CA or a client certificate, "
+                "with rediss:// only: ?ssl_ca_certs=FILE&ssl_certfile=FILE&ssl_keyfile=FILE)"
+            )
         return value
 
     @field_validator("http_addr")
@@ -567,6 +581,27 @@ def _split(value: Any) -> Any:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
     return value
+
+
+_NAMED_PARAMETER: Final = ("POSITIONAL_OR_KEYWORD", "KEYWORD_ONLY")
+
+
+def _redis_connection_options(options: Mapping[str, Any]) -> set[str]:
+    """The keyword arguments the pool ``parse_url``'s ``options`` ask for takes with its
+    connection class (``SSLConnection`` for rediss://), as ``Redis.from_url`` hands them on."""
+    import inspect
+
+    from redis.asyncio.connection import Connection, ConnectionPool
+
+    taken = {"connection_class"}
+    for cls in (ConnectionPool, *options.get("connection_class", Connection).__mro__):
+        if "__init__" in vars(cls):
+            taken.update(
+                name
+                for name, parameter in inspect.signature(cls.__init__).parameters.items()
+                if name != "self" and parameter.kind.name in _NAMED_PARAMETER
+            )
+    return taken
 
 
 def _shown_url(value: str) -> str:

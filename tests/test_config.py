@@ -122,6 +122,9 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_BUS", "redis://redis:notaport/0", "a port from 1 to 65535"),
         ("EXESDB_BUS", "rediss://redis:70000", "a port from 1 to 65535"),
         ("EXESDB_BUS", "redis://redis/0?socket_timeout=soon", "'socket_timeout'"),
+        ("EXESDB_BUS", "rediss://redis/0?ssl_ca_cert=/ca.crt", "'ssl_ca_cert': not an option"),
+        ("EXESDB_BUS", "redis://redis/0?ssl_ca_certs=/ca.crt", "with rediss:// only"),
+        ("EXESDB_BUS", "redis://redis/0?Hunter2=x", "query option (a name not shown)"),
         ("EXESDB_MAX_BODY_BYTES", "10", "1024"),
         ("EXESDB_WEBHOOK_URLS", "ftp://a.example", "http://"),
         ("EXESDB_WEBHOOK_MIN_SEVERITY", "loud", "'critical'"),
@@ -508,6 +511,15 @@ def test_a_secret_of_32_characters_is_enough(
     """Exactly 32 characters satisfy the length rule."""
     status, _, _ = _check_config(monkeypatch, capsys, **env)
     assert status == 0
+
+
+def test_a_rediss_url_takes_a_private_ca_and_a_client_certificate(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EXESDB_BUS takes redis-py's TLS options in its query, as docs/redis.md shows them."""
+    url = "rediss://redis:6380/0?ssl_ca_certs=/ca.crt&ssl_certfile=/c.crt&ssl_keyfile=/c.key"
+    status, _, err = _check_config(monkeypatch, capsys, EXESDB_BUS=url, SECRET_KEY_BASE="x" * 32)
+    assert status == 0, err
 
 
 @pytest.mark.parametrize(

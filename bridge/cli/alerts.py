@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from bridge.alert_table import (
     ALERT_COLUMNS,
@@ -33,6 +33,9 @@ from bridge.cli.shared import (
     settings_or_exit,
 )
 from bridge.redaction import safe_url
+
+if TYPE_CHECKING:
+    from bridge.cli.client import Target
 
 __all__ = ["add_alerts_command"]
 
@@ -101,6 +104,12 @@ def _alerts(args: argparse.Namespace) -> int:
         )
         if status != 200:
             say_refused(bridge, path, status, text)
+            # An alert this replica never held is unknown here even while firing at the holder.
+            if args.alerts_command == "ack" and status == 404 and _not_the_holder(bridge, headers):
+                print(
+                    f"exesdb-bridge: {_NOT_THE_HOLDER.format(safe_url(bridge.url))}",
+                    file=sys.stderr,
+                )
             return EXIT_FAILED
         if (one := bridge_json(text, key)) is None:
             said = bridge.not_a_bridge(path, "its alerts as JSON")
@@ -126,6 +135,17 @@ def _alerts(args: argparse.Namespace) -> int:
     if args.alerts_command == "ack" and (note := _ack_unchanged(args, answer["alert"])):
         print(f"exesdb-bridge: {note}", file=sys.stderr)
     return EXIT_OK
+
+
+def _not_the_holder(bridge: Target, headers: dict[str, str]) -> bool:
+    """True when the bridge says it is a Redis replica without the work-queue lease."""
+    import asyncio
+
+    status, text = asyncio.run(
+        bridge.request("GET", "/v1/alerts", headers=headers, params={"limit": "1"}, body=None)
+    )
+    answer = bridge_json(text, "alerts") if status == 200 else None
+    return answer is not None and answer.get("work_queue_holder") is False
 
 
 def _ack_unchanged(args: argparse.Namespace, alert: dict[str, Any]) -> str | None:

@@ -22,7 +22,8 @@ from tests.deploy.files import (
     load_yaml,
     unknown_variables,
 )
-from tests.doc_text import fenced, pages, spans
+from tests.doc_text import fenced, page, pages, spans
+from tests.doc_text import section as doc_section
 from tests.support import ROOT, require_binary
 
 K8S = DEPLOY / "kubernetes"
@@ -299,6 +300,27 @@ def test_statefulset_probes_ask_the_configured_address() -> None:
     assert configured_port() == int(DEFAULT_PORT)
 
 
+def test_a_setting_in_the_secret_wins_over_the_configmap_as_the_deployment_page_says() -> None:
+    """The page tells operators to put a Redis URL with a password in the Secret, where it wins
+    over the ConfigMap's EXESDB_BUS: Kubernetes takes the last envFrom source giving a variable."""
+    words = " ".join(page("deployment").split())
+    assert "the Secret coming after the ConfigMap in the StatefulSet's `envFrom`" in words
+    sources = [next(iter(source)) for source in bridge_container()["envFrom"]]
+    assert sources == ["configMapRef", "secretRef"]
+
+
+def test_statefulset_names_what_its_probe_command_needs_behind_a_web_config() -> None:
+    """The StatefulSet's comment on its probes names every EXESDB_HEALTHCHECK_* setting, so an
+    operator adding basic auth or client certificates does not leave the liveness probe failing."""
+    text = (K8S / "statefulset.yaml").read_text()
+    needed = sorted(name for name in SETTINGS_VARIABLES if name.startswith("EXESDB_HEALTHCHECK_"))
+    assert len(needed) == 4
+    comments = " ".join(
+        line.strip().lstrip("#") for line in text.splitlines() if line.strip().startswith("#")
+    )
+    assert [name for name in needed if name not in comments] == []
+
+
 def test_each_pods_alert_links_use_its_dns_name_from_the_headless_service() -> None:
     """EXESDB_EXTERNAL_URL is the pod's name under the StatefulSet's headless Service and
     namespace, on the configured port: without it the links would name the bare pod name,
@@ -459,6 +481,45 @@ def test_without_the_prometheus_operator_the_documented_edit_builds_the_rest(tmp
     rendered = _kustomize(copy)
     kinds = sorted(doc["kind"] for doc in yaml.safe_load_all(rendered) if doc)
     assert kinds == sorted(obj["kind"] for obj in kube_objects() if obj["kind"] != "ServiceMonitor")
+
+
+def test_the_deployment_page_names_where_the_configmap_sends_alerts_and_telemetry() -> None:
+    """The page names the Alertmanager and OTLP collector the ConfigMap points at, and the rules
+    that fire when they are not there, so an operator without them knows which lines to change."""
+    text = doc_section(page("deployment"), "Kubernetes and systemd")
+    [configmap] = [obj for obj in kube_objects() if obj["kind"] == "ConfigMap"]
+    rules = load_yaml(DEPLOY / "prometheus/rules/exesdb-bridge.yml")
+    alerts = {
+        rule["alert"] for group in rules["groups"] for rule in group["rules"] if "alert" in rule
+    }
+    for variable, alert in [
+        ("EXESDB_ALERTMANAGER_URL", "ExesdbAlertmanagerPostsFailing"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "ExesdbOtlpExportFailing"),
+    ]:
+        assert f"`{configmap['data'][variable]}`" in text, variable
+        assert f"`{variable}`" in text
+        assert alert in alerts
+        assert f"`{alert}`" in text
+
+
+def test_the_documented_images_entry_runs_another_image(tmp_path) -> None:
+    """The page's `images:` entry, added to a copy of the kustomization, replaces the
+    StatefulSet's image with the one it names."""
+    text = doc_section(page("deployment"), "Kubernetes and systemd")
+    [entry] = [block for block in fenced(text, "yaml") if block.startswith("images:")]
+    [image] = yaml.safe_load(entry)["images"]
+    [statefulset] = [obj for obj in kube_objects() if obj["kind"] == "StatefulSet"]
+    shipped = statefulset["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image["name"] == shipped.rpartition(":")[0]
+    copy = tmp_path / "kubernetes"
+    shutil.copytree(K8S, copy)
+    with (copy / "kustomization.yaml").open("a") as kustomization:
+        kustomization.write(entry)
+    [rendered] = [
+        doc for doc in yaml.safe_load_all(_kustomize(copy)) if doc and doc["kind"] == "StatefulSet"
+    ]
+    [container] = rendered["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"{image['newName']}:{image['newTag']}"
 
 
 # -- Docker and systemd --
@@ -629,6 +690,33 @@ def test_systemd_analyze_finds_nothing_wrong_with_the_unit(tmp_path) -> None:
         check=False,
     )
     assert rated.returncode == 0, rated.stdout.splitlines()[-1:]
+
+
+def test_the_documented_drop_in_gives_the_dynamic_user_the_key_group(tmp_path) -> None:
+    """docs/deployment.md's drop-in for keys only root may read passes `systemd-analyze verify`
+    beside the unit and adds the group its commands give the files."""
+    analyze = require_binary("systemd-analyze")
+    text = doc_section(page("deployment"), "Kubernetes and systemd")
+    [commands] = [block for block in fenced(text, "sh") if "groupadd" in block]
+    [drop_in] = fenced(text, "ini")
+    group = re.search(r"^groupadd --system (\S+)$", commands, re.M)
+    assert group, commands
+    assert re.search(rf"^chgrp {group[1]} ", commands, re.M)
+    assert f"SupplementaryGroups={group[1]}" in drop_in.splitlines()
+    unit = tmp_path / "exesdb-bridge.service"
+    unit.write_text((DEPLOY / "systemd/exesdb-bridge.service").read_text())
+    (tmp_path / "exesdb-bridge.service.d").mkdir()
+    (tmp_path / "exesdb-bridge.service.d/keys.conf").write_text(drop_in)
+    verified = subprocess.run(
+        [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
+    )
+    not_installed = f"Command {systemd_unit()['ExecStart'][0].split()[0]} is not executable"
+    problems = [
+        line
+        for line in (verified.stdout + verified.stderr).splitlines()
+        if line.strip() and not_installed not in line
+    ]
+    assert problems == []
 
 
 def test_systemd_unit_installs_the_bridge_from_its_sources() -> None:

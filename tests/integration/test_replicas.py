@@ -609,12 +609,15 @@ def alert_event(alert_id: str) -> AlertEvent:
     )
 
 
-def test_alerts_list_on_a_replica_without_the_lease_says_to_ask_the_holder(
+ACK_GONE = [sys.executable, "-m", "bridge", "alerts", "ack", "gone-1", "--by", "ops"]
+
+
+def test_alerts_list_and_ack_on_a_replica_without_the_lease_say_to_ask_the_holder(
     tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess]
 ) -> None:
-    """`exesdb-bridge alerts list` pointed at a replica that does not hold the work-queue lease
-    says on stderr that its alerts may be missing and how to find the holder; at the holder it
-    says nothing of the kind."""
+    """`exesdb-bridge alerts list`, and `alerts ack` of an alert it does not know, pointed at a
+    replica that does not hold the work-queue lease say on stderr that its alerts may be missing
+    and how to find the holder; at the holder they say nothing of the kind."""
     replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2)
     holder = leader(replicas)
     other = next(r for r in replicas if r is not holder)
@@ -633,3 +636,19 @@ def test_alerts_list_on_a_replica_without_the_lease_says_to_ask_the_holder(
     assert [asked[p].returncode for p in (holder, other)] == [0, 0]
     assert "does not hold the work-queue lease" not in asked[holder].stderr
     assert f"the replica at {other.url} does not hold the work-queue lease" in asked[other].stderr
+    # An acknowledgement of an alert the replica never held: 404 at either, the hint at the other.
+    acked = {
+        process: subprocess.run(
+            [*ACK_GONE, "--url", process.url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        for process in (holder, other)
+    }
+    assert [acked[p].returncode for p in (holder, other)] == [1, 1]
+    assert all("answered 404: no alert 'gone-1'" in acked[p].stderr for p in (holder, other))
+    assert "does not hold the work-queue lease" not in acked[holder].stderr
+    assert f"the replica at {other.url} does not hold the work-queue lease" in acked[other].stderr
