@@ -1,11 +1,11 @@
 """The bridge's URLs: those it is given, checked one way, and its own, built one way.
 
 Every URL setting (``EXESDB_WEBHOOK_URLS``, ``EXESDB_ALERTMANAGER_URL``, ``EXESDB_URL``,
-``EXESDB_EXTERNAL_URL``), the receivers file's ``url`` and ``proxy_url``, and the client
-commands' ``--url`` are checked here. A problem shows the URL only as ``safe_url`` shows it, and
-text that is no URL at all not at all (it may be a URL mistyped around a password).
-``link_origin`` is the origin a link in alert metadata is judged by, and ``allowed_link`` how
-one on an allowed origin is shown.
+``EXESDB_EXTERNAL_URL``, the origins of ``EXESDB_ALERT_LINK_ORIGINS``), the receivers file's
+``url`` and ``proxy_url``, and the client commands' ``--url`` are checked here. A problem
+shows the URL only as ``safe_url`` shows it, and text that is no URL at all not at all (it may
+be a URL mistyped around a password). ``link_origin`` is the origin a link in alert metadata is
+judged by, and ``allowed_link`` how one on an allowed origin is shown.
 
 ``own_url`` is the bridge's own base URL, from the address it listens on: for a client on this
 host (the command line's default target, the health check, the start-up line) or, given the name
@@ -33,6 +33,7 @@ __all__ = [
     "own_url",
     "require_alertmanager_url",
     "require_http_url",
+    "require_link_origin",
     "split_userinfo",
     "url_meant",
 ]
@@ -203,6 +204,34 @@ def allowed_link(text: str, origins: frozenset[str]) -> str | None:
     query = "?…" if parts.query else ""
     fragment = "#" + redact_urls(parts.fragment) if parts.fragment else ""
     return f"{parts.scheme}://{parts.netloc}{redact_urls(parts.path)}{query}{fragment}"
+
+
+def require_link_origin(origin: str) -> str:
+    """``origin`` as ``link_origin`` gives it when it is an origin alone (``scheme://host[:port]``,
+    a trailing ``/`` allowed); ValueError saying why not: no http(s) URL with a host, a user name
+    or password, or a path, query or fragment (shown only as ``safe_url`` shows it)."""
+    require_http_url(origin)
+    parts = urlsplit(origin)
+    if "@" in parts.netloc:
+        raise ValueError(
+            "must not hold a user name or password (before an @): a link with user info is"
+            " always redacted; give the origin alone, e.g. https://wiki.example"
+        )
+    if parts.path not in ("", "/"):
+        extra = "a path"
+    elif parts.query or parts.fragment or "?" in origin or "#" in origin:
+        extra = "a query or fragment"
+    else:
+        extra = ""
+    if extra:
+        raise ValueError(
+            f"{safe_url(origin)!r} has {extra}; allowed: an origin alone (scheme, host and port),"
+            " e.g. https://wiki.example or https://wiki.example:8443 (every path on it is allowed)"
+        )
+    shown = link_origin(origin)
+    if shown is None:  # a host no client would connect to (a space in it)
+        raise ValueError(f"{safe_url(origin)!r} is not an http:// or https:// origin with a host")
+    return shown
 
 
 def url_meant(text: str) -> str | None:
