@@ -55,6 +55,7 @@ from bridge.urls import (
     own_url,
     require_alertmanager_url,
     require_http_url,
+    require_link_origin,
 )
 from bridge.webconfig import load_web_config
 
@@ -77,6 +78,7 @@ Percent = Annotated[float, Field(gt=0)]
 
 # Each item checked on its own, so that every bad one is reported (``EXESDB_WEBHOOK_URLS``).
 HttpUrlList = Annotated[tuple[Annotated[str, AfterValidator(require_http_url)], ...], NoDecode]
+OriginList = Annotated[tuple[Annotated[str, AfterValidator(require_link_origin)], ...], NoDecode]
 OtlpProtocol = Literal["grpc", "http/protobuf"]
 OtlpSignal = Literal["traces", "logs", "metrics"]
 
@@ -206,6 +208,9 @@ class Settings(BaseSettings):
     # How long a health condition must hold before it alerts; unset: two health intervals.
     alert_for_ms: Annotated[int, Field(ge=0)] | None = _env("EXESDB_ALERT_FOR_MS", default=None)
     external_url: str | None = _env("EXESDB_EXTERNAL_URL", default=None)
+    # Origins whose links in alert metadata are shown whole (sinks/alerts/sources.py);
+    # empty: every URL there shows its origin only.
+    alert_link_origins: OriginList = _env("EXESDB_ALERT_LINK_ORIGINS", default=())
     state_dir: str = _env("EXESDB_STATE_DIR", default="./.exesdb-bridge")
 
     # Logging.
@@ -266,7 +271,7 @@ class Settings(BaseSettings):
         # Set but empty (as the shipped Kubernetes Secret has it) is no key: unsigned, warned.
         return value or None
 
-    @field_validator("webhook_urls", mode="before")
+    @field_validator("webhook_urls", "alert_link_origins", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:
         return _split(value)
@@ -571,6 +576,8 @@ class Settings(BaseSettings):
             # What alert links will say: a loopback address here is one a receiver cannot open.
             links = self.own_url(for_others=True) if self.listen[1] else "the port picked at start"
             shown["EXESDB_EXTERNAL_URL"] = f"<unset: links in alerts go to {links}>"
+        if not self.alert_link_origins:
+            shown["EXESDB_ALERT_LINK_ORIGINS"] = "<empty: URLs in alert metadata show their origin>"
         return shown
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
@@ -634,6 +641,7 @@ _URL_VARIABLES: Final = frozenset(
         "EXESDB_ALERTMANAGER_URL",
         "EXESDB_URL",
         "EXESDB_EXTERNAL_URL",
+        "EXESDB_ALERT_LINK_ORIGINS",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
         "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",

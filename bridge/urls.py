@@ -1,9 +1,11 @@
 """The bridge's URLs: those it is given, checked one way, and its own, built one way.
 
 Every URL setting (``EXESDB_WEBHOOK_URLS``, ``EXESDB_ALERTMANAGER_URL``, ``EXESDB_URL``,
-``EXESDB_EXTERNAL_URL``), the receivers file's ``url`` and ``proxy_url``, and the client
-commands' ``--url`` are checked here. A problem shows the URL only as ``safe_url`` shows it, and
-text that is no URL at all not at all (it may be a URL mistyped around a password).
+``EXESDB_EXTERNAL_URL``, the origins of ``EXESDB_ALERT_LINK_ORIGINS``), the receivers file's
+``url`` and ``proxy_url``, and the client commands' ``--url`` are checked here. A problem
+shows the URL only as ``safe_url`` shows it, and text that is no URL at all not at all (it may
+be a URL mistyped around a password). ``link_origin`` is the origin a link in alert metadata is
+judged by, and ``allowed_link`` how one on an allowed origin is shown.
 
 ``own_url`` is the bridge's own base URL, from the address it listens on: for a client on this
 host (the command line's default target, the health check, the start-up line) or, given the name
@@ -17,18 +19,21 @@ import re
 from typing import Final, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from bridge.redaction import safe_url
+from bridge.redaction import redact_urls, safe_url
 
 __all__ = [
     "DEFAULT_PORTS",
     "HTTP_SCHEMES",
     "PICKED_PORT",
+    "allowed_link",
     "http_url_problem",
+    "link_origin",
     "names_a_host",
     "otlp_endpoint_problem",
     "own_url",
     "require_alertmanager_url",
     "require_http_url",
+    "require_link_origin",
     "split_userinfo",
     "url_meant",
 ]
@@ -51,6 +56,9 @@ _GRPC_TARGET_SCHEMES: Final = frozenset(
 _GRPC_NAME: Final = re.compile(r"[A-Za-z0-9._*/-]+")
 _OTLP_SIGNALS: Final = ("traces", "logs", "metrics")
 _HTTP_ENDPOINT: Final = "an http:// or https:// URL with a host, e.g. http://collector:4318"
+# What no link shown whole holds: a space or a control character (it would be text with a URL in
+# it, or a URL a client reads otherwise than it is shown: urlsplit drops a tab or line break).
+_NOT_LINK: Final = re.compile(r"[\s\x00-\x1f\x7f]")
 _GRPC_ENDPOINT: Final = (
     "a URL with a host (http://collector:4317), host:port, a host (port 443) or a gRPC target "
     "URI (unix:/path)"
@@ -161,6 +169,69 @@ def require_http_url(url: str, what: str = "URL") -> str:
         meant = url_meant(url)
         raise ValueError(problem if meant is None else f"{problem}, e.g. {meant}")
     return url
+
+
+def link_origin(url: str) -> str | None:
+    """The origin of ``url`` as ``EXESDB_ALERT_LINK_ORIGINS`` compares origins:
+    ``scheme://host[:port]``, scheme and host in lower case, the scheme's default port left out,
+    an IPv6 address in brackets; None unless ``url`` is an http:// or https:// URL with a host
+    and a valid port and without user info (a ``user@`` before the host is never part of an
+    origin: such a link is redacted)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname
+    if parts.scheme not in HTTP_SCHEMES or not _is_host(host) or "@" in parts.netloc:
+        return None
+    shown = f"[{host}]" if ":" in (host or "") else host
+    return f"{parts.scheme}://{shown}" + (
+        "" if port is None or port == DEFAULT_PORTS[parts.scheme] else f":{port}"
+    )
+
+
+def allowed_link(text: str, origins: frozenset[str]) -> str | None:
+    """``text`` shown as a link that opens, when it is one URL alone (once trimmed) whose
+    ``link_origin`` is one of ``origins`` (``EXESDB_ALERT_LINK_ORIGINS``): its path and fragment
+    kept, each as ``redact_urls`` shows text (a ``token=…`` in them still redacted), its query
+    shown as ``?…`` (a token rides there under names no rule can know); None for anything else
+    (a URL with user info has no origin here), which is then shown as text is."""
+    url = text.strip()
+    if _NOT_LINK.search(url) or link_origin(url) not in origins:
+        return None
+    parts = urlsplit(url)
+    query = "?…" if parts.query else ""
+    fragment = "#" + redact_urls(parts.fragment) if parts.fragment else ""
+    return f"{parts.scheme}://{parts.netloc}{redact_urls(parts.path)}{query}{fragment}"
+
+
+def require_link_origin(origin: str) -> str:
+    """``origin`` as ``link_origin`` gives it when it is an origin alone (``scheme://host[:port]``,
+    a trailing ``/`` allowed); ValueError saying why not: no http(s) URL with a host, a user name
+    or password, or a path, query or fragment (shown only as ``safe_url`` shows it)."""
+    require_http_url(origin)
+    parts = urlsplit(origin)
+    if "@" in parts.netloc:
+        raise ValueError(
+            "must not hold a user name or password (before an @): a link with user info is"
+            " always redacted; give the origin alone, e.g. https://wiki.example"
+        )
+    if parts.path not in ("", "/"):
+        extra = "a path"
+    elif parts.query or parts.fragment or "?" in origin or "#" in origin:
+        extra = "a query or fragment"
+    else:
+        extra = ""
+    if extra:
+        raise ValueError(
+            f"{safe_url(origin)!r} has {extra}; allowed: an origin alone (scheme, host and port),"
+            " e.g. https://wiki.example or https://wiki.example:8443 (every path on it is allowed)"
+        )
+    shown = link_origin(origin)
+    if shown is None:  # a host no client would connect to (a space in it)
+        raise ValueError(f"{safe_url(origin)!r} is not an http:// or https:// origin with a host")
+    return shown
 
 
 def url_meant(text: str) -> str | None:

@@ -376,6 +376,79 @@ def test_check_config_shows_where_alert_links_go(env: dict[str, Any], shown: str
     assert given.redacted()["EXESDB_EXTERNAL_URL"] == "https://bridge.example"
 
 
+def test_check_config_shows_the_alert_link_origins_as_compared() -> None:
+    """EXESDB_ALERT_LINK_ORIGINS is read as comma-separated origins, each shown as links are
+    compared with it (lower case, a default port left out); empty, check-config says every URL
+    in alert metadata shows its origin."""
+    settings = Settings(
+        EXESDB_ALERT_LINK_ORIGINS=" https://Wiki.Example:443/ ,http://runbooks.example:8080,"
+        "http://[2001:DB8::7]:80"
+    )
+    assert settings.alert_link_origins == (
+        "https://wiki.example",
+        "http://runbooks.example:8080",
+        "http://[2001:db8::7]",
+    )
+    assert settings.redacted()["EXESDB_ALERT_LINK_ORIGINS"] == (
+        "https://wiki.example,http://runbooks.example:8080,http://[2001:db8::7]"
+    )
+    assert Settings().alert_link_origins == ()
+    assert Settings().redacted()["EXESDB_ALERT_LINK_ORIGINS"] == (
+        "<empty: URLs in alert metadata show their origin>"
+    )
+
+
+def test_alert_link_origins_other_than_origins_stop_start_up_naming_each(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An EXESDB_ALERT_LINK_ORIGINS item with a path (said so), a query, a user name and
+    password (never shown), or that is no http(s) URL stops check-config with exit 2, a line
+    naming each bad item."""
+    status, out, err = _check_config(
+        monkeypatch,
+        capsys,
+        EXESDB_ALERT_LINK_ORIGINS="https://wiki.example,https://wiki.example/runbooks,"
+        "https://ops:hunter2@wiki.example,https://wiki.example?space=ops,ftp://files.example,"
+        "wiki.example:8443",
+    )
+    assert (status, out) == (2, "")
+    allowed = (
+        "allowed: an origin alone (scheme, host and port), e.g. https://wiki.example or"
+        " https://wiki.example:8443 (every path on it is allowed)"
+    )
+    assert err.splitlines()[1:] == [
+        f"  EXESDB_ALERT_LINK_ORIGINS item 2: 'https://wiki.example/…' has a path; {allowed}",
+        "  EXESDB_ALERT_LINK_ORIGINS item 3: must not hold a user name or password (before an"
+        " @): a link with user info is always redacted; give the origin alone, e.g."
+        " https://wiki.example",
+        "  EXESDB_ALERT_LINK_ORIGINS item 4: 'https://wiki.example/…' has a query or fragment;"
+        f" {allowed}",
+        "  EXESDB_ALERT_LINK_ORIGINS item 5: 'ftp://files.example' is not an http:// or https://"
+        " URL with a host",
+        "  EXESDB_ALERT_LINK_ORIGINS item 6: not a URL; allowed: an http:// or https:// URL with"
+        " a host, e.g. http://wiki.example:8443",
+    ]
+    for hidden in ("hunter2", "runbooks", "space=ops"):
+        assert hidden not in err
+
+
+def test_run_stops_at_start_on_an_alert_link_origin_with_a_path() -> None:
+    """`exesdb-bridge run` with an origin that has a path exits 2 before it listens, the line
+    naming EXESDB_ALERT_LINK_ORIGINS and saying the item has a path."""
+    completed = run_bridge(
+        "run",
+        env={
+            "EXESDB_ALERT_LINK_ORIGINS": "https://wiki.example/runbooks",
+            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
+        },
+        timeout=30,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "  EXESDB_ALERT_LINK_ORIGINS item 1: 'https://wiki.example/…' has a path;" in (
+        completed.stderr
+    )
+
+
 @pytest.mark.parametrize(
     ("env", "variable"),
     [
@@ -650,6 +723,8 @@ SECRET_STRINGS = [
         {"EXESDB_EXTERNAL_URL": "https://bridge:am-passw0rd@host:9570"},
         {"EXESDB_ALERTMANAGER_URL": "am:/user:am-passw0rd@host"},
         {"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:hook-passw0rd@otel:4317"},
+        {"EXESDB_ALERT_LINK_ORIGINS": "https://ops:hook-passw0rd@wiki.example"},
+        {"EXESDB_ALERT_LINK_ORIGINS": "wiki:hook-passw0rd@wiki.example:443/x"},
         # Characters that end a URL in free text, inside a password redis accepts.
         {"EXESDB_BUS": "redis://default:x,redis-passw0rd@redis:6379/0"},
         {"EXESDB_BUS": "redis://default:x'redis-passw0rd@redis:6379/0"},

@@ -216,7 +216,8 @@ URL_SPLITTERS = {
     "bridge/config.py": "checks EXESDB_BUS's scheme; shows settings through redaction",
     "bridge/urls.py": (
         "checks the URLs the bridge is given and takes their userinfo out for an auth header"
-        " (split_userinfo); shows them through redaction"
+        " (split_userinfo); shows them through redaction, and a link on an origin allowed in"
+        " alert metadata (allowed_link) with its path and fragment through redaction too"
     ),
     "bridge/cli/healthcheck.py": "connects to the URL it built from EXESDB_HTTP_ADDR",
     "bridge/sinks/otlp/mapping.py": "the host for server.address; shows through redaction",

@@ -8,7 +8,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from bridge.sinks.alerts.sink import external_url
-from bridge.urls import http_url_problem, otlp_endpoint_problem, own_url, split_userinfo
+from bridge.urls import (
+    http_url_problem,
+    link_origin,
+    otlp_endpoint_problem,
+    own_url,
+    split_userinfo,
+)
 from tests.support import make_settings
 from tests.test_config import OTLP_ENDPOINTS_ACCEPTED, OTLP_ENDPOINTS_REFUSED
 from tests.webconfig.files import WebFiles
@@ -172,3 +178,28 @@ def test_split_userinfo_takes_the_credentials_out_of_a_url(
     """A URL's user:password@ comes off, percent-decoded, the host left as written; a URL
     without one is as it was."""
     assert split_userinfo(url) == split
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("https://wiki.example/runbooks/disk-full?x=1#a", "https://wiki.example"),
+        ("HTTPS://Wiki.Example:443/a", "https://wiki.example"),
+        ("http://wiki.example:80", "http://wiki.example"),
+        ("http://wiki.example:443/a", "http://wiki.example:443"),
+        ("https://runbooks.example:8443/db", "https://runbooks.example:8443"),
+        ("http://[2001:DB8::7]:8080/a", "http://[2001:db8::7]:8080"),
+        ("https://bob:pw@wiki.example/a", None),
+        ("https://t0k3n@wiki.example/a", None),
+        ("ftp://wiki.example/a", None),
+        ("https://wiki.example:99999/a", None),
+        ("https:///runbooks", None),
+        ("wiki.example/runbooks", None),
+    ],
+)
+def test_a_links_origin_is_written_one_way_and_user_info_makes_it_none(
+    url: str, origin: str | None
+) -> None:
+    """link_origin gives scheme, host and port in lower case without a default port (one
+    origin, one spelling); a URL with user info, of another scheme or with no host has none."""
+    assert link_origin(url) == origin

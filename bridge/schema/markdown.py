@@ -102,7 +102,8 @@ _BECOMES: Final[Mapping[str, str]] = MappingProxyType(
             " `metadata` annotation; a key naming a secret (`api_token`, `password`, `session_id`,"
             " not `token_count`) or spelt in another script has its value shown as"
             " `<redacted>`, and credentials in any value (URL passwords, `Bearer` tokens,"
-            " `password=…`) are redacted ([Which component raised an"
+            " `password=…`) are redacted, a URL shown as its origin unless it is a link on an"
+            " origin of `EXESDB_ALERT_LINK_ORIGINS` ([Which component raised an"
             " alert](alerts.md#which-component-raised-an-alert)). The alert page shows both."
         ),
         "metric_alert": (

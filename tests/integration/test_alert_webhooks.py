@@ -295,6 +295,40 @@ async def test_a_receiver_is_told_which_component_raised_an_alert_and_its_metada
     assert b"hunter2" not in receiver.requests[0].body
 
 
+async def test_a_runbook_link_on_an_allowed_origin_reaches_a_receiver_whole(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """With EXESDB_ALERT_LINK_ORIGINS naming the wiki, a SystemAlert's runbook link reaches a
+    real receiver whole (and is stored so for Alertmanager and the alert's page), while a link
+    of another origin and one with a password on the wiki are still cut to their origin."""
+    receiver: WebhookReceiver = webhook_receiver()
+    metadata = {
+        "runbook": "https://wiki.example/runbooks/disk-full#free-space",
+        "hook": "https://hooks.example/services/T0/B0/s3cr3t",
+        "mirror": "https://ops:hunter2@wiki.example/runbooks/disk-full",
+    }
+    async with alert_bridge(
+        tmp_path,
+        serve_http=False,
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_ALERT_LINK_ORIGINS="https://wiki.example,https://runbooks.example:8443",
+        **FAST,
+    ) as (bridge, sink, _watcher):
+        bridge.bus.publish("disk_full", system_alert("d1", source="disk-watch", metadata=metadata))
+        await async_wait_until(lambda: len(receiver.accepted()) == 1, what="the alert delivered")
+        [stored] = sink.outbox.alerts.find(alert_id="d1", limit=1)
+    [alert] = receiver.requests[0].json()["alerts"]
+    expected = {
+        "metadata_hook": "https://hooks.example/…",
+        "metadata_mirror": "https://ops:<redacted>@wiki.example/…",
+        "metadata_runbook": "https://wiki.example/runbooks/disk-full#free-space",
+    }
+    assert {k: v for k, v in alert["annotations"].items() if k.startswith("metadata_")} == expected
+    assert dict(stored.details) == expected
+    assert b"s3cr3t" not in receiver.requests[0].body
+    assert b"hunter2" not in receiver.requests[0].body
+
+
 async def test_long_metadata_values_without_spaces_are_shown_cut_without_stopping_the_bridge(
     tmp_path: Path, webhook_receiver
 ) -> None:

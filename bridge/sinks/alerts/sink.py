@@ -175,6 +175,8 @@ class AlertSink:
         self._started_at: float | None = None
         self._db = db or DbThread()
         self._min_severity = settings.webhook_min_severity
+        # Origins whose links in a SystemAlert's metadata are shown whole (sources.details_of).
+        self._links = frozenset(settings.alert_link_origins)
         self._monotonic = monotonic
         self.policy = RetryPolicy(
             backoff=Backoff(
@@ -544,7 +546,7 @@ class AlertSink:
                     )
                 )
                 continue
-            for event in alert_events(envelope, pending.held, active):
+            for event in alert_events(envelope, pending.held, active, self._links):
                 if not event.firing:
                     changes.append(event)
                 elif meets(event.severity, self._min_severity):

@@ -31,9 +31,14 @@ for any other value) of at most ``MAX_DETAIL_VALUE`` characters, all of them at 
 may name a secret (``bridge.redaction.names_secret``, which fails closed: ``routing_key``,
 ``dbpass``, a key in another script or with a Cyrillic look-alike letter, not ``token_count``)
 has its value shown as ``<redacted>``, and every value is shown as
-``bridge.redaction.redact_urls`` shows text (URL credentials, ``Bearer`` tokens, ``password=…``
-pairs redacted). Entries left out (past a cap, or a key that reduces to one already taken) are
-counted in a ``metadata`` annotation, never dropped without a word.
+``bridge.redaction.redact_urls`` shows text (a URL as its origin, URL credentials, ``Bearer``
+tokens, ``password=…`` pairs redacted), but for a link the operator allowed: a value that is one
+URL and nothing else (once trimmed), without user info, on an origin of
+``EXESDB_ALERT_LINK_ORIGINS`` (``links``) keeps its path and fragment, so that a runbook link
+opens; its query is shown as ``?…`` (a query is where a token rides, under names no rule can
+know), and its path and fragment are still shown as ``redact_urls`` shows text. Entries left out
+(past a cap, or a key that reduces to one already taken) are counted in a ``metadata``
+annotation, never dropped without a word.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ from bridge.messages import (
 )
 from bridge.messages.alerts import ACK_BY_DEFAULT
 from bridge.redaction import REDACTED, names_secret, redact_urls
+from bridge.urls import allowed_link
 
 __all__ = [
     "DETAIL_PREFIX",
@@ -125,6 +131,7 @@ DETAIL_PREFIX: Final = "metadata_"
 # The annotation counting entries left out: no key gives it (each has DETAIL_PREFIX and more).
 _LEFT_OUT: Final = "metadata"
 _NOT_NAME: Final = re.compile(r"[^A-Za-z0-9_]")
+_NO_LINKS: Final[frozenset[str]] = frozenset()
 Active = Callable[[str], bool]
 """Whether an alert (by id) may be active: a resolved event of any other would change nothing."""
 
@@ -167,13 +174,17 @@ def _as_read(alert_id: str, status: str, at: datetime) -> str | None:
 
 
 def alert_event(
-    envelope: Envelope, held: HeldStatus = _as_read, active: Active | None = None
+    envelope: Envelope,
+    held: HeldStatus = _as_read,
+    active: Active | None = None,
+    links: frozenset[str] = _NO_LINKS,
 ) -> AlertEvent | None:
     """The alert event a verified message stands for, or None when it is not about an alert
     (or, for a health status, not yet: see ``held``).
 
     With ``active``, a resolved event is only made for an alert it says may be active (every
-    healthy health message is one: most would change nothing).
+    healthy health message is one: most would change nothing). ``links`` are the origins whose
+    links a SystemAlert's metadata shows whole (``details_of``).
     """
     payload = envelope.payload
     at = payload.timestamp
@@ -204,7 +215,7 @@ def alert_event(
             at=at,
             auto_resolve=True,
             source=payload.source,
-            details=details_of(payload.metadata),
+            details=details_of(payload.metadata, links),
         )
     if isinstance(payload, MetricAlert):
         relation = "above" if payload.threshold_type == "max" else "below"
@@ -268,11 +279,15 @@ def alert_event(
 
 
 def alert_events(
-    envelope: Envelope, held: HeldStatus = _as_read, active: Active | None = None
+    envelope: Envelope,
+    held: HeldStatus = _as_read,
+    active: Active | None = None,
+    links: frozenset[str] = _NO_LINKS,
 ) -> list[AlertEvent]:
     """Every alert event a verified message stands for (a NodeHealth may also resolve the
-    threshold alerts of the resources it reports healthy); ``active`` as for ``alert_event``."""
-    event = alert_event(envelope, held, active)
+    threshold alerts of the resources it reports healthy); ``active`` and ``links`` as for
+    ``alert_event``."""
+    event = alert_event(envelope, held, active, links)
     events = [] if event is None else [event]
     payload = envelope.payload
     if isinstance(payload, NodeHealth):
@@ -306,9 +321,12 @@ def derived_id(*parts: str) -> str:
     return f"{alert_id[: MAX_ALERT_ID - _DIGEST_LENGTH - 2]}…#{digest}"
 
 
-def details_of(metadata: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+def details_of(
+    metadata: Mapping[str, Any], links: frozenset[str] = _NO_LINKS
+) -> tuple[tuple[str, str], ...]:
     """A message's ``metadata`` as annotations, bounded as the module docstring says:
-    ``(name, value)`` pairs sorted by name."""
+    ``(name, value)`` pairs sorted by name; a value that is a link on one of the origins
+    ``links`` (as ``bridge.urls.link_origin`` writes them) is shown whole."""
     details: dict[str, str] = {}
     left_out = used = 0
     for key in sorted(metadata):
@@ -316,7 +334,7 @@ def details_of(metadata: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
         if len(details) == MAX_DETAILS or name in details:
             left_out += 1  # judged before its value is made: a message may hold 10 000s
             continue
-        value = REDACTED if names_secret(key) else _shown(metadata[key])
+        value = REDACTED if names_secret(key) else _shown(metadata[key], links)
         if used + len(value) > MAX_DETAILS_CHARS:
             left_out += 1
             continue
@@ -327,9 +345,15 @@ def details_of(metadata: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(details.items()))
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, links: frozenset[str]) -> str:
     text = value if isinstance(value, str) else json.dumps(_scrubbed(value), ensure_ascii=False)
-    text = redact_urls(text)
+    # A link longer than a value is shown is no link anyone opens once cut: shown as text.
+    link = (
+        allowed_link(text, links)
+        if links and isinstance(value, str) and len(text) <= MAX_DETAIL_VALUE
+        else None
+    )
+    text = redact_urls(text) if link is None else link
     if len(text) > MAX_DETAIL_VALUE:
         text = text[: MAX_DETAIL_VALUE - 1] + "…"
     return text

@@ -251,6 +251,125 @@ def test_a_long_metadata_value_shows_no_part_of_a_secret_its_cut_falls_in() -> N
     assert "hunt" not in shown
 
 
+# EXESDB_ALERT_LINK_ORIGINS as Settings holds it (bridge.urls.link_origin's form).
+LINKS = frozenset({"https://wiki.example", "https://runbooks.example:8443"})
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (
+            "https://wiki.example/runbooks/disk-full",
+            "https://wiki.example/runbooks/disk-full",
+        ),
+        (
+            "  https://wiki.example/runbooks/disk-full#free-space\n",
+            "https://wiki.example/runbooks/disk-full#free-space",
+        ),
+        (
+            "https://runbooks.example:8443/db/replica-lag",
+            "https://runbooks.example:8443/db/replica-lag",
+        ),
+        # The same origin written with its default port, or in capitals.
+        ("HTTPS://Wiki.Example:443/Disk_full", "https://Wiki.Example:443/Disk_full"),
+        ("https://wiki.example", "https://wiki.example"),
+    ],
+)
+def test_a_link_on_an_allowed_origin_is_shown_whole(value: str, shown: str) -> None:
+    """A metadata value that is one URL alone (once trimmed) on an origin of
+    EXESDB_ALERT_LINK_ORIGINS keeps its path and fragment: the runbook link opens."""
+    assert dict(details_of({"runbook": value}, LINKS)) == {"metadata_runbook": shown}
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        # Another origin: another host, scheme, port or a subdomain.
+        ("https://hooks.slack.example/services/T0/B0/s3cr3t", "https://hooks.slack.example/…"),
+        ("http://wiki.example/runbooks/disk-full", "http://wiki.example/…"),
+        ("https://runbooks.example/db", "https://runbooks.example/…"),
+        ("https://cdn.wiki.example/a", "https://cdn.wiki.example/…"),
+        ("https://wiki.example.evil.example/a", "https://wiki.example.evil.example/…"),
+        # User info, even on an allowed origin.
+        ("https://bob:hunter2@wiki.example/runbooks", "https://bob:<redacted>@wiki.example/…"),
+        ("https://t0k3n@wiki.example/runbooks", "https://<redacted>@wiki.example/…"),
+        # A URL inside longer text: the whole value must be the link.
+        ("see https://wiki.example/runbooks/disk-full", "see https://wiki.example/…"),
+        (
+            "https://wiki.example/runbooks https://evil.example/t0k3n",
+            "https://wiki.example/… https://evil.example/…",
+        ),
+        ("https://wiki.example/a\tb", "https://wiki.example/…\tb"),
+        # Longer than a value is shown: cut, it would not open.
+        ("https://wiki.example/" + "a" * MAX_DETAIL_VALUE, "https://wiki.example/…"),
+    ],
+)
+def test_any_other_url_is_cut_to_its_origin_as_without_allowed_origins(
+    value: str, shown: str
+) -> None:
+    """A URL of another origin, with user info, inside longer text or too long to be shown
+    whole is redacted exactly as it is with no origin allowed."""
+    assert dict(details_of({"link": value}, LINKS)) == {"metadata_link": shown}
+    assert details_of({"link": value}, LINKS) == details_of({"link": value})
+
+
+def test_an_allowed_links_query_is_left_out_and_its_path_still_redacted() -> None:
+    """An allowed link's query is shown as ``?…`` (a token rides there under any name), and
+    what may be a secret in its path or fragment is redacted as in any text."""
+    metadata = {
+        "page": "https://wiki.example/index.php?title=Disk_full&t=s3cr3t#step-2",
+        "shared": "https://wiki.example/share/token=s3cr3t#access_token=s3cr3t",
+        "bounce": "https://wiki.example/out/https://evil.example/s3cr3t",
+    }
+    assert dict(details_of(metadata, LINKS)) == {
+        "metadata_bounce": "https://wiki.example/out/https://evil.example/…",
+        "metadata_page": "https://wiki.example/index.php?…#step-2",
+        "metadata_shared": "https://wiki.example/share/token=<redacted>#access_token=<redacted>",
+    }
+
+
+def test_a_link_under_a_key_naming_a_secret_or_nested_is_never_shown_whole() -> None:
+    """A link on an allowed origin under a key naming a secret is ``<redacted>``; one inside a
+    JSON value is no value of its own and is cut to its origin."""
+    metadata = {
+        "runbook_token": "https://wiki.example/runbooks/disk-full",
+        "links": {"runbook": "https://wiki.example/runbooks/disk-full"},
+        "many": ["https://wiki.example/runbooks/disk-full"],
+    }
+    assert dict(details_of(metadata, LINKS)) == {
+        "metadata_links": '{"runbook": "https://wiki.example/…"}',
+        "metadata_many": '["https://wiki.example/…"]',
+        "metadata_runbook_token": "<redacted>",
+    }
+
+
+def test_without_allowed_origins_every_url_in_metadata_shows_its_origin() -> None:
+    """With EXESDB_ALERT_LINK_ORIGINS empty (the default) a runbook link is cut to its origin,
+    as it always was."""
+    value = "https://wiki.example/runbooks/disk-full"
+    expected = (("metadata_runbook", "https://wiki.example/…"),)
+    assert details_of({"runbook": value}) == expected
+    assert details_of({"runbook": value}, frozenset()) == expected
+
+
+def test_a_system_alerts_runbook_link_reaches_its_event_whole_on_an_allowed_origin() -> None:
+    """alert_events() hands the allowed origins to the metadata annotations of a SystemAlert."""
+    alert = SystemAlert(
+        alert_id="disk-n1",
+        severity="critical",
+        category="system",
+        title="Disk full",
+        description="/data at 98 %",
+        source="disk-watch",
+        node="n1",
+        metadata={"runbook": "https://wiki.example/runbooks/disk-full"},
+    )
+    [allowed] = alert_events(envelope(alert, topic="disk_full"), links=LINKS)
+    [default] = alert_events(envelope(alert, topic="disk_full"))
+    assert allowed.details == (("metadata_runbook", "https://wiki.example/runbooks/disk-full"),)
+    assert default.details == (("metadata_runbook", "https://wiki.example/…"),)
+
+
 def test_metadata_past_the_cap_is_counted_not_dropped_silently() -> None:
     """Past MAX_DETAILS entries the first ones (by key) are kept and the rest counted."""
     details = dict(details_of({f"k{n:02}": str(n) for n in range(MAX_DETAILS + 5)}))
