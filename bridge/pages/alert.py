@@ -34,6 +34,7 @@ from bridge.sinks.alerts.records import (
     Delivery,
     Recipients,
 )
+from bridge.urls import allowed_link
 
 __all__ = ["alert_live", "not_found_live"]
 
@@ -53,6 +54,9 @@ _RECEIVER: Final = Fragment(
 _NOTE: Final = Fragment('<span class="hint">${text}</span>')
 _REMOVED: Final = "no longer a receiver (EXESDB_WEBHOOK_URLS, EXESDB_WEBHOOK_CONFIG_FILE)"
 _ACTIONS: Final = Fragment('<div class="actions">${button}</div>')
+# A link kept whole in an annotation (EXESDB_ALERT_LINK_ORIGINS): a runbook, opened in a new tab
+# that learns nothing of this page.
+_LINK: Final = Fragment('<a href="${href}" target="_blank" rel="noopener noreferrer">${href}</a>')
 
 
 def alert_live(detail: AlertDetail, recipients: Recipients, shown: Shown) -> Html:
@@ -79,7 +83,7 @@ def alert_live(detail: AlertDetail, recipients: Recipients, shown: Shown) -> Htm
         history=_history(detail),
         deliveries=_deliveries(detail, recipients),
         labels=_pairs(record.labels),
-        annotations=_pairs(record.annotations),
+        annotations=_annotations(record.annotations, frozenset(shown.settings.alert_link_origins)),
     )
 
 
@@ -197,3 +201,12 @@ def _delivery_row(delivery: Delivery) -> Sequence[object]:
 
 def _pairs(values: Mapping[str, str]) -> Html:
     return table(("Name", "Value"), sorted(values.items()), css="grid pairs")
+
+
+def _annotations(values: Mapping[str, str], origins: frozenset[str]) -> Html:
+    """The annotations, a link the alert stage kept whole (on an allowed origin) as a link."""
+    rows = [
+        (name, _LINK(href=value) if allowed_link(value, origins) == value else value)
+        for name, value in sorted(values.items())
+    ]
+    return table(("Name", "Value"), rows, css="grid pairs")
