@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from bridge.listener.accept import BACKLOG, Listener
 from bridge.listener.connection import Connection, Phase
+from bridge.listener.handshakes import HandshakeFailures
 from bridge.listener.sockets import bind
 from bridge.routes import error_response
 
@@ -125,6 +126,7 @@ class ConnectionGuard:
         )
         for reason in _REASONS:
             self._closed.labels(reason)
+        self._handshake_failures = HandshakeFailures(registry)
 
     @property
     def idle(self) -> int:
@@ -274,6 +276,8 @@ class ConnectionGuard:
             # Failed, too slow (asyncio aborts it: ConnectionAbortedError) or evicted.
             if connection.live and isinstance(exc, ConnectionAbortedError):
                 self._closed.labels("header_timeout").inc()
+            elif connection.live:
+                self._handshake_failures.failed(exc, raw.get_extra_info("peername"))
             self._abandon(connection, raw)
             return
         if tls is None:  # the connection closed as the handshake ended

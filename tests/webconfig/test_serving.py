@@ -25,7 +25,13 @@ from bridge.bus import SIGNATURE_HEADER, Keyring
 from bridge.cli.healthcheck import probe, target
 from bridge.errors import ConfigError
 from bridge.headers import ADMIN_TOKEN_HEADER
-from tests.support import ADMIN_TOKEN, TEST_SECRET, async_wait_until, make_settings
+from tests.support import (
+    ADMIN_TOKEN,
+    TEST_SECRET,
+    async_wait_until,
+    make_settings,
+    require_binary,
+)
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
 ALICE = basic("alice", "alice-pw")
@@ -562,3 +568,108 @@ async def test_a_bad_file_stops_start_up(files: WebFiles):
     with pytest.raises(ConfigError, match=r"tls_server_config\.bogus: unknown key"):
         async with serving(files, "tls_server_config:\n  bogus: 1\n"):
             pass
+
+
+# -- failed handshakes --
+
+HANDSHAKE_FAILURES = "exesdb_http_tls_handshake_failures_total"
+
+
+def _failures(bridge: Bridge) -> dict[str, float]:
+    """The handshake failures counted so far, by kind (those above 0)."""
+    kinds = (
+        "plain_http",
+        "client_certificate",
+        "server_certificate",
+        "version_or_cipher",
+        "closed",
+        "other",
+    )
+    counts = {k: bridge.registry.get_sample_value(HANDSHAKE_FAILURES, {"kind": k}) for k in kinds}
+    return {kind: count for kind, count in counts.items() if count}
+
+
+async def _plain_http(bridge: Bridge) -> bytes:
+    """What one plain HTTP request over one connection to the TLS port gets back (aiohttp would
+    try a second connection when the first closes unanswered)."""
+    assert bridge.address is not None
+    reader, writer = await asyncio.open_connection(*bridge.address)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: bridge\r\n\r\n")
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    return answer
+
+
+async def _curl(bridge: Bridge, *args: str) -> int:
+    """curl's exit status for ``/healthz`` over https with ``args``: a client that, as Go's
+    (Prometheus) does, tells the server why it gives up on a handshake."""
+    assert bridge.address is not None
+    host, port = bridge.address
+    command = [require_binary("curl"), "-sS", "-o", "/dev/null", *args]
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        f"https://{host}:{port}/healthz",
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    return await process.wait()
+
+
+async def test_failed_handshakes_are_counted_by_kind_and_logged_with_what_to_do(
+    files: WebFiles, caplog: pytest.LogCaptureFixture, tmp_path: Path
+):
+    """A handshake that fails is no longer silent: plain HTTP to the TLS port, a client without
+    the certificate client_auth_type asks for, one that does not trust the bridge's certificate
+    and one offering only TLS 1.1 are each counted under their kind and logged once with what
+    to do; a client that connects and leaves (a TCP port check) is counted, never logged."""
+    text = files.tls_config(
+        "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
+    )
+    stranger = tmp_path / "stranger-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(stranger))
+    with caplog.at_level(logging.WARNING, logger="bridge.listener.handshakes"):
+        async with serving(files, text) as bridge:
+            assert await _plain_http(bridge) == b""
+            assert await refused_connection(bridge, files.client_context())
+            assert await _curl(bridge, "--cacert", str(stranger)) != 0
+            assert await _curl(bridge, "--insecure", "--tls-max", "1.1") != 0
+            assert bridge.address is not None
+            _, writer = await asyncio.open_connection(*bridge.address)
+            writer.close()
+            await writer.wait_closed()
+            # aiohttp tries a refused connection twice: each kind counted at least once.
+            expected = {
+                "plain_http",
+                "client_certificate",
+                "server_certificate",
+                "version_or_cipher",
+                "closed",
+            }
+            await async_wait_until(
+                lambda: set(_failures(bridge)) == expected, what=f"each of {expected} counted"
+            )
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 4, lines
+    for kind, advice in (
+        ("plain_http", "give it an https:// URL"),
+        ("client_certificate", "client_auth_type"),
+        ("server_certificate", "tls_config.ca_file"),
+        ("version_or_cipher", "min_version"),
+    ):
+        assert any(f"failed ({kind}, " in line and advice in line for line in lines), kind
+    assert all(line.startswith("TLS handshake from 127.0.0.1:") for line in lines)
+
+
+async def test_a_kind_of_handshake_failure_is_logged_once_a_minute_with_a_count(
+    files: WebFiles, caplog: pytest.LogCaptureFixture
+):
+    """A client retrying over plain HTTP every few seconds gives one line a minute, not one
+    per attempt; the next line says how many came between."""
+    with caplog.at_level(logging.WARNING, logger="bridge.listener.handshakes"):
+        async with serving(files, files.tls_config()) as bridge:
+            for _ in range(3):
+                assert await _plain_http(bridge) == b""
+            await async_wait_until(
+                lambda: _failures(bridge) == {"plain_http": 3.0}, what="three failures counted"
+            )
+    assert len([r for r in caplog.records if "plain_http" in r.getMessage()]) == 1
