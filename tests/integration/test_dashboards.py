@@ -382,14 +382,15 @@ def replica_input() -> list[dict[str, str]]:
     return found
 
 
-def restricted(expr: str, names: set[str], job: str) -> str:
-    """``expr`` with every selector of a series in ``names`` limited to the targets of ``job``."""
+def restricted(expr: str, names: set[str], matcher: str) -> str:
+    """``expr`` with ``matcher`` (``job="alone"``) added to every selector of a series in
+    ``names``: the query limited to some targets."""
 
     def limit(match: re.Match[str]) -> str:
         name, matchers = match.group(1), match.group(2)
         if name not in names:
             return match.group(0)
-        inner = f'job="{job}"' + (f", {matchers}" if matchers else "")
+        inner = matcher + (f", {matchers}" if matchers else "")
         return name + "{" + inner + "}"
 
     return re.sub(r"\b(exesdb_[a-z_]+)\b(?:\{([^}]*)\})?", limit, expr)
@@ -432,8 +433,8 @@ def replica_test_file(directory: Path) -> Path:
     alerts = {rule["alert"] for rule in rules() if "alert" in rule}
     checks: list[dict[str, Any]] = []
     for _, expr in cluster_queries():
-        alone = restricted(expr, names, ALONE["job"])
-        replicas = restricted(expr, names, REPLICAS[0]["job"])
+        alone = restricted(expr, names, f'job="{ALONE["job"]}"')
+        replicas = restricted(expr, names, f'job="{REPLICAS[0]["job"]}"')
         for check in (
             f"({replicas}) unless ({alone})",
             f"({alone}) unless ({replicas})",
@@ -443,7 +444,7 @@ def replica_test_file(directory: Path) -> Path:
             checks.append({"expr": check, "eval_time": "15m", "exp_samples": []})
     for where, expr in cluster_queries():
         if where not in alerts:  # an alert's condition holds for some inputs only
-            alone = restricted(expr, names, ALONE["job"])
+            alone = restricted(expr, names, f'job="{ALONE["job"]}"')
             checks.append({"expr": f"absent({alone})", "eval_time": "15m", "exp_samples": []})
     tests = [{"interval": "15s", "input_series": replica_input(), "promql_expr_test": checks}]
     path = directory / "replicas_test.yml"
