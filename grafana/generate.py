@@ -13,6 +13,12 @@ stands, i.e. only as the ``datasource`` variable's starting value. Panels never 
 and there the variable, finding no data source by that name, starts on the first Prometheus. Metric names are those of docs/metrics.md (the catalog);
 tests/integration/test_dashboards.py runs every query against a real Prometheus scraping a
 ``--demo`` bridge.
+
+Series written from bus messages are the cluster's: with the bus on Redis every replica exposes
+them, differing only by target labels (``instance``, ``pod``, ...). Every query takes ``max by``
+such a series' own labels (of the rate, for a counter) before it sums, so each node counts once
+whatever the number of replicas scraped (docs/metrics.md#replicas); the bridge's own series are
+per replica (the ``instance`` variable).
 """
 
 from __future__ import annotations
@@ -96,11 +102,19 @@ HEALTH_MAPPINGS = [
         },
     }
 ]
-# healthy 0, degraded 1, unhealthy 2, unknown (down or silent) 3.
+# healthy 0, degraded 1, unhealthy 2, unknown (down or silent) 3: each replica's code of a node,
+# then the worst of them (added up, two replicas would make a degraded node unhealthy).
 NODE_HEALTH_CODE = (
-    f'sum by (node) (exesdb_node_health_status{{{NODE}, status="degraded"}})'
-    f' + 2 * sum by (node) (exesdb_node_health_status{{{NODE}, status="unhealthy"}})'
-    f' + 3 * sum by (node) (exesdb_node_health_status{{{NODE}, status="unknown"}})'
+    "max by (node) ("
+    f'exesdb_node_health_status{{{NODE}, status="degraded"}}'
+    f' + ignoring (status) 2 * exesdb_node_health_status{{{NODE}, status="unhealthy"}}'
+    f' + ignoring (status) 3 * exesdb_node_health_status{{{NODE}, status="unknown"}}'
+    ")"
+)
+# Open alerts: the outbox of each replica but those without the work-queue lease on Redis (one
+# that held it before keeps the counts it had then); on the in-process bus, the one replica's.
+ACTIVE_ALERTS = (
+    "exesdb_alerts_active unless ignoring (severity) exesdb_redis_work_queue_leader == 0"
 )
 
 
@@ -171,31 +185,31 @@ CLUSTER = [
     Row("Cluster"),
     stat(
         "Nodes",
-        'exesdb_cluster_nodes{state="total"}',
+        'max by (state) (exesdb_cluster_nodes{state="total"})',
         "none",
         defaults={"color": {"mode": "fixed", "fixedColor": "blue"}},
     ),
     stat(
         "Healthy nodes",
-        'exesdb_cluster_nodes{state="healthy"}',
+        'max by (state) (exesdb_cluster_nodes{state="healthy"})',
         "none",
         defaults={"color": {"mode": "fixed", "fixedColor": "green"}},
     ),
     stat(
         "Degraded or unhealthy",
-        'sum(exesdb_cluster_nodes{state=~"degraded|unhealthy"})',
+        'sum(max by (state) (exesdb_cluster_nodes{state=~"degraded|unhealthy"}))',
         "none",
         defaults={"thresholds": _thresholds((None, "green"), (1, "yellow"))},
     ),
     stat(
         "Down",
-        'exesdb_cluster_nodes{state="down"}',
+        'max by (state) (exesdb_cluster_nodes{state="down"})',
         "none",
         defaults={"thresholds": _thresholds((None, "green"), (1, "red"))},
     ),
     stat(
         "Quorum",
-        "exesdb_cluster_quorum_available",
+        "max(exesdb_cluster_quorum_available)",
         "none",
         defaults={
             "mappings": [
@@ -211,14 +225,14 @@ CLUSTER = [
     ),
     stat(
         "Active alerts",
-        "sum(exesdb_alerts_active)",
+        f"sum({ACTIVE_ALERTS})",
         "none",
         defaults={"thresholds": _thresholds((None, "green"), (1, "orange"))},
     ),
     timeline("Node health", NODE_HEALTH_CODE, "{{node}}"),
     series(
         "Cluster nodes by state",
-        [Q('exesdb_cluster_nodes{state!="total"}', "{{state}}")],
+        [Q('max by (state) (exesdb_cluster_nodes{state!="total"})', "{{state}}")],
         "none",
         defaults={"custom": {"stacking": {"mode": "normal"}, "fillOpacity": 40}},
     ),
@@ -230,7 +244,12 @@ CLUSTER = [
     Row("Traffic"),
     series(
         "Operations per second by node",
-        [Q(f"sum by (node) (rate(exesdb_operations_total{{{NODE}}}[{RATE}]))", "{{node}}")],
+        [
+            Q(
+                f"sum by (node) (max by (node, operation, result) (rate(exesdb_operations_total{{{NODE}}}[{RATE}])))",
+                "{{node}}",
+            )
+        ],
         "ops",
     ),
     series(
@@ -247,8 +266,8 @@ CLUSTER = [
         "Failed operations",
         [
             Q(
-                f'sum by (node) (rate(exesdb_operations_total{{{NODE}, result="error"}}[{RATE}]))'
-                f" / sum by (node) (rate(exesdb_operations_total{{{NODE}}}[{RATE}]))",
+                f'sum by (node) (max by (node, operation, result) (rate(exesdb_operations_total{{{NODE}, result="error"}}[{RATE}])))'
+                f" / sum by (node) (max by (node, operation, result) (rate(exesdb_operations_total{{{NODE}}}[{RATE}])))",
                 "{{node}}",
             )
         ],
@@ -256,7 +275,12 @@ CLUSTER = [
     ),
     series(
         "Alerts raised by severity",
-        [Q(f"sum by (severity) (rate(exesdb_alerts_total[{RATE}])) * 60", "{{severity}}")],
+        [
+            Q(
+                f"sum by (severity) (max by (severity, category) (rate(exesdb_alerts_total[{RATE}]))) * 60",
+                "{{severity}}",
+            )
+        ],
         "short",
         description="Alerts per minute: SystemAlert, MetricAlert, SecurityAlert, AccessViolation.",
     ),
@@ -264,7 +288,7 @@ CLUSTER = [
         "Node lifecycle events",
         [
             Q(
-                f"sum by (node, event) (increase(exesdb_node_lifecycle_events_total{{{NODE}}}[5m]))",
+                f"max by (node, event) (increase(exesdb_node_lifecycle_events_total{{{NODE}}}[5m]))",
                 "{{node}} {{event}}",
             )
         ],
@@ -272,7 +296,7 @@ CLUSTER = [
     ),
     series(
         "Cluster membership changes",
-        [Q("sum by (event) (increase(exesdb_cluster_membership_events_total[5m]))", "{{event}}")],
+        [Q("max by (event) (increase(exesdb_cluster_membership_events_total[5m]))", "{{event}}")],
         "short",
     ),
 ]
@@ -297,7 +321,7 @@ NODES = [
         "Components not healthy",
         [
             Q(
-                f'sum by (node, component) (exesdb_component_health_status{{{NODE}, status!="healthy"}})',
+                f'sum by (node, component) (max by (node, component, status) (exesdb_component_health_status{{{NODE}, status!="healthy"}}))',
                 "{{node}} {{component}}",
             )
         ],
@@ -308,7 +332,7 @@ NODES = [
         "Health checks by result",
         [
             Q(
-                f"sum by (check, result) (rate(exesdb_health_checks_total{{{NODE}}}[{RATE}]))",
+                f"sum by (check, result) (max by (node, check, result) (rate(exesdb_health_checks_total{{{NODE}}}[{RATE}])))",
                 "{{check}} {{result}}",
             )
         ],
@@ -316,50 +340,55 @@ NODES = [
     ),
     series(
         "Health check passing",
-        [Q(f"exesdb_health_check_success{{{NODE}}}", "{{node}} {{check}}")],
+        [Q(f"max by (node, check) (exesdb_health_check_success{{{NODE}}})", "{{node}} {{check}}")],
         "bool_yes_no",
         defaults={"min": 0, "max": 1},
     ),
     series(
         "Health check duration",
-        [Q(f"exesdb_health_check_duration_seconds{{{NODE}}}", "{{node}} {{check}}")],
+        [
+            Q(
+                f"max by (node, check) (exesdb_health_check_duration_seconds{{{NODE}}})",
+                "{{node}} {{check}}",
+            )
+        ],
         "s",
     ),
     Row("Resources"),
     series(
         "CPU",
-        [Q(f"exesdb_node_cpu_usage_percent{{{NODE}}}", "{{node}}")],
+        [Q(f"max by (node) (exesdb_node_cpu_usage_percent{{{NODE}}})", "{{node}}")],
         "percent",
         defaults={"min": 0, "max": 100, "thresholds": PERCENT_THRESHOLDS},
     ),
     series(
         "Memory",
-        [Q(f"exesdb_node_memory_usage_percent{{{NODE}}}", "{{node}}")],
+        [Q(f"max by (node) (exesdb_node_memory_usage_percent{{{NODE}}})", "{{node}}")],
         "percent",
         defaults={"min": 0, "max": 100, "thresholds": PERCENT_THRESHOLDS},
     ),
     series(
         "Disk",
-        [Q(f"exesdb_node_disk_usage_percent{{{NODE}}}", "{{node}}")],
+        [Q(f"max by (node) (exesdb_node_disk_usage_percent{{{NODE}}})", "{{node}}")],
         "percent",
         defaults={"min": 0, "max": 100, "thresholds": PERCENT_THRESHOLDS},
     ),
     series(
         "Network",
-        [Q(f"exesdb_node_network_usage_percent{{{NODE}}}", "{{node}}")],
+        [Q(f"max by (node) (exesdb_node_network_usage_percent{{{NODE}}})", "{{node}}")],
         "percent",
         defaults={"min": 0, "max": 100},
     ),
     series(
         "Load average",
-        [Q(f"exesdb_node_load_average{{{NODE}}}", "{{node}}")],
+        [Q(f"max by (node) (exesdb_node_load_average{{{NODE}}})", "{{node}}")],
         "short",
     ),
     series(
         "Memory and disk used",
         [
             Q(
-                f'exesdb_node_resource_used{{{NODE}, resource=~"memory|disk"}}',
+                f'max by (node, resource) (exesdb_node_resource_used{{{NODE}, resource=~"memory|disk"}})',
                 "{{node}} {{resource}}",
             )
         ],
@@ -368,7 +397,7 @@ NODES = [
     Row("Stores"),
     table(
         "Performance values",
-        [Q(f"exesdb_performance_value{{{NODE}}}", "")],
+        [Q(f"max by (node, component, metric, unit) (exesdb_performance_value{{{NODE}}})", "")],
         "short",
         width=24,
         description="The latest PerformanceMetric of each component; the unit column names its unit.",
@@ -377,11 +406,11 @@ NODES = [
         "Processes and supervision",
         [
             Q(
-                f"sum by (node, event) (increase(exesdb_process_lifecycle_events_total{{{NODE}}}[5m]))",
+                f"sum by (node, event) (max by (node, module, event) (increase(exesdb_process_lifecycle_events_total{{{NODE}}}[5m])))",
                 "{{node}} process {{event}}",
             ),
             Q(
-                f"sum by (node, event) (increase(exesdb_node_lifecycle_events_total{{{NODE}}}[5m]))",
+                f"max by (node, event) (increase(exesdb_node_lifecycle_events_total{{{NODE}}}[5m]))",
                 "{{node}} node {{event}}",
             ),
         ],
@@ -398,7 +427,7 @@ THROUGHPUT = [
         "Operations per second",
         [
             Q(
-                f"sum by (operation) (rate(exesdb_operations_total{{{_OP}}}[{RATE}]))",
+                f"sum by (operation) (max by (node, operation, result) (rate(exesdb_operations_total{{{_OP}}}[{RATE}])))",
                 "{{operation}}",
             )
         ],
@@ -408,7 +437,7 @@ THROUGHPUT = [
         "Reported rate by node",
         [
             Q(
-                f"sum by (node) (exesdb_operation_rate_per_second{{{_OP}}})",
+                f"sum by (node) (max by (node, operation) (exesdb_operation_rate_per_second{{{_OP}}}))",
                 "{{node}}",
             )
         ],
@@ -419,7 +448,7 @@ THROUGHPUT = [
         "Failed operations per second",
         [
             Q(
-                f'sum by (operation) (rate(exesdb_operations_total{{{_OP}, result="error"}}[{RATE}]))',
+                f'sum by (operation) (max by (node, operation, result) (rate(exesdb_operations_total{{{_OP}, result="error"}}[{RATE}])))',
                 "{{operation}}",
             )
         ],
@@ -429,8 +458,8 @@ THROUGHPUT = [
         "Error ratio",
         [
             Q(
-                f'sum by (operation) (rate(exesdb_operations_total{{{_OP}, result="error"}}[{RATE}]))'
-                f" / sum by (operation) (rate(exesdb_operations_total{{{_OP}}}[{RATE}]))",
+                f'sum by (operation) (max by (node, operation, result) (rate(exesdb_operations_total{{{_OP}, result="error"}}[{RATE}])))'
+                f" / sum by (operation) (max by (node, operation, result) (rate(exesdb_operations_total{{{_OP}}}[{RATE}])))",
                 "{{operation}}",
             )
         ],
@@ -486,7 +515,7 @@ THROUGHPUT = [
         "Latency samples",
         [
             Q(
-                f"sum by (operation) (exesdb_operation_latency_samples{{{_OP}}})",
+                f"sum by (operation) (max by (node, operation) (exesdb_operation_latency_samples{{{_OP}}}))",
                 "{{operation}}",
             )
         ],
@@ -496,9 +525,15 @@ THROUGHPUT = [
     table(
         "Latency by node and operation",
         [
-            Q(f'exesdb_operation_latency_seconds{{{_OP}, quantile="0.5"}}', "p50"),
-            Q(f'exesdb_operation_latency_seconds{{{_OP}, quantile="0.99"}}', "p99"),
-            Q(f"exesdb_operation_latency_avg_seconds{{{_OP}}}", "avg"),
+            Q(
+                f'max by (node, operation) (exesdb_operation_latency_seconds{{{_OP}, quantile="0.5"}})',
+                "p50",
+            ),
+            Q(
+                f'max by (node, operation) (exesdb_operation_latency_seconds{{{_OP}, quantile="0.99"}})',
+                "p99",
+            ),
+            Q(f"max by (node, operation) (exesdb_operation_latency_avg_seconds{{{_OP}}})", "avg"),
         ],
         "s",
     ),
@@ -506,7 +541,7 @@ THROUGHPUT = [
         "Metric alerts",
         [
             Q(
-                f"sum by (metric, severity) (increase(exesdb_metric_alerts_total{{{NODE}}}[5m]))",
+                f"sum by (metric, severity) (max by (node, metric, severity) (increase(exesdb_metric_alerts_total{{{NODE}}}[5m])))",
                 "{{metric}} {{severity}}",
             )
         ],
@@ -649,24 +684,29 @@ INTERNALS = [
     Row("Alerts"),
     series(
         "Alerts raised by category",
-        [Q(f"sum by (category) (rate(exesdb_alerts_total[{RATE}])) * 60", "{{category}}")],
+        [
+            Q(
+                f"sum by (category) (max by (severity, category) (rate(exesdb_alerts_total[{RATE}]))) * 60",
+                "{{category}}",
+            )
+        ],
         "short",
         description="Alerts per minute.",
     ),
     series(
         "Active alerts by severity",
-        [Q("sum by (severity) (exesdb_alerts_active)", "{{severity}}")],
+        [Q(f"sum by (severity) ({ACTIVE_ALERTS})", "{{severity}}")],
         "short",
     ),
     series(
         "Acknowledgements and notifications",
         [
             Q(
-                "sum by (severity) (increase(exesdb_alert_acknowledgements_total[5m]))",
+                "max by (severity) (increase(exesdb_alert_acknowledgements_total[5m]))",
                 "acknowledged {{severity}}",
             ),
             Q(
-                "sum by (method, status) (increase(exesdb_alert_notifications_total[5m]))",
+                "max by (method, status) (increase(exesdb_alert_notifications_total[5m]))",
                 "{{method}} {{status}}",
             ),
         ],
@@ -742,7 +782,7 @@ INTERNALS = [
         "Authentication events",
         [
             Q(
-                f"sum by (event_type) (rate(exesdb_auth_events_total{{{NODE}}}[{RATE}]))",
+                f"sum by (event_type) (max by (node, event_type, method) (rate(exesdb_auth_events_total{{{NODE}}}[{RATE}])))",
                 "{{event_type}}",
             )
         ],
@@ -752,11 +792,11 @@ INTERNALS = [
         "Access violations",
         [
             Q(
-                f"sum by (violation_type) (increase(exesdb_access_violations_total{{{NODE}}}[5m]))",
+                f"sum by (violation_type) (max by (node, violation_type, severity) (increase(exesdb_access_violations_total{{{NODE}}}[5m])))",
                 "{{violation_type}}",
             ),
             Q(
-                f"sum by (alert_type) (increase(exesdb_security_alerts_total{{{NODE}}}[5m]))",
+                f"sum by (alert_type) (max by (node, alert_type, severity) (increase(exesdb_security_alerts_total{{{NODE}}}[5m])))",
                 "security alert {{alert_type}}",
             ),
         ],
@@ -766,7 +806,7 @@ INTERNALS = [
         "Audited data changes",
         [
             Q(
-                f"sum by (action) (rate(exesdb_audit_data_changes_total{{{NODE}}}[{RATE}]))",
+                f"sum by (action) (max by (node, resource_type, action) (rate(exesdb_audit_data_changes_total{{{NODE}}}[{RATE}])))",
                 "{{action}}",
             )
         ],
@@ -776,7 +816,7 @@ INTERNALS = [
         "Audited accesses by result",
         [
             Q(
-                f"sum by (result) (rate(exesdb_audit_access_total{{{NODE}}}[{RATE}]))",
+                f"sum by (result) (max by (node, resource_type, result) (rate(exesdb_audit_access_total{{{NODE}}}[{RATE}])))",
                 "{{result}}",
             )
         ],
@@ -786,7 +826,7 @@ INTERNALS = [
         "Log entries by level",
         [
             Q(
-                f"sum by (level) (rate(exesdb_log_entries_total{{{NODE}}}[{RATE}]))",
+                f"sum by (level) (max by (node, level) (rate(exesdb_log_entries_total{{{NODE}}}[{RATE}])))",
                 "{{level}}",
             )
         ],
@@ -796,11 +836,11 @@ INTERNALS = [
         "Diagnostics",
         [
             Q(
-                f"sum by (component) (increase(exesdb_debug_traces_total{{{NODE}}}[5m]))",
+                f"sum by (component) (max by (node, component) (increase(exesdb_debug_traces_total{{{NODE}}}[5m])))",
                 "traces {{component}}",
             ),
             Q(
-                f"sum by (error_type) (increase(exesdb_error_analyses_total{{{NODE}}}[5m]))",
+                f"sum by (error_type) (max by (node, error_type) (increase(exesdb_error_analyses_total{{{NODE}}}[5m])))",
                 "errors {{error_type}}",
             ),
         ],
@@ -810,7 +850,7 @@ INTERNALS = [
         "Sessions",
         [
             Q(
-                f"sum by (event_type) (increase(exesdb_session_events_total{{{NODE}}}[5m]))",
+                f"sum by (event_type) (max by (node, event_type) (increase(exesdb_session_events_total{{{NODE}}}[5m])))",
                 "{{event_type}}",
             )
         ],

@@ -15,8 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from prometheus_client import CollectorRegistry
 
+from bridge.app import Bridge
+from bridge.config import Settings
+from bridge.sinks.prometheus import MetricType
 from bridge.sinks.prometheus.store import SeriesStore
 from bridge.sinks.prometheus.translate import Translator
 from bridge.webconfig.live import LiveWebConfig
@@ -24,7 +28,7 @@ from tests.integration.servers.alertmanager import AlertmanagerServer
 from tests.integration.servers.otlp import GrpcOtlpReceiver
 from tests.integration.servers.prometheus import PrometheusServer
 from tests.integration.servers.webhook import WebhookReceiver
-from tests.support import ROOT, BridgeProcess, http_get, require_binary, wait_until
+from tests.support import ROOT, TEST_SECRET, BridgeProcess, http_get, require_binary, wait_until
 
 # One pytest-xdist worker runs the module: the demo stack (a module fixture) starts once.
 pytestmark = pytest.mark.xdist_group("demo-stack")
@@ -307,6 +311,172 @@ def test_a_provisioned_dashboard_needs_no_input_substituted(path: Path) -> None:
     assert uids == {"${datasource}", "-- Grafana --"}
 
 
+# -- two replicas: the series of messages counted once --
+
+# The target labels of one bridge alone, and of two replicas as a ServiceMonitor scrapes two pods.
+ALONE = {"job": "alone", "instance": "127.0.0.1:9570"}
+REPLICAS = [
+    {
+        "job": "replicas",
+        "instance": f"10.0.0.{n + 1}:9570",
+        "pod": f"exesdb-bridge-{n}",
+        "namespace": "exesdb",
+        "service": "exesdb-bridge",
+        "endpoint": "http",
+        "container": "exesdb-bridge",
+    }
+    for n in range(2)
+]
+# Values of the labels the queries select on; every other label takes "a" and "b".
+LABEL_VALUES = {
+    "status": ("healthy", "degraded", "unhealthy", "unknown"),
+    "state": ("total", "healthy", "degraded", "unhealthy", "down"),
+    "result": ("success", "error"),
+    "quantile": ("0", "0.5", "0.95", "0.99", "1"),
+    "resource": ("cpu", "memory", "disk"),
+}
+# A replica's outbox, which a replica that held the work-queue lease before keeps (stale): the
+# dashboards count the holder's alone.
+OUTBOX = ("exesdb_alerts_active", ("severity",), MetricType.GAUGE)
+
+
+def message_families() -> list[tuple[str, tuple[str, ...], MetricType]]:
+    """The sample name, own labels and type of each series the Prometheus sink writes from
+    messages (those that expire; the sink's own series do not)."""
+    catalog = SeriesStore()
+    Translator(catalog)
+    return [
+        (f.name + ("_total" if f.kind is MetricType.COUNTER else ""), f.labelnames, f.kind)
+        for f in catalog.families
+        if f.expires
+    ]
+
+
+def label_sets(labelnames: tuple[str, ...]) -> list[dict[str, str]]:
+    sets: list[dict[str, str]] = [{}]
+    for name in labelnames:
+        values = LABEL_VALUES.get(name, ("a", "b"))
+        sets = [{**labels, name: value} for labels in sets for value in values]
+    return sets
+
+
+def selector(name: str, labels: dict[str, str]) -> str:
+    return name + "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+
+def replica_input() -> list[dict[str, str]]:
+    """promtool input series: each series of messages exposed alike by the bridge alone and by
+    both replicas (one step every 15 s, counters rising, no two series alike); the outbox gauge
+    alike on both replicas, the second of which no longer holds the lease."""
+    found: list[dict[str, str]] = []
+    for index, (name, labelnames, kind) in enumerate([*message_families(), OUTBOX]):
+        for offset, labels in enumerate(label_sets(labelnames)):
+            step = (index + offset) % 7 + 1
+            values = f"0+{step}x80" if kind is MetricType.COUNTER else f"{step}x80"
+            for target in (ALONE, *REPLICAS):
+                found.append({"series": selector(name, {**target, **labels}), "values": values})
+    for target, leader in zip(REPLICAS, ("1", "0"), strict=True):
+        found.append(
+            {"series": selector("exesdb_redis_work_queue_leader", target), "values": f"{leader}x80"}
+        )
+    return found
+
+
+def restricted(expr: str, names: set[str], matcher: str) -> str:
+    """``expr`` with ``matcher`` (``job="alone"``) added to every selector of a series in
+    ``names``: the query limited to some targets."""
+
+    def limit(match: re.Match[str]) -> str:
+        name, matchers = match.group(1), match.group(2)
+        if name not in names:
+            return match.group(0)
+        inner = matcher + (f", {matchers}" if matchers else "")
+        return name + "{" + inner + "}"
+
+    return re.sub(r"\b(exesdb_[a-z_]+)\b(?:\{([^}]*)\})?", limit, expr)
+
+
+def rules() -> list[dict[str, Any]]:
+    """Every shipped recording and alerting rule."""
+    return [
+        rule
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+    ]
+
+
+def cluster_names() -> set[str]:
+    """The series the two-replica check gives: those of messages, the outbox, the lease."""
+    messages = {name for name, _, _ in message_families()}
+    return messages | {OUTBOX[0], "exesdb_redis_work_queue_leader"}
+
+
+def cluster_queries() -> list[tuple[str, str]]:
+    """(where, expr) of each dashboard query and rule that reads only ``cluster_names()``, with
+    Grafana's variables replaced; ``where`` is a panel's dashboard and title, or a rule's name."""
+    found = [(f"{uid} / {title}", substitute(expr, variables())) for uid, title, expr in queries()]
+    found += [(rule.get("record") or rule["alert"], rule["expr"]) for rule in rules()]
+    names = cluster_names()
+    return [
+        (where, expr)
+        for where, expr in found
+        if metrics_named(expr) and metrics_named(expr) <= names
+    ]
+
+
+def replica_test_file(directory: Path) -> Path:
+    """A promtool test file: at 15 minutes each query gives the same series and values over the
+    two replicas as over the bridge alone (none missing, none added, none different), and,
+    unless it is an alert's condition, some."""
+    names = cluster_names()
+    alerts = {rule["alert"] for rule in rules() if "alert" in rule}
+    checks: list[dict[str, Any]] = []
+    for _, expr in cluster_queries():
+        alone = restricted(expr, names, f'job="{ALONE["job"]}"')
+        replicas = restricted(expr, names, f'job="{REPLICAS[0]["job"]}"')
+        for check in (
+            f"({replicas}) unless ({alone})",
+            f"({alone}) unless ({replicas})",
+            # Sums may add the same values in another order: equal to a billionth.
+            f"abs(({replicas}) - ({alone})) > 1e-9 * abs({alone})",
+        ):
+            checks.append({"expr": check, "eval_time": "15m", "exp_samples": []})
+    for where, expr in cluster_queries():
+        if where not in alerts:  # an alert's condition holds for some inputs only
+            alone = restricted(expr, names, f'job="{ALONE["job"]}"')
+            checks.append({"expr": f"absent({alone})", "eval_time": "15m", "exp_samples": []})
+    tests = [{"interval": "15s", "input_series": replica_input(), "promql_expr_test": checks}]
+    path = directory / "replicas_test.yml"
+    path.write_text(yaml.safe_dump({"rule_files": [], "tests": tests}, sort_keys=False))
+    return path
+
+
+def test_most_queries_read_the_series_of_messages() -> None:
+    """The two-replica check below covers the dashboards' cluster, node and operation panels and
+    the rules about them, not a handful."""
+    found = dict(cluster_queries())
+    assert len(found) >= 40
+    assert "exesdb:node_health:count" in found
+    assert "ExesdbNodeUnhealthy" in found
+    assert "exesdb-cluster-overview / Node health" in found
+
+
+def test_two_scraped_replicas_give_the_answers_of_one_bridge(tmp_path: Path) -> None:
+    """With the bus on Redis every replica exposes every node's series: each dashboard query and
+    rule over them gives, with two replicas scraped, the series and values one bridge gives, so
+    no node, operation or alert counts twice (Prometheus' own engine, through promtool)."""
+    result = subprocess.run(
+        [require_binary("promtool"), "test", "rules", str(replica_test_file(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    failed = re.findall(r'expr: "(.*?)", time', result.stdout)
+    assert result.returncode == 0, "\n".join(failed) or result.stdout + result.stderr
+
+
 # -- the queries on a real Prometheus --
 
 
@@ -376,8 +546,9 @@ def family(name: str) -> str:
 
 def declared_families(bridge: BridgeProcess, tmp_path: Path) -> set[str]:
     """Families the bridge declares: ``# TYPE`` lines on /metrics, the Prometheus sink's catalog
-    (the sink renders a family only once it has series), and the web config's (declared only
-    with EXESDB_WEB_CONFIG_FILE, which the demo runs without)."""
+    (the sink renders a family only once it has series), the web config's (declared only
+    with EXESDB_WEB_CONFIG_FILE, which the demo runs without) and the Redis transport's (only
+    with the bus on Redis)."""
     status, body = http_get(bridge.url + "/metrics")
     assert status == 200
     declared = {family(name) for name in re.findall(r"^# TYPE (\w+) ", body.decode(), re.M)}
@@ -388,7 +559,20 @@ def declared_families(bridge: BridgeProcess, tmp_path: Path) -> set[str]:
     registry = CollectorRegistry()
     LiveWebConfig(web_config, registry=registry)
     web_families = {metric.name for metric in registry.collect()}
-    return declared | {f.name for f in catalog.families} | web_families
+    on_redis = Bridge(  # built, never started
+        Settings(
+            EXESDB_NODE="n1",
+            EXESDB_BUS="redis://127.0.0.1:9/0",
+            SECRET_KEY_BASE=TEST_SECRET,
+            EXESDB_STATE_DIR=str(tmp_path / "state"),
+        )
+    )
+    redis_families = {
+        metric.name
+        for metric in on_redis.registry.collect()
+        if metric.name.startswith("exesdb_redis_")
+    }
+    return declared | {f.name for f in catalog.families} | web_families | redis_families
 
 
 def metrics_named(text: str) -> set[str]:

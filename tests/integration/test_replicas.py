@@ -25,9 +25,19 @@ from bridge.messages import Message, NodeHealth, NodeLifecycle, SystemAlert, utc
 from bridge.sinks.alerts.index import encode, encode_plan
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.transitions import Plan, escalation, on_event
+from tests.integration.servers.prometheus import PrometheusServer
 from tests.integration.servers.redis import RedisServer
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.integration.test_alert_crash import QUIET
+from tests.integration.test_dashboards import (
+    RULE_FILES,
+    cluster_names,
+    queries,
+    restricted,
+    rules,
+    substitute,
+    variables,
+)
 from tests.support import (
     ADMIN_TOKEN,
     TEST_SECRET,
@@ -247,6 +257,66 @@ def test_every_replica_shows_a_message_published_on_any_of_them(
             f"cluster gauges on {replica.url}",
         )
         assert metric(replica.url, "exesdb_cluster_quorum_available") == 1
+
+
+def test_two_scraped_replicas_give_the_rules_and_dashboards_the_answers_of_one(
+    tmp_path: Path,
+    redis: RedisServer,
+    bridge_processes: list[BridgeProcess],
+    start_prometheus: Callable[..., PrometheusServer],
+) -> None:
+    """Two replicas on Redis, both scraped by a real Prometheus with the shipped rules (as
+    docs/redis.md advises): the nodes per health status, the node health timeline and the node
+    count are what each replica alone gives, and a degraded node is one pending alert, not one
+    per replica."""
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2)
+    ingest(
+        replicas[0].url,
+        [("node:health", "bridge-0", NodeHealth(node="app-0", status="degraded"))],
+    )
+    prometheus = start_prometheus(
+        [f"127.0.0.1:{replica.port}" for replica in replicas], rule_files=RULE_FILES
+    )
+    recorded = {rule.get("record") or rule["alert"]: rule["expr"] for rule in rules()}
+    panels = {(uid, title): substitute(expr, variables()) for uid, title, expr in queries()}
+    expected = {
+        recorded["exesdb:node_health:count"]: {
+            "healthy": 2.0,
+            "degraded": 1.0,
+            "unhealthy": 0.0,
+            "unknown": 0.0,
+        },
+        panels["exesdb-cluster-overview", "Node health"]: {
+            "bridge-0": 0.0,
+            "bridge-1": 0.0,
+            "app-0": 1.0,
+        },
+        panels["exesdb-cluster-overview", "Nodes"]: {"total": 2.0},
+    }
+
+    def answer(expr: str) -> dict[str, float]:
+        """The samples of ``expr``, keyed by their one label (status, node or state)."""
+        found = {}
+        for sample in prometheus.query(expr):
+            labels = set(sample["metric"]) - {"__name__"}
+            assert len(labels) == 1, sample["metric"]  # no target label: instance, job
+            found[sample["metric"][labels.pop()]] = float(sample["value"][1])
+        return found
+
+    def agreed() -> bool:
+        # Raised, not returned: the last disagreement is what a timeout reports.
+        targets = [f'instance="127.0.0.1:{replica.port}"' for replica in replicas]
+        for expr, want in expected.items():
+            assert answer(expr) == want, (expr, answer(expr))
+            for target in targets:
+                alone = restricted(expr, cluster_names(), target)
+                assert answer(alone) == want, (alone, answer(alone))
+        return True
+
+    wait_until(agreed, 30, "both replicas scraped, with the answers of one")  # a deadline
+    degraded = prometheus.wait_for('ALERTS{alertname="ExesdbNodeDegraded"}')
+    assert [sample["metric"]["node"] for sample in degraded] == ["app-0"]
+    assert "instance" not in degraded[0]["metric"]
 
 
 def test_a_hundred_alerts_across_three_replicas_are_delivered_once_each(
