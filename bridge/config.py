@@ -37,6 +37,7 @@ from bridge.messages import NO_CONTROL_CHARACTERS, AlertSeverity
 from bridge.probe_settings import (
     DEFAULT_HTTP_ADDR,
     client_certificate_problem,
+    credential_warnings,
     split_addr,
     value_problem,
     variable_value,
@@ -538,6 +539,14 @@ class Settings(BaseSettings):
             )
         if self.webhook_urls and self.webhook_secret is None:
             notes.append("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned")
+        if self.web_config_file:
+            try:
+                users = load_web_config(self.web_config_file).basic_auth_users
+            except ConfigError:  # a problem cross_checks names
+                users = {}
+            notes += credential_warnings(
+                self.healthcheck_username, self.healthcheck_password_file, users
+            )
         return notes + self.receivers_file_warnings()
 
     def receivers_file_warnings(self) -> list[str]:

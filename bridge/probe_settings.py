@@ -5,14 +5,16 @@ web config file's name and the probe's own credentials) with the validators ``Se
 them, from this module, instead of importing pydantic and every component to load the whole
 configuration; the web config file itself is read by the probe's ``target``. A bad value
 elsewhere stops the bridge from starting, which the probe then reports as nothing answering;
-``check-config`` reports every setting.
+``check-config`` reports every setting, and warns (``credential_warnings``) of probe credentials
+the web config's basic auth would refuse.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 from bridge.errors import ConfigError
@@ -22,6 +24,8 @@ __all__ = [
     "DEFAULT_HTTP_ADDR",
     "ProbeSettings",
     "client_certificate_problem",
+    "credential_warnings",
+    "read_password",
     "split_addr",
     "value_problem",
     "variable_value",
@@ -65,6 +69,44 @@ def client_certificate_problem(cert_file: str | None, key_file: str | None) -> s
             "EXESDB_HEALTHCHECK_KEY_FILE"
         )
     return None
+
+
+def read_password(password_file: str) -> str:
+    """The probe's password: ``password_file``'s text, surrounding whitespace trimmed (it is read
+    at each probe); ConfigError naming the file and why when it cannot be read."""
+    try:
+        return Path(password_file).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else type(exc).__name__
+        problem = f"cannot read EXESDB_HEALTHCHECK_PASSWORD_FILE {password_file}: {reason}"
+        raise ConfigError([problem]) from None
+
+
+def credential_warnings(
+    username: str | None, password_file: str | None, users: Collection[str]
+) -> list[str]:
+    """Why ``healthcheck`` would be refused by a web config whose ``basic_auth_users`` are
+    ``users``, when the probe's credentials are set (one line each, the password never read into
+    one): a user the file does not list, a password file that cannot be read, one without the
+    other. Nothing without basic auth, or with neither set (a bridge probed by no command)."""
+    if not users or not (username or password_file):
+        return []
+    fails = "so exesdb-bridge healthcheck fails against the web config's basic auth"
+    notes: list[str] = []
+    if not username or not password_file:
+        missing = "EXESDB_HEALTHCHECK_PASSWORD_FILE" if username else "EXESDB_HEALTHCHECK_USERNAME"
+        notes.append(f"{missing} is not set, {fails}")
+    if username and username not in users:
+        notes.append(
+            f"EXESDB_HEALTHCHECK_USERNAME {username!r} is not among the web config's "
+            f"basic_auth_users, {fails} (401)"
+        )
+    if password_file:
+        try:
+            read_password(password_file)
+        except ConfigError as exc:
+            notes.append(f"{exc.problems[0]}, {fails}")
+    return notes
 
 
 @dataclass(frozen=True)

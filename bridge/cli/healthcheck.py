@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 
 from bridge.errors import BridgeError, ConfigError
 from bridge.headers import HEALTHZ_BODY, REALM
-from bridge.probe_settings import ProbeSettings
+from bridge.probe_settings import ProbeSettings, read_password
 from bridge.urls import PICKED_PORT, own_url
 
 if TYPE_CHECKING:  # the schema imports pydantic, which a probe without a web config skips
@@ -434,12 +434,9 @@ def _secured(
                 "EXESDB_HEALTHCHECK_PASSWORD_FILE"
             )
         try:
-            password = Path(password_file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else type(exc).__name__
-            raise _Unusable(
-                f"cannot read EXESDB_HEALTHCHECK_PASSWORD_FILE {password_file}: {reason}"
-            ) from None
+            password = read_password(password_file)
+        except ConfigError as exc:
+            raise _Unusable("; ".join(exc.problems)) from None
         credentials = (user, password)
     return Target(url, context, credentials)
 
