@@ -539,14 +539,12 @@ class Settings(BaseSettings):
             )
         if self.webhook_urls and self.webhook_secret is None:
             notes.append("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned")
-        if self.web_config_file:
-            try:
-                users = load_web_config(self.web_config_file).basic_auth_users
-            except ConfigError:  # a problem cross_checks names
-                users = {}
-            notes += credential_warnings(
-                self.healthcheck_username, self.healthcheck_password_file, users
-            )
+        try:
+            web = load_web_config(self.web_config_file) if self.web_config_file else None
+        except ConfigError:  # a problem cross_checks names
+            web = None
+        if web is not None:
+            notes += credential_warnings(self, web)
         return notes + self.receivers_file_warnings()
 
     def receivers_file_warnings(self) -> list[str]:

@@ -6,25 +6,32 @@ them, from this module, instead of importing pydantic and every component to loa
 configuration; the web config file itself is read by the probe's ``target``. A bad value
 elsewhere stops the bridge from starting, which the probe then reports as nothing answering;
 ``check-config`` reports every setting, and warns (``credential_warnings``) of probe credentials
-the web config's basic auth would refuse.
+the web config would refuse.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Mapping
+import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from bridge.errors import ConfigError
 from bridge.redaction import redact_urls
 
+if TYPE_CHECKING:  # the schema imports pydantic, which the probe's settings do without
+    from bridge.webconfig.schema import WebConfig
+
 __all__ = [
     "DEFAULT_HTTP_ADDR",
+    "REQUIRES_CERTIFICATE",
+    "ProbeCredentials",
     "ProbeSettings",
     "client_certificate_problem",
     "credential_warnings",
+    "load_client_certificate",
     "read_password",
     "split_addr",
     "value_problem",
@@ -32,6 +39,8 @@ __all__ = [
 ]
 
 DEFAULT_HTTP_ADDR: Final = "0.0.0.0:9570"
+# The client-auth types under which the server refuses a client without a certificate.
+REQUIRES_CERTIFICATE: Final = frozenset({"RequireAnyClientCert", "RequireAndVerifyClientCert"})
 
 
 def split_addr(value: str) -> tuple[str, int]:
@@ -82,30 +91,66 @@ def read_password(password_file: str) -> str:
         raise ConfigError([problem]) from None
 
 
-def credential_warnings(
-    username: str | None, password_file: str | None, users: Collection[str]
-) -> list[str]:
-    """Why ``healthcheck`` would be refused by a web config whose ``basic_auth_users`` are
-    ``users``, when the probe's credentials are set (one line each, the password never read into
-    one): a user the file does not list, a password file that cannot be read, one without the
-    other. Nothing without basic auth, or with neither set (a bridge probed by no command)."""
-    if not users or not (username or password_file):
+def load_client_certificate(context: ssl.SSLContext, cert_file: str, key_file: str) -> None:
+    """Have ``context`` present the probe's client certificate; ConfigError saying why when it
+    cannot be loaded (a file missing, a key that is not the certificate's)."""
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError([f"cannot load EXESDB_HEALTHCHECK_CERT_FILE: {exc}"]) from None
+
+
+class ProbeCredentials(Protocol):
+    """The probe's own settings, as ``ProbeSettings`` and ``Settings`` hold them."""
+
+    @property
+    def healthcheck_username(self) -> str | None: ...
+    @property
+    def healthcheck_password_file(self) -> str | None: ...
+    @property
+    def healthcheck_cert_file(self) -> str | None: ...
+    @property
+    def healthcheck_key_file(self) -> str | None: ...
+
+
+def credential_warnings(probe: ProbeCredentials, web: WebConfig) -> list[str]:
+    """Why ``healthcheck`` would fail against the web config ``web`` with the probe's
+    credentials, when any of them is set (none set: a bridge no command probes); one line each,
+    no password in any. Basic auth: a user ``basic_auth_users`` does not list, a password file
+    that cannot be read, one set without the other. TLS: a client certificate that cannot be
+    loaded, or none where ``client_auth_type`` requires one."""
+    username, password_file = probe.healthcheck_username, probe.healthcheck_password_file
+    cert_file, key_file = probe.healthcheck_cert_file, probe.healthcheck_key_file
+    if not (username or password_file or cert_file or key_file):
         return []
-    fails = "so exesdb-bridge healthcheck fails against the web config's basic auth"
     notes: list[str] = []
-    if not username or not password_file:
+    users = web.basic_auth_users
+    fails = "so exesdb-bridge healthcheck fails against the web config's basic auth"
+    if users and (not username or not password_file):
         missing = "EXESDB_HEALTHCHECK_PASSWORD_FILE" if username else "EXESDB_HEALTHCHECK_USERNAME"
         notes.append(f"{missing} is not set, {fails}")
-    if username and username not in users:
+    if users and username and username not in users:
         notes.append(
             f"EXESDB_HEALTHCHECK_USERNAME {username!r} is not among the web config's "
             f"basic_auth_users, {fails} (401)"
         )
-    if password_file:
+    if users and password_file:
         try:
             read_password(password_file)
         except ConfigError as exc:
             notes.append(f"{exc.problems[0]}, {fails}")
+    tls = web.tls
+    fails = "so exesdb-bridge healthcheck fails against the web config's TLS"
+    if tls is not None and cert_file and key_file:
+        try:
+            load_client_certificate(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), cert_file, key_file)
+        except ConfigError as exc:
+            notes.append(f"{exc.problems[0]}, {fails}")
+    elif tls is not None and tls.client_auth_type in REQUIRES_CERTIFICATE:
+        notes.append(
+            f"EXESDB_HEALTHCHECK_CERT_FILE is not set and client_auth_type "
+            f"{tls.client_auth_type} requires a client certificate, {fails}"
+        )
     return notes
 
 

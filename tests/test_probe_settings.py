@@ -13,7 +13,7 @@ from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.probe_settings import ProbeSettings
 from tests.support import BridgeProcess
-from tests.webconfig.files import basic, bcrypt_hash
+from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -243,6 +243,70 @@ def test_check_config_is_quiet_about_probe_credentials_that_would_log_in(
     status, _, err = check_config(monkeypatch, capsys, env)
     assert status == 0, err
     assert "EXESDB_HEALTHCHECK" not in err
+
+
+TLS_FAILS = "so exesdb-bridge healthcheck fails against the web config's TLS"
+
+
+@pytest.mark.parametrize(
+    ("certificate", "warned"),
+    [
+        pytest.param(
+            None,
+            "EXESDB_HEALTHCHECK_CERT_FILE is not set and client_auth_type "
+            f"RequireAndVerifyClientCert requires a client certificate, {TLS_FAILS}",
+            id="no-client-certificate",
+        ),
+        pytest.param(
+            ("missing.pem", "probe.key"),
+            "cannot load EXESDB_HEALTHCHECK_CERT_FILE: [Errno 2] No such file or directory, "
+            f"{TLS_FAILS}",
+            id="missing-certificate",
+        ),
+        pytest.param(
+            ("probe.pem", "server.key"),
+            "cannot load EXESDB_HEALTHCHECK_CERT_FILE: [X509: KEY_VALUES_MISMATCH]",
+            id="key-of-another-certificate",
+        ),
+        pytest.param(("probe.pem", "probe.key"), None, id="loads"),
+    ],
+)
+def test_check_config_warns_of_a_probe_client_certificate_tls_would_refuse(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    certificate: tuple[str, str] | None,
+    warned: str | None,
+) -> None:
+    """Under client_auth_type RequireAndVerifyClientCert, with the probe's basic auth set: no
+    client certificate, or one that cannot be loaded, is warned of (exit 0); one that loads is
+    not."""
+    files = WebFiles(tmp_path)
+    tls = files.tls_config(
+        "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
+    )
+    files.write(tls + f"basic_auth_users:\n  probe: '{bcrypt_hash(PROBE_PASSWORD)}'\n")
+    client = files.client_cert(name="probe")
+    client.cert_chain_pems[0].write_to_path(str(tmp_path / "probe.pem"))
+    client.private_key_pem.write_to_path(str(tmp_path / "probe.key"))
+    (tmp_path / "password").write_text(PROBE_PASSWORD)
+    env = {
+        "EXESDB_WEB_CONFIG_FILE": str(tmp_path / "web.yml"),
+        "EXESDB_HEALTHCHECK_USERNAME": "probe",
+        "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(tmp_path / "password"),
+    }
+    if certificate is not None:
+        env["EXESDB_HEALTHCHECK_CERT_FILE"] = str(tmp_path / certificate[0])
+        env["EXESDB_HEALTHCHECK_KEY_FILE"] = str(tmp_path / certificate[1])
+    status, _, err = check_config(monkeypatch, capsys, env)
+    assert status == 0, err
+    notes = [line for line in err.splitlines() if "EXESDB_HEALTHCHECK" in line]
+    if warned is None:
+        assert notes == []
+    else:
+        [note] = notes
+        assert note.startswith(f"warning: {warned}"), note
+        assert note.endswith(TLS_FAILS)
 
 
 def test_run_warns_of_a_probe_user_basic_auth_does_not_list_at_start(tmp_path: Path) -> None:

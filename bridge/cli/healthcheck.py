@@ -42,7 +42,12 @@ from urllib.parse import urlsplit
 
 from bridge.errors import BridgeError, ConfigError
 from bridge.headers import HEALTHZ_BODY, REALM
-from bridge.probe_settings import ProbeSettings, read_password
+from bridge.probe_settings import (
+    REQUIRES_CERTIFICATE,
+    ProbeSettings,
+    load_client_certificate,
+    read_password,
+)
 from bridge.urls import PICKED_PORT, own_url
 
 if TYPE_CHECKING:  # the schema imports pydantic, which a probe without a web config skips
@@ -85,8 +90,6 @@ _MOST_READYZ_BODY: Final = 65536
 # The most of one part's reason a /readyz line shows.
 _MOST_REASON: Final = 300
 _CERTIFICATE: Final = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
-# The client-auth types under which the server refuses a client without a certificate.
-_REQUIRES_CERTIFICATE: Final = frozenset({"RequireAnyClientCert", "RequireAndVerifyClientCert"})
 
 
 @dataclass(frozen=True)
@@ -392,11 +395,12 @@ def _with_client_certificate(
     """``context`` presenting the probe's client certificate when it has one; _Unusable when it
     cannot be loaded, or is missing and ``tls`` requires one."""
     if settings.healthcheck_cert_file and settings.healthcheck_key_file:
+        cert_file, key_file = settings.healthcheck_cert_file, settings.healthcheck_key_file
         try:
-            context.load_cert_chain(settings.healthcheck_cert_file, settings.healthcheck_key_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise _Unusable(f"cannot load EXESDB_HEALTHCHECK_CERT_FILE: {exc}") from None
-    elif tls.client_auth_type in _REQUIRES_CERTIFICATE:
+            load_client_certificate(context, cert_file, key_file)
+        except ConfigError as exc:
+            raise _Unusable("; ".join(exc.problems)) from None
+    elif tls.client_auth_type in REQUIRES_CERTIFICATE:
         raise _Unusable(
             f"client_auth_type {tls.client_auth_type} needs a client certificate: set "
             "EXESDB_HEALTHCHECK_CERT_FILE and EXESDB_HEALTHCHECK_KEY_FILE"

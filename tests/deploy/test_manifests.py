@@ -318,7 +318,7 @@ def test_a_setting_in_the_secret_wins_over_the_configmap_as_the_deployment_page_
 
 def test_statefulset_names_what_its_probe_command_needs_behind_a_web_config() -> None:
     """The StatefulSet's comment on its probes names every EXESDB_HEALTHCHECK_* setting, so an
-    operator adding basic auth or client certificates does not leave the liveness probe failing."""
+    operator adding basic auth or client certificates does not leave the probes failing."""
     text = (K8S / "statefulset.yaml").read_text()
     needed = sorted(name for name in SETTINGS_VARIABLES if name.startswith("EXESDB_HEALTHCHECK_"))
     assert len(needed) == 4
