@@ -94,17 +94,18 @@ _CERTIFICATE: Final = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIF
 
 @dataclass(frozen=True)
 class Endpoint:
-    """What a probe asks (``path``) and the words its line says the answer with."""
+    """What a probe asks (``path``), the words its line says the answer with, and whether the
+    answer is judged as ``/readyz``'s: a 503 body naming the parts not ready, and the bridge's
+    401 no answer (it says the bridge runs, not whether it is ready)."""
 
     path: str
     good: str
     bad: str
-    # The bridge's 401 in its realm answers the question without credentials: it is alive.
-    challenge_answers: bool
+    readiness: bool = False
 
 
-LIVENESS: Final = Endpoint("/healthz", "healthy", "unhealthy", challenge_answers=True)
-READINESS: Final = Endpoint("/readyz", "ready", "not ready", challenge_answers=False)
+LIVENESS: Final = Endpoint("/healthz", "healthy", "unhealthy")
+READINESS: Final = Endpoint("/readyz", "ready", "not ready", readiness=True)
 
 
 @dataclass(frozen=True)
@@ -166,8 +167,8 @@ class ProbeSource(Protocol):
 
 
 def probe_url(settings: ProbeSource, *, tls: bool = False, endpoint: Endpoint = LIVENESS) -> str:
-    """The URL of ``endpoint`` (``/healthz``) at the address ``settings`` listen on; a wildcard
-    host is loopback."""
+    """The URL of ``endpoint`` (``/healthz`` unless told) at the address ``settings`` listen on;
+    a wildcard host is loopback."""
     return own_url(*settings.listen, tls=tls) + endpoint.path
 
 
@@ -204,10 +205,10 @@ def probe(
         response = connection.getresponse()
         status, reason = response.status, response.reason
         challenge = response.getheader("WWW-Authenticate") or ""
-        if endpoint is LIVENESS:
-            body = response.read(_MOST_BODY + 1) if status == 200 else b""
-        else:
+        if endpoint.readiness:
             body = response.read(_MOST_READYZ_BODY + 1) if status in (200, 503) else b""
+        else:
+            body = response.read(_MOST_BODY + 1) if status == 200 else b""
     # TimeoutError and ssl.SSLError are OSErrors too: the most telling reason comes first.
     except TimeoutError:
         return Verdict(False, f"{bad}: {url} did not answer within {timeout:g}s")
@@ -223,7 +224,7 @@ def probe(
         return Verdict(False, f"{bad}: {url} did not answer HTTP: {exc!r}")
     finally:
         connection.close()
-    if endpoint is not LIVENESS and status in (200, 503):
+    if endpoint.readiness and status in (200, 503):
         return _readiness_verdict(url, status, reason, body)
     if status == 200:
         return Verdict(True, f"{good}: {url} answered 200", status, from_bridge=_is_healthz(body))
@@ -476,7 +477,7 @@ def _ask(
         why = f"the served certificate did not verify against the refused file's: {refused}"
     left = max(deadline - clock(), _LEAST_TIMEOUT)
     answer = probe(where.url, timeout=left, ssl_context=unverified, endpoint=endpoint)
-    if answer.from_bridge and (answer.status == 200 or endpoint.challenge_answers):
+    if answer.from_bridge and (answer.status == 200 or not endpoint.readiness):
         line = f"{endpoint.good}: {where.url} answered {answer.status}"
         answer = Verdict(True, line, answer.status)
     elif answer.from_bridge and answer.status == 401:
