@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pass  # bridge.cli says what is wrong, as for every command
         else:
             try:
-                return healthcheck.main(options.timeout)
+                return healthcheck.main(options.timeout, ready=options.ready)
             except KeyboardInterrupt:
                 return _EXIT_INTERRUPTED  # as bridge.cli's commands: no traceback
     from bridge.cli import main as full

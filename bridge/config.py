@@ -37,6 +37,7 @@ from bridge.messages import NO_CONTROL_CHARACTERS, AlertSeverity
 from bridge.probe_settings import (
     DEFAULT_HTTP_ADDR,
     client_certificate_problem,
+    credential_warnings,
     split_addr,
     value_problem,
     variable_value,
@@ -543,6 +544,12 @@ class Settings(BaseSettings):
             )
         if self.webhook_urls and self.webhook_secret is None:
             notes.append("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned")
+        try:
+            web = load_web_config(self.web_config_file) if self.web_config_file else None
+        except ConfigError:  # a problem cross_checks names
+            web = None
+        if web is not None:
+            notes += credential_warnings(self, web)
         return notes + self.receivers_file_warnings()
 
     def receivers_file_warnings(self) -> list[str]:

@@ -5,29 +5,42 @@ web config file's name and the probe's own credentials) with the validators ``Se
 them, from this module, instead of importing pydantic and every component to load the whole
 configuration; the web config file itself is read by the probe's ``target``. A bad value
 elsewhere stops the bridge from starting, which the probe then reports as nothing answering;
-``check-config`` reports every setting.
+``check-config`` reports every setting, and warns (``credential_warnings``) of probe credentials
+the web config would refuse.
 """
 
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Protocol
 
 from bridge.errors import ConfigError
 from bridge.redaction import redact_urls
 
+if TYPE_CHECKING:  # the schema imports pydantic, which the probe's settings do without
+    from bridge.webconfig.schema import WebConfig
+
 __all__ = [
     "DEFAULT_HTTP_ADDR",
+    "REQUIRES_CERTIFICATE",
+    "ProbeCredentials",
     "ProbeSettings",
     "client_certificate_problem",
+    "credential_warnings",
+    "load_client_certificate",
+    "read_password",
     "split_addr",
     "value_problem",
     "variable_value",
 ]
 
 DEFAULT_HTTP_ADDR: Final = "0.0.0.0:9570"
+# The client-auth types under which the server refuses a client without a certificate.
+REQUIRES_CERTIFICATE: Final = frozenset({"RequireAnyClientCert", "RequireAndVerifyClientCert"})
 
 
 def split_addr(value: str) -> tuple[str, int]:
@@ -65,6 +78,80 @@ def client_certificate_problem(cert_file: str | None, key_file: str | None) -> s
             "EXESDB_HEALTHCHECK_KEY_FILE"
         )
     return None
+
+
+def read_password(password_file: str) -> str:
+    """The probe's password: ``password_file``'s text, surrounding whitespace trimmed (it is read
+    at each probe); ConfigError naming the file and why when it cannot be read."""
+    try:
+        return Path(password_file).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else type(exc).__name__
+        problem = f"cannot read EXESDB_HEALTHCHECK_PASSWORD_FILE {password_file}: {reason}"
+        raise ConfigError([problem]) from None
+
+
+def load_client_certificate(context: ssl.SSLContext, cert_file: str, key_file: str) -> None:
+    """Have ``context`` present the probe's client certificate; ConfigError saying why when it
+    cannot be loaded (a file missing, a key that is not the certificate's)."""
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError([f"cannot load EXESDB_HEALTHCHECK_CERT_FILE: {exc}"]) from None
+
+
+class ProbeCredentials(Protocol):
+    """The probe's own settings, as ``ProbeSettings`` and ``Settings`` hold them."""
+
+    @property
+    def healthcheck_username(self) -> str | None: ...
+    @property
+    def healthcheck_password_file(self) -> str | None: ...
+    @property
+    def healthcheck_cert_file(self) -> str | None: ...
+    @property
+    def healthcheck_key_file(self) -> str | None: ...
+
+
+def credential_warnings(probe: ProbeCredentials, web: WebConfig) -> list[str]:
+    """Why ``healthcheck`` would fail against the web config ``web`` with the probe's
+    credentials, when any of them is set (none set: a bridge no command probes); one line each,
+    no password in any. Basic auth: a user ``basic_auth_users`` does not list, a password file
+    that cannot be read, one set without the other. TLS: a client certificate that cannot be
+    loaded, or none where ``client_auth_type`` requires one."""
+    username, password_file = probe.healthcheck_username, probe.healthcheck_password_file
+    cert_file, key_file = probe.healthcheck_cert_file, probe.healthcheck_key_file
+    if not (username or password_file or cert_file or key_file):
+        return []
+    notes: list[str] = []
+    users = web.basic_auth_users
+    fails = "so exesdb-bridge healthcheck fails against the web config's basic auth"
+    if users and (not username or not password_file):
+        missing = "EXESDB_HEALTHCHECK_PASSWORD_FILE" if username else "EXESDB_HEALTHCHECK_USERNAME"
+        notes.append(f"{missing} is not set, {fails}")
+    if users and username and username not in users:
+        notes.append(
+            f"EXESDB_HEALTHCHECK_USERNAME {username!r} is not among the web config's "
+            f"basic_auth_users, {fails} (401)"
+        )
+    if users and password_file:
+        try:
+            read_password(password_file)
+        except ConfigError as exc:
+            notes.append(f"{exc.problems[0]}, {fails}")
+    tls = web.tls
+    fails = "so exesdb-bridge healthcheck fails against the web config's TLS"
+    if tls is not None and cert_file and key_file:
+        try:
+            load_client_certificate(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), cert_file, key_file)
+        except ConfigError as exc:
+            notes.append(f"{exc.problems[0]}, {fails}")
+    elif tls is not None and tls.client_auth_type in REQUIRES_CERTIFICATE:
+        notes.append(
+            f"EXESDB_HEALTHCHECK_CERT_FILE is not set and client_auth_type "
+            f"{tls.client_auth_type} requires a client certificate, {fails}"
+        )
+    return notes
 
 
 @dataclass(frozen=True)

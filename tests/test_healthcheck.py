@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from bridge.cli.healthcheck import pinned_context, probe, probe_url
+from bridge.cli.healthcheck import READINESS, pinned_context, probe, probe_url
 from bridge.headers import HEALTHZ_BODY
 from bridge.http import healthz
 from tests.support import (
@@ -37,7 +37,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class Server:
-    """An aiohttp server on 127.0.0.1 whose /healthz runs a given handler; records requests."""
+    """An aiohttp server on 127.0.0.1 whose /healthz and /readyz run a given handler; records
+    requests."""
 
     def __init__(self) -> None:
         self.seen: list[web.Request] = []
@@ -52,6 +53,7 @@ class Server:
 
         app = web.Application()
         app.router.add_get("/healthz", record)
+        app.router.add_get("/readyz", record)
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=ssl_context)
@@ -59,9 +61,9 @@ class Server:
         self.port = self.runner.addresses[0][1]
         return self
 
-    def url(self, scheme: str = "http") -> str:
-        """Where its /healthz is."""
-        return f"{scheme}://127.0.0.1:{self.port}/healthz"
+    def url(self, scheme: str = "http", path: str = "/healthz") -> str:
+        """Where its /healthz (or ``path``) is."""
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
 
     async def aclose(self) -> None:
         """Release hung handlers and stop serving."""
@@ -400,6 +402,144 @@ def test_command_with_a_certificate_of_another_ca_is_refused_by_the_server(secur
     assert "healthy: https" not in completed.stdout
 
 
+# -- readiness: `healthcheck --ready` --
+
+
+def test_ready_command_exits_0_against_a_ready_bridge_over_https(secured) -> None:
+    """--ready asks /readyz with the same TLS, client certificate and basic auth as the probe of
+    /healthz: a ready bridge answers 200, exit 0, one line on stdout."""
+    bridge, env, _ = secured
+    completed = healthcheck("--ready", **env)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == f"ready: https://127.0.0.1:{bridge.port}/readyz answered 200\n"
+    assert PASSWORD not in completed.stdout + completed.stderr
+
+
+def test_ready_command_names_the_parts_not_ready_over_https(tmp_path: Path) -> None:
+    """A bridge behind TLS, client certificates and basic auth whose Redis bus cannot be reached
+    is alive but not ready: `healthcheck` exits 0, `healthcheck --ready` exits 1 with one line
+    naming the part not ready and its reason, as the bridge's /readyz body gives them."""
+    files = WebFiles(tmp_path)
+    files.write(
+        files.tls_config(
+            "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
+        )
+        + f"basic_auth_users:\n  probe: '{bcrypt_hash(PASSWORD)}'\n"
+    )
+    client = files.client_cert(name="probe")
+    client.cert_chain_pems[0].write_to_path(str(tmp_path / "probe.pem"))
+    client.private_key_pem.write_to_path(str(tmp_path / "probe.key"))
+    (tmp_path / "password").write_text(PASSWORD)
+    redis_port = free_port()
+    bridge = BridgeProcess(
+        state_dir=tmp_path / "state",
+        context=files.client_context(client),
+        headers={"Authorization": basic("probe", PASSWORD)},
+        EXESDB_WEB_CONFIG_FILE=str(tmp_path / "web.yml"),
+        EXESDB_BUS=f"redis://127.0.0.1:{redis_port}/0",
+    )
+    bridge.start(tmp_path)
+    try:
+        env = {
+            "EXESDB_HTTP_ADDR": f"0.0.0.0:{bridge.port}",
+            "EXESDB_WEB_CONFIG_FILE": str(tmp_path / "web.yml"),
+            "EXESDB_HEALTHCHECK_USERNAME": "probe",
+            "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(tmp_path / "password"),
+            "EXESDB_HEALTHCHECK_CERT_FILE": str(tmp_path / "probe.pem"),
+            "EXESDB_HEALTHCHECK_KEY_FILE": str(tmp_path / "probe.key"),
+        }
+        alive = healthcheck(**env)
+        not_ready = healthcheck("--ready", **env)
+    finally:
+        bridge.stop()
+    assert alive.returncode == 0, alive.stderr
+    assert not_ready.returncode == 1, not_ready.stdout
+    assert not_ready.stdout == ""
+    assert not_ready.stderr.startswith(
+        f"not ready: https://127.0.0.1:{bridge.port}/readyz answered 503 Service Unavailable: "
+        f"waiting for bus (Redis at redis://127.0.0.1:{redis_port}/… is unreachable: "
+    )
+    assert not_ready.stderr.count("\n") == 1
+    assert PASSWORD not in not_ready.stderr
+
+
+def readyz_answer(status: int, checks: dict[str, dict[str, object]]) -> Handler:
+    """A handler answering ``status`` with a /readyz body of ``checks``, as the bridge's."""
+
+    async def handle(request: web.Request) -> web.Response:
+        return web.json_response({"ready": status == 200, "checks": checks}, status=status)
+
+    return handle
+
+
+async def test_a_not_ready_line_names_only_required_parts_on_one_line(server: Server) -> None:
+    """A 503 line names each required part not ready with its reason, its line breaks made
+    spaces; parts ready, or not required, are not named."""
+    checks: dict[str, dict[str, object]] = {
+        "bus": {"ready": False, "required": True, "reason": "Redis is\nunreachable"},
+        "prometheus": {"ready": True, "required": True, "reason": None},
+        "alerts": {"ready": False, "required": True, "reason": None},
+        "otlp": {"ready": False, "required": False, "reason": "collector unreachable"},
+    }
+    await server.start(readyz_answer(503, checks))
+    url = server.url(path="/readyz")
+    verdict = await asyncio.to_thread(probe, url, endpoint=READINESS)
+    assert not verdict.healthy
+    assert verdict.line == (
+        f"not ready: {url} answered 503 Service Unavailable: waiting for bus (Redis is "
+        "unreachable), alerts"
+    )
+
+
+async def test_a_503_that_is_not_the_bridge_s_is_not_ready_without_parts(server: Server) -> None:
+    """A 503 whose body is not a /readyz body is not ready, the line giving the status alone."""
+    await server.start(answer(503))
+    url = server.url(path="/readyz")
+    verdict = await asyncio.to_thread(probe, url, endpoint=READINESS)
+    assert verdict.line == f"not ready: {url} answered 503 Service Unavailable"
+
+
+@pytest.mark.parametrize(
+    ("handler", "code", "line"),
+    [
+        pytest.param(readyz_answer(200, {}), 0, "ready: {url} answered 200, its ", id="ready"),
+        pytest.param(
+            answer(401, **{"WWW-Authenticate": 'Basic realm="exesdb-bridge"'}),
+            1,
+            "not ready: {url} answered 401, the bridge asking for credentials, its ",
+            id="bridge-401",
+        ),
+        pytest.param(
+            answer(200),
+            1,
+            "not ready: {url} answered 200, but not as the bridge answers, its ",
+            id="other-200",
+        ),
+    ],
+)
+async def test_unverified_readiness_is_only_the_bridge_s_own_200(
+    server: Server, tmp_path: Path, handler: Handler, code: int, line: str
+) -> None:
+    """A refused file whose certificate does not verify the one served: --ready asks again
+    unverified and without credentials, and only the bridge's own /readyz 200 is ready; its 401
+    in its realm says it runs, not that it is ready."""
+    files = WebFiles(tmp_path)
+    serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    serving.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    await server.start(handler, ssl_context=serving)
+    path = files.write(rotate_badly(files, "mismatched-key") + "colour: vermilion\n")
+    completed = await asyncio.to_thread(
+        healthcheck,
+        "--ready",
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{server.port}",
+        EXESDB_WEB_CONFIG_FILE=str(path),
+    )
+    assert completed.returncode == code, completed.stdout + completed.stderr
+    shown = completed.stdout if code == 0 else completed.stderr
+    assert shown.startswith(line.format(url=server.url("https", "/readyz"))), shown
+    assert [request.path for request in server.seen] == ["/readyz"]
+
+
 OTHER_HASH = bcrypt_hash("other")
 
 
@@ -726,6 +866,18 @@ def test_command_with_a_web_config_imports_its_reader_but_not_the_server(tmp_pat
     assert imported.isdisjoint(set(HEAVY) - {"pydantic", "pydantic_settings"}), sorted(
         imported & set(HEAVY)
     )
+
+
+def test_ready_command_stays_on_the_light_path() -> None:
+    """``healthcheck --ready`` is the same light probe: no parser, none of the bridge's
+    libraries."""
+    modules = modules_imported_by_healthcheck(
+        "--ready", EXESDB_HTTP_ADDR=f"127.0.0.1:{free_port()}"
+    )
+    assert {name for name in modules if name.startswith("bridge.cli.")} == {
+        "bridge.cli.healthcheck"
+    }
+    assert {name.split(".")[0] for name in modules}.isdisjoint(HEAVY)
 
 
 def test_command_with_an_option_it_does_not_take_goes_to_the_full_command_line() -> None:

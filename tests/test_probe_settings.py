@@ -1,4 +1,5 @@
-"""The settings the health check reads: checked and worded as the whole configuration's are."""
+"""The settings the health check reads: checked and worded as the whole configuration's are,
+and warned of when the web config would refuse the probe's credentials."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from bridge.cli import main
 from bridge.cli.healthcheck import target
 from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.probe_settings import ProbeSettings
+from tests.support import BridgeProcess
+from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -115,3 +119,211 @@ def test_the_probe_takes_a_variable_set_to_blanks_as_unset(
         monkeypatch.setenv(name, blank)
     assert ProbeSettings.from_environ() == ProbeSettings()
     assert load_settings().http_addr == ProbeSettings().http_addr
+
+
+# -- check-config and start-up warn of probe credentials the web config would refuse --
+
+PROBE_PASSWORD = "probe-Password-7"
+
+
+def check_config(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str]
+) -> tuple[int, str, str]:
+    """Run ``check-config`` in ``env``: (exit status, stdout, stderr)."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    status = main(["check-config"])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def probe_files(folder: Path, users: str = "probe") -> dict[str, str]:
+    """A web config whose basic auth knows ``users`` (comma-separated; none: no basic auth), a
+    readable password file and a folder ``secrets``: the environment naming the web config."""
+    names = [name for name in users.split(",") if name]
+    listed = "".join(f"  {name}: '{bcrypt_hash(PROBE_PASSWORD)}'\n" for name in names)
+    (folder / "web.yml").write_text(f"basic_auth_users:\n{listed}" if listed else "{}\n")
+    (folder / "password").write_text(PROBE_PASSWORD + "\n")
+    (folder / "secrets").mkdir()
+    return {"EXESDB_WEB_CONFIG_FILE": str(folder / "web.yml")}
+
+
+FAILS = "so exesdb-bridge healthcheck fails against the web config's basic auth"
+
+
+@pytest.mark.parametrize(
+    ("username", "password_file", "warned"),
+    [
+        pytest.param(
+            "prbe",
+            "password",
+            f"EXESDB_HEALTHCHECK_USERNAME 'prbe' is not among the web config's basic_auth_users, "
+            f"{FAILS} (401)",
+            id="unknown-user",
+        ),
+        pytest.param(
+            "probe ",
+            "password",
+            f"EXESDB_HEALTHCHECK_USERNAME 'probe ' is not among the web config's "
+            f"basic_auth_users, {FAILS} (401)",
+            id="user-with-a-trailing-blank",
+        ),
+        pytest.param(
+            "probe",
+            "missing",
+            "cannot read EXESDB_HEALTHCHECK_PASSWORD_FILE {folder}/missing: No such file or "
+            f"directory, {FAILS}",
+            id="missing-password-file",
+        ),
+        pytest.param(
+            "probe",
+            "secrets",
+            "cannot read EXESDB_HEALTHCHECK_PASSWORD_FILE {folder}/secrets: Is a directory, "
+            f"{FAILS}",
+            id="password-file-a-directory",
+        ),
+        pytest.param(
+            "probe",
+            None,
+            f"EXESDB_HEALTHCHECK_PASSWORD_FILE is not set, {FAILS}",
+            id="user-without-password-file",
+        ),
+        pytest.param(
+            None,
+            "password",
+            f"EXESDB_HEALTHCHECK_USERNAME is not set, {FAILS}",
+            id="password-file-without-user",
+        ),
+    ],
+)
+def test_check_config_warns_of_probe_credentials_basic_auth_would_refuse(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    username: str | None,
+    password_file: str | None,
+    warned: str,
+) -> None:
+    """A probe user the web config's basic_auth_users does not list, a password file that cannot
+    be read, or one set without the other: check-config warns (exit 0), naming the variable,
+    and never shows the password, since every probe would fail and the pod restart in a loop."""
+    env = probe_files(tmp_path)
+    if username is not None:
+        env["EXESDB_HEALTHCHECK_USERNAME"] = username
+    if password_file is not None:
+        env["EXESDB_HEALTHCHECK_PASSWORD_FILE"] = str(tmp_path / password_file)
+    status, out, err = check_config(monkeypatch, capsys, env)
+    assert status == 0, err
+    notes = [line for line in err.splitlines() if "EXESDB_HEALTHCHECK" in line]
+    assert notes == [f"warning: {warned.format(folder=tmp_path)}"]
+    assert PROBE_PASSWORD not in out + err
+
+
+@pytest.mark.parametrize(
+    ("users", "credentials"),
+    [
+        pytest.param("other,probe", True, id="listed-user-readable-password"),
+        pytest.param("", True, id="no-basic-auth"),
+        pytest.param("probe", False, id="no-probe-credentials"),
+    ],
+)
+def test_check_config_is_quiet_about_probe_credentials_that_would_log_in(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    users: str,
+    credentials: bool,
+) -> None:
+    """A listed user with a readable password file, a web config without basic auth, or no probe
+    credentials at all (a bridge no command probes): no warning about them."""
+    env = probe_files(tmp_path, users)
+    if credentials:
+        env["EXESDB_HEALTHCHECK_USERNAME"] = "probe"
+        env["EXESDB_HEALTHCHECK_PASSWORD_FILE"] = str(tmp_path / "password")
+    status, _, err = check_config(monkeypatch, capsys, env)
+    assert status == 0, err
+    assert "EXESDB_HEALTHCHECK" not in err
+
+
+TLS_FAILS = "so exesdb-bridge healthcheck fails against the web config's TLS"
+
+
+@pytest.mark.parametrize(
+    ("certificate", "warned"),
+    [
+        pytest.param(
+            None,
+            "EXESDB_HEALTHCHECK_CERT_FILE is not set and client_auth_type "
+            f"RequireAndVerifyClientCert requires a client certificate, {TLS_FAILS}",
+            id="no-client-certificate",
+        ),
+        pytest.param(
+            ("missing.pem", "probe.key"),
+            "cannot load EXESDB_HEALTHCHECK_CERT_FILE: [Errno 2] No such file or directory, "
+            f"{TLS_FAILS}",
+            id="missing-certificate",
+        ),
+        pytest.param(
+            ("probe.pem", "server.key"),
+            "cannot load EXESDB_HEALTHCHECK_CERT_FILE: [X509: KEY_VALUES_MISMATCH]",
+            id="key-of-another-certificate",
+        ),
+        pytest.param(("probe.pem", "probe.key"), None, id="loads"),
+    ],
+)
+def test_check_config_warns_of_a_probe_client_certificate_tls_would_refuse(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    certificate: tuple[str, str] | None,
+    warned: str | None,
+) -> None:
+    """Under client_auth_type RequireAndVerifyClientCert, with the probe's basic auth set: no
+    client certificate, or one that cannot be loaded, is warned of (exit 0); one that loads is
+    not."""
+    files = WebFiles(tmp_path)
+    tls = files.tls_config(
+        "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
+    )
+    files.write(tls + f"basic_auth_users:\n  probe: '{bcrypt_hash(PROBE_PASSWORD)}'\n")
+    client = files.client_cert(name="probe")
+    client.cert_chain_pems[0].write_to_path(str(tmp_path / "probe.pem"))
+    client.private_key_pem.write_to_path(str(tmp_path / "probe.key"))
+    (tmp_path / "password").write_text(PROBE_PASSWORD)
+    env = {
+        "EXESDB_WEB_CONFIG_FILE": str(tmp_path / "web.yml"),
+        "EXESDB_HEALTHCHECK_USERNAME": "probe",
+        "EXESDB_HEALTHCHECK_PASSWORD_FILE": str(tmp_path / "password"),
+    }
+    if certificate is not None:
+        env["EXESDB_HEALTHCHECK_CERT_FILE"] = str(tmp_path / certificate[0])
+        env["EXESDB_HEALTHCHECK_KEY_FILE"] = str(tmp_path / certificate[1])
+    status, _, err = check_config(monkeypatch, capsys, env)
+    assert status == 0, err
+    notes = [line for line in err.splitlines() if "EXESDB_HEALTHCHECK" in line]
+    if warned is None:
+        assert notes == []
+    else:
+        [note] = notes
+        assert note.startswith(f"warning: {warned}"), note
+        assert note.endswith(TLS_FAILS)
+
+
+def test_run_warns_of_a_probe_user_basic_auth_does_not_list_at_start(tmp_path: Path) -> None:
+    """`exesdb-bridge run` logs the same warning at start-up, then serves as configured."""
+    bridge = BridgeProcess(
+        state_dir=tmp_path / "state",
+        headers={"Authorization": basic("probe", PROBE_PASSWORD)},
+        EXESDB_WEB_CONFIG_FILE=probe_files(tmp_path)["EXESDB_WEB_CONFIG_FILE"],
+        EXESDB_HEALTHCHECK_USERNAME="prober",
+        EXESDB_HEALTHCHECK_PASSWORD_FILE=str(tmp_path / "password"),
+    )
+    try:
+        bridge.start(tmp_path)
+    finally:
+        assert bridge.stop() == 0
+    assert (
+        "EXESDB_HEALTHCHECK_USERNAME 'prober' is not among the web config's basic_auth_users, "
+        f"{FAILS} (401)" in bridge.log()
+    )
+    assert PROBE_PASSWORD not in bridge.log()

@@ -1,11 +1,14 @@
-"""The ``healthcheck`` command: does ``/healthz`` at the configured ``EXESDB_HTTP_ADDR`` answer 200.
+"""The ``healthcheck`` command: does ``/healthz`` or ``/readyz`` at ``EXESDB_HTTP_ADDR`` answer 200.
 
-Made for a container's ``HEALTHCHECK`` and a Kubernetes exec probe: it reads the settings
+Made for a container's ``HEALTHCHECK`` and Kubernetes exec probes: it reads the settings
 ``run`` listens and serves by (``bridge.probe_settings``, cheaply, without the rest of the
 configuration), asks the address the bridge listens on (a wildcard host means loopback) and
 prints one line saying what it found. Exit 0 when healthy, else 1, even for a bad configuration:
 Docker reserves exit 2 in health checks. A bad option (``--timeout 0``) is a usage error, exit 2,
-as in every command: a mistake in the probe's command, not a state of the bridge.
+as in every command: a mistake in the probe's command, not a state of the bridge. With
+``--ready`` it asks ``/readyz`` the same way (the readiness probe, which an ``httpGet`` probe
+could not make through client certificates or without the password in the pod spec), and a
+503 line names the required parts the bridge says are not ready, with their reasons.
 
 With ``EXESDB_WEB_CONFIG_FILE`` it speaks as the web config asks (``target``): HTTPS when it has
 ``tls_server_config``, trusting exactly the server's own certificate (its ``cert_file``, pinned:
@@ -17,7 +20,9 @@ running bridge refuses it and serves the version before it), the refusal told in
 that section's certificate does not verify the one served (a bad rotation, an expired
 certificate) or cannot be read, the probe asks again verifying no certificate and sending no
 credentials, and only an answer shaped as the bridge's (its /healthz body, or 401 in its realm)
-is healthy, the line saying so and why the certificate did not verify.
+is healthy, the line saying so and why the certificate did not verify. Readiness is not asked
+of a server whose certificate is not verified: with no credentials sent, only the bridge's own
+``/readyz`` answer of 200 is ready, and its 401 is not.
 """
 
 from __future__ import annotations
@@ -37,7 +42,12 @@ from urllib.parse import urlsplit
 
 from bridge.errors import BridgeError, ConfigError
 from bridge.headers import HEALTHZ_BODY, REALM
-from bridge.probe_settings import ProbeSettings
+from bridge.probe_settings import (
+    REQUIRES_CERTIFICATE,
+    ProbeSettings,
+    load_client_certificate,
+    read_password,
+)
 from bridge.urls import PICKED_PORT, own_url
 
 if TYPE_CHECKING:  # the schema imports pydantic, which a probe without a web config skips
@@ -48,6 +58,9 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "EXIT_HEALTHY",
     "EXIT_UNHEALTHY",
+    "LIVENESS",
+    "READINESS",
+    "Endpoint",
     "ProbeSource",
     "Target",
     "Verdict",
@@ -63,7 +76,6 @@ __all__ = [
 DEFAULT_TIMEOUT: Final = 2.0
 EXIT_HEALTHY: Final = 0
 EXIT_UNHEALTHY: Final = 1
-_HEALTH_PATH: Final = "/healthz"
 # The least time a second request of one probe is given, when the first took all but this.
 _LEAST_TIMEOUT: Final = 0.1
 # The bridge's answers (bridge.headers), told apart from most other servers on its port when the
@@ -73,9 +85,27 @@ _LEAST_TIMEOUT: Final = 0.1
 _REALM: Final = re.compile(rf'^\s*(?i:basic)\s+(?:.*[\s,])?realm="{re.escape(REALM)}"(?:$|[\s,])')
 # The most of a /healthz body read: the bridge's is 16 bytes.
 _MOST_BODY: Final = 256
+# The most of a /readyz body read: a check per component with its reason, a few kB at most.
+_MOST_READYZ_BODY: Final = 65536
+# The most of one part's reason a /readyz line shows.
+_MOST_REASON: Final = 300
 _CERTIFICATE: Final = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
-# The client-auth types under which the server refuses a client without a certificate.
-_REQUIRES_CERTIFICATE: Final = frozenset({"RequireAnyClientCert", "RequireAndVerifyClientCert"})
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What a probe asks (``path``), the words its line says the answer with, and whether the
+    answer is judged as ``/readyz``'s: a 503 body naming the parts not ready, and the bridge's
+    401 no answer (it says the bridge runs, not whether it is ready)."""
+
+    path: str
+    good: str
+    bad: str
+    readiness: bool = False
+
+
+LIVENESS: Final = Endpoint("/healthz", "healthy", "unhealthy")
+READINESS: Final = Endpoint("/readyz", "ready", "not ready", readiness=True)
 
 
 @dataclass(frozen=True)
@@ -87,7 +117,7 @@ class Verdict:
     status: int | None = None  # the HTTP status, when it answered
     # Why the server's certificate failed verification (OpenSSL's reason), when it did.
     certificate_refused: str = ""
-    # The answer is shaped as the bridge's: its /healthz body, or 401 with its realm.
+    # The answer is shaped as the bridge's: its /healthz (or /readyz) body, or 401 with its realm.
     from_bridge: bool = False
 
 
@@ -112,6 +142,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=f"how long to wait for the answer (default: {DEFAULT_TIMEOUT:g})",
     )
+    parser.add_argument(
+        "--ready",
+        action="store_true",
+        help="ask /readyz instead of /healthz: exit 0 when the bridge is ready to serve",
+    )
 
 
 class ProbeSource(Protocol):
@@ -131,9 +166,10 @@ class ProbeSource(Protocol):
     def healthcheck_key_file(self) -> str | None: ...
 
 
-def probe_url(settings: ProbeSource, *, tls: bool = False) -> str:
-    """The ``/healthz`` URL of the address ``settings`` listen on; a wildcard host is loopback."""
-    return own_url(*settings.listen, tls=tls) + _HEALTH_PATH
+def probe_url(settings: ProbeSource, *, tls: bool = False, endpoint: Endpoint = LIVENESS) -> str:
+    """The URL of ``endpoint`` (``/healthz`` unless told) at the address ``settings`` listen on;
+    a wildcard host is loopback."""
+    return own_url(*settings.listen, tls=tls) + endpoint.path
 
 
 def probe(
@@ -142,12 +178,15 @@ def probe(
     timeout: float = DEFAULT_TIMEOUT,
     ssl_context: ssl.SSLContext | None = None,
     credentials: tuple[str, str] | None = None,
+    endpoint: Endpoint = LIVENESS,
 ) -> Verdict:
     """GET ``url`` once, healthy only on 200: no redirect followed, no proxy from the environment.
 
     ``timeout`` bounds the connect and each read. ``credentials`` (user, password) are sent as
-    basic auth and never shown.
+    basic auth and never shown. ``endpoint`` gives the line its words and says how the bridge's
+    body looks; for ``READINESS`` a 503 line names the parts the body says are not ready.
     """
+    good, bad = endpoint.good, endpoint.bad
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port
     connection = (
@@ -166,28 +205,75 @@ def probe(
         response = connection.getresponse()
         status, reason = response.status, response.reason
         challenge = response.getheader("WWW-Authenticate") or ""
-        body = response.read(_MOST_BODY + 1) if status == 200 else b""
+        if endpoint.readiness:
+            body = response.read(_MOST_READYZ_BODY + 1) if status in (200, 503) else b""
+        else:
+            body = response.read(_MOST_BODY + 1) if status == 200 else b""
     # TimeoutError and ssl.SSLError are OSErrors too: the most telling reason comes first.
     except TimeoutError:
-        return Verdict(False, f"unhealthy: {url} did not answer within {timeout:g}s")
+        return Verdict(False, f"{bad}: {url} did not answer within {timeout:g}s")
     except ssl.SSLCertVerificationError as exc:
-        line = f"unhealthy: TLS with {url} failed: {exc.reason or exc}"
+        line = f"{bad}: TLS with {url} failed: {exc.reason or exc}"
         why = exc.verify_message or str(exc.reason or exc)
         return Verdict(False, line, certificate_refused=why)
     except ssl.SSLError as exc:
-        return Verdict(False, f"unhealthy: TLS with {url} failed: {exc.reason or exc}")
+        return Verdict(False, f"{bad}: TLS with {url} failed: {exc.reason or exc}")
     except OSError as exc:
-        return Verdict(False, f"unhealthy: cannot connect to {url}: {exc.strerror or exc}")
+        return Verdict(False, f"{bad}: cannot connect to {url}: {exc.strerror or exc}")
     except http.client.HTTPException as exc:
-        return Verdict(False, f"unhealthy: {url} did not answer HTTP: {exc!r}")
+        return Verdict(False, f"{bad}: {url} did not answer HTTP: {exc!r}")
     finally:
         connection.close()
+    if endpoint.readiness and status in (200, 503):
+        return _readiness_verdict(url, status, reason, body)
     if status == 200:
-        return Verdict(True, f"healthy: {url} answered 200", status, from_bridge=_is_healthz(body))
-    line = f"unhealthy: {url} answered {status} {reason}".rstrip()
+        return Verdict(True, f"{good}: {url} answered 200", status, from_bridge=_is_healthz(body))
+    line = f"{bad}: {url} answered {status} {reason}".rstrip()
     return Verdict(
         False, line, status, from_bridge=status == 401 and bool(_REALM.search(challenge))
     )
+
+
+def _readiness_verdict(url: str, status: int, reason: str, body: bytes) -> Verdict:
+    """The verdict on a 200 or 503 from ``/readyz``: ready only on 200; a 503 line names the
+    required parts ``body`` says are not ready, with their reasons, when it is the bridge's."""
+    said = _readyz(body)
+    from_bridge = said is not None and said[0] == (status == 200)
+    if status == 200:
+        return Verdict(True, f"ready: {url} answered 200", status, from_bridge=from_bridge)
+    line = f"not ready: {url} answered {status} {reason}".rstrip()
+    if said is not None and said[1]:
+        line += f": waiting for {', '.join(said[1])}"
+    return Verdict(False, line, status, from_bridge=from_bridge)
+
+
+def _readyz(body: bytes) -> tuple[bool, tuple[str, ...]] | None:
+    """What a ``/readyz`` body of the bridge's says: ready or not, and each required part not
+    ready (``name (reason)``, on one line); None when ``body`` is not shaped as the bridge's."""
+    try:
+        answer = json.loads(body) if len(body) <= _MOST_READYZ_BODY else None
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    if not isinstance(answer, dict) or not isinstance(answer.get("ready"), bool):
+        return None
+    checks = answer.get("checks")
+    if not isinstance(checks, dict) or not all(isinstance(c, dict) for c in checks.values()):
+        return None
+    waiting = tuple(
+        f"{_one_line(name)} ({_one_line(check['reason'])})"
+        if check.get("reason")
+        else _one_line(name)
+        for name, check in checks.items()
+        if check.get("required") and not check.get("ready")
+    )
+    return answer["ready"], waiting
+
+
+def _one_line(text: object) -> str:
+    """``text`` as one printable line, at most ``_MOST_REASON`` characters: the probe's output
+    is one line, whatever a reason holds."""
+    line = "".join(c if c.isprintable() else " " for c in " ".join(str(text).split()))
+    return line if len(line) <= _MOST_REASON else line[: _MOST_REASON - 1] + "…"
 
 
 def _is_healthz(body: bytes) -> bool:
@@ -249,7 +335,7 @@ def _pinned(text: str, where: str) -> ssl.SSLContext:
     return context
 
 
-def target(settings: ProbeSource) -> Target:
+def target(settings: ProbeSource, endpoint: Endpoint = LIVENESS) -> Target:
     """The probe's target as ``settings`` and the web config file describe it; ConfigError for a
     bad web config that leaves nothing to probe with, _Unusable when a setting the web config
     calls for is missing or unreadable, or the address has port 0 (the port the bridge picked is
@@ -260,21 +346,23 @@ def target(settings: ProbeSource) -> Target:
     verdict's line: the running bridge refuses that file too and serves the version before it,
     which a probe failing on the file would get restarted into a start-up that fails (exit 2).
     Its certificate may not be the one served: the target then has ``unverified`` to ask with.
+    The URL is ``endpoint``'s (``/healthz``, or ``/readyz`` for ``READINESS``).
     """
     if settings.listen[1] == 0:
         raise _Unusable(f"EXESDB_HTTP_ADDR: {PICKED_PORT}; give the probe a fixed port")
     if not settings.web_config_file:
-        return Target(probe_url(settings))
+        return Target(probe_url(settings, endpoint=endpoint))
     from bridge.webconfig.loading import judge  # only with a web config: not light
 
     judged = judge(Path(settings.web_config_file))
     if judged.loaded is not None:
         config = judged.loaded.config
-        return _secured(settings, config.tls, users=bool(config.basic_auth_users))
-    return _despite_refusal(settings, judged)
+        users = bool(config.basic_auth_users)
+        return _secured(settings, config.tls, users=users, endpoint=endpoint)
+    return _despite_refusal(settings, judged, endpoint)
 
 
-def _despite_refusal(settings: ProbeSource, judged: Judged) -> Target:
+def _despite_refusal(settings: ProbeSource, judged: Judged, endpoint: Endpoint) -> Target:
     """The target of a bridge whose web config file is bad; ConfigError (the refusal) when the
     file's TLS section cannot say how to reach it."""
     tls = judged.tls
@@ -282,13 +370,14 @@ def _despite_refusal(settings: ProbeSource, judged: Judged) -> Target:
         # TLS meant, or no YAML: nothing to trust.
         raise ConfigError([f"EXESDB_WEB_CONFIG_FILE: {problem}" for problem in judged.problems])
     if tls is None:
-        return replace(_secured(settings, None, users=None), refusal=judged.problems)
+        found = _secured(settings, None, users=None, endpoint=endpoint)
+        return replace(found, refusal=judged.problems)
     # The bridge serves the certificate of the version before, which may not be the file's.
     unverified = _with_client_certificate(settings, tls, _open_context())
     try:
-        found = _secured(settings, tls, users=None)
+        found = _secured(settings, tls, users=None, endpoint=endpoint)
     except _Untrusted as exc:
-        found = Target(probe_url(settings, tls=True), untrusted=str(exc))
+        found = Target(probe_url(settings, tls=True, endpoint=endpoint), untrusted=str(exc))
     return replace(found, refusal=judged.problems, unverified=unverified)
 
 
@@ -307,11 +396,12 @@ def _with_client_certificate(
     """``context`` presenting the probe's client certificate when it has one; _Unusable when it
     cannot be loaded, or is missing and ``tls`` requires one."""
     if settings.healthcheck_cert_file and settings.healthcheck_key_file:
+        cert_file, key_file = settings.healthcheck_cert_file, settings.healthcheck_key_file
         try:
-            context.load_cert_chain(settings.healthcheck_cert_file, settings.healthcheck_key_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise _Unusable(f"cannot load EXESDB_HEALTHCHECK_CERT_FILE: {exc}") from None
-    elif tls.client_auth_type in _REQUIRES_CERTIFICATE:
+            load_client_certificate(context, cert_file, key_file)
+        except ConfigError as exc:
+            raise _Unusable("; ".join(exc.problems)) from None
+    elif tls.client_auth_type in REQUIRES_CERTIFICATE:
         raise _Unusable(
             f"client_auth_type {tls.client_auth_type} needs a client certificate: set "
             "EXESDB_HEALTHCHECK_CERT_FILE and EXESDB_HEALTHCHECK_KEY_FILE"
@@ -319,13 +409,14 @@ def _with_client_certificate(
     return context
 
 
-def _secured(settings: ProbeSource, tls: TLSServerConfig | None, *, users: bool | None) -> Target:
+def _secured(
+    settings: ProbeSource, tls: TLSServerConfig | None, *, users: bool | None, endpoint: Endpoint
+) -> Target:
     """The target over ``tls`` (None: plain HTTP) with basic auth when ``users`` (None: not
     known, so the probe's credentials are sent when it has them, and not asked for)."""
-    url = probe_url(settings)
+    url = probe_url(settings, tls=tls is not None, endpoint=endpoint)
     context: ssl.SSLContext | None = None
     if tls is not None:
-        url = probe_url(settings, tls=True)
         # The schema requires cert_file or cert (inline) with TLS on.
         source = f"cert_file {tls.cert_file}" if tls.cert_file else "cert (inline)"
         try:
@@ -348,42 +439,53 @@ def _secured(settings: ProbeSource, tls: TLSServerConfig | None, *, users: bool 
                 "EXESDB_HEALTHCHECK_PASSWORD_FILE"
             )
         try:
-            password = Path(password_file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else type(exc).__name__
-            raise _Unusable(
-                f"cannot read EXESDB_HEALTHCHECK_PASSWORD_FILE {password_file}: {reason}"
-            ) from None
+            password = read_password(password_file)
+        except ConfigError as exc:
+            raise _Unusable("; ".join(exc.problems)) from None
         credentials = (user, password)
     return Target(url, context, credentials)
 
 
-def _ask(where: Target, timeout: float, clock: Callable[[], float] = time.monotonic) -> Verdict:
+def _ask(
+    where: Target,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    endpoint: Endpoint = LIVENESS,
+) -> Verdict:
     """Probe ``where`` within ``timeout`` seconds in all.
 
     For a refused web config file whose certificate does not verify the one served or cannot be
     read, the bridge is asked again with ``where.unverified``, sending no credentials: healthy
     only on an answer shaped as the bridge's, its /healthz body with 200 or a 401 asking
     for basic auth in the bridge's realm, the line saying plainly that the certificate was not
-    verified and why.
+    verified and why. For ``READINESS`` only the bridge's /readyz body with 200 is ready: its 401
+    says it runs, not whether it is ready.
     """
     deadline = clock() + timeout
     unverified, why = where.unverified, where.untrusted
     if not why:
         verdict = probe(
-            where.url, timeout=timeout, ssl_context=where.ssl_context, credentials=where.credentials
+            where.url,
+            timeout=timeout,
+            ssl_context=where.ssl_context,
+            credentials=where.credentials,
+            endpoint=endpoint,
         )
         if verdict.healthy or unverified is None or not verdict.certificate_refused:
             return _told(verdict, where.refusal)
         refused = verdict.certificate_refused
         why = f"the served certificate did not verify against the refused file's: {refused}"
     left = max(deadline - clock(), _LEAST_TIMEOUT)
-    answer = probe(where.url, timeout=left, ssl_context=unverified)
-    if answer.from_bridge:
-        answer = Verdict(True, f"healthy: {where.url} answered {answer.status}", answer.status)
-    elif answer.status in (200, 401):
-        line = f"unhealthy: {where.url} answered {answer.status}, but not as the bridge answers"
+    answer = probe(where.url, timeout=left, ssl_context=unverified, endpoint=endpoint)
+    if answer.from_bridge and (answer.status == 200 or not endpoint.readiness):
+        line = f"{endpoint.good}: {where.url} answered {answer.status}"
+        answer = Verdict(True, line, answer.status)
+    elif answer.from_bridge and answer.status == 401:
+        line = f"{endpoint.bad}: {where.url} answered 401, the bridge asking for credentials"
         answer = Verdict(False, line, answer.status)
+    elif answer.status in (200, 401):
+        line = f"{endpoint.bad}: {where.url} answered {answer.status}"
+        answer = Verdict(False, f"{line}, but not as the bridge answers", answer.status)
     caveat = f"its certificate not verified and no credentials sent ({why})"
     return _told(replace(answer, line=f"{answer.line}, {caveat}"), where.refusal)
 
@@ -401,16 +503,18 @@ def _told(verdict: Verdict, refusal: tuple[str, ...]) -> Verdict:
     return replace(verdict, line=f"{verdict.line}; {told}: {'; '.join(refusal)}")
 
 
-def main(timeout: float = DEFAULT_TIMEOUT) -> int:
-    """Probe the configured address; print one line; return the exit status."""
+def main(timeout: float = DEFAULT_TIMEOUT, *, ready: bool = False) -> int:
+    """Probe the configured address (``ready``: its ``/readyz``); print one line; return the
+    exit status."""
+    endpoint = READINESS if ready else LIVENESS
     try:
         # target() reads the web config file: a bad one may still leave it a target.
-        where = target(ProbeSettings.from_environ())
+        where = target(ProbeSettings.from_environ(), endpoint)
     except ConfigError as exc:
-        verdict = Verdict(False, f"unhealthy: bad configuration: {'; '.join(exc.problems)}")
+        verdict = Verdict(False, f"{endpoint.bad}: bad configuration: {'; '.join(exc.problems)}")
     except _Unusable as exc:
-        verdict = Verdict(False, f"unhealthy: cannot probe: {exc}")
+        verdict = Verdict(False, f"{endpoint.bad}: cannot probe: {exc}")
     else:
-        verdict = _ask(where, timeout)
+        verdict = _ask(where, timeout, endpoint=endpoint)
     print(verdict.line, file=sys.stdout if verdict.healthy else sys.stderr)
     return EXIT_HEALTHY if verdict.healthy else EXIT_UNHEALTHY

@@ -34,9 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_outbox_command(commands)
     add_schema_command(commands)
 
-    health = commands.add_parser("healthcheck", help="exit 0 when /healthz answers 200, else 1")
+    health = commands.add_parser(
+        "healthcheck", help="exit 0 when /healthz (--ready: /readyz) answers 200, else 1"
+    )
     healthcheck.add_arguments(health)
-    health.set_defaults(handler=lambda args: healthcheck.main(args.timeout))
+    health.set_defaults(handler=lambda args: healthcheck.main(args.timeout, ready=args.ready))
     return parser
 
 

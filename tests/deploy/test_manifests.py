@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from bridge import __version__
+from bridge.cli import build_parser
 from bridge.config import Settings
 from tests.deploy.files import (
     DEPLOY,
@@ -29,6 +30,7 @@ from tests.support import ROOT, require_binary
 K8S = DEPLOY / "kubernetes"
 DEFAULT_PORT = Settings.model_fields["http_addr"].default.rpartition(":")[2]
 HEALTHCHECK_COMMAND = ["exesdb-bridge", "healthcheck"]
+READINESS_COMMAND = [*HEALTHCHECK_COMMAND, "--ready"]
 # docker stop and podman stop wait this long after the stop signal before they kill.
 ENGINE_STOP_TIMEOUT_S = 10
 STATE_DIR = "/var/lib/exesdb-bridge"
@@ -289,14 +291,19 @@ def configured_port() -> int:
 
 
 def test_statefulset_probes_ask_the_configured_address() -> None:
-    """Startup and liveness run the image's healthcheck; readiness asks /readyz on its port."""
+    """Startup and liveness run the image's healthcheck, and readiness `healthcheck --ready`:
+    exec probes, which ask wherever EXESDB_HTTP_ADDR says, with the web config's TLS, client
+    certificate and basic auth (an httpGet probe has no client certificate, and would need the
+    password in the pod spec)."""
     container = bridge_container()
     for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["exec"]["command"] == HEALTHCHECK_COMMAND, probe
-    readiness = container["readinessProbe"]["httpGet"]
-    assert readiness["path"] == "/readyz"
-    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports[readiness["port"]] == configured_port()
+    readiness = container["readinessProbe"]
+    assert "httpGet" not in readiness
+    assert readiness["exec"]["command"] == READINESS_COMMAND
+    assert build_parser().parse_args(READINESS_COMMAND[1:]).ready
+    # The command's own --timeout (2 s by default) ends before the kubelet gives up on it.
+    assert readiness["timeoutSeconds"] > 2
     assert configured_port() == int(DEFAULT_PORT)
 
 
@@ -311,7 +318,7 @@ def test_a_setting_in_the_secret_wins_over_the_configmap_as_the_deployment_page_
 
 def test_statefulset_names_what_its_probe_command_needs_behind_a_web_config() -> None:
     """The StatefulSet's comment on its probes names every EXESDB_HEALTHCHECK_* setting, so an
-    operator adding basic auth or client certificates does not leave the liveness probe failing."""
+    operator adding basic auth or client certificates does not leave the probes failing."""
     text = (K8S / "statefulset.yaml").read_text()
     needed = sorted(name for name in SETTINGS_VARIABLES if name.startswith("EXESDB_HEALTHCHECK_"))
     assert len(needed) == 4
@@ -423,16 +430,15 @@ def test_selectors_match_the_pods() -> None:
 
 
 def test_the_network_policy_admits_only_the_http_port_and_leaves_outbound_open() -> None:
-    """Inbound, the bridge pods take only their HTTP port (the one the Services, the
-    ServiceMonitor and the readiness probe use: scrapes and ingest); outbound is not limited
-    (webhooks, Alertmanager, Redis, OTLP)."""
+    """Inbound, the bridge pods take only their HTTP port (the one the Services and the
+    ServiceMonitor use: scrapes and ingest; the probes are commands in the pod); outbound is not
+    limited (webhooks, Alertmanager, Redis, OTLP)."""
     policy = kube("NetworkPolicy")["spec"]
     assert policy["policyTypes"] == ["Ingress"]
     [rule] = policy["ingress"]
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
     ports = {p["name"]: p["containerPort"] for p in bridge_container()["ports"]}
     assert ports["http"] == configured_port()
-    assert bridge_container()["readinessProbe"]["httpGet"]["port"] == "http"
     for service in ("exesdb-bridge", "exesdb-bridge-pods"):
         assert {p["targetPort"] for p in kube("Service", service)["spec"]["ports"]} == {"http"}
 
