@@ -93,9 +93,11 @@ def read_password(password_file: str) -> str:
 
 def load_client_certificate(context: ssl.SSLContext, cert_file: str, key_file: str) -> None:
     """Have ``context`` present the probe's client certificate; ConfigError saying why when it
-    cannot be loaded (a file missing, a key that is not the certificate's)."""
+    cannot be loaded (a file missing, a key that is not the certificate's, one encrypted: the
+    empty password given makes OpenSSL refuse it rather than ask for a pass phrase on the
+    terminal, or read one from standard input, at each probe and each start-up)."""
     try:
-        context.load_cert_chain(cert_file, key_file)
+        context.load_cert_chain(cert_file, key_file, password=b"")
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError([f"cannot load EXESDB_HEALTHCHECK_CERT_FILE: {exc}"]) from None
 

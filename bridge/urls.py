@@ -196,11 +196,14 @@ def allowed_link(text: str, origins: frozenset[str]) -> str | None:
     ``link_origin`` is one of ``origins`` (``EXESDB_ALERT_LINK_ORIGINS``): its path and fragment
     kept, each as ``redact_urls`` shows text (a ``token=…`` in them still redacted), its query
     shown as ``?…`` (a token rides there under names no rule can know); None for anything else
-    (a URL with user info has no origin here), which is then shown as text is."""
+    (a URL with user info has no origin here, one whose path ends in ``…`` was cut already),
+    which is then shown as text is."""
     url = text.strip()
     if _NOT_LINK.search(url) or link_origin(url) not in origins:
         return None
     parts = urlsplit(url)
+    if parts.path.endswith("…"):
+        return None  # a URL already cut (to its origin, ``/…``, or at its length): no page
     query = "?…" if parts.query else ""
     fragment = "#" + redact_urls(parts.fragment) if parts.fragment else ""
     return f"{parts.scheme}://{parts.netloc}{redact_urls(parts.path)}{query}{fragment}"

@@ -209,7 +209,7 @@ CLUSTER = [
     ),
     stat(
         "Quorum",
-        "max(exesdb_cluster_quorum_available)",
+        "min(exesdb_cluster_quorum_available)",
         "none",
         defaults={
             "mappings": [

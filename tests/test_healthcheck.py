@@ -500,6 +500,30 @@ async def test_a_503_that_is_not_the_bridge_s_is_not_ready_without_parts(server:
 
 
 @pytest.mark.parametrize(
+    ("status", "line"),
+    [
+        (503, "not ready: {url} answered 503 Service Unavailable"),
+        (200, "ready: {url} answered 200"),
+    ],
+)
+async def test_a_readyz_body_nested_past_the_parser_s_depth_is_not_the_bridge_s(
+    server: Server, status: int, line: str
+) -> None:
+    """A body within the size read but nested deeper than Python's JSON reader goes (60 000
+    ``[``: RecursionError, no ValueError) is no /readyz body of the bridge's: the verdict is the
+    status alone, one line, rather than the probe stopping on a traceback."""
+
+    async def deep(request: web.Request) -> web.Response:
+        return web.Response(status=status, text="[" * 60_000)
+
+    await server.start(deep)
+    url = server.url(path="/readyz")
+    verdict = await asyncio.to_thread(probe, url, endpoint=READINESS)
+    assert (verdict.healthy, verdict.line) == (status == 200, line.format(url=url))
+    assert not verdict.from_bridge
+
+
+@pytest.mark.parametrize(
     ("handler", "code", "line"),
     [
         pytest.param(readyz_answer(200, {}), 0, "ready: {url} answered 200, its ", id="ready"),

@@ -10,6 +10,7 @@ import logging
 import os
 import resource
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from bridge.listener import (
     Limits,
     Listener,
 )
+from bridge.listener.handshakes import LOG_EVERY, HandshakeFailures
 from bridge.listener.sockets import bind
 from tests.support import ADMIN_TOKEN, async_wait_until, make_settings
 from tests.webconfig.files import WebFiles
@@ -746,3 +748,38 @@ async def test_an_accept_the_system_refuses_is_told_by_what_ran_out(
     assert told in warning.getMessage()
     assert ("LimitNOFILE" in warning.getMessage()) is (code == errno.EMFILE)
     listener.close()
+
+
+def test_a_kind_of_handshake_failure_logged_again_after_a_minute_says_how_many_came_between(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Within LOG_EVERY seconds of its last line a kind of failure is only counted; the next
+    line, once they have passed, says how many were not logged; another kind is logged apart,
+    and a client closing mid-handshake never is."""
+    now = [0.0]
+    failures = HandshakeFailures(CollectorRegistry(), clock=lambda: now[0])
+    plain = ssl.SSLError(1, "[SSL: HTTP_REQUEST] http request")
+    plain.reason = "HTTP_REQUEST"
+    with caplog.at_level(logging.WARNING, logger="bridge.listener.handshakes"):
+        failures.failed(plain, ("10.0.0.7", 41000))
+        for _ in range(3):
+            now[0] += LOG_EVERY / 4
+            failures.failed(plain, ("10.0.0.7", 41001))
+        failures.failed(ssl.SSLEOFError(), ("10.0.0.8", 41002))
+        failures.failed(OSError("odd"), ("::1", 41003, 0, 0))
+        now[0] = LOG_EVERY
+        failures.failed(plain, ("10.0.0.7", 41004))
+        now[0] += 1
+        failures.failed(plain, ("10.0.0.7", 41005))
+        now[0] = 2 * LOG_EVERY
+        failures.failed(plain, ("10.0.0.7", 41006))
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 4, lines
+    assert lines[0].startswith(
+        "TLS handshake from 10.0.0.7:41000 failed (plain_http, HTTP_REQUEST)"
+    )
+    assert "more of this kind" not in lines[0]
+    assert lines[1].startswith("TLS handshake from [::1]:41003 failed (other, odd)")
+    assert lines[2].startswith("TLS handshake from 10.0.0.7:41004 failed (plain_http, ")
+    assert lines[2].endswith("; 3 more of this kind since the last line")
+    assert lines[3].endswith("; 1 more of this kind since the last line")

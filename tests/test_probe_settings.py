@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from bridge.cli import main
 from bridge.cli.healthcheck import target
 from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.probe_settings import ProbeSettings
-from tests.support import BridgeProcess
+from tests.support import BridgeProcess, run_bridge
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -327,3 +328,44 @@ def test_run_warns_of_a_probe_user_basic_auth_does_not_list_at_start(tmp_path: P
         f"{FAILS} (401)" in bridge.log()
     )
     assert PROBE_PASSWORD not in bridge.log()
+
+
+def test_an_encrypted_probe_key_is_warned_of_without_asking_for_its_pass_phrase(
+    tmp_path: Path,
+) -> None:
+    """A probe key encrypted with a pass phrase cannot be used by the probe: check-config warns
+    of it, as it warns of any key that will not load, and never asks for the pass phrase (OpenSSL
+    would prompt on the terminal, or read it from standard input, at every start-up)."""
+    files = WebFiles(tmp_path)
+    files.write(
+        files.tls_config(
+            "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
+        )
+    )
+    client = files.client_cert(name="probe")
+    client.cert_chain_pems[0].write_to_path(str(tmp_path / "probe.pem"))
+    key = serialization.load_pem_private_key(client.private_key_pem.bytes(), password=None)
+    (tmp_path / "probe.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"pass-phrase"),
+        )
+    )
+    completed = run_bridge(
+        "check-config",
+        env={
+            "EXESDB_WEB_CONFIG_FILE": str(tmp_path / "web.yml"),
+            "EXESDB_HEALTHCHECK_CERT_FILE": str(tmp_path / "probe.pem"),
+            "EXESDB_HEALTHCHECK_KEY_FILE": str(tmp_path / "probe.key"),
+        },
+        # What OpenSSL's prompt would read when no terminal is at hand.
+        stdin="pass-phrase\n",
+        timeout=30,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "pass phrase" not in completed.stderr.lower()
+    notes = [line for line in completed.stderr.splitlines() if "EXESDB_HEALTHCHECK" in line]
+    assert len(notes) == 1, completed.stderr
+    assert notes[0].startswith("warning: cannot load EXESDB_HEALTHCHECK_CERT_FILE: "), notes
+    assert notes[0].endswith(TLS_FAILS)

@@ -252,7 +252,7 @@ def _readyz(body: bytes) -> tuple[bool, tuple[str, ...]] | None:
     ready (``name (reason)``, on one line); None when ``body`` is not shaped as the bridge's."""
     try:
         answer = json.loads(body) if len(body) <= _MOST_READYZ_BODY else None
-    except ValueError:  # not JSON, or not UTF-8
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser
         return None
     if not isinstance(answer, dict) or not isinstance(answer.get("ready"), bool):
         return None

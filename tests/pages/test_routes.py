@@ -17,6 +17,7 @@ from bridge.pages import CONTENT_SECURITY_POLICY, routes
 from bridge.pages.html import Html
 from bridge.pages.status import MAX_SHOWN, StatusView, status_live, status_view
 from bridge.sinks.alerts import AlertState, alert_url
+from bridge.sinks.alerts.sources import MAX_DETAIL_VALUE
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.pages.helpers import (
     NODE,
@@ -347,21 +348,27 @@ async def test_a_runbook_link_on_an_allowed_origin_opens_from_the_alerts_page(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
     """A metadata link kept whole (EXESDB_ALERT_LINK_ORIGINS) is a link on the alert's page,
-    opened in a new tab without a referrer; one cut to its origin stays text, as does every
-    annotation that is no such link."""
+    opened in a new tab without a referrer; one cut to its origin stays text, on another origin
+    or on the allowed one (too long to be kept whole: ``https://wiki.example/…`` is no page), as
+    does every annotation that is no such link."""
     runbook = "https://wiki.example/runbooks/disk-full#free-space"
     with page_bridge(tmp_path, EXESDB_ALERT_LINK_ORIGINS="https://wiki.example") as server:
         raise_alert(
             server,
             "a1",
             "disk full",
-            metadata={"runbook": runbook, "chat": "https://hooks.example/services/T0/B0/x"},
+            metadata={
+                "runbook": runbook,
+                "chat": "https://hooks.example/services/T0/B0/x",
+                "long": "https://wiki.example/" + "a" * MAX_DETAIL_VALUE,
+            },
         )
         _, _, body = await fetch(client, server.url + "/alerts/a1")
     annotations = body.split('id="annotations"', 1)[1].split("</section>", 1)[0]
     links = re.findall(r'<a href="([^"]*)"([^>]*)>', annotations)
     assert links == [(runbook, ' target="_blank" rel="noopener noreferrer"')]
     assert "https://hooks.example/…" in annotations
+    assert "<td>https://wiki.example/…</td>" in annotations
 
 
 async def test_an_escalated_alert_shows_its_level_on_both_pages(

@@ -39,7 +39,8 @@ Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_TEXT)
 # No control character: a NUL, line break or ESC in a name would forge lines in logs and
 # terminals (exesdb-bridge alerts list) and break the history's "by NAME: note"; nor a line or
 # paragraph separator, or a bidirectional control, which reorders the text shown after it.
-_NOT_IN_NAME: Final = "\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
+# (Unicode's Bidi_Control characters: U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069.)
+_NOT_IN_NAME: Final = "\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 Name = Annotated[
     StrictStr,
     StringConstraints(

@@ -231,6 +231,7 @@ async def test_ack_refuses_a_bad_body_naming_the_field(
         "\u202eadmin",
         "ops\u2066x\u2069",
         "ops\u200f",
+        "ops\u061cx",
     ],
     ids=[
         "201-chars",
@@ -246,6 +247,7 @@ async def test_ack_refuses_a_bad_body_naming_the_field(
         "rlo",
         "isolate",
         "rlm",
+        "alm",
     ],
 )
 async def test_ack_refuses_a_name_with_a_control_character_or_over_200_characters(
