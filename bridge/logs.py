@@ -2,7 +2,9 @@
 
 ``configure_logging`` sets the root logger to ``EXESDB_LOG_LEVEL`` in ``EXESDB_LOG_FORMAT``
 (JSON: one object per line with ``ts``, ``level``, ``logger``, ``message`` and, for an error,
-``exception``); it may be called again (the handler and filters are replaced, not added).
+``exception``); it may be called again (the handler and filters are replaced, not added). When
+the settings themselves fail to load, ``configure_refusal_logging`` reads ``EXESDB_LOG_FORMAT``
+from the raw environment, so that ``run`` reports a bad configuration in JSON lines too.
 Every record the handler writes, whichever module logged it, is shown as the bridge shows all
 text (``bridge.redaction.redact_urls``, line by line): its message, exception and stack.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -20,7 +23,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from bridge.config import Settings
 from bridge.redaction import redact_urls
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "configure_refusal_logging"]
 
 # Libraries whose debug lines show what may hold a secret, kept at info at most: urllib3 (the
 # OTLP/HTTP exporter's client) logs each request line, query string included (an API key).
@@ -98,16 +101,31 @@ class _MalformedRequests(logging.Filter):
 
 def configure_logging(settings: Settings) -> None:
     """Log to stderr at ``EXESDB_LOG_LEVEL`` in ``EXESDB_LOG_FORMAT``, every record redacted."""
+    _install(settings.log_format == "json", settings.log_level.upper())
+
+
+def configure_refusal_logging(environ: Mapping[str, str]) -> bool:
+    """For a configuration refused before any settings exist: when ``environ`` sets
+    ``EXESDB_LOG_FORMAT`` to exactly ``json`` (what the settings take), log to stderr as
+    ``configure_logging`` would in JSON, warnings and errors whatever ``EXESDB_LOG_LEVEL`` says,
+    and return True; otherwise (text, unset or invalid) configure nothing and return False."""
+    if environ.get("EXESDB_LOG_FORMAT") != "json":
+        return False
+    _install(True, "WARNING")
+    return True
+
+
+def _install(json_lines: bool, level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         _JsonFormatter()
-        if settings.log_format == "json"
+        if json_lines
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     handler.addFilter(_Redacted())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log_level.upper())
+    root.setLevel(level)
     for name in _NO_DEBUG:
         logging.getLogger(name).setLevel(max(root.level, logging.INFO))
     logger = logging.getLogger("aiohttp.server")

@@ -155,6 +155,53 @@ def test_bad_configuration_exits_2_naming_the_variable(
     assert f"  {variable}: " in completed.stderr
 
 
+# A bad start-up: a bad address, a Redis URL with a password and a bad port, a misspelt name.
+BAD_START: Final = {
+    "EXESDB_HTTP_ADDR": "nonsense",
+    "EXESDB_BUS": "redis://exesdb:hunter2-secret@redis.example:notaport/0",
+    "EXESDB_WEBHOOK_URL": "http://hooks.example/x",
+}
+
+
+def test_run_with_json_logs_writes_each_configuration_problem_as_a_json_record() -> None:
+    """`run` with EXESDB_LOG_FORMAT=json and a bad configuration exits 2 with every stderr line
+    a JSON log record in the log's shape: an error naming each variable at fault, a warning for
+    the misspelt name, nothing secret."""
+    completed = run_bridge("run", env={"EXESDB_LOG_FORMAT": "json", **BAD_START})
+    assert completed.returncode == 2
+    records = [json.loads(line) for line in completed.stderr.splitlines()]
+    for record in records:
+        assert set(record) == {"ts", "level", "logger", "message"}
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record["ts"])
+    errors = [r["message"] for r in records if r["level"] == "error"]
+    assert [message.split(":")[:2] for message in errors] == [
+        ["bad configuration", " EXESDB_BUS"],
+        ["bad configuration", " EXESDB_HTTP_ADDR"],
+    ]
+    [warning] = [r["message"] for r in records if r["level"] == "warning"]
+    assert warning.startswith("EXESDB_WEBHOOK_URL is set but is not a setting")
+    assert {r["logger"] for r in records} == {"bridge"}
+    assert "hunter2" not in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "log_format"),
+    [(["run"], "text"), (["run"], "JSON"), (["check-config"], "json")],
+)
+def test_a_bad_configuration_is_plain_text_unless_run_logs_json(
+    command: list[str], log_format: str
+) -> None:
+    """Text logs, an EXESDB_LOG_FORMAT the settings refuse (JSON is not json), and
+    `check-config` (for people, not a log) list the problems as plain lines, exit 2."""
+    completed = run_bridge(*command, env={"EXESDB_LOG_FORMAT": log_format, **BAD_START})
+    assert completed.returncode == 2
+    lines = completed.stderr.splitlines()
+    assert lines[0] == "exesdb-bridge: bad configuration:"
+    assert "  EXESDB_HTTP_ADDR: must be host:port" in "\n".join(lines)
+    assert not any(line.startswith("{") for line in lines)
+    assert "hunter2" not in completed.stderr
+
+
 @pytest.mark.parametrize(
     ("given", "missing"),
     [

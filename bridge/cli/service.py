@@ -132,7 +132,7 @@ def _run(args: argparse.Namespace) -> int:
     from bridge.logs import configure_logging
     from bridge.probe_settings import variable_value
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(logged=True)
     configure_logging(settings)
     for note in settings.warnings():
         _logger.warning("%s", note)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -36,12 +37,14 @@ class Commands(Protocol):
     def add_parser(self, name: str, *args: Any, **kwargs: Any) -> argparse.ArgumentParser: ...
 
 
-def settings_or_exit(*, warn_unknown: bool = False) -> Settings:
+def settings_or_exit(*, warn_unknown: bool = False, logged: bool = False) -> Settings:
     """The settings, or exit 2 listing every problem; ``warn_unknown``: first warn on stderr
     about each set ``EXESDB_*`` variable that is no setting (a typo of the one the command
     needs, often), as ``run`` and ``check-config`` do with their other warnings. A bad
     configuration is followed by those warnings in any case: a misspelt name is often why a
-    required setting is missing."""
+    required setting is missing. ``logged`` (``run``, whose stderr is its log): with
+    ``EXESDB_LOG_FORMAT=json`` in the environment the problems and warnings are JSON log
+    records, one each, as every other line of that log."""
     from bridge.config import load_settings
 
     if warn_unknown:
@@ -49,6 +52,8 @@ def settings_or_exit(*, warn_unknown: bool = False) -> Settings:
     try:
         return load_settings()
     except ConfigError as exc:
+        if logged:
+            _log_refusal(exc, [] if warn_unknown else _unknown_variables())
         print("exesdb-bridge: bad configuration:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
@@ -59,10 +64,30 @@ def settings_or_exit(*, warn_unknown: bool = False) -> Settings:
         raise SystemExit(EXIT_USAGE) from None
 
 
-def _warn_unknown_variables() -> None:
+def _log_refusal(exc: ConfigError, unknown: list[str]) -> None:
+    """Each problem an error record and each warning a warning record, then exit 2, when the
+    raw environment asks for JSON logs (the settings that would say so failed to load);
+    otherwise return, for the plain text."""
+    from bridge.logs import configure_refusal_logging
+
+    if not configure_refusal_logging(os.environ):
+        return
+    logger = logging.getLogger("bridge")
+    for problem in exc.problems:
+        logger.error("bad configuration: %s", problem)
+    for note in (*exc.warnings, *unknown):
+        logger.warning("%s", note)
+    raise SystemExit(EXIT_USAGE) from None
+
+
+def _unknown_variables() -> list[str]:
     from bridge.config import unknown_variables
 
-    for note in unknown_variables(os.environ):
+    return list(unknown_variables(os.environ))
+
+
+def _warn_unknown_variables() -> None:
+    for note in _unknown_variables():
         print(f"exesdb-bridge: warning: {note}", file=sys.stderr)
 
 

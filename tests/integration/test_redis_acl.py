@@ -1,0 +1,190 @@
+"""Two bridge replicas on a real redis-server as the least-privilege ACL user docs/redis.md gives.
+
+The ACL lines are read from docs/redis.md, so the page and what is tested cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis as redis_py
+
+from bridge.headers import ADMIN_TOKEN_HEADER
+from bridge.messages import NodeHealth
+from tests.doc_text import page, section
+from tests.integration.servers.redis import RedisServer
+from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
+from tests.integration.test_replicas import (
+    alert,
+    gauge,
+    ingest,
+    leader,
+    notifications,
+    replica_env,
+)
+from tests.support import ADMIN_TOKEN, TEST_SECRET, BridgeProcess, run_bridge, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+__all__ = ["webhook_receiver"]
+
+PASSWORD = "acl-test-password"
+ADMIN = ("admin", "acl-admin-password")
+CLAIM_IDLE_MS = 600
+SIGNED = {"SECRET_KEY_BASE": TEST_SECRET}
+
+
+def documented_rules() -> tuple[list[str], list[str]]:
+    """The ``ACL SETUSER exesdb`` rules of docs/redis.md: the line for every Redis 7, and the
+    one to add on Redis 7.2 and later."""
+    text = section(page("redis"), "A Redis user for the bridge")
+    lines = [line for line in text.splitlines() if line.startswith("ACL SETUSER exesdb ")]
+    [full, newer] = lines
+    [filed] = [line for line in text.splitlines() if line.startswith("user exesdb ")]
+    # The ACL file's line gives the very same rules as the command.
+    assert shlex.split(filed)[2:] == shlex.split(full)[3:]
+    return shlex.split(full)[3:], shlex.split(newer)[3:]
+
+
+def admin(server: RedisServer) -> redis_py.Redis:
+    """A client of the test's own administrator (the default user is off)."""
+    return redis_py.Redis(
+        host="127.0.0.1", port=server.port, username=ADMIN[0], password=ADMIN[1], socket_timeout=5
+    )
+
+
+@pytest.fixture
+def acl_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server with the documented ``exesdb`` user, an administrator for the test, and
+    the default user off."""
+    server = RedisServer().start(tmp_path / "redis")
+    rules, newer = documented_rules()
+    with server.client() as client:
+        version = tuple(int(n) for n in client.info("server")["redis_version"].split(".")[:2])
+        password = [f">{PASSWORD}" if rule == ">PASSWORD" else rule for rule in rules]
+        assert password != rules, "the documented line sets the password with >PASSWORD"
+        client.execute_command("ACL", "SETUSER", "exesdb", *password)
+        if version >= (7, 2):
+            client.execute_command("ACL", "SETUSER", "exesdb", *newer)
+        everything = ("~*", "&*", "+@all")
+        client.execute_command("ACL", "SETUSER", ADMIN[0], "on", f">{ADMIN[1]}", *everything)
+        client.execute_command("ACL", "SETUSER", "default", "off")
+    with admin(server) as client:
+        client.execute_command("ACL", "LOG", "RESET")
+    yield server
+    server.stop()
+
+
+def bus_url(server: RedisServer) -> str:
+    """The documented form: the user and its password in ``EXESDB_BUS``."""
+    return f"redis://exesdb:{PASSWORD}@127.0.0.1:{server.port}/0"
+
+
+def start_replicas(
+    tmp_path: Path, started: list[BridgeProcess], server: RedisServer, receiver: WebhookReceiver
+) -> list[BridgeProcess]:
+    """Two replicas as ``exesdb``, with a lease short enough that a gone replica's consumer is
+    deleted (after ten lease lengths) within the test."""
+    replicas = []
+    for node in ("bridge-0", "bridge-1"):
+        env = replica_env(bus_url(server), node, receiver)
+        env["EXESDB_REDIS_CLAIM_IDLE_MS"] = str(CLAIM_IDLE_MS)
+        env["EXESDB_STATE_DIR"] = str(tmp_path / f"state-{node}")
+        process = BridgeProcess(**env)  # type: ignore[arg-type]
+        started.append(process)
+        replicas.append(process.start(tmp_path))
+    return replicas
+
+
+def consumers(server: RedisServer) -> set[str]:
+    """The consumers of the work queue's group on the alerts stream."""
+    with admin(server) as client:
+        found = client.xinfo_consumers("exesdb:bus:ex_esdb_alerts", "exesdb-bridge")
+    return {consumer["name"].decode() for consumer in found}
+
+
+def acknowledge(process: BridgeProcess, alert_id: str) -> int:
+    """``POST /v1/alerts/{alert_id}/ack`` with a resolution, at ``process``: the status."""
+    request = urllib.request.Request(
+        f"{process.url}/v1/alerts/{alert_id}/ack",
+        data=json.dumps({"ack_by": "ops", "resolution": "fixed"}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", ADMIN_TOKEN_HEADER: ADMIN_TOKEN},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return int(response.status)
+
+
+def nothing_pending(server: RedisServer) -> bool:
+    """No entry of the work queue taken and not acknowledged (XACK reached Redis)."""
+    with admin(server) as client:
+        for key in client.scan_iter("exesdb:bus:ex_esdb_*"):
+            for group in client.xinfo_groups(key):
+                if int(group["pending"]):
+                    return False
+    return True
+
+
+def denied(server: RedisServer) -> list[str]:
+    """What Redis refused anyone since the test began (``ACL LOG``): command or key, and user."""
+    with admin(server) as client:
+        entries = client.acl_log()
+    return [f"{entry['username']}: {entry['reason']} {entry['object']}" for entry in entries]
+
+
+def test_two_replicas_run_on_the_documented_acl_user_with_nothing_refused(
+    tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """With only the ACL rules of docs/redis.md and the default user off, two replicas fan a
+    message out to both, deliver an alert once, acknowledge it (entry and alert), and hand the
+    lease over when its holder stops; Redis refuses nothing, and no log says NOPERM.
+    ``check-config`` shows the URL with the password redacted."""
+    with pytest.raises(redis_py.AuthenticationError):  # the default user is really off
+        acl_redis.ping()
+    shown = run_bridge("check-config", env={"EXESDB_BUS": bus_url(acl_redis), **SIGNED}).stdout
+    assert f"redis://exesdb:<redacted>@127.0.0.1:{acl_redis.port}/" in shown
+    assert PASSWORD not in shown
+    receiver: WebhookReceiver = webhook_receiver()
+    replicas = start_replicas(tmp_path, bridge_processes, acl_redis, receiver)
+    for replica in replicas:
+        wait_until(gauge(replica, "exesdb_redis_connected", 1), 15, "connected to Redis")
+    # Fan-out: a message ingested at one replica reaches both.
+    health = NodeHealth(node="app-7", status="healthy", memory_usage=17.0)
+    ingest(replicas[1].url, [("node:health", "bridge-1", health)])
+    for replica in replicas:
+        wait_until(
+            gauge(replica, "exesdb_node_memory_usage_percent", 17.0, node="app-7"), 15, "fan-out"
+        )
+    # The work queue: an alert ingested at the other replica is delivered once by the holder.
+    holder = leader(replicas)
+    other = next(r for r in replicas if r is not holder)
+    ingest(other.url, [alert("acl-1")])
+    wait_until(lambda: notifications(receiver, "acl-1"), 15, "the alert delivered")
+    wait_until(lambda: nothing_pending(acl_redis), 15, "the entry acknowledged (XACK)")
+    assert acknowledge(holder, "acl-1") == 200
+    wait_until(
+        lambda: [n["status"] for n in notifications(receiver, "acl-1")] == ["firing", "resolved"],
+        15,
+        "the acknowledgement's resolution delivered, once",
+    )
+    # The lease handed over: the holder stops, the other takes the lease and delivers, and in
+    # time deletes the consumer of the replica that is gone.
+    gone = {name for name in consumers(acl_redis) if name.startswith(holder.env["EXESDB_NODE"])}
+    assert gone
+    assert holder.stop() == 0
+    wait_until(gauge(other, "exesdb_redis_work_queue_leader", 1), 15, "the lease taken over")
+    ingest(other.url, [alert("acl-2")])
+    wait_until(lambda: notifications(receiver, "acl-2"), 15, "an alert after the hand-over")
+    wait_until(lambda: nothing_pending(acl_redis), 15, "its entry acknowledged")
+    wait_until(lambda: not gone & consumers(acl_redis), 20, "the gone replica's consumer deleted")
+    assert [n["status"] for n in notifications(receiver, "acl-1")] == ["firing", "resolved"]
+    assert len(notifications(receiver, "acl-2")) == 1
+    assert denied(acl_redis) == []
+    for replica in replicas:
+        assert not re.search("NOPERM|no permissions", replica.log()), replica.log_path
