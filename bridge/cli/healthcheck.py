@@ -44,6 +44,7 @@ from bridge.errors import BridgeError, ConfigError
 from bridge.headers import HEALTHZ_BODY, REALM
 from bridge.probe_settings import (
     REQUIRES_CERTIFICATE,
+    ProbeCredentials,
     ProbeSettings,
     load_client_certificate,
     read_password,
@@ -149,21 +150,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class ProbeSource(Protocol):
+class ProbeSource(ProbeCredentials, Protocol):
     """The settings a probe is made from: ``ProbeSettings`` (the command's) or ``Settings``."""
 
     @property
     def listen(self) -> tuple[str, int]: ...
     @property
     def web_config_file(self) -> str | None: ...
-    @property
-    def healthcheck_username(self) -> str | None: ...
-    @property
-    def healthcheck_password_file(self) -> str | None: ...
-    @property
-    def healthcheck_cert_file(self) -> str | None: ...
-    @property
-    def healthcheck_key_file(self) -> str | None: ...
 
 
 def probe_url(settings: ProbeSource, *, tls: bool = False, endpoint: Endpoint = LIVENESS) -> str:
