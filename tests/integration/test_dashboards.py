@@ -374,9 +374,10 @@ def replica_input() -> list[dict[str, str]]:
             step = (index + offset) % 7 + 1
             values = f"0+{step}x80" if kind is MetricType.COUNTER else f"{step}x80"
             for target in (ALONE, *REPLICAS):
-                if name == OUTBOX[0] and target is REPLICAS[1]:
-                    values = "0x80"  # no lease: no open alert of its own shown
-                found.append({"series": selector(name, {**target, **labels}), "values": values})
+                # Without the lease a replica shows no open alert of its own outbox.
+                no_lease = name == OUTBOX[0] and target is REPLICAS[1]
+                shown = "0x80" if no_lease else values
+                found.append({"series": selector(name, {**target, **labels}), "values": shown})
     for target, leader in zip(REPLICAS, ("1", "0"), strict=True):
         found.append(
             {"series": selector("exesdb_redis_work_queue_leader", target), "values": f"{leader}x80"}
