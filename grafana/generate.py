@@ -111,8 +111,9 @@ NODE_HEALTH_CODE = (
     f' + ignoring (status) 3 * exesdb_node_health_status{{{NODE}, status="unknown"}}'
     ")"
 )
-# Open alerts: the outbox of each replica but those without the work-queue lease on Redis (one
-# that held it before keeps the counts it had then); on the in-process bus, the one replica's.
+# Open alerts: the lease holder's outbox on Redis (the others show 0), on the in-process bus the
+# one replica's. The others are left out too: one of an earlier version showed the counts it had
+# when it last held the lease.
 ACTIVE_ALERTS = (
     "exesdb_alerts_active unless ignoring (severity) exesdb_redis_work_queue_leader == 0"
 )

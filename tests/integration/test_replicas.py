@@ -602,6 +602,34 @@ def test_a_sigkilled_holders_open_alert_is_resolved_by_the_next_holder(
     assert statuses == ["firing", "resolved"]
 
 
+def test_only_the_lease_holder_shows_the_open_alerts(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """A node_failure is open on the lease holder A: A shows it in exesdb_alerts_active, B (which
+    never held the lease) 0; the lease taken from A while it runs, A shows 0 although its outbox
+    still holds the alert; whichever replica takes the lease next shows it and the other 0, so
+    the sum over the replicas is the one open alert."""
+    receiver: WebhookReceiver = webhook_receiver()
+    holder, other = fired_on_the_holder(tmp_path, redis, bridge_processes, receiver, "app-6")
+    replicas = [holder, other]
+
+    def shown(process: BridgeProcess) -> float | None:
+        return metric(process.url, "exesdb_alerts_active", severity="critical")
+
+    wait_until(lambda: shown(holder) == 1, 15, "A shows the open alert")
+    assert shown(other) == 0
+    with redis.client() as client:  # another consumer's for a minute: nobody takes it meanwhile
+        client.set("exesdb:bus:leader", "elsewhere", px=60_000)
+    wait_until(gauge(holder, "exesdb_redis_work_queue_leader", 0), 15, "A loses the lease")
+    wait_until(lambda: shown(holder) == 0, 5, "A no longer shows its outbox's open alert")
+    assert shown(other) == 0
+    with redis.client() as client:
+        client.delete("exesdb:bus:leader")
+    now = leader(replicas)
+    wait_until(lambda: shown(now) == 1, 15, "the next holder shows the open alert")
+    assert sum(shown(r) or 0 for r in replicas) == 1
+
+
 def test_a_silent_nodes_alert_open_on_a_sigkilled_holder_resolves_when_the_node_returns(
     tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
 ) -> None:

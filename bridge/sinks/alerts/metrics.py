@@ -42,7 +42,10 @@ class AlertMetrics:
     """The alert stage's families, registered in ``registry``.
 
     ``depth`` and ``active`` are refreshed by the sink's housekeeping rather than read at
-    scrape time, so that a scrape never waits on a SQLite fsync.
+    scrape time, so that a scrape never waits on a SQLite fsync. ``active`` is shown only while
+    ``holds_work_queue()``: on Redis the lease holder's outbox alone follows the cluster's open
+    alerts (another replica's keeps what it had when it last held the lease), so every other
+    replica shows 0 and the series sums over replicas.
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class AlertMetrics:
         *,
         max_open: int,
         waiting: Callable[[], int] = lambda: 0,
+        holds_work_queue: Callable[[], bool] = lambda: True,
     ) -> None:
         self.depth = OutboxDepth(0, 0, 0)
         self.active: dict[str, int] = {}
@@ -84,7 +88,7 @@ class AlertMetrics:
             f"New alerts refused because {max_open} alerts were already open.",
             registry=registry,
         )
-        registry.register(_ActiveAlerts(self))
+        registry.register(_ActiveAlerts(self, holds_work_queue))
         Gauge(
             "exesdb_alerts_pending",
             "Health conditions read as degraded or unhealthy that have not yet lasted "
@@ -113,18 +117,24 @@ class AlertMetrics:
 
 
 class _ActiveAlerts(Collector):
-    """``exesdb_alerts_active{severity}``: open alerts in the outbox, as of the last refresh."""
+    """``exesdb_alerts_active{severity}``: open alerts in the outbox, as of the last refresh;
+    0 for every severity while this replica does not hold the work queue."""
 
-    def __init__(self, metrics: AlertMetrics) -> None:
+    def __init__(self, metrics: AlertMetrics, holds_work_queue: Callable[[], bool]) -> None:
         self._metrics = metrics
+        self._holds_work_queue = holds_work_queue
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "exesdb_alerts_active",
-            "Alerts firing or acknowledged (not resolved) in the alert outbox, by severity.",
+            "Alerts firing or acknowledged (not resolved) in the alert outbox, by severity; "
+            "on Redis 0 at a replica without the work-queue lease (the holder's are the "
+            "cluster's).",
             labels=["severity"],
         )
-        active = self._metrics.active
+        # Read at each scrape: a replica that loses the lease shows 0 from that moment, and one
+        # that takes it has taken the open alerts up into its outbox before it holds it.
+        active = self._metrics.active if self._holds_work_queue() else {}
         for severity in SEVERITIES:
             family.add_metric([severity], active.get(severity, 0))
         yield family

@@ -200,8 +200,12 @@ class AlertSink:
             forget_after=self._resolve_after,
             max_conditions=max_open_alerts,
         )
+        self._lease = lease
         self.metrics = AlertMetrics(
-            registry, max_open=max_open_alerts, waiting=self._pending.waiting
+            registry,
+            max_open=max_open_alerts,
+            waiting=self._pending.waiting,
+            holds_work_queue=self.holds_work_queue,
         )
         self._errors = bus.metrics.handler_errors.labels(self.name).inc
         self.subscription = bus.subscribe(
@@ -220,7 +224,6 @@ class AlertSink:
         # On the Redis bus the alert states change only at the work-queue lease holder (it alone
         # escalates and auto-resolves), and the open alerts are kept in Redis for the next one
         # (see index): taken up whenever this replica takes the lease.
-        self._lease = lease
         self._state = state if lease is not None else None
         self._index: AlertIndex | None = None
         if lease is not None:
@@ -467,6 +470,8 @@ class AlertSink:
         self._started_at = None  # the holds wait afresh here: so does the stale wait (_expire)
         await self._ready.wait()
         if self._index is not None and await self._index.take_up():
+            # Counted before the lease is held: exesdb_alerts_active shows the outbox from then.
+            await self._refresh_gauges()
             self._changed()
 
     async def _apply(self, changes: Sequence[AlertEvent | Acknowledgement], now: float) -> Applied:

@@ -18,7 +18,7 @@ from bridge.bus import Frame, LocalCoordinator, MemoryTransport, TransportCapabi
 from bridge.component import Context
 from bridge.config import Settings
 from bridge.errors import BridgeError
-from bridge.messages import AlertAck, AlertEscalation, NodeHealth, NodeLifecycle
+from bridge.messages import SEVERITIES, AlertAck, AlertEscalation, NodeHealth, NodeLifecycle
 from bridge.sinks.alerts import AlertSink, Outbox
 from bridge.sinks.alerts.outbox import FILE_NAME
 from tests.sinks.alerts.helpers import (
@@ -449,6 +449,31 @@ async def test_only_the_work_queue_holder_escalates(tmp_path: Path) -> None:
         assert watcher.of(AlertEscalation) == []
         transport.lease.leading = True
         await async_wait_until(lambda: _field(sink, "a1", "level") == 2, what="level2")
+
+
+async def test_without_the_work_queue_lease_no_open_alert_is_shown(tmp_path: Path) -> None:
+    """exesdb_alerts_active is 0 for every severity while the replica does not hold the lease,
+    its outbox's open alerts notwithstanding (the holder's are the cluster's), and shows them
+    from the moment it holds it, and no longer once it lost it."""
+    transport = LeaseTransport()
+    async with alert_bridge(tmp_path, transport=transport) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("a1", severity="critical"))
+        await async_wait_until(lambda: stored(sink.outbox, "a1"), what="the alert stored")
+        await sink.housekeep()  # the gauges refreshed from the outbox
+
+        def shown() -> dict[str, float | None]:
+            return {
+                severity: bridge.registry.get_sample_value(
+                    "exesdb_alerts_active", {"severity": severity}
+                )
+                for severity in SEVERITIES
+            }
+
+        assert shown() == dict.fromkeys(SEVERITIES, 0)
+        transport.lease.leading = True
+        assert shown() == {**dict.fromkeys(SEVERITIES, 0), "critical": 1}
+        transport.lease.leading = False
+        assert shown() == dict.fromkeys(SEVERITIES, 0)
 
 
 async def test_alerts_api_filters_by_alert_id(tmp_path: Path) -> None:
