@@ -122,6 +122,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "INSTANCES",
         "MAX_TEXT",
         "MESSAGE_TYPES",
+        "NAME_PATTERN",
         "NO_CONTROL_CHARACTERS",
         "SECURITY_SEVERITY",
         "SEVERITIES",

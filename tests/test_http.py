@@ -70,6 +70,10 @@ def envelope(**changes: Any) -> dict[str, Any]:
     return data
 
 
+# The envelope fields of an AlertAck (its payload given with them).
+ACK: Final = {"instance": "ex_esdb_alerts", "topic": "alerts", "tag": "alert_acknowledged"}
+
+
 def body_of(*envelopes: dict[str, Any]) -> bytes:
     """One envelope as JSON, or several as NDJSON."""
     return b"\n".join(json.dumps(item).encode() for item in envelopes)
@@ -261,8 +265,12 @@ async def test_ingest_accepts_a_retired_key(serve: ServerFactory) -> None:
         (body_of(envelope(tag="no_such_tag")), "unknown_tag", "tag"),
         (body_of(envelope(payload={"status": "sick"})), "invalid_payload", "payload.status"),
         (body_of(envelope(payload={})), "invalid_payload", "payload.status"),
+        (body_of(envelope(**ACK, payload={"alert_id": "a1", "ack_by": "\u202eops"})),
+         "invalid_payload", "payload.ack_by"),
+        (json.dumps(envelope(**ACK, payload={"alert_id": "a1", "ack_by": "o\u2028ps"}),
+                    ensure_ascii=False).encode(), "invalid_payload", "payload.ack_by"),
     ],
-)
+)  # fmt: skip
 async def test_ingest_answers_400_naming_the_field(
     serve: ServerFactory, body: bytes, error: str, field: str | None
 ) -> None:

@@ -34,6 +34,7 @@ from bridge.bus.envelope import (
 from bridge.messages import (
     INSTANCES,
     MESSAGE_TYPES,
+    NAME_PATTERN,
     NO_CONTROL_CHARACTERS,
     TAGS,
     Message,
@@ -387,13 +388,19 @@ def decode_envelope_object(data: Any) -> Envelope | Rejection:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in ("payload", *first["loc"]))
         why = first["msg"]
-        if (
-            first["type"] == "string_pattern_mismatch"
-            and (first.get("ctx") or {}).get("pattern") == NO_CONTROL_CHARACTERS
-        ):
-            why = "a label value must not contain control characters"
+        if first["type"] == "string_pattern_mismatch":
+            # Said in words: pydantic's message quotes the pattern, the very characters refused.
+            why = _PATTERN_REFUSALS.get((first.get("ctx") or {}).get("pattern", ""), why)
         return Rejection(RejectReason.INVALID_PAYLOAD, f"{where}: {why}", where)
     return Envelope(message_id, instance, topic, tag, node, ts, message, ts.timestamp())
+
+
+_PATTERN_REFUSALS: Final = {
+    NO_CONTROL_CHARACTERS: "a label value must not contain control characters",
+    NAME_PATTERN: "a name must not contain a control character, a line or paragraph separator"
+    " (U+2028, U+2029) or a bidirectional control (U+061C, U+200E, U+200F, U+202A-U+202E,"
+    " U+2066-U+2069)",
+}
 
 
 # -- the fast paths --

@@ -8,7 +8,9 @@ whose schema holds a part this translation does not know stays off this path (``
 
 Two decoders: ``CHECKED`` checks the label patterns (no control characters) itself; ``CLEAN``
 leaves them out, for bytes in which no JSON string can hold a control character (``is_clean``).
-Neither checks the alphabets of ``id`` and ``topic`` (``in_alphabets``, a batch at once).
+Both check the name pattern (``NAME_PATTERN``): clean bytes may still hold a line separator or a
+bidirectional control, written unescaped. Neither checks the alphabets of ``id`` and ``topic``
+(``in_alphabets``, a batch at once).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 import msgspec
 
 from bridge.bus.envelope import Unbuilt
-from bridge.messages import MESSAGE_TYPES, NO_CONTROL_CHARACTERS, Message
+from bridge.messages import MESSAGE_TYPES, NAME_PATTERN, NO_CONTROL_CHARACTERS, Message
 from bridge.messages._base import to_utc_ms
 
 __all__ = [
@@ -65,6 +67,9 @@ one by the models as they are built)."""
 # Python's re reads ``$`` as "end, or before a final newline": the patterns end at \Z instead.
 _NO_CONTROL: Final = rf"\A[^{_CONTROL}]*\Z"
 _NODE_TEXT: Final = rf"\A[^{NOT_IN_NODE}]*\Z"
+# The name pattern, ending at \Z too; only AlertAck's ack_by holds it, so no other message pays
+# for it.
+_NAME: Final = rf"\A{NAME_PATTERN.removeprefix('^').removesuffix('$')}\Z"
 
 _ID_CHARACTERS: Final = string.ascii_letters.encode() + string.digits.encode() + b"_-"
 _TOPIC_CHARACTERS: Final = _ID_CHARACTERS + b".:"
@@ -169,11 +174,13 @@ def _type(schema: Mapping[str, Any], str_max: int | None, checked: bool) -> Any:
         if schema.get("min_length"):
             meta["min_length"] = schema["min_length"]
         pattern = schema.get("pattern")
-        if pattern is not None:
-            if pattern != NO_CONTROL_CHARACTERS:
-                raise _Unsupported(pattern)
+        if pattern == NAME_PATTERN:
+            meta["pattern"] = _NAME
+        elif pattern == NO_CONTROL_CHARACTERS:
             if checked:
                 meta["pattern"] = _NO_CONTROL
+        elif pattern is not None:
+            raise _Unsupported(pattern)
         return _annotated(str, schema, **{k: v for k, v in meta.items() if v is not None})
     if kind == "int":
         return _annotated(int, schema)

@@ -15,6 +15,7 @@ from bridge.exports import lazy_exports
 if TYPE_CHECKING:
     from bridge.messages._base import (
         MAX_TEXT,
+        NAME_PATTERN,
         NO_CONTROL_CHARACTERS,
         Message,
         Timestamp,
@@ -62,6 +63,7 @@ __all__ = [
     "INSTANCES",
     "MAX_TEXT",
     "MESSAGE_TYPES",
+    "NAME_PATTERN",
     "NO_CONTROL_CHARACTERS",
     "SECURITY_SEVERITY",
     "SEVERITIES",
@@ -131,6 +133,7 @@ __getattr__ = lazy_exports(
     {
         "_base": (
             "MAX_TEXT",
+            "NAME_PATTERN",
             "NO_CONTROL_CHARACTERS",
             "Message",
             "Timestamp",

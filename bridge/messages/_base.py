@@ -17,10 +17,12 @@ from pydantic.config import ExtraValues
 from pydantic_core import CoreSchema, core_schema
 
 __all__ = [
+    "NAME_PATTERN",
     "NO_CONTROL_CHARACTERS",
     "JsonMap",
     "Label",
     "Message",
+    "Name",
     "NonNegInt",
     "Text",
     "Timestamp",
@@ -94,6 +96,20 @@ becomes a Prometheus label value must match (checked natively, in pydantic-core)
 
 Label = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=NO_CONTROL_CHARACTERS)]
 """A ``Text`` that becomes a label value (``node`` and the other names ``/metrics`` shows)."""
+
+# A line or paragraph separator breaks a name's line; a bidirectional control reorders the text
+# shown after it (a right-to-left override turns "ops: fixed" around on a page or in a terminal).
+# U+2028, U+2029 and Unicode's Bidi_Control characters, as a regular expression's class written
+# in escapes (Python's re, pydantic-core's and JSON Schema's read them alike), so that no message
+# quoting the pattern holds the characters themselves.
+_NOT_IN_NAME: Final = r"\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+
+NAME_PATTERN: Final = NO_CONTROL_CHARACTERS.replace("]", _NOT_IN_NAME + "]", 1)
+"""What a name shown to people as who did something (who acknowledged an alert) must match: no
+control character, line or paragraph separator or bidirectional control (checked natively)."""
+
+Name = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=NAME_PATTERN)]
+"""A ``Text`` shown as who did something: the alert page, its history and the logs show it."""
 
 NonNegInt = Annotated[int, Field(ge=0)]
 JsonMap = dict[str, Any]

@@ -12,6 +12,7 @@ from bridge.messages._base import (
     JsonMap,
     Label,
     Message,
+    Name,
     NonNegInt,
     Text,
     Timestamp,
@@ -96,7 +97,9 @@ class AlertAck(Message):
     INSTANCE: ClassVar[str] = INSTANCE
 
     alert_id: Text
-    ack_by: Text
+    # Shown as who acknowledged (the alert page and its history, the admin API, the logs): no
+    # character that breaks its line or reorders the text after it, as the admin API's ack.
+    ack_by: Name
     ack_note: str | None = None
     resolution: str | None = None
     ack_timestamp: Timestamp = Field(default_factory=utc_now)

@@ -19,6 +19,7 @@ from typing import Any, Final
 from bridge.messages import (
     INSTANCES,
     MESSAGE_TYPES,
+    NAME_PATTERN,
     NO_CONTROL_CHARACTERS,
     TAGS,
     Message,
@@ -245,9 +246,16 @@ def _plural(text: str) -> str:
     return head + "s" + space + rest
 
 
+# What a string's pattern refuses, as the payload rules of docs/messages.md name it.
+_PATTERN_LABELS: Final = {
+    NO_CONTROL_CHARACTERS: ", no control characters",
+    NAME_PATTERN: ", no control characters, line separators or bidirectional controls",
+}
+
+
 def _length(node: Mapping[str, Any]) -> str:
     low, high = node.get("minLength"), node.get("maxLength")
-    label = ", no control characters" if node.get("pattern") == NO_CONTROL_CHARACTERS else ""
+    label = _PATTERN_LABELS.get(node.get("pattern", ""), "")
     if high == STRING_CAP and low is None:
         return f" ({label[2:]})" if label else ""  # every string has this cap: said once
     if low is not None and high is not None:

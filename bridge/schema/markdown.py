@@ -75,6 +75,11 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
 - Every string is at most {cap} characters; "1-4096 characters" is a tighter limit of that field.
 - A string that becomes a Prometheus label value ("no control characters") may not hold a C0
   control character (NUL included), DEL or a C1 control character.
+- A name shown as who did something (`ack_by`: "no control characters, line separators or
+  bidirectional controls") may not hold those either, nor a line or paragraph separator (U+2028,
+  U+2029) or a bidirectional control (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069),
+  which would break its line or reorder the text shown after it on the alert page, in its history
+  and in logs: the characters the [admin API](http-api.md#alerts)'s `ack_by` refuses.
 - A number field given as text (`"1.5"`) is taken, but not one that reads as a NaN or an
   infinity (`"NaN"`, `"inf"`): `invalid_payload`. The one infinity a payload can hold is a
   `rate_per_sec` derived from a `duration_ms` too small for a finite rate.

@@ -15,6 +15,7 @@ import json
 import math
 import re
 import sys
+import unicodedata
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -972,6 +973,101 @@ def test_every_node_field_refuses_control_characters(model: type[Message]) -> No
     assert rejection.field == "payload.node"
 
 
+# Names with a character that breaks their line or reorders what follows (refused), and with
+# their neighbours in Unicode (taken): AlertAck's ack_by is shown as who acknowledged.
+REFUSED_NAMES = [
+    "\u202eadmin",  # right-to-left override
+    "ops\u202a",
+    "ops\u2066x\u2069",  # isolates
+    "ops\u2068",
+    "ops\u200e",
+    "ops\u200f",
+    "ops\u061cx",  # Arabic letter mark
+    "ops\u2028ack_by: admin",
+    "ops\u2029",
+    "ops\x00",
+    "ops\nack_by: admin",
+    "ops\x7f",
+    "ops\x85",
+]
+TAKEN_NAMES = ["ops", "Zoë", "名前", "ops\u061b", "ops\u200d", "ops\u2027", "ops\u202f",
+               "ops\u2065", "ops\u206a", "ops\u00a0", "\u05e9\u05dc\u05d5\u05dd"]  # fmt: skip
+
+
+@pytest.mark.parametrize("lax", [False, True], ids=["msgspec", "pydantic-core"])
+@pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "raw"])
+@pytest.mark.parametrize("name", REFUSED_NAMES + TAKEN_NAMES, ids=ascii)
+def test_an_ack_by_with_a_separator_or_bidirectional_control_is_refused_either_way(
+    name: str, ascii_only: bool, lax: bool
+) -> None:
+    """AlertAck's ack_by with a line or paragraph separator, a bidirectional control or a
+    control character, written escaped or as raw UTF-8 (which is_clean lets through), in a
+    complete and in a minimal payload, on the msgspec path or in a form only pydantic-core
+    reads, is refused by every decoder and on a batch's path, invalid_payload naming the field
+    and what it refuses; a name with the characters next to those is taken."""
+    for base in (CASES[AlertAck].full, CASES[AlertAck].minimal):
+        payload = {**base, "ack_by": name}
+        if lax:
+            payload["ack_timestamp"] = "2026-11-28T02:00:00.123+02:00"
+        body = _body(payload, AlertAck, ascii_only=ascii_only)
+        result = _agree(body, payload, AlertAck)
+        if name in TAKEN_NAMES:
+            assert isinstance(result, Envelope)
+            assert isinstance(result.payload, AlertAck)
+            assert result.payload.ack_by == name
+            continue
+        assert isinstance(result, Rejection)
+        assert (result.reason, result.field) == (RejectReason.INVALID_PAYLOAD, "payload.ack_by")
+        assert "bidirectional control" in result.detail
+        assert not re.search(
+            r"[\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]", result.detail
+        )
+        good = _body(base, AlertAck, ascii_only=ascii_only, id="01JDX0Y8C7H1V4N0W5Z3Q2M6TA")
+        assert decode_envelopes([good, body])[1] == (1, result)
+        assert decode_envelopes([good, body], good + b"\n" + body)[1] == (1, result)
+
+
+def _shown_wrongly(name: str) -> bool:
+    """Whether ``name`` holds a character that breaks its line or reorders what follows, by
+    Unicode's own data: a control (Cc), a line or paragraph separator (Zl, Zp), an embedding,
+    override or isolate, or one of the three directional marks (ALM, LRM, RLM)."""
+    return any(
+        unicodedata.category(character) in ("Cc", "Zl", "Zp")
+        or unicodedata.bidirectional(character) in _EXPLICIT
+        or character in "\u061c\u200e\u200f"
+        for character in name
+    )
+
+
+_EXPLICIT = frozenset({"LRE", "RLE", "PDF", "LRO", "RLO", "LRI", "RLI", "FSI", "PDI"})
+_NEAR_BIDI = st.sampled_from(
+    [chr(c) for c in (*range(0x2026, 0x2030), *range(0x2064, 0x206B), *range(0x200B, 0x2011))]
+    + ["\u061b", "\u061c", "\u061d", "\x00", "\x1f", "\x7f", "\x85", "\x9f", "\xa0"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.text(st.characters(codec="utf-8") | _NEAR_BIDI, min_size=1, max_size=12),
+    ascii_only=st.booleans(),
+    full=st.booleans(),
+)
+def test_generated_ack_by_names_decode_the_same_and_as_unicode_says(
+    name: str, ascii_only: bool, full: bool
+) -> None:
+    """Generated ack_by names, rich in the characters around the refused ones: the fast paths
+    take exactly what the reference accepts, and that is a name Unicode's data says holds no
+    control, separator or bidirectional control."""
+    base = CASES[AlertAck].full if full else CASES[AlertAck].minimal
+    payload = {**base, "ack_by": name}
+    result = _agree(_body(payload, AlertAck, ascii_only=ascii_only), payload, AlertAck)
+    if _shown_wrongly(name):
+        assert isinstance(result, Rejection)
+        assert result.field == "payload.ack_by"
+    else:
+        assert isinstance(result, Envelope), result
+
+
 def test_the_fast_path_is_taken_for_a_valid_envelope() -> None:
     """A well-formed envelope is decoded by the fast path (not by the fallback)."""
     assert isinstance(_decode_fast(_health()), Envelope)
@@ -1041,6 +1137,8 @@ def _odd_values(model: type[Message], name: str) -> st.SearchStrategy[Any]:
             odd.append(bad[1])
     if name in case.minimal:
         odd.append(case.minimal[name])
+    if model is AlertAck and name == "ack_by":
+        odd.extend(REFUSED_NAMES)
     values = st.sampled_from(odd) | _plain_json
     if name in _TIMESTAMP_FIELDS:
         values = values | st.sampled_from(TIMESTAMPS)

@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from bridge.bodies import read_json
-from bridge.messages import MAX_TEXT, NO_CONTROL_CHARACTERS
+from bridge.messages import MAX_TEXT, NAME_PATTERN
 from bridge.routes import AdminGuard, error_response, unknown_parameter, unsupported_json
 from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, AlertState
 
@@ -38,16 +38,11 @@ MAX_ACK_BY: Final = 200
 Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_TEXT)]
 # No control character: a NUL, line break or ESC in a name would forge lines in logs and
 # terminals (exesdb-bridge alerts list) and break the history's "by NAME: note"; nor a line or
-# paragraph separator, or a bidirectional control, which reorders the text shown after it.
-# (Unicode's Bidi_Control characters: U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069.)
-_NOT_IN_NAME: Final = "\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+# paragraph separator, or a bidirectional control, which reorders the text shown after it. The
+# messages' pattern, so that an AlertAck from the bus is held to the same.
 Name = Annotated[
     StrictStr,
-    StringConstraints(
-        min_length=1,
-        max_length=MAX_ACK_BY,
-        pattern=NO_CONTROL_CHARACTERS.replace("]", _NOT_IN_NAME + "]", 1),
-    ),
+    StringConstraints(min_length=1, max_length=MAX_ACK_BY, pattern=NAME_PATTERN),
 ]
 
 

@@ -11,10 +11,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from pydantic import SecretStr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import SecretStr, ValidationError
 
+from bridge.messages import AlertAck
 from bridge.routes import AdminGuard
-from bridge.sinks.alerts.admin import AlertQuery, alert_routes
+from bridge.sinks.alerts.admin import AckRequest, AlertQuery, alert_routes
 from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, AlertState
 from tests.sinks.alerts.test_payload import record
 from tests.support import ADMIN_TOKEN
@@ -280,6 +283,32 @@ async def test_ack_takes_a_name_of_up_to_200_printable_characters(
         )
     assert status == 200
     assert keeper.acks == [Acknowledgement("a1", name, None, None)]
+
+
+_NAME_CHARACTERS = st.characters(codec="utf-8") | st.sampled_from(
+    [chr(c) for c in (*range(0x2026, 0x2030), *range(0x2064, 0x206B), *range(0x200B, 0x2011))]
+    + ["\u061b", "\u061c", "\u061d", "\x00", "\n", "\x7f", "\x85", "\xa0"]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(name=st.text(_NAME_CHARACTERS, min_size=1, max_size=20))
+def test_ack_by_takes_the_names_an_alert_ack_from_the_bus_takes(name: str) -> None:
+    """The admin API's ack_by and AlertAck's (an acknowledgement sent on the bus) refuse the
+    same characters: whatever the one takes (up to its 200 characters), the other takes."""
+    try:
+        AckRequest.model_validate({"ack_by": name})
+    except ValidationError:
+        taken_here = False
+    else:
+        taken_here = True
+    try:
+        AlertAck.model_validate({"alert_id": "a1", "ack_by": name})
+    except ValidationError:
+        taken_on_the_bus = False
+    else:
+        taken_on_the_bus = True
+    assert taken_here == taken_on_the_bus
 
 
 @pytest.mark.parametrize(
