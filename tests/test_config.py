@@ -432,6 +432,39 @@ def test_alert_link_origins_other_than_origins_stop_start_up_naming_each(
         assert hidden not in err
 
 
+@pytest.mark.parametrize(
+    "origins", ["*", "https://*", "https://*.example.com", "https://wiki.example,*"]
+)
+def test_a_wildcard_alert_link_origin_stops_start_up_saying_to_list_origins(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], origins: str
+) -> None:
+    """A `*` in EXESDB_ALERT_LINK_ORIGINS (meant as any origin, or any subdomain) is refused, not
+    compared as written: check-config exits 2, the line naming the variable and saying to list
+    the origins explicitly."""
+    status, out, err = _check_config(monkeypatch, capsys, EXESDB_ALERT_LINK_ORIGINS=origins)
+    assert (status, out) == (2, "")
+    item = len(origins.split(","))
+    assert err.splitlines()[1:] == [
+        f"  EXESDB_ALERT_LINK_ORIGINS item {item}: a wildcard (*) is not allowed: only links on"
+        " the origins listed are shown whole; list each origin explicitly, e.g."
+        " https://wiki.example,https://runbooks.example:8443 (every path on an origin is"
+        " allowed)"
+    ]
+
+
+def test_run_stops_at_start_on_a_wildcard_alert_link_origin() -> None:
+    """`exesdb-bridge run` with EXESDB_ALERT_LINK_ORIGINS=* exits 2 before it listens, saying to
+    list the origins explicitly."""
+    completed = run_bridge(
+        "run",
+        env={"EXESDB_ALERT_LINK_ORIGINS": "*", "EXESDB_HTTP_ADDR": "127.0.0.1:0"},
+        timeout=30,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "  EXESDB_ALERT_LINK_ORIGINS item 1: a wildcard (*) is not allowed:" in completed.stderr
+    assert "list each origin explicitly" in completed.stderr
+
+
 def test_run_stops_at_start_on_an_alert_link_origin_with_a_path() -> None:
     """`exesdb-bridge run` with an origin that has a path exits 2 before it listens, the line
     naming EXESDB_ALERT_LINK_ORIGINS and saying the item has a path."""
