@@ -14,7 +14,7 @@ import socket
 import typing
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Final, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -321,6 +321,19 @@ class Settings(BaseSettings):
             raise ValueError("a redis:// or rediss:// URL's port must be a port from 1 to 65535")
         from redis.asyncio.connection import parse_url  # what the transport's from_url reads
 
+        from bridge.bus.redis.link import OWN_OPTIONS
+
+        # redis-py lets the query override what the transport sets, without a word; before
+        # parse_url, which would refuse a value it cannot read without saying that.
+        owned = [name for name in parse_qs(parts.query) if name in OWN_OPTIONS]
+        if owned:
+            raise ValueError(
+                "; ".join(
+                    f"query option {name!r} would override {OWN_OPTIONS[name]}; remove it"
+                    " from the URL"
+                    for name in owned
+                )
+            )
         # Its errors name a query option whose value it cannot read, never the value.
         options = parse_url(value)
         # An option redis-py does not know it hands on as is, and the first connection then fails

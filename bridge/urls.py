@@ -211,8 +211,16 @@ def allowed_link(text: str, origins: frozenset[str]) -> str | None:
 
 def require_link_origin(origin: str) -> str:
     """``origin`` as ``link_origin`` gives it when it is an origin alone (``scheme://host[:port]``,
-    a trailing ``/`` allowed); ValueError saying why not: no http(s) URL with a host, a user name
-    or password, or a path, query or fragment (shown only as ``safe_url`` shows it)."""
+    a trailing ``/`` allowed); ValueError saying why not: a wildcard, no http(s) URL with a host,
+    a user name or password, or a path, query or fragment (shown only as ``safe_url`` shows it)."""
+    if "*" in origin:
+        # Meant as "any origin" (or any subdomain), it would be compared as written, and a list
+        # that allowed any origin would let every link in alert metadata through whole.
+        raise ValueError(
+            "a wildcard (*) is not allowed: only links on the origins listed are shown whole;"
+            " list each origin explicitly, e.g. https://wiki.example,https://runbooks.example:8443"
+            " (every path on an origin is allowed)"
+        )
     require_http_url(origin)
     parts = urlsplit(origin)
     if "@" in parts.netloc:

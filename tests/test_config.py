@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bridge.bus.redis.link import OWN_OPTIONS
 from bridge.cli import main
 from bridge.config import MIN_SECRET_LENGTH, Settings, known_variables, load_settings
 from bridge.errors import ConfigError
@@ -122,6 +123,7 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_BUS", "redis://redis:notaport/0", "a port from 1 to 65535"),
         ("EXESDB_BUS", "rediss://redis:70000", "a port from 1 to 65535"),
         ("EXESDB_BUS", "redis://redis/0?socket_timeout=soon", "'socket_timeout'"),
+        ("EXESDB_BUS", "redis://redis/0?socket_timeout=1", "'socket_timeout' would override"),
         ("EXESDB_BUS", "rediss://redis/0?ssl_ca_cert=/ca.crt", "'ssl_ca_cert': not an option"),
         ("EXESDB_BUS", "redis://redis/0?ssl_ca_certs=/ca.crt", "with rediss:// only"),
         ("EXESDB_BUS", "redis://redis/0?Hunter2=x", "query option (a name not shown)"),
@@ -158,6 +160,42 @@ def test_a_bad_value_stops_with_a_line_naming_the_variable(
     assert len(problems) == 1, err
     assert problems[0].startswith((f"{variable}: ", f"{variable} item 1: "))
     assert allowed in problems[0]
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        "socket_timeout=30",
+        "socket_connect_timeout=10",
+        "health_check_interval=0",
+        "retry=3",
+        "retry_on_timeout=true",
+        "retry_on_error=TimeoutError",
+    ],
+)
+def test_a_bus_query_option_the_transport_sets_itself_stops_start_up_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    """An EXESDB_BUS query option that would override what the Redis transport sets itself
+    (redis-py lets the URL win without a word) stops check-config with exit 2, one line naming
+    the variable and the option, saying what it would override; the password is not shown."""
+    status, out, err = _check_config(
+        monkeypatch, capsys, EXESDB_BUS=f"redis://bridge:hunter2@redis:6379/0?{option}"
+    )
+    name = option.partition("=")[0]
+    assert (status, out) == (2, "")
+    assert [line.strip() for line in err.splitlines()[1:]] == [
+        f"EXESDB_BUS: query option {name!r} would override {OWN_OPTIONS[name]}; remove it from"
+        " the URL"
+    ]
+    assert "hunter2" not in err
+
+
+def test_bus_query_options_the_transport_leaves_alone_are_taken() -> None:
+    """A connection option the transport does not set itself (a pool size, a keepalive) is taken
+    from EXESDB_BUS's query as before."""
+    bus = "redis://redis:6379/0?max_connections=64&socket_keepalive=true"
+    assert Settings(EXESDB_BUS=bus, SECRET_KEY_BASE=LONG_SECRET).bus == bus
 
 
 @pytest.mark.parametrize(
@@ -430,6 +468,39 @@ def test_alert_link_origins_other_than_origins_stop_start_up_naming_each(
     ]
     for hidden in ("hunter2", "runbooks", "space=ops"):
         assert hidden not in err
+
+
+@pytest.mark.parametrize(
+    "origins", ["*", "https://*", "https://*.example.com", "https://wiki.example,*"]
+)
+def test_a_wildcard_alert_link_origin_stops_start_up_saying_to_list_origins(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], origins: str
+) -> None:
+    """A `*` in EXESDB_ALERT_LINK_ORIGINS (meant as any origin, or any subdomain) is refused, not
+    compared as written: check-config exits 2, the line naming the variable and saying to list
+    the origins explicitly."""
+    status, out, err = _check_config(monkeypatch, capsys, EXESDB_ALERT_LINK_ORIGINS=origins)
+    assert (status, out) == (2, "")
+    item = len(origins.split(","))
+    assert err.splitlines()[1:] == [
+        f"  EXESDB_ALERT_LINK_ORIGINS item {item}: a wildcard (*) is not allowed: only links on"
+        " the origins listed are shown whole; list each origin explicitly, e.g."
+        " https://wiki.example,https://runbooks.example:8443 (every path on an origin is"
+        " allowed)"
+    ]
+
+
+def test_run_stops_at_start_on_a_wildcard_alert_link_origin() -> None:
+    """`exesdb-bridge run` with EXESDB_ALERT_LINK_ORIGINS=* exits 2 before it listens, saying to
+    list the origins explicitly."""
+    completed = run_bridge(
+        "run",
+        env={"EXESDB_ALERT_LINK_ORIGINS": "*", "EXESDB_HTTP_ADDR": "127.0.0.1:0"},
+        timeout=30,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "  EXESDB_ALERT_LINK_ORIGINS item 1: a wildcard (*) is not allowed:" in completed.stderr
+    assert "list each origin explicitly" in completed.stderr
 
 
 def test_run_stops_at_start_on_an_alert_link_origin_with_a_path() -> None:

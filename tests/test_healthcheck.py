@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -167,6 +171,70 @@ async def test_a_server_that_never_answers_times_out(server: Server) -> None:
     await server.start(hang)
     verdict = await asyncio.to_thread(probe, server.url(), timeout=0.3)
     assert verdict.line == f"unhealthy: {server.url()} did not answer within 0.3s"
+
+
+@contextmanager
+def trickling_server(every: float = 0.1, most: float = 15.0) -> Iterator[int]:
+    """A TCP server on 127.0.0.1 (its port yielded) that answers each request with a status line
+    and then a header one byte every ``every`` seconds, well within any read timeout, for
+    ``most`` seconds at most."""
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+
+    def trickle(connection: socket.socket) -> None:
+        with connection:
+            connection.recv(65536)  # the request, sent at once by the probe
+            connection.sendall(b"HTTP/1.1 200 OK\r\nX-Trickle: ")
+            until = time.monotonic() + most
+            while time.monotonic() < until and not stop.wait(every):  # the pace, not a wait
+                try:
+                    connection.sendall(b"a")
+                except OSError:  # the probe went away
+                    return
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=trickle, args=(connection,), daemon=True).start()
+
+    server = threading.Thread(target=serve, name="trickling-server", daemon=True)
+    server.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        server.join()
+        listener.close()
+
+
+async def test_a_server_trickling_its_answer_is_not_waited_for_past_the_timeout() -> None:
+    """The timeout bounds the whole probe, not each read: a server sending a byte every 0.1 s
+    is given up on as the timeout ends, the line saying it did not answer within it."""
+    with trickling_server() as port:
+        url = f"http://127.0.0.1:{port}/healthz"
+        started = time.monotonic()
+        verdict = await asyncio.to_thread(probe, url, timeout=0.5)
+        took = time.monotonic() - started
+    assert verdict.line == f"unhealthy: {url} did not answer within 0.5s"
+    assert took < 1.5
+
+
+def test_command_against_a_trickling_server_exits_1_within_its_timeout() -> None:
+    """`healthcheck --timeout 1` against a server trickling its answer exits 1 soon after one
+    second (an exec probe's timeout holds), one line saying it did not answer within 1s."""
+    with trickling_server() as port:
+        started = time.monotonic()
+        completed = healthcheck("--timeout", "1", EXESDB_HTTP_ADDR=f"127.0.0.1:{port}")
+        took = time.monotonic() - started
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        f"unhealthy: http://127.0.0.1:{port}/healthz did not answer within 1s\n"
+    )
+    assert took < 4.0  # one second, and the interpreter's start on a busy machine
 
 
 async def test_credentials_are_sent_as_basic_auth_and_never_shown(server: Server) -> None:

@@ -33,6 +33,7 @@ import json
 import re
 import ssl
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -141,7 +142,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=seconds,
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
-        help=f"how long to wait for the answer (default: {DEFAULT_TIMEOUT:g})",
+        help=(
+            "how long the whole probe may take: connect, TLS handshake, request and answer"
+            f" (default: {DEFAULT_TIMEOUT:g})"
+        ),
     )
     parser.add_argument(
         "--ready",
@@ -175,10 +179,41 @@ def probe(
 ) -> Verdict:
     """GET ``url`` once, healthy only on 200: no redirect followed, no proxy from the environment.
 
-    ``timeout`` bounds the connect and each read. ``credentials`` (user, password) are sent as
-    basic auth and never shown. ``endpoint`` gives the line its words and says how the bridge's
-    body looks; for ``READINESS`` a 503 line names the parts the body says are not ready.
+    ``timeout`` bounds the whole probe: connect, TLS handshake, request and answer (a server
+    trickling its answer a byte at a time is not waited for past it). ``credentials`` (user,
+    password) are sent as basic auth and never shown. ``endpoint`` gives the line its words and
+    says how the bridge's body looks; for ``READINESS`` a 503 line names the parts the body says
+    are not ready.
     """
+    found: list[Verdict | BaseException] = []
+
+    def ask() -> None:
+        try:
+            found.append(_probe(url, timeout, ssl_context, credentials, endpoint))
+        except BaseException as exc:  # raised again below, in the caller's thread
+            found.append(exc)
+
+    # http.client's timeout bounds each socket operation, not their sum: the probe runs in a
+    # thread waited for until the deadline, and one still asking then is left to end alone (a
+    # daemon thread, which holds up no exit of the command).
+    asking = threading.Thread(target=ask, name="healthcheck-probe", daemon=True)
+    asking.start()
+    asking.join(timeout)
+    if not found:
+        return Verdict(False, f"{endpoint.bad}: {url} did not answer within {timeout:g}s")
+    if isinstance(found[0], BaseException):
+        raise found[0]
+    return found[0]
+
+
+def _probe(
+    url: str,
+    timeout: float,
+    ssl_context: ssl.SSLContext | None,
+    credentials: tuple[str, str] | None,
+    endpoint: Endpoint,
+) -> Verdict:
+    """``probe`` itself, ``timeout`` bounding the connect and each read."""
     good, bad = endpoint.good, endpoint.bad
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port

@@ -34,7 +34,15 @@ The parts: ``transport.py`` wires them; ``link.py`` (the client, its state, the 
 
 from __future__ import annotations
 
-from bridge.bus.redis.layout import GROUP
-from bridge.bus.redis.transport import RedisTransport
+from typing import TYPE_CHECKING
+
+from bridge.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from bridge.bus.redis.layout import GROUP
+    from bridge.bus.redis.transport import RedisTransport
 
 __all__ = ["GROUP", "RedisTransport"]
+
+# EXESDB_BUS's check reads ``link.OWN_OPTIONS`` without the transport's metrics and loops.
+__getattr__ = lazy_exports(__name__, {"layout": ("GROUP",), "transport": ("RedisTransport",)})

@@ -6,9 +6,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
+from types import MappingProxyType
 from typing import Any, Final
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
 
 from bridge.backoff import Backoff
@@ -16,12 +19,37 @@ from bridge.bus.redis.layout import RAW_REPLIES
 from bridge.errors import TransportError
 from bridge.redaction import safe_url
 
-__all__ = ["RETRYABLE", "Link", "linger", "temporary"]
+__all__ = ["OWN_OPTIONS", "RETRYABLE", "Link", "linger", "redis_client", "temporary"]
 
 _logger = logging.getLogger(__name__)
 
 RETRYABLE: Final = (RedisError, OSError, asyncio.TimeoutError)
 """What a Redis command raises when Redis is unreachable, slow, or refuses it."""
+_RETRIES_ARE_OURS: Final = (
+    "the Redis transport's own retrying: reconnection with backoff, counted and told in readiness"
+)
+OWN_OPTIONS: Final = MappingProxyType(
+    {
+        "socket_timeout": (
+            "the Redis transport's own, above the XREAD block time so that a blocked read is not"
+            " taken for a dead server"
+        ),
+        "socket_connect_timeout": (
+            "the Redis transport's own, short so that an unreachable Redis is told in readiness"
+            " within seconds"
+        ),
+        "health_check_interval": (
+            "the Redis transport's own, so that a connection dropped while idle (by Redis or a"
+            " proxy) is replaced before it fails a command"
+        ),
+        "retry": _RETRIES_ARE_OURS,
+        "retry_on_timeout": _RETRIES_ARE_OURS,
+        "retry_on_error": _RETRIES_ARE_OURS,
+    }
+)
+"""The connection options ``redis_client`` sets (or whose work it does) itself, each with what a
+URL's query would override: redis-py lets the query win without a word, so ``EXESDB_BUS``
+refuses them."""
 
 # Refusals a Redis gives while it cannot take writes for now (memory full, a read-only replica
 # after a failover, a failing RDB save, loading its data set): retried with backoff.
@@ -174,6 +202,19 @@ class Link:
             raise TransportError(
                 f"Redis at {safe_url(self.url)} could not {doing}: {reason}"
             ) from exc
+
+
+def redis_client(url: str, *, block_ms: int) -> Redis:
+    """The transport's client for ``url``, whose blocking reads wait up to ``block_ms``; it sets
+    the options of ``OWN_OPTIONS`` (``EXESDB_BUS`` may not)."""
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=2.0,
+        # Above the XREAD block time, so a blocked read is not mistaken for a dead server.
+        socket_timeout=block_ms / 1000 + 5.0,
+        retry=Retry(NoBackoff(), 0),  # reconnection is ours, with backoff and readiness
+        health_check_interval=10,
+    )
 
 
 def linger(read: int, batch: int) -> float:

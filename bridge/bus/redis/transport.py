@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, Final
 
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from bridge.backoff import Backoff
 from bridge.bus.capabilities import TransportCapabilities
@@ -25,7 +23,7 @@ from bridge.bus.redis.coordination import RedisCoordinator
 from bridge.bus.redis.fanout import FanOutReader
 from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.lease import Lease
-from bridge.bus.redis.link import RETRYABLE, Link
+from bridge.bus.redis.link import RETRYABLE, Link, redis_client
 from bridge.bus.redis.metrics import RedisCollector
 from bridge.bus.redis.shared_state import RedisSharedState
 from bridge.bus.redis.spool import Spool
@@ -80,15 +78,7 @@ class RedisTransport:
         self.consumer = f"{node}:{secrets.token_hex(4)}"
         link = self._link = Link(
             url,
-            client
-            or Redis.from_url(
-                url,
-                socket_connect_timeout=2.0,
-                # Above the XREAD block time, so a blocked read is not mistaken for a dead server.
-                socket_timeout=block_ms / 1000 + 5.0,
-                retry=Retry(NoBackoff(), 0),  # reconnection is ours, with backoff and readiness
-                health_check_interval=10,
-            ),
+            client or redis_client(url, block_ms=block_ms),
             Backoff(backoff_seconds, max_backoff_seconds, jitter, rng),
         )
         # Stops every background loop (set by aclose, or by whoever simulates a crash).

@@ -11,7 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
 from bridge.backoff import Backoff
-from bridge.bus.redis.link import Link, temporary
+from bridge.bus.redis.link import OWN_OPTIONS, Link, redis_client, temporary
 from bridge.errors import TransportError
 
 URL = "redis://:hunter2@127.0.0.1:1/0"
@@ -207,3 +207,13 @@ async def test_a_failure_at_the_boundary_becomes_a_transport_error(link: Link) -
     assert caught.value.__cause__ is cause
     assert "could not swap k: Connection refused" in str(caught.value)
     assert "hunter2" not in str(caught.value)
+
+
+def test_every_option_the_transport_sets_itself_is_one_exesdb_bus_refuses() -> None:
+    """The options redis_client adds to a URL's are all in OWN_OPTIONS, which EXESDB_BUS's query
+    may not hold: one the transport sets that a URL could override without a word is caught."""
+    made = redis_client(URL, block_ms=1_000).connection_pool.connection_kwargs
+    plain = Redis.from_url(URL).connection_pool.connection_kwargs
+    added = set(made) - set(plain)
+    assert added == {"socket_timeout", "socket_connect_timeout", "retry", "health_check_interval"}
+    assert added <= set(OWN_OPTIONS)
