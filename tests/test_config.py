@@ -171,6 +171,7 @@ def test_a_bad_value_stops_with_a_line_naming_the_variable(
         "retry=3",
         "retry_on_timeout=true",
         "retry_on_error=TimeoutError",
+        "decode_responses=false",
     ],
 )
 def test_a_bus_query_option_the_transport_sets_itself_stops_start_up_naming_it(

@@ -42,6 +42,10 @@ OWN_OPTIONS: Final = MappingProxyType(
             "the Redis transport's own, so that a connection dropped while idle (by Redis or a"
             " proxy) is replaced before it fails a command"
         ),
+        "decode_responses": (
+            "the Redis transport's own, off: entries are read as bytes, the bytes that were"
+            " signed (redis-py reads the query's 'false' as true)"
+        ),
         "retry": _RETRIES_ARE_OURS,
         "retry_on_timeout": _RETRIES_ARE_OURS,
         "retry_on_error": _RETRIES_ARE_OURS,
@@ -214,6 +218,7 @@ def redis_client(url: str, *, block_ms: int) -> Redis:
         socket_timeout=block_ms / 1000 + 5.0,
         retry=Retry(NoBackoff(), 0),  # reconnection is ours, with backoff and readiness
         health_check_interval=10,
+        decode_responses=False,  # the default, said here: entries are verified as the bytes signed
     )
 
 

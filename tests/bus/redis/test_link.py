@@ -215,5 +215,11 @@ def test_every_option_the_transport_sets_itself_is_one_exesdb_bus_refuses() -> N
     made = redis_client(URL, block_ms=1_000).connection_pool.connection_kwargs
     plain = Redis.from_url(URL).connection_pool.connection_kwargs
     added = set(made) - set(plain)
-    assert added == {"socket_timeout", "socket_connect_timeout", "retry", "health_check_interval"}
+    assert added == {
+        "socket_timeout",
+        "socket_connect_timeout",
+        "retry",
+        "health_check_interval",
+        "decode_responses",
+    }
     assert added <= set(OWN_OPTIONS)
