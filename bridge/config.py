@@ -3,18 +3,20 @@
 Every setting is one environment variable; ``load_settings()`` reads them all and reports every
 bad value at once, one line each, naming the variable, its fault and what is allowed, without
 ever echoing a secret.
+
+Here are the settings, the checks across them and their loading; the checks of one value live
+with what they check (``bridge.urls``, ``bridge.bus_url``, ``bridge.probe_settings``), and how a
+refused value is worded (``bridge.settings_errors``), how a value is shown
+(``bridge.settings_display``) and which set variables are no setting
+(``bridge.unknown_variables``) each have a module of their own.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
-import re
 import socket
-import typing
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Final, Literal
-from urllib.parse import parse_qs, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -32,6 +34,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from bridge.bus_url import require_bus
 from bridge.errors import ConfigError
 from bridge.messages import NO_CONTROL_CHARACTERS, AlertSeverity
 from bridge.probe_settings import (
@@ -39,8 +42,6 @@ from bridge.probe_settings import (
     client_certificate_problem,
     credential_warnings,
     split_addr,
-    value_problem,
-    variable_value,
 )
 from bridge.receiver_keys import ReceiverKeys
 from bridge.receivers import (
@@ -49,12 +50,15 @@ from bridge.receivers import (
     file_warnings,
     resolve_receivers,
 )
-from bridge.redaction import redact_urls, safe_url
+from bridge.settings_display import shown_setting
+from bridge.settings_errors import describe_error
+from bridge.unknown_variables import unknown_variable_warnings
 from bridge.urls import (
     names_a_host,
     otlp_endpoint_problem,
     own_url,
     require_alertmanager_url,
+    require_external_url,
     require_http_url,
     require_link_origin,
 )
@@ -293,64 +297,13 @@ class Settings(BaseSettings):
     @field_validator("external_url")
     @classmethod
     def _check_external_url(cls, value: str | None) -> str | None:
-        # Runs after _check_url. Every webhook and Alertmanager post carries this URL.
-        if value and "@" in urlsplit(value).netloc:
-            raise ValueError(
-                "must not hold a user name or password (before an @): it is the link sent in "
-                "every alert, to every receiver; give the URL people open (their browser asks "
-                "for any login)"
-            )
-        return value
+        # Runs after _check_url.
+        return require_external_url(value) if value else value
 
     @field_validator("bus")
     @classmethod
     def _check_bus(cls, value: str) -> str:
-        if value == "memory":
-            return value
-        parts = urlsplit(value)
-        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-            raise ValueError(
-                "must be 'memory' or a redis:// or rediss:// URL with a host, e.g."
-                " redis://127.0.0.1:6379"
-            )
-        try:
-            port = parts.port  # None when not given; ValueError when no number or out of range
-        except ValueError:
-            port = 0
-        if port == 0:
-            raise ValueError("a redis:// or rediss:// URL's port must be a port from 1 to 65535")
-        from redis.asyncio.connection import parse_url  # what the transport's from_url reads
-
-        from bridge.bus.redis.link import OWN_OPTIONS
-
-        # redis-py lets the query override what the transport sets, without a word; before
-        # parse_url, which would refuse a value it cannot read without saying that.
-        owned = [name for name in parse_qs(parts.query) if name in OWN_OPTIONS]
-        if owned:
-            raise ValueError(
-                "; ".join(
-                    f"query option {name!r} would override {OWN_OPTIONS[name]}; remove it"
-                    " from the URL"
-                    for name in owned
-                )
-            )
-        # Its errors name a query option whose value it cannot read, never the value.
-        options = parse_url(value)
-        # An option redis-py does not know it hands on as is, and the first connection then fails
-        # with a TypeError, at every retry, for as long as the bridge runs.
-        unknown = sorted(set(options) - _redis_connection_options(options))
-        if unknown:
-            names = ", ".join(
-                repr(name) if re.fullmatch(r"[a-z_]{1,40}", name) else "(a name not shown)"
-                for name in unknown
-            )
-            raise ValueError(
-                f"query option{'s' if len(unknown) > 1 else ''} {names}: not "
-                f"{'options' if len(unknown) > 1 else 'an option'} a {parts.scheme}:// connection "
-                "takes (redis-py's connection options; a private CA or a client certificate, "
-                "with rediss:// only: ?ssl_ca_certs=FILE&ssl_certfile=FILE&ssl_keyfile=FILE)"
-            )
-        return value
+        return require_bus(value)
 
     @field_validator("http_addr")
     @classmethod
@@ -581,14 +534,8 @@ class Settings(BaseSettings):
         """Every setting by its variable name, as text, with secrets shown only as set/unset."""
         shown: dict[str, str] = {}
         for field_name, info in type(self).model_fields.items():
-            value = getattr(self, field_name)
             variable = str(info.validation_alias)
-            if variable in _URL_VARIABLES and value:
-                # Shown as safe_url shows each, never searched for in text: a password may hold
-                # characters that end a URL in free text.
-                items = value if isinstance(value, tuple) else (value,)
-                value = ",".join(_shown_url(str(item)) for item in items)
-            shown[variable] = _show(value)
+            shown[variable] = shown_setting(variable, getattr(self, field_name))
         if self.alert_for_ms is None:
             derived = round(self.alert_for_seconds * 1000)
             shown["EXESDB_ALERT_FOR_MS"] = f"<unset: {derived}, two health intervals>"
@@ -610,87 +557,12 @@ def _split(value: Any) -> Any:
     return value
 
 
-_NAMED_PARAMETER: Final = ("POSITIONAL_OR_KEYWORD", "KEYWORD_ONLY")
-
-
-def _redis_connection_options(options: Mapping[str, Any]) -> set[str]:
-    """The keyword arguments the pool ``parse_url``'s ``options`` ask for takes with its
-    connection class (``SSLConnection`` for rediss://), as ``Redis.from_url`` hands them on."""
-    import inspect
-
-    from redis.asyncio.connection import Connection, ConnectionPool
-
-    taken = {"connection_class"}
-    for cls in (ConnectionPool, *options.get("connection_class", Connection).__mro__):
-        if "__init__" in vars(cls):
-            taken.update(
-                name
-                for name, parameter in inspect.signature(cls.__init__).parameters.items()
-                if name != "self" and parameter.kind.name in _NAMED_PARAMETER
-            )
-    return taken
-
-
-def _shown_url(value: str) -> str:
-    # A word such as EXESDB_BUS=memory is no URL and holds no credentials.
-    return safe_url(value) if "://" in value or "@" in value else value
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, SecretStr):
-        return "<set, redacted>" if value.get_secret_value() else "<empty>"
-    if value is None:
-        return "<unset>"
-    if isinstance(value, tuple):
-        if not value:
-            return "<empty>"
-        if isinstance(value[0], SecretStr):
-            return f"<{len(value)} set, redacted>"
-        return redact_urls(",".join(str(item) for item in value))
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return redact_urls(str(value))
-
-
-# Settings holding URLs: a bad value is never echoed (a mistyped one may still hold a password
-# that redact_urls cannot find); the message shows it only as safe_url does.
-_URL_VARIABLES: Final = frozenset(
-    {
-        "EXESDB_BUS",
-        "EXESDB_WEBHOOK_URLS",
-        "EXESDB_ALERTMANAGER_URL",
-        "EXESDB_URL",
-        "EXESDB_EXTERNAL_URL",
-        "EXESDB_ALERT_LINK_ORIGINS",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-    }
-)
-
-_SECRET_VARIABLES: Final = frozenset(
-    {
-        "SECRET_KEY_BASE",
-        "EXESDB_SECRET_KEY_BASE_PREVIOUS",
-        "EXESDB_ADMIN_TOKEN",
-        "EXESDB_WEBHOOK_SECRET",
-    }
-)
-
-
-# What a boolean setting takes, as docs/configuration.md says it.
-_BOOLEAN_ALLOWED: Final = (
-    "must be true or false (also 1/0, yes/no, on/off, t/f, y/n, in any letter case)"
-)
-
-
 def load_settings() -> Settings:
     """Read the environment; raise ConfigError listing every problem, one line each."""
     try:
         settings = Settings()
     except ValidationError as exc:
-        problems = [_describe(error) for error in exc.errors()]
+        problems = [describe_error(error, Settings.model_fields) for error in exc.errors()]
         failing = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
         fallback = _without(failing)
         if fallback is None:
@@ -728,137 +600,8 @@ def known_variables() -> frozenset[str]:
     return frozenset(str(info.validation_alias) for info in Settings.model_fields.values())
 
 
-# Prefixes of the variables meant for the bridge: a set one it does not know is likely a typo.
-_OURS: Final = ("EXESDB_",)
-# Names other tools give what the bridge calls otherwise, which spelling alone would not lead to
-# (EXESDB_REDIS_URL is nearest to EXESDB_REDIS_BUFFER_SIZE; the Redis URL goes in EXESDB_BUS).
-_ALSO_CALLED: Final = {
-    "EXESDB_REDIS_URL": "EXESDB_BUS",
-    "EXESDB_REDIS": "EXESDB_BUS",
-    "EXESDB_BUS_URL": "EXESDB_BUS",
-    "EXESDB_PORT": "EXESDB_HTTP_ADDR",
-    "EXESDB_HOST": "EXESDB_HTTP_ADDR",
-}
-
-
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """A warning for each ``EXESDB_*`` variable of ``environ`` (in any case) that is no setting,
     naming the closest setting when one is close (``EXESDB_WEBHOOK_URL``: did you mean
     ``EXESDB_WEBHOOK_URLS``?)."""
-    known = known_variables()
-    # Compared without the common prefix, which would make every name look close.
-    by_stem = {_stem(name): name for name in known}
-    notes = []
-    for name in sorted(environ):
-        # Names are case-sensitive: a lower-case one is ignored, so it is named too. One set to
-        # the empty string or blanks is unset, as a setting's is, so has nothing to be ignored.
-        if (
-            not name.upper().startswith(_OURS)
-            or name in known
-            or variable_value(environ, name) is None
-        ):
-            continue
-        upper = name.upper()
-        close = [_stem(_ALSO_CALLED[upper])] if upper in _ALSO_CALLED else []
-        close = close or difflib.get_close_matches(_stem(upper), by_stem, n=1)
-        hint = (
-            f"did you mean {by_stem[close[0]]}?" if close else "the settings: docs/configuration.md"
-        )
-        notes.append(f"{name} is set but is not a setting of the bridge (ignored); {hint}")
-    return notes
-
-
-def _stem(name: str) -> str:
-    for prefix in _OURS:
-        name = name.removeprefix(prefix)
-    return name
-
-
-def _describe(error: Any) -> str:
-    variable = str(error["loc"][0]) if error["loc"] else "configuration"
-    message = redact_urls(str(error["msg"]).removeprefix("Value error, "))
-    if error["type"] == "bool_parsing":
-        message = _BOOLEAN_ALLOWED  # pydantic's message does not say what it takes
-    if error["type"] in _NUMBER_ERRORS and len(error["loc"]) == 1:
-        # pydantic's "Input should be a valid integer" names neither the unit nor the range.
-        message = _number_allowed(variable, error.get("input")) or message
-    if len(error["loc"]) > 1 and isinstance(error["loc"][1], int):
-        # One item of a comma-separated list; the message shows it as it may be shown.
-        return f"{variable} item {error['loc'][1] + 1}: {message}"
-    if variable in _SECRET_VARIABLES:
-        return f"{variable}: {message}"
-    given = error.get("input")
-    if variable in _URL_VARIABLES:
-        return f"{variable}: {message}"  # the message shows the URL as it may be shown
-    return value_problem(variable, message, given)
-
-
-# pydantic's errors for a number setting that is no number, or out of its range.
-_NUMBER_ERRORS: Final = frozenset(
-    {
-        "int_parsing",
-        "int_from_float",
-        "int_type",
-        "float_parsing",
-        "float_type",
-        "finite_number",
-        "greater_than",
-        "greater_than_equal",
-        "less_than_equal",
-    }
-)
-# A duration as the receivers file (and Go) writes one: 5s, 1.5m, 250ms.
-_DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_MS_PER: Final = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000}
-
-
-def _number_allowed(variable: str, given: object) -> str | None:
-    """What a number setting takes, its unit and range (``must be a whole number of
-    milliseconds, at least 100, e.g. 30000``), and a duration given with a unit
-    (``5s``) in milliseconds; None for a variable that is no number setting."""
-    info = next((i for i in Settings.model_fields.values() if i.validation_alias == variable), None)
-    kind, bounds = _number_kind(info.annotation, list(info.metadata)) if info else (None, [])
-    if info is None or kind is None:
-        return None
-    in_ms = variable.endswith(("_MS", "_INTERVAL"))
-    if kind is float:
-        what = (
-            "a number (percent)" if variable.endswith(("_DEGRADED", "_UNHEALTHY")) else "a number"
-        )
-    elif in_ms:
-        what = "a whole number of milliseconds"
-    else:
-        what = "a whole number of bytes" if variable.endswith("_BYTES") else "a whole number"
-    low = next((b.ge for b in bounds if hasattr(b, "ge")), None)
-    above = next((b.gt for b in bounds if hasattr(b, "gt")), None)
-    high = next((b.le for b in bounds if hasattr(b, "le")), None)
-    if kind is int and above is not None:
-        low, above = above + 1, None
-    if low is not None and high is not None:
-        what += f" from {low} to {high}"
-    elif low is not None:
-        what += f", at least {low}"
-    elif above is not None:
-        what += f" above {above:g}"
-    if isinstance(info.default, int | float) and not isinstance(info.default, bool):
-        what += f", e.g. {info.default:g}" if kind is float else f", e.g. {info.default}"
-    duration = _DURATION.fullmatch(given.strip()) if in_ms and isinstance(given, str) else None
-    if duration is not None and (ms := float(duration[1]) * _MS_PER[duration[2]]).is_integer():
-        what += f"; {duration[0]} is {int(ms)}"
-    return f"must be {what}"
-
-
-def _number_kind(annotation: Any, metadata: list[Any]) -> tuple[type | None, list[Any]]:
-    """``int`` or ``float`` and the bounds of a setting's annotation (``Annotated[int,
-    Field(ge=0)] | None`` included), or None when it is no number."""
-    if annotation in (int, float):
-        return annotation, metadata
-    args = typing.get_args(annotation)
-    # Annotated[int, Field(ge=0)]: the bounds follow the type.
-    metadata = metadata + [m for arg in args if isinstance(arg, FieldInfo) for m in arg.metadata]
-    for arg in args:
-        if not isinstance(arg, FieldInfo) and arg is not type(None):
-            kind, found = _number_kind(arg, [])
-            if kind is not None:
-                return kind, metadata + found
-    return None, metadata
+    return unknown_variable_warnings(environ, known_variables())

@@ -32,6 +32,7 @@ __all__ = [
     "otlp_endpoint_problem",
     "own_url",
     "require_alertmanager_url",
+    "require_external_url",
     "require_http_url",
     "require_link_origin",
     "split_userinfo",
@@ -264,6 +265,18 @@ def require_alertmanager_url(url: str) -> str:
                 f"ends in {api}: the bridge posts to Alertmanager's own URL + /api/v2/alerts, "
                 "so give that URL, e.g. http://alertmanager:9093"
             )
+    return url
+
+
+def require_external_url(url: str) -> str:
+    """``url`` (``EXESDB_EXTERNAL_URL``, an http:// or https:// URL already) when it holds no user
+    name or password; ValueError otherwise: every webhook and Alertmanager post carries it."""
+    if "@" in urlsplit(url).netloc:
+        raise ValueError(
+            "must not hold a user name or password (before an @): it is the link sent in "
+            "every alert, to every receiver; give the URL people open (their browser asks "
+            "for any login)"
+        )
     return url
 
 

@@ -213,7 +213,7 @@ def test_redact_urls_still_hides_what_only_a_secret_looks_like(text: str, shown:
 # Modules that take URLs apart, and why none of them shows one its own way.
 URL_SPLITTERS = {
     "bridge/redaction.py": "the one way a URL is shown",
-    "bridge/config.py": "checks EXESDB_BUS's scheme; shows settings through redaction",
+    "bridge/bus_url.py": "checks EXESDB_BUS's scheme, port and query options; shows none",
     "bridge/urls.py": (
         "checks the URLs the bridge is given and takes their userinfo out for an auth header"
         " (split_userinfo); shows them through redaction, and a link on an origin allowed in"

@@ -1,0 +1,86 @@
+"""``EXESDB_BUS`` checked: ``memory``, or a Redis URL with only options the transport takes.
+
+redis-py reads the URL the Redis transport connects with (``Redis.from_url``); what it would
+refuse, hand on unread or let override the transport's own options is refused here, at start-up,
+with the option named and never its value. redis-py is imported only for a Redis URL: the
+in-process bus does without it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = ["require_bus"]
+
+_NAMED_PARAMETER: Final = ("POSITIONAL_OR_KEYWORD", "KEYWORD_ONLY")
+
+
+def require_bus(value: str) -> str:
+    """``value`` when it is ``memory`` or a redis:// or rediss:// URL with a host, a port and
+    only query options the transport takes; ValueError saying why otherwise."""
+    if value == "memory":
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError(
+            "must be 'memory' or a redis:// or rediss:// URL with a host, e.g."
+            " redis://127.0.0.1:6379"
+        )
+    try:
+        port = parts.port  # None when not given; ValueError when no number or out of range
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError("a redis:// or rediss:// URL's port must be a port from 1 to 65535")
+    from redis.asyncio.connection import parse_url  # what the transport's from_url reads
+
+    from bridge.bus.redis.link import OWN_OPTIONS
+
+    # redis-py lets the query override what the transport sets, without a word; before
+    # parse_url, which would refuse a value it cannot read without saying that.
+    owned = [name for name in parse_qs(parts.query) if name in OWN_OPTIONS]
+    if owned:
+        raise ValueError(
+            "; ".join(
+                f"query option {name!r} would override {OWN_OPTIONS[name]}; remove it from the URL"
+                for name in owned
+            )
+        )
+    # Its errors name a query option whose value it cannot read, never the value.
+    options = parse_url(value)
+    # An option redis-py does not know it hands on as is, and the first connection then fails
+    # with a TypeError, at every retry, for as long as the bridge runs.
+    unknown = sorted(set(options) - _redis_connection_options(options))
+    if unknown:
+        names = ", ".join(
+            repr(name) if re.fullmatch(r"[a-z_]{1,40}", name) else "(a name not shown)"
+            for name in unknown
+        )
+        raise ValueError(
+            f"query option{'s' if len(unknown) > 1 else ''} {names}: not "
+            f"{'options' if len(unknown) > 1 else 'an option'} a {parts.scheme}:// connection "
+            "takes (redis-py's connection options; a private CA or a client certificate, "
+            "with rediss:// only: ?ssl_ca_certs=FILE&ssl_certfile=FILE&ssl_keyfile=FILE)"
+        )
+    return value
+
+
+def _redis_connection_options(options: Mapping[str, Any]) -> set[str]:
+    """The keyword arguments the pool ``parse_url``'s ``options`` ask for takes with its
+    connection class (``SSLConnection`` for rediss://), as ``Redis.from_url`` hands them on."""
+    import inspect
+
+    from redis.asyncio.connection import Connection, ConnectionPool
+
+    taken = {"connection_class"}
+    for cls in (ConnectionPool, *options.get("connection_class", Connection).__mro__):
+        if "__init__" in vars(cls):
+            taken.update(
+                name
+                for name, parameter in inspect.signature(cls.__init__).parameters.items()
+                if name != "self" and parameter.kind.name in _NAMED_PARAMETER
+            )
+    return taken

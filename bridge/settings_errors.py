@@ -1,0 +1,117 @@
+"""A setting's value pydantic refused, said in one line: the variable, its fault, what it takes.
+
+pydantic's own messages name neither the variable nor, for a number, its unit and range, and
+may echo what they were given; ``describe_error`` words each error as ``load_settings`` reports
+it, showing a given value only as ``bridge.settings_display`` allows.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from collections.abc import Mapping
+from typing import Any, Final
+
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
+
+from bridge.probe_settings import value_problem
+from bridge.redaction import redact_urls
+from bridge.settings_display import SECRET_VARIABLES, URL_VARIABLES
+
+__all__ = ["describe_error"]
+
+# What a boolean setting takes, as docs/configuration.md says it.
+_BOOLEAN_ALLOWED: Final = (
+    "must be true or false (also 1/0, yes/no, on/off, t/f, y/n, in any letter case)"
+)
+# pydantic's errors for a number setting that is no number, or out of its range.
+_NUMBER_ERRORS: Final = frozenset(
+    {
+        "int_parsing",
+        "int_from_float",
+        "int_type",
+        "float_parsing",
+        "float_type",
+        "finite_number",
+        "greater_than",
+        "greater_than_equal",
+        "less_than_equal",
+    }
+)
+# A duration as the receivers file (and Go) writes one: 5s, 1.5m, 250ms.
+_DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_MS_PER: Final = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000}
+
+
+def describe_error(error: ErrorDetails, fields: Mapping[str, FieldInfo]) -> str:
+    """``error`` (one of a ``ValidationError``'s) as one line naming its variable; ``fields``
+    are the settings' fields, whose annotations say what a number setting takes."""
+    variable = str(error["loc"][0]) if error["loc"] else "configuration"
+    message = redact_urls(str(error["msg"]).removeprefix("Value error, "))
+    if error["type"] == "bool_parsing":
+        message = _BOOLEAN_ALLOWED  # pydantic's message does not say what it takes
+    if error["type"] in _NUMBER_ERRORS and len(error["loc"]) == 1:
+        # pydantic's "Input should be a valid integer" names neither the unit nor the range.
+        info = next((i for i in fields.values() if i.validation_alias == variable), None)
+        message = _number_allowed(variable, info, error.get("input")) or message
+    if len(error["loc"]) > 1 and isinstance(error["loc"][1], int):
+        # One item of a comma-separated list; the message shows it as it may be shown.
+        return f"{variable} item {error['loc'][1] + 1}: {message}"
+    if variable in SECRET_VARIABLES:
+        return f"{variable}: {message}"
+    given = error.get("input")
+    if variable in URL_VARIABLES:
+        return f"{variable}: {message}"  # the message shows the URL as it may be shown
+    return value_problem(variable, message, given)
+
+
+def _number_allowed(variable: str, info: FieldInfo | None, given: object) -> str | None:
+    """What a number setting (``variable``, its field ``info``) takes, its unit and range
+    (``must be a whole number of milliseconds, at least 100, e.g. 30000``), and a duration given
+    with a unit (``5s``) in milliseconds; None for a variable that is no number setting."""
+    kind, bounds = _number_kind(info.annotation, list(info.metadata)) if info else (None, [])
+    if info is None or kind is None:
+        return None
+    in_ms = variable.endswith(("_MS", "_INTERVAL"))
+    if kind is float:
+        what = (
+            "a number (percent)" if variable.endswith(("_DEGRADED", "_UNHEALTHY")) else "a number"
+        )
+    elif in_ms:
+        what = "a whole number of milliseconds"
+    else:
+        what = "a whole number of bytes" if variable.endswith("_BYTES") else "a whole number"
+    low = next((b.ge for b in bounds if hasattr(b, "ge")), None)
+    above = next((b.gt for b in bounds if hasattr(b, "gt")), None)
+    high = next((b.le for b in bounds if hasattr(b, "le")), None)
+    if kind is int and above is not None:
+        low, above = above + 1, None
+    if low is not None and high is not None:
+        what += f" from {low} to {high}"
+    elif low is not None:
+        what += f", at least {low}"
+    elif above is not None:
+        what += f" above {above:g}"
+    if isinstance(info.default, int | float) and not isinstance(info.default, bool):
+        what += f", e.g. {info.default:g}" if kind is float else f", e.g. {info.default}"
+    duration = _DURATION.fullmatch(given.strip()) if in_ms and isinstance(given, str) else None
+    if duration is not None and (ms := float(duration[1]) * _MS_PER[duration[2]]).is_integer():
+        what += f"; {duration[0]} is {int(ms)}"
+    return f"must be {what}"
+
+
+def _number_kind(annotation: Any, metadata: list[Any]) -> tuple[type | None, list[Any]]:
+    """``int`` or ``float`` and the bounds of a setting's annotation (``Annotated[int,
+    Field(ge=0)] | None`` included), or None when it is no number."""
+    if annotation in (int, float):
+        return annotation, metadata
+    args = typing.get_args(annotation)
+    # Annotated[int, Field(ge=0)]: the bounds follow the type.
+    metadata = metadata + [m for arg in args if isinstance(arg, FieldInfo) for m in arg.metadata]
+    for arg in args:
+        if not isinstance(arg, FieldInfo) and arg is not type(None):
+            kind, found = _number_kind(arg, [])
+            if kind is not None:
+                return kind, metadata + found
+    return None, metadata
