@@ -214,7 +214,7 @@ def require_link_origin(origin: str) -> str:
     """``origin`` as ``link_origin`` gives it when it is an origin alone (``scheme://host[:port]``,
     a trailing ``/`` allowed); ValueError saying why not: a wildcard, no http(s) URL with a host,
     a user name or password, or a path, query or fragment (shown only as ``safe_url`` shows it)."""
-    if "*" in origin:
+    if "*" in origin and "@" not in origin:  # a * in a password: refused as user info below
         # Meant as "any origin" (or any subdomain), it would be compared as written, and a list
         # that allowed any origin would let every link in alert metadata through whole.
         raise ValueError(

@@ -98,6 +98,24 @@ def test_check_config_imports_the_configuration_alone(tmp_path: Path) -> None:
     assert among(imported, [f"bridge.messages.{name}" for name in ("health", "logs")]) == []
 
 
+def test_check_config_of_a_redis_bus_imports_its_link_but_not_the_transport(
+    tmp_path: Path,
+) -> None:
+    """``check-config`` with a Redis ``EXESDB_BUS`` reads the options the transport sets itself
+    (``bridge.bus.redis.link``) and redis-py's URL parser, without the transport, its metrics
+    (prometheus_client) or the bus."""
+    imported = imported_by(
+        tmp_path,
+        "check-config",
+        EXESDB_BUS=f"redis://127.0.0.1:{free_port()}/0",
+        SECRET_KEY_BASE=TEST_SECRET,
+    )
+    assert {"bridge.config", "bridge.bus.redis.link", "redis.asyncio.connection"} <= imported
+    # redis-py's client imports OpenTelemetry and psutil itself (its observability module).
+    service = [name for name in SERVICE if name not in ("redis", "opentelemetry", "psutil")]
+    assert among(imported, [*service, "bridge.bus.redis.transport"]) == []
+
+
 def test_schema_imports_the_models_but_not_the_configuration(tmp_path: Path) -> None:
     """``schema`` builds the models it describes and reads no settings, sends nothing."""
     imported = imported_by(tmp_path, "schema", "system_alert")

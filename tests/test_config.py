@@ -472,7 +472,7 @@ def test_alert_link_origins_other_than_origins_stop_start_up_naming_each(
 
 
 @pytest.mark.parametrize(
-    "origins", ["*", "https://*", "https://*.example.com", "https://wiki.example,*"]
+    "origins", ["*", "https://*", "https://*.example.com", "https://[*", "https://wiki.example,*"]
 )
 def test_a_wildcard_alert_link_origin_stops_start_up_saying_to_list_origins(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], origins: str
@@ -489,6 +489,24 @@ def test_a_wildcard_alert_link_origin_stops_start_up_saying_to_list_origins(
         " https://wiki.example,https://runbooks.example:8443 (every path on an origin is"
         " allowed)"
     ]
+
+
+def test_a_password_with_a_star_in_an_alert_link_origin_is_told_as_a_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An EXESDB_ALERT_LINK_ORIGINS item whose password holds a `*` is refused for its user name
+    and password, as any other, not as a wildcard its author did not write; the password is not
+    shown."""
+    status, out, err = _check_config(
+        monkeypatch, capsys, EXESDB_ALERT_LINK_ORIGINS="https://ops:hun*ter2@wiki.example"
+    )
+    assert (status, out) == (2, "")
+    assert err.splitlines()[1:] == [
+        "  EXESDB_ALERT_LINK_ORIGINS item 1: must not hold a user name or password (before an"
+        " @): a link with user info is always redacted; give the origin alone, e.g."
+        " https://wiki.example"
+    ]
+    assert "hun*ter2" not in err
 
 
 def test_run_stops_at_start_on_a_wildcard_alert_link_origin() -> None:

@@ -327,12 +327,17 @@ def test_command_on_port_0_says_it_cannot_know_the_port() -> None:
     )
 
 
-@pytest.mark.parametrize("timeout", ["0", "-1", "soon", "nan"])
+@pytest.mark.parametrize("timeout", ["0", "-1", "soon", "nan", "inf", "1e10", "86400.5"])
 def test_command_refuses_a_timeout_that_is_not_positive(timeout: str) -> None:
-    """--timeout must be a positive number of seconds: a usage error exits 2, saying so."""
+    """--timeout must be a positive number of seconds, at most a day (an infinity, or more
+    seconds than a thread's join can wait, no traceback): a usage error exits 2, saying so."""
     completed = healthcheck("--timeout", timeout)
     assert completed.returncode == 2
-    assert f"--timeout: {timeout!r} is not a positive number of seconds" in completed.stderr
+    assert (
+        f"--timeout: {timeout!r} is not a positive number of seconds (at most 86400, a day)"
+        in completed.stderr
+    )
+    assert "Traceback" not in completed.stderr
 
 
 # -- pinning the server's own certificate --

@@ -76,6 +76,9 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT: Final = 2.0
+# The longest --timeout taken: a day, far past any probe's period, and within what a thread's
+# join and a socket's timeout can wait (an infinity, or 1e10 s, raised OverflowError there).
+_MOST_TIMEOUT: Final = 86400.0
 EXIT_HEALTHY: Final = 0
 EXIT_UNHEALTHY: Final = 1
 # The least time a second request of one probe is given, when the first took all but this.
@@ -124,14 +127,16 @@ class Verdict:
 
 
 def seconds(text: str) -> float:
-    """An argparse type for ``--timeout``: a positive number of seconds (a usage error, exit 2,
-    otherwise, saying so)."""
+    """An argparse type for ``--timeout``: a positive number of seconds, at most a day (a usage
+    error, exit 2, otherwise, saying so)."""
     try:
         value = float(text)
     except ValueError:
         value = 0.0
-    if not value > 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    if not 0 < value <= _MOST_TIMEOUT:  # also refuses nan and infinity
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a positive number of seconds (at most {_MOST_TIMEOUT:g}, a day)"
+        )
     return value
 
 

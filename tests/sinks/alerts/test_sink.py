@@ -20,6 +20,7 @@ from bridge.config import Settings
 from bridge.errors import BridgeError
 from bridge.messages import SEVERITIES, AlertAck, AlertEscalation, NodeHealth, NodeLifecycle
 from bridge.sinks.alerts import AlertSink, Outbox
+from bridge.sinks.alerts.index import encode
 from bridge.sinks.alerts.outbox import FILE_NAME
 from tests.sinks.alerts.helpers import (
     T0,
@@ -29,6 +30,8 @@ from tests.sinks.alerts.helpers import (
     stored,
     system_alert,
 )
+from tests.sinks.alerts.test_index import State, Store
+from tests.sinks.alerts.test_payload import record
 from tests.support import ADMIN_TOKEN, ManualClock, async_wait_until
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -474,6 +477,56 @@ async def test_without_the_work_queue_lease_no_open_alert_is_shown(tmp_path: Pat
         assert shown() == {**dict.fromkeys(SEVERITIES, 0), "critical": 1}
         transport.lease.leading = False
         assert shown() == dict.fromkeys(SEVERITIES, 0)
+
+
+class TakenLease(Lease):
+    """A work-queue lease taken as the Redis transport's is: its ``on_lead`` callbacks awaited
+    (taking the open alerts up), and only then held."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[Callable[[], Awaitable[None]]] = []
+
+    def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Kept, for ``take`` to await."""
+        self.callbacks.append(callback)
+
+    async def take(self) -> None:
+        """Take the lease: each callback, then held."""
+        for callback in self.callbacks:
+            await callback()
+        self.leading = True
+
+
+class SharedTransport(MemoryTransport):
+    """The in-process transport with a lease taken as ``TakenLease`` is and the open alerts kept
+    in a ``Store`` (as on Redis)."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.lease = TakenLease()
+        self.state = State(store, "b")
+
+    @property
+    def capabilities(self) -> TransportCapabilities:
+        return TransportCapabilities(
+            shared=False, coordinator=LocalCoordinator(), lease=self.lease, state=self.state
+        )
+
+
+async def test_taking_the_lease_shows_the_open_alerts_taken_up_at_once(tmp_path: Path) -> None:
+    """A replica taking the work-queue lease shows in exesdb_alerts_active the open alerts it
+    took up from Redis from the moment it holds the lease, not a housekeeping tick later with
+    the counts of its outbox before."""
+    store = Store()
+    store.holder = "b"
+    store.records = {"a1": encode(record("a1", severity="critical"))}
+    transport = SharedTransport(store)
+    async with alert_bridge(tmp_path, transport=transport) as (bridge, sink, _):
+        await sink.housekeep()  # the gauges refreshed from the outbox: nothing open in it yet
+        await transport.lease.take()
+        shown = bridge.registry.get_sample_value("exesdb_alerts_active", {"severity": "critical"})
+        assert shown == 1
+        assert stored(sink.outbox, "a1")
 
 
 async def test_alerts_api_filters_by_alert_id(tmp_path: Path) -> None:
