@@ -107,9 +107,12 @@ def test_the_challenge_is_basic(tmp_path, bridge_processes):
         assert refused.value.headers["WWW-Authenticate"].startswith("Basic ")
 
 
-def test_plain_http_to_the_tls_port_is_answered_400_as_go_answers_it(tmp_path, bridge_processes):
+def test_plain_http_to_the_tls_port_is_answered_400_as_go_answers_it(
+    tmp_path, bridge_processes, start_prometheus
+):
     """http:// to the TLS port gets Go's 400, whole, in curl and Python's http.client (as from
-    an exporter-toolkit exporter, not curl's "Empty reply from server"); https is served."""
+    an exporter-toolkit exporter, not curl's "Empty reply from server"), and Prometheus scraping
+    without scheme https says so; https is served."""
     files = WebFiles(tmp_path / "web")
     files.write(files.tls_config() + USERS)
     bridge = _start(tmp_path, bridge_processes, files, files.client_context())
@@ -133,6 +136,13 @@ def test_plain_http_to_the_tls_port_is_answered_400_as_go_answers_it(tmp_path, b
         connection.close()
     status, _ = http_get(bridge.url + "/healthz", ALICE, context=files.client_context())
     assert status == 200
+    prometheus = start_prometheus(
+        [f"127.0.0.1:{bridge.port}"],
+        scrape_options={"basic_auth": {"username": "alice", "password": "alice-pw"}},
+    )
+    prometheus.wait_for('up{job="exesdb-bridge"} == 0')
+    [target] = prometheus.api("targets")["activeTargets"]
+    assert "server returned HTTP status 400 Bad Request" in target["lastError"], target
 
 
 def test_require_and_verify_client_cert(tmp_path, bridge_processes, start_prometheus):
