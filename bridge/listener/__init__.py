@@ -27,11 +27,16 @@ aiohttp's protocol (an ``asyncio.Protocol`` wrapped, nothing of aiohttp's privat
   own accept loop takes up to a backlog of connections each time the listening socket is
   ready, several bursts before the idle connections evicted for them have let their
   descriptors go, and clients connecting at once ran the process out of descriptors;
+- with TLS, a connection whose first bytes are a plain HTTP request is answered 400 with Go's
+  words and closed, as exporter-toolkit's exporters answer it (asyncio's TLS would close it
+  with no answer); any other first bytes go to the TLS handshake;
 - at start the soft descriptor limit is raised to the hard one.
 
 The parts: ``guard.py`` counts, caps and times the connections and is the server's middleware;
-``connection.py`` is one connection as the guard sees it; ``accept.py`` accepts within the
-descriptor budget; ``sockets.py`` binds the listening sockets and raises the descriptor limit.
+``connection.py`` is one connection as the guard sees it; ``plain_http.py`` tells plain HTTP
+from a TLS handshake; ``handshakes.py`` counts the handshakes that failed; ``accept.py`` accepts
+within the descriptor budget; ``sockets.py`` binds the listening sockets and raises the
+descriptor limit.
 """
 
 from __future__ import annotations

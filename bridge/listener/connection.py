@@ -1,7 +1,8 @@
 """One HTTP connection under the guard: aiohttp's protocol wrapped, its phase and its timer.
 
 The connection tells the guard what happens to it (``Watcher``: accepted, a head begun, a TLS
-handshake to make, an answer not read or read again, lost); the guard decides what follows.
+handshake to make or plain HTTP on the TLS port, an answer not read or read again, lost); the
+guard decides what follows.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from typing import Protocol, cast
 
 from aiohttp import web
 
+from bridge.listener.plain_http import Opening, opening
+
 __all__ = ["Connection", "Phase", "Watcher"]
 
 
 class Phase(Enum):
     """Where a connection is in its requests."""
 
+    HELLO = "hello"  # with TLS: waiting for the first bytes (a handshake, or plain HTTP)
     IDLE = "idle"  # waiting for a request
     HEAD = "head"  # part of a request head has arrived
     BUSY = "busy"  # a request is being handled
@@ -29,7 +33,9 @@ class Watcher(Protocol):
 
     def admit(self, connection: Connection) -> bool: ...
 
-    def handshake(self, connection: Connection, context: ssl.SSLContext) -> None: ...
+    def handshake(self, connection: Connection, context: ssl.SSLContext, hello: bytes) -> None: ...
+
+    def plain_http(self, connection: Connection) -> None: ...
 
     def head_started(self, connection: Connection) -> None: ...
 
@@ -43,14 +49,17 @@ class Watcher(Protocol):
 class Connection(asyncio.Protocol):
     """aiohttp's protocol for one connection, with the guard watching its phases.
 
-    With TLS the connection is taken plain at its accept (counted then) and its handshake made
-    with ``loop.start_tls``; only once it is done does aiohttp see the connection (``start``),
-    with what arrived over TLS before start_tls returned.
+    With TLS the connection is taken plain at its accept (counted then) and read until its
+    first bytes tell a handshake from plain HTTP (``bridge.listener.plain_http``): plain HTTP is
+    answered 400; a handshake is made with ``loop.start_tls``, from those bytes on. Only once it
+    is done does aiohttp see the connection (``start``), with what arrived over TLS before
+    start_tls returned.
     """
 
     __slots__ = (
         "_early",
         "_guard",
+        "_hello",
         "_inner",
         "_made",
         "_tls",
@@ -72,6 +81,7 @@ class Connection(asyncio.Protocol):
         self._tls = tls
         self._made = False
         self._early: list[bytes] = []  # TLS data before start_tls returned
+        self._hello = bytearray()  # with TLS, the first bytes until they tell what they open
         self.transport: asyncio.Transport | None = None
         self.phase = Phase.IDLE
         self.reserved = False
@@ -86,9 +96,9 @@ class Connection(asyncio.Protocol):
         if not self._guard.admit(self):
             return
         if self._tls is not None:
-            # Nothing may be read before start_tls takes the socket over.
-            self.transport.pause_reading()
-            self._guard.handshake(self, self._tls)
+            # Within the header timeout, as a head: a client that sends nothing is closed.
+            self.phase = Phase.HELLO
+            self._guard.head_started(self)
             return
         self.start(self.transport)
 
@@ -101,6 +111,9 @@ class Connection(asyncio.Protocol):
             self.data_received(data)
 
     def data_received(self, data: bytes) -> None:
+        if self.phase is Phase.HELLO:
+            self._hello_received(data)
+            return
         if not self._made:
             if self._tls is not None and self.live:
                 self._early.append(data)  # handshaken, start_tls about to return
@@ -109,6 +122,22 @@ class Connection(asyncio.Protocol):
             self.phase = Phase.HEAD
             self._guard.head_started(self)
         self._inner.data_received(data)
+
+    def _hello_received(self, data: bytes) -> None:
+        self._hello += data
+        first = opening(self._hello)
+        if first is Opening.UNDECIDED:
+            return
+        assert self.transport is not None
+        assert self._tls is not None
+        hello, self._hello = bytes(self._hello), bytearray()
+        self.phase = Phase.IDLE
+        if first is Opening.HTTP:
+            self._guard.plain_http(self)
+            return
+        # Nothing more may be read before start_tls takes the socket over.
+        self.transport.pause_reading()
+        self._guard.handshake(self, self._tls, hello)
 
     def eof_received(self) -> bool | None:
         return self._inner.eof_received() if self._made else None

@@ -1,9 +1,10 @@
 """The connection guard: the connections counted, capped and timed, and each answer sent.
 
-It counts each connection from its accept (with TLS, before its handshake), times its head, its
-handshake and its body, closes the one idle longest (else the slowest body) at the cap, keeps
-``RESERVE`` more for the probes, bounds the answers not read, and, as aiohttp's middleware,
-sends each answer itself and lets its body go (the package docstring says why each).
+It counts each connection from its accept (with TLS, before its handshake, and answers 400 one
+that opens with plain HTTP instead), times its head, its handshake and its body, closes the one
+idle longest (else the slowest body) at the cap, keeps ``RESERVE`` more for the probes, bounds
+the answers not read, and, as aiohttp's middleware, sends each answer itself and lets its body
+go (the package docstring says why each).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import ssl
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -23,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from bridge.listener.accept import BACKLOG, Listener
 from bridge.listener.connection import Connection, Phase
 from bridge.listener.handshakes import HandshakeFailures
+from bridge.listener.plain_http import PLAIN_HTTP_ANSWER
 from bridge.listener.sockets import bind
 from bridge.routes import error_response
 
@@ -59,6 +61,9 @@ CLOSE_AFTER: Final = web.RequestKey("close_after", bool)
 # Descriptors kept for everything but HTTP connections: the outbox, Redis, webhook and OTLP
 # clients, logs, the interpreter's own.
 _OTHER_DESCRIPTORS: Final = 128
+# The shortest handshake timeout given: what is left of the header timeout when it has all but
+# passed (start_tls takes none at or below 0).
+_SOONEST: Final = 0.001
 _REASONS: Final = (
     "header_timeout",
     "body_timeout",
@@ -181,9 +186,14 @@ class ConnectionGuard:
         return self._listener
 
     def close(self) -> None:
-        """Abort the handshakes still under way (the listener has stopped accepting)."""
+        """Abort the handshakes still under way, and the TLS connections whose first bytes are
+        still to come (the listener has stopped accepting; aiohttp never saw these)."""
         for task in list(self._handshakes):
             task.cancel()
+        for connection in [c for c in self._open.values() if c.phase is Phase.HELLO]:
+            self._release(connection)
+            assert connection.transport is not None
+            connection.transport.abort()
 
     # -- the connections' phases --
 
@@ -251,23 +261,48 @@ class ConnectionGuard:
         """``connection``'s client reads its answer again."""
         self._stalled.pop(connection, None)
 
-    def handshake(self, connection: Connection, context: ssl.SSLContext) -> None:
-        """Make ``connection``'s TLS handshake; until it is done the connection counts as idle
-        (evicted first at the cap)."""
-        task = asyncio.get_running_loop().create_task(self._handshake(connection, context))
+    def handshake(self, connection: Connection, context: ssl.SSLContext, hello: bytes) -> None:
+        """Make ``connection``'s TLS handshake, from ``hello`` (its first bytes, read already)
+        on, within what is left of its header timeout; until it is done the connection counts as
+        idle (evicted first at the cap)."""
+        loop = asyncio.get_running_loop()
+        timeout = self.limits.header_timeout
+        if connection.timer is not None:  # the header timeout, from the accept
+            timeout = max(connection.timer.when() - loop.time(), _SOONEST)
+            connection.cancel_timer()
+        task = loop.create_task(self._handshake(connection, context, hello, timeout))
         self._handshakes.add(task)
         task.add_done_callback(self._handshakes.discard)
 
-    async def _handshake(self, connection: Connection, context: ssl.SSLContext) -> None:
+    def plain_http(self, connection: Connection) -> None:
+        """Answer ``connection``, which opened with a plain HTTP request, 400 as Go's servers
+        do, and close it; counted and logged as a failed handshake of kind plain_http."""
         raw = connection.transport
         assert raw is not None
+        self._handshake_failures.plain_http(raw.get_extra_info("peername"))
+        self._release(connection)
+        raw.write(PLAIN_HTTP_ANSWER)  # a few bytes: the socket takes them at once
+        raw.close()
+
+    async def _handshake(
+        self, connection: Connection, context: ssl.SSLContext, hello: bytes, within: float
+    ) -> None:
+        raw = connection.transport
+        assert raw is not None
+        loop = asyncio.get_running_loop()
+        # start_tls sets its TLS protocol on ``raw`` before it first waits, and ``raw`` reads
+        # again only on a later turn of the loop than this callback's: the protocol gets
+        # ``hello`` before any byte after it (asyncio's keeps it for the handshake that its
+        # connection_made, queued just after, begins; tests/test_listener.py cuts a ClientHello
+        # into pieces to hold this).
+        loop.call_soon(_give_back, raw, hello)
         try:
-            tls = await asyncio.get_running_loop().start_tls(
+            tls = await loop.start_tls(
                 raw,
                 connection,
                 context,
                 server_side=True,
-                ssl_handshake_timeout=self.limits.header_timeout,
+                ssl_handshake_timeout=within,
             )
         except asyncio.CancelledError:
             self._abandon(connection, raw)
@@ -299,16 +334,20 @@ class ConnectionGuard:
         self.lost(connection)
 
     def head_started(self, connection: Connection) -> None:
+        """A request head has begun, or, with TLS, the connection was accepted: each has the
+        header timeout."""
         connection.timer = asyncio.get_running_loop().call_later(
             self.limits.header_timeout, self._head_expired, connection
         )
 
     def _head_expired(self, connection: Connection) -> None:
         connection.timer = None
-        if connection.phase is Phase.HEAD:
+        if connection.phase in (Phase.HEAD, Phase.HELLO):
             self._close(connection, "header_timeout")
 
     def lost(self, connection: Connection) -> None:
+        if connection.live and connection.phase is Phase.HELLO:
+            self._handshake_failures.closed()  # before TLS or HTTP was told: a port check
         self._release(connection)
         if connection.transport is not None:
             self._open.pop(connection.transport, None)
@@ -429,6 +468,22 @@ class ConnectionGuard:
         _logger.debug("HTTP connection closed: body_timeout")
         connection.body_expired = True
         request.content.set_exception(_BodyTimeout())
+
+
+def _give_back(raw: asyncio.Transport, hello: bytes) -> None:
+    """Give ``hello``, the first bytes read from ``raw``, to the TLS protocol start_tls set on
+    it (asyncio's, a buffered protocol), as ``raw`` gives it what it reads: no copy is added
+    to what is read after."""
+    if raw.is_closing():
+        return
+    tls = cast(asyncio.BufferedProtocol, raw.get_protocol())
+    given = memoryview(hello)
+    while given:
+        buffer = memoryview(tls.get_buffer(len(given)))
+        size = min(len(buffer), len(given))
+        buffer[:size] = given[:size]
+        tls.buffer_updated(size)
+        given = given[size:]
 
 
 def _large_head(request: web.Request) -> bool:

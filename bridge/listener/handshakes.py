@@ -4,7 +4,8 @@ asyncio reports a failed server-side handshake nowhere (outside its debug mode),
 Prometheus scraping over plain HTTP, one that does not trust the bridge's certificate or a client
 without the certificate ``client_auth_type`` asks for saw only a closed connection, and the
 bridge said nothing. OpenSSL names the cause (``ssl.SSLError.reason``); the few an operator acts
-on differently are told apart, as Go's servers log each handshake error.
+on differently are told apart, as Go's servers log each handshake error. Plain HTTP, answered
+400 before any handshake (``bridge.listener.plain_http``), is counted and logged here too.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ class HandshakeFailures:
         self._clock = clock
         self._counter = Counter(
             "exesdb_http_tls_handshake_failures",
-            "TLS handshakes that failed, by kind: plain_http (no TLS spoken), client_certificate"
+            "TLS handshakes that failed, by kind: plain_http (no TLS spoken; plain HTTP is"
+            " answered 400), client_certificate"
             " (none, or one the client CA does not sign), server_certificate (the client refused"
             " the bridge's), version_or_cipher (none in common), closed (the client left"
             " mid-handshake: a port check), other.",
@@ -110,9 +112,23 @@ class HandshakeFailures:
         """Count the handshake with ``peer`` (its address) that failed with ``exc``; log it
         unless its kind was logged in the last ``LOG_EVERY`` seconds."""
         kind = _kind(exc)
-        self._counter.labels(kind).inc()
         if kind == _CLOSED:
+            self.closed()
             return
+        reason = exc.reason if isinstance(exc, ssl.SSLError) and exc.reason else exc
+        self._count(kind, reason, peer)
+
+    def plain_http(self, peer: object) -> None:
+        """Count the connection from ``peer`` that opened with a plain HTTP request (answered
+        400, with no handshake tried) as a plain_http failure, logged as ``failed`` logs."""
+        self._count("plain_http", "an HTTP request, answered 400", peer)
+
+    def closed(self) -> None:
+        """Count a connection its client closed before the handshake was done (never logged)."""
+        self._counter.labels(_CLOSED).inc()
+
+    def _count(self, kind: str, reason: object, peer: object) -> None:
+        self._counter.labels(kind).inc()
         now = self._clock()
         last = self._logged.get(kind)
         if last is not None and now - last < LOG_EVERY:
@@ -121,7 +137,6 @@ class HandshakeFailures:
         self._logged[kind] = now
         more = self._since.pop(kind, 0)
         hint = _KINDS[kind][1] if kind in _KINDS else "see the error"
-        reason = exc.reason if isinstance(exc, ssl.SSLError) and exc.reason else exc
         _logger.warning(
             "TLS handshake from %s failed (%s, %s): %s%s",
             _address(peer),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import ssl
+import subprocess
 import sys
 import time
 import urllib.error
@@ -17,13 +18,15 @@ from pathlib import Path
 import pytest
 
 from bridge import __version__
-from tests.support import BridgeProcess, http_get, run_bridge, wait_until
+from tests.support import BridgeProcess, http_get, require_binary, run_bridge, wait_until
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
 pytestmark = pytest.mark.integration
 
 ALICE = {"Authorization": basic("alice", "alice-pw")}
 USERS = f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw')}\n"
+# What Go's net/http (and so an exporter-toolkit exporter) answers plain HTTP on its TLS port.
+GO_PLAIN_HTTP_BODY = b"Client sent an HTTP request to an HTTPS server.\n"
 MUTUAL_TLS = "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
 
 
@@ -104,14 +107,42 @@ def test_the_challenge_is_basic(tmp_path, bridge_processes):
         assert refused.value.headers["WWW-Authenticate"].startswith("Basic ")
 
 
-def test_plain_http_to_the_tls_port_fails(tmp_path, bridge_processes):
-    """http:// to the TLS port gets no HTTP answer."""
+def test_plain_http_to_the_tls_port_is_answered_400_as_go_answers_it(
+    tmp_path, bridge_processes, start_prometheus
+):
+    """http:// to the TLS port gets Go's 400, whole, in curl and Python's http.client (as from
+    an exporter-toolkit exporter, not curl's "Empty reply from server"), and Prometheus scraping
+    without scheme https says so; https is served."""
     files = WebFiles(tmp_path / "web")
     files.write(files.tls_config() + USERS)
     bridge = _start(tmp_path, bridge_processes, files, files.client_context())
-    # The server drops what is not a TLS handshake, at most sending a TLS alert first.
-    with pytest.raises((OSError, http.client.HTTPException)):
-        http_get(f"http://127.0.0.1:{bridge.port}/healthz", ALICE)
+    curl = subprocess.run(
+        [require_binary("curl"), "-sS", "-i", f"http://127.0.0.1:{bridge.port}/metrics"],
+        capture_output=True,
+        timeout=10,
+        check=False,
+    )
+    assert curl.returncode == 0, curl.stderr
+    assert curl.stdout.startswith(b"HTTP/1.0 400 Bad Request\r\n"), curl.stdout
+    assert curl.stdout.endswith(b"\r\n\r\n" + GO_PLAIN_HTTP_BODY), curl.stdout
+    assert b"Connection: close\r\n" in curl.stdout
+    connection = http.client.HTTPConnection("127.0.0.1", bridge.port, timeout=5)
+    try:
+        connection.request("GET", "/healthz", headers=ALICE)
+        response = connection.getresponse()
+        assert (response.status, response.read()) == (400, GO_PLAIN_HTTP_BODY)
+        assert response.getheader("Content-Type") == "text/plain; charset=utf-8"
+    finally:
+        connection.close()
+    status, _ = http_get(bridge.url + "/healthz", ALICE, context=files.client_context())
+    assert status == 200
+    prometheus = start_prometheus(
+        [f"127.0.0.1:{bridge.port}"],
+        scrape_options={"basic_auth": {"username": "alice", "password": "alice-pw"}},
+    )
+    prometheus.wait_for('up{job="exesdb-bridge"} == 0')
+    [target] = prometheus.api("targets")["activeTargets"]
+    assert "server returned HTTP status 400 Bad Request" in target["lastError"], target
 
 
 def test_require_and_verify_client_cert(tmp_path, bridge_processes, start_prometheus):

@@ -241,11 +241,14 @@ async def test_requests_over_the_rate_limit_answer_429_before_basic_auth(files: 
 # -- TLS --
 
 
-async def test_plain_http_to_the_tls_port_fails(files: WebFiles):
-    """A plain HTTP request to the TLS port gets no HTTP answer."""
+async def test_plain_http_to_the_tls_port_is_answered_400_as_go_answers_it(files: WebFiles):
+    """A plain HTTP request to the TLS port is answered 400 with Go's words, Connection: close,
+    as exporter-toolkit's exporters answer it; https is served on the same port."""
     async with serving(files, files.tls_config()) as bridge:
-        with pytest.raises(aiohttp.ClientError):
-            await request(bridge, scheme="http")
+        status, headers, body = await request(bridge, "/metrics", scheme="http")
+        assert (status, body) == (400, "Client sent an HTTP request to an HTTPS server.\n")
+        assert headers["Connection"] == "close"
+        assert headers["Content-Type"] == "text/plain; charset=utf-8"
         status, _, _ = await request(bridge, context=files.client_context())
         assert status == 200
 
@@ -589,9 +592,20 @@ def _failures(bridge: Bridge) -> dict[str, float]:
     return {kind: count for kind, count in counts.items() if count}
 
 
+# How Go's net/http's answer to plain HTTP on its TLS port begins and ends (the bridge's has
+# Content-Type, Content-Length and Connection: close between).
+GO_PLAIN_HTTP_STATUS = b"HTTP/1.0 400 Bad Request\r\n"
+GO_PLAIN_HTTP_BODY = b"\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+
+
+def _go_plain_http_answer(answer: bytes) -> bool:
+    """Whether ``answer`` is Go's answer to plain HTTP on its TLS port (and nothing more)."""
+    return answer.startswith(GO_PLAIN_HTTP_STATUS) and answer.endswith(GO_PLAIN_HTTP_BODY)
+
+
 async def _plain_http(bridge: Bridge) -> bytes:
-    """What one plain HTTP request over one connection to the TLS port gets back (aiohttp would
-    try a second connection when the first closes unanswered)."""
+    """What one plain HTTP request over one connection to the TLS port gets back, until the
+    bridge closes it."""
     assert bridge.address is not None
     reader, writer = await asyncio.open_connection(*bridge.address)
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: bridge\r\n\r\n")
@@ -618,10 +632,11 @@ async def _curl(bridge: Bridge, *args: str) -> int:
 async def test_failed_handshakes_are_counted_by_kind_and_logged_with_what_to_do(
     files: WebFiles, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ):
-    """A handshake that fails is no longer silent: plain HTTP to the TLS port, a client without
-    the certificate client_auth_type asks for, one that does not trust the bridge's certificate
-    and one offering only TLS 1.1 are each counted under their kind and logged once with what
-    to do; a client that connects and leaves (a TCP port check) is counted, never logged."""
+    """A handshake that fails is no longer silent: plain HTTP to the TLS port (answered 400), a
+    client without the certificate client_auth_type asks for, one that does not trust the
+    bridge's certificate and one offering only TLS 1.1 are each counted under their kind and
+    logged once with what to do; a client that connects and leaves (a TCP port check) is
+    counted, never logged."""
     text = files.tls_config(
         "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
     )
@@ -629,7 +644,7 @@ async def test_failed_handshakes_are_counted_by_kind_and_logged_with_what_to_do(
     trustme.CA().cert_pem.write_to_path(str(stranger))
     with caplog.at_level(logging.WARNING, logger="bridge.listener.handshakes"):
         async with serving(files, text) as bridge:
-            assert await _plain_http(bridge) == b""
+            assert _go_plain_http_answer(await _plain_http(bridge))
             assert await refused_connection(bridge, files.client_context())
             assert await _curl(bridge, "--cacert", str(stranger)) != 0
             assert await _curl(bridge, "--insecure", "--tls-max", "1.1") != 0
@@ -668,7 +683,7 @@ async def test_a_kind_of_handshake_failure_is_logged_once_a_minute_with_a_count(
     with caplog.at_level(logging.WARNING, logger="bridge.listener.handshakes"):
         async with serving(files, files.tls_config()) as bridge:
             for _ in range(3):
-                assert await _plain_http(bridge) == b""
+                assert _go_plain_http_answer(await _plain_http(bridge))
             await async_wait_until(
                 lambda: _failures(bridge) == {"plain_http": 3.0}, what="three failures counted"
             )
