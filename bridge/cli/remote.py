@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 from bridge.cli.client import Target, target, url_argument, user_argument
 from bridge.cli.shared import EXIT_USAGE
 from bridge.errors import ConfigError
+from bridge.headers import PLAIN_HTTP_REFUSAL
 from bridge.redaction import safe_url
 
 if TYPE_CHECKING:
@@ -83,6 +84,13 @@ def say_refused(bridge: Target, path: str, status: int, text: str) -> None:
     answer = bridge_json(text, "error")
     if status == 0:
         print(f"exesdb-bridge: {text}", file=sys.stderr)
+    elif status == 400 and text.strip() == PLAIN_HTTP_REFUSAL:  # Go's words, and the bridge's
+        asked = safe_url(bridge.url).rstrip("/") + path
+        print(
+            f"exesdb-bridge: {asked} answered 400: this port speaks TLS: use https:// (and"
+            " --cacert for a private CA)",
+            file=sys.stderr,
+        )
     elif answer is None:  # a page, not the bridge's refusal
         refused = bridge.not_a_bridge(path, BRIDGE_ANSWER, status)
         print(f"exesdb-bridge: {refused}", file=sys.stderr)

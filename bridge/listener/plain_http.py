@@ -15,9 +15,11 @@ import re
 from enum import Enum
 from typing import Final
 
+from bridge.headers import PLAIN_HTTP_REFUSAL
+
 __all__ = ["PLAIN_HTTP_ANSWER", "Opening", "opening"]
 
-_BODY: Final = b"Client sent an HTTP request to an HTTPS server.\n"
+_BODY: Final = PLAIN_HTTP_REFUSAL.encode() + b"\n"
 # Go's answer, with the fields a client needs to read it whole and know the connection closes.
 PLAIN_HTTP_ANSWER: Final = (
     b"HTTP/1.0 400 Bad Request\r\n"

@@ -99,3 +99,21 @@ def test_a_basic_auth_refusal_says_what_to_send(secured: tuple[BridgeProcess, Pa
             " (the user and password given are not one of its basic_auth_users)\n"
         )
         assert "nope-pw" not in wrong.stderr
+
+
+def test_plain_http_to_the_tls_port_says_to_use_https(secured: tuple[BridgeProcess, Path]) -> None:
+    """An http:// URL for the TLS port gets the listener's 400 (Go's words); alerts, tail and
+    publish say that the port speaks TLS and to use https://, not that no bridge is there."""
+    process, ca = secured
+    plain = process.url.replace("https://", "http://")
+    for command in (
+        ["alerts", "list"],
+        ["tail", "--count", "1"],
+        ["publish", "system_alert", *ALERT_FIELDS],
+    ):
+        told = cli(*command, "--url", plain, "--cacert", str(ca), **_env(process))
+        assert told.returncode == 1, command
+        assert told.stderr.startswith(f"exesdb-bridge: {plain}/"), told.stderr
+        assert told.stderr.endswith(
+            " answered 400: this port speaks TLS: use https:// (and --cacert for a private CA)\n"
+        ), told.stderr
