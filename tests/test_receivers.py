@@ -644,6 +644,38 @@ def test_check_config_warns_of_each_receiver_file_it_cannot_read_now(
     assert "readable-" not in captured.err
 
 
+def test_a_tls_config_file_a_plain_http_url_never_reads_is_not_warned_unreadable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing CA file in the tls_config of an http:// receiver is no delivery failure to
+    come: check-config says only that the tls_config has no effect; on an https:// receiver
+    the same missing file is warned of."""
+    missing = tmp_path / "missing-ca.pem"
+    path = tmp_path / "receivers.yml"
+    path.write_text(
+        "webhook_configs:\n"
+        f"  - url: http://plain.example.com/hook\n    http_config:\n"
+        f"      tls_config: {{ca_file: {missing}}}\n"
+        f"  - url: https://secure.example.com/hook\n    http_config:\n"
+        f"      tls_config: {{ca_file: {missing}}}\n"
+    )
+    monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(path))
+    assert main(["check-config"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "webhook_configs" in line]
+    assert [line.split(": ", 2)[1:] for line in warnings] == [
+        [
+            "EXESDB_WEBHOOK_CONFIG_FILE webhook_configs.0 http://plain.example.com/…",
+            "tls_config is set, but its URL is http://, which no TLS protects: it has no effect"
+            " (use the https:// URL, or leave tls_config out)",
+        ],
+        [
+            "EXESDB_WEBHOOK_CONFIG_FILE webhook_configs.1 https://secure.example.com/…",
+            f"tls_config.ca_file {missing} cannot be read now (No such file or directory); its"
+            " deliveries fail and are retried until it can be",
+        ],
+    ], warnings
+
+
 def test_an_item_below_a_secret_key_is_named_an_entry_by_its_line(tmp_path: Path) -> None:
     """A bad item in a list below a secret key (a header's secrets) is not shown, and the
     problem says an entry (not a key) is hidden, with its line."""
