@@ -298,7 +298,8 @@ def test_run_warns_at_start_of_a_receiver_file_it_cannot_read_and_runs(
 def test_run_exits_1_when_the_address_is_taken(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
-    """A second bridge on a port already in use says so, naming EXESDB_HTTP_ADDR, and exits 1."""
+    """A second bridge on a port already in use says so, naming EXESDB_HTTP_ADDR and what to
+    do, and exits 1."""
     first = _start(bridge_processes, tmp_path)
     completed = cli(
         "run",
@@ -307,6 +308,10 @@ def test_run_exits_1_when_the_address_is_taken(
     )
     assert completed.returncode == 1
     assert f"cannot listen on 127.0.0.1:{first.port} (EXESDB_HTTP_ADDR)" in completed.stderr
+    assert completed.stderr.rstrip().endswith(
+        "address already in use; another process listens there: stop it, or set "
+        "EXESDB_HTTP_ADDR to a free port"
+    ), completed.stderr
 
 
 def _failed_start(tmp_path: Path, failure: str, env: dict[str, str]) -> tuple[int, str, str]:
