@@ -505,6 +505,21 @@ def test_publish_to_nowhere_exits_1() -> None:
             {},
             "(got '" + "x" * 78 + "…)",
         ),
+        (
+            ["performance_metric", "-f", "metric_name=q", "-f", "unit=m", "-f", "component=o"],
+            None,
+            {},
+            "performance_metric.value: required: give it with -f value=VALUE\n"
+            "exesdb-bridge: `exesdb-bridge schema performance_metric` lists its fields\n",
+        ),
+        (
+            ["performance_metric", "-f", "metric_name=q", "-f", "valu=12", "-f", "unit=m"]
+            + ["-f", "value=1", "-f", "component=o"],
+            None,
+            {},
+            "performance_metric.valu: not a field of performance_metric; did you mean value?"
+            " (got 12)\n",
+        ),
         (["system_alert", *ALERT_FIELDS], None, {}, "SECRET_KEY_BASE"),
         (["system_alert", *ALERT_FIELDS], None, {"SECRET_KEY_BASE": ""}, "needs SECRET_KEY_BASE"),
     ],
@@ -513,7 +528,8 @@ def test_publish_refuses_bad_input_with_exit_2(
     args: list[str], stdin: str | None, env: dict[str, str], message: str
 ) -> None:
     """An unknown tag, a bad field (with the value given), bad stdin or no key to sign with exit
-    2 and say why; a bad message is named before a missing key."""
+    2 and say why; a missing or unknown field says what to give, and where the fields are
+    listed; a bad message is named before a missing key."""
     completed = cli("publish", *args, "--url", "http://127.0.0.1:9", stdin=stdin, **env)  # type: ignore[arg-type]
     assert completed.returncode == 2
     assert message in completed.stderr
