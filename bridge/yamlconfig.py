@@ -23,6 +23,7 @@ user's name under ``basic_auth_users``): a problem there names the entry's line 
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -493,11 +494,15 @@ def _describe(
     loc = [str(part) for part in error["loc"]]
     key = _shown_key(loc, secret, root)
     if error["type"] == "extra_forbidden":
-        allowed = "allowed here: " + ", ".join(_allowed_keys(model, loc[:-1], hidden))
+        keys = _allowed_keys(model, loc[:-1], hidden)
+        allowed = "allowed here: " + ", ".join(keys)
         if not _KEY_NAME.fullmatch(loc[-1]):  # another kind of file: its lines are not shown
             where = ".".join(loc[:-1]) or "(top level)"
             return f"{where}: a key that is no name (not shown: is this the file meant?); {allowed}"
-        return f"{key}: unknown key; {allowed}"
+        # A misspelling (send_resolve) is the usual unknown key: name the one meant first.
+        close = difflib.get_close_matches(loc[-1], keys, n=1)
+        meant = f"did you mean {close[0]}? " if close else ""
+        return f"{key}: unknown key; {meant}{allowed}"
     given = error.get("input")
     if given is None and error["type"] != "missing":
         # `send_resolved:` left empty (a template's unset value): Go would take its zero value.

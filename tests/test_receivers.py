@@ -125,6 +125,11 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             "webhook_configs:\n  - url: http://h/x\n    colour: red\n",
             "webhook_configs.0.colour: unknown key; allowed here: url, url_file, send_resolved,",
         ),
+        (
+            "webhook_configs:\n  - url: http://h/x\n    send_resolve: true\n",
+            "webhook_configs.0.send_resolve: unknown key; did you mean send_resolved? allowed"
+            " here: url, url_file, send_resolved,",
+        ),
         ("webhook_configs:\n  - send_resolved: true\n", "exactly one of url and url_file"),
         (
             "webhook_configs:\n  - {url: http://h/x, url_file: f}\n",

@@ -120,7 +120,10 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
 @pytest.mark.parametrize(
     ("text", "named"),
     [
-        ("tls_server_config:\n  cert_fil: a.pem\n", "tls_server_config.cert_fil: unknown key"),
+        (
+            "tls_server_config:\n  cert_fil: a.pem\n",
+            "tls_server_config.cert_fil: unknown key; did you mean cert_file? allowed here: ",
+        ),
         ("bogus: 1\n", "bogus: unknown key; allowed here: tls_server_config"),
         (
             "http_server_config:\n  headers:\n    X-Powered-By: me\n",
