@@ -272,6 +272,12 @@ class Settings(BaseSettings):
         # Set but empty (as the shipped Kubernetes Secret has it) is no key: unsigned, warned.
         return value or None
 
+    @field_validator("log_level", "log_format", "webhook_min_severity", mode="before")
+    @classmethod
+    def _any_letter_case(cls, value: Any) -> Any:
+        # INFO as Python's logging spells a level, JSON, Critical: one word, as booleans are.
+        return value.lower() if isinstance(value, str) else value
+
     @field_validator("webhook_urls", "alert_link_origins", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:
@@ -779,6 +785,8 @@ def _describe(error: Any) -> str:
     message = redact_urls(str(error["msg"]).removeprefix("Value error, "))
     if error["type"] == "bool_parsing":
         message = _BOOLEAN_ALLOWED  # pydantic's message does not say what it takes
+    if error["type"] == "literal_error":
+        message = f"must be {error['ctx']['expected']}"  # in the words of the other settings
     if error["type"] in _NUMBER_ERRORS and len(error["loc"]) == 1:
         # pydantic's "Input should be a valid integer" names neither the unit nor the range.
         message = _number_allowed(variable, error.get("input")) or message

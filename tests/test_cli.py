@@ -163,11 +163,14 @@ BAD_START: Final = {
 }
 
 
-def test_run_with_json_logs_writes_each_configuration_problem_as_a_json_record() -> None:
-    """`run` with EXESDB_LOG_FORMAT=json and a bad configuration exits 2 with every stderr line
-    a JSON log record in the log's shape: an error naming each variable at fault, a warning for
-    the misspelt name, nothing secret."""
-    completed = run_bridge("run", env={"EXESDB_LOG_FORMAT": "json", **BAD_START})
+@pytest.mark.parametrize("log_format", ["json", "JSON"])
+def test_run_with_json_logs_writes_each_configuration_problem_as_a_json_record(
+    log_format: str,
+) -> None:
+    """`run` with EXESDB_LOG_FORMAT=json (in any letter case, as the settings take it) and a bad
+    configuration exits 2 with every stderr line a JSON log record in the log's shape: an error
+    naming each variable at fault, a warning for the misspelt name, nothing secret."""
+    completed = run_bridge("run", env={"EXESDB_LOG_FORMAT": log_format, **BAD_START})
     assert completed.returncode == 2
     records = [json.loads(line) for line in completed.stderr.splitlines()]
     for record in records:
@@ -186,12 +189,12 @@ def test_run_with_json_logs_writes_each_configuration_problem_as_a_json_record()
 
 @pytest.mark.parametrize(
     ("command", "log_format"),
-    [(["run"], "text"), (["run"], "JSON"), (["check-config"], "json")],
+    [(["run"], "text"), (["run"], "xml"), (["check-config"], "json")],
 )
 def test_a_bad_configuration_is_plain_text_unless_run_logs_json(
     command: list[str], log_format: str
 ) -> None:
-    """Text logs, an EXESDB_LOG_FORMAT the settings refuse (JSON is not json), and
+    """Text logs, an EXESDB_LOG_FORMAT the settings refuse (xml), and
     `check-config` (for people, not a log) list the problems as plain lines, exit 2."""
     completed = run_bridge(*command, env={"EXESDB_LOG_FORMAT": log_format, **BAD_START})
     assert completed.returncode == 2
