@@ -247,9 +247,13 @@ def read_yaml(text: str, path: Path) -> Any:
     try:
         raw = loader.get_single_data()
     except yaml.YAMLError as exc:
-        mark = exc.problem_mark if isinstance(exc, yaml.MarkedYAMLError) else None
+        marked = exc if isinstance(exc, yaml.MarkedYAMLError) else None
+        mark = marked.problem_mark if marked is not None else None
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError([f"{path}: not valid YAML{where}"]) from None
+        # Only the commonest mistake is said: the parser's own words may quote the file.
+        tab = marked is not None and "\\t" in str(marked.problem)
+        why = ": a tab indents it, and YAML indents with spaces only" if tab else ""
+        raise ConfigError([f"{path}: not valid YAML{where}{why}"]) from None
     finally:
         loader.dispose()
     return {} if raw is None else raw
@@ -522,6 +526,10 @@ def _describe(
     # Pydantic's words for Python types, in the file's words.
     message = re.sub(r"a valid dictionary or instance of \w+", "a mapping of keys", message)
     message = message.replace("a valid tuple", "a list").replace("a valid dictionary", "a mapping")
+    # In the words of every other refusal (and of the environment's): what it must be.
+    message = re.sub(r"^Input should be ", "must be ", message)
+    if error["type"] in ("list_type", "tuple_type") and isinstance(given, dict):
+        message += ": each entry on a line starting with '- '"
     shows_secret = any(part in secret for part in loc)
     if not shows_secret and isinstance(given, str | int | float) and error["type"] != "value_error":
         message += f" (got {given!r})"

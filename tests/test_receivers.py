@@ -149,11 +149,11 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
         ),
         (
             "webhook_configs:\n  - {url: 'http://h', max_alerts: -1}\n",
-            "webhook_configs.0.max_alerts: Input should be greater than or equal to 0",
+            "webhook_configs.0.max_alerts: must be greater than or equal to 0",
         ),
         (
             "webhook_configs:\n  - {url: 'http://h', min_severity: loud}\n",
-            "webhook_configs.0.min_severity: Input should be 'info', 'warning', 'error' or",
+            "webhook_configs.0.min_severity: must be 'info', 'warning', 'error' or",
         ),
         (
             "webhook_configs:\n  - url: http://h\n    http_config:\n"
@@ -197,7 +197,7 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
         (
             "webhook_configs:\n  - url: http://h\n    http_config:\n"
             "      tls_config: {min_version: TLS99}\n",
-            "http_config.tls_config.min_version: Input should be 'TLS10'",
+            "http_config.tls_config.min_version: must be 'TLS10'",
         ),
         (
             "webhook_configs:\n  - url: http://h\n    http_config:\n"
@@ -236,6 +236,15 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             " section",
         ),
         ("webhook_configs: [\n", "not valid YAML at line"),
+        (
+            "webhook_configs:\n- url: http://h/x\n\tsend_resolved: true\n",
+            "receivers.yml: not valid YAML at line 3: a tab indents it, and YAML indents with"
+            " spaces only",
+        ),
+        (
+            "webhook_configs:\n  url: http://h/x\n",
+            "webhook_configs: must be a list: each entry on a line starting with '- '",
+        ),
         ("- a list\n", "the top level must be a mapping of keys"),
         (  # another kind of file named by mistake: its lines are no keys to show
             "root:$6$tok3n:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n",
@@ -321,7 +330,7 @@ def test_a_receiver_with_a_bad_key_still_has_its_keys_checked_together(
         pytest.param(
             "      tls_config: {cert_file: c.pem, min_version: TLS99}\n",
             [
-                "http_config.tls_config.min_version: Input should be 'TLS10'",
+                "http_config.tls_config.min_version: must be 'TLS10'",
                 "http_config.tls_config: a client certificate needs both cert_file (or cert)",
             ],
             id="tls-config",

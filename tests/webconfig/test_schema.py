@@ -293,7 +293,7 @@ def test_keys_of_tls_server_config_are_checked_together_beside_a_bad_key():
         "  min_version: TLS13\n  max_version: TLS12\n"
     )
     assert [problem.removeprefix(f"{HERE}: ") for problem in problems] == [
-        "tls_server_config.cipher_suites: Input should be a list (got 5)",
+        "tls_server_config.cipher_suites: must be a list (got 5)",
         "tls_server_config: at most one of cert and cert_file",
         "tls_server_config: TLS needs key_file (or key)",
         "tls_server_config: client_auth_type RequireAndVerifyClientCert needs client_ca_file or "
