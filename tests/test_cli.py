@@ -236,13 +236,18 @@ def test_run_exits_2_on_a_tls_key_without_its_certificate_or_the_reverse(
 def test_run_exits_0_on_sigterm_and_sigint(
     bridge_processes: list[BridgeProcess], tmp_path: Path, signum: signal.Signals
 ) -> None:
-    """exesdb-bridge run stops accepting, drains and exits 0 on SIGTERM or SIGINT."""
+    """exesdb-bridge run stops accepting, drains and exits 0 on SIGTERM or SIGINT, its last
+    log line saying it stopped and in how long, beside what EXESDB_SHUTDOWN_TIMEOUT_MS allows."""
     process = _start(bridge_processes, tmp_path)
     assert process.process is not None
     process.process.send_signal(signum)
     assert process.process.wait(30) == 0
     log = process.log()
     assert "stopping" in log
+    assert re.search(
+        r" INFO bridge: stopped in \d+\.\ds \(EXESDB_SHUTDOWN_TIMEOUT_MS allows 8s\)$",
+        log.rstrip().splitlines()[-1],
+    ), log
     assert "Traceback" not in log
     with pytest.raises(urllib.error.URLError):  # no longer listening
         http_get(process.url + "/healthz", timeout=2)
