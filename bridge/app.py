@@ -10,6 +10,7 @@ Stop order is the reverse, and the bus drains its subscribers before it stops, a
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import secrets
 import time
@@ -64,6 +65,14 @@ _REQUESTS_SHARE: Final = 0.25
 _REQUESTS_MAX_SECONDS: Final = 2.0
 # What a component past the deadline still gets to close what it holds (cancelled after it).
 _LAST_WORDS_SECONDS: Final = 0.1
+# What to do when the listening address cannot be bound, by errno (the OS's words say only what).
+_LISTEN_HINTS: Final = {
+    errno.EADDRINUSE: (
+        "another process listens there: stop it, or set EXESDB_HTTP_ADDR to a free port"
+    ),
+    errno.EADDRNOTAVAIL: "this host has no such address: give one it has, or 0.0.0.0 for every one",
+    errno.EACCES: "a port below 1024 needs privileges: give a port from 1024 up",
+}
 
 
 def build_transport(settings: Settings, registry: CollectorRegistry | None = None) -> Transport:
@@ -254,8 +263,10 @@ class Bridge:
         try:
             self._listener = await self.connections.serve(server, host, port, ssl_context)
         except OSError as exc:  # taken, not ours to bind, no such address
+            hint = _LISTEN_HINTS.get(exc.errno or 0)
             raise BridgeError(
                 f"cannot listen on {self.settings.http_addr} (EXESDB_HTTP_ADDR): {exc}"
+                + (f"; {hint}" if hint else "")
             ) from exc
         # The bound socket's name: a port of 0 becomes the one the system chose.
         sockets = self._listener.sockets

@@ -276,6 +276,12 @@ class Settings(BaseSettings):
         # Set but empty (as the shipped Kubernetes Secret has it) is no key: unsigned, warned.
         return value or None
 
+    @field_validator("log_level", "log_format", "webhook_min_severity", mode="before")
+    @classmethod
+    def _any_letter_case(cls, value: Any) -> Any:
+        # INFO as Python's logging spells a level, JSON, Critical: one word, as booleans are.
+        return value.lower() if isinstance(value, str) else value
+
     @field_validator("webhook_urls", "alert_link_origins", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:

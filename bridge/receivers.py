@@ -410,7 +410,8 @@ def file_warnings(config_file: str | Path, *, alertmanager_url: str | None = Non
     problems too, to be said beside them), each naming the receiver as ``check-config`` does:
     a file it names that cannot be read now (the key and the file, never what it holds), and a
     ``tls_config`` its ``http://`` URL (``alertmanager_url``, ``EXESDB_ALERTMANAGER_URL``, for an
-    ``alertmanager`` section without one) never uses. Warnings, not errors: each attempt reads
+    ``alertmanager`` section without one) never uses (whose files are then not warned of: no
+    request reads them). Warnings, not errors: each attempt reads
     its files again (so they can rotate), and one may still appear or be fixed before the first
     alert; Alertmanager takes such a ``tls_config`` silently."""
     parts = _read_parts(Path(config_file))
@@ -424,15 +425,17 @@ def file_warnings(config_file: str | Path, *, alertmanager_url: str | None = Non
         named.append(("alertmanager", config.files, section.url or alertmanager_url, config))
     notes = []
     for who, files, url, config in named:
+        # An https:// proxy may be reached with it (Go's client does so): only a plain one is sure.
+        tunnelled = config.proxy_from_environment or str(config.proxy_url).startswith("https:")
+        plain = bool(url) and str(url).lower().startswith("http:") and not tunnelled
         notes += [
             f"{who}: {key} {path} cannot be read now ({problem}); "
             "its deliveries fail and are retried until it can be"
             for key, path in files
-            if (problem := read_problem(path)) is not None
+            # A plain URL's deliveries never read its tls_config: said below instead.
+            if not (plain and key.startswith("tls_config."))
+            and (problem := read_problem(path)) is not None
         ]
-        # An https:// proxy may be reached with it (Go's client does so): only a plain one is sure.
-        tunnelled = config.proxy_from_environment or str(config.proxy_url).startswith("https:")
-        plain = bool(url) and str(url).lower().startswith("http:") and not tunnelled
         if plain and config.tls_config.configured:
             notes.append(
                 f"{who}: tls_config is set, but its URL is http://, which no TLS protects:"

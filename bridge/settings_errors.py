@@ -51,6 +51,8 @@ def describe_error(error: ErrorDetails, fields: Mapping[str, FieldInfo]) -> str:
     message = redact_urls(str(error["msg"]).removeprefix("Value error, "))
     if error["type"] == "bool_parsing":
         message = _BOOLEAN_ALLOWED  # pydantic's message does not say what it takes
+    if error["type"] == "literal_error":
+        message = f"must be {error['ctx']['expected']}"  # in the words of the other settings
     if error["type"] in _NUMBER_ERRORS and len(error["loc"]) == 1:
         # pydantic's "Input should be a valid integer" names neither the unit nor the range.
         info = next((i for i in fields.values() if i.validation_alias == variable), None)

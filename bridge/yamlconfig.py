@@ -23,6 +23,7 @@ user's name under ``basic_auth_users``): a problem there names the entry's line 
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -246,9 +247,13 @@ def read_yaml(text: str, path: Path) -> Any:
     try:
         raw = loader.get_single_data()
     except yaml.YAMLError as exc:
-        mark = exc.problem_mark if isinstance(exc, yaml.MarkedYAMLError) else None
+        marked = exc if isinstance(exc, yaml.MarkedYAMLError) else None
+        mark = marked.problem_mark if marked is not None else None
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError([f"{path}: not valid YAML{where}"]) from None
+        # Only the commonest mistake is said: the parser's own words may quote the file.
+        tab = marked is not None and "\\t" in str(marked.problem)
+        why = ": a tab indents it, and YAML indents with spaces only" if tab else ""
+        raise ConfigError([f"{path}: not valid YAML{where}{why}"]) from None
     finally:
         loader.dispose()
     return {} if raw is None else raw
@@ -493,11 +498,15 @@ def _describe(
     loc = [str(part) for part in error["loc"]]
     key = _shown_key(loc, secret, root)
     if error["type"] == "extra_forbidden":
-        allowed = "allowed here: " + ", ".join(_allowed_keys(model, loc[:-1], hidden))
+        keys = _allowed_keys(model, loc[:-1], hidden)
+        allowed = "allowed here: " + ", ".join(keys)
         if not _KEY_NAME.fullmatch(loc[-1]):  # another kind of file: its lines are not shown
             where = ".".join(loc[:-1]) or "(top level)"
             return f"{where}: a key that is no name (not shown: is this the file meant?); {allowed}"
-        return f"{key}: unknown key; {allowed}"
+        # A misspelling (send_resolve) is the usual unknown key: name the one meant first.
+        close = difflib.get_close_matches(loc[-1], keys, n=1)
+        meant = f"did you mean {close[0]}? " if close else ""
+        return f"{key}: unknown key; {meant}{allowed}"
     given = error.get("input")
     if given is None and error["type"] != "missing":
         # `send_resolved:` left empty (a template's unset value): Go would take its zero value.
@@ -517,6 +526,10 @@ def _describe(
     # Pydantic's words for Python types, in the file's words.
     message = re.sub(r"a valid dictionary or instance of \w+", "a mapping of keys", message)
     message = message.replace("a valid tuple", "a list").replace("a valid dictionary", "a mapping")
+    # In the words of every other refusal (and of the environment's): what it must be.
+    message = re.sub(r"^Input should be ", "must be ", message)
+    if error["type"] in ("list_type", "tuple_type") and isinstance(given, dict):
+        message += ": each entry on a line starting with '- '"
     shows_secret = any(part in secret for part in loc)
     if not shows_secret and isinstance(given, str | int | float) and error["type"] != "value_error":
         message += f" (got {given!r})"

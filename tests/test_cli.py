@@ -163,11 +163,14 @@ BAD_START: Final = {
 }
 
 
-def test_run_with_json_logs_writes_each_configuration_problem_as_a_json_record() -> None:
-    """`run` with EXESDB_LOG_FORMAT=json and a bad configuration exits 2 with every stderr line
-    a JSON log record in the log's shape: an error naming each variable at fault, a warning for
-    the misspelt name, nothing secret."""
-    completed = run_bridge("run", env={"EXESDB_LOG_FORMAT": "json", **BAD_START})
+@pytest.mark.parametrize("log_format", ["json", "JSON"])
+def test_run_with_json_logs_writes_each_configuration_problem_as_a_json_record(
+    log_format: str,
+) -> None:
+    """`run` with EXESDB_LOG_FORMAT=json (in any letter case, as the settings take it) and a bad
+    configuration exits 2 with every stderr line a JSON log record in the log's shape: an error
+    naming each variable at fault, a warning for the misspelt name, nothing secret."""
+    completed = run_bridge("run", env={"EXESDB_LOG_FORMAT": log_format, **BAD_START})
     assert completed.returncode == 2
     records = [json.loads(line) for line in completed.stderr.splitlines()]
     for record in records:
@@ -186,12 +189,12 @@ def test_run_with_json_logs_writes_each_configuration_problem_as_a_json_record()
 
 @pytest.mark.parametrize(
     ("command", "log_format"),
-    [(["run"], "text"), (["run"], "JSON"), (["check-config"], "json")],
+    [(["run"], "text"), (["run"], "xml"), (["check-config"], "json")],
 )
 def test_a_bad_configuration_is_plain_text_unless_run_logs_json(
     command: list[str], log_format: str
 ) -> None:
-    """Text logs, an EXESDB_LOG_FORMAT the settings refuse (JSON is not json), and
+    """Text logs, an EXESDB_LOG_FORMAT the settings refuse (xml), and
     `check-config` (for people, not a log) list the problems as plain lines, exit 2."""
     completed = run_bridge(*command, env={"EXESDB_LOG_FORMAT": log_format, **BAD_START})
     assert completed.returncode == 2
@@ -233,13 +236,18 @@ def test_run_exits_2_on_a_tls_key_without_its_certificate_or_the_reverse(
 def test_run_exits_0_on_sigterm_and_sigint(
     bridge_processes: list[BridgeProcess], tmp_path: Path, signum: signal.Signals
 ) -> None:
-    """exesdb-bridge run stops accepting, drains and exits 0 on SIGTERM or SIGINT."""
+    """exesdb-bridge run stops accepting, drains and exits 0 on SIGTERM or SIGINT, its last
+    log line saying it stopped and in how long, beside what EXESDB_SHUTDOWN_TIMEOUT_MS allows."""
     process = _start(bridge_processes, tmp_path)
     assert process.process is not None
     process.process.send_signal(signum)
     assert process.process.wait(30) == 0
     log = process.log()
     assert "stopping" in log
+    assert re.search(
+        r" INFO bridge: stopped in \d+\.\ds \(EXESDB_SHUTDOWN_TIMEOUT_MS allows 8s\)$",
+        log.rstrip().splitlines()[-1],
+    ), log
     assert "Traceback" not in log
     with pytest.raises(urllib.error.URLError):  # no longer listening
         http_get(process.url + "/healthz", timeout=2)
@@ -298,7 +306,8 @@ def test_run_warns_at_start_of_a_receiver_file_it_cannot_read_and_runs(
 def test_run_exits_1_when_the_address_is_taken(
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
-    """A second bridge on a port already in use says so, naming EXESDB_HTTP_ADDR, and exits 1."""
+    """A second bridge on a port already in use says so, naming EXESDB_HTTP_ADDR and what to
+    do, and exits 1."""
     first = _start(bridge_processes, tmp_path)
     completed = cli(
         "run",
@@ -307,6 +316,10 @@ def test_run_exits_1_when_the_address_is_taken(
     )
     assert completed.returncode == 1
     assert f"cannot listen on 127.0.0.1:{first.port} (EXESDB_HTTP_ADDR)" in completed.stderr
+    assert completed.stderr.rstrip().endswith(
+        "address already in use; another process listens there: stop it, or set "
+        "EXESDB_HTTP_ADDR to a free port"
+    ), completed.stderr
 
 
 def _failed_start(tmp_path: Path, failure: str, env: dict[str, str]) -> tuple[int, str, str]:
@@ -500,6 +513,20 @@ def test_publish_to_nowhere_exits_1() -> None:
             {},
             "(got '" + "x" * 78 + "…)",
         ),
+        (
+            ["performance_metric", "-f", "metric_name=q", "-f", "unit=m", "-f", "component=o"],
+            None,
+            {},
+            "performance_metric.value: required: give it with -f value=VALUE\n"
+            "exesdb-bridge: `exesdb-bridge schema performance_metric` lists its fields\n",
+        ),
+        (
+            ["performance_metric", "-f", "metric_name=q", "-f", "valu=12", "-f", "value=1"],
+            None,
+            {},
+            "performance_metric.valu: not a field of performance_metric; did you mean value?"
+            " (got 12)\n",
+        ),
         (["system_alert", *ALERT_FIELDS], None, {}, "SECRET_KEY_BASE"),
         (["system_alert", *ALERT_FIELDS], None, {"SECRET_KEY_BASE": ""}, "needs SECRET_KEY_BASE"),
     ],
@@ -508,7 +535,8 @@ def test_publish_refuses_bad_input_with_exit_2(
     args: list[str], stdin: str | None, env: dict[str, str], message: str
 ) -> None:
     """An unknown tag, a bad field (with the value given), bad stdin or no key to sign with exit
-    2 and say why; a bad message is named before a missing key."""
+    2 and say why; a missing or unknown field says what to give, and where the fields are
+    listed; a bad message is named before a missing key."""
     completed = cli("publish", *args, "--url", "http://127.0.0.1:9", stdin=stdin, **env)  # type: ignore[arg-type]
     assert completed.returncode == 2
     assert message in completed.stderr

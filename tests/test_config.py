@@ -136,8 +136,8 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_WEBHOOK_URLS", "hooks.example:8080/t0k3n", "e.g. http://hooks.example:8080/…"),
         ("EXESDB_ALERTMANAGER_URL", "http://am:9093/api/v2/alerts/", "Alertmanager's own URL"),
         ("EXESDB_EXTERNAL_URL", "https://ops:hunter2@bridge.example", "user name or password"),
-        ("EXESDB_LOG_LEVEL", "chatty", "'debug'"),
-        ("EXESDB_LOG_FORMAT", "xml", "'json'"),
+        ("EXESDB_LOG_LEVEL", "chatty", "must be 'debug', 'info', 'warning' or 'error' (got"),
+        ("EXESDB_LOG_FORMAT", "xml", "must be 'text' or 'json' (got 'xml')"),
         ("EXESDB_CPU_DEGRADED", "-1", "above 0"),
         ("EXESDB_MAX_SERIES", "0", "at least 1"),
         ("EXESDB_BUS_QUEUE_SIZE", "0", "from 1 to 10000000"),
@@ -160,6 +160,24 @@ def test_a_bad_value_stops_with_a_line_naming_the_variable(
     assert len(problems) == 1, err
     assert problems[0].startswith((f"{variable}: ", f"{variable} item 1: "))
     assert allowed in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "taken"),
+    [
+        ("EXESDB_LOG_LEVEL", "DEBUG", "debug"),
+        ("EXESDB_LOG_FORMAT", "JSON", "json"),
+        ("EXESDB_WEBHOOK_MIN_SEVERITY", "Critical", "critical"),
+    ],
+)
+def test_a_word_setting_takes_any_letter_case(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, taken: str
+) -> None:
+    """EXESDB_LOG_LEVEL=DEBUG (as Python's logging spells a level), JSON or Critical are taken
+    as the word they spell, as a boolean is in any letter case."""
+    monkeypatch.setenv(variable, value)
+    field = next(n for n, i in Settings.model_fields.items() if i.validation_alias == variable)
+    assert getattr(load_settings(), field) == taken
 
 
 @pytest.mark.parametrize(

@@ -125,6 +125,11 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             "webhook_configs:\n  - url: http://h/x\n    colour: red\n",
             "webhook_configs.0.colour: unknown key; allowed here: url, url_file, send_resolved,",
         ),
+        (
+            "webhook_configs:\n  - url: http://h/x\n    send_resolve: true\n",
+            "webhook_configs.0.send_resolve: unknown key; did you mean send_resolved? allowed"
+            " here: url, url_file, send_resolved,",
+        ),
         ("webhook_configs:\n  - send_resolved: true\n", "exactly one of url and url_file"),
         (
             "webhook_configs:\n  - {url: http://h/x, url_file: f}\n",
@@ -144,11 +149,11 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
         ),
         (
             "webhook_configs:\n  - {url: 'http://h', max_alerts: -1}\n",
-            "webhook_configs.0.max_alerts: Input should be greater than or equal to 0",
+            "webhook_configs.0.max_alerts: must be greater than or equal to 0",
         ),
         (
             "webhook_configs:\n  - {url: 'http://h', min_severity: loud}\n",
-            "webhook_configs.0.min_severity: Input should be 'info', 'warning', 'error' or",
+            "webhook_configs.0.min_severity: must be 'info', 'warning', 'error' or",
         ),
         (
             "webhook_configs:\n  - url: http://h\n    http_config:\n"
@@ -192,7 +197,7 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
         (
             "webhook_configs:\n  - url: http://h\n    http_config:\n"
             "      tls_config: {min_version: TLS99}\n",
-            "http_config.tls_config.min_version: Input should be 'TLS10'",
+            "http_config.tls_config.min_version: must be 'TLS10'",
         ),
         (
             "webhook_configs:\n  - url: http://h\n    http_config:\n"
@@ -231,6 +236,15 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             " section",
         ),
         ("webhook_configs: [\n", "not valid YAML at line"),
+        (
+            "webhook_configs:\n- url: http://h/x\n\tsend_resolved: true\n",
+            "receivers.yml: not valid YAML at line 3: a tab indents it, and YAML indents with"
+            " spaces only",
+        ),
+        (
+            "webhook_configs:\n  url: http://h/x\n",
+            "webhook_configs: must be a list: each entry on a line starting with '- '",
+        ),
         ("- a list\n", "the top level must be a mapping of keys"),
         (  # another kind of file named by mistake: its lines are no keys to show
             "root:$6$tok3n:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n",
@@ -316,7 +330,7 @@ def test_a_receiver_with_a_bad_key_still_has_its_keys_checked_together(
         pytest.param(
             "      tls_config: {cert_file: c.pem, min_version: TLS99}\n",
             [
-                "http_config.tls_config.min_version: Input should be 'TLS10'",
+                "http_config.tls_config.min_version: must be 'TLS10'",
                 "http_config.tls_config: a client certificate needs both cert_file (or cert)",
             ],
             id="tls-config",
@@ -642,6 +656,38 @@ def test_check_config_warns_of_each_receiver_file_it_cannot_read_now(
         assert line.startswith("warning: ")
         assert f"{receiver}: {key} {tmp_path / name} cannot be read now" in line
     assert "readable-" not in captured.err
+
+
+def test_a_tls_config_file_a_plain_http_url_never_reads_is_not_warned_unreadable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing CA file in the tls_config of an http:// receiver is no delivery failure to
+    come: check-config says only that the tls_config has no effect; on an https:// receiver
+    the same missing file is warned of."""
+    missing = tmp_path / "missing-ca.pem"
+    path = tmp_path / "receivers.yml"
+    path.write_text(
+        "webhook_configs:\n"
+        f"  - url: http://plain.example.com/hook\n    http_config:\n"
+        f"      tls_config: {{ca_file: {missing}}}\n"
+        f"  - url: https://secure.example.com/hook\n    http_config:\n"
+        f"      tls_config: {{ca_file: {missing}}}\n"
+    )
+    monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(path))
+    assert main(["check-config"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "webhook_configs" in line]
+    assert [line.split(": ", 2)[1:] for line in warnings] == [
+        [
+            "EXESDB_WEBHOOK_CONFIG_FILE webhook_configs.0 http://plain.example.com/…",
+            "tls_config is set, but its URL is http://, which no TLS protects: it has no effect"
+            " (use the https:// URL, or leave tls_config out)",
+        ],
+        [
+            "EXESDB_WEBHOOK_CONFIG_FILE webhook_configs.1 https://secure.example.com/…",
+            f"tls_config.ca_file {missing} cannot be read now (No such file or directory); its"
+            " deliveries fail and are retried until it can be",
+        ],
+    ], warnings
 
 
 def test_an_item_below_a_secret_key_is_named_an_entry_by_its_line(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from bridge.cli.client import Target
 from bridge.cli.remote import (
@@ -27,6 +28,9 @@ from bridge.cli.shared import (
 )
 from bridge.messages import INSTANCES
 from bridge.redaction import safe_url
+
+if TYPE_CHECKING:
+    from bridge.messages import Message
 
 __all__ = ["add_message_commands"]
 
@@ -85,6 +89,19 @@ def _stream_topic(text: str) -> str:
 # -- publish --
 
 
+def _field_problem(model: type[Message], problem: Mapping[str, Any]) -> str | None:
+    """A missing or unknown field said with what to do (pydantic says only what is wrong)."""
+    import difflib
+
+    name = str(problem["loc"][0])
+    if problem["type"] == "missing":
+        return f"required: give it with -f {name}=VALUE"
+    if problem["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(name, list(model.model_fields), n=1)
+        return f"not a field of {model.TAG}" + (f"; did you mean {close[0]}?" if close else "")
+    return None
+
+
 def _publish(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -126,10 +143,21 @@ def _publish(args: argparse.Namespace) -> int:
                 raise
             payload = model.model_validate(fields | as_text, context={"node": settings.node})
     except ValidationError as exc:
+        named = False
         for problem in exc.errors():
             where = ".".join(str(part) for part in problem["loc"]) or "payload"
+            said = _field_problem(model, problem) if len(problem["loc"]) == 1 else None
+            named = named or said is not None
             given = "" if problem["type"] == "missing" else f" (got {_clipped(problem['input'])})"
-            print(f"exesdb-bridge: {args.tag}.{where}: {problem['msg']}{given}", file=sys.stderr)
+            print(
+                f"exesdb-bridge: {args.tag}.{where}: {said or problem['msg']}{given}",
+                file=sys.stderr,
+            )
+        if named:
+            print(
+                f"exesdb-bridge: `exesdb-bridge schema {model.TAG}` lists its fields",
+                file=sys.stderr,
+            )
         return EXIT_USAGE
     except ValueError as exc:
         print(f"exesdb-bridge: {exc}", file=sys.stderr)

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from typing import TYPE_CHECKING, Final
 
 from bridge.cli.shared import (
@@ -92,7 +93,15 @@ async def _serve(settings: Settings, demo: bool) -> int:
         _logger.info("open %s (the status page; /metrics for Prometheus)", base)
     await stop.wait()
     _logger.info("stopping")
+    began = time.monotonic()
     await bridge.aclose()
+    # The last line: the stop is over (a supervisor's log ends here), and what it took beside
+    # what it may take.
+    _logger.info(
+        "stopped in %.1fs (EXESDB_SHUTDOWN_TIMEOUT_MS allows %gs)",
+        time.monotonic() - began,
+        settings.shutdown_timeout_ms / 1000,
+    )
     return EXIT_OK
 
 

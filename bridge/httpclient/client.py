@@ -2,7 +2,8 @@
 
 ``ClientSettings.request_options()`` is asked at every attempt. Secrets given as ``*_file`` are
 read again when the file changed (``files.WatchedFile``); the SSL context is built again when
-``ca_file``, ``cert_file`` or ``key_file`` changed. A file that cannot be read, a secret that
+``ca_file``, ``cert_file`` or ``key_file`` changed, and only for a request that makes a TLS
+handshake (an ``https://`` URL, or an ``https://`` proxy). A file that cannot be read, a secret that
 cannot go in a header (a line break inside a file), or a certificate that does not load, raises
 ``ClientSetupError`` naming the key, never its content: the caller counts the attempt as failed
 and retries it, as it would a refused connection.
@@ -214,9 +215,12 @@ class ClientSettings:
             headers.update(proxy_headers)
             proxy_headers = {}
         tls = self.config.tls_config
+        # A plain-http request through no https:// proxy makes no TLS handshake: its
+        # tls_config is not built, so a file of it that cannot be read does not fail it.
+        handshake = url.lower().startswith("https:") or str(proxy).lower().startswith("https:")
         return RequestOptions(
             headers=headers,
-            ssl=self._tls.context() if self._tls is not None else True,
+            ssl=self._tls.context() if self._tls is not None and handshake else True,
             proxy=proxy,
             proxy_headers=proxy_headers,
             server_hostname=tls.server_name or None,

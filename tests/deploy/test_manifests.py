@@ -725,6 +725,33 @@ def test_the_documented_drop_in_gives_the_dynamic_user_the_key_group(tmp_path) -
     assert problems == []
 
 
+def test_the_deployment_page_installs_the_unit_where_it_looks(tmp_path: Path) -> None:
+    """docs/deployment.md's install steps put the bridge in the virtualenv the unit's ExecStart
+    runs, the unit where systemd finds it, and the settings in its EnvironmentFile, mode 0600,
+    holding only settings the bridge takes (run here under a stand-in root)."""
+    text = doc_section(page("deployment"), "Kubernetes and systemd")
+    [block] = [block for block in fenced(text, "sh") if "systemctl enable" in block]
+    lines = block.replace("\\\n", " ").splitlines()
+    unit = systemd_unit()
+    venv = str(Path(unit["ExecStart"][0].split()[0]).parent.parent)
+    env_file = unit["EnvironmentFile"][0].removeprefix("-")
+    assert f"python3 -m venv {venv}" in lines
+    assert f"{venv}/bin/pip install ." in lines
+    assert "cp deploy/systemd/exesdb-bridge.service /etc/systemd/system/" in lines
+    assert (ROOT / "deploy/systemd/exesdb-bridge.service").is_file()
+    assert "systemctl enable --now exesdb-bridge" in lines
+    # The lines that write the settings, run with /etc under a folder of the test's own.
+    writes = [line for line in lines if str(Path(env_file).parent) in line]
+    assert len(writes) == 3, writes
+    script = "\n".join(line.replace("/etc/", f"{tmp_path}/etc/") for line in writes)
+    subprocess.run(["bash", "-euc", script], check=True, timeout=30)
+    written = tmp_path / env_file.lstrip("/")
+    assert written.stat().st_mode & 0o777 == 0o600
+    settings = dict(line.split("=", 1) for line in written.read_text().splitlines())
+    assert unknown_variables(settings) == []
+    assert Settings.model_validate(settings).secret_key_base is not None
+
+
 def test_systemd_unit_installs_the_bridge_from_its_sources() -> None:
     """The unit's install line installs a checkout (as the image does), never a name from PyPI."""
     text = (DEPLOY / "systemd/exesdb-bridge.service").read_text()

@@ -145,6 +145,30 @@ def test_a_bad_ca_file_fails_the_request_naming_the_key(tmp_path: Path) -> None:
         settings.request_options(URL)
 
 
+@pytest.mark.parametrize(
+    ("url", "proxy_url", "built"),
+    [
+        ("http://hooks.example/alerts", None, False),
+        ("http://hooks.example/alerts", "http://proxy.example:3128", False),
+        ("http://hooks.example/alerts", "https://proxy.example:3128", True),
+        (URL, None, True),
+    ],
+)
+def test_a_tls_config_is_built_only_for_a_request_that_makes_a_handshake(
+    tmp_path: Path, url: str, proxy_url: str | None, built: bool
+) -> None:
+    """A plain-http request through no https:// proxy never reads its tls_config, so a CA file
+    missing there does not fail it (check-config says such a tls_config has no effect); an
+    https:// URL, or an https:// proxy, still needs it."""
+    missing = tmp_path / "missing-ca.pem"
+    settings = ClientSettings(config(tls_config={"ca_file": str(missing)}, proxy_url=proxy_url))
+    if built:
+        with pytest.raises(ClientSetupError, match=r"cannot read tls_config\.ca_file"):
+            settings.request_options(url)
+    else:
+        assert settings.request_options(url).ssl is True
+
+
 def test_an_inline_ca_is_the_only_ca_trusted() -> None:
     """tls_config.ca holds the PEM itself, as prometheus/common takes it: that CA alone is
     trusted; a ca that is no PEM certificate is refused when the file is read."""

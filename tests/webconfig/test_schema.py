@@ -120,7 +120,10 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
 @pytest.mark.parametrize(
     ("text", "named"),
     [
-        ("tls_server_config:\n  cert_fil: a.pem\n", "tls_server_config.cert_fil: unknown key"),
+        (
+            "tls_server_config:\n  cert_fil: a.pem\n",
+            "tls_server_config.cert_fil: unknown key; did you mean cert_file? allowed here: ",
+        ),
         ("bogus: 1\n", "bogus: unknown key; allowed here: tls_server_config"),
         (
             "http_server_config:\n  headers:\n    X-Powered-By: me\n",
@@ -290,7 +293,7 @@ def test_keys_of_tls_server_config_are_checked_together_beside_a_bad_key():
         "  min_version: TLS13\n  max_version: TLS12\n"
     )
     assert [problem.removeprefix(f"{HERE}: ") for problem in problems] == [
-        "tls_server_config.cipher_suites: Input should be a list (got 5)",
+        "tls_server_config.cipher_suites: must be a list (got 5)",
         "tls_server_config: at most one of cert and cert_file",
         "tls_server_config: TLS needs key_file (or key)",
         "tls_server_config: client_auth_type RequireAndVerifyClientCert needs client_ca_file or "

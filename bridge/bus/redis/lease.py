@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from bridge.bus.redis.layout import Layout
+from bridge.bus.redis.layout import Layout, text
 from bridge.bus.redis.link import RETRYABLE, Link
 
 __all__ = ["Lease"]
@@ -91,7 +91,14 @@ class Lease:
             if await client.eval(_RENEW, 1, self._key, self._consumer, self._lease_ms):
                 self._renewed = self._clock()
             else:
-                self._step_down("the lease went to another replica")
+                # Said as it is: with no other replica, "went to another" would mislead.
+                holder = await client.get(self._key)
+                self._step_down(
+                    f"the lease went to another replica ({text(holder)})"
+                    if holder is not None
+                    else "the lease is gone from Redis (Redis lost its data, or the lease ran"
+                    " out before this replica renewed it)"
+                )
         elif not self._taking:
             pass  # stopping: leave the lease to the others
         elif await client.set(self._key, self._consumer, nx=True, px=self._lease_ms):

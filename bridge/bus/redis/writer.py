@@ -293,9 +293,11 @@ class Writer:
             self._retained.clear()
             self._buffer.extendleft(reversed(frames))
             self.rewritten += len(frames)
-            _logger.warning(
-                "Redis lost its data; writing %d recent work-queue frame(s) again", len(frames)
-            )
+            if frames:  # streams whose frames were all taken already leave nothing to say
+                _logger.warning(
+                    "Redis lost its data; writing %d recent work-queue frame(s) again",
+                    len(frames),
+                )
         self._epoch = epoch
         self._epoch_unchecked = False
 

@@ -12,8 +12,9 @@ each page, so every open alert (up to ``MAX_OPEN_ALERTS``) is re-posted. Alertma
 silences and inhibition then apply. The escalation level travels as an annotation, not a label,
 so that an escalation does not make Alertmanager see a new alert. After a failed post the next
 try waits as ``bridge.backoff.Backoff`` says (from 5 s, doubling, never longer than the
-interval), unless an alert changes first. A failure is logged with every URL redacted
-(``bridge.httpclient.request_failure``).
+interval), unless an alert changes first. The first failure in a row is logged, with every URL
+redacted (``bridge.httpclient.request_failure``), and the post that ends the run of failures;
+the retries between are counted, not logged.
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ class AlertmanagerPoster:
         self._first_retry = min(interval, _FIRST_RETRY_SECONDS)
         self._backoff = Backoff(base=self._first_retry, cap=interval, rng=random)
         self._on_error = on_error
-        self._failures = 0
+        self._failures = 0  # failed posts in a row
+        self._failure = ""  # why the last post failed, as the log says it
         self._last_ok: float | None = None
         self._cursor: float | None = None
         self._wake = asyncio.Event()
@@ -159,11 +161,27 @@ class AlertmanagerPoster:
             except Exception:
                 self._on_error()
                 _logger.exception("posting to Alertmanager failed")
+                self._failure = "an error of the bridge's own (logged above)"
                 ok = False
             if not ok:
                 self._failures += 1
+                if self._failures == 1:
+                    # One line when posts start failing, as for a webhook receiver: not one a
+                    # retry (every minute at most, for as long as Alertmanager is away).
+                    _logger.warning(
+                        "cannot post to Alertmanager %s: %s; trying again until it takes them"
+                        " (counted in exesdb_alertmanager_posts_total)",
+                        self.shown_url,
+                        self._failure,
+                    )
                 pause = self._backoff.delay(self._failures)
             else:
+                if self._failures:
+                    _logger.info(
+                        "Alertmanager %s takes posts again after %d failed post(s)",
+                        self.shown_url,
+                        self._failures,
+                    )
                 self._failures = 0
                 assert self._last_ok is not None
                 pause = max(0.0, self._last_ok + self.interval - self._clock())
@@ -232,11 +250,8 @@ class AlertmanagerPoster:
                 if response.status // 100 == 2:
                     self._count(PostResult.OK)
                     return True
-                _logger.warning(
-                    "Alertmanager %s answered %d: %s", self.shown_url, response.status, text[:200]
-                )
+                self._failure = f"it answered {response.status}: {text[:200]}"
         except REQUEST_ERRORS as exc:
-            failure = request_failure(exc, self._timeout)
-            _logger.warning("cannot post to Alertmanager %s: %s", self.shown_url, failure.text)
+            self._failure = request_failure(exc, self._timeout).text
         self._count(PostResult.FAILED)
         return False

@@ -269,6 +269,44 @@ async def test_a_failed_post_is_logged_without_the_urls_credentials(
     assert "hunter2" not in caplog.text
 
 
+async def test_a_run_of_failed_posts_is_logged_once_and_its_end_once(
+    tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While Alertmanager answers 500, the first failed post is a warning saying why and the
+    retries after it are counted, not logged; the post it takes again is one line saying how
+    many failed, as a webhook receiver's are told."""
+    receiver.status = 500
+    results: list[PostResult] = []
+
+    async def no_pause(seconds: float, wake: asyncio.Event) -> None:
+        await asyncio.sleep(0)  # retries at once: the test counts lines, not waits
+
+    caplog.set_level(logging.INFO, "bridge.sinks.alerts.alertmanager")
+    async with poster_to(receiver.url, tmp_path, count=results.append, sleep=no_pause) as (
+        poster,
+        outbox,
+        clock,
+    ):
+        outbox.alerts.apply([_event("a1")], clock.now)
+        poster.start()
+        await async_wait_until(lambda: len(results) >= 3, what="three failed posts")
+        receiver.status = 200
+        await async_wait_until(lambda: PostResult.OK in results, what="a post taken")
+    failed = results.index(PostResult.OK)
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert said[0] == (
+        "WARNING",
+        f"cannot post to Alertmanager {receiver.url}/…: it answered 500: {{}};"
+        " trying again until it takes them (counted in exesdb_alertmanager_posts_total)",
+    )
+    assert said[1:] == [
+        (
+            "INFO",
+            f"Alertmanager {receiver.url}/… takes posts again after {failed} failed post(s)",
+        )
+    ]
+
+
 async def test_changes_while_alertmanager_fails_do_not_post_faster_than_the_first_retry(
     tmp_path: Path,
 ) -> None:

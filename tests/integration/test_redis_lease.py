@@ -1,0 +1,67 @@
+"""The work-queue lease on a real redis-server: why a holder steps down is said as it is."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import pytest
+from redis.asyncio import Redis
+
+from bridge.backoff import Backoff
+from bridge.bus.redis.layout import Layout
+from bridge.bus.redis.lease import Lease
+from bridge.bus.redis.link import Link
+from tests.integration.servers.redis import RedisServer, redis_server
+from tests.support import async_wait_until
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["redis_server"]  # the fixture, imported for the tests below
+
+LEADER = "exesdb:bus:leader"
+
+
+@pytest.mark.parametrize(
+    ("taken_by", "reason"),
+    [
+        ("b:2", "the lease went to another replica (b:2)"),
+        (
+            None,
+            "the lease is gone from Redis (Redis lost its data, or the lease ran out before "
+            "this replica renewed it)",
+        ),
+    ],
+    ids=["another replica", "gone"],
+)
+async def test_a_holder_losing_the_lease_says_whether_another_replica_took_it(
+    redis_server: Callable[[], RedisServer],
+    caplog: pytest.LogCaptureFixture,
+    taken_by: str | None,
+    reason: str,
+) -> None:
+    """A lease another replica holds at renewal is named with its holder; a lease no longer in
+    Redis (a restart without its data, with no other replica about) is said to be gone, not
+    given to a replica that does not exist."""
+    server = redis_server()
+    client = Redis.from_url(server.url)
+    link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
+    lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=300)
+    running = asyncio.create_task(lease.run())
+    try:
+        await async_wait_until(lambda: lease.leading, 10, "the lease taken")
+        with caplog.at_level(logging.WARNING, logger="bridge.bus.redis.lease"):
+            with server.client() as other:
+                if taken_by is None:
+                    other.delete(LEADER)
+                else:
+                    other.set(LEADER, taken_by)
+            await async_wait_until(lambda: caplog.records, 10, "the step down logged")
+        [record] = caplog.records
+        assert record.getMessage() == f"this replica no longer takes the work queue: {reason}"
+    finally:
+        link.stopping.set()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await client.aclose()
