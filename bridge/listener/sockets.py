@@ -32,14 +32,20 @@ def raise_descriptor_limit() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = _UNLIMITED if hard == resource.RLIM_INFINITY else hard
     if soft == resource.RLIM_INFINITY or soft >= target:
-        _logger.info("descriptor limit %d", soft if soft != resource.RLIM_INFINITY else target)
+        # Nothing changed: not worth a line at every start.
+        _logger.debug(
+            "open-file (descriptor) limit %d, already the hard limit",
+            soft if soft != resource.RLIM_INFINITY else target,
+        )
         return target
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     except (ValueError, OSError) as exc:
-        _logger.warning("descriptor limit stays %d: raising it to %d failed: %s", soft, target, exc)
+        _logger.warning(
+            "open-file (descriptor) limit stays %d: raising it to %d failed: %s", soft, target, exc
+        )
         return soft
-    _logger.info("descriptor limit raised from %d to %d (the hard limit)", soft, target)
+    _logger.info("open-file (descriptor) limit raised from %d to %d, the hard limit", soft, target)
     return target
 
 
