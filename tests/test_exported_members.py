@@ -123,6 +123,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "MAX_TEXT",
         "MESSAGE_TYPES",
         "NAME_PATTERN",
+        "NAME_REFUSES",
         "NO_CONTROL_CHARACTERS",
         "SECURITY_SEVERITY",
         "SEVERITIES",

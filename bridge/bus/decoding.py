@@ -35,6 +35,7 @@ from bridge.messages import (
     INSTANCES,
     MESSAGE_TYPES,
     NAME_PATTERN,
+    NAME_REFUSES,
     NO_CONTROL_CHARACTERS,
     TAGS,
     Message,
@@ -397,9 +398,7 @@ def decode_envelope_object(data: Any) -> Envelope | Rejection:
 
 _PATTERN_REFUSALS: Final = {
     NO_CONTROL_CHARACTERS: "a label value must not contain control characters",
-    NAME_PATTERN: "a name must not contain a control character, a line or paragraph separator"
-    " (U+2028, U+2029) or a bidirectional control (U+061C, U+200E, U+200F, U+202A-U+202E,"
-    " U+2066-U+2069)",
+    NAME_PATTERN: f"a name must not contain a control character, {NAME_REFUSES}",
 }
 
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from bridge.messages._base import (
         MAX_TEXT,
         NAME_PATTERN,
+        NAME_REFUSES,
         NO_CONTROL_CHARACTERS,
         Message,
         Timestamp,
@@ -64,6 +65,7 @@ __all__ = [
     "MAX_TEXT",
     "MESSAGE_TYPES",
     "NAME_PATTERN",
+    "NAME_REFUSES",
     "NO_CONTROL_CHARACTERS",
     "SECURITY_SEVERITY",
     "SEVERITIES",
@@ -134,6 +136,7 @@ __getattr__ = lazy_exports(
         "_base": (
             "MAX_TEXT",
             "NAME_PATTERN",
+            "NAME_REFUSES",
             "NO_CONTROL_CHARACTERS",
             "Message",
             "Timestamp",

@@ -18,6 +18,7 @@ from pydantic_core import CoreSchema, core_schema
 
 __all__ = [
     "NAME_PATTERN",
+    "NAME_REFUSES",
     "NO_CONTROL_CHARACTERS",
     "JsonMap",
     "Label",
@@ -107,6 +108,12 @@ _NOT_IN_NAME: Final = r"\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069
 NAME_PATTERN: Final = NO_CONTROL_CHARACTERS.replace("]", _NOT_IN_NAME + "]", 1)
 """What a name shown to people as who did something (who acknowledged an alert) must match: no
 control character, line or paragraph separator or bidirectional control (checked natively)."""
+
+NAME_REFUSES: Final = (
+    "a line or paragraph separator (U+2028, U+2029) or a bidirectional control (U+061C, U+200E,"
+    " U+200F, U+202A-U+202E, U+2066-U+2069)"
+)
+"""What ``NAME_PATTERN`` refuses beyond control characters, in words (refusals, the docs)."""
 
 Name = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=NAME_PATTERN)]
 """A ``Text`` shown as who did something: the alert page, its history and the logs show it."""

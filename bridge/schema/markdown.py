@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Final
 
-from bridge.messages import INSTANCES, Message
+from bridge.messages import INSTANCES, NAME_REFUSES, Message
 from bridge.schema.describe import (
     RULES,
     STRING_CAP,
@@ -76,8 +76,7 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
 - A string that becomes a Prometheus label value ("no control characters") may not hold a C0
   control character (NUL included), DEL or a C1 control character.
 - A name shown as who did something (`ack_by`: "no control characters, line separators or
-  bidirectional controls") may not hold those either, nor a line or paragraph separator (U+2028,
-  U+2029) or a bidirectional control (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069),
+  bidirectional controls") may not hold those either, nor {name_refuses},
   which would break its line or reorder the text shown after it on the alert page, in its history
   and in logs: the characters the [admin API](http-api.md#alerts)'s `ack_by` refuses.
 - A number field given as text (`"1.5"`) is taken, but not one that reads as a NaN or an
@@ -137,7 +136,12 @@ def render_markdown() -> str:
         for instance, models in grouped.items()
     )
     parts = [
-        _HEAD.format(envelope=_table(ENVELOPE_FIELDS), cap=f"{STRING_CAP:,}", index=index),
+        _HEAD.format(
+            envelope=_table(ENVELOPE_FIELDS),
+            cap=f"{STRING_CAP:,}",
+            index=index,
+            name_refuses=NAME_REFUSES,
+        ),
     ]
     for instance, models in grouped.items():
         parts.append(f"## {instance}\n\n{_instance_summary(models[0])}\n")

@@ -54,7 +54,7 @@ class AlertMetrics:
         *,
         max_open: int,
         waiting: Callable[[], int] = lambda: 0,
-        holds_work_queue: Callable[[], bool] = lambda: True,
+        holds_work_queue: Callable[[], bool],
     ) -> None:
         self.depth = OutboxDepth(0, 0, 0)
         self.active: dict[str, int] = {}
