@@ -4,8 +4,11 @@
 #
 #   SECRET_KEY_BASE=... examples/sign.sh [--cacert FILE] [--user USER[:PASSWORD]] \
 #       INSTANCE TAG PAYLOAD_JSON [TOPIC]
-#   SECRET_KEY_BASE=... examples/sign.sh ex_esdb_health node_health_updated '{"status": "healthy"}'
+#   SECRET_KEY_BASE=... examples/sign.sh ex_esdb_metrics performance_metric \
+#       '{"metric_name": "queue_depth", "value": 12, "unit": "messages", "component": "orders"}'
 #
+# A health or lifecycle message is not side-effect free: the node it names joins the cluster, and
+# one that then goes silent is declared down with a critical alert (docs/http-api.md#ingest).
 # The bridge is EXESDB_URL, else the address in EXESDB_HTTP_ADDR (default 0.0.0.0:9570; a
 # wildcard host is asked on loopback; over https when EXESDB_WEB_CONFIG_FILE names a file with a
 # tls_server_config section), as for `exesdb-bridge publish`. The bridge needs

@@ -257,7 +257,7 @@ def test_the_ingest_recipe_works(monkeypatch: pytest.MonkeyPatch, finder: str) -
         assert (
             server.bridge.registry.get_sample_value(
                 "exesdb_bus_published_total",
-                {"pubsub": "ex_esdb_health", "tag": "node_health_updated"},
+                {"pubsub": "ex_esdb_metrics", "tag": "performance_metric"},
             )
             == 1
         )
