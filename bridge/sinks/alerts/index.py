@@ -234,12 +234,20 @@ class AlertIndex:
                 if not await self._state.commit(NAME, StateChange(put=put, restore=True)):
                     # Records came (or the lease went) since they were read: read them again.
                     raise TransportError("the open alerts in Redis changed while taken up")
-                _logger.info("alerts: Redis kept no open alerts; gave it ours (%d)", len(put))
+                _logger.info(
+                    "alerts: Redis held no list of open alerts (a first start, or Redis lost"
+                    " its data); wrote this replica's %d open alert(s) there",
+                    len(put),
+                )
                 return 0
             kept = _decoded(raw) or {}
             changed: int = await self._db.call(self._alerts.adopt_open_alerts, kept, self._clock())
         if changed:
-            _logger.info("alerts: took up the open alerts kept in Redis (%d changed here)", changed)
+            _logger.info(
+                "alerts: took the open alerts kept in Redis as this replica's;"
+                " %d differed from its own outbox and were updated",
+                changed,
+            )
         return changed
 
 
