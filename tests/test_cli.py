@@ -206,17 +206,19 @@ def test_a_bad_configuration_is_plain_text_unless_run_logs_json(
 
 
 @pytest.mark.parametrize(
-    ("given", "missing"),
+    ("given", "problem"),
     [
-        ("key_file: server.key", "cert_file (or cert)"),
-        ("cert_file: server.pem", "key_file (or key)"),
+        ("key_file: server.key", "TLS needs cert_file (or cert)"),
+        ("cert_file: server.pem", "TLS needs key_file (or key)"),
+        ("client_allowed_sans: [a.example]", "client_allowed_sans does nothing while TLS is off"),
     ],
 )
 def test_run_exits_2_on_a_tls_key_without_its_certificate_or_the_reverse(
-    tmp_path: Path, given: str, missing: str
+    tmp_path: Path, given: str, problem: str
 ) -> None:
     """A web config giving key_file without cert_file (or the reverse) stops start-up with exit
-    2, naming the key missing, as the toolkit stops ("missing one of cert or cert_file")."""
+    2, naming the key missing, as the toolkit stops ("missing one of cert or cert_file"); so does
+    an allow-list of client names without any certificate, which would protect nothing."""
     web_config = tmp_path / "web.yml"
     web_config.write_text(f"tls_server_config:\n  {given}\n")
     completed = cli(
@@ -227,8 +229,7 @@ def test_run_exits_2_on_a_tls_key_without_its_certificate_or_the_reverse(
     )
     assert completed.returncode == 2
     assert (
-        f"  EXESDB_WEB_CONFIG_FILE: {web_config}: tls_server_config: TLS needs {missing}\n"
-        in completed.stderr
+        f"  EXESDB_WEB_CONFIG_FILE: {web_config}: tls_server_config: {problem}" in completed.stderr
     )
 
 

@@ -1,17 +1,21 @@
 """The web config on every request: rate limit, client names and basic auth before any route.
 
-Its headers go on every answer. Every path is behind basic auth when users are configured,
-``/healthz`` included (as in exporter-toolkit); what a route checks itself (ingest's signature, the
-admin token) comes on top. Before it, a request over ``rate_limit`` is refused (429), then a client
-certificate without any of ``client_allowed_sans`` (the toolkit refuses it in the handshake, which
-Python's ssl cannot).
+Every path is behind basic auth when users are configured, ``/healthz`` included (as in
+exporter-toolkit); what a route checks itself (ingest's signature, the admin token) comes on top.
+Before it, a request over ``rate_limit`` is refused (429), then a client certificate without any
+of ``client_allowed_sans`` (the toolkit refuses it in the handshake, which Python's ssl cannot).
+
+Its headers go on every answer, never in place of one the answer sets itself (as in the toolkit,
+which sets them before the handler runs): a page keeps its strict ``Content-Security-Policy``, the
+configured one sent beside it (a browser enforces both), and its ``X-Frame-Options: DENY``, so
+the file can add to a page's protection and never weaken it.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from bridge.headers import REALM
@@ -54,7 +58,13 @@ def install(app: web.Application, live: LiveWebConfig) -> None:
 
     async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
         for name, value in live.headers:
-            response.headers[name] = value
+            own = response.headers.getall(name, [])
+            if not own:
+                response.headers[name] = value
+            elif name == hdrs.CONTENT_SECURITY_POLICY and value not in own:
+                # A browser enforces every policy sent, so one more can only forbid more (CSP 3,
+                # "The effect of multiple policies").
+                response.headers.add(name, value)
 
     # First, so that no other middleware runs for a request that is refused.
     app.middlewares.insert(0, web_config)

@@ -133,11 +133,24 @@ def _toolkit_spellings(data: Any) -> Any:
     return data
 
 
+def _given(value: Any) -> bool:
+    """Whether a key's value sets anything: not null, blank or an empty list (Go's zero values;
+    ``false`` is a choice, since ``prefer_server_cipher_suites`` defaults to true)."""
+    return value is not None and value != "" and value != []
+
+
 def _tls_server_problems(values: Mapping[str, Any]) -> list[str]:
     """What the keys of ``tls_server_config`` (as ``_toolkit_spellings`` gives them) get wrong
-    together; nothing while TLS is off."""
+    together. While TLS is off (the toolkit's rule: no certificate, key, client CA or client-auth
+    type), each other key given is one: it would do nothing, and an allow-list or a minimum version
+    that protects nothing must not pass for one that does (the toolkit silently serves HTTP)."""
     if not _BLANK_IS_UNSET & set(values):
-        return []
+        return [
+            f"{key} does nothing while TLS is off: give cert_file and key_file (or cert and key) "
+            "to turn TLS on, or leave it out"
+            for key in TLSServerConfig.model_fields
+            if key not in _BLANK_IS_UNSET | _UNSUPPORTED and _given(values.get(key))
+        ]
     problems = [
         f"at most one of {inline_key} and {file_key}"
         for file_key, inline_key in (("cert_file", "cert"), ("key_file", "key"))
@@ -233,6 +246,14 @@ class TLSServerConfig(Strict):
 def _bcrypt_hash(value: Any) -> str:
     """A user's hash; run before the type check, so that a number (``alice: 123``) is told it
     must be a bcrypt hash at once, not first to be quoted and then, quoted, to be a hash."""
+    if isinstance(value, str) and value.startswith("$2$"):
+        # Go's bcrypt takes this first form; the bcrypt package refuses it at every check, so no
+        # password would ever be accepted. Still never show the value.
+        raise ValueError(
+            "the original $2$ bcrypt form is not supported (the bcrypt package cannot check "
+            "it): hash the password again, with htpasswd -nBC 10 \"\" | tr -d ':\\n' ($2y$) "
+            "or Python's bcrypt.hashpw ($2b$)"
+        )
     match = _BCRYPT.fullmatch(value) if isinstance(value, str) else None
     if not isinstance(value, str) or match is None or not 4 <= int(match.group(1)) <= 31:
         # Never show the value: it is a password hash.

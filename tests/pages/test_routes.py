@@ -136,6 +136,48 @@ async def test_every_page_sends_a_strict_content_security_policy(
     assert "unsafe-inline" not in CONTENT_SECURITY_POLICY
 
 
+async def test_a_web_config_s_headers_never_weaken_a_page(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """A web config's Content-Security-Policy is sent beside a page's own, never in its place (a
+    browser enforces both), and its X-Frame-Options leaves a page's DENY; every other answer gets
+    the configured headers alone, as exporter-toolkit sends them."""
+    web = tmp_path / "web.yml"
+    web.write_text(
+        "http_server_config:\n  headers:\n"
+        "    Content-Security-Policy: default-src *\n"
+        "    X-Frame-Options: sameorigin\n"
+        "    X-Content-Type-Options: nosniff\n"
+        "    Strict-Transport-Security: max-age=60\n"
+    )
+    with page_bridge(tmp_path, EXESDB_WEB_CONFIG_FILE=str(web)) as server:
+        raise_alert(server, "a1", "one alert")
+        pages = [
+            await fetch(client, server.url + path) for path in ("/", "/alerts/a1", "/alerts/nope")
+        ]
+        _, live, _ = await fetch(client, server.url + "/?part=live")
+        unchanged = await fetch(
+            client, server.url + "/?part=live", **{"If-None-Match": live["ETag"]}
+        )
+        others = [
+            await fetch(client, server.url + path)
+            for path in ("/healthz", "/metrics", "/static/pages.js", "/no/such/path")
+        ]
+    assert [status for status, _, _ in [*pages, unchanged]] == [200, 200, 404, 304]
+    for _, headers, _ in [*pages, unchanged]:
+        assert headers.getall("Content-Security-Policy") == [
+            CONTENT_SECURITY_POLICY,
+            "default-src *",
+        ]
+        assert headers.getall("X-Frame-Options") == ["DENY"]
+        assert headers.getall("X-Content-Type-Options") == ["nosniff"]
+        assert headers["Strict-Transport-Security"] == "max-age=60"
+    for _, headers, _ in others:
+        assert headers.getall("Content-Security-Policy") == ["default-src *"]
+        assert headers.getall("X-Frame-Options") == ["sameorigin"]
+        assert headers.getall("X-Content-Type-Options") == ["nosniff"]
+
+
 async def test_the_generator_url_answers_without_a_token(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
+from bridge.cli import main
 from bridge.errors import ConfigError
 from bridge.webconfig import load_web_config
 from bridge.webconfig.schema import parse_web_config
@@ -69,9 +70,49 @@ def test_a_full_toolkit_file_reads_with_paths_from_its_folder():
     assert list(config.basic_auth_users) == ["alice"]
 
 
-def test_tls_settings_without_a_certificate_leave_tls_off():
-    """Versions alone do not turn TLS on (the toolkit's rule); a certificate or client auth does."""
-    assert parse_web_config("tls_server_config:\n  min_version: TLS13\n", HERE).tls is None
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "client_allowed_sans: [a.example]",
+        "min_version: TLS13",
+        "max_version: TLS12",
+        "cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]",
+        "prefer_server_cipher_suites: false",
+    ],
+)
+def test_tls_settings_without_a_certificate_are_refused_by_name(setting: str):
+    """Such a key does not turn TLS on (the toolkit's rule: a certificate, key, client CA or
+    client-auth type does), so it would do nothing: an allow-list or a minimum version that
+    protects nothing is refused by name, not taken as "TLS off"; so with blank certificate keys."""
+    key = setting.split(":")[0]
+    for text in (
+        f"tls_server_config:\n  {setting}\n",
+        f"tls_server_config:\n  cert_file: ''\n  key_file:\n  {setting}\n",
+    ):
+        assert _problems(text) == [
+            f"{HERE}: tls_server_config: {key} does nothing while TLS is off: give cert_file and "
+            "key_file (or cert and key) to turn TLS on, or leave it out"
+        ]
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_check_config_exits_2_naming_a_tls_setting_given_without_tls(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+):
+    """check-config (as run) stops with exit status 2 on client_allowed_sans without TLS, where it
+    would have summarised the file as "TLS off; no auth"."""
+    path = WebFiles(tmp_path / "web").write(
+        "tls_server_config:\n  client_allowed_sans: [a.example]\n"
+    )
+    monkeypatch.setenv("EXESDB_WEB_CONFIG_FILE", str(path))
+    with pytest.raises(SystemExit) as stopped:
+        main(["check-config"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "EXESDB_WEB_CONFIG_FILE" in err
+    assert "tls_server_config: client_allowed_sans does nothing while TLS is off" in err
 
 
 def test_go_zero_values_and_nulls_read_as_absent_keys():
@@ -166,13 +207,7 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
             "basic_auth_users:\n  alice: plaintext\n",
             "basic_auth_users (line 2, its key not shown): must be a bcrypt",
         ),
-        # The original "$2$" form, which Go takes and the bcrypt package cannot check. Named
-        # ids: HASH has a random salt, and every pytest-xdist worker must collect the same ids.
-        pytest.param(
-            f"basic_auth_users:\n  alice: '$2${HASH[4:]}'\n",
-            "basic_auth_users (line 2, its key not shown): must be a bcrypt",
-            id="go-2-prefix-hash",
-        ),
+        # A named id (HASH has a random salt): every pytest-xdist worker must collect the same.
         pytest.param(
             f"basic_auth_users:\n  'a:b': {HASH}\n",
             "basic_auth_users: a user name must",
@@ -218,6 +253,22 @@ def test_a_bad_hash_is_never_shown_nor_its_user_s_name():
         " ($2y$, $2b$, $2a$ or $2x$), e.g. from htpasswd -nBC 10 \"\" | tr -d ':\\n'"
     )
     assert "s3cret" not in problem
+
+
+def test_the_original_2_form_is_refused_by_name_and_how_to_replace_it():
+    """A "$2$" hash, which Go takes and the bcrypt package cannot check (no password would ever
+    be let in), is told so and how to hash again; neither the hash nor its user is shown."""
+    original = "$2$" + HASH[4:]
+    [problem] = _problems(f"basic_auth_users:\n  alice: '{original}'\n")
+    assert problem == (
+        f"{HERE}: basic_auth_users (line 2, its key not shown): the original $2$ bcrypt form is "
+        "not supported (the bcrypt package cannot check it): hash the password again, with "
+        "htpasswd -nBC 10 \"\" | tr -d ':\\n' ($2y$) or Python's bcrypt.hashpw ($2b$)"
+    )
+    assert HASH[7:] not in problem
+    assert "alice" not in problem
+    with pytest.raises(ValueError, match="Invalid salt"):  # why: the package refuses it
+        bcrypt.checkpw(b"pw", original.encode())
 
 
 @pytest.mark.parametrize(
