@@ -50,6 +50,7 @@ from bridge.receivers import (
     file_warnings,
     resolve_receivers,
 )
+from bridge.redaction import safe_url
 from bridge.settings_display import shown_setting
 from bridge.settings_errors import describe_error
 from bridge.unknown_variables import unknown_variable_warnings
@@ -286,6 +287,24 @@ class Settings(BaseSettings):
     @classmethod
     def _split_urls(cls, value: Any) -> Any:
         return _split(value)
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _each_receiver_once(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        # A URL given twice is one receiver, and merging the two items silently would hide a
+        # mistake (one of them may have been meant to be another URL).
+        numbers: dict[str, list[int]] = {}
+        for number, url in enumerate(urls, 1):
+            numbers.setdefault(url, []).append(number)
+        repeated = [
+            f"items {', '.join(map(str, given[:-1]))} and {given[-1]} are the same URL, "
+            f"{safe_url(url)}"
+            for url, given in numbers.items()
+            if len(given) > 1
+        ]
+        if repeated:
+            raise ValueError(f"{'; '.join(repeated)}; give each receiver once")
+        return urls
 
     @field_validator("alertmanager_url", "external_url", "url")
     @classmethod

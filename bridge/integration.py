@@ -11,13 +11,16 @@ returns ``DISABLED``; the first such call logs one warning saying how to install
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 import logging
 import math
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Concatenate, Final, Never, ParamSpec, Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -100,6 +103,24 @@ def _name(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
+def _refuse_misspelt(call: Callable[..., Any], misspelt: Mapping[str, Any]) -> None:
+    """Raise MessageError naming each keyword ``call`` does not take, and the option meant when
+    one is close: an option silently ignored would publish what the caller did not ask for."""
+    if not misspelt:
+        return
+    options = [
+        parameter.name
+        for parameter in inspect.signature(call).parameters.values()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    problems = []
+    for name in misspelt:
+        close = difflib.get_close_matches(name, options, n=1)
+        meant = f"did you mean {close[0]!r}?" if close else f"its options: {', '.join(options)}"
+        problems.append(f"{name}: is not an option of {call.__name__} ({meant})")
+    raise MessageError("; ".join(problems))
+
+
 def _jsonable(mapping: Mapping[str, Any] | None, field: str) -> dict[str, Any]:
     if mapping is None:
         return {}
@@ -122,7 +143,9 @@ class Publisher(Protocol):
 class Integration:
     """Broadcasts onto one bus, with a runtime switch and the configured intervals.
 
-    Every broadcast builds its messages (a bad argument raises) before the switch is asked.
+    Every broadcast builds its messages (a bad argument raises) before the switch is asked. A
+    keyword a helper does not take lands in its ``**misspelt`` (typed ``Never``, so a type
+    checker flags it too) and raises ``MessageError`` naming it and the option meant.
     """
 
     def __init__(
@@ -210,7 +233,7 @@ class Integration:
         except ValueError as exc:
             raise MessageError(str(exc)) from None
 
-    def broadcast(self, tag: str, topic: str | None = None, **fields: Any) -> PublishResult:
+    def broadcast(self, /, tag: str, topic: str | None = None, **fields: Any) -> PublishResult:
         """Publish any of the 36 message types by its tag; ``topic`` defaults to the tag."""
         model = TAGS.get(_name(tag))
         if model is None:
@@ -220,35 +243,56 @@ class Integration:
     # -- the original's helpers, arguments straightened out --
 
     def broadcast_system_lifecycle(
-        self, event: str, system_name: str, version: str, **opts: Any
+        self,
+        /,
+        event: str,
+        system_name: str,
+        version: str,
+        *,
+        topic: str = "lifecycle",
+        **misspelt: Never,
     ) -> PublishResult:
         """SystemLifecycle (starting, started, stopping, stopped) on topic ``lifecycle``."""
+        _refuse_misspelt(self.broadcast_system_lifecycle, misspelt)
         message = self.build(
             SystemLifecycle, event=event, system_name=_name(system_name), version=version
         )
-        return self.publish(opts.get("topic", "lifecycle"), message)
+        return self.publish(topic, message)
 
     def broadcast_system_config(
-        self, component: str, changes: Mapping[str, Any], **opts: Any
+        self,
+        /,
+        component: str,
+        changes: Mapping[str, Any],
+        *,
+        previous_config: Mapping[str, Any] | None = None,
+        changed_by: str = "system",
+        topic: str = "config",
+        **misspelt: Never,
     ) -> PublishResult:
         """SystemConfig for ``component`` on topic ``config``."""
+        _refuse_misspelt(self.broadcast_system_config, misspelt)
         message = self.build(
             SystemConfig,
             component=component,
             changes=_jsonable(changes, "changes"),
-            previous_config=opts.get("previous_config"),
-            changed_by=opts.get("changed_by", "system"),
+            previous_config=previous_config,
+            changed_by=changed_by,
         )
-        return self.publish(opts.get("topic", "config"), message)
+        return self.publish(topic, message)
 
     def broadcast_health_update(
         self,
+        /,
         component: str,
         status: str,
         details: Mapping[str, Any] | None = None,
-        **opts: Any,
+        *,
+        topic: str | None = None,
+        **misspelt: Never,
     ) -> PublishResult:
         """ComponentHealth for ``component`` on topic ``<component>:health``."""
+        _refuse_misspelt(self.broadcast_health_update, misspelt)
         component = str(_name(component))
         message = self.build(
             ComponentHealth,
@@ -256,17 +300,21 @@ class Integration:
             status=status,
             details=_jsonable(details, "details"),
         )
-        return self.publish(opts.get("topic", f"{component}:health"), message)
+        return self.publish(f"{component}:health" if topic is None else topic, message)
 
     def broadcast_store_health(
         self,
+        /,
         store_id: str,
         component: str,
         status: str,
         details: Mapping[str, Any] | None = None,
-        **opts: Any,
+        *,
+        topic: str | None = None,
+        **misspelt: Never,
     ) -> PublishResult:
         """ComponentHealth for a store's component on topic ``<store_id>:health``."""
+        _refuse_misspelt(self.broadcast_store_health, misspelt)
         store_id = str(_name(store_id))
         message = self.build(
             ComponentHealth,
@@ -274,10 +322,17 @@ class Integration:
             status=status,
             details={**_jsonable(details, "details"), "store_id": store_id},
         )
-        return self.publish(opts.get("topic", f"{store_id}:health"), message)
+        return self.publish(f"{store_id}:health" if topic is None else topic, message)
 
     def broadcast_cluster_health(
-        self, nodes: Iterable[str], failed_nodes: Iterable[str], event_type: str, **opts: Any
+        self,
+        /,
+        nodes: Iterable[str],
+        failed_nodes: Iterable[str],
+        event_type: str,
+        *,
+        topic: str = "cluster:health",
+        **misspelt: Never,
     ) -> PublishResult:
         """ClusterHealth on ``cluster:health`` from the connected and failed nodes.
 
@@ -285,8 +340,10 @@ class Integration:
         or ``status_update``) also publishes the matching ClusterMembership on
         ``ex_esdb_lifecycle``. Quorum is a strict majority of all known nodes. Failed nodes are
         down, so they are in neither ``degraded_nodes`` nor ``unhealthy_nodes``: the Prometheus
-        sink counts them as ``exesdb_cluster_nodes{state="down"}``.
+        sink counts them as ``exesdb_cluster_nodes{state="down"}``. ``topic`` moves the
+        ClusterHealth only.
         """
+        _refuse_misspelt(self.broadcast_cluster_health, misspelt)
         event = _name(event_type)
         if event not in _CLUSTER_EVENTS:
             raise MessageError(
@@ -317,13 +374,20 @@ class Integration:
                 quorum_status="available" if quorum else "lost",
             )
         )
-        result = self.publish(opts.get("topic", "cluster:health"), health)
+        result = self.publish(topic, health)
         if membership is not None:
             self.publish("cluster:membership", membership)
         return result
 
     def broadcast_metrics(
-        self, component: str, metrics: Mapping[str, Any], **opts: Any
+        self,
+        /,
+        component: str,
+        metrics: Mapping[str, Any],
+        *,
+        tags: Mapping[str, Any] | None = None,
+        topic: str | None = None,
+        **misspelt: Never,
     ) -> PublishResult:
         """Metrics of ``component`` on topic ``<component>``.
 
@@ -334,6 +398,7 @@ class Integration:
         left out as if not given). Returns the last result; all are validated before any is
         published.
         """
+        _refuse_misspelt(self.broadcast_metrics, misspelt)
         component = str(_name(component))
         values = {
             name: value
@@ -347,7 +412,7 @@ class Integration:
                 value=value,
                 unit=_unit_of(name),
                 component=component,
-                tags=_jsonable(opts.get("tags"), "tags"),
+                tags=_jsonable(tags, "tags"),
             )
             for name, value in values.items()
             if isinstance(value, int | float) and not isinstance(value, bool)
@@ -367,66 +432,83 @@ class Integration:
             )
         if not batch:
             raise MessageError("metrics: no numeric value to publish")
-        topic = opts.get("topic", component)
         result = _DISABLED
         for message in batch:
-            result = self.publish(topic, message)
+            result = self.publish(component if topic is None else topic, message)
         return result
 
     def broadcast_alert(
         self,
+        /,
         alert_type: str,
         severity: str,
         message: str,
         context: Mapping[str, Any] | None = None,
-        **opts: Any,
+        *,
+        category: str = "system",
+        description: str | None = None,
+        source: str | None = None,
+        alert_id: str | None = None,
+        requires_ack: bool | None = None,
+        topic: str | None = None,
+        **misspelt: Never,
     ) -> PublishResult:
         """SystemAlert on the topic named after ``alert_type`` (e.g. ``node_failure``).
 
         The alert's ``node`` is ``context["node"]`` when given (the node the alert is about),
-        else this node. Options: ``category`` (default ``system``), ``description``,
-        ``source`` (default ``alert_type``), ``alert_id``, ``requires_ack``.
+        else this node. ``description`` defaults to ``message``, ``source`` to ``alert_type``;
+        ``alert_id`` and ``requires_ack`` to the message's own defaults.
         """
+        _refuse_misspelt(self.broadcast_alert, misspelt)
         alert_type = str(_name(alert_type))
         context_map = _jsonable(context, "context")
         fields: dict[str, Any] = {
             "severity": severity,
-            "category": opts.get("category", "system"),
+            "category": category,
             "title": message,
-            "description": opts.get("description", message),
-            "source": opts.get("source", alert_type),
+            "description": message if description is None else description,
+            "source": alert_type if source is None else source,
             "node": str(context_map.get("node") or self.bus.node),
             "metadata": context_map,
         }
-        for optional in ("alert_id", "requires_ack"):
-            if opts.get(optional) is not None:
-                fields[optional] = opts[optional]
-        return self.publish(opts.get("topic", alert_type), self.build(SystemAlert, **fields))
+        if alert_id is not None:
+            fields["alert_id"] = alert_id
+        if requires_ack is not None:
+            fields["requires_ack"] = requires_ack
+        return self.publish(
+            alert_type if topic is None else topic, self.build(SystemAlert, **fields)
+        )
 
-    def broadcast_audit_event(self, tag: str, **fields: Any) -> PublishResult:
+    def broadcast_audit_event(
+        self, /, tag: str, *, topic: str = "audit", **fields: Any
+    ) -> PublishResult:
         """An audit message (``data_change``, ``admin_action``, ``access_log``,
-        ``compliance_event``) on topic ``audit`` unless ``topic=`` is given."""
-        return self._broadcast_kind(tag, _AUDIT_TAGS, "audit", fields)
+        ``compliance_event``) on topic ``audit``."""
+        return self._broadcast_kind(tag, _AUDIT_TAGS, topic, fields)
 
-    def broadcast_lifecycle_event(self, tag: str, **fields: Any) -> PublishResult:
+    def broadcast_lifecycle_event(
+        self, /, tag: str, *, topic: str = "lifecycle", **fields: Any
+    ) -> PublishResult:
         """A lifecycle message (node, process, supervision, membership) on ``lifecycle``."""
-        return self._broadcast_kind(tag, _LIFECYCLE_TAGS, "lifecycle", fields)
+        return self._broadcast_kind(tag, _LIFECYCLE_TAGS, topic, fields)
 
-    def broadcast_diagnostic(self, tag: str, **fields: Any) -> PublishResult:
+    def broadcast_diagnostic(
+        self, /, tag: str, *, topic: str = "diagnostics", **fields: Any
+    ) -> PublishResult:
         """A diagnostics message (trace, analysis, state, error) on ``diagnostics``."""
-        return self._broadcast_kind(tag, _DIAGNOSTIC_TAGS, "diagnostics", fields)
+        return self._broadcast_kind(tag, _DIAGNOSTIC_TAGS, topic, fields)
 
     def _broadcast_kind(
-        self, tag: str, allowed: frozenset[str], default_topic: str, fields: dict[str, Any]
+        self, tag: str, allowed: frozenset[str], topic: str, fields: dict[str, Any]
     ) -> PublishResult:
+        """``tag``'s message from ``fields`` (a field its type lacks raises) on ``topic``."""
         tag = str(_name(tag))
         if tag not in allowed:
             raise MessageError(f"tag: {tag!r} is not one of {', '.join(sorted(allowed))}")
-        topic = fields.pop("topic", default_topic)
         return self.broadcast(tag, topic, **fields)
 
     def broadcast_batch(
-        self, events: Iterable[tuple[str, Message] | Message]
+        self, /, events: Iterable[tuple[str, Message] | Message]
     ) -> list[PublishResult]:
         """Publish several messages: all are checked first, so a bad one publishes none.
 
@@ -470,6 +552,7 @@ def _unit_of(name: str) -> str:
     return ""
 
 
+P = ParamSpec("P")
 R = TypeVar("R")
 
 
@@ -521,115 +604,35 @@ def current() -> Integration | None:
     return _installed
 
 
-def _on_installed(function: str, call: Callable[[Integration], R]) -> R:
-    """``call`` on the installed integration, else on one that drops what it builds (and then
-    the warning, once the arguments have been checked)."""
-    integration = _installed or _NO_BRIDGE
-    result = call(integration)
-    if integration is _NO_BRIDGE:
-        _not_installed(function)
-    return result
+def _on_installed(method: Callable[Concatenate[Integration, P], R]) -> Callable[P, R]:
+    """``method`` as a module function: called on the installed integration, else on one that
+    drops what it builds (and then the warning, once the arguments have been checked). It keeps
+    the method's signature, so a type checker refuses there what the method refuses (the
+    methods take ``self`` positionally only, so no keyword passed through can clash with it)."""
+
+    @functools.wraps(method)
+    def on_installed(*args: P.args, **kwargs: P.kwargs) -> R:
+        integration = _installed or _NO_BRIDGE
+        result = method(integration, *args, **kwargs)
+        if integration is _NO_BRIDGE:
+            _not_installed(method.__name__)
+        return result
+
+    return on_installed
 
 
-def broadcast(tag: str, topic: str | None = None, **fields: Any) -> PublishResult:
-    """See ``Integration.broadcast``."""
-    return _on_installed("broadcast", lambda i: i.broadcast(tag, topic, **fields))
-
-
-def broadcast_system_lifecycle(
-    event: str, system_name: str, version: str, **opts: Any
-) -> PublishResult:
-    """See ``Integration.broadcast_system_lifecycle``."""
-    return _on_installed(
-        "broadcast_system_lifecycle",
-        lambda i: i.broadcast_system_lifecycle(event, system_name, version, **opts),
-    )
-
-
-def broadcast_system_config(
-    component: str, changes: Mapping[str, Any], **opts: Any
-) -> PublishResult:
-    """See ``Integration.broadcast_system_config``."""
-    return _on_installed(
-        "broadcast_system_config", lambda i: i.broadcast_system_config(component, changes, **opts)
-    )
-
-
-def broadcast_health_update(
-    component: str, status: str, details: Mapping[str, Any] | None = None, **opts: Any
-) -> PublishResult:
-    """See ``Integration.broadcast_health_update``."""
-    return _on_installed(
-        "broadcast_health_update",
-        lambda i: i.broadcast_health_update(component, status, details, **opts),
-    )
-
-
-def broadcast_store_health(
-    store_id: str,
-    component: str,
-    status: str,
-    details: Mapping[str, Any] | None = None,
-    **opts: Any,
-) -> PublishResult:
-    """See ``Integration.broadcast_store_health``."""
-    return _on_installed(
-        "broadcast_store_health",
-        lambda i: i.broadcast_store_health(store_id, component, status, details, **opts),
-    )
-
-
-def broadcast_cluster_health(
-    nodes: Iterable[str], failed_nodes: Iterable[str], event_type: str, **opts: Any
-) -> PublishResult:
-    """See ``Integration.broadcast_cluster_health``."""
-    return _on_installed(
-        "broadcast_cluster_health",
-        lambda i: i.broadcast_cluster_health(nodes, failed_nodes, event_type, **opts),
-    )
-
-
-def broadcast_metrics(component: str, metrics: Mapping[str, Any], **opts: Any) -> PublishResult:
-    """See ``Integration.broadcast_metrics``."""
-    return _on_installed(
-        "broadcast_metrics", lambda i: i.broadcast_metrics(component, metrics, **opts)
-    )
-
-
-def broadcast_alert(
-    alert_type: str,
-    severity: str,
-    message: str,
-    context: Mapping[str, Any] | None = None,
-    **opts: Any,
-) -> PublishResult:
-    """See ``Integration.broadcast_alert``."""
-    return _on_installed(
-        "broadcast_alert",
-        lambda i: i.broadcast_alert(alert_type, severity, message, context, **opts),
-    )
-
-
-def broadcast_audit_event(tag: str, **fields: Any) -> PublishResult:
-    """See ``Integration.broadcast_audit_event``."""
-    return _on_installed("broadcast_audit_event", lambda i: i.broadcast_audit_event(tag, **fields))
-
-
-def broadcast_lifecycle_event(tag: str, **fields: Any) -> PublishResult:
-    """See ``Integration.broadcast_lifecycle_event``."""
-    return _on_installed(
-        "broadcast_lifecycle_event", lambda i: i.broadcast_lifecycle_event(tag, **fields)
-    )
-
-
-def broadcast_diagnostic(tag: str, **fields: Any) -> PublishResult:
-    """See ``Integration.broadcast_diagnostic``."""
-    return _on_installed("broadcast_diagnostic", lambda i: i.broadcast_diagnostic(tag, **fields))
-
-
-def broadcast_batch(events: Iterable[tuple[str, Message] | Message]) -> list[PublishResult]:
-    """See ``Integration.broadcast_batch``."""
-    return _on_installed("broadcast_batch", lambda i: i.broadcast_batch(events))
+broadcast: Final = _on_installed(Integration.broadcast)
+broadcast_system_lifecycle: Final = _on_installed(Integration.broadcast_system_lifecycle)
+broadcast_system_config: Final = _on_installed(Integration.broadcast_system_config)
+broadcast_health_update: Final = _on_installed(Integration.broadcast_health_update)
+broadcast_store_health: Final = _on_installed(Integration.broadcast_store_health)
+broadcast_cluster_health: Final = _on_installed(Integration.broadcast_cluster_health)
+broadcast_metrics: Final = _on_installed(Integration.broadcast_metrics)
+broadcast_alert: Final = _on_installed(Integration.broadcast_alert)
+broadcast_audit_event: Final = _on_installed(Integration.broadcast_audit_event)
+broadcast_lifecycle_event: Final = _on_installed(Integration.broadcast_lifecycle_event)
+broadcast_diagnostic: Final = _on_installed(Integration.broadcast_diagnostic)
+broadcast_batch: Final = _on_installed(Integration.broadcast_batch)
 
 
 def enable() -> None:

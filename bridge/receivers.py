@@ -225,11 +225,14 @@ def load_receivers(path: str | Path) -> ReceiversFile:
 @dataclass(frozen=True, slots=True)
 class _Parts:
     """What a receivers file holds that is good on its own (each receiver by its index in
-    ``webhook_configs``, the ``alertmanager`` section) and the file's problems."""
+    ``webhook_configs``, the ``alertmanager`` section) and the file's problems; and, by index,
+    the good ``min_severity`` of each receiver that is not good on its own, so that it is still
+    held to the bridge's (a misspelt key beside it must not hide that)."""
 
     hooks: tuple[tuple[int, WebhookConfig], ...] = ()
     alertmanager: AlertmanagerConfig | None = None
     problems: tuple[str, ...] = ()
+    bad_hooks_severities: tuple[tuple[int, AlertSeverity], ...] = ()
 
 
 def _read_parts(path: Path) -> _Parts:
@@ -249,16 +252,20 @@ def _read_parts(path: Path) -> _Parts:
     raw = raw if isinstance(raw, dict) else {}
     hooks = raw.get("webhook_configs")
     good: list[tuple[int, WebhookConfig]] = []
+    severities: list[tuple[int, AlertSeverity]] = []
     for index, hook in enumerate(hooks if isinstance(hooks, list) else ()):
         try:
             good.append((index, WebhookConfig.model_validate(hook).relative_to(path.parent)))
         except ValidationError:
-            continue
+            wanted = hook.get("min_severity") if isinstance(hook, dict) else None
+            severities += [(index, level) for level in SEVERITIES if level == wanted]
     try:
-        alertmanager = AlertmanagerConfig.model_validate(raw["alertmanager"])
+        alertmanager = AlertmanagerConfig.model_validate(raw["alertmanager"]).relative_to(
+            path.parent
+        )
     except (KeyError, ValidationError):
-        return _Parts(tuple(good), None, problems)
-    return _Parts(tuple(good), alertmanager.relative_to(path.parent), problems)
+        alertmanager = None
+    return _Parts(tuple(good), alertmanager, problems, tuple(severities))
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,10 +314,14 @@ def resolve_receivers(
     receivers: list[Receiver] = []
     problems: list[str] = list(loaded.problems)
     where: dict[str, str] = {}
-    for number, url in enumerate(dict.fromkeys(urls), 1):
+    for number, url in enumerate(urls, 1):
+        key = keys.key(url=url)
+        if key in where:  # never merged: Settings refuses a URL given twice
+            problems.append(f"EXESDB_WEBHOOK_URLS item {number}: the same receiver as {where[key]}")
+            continue
         receivers.append(
             Receiver(
-                key=keys.key(url=url),
+                key=key,
                 url=url,
                 url_file=None,
                 send_resolved=True,
@@ -324,7 +335,7 @@ def resolve_receivers(
                 source=f"EXESDB_WEBHOOK_URLS item {number}",
             )
         )
-        where[receivers[-1].key] = "EXESDB_WEBHOOK_URLS"
+        where[key] = f"EXESDB_WEBHOOK_URLS item {number}"
     floor = SEVERITIES.index(min_severity)
     for index, hook in loaded.hooks:
         name = f"{config_file}: webhook_configs.{index}"
@@ -335,10 +346,7 @@ def resolve_receivers(
         where[key] = f"webhook_configs.{index}"
         wanted = hook.min_severity or min_severity
         if SEVERITIES.index(wanted) < floor:
-            problems.append(
-                f"{name}.min_severity: {wanted} is below EXESDB_WEBHOOK_MIN_SEVERITY "
-                f"({min_severity}), under which no alert is raised"
-            )
+            problems.append(_below_floor(name, wanted, min_severity))
         own_secret = hook.secret is not None or hook.secret_file is not None
         receivers.append(
             Receiver(
@@ -356,6 +364,11 @@ def resolve_receivers(
                 source=name,
             )
         )
+    problems += [
+        _below_floor(f"{config_file}: webhook_configs.{index}", wanted, min_severity)
+        for index, wanted in loaded.bad_hooks_severities
+        if SEVERITIES.index(wanted) < floor
+    ]
     if loaded.alertmanager is not None and loaded.alertmanager.url and alertmanager_url:
         problems.append(
             f"{config_file}: alertmanager.url is set and so is EXESDB_ALERTMANAGER_URL; "
@@ -364,6 +377,13 @@ def resolve_receivers(
     if problems:
         raise ConfigError(problems)
     return tuple(receivers), loaded.alertmanager
+
+
+def _below_floor(name: str, wanted: AlertSeverity, min_severity: AlertSeverity) -> str:
+    return (
+        f"{name}.min_severity: {wanted} is below EXESDB_WEBHOOK_MIN_SEVERITY "
+        f"({min_severity}), under which no alert is raised"
+    )
 
 
 def describe_receivers(config_file: str | Path, *, webhook_secret: bool) -> list[str]:

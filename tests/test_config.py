@@ -323,6 +323,24 @@ def test_every_bad_item_of_a_list_is_a_problem_of_its_own(
     ]
 
 
+def test_a_url_given_twice_in_the_webhook_urls_is_refused_naming_the_items(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same URL twice in EXESDB_WEBHOOK_URLS is refused naming the variable and the items
+    (each group once), the URL shown without its credentials or path, not merged silently."""
+    first, second = "https://u:pw@a.example/t0k3n", "http://b.example/hook"
+    status, _, err = _check_config(
+        monkeypatch, capsys, EXESDB_WEBHOOK_URLS=f"{first},{second}, {first},{first},{second}"
+    )
+    assert status == 2
+    assert err.splitlines()[1:] == [
+        "  EXESDB_WEBHOOK_URLS: items 1, 3 and 4 are the same URL, https://u:<redacted>@a.example/…;"
+        " items 2 and 5 are the same URL, http://b.example/…; give each receiver once"
+    ]
+    assert "pw" not in err
+    assert "t0k3n" not in err
+
+
 @pytest.mark.parametrize(
     ("variable", "meant"),
     [

@@ -444,7 +444,7 @@ def test_defaults_come_from_the_environment_and_min_severity_may_not_go_below_it
             ["http://env/hook"], path, secret=None, timeout=7.0, max_alerts=50, min_severity="error"
         )
     assert [problem.split(": ", 1)[1] for problem in caught.value.problems] == [
-        "webhook_configs.0: the same receiver as in EXESDB_WEBHOOK_URLS",
+        "webhook_configs.0: the same receiver as in EXESDB_WEBHOOK_URLS item 1",
         "webhook_configs.1.min_severity: info is below EXESDB_WEBHOOK_MIN_SEVERITY (error), "
         "under which no alert is raised",
     ]
@@ -477,6 +477,60 @@ def test_every_problem_of_the_receivers_file_is_reported_in_one_pass(
         "webhook_configs.2.min_severity",
         "alertmanager.url is set and so is EXESDB_ALERTMANAGER_URL; give one of them",
     ]
+
+
+@pytest.mark.parametrize(
+    "bad", ["send_resolve: false", "timeout: soon", "max_alerts: -1", "http_config: {colour: red}"]
+)
+def test_a_receiver_with_a_bad_key_is_still_held_to_the_minimum_severity(
+    tmp_path: Path, bad: str
+) -> None:
+    """A receiver whose other key is bad has its min_severity below EXESDB_WEBHOOK_MIN_SEVERITY
+    reported too, in the same pass: the one problem does not hide the other."""
+    path = write(
+        tmp_path,
+        f"webhook_configs:\n  - url: http://a/hook\n    {bad}\n    min_severity: info\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        resolve_receivers([], path, secret=None, timeout=7.0, max_alerts=50, min_severity="error")
+    problems = [problem.split(": ", 1)[1] for problem in caught.value.problems]
+    assert problems[0].startswith(f"webhook_configs.0.{bad.split(':')[0]}")
+    assert problems[-1] == (
+        "webhook_configs.0.min_severity: info is below EXESDB_WEBHOOK_MIN_SEVERITY (error), "
+        "under which no alert is raised"
+    )
+
+
+def test_a_url_given_twice_to_resolve_receivers_is_a_problem_not_merged() -> None:
+    """A URL twice in the list (which the settings refuse already) is a problem naming both
+    items, never one receiver made of two."""
+    with pytest.raises(ConfigError) as caught:
+        resolve_receivers(
+            ["http://a/hook", "http://b/hook", "http://a/hook"],
+            None,
+            secret=None,
+            timeout=7.0,
+            max_alerts=50,
+            min_severity="error",
+        )
+    assert caught.value.problems == (
+        "EXESDB_WEBHOOK_URLS item 3: the same receiver as EXESDB_WEBHOOK_URLS item 1",
+    )
+
+
+def test_a_url_given_twice_in_the_webhook_urls_stops_start_up_with_exit_2(tmp_path: Path) -> None:
+    """`exesdb-bridge run` with a URL twice in EXESDB_WEBHOOK_URLS exits 2 naming the variable
+    and the items, before listening, the URL's credentials unshown."""
+    completed = run_bridge(
+        "run",
+        env={
+            "EXESDB_WEBHOOK_URLS": "http://u:pw@h/hook,http://u:pw@h/hook",
+            "EXESDB_HTTP_ADDR": "127.0.0.1:0",
+        },
+    )
+    assert completed.returncode == 2
+    assert "EXESDB_WEBHOOK_URLS: items 1 and 2 are the same URL" in completed.stderr
+    assert "pw" not in completed.stderr
 
 
 def test_a_bad_alertmanager_section_does_not_hide_a_receiver_given_twice(tmp_path: Path) -> None:

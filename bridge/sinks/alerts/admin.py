@@ -9,6 +9,7 @@ whose body is not JSON by its headers is refused 415 as ingest refuses one
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from typing import Annotated, Final, Protocol
 
@@ -79,9 +80,10 @@ _QUERY_REFUSALS: Final = {
 
 class AckRequest(BaseModel):
     """``POST /v1/alerts/{alert_id}/ack`` body: who acknowledges, a note, and a resolution
-    (which also resolves the alert)."""
+    (which also resolves the alert); any other field is refused (a misspelt ``resolution``
+    would otherwise acknowledge without resolving)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     ack_by: Name
     ack_note: Text | None = None
@@ -138,6 +140,8 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
         try:
             fields = AckRequest.model_validate(body)
         except ValidationError as exc:
+            if unknown := _unknown_field(exc):
+                return error_response(400, "invalid", _unknown_field_detail(unknown), unknown)
             field = _field_of(exc)
             detail = (
                 _ACK_REFUSALS.get(field) or f"{field} must be a string of 1-{MAX_TEXT} characters"
@@ -157,6 +161,22 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
         web.get("/v1/alerts", guard(list_alerts)),
         web.post("/v1/alerts/{alert_id}/ack", guard(ack)),
     ]
+
+
+def _unknown_field(exc: ValidationError) -> str | None:
+    """The first field ``AckRequest`` does not have, if any: named before a missing one, as
+    ``{"ackby": ...}`` is a misspelt ``ack_by``."""
+    return next(
+        (str(error["loc"][0]) for error in exc.errors() if error["type"] == "extra_forbidden"),
+        None,
+    )
+
+
+def _unknown_field_detail(field: str) -> str:
+    fields = list(AckRequest.model_fields)
+    close = difflib.get_close_matches(field, fields, n=1)
+    meant = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown field {field!r}{meant} (the fields: {', '.join(fields)})"
 
 
 def _field_of(exc: ValidationError) -> str:

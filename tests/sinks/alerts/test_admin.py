@@ -180,10 +180,33 @@ async def test_ack_passes_the_acknowledgement_and_shows_the_alert(keeper: Keeper
             base,
             "POST",
             "/v1/alerts/a1/ack",
-            body=b'{"ack_by": "ops", "ack_note": null, "resolution": "fixed", "extra": 1}',
+            body=b'{"ack_by": "ops", "ack_note": null, "resolution": "fixed"}',
         )
     assert (status, body) == (200, {"alert": keeper.records[0].as_json()})
     assert keeper.acks == [Acknowledgement("a1", "ops", None, "fixed")]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "meant"),
+    [
+        (b'{"ack_by": "alice", "resolutoin": "fixed"}', "resolutoin", "resolution"),
+        (b'{"ackby": "alice"}', "ackby", "ack_by"),
+        (b'{"ack_by": "alice", "ack_note": "n", "note": "n"}', "note", "ack_note"),
+        (b'{"ack_by": "alice", "extra": 1}', "extra", None),
+    ],
+)
+async def test_ack_refuses_an_unknown_field_naming_it_and_the_one_meant(
+    keeper: Keeper, body: bytes, field: str, meant: str | None
+) -> None:
+    """A field the body does not take is a 400 "invalid" naming it (and the field meant when one
+    is close), nothing acknowledged: a misspelt resolution would acknowledge without resolving."""
+    async with served(keeper) as base:
+        status, answer = await request(base, "POST", "/v1/alerts/a1/ack", body=body)
+    assert (status, answer["error"], answer["field"]) == (400, "invalid", field)
+    hint = f"; did you mean {meant!r}?" if meant else ""
+    fields = "(the fields: ack_by, ack_note, resolution)"
+    assert answer["detail"] == f"unknown field {field!r}{hint} {fields}"
+    assert keeper.acks == []
 
 
 @pytest.mark.parametrize(
