@@ -72,6 +72,10 @@ class AlertSource(Protocol):
     def recipients(self) -> Recipients:
         """The receivers alerts go to, by the keys the deliveries carry, and their labels."""
 
+    def holds_work_queue(self) -> bool:
+        """Whether these alerts are the cluster's: always on the in-process bus, on Redis while
+        this replica holds the work-queue lease (another replica's may be missing or stale)."""
+
 
 @runtime_checkable
 class NodeSource(Protocol):
