@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from bridge.pages.html import Fragment, Html, join, template
-from bridge.pages.sources import Shown
+from bridge.pages.sources import LeaseState, Shown
 from bridge.pages.widgets import (
     ack_button,
     age_since,
@@ -66,12 +66,12 @@ def alert_live(
     shown: Shown,
     *,
     now: float | None,
-    holds_work_queue: bool,
+    lease: LeaseState,
 ) -> Html:
     """The part of an alert's page that refreshes; ``recipients`` where the alert sink sends,
     the ages and waits at ``now`` (the page as first sent); None for ``now``: the moments
     themselves, the same while only time passes (the live part: pages.js counts them).
-    ``holds_work_queue`` False: a banner says the alert may be out of date here."""
+    ``lease`` not held: a banner says the alert may be out of date here."""
     record = detail.alert
     admin = shown.settings.admin_token is not None
     button = (
@@ -86,7 +86,7 @@ def alert_live(
         level=record.level_name,
         node=record.node,
         started=age_since(record.starts_at, now),
-        lease=lease_notice(holds_work_queue),
+        lease=lease_notice(lease),
         alert_id=record.alert_id,
         actions=button,
         description=record.description or "No description.",
@@ -98,11 +98,11 @@ def alert_live(
     )
 
 
-def not_found_live(alert_id: str, *, kept: bool, root: str, holds_work_queue: bool) -> Html:
-    """What stands on the page of an alert the bridge does not know (``holds_work_queue``
-    False: a banner says the replica that holds the lease may know it)."""
+def not_found_live(alert_id: str, *, kept: bool, root: str, lease: LeaseState) -> Html:
+    """What stands on the page of an alert the bridge does not know (``lease`` not held: a
+    banner says the replica that holds it may know it)."""
     return template("not_found.html")(
-        lease=lease_notice(holds_work_queue),
+        lease=lease_notice(lease),
         alert_id=alert_id,
         reason=(
             "It may never have fired here, or it was resolved more than a week ago and pruned."

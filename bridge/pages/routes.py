@@ -25,7 +25,7 @@ from aiohttp import web
 from bridge.pages.alert import alert_live, not_found_live
 from bridge.pages.conditional import Rendered, answer
 from bridge.pages.html import Html
-from bridge.pages.sources import Shown, alert_source, down_source, node_source
+from bridge.pages.sources import Shown, alert_source, down_source, lease_state, node_source
 from bridge.pages.status import StatusView, status_live, status_view
 from bridge.pages.widgets import layout
 from bridge.routes import error_response
@@ -158,12 +158,10 @@ def page_routes(shown: Shown, *, clock: Callable[[], float] = time.time) -> list
         now = clock()
         alert_id = request.match_info["alert_id"]
         detail = await alerts.alert_detail(alert_id) if alerts is not None else None
-        current = alerts is None or alerts.holds_work_queue()
+        lease = lease_state(alerts)
         if detail is None:
             gone = Rendered(
-                not_found_live(
-                    alert_id, kept=alerts is not None, root=_FROM_ALERT, holds_work_queue=current
-                )
+                not_found_live(alert_id, kept=alerts is not None, root=_FROM_ALERT, lease=lease)
             )
             if _live_only(request):
                 return answer(request, gone, PAGE_HEADERS, status=404)
@@ -179,14 +177,14 @@ def page_routes(shown: Shown, *, clock: Callable[[], float] = time.time) -> list
             return answer(request, Rendered(page), PAGE_HEADERS, status=404)
         assert alerts is not None  # a detail came from it
         recipients = alerts.recipients()
-        live = Rendered(alert_live(detail, recipients, shown, now=None, holds_work_queue=current))
+        live = Rendered(alert_live(detail, recipients, shown, now=None, lease=lease))
         if _live_only(request):
             return answer(request, live, PAGE_HEADERS)
         page = layout(
             shown,
             title=detail.alert.title,
             root=_FROM_ALERT,
-            live=alert_live(detail, recipients, shown, now=now, holds_work_queue=current),
+            live=alert_live(detail, recipients, shown, now=now, lease=lease),
             etag=live.etag,
             now=now,
         )

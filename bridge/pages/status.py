@@ -10,7 +10,14 @@ from typing import Any, Final
 from bridge.config import Settings
 from bridge.messages import SEVERITIES
 from bridge.pages.html import Fragment, Html, escape, join, template
-from bridge.pages.sources import AlertSource, DownSource, NodeSource, Shown
+from bridge.pages.sources import (
+    AlertSource,
+    DownSource,
+    LeaseState,
+    NodeSource,
+    Shown,
+    lease_state,
+)
 from bridge.pages.widgets import (
     ack_button,
     age,
@@ -94,7 +101,7 @@ class StatusView:
     checks: Mapping[str, Mapping[str, Any]]
     alerts: tuple[AlertRecord, ...] | None  # None: no alert sink
     truncated: bool
-    holds_work_queue: bool  # the alerts are the cluster's (False: on Redis, without the lease)
+    lease: LeaseState  # whether the alerts are the cluster's (not on Redis without the lease)
     nodes: tuple[_Node, ...] | None  # None: no Prometheus sink
     admin: bool
     publishing: bool  # the pubsub integration is enabled
@@ -130,7 +137,7 @@ async def status_view(
         checks=shown.readiness(),
         alerts=tuple(alerts) if alerts_from is not None else None,
         truncated=truncated,
-        holds_work_queue=alerts_from is None or alerts_from.holds_work_queue(),
+        lease=lease_state(alerts_from),
         nodes=nodes,
         admin=shown.settings.admin_token is not None,
         publishing=shown.integration.enabled(),
@@ -183,12 +190,12 @@ def status_live(view: StatusView, shown: Shown, *, root: str, now: float | None)
         node_count=str(len(nodes)),
         node_detail=_breakdown(Counter(node.status or "unknown" for node in nodes))
         or "none heard yet",
-        alert_tone=_alert_tone(alerts, view.holds_work_queue),
+        alert_tone=_alert_tone(alerts, view.lease.held),
         alert_count=f"{len(alerts)}{'+' if view.truncated else ''}",
-        alert_detail=_alert_detail(alerts, view.holds_work_queue),
+        alert_detail=_alert_detail(alerts, view.lease.held),
         uptime=age_since(shown.started_at, now),
         started=timestamp(shown.started_at),
-        lease=lease_notice(view.holds_work_queue),
+        lease=lease_notice(view.lease),
         alerts=_alerts(
             alerts,
             view.alerts is not None,
@@ -196,7 +203,7 @@ def status_live(view: StatusView, shown: Shown, *, root: str, now: float | None)
             admin=view.admin,
             root=root,
             now=now,
-            holds_work_queue=view.holds_work_queue,
+            holds_work_queue=view.lease.held,
         ),
         nodes=_nodes(nodes, shown, present=view.nodes is not None, now=now),
         components=_components(checks),

@@ -9,7 +9,7 @@ from typing import Final
 from bridge.headers import ADMIN_TOKEN_HEADER
 from bridge.messages import SEVERITIES
 from bridge.pages.html import Fragment, Html, escape, join, template
-from bridge.pages.sources import Shown
+from bridge.pages.sources import LeaseState, Shown
 
 __all__ = [
     "REFRESH_SECONDS",
@@ -99,8 +99,12 @@ _ACK_BAR: Final = Fragment(
 _NOT_THE_HOLDER: Final = Fragment(
     '<section class="panel notice lease" id="lease" role="status"><b>This replica does not hold'
     " the alert work-queue lease:</b> its alert list may be incomplete or out of date; see the"
-    " replica that holds it (<code>exesdb_redis_work_queue_leader 1</code> on its"
+    " replica that holds it${holder} (<code>exesdb_redis_work_queue_leader 1</code> on its"
     " <code>/metrics</code>).</section>"
+)
+_HOLDER: Final = Fragment(
+    ': <b class="holder" title="its consumer name: EXESDB_NODE, then a tag of its run">'
+    "${consumer}</b>"
 )
 _ACK_OFF: Final = Fragment(
     '<p class="ackbar off" id="ack-off">Acknowledging from this page is off: set'
@@ -167,10 +171,14 @@ def countdown(seconds: float, now: float | None) -> Html:
     return _UNTIL(iso=_iso(seconds), at=str(at), shown=utc(seconds), text=text)
 
 
-def lease_notice(holds_work_queue: bool) -> Html:
+def lease_notice(lease: LeaseState) -> Html:
     """A banner saying this replica's alerts may be incomplete (on Redis, without the work-queue
-    lease); nothing when it holds the lease (or runs the in-process bus)."""
-    return Html("") if holds_work_queue else _NOT_THE_HOLDER()
+    lease), naming the replica that holds it if known; nothing when it holds the lease (or runs
+    the in-process bus, or no alert sink)."""
+    if lease.held:
+        return Html("")
+    holder = _HOLDER(consumer=lease.holder) if lease.holder else Html(" (not known here yet)")
+    return _NOT_THE_HOLDER(holder=holder)
 
 
 def meter(value: float | None, low: float, high: float) -> Html:
