@@ -52,6 +52,11 @@ class WorkQueueLease(Protocol):
     def leading(self) -> bool:
         """True while this replica holds the lease."""
 
+    @property
+    def holder(self) -> str | None:
+        """The replica that holds the lease (its consumer name, ``<EXESDB_NODE>:<tag>``), as this
+        one last saw it; None when it saw none."""
+
     def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Await ``callback`` each time this replica takes the lease, before it reads."""
 

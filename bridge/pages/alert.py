@@ -13,13 +13,14 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from bridge.pages.html import Fragment, Html, join, template
-from bridge.pages.sources import Shown
+from bridge.pages.sources import LeaseState, Shown
 from bridge.pages.widgets import (
     ack_button,
     age_since,
     badge,
     countdown,
     empty,
+    lease_notice,
     severity_badge,
     table,
     text_or_dash,
@@ -59,9 +60,18 @@ _ACTIONS: Final = Fragment('<div class="actions">${button}</div>')
 _LINK: Final = Fragment('<a href="${href}" target="_blank" rel="noopener noreferrer">${href}</a>')
 
 
-def alert_live(detail: AlertDetail, recipients: Recipients, shown: Shown) -> Html:
-    """The part of an alert's page that refreshes; ``recipients`` where the alert sink sends.
-    The same while only time passes (pages.js counts the ages and waits)."""
+def alert_live(
+    detail: AlertDetail,
+    recipients: Recipients,
+    shown: Shown,
+    *,
+    now: float | None,
+    lease: LeaseState,
+) -> Html:
+    """The part of an alert's page that refreshes; ``recipients`` where the alert sink sends,
+    the ages and waits at ``now`` (the page as first sent); None for ``now``: the moments
+    themselves, the same while only time passes (the live part: pages.js counts them).
+    ``lease`` not held: a banner says the alert may be out of date here."""
     record = detail.alert
     admin = shown.settings.admin_token is not None
     button = (
@@ -75,21 +85,24 @@ def alert_live(detail: AlertDetail, recipients: Recipients, shown: Shown) -> Htm
         state=badge(record.state),
         level=record.level_name,
         node=record.node,
-        started=age_since(record.starts_at),
+        started=age_since(record.starts_at, now),
+        lease=lease_notice(lease),
         alert_id=record.alert_id,
         actions=button,
         description=record.description or "No description.",
         facts=_facts(record),
         history=_history(detail),
-        deliveries=_deliveries(detail, recipients),
+        deliveries=_deliveries(detail, recipients, now),
         labels=_pairs(record.labels),
         annotations=_annotations(record.annotations, frozenset(shown.settings.alert_link_origins)),
     )
 
 
-def not_found_live(alert_id: str, *, kept: bool, root: str) -> Html:
-    """What stands on the page of an alert the bridge does not know."""
+def not_found_live(alert_id: str, *, kept: bool, root: str, lease: LeaseState) -> Html:
+    """What stands on the page of an alert the bridge does not know (``lease`` not held: a
+    banner says the replica that holds it may know it)."""
     return template("not_found.html")(
+        lease=lease_notice(lease),
         alert_id=alert_id,
         reason=(
             "It may never have fired here, or it was resolved more than a week ago and pruned."
@@ -134,7 +147,7 @@ def _history(detail: AlertDetail) -> Html:
     return table(("When", "What", "Detail"), rows, css="grid history")
 
 
-def _deliveries(detail: AlertDetail, recipients: Recipients) -> Html:
+def _deliveries(detail: AlertDetail, recipients: Recipients, now: float | None) -> Html:
     labels = dict(recipients.webhooks)
     # The receivers configured, then any key the deliveries carry that is no longer one.
     by_key: dict[str, list[Delivery]] = {key: [] for key in labels}
@@ -154,7 +167,7 @@ def _deliveries(detail: AlertDetail, recipients: Recipients) -> Html:
                     Html("&mdash;"),
                 )
             )
-        rows.extend(_delivery_row(delivery) for delivery in deliveries)
+        rows.extend(_delivery_row(delivery, now) for delivery in deliveries)
         body = (
             table(("Created", "State", "Attempts", "Last result", "Finished"), rows, css="grid")
             if rows
@@ -180,7 +193,7 @@ def _deliveries(detail: AlertDetail, recipients: Recipients) -> Html:
     return join(parts)
 
 
-def _delivery_row(delivery: Delivery) -> Sequence[object]:
+def _delivery_row(delivery: Delivery, now: float | None) -> Sequence[object]:
     if delivery.last_error:
         result = redact_urls(delivery.last_error)
     elif delivery.last_status is not None:
@@ -189,7 +202,7 @@ def _delivery_row(delivery: Delivery) -> Sequence[object]:
         result = "not tried yet"
     finished: object = timestamp(delivery.finished_at)
     if delivery.finished_at is None:
-        finished = join((Html("next attempt "), countdown(delivery.next_attempt_at)))
+        finished = join((Html("next attempt "), countdown(delivery.next_attempt_at, now)))
     return (
         timestamp(delivery.created_at),
         badge(str(delivery.state)),

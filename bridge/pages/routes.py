@@ -5,9 +5,11 @@ bridge, none inline).
 
 ``?part=live`` answers only the part of a page that refreshes (pages.js swaps it in place),
 with an ETag: asked again with it in ``If-None-Match`` while unchanged, it is answered 304
-(``conditional``). The status page's live part is rendered again only when what it shows
-changed (``StatusView``). ``/alerts`` (an alert's link cut short) leads to the status page's
-alerts.
+(``conditional``). The live part holds the moments (pages.js counts the ages), so time passing
+alone changes nothing; the page as first sent shows the ages at that time, so that it reads
+right without the script, and carries the ETag of the live part it stands for. The status
+page's live part is rendered again only when what it shows changed (``StatusView``).
+``/alerts`` (an alert's link cut short) leads to the status page's alerts.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 from aiohttp import web
 
 from bridge.pages.alert import alert_live, not_found_live
 from bridge.pages.conditional import Rendered, answer
-from bridge.pages.sources import Shown, alert_source, down_source, node_source
+from bridge.pages.html import Html
+from bridge.pages.sources import Shown, alert_source, down_source, lease_state, node_source
 from bridge.pages.status import StatusView, status_live, status_view
 from bridge.pages.widgets import layout
 from bridge.routes import error_response
@@ -50,13 +53,18 @@ _STATIC: Final = {
 # The relative way back to / from each page, so links work behind a proxy under any path.
 _FROM_ROOT: Final = "./"
 _FROM_ALERT: Final = "../"
+# The status page as first sent is rendered again only past this (its ages show whole seconds):
+# a client asking for / in a loop costs at most one render a second.
+_AGES_KEPT_SECONDS: Final = 1.0
+
+_T = TypeVar("_T")
 
 
 def _live_only(request: web.Request) -> bool:
     return request.query.get("part") == "live"
 
 
-class _Shared:
+class _Shared(Generic[_T]):
     """One render at a time, shared by the requests that arrived before it started.
 
     The status page cost about 100 ms of the event loop with its 200 nodes and 400 alerts (now
@@ -70,15 +78,15 @@ class _Shared:
 
     __slots__ = ("_asking", "_clock", "_lock", "_render", "_rendered", "_started")
 
-    def __init__(self, render: Callable[[float], Awaitable[Rendered]], clock: Callable[[], float]):
+    def __init__(self, render: Callable[[float], Awaitable[_T]], clock: Callable[[], float]):
         self._render = render
         self._clock = clock
         self._lock = asyncio.Lock()
-        self._rendered: Rendered | None = None
+        self._rendered: _T | None = None
         self._started = -1.0  # the loop's time when the render in _rendered started
         self._asking = 0  # requests waiting for a render or taking one
 
-    async def __call__(self) -> Rendered:
+    async def __call__(self) -> _T:
         loop = asyncio.get_running_loop()
         arrived = loop.time()
         self._asking += 1
@@ -108,27 +116,40 @@ def page_routes(shown: Shown, *, clock: Callable[[], float] = time.time) -> list
     down = down_source(shown)
 
     last: tuple[StatusView, Rendered] | None = None
+    # The last live part with its ages, the view it shows and the time of its ages.
+    aged: tuple[StatusView, float, Html] | None = None
 
-    async def render_status(now: float) -> Rendered:
+    async def render_status(now: float) -> tuple[StatusView, Rendered]:
         nonlocal last
         view = await status_view(
             shown, alerts_from=alerts, nodes_from=nodes, down_from=down, now=now
         )
         # Comparing the view costs a fraction of rendering it (400 alerts: 0.3 ms against 25 ms).
         if last is None or last[0] != view:
-            last = (view, Rendered(status_live(view, shown, root=_FROM_ROOT)))
-        return last[1]
+            last = (view, Rendered(status_live(view, shown, root=_FROM_ROOT, now=None)))
+        return last
 
     status_now = _Shared(render_status, clock)
+
+    def with_ages(view: StatusView, now: float) -> Html:
+        nonlocal aged
+        if aged is None or aged[0] != view or not 0 <= now - aged[1] < _AGES_KEPT_SECONDS:
+            aged = (view, now, status_live(view, shown, root=_FROM_ROOT, now=now))
+        return aged[2]
 
     async def status_page(request: web.Request) -> web.Response:
         """The status page: readiness, nodes, active alerts."""
         now = clock()
-        live = await status_now()
+        view, live = await status_now()
         if _live_only(request):
             return answer(request, live, PAGE_HEADERS)
         page = layout(
-            shown, title="Status", root=_FROM_ROOT, live=live.html, etag=live.etag, now=now
+            shown,
+            title="Status",
+            root=_FROM_ROOT,
+            live=with_ages(view, now),
+            etag=live.etag,
+            now=now,
         )
         return answer(request, Rendered(page), PAGE_HEADERS, tagged=False)
 
@@ -137,8 +158,11 @@ def page_routes(shown: Shown, *, clock: Callable[[], float] = time.time) -> list
         now = clock()
         alert_id = request.match_info["alert_id"]
         detail = await alerts.alert_detail(alert_id) if alerts is not None else None
+        lease = lease_state(alerts)
         if detail is None:
-            gone = Rendered(not_found_live(alert_id, kept=alerts is not None, root=_FROM_ALERT))
+            gone = Rendered(
+                not_found_live(alert_id, kept=alerts is not None, root=_FROM_ALERT, lease=lease)
+            )
             if _live_only(request):
                 return answer(request, gone, PAGE_HEADERS, status=404)
             page = layout(
@@ -152,14 +176,15 @@ def page_routes(shown: Shown, *, clock: Callable[[], float] = time.time) -> list
             )
             return answer(request, Rendered(page), PAGE_HEADERS, status=404)
         assert alerts is not None  # a detail came from it
-        live = Rendered(alert_live(detail, alerts.recipients(), shown))
+        recipients = alerts.recipients()
+        live = Rendered(alert_live(detail, recipients, shown, now=None, lease=lease))
         if _live_only(request):
             return answer(request, live, PAGE_HEADERS)
         page = layout(
             shown,
             title=detail.alert.title,
             root=_FROM_ALERT,
-            live=live.html,
+            live=alert_live(detail, recipients, shown, now=now, lease=lease),
             etag=live.etag,
             now=now,
         )

@@ -9,6 +9,7 @@ once, when the pages' routes are built; a bridge without one shows that it has n
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from bridge.build import BuildInfo
@@ -21,11 +22,13 @@ from bridge.sinks.prometheus.nodes import NodeSummary
 __all__ = [
     "AlertSource",
     "DownSource",
+    "LeaseState",
     "NodeSource",
     "Shown",
     "Switch",
     "alert_source",
     "down_source",
+    "lease_state",
     "node_source",
 ]
 
@@ -72,6 +75,14 @@ class AlertSource(Protocol):
     def recipients(self) -> Recipients:
         """The receivers alerts go to, by the keys the deliveries carry, and their labels."""
 
+    def holds_work_queue(self) -> bool:
+        """Whether these alerts are the cluster's: always on the in-process bus, on Redis while
+        this replica holds the work-queue lease (another replica's may be missing or stale)."""
+
+    def work_queue_holder(self) -> str | None:
+        """On Redis, the replica that holds the work-queue lease (its consumer name), as this one
+        last saw it; None when unknown."""
+
 
 @runtime_checkable
 class NodeSource(Protocol):
@@ -87,6 +98,22 @@ class DownSource(Protocol):
 
     def down_nodes(self) -> Mapping[str, float]:
         """Each node held down, with the seconds since it was found so."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseState:
+    """Whether this replica's alerts are the cluster's (``held``: it holds the work-queue lease,
+    or runs the in-process bus, or no alert sink), and if not, who holds the lease, if known."""
+
+    held: bool
+    holder: str | None = None
+
+
+def lease_state(source: AlertSource | None) -> LeaseState:
+    """What ``source`` (the alert sink, if any) says of the work-queue lease now."""
+    if source is None or source.holds_work_queue():
+        return LeaseState(held=True)
+    return LeaseState(held=False, holder=source.work_queue_holder())
 
 
 def alert_source(shown: Shown) -> AlertSource | None:

@@ -10,13 +10,21 @@ from typing import Any, Final
 from bridge.config import Settings
 from bridge.messages import SEVERITIES
 from bridge.pages.html import Fragment, Html, escape, join, template
-from bridge.pages.sources import AlertSource, DownSource, NodeSource, Shown
+from bridge.pages.sources import (
+    AlertSource,
+    DownSource,
+    LeaseState,
+    NodeSource,
+    Shown,
+    lease_state,
+)
 from bridge.pages.widgets import (
     ack_button,
     age,
     age_since,
     badge,
     empty,
+    lease_notice,
     meter,
     severity_badge,
     table,
@@ -56,6 +64,15 @@ _SWITCHED_OFF: Final = Fragment(
     " collected; messages ingested from elsewhere still arrive. Post"
     ' <code>{"enabled": true}</code> to switch it back on.</section>'
 )
+# The Nodes card's colour: that of its worst node (a node whose status is unknown is a doubt).
+_NODE_TONE: Final = {
+    "down": "bad",
+    "unhealthy": "bad",
+    "left": "warn",
+    "degraded": "warn",
+    "unknown": "warn",
+    "healthy": "good",
+}
 # A node announced down or left: how long ago, its figures the last it sent.
 _GONE: Final = Fragment(' <span class="muted gone" title="${title}">for ${age}</span>')
 
@@ -84,6 +101,7 @@ class StatusView:
     checks: Mapping[str, Mapping[str, Any]]
     alerts: tuple[AlertRecord, ...] | None  # None: no alert sink
     truncated: bool
+    lease: LeaseState  # whether the alerts are the cluster's (not on Redis without the lease)
     nodes: tuple[_Node, ...] | None  # None: no Prometheus sink
     admin: bool
     publishing: bool  # the pubsub integration is enabled
@@ -119,6 +137,7 @@ async def status_view(
         checks=shown.readiness(),
         alerts=tuple(alerts) if alerts_from is not None else None,
         truncated=truncated,
+        lease=lease_state(alerts_from),
         nodes=nodes,
         admin=shown.settings.admin_token is not None,
         publishing=shown.integration.enabled(),
@@ -149,9 +168,11 @@ def _node(
     )
 
 
-def status_live(view: StatusView, shown: Shown, *, root: str) -> Html:
-    """The part of the status page that refreshes, showing ``view``; the same for equal views
-    (only time passing changes nothing: pages.js counts the ages)."""
+def status_live(view: StatusView, shown: Shown, *, root: str, now: float | None) -> Html:
+    """The part of the status page that refreshes, showing ``view`` with the ages at ``now``
+    (the page as first sent, read without the script too); None for ``now``: the moments
+    themselves, so the same for equal views (the live part the script fetches: it counts the
+    ages, so only time passing changes nothing)."""
     checks = view.checks
     ready = all(check["ready"] or not check["required"] for check in checks.values())
     alerts = view.alerts or ()
@@ -165,19 +186,26 @@ def status_live(view: StatusView, shown: Shown, *, root: str) -> Html:
             if ready
             else "waiting for " + ", ".join(not_ready)
         ),
+        node_tone=_node_tone(nodes),
         node_count=str(len(nodes)),
         node_detail=_breakdown(Counter(node.status or "unknown" for node in nodes))
         or "none heard yet",
-        alert_tone=_alert_tone(alerts),
+        alert_tone=_alert_tone(alerts, view.lease.held),
         alert_count=f"{len(alerts)}{'+' if view.truncated else ''}",
-        alert_detail=_breakdown(Counter(record.severity for record in alerts), SEVERITIES[::-1])
-        or "all clear",
-        uptime=age_since(shown.started_at),
+        alert_detail=_alert_detail(alerts, view.lease.held),
+        uptime=age_since(shown.started_at, now),
         started=timestamp(shown.started_at),
+        lease=lease_notice(view.lease),
         alerts=_alerts(
-            alerts, view.alerts is not None, view.truncated, admin=view.admin, root=root
+            alerts,
+            view.alerts is not None,
+            view.truncated,
+            admin=view.admin,
+            root=root,
+            now=now,
+            holds_work_queue=view.lease.held,
         ),
-        nodes=_nodes(nodes, shown, present=view.nodes is not None),
+        nodes=_nodes(nodes, shown, present=view.nodes is not None, now=now),
         components=_components(checks),
         integration=Html("") if view.publishing else _SWITCHED_OFF(),
     )
@@ -203,10 +231,25 @@ def _breakdown(counts: Mapping[str, int], order: Sequence[str] = ()) -> str:
     return ", ".join(f"{counts[key]} {key}" for key in keys)
 
 
-def _alert_tone(alerts: Sequence[AlertRecord]) -> str:
+def _node_tone(nodes: Sequence[_Node]) -> str:
+    if not nodes:
+        return "none"
+    worst = min(nodes, key=_rank)
+    return _NODE_TONE.get(worst.status or "unknown", "warn")
+
+
+def _alert_tone(alerts: Sequence[AlertRecord], holds_work_queue: bool) -> str:
     if any(record.state is AlertState.FIRING for record in alerts):
         return "bad"
-    return "warn" if alerts else "good"
+    # Without the lease no list is known to be clear: the holder's may differ.
+    return "warn" if alerts or not holds_work_queue else "good"
+
+
+def _alert_detail(alerts: Sequence[AlertRecord], holds_work_queue: bool) -> str:
+    counts = _breakdown(Counter(record.severity for record in alerts), SEVERITIES[::-1])
+    if not holds_work_queue:
+        return f"{counts or 'none here'}; may be incomplete (not the lease holder)"
+    return counts or "all clear"
 
 
 def _alerts(
@@ -216,9 +259,16 @@ def _alerts(
     *,
     admin: bool,
     root: str,
+    now: float | None,
+    holds_work_queue: bool,
 ) -> Html:
     if not kept:
         return empty("This bridge runs no alert sink, so it keeps no alerts.")
+    if not alerts and not holds_work_queue:
+        return empty(
+            "No active alerts on this replica, which does not hold the alert work-queue lease:"
+            " the replica that holds it may have some."
+        )
     if not alerts:
         return empty("No active alerts.")
     rows = [
@@ -226,7 +276,7 @@ def _alerts(
             severity_badge(record.severity),
             _alert_link(record, root),
             record.node,
-            age_since(record.starts_at),
+            age_since(record.starts_at, now),
             badge(record.state),
             _level(record),
             ack_button(record.alert_id, record.title)
@@ -258,7 +308,7 @@ def _level(record: AlertRecord) -> Html:
     return escape(record.level_name)
 
 
-def _nodes(nodes: Sequence[_Node], shown: Shown, *, present: bool) -> Html:
+def _nodes(nodes: Sequence[_Node], shown: Shown, *, present: bool, now: float | None) -> Html:
     if not present:
         return empty("This bridge runs no Prometheus sink, so it knows no node figures.")
     if not nodes:
@@ -273,7 +323,7 @@ def _nodes(nodes: Sequence[_Node], shown: Shown, *, present: bool) -> Html:
     rows = [
         (
             _NODE_NAME(node=node.node),
-            _health(node, shown),
+            _health(node, shown, now),
             _cpu(node, shown),
             meter(node.memory, settings.memory_degraded, settings.memory_unhealthy),
             meter(node.disk, settings.disk_degraded, settings.disk_unhealthy),
@@ -295,7 +345,7 @@ def _rank(node: _Node) -> int:
     return _NODE_RANK.get(node.status or "unknown", _NODE_RANK["unknown"])
 
 
-def _health(node: _Node, shown: Shown) -> Html:
+def _health(node: _Node, shown: Shown, now: float | None) -> Html:
     """The node's status badge, and how long it has been silent or gone, the tooltip saying
     what its figures are (``expired``: held down, its series expired, shown without)."""
     status = badge(node.status) if node.status else badge("unknown")
@@ -305,11 +355,11 @@ def _health(node: _Node, shown: Shown) -> Html:
         title = f"NodeLifecycle {node.status} at {utc(node.gone_at)}: {figures}"
         if node.held_down:  # shown after its series expired too
             title += f" {_forgotten(settings)}"
-        return join((status, _GONE(age=age_since(node.gone_at), title=title)))
+        return join((status, _GONE(age=age_since(node.gone_at, now), title=title)))
     if node.silent_since is None:
         return status
     silent = _SILENT(
-        age=age_since(node.silent_since),
+        age=age_since(node.silent_since, now),
         title=f"Nothing from this node since {utc(node.silent_since)}: {_kept(settings)}",
     )
     return join((status, silent))

@@ -9,7 +9,7 @@ from typing import Final
 from bridge.headers import ADMIN_TOKEN_HEADER
 from bridge.messages import SEVERITIES
 from bridge.pages.html import Fragment, Html, escape, join, template
-from bridge.pages.sources import Shown
+from bridge.pages.sources import LeaseState, Shown
 
 __all__ = [
     "REFRESH_SECONDS",
@@ -20,6 +20,7 @@ __all__ = [
     "countdown",
     "empty",
     "layout",
+    "lease_notice",
     "meter",
     "severity_badge",
     "table",
@@ -57,13 +58,14 @@ _REVISION: Final = Fragment(' <span class="muted">${revision}</span>')
 _BADGE: Final = Fragment('<span class="badge ${tone}">${text}</span>')
 _TIME: Final = Fragment('<time datetime="${iso}" title="${title}">${shown}</time>')
 # A time pages.js shows as an age ("3m 12s") or what is left of a wait ("in 5s", "due"),
-# counted on the reader's side: the page's markup stays the same while only time passes, so
-# its ETag does too (routes.py). Without the script it reads as the moment itself.
+# counted on the reader's side. The page as first sent reads so without the script too (the
+# age at the time it was rendered); the live part the script fetches holds the moment itself,
+# so it stays the same while only time passes, and so does its ETag (routes.py).
 _SINCE: Final = Fragment(
-    '<time datetime="${iso}" data-since="${at}" title="since ${shown}">${shown}</time>'
+    '<time datetime="${iso}" data-since="${at}" title="since ${shown}">${text}</time>'
 )
 _UNTIL: Final = Fragment(
-    '<time datetime="${iso}" data-until="${at}" title="at ${shown}">at ${shown}</time>'
+    '<time datetime="${iso}" data-until="${at}" title="at ${shown}">${text}</time>'
 )
 _METER: Final = Fragment(
     '<span class="usage"><meter min="0" max="100" low="${low}" high="${high}" optimum="0"'
@@ -91,6 +93,18 @@ _ACK_BAR: Final = Fragment(
     '<span class="hint">Kept in this tab only; sent as ${header}.</span>'
     '<output id="ack-message" role="status" aria-live="polite"></output>'
     "</form>"
+)
+# On Redis only the work-queue lease holder's alerts follow the cluster's (as GET /v1/alerts
+# says with work_queue_holder): behind a load balancer, another replica must not look all clear.
+_NOT_THE_HOLDER: Final = Fragment(
+    '<section class="panel notice lease" id="lease" role="status"><b>This replica does not hold'
+    " the alert work-queue lease:</b> its alert list may be incomplete or out of date; see the"
+    " replica that holds it${holder} (<code>exesdb_redis_work_queue_leader 1</code> on its"
+    " <code>/metrics</code>).</section>"
+)
+_HOLDER: Final = Fragment(
+    ': <b class="holder" title="its consumer name: EXESDB_NODE, then a tag of its run">'
+    "${consumer}</b>"
 )
 _ACK_OFF: Final = Fragment(
     '<p class="ackbar off" id="ack-off">Acknowledging from this page is off: set'
@@ -139,16 +153,32 @@ def timestamp(seconds: float | None) -> Html:
     return _TIME(iso=_iso(seconds), title=utc(seconds), shown=utc(seconds))
 
 
-def age_since(seconds: float) -> Html:
-    """How long ago ``seconds`` was (``3m 12s``, kept current by pages.js), the time itself on
-    hover."""
-    return _SINCE(iso=_iso(seconds), at=str(int(seconds)), shown=utc(seconds))
+def age_since(seconds: float, now: float | None) -> Html:
+    """How long ago ``seconds`` was at ``now`` (``3m 12s``, kept current by pages.js), the time
+    itself on hover; None for ``now``: the time itself (the script counts the age)."""
+    at = int(seconds)
+    text = utc(seconds) if now is None else age(now - at)
+    return _SINCE(iso=_iso(seconds), at=str(at), shown=utc(seconds), text=text)
 
 
-def countdown(seconds: float) -> Html:
-    """How long until ``seconds`` (``in 5s``, then ``due``: kept current by pages.js), the time
-    itself on hover."""
-    return _UNTIL(iso=_iso(seconds), at=str(int(seconds)), shown=utc(seconds))
+def countdown(seconds: float, now: float | None) -> Html:
+    """How long until ``seconds`` at ``now`` (``in 5s``, then ``due``: kept current by
+    pages.js), the time itself on hover; None for ``now``: ``at`` the time itself."""
+    at = int(seconds)
+    if now is None:
+        return _UNTIL(iso=_iso(seconds), at=str(at), shown=utc(seconds), text="at " + utc(seconds))
+    text = "in " + age(at - now) if at > now else "due"
+    return _UNTIL(iso=_iso(seconds), at=str(at), shown=utc(seconds), text=text)
+
+
+def lease_notice(lease: LeaseState) -> Html:
+    """A banner saying this replica's alerts may be incomplete (on Redis, without the work-queue
+    lease), naming the replica that holds it if known; nothing when it holds the lease (or runs
+    the in-process bus, or no alert sink)."""
+    if lease.held:
+        return Html("")
+    holder = _HOLDER(consumer=lease.holder) if lease.holder else Html(" (not known here yet)")
+    return _NOT_THE_HOLDER(holder=holder)
 
 
 def meter(value: float | None, low: float, high: float) -> Html:

@@ -55,6 +55,7 @@ class Lease:
         self._period = lease_ms / 3000
         self._renewed = float("-inf")
         self._taking = True
+        self._holder: str | None = None  # the consumer holding the lease, as last seen
         self._on_lead: list[Callable[[], Awaitable[None]]] = []
         self.held = asyncio.Event()
         """Set while this replica holds the lease."""
@@ -63,6 +64,12 @@ class Lease:
     def leading(self) -> bool:
         """True while this replica holds the lease."""
         return self.held.is_set()
+
+    @property
+    def holder(self) -> str | None:
+        """The consumer that holds the lease (``<EXESDB_NODE>:<tag>``), as this replica last saw
+        it, at most a second ago while standing by; None when none did, or before it looked."""
+        return self._consumer if self.held.is_set() else self._holder
 
     def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Await ``callback`` each time this replica takes the lease, before it reads."""
@@ -93,6 +100,7 @@ class Lease:
             else:
                 # Said as it is: with no other replica, "went to another" would mislead.
                 holder = await client.get(self._key)
+                self._holder = None if holder is None else text(holder)
                 self._step_down(
                     f"the lease went to another replica ({text(holder)})"
                     if holder is not None
@@ -110,6 +118,10 @@ class Lease:
                 # Not ready to take over (e.g. the alert stage still opening its outbox):
                 # give the lease back, try again in a moment.
                 await client.eval(_RELEASE, 1, self._key, self._consumer)
+        else:
+            # Another holds it: who, for the pages of this replica (whose alerts are not current).
+            holder = await client.get(self._key)
+            self._holder = None if holder is None else text(holder)
         # Standing by, ask often: a released lease is taken over within a second.
         return self._period if self.held.is_set() else min(self._period, _STANDBY_SECONDS)
 

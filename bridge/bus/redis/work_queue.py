@@ -51,6 +51,11 @@ class WorkQueue:
         """True while this replica holds the work-queue lease."""
         return self._lease.leading
 
+    @property
+    def holder(self) -> str | None:
+        """The consumer that holds the work-queue lease, as this replica last saw it."""
+        return self._lease.holder
+
     def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Await ``callback`` each time this replica takes the work-queue lease, before it
         reads the consumer group (e.g. to take up the open alerts the last holder kept)."""

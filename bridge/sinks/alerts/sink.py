@@ -465,6 +465,11 @@ class AlertSink:
         """True on the in-process bus, and on Redis while this replica holds the lease."""
         return self._lease is None or self._lease.leading
 
+    def work_queue_holder(self) -> str | None:
+        """On Redis, the replica that holds the work-queue lease (its consumer name), as this
+        one last saw it; None on the in-process bus, or when it saw none."""
+        return None if self._lease is None else self._lease.holder
+
     async def _take_up(self) -> None:
         """On taking the work-queue lease: the open alerts kept in Redis become ours."""
         self._started_at = None  # the holds wait afresh here: so does the stale wait (_expire)

@@ -412,6 +412,7 @@ class Lease:
     """A work-queue lease the test hands out (as the Redis transport's)."""
 
     leading = False
+    holder: str | None = None
 
     def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Taking the lease is the test's doing here: nothing to call back."""
