@@ -39,6 +39,7 @@ from bridge.errors import ConfigError
 from bridge.messages import NO_CONTROL_CHARACTERS, AlertSeverity
 from bridge.probe_settings import (
     DEFAULT_HTTP_ADDR,
+    REQUIRES_CERTIFICATE,
     client_certificate_problem,
     credential_warnings,
     split_addr,
@@ -48,9 +49,10 @@ from bridge.receivers import (
     AlertmanagerConfig,
     Receiver,
     file_warnings,
+    load_receivers,
     resolve_receivers,
 )
-from bridge.redaction import safe_url
+from bridge.redaction import redact_urls, safe_url
 from bridge.settings_display import shown_setting
 from bridge.settings_errors import describe_error
 from bridge.unknown_variables import unknown_variable_warnings
@@ -63,7 +65,7 @@ from bridge.urls import (
     require_http_url,
     require_link_origin,
 )
-from bridge.webconfig import load_web_config
+from bridge.webconfig import WebConfig, load_web_config
 
 __all__ = [
     "MIN_SECRET_LENGTH",
@@ -407,6 +409,12 @@ class Settings(BaseSettings):
             for_others=self.node if for_others else None,
         )
 
+    def _shown_links(self) -> str:
+        """``own_url(for_others=True)`` as check-config and warnings show it: ``EXESDB_NODE`` in
+        it as its own line shows it (it may be any text: ``db password=…``)."""
+        host, port = self.listen
+        return own_url(host, port, tls=self.serves_tls(), for_others=redact_urls(self.node))
+
     def webhook_receivers(
         self, keys: ReceiverKeys | None = None
     ) -> tuple[tuple[Receiver, ...], AlertmanagerConfig | None]:
@@ -425,7 +433,11 @@ class Settings(BaseSettings):
         )
 
     def cross_checks(self) -> list[str]:
-        """Problems that involve several variables or a file one names, one line each."""
+        """Problems that involve several variables or a file one names, one line each, shown as
+        ``redact_urls`` shows text (a path, a file's problem, may hold anything)."""
+        return [redact_urls(problem) for problem in self._cross_checks()]
+
+    def _cross_checks(self) -> list[str]:
         problems: list[str] = []
         if self.web_config_file:
             try:
@@ -529,19 +541,70 @@ class Settings(BaseSettings):
         sends = self.webhook_urls or self.webhook_config_file or self.alertmanager_url
         if sends and self.external_url is None and not names_a_host(links):
             notes.append(
-                f"alert links (generatorURL) would start with {links!r}, which names no host "
-                "(EXESDB_NODE stands for a wildcard EXESDB_HTTP_ADDR): set EXESDB_EXTERNAL_URL "
-                "to the bridge's URL as people reach it"
+                f"alert links (generatorURL) would start with {self._shown_links()!r}, which "
+                "names no host (EXESDB_NODE stands for a wildcard EXESDB_HTTP_ADDR): set "
+                "EXESDB_EXTERNAL_URL to the bridge's URL as people reach it"
             )
         if self.webhook_urls and self.webhook_secret is None:
             notes.append("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned")
+        notes += [
+            f"EXESDB_WEBHOOK_CONFIG_FILE {receiver}: no secret nor secret_file, nor "
+            "EXESDB_WEBHOOK_SECRET: deliveries go unsigned"
+            for receiver in self._unsigned_file_receivers()
+        ]
         try:
             web = load_web_config(self.web_config_file) if self.web_config_file else None
         except ConfigError:  # a problem cross_checks names
             web = None
         if web is not None:
-            notes += credential_warnings(self, web)
+            # Their paths (a password file's) may hold anything: shown as a value is.
+            notes += [redact_urls(note) for note in credential_warnings(self, web)]
+            notes += self._unset_probe_warnings(web)
+        # A file's path, EXESDB_NODE in a link: text the bridge did not write, shown as such.
         return notes + self.receivers_file_warnings()
+
+    def _unset_probe_warnings(self, web: WebConfig) -> list[str]:
+        """Why ``healthcheck`` fails against ``web`` when no ``EXESDB_HEALTHCHECK_*`` is set
+        (``credential_warnings`` judges those set): the image's HEALTHCHECK and an exec probe run
+        it whether or not anyone meant to probe."""
+        probe = (
+            self.healthcheck_username,
+            self.healthcheck_password_file,
+            self.healthcheck_cert_file,
+            self.healthcheck_key_file,
+        )
+        if any(probe):
+            return []
+        fails = "so exesdb-bridge healthcheck (the image's HEALTHCHECK, an exec probe) fails"
+        notes = []
+        if web.basic_auth_users:
+            notes.append(
+                "the web config asks for basic auth (basic_auth_users) and neither "
+                f"EXESDB_HEALTHCHECK_USERNAME nor EXESDB_HEALTHCHECK_PASSWORD_FILE is set, {fails}"
+                " against it: set both, for a user of basic_auth_users"
+            )
+        if web.tls is not None and web.tls.client_auth_type in REQUIRES_CERTIFICATE:
+            notes.append(
+                f"the web config's client_auth_type {web.tls.client_auth_type} requires a client "
+                "certificate and neither EXESDB_HEALTHCHECK_CERT_FILE nor "
+                f"EXESDB_HEALTHCHECK_KEY_FILE is set, {fails} against it: set both"
+            )
+        return notes
+
+    def _unsigned_file_receivers(self) -> list[str]:
+        """The receivers of ``EXESDB_WEBHOOK_CONFIG_FILE`` that sign nothing (no ``secret``, no
+        ``secret_file``, no ``EXESDB_WEBHOOK_SECRET``), named as ``check-config`` lists them."""
+        if not self.webhook_config_file or self.webhook_secret is not None:
+            return []
+        try:
+            hooks = load_receivers(self.webhook_config_file).webhook_configs
+        except ConfigError:  # a problem cross_checks names
+            return []
+        return [
+            f"webhook_configs.{index} {hook.shown}"
+            for index, hook in enumerate(hooks)
+            if hook.secret is None and hook.secret_file is None
+        ]
 
     def receivers_file_warnings(self) -> list[str]:
         """The warnings about ``EXESDB_WEBHOOK_CONFIG_FILE``'s receivers (``file_warnings``),
@@ -549,7 +612,7 @@ class Settings(BaseSettings):
         if not self.webhook_config_file:
             return []
         return [
-            f"EXESDB_WEBHOOK_CONFIG_FILE {note}"
+            redact_urls(f"EXESDB_WEBHOOK_CONFIG_FILE {note}")
             for note in file_warnings(
                 self.webhook_config_file, alertmanager_url=self.alertmanager_url
             )
@@ -566,7 +629,7 @@ class Settings(BaseSettings):
             shown["EXESDB_ALERT_FOR_MS"] = f"<unset: {derived}, two health intervals>"
         if self.external_url is None:
             # What alert links will say: a loopback address here is one a receiver cannot open.
-            links = self.own_url(for_others=True) if self.listen[1] else "the port picked at start"
+            links = self._shown_links() if self.listen[1] else "the port picked at start"
             shown["EXESDB_EXTERNAL_URL"] = f"<unset: links in alerts go to {links}>"
         if not self.alert_link_origins:
             shown["EXESDB_ALERT_LINK_ORIGINS"] = "<empty: URLs in alert metadata show their origin>"

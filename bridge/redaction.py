@@ -30,6 +30,7 @@ __all__ = [
     "REDACTED",
     "names_secret",
     "redact_urls",
+    "safe_bus_url",
     "safe_url",
     "safe_url_or_key",
     "span_url",
@@ -111,6 +112,10 @@ _NAMED_BEFORE_COLON: Final = re.compile(r"[\"']\s*:|-\w+\s*:")
 # ends before one (``db;password=…`` of a JDBC URL).
 _NOT_HOST: Final = re.compile(r"[!$&'()*+,;=]")
 
+_REDIS_SCHEMES: Final = frozenset({"redis", "rediss"})
+# A Redis URL's path when it is a database number (safe_bus_url).
+_REDIS_DATABASE: Final = re.compile(r"/[0-9]{1,5}")
+
 
 # A webhook receiver's outbox key (bridge.receiver_keys): a URL as safe_url shows it, ``#`` and
 # a keyed digest, which tells receivers on one origin apart and holds no secret.
@@ -153,6 +158,26 @@ def safe_url(url: str, *, lone_user: bool = False) -> str:
     port_part = f":{port}" if port else ""
     rest = "/…" if more else ""
     return f"{parts.scheme}://{user}{host}{port_part}{rest}"
+
+
+def safe_bus_url(url: str) -> str:
+    """A Redis URL (``EXESDB_BUS``) as ``safe_url`` shows it, but with its database number shown
+    (a path of digits alone, as redis-py reads it: no secret), its query still as ``?…``:
+    ``redis://default:<redacted>@redis:6379/2``."""
+    shown = safe_url(url)
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return shown
+    if (
+        parts.scheme not in _REDIS_SCHEMES
+        or _REDIS_DATABASE.fullmatch(parts.path) is None
+        or parts.fragment
+        or _NOT_HOST.search(parts.hostname or "") is not None  # a host safe_url cut short
+        or not shown.endswith("/…")
+    ):
+        return shown
+    return f"{shown.removesuffix('/…')}{parts.path}{'?…' if parts.query else ''}"
 
 
 def span_url(url: str) -> str:

@@ -11,7 +11,7 @@ from typing import Final
 
 from pydantic import SecretStr
 
-from bridge.redaction import redact_urls, safe_url
+from bridge.redaction import redact_urls, safe_bus_url, safe_url
 
 __all__ = ["SECRET_VARIABLES", "URL_VARIABLES", "shown_setting"]
 
@@ -32,6 +32,9 @@ URL_VARIABLES: Final = frozenset(
     }
 )
 
+# Lists each item of which is a receiver, numbered as run's log numbers them.
+_NUMBERED: Final = frozenset({"EXESDB_WEBHOOK_URLS"})
+
 SECRET_VARIABLES: Final = frozenset(
     {
         "SECRET_KEY_BASE",
@@ -44,11 +47,27 @@ SECRET_VARIABLES: Final = frozenset(
 
 def shown_setting(variable: str, value: object) -> str:
     """``variable``'s ``value`` as text: a secret as ``<set, redacted>`` or ``<empty>``, unset as
-    ``<unset>``, each URL as ``safe_url`` shows it, a list comma-separated."""
+    ``<unset>``, each URL as ``safe_url`` shows it (a Redis bus with its database number), a
+    list comma-separated; receivers (``EXESDB_WEBHOOK_URLS``), when more than one, each with its
+    item number."""
     if variable in URL_VARIABLES and value:
+        if variable == "EXESDB_BUS" and "://" in str(value):
+            # Its database number shown (no secret), which redact_urls would hide again.
+            return safe_bus_url(str(value))
         # Shown as safe_url shows each, never searched for in text: a password may hold
         # characters that end a URL in free text.
         items = value if isinstance(value, tuple) else (value,)
+        receivers = dict.fromkeys(items)  # a URL given twice is one receiver
+        if variable in _NUMBERED and len(receivers) > 1:
+            # Receivers on one origin show alike: each is numbered as run's log numbers it
+            # beside its outbox key ("webhook receiver https://…#3f0c… is EXESDB_WEBHOOK_URLS
+            # item 2").
+            return redact_urls(
+                ", ".join(
+                    f"{_shown_url(str(url))} (item {number})"
+                    for number, url in enumerate(receivers, 1)
+                )
+            )
         value = ",".join(_shown_url(str(item)) for item in items)
     return _show(value)
 

@@ -56,6 +56,13 @@ _GRPC_TARGET_SCHEMES: Final = frozenset(
 # The characters of a name gRPC's resolver (c-ares) will look up.
 _GRPC_NAME: Final = re.compile(r"[A-Za-z0-9._*/-]+")
 _OTLP_SIGNALS: Final = ("traces", "logs", "metrics")
+# http or https and a mistyped ``://`` (``:/``, ``//``, ``:///``, a colon alone before no port),
+# then the rest of the URL meant.
+_SCHEME_SLIP: Final = re.compile(
+    r"(?P<scheme>(?i:https?))(?P<between>:/+|/+|:(?![\d/]))(?P<rest>.*)", re.DOTALL
+)
+# A scheme, perhaps mistyped, before the rest: no host:port typed without one (ftp:/host).
+_SCHEME_START: Final = re.compile(r"(?i:https?)[:/]|[A-Za-z][A-Za-z0-9+.-]*(?::/|//)")
 _HTTP_ENDPOINT: Final = "an http:// or https:// URL with a host, e.g. http://collector:4318"
 # What no link shown whole holds: a space or a control character (it would be text with a URL in
 # it, or a URL a client reads otherwise than it is shown: urlsplit drops a tab or line break).
@@ -247,11 +254,20 @@ def require_link_origin(origin: str) -> str:
 
 
 def url_meant(text: str) -> str | None:
-    """``host:port`` typed without its scheme (the likeliest slip, as ``EXESDB_HTTP_ADDR`` is
-    written) as the http:// URL it likely meant, shown as ``safe_url`` shows it; else None."""
-    if "://" in text or ":" not in text or http_url_problem(f"http://{text}") is not None:
+    """The http:// or https:// URL ``text`` was likely meant as, shown as ``safe_url`` shows it:
+    ``host:port`` typed without its scheme (the likeliest slip, as ``EXESDB_HTTP_ADDR`` is
+    written), or with its ``://`` mistyped (``http:/host``, ``http//host``, ``https:///host``);
+    None when no URL is sure (``http:8080``: a host named http, or a port?)."""
+    slip = _SCHEME_SLIP.match(text)
+    if slip is not None:
+        if slip["between"] == "://":
+            return None  # a scheme well typed: what is wrong is elsewhere
+        meant = f"{slip['scheme'].lower()}://{slip['rest']}"
+    elif _SCHEME_START.match(text) or "://" in text or ":" not in text:
         return None
-    return safe_url(f"http://{text}")
+    else:
+        meant = f"http://{text}"
+    return safe_url(meant) if http_url_problem(meant) is None else None
 
 
 def require_alertmanager_url(url: str) -> str:
@@ -270,12 +286,21 @@ def require_alertmanager_url(url: str) -> str:
 
 def require_external_url(url: str) -> str:
     """``url`` (``EXESDB_EXTERNAL_URL``, an http:// or https:// URL already) when it holds no user
-    name or password; ValueError otherwise: every webhook and Alertmanager post carries it."""
-    if "@" in urlsplit(url).netloc:
+    name or password, query or fragment; ValueError otherwise: every webhook and Alertmanager
+    post carries it, and each alert's link is it with a path added (``/alerts/<id>``), which
+    after a query or fragment would be part of them and open no alert."""
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
         raise ValueError(
             "must not hold a user name or password (before an @): it is the link sent in "
             "every alert, to every receiver; give the URL people open (their browser asks "
             "for any login)"
+        )
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise ValueError(
+            f"{safe_url(url)!r} has a query or fragment (? or #); allowed: the bridge's URL "
+            "without them, as alert links add their path (/alerts/…) to it, which after a ? or "
+            "# would open no alert"
         )
     return url
 

@@ -42,6 +42,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails
 
 from bridge.errors import ConfigError
+from bridge.redaction import redact_urls
 
 __all__ = [
     "GoBool",
@@ -207,11 +208,12 @@ def not_supported(why: str) -> Any:
 
 
 def read_text(path: Path) -> str:
-    """The file's text; ConfigError saying why it cannot be read."""
+    """The file's text; ConfigError saying why it cannot be read (the path, which the error
+    repeats, shown as ``redact_urls`` shows text: a folder may be named ``password=…``)."""
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+        raise ConfigError([redact_urls(f"{path}: cannot read: {exc}")]) from None
 
 
 def parse_yaml(

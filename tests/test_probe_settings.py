@@ -13,7 +13,7 @@ from bridge.cli.healthcheck import target
 from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.probe_settings import ProbeSettings
-from tests.support import BridgeProcess, run_bridge
+from tests.support import BridgeProcess, make_settings, run_bridge
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -225,7 +225,7 @@ def test_check_config_warns_of_probe_credentials_basic_auth_would_refuse(
     [
         pytest.param("other,probe", True, id="listed-user-readable-password"),
         pytest.param("", True, id="no-basic-auth"),
-        pytest.param("probe", False, id="no-probe-credentials"),
+        pytest.param("", False, id="no-basic-auth-no-probe-credentials"),
     ],
 )
 def test_check_config_is_quiet_about_probe_credentials_that_would_log_in(
@@ -235,8 +235,8 @@ def test_check_config_is_quiet_about_probe_credentials_that_would_log_in(
     users: str,
     credentials: bool,
 ) -> None:
-    """A listed user with a readable password file, a web config without basic auth, or no probe
-    credentials at all (a bridge no command probes): no warning about them."""
+    """A listed user with a readable password file, or a web config without basic auth (with
+    probe credentials or without): no warning about them."""
     env = probe_files(tmp_path, users)
     if credentials:
         env["EXESDB_HEALTHCHECK_USERNAME"] = "probe"
@@ -244,6 +244,51 @@ def test_check_config_is_quiet_about_probe_credentials_that_would_log_in(
     status, _, err = check_config(monkeypatch, capsys, env)
     assert status == 0, err
     assert "EXESDB_HEALTHCHECK" not in err
+
+
+UNSET_FAILS = "so exesdb-bridge healthcheck (the image's HEALTHCHECK, an exec probe) fails"
+
+
+def test_check_config_and_run_warn_of_basic_auth_with_no_probe_credentials_set(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Basic auth in the web config and no EXESDB_HEALTHCHECK_* set: the image's HEALTHCHECK
+    (an exec probe) fails at every probe, so check-config and start-up warn, naming the
+    variables to set."""
+    env = probe_files(tmp_path)
+    status, _, err = check_config(monkeypatch, capsys, env)
+    assert status == 0, err
+    warned = (
+        "the web config asks for basic auth (basic_auth_users) and neither "
+        f"EXESDB_HEALTHCHECK_USERNAME nor EXESDB_HEALTHCHECK_PASSWORD_FILE is set, {UNSET_FAILS}"
+        " against it: set both, for a user of basic_auth_users"
+    )
+    assert [line for line in err.splitlines() if "EXESDB_HEALTHCHECK" in line] == [
+        f"warning: {warned}"
+    ]
+    settings = make_settings(EXESDB_WEB_CONFIG_FILE=env["EXESDB_WEB_CONFIG_FILE"])
+    assert warned in settings.warnings({})  # the list run logs at start
+
+
+def test_check_config_warns_of_a_required_client_certificate_with_no_probe_credentials_set(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """client_auth_type RequireAndVerifyClientCert and no EXESDB_HEALTHCHECK_* set: check-config
+    warns that the probe fails, naming the certificate variables."""
+    files = WebFiles(tmp_path)
+    files.write(
+        files.tls_config(
+            "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
+        )
+    )
+    env = {"EXESDB_WEB_CONFIG_FILE": str(tmp_path / "web.yml")}
+    status, _, err = check_config(monkeypatch, capsys, env)
+    assert status == 0, err
+    assert [line for line in err.splitlines() if "EXESDB_HEALTHCHECK" in line] == [
+        "warning: the web config's client_auth_type RequireAndVerifyClientCert requires a client "
+        "certificate and neither EXESDB_HEALTHCHECK_CERT_FILE nor EXESDB_HEALTHCHECK_KEY_FILE is "
+        f"set, {UNSET_FAILS} against it: set both"
+    ]
 
 
 TLS_FAILS = "so exesdb-bridge healthcheck fails against the web config's TLS"

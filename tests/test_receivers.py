@@ -728,6 +728,7 @@ def test_a_tls_config_file_a_plain_http_url_never_reads_is_not_warned_unreadable
         f"      tls_config: {{ca_file: {missing}}}\n"
     )
     monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(path))
+    monkeypatch.setenv("EXESDB_WEBHOOK_SECRET", "k" * 32)  # no unsigned receiver to warn of
     assert main(["check-config"]) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if "webhook_configs" in line]
     assert [line.split(": ", 2)[1:] for line in warnings] == [

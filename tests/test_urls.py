@@ -14,6 +14,7 @@ from bridge.urls import (
     otlp_endpoint_problem,
     own_url,
     split_userinfo,
+    url_meant,
 )
 from tests.support import make_settings
 from tests.test_config import OTLP_ENDPOINTS_ACCEPTED, OTLP_ENDPOINTS_REFUSED
@@ -203,3 +204,28 @@ def test_a_links_origin_is_written_one_way_and_user_info_makes_it_none(
     """link_origin gives scheme, host and port in lower case without a default port (one
     origin, one spelling); a URL with user info, of another scheme or with no host has none."""
     assert link_origin(url) == origin
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("127.0.0.1:9570", "http://127.0.0.1:9570"),
+        ("hooks.example:8080/t0k3n", "http://hooks.example:8080/…"),
+        ("http:/127.0.0.1:9570", "http://127.0.0.1:9570"),
+        ("http//user:pw@h.example/x", "http://user:<redacted>@h.example/…"),
+        ("HTTPS:///bridge.example:8443", "https://bridge.example:8443"),
+        ("https:bridge.example", "https://bridge.example"),
+        ("http:8080", None),  # a host named http, or a port without its host?
+        ("https//", None),
+        ("http:/h.example:99999", None),
+        ("hooks.example/alerts", None),
+        ("ftp:/h.example", None),
+    ],
+)
+def test_a_mistyped_url_is_answered_with_the_url_meant_or_with_none(
+    typed: str, meant: str | None
+) -> None:
+    """A host:port without its scheme, or a URL whose :// is mistyped, is answered with the URL
+    it was meant as (credentials redacted), never with the scheme taken for a host
+    (http://http/…); None when no URL is sure."""
+    assert url_meant(typed) == meant
