@@ -34,7 +34,7 @@ from bridge.httpclient.files import read_problem
 from bridge.httpclient.schema import SECRET_KEYS, UNSUPPORTED_KEYS
 from bridge.messages import SEVERITIES, AlertSeverity
 from bridge.receiver_keys import FILE_KEY_PREFIX, ReceiverKeys, receiver_label
-from bridge.redaction import safe_url
+from bridge.redaction import redact_urls, safe_url
 from bridge.urls import require_alertmanager_url, require_http_url
 from bridge.yamlconfig import (
     GoBool,
@@ -387,7 +387,7 @@ def _below_floor(name: str, wanted: AlertSeverity, min_severity: AlertSeverity) 
 
 
 def describe_receivers(config_file: str | Path, *, webhook_secret: bool) -> list[str]:
-    """``check-config``'s lines for the file: one per receiver and one for Alertmanager
+    """``check-config``'s lines for the file, redacted: one per receiver and one for Alertmanager
     (``webhook_secret``: whether ``EXESDB_WEBHOOK_SECRET`` is set, for receivers without their
     own secret)."""
     loaded = load_receivers(config_file)
@@ -418,7 +418,8 @@ def describe_receivers(config_file: str | Path, *, webhook_secret: bool) -> list
             f"alertmanager {url}: timeout={_timeout(section.timeout)}; "
             f"{section.http_config.summary()}"
         )
-    return lines
+    # File paths are shown as written, and a path may hold what reads as a secret.
+    return [redact_urls(line) for line in lines]
 
 
 def _timeout(seconds: float) -> str:

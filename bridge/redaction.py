@@ -226,7 +226,8 @@ def redact_urls(text: str) -> str:
                     break
             run = next(runs, None)
             userinfo = None if run is None else _userinfo(text, max(run.start(), at), run.end() - 1)
-        if userinfo is not None and (match is None or userinfo[0] < match.start()):
+        # A URL starting inside the user info's run (``(http://u:pw@h/…``) is read as a URL.
+        if userinfo is not None and (match is None or userinfo[2] < match.start()):
             first, colon, at_sign = userinfo
             shown.append(text[at:first])
             shown.append(f"{text[first:colon]}:{REDACTED}@")

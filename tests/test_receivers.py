@@ -858,3 +858,20 @@ def test_a_tls_config_an_http_url_never_uses_is_warned_of(
         ": tls_config is set, but its URL is http://, which no TLS protects: it has no effect"
         " (use the https:// URL, or leave tls_config out)"
     )
+
+
+def test_check_config_redacts_what_reads_as_a_secret_in_a_file_path(tmp_path: Path) -> None:
+    """A receiver's file paths are shown as written, save what reads as a secret in them (a
+    folder named ``password=…``), as every other check-config line is redacted."""
+    folder = tmp_path / "password=hunter2"
+    path = write(
+        tmp_path,
+        "webhook_configs:\n"
+        f"  - url: https://hooks.example/x\n    secret_file: {folder}/hook-secret\n"
+        "    http_config:\n"
+        f"      authorization: {{credentials_file: {folder}/token}}\n",
+    )
+    [line] = describe_receivers(path, webhook_secret=True)
+    assert "hunter2" not in line
+    assert "secret_file " in line
+    assert "credentials_file " in line

@@ -84,6 +84,9 @@ def test_redact_urls_rewrites_every_url_in_a_text() -> None:
         ("(at http://h:80)", "(at http://h:80)"),
         ("<https://h.example:8443>, then", "<https://h.example:8443>, then"),
         ("[http://[::1]:9570]", "[http://[::1]:9570]"),
+        # Credentials in a URL right after a bracket: the URL's path (a token) is hidden too.
+        ("(http://u:pw@b.example/tok/y)", "(http://u:<redacted>@b.example/…)"),
+        ("[https://u:pw@h.example/tok]", "[https://u:<redacted>@h.example/…]"),
         # A bracket the URL opened is its own.
         ("http://[::1]:9570", "http://[::1]:9570"),
         ("https://<redacted>@h.example", "https://<redacted>@h.example"),
