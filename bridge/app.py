@@ -13,6 +13,7 @@ import asyncio
 import errno
 import logging
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -73,6 +74,11 @@ _LISTEN_HINTS: Final = {
     errno.EADDRNOTAVAIL: "this host has no such address: give one it has, or 0.0.0.0 for every one",
     errno.EACCES: "a port below 1024 needs privileges: give a port from 1024 up",
 }
+# When the host is a name the resolver does not know (socket.gaierror: its own codes, not errno's).
+_UNRESOLVED_HINT: Final = (
+    "the host name does not resolve: give an IP address (0.0.0.0 for every one) or a name "
+    "this host resolves"
+)
 
 
 def build_transport(settings: Settings, registry: CollectorRegistry | None = None) -> Transport:
@@ -86,7 +92,13 @@ def build_transport(settings: Settings, registry: CollectorRegistry | None = Non
 
 def _keyring(settings: Settings) -> Keyring:
     secret = settings.secret_key_base.get_secret_value() if settings.secret_key_base else ""
-    # Unset: an ephemeral key, fine for the in-process bus (config refuses it for ingest/Redis).
+    # Unset: an ephemeral key, fine for the in-process bus (config refuses it for ingest/Redis),
+    # which nothing outside the process signs or verifies: said, not warned of.
+    if not secret:
+        _logger.info(
+            "SECRET_KEY_BASE is not set: using an ephemeral key for the in-process bus (ingest"
+            " and a Redis bus need it set)"
+        )
     return Keyring.from_secrets(
         secret or secrets.token_hex(32),
         (key.get_secret_value() for key in settings.secret_key_base_previous),
@@ -237,6 +249,8 @@ class Bridge:
             bound, port = self.address
             shown = f"[{bound}]" if ":" in bound else bound  # an IPv6 address, as in a URL
             _logger.info("listening on %s://%s:%d", scheme, shown, port)
+            if self.settings.ingest:
+                _logger.info("ingest on at POST /v1/messages (signed with SECRET_KEY_BASE)")
 
     async def _bind(self) -> None:
         """Load the web config and bind the listening socket, which accepts nothing until
@@ -262,8 +276,9 @@ class Bridge:
         assert server is not None  # set by setup()
         try:
             self._listener = await self.connections.serve(server, host, port, ssl_context)
-        except OSError as exc:  # taken, not ours to bind, no such address
-            hint = _LISTEN_HINTS.get(exc.errno or 0)
+        except OSError as exc:  # taken, not ours to bind, no such address, no such name
+            unresolved = isinstance(exc, socket.gaierror)
+            hint = _UNRESOLVED_HINT if unresolved else _LISTEN_HINTS.get(exc.errno or 0)
             raise BridgeError(
                 f"cannot listen on {self.settings.http_addr} (EXESDB_HTTP_ADDR): {exc}"
                 + (f"; {hint}" if hint else "")

@@ -523,11 +523,9 @@ class Settings(BaseSettings):
         are not among its settings."""
         notes = unknown_variables(os.environ if environ is None else environ)
         secret = self.secret_key_base.get_secret_value() if self.secret_key_base else ""
-        if not secret:
-            notes.append(
-                "SECRET_KEY_BASE is not set: using an ephemeral key for the in-process bus"
-            )
-        elif len(secret) < MIN_SECRET_LENGTH:
+        # Unset is no warning: it is refused with ingest or a Redis bus, so the key is the
+        # in-process bus's alone, nothing outside to sign or verify (an info line at start).
+        if secret and len(secret) < MIN_SECRET_LENGTH:
             notes.append(
                 f"SECRET_KEY_BASE is shorter than {MIN_SECRET_LENGTH} characters; use a longer one"
             )

@@ -240,3 +240,39 @@ async def test_the_address_is_bound_before_components_start_and_accepts_after() 
         writer.close()
     finally:
         await bridge.aclose()
+
+
+async def test_the_start_up_says_ingest_is_on_when_it_is(caplog: pytest.LogCaptureFixture) -> None:
+    """With EXESDB_INGEST=true the start-up has an info line saying where ingest is and with
+    which key it is signed; without it, no such line."""
+    caplog.set_level(logging.INFO, logger="bridge.app")
+    for ingest, said in (("true", True), ("false", False)):
+        caplog.clear()
+        bridge = Bridge(
+            make_settings(EXESDB_HTTP_ADDR="127.0.0.1:0", EXESDB_INGEST=ingest), components=[]
+        )
+        await bridge.start()
+        await bridge.aclose()
+        lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+        line = ("INFO", "ingest on at POST /v1/messages (signed with SECRET_KEY_BASE)")
+        assert (line in lines) == said, lines
+
+
+def test_an_unset_secret_on_the_in_process_bus_is_said_not_warned_of(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without SECRET_KEY_BASE (which ingest and a Redis bus refuse), the ephemeral key of the
+    in-process bus is an info line, not a warning: nothing outside the process signs or
+    verifies with it."""
+    caplog.set_level(logging.INFO)
+    settings = make_settings(SECRET_KEY_BASE="")
+    assert not [note for note in settings.warnings({}) if "SECRET_KEY_BASE" in note]
+    Bridge(settings, components=[])
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if "SECRET" in r.getMessage()]
+    assert said == [
+        (
+            "INFO",
+            "SECRET_KEY_BASE is not set: using an ephemeral key for the in-process bus (ingest"
+            " and a Redis bus need it set)",
+        )
+    ]

@@ -323,6 +323,41 @@ def test_run_exits_1_when_the_address_is_taken(
     ), completed.stderr
 
 
+@pytest.mark.parametrize(
+    ("setting", "status", "said"),
+    [
+        (
+            {"EXESDB_HTTP_ADDR": "nosuchhost.invalid:9570"},
+            1,
+            "cannot listen on nosuchhost.invalid:9570 (EXESDB_HTTP_ADDR): [Errno -",
+        ),
+        (
+            {"EXESDB_STATE_DIR": "a-file"},
+            2,
+            "EXESDB_STATE_DIR: cannot open the alert outbox in 'a-file': [Errno 17] File exists",
+        ),
+    ],
+    ids=["host name unresolved", "state directory a file"],
+)
+def test_run_says_what_to_do_where_the_system_gives_only_an_errno(
+    tmp_path: Path, setting: dict[str, str], status: int, said: str
+) -> None:
+    """A host name that does not resolve, or a state directory that is a file, stops start-up
+    with the system's words and what to give instead, on one line."""
+    (tmp_path / "a-file").write_text("")
+    env = {"EXESDB_HTTP_ADDR": "127.0.0.1:0", "EXESDB_STATE_DIR": str(tmp_path / "state")}
+    completed = run_bridge("run", env={**env, **setting}, cwd=tmp_path)
+    assert completed.returncode == status
+    [line] = [line for line in completed.stderr.splitlines() if " ERROR " in line]
+    assert said in line
+    assert line.endswith(
+        "; the host name does not resolve: give an IP address (0.0.0.0 for every one) or a name"
+        " this host resolves"
+        if status == 1
+        else "; it is a file, not a directory: give a directory (it is made when missing)"
+    ), line
+
+
 def _failed_start(tmp_path: Path, failure: str, env: dict[str, str]) -> tuple[int, str, str]:
     """Run a bridge whose start-up fails as ``failure`` says; its status, log and reason."""
     if failure == "address taken":
@@ -961,6 +996,38 @@ def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
         assert "s3cr3t" not in result.stdout
 
 
+def test_outbox_list_limit_0_lists_every_delivery_as_alerts_list_does(tmp_path: Path) -> None:
+    """`outbox list --limit N` lists the N newest deliveries, and --limit 0 every one, as
+    `alerts list --limit 0` lists every alert (with --json too)."""
+    from bridge.sinks.alerts import AlertEvent, Outbox
+
+    url = "https://hooks.example/"
+    outbox = Outbox.in_dir(tmp_path, urls=[url])
+    for n in range(3):
+        alert = AlertEvent(
+            alert_id=f"a{n}",
+            alertname="node_failure",
+            status="firing",
+            severity="critical",
+            category="system",
+            node=f"n{n}",
+            title=f"n{n} is down",
+            description="stopped answering",
+            requires_ack=False,
+            at=datetime.now(UTC),
+        )
+        observe(outbox, alert, now=1.0 + n)
+        assert outbox.queue.group(url, 1.0 + n, 0.0, lambda a: [(b"{}", [a[0].alert_id])]) == 1
+    outbox.close()
+    for extra, rows in (([], 1), (["--json"], 0)):  # the table has a header line
+        listed = {}
+        for limit in ("2", "0"):
+            result = cli("outbox", "list", "--limit", limit, *extra, EXESDB_STATE_DIR=str(tmp_path))
+            assert result.returncode == 0, result.stderr
+            listed[limit] = len(result.stdout.splitlines()) - rows
+        assert listed == {"2": 2, "0": 3}, extra
+
+
 # -- finding the bridge, usage errors, output --
 
 
@@ -1130,7 +1197,8 @@ def test_an_untrusted_certificate_is_told_by_openssl_s_reason(untrusted_tls_port
         ),
         (["tail", "--count", "-1"], "--count: '-1' is not a whole number of at least 1"),
         (["tail", "--count", "0"], "--count: '0' is not a whole number of at least 1"),
-        (["outbox", "list", "--limit", "0"], "--limit: '0' is not a whole number"),
+        (["outbox", "list", "--limit", "-1"], "--limit: '-1' is not a whole number of 0 or more"),
+        (["alerts", "list", "--limit", "x"], "--limit: 'x' is not a whole number of 0 or more"),
         (["alerts", "list", "--user", ":pw"], "--user: must be USER:PASSWORD or USER"),
     ],
 )

@@ -734,18 +734,18 @@ def test_a_rediss_url_takes_a_private_ca_and_a_client_certificate(
 @pytest.mark.parametrize(
     ("env", "warning"),
     [
-        ({}, "SECRET_KEY_BASE is not set: using an ephemeral key"),
         ({"SECRET_KEY_BASE": SHORT_SECRET}, "SECRET_KEY_BASE is shorter than 32"),
         ({"EXESDB_WEBHOOK_URLS": "http://hook.example/"}, "EXESDB_WEBHOOK_SECRET is not set"),
     ],
 )
-def test_without_ingest_or_redis_a_missing_or_short_secret_only_warns(
+def test_without_ingest_or_redis_a_short_secret_only_warns(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     env: dict[str, str],
     warning: str,
 ) -> None:
-    """On the in-process bus a missing or short secret is a warning, not a stop."""
+    """On the in-process bus a short secret is a warning, not a stop (a missing one is not even
+    a warning: tests/test_app.py)."""
     status, _, err = _check_config(monkeypatch, capsys, **env)
     assert status == 0
     assert f"warning: {warning}" in err

@@ -307,6 +307,28 @@ def test_command_exits_1_with_one_line_when_nothing_answers() -> None:
     )
 
 
+def test_an_unhealthy_command_names_a_variable_that_is_no_setting_as_the_others_do() -> None:
+    """An unhealthy probe with a misspelt variable set (EXESDB_PORT, meant for EXESDB_HTTP_ADDR)
+    says so on a line after its verdict, in the words of the other commands; still exit 1."""
+    port = free_port()
+    completed = healthcheck(EXESDB_HTTP_ADDR=f"127.0.0.1:{port}", EXESDB_PORT=str(free_port()))
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        f"unhealthy: cannot connect to http://127.0.0.1:{port}/healthz: Connection refused\n"
+        "exesdb-bridge: warning: EXESDB_PORT is set but is not a setting of the bridge (ignored);"
+        " did you mean EXESDB_HTTP_ADDR?\n"
+    )
+
+
+def test_a_healthy_command_says_nothing_of_other_variables() -> None:
+    """A healthy probe prints its one line only, whatever else is set."""
+    with ThreadedBridge() as bridge:
+        completed = healthcheck(EXESDB_HTTP_ADDR=f"127.0.0.1:{bridge.port}", EXESDB_PORT="1")
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == f"healthy: http://127.0.0.1:{bridge.port}/healthz answered 200\n"
+    assert completed.stderr == ""
+
+
 def test_command_exits_1_not_2_on_a_bad_configuration() -> None:
     """A bad setting is unhealthy (exit 1: Docker reserves 2), one line naming the variable."""
     completed = healthcheck(EXESDB_HTTP_ADDR="nowhere")

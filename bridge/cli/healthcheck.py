@@ -3,7 +3,9 @@
 Made for a container's ``HEALTHCHECK`` and Kubernetes exec probes: it reads the settings
 ``run`` listens and serves by (``bridge.probe_settings``, cheaply, without the rest of the
 configuration), asks the address the bridge listens on (a wildcard host means loopback) and
-prints one line saying what it found. Exit 0 when healthy, else 1, even for a bad configuration:
+prints one line saying what it found; when unhealthy, a warning line follows for each set
+``EXESDB_*`` variable that is no setting (``EXESDB_PORT``: did you mean ``EXESDB_HTTP_ADDR``?),
+as the other commands give it. Exit 0 when healthy, else 1, even for a bad configuration:
 Docker reserves exit 2 in health checks. A bad option (``--timeout 0``) is a usage error, exit 2,
 as in every command: a mistake in the probe's command, not a state of the bridge. With
 ``--ready`` it asks ``/readyz`` the same way (the readiness probe, which an ``httpGet`` probe
@@ -30,12 +32,13 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import re
 import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
@@ -49,6 +52,7 @@ from bridge.probe_settings import (
     ProbeSettings,
     load_client_certificate,
     read_password,
+    variable_value,
 )
 from bridge.urls import PICKED_PORT, own_url
 
@@ -95,6 +99,18 @@ _MOST_READYZ_BODY: Final = 65536
 # The most of one part's reason a /readyz line shows.
 _MOST_REASON: Final = 300
 _CERTIFICATE: Final = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+# The variables the probe reads (ProbeSettings.from_environ): another EXESDB_* one set may be a
+# misspelling of one of them (EXESDB_PORT for EXESDB_HTTP_ADDR), or of any other setting.
+_PROBE_VARIABLES: Final = frozenset(
+    {
+        "EXESDB_HTTP_ADDR",
+        "EXESDB_WEB_CONFIG_FILE",
+        "EXESDB_HEALTHCHECK_USERNAME",
+        "EXESDB_HEALTHCHECK_PASSWORD_FILE",
+        "EXESDB_HEALTHCHECK_CERT_FILE",
+        "EXESDB_HEALTHCHECK_KEY_FILE",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -550,4 +566,26 @@ def main(timeout: float = DEFAULT_TIMEOUT, *, ready: bool = False) -> int:
     else:
         verdict = _ask(where, timeout, endpoint=endpoint)
     print(verdict.line, file=sys.stdout if verdict.healthy else sys.stderr)
+    if not verdict.healthy:
+        for note in _unknown_variables(os.environ):
+            print(f"exesdb-bridge: warning: {note}", file=sys.stderr)
     return EXIT_HEALTHY if verdict.healthy else EXIT_UNHEALTHY
+
+
+def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """The warnings the other commands give of each set ``EXESDB_*`` variable that is no setting
+    (``bridge.unknown_variables``): a misspelt address leaves the probe asking the default one.
+    Only an unhealthy probe with some ``EXESDB_*`` variable set beside its own pays for the whole
+    configuration (pydantic), which alone knows every setting's name."""
+    others = [
+        name
+        for name in environ
+        if name.upper().startswith("EXESDB_")
+        and name not in _PROBE_VARIABLES
+        and variable_value(environ, name) is not None
+    ]
+    if not others:
+        return []
+    from bridge.config import unknown_variables
+
+    return unknown_variables(environ)

@@ -14,7 +14,7 @@ from bridge.cli.shared import (
     EXIT_OK,
     EXIT_USAGE,
     Commands,
-    positive,
+    at_least_zero,
     print_table,
     settings_or_exit,
 )
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["add_outbox_command"]
 
+# How many deliveries `outbox list` shows unless --limit says (0: all of them).
+_DEFAULT_LIMIT: Final = 100
 _DELIVERY_COLUMNS: Final = (
     "DELIVERY_ID",
     "STATE",
@@ -49,7 +51,10 @@ def add_outbox_command(commands: Commands) -> None:
         help="only deliveries in this state (default: every state)",
     )
     outbox_list.add_argument(
-        "--limit", type=positive, default=100, help="at most this many (default: 100)"
+        "--limit",
+        type=at_least_zero,
+        default=_DEFAULT_LIMIT,
+        help=f"at most this many, the newest; 0: all (default: {_DEFAULT_LIMIT})",
     )
     outbox_list.add_argument("--json", action="store_true", help="print JSON lines")
     outbox_retry = outbox_commands.add_parser("retry", help="send dead-lettered deliveries again")
@@ -87,7 +92,8 @@ def _outbox(args: argparse.Namespace) -> int:
     outbox = Outbox(path)
     try:
         if args.outbox_command == "list":
-            summaries = [d.summary() for d in outbox.queue.deliveries(args.state, args.limit)]
+            listed = outbox.queue.deliveries(args.state, args.limit or None)  # 0: all
+            summaries = [delivery.summary() for delivery in listed]
             for summary in summaries:
                 # Webhook URLs often carry tokens in their path or query; receiver keys never.
                 summary["url"] = receiver_label(summary["url"])

@@ -31,7 +31,7 @@ from bridge.sinks.alerts.queue import DeliveryQueue
 from bridge.sinks.alerts.retention import Retention
 from bridge.statelock import hold
 
-__all__ = ["FILE_NAME", "LOCK_NAME", "Outbox"]
+__all__ = ["FILE_NAME", "LOCK_NAME", "Outbox", "unopenable_hint"]
 
 FILE_NAME: Final = "alerts.sqlite3"
 LOCK_NAME: Final = "alerts.lock"  # held (flock) by the bridge that has the outbox open
@@ -92,3 +92,22 @@ class Outbox:
         if self._lock is not None:
             os.close(self._lock)  # and with it the flock
             self._lock = None
+
+
+def unopenable_hint(state_dir: Path | str, exc: BaseException) -> str | None:
+    """What to do when ``Outbox.in_dir(state_dir)`` raised ``exc`` (the system's words say only
+    what failed); None when its message says it already (another bridge holds the directory)."""
+    directory = Path(state_dir)
+    if isinstance(exc, FileExistsError) and not directory.is_dir():  # mkdir on what is there
+        what = "a file" if directory.is_file() else "something else"
+        return f"it is {what}, not a directory: give a directory (it is made when missing)"
+    if isinstance(exc, NotADirectoryError):
+        return "a part of the path is a file, not a directory: give a path of directories"
+    if isinstance(exc, PermissionError):
+        return (
+            f"the bridge's user (uid {os.geteuid()}) may not write there: give a directory it "
+            "may write, or make this one writable by it (chown, chmod u+w)"
+        )
+    if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+        return "it is on a read-only file system: give a directory on a writable one (a volume)"
+    return None

@@ -248,9 +248,14 @@ class DeliveryQueue:
             )
 
     def deliveries(
-        self, state: str | None = None, limit: int = 1000, *, ids: Sequence[str] | None = None
+        self,
+        state: str | None = None,
+        limit: int | None = 1000,
+        *,
+        ids: Sequence[str] | None = None,
     ) -> list[Delivery]:
-        """Deliveries, newest first, optionally in one state or among ``ids``."""
+        """Deliveries, newest first, optionally in one state or among ``ids``; at most ``limit``
+        of them (None: every one)."""
         where, params = matching({"state": state})
         if ids is not None:
             named, id_params = one_of("id", ids) if ids else ("0 = 1", {})
@@ -258,7 +263,9 @@ class DeliveryQueue:
             params = {**params, **id_params}
         query = f"SELECT * FROM deliveries{where} ORDER BY created_at DESC, id LIMIT :limit"  # noqa: S608
         with self._database.read() as db:
-            return [delivery_of(row) for row in db.execute(query, {**params, "limit": limit})]
+            # SQLite reads a negative LIMIT as none.
+            bound = -1 if limit is None else limit
+            return [delivery_of(row) for row in db.execute(query, {**params, "limit": bound})]
 
     def of_alert(self, alert_id: str) -> tuple[tuple[Delivery, ...], tuple[tuple[str, float], ...]]:
         """The deliveries of the alert named ``alert_id`` (the newest 50, newest first) and the

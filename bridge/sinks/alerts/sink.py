@@ -53,7 +53,7 @@ from bridge.sinks.alerts.delivery import (
 from bridge.sinks.alerts.escalation import Escalator
 from bridge.sinks.alerts.index import AlertIndex
 from bridge.sinks.alerts.metrics import AlertMetrics, DeliveryResult
-from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.outbox import Outbox, unopenable_hint
 from bridge.sinks.alerts.payload import build_payloads
 from bridge.sinks.alerts.pending import PendingConditions
 from bridge.sinks.alerts.queue import BuildPayloads, Keep
@@ -262,10 +262,11 @@ class AlertSink:
             try:
                 self._outbox = await self._db.call(Outbox.in_dir, settings.state_dir)
             except (OSError, sqlite3.Error) as exc:
+                hint = unopenable_hint(settings.state_dir, exc)
                 raise ConfigError(
                     [
                         "EXESDB_STATE_DIR: cannot open the alert outbox in"
-                        f" {settings.state_dir!r}: {exc}"
+                        f" {settings.state_dir!r}: {exc}" + (f"; {hint}" if hint else "")
                     ]
                 ) from exc
         # (closed by aclose, however start-up ends.) Read again (load_settings checked them):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.sinks.alerts.outbox import FILE_NAME, LOCK_NAME, Outbox
+from bridge.sinks.alerts.outbox import FILE_NAME, LOCK_NAME, Outbox, unopenable_hint
 from bridge.sinks.alerts.records import (
     AlertRecord,
     AlertState,
@@ -67,6 +67,48 @@ def test_a_state_directory_without_locks_is_refused_for_that_reason(
     assert "another bridge" not in str(refused.value)
     assert refused.value.filename == str(tmp_path / LOCK_NAME)
     assert len(os.listdir("/proc/self/fd")) == opened
+
+
+def _refusal(state_dir: Path) -> OSError:
+    """What ``Outbox.in_dir`` raises for ``state_dir``."""
+    try:
+        Outbox.in_dir(state_dir).close()
+    except OSError as exc:
+        return exc
+    raise AssertionError(f"the outbox opened in {state_dir}")
+
+
+def test_a_state_directory_that_is_a_file_is_told_as_a_file(tmp_path: Path) -> None:
+    """EXESDB_STATE_DIR naming a file (the system says only "File exists") is told as a file,
+    not a directory; a path through a file ("Not a directory"), as one through a file."""
+    (tmp_path / "a-file").write_text("")
+    assert unopenable_hint(tmp_path / "a-file", _refusal(tmp_path / "a-file")) == (
+        "it is a file, not a directory: give a directory (it is made when missing)"
+    )
+    inside = tmp_path / "a-file" / "state"
+    assert unopenable_hint(inside, _refusal(inside)) == (
+        "a part of the path is a file, not a directory: give a path of directories"
+    )
+
+
+def test_a_state_directory_it_may_not_write_is_told_with_the_user(tmp_path: Path) -> None:
+    """Permission denied (a directory of another user's: the tests may run as root, to whom
+    none is denied) names the bridge's uid and what to change; a read-only file system says so;
+    another bridge holding it says so itself already."""
+    denied = PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(tmp_path))
+    assert unopenable_hint(tmp_path, denied) == (
+        f"the bridge's user (uid {os.geteuid()}) may not write there: give a directory it may"
+        " write, or make this one writable by it (chown, chmod u+w)"
+    )
+    read_only = OSError(errno.EROFS, os.strerror(errno.EROFS), str(tmp_path))
+    assert unopenable_hint(tmp_path, read_only) == (
+        "it is on a read-only file system: give a directory on a writable one (a volume)"
+    )
+    holder = Outbox.in_dir(tmp_path)
+    try:
+        assert unopenable_hint(tmp_path, _refusal(tmp_path)) is None
+    finally:
+        holder.close()
 
 
 RECORD_FIELDS = [field.name for field in fields(AlertRecord)]
