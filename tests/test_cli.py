@@ -20,6 +20,7 @@ from typing import Any, Final
 import pytest
 
 from bridge import __version__
+from bridge.cli.outbox import _not_retryable
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_alert_crash import ingest_alerts
@@ -1324,6 +1325,31 @@ def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
     assert retried[live.id] is None
     assert retried[dead.id] is not None
     assert retried[dead.id] != "2027-01-15T08:00:00.000Z"  # when retried, not made
+
+
+def test_outbox_retry_finds_every_delivery_named_however_many(tmp_path: Path) -> None:
+    """`outbox retry` with more ids than a page of `outbox list` (1000) finds each of them: a
+    dead-lettered delivery is never reported as unknown for being the 1001st named."""
+    url = "https://hooks.example/x"
+    outbox = Outbox.in_dir(tmp_path, urls=[url])
+    for number in range(1001):
+        observe(outbox, event(f"a{number}"), T0)
+    outbox.queue.group(url, T0, 0.0, one_each)
+    dead = outbox.queue.deliveries(limit=None)
+    for delivery in dead:
+        outbox.queue.finish_attempt(
+            delivery.id,
+            state=DeliveryState.DEAD,
+            next_attempt_at=T0,
+            status=503,
+            error="HTTP 503",
+            now=T0,
+        )
+    try:
+        assert len(dead) == 1001
+        assert _not_retryable(outbox.queue, [delivery.id for delivery in dead]) == []
+    finally:
+        outbox.close()
 
 
 def test_outbox_retry_leaves_a_dead_letter_whose_receiver_is_not_configured(

@@ -121,7 +121,7 @@ def _not_retryable(queue: DeliveryQueue, ids: Sequence[str]) -> list[str]:
     """Why each named delivery that is not dead-lettered cannot be retried."""
     from bridge.sinks.alerts.records import DeliveryState
 
-    states = {delivery.id: delivery.state for delivery in queue.deliveries(ids=ids)}
+    states = {d.id: d.state for d in queue.deliveries(ids=ids, limit=None)}  # every one named
     problems = []
     for delivery_id in dict.fromkeys(ids):
         state = states.get(delivery_id)
