@@ -35,6 +35,7 @@ from bridge.config import Settings
 from bridge.headers import HEALTHZ_BODY
 from bridge.integration import Integration
 from bridge.listener import CLOSE_AFTER
+from bridge.messages import NodeHealth
 from bridge.pages import page_routes
 from bridge.routes import (
     AdminGuard,
@@ -89,6 +90,7 @@ class Served(Protocol):
 BRIDGE_KEY: Final[web.AppKey[Served]] = web.AppKey("bridge")
 _CLOSING: Final[web.AppKey[asyncio.Event]] = web.AppKey("closing", asyncio.Event)
 _COMMIT_WAIT: Final[web.AppKey[float]] = web.AppKey("commit_wait", float)
+_NODE_HEALTH_TAG: Final = NodeHealth.TAG
 _STREAM_QUEUE: Final = 1_000
 _STREAM_HEARTBEAT_SECONDS: Final = 15.0
 _JSON: Final = "application/json"
@@ -261,12 +263,45 @@ async def ingest(request: web.Request) -> web.Response:
                 "overloaded", "the bus transport has no room for it (on Redis: the spool is full)"
             )
         return _retry_later("not_committed", "the batch could not be stored; send it again")
+    request.app[_OWN_NODE].check(result)
     answer: dict[str, Any] = {"accepted": accepted}
     if durability is Durability.PENDING:
         # Still queued for the outbox (a retry would be refused as replayed): say so.
         _logger.warning("ingest: answered 202 before the alert outbox committed the batch")
         answer["committed"] = False
     return web.json_response(answer, status=202)
+
+
+class _OwnNodeWatch:
+    """Warns once when ingest takes a NodeHealth about this bridge's own ``EXESDB_NODE``:
+    another sender speaks for this node, and its readings mix with the health collector's (a
+    healthy one resolves this node's ``node_health`` alert until the collector's next sample)."""
+
+    __slots__ = ("node", "warned")
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.warned = False
+
+    def check(self, envelopes: Sequence[Envelope]) -> None:
+        """Look at an accepted batch, until the warning has been given once."""
+        if self.warned:
+            return
+        for envelope in envelopes:
+            if envelope.tag == _NODE_HEALTH_TAG and envelope.fields.node == self.node:
+                self.warned = True
+                _logger.warning(
+                    "ingest: a NodeHealth about node %r, this bridge's own EXESDB_NODE, came "
+                    "from a sender (envelope node %r): it speaks for this node beside the "
+                    "bridge's health collector, and its status changes this node's node_health "
+                    "alert; give the sender's NodeHealth its own node name (told once)",
+                    self.node,
+                    envelope.node,
+                )
+                return
+
+
+_OWN_NODE: Final[web.AppKey[_OwnNodeWatch]] = web.AppKey("own_node", _OwnNodeWatch)
 
 
 def _refused(
@@ -496,6 +531,7 @@ def build_app(
     )
     app[BRIDGE_KEY] = bridge
     app[_COMMIT_WAIT] = commit_wait_seconds
+    app[_OWN_NODE] = _OwnNodeWatch(bridge.node)
     app[_CLOSING] = asyncio.Event()
     app.on_shutdown.append(_close_streams)
     admin = AdminGuard(bridge.settings.admin_token)

@@ -7,8 +7,12 @@ thresholds), PerformanceMetrics for the process's RSS and open file descriptors,
 ComponentHealth for the bus and each component. Every sample shows in those messages as read.
 A MetricAlert (warning or critical) is published when a resource's status has been degraded or
 unhealthy for ``EXESDB_ALERT_FOR_MS``, as a Prometheus rule's ``for:`` holds an alert back
-(``bridge.hold``), so one busy sample raises nothing. CPU is left out until the probe has
-measured it over a whole interval (collectors/host.py).
+(``bridge.hold``), so one busy sample raises nothing; and again with every sample while it still
+holds, as Prometheus sends a firing alert at every evaluation, so that an alert resolved by
+someone else's message (another sender's NodeHealth, an acknowledgement with a resolution) is
+raised again rather than left resolved while the resource still breaches. The log tells only
+the changes. CPU is left out until the probe has measured it over a whole interval
+(collectors/host.py).
 """
 
 from __future__ import annotations
@@ -125,7 +129,7 @@ class HealthCollector:
         self._timer = timer
         self._clock = clock
         self._statuses: dict[str, Status] = {}
-        # What each resource's held status is, and what its latest MetricAlert said.
+        # What each resource's held status is, and what the last sample held (for the log).
         self._hold = Hold(alert_for)
         self._alerted: dict[str, Status] = {}
         self.schedule = Schedule(
@@ -261,21 +265,21 @@ class HealthCollector:
             held = _LEVELS[self._hold.observe(resource, _RANK[status], now)]
             alerted = self._alerted.get(resource, "healthy")
             self._alerted[resource] = held
-            if held == alerted:
-                continue
             if held == "healthy":
-                _logger.info("%s is healthy again (%.1f%%)", resource, readings[resource])
+                if alerted != "healthy":
+                    _logger.info("%s is healthy again (%.1f%%)", resource, readings[resource])
                 continue
             limits = self._thresholds[resource]
             threshold = limits.unhealthy if held == "unhealthy" else limits.degraded
-            _logger.warning(
-                "%s %s for %gs (%.1f%%, threshold %g%%): alerting",
-                resource,
-                held,
-                self._hold.for_seconds,
-                readings[resource],
-                threshold,
-            )
+            if held != alerted:  # sent again every sample, told once
+                _logger.warning(
+                    "%s %s for %gs (%.1f%%, threshold %g%%): alerting",
+                    resource,
+                    held,
+                    self._hold.for_seconds,
+                    readings[resource],
+                    threshold,
+                )
             self._publish(
                 "metric_alert",
                 MetricAlert,

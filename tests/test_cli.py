@@ -925,6 +925,27 @@ def test_the_demo_keeps_its_alerts_apart_from_a_real_bridge_run_from_the_same_fo
     assert "is not a setting" not in process.log()
 
 
+def test_the_demo_warns_that_its_alerts_go_to_the_configured_receivers(
+    bridge_processes: list[BridgeProcess], tmp_path: Path
+) -> None:
+    """`run --demo` with receivers and Alertmanager configured says at start, as a WARNING,
+    that its made-up alerts will be delivered to them, naming the variables, not the URLs."""
+    process = BridgeProcess(["--demo"])
+    process.env.update(
+        {
+            "EXESDB_WEBHOOK_URLS": "http://127.0.0.1:9/a?token=s3cret,http://127.0.0.1:9/b",
+            "EXESDB_ALERTMANAGER_URL": "http://127.0.0.1:9",
+        }
+    )
+    bridge_processes.append(process)
+    process.start(tmp_path)
+    wait_until(lambda: "made-up alerts" in process.log(), 15, "the demo's warning")
+    [line] = [line for line in process.log().splitlines() if "made-up alerts" in line]
+    assert "WARNING" in line
+    assert "EXESDB_WEBHOOK_URLS (2 receivers) and EXESDB_ALERTMANAGER_URL" in line
+    assert "s3cret" not in process.log()
+
+
 # A fault no handler foresaw, raised where start-up runs, its text holding a password.
 _BROKEN_START: Final = """
 import sys

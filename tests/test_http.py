@@ -243,6 +243,25 @@ async def test_healthy_node_readings_leave_their_models_unbuilt_through_every_co
     assert [item.fields.status for item in again] == ["healthy"] * len(nodes)
 
 
+async def test_a_node_health_about_the_bridges_own_node_is_warned_of_once(
+    serve: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A NodeHealth ingested about this bridge's own EXESDB_NODE (another sender speaking for
+    it) logs one warning naming the node, however many come; other nodes' log none."""
+    server = await serve()
+    own = server.bridge.node
+    with caplog.at_level("WARNING", logger="bridge.http"):
+        assert (await server.post(body_of(envelope())))[0] == 202
+        assert not caplog.records
+        for _ in range(2):
+            status, _answer = await server.post(body_of(envelope(node=own)))
+            assert status == 202
+    [warning] = caplog.records
+    assert f"a NodeHealth about node {own!r}, this bridge's own EXESDB_NODE" in (
+        warning.getMessage()
+    )
+
+
 async def test_ingest_accepts_a_retired_key(serve: ServerFactory) -> None:
     """A body signed with a key from EXESDB_SECRET_KEY_BASE_PREVIOUS is accepted."""
     old = "the-previous-secret-key-base-of-32-chars-or-more"

@@ -154,11 +154,33 @@ def _run(args: argparse.Namespace) -> int:
             " (EXESDB_STATE_DIR names another)",
             _DEMO_STATE_DIR,
         )
+    if args.demo and (delivered_to := _alert_destinations(settings)):
+        # Documented (docs/deployment.md#demo-traffic): the compose stack shows its alerts in
+        # Alertmanager. Said loudly, since a receiver may be a pager.
+        _logger.warning(
+            "demo: the simulated cluster's made-up alerts (brute force, node failures, "
+            "unhealthy nodes, ...) will be delivered to %s; unset them to keep the demo to "
+            "this bridge",
+            " and ".join(delivered_to),
+        )
     try:
         return asyncio.run(_serve(settings, args.demo))
     except Exception:  # a fault of the bridge's own: its traceback through the redacting log
         _logger.exception("exesdb-bridge stopped on an unexpected error")
         return EXIT_FAILED
+
+
+def _alert_destinations(settings: Settings) -> list[str]:
+    """The settings that send alerts out of the bridge, by variable name (never their URLs:
+    a webhook URL may hold a token)."""
+    destinations = []
+    if urls := len(settings.webhook_urls):
+        destinations.append(f"EXESDB_WEBHOOK_URLS ({urls} receiver{'s' if urls > 1 else ''})")
+    if settings.webhook_config_file:
+        destinations.append("the receivers of EXESDB_WEBHOOK_CONFIG_FILE")
+    if settings.alertmanager_url:
+        destinations.append("EXESDB_ALERTMANAGER_URL")
+    return destinations
 
 
 # -- check-config --

@@ -24,6 +24,7 @@ from bridge.messages import (
     SystemAlert,
     ThroughputMetric,
 )
+from bridge.sinks.alerts.sources import alert_events
 from collectors.demo import (
     DEFAULT_NODES,
     DEFAULT_STORES,
@@ -35,6 +36,10 @@ from collectors.demo import (
 from collectors.health import Thresholds, resource_statuses, worst_status
 from collectors.scheduler import CollectorMetrics
 from tests.support import TEST_SECRET, ManualClock, async_wait_until
+
+_VIOLATION_TYPES = frozenset(
+    ("unauthorized_access", "permission_denied", "rate_limit_exceeded", "invalid_token")
+)
 
 
 def make_bridge(**env: Any) -> Bridge:
@@ -269,6 +274,25 @@ async def test_publishes_through_the_signed_bus() -> None:
         assert {e.payload.node for e in received if hasattr(e.payload, "node")} >= set(
             DEFAULT_NODES
         )
+    finally:
+        await bridge.aclose()
+
+
+async def test_the_demos_alerts_name_a_simulated_node_never_the_bridges_host() -> None:
+    """Every alert the demo's traffic makes (an AccessViolation's included, which has no node
+    field and is published by the bridge's own node ``b1``) names a simulated node."""
+    bridge = make_bridge()
+    received: list[Envelope] = []
+    bridge.bus.subscribe("test", received.append)
+    await bridge.start(serve_http=False)
+    try:
+        cluster = demo(bridge, simulation(bridge, showcase=True))
+        count = sum(cluster.publish_step() for _ in range(20))
+        await async_wait_until(lambda: len(received) == count, what="all demo messages")
+        alerts = [event for e in received for event in alert_events(e)]
+        violations = {a.node for a in alerts if a.alertname in _VIOLATION_TYPES}
+        assert violations, "the showcase raises an access violation within 15 steps"
+        assert {a.node for a in alerts} <= set(DEFAULT_NODES)
     finally:
         await bridge.aclose()
 

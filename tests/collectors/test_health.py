@@ -91,14 +91,15 @@ def test_publishes_node_resources_process_and_check():
 
 
 def test_worst_resource_sets_the_node_status_and_changes_raise_alerts():
-    """The node takes its worst resource's status; each worsening publishes one MetricAlert."""
+    """The node takes its worst resource's status; every sample at a non-healthy status
+    publishes a MetricAlert at it, none once healthy again."""
     probe = FakeProbe()
     collector, integration = _collector(probe)
     probe.set(cpu_percent=90.0)
     collector.collect()
     probe.set(cpu_percent=97.0, disk_percent=86.0)
     collector.collect()
-    collector.collect()  # no change: no new alert
+    collector.collect()  # no change: the same alerts again, so a resolve meanwhile is undone
     probe.set(cpu_percent=5.0, disk_percent=5.0)
     collector.collect()
     statuses = [m.status for m in integration.of(NodeHealth)]
@@ -109,6 +110,8 @@ def test_worst_resource_sets_the_node_status_and_changes_raise_alerts():
     ]
     assert alerts == [
         ("cpu_usage_percent", "warning", 85, 90.0),
+        ("cpu_usage_percent", "critical", 95, 97.0),
+        ("disk_usage_percent", "warning", 85, 86.0),
         ("cpu_usage_percent", "critical", 95, 97.0),
         ("disk_usage_percent", "warning", 85, 86.0),
     ]
@@ -243,12 +246,12 @@ def _run(cpu_readings: list[float], alert_for: float = 60.0) -> Any:
 
 
 def test_a_sustained_high_cpu_alerts_once_it_has_held_for_the_hold_time() -> None:
-    """CPU at 99 % read at 0, 30 and 60 s with a 60 s hold: one critical MetricAlert, at 60 s;
-    every reading still shows in NodeHealth."""
+    """CPU at 99 % read at 0, 30, 60 and 90 s with a 60 s hold: a critical MetricAlert from 60 s
+    on, with every sample while it holds; every reading still shows in NodeHealth."""
     integration = _run([99, 99, 99, 99])
     alerts = [(a.metric_name, a.severity, a.current_value) for a in integration.of(MetricAlert)]
-    assert alerts == [("cpu_usage_percent", "critical", 99.0)]
-    assert integration.alerts_at == [0, 0, 1, 0]
+    assert alerts == [("cpu_usage_percent", "critical", 99.0)] * 2
+    assert integration.alerts_at == [0, 0, 1, 1]
     assert [m.status for m in integration.of(NodeHealth)] == ["unhealthy"] * 4
 
 
@@ -262,7 +265,7 @@ def test_a_single_cpu_spike_raises_no_alert() -> None:
 def test_a_spike_while_degraded_holds_alerts_only_as_degraded() -> None:
     """Degraded for a minute (warning), then one unhealthy reading: no critical alert."""
     integration = _run([90, 90, 90, 99, 90])
-    assert [a.severity for a in integration.of(MetricAlert)] == ["warning"]
+    assert [a.severity for a in integration.of(MetricAlert)] == ["warning"] * 3
 
 
 def test_the_log_tells_a_held_condition_and_its_end_not_every_sample(
@@ -278,3 +281,14 @@ def test_the_log_tells_a_held_condition_and_its_end_not_every_sample(
         ("WARNING", "cpu unhealthy for 60s (99.0%, threshold 95%): alerting"),
         ("INFO", "cpu is healthy again (5.0%)"),
     ]
+
+
+def test_a_sample_still_breaching_sends_the_alert_again_after_it_was_resolved() -> None:
+    """The review's case: CPU held unhealthy, then a resolve the collector never hears of (a
+    healthy NodeHealth from another sender): the next sample still breaching sends the
+    MetricAlert again, not suppressed as already said; a healthy sample sends none."""
+    integration = _run([99, 99, 99, 99, 99, 5], alert_for=60.0)
+    assert integration.alerts_at == [0, 0, 1, 1, 1, 0]
+    assert {(a.metric_name, a.severity) for a in integration.of(MetricAlert)} == {
+        ("cpu_usage_percent", "critical")
+    }

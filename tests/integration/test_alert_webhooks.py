@@ -286,6 +286,7 @@ async def test_a_receiver_is_told_which_component_raised_an_alert_and_its_metada
     assert alert["labels"]["source"] == "backup-job"
     assert body["commonLabels"]["source"] == "backup-job"
     assert alert["annotations"] == {
+        "summary": "alert b1",
         "title": "alert b1",
         "description": "something broke",
         "metadata_lag": "12",

@@ -69,6 +69,8 @@ async def test_alertmanager_holds_and_routes_the_bridges_alerts(
         }
         assert alert["status"]["state"] == "active"
         assert alert["annotations"]["title"] == "alert am-1"
+        # What amtool shows as Summary: Alertmanager's convention.
+        assert alert["annotations"]["summary"] == "alert am-1"
         assert alert["generatorURL"] == "https://bridge.example/b/alerts/am-1"
         # Our fingerprint function is Alertmanager's own.
         assert alert["fingerprint"] == fingerprint(alert["labels"])

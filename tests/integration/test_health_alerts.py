@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
 from bridge.component import Context
-from bridge.messages import SystemAlert
+from bridge.messages import NodeHealth, SystemAlert
 from bridge.sinks.alerts import alert_sink
 from collectors import HealthCollector
 from collectors.health import thresholds_from
@@ -300,3 +300,61 @@ async def test_a_single_cpu_spike_sends_nothing(tmp_path: Path, receiver: Webhoo
     finally:
         await bridge.aclose()
     assert _cpu_alerts_sent(receiver) == []
+
+
+def _cpu_statuses(receiver: WebhookReceiver, alertname: str) -> list[str]:
+    """The statuses sent for one CPU alert, in order."""
+    return [
+        a["status"] for a in _cpu_alerts_sent(receiver) if a["labels"]["alertname"] == alertname
+    ]
+
+
+async def test_a_resource_alert_is_resolved_only_by_its_resource_and_raised_again_if_it_breaches(
+    tmp_path: Path, receiver: WebhookReceiver
+) -> None:
+    """The review's case, end to end: CPU held at 99 %, both CPU alerts sent. A NodeHealth for
+    the bridge's node saying only ``healthy`` (another sender's) resolves node_health but
+    leaves metric_threshold firing; one reporting the cpu check healthy resolves it, and the
+    collector's next sample, still at 99 %, raises it again."""
+    probe = ScriptedProbe([], after=99.0)
+    bridge = _bridge(tmp_path, probe, receiver)
+    await bridge.start(serve_http=False)
+    node = bridge.settings.node
+
+    def marker(alert_id: str) -> None:
+        """A SystemAlert after what was published: once it is sent, so is what came before."""
+        bridge.integration.publish(
+            alert_id,
+            SystemAlert(
+                alert_id=alert_id,
+                severity="critical",
+                category="system",
+                title=alert_id,
+                description="sent after the NodeHealth",
+                source="test",
+                node="n1",
+            ),
+        )
+
+    try:
+        await async_wait_until(
+            lambda: all(_cpu_statuses(receiver, name) == ["firing"] for name in CPU_ALERTS),
+            15,
+            "both CPU alerts sent",
+        )
+        bridge.integration.publish("node:health", NodeHealth(node=node, status="healthy"))
+        marker("after-status")
+        await async_wait_until(
+            lambda: "after-status" in receiver.accepted_alert_ids(), 15, "the first marker sent"
+        )
+        assert "resolved" in _cpu_statuses(receiver, "node_health")
+        assert _cpu_statuses(receiver, "metric_threshold") == ["firing"]
+        checked = NodeHealth(node=node, status="healthy", checks={"cpu": {"status": "healthy"}})
+        bridge.integration.publish("node:health", checked)
+        await async_wait_until(
+            lambda: _cpu_statuses(receiver, "metric_threshold") == ["firing", "resolved", "firing"],
+            15,
+            "the cpu alert resolved, then raised again by the next sample",
+        )
+    finally:
+        await bridge.aclose()

@@ -68,7 +68,7 @@ def alertmanager_alert(
 ) -> dict[str, Any]:
     """One entry of the ``POST /api/v2/alerts`` body."""
     labels = {k: v for k, v in record.labels.items() if k != "escalation_level"}
-    annotations = {**record.annotations, "escalation_level": record.level_name}
+    annotations = {**record.sent_annotations, "escalation_level": record.level_name}
     if record.state is AlertState.RESOLVED and record.ends_at is not None:
         ends_at = record.ends_at
     else:

@@ -151,7 +151,7 @@ def webhook_alert(record: AlertRecord, external_url: str) -> WebhookAlert:
     return WebhookAlert(
         status="resolved" if resolved else "firing",
         labels=record.labels,
-        annotations=record.annotations,
+        annotations=record.sent_annotations,
         starts_at=_datetime(record.starts_at),
         ends_at=_datetime(record.ends_at) if resolved and record.ends_at is not None else None,
         generator_url=alert_url(external_url, record.alert_id),

@@ -121,6 +121,13 @@ class AlertRecord:
         """The human text: title, description and the metadata its message carried."""
         return {"title": self.title, "description": self.description, **dict(self.details)}
 
+    @property
+    def sent_annotations(self) -> dict[str, str]:
+        """The annotations as receivers and Alertmanager get them: ``summary`` (the title, under
+        the name Alertmanager and Prometheus rules give it: ``amtool`` shows it) beside
+        ``annotations``."""
+        return {"summary": self.title, **self.annotations}
+
     def as_json(self) -> dict[str, Any]:
         """The alert as ``GET /v1/alerts`` shows it."""
         return {

@@ -11,12 +11,19 @@ digest of the whole (``derived_id``): as stable, and acknowledgeable. A ``down``
 monitor marks ``grouped`` (one of many in one interval) raises no alert of its own: the
 monitor's SystemAlert for the group stands for it.
 
+An AccessViolation has no ``node`` field: its alert is about the node that published it (the
+envelope's), or the node its ``metadata`` names under ``node`` (a string of at most
+``MAX_TEXT`` characters), for a sender reporting for another node, as the ``--demo`` cluster
+does for its simulated ones.
+
 Event alerts (SystemAlert, SecurityAlert, AccessViolation, and MetricAlerts on metrics no health
 message reports) have no message that clears them: they carry ``auto_resolve`` and resolve once
 not seen for ``EXESDB_ALERT_RESOLVE_TIMEOUT_MS``. A MetricAlert on a host resource
 (``cpu_usage_percent``, ``memory_usage_percent``, ``disk_usage_percent``, as the health collector
-sends them) resolves when a NodeHealth for its node reports that resource healthy in its
-``checks``, or the whole node healthy.
+sends them) resolves only on evidence about that resource: a NodeHealth for its node whose
+``checks`` report that resource healthy. A NodeHealth merely saying the whole node is healthy
+(without that check) leaves it firing; the collector sends the MetricAlert again with every
+sample that still breaches, so a resolve that came too early is undone at the next sample.
 
 A health status becomes an alert as ``held`` says: the alert stage passes the hold of
 ``EXESDB_ALERT_FOR_MS`` (``pending``), so a degraded or unhealthy reading alerts only once it
@@ -247,12 +254,13 @@ def alert_event(
         )
     if isinstance(payload, AccessViolation):
         who = payload.user_id or "anonymous"
+        named = payload.metadata.get("node")
         return _firing(
             derived_id(payload.violation_type, envelope.id),
             payload.violation_type,
             SECURITY_SEVERITY[payload.severity],
             "security",
-            envelope.node,
+            named if isinstance(named, str) and 0 < len(named) <= MAX_TEXT else envelope.node,
             f"{payload.violation_type.replace('_', ' ')}: {payload.action} {payload.resource}",
             f"{who} from {payload.source_ip}: {payload.action} on {payload.resource} refused",
             at,
@@ -285,23 +293,18 @@ def alert_events(
     links: frozenset[str] = _NO_LINKS,
 ) -> list[AlertEvent]:
     """Every alert event a verified message stands for (a NodeHealth may also resolve the
-    threshold alerts of the resources it reports healthy); ``active`` and ``links`` as for
-    ``alert_event``."""
+    threshold alerts of the resources its ``checks`` report healthy); ``active`` and ``links``
+    as for ``alert_event``."""
     event = alert_event(envelope, held, active, links)
     events = [] if event is None else [event]
     payload = envelope.payload
     if isinstance(payload, NodeHealth):
-        # A healthy node has every resource healthy (its status is the worst of theirs).
-        every = payload.status == "healthy"
+        # Only the resource's own check counts: a node's status alone says nothing about
+        # which resource crossed, and may come from a sender that does not measure it.
         checks = payload.checks
         for resource, alert_id in node_alert_ids(payload.node).thresholds:
-            if not (
-                every
-                or (
-                    isinstance(check := checks.get(resource), dict)
-                    and check.get("status") == "healthy"
-                )
-            ):
+            check = checks.get(resource)
+            if not (isinstance(check, dict) and check.get("status") == "healthy"):
                 continue
             if active is None or active(alert_id):
                 events.append(
@@ -380,7 +383,7 @@ class NodeAlertIds(NamedTuple):
     """Each resource (``_SORTED_RESOURCES``' order) with the id of its ``metric_threshold``
     alert."""
     every: frozenset[str]
-    """All of them: every alert a healthy reading resolves. When none of them may be active
+    """All of them: every alert a healthy reading may resolve. When none of them may be active
     (and ``node_health`` does not wait in ``pending``), such a reading makes no event and
     changes nothing: the sink skips it."""
 

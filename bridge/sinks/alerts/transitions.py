@@ -45,7 +45,8 @@ __all__ = [
 
 
 # The alerts a health reading keeps up (each reading at their status is seen) and a healthy one
-# ends: a host resource's metric_threshold is not among them, its MetricAlert being sent once.
+# ends: a host resource's metric_threshold is not among them, being kept up by its MetricAlerts
+# (sent again with every sample that breaches) and ended by its resource's own check.
 HEALTH_CONDITIONS: Final = frozenset({"node_health", "component_health"})
 
 

@@ -49,6 +49,18 @@ def test_escalation_level_is_an_annotation_not_a_label() -> None:
     assert posted["labels"]["alert_id"] == "a1"
 
 
+def test_the_title_is_also_the_summary_annotation() -> None:
+    """Alertmanager's convention (what ``amtool alert query`` shows as Summary): ``summary``
+    carries the alert's title, beside ``title`` and ``description``."""
+    posted = alertmanager_alert(record(), now=T0, interval=60, generator_url="http://b")
+    assert posted["annotations"] == {
+        "summary": "node n1 is down",
+        "title": "node n1 is down",
+        "description": "went silent",
+        "escalation_level": "level1",
+    }
+
+
 class Receiver:
     """An HTTP server on a free loopback port recording each POSTed alert list."""
 

@@ -62,7 +62,11 @@ def test_body_has_every_field_of_the_v4_format() -> None:
             "node": "n1",
             "severity": "critical",
         },
-        "commonAnnotations": {"description": "went silent", "title": "node n1 is down"},
+        "commonAnnotations": {
+            "description": "went silent",
+            "summary": "node n1 is down",
+            "title": "node n1 is down",
+        },
         "routeLabels": {},
         "externalURL": EXTERNAL,
         "alerts": [
@@ -75,7 +79,11 @@ def test_body_has_every_field_of_the_v4_format() -> None:
                     "node": "n1",
                     "alert_id": "a1",
                 },
-                "annotations": {"title": "node n1 is down", "description": "went silent"},
+                "annotations": {
+                    "summary": "node n1 is down",
+                    "title": "node n1 is down",
+                    "description": "went silent",
+                },
                 "startsAt": "2027-01-15T08:00:00.000Z",
                 "endsAt": "0001-01-01T00:00:00Z",
                 "generatorURL": EXTERNAL + "/alerts/a1",
@@ -123,7 +131,8 @@ def test_the_generator_url_is_the_alerts_page_with_its_id_escaped() -> None:
 
 def test_a_system_alerts_source_is_a_label_and_its_metadata_annotations() -> None:
     """An alert with a source carries it as the ``source`` label, its details as annotations
-    beside title and description; the fingerprint ignores the source, as it does severity."""
+    beside summary, title and description; the fingerprint ignores the source, as it does
+    severity."""
     details = (("metadata_lag", "12"), ("metadata_stream", "orders"))
     [(body, _)] = build_payloads(
         [record(source="backup-job", details=details)], max_alerts=5, external_url=EXTERNAL
@@ -131,6 +140,7 @@ def test_a_system_alerts_source_is_a_label_and_its_metadata_annotations() -> Non
     [alert] = json.loads(body)["alerts"]
     assert alert["labels"]["source"] == "backup-job"
     assert alert["annotations"] == {
+        "summary": "node n1 is down",
         "title": "node n1 is down",
         "description": "went silent",
         "metadata_lag": "12",

@@ -114,6 +114,10 @@ async def test_messages_that_are_alerts_do_not_wait(tmp_path: Path) -> None:
         )
 
 
+# A reading's own check of the cpu: what resolves a cpu threshold alert.
+CPU_HEALTHY = {"cpu": {"usage_percent": 5.0, "status": "healthy"}}
+
+
 async def test_a_healthy_reading_is_passed_over_while_another_node_waits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -148,7 +152,9 @@ async def test_a_healthy_reading_is_passed_over_while_another_node_waits(
         bridge.bus.publish_verified(
             [
                 envelope(NodeHealth(node="n4", status="healthy", timestamp=_at(30))),
-                envelope(NodeHealth(node="n1", status="healthy", timestamp=_at(30))),
+                envelope(
+                    NodeHealth(node="n1", status="healthy", checks=CPU_HEALTHY, timestamp=_at(30))
+                ),
                 envelope(NodeHealth(node="n3", status="healthy", timestamp=_at(30))),
                 envelope(NodeHealth(node="n3", status="degraded", timestamp=_at(40))),
                 envelope(NodeHealth(node="n3", status="degraded", timestamp=_at(70))),

@@ -234,8 +234,9 @@ async def test_derived_alerts_fire_once_and_resolve(tmp_path: Path) -> None:
 async def test_a_healthy_reading_resolves_its_own_nodes_alerts_and_no_others(
     tmp_path: Path,
 ) -> None:
-    """A healthy NodeHealth resolves its node's alerts, fired before or earlier in its batch,
-    while other nodes' alerts stay firing; one of a node with no alert raises nothing."""
+    """A healthy NodeHealth resolves its node's alerts (a resource's threshold alert by that
+    resource's check), fired before or earlier in its batch, while other nodes' alerts stay
+    firing; one of a node with no alert raises nothing."""
     cpu = "metric_threshold:n1:cpu_usage_percent"
     async with alert_bridge(tmp_path, serve_http=False) as (bridge, sink, _):
         bridge.bus.publish("health", NodeHealth(node="n2", status="unhealthy"))
@@ -252,7 +253,9 @@ async def test_a_healthy_reading_resolves_its_own_nodes_alerts_and_no_others(
             [
                 envelope(NodeHealth(node="n3", status="degraded")),
                 envelope(NodeHealth(node="n3", status="healthy")),
-                envelope(NodeHealth(node="n1", status="healthy")),
+                envelope(
+                    NodeHealth(node="n1", status="healthy", checks={"cpu": {"status": "healthy"}})
+                ),
                 envelope(NodeHealth(node="n4", status="healthy")),
             ]
         )

@@ -454,6 +454,31 @@ async def test_metric_threshold_resolves_on_healthy_node_health_and_fires_again(
         )
 
 
+async def test_a_node_health_saying_only_healthy_leaves_a_resource_alert_firing(
+    tmp_path: Path,
+) -> None:
+    """The review's case: a cpu MetricAlert fired, then a NodeHealth for the node saying only
+    ``healthy`` (no cpu check): node_health's business, not the cpu alert's, which stays
+    firing."""
+    async with alert_bridge(tmp_path, serve_http=False) as (bridge, sink, _):
+        crossing = MetricAlert(
+            metric_name="cpu_usage_percent",
+            current_value=99,
+            threshold_value=95,
+            threshold_type="max",
+            severity="critical",
+            node="n1",
+        )
+        alert_id = "metric_threshold:n1:cpu_usage_percent"
+        bridge.bus.publish("metric_alert", crossing)
+        await async_wait_until(lambda: stored(sink.outbox, alert_id), what="fired")
+        bridge.bus.publish("node:health", NodeHealth(node="n1", status="healthy"))
+        # Taken after the NodeHealth: once it is stored, the NodeHealth has been applied.
+        bridge.bus.publish("disk_full", system_alert("after"))
+        await async_wait_until(lambda: stored(sink.outbox, "after"), what="the next message")
+        assert _field(sink, alert_id, "state") == "firing"
+
+
 async def test_queued_alerts_for_a_removed_url_are_dead_lettered_at_start(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

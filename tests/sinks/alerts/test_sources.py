@@ -582,15 +582,21 @@ def test_a_new_crossing_after_a_resolve_notifies_again(tmp_path: Path) -> None:
         outbox.close()
 
 
-def test_a_healthy_node_resolves_all_its_resource_threshold_alerts() -> None:
-    """A NodeHealth saying the whole node is healthy clears every resource's threshold alert."""
+def test_a_node_healthy_without_the_resources_check_leaves_its_threshold_alert() -> None:
+    """A NodeHealth saying only that the whole node is healthy (the review's ``sign.sh ...
+    '{"status": "healthy"}'``) resolves node_health, not a resource's threshold alert: that
+    takes the resource's own check."""
     events = alert_events(envelope(NodeHealth(node="n2", status="healthy")))
-    assert sorted(e.alert_id for e in events if e.alertname == "metric_threshold") == [
-        "metric_threshold:n2:cpu_usage_percent",
-        "metric_threshold:n2:disk_usage_percent",
-        "metric_threshold:n2:memory_usage_percent",
+    assert [(e.alert_id, e.status) for e in events] == [("node_health:n2", "resolved")]
+    checked = NodeHealth(
+        node="n2",
+        status="healthy",
+        checks={"cpu": {"status": "healthy"}, "memory": True, "disk": {"usage_percent": 1}},
+    )
+    assert [(e.alert_id, e.status) for e in alert_events(envelope(checked))] == [
+        ("node_health:n2", "resolved"),
+        ("metric_threshold:n2:cpu_usage_percent", "resolved"),
     ]
-    assert not any(e.firing for e in events)
 
 
 def test_only_the_source_types_make_alert_events() -> None:

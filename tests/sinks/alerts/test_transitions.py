@@ -469,7 +469,7 @@ def condition(alertname: str = "component_health", **changes: object) -> AlertRe
         pytest.param(
             condition("metric_threshold", last_seen=NOW - STALE),
             Transition(condition("metric_threshold", last_seen=NOW - STALE)),
-            id="a host resource's metric_threshold is sent once, not kept up: it waits",
+            id="a host resource's metric_threshold waits for its resource's check, not a staleness",
         ),
         pytest.param(
             condition("node_failure", last_seen=NOW - STALE),
