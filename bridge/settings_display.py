@@ -57,15 +57,13 @@ def shown_setting(variable: str, value: object) -> str:
         # Shown as safe_url shows each, never searched for in text: a password may hold
         # characters that end a URL in free text.
         items = value if isinstance(value, tuple) else (value,)
-        receivers = dict.fromkeys(items)  # a URL given twice is one receiver
-        if variable in _NUMBERED and len(receivers) > 1:
+        if variable in _NUMBERED and len(items) > 1:
             # Receivers on one origin show alike: each is numbered as run's log numbers it
             # beside its outbox key ("webhook receiver https://…#3f0c… is EXESDB_WEBHOOK_URLS
             # item 2").
             return redact_urls(
                 ", ".join(
-                    f"{_shown_url(str(url))} (item {number})"
-                    for number, url in enumerate(receivers, 1)
+                    f"{_shown_url(str(url))} (item {number})" for number, url in enumerate(items, 1)
                 )
             )
         value = ",".join(_shown_url(str(item)) for item in items)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bridge.cli import main
-from tests.support import make_settings, run_bridge
+from tests.support import BridgeProcess, free_port, make_settings, run_bridge
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -155,11 +155,8 @@ def test_check_config_numbers_webhook_urls_as_run_names_their_receivers(
 ) -> None:
     """Two EXESDB_WEBHOOK_URLS on one origin show alike (their paths hold tokens): each is
     numbered, the number run's log gives the receiver beside its outbox key (``webhook receiver
-    https://…#… is EXESDB_WEBHOOK_URLS item 2``), a URL given twice counted once as there."""
-    urls = (
-        "https://hooks.slack.com/services/AAAA,https://hooks.slack.com/services/BBBB,"
-        "https://hooks.slack.com/services/AAAA"
-    )
+    https://…#… is EXESDB_WEBHOOK_URLS item 2``)."""
+    urls = "https://hooks.slack.com/services/AAAA,https://hooks.slack.com/services/BBBB"
     status, out, err = _check_config(monkeypatch, capsys, EXESDB_WEBHOOK_URLS=urls)
     assert status == 0, err
     [line] = [line for line in out.splitlines() if line.startswith("EXESDB_WEBHOOK_URLS ")]
@@ -189,3 +186,21 @@ def test_check_config_shows_the_redis_database_number(bus: str, shown: str) -> N
     """EXESDB_BUS shows its database number (no secret), its password still redacted and its
     query as ?…."""
     assert make_settings(EXESDB_BUS=bus).redacted()["EXESDB_BUS"] == shown
+
+
+def test_run_warns_once_of_an_unsigned_receiver_of_the_receivers_file(tmp_path: Path) -> None:
+    """Start-up warns of a receiver of EXESDB_WEBHOOK_CONFIG_FILE that signs nothing once, in the
+    words check-config uses, not again from the alert sink."""
+    receivers = tmp_path / "receivers.yml"
+    receivers.write_text(f"webhook_configs:\n  - url: http://127.0.0.1:{free_port()}/t0k3n\n")
+    bridge = BridgeProcess(state_dir=tmp_path / "state", EXESDB_WEBHOOK_CONFIG_FILE=str(receivers))
+    try:
+        bridge.start(tmp_path)
+        # The alert sink starts before the port answers: its lines are in the log by now.
+        assert "listening on" in bridge.log()
+    finally:
+        assert bridge.stop() == 0
+    warned = [line for line in bridge.log().splitlines() if "unsigned" in line]
+    assert len(warned) == 1, warned
+    assert UNSIGNED in warned[0]
+    assert "t0k3n" not in bridge.log()

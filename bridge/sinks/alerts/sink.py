@@ -291,20 +291,7 @@ class AlertSink:
         settings = self.settings
         outbox = self.outbox
         receivers, alertmanager_section = self.receivers, self._alertmanager_section
-        # EXESDB_WEBHOOK_URLS' receivers without a secret are warned of with the settings.
-        unsigned = [
-            receiver.label
-            for receiver in receivers
-            if receiver.secret is None
-            and receiver.secret_file is None
-            and receiver.url not in settings.webhook_urls
-        ]
-        if unsigned:
-            _logger.warning(
-                "alerts: %s of EXESDB_WEBHOOK_CONFIG_FILE: no secret nor secret_file, nor"
-                " EXESDB_WEBHOOK_SECRET: deliveries go unsigned",
-                ", ".join(unsigned),
-            )
+        # Receivers without a secret are warned of with the settings (Settings.warnings).
         await self._db.call(outbox.queue.queue_for, [receiver.key for receiver in receivers])
         # A configured receiver's rows stay its own, even when its url_file is another's link.
         stored = await self._db.call(outbox.queue.receiver_keys) - {r.key for r in receivers}
