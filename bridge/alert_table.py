@@ -4,7 +4,7 @@ By default ``alerts list`` asks ``GET /v1/alerts`` for the alerts that want atte
 acknowledged ones, one state at a time (the admin API keeps one state per request): resolved
 alerts are kept, and would bury them. ``--state all`` asks once for every state. It prints the
 ``--limit`` most recently changed (``DEFAULT_LIMIT``; 0: all) and says on stderr how many it left
-out (``newest``).
+out (``newest``), in the words ``outbox list`` says it too (``not_shown``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ __all__ = [
     "asked_per_state",
     "merged",
     "newest",
+    "not_shown",
 ]
 
 OPEN_STATES: Final = ("firing", "acknowledged")
@@ -45,6 +46,7 @@ DEFAULT_LIMIT: Final = 50
 # not imported: a client command does not load the service's modules).
 _API_DEFAULT: Final = 1000
 API_MOST: Final = 10_000
+_ALL_LISTED: Final = "--limit 0 lists all"
 
 
 def alert_row(alert: dict[str, Any]) -> tuple[str, ...]:
@@ -90,8 +92,15 @@ def newest(
             else f"the bridge lists at most {API_MOST} per request"
         )
     else:
-        more, hint = f"{left} of {len(alerts)} {_alerts(len(alerts))}", "--limit 0 lists all"
-    return shown, f"{more} not shown, the {len(shown)} most recently changed listed: {hint}"
+        more, hint = f"{left} of {len(alerts)} {_alerts(len(alerts))}", _ALL_LISTED
+    return shown, not_shown(more, len(shown), "most recently changed", hint)
+
+
+def not_shown(more: str, shown: int, kept: str, hint: str = _ALL_LISTED) -> str:
+    """What a list command says on stderr of the rows its ``--limit`` left out: ``more``, how
+    many of what (``2 of 4 alerts``); ``shown`` rows listed, the ``kept`` ones (``newest``);
+    ``hint``, how to list them all."""
+    return f"{more} not shown, the {shown} {kept} listed: {hint}"
 
 
 def _alerts(count: int) -> str:
@@ -100,9 +109,9 @@ def _alerts(count: int) -> str:
 
 def merged(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """``GET /v1/alerts`` answers (one per state asked) as one: every alert once, most recently
-    changed first as each answer lists them, and the replica holding the work-queue lease only
-    if every answer says so. An alert in two answers (acknowledged between the requests) is
-    listed as last changed."""
+    changed first as each answer lists them, the replica holding the work-queue lease only if
+    every answer says so, and the holder's name as the last answer that knew it gave it. An
+    alert in two answers (acknowledged between the requests) is listed as last changed."""
     # updated_at is RFC 3339 in UTC, every one of one form: text order is time order.
     newest_first = sorted(
         (alert for answer in answers for alert in answer["alerts"]),
@@ -114,4 +123,7 @@ def merged(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:
         latest.setdefault(alert["alert_id"], alert)
     alerts = list(latest.values())
     holder = all(answer.get("work_queue_holder", True) for answer in answers)
-    return {"alerts": alerts, "work_queue_holder": holder}
+    # A bridge of a version before the name answers without it: unknown.
+    names = [answer.get("work_queue_holder_name") for answer in answers]
+    name = next((name for name in reversed(names) if name is not None), None)
+    return {"alerts": alerts, "work_queue_holder": holder, "work_queue_holder_name": name}

@@ -48,6 +48,17 @@ def test_answers_for_several_states_become_one_list_most_recently_changed_first(
     assert merged([firing])["work_queue_holder"] is True
 
 
+def test_the_answers_name_the_lease_holder_as_the_last_that_knew_it() -> None:
+    """The lease holder's name is the last answer's that gives one (the lease may have moved
+    between the requests); None when no answer knows it, as from a bridge without the field."""
+    firing = {"alerts": [], "work_queue_holder": False, "work_queue_holder_name": "bridge-1:aa"}
+    acked = {"alerts": [], "work_queue_holder": False, "work_queue_holder_name": "bridge-3:bb"}
+    unknown = {"alerts": [], "work_queue_holder": False, "work_queue_holder_name": None}
+    assert merged([firing, acked])["work_queue_holder_name"] == "bridge-3:bb"
+    assert merged([firing, unknown])["work_queue_holder_name"] == "bridge-1:aa"
+    assert merged([{"alerts": [], "work_queue_holder": False}])["work_queue_holder_name"] is None
+
+
 def test_an_alert_acknowledged_between_the_requests_is_listed_once_as_last_changed() -> None:
     """An alert the firing answer lists and the acknowledged one lists too (acknowledged between
     the two requests) is one row, in its later state."""

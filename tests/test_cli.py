@@ -24,6 +24,8 @@ from bridge.cli.outbox import _not_retryable
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_alert_crash import ingest_alerts
+from tests.pages.helpers import page_bridge, sink_of
+from tests.pages.test_lease import CLAIM_IDLE_MS
 from tests.sinks.alerts.helpers import T0, event, observe, one_each
 from tests.support import (
     ADMIN_TOKEN,
@@ -1018,14 +1020,13 @@ def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
         assert "s3cr3t" not in result.stdout
 
 
-def test_outbox_list_limit_0_lists_every_delivery_as_alerts_list_does(tmp_path: Path) -> None:
-    """`outbox list --limit N` lists the N newest deliveries, and --limit 0 every one, as
-    `alerts list --limit 0` lists every alert (with --json too)."""
+def _outbox_of(state_dir: Path, count: int) -> None:
+    """An outbox in ``state_dir`` with ``count`` deliveries, one alert each, one after another."""
     from bridge.sinks.alerts import AlertEvent, Outbox
 
     url = "https://hooks.example/"
-    outbox = Outbox.in_dir(tmp_path, urls=[url])
-    for n in range(3):
+    outbox = Outbox.in_dir(state_dir, urls=[url])
+    for n in range(count):
         alert = AlertEvent(
             alert_id=f"a{n}",
             alertname="node_failure",
@@ -1041,6 +1042,12 @@ def test_outbox_list_limit_0_lists_every_delivery_as_alerts_list_does(tmp_path: 
         observe(outbox, alert, now=1.0 + n)
         assert outbox.queue.group(url, 1.0 + n, 0.0, lambda a: [(b"{}", [a[0].alert_id])]) == 1
     outbox.close()
+
+
+def test_outbox_list_limit_0_lists_every_delivery_as_alerts_list_does(tmp_path: Path) -> None:
+    """`outbox list --limit N` lists the N newest deliveries, and --limit 0 every one, as
+    `alerts list --limit 0` lists every alert (with --json too)."""
+    _outbox_of(tmp_path, 3)
     for extra, rows in (([], 1), (["--json"], 0)):  # the table has a header line
         listed = {}
         for limit in ("2", "0"):
@@ -1048,6 +1055,28 @@ def test_outbox_list_limit_0_lists_every_delivery_as_alerts_list_does(tmp_path: 
             assert result.returncode == 0, result.stderr
             listed[limit] = len(result.stdout.splitlines()) - rows
         assert listed == {"2": 2, "0": 3}, extra
+
+
+def test_outbox_list_says_on_stderr_how_many_its_limit_left_out_as_alerts_list_does(
+    tmp_path: Path,
+) -> None:
+    """`outbox list --limit N` below the outbox's count says on stderr how many deliveries of how
+    many it left out, in `alerts list`'s words, with --json too (stdout stays JSON lines); a
+    limit that lists every one, --limit 0 and the default say nothing."""
+    _outbox_of(tmp_path, 3)
+    for extra in ([], ["--json"]):
+        two = cli("outbox", "list", "--limit", "2", *extra, EXESDB_STATE_DIR=str(tmp_path))
+        assert two.returncode == 0, two.stderr
+        assert two.stderr == (
+            "exesdb-bridge: 1 of 3 deliveries not shown, the 2 newest listed: --limit 0 lists all\n"
+        )
+        if extra:
+            assert [json.loads(line)["alerts"] for line in two.stdout.splitlines()] == [1, 1]
+        for every in (["--limit", "3"], ["--limit", "0"], []):
+            listed = cli("outbox", "list", *every, *extra, EXESDB_STATE_DIR=str(tmp_path))
+            assert (listed.returncode, listed.stderr) == (0, ""), every
+    dead = cli("outbox", "list", "--state", "dead", "--limit", "1", EXESDB_STATE_DIR=str(tmp_path))
+    assert (dead.returncode, dead.stderr) == (0, "exesdb-bridge: no deliveries\n")
 
 
 # -- finding the bridge, usage errors, output --
@@ -1167,6 +1196,55 @@ def test_alerts_list_prints_the_most_recently_changed_up_to_its_limit_and_says_h
         refused = cli("alerts", "list", "--limit", bad, **env)
         assert refused.returncode == 2
         assert f"{bad!r} is not a whole number of 0 or more" in refused.stderr
+
+
+def test_alerts_on_a_redis_replica_without_the_lease_name_the_replica_that_holds_it(
+    tmp_path: Path, redis_server: Callable[[], RedisServer]
+) -> None:
+    """Of two replicas on one real Redis, GET /v1/alerts names the lease holder at either (its
+    consumer name), and `alerts list` (with --json too) and an `alerts ack` the other replica
+    answers 404 say on stderr that it does not hold the lease, naming the one that does, as the
+    status page's banner does."""
+    redis = redis_server()
+    bus = {"EXESDB_BUS": redis.url, "EXESDB_REDIS_CLAIM_IDLE_MS": CLAIM_IDLE_MS}
+    with page_bridge(tmp_path / "one", EXESDB_NODE="bridge-1", **bus) as holder:
+        wait_until(lambda: sink_of(holder).holds_work_queue(), 15, "bridge-1 holds the lease")
+        name = sink_of(holder).work_queue_holder()
+        assert name is not None
+        assert name.startswith("bridge-1:")
+        with page_bridge(tmp_path / "two", EXESDB_NODE="bridge-2", **bus) as other:
+            # bridge-2 reads the holder's name when it finds the lease taken, about once a second.
+            wait_until(lambda: sink_of(other).work_queue_holder() == name, 15, "bridge-2 sees it")
+            answers = {}
+            for replica in (holder, other):
+                status, body = http_get(
+                    replica.url + "/v1/alerts", {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+                )
+                assert status == 200
+                answers[replica.url] = json.loads(body)
+            env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN}
+            listed = cli("alerts", "list", "--url", other.url, **env)
+            as_json = cli("alerts", "list", "--json", "--url", other.url, **env)
+            acked = cli("alerts", "ack", "gone-1", "--by", "ops", "--url", other.url, **env)
+            at_holder = cli("alerts", "list", "--url", holder.url, **env)
+    assert answers[other.url] == {
+        "alerts": [],
+        "work_queue_holder": False,
+        "work_queue_holder_name": name,
+    }
+    assert answers[holder.url]["work_queue_holder_name"] == name  # its own
+    warning = (
+        f"exesdb-bridge: the replica at {other.url} does not hold the work-queue lease: its alerts"
+        f" may be missing or out of date; ask the replica that holds it: {name}"
+        " (exesdb_redis_work_queue_leader 1 on its /metrics)\n"
+    )
+    assert listed.returncode == 0
+    assert listed.stderr.endswith(warning)
+    assert (as_json.returncode, as_json.stderr) == (0, warning)
+    assert json.loads(as_json.stdout)["work_queue_holder_name"] == name
+    assert acked.returncode == 1
+    assert acked.stderr.endswith(warning)
+    assert (at_holder.returncode, "work-queue lease" in at_holder.stderr) == (0, False)
 
 
 def test_exesdb_url_is_asked_before_the_http_addr_and_url_before_both(

@@ -39,9 +39,11 @@ if TYPE_CHECKING:
 
 __all__ = ["add_alerts_command"]
 
+# Worded as the status page's banner (bridge/pages/widgets.py), which names the holder too.
 _NOT_THE_HOLDER: Final = (
-    "the replica at {} does not hold the work-queue lease: its alerts may be missing or out of"
-    " date; ask the replica that holds it (exesdb_redis_work_queue_leader 1 on its /metrics)"
+    "the replica at {url} does not hold the work-queue lease: its alerts may be missing or out"
+    " of date; ask the replica that holds it{holder} (exesdb_redis_work_queue_leader 1 on its"
+    " /metrics)"
 )
 
 
@@ -105,11 +107,9 @@ def _alerts(args: argparse.Namespace) -> int:
         if status != 200:
             say_refused(bridge, path, status, text)
             # An alert this replica never held is unknown here even while firing at the holder.
-            if args.alerts_command == "ack" and status == 404 and _not_the_holder(bridge, headers):
-                print(
-                    f"exesdb-bridge: {_NOT_THE_HOLDER.format(safe_url(bridge.url))}",
-                    file=sys.stderr,
-                )
+            unknown = args.alerts_command == "ack" and status == 404
+            if unknown and (note := _not_the_holder(bridge, _asked_again(bridge, headers))):
+                print(f"exesdb-bridge: {note}", file=sys.stderr)
             return EXIT_FAILED
         if (one := bridge_json(text, key)) is None:
             said = bridge.not_a_bridge(path, "its alerts as JSON")
@@ -130,22 +130,35 @@ def _alerts(args: argparse.Namespace) -> int:
         print_table(ALERT_COLUMNS, [alert_row(answer["alert"])], "")
     if left_out is not None:
         print(f"exesdb-bridge: {left_out}", file=sys.stderr)
-    if args.alerts_command == "list" and answer.get("work_queue_holder") is False:
-        print(f"exesdb-bridge: {_NOT_THE_HOLDER.format(safe_url(bridge.url))}", file=sys.stderr)
+    if args.alerts_command == "list" and (note := _not_the_holder(bridge, answer)):
+        print(f"exesdb-bridge: {note}", file=sys.stderr)
     if args.alerts_command == "ack" and (note := _ack_unchanged(args, answer["alert"])):
         print(f"exesdb-bridge: {note}", file=sys.stderr)
     return EXIT_OK
 
 
-def _not_the_holder(bridge: Target, headers: dict[str, str]) -> bool:
-    """True when the bridge says it is a Redis replica without the work-queue lease."""
+def _asked_again(bridge: Target, headers: dict[str, str]) -> dict[str, Any] | None:
+    """The bridge's ``GET /v1/alerts`` answer for one alert (what it says of the work-queue
+    lease), or None when it gives none."""
     import asyncio
 
     status, text = asyncio.run(
         bridge.request("GET", "/v1/alerts", headers=headers, params={"limit": "1"}, body=None)
     )
-    answer = bridge_json(text, "alerts") if status == 200 else None
-    return answer is not None and answer.get("work_queue_holder") is False
+    return bridge_json(text, "alerts") if status == 200 else None
+
+
+def _not_the_holder(bridge: Target, answer: dict[str, Any] | None) -> str | None:
+    """What to say on stderr when ``answer`` (``GET /v1/alerts``'s) comes from a Redis replica
+    without the work-queue lease, naming the replica that holds it if the bridge knows; None
+    otherwise."""
+    if answer is None or answer.get("work_queue_holder") is not False:
+        return None
+    name = answer.get("work_queue_holder_name")
+    # A consumer name read from Redis: one with a control character is shown escaped.
+    shown = (name if name.isprintable() else ascii(name)) if isinstance(name, str) else None
+    holder = f": {shown}" if shown else ""
+    return _NOT_THE_HOLDER.format(url=safe_url(bridge.url), holder=holder)
 
 
 def _ack_unchanged(args: argparse.Namespace, alert: dict[str, Any]) -> str | None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from bridge.alert_table import not_shown
 from bridge.cli.shared import (
     EXIT_FAILED,
     EXIT_OK,
@@ -103,6 +104,8 @@ def _outbox(args: argparse.Namespace) -> int:
             else:
                 rows = [_delivery_row(summary) for summary in summaries]
                 print_table(_DELIVERY_COLUMNS, rows, "no deliveries")
+            if note := _left_out(outbox.queue, args.state, args.limit, len(listed)):
+                print(f"exesdb-bridge: {note}", file=sys.stderr)
             return EXIT_OK
         ids = None if args.all else args.ids
         wrong = [] if args.all else _not_retryable(outbox.queue, args.ids)
@@ -115,6 +118,18 @@ def _outbox(args: argparse.Namespace) -> int:
         return EXIT_FAILED if wrong else EXIT_OK
     finally:
         outbox.close()
+
+
+def _left_out(queue: DeliveryQueue, state: str | None, limit: int, listed: int) -> str | None:
+    """What ``outbox list --limit limit`` says on stderr of the deliveries it left out, in the
+    words of ``alerts list``; None when it listed every one."""
+    if not limit or listed < limit:
+        return None
+    # Counted after the list: the running bridge may have added some since.
+    left = queue.count(state) - listed
+    if left <= 0:
+        return None
+    return not_shown(f"{left} of {left + listed} deliveries", listed, "newest")
 
 
 def _not_retryable(queue: DeliveryQueue, ids: Sequence[str]) -> list[str]:

@@ -103,13 +103,18 @@ class AlertKeeper(Protocol):
         """Whether this replica's alerts are current: always on the in-process bus, on Redis
         while it holds the work-queue lease."""
 
+    def work_queue_holder(self) -> str | None:
+        """On Redis, the replica that holds the work-queue lease (its consumer name), as this
+        one last saw it; None on the in-process bus, or when it saw none."""
+
 
 def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
     """The two routes, each behind ``guard``."""
 
     async def list_alerts(request: web.Request) -> web.Response:
         """Alerts with state, level, severity, labels and timestamps; ``?state=``, ``?limit=``,
-        ``?alert_id=``; and whether they are current (``work_queue_holder``)."""
+        ``?alert_id=``; whether they are current (``work_queue_holder``), and if known which
+        replica's are (``work_queue_holder_name``)."""
         if refusal := unknown_parameter(request, AlertQuery.model_fields):
             return refusal
         try:
@@ -120,7 +125,13 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
             return error_response(400, "invalid", detail, field)
         records = await keeper.list_alerts(query)
         alerts = [record.as_json() for record in records]
-        return web.json_response({"alerts": alerts, "work_queue_holder": keeper.holds_work_queue()})
+        return web.json_response(
+            {
+                "alerts": alerts,
+                "work_queue_holder": keeper.holds_work_queue(),
+                "work_queue_holder_name": keeper.work_queue_holder(),
+            }
+        )
 
     async def ack(request: web.Request) -> web.Response:
         """Acknowledge: ``{"ack_by", "ack_note"?, "resolution"?}``; publishes AlertAck."""

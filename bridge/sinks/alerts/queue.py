@@ -267,6 +267,13 @@ class DeliveryQueue:
             bound = -1 if limit is None else limit
             return [delivery_of(row) for row in db.execute(query, {**params, "limit": bound})]
 
+    def count(self, state: str | None = None) -> int:
+        """How many deliveries there are, optionally in one state (``deliveries``' filter)."""
+        where, params = matching({"state": state})
+        query = f"SELECT COUNT(*) FROM deliveries{where}"  # noqa: S608
+        with self._database.read() as db:
+            return int(db.execute(query, params).fetchone()[0])
+
     def of_alert(self, alert_id: str) -> tuple[tuple[Delivery, ...], tuple[tuple[str, float], ...]]:
         """The deliveries of the alert named ``alert_id`` (the newest 50, newest first) and the
         grouping windows it waits in (receiver key, since when)."""

@@ -33,6 +33,7 @@ class Keeper:
         self.queries: list[AlertQuery] = []
         self.acks: list[Acknowledgement] = []
         self.holding = True
+        self.holder: str | None = None
 
     async def list_alerts(self, query: AlertQuery) -> list[AlertRecord]:
         self.queries.append(query)
@@ -48,6 +49,9 @@ class Keeper:
 
     def holds_work_queue(self) -> bool:
         return self.holding
+
+    def work_queue_holder(self) -> str | None:
+        return self.holder
 
 
 @asynccontextmanager
@@ -104,18 +108,22 @@ async def test_list_passes_each_filter_and_shows_the_alerts(keeper: Keeper) -> N
         status, body = await request(base, "GET", "/v1/alerts?alert_id=a1")
         assert [a["alert_id"] for a in body["alerts"]] == ["a1"]
         status, body = await request(base, "GET", "/v1/alerts?alert_id=nope")
-        assert (status, body) == (200, {"alerts": [], "work_queue_holder": True})
+        assert (status, body) == (
+            200,
+            {"alerts": [], "work_queue_holder": True, "work_queue_holder_name": None},
+        )
     assert keeper.queries[0] == AlertQuery(state=AlertState.ACKNOWLEDGED, limit=5)
     assert keeper.queries[1] == AlertQuery(alert_id="a1", limit=1000)
 
 
 async def test_list_says_whether_the_alerts_are_current(keeper: Keeper) -> None:
     """A replica without the work-queue lease lists what it has and says it is not the holder,
-    so a client can tell "no alerts" from "ask another replica"."""
-    keeper.holding = False
+    naming the one that is, so a client can tell "no alerts" from "ask that replica"."""
+    keeper.holding, keeper.holder = False, "bridge-1:5f3a"
     async with served(keeper) as base:
         status, body = await request(base, "GET", "/v1/alerts")
     assert (status, len(body["alerts"]), body["work_queue_holder"]) == (200, 2, False)
+    assert body["work_queue_holder_name"] == "bridge-1:5f3a"
 
 
 @pytest.mark.parametrize(

@@ -541,10 +541,11 @@ async def test_alerts_api_filters_by_alert_id(tmp_path: Path) -> None:
         await async_wait_until(lambda: len(sink.outbox.alerts.find()) == 2, what="two alerts")
         status, body = await call(bridge, "GET", "/v1/alerts?alert_id=a2")
         assert (status, [a["alert_id"] for a in body["alerts"]]) == (200, ["a2"])
-        # On the in-process bus this bridge holds the work queue: its (empty) answer is current.
+        # On the in-process bus this bridge holds the work queue: its (empty) answer is current,
+        # and there is no lease holder to name.
         assert await call(bridge, "GET", "/v1/alerts?alert_id=nope") == (
             200,
-            {"alerts": [], "work_queue_holder": True},
+            {"alerts": [], "work_queue_holder": True, "work_queue_holder_name": None},
         )
 
 
