@@ -226,8 +226,15 @@ def redact_urls(text: str) -> str:
                     break
             run = next(runs, None)
             userinfo = None if run is None else _userinfo(text, max(run.start(), at), run.end() - 1)
-        # A URL starting inside the user info's run (``(http://u:pw@h/…``) is read as a URL.
-        if userinfo is not None and (match is None or userinfo[2] < match.start()):
+        # The user info first, unless a URL starts by its colon (``(http://u:pw@h/…``): any
+        # other match inside it (``key=`` in a password ``cGFzc3dvcmQ=``) is the password's.
+        if userinfo is not None and (
+            match is None
+            or (
+                userinfo[0] <= match.start()
+                and not (match.group("url") is not None and match.start() <= userinfo[1])
+            )
+        ):
             first, colon, at_sign = userinfo
             shown.append(text[at:first])
             shown.append(f"{text[first:colon]}:{REDACTED}@")

@@ -143,6 +143,12 @@ def test_redact_urls_keeps_a_receivers_outbox_key_whole(text: str, shown: str) -
         ("at redis://u:p,w@h:6379/0 now", "at redis://u:<redacted>@h:6379/… now"),
         ("'redis://u:p'w@h:6379', then", "'redis://u:<redacted>@h:6379', then"),
         ("https://h/x,https://k", "https://h/…,https://k"),
+        # A password holding what reads as a pair or a URL, a user name with a hyphen.
+        ("to admin:cGFzc3dvcmQ=@db.example:5432", "to admin:<redacted>@db.example:5432"),
+        ("admin:p=ss@db", "admin:<redacted>@db"),
+        ("user:S3CRET(http://x.example/a)@host", "user:<redacted>@host"),
+        ("svc-account:S3CRET@db", "svc-account:<redacted>@db"),
+        ("see db-user:S3CRET@h.example:5432", "see db-user:<redacted>@h.example:5432"),
     ],
 )
 def test_redact_urls_hides_a_password_even_without_a_scheme(text: str, shown: str) -> None:
