@@ -68,7 +68,8 @@ class Lease:
     @property
     def holder(self) -> str | None:
         """The consumer that holds the lease (``<EXESDB_NODE>:<tag>``), as this replica last saw
-        it, at most a second ago while standing by; None when none did, or before it looked."""
+        it, at most a second ago while standing by; None when none did, before it looked, and
+        from the moment it took the lease until it next sees another hold it."""
         return self._consumer if self.held.is_set() else self._holder
 
     def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
@@ -111,6 +112,7 @@ class Lease:
             pass  # stopping: leave the lease to the others
         elif await client.set(self._key, self._consumer, nx=True, px=self._lease_ms):
             self._renewed = self._clock()
+            self._holder = None  # the one last seen holds it no more: this replica took it
             if await self._took():
                 self.held.set()
                 _logger.info("this replica now takes the work queue (%s)", self._consumer)
@@ -118,6 +120,7 @@ class Lease:
                 # Not ready to take over (e.g. the alert stage still opening its outbox):
                 # give the lease back, try again in a moment.
                 await client.eval(_RELEASE, 1, self._key, self._consumer)
+                self._holder = None  # nobody, until the next look
         else:
             # Another holds it: who, for the pages of this replica (whose alerts are not current).
             holder = await client.get(self._key)
@@ -127,6 +130,7 @@ class Lease:
 
     def _lapse_if_expired(self) -> None:
         if self.held.is_set() and self._clock() - self._renewed > self._lease_ms / 1000:
+            self._holder = None  # not this replica now, and which other is not known
             self._step_down("the lease expired while Redis was unreachable")
 
     async def _took(self) -> bool:
