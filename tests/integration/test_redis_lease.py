@@ -127,3 +127,27 @@ async def test_a_replica_not_ready_to_take_the_lease_names_no_old_holder(
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
         await client.aclose()
+
+
+async def test_a_replica_standing_by_forgets_the_holder_once_redis_is_gone_a_lease_long(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A replica that saw b:2 hold the lease names no holder once Redis has been unreachable
+    for longer than a lease: b:2's may have run out, so it is no longer known to hold it."""
+    server = redis_server()
+    with server.client() as other:
+        other.set(LEADER, "b:2")
+    client = Redis.from_url(server.url)
+    link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
+    lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=300)
+    running = asyncio.create_task(lease.run())
+    try:
+        await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding the lease")
+        server.kill()
+        await async_wait_until(lambda: lease.holder is None, 10, "the holder forgotten")
+        assert not lease.leading
+    finally:
+        link.stopping.set()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await client.aclose()
