@@ -39,7 +39,6 @@ from bridge.errors import ConfigError
 from bridge.messages import NO_CONTROL_CHARACTERS, AlertSeverity
 from bridge.probe_settings import (
     DEFAULT_HTTP_ADDR,
-    REQUIRES_CERTIFICATE,
     client_certificate_problem,
     credential_warnings,
     split_addr,
@@ -65,7 +64,7 @@ from bridge.urls import (
     require_http_url,
     require_link_origin,
 )
-from bridge.webconfig import WebConfig, load_web_config
+from bridge.webconfig import load_web_config
 
 __all__ = [
     "MIN_SECRET_LENGTH",
@@ -557,37 +556,8 @@ class Settings(BaseSettings):
         if web is not None:
             # Their paths (a password file's) may hold anything: shown as a value is.
             notes += [redact_urls(note) for note in credential_warnings(self, web)]
-            notes += self._unset_probe_warnings(web)
         # A file's path, EXESDB_NODE in a link: text the bridge did not write, shown as such.
         return notes + self.receivers_file_warnings()
-
-    def _unset_probe_warnings(self, web: WebConfig) -> list[str]:
-        """Why ``healthcheck`` fails against ``web`` when no ``EXESDB_HEALTHCHECK_*`` is set
-        (``credential_warnings`` judges those set): the image's HEALTHCHECK and an exec probe run
-        it whether or not anyone meant to probe."""
-        probe = (
-            self.healthcheck_username,
-            self.healthcheck_password_file,
-            self.healthcheck_cert_file,
-            self.healthcheck_key_file,
-        )
-        if any(probe):
-            return []
-        fails = "so exesdb-bridge healthcheck (the image's HEALTHCHECK, an exec probe) fails"
-        notes = []
-        if web.basic_auth_users:
-            notes.append(
-                "the web config asks for basic auth (basic_auth_users) and neither "
-                f"EXESDB_HEALTHCHECK_USERNAME nor EXESDB_HEALTHCHECK_PASSWORD_FILE is set, {fails}"
-                " against it: set both, for a user of basic_auth_users"
-            )
-        if web.tls is not None and web.tls.client_auth_type in REQUIRES_CERTIFICATE:
-            notes.append(
-                f"the web config's client_auth_type {web.tls.client_auth_type} requires a client "
-                "certificate and neither EXESDB_HEALTHCHECK_CERT_FILE nor "
-                f"EXESDB_HEALTHCHECK_KEY_FILE is set, {fails} against it: set both"
-            )
-        return notes
 
     def _unsigned_file_receivers(self) -> list[str]:
         """The receivers of ``EXESDB_WEBHOOK_CONFIG_FILE`` that sign nothing (no ``secret``, no

@@ -94,6 +94,7 @@ _CLUSTER_EVENTS: Final = {
     "partition_healed": "partition_healed",
     "status_update": None,
 }
+_BY_KEYWORD: Final = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 _NOT_INSTALLED: Final = PublishResult(PublishStatus.DISABLED, reason="no bridge is installed")
 _DISABLED: Final = PublishResult(PublishStatus.DISABLED, reason="integration disabled")
 
@@ -108,10 +109,11 @@ def _refuse_misspelt(call: Callable[..., Any], misspelt: Mapping[str, Any]) -> N
     one is close: an option silently ignored would publish what the caller did not ask for."""
     if not misspelt:
         return
+    # Every parameter a keyword can name, the positional ones too (``context=``, ``details=``).
     options = [
         parameter.name
         for parameter in inspect.signature(call).parameters.values()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+        if parameter.kind in _BY_KEYWORD and parameter.name != "self"
     ]
     problems = []
     for name in misspelt:
@@ -607,8 +609,9 @@ def current() -> Integration | None:
 def _on_installed(method: Callable[Concatenate[Integration, P], R]) -> Callable[P, R]:
     """``method`` as a module function: called on the installed integration, else on one that
     drops what it builds (and then the warning, once the arguments have been checked). It keeps
-    the method's signature, so a type checker refuses there what the method refuses (the
-    methods take ``self`` positionally only, so no keyword passed through can clash with it)."""
+    the method's signature (without ``self``, for ``help()`` too), so a type checker refuses
+    there what the method refuses (the methods take ``self`` positionally only, so no keyword
+    passed through can clash with it)."""
 
     @functools.wraps(method)
     def on_installed(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -618,6 +621,12 @@ def _on_installed(method: Callable[Concatenate[Integration, P], R]) -> Callable[
             _not_installed(method.__name__)
         return result
 
+    # functools.wraps leaves __wrapped__, so help() and inspect.signature would show the
+    # method's (self, /, ...): the module function takes no self.
+    signature = inspect.signature(method)
+    on_installed.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=list(signature.parameters.values())[1:]
+    )
     return on_installed
 
 

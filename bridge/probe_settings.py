@@ -6,7 +6,7 @@ them, from this module, instead of importing pydantic and every component to loa
 configuration; the web config file itself is read by the probe's ``target``. A bad value
 elsewhere stops the bridge from starting, which the probe then reports as nothing answering;
 ``check-config`` reports every setting, and warns (``credential_warnings``) of probe credentials
-the web config would refuse.
+the web config would refuse, or of none set where it asks for some.
 """
 
 from __future__ import annotations
@@ -117,14 +117,15 @@ class ProbeCredentials(Protocol):
 
 def credential_warnings(probe: ProbeCredentials, web: WebConfig) -> list[str]:
     """Why ``healthcheck`` would fail against the web config ``web`` with the probe's
-    credentials, when any of them is set (none set: a bridge no command probes); one line each,
-    no password in any. Basic auth: a user ``basic_auth_users`` does not list, a password file
-    that cannot be read, one set without the other. TLS: a client certificate that cannot be
-    loaded, or none where ``client_auth_type`` requires one."""
+    credentials; one line each, no password in any. None set: basic auth or a client
+    certificate the web config asks for (the image's HEALTHCHECK and an exec probe run it
+    whether or not anyone meant to probe). Basic auth: a user ``basic_auth_users`` does not
+    list, a password file that cannot be read, one set without the other. TLS: a client
+    certificate that cannot be loaded, or none where ``client_auth_type`` requires one."""
     username, password_file = probe.healthcheck_username, probe.healthcheck_password_file
     cert_file, key_file = probe.healthcheck_cert_file, probe.healthcheck_key_file
     if not (username or password_file or cert_file or key_file):
-        return []
+        return _none_set_warnings(web)
     notes: list[str] = []
     users = web.basic_auth_users
     fails = "so exesdb-bridge healthcheck fails against the web config's basic auth"
@@ -152,6 +153,25 @@ def credential_warnings(probe: ProbeCredentials, web: WebConfig) -> list[str]:
         notes.append(
             f"EXESDB_HEALTHCHECK_CERT_FILE is not set and client_auth_type "
             f"{tls.client_auth_type} requires a client certificate, {fails}"
+        )
+    return notes
+
+
+def _none_set_warnings(web: WebConfig) -> list[str]:
+    """``credential_warnings`` with no ``EXESDB_HEALTHCHECK_*`` set."""
+    fails = "so exesdb-bridge healthcheck (the image's HEALTHCHECK, an exec probe) fails"
+    notes = []
+    if web.basic_auth_users:
+        notes.append(
+            "the web config asks for basic auth (basic_auth_users) and neither "
+            f"EXESDB_HEALTHCHECK_USERNAME nor EXESDB_HEALTHCHECK_PASSWORD_FILE is set, {fails}"
+            " against it: set both, for a user of basic_auth_users"
+        )
+    if web.tls is not None and web.tls.client_auth_type in REQUIRES_CERTIFICATE:
+        notes.append(
+            f"the web config's client_auth_type {web.tls.client_auth_type} requires a client "
+            "certificate and neither EXESDB_HEALTHCHECK_CERT_FILE nor "
+            f"EXESDB_HEALTHCHECK_KEY_FILE is set, {fails} against it: set both"
         )
     return notes
 

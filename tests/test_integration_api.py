@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+import pydoc
 import re
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -400,7 +402,19 @@ BAD_CALLS: list[tuple[str, Callable[[Any], Any], str]] = [
     (
         "lifecycle_option_unknown",
         lambda i: i.broadcast_system_lifecycle("started", "x", "1", colour="red"),
-        r"colour: is not an option of broadcast_system_lifecycle \(its options: topic\)",
+        r"colour: is not an option of broadcast_system_lifecycle \(its options: event,"
+        r" system_name, version, topic\)",
+    ),
+    # A positional parameter named by keyword is an option too.
+    (
+        "alert_context_misspelt",
+        lambda i: i.broadcast_alert("disk_full", "error", "x", contxt={"node": "db-1"}),
+        r"contxt: is not an option of broadcast_alert \(did you mean 'context'\?\)",
+    ),
+    (
+        "health_details_misspelt",
+        lambda i: i.broadcast_health_update("store", "healthy", detail={"a": 1}),
+        r"detail: .*\(did you mean 'details'\?\)",
     ),
     (
         "health_option_misspelt",
@@ -563,6 +577,24 @@ async def test_module_functions_act_on_the_installed_integration(
     assert api.broadcast_health_update("store", "healthy").status is PublishStatus.DISABLED
     api.enable()
     await async_wait_until(lambda: len(inbox.envelopes) == 3, what="alert and two switches")
+
+
+def test_module_functions_show_the_signature_of_their_method_without_self() -> None:
+    """help() and inspect.signature show each module function as it is called,
+    ``broadcast_alert(alert_type, severity, ...)``, not with its method's ``(self, /, ...)``."""
+    functions = {
+        name: function
+        for name, function in vars(api).items()
+        if name.startswith("broadcast") and hasattr(function, "__wrapped__")
+    }
+    assert {"broadcast", "broadcast_alert", "broadcast_health_update"} <= set(functions)
+    for name, function in functions.items():
+        method = inspect.signature(getattr(Integration, name))
+        shown = inspect.signature(function)
+        assert list(shown.parameters.values()) == list(method.parameters.values())[1:], name
+        assert shown.return_annotation == method.return_annotation, name
+    shown_alert = pydoc.plain(pydoc.render_doc(api.broadcast_alert))
+    assert "broadcast_alert(alert_type: 'str', severity: 'str', message: 'str'," in shown_alert
 
 
 def test_without_a_bridge_the_first_broadcast_warns_once_how_to_install_one(

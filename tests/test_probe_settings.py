@@ -12,7 +12,8 @@ from bridge.cli import main
 from bridge.cli.healthcheck import target
 from bridge.config import load_settings
 from bridge.errors import ConfigError
-from bridge.probe_settings import ProbeSettings
+from bridge.probe_settings import ProbeSettings, credential_warnings
+from bridge.webconfig import load_web_config
 from tests.support import BridgeProcess, make_settings, run_bridge
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
@@ -268,6 +269,16 @@ def test_check_config_and_run_warn_of_basic_auth_with_no_probe_credentials_set(
     ]
     settings = make_settings(EXESDB_WEB_CONFIG_FILE=env["EXESDB_WEB_CONFIG_FILE"])
     assert warned in settings.warnings({})  # the list run logs at start
+
+
+def test_credential_warnings_alone_judge_a_probe_with_no_credentials_set(tmp_path: Path) -> None:
+    """credential_warnings decides for a probe with no EXESDB_HEALTHCHECK_* set too: it names
+    the variables basic auth asks for (check-config has no second list of its own)."""
+    env = probe_files(tmp_path)
+    web = load_web_config(env["EXESDB_WEB_CONFIG_FILE"])
+    [warned] = credential_warnings(ProbeSettings(), web)
+    assert warned.startswith("the web config asks for basic auth (basic_auth_users) and neither")
+    assert UNSET_FAILS in warned
 
 
 def test_check_config_warns_of_a_required_client_certificate_with_no_probe_credentials_set(

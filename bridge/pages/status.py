@@ -64,7 +64,8 @@ _SWITCHED_OFF: Final = Fragment(
     " collected; messages ingested from elsewhere still arrive. Post"
     ' <code>{"enabled": true}</code> to switch it back on.</section>'
 )
-# The Nodes card's colour: that of its worst node (a node whose status is unknown is a doubt).
+# The Nodes card's colour: the worst of its nodes' (a node whose status is unknown is a doubt).
+# Worst by tone, not by the table's row order, where a node left comes before an unhealthy one.
 _NODE_TONE: Final = {
     "down": "bad",
     "unhealthy": "bad",
@@ -234,8 +235,8 @@ def _breakdown(counts: Mapping[str, int], order: Sequence[str] = ()) -> str:
 def _node_tone(nodes: Sequence[_Node]) -> str:
     if not nodes:
         return "none"
-    worst = min(nodes, key=_rank)
-    return _NODE_TONE.get(worst.status or "unknown", "warn")
+    tones = {_NODE_TONE.get(node.status or "unknown", "warn") for node in nodes}
+    return "bad" if "bad" in tones else "warn" if "warn" in tones else "good"
 
 
 def _alert_tone(alerts: Sequence[AlertRecord], holds_work_queue: bool) -> str:

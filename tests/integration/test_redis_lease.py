@@ -1,4 +1,5 @@
-"""The work-queue lease on a real redis-server: why a holder steps down is said as it is."""
+"""The work-queue lease on a real redis-server: why a holder steps down is said as it is, and
+the holder a replica names is never one it saw before it took the lease itself."""
 
 from __future__ import annotations
 
@@ -60,6 +61,91 @@ async def test_a_holder_losing_the_lease_says_whether_another_replica_took_it(
             await async_wait_until(lambda: caplog.records, 10, "the step down logged")
         [record] = caplog.records
         assert record.getMessage() == f"this replica no longer takes the work queue: {reason}"
+    finally:
+        link.stopping.set()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await client.aclose()
+
+
+async def test_a_replica_that_took_the_lease_and_lost_redis_names_no_old_holder(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A replica that saw b:2 hold the lease, then took it itself, names no holder once it steps
+    down because Redis is unreachable: not b:2, which it last saw long before."""
+    server = redis_server()
+    with server.client() as other:
+        other.set(LEADER, "b:2")
+    client = Redis.from_url(server.url)
+    link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
+    lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=300)
+    running = asyncio.create_task(lease.run())
+    try:
+        await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding the lease")
+        with server.client() as other:
+            other.delete(LEADER)
+        await async_wait_until(lambda: lease.leading, 10, "the lease taken")
+        server.kill()
+        await async_wait_until(lambda: not lease.leading, 10, "the lease lapsed")
+        assert lease.holder is None
+    finally:
+        link.stopping.set()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await client.aclose()
+
+
+async def test_a_replica_not_ready_to_take_the_lease_names_no_old_holder(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A replica that saw b:2 hold the lease, then took it when free but gave it back (a step
+    of taking it up failed), names no holder: not b:2, whose lease is gone."""
+    server = redis_server()
+    with server.client() as other:
+        other.set(LEADER, "b:2")
+    client = Redis.from_url(server.url)
+    link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
+    lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=300)
+    attempts: list[int] = []
+
+    async def not_ready() -> None:
+        attempts.append(len(attempts))
+        raise RuntimeError("the outbox is still opening")
+
+    lease.on_lead(not_ready)
+    running = asyncio.create_task(lease.run())
+    try:
+        await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding the lease")
+        with server.client() as other:
+            other.delete(LEADER)
+        # The second attempt begins after the first gave the lease back.
+        await async_wait_until(lambda: len(attempts) >= 2, 10, "two attempts to take it up")
+        assert not lease.leading
+        assert lease.holder is None
+    finally:
+        link.stopping.set()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await client.aclose()
+
+
+async def test_a_replica_standing_by_forgets_the_holder_once_redis_is_gone_a_lease_long(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A replica that saw b:2 hold the lease names no holder once Redis has been unreachable
+    for longer than a lease: b:2's may have run out, so it is no longer known to hold it."""
+    server = redis_server()
+    with server.client() as other:
+        other.set(LEADER, "b:2")
+    client = Redis.from_url(server.url)
+    link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
+    lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=300)
+    running = asyncio.create_task(lease.run())
+    try:
+        await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding the lease")
+        server.kill()
+        await async_wait_until(lambda: lease.holder is None, 10, "the holder forgotten")
+        assert not lease.leading
     finally:
         link.stopping.set()
         running.cancel()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.pages.helpers import page_bridge, raise_alert, report_node
+from bridge.messages import NodeLifecycle
+from tests.pages.helpers import page_bridge, publish, raise_alert, report_node
 from tests.support import http_get, wait_until
 
 AGE = r"(?:\d+d \d+h|\d+h \d\dm|\d+m \d\ds|\d+s)"  # as widgets.age writes it
@@ -56,16 +57,24 @@ def test_ages_read_as_ages_with_the_moment_beside_them(tmp_path: Path) -> None:
         (["healthy"], "good", "1 healthy"),
         (["healthy", "degraded"], "warn", "1 degraded, 1 healthy"),
         (["healthy", "degraded", "unhealthy"], "bad", "1 degraded, 1 healthy, 1 unhealthy"),
+        (["healthy", "left"], "warn", "1 healthy, 1 left"),
+        (["left", "unhealthy"], "bad", "1 left, 1 unhealthy"),
+        (["left", "down", "degraded"], "bad", "1 degraded, 1 down, 1 left"),
     ],
 )
 def test_the_nodes_card_takes_the_colour_of_its_worst_node(
     tmp_path: Path, statuses: list[str], tone: str, detail: str
 ) -> None:
-    """The Nodes card is green while every node is healthy, amber with a degraded one and red
-    with an unhealthy one, as the cards beside it are coloured by what they count."""
+    """The Nodes card is green while every node is healthy, amber with a degraded or left one
+    and red with an unhealthy or down one, whatever else is listed before it, as the cards
+    beside it are coloured by what they count."""
     with page_bridge(tmp_path) as server:
         for number, status in enumerate(statuses):
-            report_node(server, f"db-{number}@cluster", status, cpu=None, memory=20.0)
+            node = f"db-{number}@cluster"
+            announced = status in ("left", "down")
+            report_node(server, node, "healthy" if announced else status, cpu=None, memory=20.0)
+            if announced:
+                publish(server, "lifecycle", NodeLifecycle(node=node, event=status, cluster_size=1))
         card = wait_until(
             lambda: (found := nodes_card(server.url + "/"))[1] == detail and found,
             15,

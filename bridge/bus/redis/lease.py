@@ -53,7 +53,7 @@ class Lease:
         self._consumer = consumer
         self._lease_ms = lease_ms
         self._period = lease_ms / 3000
-        self._renewed = float("-inf")
+        self._renewed = float("-inf")  # when last renewed, or another's last seen held
         self._taking = True
         self._holder: str | None = None  # the consumer holding the lease, as last seen
         self._on_lead: list[Callable[[], Awaitable[None]]] = []
@@ -68,7 +68,9 @@ class Lease:
     @property
     def holder(self) -> str | None:
         """The consumer that holds the lease (``<EXESDB_NODE>:<tag>``), as this replica last saw
-        it, at most a second ago while standing by; None when none did, or before it looked."""
+        it, at most a second ago while standing by; None when none did, before it looked, once
+        Redis has been unreachable for longer than a lease, and from the moment it took the
+        lease until it next sees another hold it."""
         return self._consumer if self.held.is_set() else self._holder
 
     def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
@@ -111,6 +113,7 @@ class Lease:
             pass  # stopping: leave the lease to the others
         elif await client.set(self._key, self._consumer, nx=True, px=self._lease_ms):
             self._renewed = self._clock()
+            self._holder = None  # the one last seen holds it no more: this replica took it
             if await self._took():
                 self.held.set()
                 _logger.info("this replica now takes the work queue (%s)", self._consumer)
@@ -118,15 +121,22 @@ class Lease:
                 # Not ready to take over (e.g. the alert stage still opening its outbox):
                 # give the lease back, try again in a moment.
                 await client.eval(_RELEASE, 1, self._key, self._consumer)
+                self._holder = None  # nobody, until the next look
         else:
             # Another holds it: who, for the pages of this replica (whose alerts are not current).
             holder = await client.get(self._key)
             self._holder = None if holder is None else text(holder)
+            self._renewed = self._clock()
         # Standing by, ask often: a released lease is taken over within a second.
         return self._period if self.held.is_set() else min(self._period, _STANDBY_SECONDS)
 
     def _lapse_if_expired(self) -> None:
-        if self.held.is_set() and self._clock() - self._renewed > self._lease_ms / 1000:
+        if self._clock() - self._renewed <= self._lease_ms / 1000:
+            return
+        # Redis unreachable for longer than a lease: whichever replica was seen holding it, this
+        # one or another, may hold it no more, and which does is not known.
+        self._holder = None
+        if self.held.is_set():
             self._step_down("the lease expired while Redis was unreachable")
 
     async def _took(self) -> bool:
