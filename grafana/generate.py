@@ -283,7 +283,7 @@ CLUSTER = [
             )
         ],
         "short",
-        description="Alerts per minute: SystemAlert, MetricAlert, SecurityAlert, AccessViolation.",
+        description="Alerts raised per minute: SystemAlert, MetricAlert (a host resource's once per crossing or severity, not again with every sample while it breaches), SecurityAlert, AccessViolation.",
     ),
     series(
         "Node lifecycle events",
@@ -692,7 +692,7 @@ INTERNALS = [
             )
         ],
         "short",
-        description="Alerts per minute.",
+        description="Alerts raised per minute (a host resource's MetricAlert once per crossing or severity, not again with every sample while it breaches).",
     ),
     series(
         "Active alerts by severity",

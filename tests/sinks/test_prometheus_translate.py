@@ -14,6 +14,7 @@ from tests.sinks.prometheus_support import (
     envelope,
     families_text,
     propagate,
+    sample,
     translate,
 )
 from tests.support import ManualClock
@@ -241,7 +242,8 @@ GOLDEN = [
         + _h(
             "exesdb_alerts",
             "counter",
-            "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation).",
+            "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation; a host"
+            " resource's MetricAlert sent again while it breaches is not raised again).",
         )
         + 'exesdb_alerts_total{severity="critical",category="performance"} 1.0\n',
     ),
@@ -312,7 +314,8 @@ GOLDEN = [
         _h(
             "exesdb_alerts",
             "counter",
-            "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation).",
+            "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation; a host"
+            " resource's MetricAlert sent again while it breaches is not raised again).",
         )
         + 'exesdb_alerts_total{severity="error",category="data"} 1.0\n',
     ),
@@ -462,7 +465,8 @@ GOLDEN = [
         _h(
             "exesdb_alerts",
             "counter",
-            "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation).",
+            "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation; a host"
+            " resource's MetricAlert sent again while it breaches is not raised again).",
         )
         + 'exesdb_alerts_total{severity="error",category="security"} 1.0\n'
         + _h("exesdb_access_violations", "counter", "Access violations, by type and severity.")
@@ -480,7 +484,8 @@ GOLDEN = [
         _h(
             "exesdb_alerts",
             "counter",
-            "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation).",
+            "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation; a host"
+            " resource's MetricAlert sent again while it breaches is not raised again).",
         )
         + 'exesdb_alerts_total{severity="info",category="security"} 1.0\n'
         + _h("exesdb_security_alerts", "counter", "Security alerts, by type and severity.")
@@ -614,6 +619,70 @@ def test_alerts_are_counted_and_acknowledgements_labelled_by_severity():
     assert "exesdb_alerts_active" not in text
     assert 'exesdb_alert_acknowledgements_total{severity="critical"} 1.0\n' in text
     assert 'exesdb_alerts_total{severity="critical",category="system"} 3.0\n' in text
+
+
+def _crossing(metric: str = "memory_usage_percent", severity: str = "warning", node: str = "n1"):
+    return envelope(
+        "metric_alert",
+        node=node,
+        metric_name=metric,
+        current_value=90,
+        threshold_value=85,
+        threshold_type="max",
+        severity=severity,
+    )
+
+
+def test_a_host_resources_metric_alert_sent_again_is_raised_once():
+    """A host resource's MetricAlert the health collector sends again with every sample while it
+    breaches counts once in exesdb_alerts_total (each in exesdb_metric_alerts_total); a new
+    severity, a crossing after the resource's healthy check, or one after the series TTL is
+    raised again; other metrics' MetricAlerts count each."""
+    clock = ManualClock()
+    store = SeriesStore(clock=clock, ttl_seconds=600.0)
+    translator = Translator(store)
+
+    def batch(*envelopes: Envelope) -> None:
+        translator.handle_batch(envelopes, propagate)
+        clock.advance(30)
+
+    def raised(severity: str) -> float | None:
+        return sample(store, "exesdb_alerts_total", severity=severity, category="performance")
+
+    for _ in range(4):
+        batch(_crossing())
+    assert raised("warning") == 1.0
+    messages = {"node": "n1", "metric": "memory_usage_percent", "severity": "warning"}
+    assert sample(store, "exesdb_metric_alerts_total", **messages) == 4.0
+    batch(_crossing(severity="critical"))
+    batch(_crossing(severity="critical"))
+    assert raised("critical") == 1.0
+    batch(envelope("node_health_updated", status="healthy"))  # no resource checks: still open
+    batch(_crossing(severity="critical"))
+    assert raised("critical") == 1.0
+    healthy = {"memory": {"status": "healthy", "usage_percent": 20}}
+    batch(_ingested(envelope("node_health_updated", status="healthy", checks=healthy)))
+    batch(_crossing(severity="critical"))
+    assert raised("critical") == 2.0
+    batch(_crossing("orders_lag"), _crossing("orders_lag"))
+    assert raised("warning") == 3.0
+    clock.advance(600)  # none sent within the series TTL: the alert sink resolved it
+    batch(_crossing(severity="critical"))
+    assert raised("critical") == 3.0
+
+
+def test_the_host_resources_alerts_remembered_are_bounded():
+    """A flood of distinct nodes' MetricAlerts does not grow the memory of alerts raised past
+    its cap: the least recently sent is forgotten, and counts as raised once more."""
+    store = SeriesStore(clock=ManualClock(), max_series=100)
+    translator = Translator(store)
+    translator.handle_batch([_crossing(node="first")], propagate)
+    flood = [_crossing(node=f"n{number}") for number in range(10_000)]
+    translator.handle_batch(flood, propagate)
+    assert len(translator._raised) == 10_000
+    translator.handle_batch([_crossing(node="first"), _crossing(node="n9999")], propagate)
+    raised = sample(store, "exesdb_alerts_total", severity="warning", category="performance")
+    assert raised == 10_002.0  # the first node's counted again, the latest one's not
 
 
 def test_counters_accumulate_and_state_sets_move():

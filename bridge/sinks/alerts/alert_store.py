@@ -35,7 +35,7 @@ from bridge.sinks.alerts.retention import HISTORY_KEPT
 from bridge.sinks.alerts.rows import alert_params, matching, record_of
 from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.transitions import (
-    HEALTH_CONDITIONS,
+    STALE_CONDITIONS,
     Effect,
     Plan,
     Transition,
@@ -287,7 +287,8 @@ class AlertStore:
         self, now: float, after_seconds: float, stale_after: float | None = None
     ) -> list[AlertRecord]:
         """Resolve the event alerts not seen for ``after_seconds``, and with ``stale_after`` the
-        health condition alerts no reading kept up for that long (``transitions.expiry``);
+        condition alerts nothing kept up for that long (health conditions no reading kept up,
+        host resources' ``metric_threshold`` no MetricAlert kept up: ``transitions.expiry``);
         each resolution is queued for the receivers."""
         with self._database.transaction():
             return self._store_plan(self.plan_expiries(now, after_seconds, stale_after)).changed
@@ -311,7 +312,7 @@ class AlertStore:
                     "acknowledged": AlertState.ACKNOWLEDGED.value,
                     "cutoff": now - after_seconds,
                     "stale": stale_after is not None,
-                    "conditions": json.dumps(sorted(HEALTH_CONDITIONS)),
+                    "conditions": json.dumps(sorted(STALE_CONDITIONS)),
                     "stale_cutoff": now - (stale_after or 0.0),
                 },
             ).fetchall()

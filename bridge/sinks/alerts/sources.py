@@ -12,9 +12,11 @@ monitor marks ``grouped`` (one of many in one interval) raises no alert of its o
 monitor's SystemAlert for the group stands for it.
 
 An AccessViolation has no ``node`` field: its alert is about the node that published it (the
-envelope's), or the node its ``metadata`` names under ``node`` (a string of at most
-``MAX_TEXT`` characters), for a sender reporting for another node, as the ``--demo`` cluster
-does for its simulated ones.
+envelope's), or the node its ``metadata`` names under ``node``, for a sender reporting for
+another node, as the ``--demo`` cluster does for its simulated ones: only a name every message's
+``node`` could be (a ``Label``: 1 to ``MAX_TEXT`` characters, no control character), since the
+alert shows it as its node (``alerts list``, history, webhook labels); anything else falls back
+to the envelope's node.
 
 Event alerts (SystemAlert, SecurityAlert, AccessViolation, and MetricAlerts on metrics no health
 message reports) have no message that clears them: they carry ``auto_resolve`` and resolve once
@@ -23,7 +25,8 @@ not seen for ``EXESDB_ALERT_RESOLVE_TIMEOUT_MS``. A MetricAlert on a host resour
 sends them) resolves only on evidence about that resource: a NodeHealth for its node whose
 ``checks`` report that resource healthy. A NodeHealth merely saying the whole node is healthy
 (without that check) leaves it firing; the collector sends the MetricAlert again with every
-sample that still breaches, so a resolve that came too early is undone at the next sample.
+sample that still breaches, so a resolve that came too early is undone at the next sample, and
+one no MetricAlert keeps up any more resolves after the stale wait (``transitions.expiry``).
 
 A health status becomes an alert as ``held`` says: the alert stage passes the hold of
 ``EXESDB_ALERT_FOR_MS`` (``pending``), so a degraded or unhealthy reading alerts only once it
@@ -63,6 +66,7 @@ from bridge.bus import Envelope
 from bridge.cluster import MAX_NODES
 from bridge.messages import (
     MAX_TEXT,
+    NO_CONTROL_CHARACTERS,
     SECURITY_SEVERITY,
     SEVERITIES,
     AccessViolation,
@@ -139,6 +143,9 @@ DETAIL_PREFIX: Final = "metadata_"
 _LEFT_OUT: Final = "metadata"
 _NOT_NAME: Final = re.compile(r"[^A-Za-z0-9_]")
 _NO_LINKS: Final[frozenset[str]] = frozenset()
+# What a message's ``node`` (a Label) must match beyond its length; fullmatch, as ``$`` alone
+# would let a final newline through.
+_LABEL_TEXT: Final = re.compile(NO_CONTROL_CHARACTERS)
 Active = Callable[[str], bool]
 """Whether an alert (by id) may be active: a resolved event of any other would change nothing."""
 
@@ -254,13 +261,12 @@ def alert_event(
         )
     if isinstance(payload, AccessViolation):
         who = payload.user_id or "anonymous"
-        named = payload.metadata.get("node")
         return _firing(
             derived_id(payload.violation_type, envelope.id),
             payload.violation_type,
             SECURITY_SEVERITY[payload.severity],
             "security",
-            named if isinstance(named, str) and 0 < len(named) <= MAX_TEXT else envelope.node,
+            _named_node(payload.metadata.get("node"), envelope.node),
             f"{payload.violation_type.replace('_', ' ')}: {payload.action} {payload.resource}",
             f"{who} from {payload.source_ip}: {payload.action} on {payload.resource} refused",
             at,
@@ -399,6 +405,14 @@ def node_alert_ids(node: str) -> NodeAlertIds:
     )
     every = frozenset((own, *(alert_id for _, alert_id in thresholds)))
     return NodeAlertIds(own, thresholds, every)
+
+
+def _named_node(named: object, sender: str) -> str:
+    """The node a metadata entry names when it could be any message's ``node``, else
+    ``sender``'s."""
+    if isinstance(named, str) and 0 < len(named) <= MAX_TEXT and _LABEL_TEXT.fullmatch(named):
+        return named
+    return sender
 
 
 def _resource_of(metric_name: str) -> str | None:

@@ -32,6 +32,7 @@ from bridge.sinks.alerts.sources import AlertEvent
 
 __all__ = [
     "HEALTH_CONDITIONS",
+    "STALE_CONDITIONS",
     "Effect",
     "Plan",
     "Transition",
@@ -48,6 +49,11 @@ __all__ = [
 # ends: a host resource's metric_threshold is not among them, being kept up by its MetricAlerts
 # (sent again with every sample that breaches) and ended by its resource's own check.
 HEALTH_CONDITIONS: Final = frozenset({"node_health", "component_health"})
+# The condition alerts (not auto_resolve) that end once nothing kept them up for the stale time
+# (``expiry``): the health conditions, and a host resource's metric_threshold, which the health
+# collector keeps up by sending its MetricAlert again with every sample that breaches.
+_RESOURCE_THRESHOLD: Final = "metric_threshold"
+STALE_CONDITIONS: Final = HEALTH_CONDITIONS | {_RESOURCE_THRESHOLD}
 
 
 class Effect(Enum):
@@ -215,14 +221,17 @@ def expiry(
     ``resolve_timeout``); a ``requires_ack`` one only once acknowledged, counting from the
     acknowledgement. It ends ``after_seconds`` after it was last seen.
 
-    With ``stale_after``, so does a health condition alert (``HEALTH_CONDITIONS``) no reading
-    has kept up for that long: every reading at its status keeps it up, a healthy one resolves
-    it, and a component removed, renamed or no longer run sends none, so nothing else would
-    ever end it (as a Prometheus rule's alert ends once its series is gone)."""
+    With ``stale_after``, so does a condition alert (``STALE_CONDITIONS``) nothing has kept up
+    for that long: a health condition alert no reading kept up (every reading at its status
+    keeps it up, a healthy one resolves it), and a host resource's ``metric_threshold`` no
+    MetricAlert kept up (the health collector sends one with every sample that breaches). A
+    component or node removed, renamed or no longer run, or a sender that raised one once and
+    reports no per-resource checks, sends nothing more, so nothing else would ever end it (as
+    a Prometheus rule's alert ends once its series is gone)."""
     if current.auto_resolve:
         after, why = after_seconds, f"not seen for {after_seconds:g} s"
-    elif stale_after is not None and current.alertname in HEALTH_CONDITIONS:
-        after, why = stale_after, f"no health reading for {stale_after:g} s"
+    elif stale_after is not None and current.alertname in STALE_CONDITIONS:
+        after, why = stale_after, _stale_reason(current.alertname, stale_after)
     else:
         return Transition(current)
     waiting = current.state is AlertState.ACKNOWLEDGED or (
@@ -239,6 +248,12 @@ def expiry(
         updated_at=now,
     )
     return Transition(ended, Effect.NOTIFY, HistoryEntry(now, HistoryEvent.RESOLVED, why))
+
+
+def _stale_reason(alertname: str, stale_after: float) -> str:
+    if alertname == _RESOURCE_THRESHOLD:
+        return f"no MetricAlert for {stale_after:g} s"
+    return f"no health reading for {stale_after:g} s"
 
 
 def adopted(current: AlertRecord | None, kept: AlertRecord | None, now: float) -> Transition:

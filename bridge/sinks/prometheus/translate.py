@@ -8,7 +8,7 @@ label is the payload's node, else the envelope's (the publishing node).
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final, get_args
 
 from bridge.bus import Envelope
@@ -82,6 +82,17 @@ _RESOURCE_GAUGES: Final = {
     "network": "exesdb_node_network_usage_percent",
 }
 _MAX_ACTIVE_ALERTS: Final = 10_000
+# A host resource's MetricAlert metric (as the health collector sends them) and the NodeHealth
+# ``checks`` entry about that resource: the alert sink resolves its alert by that check.
+_RESOURCE_METRICS: Final = {
+    f"{resource}_usage_percent": resource for resource in ("cpu", "memory", "disk")
+}
+_RESOURCE_CHECKS: Final = tuple(
+    (resource, metric) for metric, resource in _RESOURCE_METRICS.items()
+)
+# The host resources' alerts last raised, remembered at most (least recently sent forgotten
+# first: such a one counts as raised once more when sent again).
+_MAX_RAISED: Final = 10_000
 
 # name: (type, help, labels). The one table the README catalog test reads.
 FAMILIES: Final[dict[str, tuple[MetricType, str, tuple[str, ...]]]] = {
@@ -186,7 +197,8 @@ FAMILIES: Final[dict[str, tuple[MetricType, str, tuple[str, ...]]]] = {
     # alerts
     "exesdb_alerts": (
         C,
-        "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation).",
+        "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation; a host"
+        " resource's MetricAlert sent again while it breaches is not raised again).",
         ("severity", "category"),
     ),
     "exesdb_alert_acknowledgements": (
@@ -364,6 +376,10 @@ class Translator:
         }
         # alert_id -> severity, only to label exesdb_alert_acknowledgements; bounded.
         self._active: OrderedDict[str, str] = OrderedDict()
+        # (node, metric) -> (severity, when last sent) of the host resources' MetricAlerts: the
+        # health collector sends one with every sample while the resource breaches, and only
+        # the first is an alert raised (``_raises``). Least recently sent first; bounded.
+        self._raised: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
         for instance, tag in MESSAGE_TYPES:
             self._f["exesdb_prometheus_messages"].inc((instance, tag), 0.0)
         self._handlers: dict[str, Callable[[Envelope], None]] = {
@@ -501,6 +517,16 @@ class Translator:
         value = values.load_avg
         if value is not None:
             self._node_load.put(node, value)
+        if self._raised:
+            self._forget_healthy_resources(values.node, values.checks)
+
+    def _forget_healthy_resources(self, node: str, checks: Mapping[str, object]) -> None:
+        # A resource's own healthy check resolves its alert (the alert sink's rule): the next
+        # MetricAlert is a new crossing, raised again.
+        for resource, metric in _RESOURCE_CHECKS:
+            check = checks.get(resource)
+            if isinstance(check, dict) and check.get("status") == "healthy":
+                self._raised.pop((node, metric), None)
 
     def _cluster_health(self, envelope: Envelope) -> None:
         message = envelope.payload
@@ -609,7 +635,25 @@ class Translator:
         message = envelope.payload
         assert isinstance(message, MetricAlert)
         self._f["exesdb_metric_alerts"].add((message.node, message.metric_name, message.severity))
-        self._f["exesdb_alerts"].add((message.severity, "performance"))
+        if message.metric_name not in _RESOURCE_METRICS or self._raises(message):
+            self._f["exesdb_alerts"].add((message.severity, "performance"))
+
+    def _raises(self, message: MetricAlert) -> bool:
+        """Whether a host resource's MetricAlert raises its alert: not when it repeats the one
+        before for its node and metric at the same severity, sent within the series TTL (the
+        wait after which the alert sink resolves an alert no MetricAlert keeps up) with no
+        healthy check of the resource in between."""
+        key = (message.node, message.metric_name)
+        now = self._now
+        before = self._raised.pop(key, None)
+        self._raised[key] = (message.severity, now)
+        if len(self._raised) > _MAX_RAISED:
+            self._raised.popitem(last=False)
+        return (
+            before is None
+            or before[0] != message.severity
+            or before[1] < now - self.store.ttl_seconds
+        )
 
     # -- ex_esdb_lifecycle --
 

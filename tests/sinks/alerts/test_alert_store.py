@@ -145,14 +145,16 @@ def test_new_alerts_beyond_max_open_are_refused(outbox: Outbox) -> None:
 def test_health_conditions_no_reading_keeps_up_resolve_after_the_stale_wait(
     outbox: Outbox,
 ) -> None:
-    """With a stale wait, node_health and component_health alerts no reading has kept up
-    resolve, noting why; one a reading keeps up, and other condition alerts, stay firing."""
+    """With a stale wait, node_health and component_health alerts no reading has kept up, and
+    host resources' metric_threshold alerts no MetricAlert has kept up, resolve, noting why;
+    those kept up, and node_failure, stay firing."""
     conditions = {
         "component_health:n1:otlp": "component_health",
         "component_health:n1:orders": "component_health",
         "node_health:n2": "node_health",
         "node_failure:n3": "node_failure",
         "metric_threshold:n1:cpu_usage_percent": "metric_threshold",
+        "metric_threshold:n1:disk_usage_percent": "metric_threshold",
     }
     outbox.alerts.apply(
         [
@@ -167,19 +169,29 @@ def test_health_conditions_no_reading_keeps_up_resolve_after_the_stale_wait(
         severity="warning",
         requires_ack=False,
     )
-    outbox.alerts.apply([kept_up], T0 + 500)  # a reading at the same status: seen
+    resent = event(
+        "metric_threshold:n1:disk_usage_percent",
+        alertname="metric_threshold",
+        severity="warning",
+        requires_ack=False,
+    )
+    outbox.alerts.apply([kept_up, resent], T0 + 500)  # the same status again: seen
     assert outbox.alerts.resolve_expired(T0 + 600, 300) == []  # no stale wait given
     assert outbox.alerts.resolve_expired(T0 + 599, 300, 600) == []
     resolved = outbox.alerts.resolve_expired(T0 + 600, 300, 600)
-    assert sorted(r.alert_id for r in resolved) == ["component_health:n1:otlp", "node_health:n2"]
-    detail = outbox.alerts.detail("node_health:n2")
-    assert detail is not None
-    last = detail.history[-1]
-    assert (last.at, last.event, last.detail) == (
-        T0 + 600,
-        HistoryEvent.RESOLVED,
-        "no health reading for 600 s",
-    )
+    assert sorted(r.alert_id for r in resolved) == [
+        "component_health:n1:otlp",
+        "metric_threshold:n1:cpu_usage_percent",
+        "node_health:n2",
+    ]
+    for alert_id, why in (
+        ("node_health:n2", "no health reading for 600 s"),
+        ("metric_threshold:n1:cpu_usage_percent", "no MetricAlert for 600 s"),
+    ):
+        detail = outbox.alerts.detail(alert_id)
+        assert detail is not None
+        last = detail.history[-1]
+        assert (last.at, last.event, last.detail) == (T0 + 600, HistoryEvent.RESOLVED, why)
     for alert_id in conditions.keys() - {r.alert_id for r in resolved}:
         assert stored(outbox, alert_id).state is AlertState.FIRING  # type: ignore[union-attr]
 

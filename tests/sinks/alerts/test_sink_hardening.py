@@ -345,6 +345,42 @@ async def test_a_component_that_stops_reporting_has_its_alert_resolved(tmp_path:
         assert _field(sink, kept, "state") == "firing"
 
 
+async def test_a_resource_alert_no_metric_alert_keeps_up_is_resolved(tmp_path: Path) -> None:
+    """A host resource's metric_threshold raised once by another sender, whose NodeHealth has no
+    per-resource checks, resolves once no MetricAlert kept it up for EXESDB_SERIES_TTL_MS, so it
+    is not left firing for good; one the MetricAlert sent with every sample keeps up stays."""
+    clock = ManualClock(T0)
+    env: dict[str, Any] = {"EXESDB_SERIES_TTL_MS": "60000"}
+    async with alert_bridge(tmp_path, clock=clock, serve_http=False, **env) as (bridge, sink, _):
+
+        def crossing(node: str) -> MetricAlert:
+            return MetricAlert(
+                metric_name="memory_usage_percent",
+                current_value=90,
+                threshold_value=85,
+                threshold_type="max",
+                severity="warning",
+                node=node,
+            )
+
+        bridge.bus.publish("metric_alert", crossing("other"))
+        bridge.bus.publish("metric_alert", crossing("n1"))
+        gone = "metric_threshold:other:memory_usage_percent"
+        kept = "metric_threshold:n1:memory_usage_percent"
+        await async_wait_until(
+            lambda: stored(sink.outbox, gone) and stored(sink.outbox, kept), what="both fired"
+        )
+        clock.advance(40)
+        bridge.bus.publish("node:health", NodeHealth(node="other", status="healthy"))
+        bridge.bus.publish("metric_alert", crossing("n1"))  # the next sample still breaches
+        await async_wait_until(
+            lambda: _field(sink, kept, "last_seen") == clock.now, what="n1 seen again"
+        )
+        clock.advance(21)
+        await async_wait_until(lambda: _field(sink, gone, "state") == "resolved", what="resolved")
+        assert _field(sink, kept, "state") == "firing"
+
+
 async def test_after_a_restart_the_stale_wait_gives_the_hold_time_too(tmp_path: Path) -> None:
     """After a restart a health reading at a firing alert's status keeps it up only once held
     anew (EXESDB_ALERT_FOR_MS, kept in memory), so the stale wait (EXESDB_SERIES_TTL_MS) counts

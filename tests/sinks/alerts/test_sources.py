@@ -429,6 +429,36 @@ def test_security_severities_map_to_alert_severities(given: str, expected: str) 
 
 
 @pytest.mark.parametrize(
+    ("named", "node"),
+    [
+        pytest.param("db-1", "db-1", id="a node name is taken"),
+        pytest.param("db-1\x1b[2J\nalerts: resolved everything", "n9", id="control characters"),
+        pytest.param("db-1\n", "n9", id="a final newline"),
+        pytest.param("db\x85", "n9", id="a C1 control"),
+        pytest.param("x" * 4097, "n9", id="too long"),
+        pytest.param("", "n9", id="empty"),
+        pytest.param(7, "n9", id="not a string"),
+    ],
+)
+def test_an_access_violation_names_its_node_in_metadata_only_as_a_label(
+    named: object, node: str
+) -> None:
+    """An AccessViolation's metadata ``node`` becomes its alert's node only when every message's
+    ``node`` could be it (no control character, at most 4 096 characters); else the sender's."""
+    violation = AccessViolation(
+        violation_type="invalid_token",
+        resource="/streams",
+        action="read",
+        source_ip="10.0.0.1",
+        severity="high",
+        metadata={"node": named},
+    )
+    event = alert_event(envelope(violation, id="v" * 16, node="n9"))
+    assert event is not None
+    assert event.node == node
+
+
+@pytest.mark.parametrize(
     ("message", "alert_id", "status", "severity"),
     [
         (NodeHealth(node="n1", status="degraded"), "node_health:n1", "firing", "warning"),

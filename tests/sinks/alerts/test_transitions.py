@@ -468,8 +468,22 @@ def condition(alertname: str = "component_health", **changes: object) -> AlertRe
         ),
         pytest.param(
             condition("metric_threshold", last_seen=NOW - STALE),
-            Transition(condition("metric_threshold", last_seen=NOW - STALE)),
-            id="a host resource's metric_threshold waits for its resource's check, not a staleness",
+            Transition(
+                condition(
+                    "metric_threshold",
+                    last_seen=NOW - STALE,
+                    state=RESOLVED,
+                    ends_at=NOW,
+                    updated_at=NOW,
+                ),
+                Effect.NOTIFY,
+            ),
+            id="a host resource's metric_threshold no MetricAlert kept up resolves too",
+        ),
+        pytest.param(
+            condition("metric_threshold", last_seen=NOW - STALE + 1),
+            Transition(condition("metric_threshold", last_seen=NOW - STALE + 1)),
+            id="a MetricAlert sent again within the wait keeps it up",
         ),
         pytest.param(
             condition("node_failure", last_seen=NOW - STALE),
@@ -501,8 +515,9 @@ def test_a_health_condition_no_reading_keeps_up_resolves(
     current: AlertRecord, expected: Transition
 ) -> None:
     """With ``stale_after``, a node_health or component_health alert no reading has kept up for
-    that long resolves (a component removed or renamed sends none); other condition alerts, and
-    requires_ack ones not acknowledged, wait."""
+    that long resolves (a component removed or renamed sends none), and so does a host
+    resource's metric_threshold no MetricAlert has kept up; node_failure, and requires_ack ones
+    not acknowledged, wait."""
     assert expiry(current, NOW, AFTER, STALE) == expected
     assert expiry(current, NOW, AFTER) == Transition(current)  # without it, nothing ends them
 
@@ -554,6 +569,11 @@ def test_a_health_condition_no_reading_keeps_up_resolves(
             expiry(condition(last_seen=NOW - STALE), NOW, AFTER, STALE),
             HistoryEntry(NOW, HistoryEvent.RESOLVED, "no health reading for 600 s"),
             id="no reading kept it up",
+        ),
+        pytest.param(
+            expiry(condition("metric_threshold", last_seen=NOW - STALE), NOW, AFTER, STALE),
+            HistoryEntry(NOW, HistoryEvent.RESOLVED, "no MetricAlert for 600 s"),
+            id="no MetricAlert kept it up",
         ),
         pytest.param(
             adopted(None, alert(level=2, updated_at=T0 + 5), NOW),
