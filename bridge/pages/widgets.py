@@ -177,7 +177,9 @@ def lease_notice(lease: LeaseState) -> Html:
     the in-process bus, or no alert sink)."""
     if lease.held:
         return Html("")
-    holder = _HOLDER(consumer=lease.holder) if lease.holder else Html(" (not known here at the moment)")
+    holder = (
+        _HOLDER(consumer=lease.holder) if lease.holder else Html(" (not known here at the moment)")
+    )
     return _NOT_THE_HOLDER(holder=holder)
 
 
