@@ -7,25 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from bridge.cli import main
 from tests.support import BridgeProcess, free_port, make_settings, run_bridge
+from tests.test_config import _check_config
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
 SECRET = "hunter2"
-
-
-def _check_config(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], **env: str
-) -> tuple[int, str, str]:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    try:
-        status = main(["check-config"])
-    except SystemExit as exc:
-        status = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import urlsplit
@@ -99,17 +99,10 @@ _MOST_READYZ_BODY: Final = 65536
 # The most of one part's reason a /readyz line shows.
 _MOST_REASON: Final = 300
 _CERTIFICATE: Final = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
-# The variables the probe reads (ProbeSettings.from_environ): another EXESDB_* one set may be a
+# The variables the probe reads (ProbeSettings's fields): another EXESDB_* one set may be a
 # misspelling of one of them (EXESDB_PORT for EXESDB_HTTP_ADDR), or of any other setting.
 _PROBE_VARIABLES: Final = frozenset(
-    {
-        "EXESDB_HTTP_ADDR",
-        "EXESDB_WEB_CONFIG_FILE",
-        "EXESDB_HEALTHCHECK_USERNAME",
-        "EXESDB_HEALTHCHECK_PASSWORD_FILE",
-        "EXESDB_HEALTHCHECK_CERT_FILE",
-        "EXESDB_HEALTHCHECK_KEY_FILE",
-    }
+    f"EXESDB_{field.name.upper()}" for field in fields(ProbeSettings)
 )
 
 
