@@ -556,7 +556,6 @@ class Settings(BaseSettings):
         if web is not None:
             # Their paths (a password file's) may hold anything: shown as a value is.
             notes += [redact_urls(note) for note in credential_warnings(self, web)]
-        # A file's path, EXESDB_NODE in a link: text the bridge did not write, shown as such.
         return notes + self.receivers_file_warnings()
 
     def _unsigned_file_receivers(self) -> list[str]:

@@ -37,6 +37,7 @@ from bridge.messages import (
     PerformanceMetric,
     ResourceUsage,
 )
+from bridge.messages.health import resource_metric
 from collectors.host import HostProbe, HostSample, PsutilProbe
 from collectors.scheduler import CollectorMetrics, Schedule
 
@@ -283,7 +284,7 @@ class HealthCollector:
             self._publish(
                 "metric_alert",
                 MetricAlert,
-                metric_name=f"{resource}_usage_percent",
+                metric_name=resource_metric(resource),
                 current_value=readings[resource],
                 threshold_value=threshold,
                 threshold_type="max",

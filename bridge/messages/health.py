@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, ClassVar, Final, Literal, Self
 
 from pydantic import Field, model_validator
@@ -9,17 +10,49 @@ from pydantic import Field, model_validator
 from bridge.messages._base import JsonMap, Label, Message, NonNegInt, Timestamp
 
 __all__ = [
+    "HOST_RESOURCES",
     "ClusterHealth",
     "ComponentHealth",
     "HealthCheck",
     "HealthStatus",
     "NodeHealth",
     "NodeStatus",
+    "healthy_resources",
+    "resource_metric",
+    "resource_of_metric",
 ]
 
 INSTANCE: Final = "ex_esdb_health"
 
 NodeStatus = Literal["healthy", "degraded", "unhealthy", "unknown"]
+
+# The host resources a NodeHealth's ``checks`` report ({resource: {"status": ...}}), each also the
+# subject of a MetricAlert on ``<resource>_usage_percent`` (collectors/health.py sends both).
+HOST_RESOURCES: Final = ("cpu", "disk", "memory")
+_RESOURCE_SUFFIX: Final = "_usage_percent"
+
+
+def resource_metric(resource: str) -> str:
+    """The MetricAlert ``metric_name`` about a host resource (``cpu_usage_percent``)."""
+    return resource + _RESOURCE_SUFFIX
+
+
+def resource_of_metric(metric_name: str) -> str | None:
+    """The host resource a MetricAlert's ``metric_name`` is about, if it is about one."""
+    resource = metric_name.removesuffix(_RESOURCE_SUFFIX)
+    return resource if resource != metric_name and resource in HOST_RESOURCES else None
+
+
+def healthy_resources(checks: Mapping[str, object]) -> list[str]:
+    """The host resources a NodeHealth's ``checks`` report healthy, each by its own check (the
+    node's status alone says nothing of which resource crossed)."""
+    return [
+        resource
+        for resource in HOST_RESOURCES
+        if isinstance(check := checks.get(resource), dict) and check.get("status") == "healthy"
+    ]
+
+
 HealthStatus = Literal["healthy", "degraded", "unhealthy"]
 QuorumStatus = Literal["available", "lost"]
 Percent = Annotated[float, Field(ge=0)]

@@ -80,6 +80,12 @@ from bridge.messages import (
     SystemAlert,
 )
 from bridge.messages.alerts import ACK_BY_DEFAULT
+from bridge.messages.health import (
+    HOST_RESOURCES,
+    healthy_resources,
+    resource_metric,
+    resource_of_metric,
+)
 from bridge.redaction import REDACTED, names_secret, redact_urls
 from bridge.urls import allowed_link
 
@@ -121,14 +127,9 @@ _RANK: Final[dict[str, int]] = {name: rank for rank, name in enumerate(SEVERITIE
 _HEALTH_SEVERITY: Final[dict[str, AlertSeverity]] = {"degraded": "warning", "unhealthy": "critical"}
 # NodeLifecycle events that end a node_failure (``left`` also when the monitor forgot the node).
 _NODE_BACK: Final = frozenset({"reconnected", "joined", "left"})
-# NodeHealth ``checks`` entries ({resource: {"status": ...}}) that a MetricAlert on
-# ``<resource>_usage_percent`` refers to (collectors/health.py).
-_RESOURCE_SUFFIX: Final = "_usage_percent"
 # The alert_id limit of the messages that carry one (their Text).
 MAX_ALERT_ID: Final = MAX_TEXT
 _DIGEST_LENGTH: Final = 16
-_HEALTH_RESOURCES: Final = frozenset({"cpu", "memory", "disk"})
-_SORTED_RESOURCES: Final = tuple(sorted(_HEALTH_RESOURCES))
 # The nodes whose alert ids are kept made (the least recently read forgotten past it): as
 # many as the cluster monitor tracks, so that a cluster at its cap does not make them afresh
 # for every reading (a few hundred bytes a node).
@@ -243,7 +244,7 @@ def alert_event(
             f"{payload.metric_name} = {payload.current_value:g} "
             f"({payload.threshold_type} threshold {payload.threshold_value:g})",
             at,
-            auto_resolve=_resource_of(payload.metric_name) is None,
+            auto_resolve=resource_of_metric(payload.metric_name) is None,
         )
     if isinstance(payload, SecurityAlert):
         # Each security alert is an event of its own: the message id makes it unique and keeps a
@@ -305,14 +306,9 @@ def alert_events(
     events = [] if event is None else [event]
     payload = envelope.payload
     if isinstance(payload, NodeHealth):
-        # Only the resource's own check counts: a node's status alone says nothing about
-        # which resource crossed, and may come from a sender that does not measure it.
-        checks = payload.checks
+        healthy = healthy_resources(payload.checks)
         for resource, alert_id in node_alert_ids(payload.node).thresholds:
-            check = checks.get(resource)
-            if not (isinstance(check, dict) and check.get("status") == "healthy"):
-                continue
-            if active is None or active(alert_id):
+            if resource in healthy and (active is None or active(alert_id)):
                 events.append(
                     _resolved(alert_id, "metric_threshold", payload.node, payload.timestamp)
                 )
@@ -386,7 +382,7 @@ class NodeAlertIds(NamedTuple):
     """Its ``node_health`` alert: the one condition in ``pending`` a healthy reading of the
     node ends (its resources' ``metric_threshold`` alerts are not held)."""
     thresholds: tuple[tuple[str, str], ...]
-    """Each resource (``_SORTED_RESOURCES``' order) with the id of its ``metric_threshold``
+    """Each host resource (``HOST_RESOURCES``' order) with the id of its ``metric_threshold``
     alert."""
     every: frozenset[str]
     """All of them: every alert a healthy reading may resolve. When none of them may be active
@@ -400,8 +396,8 @@ def node_alert_ids(node: str) -> NodeAlertIds:
     them up."""
     own = derived_id("node_health", node)
     thresholds = tuple(
-        (resource, derived_id("metric_threshold", node, resource + _RESOURCE_SUFFIX))
-        for resource in _SORTED_RESOURCES
+        (resource, derived_id("metric_threshold", node, resource_metric(resource)))
+        for resource in HOST_RESOURCES
     )
     every = frozenset((own, *(alert_id for _, alert_id in thresholds)))
     return NodeAlertIds(own, thresholds, every)
@@ -413,13 +409,6 @@ def _named_node(named: object, sender: str) -> str:
     if isinstance(named, str) and 0 < len(named) <= MAX_TEXT and _LABEL_TEXT.fullmatch(named):
         return named
     return sender
-
-
-def _resource_of(metric_name: str) -> str | None:
-    resource = metric_name.removesuffix(_RESOURCE_SUFFIX)
-    if resource != metric_name and resource in _HEALTH_RESOURCES:
-        return resource
-    return None
 
 
 def _firing(

@@ -8,7 +8,7 @@ label is the payload's node, else the envelope's (the publishing node).
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final, get_args
 
 from bridge.bus import Envelope
@@ -47,7 +47,13 @@ from bridge.messages import (
     SystemLifecycle,
     SystemState,
 )
-from bridge.messages.health import HealthStatus, NodeStatus
+from bridge.messages.health import (
+    HealthStatus,
+    NodeStatus,
+    healthy_resources,
+    resource_metric,
+    resource_of_metric,
+)
 from bridge.messages.system import SystemEvent
 from bridge.sinks.prometheus.store import Family, MetricType, Series, SeriesStore
 
@@ -82,14 +88,6 @@ _RESOURCE_GAUGES: Final = {
     "network": "exesdb_node_network_usage_percent",
 }
 _MAX_ACTIVE_ALERTS: Final = 10_000
-# A host resource's MetricAlert metric (as the health collector sends them) and the NodeHealth
-# ``checks`` entry about that resource: the alert sink resolves its alert by that check.
-_RESOURCE_METRICS: Final = {
-    f"{resource}_usage_percent": resource for resource in ("cpu", "memory", "disk")
-}
-_RESOURCE_CHECKS: Final = tuple(
-    (resource, metric) for metric, resource in _RESOURCE_METRICS.items()
-)
 # The host resources' alerts last raised, remembered at most (least recently sent forgotten
 # first: such a one counts as raised once more when sent again).
 _MAX_RAISED: Final = 10_000
@@ -518,15 +516,10 @@ class Translator:
         if value is not None:
             self._node_load.put(node, value)
         if self._raised:
-            self._forget_healthy_resources(values.node, values.checks)
-
-    def _forget_healthy_resources(self, node: str, checks: Mapping[str, object]) -> None:
-        # A resource's own healthy check resolves its alert (the alert sink's rule): the next
-        # MetricAlert is a new crossing, raised again.
-        for resource, metric in _RESOURCE_CHECKS:
-            check = checks.get(resource)
-            if isinstance(check, dict) and check.get("status") == "healthy":
-                self._raised.pop((node, metric), None)
+            # A resource's own healthy check resolves its alert (the alert sink's rule): the
+            # next MetricAlert is a new crossing, raised again.
+            for resource in healthy_resources(values.checks):
+                self._raised.pop((values.node, resource_metric(resource)), None)
 
     def _cluster_health(self, envelope: Envelope) -> None:
         message = envelope.payload
@@ -635,7 +628,7 @@ class Translator:
         message = envelope.payload
         assert isinstance(message, MetricAlert)
         self._f["exesdb_metric_alerts"].add((message.node, message.metric_name, message.severity))
-        if message.metric_name not in _RESOURCE_METRICS or self._raises(message):
+        if resource_of_metric(message.metric_name) is None or self._raises(message):
             self._f["exesdb_alerts"].add((message.severity, "performance"))
 
     def _raises(self, message: MetricAlert) -> bool:
