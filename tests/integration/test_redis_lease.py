@@ -4,8 +4,9 @@ the holder a replica names is never one it saw before it took the lease itself."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from redis.asyncio import Redis
@@ -22,6 +23,27 @@ pytestmark = pytest.mark.integration
 __all__ = ["redis_server"]  # the fixture, imported for the tests below
 
 LEADER = "exesdb:bus:leader"
+
+
+@contextlib.asynccontextmanager
+async def _running_lease(
+    server: RedisServer, on_lead: Callable[[], Awaitable[None]] | None = None
+) -> AsyncIterator[Lease]:
+    """Replica a:1's lease (300 ms) on ``server``, running (``on_lead`` its step of taking the
+    work queue up, if given) until the block ends."""
+    client = Redis.from_url(server.url)
+    link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
+    lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=300)
+    if on_lead is not None:
+        lease.on_lead(on_lead)
+    running = asyncio.create_task(lease.run())
+    try:
+        yield lease
+    finally:
+        link.stopping.set()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await client.aclose()
 
 
 @pytest.mark.parametrize(
@@ -46,11 +68,7 @@ async def test_a_holder_losing_the_lease_says_whether_another_replica_took_it(
     Redis (a restart without its data, with no other replica about) is said to be gone, not
     given to a replica that does not exist."""
     server = redis_server()
-    client = Redis.from_url(server.url)
-    link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
-    lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=300)
-    running = asyncio.create_task(lease.run())
-    try:
+    async with _running_lease(server) as lease:
         await async_wait_until(lambda: lease.leading, 10, "the lease taken")
         with caplog.at_level(logging.WARNING, logger="bridge.bus.redis.lease"):
             with server.client() as other:
@@ -61,11 +79,6 @@ async def test_a_holder_losing_the_lease_says_whether_another_replica_took_it(
             await async_wait_until(lambda: caplog.records, 10, "the step down logged")
         [record] = caplog.records
         assert record.getMessage() == f"this replica no longer takes the work queue: {reason}"
-    finally:
-        link.stopping.set()
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        await client.aclose()
 
 
 async def test_a_replica_that_took_the_lease_and_lost_redis_names_no_old_holder(
@@ -76,11 +89,7 @@ async def test_a_replica_that_took_the_lease_and_lost_redis_names_no_old_holder(
     server = redis_server()
     with server.client() as other:
         other.set(LEADER, "b:2")
-    client = Redis.from_url(server.url)
-    link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
-    lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=300)
-    running = asyncio.create_task(lease.run())
-    try:
+    async with _running_lease(server) as lease:
         await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding the lease")
         with server.client() as other:
             other.delete(LEADER)
@@ -88,11 +97,6 @@ async def test_a_replica_that_took_the_lease_and_lost_redis_names_no_old_holder(
         server.kill()
         await async_wait_until(lambda: not lease.leading, 10, "the lease lapsed")
         assert lease.holder is None
-    finally:
-        link.stopping.set()
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        await client.aclose()
 
 
 async def test_a_replica_not_ready_to_take_the_lease_names_no_old_holder(
@@ -103,18 +107,13 @@ async def test_a_replica_not_ready_to_take_the_lease_names_no_old_holder(
     server = redis_server()
     with server.client() as other:
         other.set(LEADER, "b:2")
-    client = Redis.from_url(server.url)
-    link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
-    lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=300)
     attempts: list[int] = []
 
     async def not_ready() -> None:
         attempts.append(len(attempts))
         raise RuntimeError("the outbox is still opening")
 
-    lease.on_lead(not_ready)
-    running = asyncio.create_task(lease.run())
-    try:
+    async with _running_lease(server, on_lead=not_ready) as lease:
         await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding the lease")
         with server.client() as other:
             other.delete(LEADER)
@@ -122,11 +121,6 @@ async def test_a_replica_not_ready_to_take_the_lease_names_no_old_holder(
         await async_wait_until(lambda: len(attempts) >= 2, 10, "two attempts to take it up")
         assert not lease.leading
         assert lease.holder is None
-    finally:
-        link.stopping.set()
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        await client.aclose()
 
 
 async def test_a_replica_standing_by_forgets_the_holder_once_redis_is_gone_a_lease_long(
@@ -137,17 +131,8 @@ async def test_a_replica_standing_by_forgets_the_holder_once_redis_is_gone_a_lea
     server = redis_server()
     with server.client() as other:
         other.set(LEADER, "b:2")
-    client = Redis.from_url(server.url)
-    link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
-    lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=300)
-    running = asyncio.create_task(lease.run())
-    try:
+    async with _running_lease(server) as lease:
         await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding the lease")
         server.kill()
         await async_wait_until(lambda: lease.holder is None, 10, "the holder forgotten")
         assert not lease.leading
-    finally:
-        link.stopping.set()
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        await client.aclose()
