@@ -545,8 +545,11 @@ class Settings(BaseSettings):
         if self.webhook_urls and self.webhook_secret is None:
             notes.append("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned")
         notes += [
-            f"EXESDB_WEBHOOK_CONFIG_FILE {receiver}: no secret nor secret_file, nor "
-            "EXESDB_WEBHOOK_SECRET: deliveries go unsigned"
+            # A receiver named by its url_file shows that path, which may hold anything.
+            redact_urls(
+                f"EXESDB_WEBHOOK_CONFIG_FILE {receiver}: no secret nor secret_file, nor "
+                "EXESDB_WEBHOOK_SECRET: deliveries go unsigned"
+            )
             for receiver in self._unsigned_file_receivers()
         ]
         try:

@@ -191,3 +191,19 @@ def test_run_warns_once_of_an_unsigned_receiver_of_the_receivers_file(tmp_path: 
     assert len(warned) == 1, warned
     assert UNSIGNED in warned[0]
     assert "t0k3n" not in bridge.log()
+
+
+def test_an_unsigned_receiver_named_by_a_url_file_path_that_may_hold_a_secret_is_redacted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], secret_folder: Path
+) -> None:
+    """check-config's warning of an unsigned receiver of the receivers file names it by its
+    url_file path, redacted as every other line is (a folder named ``password=…``)."""
+    url_file = secret_folder / "url"
+    url_file.write_text("https://h.example/t0k3n\n")
+    receivers = secret_folder / "receivers.yml"
+    receivers.write_text(f"webhook_configs:\n  - url_file: {url_file}\n")
+    status, _, err = _check_config(monkeypatch, capsys, EXESDB_WEBHOOK_CONFIG_FILE=str(receivers))
+    assert status == 0, err
+    [warned] = [line for line in err.splitlines() if UNSIGNED in line]
+    assert "url_file:" in warned
+    assert SECRET not in err
