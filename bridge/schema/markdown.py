@@ -121,8 +121,9 @@ _BECOMES: Final[Mapping[str, str]] = MappingProxyType(
         "access_violation": (
             "Becomes an alert named by its `violation_type` ([Alerts](alerts.md)), the severities"
             " mapped as a SecurityAlert's; its `node` label is the envelope's `node` (the node"
-            " that saw it), or `metadata.node` when that is a string, for a sender reporting for"
-            " another node (the `--demo` cluster's simulated nodes)."
+            " that saw it), or `metadata.node` when that could be any message's `node` (1 to"
+            " 4 096 characters, no control character), for a sender reporting for another node"
+            " (the `--demo` cluster's simulated nodes)."
         ),
     }
 )
