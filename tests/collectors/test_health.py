@@ -283,10 +283,10 @@ def test_the_log_tells_a_held_condition_and_its_end_not_every_sample(
     ]
 
 
-def test_a_sample_still_breaching_sends_the_alert_again_after_it_was_resolved() -> None:
-    """The review's case: CPU held unhealthy, then a resolve the collector never hears of (a
-    healthy NodeHealth from another sender): the next sample still breaching sends the
-    MetricAlert again, not suppressed as already said; a healthy sample sends none."""
+def test_every_sample_still_breaching_sends_the_alert_again_and_a_healthy_one_none() -> None:
+    """The collector never hears of a resolve made elsewhere (a healthy NodeHealth from another
+    sender), so it repeats its MetricAlert on every sample still breaching rather than keep it
+    as already said; the first healthy sample sends none."""
     integration = _run([99, 99, 99, 99, 99, 5], alert_for=60.0)
     assert integration.alerts_at == [0, 0, 1, 1, 1, 0]
     assert {(a.metric_name, a.severity) for a in integration.of(MetricAlert)} == {
