@@ -120,6 +120,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
     ],
     bridge.messages: [
         "INSTANCES",
+        "MAX_NAME",
         "MAX_TEXT",
         "MESSAGE_TYPES",
         "NAME_PATTERN",

@@ -14,6 +14,7 @@ from bridge.exports import lazy_exports
 
 if TYPE_CHECKING:
     from bridge.messages._base import (
+        MAX_NAME,
         MAX_TEXT,
         NAME_PATTERN,
         NAME_REFUSES,
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INSTANCES",
+    "MAX_NAME",
     "MAX_TEXT",
     "MESSAGE_TYPES",
     "NAME_PATTERN",
@@ -134,6 +136,7 @@ __getattr__ = lazy_exports(
     __name__,
     {
         "_base": (
+            "MAX_NAME",
             "MAX_TEXT",
             "NAME_PATTERN",
             "NAME_REFUSES",

@@ -17,6 +17,7 @@ from pydantic.config import ExtraValues
 from pydantic_core import CoreSchema, core_schema
 
 __all__ = [
+    "MAX_NAME",
     "NAME_PATTERN",
     "NAME_REFUSES",
     "NO_CONTROL_CHARACTERS",
@@ -115,8 +116,13 @@ NAME_REFUSES: Final = (
 )
 """What ``NAME_PATTERN`` refuses beyond control characters, in words (refusals, the docs)."""
 
-Name = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=NAME_PATTERN)]
-"""A ``Text`` shown as who did something: the alert page, its history and the logs show it."""
+MAX_NAME: Final = 200
+"""The most characters a ``Name`` holds, on the bus and at the admin API alike: as many as the
+status page's name field takes."""
+
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN)]
+"""Who did something (who acknowledged an alert), as the alert page, its history and the logs
+show it: 1 to ``MAX_NAME`` characters, matching ``NAME_PATTERN``."""
 
 NonNegInt = Annotated[int, Field(ge=0)]
 JsonMap = dict[str, Any]

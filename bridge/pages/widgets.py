@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from bridge.headers import ADMIN_TOKEN_HEADER
-from bridge.messages import SEVERITIES
+from bridge.messages import MAX_NAME, SEVERITIES
 from bridge.pages.html import Fragment, Html, escape, join, template
 from bridge.pages.sources import LeaseState, Shown
 
@@ -86,7 +86,7 @@ _ACK_BAR: Final = Fragment(
     '<form class="ackbar" id="ack-form" autocomplete="off">'
     '<span class="ackbar-title">Acknowledge as</span>'
     '<label class="sr" for="ack-by">Your name</label>'
-    '<input id="ack-by" name="ack_by" placeholder="your name" maxlength="200" required>'
+    f'<input id="ack-by" name="ack_by" placeholder="your name" maxlength="{MAX_NAME}" required>'
     '<label class="sr" for="ack-token">Admin token</label>'
     '<input id="ack-token" name="token" type="password" placeholder="admin token" required>'
     '<button type="button" id="ack-forget" class="quiet">Forget</button>'

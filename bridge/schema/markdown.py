@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Final
 
-from bridge.messages import INSTANCES, NAME_REFUSES, Message
+from bridge.messages import INSTANCES, MAX_NAME, NAME_REFUSES, Message
 from bridge.schema.describe import (
     RULES,
     STRING_CAP,
@@ -78,7 +78,8 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
 - A name shown as who did something (`ack_by`: "no control characters, line separators or
   bidirectional controls") may not hold those either, nor {name_refuses},
   which would break its line or reorder the text shown after it on the alert page, in its history
-  and in logs: the characters the [admin API](http-api.md#alerts)'s `ack_by` refuses.
+  and in logs; nor more than {max_name} characters: the [admin API](http-api.md#alerts)'s
+  `ack_by` refuses the same.
 - A number field given as text (`"1.5"`) is taken, but not one that reads as a NaN or an
   infinity (`"NaN"`, `"inf"`): `invalid_payload`. The one infinity a payload can hold is a
   `rate_per_sec` derived from a `duration_ms` too small for a finite rate.
@@ -144,6 +145,7 @@ def render_markdown() -> str:
             cap=f"{STRING_CAP:,}",
             index=index,
             name_refuses=NAME_REFUSES,
+            max_name=MAX_NAME,
         ),
     ]
     for instance, models in grouped.items():

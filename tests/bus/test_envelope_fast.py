@@ -1027,6 +1027,23 @@ def test_an_ack_by_with_a_separator_or_bidirectional_control_is_refused_either_w
         assert decode_envelopes([good, body], good + b"\n" + body)[1] == (1, result)
 
 
+@pytest.mark.parametrize("lax", [False, True], ids=["msgspec", "pydantic-core"])
+@pytest.mark.parametrize("length", [200, 201])
+def test_an_ack_by_over_200_characters_is_refused_either_way(length: int, lax: bool) -> None:
+    """AlertAck's ack_by is at most 200 characters, as the admin API's: one longer is refused
+    by every decoder, invalid_payload naming the field; one of 200 is taken."""
+    payload = {**CASES[AlertAck].minimal, "ack_by": "x" * length}
+    if lax:
+        payload["ack_timestamp"] = "2026-11-28T02:00:00.123+02:00"
+    result = _agree(_body(payload, AlertAck), payload, AlertAck)
+    if length <= 200:
+        assert isinstance(result, Envelope)
+        return
+    assert isinstance(result, Rejection)
+    assert (result.reason, result.field) == (RejectReason.INVALID_PAYLOAD, "payload.ack_by")
+    assert "200 characters" in result.detail
+
+
 def _shown_wrongly(name: str) -> bool:
     """Whether ``name`` holds a character that breaks its line or reorders what follows, by
     Unicode's own data: a control (Cc), a line or paragraph separator (Zl, Zp), an embedding,

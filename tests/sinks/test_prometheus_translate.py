@@ -242,8 +242,9 @@ GOLDEN = [
         + _h(
             "exesdb_alerts",
             "counter",
-            "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation; a host"
-            " resource's MetricAlert sent again while it breaches is not raised again).",
+            "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation; a"
+            " SystemAlert sent again with its alert_id, or a host resource's MetricAlert while it"
+            " breaches, is not raised again).",
         )
         + 'exesdb_alerts_total{severity="critical",category="performance"} 1.0\n',
     ),
@@ -314,8 +315,9 @@ GOLDEN = [
         _h(
             "exesdb_alerts",
             "counter",
-            "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation; a host"
-            " resource's MetricAlert sent again while it breaches is not raised again).",
+            "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation; a"
+            " SystemAlert sent again with its alert_id, or a host resource's MetricAlert while it"
+            " breaches, is not raised again).",
         )
         + 'exesdb_alerts_total{severity="error",category="data"} 1.0\n',
     ),
@@ -465,8 +467,9 @@ GOLDEN = [
         _h(
             "exesdb_alerts",
             "counter",
-            "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation; a host"
-            " resource's MetricAlert sent again while it breaches is not raised again).",
+            "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation; a"
+            " SystemAlert sent again with its alert_id, or a host resource's MetricAlert while it"
+            " breaches, is not raised again).",
         )
         + 'exesdb_alerts_total{severity="error",category="security"} 1.0\n'
         + _h("exesdb_access_violations", "counter", "Access violations, by type and severity.")
@@ -484,8 +487,9 @@ GOLDEN = [
         _h(
             "exesdb_alerts",
             "counter",
-            "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation; a host"
-            " resource's MetricAlert sent again while it breaches is not raised again).",
+            "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation; a"
+            " SystemAlert sent again with its alert_id, or a host resource's MetricAlert while it"
+            " breaches, is not raised again).",
         )
         + 'exesdb_alerts_total{severity="info",category="security"} 1.0\n'
         + _h("exesdb_security_alerts", "counter", "Security alerts, by type and severity.")
@@ -606,7 +610,8 @@ def test_every_message_is_counted_by_instance_and_type():
 
 
 def test_alerts_are_counted_and_acknowledgements_labelled_by_severity():
-    """SystemAlerts count in exesdb_alerts_total and acks by severity; alerts_active is not here."""
+    """SystemAlerts count in exesdb_alerts_total, a repeat once, and acks by severity;
+    alerts_active is not here."""
     alert = {"category": "system", "title": "t", "description": "d", "source": "s"}
     store = translate(
         envelope("system_alert", alert_id="a1", severity="critical", **alert),
@@ -618,7 +623,58 @@ def test_alerts_are_counted_and_acknowledgements_labelled_by_severity():
     text = store.render()
     assert "exesdb_alerts_active" not in text
     assert 'exesdb_alert_acknowledgements_total{severity="critical"} 1.0\n' in text
-    assert 'exesdb_alerts_total{severity="critical",category="system"} 3.0\n' in text
+    assert 'exesdb_alerts_total{severity="critical",category="system"} 2.0\n' in text
+
+
+def _system_alert(alert_id: str, severity: str = "critical"):
+    return envelope(
+        "system_alert",
+        alert_id=alert_id,
+        severity=severity,
+        category="system",
+        title="t",
+        description="d",
+        source="s",
+    )
+
+
+def test_a_system_alert_sent_again_is_raised_once():
+    """A SystemAlert sent again with an alert_id already counted is not counted again in
+    exesdb_alerts_total, nor after an AlertAck without a resolution; at another severity, or
+    after an AlertAck that resolves it (the alert sink opens it again), it is raised again."""
+    store = SeriesStore(clock=ManualClock())
+    translator = Translator(store)
+
+    def raised(*envelopes: Envelope, severity: str = "critical") -> float | None:
+        translator.handle_batch(envelopes, propagate)
+        return sample(store, "exesdb_alerts_total", severity=severity, category="system")
+
+    assert raised(_system_alert("a1"), _system_alert("a1")) == 1.0
+    assert raised(_system_alert("a1")) == 1.0
+    assert raised(envelope("alert_acknowledged", alert_id="a1", ack_by="ops")) == 1.0
+    assert raised(_system_alert("a1")) == 1.0
+    assert raised(_system_alert("a1", "warning"), severity="warning") == 1.0
+    assert raised(_system_alert("a1")) == 2.0
+    resolved = envelope("alert_acknowledged", alert_id="a1", ack_by="ops", resolution="fixed")
+    assert raised(resolved, _system_alert("a1")) == 3.0
+    assert raised(_system_alert("a1")) == 3.0
+    acks = {severity: sample(store, "exesdb_alert_acknowledgements_total", severity=severity)
+            for severity in ("critical", "unknown")}  # fmt: skip
+    assert acks == {"critical": 2.0, "unknown": None}
+
+
+def test_the_system_alerts_remembered_are_bounded():
+    """A flood of distinct alert_ids does not grow the memory of SystemAlerts counted past its
+    cap: the least recently sent is forgotten, and counts as raised once more."""
+    store = SeriesStore(clock=ManualClock())
+    translator = Translator(store)
+    translator.handle_batch([_system_alert("first")], propagate)
+    flood = [_system_alert(f"a{number}") for number in range(10_000)]
+    translator.handle_batch(flood, propagate)
+    assert len(translator._alerts) == 10_000
+    translator.handle_batch([_system_alert("first"), _system_alert("a9999")], propagate)
+    raised = sample(store, "exesdb_alerts_total", severity="critical", category="system")
+    assert raised == 10_002.0  # the first alert counted again, the latest one not
 
 
 def _crossing(metric: str = "memory_usage_percent", severity: str = "warning", node: str = "n1"):

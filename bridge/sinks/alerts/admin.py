@@ -25,25 +25,22 @@ from pydantic import (
 )
 
 from bridge.bodies import read_json
-from bridge.messages import MAX_TEXT, NAME_PATTERN
+from bridge.messages import MAX_NAME, MAX_TEXT, NAME_PATTERN
 from bridge.routes import AdminGuard, error_response, unknown_parameter, unsupported_json
 from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, AlertState
 
-__all__ = ["MAX_ACK_BY", "MAX_LIST", "AckRequest", "AlertKeeper", "AlertQuery", "alert_routes"]
+__all__ = ["MAX_LIST", "AckRequest", "AlertKeeper", "AlertQuery", "alert_routes"]
 
 MAX_LIST: Final = 10_000
-# Who acknowledged: a name, shown on the pages, in the history and in AlertAck; the status
-# page's name field takes as many (bridge/pages/widgets.py).
-MAX_ACK_BY: Final = 200
 
 Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_TEXT)]
 # No control character: a NUL, line break or ESC in a name would forge lines in logs and
 # terminals (exesdb-bridge alerts list) and break the history's "by NAME: note"; nor a line or
 # paragraph separator, or a bidirectional control, which reorders the text shown after it. The
-# messages' pattern, so that an AlertAck from the bus is held to the same.
+# messages' length and pattern, so that an AlertAck from the bus is held to the same.
 Name = Annotated[
     StrictStr,
-    StringConstraints(min_length=1, max_length=MAX_ACK_BY, pattern=NAME_PATTERN),
+    StringConstraints(min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN),
 ]
 
 
@@ -68,7 +65,7 @@ class AlertQuery(BaseModel):
 
 
 _ACK_REFUSALS: Final = {
-    "ack_by": f"ack_by must be a string of 1-{MAX_ACK_BY} characters with no control character"
+    "ack_by": f"ack_by must be a string of 1-{MAX_NAME} characters with no control character"
     " (such as NUL, a line break, a tab or ESC, or a bidirectional control such as U+202E)",
 }
 

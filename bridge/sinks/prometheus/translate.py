@@ -87,7 +87,9 @@ _RESOURCE_GAUGES: Final = {
     "disk": "exesdb_node_disk_usage_percent",
     "network": "exesdb_node_network_usage_percent",
 }
-_MAX_ACTIVE_ALERTS: Final = 10_000
+# The SystemAlerts counted, remembered at most (least recently sent forgotten first: such a one
+# counts as raised once more when sent again).
+_MAX_ALERT_IDS: Final = 10_000
 # The host resources' alerts last raised, remembered at most (least recently sent forgotten
 # first: such a one counts as raised once more when sent again).
 _MAX_RAISED: Final = 10_000
@@ -195,8 +197,9 @@ FAMILIES: Final[dict[str, tuple[MetricType, str, tuple[str, ...]]]] = {
     # alerts
     "exesdb_alerts": (
         C,
-        "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation; a host"
-        " resource's MetricAlert sent again while it breaches is not raised again).",
+        "Alerts raised (SystemAlert, MetricAlert, SecurityAlert, AccessViolation; a SystemAlert"
+        " sent again with its alert_id, or a host resource's MetricAlert while it breaches, is"
+        " not raised again).",
         ("severity", "category"),
     ),
     "exesdb_alert_acknowledgements": (
@@ -372,8 +375,10 @@ class Translator:
             name: store.family(name, kind, help_text, labels, expires=name not in _SELF_FAMILIES)
             for name, (kind, help_text, labels) in FAMILIES.items()
         }
-        # alert_id -> severity, only to label exesdb_alert_acknowledgements; bounded.
-        self._active: OrderedDict[str, str] = OrderedDict()
+        # alert_id -> severity of the SystemAlerts counted in exesdb_alerts_total: one sent
+        # again at that severity repeats the alert, not raised again (``_system_alert``). Also
+        # labels exesdb_alert_acknowledgements. Least recently sent first; bounded.
+        self._alerts: OrderedDict[str, str] = OrderedDict()
         # (node, metric) -> (severity, when last sent) of the host resources' MetricAlerts: the
         # health collector sends one with every sample while the resource breaches, and only
         # the first is an alert raised (``_raises``). Least recently sent first; bounded.
@@ -681,16 +686,23 @@ class Translator:
     def _system_alert(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, SystemAlert)
-        self._f["exesdb_alerts"].add((message.severity, message.category))
-        if message.alert_id not in self._active:
-            if len(self._active) >= _MAX_ACTIVE_ALERTS:
-                self._active.popitem(last=False)
-            self._active[message.alert_id] = message.severity
+        before = self._alerts.pop(message.alert_id, None)
+        self._alerts[message.alert_id] = message.severity
+        if len(self._alerts) > _MAX_ALERT_IDS:
+            self._alerts.popitem(last=False)
+        # The alert sink's rule: the same alert_id at the same severity is the open alert seen
+        # again; at another severity it is notified again.
+        if before != message.severity:
+            self._f["exesdb_alerts"].add((message.severity, message.category))
 
     def _alert_ack(self, envelope: Envelope) -> None:
         message = envelope.payload
         assert isinstance(message, AlertAck)
-        severity = self._active.pop(message.alert_id, None)
+        if message.resolution:
+            # Resolved: the next SystemAlert with its alert_id opens the alert again.
+            severity = self._alerts.pop(message.alert_id, None)
+        else:
+            severity = self._alerts.get(message.alert_id)
         self._f["exesdb_alert_acknowledgements"].add((severity or "unknown",))
 
     def _alert_escalation(self, envelope: Envelope) -> None:

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from bridge.messages import AlertAck
 from bridge.routes import AdminGuard
@@ -314,6 +314,17 @@ async def test_ack_takes_a_name_of_up_to_200_printable_characters(
         )
     assert status == 200
     assert keeper.acks == [Acknowledgement("a1", name, None, None)]
+
+
+@pytest.mark.parametrize("model", [AckRequest, AlertAck], ids=["admin-api", "bus"])
+def test_ack_by_is_as_long_at_the_admin_api_as_on_the_bus(model: type[BaseModel]) -> None:
+    """The admin API's ack_by and AlertAck's (an acknowledgement sent on the bus) take a name
+    of up to the same 200 characters, and refuse a longer one alike, naming ack_by."""
+    fields = {"alert_id": "a1"} if model is AlertAck else {}
+    model.model_validate({**fields, "ack_by": "x" * 200})
+    with pytest.raises(ValidationError) as refused:
+        model.model_validate({**fields, "ack_by": "x" * 201})
+    assert [error["loc"] for error in refused.value.errors()] == [("ack_by",)]
 
 
 _NAME_CHARACTERS = st.characters(codec="utf-8") | st.sampled_from(
