@@ -21,6 +21,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import (
     AfterValidator,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -47,8 +48,9 @@ from bridge.receiver_keys import ReceiverKeys
 from bridge.receivers import (
     AlertmanagerConfig,
     Receiver,
+    ReceiversFileRead,
     file_warnings,
-    load_receivers,
+    read_receivers_file,
     resolve_receivers,
 )
 from bridge.redaction import redact_urls, safe_url
@@ -119,6 +121,8 @@ class Settings(BaseSettings):
         populate_by_name=False,
         env_ignore_empty=True,
     )
+    # EXESDB_WEBHOOK_CONFIG_FILE as first read (receivers_file): one version of it for all.
+    _receivers_file: ReceiversFileRead | None = PrivateAttr(default=None)
 
     # Signing and replay protection.
     secret_key_base: SecretStr | None = _env("SECRET_KEY_BASE", default=None)
@@ -414,6 +418,17 @@ class Settings(BaseSettings):
         host, port = self.listen
         return own_url(host, port, tls=self.serves_tls(), for_others=redact_urls(self.node))
 
+    def receivers_file(self) -> ReceiversFileRead | None:
+        """``EXESDB_WEBHOOK_CONFIG_FILE`` read and checked (None when unset), read at the first
+        call only: the checks, the warnings, ``check-config`` and the alert sink see one version
+        of the file, even one changed meanwhile (the files it names are read at each attempt)."""
+        if not self.webhook_config_file:
+            return None
+        read = self._receivers_file
+        if read is None or read.path != self.webhook_config_file:
+            read = self._receivers_file = read_receivers_file(self.webhook_config_file)
+        return read
+
     def webhook_receivers(
         self, keys: ReceiverKeys | None = None
     ) -> tuple[tuple[Receiver, ...], AlertmanagerConfig | None]:
@@ -422,7 +437,7 @@ class Settings(BaseSettings):
         ``alertmanager`` section; ConfigError when the file is bad."""
         return resolve_receivers(
             self.webhook_urls,
-            self.webhook_config_file,
+            self.receivers_file(),
             secret=self.webhook_secret,
             timeout=self.webhook_timeout_ms / 1000,
             max_alerts=self.webhook_max_alerts,
@@ -564,28 +579,24 @@ class Settings(BaseSettings):
     def _unsigned_file_receivers(self) -> list[str]:
         """The receivers of ``EXESDB_WEBHOOK_CONFIG_FILE`` that sign nothing (no ``secret``, no
         ``secret_file``, no ``EXESDB_WEBHOOK_SECRET``), named as ``check-config`` lists them."""
-        if not self.webhook_config_file or self.webhook_secret is not None:
-            return []
-        try:
-            hooks = load_receivers(self.webhook_config_file).webhook_configs
-        except ConfigError:  # a problem cross_checks names
-            return []
+        read = self.receivers_file()
+        if read is None or read.problems or self.webhook_secret is not None:
+            return []  # a bad file's problems are what cross_checks names
         return [
             f"webhook_configs.{index} {hook.shown}"
-            for index, hook in enumerate(hooks)
+            for index, hook in read.hooks
             if hook.secret is None and hook.secret_file is None
         ]
 
     def receivers_file_warnings(self) -> list[str]:
         """The warnings about ``EXESDB_WEBHOOK_CONFIG_FILE``'s receivers (``file_warnings``),
         said with its problems too when it has some."""
-        if not self.webhook_config_file:
+        read = self.receivers_file()
+        if read is None:
             return []
         return [
             redact_urls(f"EXESDB_WEBHOOK_CONFIG_FILE {note}")
-            for note in file_warnings(
-                self.webhook_config_file, alertmanager_url=self.alertmanager_url
-            )
+            for note in file_warnings(read, alertmanager_url=self.alertmanager_url)
         ]
 
     def redacted(self) -> dict[str, str]:

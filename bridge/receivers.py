@@ -7,7 +7,9 @@ be pasted from an Alertmanager configuration, plus three keys of the bridge's ow
 ``alertmanager`` section gives the Alertmanager poster its ``url``, ``timeout`` and
 ``http_config``. ``EXESDB_WEBHOOK_URLS`` receivers are added to the file's, with the defaults.
 
-Each receiver has a key under which the outbox keeps its queue and deliveries
+The file is read once at start (``read_receivers_file``): validation, the warnings,
+``check-config`` and the alert sink all take that one ``ReceiversFileRead``, so they never see two
+versions of it. Each receiver has a key under which the outbox keeps its queue and deliveries
 (``bridge.receiver_keys``).
 """
 
@@ -52,11 +54,13 @@ __all__ = [
     "AlertmanagerConfig",
     "Receiver",
     "ReceiversFile",
+    "ReceiversFileRead",
     "WebhookConfig",
     "describe_receivers",
     "file_warnings",
     "go_duration",
     "load_receivers",
+    "read_receivers_file",
     "resolve_receivers",
 ]
 
@@ -192,12 +196,13 @@ class ReceiversFile(Strict):
     alertmanager: AlertmanagerConfig | None = None
 
 
-def load_receivers(path: str | Path) -> ReceiversFile:
-    """Read and check the file, paths made absolute; ConfigError naming each problem."""
+def load_receivers(path: str | Path, text: str | None = None) -> ReceiversFile:
+    """Read and check the file, paths made absolute; ConfigError naming each problem. ``text``
+    is its text when read already (it is then not read again)."""
     path = Path(path)
     try:
         parsed = parse_yaml(
-            read_text(path),
+            read_text(path) if text is None else text,
             path,
             ReceiversFile,
             secret_keys=_SECRETS,
@@ -223,32 +228,41 @@ def load_receivers(path: str | Path) -> ReceiversFile:
 
 
 @dataclass(frozen=True, slots=True)
-class _Parts:
-    """What a receivers file holds that is good on its own (each receiver by its index in
-    ``webhook_configs``, the ``alertmanager`` section) and the file's problems; and, by index,
-    the good ``min_severity`` of each receiver that is not good on its own, so that it is still
-    held to the bridge's (a misspelt key beside it must not hide that)."""
+class ReceiversFileRead:
+    """The receivers file as read once (``read_receivers_file``): ``path`` as given, what it
+    holds that is good on its own (each receiver by its index in ``webhook_configs``, the
+    ``alertmanager`` section) and the file's problems; and, by index, the good ``min_severity``
+    of each receiver that is not good on its own, so that it is still held to the bridge's (a
+    misspelt key beside it must not hide that)."""
 
+    path: str
     hooks: tuple[tuple[int, WebhookConfig], ...] = ()
     alertmanager: AlertmanagerConfig | None = None
     problems: tuple[str, ...] = ()
     bad_hooks_severities: tuple[tuple[int, AlertSeverity], ...] = ()
 
 
-def _read_parts(path: Path) -> _Parts:
-    """The file read as ``load_receivers`` reads it; when it is bad, its problems beside the
-    parts that are good on their own, so the checks across receivers still run on those and every
-    problem is reported at once."""
+def read_receivers_file(config_file: str | Path) -> ReceiversFileRead:
+    """The file read once and checked as ``load_receivers`` checks it; when it is bad, its
+    problems beside the parts that are good on their own, so the checks across receivers still
+    run on those and every problem is reported at once."""
+    path = Path(config_file)
     try:
-        loaded = load_receivers(path)
+        text = read_text(path)
+    except ConfigError as exc:
+        return ReceiversFileRead(str(config_file), problems=tuple(exc.problems))
+    try:
+        loaded = load_receivers(path, text)
     except ConfigError as exc:
         problems = tuple(exc.problems)
     else:
-        return _Parts(tuple(enumerate(loaded.webhook_configs)), loaded.alertmanager)
+        return ReceiversFileRead(
+            str(config_file), tuple(enumerate(loaded.webhook_configs)), loaded.alertmanager
+        )
     try:
-        raw = read_yaml(read_text(path), path)
-    except ConfigError:  # unreadable, or no YAML: said in ``problems``
-        return _Parts(problems=problems)
+        raw = read_yaml(text, path)
+    except ConfigError:  # no YAML: said in ``problems``
+        return ReceiversFileRead(str(config_file), problems=problems)
     raw = raw if isinstance(raw, dict) else {}
     hooks = raw.get("webhook_configs")
     good: list[tuple[int, WebhookConfig]] = []
@@ -265,7 +279,9 @@ def _read_parts(path: Path) -> _Parts:
         )
     except (KeyError, ValidationError):
         alertmanager = None
-    return _Parts(tuple(good), alertmanager, problems, tuple(severities))
+    return ReceiversFileRead(
+        str(config_file), tuple(good), alertmanager, problems, tuple(severities)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +311,7 @@ class Receiver:
 
 def resolve_receivers(
     urls: Sequence[str],
-    config_file: str | Path | None,
+    receivers_file: ReceiversFileRead | None,
     *,
     secret: SecretStr | None,
     timeout: float,
@@ -304,13 +320,14 @@ def resolve_receivers(
     alertmanager_url: str | None = None,
     keys: ReceiverKeys | None = None,
 ) -> tuple[tuple[Receiver, ...], AlertmanagerConfig | None]:
-    """The receivers of ``EXESDB_WEBHOOK_URLS`` then of the file, each with the defaults the
-    environment gives and its key from ``keys`` (the outbox's; throwaway ones when not given),
-    and the file's ``alertmanager`` section; ConfigError listing every problem at once (a bad
-    key or value in the file, a receiver given twice, a ``min_severity`` below the bridge's, an
-    ``alertmanager.url`` beside ``alertmanager_url``, ``EXESDB_ALERTMANAGER_URL``)."""
+    """The receivers of ``EXESDB_WEBHOOK_URLS`` then of the file (``receivers_file``, as read
+    at start), each with the defaults the environment gives and its key from ``keys`` (the
+    outbox's; throwaway ones when not given), and the file's ``alertmanager`` section;
+    ConfigError listing every problem at once (a bad key or value in the file, a receiver given
+    twice, a ``min_severity`` below the bridge's, an ``alertmanager.url`` beside
+    ``alertmanager_url``, ``EXESDB_ALERTMANAGER_URL``)."""
     keys = keys or ReceiverKeys.throwaway()
-    loaded = _read_parts(Path(config_file)) if config_file else _Parts()
+    loaded = receivers_file or ReceiversFileRead("")
     receivers: list[Receiver] = []
     problems: list[str] = list(loaded.problems)
     where: dict[str, str] = {}
@@ -338,7 +355,7 @@ def resolve_receivers(
         where[key] = f"EXESDB_WEBHOOK_URLS item {number}"
     floor = SEVERITIES.index(min_severity)
     for index, hook in loaded.hooks:
-        name = f"{config_file}: webhook_configs.{index}"
+        name = f"{loaded.path}: webhook_configs.{index}"
         key = keys.key(url=hook.url, url_file=hook.url_file)
         if key in where:
             problems.append(f"{name}: the same receiver as in {where[key]}")
@@ -365,13 +382,13 @@ def resolve_receivers(
             )
         )
     problems += [
-        _below_floor(f"{config_file}: webhook_configs.{index}", wanted, min_severity)
+        _below_floor(f"{loaded.path}: webhook_configs.{index}", wanted, min_severity)
         for index, wanted in loaded.bad_hooks_severities
         if SEVERITIES.index(wanted) < floor
     ]
     if loaded.alertmanager is not None and loaded.alertmanager.url and alertmanager_url:
         problems.append(
-            f"{config_file}: alertmanager.url is set and so is EXESDB_ALERTMANAGER_URL; "
+            f"{loaded.path}: alertmanager.url is set and so is EXESDB_ALERTMANAGER_URL; "
             "give one of them"
         )
     if problems:
@@ -386,13 +403,13 @@ def _below_floor(name: str, wanted: AlertSeverity, min_severity: AlertSeverity) 
     )
 
 
-def describe_receivers(config_file: str | Path, *, webhook_secret: bool) -> list[str]:
+def describe_receivers(receivers_file: ReceiversFileRead, *, webhook_secret: bool) -> list[str]:
     """``check-config``'s lines for the file, redacted: one per receiver and one for Alertmanager
     (``webhook_secret``: whether ``EXESDB_WEBHOOK_SECRET`` is set, for receivers without their
     own secret)."""
-    loaded = load_receivers(config_file)
+    loaded = receivers_file
     lines = []
-    for index, hook in enumerate(loaded.webhook_configs):
+    for index, hook in loaded.hooks:
         shown = hook.min_severity or "(EXESDB_WEBHOOK_MIN_SEVERITY)"
         signed = (
             f"secret_file {hook.secret_file}"
@@ -426,7 +443,9 @@ def _timeout(seconds: float) -> str:
     return f"{seconds:g}s" if seconds else "(EXESDB_WEBHOOK_TIMEOUT_MS)"
 
 
-def file_warnings(config_file: str | Path, *, alertmanager_url: str | None = None) -> list[str]:
+def file_warnings(
+    receivers_file: ReceiversFileRead, *, alertmanager_url: str | None = None
+) -> list[str]:
     """Warnings about the receivers of the file that are good on their own (in a file with
     problems too, to be said beside them), each naming the receiver as ``check-config`` does:
     a file it names that cannot be read now (the key and the file, never what it holds), and a
@@ -435,7 +454,7 @@ def file_warnings(config_file: str | Path, *, alertmanager_url: str | None = Non
     request reads them). Warnings, not errors: each attempt reads
     its files again (so they can rotate), and one may still appear or be fixed before the first
     alert; Alertmanager takes such a ``tls_config`` silently."""
-    parts = _read_parts(Path(config_file))
+    parts = receivers_file
     named = [
         (f"webhook_configs.{index} {hook.shown}", hook.files, hook.url, hook.http_config)
         for index, hook in parts.hooks

@@ -1,5 +1,5 @@
 """Helpers shared by the tests: free ports, waiting on conditions, real binaries, bridge processes,
-a clock the test moves.
+a clock the test moves, the opens of a file counted.
 
 Waits poll a condition until a deadline (never a bare sleep); a test needing a server binary that
 is missing skips locally but fails under ``CI=true``.
@@ -8,6 +8,7 @@ is missing skips locally but fails under ``CI=true``.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import http.client
 import json
 import os
@@ -16,6 +17,7 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -25,7 +27,7 @@ import urllib.request
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 import psutil
 import pytest
@@ -175,6 +177,48 @@ def unavailable(message: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+# inotify(7) events: a file opened, and closed after reading only.
+_IN_OPEN: Final = 0x20
+_IN_CLOSE_NOWRITE: Final = 0x10
+
+
+class FileOpens:
+    """Counts the opens of one file by any process from now on, as the kernel reports them
+    (inotify): a test that a file is read once observes the reads themselves, patching nothing.
+    A context manager; ``count()`` is the opens so far."""
+
+    def __init__(self, path: Path) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self._fd < 0:
+            unavailable(f"inotify cannot be used here: {os.strerror(ctypes.get_errno())}")
+        # Closes too: two opens in a row, not read yet, would be merged into one event.
+        watch = libc.inotify_add_watch(self._fd, os.fsencode(path), _IN_OPEN | _IN_CLOSE_NOWRITE)
+        if watch < 0:
+            os.close(self._fd)
+            unavailable(f"inotify cannot watch {path}: {os.strerror(ctypes.get_errno())}")
+        self._opens = 0
+
+    def count(self) -> int:
+        """How often the file was opened since the watch began."""
+        while True:
+            try:
+                events = os.read(self._fd, 65536)
+            except BlockingIOError:  # none queued: every open so far is counted
+                return self._opens
+            offset = 0
+            while offset < len(events):
+                _watch, mask, _cookie, length = struct.unpack_from("iIII", events, offset)
+                offset += struct.calcsize("iIII") + length
+                self._opens += bool(mask & _IN_OPEN)
+
+    def __enter__(self) -> FileOpens:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        os.close(self._fd)
 
 
 def http_get(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from bridge.cli.client import Target, bridge_url, target, url_argument, user_argument
 from bridge.errors import ConfigError
 from bridge.headers import ADMIN_TOKEN_HEADER
-from tests.support import ADMIN_TOKEN, ThreadedBridge, make_settings
+from tests.support import ADMIN_TOKEN, ThreadedBridge, make_settings, unavailable
 from tests.webconfig.files import WebFiles
 
 
@@ -104,3 +105,34 @@ def test_credentials_in_the_url_are_sent_as_basic_auth_beside_the_admin_token() 
         )
         assert status == 200, text
     assert target(make_settings(), url=url, user=("bob", "pw")).basic_auth == ("bob", "pw")
+
+
+def ipv6_loopback() -> None:
+    """Skip (fail under CI) where no socket can be bound to ::1: IPv6 turned off on the host."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError as exc:
+        unavailable(f"no IPv6 loopback on this host: {exc}")
+
+
+@pytest.mark.parametrize("listen", ["::1", "127.0.0.1"])
+@pytest.mark.parametrize("variable", ["EXESDB_URL", "EXESDB_HTTP_ADDR"])
+def test_localhost_reaches_a_bridge_on_either_loopback_address_alone(
+    variable: str, listen: str
+) -> None:
+    """``localhost`` in EXESDB_URL (or EXESDB_HTTP_ADDR) reaches a bridge listening on ::1
+    alone, or on 127.0.0.1 alone, as curl reaches it: the client tries both loopback addresses,
+    whether or not /etc/hosts lists ::1 as localhost."""
+    ipv6_loopback()
+    with ThreadedBridge(
+        EXESDB_HTTP_ADDR=f"[{listen}]:0" if ":" in listen else f"{listen}:0"
+    ) as bridge:
+        assert bridge.host == listen
+        where = f"localhost:{bridge.port}"
+        found = target(
+            make_settings(**{variable: f"http://{where}" if variable == "EXESDB_URL" else where})
+        )
+        assert found.url == f"http://{where}"
+        status, text = asyncio.run(found.request("GET", "/healthz"))
+        assert status == 200, text

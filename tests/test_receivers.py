@@ -15,9 +15,11 @@ from bridge.receivers import (
     describe_receivers,
     go_duration,
     load_receivers,
+    read_receivers_file,
     resolve_receivers,
 )
-from tests.support import ROOT, run_bridge
+from tests.support import ROOT, BridgeProcess, FileOpens, free_port, run_bridge
+from tests.test_config import _check_config
 
 # A receiver block as Alertmanager's documentation writes one, pasted unchanged.
 ALERTMANAGER_BLOCK = """
@@ -428,7 +430,12 @@ def test_defaults_come_from_the_environment_and_min_severity_may_not_go_below_it
         "webhook_configs:\n  - url: http://a/hook\n  - url: http://b/hook\n    max_alerts: 3\n",
     )
     receivers, _ = resolve_receivers(
-        ["http://env/hook"], path, secret=None, timeout=7.0, max_alerts=50, min_severity="error"
+        ["http://env/hook"],
+        read_receivers_file(path),
+        secret=None,
+        timeout=7.0,
+        max_alerts=50,
+        min_severity="error",
     )
     assert [(r.max_alerts, r.timeout, r.min_severity) for r in receivers] == [
         (50, 7.0, "error"),
@@ -441,7 +448,12 @@ def test_defaults_come_from_the_environment_and_min_severity_may_not_go_below_it
     )
     with pytest.raises(ConfigError) as caught:
         resolve_receivers(
-            ["http://env/hook"], path, secret=None, timeout=7.0, max_alerts=50, min_severity="error"
+            ["http://env/hook"],
+            read_receivers_file(path),
+            secret=None,
+            timeout=7.0,
+            max_alerts=50,
+            min_severity="error",
         )
     assert [problem.split(": ", 1)[1] for problem in caught.value.problems] == [
         "webhook_configs.0: the same receiver as in EXESDB_WEBHOOK_URLS item 1",
@@ -492,7 +504,14 @@ def test_a_receiver_with_a_bad_key_is_still_held_to_the_minimum_severity(
         f"webhook_configs:\n  - url: http://a/hook\n    {bad}\n    min_severity: info\n",
     )
     with pytest.raises(ConfigError) as caught:
-        resolve_receivers([], path, secret=None, timeout=7.0, max_alerts=50, min_severity="error")
+        resolve_receivers(
+            [],
+            read_receivers_file(path),
+            secret=None,
+            timeout=7.0,
+            max_alerts=50,
+            min_severity="error",
+        )
     problems = [problem.split(": ", 1)[1] for problem in caught.value.problems]
     assert problems[0].startswith(f"webhook_configs.0.{bad.split(':')[0]}")
     assert problems[-1] == (
@@ -541,7 +560,14 @@ def test_a_bad_alertmanager_section_does_not_hide_a_receiver_given_twice(tmp_pat
         "alertmanager: {url: 'ftp://am'}\n",
     )
     with pytest.raises(ConfigError) as caught:
-        resolve_receivers([], path, secret=None, timeout=7.0, max_alerts=50, min_severity="warning")
+        resolve_receivers(
+            [],
+            read_receivers_file(path),
+            secret=None,
+            timeout=7.0,
+            max_alerts=50,
+            min_severity="warning",
+        )
     assert [problem.split(": ")[1] for problem in caught.value.problems] == [
         "alertmanager.url",
         "webhook_configs.1",
@@ -591,6 +617,57 @@ def test_check_config_lists_each_receiver_without_a_secret(
     assert "basic_auth alerts (password <set, redacted>)" in lines[1]
     assert lines[2].startswith("alertmanager (EXESDB_ALERTMANAGER_URL): timeout=5s")
     assert f"credentials_file {tmp_path / 'am-token'}" in lines[2]
+
+
+@pytest.mark.parametrize(
+    ("text", "exit_status", "warned"),
+    [
+        ("webhook_configs:\n  - url: http://h/hook\n", 0, "deliveries go unsigned"),
+        # Problems, then the warnings of the receivers good on their own, from the same read.
+        (
+            "webhook_configs:\n  - {url: http://h/hook, secret_file: missing-key}\n"
+            "  - {url: http://i/hook, colour: red}\n",
+            2,
+            "secret_file",
+        ),
+    ],
+    ids=["good", "bad"],
+)
+def test_check_config_reads_the_receivers_file_once(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    exit_status: int,
+    warned: str,
+) -> None:
+    """check-config opens EXESDB_WEBHOOK_CONFIG_FILE once for its checks, its lines and its
+    warnings, good file or bad: they all see one version of it."""
+    receivers = write(tmp_path, text)
+    monkeypatch.delenv("EXESDB_WEBHOOK_SECRET", raising=False)
+    with FileOpens(receivers) as opens:
+        status, _, err = _check_config(
+            monkeypatch, capsys, EXESDB_WEBHOOK_CONFIG_FILE=str(receivers)
+        )
+        assert status == exit_status
+        assert opens.count() == 1
+    [warning] = [line for line in err.splitlines() if "warning" in line]
+    assert warned in warning
+
+
+def test_run_reads_the_receivers_file_once_at_start(tmp_path: Path) -> None:
+    """``run`` opens EXESDB_WEBHOOK_CONFIG_FILE once: its checks, its warnings and the alert
+    sink's receivers all come from that one read, never from a version changed in between."""
+    receivers = write(tmp_path, f"webhook_configs:\n  - url: http://127.0.0.1:{free_port()}/h\n")
+    bridge = BridgeProcess(state_dir=tmp_path / "state", EXESDB_WEBHOOK_CONFIG_FILE=str(receivers))
+    with FileOpens(receivers) as opens:
+        try:
+            bridge.start(tmp_path)
+            # The alert sink starts before the port answers: start-up is over.
+            assert "alerts: 1 webhook receiver(s)" in bridge.log()
+            assert opens.count() == 1
+        finally:
+            assert bridge.stop() == 0
 
 
 def test_check_config_names_the_variable_a_zero_stands_for(
@@ -647,7 +724,7 @@ def test_docs_name_the_variable_each_zero_is_shown_as(tmp_path: Path) -> None:
     """docs/alerts.md's account of check-config names each variable a 0 is shown as, beside the
     option it stands in for."""
     path = write(tmp_path, "webhook_configs:\n  - {url: http://h, max_alerts: 0, timeout: 0s}\n")
-    [line] = describe_receivers(path, webhook_secret=True)
+    [line] = describe_receivers(read_receivers_file(path), webhook_secret=True)
     shown = dict(re.findall(r"(max_alerts|timeout)=(\(EXESDB_\w+\))", line))
     assert set(shown) == {"max_alerts", "timeout"}
     docs = (ROOT / "docs" / "alerts.md").read_text(encoding="utf-8")
@@ -871,7 +948,7 @@ def test_check_config_redacts_what_reads_as_a_secret_in_a_file_path(tmp_path: Pa
         "    http_config:\n"
         f"      authorization: {{credentials_file: {folder}/token}}\n",
     )
-    [line] = describe_receivers(path, webhook_secret=True)
+    [line] = describe_receivers(read_receivers_file(path), webhook_secret=True)
     assert "hunter2" not in line
     assert "secret_file " in line
     assert "credentials_file " in line

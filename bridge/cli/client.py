@@ -90,6 +90,8 @@ class Target:
         """A client session sending this target's credentials and trusting its CA."""
         import aiohttp
 
+        from bridge.cli.resolver import EveryAddress
+
         headers = {}
         if self.basic_auth is not None:
             pair = ":".join(self.basic_auth).encode()
@@ -97,7 +99,8 @@ class Target:
         return aiohttp.ClientSession(
             timeout=timeout or aiohttp.ClientTimeout(total=TIMEOUT),
             headers=headers,
-            connector=aiohttp.TCPConnector(ssl=self.ssl_context or True),
+            # Every address of the host, as curl tries them: localhost is ::1 too.
+            connector=aiohttp.TCPConnector(ssl=self.ssl_context or True, resolver=EveryAddress()),
         )
 
     async def request(

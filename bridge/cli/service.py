@@ -197,10 +197,10 @@ def _check_config(args: argparse.Namespace) -> int:
     width = max(len(name) for name in shown)
     for name, value in shown.items():
         print(f"{name:<{width}}  {value}")
-    if settings.webhook_config_file:
+    if (receivers_file := settings.receivers_file()) is not None:
         # One line per receiver: URLs as safe_url shows them, secrets only as set or a file.
         signs = settings.webhook_secret is not None
-        for line in describe_receivers(settings.webhook_config_file, webhook_secret=signs):
+        for line in describe_receivers(receivers_file, webhook_secret=signs):
             print(f"  {line}")
     for note in settings.warnings():
         print(f"warning: {note}", file=sys.stderr)

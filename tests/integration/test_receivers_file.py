@@ -23,7 +23,7 @@ from bridge.app import Bridge
 from bridge.httpclient.client import basic_auth
 from bridge.messages import NodeHealth, NodeLifecycle, NotificationStatus
 from bridge.receiver_keys import ReceiverKeys
-from bridge.receivers import Receiver, resolve_receivers
+from bridge.receivers import Receiver, read_receivers_file, resolve_receivers
 from bridge.sinks.alerts import AlertRecord, AlertSink, DeliveryState, Outbox, build_payloads
 from bridge.sinks.alerts.delivery import Outcome, WebhookSender
 from bridge.sinks.alerts.records import Delivery
@@ -295,7 +295,9 @@ async def test_a_templated_url_in_url_file_fails_the_attempt_instead_of_posting_
     url_file = write(tmp_path / "hook-url", receiver.url + "/{{ .GroupLabels.alertname }}\n")
     [hook], _ = resolve_receivers(
         [],
-        write(tmp_path / "receivers.yml", "webhook_configs:\n  - url_file: hook-url\n"),
+        read_receivers_file(
+            write(tmp_path / "receivers.yml", "webhook_configs:\n  - url_file: hook-url\n")
+        ),
         secret=None,
         timeout=5.0,
         max_alerts=0,

@@ -269,8 +269,8 @@ class AlertSink:
                         f" {settings.state_dir!r}: {exc}" + (f"; {hint}" if hint else "")
                     ]
                 ) from exc
-        # (closed by aclose, however start-up ends.) Read again (load_settings checked them):
-        # the files may hold rotated secrets by now. Keyed as the outbox keys its receivers.
+        # (closed by aclose, however start-up ends.) The receivers file as load_settings read
+        # it (Settings.receivers_file), keyed as the outbox keys its receivers.
         try:
             self.receivers, self._alertmanager_section = settings.webhook_receivers(
                 ReceiverKeys(self._outbox.receiver_secret)
