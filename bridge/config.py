@@ -88,6 +88,8 @@ HttpUrlList = Annotated[tuple[Annotated[str, AfterValidator(require_http_url)], 
 OriginList = Annotated[tuple[Annotated[str, AfterValidator(require_link_origin)], ...], NoDecode]
 OtlpProtocol = Literal["grpc", "http/protobuf"]
 OtlpSignal = Literal["traces", "logs", "metrics"]
+# OTEL_<SIGNAL>_EXPORTER: the bridge exports over OTLP or not at all.
+OtelExporter = Literal["otlp", "none"]
 
 
 def _env(name: str, **kwargs: Any) -> Any:
@@ -245,6 +247,11 @@ class Settings(BaseSettings):
     otel_service_name: str = _env("OTEL_SERVICE_NAME", default="exesdb-bridge")
     otlp_queue_size: Annotated[int, Field(ge=1)] = _env("EXESDB_OTLP_QUEUE_SIZE", default=8_192)
     otlp_metrics: bool = _env("EXESDB_OTLP_METRICS", default=False)
+    # The specification's off switches: for every signal, and for each one.
+    otel_sdk_disabled: bool = _env("OTEL_SDK_DISABLED", default=False)
+    otel_traces_exporter: OtelExporter = _env("OTEL_TRACES_EXPORTER", default="otlp")
+    otel_logs_exporter: OtelExporter = _env("OTEL_LOGS_EXPORTER", default="otlp")
+    otel_metrics_exporter: OtelExporter = _env("OTEL_METRICS_EXPORTER", default="otlp")
 
     @classmethod
     def settings_customise_sources(
@@ -278,11 +285,31 @@ class Settings(BaseSettings):
         # Set but empty (as the shipped Kubernetes Secret has it) is no key: unsigned, warned.
         return value or None
 
-    @field_validator("log_level", "log_format", "webhook_min_severity", mode="before")
+    @field_validator(
+        "log_level",
+        "log_format",
+        "webhook_min_severity",
+        "otel_traces_exporter",
+        "otel_logs_exporter",
+        "otel_metrics_exporter",
+        mode="before",
+    )
     @classmethod
     def _any_letter_case(cls, value: Any) -> Any:
         # INFO as Python's logging spells a level, JSON, Critical: one word, as booleans are.
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("otel_sdk_disabled", mode="before")
+    @classmethod
+    def _otel_boolean(cls, value: Any) -> Any:
+        # The specification's boolean: "true" or "false" in any letter case. The SDK reads any
+        # other value ("1", "yes") as false, so none is taken as one meaning or the other here.
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word not in ("true", "false"):
+                raise ValueError("must be true or false, as OpenTelemetry's booleans are")
+            return word == "true"
+        return value
 
     @field_validator("webhook_urls", "alert_link_origins", mode="before")
     @classmethod
@@ -346,14 +373,21 @@ class Settings(BaseSettings):
 
     @property
     def otlp_enabled(self) -> bool:
-        """OTLP export is on when any OTLP endpoint is set (the metrics one with
-        ``EXESDB_OTLP_METRICS``)."""
-        return bool(
-            self.otlp_endpoint
-            or self.otlp_traces_endpoint
-            or self.otlp_logs_endpoint
-            or (self.otlp_metrics and self.otlp_metrics_endpoint)
-        )
+        """OTLP export is on when any signal is exported (``otlp_exports``)."""
+        return any(self.otlp_exports(signal) for signal in ("traces", "logs", "metrics"))
+
+    def otlp_exports(self, signal: OtlpSignal) -> bool:
+        """True when ``signal`` goes out over OTLP: it has an endpoint, its own or the general
+        one (metrics only with ``EXESDB_OTLP_METRICS``), and neither ``OTEL_SDK_DISABLED=true``
+        nor ``OTEL_<SIGNAL>_EXPORTER=none`` turns it off."""
+        own, switched_on, exporter = {
+            "traces": (self.otlp_traces_endpoint, True, self.otel_traces_exporter),
+            "logs": (self.otlp_logs_endpoint, True, self.otel_logs_exporter),
+            "metrics": (self.otlp_metrics_endpoint, self.otlp_metrics, self.otel_metrics_exporter),
+        }[signal]
+        if self.otel_sdk_disabled or exporter == "none" or not switched_on:
+            return False
+        return bool(own or self.otlp_endpoint)
 
     def otlp_protocol_of(self, signal: OtlpSignal) -> OtlpProtocol:
         """The protocol ``signal``'s exporter speaks: its own

@@ -125,9 +125,10 @@ def build_exporters(settings: Settings) -> dict[Signal, Exporter]:
     variables themselves. With only ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (or ``_LOGS_``) set,
     only that signal is exported. Metrics (the registry's series) only with
     ``EXESDB_OTLP_METRICS=true``, to ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` or the general one.
+    ``OTEL_SDK_DISABLED=true`` or ``OTEL_<SIGNAL>_EXPORTER=none`` leaves a signal out.
     """
     exporters: dict[Signal, Exporter] = {}
-    if settings.otlp_endpoint or settings.otlp_traces_endpoint:
+    if settings.otlp_exports("traces"):
         if settings.otlp_protocol_of("traces") == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
                 OTLPSpanExporter as GrpcSpanExporter,
@@ -140,7 +141,7 @@ def build_exporters(settings: Settings) -> dict[Signal, Exporter]:
             )
 
             exporters["traces"] = HttpSpanExporter()
-    if settings.otlp_endpoint or settings.otlp_logs_endpoint:
+    if settings.otlp_exports("logs"):
         if settings.otlp_protocol_of("logs") == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
                 OTLPLogExporter as GrpcLogExporter,
@@ -153,7 +154,7 @@ def build_exporters(settings: Settings) -> dict[Signal, Exporter]:
             )
 
             exporters["logs"] = HttpLogExporter()
-    if settings.otlp_metrics and (settings.otlp_endpoint or settings.otlp_metrics_endpoint):
+    if settings.otlp_exports("metrics"):
         exporters["metrics"] = _metrics_exporter(settings)
     return exporters
 
