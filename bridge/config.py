@@ -90,6 +90,10 @@ OtlpProtocol = Literal["grpc", "http/protobuf"]
 OtlpSignal = Literal["traces", "logs", "metrics"]
 # OTEL_<SIGNAL>_EXPORTER: the bridge exports over OTLP or not at all.
 OtelExporter = Literal["otlp", "none"]
+# OTEL_EXPORTER_OTLP_*TIMEOUT in seconds, as the Python SDK reads it; the specification says
+# milliseconds, so a value above ten minutes is taken for milliseconds meant and refused.
+OtlpTimeout = Annotated[float, Field(gt=0, le=600)]
+OtlpCompression = Literal["gzip", "none"]
 
 
 def _env(name: str, **kwargs: Any) -> Any:
@@ -244,6 +248,24 @@ class Settings(BaseSettings):
     otlp_metrics_protocol: OtlpProtocol | None = _env(
         "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", default=None
     )
+    otlp_timeout: OtlpTimeout = _env("OTEL_EXPORTER_OTLP_TIMEOUT", default=10.0)
+    otlp_traces_timeout: OtlpTimeout | None = _env(
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", default=None
+    )
+    otlp_logs_timeout: OtlpTimeout | None = _env("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", default=None)
+    otlp_metrics_timeout: OtlpTimeout | None = _env(
+        "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", default=None
+    )
+    otlp_compression: OtlpCompression = _env("OTEL_EXPORTER_OTLP_COMPRESSION", default="none")
+    otlp_traces_compression: OtlpCompression | None = _env(
+        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", default=None
+    )
+    otlp_logs_compression: OtlpCompression | None = _env(
+        "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", default=None
+    )
+    otlp_metrics_compression: OtlpCompression | None = _env(
+        "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", default=None
+    )
     otel_service_name: str = _env("OTEL_SERVICE_NAME", default="exesdb-bridge")
     otlp_queue_size: Annotated[int, Field(ge=1)] = _env("EXESDB_OTLP_QUEUE_SIZE", default=8_192)
     otlp_metrics: bool = _env("EXESDB_OTLP_METRICS", default=False)
@@ -292,6 +314,10 @@ class Settings(BaseSettings):
         "otel_traces_exporter",
         "otel_logs_exporter",
         "otel_metrics_exporter",
+        "otlp_compression",
+        "otlp_traces_compression",
+        "otlp_logs_compression",
+        "otlp_metrics_compression",
         mode="before",
     )
     @classmethod
@@ -398,6 +424,26 @@ class Settings(BaseSettings):
             "metrics": self.otlp_metrics_protocol,
         }[signal]
         return own or self.otlp_protocol
+
+    def otlp_timeout_of(self, signal: OtlpSignal) -> float:
+        """Seconds ``signal``'s exporter waits for one export: its own
+        ``OTEL_EXPORTER_OTLP_<SIGNAL>_TIMEOUT`` when set, else the general one."""
+        own = {
+            "traces": self.otlp_traces_timeout,
+            "logs": self.otlp_logs_timeout,
+            "metrics": self.otlp_metrics_timeout,
+        }[signal]
+        return own or self.otlp_timeout
+
+    def otlp_compression_of(self, signal: OtlpSignal) -> OtlpCompression:
+        """``signal``'s compression: its own ``OTEL_EXPORTER_OTLP_<SIGNAL>_COMPRESSION`` when
+        set, else the general one."""
+        own = {
+            "traces": self.otlp_traces_compression,
+            "logs": self.otlp_logs_compression,
+            "metrics": self.otlp_metrics_compression,
+        }[signal]
+        return own or self.otlp_compression
 
     @property
     def alert_for_seconds(self) -> float:

@@ -157,6 +157,14 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("OTEL_SDK_DISABLED", "1", "must be true or false"),
         ("OTEL_TRACES_EXPORTER", "console", "must be 'otlp' or 'none' (got 'console')"),
         ("OTEL_METRICS_EXPORTER", "prometheus", "must be 'otlp' or 'none'"),
+        # The specification's milliseconds, which the Python SDK would take for 2 h 46 min.
+        (
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            "10000",
+            "must be a number of seconds above 0 and at most 600",
+        ),
+        ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "10s", "the Python SDK reads seconds"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd", "must be 'gzip' or 'none' (got 'zstd')"),
     ],
 )
 def test_a_bad_value_stops_with_a_line_naming_the_variable(
