@@ -90,6 +90,12 @@ HttpUrlList = Annotated[tuple[Annotated[str, AfterValidator(require_http_url)], 
 OriginList = Annotated[tuple[Annotated[str, AfterValidator(require_link_origin)], ...], NoDecode]
 OtlpProtocol = Literal["grpc", "http/protobuf"]
 OtlpSignal = Literal["traces", "logs", "metrics"]
+# OTEL_<SIGNAL>_EXPORTER: the bridge exports over OTLP or not at all.
+OtelExporter = Literal["otlp", "none"]
+# OTEL_EXPORTER_OTLP_*TIMEOUT in seconds, as the Python SDK reads it; the specification says
+# milliseconds, so a value above ten minutes is taken for milliseconds meant and refused.
+OtlpTimeout = Annotated[float, Field(gt=0, le=600)]
+OtlpCompression = Literal["gzip", "none"]
 
 
 def _env(name: str, **kwargs: Any) -> Any:
@@ -246,9 +252,32 @@ class Settings(BaseSettings):
     otlp_metrics_protocol: OtlpProtocol | None = _env(
         "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", default=None
     )
+    otlp_timeout: OtlpTimeout = _env("OTEL_EXPORTER_OTLP_TIMEOUT", default=10.0)
+    otlp_traces_timeout: OtlpTimeout | None = _env(
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", default=None
+    )
+    otlp_logs_timeout: OtlpTimeout | None = _env("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", default=None)
+    otlp_metrics_timeout: OtlpTimeout | None = _env(
+        "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", default=None
+    )
+    otlp_compression: OtlpCompression = _env("OTEL_EXPORTER_OTLP_COMPRESSION", default="none")
+    otlp_traces_compression: OtlpCompression | None = _env(
+        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", default=None
+    )
+    otlp_logs_compression: OtlpCompression | None = _env(
+        "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", default=None
+    )
+    otlp_metrics_compression: OtlpCompression | None = _env(
+        "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", default=None
+    )
     otel_service_name: str = _env("OTEL_SERVICE_NAME", default="exesdb-bridge")
     otlp_queue_size: Annotated[int, Field(ge=1)] = _env("EXESDB_OTLP_QUEUE_SIZE", default=8_192)
     otlp_metrics: bool = _env("EXESDB_OTLP_METRICS", default=False)
+    # The specification's off switches: for every signal, and for each one.
+    otel_sdk_disabled: bool = _env("OTEL_SDK_DISABLED", default=False)
+    otel_traces_exporter: OtelExporter = _env("OTEL_TRACES_EXPORTER", default="otlp")
+    otel_logs_exporter: OtelExporter = _env("OTEL_LOGS_EXPORTER", default="otlp")
+    otel_metrics_exporter: OtelExporter = _env("OTEL_METRICS_EXPORTER", default="otlp")
 
     @classmethod
     def settings_customise_sources(
@@ -282,11 +311,35 @@ class Settings(BaseSettings):
         # Set but empty (as the shipped Kubernetes Secret has it) is no key: unsigned, warned.
         return value or None
 
-    @field_validator("log_level", "log_format", "webhook_min_severity", mode="before")
+    @field_validator(
+        "log_level",
+        "log_format",
+        "webhook_min_severity",
+        "otel_traces_exporter",
+        "otel_logs_exporter",
+        "otel_metrics_exporter",
+        "otlp_compression",
+        "otlp_traces_compression",
+        "otlp_logs_compression",
+        "otlp_metrics_compression",
+        mode="before",
+    )
     @classmethod
     def _any_letter_case(cls, value: Any) -> Any:
         # INFO as Python's logging spells a level, JSON, Critical: one word, as booleans are.
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("otel_sdk_disabled", mode="before")
+    @classmethod
+    def _otel_boolean(cls, value: Any) -> Any:
+        # The specification's boolean: "true" or "false" in any letter case. The SDK reads any
+        # other value ("1", "yes") as false, so none is taken as one meaning or the other here.
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word not in ("true", "false"):
+                raise ValueError("must be true or false, as OpenTelemetry's booleans are")
+            return word == "true"
+        return value
 
     @field_validator("webhook_urls", "alert_link_origins", mode="before")
     @classmethod
@@ -350,14 +403,21 @@ class Settings(BaseSettings):
 
     @property
     def otlp_enabled(self) -> bool:
-        """OTLP export is on when any OTLP endpoint is set (the metrics one with
-        ``EXESDB_OTLP_METRICS``)."""
-        return bool(
-            self.otlp_endpoint
-            or self.otlp_traces_endpoint
-            or self.otlp_logs_endpoint
-            or (self.otlp_metrics and self.otlp_metrics_endpoint)
-        )
+        """OTLP export is on when any signal is exported (``otlp_exports``)."""
+        return any(self.otlp_exports(signal) for signal in ("traces", "logs", "metrics"))
+
+    def otlp_exports(self, signal: OtlpSignal) -> bool:
+        """True when ``signal`` goes out over OTLP: it has an endpoint, its own or the general
+        one (metrics only with ``EXESDB_OTLP_METRICS``), and neither ``OTEL_SDK_DISABLED=true``
+        nor ``OTEL_<SIGNAL>_EXPORTER=none`` turns it off."""
+        own, switched_on, exporter = {
+            "traces": (self.otlp_traces_endpoint, True, self.otel_traces_exporter),
+            "logs": (self.otlp_logs_endpoint, True, self.otel_logs_exporter),
+            "metrics": (self.otlp_metrics_endpoint, self.otlp_metrics, self.otel_metrics_exporter),
+        }[signal]
+        if self.otel_sdk_disabled or exporter == "none" or not switched_on:
+            return False
+        return bool(own or self.otlp_endpoint)
 
     def otlp_protocol_of(self, signal: OtlpSignal) -> OtlpProtocol:
         """The protocol ``signal``'s exporter speaks: its own
@@ -368,6 +428,26 @@ class Settings(BaseSettings):
             "metrics": self.otlp_metrics_protocol,
         }[signal]
         return own or self.otlp_protocol
+
+    def otlp_timeout_of(self, signal: OtlpSignal) -> float:
+        """Seconds ``signal``'s exporter waits for one export: its own
+        ``OTEL_EXPORTER_OTLP_<SIGNAL>_TIMEOUT`` when set, else the general one."""
+        own = {
+            "traces": self.otlp_traces_timeout,
+            "logs": self.otlp_logs_timeout,
+            "metrics": self.otlp_metrics_timeout,
+        }[signal]
+        return own or self.otlp_timeout
+
+    def otlp_compression_of(self, signal: OtlpSignal) -> OtlpCompression:
+        """``signal``'s compression: its own ``OTEL_EXPORTER_OTLP_<SIGNAL>_COMPRESSION`` when
+        set, else the general one."""
+        own = {
+            "traces": self.otlp_traces_compression,
+            "logs": self.otlp_logs_compression,
+            "metrics": self.otlp_metrics_compression,
+        }[signal]
+        return own or self.otlp_compression
 
     @property
     def alert_for_seconds(self) -> float:

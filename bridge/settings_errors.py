@@ -76,7 +76,11 @@ def _number_allowed(variable: str, info: FieldInfo | None, given: object) -> str
     if info is None or kind is None:
         return None
     in_ms = variable.endswith(("_MS", "_INTERVAL"))
-    if kind is float:
+    # The Python SDK's exporters read seconds where the specification says milliseconds.
+    in_seconds = variable.startswith("OTEL_") and variable.endswith("_TIMEOUT")
+    if in_seconds:
+        what = "a number of seconds"
+    elif kind is float:
         what = (
             "a number (percent)" if variable.endswith(("_DEGRADED", "_UNHEALTHY")) else "a number"
         )
@@ -95,11 +99,15 @@ def _number_allowed(variable: str, info: FieldInfo | None, given: object) -> str
         what += f", at least {low}"
     elif above is not None:
         what += f" above {above:g}"
+        if high is not None:
+            what += f" and at most {high:g}"
     if isinstance(info.default, int | float) and not isinstance(info.default, bool):
         what += f", e.g. {info.default:g}" if kind is float else f", e.g. {info.default}"
     duration = _DURATION.fullmatch(given.strip()) if in_ms and isinstance(given, str) else None
     if duration is not None and (ms := float(duration[1]) * _MS_PER[duration[2]]).is_integer():
         what += f"; {duration[0]} is {int(ms)}"
+    if in_seconds:
+        what += "; the Python SDK reads seconds, not the specification's milliseconds"
     return f"must be {what}"
 
 

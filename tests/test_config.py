@@ -153,6 +153,18 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_BUS_QUEUE_SIZE", "0", "from 1 to 10000000"),
         ("EXESDB_REDIS_SPOOL_BYTES", "1000", "at least 1048576"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "udp", "'http/protobuf'"),
+        # The SDK reads "1" as false: neither meaning is guessed.
+        ("OTEL_SDK_DISABLED", "1", "must be true or false"),
+        ("OTEL_TRACES_EXPORTER", "console", "must be 'otlp' or 'none' (got 'console')"),
+        ("OTEL_METRICS_EXPORTER", "prometheus", "must be 'otlp' or 'none'"),
+        # The specification's milliseconds, which the Python SDK would take for 2 h 46 min.
+        (
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            "10000",
+            "must be a number of seconds above 0 and at most 600",
+        ),
+        ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "10s", "the Python SDK reads seconds"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd", "must be 'gzip' or 'none' (got 'zstd')"),
     ],
 )
 def test_a_bad_value_stops_with_a_line_naming_the_variable(
@@ -178,6 +190,8 @@ def test_a_bad_value_stops_with_a_line_naming_the_variable(
         ("EXESDB_LOG_LEVEL", "DEBUG", "debug"),
         ("EXESDB_LOG_FORMAT", "JSON", "json"),
         ("EXESDB_WEBHOOK_MIN_SEVERITY", "Critical", "critical"),
+        ("OTEL_LOGS_EXPORTER", "None", "none"),
+        ("OTEL_SDK_DISABLED", "TRUE", True),
     ],
 )
 def test_a_word_setting_takes_any_letter_case(

@@ -427,6 +427,57 @@ async def test_with_only_the_metrics_endpoint_only_metrics_are_exported(
     assert receiver.logs == []
 
 
+async def test_an_exporter_of_none_keeps_its_signal_from_the_collector(
+    receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OTEL_LOGS_EXPORTER=none and OTEL_METRICS_EXPORTER=none send the collector spans alone,
+    EXESDB_OTLP_METRICS and a flush at shutdown notwithstanding."""
+    _export_to(receiver, monkeypatch)
+    monkeypatch.setenv("OTEL_BLRP_SCHEDULE_DELAY", "50")
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
+    monkeypatch.setenv("EXESDB_OTLP_METRICS", "true")
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "100")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+    bridge = Bridge(load_settings(), registry=CollectorRegistry(), components=SINKS)
+    await bridge.start(serve_http=False)
+    try:
+        bridge.bus.publish("logs", LogEntry(level="error", message="x", module="m", node="n"))
+        bridge.bus.publish(
+            "store1:health",
+            HealthCheck(check_name="ping", node="n", result="pass", duration_ms=1.0),
+        )
+        await async_wait_until(lambda: receiver.spans, 15, "the span")
+    finally:
+        await bridge.aclose()  # flushes whatever each signal still holds
+    assert [span.name for span in receiver.spans] == ["ping"]
+    assert receiver.logs == []
+    assert receiver.metrics == []
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+async def test_the_specification_s_compression_and_a_timeout_in_seconds_export(
+    receiver: Any, monkeypatch: pytest.MonkeyPatch, compression: str
+) -> None:
+    """OTEL_EXPORTER_OTLP_COMPRESSION none (the specification's default, which the SDK's gRPC
+    exporter refuses with a traceback) or gzip, and a timeout in seconds, export as usual."""
+    _export_to(receiver, monkeypatch)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", compression)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "5")
+    bridge = Bridge(load_settings(), registry=CollectorRegistry(), components=SINKS)
+    await bridge.start(serve_http=False)
+    try:
+        bridge.bus.publish(
+            "store1:health",
+            HealthCheck(check_name="ping", node="n", result="pass", duration_ms=1.0),
+        )
+        await async_wait_until(lambda: receiver.spans, 15, "the span")
+    finally:
+        await bridge.aclose()
+    assert [span.name for span in receiver.spans] == ["ping"]
+    if receiver.protocol == "http/protobuf":
+        assert receiver.content_encodings == [None if compression == "none" else "gzip"]
+
+
 async def test_alert_sink_webhook_attempts_become_consumer_spans(
     receiver: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:

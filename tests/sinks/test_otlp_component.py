@@ -77,3 +77,39 @@ def test_metrics_signal_needs_its_switch(monkeypatch: pytest.MonkeyPatch) -> Non
     bridge = Bridge(load_settings(), registry=registry)
     assert [c for c in bridge.components if isinstance(c, OtlpSink)]
     assert registry.get_sample_value("exesdb_otlp_exported_total", {"signal": "metrics"}) == 0.0
+
+
+@pytest.mark.parametrize(
+    "switch",
+    [
+        {"OTEL_SDK_DISABLED": "true"},
+        {f"OTEL_{s}_EXPORTER": "none" for s in ("TRACES", "LOGS", "METRICS")},
+    ],
+)
+def test_the_specification_s_off_switches_leave_the_sink_out(
+    monkeypatch: pytest.MonkeyPatch, switch: dict[str, str]
+) -> None:
+    """OTEL_SDK_DISABLED=true, or every OTEL_<SIGNAL>_EXPORTER=none, turns OTLP off with an
+    endpoint set, the metrics mirror included."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("EXESDB_OTLP_METRICS", "true")
+    for name, value in switch.items():
+        monkeypatch.setenv(name, value)
+    registry = CollectorRegistry()
+    bridge = Bridge(load_settings(), registry=registry)
+    assert not [c for c in bridge.components if isinstance(c, OtlpSink)]
+    assert registry.get_sample_value("exesdb_otlp_exported_total", {"signal": "metrics"}) is None
+
+
+def test_an_exporter_of_none_leaves_its_signal_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_LOGS_EXPORTER=none beside the general endpoint exports traces and no logs."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
+    registry = CollectorRegistry()
+    bridge = Bridge(load_settings(), registry=registry)
+    assert [c for c in bridge.components if isinstance(c, OtlpSink)]
+
+    def depth(signal: str) -> float | None:
+        return registry.get_sample_value("exesdb_otlp_queue_depth", {"signal": signal})
+
+    assert (depth("traces"), depth("logs")) == (0.0, None)

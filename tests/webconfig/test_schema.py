@@ -271,6 +271,19 @@ def test_the_original_2_form_is_refused_by_name_and_how_to_replace_it():
         bcrypt.checkpw(b"pw", original.encode())
 
 
+@pytest.mark.parametrize("value", ["0", "1"])
+def test_a_header_value_yaml_reads_as_a_number_is_asked_in_quotes(value: str):
+    """X-XSS-Protection: 0 (or the toolkit sample's 1) is refused asking for quotes, as
+    docs/security.md says, and taken quoted."""
+    text = f"http_server_config:\n  headers:\n    X-XSS-Protection: {value}\n"
+    assert _problems(text) == [
+        f"{HERE}: http_server_config.headers.X-XSS-Protection: must be text, and YAML reads "
+        "this unquoted value as a number: put it in quotes"
+    ]
+    quoted = parse_web_config(text.replace(f": {value}", f": '{value}'"), HERE)
+    assert quoted.http_server_config.headers.items() == (("X-XSS-Protection", value),)
+
+
 @pytest.mark.parametrize(
     ("entry", "kind"),
     [

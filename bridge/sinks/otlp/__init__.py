@@ -1,7 +1,8 @@
 """The OTLP sink: spans and log records to any OpenTelemetry collector (docs/opentelemetry.md).
 
 This package is light: the SDK and its exporters are imported (by ``bridge.sinks.otlp.sink``)
-only when ``otlp_component`` finds an OTLP endpoint configured.
+only when ``otlp_component`` finds a signal to export (an OTLP endpoint configured, and not
+turned off by ``OTEL_SDK_DISABLED`` or ``OTEL_<SIGNAL>_EXPORTER=none``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ __all__ = [
 
 
 def otlp_component(context: Context) -> Component | None:
-    """The OTLP sink when an OTLP endpoint is set, else None (and nothing OTLP imported)."""
+    """The OTLP sink when a signal is exported (``Settings.otlp_exports``), else None (and
+    nothing OTLP imported)."""
     if not context.settings.otlp_enabled:
         return None
     from bridge.sinks.otlp.sink import OtlpSink

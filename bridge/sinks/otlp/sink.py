@@ -104,56 +104,78 @@ def build_resource(
     return defaults
 
 
+def _options(settings: Settings, signal: Signal) -> dict[str, Any]:
+    """The timeout and compression of ``signal``'s exporter, as the bridge checked them: given
+    to the exporter, which then leaves the general variables alone (the gRPC exporter would
+    stop start-up with a traceback on the specification's ``OTEL_EXPORTER_OTLP_COMPRESSION=none``,
+    or on a timeout that is no number)."""
+    gzip = settings.otlp_compression_of(signal) == "gzip"
+    if settings.otlp_protocol_of(signal) == "grpc":
+        from grpc import Compression as GrpcCompression
+
+        compression: Enum = GrpcCompression.Gzip if gzip else GrpcCompression.NoCompression
+    else:
+        from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+
+        compression = HttpCompression.Gzip if gzip else HttpCompression.NoCompression
+    return {"timeout": settings.otlp_timeout_of(signal), "compression": compression}
+
+
 def _metrics_exporter(settings: Settings) -> Exporter:
+    options = _options(settings, "metrics")
     if settings.otlp_protocol_of("metrics") == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
             OTLPMetricExporter as GrpcMetricExporter,
         )
 
-        return GrpcMetricExporter()
+        return GrpcMetricExporter(**options)
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
         OTLPMetricExporter as HttpMetricExporter,
     )
 
-    return HttpMetricExporter()
+    return HttpMetricExporter(**options)
 
 
 def build_exporters(settings: Settings) -> dict[Signal, Exporter]:
     """The SDK's OTLP exporters for the signals with an endpoint, per ``*_PROTOCOL``.
 
-    The exporters read the endpoint, headers, timeout, compression, insecure and certificate
-    variables themselves. With only ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (or ``_LOGS_``) set,
-    only that signal is exported. Metrics (the registry's series) only with
-    ``EXESDB_OTLP_METRICS=true``, to ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` or the general one.
+    The exporters read the endpoint, headers, insecure and certificate variables themselves;
+    the timeout and compression are the bridge's checked ones (``_options``). With only
+    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (or ``_LOGS_``) set, only that signal is exported.
+    Metrics (the registry's series) only with ``EXESDB_OTLP_METRICS=true``, to
+    ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` or the general one. ``OTEL_SDK_DISABLED=true`` or
+    ``OTEL_<SIGNAL>_EXPORTER=none`` leaves a signal out.
     """
     exporters: dict[Signal, Exporter] = {}
-    if settings.otlp_endpoint or settings.otlp_traces_endpoint:
+    if settings.otlp_exports("traces"):
+        options = _options(settings, "traces")
         if settings.otlp_protocol_of("traces") == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
                 OTLPSpanExporter as GrpcSpanExporter,
             )
 
-            exporters["traces"] = GrpcSpanExporter()
+            exporters["traces"] = GrpcSpanExporter(**options)
         else:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
                 OTLPSpanExporter as HttpSpanExporter,
             )
 
-            exporters["traces"] = HttpSpanExporter()
-    if settings.otlp_endpoint or settings.otlp_logs_endpoint:
+            exporters["traces"] = HttpSpanExporter(**options)
+    if settings.otlp_exports("logs"):
+        options = _options(settings, "logs")
         if settings.otlp_protocol_of("logs") == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
                 OTLPLogExporter as GrpcLogExporter,
             )
 
-            exporters["logs"] = GrpcLogExporter()
+            exporters["logs"] = GrpcLogExporter(**options)
         else:
             from opentelemetry.exporter.otlp.proto.http._log_exporter import (
                 OTLPLogExporter as HttpLogExporter,
             )
 
-            exporters["logs"] = HttpLogExporter()
-    if settings.otlp_metrics and (settings.otlp_endpoint or settings.otlp_metrics_endpoint):
+            exporters["logs"] = HttpLogExporter(**options)
+    if settings.otlp_exports("metrics"):
         exporters["metrics"] = _metrics_exporter(settings)
     return exporters
 
