@@ -127,6 +127,9 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_BUS", "rediss://redis/0?ssl_ca_cert=/ca.crt", "'ssl_ca_cert': not an option"),
         ("EXESDB_BUS", "redis://redis/0?ssl_ca_certs=/ca.crt", "with rediss:// only"),
         ("EXESDB_BUS", "redis://redis/0?Hunter2=x", "query option (a name not shown)"),
+        ("EXESDB_BUS", "redis://redis:6379/exesdb", "path is its database number"),
+        ("EXESDB_BUS", "redis://redis:6379/0/1", "path is its database number"),
+        ("EXESDB_BUS", "redis://redis:6379/2?db=3", "given twice"),
         ("EXESDB_MAX_BODY_BYTES", "10", "1024"),
         ("EXESDB_WEBHOOK_URLS", "ftp://a.example", "http://"),
         ("EXESDB_WEBHOOK_MIN_SEVERITY", "loud", "'critical'"),
@@ -217,6 +220,33 @@ def test_a_bus_query_option_the_transport_sets_itself_stops_start_up_naming_it(
         f"EXESDB_BUS: query option {name!r} would override {OWN_OPTIONS[name]}; remove it from"
         " the URL"
     ]
+    assert "hunter2" not in err
+
+
+@pytest.mark.parametrize(
+    "bus",
+    [
+        "redis://redis:6379",
+        "redis://redis:6379/",
+        "redis://redis:6379/0",
+        "redis://redis:6379/15/",
+        "redis://redis:6379?db=2",
+    ],
+)
+def test_bus_database_as_a_number_or_none_is_taken(bus: str) -> None:
+    """EXESDB_BUS takes a Redis URL without a path (database 0), or with a database number as
+    its path, or as ?db=."""
+    assert Settings(EXESDB_BUS=bus, SECRET_KEY_BASE=LONG_SECRET).bus == bus
+
+
+def test_bus_path_that_is_no_database_number_is_refused_unechoed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Redis URL path that redis-py would read as database 0 without a word (a key prefix,
+    a token) stops start-up naming EXESDB_BUS, the path not shown."""
+    status, _, err = _check_config(monkeypatch, capsys, EXESDB_BUS="redis://redis:6379/hunter2")
+    assert status == 2
+    assert "EXESDB_BUS: a redis:// or rediss:// URL's path is its database number" in err
     assert "hunter2" not in err
 
 
