@@ -634,6 +634,17 @@ def test_run_stops_at_start_on_an_alert_link_origin_with_a_path() -> None:
             },
             "EXESDB_REDIS_SPOOL_BYTES",
         ),
+        # Only one of the two set: the line names it, not the other one left at its default.
+        ({"EXESDB_CPU_UNHEALTHY": "50"}, "EXESDB_CPU_UNHEALTHY"),
+        ({"EXESDB_WEBHOOK_MAX_BACKOFF_MS": "500"}, "EXESDB_WEBHOOK_MAX_BACKOFF_MS"),
+        (
+            {
+                "EXESDB_BUS": "redis://127.0.0.1:6379/0",
+                "SECRET_KEY_BASE": TEST_SECRET,
+                "EXESDB_MAX_BODY_BYTES": "200000000",
+            },
+            "EXESDB_MAX_BODY_BYTES",
+        ),
     ],
 )
 def test_inconsistent_values_stop_start_up(
@@ -646,6 +657,19 @@ def test_inconsistent_values_stop_start_up(
     status, _, err = _check_config(monkeypatch, capsys, **env)
     assert status == 2
     assert f"  {variable}: " in err
+
+
+def test_a_contradiction_with_a_default_names_the_variable_set(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EXESDB_CPU_UNHEALTHY=50 alone is refused as itself below the default EXESDB_CPU_DEGRADED,
+    saying so, rather than as a fault of EXESDB_CPU_DEGRADED, which the user never set."""
+    status, _, err = _check_config(monkeypatch, capsys, EXESDB_CPU_UNHEALTHY="50")
+    assert status == 2
+    assert err.splitlines()[1:] == [
+        "  EXESDB_CPU_UNHEALTHY: 50 is below EXESDB_CPU_DEGRADED (85, its default); allowed: at"
+        " least that, or set EXESDB_CPU_DEGRADED lower too"
+    ]
 
 
 def test_every_bad_variable_is_reported_at_once() -> None:
