@@ -571,6 +571,11 @@ class Settings(BaseSettings):
             )
         if self.webhook_urls and self.webhook_secret is None:
             notes.append("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned")
+        if self.otlp_metrics and not (self.otlp_endpoint or self.otlp_metrics_endpoint):
+            notes.append(
+                "EXESDB_OTLP_METRICS is true but neither OTEL_EXPORTER_OTLP_ENDPOINT nor "
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set: no metrics are exported over OTLP"
+            )
         notes += [
             f"EXESDB_WEBHOOK_CONFIG_FILE {receiver}: no secret nor secret_file, nor "
             "EXESDB_WEBHOOK_SECRET: deliveries go unsigned"

@@ -850,6 +850,32 @@ def test_a_short_admin_token_is_warned_of(
     assert token.strip() not in out + err
 
 
+@pytest.mark.parametrize(
+    ("endpoints", "warned"),
+    [
+        ({}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4317"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"}, False),
+        ({"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://collector:4317"}, False),
+    ],
+)
+def test_otlp_metrics_without_an_endpoint_for_them_is_warned_of(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    endpoints: dict[str, str],
+    warned: bool,
+) -> None:
+    """EXESDB_OTLP_METRICS=true with no endpoint the metrics could go to exports nothing:
+    check-config and start-up say so rather than leave it silent."""
+    status, _, err = _check_config(monkeypatch, capsys, EXESDB_OTLP_METRICS="true", **endpoints)
+    assert status == 0
+    said = (
+        "warning: EXESDB_OTLP_METRICS is true but neither OTEL_EXPORTER_OTLP_ENDPOINT nor "
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set: no metrics are exported over OTLP"
+    )
+    assert (said in err) is warned
+
+
 def test_an_admin_token_of_16_characters_is_not_warned_of(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
