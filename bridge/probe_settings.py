@@ -50,6 +50,8 @@ def split_addr(value: str) -> tuple[str, int]:
             "must be host:port, not a URL, e.g. 0.0.0.0:9570 (the URL people reach the bridge "
             "at goes in EXESDB_EXTERNAL_URL)"
         )
+    if any(character.isspace() for character in value):  # " 127.0.0.1:9570" from an env file
+        raise ValueError("must be host:port without spaces or other blanks, e.g. 0.0.0.0:9570")
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError("must be host:port with a port from 0 to 65535, e.g. 0.0.0.0:9570")

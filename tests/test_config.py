@@ -117,6 +117,9 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_HTTP_ADDR", "0.0.0.0:99999", "0 to 65535"),
         ("EXESDB_HTTP_ADDR", "http://127.0.0.1:9570", "not a URL"),
         ("EXESDB_HTTP_ADDR", "127.0.0.1:9570/", "not a URL"),
+        # A blank in the host was taken, then failed at listen (exit 1) and crashed the probe.
+        ("EXESDB_HTTP_ADDR", " 127.0.0.1:9570", "without spaces or other blanks"),
+        ("EXESDB_HTTP_ADDR", "127.0.0.1 :9570", "without spaces or other blanks"),
         ("EXESDB_BUS", "http://redis", "redis://"),
         ("EXESDB_BUS", "redis://", "redis://"),
         ("EXESDB_BUS", "localhost:6379", "URL with a host, e.g. redis://127.0.0.1:6379"),

@@ -337,6 +337,17 @@ def test_command_exits_1_not_2_on_a_bad_configuration() -> None:
     assert completed.stderr.startswith("unhealthy: bad configuration: EXESDB_HTTP_ADDR: ")
 
 
+def test_command_says_a_blank_in_the_address_is_a_bad_configuration() -> None:
+    """EXESDB_HTTP_ADDR with a stray blank before its host (an env file's 'X= value') is a
+    bad configuration line naming the variable, exit 1, not a traceback from http.client."""
+    completed = healthcheck(EXESDB_HTTP_ADDR=" 127.0.0.1:9570")
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        "unhealthy: bad configuration: EXESDB_HTTP_ADDR: must be host:port without spaces or"
+        " other blanks, e.g. 0.0.0.0:9570 (got ' 127.0.0.1:9570')\n"
+    )
+
+
 def test_command_on_port_0_says_it_cannot_know_the_port() -> None:
     """EXESDB_HTTP_ADDR with port 0 (a port the bridge picks): exit 1, one line saying why,
     instead of a connection refused at port 0."""
