@@ -120,6 +120,11 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         # A blank in the host was taken, then failed at listen (exit 1) and crashed the probe.
         ("EXESDB_HTTP_ADDR", " 127.0.0.1:9570", "without spaces or other blanks"),
         ("EXESDB_HTTP_ADDR", "127.0.0.1 :9570", "without spaces or other blanks"),
+        # A host that is no name nor address was taken, then listened on or asked mangled.
+        ("EXESDB_HTTP_ADDR", "::9570", "the host an IP address ([::1] for IPv6) or a host name"),
+        ("EXESDB_HTTP_ADDR", "[bridge:9570", "the host an IP address"),
+        ("EXESDB_HTTP_ADDR", "bridge?x:9570", "the host an IP address"),
+        ("EXESDB_HTTP_ADDR", "*:9570", "the host an IP address"),
         ("EXESDB_BUS", "http://redis", "redis://"),
         ("EXESDB_BUS", "redis://", "redis://"),
         ("EXESDB_BUS", "localhost:6379", "URL with a host, e.g. redis://127.0.0.1:6379"),
