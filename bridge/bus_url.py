@@ -16,11 +16,16 @@ from urllib.parse import parse_qs, urlsplit
 __all__ = ["require_bus"]
 
 _NAMED_PARAMETER: Final = ("POSITIONAL_OR_KEYWORD", "KEYWORD_ONLY")
+# The path redis-py reads as the database number: nothing (database 0) or digits, as Redis's
+# own URLs write it. redis-py reads any other path as no database (0) or drops its slashes
+# (/0/1 is database 1), without a word.
+_DATABASE_PATH: Final = re.compile(r"/?|/[0-9]+/?")
 
 
 def require_bus(value: str) -> str:
-    """``value`` when it is ``memory`` or a redis:// or rediss:// URL with a host, a port and
-    only query options the transport takes; ValueError saying why otherwise."""
+    """``value`` when it is ``memory`` or a redis:// or rediss:// URL with a host, a port, a
+    database number or none as its path, and only query options the transport takes;
+    ValueError saying why otherwise."""
     if value == "memory":
         return value
     parts = urlsplit(value)
@@ -35,6 +40,16 @@ def require_bus(value: str) -> str:
         port = 0
     if port == 0:
         raise ValueError("a redis:// or rediss:// URL's port must be a port from 1 to 65535")
+    if not _DATABASE_PATH.fullmatch(parts.path):
+        raise ValueError(
+            "a redis:// or rediss:// URL's path is its database number, e.g."
+            " redis://127.0.0.1:6379/0 (none: database 0), and this one's path is no number"
+        )
+    if parts.path.strip("/") and "db" in parse_qs(parts.query):
+        raise ValueError(
+            "the database is given twice, in the URL's path and as ?db= (which would win):"
+            " give it once"
+        )
     from redis.asyncio.connection import parse_url  # what the transport's from_url reads
 
     from bridge.bus.redis.link import OWN_OPTIONS

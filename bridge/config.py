@@ -570,23 +570,50 @@ class Settings(BaseSettings):
         for name, (degraded, unhealthy) in self.resource_thresholds.items():
             # 100 or more disables a status (docs/configuration.md): only enabled pairs must order.
             if degraded > unhealthy and degraded < 100 and unhealthy < 100:
+                low, high = f"EXESDB_{name.upper()}_DEGRADED", f"EXESDB_{name.upper()}_UNHEALTHY"
                 problems.append(
-                    f"EXESDB_{name.upper()}_DEGRADED: {degraded:g} is above "
-                    f"EXESDB_{name.upper()}_UNHEALTHY ({unhealthy:g}); allowed: at most that"
+                    self._blaming_the_one_set(
+                        (f"{name}_degraded", f"{name}_unhealthy"),
+                        f"{low}: {degraded:g} is above {high} ({unhealthy:g}); allowed: at most"
+                        " that",
+                        f"{high}: {unhealthy:g} is below {low} ({degraded:g}, its default);"
+                        f" allowed: at least that, or set {low} lower too",
+                    )
                 )
         if self.uses_redis and self.redis_spool_bytes < 2 * self.max_body_bytes:
             problems.append(
-                f"EXESDB_REDIS_SPOOL_BYTES: {self.redis_spool_bytes} is below twice "
-                f"EXESDB_MAX_BODY_BYTES ({self.max_body_bytes}), so the largest batch ingest "
-                "takes might never fit; allowed: at least that"
+                self._blaming_the_one_set(
+                    ("redis_spool_bytes", "max_body_bytes"),
+                    f"EXESDB_REDIS_SPOOL_BYTES: {self.redis_spool_bytes} is below twice "
+                    f"EXESDB_MAX_BODY_BYTES ({self.max_body_bytes}), so the largest batch ingest "
+                    "takes might never fit; allowed: at least that",
+                    f"EXESDB_MAX_BODY_BYTES: {self.max_body_bytes} is above half "
+                    f"EXESDB_REDIS_SPOOL_BYTES ({self.redis_spool_bytes}, its default), so the "
+                    "largest batch ingest takes might never fit in the spool; allowed: at most "
+                    "that, or set EXESDB_REDIS_SPOOL_BYTES higher too",
+                )
             )
         problems += self._otlp_endpoint_problems()
         if self.webhook_backoff_ms > self.webhook_max_backoff_ms:
             problems.append(
-                f"EXESDB_WEBHOOK_BACKOFF_MS: {self.webhook_backoff_ms} is above "
-                f"EXESDB_WEBHOOK_MAX_BACKOFF_MS ({self.webhook_max_backoff_ms})"
+                self._blaming_the_one_set(
+                    ("webhook_backoff_ms", "webhook_max_backoff_ms"),
+                    f"EXESDB_WEBHOOK_BACKOFF_MS: {self.webhook_backoff_ms} is above "
+                    f"EXESDB_WEBHOOK_MAX_BACKOFF_MS ({self.webhook_max_backoff_ms})",
+                    f"EXESDB_WEBHOOK_MAX_BACKOFF_MS: {self.webhook_max_backoff_ms} is below "
+                    f"EXESDB_WEBHOOK_BACKOFF_MS ({self.webhook_backoff_ms}, its default); "
+                    "allowed: at least that, or set EXESDB_WEBHOOK_BACKOFF_MS lower too",
+                )
             )
         return problems
+
+    def _blaming_the_one_set(self, fields: tuple[str, str], said: str, said_of_second: str) -> str:
+        """The problem of two settings that contradict each other, as ``said`` (naming the
+        first of ``fields`` at fault), or as ``said_of_second`` when only the second was set:
+        the line names the variable the user set, not one left at its default."""
+        first, second = fields
+        only_second = second in self.model_fields_set and first not in self.model_fields_set
+        return said_of_second if only_second else said
 
     def _otlp_endpoint_problems(self) -> list[str]:
         """Each OTLP endpoint the exporter of a signal using it could never send to, checked
@@ -639,6 +666,11 @@ class Settings(BaseSettings):
             )
         if self.webhook_urls and self.webhook_secret is None:
             notes.append("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned")
+        if self.otlp_metrics and not (self.otlp_endpoint or self.otlp_metrics_endpoint):
+            notes.append(
+                "EXESDB_OTLP_METRICS is true but neither OTEL_EXPORTER_OTLP_ENDPOINT nor "
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set: no metrics are exported over OTLP"
+            )
         notes += [
             # A receiver named by its url_file shows that path, which may hold anything.
             redact_urls(

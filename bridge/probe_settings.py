@@ -12,6 +12,8 @@ the web config would refuse, or of none set where it asks for some.
 from __future__ import annotations
 
 import os
+import re
+import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +43,8 @@ __all__ = [
 DEFAULT_HTTP_ADDR: Final = "0.0.0.0:9570"
 # The client-auth types under which the server refuses a client without a certificate.
 REQUIRES_CERTIFICATE: Final = frozenset({"RequireAnyClientCert", "RequireAndVerifyClientCert"})
+# A host name or an IPv4 address; an IPv6 address is checked as one.
+_HOST_NAME: Final = re.compile(r"[\w.-]+")
 
 
 def split_addr(value: str) -> tuple[str, int]:
@@ -50,11 +54,32 @@ def split_addr(value: str) -> tuple[str, int]:
             "must be host:port, not a URL, e.g. 0.0.0.0:9570 (the URL people reach the bridge "
             "at goes in EXESDB_EXTERNAL_URL)"
         )
+    if any(character.isspace() for character in value):  # " 127.0.0.1:9570" from an env file
+        raise ValueError("must be host:port without spaces or other blanks, e.g. 0.0.0.0:9570")
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError("must be host:port with a port from 0 to 65535, e.g. 0.0.0.0:9570")
-    host = host.removeprefix("[").removesuffix("]")
-    return host or "0.0.0.0", int(port)  # noqa: S104
+    listened = _listen_host(host)
+    if listened is None:  # '::9570', 'a?b:9570', a control character: no name, no address
+        raise ValueError(
+            "must be host:port, the host an IP address ([::1] for IPv6) or a host name, e.g."
+            " 0.0.0.0:9570"
+        )
+    return listened or "0.0.0.0", int(port)  # noqa: S104
+
+
+def _listen_host(host: str) -> str | None:
+    """``host`` as the bridge listens on it (an IPv6 address without its brackets), or None
+    when it is no host name, IPv4 or IPv6 address, nor empty."""
+    bracketed = host.startswith("[") and host.endswith("]")
+    if not bracketed and (not host or _HOST_NAME.fullmatch(host)):
+        return host
+    address = host[1:-1] if bracketed else host
+    try:
+        socket.inet_pton(socket.AF_INET6, address.partition("%")[0])  # %eth0: a scope
+    except OSError:
+        return None
+    return address
 
 
 def variable_value(environ: Mapping[str, str], name: str) -> str | None:

@@ -1,6 +1,6 @@
 """Run a bridge inside your application, broadcast health, metrics and an alert, read /metrics.
 
-    python examples/integration_api.py
+    .venv/bin/python examples/integration_api.py   # the virtualenv `make run` makes
 
 Its bridge keeps apart from any you run from the same shell: it listens on a free port of
 127.0.0.1, keeps its state in a temporary folder, uses the in-process bus and sends its made-up

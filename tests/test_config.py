@@ -117,6 +117,14 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_HTTP_ADDR", "0.0.0.0:99999", "0 to 65535"),
         ("EXESDB_HTTP_ADDR", "http://127.0.0.1:9570", "not a URL"),
         ("EXESDB_HTTP_ADDR", "127.0.0.1:9570/", "not a URL"),
+        # A blank in the host was taken, then failed at listen (exit 1) and crashed the probe.
+        ("EXESDB_HTTP_ADDR", " 127.0.0.1:9570", "without spaces or other blanks"),
+        ("EXESDB_HTTP_ADDR", "127.0.0.1 :9570", "without spaces or other blanks"),
+        # A host that is no name nor address was taken, then listened on or asked mangled.
+        ("EXESDB_HTTP_ADDR", "::9570", "the host an IP address ([::1] for IPv6) or a host name"),
+        ("EXESDB_HTTP_ADDR", "[bridge:9570", "the host an IP address"),
+        ("EXESDB_HTTP_ADDR", "bridge?x:9570", "the host an IP address"),
+        ("EXESDB_HTTP_ADDR", "*:9570", "the host an IP address"),
         ("EXESDB_BUS", "http://redis", "redis://"),
         ("EXESDB_BUS", "redis://", "redis://"),
         ("EXESDB_BUS", "localhost:6379", "URL with a host, e.g. redis://127.0.0.1:6379"),
@@ -127,6 +135,9 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_BUS", "rediss://redis/0?ssl_ca_cert=/ca.crt", "'ssl_ca_cert': not an option"),
         ("EXESDB_BUS", "redis://redis/0?ssl_ca_certs=/ca.crt", "with rediss:// only"),
         ("EXESDB_BUS", "redis://redis/0?Hunter2=x", "query option (a name not shown)"),
+        ("EXESDB_BUS", "redis://redis:6379/exesdb", "path is its database number"),
+        ("EXESDB_BUS", "redis://redis:6379/0/1", "path is its database number"),
+        ("EXESDB_BUS", "redis://redis:6379/2?db=3", "given twice"),
         ("EXESDB_MAX_BODY_BYTES", "10", "1024"),
         ("EXESDB_WEBHOOK_URLS", "ftp://a.example", "http://"),
         ("EXESDB_WEBHOOK_MIN_SEVERITY", "loud", "'critical'"),
@@ -231,6 +242,33 @@ def test_a_bus_query_option_the_transport_sets_itself_stops_start_up_naming_it(
         f"EXESDB_BUS: query option {name!r} would override {OWN_OPTIONS[name]}; remove it from"
         " the URL"
     ]
+    assert "hunter2" not in err
+
+
+@pytest.mark.parametrize(
+    "bus",
+    [
+        "redis://redis:6379",
+        "redis://redis:6379/",
+        "redis://redis:6379/0",
+        "redis://redis:6379/15/",
+        "redis://redis:6379?db=2",
+    ],
+)
+def test_bus_database_as_a_number_or_none_is_taken(bus: str) -> None:
+    """EXESDB_BUS takes a Redis URL without a path (database 0), or with a database number as
+    its path, or as ?db=."""
+    assert Settings(EXESDB_BUS=bus, SECRET_KEY_BASE=LONG_SECRET).bus == bus
+
+
+def test_bus_path_that_is_no_database_number_is_refused_unechoed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Redis URL path that redis-py would read as database 0 without a word (a key prefix,
+    a token) stops start-up naming EXESDB_BUS, the path not shown."""
+    status, _, err = _check_config(monkeypatch, capsys, EXESDB_BUS="redis://redis:6379/hunter2")
+    assert status == 2
+    assert "EXESDB_BUS: a redis:// or rediss:// URL's path is its database number" in err
     assert "hunter2" not in err
 
 
@@ -618,6 +656,17 @@ def test_run_stops_at_start_on_an_alert_link_origin_with_a_path() -> None:
             },
             "EXESDB_REDIS_SPOOL_BYTES",
         ),
+        # Only one of the two set: the line names it, not the other one left at its default.
+        ({"EXESDB_CPU_UNHEALTHY": "50"}, "EXESDB_CPU_UNHEALTHY"),
+        ({"EXESDB_WEBHOOK_MAX_BACKOFF_MS": "500"}, "EXESDB_WEBHOOK_MAX_BACKOFF_MS"),
+        (
+            {
+                "EXESDB_BUS": "redis://127.0.0.1:6379/0",
+                "SECRET_KEY_BASE": TEST_SECRET,
+                "EXESDB_MAX_BODY_BYTES": "200000000",
+            },
+            "EXESDB_MAX_BODY_BYTES",
+        ),
     ],
 )
 def test_inconsistent_values_stop_start_up(
@@ -630,6 +679,19 @@ def test_inconsistent_values_stop_start_up(
     status, _, err = _check_config(monkeypatch, capsys, **env)
     assert status == 2
     assert f"  {variable}: " in err
+
+
+def test_a_contradiction_with_a_default_names_the_variable_set(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EXESDB_CPU_UNHEALTHY=50 alone is refused as itself below the default EXESDB_CPU_DEGRADED,
+    saying so, rather than as a fault of EXESDB_CPU_DEGRADED, which the user never set."""
+    status, _, err = _check_config(monkeypatch, capsys, EXESDB_CPU_UNHEALTHY="50")
+    assert status == 2
+    assert err.splitlines()[1:] == [
+        "  EXESDB_CPU_UNHEALTHY: 50 is below EXESDB_CPU_DEGRADED (85, its default); allowed: at"
+        " least that, or set EXESDB_CPU_DEGRADED lower too"
+    ]
 
 
 def test_every_bad_variable_is_reported_at_once() -> None:
@@ -808,6 +870,32 @@ def test_a_short_admin_token_is_warned_of(
     assert status == 0
     assert "warning: EXESDB_ADMIN_TOKEN is shorter than 16 characters" in err
     assert token.strip() not in out + err
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "warned"),
+    [
+        ({}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4317"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"}, False),
+        ({"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://collector:4317"}, False),
+    ],
+)
+def test_otlp_metrics_without_an_endpoint_for_them_is_warned_of(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    endpoints: dict[str, str],
+    warned: bool,
+) -> None:
+    """EXESDB_OTLP_METRICS=true with no endpoint the metrics could go to exports nothing:
+    check-config and start-up say so rather than leave it silent."""
+    status, _, err = _check_config(monkeypatch, capsys, EXESDB_OTLP_METRICS="true", **endpoints)
+    assert status == 0
+    said = (
+        "warning: EXESDB_OTLP_METRICS is true but neither OTEL_EXPORTER_OTLP_ENDPOINT nor "
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set: no metrics are exported over OTLP"
+    )
+    assert (said in err) is warned
 
 
 def test_an_admin_token_of_16_characters_is_not_warned_of(

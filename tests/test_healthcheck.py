@@ -337,6 +337,26 @@ def test_command_exits_1_not_2_on_a_bad_configuration() -> None:
     assert completed.stderr.startswith("unhealthy: bad configuration: EXESDB_HTTP_ADDR: ")
 
 
+@pytest.mark.parametrize(
+    ("addr", "fault"),
+    [
+        (" 127.0.0.1:9570", "must be host:port without spaces or other blanks"),
+        ("bridge\x01:9570", "must be host:port, the host an IP address ([::1] for IPv6) or a"),
+        ("::9570", "must be host:port, the host an IP address ([::1] for IPv6) or a"),
+    ],
+)
+def test_command_says_an_address_it_cannot_ask_is_a_bad_configuration(
+    addr: str, fault: str
+) -> None:
+    """EXESDB_HTTP_ADDR with a stray blank before its host (an env file's 'X= value'), a control
+    character or no host at all is a bad configuration line naming the variable, exit 1, not a
+    traceback from http.client."""
+    completed = healthcheck(EXESDB_HTTP_ADDR=addr)
+    assert completed.returncode == 1
+    assert completed.stderr.startswith(f"unhealthy: bad configuration: EXESDB_HTTP_ADDR: {fault}")
+    assert completed.stderr.count("\n") == 1
+
+
 def test_command_on_port_0_says_it_cannot_know_the_port() -> None:
     """EXESDB_HTTP_ADDR with port 0 (a port the bridge picks): exit 1, one line saying why,
     instead of a connection refused at port 0."""
