@@ -131,11 +131,16 @@ def safe_url_or_key(url: str) -> str:
     return safe_url(url)
 
 
-def safe_url(url: str, *, lone_user: bool = False) -> str:
+def safe_url(url: str, *, lone_user: bool = False, as_before: bool = False) -> str:
     """``url`` as it may be shown: origin, a credentials marker and a path marker.
 
+    An ``@`` past the host (in the path, query or fragment) makes the URL ambiguous: a password
+    holding an unencoded ``/``, ``?`` or ``#`` runs to it (``redis://u:pa/ss@host``), and what
+    reads as the host may be a piece of it. Such a URL is shown as ``redis://<redacted>@…``.
+
     ``lone_user`` shows a user name alone as earlier versions did (``https://name:<redacted>@``),
-    only to find the outbox keys they made."""
+    ``as_before`` an ambiguous URL as versions before this reading did (its host as read before
+    the first ``/``, ``?`` or ``#``), each only to find the outbox keys they made."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -143,6 +148,10 @@ def safe_url(url: str, *, lone_user: bool = False) -> str:
         return "<not a URL>"
     if not parts.scheme or not parts.netloc:
         return "<not a URL>"
+    if not as_before and "@" in f"{parts.path}{parts.query}{parts.fragment}":
+        # Neither host can be shown: the one before the first "/" may be the password's start,
+        # the one after the last "@" a piece of the path (which may hold a token).
+        return f"{parts.scheme}://{REDACTED}@…"
     host = parts.hostname or ""
     more = bool(parts.path.strip("/") or parts.query)
     if ":" in host:
