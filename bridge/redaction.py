@@ -15,6 +15,8 @@ pair, a quoted ``"name": value`` or a header ``Name: value`` whose name may name
 word and a space is judged with the word, so ``partition key=7`` stays). In a span's ``url.full``
 the user info is ``REDACTED:REDACTED@``, the form OpenTelemetry's semantic conventions give it
 (``span_url``). Free text is read to ``MAX_READ`` characters, once (in time linear in its length).
+A value an error quotes back (an unknown field's name) is cut short (``clipped``), so that the
+error is never as large as what was sent.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from urllib.parse import urlsplit
 __all__ = [
     "MAX_READ",
     "REDACTED",
+    "clipped",
     "names_secret",
     "redact_urls",
     "safe_bus_url",
@@ -120,6 +123,11 @@ _REDIS_DATABASE: Final = re.compile(r"/[0-9]{1,5}")
 # A webhook receiver's outbox key (bridge.receiver_keys): a URL as safe_url shows it, ``#`` and
 # a keyed digest, which tells receivers on one origin apart and holds no secret.
 _RECEIVER_KEY: Final = re.compile(r"(.+)#([0-9a-f]{16})")
+
+
+def clipped(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters, its last an ellipsis, when longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def safe_url_or_key(url: str) -> str:
