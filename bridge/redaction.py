@@ -25,11 +25,12 @@ import base64
 import re
 import unicodedata
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 __all__ = [
     "MAX_READ",
     "REDACTED",
+    "at_past_host",
     "clipped",
     "names_secret",
     "redact_urls",
@@ -156,7 +157,7 @@ def safe_url(url: str, *, lone_user: bool = False, as_before: bool = False) -> s
         return "<not a URL>"
     if not parts.scheme or not parts.netloc:
         return "<not a URL>"
-    if not as_before and "@" in f"{parts.path}{parts.query}{parts.fragment}":
+    if not as_before and at_past_host(parts):
         # Neither host can be shown: the one before the first "/" may be the password's start,
         # the one after the last "@" a piece of the path (which may hold a token).
         return f"{parts.scheme}://{REDACTED}@…"
@@ -175,6 +176,12 @@ def safe_url(url: str, *, lone_user: bool = False, as_before: bool = False) -> s
     port_part = f":{port}" if port else ""
     rest = "/…" if more else ""
     return f"{parts.scheme}://{user}{host}{port_part}{rest}"
+
+
+def at_past_host(parts: SplitResult) -> bool:
+    """Whether a URL has an ``@`` past its host (in its path, query or fragment): its host and
+    port may then be pieces of a password (``safe_url``), to be shown nowhere."""
+    return "@" in f"{parts.path}{parts.query}{parts.fragment}"
 
 
 def safe_bus_url(url: str) -> str:
