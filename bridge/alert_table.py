@@ -21,6 +21,7 @@ __all__ = [
     "TITLE_WIDTH",
     "alert_row",
     "asked_per_state",
+    "lease_moved",
     "merged",
     "newest",
     "not_shown",
@@ -110,8 +111,9 @@ def _alerts(count: int) -> str:
 def merged(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """``GET /v1/alerts`` answers (one per state asked) as one: every alert once, most recently
     changed first as each answer lists them, the replica holding the work-queue lease only if
-    every answer says so, and the holder's name as the last answer that knew it gave it. An
-    alert in two answers (acknowledged between the requests) is listed as last changed."""
+    every answer says so, and the holder's name as the last answer that knew it gave it, of
+    those that say the replica does not hold it when any does (``lease_moved``). An alert in
+    two answers (acknowledged between the requests) is listed as last changed."""
     # updated_at is RFC 3339 in UTC, every one of one form: text order is time order.
     newest_first = sorted(
         (alert for answer in answers for alert in answer["alerts"]),
@@ -122,8 +124,16 @@ def merged(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for alert in newest_first:
         latest.setdefault(alert["alert_id"], alert)
     alerts = list(latest.values())
-    holder = all(answer.get("work_queue_holder", True) for answer in answers)
+    # The flag and the name from the same answers: when the lease moved to the replica between
+    # the requests, its later answers name the replica itself, not one to ask.
+    not_held = [answer for answer in answers if not answer.get("work_queue_holder", True)]
     # A bridge of a version before the name answers without it: unknown.
-    names = [answer.get("work_queue_holder_name") for answer in answers]
+    names = [answer.get("work_queue_holder_name") for answer in not_held or answers]
     name = next((name for name in reversed(names) if name is not None), None)
-    return {"alerts": alerts, "work_queue_holder": holder, "work_queue_holder_name": name}
+    return {"alerts": alerts, "work_queue_holder": not not_held, "work_queue_holder_name": name}
+
+
+def lease_moved(answers: Sequence[dict[str, Any]]) -> bool:
+    """Whether the work-queue lease moved between the ``GET /v1/alerts`` requests ``merged``
+    combines: some answers say the replica holds it, others that it does not."""
+    return len({bool(answer.get("work_queue_holder", True)) for answer in answers}) > 1

@@ -69,14 +69,17 @@ class ReceiverKeys:
 
     def earlier(self, url: str | None) -> tuple[str, ...]:
         """The keys earlier versions gave the receiver at ``url``: the raw URL (version 2),
-        ``safe_url`` and an unkeyed SHA-256 of it (version 3), and, for a URL with a user name
-        alone, this key as it read while ``safe_url`` still showed that name."""
+        ``safe_url`` and an unkeyed SHA-256 of it (version 3), and this key as it read while
+        ``safe_url`` still showed a user name alone, or the host of a URL with an ``@`` past it
+        (``safe_url``'s ``as_before``)."""
         if not url:
             return ()
-        shown = safe_url(url, lone_user=True)
+        shown = safe_url(url, lone_user=True, as_before=True)
         keys = [url, f"{shown}#{hashlib.sha256(url.encode()).hexdigest()[:16]}"]
-        if shown != safe_url(url):
-            keys.append(f"{shown}#{self._digest(url)}")
+        now = safe_url(url)
+        for before in dict.fromkeys((shown, safe_url(url, as_before=True))):
+            if before != now:
+                keys.append(f"{before}#{self._digest(url)}")
         return tuple(keys)
 
     @staticmethod

@@ -15,6 +15,8 @@ pair, a quoted ``"name": value`` or a header ``Name: value`` whose name may name
 word and a space is judged with the word, so ``partition key=7`` stays). In a span's ``url.full``
 the user info is ``REDACTED:REDACTED@``, the form OpenTelemetry's semantic conventions give it
 (``span_url``). Free text is read to ``MAX_READ`` characters, once (in time linear in its length).
+A value an error quotes back (an unknown field's name) is cut short (``clipped``), so that the
+error is never as large as what was sent.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ import base64
 import re
 import unicodedata
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 __all__ = [
     "MAX_READ",
     "REDACTED",
+    "at_past_host",
+    "clipped",
     "names_secret",
     "redact_urls",
     "safe_bus_url",
@@ -122,6 +126,11 @@ _REDIS_DATABASE: Final = re.compile(r"/[0-9]{1,5}")
 _RECEIVER_KEY: Final = re.compile(r"(.+)#([0-9a-f]{16})")
 
 
+def clipped(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters, its last an ellipsis, when longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def safe_url_or_key(url: str) -> str:
     """``url`` as ``safe_url`` shows it; a receiver's outbox key (already shown safely, with its
     digest) as it is, wherever it appears (a log line, ``outbox list``)."""
@@ -131,11 +140,16 @@ def safe_url_or_key(url: str) -> str:
     return safe_url(url)
 
 
-def safe_url(url: str, *, lone_user: bool = False) -> str:
+def safe_url(url: str, *, lone_user: bool = False, as_before: bool = False) -> str:
     """``url`` as it may be shown: origin, a credentials marker and a path marker.
 
+    An ``@`` past the host (in the path, query or fragment) makes the URL ambiguous: a password
+    holding an unencoded ``/``, ``?`` or ``#`` runs to it (``redis://u:pa/ss@host``), and what
+    reads as the host may be a piece of it. Such a URL is shown as ``redis://<redacted>@…``.
+
     ``lone_user`` shows a user name alone as earlier versions did (``https://name:<redacted>@``),
-    only to find the outbox keys they made."""
+    ``as_before`` an ambiguous URL as versions before this reading did (its host as read before
+    the first ``/``, ``?`` or ``#``), each only to find the outbox keys they made."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -143,6 +157,10 @@ def safe_url(url: str, *, lone_user: bool = False) -> str:
         return "<not a URL>"
     if not parts.scheme or not parts.netloc:
         return "<not a URL>"
+    if not as_before and at_past_host(parts):
+        # Neither host can be shown: the one before the first "/" may be the password's start,
+        # the one after the last "@" a piece of the path (which may hold a token).
+        return f"{parts.scheme}://{REDACTED}@…"
     host = parts.hostname or ""
     more = bool(parts.path.strip("/") or parts.query)
     if ":" in host:
@@ -158,6 +176,12 @@ def safe_url(url: str, *, lone_user: bool = False) -> str:
     port_part = f":{port}" if port else ""
     rest = "/…" if more else ""
     return f"{parts.scheme}://{user}{host}{port_part}{rest}"
+
+
+def at_past_host(parts: SplitResult) -> bool:
+    """Whether a URL has an ``@`` past its host (in its path, query or fragment): its host and
+    port may then be pieces of a password (``safe_url``), to be shown nowhere."""
+    return "@" in f"{parts.path}{parts.query}{parts.fragment}"
 
 
 def safe_bus_url(url: str) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
 
-from bridge.redaction import span_url
+from bridge.redaction import at_past_host, span_url
 from bridge.urls import DEFAULT_PORTS
 
 __all__ = [
@@ -78,6 +78,8 @@ def http_client_span(
         parts = urlsplit(url)
         port = parts.port or DEFAULT_PORTS.get(parts.scheme)
     except ValueError:
+        parts, port = None, None
+    if parts is not None and at_past_host(parts):  # its host may be a piece of a password
         parts, port = None, None
     if parts is not None and parts.hostname:
         attributes[SERVER_ADDRESS] = parts.hostname

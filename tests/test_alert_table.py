@@ -12,6 +12,7 @@ from bridge.alert_table import (
     TITLE_WIDTH,
     alert_row,
     asked_per_state,
+    lease_moved,
     merged,
     newest,
 )
@@ -57,6 +58,23 @@ def test_the_answers_name_the_lease_holder_as_the_last_that_knew_it() -> None:
     assert merged([firing, acked])["work_queue_holder_name"] == "bridge-3:bb"
     assert merged([firing, unknown])["work_queue_holder_name"] == "bridge-1:aa"
     assert merged([{"alerts": [], "work_queue_holder": False}])["work_queue_holder_name"] is None
+
+
+@pytest.mark.parametrize("took", [True, False], ids=["took the lease", "lost the lease"])
+def test_the_holder_flag_and_name_come_from_the_same_answers_when_the_lease_moved(
+    took: bool,
+) -> None:
+    """When the lease moved between the requests, the answer is a replica without the lease
+    named by an answer that says so: never the replica itself, which an answer given while it
+    held the lease names; lease_moved says the answers disagree."""
+    without = {"alerts": [], "work_queue_holder": False, "work_queue_holder_name": "bridge-2:bb"}
+    holding = {"alerts": [], "work_queue_holder": True, "work_queue_holder_name": "bridge-1:aa"}
+    answers = [without, holding] if took else [holding, without]
+    both = merged(answers)
+    assert (both["work_queue_holder"], both["work_queue_holder_name"]) == (False, "bridge-2:bb")
+    assert lease_moved(answers)
+    assert not lease_moved([without, without])
+    assert not lease_moved([holding, {"alerts": []}])  # a bridge without the field holds it
 
 
 def test_an_alert_acknowledged_between_the_requests_is_listed_once_as_last_changed() -> None:

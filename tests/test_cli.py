@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -1245,6 +1246,62 @@ def test_alerts_on_a_redis_replica_without_the_lease_name_the_replica_that_holds
     assert acked.returncode == 1
     assert acked.stderr.endswith(warning)
     assert (at_holder.returncode, "work-queue lease" in at_holder.stderr) == (0, False)
+
+
+@pytest.fixture
+def lease_moving_replica() -> Iterator[str]:
+    """The URL of a real HTTP server on loopback answering GET /v1/alerts as a Redis replica
+    that takes the work-queue lease between the requests for firing and acknowledged alerts:
+    without it (naming bridge-2) for the first, holding it (naming itself, bridge-1) after."""
+
+    class Replica(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state = parse_qs(urlsplit(self.path).query).get("state", [""])[0]
+            held = state != "firing"
+            holder = "bridge-1:aa" if held else "bridge-2:bb"
+            body = json.dumps(
+                {"alerts": [], "work_queue_holder": held, "work_queue_holder_name": holder}
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Replica)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_alerts_list_says_the_lease_moved_while_listing_not_that_the_replica_should_ask_itself(
+    lease_moving_replica: str,
+) -> None:
+    """When a replica takes the work-queue lease between the requests for the two states,
+    `alerts list` says the lease moved while it listed and to list again, never that it does
+    not hold the lease and to ask itself; --json names the replica an answer without the lease
+    named."""
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN}
+    listed = cli("alerts", "list", "--url", lease_moving_replica, **env)
+    as_json = cli("alerts", "list", "--json", "--url", lease_moving_replica, **env)
+    moved = (
+        f"exesdb-bridge: the work-queue lease moved to or from the replica at"
+        f" {lease_moving_replica} while it listed its alerts: they may be missing or out of"
+        " date; list them again\n"
+    )
+    assert (listed.returncode, as_json.returncode) == (0, 0)
+    assert listed.stderr.endswith(moved)
+    assert as_json.stderr == moved
+    assert "bridge-1" not in listed.stderr + as_json.stderr
+    answer = json.loads(as_json.stdout)
+    assert (answer["work_queue_holder"], answer["work_queue_holder_name"]) == (False, "bridge-2:bb")
 
 
 def test_exesdb_url_is_asked_before_the_http_addr_and_url_before_both(

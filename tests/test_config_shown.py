@@ -167,6 +167,8 @@ def test_check_config_numbers_webhook_urls_as_run_names_their_receivers(
         ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
         ("redis://u:pw@127.0.0.1:6379/?db=3", "redis://u:<redacted>@127.0.0.1:6379/…"),
         ("memory", "memory"),
+        # A password with an unencoded "/": no piece of it is shown as the host or the path.
+        ("redis://default:pa@ss/word@127.0.0.1:6379/0", "redis://<redacted>@…"),
     ],
 )
 def test_check_config_shows_the_redis_database_number(bus: str, shown: str) -> None:

@@ -49,3 +49,18 @@ def test_a_user_name_alone_is_kept_out_of_the_key_and_its_earlier_key_is_found()
 def test_a_raw_url_key_from_an_old_outbox_is_shown_redacted() -> None:
     """A key written before receiver keys (the raw URL) is shown as safe_url shows URLs."""
     assert receiver_label("https://hooks.example.com/tok3n") == "https://hooks.example.com/…"
+
+
+def test_a_url_with_an_at_past_its_host_is_keyed_without_its_host_and_its_earlier_key_found() -> (
+    None
+):
+    """A password with an unencoded ``/`` before its ``@`` shows no piece of itself in the key
+    (not even as the host); the key it had while safe_url showed that host is among its
+    earlier keys, for its rows to move."""
+    url = "https://u:pa@ss/word@hooks.example.com/x"
+    keys = ReceiverKeys(b"a" * 32)
+    key = keys.key(url=url)
+    assert key.startswith("https://<redacted>@…#")
+    assert "ss" not in key.removeprefix("https://") + receiver_label(key).removeprefix("https://")
+    digest = key.rpartition("#")[2]
+    assert f"https://u:<redacted>@ss/…#{digest}" in keys.earlier(url)

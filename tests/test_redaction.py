@@ -6,7 +6,14 @@ import time
 
 import pytest
 
-from bridge.redaction import MAX_READ, names_secret, redact_urls, safe_url, span_url
+from bridge.redaction import (
+    MAX_READ,
+    names_secret,
+    redact_urls,
+    safe_bus_url,
+    safe_url,
+    span_url,
+)
 
 
 @pytest.mark.parametrize(
@@ -32,6 +39,38 @@ from bridge.redaction import MAX_READ, names_secret, redact_urls, safe_url, span
 def test_safe_url_shows_origin_and_markers_only(url: str, shown: str) -> None:
     """Passwords, paths and queries are replaced by markers; scheme, host and port stay."""
     assert safe_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "pieces"),
+    [
+        # A password with an unencoded "/", "?" or "#" before its "@": what reads as the host
+        # (or the user and port) is a piece of the user info.
+        ("redis://user:pa@ss/word@host:6379/0", ("user", "pa", "ss", "word")),
+        ("https://u:p@x/y@host/path", ("u:", "p@", "x", "y@")),
+        ("redis://default:12/w@host:6379", ("default", "12", "w@")),
+        ("https://u:1?x@host", ("u:", "1", "x@")),
+        ("https://u:p@x#y@host", ("u:", "p@", "x", "y@")),
+        ("https://tok/3n@hooks.example/x", ("tok", "3n")),
+        # Or a host with an "@" in its path: which it is cannot be told, so neither is shown.
+        ("https://hooks.example/notify?to=ops@example.com", ("hooks", "ops")),
+    ],
+)
+def test_a_url_with_an_at_past_its_host_shows_no_piece_of_its_user_info(
+    url: str, pieces: tuple[str, ...]
+) -> None:
+    """A URL with an ``@`` in its path, query or fragment may have a password running to it:
+    shown as ``scheme://<redacted>@…`` by safe_url, safe_bus_url, span_url and redact_urls,
+    which reads the same again (a receiver key's shown part is read back)."""
+    scheme = url.partition(":")[0]
+    hidden = f"{scheme}://<redacted>@…"
+    shown = [safe_url(url), safe_bus_url(url), span_url(url), redact_urls(f"at {url}: refused")]
+    assert shown[:2] == [hidden, hidden]
+    assert shown[2] == f"{scheme}://REDACTED:REDACTED@…"
+    assert shown[3] == f"at {hidden}: refused"
+    assert safe_url(hidden) == hidden
+    for piece in pieces:
+        assert not any(piece in text.removeprefix(f"{scheme}://") for text in shown), piece
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,22 @@ def test_a_failed_request_span_is_named_after_the_method_with_a_redacted_url() -
     }
 
 
+def test_a_request_to_a_url_with_an_at_past_its_host_names_no_server() -> None:
+    """A URL whose password may hold an unencoded ``/`` (an ``@`` past the host): neither
+    server.address nor server.port, which may be pieces of it, and url.full shows no host."""
+    span = http_client_span(
+        "POST",
+        "https://u:pa@ss:12/word@hooks.example.com/x",
+        start_ns=1,
+        end_ns=2,
+        status=None,
+        error_type="ClientConnectorError",
+        error="refused",
+    )
+    assert span.attributes["url.full"] == "https://REDACTED:REDACTED@…"
+    assert not {"server.address", "server.port"} & set(span.attributes)
+
+
 def test_a_request_without_an_answer_has_no_status_code() -> None:
     """A connection error: no status code, error.type is the error's class name."""
     span = http_client_span(

@@ -14,6 +14,7 @@ from bridge.alert_table import (
     OPEN_STATES,
     alert_row,
     asked_per_state,
+    lease_moved,
     merged,
     newest,
 )
@@ -44,6 +45,11 @@ _NOT_THE_HOLDER: Final = (
     "the replica at {url} does not hold the work-queue lease: its alerts may be missing or out"
     " of date; ask the replica that holds it{holder} (exesdb_redis_work_queue_leader 1 on its"
     " /metrics)"
+)
+# When the answers for the states disagree on the lease, no one answer names whom to ask.
+_LEASE_MOVED: Final = (
+    "the work-queue lease moved to or from the replica at {url} while it listed its alerts:"
+    " they may be missing or out of date; list them again"
 )
 
 
@@ -130,7 +136,7 @@ def _alerts(args: argparse.Namespace) -> int:
         print_table(ALERT_COLUMNS, [alert_row(answer["alert"])], "")
     if left_out is not None:
         print(f"exesdb-bridge: {left_out}", file=sys.stderr)
-    if args.alerts_command == "list" and (note := _not_the_holder(bridge, answer)):
+    if args.alerts_command == "list" and (note := _lease_note(bridge, answers, answer)):
         print(f"exesdb-bridge: {note}", file=sys.stderr)
     if args.alerts_command == "ack" and (note := _ack_unchanged(args, answer["alert"])):
         print(f"exesdb-bridge: {note}", file=sys.stderr)
@@ -146,6 +152,17 @@ def _asked_again(bridge: Target, headers: dict[str, str]) -> dict[str, Any] | No
         bridge.request("GET", "/v1/alerts", headers=headers, params={"limit": "1"}, body=None)
     )
     return bridge_json(text, "alerts") if status == 200 else None
+
+
+def _lease_note(
+    bridge: Target, answers: list[dict[str, Any]], answer: dict[str, Any]
+) -> str | None:
+    """What ``alerts list`` says on stderr of the work-queue lease: that it moved while the
+    ``answers`` (one per state) were given, or ``_not_the_holder`` of their ``merged``
+    ``answer``."""
+    if lease_moved(answers):
+        return _LEASE_MOVED.format(url=safe_url(bridge.url))
+    return _not_the_holder(bridge, answer)
 
 
 def _not_the_holder(bridge: Target, answer: dict[str, Any] | None) -> str | None:

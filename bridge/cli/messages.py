@@ -27,7 +27,7 @@ from bridge.cli.shared import (
     settings_or_exit,
 )
 from bridge.messages import INSTANCES
-from bridge.redaction import safe_url
+from bridge.redaction import clipped, safe_url
 
 if TYPE_CHECKING:
     from bridge.messages import Message
@@ -148,7 +148,9 @@ def _publish(args: argparse.Namespace) -> int:
             where = ".".join(str(part) for part in problem["loc"]) or "payload"
             said = _field_problem(model, problem) if len(problem["loc"]) == 1 else None
             named = named or said is not None
-            given = "" if problem["type"] == "missing" else f" (got {_clipped(problem['input'])})"
+            given = (
+                "" if problem["type"] == "missing" else f" (got {clipped(repr(problem['input']))})"
+            )
             print(
                 f"exesdb-bridge: {args.tag}.{where}: {said or problem['msg']}{given}",
                 file=sys.stderr,
@@ -210,12 +212,6 @@ def _stdin_fields() -> dict[str, Any]:
     if not isinstance(fields, dict):
         raise ValueError("--stdin must hold one JSON object: the payload's fields")
     return fields
-
-
-def _clipped(value: object, limit: int = 80) -> str:
-    """``repr(value)``, cut to ``limit`` characters with an ellipsis when longer."""
-    shown = repr(value)
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 # -- tail --

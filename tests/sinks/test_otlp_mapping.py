@@ -214,6 +214,25 @@ def test_webhook_delivery_span_carries_the_http_client_conventions_it_can_know(
     assert "http.response.status_code" not in spec.attributes
 
 
+def test_webhook_delivery_span_to_a_url_with_an_at_past_its_host_names_no_server() -> None:
+    """A recipient whose password may hold an unencoded ``/`` (an ``@`` past the host) is shown
+    as safe_url shows it, without server.address, server.port or url.full, which may hold
+    pieces of the password."""
+    spec = translate(
+        envelope(
+            NotificationStatus(
+                alert_id="a",
+                delivery_method="webhook",
+                recipient="https://u:pa@ss:12/word@hooks.example.com/x",
+                status="failed",
+            )
+        )
+    )
+    assert isinstance(spec, SpanSpec)
+    assert spec.attributes["exesdb.recipient"] == "https://<redacted>@…"
+    assert not {"server.address", "server.port", "url.full"} & set(spec.attributes)
+
+
 def test_webhook_delivery_span_to_a_receiver_key_has_no_server_address() -> None:
     """A recipient that is no URL (a url_file receiver's key) gives the method but no origin."""
     spec = translate(

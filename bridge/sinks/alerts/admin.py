@@ -26,12 +26,22 @@ from pydantic import (
 
 from bridge.bodies import read_json
 from bridge.messages import MAX_NAME, MAX_TEXT, NAME_PATTERN
+from bridge.redaction import clipped
 from bridge.routes import AdminGuard, error_response, unknown_parameter, unsupported_json
 from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, AlertState
 
-__all__ = ["MAX_LIST", "AckRequest", "AlertKeeper", "AlertQuery", "alert_routes"]
+__all__ = [
+    "MAX_FIELD_SHOWN",
+    "MAX_LIST",
+    "AckRequest",
+    "AlertKeeper",
+    "AlertQuery",
+    "alert_routes",
+]
 
 MAX_LIST: Final = 10_000
+# The characters of an unknown field's name a refusal quotes: a body may be one long key.
+MAX_FIELD_SHOWN: Final = 80
 
 Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_TEXT)]
 # No control character: a NUL, line break or ESC in a name would forge lines in logs and
@@ -149,7 +159,8 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
             fields = AckRequest.model_validate(body)
         except ValidationError as exc:
             if unknown := _unknown_field(exc):
-                return error_response(400, "invalid", _unknown_field_detail(unknown), unknown)
+                detail = _unknown_field_detail(unknown)
+                return error_response(400, "invalid", detail, clipped(unknown, MAX_FIELD_SHOWN))
             field = _field_of(exc)
             detail = (
                 _ACK_REFUSALS.get(field) or f"{field} must be a string of 1-{MAX_TEXT} characters"
@@ -184,7 +195,8 @@ def _unknown_field_detail(field: str) -> str:
     fields = list(AckRequest.model_fields)
     close = difflib.get_close_matches(field, fields, n=1)
     meant = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown field {field!r}{meant} (the fields: {', '.join(fields)})"
+    shown = clipped(repr(field), MAX_FIELD_SHOWN)
+    return f"unknown field {shown}{meant} (the fields: {', '.join(fields)})"
 
 
 def _field_of(exc: ValidationError) -> str:

@@ -51,7 +51,7 @@ from bridge.messages import (
     SystemAlert,
     SystemLifecycle,
 )
-from bridge.redaction import redact_urls, safe_url, span_url
+from bridge.redaction import at_past_host, redact_urls, safe_url, span_url
 from bridge.tracing import (
     ERROR_TYPE,
     ERROR_TYPE_OTHER,
@@ -334,7 +334,8 @@ def _safe_recipient(recipient: str) -> tuple[str, str | None, int | None]:
         parts = urlsplit(recipient)
     except ValueError:  # an IPv6 host without its closing bracket
         return _truncate(redact_urls(recipient), 256), None, None
-    if parts.scheme in ("http", "https") and parts.hostname:
+    # A host with an "@" past it may be a piece of a password: shown as safe_url shows it alone.
+    if parts.scheme in ("http", "https") and parts.hostname and not at_past_host(parts):
         try:
             port = parts.port
         except ValueError:

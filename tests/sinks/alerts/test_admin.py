@@ -17,7 +17,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from bridge.messages import AlertAck
 from bridge.routes import AdminGuard
-from bridge.sinks.alerts.admin import AckRequest, AlertQuery, alert_routes
+from bridge.sinks.alerts.admin import MAX_FIELD_SHOWN, AckRequest, AlertQuery, alert_routes
 from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, AlertState
 from tests.sinks.alerts.test_payload import record
 from tests.support import ADMIN_TOKEN
@@ -214,6 +214,21 @@ async def test_ack_refuses_an_unknown_field_naming_it_and_the_one_meant(
     hint = f"; did you mean {meant!r}?" if meant else ""
     fields = "(the fields: ack_by, ack_note, resolution)"
     assert answer["detail"] == f"unknown field {field!r}{hint} {fields}"
+    assert keeper.acks == []
+
+
+async def test_ack_names_a_long_unknown_field_cut_short(keeper: Keeper) -> None:
+    """An unknown field of 100 000 characters is named cut to MAX_FIELD_SHOWN characters with an
+    ellipsis, in the detail and the field alike: the refusal is never as large as the body."""
+    name = "x" * 100_000
+    body = json.dumps({"ack_by": "alice", name: 1}).encode()
+    async with served(keeper) as base:
+        status, answer = await request(base, "POST", "/v1/alerts/a1/ack", body=body)
+    assert (status, answer["error"]) == (400, "invalid")
+    assert answer["field"] == "x" * (MAX_FIELD_SHOWN - 1) + "…"
+    shown = "'" + "x" * (MAX_FIELD_SHOWN - 2) + "…"
+    assert answer["detail"] == f"unknown field {shown} (the fields: ack_by, ack_note, resolution)"
+    assert len(json.dumps(answer)) < 400
     assert keeper.acks == []
 
 
