@@ -76,7 +76,7 @@ from bridge.sinks.alerts.sources import (
     node_alert_ids,
 )
 from bridge.sinks.alerts.thread import DbThread
-from bridge.sinks.alerts.transitions import Effect, on_ack
+from bridge.sinks.alerts.transitions import Effect, event_alert_cap, on_ack
 from bridge.tracing import ClientSpan
 
 __all__ = ["HIGH_WATER", "MAX_OPEN_ALERTS", "SUBSCRIBED_INSTANCES", "AlertSink", "alert_sink"]
@@ -97,7 +97,8 @@ HIGH_WATER: Final = 0.8
 # Kept from what is left of EXESDB_SHUTDOWN_TIMEOUT_MS for stopping the workers once the queue
 # is drained (at most a fifth of it).
 _CLOSE_MARGIN_SECONDS: Final = 1.0
-# Open (firing or acknowledged) alerts kept at most; new ones beyond are refused and counted.
+# Open (firing or acknowledged) alerts kept at most; new ones beyond are refused and counted
+# (an event alert from nine tenths of it: transitions.open_cap).
 MAX_OPEN_ALERTS: Final = 50_000
 # Read once: a pydantic model's class attribute goes through its metaclass's hook.
 _ACK_TAG: Final = AlertAck.TAG
@@ -557,9 +558,11 @@ class AlertSink:
         if applied.refused:
             self.metrics.refused(applied.refused)
             _logger.warning(
-                "alerts: refused %d new alert(s): %d alerts are open (firing or acknowledged)",
+                "alerts: refused %d new alert(s): %d alerts are open (firing or acknowledged),"
+                " %d for an event alert",
                 applied.refused,
                 self._max_open,
+                event_alert_cap(self._max_open),
             )
         if applied.changed:
             self._changed()

@@ -38,9 +38,11 @@ __all__ = [
     "Transition",
     "adopted",
     "escalation",
+    "event_alert_cap",
     "expiry",
     "on_ack",
     "on_event",
+    "open_cap",
     "opens",
 ]
 
@@ -97,6 +99,28 @@ class Plan:
 def opens(current: AlertRecord | None, event: AlertEvent) -> bool:
     """True when ``event`` would open an alert that is not open now (the open-alert cap)."""
     return event.firing and (current is None or not current.open)
+
+
+# The alerts the last tenth of the open-alert cap is kept for: those the bridge derives about
+# the cluster's nodes (the conditions below, and node_failure, the cluster monitor's grouped one
+# included), so that a sender raising event alerts under ids of its own, a new one per message,
+# never keeps a node going down from alerting.
+_NODE_FAILURE: Final = "node_failure"
+
+
+def open_cap(event: AlertEvent, max_open: int) -> int:
+    """The open alerts (firing or acknowledged) at which ``event`` may open no new alert:
+    ``max_open`` for a node's condition (health, a host resource, ``node_failure``),
+    ``event_alert_cap`` for an event alert (one that resolves itself: SystemAlert,
+    SecurityAlert, AccessViolation, a MetricAlert on another metric)."""
+    if not event.auto_resolve or event.alertname == _NODE_FAILURE:
+        return max_open
+    return event_alert_cap(max_open)
+
+
+def event_alert_cap(max_open: int) -> int:
+    """Nine tenths of ``max_open``: the open alerts at which an event alert opens no new one."""
+    return max_open - max_open // 10
 
 
 def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Transition:
