@@ -139,7 +139,7 @@ def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Tran
         ended = replace(
             current,
             state=AlertState.RESOLVED,
-            ends_at=max(event.at.timestamp(), current.starts_at),
+            ends_at=max(_when(event, now), current.starts_at),
             updated_at=now,
         )
         cleared = HistoryEntry(now, HistoryEvent.RESOLVED, "the condition cleared")
@@ -171,6 +171,13 @@ def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Tran
     return Transition(changed, Effect.NOTIFY, entry)
 
 
+def _when(event: AlertEvent, now: float) -> float:
+    """When ``event`` happened, by its message's timestamp, but never after ``now``: a sender
+    whose clock runs ahead would otherwise start (or end) an alert in the future, which
+    Alertmanager holds active until then whatever ``endsAt`` says later."""
+    return min(event.at.timestamp(), now)
+
+
 def _new(event: AlertEvent, now: float) -> AlertRecord:
     return AlertRecord(
         alert_id=event.alert_id,
@@ -183,7 +190,7 @@ def _new(event: AlertEvent, now: float) -> AlertRecord:
         requires_ack=event.requires_ack,
         state=AlertState.FIRING,
         level=1,
-        starts_at=event.at.timestamp(),
+        starts_at=_when(event, now),
         updated_at=now,
         ends_at=None,
         level_since=now,

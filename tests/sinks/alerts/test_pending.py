@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,20 @@ from tests.sinks.alerts.helpers import (
 )
 from tests.support import async_wait_until
 
-T0 = datetime(2030, 1, 1, tzinfo=UTC)
 MINUTE = "60000"
+_T0: list[datetime] = []
+
+
+@pytest.fixture(autouse=True)
+def _readings_dated_recently() -> None:
+    """Each test's readings are dated from 100 s before it starts (whole seconds), so the latest
+    is in the past (an alert never starts after the bridge's now) and the first well within the
+    time after which a condition not read is forgotten."""
+    _T0[:] = [datetime.fromtimestamp(int(time.time()) - 100, UTC)]
 
 
 def _at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
+    return _T0[0] + timedelta(seconds=seconds)
 
 
 def test_a_reading_waits_then_counts_at_the_status_held() -> None:
