@@ -68,6 +68,7 @@ from bridge.sinks.alerts.records import (
     Escalated,
     Recipients,
 )
+from bridge.sinks.alerts.refusals import RefusalLog
 from bridge.sinks.alerts.sources import (
     SOURCE_TYPES,
     AlertEvent,
@@ -76,7 +77,7 @@ from bridge.sinks.alerts.sources import (
     node_alert_ids,
 )
 from bridge.sinks.alerts.thread import DbThread
-from bridge.sinks.alerts.transitions import Effect, event_alert_cap, on_ack
+from bridge.sinks.alerts.transitions import Effect, on_ack
 from bridge.tracing import ClientSpan
 
 __all__ = ["HIGH_WATER", "MAX_OPEN_ALERTS", "SUBSCRIBED_INSTANCES", "AlertSink", "alert_sink"]
@@ -208,6 +209,7 @@ class AlertSink:
             waiting=self._pending.waiting,
             holds_work_queue=self.holds_work_queue,
         )
+        self._refusals = RefusalLog(max_open_alerts, clock=monotonic)
         self._errors = bus.metrics.handler_errors.labels(self.name).inc
         self.subscription = bus.subscribe(
             self.name,
@@ -557,13 +559,7 @@ class AlertSink:
         applied = await self._apply(changes, self._clock())
         if applied.refused:
             self.metrics.refused(applied.refused)
-            _logger.warning(
-                "alerts: refused %d new alert(s): %d alerts are open (firing or acknowledged),"
-                " %d for an event alert",
-                applied.refused,
-                self._max_open,
-                event_alert_cap(self._max_open),
-            )
+            self._refusals.refused(applied.refused)
         if applied.changed:
             self._changed()
 
