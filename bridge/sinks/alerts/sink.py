@@ -201,6 +201,7 @@ class AlertSink:
             settings.alert_for_seconds,
             forget_after=self._resolve_after,
             max_conditions=max_open_alerts,
+            clock=clock,
         )
         self._lease = lease
         self.metrics = AlertMetrics(
