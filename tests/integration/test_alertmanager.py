@@ -178,6 +178,30 @@ async def test_an_alert_dated_by_a_clock_far_ahead_still_resolves_in_alertmanage
         assert record.starts_at <= time.time()
 
 
+async def test_an_alert_dated_before_the_year_1000_does_not_stop_the_posts(
+    tmp_path: Path, alertmanager_server
+) -> None:
+    """An alert whose message is dated in the year 1 reaches Alertmanager with an RFC 3339
+    startsAt (four digits of year), so the post holding it, and every other alert in it, is
+    taken rather than refused whole."""
+    server: AlertmanagerServer = alertmanager_server()
+    async with alert_bridge(tmp_path, serve_http=False, EXESDB_ALERTMANAGER_URL=server.url) as (
+        bridge,
+        _sink,
+        _watcher,
+    ):
+        early = system_alert("am-early").model_copy(
+            update={"timestamp": datetime(1, 1, 1, 0, 0, 1, tzinfo=UTC)}
+        )
+        bridge.bus.publish("disk_full", early)
+        bridge.bus.publish("disk_full", system_alert("am-now"))
+        await async_wait_until(
+            lambda: held(server, "am-early") and held(server, "am-now"),
+            within=15,
+            what="both alerts held",
+        )
+
+
 async def test_the_poster_reaches_an_alertmanager_behind_tls_and_basic_auth_by_its_http_config(
     tmp_path: Path, alertmanager_server
 ) -> None:
