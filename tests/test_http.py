@@ -338,6 +338,39 @@ async def test_an_unknown_instance_or_tag_is_answered_with_what_is_allowed(
     assert answer["detail"].startswith(detail)
 
 
+_LONG_NAME: Final = "k" * 200_000
+_CUT_NAME: Final = "k" * 64 + "..."
+
+
+def _long_key_twice() -> bytes:
+    once = body_of(envelope(payload={"status": "healthy", _LONG_NAME: 1}))
+    return once[:-2] + f', "{_LONG_NAME}": 2}}}}'.encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "field"),
+    [
+        (body_of(envelope(**{_LONG_NAME: 1})), "malformed", _CUT_NAME),
+        (body_of(envelope(instance=_LONG_NAME)), "unknown_instance", "instance"),
+        (body_of(envelope(tag=_LONG_NAME)), "unknown_tag", "tag"),
+        (body_of(envelope(tag=[_LONG_NAME])), "unknown_tag", "tag"),
+        (body_of(envelope(payload={"status": "healthy", _LONG_NAME: 1})), "invalid_payload",
+         f"payload.{_CUT_NAME}"),
+        (_long_key_twice(), "malformed", f"payload.{_CUT_NAME}"),
+    ],
+    ids=["envelope-field", "instance", "tag", "tag-not-text", "payload-field", "key-twice"],
+)  # fmt: skip
+async def test_a_refusal_quotes_a_long_name_cut_short(
+    serve: ServerFactory, body: bytes, error: str, field: str
+) -> None:
+    """A key, tag or instance of 200 000 characters is refused in a short answer: its detail and
+    field quote the name's first 64 characters and ``...``, not the name sent back whole."""
+    server = await serve()
+    status, answer = await server.post(body)
+    assert (status, answer["error"], answer.get("field")) == (400, error, field)
+    assert len(json.dumps(answer)) < 1000, answer["detail"][:200]
+
+
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 async def test_a_compressed_body_is_signed_as_it_expands(
     serve: ServerFactory, encoding: str

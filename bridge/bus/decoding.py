@@ -213,7 +213,7 @@ def _too_deep(data: Any) -> str | None:
     while stack:
         item, path = stack.pop()
         if len(path) >= structs.MAX_DEPTH:
-            return ".".join(map(str, path)) or None
+            return ".".join(map(_shown, path)) or None
         pairs = item.items() if isinstance(item, dict) else enumerate(item)
         children = [(v, (*path, k)) for k, v in pairs if isinstance(v, dict | list)]
         stack.extend(reversed(children))
@@ -304,8 +304,9 @@ def _first_refused(data: Any) -> Rejection:
             detail = f"a key of {where or 'the envelope'} holds a lone surrogate"
             return Rejection(RejectReason.MALFORMED, detail + _NO_TEXT, where or None)
         if isinstance(item, _Repeated):
-            field = f"{where}.{item.key}" if where else item.key
-            return Rejection(RejectReason.MALFORMED, f"the key {item.key!r} is given twice", field)
+            key = _shown(item.key)
+            field = f"{where}.{key}" if where else key
+            return Rejection(RejectReason.MALFORMED, f"the key {key!r} is given twice", field)
         if isinstance(item, _Unbounded):
             text = item.text if len(item.text) <= _SHOWN else item.text[:_SHOWN] + "..."
             if item.text in _CONSTANTS:
@@ -316,7 +317,9 @@ def _first_refused(data: Any) -> Rejection:
                 why = "is out of the range of a float (about ±1.8e308)"
             return Rejection(RejectReason.MALFORMED, f"the number {text} {why}", where or None)
         if isinstance(item, dict):
-            children = [(v, f"{where}.{k}" if where else k) for k, v in item.items()]
+            children = [
+                (v, f"{where}.{_shown(k)}" if where else _shown(k)) for k, v in item.items()
+            ]
             stack.extend(reversed(children))
         elif isinstance(item, list):
             stack.extend(reversed([(v, f"{where}.{n}") for n, v in enumerate(item)]))
@@ -330,6 +333,20 @@ _LONE_SURROGATE: Final = "the string holds a lone surrogate" + _NO_TEXT
 
 _CONSTANTS: Final = frozenset({"NaN", "Infinity", "-Infinity"})
 _SHOWN: Final = 40  # the characters of a number a rejection quotes
+# The characters of a key, tag or instance a rejection quotes (in its detail and its field): a
+# sender's megabyte key is refused in a sentence, not sent back whole.
+_NAME_SHOWN: Final = 64
+
+
+def _shown(name: object) -> str:
+    """``name`` as a rejection names it: cut to ``_NAME_SHOWN`` characters, ending in ``...``."""
+    text = str(name)
+    return text if len(text) <= _NAME_SHOWN else text[:_NAME_SHOWN] + "..."
+
+
+def _quoted(value: object) -> str:
+    """``value`` quoted as a rejection quotes it (``repr``), no longer than ``_shown`` allows."""
+    return repr(_shown(value)) if isinstance(value, str) else _shown(repr(value))
 
 
 def decode_envelope_object(data: Any) -> Envelope | Rejection:
@@ -342,7 +359,7 @@ def decode_envelope_object(data: Any) -> Envelope | Rejection:
         return Rejection(RejectReason.MALFORMED, f"envelope field {name!r} is missing", name)
     extra = data.keys() - _ENVELOPE_KEYS
     if extra:
-        name = sorted(extra)[0]
+        name = _shown(sorted(extra)[0])
         return Rejection(RejectReason.MALFORMED, f"unknown envelope field {name!r}", name)
     if data["v"] != ENVELOPE_VERSION or isinstance(data["v"], bool):
         return Rejection(RejectReason.MALFORMED, "envelope version must be 1", "v")
@@ -374,7 +391,7 @@ def decode_envelope_object(data: Any) -> Envelope | Rejection:
         allowed = ", ".join(INSTANCES)
         return Rejection(
             RejectReason.UNKNOWN_INSTANCE,
-            f"unknown bus instance {instance!r}; allowed: {allowed}",
+            f"unknown bus instance {_quoted(instance)}; allowed: {allowed}",
             "instance",
         )
     model = model_for(instance, tag) if isinstance(tag, str) else None
@@ -387,7 +404,7 @@ def decode_envelope_object(data: Any) -> Envelope | Rejection:
         message = model.model_validate(payload, context={"node": node})
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in ("payload", *first["loc"]))
+        where = ".".join(_shown(part) for part in ("payload", *first["loc"]))
         why = first["msg"]
         if first["type"] == "string_pattern_mismatch":
             # Said in words: pydantic's message quotes the pattern, the very characters refused.
@@ -638,7 +655,7 @@ def _unknown_tag(instance: str, tag: object) -> str:
     """The detail of a tag ``instance`` does not carry: its tags, and the instance that carries
     ``tag`` when another one does."""
     tags = ", ".join(t for i, t in MESSAGE_TYPES if i == instance)
-    detail = f"{tag!r} is not a message type of {instance}; its types: {tags}"
+    detail = f"{_quoted(tag)} is not a message type of {instance}; its types: {tags}"
     elsewhere = TAGS.get(tag) if isinstance(tag, str) else None
     return f"{detail} ({tag} is one of {elsewhere.INSTANCE})" if elsewhere else detail
 

@@ -2,7 +2,8 @@
 
 Every path is behind basic auth when users are configured, ``/healthz`` included (as in
 exporter-toolkit); what a route checks itself (ingest's signature, the admin token) comes on top.
-Before it, a request over ``rate_limit`` is refused (429), then a client certificate without any
+Before it, a request over ``rate_limit`` is refused (429; the probes, ``GET /healthz`` and
+``/readyz``, are neither limited nor counted), then a client certificate without any
 of ``client_allowed_sans`` (the toolkit refuses it in the handshake, which Python's ssl cannot).
 
 Its headers go on every answer, never in place of one the answer sets itself (as in the toolkit,
@@ -27,6 +28,11 @@ __all__ = ["install"]
 
 # RFC 7617: the realm is required; the charset tells clients to send UTF-8.
 _CHALLENGE: Final = f'Basic realm="{REALM}", charset="UTF-8"'
+_PROBES: Final = frozenset({"/healthz", "/readyz"})
+
+
+def _probe(request: web.Request) -> bool:
+    return request.method in (hdrs.METH_GET, hdrs.METH_HEAD) and request.path in _PROBES
 
 
 def install(app: web.Application, live: LiveWebConfig) -> None:
@@ -35,8 +41,10 @@ def install(app: web.Application, live: LiveWebConfig) -> None:
     @web.middleware
     async def web_config(request: web.Request, handler: Handler) -> web.StreamResponse:
         live.refresh()
-        # The toolkit's order: the rate limit before anything else.
-        if live.limiter is not None and not live.limiter.allow():
+        # The toolkit's order: the rate limit before anything else. The probes are left out of it
+        # (the toolkit serves none): a flood from anyone would otherwise fail the liveness probe
+        # and have the bridge restarted.
+        if live.limiter is not None and not _probe(request) and not live.limiter.allow():
             return error_response(429, "rate_limited", "over the web config's rate_limit")
         tls = live.config.tls
         if tls is not None and tls.client_allowed_sans:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ import pytest
 import yaml
 
 from bridge.errors import ConfigError
-from bridge.messages import NodeLifecycle
+from bridge.messages import AlertAck, NodeLifecycle
 from bridge.receivers import load_receivers
 from bridge.sinks.alerts.payload import build_payloads, fingerprint
 from tests.integration.servers.alertmanager import AlertmanagerServer, alertmanager_server
@@ -144,6 +146,60 @@ async def test_resolve_reaches_alertmanager_with_ends_at(
             lambda: notified(receiver, "node_failure:n5", "resolved"), within=20, what="resolved"
         )
     assert body["alerts"][0]["endsAt"] != "0001-01-01T00:00:00Z"
+
+
+async def test_an_alert_dated_by_a_clock_far_ahead_still_resolves_in_alertmanager(
+    tmp_path: Path, alertmanager_server
+) -> None:
+    """A SystemAlert whose sender's clock is years ahead starts no later than the bridge's now,
+    so acknowledged with a resolution it ends in Alertmanager, rather than standing active
+    until its start came round."""
+    server: AlertmanagerServer = alertmanager_server()
+    async with alert_bridge(tmp_path, serve_http=False, EXESDB_ALERTMANAGER_URL=server.url) as (
+        bridge,
+        sink,
+        _watcher,
+    ):
+        ahead = system_alert("am-ahead").model_copy(
+            update={"timestamp": datetime(2999, 1, 1, tzinfo=UTC)}
+        )
+        bridge.bus.publish("disk_full", ahead)
+        await async_wait_until(lambda: held(server, "am-ahead"), within=15, what="am-ahead held")
+        bridge.bus.publish(
+            "alerts", AlertAck(alert_id="am-ahead", ack_by="ops", resolution="clock fixed")
+        )
+        await async_wait_until(
+            lambda: (held(server, "am-ahead") or {}).get("status", {}).get("state") != "active",
+            within=20,
+            what="am-ahead no longer active in Alertmanager",
+        )
+        record = stored(sink.outbox, "am-ahead")
+        assert record is not None
+        assert record.starts_at <= time.time()
+
+
+async def test_an_alert_dated_before_the_year_1000_does_not_stop_the_posts(
+    tmp_path: Path, alertmanager_server
+) -> None:
+    """An alert whose message is dated in the year 1 reaches Alertmanager with an RFC 3339
+    startsAt (four digits of year), so the post holding it, and every other alert in it, is
+    taken rather than refused whole."""
+    server: AlertmanagerServer = alertmanager_server()
+    async with alert_bridge(tmp_path, serve_http=False, EXESDB_ALERTMANAGER_URL=server.url) as (
+        bridge,
+        _sink,
+        _watcher,
+    ):
+        early = system_alert("am-early").model_copy(
+            update={"timestamp": datetime(1, 1, 1, 0, 0, 1, tzinfo=UTC)}
+        )
+        bridge.bus.publish("disk_full", early)
+        bridge.bus.publish("disk_full", system_alert("am-now"))
+        await async_wait_until(
+            lambda: held(server, "am-early") and held(server, "am-now"),
+            within=15,
+            what="both alerts held",
+        )
 
 
 async def test_the_poster_reaches_an_alertmanager_behind_tls_and_basic_auth_by_its_http_config(

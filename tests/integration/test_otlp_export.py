@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -346,6 +347,47 @@ async def test_refused_exports_are_counted_and_reported(bridge: Bridge, receiver
     receiver.fail = False
     bridge.bus.publish("logs", LogEntry(level="info", message="back", module="m", node="n"))
     await async_wait_until(lambda: bridge.readiness()["otlp"]["ready"], 15, "readiness back")
+
+
+async def test_a_time_outside_what_otlp_carries_loses_no_record(
+    bridge: Bridge, receiver: Any
+) -> None:
+    """Messages dated in year 1 or 9999, or a span of 1e300 ms, are exported at the nearest time
+    OTLP carries (1970, 2554), and the records batched with them are not lost."""
+    year_1, year_9999 = datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC)
+    publish = bridge.bus.publish
+    for body, when in (("early", year_1), ("late", year_9999), ("fine", None)):
+        log = LogEntry(level="warn", message=body, module="m", node="n1")
+        publish("logs", log.model_copy(update={"timestamp": when}) if when else log)
+    publish(
+        "diagnostics",
+        DebugTrace(trace_id="t", component="c", operation="long", duration_ms=1e300, node="n1"),
+    )
+    publish(
+        "diagnostics",
+        DebugTrace(
+            trace_id="t",
+            component="c",
+            operation="early",
+            duration_ms=1.0,
+            node="n1",
+            timestamp=year_1,
+        ),
+    )
+    publish(
+        "diagnostics",
+        DebugTrace(trace_id="t", component="c", operation="fine", duration_ms=1.0, node="n1"),
+    )
+    await async_wait_until(
+        lambda: len(receiver.logs) == 3 and len(receiver.spans) == 3, 15, "every record"
+    )
+    times = {log.body: log.time_ns for log in receiver.logs}
+    assert (times["early"], times["late"]) == (0, 2**64 - 1)
+    spans = {span.name: (span.start_ns, span.end_ns) for span in receiver.spans}
+    assert spans["long"][0] == 0
+    assert spans["early"] == (0, 0)
+    assert _sample(bridge, "exesdb_otlp_export_failures_total", signal="logs") == 0
+    assert _sample(bridge, "exesdb_otlp_export_failures_total", signal="traces") == 0
 
 
 async def test_prometheus_series_are_mirrored_as_otlp_metrics(

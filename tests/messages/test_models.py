@@ -1206,6 +1206,26 @@ def test_timestamp_defaults_to_now_at_millisecond_precision() -> None:
     assert message.timestamp.microsecond % 1000 == 0
 
 
+@pytest.mark.parametrize(
+    ("moment", "written"),
+    [
+        (datetime(1, 1, 1, tzinfo=UTC), "0001-01-01T00:00:00.000Z"),
+        (datetime(999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC), "0999-12-31T23:59:59.999Z"),
+        (datetime(2026, 11, 28, 0, 0, 0, 123000, tzinfo=UTC), "2026-11-28T00:00:00.123Z"),
+        (datetime(9999, 12, 31, tzinfo=UTC), "9999-12-31T00:00:00.000Z"),
+    ],
+)
+def test_a_timestamp_of_any_year_is_written_as_rfc_3339_and_read_back(
+    moment: datetime, written: str
+) -> None:
+    """Every year a timestamp holds is written with four digits, as RFC 3339 (and Go, and
+    Alertmanager, which refuse the whole post of a time they cannot parse) require, and a
+    message written so is read back as it was."""
+    assert messages.format_timestamp(moment) == written
+    message = build(LogEntry, {**CASES[LogEntry].minimal, "timestamp": written})
+    assert message.timestamp == moment
+
+
 @pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)
 def test_a_model_with_a_before_validator_names_the_fields_it_derives(model: type[Message]) -> None:
     """A model has a before-validator exactly when it names DERIVED fields (its only job)."""

@@ -31,12 +31,16 @@ from tests.support import (
     async_wait_until,
     make_settings,
     require_binary,
+    run_bridge,
 )
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
 ALICE = basic("alice", "alice-pw")
 USERS = f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw')}\n"
 RELOADED = "exesdb_web_config_last_reload_successful"
+
+
+PROBES = ("/healthz", "/readyz")
 
 
 @pytest.fixture
@@ -231,11 +235,34 @@ async def test_requests_over_the_rate_limit_answer_429_before_basic_auth(files: 
     text = files.tls_config() + USERS + "rate_limit:\n  interval: 1h\n  burst: 2\n"
     async with serving(files, text) as bridge:
         context = files.client_context()
-        first, _, _ = await request(bridge, context=context, headers={"Authorization": ALICE})
-        second, _, _ = await request(bridge, context=context)
-        third, _, body = await request(bridge, context=context, headers={"Authorization": ALICE})
+        auth = {"Authorization": ALICE}
+        first, _, _ = await request(bridge, "/metrics", context=context, headers=auth)
+        second, _, _ = await request(bridge, "/metrics", context=context)
+        third, _, body = await request(bridge, "/metrics", context=context, headers=auth)
     assert (first, second, third) == (200, 401, 429)
     assert json.loads(body)["error"] == "rate_limited"
+
+
+async def test_the_probes_are_neither_limited_nor_counted_by_the_rate_limit(files: WebFiles):
+    """Past rate_limit other requests are answered 429, but GET /healthz and /readyz are not
+    limited nor counted: a flood from anyone, before any credentials, cannot fail exesdb-bridge
+    healthcheck (a pod restarted for it) or its --ready."""
+    async with serving(files, "rate_limit:\n  interval: 1h\n  burst: 2\n") as bridge:
+        assert bridge.address is not None
+        host, port = bridge.address
+        env = {
+            "EXESDB_HTTP_ADDR": f"{host}:{port}",
+            "EXESDB_WEB_CONFIG_FILE": str(files.folder / "web.yml"),
+        }
+        first, _, _ = await request(bridge, "/metrics", scheme="http")
+        probes = [(await request(bridge, path, scheme="http"))[0] for path in PROBES * 3]
+        live = await asyncio.to_thread(run_bridge, "healthcheck", env=env)
+        ready = await asyncio.to_thread(run_bridge, "healthcheck", "--ready", env=env)
+        flood = [(await request(bridge, "/metrics", scheme="http"))[0] for _ in range(3)]
+        probes += [(await request(bridge, path, scheme="http"))[0] for path in PROBES]
+    assert (first, flood) == (200, [200, 429, 429])
+    assert probes == [200] * 8
+    assert (live.returncode, ready.returncode) == (0, 0), live.stdout + ready.stdout
 
 
 # -- TLS --
@@ -479,7 +506,8 @@ async def test_a_rate_limit_added_to_the_file_applies_without_restart(files: Web
         files.write(files.tls_config() + USERS + "rate_limit:\n  interval: 1h\n  burst: 1\n")
 
         async def limited() -> bool:
-            status, _, _ = await request(bridge, context=context, headers={"Authorization": ALICE})
+            auth = {"Authorization": ALICE}
+            status, _, _ = await request(bridge, "/metrics", context=context, headers=auth)
             return status == 429
 
         await async_wait_until(limited, 10, "a request over the new rate limit answered 429")

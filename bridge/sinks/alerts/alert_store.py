@@ -44,6 +44,7 @@ from bridge.sinks.alerts.transitions import (
     expiry,
     on_ack,
     on_event,
+    open_cap,
     opens,
 )
 
@@ -192,7 +193,8 @@ class AlertStore:
         """Apply alert events and acknowledgements, in order, in ONE transaction.
 
         Each goes through ``transitions.on_event`` / ``on_ack``. A new alert beyond
-        ``max_open`` open alerts is refused (counted in ``Applied.refused``).
+        ``max_open`` open alerts (an event alert beyond nine tenths of it:
+        ``transitions.open_cap``) is refused (counted in ``Applied.refused``).
         """
         with self._database.transaction():
             return self._store_plan(self.plan(changes, now, max_open=max_open))
@@ -228,7 +230,7 @@ class AlertStore:
                     if max_open is not None and opens(current, change):
                         if open_count is None:
                             open_count = self._open_count() + opened
-                        if open_count >= max_open:
+                        if open_count >= open_cap(change, max_open):
                             refused += 1
                             continue
                     step = on_event(current, change, now)

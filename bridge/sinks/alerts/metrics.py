@@ -14,6 +14,7 @@ from bridge.messages import SEVERITIES
 from bridge.sinks.alerts.alertmanager import PostResult
 from bridge.sinks.alerts.delivery import AttemptResult, Outcome
 from bridge.sinks.alerts.records import DeliveryState, OutboxDepth
+from bridge.sinks.alerts.transitions import event_alert_cap
 
 __all__ = ["AlertMetrics", "DeliveryResult"]
 
@@ -85,7 +86,8 @@ class AlertMetrics:
         ).set_function(lambda: float(self.depth.dead))
         self._refused = Counter(
             "exesdb_alerts_refused",
-            f"New alerts refused because {max_open} alerts were already open.",
+            f"New alerts refused because {max_open} alerts were already open "
+            f"({event_alert_cap(max_open)} for an event alert).",
             registry=registry,
         )
         registry.register(_ActiveAlerts(self, holds_work_queue))

@@ -4,7 +4,8 @@ The alert stage derives node and component health alerts from every NodeHealth a
 ComponentHealth it sees, whoever sent it: this bridge's health collector, the demo, other nodes
 through ingest or the Redis bus. So the wait lives here, once for every path: a status read as
 degraded or unhealthy becomes an alert only once the readings have shown it, unbroken, for the
-hold time (measured by the readings' own timestamps), at the worst status held that long. A
+hold time (measured by the readings' own timestamps, one dated after the bridge's clock taken as
+read now), at the worst status held that long. A
 healthy reading ends the wait; an ``unknown`` one says nothing either way. Messages that are
 alerts already (SystemAlert, MetricAlert, ...) are their sender's verdict and never wait here.
 
@@ -14,6 +15,8 @@ a condition waits afresh. Readings further apart than ``forget_after`` start it 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Final
 
@@ -28,10 +31,18 @@ _HELD: Final = ("degraded", "unhealthy")
 class PendingConditions:
     """The health conditions waiting for their hold time, by alert id."""
 
-    __slots__ = ("_hold",)
+    __slots__ = ("_clock", "_hold")
 
-    def __init__(self, for_seconds: float, *, forget_after: float, max_conditions: int) -> None:
+    def __init__(
+        self,
+        for_seconds: float,
+        *,
+        forget_after: float,
+        max_conditions: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._hold = Hold(for_seconds, forget_after=forget_after, max_keys=max_conditions)
+        self._clock = clock
 
     def __len__(self) -> int:
         """Conditions read as degraded or unhealthy at their latest reading."""
@@ -58,7 +69,9 @@ class PendingConditions:
             if status == "healthy":
                 self._hold.clear(alert_id)
             return status
-        held = self._hold.observe(alert_id, level, at.timestamp())
+        # A sender whose clock runs ahead would otherwise start the wait in the future: every
+        # reading after it, dated right, would wait until then, and the condition never alert.
+        held = self._hold.observe(alert_id, level, min(at.timestamp(), self._clock()))
         return _HELD[held - 1] if held else None
 
     def forget_older_than(self, now: float) -> int:

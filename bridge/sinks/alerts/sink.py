@@ -68,6 +68,7 @@ from bridge.sinks.alerts.records import (
     Escalated,
     Recipients,
 )
+from bridge.sinks.alerts.refusals import RefusalLog
 from bridge.sinks.alerts.sources import (
     SOURCE_TYPES,
     AlertEvent,
@@ -97,7 +98,8 @@ HIGH_WATER: Final = 0.8
 # Kept from what is left of EXESDB_SHUTDOWN_TIMEOUT_MS for stopping the workers once the queue
 # is drained (at most a fifth of it).
 _CLOSE_MARGIN_SECONDS: Final = 1.0
-# Open (firing or acknowledged) alerts kept at most; new ones beyond are refused and counted.
+# Open (firing or acknowledged) alerts kept at most; new ones beyond are refused and counted
+# (an event alert from nine tenths of it: transitions.open_cap).
 MAX_OPEN_ALERTS: Final = 50_000
 # Read once: a pydantic model's class attribute goes through its metaclass's hook.
 _ACK_TAG: Final = AlertAck.TAG
@@ -199,6 +201,7 @@ class AlertSink:
             settings.alert_for_seconds,
             forget_after=self._resolve_after,
             max_conditions=max_open_alerts,
+            clock=clock,
         )
         self._lease = lease
         self.metrics = AlertMetrics(
@@ -207,6 +210,7 @@ class AlertSink:
             waiting=self._pending.waiting,
             holds_work_queue=self.holds_work_queue,
         )
+        self._refusals = RefusalLog(max_open_alerts, clock=monotonic)
         self._errors = bus.metrics.handler_errors.labels(self.name).inc
         self.subscription = bus.subscribe(
             self.name,
@@ -556,11 +560,7 @@ class AlertSink:
         applied = await self._apply(changes, self._clock())
         if applied.refused:
             self.metrics.refused(applied.refused)
-            _logger.warning(
-                "alerts: refused %d new alert(s): %d alerts are open (firing or acknowledged)",
-                applied.refused,
-                self._max_open,
-            )
+            self._refusals.refused(applied.refused)
         if applied.changed:
             self._changed()
 

@@ -38,9 +38,11 @@ __all__ = [
     "Transition",
     "adopted",
     "escalation",
+    "event_alert_cap",
     "expiry",
     "on_ack",
     "on_event",
+    "open_cap",
     "opens",
 ]
 
@@ -99,6 +101,28 @@ def opens(current: AlertRecord | None, event: AlertEvent) -> bool:
     return event.firing and (current is None or not current.open)
 
 
+# The alerts the last tenth of the open-alert cap is kept for: those the bridge derives about
+# the cluster's nodes (the conditions below, and node_failure, the cluster monitor's grouped one
+# included), so that a sender raising event alerts under ids of its own, a new one per message,
+# never keeps a node going down from alerting.
+_NODE_FAILURE: Final = "node_failure"
+
+
+def open_cap(event: AlertEvent, max_open: int) -> int:
+    """The open alerts (firing or acknowledged) at which ``event`` may open no new alert:
+    ``max_open`` for a node's condition (health, a host resource, ``node_failure``),
+    ``event_alert_cap`` for an event alert (one that resolves itself: SystemAlert,
+    SecurityAlert, AccessViolation, a MetricAlert on another metric)."""
+    if not event.auto_resolve or event.alertname == _NODE_FAILURE:
+        return max_open
+    return event_alert_cap(max_open)
+
+
+def event_alert_cap(max_open: int) -> int:
+    """Nine tenths of ``max_open``: the open alerts at which an event alert opens no new one."""
+    return max_open - max_open // 10
+
+
 def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Transition:
     """An alert event: a firing one opens or updates the alert, a resolved one ends it.
 
@@ -115,7 +139,7 @@ def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Tran
         ended = replace(
             current,
             state=AlertState.RESOLVED,
-            ends_at=max(event.at.timestamp(), current.starts_at),
+            ends_at=max(_when(event, now), current.starts_at),
             updated_at=now,
         )
         cleared = HistoryEntry(now, HistoryEvent.RESOLVED, "the condition cleared")
@@ -147,6 +171,13 @@ def on_event(current: AlertRecord | None, event: AlertEvent, now: float) -> Tran
     return Transition(changed, Effect.NOTIFY, entry)
 
 
+def _when(event: AlertEvent, now: float) -> float:
+    """When ``event`` happened, by its message's timestamp, but never after ``now``: a sender
+    whose clock runs ahead would otherwise start (or end) an alert in the future, which
+    Alertmanager holds active until then whatever ``endsAt`` says later."""
+    return min(event.at.timestamp(), now)
+
+
 def _new(event: AlertEvent, now: float) -> AlertRecord:
     return AlertRecord(
         alert_id=event.alert_id,
@@ -159,7 +190,7 @@ def _new(event: AlertEvent, now: float) -> AlertRecord:
         requires_ack=event.requires_ack,
         state=AlertState.FIRING,
         level=1,
-        starts_at=event.at.timestamp(),
+        starts_at=_when(event, now),
         updated_at=now,
         ends_at=None,
         level_since=now,

@@ -285,8 +285,24 @@ def _attributes(envelope: Envelope, exclude: frozenset[str] = frozenset()) -> At
     return attributes
 
 
+# OTLP carries times as unsigned 64-bit nanoseconds since the epoch (fixed64: 1970 to 2554). A
+# time outside them (a message dated in year 1 or 9999, a span of 1e300 ms) would fail the
+# encoding of the whole batch it is in, and every other record of the batch would be lost with
+# it: such a time is taken as the nearest one OTLP carries.
+_MAX_NS: Final = 2**64 - 1
+
+
 def _ns(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000) * 1000
+    return _carried(int(moment.timestamp() * 1_000_000) * 1000)
+
+
+def _carried(nanoseconds: int) -> int:
+    return min(max(nanoseconds, 0), _MAX_NS)
+
+
+def _began(end: int, duration_ms: float) -> int:
+    """The start of a span that ended at ``end`` (nanoseconds) after ``duration_ms``."""
+    return _carried(end - int(duration_ms * 1_000_000))
 
 
 # -- spans --
@@ -294,8 +310,8 @@ def _ns(moment: datetime) -> int:
 
 def _debug_trace(envelope: Envelope, message: DebugTrace) -> SpanSpec:
     end = _ns(message.timestamp)
-    duration = int((message.duration_ms or 0.0) * 1_000_000)
-    return SpanSpec(message.operation, end - duration, end, _attributes(envelope))
+    start = _began(end, message.duration_ms or 0.0)
+    return SpanSpec(message.operation, start, end, _attributes(envelope))
 
 
 def _health_check(envelope: Envelope, message: HealthCheck) -> SpanSpec:
@@ -303,7 +319,7 @@ def _health_check(envelope: Envelope, message: HealthCheck) -> SpanSpec:
     failed = message.result != "pass"
     return SpanSpec(
         message.check_name,
-        end - int(message.duration_ms * 1_000_000),
+        _began(end, message.duration_ms),
         end,
         _attributes(envelope),
         status="error" if failed else "ok",

@@ -142,6 +142,27 @@ def test_new_alerts_beyond_max_open_are_refused(outbox: Outbox) -> None:
     assert (len(applied.changed), applied.refused) == (2, 0)
 
 
+def test_the_last_tenth_of_max_open_is_kept_for_the_nodes_conditions(outbox: Outbox) -> None:
+    """Event alerts open at most nine tenths of max_open; node_failure (the cluster monitor's
+    grouped one too) and a node's health still open in the last tenth, none past max_open."""
+    events = [event(f"e{n}", alertname="disk_full", auto_resolve=True) for n in range(10)]
+    applied = outbox.alerts.apply(events, T0, max_open=10)
+    assert (len(applied.changed), applied.refused) == (9, 1)
+    grouped = event("nodes_down:1", alertname="node_failure", auto_resolve=True)
+    applied = outbox.alerts.apply([grouped, event("node_failure:n2")], T0, max_open=10)
+    assert ([r.alert_id for r in applied.changed], applied.refused) == (["nodes_down:1"], 1)
+    applied = outbox.alerts.apply(
+        [event("e0", "resolved"), event("e10", alertname="disk_full", auto_resolve=True)],
+        T0 + 1,
+        max_open=10,
+    )
+    assert ([r.alert_id for r in applied.changed], applied.refused) == (["e0"], 1)
+    applied = outbox.alerts.apply(
+        [event("node_health:n3", alertname="node_health")], T0 + 1, max_open=10
+    )
+    assert ([r.alert_id for r in applied.changed], applied.refused) == (["node_health:n3"], 0)
+
+
 def test_health_conditions_no_reading_keeps_up_resolve_after_the_stale_wait(
     outbox: Outbox,
 ) -> None:

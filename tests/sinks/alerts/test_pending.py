@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,22 @@ from tests.sinks.alerts.helpers import (
     stored,
     system_alert,
 )
-from tests.support import async_wait_until
+from tests.support import ManualClock, async_wait_until
 
-T0 = datetime(2030, 1, 1, tzinfo=UTC)
 MINUTE = "60000"
+_T0: list[datetime] = []
+
+
+@pytest.fixture(autouse=True)
+def _readings_dated_recently() -> None:
+    """Each test's readings are dated from 100 s before it starts (whole seconds), so the latest
+    is in the past (an alert never starts after the bridge's now) and the first well within the
+    time after which a condition not read is forgotten."""
+    _T0[:] = [datetime.fromtimestamp(int(time.time()) - 100, UTC)]
 
 
 def _at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
+    return _T0[0] + timedelta(seconds=seconds)
 
 
 def test_a_reading_waits_then_counts_at_the_status_held() -> None:
@@ -69,6 +78,28 @@ async def test_a_node_degraded_for_the_hold_time_alerts_and_not_before(tmp_path:
         assert (record.state, record.severity) == ("firing", "warning")
         assert record.starts_at == _at(60).timestamp()
         assert bridge.registry.get_sample_value("exesdb_alerts_pending") == 0
+
+
+async def test_a_reading_dated_by_a_clock_far_ahead_holds_no_alert_back(tmp_path: Path) -> None:
+    """A degraded reading dated years ahead counts as read at the bridge's now, so readings
+    after it, degraded for the hold time, still raise node_health (not years later)."""
+    clock = ManualClock(_at(0).timestamp())
+    ahead = datetime(2999, 1, 1, tzinfo=UTC)
+    async with alert_bridge(tmp_path, clock=clock, EXESDB_ALERT_FOR_MS=MINUTE) as (
+        bridge,
+        sink,
+        _,
+    ):
+        bridge.bus.publish("health", NodeHealth(node="n1", status="degraded", timestamp=ahead))
+        for step in range(3):
+            bridge.bus.publish(
+                "health", NodeHealth(node="n1", status="degraded", timestamp=_at(30 * step))
+            )
+            await _settled(bridge, sink, f"m{step}")
+            clock.advance(30)
+        record = stored(sink.outbox, "node_health:n1")
+    assert record is not None
+    assert record.starts_at == _at(60).timestamp()
 
 
 async def test_a_single_unhealthy_reading_raises_nothing(tmp_path: Path) -> None:

@@ -434,6 +434,25 @@ async def test_new_alerts_beyond_the_open_cap_are_refused_and_counted(tmp_path: 
         await async_wait_until(lambda: _field(sink, "c0", "severity") == "critical", what="c0")
 
 
+async def test_a_flood_of_event_alerts_at_the_cap_leaves_room_for_a_node_down(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Event alerts raised under new ids stop at nine tenths of the open-alert cap (refused,
+    counted and logged with both caps), so a node going down still alerts."""
+    async with alert_bridge(tmp_path, serve_http=False, max_open_alerts=10) as (bridge, sink, _):
+        for number in range(12):
+            bridge.bus.publish("disk_full", system_alert(f"flood{number}", severity="warning"))
+        await async_wait_until(
+            lambda: bridge.registry.get_sample_value("exesdb_alerts_refused_total") == 3,
+            what="three refusals",
+        )
+        bridge.bus.publish("lifecycle", NodeLifecycle(node="n9", event="down", cluster_size=2))
+        await async_wait_until(
+            lambda: _field(sink, "node_failure:n9", "state") == "firing", what="n9 down alerted"
+        )
+    assert "10 alerts are open (firing or acknowledged), 9 for an event alert" in caplog.text
+
+
 async def test_alerts_active_comes_from_the_outbox(tmp_path: Path) -> None:
     """exesdb_alerts_active{severity} counts firing and acknowledged alerts, not resolved ones."""
     async with alert_bridge(tmp_path) as (bridge, sink, _):

@@ -124,6 +124,21 @@ NOW = T0 + 100
             id="a resolved event ends an open alert when it happened",
         ),
         pytest.param(
+            None,
+            event(at=NOW + 10**9),
+            Transition(
+                alert(starts_at=NOW, updated_at=NOW, level_since=NOW, last_seen=NOW),
+                Effect.NOTIFY,
+            ),
+            id="a new alert dated by a clock far ahead starts now, not in the future",
+        ),
+        pytest.param(
+            alert(),
+            event("resolved", at=NOW + 10**9),
+            Transition(alert(state=RESOLVED, ends_at=NOW, updated_at=NOW), Effect.NOTIFY),
+            id="a resolved event dated by a clock far ahead ends the alert now",
+        ),
+        pytest.param(
             alert(state=ACKNOWLEDGED, ack_by="ops"),
             event("resolved", at=T0 + 30),
             Transition(
