@@ -14,9 +14,10 @@ refused value is worded (``bridge.settings_errors``), how a value is shown
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, cast
 
 from pydantic import (
     AfterValidator,
@@ -56,6 +57,7 @@ from bridge.receivers import (
 from bridge.redaction import redact_urls, safe_url
 from bridge.settings_display import shown_setting
 from bridge.settings_errors import describe_error
+from bridge.tlsutil import pem_file_problem
 from bridge.unknown_variables import unknown_variable_warnings
 from bridge.urls import (
     names_a_host,
@@ -96,6 +98,10 @@ OtelExporter = Literal["otlp", "none"]
 # milliseconds, so a value above ten minutes is taken for milliseconds meant and refused.
 OtlpTimeout = Annotated[float, Field(gt=0, le=600)]
 OtlpCompression = Literal["gzip", "none"]
+# The TLS files of OTLP export: the general ones and each signal's own.
+_OTLP_FILE: Final = re.compile(
+    r"OTEL_EXPORTER_OTLP_(?:(TRACES|LOGS|METRICS)_)?(CERTIFICATE|CLIENT_KEY|CLIENT_CERTIFICATE)"
+)
 
 
 def _env(name: str, **kwargs: Any) -> Any:
@@ -269,6 +275,33 @@ class Settings(BaseSettings):
     )
     otlp_metrics_compression: OtlpCompression | None = _env(
         "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", default=None
+    )
+    # The TLS files the SDK's exporters read themselves, checked at start (_otlp_file_problems).
+    otlp_certificate: str | None = _env("OTEL_EXPORTER_OTLP_CERTIFICATE", default=None)
+    otlp_client_key: str | None = _env("OTEL_EXPORTER_OTLP_CLIENT_KEY", default=None)
+    otlp_client_certificate: str | None = _env(
+        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", default=None
+    )
+    otlp_traces_certificate: str | None = _env(
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", default=None
+    )
+    otlp_traces_client_key: str | None = _env("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", default=None)
+    otlp_traces_client_certificate: str | None = _env(
+        "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", default=None
+    )
+    otlp_logs_certificate: str | None = _env("OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", default=None)
+    otlp_logs_client_key: str | None = _env("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", default=None)
+    otlp_logs_client_certificate: str | None = _env(
+        "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE", default=None
+    )
+    otlp_metrics_certificate: str | None = _env(
+        "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", default=None
+    )
+    otlp_metrics_client_key: str | None = _env(
+        "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY", default=None
+    )
+    otlp_metrics_client_certificate: str | None = _env(
+        "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE", default=None
     )
     otel_service_name: str = _env("OTEL_SERVICE_NAME", default="exesdb-bridge")
     otlp_queue_size: Annotated[int, Field(ge=1)] = _env("EXESDB_OTLP_QUEUE_SIZE", default=8_192)
@@ -594,6 +627,7 @@ class Settings(BaseSettings):
                 )
             )
         problems += self._otlp_endpoint_problems()
+        problems += self._otlp_file_problems()
         if self.webhook_backoff_ms > self.webhook_max_backoff_ms:
             problems.append(
                 self._blaming_the_one_set(
@@ -637,6 +671,26 @@ class Settings(BaseSettings):
                 if problem is not None:
                     problems[variable] = f"{variable}: {problem}"
         return list(problems.values())
+
+    def _otlp_file_problems(self) -> list[str]:
+        """Each certificate or key file an exported signal's exporter would read that is
+        missing, unreadable or no PEM (``pem_file_problem``): the gRPC exporter would log a
+        traceback and go on without it, the HTTP one fail at every export. The general
+        variables count when any signal is exported, a signal's own when that one is."""
+        problems = []
+        for name, info in type(self).model_fields.items():
+            variable = str(info.validation_alias)
+            file, path = _OTLP_FILE.fullmatch(variable), getattr(self, name)
+            if file is None or not path:
+                continue
+            signal = cast(OtlpSignal | None, file[1] and file[1].lower())
+            used = self.otlp_exports(signal) if signal else self.otlp_enabled
+            kind: Literal["certificate", "key"] = (
+                "key" if file[2] == "CLIENT_KEY" else "certificate"
+            )
+            if used and (problem := pem_file_problem(path, kind)) is not None:
+                problems.append(f"{variable}: {problem}")
+        return problems
 
     def warnings(self, environ: Mapping[str, str] | None = None) -> list[str]:
         """Things that work but that an operator should know about at start-up, among them the

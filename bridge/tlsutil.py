@@ -3,18 +3,21 @@
 The web config file's ``tls_server_config`` and the receivers file's client ``tls_config`` name
 versions as Go's ``crypto/tls`` does (``TLS12``) and may give a CA, certificate or key inline, as
 PEM; a certificate or key that will not load is told by OpenSSL's reason (or the system's, for a
-file), never by the file's content.
+file), never by the file's content. ``pem_file_problem`` judges a certificate or key file another
+library will read (the OTLP exporters'), before it does.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Final
+from pathlib import Path
+from typing import Final, Literal
 
-__all__ = ["TLS_VERSIONS", "load_cert_chain", "load_error", "pem_certificates"]
+__all__ = ["TLS_VERSIONS", "load_cert_chain", "load_error", "pem_certificates", "pem_file_problem"]
 
 TLS_VERSIONS: Final = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -43,6 +46,39 @@ def pem_certificates(value: str | None) -> str | None:
             "must be PEM CA certificates (-----BEGIN CERTIFICATE----- …) that OpenSSL loads"
         ) from None
     return value
+
+
+# A PEM private key block: PKCS#8 (PRIVATE KEY, ENCRYPTED PRIVATE KEY) or traditional (RSA, EC).
+_PEM_KEY: Final = re.compile(r"-----BEGIN ((?:[A-Z]+ )*)PRIVATE KEY-----")
+
+
+def pem_file_problem(path: str, kind: Literal["certificate", "key"]) -> str | None:
+    """What is wrong with ``path`` as a PEM ``certificate`` file (one or more, as OpenSSL loads
+    them) or PEM private ``key`` file, in a few words naming the path; None when it will do.
+
+    Missing, unreadable or a directory (the system's reason), not PEM (a DER file, anything
+    else), or, for a key, encrypted: the OTLP exporters take no pass phrase.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return f"cannot read {path}: {load_error(exc)}"
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        text = ""  # DER or anything else binary: no PEM
+    if kind == "certificate":
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=text)
+        except (ssl.SSLError, ValueError):
+            return f"{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----) OpenSSL loads"
+        return None
+    key = _PEM_KEY.search(text)
+    if key is None:
+        return f"{path} holds no PEM private key (-----BEGIN PRIVATE KEY-----)"
+    if "ENCRYPTED" in key[1] or "Proc-Type: 4,ENCRYPTED" in text:
+        return f"{path} holds an encrypted private key, and the exporters take no pass phrase"
+    return None
 
 
 def load_cert_chain(

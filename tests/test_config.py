@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 import pytest
+import trustme
 
 from bridge.bus.redis.link import OWN_OPTIONS
 from bridge.cli import main
@@ -1277,3 +1278,112 @@ def test_an_empty_secret_is_refused_as_an_unset_one_where_it_must_be_set(
         f"SECRET_KEY_BASE: is not set; with {needs} it must be set to at least "
         f"{MIN_SECRET_LENGTH} characters"
     ) in empty.stderr
+
+
+def _pem_files(directory: Any) -> dict[str, str]:
+    """Certificate and key files of every kind, good and bad, in ``directory``, by name."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509 import load_pem_x509_certificate
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert("exesdb-bridge")
+    key = serialization.load_pem_private_key(leaf.private_key_pem.bytes(), password=None)
+    der = load_pem_x509_certificate(ca.cert_pem.bytes()).public_bytes(serialization.Encoding.DER)
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"pass phrase"),
+    )
+    contents = {
+        "ca.pem": ca.cert_pem.bytes(),
+        "client.pem": leaf.cert_chain_pems[0].bytes(),
+        "client.key": leaf.private_key_pem.bytes(),
+        "combined.pem": leaf.private_key_pem.bytes() + leaf.cert_chain_pems[0].bytes(),
+        "ca.der": der,
+        "encrypted.key": encrypted,
+        "notes.txt": b"not a certificate\n",
+    }
+    files = {name: str(directory / name) for name in contents}
+    for name, data in contents.items():
+        (directory / name).write_bytes(data)
+    files["missing.pem"] = str(directory / "missing.pem")
+    files["directory"] = str(directory)
+    return files
+
+
+_COLLECTOR = {"OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector.example:4317"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "file", "problem"),
+    [
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", "missing.pem", "cannot read {path}: No such file"),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", "directory", "cannot read {path}: Is a directory"),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", "notes.txt", "{path} holds no PEM certificate"),
+        ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "ca.der", "{path} holds no PEM certificate"),
+        ("OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", "client.key", "{path} holds no PEM certificate"),
+        ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "client.pem", "{path} holds no PEM private key"),
+        ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "encrypted.key", "an encrypted private key"),
+        ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "client.key", "holds no PEM certificate"),
+        ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE", "missing.pem", "cannot read {path}"),
+    ],
+)
+def test_a_bad_otlp_certificate_or_key_file_stops_start_up_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Any,
+    variable: str,
+    file: str,
+    problem: str,
+) -> None:
+    """With OTLP export on, a certificate or key file the SDK's exporters would read that is
+    missing, unreadable, no PEM of its kind or an encrypted key is exit 2 in check-config, one
+    line naming the variable, the file and its fault."""
+    path = _pem_files(tmp_path)[file]
+    status, _, err = _check_config(monkeypatch, capsys, **_COLLECTOR, **{variable: path})
+    assert status == 2
+    [line] = [line for line in err.splitlines() if line.startswith(f"  {variable}: ")]
+    assert problem.format(path=path) in line
+
+
+def test_good_otlp_certificate_and_key_files_load(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """PEM CA certificates, a client certificate (alone, or with its key in one file) and its
+    unencrypted key load, per signal as in general."""
+    files = _pem_files(tmp_path)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector.example:4317")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", files["ca.pem"])
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", files["client.pem"])
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_KEY", files["client.key"])
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", files["combined.pem"])
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", files["ca.pem"])
+    assert load_settings().otlp_certificate == files["ca.pem"]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"OTEL_EXPORTER_OTLP_CERTIFICATE": "missing.pem"},
+        {
+            **_COLLECTOR,
+            "OTEL_SDK_DISABLED": "true",
+            "OTEL_EXPORTER_OTLP_CERTIFICATE": "missing.pem",
+        },
+        {**_COLLECTOR, "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE": "missing.pem"},
+        {
+            **_COLLECTOR,
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY": "missing.pem",
+        },
+    ],
+)
+def test_otlp_files_of_a_signal_not_exported_are_not_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, env: dict[str, str]
+) -> None:
+    """The certificate and key variables are checked only where they would be used: none with
+    OTLP export off (no endpoint, OTEL_SDK_DISABLED), a signal's own not when that signal is
+    not exported (metrics without EXESDB_OTLP_METRICS, OTEL_TRACES_EXPORTER=none)."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, str(tmp_path / value) if value.endswith(".pem") else value)
+    load_settings()

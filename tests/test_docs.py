@@ -140,6 +140,23 @@ def test_the_bad_number_the_configuration_page_shows_is_what_the_bridge_says(
     assert list(caught.value.problems) == [shown.group(0).strip("`")]
 
 
+@pytest.mark.usefixtures("clean_env")
+def test_the_missing_certificate_the_opentelemetry_page_shows_is_what_the_bridge_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """docs/opentelemetry.md's example of a missing OTLP certificate file is the line start-up
+    and check-config print for it."""
+    [block] = [text for text in fenced(page("opentelemetry"), "text") if "CERTIFICATE" in text]
+    line = block.splitlines()[1].strip()
+    variable, path = re.fullmatch(r"([A-Z_]+): cannot read (\S+): .*", line).groups()  # type: ignore[union-attr]
+    assert not Path(path).exists()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector.example:4317")
+    monkeypatch.setenv(variable, path)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert list(caught.value.problems) == [line]
+
+
 def test_the_integration_page_gives_the_intervals_the_getters_give_without_a_bridge() -> None:
     """docs/integration.md's "Without a bridge" names the intervals the module's getters give
     when no bridge is installed."""

@@ -5,6 +5,7 @@ never prints one in its logs (at debug), answers, command output or OTLP export.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -326,9 +327,10 @@ def test_check_config_shows_no_secret_inside_a_setting_that_names_none(tmp_path:
     }
     shown = _run(env, "check-config")
     assert shown.startswith("$ check-config: 0\n"), shown
-    assert "EXESDB_REVISION                      v1.4 Bearer <redacted>\n" in shown
-    assert "OTEL_SERVICE_NAME                    bridge password=<redacted>\n" in shown
-    assert "EXESDB_ALERTMANAGER_URL              http://am.internal/…\n" in shown
+    # Each line is the variable, padded to the longest name's width, then its value.
+    assert re.search(r"^EXESDB_REVISION +v1\.4 Bearer <redacted>$", shown, re.M), shown
+    assert re.search(r"^OTEL_SERVICE_NAME +bridge password=<redacted>$", shown, re.M), shown
+    assert re.search(r"^EXESDB_ALERTMANAGER_URL +http://am\.internal/…$", shown, re.M), shown
     for secret in (IN_BEARER, IN_PAIR, IN_QUERY):
         assert secret.lower() not in shown.lower(), _around(shown.lower(), secret.lower())
 

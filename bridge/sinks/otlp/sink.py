@@ -23,7 +23,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -104,6 +104,17 @@ def build_resource(
     return defaults
 
 
+def _unset_blank_variables(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Remove the ``OTEL_*`` variables set to nothing or blanks from ``environ``, before the SDK
+    reads them: the settings take them for unset, as the OpenTelemetry specification asks, but
+    the SDK's exporters would not (the gRPC exporters stop with a traceback on a blank
+    ``OTEL_EXPORTER_OTLP_<SIGNAL>_TIMEOUT``; a blank ``_<SIGNAL>_CERTIFICATE`` would drop the
+    general one)."""
+    for name in [name for name, value in environ.items() if name.startswith("OTEL_")]:
+        if not environ[name].strip():
+            del environ[name]
+
+
 def _options(settings: Settings, signal: Signal) -> dict[str, Any]:
     """The timeout and compression of ``signal``'s exporter, as the bridge checked them: given
     to the exporter, which then leaves the general variables alone (the gRPC exporter would
@@ -144,8 +155,10 @@ def build_exporters(settings: Settings) -> dict[Signal, Exporter]:
     ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (or ``_LOGS_``) set, only that signal is exported.
     Metrics (the registry's series) only with ``EXESDB_OTLP_METRICS=true``, to
     ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` or the general one. ``OTEL_SDK_DISABLED=true`` or
-    ``OTEL_<SIGNAL>_EXPORTER=none`` leaves a signal out.
+    ``OTEL_<SIGNAL>_EXPORTER=none`` leaves a signal out. A blank ``OTEL_*`` variable is unset
+    first (``_unset_blank_variables``), for the SDK as for the settings.
     """
+    _unset_blank_variables()
     exporters: dict[Signal, Exporter] = {}
     if settings.otlp_exports("traces"):
         options = _options(settings, "traces")
@@ -306,9 +319,10 @@ class OtlpSink:
     def from_context(cls, context: Context) -> OtlpSink:
         """The sink the bridge's settings and the standard OTEL_* variables describe."""
         settings = context.settings
+        exporters = build_exporters(settings)  # first: it unsets the blank OTEL_* variables
         return cls(
             context.bus,
-            build_exporters(settings),
+            exporters,
             resource=build_resource(settings.otel_service_name, settings.node),
             registry=context.registry,
             recorder=context.recorder,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import trustme
 from aiohttp import web
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
@@ -182,11 +183,21 @@ class _Store:
 
 
 class GrpcOtlpReceiver(_Store):
-    """An OTLP/gRPC collector on ``endpoint`` (plaintext)."""
+    """An OTLP/gRPC collector on ``endpoint``: plaintext, or TLS with ``tls`` (a certificate for
+    127.0.0.1, as trustme issues one), requiring a client certificate ``client_ca`` signed."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, tls: trustme.LeafCert | None = None, client_ca: trustme.CA | None = None
+    ) -> None:
         super().__init__()
+        self._tls = tls
+        self._client_ca = client_ca
         self._server: grpc.Server | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """The receiver's OTLP endpoint (once started): ``https://`` with TLS."""
+        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> GrpcOtlpReceiver:
         """Serve until ``stop()``."""
@@ -215,7 +226,16 @@ class GrpcOtlpReceiver(_Store):
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), server)  # type: ignore[no-untyped-call]
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Logs(), server)  # type: ignore[no-untyped-call]
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), server)  # type: ignore[no-untyped-call]
-        self.port = server.add_insecure_port("127.0.0.1:0")
+        if self._tls is None:
+            self.port = server.add_insecure_port("127.0.0.1:0")
+        else:
+            key = self._tls.private_key_pem.bytes()
+            chain = b"".join(pem.bytes() for pem in self._tls.cert_chain_pems)
+            client_ca = self._client_ca.cert_pem.bytes() if self._client_ca else None
+            credentials = grpc.ssl_server_credentials(
+                [(key, chain)], root_certificates=client_ca, require_client_auth=bool(client_ca)
+            )
+            self.port = server.add_secure_port("127.0.0.1:0", credentials)
         server.start()
         self._server = server
         return self
