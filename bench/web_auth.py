@@ -30,6 +30,7 @@ from bridge.app import Bridge
 from bridge.config import Settings
 from bridge.http import build_app
 from bridge.webconfig import LiveWebConfig, install
+from bridge.webconfig.loading import judge
 
 COST: Final = 10
 PASSWORD: Final = "bench-password"
@@ -58,7 +59,7 @@ async def _measure(
     )
     bridge = Bridge(Settings(EXESDB_NODE="bench", EXESDB_STATE_DIR=str(folder)), components=[])
     app = build_app(bridge)
-    live = LiveWebConfig(config, cache_size=cache_size)
+    live = LiveWebConfig(judge(config), cache_size=cache_size)
     install(app, live)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

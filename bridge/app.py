@@ -257,9 +257,10 @@ class Bridge:
         ``start_serving()``: a connection before then is refused, as with no server at all."""
         host, port = self.settings.listen
         app = build_app(self)
-        if self.settings.web_config_file:
-            # TLS, basic auth and headers (docs/security.md); a bad file: ConfigError.
-            self.web_config = LiveWebConfig(self.settings.web_config_file, registry=self.registry)
+        if (web_config := self.settings.web_config()) is not None:
+            # TLS, basic auth and headers (docs/security.md), from the file as read at start
+            # (the checks saw that version); a bad file: ConfigError.
+            self.web_config = LiveWebConfig(web_config, registry=self.registry)
             install_web_config(app, self.web_config)
         ssl_context = self.web_config.ssl_context if self.web_config else None
         # Outermost: the body deadline and the probe reserve apply before anything else.

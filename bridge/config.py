@@ -17,6 +17,7 @@ import os
 import re
 import socket
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Annotated, Any, Final, Literal, cast
 
 from pydantic import (
@@ -68,7 +69,7 @@ from bridge.urls import (
     require_http_url,
     require_link_origin,
 )
-from bridge.webconfig import load_web_config
+from bridge.webconfig.loading import Judged, judge
 
 __all__ = [
     "MIN_SECRET_LENGTH",
@@ -135,6 +136,8 @@ class Settings(BaseSettings):
     )
     # EXESDB_WEBHOOK_CONFIG_FILE as first read (receivers_file): one version of it for all.
     _receivers_file: ReceiversFileRead | None = PrivateAttr(default=None)
+    # EXESDB_WEB_CONFIG_FILE as first read (web_config), likewise; the server starts from it.
+    _web_config: Judged | None = PrivateAttr(default=None)
 
     # Signing and replay protection.
     secret_key_base: SecretStr | None = _env("SECRET_KEY_BASE", default=None)
@@ -503,15 +506,23 @@ class Settings(BaseSettings):
         """``EXESDB_HTTP_ADDR`` as (host, port)."""
         return split_addr(self.http_addr)
 
-    def serves_tls(self) -> bool:
-        """True when ``EXESDB_WEB_CONFIG_FILE`` turns TLS on (read now; a file the bridge would
-        not start with counts as plain HTTP)."""
+    def web_config(self) -> Judged | None:
+        """``EXESDB_WEB_CONFIG_FILE`` read and judged, its certificates loaded (None when unset),
+        read at the first call only: the checks, the warnings, ``check-config`` and the server's
+        first version see one version of the file, even one changed meanwhile (the server's
+        reloader reads it again when it changes; docs/security.md#reloading)."""
         if not self.web_config_file:
-            return False
-        try:
-            return load_web_config(self.web_config_file).tls is not None
-        except ConfigError:
-            return False
+            return None
+        read = self._web_config
+        if read is None or read.path != Path(self.web_config_file):
+            read = self._web_config = judge(Path(self.web_config_file))
+        return read
+
+    def serves_tls(self) -> bool:
+        """True when ``EXESDB_WEB_CONFIG_FILE`` turns TLS on (as read at start, ``web_config``;
+        a file the bridge would not start with counts as plain HTTP)."""
+        read = self.web_config()
+        return read is not None and read.loaded is not None and read.loaded.config.tls is not None
 
     def own_url(self, *, for_others: bool = False, port: int | None = None) -> str:
         """The bridge's base URL from ``EXESDB_HTTP_ADDR``, ``https`` when it serves TLS: for a
@@ -566,11 +577,8 @@ class Settings(BaseSettings):
 
     def _cross_checks(self) -> list[str]:
         problems: list[str] = []
-        if self.web_config_file:
-            try:
-                load_web_config(self.web_config_file)
-            except ConfigError as exc:
-                problems += [f"EXESDB_WEB_CONFIG_FILE: {problem}" for problem in exc.problems]
+        if (web := self.web_config()) is not None and web.loaded is None:
+            problems += [f"EXESDB_WEB_CONFIG_FILE: {problem}" for problem in web.problems]
         if self.webhook_config_file:
             try:
                 self.webhook_receivers()
@@ -733,13 +741,10 @@ class Settings(BaseSettings):
             )
             for receiver in self._unsigned_file_receivers()
         ]
-        try:
-            web = load_web_config(self.web_config_file) if self.web_config_file else None
-        except ConfigError:  # a problem cross_checks names
-            web = None
-        if web is not None:
+        web = self.web_config()
+        if web is not None and web.loaded is not None:  # a bad file: what cross_checks names
             # Their paths (a password file's) may hold anything: shown as a value is.
-            notes += [redact_urls(note) for note in credential_warnings(self, web)]
+            notes += [redact_urls(note) for note in credential_warnings(self, web.loaded.config)]
         return notes + self.receivers_file_warnings()
 
     def _unsigned_file_receivers(self) -> list[str]:

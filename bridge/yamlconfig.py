@@ -24,6 +24,7 @@ user's name under ``basic_auth_users``): a problem there names the entry's line 
 from __future__ import annotations
 
 import difflib
+import io
 import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -54,6 +55,7 @@ __all__ = [
     "not_supported",
     "parse_yaml",
     "read_text",
+    "read_text_and_bytes",
     "read_yaml",
 ]
 
@@ -212,6 +214,17 @@ def read_text(path: Path) -> str:
     repeats, shown as ``redact_urls`` shows text: a folder may be named ``password=…``)."""
     try:
         return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([redact_urls(f"{path}: cannot read: {exc}")]) from None
+
+
+def read_text_and_bytes(path: Path) -> tuple[str, bytes]:
+    """The file's text, as ``read_text`` reads it, and the bytes it was decoded from, in one
+    read (a hash of the bytes is then of that very text); ConfigError as ``read_text``'s."""
+    try:
+        data = path.read_bytes()
+        # Decoded as Path.read_text decodes (newlines included), so the text is read_text's.
+        return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8").read(), data
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([redact_urls(f"{path}: cannot read: {exc}")]) from None
 

@@ -199,7 +199,6 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "WebConfig",
         "describe_web_config",
         "install",
-        "load_web_config",
     ],
     bridge.pages: ["CONTENT_SECURITY_POLICY", "PAGE_HEADERS", "page_routes"],
     bridge.sinks: [],

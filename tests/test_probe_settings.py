@@ -13,7 +13,7 @@ from bridge.cli.healthcheck import target
 from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.probe_settings import ProbeSettings, credential_warnings
-from bridge.webconfig import load_web_config
+from bridge.webconfig.loading import load as load_web_config
 from tests.support import BridgeProcess, make_settings, run_bridge
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
 
@@ -275,7 +275,7 @@ def test_credential_warnings_alone_judge_a_probe_with_no_credentials_set(tmp_pat
     """credential_warnings decides for a probe with no EXESDB_HEALTHCHECK_* set too: it names
     the variables basic auth asks for (check-config has no second list of its own)."""
     env = probe_files(tmp_path)
-    web = load_web_config(env["EXESDB_WEB_CONFIG_FILE"])
+    web = load_web_config(Path(env["EXESDB_WEB_CONFIG_FILE"])).config
     [warned] = credential_warnings(ProbeSettings(), web)
     assert warned.startswith("the web config asks for basic auth (basic_auth_users) and neither")
     assert UNSET_FAILS in warned

@@ -11,7 +11,7 @@ import yaml
 
 from bridge.errors import ConfigError
 from bridge.receivers import load_receivers
-from bridge.webconfig import load_web_config
+from bridge.webconfig.loading import load
 from tests.support import require_binary
 from tests.webconfig.files import WebFiles
 
@@ -39,7 +39,7 @@ def _web_problems(tmp_path: Path, text: str) -> list[str]:
     path = tmp_path / "web.yml"
     path.write_text(text)
     with pytest.raises(ConfigError) as caught:
-        load_web_config(path)
+        load(path)
     return list(caught.value.problems)
 
 
@@ -176,7 +176,7 @@ def test_a_key_written_before_a_merge_that_brings_it_again_is_refused(tmp_path: 
     ]
     path = tmp_path / "web.yml"
     path.write_text(_client_auth_after_a_merge(written_first=False))
-    assert load_web_config(path).tls is not None
+    assert load(path).config.tls is not None
 
 
 def test_go_takes_the_merge_s_value_over_a_key_written_before_it(tmp_path: Path) -> None:
@@ -213,7 +213,7 @@ def test_promtool_refuses_the_same_web_configs(tmp_path: Path, case: str) -> Non
         [promtool, "check", "web-config", str(once)], capture_output=True, text=True, timeout=60
     )
     assert taken.returncode == 0, taken.stdout + taken.stderr
-    load_web_config(once)
+    load(once)
 
 
 # Booleans as a file may write them, and whether Go's YAML reader (yaml.v2, YAML 1.1) takes them.
@@ -243,7 +243,7 @@ def test_a_boolean_is_taken_as_promtool_takes_it(tmp_path: Path, written: str) -
     path = tmp_path / "web.yml"
     path.write_text(f"http_server_config:\n  http2: {written}\n")
     if BOOLEANS[written]:
-        load_web_config(path)
+        load(path)
     else:
         got = yaml.safe_load(written)
         assert _web_problems(tmp_path, path.read_text()) == [
@@ -384,7 +384,7 @@ def test_an_unquoted_y_or_n_where_text_goes_is_text_as_go_takes_it(tmp_path: Pat
     assert list(hook.http_config.http_headers["X-Flag"].values) == ["y"]
     web = tmp_path / "web.yml"
     web.write_text(f"basic_auth_users:\n  y: '{HASH}'\n  N: '{HASH}'\n")
-    assert sorted(load_web_config(web).basic_auth_users) == ["N", "y"]
+    assert sorted(load(web).config.basic_auth_users) == ["N", "y"]
     promtool = require_binary("promtool")
     checked = subprocess.run(
         [promtool, "check", "web-config", str(web)], capture_output=True, text=True, timeout=60

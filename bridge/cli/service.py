@@ -192,8 +192,8 @@ def _check_config(args: argparse.Namespace) -> int:
 
     settings = settings_or_exit()
     shown = settings.redacted()
-    if settings.web_config_file:
-        shown["EXESDB_WEB_CONFIG_FILE"] += f" ({describe_web_config(settings.web_config_file)})"
+    if (web_config := settings.web_config()) is not None:
+        shown["EXESDB_WEB_CONFIG_FILE"] += f" ({describe_web_config(web_config)})"
     width = max(len(name) for name in shown)
     for name, value in shown.items():
         print(f"{name:<{width}}  {value}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bridge.webconfig.loading import describe_web_config, load_web_config
+from bridge.webconfig.loading import describe_web_config
 from bridge.webconfig.schema import (
     CLIENT_AUTH_TYPES,
     HTTPServerConfig,
@@ -38,7 +38,6 @@ __all__ = [
     "WebConfig",
     "describe_web_config",
     "install",
-    "load_web_config",
 ]
 
 

@@ -1,6 +1,7 @@
 """The web configuration in force: loaded at start, reloaded when its files change.
 
-At most once per ``check_interval`` (on a request or a TLS handshake) the file and the files it
+It starts from the file as read at start (a ``Judged``), without reading it again. At most
+once per ``check_interval`` (on a request or a TLS handshake) the file and the files it
 names are read and hashed (a few KiB; file times can miss a quick rewrite); when any changed,
 everything is loaded again and, if good, takes over at once: the users, headers and rate limit
 for the next request, the certificate, key and client CA for the next connection. A bad new
@@ -10,7 +11,6 @@ listening socket is one or the other).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import ssl
 import time
@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from bridge.errors import ConfigError
 from bridge.webconfig.basic_auth import CACHE_SIZE, BasicAuthChecker
-from bridge.webconfig.loading import load
+from bridge.webconfig.loading import Judged, Stamp, load, stamp_files, tls_files
 from bridge.webconfig.rate_limit import RateLimiter
 from bridge.webconfig.schema import RateLimit, WebConfig
 from bridge.webconfig.tls import apply_handshake_settings
@@ -32,27 +32,13 @@ __all__ = ["CHECK_INTERVAL_SECONDS", "LiveWebConfig"]
 _logger = logging.getLogger(__name__)
 
 CHECK_INTERVAL_SECONDS: Final = 1.0
-# (path, SHA-256 of its content) of each file, or (path,) for one that cannot be read.
-_Stamp = tuple[tuple[object, ...], ...]
 
 
-def _stamp(path: Path, config: WebConfig | None) -> _Stamp:
-    paths: list[str] = [str(path)]
-    tls = config.tls if config is not None else None
-    if tls is not None:
-        paths += [p for p in (tls.cert_file, tls.key_file, tls.client_ca_file) if p]
-    stamps: list[tuple[object, ...]] = []
-    for name in paths:
-        try:
-            content = Path(name).read_bytes()
-        except OSError:
-            stamps.append((name,))
-        else:
-            stamps.append((name, hashlib.sha256(content).digest()))
-    return tuple(stamps)
+def _stamp(path: Path, config: WebConfig) -> Stamp:
+    return stamp_files([str(path), *tls_files(config.tls)])
 
 
-def _settled_stamp(path: Path, before: _Stamp, config: WebConfig) -> _Stamp:
+def _settled_stamp(path: Path, before: Stamp, config: WebConfig) -> Stamp:
     """The stamp to compare with next: the one taken before loading, if it covers the same files.
 
     So that a change made while loading is seen at the next look.
@@ -67,7 +53,7 @@ class LiveWebConfig:
 
     def __init__(
         self,
-        path: str | Path,
+        judged: Judged,
         *,
         registry: CollectorRegistry | None = None,
         check_interval: float = CHECK_INTERVAL_SECONDS,
@@ -75,16 +61,19 @@ class LiveWebConfig:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        """Load ``path``; ConfigError when it is bad (start-up stops, exit status 2)."""
-        self.path = Path(path)
+        """Start from the file as read at start (``judged``: ``Settings.web_config()``, not read
+        again here), taking over its server context; ConfigError when it is bad (start-up
+        stops, exit status 2). A change since that read is taken at the first look."""
+        if judged.loaded is None:
+            raise ConfigError(list(judged.problems))
+        self.path = judged.path
         self._clock = clock
         self._wall_clock = wall_clock
         self._interval = check_interval
-        before = _stamp(self.path, None)
-        loaded = load(self.path)
+        loaded = judged.loaded
         self._loaded = loaded
-        self._stamp = _settled_stamp(self.path, before, loaded.config)
-        self._refused: _Stamp | None = None
+        self._stamp = judged.stamp
+        self._refused: Stamp | None = None
         self._next_look = clock() + check_interval
         checks = Counter(
             "exesdb_web_config_password_checks",

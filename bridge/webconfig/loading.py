@@ -1,20 +1,37 @@
 """Reading the web config file whole: its schema checked and its certificates loaded.
 
 Without the serving side (aiohttp, prometheus_client): the health check reads the file with it.
+The bridge reads it once at start (``judge``, kept by ``Settings.web_config``): the checks, the
+warnings, ``check-config`` and the server's first version all take that one ``Judged``; only
+the reloader (``bridge.webconfig.live``) reads the file again, when it changes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.errors import ConfigError
 from bridge.webconfig.schema import TLSServerConfig, WebConfig, parse_web_config, tls_section
 from bridge.webconfig.tls import server_context
-from bridge.yamlconfig import read_text, read_yaml
+from bridge.yamlconfig import read_text_and_bytes, read_yaml
 
-__all__ = ["Judged", "Loaded", "describe_web_config", "judge", "load", "load_web_config"]
+__all__ = [
+    "Judged",
+    "Loaded",
+    "Stamp",
+    "describe_web_config",
+    "judge",
+    "load",
+    "stamp_files",
+    "tls_files",
+]
+
+# (path, SHA-256 of its content) of each file, or (path,) for one that cannot be read.
+Stamp = tuple[tuple[object, ...], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,29 +44,28 @@ class Loaded:
 
 @dataclass(frozen=True, slots=True)
 class Judged:
-    """The file read once and judged: ``loaded`` when it is good, else every problem of it; and
-    either way its ``tls_server_config`` taken alone, which says how a bridge refusing the file
-    (and serving the version before it) is reached."""
+    """The file at ``path`` read once and judged: ``loaded`` when it is good, else every problem
+    of it; and either way its ``tls_server_config`` taken alone, which says how a bridge refusing
+    the file (and serving the version before it) is reached."""
 
+    path: Path
     loaded: Loaded | None
     problems: tuple[str, ...] = ()
     # The section when it is good and turns TLS on, paths absolute, whatever the rest holds.
     tls: TLSServerConfig | None = None
     # Whether the section turns TLS on, good or not; None when the file is unreadable or no YAML.
     tls_meant: bool | None = False
+    # When loaded: the file as read and the files it names as hashed just before they were
+    # loaded, which the reloader compares the files with (so a change after is seen, none missed).
+    stamp: Stamp = ()
 
 
-def load_web_config(path: str | Path) -> WebConfig:
-    """Read and check the file, loading its certificates too; ConfigError naming each problem."""
-    return load(Path(path)).config
-
-
-def describe_web_config(path: str | Path) -> str:
-    """A one-line summary for ``check-config``: no user name, hash or file content."""
-    try:
-        return load_web_config(path).summary()
-    except ConfigError as exc:
-        return f"refused: {'; '.join(exc.problems)}"
+def describe_web_config(judged: Judged) -> str:
+    """A one-line summary of the file as read, for ``check-config``: no user name, hash or file
+    content."""
+    if judged.loaded is None:
+        return f"refused: {'; '.join(judged.problems)}"
+    return judged.loaded.config.summary()
 
 
 def load(path: Path) -> Loaded:
@@ -64,22 +80,44 @@ def judge(path: Path) -> Judged:
     """The file at ``path`` read and parsed once: its configuration checked and its certificates
     loaded, every problem found (bad keys and certificates that do not load alike)."""
     try:
-        text = read_text(path)
+        text, content = read_text_and_bytes(path)
         raw = read_yaml(text, path)
     except ConfigError as exc:
-        return Judged(None, tuple(exc.problems), tls_meant=None)
+        return Judged(path, None, tuple(exc.problems), tls_meant=None)
     try:
         config = parse_web_config(text, path, raw=raw)
     except ConfigError as exc:
         # Bad keys elsewhere do not hide a certificate that does not load: every problem at once.
         tls, meant = tls_section(raw, path)
-        return Judged(None, (*exc.problems, *_tls_problems(tls, path)), tls, meant)
+        return Judged(path, None, (*exc.problems, *_tls_problems(tls, path)), tls, meant)
     tls = config.tls
+    stamp = ((str(path), hashlib.sha256(content).digest()), *stamp_files(tls_files(tls)))
     try:
         context = server_context(tls) if tls is not None else None
     except ConfigError as exc:
-        return Judged(None, tuple(f"{path}: {problem}" for problem in exc.problems), tls, True)
-    return Judged(Loaded(config, context), tls=tls, tls_meant=tls is not None)
+        problems = tuple(f"{path}: {problem}" for problem in exc.problems)
+        return Judged(path, None, problems, tls, True)
+    return Judged(path, Loaded(config, context), tls=tls, tls_meant=tls is not None, stamp=stamp)
+
+
+def tls_files(tls: TLSServerConfig | None) -> list[str]:
+    """The files ``tls`` names (certificate, key, client CA), in the order stamps list them."""
+    if tls is None:
+        return []
+    return [name for name in (tls.cert_file, tls.key_file, tls.client_ca_file) if name]
+
+
+def stamp_files(names: Iterable[str]) -> Stamp:
+    """Each file of ``names`` read and hashed (a few KiB each), to tell when one changes."""
+    stamps: list[tuple[object, ...]] = []
+    for name in names:
+        try:
+            content = Path(name).read_bytes()
+        except OSError:
+            stamps.append((name,))
+        else:
+            stamps.append((name, hashlib.sha256(content).digest()))
+    return tuple(stamps)
 
 
 def _tls_problems(tls: TLSServerConfig | None, path: Path) -> list[str]:

@@ -24,6 +24,7 @@ from bridge.sinks.prometheus import MetricType
 from bridge.sinks.prometheus.store import SeriesStore
 from bridge.sinks.prometheus.translate import Translator
 from bridge.webconfig.live import LiveWebConfig
+from bridge.webconfig.loading import judge
 from tests.integration.servers.alertmanager import AlertmanagerServer
 from tests.integration.servers.otlp import GrpcOtlpReceiver
 from tests.integration.servers.prometheus import PrometheusServer
@@ -560,7 +561,7 @@ def declared_families(bridge: BridgeProcess, tmp_path: Path) -> set[str]:
     web_config = tmp_path / "web.yml"
     web_config.write_text("{}\n")
     registry = CollectorRegistry()
-    LiveWebConfig(web_config, registry=registry)
+    LiveWebConfig(judge(web_config), registry=registry)
     web_families = {metric.name for metric in registry.collect()}
     on_redis = Bridge(  # built, never started
         Settings(

@@ -9,7 +9,7 @@ import pytest
 
 from bridge.cli import main
 from bridge.errors import ConfigError
-from bridge.webconfig import load_web_config
+from bridge.webconfig.loading import load
 from bridge.webconfig.schema import parse_web_config
 from tests.doc_text import fenced, page
 from tests.webconfig.files import WebFiles, bcrypt_hash
@@ -396,10 +396,10 @@ def test_loading_checks_the_certificate_files(tmp_path: Path):
     """A certificate that does not load is refused naming cert_file; a good set loads."""
     files = WebFiles(tmp_path)
     good = files.write(files.tls_config())
-    assert load_web_config(good).tls is not None
+    assert load(good).config.tls is not None
     (tmp_path / "server.key").write_text("not a key")
     with pytest.raises(ConfigError, match=r"tls_server_config\.cert_file: cannot load"):
-        load_web_config(good)
+        load(good)
 
 
 def test_loading_checks_the_client_ca_file(tmp_path: Path):
@@ -411,7 +411,7 @@ def test_loading_checks_the_client_ca_file(tmp_path: Path):
         )
     )
     with pytest.raises(ConfigError, match=r"tls_server_config\.client_ca_file: cannot load"):
-        load_web_config(path)
+        load(path)
 
 
 def test_bad_keys_do_not_hide_a_certificate_that_does_not_load(tmp_path: Path):
@@ -420,7 +420,7 @@ def test_bad_keys_do_not_hide_a_certificate_that_does_not_load(tmp_path: Path):
     path = files.write(files.tls_config() + "basic_auth_users:\n  alice: not-a-hash\n")
     (tmp_path / "server.key").write_text("not a key")
     with pytest.raises(ConfigError) as caught:
-        load_web_config(path)
+        load(path)
     assert [problem.split(": ", 2)[1] for problem in caught.value.problems] == [
         "basic_auth_users (line 5, its key not shown)",
         "tls_server_config.cert_file",
@@ -439,7 +439,7 @@ def test_every_file_and_suite_of_tls_server_config_that_fails_is_reported_at_onc
     )
     (tmp_path / "server.key").write_text("not a key")
     with pytest.raises(ConfigError) as caught:
-        load_web_config(path)
+        load(path)
     assert [problem.split(": ", 2)[1] for problem in caught.value.problems] == [
         "tls_server_config.cipher_suites",
         "tls_server_config.cert_file",
@@ -452,13 +452,13 @@ def test_unknown_cipher_suites_are_refused_with_the_allowed_list(tmp_path: Path)
     files = WebFiles(tmp_path)
     path = files.write(files.tls_config("cipher_suites: [ECDHE-RSA-AES128-GCM-SHA256]"))
     with pytest.raises(ConfigError, match=r"cipher_suites: unknown ECDHE-RSA.*allowed: TLS_RSA"):
-        load_web_config(path)
+        load(path)
 
 
 def test_a_missing_file_is_refused(tmp_path: Path):
     """A file that cannot be read is refused naming it."""
     with pytest.raises(ConfigError, match=r"missing\.yml: cannot read"):
-        load_web_config(tmp_path / "missing.yml")
+        load(tmp_path / "missing.yml")
 
 
 def test_the_documented_example_reads_and_its_hash_is_change_me():
