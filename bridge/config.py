@@ -341,6 +341,23 @@ class Settings(BaseSettings):
             return value.strip() or None
         return value
 
+    @field_validator(
+        "node",
+        "state_dir",
+        "web_config_file",
+        "webhook_config_file",
+        "healthcheck_password_file",
+        "healthcheck_cert_file",
+        "healthcheck_key_file",
+        mode="before",
+    )
+    @classmethod
+    def _trimmed(cls, value: Any) -> Any:
+        # A blank around a name or path is a stray one (an env file's "X= /srv/x", a quoted YAML
+        # value): " /tmp/x" would be a folder named so in the working directory, " n1 " a node
+        # apart from "n1". Blanks only are unset already (_Environment).
+        return value.strip() if isinstance(value, str) else value
+
     @field_validator("webhook_secret", mode="before")
     @classmethod
     def _empty_secret_is_none(cls, value: Any) -> Any:

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any, Final, Protocol
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
 from bridge.bodies import read_body, read_json
 from bridge.build import BuildInfo
@@ -41,8 +42,10 @@ from bridge.routes import (
     AdminGuard,
     Route,
     error_response,
+    unknown_field,
     unknown_parameter,
     unsupported_coding,
+    unsupported_json,
 )
 from bridge.sinks.prometheus import gzip_wanted
 
@@ -390,18 +393,33 @@ def _integration_state(integration: Integration) -> web.Response:
     )
 
 
+class _Switch(BaseModel):
+    """``POST /v1/integration`` body; any other field is refused, as the ack route's are: one
+    the bridge does not read (``{"enabled": false, "for": "1h"}``) would seem to be taken."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: StrictBool
+
+
 async def set_integration(request: web.Request) -> web.Response:
-    """Turn the integration on or off: ``{"enabled": bool}``."""
+    """Turn the integration on or off: ``{"enabled": bool}``, as ``application/json``."""
+    if refusal := unsupported_json(request):
+        return refusal
     try:
         body = await read_json(request)
     except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser
         return error_response(
             400, "malformed", 'the body must be JSON: {"enabled": true|false}', "body"
         )
-    if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
+    try:
+        switch = _Switch.model_validate(body if isinstance(body, dict) else {})
+    except ValidationError as exc:
+        if refusal := unknown_field(exc, _Switch.model_fields):
+            return refusal
         return error_response(400, "invalid", "enabled must be true or false", "enabled")
     integration = request.app[BRIDGE_KEY].integration
-    if body["enabled"]:
+    if switch.enabled:
         integration.enable()
     else:
         integration.disable()

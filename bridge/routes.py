@@ -2,27 +2,33 @@
 
 Error answers are JSON objects with ``error`` (a stable code), ``detail`` and, where one is at
 fault, ``field``; a JSON body the bridge would not read as sent is refused with 415
-(``unsupported_json``). Admin routes need ``Authorization: Bearer $EXESDB_ADMIN_TOKEN`` (or, when
-``Authorization`` carries the web config's basic auth, ``X-ExESDB-Admin-Token``); with no token
-configured they answer 403 and say how to enable them.
+(``unsupported_json``), and a body field or query parameter a route does not take with 400,
+named (``unknown_field``, ``unknown_parameter``) and cut short (``MAX_NAME_SHOWN``). Admin
+routes need ``Authorization: Bearer $EXESDB_ADMIN_TOKEN`` (or, when ``Authorization`` carries
+the web config's basic auth, ``X-ExESDB-Admin-Token``); with no token configured they answer
+403 and say how to enable them.
 """
 
 from __future__ import annotations
 
+import difflib
 import hmac
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
 from aiohttp import web
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from bridge.bodies import EXPANDED_CODINGS, JSON_CHARSETS
 from bridge.headers import ADMIN_TOKEN_HEADER, REALM
+from bridge.redaction import clipped
 
 __all__ = [
+    "MAX_NAME_SHOWN",
     "AdminGuard",
     "Route",
     "error_response",
+    "unknown_field",
     "unknown_parameter",
     "unsupported_coding",
     "unsupported_json",
@@ -30,6 +36,10 @@ __all__ = [
 
 _UNSUPPORTED_MEDIA_TYPE: Final = "unsupported_media_type"
 _JSON: Final = "application/json"
+
+# The characters of an unknown name (a body's field, a query parameter) a refusal quotes: a
+# body may be one long key, a query one long parameter name.
+MAX_NAME_SHOWN: Final = 80
 
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -82,12 +92,32 @@ def unknown_parameter(request: web.Request, allowed: Iterable[str]) -> web.Respo
     names = sorted(allowed)
     unknown = sorted(request.query.keys() - set(names))
     if unknown:
-        detail = f"unknown query parameter {unknown[0]!r}; allowed: {', '.join(names)}"
-        return error_response(400, "invalid", detail, unknown[0])
+        shown = clipped(repr(unknown[0]), MAX_NAME_SHOWN)
+        detail = f"unknown query parameter {shown}; allowed: {', '.join(names)}"
+        return error_response(400, "invalid", detail, clipped(unknown[0], MAX_NAME_SHOWN))
     if len(request.query) > len(set(request.query)):
         twice = next(name for name in names if len(request.query.getall(name, ())) > 1)
         return error_response(400, "invalid", f"query parameter {twice!r} given twice", twice)
     return None
+
+
+def unknown_field(exc: ValidationError, fields: Iterable[str]) -> web.Response | None:
+    """400 ``invalid`` naming the first field of a JSON body that its model (one with
+    ``extra="forbid"`` and these ``fields``) refused as unknown, with the field meant when one
+    is close, or None when ``exc`` names none. Said before a missing field, as ``{"ackby": ...}``
+    is a misspelt ``ack_by``."""
+    unknown = next(
+        (str(error["loc"][0]) for error in exc.errors() if error["type"] == "extra_forbidden"),
+        None,
+    )
+    if unknown is None:
+        return None
+    names = list(fields)
+    close = difflib.get_close_matches(unknown, names, n=1)
+    meant = f"; did you mean {close[0]!r}?" if close else ""
+    shown = clipped(repr(unknown), MAX_NAME_SHOWN)
+    detail = f"unknown field {shown}{meant} (the fields: {', '.join(names)})"
+    return error_response(400, "invalid", detail, clipped(unknown, MAX_NAME_SHOWN))
 
 
 class AdminGuard:

@@ -1357,10 +1357,14 @@ def test_an_untrusted_certificate_is_told_by_openssl_s_reason(untrusted_tls_port
         (["outbox", "list", "--limit", "-1"], "--limit: '-1' is not a whole number of 0 or more"),
         (["alerts", "list", "--limit", "x"], "--limit: 'x' is not a whole number of 0 or more"),
         (["alerts", "list", "--user", ":pw"], "--user: must be USER:PASSWORD or USER"),
+        # Once sent, an empty one was refused as field ack_by (exit 1), a blank one taken.
+        (["alerts", "ack", "a1", "--by", ""], "--by: '' names no one: give who acknowledges"),
+        (["alerts", "ack", "a1", "--by", " \t"], "--by: ' \\t' names no one"),
     ],
 )
 def test_usage_errors_exit_2_naming_the_option(args: list[str], message: str) -> None:
-    """A --url that is no http(s) URL, a --count below 1 and the like are usage errors (exit 2)."""
+    """A --url that is no http(s) URL, a --count below 1, an empty --by and the like are usage
+    errors (exit 2)."""
     completed = cli(*args, SECRET_KEY_BASE=TEST_SECRET, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
     assert completed.returncode == 2
     assert message in completed.stderr

@@ -6,6 +6,7 @@ import re
 import socket
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -1209,6 +1210,38 @@ def test_the_admin_token_is_trimmed_and_a_blank_one_is_none(
     monkeypatch.setenv("EXESDB_ADMIN_TOKEN", value)
     admin = load_settings().admin_token
     assert (admin.get_secret_value() if admin is not None else None) == token
+
+
+@pytest.mark.parametrize(
+    ("variable", "field"),
+    [
+        ("EXESDB_NODE", "node"),
+        ("EXESDB_STATE_DIR", "state_dir"),
+        ("EXESDB_WEB_CONFIG_FILE", "web_config_file"),
+        ("EXESDB_WEBHOOK_CONFIG_FILE", "webhook_config_file"),
+        ("EXESDB_HEALTHCHECK_PASSWORD_FILE", "healthcheck_password_file"),
+        ("EXESDB_HEALTHCHECK_CERT_FILE", "healthcheck_cert_file"),
+        ("EXESDB_HEALTHCHECK_KEY_FILE", "healthcheck_key_file"),
+    ],
+)
+@pytest.mark.parametrize("blanks", [(" ", " "), ("", "\n"), ("\t", "")], ids=repr)
+def test_a_node_name_or_path_is_taken_without_surrounding_blanks(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    variable: str,
+    field: str,
+    blanks: tuple[str, str],
+) -> None:
+    """EXESDB_NODE and the path settings are taken without the blanks around them (a stray
+    space in an env file, a file's line break), as EXESDB_ADMIN_TOKEN is: " /tmp/x" is not a
+    folder named so in the working directory, nor " n1 " a node apart from "n1"."""
+    value = "n1" if variable == "EXESDB_NODE" else str(tmp_path / "file.yml")
+    (tmp_path / "file.yml").write_text("{}\n")
+    if variable in ("EXESDB_HEALTHCHECK_CERT_FILE", "EXESDB_HEALTHCHECK_KEY_FILE"):
+        for pair in ("EXESDB_HEALTHCHECK_CERT_FILE", "EXESDB_HEALTHCHECK_KEY_FILE"):
+            monkeypatch.setenv(pair, value)  # a client certificate needs both
+    monkeypatch.setenv(variable, blanks[0] + value + blanks[1])
+    assert getattr(load_settings(), field) == value
 
 
 # Set but holding nothing: empty, or blanks only (a stray space in a .env file or a YAML value,

@@ -1124,18 +1124,59 @@ async def test_post_integration_refuses_a_bad_body(
     assert server.bridge.integration.enabled()
 
 
-async def test_post_integration_refuses_a_body_in_an_unknown_charset_as_malformed(
-    serve: ServerFactory,
+@pytest.mark.parametrize(
+    ("body", "field", "meant"),
+    [
+        (b'{"enabled": false, "for": "1h"}', "for", None),
+        (b'{"enable": false}', "enable", "enabled"),
+    ],
+)
+async def test_post_integration_refuses_an_unknown_field_naming_it(
+    serve: ServerFactory, body: bytes, field: str, meant: str | None
 ) -> None:
-    """A body labelled with a charset Python does not know (charset=bogus) is 400 malformed
-    naming the body, the client's fault, not a 500 and a traceback in the bridge's log."""
+    """A field the switch does not take is 400 invalid naming it (and the one meant when one is
+    close), as the ack route's are, and the switch is left as it is: none is ignored."""
     server = await serve()
-    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": f"{JSON}; charset=bogus"}
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": JSON}
     async with server.session.post(
-        server.url + "/v1/integration", data=b'{"enabled": false}', headers=headers
+        server.url + "/v1/integration", data=body, headers=headers
     ) as response:
         answer = await response.json()
-    assert (response.status, answer["error"], answer["field"]) == (400, "malformed", "body")
+    assert (response.status, answer["error"], answer["field"]) == (400, "invalid", field)
+    hint = f"; did you mean {meant!r}?" if meant else ""
+    assert answer["detail"] == f"unknown field {field!r}{hint} (the fields: enabled)"
+    assert server.bridge.integration.enabled()
+
+
+@pytest.mark.parametrize(
+    ("headers", "said"),
+    [
+        ({}, "(none sent)"),
+        ({"Content-Type": "text/plain"}, "(not text/plain)"),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, "application/x-www-form"),
+        ({"Content-Type": f"{JSON}; charset=latin-1"}, "not 'latin-1'"),
+        ({"Content-Type": f"{JSON}; charset=bogus"}, "not 'bogus'"),
+        ({"Content-Type": JSON, "Content-Encoding": "br"}, "'br'"),
+    ],
+    ids=["none", "text", "form", "latin-1", "bogus-charset", "brotli"],
+)
+async def test_post_integration_refuses_a_body_that_is_not_json_with_415(
+    serve: ServerFactory, headers: dict[str, str], said: str
+) -> None:
+    """As the ack route and ingest do: a Content-Type other than application/json, a charset
+    other than UTF-8 (an unknown one included, not a 500) or a Content-Encoding the bridge does
+    not expand is 415 unsupported_media_type saying what was sent, the switch left as it is."""
+    server = await serve()
+    sent = {"Authorization": f"Bearer {ADMIN_TOKEN}", **headers}
+    async with server.session.post(
+        server.url + "/v1/integration",
+        data=b'{"enabled": false}',
+        headers=sent,
+        skip_auto_headers=["Content-Type"],
+    ) as response:
+        answer = await response.json()
+    assert (response.status, answer["error"]) == (415, "unsupported_media_type")
+    assert said in answer["detail"]
     assert server.bridge.integration.enabled()
 
 

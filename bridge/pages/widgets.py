@@ -139,7 +139,9 @@ def age(seconds: float) -> str:
 
 def utc(seconds: float) -> str:
     """A Unix time as ``2026-11-28 00:00:00 UTC``."""
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    # isoformat writes every year in four digits, as format_timestamp does; strftime's %Y
+    # writes the year 999 as "999" (glibc).
+    return datetime.fromtimestamp(seconds, UTC).isoformat(sep=" ", timespec="seconds")[:19] + " UTC"
 
 
 def _iso(seconds: float) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.pages.html import Fragment, Html, escape, join
-from bridge.pages.widgets import age, badge, meter, table
+from bridge.pages.widgets import age, badge, meter, table, timestamp, utc
 
 HOSTILE = """<script>alert("x")</script>' onmouseover='y' & "z" """
 
@@ -49,3 +49,19 @@ def test_widgets_escape_what_they_are_given() -> None:
 def test_ages_read_as_people_say_them(seconds: float, shown: str) -> None:
     """Durations are shown in their two largest units."""
     assert age(seconds) == shown
+
+
+# 0999-12-31 23:59:59 UTC and 0001-01-01 00:00:00 UTC, in Unix seconds.
+YEAR_999_ENDS = -30_610_224_001
+YEAR_1_STARTS = -62_135_596_800
+
+
+def test_times_before_the_year_1000_are_shown_with_four_digits_of_year() -> None:
+    """A time before the year 1000 reads with its year in four digits, as format_timestamp
+    writes it, in the text and the <time> alike: not "999-12-31"."""
+    assert utc(YEAR_999_ENDS) == "0999-12-31 23:59:59 UTC"
+    assert utc(YEAR_1_STARTS) == "0001-01-01 00:00:00 UTC"
+    assert utc(1_764_288_000) == "2025-11-28 00:00:00 UTC"
+    shown = timestamp(YEAR_999_ENDS)
+    assert "0999-12-31T23:59:59Z" in shown
+    assert ">0999-12-31 23:59:59 UTC<" in shown

@@ -9,7 +9,6 @@ whose body is not JSON by its headers is refused 415 as ingest refuses one
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from typing import Annotated, Final, Protocol
 
@@ -26,12 +25,16 @@ from pydantic import (
 
 from bridge.bodies import read_json
 from bridge.messages import MAX_NAME, MAX_TEXT, NAME_PATTERN
-from bridge.redaction import clipped
-from bridge.routes import AdminGuard, error_response, unknown_parameter, unsupported_json
+from bridge.routes import (
+    AdminGuard,
+    error_response,
+    unknown_field,
+    unknown_parameter,
+    unsupported_json,
+)
 from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, AlertState
 
 __all__ = [
-    "MAX_FIELD_SHOWN",
     "MAX_LIST",
     "AckRequest",
     "AlertKeeper",
@@ -40,8 +43,6 @@ __all__ = [
 ]
 
 MAX_LIST: Final = 10_000
-# The characters of an unknown field's name a refusal quotes: a body may be one long key.
-MAX_FIELD_SHOWN: Final = 80
 
 Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_TEXT)]
 # No control character: a NUL, line break or ESC in a name would forge lines in logs and
@@ -158,9 +159,8 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
         try:
             fields = AckRequest.model_validate(body)
         except ValidationError as exc:
-            if unknown := _unknown_field(exc):
-                detail = _unknown_field_detail(unknown)
-                return error_response(400, "invalid", detail, clipped(unknown, MAX_FIELD_SHOWN))
+            if refusal := unknown_field(exc, AckRequest.model_fields):
+                return refusal
             field = _field_of(exc)
             detail = (
                 _ACK_REFUSALS.get(field) or f"{field} must be a string of 1-{MAX_TEXT} characters"
@@ -180,23 +180,6 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
         web.get("/v1/alerts", guard(list_alerts)),
         web.post("/v1/alerts/{alert_id}/ack", guard(ack)),
     ]
-
-
-def _unknown_field(exc: ValidationError) -> str | None:
-    """The first field ``AckRequest`` does not have, if any: named before a missing one, as
-    ``{"ackby": ...}`` is a misspelt ``ack_by``."""
-    return next(
-        (str(error["loc"][0]) for error in exc.errors() if error["type"] == "extra_forbidden"),
-        None,
-    )
-
-
-def _unknown_field_detail(field: str) -> str:
-    fields = list(AckRequest.model_fields)
-    close = difflib.get_close_matches(field, fields, n=1)
-    meant = f"; did you mean {close[0]!r}?" if close else ""
-    shown = clipped(repr(field), MAX_FIELD_SHOWN)
-    return f"unknown field {shown}{meant} (the fields: {', '.join(fields)})"
 
 
 def _field_of(exc: ValidationError) -> str:

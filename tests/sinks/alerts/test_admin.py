@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from bridge.messages import AlertAck
-from bridge.routes import AdminGuard
-from bridge.sinks.alerts.admin import MAX_FIELD_SHOWN, AckRequest, AlertQuery, alert_routes
+from bridge.routes import MAX_NAME_SHOWN, AdminGuard
+from bridge.sinks.alerts.admin import AckRequest, AlertQuery, alert_routes
 from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, AlertState
 from tests.sinks.alerts.test_payload import record
 from tests.support import ADMIN_TOKEN
@@ -169,6 +169,18 @@ async def test_list_refuses_an_unknown_parameter_naming_it(keeper: Keeper, query
     assert keeper.queries == []
 
 
+async def test_list_names_a_long_unknown_parameter_cut_short(keeper: Keeper) -> None:
+    """An unknown query parameter of 5 000 characters is named cut to MAX_NAME_SHOWN characters
+    with an ellipsis, in the detail and the field alike, as an unknown body field is."""
+    async with served(keeper) as base:
+        status, body = await request(base, "GET", "/v1/alerts?" + "y" * 5_000 + "=1")
+    assert (status, body["error"]) == (400, "invalid")
+    assert body["field"] == "y" * (MAX_NAME_SHOWN - 1) + "…"
+    shown = "'" + "y" * (MAX_NAME_SHOWN - 2) + "…"
+    assert body["detail"] == f"unknown query parameter {shown}; allowed: alert_id, limit, state"
+    assert keeper.queries == []
+
+
 @pytest.mark.parametrize("query", ["state=firing&state=resolved", "limit=5&limit=6"])
 async def test_list_refuses_a_parameter_given_twice_naming_it(keeper: Keeper, query: str) -> None:
     """A filter given twice is a 400 "invalid" naming it: only the first would count, not the
@@ -218,15 +230,15 @@ async def test_ack_refuses_an_unknown_field_naming_it_and_the_one_meant(
 
 
 async def test_ack_names_a_long_unknown_field_cut_short(keeper: Keeper) -> None:
-    """An unknown field of 100 000 characters is named cut to MAX_FIELD_SHOWN characters with an
+    """An unknown field of 100 000 characters is named cut to MAX_NAME_SHOWN characters with an
     ellipsis, in the detail and the field alike: the refusal is never as large as the body."""
     name = "x" * 100_000
     body = json.dumps({"ack_by": "alice", name: 1}).encode()
     async with served(keeper) as base:
         status, answer = await request(base, "POST", "/v1/alerts/a1/ack", body=body)
     assert (status, answer["error"]) == (400, "invalid")
-    assert answer["field"] == "x" * (MAX_FIELD_SHOWN - 1) + "…"
-    shown = "'" + "x" * (MAX_FIELD_SHOWN - 2) + "…"
+    assert answer["field"] == "x" * (MAX_NAME_SHOWN - 1) + "…"
+    shown = "'" + "x" * (MAX_NAME_SHOWN - 2) + "…"
     assert answer["detail"] == f"unknown field {shown} (the fields: ack_by, ack_note, resolution)"
     assert len(json.dumps(answer)) < 400
     assert keeper.acks == []
