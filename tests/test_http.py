@@ -290,6 +290,10 @@ async def test_ingest_accepts_a_retired_key(serve: ServerFactory) -> None:
                     ensure_ascii=False).encode(), "invalid_payload", "payload.ack_by"),
         (body_of(envelope(**ACK, payload={"alert_id": "a1", "ack_by": "x" * 201})),
          "invalid_payload", "payload.ack_by"),
+        (body_of(envelope(**ACK, payload={"alert_id": "a1", "ack_by": "   "})),
+         "invalid_payload", "payload.ack_by"),
+        (json.dumps(envelope(**ACK, payload={"alert_id": "a1", "ack_by": "\u3000\xa0"}),
+                    ensure_ascii=False).encode(), "invalid_payload", "payload.ack_by"),
     ],
 )  # fmt: skip
 async def test_ingest_answers_400_naming_the_field(

@@ -91,7 +91,8 @@ MAX_TEXT: Final = 4096
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
 """A non-empty string of bounded length."""
 
-NO_CONTROL_CHARACTERS: Final = r"^[^\x00-\x1f\x7f-\x9f]*$"
+_CONTROL: Final = r"\x00-\x1f\x7f-\x9f"  # C0 (NUL included), DEL and C1, as a class's range
+NO_CONTROL_CHARACTERS: Final = rf"^[^{_CONTROL}]*$"
 """No C0 control character (NUL included), DEL or C1 control character: what a string that
 becomes a Prometheus label value must match (checked natively, in pydantic-core)."""
 
@@ -105,15 +106,25 @@ Label = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=NO_CONTR
 # quoting the pattern holds the characters themselves.
 _NOT_IN_NAME: Final = r"\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 
-NAME_PATTERN: Final = NO_CONTROL_CHARACTERS.replace("]", _NOT_IN_NAME + "]", 1)
-"""What a name shown to people as who did something (who acknowledged an alert) must match: no
-control character, line or paragraph separator or bidirectional control (checked natively)."""
+# Unicode's White_Space characters but the ones refused anyway (controls, U+2028, U+2029),
+# written out: ``\s`` is not the same set in every engine that reads the pattern (JSON Schema's,
+# ECMAScript's, also takes U+FEFF), and a name of these alone shows as no one.
+_BLANK: Final = r"\u0020\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
+_REFUSED_IN_NAME: Final = _CONTROL + _NOT_IN_NAME
+
+# Blanks, then one character that is neither blank nor refused, then any not refused: a class
+# and its complement meet at the first other character, so no engine backtracks over the blanks.
+NAME_PATTERN: Final = rf"^[{_BLANK}]*[^{_REFUSED_IN_NAME}{_BLANK}][^{_REFUSED_IN_NAME}]*$"
+"""What a name shown to people as who did something (who acknowledged an alert) must match: not
+blank (whitespace only), and no control character, line or paragraph separator or bidirectional
+control (checked natively)."""
 
 NAME_REFUSES: Final = (
     "a line or paragraph separator (U+2028, U+2029) or a bidirectional control (U+061C, U+200E,"
     " U+200F, U+202A-U+202E, U+2066-U+2069)"
 )
-"""What ``NAME_PATTERN`` refuses beyond control characters, in words (refusals, the docs)."""
+"""What ``NAME_PATTERN`` refuses beyond control characters and blank names, in words
+(refusals, the docs)."""
 
 MAX_NAME: Final = 200
 """The most characters a ``Name`` holds, on the bus and at the admin API alike: as many as the

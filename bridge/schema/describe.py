@@ -249,7 +249,7 @@ def _plural(text: str) -> str:
 # What a string's pattern refuses, as the payload rules of docs/messages.md name it.
 _PATTERN_LABELS: Final = {
     NO_CONTROL_CHARACTERS: ", no control characters",
-    NAME_PATTERN: ", no control characters, line separators or bidirectional controls",
+    NAME_PATTERN: ", not blank, no control characters, line separators or bidirectional controls",
 }
 
 

@@ -75,8 +75,10 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
 - Every string is at most {cap} characters; "1-4096 characters" is a tighter limit of that field.
 - A string that becomes a Prometheus label value ("no control characters") may not hold a C0
   control character (NUL included), DEL or a C1 control character.
-- A name shown as who did something (`ack_by`: "no control characters, line separators or
-  bidirectional controls") may not hold those either, nor {name_refuses},
+- A name shown as who did something (`ack_by`: "not blank, no control characters, line
+  separators or bidirectional controls") may not be blank, spaces or other Unicode whitespace
+  only (U+00A0 and U+3000 too), which would show as no one; nor hold a control character, nor
+  {name_refuses},
   which would break its line or reorder the text shown after it on the alert page, in its history
   and in logs; nor more than {max_name} characters: the [admin API](http-api.md#alerts)'s
   `ack_by` refuses the same.

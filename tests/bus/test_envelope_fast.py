@@ -1044,11 +1044,36 @@ def test_an_ack_by_over_200_characters_is_refused_either_way(length: int, lax: b
     assert "200 characters" in result.detail
 
 
+@pytest.mark.parametrize("lax", [False, True], ids=["msgspec", "pydantic-core"])
+@pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "raw"])
+@pytest.mark.parametrize(
+    "name", [" ", "   ", "\xa0", "\u3000", " \u2003\u205f\u1680\u202f ", " " * 200], ids=ascii
+)
+def test_a_blank_ack_by_is_refused_either_way(name: str, ascii_only: bool, lax: bool) -> None:
+    """AlertAck's ack_by of spaces or other Unicode whitespace only (shown as no one), escaped
+    or raw, on the msgspec path or in a form only pydantic-core reads, is refused by every
+    decoder and on a batch's path, invalid_payload naming the field and saying it is blank."""
+    payload = {**CASES[AlertAck].minimal, "ack_by": name}
+    if lax:
+        payload["ack_timestamp"] = "2026-11-28T02:00:00.123+02:00"
+    body = _body(payload, AlertAck, ascii_only=ascii_only)
+    result = _agree(body, payload, AlertAck)
+    assert isinstance(result, Rejection)
+    assert (result.reason, result.field) == (RejectReason.INVALID_PAYLOAD, "payload.ack_by")
+    assert "must not be blank" in result.detail
+    good = _body(
+        CASES[AlertAck].minimal, AlertAck, ascii_only=ascii_only, id="01JDX0Y8C7H1V4N0W5Z3Q2M6TA"
+    )
+    assert decode_envelopes([good, body])[1] == (1, result)
+    assert decode_envelopes([good, body], good + b"\n" + body)[1] == (1, result)
+
+
 def _shown_wrongly(name: str) -> bool:
     """Whether ``name`` holds a character that breaks its line or reorders what follows, by
     Unicode's own data: a control (Cc), a line or paragraph separator (Zl, Zp), an embedding,
-    override or isolate, or one of the three directional marks (ALM, LRM, RLM)."""
-    return any(
+    override or isolate, or one of the three directional marks (ALM, LRM, RLM); or is blank,
+    whitespace only, shown as no one."""
+    return name.isspace() or any(
         unicodedata.category(character) in ("Cc", "Zl", "Zp")
         or unicodedata.bidirectional(character) in _EXPLICIT
         or character in "\u061c\u200e\u200f"
@@ -1060,6 +1085,7 @@ _EXPLICIT = frozenset({"LRE", "RLE", "PDF", "LRO", "RLO", "LRI", "RLI", "FSI", "
 _NEAR_BIDI = st.sampled_from(
     [chr(c) for c in (*range(0x2026, 0x2030), *range(0x2064, 0x206B), *range(0x200B, 0x2011))]
     + ["\u061b", "\u061c", "\u061d", "\x00", "\x1f", "\x7f", "\x85", "\x9f", "\xa0"]
+    + [" ", "\u1680", "\u2003", "\u205f", "\u3000", "\ufeff"]
 )
 
 
@@ -1074,7 +1100,7 @@ def test_generated_ack_by_names_decode_the_same_and_as_unicode_says(
 ) -> None:
     """Generated ack_by names, rich in the characters around the refused ones: the fast paths
     take exactly what the reference accepts, and that is a name Unicode's data says holds no
-    control, separator or bidirectional control."""
+    control, separator or bidirectional control and is not whitespace only."""
     base = CASES[AlertAck].full if full else CASES[AlertAck].minimal
     payload = {**base, "ack_by": name}
     result = _agree(_body(payload, AlertAck, ascii_only=ascii_only), payload, AlertAck)

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import re
+import sys
+import unicodedata
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
+import msgspec
 import pytest
 from pydantic import ValidationError
+from pydantic_core import SchemaValidator, core_schema
 
 import bridge.messages as messages
+from bridge.bus.structs import _NAME
 from bridge.messages import (
     INSTANCES,
     MESSAGE_TYPES,
+    NAME_PATTERN,
     TAGS,
     AccessLog,
     AccessViolation,
@@ -1236,3 +1242,85 @@ def test_a_model_with_a_before_validator_names_the_fields_it_derives(model: type
     ]
     assert bool(befores) == bool(model.DERIVED)
     assert set(model.DERIVED) <= set(model.model_fields)
+
+
+# The name pattern read by each engine that checks it: pydantic-core's Rust regex (the models),
+# Python's re through msgspec (the envelope decoder's fast path, bridge.bus.structs).
+_RUST_NAMES = SchemaValidator(
+    core_schema.list_schema(core_schema.str_schema(pattern=NAME_PATTERN, regex_engine="rust-regex"))
+)
+_MSGSPEC_NAME = Annotated[str, msgspec.Meta(pattern=_NAME)]
+
+
+def _taken_by_each_engine(name: str) -> tuple[bool, bool, bool]:
+    """Whether AlertAck's ack_by, the Rust regex alone and msgspec take ``name``."""
+    try:
+        AlertAck.model_validate({"alert_id": "a1", "ack_by": name})
+    except ValidationError:
+        model = False
+    else:
+        model = True
+    try:
+        _RUST_NAMES.validate_python([name])
+    except ValidationError:
+        rust = False
+    else:
+        rust = True
+    try:
+        msgspec.convert(name, _MSGSPEC_NAME)
+    except msgspec.ValidationError:
+        fast = False
+    else:
+        fast = True
+    return model, rust, fast
+
+
+@pytest.mark.parametrize(
+    ("name", "taken"),
+    [
+        ("", False),
+        (" ", False),
+        ("   ", False),
+        ("\t", False),  # a control character anyway
+        ("\xa0", False),
+        ("\u3000", False),
+        (" \u2003\u205f\u1680\u202f ", False),
+        (" " * 200, False),
+        ("a", True),
+        (" a ", True),
+        ("\u3000名前\u3000", True),
+        (" " * 199 + "a", True),
+        ("a" * 200, True),
+    ],
+    ids=ascii,
+)
+def test_a_blank_name_is_refused_by_every_engine_alike(name: str, taken: bool) -> None:
+    """A name of spaces or other Unicode whitespace only (U+00A0, U+3000) shows as no one: the
+    model, pydantic-core's Rust regex and msgspec's Python re refuse it alike; a name with one
+    other character among blanks is taken, up to 200 characters."""
+    assert _taken_by_each_engine(name) == (taken, taken, taken)
+
+
+def test_a_one_character_name_is_refused_by_both_engines_as_unicode_says() -> None:
+    """Over every code point (lone surrogates aside), the Rust regex and Python's re refuse the
+    same one-character names: exactly the whitespace (shown as no one), the controls, the line
+    and paragraph separators and the bidirectional controls, by Unicode's own data."""
+    characters = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
+    try:
+        _RUST_NAMES.validate_python(characters)
+    except ValidationError as exc:
+        refused_by_rust = {characters[int(error["loc"][0])] for error in exc.errors()}
+    else:
+        refused_by_rust = set()
+    python = re.compile(_NAME)  # msgspec checks a pattern with re.search
+    refused_by_python = {character for character in characters if not python.search(character)}
+    refused_by_unicode = {
+        character
+        for character in characters
+        if character.isspace()
+        or unicodedata.category(character) in ("Cc", "Zl", "Zp")
+        or unicodedata.bidirectional(character)
+        in ("LRE", "RLE", "PDF", "LRO", "RLO", "LRI", "RLI", "FSI", "PDI")
+        or character in "\u061c\u200e\u200f"
+    }
+    assert refused_by_rust == refused_by_python == refused_by_unicode

@@ -47,8 +47,9 @@ MAX_LIST: Final = 10_000
 Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_TEXT)]
 # No control character: a NUL, line break or ESC in a name would forge lines in logs and
 # terminals (exesdb-bridge alerts list) and break the history's "by NAME: note"; nor a line or
-# paragraph separator, or a bidirectional control, which reorders the text shown after it. The
-# messages' length and pattern, so that an AlertAck from the bus is held to the same.
+# paragraph separator, or a bidirectional control, which reorders the text shown after it; nor
+# blanks only, shown as no one. The messages' length and pattern, so that an AlertAck from the
+# bus is held to the same.
 Name = Annotated[
     StrictStr,
     StringConstraints(min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN),
@@ -76,8 +77,9 @@ class AlertQuery(BaseModel):
 
 
 _ACK_REFUSALS: Final = {
-    "ack_by": f"ack_by must be a string of 1-{MAX_NAME} characters with no control character"
-    " (such as NUL, a line break, a tab or ESC, or a bidirectional control such as U+202E)",
+    "ack_by": f"ack_by must be a string of 1-{MAX_NAME} characters that is not blank (spaces or"
+    " other whitespace only), with no control character (such as NUL, a line break, a tab or ESC,"
+    " or a bidirectional control such as U+202E)",
 }
 
 _QUERY_REFUSALS: Final = {

@@ -293,6 +293,10 @@ async def test_ack_refuses_a_bad_body_naming_the_field(
         "ops\u2066x\u2069",
         "ops\u200f",
         "ops\u061cx",
+        "   ",
+        "\xa0",
+        "\u3000",
+        " \u2003\u205f\u1680\u202f ",
     ],
     ids=[
         "201-chars",
@@ -309,32 +313,42 @@ async def test_ack_refuses_a_bad_body_naming_the_field(
         "isolate",
         "rlm",
         "alm",
+        "spaces",
+        "no-break-space",
+        "ideographic-space",
+        "unicode-blanks",
     ],
 )
-async def test_ack_refuses_a_name_with_a_control_character_or_over_200_characters(
+async def test_ack_refuses_a_blank_name_one_with_a_control_character_or_over_200_characters(
     keeper: Keeper, name: str
 ) -> None:
-    """ack_by is a name of 1-200 characters (what the status page's field takes) with no control
-    character, C0, DEL or C1, line or paragraph separator or bidirectional control: a NUL, line
-    break or ESC would forge lines in logs, terminals and the alert's history, a U+202E reorder
-    what follows it. The refusal is 400 invalid naming ack_by and what it takes."""
+    """ack_by is a name of 1-200 characters (what the status page's field takes), not blank,
+    with no control character, C0, DEL or C1, line or paragraph separator or bidirectional
+    control: a NUL, line break or ESC would forge lines in logs, terminals and the alert's
+    history, a U+202E reorder what follows it, and spaces or other Unicode whitespace alone
+    (U+00A0, U+3000) show as no one. The refusal is 400 invalid naming ack_by and what it
+    takes."""
     async with served(keeper) as base:
         status, answer = await request(
             base, "POST", "/v1/alerts/a1/ack", body=json.dumps({"ack_by": name}).encode()
         )
     assert (status, answer["error"], answer["field"]) == (400, "invalid", "ack_by")
     assert answer["detail"] == (
-        "ack_by must be a string of 1-200 characters with no control character (such as NUL, a"
-        " line break, a tab or ESC, or a bidirectional control such as U+202E)"
+        "ack_by must be a string of 1-200 characters that is not blank (spaces or other whitespace"
+        " only), with no control character (such as NUL, a line break, a tab or ESC, or a"
+        " bidirectional control such as U+202E)"
     )
     assert keeper.acks == []
 
 
-@pytest.mark.parametrize("name", ["x" * 200, "Zoë Ångström", "ops (on call)", "名前"])
+@pytest.mark.parametrize(
+    "name", ["x" * 200, "Zoë Ångström", "ops (on call)", "名前", " ops ", "\u3000名前"]
+)
 async def test_ack_takes_a_name_of_up_to_200_printable_characters(
     keeper: Keeper, name: str
 ) -> None:
-    """A name of 200 characters, or one outside ASCII, is taken as given."""
+    """A name of 200 characters, one outside ASCII, or one with blanks around it, is taken as
+    given."""
     async with served(keeper) as base:
         status, _ = await request(
             base, "POST", "/v1/alerts/a1/ack", body=json.dumps({"ack_by": name}).encode()
@@ -356,7 +370,7 @@ def test_ack_by_is_as_long_at_the_admin_api_as_on_the_bus(model: type[BaseModel]
 
 _NAME_CHARACTERS = st.characters(codec="utf-8") | st.sampled_from(
     [chr(c) for c in (*range(0x2026, 0x2030), *range(0x2064, 0x206B), *range(0x200B, 0x2011))]
-    + ["\u061b", "\u061c", "\u061d", "\x00", "\n", "\x7f", "\x85", "\xa0"]
+    + ["\u061b", "\u061c", "\u061d", "\x00", "\n", "\x7f", "\x85", "\xa0", " ", "\u3000"]
 )
 
 
