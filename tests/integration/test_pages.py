@@ -412,6 +412,24 @@ def test_acknowledging_with_the_right_token_changes_the_state(
         assert browser.run("return localStorage.length") == 0
 
 
+def test_a_blank_name_is_refused_on_the_page_before_anything_is_posted(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """A name of spaces or other Unicode whitespace only (U+3000, U+00A0), which the bridge
+    refuses as ack_by, is refused on the page as an empty one is: it asks for a name, and the
+    alert stays firing."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "Queue backed up")
+        browser.open(server.url + "/")
+        browser.css("#ack-by").send_keys(" \u3000\u00a0 ")
+        browser.css("#ack-token").send_keys(ADMIN_TOKEN)
+        browser.css("button[data-ack='a1']").click()
+        browser.wait_for_text("#ack-message", "Type your name first")
+        assert browser.css("#ack-message").get_attribute("class") == "error"
+        assert browser.css("button[data-ack='a1']").is_enabled()
+        assert api_state(server, "a1") == "firing"
+
+
 def test_a_wrong_token_shows_an_error(tmp_path: Path, browser: Browser) -> None:
     """A wrong admin token is refused: the page says so and the alert stays firing."""
     with page_bridge(tmp_path) as server:
