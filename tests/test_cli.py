@@ -1357,7 +1357,7 @@ def test_an_untrusted_certificate_is_told_by_openssl_s_reason(untrusted_tls_port
         (["outbox", "list", "--limit", "-1"], "--limit: '-1' is not a whole number of 0 or more"),
         (["alerts", "list", "--limit", "x"], "--limit: 'x' is not a whole number of 0 or more"),
         (["alerts", "list", "--user", ":pw"], "--user: must be USER:PASSWORD or USER"),
-        # Once sent, an empty one was refused as field ack_by (exit 1), a blank one taken.
+        # Refused before a request is sent, as a usage error (the bridge would refuse ack_by).
         (["alerts", "ack", "a1", "--by", ""], "--by: '' names no one: give who acknowledges"),
         (["alerts", "ack", "a1", "--by", " \t"], "--by: ' \\t' names no one"),
     ],
