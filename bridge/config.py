@@ -1,11 +1,11 @@
-"""Configuration from environment variables (docs/configuration.md).
+"""The settings: one environment variable each, its value checked, and what the values imply.
 
-Every setting is one environment variable; ``load_settings()`` reads them all and reports every
-bad value at once, one line each, naming the variable, its fault and what is allowed, without
-ever echoing a secret.
-
-Here are the settings, the checks across them and their loading; the checks of one value live
-with what they check (``bridge.urls``, ``bridge.bus_url``, ``bridge.probe_settings``), and how a
+Every setting is one environment variable (docs/configuration.md); ``Settings`` reads them all,
+checks each value on its own and derives what several of them say together (the address it
+listens on, its own URL, the webhook receivers). The checks of one value live with what they
+check (``bridge.urls``, ``bridge.bus_url``, ``bridge.probe_settings``); the loading that reports
+every problem at once (``bridge.settings_loading``), the checks across values
+(``bridge.settings_checks``), each OTLP signal's own settings (``bridge.otlp_settings``), how a
 refused value is worded (``bridge.settings_errors``), how a value is shown
 (``bridge.settings_display``) and which set variables are no setting
 (``bridge.unknown_variables``) each have a module of their own.
@@ -13,19 +13,16 @@ refused value is worded (``bridge.settings_errors``), how a value is shown
 
 from __future__ import annotations
 
-import os
-import re
 import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal, cast
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     Field,
     PrivateAttr,
     SecretStr,
-    ValidationError,
     field_validator,
 )
 from pydantic.fields import FieldInfo
@@ -38,31 +35,20 @@ from pydantic_settings import (
 )
 
 from bridge.bus_url import require_bus
-from bridge.errors import ConfigError
 from bridge.messages import NO_CONTROL_CHARACTERS, AlertSeverity
-from bridge.probe_settings import (
-    DEFAULT_HTTP_ADDR,
-    client_certificate_problem,
-    credential_warnings,
-    split_addr,
-)
+from bridge.probe_settings import DEFAULT_HTTP_ADDR, split_addr
 from bridge.receiver_keys import ReceiverKeys
 from bridge.receivers import (
     AlertmanagerConfig,
     Receiver,
     ReceiversFileRead,
-    file_warnings,
     read_receivers_file,
     resolve_receivers,
 )
 from bridge.redaction import redact_urls, safe_url
 from bridge.settings_display import shown_setting
-from bridge.settings_errors import describe_error
-from bridge.tlsutil import pem_file_problem
 from bridge.unknown_variables import unknown_variable_warnings
 from bridge.urls import (
-    names_a_host,
-    otlp_endpoint_problem,
     own_url,
     require_alertmanager_url,
     require_external_url,
@@ -72,17 +58,12 @@ from bridge.urls import (
 from bridge.webconfig.loading import Judged, judge
 
 __all__ = [
-    "MIN_SECRET_LENGTH",
     "Settings",
     "known_variables",
-    "load_settings",
     "split_addr",
     "unknown_variables",
 ]
 
-MIN_SECRET_LENGTH: Final = 32
-# Below this an admin token can be guessed by trying: the admin endpoints do not slow refusals.
-MIN_ADMIN_TOKEN_LENGTH: Final = 16
 LogLevel = Literal["debug", "info", "warning", "error"]
 PositiveMs = Annotated[int, Field(gt=0)]
 Percent = Annotated[float, Field(gt=0)]
@@ -99,10 +80,6 @@ OtelExporter = Literal["otlp", "none"]
 # milliseconds, so a value above ten minutes is taken for milliseconds meant and refused.
 OtlpTimeout = Annotated[float, Field(gt=0, le=600)]
 OtlpCompression = Literal["gzip", "none"]
-# The TLS files of OTLP export: the general ones and each signal's own.
-_OTLP_FILE: Final = re.compile(
-    r"OTEL_EXPORTER_OTLP_(?:(TRACES|LOGS|METRICS)_)?(CERTIFICATE|CLIENT_KEY|CLIENT_CERTIFICATE)"
-)
 
 
 def _env(name: str, **kwargs: Any) -> Any:
@@ -279,7 +256,7 @@ class Settings(BaseSettings):
     otlp_metrics_compression: OtlpCompression | None = _env(
         "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", default=None
     )
-    # The TLS files the SDK's exporters read themselves, checked at start (_otlp_file_problems).
+    # The TLS files the SDK's exporters read themselves, checked at start (settings_checks).
     otlp_certificate: str | None = _env("OTEL_EXPORTER_OTLP_CERTIFICATE", default=None)
     otlp_client_key: str | None = _env("OTEL_EXPORTER_OTLP_CLIENT_KEY", default=None)
     otlp_client_certificate: str | None = _env(
@@ -455,54 +432,6 @@ class Settings(BaseSettings):
         return self.bus != "memory"
 
     @property
-    def otlp_enabled(self) -> bool:
-        """OTLP export is on when any signal is exported (``otlp_exports``)."""
-        return any(self.otlp_exports(signal) for signal in ("traces", "logs", "metrics"))
-
-    def otlp_exports(self, signal: OtlpSignal) -> bool:
-        """True when ``signal`` goes out over OTLP: it has an endpoint, its own or the general
-        one (metrics only with ``EXESDB_OTLP_METRICS``), and neither ``OTEL_SDK_DISABLED=true``
-        nor ``OTEL_<SIGNAL>_EXPORTER=none`` turns it off."""
-        own, switched_on, exporter = {
-            "traces": (self.otlp_traces_endpoint, True, self.otel_traces_exporter),
-            "logs": (self.otlp_logs_endpoint, True, self.otel_logs_exporter),
-            "metrics": (self.otlp_metrics_endpoint, self.otlp_metrics, self.otel_metrics_exporter),
-        }[signal]
-        if self.otel_sdk_disabled or exporter == "none" or not switched_on:
-            return False
-        return bool(own or self.otlp_endpoint)
-
-    def otlp_protocol_of(self, signal: OtlpSignal) -> OtlpProtocol:
-        """The protocol ``signal``'s exporter speaks: its own
-        ``OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL`` when set, else the general one."""
-        own = {
-            "traces": self.otlp_traces_protocol,
-            "logs": self.otlp_logs_protocol,
-            "metrics": self.otlp_metrics_protocol,
-        }[signal]
-        return own or self.otlp_protocol
-
-    def otlp_timeout_of(self, signal: OtlpSignal) -> float:
-        """Seconds ``signal``'s exporter waits for one export: its own
-        ``OTEL_EXPORTER_OTLP_<SIGNAL>_TIMEOUT`` when set, else the general one."""
-        own = {
-            "traces": self.otlp_traces_timeout,
-            "logs": self.otlp_logs_timeout,
-            "metrics": self.otlp_metrics_timeout,
-        }[signal]
-        return own or self.otlp_timeout
-
-    def otlp_compression_of(self, signal: OtlpSignal) -> OtlpCompression:
-        """``signal``'s compression: its own ``OTEL_EXPORTER_OTLP_<SIGNAL>_COMPRESSION`` when
-        set, else the general one."""
-        own = {
-            "traces": self.otlp_traces_compression,
-            "logs": self.otlp_logs_compression,
-            "metrics": self.otlp_metrics_compression,
-        }[signal]
-        return own or self.otlp_compression
-
-    @property
     def alert_for_seconds(self) -> float:
         """``EXESDB_ALERT_FOR_MS`` in seconds; unset, two ``EXESDB_HEALTH_BROADCAST_INTERVAL``s."""
         if self.alert_for_ms is None:
@@ -553,7 +482,7 @@ class Settings(BaseSettings):
             for_others=self.node if for_others else None,
         )
 
-    def _shown_links(self) -> str:
+    def shown_links(self) -> str:
         """``own_url(for_others=True)`` as check-config and warnings show it: ``EXESDB_NODE`` in
         it as its own line shows it (it may be any text: ``db password=…``)."""
         host, port = self.listen
@@ -587,206 +516,6 @@ class Settings(BaseSettings):
             keys=keys,
         )
 
-    def cross_checks(self) -> list[str]:
-        """Problems that involve several variables or a file one names, one line each, shown as
-        ``redact_urls`` shows text (a path, a file's problem, may hold anything)."""
-        return [redact_urls(problem) for problem in self._cross_checks()]
-
-    def _cross_checks(self) -> list[str]:
-        problems: list[str] = []
-        if (web := self.web_config()) is not None and web.loaded is None:
-            problems += [f"EXESDB_WEB_CONFIG_FILE: {problem}" for problem in web.problems]
-        if self.webhook_config_file:
-            try:
-                self.webhook_receivers()
-            except ConfigError as exc:
-                problems += [f"EXESDB_WEBHOOK_CONFIG_FILE: {problem}" for problem in exc.problems]
-        certificate = client_certificate_problem(
-            self.healthcheck_cert_file, self.healthcheck_key_file
-        )
-        if certificate is not None:
-            problems.append(certificate)
-        secret = self.secret_key_base.get_secret_value() if self.secret_key_base else ""
-        if (self.ingest or self.uses_redis) and len(secret) < MIN_SECRET_LENGTH:
-            fault = "is not set" if not secret else f"has {len(secret)} characters"
-            needs = "EXESDB_INGEST=true" if self.ingest else "a Redis bus (EXESDB_BUS)"
-            problems.append(
-                f"SECRET_KEY_BASE: {fault}; with {needs} it must be set to at least "
-                f"{MIN_SECRET_LENGTH} characters"
-            )
-        if self.ingest or self.uses_redis:
-            # A retired key verifies as the current one does: a short one could be guessed.
-            for index, key in enumerate(self.secret_key_base_previous, 1):
-                if len(key.get_secret_value()) < MIN_SECRET_LENGTH:
-                    needs = "EXESDB_INGEST=true" if self.ingest else "a Redis bus (EXESDB_BUS)"
-                    problems.append(
-                        f"EXESDB_SECRET_KEY_BASE_PREVIOUS item {index}: has "
-                        f"{len(key.get_secret_value())} characters; with {needs} a retired key "
-                        f"still verifies messages, so it too must have at least "
-                        f"{MIN_SECRET_LENGTH}"
-                    )
-        for name, (degraded, unhealthy) in self.resource_thresholds.items():
-            # 100 or more disables a status (docs/configuration.md): only enabled pairs must order.
-            if degraded > unhealthy and degraded < 100 and unhealthy < 100:
-                low, high = f"EXESDB_{name.upper()}_DEGRADED", f"EXESDB_{name.upper()}_UNHEALTHY"
-                problems.append(
-                    self._blaming_the_one_set(
-                        (f"{name}_degraded", f"{name}_unhealthy"),
-                        f"{low}: {degraded:g} is above {high} ({unhealthy:g}); allowed: at most"
-                        " that",
-                        f"{high}: {unhealthy:g} is below {low} ({degraded:g}, its default);"
-                        f" allowed: at least that, or set {low} lower too",
-                    )
-                )
-        if self.uses_redis and self.redis_spool_bytes < 2 * self.max_body_bytes:
-            problems.append(
-                self._blaming_the_one_set(
-                    ("redis_spool_bytes", "max_body_bytes"),
-                    f"EXESDB_REDIS_SPOOL_BYTES: {self.redis_spool_bytes} is below twice "
-                    f"EXESDB_MAX_BODY_BYTES ({self.max_body_bytes}), so the largest batch ingest "
-                    "takes might never fit; allowed: at least that",
-                    f"EXESDB_MAX_BODY_BYTES: {self.max_body_bytes} is above half "
-                    f"EXESDB_REDIS_SPOOL_BYTES ({self.redis_spool_bytes}, its default), so the "
-                    "largest batch ingest takes might never fit in the spool; allowed: at most "
-                    "that, or set EXESDB_REDIS_SPOOL_BYTES higher too",
-                )
-            )
-        problems += self._otlp_endpoint_problems()
-        problems += self._otlp_file_problems()
-        if self.webhook_backoff_ms > self.webhook_max_backoff_ms:
-            problems.append(
-                self._blaming_the_one_set(
-                    ("webhook_backoff_ms", "webhook_max_backoff_ms"),
-                    f"EXESDB_WEBHOOK_BACKOFF_MS: {self.webhook_backoff_ms} is above "
-                    f"EXESDB_WEBHOOK_MAX_BACKOFF_MS ({self.webhook_max_backoff_ms})",
-                    f"EXESDB_WEBHOOK_MAX_BACKOFF_MS: {self.webhook_max_backoff_ms} is below "
-                    f"EXESDB_WEBHOOK_BACKOFF_MS ({self.webhook_backoff_ms}, its default); "
-                    "allowed: at least that, or set EXESDB_WEBHOOK_BACKOFF_MS lower too",
-                )
-            )
-        return problems
-
-    def _blaming_the_one_set(self, fields: tuple[str, str], said: str, said_of_second: str) -> str:
-        """The problem of two settings that contradict each other, as ``said`` (naming the
-        first of ``fields`` at fault), or as ``said_of_second`` when only the second was set:
-        the line names the variable the user set, not one left at its default."""
-        first, second = fields
-        only_second = second in self.model_fields_set and first not in self.model_fields_set
-        return said_of_second if only_second else said
-
-    def _otlp_endpoint_problems(self) -> list[str]:
-        """Each OTLP endpoint the exporter of a signal using it could never send to, checked
-        against that signal's protocol (the general endpoint against each falling back on it)."""
-        signals: list[tuple[OtlpSignal, str | None]] = [
-            ("traces", self.otlp_traces_endpoint),
-            ("logs", self.otlp_logs_endpoint),
-        ]
-        if self.otlp_metrics:
-            signals.append(("metrics", self.otlp_metrics_endpoint))
-        problems: dict[str, str] = {}
-        for signal, own in signals:
-            protocol = self.otlp_protocol_of(signal)
-            variable, value = (
-                (f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT", own)
-                if own
-                else ("OTEL_EXPORTER_OTLP_ENDPOINT", self.otlp_endpoint)
-            )
-            if value and variable not in problems:
-                problem = otlp_endpoint_problem(value, protocol, general=not own)
-                if problem is not None:
-                    problems[variable] = f"{variable}: {problem}"
-        return list(problems.values())
-
-    def _otlp_file_problems(self) -> list[str]:
-        """Each certificate or key file an exported signal's exporter would read that is
-        missing, unreadable or no PEM (``pem_file_problem``): the gRPC exporter would log a
-        traceback and go on without it, the HTTP one fail at every export. The general
-        variables count when any signal is exported, a signal's own when that one is."""
-        problems = []
-        for name, info in type(self).model_fields.items():
-            variable = str(info.validation_alias)
-            file, path = _OTLP_FILE.fullmatch(variable), getattr(self, name)
-            if file is None or not path:
-                continue
-            signal = cast(OtlpSignal | None, file[1] and file[1].lower())
-            used = self.otlp_exports(signal) if signal else self.otlp_enabled
-            kind: Literal["certificate", "key"] = (
-                "key" if file[2] == "CLIENT_KEY" else "certificate"
-            )
-            if used and (problem := pem_file_problem(path, kind)) is not None:
-                problems.append(f"{variable}: {problem}")
-        return problems
-
-    def warnings(self, environ: Mapping[str, str] | None = None) -> list[str]:
-        """Things that work but that an operator should know about at start-up, among them the
-        variables of ``environ`` (the process environment) that look meant for the bridge but
-        are not among its settings."""
-        notes = unknown_variables(os.environ if environ is None else environ)
-        secret = self.secret_key_base.get_secret_value() if self.secret_key_base else ""
-        # Unset is no warning: it is refused with ingest or a Redis bus, so the key is the
-        # in-process bus's alone, nothing outside to sign or verify (an info line at start).
-        if secret and len(secret) < MIN_SECRET_LENGTH:
-            notes.append(
-                f"SECRET_KEY_BASE is shorter than {MIN_SECRET_LENGTH} characters; use a longer one"
-            )
-        token = self.admin_token.get_secret_value() if self.admin_token else ""
-        if token and len(token) < MIN_ADMIN_TOKEN_LENGTH:
-            notes.append(
-                f"EXESDB_ADMIN_TOKEN is shorter than {MIN_ADMIN_TOKEN_LENGTH} characters: "
-                "anyone reaching the port may guess it by trying; use a long random one"
-            )
-        links = self.own_url(for_others=True)
-        sends = self.webhook_urls or self.webhook_config_file or self.alertmanager_url
-        if sends and self.external_url is None and not names_a_host(links):
-            notes.append(
-                f"alert links (generatorURL) would start with {self._shown_links()!r}, which "
-                "names no host (EXESDB_NODE stands for a wildcard EXESDB_HTTP_ADDR): set "
-                "EXESDB_EXTERNAL_URL to the bridge's URL as people reach it"
-            )
-        if self.webhook_urls and self.webhook_secret is None:
-            notes.append("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned")
-        if self.otlp_metrics and not (self.otlp_endpoint or self.otlp_metrics_endpoint):
-            notes.append(
-                "EXESDB_OTLP_METRICS is true but neither OTEL_EXPORTER_OTLP_ENDPOINT nor "
-                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set: no metrics are exported over OTLP"
-            )
-        notes += [
-            # A receiver named by its url_file shows that path, which may hold anything.
-            redact_urls(
-                f"EXESDB_WEBHOOK_CONFIG_FILE {receiver}: no secret nor secret_file, nor "
-                "EXESDB_WEBHOOK_SECRET: deliveries go unsigned"
-            )
-            for receiver in self._unsigned_file_receivers()
-        ]
-        web = self.web_config()
-        if web is not None and web.loaded is not None:  # a bad file: what cross_checks names
-            # Their paths (a password file's) may hold anything: shown as a value is.
-            notes += [redact_urls(note) for note in credential_warnings(self, web.loaded.config)]
-        return notes + self.receivers_file_warnings()
-
-    def _unsigned_file_receivers(self) -> list[str]:
-        """The receivers of ``EXESDB_WEBHOOK_CONFIG_FILE`` that sign nothing (no ``secret``, no
-        ``secret_file``, no ``EXESDB_WEBHOOK_SECRET``), named as ``check-config`` lists them."""
-        read = self.receivers_file()
-        if read is None or read.problems or self.webhook_secret is not None:
-            return []  # a bad file's problems are what cross_checks names
-        return [
-            f"webhook_configs.{index} {hook.shown}"
-            for index, hook in read.hooks
-            if hook.secret is None and hook.secret_file is None
-        ]
-
-    def receivers_file_warnings(self) -> list[str]:
-        """The warnings about ``EXESDB_WEBHOOK_CONFIG_FILE``'s receivers (``file_warnings``),
-        said with its problems too when it has some."""
-        read = self.receivers_file()
-        if read is None:
-            return []
-        return [
-            redact_urls(f"EXESDB_WEBHOOK_CONFIG_FILE {note}")
-            for note in file_warnings(read, alertmanager_url=self.alertmanager_url)
-        ]
-
     def redacted(self) -> dict[str, str]:
         """Every setting by its variable name, as text, with secrets shown only as set/unset."""
         shown: dict[str, str] = {}
@@ -798,7 +527,7 @@ class Settings(BaseSettings):
             shown["EXESDB_ALERT_FOR_MS"] = f"<unset: {derived}, two health intervals>"
         if self.external_url is None:
             # What alert links will say: a loopback address here is one a receiver cannot open.
-            links = self._shown_links() if self.listen[1] else "the port picked at start"
+            links = self.shown_links() if self.listen[1] else "the port picked at start"
             shown["EXESDB_EXTERNAL_URL"] = f"<unset: links in alerts go to {links}>"
         if not self.alert_link_origins:
             shown["EXESDB_ALERT_LINK_ORIGINS"] = "<empty: URLs in alert metadata show their origin>"
@@ -812,44 +541,6 @@ def _split(value: Any) -> Any:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
     return value
-
-
-def load_settings() -> Settings:
-    """Read the environment; raise ConfigError listing every problem, one line each."""
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        problems = [describe_error(error, Settings.model_fields) for error in exc.errors()]
-        failing = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
-        fallback = _without(failing)
-        if fallback is None:
-            raise ConfigError(problems) from None
-        # The cross-checks and file warnings of the other variables: every problem at once.
-        problems += _not_naming(failing, fallback.cross_checks())
-        notes = _not_naming(failing, fallback.receivers_file_warnings())
-        raise ConfigError(problems, warnings=notes) from None
-    problems = settings.cross_checks()
-    if problems:
-        # A receivers file with problems may also name a file it cannot read: both are said.
-        raise ConfigError(problems, warnings=settings.receivers_file_warnings())
-    return settings
-
-
-def _without(failing: set[str]) -> Settings | None:
-    """The settings with the ``failing`` variables at their defaults (None when that fails)."""
-    defaults = {
-        str(info.validation_alias): info.get_default(call_default_factory=True)
-        for info in Settings.model_fields.values()
-        if str(info.validation_alias) in failing
-    }
-    try:
-        return Settings(**defaults)
-    except ValidationError:
-        return None
-
-
-def _not_naming(variables: set[str], lines: list[str]) -> list[str]:
-    return [line for line in lines if not any(variable in line for variable in variables)]
 
 
 def known_variables() -> frozenset[str]:

@@ -235,7 +235,7 @@ class ProbeSettings:
             healthcheck_cert_file=get("EXESDB_HEALTHCHECK_CERT_FILE"),
             healthcheck_key_file=get("EXESDB_HEALTHCHECK_KEY_FILE"),
         )
-        # In load_settings' order: the values, then the checks across them (Settings.cross_checks).
+        # In load_settings' order: the values, then the checks across them (cross_checks).
         problems: list[str] = []
         try:
             split_addr(settings.http_addr)

@@ -45,7 +45,7 @@ def settings_or_exit(*, warn_unknown: bool = False, logged: bool = False) -> Set
     required setting is missing. ``logged`` (``run``, whose stderr is its log): with
     ``EXESDB_LOG_FORMAT=json`` in the environment the problems and warnings are JSON log
     records, one each, as every other line of that log."""
-    from bridge.config import load_settings
+    from bridge.settings_loading import load_settings
 
     if warn_unknown:
         _warn_unknown_variables()

@@ -15,7 +15,6 @@ from prometheus_client import CollectorRegistry
 from bridge import __version__
 from bridge.app import Bridge
 from bridge.component import ComponentFactory
-from bridge.config import load_settings
 from bridge.messages import (
     AuthEvent,
     DebugTrace,
@@ -29,6 +28,7 @@ from bridge.messages import (
     SecurityAlert,
     SystemAlert,
 )
+from bridge.settings_loading import load_settings
 from bridge.sinks.alerts import alert_sink
 from bridge.sinks.otlp import otlp_component
 from bridge.sinks.prometheus import prometheus_sink

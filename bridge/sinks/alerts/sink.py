@@ -295,7 +295,7 @@ class AlertSink:
         settings = self.settings
         outbox = self.outbox
         receivers, alertmanager_section = self.receivers, self._alertmanager_section
-        # Receivers without a secret are warned of with the settings (Settings.warnings).
+        # Receivers without a secret are warned of with the settings (start_warnings).
         await self._db.call(outbox.queue.queue_for, [receiver.key for receiver in receivers])
         # A configured receiver's rows stay its own, even when its url_file is another's link.
         stored = await self._db.call(outbox.queue.receiver_keys) - {r.key for r in receivers}
