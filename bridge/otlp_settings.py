@@ -8,7 +8,7 @@ else the general one. The OTLP sink builds its exporters from these, and the che
 
 from __future__ import annotations
 
-from bridge.config import OtlpCompression, OtlpProtocol, OtlpSignal, Settings
+from bridge.settings import OtlpCompression, OtlpProtocol, OtlpSignal, Settings
 
 __all__ = [
     "otlp_compression_of",

@@ -1,4 +1,4 @@
-"""The settings ``healthcheck`` reads, checked as ``bridge.config`` checks them, but cheaply.
+"""The settings ``healthcheck`` reads, checked as ``bridge.settings`` checks them, but cheaply.
 
 An exec probe runs every few seconds, so it reads only what it uses (``EXESDB_HTTP_ADDR``, the
 web config file's name and the probe's own credentials) with the validators ``Settings`` uses for

@@ -3,7 +3,7 @@
 ``load_settings`` refuses a start with every problem of ``cross_checks`` (settings that
 contradict each other, a file one of them names that is bad), and ``run`` and ``check-config``
 print ``start_warnings``: what works but an operator should know. The checks of one value live
-with the settings (``bridge.config``) and what they check (``bridge.urls``, ``bridge.bus_url``).
+with the settings (``bridge.settings``) and what they check (``bridge.urls``, ``bridge.bus_url``).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import re
 from collections.abc import Mapping
 from typing import Final, Literal, cast
 
-from bridge.config import OtlpSignal, Settings, unknown_variables
 from bridge.errors import ConfigError
 from bridge.otlp_settings import otlp_enabled, otlp_exports, otlp_protocol_of
 from bridge.probe_settings import client_certificate_problem, credential_warnings
 from bridge.receivers import file_warnings
 from bridge.redaction import redact_urls
+from bridge.settings import OtlpSignal, Settings, unknown_variables
 from bridge.tlsutil import pem_file_problem
 from bridge.urls import names_a_host, otlp_endpoint_problem
 

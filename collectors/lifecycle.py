@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 
 from bridge import __version__
 from bridge.component import Context
-from bridge.config import Settings
 from bridge.integration import Integration
 from bridge.messages import SystemConfig, SystemLifecycle
 from bridge.otlp_settings import otlp_enabled
+from bridge.settings import Settings
 
 __all__ = ["SYSTEM_NAME", "LifecycleCollector", "lifecycle_collector", "public_config"]
 

@@ -20,7 +20,7 @@ from typing import Final
 
 import bridge.integration as exesdb
 from bridge.app import Bridge
-from bridge.settings_loading import load_settings
+from bridge.config import load_settings
 from bridge.urls import own_url
 
 # The shell may be set up for a bridge running beside this one (README: EXESDB_HTTP_ADDR exported).

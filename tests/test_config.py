@@ -14,11 +14,11 @@ import trustme
 
 from bridge.bus.redis.link import OWN_OPTIONS
 from bridge.cli import main
-from bridge.config import Settings, known_variables
+from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.otlp_settings import otlp_enabled
+from bridge.settings import Settings, known_variables
 from bridge.settings_checks import MIN_SECRET_LENGTH, start_warnings
-from bridge.settings_loading import load_settings
 from tests.support import ROOT, TEST_SECRET, bridge_env, run_bridge
 
 LONG_SECRET = "s3cr3t-" + "k" * 40

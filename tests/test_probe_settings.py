@@ -10,10 +10,10 @@ from cryptography.hazmat.primitives import serialization
 
 from bridge.cli import main
 from bridge.cli.healthcheck import target
+from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.probe_settings import ProbeSettings, credential_warnings
 from bridge.settings_checks import start_warnings
-from bridge.settings_loading import load_settings
 from bridge.webconfig.loading import load as load_web_config
 from tests.support import BridgeProcess, make_settings, run_bridge
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bridge.cli import main
+from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.receivers import (
     describe_receivers,
@@ -17,7 +18,6 @@ from bridge.receivers import (
     read_receivers_file,
     resolve_receivers,
 )
-from bridge.settings_loading import load_settings
 from tests.support import ROOT, BridgeProcess, FileOpens, free_port, run_bridge
 from tests.test_config import _check_config
 

@@ -23,7 +23,7 @@ from bridge.urls import own_url
 
 if TYPE_CHECKING:
     from bridge.app import Bridge
-    from bridge.config import Settings
+    from bridge.settings import Settings
 
 __all__ = ["add_service_commands"]
 

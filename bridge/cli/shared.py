@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from bridge.errors import ConfigError
 
 if TYPE_CHECKING:
-    from bridge.config import Settings
+    from bridge.settings import Settings
 
 __all__ = [
     "EXIT_FAILED",
@@ -45,7 +45,7 @@ def settings_or_exit(*, warn_unknown: bool = False, logged: bool = False) -> Set
     required setting is missing. ``logged`` (``run``, whose stderr is its log): with
     ``EXESDB_LOG_FORMAT=json`` in the environment the problems and warnings are JSON log
     records, one each, as every other line of that log."""
-    from bridge.settings_loading import load_settings
+    from bridge.config import load_settings
 
     if warn_unknown:
         _warn_unknown_variables()
@@ -81,7 +81,7 @@ def _log_refusal(exc: ConfigError, unknown: list[str]) -> None:
 
 
 def _unknown_variables() -> list[str]:
-    from bridge.config import unknown_variables
+    from bridge.settings import unknown_variables
 
     return list(unknown_variables(os.environ))
 

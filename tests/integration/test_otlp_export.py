@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from bridge import __version__
 from bridge.app import Bridge
 from bridge.component import ComponentFactory
+from bridge.config import load_settings
 from bridge.messages import (
     AuthEvent,
     DebugTrace,
@@ -28,7 +29,6 @@ from bridge.messages import (
     SecurityAlert,
     SystemAlert,
 )
-from bridge.settings_loading import load_settings
 from bridge.sinks.alerts import alert_sink
 from bridge.sinks.otlp import otlp_component
 from bridge.sinks.prometheus import prometheus_sink

@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
 from bridge.bus import Envelope, new_message_id
+from bridge.config import load_settings
 from bridge.messages import HealthCheck, LogEntry, utc_now
-from bridge.settings_loading import load_settings
 from bridge.sinks.otlp import otlp_component
 from tests.integration.servers.otlp import GrpcOtlpReceiver
 from tests.support import (

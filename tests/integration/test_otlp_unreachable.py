@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry
 from bridge.app import Bridge
 from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
 from bridge.component import ComponentFactory
+from bridge.config import load_settings
 from bridge.messages import DebugTrace, LogEntry
-from bridge.settings_loading import load_settings
 from bridge.sinks.otlp import otlp_component
 from bridge.sinks.prometheus import prometheus_sink
 from tests.support import (

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
-from bridge.settings_loading import load_settings
+from bridge.config import load_settings
 from bridge.sinks.otlp.sink import OtlpSink
 from tests.support import free_port, run_command
 
@@ -20,7 +20,7 @@ def test_idle_bridge_imports_nothing_from_opentelemetry() -> None:
         "import sys\n"
         "from prometheus_client import CollectorRegistry\n"
         "from bridge.app import Bridge\n"
-        "from bridge.settings_loading import load_settings\n"
+        "from bridge.config import load_settings\n"
         "bridge = Bridge(load_settings(), registry=CollectorRegistry())\n"
         "assert not [c for c in bridge.components if c.name == 'otlp']\n"
         "loaded = sorted(m for m in sys.modules if m.startswith('opentelemetry'))\n"

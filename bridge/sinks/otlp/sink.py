@@ -61,7 +61,7 @@ from bridge.sinks.otlp.metrics import OtlpMetrics, Signal
 from bridge.tracing import ClientSpan
 
 if TYPE_CHECKING:
-    from bridge.config import Settings
+    from bridge.settings import Settings
     from bridge.sinks.otlp.series import MetricsMirror
 
 __all__ = ["OtlpSink", "build_exporters", "build_resource"]
