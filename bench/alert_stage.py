@@ -19,8 +19,8 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
-from bridge.config import Settings
 from bridge.messages import SystemAlert
+from bridge.settings import Settings
 from bridge.sinks.alerts import AlertSink
 
 

@@ -31,8 +31,8 @@ from aiohttp import ClientSession, web
 from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
-from bridge.config import Settings
 from bridge.messages import SystemAlert
+from bridge.settings import Settings
 from bridge.sinks.alerts import AlertSink, Outbox
 from bridge.sinks.alerts.sources import AlertEvent
 

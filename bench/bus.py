@@ -31,8 +31,8 @@ from bench.workload import SECRET, Source
 from bridge.app import Bridge
 from bridge.bus import Envelope, Frame, decode_envelope
 from bridge.bus.decoding import decode_envelope_reference
-from bridge.config import Settings
 from bridge.messages import MESSAGE_TYPES, Message
+from bridge.settings import Settings
 from bridge.sinks.prometheus.sink import prometheus_sink
 
 CHUNK: Final = 1_000

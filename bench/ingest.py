@@ -35,7 +35,7 @@ from bench._util import (
 )
 from bench.workload import SECRET, SHAPES, Shape, Source
 from bridge.app import Bridge, default_components
-from bridge.config import Settings
+from bridge.settings import Settings
 
 BATCH: Final = 1_000
 TARGET_MS: Final = 5.0

@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge, build_transport, default_components
 from bridge.bus import WORK_QUEUE_INSTANCES, Envelope
-from bridge.config import Settings
+from bridge.settings import Settings
 
 SECRET = "bench-secret-key-base-with-at-least-32-characters"
 

@@ -27,8 +27,8 @@ from aiohttp import ClientSession, TCPConnector, web
 
 from bench._util import median, table
 from bridge.app import Bridge
-from bridge.config import Settings
 from bridge.http import build_app
+from bridge.settings import Settings
 from bridge.webconfig import LiveWebConfig, install
 from bridge.webconfig.loading import judge
 

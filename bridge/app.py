@@ -44,12 +44,12 @@ from bridge.component import (
     Prepares,
     Readiness,
 )
-from bridge.config import Settings
 from bridge.errors import BridgeError
 from bridge.http import build_app
 from bridge.integration import Integration, install
 from bridge.integration import current as current_integration
 from bridge.listener import ConnectionGuard, Limits, Listener, raise_descriptor_limit
+from bridge.settings import Settings
 from bridge.sinks.alerts import alert_sink
 from bridge.sinks.otlp import otlp_component
 from bridge.sinks.prometheus import exposition, prometheus_sink

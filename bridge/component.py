@@ -16,9 +16,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Metric
 
 from bridge.bus import Bus, TransportCapabilities
-from bridge.config import Settings
 from bridge.integration import Integration
 from bridge.operations import OperationRecorder
+from bridge.settings import Settings
 from bridge.tracing import ClientSpan
 
 __all__ = [

@@ -32,7 +32,6 @@ from bridge.bus import (
     check_topic,
 )
 from bridge.component import Component, HasRoutes, Readiness
-from bridge.config import Settings
 from bridge.headers import HEALTHZ_BODY
 from bridge.integration import Integration
 from bridge.listener import CLOSE_AFTER
@@ -47,6 +46,7 @@ from bridge.routes import (
     unsupported_coding,
     unsupported_json,
 )
+from bridge.settings import Settings
 from bridge.sinks.prometheus import gzip_wanted
 
 __all__ = ["BRIDGE_KEY", "Served", "build_app"]

@@ -71,7 +71,7 @@ _logger = logging.getLogger(__name__)
 OPERATIONS: Final = OperationRecorder()
 """Where ``track()`` records; the throughput and latency collectors drain it."""
 # EXESDB_HEALTH_BROADCAST_INTERVAL's and EXESDB_METRICS_BROADCAST_INTERVAL's defaults (a test
-# holds them to bridge.config's): the intervals with no bridge, or one built without settings.
+# holds them to bridge.settings'): the intervals with no bridge, or one built without settings.
 _HEALTH_INTERVAL_MS: Final = 30_000
 _METRICS_INTERVAL_MS: Final = 60_000
 

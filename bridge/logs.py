@@ -20,8 +20,8 @@ from typing import Any, Final
 
 from aiohttp.http_exceptions import HttpProcessingError
 
-from bridge.config import Settings
 from bridge.redaction import redact_urls
+from bridge.settings import Settings
 
 __all__ = ["configure_logging", "configure_refusal_logging"]
 

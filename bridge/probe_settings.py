@@ -1,4 +1,4 @@
-"""The settings ``healthcheck`` reads, checked as ``bridge.config`` checks them, but cheaply.
+"""The settings ``healthcheck`` reads, checked as ``bridge.settings`` checks them, but cheaply.
 
 An exec probe runs every few seconds, so it reads only what it uses (``EXESDB_HTTP_ADDR``, the
 web config file's name and the probe's own credentials) with the validators ``Settings`` uses for
@@ -235,7 +235,7 @@ class ProbeSettings:
             healthcheck_cert_file=get("EXESDB_HEALTHCHECK_CERT_FILE"),
             healthcheck_key_file=get("EXESDB_HEALTHCHECK_KEY_FILE"),
         )
-        # In load_settings' order: the values, then the checks across them (Settings.cross_checks).
+        # In load_settings' order: the values, then the checks across them (cross_checks).
         problems: list[str] = []
         try:
             split_addr(settings.http_addr)

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from bridge.component import Context
-from bridge.config import Settings
 from bridge.hold import Hold
 from bridge.integration import Integration
 from bridge.messages import (
@@ -38,6 +37,7 @@ from bridge.messages import (
     ResourceUsage,
 )
 from bridge.messages.health import resource_metric
+from bridge.settings import Settings
 from collectors.host import HostProbe, HostSample, PsutilProbe
 from collectors.scheduler import CollectorMetrics, Schedule
 

@@ -16,9 +16,10 @@ from urllib.parse import urlsplit
 
 from bridge import __version__
 from bridge.component import Context
-from bridge.config import Settings
 from bridge.integration import Integration
 from bridge.messages import SystemConfig, SystemLifecycle
+from bridge.otlp_settings import otlp_enabled
+from bridge.settings import Settings
 
 __all__ = ["SYSTEM_NAME", "LifecycleCollector", "lifecycle_collector", "public_config"]
 
@@ -40,7 +41,7 @@ def public_config(settings: Settings) -> dict[str, Any]:
         "ingest": settings.ingest,
         "series_ttl_ms": settings.series_ttl_ms,
         "max_series": settings.max_series,
-        "otlp": settings.otlp_enabled,
+        "otlp": otlp_enabled(settings),
         "webhooks": len(settings.webhook_urls),
     }
 

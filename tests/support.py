@@ -32,7 +32,7 @@ from typing import Any, Final, NoReturn
 import psutil
 import pytest
 
-from bridge.config import Settings
+from bridge.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-base-with-at-least-32-characters"

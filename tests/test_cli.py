@@ -980,7 +980,7 @@ def test_make_clean_removes_the_state_folders_a_bridge_run_from_the_clone_makes(
     """`make clean` removes ./.exesdb-bridge and the demo's ./.exesdb-bridge-demo alike, so
     no outbox of made-up alerts is left behind."""
     from bridge.cli.service import _DEMO_STATE_DIR
-    from bridge.config import Settings
+    from bridge.settings import Settings
 
     dry = subprocess.run(
         ["make", "-n", "clean"], cwd=ROOT, check=True, capture_output=True, text=True

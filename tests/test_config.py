@@ -14,8 +14,11 @@ import trustme
 
 from bridge.bus.redis.link import OWN_OPTIONS
 from bridge.cli import main
-from bridge.config import MIN_SECRET_LENGTH, Settings, known_variables, load_settings
+from bridge.config import load_settings
 from bridge.errors import ConfigError
+from bridge.otlp_settings import otlp_enabled
+from bridge.settings import Settings, known_variables
+from bridge.settings_checks import MIN_SECRET_LENGTH, start_warnings
 from tests.support import ROOT, TEST_SECRET, bridge_env, run_bridge
 
 LONG_SECRET = "s3cr3t-" + "k" * 40
@@ -66,7 +69,7 @@ def test_defaults_match_the_spec() -> None:
     assert settings.state_dir == "./.exesdb-bridge"
     assert (settings.log_level, settings.log_format) == ("info", "text")
     assert settings.otlp_endpoint is None
-    assert not settings.otlp_enabled
+    assert not otlp_enabled(settings)
     assert (settings.cpu_degraded, settings.cpu_unhealthy) == (85, 95)
     assert (settings.memory_degraded, settings.memory_unhealthy) == (85, 95)
     assert (settings.disk_degraded, settings.disk_unhealthy) == (85, 95)
@@ -850,7 +853,7 @@ def test_a_node_name_that_is_no_host_name_in_alert_links_is_warned_of(
     the node as their host: an Erlang-style name@host or a name with a space is no host, so
     start-up and check-config warn, naming the link and the setting that mends it."""
     settings = Settings(EXESDB_WEBHOOK_URLS="https://hooks.example/x", **env)
-    notes = [note for note in settings.warnings({}) if note.startswith(LINKS_WARNING)]
+    notes = [note for note in start_warnings(settings, {}) if note.startswith(LINKS_WARNING)]
     if warned is None:
         assert notes == []
     else:
@@ -858,7 +861,7 @@ def test_a_node_name_that_is_no_host_name_in_alert_links_is_warned_of(
             f"{LINKS_WARNING} {warned}, which names no host (EXESDB_NODE stands for a wildcard"
             " EXESDB_HTTP_ADDR): set EXESDB_EXTERNAL_URL to the bridge's URL as people reach it"
         ]
-    without_receivers = Settings(**env).warnings({})
+    without_receivers = start_warnings(Settings(**env), {})
     assert not [note for note in without_receivers if note.startswith(LINKS_WARNING)]
 
 

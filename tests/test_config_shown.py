@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.settings_checks import start_warnings
 from tests.support import BridgeProcess, free_port, make_settings, run_bridge
 from tests.test_config import _check_config
 
@@ -85,7 +86,7 @@ def test_a_node_name_that_may_hold_a_secret_is_redacted_in_every_line_derived_fr
     assert settings.redacted()["EXESDB_EXTERNAL_URL"] == (
         "<unset: links in alerts go to http://db password=<redacted>:9570>"
     )
-    assert not [note for note in settings.warnings({}) if SECRET in note]
+    assert not [note for note in start_warnings(settings, {}) if SECRET in note]
 
 
 def test_an_external_url_with_a_query_or_fragment_stops_run_naming_the_variable() -> None:

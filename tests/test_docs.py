@@ -18,7 +18,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from bridge.app import Bridge
-from bridge.config import Settings, load_settings
+from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.http import build_app
 from bridge.redaction import (
@@ -27,6 +27,7 @@ from bridge.redaction import (
     _SECRET_PARTS,
     _SECRET_WORDS,
 )
+from bridge.settings import Settings
 from tests.doc_text import README, broken_links, fenced, page, pages, section
 from tests.support import ROOT, TEST_SECRET, ThreadedBridge, free_port, make_settings
 

@@ -10,6 +10,7 @@ import bridge
 import bridge.bus
 import bridge.bus.redis
 import bridge.component
+import bridge.config
 import bridge.httpclient
 import bridge.integration
 import bridge.messages
@@ -79,6 +80,8 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "Prepares",
         "Readiness",
     ],
+    # The integration API's entry point, as docs/integration.md imports it.
+    bridge.config: ["load_settings"],
     bridge.httpclient: [
         "REQUEST_ERRORS",
         "Authorization",

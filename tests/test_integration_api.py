@@ -15,7 +15,6 @@ import pytest
 import bridge.integration as api
 from bridge.app import Bridge
 from bridge.bus import Envelope, PublishStatus
-from bridge.config import Settings
 from bridge.errors import MessageError
 from bridge.integration import Integration
 from bridge.messages import (
@@ -34,6 +33,7 @@ from bridge.messages import (
     ThroughputMetric,
 )
 from bridge.operations import LatencyHistogram, OperationRecorder
+from bridge.settings import Settings
 from tests.support import async_wait_until, make_settings, nested_map
 
 

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from bridge.app import Bridge
-from bridge.config import Settings
+from bridge.settings import Settings
 from bridge.sinks.prometheus import FAMILIES, MetricType, PrometheusSink
 from tests.doc_text import page, section
 from tests.support import TEST_SECRET

@@ -13,6 +13,7 @@ from bridge.cli.healthcheck import target
 from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.probe_settings import ProbeSettings, credential_warnings
+from bridge.settings_checks import start_warnings
 from bridge.webconfig.loading import load as load_web_config
 from tests.support import BridgeProcess, make_settings, run_bridge
 from tests.webconfig.files import WebFiles, basic, bcrypt_hash
@@ -268,7 +269,7 @@ def test_check_config_and_run_warn_of_basic_auth_with_no_probe_credentials_set(
         f"warning: {warned}"
     ]
     settings = make_settings(EXESDB_WEB_CONFIG_FILE=env["EXESDB_WEB_CONFIG_FILE"])
-    assert warned in settings.warnings({})  # the list run logs at start
+    assert warned in start_warnings(settings, {})  # the list run logs at start
 
 
 def test_credential_warnings_alone_judge_a_probe_with_no_credentials_set(tmp_path: Path) -> None:

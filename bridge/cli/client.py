@@ -28,7 +28,7 @@ from bridge.urls import PICKED_PORT, http_url_problem, split_userinfo, url_meant
 if TYPE_CHECKING:
     import aiohttp
 
-    from bridge.config import Settings
+    from bridge.settings import Settings
 
 __all__ = [
     "TIMEOUT",

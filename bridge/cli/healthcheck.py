@@ -579,6 +579,6 @@ def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
     ]
     if not others:
         return []
-    from bridge.config import unknown_variables
+    from bridge.settings import unknown_variables
 
     return unknown_variables(environ)

@@ -14,7 +14,7 @@ from bridge.headers import PLAIN_HTTP_REFUSAL
 from bridge.redaction import safe_url
 
 if TYPE_CHECKING:
-    from bridge.config import Settings
+    from bridge.settings import Settings
 
 __all__ = [
     "BRIDGE_ANSWER",

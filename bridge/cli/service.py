@@ -23,7 +23,7 @@ from bridge.urls import own_url
 
 if TYPE_CHECKING:
     from bridge.app import Bridge
-    from bridge.config import Settings
+    from bridge.settings import Settings
 
 __all__ = ["add_service_commands"]
 
@@ -140,10 +140,11 @@ def _run(args: argparse.Namespace) -> int:
 
     from bridge.logs import configure_logging
     from bridge.probe_settings import variable_value
+    from bridge.settings_checks import start_warnings
 
     settings = settings_or_exit(logged=True)
     configure_logging(settings)
-    for note in settings.warnings():
+    for note in start_warnings(settings):
         _logger.warning("%s", note)
     if args.demo and variable_value(os.environ, "EXESDB_STATE_DIR") is None:
         # The demo's made-up alerts (brute force on exesdb-2@demo) would otherwise stay in the
@@ -188,6 +189,7 @@ def _alert_destinations(settings: Settings) -> list[str]:
 
 def _check_config(args: argparse.Namespace) -> int:
     from bridge.receivers import describe_receivers
+    from bridge.settings_checks import start_warnings
     from bridge.webconfig import describe_web_config
 
     settings = settings_or_exit()
@@ -202,6 +204,6 @@ def _check_config(args: argparse.Namespace) -> int:
         signs = settings.webhook_secret is not None
         for line in describe_receivers(receivers_file, webhook_secret=signs):
             print(f"  {line}")
-    for note in settings.warnings():
+    for note in start_warnings(settings):
         print(f"warning: {note}", file=sys.stderr)
     return EXIT_OK

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from bridge.errors import ConfigError
 
 if TYPE_CHECKING:
-    from bridge.config import Settings
+    from bridge.settings import Settings
 
 __all__ = [
     "EXIT_FAILED",
@@ -81,7 +81,7 @@ def _log_refusal(exc: ConfigError, unknown: list[str]) -> None:
 
 
 def _unknown_variables() -> list[str]:
-    from bridge.config import unknown_variables
+    from bridge.settings import unknown_variables
 
     return list(unknown_variables(os.environ))
 

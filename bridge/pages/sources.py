@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 
 from bridge.build import BuildInfo
 from bridge.component import Component, Readiness
-from bridge.config import Settings
+from bridge.settings import Settings
 from bridge.sinks.alerts.admin import AlertQuery
 from bridge.sinks.alerts.records import AlertDetail, AlertRecord, Recipients
 from bridge.sinks.prometheus.nodes import NodeSummary

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bridge.config import Settings
 from bridge.messages import SEVERITIES
 from bridge.pages.html import Fragment, Html, escape, join, template
 from bridge.pages.sources import (
@@ -32,6 +31,7 @@ from bridge.pages.widgets import (
     timestamp,
     utc,
 )
+from bridge.settings import Settings
 from bridge.sinks.alerts.admin import AlertQuery
 from bridge.sinks.alerts.payload import alert_path
 from bridge.sinks.alerts.records import AlertRecord, AlertState

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol, TypeAlias
 
-from bridge.config import Settings
 from bridge.messages import Message
+from bridge.settings import Settings
 from collectors.health import (
     Status,
     Thresholds,

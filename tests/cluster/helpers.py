@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry
 from bridge.app import Bridge
 from bridge.bus import Coordinator, Envelope, Frame, MemoryTransport, new_message_id
 from bridge.cluster import ClusterMonitor
-from bridge.config import Settings
 from bridge.messages import Message, NodeLifecycle
+from bridge.settings import Settings
 from tests.support import TEST_SECRET, async_wait_until
 
 __all__ = ["INTERVAL_MS", "Clock", "CutOffTransport", "Naps", "Replica", "envelope"]

@@ -11,7 +11,6 @@ from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
 from bridge.bus import Envelope
-from bridge.config import Settings
 from bridge.messages import (
     MESSAGE_TYPES,
     AlertAck,
@@ -24,6 +23,7 @@ from bridge.messages import (
     SystemAlert,
     ThroughputMetric,
 )
+from bridge.settings import Settings
 from bridge.sinks.alerts.sources import alert_events
 from collectors.demo import (
     DEFAULT_NODES,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bridge import __version__
-from bridge.config import Settings
 from bridge.messages import SystemConfig, SystemLifecycle
+from bridge.settings import Settings
 from collectors import LifecycleCollector, public_config
 from tests.collectors.fakes import make_integration
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from bridge.config import Settings
+from bridge.settings import Settings
 from tests.support import ROOT
 
 DEPLOY = ROOT / "deploy"

@@ -15,7 +15,7 @@ import yaml
 
 from bridge import __version__
 from bridge.cli import build_parser
-from bridge.config import Settings
+from bridge.settings import Settings
 from tests.deploy.files import (
     DEPLOY,
     SETTINGS_VARIABLES,

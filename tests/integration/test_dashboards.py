@@ -19,7 +19,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
-from bridge.config import Settings
+from bridge.settings import Settings
 from bridge.sinks.prometheus import MetricType
 from bridge.sinks.prometheus.store import SeriesStore
 from bridge.sinks.prometheus.translate import Translator

@@ -24,6 +24,7 @@ from bridge.httpclient.client import basic_auth
 from bridge.messages import NodeHealth, NodeLifecycle, NotificationStatus
 from bridge.receiver_keys import ReceiverKeys
 from bridge.receivers import Receiver, read_receivers_file, resolve_receivers
+from bridge.settings_checks import start_warnings
 from bridge.sinks.alerts import AlertRecord, AlertSink, DeliveryState, Outbox, build_payloads
 from bridge.sinks.alerts.delivery import Outcome, WebhookSender
 from bridge.sinks.alerts.records import Delivery
@@ -258,7 +259,7 @@ async def test_a_file_receiver_without_a_secret_is_warned_of_at_start_and_sent_u
         [request] = await async_wait_until(lambda: unsigned.accepted(), what="the delivery")
     assert "X-ExESDB-Signature" not in request.headers
     # Start-up logs the settings' warnings (the alert sink says nothing again).
-    warned = [note for note in bridge.settings.warnings() if "unsigned" in note]
+    warned = [note for note in start_warnings(bridge.settings) if "unsigned" in note]
     warned += [r.getMessage() for r in caplog.records if "unsigned" in r.getMessage()]
     assert len(warned) == 1
     assert f"127.0.0.1:{unsigned.port}/" in warned[0]

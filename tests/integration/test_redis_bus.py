@@ -21,8 +21,8 @@ from prometheus_client import CollectorRegistry
 from bridge.app import Bridge
 from bridge.bus import Envelope, Frame, Keyring, new_message_id
 from bridge.bus.redis import GROUP, RedisTransport
-from bridge.config import Settings
 from bridge.messages import SecurityAlert, SystemAlert, utc_now
+from bridge.settings import Settings
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.support import TEST_SECRET, async_wait_until, free_port
 

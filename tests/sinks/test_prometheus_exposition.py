@@ -14,8 +14,8 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from bridge.app import Bridge
-from bridge.config import Settings
 from bridge.messages import LogEntry
+from bridge.settings import Settings
 from bridge.sinks.prometheus import OPENMETRICS_TYPE, TEXT_TYPE, PrometheusSink, negotiate
 from tests.sinks.prometheus_support import envelope
 from tests.sinks.test_prometheus_translate import GOLDEN

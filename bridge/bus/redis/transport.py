@@ -34,7 +34,7 @@ from bridge.errors import ConfigError
 from bridge.redaction import safe_url
 
 if TYPE_CHECKING:
-    from bridge.config import Settings
+    from bridge.settings import Settings
 
 __all__ = ["RedisTransport"]
 

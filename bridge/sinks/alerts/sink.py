@@ -30,7 +30,6 @@ from prometheus_client import CollectorRegistry
 from bridge.backoff import Backoff
 from bridge.bus import WORK_QUEUE_INSTANCES, Bus, Envelope, SharedState, WorkQueueLease
 from bridge.component import Context, Deadline, HasClientSpans
-from bridge.config import Settings
 from bridge.errors import BridgeError, ConfigError, TransportError
 from bridge.httpclient import ClientSettings
 from bridge.messages import AlertAck, Message, NodeHealth, NotificationStatus
@@ -39,6 +38,7 @@ from bridge.receiver_keys import ReceiverKeys, receiver_label
 from bridge.receivers import AlertmanagerConfig, Receiver
 from bridge.redaction import safe_url
 from bridge.routes import AdminGuard
+from bridge.settings import Settings
 from bridge.sinks.alerts.admin import AlertQuery, alert_routes
 from bridge.sinks.alerts.alert_store import escalations
 from bridge.sinks.alerts.alertmanager import AlertmanagerPoster
@@ -295,7 +295,7 @@ class AlertSink:
         settings = self.settings
         outbox = self.outbox
         receivers, alertmanager_section = self.receivers, self._alertmanager_section
-        # Receivers without a secret are warned of with the settings (Settings.warnings).
+        # Receivers without a secret are warned of with the settings (start_warnings).
         await self._db.call(outbox.queue.queue_for, [receiver.key for receiver in receivers])
         # A configured receiver's rows stay its own, even when its url_file is another's link.
         stored = await self._db.call(outbox.queue.receiver_keys) - {r.key for r in receivers}

@@ -8,6 +8,7 @@ turned off by ``OTEL_SDK_DISABLED`` or ``OTEL_<SIGNAL>_EXPORTER=none``).
 from __future__ import annotations
 
 from bridge.component import Component, Context
+from bridge.otlp_settings import otlp_enabled
 from bridge.sinks.otlp.batching import BatchSettings, BoundedBatcher
 from bridge.sinks.otlp.mapping import LOG_TAGS, SPAN_TAGS, LogSpec, SpanSpec, translate
 from bridge.sinks.otlp.metrics import SIGNALS, OtlpMetrics
@@ -27,9 +28,9 @@ __all__ = [
 
 
 def otlp_component(context: Context) -> Component | None:
-    """The OTLP sink when a signal is exported (``Settings.otlp_exports``), else None (and
-    nothing OTLP imported)."""
-    if not context.settings.otlp_enabled:
+    """The OTLP sink when a signal is exported (``bridge.otlp_settings.otlp_exports``), else
+    None (and nothing OTLP imported)."""
+    if not otlp_enabled(context.settings):
         return None
     from bridge.sinks.otlp.sink import OtlpSink
 

@@ -7,7 +7,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from bridge.config import OtlpSignal
+from bridge.settings import OtlpSignal
 
 __all__ = ["SIGNALS", "OtlpMetrics", "Signal"]
 

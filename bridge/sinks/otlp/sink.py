@@ -48,6 +48,12 @@ from bridge import __version__
 from bridge.bus import Bus, Envelope
 from bridge.component import Context, HasExposition
 from bridge.operations import OperationRecorder
+from bridge.otlp_settings import (
+    otlp_compression_of,
+    otlp_exports,
+    otlp_protocol_of,
+    otlp_timeout_of,
+)
 from bridge.sinks.otlp.batching import BatchSettings, BoundedBatcher
 from bridge.sinks.otlp.failures import ExportFailures, SdkLogCapture
 from bridge.sinks.otlp.mapping import LogSpec, SpanSpec, translate
@@ -55,7 +61,7 @@ from bridge.sinks.otlp.metrics import OtlpMetrics, Signal
 from bridge.tracing import ClientSpan
 
 if TYPE_CHECKING:
-    from bridge.config import Settings
+    from bridge.settings import Settings
     from bridge.sinks.otlp.series import MetricsMirror
 
 __all__ = ["OtlpSink", "build_exporters", "build_resource"]
@@ -120,8 +126,8 @@ def _options(settings: Settings, signal: Signal) -> dict[str, Any]:
     to the exporter, which then leaves the general variables alone (the gRPC exporter would
     stop start-up with a traceback on the specification's ``OTEL_EXPORTER_OTLP_COMPRESSION=none``,
     or on a timeout that is no number)."""
-    gzip = settings.otlp_compression_of(signal) == "gzip"
-    if settings.otlp_protocol_of(signal) == "grpc":
+    gzip = otlp_compression_of(settings, signal) == "gzip"
+    if otlp_protocol_of(settings, signal) == "grpc":
         from grpc import Compression as GrpcCompression
 
         compression: Enum = GrpcCompression.Gzip if gzip else GrpcCompression.NoCompression
@@ -129,12 +135,12 @@ def _options(settings: Settings, signal: Signal) -> dict[str, Any]:
         from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
 
         compression = HttpCompression.Gzip if gzip else HttpCompression.NoCompression
-    return {"timeout": settings.otlp_timeout_of(signal), "compression": compression}
+    return {"timeout": otlp_timeout_of(settings, signal), "compression": compression}
 
 
 def _metrics_exporter(settings: Settings) -> Exporter:
     options = _options(settings, "metrics")
-    if settings.otlp_protocol_of("metrics") == "grpc":
+    if otlp_protocol_of(settings, "metrics") == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
             OTLPMetricExporter as GrpcMetricExporter,
         )
@@ -160,9 +166,9 @@ def build_exporters(settings: Settings) -> dict[Signal, Exporter]:
     """
     _unset_blank_variables()
     exporters: dict[Signal, Exporter] = {}
-    if settings.otlp_exports("traces"):
+    if otlp_exports(settings, "traces"):
         options = _options(settings, "traces")
-        if settings.otlp_protocol_of("traces") == "grpc":
+        if otlp_protocol_of(settings, "traces") == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
                 OTLPSpanExporter as GrpcSpanExporter,
             )
@@ -174,9 +180,9 @@ def build_exporters(settings: Settings) -> dict[Signal, Exporter]:
             )
 
             exporters["traces"] = HttpSpanExporter(**options)
-    if settings.otlp_exports("logs"):
+    if otlp_exports(settings, "logs"):
         options = _options(settings, "logs")
-        if settings.otlp_protocol_of("logs") == "grpc":
+        if otlp_protocol_of(settings, "logs") == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
                 OTLPLogExporter as GrpcLogExporter,
             )
@@ -188,7 +194,7 @@ def build_exporters(settings: Settings) -> dict[Signal, Exporter]:
             )
 
             exporters["logs"] = HttpLogExporter(**options)
-    if settings.otlp_exports("metrics"):
+    if otlp_exports(settings, "metrics"):
         exporters["metrics"] = _metrics_exporter(settings)
     return exporters
 

@@ -20,8 +20,8 @@ from prometheus_client import CollectorRegistry
 from bridge.app import Bridge
 from bridge.bus import Envelope, Transport
 from bridge.component import Context
-from bridge.config import Settings
 from bridge.messages import Message, MetricAlert, SystemAlert
+from bridge.settings import Settings
 from bridge.sinks.alerts import AlertSink, Outbox
 from bridge.sinks.alerts.alert_store import AlertStore
 from bridge.sinks.alerts.records import AlertRecord, Applied

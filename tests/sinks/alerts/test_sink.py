@@ -16,9 +16,9 @@ from prometheus_client import CollectorRegistry
 from bridge.app import Bridge
 from bridge.bus import Frame, LocalCoordinator, MemoryTransport, TransportCapabilities
 from bridge.component import Context
-from bridge.config import Settings
 from bridge.errors import BridgeError
 from bridge.messages import SEVERITIES, AlertAck, AlertEscalation, NodeHealth, NodeLifecycle
+from bridge.settings import Settings
 from bridge.sinks.alerts import AlertSink, Outbox
 from bridge.sinks.alerts.index import encode
 from bridge.sinks.alerts.outbox import FILE_NAME

@@ -1,0 +1,75 @@
+"""Each OTLP signal's export: whether it goes out, and the protocol, timeout and compression.
+
+Every signal has its own ``OTEL_EXPORTER_OTLP_<SIGNAL>_*`` variables beside the general ones,
+as the OpenTelemetry specification has them; what one of its exporters uses is its own when set,
+else the general one. The OTLP sink builds its exporters from these, and the checks at start
+(``bridge.settings_checks``) judge the endpoints and files of the signals exported.
+"""
+
+from __future__ import annotations
+
+from bridge.settings import OtlpCompression, OtlpProtocol, OtlpSignal, Settings
+
+__all__ = [
+    "otlp_compression_of",
+    "otlp_enabled",
+    "otlp_exports",
+    "otlp_protocol_of",
+    "otlp_timeout_of",
+]
+
+
+def otlp_enabled(settings: Settings) -> bool:
+    """OTLP export is on when any signal is exported (``otlp_exports``)."""
+    return any(otlp_exports(settings, signal) for signal in ("traces", "logs", "metrics"))
+
+
+def otlp_exports(settings: Settings, signal: OtlpSignal) -> bool:
+    """True when ``signal`` goes out over OTLP: it has an endpoint, its own or the general
+    one (metrics only with ``EXESDB_OTLP_METRICS``), and neither ``OTEL_SDK_DISABLED=true``
+    nor ``OTEL_<SIGNAL>_EXPORTER=none`` turns it off."""
+    own, switched_on, exporter = {
+        "traces": (settings.otlp_traces_endpoint, True, settings.otel_traces_exporter),
+        "logs": (settings.otlp_logs_endpoint, True, settings.otel_logs_exporter),
+        "metrics": (
+            settings.otlp_metrics_endpoint,
+            settings.otlp_metrics,
+            settings.otel_metrics_exporter,
+        ),
+    }[signal]
+    if settings.otel_sdk_disabled or exporter == "none" or not switched_on:
+        return False
+    return bool(own or settings.otlp_endpoint)
+
+
+def otlp_protocol_of(settings: Settings, signal: OtlpSignal) -> OtlpProtocol:
+    """The protocol ``signal``'s exporter speaks: its own
+    ``OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL`` when set, else the general one."""
+    own = {
+        "traces": settings.otlp_traces_protocol,
+        "logs": settings.otlp_logs_protocol,
+        "metrics": settings.otlp_metrics_protocol,
+    }[signal]
+    return own or settings.otlp_protocol
+
+
+def otlp_timeout_of(settings: Settings, signal: OtlpSignal) -> float:
+    """Seconds ``signal``'s exporter waits for one export: its own
+    ``OTEL_EXPORTER_OTLP_<SIGNAL>_TIMEOUT`` when set, else the general one."""
+    own = {
+        "traces": settings.otlp_traces_timeout,
+        "logs": settings.otlp_logs_timeout,
+        "metrics": settings.otlp_metrics_timeout,
+    }[signal]
+    return own or settings.otlp_timeout
+
+
+def otlp_compression_of(settings: Settings, signal: OtlpSignal) -> OtlpCompression:
+    """``signal``'s compression: its own ``OTEL_EXPORTER_OTLP_<SIGNAL>_COMPRESSION`` when
+    set, else the general one."""
+    own = {
+        "traces": settings.otlp_traces_compression,
+        "logs": settings.otlp_logs_compression,
+        "metrics": settings.otlp_metrics_compression,
+    }[signal]
+    return own or settings.otlp_compression

@@ -1,0 +1,554 @@
+"""The settings model: one environment variable each, its value checked, and what the values imply.
+
+Every setting is one environment variable (docs/configuration.md); ``Settings`` reads them all,
+checks each value on its own and derives what several of them say together (the address it
+listens on, its own URL, the webhook receivers). The checks of one value live with what they
+check (``bridge.urls``, ``bridge.bus_url``, ``bridge.probe_settings``); the loading that reports
+every problem at once (``bridge.config``), the checks across values
+(``bridge.settings_checks``), each OTLP signal's own settings (``bridge.otlp_settings``), how a
+refused value is worded (``bridge.settings_errors``), how a value is shown
+(``bridge.settings_display``) and which set variables are no setting
+(``bridge.unknown_variables``) each have a module of their own.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from bridge.bus_url import require_bus
+from bridge.messages import NO_CONTROL_CHARACTERS, AlertSeverity
+from bridge.probe_settings import DEFAULT_HTTP_ADDR, split_addr
+from bridge.receiver_keys import ReceiverKeys
+from bridge.receivers import (
+    AlertmanagerConfig,
+    Receiver,
+    ReceiversFileRead,
+    read_receivers_file,
+    resolve_receivers,
+)
+from bridge.redaction import redact_urls, safe_url
+from bridge.settings_display import shown_setting
+from bridge.unknown_variables import unknown_variable_warnings
+from bridge.urls import (
+    own_url,
+    require_alertmanager_url,
+    require_external_url,
+    require_http_url,
+    require_link_origin,
+)
+from bridge.webconfig.loading import Judged, judge
+
+__all__ = [
+    "Settings",
+    "known_variables",
+    "unknown_variables",
+]
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+PositiveMs = Annotated[int, Field(gt=0)]
+Percent = Annotated[float, Field(gt=0)]
+
+
+# Each item checked on its own, so that every bad one is reported (``EXESDB_WEBHOOK_URLS``).
+HttpUrlList = Annotated[tuple[Annotated[str, AfterValidator(require_http_url)], ...], NoDecode]
+OriginList = Annotated[tuple[Annotated[str, AfterValidator(require_link_origin)], ...], NoDecode]
+OtlpProtocol = Literal["grpc", "http/protobuf"]
+OtlpSignal = Literal["traces", "logs", "metrics"]
+# OTEL_<SIGNAL>_EXPORTER: the bridge exports over OTLP or not at all.
+OtelExporter = Literal["otlp", "none"]
+# OTEL_EXPORTER_OTLP_*TIMEOUT in seconds, as the Python SDK reads it; the specification says
+# milliseconds, so a value above ten minutes is taken for milliseconds meant and refused.
+OtlpTimeout = Annotated[float, Field(gt=0, le=600)]
+OtlpCompression = Literal["gzip", "none"]
+
+
+def _env(name: str, **kwargs: Any) -> Any:
+    return Field(validation_alias=name, **kwargs)
+
+
+class _Environment(EnvSettingsSource):
+    """The environment as the settings read it: a variable set to blanks only is unset, as one
+    set to the empty string is (``env_ignore_empty``), for every setting."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        value, key, is_complex = super().get_field_value(field, field_name)
+        if isinstance(value, str) and not value.strip():
+            return None, key, is_complex
+        return value, key, is_complex
+
+
+class Settings(BaseSettings):
+    """The resolved configuration; ``check-config`` shows it, docs/configuration.md documents
+    each variable."""
+
+    # A variable set to the empty string is unset (docker compose's ${X:-}, an empty Kubernetes
+    # value), as the OpenTelemetry environment-variable specification asks: its default, never
+    # a refusal or an empty path; so is one set to blanks only (_Environment).
+    model_config = SettingsConfigDict(
+        case_sensitive=True,
+        extra="ignore",
+        frozen=True,
+        populate_by_name=False,
+        env_ignore_empty=True,
+    )
+    # EXESDB_WEBHOOK_CONFIG_FILE as first read (receivers_file): one version of it for all.
+    _receivers_file: ReceiversFileRead | None = PrivateAttr(default=None)
+    # EXESDB_WEB_CONFIG_FILE as first read (web_config), likewise; the server starts from it.
+    _web_config: Judged | None = PrivateAttr(default=None)
+
+    # Signing and replay protection.
+    secret_key_base: SecretStr | None = _env("SECRET_KEY_BASE", default=None)
+    secret_key_base_previous: Annotated[tuple[SecretStr, ...], NoDecode] = _env(
+        "EXESDB_SECRET_KEY_BASE_PREVIOUS", default=()
+    )
+    replay_window_ms: PositiveMs = _env("EXESDB_REPLAY_WINDOW_MS", default=300_000)
+    replay_memory: Annotated[int, Field(ge=1000)] = _env("EXESDB_REPLAY_MEMORY", default=200_000)
+
+    # The integration and its collectors.
+    pubsub_integration: bool = _env("EXESDB_PUBSUB_INTEGRATION", default=True)
+    health_broadcast_interval: Annotated[int, Field(ge=100)] = _env(
+        "EXESDB_HEALTH_BROADCAST_INTERVAL", default=30_000
+    )
+    metrics_broadcast_interval: Annotated[int, Field(ge=100)] = _env(
+        "EXESDB_METRICS_BROADCAST_INTERVAL", default=60_000
+    )
+    node: Annotated[str, Field(min_length=1, max_length=255, pattern=NO_CONTROL_CHARACTERS)] = _env(
+        "EXESDB_NODE", default_factory=socket.gethostname
+    )
+    node_forget_ms: PositiveMs = _env("EXESDB_NODE_FORGET_MS", default=86_400_000)
+    cpu_degraded: Percent = _env("EXESDB_CPU_DEGRADED", default=85.0)
+    cpu_unhealthy: Percent = _env("EXESDB_CPU_UNHEALTHY", default=95.0)
+    memory_degraded: Percent = _env("EXESDB_MEMORY_DEGRADED", default=85.0)
+    memory_unhealthy: Percent = _env("EXESDB_MEMORY_UNHEALTHY", default=95.0)
+    disk_degraded: Percent = _env("EXESDB_DISK_DEGRADED", default=85.0)
+    disk_unhealthy: Percent = _env("EXESDB_DISK_UNHEALTHY", default=95.0)
+
+    # The bus.
+    bus: str = _env("EXESDB_BUS", default="memory")
+    bus_queue_size: Annotated[int, Field(ge=1, le=10_000_000)] = _env(
+        "EXESDB_BUS_QUEUE_SIZE", default=10_000
+    )
+    alert_queue_size: Annotated[int, Field(ge=1, le=10_000_000)] = _env(
+        "EXESDB_ALERT_QUEUE_SIZE", default=100_000
+    )
+    redis_stream_maxlen: Annotated[int, Field(ge=100)] = _env(
+        "EXESDB_REDIS_STREAM_MAXLEN", default=100_000
+    )
+    redis_buffer_size: Annotated[int, Field(ge=1)] = _env(
+        "EXESDB_REDIS_BUFFER_SIZE", default=10_000
+    )
+    redis_claim_idle_ms: PositiveMs = _env("EXESDB_REDIS_CLAIM_IDLE_MS", default=30_000)
+    redis_spool_bytes: Annotated[int, Field(ge=1_048_576)] = _env(
+        "EXESDB_REDIS_SPOOL_BYTES", default=268_435_456
+    )
+
+    # HTTP.
+    http_addr: str = _env("EXESDB_HTTP_ADDR", default=DEFAULT_HTTP_ADDR)
+    ingest: bool = _env("EXESDB_INGEST", default=False)
+    max_body_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = _env(
+        "EXESDB_MAX_BODY_BYTES", default=1_048_576
+    )
+    admin_token: SecretStr | None = _env("EXESDB_ADMIN_TOKEN", default=None)
+    # Where the client commands (publish, tail, alerts) find a bridge; unset: EXESDB_HTTP_ADDR.
+    url: str | None = _env("EXESDB_URL", default=None)
+    web_config_file: str | None = _env("EXESDB_WEB_CONFIG_FILE", default=None)
+    # What `exesdb-bridge healthcheck` presents when the web config asks for it.
+    healthcheck_username: str | None = _env("EXESDB_HEALTHCHECK_USERNAME", default=None)
+    healthcheck_password_file: str | None = _env("EXESDB_HEALTHCHECK_PASSWORD_FILE", default=None)
+    healthcheck_cert_file: str | None = _env("EXESDB_HEALTHCHECK_CERT_FILE", default=None)
+    healthcheck_key_file: str | None = _env("EXESDB_HEALTHCHECK_KEY_FILE", default=None)
+    shutdown_timeout_ms: PositiveMs = _env("EXESDB_SHUTDOWN_TIMEOUT_MS", default=8_000)
+    http_header_timeout_ms: PositiveMs = _env("EXESDB_HTTP_HEADER_TIMEOUT_MS", default=10_000)
+    http_body_timeout_ms: PositiveMs = _env("EXESDB_HTTP_BODY_TIMEOUT_MS", default=60_000)
+    http_idle_timeout_ms: PositiveMs = _env("EXESDB_HTTP_IDLE_TIMEOUT_MS", default=75_000)
+    http_max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = _env(
+        "EXESDB_HTTP_MAX_CONNECTIONS", default=1_024
+    )
+
+    # The Prometheus sink.
+    series_ttl_ms: PositiveMs = _env("EXESDB_SERIES_TTL_MS", default=600_000)
+    max_series: Annotated[int, Field(ge=1)] = _env("EXESDB_MAX_SERIES", default=10_000)
+
+    # Alerts.
+    webhook_urls: HttpUrlList = _env("EXESDB_WEBHOOK_URLS", default=())
+    webhook_config_file: str | None = _env("EXESDB_WEBHOOK_CONFIG_FILE", default=None)
+    webhook_secret: SecretStr | None = _env("EXESDB_WEBHOOK_SECRET", default=None)
+    webhook_backoff_ms: PositiveMs = _env("EXESDB_WEBHOOK_BACKOFF_MS", default=1_000)
+    webhook_max_backoff_ms: PositiveMs = _env("EXESDB_WEBHOOK_MAX_BACKOFF_MS", default=300_000)
+    webhook_deadline_ms: PositiveMs = _env("EXESDB_WEBHOOK_DEADLINE_MS", default=86_400_000)
+    webhook_dead_letter_ttl_ms: PositiveMs = _env(
+        "EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS", default=7 * 86_400_000
+    )
+    webhook_timeout_ms: PositiveMs = _env("EXESDB_WEBHOOK_TIMEOUT_MS", default=10_000)
+    webhook_min_severity: AlertSeverity = _env("EXESDB_WEBHOOK_MIN_SEVERITY", default="warning")
+    webhook_group_wait_ms: Annotated[int, Field(ge=0)] = _env(
+        "EXESDB_WEBHOOK_GROUP_WAIT_MS", default=500
+    )
+    webhook_max_alerts: Annotated[int, Field(ge=1)] = _env("EXESDB_WEBHOOK_MAX_ALERTS", default=50)
+    alertmanager_url: str | None = _env("EXESDB_ALERTMANAGER_URL", default=None)
+    escalation_after_ms: PositiveMs = _env("EXESDB_ESCALATION_AFTER_MS", default=900_000)
+    alert_resolve_timeout_ms: PositiveMs = _env("EXESDB_ALERT_RESOLVE_TIMEOUT_MS", default=300_000)
+    # How long a health condition must hold before it alerts; unset: two health intervals.
+    alert_for_ms: Annotated[int, Field(ge=0)] | None = _env("EXESDB_ALERT_FOR_MS", default=None)
+    external_url: str | None = _env("EXESDB_EXTERNAL_URL", default=None)
+    # Origins whose links in alert metadata are shown whole (sinks/alerts/sources.py);
+    # empty: every URL there shows its origin only.
+    alert_link_origins: OriginList = _env("EXESDB_ALERT_LINK_ORIGINS", default=())
+    state_dir: str = _env("EXESDB_STATE_DIR", default="./.exesdb-bridge")
+
+    # Logging.
+    log_level: LogLevel = _env("EXESDB_LOG_LEVEL", default="info")
+    log_format: Literal["text", "json"] = _env("EXESDB_LOG_FORMAT", default="text")
+    # The source revision in exesdb_build_info (bridge/build.py); the image build sets it.
+    revision: str | None = _env("EXESDB_REVISION", default=None)
+
+    # OpenTelemetry: the standard variables; the SDK reads the rest itself.
+    otlp_endpoint: str | None = _env(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        default=None,
+    )
+    otlp_traces_endpoint: str | None = _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", default=None)
+    otlp_logs_endpoint: str | None = _env("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", default=None)
+    otlp_metrics_endpoint: str | None = _env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", default=None)
+    otlp_protocol: OtlpProtocol = _env("OTEL_EXPORTER_OTLP_PROTOCOL", default="grpc")
+    otlp_traces_protocol: OtlpProtocol | None = _env(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", default=None
+    )
+    otlp_logs_protocol: OtlpProtocol | None = _env("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", default=None)
+    otlp_metrics_protocol: OtlpProtocol | None = _env(
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", default=None
+    )
+    otlp_timeout: OtlpTimeout = _env("OTEL_EXPORTER_OTLP_TIMEOUT", default=10.0)
+    otlp_traces_timeout: OtlpTimeout | None = _env(
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", default=None
+    )
+    otlp_logs_timeout: OtlpTimeout | None = _env("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", default=None)
+    otlp_metrics_timeout: OtlpTimeout | None = _env(
+        "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", default=None
+    )
+    otlp_compression: OtlpCompression = _env("OTEL_EXPORTER_OTLP_COMPRESSION", default="none")
+    otlp_traces_compression: OtlpCompression | None = _env(
+        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", default=None
+    )
+    otlp_logs_compression: OtlpCompression | None = _env(
+        "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", default=None
+    )
+    otlp_metrics_compression: OtlpCompression | None = _env(
+        "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", default=None
+    )
+    # The TLS files the SDK's exporters read themselves, checked at start (settings_checks).
+    otlp_certificate: str | None = _env("OTEL_EXPORTER_OTLP_CERTIFICATE", default=None)
+    otlp_client_key: str | None = _env("OTEL_EXPORTER_OTLP_CLIENT_KEY", default=None)
+    otlp_client_certificate: str | None = _env(
+        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", default=None
+    )
+    otlp_traces_certificate: str | None = _env(
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", default=None
+    )
+    otlp_traces_client_key: str | None = _env("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", default=None)
+    otlp_traces_client_certificate: str | None = _env(
+        "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", default=None
+    )
+    otlp_logs_certificate: str | None = _env("OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", default=None)
+    otlp_logs_client_key: str | None = _env("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", default=None)
+    otlp_logs_client_certificate: str | None = _env(
+        "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE", default=None
+    )
+    otlp_metrics_certificate: str | None = _env(
+        "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", default=None
+    )
+    otlp_metrics_client_key: str | None = _env(
+        "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY", default=None
+    )
+    otlp_metrics_client_certificate: str | None = _env(
+        "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE", default=None
+    )
+    otel_service_name: str = _env("OTEL_SERVICE_NAME", default="exesdb-bridge")
+    otlp_queue_size: Annotated[int, Field(ge=1)] = _env("EXESDB_OTLP_QUEUE_SIZE", default=8_192)
+    otlp_metrics: bool = _env("EXESDB_OTLP_METRICS", default=False)
+    # The specification's off switches: for every signal, and for each one.
+    otel_sdk_disabled: bool = _env("OTEL_SDK_DISABLED", default=False)
+    otel_traces_exporter: OtelExporter = _env("OTEL_TRACES_EXPORTER", default="otlp")
+    otel_logs_exporter: OtelExporter = _env("OTEL_LOGS_EXPORTER", default="otlp")
+    otel_metrics_exporter: OtelExporter = _env("OTEL_METRICS_EXPORTER", default="otlp")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """pydantic-settings' sources, the environment read as ``_Environment`` reads it."""
+        return init_settings, _Environment(settings_cls), dotenv_settings, file_secret_settings
+
+    @field_validator("secret_key_base_previous", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _trimmed_token(cls, value: Any) -> Any:
+        # A token kept in a file (a Kubernetes secret) ends in a line break: trimmed, for the
+        # bridge, its pages and the client commands alike; nothing left is no token.
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    @field_validator(
+        "node",
+        "state_dir",
+        "web_config_file",
+        "webhook_config_file",
+        "healthcheck_password_file",
+        "healthcheck_cert_file",
+        "healthcheck_key_file",
+        mode="before",
+    )
+    @classmethod
+    def _trimmed(cls, value: Any) -> Any:
+        # A blank around a name or path is a stray one (an env file's "X= /srv/x", a quoted YAML
+        # value): " /tmp/x" would be a folder named so in the working directory, " n1 " a node
+        # apart from "n1". Blanks only are unset already (_Environment).
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: Any) -> Any:
+        # Set but empty (as the shipped Kubernetes Secret has it) is no key: unsigned, warned.
+        return value or None
+
+    @field_validator(
+        "log_level",
+        "log_format",
+        "webhook_min_severity",
+        "otel_traces_exporter",
+        "otel_logs_exporter",
+        "otel_metrics_exporter",
+        "otlp_compression",
+        "otlp_traces_compression",
+        "otlp_logs_compression",
+        "otlp_metrics_compression",
+        mode="before",
+    )
+    @classmethod
+    def _any_letter_case(cls, value: Any) -> Any:
+        # INFO as Python's logging spells a level, JSON, Critical: one word, as booleans are.
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("otel_sdk_disabled", mode="before")
+    @classmethod
+    def _otel_boolean(cls, value: Any) -> Any:
+        # The specification's boolean: "true" or "false" in any letter case. The SDK reads any
+        # other value ("1", "yes") as false, so none is taken as one meaning or the other here.
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word not in ("true", "false"):
+                raise ValueError("must be true or false, as OpenTelemetry's booleans are")
+            return word == "true"
+        return value
+
+    @field_validator("webhook_urls", "alert_link_origins", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _each_receiver_once(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        # A URL given twice is one receiver, and merging the two items silently would hide a
+        # mistake (one of them may have been meant to be another URL).
+        numbers: dict[str, list[int]] = {}
+        for number, url in enumerate(urls, 1):
+            numbers.setdefault(url, []).append(number)
+        repeated = [
+            f"items {', '.join(map(str, given[:-1]))} and {given[-1]} are the same URL, "
+            f"{safe_url(url)}"
+            for url, given in numbers.items()
+            if len(given) > 1
+        ]
+        if repeated:
+            raise ValueError(f"{'; '.join(repeated)}; give each receiver once")
+        return urls
+
+    @field_validator("alertmanager_url", "external_url", "url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value:
+            return require_http_url(value).rstrip("/")
+        return None
+
+    @field_validator("alertmanager_url")
+    @classmethod
+    def _check_alertmanager_url(cls, value: str | None) -> str | None:
+        # Runs after _check_url: the poster adds /api/v2/alerts to this URL.
+        return require_alertmanager_url(value) if value else None
+
+    @field_validator("external_url")
+    @classmethod
+    def _check_external_url(cls, value: str | None) -> str | None:
+        # Runs after _check_url.
+        return require_external_url(value) if value else value
+
+    @field_validator("bus")
+    @classmethod
+    def _check_bus(cls, value: str) -> str:
+        return require_bus(value)
+
+    @field_validator("http_addr")
+    @classmethod
+    def _check_addr(cls, value: str) -> str:
+        split_addr(value)
+        return value
+
+    # -- derived values --
+
+    @property
+    def uses_redis(self) -> bool:
+        """True when the bus runs on Redis."""
+        return self.bus != "memory"
+
+    @property
+    def alert_for_seconds(self) -> float:
+        """``EXESDB_ALERT_FOR_MS`` in seconds; unset, two ``EXESDB_HEALTH_BROADCAST_INTERVAL``s."""
+        if self.alert_for_ms is None:
+            return 2 * self.health_broadcast_interval / 1000
+        return self.alert_for_ms / 1000
+
+    @property
+    def resource_thresholds(self) -> dict[str, tuple[float, float]]:
+        """Each resource's (degraded, unhealthy) percentages, by resource: cpu, memory, disk."""
+        return {
+            "cpu": (self.cpu_degraded, self.cpu_unhealthy),
+            "memory": (self.memory_degraded, self.memory_unhealthy),
+            "disk": (self.disk_degraded, self.disk_unhealthy),
+        }
+
+    @property
+    def listen(self) -> tuple[str, int]:
+        """``EXESDB_HTTP_ADDR`` as (host, port)."""
+        return split_addr(self.http_addr)
+
+    def web_config(self) -> Judged | None:
+        """``EXESDB_WEB_CONFIG_FILE`` read and judged, its certificates loaded (None when unset),
+        read at the first call only: the checks, the warnings, ``check-config`` and the server's
+        first version see one version of the file, even one changed meanwhile (the server's
+        reloader reads it again when it changes; docs/security.md#reloading)."""
+        if not self.web_config_file:
+            return None
+        read = self._web_config
+        if read is None or read.path != Path(self.web_config_file):
+            read = self._web_config = judge(Path(self.web_config_file))
+        return read
+
+    def serves_tls(self) -> bool:
+        """True when ``EXESDB_WEB_CONFIG_FILE`` turns TLS on (as read at start, ``web_config``;
+        a file the bridge would not start with counts as plain HTTP)."""
+        read = self.web_config()
+        return read is not None and read.loaded is not None and read.loaded.config.tls is not None
+
+    def own_url(self, *, for_others: bool = False, port: int | None = None) -> str:
+        """The bridge's base URL from ``EXESDB_HTTP_ADDR``, ``https`` when it serves TLS: for a
+        client on this host, or ``for_others`` (a wildcard host named by ``EXESDB_NODE``);
+        ``port``, when given, is the one bound (for a port of 0)."""
+        host, listen_port = self.listen
+        return own_url(
+            host,
+            listen_port if port is None else port,
+            tls=self.serves_tls(),
+            for_others=self.node if for_others else None,
+        )
+
+    def shown_links(self) -> str:
+        """``own_url(for_others=True)`` as check-config and warnings show it: ``EXESDB_NODE`` in
+        it as its own line shows it (it may be any text: ``db password=…``)."""
+        host, port = self.listen
+        return own_url(host, port, tls=self.serves_tls(), for_others=redact_urls(self.node))
+
+    def receivers_file(self) -> ReceiversFileRead | None:
+        """``EXESDB_WEBHOOK_CONFIG_FILE`` read and checked (None when unset), read at the first
+        call only: the checks, the warnings, ``check-config`` and the alert sink see one version
+        of the file, even one changed meanwhile (the files it names are read at each attempt)."""
+        if not self.webhook_config_file:
+            return None
+        read = self._receivers_file
+        if read is None or read.path != self.webhook_config_file:
+            read = self._receivers_file = read_receivers_file(self.webhook_config_file)
+        return read
+
+    def webhook_receivers(
+        self, keys: ReceiverKeys | None = None
+    ) -> tuple[tuple[Receiver, ...], AlertmanagerConfig | None]:
+        """The webhook receivers (``EXESDB_WEBHOOK_URLS``, then ``EXESDB_WEBHOOK_CONFIG_FILE``'s)
+        with the defaults these settings give, keyed by ``keys`` (the outbox's), and the file's
+        ``alertmanager`` section; ConfigError when the file is bad."""
+        return resolve_receivers(
+            self.webhook_urls,
+            self.receivers_file(),
+            secret=self.webhook_secret,
+            timeout=self.webhook_timeout_ms / 1000,
+            max_alerts=self.webhook_max_alerts,
+            min_severity=self.webhook_min_severity,
+            alertmanager_url=self.alertmanager_url,
+            keys=keys,
+        )
+
+    def redacted(self) -> dict[str, str]:
+        """Every setting by its variable name, as text, with secrets shown only as set/unset."""
+        shown: dict[str, str] = {}
+        for field_name, info in type(self).model_fields.items():
+            variable = str(info.validation_alias)
+            shown[variable] = shown_setting(variable, getattr(self, field_name))
+        if self.alert_for_ms is None:
+            derived = round(self.alert_for_seconds * 1000)
+            shown["EXESDB_ALERT_FOR_MS"] = f"<unset: {derived}, two health intervals>"
+        if self.external_url is None:
+            # What alert links will say: a loopback address here is one a receiver cannot open.
+            links = self.shown_links() if self.listen[1] else "the port picked at start"
+            shown["EXESDB_EXTERNAL_URL"] = f"<unset: links in alerts go to {links}>"
+        if not self.alert_link_origins:
+            shown["EXESDB_ALERT_LINK_ORIGINS"] = "<empty: URLs in alert metadata show their origin>"
+        return shown
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        yield from self.redacted().items()
+
+
+def _split(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def known_variables() -> frozenset[str]:
+    """Every environment variable the bridge reads as a setting."""
+    return frozenset(str(info.validation_alias) for info in Settings.model_fields.values())
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each ``EXESDB_*`` variable of ``environ`` (in any case) that is no setting,
+    naming the closest setting when one is close (``EXESDB_WEBHOOK_URL``: did you mean
+    ``EXESDB_WEBHOOK_URLS``?)."""
+    return unknown_variable_warnings(environ, known_variables())

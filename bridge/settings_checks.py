@@ -1,0 +1,248 @@
+"""The checks across settings at start: the problems that refuse it, the warnings that do not.
+
+``load_settings`` refuses a start with every problem of ``cross_checks`` (settings that
+contradict each other, a file one of them names that is bad), and ``run`` and ``check-config``
+print ``start_warnings``: what works but an operator should know. The checks of one value live
+with the settings (``bridge.settings``) and what they check (``bridge.urls``, ``bridge.bus_url``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Final, Literal, cast
+
+from bridge.errors import ConfigError
+from bridge.otlp_settings import otlp_enabled, otlp_exports, otlp_protocol_of
+from bridge.probe_settings import client_certificate_problem, credential_warnings
+from bridge.receivers import file_warnings
+from bridge.redaction import redact_urls
+from bridge.settings import OtlpSignal, Settings, unknown_variables
+from bridge.tlsutil import pem_file_problem
+from bridge.urls import names_a_host, otlp_endpoint_problem
+
+__all__ = [
+    "MIN_SECRET_LENGTH",
+    "cross_checks",
+    "receivers_file_warnings",
+    "start_warnings",
+]
+
+MIN_SECRET_LENGTH: Final = 32
+# Below this an admin token can be guessed by trying: the admin endpoints do not slow refusals.
+MIN_ADMIN_TOKEN_LENGTH: Final = 16
+# The TLS files of OTLP export: the general ones and each signal's own.
+_OTLP_FILE: Final = re.compile(
+    r"OTEL_EXPORTER_OTLP_(?:(TRACES|LOGS|METRICS)_)?(CERTIFICATE|CLIENT_KEY|CLIENT_CERTIFICATE)"
+)
+
+
+def cross_checks(settings: Settings) -> list[str]:
+    """Problems that involve several variables or a file one names, one line each, shown as
+    ``redact_urls`` shows text (a path, a file's problem, may hold anything)."""
+    return [redact_urls(problem) for problem in _cross_checks(settings)]
+
+
+def _cross_checks(settings: Settings) -> list[str]:
+    problems: list[str] = []
+    if (web := settings.web_config()) is not None and web.loaded is None:
+        problems += [f"EXESDB_WEB_CONFIG_FILE: {problem}" for problem in web.problems]
+    if settings.webhook_config_file:
+        try:
+            settings.webhook_receivers()
+        except ConfigError as exc:
+            problems += [f"EXESDB_WEBHOOK_CONFIG_FILE: {problem}" for problem in exc.problems]
+    certificate = client_certificate_problem(
+        settings.healthcheck_cert_file, settings.healthcheck_key_file
+    )
+    if certificate is not None:
+        problems.append(certificate)
+    secret = settings.secret_key_base.get_secret_value() if settings.secret_key_base else ""
+    if (settings.ingest or settings.uses_redis) and len(secret) < MIN_SECRET_LENGTH:
+        fault = "is not set" if not secret else f"has {len(secret)} characters"
+        needs = "EXESDB_INGEST=true" if settings.ingest else "a Redis bus (EXESDB_BUS)"
+        problems.append(
+            f"SECRET_KEY_BASE: {fault}; with {needs} it must be set to at least "
+            f"{MIN_SECRET_LENGTH} characters"
+        )
+    if settings.ingest or settings.uses_redis:
+        # A retired key verifies as the current one does: a short one could be guessed.
+        for index, key in enumerate(settings.secret_key_base_previous, 1):
+            if len(key.get_secret_value()) < MIN_SECRET_LENGTH:
+                needs = "EXESDB_INGEST=true" if settings.ingest else "a Redis bus (EXESDB_BUS)"
+                problems.append(
+                    f"EXESDB_SECRET_KEY_BASE_PREVIOUS item {index}: has "
+                    f"{len(key.get_secret_value())} characters; with {needs} a retired key "
+                    f"still verifies messages, so it too must have at least "
+                    f"{MIN_SECRET_LENGTH}"
+                )
+    for name, (degraded, unhealthy) in settings.resource_thresholds.items():
+        # 100 or more disables a status (docs/configuration.md): only enabled pairs must order.
+        if degraded > unhealthy and degraded < 100 and unhealthy < 100:
+            low, high = f"EXESDB_{name.upper()}_DEGRADED", f"EXESDB_{name.upper()}_UNHEALTHY"
+            problems.append(
+                _blaming_the_one_set(
+                    settings,
+                    (f"{name}_degraded", f"{name}_unhealthy"),
+                    f"{low}: {degraded:g} is above {high} ({unhealthy:g}); allowed: at most that",
+                    f"{high}: {unhealthy:g} is below {low} ({degraded:g}, its default);"
+                    f" allowed: at least that, or set {low} lower too",
+                )
+            )
+    if settings.uses_redis and settings.redis_spool_bytes < 2 * settings.max_body_bytes:
+        problems.append(
+            _blaming_the_one_set(
+                settings,
+                ("redis_spool_bytes", "max_body_bytes"),
+                f"EXESDB_REDIS_SPOOL_BYTES: {settings.redis_spool_bytes} is below twice "
+                f"EXESDB_MAX_BODY_BYTES ({settings.max_body_bytes}), so the largest batch ingest "
+                "takes might never fit; allowed: at least that",
+                f"EXESDB_MAX_BODY_BYTES: {settings.max_body_bytes} is above half "
+                f"EXESDB_REDIS_SPOOL_BYTES ({settings.redis_spool_bytes}, its default), so the "
+                "largest batch ingest takes might never fit in the spool; allowed: at most "
+                "that, or set EXESDB_REDIS_SPOOL_BYTES higher too",
+            )
+        )
+    problems += _otlp_endpoint_problems(settings)
+    problems += _otlp_file_problems(settings)
+    if settings.webhook_backoff_ms > settings.webhook_max_backoff_ms:
+        problems.append(
+            _blaming_the_one_set(
+                settings,
+                ("webhook_backoff_ms", "webhook_max_backoff_ms"),
+                f"EXESDB_WEBHOOK_BACKOFF_MS: {settings.webhook_backoff_ms} is above "
+                f"EXESDB_WEBHOOK_MAX_BACKOFF_MS ({settings.webhook_max_backoff_ms})",
+                f"EXESDB_WEBHOOK_MAX_BACKOFF_MS: {settings.webhook_max_backoff_ms} is below "
+                f"EXESDB_WEBHOOK_BACKOFF_MS ({settings.webhook_backoff_ms}, its default); "
+                "allowed: at least that, or set EXESDB_WEBHOOK_BACKOFF_MS lower too",
+            )
+        )
+    return problems
+
+
+def _blaming_the_one_set(
+    settings: Settings, fields: tuple[str, str], said: str, said_of_second: str
+) -> str:
+    """The problem of two settings that contradict each other, as ``said`` (naming the
+    first of ``fields`` at fault), or as ``said_of_second`` when only the second was set:
+    the line names the variable the user set, not one left at its default."""
+    first, second = fields
+    only_second = second in settings.model_fields_set and first not in settings.model_fields_set
+    return said_of_second if only_second else said
+
+
+def _otlp_endpoint_problems(settings: Settings) -> list[str]:
+    """Each OTLP endpoint the exporter of a signal using it could never send to, checked
+    against that signal's protocol (the general endpoint against each falling back on it)."""
+    signals: list[tuple[OtlpSignal, str | None]] = [
+        ("traces", settings.otlp_traces_endpoint),
+        ("logs", settings.otlp_logs_endpoint),
+    ]
+    if settings.otlp_metrics:
+        signals.append(("metrics", settings.otlp_metrics_endpoint))
+    problems: dict[str, str] = {}
+    for signal, own in signals:
+        protocol = otlp_protocol_of(settings, signal)
+        variable, value = (
+            (f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT", own)
+            if own
+            else ("OTEL_EXPORTER_OTLP_ENDPOINT", settings.otlp_endpoint)
+        )
+        if value and variable not in problems:
+            problem = otlp_endpoint_problem(value, protocol, general=not own)
+            if problem is not None:
+                problems[variable] = f"{variable}: {problem}"
+    return list(problems.values())
+
+
+def _otlp_file_problems(settings: Settings) -> list[str]:
+    """Each certificate or key file an exported signal's exporter would read that is
+    missing, unreadable or no PEM (``pem_file_problem``): the gRPC exporter would log a
+    traceback and go on without it, the HTTP one fail at every export. The general
+    variables count when any signal is exported, a signal's own when that one is."""
+    problems = []
+    for name, info in type(settings).model_fields.items():
+        variable = str(info.validation_alias)
+        file, path = _OTLP_FILE.fullmatch(variable), getattr(settings, name)
+        if file is None or not path:
+            continue
+        signal = cast(OtlpSignal | None, file[1] and file[1].lower())
+        used = otlp_exports(settings, signal) if signal else otlp_enabled(settings)
+        kind: Literal["certificate", "key"] = "key" if file[2] == "CLIENT_KEY" else "certificate"
+        if used and (problem := pem_file_problem(path, kind)) is not None:
+            problems.append(f"{variable}: {problem}")
+    return problems
+
+
+def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Things that work but that an operator should know about at start-up, among them the
+    variables of ``environ`` (the process environment) that look meant for the bridge but
+    are not among its settings."""
+    notes = unknown_variables(os.environ if environ is None else environ)
+    secret = settings.secret_key_base.get_secret_value() if settings.secret_key_base else ""
+    # Unset is no warning: it is refused with ingest or a Redis bus, so the key is the
+    # in-process bus's alone, nothing outside to sign or verify (an info line at start).
+    if secret and len(secret) < MIN_SECRET_LENGTH:
+        notes.append(
+            f"SECRET_KEY_BASE is shorter than {MIN_SECRET_LENGTH} characters; use a longer one"
+        )
+    token = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    if token and len(token) < MIN_ADMIN_TOKEN_LENGTH:
+        notes.append(
+            f"EXESDB_ADMIN_TOKEN is shorter than {MIN_ADMIN_TOKEN_LENGTH} characters: "
+            "anyone reaching the port may guess it by trying; use a long random one"
+        )
+    links = settings.own_url(for_others=True)
+    sends = settings.webhook_urls or settings.webhook_config_file or settings.alertmanager_url
+    if sends and settings.external_url is None and not names_a_host(links):
+        notes.append(
+            f"alert links (generatorURL) would start with {settings.shown_links()!r}, which "
+            "names no host (EXESDB_NODE stands for a wildcard EXESDB_HTTP_ADDR): set "
+            "EXESDB_EXTERNAL_URL to the bridge's URL as people reach it"
+        )
+    if settings.webhook_urls and settings.webhook_secret is None:
+        notes.append("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned")
+    if settings.otlp_metrics and not (settings.otlp_endpoint or settings.otlp_metrics_endpoint):
+        notes.append(
+            "EXESDB_OTLP_METRICS is true but neither OTEL_EXPORTER_OTLP_ENDPOINT nor "
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set: no metrics are exported over OTLP"
+        )
+    notes += [
+        # A receiver named by its url_file shows that path, which may hold anything.
+        redact_urls(
+            f"EXESDB_WEBHOOK_CONFIG_FILE {receiver}: no secret nor secret_file, nor "
+            "EXESDB_WEBHOOK_SECRET: deliveries go unsigned"
+        )
+        for receiver in _unsigned_file_receivers(settings)
+    ]
+    web = settings.web_config()
+    if web is not None and web.loaded is not None:  # a bad file: what cross_checks names
+        # Their paths (a password file's) may hold anything: shown as a value is.
+        notes += [redact_urls(note) for note in credential_warnings(settings, web.loaded.config)]
+    return notes + receivers_file_warnings(settings)
+
+
+def _unsigned_file_receivers(settings: Settings) -> list[str]:
+    """The receivers of ``EXESDB_WEBHOOK_CONFIG_FILE`` that sign nothing (no ``secret``, no
+    ``secret_file``, no ``EXESDB_WEBHOOK_SECRET``), named as ``check-config`` lists them."""
+    read = settings.receivers_file()
+    if read is None or read.problems or settings.webhook_secret is not None:
+        return []  # a bad file's problems are what cross_checks names
+    return [
+        f"webhook_configs.{index} {hook.shown}"
+        for index, hook in read.hooks
+        if hook.secret is None and hook.secret_file is None
+    ]
+
+
+def receivers_file_warnings(settings: Settings) -> list[str]:
+    """The warnings about ``EXESDB_WEBHOOK_CONFIG_FILE``'s receivers (``file_warnings``),
+    said with its problems too when it has some."""
+    read = settings.receivers_file()
+    if read is None:
+        return []
+    return [
+        redact_urls(f"EXESDB_WEBHOOK_CONFIG_FILE {note}")
+        for note in file_warnings(read, alertmanager_url=settings.alertmanager_url)
+    ]
