@@ -414,6 +414,32 @@ async def test_a_redis_restart_mid_stream_loses_no_alert(
     assert len(expected) == 200
 
 
+async def test_a_replica_whose_lease_went_elsewhere_unawares_takes_nothing_more(
+    redis_server: Callable[[], RedisServer], replicas: list[Replica]
+) -> None:
+    """A lease holder whose lease is, in Redis, another replica's before its own renewal says so
+    (it went with Redis's data, and the other took it) reads the queue no more, and steps down:
+    what it would take, the new holder takes too, claiming it before the acknowledgement lands
+    (seen as an alert published after a Redis restart taken twice)."""
+    server = redis_server()
+    # A long lease: its next renewal is seconds away, past the end of this test.
+    holder = await Replica(server.url, "holder", claim_idle_ms=30_000).start()
+    replicas.append(holder)
+    await async_wait_until(lambda: holder.transport.leading, 10, "the holder holds the lease")
+    publisher = await Replica(server.url, "publisher", group=False).start()
+    replicas.append(publisher)
+    await async_wait_until(publisher.ready, 10)
+    with server.client() as client:
+        client.set("exesdb:bus:leader", "node-x:rival")
+    expected = [publisher.publish_alert(n) for n in range(5)]
+    await async_wait_until(
+        lambda: len(holder.taken_alerts()) == 5 or pending(server) == 5, 10, "read from the queue"
+    )
+    assert holder.taken_alerts() == []  # left pending, for the rival to claim
+    assert not holder.transport.leading
+    assert sorted(publisher.seen_alerts()) == expected
+
+
 async def test_frames_published_before_the_restart_but_not_yet_taken_are_written_again(
     redis_server: Callable[[], RedisServer], replicas: list[Replica]
 ) -> None:

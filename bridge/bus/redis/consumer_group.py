@@ -2,7 +2,9 @@
 
 New entries are read with XREADGROUP; entries left pending by a replica that went silent are
 claimed with XAUTOCLAIM after ``claim_idle_ms``. Each is acknowledged (XACK, by the writer)
-once its subscribers returned, and left pending when they could not handle it.
+once its subscribers returned, and left pending when they could not handle it. Each read, and
+each claim round, asks Redis whose the lease is: a replica that lost it unawares (with a Redis
+restart's data) steps down rather than take entries beside the new holder.
 """
 
 from __future__ import annotations
@@ -104,7 +106,13 @@ class ConsumerGroup:
         if not self._ready:
             await self._create()
         keys = self._keys
-        reply = await self._link.command(
+        # The lease as Redis has it as the read ends, asked in the same round trip: after an
+        # outage this replica may still think it holds a lease that went with Redis's data to
+        # another replica (its renewal waits out its backoff). Two readers at once would split
+        # the entries, and the other would claim those read here before their acknowledgement
+        # lands: taken twice.
+        pipe = self._link.client.pipeline(transaction=False)
+        pipe.execute_command(
             "XREADGROUP",
             "GROUP",
             GROUP,
@@ -117,6 +125,11 @@ class ConsumerGroup:
             *keys,
             *[">"] * len(keys),
         )
+        pipe.get(self._layout.leader)
+        reply, holder = await pipe.execute()
+        if not self._holds(holder):
+            # What was read stays pending here, untaken: the holder claims it once idle.
+            return 0.0
         read = 0
         for key, entries in read_reply(reply):
             read += len(entries)
@@ -134,6 +147,13 @@ class ConsumerGroup:
                 if "BUSYGROUP" not in str(exc):
                     raise
         self._ready = True
+
+    def _holds(self, holder: bytes | str | None) -> bool:
+        """Whether ``holder`` (the lease key's value) is this replica; if not, it steps down."""
+        if holder is not None and text(holder) == self.consumer:
+            return True
+        self._lease.lost(None if holder is None else text(holder))
+        return False
 
     def _take(self, key: str, entries: RawEntries) -> None:
         """Hand entries (as Redis sent them, fields flat) to the bus as work-queue frames."""
@@ -179,6 +199,10 @@ class ConsumerGroup:
         await self._link.pause(min(self._claim_idle_ms / 2000, _MAX_CLAIM_INTERVAL_SECONDS))
         if not self._ready or not self._lease.leading:
             return None
+        # Claim only under the lease as Redis has it (see _read_step): a replica that lost it
+        # unawares would take entries the holder is handling, whose acknowledgement is late.
+        if not self._holds(await self._link.client.get(self._layout.leader)):
+            return 0.0
         for key in self._keys:
             await self._claim(key)
         self._claim_rounds += 1

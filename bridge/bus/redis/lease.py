@@ -100,15 +100,8 @@ class Lease:
             if await client.eval(_RENEW, 1, self._key, self._consumer, self._lease_ms):
                 self._renewed = self._clock()
             else:
-                # Said as it is: with no other replica, "went to another" would mislead.
                 holder = await client.get(self._key)
-                self._holder = None if holder is None else text(holder)
-                self._step_down(
-                    f"the lease went to another replica ({text(holder)})"
-                    if holder is not None
-                    else "the lease is gone from Redis (Redis lost its data, or the lease ran"
-                    " out before this replica renewed it)"
-                )
+                self.lost(None if holder is None else text(holder))
         elif not self._taking:
             pass  # stopping: leave the lease to the others
         elif await client.set(self._key, self._consumer, nx=True, px=self._lease_ms):
@@ -129,6 +122,13 @@ class Lease:
             self._renewed = self._clock()
         # Standing by, ask often: a released lease is taken over within a second.
         return self._period if self.held.is_set() else min(self._period, _STANDBY_SECONDS)
+
+    def lost(self, holder: str | None) -> None:
+        """Step down, if held: Redis says ``holder`` (None: nobody) holds the lease, as the
+        consumer group found when it read (before this replica's next renewal would)."""
+        self._holder = holder
+        if self.held.is_set():
+            self._step_down(_gone_to(holder))
 
     def _lapse_if_expired(self) -> None:
         if self._clock() - self._renewed <= self._lease_ms / 1000:
@@ -157,3 +157,13 @@ class Lease:
     def _step_down(self, why: str) -> None:
         self.held.clear()
         _logger.warning("this replica no longer takes the work queue: %s", why)
+
+
+def _gone_to(holder: str | None) -> str:
+    # Said as it is: with no other replica, "went to another" would mislead.
+    if holder is not None:
+        return f"the lease went to another replica ({holder})"
+    return (
+        "the lease is gone from Redis (Redis lost its data, or the lease ran out before this"
+        " replica renewed it)"
+    )
