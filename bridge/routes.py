@@ -25,6 +25,7 @@ from bridge.redaction import clipped
 
 __all__ = [
     "MAX_NAME_SHOWN",
+    "PROBES",
     "AdminGuard",
     "Route",
     "error_response",
@@ -40,6 +41,8 @@ _JSON: Final = "application/json"
 # The characters of an unknown name (a body's field, a query parameter) a refusal quotes: a
 # body may be one long key, a query one long parameter name.
 MAX_NAME_SHOWN: Final = 80
+# The liveness and readiness probes' paths: kept answerable under load and rate limits.
+PROBES: Final = frozenset({"/healthz", "/readyz"})
 
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

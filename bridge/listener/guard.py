@@ -26,7 +26,7 @@ from bridge.listener.connection import Connection, Phase
 from bridge.listener.handshakes import HandshakeFailures
 from bridge.listener.plain_http import PLAIN_HTTP_ANSWER
 from bridge.listener.sockets import bind
-from bridge.routes import error_response
+from bridge.routes import PROBES, error_response
 
 __all__ = [
     "BODY_GRACE",
@@ -41,7 +41,7 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
-PROBE_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+PROBE_PATHS: Final = PROBES | {"/metrics"}
 RESERVE: Final = 32
 # Seconds a body read is given before its rate counts: the slowest one past it is closed at the cap.
 BODY_GRACE: Final = 1.0

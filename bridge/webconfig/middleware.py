@@ -20,7 +20,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from bridge.headers import REALM
-from bridge.routes import error_response
+from bridge.routes import PROBES, error_response
 from bridge.webconfig.live import LiveWebConfig
 from bridge.webconfig.tls import client_names
 
@@ -28,11 +28,10 @@ __all__ = ["install"]
 
 # RFC 7617: the realm is required; the charset tells clients to send UTF-8.
 _CHALLENGE: Final = f'Basic realm="{REALM}", charset="UTF-8"'
-_PROBES: Final = frozenset({"/healthz", "/readyz"})
 
 
 def _probe(request: web.Request) -> bool:
-    return request.method in (hdrs.METH_GET, hdrs.METH_HEAD) and request.path in _PROBES
+    return request.method in (hdrs.METH_GET, hdrs.METH_HEAD) and request.path in PROBES
 
 
 def install(app: web.Application, live: LiveWebConfig) -> None:
