@@ -71,11 +71,12 @@ def test_the_readme_lists_the_everyday_tasks() -> None:
         "Receive alert webhooks",
         "Send signed messages",
         "Run on Redis",
+        "Export to OpenTelemetry",
         "Run the demo",
         "Check the configuration",
     ):
         assert f"**{task}.**" in tasks, task
-    assert len(fenced(tasks, "sh")) >= 6
+    assert len(fenced(tasks, "sh")) >= 7
 
 
 def test_every_subcommand_appears_among_the_everyday_tasks_or_the_cli_page() -> None:
@@ -85,3 +86,20 @@ def test_every_subcommand_appears_among_the_everyday_tasks_or_the_cli_page() -> 
     text = TEXT + (DOCS / "cli.md").read_text()
     for name in subparsers.choices:
         assert f"exesdb-bridge {name}" in text, name
+
+
+def test_the_readme_lists_the_semantic_conventions_the_spans_carry() -> None:
+    """The OpenTelemetry task names every messaging attribute the OpenTelemetry page documents and
+    the HTTP client ones of a webhook span, so a reader knows what to query without the page."""
+    task = section(TEXT, "Everyday tasks").split("**Export to OpenTelemetry.**")[1].split("**")[0]
+    page = (DOCS / "opentelemetry.md").read_text()
+    messaging = set(re.findall(r"`(messaging\.[a-z_.]+)`", page))
+    assert len(messaging) == 5
+    http_client = {
+        "http.request.method",
+        "server.address",
+        "http.response.status_code",
+        "error.type",
+    }
+    for name in sorted(messaging | http_client):
+        assert f"`{name}`" in task, name
