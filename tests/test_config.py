@@ -408,6 +408,25 @@ def test_a_url_given_twice_in_the_webhook_urls_is_refused_naming_the_items(
     assert "t0k3n" not in err
 
 
+def test_a_bad_webhook_url_does_not_hide_a_url_given_twice(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`EXESDB_WEBHOOK_URLS=…/x,…/x,notaurl` reports both problems at once, exit 2: the bad
+    item, and the good items given twice, compared without it."""
+    status, _, err = _check_config(
+        monkeypatch,
+        capsys,
+        EXESDB_WEBHOOK_URLS="http://a.example/x,http://a.example/x,notaurl,notaurl",
+    )
+    assert status == 2
+    assert err.splitlines()[1:] == [
+        "  EXESDB_WEBHOOK_URLS item 3: not a URL; allowed: an http:// or https:// URL with a host",
+        "  EXESDB_WEBHOOK_URLS item 4: not a URL; allowed: an http:// or https:// URL with a host",
+        "  EXESDB_WEBHOOK_URLS: items 1 and 2 are the same URL, http://a.example/…;"
+        " give each receiver once",
+    ]
+
+
 @pytest.mark.parametrize(
     ("variable", "meant"),
     [
