@@ -68,7 +68,9 @@ __all__ = [
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 PositiveMs = Annotated[int, Field(gt=0)]
-Percent = Annotated[float, Field(gt=0)]
+# A resource threshold: above 100 no reading reaches it (100 turns the status off), and 1 or
+# less is a fraction meant as percent (0.85), so nearly every sample would be degraded.
+Percent = Annotated[float, Field(gt=1, le=100)]
 
 
 # Each item checked on its own, so that every bad one is reported (``EXESDB_WEBHOOK_URLS``).

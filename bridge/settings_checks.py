@@ -78,7 +78,7 @@ def _cross_checks(settings: Settings) -> list[str]:
                     f"{MIN_SECRET_LENGTH}"
                 )
     for name, (degraded, unhealthy) in settings.resource_thresholds.items():
-        # 100 or more disables a status (docs/configuration.md): only enabled pairs must order.
+        # 100 disables a status (docs/configuration.md): only enabled pairs must order.
         if degraded > unhealthy and degraded < 100 and unhealthy < 100:
             low, high = f"EXESDB_{name.upper()}_DEGRADED", f"EXESDB_{name.upper()}_UNHEALTHY"
             problems.append(
