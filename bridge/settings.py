@@ -392,7 +392,7 @@ class Settings(BaseSettings):
         try:
             urls: tuple[str, ...] = handler(items)
         except ValidationError as exc:
-            if not isinstance(items, tuple):
+            if not isinstance(items, tuple | list):
                 raise  # no list to compare
             bad_items = {error["loc"][0] for error in exc.errors() if error["loc"]}
             good = {index: url for index, url in enumerate(items) if index not in bad_items}
