@@ -85,7 +85,8 @@ def _cross_checks(settings: Settings) -> list[str]:
                 _blaming_the_one_set(
                     settings,
                     (f"{name}_degraded", f"{name}_unhealthy"),
-                    f"{low}: {degraded:g} is above {high} ({unhealthy:g}); allowed: at most that",
+                    f"{low}: {degraded:g} is above {high} ({unhealthy:g}); allowed: at most"
+                    " that, or 100 to turn that status off",
                     f"{high}: {unhealthy:g} is below {low} ({degraded:g}, its default);"
                     f" allowed: at least that, or set {low} lower too",
                 )

@@ -726,6 +726,21 @@ def test_inconsistent_values_stop_start_up(
     assert f"  {variable}: " in err
 
 
+def test_a_degraded_threshold_above_the_unhealthy_one_says_what_is_allowed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EXESDB_CPU_DEGRADED=97 above EXESDB_CPU_UNHEALTHY=95 exits 2 with a line saying both
+    values and the two ways out: at most the unhealthy one, or 100 (that status off)."""
+    status, _, err = _check_config(
+        monkeypatch, capsys, EXESDB_CPU_DEGRADED="97", EXESDB_CPU_UNHEALTHY="95"
+    )
+    assert status == 2
+    assert err.splitlines()[1:] == [
+        "  EXESDB_CPU_DEGRADED: 97 is above EXESDB_CPU_UNHEALTHY (95); allowed: at most that, or"
+        " 100 to turn that status off"
+    ]
+
+
 def test_thresholds_given_as_fractions_are_each_refused_without_an_order_complaint(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
