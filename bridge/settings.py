@@ -23,9 +23,12 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
     field_validator,
 )
 from pydantic.fields import FieldInfo
+from pydantic_core import InitErrorDetails
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -65,7 +68,9 @@ __all__ = [
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 PositiveMs = Annotated[int, Field(gt=0)]
-Percent = Annotated[float, Field(gt=0)]
+# A resource threshold: above 100 no reading reaches it (100 turns the status off), and 1 or
+# less is a fraction meant as percent (0.85), so nearly every sample would be degraded.
+Percent = Annotated[float, Field(gt=1, le=100)]
 
 
 # Each item checked on its own, so that every bad one is reported (``EXESDB_WEBHOOK_URLS``).
@@ -370,27 +375,34 @@ class Settings(BaseSettings):
             return word == "true"
         return value
 
-    @field_validator("webhook_urls", "alert_link_origins", mode="before")
+    @field_validator("alert_link_origins", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:
         return _split(value)
 
-    @field_validator("webhook_urls")
+    @field_validator("webhook_urls", mode="wrap")
     @classmethod
-    def _each_receiver_once(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+    def _each_receiver_once(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler
+    ) -> tuple[str, ...]:
         # A URL given twice is one receiver, and merging the two items silently would hide a
-        # mistake (one of them may have been meant to be another URL).
-        numbers: dict[str, list[int]] = {}
-        for number, url in enumerate(urls, 1):
-            numbers.setdefault(url, []).append(number)
-        repeated = [
-            f"items {', '.join(map(str, given[:-1]))} and {given[-1]} are the same URL, "
-            f"{safe_url(url)}"
-            for url, given in numbers.items()
-            if len(given) > 1
-        ]
-        if repeated:
-            raise ValueError(f"{'; '.join(repeated)}; give each receiver once")
+        # mistake (one of them may have been meant to be another URL). The good items are
+        # compared even when another item is bad: every problem of the list at once.
+        items = _split(value)
+        try:
+            urls: tuple[str, ...] = handler(items)
+        except ValidationError as exc:
+            if not isinstance(items, tuple | list):
+                raise  # no list to compare
+            bad_items = {error["loc"][0] for error in exc.errors() if error["loc"]}
+            good = {index: url for index, url in enumerate(items) if index not in bad_items}
+            repeated = _repeated_receivers(good)
+            if repeated is None:
+                raise
+            raise _with_problem(exc, items, repeated) from None
+        repeated = _repeated_receivers(dict(enumerate(urls)))
+        if repeated is not None:
+            raise ValueError(repeated)
         return urls
 
     @field_validator("alertmanager_url", "external_url", "url")
@@ -540,6 +552,38 @@ def _split(value: Any) -> Any:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
     return value
+
+
+def _repeated_receivers(urls: Mapping[int, str]) -> str | None:
+    """What is wrong when ``urls`` (by index in the list) hold a URL more than once, naming the
+    items as a user counts them and each URL as it may be shown; None when each is once."""
+    numbers: dict[str, list[int]] = {}
+    for index, url in urls.items():
+        numbers.setdefault(url, []).append(index + 1)
+    repeated = [
+        f"items {', '.join(map(str, given[:-1]))} and {given[-1]} are the same URL, {safe_url(url)}"
+        for url, given in numbers.items()
+        if len(given) > 1
+    ]
+    return f"{'; '.join(repeated)}; give each receiver once" if repeated else None
+
+
+def _with_problem(exc: ValidationError, value: Any, problem: str) -> ValidationError:
+    """``exc``'s errors (each bad item's) and ``problem``, one of the whole ``value``."""
+    errors: list[InitErrorDetails] = []
+    for error in exc.errors(include_url=False):
+        kept: InitErrorDetails = {
+            "type": error["type"],
+            "loc": error["loc"],
+            "input": error["input"],
+        }
+        if "ctx" in error:
+            kept["ctx"] = error["ctx"]  # a value error's own message is in it
+        errors.append(kept)
+    errors.append(
+        {"type": "value_error", "loc": (), "input": value, "ctx": {"error": ValueError(problem)}}
+    )
+    return ValidationError.from_exception_data(exc.title, errors)
 
 
 def known_variables() -> frozenset[str]:

@@ -78,14 +78,15 @@ def _cross_checks(settings: Settings) -> list[str]:
                     f"{MIN_SECRET_LENGTH}"
                 )
     for name, (degraded, unhealthy) in settings.resource_thresholds.items():
-        # 100 or more disables a status (docs/configuration.md): only enabled pairs must order.
+        # 100 disables a status (docs/configuration.md): only enabled pairs must order.
         if degraded > unhealthy and degraded < 100 and unhealthy < 100:
             low, high = f"EXESDB_{name.upper()}_DEGRADED", f"EXESDB_{name.upper()}_UNHEALTHY"
             problems.append(
                 _blaming_the_one_set(
                     settings,
                     (f"{name}_degraded", f"{name}_unhealthy"),
-                    f"{low}: {degraded:g} is above {high} ({unhealthy:g}); allowed: at most that",
+                    f"{low}: {degraded:g} is above {high} ({unhealthy:g}); allowed: at most"
+                    " that, or 100 to turn that status off",
                     f"{high}: {unhealthy:g} is below {low} ({degraded:g}, its default);"
                     f" allowed: at least that, or set {low} lower too",
                 )

@@ -53,6 +53,8 @@ def describe_error(error: ErrorDetails, fields: Mapping[str, FieldInfo]) -> str:
         message = _BOOLEAN_ALLOWED  # pydantic's message does not say what it takes
     if error["type"] == "literal_error":
         message = f"must be {error['ctx']['expected']}"  # in the words of the other settings
+    if error["type"] == "greater_than" and (fraction := _fraction_meant(variable, error)):
+        return f"{variable}: {fraction}"  # the hint shows the value
     if error["type"] in _NUMBER_ERRORS and len(error["loc"]) == 1:
         # pydantic's "Input should be a valid integer" names neither the unit nor the range.
         info = next((i for i in fields.values() if i.validation_alias == variable), None)
@@ -81,9 +83,7 @@ def _number_allowed(variable: str, info: FieldInfo | None, given: object) -> str
     if in_seconds:
         what = "a number of seconds"
     elif kind is float:
-        what = (
-            "a number (percent)" if variable.endswith(("_DEGRADED", "_UNHEALTHY")) else "a number"
-        )
+        what = "a number (percent)" if _is_threshold(variable) else "a number"
     elif in_ms:
         what = "a whole number of milliseconds"
     else:
@@ -101,6 +101,8 @@ def _number_allowed(variable: str, info: FieldInfo | None, given: object) -> str
         what += f" above {above:g}"
         if high is not None:
             what += f" and at most {high:g}"
+    if _is_threshold(variable):
+        what += f" ({high:g} turns that status off)"
     if isinstance(info.default, int | float) and not isinstance(info.default, bool):
         what += f", e.g. {info.default:g}" if kind is float else f", e.g. {info.default}"
     duration = _DURATION.fullmatch(given.strip()) if in_ms and isinstance(given, str) else None
@@ -109,6 +111,26 @@ def _number_allowed(variable: str, info: FieldInfo | None, given: object) -> str
     if in_seconds:
         what += "; the Python SDK reads seconds, not the specification's milliseconds"
     return f"must be {what}"
+
+
+def _is_threshold(variable: str) -> bool:
+    """True for a resource threshold, ``EXESDB_CPU_DEGRADED`` and its kind (percent)."""
+    return variable.endswith(("_DEGRADED", "_UNHEALTHY"))
+
+
+def _fraction_meant(variable: str, error: ErrorDetails) -> str | None:
+    """The hint for a resource threshold given as a fraction (``0.85`` for 85 %), which would
+    judge nearly every sample degraded; None for any other value or setting."""
+    try:
+        given = float(error.get("input"))
+    except (TypeError, ValueError):
+        return None
+    if not _is_threshold(variable) or not 0 < given <= 1:
+        return None
+    return (
+        f"{given:g} looks like a fraction; thresholds are percent (above 1, at most 100), "
+        f"e.g. {given * 100:g}"
+    )
 
 
 def _number_kind(annotation: Any, metadata: list[Any]) -> tuple[type | None, list[Any]]:

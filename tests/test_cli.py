@@ -1021,6 +1021,24 @@ def test_outbox_list_redacts_webhook_urls(tmp_path: Path) -> None:
         assert "s3cr3t" not in result.stdout
 
 
+def test_outbox_list_names_its_columns_by_the_keys_of_its_json(tmp_path: Path) -> None:
+    """Each column of `outbox list` is named by its `--json` key in upper case and shows that
+    key's value, so the id under ID is the one `--json` gives as `id` and `outbox retry` takes."""
+    _outbox_of(tmp_path, 2)
+    table = cli("outbox", "list", EXESDB_STATE_DIR=str(tmp_path))
+    as_json = cli("outbox", "list", "--json", EXESDB_STATE_DIR=str(tmp_path))
+    assert (table.returncode, as_json.returncode) == (0, 0), table.stderr + as_json.stderr
+    header, *rows = table.stdout.splitlines()
+    keys = [column.lower() for column in header.split()]
+    deliveries = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert keys[0] == "id"
+    assert all(set(keys) <= delivery.keys() for delivery in deliveries), keys
+    # Every column but the last (a free-text error) is one word: compare them all.
+    shown = [row.split()[: len(keys) - 1] for row in rows]
+    expected = [[str(delivery[key]) for key in keys[:-1]] for delivery in deliveries]
+    assert shown == expected
+
+
 def _outbox_of(state_dir: Path, count: int) -> None:
     """An outbox in ``state_dir`` with ``count`` deliveries, one alert each, one after another."""
     from bridge.sinks.alerts import AlertEvent, Outbox
@@ -1450,7 +1468,7 @@ def test_ctrl_c_while_waiting_on_the_bridge_exits_130_without_a_traceback(
 def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
     """`outbox retry` with an id that is unknown or not dead-lettered names it and exits 1;
     a dead-lettered one goes back to pending and keeps its count of attempts and its creation
-    time (CREATED: the alert's real age), its retry time shown beside it."""
+    time (CREATED_AT: the alert's real age), its retry time shown beside it."""
     url = "https://hooks.example/x"
     outbox = Outbox.in_dir(tmp_path, urls=[url])
     observe(outbox, event("a"), T0)
@@ -1475,7 +1493,7 @@ def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
     assert "1 dead-lettered delivery back to pending" in completed.stdout
     listed = cli("outbox", "list", **env)
     header, *rows = listed.stdout.splitlines()
-    assert header.split()[:4] == ["DELIVERY_ID", "STATE", "ALERTS", "ATTEMPTS"]
+    assert header.split()[:4] == ["ID", "STATE", "ALERTS", "ATTEMPTS"]
     attempts = {row.split()[0]: row.split()[3] for row in rows}
     assert attempts == {dead.id: "3", live.id: "0"}
     created = {row.split()[0]: row.split()[5] for row in rows}

@@ -164,7 +164,7 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ),
         ("EXESDB_LOG_LEVEL", "chatty", "must be 'debug', 'info', 'warning' or 'error' (got"),
         ("EXESDB_LOG_FORMAT", "xml", "must be 'text' or 'json' (got 'xml')"),
-        ("EXESDB_CPU_DEGRADED", "-1", "above 0"),
+        ("EXESDB_CPU_DEGRADED", "-1", "above 1 and at most 100"),
         ("EXESDB_MAX_SERIES", "0", "at least 1"),
         ("EXESDB_BUS_QUEUE_SIZE", "0", "from 1 to 10000000"),
         ("EXESDB_REDIS_SPOOL_BYTES", "1000", "at least 1048576"),
@@ -325,7 +325,28 @@ def test_bus_query_options_the_transport_leaves_alone_are_taken() -> None:
         (
             "EXESDB_DISK_DEGRADED",
             "high",
-            "EXESDB_DISK_DEGRADED: must be a number (percent) above 0, e.g. 85 (got 'high')",
+            "EXESDB_DISK_DEGRADED: must be a number (percent) above 1 and at most 100 (100 turns"
+            " that status off), e.g. 85 (got 'high')",
+        ),
+        # Above 100 no reading can reach it: the status would be off without a word.
+        (
+            "EXESDB_MEMORY_UNHEALTHY",
+            "150",
+            "EXESDB_MEMORY_UNHEALTHY: must be a number (percent) above 1 and at most 100 (100"
+            " turns that status off), e.g. 95 (got '150')",
+        ),
+        # A fraction meant as 85 % would judge nearly every sample degraded: a storm of alerts.
+        (
+            "EXESDB_CPU_DEGRADED",
+            "0.85",
+            "EXESDB_CPU_DEGRADED: 0.85 looks like a fraction; thresholds are percent (above 1, at"
+            " most 100), e.g. 85",
+        ),
+        (
+            "EXESDB_DISK_UNHEALTHY",
+            "1",
+            "EXESDB_DISK_UNHEALTHY: 1 looks like a fraction; thresholds are percent (above 1, at"
+            " most 100), e.g. 100",
         ),
     ],
 )
@@ -406,6 +427,25 @@ def test_a_url_given_twice_in_the_webhook_urls_is_refused_naming_the_items(
     ]
     assert "pw" not in err
     assert "t0k3n" not in err
+
+
+def test_a_bad_webhook_url_does_not_hide_a_url_given_twice(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`EXESDB_WEBHOOK_URLS=…/x,…/x,notaurl` reports both problems at once, exit 2: the bad
+    item, and the good items given twice, compared without it."""
+    status, _, err = _check_config(
+        monkeypatch,
+        capsys,
+        EXESDB_WEBHOOK_URLS="http://a.example/x,http://a.example/x,notaurl,notaurl",
+    )
+    assert status == 2
+    assert err.splitlines()[1:] == [
+        "  EXESDB_WEBHOOK_URLS item 3: not a URL; allowed: an http:// or https:// URL with a host",
+        "  EXESDB_WEBHOOK_URLS item 4: not a URL; allowed: an http:// or https:// URL with a host",
+        "  EXESDB_WEBHOOK_URLS: items 1 and 2 are the same URL, http://a.example/…;"
+        " give each receiver once",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -684,6 +724,38 @@ def test_inconsistent_values_stop_start_up(
     status, _, err = _check_config(monkeypatch, capsys, **env)
     assert status == 2
     assert f"  {variable}: " in err
+
+
+def test_a_degraded_threshold_above_the_unhealthy_one_says_what_is_allowed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EXESDB_CPU_DEGRADED=97 above EXESDB_CPU_UNHEALTHY=95 exits 2 with a line saying both
+    values and the two ways out: at most the unhealthy one, or 100 (that status off)."""
+    status, _, err = _check_config(
+        monkeypatch, capsys, EXESDB_CPU_DEGRADED="97", EXESDB_CPU_UNHEALTHY="95"
+    )
+    assert status == 2
+    assert err.splitlines()[1:] == [
+        "  EXESDB_CPU_DEGRADED: 97 is above EXESDB_CPU_UNHEALTHY (95); allowed: at most that, or"
+        " 100 to turn that status off"
+    ]
+
+
+def test_thresholds_given_as_fractions_are_each_refused_without_an_order_complaint(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EXESDB_CPU_DEGRADED=0.85 and EXESDB_CPU_UNHEALTHY=0.95 exit 2 with one line each saying
+    the percent meant, and no line comparing the two (each is refused on its own)."""
+    status, _, err = _check_config(
+        monkeypatch, capsys, EXESDB_CPU_DEGRADED="0.85", EXESDB_CPU_UNHEALTHY="0.95"
+    )
+    assert status == 2
+    assert err.splitlines()[1:] == [
+        "  EXESDB_CPU_DEGRADED: 0.85 looks like a fraction; thresholds are percent (above 1, at"
+        " most 100), e.g. 85",
+        "  EXESDB_CPU_UNHEALTHY: 0.95 looks like a fraction; thresholds are percent (above 1, at"
+        " most 100), e.g. 95",
+    ]
 
 
 def test_a_contradiction_with_a_default_names_the_variable_set(

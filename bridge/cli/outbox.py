@@ -28,13 +28,14 @@ __all__ = ["add_outbox_command"]
 
 # How many deliveries `outbox list` shows unless --limit says (0: all of them).
 _DEFAULT_LIMIT: Final = 100
+# Each column named by its key in `--json` (upper case), so the table and a script agree.
 _DELIVERY_COLUMNS: Final = (
-    "DELIVERY_ID",
+    "ID",
     "STATE",
     "ALERTS",
     "ATTEMPTS",
     "URL",
-    "CREATED",
+    "CREATED_AT",
     "LAST_ERROR",
 )
 
@@ -60,7 +61,10 @@ def add_outbox_command(commands: Commands) -> None:
     outbox_list.add_argument("--json", action="store_true", help="print JSON lines")
     outbox_retry = outbox_commands.add_parser("retry", help="send dead-lettered deliveries again")
     outbox_retry.add_argument(
-        "ids", nargs="*", metavar="DELIVERY_ID", help="a dead-lettered delivery, as listed"
+        "ids",
+        nargs="*",
+        metavar="ID",
+        help="a dead-lettered delivery's id, as `outbox list` shows it",
     )
     outbox_retry.add_argument("--all", action="store_true", help="every dead-lettered delivery")
     outbox_retry.add_argument(
@@ -181,12 +185,5 @@ def _left_why(delivery: Unretryable) -> str:
 
 
 def _delivery_row(summary: dict[str, Any]) -> tuple[str, ...]:
-    return (
-        summary["id"],
-        summary["state"],
-        str(summary["alerts"]),
-        str(summary["attempts"]),
-        summary["url"],
-        summary["created_at"],
-        summary["last_error"] or "",
-    )
+    values = (summary[column.lower()] for column in _DELIVERY_COLUMNS)
+    return tuple("" if value is None else str(value) for value in values)

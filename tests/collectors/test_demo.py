@@ -386,9 +386,9 @@ async def first_node_statuses(**env: str) -> set[str]:
 
 
 async def test_factory_takes_the_thresholds_from_the_settings() -> None:
-    """Nodes of demo_component are judged by EXESDB_*_DEGRADED: healthy at 85 %, not at 1 %."""
+    """Nodes of demo_component are judged by EXESDB_*_DEGRADED: healthy at 85 %, not at 10 %."""
     assert await first_node_statuses() == {"healthy"}
-    assert await first_node_statuses(EXESDB_CPU_DEGRADED="1") == {"degraded"}
+    assert await first_node_statuses(EXESDB_CPU_DEGRADED="10") == {"degraded"}
 
 
 def test_factory_follows_the_health_interval() -> None:

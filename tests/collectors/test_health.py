@@ -217,7 +217,7 @@ def test_the_bridges_collector_waits_an_interval_for_cpu_and_holds_alerts() -> N
     interval, and alerts for EXESDB_ALERT_FOR_MS (by default two intervals)."""
     settings = make_settings(
         EXESDB_HEALTH_BROADCAST_INTERVAL="60000",
-        EXESDB_MEMORY_DEGRADED="1",  # any host's memory is degraded now
+        EXESDB_MEMORY_DEGRADED="2",  # any host's memory is degraded now
         EXESDB_MEMORY_UNHEALTHY="100",
     )
     bridge = Bridge(settings, registry=CollectorRegistry(), components=[])
