@@ -1,10 +1,12 @@
 """How the bridge logs: one stderr handler, text or JSON lines, nothing a stranger can flood.
 
 ``configure_logging`` sets the root logger to ``EXESDB_LOG_LEVEL`` in ``EXESDB_LOG_FORMAT``
-(JSON: one object per line with ``ts``, ``level``, ``logger``, ``message`` and, for an error,
-``exception``); it may be called again (the handler and filters are replaced, not added). When
-the settings themselves fail to load, ``configure_refusal_logging`` reads ``EXESDB_LOG_FORMAT``
-from the raw environment, so that ``run`` reports a bad configuration in JSON lines too.
+(text: ``2030-01-01T12:00:00.123Z INFO bridge: …``; JSON: one object per line with ``ts``,
+``level``, ``logger``, ``message`` and, for an error, ``exception``; the time in UTC either
+way, whatever the host's zone); it may be called again (the handler and filters are replaced,
+not added). When the settings themselves fail to load, ``configure_refusal_logging`` reads
+``EXESDB_LOG_FORMAT`` from the raw environment, so that ``run`` reports a bad configuration in
+JSON lines too.
 Every record the handler writes, whichever module logged it, is shown as the bridge shows all
 text (``bridge.redaction.redact_urls``, line by line): its message, exception and stack.
 """
@@ -30,13 +32,29 @@ __all__ = ["configure_logging", "configure_refusal_logging"]
 _NO_DEBUG: Final = ("urllib3",)
 
 
+def _utc_time(record: logging.LogRecord) -> str:
+    """When ``record`` was made, in UTC to the millisecond, ending in ``Z``: as the pages, the
+    CLI and the messages show a time, whatever the host's zone."""
+    when = datetime.fromtimestamp(record.created, UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _TextFormatter(logging.Formatter):
+    """``2030-01-01T12:00:00.123Z INFO bridge: message``, the time as JSON's ``ts``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return _utc_time(record)
+
+
 class _JsonFormatter(logging.Formatter):
     """One JSON object per line; ``ts`` in UTC to the millisecond, ending in ``Z``."""
 
     def format(self, record: logging.LogRecord) -> str:
-        when = datetime.fromtimestamp(record.created, UTC)
         entry: dict[str, Any] = {
-            "ts": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": _utc_time(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -118,11 +136,7 @@ def configure_refusal_logging(environ: Mapping[str, str]) -> bool:
 
 def _install(json_lines: bool, level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        _JsonFormatter()
-        if json_lines
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    handler.setFormatter(_JsonFormatter() if json_lines else _TextFormatter())
     handler.addFilter(_Redacted())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -594,5 +594,6 @@ def known_variables() -> frozenset[str]:
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """A warning for each ``EXESDB_*`` variable of ``environ`` (in any case) that is no setting,
     naming the closest setting when one is close (``EXESDB_WEBHOOK_URL``: did you mean
-    ``EXESDB_WEBHOOK_URLS``?)."""
+    ``EXESDB_WEBHOOK_URLS``?), and for each ``OTEL_*`` one that neither the bridge nor the
+    OpenTelemetry SDK reads and that is spelt nearly as one they do."""
     return unknown_variable_warnings(environ, known_variables())

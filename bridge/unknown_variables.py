@@ -1,13 +1,18 @@
-"""Set ``EXESDB_*`` variables that are no setting, each named with the setting it may mean.
+"""Set ``EXESDB_*`` and ``OTEL_*`` variables nothing reads, each named with the one it may mean.
 
 A misspelt name is ignored like any other, so a required setting looks missing or a default
 stays in force without a word; ``run`` and ``check-config`` warn of each such variable, with
 the closest setting's name (``EXESDB_WEBHOOK_URL``: did you mean ``EXESDB_WEBHOOK_URLS``?).
+An ``OTEL_*`` name is judged against every variable the bridge or the installed OpenTelemetry
+SDK reads (its ``environment_variables`` modules list them), and named only when it is that
+close to one of them (``OTEL_EXPORTER_OTLP_ENDPIONT``): other SDKs and instrumentations have
+variables of their own, which an environment shared with them may set.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Mapping, Set
 from typing import Final
 
@@ -17,6 +22,7 @@ __all__ = ["unknown_variable_warnings"]
 
 # Prefixes of the variables meant for the bridge: a set one it does not know is likely a typo.
 _OURS: Final = ("EXESDB_",)
+_OTEL: Final = "OTEL_"
 # Names other tools give what the bridge calls otherwise, which spelling alone would not lead to
 # (EXESDB_REDIS_URL is nearest to EXESDB_REDIS_BUFFER_SIZE; the Redis URL goes in EXESDB_BUS).
 _ALSO_CALLED: Final = {
@@ -25,32 +31,99 @@ _ALSO_CALLED: Final = {
     "EXESDB_BUS_URL": "EXESDB_BUS",
     "EXESDB_PORT": "EXESDB_HTTP_ADDR",
     "EXESDB_HOST": "EXESDB_HTTP_ADDR",
+    # The health check asks the address the bridge listens on (nearest: ..._USERNAME).
+    "EXESDB_HEALTHCHECK_ADDR": "EXESDB_HTTP_ADDR",
+    "EXESDB_HEALTHCHECK_URL": "EXESDB_HTTP_ADDR",
 }
+# Names of what is given otherwise than by a variable, with where it is given instead
+# (EXESDB_HEALTHCHECK_TIMEOUT is nearest to EXESDB_HEALTHCHECK_USERNAME).
+_GIVEN_ELSEWHERE: Final = {
+    "EXESDB_HEALTHCHECK_TIMEOUT": (
+        "the health check's timeout is its option: exesdb-bridge healthcheck --timeout S"
+    ),
+}
+# How alike an unread OTEL_* name and a read one must be (difflib's ratio, prefix left out) for
+# the one to be taken for a misspelling of the other: typos (ENDPIONT, OTEL_SKD_DISABLED, a
+# signal's name in the singular) score 0.91 or more; OTEL_PYTHON_CONFIGURATOR, which
+# opentelemetry-instrument reads, 0.86 (to OTEL_PYTHON_METER_CONFIGURATOR).
+_OTEL_LIKENESS: Final = 0.9
 
 
 def unknown_variable_warnings(environ: Mapping[str, str], known: Set[str]) -> list[str]:
     """A warning for each ``EXESDB_*`` variable of ``environ`` (in any case) that is not among
-    the ``known`` settings' names, naming the closest of them when one is close."""
-    # Compared without the common prefix, which would make every name look close.
-    by_stem = {_stem(name): name for name in known}
+    the ``known`` settings' names, naming the closest of them when one is close; and for each
+    ``OTEL_*`` one that neither a setting nor the OpenTelemetry SDK is but that is close to
+    one of them (``_unread_otel``)."""
     notes = []
     for name in sorted(environ):
         # Names are case-sensitive: a lower-case one is ignored, so it is named too. One set to
         # the empty string or blanks is unset, as a setting's is, so has nothing to be ignored.
-        if (
-            not name.upper().startswith(_OURS)
-            or name in known
-            or variable_value(environ, name) is None
-        ):
+        if name in known or variable_value(environ, name) is None:
             continue
-        upper = name.upper()
+        if name.upper().startswith(_OURS):
+            notes.append(_unknown_setting(name, known))
+        elif name.upper().startswith(_OTEL) and (note := _unread_otel(name, known)) is not None:
+            notes.append(note)
+    return notes
+
+
+def _unknown_setting(name: str, known: Set[str]) -> str:
+    upper = name.upper()
+    if upper in _GIVEN_ELSEWHERE:
+        hint = _GIVEN_ELSEWHERE[upper]
+    else:
+        # Compared without the common prefix, which would make every name look close.
+        by_stem = {_stem(setting): setting for setting in known}
         close = [_stem(_ALSO_CALLED[upper])] if upper in _ALSO_CALLED else []
         close = close or difflib.get_close_matches(_stem(upper), by_stem, n=1)
         hint = (
             f"did you mean {by_stem[close[0]]}?" if close else "the settings: docs/configuration.md"
         )
-        notes.append(f"{name} is set but is not a setting of the bridge (ignored); {hint}")
-    return notes
+    return f"{name} is set but is not a setting of the bridge (ignored); {hint}"
+
+
+def _unread_otel(name: str, known: Set[str]) -> str | None:
+    """The warning for an ``OTEL_*`` ``name`` that neither the bridge (``known``) nor the
+    OpenTelemetry SDK reads and that is spelt nearly as one they do, naming that one; None for
+    one that is read, or that is no such near miss (another SDK's, an instrumentation's)."""
+    read = _sdk_variables() | {setting for setting in known if setting.startswith(_OTEL)}
+    if name in read:
+        return None
+    upper = name.upper()
+    if any(upper.startswith(f"{variable}_") for variable in read):
+        # An extension of a read name is not its misspelling: the OpenTelemetry Operator sets
+        # OTEL_RESOURCE_ATTRIBUTES_POD_NAME to be named in OTEL_RESOURCE_ATTRIBUTES.
+        return None
+    if upper in read:
+        meant = upper
+    else:
+        by_stem = {variable.removeprefix(_OTEL): variable for variable in read}
+        stem = upper.removeprefix(_OTEL)
+        close = difflib.get_close_matches(stem, by_stem, n=1, cutoff=_OTEL_LIKENESS)
+        if not close:
+            return None
+        meant = by_stem[close[0]]
+    return (
+        f"{name} is set but neither the bridge nor its OpenTelemetry SDK reads it (ignored); "
+        f"did you mean {meant}?"
+    )
+
+
+@functools.cache
+def _sdk_variables() -> frozenset[str]:
+    """Every ``OTEL_*`` variable the installed OpenTelemetry API and SDK read, as their
+    ``environment_variables`` modules list them (the Python SDK's own ``OTEL_PYTHON_*`` ones,
+    underscored names there, included). Imported only when an ``OTEL_*`` variable that is no
+    setting is set: the client commands import no OpenTelemetry otherwise."""
+    from opentelemetry import environment_variables as api
+    from opentelemetry.sdk import environment_variables as sdk
+
+    return frozenset(
+        value
+        for module in (api, sdk)
+        for value in vars(module).values()
+        if isinstance(value, str) and value.startswith(_OTEL)
+    )
 
 
 def _stem(name: str) -> str:

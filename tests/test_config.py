@@ -17,7 +17,7 @@ from bridge.cli import main
 from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.otlp_settings import otlp_enabled
-from bridge.settings import Settings, known_variables
+from bridge.settings import Settings, known_variables, unknown_variables
 from bridge.settings_checks import MIN_SECRET_LENGTH, start_warnings
 from tests.support import ROOT, TEST_SECRET, bridge_env, run_bridge
 
@@ -462,6 +462,9 @@ def test_a_bad_webhook_url_does_not_hide_a_url_given_twice(
         ("EXESDB_BUS_URL", "EXESDB_BUS"),
         ("EXESDB_PORT", "EXESDB_HTTP_ADDR"),
         ("exesdb_redis_url", "EXESDB_BUS"),
+        # The health check asks EXESDB_HTTP_ADDR (nearest by spelling: ..._USERNAME).
+        ("EXESDB_HEALTHCHECK_URL", "EXESDB_HTTP_ADDR"),
+        ("EXESDB_HEALTHCHECK_ADDR", "EXESDB_HTTP_ADDR"),
     ],
 )
 def test_an_unknown_variable_is_warned_about_with_the_closest_setting(
@@ -510,6 +513,94 @@ def test_an_unknown_variable_far_from_every_setting_points_at_the_list(
         "settings: docs/configuration.md" in err
     )
     assert "EXESDB_NODE" not in err
+
+
+def test_a_healthcheck_timeout_variable_is_answered_with_the_option(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EXESDB_HEALTHCHECK_TIMEOUT is no setting, and no misspelling of one either: the warning
+    says the health check's timeout is its --timeout option, not EXESDB_HEALTHCHECK_USERNAME."""
+    status, _, err = _check_config(monkeypatch, capsys, EXESDB_HEALTHCHECK_TIMEOUT="5")
+    assert status == 0
+    [warning] = [line for line in err.splitlines() if "EXESDB_HEALTHCHECK_TIMEOUT" in line]
+    assert warning == (
+        "warning: EXESDB_HEALTHCHECK_TIMEOUT is set but is not a setting of the bridge (ignored);"
+        " the health check's timeout is its option: exesdb-bridge healthcheck --timeout S"
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "meant"),
+    [
+        ("OTEL_EXPORTER_OTLP_ENDPIONT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        ("OTEL_EXPORTER_OTLP_TRACE_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+        ("OTEL_SERVIC_NAME", "OTEL_SERVICE_NAME"),
+        ("OTEL_SKD_DISABLED", "OTEL_SDK_DISABLED"),
+        # Read by the SDK, not the bridge's settings: named all the same.
+        ("OTEL_EXPORTER_OTLP_HEADER", "OTEL_EXPORTER_OTLP_HEADERS"),
+        ("OTEL_RESOURCE_ATTRIBUTE", "OTEL_RESOURCE_ATTRIBUTES"),
+        ("otel_service_name", "OTEL_SERVICE_NAME"),  # names are case-sensitive
+    ],
+)
+def test_a_misspelt_otel_variable_is_warned_about_with_the_one_meant(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    meant: str,
+) -> None:
+    """A set OTEL_* variable that neither the bridge nor the OpenTelemetry SDK reads, spelt
+    nearly as one they do, is named in a warning with that one; check-config still passes."""
+    status, _, err = _check_config(monkeypatch, capsys, **{variable: "http://c:4317"})
+    assert status == 0
+    [warning] = [line for line in err.splitlines() if variable + " " in line]
+    assert warning == (
+        f"warning: {variable} is set but neither the bridge nor its OpenTelemetry SDK reads it"
+        f" (ignored); did you mean {meant}?"
+    )
+
+
+def _sdk_variables() -> list[str]:
+    """Every OTEL_* name the installed API's and SDK's environment_variables modules hold."""
+    import opentelemetry.environment_variables as api
+    import opentelemetry.sdk.environment_variables as sdk
+
+    return sorted(
+        value
+        for module in (api, sdk)
+        for value in vars(module).values()
+        if isinstance(value, str) and value.startswith("OTEL_")
+    )
+
+
+def test_no_variable_the_opentelemetry_sdk_reads_is_warned_about() -> None:
+    """Every OTEL_* variable the installed OpenTelemetry API and SDK list, each set, is no
+    warning, though the bridge's settings read few of them (OTEL_BSP_*, OTEL_PYTHON_*, ...)."""
+    names = _sdk_variables()
+    assert {"OTEL_PROPAGATORS", "OTEL_BSP_SCHEDULE_DELAY", "OTEL_TRACES_SAMPLER_ARG"} <= set(names)
+    assert len(names) > 80
+    assert unknown_variables(dict.fromkeys(names, "1")) == []
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        # The OpenTelemetry Operator's, named in OTEL_RESOURCE_ATTRIBUTES as $(...).
+        "OTEL_RESOURCE_ATTRIBUTES_POD_NAME",
+        "OTEL_RESOURCE_ATTRIBUTES_NODE_NAME",
+        # Instrumentations' and other SDKs', which an environment shared with them may hold.
+        "OTEL_PYTHON_CONFIGURATOR",
+        "OTEL_PYTHON_LOG_CORRELATION",
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",
+        "OTEL_SEMCONV_STABILITY_OPT_IN",
+        "OTEL_EXPORTER_JAEGER_ENDPOINT",
+        "OTEL_JAVAAGENT_ENABLED",
+        "OTEL_NODE_RESOURCE_DETECTORS",
+    ],
+)
+def test_an_otel_variable_unlike_any_read_is_not_warned_about(variable: str) -> None:
+    """An OTEL_* name not spelt nearly as one the bridge or the SDK reads is taken for another
+    tool's, not a typo: no warning."""
+    assert unknown_variables({variable: "x"}) == []
 
 
 def test_run_warns_about_an_unknown_variable_at_start(tmp_path) -> None:

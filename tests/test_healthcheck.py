@@ -320,6 +320,25 @@ def test_an_unhealthy_command_names_a_variable_that_is_no_setting_as_the_others_
     )
 
 
+def test_an_unhealthy_command_says_where_its_timeout_is_given_and_nothing_of_otel() -> None:
+    """EXESDB_HEALTHCHECK_TIMEOUT (no setting) is answered with the --timeout option, not a
+    setting of like spelling; a misspelt OTEL_* variable, which the probe never reads, is not
+    named."""
+    port = free_port()
+    completed = healthcheck(
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{port}",
+        EXESDB_HEALTHCHECK_TIMEOUT="5",
+        OTEL_EXPORTER_OTLP_ENDPIONT="http://c:4317",
+    )
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        f"unhealthy: cannot connect to http://127.0.0.1:{port}/healthz: Connection refused\n"
+        "exesdb-bridge: warning: EXESDB_HEALTHCHECK_TIMEOUT is set but is not a setting of the"
+        " bridge (ignored); the health check's timeout is its option: exesdb-bridge healthcheck"
+        " --timeout S\n"
+    )
+
+
 def test_a_healthy_command_says_nothing_of_other_variables() -> None:
     """A healthy probe prints its one line only, whatever else is set."""
     with ThreadedBridge() as bridge:

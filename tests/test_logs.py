@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 import pytest
 from aiohttp.http_exceptions import BadStatusLine
 
 from bridge.logs import configure_logging
-from tests.support import TEST_SECRET, make_settings, run_bridge
+from tests.support import TEST_SECRET, make_settings, run_bridge, run_command
 
 _LOGGERS = ("", "aiohttp.server", "asyncio", "urllib3")
 
@@ -62,6 +64,33 @@ def test_json_lines_carry_time_level_logger_message_and_exception(
     assert "exception" not in first
     assert second["level"] == "error"
     assert "ValueError: boom" in second["exception"]
+
+
+# Formats one record made at 2026-12-03T12:50:50.191Z as `run` would in text, in a process
+# whose local zone is the TZ it is given; prints the zone's offset first, to show it is in force.
+_TEXT_LINE_AT: Final = """
+import logging, time
+from bridge.logs import configure_logging
+from bridge.settings import Settings
+
+configure_logging(Settings())
+record = logging.makeLogRecord(
+    {"name": "bridge", "levelno": logging.INFO, "levelname": "INFO", "msg": "stopped"}
+)
+record.created, record.msecs = 1796302250.191, 191.0
+print(time.strftime("%z"))
+print(logging.getLogger().handlers[0].format(record))
+"""
+
+
+def test_text_lines_carry_the_time_in_utc_whatever_the_hosts_zone() -> None:
+    """EXESDB_LOG_FORMAT=text on a host in New York: the time is UTC in ISO 8601 to the
+    millisecond with Z, as JSON's ts and the pages show it, not the local time without a zone."""
+    completed = run_command([sys.executable, "-c", _TEXT_LINE_AT], {"TZ": "America/New_York"})
+    assert completed.returncode == 0, completed.stderr
+    offset, line = completed.stdout.splitlines()
+    assert offset == "-0500"
+    assert line == "2026-12-03T12:50:50.191Z INFO bridge: stopped"
 
 
 def test_text_lines_below_the_level_are_left_out(capsys: pytest.CaptureFixture[str]) -> None:

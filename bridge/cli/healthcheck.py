@@ -581,4 +581,6 @@ def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
         return []
     from bridge.settings import unknown_variables
 
-    return unknown_variables(environ)
+    # The EXESDB_* ones alone: the probe reads no OTEL_* variable, so a misspelt one is no
+    # reason for its answer.
+    return unknown_variables({name: environ[name] for name in others})

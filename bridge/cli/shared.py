@@ -40,11 +40,11 @@ class Commands(Protocol):
 def settings_or_exit(*, warn_unknown: bool = False, logged: bool = False) -> Settings:
     """The settings, or exit 2 listing every problem; ``warn_unknown``: first warn on stderr
     about each set ``EXESDB_*`` variable that is no setting (a typo of the one the command
-    needs, often), as ``run`` and ``check-config`` do with their other warnings. A bad
-    configuration is followed by those warnings in any case: a misspelt name is often why a
-    required setting is missing. ``logged`` (``run``, whose stderr is its log): with
-    ``EXESDB_LOG_FORMAT=json`` in the environment the problems and warnings are JSON log
-    records, one each, as every other line of that log."""
+    needs, often) and each misspelt ``OTEL_*`` one, as ``run`` and ``check-config`` do with
+    their other warnings. A bad configuration is followed by those warnings in any case: a
+    misspelt name is often why a required setting is missing. ``logged`` (``run``, whose
+    stderr is its log): with ``EXESDB_LOG_FORMAT=json`` in the environment the problems and
+    warnings are JSON log records, one each, as every other line of that log."""
     from bridge.config import load_settings
 
     if warn_unknown:

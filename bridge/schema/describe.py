@@ -94,12 +94,13 @@ def model_named(name: str) -> type[Message] | None:
     return next((m for m in TAGS.values() if m.__name__ == name), None)
 
 
-def closest_tag(name: str) -> str:
-    """The known tag nearest to ``name`` (by spelling, class names counted as their tag)."""
+def closest_tag(name: str) -> str | None:
+    """The known tag nearest to ``name`` (by spelling, class names counted as their tag), or
+    None when none is near enough to be what was meant (``nosuch``)."""
     candidates = {tag: tag for tag in TAGS} | {m.__name__.lower(): m.TAG for m in TAGS.values()}
-    # cutoff=0: some tag is always the closest, however far.
-    [match] = difflib.get_close_matches(name.lower(), list(candidates), n=1, cutoff=0)
-    return candidates[match]
+    # difflib's own cutoff (0.6): a tag farther than that would point the wrong way.
+    close = difflib.get_close_matches(name.lower(), list(candidates), n=1)
+    return candidates[close[0]] if close else None
 
 
 def unknown_tag_message(name: str) -> str:
@@ -112,10 +113,9 @@ def unknown_tag_message(name: str) -> str:
             f"{name!r} is a bus instance, not a message type; its types: {tags}"
             " (give the type alone: its instance follows from it)"
         )
-    return (
-        f"unknown message type {name!r}; did you mean {closest_tag(name)}?"
-        " (exesdb-bridge schema lists them all)"
-    )
+    meant = closest_tag(name)
+    hint = f"; did you mean {meant}?" if meant else ""
+    return f"unknown message type {name!r}{hint} (exesdb-bridge schema lists them all)"
 
 
 def tags_by_instance() -> dict[str, list[type[Message]]]:

@@ -71,6 +71,16 @@ def test_an_unknown_tag_exits_2_naming_the_closest() -> None:
     assert completed.stdout == ""
 
 
+def test_an_unknown_tag_like_no_tag_names_none() -> None:
+    """A tag nothing like any (``nosuch``) is a usage error that suggests no tag, which would
+    point the wrong way, and says where the tags are listed."""
+    completed = schema("nosuch")
+    assert completed.returncode == 2
+    assert completed.stderr == (
+        "exesdb-bridge: unknown message type 'nosuch' (exesdb-bridge schema lists them all)\n"
+    )
+
+
 def test_publish_refuses_an_unknown_tag_in_the_same_words() -> None:
     """`publish` and `schema` word an unknown message type alike, naming the tag meant."""
     published = run_bridge("publish", "performance_metrics", env={"SECRET_KEY_BASE": TEST_SECRET})

@@ -173,6 +173,12 @@ def test_the_closest_tag_is_found(given: str, closest: str) -> None:
     assert closest_tag(given) == closest
 
 
+@pytest.mark.parametrize("given", ["nosuch", "x", "log", "metrics_of_the_cluster"])
+def test_no_tag_is_found_for_a_name_like_none(given: str) -> None:
+    """A name no tag resembles much leads to none, rather than to the least unlike."""
+    assert closest_tag(given) is None
+
+
 def test_a_model_is_found_by_tag_or_class_name() -> None:
     """``schema`` takes the tag or the class name; anything else is None."""
     assert model_named("system_alert") is model_named("SystemAlert") is TAGS["system_alert"]
