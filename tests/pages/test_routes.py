@@ -462,6 +462,39 @@ async def test_receivers_are_shown_by_origin_only(
     assert ">pending</span>" in deliveries
 
 
+@pytest.mark.parametrize(
+    "userinfo", ["hookuser:s3cretpw", "T0KENUSER"], ids=["user-and-password", "user-only"]
+)
+async def test_receivers_are_shown_without_user_info(
+    tmp_path: Path, client: aiohttp.ClientSession, userinfo: str
+) -> None:
+    """A receiver's user name (which may be a token) never reaches the open page, nor its
+    marker: a URL of EXESDB_WEBHOOK_URLS, a url_file receiver's and the Alertmanager's are each
+    shown as scheme://host:port, the receivers with their digest."""
+    ports = [free_port(), free_port(), free_port()]  # nobody listens
+    url_file = tmp_path / "hook-url"
+    url_file.write_text(f"http://{userinfo}@127.0.0.1:{ports[1]}/hooks/from-file\n")
+    config = tmp_path / "receivers.yml"
+    config.write_text(f"webhook_configs:\n  - url_file: {url_file}\n")
+    with page_bridge(
+        tmp_path / "state",
+        EXESDB_WEBHOOK_URLS=f"http://{userinfo}@127.0.0.1:{ports[0]}/hooks/TOKENPATH?key=k",
+        EXESDB_WEBHOOK_CONFIG_FILE=str(config),
+        EXESDB_ALERTMANAGER_URL=f"http://{userinfo}@127.0.0.1:{ports[2]}",
+        **RETRYING_FAST,
+    ) as server:
+        raise_alert(server, "a1", "one alert")
+        _, _, body = await fetch(client, server.url + "/alerts/a1")
+    deliveries = body.split('id="deliveries"', 1)[1]
+    origins = re.findall(r'<span class="origin">([^<]*)</span>', deliveries)
+    assert len(origins) == 2
+    assert re.fullmatch(re.escape(f"http://127.0.0.1:{ports[0]}/…") + "#[0-9a-f]{16}", origins[0])
+    assert origins[1] == f"url_file:{url_file}"
+    assert f"Alertmanager at http://127.0.0.1:{ports[2]}/… is sent" in deliveries
+    for secret in ("hookuser", "s3cretpw", "T0KENUSER", "TOKENPATH", "redacted"):
+        assert secret not in body
+
+
 async def test_an_alerts_page_counts_the_attempts_of_a_delivery_and_shows_its_last_result(
     tmp_path: Path, client: aiohttp.ClientSession, webhook_receiver
 ) -> None:
