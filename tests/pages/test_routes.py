@@ -10,6 +10,7 @@ from typing import Any, Final
 
 import aiohttp
 import pytest
+import yarl
 
 from bridge import __version__
 from bridge.messages import NodeLifecycle, SystemAlert
@@ -287,6 +288,99 @@ async def test_an_alert_link_cut_short_leads_to_the_status_pages_alerts(
                 assert response.url.path == "/"  # the client keeps no fragment
                 assert response.status == 200
                 assert "Disk full on db-6" in await response.text()
+
+
+async def test_an_alerts_address_with_a_slash_added_leads_to_its_page(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """/alerts/{id}/ redirects (301) by a relative path, its query kept, to the alert's page;
+    an id that would read as another host (backslashes) stays percent-encoded behind ``../``, so
+    the redirect stays on the bridge."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "disk_full:db-6", "Disk full on db-6")
+        async with client.get(
+            server.url + "/alerts/disk_full:db-6/", allow_redirects=False
+        ) as response:
+            assert (response.status, response.headers["Location"]) == (301, "../disk_full:db-6")
+        async with client.get(server.url + "/alerts/disk_full:db-6/") as response:
+            assert (response.status, response.url.path) == (200, "/alerts/disk_full:db-6")
+            assert "Disk full on db-6" in await response.text()
+        async with client.get(
+            server.url + "/alerts/a1/?part=live", allow_redirects=False
+        ) as response:
+            assert response.headers["Location"] == "../a1?part=live"
+        async with client.get(
+            server.url + "/alerts/%5C%5Cevil.example@x/", allow_redirects=False
+        ) as response:
+            location = response.headers["Location"]
+    assert location == "../%5C%5Cevil.example@x"
+    resolved = yarl.URL(server.url + "/alerts/x/").join(yarl.URL(location))
+    assert resolved.origin() == yarl.URL(server.url).origin()
+
+
+BROWSER_ACCEPT: Final = (
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "back"),
+    [
+        ("/index.html", "./"),
+        ("/favicon.ico", "./"),
+        ("/alerts/a1/more", "../../"),
+        ("/static/nope.js", "../"),
+        ("/no/such/path/", "../../../"),
+    ],
+)
+async def test_a_browser_is_shown_a_404_page_where_nothing_is_served(
+    tmp_path: Path, client: aiohttp.ClientSession, path: str, back: str
+) -> None:
+    """A browser's navigation (Accept ranking text/html first) to a path nothing is served at
+    gets the 404 page, with the pages' headers and relative links back to the status page, and
+    no word of the path it asked for."""
+    with page_bridge(tmp_path) as server:
+        status, headers, body = await fetch(client, server.url + path, Accept=BROWSER_ACCEPT)
+    assert status == 404
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Cache-Control"] == "no-store"
+    assert "Accept" in headers["Vary"]
+    assert "<h1>Nothing here</h1>" in body
+    assert f'<a href="{back}">Back to the status page</a>' in body
+    assert f'href="{back}static/pages.css"' in body
+    assert path.strip("/").rsplit("/", 1)[-1] not in body.replace("static/", "")
+
+
+@pytest.mark.parametrize(
+    ("path", "accept"),
+    [
+        ("/index.html", None),
+        ("/index.html", "*/*"),
+        ("/index.html", "application/json"),
+        ("/index.html", "application/json, text/html"),
+        ("/index.html", "text/html;q=0.5, application/json"),
+        ("/index.html", "text/html;q=0"),
+        ("/v1/nope", BROWSER_ACCEPT),
+        ("/v1/alerts/a1/nope", "text/html"),
+        ("/static/nope.js", "*/*"),
+    ],
+)
+async def test_an_api_client_gets_the_json_error_where_nothing_is_served(
+    tmp_path: Path, client: aiohttp.ClientSession, path: str, accept: str | None
+) -> None:
+    """No Accept, curl's */*, JSON ranked as high as HTML, or any path under /v1/ (whatever
+    the Accept) gets the JSON error not_found, as every refusal is shaped."""
+    headers = {} if accept is None else {"Accept": accept}
+    with page_bridge(tmp_path) as server:
+        async with client.get(
+            server.url + path, headers=headers, skip_auto_headers=["Accept"]
+        ) as response:
+            status, content_type = response.status, response.content_type
+            answer = await response.json()
+    assert (status, content_type) == (404, "application/json")
+    assert answer == {"error": "not_found", "detail": "nothing is served at this path"}
 
 
 async def test_an_unknown_static_file_is_404(tmp_path: Path, client: aiohttp.ClientSession) -> None:
