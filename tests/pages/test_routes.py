@@ -40,6 +40,10 @@ RETRYING_FAST: Final = {
     "EXESDB_WEBHOOK_BACKOFF_MS": "50",
     "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "100",
 }
+# What Chromium sends navigating to a page.
+BROWSER_ACCEPT: Final = (
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+)
 EVIL = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
 
 
@@ -148,7 +152,8 @@ async def test_a_web_config_s_headers_never_weaken_a_page(
 ) -> None:
     """A web config's Content-Security-Policy is sent beside a page's own, never in its place (a
     browser enforces both), and its X-Frame-Options leaves a page's DENY; every other answer gets
-    the configured headers alone, as exporter-toolkit sends them."""
+    the configured headers alone, as exporter-toolkit sends them. The 404 page a browser is
+    shown where nothing is served is a page."""
     web = tmp_path / "web.yml"
     web.write_text(
         "http_server_config:\n  headers:\n"
@@ -162,6 +167,7 @@ async def test_a_web_config_s_headers_never_weaken_a_page(
         pages = [
             await fetch(client, server.url + path) for path in ("/", "/alerts/a1", "/alerts/nope")
         ]
+        pages.append(await fetch(client, server.url + "/index.html", Accept=BROWSER_ACCEPT))
         _, live, _ = await fetch(client, server.url + "/?part=live")
         unchanged = await fetch(
             client, server.url + "/?part=live", **{"If-None-Match": live["ETag"]}
@@ -170,7 +176,7 @@ async def test_a_web_config_s_headers_never_weaken_a_page(
             await fetch(client, server.url + path)
             for path in ("/healthz", "/metrics", "/static/pages.js", "/no/such/path")
         ]
-    assert [status for status, _, _ in [*pages, unchanged]] == [200, 200, 404, 304]
+    assert [status for status, _, _ in [*pages, unchanged]] == [200, 200, 404, 404, 304]
     for _, headers, _ in [*pages, unchanged]:
         assert headers.getall("Content-Security-Policy") == [
             CONTENT_SECURITY_POLICY,
@@ -316,11 +322,6 @@ async def test_an_alerts_address_with_a_slash_added_leads_to_its_page(
     assert location == "../%5C%5Cevil.example@x"
     resolved = yarl.URL(server.url + "/alerts/x/").join(yarl.URL(location))
     assert resolved.origin() == yarl.URL(server.url).origin()
-
-
-BROWSER_ACCEPT: Final = (
-    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
-)
 
 
 @pytest.mark.parametrize(
