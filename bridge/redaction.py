@@ -1,11 +1,13 @@
 """How the bridge shows what may hold a secret: URLs, credentials in text, keys naming a secret.
 
 Everywhere the bridge shows text it did not write (logs, errors, ``/readyz``, ``check-config``,
-the pages, alert annotations) it goes through here. A URL is shown one way everywhere: the origin
+the pages, alert annotations) it goes through here. A URL is shown as its origin
 (scheme, host, port), ``user:<redacted>@`` when the URL carries credentials (``<redacted>@`` for a
 user name alone, often a token), and ``/…`` when it has a path or query (webhook paths often hold
-tokens) or anything past its host, e.g. ``https://alice:<redacted>@hooks.example:8443/…``. Nothing
-is dropped without a marker; punctuation a sentence puts after a URL stays the sentence's. In free
+tokens) or anything past its host, e.g. ``https://alice:<redacted>@hooks.example:8443/…``;
+where alerts go is shown on the pages without the user info or its marker (``safe_url``'s
+``userinfo``: open to anyone who reaches the port, they name no user). Nothing else is dropped
+without a marker; punctuation a sentence puts after a URL stays the sentence's. In free
 text (``redact_urls``) a ``user:password@`` outside a well-formed URL (``redis:/default:pw@host``,
 ``alice:pw@host:6379``) has its password redacted too, unless it reads as a label before an Erlang
 node name (``node:ex_esdb@host``); so has what follows ``Bearer`` when it reads as a token ("the
