@@ -36,7 +36,7 @@ from bridge.headers import HEALTHZ_BODY
 from bridge.integration import Integration
 from bridge.listener import CLOSE_AFTER
 from bridge.messages import NodeHealth
-from bridge.pages import page_routes
+from bridge.pages import not_found, page_routes
 from bridge.routes import (
     AdminGuard,
     Route,
@@ -516,7 +516,8 @@ async def _json_refusals(request: web.Request, handler: Route) -> web.StreamResp
         answer.headers["Allow"] = allowed
         return answer
     except web.HTTPNotFound:
-        return error_response(404, "not_found", "nothing is served at this path")
+        # A browser is shown a page, every other client the JSON error (bridge.pages.missing).
+        return not_found(request, request.app[BRIDGE_KEY])
     except web.HTTPRequestEntityTooLarge:
         # Raised by aiohttp reading a body past client_max_size (an admin route's JSON).
         limit = request.app[BRIDGE_KEY].settings.max_body_bytes

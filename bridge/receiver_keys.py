@@ -105,9 +105,10 @@ class ReceiverKeys:
         return "ReceiverKeys(<secret>)"
 
 
-def receiver_label(key: str) -> str:
+def receiver_label(key: str, *, userinfo: bool = True) -> str:
     """How an outbox key is shown: a receiver key as it is (it holds no secret); a key from
-    before receiver keys (the raw URL) as ``safe_url`` shows it."""
+    before receiver keys (the raw URL) as ``safe_url`` shows it. ``userinfo`` False (the pages):
+    a URL's user info left out, its marker too, the digest kept (``safe_url_or_key``)."""
     if key.startswith(FILE_KEY_PREFIX):
         return key
-    return safe_url_or_key(key)
+    return safe_url_or_key(key, userinfo=userinfo)

@@ -1,11 +1,13 @@
 """How the bridge shows what may hold a secret: URLs, credentials in text, keys naming a secret.
 
 Everywhere the bridge shows text it did not write (logs, errors, ``/readyz``, ``check-config``,
-the pages, alert annotations) it goes through here. A URL is shown one way everywhere: the origin
+the pages, alert annotations) it goes through here. A URL is shown as its origin
 (scheme, host, port), ``user:<redacted>@`` when the URL carries credentials (``<redacted>@`` for a
 user name alone, often a token), and ``/…`` when it has a path or query (webhook paths often hold
-tokens) or anything past its host, e.g. ``https://alice:<redacted>@hooks.example:8443/…``. Nothing
-is dropped without a marker; punctuation a sentence puts after a URL stays the sentence's. In free
+tokens) or anything past its host, e.g. ``https://alice:<redacted>@hooks.example:8443/…``;
+where alerts go is shown on the pages without the user info or its marker (``safe_url``'s
+``userinfo``: open to anyone who reaches the port, they name no user). Nothing else is dropped
+without a marker; punctuation a sentence puts after a URL stays the sentence's. In free
 text (``redact_urls``) a ``user:password@`` outside a well-formed URL (``redis:/default:pw@host``,
 ``alice:pw@host:6379``) has its password redacted too, unless it reads as a label before an Erlang
 node name (``node:ex_esdb@host``); so has what follows ``Bearer`` when it reads as a token ("the
@@ -131,16 +133,21 @@ def clipped(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def safe_url_or_key(url: str) -> str:
+def safe_url_or_key(url: str, *, userinfo: bool = True) -> str:
     """``url`` as ``safe_url`` shows it; a receiver's outbox key (already shown safely, with its
-    digest) as it is, wherever it appears (a log line, ``outbox list``)."""
+    digest) as it is, wherever it appears (a log line, ``outbox list``); ``userinfo`` as
+    ``safe_url`` takes it (False: the key's URL without its user info, digest kept)."""
     key = _RECEIVER_KEY.fullmatch(url)
     if key is not None and safe_url(key.group(1)) == key.group(1):
-        return url
-    return safe_url(url)
+        if userinfo:
+            return url
+        return f"{safe_url(key.group(1), userinfo=False)}#{key.group(2)}"
+    return safe_url(url, userinfo=userinfo)
 
 
-def safe_url(url: str, *, lone_user: bool = False, as_before: bool = False) -> str:
+def safe_url(
+    url: str, *, lone_user: bool = False, as_before: bool = False, userinfo: bool = True
+) -> str:
     """``url`` as it may be shown: origin, a credentials marker and a path marker.
 
     An ``@`` past the host (in the path, query or fragment) makes the URL ambiguous: a password
@@ -149,7 +156,11 @@ def safe_url(url: str, *, lone_user: bool = False, as_before: bool = False) -> s
 
     ``lone_user`` shows a user name alone as earlier versions did (``https://name:<redacted>@``),
     ``as_before`` an ambiguous URL as versions before this reading did (its host as read before
-    the first ``/``, ``?`` or ``#``), each only to find the outbox keys they made."""
+    the first ``/``, ``?`` or ``#``), each only to find the outbox keys they made.
+
+    ``userinfo`` False leaves the user info out, its marker too (``https://hooks.example:8443/…``,
+    an ambiguous URL ``redis://…``): the pages show origins so, since a user name may be a token
+    and they are open to anyone who reaches the port."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -160,7 +171,7 @@ def safe_url(url: str, *, lone_user: bool = False, as_before: bool = False) -> s
     if not as_before and at_past_host(parts):
         # Neither host can be shown: the one before the first "/" may be the password's start,
         # the one after the last "@" a piece of the path (which may hold a token).
-        return f"{parts.scheme}://{REDACTED}@…"
+        return f"{parts.scheme}://{REDACTED}@…" if userinfo else f"{parts.scheme}://…"
     host = parts.hostname or ""
     more = bool(parts.path.strip("/") or parts.query)
     if ":" in host:
@@ -168,9 +179,9 @@ def safe_url(url: str, *, lone_user: bool = False, as_before: bool = False) -> s
     elif (end := _NOT_HOST.search(host)) is not None:
         host, more = host[: end.start()], True
     user = ""
-    if parts.password is not None:
+    if userinfo and parts.password is not None:
         user = f"{parts.username or ''}:{REDACTED}@"
-    elif parts.username is not None:
+    elif userinfo and parts.username is not None:
         # A name alone is often the token itself (Sentry-style DSNs).
         user = f"{parts.username}:{REDACTED}@" if lone_user else f"{REDACTED}@"
     port_part = f":{port}" if port else ""

@@ -203,7 +203,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "describe_web_config",
         "install",
     ],
-    bridge.pages: ["CONTENT_SECURITY_POLICY", "PAGE_HEADERS", "page_routes"],
+    bridge.pages: ["CONTENT_SECURITY_POLICY", "PAGE_HEADERS", "not_found", "page_routes"],
     bridge.sinks: [],
     bridge.sinks.alerts: [
         "AlertDetail",

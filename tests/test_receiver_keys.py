@@ -64,3 +64,28 @@ def test_a_url_with_an_at_past_its_host_is_keyed_without_its_host_and_its_earlie
     assert "ss" not in key.removeprefix("https://") + receiver_label(key).removeprefix("https://")
     digest = key.rpartition("#")[2]
     assert f"https://u:<redacted>@ss/…#{digest}" in keys.earlier(url)
+
+
+def test_the_pages_label_shows_no_user_info_for_any_key() -> None:
+    """As the pages show it, a key holds the origin and the digest only: no user name, no
+    password marker, whatever form the key took (this version's, an earlier version's with the
+    user name, a raw URL, an ambiguous URL); a url_file key stays as it is."""
+    keys = ReceiverKeys(b"a" * 32)
+    for url in (
+        "https://alice:pw@hooks.example.com:8443/x",
+        "https://tok3n@hooks.example.com:8443/x",
+    ):
+        digest = keys.key(url=url).rpartition("#")[2]
+        shown = f"https://hooks.example.com:8443/…#{digest}"
+        assert receiver_label(keys.key(url=url), userinfo=False) == shown
+        # The keys made with this digest while safe_url showed the user name.
+        for earlier in keys.earlier(url)[2:]:
+            assert receiver_label(earlier, userinfo=False) == shown
+    assert receiver_label("https://tok3n@hooks.example.com/x", userinfo=False) == (
+        "https://hooks.example.com/…"
+    )
+    ambiguous = keys.key(url="https://u:pa@ss/word@hooks.example.com/x")
+    assert receiver_label(ambiguous, userinfo=False) == "https://…#" + ambiguous[-16:]
+    assert receiver_label("url_file:/run/secrets/url", userinfo=False) == (
+        "url_file:/run/secrets/url"
+    )

@@ -455,3 +455,21 @@ def test_redact_urls_takes_time_linear_in_the_length_it_reads(unit: str, tail: s
     slowest = _fastest(long)
     assert slowest < 0.1  # a generous deadline: under 1 ms here, 10 to 20 ms when quadratic
     assert slowest / _fastest(short) < 8  # 4 when linear; 13 to 15 when quadratic
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:s3cretpw@127.0.0.1:9682/hook/T?key=k", "http://127.0.0.1:9682/…"),
+        ("http://T0KEN@hooks.example/", "http://hooks.example"),
+        ("https://:pw@[::1]:8443/x", "https://[::1]:8443/…"),
+        ("https://u:pa@ss/word@hooks.example/x", "https://…"),
+        ("https://hooks.example:8443", "https://hooks.example:8443"),
+    ],
+)
+def test_a_url_without_its_user_info_shows_no_user_name_nor_its_marker(
+    url: str, shown: str
+) -> None:
+    """safe_url(userinfo=False), as the pages show where alerts go: the origin and the path
+    marker, no user name, password or ``<redacted>@``; an ambiguous URL shows its scheme alone."""
+    assert safe_url(url, userinfo=False) == shown

@@ -3,8 +3,9 @@
 Every ``generatorURL`` the bridge sends points here.
 
 Receivers are those the alert sink names (``AlertSource.recipients``: the keys its deliveries
-carry), shown by their labels, origin only (``bridge.receiver_keys.receiver_label``: a webhook URL's
-path often holds a token), and delivery errors with every URL in them redacted the same way.
+carry), shown by their labels, origin only and without user info
+(``bridge.receiver_keys.receiver_label``: a webhook URL's path often holds a token, its user
+name may be one), and delivery errors with every URL in them redacted (``redact_urls``).
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ def _deliveries(detail: AlertDetail, recipients: Recipients, now: float | None) 
             else empty("Nothing sent for this alert yet.")
         )
         note = "" if key in labels else _NOTE(text=_REMOVED)
-        label = labels.get(key) or receiver_label(key)
+        label = labels.get(key) or receiver_label(key, userinfo=False)
         parts.append(_RECEIVER(origin=label, note=note, body=body))
     if not parts:
         parts.append(

@@ -9,7 +9,8 @@ with an ETag: asked again with it in ``If-None-Match`` while unchanged, it is an
 alone changes nothing; the page as first sent shows the ages at that time, so that it reads
 right without the script, and carries the ETag of the live part it stands for. The status
 page's live part is rendered again only when what it shows changed (``StatusView``).
-``/alerts`` (an alert's link cut short) leads to the status page's alerts.
+``/alerts`` (an alert's link cut short) leads to the status page's alerts, ``/alerts/{alert_id}/``
+to the alert's page. A path nothing is served at is answered by ``missing``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
 from typing import Final, Generic, TypeVar
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -28,7 +30,6 @@ from bridge.pages.html import Html
 from bridge.pages.sources import Shown, alert_source, down_source, lease_state, node_source
 from bridge.pages.status import StatusView, status_live, status_view
 from bridge.pages.widgets import layout
-from bridge.routes import error_response
 
 __all__ = ["CONTENT_SECURITY_POLICY", "PAGE_HEADERS", "page_routes"]
 
@@ -190,6 +191,14 @@ def page_routes(shown: Shown, *, clock: Callable[[], float] = time.time) -> list
         )
         return answer(request, Rendered(page), PAGE_HEADERS, tagged=False)
 
+    async def alert_page_slashed(request: web.Request) -> web.Response:
+        """``/alerts/{alert_id}/`` (a link with a slash added): on to the alert's page, by a
+        relative path (``../`` and the id, percent-encoded whole): never another origin."""
+        target = "../" + quote(request.match_info["alert_id"], safe="")
+        if request.query_string:
+            target += "?" + request.query_string
+        raise web.HTTPMovedPermanently(target)
+
     async def alerts_list(request: web.Request) -> web.Response:
         """``/alerts`` or ``/alerts/`` (an alert's link cut short): the status page's alerts."""
         back = _FROM_ALERT if request.path.endswith("/") else _FROM_ROOT
@@ -199,7 +208,7 @@ def page_routes(shown: Shown, *, clock: Callable[[], float] = time.time) -> list
         """The pages' stylesheet, script and icon."""
         name = request.match_info["name"]
         if name not in static:
-            return error_response(404, "not_found", f"no static file {name!r}")
+            raise web.HTTPNotFound()  # answered as any path nothing is served at (``missing``)
         return web.Response(
             body=static[name],
             headers={
@@ -214,5 +223,6 @@ def page_routes(shown: Shown, *, clock: Callable[[], float] = time.time) -> list
         web.get("/alerts", alerts_list),
         web.get("/alerts/", alerts_list),
         web.get("/alerts/{alert_id}", alert_page),
+        web.get("/alerts/{alert_id}/", alert_page_slashed),
         web.get("/static/{name}", static_file),
     ]

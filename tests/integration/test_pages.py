@@ -472,6 +472,31 @@ def test_a_delivered_webhooks_generator_url_opens_the_alerts_page(
         assert csp_refusals(browser) == []
 
 
+def test_a_browser_reaches_an_alerts_page_with_a_slash_added_and_a_404_page_elsewhere(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """In Chromium, an alert's address with a slash added lands on the alert's page, and a path
+    nothing is served at shows the styled 404 page (no CSP refusal) whose link leads back to
+    the status page."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "disk_full:db-7", "Disk full on db-7")
+        browser.open(server.url + "/alerts/disk_full:db-7/")
+        assert browser.driver.current_url == server.url + "/alerts/disk_full:db-7"
+        assert browser.text("#alert-title") == "Disk full on db-7"
+        browser.open(server.url + "/alerts/disk_full:db-7/history/index.html")
+        assert browser.text("h1") == "Nothing here"
+        # The stylesheet applied (a panel's padding is pages.css's, not the browser's none).
+        assert (
+            browser.run("return getComputedStyle(arguments[0]).paddingTop", browser.css(".panel"))
+            != "0px"
+        )
+        assert csp_refusals(browser) == []
+        browser.css("a[href='../../../']").click()
+        wait_until(lambda: browser.driver.current_url == server.url + "/", 15, "the status page")
+        browser.open(browser.driver.current_url)
+        assert "Disk full on db-7" in alert_row(browser, "Disk full on db-7")
+
+
 def test_the_generator_url_answers_a_plain_get_without_a_token(
     tmp_path: Path, webhook_receiver
 ) -> None:

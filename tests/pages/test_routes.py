@@ -10,6 +10,7 @@ from typing import Any, Final
 
 import aiohttp
 import pytest
+import yarl
 
 from bridge import __version__
 from bridge.messages import NodeLifecycle, SystemAlert
@@ -39,6 +40,10 @@ RETRYING_FAST: Final = {
     "EXESDB_WEBHOOK_BACKOFF_MS": "50",
     "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "100",
 }
+# What Chromium sends navigating to a page.
+BROWSER_ACCEPT: Final = (
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+)
 EVIL = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
 
 
@@ -147,7 +152,8 @@ async def test_a_web_config_s_headers_never_weaken_a_page(
 ) -> None:
     """A web config's Content-Security-Policy is sent beside a page's own, never in its place (a
     browser enforces both), and its X-Frame-Options leaves a page's DENY; every other answer gets
-    the configured headers alone, as exporter-toolkit sends them."""
+    the configured headers alone, as exporter-toolkit sends them. The 404 page a browser is
+    shown where nothing is served is a page."""
     web = tmp_path / "web.yml"
     web.write_text(
         "http_server_config:\n  headers:\n"
@@ -161,6 +167,7 @@ async def test_a_web_config_s_headers_never_weaken_a_page(
         pages = [
             await fetch(client, server.url + path) for path in ("/", "/alerts/a1", "/alerts/nope")
         ]
+        pages.append(await fetch(client, server.url + "/index.html", Accept=BROWSER_ACCEPT))
         _, live, _ = await fetch(client, server.url + "/?part=live")
         unchanged = await fetch(
             client, server.url + "/?part=live", **{"If-None-Match": live["ETag"]}
@@ -169,7 +176,7 @@ async def test_a_web_config_s_headers_never_weaken_a_page(
             await fetch(client, server.url + path)
             for path in ("/healthz", "/metrics", "/static/pages.js", "/no/such/path")
         ]
-    assert [status for status, _, _ in [*pages, unchanged]] == [200, 200, 404, 304]
+    assert [status for status, _, _ in [*pages, unchanged]] == [200, 200, 404, 404, 304]
     for _, headers, _ in [*pages, unchanged]:
         assert headers.getall("Content-Security-Policy") == [
             CONTENT_SECURITY_POLICY,
@@ -287,6 +294,94 @@ async def test_an_alert_link_cut_short_leads_to_the_status_pages_alerts(
                 assert response.url.path == "/"  # the client keeps no fragment
                 assert response.status == 200
                 assert "Disk full on db-6" in await response.text()
+
+
+async def test_an_alerts_address_with_a_slash_added_leads_to_its_page(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """/alerts/{id}/ redirects (301) by a relative path, its query kept, to the alert's page;
+    an id that would read as another host (backslashes) stays percent-encoded behind ``../``, so
+    the redirect stays on the bridge."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "disk_full:db-6", "Disk full on db-6")
+        async with client.get(
+            server.url + "/alerts/disk_full:db-6/", allow_redirects=False
+        ) as response:
+            assert (response.status, response.headers["Location"]) == (301, "../disk_full:db-6")
+        async with client.get(server.url + "/alerts/disk_full:db-6/") as response:
+            assert (response.status, response.url.path) == (200, "/alerts/disk_full:db-6")
+            assert "Disk full on db-6" in await response.text()
+        async with client.get(
+            server.url + "/alerts/a1/?part=live", allow_redirects=False
+        ) as response:
+            assert response.headers["Location"] == "../a1?part=live"
+        async with client.get(
+            server.url + "/alerts/%5C%5Cevil.example@x/", allow_redirects=False
+        ) as response:
+            location = response.headers["Location"]
+    assert location == "../%5C%5Cevil.example@x"
+    resolved = yarl.URL(server.url + "/alerts/x/").join(yarl.URL(location))
+    assert resolved.origin() == yarl.URL(server.url).origin()
+
+
+@pytest.mark.parametrize(
+    ("path", "back"),
+    [
+        ("/index.html", "./"),
+        ("/favicon.ico", "./"),
+        ("/alerts/a1/more", "../../"),
+        ("/static/nope.js", "../"),
+        ("/no/such/path/", "../../../"),
+    ],
+)
+async def test_a_browser_is_shown_a_404_page_where_nothing_is_served(
+    tmp_path: Path, client: aiohttp.ClientSession, path: str, back: str
+) -> None:
+    """A browser's navigation (Accept ranking text/html first) to a path nothing is served at
+    gets the 404 page, with the pages' headers and relative links back to the status page, and
+    no word of the path it asked for."""
+    with page_bridge(tmp_path) as server:
+        status, headers, body = await fetch(client, server.url + path, Accept=BROWSER_ACCEPT)
+    assert status == 404
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Cache-Control"] == "no-store"
+    assert "Accept" in headers["Vary"]
+    assert "<h1>Nothing here</h1>" in body
+    assert f'<a href="{back}">Back to the status page</a>' in body
+    assert f'href="{back}static/pages.css"' in body
+    assert path.strip("/").rsplit("/", 1)[-1] not in body.replace("static/", "")
+
+
+@pytest.mark.parametrize(
+    ("path", "accept"),
+    [
+        ("/index.html", None),
+        ("/index.html", "*/*"),
+        ("/index.html", "application/json"),
+        ("/index.html", "application/json, text/html"),
+        ("/index.html", "text/html;q=0.5, application/json"),
+        ("/index.html", "text/html;q=0"),
+        ("/v1/nope", BROWSER_ACCEPT),
+        ("/v1/alerts/a1/nope", "text/html"),
+        ("/static/nope.js", "*/*"),
+    ],
+)
+async def test_an_api_client_gets_the_json_error_where_nothing_is_served(
+    tmp_path: Path, client: aiohttp.ClientSession, path: str, accept: str | None
+) -> None:
+    """No Accept, curl's */*, JSON ranked as high as HTML, or any path under /v1/ (whatever
+    the Accept) gets the JSON error not_found, as every refusal is shaped."""
+    headers = {} if accept is None else {"Accept": accept}
+    with page_bridge(tmp_path) as server:
+        async with client.get(
+            server.url + path, headers=headers, skip_auto_headers=["Accept"]
+        ) as response:
+            status, content_type = response.status, response.content_type
+            answer = await response.json()
+    assert (status, content_type) == (404, "application/json")
+    assert answer == {"error": "not_found", "detail": "nothing is served at this path"}
 
 
 async def test_an_unknown_static_file_is_404(tmp_path: Path, client: aiohttp.ClientSession) -> None:
@@ -460,6 +555,39 @@ async def test_receivers_are_shown_by_origin_only(
     assert f"http://127.0.0.1:{port}/…" in deliveries
     assert "s3cr3t" not in body
     assert ">pending</span>" in deliveries
+
+
+@pytest.mark.parametrize(
+    "userinfo", ["hookuser:s3cretpw", "T0KENUSER"], ids=["user-and-password", "user-only"]
+)
+async def test_receivers_are_shown_without_user_info(
+    tmp_path: Path, client: aiohttp.ClientSession, userinfo: str
+) -> None:
+    """A receiver's user name (which may be a token) never reaches the open page, nor its
+    marker: a URL of EXESDB_WEBHOOK_URLS, a url_file receiver's and the Alertmanager's are each
+    shown as scheme://host:port, the receivers with their digest."""
+    ports = [free_port(), free_port(), free_port()]  # nobody listens
+    url_file = tmp_path / "hook-url"
+    url_file.write_text(f"http://{userinfo}@127.0.0.1:{ports[1]}/hooks/from-file\n")
+    config = tmp_path / "receivers.yml"
+    config.write_text(f"webhook_configs:\n  - url_file: {url_file}\n")
+    with page_bridge(
+        tmp_path / "state",
+        EXESDB_WEBHOOK_URLS=f"http://{userinfo}@127.0.0.1:{ports[0]}/hooks/TOKENPATH?key=k",
+        EXESDB_WEBHOOK_CONFIG_FILE=str(config),
+        EXESDB_ALERTMANAGER_URL=f"http://{userinfo}@127.0.0.1:{ports[2]}",
+        **RETRYING_FAST,
+    ) as server:
+        raise_alert(server, "a1", "one alert")
+        _, _, body = await fetch(client, server.url + "/alerts/a1")
+    deliveries = body.split('id="deliveries"', 1)[1]
+    origins = re.findall(r'<span class="origin">([^<]*)</span>', deliveries)
+    assert len(origins) == 2
+    assert re.fullmatch(re.escape(f"http://127.0.0.1:{ports[0]}/…") + "#[0-9a-f]{16}", origins[0])
+    assert origins[1] == f"url_file:{url_file}"
+    assert f"Alertmanager at http://127.0.0.1:{ports[2]}/… is sent" in deliveries
+    for secret in ("hookuser", "s3cretpw", "T0KENUSER", "TOKENPATH", "redacted"):
+        assert secret not in body
 
 
 async def test_an_alerts_page_counts_the_attempts_of_a_delivery_and_shows_its_last_result(

@@ -255,8 +255,9 @@ class HistoryEntry:
 
 @dataclass(frozen=True, slots=True)
 class Recipients:
-    """Where the alert sink sends alerts, as it may be shown: each webhook receiver's outbox key
-    and label (``bridge.receivers``), and the Alertmanager posted to (``safe_url``), if any."""
+    """Where the alert sink sends alerts, as the pages show it: each webhook receiver's outbox
+    key and label (``receiver_label`` without user info), and the Alertmanager posted to
+    (``safe_url`` without user info), if any."""
 
     webhooks: tuple[tuple[str, str], ...]
     alertmanager: str | None = None

@@ -698,10 +698,14 @@ class AlertSink:
         )
 
     def recipients(self) -> Recipients:
-        """The webhook receivers (outbox key and label) and the Alertmanager alerts go to."""
+        """The webhook receivers (outbox key and label) and the Alertmanager alerts go to, as
+        the pages show them: without user info (a user name may be a token)."""
         return Recipients(
-            tuple((receiver.key, receiver.label) for receiver in self.receivers),
-            self.alertmanager.shown_url if self.alertmanager is not None else None,
+            tuple(
+                (receiver.key, receiver_label(receiver.key, userinfo=False))
+                for receiver in self.receivers
+            ),
+            safe_url(self.alertmanager.url, userinfo=False) if self.alertmanager else None,
         )
 
     async def alert_detail(self, alert_id: str) -> AlertDetail | None:

@@ -1,0 +1,87 @@
+"""The answer to a path nothing is served at: a page for a browser, the JSON error for the rest.
+
+A browser navigating (its ``Accept`` ranks ``text/html`` above ``application/json``) to a page
+that is not there (``/index.html``, a link cut short) is shown the pages' 404 page, with their
+headers; every other client (``Accept: application/json``, curl's ``*/*``, none at all) and every
+path under ``/v1/`` (the API, whatever asks) gets ``bridge.routes.error_response``'s body, each
+with ``Vary: Accept`` outside ``/v1/``. The page names no path: what a link put there is not
+repeated back.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Final
+
+from aiohttp import hdrs, web
+
+from bridge.pages.conditional import Rendered, answer
+from bridge.pages.html import template
+from bridge.pages.routes import PAGE_HEADERS
+from bridge.pages.sources import Shown
+from bridge.pages.widgets import layout
+from bridge.routes import error_response
+
+__all__ = ["not_found"]
+
+# What a browser asks for when it navigates; JSON is what an API client asks for.
+_PAGE_TYPES: Final = frozenset({"text/html", "application/xhtml+xml"})
+_JSON: Final = "application/json"
+_API: Final = "/v1/"
+_NOTHING_HERE: Final = "nothing is served at this path"
+
+
+def not_found(request: web.Request, shown: Shown) -> web.Response:
+    """404 for ``request``: the 404 page when a browser navigates outside ``/v1/``, else the
+    JSON error ``not_found``."""
+    if request.path.startswith(_API):
+        return error_response(404, "not_found", _NOTHING_HERE)
+    if request.method in (hdrs.METH_GET, hdrs.METH_HEAD) and _ranks_html_first(
+        ",".join(request.headers.getall(hdrs.ACCEPT, ()))
+    ):
+        root = _root(request.raw_path)
+        live = template("missing.html")(root=root)
+        page = layout(
+            shown,
+            title="Not found",
+            root=root,
+            live=live,
+            etag=Rendered(live).etag,
+            now=time.time(),
+            refresh=0,
+        )
+        response = answer(request, Rendered(page), PAGE_HEADERS, status=404)
+        response.headers[hdrs.VARY] = f"{hdrs.ACCEPT}, {hdrs.ACCEPT_ENCODING}"
+        return response
+    response = error_response(404, "not_found", _NOTHING_HERE)
+    response.headers[hdrs.VARY] = hdrs.ACCEPT
+    return response
+
+
+def _ranks_html_first(accept: str) -> bool:
+    """Whether ``accept`` ranks HTML above JSON, as a browser's navigation does
+    (``text/html,…,*/*;q=0.8``); ``*/*`` alone, none, or JSON as high: an API client."""
+    html = json = 0.0
+    for item in accept.split(","):
+        media, *parameters = (part.strip() for part in item.split(";"))
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0  # a weight no one can read ranks nothing
+        media = media.lower()
+        if media in _PAGE_TYPES:
+            html = max(html, weight)
+        elif media == _JSON:
+            json = max(json, weight)
+    return html > json
+
+
+def _root(raw_path: str) -> str:
+    """The relative way back to ``/`` from ``raw_path`` (as the browser sent it), so the page's
+    links and files work behind a proxy under any path: ``./`` at the top, ``../`` a level."""
+    depth = raw_path.split("?", 1)[0].count("/") - 1
+    return "../" * depth if depth > 0 else "./"
