@@ -69,7 +69,7 @@ def _render(*, quick: bool) -> str:
     )
 
 
-def _baseline(revision: str, only: list[str]) -> str | None:
+def baseline_revision(revision: str, only: list[str]) -> str | None:
     """``revision`` if this clone has it, else None with a note printed: the health check and
     start-up then go without their baseline columns rather than fail."""
     from bench._util import missing_revision
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     print(f"## exesdb-bridge benchmarks\n\nMachine: {_machine()}\n", flush=True)
-    baseline = _baseline(args.baseline, args.only)
+    baseline = baseline_revision(args.baseline, args.only)
 
     from bench import (
         alerts,

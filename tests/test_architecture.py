@@ -233,6 +233,55 @@ def test_no_transport_is_probed_outside_the_bus() -> None:
     assert found == []
 
 
+def _names_the_bus(node: ast.expr) -> bool:
+    """Whether ``node`` is a bus by its name: ``bus``, ``self._bus``, ``bridge.bus``."""
+    name = node.id if isinstance(node, ast.Name) else getattr(node, "attr", "")
+    return name.lstrip("_").endswith("bus")
+
+
+def _transport_reads(source: str, where: str) -> Iterator[str]:
+    """Reads of the Bus's ``transport``: what it offers comes to a component declared
+    (``bridge.bus.capabilities``, passed by the app), not found on the transport behind it.
+    Other ``.transport`` attributes (asyncio's and aiohttp's connections) are not the bus's."""
+    for node in ast.walk(ast.parse(source, where)):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == "transport"
+            and _names_the_bus(node.value)
+        ):
+            yield f"{where}:{node.lineno} {ast.unparse(node)}"
+
+
+def test_no_bus_transport_is_read_outside_the_bus() -> None:
+    """Nothing outside bridge/bus/ reaches through the Bus to its transport: capability
+    discovery cannot come back by that door."""
+    found = [
+        read
+        for module, path in _modules().items()
+        if not _within(module, "bridge.bus")
+        for read in _transport_reads(path.read_text(), str(path.relative_to(ROOT)))
+    ]
+    assert found == []
+
+
+def test_the_transport_read_finder_finds_a_read() -> None:
+    """The check above can fail: the bus's transport read by any name of the bus is found; a
+    connection's or a request's transport is not."""
+    sample = (
+        "def f(self, bus, bridge, request, connection):\n"
+        "    bus.transport.send(b'')\n"
+        "    self._bus.transport\n"
+        "    bridge.bus.transport\n"
+        "    request.transport.is_closing()\n"
+        "    connection.transport.abort()\n"
+    )
+    assert sorted(_transport_reads(sample, "s.py")) == [
+        "s.py:2 bus.transport",
+        "s.py:3 self._bus.transport",
+        "s.py:4 bridge.bus.transport",
+    ]
+
+
 def test_the_probe_finder_finds_a_probe() -> None:
     """The check above can fail: it spots getattr on a transport, isinstance of one, and
     probes of a capability or for one by name."""
@@ -484,6 +533,64 @@ def test_no_test_waits_with_an_unexplained_fixed_sleep() -> None:
         for sleep in _unexplained_sleeps(path.read_text(), str(path.relative_to(ROOT)))
     ]
     assert found == []
+
+
+# Library privates that have no public way, read by tests all the same (imports, such as
+# opentelemetry's ``semconv._incubating``, and module names in strings are not attribute reads).
+LIBRARY_PRIVATES: Final = {
+    # argparse offers no public way to list a parser's options and subcommands, which the
+    # docs tests compare with docs/cli.md and the README.
+    "_actions": "argparse.ArgumentParser",
+    "_SubParsersAction": "argparse",
+}
+
+
+def _private_reads(source: str, where: str) -> Iterator[str]:
+    """``x._name`` where ``x`` is not ``self`` or ``cls`` (a test's own helper class): a test
+    reaching into what the unit under test keeps to itself, rather than asking it through a
+    public method, a metric it exports or an argument it was built with."""
+    for node in ast.walk(ast.parse(source, where)):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and node.attr not in LIBRARY_PRIVATES
+            and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+        ):
+            yield f"{where}:{node.lineno} {ast.unparse(node)}"
+
+
+def test_no_test_reads_what_the_unit_keeps_private() -> None:
+    """Tests observe behaviour through public seams: no ``unit._attribute`` reads, bar the
+    library privates listed above."""
+    found = [
+        read
+        for path in sorted(TESTS.rglob("*.py"))
+        for read in _private_reads(path.read_text(), str(path.relative_to(ROOT)))
+    ]
+    assert found == []
+
+
+def test_the_private_read_finder_finds_a_read() -> None:
+    """The check above can fail: a unit's private attribute, a private method patched on a
+    class and one reached through a chain are found; ``self._x``, dunders, the allowed
+    argparse privates and module names in strings are not."""
+    sample = (
+        "import argparse, importlib\n"
+        "class Helper:\n"
+        "    def f(self, sink, Family, replica, parser):\n"
+        "        sink._pending\n"
+        "        Family._expire\n"
+        "        replica.transport._writer._retained\n"
+        "        self._own, cls.__name__, parser._actions, argparse._SubParsersAction\n"
+        "        importlib.import_module('bench._util')\n"
+    )
+    assert sorted(_private_reads(sample, "t.py")) == [
+        "t.py:4 sink._pending",
+        "t.py:5 Family._expire",
+        "t.py:6 replica.transport._writer",
+        "t.py:6 replica.transport._writer._retained",
+    ]
 
 
 def test_the_test_checks_find_what_they_look_for() -> None:

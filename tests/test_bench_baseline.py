@@ -13,7 +13,7 @@ import pytest
 # would have mypy follow it here.
 healthcheck = importlib.import_module("bench.healthcheck")
 startup = importlib.import_module("bench.startup")
-_baseline = importlib.import_module("bench.__main__")._baseline
+baseline_revision = importlib.import_module("bench.__main__").baseline_revision
 missing_revision = importlib.import_module("bench._util").missing_revision
 
 
@@ -39,11 +39,11 @@ def test_a_clone_without_main_has_no_baseline(tmp_path: Path) -> None:
 
 def test_the_bench_entry_drops_a_missing_baseline(capsys: pytest.CaptureFixture[str]) -> None:
     """A revision this clone lacks is replaced by none, with a note; one it has is kept."""
-    assert _baseline("HEAD", []) == "HEAD"
+    assert baseline_revision("HEAD", []) == "HEAD"
     assert capsys.readouterr().out == ""
-    assert _baseline("no-such-revision", ["healthcheck"]) is None
+    assert baseline_revision("no-such-revision", ["healthcheck"]) is None
     assert "no commit 'no-such-revision' in this clone" in capsys.readouterr().out
-    assert _baseline("no-such-revision", ["bus"]) == "no-such-revision"
+    assert baseline_revision("no-such-revision", ["bus"]) == "no-such-revision"
     assert capsys.readouterr().out == ""  # neither suite that needs it runs: git is not asked
 
 

@@ -896,13 +896,31 @@ async def test_an_accept_the_system_refuses_is_told_by_what_ran_out(
 ) -> None:
     """The warning for a refused accept names what ran out: the process's descriptors (raise
     LimitNOFILE), the system's, or its memory for sockets."""
-    listener = Listener(ConnectionGuard(Limits(1.0, 1.0, 1.0, 10)), [], asyncio.Protocol)
-    with caplog.at_level(logging.WARNING, logger="bridge.listener"):
-        listener._out_of_resources(OSError(code, os.strerror(code)))
+    refusing = _Refusing(code)
+    refusing.bind(("127.0.0.1", 0))
+    listener = Listener(ConnectionGuard(Limits(1.0, 1.0, 1.0, 10)), [refusing], asyncio.Protocol)
+    with contextlib.ExitStack() as stack:
+        stack.callback(listener.close)
+        await listener.start_serving()
+        client = stack.enter_context(socket.socket())
+        client.setblocking(False)
+        with caplog.at_level(logging.WARNING, logger="bridge.listener"):
+            await asyncio.get_running_loop().sock_connect(client, refusing.getsockname())
+            await async_wait_until(lambda: _listener_log(caplog), 10, "the warning")
     [warning] = _listener_log(caplog)
     assert told in warning.getMessage()
     assert ("LimitNOFILE" in warning.getMessage()) is (code == errno.EMFILE)
-    listener.close()
+
+
+class _Refusing(socket.socket):
+    """A listening socket each of whose accepts the system refuses with ``code``."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__()
+        self.code = code
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        raise OSError(self.code, os.strerror(self.code))
 
 
 def test_a_kind_of_handshake_failure_logged_again_after_a_minute_says_how_many_came_between(

@@ -236,14 +236,35 @@ def test_a_batch_is_judged_as_its_messages_one_at_a_time(
     ids, stamps = [m for m, _ in messages], [t for _, t in messages]
     assert guard.judge_batch(ids, stamps) == expected
     assert guard.check_batch(ids, stamps) == expected
+    remembered = twin.remembered()
     if expected is None:
-        # The oracle: remember each id as an accepted batch must, without judging it again (a
-        # full memory could raise the floor past a later one: check() would refuse it).
-        for message_id, timestamp in messages:
-            twin._remember(message_id, timestamp, NOW)
-    assert (len(guard), guard.floor) == (len(twin), twin.floor)
-    for message_id, timestamp in known + messages:
-        assert guard.seen(message_id, timestamp) is twin.seen(message_id, timestamp)
+        remembered = _remembered_one_at_a_time(remembered, messages, capacity)
+    assert guard.remembered() == remembered
+
+
+def _remembered_one_at_a_time(
+    before: tuple[list[tuple[str, float]], float], batch: list[tuple[str, float]], capacity: int
+) -> tuple[list[tuple[str, float]], float]:
+    """The oracle: what a guard remembering ``before`` (``remembered()``) remembers once it has
+    remembered each of ``batch`` in turn, as an accepted batch must, without judging it again
+    (a full memory could raise the floor past a later one: check() would refuse it). By the
+    rule ReplayGuard states, with its clock standing at NOW: ids in acceptance order, those
+    dated ahead of now after them by timestamp; past the capacity the first goes, and the
+    floor rises to its timestamp while that is inside the window."""
+    held, floor = before
+    dated = [entry for entry in held if entry[1] <= NOW]
+    ahead = [entry for entry in held if entry[1] > NOW]
+    for message_id, timestamp in batch:
+        if timestamp <= NOW:
+            dated.append((message_id, timestamp))
+        else:
+            ahead.append((message_id, timestamp))
+            ahead.sort(key=lambda entry: (entry[1], entry[0]))
+        if len(dated) + len(ahead) > capacity:
+            _, forgotten = dated.pop(0) if dated else ahead.pop(0)
+            if forgotten + WINDOW >= NOW:
+                floor = max(floor, forgotten)
+    return dated + ahead, floor
 
 
 _steps = st.lists(

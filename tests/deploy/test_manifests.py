@@ -169,11 +169,13 @@ def test_compose_sets_only_real_bridge_variables() -> None:
 
 
 def test_compose_wiring_matches_the_configs() -> None:
-    """Prometheus scrapes the bridge's port, the bridge exports to the collector's OTLP port."""
+    """Prometheus scrapes the bridge's port, which compose publishes and EXESDB_EXTERNAL_URL names;
+    the bridge exports to the collector's OTLP port."""
     services = compose()["services"]
     env = services["bridge"]["environment"]
     port = env["EXESDB_HTTP_ADDR"].rpartition(":")[2]
     assert f"127.0.0.1:{port}:{port}" in services["bridge"]["ports"]
+    assert env["EXESDB_EXTERNAL_URL"] == f"http://localhost:{port}"
     published = [p for service in services.values() for p in service.get("ports", [])]
     assert all(p.startswith("127.0.0.1:") for p in published), "the demo's secrets are known"
     prometheus = load_yaml(DEPLOY / "prometheus/prometheus.yml")
@@ -343,7 +345,9 @@ def test_each_pods_alert_links_use_its_dns_name_from_the_headless_service() -> N
     expanded = env["EXESDB_EXTERNAL_URL"]["value"].replace("$(EXESDB_NODE)", "exesdb-bridge-0")
     expanded = expanded.replace("$(POD_NAMESPACE)", "exesdb")
     settings = Settings.model_validate({"EXESDB_EXTERNAL_URL": expanded})
-    assert settings.external_url == f"http://exesdb-bridge-0.{headless}.exesdb.svc:9570"
+    assert settings.external_url == (
+        f"http://exesdb-bridge-0.{headless}.exesdb.svc:{configured_port()}"
+    )
 
 
 def test_statefulset_has_limits_and_runs_unprivileged_read_only() -> None:

@@ -664,17 +664,18 @@ def test_a_system_alert_sent_again_is_raised_once():
 
 
 def test_the_system_alerts_remembered_are_bounded():
-    """A flood of distinct alert_ids does not grow the memory of SystemAlerts counted past its
-    cap: the least recently sent is forgotten, and counts as raised once more."""
+    """Distinct alert_ids past max_remembered do not grow the memory of SystemAlerts counted:
+    the least recently sent is forgotten, and counts as raised once more; the rest do not."""
     store = SeriesStore(clock=ManualClock())
-    translator = Translator(store)
-    translator.handle_batch([_system_alert("first")], propagate)
-    flood = [_system_alert(f"a{number}") for number in range(10_000)]
-    translator.handle_batch(flood, propagate)
-    assert len(translator._alerts) == 10_000
-    translator.handle_batch([_system_alert("first"), _system_alert("a9999")], propagate)
-    raised = sample(store, "exesdb_alerts_total", severity="critical", category="system")
-    assert raised == 10_002.0  # the first alert counted again, the latest one not
+    translator = Translator(store, max_remembered=3)
+
+    def raised(*alert_ids: str) -> float | None:
+        translator.handle_batch([_system_alert(alert_id) for alert_id in alert_ids], propagate)
+        return sample(store, "exesdb_alerts_total", severity="critical", category="system")
+
+    assert raised("first", "a0", "a1", "a2") == 4.0
+    assert raised("a0", "a1", "a2") == 4.0  # the three remembered: sent again, not raised
+    assert raised("first") == 5.0  # forgotten for a2: raised once more
 
 
 def _crossing(metric: str = "memory_usage_percent", severity: str = "warning", node: str = "n1"):
@@ -728,17 +729,19 @@ def test_a_host_resources_metric_alert_sent_again_is_raised_once():
 
 
 def test_the_host_resources_alerts_remembered_are_bounded():
-    """A flood of distinct nodes' MetricAlerts does not grow the memory of alerts raised past
-    its cap: the least recently sent is forgotten, and counts as raised once more."""
-    store = SeriesStore(clock=ManualClock(), max_series=100)
-    translator = Translator(store)
-    translator.handle_batch([_crossing(node="first")], propagate)
-    flood = [_crossing(node=f"n{number}") for number in range(10_000)]
-    translator.handle_batch(flood, propagate)
-    assert len(translator._raised) == 10_000
-    translator.handle_batch([_crossing(node="first"), _crossing(node="n9999")], propagate)
-    raised = sample(store, "exesdb_alerts_total", severity="warning", category="performance")
-    assert raised == 10_002.0  # the first node's counted again, the latest one's not
+    """Distinct nodes' MetricAlerts past max_remembered do not grow the memory of alerts
+    raised: the least recently sent is forgotten, and counts as raised once more; the rest do
+    not."""
+    store = SeriesStore(clock=ManualClock())
+    translator = Translator(store, max_remembered=3)
+
+    def raised(*nodes: str) -> float | None:
+        translator.handle_batch([_crossing(node=node) for node in nodes], propagate)
+        return sample(store, "exesdb_alerts_total", severity="warning", category="performance")
+
+    assert raised("first", "n0", "n1", "n2") == 4.0
+    assert raised("n0", "n1", "n2") == 4.0  # the three remembered: sent again, not raised
+    assert raised("first") == 5.0  # forgotten for n2: raised once more
 
 
 def test_counters_accumulate_and_state_sets_move():

@@ -42,6 +42,12 @@ class RedisCollector(Collector):
             value=writer.spool_bytes,
         )
         yield GaugeMetricFamily(
+            "exesdb_redis_retained",
+            "Work-queue frames written that no consumer group is known to have taken yet "
+            "(written again should Redis lose its data).",
+            value=writer.retained,
+        )
+        yield GaugeMetricFamily(
             "exesdb_redis_work_queue_leader",
             "1 while this replica holds the work-queue lease (reads the alert consumer group).",
             value=1.0 if self._lease.leading else 0.0,

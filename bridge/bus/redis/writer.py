@@ -137,6 +137,12 @@ class Writer:
         return len(self._buffer)
 
     @property
+    def retained(self) -> int:
+        """Work-queue frames written that no consumer group is known to have taken yet: what is
+        written again should Redis lose its data."""
+        return sum(map(len, self._retained.values()))
+
+    @property
     def spool_bytes(self) -> int:
         """Bytes of spooled frames waiting to be written."""
         return self._spool.pending_bytes if self._spool is not None else 0

@@ -370,8 +370,18 @@ class SeriesStore:
             "Series dropped because they were not reported again within EXESDB_SERIES_TTL_MS.",
             expires=False,
         )
+        # Each scan reads every series held: what expiry costs, and what a flood of new label
+        # sets at the cap would cost were refusals not spared it (see _sweep).
+        self._scans = self.family(
+            f"{namespace}_series_scans",
+            MetricType.COUNTER,
+            "Scans of every series held for those past EXESDB_SERIES_TTL_MS (at most one a "
+            "second, or at the cap one each time one of them can have expired).",
+            expires=False,
+        )
         self._limit_gauge.set((), float(max_series))
         self._expired.inc((), 0.0)
+        self._scans.inc((), 0.0)
 
     def family(
         self,
@@ -440,6 +450,7 @@ class SeriesStore:
         if cutoff <= self._oldest:
             return  # nothing written before the cutoff: nothing to expire, no scan
         self._last_sweep = now
+        self._scans.inc(())
         dropped = 0
         oldest = math.inf
         for family in self._families.values():

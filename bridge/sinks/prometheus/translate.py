@@ -87,12 +87,9 @@ _RESOURCE_GAUGES: Final = {
     "disk": "exesdb_node_disk_usage_percent",
     "network": "exesdb_node_network_usage_percent",
 }
-# The SystemAlerts counted, remembered at most (least recently sent forgotten first: such a one
-# counts as raised once more when sent again).
-_MAX_ALERT_IDS: Final = 10_000
-# The host resources' alerts last raised, remembered at most (least recently sent forgotten
-# first: such a one counts as raised once more when sent again).
-_MAX_RAISED: Final = 10_000
+# The SystemAlerts counted, and the host resources' alerts last raised, each remembered at most
+# (least recently sent forgotten first: such a one counts as raised once more when sent again).
+_MAX_REMEMBERED: Final = 10_000
 
 # name: (type, help, labels). The one table the README catalog test reads.
 FAMILIES: Final[dict[str, tuple[MetricType, str, tuple[str, ...]]]] = {
@@ -369,8 +366,11 @@ class Translator:
     ``BaseModel.__getattr__``, keeps CPython from doing so on a model).
     """
 
-    def __init__(self, store: SeriesStore) -> None:
+    def __init__(self, store: SeriesStore, *, max_remembered: int = _MAX_REMEMBERED) -> None:
+        """``max_remembered``: how many SystemAlerts counted, and how many host resources'
+        alerts raised, it remembers (each) to tell an alert sent again from a new one."""
         self.store = store
+        self._max_remembered = max_remembered
         self._f: dict[str, Family] = {
             name: store.family(name, kind, help_text, labels, expires=name not in _SELF_FAMILIES)
             for name, (kind, help_text, labels) in FAMILIES.items()
@@ -645,7 +645,7 @@ class Translator:
         now = self._now
         before = self._raised.pop(key, None)
         self._raised[key] = (message.severity, now)
-        if len(self._raised) > _MAX_RAISED:
+        if len(self._raised) > self._max_remembered:
             self._raised.popitem(last=False)
         return (
             before is None
@@ -688,7 +688,7 @@ class Translator:
         assert isinstance(message, SystemAlert)
         before = self._alerts.pop(message.alert_id, None)
         self._alerts[message.alert_id] = message.severity
-        if len(self._alerts) > _MAX_ALERT_IDS:
+        if len(self._alerts) > self._max_remembered:
             self._alerts.popitem(last=False)
         # The alert sink's rule: the same alert_id at the same severity is the open alert seen
         # again; at another severity it is notified again.

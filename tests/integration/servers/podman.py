@@ -46,6 +46,10 @@ __all__ = [
 SUITE = "bookworm"
 PACKAGES = ("python3", "python3-venv", "passwd", "ca-certificates")
 BASE_REPOSITORY = "localhost/exesdb-bridge-test-python"
+# The project's image, one tag per run; a run removes its own unless it was interrupted.
+IMAGE_REPOSITORY = "localhost/exesdb-bridge-test"
+# Older than this, a run's image is one such run left behind (a run lasts minutes).
+STALE_IMAGE_AGE = "24h"
 STATE_DIR = "/var/lib/exesdb-bridge"
 # As production runs it: read-only root without podman's tmpfs mounts, no capabilities.
 HARDENED = ("--read-only", "--read-only-tmpfs=false", "--cap-drop=ALL")
@@ -199,6 +203,23 @@ def _import(podman: Podman, rootfs: Path, tag: str) -> None:
         pytest.fail(f"podman import failed: {imported.stderr}")
 
 
+def remove_stale_images(podman: Podman) -> None:
+    """Remove the project's images that interrupted runs left, once a day old (some 70 MB
+    each). Only ``IMAGE_REPOSITORY``'s tags (podman's reference filter matches the repository
+    whole: never the base image's); ``podman rmi`` without ``--force`` leaves an image a
+    container uses, and of an image with other tags only this one goes."""
+    listed = podman(
+        "images",
+        f"--filter=reference={IMAGE_REPOSITORY}",
+        f"--filter=until={STALE_IMAGE_AGE}",
+        "--format={{.Repository}}:{{.Tag}}",
+        check=False,
+    )
+    for tag in listed.stdout.split():
+        if tag.startswith(f"{IMAGE_REPOSITORY}:"):
+            podman("rmi", tag, check=False)
+
+
 def build_image(podman: Podman, base: str, tag: str, revision: str) -> str:
     """``deploy/Dockerfile`` built from this tree on ``base`` as ``revision``; returns the tag."""
     deploy = ROOT / "deploy"
@@ -343,11 +364,13 @@ def podman() -> Podman:
 
 @pytest.fixture(scope="session")
 def bridge_image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeImage]:
-    """The project's image, built once per run on the stand-in base, removed afterwards."""
+    """The project's image, built once per run on the stand-in base, removed afterwards (and
+    those of interrupted runs a day old, before)."""
+    remove_stale_images(podman)
     base = base_image(podman, tmp_path_factory.mktemp("base"))
     name = uuid.uuid4().hex[:12]
     revision = f"test-{name}"  # stands in for the commit a release build names
-    tag = build_image(podman, base, f"localhost/exesdb-bridge-test:{name}", revision)
+    tag = build_image(podman, base, f"{IMAGE_REPOSITORY}:{name}", revision)
     yield BridgeImage(tag, base, revision)
     podman("rmi", tag, check=False)
 

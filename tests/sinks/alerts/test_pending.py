@@ -177,7 +177,8 @@ async def test_a_healthy_reading_is_passed_over_while_another_node_waits(
         )
         await _settled(bridge, sink, "m1")
         assert stored(sink.outbox, cpu) is not None
-        assert "component_health:n2:store" in sink._pending
+        # n2's store and n3 wait in the hold.
+        assert bridge.registry.get_sample_value("exesdb_alerts_pending") == 2
         # n4 has nothing to change; n1 has an active alert; n3's own condition waits, and its
         # healthy reading must end that wait (else degraded since 0 fires at 70).
         bridge.bus.publish_verified(
@@ -198,4 +199,5 @@ async def test_a_healthy_reading_is_passed_over_while_another_node_waits(
         assert resolved.state == "resolved"
         assert stored(sink.outbox, "node_health:n3") is None
         assert stored(sink.outbox, "node_health:n4") is None
-        assert "component_health:n2:store" in sink._pending
+        # n2's store still waits, and so does n3 again (since its reading at 40).
+        assert bridge.registry.get_sample_value("exesdb_alerts_pending") == 2
