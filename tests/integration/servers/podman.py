@@ -149,10 +149,12 @@ def host_pip_settings() -> PipSettings:
 def base_image(podman: Podman, workdir: Path) -> str:
     """The stand-in for ``python:3.11-slim``: reused when its recipe was built before."""
     pip = host_pip_settings()
-    # The recipe: this module, the pip settings and the CA bundle it puts in.
-    recipe = hashlib.sha256(
-        Path(__file__).read_bytes() + pip.conf.encode() + pip.ca_bundle.read_bytes()
-    ).hexdigest()[:12]
+    # The recipe: what goes into the image (not this module's text, so that an edit elsewhere in
+    # it does not build, and leave behind, another base of some 300 MB).
+    made_of = repr((SUITE, PACKAGES, TRIMMED, CA_IN_IMAGE, pip.paths)).encode()
+    recipe = hashlib.sha256(made_of + pip.conf.encode() + pip.ca_bundle.read_bytes()).hexdigest()[
+        :12
+    ]
     tag = f"{BASE_REPOSITORY}:{SUITE}-{recipe}"
     if podman.image_exists(tag):
         return tag
@@ -203,21 +205,23 @@ def _import(podman: Podman, rootfs: Path, tag: str) -> None:
         pytest.fail(f"podman import failed: {imported.stderr}")
 
 
-def remove_stale_images(podman: Podman) -> None:
+def remove_stale_images(podman: Podman, *, base: str) -> None:
     """Remove the project's images that interrupted runs left, once a day old (some 70 MB
-    each). Only ``IMAGE_REPOSITORY``'s tags (podman's reference filter matches the repository
-    whole: never the base image's); ``podman rmi`` without ``--force`` leaves an image a
-    container uses, and of an image with other tags only this one goes."""
-    listed = podman(
-        "images",
-        f"--filter=reference={IMAGE_REPOSITORY}",
-        f"--filter=until={STALE_IMAGE_AGE}",
-        "--format={{.Repository}}:{{.Tag}}",
-        check=False,
-    )
-    for tag in listed.stdout.split():
-        if tag.startswith(f"{IMAGE_REPOSITORY}:"):
-            podman("rmi", tag, check=False)
+    each), then the base images of older recipes (some 300 MB each), all but ``base``. Only
+    ``IMAGE_REPOSITORY``'s and ``BASE_REPOSITORY``'s tags (podman's reference filter matches the
+    repository whole); ``podman rmi`` without ``--force`` leaves an image a container uses or
+    another image is built on, and of an image with other tags only this one goes."""
+    for repository in (IMAGE_REPOSITORY, BASE_REPOSITORY):
+        listed = podman(
+            "images",
+            f"--filter=reference={repository}",
+            f"--filter=until={STALE_IMAGE_AGE}",
+            "--format={{.Repository}}:{{.Tag}}",
+            check=False,
+        )
+        for tag in listed.stdout.split():
+            if tag.startswith(f"{repository}:") and tag != base:
+                podman("rmi", tag, check=False)
 
 
 def build_image(podman: Podman, base: str, tag: str, revision: str) -> str:
@@ -366,8 +370,8 @@ def podman() -> Podman:
 def bridge_image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeImage]:
     """The project's image, built once per run on the stand-in base, removed afterwards (and
     those of interrupted runs a day old, before)."""
-    remove_stale_images(podman)
     base = base_image(podman, tmp_path_factory.mktemp("base"))
+    remove_stale_images(podman, base=base)
     name = uuid.uuid4().hex[:12]
     revision = f"test-{name}"  # stands in for the commit a release build names
     tag = build_image(podman, base, f"{IMAGE_REPOSITORY}:{name}", revision)
