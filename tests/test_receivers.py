@@ -193,10 +193,6 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             "YAML reader asks (it also takes yes/no, on/off and y/n) (got 'yes')",
         ),
         (
-            "webhook_configs:\n  - url: http://h\n    http_config: {follow_redirects: true}\n",
-            "the bridge never follows redirects",
-        ),
-        (
             "webhook_configs:\n  - url: http://h\n    http_config:\n"
             "      tls_config: {min_version: TLS99}\n",
             "http_config.tls_config.min_version: must be 'TLS10'",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random as _random
 import time
@@ -33,6 +34,7 @@ import aiohttp
 
 from bridge.backoff import Backoff
 from bridge.httpclient import REQUEST_ERRORS, ClientSettings, request_failure
+from bridge.httpclient.redirects import post, refused_redirect
 from bridge.messages import format_timestamp
 from bridge.redaction import safe_url
 from bridge.sinks.alerts.alert_store import AlertStore
@@ -50,6 +52,7 @@ _FIRST_RETRY_SECONDS: Final = 5.0
 # Changes stamped just before a post's query may commit just after it: look back this far.
 _CURSOR_MARGIN_SECONDS: Final = 5.0
 _MAX_PER_POST: Final = 1000
+_JSON: Final = {"Content-Type": "application/json"}
 
 
 class PostResult(StrEnum):
@@ -238,19 +241,15 @@ class AlertmanagerPoster:
         if self._session is None:
             return False
         try:
-            options = self._client.request_options(self.url)
-            async with self._session.post(
-                self.url,
-                json=body,
-                headers=options.headers,
-                allow_redirects=False,
-                **options.connection(),
+            async with post(
+                self._session, self._client, self.url, json.dumps(body).encode(), _JSON
             ) as response:
                 text = (await read_answer(response)).decode(errors="replace")
                 if response.status // 100 == 2:
                     self._count(PostResult.OK)
                     return True
-                self._failure = f"it answered {response.status}: {text[:200]}"
+                refused = refused_redirect(self._client, response.status)
+                self._failure = refused or f"it answered {response.status}: {text[:200]}"
         except REQUEST_ERRORS as exc:
             self._failure = request_failure(exc, self._timeout).text
         self._count(PostResult.FAILED)
