@@ -233,6 +233,13 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             " the webhook_configs list of an Alertmanager receiver, not Alertmanager's receivers"
             " section",
         ),
+        (
+            "global:\n  http_config: {authorization: {credentials_file: t}}\n"
+            "webhook_configs:\n  - url: http://h\n",
+            "global: unknown key; allowed here: webhook_configs, alertmanager (Alertmanager's"
+            " global section is not read here, and no receiver inherits from it: copy"
+            " global.http_config into each receiver's http_config",
+        ),
         ("webhook_configs: [\n", "not valid YAML at line"),
         (
             "webhook_configs:\n- url: http://h/x\n\tsend_resolved: true\n",
