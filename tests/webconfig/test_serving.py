@@ -469,6 +469,22 @@ async def test_an_old_min_version_really_negotiates(
         assert "200 OK" not in await _openssl_get(bridge, flag)
 
 
+async def test_an_old_min_version_comes_and_goes_with_a_reload(files: WebFiles):
+    """min_version TLS10 written into the file of a running bridge lets a TLS 1.0 client in
+    without a restart; the default written back shuts it out again."""
+    async with serving(files, files.tls_config()) as bridge:
+        live = bridge.web_config
+        assert live is not None
+        files.write(files.tls_config("min_version: TLS10"))
+        assert live.reload_if_changed()
+        assert "HTTP/1.0 200 OK" in await _openssl_get(bridge, "-tls1")
+        files.write(files.tls_config())
+        assert live.reload_if_changed()
+        assert "200 OK" not in await _openssl_get(bridge, "-tls1")
+        status, _, _ = await request(bridge, context=files.client_context())
+        assert status == 200
+
+
 async def test_cipher_suites_restrict_tls12(files: WebFiles):
     """cipher_suites limits TLS 1.2 to the suites named (by Go's names)."""
     # trustme's keys are ECDSA keys.
