@@ -74,6 +74,12 @@ _PASTED_RECEIVERS: Final = (
     " receivers section: move each receiver's webhook_configs entries to a top-level"
     " webhook_configs)"
 )
+# Said after "global: unknown key": Alertmanager's global section, which receivers inherit from.
+_PASTED_GLOBAL: Final = (
+    " (Alertmanager's global section is not read here, and no receiver inherits from it: copy"
+    " global.http_config into each receiver's http_config, and into alertmanager.http_config"
+    " if the poster needs it)"
+)
 
 
 # A blank URL is an unset one, as Alertmanager reads it (`url: ''` beside `url_file`).
@@ -210,10 +216,14 @@ def load_receivers(path: str | Path, text: str | None = None) -> ReceiversFile:
             go_maps=_GO_MAPS,
         )
     except ConfigError as exc:
-        pasted = f"{path}: receivers: unknown key"
+        said = {
+            f"{path}: receivers: unknown key": _PASTED_RECEIVERS,
+            f"{path}: global: unknown key": _PASTED_GLOBAL,
+        }
         raise ConfigError(
             [
-                problem + _PASTED_RECEIVERS if problem.startswith(pasted) else problem
+                problem
+                + next((why for start, why in said.items() if problem.startswith(start)), "")
                 for problem in exc.problems
             ]
         ) from None

@@ -3,8 +3,9 @@
 The web config file's ``tls_server_config`` and the receivers file's client ``tls_config`` name
 versions as Go's ``crypto/tls`` does (``TLS12``) and may give a CA, certificate or key inline, as
 PEM; a certificate or key that will not load is told by OpenSSL's reason (or the system's, for a
-file), never by the file's content. ``pem_file_problem`` judges a certificate or key file another
-library will read (the OTLP exporters'), before it does.
+file), never by the file's content. ``set_versions`` sets both sides' versions, so that TLS 1.0
+and 1.1, when a file asks for them, really negotiate. ``pem_file_problem`` judges a certificate or
+key file another library will read (the OTLP exporters'), before it does.
 """
 
 from __future__ import annotations
@@ -12,12 +13,20 @@ from __future__ import annotations
 import os
 import re
 import ssl
+import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Final, Literal
 
-__all__ = ["TLS_VERSIONS", "load_cert_chain", "load_error", "pem_certificates", "pem_file_problem"]
+__all__ = [
+    "TLS_VERSIONS",
+    "load_cert_chain",
+    "load_error",
+    "pem_certificates",
+    "pem_file_problem",
+    "set_versions",
+]
 
 TLS_VERSIONS: Final = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -25,6 +34,44 @@ TLS_VERSIONS: Final = {
     "TLS12": ssl.TLSVersion.TLSv1_2,
     "TLS13": ssl.TLSVersion.TLSv1_3,
 }
+# The versions whose handshakes OpenSSL 3 refuses above security level 0 (they sign with SHA-1 or
+# MD5+SHA-1): allowed only where a file names one as min_version.
+_OLD_VERSIONS: Final = frozenset({"TLS10", "TLS11"})
+# The suites of Go's default list that TLS 1.0 and 1.1 can use (AES-CBC with SHA-1), by OpenSSL's
+# names: Python's default list holds none, so without them those versions find no cipher.
+_OLD_VERSION_SUITES: Final = (
+    "ECDHE-ECDSA-AES128-SHA",
+    "ECDHE-RSA-AES128-SHA",
+    "ECDHE-ECDSA-AES256-SHA",
+    "ECDHE-RSA-AES256-SHA",
+)
+
+
+def set_versions(
+    context: ssl.SSLContext, minimum: str | None, maximum: str | None, ciphers: str | None = None
+) -> None:
+    """Set ``context``'s TLS versions (Go's names; None leaves Python's default) and its TLS 1.2
+    and older cipher list (OpenSSL's syntax; None: Python's defaults).
+
+    A ``minimum`` of TLS10 or TLS11 also sets OpenSSL's security level 0 (``@SECLEVEL=0``), and
+    adds to the default list the suites of Go's that those versions use: without both, OpenSSL 3
+    (security level 1 or 2, Debian's default) finds no cipher for them, and the version the file
+    allows is never spoken. That level also admits keys and signatures shorter than the default
+    levels do, the price of those versions.
+    """
+    with warnings.catch_warnings():
+        # Python deprecates TLS 1.0 and 1.1; a file naming them asks for them on purpose.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if minimum:
+            context.minimum_version = TLS_VERSIONS[minimum]
+        if maximum:
+            context.maximum_version = TLS_VERSIONS[maximum]
+    old = minimum in _OLD_VERSIONS
+    if ciphers is None:
+        defaults = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).get_ciphers()
+        names = [cipher["name"] for cipher in defaults if cipher["protocol"] != "TLSv1.3"]
+        ciphers = ":".join(names + list(_OLD_VERSION_SUITES if old else ()))
+    context.set_ciphers(f"{ciphers}:@SECLEVEL=0" if old else ciphers)
 
 
 def load_error(exc: OSError | ssl.SSLError) -> str:

@@ -1,4 +1,4 @@
-"""Spans of the bridge's own HTTP requests (webhook deliveries), for whichever sink exports them.
+"""Spans of the bridge's own HTTP requests (webhooks, Alertmanager), for the sink exporting them.
 
 A client builds a ``ClientSpan`` (a value: times, attributes, error) when a request ends and
 hands it to the ``HasClientSpans`` components of the ``Context`` (the OTLP sink, when OTLP is

@@ -193,10 +193,6 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             "YAML reader asks (it also takes yes/no, on/off and y/n) (got 'yes')",
         ),
         (
-            "webhook_configs:\n  - url: http://h\n    http_config: {follow_redirects: true}\n",
-            "the bridge never follows redirects",
-        ),
-        (
             "webhook_configs:\n  - url: http://h\n    http_config:\n"
             "      tls_config: {min_version: TLS99}\n",
             "http_config.tls_config.min_version: must be 'TLS10'",
@@ -236,6 +232,13 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             "receivers: unknown key; allowed here: webhook_configs, alertmanager (this file takes"
             " the webhook_configs list of an Alertmanager receiver, not Alertmanager's receivers"
             " section",
+        ),
+        (
+            "global:\n  http_config: {authorization: {credentials_file: t}}\n"
+            "webhook_configs:\n  - url: http://h\n",
+            "global: unknown key; allowed here: webhook_configs, alertmanager (Alertmanager's"
+            " global section is not read here, and no receiver inherits from it: copy"
+            " global.http_config into each receiver's http_config",
         ),
         ("webhook_configs: [\n", "not valid YAML at line"),
         (

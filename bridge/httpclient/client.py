@@ -23,7 +23,7 @@ from typing import Any, Final
 from bridge.httpclient.files import ClientSetupError, FileSetting, stamp
 from bridge.httpclient.proxy import ProxyRule
 from bridge.httpclient.schema import HTTPClientConfig, TLSConfig
-from bridge.tlsutil import TLS_VERSIONS, load_cert_chain, load_error
+from bridge.tlsutil import load_cert_chain, load_error, set_versions
 from bridge.urls import split_userinfo
 
 __all__ = ["ClientSettings", "RequestOptions", "basic_auth"]
@@ -111,10 +111,7 @@ def _build_context(config: TLSConfig) -> ssl.SSLContext:
             raise ClientSetupError(
                 f"cannot load tls_config.{cert} with {key}: {load_error(exc)}"
             ) from None
-    if config.min_version:
-        context.minimum_version = TLS_VERSIONS[config.min_version]
-    if config.max_version:
-        context.maximum_version = TLS_VERSIONS[config.max_version]
+    set_versions(context, config.min_version, config.max_version)
     if config.insecure_skip_verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

@@ -10,7 +10,8 @@ them (``bridge.httpclient.proxy``), ``proxy_connect_header`` on the CONNECT of h
 none of prometheus/common's reserved headers nor the bridge's own ``X-ExESDB-*``. Paths are
 relative to the file's folder, as there. A CA may be given inline (``tls_config.ca``, checked
 when the file is read). What the bridge cannot do is refused by name, saying why;
-``enable_http2`` is accepted and has no effect (the bridge's client speaks HTTP/1.1).
+``enable_http2`` is accepted and has no effect (the bridge's client speaks HTTP/1.1);
+``follow_redirects: true`` follows 307 and 308 only (``bridge.httpclient.redirects``).
 """
 
 from __future__ import annotations
@@ -305,6 +306,7 @@ class HTTPClientConfig(Strict):
     basic_auth: BasicAuth | None = None
     tls_config: TLSConfig = TLSConfig()
     proxy_url: str | None = None
+    # true: 307 and 308 followed, other redirects failed attempts (bridge.httpclient.redirects).
     follow_redirects: GoBool | None = None
     enable_http2: GoBool = True  # accepted for files written for Alertmanager; no effect
     oauth2: Annotated[Any, not_supported("use authorization with a token from a file")] = None
@@ -340,17 +342,6 @@ class HTTPClientConfig(Strict):
         for source in value.values():
             for secret in source.secrets:
                 _header_value(secret.get_secret_value())  # the message shows no value
-        return value
-
-    @field_validator("follow_redirects")
-    @classmethod
-    def _check_redirects(cls, value: bool | None) -> bool | None:
-        if value:
-            raise ValueError(
-                "the bridge never follows redirects (a 3xx answer is a final failure): "
-                "give the final URL, and delete this line or set false (true is Alertmanager's "
-                "default, which its configuration dumps print in every http_config)"
-            )
         return value
 
     @field_validator("proxy_connect_header")
@@ -443,6 +434,8 @@ class HTTPClientConfig(Strict):
             parts.append(f"proxy {safe_url(self.proxy_url)}{skipped}")
         if self.proxy_from_environment:
             parts.append("proxy from the environment")
+        if self.follow_redirects:
+            parts.append("follows 307 and 308 redirects")
         if self.proxy_connect_header:
             names = ", ".join(self.proxy_connect_header)
             parts.append(f"proxy CONNECT headers {names} <set, redacted>")

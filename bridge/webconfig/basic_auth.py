@@ -7,7 +7,9 @@ seconds does not pay ~70 ms each time and neither does a client repeating a wron
 memory is keyed by an HMAC, under a key of this process, of the user, the stored hash and the
 password: a changed hash misses it, no password is kept, and the file's reload empties it.
 Successes and failures are kept apart, so that a flood of wrong passwords cannot push out the
-successes a scraper relies on.
+successes a scraper relies on. A password is checked by its first 72 bytes, as Go's bcrypt checks
+it (the memory still keys the whole password: a longer one differing past byte 72 costs its own
+check, and passes, as in Go).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import bcrypt
 __all__ = ["CACHE_SIZE", "BasicAuthChecker"]
 
 CACHE_SIZE: Final = 100
+# The bytes of a password bcrypt reads; the rest is ignored, as Go's bcrypt ignores it.
+_BCRYPT_PASSWORD_BYTES: Final = 72
 
 
 class _Outcomes:
@@ -157,7 +161,10 @@ def _credentials(authorization: str) -> tuple[str, str] | None:
 
 
 def _bcrypt_matches(password: str, hashed: bytes) -> bool:
+    # bcrypt reads 72 bytes of a password: Go's CompareHashAndPassword (the toolkit's) uses the
+    # first 72 and ignores the rest, as htpasswd does when it hashes, where the bcrypt package
+    # raises. The same bytes here, so that a password Go lets in is let in.
     try:
-        return bcrypt.checkpw(password.encode(), hashed)
-    except ValueError:  # bcrypt refuses passwords over 72 bytes: none can match
+        return bcrypt.checkpw(password.encode()[:_BCRYPT_PASSWORD_BYTES], hashed)
+    except ValueError:  # a hash the schema let through but bcrypt cannot read
         return False

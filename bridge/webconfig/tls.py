@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from bridge.errors import ConfigError
-from bridge.tlsutil import TLS_VERSIONS, load_cert_chain, load_error
+from bridge.tlsutil import load_cert_chain, load_error, set_versions
 from bridge.webconfig.schema import TLSServerConfig
 
 __all__ = ["CIPHER_SUITES", "apply_handshake_settings", "client_names", "server_context"]
@@ -133,9 +133,7 @@ def client_names(peercert: Mapping[str, Any] | None) -> frozenset[str]:
 
 def apply_handshake_settings(tls: TLSServerConfig, context: ssl.SSLContext) -> None:
     """Set what OpenSSL fixes when a connection is created: versions, ciphers, client auth."""
-    context.minimum_version = TLS_VERSIONS[tls.min_version]
-    context.maximum_version = TLS_VERSIONS[tls.max_version]
-    context.set_ciphers(":".join(_openssl_ciphers(tls.cipher_suites)))
+    set_versions(context, tls.min_version, tls.max_version, _openssl_ciphers(tls.cipher_suites))
     if tls.prefer_server_cipher_suites:
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     else:
@@ -143,8 +141,9 @@ def apply_handshake_settings(tls: TLSServerConfig, context: ssl.SSLContext) -> N
     context.verify_mode = _VERIFY_MODES[tls.client_auth_type]
 
 
-def _openssl_ciphers(names: tuple[str, ...]) -> list[str]:
-    """OpenSSL's names of the TLS 1.2 suites asked for; Python's defaults when none are."""
+def _openssl_ciphers(names: tuple[str, ...]) -> str | None:
+    """OpenSSL's names of the TLS 1.2 suites asked for, as its cipher list; None (the defaults,
+    ``set_versions``) when none are."""
     unknown = [name for name in names if name not in CIPHER_SUITES]
     if unknown:
         raise ConfigError(
@@ -155,12 +154,7 @@ def _openssl_ciphers(names: tuple[str, ...]) -> list[str]:
         )
     wanted = [CIPHER_SUITES[name] for name in names if CIPHER_SUITES[name] not in _TLS13_CODES]
     if not wanted:
-        # None asked for (or only TLS 1.3 ones, which restrict nothing, as in Go).
-        return [
-            cipher["name"]
-            for cipher in ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).get_ciphers()
-            if cipher["protocol"] != "TLSv1.3"
-        ]
+        return None  # none asked for (or only TLS 1.3 ones, which restrict nothing, as in Go)
     probe = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     probe.set_ciphers("ALL:COMPLEMENTOFALL")
     available = {cipher["id"] & 0xFFFF: cipher["name"] for cipher in probe.get_ciphers()}
@@ -176,4 +170,4 @@ def _openssl_ciphers(names: tuple[str, ...]) -> list[str]:
                 f"Python's OpenSSL ({ssl.OPENSSL_VERSION})"
             ]
         )
-    return [available[code] for code in wanted]
+    return ":".join(available[code] for code in wanted)

@@ -5,10 +5,15 @@ from __future__ import annotations
 import base64
 import os
 import ssl
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiohttp
 import pytest
 import trustme
+from aiohttp import web
 
 from bridge.httpclient import (
     ClientSettings,
@@ -134,6 +139,57 @@ def test_the_ssl_context_trusts_the_ca_file_and_is_rebuilt_when_it_changes(
     assert isinstance(second, ssl.SSLContext)
     assert second is not first.ssl
     assert len(second.get_ca_certs()) == 1
+
+
+@asynccontextmanager
+async def tls10_server(ca: trustme.CA) -> AsyncIterator[str]:
+    """The URL of a real HTTPS server on 127.0.0.1 that speaks TLS 1.0 only (at OpenSSL's
+    security level 0, as such a server must under OpenSSL 3)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.0, on purpose
+        context.minimum_version = ssl.TLSVersion.TLSv1
+        context.maximum_version = ssl.TLSVersion.TLSv1
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(text="old")
+
+    app = web.Application()
+    app.router.add_get("/", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"https://127.0.0.1:{port}/"
+    finally:
+        await runner.cleanup()
+
+
+async def _get(settings: ClientSettings, url: str) -> str:
+    options = settings.request_options(url)
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+        session.get(url, headers=options.headers, **options.connection()) as response,
+    ):
+        return await response.text()
+
+
+async def test_min_version_tls10_reaches_a_server_speaking_only_tls10(tmp_path: Path) -> None:
+    """tls_config.min_version TLS10 really negotiates TLS 1.0 under OpenSSL 3; without it the
+    client (TLS 1.2 at least, as Go's) cannot reach that server."""
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    async with tls10_server(ca) as url:
+        old = ClientSettings(config(tls_config={"ca_file": str(ca_file), "min_version": "TLS10"}))
+        assert await _get(old, url) == "old"
+        default = ClientSettings(config(tls_config={"ca_file": str(ca_file)}))
+        with pytest.raises(aiohttp.ClientError):
+            await _get(default, url)
 
 
 def test_a_bad_ca_file_fails_the_request_naming_the_key(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import yaml
 
-from bridge.errors import ConfigError
 from bridge.messages import AlertAck, NodeLifecycle
 from bridge.receivers import load_receivers
 from bridge.sinks.alerts.payload import build_payloads, fingerprint
@@ -237,11 +236,11 @@ async def test_the_poster_reaches_an_alertmanager_behind_tls_and_basic_auth_by_i
     assert alert["status"]["state"] == "active"
 
 
-def test_a_receiver_block_dumped_by_alertmanager_loads_once_follow_redirects_goes(
+def test_a_receiver_block_dumped_by_alertmanager_loads_unchanged(
     tmp_path: Path, alertmanager_server
 ) -> None:
-    """The webhook_config Alertmanager prints in its status (its defaults filled in) reads as a
-    receiver, except follow_redirects: true, refused by name saying to delete the line."""
+    """The webhook_config Alertmanager prints in its status (its defaults filled in, with
+    follow_redirects: true) reads as a receiver as it is, following 307 and 308 redirects."""
     url = "https://hooks.example:8443/alerts"
     server: AlertmanagerServer = alertmanager_server(webhook_url=url)
     status, body = http_get(server.url + "/api/v2/status", timeout=10.0)
@@ -253,13 +252,7 @@ def test_a_receiver_block_dumped_by_alertmanager_loads_once_follow_redirects_goe
     path = tmp_path / "receivers.yml"
     path.write_text(yaml.safe_dump({"webhook_configs": [hook]}))
 
-    with pytest.raises(ConfigError) as refused:
-        load_receivers(path)
-    [problem] = refused.value.problems
-    assert "webhook_configs.0.http_config.follow_redirects:" in problem
-    assert "delete this line or set false" in problem
-
-    del hook["http_config"]["follow_redirects"]
-    path.write_text(yaml.safe_dump({"webhook_configs": [hook]}))
+    assert hook["http_config"]["follow_redirects"] is True
     [loaded] = load_receivers(path).webhook_configs
+    assert loaded.http_config.follow_redirects is True
     assert (loaded.url, loaded.send_resolved, loaded.max_alerts) == (url, True, 0)

@@ -602,3 +602,45 @@ async def test_webhook_requests_are_http_client_spans_with_the_http_conventions(
     # from CLIENT spans count each request once.
     clients = [span for span in receiver.spans if span.kind == SPAN_KIND_CLIENT]
     assert sorted(span.name for span in clients) == ["POST", "POST"]
+
+
+async def test_alertmanager_posts_are_http_client_spans_with_the_http_conventions(
+    receiver: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, webhook_receiver
+) -> None:
+    """Each post to Alertmanager is a POST CLIENT span with the same HTTP client conventions as
+    a webhook request: a 503 is an error with error.type 503, the retried 200 is not."""
+    alertmanager = webhook_receiver(path="/api/v2/alerts")
+    alertmanager.script(503)
+    _export_to(receiver, monkeypatch)
+    monkeypatch.setenv("EXESDB_ALERTMANAGER_URL", f"http://127.0.0.1:{alertmanager.port}")
+    monkeypatch.setenv("EXESDB_STATE_DIR", str(tmp_path))
+    bridge = Bridge(
+        load_settings(), registry=CollectorRegistry(), components=[otlp_component, alert_sink]
+    )
+    await bridge.start(serve_http=False)
+    try:
+        bridge.bus.publish("node_failure", _node_down("alert-3"))
+
+        def posts() -> list[Any]:
+            return [span for span in receiver.spans if span.kind == SPAN_KIND_CLIENT]
+
+        # The retry comes after the poster's first pause, 5 s.
+        failed, posted = await async_wait_until(
+            lambda: len(posts()) >= 2 and posts()[:2], 30, "two Alertmanager post spans"
+        )
+    finally:
+        await bridge.aclose()
+    for span in (failed, posted):
+        assert span.name == "POST"
+        assert span.end_ns > span.start_ns
+        assert span.attributes["http.request.method"] == "POST"
+        assert span.attributes["server.address"] == "127.0.0.1"
+        assert span.attributes["server.port"] == alertmanager.port
+        assert span.attributes["url.full"] == f"http://127.0.0.1:{alertmanager.port}/…"
+        assert span.attributes["exesdb.alerts"] == 1
+    assert failed.attributes["http.response.status_code"] == 503
+    assert failed.attributes["error.type"] == "503"
+    assert failed.status_code == STATUS_ERROR
+    assert posted.attributes["http.response.status_code"] == 200
+    assert "error.type" not in posted.attributes
+    assert posted.status_code != STATUS_ERROR

@@ -163,3 +163,18 @@ async def test_utf8_credentials_pass():
     """Names and passwords outside ASCII are read as UTF-8, as Prometheus sends them."""
     checker = BasicAuthChecker({"zoë": bcrypt_hash("pässwörd")})
     assert await checker.check(basic("zoë", "pässwörd"))
+
+
+async def test_a_password_is_checked_by_its_first_72_bytes_as_go_checks_it():
+    """Go's bcrypt (the toolkit's) compares the first 72 bytes of a password and ignores the
+    rest, as htpasswd ignores it when hashing: a long password passes, and so does another one
+    differing only past byte 72 (its own bcrypt check, since the memory keys the whole
+    password); one differing within the 72 bytes is refused."""
+    head = "é" * 30 + "p" * 12  # 72 bytes in UTF-8
+    hashed = bcrypt.hashpw(head.encode(), bcrypt.gensalt(4)).decode()
+    checks: list[bool] = []
+    checker = BasicAuthChecker({"alice": hashed}, checked=checks.append)
+    assert await checker.check(basic("alice", head + "-the-rest-one"))
+    assert await checker.check(basic("alice", head + "-the-rest-two"))
+    assert checks == [True, True]
+    assert not await checker.check(basic("alice", "q" + head[1:] + "-the-rest-one"))

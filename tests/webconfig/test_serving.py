@@ -427,6 +427,64 @@ async def test_max_version_refuses_a_newer_client(files: WebFiles):
         assert status == 200
 
 
+async def _openssl_get(bridge: Bridge, version_flag: str) -> str:
+    """What ``openssl s_client`` offering only one old version (``-tls1``, ``-tls1_1``) at
+    OpenSSL's security level 0 prints after asking for /healthz: the handshake and the answer."""
+    assert bridge.address is not None
+    host, port = bridge.address
+    process = await asyncio.create_subprocess_exec(
+        require_binary("openssl"),
+        "s_client",
+        "-connect",
+        f"{host}:{port}",
+        version_flag,
+        "-cipher",
+        "DEFAULT:@SECLEVEL=0",
+        "-ign_eof",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(
+        process.communicate(b"GET /healthz HTTP/1.0\r\n\r\n"), timeout=20
+    )
+    return out.decode(errors="replace")
+
+
+@pytest.mark.parametrize(
+    ("min_version", "flag", "spoken"),
+    [("TLS10", "-tls1", "TLSv1"), ("TLS11", "-tls1_1", "TLSv1.1")],
+)
+async def test_an_old_min_version_really_negotiates(
+    files: WebFiles, min_version: str, flag: str, spoken: str
+):
+    """min_version TLS10 or TLS11 is honoured under OpenSSL 3: a client offering only that
+    version completes the handshake and is served (the default TLS12 refuses the same client)."""
+    async with serving(files, files.tls_config(f"min_version: {min_version}")) as bridge:
+        printed = await _openssl_get(bridge, flag)
+        assert f"Protocol  : {spoken}\n" in printed, printed
+        assert "Cipher is (NONE)" not in printed, printed
+        assert "HTTP/1.0 200 OK" in printed, printed
+    async with serving(files, files.tls_config()) as bridge:
+        assert "200 OK" not in await _openssl_get(bridge, flag)
+
+
+async def test_an_old_min_version_comes_and_goes_with_a_reload(files: WebFiles):
+    """min_version TLS10 written into the file of a running bridge lets a TLS 1.0 client in
+    without a restart; the default written back shuts it out again."""
+    async with serving(files, files.tls_config()) as bridge:
+        live = bridge.web_config
+        assert live is not None
+        files.write(files.tls_config("min_version: TLS10"))
+        assert live.reload_if_changed()
+        assert "HTTP/1.0 200 OK" in await _openssl_get(bridge, "-tls1")
+        files.write(files.tls_config())
+        assert live.reload_if_changed()
+        assert "200 OK" not in await _openssl_get(bridge, "-tls1")
+        status, _, _ = await request(bridge, context=files.client_context())
+        assert status == 200
+
+
 async def test_cipher_suites_restrict_tls12(files: WebFiles):
     """cipher_suites limits TLS 1.2 to the suites named (by Go's names)."""
     # trustme's keys are ECDSA keys.

@@ -14,13 +14,15 @@ so that an escalation does not make Alertmanager see a new alert. After a failed
 try waits as ``bridge.backoff.Backoff`` says (from 5 s, doubling, never longer than the
 interval), unless an alert changes first. The first failure in a row is logged, with every URL
 redacted (``bridge.httpclient.request_failure``), and the post that ends the run of failures;
-the retries between are counted, not logged.
+the retries between are counted, not logged. Each post ends in a CLIENT span with the HTTP client
+conventions, as a webhook attempt does (``bridge.tracing``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random as _random
 import time
@@ -33,6 +35,7 @@ import aiohttp
 
 from bridge.backoff import Backoff
 from bridge.httpclient import REQUEST_ERRORS, ClientSettings, request_failure
+from bridge.httpclient.redirects import post, refused_redirect
 from bridge.messages import format_timestamp
 from bridge.redaction import safe_url
 from bridge.sinks.alerts.alert_store import AlertStore
@@ -40,6 +43,7 @@ from bridge.sinks.alerts.delivery import USER_AGENT, Sleep, read_answer, wait_or
 from bridge.sinks.alerts.payload import alert_url
 from bridge.sinks.alerts.records import AlertRecord, AlertState
 from bridge.sinks.alerts.thread import DbThread
+from bridge.tracing import ClientSpan, http_client_span
 
 __all__ = ["AlertmanagerPoster", "PostResult", "alertmanager_alert"]
 
@@ -50,6 +54,7 @@ _FIRST_RETRY_SECONDS: Final = 5.0
 # Changes stamped just before a post's query may commit just after it: look back this far.
 _CURSOR_MARGIN_SECONDS: Final = 5.0
 _MAX_PER_POST: Final = 1000
+_JSON: Final = {"Content-Type": "application/json"}
 
 
 class PostResult(StrEnum):
@@ -100,7 +105,11 @@ class AlertmanagerPoster:
         sleep: Sleep = wait_or_wake,
         random: Callable[[], float] = _random.random,
         on_error: Callable[[], None] = lambda: None,
+        record_span: Callable[[ClientSpan], None] = lambda span: None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``record_span`` is handed each post's CLIENT span (``bridge.tracing``); ``clock``
+        gives the alerts' times, ``monotonic`` a post's duration."""
         self.url = base_url.rstrip("/") + "/api/v2/alerts"
         self.shown_url = safe_url(self.url)
         self.interval = interval
@@ -115,6 +124,8 @@ class AlertmanagerPoster:
         self._first_retry = min(interval, _FIRST_RETRY_SECONDS)
         self._backoff = Backoff(base=self._first_retry, cap=interval, rng=random)
         self._on_error = on_error
+        self._record_span = record_span
+        self._monotonic = monotonic
         self._failures = 0  # failed posts in a row
         self._failure = ""  # why the last post failed, as the log says it
         self._last_ok: float | None = None
@@ -237,21 +248,33 @@ class AlertmanagerPoster:
         ]
         if self._session is None:
             return False
+        start_ns, started = int(self._clock() * 1e9), self._monotonic()
+        status: int | None = None
+        error_type: str | None = None
         try:
-            options = self._client.request_options(self.url)
-            async with self._session.post(
-                self.url,
-                json=body,
-                headers=options.headers,
-                allow_redirects=False,
-                **options.connection(),
+            async with post(
+                self._session, self._client, self.url, json.dumps(body).encode(), _JSON
             ) as response:
                 text = (await read_answer(response)).decode(errors="replace")
-                if response.status // 100 == 2:
-                    self._count(PostResult.OK)
-                    return True
-                self._failure = f"it answered {response.status}: {text[:200]}"
+                status = response.status
+                if status // 100 != 2:
+                    error_type = str(status)
+                    refused = refused_redirect(self._client, status)
+                    self._failure = refused or f"it answered {status}: {text[:200]}"
         except REQUEST_ERRORS as exc:
-            self._failure = request_failure(exc, self._timeout).text
-        self._count(PostResult.FAILED)
-        return False
+            failure = request_failure(exc, self._timeout)
+            error_type, self._failure = failure.kind, failure.text
+        self._record_span(
+            http_client_span(
+                "POST",
+                self.url,
+                start_ns=start_ns,
+                end_ns=start_ns + int((self._monotonic() - started) * 1e9),
+                status=status,
+                error_type=error_type,
+                error=self._failure if error_type else None,
+                extra={"exesdb.alerts": len(records)},
+            )
+        )
+        self._count(PostResult.FAILED if error_type else PostResult.OK)
+        return error_type is None

@@ -4,7 +4,9 @@ Retried, as Alertmanager and the OpenTelemetry HTTP exporters do: connection err
 429 and every 5xx, after the delay ``bridge.backoff.Backoff`` gives (``backoff * 2**(attempt-1)``
 seconds, capped at the largest backoff, ±jitter), or after ``Retry-After`` when the receiver asks
 for longer.
-Anything else that is not 2xx (400, 401, 404, a redirect...) is final. A delivery still failing
+Anything else that is not 2xx (400, 401, 404, a redirect...) is final, but for a 301, 302 or 303
+to a receiver whose ``http_config`` follows redirects, retried: only 307 and 308 are followed
+(``bridge.httpclient.redirects``), and the others would lose the alerts. A delivery still failing
 when its next attempt would fall after ``EXESDB_WEBHOOK_DEADLINE_MS`` is dead-lettered; it stays
 in the outbox until ``exesdb-bridge outbox retry``.
 
@@ -39,9 +41,9 @@ from bridge.httpclient import (
     ClientSettings,
     ClientSetupError,
     FileSetting,
-    RequestOptions,
     request_failure,
 )
+from bridge.httpclient.redirects import post, refused_redirect
 from bridge.receiver_keys import receiver_label
 from bridge.receivers import Receiver
 from bridge.sinks.alerts.queue import BuildPayloads, DeliveryQueue, Keep
@@ -248,10 +250,8 @@ class WebhookSender:
             # Checked here, not by aiohttp: its error would show the URL (the path a token).
             if self.receiver.url_file and (problem := http_url_problem(url)):
                 raise ClientSetupError(f"url_file {self.receiver.url_file}: {problem}")
-            options = self._client.request_options(url)
             headers = self.headers(delivery.id, delivery.body)
-            headers.update(options.headers)
-            result = await self._post(url, delivery.body, headers, options, started)
+            result = await self._post(url, delivery.body, headers, started)
         except ClientSetupError as exc:
             failure = request_failure(exc, self._timeout)
             result = AttemptResult(
@@ -277,38 +277,31 @@ class WebhookSender:
         return result
 
     async def _post(
-        self,
-        url: str,
-        body: bytes,
-        headers: dict[str, str],
-        options: RequestOptions,
-        started: float,
+        self, url: str, body: bytes, headers: dict[str, str], started: float
     ) -> AttemptResult:
         assert self._session is not None
         try:
-            async with self._session.post(
-                url,
-                data=body,
-                headers=headers,
-                allow_redirects=False,
-                **options.connection(),
-            ) as response:
+            async with post(self._session, self._client, url, body, headers) as response:
                 await read_answer(response)
                 status = response.status
                 outcome = classify(status)
+                error = f"HTTP {status}" if outcome is not Outcome.DELIVERED else None
+                if refused := refused_redirect(self._client, status):
+                    # A redirect the receiver asked for but that would lose the alerts: tried
+                    # again until the deadline, then dead-lettered, never counted delivered.
+                    outcome, error = Outcome.RETRY, refused
                 retry_after = (
                     parse_retry_after(response.headers.get("Retry-After"), self._clock())
                     if outcome is Outcome.RETRY
                     else None
                 )
-                failed = outcome is not Outcome.DELIVERED
                 return AttemptResult(
                     outcome,
                     status,
-                    f"HTTP {status}" if failed else None,
+                    error,
                     retry_after,
                     self._monotonic() - started,
-                    str(status) if failed else None,
+                    str(status) if error else None,
                 )
         except REQUEST_ERRORS as exc:
             failure = request_failure(exc, self._timeout)

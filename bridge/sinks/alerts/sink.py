@@ -363,6 +363,7 @@ class AlertSink:
                 sleep=self._sleep,
                 random=self._random,
                 on_error=self._errors,
+                record_span=self._record_span,
             )
         for sender in self.senders.values():
             await sender.start()

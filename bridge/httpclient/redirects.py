@@ -1,0 +1,88 @@
+"""A POST that follows 307 and 308 redirects when ``http_config`` says ``follow_redirects: true``.
+
+Go's client (and so Alertmanager) follows a redirect by default; on a 301, 302 or 303 it turns a
+POST into a GET without a body, which would send no alerts and count its 2xx as delivered. Only
+307 and 308 keep the method and the body, so only they are followed here, at most 10 in a row as
+Go's client stops after 10. A 301, 302 or 303 is answered to the caller, which counts it a failed
+attempt (``refused_redirect`` says why). The ``Authorization`` header (``authorization`` or
+``basic_auth``) is sent to the first URL's origin only, as Go's client keeps it from another host;
+each hop's proxy, TLS and proxy credentials are those of its own URL. Without ``follow_redirects:
+true`` every 3xx is answered to the caller as it came.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Final
+
+import aiohttp
+from yarl import URL
+
+from bridge.httpclient.client import ClientSettings
+
+__all__ = ["MAX_REDIRECTS", "RedirectNotFollowed", "post", "refused_redirect"]
+
+MAX_REDIRECTS: Final = 10  # Go's http.Client: "stopped after 10 redirects"
+_FOLLOWED: Final = frozenset({307, 308})
+_DROPPING_THE_BODY: Final = frozenset({301, 302, 303})
+
+
+class RedirectNotFollowed(aiohttp.ClientError):
+    """A 307 or 308 that cannot be followed: one too many, or to a URL that is not http(s). The
+    message never shows the URL (its path or query may hold a token)."""
+
+
+def refused_redirect(client: ClientSettings, status: int) -> str | None:
+    """Why an answer ``status`` to a client that follows redirects is a failed attempt, when it
+    is a redirect the client will not follow (301, 302, 303); None otherwise."""
+    if client.config.follow_redirects is not True or status not in _DROPPING_THE_BODY:
+        return None
+    return (
+        f"HTTP {status}: a {status} redirect is not followed, since following it would turn the "
+        "POST into a GET without the alerts (only 307 and 308 keep them); give the final URL"
+    )
+
+
+def _origin(url: URL) -> tuple[str, str | None, int | None]:
+    return (url.scheme.lower(), (url.host or "").lower(), url.port)
+
+
+@asynccontextmanager
+async def post(
+    session: aiohttp.ClientSession,
+    client: ClientSettings,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """The answer to POSTing ``body`` to ``url`` with ``headers`` and what ``client`` adds (its
+    auth, TLS and proxy), after the 307 and 308 redirects it follows; raises what a request raises
+    (``RedirectNotFollowed`` included)."""
+    follow = client.config.follow_redirects is True
+    first: tuple[str, str | None, int | None] | None = None  # known once a redirect came
+    for _ in range(MAX_REDIRECTS):
+        options = client.request_options(url)
+        sent = {**headers, **options.headers}
+        if first is not None and _origin(URL(url)) != first:
+            sent.pop("Authorization", None)  # the credentials are the first origin's
+        response = await session.post(
+            url, data=body, headers=sent, allow_redirects=False, **options.connection()
+        )
+        location = response.headers.get("Location")
+        if not (follow and response.status in _FOLLOWED and location):
+            async with response:
+                yield response
+            return
+        response.release()
+        first = first or _origin(response.url)
+        try:
+            target = response.url.join(URL(location))
+        except ValueError:
+            target = URL()
+        if target.scheme not in ("http", "https") or not target.host:
+            raise RedirectNotFollowed(
+                f"HTTP {response.status}: its Location is not an http(s) URL (not shown)"
+            )
+        url = str(target)
+    raise RedirectNotFollowed(f"stopped after {MAX_REDIRECTS} redirects")

@@ -1,0 +1,236 @@
+"""Redirects under follow_redirects: true: 307 and 308 followed with the body, others refused.
+
+Real aiohttp servers on 127.0.0.1 answer the redirects; a webhook sender configured from a
+receivers file (as Alertmanager's webhook_config, pasted with its default follow_redirects: true)
+posts to them, and so does the Alertmanager poster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from bridge.httpclient import ClientSettings, HTTPClientConfig
+from bridge.receivers import Receiver, read_receivers_file, resolve_receivers
+from bridge.sinks.alerts.alertmanager import PostResult
+from bridge.sinks.alerts.delivery import Outcome, WebhookSender
+from bridge.sinks.alerts.records import Delivery, DeliveryState
+from tests.sinks.alerts.test_alertmanager import _event as event
+from tests.sinks.alerts.test_alertmanager import poster_to
+from tests.support import async_wait_until
+
+SECRET = "signing-key-of-the-test"
+BODY = b'{"alerts": ["one"]}'
+
+
+@dataclass
+class Hop:
+    """One request a server got."""
+
+    path: str
+    method: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Redirector:
+    """A server answering each path as ``answers`` says: (status, Location) or 200."""
+
+    answers: dict[str, tuple[int, Callable[[], str]]] = field(default_factory=dict)
+    hops: list[Hop] = field(default_factory=list)
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.hops.append(
+            Hop(request.path, request.method, dict(request.headers), await request.read())
+        )
+        if request.path in self.answers:
+            status, location = self.answers[request.path]
+            return web.Response(status=status, headers={"Location": location()})
+        return web.Response(text="ok")
+
+
+@asynccontextmanager
+async def redirector(host: str = "127.0.0.1") -> AsyncIterator[Redirector]:
+    """A started ``Redirector`` on 127.0.0.1, its ``url`` naming it by ``host``."""
+    server = Redirector()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", server.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server.url = f"http://{host}:{runner.addresses[0][1]}"
+    try:
+        yield server
+    finally:
+        await runner.cleanup()
+
+
+def receiver(tmp_path: Path, url: str, follow: str = "true") -> Receiver:
+    """The receiver of a receivers file giving ``url``, a bearer token, a signing key and
+    ``follow_redirects: <follow>``."""
+    path = tmp_path / "receivers.yml"
+    path.write_text(
+        "webhook_configs:\n"
+        f"  - url: {url}\n"
+        f"    secret: {SECRET}\n"
+        "    http_config:\n"
+        f"      follow_redirects: {follow}\n"
+        "      authorization: {credentials: the-token}\n"
+    )
+    [hook], _ = resolve_receivers(
+        [],
+        read_receivers_file(path),
+        secret=None,
+        timeout=5.0,
+        max_alerts=0,
+        min_severity="warning",
+    )
+    return hook
+
+
+def delivery(key: str) -> Delivery:
+    """A pending delivery of BODY."""
+    return Delivery(
+        id="d" * 16,
+        url=key,
+        body=BODY,
+        alert_ids=("a1",),
+        created_at=0.0,
+        attempts=0,
+        next_attempt_at=0.0,
+        state=DeliveryState.PENDING,
+        last_status=None,
+        last_error=None,
+        finished_at=None,
+    )
+
+
+async def attempt(hook: Receiver):
+    """One delivery attempt of BODY to ``hook``."""
+    sender = WebhookSender(hook)
+    try:
+        return await sender.send(delivery(hook.key))
+    finally:
+        await sender.aclose()
+
+
+def signed(hop: Hop) -> bool:
+    """True when the hop's X-ExESDB-Signature is the HMAC of its body under SECRET."""
+    fields = dict(part.split("=", 1) for part in hop.headers["X-ExESDB-Signature"].split(","))
+    mac = hmac.new(SECRET.encode(), f"{fields['t']}.".encode() + hop.body, hashlib.sha256)
+    return hmac.compare_digest(mac.hexdigest(), fields["v1"])
+
+
+@pytest.mark.parametrize("status", [307, 308])
+async def test_a_307_or_308_delivers_the_alert_at_the_new_path_with_body_and_signature(
+    tmp_path: Path, status: int
+) -> None:
+    """A 307 or 308 to another path is followed: the POST arrives there with its body, its
+    signature and (same origin) its Authorization, and the attempt counts as delivered."""
+    async with redirector() as server:
+        server.answers["/hook"] = (status, lambda: "/moved")
+        result = await attempt(receiver(tmp_path, server.url + "/hook"))
+    assert result.outcome is Outcome.DELIVERED, result
+    first, moved = server.hops
+    assert (moved.path, moved.method, moved.body) == ("/moved", "POST", BODY)
+    assert signed(moved)
+    assert moved.headers["Authorization"] == "Bearer the-token"
+    assert moved.headers["X-ExESDB-Signature"] == first.headers["X-ExESDB-Signature"]
+
+
+async def test_a_307_to_another_origin_drops_authorization(tmp_path: Path) -> None:
+    """A 307 to another host gets the body and signature but not the Authorization header,
+    which is the first origin's credential."""
+    async with redirector() as first, redirector("localhost") as other:
+        first.answers["/hook"] = (307, lambda: other.url + "/elsewhere")
+        result = await attempt(receiver(tmp_path, first.url + "/hook"))
+    assert result.outcome is Outcome.DELIVERED, result
+    assert first.hops[0].headers["Authorization"] == "Bearer the-token"
+    [hop] = other.hops
+    assert (hop.method, hop.body) == ("POST", BODY)
+    assert "Authorization" not in hop.headers
+    assert signed(hop)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303])
+async def test_a_redirect_that_would_drop_the_alerts_fails_the_attempt(
+    tmp_path: Path, status: int
+) -> None:
+    """A 301, 302 or 303 is not followed (it would turn the POST into a GET without the
+    alerts): the attempt fails, to be retried, saying why, and nothing reaches the target."""
+    async with redirector() as server:
+        server.answers["/hook"] = (status, lambda: "/moved")
+        result = await attempt(receiver(tmp_path, server.url + "/hook"))
+    assert (result.outcome, result.status, result.error_type) == (
+        Outcome.RETRY,
+        status,
+        str(status),
+    )
+    assert "would turn the POST into a GET without the alerts" in (result.error or "")
+    assert [hop.path for hop in server.hops] == ["/hook"]
+
+
+async def test_a_loop_of_redirects_stops_after_10(tmp_path: Path) -> None:
+    """A receiver redirecting to itself forever is asked 10 times, as Go's client asks, and
+    the attempt fails saying it stopped after 10 redirects."""
+    async with redirector() as server:
+        server.answers["/loop"] = (307, lambda: "/loop")
+        result = await attempt(receiver(tmp_path, server.url + "/loop"))
+    assert (result.outcome, result.error_type) == (Outcome.RETRY, "RedirectNotFollowed")
+    assert "stopped after 10 redirects" in (result.error or "")
+    assert len(server.hops) == 10
+
+
+@pytest.mark.parametrize("follow", ["false", "null"])
+async def test_without_follow_redirects_a_307_is_a_final_failure(
+    tmp_path: Path, follow: str
+) -> None:
+    """follow_redirects false or absent (and so EXESDB_WEBHOOK_URLS receivers): a 307 is not
+    followed and is final, as before."""
+    async with redirector() as server:
+        server.answers["/hook"] = (307, lambda: "/moved")
+        result = await attempt(receiver(tmp_path, server.url + "/hook", follow))
+    assert (result.outcome, result.status, result.error) == (Outcome.REJECTED, 307, "HTTP 307")
+    assert [hop.path for hop in server.hops] == ["/hook"]
+
+
+async def test_the_alertmanager_poster_follows_a_307_and_refuses_a_302(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The poster's http_config follows redirects the same way: a 307 takes its alerts to the
+    new path; a 302 fails the post, logged saying why."""
+    client = ClientSettings(HTTPClientConfig.model_validate({"follow_redirects": True}))
+    results: list[PostResult] = []
+    async with redirector() as server:
+        server.answers["/api/v2/alerts"] = (307, lambda: "/moved/api/v2/alerts")
+        async with poster_to(server.url, tmp_path / "a", client=client) as (poster, outbox, clock):
+            outbox.alerts.apply([event("a1")], clock.now)
+            poster.start()
+            await async_wait_until(lambda: len(server.hops) == 2, what="the post, redirected")
+        first, moved = server.hops
+        assert moved.path == "/moved/api/v2/alerts"
+        assert moved.body == first.body
+        assert b'"alert_id": "a1"' in moved.body
+
+        server.answers["/api/v2/alerts"] = (302, lambda: "/moved/api/v2/alerts")
+        async with poster_to(server.url, tmp_path / "b", client=client, count=results.append) as (
+            poster,
+            outbox,
+            clock,
+        ):
+            outbox.alerts.apply([event("a2")], clock.now)
+            poster.start()
+            await async_wait_until(lambda: results, what="the post, failed")
+    assert results[0] is PostResult.FAILED
+    assert [hop.path for hop in server.hops[2:]] == ["/api/v2/alerts"]
+    assert any("would turn the POST into a GET" in r.getMessage() for r in caplog.records)
