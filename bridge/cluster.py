@@ -23,7 +23,8 @@ a bounded number of alerts; each storm is counted when it begins
 AlertAck with a ``resolution``, the bus's word for an alert someone resolved) once every node it
 stands for is back, has left or is forgotten; one whose nodes all came back before it went out is
 never raised.
-ClusterHealth is also published once per health interval across all replicas.
+ClusterHealth (naming at most ``LISTED_NODES`` degraded and as many unhealthy nodes, counting
+them all) is also published once per health interval across all replicas.
 
 A transition another replica won the swap for is taken as announced once this replica hears it
 on the bus (NodeLifecycle ``down``, or ``reconnected``/``joined``/``left`` for a return). If it
@@ -43,6 +44,7 @@ replica that cannot hear the bus (Redis unreachable) declares nobody down: it is
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import secrets
 import time
@@ -232,8 +234,8 @@ class ClusterMonitor:
     def health(self) -> ClusterHealth:
         """The cluster's health as this replica sees it."""
         up = [name for name, node in self._nodes.items() if node.state == "up"]
-        degraded = sorted(name for name in up if self._nodes[name].health == "degraded")
-        unhealthy = sorted(name for name in up if self._nodes[name].health == "unhealthy")
+        degraded = [name for name in up if self._nodes[name].health == "degraded"]
+        unhealthy = [name for name in up if self._nodes[name].health == "unhealthy"]
         total = len(self._nodes)
         quorum = 2 * len(up) > total
         if not quorum:
@@ -246,9 +248,13 @@ class ClusterMonitor:
             status=status,
             healthy_nodes=len(up) - len(degraded) - len(unhealthy),
             total_nodes=total,
-            degraded_nodes=degraded,
-            unhealthy_nodes=unhealthy,
+            # Named up to LISTED_NODES each, as membership messages are, and counted in full:
+            # the message stays far below the bus's size limit whatever the cluster's size.
+            degraded_nodes=heapq.nsmallest(LISTED_NODES, degraded),
+            unhealthy_nodes=heapq.nsmallest(LISTED_NODES, unhealthy),
             quorum_status="available" if quorum else "lost",
+            degraded_count=len(degraded),
+            unhealthy_count=len(unhealthy),
         )
 
     def down_nodes(self) -> dict[str, float]:
