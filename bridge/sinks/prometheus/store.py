@@ -155,6 +155,15 @@ class Family:
         )
         return f"{self._sample_name}{{{pairs}}} "
 
+    def _prefixes(
+        self, labels: tuple[str, ...], keys: list[tuple[str, ...]], now: float
+    ) -> list[str] | None:
+        """The sample-line prefixes of new series ``keys`` (of ``labels``), once the store's
+        caps admit them (an expiring family's); None when refused."""
+        if not self.expires:
+            return [self._prefix(key) for key in keys]
+        return self._store._admit(self, labels, keys, now)
+
     def _get(self, labels: tuple[str, ...], now: float) -> Series | None:
         series = self._series.get(labels)
         if series is None:
@@ -163,10 +172,10 @@ class Family:
                     f"{self.name}: {len(labels)} label value(s) given, "
                     f"{len(self.labelnames)} expected ({', '.join(self.labelnames)})"
                 )
-            prefix = self._prefix(labels)
-            if self.expires and not self._store._admit(self, labels, 1, _size(prefix), now):
+            prefixes = self._prefixes(labels, [labels], now)
+            if prefixes is None:
                 return None
-            series = self._series[labels] = Series(self, prefix, 0.0, now)
+            series = self._series[labels] = Series(self, prefixes[0], 0.0, now)
             self._cache = None
         return series
 
@@ -242,15 +251,15 @@ class Family:
         keys = [(*labels, state) for state in states]
         found = list(map(known.get, keys))
         if None in found:
-            missing = [key for key, series in zip(keys, found, strict=True) if series is None]
             if len(keys[0]) != len(self.labelnames):
                 raise ValueError(f"{self.name}: wrong number of label values")
-            prefixes = {key: self._prefix(key) for key in missing}
-            size = sum(map(_size, prefixes.values()))
-            if self.expires and not self._store._admit(self, labels, len(prefixes), size, now):
+            missing = [key for key, series in zip(keys, found, strict=True) if series is None]
+            prefixes = self._prefixes(labels, missing, now)
+            if prefixes is None:
                 return False
+            made = dict(zip(missing, prefixes, strict=True))
             for state, key in zip(states, keys, strict=True):
-                prefix = prefixes.get(key)
+                prefix = made.get(key)
                 if prefix is not None:
                     known[key] = Series(self, prefix, 1.0 if state == current else 0.0, now)
                     self._cache = None
@@ -440,30 +449,46 @@ class SeriesStore:
         return self._count
 
     def _admit(
-        self, family: Family, labels: tuple[str, ...], count: int, size: int, now: float
-    ) -> bool:
+        self, family: Family, labels: tuple[str, ...], keys: list[tuple[str, ...]], now: float
+    ) -> list[str] | None:
         # Only a new label set gets here, never a write to a known series: no hot-path cost.
-        # ``count`` series of ``size`` bytes in all.
-        if self._count + count > self._shared_limit or self._bytes + size > self._shared_bytes:
-            at = family._node_at
-            own = (
-                at is not None
-                and at < len(labels)
-                and labels[at] == self.own_node
-                and (self._own_write is None or self._own_write())
-            )
+        # The series are counted first: one refused at the series cap builds no line.
+        count = len(keys)
+        own: bool | None = None
+        if self._count + count > self._shared_limit:
+            own = self._own(family, labels)
             limit = self.max_series if own else self._shared_limit
-            byte_limit = self.max_bytes if own else self._shared_bytes
-            if self._count + count > limit or self._bytes + size > byte_limit:
+            if self._count + count > limit:
                 self._sweep(now, force=True)
-                if self._count + count > limit or self._bytes + size > byte_limit:
+                if self._count + count > limit:
                     self._refused.inc((family.name,), float(count))
-                    return False
+                    return None
+        prefixes = [family._prefix(key) for key in keys]
+        size = sum(map(_size, prefixes))
+        if self._bytes + size > self._shared_bytes:
+            own = self._own(family, labels) if own is None else own
+            limit = self.max_bytes if own else self._shared_bytes
+            if self._bytes + size > limit:
+                self._sweep(now, force=True)
+                if self._bytes + size > limit:
+                    self._refused.inc((family.name,), float(count))
+                    return None
         self._count += count
         self._bytes += size
         if now < self._oldest:
             self._oldest = now
-        return True
+        return prefixes
+
+    def _own(self, family: Family, labels: tuple[str, ...]) -> bool:
+        """Whether new series of ``labels`` may use the share of the caps kept for the bridge's
+        own node: labelled with it, and written by the bridge itself."""
+        at = family._node_at
+        return (
+            at is not None
+            and at < len(labels)
+            and labels[at] == self.own_node
+            and (self._own_write is None or self._own_write())
+        )
 
     def _sweep(self, now: float, force: bool = False) -> None:
         if not force and now - self._last_sweep < min(_SWEEP_EVERY_SECONDS, self.ttl_seconds):
