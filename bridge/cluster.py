@@ -23,7 +23,8 @@ a bounded number of alerts; each storm is counted when it begins
 AlertAck with a ``resolution``, the bus's word for an alert someone resolved) once every node it
 stands for is back, has left or is forgotten; one whose nodes all came back before it went out is
 never raised.
-ClusterHealth is also published once per health interval across all replicas.
+ClusterHealth (naming at most ``LISTED_NODES`` degraded and as many unhealthy nodes, counting
+them all) is also published once per health interval across all replicas.
 
 A transition another replica won the swap for is taken as announced once this replica hears it
 on the bus (NodeLifecycle ``down``, or ``reconnected``/``joined``/``left`` for a return). If it
@@ -36,13 +37,15 @@ Bounds that fail safe: a node down and silent for ``EXESDB_NODE_FORGET_MS`` is f
 is always tracked. Either is logged and counted (``exesdb_cluster_nodes_forgotten_total``); a
 forgotten node that was announced down is announced ``left`` (once across replicas), which
 resolves its alert. Those farewells wait at most ``MAX_NODES`` at a time: past that (a flood
-evicting faster than a tick announces) the later ones are given up, logged and counted. A
-replica that cannot hear the bus (Redis unreachable) declares nobody down: it is the one cut off.
+evicting faster than a tick announces) the later ones are given up, logged and counted. The
+node state keys shared by the replicas expire too (``_swap_state`` says when). A replica that
+cannot hear the bus (Redis unreachable) declares nobody down: it is the one cut off.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import secrets
 import time
@@ -82,7 +85,9 @@ PER_TICK: Final = 1_000
 # Nodes a grouped alert names (its description is at most 4 096 characters).
 _NAMED: Final = 20
 _NAME_SHOWN: Final = 120
-_STATE_TTL_MS: Final = 7 * 24 * 3600 * 1000
+# How long a node's state key outlives what it must cover (see _swap_state): replicas find a
+# node down, and forget it, at about the same time, one cut off from Redis later by that while.
+_STATE_MARGIN_MS: Final = 3_600_000
 _FORGOTTEN: Final = "forgotten"
 
 State = Literal["up", "down"]
@@ -161,6 +166,7 @@ class ClusterMonitor:
         self.node = node
         self._interval = interval_ms / 1000
         self._forget_after = forget_ms / 1000
+        self._state_ttl_ms = forget_ms + _STATE_MARGIN_MS
         self._coordinator: Coordinator = coordinator or LocalCoordinator(clock)
         self._clock = clock
         self._wall_clock = wall_clock
@@ -232,9 +238,11 @@ class ClusterMonitor:
     def health(self) -> ClusterHealth:
         """The cluster's health as this replica sees it."""
         up = [name for name, node in self._nodes.items() if node.state == "up"]
-        degraded = sorted(name for name in up if self._nodes[name].health == "degraded")
-        unhealthy = sorted(name for name in up if self._nodes[name].health == "unhealthy")
+        degraded = [name for name in up if self._nodes[name].health == "degraded"]
+        unhealthy = [name for name in up if self._nodes[name].health == "unhealthy"]
         total = len(self._nodes)
+        # Down nodes count until forgotten or evicted, a flood's silent names too: nothing heard
+        # tells them from real nodes down (docs/redis.md, "Quorum after a flood").
         quorum = 2 * len(up) > total
         if not quorum:
             status: HealthStatus = "unhealthy"
@@ -246,9 +254,13 @@ class ClusterMonitor:
             status=status,
             healthy_nodes=len(up) - len(degraded) - len(unhealthy),
             total_nodes=total,
-            degraded_nodes=degraded,
-            unhealthy_nodes=unhealthy,
+            # Named up to LISTED_NODES each, as membership messages are, and counted in full:
+            # the message stays far below the bus's size limit whatever the cluster's size.
+            degraded_nodes=heapq.nsmallest(LISTED_NODES, degraded),
+            unhealthy_nodes=heapq.nsmallest(LISTED_NODES, unhealthy),
             quorum_status="available" if quorum else "lost",
+            degraded_count=len(degraded),
+            unhealthy_count=len(unhealthy),
         )
 
     def down_nodes(self) -> dict[str, float]:
@@ -515,12 +527,11 @@ class ClusterMonitor:
         node = self._nodes.get(name)
         if node is None or node.state != state:
             return None  # changed again since; the newer transition is pending or moot
-        key = f"cluster:node:{name}"
-        previous = await self._coordinator.swap(key, state, _STATE_TTL_MS)
+        previous = await self._swap_state(name, state)
         if self._nodes.get(name) is not node or node.state != state:
             # It changed during the swap (heard again, or forgotten): this transition is moot
             # and the newer one pending, so the key goes back to what announced it last.
-            await self._coordinator.swap(key, _restored(previous, state), _STATE_TTL_MS)
+            await self._swap_state(name, _restored(previous, state))
             return None
         locally_down = node.announced == "down"
         if state == "down":
@@ -552,11 +563,26 @@ class ClusterMonitor:
             # The transition is ours to announce; refused (e.g. the Redis buffer is full), it
             # would be lost for every replica: put the state key back and keep it pending.
             # (None cannot be put back; the value that makes the retry announce it again can.)
-            await self._coordinator.swap(key, _restored(previous, state), _STATE_TTL_MS)
+            await self._swap_state(name, _restored(previous, state))
             self._uncount(name, state, metadata)
             raise BridgeError(f"announcing {name} {event} was refused: {published.reason}")
         node.announced = state
         return "node_removed" if state == "down" else "node_added"
+
+    async def _swap_state(self, name: str, value: str) -> str | None:
+        """Set the node's state key, shared by the replicas, to ``value``; what it said before.
+
+        The key says which transition of the node was announced last, so that one replica
+        announces each; it expires, so that a flood of names leaves no key for long. ``down``
+        (and ``up``) last ``EXESDB_NODE_FORGET_MS`` and a margin: as long as a replica may hold
+        the node down before forgetting it, so that the node's return is announced
+        ``reconnected`` (resolving its alert) even by replicas started since, which never heard
+        it go down; past that it is forgotten anyway, and heard again a new member. ``forgotten``
+        only has to keep replicas forgetting the node at about the same time from each
+        announcing it left: it lasts the margin.
+        """
+        ttl_ms = _STATE_MARGIN_MS if value == _FORGOTTEN else self._state_ttl_ms
+        return await self._coordinator.swap(f"cluster:node:{name}", value, ttl_ms)
 
     def _expect(self, name: str, node: _Node, state: State) -> None:
         """Wait one health interval to hear the announcement another replica won the swap for."""
@@ -641,7 +667,7 @@ class ClusterMonitor:
 
     async def _farewell(self, name: str, reason: Reason, up: int) -> None:
         """Announce a forgotten node as left, once across replicas: its alert resolves."""
-        previous = await self._coordinator.swap(f"cluster:node:{name}", _FORGOTTEN, _STATE_TTL_MS)
+        previous = await self._swap_state(name, _FORGOTTEN)
         if previous == _FORGOTTEN:
             return
         self._publish(

@@ -192,6 +192,9 @@ class Settings(BaseSettings):
     # The Prometheus sink.
     series_ttl_ms: PositiveMs = _env("EXESDB_SERIES_TTL_MS", default=600_000)
     max_series: Annotated[int, Field(ge=1)] = _env("EXESDB_MAX_SERIES", default=10_000)
+    max_series_bytes: Annotated[int, Field(ge=1_048_576)] = _env(
+        "EXESDB_MAX_SERIES_BYTES", default=67_108_864
+    )
 
     # Alerts.
     webhook_urls: HttpUrlList = _env("EXESDB_WEBHOOK_URLS", default=())

@@ -73,7 +73,12 @@ class NodeHealth(Message):
 
 
 class ClusterHealth(Message):
-    """The cluster's health as one node sees it."""
+    """The cluster's health as one node sees it.
+
+    ``degraded_count`` and ``unhealthy_count`` count the nodes in each state when the lists name
+    only some of them (the cluster monitor names at most a hundred of each); None means each
+    list names them all.
+    """
 
     TAG: ClassVar[str] = "cluster_health_updated"
     INSTANCE: ClassVar[str] = INSTANCE
@@ -84,12 +89,30 @@ class ClusterHealth(Message):
     degraded_nodes: list[str] = Field(default_factory=list)
     unhealthy_nodes: list[str] = Field(default_factory=list)
     quorum_status: QuorumStatus = "available"
+    degraded_count: NonNegInt | None = None
+    unhealthy_count: NonNegInt | None = None
 
     @model_validator(mode="after")
-    def _total_covers_healthy(self) -> Self:
+    def _counts_cover_their_nodes(self) -> Self:
         if self.total_nodes < self.healthy_nodes:
             raise ValueError("total_nodes must be >= healthy_nodes")
+        if self.degraded_count is not None and self.degraded_count < len(self.degraded_nodes):
+            raise ValueError("degraded_count must be >= the nodes degraded_nodes names")
+        if self.unhealthy_count is not None and self.unhealthy_count < len(self.unhealthy_nodes):
+            raise ValueError("unhealthy_count must be >= the nodes unhealthy_nodes names")
         return self
+
+    @property
+    def degraded(self) -> int:
+        """How many nodes are degraded: ``degraded_count``, else those ``degraded_nodes`` names."""
+        count = self.degraded_count
+        return len(self.degraded_nodes) if count is None else count
+
+    @property
+    def unhealthy(self) -> int:
+        """How many nodes are unhealthy, as ``degraded`` counts the degraded ones."""
+        count = self.unhealthy_count
+        return len(self.unhealthy_nodes) if count is None else count
 
 
 class ComponentHealth(Message):

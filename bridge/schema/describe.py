@@ -67,7 +67,15 @@ DERIVED_DEFAULTS: Final[Mapping[tuple[str, str], str]] = MappingProxyType(
 """Defaults computed from the rest of the payload (or the envelope), keyed by (tag, field)."""
 
 RULES: Final[Mapping[str, str]] = MappingProxyType(
-    {"cluster_health_updated": "`total_nodes` must be at least `healthy_nodes`."}
+    {
+        "cluster_health_updated": (
+            "`total_nodes` must be at least `healthy_nodes`, and `degraded_count` "
+            "(`unhealthy_count`), when given, at least the number of nodes `degraded_nodes` "
+            "(`unhealthy_nodes`) names: the count of nodes in that state when the list names only "
+            "some of them (the bridge's cluster monitor names at most 100 of each); null means "
+            "the list names them all."
+        )
+    }
 )
 """Checks across fields, by tag, beyond each field's own type."""
 

@@ -9,9 +9,18 @@ import pytest
 
 from bridge.bus import Envelope, LocalCoordinator
 from bridge.cluster import ALERTS_PER_INTERVAL, LISTED_NODES
-from bridge.messages import AlertAck, ClusterHealth, ClusterMembership, NodeLifecycle, SystemAlert
+from bridge.messages import (
+    AlertAck,
+    ClusterHealth,
+    ClusterMembership,
+    NodeHealth,
+    NodeLifecycle,
+    SystemAlert,
+)
+from bridge.settings import Settings
 from bridge.sinks.alerts.sources import alert_events
-from tests.cluster.helpers import Clock, Replica
+from tests.cluster.helpers import Clock, Replica, envelope
+from tests.sinks.prometheus_support import sample, translate
 
 FORGET_MS = 10_000  # ten intervals
 
@@ -182,6 +191,36 @@ async def test_membership_messages_name_only_the_changed_nodes_whatever_the_clus
     assert {m.total_nodes for m in added} == {1_001}
     # One for the changes, at most one more for the interval's regular refresh.
     assert len(replica.published(ClusterHealth)) - health_before <= 2
+
+
+async def test_cluster_health_names_a_bounded_share_of_many_degraded_nodes_and_counts_them_all(
+    make_replica, clock: Clock
+) -> None:
+    """10 000 degraded nodes with 255-character names make a ClusterHealth far below the bus's
+    size limit (EXESDB_MAX_BODY_BYTES), naming LISTED_NODES of them, and the Prometheus sink's
+    exesdb_cluster_nodes gauges count all of them."""
+    replica = await make_replica("bridge-1", max_nodes=10_001)  # this bridge and the 10 000
+    names = [f"{n:05d}-".ljust(255, "x") for n in range(10_000)]
+    replica.bridge.bus.publish_verified(
+        [envelope(name, NodeHealth(node=name, status="degraded")) for name in names]
+    )
+    await replica.settle()
+
+    def healths() -> list[Envelope]:
+        return [e for e in replica.heard if isinstance(e.payload, ClusterHealth)]
+
+    before = len(healths())
+    await replica.tick()
+    assert len(healths()) > before  # heard: a message past the size limit is refused unread
+    latest = healths()[-1]
+    assert isinstance(latest.payload, ClusterHealth)
+    assert latest.payload.degraded_nodes == names[:LISTED_NODES]
+    assert len(latest.to_bytes()) < Settings.model_fields["max_body_bytes"].default / 10
+    store = translate(latest)
+    assert {
+        state: sample(store, "exesdb_cluster_nodes", state=state)
+        for state in ("healthy", "degraded", "unhealthy", "down", "total")
+    } == {"healthy": 1, "degraded": 10_000, "unhealthy": 0, "down": 0, "total": 10_001}
 
 
 async def test_a_flood_of_transitions_reaches_the_bus_in_slices(make_replica, clock: Clock) -> None:

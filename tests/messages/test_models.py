@@ -202,6 +202,8 @@ CASES: dict[type[Message], Case] = {
             "degraded_nodes": ["node3@host"],
             "unhealthy_nodes": ["node4@host"],
             "quorum_status": "lost",
+            "degraded_count": 1,
+            "unhealthy_count": 1,
         },
         "total_nodes",
         ("healthy_nodes", "three"),
@@ -764,6 +766,8 @@ STATIC_DEFAULTS: list[tuple[type[Message], str, Any]] = [
     (ClusterHealth, "degraded_nodes", []),
     (ClusterHealth, "unhealthy_nodes", []),
     (ClusterHealth, "quorum_status", "available"),
+    (ClusterHealth, "degraded_count", None),
+    (ClusterHealth, "unhealthy_count", None),
     (ComponentHealth, "last_check", None),
     (HealthCheck, "error", None),
     (PerformanceMetric, "tags", {}),
@@ -1020,6 +1024,7 @@ def test_resource_usage_accepts_percent_bounds(usage: float) -> None:
         (LatencyMetric, "latency_ms", -0.5),
         (ClusterHealth, "healthy_nodes", -1),
         (ClusterHealth, "healthy_nodes", 4),
+        (ClusterHealth, "degraded_count", -1),
         (SystemState, "memory_usage", -1),
         (LogSummary, "log_counts", {"info": -1}),
         (SystemConfig, "component", ""),
@@ -1029,6 +1034,19 @@ def test_rejects_out_of_range_value(model: type[Message], field: str, value: Any
     """Numbers outside their documented range and empty required strings are refused."""
     with pytest.raises(ValidationError):
         build(model, {**CASES[model].minimal, field: value})
+
+
+@pytest.mark.parametrize("kind", ["degraded", "unhealthy"])
+def test_cluster_health_refuses_a_count_below_the_nodes_its_list_names(kind: str) -> None:
+    """``degraded_count`` (``unhealthy_count``) counts at least the nodes its list names; the
+    error names the count."""
+    payload = {**CASES[ClusterHealth].minimal, f"{kind}_nodes": ["a", "b"], f"{kind}_count": 1}
+    with pytest.raises(ValidationError, match=f"{kind}_count must be >= the nodes"):
+        build(ClusterHealth, payload)
+    assert (
+        build(ClusterHealth, {**payload, f"{kind}_count": 2000}).model_dump()[f"{kind}_count"]
+        == 2000
+    )
 
 
 # Defaults

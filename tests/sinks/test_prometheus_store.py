@@ -386,3 +386,54 @@ def test_a_state_set_of_the_bridges_own_node_fits_in_the_kept_share():
     assert put_state(store, states, ("third",), ("x", "y", "z"), "x")
     assert not put_state(store, states, ("fourth",), ("x",), "x")
     assert put_state(store, states, ("me",), ("x",), "x")
+
+
+def test_series_past_the_byte_cap_are_refused_and_counted_whatever_their_number():
+    """9 000 series with 4 000-character label values stay under max_series but not under
+    max_bytes: new ones stop there, counted as refused, and /metrics stays under the cap;
+    known ones still update."""
+    clock = ManualClock()
+    store = SeriesStore(max_series=10_000, max_bytes=8 * 1024 * 1024, clock=clock)
+    gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("a", "b"))
+    admitted = [gauge.set((f"{i:04d}".ljust(4_000, "x"), "y" * 4_000), 1.0) for i in range(9_000)]
+    kept = admitted.count(True)
+    assert 0 < kept < 9_000
+    assert admitted == [True] * kept + [False] * (9_000 - kept)
+    refused = sample(store, "exesdb_prometheus_series_refused_total", metric="exesdb_test_value")
+    assert refused == 9_000 - kept
+    assert gauge.set((f"{0:04d}".ljust(4_000, "x"), "y" * 4_000), 2.0)
+    text = store.render()
+    assert len(text.encode()) <= 8 * 1024 * 1024 + 2_000  # the self-metrics besides
+    held = sample(store, "exesdb_prometheus_series_bytes")
+    assert held is not None
+    assert 8 * 1024 * 1024 - 8_100 < held <= 8 * 1024 * 1024
+    assert gauge.set(("short", "label"), 1.0)  # a small one still fits in what is left
+
+
+def test_expired_series_give_their_bytes_back():
+    """Bytes held go down as series expire, so new long series fit again."""
+    clock = ManualClock()
+    store = SeriesStore(ttl_seconds=10, max_bytes=1024 * 1024, clock=clock)
+    gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("a",))
+    assert all(gauge.set((f"{i:03d}".ljust(100_000, "x"),), 1.0) for i in range(10))
+    assert not gauge.set(("late".ljust(100_000, "x"),), 1.0)
+    clock.now += 11
+    assert gauge.set(("late".ljust(100_000, "x"),), 1.0)
+    store.render()
+    held = sample(store, "exesdb_prometheus_series_bytes")
+    assert held is not None
+    assert 100_000 < held < 101_000
+
+
+def test_the_last_tenth_of_the_byte_cap_is_kept_for_the_bridges_own_node():
+    """Long series of other nodes stop a tenth short of max_bytes; the bridge's own still fit,
+    state sets included (admitted whole or not at all)."""
+    clock = ManualClock()
+    store = SeriesStore(max_bytes=1024 * 1024, clock=clock, own_node="me")
+    gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("node", "id"))
+    flood = [gauge.set(("flood", str(i).ljust(50_000, "x")), 1.0) for i in range(30)]
+    assert flood == [True] * 18 + [False] * 12
+    states = store.family("exesdb_test_state", MetricType.GAUGE, "A state set.", ("node", "s"))
+    assert not put_state(store, states, ("flood",), ("x" * 30_000, "y" * 30_000), "x")
+    assert put_state(store, states, ("me",), ("x" * 30_000, "y" * 30_000), "x")
+    assert gauge.set(("me", "a".ljust(30_000, "x")), 1.0)

@@ -34,6 +34,7 @@ class PrometheusSink:
         *,
         ttl_seconds: float = 600.0,
         max_series: int = 10_000,
+        max_series_bytes: int = 67_108_864,
         queue_size: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         own_node: str | None = None,
@@ -41,6 +42,7 @@ class PrometheusSink:
         self.store = SeriesStore(
             ttl_seconds=ttl_seconds,
             max_series=max_series,
+            max_bytes=max_series_bytes,
             clock=clock,
             own_node=own_node,
             own_write=self._own_write,
@@ -118,5 +120,6 @@ def prometheus_sink(context: Context) -> PrometheusSink:
         context.bus,
         ttl_seconds=settings.series_ttl_ms / 1000,
         max_series=settings.max_series,
+        max_series_bytes=settings.max_series_bytes,
         own_node=settings.node,
     )

@@ -3,10 +3,11 @@
 Each series keeps its sample line (``name{a="x"} 1.0``) ready to print, rebuilt only when its
 value changes, and each family caches its joined text until a series in it changes, so a scrape
 is mostly string joins. Series not written for ``ttl_seconds`` expire; past ``max_series`` new
-label sets are refused and counted, so a misbehaving publisher cannot exhaust memory; a refusal
+label sets are refused and counted, and so are those that would take the exposition past
+``max_bytes`` (long label values), so a misbehaving publisher cannot exhaust memory; a refusal
 looks through the series held only when one of them can have expired (the store keeps the
 earliest write among them), so refusing costs about the same however many are held. A tenth of
-the cap is kept for the series of the bridge's own node (``own_node``) that the bridge itself
+either cap is kept for the series of the bridge's own node (``own_node``) that the bridge itself
 writes (``own_write``), so a flood from other senders, even one naming the bridge's node, cannot
 shut out the series that show what the bridge itself is doing. ``collect``
 reads the same families as prometheus_client ``Metric`` objects, for readers that want values
@@ -31,6 +32,9 @@ __all__ = ["Family", "MetricType", "Series", "SeriesStore", "escape_label_value"
 _SWEEP_EVERY_SECONDS: Final = 1.0
 # The share of the cap only series labelled with the bridge's own node may use.
 _OWN_SHARE: Final = 10
+# What a sample line adds to its prefix at most: a float's repr (``-1.2345678901234567e-308``)
+# and the newline; counted with the prefix against the byte cap.
+_VALUE_BYTES: Final = 25
 
 
 class MetricType(Enum):
@@ -151,6 +155,15 @@ class Family:
         )
         return f"{self._sample_name}{{{pairs}}} "
 
+    def _prefixes(
+        self, labels: tuple[str, ...], keys: list[tuple[str, ...]], now: float
+    ) -> list[str] | None:
+        """The sample-line prefixes of new series ``keys`` (of ``labels``), once the store's
+        caps admit them (an expiring family's); None when refused."""
+        if not self.expires:
+            return [self._prefix(key) for key in keys]
+        return self._store._admit(self, labels, keys, now)
+
     def _get(self, labels: tuple[str, ...], now: float) -> Series | None:
         series = self._series.get(labels)
         if series is None:
@@ -159,9 +172,10 @@ class Family:
                     f"{self.name}: {len(labels)} label value(s) given, "
                     f"{len(self.labelnames)} expected ({', '.join(self.labelnames)})"
                 )
-            if self.expires and not self._store._admit(self, labels, 1, now):
+            prefixes = self._prefixes(labels, [labels], now)
+            if prefixes is None:
                 return None
-            series = self._series[labels] = Series(self, self._prefix(labels), 0.0, now)
+            series = self._series[labels] = Series(self, prefixes[0], 0.0, now)
             self._cache = None
         return series
 
@@ -237,15 +251,17 @@ class Family:
         keys = [(*labels, state) for state in states]
         found = list(map(known.get, keys))
         if None in found:
-            if self.expires and not self._store._admit(self, labels, found.count(None), now):
+            if len(keys[0]) != len(self.labelnames):
+                raise ValueError(f"{self.name}: wrong number of label values")
+            missing = [key for key, series in zip(keys, found, strict=True) if series is None]
+            prefixes = self._prefixes(labels, missing, now)
+            if prefixes is None:
                 return False
-            for state, key, series in zip(states, keys, found, strict=True):
-                if series is None:
-                    if len(key) != len(self.labelnames):
-                        raise ValueError(f"{self.name}: wrong number of label values")
-                    known[key] = Series(
-                        self, self._prefix(key), 1.0 if state == current else 0.0, now
-                    )
+            made = dict(zip(missing, prefixes, strict=True))
+            for state, key in zip(states, keys, strict=True):
+                prefix = made.get(key)
+                if prefix is not None:
+                    known[key] = Series(self, prefix, 1.0 if state == current else 0.0, now)
                     self._cache = None
         for state, series in zip(states, found, strict=True):
             if series is None:
@@ -259,8 +275,9 @@ class Family:
         self._state_sets[labels] = (states, tuple(map(known.__getitem__, keys)))
         return True
 
-    def _expire(self, cutoff: float) -> tuple[int, float]:
-        # The series dropped, and the earliest write among those kept (inf when none is).
+    def _expire(self, cutoff: float) -> tuple[int, int, float]:
+        # The series dropped, their bytes, and the earliest write among those kept (inf when
+        # none is).
         stale = []
         oldest = math.inf
         for key, series in self._series.items():
@@ -269,12 +286,13 @@ class Family:
                 stale.append(key)
             elif touched < oldest:
                 oldest = touched
+        size = 0
         for key in stale:
-            del self._series[key]
+            size += _size(self._series.pop(key).prefix)
         if stale:
             self._cache = None
             self._state_sets.clear()  # some may hold a series just dropped
-        return len(stale), oldest
+        return len(stale), size, oldest
 
     def _metric(self, epoch: float) -> Metric:
         metric = Metric(self.name, self.help, self.kind.value)
@@ -302,6 +320,11 @@ class Family:
         )
 
 
+def _size(prefix: str) -> int:
+    """The bytes a series with ``prefix`` takes in the exposition, at most (UTF-8)."""
+    return len(prefix.encode()) + _VALUE_BYTES
+
+
 class SeriesStore:
     """Families of series with expiry and a cardinality cap, rendered as exposition text.
 
@@ -311,7 +334,8 @@ class SeriesStore:
     ``own_node`` (the bridge's ``EXESDB_NODE``) may use the whole cap when ``own_write()`` says
     the write under way is the bridge's own (without ``own_write``, every write naming it);
     series with another node, or none, or written for a sender naming the bridge's node, stop a
-    tenth short of it, so the bridge's own series always find room.
+    tenth short of it, so the bridge's own series always find room. ``max_bytes`` caps the
+    exposition text of those series as ``max_series`` caps their number, with the same share.
     """
 
     def __init__(
@@ -319,6 +343,7 @@ class SeriesStore:
         *,
         ttl_seconds: float = 600.0,
         max_series: int = 10_000,
+        max_bytes: int = 64 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         namespace: str = "exesdb_prometheus",
@@ -330,12 +355,15 @@ class SeriesStore:
         self._now = clock()  # the time of the writes under way (see writing())
         self.ttl_seconds = ttl_seconds
         self.max_series = max_series
+        self.max_bytes = max_bytes
         self.own_node = own_node
         self._own_write = own_write
         # Other series stop short of the cap by the share kept for own_node's (none without one).
         self._shared_limit = max_series - (max_series // _OWN_SHARE if own_node is not None else 0)
+        self._shared_bytes = max_bytes - (max_bytes // _OWN_SHARE if own_node is not None else 0)
         self._families: dict[str, Family] = {}
         self._count = 0
+        self._bytes = 0  # the exposition bytes of the series under the caps (see _size)
         self._last_sweep = clock()
         # No series written at or after this can have expired: the earliest write among the
         # series kept by the last sweep, lowered by each new series. Writes only move a
@@ -351,6 +379,13 @@ class SeriesStore:
             "Series the Prometheus sink holds (under the cardinality cap).",
             expires=False,
         )
+        self._bytes_gauge = self.family(
+            f"{namespace}_series_bytes",
+            MetricType.GAUGE,
+            "Exposition bytes of the series the Prometheus sink holds (under the byte cap, "
+            "EXESDB_MAX_SERIES_BYTES).",
+            expires=False,
+        )
         self._limit_gauge = self.family(
             f"{namespace}_series_limit",
             MetricType.GAUGE,
@@ -360,7 +395,8 @@ class SeriesStore:
         self._refused = self.family(
             f"{namespace}_series_refused",
             MetricType.COUNTER,
-            "New label sets refused because the cardinality cap was reached, by metric.",
+            "New label sets refused because the cardinality cap (or the byte cap) was reached, "
+            "by metric.",
             ("metric",),
             expires=False,
         )
@@ -422,26 +458,47 @@ class SeriesStore:
         """Series under the cap (self-metrics excluded)."""
         return self._count
 
-    def _admit(self, family: Family, labels: tuple[str, ...], count: int, now: float) -> bool:
+    def _admit(
+        self, family: Family, labels: tuple[str, ...], keys: list[tuple[str, ...]], now: float
+    ) -> list[str] | None:
         # Only a new label set gets here, never a write to a known series: no hot-path cost.
+        # The series are counted first: one refused at the series cap builds no line.
+        count = len(keys)
+        own: bool | None = None
         if self._count + count > self._shared_limit:
-            at = family._node_at
-            own = (
-                at is not None
-                and at < len(labels)
-                and labels[at] == self.own_node
-                and (self._own_write is None or self._own_write())
-            )
+            own = self._own(family, labels)
             limit = self.max_series if own else self._shared_limit
             if self._count + count > limit:
                 self._sweep(now, force=True)
                 if self._count + count > limit:
                     self._refused.inc((family.name,), float(count))
-                    return False
+                    return None
+        prefixes = [family._prefix(key) for key in keys]
+        size = sum(map(_size, prefixes))
+        if self._bytes + size > self._shared_bytes:
+            own = self._own(family, labels) if own is None else own
+            limit = self.max_bytes if own else self._shared_bytes
+            if self._bytes + size > limit:
+                self._sweep(now, force=True)
+                if self._bytes + size > limit:
+                    self._refused.inc((family.name,), float(count))
+                    return None
         self._count += count
+        self._bytes += size
         if now < self._oldest:
             self._oldest = now
-        return True
+        return prefixes
+
+    def _own(self, family: Family, labels: tuple[str, ...]) -> bool:
+        """Whether new series of ``labels`` may use the share of the caps kept for the bridge's
+        own node: labelled with it, and written by the bridge itself."""
+        at = family._node_at
+        return (
+            at is not None
+            and at < len(labels)
+            and labels[at] == self.own_node
+            and (self._own_write is None or self._own_write())
+        )
 
     def _sweep(self, now: float, force: bool = False) -> None:
         if not force and now - self._last_sweep < min(_SWEEP_EVERY_SECONDS, self.ttl_seconds):
@@ -452,15 +509,18 @@ class SeriesStore:
         self._last_sweep = now
         self._scans.inc(())
         dropped = 0
+        freed = 0
         oldest = math.inf
         for family in self._families.values():
             if family.expires and family._series:
-                gone, kept = family._expire(cutoff)
+                gone, size, kept = family._expire(cutoff)
                 dropped += gone
+                freed += size
                 oldest = min(oldest, kept)
         self._oldest = oldest
         if dropped:
             self._count -= dropped
+            self._bytes -= freed
             self._expired.inc((), float(dropped))
             for forget in self._on_drop:
                 forget()
@@ -469,6 +529,7 @@ class SeriesStore:
         # What every read does first: expire what is due, then count what is left.
         self._sweep(self._clock())
         self._series_gauge.set((), float(self._count))
+        self._bytes_gauge.set((), float(self._bytes))
 
     def collect(self) -> list[Metric]:
         """Every family that has series, as prometheus_client families (what ``render`` shows).

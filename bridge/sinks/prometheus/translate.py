@@ -530,8 +530,9 @@ class Translator:
         message = envelope.payload
         assert isinstance(message, ClusterHealth)
         nodes = self._f["exesdb_cluster_nodes"]
-        degraded = len(message.degraded_nodes)
-        unhealthy = len(message.unhealthy_nodes)
+        # The counts, not the lists: a monitor names only the first of many (ClusterHealth).
+        degraded = message.degraded
+        unhealthy = message.unhealthy
         down = max(0, message.total_nodes - message.healthy_nodes - degraded - unhealthy)
         nodes.put(("healthy",), float(message.healthy_nodes))
         nodes.put(("degraded",), float(degraded))

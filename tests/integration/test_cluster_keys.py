@@ -1,0 +1,122 @@
+"""The cluster monitor's node state keys on a real redis-server: how long a flood of names stays
+in Redis, and what the keys carry across a restart of every replica."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from redis.asyncio import Redis
+
+from bridge.backoff import Backoff
+from bridge.bus.redis.coordination import RedisCoordinator
+from bridge.bus.redis.layout import Layout
+from bridge.bus.redis.link import Link
+from bridge.messages import NodeHealth, NodeLifecycle
+from tests.cluster.helpers import Clock, Replica
+from tests.integration.servers.redis import RedisServer, redis_server
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["redis_server"]  # the fixture, imported for the tests below
+
+FORGET_MS = 10_000  # ten intervals
+HOUR_MS = 3_600_000
+
+
+@pytest.fixture
+async def shared(
+    redis_server: Callable[[], RedisServer],
+) -> AsyncIterator[tuple[RedisServer, Callable[[str], RedisCoordinator]]]:
+    """A server, and the coordinator a replica (by its consumer name) has on it."""
+    server = redis_server()
+    client = Redis.from_url(server.url)
+    link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
+    yield server, lambda owner: RedisCoordinator(link, Layout("exesdb"), owner=owner)
+    await client.aclose()
+
+
+def node_keys(server: RedisServer) -> dict[str, tuple[str, int]]:
+    """Each node state key's node, value and milliseconds left to live."""
+    with server.client() as client:
+        found = {}
+        for key in client.scan_iter("exesdb:cluster:node:*", count=1_000):
+            found[key.decode().removeprefix("exesdb:cluster:node:")] = (
+                client.get(key).decode(),
+                client.pttl(key),
+            )
+        return found
+
+
+async def test_a_flood_of_names_leaves_keys_for_no_longer_than_the_forget_time_and_an_hour(
+    shared,
+) -> None:
+    """Every name of a flood gets a state key; up and down ones expire within
+    EXESDB_NODE_FORGET_MS and an hour of their last transition, and once the names are
+    forgotten within the hour."""
+    server, coordinator = shared
+    clock = Clock()
+    replica = await Replica(
+        "bridge-1", clock, coordinator("bridge-1:a"), forget_ms=FORGET_MS
+    ).start()
+    try:
+        names = [f"flood-{n:03d}" for n in range(300)]
+        await replica.hear_all(names)
+        await replica.tick()
+        keys = node_keys(server)
+        assert sorted(keys) == names
+        assert {value for value, _ in keys.values()} == {"up"}
+        assert all(
+            FORGET_MS + HOUR_MS - 60_000 < ttl <= FORGET_MS + HOUR_MS for _, ttl in keys.values()
+        )
+        clock.advance(3.5)
+        await replica.tick()
+        keys = node_keys(server)
+        assert {value for value, _ in keys.values()} == {"down"}
+        assert all(ttl <= FORGET_MS + HOUR_MS for _, ttl in keys.values())
+        clock.advance(FORGET_MS / 1000)
+        await replica.tick()
+        keys = node_keys(server)
+        assert sorted(keys) == names
+        assert {value for value, _ in keys.values()} == {"forgotten"}
+        assert all(HOUR_MS - 60_000 < ttl <= HOUR_MS for _, ttl in keys.values())
+    finally:
+        await replica.monitor.aclose()
+        await replica.bridge.aclose()
+
+
+async def test_a_node_down_before_every_replica_restarted_is_announced_back_by_a_new_one(
+    shared,
+) -> None:
+    """The down key outlives the replica that announced the down: a replica started after it,
+    which never heard the node go down, announces its return ``reconnected`` (which resolves
+    its node_failure alert), not as a new member."""
+    _, coordinator = shared
+    clock = Clock()
+    first = await Replica("bridge-1", clock, coordinator("bridge-1:a"), forget_ms=FORGET_MS).start()
+    await first.hear("app-1")
+    await first.tick()
+    clock.advance(3.5)
+    await first.tick()
+    await first.monitor.aclose()
+    await first.bridge.aclose()
+    assert [
+        e.payload.event
+        for e in first.heard
+        if isinstance(e.payload, NodeLifecycle) and e.payload.node == "app-1"
+    ] == ["joined", "down"]
+    second = await Replica(
+        "bridge-2", clock, coordinator("bridge-2:b"), forget_ms=FORGET_MS
+    ).start()
+    try:
+        await second.hear("app-1", NodeHealth(node="app-1", status="healthy"))  # no "joined"
+        await second.tick()
+        said = [
+            e.payload.event
+            for e in second.heard
+            if isinstance(e.payload, NodeLifecycle) and e.payload.node == "app-1"
+        ]
+        assert said == ["reconnected"]
+    finally:
+        await second.monitor.aclose()
+        await second.bridge.aclose()
