@@ -6,12 +6,14 @@ POST into a GET without a body, which would send no alerts and count its 2xx as 
 Go's client stops after 10. A 301, 302 or 303 is answered to the caller, which counts it a failed
 attempt (``refused_redirect`` says why). The ``Authorization`` header (``authorization`` or
 ``basic_auth``) is sent to the first URL's origin only, as Go's client keeps it from another host;
-each hop's proxy, TLS and proxy credentials are those of its own URL. Without ``follow_redirects:
-true`` every 3xx is answered to the caller as it came.
+each hop's proxy, TLS and proxy credentials are those of its own URL. The session's timeout covers
+the whole chain, as Go's client timeout does, so an attempt never outlasts its receiver's
+``timeout``. Without ``follow_redirects: true`` every 3xx is answered to the caller as it came.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Final
@@ -61,13 +63,27 @@ async def post(
     (``RedirectNotFollowed`` included)."""
     follow = client.config.follow_redirects is True
     first: tuple[str, str | None, int | None] | None = None  # known once a redirect came
+    clock = asyncio.get_running_loop().time
+    budget = session.timeout.total
+    deadline = None if budget is None else clock() + budget
     for _ in range(MAX_REDIRECTS):
+        timeout = session.timeout
+        if deadline is not None and first is not None:
+            left = deadline - clock()
+            if left <= 0:  # aiohttp reads a total of 0 as no limit at all
+                raise TimeoutError
+            timeout = aiohttp.ClientTimeout(total=left)
         options = client.request_options(url)
         sent = {**headers, **options.headers}
         if first is not None and _origin(URL(url)) != first:
             sent.pop("Authorization", None)  # the credentials are the first origin's
         response = await session.post(
-            url, data=body, headers=sent, allow_redirects=False, **options.connection()
+            url,
+            data=body,
+            headers=sent,
+            allow_redirects=False,
+            timeout=timeout,
+            **options.connection(),
         )
         location = response.headers.get("Location")
         if not (follow and response.status in _FOLLOWED and location):

@@ -7,6 +7,7 @@ posts to them, and so does the Alertmanager poster.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from collections.abc import AsyncIterator, Callable
@@ -47,11 +48,13 @@ class Redirector:
     answers: dict[str, tuple[int, Callable[[], str]]] = field(default_factory=dict)
     hops: list[Hop] = field(default_factory=list)
     url: str = ""
+    delay: float = 0.0  # seconds before each answer
 
     async def handle(self, request: web.Request) -> web.Response:
         self.hops.append(
             Hop(request.path, request.method, dict(request.headers), await request.read())
         )
+        await asyncio.sleep(self.delay)  # a slow receiver, as the test asks
         if request.path in self.answers:
             status, location = self.answers[request.path]
             return web.Response(status=status, headers={"Location": location()})
@@ -75,7 +78,7 @@ async def redirector(host: str = "127.0.0.1") -> AsyncIterator[Redirector]:
         await runner.cleanup()
 
 
-def receiver(tmp_path: Path, url: str, follow: str = "true") -> Receiver:
+def receiver(tmp_path: Path, url: str, follow: str = "true", timeout: float = 5.0) -> Receiver:
     """The receiver of a receivers file giving ``url``, a bearer token, a signing key and
     ``follow_redirects: <follow>``."""
     path = tmp_path / "receivers.yml"
@@ -91,7 +94,7 @@ def receiver(tmp_path: Path, url: str, follow: str = "true") -> Receiver:
         [],
         read_receivers_file(path),
         secret=None,
-        timeout=5.0,
+        timeout=timeout,
         max_alerts=0,
         min_severity="warning",
     )
@@ -189,6 +192,17 @@ async def test_a_loop_of_redirects_stops_after_10(tmp_path: Path) -> None:
     assert (result.outcome, result.error_type) == (Outcome.RETRY, "RedirectNotFollowed")
     assert "stopped after 10 redirects" in (result.error or "")
     assert len(server.hops) == 10
+
+
+async def test_the_receivers_timeout_covers_the_whole_chain_of_redirects(tmp_path: Path) -> None:
+    """Each hop answering after 0.3 s, a receiver with a 1 s timeout gives up on the chain
+    after about 1 s, as Go's client timeout covers its redirects, rather than 1 s per hop."""
+    async with redirector() as server:
+        server.answers["/loop"] = (307, lambda: "/loop")
+        server.delay = 0.3
+        result = await attempt(receiver(tmp_path, server.url + "/loop", timeout=1.0))
+    assert (result.outcome, result.error) == (Outcome.RETRY, "timed out after 1s"), result
+    assert 3 <= len(server.hops) <= 4
 
 
 @pytest.mark.parametrize("follow", ["false", "null"])
