@@ -197,6 +197,17 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             "      tls_config: {min_version: TLS99}\n",
             "http_config.tls_config.min_version: must be 'TLS10'",
         ),
+        (  # Go's client speaks TLS 1.2 at least unless told otherwise: no version would be left
+            "webhook_configs:\n  - url: http://h\n    http_config:\n"
+            "      tls_config: {max_version: TLS11}\n",
+            "max_version TLS11 is below the default min_version TLS12, so no version is left: "
+            "give min_version TLS11 too",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config:\n"
+            "      tls_config: {min_version: TLS13, max_version: TLS12}\n",
+            "min_version TLS13 is above max_version TLS12",
+        ),
         (
             "webhook_configs:\n  - url: http://h\n    http_config:\n"
             "      proxy_url: 'socks5://u:hook-tok3n@p'\n",

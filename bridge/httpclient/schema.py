@@ -98,13 +98,20 @@ def _tls_problems(values: Mapping[str, Any]) -> list[str]:
     has_cert = bool(values.get("cert_file") or values.get("cert"))
     if has_cert != bool(values.get("key_file") or values.get("key")):
         problems.append("a client certificate needs both cert_file (or cert) and key_file (or key)")
-    low, high = values.get("min_version"), values.get("max_version")
+    given, high = values.get("min_version"), values.get("max_version")
+    # Without min_version the client speaks TLS 1.2 at least, as Go's does.
+    low = "TLS12" if given is None else given
     if (
         low in TLS_VERSIONS
         and high in TLS_VERSIONS
         and TLS_VERSIONS.index(low) > TLS_VERSIONS.index(high)
     ):
-        problems.append(f"min_version {low} is above max_version {high}")
+        problems.append(
+            f"min_version {low} is above max_version {high}"
+            if given is not None
+            else f"max_version {high} is below the default min_version TLS12, so no version is "
+            f"left: give min_version {high} too"
+        )
     return problems
 
 
