@@ -54,8 +54,8 @@ SECRET_VARIABLES: Final = frozenset(
 def shown_setting(variable: str, value: object) -> str:
     """``variable``'s ``value`` as text: a secret as ``<set, redacted>`` or ``<empty>``, unset as
     ``<unset>``, each URL as ``safe_url`` shows it (a Redis bus with its database number) but for
-    those that cannot hold a secret (``EXESDB_EXTERNAL_URL``: whole), a list comma-separated; receivers (``EXESDB_WEBHOOK_URLS``), when more than one, each with its
-    item number."""
+    those that cannot hold a secret (``EXESDB_EXTERNAL_URL``: whole), a list comma-separated;
+    receivers (``EXESDB_WEBHOOK_URLS``), when more than one, each with its item number."""
     if variable in _SHOWN_WHOLE and value:
         return ",".join(value) if isinstance(value, tuple) else str(value)
     if variable in URL_VARIABLES and value:
