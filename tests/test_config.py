@@ -194,7 +194,8 @@ def test_a_bad_value_stops_with_a_line_naming_the_variable(
     status, out, err = _check_config(monkeypatch, capsys, **{variable: value})
     assert status == 2
     assert out == ""
-    problems = [line.strip() for line in err.splitlines()[1:]]
+    # A warning may follow: EXESDB_INGEST=maybe meant as true would need SECRET_KEY_BASE.
+    problems = [line.strip() for line in err.splitlines()[1:] if line.startswith("  ")]
     assert len(problems) == 1, err
     assert problems[0].startswith((f"{variable}: ", f"{variable} item 1: "))
     assert allowed in problems[0]
@@ -792,7 +793,7 @@ def test_every_bad_variable_is_reported_at_once() -> None:
     assert completed.stdout == ""
     lines = completed.stderr.splitlines()
     assert lines[0] == "exesdb-bridge: bad configuration:"
-    named = sorted(line.strip().split(":")[0] for line in lines[1:])
+    named = sorted(line.strip().split(":")[0] for line in lines[1:] if line.startswith("  "))
     assert named == sorted(
         ["EXESDB_REPLAY_WINDOW_MS", "EXESDB_INGEST", "EXESDB_LOG_LEVEL", "EXESDB_HTTP_ADDR"]
     )
