@@ -1530,7 +1530,9 @@ def test_outbox_retry_refuses_ids_beside_all(tmp_path: Path, args: list[str]) ->
     together, before the outbox is opened: the ids would be ignored, every dead letter sent."""
     completed = cli("outbox", "retry", *args, EXESDB_STATE_DIR=str(tmp_path))
     assert (completed.returncode, completed.stdout) == (2, "")
-    assert completed.stderr.startswith("usage: exesdb-bridge outbox retry [-h]")
+    assert completed.stderr.startswith(
+        "usage: exesdb-bridge outbox retry [-h] (ID ... | --all) [--force]\n"
+    )
     assert re.search(
         r"exesdb-bridge outbox retry: error: argument (--all|ID): not allowed with argument"
         r" (ID|--all)\n\Z",

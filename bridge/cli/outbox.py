@@ -59,7 +59,12 @@ def add_outbox_command(commands: Commands) -> None:
         help=f"at most this many, the newest; 0: all (default: {_DEFAULT_LIMIT})",
     )
     outbox_list.add_argument("--json", action="store_true", help="print JSON lines")
-    outbox_retry = outbox_commands.add_parser("retry", help="send dead-lettered deliveries again")
+    outbox_retry = outbox_commands.add_parser(
+        "retry",
+        help="send dead-lettered deliveries again",
+        # argparse leaves a positional's group out of the usage line: one or the other.
+        usage="%(prog)s [-h] (ID ... | --all) [--force]",
+    )
     # Ids beside --all would be ignored (every dead letter is retried): a usage error instead.
     which = outbox_retry.add_mutually_exclusive_group()
     which.add_argument(
