@@ -30,7 +30,8 @@ __all__ = ["load_settings"]
 
 _RECEIVERS: Final = "EXESDB_WEBHOOK_URLS"
 # Each refused switch or choice is read as each of its values (_readings): past this many
-# readings (six refused at once) no check across values is made beside the refusals.
+# readings (seven switches refused at once) no check across values is made beside the refusals, and a
+# warning says they wait.
 _MAX_READINGS: Final = 64
 # Each setting's field, by its variable.
 _FIELDS: Final = {str(info.validation_alias): info for info in Settings.model_fields.values()}
@@ -58,7 +59,8 @@ def _refusal(exc: ValidationError) -> ConfigError:
     refused = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
     readings = _readings(refused)
     if not readings:
-        return ConfigError(problems)
+        waits = "checks across settings wait until the values above are taken: check again then"
+        return ConfigError(problems, warnings=[waits])
     receivers = _receivers_taken(exc) if _RECEIVERS in refused else None
     if receivers:
         refused.discard(_RECEIVERS)  # its items taken stand for it

@@ -944,6 +944,30 @@ def test_no_cross_check_problem_is_reported_as_a_consequence_of_a_refused_value(
         assert waits == []
 
 
+def test_too_many_refused_switches_to_read_each_way_say_the_checks_across_settings_wait(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Seven refused switches (128 ways to read them) are each named, and a warning says the
+    checks across settings wait until they are taken."""
+    switches = [
+        "EXESDB_INGEST",
+        "EXESDB_PUBSUB_INTEGRATION",
+        "EXESDB_OTLP_METRICS",
+        "OTEL_SDK_DISABLED",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_LOGS_EXPORTER",
+        "OTEL_METRICS_EXPORTER",
+    ]
+    status, _, err = _check_config(monkeypatch, capsys, **dict.fromkeys(switches, "perhaps"))
+    assert status == 2
+    problems = [line.strip() for line in err.splitlines()[1:] if line.startswith("  ")]
+    assert sorted(line.split(":")[0] for line in problems) == sorted(switches)
+    assert err.splitlines()[len(problems) + 1] == (
+        "exesdb-bridge: warning: checks across settings wait until the values above are taken:"
+        " check again then"
+    )
+
+
 def test_web_config_file_problems_are_reported_with_the_others(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path
 ) -> None:
