@@ -30,8 +30,8 @@ __all__ = ["load_settings"]
 
 _RECEIVERS: Final = "EXESDB_WEBHOOK_URLS"
 # Each refused switch or choice is read as each of its values (_readings): past this many
-# readings (seven switches refused at once) no check across values is made beside the refusals, and a
-# warning says they wait.
+# readings (seven switches refused at once) no check across values is made beside the
+# refusals, and a warning says they wait.
 _MAX_READINGS: Final = 64
 # Each setting's field, by its variable.
 _FIELDS: Final = {str(info.validation_alias): info for info in Settings.model_fields.values()}
