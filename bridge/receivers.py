@@ -320,7 +320,7 @@ class Receiver:
 
 
 def resolve_receivers(
-    urls: Sequence[str],
+    urls: Sequence[str] | Mapping[int, str],
     receivers_file: ReceiversFileRead | None,
     *,
     secret: SecretStr | None,
@@ -330,9 +330,10 @@ def resolve_receivers(
     alertmanager_url: str | None = None,
     keys: ReceiverKeys | None = None,
 ) -> tuple[tuple[Receiver, ...], AlertmanagerConfig | None]:
-    """The receivers of ``EXESDB_WEBHOOK_URLS`` then of the file (``receivers_file``, as read
-    at start), each with the defaults the environment gives and its key from ``keys`` (the
-    outbox's; throwaway ones when not given), and the file's ``alertmanager`` section;
+    """The receivers of ``EXESDB_WEBHOOK_URLS`` (``urls``: all of them, or by item number those
+    taken beside a refused one) then of the file (``receivers_file``, as read at start), each
+    with the defaults the environment gives and its key from ``keys`` (the outbox's; throwaway
+    ones when not given), and the file's ``alertmanager`` section;
     ConfigError listing every problem at once (a bad key or value in the file, a receiver given
     twice, a ``min_severity`` below the bridge's, an ``alertmanager.url`` beside
     ``alertmanager_url``, ``EXESDB_ALERTMANAGER_URL``)."""
@@ -341,7 +342,8 @@ def resolve_receivers(
     receivers: list[Receiver] = []
     problems: list[str] = list(loaded.problems)
     where: dict[str, str] = {}
-    for number, url in enumerate(urls, 1):
+    numbered = urls.items() if isinstance(urls, Mapping) else enumerate(urls, 1)
+    for number, url in numbered:
         key = keys.key(url=url)
         if key in where:  # never merged: Settings refuses a URL given twice
             problems.append(f"EXESDB_WEBHOOK_URLS item {number}: the same receiver as {where[key]}")

@@ -514,13 +514,14 @@ class Settings(BaseSettings):
         return read
 
     def webhook_receivers(
-        self, keys: ReceiverKeys | None = None
+        self, keys: ReceiverKeys | None = None, *, urls: Mapping[int, str] | None = None
     ) -> tuple[tuple[Receiver, ...], AlertmanagerConfig | None]:
         """The webhook receivers (``EXESDB_WEBHOOK_URLS``, then ``EXESDB_WEBHOOK_CONFIG_FILE``'s)
         with the defaults these settings give, keyed by ``keys`` (the outbox's), and the file's
-        ``alertmanager`` section; ConfigError when the file is bad."""
+        ``alertmanager`` section; ConfigError when the file is bad. ``urls``, when given, stands
+        for ``EXESDB_WEBHOOK_URLS``: the items taken of a list with others refused, by number."""
         return resolve_receivers(
-            self.webhook_urls,
+            self.webhook_urls if urls is None else urls,
             self.receivers_file(),
             secret=self.webhook_secret,
             timeout=self.webhook_timeout_ms / 1000,

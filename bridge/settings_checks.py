@@ -38,19 +38,21 @@ _OTLP_FILE: Final = re.compile(
 )
 
 
-def cross_checks(settings: Settings) -> list[str]:
+def cross_checks(settings: Settings, *, webhook_urls: Mapping[int, str] | None = None) -> list[str]:
     """Problems that involve several variables or a file one names, one line each, shown as
-    ``redact_urls`` shows text (a path, a file's problem, may hold anything)."""
-    return [redact_urls(problem) for problem in _cross_checks(settings)]
+    ``redact_urls`` shows text (a path, a file's problem, may hold anything). ``webhook_urls``,
+    when given, stands for ``EXESDB_WEBHOOK_URLS``: the items taken of a list with others
+    refused, by item number, compared with the receivers file all the same."""
+    return [redact_urls(problem) for problem in _cross_checks(settings, webhook_urls)]
 
 
-def _cross_checks(settings: Settings) -> list[str]:
+def _cross_checks(settings: Settings, webhook_urls: Mapping[int, str] | None) -> list[str]:
     problems: list[str] = []
     if (web := settings.web_config()) is not None and web.loaded is None:
         problems += [f"EXESDB_WEB_CONFIG_FILE: {problem}" for problem in web.problems]
     if settings.webhook_config_file:
         try:
-            settings.webhook_receivers()
+            settings.webhook_receivers(urls=webhook_urls)
         except ConfigError as exc:
             problems += [f"EXESDB_WEBHOOK_CONFIG_FILE: {problem}" for problem in exc.problems]
     certificate = client_certificate_problem(

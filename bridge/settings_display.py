@@ -32,6 +32,12 @@ URL_VARIABLES: Final = frozenset(
     }
 )
 
+# URL settings that cannot hold a secret, shown whole once taken (a refused value is still
+# shown as safe_url shows it): EXESDB_EXTERNAL_URL is refused with a user name, password, query
+# or fragment, and every alert sends it, its path included (the base of each generatorURL, which
+# the operator checks here); EXESDB_ALERT_LINK_ORIGINS holds origins only.
+_SHOWN_WHOLE: Final = frozenset({"EXESDB_EXTERNAL_URL", "EXESDB_ALERT_LINK_ORIGINS"})
+
 # Lists each item of which is a receiver, numbered as run's log numbers them.
 _NUMBERED: Final = frozenset({"EXESDB_WEBHOOK_URLS"})
 
@@ -47,9 +53,11 @@ SECRET_VARIABLES: Final = frozenset(
 
 def shown_setting(variable: str, value: object) -> str:
     """``variable``'s ``value`` as text: a secret as ``<set, redacted>`` or ``<empty>``, unset as
-    ``<unset>``, each URL as ``safe_url`` shows it (a Redis bus with its database number), a
-    list comma-separated; receivers (``EXESDB_WEBHOOK_URLS``), when more than one, each with its
-    item number."""
+    ``<unset>``, each URL as ``safe_url`` shows it (a Redis bus with its database number) but for
+    those that cannot hold a secret (``EXESDB_EXTERNAL_URL``: whole), a list comma-separated;
+    receivers (``EXESDB_WEBHOOK_URLS``), when more than one, each with its item number."""
+    if variable in _SHOWN_WHOLE and value:
+        return ",".join(value) if isinstance(value, tuple) else str(value)
     if variable in URL_VARIABLES and value:
         if variable == "EXESDB_BUS" and "://" in str(value):
             # Its database number shown (no secret), which redact_urls would hide again.

@@ -1466,9 +1466,11 @@ def test_ctrl_c_while_waiting_on_the_bridge_exits_130_without_a_traceback(
 
 
 def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
-    """`outbox retry` with an id that is unknown or not dead-lettered names it and exits 1;
-    a dead-lettered one goes back to pending and keeps its count of attempts and its creation
-    time (CREATED_AT: the alert's real age), its retry time shown beside it."""
+    """`outbox retry` with an id that is unknown or not dead-lettered names each such id, says
+    nothing retried and exits 1 without changing anything, no count of retried deliveries on
+    stdout; given the dead-lettered one alone, it goes back to pending and keeps its count of
+    attempts and its creation time (CREATED_AT: the alert's real age), its retry time shown
+    beside it."""
     url = "https://hooks.example/x"
     outbox = Outbox.in_dir(tmp_path, urls=[url])
     observe(outbox, event("a"), T0)
@@ -1486,11 +1488,28 @@ def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
         )
     outbox.close()
     env: dict[str, Any] = {"EXESDB_STATE_DIR": str(tmp_path)}
-    completed = cli("outbox", "retry", "nosuchid", live.id, dead.id, **env)
-    assert completed.returncode == 1
-    assert "no delivery 'nosuchid' in the outbox" in completed.stderr
-    assert f"delivery '{live.id}' is pending, not dead-lettered" in completed.stderr
-    assert "1 dead-lettered delivery back to pending" in completed.stdout
+    refused = cli("outbox", "retry", "nosuchid", live.id, dead.id, "nosuchid", "other", **env)
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr.splitlines() == [
+        "exesdb-bridge: no delivery 'nosuchid' in the outbox (see `outbox list`)",
+        f"exesdb-bridge: delivery '{live.id}' is pending, not dead-lettered",
+        "exesdb-bridge: no delivery 'other' in the outbox (see `outbox list`)",
+        "exesdb-bridge: nothing retried, not even the 1 dead-lettered delivery named: retry"
+        " without the ids above",
+    ]
+    unknown = cli("outbox", "retry", "nosuchid", **env)
+    assert (unknown.returncode, unknown.stdout) == (1, "")
+    assert unknown.stderr == (
+        "exesdb-bridge: no delivery 'nosuchid' in the outbox (see `outbox list`)\n"
+    )
+    states = {
+        json.loads(line)["id"]: json.loads(line)["state"]
+        for line in cli("outbox", "list", "--json", **env).stdout.splitlines()
+    }
+    assert states == {dead.id: "dead", live.id: "pending"}
+    completed = cli("outbox", "retry", dead.id, **env)
+    assert (completed.returncode, completed.stderr) == (0, "")
+    assert completed.stdout == "1 dead-lettered delivery back to pending\n"
     listed = cli("outbox", "list", **env)
     header, *rows = listed.stdout.splitlines()
     assert header.split()[:4] == ["ID", "STATE", "ALERTS", "ATTEMPTS"]
@@ -1503,6 +1522,23 @@ def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
     assert retried[live.id] is None
     assert retried[dead.id] is not None
     assert retried[dead.id] != "2027-01-15T08:00:00.000Z"  # when retried, not made
+
+
+@pytest.mark.parametrize("args", [["--all", "nosuch"], ["nosuch", "--all"]])
+def test_outbox_retry_refuses_ids_beside_all(tmp_path: Path, args: list[str]) -> None:
+    """`outbox retry` with ids and --all is a usage error (exit 2) saying the two do not go
+    together, before the outbox is opened: the ids would be ignored, every dead letter sent."""
+    completed = cli("outbox", "retry", *args, EXESDB_STATE_DIR=str(tmp_path))
+    assert (completed.returncode, completed.stdout) == (2, "")
+    assert completed.stderr.startswith(
+        "usage: exesdb-bridge outbox retry [-h] (ID ... | --all) [--force]\n"
+    )
+    assert re.search(
+        r"exesdb-bridge outbox retry: error: argument (--all|ID): not allowed with argument"
+        r" (ID|--all)\n\Z",
+        completed.stderr,
+    )
+    assert "back to pending" not in completed.stdout
 
 
 def test_outbox_retry_finds_every_delivery_named_however_many(tmp_path: Path) -> None:

@@ -194,7 +194,8 @@ def test_a_bad_value_stops_with_a_line_naming_the_variable(
     status, out, err = _check_config(monkeypatch, capsys, **{variable: value})
     assert status == 2
     assert out == ""
-    problems = [line.strip() for line in err.splitlines()[1:]]
+    # A warning may follow: EXESDB_INGEST=maybe meant as true would need SECRET_KEY_BASE.
+    problems = [line.strip() for line in err.splitlines()[1:] if line.startswith("  ")]
     assert len(problems) == 1, err
     assert problems[0].startswith((f"{variable}: ", f"{variable} item 1: "))
     assert allowed in problems[0]
@@ -883,7 +884,7 @@ def test_every_bad_variable_is_reported_at_once() -> None:
     assert completed.stdout == ""
     lines = completed.stderr.splitlines()
     assert lines[0] == "exesdb-bridge: bad configuration:"
-    named = sorted(line.strip().split(":")[0] for line in lines[1:])
+    named = sorted(line.strip().split(":")[0] for line in lines[1:] if line.startswith("  "))
     assert named == sorted(
         ["EXESDB_REPLAY_WINDOW_MS", "EXESDB_INGEST", "EXESDB_LOG_LEVEL", "EXESDB_HTTP_ADDR"]
     )
@@ -903,7 +904,8 @@ def test_field_errors_and_cross_checks_are_reported_together(
         EXESDB_DISK_DEGRADED="99",
     )
     assert status == 2
-    named = sorted(line.strip().split(":")[0] for line in err.splitlines()[1:])
+    problems = [line for line in err.splitlines()[1:] if line.startswith("  ")]
+    named = sorted(line.strip().split(":")[0] for line in problems)
     # CPU_DEGRADED is reported for its own fault only, not compared through its default.
     assert named == [
         "EXESDB_CPU_DEGRADED",
@@ -911,6 +913,150 @@ def test_field_errors_and_cross_checks_are_reported_together(
         "EXESDB_LOG_LEVEL",
         "SECRET_KEY_BASE",
     ]
+    assert "warning: a check of EXESDB_CPU_DEGRADED against the settings it goes with" in err
+
+
+@pytest.mark.parametrize(
+    ("urls", "problems"),
+    [
+        ("http://a/x,notaurl", ["EXESDB_WEBHOOK_URLS item 2: not a URL"]),
+        ("notaurl,http://a/x", ["EXESDB_WEBHOOK_URLS item 1: not a URL"]),
+        (
+            "notaurl,http://a/x,http://a/x",
+            [
+                "EXESDB_WEBHOOK_URLS item 1: not a URL",
+                "EXESDB_WEBHOOK_URLS: items 2 and 3 are the same URL, http://a/…",
+            ],
+        ),
+    ],
+)
+def test_a_receiver_beside_a_refused_item_is_compared_with_the_receivers_file_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    urls: str,
+    problems: list[str],
+) -> None:
+    """The items of EXESDB_WEBHOOK_URLS taken beside a refused one are compared with the
+    receivers file in the same round, each named by its own item number: a receiver listed in
+    both is said at once, not after the bad item is mended."""
+    receivers = tmp_path / "receivers.yml"
+    receivers.write_text("webhook_configs:\n  - url: http://a/x\n")
+    status, out, err = _check_config(
+        monkeypatch, capsys, EXESDB_WEBHOOK_URLS=urls, EXESDB_WEBHOOK_CONFIG_FILE=str(receivers)
+    )
+    assert (status, out) == (2, "")
+    number = urls.split(",").index("http://a/x") + 1
+    lines = [line.strip() for line in err.splitlines()[1:]]
+    assert [line.split(";")[0] for line in lines] == [
+        *problems,
+        f"EXESDB_WEBHOOK_CONFIG_FILE: {receivers}: webhook_configs.0: the same receiver as in"
+        f" EXESDB_WEBHOOK_URLS item {number}",
+    ]
+
+
+def test_a_threshold_is_ordered_against_a_refused_one_once_that_is_taken(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EXESDB_CPU_UNHEALTHY refused as a fraction is named alone: EXESDB_CPU_DEGRADED=97 is not
+    ordered against a value nobody gave (its default), and a warning says that check waits;
+    once it is taken (95), the order is the one problem."""
+    status, _, err = _check_config(
+        monkeypatch, capsys, EXESDB_CPU_DEGRADED="97", EXESDB_CPU_UNHEALTHY="0.95"
+    )
+    assert status == 2
+    assert err.splitlines()[1:] == [
+        "  EXESDB_CPU_UNHEALTHY: 0.95 looks like a fraction; thresholds are percent (above 1, at"
+        " most 100), e.g. 95",
+        "exesdb-bridge: warning: a check of EXESDB_CPU_UNHEALTHY against the settings it goes"
+        " with waits until its value is taken: check again once mended",
+    ]
+    status, _, err = _check_config(monkeypatch, capsys, EXESDB_CPU_UNHEALTHY="95")
+    assert status == 2
+    assert err.splitlines()[1:] == [
+        "  EXESDB_CPU_DEGRADED: 97 is above EXESDB_CPU_UNHEALTHY (95); allowed: at most that, or"
+        " 100 to turn that status off"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "problems"),
+    [
+        (
+            # Refused, the protocol is no default: with http/protobuf credentials in the URL
+            # are sent, with grpc they are not.
+            {
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://user:pw@collector:4318",
+            },
+            ["OTEL_EXPORTER_OTLP_PROTOCOL"],
+        ),
+        (
+            # Meant as true, no certificate would be read.
+            {
+                "OTEL_SDK_DISABLED": "yes",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317",
+                "OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent/ca.pem",
+            },
+            ["OTEL_SDK_DISABLED"],
+        ),
+        (
+            # Whatever the traces exporter was meant to be, logs read the certificate.
+            {
+                "OTEL_TRACES_EXPORTER": "no",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317",
+                "OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent/ca.pem",
+            },
+            ["OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_CERTIFICATE"],
+        ),
+    ],
+)
+def test_no_cross_check_problem_is_reported_as_a_consequence_of_a_refused_value(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    problems: list[str],
+) -> None:
+    """Beside a refused switch or choice, a check across settings is reported only when it
+    fails whatever value was meant: not one that only its default makes fail, whose wait a
+    warning names."""
+    status, _, err = _check_config(monkeypatch, capsys, **env)
+    assert status == 2
+    lines = [line for line in err.splitlines()[1:] if not line.startswith("exesdb-bridge:")]
+    assert [line.strip().split(":")[0] for line in lines] == problems
+    assert "pw" not in err
+    waits = [line for line in err.splitlines() if "waits until" in line]
+    if len(problems) == 1:  # a check held back is said
+        assert waits == [
+            f"exesdb-bridge: warning: a check of {problems[0]} against the settings it goes with"
+            " waits until its value is taken: check again once mended"
+        ]
+    else:
+        assert waits == []
+
+
+def test_too_many_refused_switches_to_read_each_way_say_the_checks_across_settings_wait(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Seven refused switches (128 ways to read them) are each named, and a warning says the
+    checks across settings wait until they are taken."""
+    switches = [
+        "EXESDB_INGEST",
+        "EXESDB_PUBSUB_INTEGRATION",
+        "EXESDB_OTLP_METRICS",
+        "OTEL_SDK_DISABLED",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_LOGS_EXPORTER",
+        "OTEL_METRICS_EXPORTER",
+    ]
+    status, _, err = _check_config(monkeypatch, capsys, **dict.fromkeys(switches, "perhaps"))
+    assert status == 2
+    problems = [line.strip() for line in err.splitlines()[1:] if line.startswith("  ")]
+    assert sorted(line.split(":")[0] for line in problems) == sorted(switches)
+    assert err.splitlines()[len(problems) + 1] == (
+        "exesdb-bridge: warning: checks across settings wait until the values above are taken:"
+        " check again then"
+    )
 
 
 def test_web_config_file_problems_are_reported_with_the_others(

@@ -161,6 +161,35 @@ def test_check_config_numbers_webhook_urls_as_run_names_their_receivers(
     assert one.redacted()["EXESDB_WEBHOOK_URLS"] == "https://hooks.slack.com/…"
 
 
+def test_check_config_shows_the_external_url_whole_and_urls_that_may_hold_tokens_redacted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EXESDB_EXTERNAL_URL is shown with its path, the base of every alert's generatorURL (it
+    holds no secret: a user, password, query or fragment is refused, and every alert sends
+    it), and so are the origins of EXESDB_ALERT_LINK_ORIGINS; the webhook, Alertmanager and
+    OTLP URLs, whose paths and queries may hold tokens, still show their origin only."""
+    env = {
+        "EXESDB_EXTERNAL_URL": "https://bridge.example:8443/ops/exesdb",
+        "EXESDB_ALERT_LINK_ORIGINS": "https://wiki.example,https://runbooks.example:8443",
+        "EXESDB_WEBHOOK_URLS": f"https://hooks.example/services/{SECRET}",
+        "EXESDB_WEBHOOK_SECRET": "k" * 32,
+        "EXESDB_ALERTMANAGER_URL": f"https://am.example/{SECRET}",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"https://otlp.example:4318/?key={SECRET}",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    }
+    status, out, err = _check_config(monkeypatch, capsys, **env)
+    assert status == 0, err
+    shown = dict(line.split(None, 1) for line in out.splitlines() if not line.startswith(" "))
+    assert shown["EXESDB_EXTERNAL_URL"] == "https://bridge.example:8443/ops/exesdb"
+    assert shown["EXESDB_ALERT_LINK_ORIGINS"] == (
+        "https://wiki.example,https://runbooks.example:8443"
+    )
+    assert shown["EXESDB_WEBHOOK_URLS"] == "https://hooks.example/…"
+    assert shown["EXESDB_ALERTMANAGER_URL"] == "https://am.example/…"
+    assert shown["OTEL_EXPORTER_OTLP_ENDPOINT"] == "https://otlp.example:4318/…"
+    assert SECRET not in out + err
+
+
 @pytest.mark.parametrize(
     ("bus", "shown"),
     [

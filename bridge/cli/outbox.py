@@ -59,14 +59,22 @@ def add_outbox_command(commands: Commands) -> None:
         help=f"at most this many, the newest; 0: all (default: {_DEFAULT_LIMIT})",
     )
     outbox_list.add_argument("--json", action="store_true", help="print JSON lines")
-    outbox_retry = outbox_commands.add_parser("retry", help="send dead-lettered deliveries again")
-    outbox_retry.add_argument(
+    outbox_retry = outbox_commands.add_parser(
+        "retry",
+        help="send dead-lettered deliveries again",
+        # argparse leaves a positional's group out of the usage line: one or the other.
+        usage="%(prog)s [-h] (ID ... | --all) [--force]",
+    )
+    # Ids beside --all would be ignored (every dead letter is retried): a usage error instead.
+    which = outbox_retry.add_mutually_exclusive_group()
+    which.add_argument(
         "ids",
         nargs="*",
+        default=[],
         metavar="ID",
         help="a dead-lettered delivery's id, as `outbox list` shows it",
     )
-    outbox_retry.add_argument("--all", action="store_true", help="every dead-lettered delivery")
+    which.add_argument("--all", action="store_true", help="every dead-lettered delivery")
     outbox_retry.add_argument(
         "--force",
         action="store_true",
@@ -112,14 +120,24 @@ def _outbox(args: argparse.Namespace) -> int:
                 print(f"exesdb-bridge: {note}", file=sys.stderr)
             return EXIT_OK
         ids = None if args.all else args.ids
-        wrong = [] if args.all else _not_retryable(outbox.queue, args.ids)
+        if ids is not None and (wrong := _not_retryable(outbox.queue, ids)):
+            # All or nothing: an id that names no dead letter is a mistake (a typo, the wrong
+            # line of `outbox list`), and the others are left until the command is given right.
+            for problem in wrong:
+                print(f"exesdb-bridge: {problem}", file=sys.stderr)
+            if dead := len(set(ids)) - len(wrong):
+                print(
+                    f"exesdb-bridge: nothing retried, not even the {dead} dead-lettered"
+                    f" deliver{'y' if dead == 1 else 'ies'} named: retry without the ids above",
+                    file=sys.stderr,
+                )
+            return EXIT_FAILED
         left = outbox.dead_letters.unretryable(ids, force=args.force)
-        wrong += [_left_why(delivery) for delivery in left]
-        for problem in wrong:
-            print(f"exesdb-bridge: {problem}", file=sys.stderr)
+        for delivery in left:
+            print(f"exesdb-bridge: {_left_why(delivery)}", file=sys.stderr)
         count = outbox.dead_letters.retry(time.time(), ids, leave=[d.delivery_id for d in left])
         print(f"{count} dead-lettered deliver{'y' if count == 1 else 'ies'} back to pending")
-        return EXIT_FAILED if wrong else EXIT_OK
+        return EXIT_FAILED if left else EXIT_OK
     finally:
         outbox.close()
 
