@@ -72,18 +72,9 @@ def _msgspec_paths(body: bytes | str) -> list[Envelope | None]:
     if isinstance(body, bytes) and structs.is_clean(body):
         tries.append(_decode_structs([body], body))
     return [
-        decoded[0][0] if decoded is not None and _named_once_alone(body, *decoded[1:]) else None
-        for decoded in tries
+        taken[0] if taken[0] is not None and _named_once(body, held[0]) else None
+        for taken, held, _ in tries
     ]
-
-
-def _named_once_alone(body: bytes | str, held: int, clean: bool) -> bool:
-    """No key of ``body`` given twice, by what ``_decode_structs`` counted: the clean decoder
-    counts keys and string values (the quotes), the checked one keys."""
-    if clean:
-        assert isinstance(body, bytes)
-        return _named_once(body, held, clean)
-    return _keys_at_most(body) == held
 
 
 def _assert_builds_the_reference(fast: Envelope, reference: Envelope, drawn: set[str]) -> None:
@@ -842,6 +833,31 @@ def test_nesting_past_the_limit_is_refused_either_way_naming_where(levels: int, 
     assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, where)
     assert f"deeper than {structs.MAX_DEPTH} levels" in rejection.detail
     assert decode_envelopes([_health(), body, _health()])[1] == (1, rejection)
+
+
+def _nested_text(levels: int) -> bytes:
+    """``_nested(levels)``'s JSON, written without recursing (json.dumps would not go so deep)."""
+    openings = [b"[" if level % 2 == 0 else b'{"x":' for level in range(levels)]
+    closings = [b"]" if level % 2 == 0 else b"}" for level in reversed(range(levels))]
+    return b"".join(openings) + b"1" + b"".join(closings)
+
+
+@pytest.mark.parametrize("lax", [False, True], ids=["msgspec", "pydantic-core"])
+def test_nesting_deeper_than_the_parser_goes_is_refused_naming_where(lax: bool) -> None:
+    """10 000 levels, past the recursion of json.loads, get the nesting rejection of 65 levels
+    (the limit and where the first level past it is), alone and in a batch: not "not JSON"."""
+    payload = {**HEALTH, "checks": {"a": "#"}}
+    if lax:
+        payload["load_avg"] = "1.5"
+    body = _with_number(_health(payload=payload), _nested_text(10_000).decode())
+    rejection = _same(body)
+    assert isinstance(rejection, Rejection)
+    where = "payload.checks.a" + ".0.x" * ((structs.MAX_DEPTH - 3) // 2) + ".0"
+    assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, where)
+    assert rejection.detail.startswith(f"nested deeper than {structs.MAX_DEPTH} levels of")
+    assert decode_envelopes([_health(), body, _health()])[1] == (1, rejection)
+    with pytest.raises(ValueError, match=f"^{re.escape(where)}: nested deeper than 64 levels"):
+        decoding_module.check_depth(body)
 
 
 def test_the_docs_give_the_nesting_limit_in_force() -> None:
