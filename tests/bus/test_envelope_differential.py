@@ -35,7 +35,7 @@ from tests.bus.test_envelope_fast import (
 from tests.messages.test_models import CASES
 
 DIFFERENTIAL = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 MODELS = list(CASES)
 
@@ -70,7 +70,9 @@ TIMESTAMP_TEXTS = st.builds(
     st.sampled_from(["", ".1", ".123", ".1234", ".123456", ".123456789", ".1234567891", "."]),
     st.sampled_from(["Z", "z", "+00:00", "-00:00", "+02:00", "-05:30", "+23:59", "+24:00", ""]),
 )
-TEXTS = st.one_of(st.sampled_from(ODD_TEXTS), st.text(max_size=12), TIMESTAMP_TEXTS)
+TEXTS = st.one_of(
+    st.sampled_from(ODD_TEXTS), st.sampled_from(ODD_TEXTS), st.text(max_size=12), TIMESTAMP_TEXTS
+)
 NUMBERS = st.one_of(
     st.integers(min_value=-(2**64), max_value=2**64),
     st.floats(allow_nan=False, allow_infinity=False),
@@ -86,17 +88,18 @@ VALUES = st.recursive(
 
 @st.composite
 def _payload(draw: st.DrawFn, model: type[Message]) -> dict[str, Any]:
-    """A payload of ``model``: its complete or minimal case, each field kept, left out where
-    it has a default, or given a value drawn for its kind (or of any kind, now and then)."""
+    """A payload of ``model``: its complete or minimal case with up to three fields changed,
+    each left out (refused alike where it is required), given a value drawn for its kind (a
+    text, a number, a map) or, one time in four, of any kind."""
     case = CASES[model]
     base = dict(draw(st.sampled_from([case.full, case.minimal])))
-    for name, value in case.full.items():
-        choice = draw(st.integers(min_value=0, max_value=29))
-        if choice < 25:
-            continue
-        if choice == 25:
-            base.pop(name, None)  # left out: required ones are refused alike
-        elif choice == 26:
+    names = sorted(case.full)
+    for name in draw(st.lists(st.sampled_from(names), max_size=3, unique=True)):
+        value = case.full[name]
+        choice = draw(st.integers(min_value=0, max_value=7))
+        if choice == 0:
+            base.pop(name, None)
+        elif choice == 1:
             base[name] = draw(VALUES)
         elif isinstance(value, str):
             base[name] = draw(TEXTS)
@@ -205,7 +208,8 @@ def test_every_message_type_is_drawn_valid_and_refused(model: type[Message]) -> 
     outcome only)."""
     outcomes: set[bool] = set()
 
-    @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    # Derandomized: the same draws each run, so that this holds or fails for good.
+    @settings(max_examples=12, deadline=None, derandomize=True, database=None)
     @given(payload=_payload(model))
     def sample(payload: dict[str, Any]) -> None:
         body = json.dumps(
