@@ -3,9 +3,11 @@
 Decoding never raises: it returns an ``Envelope`` or a ``Rejection`` naming the reason and, where
 there is one, the offending field. A valid envelope is decoded by msgspec into Structs generated
 from the message models (``bridge.bus.structs``), or, in a form only the models' lax rules take
-(a number as a string, a timestamp with an offset), by one pydantic-core call; the reference
-decoder (``json.loads`` and field-by-field checks) words the rejections. The nesting bound
-(``check_depth``) lives here too: publishers check their payloads against it before sending.
+(a number as a string, a timestamp not written as RFC 3339), by one pydantic-core call; the
+reference decoder (``json.loads`` and field-by-field checks) words the rejections. A batch is
+decoded at once; a body of it those paths do not take is decoded again alone, not the batch.
+The nesting bound (``check_depth``) lives here too: publishers check their payloads against it
+before sending.
 """
 
 from __future__ import annotations
@@ -510,12 +512,10 @@ def _decode_structs(bodies: Sequence[bytes | str], joined: bytes | None) -> _Dec
     Envelopes (None for each body it does not take, left to the other paths), how many keys
     and string values each holds (for ``_named_once``) and whether it left any body out. Keys
     given twice are not looked for (the last is kept)."""
-    clean = joined is not None and structs.is_clean(joined)
     # A batch that is not clean mostly is but for a few bodies (a newline in one message,
-    # escaped): each body of it is looked at alone. A body alone (joined None) is checked.
-    mixed = joined is not None and not clean
-    is_clean = structs.is_clean
-    decode_clean, decode_checked = structs.CLEAN[0].decode, structs.CHECKED[0].decode
+    # escaped): it is decoded as clean, and those bodies are checked again below. A body
+    # alone (joined None) is checked.
+    decode = (structs.CLEAN if joined is not None else structs.CHECKED)[0].decode
     builders = _BUILDERS
     instants = _INSTANTS
     envelopes: list[Envelope | None] = []
@@ -527,8 +527,7 @@ def _decode_structs(bodies: Sequence[bytes | str], joined: bytes | None) -> _Dec
     last, instant = None, _NO_INSTANT
     for body in bodies:
         try:
-            plain = clean or (mixed and is_clean(body))  # type: ignore[arg-type]
-            wire = (decode_clean if plain else decode_checked)(body)
+            wire = decode(body)
         except structs.DECODE_ERRORS:
             append(None)
             count(0)
@@ -553,6 +552,18 @@ def _decode_structs(bodies: Sequence[bytes | str], joined: bytes | None) -> _Dec
             missed = True
         else:
             count(around + counted)
+    if joined is not None and not structs.is_clean(joined):
+        # The label patterns, checked for the bodies in which a string may hold a control
+        # character (the clean decoder left them out).
+        check = structs.CHECKED[0].decode
+        for index in structs.unclean(bodies, joined):  # type: ignore[arg-type]
+            if envelopes[index] is None:
+                continue
+            try:
+                check(bodies[index])
+            except structs.DECODE_ERRORS:
+                envelopes[index] = None
+                missed = True
     # The alphabets of every id and topic, checked at once (the decoder checked their lengths).
     taken = [envelope for envelope in envelopes if envelope is not None] if missed else envelopes
     ids = "".join([envelope.id for envelope in taken])  # type: ignore[union-attr]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
@@ -50,6 +50,7 @@ __all__ = [
     "object_fields",
     "strings_in",
     "timestamp",
+    "unclean",
 ]
 
 DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError)
@@ -99,6 +100,18 @@ def is_clean(data: bytes) -> bool:
         and (b"\xc2" not in data or _RAW_C1.search(data) is None)
         and (b"\\" not in data or _CONTROL_ESCAPE.search(data) is None)
     )
+
+
+def unclean(bodies: Sequence[bytes], whole: bytes) -> list[int]:
+    """The indexes of the ``bodies`` that are not ``is_clean`` (``whole``: the bytes they were
+    cut from, or all of them): searched for escapes only in those holding a backslash, unless
+    a DEL or a C1 control is written raw in one of them."""
+    if b"\x7f" in whole or (b"\xc2" in whole and _RAW_C1.search(whole) is not None):
+        return [index for index, body in enumerate(bodies) if not is_clean(body)]
+    search = _CONTROL_ESCAPE.search
+    return [
+        index for index, body in enumerate(bodies) if b"\\" in body and search(body) is not None
+    ]
 
 
 # An escape of U+0000-U+001F, U+007F or U+0080-U+009F, or one matching it (``\\\\n``: a

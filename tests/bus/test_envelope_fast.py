@@ -1435,3 +1435,23 @@ def test_one_odd_line_is_the_only_one_decoded_again(monkeypatch: pytest.MonkeyPa
     assert decode_envelopes(lines, b"\n".join(lines)) == expected
     assert again == [lines[7], lines[30]]
     assert decoded == lines
+
+
+@pytest.mark.parametrize("control", ["\n", "\x85", "\x7f", "\x1b"], ids=repr)
+@pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "raw"])
+def test_a_control_character_in_a_label_is_refused_in_a_batch_with_escapes_elsewhere(
+    control: str, ascii_only: bool
+) -> None:
+    """In a batch whose other lines hold escapes (a newline in a log message, µ), a control
+    character in a label value (escaped or raw) is refused at its line, naming the field; the
+    lines around it, whose controls are in free text, are taken."""
+    entry = CASES[LogEntry].full
+    free = _body({**entry, "message": f"a{control}b µs"}, LogEntry, ascii_only=ascii_only)
+    label = _body({**entry, "node": f"a{control}b"}, LogEntry, ascii_only=ascii_only)
+    lines = [free, label, free]
+    rejection = decode_envelope_reference(label)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == (RejectReason.INVALID_PAYLOAD, "payload.node")
+    expected = ([decode_envelope_reference(free)], (1, rejection))
+    assert decode_envelopes(lines, b"\n".join(lines)) == decode_envelopes(lines) == expected
+    assert decode_envelopes([free, free], b"\n".join([free, free]))[1] is None
