@@ -512,10 +512,12 @@ def _decode_structs(bodies: Sequence[bytes | str], joined: bytes | None) -> _Dec
     Envelopes (None for each body it does not take, left to the other paths), how many keys
     and string values each holds (for ``_named_once``) and whether it left any body out. Keys
     given twice are not looked for (the last is kept)."""
+    clean = joined is not None and structs.is_clean(joined)
     # A batch that is not clean mostly is but for a few bodies (a newline in one message,
     # escaped): it is decoded as clean, and those bodies are checked again below. A body
-    # alone (joined None) is checked.
-    decode = (structs.CLEAN if joined is not None else structs.CHECKED)[0].decode
+    # alone that is not clean (or of text: joined None) is checked.
+    recheck = joined is not None and not clean and len(bodies) > 1
+    decode = (structs.CLEAN if clean or recheck else structs.CHECKED)[0].decode
     builders = _BUILDERS
     instants = _INSTANTS
     envelopes: list[Envelope | None] = []
@@ -552,7 +554,7 @@ def _decode_structs(bodies: Sequence[bytes | str], joined: bytes | None) -> _Dec
             missed = True
         else:
             count(around + counted)
-    if joined is not None and not structs.is_clean(joined):
+    if recheck:
         # The label patterns, checked for the bodies in which a string may hold a control
         # character (the clean decoder left them out).
         check = structs.CHECKED[0].decode
