@@ -405,28 +405,23 @@ def _builder(
         # One per field, less those left out, and one per string value.
         f"    keys = {len(described) + len(always)}",
     ]
-    counted = "keys"  # what a string value adds to
     # Timestamps and the node are counted where they are read anyway (below).
     counted_below = {field.name for field in described if field.timestamp}
     if "node" in filled:
         counted_below.add("node")
     node_text = any(field.name == "node" and field.text for field in described)
     for field in described:
-        if counted and field.text and field not in always and field.name not in counted_below:
+        if field.text and field not in always and field.name not in counted_below:
             code += [
                 f"    if payload.{field.name}.__class__ is str:",
-                f"        {counted} += 1",
+                "        keys += 1",
             ]
     for field in described:
         if field.timestamp:  # an RFC 3339 text becomes the instant, any other goes on
             code += [
                 f"    text = payload.{field.name}",
                 "    if text.__class__ is str:",
-                *(
-                    [f"        {counted} += 1"]
-                    if counted and field.text and field not in always
-                    else []
-                ),
+                *(["        keys += 1"] if field.text and field not in always else []),
                 "        if text == wire.ts:",  # mostly the envelope's: read already
                 "            instant_ = instant[2]",
                 "        else:",
