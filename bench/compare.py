@@ -16,7 +16,7 @@ from typing import Final
 
 from bench._util import ROOT, BridgeProcess, extract, median, settle, table
 from bench.ingest import BATCH, post_batches
-from bench.workload import SHAPES, Shape, Source
+from bench.workload import WRITTEN, Shape, Source
 
 _PER_REPEAT: Final = 20
 
@@ -59,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("revision", nargs="?", default="main", help="git revision (main)")
     parser.add_argument("--repeats", type=int, default=7, help="interleaved repeats (7)")
-    parser.add_argument("--shape", choices=SHAPES, default="complete", help="payloads (complete)")
+    parser.add_argument("--shape", choices=WRITTEN, default="complete", help="payloads (complete)")
     arguments = parser.parse_args()
     print(run(arguments.revision, arguments.repeats, arguments.shape))
 

@@ -206,10 +206,10 @@ def _this_tree_built(lines: Sequence[bytes]) -> list[Any]:
 
 
 def _unchecked(lines: Sequence[bytes]) -> list[Any]:
-    decoded = wire._decode_structs(lines, b"".join(lines))
-    if decoded is None:
+    envelopes = wire._decode_structs(lines, b"".join(lines))[0]
+    if None in envelopes:
         raise RuntimeError("a line missed the msgspec path")
-    return decoded[0]
+    return envelopes
 
 
 def _floor(lines: Sequence[bytes]) -> list[Any]:

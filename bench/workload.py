@@ -3,7 +3,11 @@
 Envelopes are assembled from per-message-type templates (only ``id`` and ``ts`` change), so the
 benchmark client spends little CPU making them and the bridge sees realistic, distinct messages.
 Two payload shapes: ``complete`` (every field of the mix set, the payload's timestamp too) and
-``minimal`` (only the required fields: no ``node``, ``timestamp`` or other defaulted field).
+``minimal`` (only the required fields: no ``node``, ``timestamp`` or other defaulted field), both
+written compact. A third way of writing them, ``python``, is the complete shape as Python's
+``json.dumps`` writes it by default (a space after each separator, ``µ`` escaped as ``\\u00b5``)
+with a newline in the health checks' text and timestamps as ``datetime.isoformat()`` writes them
+(microseconds and ``+00:00``): what a Python sender sends unless it is told otherwise.
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ SECRET: Final = "bench-secret-key-base-with-at-least-32-characters"
 NODES: Final = tuple(f"node{n}@bench" for n in range(1, 6))
 _RESOURCES: Final = ("cpu", "memory", "disk", "network")
 
-Shape = Literal["complete", "minimal"]
+Shape = Literal["complete", "minimal", "python"]
 SHAPES: Final[tuple[Shape, ...]] = ("complete", "minimal")
+"""The payload shapes (both written compact)."""
+WRITTEN: Final[tuple[Shape, ...]] = (*SHAPES, "python")
+"""The shapes and the complete one as Python writes it by default: what ingest measures."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,22 +44,27 @@ class Template:
     topic: str
     node: str
     payload: dict[str, Any]
+    # Written as json.dumps writes by default: a space after each separator.
+    spaced: bool = False
     # The payload's JSON after its opening brace, without ``timestamp`` (filled per message).
     rest: bytes = field(init=False)
 
     def __post_init__(self) -> None:
         fields = {k: v for k, v in self.payload.items() if k != "timestamp"}
-        rest = json.dumps(fields, separators=(",", ":")).encode()[1:]
+        separators = (", ", ": ") if self.spaced else (",", ":")
+        rest = json.dumps(fields, separators=separators).encode()[1:]
         object.__setattr__(self, "rest", rest)
 
     def render(self, message_id: str, ts: str) -> bytes:
         """The envelope bytes for one message (a payload ``timestamp`` is ``ts`` too)."""
-        stamp = f'"timestamp":"{ts}",' if "timestamp" in self.payload else ""
+        comma, colon = (", ", ": ") if self.spaced else (",", ":")
+        stamp = f'"timestamp"{colon}"{ts}"{comma}' if "timestamp" in self.payload else ""
         return b"".join(
             (
-                f'{{"v":1,"id":"{message_id}","instance":"{self.instance}",'
-                f'"topic":"{self.topic}","tag":"{self.tag}","node":{json.dumps(self.node)},'
-                f'"ts":"{ts}","payload":{{{stamp}'.encode(),
+                f'{{"v"{colon}1{comma}"id"{colon}"{message_id}"{comma}"instance"{colon}'
+                f'"{self.instance}"{comma}"topic"{colon}"{self.topic}"{comma}"tag"{colon}'
+                f'"{self.tag}"{comma}"node"{colon}{json.dumps(self.node)}{comma}"ts"{colon}'
+                f'"{ts}"{comma}"payload"{colon}{{{stamp}'.encode(),
                 self.rest,
                 b"}",
             )
@@ -68,6 +80,18 @@ class Template:
         }
         payload = {k: v for k, v in self.payload.items() if k in required}
         return Template(self.instance, self.tag, self.topic, self.node, payload)
+
+    def as_python_writes(self) -> Template:
+        """This message as Python's json.dumps writes it, µ in its unit and a newline in its
+        checks' text."""
+        payload = dict(self.payload)
+        if "unit" in payload:
+            payload["unit"] = "µs"
+        if "checks" in payload:
+            payload["checks"] = {
+                name: f"{value}\nlast run fine" for name, value in payload["checks"].items()
+            }
+        return Template(self.instance, self.tag, self.topic, self.node, payload, spaced=True)
 
 
 def templates(shape: Shape = "complete", nodes: int = len(NODES)) -> list[Template]:
@@ -158,12 +182,17 @@ def templates(shape: Shape = "complete", nodes: int = len(NODES)) -> list[Templa
                 },
             )
         )
-    return out if shape == "complete" else [template.minimal() for template in out]
+    if shape == "minimal":
+        return [template.minimal() for template in out]
+    return [template.as_python_writes() for template in out] if shape == "python" else out
 
 
-def now_ts() -> str:
-    """Now as the wire's RFC 3339 UTC with milliseconds."""
+def now_ts(shape: Shape = "complete") -> str:
+    """Now as the wire's RFC 3339 UTC with milliseconds (as isoformat() writes it, for
+    ``python``: microseconds and ``+00:00``)."""
     now = datetime.now(UTC)
+    if shape == "python":
+        return now.isoformat(timespec="microseconds")
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
@@ -183,7 +212,7 @@ class Source:
 
     def envelopes(self, count: int) -> list[bytes]:
         """``count`` envelope bodies, stamped now."""
-        ts = now_ts()
+        ts = now_ts(self.shape)
         prefix = self._prefix
         counter = self._counter
         cycle = self._cycle

@@ -409,7 +409,11 @@ _VALID_PAYLOAD = '"payload": {"status": "healthy"}'
 
 # (name, body, error, field): bad input at the edges of JSON, each answered 400 naming a field.
 INPUT_EDGES = [
-    ("nested 10 000 deep", _raw("{...}").replace(b'"healthy"', _DEEP.encode(), 1), "body"),
+    (
+        "nested 10 000 deep, past the JSON parser's recursion",
+        _raw("{...}").replace(b'"healthy"', _DEEP.encode(), 1),
+        "payload.status" + ".0" * 62,
+    ),
     (
         "a payload's object nested past 64 levels",
         _raw("{...}").replace(b'"healthy"', b'"healthy", "checks": {"a": ' + _DEEP_65 + b"}", 1),

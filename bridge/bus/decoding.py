@@ -3,9 +3,11 @@
 Decoding never raises: it returns an ``Envelope`` or a ``Rejection`` naming the reason and, where
 there is one, the offending field. A valid envelope is decoded by msgspec into Structs generated
 from the message models (``bridge.bus.structs``), or, in a form only the models' lax rules take
-(a number as a string, a timestamp with an offset), by one pydantic-core call; the reference
-decoder (``json.loads`` and field-by-field checks) words the rejections. The nesting bound
-(``check_depth``) lives here too: publishers check their payloads against it before sending.
+(a number as a string, a timestamp not written as RFC 3339), by one pydantic-core call; the
+reference decoder (``json.loads`` and field-by-field checks) words the rejections. A batch is
+decoded at once; a body of it those paths do not take is decoded again alone, not the batch.
+The nesting bound (``check_depth``) lives here too: publishers check their payloads against it
+before sending.
 """
 
 from __future__ import annotations
@@ -65,8 +67,8 @@ def check_depth(body: bytes) -> None:
         return
     try:
         where = _too_deep(json.loads(body))
-    except RecursionError:  # deeper than the parser goes, so far past MAX_DEPTH
-        where = "payload"
+    except RecursionError:  # deeper than the parser goes: read from the text
+        where = _too_deep_text(body)
     if where is not None:
         raise ValueError(
             f"{where}: nested deeper than {structs.MAX_DEPTH} levels of objects and arrays "
@@ -101,64 +103,74 @@ def decode_envelopes(
     but them and ASCII whitespace (newlines, blank lines); the checks made over the whole batch
     read it instead of the bodies joined again (a copy of the batch).
     """
-    if whole is not None and structs.is_clean(whole):
-        # Clean, the quotes counted in it are the bodies' (whitespace holds none).
-        joined: bytes | None = whole
-        clean: bool | None = True
-    else:
-        # Not clean, the key count must not see the whitespace between the bodies.
-        clean = None
+    if whole is None:
         try:
             # Refused (TypeError) where a body is text: one pass in C, not a test of each body.
-            joined = b"".join(bodies)  # type: ignore[arg-type]
+            whole = b"".join(bodies)  # type: ignore[arg-type]
         except TypeError:
-            joined = None
-    decoded = _decode_structs(bodies, joined, clean)
-    if decoded is not None and joined is not None and _named_once(joined, *decoded[1:]):
-        return decoded[0], None
-    return _decode_each(bodies)
+            whole = None
+    decoded = _decode_structs(bodies, whole)
+    envelopes, held, missed = decoded
+    # The whitespace between the bodies holds no quote: the batch's are counted at once.
+    if whole is not None and not missed and _named_once(whole, sum(held)):
+        return envelopes, None  # type: ignore[return-value]
+    return _decode_each(bodies, decoded)
 
 
-def _named_once(joined: bytes, held: int, clean: bool) -> bool:
-    """True when the bodies (``joined``) name no more keys than their envelopes hold: no key was
-    given twice. Counted at once for the batch; ``held`` is as ``_decode_structs`` counts."""
-    if clean:
-        # No escape: every quote opens or closes a key or a string value, at any depth.
-        return joined.count(b'"') == 2 * held
-    return not _has_whitespace(joined) and joined.count(_KEY_END) == held
+def _named_once(data: bytes | str, held: int) -> bool:
+    """True when ``data`` (a body, or bodies and the whitespace between) names no more keys
+    than its envelopes hold: no key was given twice. ``held`` counts the keys and the string
+    values they hold (at any depth), as ``_decode_structs`` does: each is written between two
+    quotes, and every other quote in JSON is escaped (``\\"``), keys included (so a key given
+    twice, ``"id"`` and ``"i\\u0064"``, is counted twice)."""
+    if isinstance(data, bytes):
+        quotes = data.count(b'"')
+        if b"\\" in data:  # single bytes first: memchr
+            quotes -= _escaped(data, b'"')
+    else:
+        quotes = data.count('"')
+        if "\\" in data:
+            quotes -= _escaped(data.encode(errors="surrogatepass"), b'"')
+    return quotes == 2 * held
+
+
+def _escaped(data: bytes, what: bytes) -> int:
+    """How many of the ``what`` in ``data`` follow an odd run of backslashes: escaped, in a
+    string (a quote closing one follows an even run, or none)."""
+    # A run of n backslashes is counted by the searches for 1..n of them: +1 -1 +1 ... sums to
+    # 1 for an odd run, 0 for an even one.
+    escaped, sign, backslashes = 0, 1, 1
+    while True:
+        found = data.count(b"\\" * backslashes + what)
+        if not found:
+            return escaped
+        escaped += sign * found
+        sign, backslashes = -sign, backslashes + 1
 
 
 def _decode_each(
-    bodies: Sequence[bytes | str],
+    bodies: Sequence[bytes | str], decoded: _Decoded
 ) -> tuple[list[Envelope], tuple[int, Rejection] | None]:
-    """``decode_envelopes`` one body at a time: each on the first path that takes it."""
+    """``decode_envelopes`` one body at a time, for a batch the checks made at once did not
+    settle: each body the msgspec path took is kept when its own keys are named once, and
+    only the others are decoded again (on the pydantic-core path, else by the reference)."""
+    taken, held, _ = decoded
     envelopes: list[Envelope] = []
-    # The keys each fast-decoded envelope holds (None: the reference decoded it).
-    held: list[int | None] = []
-    failure: tuple[int, Rejection] | None = None
     for index, body in enumerate(bodies):
-        decoded = _decode_one(body)
-        if decoded is not None:
-            envelopes.append(decoded[0])
-            held.append(decoded[1])
+        envelope = taken[index]
+        if envelope is not None and _named_once(body, held[index]):
+            envelopes.append(envelope)
             continue
-        # Refused (or a JSON corner the fast paths read differently): the reference decides.
+        unchecked = _decode_unchecked(body) if envelope is None else None
+        if unchecked is not None and _keys_at_most(body) == unchecked[1]:
+            envelopes.append(unchecked[0])
+            continue
+        # Refused, a key given twice, or a JSON corner the fast paths read differently.
         reference = decode_envelope_reference(body)
         if isinstance(reference, Rejection):
-            failure = (index, reference)
-            break
+            return envelopes, (index, reference)
         envelopes.append(reference)
-        held.append(None)
-    # Each fast-decoded body is checked alone, in order, and one naming more keys than its
-    # envelope holds is decoded again by the reference (which refuses a key given twice).
-    for index, keys in enumerate(held):
-        if keys is None or _keys_at_most(bodies[index]) == keys:
-            continue
-        reference = decode_envelope_reference(bodies[index])
-        if isinstance(reference, Rejection):
-            return envelopes[:index], (index, reference)
-        envelopes[index] = reference
-    return envelopes, failure
+    return envelopes, None
 
 
 def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:
@@ -181,7 +193,10 @@ def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:
             parse_float=pairs.number,
             parse_int=pairs.integer,
         )
-    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser
+    except RecursionError:  # nesting deeper than the parser goes, so far past MAX_DEPTH
+        detail = f"nested deeper than {structs.MAX_DEPTH} levels of objects and arrays"
+        return Rejection(RejectReason.MALFORMED, detail, _too_deep_text(body))
+    except ValueError as exc:
         detail = f"not JSON: {exc}"
         if isinstance(exc, json.JSONDecodeError) and exc.msg == "Extra data":
             detail += " (one envelope per body: send several as application/x-ndjson, one per line)"
@@ -218,6 +233,51 @@ def _too_deep(data: Any) -> str | None:
         children = [(v, (*path, k)) for k, v in pairs if isinstance(v, dict | list)]
         stack.extend(reversed(children))
     return None
+
+
+def _too_deep_text(body: bytes | str) -> str | None:
+    """``_too_deep`` read from the text of ``body``, for nesting deeper than ``json.loads`` goes:
+    where the first object or array past MAX_DEPTH opens, by the keys and indexes that lead to
+    it (None where none is, or the text is no JSON the walk can follow)."""
+    text = body.decode(errors="replace") if isinstance(body, bytes) else body
+    # Each open object or array: its key or index so far (None: an object before its first key).
+    path: list[str | int | None] = []
+    # Arrays by their place in path, for their indexes.
+    arrays: list[bool] = []
+    position, end = 0, len(text)
+    while position < end:
+        character = text[position]
+        if character == '"':
+            closing = _STRING.match(text, position)
+            if closing is None:
+                return None
+            after = closing.end()
+            if arrays and not arrays[-1] and _KEY_COLON.match(text, after):
+                try:
+                    path[-1] = json.loads(text[position:after])  # the key, escapes read
+                except ValueError:
+                    return None
+            position = after
+            continue
+        if character in "{[":
+            if len(path) >= structs.MAX_DEPTH:
+                return ".".join(_shown(part) for part in path if part is not None) or None
+            arrays.append(character == "[")
+            path.append(0 if character == "[" else None)
+        elif character in "}]":
+            if not path:
+                return None
+            path.pop()
+            arrays.pop()
+        elif character == "," and arrays and arrays[-1]:
+            index = path[-1]
+            path[-1] = index + 1 if isinstance(index, int) else 0
+        position += 1
+    return None
+
+
+_STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_KEY_COLON: Final = re.compile(r"[ \t\r\n]*:")
 
 
 def _may_escape(body: bytes | str) -> bool:
@@ -433,58 +493,96 @@ _PATTERN_REFUSALS: Final = {
 
 def _decode_fast(body: bytes | str) -> Envelope | None:
     """The fast paths alone: the Envelope, or None where the reference must decide."""
-    decoded = _decode_one(body)
+    taken, held, _ = _decode_structs([body], body if isinstance(body, bytes) else None)
+    if taken[0] is not None:
+        return taken[0] if _named_once(body, held[0]) else None
+    decoded = _decode_unchecked(body)
     if decoded is None or _keys_at_most(body) != decoded[1]:
         return None
     return decoded[0]
 
 
-def _decode_one(body: bytes | str) -> tuple[Envelope, int] | None:
-    """The first fast path that takes ``body``: the Envelope and how many keys it holds (which
-    the body must name no more of), or None where the reference must decide."""
-    decoded = _decode_structs([body], None)  # the checked decoder: it counts the keys alone
-    return (decoded[0][0], decoded[1]) if decoded is not None else _decode_unchecked(body)
+_Decoded = tuple[list[Envelope | None], list[int], bool]
+"""What ``_decode_structs`` makes of a batch: each body's Envelope (None: not taken), how many
+keys and string values each holds, and whether it left any body out."""
 
 
-def _decode_structs(
-    bodies: Sequence[bytes | str], joined: bytes | None, clean: bool | None = None
-) -> tuple[list[Envelope], int, bool] | None:
+def _decode_structs(bodies: Sequence[bytes | str], joined: bytes | None) -> _Decoded:
     """The msgspec path for ``bodies`` (``joined``: all of them, when all are bytes): their
-    Envelopes, how many keys those hold (with their string values when the bytes are clean)
-    and whether they are, or None if it does not take one of them. Keys given twice are not
-    looked for (the last is kept). ``clean``: ``structs.is_clean(joined)``, when known."""
-    if clean is None:
-        clean = joined is not None and structs.is_clean(joined)
-    decoder, builders = structs.CLEAN if clean else structs.CHECKED
-    decode = decoder.decode
+    Envelopes (None for each body it does not take, left to the other paths), how many keys
+    and string values each holds (for ``_named_once``) and whether it left any body out. Keys
+    given twice are not looked for (the last is kept)."""
+    clean = joined is not None and structs.is_clean(joined)
+    # A batch that is not clean mostly is but for a few bodies (a newline in one message,
+    # escaped): it is decoded as clean, and those bodies are checked again below. A body
+    # alone that is not clean (or of text: joined None) is checked.
+    recheck = joined is not None and not clean and len(bodies) > 1
+    decode = (structs.CLEAN if clean or recheck else structs.CHECKED)[0].decode
+    builders = _BUILDERS
     instants = _INSTANTS
-    envelopes: list[Envelope] = []
+    envelopes: list[Envelope | None] = []
     append = envelopes.append
-    held = (_ENVELOPE_KEY_COUNT + (_ENVELOPE_STRING_COUNT if clean else 0)) * len(bodies)
+    held: list[int] = []
+    count = held.append
+    around = _ENVELOPE_KEY_COUNT + _ENVELOPE_STRING_COUNT  # the envelope's, payload aside
+    missed = False
     last, instant = None, _NO_INSTANT
     for body in bodies:
         try:
             wire = decode(body)
         except structs.DECODE_ERRORS:
-            return None
+            append(None)
+            count(0)
+            missed = True
+            continue
         text = wire.ts
         # The envelopes of a batch mostly share their ts: compared with the one before, a
         # fresh text need not be hashed to be looked up.
         if text != last:
             found = instants.get(text) or _instant(text)
             if found is None:
-                return None
+                append(None)
+                count(0)
+                missed = True
+                continue
             last, instant = text, found
         # Appends the Envelope (the builder makes it) and counts what its JSON holds.
         counted = builders[wire.__class__](wire, instant, append, Envelope)
         if counted is None:
-            return None
-        held += counted
+            append(None)
+            count(0)
+            missed = True
+        else:
+            count(around + counted)
+    if recheck:
+        # The label patterns, checked for the bodies in which a string may hold a control
+        # character (the clean decoder left them out).
+        check = structs.CHECKED[0].decode
+        for index in structs.unclean(bodies, joined):  # type: ignore[arg-type]
+            if envelopes[index] is None:
+                continue
+            try:
+                check(bodies[index])
+            except structs.DECODE_ERRORS:
+                envelopes[index] = None
+                missed = True
     # The alphabets of every id and topic, checked at once (the decoder checked their lengths).
-    ids = "".join([envelope.id for envelope in envelopes])
-    if structs.in_alphabets(ids, "".join([envelope.topic for envelope in envelopes])):
-        return envelopes, held, clean
-    return None
+    taken = [envelope for envelope in envelopes if envelope is not None] if missed else envelopes
+    ids = "".join([envelope.id for envelope in taken])  # type: ignore[union-attr]
+    topics = "".join([envelope.topic for envelope in taken])  # type: ignore[union-attr]
+    if not structs.in_alphabets(ids, topics):
+        envelopes = [
+            envelope
+            if envelope is not None and structs.in_alphabets(envelope.id, envelope.topic)
+            else None
+            for envelope in envelopes
+        ]
+        missed = True
+    return envelopes, held, missed
+
+
+# The builder of each Struct either decoder returns.
+_BUILDERS: Final = {**structs.CLEAN[1], **structs.CHECKED[1]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -620,24 +718,24 @@ _ENVELOPE_KEY_COUNT: Final = len(_ENVELOPE_KEYS)
 # id, instance, topic, tag, node and ts (v is a number).
 _ENVELOPE_STRING_COUNT: Final = 6
 _KEY_END: Final = b'":'
-_KEY_END_SPACED: Final = re.compile(rb'"[ \t\r\n]*:')
+_SPACED_KEY_END: Final = re.compile(rb'"[ \t\r\n]+:')
 _KEY_END_TEXT: Final = re.compile(r'"[ \t\r\n]*:')
 
 
-def _has_whitespace(data: bytes) -> bool:
-    # Single bytes: memchr, far cheaper than searching for two.
-    return b" " in data or b"\t" in data or b"\r" in data or b"\n" in data
-
-
 def _keys_at_most(body: bytes | str) -> int:
-    """At least as many as the keys in ``body``: each key's closing quote is followed by its
-    colon (whitespace between); inside strings, only an escaped quote before a colon, or a
-    string opening with one, adds to the count (such a body goes to the reference)."""
+    """At least as many as the keys in ``body`` (for the pydantic-core path, which counts no
+    strings): each key's closing quote is followed by its colon (whitespace between). An
+    escaped quote before a colon (JSON quoted in a string) is not counted; a string opening
+    with a colon, or an escaped quote and whitespace before one, adds to the count (such a
+    body goes to the reference)."""
     if isinstance(body, str):
         return len(_KEY_END_TEXT.findall(body))
-    if _has_whitespace(body):
-        return len(_KEY_END_SPACED.findall(body))
-    return body.count(_KEY_END)
+    keys = body.count(_KEY_END)
+    if b"\\" in body:
+        keys -= _escaped(body, _KEY_END)
+    if b" :" in body or b"\n:" in body or b"\t:" in body or b"\r:" in body:
+        keys += len(_SPACED_KEY_END.findall(body))
+    return keys
 
 
 # Per message type: whether it has a node to fill, its DERIVED fields, and the fields whose

@@ -7,7 +7,8 @@ anything outside that subset is left to the pydantic-core path and the reference
 whose schema holds a part this translation does not know stays off this path (``OFF_PATH``).
 
 Two decoders: ``CHECKED`` checks the label patterns (no control characters) itself; ``CLEAN``
-leaves them out, for bytes in which no JSON string can hold a control character (``is_clean``).
+leaves them out, for bytes in which no JSON string can hold a control character (``is_clean``:
+escapes that write none, ``\\u00b5`` or ``\\"``, may be there).
 Both check the name pattern (``NAME_PATTERN``): clean bytes may still hold a line separator or a
 bidirectional control, written unescaped. Neither checks the alphabets of ``id`` and ``topic``
 (``in_alphabets``, a batch at once).
@@ -18,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
@@ -49,6 +50,7 @@ __all__ = [
     "object_fields",
     "strings_in",
     "timestamp",
+    "unclean",
 ]
 
 DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError)
@@ -89,10 +91,33 @@ def in_alphabets(ids: str, topics: str) -> bool:
 
 
 def is_clean(data: bytes) -> bool:
-    """True when no JSON string in ``data`` can hold a control character: no escape at all,
-    no DEL, and no UTF-8 lead byte of U+0080-U+00BF (the C1 controls among them); raw C0
-    characters are not JSON."""
-    return b"\\" not in data and b"\x7f" not in data and b"\xc2" not in data
+    """True when no JSON string in ``data`` can hold a control character: no escape that
+    writes one (``\\n``, ``\\u0085``; ``\\u00b5`` or ``\\"`` write none), no DEL, and no C1
+    control written raw (UTF-8 ``c2 80``-``c2 9f``); raw C0 characters are not JSON."""
+    # Single bytes first (memchr); the searches only where the byte is.
+    return (
+        b"\x7f" not in data
+        and (b"\xc2" not in data or _RAW_C1.search(data) is None)
+        and (b"\\" not in data or _CONTROL_ESCAPE.search(data) is None)
+    )
+
+
+def unclean(bodies: Sequence[bytes], whole: bytes) -> list[int]:
+    """The indexes of the ``bodies`` that are not ``is_clean`` (``whole``: the bytes they were
+    cut from, or all of them): searched for escapes only in those holding a backslash, unless
+    a DEL or a C1 control is written raw in one of them."""
+    if b"\x7f" in whole or (b"\xc2" in whole and _RAW_C1.search(whole) is not None):
+        return [index for index, body in enumerate(bodies) if not is_clean(body)]
+    search = _CONTROL_ESCAPE.search
+    return [
+        index for index, body in enumerate(bodies) if b"\\" in body and search(body) is not None
+    ]
+
+
+# An escape of U+0000-U+001F, U+007F or U+0080-U+009F, or one matching it (``\\\\n``: a
+# backslash, then "n"), which is only taken for one.
+_CONTROL_ESCAPE: Final = re.compile(rb"\\(?:[bfnrt]|u00(?:[0189]|7[fF]))")
+_RAW_C1: Final = re.compile(rb"\xc2[\x80-\x9f]")
 
 
 class _Unsupported(Exception):
@@ -100,26 +125,41 @@ class _Unsupported(Exception):
 
 
 # -- timestamps --
-# A payload timestamp is taken on this path only in the form format_timestamp writes; the
-# model's validator (to_utc_ms) would return fromisoformat's parse of it unchanged.
+# A payload timestamp is taken on this path in the form format_timestamp writes (which the
+# model's validator, to_utc_ms, returns as fromisoformat parses it) and in the RFC 3339 forms
+# other writers use: more fraction digits (Python's isoformat, Go's RFC3339Nano) and a numeric
+# offset (``+00:00``), which to_utc_ms turns to UTC and truncates to the millisecond as it does
+# pydantic's parse of them (tests/bus/test_envelope_fast.py holds the two to agreeing). Any
+# other text goes on to the pydantic-core path.
 _CANONICAL: Final = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?Z"
 )
-# The datetime of each canonical text seen lately; bounded by clearing it (and by the texts'
-# length: any other text is not kept).
+_RFC3339: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"(Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+# The datetime of each text seen lately; bounded by clearing it (and by the texts' length: any
+# other text is not kept).
 _TIMESTAMPS: dict[str, datetime] = {}
 _TIMESTAMPS_SIZE: Final = 1024
 
 
 def timestamp(text: str) -> datetime | None:
-    """The instant a canonical RFC 3339 UTC text names (``2026-11-28T00:00:00.123Z``), or None
-    for any other text (the pydantic-core path then decides)."""
+    """The instant an RFC 3339 text names, in UTC and truncated to the millisecond as the
+    models keep it (``2026-11-28T00:00:00.123Z``, ``2026-11-28T02:00:00.123456+02:00``), or
+    None for any other text (the pydantic-core path then decides)."""
     value = _TIMESTAMPS.get(text)
-    if value is not None or not _CANONICAL.fullmatch(text):
+    if value is not None:
         return value
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:  # a day or an hour that does not exist
+        if _CANONICAL.fullmatch(text):
+            value = datetime.fromisoformat(text)
+        elif _RFC3339.fullmatch(text):
+            value = to_utc_ms(datetime.fromisoformat(text))
+        else:
+            return None
+    # A day or an hour that does not exist; a time outside years 1-9999 once in UTC.
+    except ValueError:
         return None
     if len(_TIMESTAMPS) >= _TIMESTAMPS_SIZE:
         _TIMESTAMPS.clear()
@@ -231,7 +271,7 @@ def _field(
     optional = filled or factory is not None or default is not _UNSET
     stamp = _is_timestamp(inner) or (inner["type"] == "nullable" and _is_timestamp(inner["schema"]))
     if stamp:
-        # Decoded as text; the canonical form becomes the instant (timestamp()).
+        # Decoded as text; an RFC 3339 one becomes the instant (timestamp()).
         kind: Any = str | None if inner["type"] == "nullable" else str
     else:
         kind = _type(inner, str_max, checked)
@@ -316,24 +356,23 @@ class Payload:
                     gc=False,
                 )
             )
-        # CLEAN's builder counts the string values too.
-        self.clean = Variant(structs[0], _builder(model, described, tuple(after), strings=True))
-        self.checked = Variant(structs[1], _builder(model, described, tuple(after), strings=False))
+        # One builder for both: the Structs differ only in the patterns they check.
+        build = _builder(model, described, tuple(after))
+        self.clean = Variant(structs[0], build)
+        self.checked = Variant(structs[1], build)
 
 
 def _builder(
     model: type[Message],
     described: list[_Field],
     after: tuple[Callable[[Any], Any], ...],
-    *,
-    strings: bool,
 ) -> Build:
     """``build(wire, instant, append, envelope)`` for ``model``: ``append``s the
     ``envelope(...)`` made of the wire envelope ``wire`` (its ``ts`` read as ``instant``, an
     ``Instant``) and the payload Struct it holds, its values made the model's (timestamps read,
-    defaults filled), and returns how many keys its JSON held, with (``strings``) how many
-    string values (at any depth): or None, appending nothing, where the pydantic-core path must
-    decide.
+    defaults filled), and returns how many keys and string values (at any depth) its JSON
+    held (each opens and closes with a quote): or None, appending nothing, where the
+    pydantic-core path must decide.
 
     The model instance is not built here: the Envelope holds the Struct in its payload's place
     and an ``Unbuilt`` (the model and its fields set), and the model is built from them when
@@ -363,31 +402,26 @@ def _builder(
         "def build(wire, instant, append, envelope):",
         "    node = wire.node",
         "    payload = wire.payload",
-        # One per field, less those left out (and each string value, when counted).
-        f"    keys = {len(described) + (len(always) if strings else 0)}",
+        # One per field, less those left out, and one per string value.
+        f"    keys = {len(described) + len(always)}",
     ]
-    counted = "keys" if strings else None  # what a string value adds to
     # Timestamps and the node are counted where they are read anyway (below).
     counted_below = {field.name for field in described if field.timestamp}
     if "node" in filled:
         counted_below.add("node")
-    node_text = strings and any(field.name == "node" and field.text for field in described)
+    node_text = any(field.name == "node" and field.text for field in described)
     for field in described:
-        if counted and field.text and field not in always and field.name not in counted_below:
+        if field.text and field not in always and field.name not in counted_below:
             code += [
                 f"    if payload.{field.name}.__class__ is str:",
-                f"        {counted} += 1",
+                "        keys += 1",
             ]
     for field in described:
-        if field.timestamp:  # the canonical text becomes the instant, any other goes on
+        if field.timestamp:  # an RFC 3339 text becomes the instant, any other goes on
             code += [
                 f"    text = payload.{field.name}",
                 "    if text.__class__ is str:",
-                *(
-                    [f"        {counted} += 1"]
-                    if counted and field.text and field not in always
-                    else []
-                ),
+                *(["        keys += 1"] if field.text and field not in always else []),
                 "        if text == wire.ts:",  # mostly the envelope's: read already
                 "            instant_ = instant[2]",
                 "        else:",
@@ -449,7 +483,7 @@ def _builder(
             f"    value = payload.{name}",
             "    if value:",
             "        keys += keys_in(value)",
-            *(["        keys += strings_in(value)"] if strings else []),
+            "        keys += strings_in(value)",
         ]
     if model.DERIVED:
         # _derived's values; the names fill_derived would add to the fields set are in every
@@ -618,4 +652,4 @@ CLEAN: Final = _decoder(checked=False)
 """The decoder for bytes ``is_clean`` passed, and the ``build`` of each Struct it returns
 (counting keys and string values: each opens and closes with a quote)."""
 CHECKED: Final = _decoder(checked=True)
-"""The decoder for any bytes, and the ``build`` of each Struct it returns (counting keys)."""
+"""The decoder for any bytes, and the ``build`` of each Struct it returns (the same)."""

@@ -126,7 +126,6 @@ def test_to_bytes_is_compact_utf8_json_with_the_spec_keys() -> None:
         b"[1, 2]",
         b'"a string"',
         b"null",
-        b"[" * 100_000 + b"]" * 100_000,  # deeper than the JSON parser recurses
     ],
 )
 def test_rejects_bodies_that_are_not_an_object_as_malformed(body: bytes) -> None:
@@ -135,6 +134,18 @@ def test_rejects_bodies_that_are_not_an_object_as_malformed(body: bytes) -> None
     assert isinstance(result, Rejection)
     assert result.reason is RejectReason.MALFORMED
     assert result.field is None
+
+
+@pytest.mark.parametrize("levels", [70, 100_000])
+def test_arrays_nested_past_the_limit_are_refused_naming_the_first_too_deep(levels: int) -> None:
+    """A body of arrays nested past the limit, deeper than the JSON parser recurses or not, is
+    refused for its nesting, naming the first array past it (never "not JSON", never an
+    exception)."""
+    result = decode_envelope(b"[" * levels + b"]" * levels)
+    assert isinstance(result, Rejection)
+    assert result.reason is RejectReason.MALFORMED
+    assert "nested deeper than 64 levels" in result.detail
+    assert result.field == ".".join(["0"] * 64)
 
 
 @pytest.mark.parametrize(

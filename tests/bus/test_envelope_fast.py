@@ -35,7 +35,14 @@ from bridge.bus.decoding import (
     decode_envelope_reference,
     decode_envelopes,
 )
-from bridge.messages import AlertAck, ClusterHealth, Message, PerformanceMetric, ThroughputMetric
+from bridge.messages import (
+    AlertAck,
+    ClusterHealth,
+    LogEntry,
+    Message,
+    PerformanceMetric,
+    ThroughputMetric,
+)
 from tests.messages.test_models import CASES
 
 TS = "2026-11-28T00:00:00.123Z"
@@ -72,18 +79,9 @@ def _msgspec_paths(body: bytes | str) -> list[Envelope | None]:
     if isinstance(body, bytes) and structs.is_clean(body):
         tries.append(_decode_structs([body], body))
     return [
-        decoded[0][0] if decoded is not None and _named_once_alone(body, *decoded[1:]) else None
-        for decoded in tries
+        taken[0] if taken[0] is not None and _named_once(body, held[0]) else None
+        for taken, held, _ in tries
     ]
-
-
-def _named_once_alone(body: bytes | str, held: int, clean: bool) -> bool:
-    """No key of ``body`` given twice, by what ``_decode_structs`` counted: the clean decoder
-    counts keys and string values (the quotes), the checked one keys."""
-    if clean:
-        assert isinstance(body, bytes)
-        return _named_once(body, held, clean)
-    return _keys_at_most(body) == held
 
 
 def _assert_builds_the_reference(fast: Envelope, reference: Envelope, drawn: set[str]) -> None:
@@ -844,6 +842,31 @@ def test_nesting_past_the_limit_is_refused_either_way_naming_where(levels: int, 
     assert decode_envelopes([_health(), body, _health()])[1] == (1, rejection)
 
 
+def _nested_text(levels: int) -> bytes:
+    """``_nested(levels)``'s JSON, written without recursing (json.dumps would not go so deep)."""
+    openings = [b"[" if level % 2 == 0 else b'{"x":' for level in range(levels)]
+    closings = [b"]" if level % 2 == 0 else b"}" for level in reversed(range(levels))]
+    return b"".join(openings) + b"1" + b"".join(closings)
+
+
+@pytest.mark.parametrize("lax", [False, True], ids=["msgspec", "pydantic-core"])
+def test_nesting_deeper_than_the_parser_goes_is_refused_naming_where(lax: bool) -> None:
+    """10 000 levels, past the recursion of json.loads, get the nesting rejection of 65 levels
+    (the limit and where the first level past it is), alone and in a batch: not "not JSON"."""
+    payload = {**HEALTH, "checks": {"a": "#"}}
+    if lax:
+        payload["load_avg"] = "1.5"
+    body = _with_number(_health(payload=payload), _nested_text(10_000).decode())
+    rejection = _same(body)
+    assert isinstance(rejection, Rejection)
+    where = "payload.checks.a" + ".0.x" * ((structs.MAX_DEPTH - 3) // 2) + ".0"
+    assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, where)
+    assert rejection.detail.startswith(f"nested deeper than {structs.MAX_DEPTH} levels of")
+    assert decode_envelopes([_health(), body, _health()])[1] == (1, rejection)
+    with pytest.raises(ValueError, match=f"^{re.escape(where)}: nested deeper than 64 levels"):
+        decoding_module.check_depth(body)
+
+
 def test_the_docs_give_the_nesting_limit_in_force() -> None:
     """docs/messages.md (generated) and docs/http-api.md name MAX_DEPTH as the limit."""
     docs = Path(bridge.__file__).parent.parent / "docs"
@@ -1276,3 +1299,159 @@ def test_a_decoded_message_s_fields_set_is_not_changed_by_another_s(model: type[
         assert changed.model_fields_set == expected.payload.model_fields_set | {"node"}
         assert first.model_fields_set == expected.payload.model_fields_set
         assert second.model_fields_set == expected.payload.model_fields_set
+
+
+def _writers() -> dict[str, list[bytes]]:
+    """Batches as other writers write them: Python's json.dumps defaults (spaces after the
+    separators, ``\\u00b5`` for µ), Go's encoding/json (compact, ``\\u003c`` for <), a log
+    line quoting JSON (``\\":``), a newline in a message, an emoji (a surrogate pair), and
+    payload timestamps with microseconds or an offset."""
+    entry = CASES[LogEntry].full
+    lines = {
+        "python": [
+            json.dumps(
+                {
+                    **json.loads(_body({**entry, "message": "took 5 µs"}, LogEntry)),
+                    "id": f"py{n:06d}",
+                }
+            ).encode()
+            for n in range(3)
+        ],
+        "go": [
+            json.dumps(
+                {**json.loads(_body(entry, LogEntry)), "id": f"golang{n:04d}"},
+                separators=(",", ":"),
+            )
+            .replace("<", "\\u003c")
+            .encode()
+            for n in range(3)
+        ],
+    }
+    messages = {
+        "quoted-json": 'sent {"id": "x", "ok": true} to {"a":1}',
+        "newline": "line one\nline two",
+        "unicode": "took 5 µs ✓ 😀",
+    }
+    for name, message in messages.items():
+        lines[name] = [
+            _body({**entry, "message": message}, LogEntry, id=f"{name[:8]}{n:04d}")
+            for n in range(3)
+        ]
+    for name, stamp in {"micro": "2026-11-28T00:00:00.123456Z", "offset": "+00:00"}.items():
+        text = stamp if name == "micro" else "2026-11-28T01:00:00.123456" + stamp
+        lines[name] = [
+            _body({**entry, "timestamp": text}, LogEntry, id=f"{name}{n:04d}") for n in range(3)
+        ]
+    return lines
+
+
+@pytest.mark.parametrize(("writer", "lines"), list(_writers().items()), ids=list(_writers()))
+def test_a_batch_with_escapes_in_its_values_is_taken_at_once(
+    writer: str, lines: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches as other writers write them (escapes in string values, spaces, JSON quoted in
+    a message, payload timestamps in other RFC 3339 forms) decode on the msgspec path at once,
+    cut from their body or not, as each line alone does by the reference."""
+    expected = [decode_envelope_reference(line) for line in lines]
+    assert all(isinstance(envelope, Envelope) for envelope in expected)
+    whole = b"\n".join(lines) + b"\n"
+    if writer != "newline":
+        assert structs.is_clean(whole)
+
+    def alone(bodies: Any, decoded: Any) -> Any:
+        raise AssertionError("a body was decoded alone")
+
+    monkeypatch.setattr(decoding_module, "_decode_each", alone)
+    assert decode_envelopes(lines, whole) == decode_envelopes(lines) == (expected, None)
+
+
+@pytest.mark.parametrize("spaced", [False, True], ids=["compact", "spaced"])
+@pytest.mark.parametrize(
+    ("key", "field"),
+    [('"i\\u0064"', "id"), ('"\\u0069d"', "id"), ('"tag"', "tag")],
+    ids=["escaped-id", "escaped-first", "plain"],
+)
+@pytest.mark.parametrize("where", ["envelope", "payload"])
+def test_a_key_given_twice_escaped_in_a_batch_with_escapes_is_refused_at_its_line(
+    key: str, field: str, where: str, spaced: bool
+) -> None:
+    """A key given twice, once written with an escape (``"i\\u0064"`` is ``"id"``), in a batch
+    whose other lines hold escapes in their values (µ as ``\\u00b5``, quoted JSON), is refused
+    at its line as alone, naming the key: the quotes are counted, the escaped ones aside."""
+    entry = {**CASES[LogEntry].full, "message": 'took 5 µs: {"a": 1}'}
+    good = [_body(entry, LogEntry, id=f"message{n:04d}") for n in range(3)]
+    if where == "envelope":
+        value = '"log_entry"' if field == "tag" else '"01JDX0Y8C7H1V4N0W5Z3Q2M6TB"'
+        repeated = good[1][:-1] + f", {key}: {value}}}".encode()
+        expected_field = field
+    else:  # in the payload's metadata (a map: any key is taken), after its plain spelling
+        plain = json.dumps(json.loads(key))
+        repeated = good[1].replace(
+            b'"metadata": {', f'"metadata": {{{plain}: "0", {key}: "1", '.encode()
+        )
+        expected_field = f"payload.metadata.{field}"
+    if not spaced:
+        repeated = repeated.replace(b'": ', b'":').replace(b", ", b",")
+    rejection = decode_envelope_reference(repeated)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == (RejectReason.MALFORMED, expected_field)
+    lines = [good[0], repeated, good[2]]
+    whole = b"\n".join(lines)
+    assert decode_envelopes(lines, whole) == decode_envelopes(lines)
+    assert decode_envelopes(lines, whole) == ([decode_envelope_reference(good[0])], (1, rejection))
+    assert decode_envelope(repeated) == rejection
+
+
+def test_one_odd_line_is_the_only_one_decoded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a batch of 40, a line only the pydantic-core path takes (a payload timestamp with a
+    space for its T) and one with a key given twice are the only ones decoded again; the rest
+    are decoded once, by msgspec, and all is as each line alone decodes it."""
+    lines = [_health(id=f"id{n:08d}") for n in range(40)]
+    lines[7] = _health(id="id00000007", payload={**HEALTH, "timestamp": "2026-11-28 00:00:00Z"})
+    lines[30] = lines[30][:-1] + b', "node": "other@host"}'
+    expected = ([decode_envelope(line) for line in lines[:30]], (30, decode_envelope(lines[30])))
+    again: list[bytes] = []
+    for name in ("_decode_unchecked", "decode_envelope_reference"):
+        decoder = getattr(decoding_module, name)
+
+        def counted(body: bytes, decoder: Any = decoder) -> Any:
+            again.append(body)
+            return decoder(body)
+
+        monkeypatch.setattr(decoding_module, name, counted)
+    decoded: list[bytes] = []
+
+    class Counted:
+        def __init__(self, decoder: Any) -> None:
+            self.wrapped = decoder
+
+        def decode(self, body: bytes) -> Any:
+            decoded.append(body)
+            return self.wrapped.decode(body)
+
+    for name in ("CLEAN", "CHECKED"):
+        decoder, builders = getattr(structs, name)
+        monkeypatch.setattr(structs, name, (Counted(decoder), builders))
+    assert decode_envelopes(lines, b"\n".join(lines)) == expected
+    assert again == [lines[7], lines[30]]
+    assert decoded == lines
+
+
+@pytest.mark.parametrize("control", ["\n", "\x85", "\x7f", "\x1b"], ids=repr)
+@pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "raw"])
+def test_a_control_character_in_a_label_is_refused_in_a_batch_with_escapes_elsewhere(
+    control: str, ascii_only: bool
+) -> None:
+    """In a batch whose other lines hold escapes (a newline in a log message, µ), a control
+    character in a label value (escaped or raw) is refused at its line, naming the field; the
+    lines around it, whose controls are in free text, are taken."""
+    entry = CASES[LogEntry].full
+    free = _body({**entry, "message": f"a{control}b µs"}, LogEntry, ascii_only=ascii_only)
+    label = _body({**entry, "node": f"a{control}b"}, LogEntry, ascii_only=ascii_only)
+    lines = [free, label, free]
+    rejection = decode_envelope_reference(label)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == (RejectReason.INVALID_PAYLOAD, "payload.node")
+    expected = ([decode_envelope_reference(free)], (1, rejection))
+    assert decode_envelopes(lines, b"\n".join(lines)) == decode_envelopes(lines) == expected
+    assert decode_envelopes([free, free], b"\n".join([free, free]))[1] is None
