@@ -125,7 +125,7 @@ def _fraction_meant(variable: str, error: ErrorDetails) -> str | None:
         given = float(error.get("input"))
     except (TypeError, ValueError):
         return None
-    if not _is_threshold(variable) or not 0 < given <= 1:
+    if not _is_threshold(variable) or not 0 < given < 1:  # 1: "above 1" says it all
         return None
     return (
         f"{given:g} looks like a fraction; thresholds are percent (above 1, at most 100), "

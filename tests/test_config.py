@@ -343,11 +343,12 @@ def test_bus_query_options_the_transport_leaves_alone_are_taken() -> None:
             "EXESDB_CPU_DEGRADED: 0.85 looks like a fraction; thresholds are percent (above 1, at"
             " most 100), e.g. 85",
         ),
+        # 1 is no fraction worth a hint: read as one it is 100, the value that turns it off.
         (
             "EXESDB_DISK_UNHEALTHY",
             "1",
-            "EXESDB_DISK_UNHEALTHY: 1 looks like a fraction; thresholds are percent (above 1, at"
-            " most 100), e.g. 100",
+            "EXESDB_DISK_UNHEALTHY: must be a number (percent) above 1 and at most 100 (100"
+            " turns that status off), e.g. 95 (got '1')",
         ),
     ],
 )

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Metric, PlatformCollector, Proc
 from bridge.bus import BatchSubscription, Bus, Envelope
 from bridge.component import Context
 from bridge.sinks.prometheus.nodes import NodeSummary, node_summaries
-from bridge.sinks.prometheus.store import SeriesStore
+from bridge.sinks.prometheus.store import MAX_SERIES, MAX_SERIES_BYTES, SeriesStore
 from bridge.sinks.prometheus.translate import Translator
 
 __all__ = ["SUBSCRIBER", "PrometheusSink", "prometheus_sink", "register_process_metrics"]
@@ -33,8 +33,8 @@ class PrometheusSink:
         bus: Bus,
         *,
         ttl_seconds: float = 600.0,
-        max_series: int = 10_000,
-        max_series_bytes: int = 67_108_864,
+        max_series: int = MAX_SERIES,
+        max_series_bytes: int = MAX_SERIES_BYTES,
         queue_size: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         own_node: str | None = None,

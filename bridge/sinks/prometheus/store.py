@@ -16,6 +16,7 @@ rather than text (the OTLP mirror).
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -27,7 +28,22 @@ from typing import Final
 from prometheus_client import Metric
 from prometheus_client.samples import Sample
 
-__all__ = ["Family", "MetricType", "Series", "SeriesStore", "escape_label_value", "format_value"]
+__all__ = [
+    "MAX_SERIES",
+    "MAX_SERIES_BYTES",
+    "Family",
+    "MetricType",
+    "Series",
+    "SeriesStore",
+    "escape_label_value",
+    "format_value",
+]
+
+MAX_SERIES: Final = 10_000
+"""How many series the store holds by default (``EXESDB_MAX_SERIES``)."""
+MAX_SERIES_BYTES: Final = 64 * 1024 * 1024
+"""How many bytes of exposition the store's series make at most by default
+(``EXESDB_MAX_SERIES_BYTES``)."""
 
 _SWEEP_EVERY_SECONDS: Final = 1.0
 # The share of the cap only series labelled with the bridge's own node may use.
@@ -342,8 +358,8 @@ class SeriesStore:
         self,
         *,
         ttl_seconds: float = 600.0,
-        max_series: int = 10_000,
-        max_bytes: int = 64 * 1024 * 1024,
+        max_series: int = MAX_SERIES,
+        max_bytes: int = MAX_SERIES_BYTES,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         namespace: str = "exesdb_prometheus",
@@ -464,30 +480,41 @@ class SeriesStore:
         # Only a new label set gets here, never a write to a known series: no hot-path cost.
         # The series are counted first: one refused at the series cap builds no line.
         count = len(keys)
-        own: bool | None = None
-        if self._count + count > self._shared_limit:
-            own = self._own(family, labels)
-            limit = self.max_series if own else self._shared_limit
-            if self._count + count > limit:
-                self._sweep(now, force=True)
-                if self._count + count > limit:
-                    self._refused.inc((family.name,), float(count))
-                    return None
+        own = functools.cache(lambda: self._own(family, labels))
+        if not self._fits(
+            lambda: self._count, count, self.max_series, self._shared_limit, own, now
+        ):
+            self._refused.inc((family.name,), float(count))
+            return None
         prefixes = [family._prefix(key) for key in keys]
         size = sum(map(_size, prefixes))
-        if self._bytes + size > self._shared_bytes:
-            own = self._own(family, labels) if own is None else own
-            limit = self.max_bytes if own else self._shared_bytes
-            if self._bytes + size > limit:
-                self._sweep(now, force=True)
-                if self._bytes + size > limit:
-                    self._refused.inc((family.name,), float(count))
-                    return None
+        if not self._fits(lambda: self._bytes, size, self.max_bytes, self._shared_bytes, own, now):
+            self._refused.inc((family.name,), float(count))
+            return None
         self._count += count
         self._bytes += size
         if now < self._oldest:
             self._oldest = now
         return prefixes
+
+    def _fits(
+        self,
+        held: Callable[[], int],
+        more: int,
+        cap: int,
+        shared: int,
+        own: Callable[[], bool],
+        now: float,
+    ) -> bool:
+        """Whether ``more`` fits beside what is ``held`` (series or bytes): under the ``shared``
+        part of the ``cap``, or, for the bridge's own node, under the whole; expired series are
+        swept away first when it does not."""
+        if held() + more <= shared:
+            return True
+        limit = cap if own() else shared
+        if held() + more > limit:
+            self._sweep(now, force=True)
+        return held() + more <= limit
 
     def _own(self, family: Family, labels: tuple[str, ...]) -> bool:
         """Whether new series of ``labels`` may use the share of the caps kept for the bridge's
