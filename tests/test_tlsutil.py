@@ -11,7 +11,7 @@ from bridge.tlsutil import set_versions
 
 @pytest.mark.parametrize("protocol", [ssl.PROTOCOL_TLS_SERVER, ssl.PROTOCOL_TLS_CLIENT])
 def test_a_context_set_for_tls10_then_tls12_is_at_a_fresh_contexts_security_level(
-    protocol: ssl._SSLMethod,
+    protocol: int,
 ) -> None:
     """TLS10 lowers OpenSSL's security level to 0; setting the same context for TLS12 after
     brings back the level a fresh context has (SHA-1 handshakes refused again)."""
