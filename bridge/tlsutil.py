@@ -50,7 +50,7 @@ _OLD_VERSION_SUITES: Final = (
 def set_versions(
     context: ssl.SSLContext, minimum: str | None, maximum: str | None, ciphers: str | None = None
 ) -> None:
-    """Set ``context``'s TLS versions (Go's names; None leaves Python's default) and its TLS 1.2
+    """Set ``context``'s TLS versions (Go's names; None: Python's default) and its TLS 1.2
     and older cipher list (OpenSSL's syntax; None: Python's defaults).
 
     A ``minimum`` of TLS10 or TLS11 also sets OpenSSL's security level 0 (``@SECLEVEL=0``), and
@@ -58,20 +58,24 @@ def set_versions(
     (security level 1 or 2, Debian's default) finds no cipher for them, and the version the file
     allows is never spoken. That level also admits keys and signatures shorter than the default
     levels do, the price of those versions.
+
+    Everything is set, a default included, so a context set again (the listening context when
+    the web config file is read again) keeps nothing of the settings before: level 0 above all.
     """
+    fresh = ssl.SSLContext(context.protocol)  # Python's defaults, as this system sets them
     with warnings.catch_warnings():
         # Python deprecates TLS 1.0 and 1.1; a file naming them asks for them on purpose.
         warnings.simplefilter("ignore", DeprecationWarning)
-        if minimum:
-            context.minimum_version = TLS_VERSIONS[minimum]
-        if maximum:
-            context.maximum_version = TLS_VERSIONS[maximum]
+        context.minimum_version = TLS_VERSIONS[minimum] if minimum else fresh.minimum_version
+        context.maximum_version = TLS_VERSIONS[maximum] if maximum else fresh.maximum_version
     old = minimum in _OLD_VERSIONS
     if ciphers is None:
-        defaults = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).get_ciphers()
-        names = [cipher["name"] for cipher in defaults if cipher["protocol"] != "TLSv1.3"]
+        names = [
+            cipher["name"] for cipher in fresh.get_ciphers() if cipher["protocol"] != "TLSv1.3"
+        ]
         ciphers = ":".join(names + list(_OLD_VERSION_SUITES if old else ()))
-    context.set_ciphers(f"{ciphers}:@SECLEVEL=0" if old else ciphers)
+    # Without @SECLEVEL, set_ciphers keeps the level the context had.
+    context.set_ciphers(f"{ciphers}:@SECLEVEL={0 if old else fresh.security_level}")
 
 
 def load_error(exc: OSError | ssl.SSLError) -> str:

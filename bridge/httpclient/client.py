@@ -38,6 +38,9 @@ class RequestOptions:
     """The keyword arguments of one aiohttp request that the ``http_config`` decides."""
 
     headers: dict[str, str] = field(default_factory=dict)
+    # Those of ``headers`` that carry credentials (Authorization, http_headers given as secrets
+    # or files): a redirect takes them to the first URL's origin only (``redirects``).
+    credentials: frozenset[str] = frozenset()
     ssl: ssl.SSLContext | bool = True
     proxy: str | None = None
     proxy_headers: dict[str, str] = field(default_factory=dict)
@@ -167,6 +170,11 @@ class ClientSettings:
             )
             for name, header in config.http_headers.items()
         )
+        # Plain ``values`` are not secret (the schema's own split); a header with any secret or
+        # file value is, whole, since its values go in one line.
+        self._secret_headers = frozenset(
+            name for name, header in config.http_headers.items() if header.secrets or header.files
+        )
         self._tls = _TLS(config.tls_config) if config.tls_config.configured else None
         self._connect_headers = {
             name: ", ".join(value.get_secret_value() for value in values)
@@ -217,6 +225,7 @@ class ClientSettings:
         handshake = url.lower().startswith("https:") or str(proxy).lower().startswith("https:")
         return RequestOptions(
             headers=headers,
+            credentials=frozenset({"Authorization"} & headers.keys()) | self._secret_headers,
             ssl=self._tls.context() if self._tls is not None and handshake else True,
             proxy=proxy,
             proxy_headers=proxy_headers,

@@ -4,9 +4,13 @@ Go's client (and so Alertmanager) follows a redirect by default; on a 301, 302 o
 POST into a GET without a body, which would send no alerts and count its 2xx as delivered. Only
 307 and 308 keep the method and the body, so only they are followed here, at most 10 in a row as
 Go's client stops after 10. A 301, 302 or 303 is answered to the caller, which counts it a failed
-attempt (``refused_redirect`` says why). The ``Authorization`` header (``authorization`` or
-``basic_auth``) is sent to the first URL's origin only, as Go's client keeps it from another host;
-each hop's proxy, TLS and proxy credentials are those of its own URL. The session's timeout covers
+attempt (``refused_redirect`` says why). The headers that carry credentials
+(``RequestOptions.credentials``: ``Authorization`` from ``authorization`` or ``basic_auth``, and
+the ``http_headers`` given as ``secrets`` or ``files``) are sent to the first URL's origin only,
+stricter than Alertmanager, whose RoundTrippers (prometheus/common) set them again on every hop;
+the signature header goes to every hop (an HMAC of the body, which proves it and gives away no
+secret), and so do plain ``http_headers`` ``values``. Each hop's proxy, TLS and proxy
+credentials are those of its own URL. The session's timeout covers
 the whole chain, as Go's client timeout does, so an attempt never outlasts its receiver's
 ``timeout``. Without ``follow_redirects: true`` every 3xx is answered to the caller as it came.
 """
@@ -76,7 +80,8 @@ async def post(
         options = client.request_options(url)
         sent = {**headers, **options.headers}
         if first is not None and _origin(URL(url)) != first:
-            sent.pop("Authorization", None)  # the credentials are the first origin's
+            for name in options.credentials:  # the first origin's; the signature proves the body
+                sent.pop(name, None)
         response = await session.post(
             url,
             data=body,

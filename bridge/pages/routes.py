@@ -195,8 +195,9 @@ def page_routes(shown: Shown, *, clock: Callable[[], float] = time.time) -> list
         """``/alerts/{alert_id}/`` (a link with a slash added): on to the alert's page, by a
         relative path (``../`` and the id, percent-encoded whole): never another origin."""
         target = "../" + quote(request.match_info["alert_id"], safe="")
-        if request.query_string:
-            target += "?" + request.query_string
+        if request.rel_url.raw_query_string:
+            # As it came, still percent-encoded: decoded, ?a=%23b would end in a fragment.
+            target += "?" + request.rel_url.raw_query_string
         raise web.HTTPMovedPermanently(target)
 
     async def alerts_list(request: web.Request) -> web.Response:

@@ -33,7 +33,7 @@ from bridge.sinks.alerts import alert_sink
 from bridge.sinks.otlp import otlp_component
 from bridge.sinks.prometheus import prometheus_sink
 from tests.integration.servers.otlp import GrpcOtlpReceiver, HttpOtlpReceiver
-from tests.integration.servers.webhook import webhook_receiver
+from tests.integration.servers.webhook import Answer, webhook_receiver
 from tests.support import async_wait_until, free_port
 
 pytestmark = pytest.mark.integration
@@ -602,6 +602,37 @@ async def test_webhook_requests_are_http_client_spans_with_the_http_conventions(
     # from CLIENT spans count each request once.
     clients = [span for span in receiver.spans if span.kind == SPAN_KIND_CLIENT]
     assert sorted(span.name for span in clients) == ["POST", "POST"]
+
+
+async def test_an_alertmanager_post_span_never_carries_the_answers_body(
+    receiver: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, webhook_receiver
+) -> None:
+    """A 503 from Alertmanager whose body holds a token and a URL with credentials is an ERROR
+    span described as a webhook attempt's is, ``HTTP 503``: the body goes to no OTLP receiver."""
+    alertmanager = webhook_receiver(path="/api/v2/alerts")
+    alertmanager.script(
+        Answer(503, text="down: token=s3cret, see http://admin:hunter2@internal.example/x")
+    )
+    _export_to(receiver, monkeypatch)
+    monkeypatch.setenv("EXESDB_ALERTMANAGER_URL", f"http://127.0.0.1:{alertmanager.port}")
+    monkeypatch.setenv("EXESDB_STATE_DIR", str(tmp_path))
+    bridge = Bridge(
+        load_settings(), registry=CollectorRegistry(), components=[otlp_component, alert_sink]
+    )
+    await bridge.start(serve_http=False)
+    try:
+        bridge.bus.publish("node_failure", _node_down("alert-4"))
+        failed = await async_wait_until(
+            lambda: next((s for s in receiver.spans if s.kind == SPAN_KIND_CLIENT), None),
+            30,
+            "the span of the failed Alertmanager post",
+        )
+    finally:
+        await bridge.aclose()
+    assert failed.status_code == STATUS_ERROR
+    assert failed.status_message == "HTTP 503"
+    for secret in ("s3cret", "hunter2", "admin"):
+        assert secret not in repr(failed)
 
 
 async def test_alertmanager_posts_are_http_client_spans_with_the_http_conventions(

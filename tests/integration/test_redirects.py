@@ -78,9 +78,11 @@ async def redirector(host: str = "127.0.0.1") -> AsyncIterator[Redirector]:
         await runner.cleanup()
 
 
-def receiver(tmp_path: Path, url: str, follow: str = "true", timeout: float = 5.0) -> Receiver:
-    """The receiver of a receivers file giving ``url``, a bearer token, a signing key and
-    ``follow_redirects: <follow>``."""
+def receiver(
+    tmp_path: Path, url: str, follow: str = "true", timeout: float = 5.0, more: str = ""
+) -> Receiver:
+    """The receiver of a receivers file giving ``url``, a bearer token, a signing key,
+    ``follow_redirects: <follow>`` and ``more`` lines of its ``http_config``."""
     path = tmp_path / "receivers.yml"
     path.write_text(
         "webhook_configs:\n"
@@ -88,7 +90,7 @@ def receiver(tmp_path: Path, url: str, follow: str = "true", timeout: float = 5.
         f"    secret: {SECRET}\n"
         "    http_config:\n"
         f"      follow_redirects: {follow}\n"
-        "      authorization: {credentials: the-token}\n"
+        "      authorization: {credentials: the-token}\n" + more
     )
     [hook], _ = resolve_receivers(
         [],
@@ -162,6 +164,38 @@ async def test_a_307_to_another_origin_drops_authorization(tmp_path: Path) -> No
     [hop] = other.hops
     assert (hop.method, hop.body) == ("POST", BODY)
     assert "Authorization" not in hop.headers
+    assert signed(hop)
+
+
+async def test_a_307_to_another_origin_drops_the_http_headers_given_as_secrets_or_files(
+    tmp_path: Path,
+) -> None:
+    """The http_headers given as secrets or files (a header mixing them with values too) go to
+    the first origin only, as Authorization does; plain values and the signature go to every
+    hop."""
+    token_file = tmp_path / "token"
+    token_file.write_text("file-token")
+    headers = (
+        "      http_headers:\n"
+        "        X-Plain: {values: [plain]}\n"
+        "        X-Secret: {secrets: [inline-token]}\n"
+        f"        X-File: {{files: [{token_file}]}}\n"
+        "        X-Mixed: {values: [open], secrets: [mixed-token]}\n"
+    )
+    async with redirector() as first, redirector("localhost") as other:
+        first.answers["/hook"] = (307, lambda: first.url + "/same")
+        first.answers["/same"] = (307, lambda: other.url + "/elsewhere")
+        result = await attempt(receiver(tmp_path, first.url + "/hook", more=headers))
+    assert result.outcome is Outcome.DELIVERED, result
+    for hop in first.hops:  # the first origin, before and after a redirect
+        assert hop.headers["X-Plain"] == "plain"
+        assert hop.headers["X-Secret"] == "inline-token"
+        assert hop.headers["X-File"] == "file-token"
+        assert hop.headers["X-Mixed"] == "open, mixed-token"
+    [hop] = other.hops
+    assert hop.headers["X-Plain"] == "plain"
+    assert not {"Authorization", "X-Secret", "X-File", "X-Mixed"} & hop.headers.keys()
+    assert "token" not in repr(hop.headers)
     assert signed(hop)
 
 

@@ -299,9 +299,9 @@ async def test_an_alert_link_cut_short_leads_to_the_status_pages_alerts(
 async def test_an_alerts_address_with_a_slash_added_leads_to_its_page(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
-    """/alerts/{id}/ redirects (301) by a relative path, its query kept, to the alert's page;
-    an id that would read as another host (backslashes) stays percent-encoded behind ``../``, so
-    the redirect stays on the bridge."""
+    """/alerts/{id}/ redirects (301) by a relative path, its query kept as it came (still
+    percent-encoded), to the alert's page; an id that would read as another host (backslashes)
+    stays percent-encoded behind ``../``, so the redirect stays on the bridge."""
     with page_bridge(tmp_path) as server:
         raise_alert(server, "disk_full:db-6", "Disk full on db-6")
         async with client.get(
@@ -315,6 +315,12 @@ async def test_an_alerts_address_with_a_slash_added_leads_to_its_page(
             server.url + "/alerts/a1/?part=live", allow_redirects=False
         ) as response:
             assert response.headers["Location"] == "../a1?part=live"
+        async with client.get(
+            yarl.URL(server.url + "/alerts/a1/?a=%23b&c=%26d", encoded=True),
+            allow_redirects=False,
+        ) as response:
+            # Kept encoded: a %23 decoded would turn the rest of the query into a fragment.
+            assert response.headers["Location"] == "../a1?a=%23b&c=%26d"
         async with client.get(
             server.url + "/alerts/%5C%5Cevil.example@x/", allow_redirects=False
         ) as response:

@@ -37,7 +37,7 @@ from bridge.backoff import Backoff
 from bridge.httpclient import REQUEST_ERRORS, ClientSettings, request_failure
 from bridge.httpclient.redirects import post, refused_redirect
 from bridge.messages import format_timestamp
-from bridge.redaction import safe_url
+from bridge.redaction import redact_urls, safe_url
 from bridge.sinks.alerts.alert_store import AlertStore
 from bridge.sinks.alerts.delivery import USER_AGENT, Sleep, read_answer, wait_or_wake
 from bridge.sinks.alerts.payload import alert_url
@@ -54,7 +54,7 @@ _FIRST_RETRY_SECONDS: Final = 5.0
 # Changes stamped just before a post's query may commit just after it: look back this far.
 _CURSOR_MARGIN_SECONDS: Final = 5.0
 _MAX_PER_POST: Final = 1000
-_JSON: Final = {"Content-Type": "application/json"}
+_JSON_HEADERS: Final = {"Content-Type": "application/json"}
 
 
 class PostResult(StrEnum):
@@ -251,19 +251,23 @@ class AlertmanagerPoster:
         start_ns, started = int(self._clock() * 1e9), self._monotonic()
         status: int | None = None
         error_type: str | None = None
+        error: str | None = None  # the span's, as a webhook attempt's: never the answer's body
         try:
             async with post(
-                self._session, self._client, self.url, json.dumps(body).encode(), _JSON
+                self._session, self._client, self.url, json.dumps(body).encode(), _JSON_HEADERS
             ) as response:
                 text = (await read_answer(response)).decode(errors="replace")
                 status = response.status
                 if status // 100 != 2:
                     error_type = str(status)
                     refused = refused_redirect(self._client, status)
-                    self._failure = refused or f"it answered {status}: {text[:200]}"
+                    error = refused or f"HTTP {status}"
+                    # The log's line shows the answer's start, a URL or token in it redacted.
+                    self._failure = refused or f"it answered {status}: {redact_urls(text)[:200]}"
         except REQUEST_ERRORS as exc:
             failure = request_failure(exc, self._timeout)
-            error_type, self._failure = failure.kind, failure.text
+            error_type, error = failure.kind, failure.text
+            self._failure = failure.text
         self._record_span(
             http_client_span(
                 "POST",
@@ -272,7 +276,7 @@ class AlertmanagerPoster:
                 end_ns=start_ns + int((self._monotonic() - started) * 1e9),
                 status=status,
                 error_type=error_type,
-                error=self._failure if error_type else None,
+                error=error,
                 extra={"exesdb.alerts": len(records)},
             )
         )

@@ -37,12 +37,13 @@ __all__ = ["HANG", "Answer", "Received", "WebhookReceiver", "webhook_receiver"]
 @dataclass(frozen=True)
 class Answer:
     """What the receiver answers one request: a status, maybe Retry-After, maybe a hang, maybe
-    a body of ``flood`` bytes (streamed) in place of the usual small JSON."""
+    a body of ``flood`` bytes (streamed) or a ``text`` in place of the usual small JSON."""
 
     status: int = 200
     retry_after: str | None = None
     hang: bool = False
     flood: int = 0
+    text: str | None = None
 
 
 HANG = Answer(status=200, hang=True)
@@ -183,6 +184,8 @@ class WebhookReceiver:
         headers = {"Retry-After": answer.retry_after} if answer.retry_after else None
         if answer.flood:
             return await self._flood(request, answer)
+        if answer.text is not None:
+            return web.Response(text=answer.text, status=answer.status, headers=headers)
         return web.json_response({"status": answer.status}, status=answer.status, headers=headers)
 
     async def _flood(self, request: web.Request, answer: Answer) -> web.StreamResponse:
