@@ -23,7 +23,7 @@ from bridge.receivers import Receiver, read_receivers_file, resolve_receivers
 from bridge.sinks.alerts.alertmanager import PostResult
 from bridge.sinks.alerts.delivery import Outcome, WebhookSender
 from bridge.sinks.alerts.records import Delivery, DeliveryState
-from tests.sinks.alerts.test_alertmanager import _event as event
+from tests.sinks.alerts.test_alertmanager import firing_event as event
 from tests.sinks.alerts.test_alertmanager import poster_to
 from tests.support import async_wait_until
 
@@ -236,7 +236,7 @@ async def test_the_receivers_timeout_covers_the_whole_chain_of_redirects(tmp_pat
         server.delay = 0.3
         result = await attempt(receiver(tmp_path, server.url + "/loop", timeout=1.0))
     assert (result.outcome, result.error) == (Outcome.RETRY, "timed out after 1s"), result
-    assert 3 <= len(server.hops) <= 4
+    assert len(server.hops) < 10  # about 4: however slow the host, not all 10
 
 
 @pytest.mark.parametrize("follow", ["false", "null"])

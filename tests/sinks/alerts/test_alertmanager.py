@@ -92,7 +92,7 @@ class Receiver:
             await self.runner.cleanup()
 
 
-def _event(alert_id: str) -> AlertEvent:
+def firing_event(alert_id: str) -> AlertEvent:
     return AlertEvent(
         alert_id,
         "disk_full",
@@ -147,11 +147,11 @@ async def test_a_wake_posts_only_changed_alerts_and_the_interval_posts_all(
 ) -> None:
     """Between full re-posts, a wake posts only the alerts changed since the last post."""
     async with poster_to(receiver.url, tmp_path) as (poster, outbox, clock):
-        outbox.alerts.apply([_event(f"old{n}") for n in range(100)], clock.now - 10)
+        outbox.alerts.apply([firing_event(f"old{n}") for n in range(100)], clock.now - 10)
         poster.start()
         await async_wait_until(lambda: len(receiver.posts) == 1, what="the first, full post")
         clock.advance(30)
-        outbox.alerts.apply([_event(f"new{n}") for n in range(3)], clock.now)
+        outbox.alerts.apply([firing_event(f"new{n}") for n in range(3)], clock.now)
         poster.wake()
         await async_wait_until(lambda: len(receiver.posts) == 2, what="the wake's post")
         assert [len(post) for post in receiver.posts] == [100, 3]
@@ -188,7 +188,7 @@ async def test_a_failing_alertmanager_is_retried_after_growing_pauses(
         sleep=sleep,
         random=lambda: 0.5,  # no jitter
     ) as (poster, outbox, clock):
-        outbox.alerts.apply([_event("a1")], clock.now)
+        outbox.alerts.apply([firing_event("a1")], clock.now)
         poster.start()
         await async_wait_until(lambda: len(pauses) >= 8, what="failures, a success, a failure")
     assert pauses[:8] == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0, 60.0, 5.0]
@@ -250,14 +250,14 @@ async def test_every_open_alert_is_posted_however_many_and_however_many_changed(
 
     async with poster_to(receiver.url, tmp_path) as (poster, outbox, clock):
         first = [f"old{n:05}" for n in range(10_500)]
-        outbox.alerts.apply([_event(alert_id) for alert_id in first], clock.now - 10)
+        outbox.alerts.apply([firing_event(alert_id) for alert_id in first], clock.now - 10)
         poster.start()
         await async_wait_until(lambda: posted(0) == set(first), what="every alert posted")
         assert max(len(post) for post in receiver.posts) == 1000
         done = len(receiver.posts)
         clock.advance(30)
         later = [f"new{n:05}" for n in range(10_500)]
-        outbox.alerts.apply([_event(alert_id) for alert_id in later], clock.now)
+        outbox.alerts.apply([firing_event(alert_id) for alert_id in later], clock.now)
         poster.wake()
         await async_wait_until(lambda: posted(done) >= set(later), what="every change posted")
         assert posted(done) == set(later)
@@ -271,7 +271,7 @@ async def test_a_failed_post_is_logged_without_the_urls_credentials(
     async with poster_to(
         "http://bridge:hunter2@127.0.0.1:99999", tmp_path, count=results.append
     ) as (poster, outbox, clock):
-        outbox.alerts.apply([_event("a1")], clock.now)
+        outbox.alerts.apply([firing_event("a1")], clock.now)
         caplog.set_level(logging.WARNING, "bridge.sinks.alerts.alertmanager")
         poster.start()
         await async_wait_until(lambda: results, what="a failed post")
@@ -299,7 +299,7 @@ async def test_a_run_of_failed_posts_is_logged_once_and_its_end_once(
         outbox,
         clock,
     ):
-        outbox.alerts.apply([_event("a1")], clock.now)
+        outbox.alerts.apply([firing_event("a1")], clock.now)
         poster.start()
         await async_wait_until(lambda: len(results) >= 3, what="three failed posts")
         receiver.status = 200
@@ -335,7 +335,7 @@ async def test_changes_while_alertmanager_fails_do_not_post_faster_than_the_firs
         timeout=5,
         interval=1,  # the first retry after 1 s
     )
-    outbox.alerts.apply([_event("a1")], T0)
+    outbox.alerts.apply([firing_event("a1")], T0)
     poster.start()
     try:
         await async_wait_until(lambda: len(receiver.posts) == 1, what="the first, failed post")
@@ -384,7 +384,7 @@ async def test_a_change_cuts_a_failed_posts_pause_to_the_first_retry_on_the_inje
         random=lambda: 0.5,  # no jitter
     ) as (poster, outbox, clock):
         started.append((poster, clock))
-        outbox.alerts.apply([_event("a1")], clock.now)
+        outbox.alerts.apply([firing_event("a1")], clock.now)
         poster.start()
         await async_wait_until(lambda: len(posted_at) >= 4, what="four failed posts")
     gaps = [later - earlier for earlier, later in itertools.pairwise(posted_at)]
