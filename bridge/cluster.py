@@ -259,8 +259,10 @@ class ClusterMonitor:
             degraded_nodes=heapq.nsmallest(LISTED_NODES, degraded),
             unhealthy_nodes=heapq.nsmallest(LISTED_NODES, unhealthy),
             quorum_status="available" if quorum else "lost",
-            degraded_count=len(degraded),
-            unhealthy_count=len(unhealthy),
+            # Counted only past a cut list: a count an older replica's model does not know is
+            # refused there whole (docs/redis.md#cluster-membership, on rolling upgrades).
+            degraded_count=len(degraded) if len(degraded) > LISTED_NODES else None,
+            unhealthy_count=len(unhealthy) if len(unhealthy) > LISTED_NODES else None,
         )
 
     def down_nodes(self) -> dict[str, float]:

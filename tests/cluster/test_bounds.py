@@ -3,6 +3,7 @@ of bounded size, and many downs in one interval alerted as one."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -215,6 +216,10 @@ async def test_cluster_health_names_a_bounded_share_of_many_degraded_nodes_and_c
     latest = healths()[-1]
     assert isinstance(latest.payload, ClusterHealth)
     assert latest.payload.degraded_nodes == names[:LISTED_NODES]
+    # The list is cut: its count goes with it (the unhealthy list, whole, has none).
+    payload = json.loads(latest.to_bytes())["payload"]
+    assert payload["degraded_count"] == 10_000
+    assert "unhealthy_count" not in payload
     assert len(latest.to_bytes()) < Settings.model_fields["max_body_bytes"].default / 10
     store = translate(latest)
     assert {
