@@ -167,6 +167,9 @@ class ClusterMonitor:
         self._interval = interval_ms / 1000
         self._forget_after = forget_ms / 1000
         self._state_ttl_ms = forget_ms + _STATE_MARGIN_MS
+        # The state keys of tracked nodes are refreshed this often (see _refresh_states).
+        self._refresh_every = forget_ms / 2000
+        self._refreshed = clock()
         self._coordinator: Coordinator = coordinator or LocalCoordinator(clock)
         self._clock = clock
         self._wall_clock = wall_clock
@@ -259,8 +262,10 @@ class ClusterMonitor:
             degraded_nodes=heapq.nsmallest(LISTED_NODES, degraded),
             unhealthy_nodes=heapq.nsmallest(LISTED_NODES, unhealthy),
             quorum_status="available" if quorum else "lost",
-            degraded_count=len(degraded),
-            unhealthy_count=len(unhealthy),
+            # Counted only past a cut list: a count an older replica's model does not know is
+            # refused there whole (docs/redis.md#cluster-membership, on rolling upgrades).
+            degraded_count=len(degraded) if len(degraded) > LISTED_NODES else None,
+            unhealthy_count=len(unhealthy) if len(unhealthy) > LISTED_NODES else None,
         )
 
     def down_nodes(self) -> dict[str, float]:
@@ -428,6 +433,7 @@ class ClusterMonitor:
             self._publish_changes(changes)
             self._publish_group(now)
             self._resolve_groups()
+        await self._refresh_states(now)
         try:
             slot = int(self._wall_clock() / self._interval)
             if self._nodes and await self._coordinator.once(
@@ -577,12 +583,28 @@ class ClusterMonitor:
         (and ``up``) last ``EXESDB_NODE_FORGET_MS`` and a margin: as long as a replica may hold
         the node down before forgetting it, so that the node's return is announced
         ``reconnected`` (resolving its alert) even by replicas started since, which never heard
-        it go down; past that it is forgotten anyway, and heard again a new member. ``forgotten``
-        only has to keep replicas forgetting the node at about the same time from each
-        announcing it left: it lasts the margin.
+        it go down; past that it is forgotten anyway, and heard again a new member. Both are
+        refreshed while the node is tracked (``_refresh_states``). ``forgotten`` only has to
+        keep replicas forgetting the node at about the same time from each announcing it left:
+        it lasts the margin.
         """
         ttl_ms = _STATE_MARGIN_MS if value == _FORGOTTEN else self._state_ttl_ms
         return await self._coordinator.swap(f"cluster:node:{name}", value, ttl_ms)
+
+    async def _refresh_states(self, now: float) -> None:
+        """Every half ``EXESDB_NODE_FORGET_MS``, give the state keys of the nodes this replica
+        tracks their whole lifetime again, in one batch: a node up for days keeps its key, so a
+        replica started later finds it known rather than announcing it ``node_added``. Nodes
+        forgotten or evicted are no longer tracked: their keys still expire."""
+        if now - self._refreshed < self._refresh_every:
+            return
+        try:
+            keys = [f"cluster:node:{name}" for name in self._nodes]
+            await self._coordinator.refresh(keys, self._state_ttl_ms)
+        except Exception as exc:  # e.g. Redis unreachable: retried on the next tick
+            _logger.debug("cluster state keys not refreshed: %s", exc)
+        else:
+            self._refreshed = now
 
     def _expect(self, name: str, node: _Node, state: State) -> None:
         """Wait one health interval to hear the announcement another replica won the swap for."""

@@ -44,6 +44,10 @@ class Coordinator(Protocol):
     async def once(self, key: str, ttl_ms: int) -> bool:
         """True for exactly one caller per ``key`` within ``ttl_ms``."""
 
+    async def refresh(self, keys: Collection[str], ttl_ms: int) -> None:
+        """Make each of ``keys`` that exists expire ``ttl_ms`` from now, in one round trip (a
+        key that does not exist is left so)."""
+
 
 class WorkQueueLease(Protocol):
     """The lease that makes one replica at a time the reader of the work queue."""
@@ -140,6 +144,14 @@ class LocalCoordinator:
         self._values[key] = ("1", now + ttl_ms / 1000)
         self._sweep(now)
         return True
+
+    async def refresh(self, keys: Collection[str], ttl_ms: int) -> None:
+        now = self._clock()
+        values = self._values
+        for key in keys:
+            old = values.get(key)
+            if old is not None and old[1] > now:
+                values[key] = (old[0], now + ttl_ms / 1000)
 
     def _sweep(self, now: float) -> None:
         if len(self._values) <= self._max_keys:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, ClassVar, Final, Literal, Self
+from typing import Annotated, Any, ClassVar, Final, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from bridge.messages._base import JsonMap, Label, Message, NonNegInt, Timestamp
 
@@ -56,6 +56,8 @@ def healthy_resources(checks: Mapping[str, object]) -> list[str]:
 HealthStatus = Literal["healthy", "degraded", "unhealthy"]
 QuorumStatus = Literal["available", "lost"]
 Percent = Annotated[float, Field(ge=0)]
+# ClusterHealth's fields newer than the rest, written only when set (see its docstring).
+_COUNTS: Final = ("degraded_count", "unhealthy_count")
 
 
 class NodeHealth(Message):
@@ -77,7 +79,8 @@ class ClusterHealth(Message):
 
     ``degraded_count`` and ``unhealthy_count`` count the nodes in each state when the lists name
     only some of them (the cluster monitor names at most a hundred of each); None means each
-    list names them all.
+    list names them all, and leaves the field out of the payload: a replica of the version
+    before the counts refuses a ClusterHealth that has them (its models forbid extra fields).
     """
 
     TAG: ClassVar[str] = "cluster_health_updated"
@@ -101,6 +104,14 @@ class ClusterHealth(Message):
         if self.unhealthy_count is not None and self.unhealthy_count < len(self.unhealthy_nodes):
             raise ValueError("unhealthy_count must be >= the nodes unhealthy_nodes names")
         return self
+
+    @model_serializer(mode="wrap")
+    def _counts_only_when_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        fields: dict[str, Any] = handler(self)
+        for name in _COUNTS:
+            if fields.get(name, 0) is None:
+                del fields[name]
+        return fields
 
     @property
     def degraded(self) -> int:

@@ -73,7 +73,8 @@ RULES: Final[Mapping[str, str]] = MappingProxyType(
             "(`unhealthy_count`), when given, at least the number of nodes `degraded_nodes` "
             "(`unhealthy_nodes`) names: the count of nodes in that state when the list names only "
             "some of them (the bridge's cluster monitor names at most 100 of each); null means "
-            "the list names them all."
+            "the list names them all, and the bridge then leaves the field out, which a bridge "
+            "of a version before the counts requires (it refuses a payload that has them)."
         )
     }
 )

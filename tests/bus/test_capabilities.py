@@ -17,6 +17,21 @@ async def test_swap_returns_the_previous_value_until_it_expires() -> None:
     assert await coordinator.swap("k", "up", 1_000) is None
 
 
+async def test_refresh_extends_live_keys_and_leaves_missing_or_expired_ones_missing() -> None:
+    """A refresh gives each live key a new time to live; a key never set, or expired, stays
+    unset."""
+    now = [0.0]
+    coordinator = LocalCoordinator(lambda: now[0])
+    await coordinator.swap("live", "up", 1_000)
+    await coordinator.swap("expired", "up", 500)
+    now[0] = 0.9
+    await coordinator.refresh(["live", "expired", "never"], 1_000)
+    now[0] = 1.5
+    assert await coordinator.swap("live", "up", 1_000) == "up"
+    assert await coordinator.swap("expired", "up", 1_000) is None
+    assert await coordinator.swap("never", "up", 1_000) is None
+
+
 async def test_a_flood_of_live_keys_keeps_the_recent_ones_in_bounded_memory() -> None:
     """Past its key limit, with every key still live, the least recently set keys go and the
     recent ones keep their values."""

@@ -3,6 +3,7 @@ of bounded size, and many downs in one interval alerted as one."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -215,6 +216,10 @@ async def test_cluster_health_names_a_bounded_share_of_many_degraded_nodes_and_c
     latest = healths()[-1]
     assert isinstance(latest.payload, ClusterHealth)
     assert latest.payload.degraded_nodes == names[:LISTED_NODES]
+    # The list is cut: its count goes with it (the unhealthy list, whole, has none).
+    payload = json.loads(latest.to_bytes())["payload"]
+    assert payload["degraded_count"] == 10_000
+    assert "unhealthy_count" not in payload
     assert len(latest.to_bytes()) < Settings.model_fields["max_body_bytes"].default / 10
     store = translate(latest)
     assert {
@@ -466,3 +471,40 @@ async def test_a_down_node_is_reported_down_until_heard_again_or_forgotten(
     await replica.hear("app-2")
     await replica.tick()
     assert replica.monitor.down_nodes() == {}
+
+
+class RefreshCounter(LocalCoordinator):
+    """The lone bridge's coordinator, recording each batch of keys refreshed."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.batches: list[list[str]] = []
+
+    async def refresh(self, keys, ttl_ms: int) -> None:
+        self.batches.append(sorted(keys))
+        await super().refresh(keys, ttl_ms)
+
+
+async def test_state_keys_of_tracked_nodes_are_refreshed_in_one_batch_every_half_forget_time(
+    make_replica, clock: Clock
+) -> None:
+    """The monitor refreshes the state keys of the nodes it tracks in one batch, no more often
+    than every half EXESDB_NODE_FORGET_MS; a node evicted since is not among them."""
+    coordinator = RefreshCounter(clock)
+    replica = await make_replica("bridge-1", coordinator, forget_ms=FORGET_MS, max_nodes=3)
+    await replica.hear_all(["app-1", "app-2"])
+    for _ in range(4):  # four intervals, less than half the forget time
+        clock.advance(1)
+        await replica.hear_all(["app-1", "app-2"])
+        await replica.tick()
+    assert coordinator.batches == []
+    await replica.hear("app-3")  # evicts app-1, the longest silent
+    clock.advance(1)
+    await replica.hear_all(["app-2", "app-3"])
+    await replica.tick()
+    assert coordinator.batches == [
+        ["cluster:node:app-2", "cluster:node:app-3", "cluster:node:bridge-1"]
+    ]
+    clock.advance(1)
+    await replica.tick()
+    assert len(coordinator.batches) == 1

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import msgspec
 from prometheus_client import CollectorRegistry
+from pydantic import BaseModel, ConfigDict
 
 from bridge.app import Bridge
 from bridge.bus import LocalCoordinator
@@ -160,6 +162,42 @@ async def test_node_health_decides_healthy_degraded_and_unhealthy_counts(
         ["app-2"],
     )
     assert health.status == "degraded"
+
+
+class ClusterHealthBeforeCounts(BaseModel):
+    """ClusterHealth as the release before ``degraded_count``/``unhealthy_count`` read it (commit
+    d30a432): every message model there forbids fields it does not know."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timestamp: str
+    status: str
+    healthy_nodes: int
+    total_nodes: int
+    degraded_nodes: list[str] = []
+    unhealthy_nodes: list[str] = []
+    quorum_status: str = "available"
+
+
+async def test_a_small_clusters_health_is_read_by_a_replica_of_the_release_before_the_counts(
+    make_replica, clock: Clock
+) -> None:
+    """While no list is cut, ClusterHealth's payload leaves the counts out, so a replica still on
+    the previous release (its models forbid unknown fields) takes it during a rolling upgrade."""
+    replica = await make_replica("bridge-1")
+    await replica.hear("app-1", NodeHealth(node="app-1", status="degraded"))
+    await replica.hear("app-2", NodeHealth(node="app-2", status="unhealthy"))
+    await replica.hear_all([f"app-{n}" for n in range(3, 120)])
+    await replica.tick()
+    published = [
+        e for e in replica.heard if e.node == "bridge-1" and isinstance(e.payload, ClusterHealth)
+    ]
+    assert published
+    payload = json.loads(published[-1].to_bytes())["payload"]
+    assert "degraded_count" not in payload
+    assert "unhealthy_count" not in payload
+    old = ClusterHealthBeforeCounts.model_validate(payload)
+    assert (old.degraded_nodes, old.unhealthy_nodes, old.total_nodes) == (["app-1"], ["app-2"], 120)
 
 
 async def test_a_nodes_health_readings_count_as_hearing_it(make_replica, clock: Clock) -> None:

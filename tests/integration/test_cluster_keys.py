@@ -12,9 +12,10 @@ from bridge.backoff import Backoff
 from bridge.bus.redis.coordination import RedisCoordinator
 from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.link import Link
-from bridge.messages import NodeHealth, NodeLifecycle
+from bridge.messages import ClusterMembership, NodeHealth, NodeLifecycle
 from tests.cluster.helpers import Clock, Replica
 from tests.integration.servers.redis import RedisServer, redis_server
+from tests.support import async_wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -120,3 +121,68 @@ async def test_a_node_down_before_every_replica_restarted_is_announced_back_by_a
     finally:
         await second.monitor.aclose()
         await second.bridge.aclose()
+
+
+async def test_a_live_nodes_key_is_refreshed_past_its_lifetime_and_a_forgotten_names_is_not(
+    shared,
+) -> None:
+    """Every half EXESDB_NODE_FORGET_MS the monitor gives the keys of the nodes it tracks their
+    whole lifetime again: a node up for longer than that keeps its ``up`` key, so a replica
+    started later does not announce it ``node_added``, while the key of a name forgotten since
+    still expires."""
+    server, coordinator = shared
+    clock = Clock()
+    first = await Replica("bridge-1", clock, coordinator("bridge-1:a"), forget_ms=FORGET_MS).start()
+    second: Replica | None = None
+    flood = [f"flood-{n:02d}" for n in range(20)]
+    try:
+        await first.hear_all(["app-1", *flood])
+        await first.tick()
+        clock.advance(3.5)
+        await first.hear("app-1")
+        await first.tick()  # the flood's names down
+        clock.advance(FORGET_MS / 1000)
+        await first.hear("app-1")
+        await first.tick()  # ... and forgotten
+        keys = node_keys(server)
+        assert keys["app-1"][0] == "up"
+        assert {keys[name][0] for name in flood} == {"forgotten"}
+        # Every key near the end of its life, as after a day of a node up and never heard
+        # changing; then half the forget time passes.
+        with server.client() as client:
+            for name in keys:
+                client.pexpire(f"exesdb:cluster:node:{name}", 500)
+        clock.advance(FORGET_MS / 2000)
+        await first.hear("app-1")
+        await first.tick()
+        await async_wait_until(
+            lambda: not set(flood) & set(node_keys(server)), 5, "the forgotten names' keys gone"
+        )
+        live = node_keys(server).get("app-1")
+        assert live is not None, "app-1's key expired with the others"
+        value, ttl = live
+        assert value == "up"
+        assert FORGET_MS + HOUR_MS - 60_000 < ttl <= FORGET_MS + HOUR_MS
+        second = await Replica(
+            "bridge-2", clock, coordinator("bridge-2:b"), forget_ms=FORGET_MS
+        ).start()
+        await second.hear("app-1")
+        await second.tick()
+        assert not second.published(ClusterMembership)
+    finally:
+        for replica in (first, second):
+            if replica is not None:
+                await replica.monitor.aclose()
+                await replica.bridge.aclose()
+
+
+async def test_a_refresh_leaves_a_missing_key_missing(shared) -> None:
+    """The coordinator's refresh gives existing keys a new time to live in one pipeline and
+    creates none: a name whose key expired is not brought back."""
+    server, coordinator = shared
+    replica = coordinator("bridge-1:a")
+    await replica.swap("cluster:node:app-1", "up", 1_000)
+    await replica.refresh(["cluster:node:app-1", "cluster:node:gone"], HOUR_MS)
+    keys = node_keys(server)
+    assert sorted(keys) == ["app-1"]
+    assert HOUR_MS - 60_000 < keys["app-1"][1] <= HOUR_MS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from bridge.bus.redis.layout import Layout, text
@@ -41,3 +42,17 @@ class RedisCoordinator:
                     self._layout.coordination(key), self._owner, nx=True, px=ttl_ms
                 )
             )
+
+    async def refresh(self, keys: Collection[str], ttl_ms: int) -> None:
+        """Make each of ``keys`` that exists expire ``ttl_ms`` from now: one pipeline of
+        ``PEXPIRE`` (which leaves a missing key missing).
+
+        Raises ``TransportError`` when Redis cannot be reached.
+        """
+        if not keys:
+            return
+        with self._link.boundary(f"refresh the expiry of {len(keys)} keys"):
+            pipe = self._link.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.pexpire(self._layout.coordination(key), ttl_ms)
+            await pipe.execute()

@@ -35,6 +35,7 @@ def test_it_declares_every_capability(unreachable: RedisTransport) -> None:
 CALLS: list[tuple[str, Callable[[TransportCapabilities], Awaitable[Any]]]] = [
     ("swap", lambda c: c.coordinator.swap("cluster:state:n1", "down", 1_000)),
     ("once", lambda c: c.coordinator.once("cluster:announce:n1", 1_000)),
+    ("refresh", lambda c: c.coordinator.refresh(["cluster:node:n1"], 1_000)),
     ("load", lambda c: c.state.load("alerts")),  # type: ignore[union-attr]
     ("commit", lambda c: c.state.commit("alerts", StateChange(put={"a1": b"{}"}))),  # type: ignore[union-attr]
     ("notes", lambda c: c.state.notes("alerts")),  # type: ignore[union-attr]
