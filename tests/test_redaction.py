@@ -274,6 +274,9 @@ URL_SPLITTERS = {
     "bridge/receivers.py": "whether a URL holds credentials; shows none",
     "bridge/tracing.py": "the host and port for server.address; url.full through redaction",
     "bridge/build.py": "the folder of an editable install's file:// URL; shows none",
+    "bridge/httpclient/redirects.py": (
+        "a redirect's Location joined to the URL and its origin compared; shows none"
+    ),
 }
 
 
