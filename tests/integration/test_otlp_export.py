@@ -604,6 +604,24 @@ async def test_webhook_requests_are_http_client_spans_with_the_http_conventions(
     assert sorted(span.name for span in clients) == ["POST", "POST"]
 
 
+@asynccontextmanager
+async def _posting_to(
+    alertmanager: Any, receiver: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> AsyncIterator[Bridge]:
+    """A started bridge exporting to ``receiver`` whose alert sink posts to ``alertmanager``."""
+    _export_to(receiver, monkeypatch)
+    monkeypatch.setenv("EXESDB_ALERTMANAGER_URL", f"http://127.0.0.1:{alertmanager.port}")
+    monkeypatch.setenv("EXESDB_STATE_DIR", str(tmp_path))
+    bridge = Bridge(
+        load_settings(), registry=CollectorRegistry(), components=[otlp_component, alert_sink]
+    )
+    await bridge.start(serve_http=False)
+    try:
+        yield bridge
+    finally:
+        await bridge.aclose()
+
+
 async def test_an_alertmanager_post_span_never_carries_the_answers_body(
     receiver: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, webhook_receiver
 ) -> None:
@@ -613,22 +631,13 @@ async def test_an_alertmanager_post_span_never_carries_the_answers_body(
     alertmanager.script(
         Answer(503, text="down: token=s3cret, see http://admin:hunter2@internal.example/x")
     )
-    _export_to(receiver, monkeypatch)
-    monkeypatch.setenv("EXESDB_ALERTMANAGER_URL", f"http://127.0.0.1:{alertmanager.port}")
-    monkeypatch.setenv("EXESDB_STATE_DIR", str(tmp_path))
-    bridge = Bridge(
-        load_settings(), registry=CollectorRegistry(), components=[otlp_component, alert_sink]
-    )
-    await bridge.start(serve_http=False)
-    try:
+    async with _posting_to(alertmanager, receiver, monkeypatch, tmp_path) as bridge:
         bridge.bus.publish("node_failure", _node_down("alert-4"))
         failed = await async_wait_until(
             lambda: next((s for s in receiver.spans if s.kind == SPAN_KIND_CLIENT), None),
             30,
             "the span of the failed Alertmanager post",
         )
-    finally:
-        await bridge.aclose()
     assert failed.status_code == STATUS_ERROR
     assert failed.status_message == "HTTP 503"
     for secret in ("s3cret", "hunter2", "admin"):
@@ -642,14 +651,7 @@ async def test_alertmanager_posts_are_http_client_spans_with_the_http_convention
     a webhook request: a 503 is an error with error.type 503, the retried 200 is not."""
     alertmanager = webhook_receiver(path="/api/v2/alerts")
     alertmanager.script(503)
-    _export_to(receiver, monkeypatch)
-    monkeypatch.setenv("EXESDB_ALERTMANAGER_URL", f"http://127.0.0.1:{alertmanager.port}")
-    monkeypatch.setenv("EXESDB_STATE_DIR", str(tmp_path))
-    bridge = Bridge(
-        load_settings(), registry=CollectorRegistry(), components=[otlp_component, alert_sink]
-    )
-    await bridge.start(serve_http=False)
-    try:
+    async with _posting_to(alertmanager, receiver, monkeypatch, tmp_path) as bridge:
         bridge.bus.publish("node_failure", _node_down("alert-3"))
 
         def posts() -> list[Any]:
@@ -659,8 +661,6 @@ async def test_alertmanager_posts_are_http_client_spans_with_the_http_convention
         failed, posted = await async_wait_until(
             lambda: len(posts()) >= 2 and posts()[:2], 30, "two Alertmanager post spans"
         )
-    finally:
-        await bridge.aclose()
     for span in (failed, posted):
         assert span.name == "POST"
         assert span.end_ns > span.start_ns

@@ -65,12 +65,12 @@ def resolve(url: str) -> Receiver:
     return receiver
 
 
-def delivery_to(key: str) -> Delivery:
+def delivery_to(key: str, body: bytes = b"{}") -> Delivery:
     """A pending delivery of one alert, as the outbox hands a worker."""
     return Delivery(
         id="d" * 16,
         url=key,
-        body=b"{}",
+        body=body,
         alert_ids=("a1",),
         created_at=0.0,
         attempts=0,

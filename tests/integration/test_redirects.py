@@ -22,7 +22,7 @@ from bridge.httpclient import ClientSettings, HTTPClientConfig
 from bridge.receivers import Receiver, read_receivers_file, resolve_receivers
 from bridge.sinks.alerts.alertmanager import PostResult
 from bridge.sinks.alerts.delivery import Outcome, WebhookSender
-from bridge.sinks.alerts.records import Delivery, DeliveryState
+from tests.integration.test_receivers_file import delivery_to
 from tests.sinks.alerts.test_alertmanager import firing_event as event
 from tests.sinks.alerts.test_alertmanager import poster_to
 from tests.support import async_wait_until
@@ -103,28 +103,11 @@ def receiver(
     return hook
 
 
-def delivery(key: str) -> Delivery:
-    """A pending delivery of BODY."""
-    return Delivery(
-        id="d" * 16,
-        url=key,
-        body=BODY,
-        alert_ids=("a1",),
-        created_at=0.0,
-        attempts=0,
-        next_attempt_at=0.0,
-        state=DeliveryState.PENDING,
-        last_status=None,
-        last_error=None,
-        finished_at=None,
-    )
-
-
 async def attempt(hook: Receiver):
     """One delivery attempt of BODY to ``hook``."""
     sender = WebhookSender(hook)
     try:
-        return await sender.send(delivery(hook.key))
+        return await sender.send(delivery_to(hook.key, BODY))
     finally:
         await sender.aclose()
 
