@@ -420,7 +420,7 @@ def test_a_batch_whose_ts_changes_from_line_to_line_decodes_as_each_line_alone(
     ]
     references = [decode_envelope_reference(body) for body in bodies]
 
-    def alone(bodies: Any) -> Any:
+    def alone(*args: Any) -> Any:
         raise AssertionError("a body was decoded alone")
 
     monkeypatch.setattr(decoding_module, "_decode_each", alone)  # the batch on the fast path
@@ -696,7 +696,7 @@ def test_a_clean_batch_cut_from_its_body_decodes_on_the_fast_path_as_its_lines(
     cut = [line for line in whole.split(b"\n") if line and not line.isspace()]
     expected = decode_envelopes(cut)
 
-    def alone(bodies: Any) -> Any:
+    def alone(*args: Any) -> Any:
         raise AssertionError("a body was decoded alone")
 
     monkeypatch.setattr(decoding_module, "_decode_each", alone)
@@ -1273,7 +1273,7 @@ def test_a_batch_of_valid_envelopes_is_taken_at_once(
         bodies = _compact([_body(payload, model) for model, payload in payloads])
         assert b"\\" not in b"".join(bodies)
 
-    def alone(bodies: Any) -> Any:
+    def alone(*args: Any) -> Any:
         raise AssertionError("a body was decoded alone")
 
     monkeypatch.setattr(decoding_module, "_decode_each", alone)
@@ -1358,7 +1358,7 @@ def test_a_batch_with_escapes_in_its_values_is_taken_at_once(
     if writer != "newline":
         assert structs.is_clean(whole)
 
-    def alone(bodies: Any, decoded: Any) -> Any:
+    def alone(*args: Any) -> Any:
         raise AssertionError("a body was decoded alone")
 
     monkeypatch.setattr(decoding_module, "_decode_each", alone)
