@@ -657,8 +657,9 @@ def _private(name: str) -> bool:
 
 def _private_imports(source: str, where: str) -> Iterator[str]:
     """``from <ours> import _name``, and ``monkeypatch.setattr`` of a ``_name`` on a module or
-    class of ours (by name, ``setattr(module, "_name", ...)``, or by its dotted path): a test
-    relying on what a unit keeps to itself, or on another test module's own helper."""
+    class of ours (``setattr(module, "_name", ...)``, or by its dotted path) or on an object the
+    test holds (a unit): a test relying on what a unit keeps to itself, or on another test
+    module's own helper. A library's privates and a test's own helper class's are not ours."""
     tree = ast.parse(source, where)
     # What each name bound by an import stands for: "bridge.bus.decoding", "bridge.cli.main".
     bound: dict[str, str] = {}
@@ -685,14 +686,22 @@ def _private_imports(source: str, where: str) -> Iterator[str]:
             module, _, name = target.value.rpartition(".")
         elif (
             len(node.args) > 1
-            and isinstance(target, ast.Name)
             and isinstance(node.args[1], ast.Constant)
             and isinstance(node.args[1].value, str)
         ):
-            module, name = bound.get(target.id, ""), node.args[1].value
+            name = node.args[1].value
+            if isinstance(target, ast.Name) and target.id in bound:
+                module = bound[target.id]  # a module or class imported: ours or a library's
+            elif isinstance(target, ast.Name) and target.id in ("self", "cls"):
+                continue  # a test's own helper class
+            else:
+                # An object the test holds: a unit built from our package.
+                if _private(name):
+                    yield f"{where}:{node.lineno} {ast.unparse(target)}.{name}"
+                continue
         else:
             continue
-        if module and _own(module) and _private(name):
+        if _own(module) and _private(name):
             yield f"{where}:{node.lineno} {module}.{name}"
 
 
@@ -716,23 +725,29 @@ def test_no_test_imports_or_patches_what_the_unit_keeps_private() -> None:
 
 def test_the_private_import_finder_finds_an_import_and_a_patch() -> None:
     """The check above can fail: a private imported from the package or from a test module
-    and one patched by name or by path are found; public names, dunders, a library's privates
-    and a test's own helpers patched on an object it made are not."""
+    and one patched by name (on a module or on an object the test holds) or by path are found;
+    public names, dunders, a library's privates and a test's own helper class's are not."""
     sample = (
-        "import bridge.bus.decoding as decoding\n"
+        "import bridge.bus.decoding as decoding, ssl\n"
         "from bridge.cli.outbox import _not_retryable, main\n"
         "from tests.test_config import _check_config\n"
         "from bridge import __version__\n"
         "from opentelemetry.semconv import _incubating\n"
-        "def test_a(monkeypatch, helper):\n"
+        "def test_a(monkeypatch, sink):\n"
         "    from bridge.cli.service import _DEMO_STATE_DIR\n"
         "    monkeypatch.setattr(decoding, '_decode_each', None)\n"
         "    monkeypatch.setattr('bridge.pages.routes._AGES_KEPT_SECONDS', 60.0)\n"
         "    monkeypatch.setattr(decoding, 'decode_envelope', None)\n"
-        "    monkeypatch.setattr(helper, '_calls', 0)\n"
+        "    monkeypatch.setattr(sink.outbox, '_send', None)\n"
         "    monkeypatch.setattr('os._exit', None)\n"
+        "    monkeypatch.setattr(ssl, '_create_default_https_context', None)\n"
+        "    monkeypatch.setattr(sink, 'send', None)\n"
+        "class Helper:\n"
+        "    def f(self, monkeypatch):\n"
+        "        monkeypatch.setattr(self, '_calls', 0)\n"
     )
     assert sorted(_private_imports(sample, "t.py")) == [
+        "t.py:11 sink.outbox._send",
         "t.py:2 bridge.cli.outbox._not_retryable",
         "t.py:3 tests.test_config._check_config",
         "t.py:7 bridge.cli.service._DEMO_STATE_DIR",
