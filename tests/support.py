@@ -313,6 +313,23 @@ def run_bridge(
     )
 
 
+def check_config(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], **env: str
+) -> tuple[int, str, str]:
+    """Run ``exesdb-bridge check-config`` in this process with ``env`` set (for the test only);
+    its exit status, stdout and stderr."""
+    from bridge.cli import main
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    try:
+        status = main(["check-config"])
+    except SystemExit as exc:
+        status = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
 class BridgeProcess:
     """An ``exesdb-bridge run`` subprocess on a free loopback port."""
 

@@ -607,3 +607,150 @@ def test_the_test_checks_find_what_they_look_for() -> None:
     )
     assert list(_tests_without_docstring(sample, "t.py")) == ["t.py:2 test_a"]
     assert list(_unexplained_sleeps(sample, "t.py")) == ["t.py:3 time.sleep(0.5)"]
+
+
+# Where a test's module and names come from that are ours: a name of theirs starting with "_"
+# is kept by the unit (or by another test module) to itself.
+OWN_PACKAGES: Final = ("bridge", "collectors", "bench", "tests")
+# Privates tests import or patch all the same, by test module; each with why no public way fits.
+PRIVATES_ALLOWED: Final = {
+    # The decoder's fast paths are tested one by one against the reference decoder
+    # (differentially), and batches are checked to stay on the fast path (no body decoded
+    # alone): nothing public shows which path decoded a batch but the time it took.
+    "tests/bus/test_envelope_fast.py": {
+        "bridge.bus.decoding._decode_fast",
+        "bridge.bus.decoding._decode_structs",
+        "bridge.bus.decoding._keys_at_most",
+        "bridge.bus.decoding._named_once",
+        "bridge.bus.decoding._decode_each",
+    },
+    "tests/bus/test_envelope_differential.py": {
+        "bridge.bus.decoding._decode_fast",
+        "bridge.bus.decoding._keys_at_most",
+    },
+    # The name pattern the fast decoder hands msgspec, checked to take what the models' Rust
+    # regex takes: a name the two read differently is decoded the same either way (the
+    # reference decides), so only the pattern itself shows the difference.
+    "tests/messages/test_models.py": {"bridge.bus.structs._NAME"},
+    # docs/alerts.md must list every word the metadata redaction rule judges a key by: the
+    # words themselves are what is compared.
+    "tests/test_docs.py": {
+        "bridge.redaction._ABOUT_A_SECRET",
+        "bridge.redaction._HARMLESS_KEY_KINDS",
+        "bridge.redaction._SECRET_PARTS",
+        "bridge.redaction._SECRET_WORDS",
+    },
+    # The status page's ages are kept a second: a minute here, so that a slow machine's five
+    # requests fall within it. The bridge's HTTP app builds the page routes with the real
+    # clock, so no clock or interval can be handed to them through a bridge.
+    "tests/pages/test_routes.py": {"bridge.pages.routes._AGES_KEPT_SECONDS"},
+}
+
+
+def _own(module: str) -> bool:
+    return any(_within(module, package) for package in OWN_PACKAGES)
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _private_imports(source: str, where: str) -> Iterator[str]:
+    """``from <ours> import _name``, and ``monkeypatch.setattr`` of a ``_name`` on a module or
+    class of ours (``setattr(module, "_name", ...)``, or by its dotted path) or on an object the
+    test holds (a unit): a test relying on what a unit keeps to itself, or on another test
+    module's own helper. A library's privates and a test's own helper class's are not ours."""
+    tree = ast.parse(source, where)
+    # What each name bound by an import stands for: "bridge.bus.decoding", "bridge.cli.main".
+    bound: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                bound[alias.asname or alias.name.split(".")[0]] = alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                bound[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+                if _own(node.module) and _private(alias.name):
+                    yield f"{where}:{node.lineno} {node.module}.{alias.name}"
+    for node in ast.walk(tree):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "setattr"
+            and node.args
+        ):
+            continue
+        target = node.args[0]
+        if isinstance(target, ast.Constant) and isinstance(target.value, str):
+            # monkeypatch.setattr("bridge.module._name", value)
+            module, _, name = target.value.rpartition(".")
+        elif (
+            len(node.args) > 1
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+        ):
+            name = node.args[1].value
+            if isinstance(target, ast.Name) and target.id in bound:
+                module = bound[target.id]  # a module or class imported: ours or a library's
+            elif isinstance(target, ast.Name) and target.id in ("self", "cls"):
+                continue  # a test's own helper class
+            else:
+                # An object the test holds: a unit built from our package.
+                if _private(name):
+                    yield f"{where}:{node.lineno} {ast.unparse(target)}.{name}"
+                continue
+        else:
+            continue
+        if _own(module) and _private(name):
+            yield f"{where}:{node.lineno} {module}.{name}"
+
+
+def test_no_test_imports_or_patches_what_the_unit_keeps_private() -> None:
+    """Tests go through public seams: no ``from bridge... import _name`` (nor from another test
+    module), and no private of ours patched by name, bar the few listed above with their
+    reason; one listed that no test uses any more is struck from the list."""
+    found, used = [], set()
+    for path in sorted(TESTS.rglob("*.py")):
+        where = str(path.relative_to(ROOT))
+        for use in _private_imports(path.read_text(), where):
+            name = use.split(" ", 1)[1]
+            if name in PRIVATES_ALLOWED.get(where, set()):
+                used.add((where, name))
+            else:
+                found.append(use)
+    assert found == []
+    listed = {(where, name) for where, names in PRIVATES_ALLOWED.items() for name in names}
+    assert listed - used == set()
+
+
+def test_the_private_import_finder_finds_an_import_and_a_patch() -> None:
+    """The check above can fail: a private imported from the package or from a test module
+    and one patched by name (on a module or on an object the test holds) or by path are found;
+    public names, dunders, a library's privates and a test's own helper class's are not."""
+    sample = (
+        "import bridge.bus.decoding as decoding, ssl\n"
+        "from bridge.cli.outbox import _not_retryable, main\n"
+        "from tests.test_config import _check_config\n"
+        "from bridge import __version__\n"
+        "from opentelemetry.semconv import _incubating\n"
+        "def test_a(monkeypatch, sink):\n"
+        "    from bridge.cli.service import _DEMO_STATE_DIR\n"
+        "    monkeypatch.setattr(decoding, '_decode_each', None)\n"
+        "    monkeypatch.setattr('bridge.pages.routes._AGES_KEPT_SECONDS', 60.0)\n"
+        "    monkeypatch.setattr(decoding, 'decode_envelope', None)\n"
+        "    monkeypatch.setattr(sink.outbox, '_send', None)\n"
+        "    monkeypatch.setattr('os._exit', None)\n"
+        "    monkeypatch.setattr(ssl, '_create_default_https_context', None)\n"
+        "    monkeypatch.setattr(sink, 'send', None)\n"
+        "class Helper:\n"
+        "    def f(self, monkeypatch):\n"
+        "        monkeypatch.setattr(self, '_calls', 0)\n"
+    )
+    assert sorted(_private_imports(sample, "t.py")) == [
+        "t.py:11 sink.outbox._send",
+        "t.py:2 bridge.cli.outbox._not_retryable",
+        "t.py:3 tests.test_config._check_config",
+        "t.py:7 bridge.cli.service._DEMO_STATE_DIR",
+        "t.py:8 bridge.bus.decoding._decode_each",
+        "t.py:9 bridge.pages.routes._AGES_KEPT_SECONDS",
+    ]

@@ -21,7 +21,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from bridge import __version__
-from bridge.cli.outbox import _not_retryable
 from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloads
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_alert_crash import ingest_alerts
@@ -906,6 +905,11 @@ _UNSET_BY_BLANKS: Final = (
 )
 
 
+# Where `run --demo` keeps its state without EXESDB_STATE_DIR (docs/configuration.md): the demo
+# test below finds its outbox there, and `make clean` must remove it.
+_DEMO_STATE_FOLDER: Final = ".exesdb-bridge-demo"
+
+
 @pytest.mark.parametrize(
     ("empty", "value"),
     [((), ""), (_UNSET_BY_BLANKS, ""), (_UNSET_BY_BLANKS, "  ")],
@@ -922,7 +926,7 @@ def test_the_demo_keeps_its_alerts_apart_from_a_real_bridge_run_from_the_same_fo
     bridge_processes.append(process)
     process.start(tmp_path)
     wait_until(lambda: "dead-lettered" in process.log(), 15, "the outbox line")
-    where = tmp_path / ".exesdb-bridge-demo" / "alerts.sqlite3"
+    where = tmp_path / _DEMO_STATE_FOLDER / "alerts.sqlite3"
     assert f"outbox {where}: 0 pending" in process.log()
     assert not (tmp_path / ".exesdb-bridge").exists()
     assert "is not a setting" not in process.log()
@@ -979,13 +983,12 @@ def test_an_unexpected_error_at_start_is_logged_redacted_and_exits_1(tmp_path: P
 def test_make_clean_removes_the_state_folders_a_bridge_run_from_the_clone_makes() -> None:
     """`make clean` removes ./.exesdb-bridge and the demo's ./.exesdb-bridge-demo alike, so
     no outbox of made-up alerts is left behind."""
-    from bridge.cli.service import _DEMO_STATE_DIR
     from bridge.settings import Settings
 
     dry = subprocess.run(
         ["make", "-n", "clean"], cwd=ROOT, check=True, capture_output=True, text=True
     ).stdout.split()
-    for folder in (Settings.model_fields["state_dir"].default, _DEMO_STATE_DIR):
+    for folder in (Settings.model_fields["state_dir"].default, _DEMO_STATE_FOLDER):
         assert Path(folder).name in dry, folder
 
 
@@ -1559,11 +1562,14 @@ def test_outbox_retry_finds_every_delivery_named_however_many(tmp_path: Path) ->
             error="HTTP 503",
             now=T0,
         )
-    try:
-        assert len(dead) == 1001
-        assert _not_retryable(outbox.queue, [delivery.id for delivery in dead]) == []
-    finally:
-        outbox.close()
+    outbox.close()
+    assert len(dead) == 1001
+    retried = cli(
+        "outbox", "retry", *(delivery.id for delivery in dead), EXESDB_STATE_DIR=str(tmp_path)
+    )
+    assert "no delivery" not in retried.stderr
+    assert retried.returncode == 0, retried.stderr
+    assert "1001 dead-lettered deliveries back to pending" in retried.stdout
 
 
 def test_outbox_retry_leaves_a_dead_letter_whose_receiver_is_not_configured(

@@ -13,32 +13,18 @@ import pytest
 import trustme
 
 from bridge.bus.redis.link import OWN_OPTIONS
-from bridge.cli import main
 from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.otlp_settings import otlp_enabled
 from bridge.settings import Settings, known_variables, unknown_variables
 from bridge.settings_checks import MIN_SECRET_LENGTH, start_warnings
-from tests.support import ROOT, TEST_SECRET, bridge_env, run_bridge
+from tests.support import ROOT, TEST_SECRET, bridge_env, check_config, run_bridge
 
 LONG_SECRET = "s3cr3t-" + "k" * 40
 SHORT_SECRET = "short-s3cr3t-value"
 
 
 pytestmark = pytest.mark.usefixtures("clean_env")
-
-
-def _check_config(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], **env: str
-) -> tuple[int, str, str]:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    try:
-        status = main(["check-config"])
-    except SystemExit as exc:
-        status = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def test_defaults_match_the_spec() -> None:
@@ -191,7 +177,7 @@ def test_a_bad_value_stops_with_a_line_naming_the_variable(
     allowed: str,
 ) -> None:
     """check-config exits 2 and prints one line naming the variable and what is allowed."""
-    status, out, err = _check_config(monkeypatch, capsys, **{variable: value})
+    status, out, err = check_config(monkeypatch, capsys, **{variable: value})
     assert status == 2
     assert out == ""
     # A warning may follow: EXESDB_INGEST=maybe meant as true would need SECRET_KEY_BASE.
@@ -239,7 +225,7 @@ def test_a_bus_query_option_the_transport_sets_itself_stops_start_up_naming_it(
     """An EXESDB_BUS query option that would override what the Redis transport sets itself
     (redis-py lets the URL win without a word) stops check-config with exit 2, one line naming
     the variable and the option, saying what it would override; the password is not shown."""
-    status, out, err = _check_config(
+    status, out, err = check_config(
         monkeypatch, capsys, EXESDB_BUS=f"redis://bridge:hunter2@redis:6379/0?{option}"
     )
     name = option.partition("=")[0]
@@ -272,7 +258,7 @@ def test_bus_path_that_is_no_database_number_is_refused_unechoed(
 ) -> None:
     """A Redis URL path that redis-py would read as database 0 without a word (a key prefix,
     a token) stops start-up naming EXESDB_BUS, the path not shown."""
-    status, _, err = _check_config(monkeypatch, capsys, EXESDB_BUS="redis://redis:6379/hunter2")
+    status, _, err = check_config(monkeypatch, capsys, EXESDB_BUS="redis://redis:6379/hunter2")
     assert status == 2
     assert "EXESDB_BUS: a redis:// or rediss:// URL's path is its database number" in err
     assert "hunter2" not in err
@@ -361,7 +347,7 @@ def test_a_bad_number_is_answered_with_its_unit_range_and_an_example(
 ) -> None:
     """A number setting's problem says its unit, its range and an example, and a duration
     typed with a unit (`8s`, as the receivers file writes one) is given in milliseconds."""
-    status, _, err = _check_config(monkeypatch, capsys, **{variable: value})
+    status, _, err = check_config(monkeypatch, capsys, **{variable: value})
     assert status == 2
     assert err.splitlines()[1:] == [f"  {line}"]
 
@@ -383,7 +369,7 @@ def test_a_short_retired_key_is_refused_where_it_would_verify(
     """With ingest or a Redis bus a retired key still verifies what arrives, so each one of
     EXESDB_SECRET_KEY_BASE_PREVIOUS must be as long as SECRET_KEY_BASE: a short one is named
     by its place, never shown (exit 2)."""
-    status, _, err = _check_config(
+    status, _, err = check_config(
         monkeypatch,
         capsys,
         SECRET_KEY_BASE=LONG_SECRET,
@@ -403,7 +389,7 @@ def test_every_bad_item_of_a_list_is_a_problem_of_its_own(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`EXESDB_WEBHOOK_URLS=ftp://x,notaurl` reports two problems, each naming its item."""
-    status, _, err = _check_config(
+    status, _, err = check_config(
         monkeypatch, capsys, EXESDB_WEBHOOK_URLS="https://ok.example/a,ftp://x,notaurl"
     )
     assert status == 2
@@ -419,7 +405,7 @@ def test_a_url_given_twice_in_the_webhook_urls_is_refused_naming_the_items(
     """The same URL twice in EXESDB_WEBHOOK_URLS is refused naming the variable and the items
     (each group once), the URL shown without its credentials or path, not merged silently."""
     first, second = "https://u:pw@a.example/t0k3n", "http://b.example/hook"
-    status, _, err = _check_config(
+    status, _, err = check_config(
         monkeypatch, capsys, EXESDB_WEBHOOK_URLS=f"{first},{second}, {first},{first},{second}"
     )
     assert status == 2
@@ -436,7 +422,7 @@ def test_a_bad_webhook_url_does_not_hide_a_url_given_twice(
 ) -> None:
     """`EXESDB_WEBHOOK_URLS=…/x,…/x,notaurl` reports both problems at once, exit 2: the bad
     item, and the good items given twice, compared without it."""
-    status, _, err = _check_config(
+    status, _, err = check_config(
         monkeypatch,
         capsys,
         EXESDB_WEBHOOK_URLS="http://a.example/x,http://a.example/x,notaurl,notaurl",
@@ -477,7 +463,7 @@ def test_an_unknown_variable_is_warned_about_with_the_closest_setting(
 ) -> None:
     """A set EXESDB_* variable that is no setting is named in a warning with the one meant: the
     closest name, or the setting it is another name for."""
-    status, _, err = _check_config(monkeypatch, capsys, **{variable: "x"})
+    status, _, err = check_config(monkeypatch, capsys, **{variable: "x"})
     assert status == 0
     [warning] = [line for line in err.splitlines() if variable + " " in line]
     assert warning == (
@@ -498,7 +484,7 @@ def test_webhooks_without_a_signing_key_are_warned_about_even_when_it_is_set_emp
     monkeypatch.delenv("EXESDB_WEBHOOK_SECRET", raising=False)
     if secret is not None:
         monkeypatch.setenv("EXESDB_WEBHOOK_SECRET", secret)
-    status, out, err = _check_config(monkeypatch, capsys, EXESDB_WEBHOOK_URLS="https://h.example/")
+    status, out, err = check_config(monkeypatch, capsys, EXESDB_WEBHOOK_URLS="https://h.example/")
     assert status == 0
     assert ("EXESDB_WEBHOOK_SECRET is not set: webhook deliveries go unsigned" in err) is warned
     assert re.search(r"^EXESDB_WEBHOOK_SECRET +<unset>$", out, re.M) is not None or not warned
@@ -508,7 +494,7 @@ def test_an_unknown_variable_far_from_every_setting_points_at_the_list(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """With nothing close, the warning points at docs/configuration.md; known names say nothing."""
-    status, _, err = _check_config(monkeypatch, capsys, EXESDB_ZZZ="1", EXESDB_NODE="n1")
+    status, _, err = check_config(monkeypatch, capsys, EXESDB_ZZZ="1", EXESDB_NODE="n1")
     assert status == 0
     assert (
         "warning: EXESDB_ZZZ is set but is not a setting of the bridge (ignored); the "
@@ -522,7 +508,7 @@ def test_a_healthcheck_timeout_variable_is_answered_with_the_option(
 ) -> None:
     """EXESDB_HEALTHCHECK_TIMEOUT is no setting, and no misspelling of one either: the warning
     says the health check's timeout is its --timeout option, not EXESDB_HEALTHCHECK_USERNAME."""
-    status, _, err = _check_config(monkeypatch, capsys, EXESDB_HEALTHCHECK_TIMEOUT="5")
+    status, _, err = check_config(monkeypatch, capsys, EXESDB_HEALTHCHECK_TIMEOUT="5")
     assert status == 0
     [warning] = [line for line in err.splitlines() if "EXESDB_HEALTHCHECK_TIMEOUT" in line]
     assert warning == (
@@ -552,7 +538,7 @@ def test_a_misspelt_otel_variable_is_warned_about_with_the_one_meant(
 ) -> None:
     """A set OTEL_* variable that neither the bridge nor the OpenTelemetry SDK reads, spelt
     nearly as one they do, is named in a warning with that one; check-config still passes."""
-    status, _, err = _check_config(monkeypatch, capsys, **{variable: "http://c:4317"})
+    status, _, err = check_config(monkeypatch, capsys, **{variable: "http://c:4317"})
     assert status == 0
     [warning] = [line for line in err.splitlines() if variable + " " in line]
     assert warning == (
@@ -679,7 +665,7 @@ def test_alert_link_origins_other_than_origins_stop_start_up_naming_each(
     """An EXESDB_ALERT_LINK_ORIGINS item with a path (said so), a query, a user name and
     password (never shown), or that is no http(s) URL stops check-config with exit 2, a line
     naming each bad item."""
-    status, out, err = _check_config(
+    status, out, err = check_config(
         monkeypatch,
         capsys,
         EXESDB_ALERT_LINK_ORIGINS="https://wiki.example,https://wiki.example/runbooks,"
@@ -716,7 +702,7 @@ def test_a_wildcard_alert_link_origin_stops_start_up_saying_to_list_origins(
     """A `*` in EXESDB_ALERT_LINK_ORIGINS (meant as any origin, or any subdomain) is refused, not
     compared as written: check-config exits 2, the line naming the variable and saying to list
     the origins explicitly."""
-    status, out, err = _check_config(monkeypatch, capsys, EXESDB_ALERT_LINK_ORIGINS=origins)
+    status, out, err = check_config(monkeypatch, capsys, EXESDB_ALERT_LINK_ORIGINS=origins)
     assert (status, out) == (2, "")
     item = len(origins.split(","))
     assert err.splitlines()[1:] == [
@@ -733,7 +719,7 @@ def test_a_password_with_a_star_in_an_alert_link_origin_is_told_as_a_password(
     """An EXESDB_ALERT_LINK_ORIGINS item whose password holds a `*` is refused for its user name
     and password, as any other, not as a wildcard its author did not write; the password is not
     shown."""
-    status, out, err = _check_config(
+    status, out, err = check_config(
         monkeypatch, capsys, EXESDB_ALERT_LINK_ORIGINS="https://ops:hun*ter2@wiki.example"
     )
     assert (status, out) == (2, "")
@@ -814,7 +800,7 @@ def test_inconsistent_values_stop_start_up(
     variable: str,
 ) -> None:
     """Values that contradict each other stop start-up with a line naming the variable."""
-    status, _, err = _check_config(monkeypatch, capsys, **env)
+    status, _, err = check_config(monkeypatch, capsys, **env)
     assert status == 2
     assert f"  {variable}: " in err
 
@@ -824,7 +810,7 @@ def test_a_degraded_threshold_above_the_unhealthy_one_says_what_is_allowed(
 ) -> None:
     """EXESDB_CPU_DEGRADED=97 above EXESDB_CPU_UNHEALTHY=95 exits 2 with a line saying both
     values and the two ways out: at most the unhealthy one, or 100 (that status off)."""
-    status, _, err = _check_config(
+    status, _, err = check_config(
         monkeypatch, capsys, EXESDB_CPU_DEGRADED="97", EXESDB_CPU_UNHEALTHY="95"
     )
     assert status == 2
@@ -839,7 +825,7 @@ def test_thresholds_given_as_fractions_are_each_refused_without_an_order_complai
 ) -> None:
     """EXESDB_CPU_DEGRADED=0.85 and EXESDB_CPU_UNHEALTHY=0.95 exit 2 with one line each saying
     the percent meant, and no line comparing the two (each is refused on its own)."""
-    status, _, err = _check_config(
+    status, _, err = check_config(
         monkeypatch, capsys, EXESDB_CPU_DEGRADED="0.85", EXESDB_CPU_UNHEALTHY="0.95"
     )
     assert status == 2
@@ -856,7 +842,7 @@ def test_a_contradiction_with_a_default_names_the_variable_set(
 ) -> None:
     """EXESDB_CPU_UNHEALTHY=50 alone is refused as itself below the default EXESDB_CPU_DEGRADED,
     saying so, rather than as a fault of EXESDB_CPU_DEGRADED, which the user never set."""
-    status, _, err = _check_config(monkeypatch, capsys, EXESDB_CPU_UNHEALTHY="50")
+    status, _, err = check_config(monkeypatch, capsys, EXESDB_CPU_UNHEALTHY="50")
     assert status == 2
     assert err.splitlines()[1:] == [
         "  EXESDB_CPU_UNHEALTHY: 50 is below EXESDB_CPU_DEGRADED (85, its default); allowed: at"
@@ -895,7 +881,7 @@ def test_field_errors_and_cross_checks_are_reported_together(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A bad value does not hide a missing secret or a contradiction elsewhere."""
-    status, _, err = _check_config(
+    status, _, err = check_config(
         monkeypatch,
         capsys,
         EXESDB_INGEST="true",
@@ -943,7 +929,7 @@ def test_a_receiver_beside_a_refused_item_is_compared_with_the_receivers_file_at
     both is said at once, not after the bad item is mended."""
     receivers = tmp_path / "receivers.yml"
     receivers.write_text("webhook_configs:\n  - url: http://a/x\n")
-    status, out, err = _check_config(
+    status, out, err = check_config(
         monkeypatch, capsys, EXESDB_WEBHOOK_URLS=urls, EXESDB_WEBHOOK_CONFIG_FILE=str(receivers)
     )
     assert (status, out) == (2, "")
@@ -962,7 +948,7 @@ def test_a_threshold_is_ordered_against_a_refused_one_once_that_is_taken(
     """EXESDB_CPU_UNHEALTHY refused as a fraction is named alone: EXESDB_CPU_DEGRADED=97 is not
     ordered against a value nobody gave (its default), and a warning says that check waits;
     once it is taken (95), the order is the one problem."""
-    status, _, err = _check_config(
+    status, _, err = check_config(
         monkeypatch, capsys, EXESDB_CPU_DEGRADED="97", EXESDB_CPU_UNHEALTHY="0.95"
     )
     assert status == 2
@@ -972,7 +958,7 @@ def test_a_threshold_is_ordered_against_a_refused_one_once_that_is_taken(
         "exesdb-bridge: warning: a check of EXESDB_CPU_UNHEALTHY against the settings it goes"
         " with waits until its value is taken: check again once mended",
     ]
-    status, _, err = _check_config(monkeypatch, capsys, EXESDB_CPU_UNHEALTHY="95")
+    status, _, err = check_config(monkeypatch, capsys, EXESDB_CPU_UNHEALTHY="95")
     assert status == 2
     assert err.splitlines()[1:] == [
         "  EXESDB_CPU_DEGRADED: 97 is above EXESDB_CPU_UNHEALTHY (95); allowed: at most that, or"
@@ -1021,7 +1007,7 @@ def test_no_cross_check_problem_is_reported_as_a_consequence_of_a_refused_value(
     """Beside a refused switch or choice, a check across settings is reported only when it
     fails whatever value was meant: not one that only its default makes fail, whose wait a
     warning names."""
-    status, _, err = _check_config(monkeypatch, capsys, **env)
+    status, _, err = check_config(monkeypatch, capsys, **env)
     assert status == 2
     lines = [line for line in err.splitlines()[1:] if not line.startswith("exesdb-bridge:")]
     assert [line.strip().split(":")[0] for line in lines] == problems
@@ -1050,7 +1036,7 @@ def test_too_many_refused_switches_to_read_each_way_say_the_checks_across_settin
         "OTEL_LOGS_EXPORTER",
         "OTEL_METRICS_EXPORTER",
     ]
-    status, _, err = _check_config(monkeypatch, capsys, **dict.fromkeys(switches, "perhaps"))
+    status, _, err = check_config(monkeypatch, capsys, **dict.fromkeys(switches, "perhaps"))
     assert status == 2
     problems = [line.strip() for line in err.splitlines()[1:] if line.startswith("  ")]
     assert sorted(line.split(":")[0] for line in problems) == sorted(switches)
@@ -1066,7 +1052,7 @@ def test_web_config_file_problems_are_reported_with_the_others(
     """A bad web config file is one more problem line, beside a bad variable."""
     web = tmp_path / "web.yml"
     web.write_text("basic_auth_users:\n  alice: hunter2\nbogus: 1\n")
-    status, _, err = _check_config(
+    status, _, err = check_config(
         monkeypatch, capsys, EXESDB_WEB_CONFIG_FILE=str(web), EXESDB_LOG_LEVEL="loud"
     )
     assert status == 2
@@ -1092,7 +1078,7 @@ def test_ingest_or_redis_need_a_long_secret(
     fault: str,
 ) -> None:
     """With ingest or a Redis bus, SECRET_KEY_BASE must be set and at least 32 characters."""
-    status, _, err = _check_config(monkeypatch, capsys, **env)
+    status, _, err = check_config(monkeypatch, capsys, **env)
     assert status == 2
     assert f"SECRET_KEY_BASE: {fault}" in err
     assert f"at least {MIN_SECRET_LENGTH} characters" in err
@@ -1109,7 +1095,7 @@ def test_a_secret_of_32_characters_is_enough(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str]
 ) -> None:
     """Exactly 32 characters satisfy the length rule."""
-    status, _, _ = _check_config(monkeypatch, capsys, **env)
+    status, _, _ = check_config(monkeypatch, capsys, **env)
     assert status == 0
 
 
@@ -1118,7 +1104,7 @@ def test_a_rediss_url_takes_a_private_ca_and_a_client_certificate(
 ) -> None:
     """EXESDB_BUS takes redis-py's TLS options in its query, as docs/redis.md shows them."""
     url = "rediss://redis:6380/0?ssl_ca_certs=/ca.crt&ssl_certfile=/c.crt&ssl_keyfile=/c.key"
-    status, _, err = _check_config(monkeypatch, capsys, EXESDB_BUS=url, SECRET_KEY_BASE="x" * 32)
+    status, _, err = check_config(monkeypatch, capsys, EXESDB_BUS=url, SECRET_KEY_BASE="x" * 32)
     assert status == 0, err
 
 
@@ -1137,7 +1123,7 @@ def test_without_ingest_or_redis_a_short_secret_only_warns(
 ) -> None:
     """On the in-process bus a short secret is a warning, not a stop (a missing one is not even
     a warning: tests/test_app.py)."""
-    status, _, err = _check_config(monkeypatch, capsys, **env)
+    status, _, err = check_config(monkeypatch, capsys, **env)
     assert status == 0
     assert f"warning: {warning}" in err
 
@@ -1181,7 +1167,7 @@ def test_a_short_admin_token_is_warned_of(
 ) -> None:
     """An admin token under 16 characters (surrounding whitespace not counted) can be guessed
     by trying over the network: check-config and start-up warn, without showing it."""
-    status, out, err = _check_config(monkeypatch, capsys, EXESDB_ADMIN_TOKEN=token)
+    status, out, err = check_config(monkeypatch, capsys, EXESDB_ADMIN_TOKEN=token)
     assert status == 0
     assert "warning: EXESDB_ADMIN_TOKEN is shorter than 16 characters" in err
     assert token.strip() not in out + err
@@ -1204,7 +1190,7 @@ def test_otlp_metrics_without_an_endpoint_for_them_is_warned_of(
 ) -> None:
     """EXESDB_OTLP_METRICS=true with no endpoint the metrics could go to exports nothing:
     check-config and start-up say so rather than leave it silent."""
-    status, _, err = _check_config(monkeypatch, capsys, EXESDB_OTLP_METRICS="true", **endpoints)
+    status, _, err = check_config(monkeypatch, capsys, EXESDB_OTLP_METRICS="true", **endpoints)
     assert status == 0
     said = (
         "warning: EXESDB_OTLP_METRICS is true but neither OTEL_EXPORTER_OTLP_ENDPOINT nor "
@@ -1217,7 +1203,7 @@ def test_an_admin_token_of_16_characters_is_not_warned_of(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """16 characters satisfy the admin token's length rule."""
-    status, _, err = _check_config(monkeypatch, capsys, EXESDB_ADMIN_TOKEN="t" * 16)
+    status, _, err = check_config(monkeypatch, capsys, EXESDB_ADMIN_TOKEN="t" * 16)
     assert status == 0
     assert "EXESDB_ADMIN_TOKEN" not in err
 
@@ -1226,7 +1212,7 @@ def test_check_config_prints_every_variable(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """check-config prints one line per setting, by variable name."""
-    status, out, _ = _check_config(monkeypatch, capsys, EXESDB_NODE="node3@host")
+    status, out, _ = check_config(monkeypatch, capsys, EXESDB_NODE="node3@host")
     assert status == 0
     shown = dict(line.split(None, 1) for line in out.splitlines())
     names = {str(info.validation_alias) for info in Settings.model_fields.values()}
@@ -1288,7 +1274,7 @@ def test_check_config_never_prints_a_secret(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], extra: dict[str, str]
 ) -> None:
     """No secret, token or URL password appears in check-config's output, good or bad config."""
-    status, out, err = _check_config(monkeypatch, capsys, **{**SECRETS, **extra})
+    status, out, err = check_config(monkeypatch, capsys, **{**SECRETS, **extra})
     assert status in (0, 2)
     for secret in [*SECRET_STRINGS, SHORT_SECRET]:
         assert secret not in out
@@ -1336,7 +1322,7 @@ def test_check_config_shows_only_the_origin_of_webhook_urls(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], extra: dict[str, str]
 ) -> None:
     """Webhook and Alertmanager URLs show scheme, host and port only: paths often hold tokens."""
-    status, out, err = _check_config(monkeypatch, capsys, **extra)
+    status, out, err = check_config(monkeypatch, capsys, **extra)
     assert "tok3n" not in out + err
     assert "example.com" in out + err
     refused = any(value.startswith("ftp") for value in extra.values())
@@ -1359,7 +1345,7 @@ def test_a_bad_per_signal_otlp_protocol_stops_start_up(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """OTEL_EXPORTER_OTLP_TRACES_PROTOCOL is checked like every other variable: exit 2."""
-    status, _, err = _check_config(
+    status, _, err = check_config(
         monkeypatch, capsys, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/json"
     )
     assert status == 2
@@ -1410,7 +1396,7 @@ def test_an_otlp_endpoint_the_exporter_can_never_use_stops_start_up(
 ) -> None:
     """An OTLP endpoint the protocol's exporter could never send to is exit 2 naming the
     variable, not a failure at the first export."""
-    status, _, err = _check_config(
+    status, _, err = check_config(
         monkeypatch,
         capsys,
         OTEL_EXPORTER_OTLP_ENDPOINT=value,
@@ -1439,7 +1425,7 @@ def test_credentials_in_a_grpc_otlp_endpoint_are_refused_saying_where_they_go(
 ) -> None:
     """A grpc endpoint holding user:password@ stops start-up saying the gRPC exporter does not
     send them and that OTEL_EXPORTER_OTLP_HEADERS does, without showing the password."""
-    status, out, err = _check_config(
+    status, out, err = check_config(
         monkeypatch,
         capsys,
         OTEL_EXPORTER_OTLP_ENDPOINT=value,
@@ -1486,7 +1472,7 @@ def test_an_otlp_endpoint_is_checked_for_each_protocol_that_uses_it(
     """A per-signal endpoint is checked against its signal's protocol; the general endpoint
     against the protocol of every signal that falls back on it."""
     env = {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", **env}
-    status, _, err = _check_config(monkeypatch, capsys, **env)
+    status, _, err = check_config(monkeypatch, capsys, **env)
     assert status == 2
     [problem] = [line for line in err.splitlines() if line.startswith("  ")]
     assert problem.startswith(f"  {variable}: ")
@@ -1501,7 +1487,7 @@ def test_a_general_http_endpoint_ending_in_a_signal_s_path_is_refused(
     naming it; the same URL as a signal's own endpoint is used as it is, and taken."""
     url = f"http://otel.internal:4318{path}"
     env = {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
-    status, _, err = _check_config(monkeypatch, capsys, OTEL_EXPORTER_OTLP_ENDPOINT=url, **env)
+    status, _, err = check_config(monkeypatch, capsys, OTEL_EXPORTER_OTLP_ENDPOINT=url, **env)
     assert status == 2
     [problem] = [line for line in err.splitlines() if line.startswith("  ")]
     signal_path = "/v1/" + path.rstrip("/").rpartition("/")[2]
@@ -1686,7 +1672,7 @@ def test_a_bad_otlp_certificate_or_key_file_stops_start_up_naming_its_variable(
     missing, unreadable, no PEM of its kind or an encrypted key is exit 2 in check-config, one
     line naming the variable, the file and its fault."""
     path = _pem_files(tmp_path)[file]
-    status, _, err = _check_config(monkeypatch, capsys, **_COLLECTOR, **{variable: path})
+    status, _, err = check_config(monkeypatch, capsys, **_COLLECTOR, **{variable: path})
     assert status == 2
     [line] = [line for line in err.splitlines() if line.startswith(f"  {variable}: ")]
     assert problem.format(path=path) in line

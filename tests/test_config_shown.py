@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from bridge.settings_checks import start_warnings
-from tests.support import BridgeProcess, free_port, make_settings, run_bridge
-from tests.test_config import _check_config
+from tests.support import BridgeProcess, check_config, free_port, make_settings, run_bridge
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -34,7 +33,7 @@ def test_a_file_path_that_may_hold_a_secret_is_redacted_in_configuration_errors(
 ) -> None:
     """A file that cannot be read is named by its path, shown as every value is: a path such as
     /run/password=…/web.yml keeps its secret out of the error (exit 2, the variable named)."""
-    status, out, err = _check_config(monkeypatch, capsys, **{variable: str(secret_folder / "f")})
+    status, out, err = check_config(monkeypatch, capsys, **{variable: str(secret_folder / "f")})
     assert (status, out) == (2, "")
     [problem] = err.splitlines()[1:]
     assert problem.startswith(f"  {variable}: ")
@@ -62,7 +61,7 @@ def test_a_receivers_file_path_that_may_hold_a_secret_is_redacted_in_its_warning
     """A receivers file whose url_file cannot be read now is warned of, its path redacted."""
     receivers = secret_folder / "receivers.yml"
     receivers.write_text(f"webhook_configs:\n  - url_file: {secret_folder / 'url'}\n")
-    status, _, err = _check_config(
+    status, _, err = check_config(
         monkeypatch, capsys, EXESDB_WEBHOOK_CONFIG_FILE=str(receivers), EXESDB_WEBHOOK_SECRET="k"
     )
     assert status == 0, err
@@ -76,7 +75,7 @@ def test_a_node_name_that_may_hold_a_secret_is_redacted_in_every_line_derived_fr
     """EXESDB_NODE is redacted as shown itself, and as part of where alert links go (unset
     EXESDB_EXTERNAL_URL) and of the warning that they name no host."""
     node = f"db password={SECRET}"
-    status, out, err = _check_config(
+    status, out, err = check_config(
         monkeypatch, capsys, EXESDB_NODE=node, EXESDB_WEBHOOK_URLS="https://h.example/x"
     )
     assert status == 0, err
@@ -126,7 +125,7 @@ def test_check_config_warns_of_each_unsigned_receiver_of_the_receivers_file(
     env = {"EXESDB_WEBHOOK_CONFIG_FILE": str(receivers)}
     if webhook_secret is not None:
         env["EXESDB_WEBHOOK_SECRET"] = webhook_secret
-    status, _, err = _check_config(monkeypatch, capsys, **env)
+    status, _, err = check_config(monkeypatch, capsys, **env)
     assert status == 0, err
     warned = [line for line in err.splitlines() if "unsigned" in line]
     if webhook_secret is None:
@@ -146,7 +145,7 @@ def test_check_config_numbers_webhook_urls_as_run_names_their_receivers(
     numbered, the number run's log gives the receiver beside its outbox key (``webhook receiver
     https://…#… is EXESDB_WEBHOOK_URLS item 2``)."""
     urls = "https://hooks.slack.com/services/AAAA,https://hooks.slack.com/services/BBBB"
-    status, out, err = _check_config(monkeypatch, capsys, EXESDB_WEBHOOK_URLS=urls)
+    status, out, err = check_config(monkeypatch, capsys, EXESDB_WEBHOOK_URLS=urls)
     assert status == 0, err
     [line] = [line for line in out.splitlines() if line.startswith("EXESDB_WEBHOOK_URLS ")]
     assert line.split(None, 1)[1] == (
@@ -177,7 +176,7 @@ def test_check_config_shows_the_external_url_whole_and_urls_that_may_hold_tokens
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"https://otlp.example:4318/?key={SECRET}",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
     }
-    status, out, err = _check_config(monkeypatch, capsys, **env)
+    status, out, err = check_config(monkeypatch, capsys, **env)
     assert status == 0, err
     shown = dict(line.split(None, 1) for line in out.splitlines() if not line.startswith(" "))
     assert shown["EXESDB_EXTERNAL_URL"] == "https://bridge.example:8443/ops/exesdb"
@@ -213,7 +212,7 @@ def test_a_redis_password_holding_a_slash_is_refused_showing_no_piece_of_it(
     database number: check-config stops naming EXESDB_BUS, and no piece of the password (as
     host, port or path) is in its words."""
     bus = "redis://default:pa@ss/word@127.0.0.1:6379/0"
-    status, out, err = _check_config(monkeypatch, capsys, EXESDB_BUS=bus)
+    status, out, err = check_config(monkeypatch, capsys, EXESDB_BUS=bus)
     assert (status, out) == (2, "")
     [problem] = err.splitlines()[1:]
     assert problem.startswith("  EXESDB_BUS: ")
@@ -247,7 +246,7 @@ def test_an_unsigned_receiver_named_by_a_url_file_path_that_may_hold_a_secret_is
     url_file.write_text("https://h.example/t0k3n\n")
     receivers = secret_folder / "receivers.yml"
     receivers.write_text(f"webhook_configs:\n  - url_file: {url_file}\n")
-    status, _, err = _check_config(monkeypatch, capsys, EXESDB_WEBHOOK_CONFIG_FILE=str(receivers))
+    status, _, err = check_config(monkeypatch, capsys, EXESDB_WEBHOOK_CONFIG_FILE=str(receivers))
     assert status == 0, err
     [warned] = [line for line in err.splitlines() if UNSIGNED in line]
     assert "url_file:" in warned

@@ -18,8 +18,7 @@ from bridge.receivers import (
     read_receivers_file,
     resolve_receivers,
 )
-from tests.support import ROOT, BridgeProcess, FileOpens, free_port, run_bridge
-from tests.test_config import _check_config
+from tests.support import ROOT, BridgeProcess, FileOpens, check_config, free_port, run_bridge
 
 # A receiver block as Alertmanager's documentation writes one, pasted unchanged.
 ALERTMANAGER_BLOCK = """
@@ -660,7 +659,7 @@ def test_check_config_reads_the_receivers_file_once(
     receivers = write(tmp_path, text)
     monkeypatch.delenv("EXESDB_WEBHOOK_SECRET", raising=False)
     with FileOpens(receivers) as opens:
-        status, _, err = _check_config(
+        status, _, err = check_config(
             monkeypatch, capsys, EXESDB_WEBHOOK_CONFIG_FILE=str(receivers)
         )
         assert status == exit_status

@@ -27,10 +27,10 @@ from bridge.bus.decoding import (
 )
 from bridge.messages import Message
 from tests.bus.test_envelope_fast import (
-    _assert_builds_the_reference,
-    _drawn,
-    _keys_named,
-    _msgspec_paths,
+    assert_builds_the_reference,
+    drawn_fields,
+    keys_named,
+    msgspec_paths,
 )
 from tests.messages.test_models import CASES
 
@@ -151,7 +151,7 @@ def _same_or_same_rejection(
     if isinstance(reference, Rejection) or isinstance(fast, Rejection):
         assert fast == reference
         return
-    _assert_builds_the_reference(fast, reference, _drawn(type(reference.payload), payload))
+    assert_builds_the_reference(fast, reference, drawn_fields(type(reference.payload), payload))
 
 
 @DIFFERENTIAL
@@ -166,12 +166,12 @@ def test_generated_envelopes_decode_alone_as_the_reference_decodes_them(
     fast = _decode_fast(body)
     if isinstance(reference, Rejection):
         assert fast is None, "the fast path accepted what the reference refuses"
-        assert _msgspec_paths(body) == [None] * len(_msgspec_paths(body))
+        assert msgspec_paths(body) == [None] * len(msgspec_paths(body))
     else:
         # Only a string opening with a colon, on the pydantic-core path, looks like one more
         # key to its count (the reference then decodes the body).
-        assert fast is not None or _keys_at_most(body) > _keys_named(body), "missed the fast path"
-        for taken in [fast, *_msgspec_paths(body)]:
+        assert fast is not None or _keys_at_most(body) > keys_named(body), "missed the fast path"
+        for taken in [fast, *msgspec_paths(body)]:
             if taken is not None:
                 _same_or_same_rejection(taken, reference, payload)
     _same_or_same_rejection(decode_envelope(body), reference, payload)

@@ -71,7 +71,7 @@ def _body(
     return json.dumps(data, ensure_ascii=ascii_only).encode()
 
 
-def _msgspec_paths(body: bytes | str) -> list[Envelope | None]:
+def msgspec_paths(body: bytes | str) -> list[Envelope | None]:
     """What the msgspec path alone makes of ``body`` with each decoder that may read it (the
     one checking label patterns; the one leaving them out, where ``is_clean`` lets it), keys
     given twice refused as decode_envelope refuses them."""
@@ -84,7 +84,7 @@ def _msgspec_paths(body: bytes | str) -> list[Envelope | None]:
     ]
 
 
-def _assert_builds_the_reference(fast: Envelope, reference: Envelope, drawn: set[str]) -> None:
+def assert_builds_the_reference(fast: Envelope, reference: Envelope, drawn: set[str]) -> None:
     """``fast`` is ``reference``, the fields in ``drawn`` (from the clock or randomness) aside:
     what a sink reads from its ``fields`` (before its payload is built) and its payload."""
     assert type(fast) is type(reference)
@@ -127,13 +127,13 @@ def _same(body: bytes | str) -> Envelope | Rejection:
     fast, reference = decode_envelope(body), decode_envelope_reference(body)
     if isinstance(fast, Envelope) and isinstance(reference, Envelope):
         drawn = set() if "timestamp" in json.loads(body)["payload"] else {"timestamp"}
-        _assert_builds_the_reference(fast, reference, drawn)
-        for taken in _msgspec_paths(body):
+        assert_builds_the_reference(fast, reference, drawn)
+        for taken in msgspec_paths(body):
             if taken is not None:
-                _assert_builds_the_reference(taken, reference, drawn)
+                assert_builds_the_reference(taken, reference, drawn)
     else:
         assert fast == reference
-        assert _msgspec_paths(body) == [None] * len(_msgspec_paths(body))
+        assert msgspec_paths(body) == [None] * len(msgspec_paths(body))
     return fast
 
 
@@ -147,7 +147,7 @@ def test_full_payloads_take_the_fast_path_and_build_the_reference_envelope(
     assert isinstance(_same(body), Envelope)
 
 
-def _drawn(model: type[Message], payload: dict[str, Any]) -> set[str]:
+def drawn_fields(model: type[Message], payload: dict[str, Any]) -> set[str]:
     """The fields left to a default drawn from the clock or randomness (timestamps, ids)."""
     return {
         name
@@ -156,7 +156,7 @@ def _drawn(model: type[Message], payload: dict[str, Any]) -> set[str]:
     }
 
 
-def _keys_named(body: bytes) -> int:
+def keys_named(body: bytes) -> int:
     """How many keys the objects in ``body`` name, at any depth."""
     named = 0
 
@@ -175,22 +175,22 @@ def _agree(body: bytes, payload: dict[str, Any], model: type[Message]) -> Envelo
     Fields drawn from the clock or randomness are compared for presence only.
     """
     fast, reference = _decode_fast(body), decode_envelope_reference(body)
-    taken = _msgspec_paths(body)
+    taken = msgspec_paths(body)
     if isinstance(reference, Rejection):
         assert fast is None, "the fast path accepted what the reference refuses"
         assert taken == [None] * len(taken), "the msgspec path accepted what the reference refuses"
         assert decode_envelope(body) == reference
         return reference
-    if fast is None and _keys_at_most(body) > _keys_named(body):
+    if fast is None and _keys_at_most(body) > keys_named(body):
         # A string opening with a colon looks like one more key to the count: the reference
         # decodes such a body (as decode_envelope does).
         return reference
     assert isinstance(fast, Envelope), "a valid envelope missed the fast path"
-    drawn = _drawn(model, payload)
-    _assert_builds_the_reference(fast, reference, drawn)
+    drawn = drawn_fields(model, payload)
+    assert_builds_the_reference(fast, reference, drawn)
     for envelope in taken:
         if envelope is not None:
-            _assert_builds_the_reference(envelope, reference, drawn)
+            assert_builds_the_reference(envelope, reference, drawn)
     return fast
 
 
@@ -223,7 +223,7 @@ def test_valid_payloads_take_the_msgspec_path_with_either_decoder(
     payload = getattr(CASES[model], shape)
     for ascii_only in (True, False):
         body = _body(payload, model, ascii_only=ascii_only)
-        taken = _msgspec_paths(body)
+        taken = msgspec_paths(body)
         assert None not in taken
         assert len(taken) == (2 if structs.is_clean(body) else 1)
         _agree(body, payload, model)
@@ -420,7 +420,7 @@ def test_a_batch_whose_ts_changes_from_line_to_line_decodes_as_each_line_alone(
     ]
     references = [decode_envelope_reference(body) for body in bodies]
 
-    def alone(bodies: Any) -> Any:
+    def alone(*args: Any) -> Any:
         raise AssertionError("a body was decoded alone")
 
     monkeypatch.setattr(decoding_module, "_decode_each", alone)  # the batch on the fast path
@@ -696,7 +696,7 @@ def test_a_clean_batch_cut_from_its_body_decodes_on_the_fast_path_as_its_lines(
     cut = [line for line in whole.split(b"\n") if line and not line.isspace()]
     expected = decode_envelopes(cut)
 
-    def alone(bodies: Any) -> Any:
+    def alone(*args: Any) -> Any:
         raise AssertionError("a body was decoded alone")
 
     monkeypatch.setattr(decoding_module, "_decode_each", alone)
@@ -1273,7 +1273,7 @@ def test_a_batch_of_valid_envelopes_is_taken_at_once(
         bodies = _compact([_body(payload, model) for model, payload in payloads])
         assert b"\\" not in b"".join(bodies)
 
-    def alone(bodies: Any) -> Any:
+    def alone(*args: Any) -> Any:
         raise AssertionError("a body was decoded alone")
 
     monkeypatch.setattr(decoding_module, "_decode_each", alone)
@@ -1358,7 +1358,7 @@ def test_a_batch_with_escapes_in_its_values_is_taken_at_once(
     if writer != "newline":
         assert structs.is_clean(whole)
 
-    def alone(bodies: Any, decoded: Any) -> Any:
+    def alone(*args: Any) -> Any:
         raise AssertionError("a body was decoded alone")
 
     monkeypatch.setattr(decoding_module, "_decode_each", alone)

@@ -18,12 +18,12 @@ from tests.support import (
     TEST_SECRET,
     FileOpens,
     bridge_env,
+    check_config,
     free_port,
     spawn_logged,
     terminate,
     wait_until,
 )
-from tests.test_config import _check_config
 from tests.webconfig.files import WebFiles, bcrypt_hash
 
 USERS = f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw')}\n"
@@ -54,7 +54,7 @@ def test_check_config_reads_the_web_config_once(
     for name in ("EXESDB_HEALTHCHECK_USERNAME", "EXESDB_HEALTHCHECK_PASSWORD_FILE"):
         monkeypatch.delenv(name, raising=False)
     with FileOpens(web) as opens, FileOpens(tmp_path / "server.pem") as certificate_opens:
-        status, out, err = _check_config(monkeypatch, capsys, EXESDB_WEB_CONFIG_FILE=str(web))
+        status, out, err = check_config(monkeypatch, capsys, EXESDB_WEB_CONFIG_FILE=str(web))
         assert status == exit_status, err
         assert opens.count() == 1
         if exit_status == 0:

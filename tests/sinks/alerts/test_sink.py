@@ -103,7 +103,7 @@ async def test_the_start_up_log_tells_receivers_on_one_origin_apart(
     assert "T0" not in caplog.text
 
 
-def _field(sink: Any, alert_id: str, name: str) -> Any:
+def field_of(sink: Any, alert_id: str, name: str) -> Any:
     record = stored(sink.outbox, alert_id)
     return None if record is None else getattr(record, name)
 
@@ -227,7 +227,7 @@ async def test_derived_alerts_fire_once_and_resolve(tmp_path: Path) -> None:
             "lifecycle", NodeLifecycle(node="n7", event="reconnected", cluster_size=3)
         )
         await async_wait_until(
-            lambda: _field(sink, "node_failure:n7", "state") == "resolved", what="resolved"
+            lambda: field_of(sink, "node_failure:n7", "state") == "resolved", what="resolved"
         )
 
 
@@ -261,12 +261,12 @@ async def test_a_healthy_reading_resolves_its_own_nodes_alerts_and_no_others(
         )
         await async_wait_until(
             lambda: (
-                _field(sink, "node_health:n3", "state") == "resolved"
-                and _field(sink, cpu, "state") == "resolved"
+                field_of(sink, "node_health:n3", "state") == "resolved"
+                and field_of(sink, cpu, "state") == "resolved"
             ),
             what="n3's and n1's alerts resolved",
         )
-        assert _field(sink, "node_health:n2", "state") == "firing"
+        assert field_of(sink, "node_health:n2", "state") == "firing"
         assert stored(sink.outbox, "node_health:n4") is None
 
 
@@ -290,9 +290,9 @@ async def test_unacknowledged_alert_escalates_level_by_level(tmp_path: Path) -> 
         bridge.bus.publish("disk_full", system_alert("a1"))
         await async_wait_until(lambda: stored(sink.outbox, "a1"), what="the alert stored")
         clock.advance(1.0)
-        await async_wait_until(lambda: _field(sink, "a1", "level") == 2, what="level2")
+        await async_wait_until(lambda: field_of(sink, "a1", "level") == 2, what="level2")
         clock.advance(1.0)
-        await async_wait_until(lambda: _field(sink, "a1", "level") == 3, what="level3")
+        await async_wait_until(lambda: field_of(sink, "a1", "level") == 3, what="level3")
         clock.advance(5.0)
         steps = await async_wait_until(
             lambda: len(watcher.of(AlertEscalation)) == 2 and watcher.of(AlertEscalation),
@@ -302,7 +302,7 @@ async def test_unacknowledged_alert_escalates_level_by_level(tmp_path: Path) -> 
             ("level1", "level2"),
             ("level2", "level3"),
         ]
-        assert _field(sink, "a1", "level") == 3
+        assert field_of(sink, "a1", "level") == 3
 
 
 async def test_an_alert_turning_critical_needs_an_ack_and_escalates_from_then(
@@ -319,19 +319,19 @@ async def test_an_alert_turning_critical_needs_an_ack_and_escalates_from_then(
     ):
         bridge.bus.publish("health", NodeHealth(node="n1", status="degraded"))
         await async_wait_until(
-            lambda: _field(sink, "node_health:n1", "severity") == "warning", what="the warning"
+            lambda: field_of(sink, "node_health:n1", "severity") == "warning", what="the warning"
         )
         clock.advance(120.0)  # two periods as a warning: nothing to escalate
         bridge.bus.publish("health", NodeHealth(node="n1", status="unhealthy"))
         await async_wait_until(
-            lambda: _field(sink, "node_health:n1", "severity") == "critical", what="critical"
+            lambda: field_of(sink, "node_health:n1", "severity") == "critical", what="critical"
         )
-        assert _field(sink, "node_health:n1", "requires_ack") is True
+        assert field_of(sink, "node_health:n1", "requires_ack") is True
         await sink.housekeep()
-        assert _field(sink, "node_health:n1", "level") == 1
+        assert field_of(sink, "node_health:n1", "level") == 1
         clock.advance(60.0)
         await sink.housekeep()
-        assert _field(sink, "node_health:n1", "level") == 2
+        assert field_of(sink, "node_health:n1", "level") == 2
 
 
 class GroupTransport(MemoryTransport):
@@ -452,10 +452,10 @@ async def test_only_the_work_queue_holder_escalates(tmp_path: Path) -> None:
         clock.advance(5.0)
         await sink.housekeep()  # what the housekeeping loop runs every tick
         await sink.housekeep()
-        assert _field(sink, "a1", "level") == 1
+        assert field_of(sink, "a1", "level") == 1
         assert watcher.of(AlertEscalation) == []
         transport.lease.leading = True
-        await async_wait_until(lambda: _field(sink, "a1", "level") == 2, what="level2")
+        await async_wait_until(lambda: field_of(sink, "a1", "level") == 2, what="level2")
 
 
 async def test_without_the_work_queue_lease_no_open_alert_is_shown(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ from tests.sinks.alerts.helpers import (
     stored,
     system_alert,
 )
-from tests.sinks.alerts.test_sink import AUTH, _field, call
+from tests.sinks.alerts.test_sink import AUTH, call, field_of
 from tests.support import TEST_SECRET, ManualClock, async_wait_until
 
 INGEST: dict[str, Any] = {"EXESDB_INGEST": "true", "SECRET_KEY_BASE": TEST_SECRET}
@@ -283,17 +283,17 @@ async def test_event_alerts_resolve_after_the_resolve_timeout(tmp_path: Path) ->
         [event_id] = [r.alert_id for r in records if r.alertname == "brute_force"]
         clock.advance(61)
         await async_wait_until(
-            lambda: _field(sink, event_id, "state") == "resolved", what="auto-resolved"
+            lambda: field_of(sink, event_id, "state") == "resolved", what="auto-resolved"
         )
-        assert _field(sink, "needs-ack", "state") == "firing"
+        assert field_of(sink, "needs-ack", "state") == "firing"
         await call(bridge, "POST", "/v1/alerts/needs-ack/ack", {"ack_by": "ops"})
         clock.advance(30)
         # What housekeeping runs each second: not yet a minute since the ack.
         assert sink.outbox.alerts.resolve_expired(clock.now, 60.0) == []
-        assert _field(sink, "needs-ack", "state") == "acknowledged"
+        assert field_of(sink, "needs-ack", "state") == "acknowledged"
         clock.advance(31)
         await async_wait_until(
-            lambda: _field(sink, "needs-ack", "state") == "resolved", what="resolved after ack"
+            lambda: field_of(sink, "needs-ack", "state") == "resolved", what="resolved after ack"
         )
 
 
@@ -307,13 +307,13 @@ async def test_an_event_alert_seen_again_does_not_resolve(tmp_path: Path) -> Non
         clock.advance(40)
         bridge.bus.publish("disk_full", system_alert("w1", severity="warning"))
         await async_wait_until(
-            lambda: _field(sink, "w1", "last_seen") == clock.now, what="seen again"
+            lambda: field_of(sink, "w1", "last_seen") == clock.now, what="seen again"
         )
         clock.advance(40)
         assert sink.outbox.alerts.resolve_expired(clock.now, 60.0) == []
-        assert _field(sink, "w1", "state") == "firing"
+        assert field_of(sink, "w1", "state") == "firing"
         clock.advance(21)
-        await async_wait_until(lambda: _field(sink, "w1", "state") == "resolved", what="resolved")
+        await async_wait_until(lambda: field_of(sink, "w1", "state") == "resolved", what="resolved")
 
 
 async def test_a_component_that_stops_reporting_has_its_alert_resolved(tmp_path: Path) -> None:
@@ -338,11 +338,11 @@ async def test_a_component_that_stops_reporting_has_its_alert_resolved(tmp_path:
         clock.advance(40)
         bridge.bus.publish("orders:health", degraded("orders"))
         await async_wait_until(
-            lambda: _field(sink, kept, "last_seen") == clock.now, what="orders seen again"
+            lambda: field_of(sink, kept, "last_seen") == clock.now, what="orders seen again"
         )
         clock.advance(21)
-        await async_wait_until(lambda: _field(sink, gone, "state") == "resolved", what="resolved")
-        assert _field(sink, kept, "state") == "firing"
+        await async_wait_until(lambda: field_of(sink, gone, "state") == "resolved", what="resolved")
+        assert field_of(sink, kept, "state") == "firing"
 
 
 async def test_a_resource_alert_no_metric_alert_keeps_up_is_resolved(tmp_path: Path) -> None:
@@ -374,11 +374,11 @@ async def test_a_resource_alert_no_metric_alert_keeps_up_is_resolved(tmp_path: P
         bridge.bus.publish("node:health", NodeHealth(node="other", status="healthy"))
         bridge.bus.publish("metric_alert", crossing("n1"))  # the next sample still breaches
         await async_wait_until(
-            lambda: _field(sink, kept, "last_seen") == clock.now, what="n1 seen again"
+            lambda: field_of(sink, kept, "last_seen") == clock.now, what="n1 seen again"
         )
         clock.advance(21)
-        await async_wait_until(lambda: _field(sink, gone, "state") == "resolved", what="resolved")
-        assert _field(sink, kept, "state") == "firing"
+        await async_wait_until(lambda: field_of(sink, gone, "state") == "resolved", what="resolved")
+        assert field_of(sink, kept, "state") == "firing"
 
 
 async def test_after_a_restart_the_stale_wait_gives_the_hold_time_too(tmp_path: Path) -> None:
@@ -409,15 +409,21 @@ async def test_after_a_restart_the_stale_wait_gives_the_hold_time_too(tmp_path: 
             clock.advance(started + after - clock.now)
             bridge.bus.publish("orders:health", degraded("orders"))
         await sink.housekeep()
-        assert (_field(sink, kept, "state"), _field(sink, gone, "state")) == ("firing", "firing")
+        assert (field_of(sink, kept, "state"), field_of(sink, gone, "state")) == (
+            "firing",
+            "firing",
+        )
         clock.advance(started + 91 - clock.now)
         bridge.bus.publish("orders:health", degraded("orders"))  # held for 91 s: seen
         await async_wait_until(
-            lambda: _field(sink, kept, "last_seen") == clock.now, what="orders seen again"
+            lambda: field_of(sink, kept, "last_seen") == clock.now, what="orders seen again"
         )
         clock.advance(started + 150 - clock.now)
         await sink.housekeep()
-        assert (_field(sink, kept, "state"), _field(sink, gone, "state")) == ("firing", "resolved")
+        assert (field_of(sink, kept, "state"), field_of(sink, gone, "state")) == (
+            "firing",
+            "resolved",
+        )
 
 
 async def test_new_alerts_beyond_the_open_cap_are_refused_and_counted(tmp_path: Path) -> None:
@@ -431,7 +437,7 @@ async def test_new_alerts_beyond_the_open_cap_are_refused_and_counted(tmp_path: 
         )
         assert committed_ids(tmp_path) == {"c0", "c1", "c2"}
         bridge.bus.publish("disk_full", system_alert("c0", severity="critical"))  # known: updates
-        await async_wait_until(lambda: _field(sink, "c0", "severity") == "critical", what="c0")
+        await async_wait_until(lambda: field_of(sink, "c0", "severity") == "critical", what="c0")
 
 
 async def test_a_flood_of_event_alerts_at_the_cap_leaves_room_for_a_node_down(
@@ -448,7 +454,7 @@ async def test_a_flood_of_event_alerts_at_the_cap_leaves_room_for_a_node_down(
         )
         bridge.bus.publish("lifecycle", NodeLifecycle(node="n9", event="down", cluster_size=2))
         await async_wait_until(
-            lambda: _field(sink, "node_failure:n9", "state") == "firing", what="n9 down alerted"
+            lambda: field_of(sink, "node_failure:n9", "state") == "firing", what="n9 down alerted"
         )
     assert "10 alerts are open (firing or acknowledged), 9 for an event alert" in caplog.text
 
@@ -497,12 +503,12 @@ async def test_metric_threshold_resolves_on_healthy_node_health_and_fires_again(
         )
         bridge.bus.publish("node:health", healthy)
         await async_wait_until(
-            lambda: _field(sink, alert_id, "state") == "resolved", what="resolved"
+            lambda: field_of(sink, alert_id, "state") == "resolved", what="resolved"
         )
         before = len(sink.outbox.queue.deliveries())
         bridge.bus.publish("metric_alert", crossing)
         await async_wait_until(
-            lambda: _field(sink, alert_id, "state") == "firing", what="fired again"
+            lambda: field_of(sink, alert_id, "state") == "firing", what="fired again"
         )
         await async_wait_until(
             lambda: len(sink.outbox.queue.deliveries()) > before, what="notified again"
@@ -531,7 +537,7 @@ async def test_a_node_health_saying_only_healthy_leaves_a_resource_alert_firing(
         # Taken after the NodeHealth: once it is stored, the NodeHealth has been applied.
         bridge.bus.publish("disk_full", system_alert("after"))
         await async_wait_until(lambda: stored(sink.outbox, "after"), what="the next message")
-        assert _field(sink, alert_id, "state") == "firing"
+        assert field_of(sink, alert_id, "state") == "firing"
 
 
 async def test_queued_alerts_for_a_removed_url_are_dead_lettered_at_start(
@@ -595,7 +601,7 @@ async def test_a_resolve_in_the_same_batch_as_its_firing_is_applied(tmp_path: Pa
         )
         release.set()
         await async_wait_until(
-            lambda: _field(sink, "node_failure:n9", "state") == "resolved", what="resolved"
+            lambda: field_of(sink, "node_failure:n9", "state") == "resolved", what="resolved"
         )
 
 
