@@ -502,6 +502,36 @@ async def test_a_receiver_told_of_an_alert_hears_its_resolve_after_it_eased_belo
     assert all(node == "n1" for node, _, _ in heard)
 
 
+async def test_a_receiver_added_while_an_alert_fires_hears_nothing_of_its_resolve(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A receiver added (a restart with a new receivers file) while an alert is open was never
+    told of it: its resolve goes to the receiver that got the firing, none to the new one, as
+    Alertmanager sends nothing to a receiver it never notified."""
+    told: WebhookReceiver = webhook_receiver()
+    added: WebhookReceiver = webhook_receiver()
+    before = write(tmp_path / "before.yml", f"webhook_configs:\n  - url: {told.url}\n")
+    after = write(
+        tmp_path / "after.yml", f"webhook_configs:\n  - url: {told.url}\n  - url: {added.url}\n"
+    )
+    async with configured(tmp_path / "state", before) as (bridge, _, _):
+        bridge.bus.publish("lifecycle", NodeLifecycle(node="n9", event="down", cluster_size=2))
+        await async_wait_until(lambda: len(told.accepted()) == 1, what="the firing")
+    async with configured(tmp_path / "state", after) as (bridge, sink, _):
+        bridge.bus.publish(
+            "lifecycle", NodeLifecycle(node="n9", event="reconnected", cluster_size=3)
+        )
+        await async_wait_until(lambda: len(told.accepted()) == 2, what="the resolve")
+        await async_wait_until(
+            lambda: (
+                sink.outbox.queue.depth().queued == 0 and sink.outbox.queue.depth().pending == 0
+            ),
+            what="an empty outbox",
+        )
+    assert [r.json()["status"] for r in told.requests] == ["firing", "resolved"]
+    assert added.requests == []
+
+
 async def test_a_receivers_own_timeout_gives_up_on_a_hung_attempt(
     tmp_path: Path, webhook_receiver
 ) -> None:

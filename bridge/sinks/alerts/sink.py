@@ -591,11 +591,12 @@ class AlertSink:
     def _keeper(receiver: Receiver) -> Keep:
         """What ``receiver`` gets: an alert at or above its ``min_severity``, and every later
         change of one it was told of (eased below it, resolved), so it never keeps an alert
-        firing that ended; with ``send_resolved: false`` never a resolve."""
+        firing that ended; a resolve only of an alert it was told of (as Alertmanager sends
+        none to a receiver it never notified), and with ``send_resolved: false`` none."""
 
         def keep(record: AlertRecord, told: bool) -> bool:
-            if record.state is AlertState.RESOLVED and not receiver.send_resolved:
-                return False
+            if record.state is AlertState.RESOLVED:
+                return told and receiver.send_resolved
             return told or meets(record.severity, receiver.min_severity)
 
         return keep
