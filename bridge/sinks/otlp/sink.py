@@ -448,7 +448,8 @@ class OtlpSink:
     async def start(self) -> None:
         """Start the export threads."""
         self._sdk_log.install()
-        _logger.info("OTLP export: %s", _destinations_said(self._destinations))
+        if self._destinations:  # a sink built by hand (tests) may not know them
+            _logger.info("OTLP export: %s", _destinations_said(self._destinations))
         for batcher in self._batchers.values():
             batcher.start()
         if self._mirror is not None:
@@ -500,7 +501,7 @@ def _destinations_said(destinations: Mapping[Signal, tuple[str, str]]) -> str:
         f"{', '.join(names)} → {safe_url(endpoint)} ({protocol})"
         for (endpoint, protocol), names in signals.items()
     ]
-    return "; ".join(parts) or "no signal"
+    return "; ".join(parts)
 
 
 def _depth_of(batcher: BoundedBatcher[Any]) -> Callable[[], int]:
