@@ -13,6 +13,7 @@ from bridge.settings import OtlpCompression, OtlpProtocol, OtlpSignal, Settings
 __all__ = [
     "otlp_compression_of",
     "otlp_enabled",
+    "otlp_endpoint_of",
     "otlp_exports",
     "otlp_protocol_of",
     "otlp_timeout_of",
@@ -40,6 +41,18 @@ def otlp_exports(settings: Settings, signal: OtlpSignal) -> bool:
     if settings.otel_sdk_disabled or exporter == "none" or not switched_on:
         return False
     return bool(own or settings.otlp_endpoint)
+
+
+def otlp_endpoint_of(settings: Settings, signal: OtlpSignal) -> str:
+    """The endpoint ``signal`` is exported to, as configured: its own
+    ``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`` when set, else the general one (to which the HTTP
+    exporters add ``/v1/<signal>``)."""
+    own = {
+        "traces": settings.otlp_traces_endpoint,
+        "logs": settings.otlp_logs_endpoint,
+        "metrics": settings.otlp_metrics_endpoint,
+    }[signal]
+    return own or settings.otlp_endpoint or ""
 
 
 def otlp_protocol_of(settings: Settings, signal: OtlpSignal) -> OtlpProtocol:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.request
 from collections.abc import AsyncIterator
@@ -215,5 +216,52 @@ def test_an_unreachable_collector_is_told_once_per_signal_not_per_retry(
     wait_until(lambda: failed_exports() >= 60, 30, "every ingested log record's export failed")
     assert process.stop() == 0
     log = process.log()
-    assert log.count("OTLP logs export failing:") == 1, log
+    assert len(re.findall(r"OTLP logs export to \S+ failing:", log)) == 1, log
     assert "opentelemetry.exporter" not in log, log
+
+
+def test_over_http_the_log_says_where_otlp_goes_and_that_the_connection_was_refused(
+    tmp_path: Path, bridge_processes: list[BridgeProcess]
+) -> None:
+    """Over http/protobuf with nothing listening, the start-up line names the signals, endpoint
+    and protocol, and the failure warning names the endpoint and the refused connection."""
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    process = BridgeProcess(
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_BLRP_SCHEDULE_DELAY="50",
+        OTEL_EXPORTER_OTLP_TIMEOUT="2",  # the export gives up after 2 s of retries
+        EXESDB_INGEST="true",
+    )
+    bridge_processes.append(process)
+    process.start(tmp_path)
+    wait_until(
+        lambda: f"OTLP export: traces, logs → {endpoint} (http/protobuf)" in process.log(),
+        10,
+        "the start-up line naming the endpoint",
+    )
+    post_signed(process.url, _ingest_body(3))
+    warning = f"OTLP logs export to {endpoint} failing: connection refused; "
+    wait_until(lambda: warning in process.log(), 30, "the warning naming endpoint and cause")
+    assert "(next report within 60 s)" in process.log()
+    assert process.stop() == 0
+
+
+def test_a_stop_while_an_export_retries_logs_no_warning(
+    tmp_path: Path, bridge_processes: list[BridgeProcess]
+) -> None:
+    """Stopped while the SDK retries an export (default 10 s of retries), the bridge says at
+    INFO that the records were not sent, and warns of no failure."""
+    process = BridgeProcess(
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_BLRP_SCHEDULE_DELAY="50",
+        EXESDB_INGEST="true",
+    )
+    bridge_processes.append(process)
+    process.start(tmp_path)
+    post_signed(process.url, _ingest_body(3))
+    assert process.stop() == 0
+    log = process.log()
+    assert re.search(r"OTLP logs: \d+ record\(s\) not sent: the bridge stopped while retrying", log)
+    assert "WARNING" not in log, log

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import logging
 import threading
 
@@ -33,13 +34,13 @@ def test_a_failing_signal_is_told_once_then_once_a_minute_then_its_recovery(
     assert _lines(caplog) == [
         "OTLP traces export failing: Failed to export traces to collector.example:4317, "
         "UNAVAILABLE; 10 record(s) lost so far, counted in exesdb_otlp_export_failures_total "
-        "(the next word on it within 60s)",
+        "(next report within 60 s)",
         "OTLP traces export still failing: 12 export(s), 120 record(s) lost in the last 60s; "
         "latest: Failed to export traces to collector.example:4317, UNAVAILABLE",
         "OTLP traces export still failing: 12 export(s), 120 record(s) lost in the last 60s; "
         "latest: Failed to export traces to collector.example:4317, UNAVAILABLE",
         "OTLP logs export failing: the exporter gave no reason; 3 record(s) lost so far, counted "
-        "in exesdb_otlp_export_failures_total (the next word on it within 60s)",
+        "in exesdb_otlp_export_failures_total (next report within 60 s)",
         "OTLP traces export recovered after 25 failed export(s)",
     ]
 
@@ -112,3 +113,70 @@ def test_each_signal_keeps_its_reason_when_the_sdk_words_them_alike(
         "OTLP traces export failing: Failed to export traces to 127.0.0.1:9, error code: X",
     ]
     assert sdk.filters == before
+
+
+def test_an_http_status_is_the_reason_with_the_endpoint_redacted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The SDK's HTTP exporter, answered 404 by a real server, makes a warning naming the
+    endpoint as the bridge shows URLs (its token-bearing path hidden) and the status."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_error(404)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet."""
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.server_port}/tok-secret/v1/logs"
+    failures = ExportFailures(clock=ManualClock(), endpoints={"logs": endpoint})
+    capture = SdkLogCapture(failures)
+    exporter = OTLPLogExporter(endpoint=endpoint, timeout=5)
+
+    def export() -> None:
+        exporter.export([])  # fails: the server answers 404
+        failures.failed("logs", 1)
+
+    with caplog.at_level("INFO", logger="bridge.sinks.otlp.failures"):
+        capture.install()
+        try:
+            thread = threading.Thread(target=export, name="otlp-logs")
+            thread.start()
+            thread.join()
+        finally:
+            capture.uninstall()
+            server.shutdown()
+            server.server_close()
+            exporter.shutdown()  # type: ignore[no-untyped-call]
+    assert [line.partition(";")[0] for line in _lines(caplog)] == [
+        f"OTLP logs export to http://127.0.0.1:{server.server_port}/… failing: HTTP 404 (Not Found)"
+    ]
+    assert "tok-secret" not in caplog.text
+
+
+def test_a_retry_aborted_by_the_stop_is_no_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """The SDK's "Shutdown in progress, aborting retry." (the bridge stopping) makes the lost
+    records an INFO line saying so, and no warning of a failure."""
+    failures = ExportFailures(clock=ManualClock())
+    capture = SdkLogCapture(failures)
+    sdk = logging.getLogger(SDK_LOGGER + ".proto.http._log_exporter")
+
+    def export() -> None:
+        sdk.warning("Shutdown in progress, aborting retry.")
+        failures.failed("logs", 4)
+
+    with caplog.at_level("INFO", logger="bridge.sinks.otlp.failures"):
+        capture.install()
+        try:
+            thread = threading.Thread(target=export, name="otlp-logs")
+            thread.start()
+            thread.join()
+        finally:
+            capture.uninstall()
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", "OTLP logs: 4 record(s) not sent: the bridge stopped while retrying")
+    ]

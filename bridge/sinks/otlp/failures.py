@@ -5,8 +5,9 @@ line when it recovers.
 
 The OpenTelemetry SDK's exporters log every failed attempt and every retry themselves (most of
 the console when a collector is down). While the sink runs, ``SdkLogCapture`` keeps those
-records out of the console and hands the latest one, per signal, to ``ExportFailures`` as the
-reason its summaries quote. Every lost record is still counted in
+records out of the console and hands the latest cause, per signal, to ``ExportFailures`` as the
+reason its summaries quote (with the signal's endpoint, redacted). A retry the SDK aborts because
+the bridge is stopping is said as INFO, not as a failure. Every lost record is still counted in
 ``exesdb_otlp_export_failures_total{signal}``.
 """
 
@@ -15,11 +16,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, get_args
 
-from bridge.redaction import redact_urls
+from bridge.redaction import redact_urls, safe_url
 from bridge.sinks.otlp.metrics import Signal
 
 __all__ = ["SDK_LOGGER", "SUMMARY_SECONDS", "ExportFailures", "SdkLogCapture"]
@@ -30,6 +31,15 @@ SDK_LOGGER: Final = "opentelemetry.exporter.otlp"
 SUMMARY_SECONDS: Final = 60.0
 _REASON_CHARS: Final = 300
 _EVERY_SIGNAL: Final[tuple[Signal, ...]] = get_args(Signal)
+# The SDK exporters' words for a retry cut short by their shutdown (the bridge stopping), for a
+# batch offered after it, and for giving up, which names no cause: the retry record before it does.
+_STOPPED: Final = {
+    "Shutdown in progress": "the bridge stopped while retrying",
+    "Exporter already shutdown": "the bridge stopped",
+}
+_GAVE_UP: Final = "due to timeout, max retries or shutdown"
+_RETRYING: Final = "Transient error %s"
+_NOT_RETRIED: Final = "Failed to export %s batch code: %s, reason: %s"
 
 
 @dataclass(slots=True)
@@ -48,22 +58,38 @@ class ExportFailures:
         *,
         summary_seconds: float = SUMMARY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        endpoints: Mapping[Signal, str] | None = None,
     ) -> None:
         self._summary_seconds = summary_seconds
         self._clock = clock
         self._lock = threading.Lock()
         self._streaks: dict[Signal, _Streak] = {}
         self._reasons: dict[Signal, str] = {}
+        self._stopped: dict[Signal, str] = {}
+        # Where each signal goes, as the bridge shows URLs (a token in a path stays hidden).
+        self._targets = {
+            signal: f" to {safe_url(endpoint)}" for signal, endpoint in (endpoints or {}).items()
+        }
 
     def reason(self, signal: Signal, text: str) -> None:
         """The latest thing the SDK said about ``signal``'s exports (quoted in the next line)."""
         with self._lock:
             self._reasons[signal] = redact_urls(text)[:_REASON_CHARS]
 
+    def stopped(self, signal: Signal, how: str) -> None:
+        """``signal``'s exporter was shut down (the bridge stopping) during an export: its
+        failure is no fault, and is said as ``how`` at INFO."""
+        with self._lock:
+            self._stopped[signal] = how
+
     def failed(self, signal: Signal, records: int) -> None:
         """One export of ``records`` records failed for good (after the SDK's own retries)."""
         now = self._clock()
         with self._lock:
+            stopped = self._stopped.pop(signal, None)
+            if stopped is not None:
+                _logger.info("OTLP %s: %d record(s) not sent: %s", signal, records, stopped)
+                return
             streak = self._streaks.get(signal)
             first = streak is None
             if streak is None:
@@ -79,20 +105,23 @@ class ExportFailures:
             since = now - streak.told_at
             streak.window_batches = streak.window_records = 0
             streak.told_at = now
+            target = self._targets.get(signal, "")
         if first:
             _logger.warning(
-                "OTLP %s export failing: %s; %d record(s) lost so far, counted in "
-                "exesdb_otlp_export_failures_total (the next word on it within %gs)",
+                "OTLP %s export%s failing: %s; %d record(s) lost so far, counted in "
+                "exesdb_otlp_export_failures_total (next report within %g s)",
                 signal,
+                target,
                 reason,
                 lost,
                 self._summary_seconds,
             )
         else:
             _logger.warning(
-                "OTLP %s export still failing: %d export(s), %d record(s) lost in the last %.0fs;"
-                " latest: %s",
+                "OTLP %s export%s still failing: %d export(s), %d record(s) lost in the last"
+                " %.0fs; latest: %s",
                 signal,
+                target,
                 batches,
                 lost,
                 since,
@@ -123,8 +152,16 @@ class SdkLogCapture(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         signal = _signal_of(record.threadName or "")
-        if signal is not None:
-            self._failures.reason(signal, record.getMessage())
+        if signal is None:
+            return
+        template = str(record.msg)
+        stopped = [how for words, how in _STOPPED.items() if template.startswith(words)]
+        if stopped:
+            self._failures.stopped(signal, stopped[0])
+        elif _GAVE_UP in template:
+            pass  # the retry record before it named the cause
+        else:
+            self._failures.reason(signal, _cause_of(record))
 
     def install(self) -> None:
         """Capture the SDK exporters' records from now on; idempotent."""
@@ -165,6 +202,28 @@ def _sdk_loggers() -> list[logging.Logger]:
         if (name == SDK_LOGGER or name.startswith(SDK_LOGGER + "."))
         and isinstance(logger, logging.Logger)
     ]
+
+
+def _cause_of(record: logging.LogRecord) -> str:
+    """What went wrong, in a record of the SDK's HTTP exporters, shortly; else its message."""
+    args = record.args if isinstance(record.args, tuple) else ()
+    template = str(record.msg)
+    if template.startswith(_RETRYING) and args:
+        return _said(args[0])
+    if template == _NOT_RETRIED and len(args) == 3:
+        status, reason = args[1], args[2]
+        if status is None:
+            return _said(reason)
+        return f"HTTP {status} ({_said(reason)})"
+    return record.getMessage()
+
+
+def _said(cause: object) -> str:
+    # A requests ConnectionError's text is a long chain of wrappers around the errno.
+    text = str(cause)
+    if "Connection refused" in text:
+        return "connection refused"
+    return text
 
 
 def _signal_of(thread_name: str) -> Signal | None:

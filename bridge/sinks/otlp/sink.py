@@ -50,10 +50,12 @@ from bridge.component import Context, HasExposition
 from bridge.operations import OperationRecorder
 from bridge.otlp_settings import (
     otlp_compression_of,
+    otlp_endpoint_of,
     otlp_exports,
     otlp_protocol_of,
     otlp_timeout_of,
 )
+from bridge.redaction import safe_url
 from bridge.sinks.otlp.batching import BatchSettings, BoundedBatcher
 from bridge.sinks.otlp.failures import ExportFailures, SdkLogCapture
 from bridge.sinks.otlp.mapping import LogSpec, SpanSpec, translate
@@ -259,9 +261,15 @@ class OtlpSink:
         environ: Mapping[str, str] = os.environ,
         expositions: Callable[[], Sequence[HasExposition]] = tuple,
         clock: Callable[[], float] = time.monotonic,
+        destinations: Mapping[Signal, tuple[str, str]] | None = None,
     ) -> None:
+        # Each signal's (endpoint, protocol), for the log: the exporters read them themselves.
+        self._destinations = dict(destinations or {})
         self._metrics = OtlpMetrics(registry)
-        self._failures = ExportFailures(clock=clock)
+        self._failures = ExportFailures(
+            clock=clock,
+            endpoints={signal: endpoint for signal, (endpoint, _) in self._destinations.items()},
+        )
         self._sdk_log = SdkLogCapture(self._failures)
         self._recorder = recorder
         self._exporters = dict(exporters)
@@ -337,6 +345,10 @@ class OtlpSink:
             close_seconds=min(5.0, settings.shutdown_timeout_ms / 2000),
             # What GET /metrics appends after the registry (the Prometheus sink's store).
             expositions=context.expositions,
+            destinations={
+                signal: (otlp_endpoint_of(settings, signal), otlp_protocol_of(settings, signal))
+                for signal in exporters
+            },
         )
 
     # -- the bus side --
@@ -436,6 +448,8 @@ class OtlpSink:
     async def start(self) -> None:
         """Start the export threads."""
         self._sdk_log.install()
+        if self._destinations:  # a sink built by hand (tests) may not know them
+            _logger.info("OTLP export: %s", _destinations_said(self._destinations))
         for batcher in self._batchers.values():
             batcher.start()
         if self._mirror is not None:
@@ -476,6 +490,18 @@ class OtlpSink:
                 await asyncio.wait_for(asyncio.gather(*closers), self._close_seconds + 0.5)
         finally:  # cancelled too (the bridge's stop deadline passed)
             self._sdk_log.uninstall()
+
+
+def _destinations_said(destinations: Mapping[Signal, tuple[str, str]]) -> str:
+    """``traces, logs → http://127.0.0.1:4318 (http/protobuf)``, one part per destination."""
+    signals: dict[tuple[str, str], list[str]] = {}
+    for signal, destination in destinations.items():
+        signals.setdefault(destination, []).append(signal)
+    parts = [
+        f"{', '.join(names)} → {safe_url(endpoint)} ({protocol})"
+        for (endpoint, protocol), names in signals.items()
+    ]
+    return "; ".join(parts)
 
 
 def _depth_of(batcher: BoundedBatcher[Any]) -> Callable[[], int]:
