@@ -118,7 +118,11 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_HTTP_ADDR", "*:9570", "the host an IP address"),
         ("EXESDB_BUS", "http://redis", "redis://"),
         ("EXESDB_BUS", "redis://", "redis://"),
-        ("EXESDB_BUS", "localhost:6379", "URL with a host, e.g. redis://127.0.0.1:6379"),
+        # host:port without its scheme is answered with the URL meant, as EXESDB_URL's is.
+        ("EXESDB_BUS", "localhost:6379", "URL with a host, e.g. redis://localhost:6379"),
+        ("EXESDB_BUS", "myredis:6380", "URL with a host, e.g. redis://myredis:6380"),
+        ("EXESDB_BUS", "u:hunter2@myredis:6380", "e.g. redis://u:<redacted>@myredis:6380"),
+        ("EXESDB_BUS", "redis:/myredis", "URL with a host, e.g. redis://127.0.0.1:6379"),
         ("EXESDB_BUS", "redis://redis:notaport/0", "a port from 1 to 65535"),
         ("EXESDB_BUS", "rediss://redis:70000", "a port from 1 to 65535"),
         ("EXESDB_BUS", "redis://redis/0?socket_timeout=soon", "'socket_timeout'"),
