@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
+from bridge.redaction import safe_url
+
 __all__ = ["require_bus"]
 
 _NAMED_PARAMETER: Final = ("POSITIONAL_OR_KEYWORD", "KEYWORD_ONLY")
@@ -20,6 +22,22 @@ _NAMED_PARAMETER: Final = ("POSITIONAL_OR_KEYWORD", "KEYWORD_ONLY")
 # own URLs write it. redis-py reads any other path as no database (0) or drops its slashes
 # (/0/1 is database 1), without a word.
 _DATABASE_PATH: Final = re.compile(r"/?|/[0-9]+/?")
+
+
+def _bus_meant(value: str) -> str | None:
+    """The redis:// URL ``value`` was likely meant as, shown safely: ``host:port`` typed without
+    its scheme (``myredis:6380``), as ``EXESDB_URL`` is answered; None when no URL is sure."""
+    if "://" in value or ":" not in value:
+        return None
+    meant = f"redis://{value}"
+    try:
+        parts = urlsplit(meant)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname or port is None or "@" in parts.path:
+        return None
+    return safe_url(meant)
 
 
 def require_bus(value: str) -> str:
@@ -32,7 +50,7 @@ def require_bus(value: str) -> str:
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
         raise ValueError(
             "must be 'memory' or a redis:// or rediss:// URL with a host, e.g."
-            " redis://127.0.0.1:6379"
+            f" {_bus_meant(value) or 'redis://127.0.0.1:6379'}"
         )
     try:
         port = parts.port  # None when not given; ValueError when no number or out of range

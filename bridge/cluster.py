@@ -389,7 +389,10 @@ class ClusterMonitor:
         if self._nodes.pop(name, None) is not None:
             self._pending.pop(name, None)
             self._unheard.pop(name, None)
-            _logger.info("node %s left the cluster", name)
+            if name == self.node:  # its own stop (Ctrl-C), not an incident
+                _logger.info("stopping: this node (%s) leaves the cluster", name)
+            else:
+                _logger.info("node %s left the cluster", name)
 
     # -- the periodic work --
 

@@ -52,9 +52,9 @@ def load_settings() -> Settings:
 
 def _refusal(exc: ValidationError) -> ConfigError:
     """Every problem of an environment with values refused (``exc``): each of them, then the
-    cross-checks and file warnings of the values taken, and a warning naming each refused
-    variable whose check against the others waits until it is taken (so that the problem the
-    next round may bring is no surprise)."""
+    cross-checks and file warnings of the values taken, and a warning for each problem a check
+    against a refused value finds under some reading of it, with that reading (so that the
+    problem the next round may bring is no surprise)."""
     problems = [describe_error(error, Settings.model_fields) for error in exc.errors()]
     refused = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
     readings = _readings(refused)
@@ -67,15 +67,52 @@ def _refusal(exc: ValidationError) -> ConfigError:
     found = [(read, cross_checks(each, webhook_urls=receivers)) for read, each in readings]
     kept, waiting = _not_caused_by(refused, found)
     notes = _not_naming(refused, receivers_file_warnings(readings[0][1]))
-    if waiting:
+    held = _held_back(waiting, found, kept)
+    if waiting and not held:
         names, they = ", ".join(waiting), len(waiting) > 1
-        notes.insert(
-            0,
+        held = [
             f"a check of {names} against the settings {'they go' if they else 'it goes'} with"
             f" waits until {'their values are' if they else 'its value is'} taken: check again"
-            " once mended",
-        )
-    return ConfigError(problems + kept, warnings=notes)
+            " once mended"
+        ]
+    return ConfigError(problems + kept, warnings=held + notes)
+
+
+def _held_back(
+    waiting: list[str], found: list[tuple[dict[str, Any], list[str]]], kept: list[str]
+) -> list[str]:
+    """Each problem a reading of the refused values found and ``kept`` leaves out, once, told
+    with the reading that finds it (``with EXESDB_INGEST=true: SECRET_KEY_BASE: ...``): what the
+    next round brings once they are mended. A switch or choice every reading of which finds it
+    is left out of its words; a variable read at its default alone is said so."""
+    if not waiting:
+        return []
+    finding: dict[str, list[dict[str, Any]]] = {}
+    for read, lines in found:
+        for line in lines:
+            if line not in kept:
+                finding.setdefault(line, []).append(read)
+    held = []
+    for line, reads in finding.items():
+        words = []
+        for variable in waiting:
+            meanings = _meanings(_FIELDS[variable])
+            values = list(dict.fromkeys(read[variable] for read in reads if variable in read))
+            if len(meanings) == 1:
+                words.append(f"{variable} at its default ({_shown_value(meanings[0])})")
+            elif values and len(values) < len(meanings):
+                words.append(f"{variable}={'/'.join(_shown_value(v) for v in values)}")
+        held.append(f"with {', '.join(words)}: {line}" if words else f"once mended: {line}")
+    return held
+
+
+def _shown_value(value: Any) -> str:
+    """A setting's value as the environment writes it (true, not True; unset for None)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # 95, as a threshold is written
+    return "unset" if value is None else str(value)
 
 
 def _not_caused_by(

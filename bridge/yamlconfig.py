@@ -294,17 +294,44 @@ def check_yaml(
     repeated = [
         f"{path}: {problem}" for problem in _repeated_keys(root, secret, frozenset(go_maps))
     ]
+    masked = _dumped_secrets(raw, [])
+    dumped = [f"{path}: {_shown_key(loc, secret, root)}: {_DUMP_MASK_SAID}" for loc in masked]
     try:
         parsed = model.model_validate(raw)
     except ValidationError as exc:
         problems = (
-            f"{path}: {_describe(error, model, secret, hidden, root)}" for error in exc.errors()
+            f"{path}: {_describe(error, model, secret, hidden, root)}"
+            for error in exc.errors()
+            # A dumped secret refused as what it stands for (not a URL) is said once, as dumped.
+            if [str(part) for part in error["loc"]] not in masked
         )
         # Keys not shown make the same line twice: once is enough.
-        raise ConfigError(list(dict.fromkeys([*repeated, *problems]))) from None
-    if repeated:
-        raise ConfigError(repeated)
+        raise ConfigError(list(dict.fromkeys([*repeated, *dumped, *problems]))) from None
+    if repeated or dumped:
+        raise ConfigError([*repeated, *dumped])
     return parsed
+
+
+# Alertmanager's configuration dump (`amtool config show`, /api/v2/status) prints every secret
+# (a URL, a password, a header's secret) as this; taken as written it would be sent as the secret.
+_DUMP_MASK: Final = "<secret>"
+_DUMP_MASK_SAID: Final = (
+    "`<secret>` is how Alertmanager's dump hides a secret: give the real value (or use url_file"
+    " / credentials_file / password_file)"
+)
+
+
+def _dumped_secrets(node: Any, loc: list[str]) -> list[list[str]]:
+    """The path of every value in ``node`` that is Alertmanager's dump mask, ``<secret>``."""
+    if isinstance(node, str):
+        return [loc] if node.strip() == _DUMP_MASK else []
+    if isinstance(node, Mapping):
+        items: Any = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        return []
+    return [found for key, value in items for found in _dumped_secrets(value, [*loc, str(key)])]
 
 
 _MERGE_TAG: Final = "tag:yaml.org,2002:merge"

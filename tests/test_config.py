@@ -118,7 +118,11 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_HTTP_ADDR", "*:9570", "the host an IP address"),
         ("EXESDB_BUS", "http://redis", "redis://"),
         ("EXESDB_BUS", "redis://", "redis://"),
-        ("EXESDB_BUS", "localhost:6379", "URL with a host, e.g. redis://127.0.0.1:6379"),
+        # host:port without its scheme is answered with the URL meant, as EXESDB_URL's is.
+        ("EXESDB_BUS", "localhost:6379", "URL with a host, e.g. redis://localhost:6379"),
+        ("EXESDB_BUS", "myredis:6380", "URL with a host, e.g. redis://myredis:6380"),
+        ("EXESDB_BUS", "u:hunter2@myredis:6380", "e.g. redis://u:<redacted>@myredis:6380"),
+        ("EXESDB_BUS", "redis:/myredis", "URL with a host, e.g. redis://127.0.0.1:6379"),
         ("EXESDB_BUS", "redis://redis:notaport/0", "a port from 1 to 65535"),
         ("EXESDB_BUS", "rediss://redis:70000", "a port from 1 to 65535"),
         ("EXESDB_BUS", "redis://redis/0?socket_timeout=soon", "'socket_timeout'"),
@@ -900,7 +904,10 @@ def test_field_errors_and_cross_checks_are_reported_together(
         "EXESDB_LOG_LEVEL",
         "SECRET_KEY_BASE",
     ]
-    assert "warning: a check of EXESDB_CPU_DEGRADED against the settings it goes with" in err
+    assert (
+        "warning: with EXESDB_CPU_DEGRADED at its default (85): EXESDB_CPU_DEGRADED: 85 is above"
+        " EXESDB_CPU_UNHEALTHY (50)"
+    ) in err
 
 
 @pytest.mark.parametrize(
@@ -946,8 +953,8 @@ def test_a_threshold_is_ordered_against_a_refused_one_once_that_is_taken(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """EXESDB_CPU_UNHEALTHY refused as a fraction is named alone: EXESDB_CPU_DEGRADED=97 is not
-    ordered against a value nobody gave (its default), and a warning says that check waits;
-    once it is taken (95), the order is the one problem."""
+    ordered against a value nobody gave (its default) as a problem, and a warning says what
+    that check finds at the default; once it is taken (95), the order is the one problem."""
     status, _, err = check_config(
         monkeypatch, capsys, EXESDB_CPU_DEGRADED="97", EXESDB_CPU_UNHEALTHY="0.95"
     )
@@ -955,8 +962,9 @@ def test_a_threshold_is_ordered_against_a_refused_one_once_that_is_taken(
     assert err.splitlines()[1:] == [
         "  EXESDB_CPU_UNHEALTHY: 0.95 looks like a fraction; thresholds are percent (above 1, at"
         " most 100), e.g. 95",
-        "exesdb-bridge: warning: a check of EXESDB_CPU_UNHEALTHY against the settings it goes"
-        " with waits until its value is taken: check again once mended",
+        "exesdb-bridge: warning: with EXESDB_CPU_UNHEALTHY at its default (95):"
+        " EXESDB_CPU_DEGRADED: 97 is above EXESDB_CPU_UNHEALTHY (95); allowed: at most that, or"
+        " 100 to turn that status off",
     ]
     status, _, err = check_config(monkeypatch, capsys, EXESDB_CPU_UNHEALTHY="95")
     assert status == 2
@@ -966,8 +974,22 @@ def test_a_threshold_is_ordered_against_a_refused_one_once_that_is_taken(
     ]
 
 
+def test_a_refused_switch_names_what_its_other_reading_would_find(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EXESDB_INGEST=maybe with SECRET_KEY_BASE unset: the warning says what the next round
+    brings if true was meant (the secret must be set), not only that a check waits."""
+    monkeypatch.delenv("SECRET_KEY_BASE", raising=False)
+    status, _, err = check_config(monkeypatch, capsys, EXESDB_INGEST="maybe")
+    assert status == 2
+    assert [line for line in err.splitlines() if "warning" in line] == [
+        "exesdb-bridge: warning: with EXESDB_INGEST=true: SECRET_KEY_BASE: is not set; with"
+        " EXESDB_INGEST=true it must be set to at least 32 characters"
+    ]
+
+
 @pytest.mark.parametrize(
-    ("env", "problems"),
+    ("env", "problems", "held"),
     [
         (
             # Refused, the protocol is no default: with http/protobuf credentials in the URL
@@ -977,6 +999,8 @@ def test_a_threshold_is_ordered_against_a_refused_one_once_that_is_taken(
                 "OTEL_EXPORTER_OTLP_ENDPOINT": "http://user:pw@collector:4318",
             },
             ["OTEL_EXPORTER_OTLP_PROTOCOL"],
+            "with OTEL_EXPORTER_OTLP_PROTOCOL=grpc: OTEL_EXPORTER_OTLP_ENDPOINT: holds credentials"
+            " (user:<redacted>@), which the grpc exporter does not send",
         ),
         (
             # Meant as true, no certificate would be read.
@@ -986,6 +1010,8 @@ def test_a_threshold_is_ordered_against_a_refused_one_once_that_is_taken(
                 "OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent/ca.pem",
             },
             ["OTEL_SDK_DISABLED"],
+            "with OTEL_SDK_DISABLED=false: OTEL_EXPORTER_OTLP_CERTIFICATE: cannot read"
+            " /nonexistent/ca.pem",
         ),
         (
             # Whatever the traces exporter was meant to be, logs read the certificate.
@@ -995,6 +1021,7 @@ def test_a_threshold_is_ordered_against_a_refused_one_once_that_is_taken(
                 "OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent/ca.pem",
             },
             ["OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_CERTIFICATE"],
+            None,
         ),
     ],
 )
@@ -1003,23 +1030,22 @@ def test_no_cross_check_problem_is_reported_as_a_consequence_of_a_refused_value(
     capsys: pytest.CaptureFixture[str],
     env: dict[str, str],
     problems: list[str],
+    held: str | None,
 ) -> None:
     """Beside a refused switch or choice, a check across settings is reported only when it
-    fails whatever value was meant: not one that only its default makes fail, whose wait a
-    warning names."""
+    fails whatever value was meant: not one that only one reading makes fail, which a warning
+    says with that reading."""
     status, _, err = check_config(monkeypatch, capsys, **env)
     assert status == 2
     lines = [line for line in err.splitlines()[1:] if not line.startswith("exesdb-bridge:")]
     assert [line.strip().split(":")[0] for line in lines] == problems
     assert "pw" not in err
-    waits = [line for line in err.splitlines() if "waits until" in line]
-    if len(problems) == 1:  # a check held back is said
-        assert waits == [
-            f"exesdb-bridge: warning: a check of {problems[0]} against the settings it goes with"
-            " waits until its value is taken: check again once mended"
-        ]
+    warned = [line for line in err.splitlines() if line.startswith("exesdb-bridge: warning:")]
+    if held is not None:  # a check held back is said, with the reading that finds it
+        [warning] = warned
+        assert warning.startswith(f"exesdb-bridge: warning: {held}")
     else:
-        assert waits == []
+        assert warned == []
 
 
 def test_too_many_refused_switches_to_read_each_way_say_the_checks_across_settings_wait(

@@ -278,6 +278,30 @@ def test_a_bad_file_is_refused_naming_the_key_and_never_a_secret(
     assert "tok3n" not in problems
 
 
+def test_a_secret_hidden_by_alertmanagers_dump_is_said_to_be_one(tmp_path: Path) -> None:
+    """A block copied from Alertmanager's dump (`amtool config show`), every secret in it printed
+    as `<secret>`, is refused once per secret saying so and what to give, not as a bad URL."""
+    dumped = (
+        "webhook_configs:\n  - url: <secret>\n    http_config:\n      basic_auth:\n"
+        "        username: ops\n        password: <secret>\n      http_headers:\n"
+        "        X-Token:\n          secrets: [<secret>]\n      proxy_url: <secret>\n"
+        "      follow_redirects: true\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_receivers(write(tmp_path, dumped))
+    said = (
+        ": `<secret>` is how Alertmanager's dump hides a secret: give the real value (or use"
+        " url_file / credentials_file / password_file)"
+    )
+    where = [problem.split(": ", 1)[1].removesuffix(said) for problem in caught.value.problems]
+    assert where == [
+        "webhook_configs.0.url",
+        "webhook_configs.0.http_config.basic_auth.password",
+        "webhook_configs.0.http_config.http_headers.X-Token.secrets (line 9, its entry not shown)",
+        "webhook_configs.0.http_config.proxy_url",
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -102,10 +102,11 @@ def say_refused(bridge: Target, path: str, status: int, text: str) -> None:
                 "; EXESDB_ADMIN_TOKEN set here is what the commands send: the bridge needs it too"
             )
         if status == 401 and "basic_auth_users" in text:  # the web config's, not the token's
-            said += (
-                " (--user USER[:PASSWORD] sends basic auth)"
+            # One sentence in place of the bridge's words, which say the same in general.
+            said = (
+                "the bridge asks for one of its basic_auth_users: --user USER[:PASSWORD] sends it"
                 if bridge.basic_auth is None
-                else " (the user and password given are not one of its basic_auth_users)"
+                else "the user and password given are not one of the bridge's basic_auth_users"
             )
         print(f"exesdb-bridge: {asked} answered {status}: {said}", file=sys.stderr)
 

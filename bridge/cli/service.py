@@ -152,7 +152,7 @@ def _run(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"state_dir": _DEMO_STATE_DIR})
         _logger.info(
             "demo: state kept in %s, apart from a bridge run here without --demo"
-            " (EXESDB_STATE_DIR names another)",
+            " (set EXESDB_STATE_DIR for another)",
             _DEMO_STATE_DIR,
         )
     if args.demo and (delivered_to := _alert_destinations(settings)):

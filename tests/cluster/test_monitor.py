@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import msgspec
+import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict
 
@@ -320,6 +322,21 @@ async def test_closing_announces_left(make_replica) -> None:
     await replica.monitor.aclose()
     await replica.settle()
     assert len(replica.published(NodeLifecycle, event="left", node="bridge-1")) == 1
+
+
+async def test_closing_says_this_node_leaves_not_that_a_node_left(
+    make_replica, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The bridge's own stop is logged as its stopping, not as a node that left the cluster."""
+    caplog.set_level(logging.INFO, "bridge.cluster")
+    replica = await make_replica("bridge-1")
+    await replica.hear("app-1")
+    await replica.hear("app-1", NodeLifecycle(node="app-1", event="left", cluster_size=1))
+    await replica.monitor.aclose()
+    await replica.settle()
+    assert "stopping: this node (bridge-1) leaves the cluster" in caplog.text
+    assert "node app-1 left the cluster" in caplog.text
+    assert "node bridge-1 left" not in caplog.text
 
 
 async def test_a_refused_down_announcement_stays_pending_and_the_state_key_is_restored(

@@ -86,17 +86,22 @@ def test_without_the_ca_or_the_password_the_command_says_why(
 
 
 def test_a_basic_auth_refusal_says_what_to_send(secured: tuple[BridgeProcess, Path]) -> None:
-    """The web config's 401 to alerts and tail says --user sends basic auth, or, with a wrong
-    password given, that the bridge has no such user and password (never the password)."""
+    """The web config's 401 to alerts and tail says, in one sentence, that --user sends basic
+    auth, or, with a wrong password given, that the bridge has no such user and password (never
+    the password)."""
     process, ca = secured
     for command in (["alerts", "list"], ["tail", "--count", "1"]):
         missing = cli(*command, "--cacert", str(ca), **_env(process))
         assert missing.returncode == 1
-        assert missing.stderr.endswith(" (--user USER[:PASSWORD] sends basic auth)\n")
+        assert missing.stderr.endswith(
+            " answered 401: the bridge asks for one of its basic_auth_users:"
+            " --user USER[:PASSWORD] sends it\n"
+        )
         wrong = cli(*command, "--cacert", str(ca), "--user", "alice:nope-pw", **_env(process))
         assert wrong.returncode == 1
         assert wrong.stderr.endswith(
-            " (the user and password given are not one of its basic_auth_users)\n"
+            " answered 401: the user and password given are not one of the bridge's"
+            " basic_auth_users\n"
         )
         assert "nope-pw" not in wrong.stderr
 

@@ -110,4 +110,9 @@ def unopenable_hint(state_dir: Path | str, exc: BaseException) -> str | None:
         )
     if isinstance(exc, OSError) and exc.errno == errno.EROFS:
         return "it is on a read-only file system: give a directory on a writable one (a volume)"
+    if isinstance(exc, FileNotFoundError):  # mkdir where no directory can be (/proc, a gone mount)
+        return (
+            "it cannot be created there: give a directory the bridge may write"
+            " (in a container, a volume)"
+        )
     return None

@@ -91,6 +91,16 @@ def test_a_state_directory_that_is_a_file_is_told_as_a_file(tmp_path: Path) -> N
     )
 
 
+def test_a_state_directory_that_cannot_be_made_says_to_give_a_writable_one() -> None:
+    """EXESDB_STATE_DIR where no directory can be made (under /proc: the system says only
+    "No such file or directory") says so, and to give a writable directory (a volume)."""
+    nowhere = Path("/proc/no-such-state-dir")
+    assert unopenable_hint(nowhere, _refusal(nowhere)) == (
+        "it cannot be created there: give a directory the bridge may write"
+        " (in a container, a volume)"
+    )
+
+
 def test_a_state_directory_it_may_not_write_is_told_with_the_user(tmp_path: Path) -> None:
     """Permission denied (a directory of another user's: the tests may run as root, to whom
     none is denied) names the bridge's uid and what to change; a read-only file system says so;
