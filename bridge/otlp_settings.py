@@ -8,6 +8,8 @@ else the general one. The OTLP sink builds its exporters from these, and the che
 
 from __future__ import annotations
 
+from typing import cast
+
 from bridge.settings import OtlpCompression, OtlpProtocol, OtlpSignal, Settings
 
 __all__ = [
@@ -47,42 +49,27 @@ def otlp_endpoint_of(settings: Settings, signal: OtlpSignal) -> str:
     """The endpoint ``signal`` is exported to, as configured: its own
     ``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`` when set, else the general one (to which the HTTP
     exporters add ``/v1/<signal>``)."""
-    own = {
-        "traces": settings.otlp_traces_endpoint,
-        "logs": settings.otlp_logs_endpoint,
-        "metrics": settings.otlp_metrics_endpoint,
-    }[signal]
-    return own or settings.otlp_endpoint or ""
+    return cast(str | None, _own_else_general(settings, signal, "endpoint")) or ""
 
 
 def otlp_protocol_of(settings: Settings, signal: OtlpSignal) -> OtlpProtocol:
     """The protocol ``signal``'s exporter speaks: its own
     ``OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL`` when set, else the general one."""
-    own = {
-        "traces": settings.otlp_traces_protocol,
-        "logs": settings.otlp_logs_protocol,
-        "metrics": settings.otlp_metrics_protocol,
-    }[signal]
-    return own or settings.otlp_protocol
+    return cast(OtlpProtocol, _own_else_general(settings, signal, "protocol"))
 
 
 def otlp_timeout_of(settings: Settings, signal: OtlpSignal) -> float:
     """Seconds ``signal``'s exporter waits for one export: its own
     ``OTEL_EXPORTER_OTLP_<SIGNAL>_TIMEOUT`` when set, else the general one."""
-    own = {
-        "traces": settings.otlp_traces_timeout,
-        "logs": settings.otlp_logs_timeout,
-        "metrics": settings.otlp_metrics_timeout,
-    }[signal]
-    return own or settings.otlp_timeout
+    return cast(float, _own_else_general(settings, signal, "timeout"))
 
 
 def otlp_compression_of(settings: Settings, signal: OtlpSignal) -> OtlpCompression:
     """``signal``'s compression: its own ``OTEL_EXPORTER_OTLP_<SIGNAL>_COMPRESSION`` when
     set, else the general one."""
-    own = {
-        "traces": settings.otlp_traces_compression,
-        "logs": settings.otlp_logs_compression,
-        "metrics": settings.otlp_metrics_compression,
-    }[signal]
-    return own or settings.otlp_compression
+    return cast(OtlpCompression, _own_else_general(settings, signal, "compression"))
+
+
+def _own_else_general(settings: Settings, signal: OtlpSignal, setting: str) -> object:
+    """``otlp_<signal>_<setting>`` when set, else the general ``otlp_<setting>``."""
+    return getattr(settings, f"otlp_{signal}_{setting}") or getattr(settings, f"otlp_{setting}")

@@ -5,11 +5,25 @@ from __future__ import annotations
 import http.server
 import logging
 import threading
+from collections.abc import Callable
 
 import pytest
 
 from bridge.sinks.otlp.failures import SDK_LOGGER, ExportFailures, SdkLogCapture
 from tests.support import ManualClock
+
+
+def _captured_on_the_logs_thread(failures: ExportFailures, export: Callable[[], None]) -> None:
+    """Run ``export`` on a thread named as the SDK's logs export thread, the SDK's log records
+    captured into ``failures`` meanwhile."""
+    capture = SdkLogCapture(failures)
+    capture.install()
+    try:
+        thread = threading.Thread(target=export, name="otlp-logs")
+        thread.start()
+        thread.join()
+    finally:
+        capture.uninstall()
 
 
 def _lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -134,7 +148,6 @@ def test_an_http_status_is_the_reason_with_the_endpoint_redacted(
     threading.Thread(target=server.serve_forever, daemon=True).start()
     endpoint = f"http://127.0.0.1:{server.server_port}/tok-secret/v1/logs"
     failures = ExportFailures(clock=ManualClock(), endpoints={"logs": endpoint})
-    capture = SdkLogCapture(failures)
     exporter = OTLPLogExporter(endpoint=endpoint, timeout=5)
 
     def export() -> None:
@@ -142,13 +155,9 @@ def test_an_http_status_is_the_reason_with_the_endpoint_redacted(
         failures.failed("logs", 1)
 
     with caplog.at_level("INFO", logger="bridge.sinks.otlp.failures"):
-        capture.install()
         try:
-            thread = threading.Thread(target=export, name="otlp-logs")
-            thread.start()
-            thread.join()
+            _captured_on_the_logs_thread(failures, export)
         finally:
-            capture.uninstall()
             server.shutdown()
             server.server_close()
             exporter.shutdown()  # type: ignore[no-untyped-call]
@@ -162,7 +171,6 @@ def test_a_retry_aborted_by_the_stop_is_no_warning(caplog: pytest.LogCaptureFixt
     """The SDK's "Shutdown in progress, aborting retry." (the bridge stopping) makes the lost
     records an INFO line saying so, and no warning of a failure."""
     failures = ExportFailures(clock=ManualClock())
-    capture = SdkLogCapture(failures)
     sdk = logging.getLogger(SDK_LOGGER + ".proto.http._log_exporter")
 
     def export() -> None:
@@ -170,13 +178,7 @@ def test_a_retry_aborted_by_the_stop_is_no_warning(caplog: pytest.LogCaptureFixt
         failures.failed("logs", 4)
 
     with caplog.at_level("INFO", logger="bridge.sinks.otlp.failures"):
-        capture.install()
-        try:
-            thread = threading.Thread(target=export, name="otlp-logs")
-            thread.start()
-            thread.join()
-        finally:
-            capture.uninstall()
+        _captured_on_the_logs_thread(failures, export)
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
         ("INFO", "OTLP logs: 4 record(s) not sent: the bridge stopped while retrying")
     ]
