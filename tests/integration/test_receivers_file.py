@@ -514,9 +514,13 @@ async def test_a_receiver_added_while_an_alert_fires_hears_nothing_of_its_resolv
     after = write(
         tmp_path / "after.yml", f"webhook_configs:\n  - url: {told.url}\n  - url: {added.url}\n"
     )
-    async with configured(tmp_path / "state", before) as (bridge, _, _):
+    async with configured(tmp_path / "state", before) as (bridge, sink, _):
         bridge.bus.publish("lifecycle", NodeLifecycle(node="n9", event="down", cluster_size=2))
         await async_wait_until(lambda: len(told.accepted()) == 1, what="the firing")
+        # Recorded as delivered too, else the restart sends it again (at least once).
+        await async_wait_until(
+            lambda: sink.outbox.queue.depth().pending == 0, what="the firing recorded delivered"
+        )
     async with configured(tmp_path / "state", after) as (bridge, sink, _):
         bridge.bus.publish(
             "lifecycle", NodeLifecycle(node="n9", event="reconnected", cluster_size=3)
