@@ -84,6 +84,8 @@ OtelExporter = Literal["otlp", "none"]
 # milliseconds, so a value above ten minutes is taken for milliseconds meant and refused.
 OtlpTimeout = Annotated[float, Field(gt=0, le=600)]
 OtlpCompression = Literal["gzip", "none"]
+# OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: the specification's three values.
+TemporalityPreference = Literal["cumulative", "delta", "lowmemory"]
 
 
 def _env(name: str, **kwargs: Any) -> Any:
@@ -293,6 +295,9 @@ class Settings(BaseSettings):
     otel_service_name: str = _env("OTEL_SERVICE_NAME", default="exesdb-bridge")
     otlp_queue_size: Annotated[int, Field(ge=1)] = _env("EXESDB_OTLP_QUEUE_SIZE", default=8_192)
     otlp_metrics: bool = _env("EXESDB_OTLP_METRICS", default=False)
+    otlp_metrics_temporality_preference: TemporalityPreference = _env(
+        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", default="cumulative"
+    )
     # The specification's off switches: for every signal, and for each one.
     otel_sdk_disabled: bool = _env("OTEL_SDK_DISABLED", default=False)
     otel_traces_exporter: OtelExporter = _env("OTEL_TRACES_EXPORTER", default="otlp")
@@ -365,6 +370,12 @@ class Settings(BaseSettings):
     def _any_letter_case(cls, value: Any) -> Any:
         # INFO as Python's logging spells a level, JSON, Critical: one word, as booleans are.
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("otlp_metrics_temporality_preference", mode="before")
+    @classmethod
+    def _otel_word(cls, value: Any) -> Any:
+        # Case-insensitive in the specification; the SDK's exporter also trims it.
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("otel_sdk_disabled", mode="before")
     @classmethod

@@ -171,6 +171,11 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ),
         ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "10s", "the Python SDK reads seconds"),
         ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd", "must be 'gzip' or 'none' (got 'zstd')"),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+            "deltas",
+            "must be 'cumulative', 'delta' or 'lowmemory' (got 'deltas')",
+        ),
     ],
 )
 def test_a_bad_value_stops_with_a_line_naming_the_variable(
@@ -199,6 +204,8 @@ def test_a_bad_value_stops_with_a_line_naming_the_variable(
         ("EXESDB_WEBHOOK_MIN_SEVERITY", "Critical", "critical"),
         ("OTEL_LOGS_EXPORTER", "None", "none"),
         ("OTEL_SDK_DISABLED", "TRUE", True),
+        # Case-insensitive in the specification; the SDK's exporter trims it too.
+        ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", " LowMemory ", "lowmemory"),
     ],
 )
 def test_a_word_setting_takes_any_letter_case(
@@ -609,6 +616,25 @@ def test_run_warns_about_an_unknown_variable_at_start(tmp_path) -> None:
         "EXESDB_WEBHOOK_URL is set but is not a setting of the bridge (ignored); "
         "did you mean EXESDB_WEBHOOK_URLS?" in process.log()
     )
+
+
+@pytest.mark.parametrize(
+    ("env", "shown"),
+    [({}, "cumulative"), ({"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "Delta"}, "delta")],
+)
+def test_check_config_shows_the_metrics_temporality(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    shown: str,
+) -> None:
+    """check-config shows OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE as the OTLP metrics
+    mirror takes it: cumulative unset, else the value given, in lower case."""
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", raising=False)
+    status, out, _ = check_config(monkeypatch, capsys, **env)
+    assert status == 0
+    pattern = rf"^OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE +{shown}$"
+    assert re.search(pattern, out, re.M) is not None, out
 
 
 def test_alert_for_defaults_to_two_health_intervals() -> None:
