@@ -3,13 +3,15 @@
 Every ``OTEL_METRIC_EXPORT_INTERVAL`` (ms, default 60000) everything ``GET /metrics`` shows is
 collected on the event loop, as a scrape would be: the registry, and the families of the
 components that render their own series (the Prometheus sink's store), read as values. Each
-family is sent in the OTLP form closest to it: counters as cumulative monotonic sums (named
-without ``_total``, as OpenTelemetry's Prometheus compatibility rules have it), gauges, info and
-state sets as gauges; summaries and histograms as their Prometheus parts (``quantile`` gauges,
-``_bucket`` / ``_count`` / ``_sum`` cumulative sums), since a Prometheus histogram has no min
-and max for an OTLP one. A cumulative series starts at its ``_created`` sample (so a counter that
+family is sent in the OTLP form closest to it: counters as monotonic sums (named without
+``_total``, as OpenTelemetry's Prometheus compatibility rules have it), gauges, info and state
+sets as gauges; summaries and histograms as their Prometheus parts (``quantile`` gauges,
+``_bucket`` / ``_count`` / ``_sum`` monotonic sums), since a Prometheus histogram has no min and
+max for an OTLP one. A cumulative series starts at its ``_created`` sample (so a counter that
 expired and came back from zero starts anew, which a backend reads as a reset), else when the
-mirror started; ``_created`` samples are not sent themselves.
+mirror started; ``_created`` samples are not sent themselves. The sums are cumulative, or deltas
+since the previous export as ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` asks
+(``bridge.sinks.otlp.temporality``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric as PromFamily
 
 from bridge.component import HasExposition
+from bridge.settings import TemporalityPreference
+from bridge.sinks.otlp.temporality import DeltaSums, sends_deltas
 
 __all__ = ["MetricsMirror", "registry_to_metrics"]
 
@@ -100,12 +104,14 @@ def registry_to_metrics(
     scope: InstrumentationScope,
     start_ns: int,
     expositions: Iterable[HasExposition] = (),
+    now_ns: int | None = None,
 ) -> MetricsData:
-    """One collection of ``registry`` and of the ``expositions``' families as ``MetricsData``.
+    """One collection of ``registry`` and of the ``expositions``' families as ``MetricsData``,
+    its sums cumulative, made at ``now_ns`` (unset: now).
 
     ``start_ns`` starts the cumulative series that have no ``_created`` sample.
     """
-    now_ns = time.time_ns()
+    now_ns = time.time_ns() if now_ns is None else now_ns
     families = itertools.chain(registry.collect(), *(part.collect() for part in expositions))
     metrics = [
         metric for family in families for metric in _family_metrics(family, start_ns, now_ns)
@@ -114,7 +120,11 @@ def registry_to_metrics(
 
 
 class MetricsMirror:
-    """Exports the registry on a schedule from a daemon thread; counts like the other signals."""
+    """Exports the registry on a schedule from a daemon thread; counts like the other signals.
+
+    ``temporality`` is ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE``'s value; ``clock``
+    (nanoseconds since 1970) dates the mirror's start and each collection.
+    """
 
     def __init__(
         self,
@@ -125,6 +135,9 @@ class MetricsMirror:
         on_export: Callable[[int, bool, float], None],
         environ: Mapping[str, str] = os.environ,
         expositions: Callable[[], Sequence[HasExposition]] = tuple,
+        *,
+        temporality: TemporalityPreference = "cumulative",
+        clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self._registry = registry
         self._exporter = exporter
@@ -133,7 +146,11 @@ class MetricsMirror:
         self._on_export = on_export
         self._expositions = expositions
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._start_ns = time.time_ns()
+        self._clock = clock
+        self._start_ns = clock()
+        self._deltas = DeltaSums() if sends_deltas(temporality) else None
+        # One export at a time: each delta starts where the previous export ended.
+        self._exporting = threading.Lock()
         self._interval = _interval(environ)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -149,30 +166,42 @@ class MetricsMirror:
         while not self._stop.wait(self._interval):
             self.export_once()
 
-    async def _collect(self) -> MetricsData:
-        return registry_to_metrics(
-            self._registry, self._resource, self._scope, self._start_ns, self._expositions()
+    async def _collect(self) -> tuple[MetricsData, int]:
+        now_ns = self._clock()
+        data = registry_to_metrics(
+            self._registry,
+            self._resource,
+            self._scope,
+            self._start_ns,
+            self._expositions(),
+            now_ns=now_ns,
         )
+        return data, now_ns
 
     def export_once(self) -> None:
         """Collect (on the loop, like a scrape) and export (on this thread) now."""
         if self._loop is None:
             return
-        started = time.monotonic()
-        try:
-            collecting = asyncio.run_coroutine_threadsafe(self._collect(), self._loop)
-            data = collecting.result(_COLLECT_TIMEOUT)
-            count = sum(
-                len(metric.data.data_points)
-                for resource_metrics in data.resource_metrics
-                for scope_metrics in resource_metrics.scope_metrics
-                for metric in scope_metrics.metrics
-            )
-            ok = self._exporter.export(data) is MetricExportResult.SUCCESS
-        except Exception:
-            _logger.exception("OTLP metrics export raised")
-            count, ok = 0, False
-        self._on_export(count, ok, time.monotonic() - started)
+        with self._exporting:
+            started = time.monotonic()
+            try:
+                collecting = asyncio.run_coroutine_threadsafe(self._collect(), self._loop)
+                data, now_ns = collecting.result(_COLLECT_TIMEOUT)
+                if self._deltas is not None:
+                    data = self._deltas.deltas(data, now_ns)
+                count = sum(
+                    len(metric.data.data_points)
+                    for resource_metrics in data.resource_metrics
+                    for scope_metrics in resource_metrics.scope_metrics
+                    for metric in scope_metrics.metrics
+                )
+                ok = self._exporter.export(data) is MetricExportResult.SUCCESS
+            except Exception:
+                _logger.exception("OTLP metrics export raised")
+                count, ok = 0, False
+            if ok and self._deltas is not None:
+                self._deltas.exported()
+            self._on_export(count, ok, time.monotonic() - started)
 
     def close(self, grace: float) -> None:
         """Stop; shut the exporter down (aborting retries); wait at most ``grace`` seconds."""

@@ -63,7 +63,7 @@ from bridge.sinks.otlp.metrics import OtlpMetrics, Signal
 from bridge.tracing import ClientSpan
 
 if TYPE_CHECKING:
-    from bridge.settings import Settings
+    from bridge.settings import Settings, TemporalityPreference
     from bridge.sinks.otlp.series import MetricsMirror
 
 __all__ = ["OtlpSink", "build_exporters", "build_resource"]
@@ -262,6 +262,7 @@ class OtlpSink:
         expositions: Callable[[], Sequence[HasExposition]] = tuple,
         clock: Callable[[], float] = time.monotonic,
         destinations: Mapping[Signal, tuple[str, str]] | None = None,
+        temporality: TemporalityPreference = "cumulative",
     ) -> None:
         # Each signal's (endpoint, protocol), for the log: the exporters read them themselves.
         self._destinations = dict(destinations or {})
@@ -293,6 +294,7 @@ class OtlpSink:
                 self._exported_callback("metrics"),
                 environ,
                 expositions,
+                temporality=temporality,
             )
         for signal, exporter in self._exporters.items():
             if signal == "metrics":
@@ -349,6 +351,7 @@ class OtlpSink:
                 signal: (otlp_endpoint_of(settings, signal), otlp_protocol_of(settings, signal))
                 for signal in exporters
             },
+            temporality=settings.otlp_metrics_temporality_preference,
         )
 
     # -- the bus side --
