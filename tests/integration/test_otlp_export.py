@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 from prometheus_client import CollectorRegistry
 
 from bridge import __version__
@@ -440,6 +442,59 @@ async def test_prometheus_series_are_mirrored_as_otlp_metrics(
         )
     finally:
         await bridge.aclose()
+
+
+async def test_with_delta_temporality_the_collector_receives_increases(
+    receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta the counters arrive as
+    AGGREGATION_TEMPORALITY_DELTA sums: each export's value the increase since the one before,
+    starting where it ended, so that the values add up to the total."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
+    monkeypatch.setenv("EXESDB_OTLP_METRICS", "true")
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "100")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")
+    bridge = Bridge(load_settings(), registry=CollectorRegistry(), components=SINKS)
+    await bridge.start(serve_http=False)
+
+    def entries() -> list[tuple[float, tuple[int, int], int]]:
+        """Each export's (value, (start, time), temporality) of the info entries of node n."""
+        return [
+            (value, times, metric.temporality)
+            for metric in receiver.metrics
+            if metric.name == "exesdb_log_entries"
+            for (labels, value), times in zip(metric.points, metric.times, strict=True)
+            if labels == {"node": "n", "level": "info"}
+        ]
+
+    def publish(count: int) -> None:
+        for _ in range(count):
+            bridge.bus.publish("logs", LogEntry(level="info", message="x", module="m", node="n"))
+
+    try:
+        publish(3)
+        # Two exports at least: cumulative totals would add up to 6 or more.
+        await async_wait_until(
+            lambda: len(entries()) >= 2 and sum(value for value, _, _ in entries()) == 3,
+            15,
+            "the first increases",
+        )
+        publish(2)
+        await async_wait_until(
+            lambda: sum(value for value, _, _ in entries()) == 5, 15, "the next increase"
+        )
+    finally:
+        await bridge.aclose()
+    received = entries()
+    assert {temporality for _, _, temporality in received} == {
+        AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
+    }
+    assert sum(value for value, _, _ in received) == 5
+    assert min(value for value, _, _ in received) >= 0
+    spans = [times for _, times, _ in received]
+    assert all(start < end for start, end in spans)
+    assert all(later[0] == earlier[1] for earlier, later in itertools.pairwise(spans))
 
 
 async def test_with_only_the_metrics_endpoint_only_metrics_are_exported(

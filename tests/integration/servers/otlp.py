@@ -75,13 +75,16 @@ class ReceivedLog:
 
 @dataclass(frozen=True)
 class ReceivedMetric:
-    """One metric of one export: its kind (``sum`` or ``gauge``) and (attributes, value) points."""
+    """One metric of one export: its kind (``sum`` or ``gauge``), (attributes, value) points,
+    a sum's ``AggregationTemporality`` (0 for a gauge) and each point's (start, time)."""
 
     resource: dict[str, Any]
     name: str
     kind: str
     is_monotonic: bool
     points: list[tuple[dict[str, Any], float]]
+    temporality: int = 0
+    times: list[tuple[int, int]] = field(default_factory=list)
 
 
 def _metric(resource: dict[str, Any], metric: Any) -> ReceivedMetric:
@@ -91,7 +94,15 @@ def _metric(resource: dict[str, Any], metric: Any) -> ReceivedMetric:
         (attributes(point.attributes), getattr(point, point.WhichOneof("value")))
         for point in data.data_points
     ]
-    return ReceivedMetric(resource, metric.name, kind, kind == "sum" and data.is_monotonic, points)
+    return ReceivedMetric(
+        resource,
+        metric.name,
+        kind,
+        kind == "sum" and data.is_monotonic,
+        points,
+        data.aggregation_temporality if kind == "sum" else 0,
+        [(point.start_time_unix_nano, point.time_unix_nano) for point in data.data_points],
+    )
 
 
 class _Store:
