@@ -853,6 +853,26 @@ def test_run_reads_the_receivers_file_once_at_start(tmp_path: Path) -> None:
             assert bridge.stop() == 0
 
 
+def test_run_logs_the_global_keys_it_does_not_read_once_at_start(tmp_path: Path) -> None:
+    """``run`` with Alertmanager's global section pasted starts, and its log names the keys it
+    does not read in one warning, said once."""
+    receivers = write(
+        tmp_path,
+        "global:\n  resolve_timeout: 5m\n  smtp_auth_password: <secret>\n"
+        f"webhook_configs:\n  - url: http://127.0.0.1:{free_port()}/h\n",
+    )
+    bridge = BridgeProcess(state_dir=tmp_path / "state", EXESDB_WEBHOOK_CONFIG_FILE=str(receivers))
+    try:
+        bridge.start(tmp_path)
+        # The alert sink starts before the port answers: start-up is over.
+        assert "alerts: 1 webhook receiver(s)" in bridge.log()
+        warned = [line for line in bridge.log().splitlines() if " ignored: " in line]
+        assert len(warned) == 1, bridge.log()
+        assert "global: resolve_timeout, smtp_auth_password ignored: " in warned[0]
+    finally:
+        assert bridge.stop() == 0
+
+
 def test_check_config_names_the_variable_a_zero_stands_for(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
