@@ -5,7 +5,12 @@ Its top-level ``webhook_configs`` is a list of Alertmanager ``webhook_config`` b
 be pasted from an Alertmanager configuration, plus three keys of the bridge's own: ``secret`` /
 ``secret_file`` (the signing key of its deliveries) and ``min_severity``. The optional
 ``alertmanager`` section gives the Alertmanager poster its ``url``, ``timeout`` and
-``http_config``. ``EXESDB_WEBHOOK_URLS`` receivers are added to the file's, with the defaults.
+``http_config``. The optional ``global`` section is Alertmanager's: its ``http_config`` is the
+whole ``http_config`` of each receiver that gives none, as Alertmanager applies it (never merged
+with one given, nor given to the ``alertmanager`` section, another server: ``_with_global``); its
+other keys set up Alertmanager's other integrations and are accepted, unread, and warned of
+(``file_warnings``). ``EXESDB_WEBHOOK_URLS`` receivers are added to the file's, with the
+defaults.
 
 The file is read once at start (``read_receivers_file``): validation, the warnings,
 ``check-config`` and the alert sink all take that one ``ReceiversFileRead``, so they never see two
@@ -15,7 +20,7 @@ versions of it. Each receiver has a key under which the outbox keeps its queue a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -52,6 +57,7 @@ from bridge.yamlconfig import (
 
 __all__ = [
     "AlertmanagerConfig",
+    "GlobalConfig",
     "Receiver",
     "ReceiversFile",
     "ReceiversFileRead",
@@ -74,12 +80,6 @@ _PASTED_RECEIVERS: Final = (
     " receivers section: move each receiver's webhook_configs entries to a top-level"
     " webhook_configs)"
 )
-# Said after "global: unknown key": Alertmanager's global section, which receivers inherit from.
-_PASTED_GLOBAL: Final = (
-    " (Alertmanager's global section is not read here, and no receiver inherits from it: copy"
-    " global.http_config into each receiver's http_config, and into alertmanager.http_config"
-    " if the poster needs it)"
-)
 
 
 # A blank URL is an unset one, as Alertmanager reads it (`url: ''` beside `url_file`).
@@ -95,10 +95,12 @@ HttpUrl = Annotated[str | None, AfterValidator(_http_url)]
 AlertmanagerUrl = Annotated[str | None, AfterValidator(_alertmanager_url)]
 
 
-def _credentials_twice(url: object, http_config: object) -> list[str]:
+def _credentials_twice(
+    url: object, http_config: object, given_by: str = "http_config sets"
+) -> list[str]:
     """A URL's ``user:password@`` beside ``http_config``'s own credentials (as the file gives
-    them, ``bearer_token`` included, or checked): the HTTP client cannot send both, and every
-    attempt would fail until the delivery's deadline."""
+    them, ``bearer_token`` included, or checked; ``given_by`` says whose they are): the HTTP
+    client cannot send both, and every attempt would fail until the delivery's deadline."""
     if isinstance(http_config, HTTPClientConfig):
         auth: tuple[object, ...] = (http_config.authorization, http_config.basic_auth)
     elif isinstance(http_config, Mapping):
@@ -116,7 +118,7 @@ def _credentials_twice(url: object, http_config: object) -> list[str]:
     if split.username is None and split.password is None:
         return []
     return [
-        "url holds credentials (user:password@) and http_config sets authorization or"
+        f"url holds credentials (user:password@) and {given_by} authorization or"
         " basic_auth: give them in one place"
     ]
 
@@ -167,15 +169,22 @@ class WebhookConfig(Strict):
         own = (("url_file", self.url_file), ("secret_file", self.secret_file))
         return tuple((key, path) for key, path in own if path) + self.http_config.files
 
+    @property
+    def gives_http_config(self) -> bool:
+        """Whether the file gives it an ``http_config`` (``{}`` included; a null is none), which
+        then wins wholly over ``global.http_config``, as in Alertmanager."""
+        return "http_config" in self.model_fields_set
+
     def relative_to(self, folder: Path) -> WebhookConfig:
-        """The same settings with every file path made absolute from ``folder``."""
-        return self.model_copy(
-            update={
-                "url_file": str(folder / self.url_file) if self.url_file else None,
-                "secret_file": str(folder / self.secret_file) if self.secret_file else None,
-                "http_config": self.http_config.relative_to(folder),
-            }
-        )
+        """The same settings with every file path made absolute from ``folder``
+        (``gives_http_config`` kept)."""
+        update: dict[str, Any] = {
+            "url_file": str(folder / self.url_file) if self.url_file else None,
+            "secret_file": str(folder / self.secret_file) if self.secret_file else None,
+        }
+        if self.gives_http_config:  # else the default's, which names no file
+            update["http_config"] = self.http_config.relative_to(folder)
+        return self.model_copy(update=update)
 
 
 class AlertmanagerConfig(Strict):
@@ -195,16 +204,85 @@ class AlertmanagerConfig(Strict):
         return self.model_copy(update={"http_config": self.http_config.relative_to(folder)})
 
 
+class GlobalConfig(Strict):
+    """``global``, Alertmanager's section: its ``http_config`` is that of each receiver giving
+    none; its other keys (``resolve_timeout``, ``smtp_*``, ``slack_api_url``, …: those of
+    Alertmanager's ``GlobalConfig`` in its ``config/config.go``, up to 0.34) set up what the
+    bridge does not do, and are accepted as Alertmanager names them, their values unread."""
+
+    http_config: HTTPClientConfig | None = None
+    resolve_timeout: Any = None
+    jira_api_url: Any = None
+    smtp_from: Any = None
+    smtp_hello: Any = None
+    smtp_smarthost: Any = None
+    smtp_auth_username: Any = None
+    smtp_auth_password: Any = None
+    smtp_auth_password_file: Any = None
+    smtp_auth_secret: Any = None
+    smtp_auth_secret_file: Any = None
+    smtp_auth_identity: Any = None
+    smtp_require_tls: Any = None
+    smtp_tls_config: Any = None
+    smtp_force_implicit_tls: Any = None
+    slack_api_url: Any = None
+    slack_api_url_file: Any = None
+    slack_app_token: Any = None
+    slack_app_token_file: Any = None
+    slack_app_url: Any = None
+    pagerduty_url: Any = None
+    opsgenie_api_url: Any = None
+    opsgenie_api_key: Any = None
+    opsgenie_api_key_file: Any = None
+    wechat_api_url: Any = None
+    wechat_api_secret: Any = None
+    wechat_api_secret_file: Any = None
+    wechat_api_corp_id: Any = None
+    victorops_api_url: Any = None
+    victorops_api_key: Any = None
+    victorops_api_key_file: Any = None
+    telegram_api_url: Any = None
+    telegram_bot_token: Any = None
+    telegram_bot_token_file: Any = None
+    webex_api_url: Any = None
+    rocketchat_api_url: Any = None
+    rocketchat_token: Any = None
+    rocketchat_token_file: Any = None
+    rocketchat_token_id: Any = None
+    rocketchat_token_id_file: Any = None
+    mattermost_webhook_url: Any = None
+    mattermost_webhook_url_file: Any = None
+
+    @property
+    def unread(self) -> tuple[str, ...]:
+        """The keys given that the bridge does not read (all but ``http_config``)."""
+        return tuple(key for key in _UNREAD_GLOBAL_KEYS if key in self.model_fields_set)
+
+    def relative_to(self, folder: Path) -> GlobalConfig:
+        """The same settings with every file path of ``http_config`` made absolute from
+        ``folder``, as Alertmanager makes them."""
+        if self.http_config is None:
+            return self
+        return self.model_copy(update={"http_config": self.http_config.relative_to(folder)})
+
+
+# Its keys the bridge accepts and never reads: a whole global section can be pasted.
+_UNREAD_GLOBAL_KEYS: Final = tuple(key for key in GlobalConfig.model_fields if key != "http_config")
+
+
 class ReceiversFile(Strict):
-    """The whole file; both keys optional."""
+    """The whole file; every key optional."""
 
     webhook_configs: tuple[WebhookConfig, ...] = ()
     alertmanager: AlertmanagerConfig | None = None
+    global_config: GlobalConfig | None = Field(default=None, alias="global")
 
 
 def load_receivers(path: str | Path, text: str | None = None) -> ReceiversFile:
-    """Read and check the file, paths made absolute; ConfigError naming each problem. ``text``
-    is its text when read already (it is then not read again)."""
+    """Read and check the file as written, paths made absolute; ConfigError naming each
+    problem. ``text`` is its text when read already (it is then not read again). Its receivers
+    are as the file gives them: ``read_receivers_file`` gives ``global.http_config`` to those
+    without one."""
     path = Path(path)
     try:
         parsed = parse_yaml(
@@ -214,16 +292,13 @@ def load_receivers(path: str | Path, text: str | None = None) -> ReceiversFile:
             secret_keys=_SECRETS,
             hidden_keys=_HIDDEN,
             go_maps=_GO_MAPS,
+            unread_paths=[("global", key) for key in _UNREAD_GLOBAL_KEYS],
         )
     except ConfigError as exc:
-        said = {
-            f"{path}: receivers: unknown key": _PASTED_RECEIVERS,
-            f"{path}: global: unknown key": _PASTED_GLOBAL,
-        }
+        pasted = f"{path}: receivers: unknown key"
         raise ConfigError(
             [
-                problem
-                + next((why for start, why in said.items() if problem.startswith(start)), "")
+                problem + (_PASTED_RECEIVERS if problem.startswith(pasted) else "")
                 for problem in exc.problems
             ]
         ) from None
@@ -233,46 +308,107 @@ def load_receivers(path: str | Path, text: str | None = None) -> ReceiversFile:
                 hook.relative_to(path.parent) for hook in parsed.webhook_configs
             ),
             "alertmanager": parsed.alertmanager and parsed.alertmanager.relative_to(path.parent),
+            "global_config": parsed.global_config and parsed.global_config.relative_to(path.parent),
         }
     )
+
+
+def _with_global(
+    path: Path, hooks: Iterable[tuple[int, WebhookConfig]], section: GlobalConfig | None
+) -> tuple[tuple[tuple[int, WebhookConfig], ...], tuple[int, ...], list[str]]:
+    """``hooks`` (by index) with ``section``'s ``http_config`` as the ``http_config`` of each that
+    gives none, the indices of those, and the problems that makes (credentials in a URL beside
+    the inherited ones). As Alertmanager's ``cmp.Or(wh.HTTPConfig, c.Global.HTTPConfig)``: a
+    receiver's own ``http_config`` wins wholly, nothing of the global one merged into it."""
+    inherited = section.http_config if section is not None else None
+    taken: list[tuple[int, WebhookConfig]] = []
+    taking: list[int] = []
+    problems: list[str] = []
+    for index, hook in hooks:
+        if inherited is None or hook.gives_http_config:
+            taken.append((index, hook))
+            continue
+        taken.append((index, hook.model_copy(update={"http_config": inherited})))
+        taking.append(index)
+        problems += [
+            f"{path}: webhook_configs.{index}: {problem}"
+            for problem in _credentials_twice(
+                hook.url, inherited, "global.http_config, taken as it gives no http_config, sets"
+            )
+        ]
+    return tuple(taken), tuple(taking), problems
 
 
 @dataclass(frozen=True, slots=True)
 class ReceiversFileRead:
     """The receivers file as read once (``read_receivers_file``): ``path`` as given, what it
-    holds that is good on its own (each receiver by its index in ``webhook_configs``, the
-    ``alertmanager`` section) and the file's problems; and, by index, the good ``min_severity``
-    of each receiver that is not good on its own, so that it is still held to the bridge's (a
-    misspelt key beside it must not hide that)."""
+    holds that is good on its own (each receiver by its index in ``webhook_configs``, with
+    ``global.http_config`` when it gives none, the ``alertmanager`` and ``global`` sections) and
+    the file's problems; by index, the good ``min_severity`` of each receiver that is not good
+    on its own, so that it is still held to the bridge's (a misspelt key beside it must not hide
+    that); and the indices of the receivers whose ``http_config`` is ``global``'s."""
 
     path: str
     hooks: tuple[tuple[int, WebhookConfig], ...] = ()
     alertmanager: AlertmanagerConfig | None = None
     problems: tuple[str, ...] = ()
     bad_hooks_severities: tuple[tuple[int, AlertSeverity], ...] = ()
+    global_config: GlobalConfig | None = None
+    inheriting: tuple[int, ...] = ()
 
 
 def read_receivers_file(config_file: str | Path) -> ReceiversFileRead:
-    """The file read once and checked as ``load_receivers`` checks it; when it is bad, its
-    problems beside the parts that are good on their own, so the checks across receivers still
-    run on those and every problem is reported at once."""
+    """The file read once and checked as ``load_receivers`` checks it, each receiver without an
+    ``http_config`` given ``global``'s (``_with_global``, whose problems are the file's too);
+    when it is bad, its problems beside the parts that are good on their own, so the checks
+    across receivers still run on those and every problem is reported at once."""
     path = Path(config_file)
     try:
         text = read_text(path)
     except ConfigError as exc:
         return ReceiversFileRead(str(config_file), problems=tuple(exc.problems))
     try:
-        loaded = load_receivers(path, text)
+        parsed = load_receivers(path, text)
     except ConfigError as exc:
-        problems = tuple(exc.problems)
+        good = _good_parts(path, text)
+        if good is None:  # no YAML: said in the problems
+            return ReceiversFileRead(str(config_file), problems=tuple(exc.problems))
+        problems = list(exc.problems)
+        hooks, alertmanager, section, severities = good
     else:
-        return ReceiversFileRead(
-            str(config_file), tuple(enumerate(loaded.webhook_configs)), loaded.alertmanager
-        )
+        problems, severities = [], ()
+        hooks = tuple(enumerate(parsed.webhook_configs))
+        alertmanager, section = parsed.alertmanager, parsed.global_config
+    taken, inheriting, more = _with_global(path, hooks, section)
+    return ReceiversFileRead(
+        str(config_file),
+        taken,
+        alertmanager,
+        tuple(problems + more),
+        severities,
+        section,
+        inheriting,
+    )
+
+
+def _good_parts(
+    path: Path, text: str
+) -> (
+    tuple[
+        tuple[tuple[int, WebhookConfig], ...],
+        AlertmanagerConfig | None,
+        GlobalConfig | None,
+        tuple[tuple[int, AlertSeverity], ...],
+    ]
+    | None
+):
+    """The parts of a file with problems that are good on their own, paths made absolute: the
+    receivers by index, the ``alertmanager`` and ``global`` sections, and the good
+    ``min_severity`` of each receiver that is not good; None when it is no YAML."""
     try:
         raw = read_yaml(text, path)
-    except ConfigError:  # no YAML: said in ``problems``
-        return ReceiversFileRead(str(config_file), problems=problems)
+    except ConfigError:
+        return None
     raw = raw if isinstance(raw, dict) else {}
     hooks = raw.get("webhook_configs")
     good: list[tuple[int, WebhookConfig]] = []
@@ -289,9 +425,11 @@ def read_receivers_file(config_file: str | Path) -> ReceiversFileRead:
         )
     except (KeyError, ValidationError):
         alertmanager = None
-    return ReceiversFileRead(
-        str(config_file), tuple(good), alertmanager, problems, tuple(severities)
-    )
+    try:
+        section = GlobalConfig.model_validate(raw["global"]).relative_to(path.parent)
+    except (KeyError, ValidationError):
+        section = None
+    return tuple(good), alertmanager, section, tuple(severities)
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,7 +556,7 @@ def _below_floor(name: str, wanted: AlertSeverity, min_severity: AlertSeverity) 
 def describe_receivers(receivers_file: ReceiversFileRead, *, webhook_secret: bool) -> list[str]:
     """``check-config``'s lines for the file, redacted: one per receiver and one for Alertmanager
     (``webhook_secret``: whether ``EXESDB_WEBHOOK_SECRET`` is set, for receivers without their
-    own secret)."""
+    own secret); an ``http_config`` taken from ``global`` is said to be."""
     loaded = receivers_file
     lines = []
     for index, hook in loaded.hooks:
@@ -434,11 +572,12 @@ def describe_receivers(receivers_file: ReceiversFileRead, *, webhook_secret: boo
         )
         # 0 is the environment's value here, not Alertmanager's "no limit": say which it is.
         max_alerts = hook.max_alerts or "(EXESDB_WEBHOOK_MAX_ALERTS)"
+        inherited = "from global.http_config: " if index in loaded.inheriting else ""
         lines.append(
             f"webhook_configs.{index} {hook.shown}: "
             f"send_resolved={str(hook.send_resolved).lower()}, max_alerts={max_alerts}, "
             f"timeout={_timeout(hook.timeout)}, min_severity={shown}, {signed}; "
-            f"{hook.http_config.summary()}"
+            f"{inherited}{hook.http_config.summary()}"
         )
     if loaded.alertmanager is not None:
         section = loaded.alertmanager
@@ -461,22 +600,30 @@ def file_warnings(
     """Warnings about the receivers of the file that are good on their own (in a file with
     problems too, to be said beside them), each naming the receiver as ``check-config`` does:
     a file it names that cannot be read now (the key and the file, never what it holds), and a
-    ``tls_config`` its ``http://`` URL (``alertmanager_url``, ``EXESDB_ALERTMANAGER_URL``, for an
-    ``alertmanager`` section without one) never uses (whose files are then not warned of: no
-    request reads them). Warnings, not errors: each attempt reads
+    ``tls_config`` of its own its ``http://`` URL (``alertmanager_url``,
+    ``EXESDB_ALERTMANAGER_URL``, for an ``alertmanager`` section without one) never uses (whose
+    files are then not warned of: no request reads them; one taken from ``global``, meant for
+    the ``https://`` receivers too, is not warned of). Warnings, not errors: each attempt reads
     its files again (so they can rotate), and one may still appear or be fixed before the first
-    alert; Alertmanager takes such a ``tls_config`` silently."""
+    alert; Alertmanager takes such a ``tls_config`` silently. Then, once, the keys of ``global``
+    given that the bridge does not read."""
     parts = receivers_file
     named = [
-        (f"webhook_configs.{index} {hook.shown}", hook.files, hook.url, hook.http_config)
+        (
+            f"webhook_configs.{index} {hook.shown}",
+            hook.files,
+            hook.url,
+            hook.http_config,
+            index in parts.inheriting,
+        )
         for index, hook in parts.hooks
     ]
     if parts.alertmanager is not None:
         section = parts.alertmanager
         config = section.http_config
-        named.append(("alertmanager", config.files, section.url or alertmanager_url, config))
+        named.append(("alertmanager", config.files, section.url or alertmanager_url, config, False))
     notes = []
-    for who, files, url, config in named:
+    for who, files, url, config, inherited in named:
         # An https:// proxy may be reached with it (Go's client does so): only a plain one is sure.
         tunnelled = config.proxy_from_environment or str(config.proxy_url).startswith("https:")
         plain = bool(url) and str(url).lower().startswith("http:") and not tunnelled
@@ -488,9 +635,19 @@ def file_warnings(
             if not (plain and key.startswith("tls_config."))
             and (problem := read_problem(path)) is not None
         ]
-        if plain and config.tls_config.configured:
+        if plain and config.tls_config.configured and not inherited:
             notes.append(
                 f"{who}: tls_config is set, but its URL is http://, which no TLS protects:"
                 " it has no effect (use the https:// URL, or leave tls_config out)"
             )
+    unread = parts.global_config.unread if parts.global_config is not None else ()
+    if unread:
+        timeout = "resolve_timeout" in unread
+        notes.append(
+            f"global: {', '.join(unread)} ignored: the bridge reads only global.http_config"
+            " (the other keys set up Alertmanager's e-mail, Slack, PagerDuty and other"
+            " integrations, which the bridge does not have"
+            + ("; its resolve_timeout is EXESDB_ALERT_RESOLVE_TIMEOUT_MS" if timeout else "")
+            + ")"
+        )
     return notes

@@ -18,7 +18,9 @@ exporter-toolkit use) refuses it, where PyYAML alone would keep the last silentl
 what that reader takes: an unquoted ``true``/``false``, ``yes``/``no``, ``on``/``off`` or
 ``y``/``n``, never text in quotes or a number; where text goes an unquoted ``y`` or ``n`` is that
 text, as in Go (``_GoWord``). A value under a secret key is never shown, nor a key below one (a
-user's name under ``basic_auth_users``): a problem there names the entry's line instead.
+user's name under ``basic_auth_users``): a problem there names the entry's line instead. A value
+Alertmanager's dump hides (``<secret>``) is refused where it would be used as the secret it
+stands for, not under a key the bridge accepts and never reads (``unread_paths``).
 """
 
 from __future__ import annotations
@@ -237,12 +239,15 @@ def parse_yaml(
     secret_keys: Collection[str] = (),
     hidden_keys: Collection[str] = (),
     go_maps: Collection[str] = (),
+    unread_paths: Collection[tuple[str, ...]] = (),
 ) -> Model:
     """``text`` checked as ``model``; ConfigError with one line per problem, each naming its key.
 
     No value under a key in ``secret_keys`` is ever shown; keys in ``hidden_keys`` (refused by
     ``not_supported``) are left out of the "allowed here" lists; the value of a key in
-    ``go_maps`` is one Go reads into a map, where no key may come twice even by a merge.
+    ``go_maps`` is one Go reads into a map, where no key may come twice even by a merge; what
+    lies at or below a path of ``unread_paths`` (``("global", "smtp_auth_password")``) is
+    accepted and never read, so Alertmanager's dump mask there is not refused.
     """
     return check_yaml(
         read_yaml(text, path),
@@ -252,6 +257,7 @@ def parse_yaml(
         secret_keys=secret_keys,
         hidden_keys=hidden_keys,
         go_maps=go_maps,
+        unread_paths=unread_paths,
     )
 
 
@@ -283,6 +289,7 @@ def check_yaml(
     secret_keys: Collection[str] = (),
     hidden_keys: Collection[str] = (),
     go_maps: Collection[str] = (),
+    unread_paths: Collection[tuple[str, ...]] = (),
 ) -> Model:
     """``raw`` (``read_yaml`` of ``text``) checked as ``model``, as ``parse_yaml`` checks it: for a
     caller that reads more than the model from the document, without reading it again."""
@@ -294,7 +301,12 @@ def check_yaml(
     repeated = [
         f"{path}: {problem}" for problem in _repeated_keys(root, secret, frozenset(go_maps))
     ]
-    masked = _dumped_secrets(raw, [])
+    # A mask under a key never read stands for nothing that would be sent.
+    masked = [
+        loc
+        for loc in _dumped_secrets(raw, [])
+        if not any(tuple(loc[: len(unread)]) == unread for unread in unread_paths)
+    ]
     dumped = [f"{path}: {_shown_key(loc, secret, root)}: {_DUMP_MASK_SAID}" for loc in masked]
     try:
         parsed = model.model_validate(raw)

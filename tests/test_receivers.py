@@ -239,16 +239,23 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
         ),
         (
             "receivers:\n  - name: ops\n    webhook_configs:\n      - url: http://h/tok3n\n",
-            "receivers: unknown key; allowed here: webhook_configs, alertmanager (this file takes"
-            " the webhook_configs list of an Alertmanager receiver, not Alertmanager's receivers"
-            " section",
+            "receivers: unknown key; allowed here: webhook_configs, alertmanager, global (this"
+            " file takes the webhook_configs list of an Alertmanager receiver, not Alertmanager's"
+            " receivers section",
+        ),
+        (  # a key Alertmanager's global section does not have either
+            "global:\n  smtp_frm: ops@example.com\nwebhook_configs:\n  - url: http://h\n",
+            "global.smtp_frm: unknown key; did you mean smtp_from? allowed here: http_config,"
+            " resolve_timeout,",
         ),
         (
-            "global:\n  http_config: {authorization: {credentials_file: t}}\n"
-            "webhook_configs:\n  - url: http://h\n",
-            "global: unknown key; allowed here: webhook_configs, alertmanager (Alertmanager's"
-            " global section is not read here, and no receiver inherits from it: copy"
-            " global.http_config into each receiver's http_config",
+            "global:\n  http_config: {basic_auth: {username: u, password: tok3n}, colour: red}\n",
+            "global.http_config.colour: unknown key",
+        ),
+        (  # a dump's mask where global.http_config would send it
+            "global:\n  http_config:\n    authorization: {credentials: <secret>}\n",
+            "global.http_config.authorization.credentials: `<secret>` is how Alertmanager's dump"
+            " hides a secret",
         ),
         ("webhook_configs: [\n", "not valid YAML at line"),
         (
@@ -299,6 +306,145 @@ def test_a_secret_hidden_by_alertmanagers_dump_is_said_to_be_one(tmp_path: Path)
         "webhook_configs.0.http_config.basic_auth.password",
         "webhook_configs.0.http_config.http_headers.X-Token.secrets (line 9, its entry not shown)",
         "webhook_configs.0.http_config.proxy_url",
+    ]
+
+
+# Alertmanager's global section as `amtool config show` prints it: its defaults, and each
+# secret hidden as <secret>; with an http_config of a token file, a CA and redirects followed.
+ALERTMANAGER_GLOBAL = """
+global:
+  resolve_timeout: 5m
+  http_config:
+    authorization:
+      credentials_file: token
+    tls_config:
+      ca_file: ca.pem
+    follow_redirects: true
+    enable_http2: true
+  smtp_from: alerts@example.com
+  smtp_hello: localhost
+  smtp_smarthost: smtp.example.com:587
+  smtp_auth_password: <secret>
+  smtp_require_tls: true
+  smtp_tls_config:
+    insecure_skip_verify: false
+  slack_api_url: <secret>
+  pagerduty_url: https://events.pagerduty.com/v2/enqueue
+  opsgenie_api_url: https://api.opsgenie.com/
+  telegram_api_url: https://api.telegram.org
+"""
+
+
+def test_global_http_config_is_the_whole_http_config_of_each_receiver_giving_none(
+    tmp_path: Path,
+) -> None:
+    """As Alertmanager applies it: a receiver without http_config (or with a null one) takes
+    global.http_config whole, paths from the file's folder; one giving its own (even {}) keeps
+    it alone, nothing of global's merged in; the alertmanager section takes none of it."""
+    path = write(
+        tmp_path,
+        ALERTMANAGER_GLOBAL + "webhook_configs:\n"
+        "  - url: https://inherits.example.com/hook\n"
+        "  - url: https://own.example.com/hook\n"
+        "    http_config:\n      proxy_url: http://proxy.example.com:3128\n"
+        "  - url: https://null.example.com/hook\n    http_config:\n"
+        "  - url: https://empty.example.com/hook\n    http_config: {}\n"
+        "alertmanager:\n  url: http://am.example.com:9093\n",
+    )
+    read = read_receivers_file(path)
+    assert read.problems == ()
+    assert read.inheriting == (0, 2)
+    receivers, alertmanager = resolve_receivers(
+        [], read, secret=None, timeout=5.0, max_alerts=50, min_severity="warning"
+    )
+    inherits, own, null, empty = (receiver.http_config for receiver in receivers)
+    for config in (inherits, null):
+        assert config.authorization is not None
+        assert config.authorization.credentials_file == str(tmp_path / "token")
+        assert config.tls_config.ca_file == str(tmp_path / "ca.pem")
+        assert config.follow_redirects is True
+    assert own.summary() == "proxy http://proxy.example.com:3128"
+    assert empty.summary() == "no http_config"
+    assert alertmanager is not None
+    assert alertmanager.http_config.summary() == "no http_config"
+
+
+def test_a_whole_alertmanager_global_section_loads_and_its_other_keys_are_warned_of_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Alertmanager's global section pasted whole, as its dump prints it (<secret> in the keys
+    of other integrations, which nothing sends), loads: check-config exits 0 and warns once,
+    naming each key given that the bridge does not read, never a value."""
+    (tmp_path / "token").write_text("t0ken\n")
+    (tmp_path / "ca.pem").write_text("")
+    path = write(tmp_path, ALERTMANAGER_GLOBAL + "webhook_configs:\n  - url: https://h/hook\n")
+    status, _, err = check_config(
+        monkeypatch, capsys, EXESDB_WEBHOOK_CONFIG_FILE=str(path), EXESDB_WEBHOOK_SECRET="k" * 32
+    )
+    assert status == 0, err
+    [warning] = [line for line in err.splitlines() if "ignored" in line]
+    assert warning == (
+        "warning: EXESDB_WEBHOOK_CONFIG_FILE global: resolve_timeout, smtp_from, smtp_hello,"
+        " smtp_smarthost, smtp_auth_password, smtp_require_tls, smtp_tls_config, slack_api_url,"
+        " pagerduty_url, opsgenie_api_url, telegram_api_url ignored: the bridge reads only"
+        " global.http_config (the other keys set up Alertmanager's e-mail, Slack, PagerDuty and"
+        " other integrations, which the bridge does not have; its resolve_timeout is"
+        " EXESDB_ALERT_RESOLVE_TIMEOUT_MS)"
+    )
+    assert "example.com" not in warning
+
+
+def test_check_config_says_which_receivers_take_global_http_config_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """check-config shows global.http_config on each receiver taking it, said to come from
+    there, its credentials redacted; a tls_config taken from global by an http:// receiver is
+    not warned of as having no effect (it is there for the https:// ones), its own is."""
+    text = (
+        "global:\n  http_config:\n    authorization: {credentials: gl0bal-tok3n}\n"
+        "    tls_config: {insecure_skip_verify: true}\n"
+        "webhook_configs:\n  - url: http://plain.example.com/hook\n"
+        "  - url: http://own.example.com/hook\n    http_config:\n"
+        "      tls_config: {insecure_skip_verify: true}\n"
+    )
+    status, out, err = check_config(
+        monkeypatch,
+        capsys,
+        EXESDB_WEBHOOK_CONFIG_FILE=str(write(tmp_path, text)),
+        EXESDB_WEBHOOK_SECRET="k" * 32,
+    )
+    assert status == 0, err
+    assert "tok3n" not in out + err
+    inherits, own = [line.strip() for line in out.splitlines() if line.startswith("  ")]
+    assert inherits.endswith(
+        "; from global.http_config: authorization Bearer (credentials <set, redacted>);"
+        " tls_config insecure_skip_verify true"
+    )
+    assert own.endswith("; tls_config insecure_skip_verify true")
+    [warned] = [line for line in err.splitlines() if "tls_config is set" in line]
+    assert "webhook_configs.1 http://own.example.com/…: tls_config is set" in warned
+
+
+def test_credentials_in_a_url_beside_those_it_takes_from_global_are_a_problem(
+    tmp_path: Path,
+) -> None:
+    """A receiver with user:password@ in its URL and no http_config would send global's
+    credentials too, which no request can carry: a problem naming it, said beside the file's
+    other problems, no secret shown; its own http_config (even {}) takes none from global."""
+    path = write(
+        tmp_path,
+        "global:\n  http_config: {authorization: {credentials: gl0bal-tok3n}}\n"
+        "webhook_configs:\n  - url: http://u:hook-tok3n@h/a\n"
+        "  - url: http://u:hook-tok3n@h/b\n    http_config: {}\n"
+        "  - {url: http://h/c, colour: red}\n",
+    )
+    problems = [problem.removeprefix(f"{path}: ") for problem in read_receivers_file(path).problems]
+    assert problems == [
+        "webhook_configs.2.colour: unknown key; allowed here: url, url_file, send_resolved,"
+        " max_alerts, timeout, http_config, secret, secret_file, min_severity",
+        "webhook_configs.0: url holds credentials (user:password@) and global.http_config,"
+        " taken as it gives no http_config, sets authorization or basic_auth: give them in one"
+        " place",
     ]
 
 
@@ -705,6 +851,26 @@ def test_run_reads_the_receivers_file_once_at_start(tmp_path: Path) -> None:
             assert opens.count() == 1
         finally:
             assert bridge.stop() == 0
+
+
+def test_run_logs_the_global_keys_it_does_not_read_once_at_start(tmp_path: Path) -> None:
+    """``run`` with Alertmanager's global section pasted starts, and its log names the keys it
+    does not read in one warning, said once."""
+    receivers = write(
+        tmp_path,
+        "global:\n  resolve_timeout: 5m\n  smtp_auth_password: <secret>\n"
+        f"webhook_configs:\n  - url: http://127.0.0.1:{free_port()}/h\n",
+    )
+    bridge = BridgeProcess(state_dir=tmp_path / "state", EXESDB_WEBHOOK_CONFIG_FILE=str(receivers))
+    try:
+        bridge.start(tmp_path)
+        # The alert sink starts before the port answers: start-up is over.
+        assert "alerts: 1 webhook receiver(s)" in bridge.log()
+        warned = [line for line in bridge.log().splitlines() if " ignored: " in line]
+        assert len(warned) == 1, bridge.log()
+        assert "global: resolve_timeout, smtp_auth_password ignored: " in warned[0]
+    finally:
+        assert bridge.stop() == 0
 
 
 def test_check_config_names_the_variable_a_zero_stands_for(

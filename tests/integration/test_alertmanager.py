@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from bridge.messages import AlertAck, NodeLifecycle
-from bridge.receivers import load_receivers
+from bridge.receivers import load_receivers, read_receivers_file
 from bridge.sinks.alerts.payload import build_payloads, fingerprint
 from tests.integration.servers.alertmanager import AlertmanagerServer, alertmanager_server
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
@@ -256,3 +256,53 @@ def test_a_receiver_block_dumped_by_alertmanager_loads_unchanged(
     [loaded] = load_receivers(path).webhook_configs
     assert loaded.http_config.follow_redirects is True
     assert (loaded.url, loaded.send_resolved, loaded.max_alerts) == (url, True, 0)
+
+
+def test_receivers_take_global_http_config_as_a_real_alertmanager_gives_it(
+    tmp_path: Path, alertmanager_server
+) -> None:
+    """One global section and one list of webhook_configs, given to Alertmanager and to the
+    bridge: each receiver has the http_config Alertmanager's status shows it has (global's,
+    whole, when it gives none or a null one; its own alone, {} included, otherwise)."""
+    section = {
+        "resolve_timeout": "5m",
+        "smtp_smarthost": "smtp.example.com:587",
+        "http_config": {
+            "authorization": {"credentials_file": "/run/secrets/global-token"},
+            "proxy_url": "http://proxy.example.com:3128",
+        },
+    }
+    hooks: list[dict[str, Any]] = [
+        {"url": "http://none.example.com/hook"},
+        {
+            "url": "http://own.example.com/hook",
+            "http_config": {"basic_auth": {"username": "u", "password_file": "/run/pw"}},
+        },
+        {"url": "http://empty.example.com/hook", "http_config": {}},
+        {"url": "http://null.example.com/hook", "http_config": None},
+    ]
+    server: AlertmanagerServer = alertmanager_server(global_section=section, webhook_configs=hooks)
+    status, body = http_get(server.url + "/api/v2/status", timeout=10.0)
+    assert status == 200, body
+    dumped = yaml.safe_load(json.loads(body)["config"]["original"])
+    theirs = [hook.get("http_config") or {} for hook in dumped["receivers"][0]["webhook_configs"]]
+    path = tmp_path / "receivers.yml"
+    path.write_text(json.dumps({"global": section, "webhook_configs": hooks}))
+    read = read_receivers_file(path)
+    assert read.problems == ()
+    ours = [hook.http_config for _, hook in read.hooks]
+    shown = [
+        ("authorization" in their, "basic_auth" in their, bool(their.get("proxy_url")))
+        for their in theirs
+    ]
+    # Global's whole, the receiver's own alone, an empty one of its own, global's again.
+    assert shown == [
+        (True, False, True),
+        (False, True, False),
+        (False, False, False),
+        (True, False, True),
+    ]
+    assert [
+        (mine.authorization is not None, mine.basic_auth is not None, bool(mine.proxy_url))
+        for mine in ours
+    ] == shown

@@ -595,6 +595,59 @@ webhook_configs:
     ]
 
 
+async def test_global_http_config_takes_a_receiver_giving_none_to_its_https_server(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A receiver without http_config reaches an HTTPS receiver that trusts only its private CA
+    and demands a bearer token with global.http_config's CA and token file, that file rotated
+    while the bridge runs; a receiver giving its own http_config (the CA alone) sends no token."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    guarded: WebhookReceiver = webhook_receiver(
+        ssl_context=served_by(ca), authorization="Bearer first"
+    )
+    own: WebhookReceiver = webhook_receiver(ssl_context=served_by(ca))
+    token = write(tmp_path / "token", "first\n")
+    config = write(
+        tmp_path / "receivers.yml",
+        f"""
+global:
+  resolve_timeout: 5m
+  http_config:
+    authorization:
+      credentials_file: token
+    tls_config:
+      ca_file: ca.pem
+webhook_configs:
+  - url: {guarded.url}
+  - url: {own.url}
+    http_config:
+      tls_config:
+        ca_file: ca.pem
+""",
+    )
+    async with configured(tmp_path / "state", config) as (bridge, _, _):
+        bridge.bus.publish("disk_full", system_alert("global-1"))
+        await async_wait_until(
+            lambda: len(guarded.accepted()) == 1 and len(own.accepted()) == 1,
+            what="the first delivery to each receiver",
+        )
+        # Rotated as a deployment does: a new file renamed over the old one.
+        write(tmp_path / "token.new", "second\n").replace(token)
+        guarded.authorization = "Bearer second"
+        bridge.bus.publish("disk_full", system_alert("global-2"))
+        await async_wait_until(
+            lambda: len(guarded.accepted()) == 2, what="the second delivery, with the new token"
+        )
+    assert [r.headers["Authorization"] for r in guarded.requests] == [
+        "Bearer first",
+        "Bearer second",
+    ]
+    assert [request.alert_ids() for request in guarded.requests] == [["global-1"], ["global-2"]]
+    assert own.requests
+    assert all("Authorization" not in request.headers for request in own.requests)
+
+
 def signed_with(key: str, request: Received) -> bool:
     """True when ``request``'s X-ExESDB-Signature is the HMAC of its body under ``key``."""
     fields = dict(part.split("=", 1) for part in request.headers["X-ExESDB-Signature"].split(","))

@@ -1,7 +1,8 @@
 """A real Alertmanager for integration tests (Debian's ``prometheus-alertmanager``).
 
 ``AlertmanagerServer(webhook_url=...).start(workdir)`` writes a configuration routing every alert
-to one webhook receiver (short ``group_wait`` so tests stay fast), starts Alertmanager on a free
+to one webhook receiver (short ``group_wait`` so tests stay fast; or, given ``webhook_configs``,
+to those, and with ``global_section`` as its ``global``), starts Alertmanager on a free
 loopback port with clustering off and its storage in ``workdir``, and waits until that process
 listens and ``/-/ready`` answers (moving to another port when another process took the free one
 first).
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ class AlertmanagerServer:
         web_config: str | None = None,
         context: ssl.SSLContext | None = None,
         headers: Mapping[str, str] | None = None,
+        webhook_configs: Sequence[Mapping[str, Any]] | None = None,
+        global_section: Mapping[str, Any] | None = None,
     ) -> None:
         self.binary = require_binary(BINARY)
         self.port = free_port()
@@ -55,6 +58,8 @@ class AlertmanagerServer:
         self.context = context
         self.headers = dict(headers or {})
         self.webhook_url = webhook_url
+        self.webhook_configs = webhook_configs
+        self.global_section = global_section
         self.group_wait = group_wait
         self.group_interval = group_interval
         self.repeat_interval = repeat_interval
@@ -69,21 +74,23 @@ class AlertmanagerServer:
     def config(self) -> str:
         """The configuration file's text (JSON is valid YAML)."""
         receiver: dict[str, Any] = {"name": "test"}
-        if self.webhook_url:
+        if self.webhook_configs is not None:
+            receiver["webhook_configs"] = list(self.webhook_configs)
+        elif self.webhook_url:
             receiver["webhook_configs"] = [{"url": self.webhook_url, "send_resolved": True}]
-        return json.dumps(
-            {
-                "route": {
-                    "receiver": "test",
-                    "group_by": ["alertname"],
-                    "group_wait": self.group_wait,
-                    "group_interval": self.group_interval,
-                    "repeat_interval": self.repeat_interval,
-                },
-                "receivers": [receiver],
+        config: dict[str, Any] = {
+            "route": {
+                "receiver": "test",
+                "group_by": ["alertname"],
+                "group_wait": self.group_wait,
+                "group_interval": self.group_interval,
+                "repeat_interval": self.repeat_interval,
             },
-            indent=2,
-        )
+            "receivers": [receiver],
+        }
+        if self.global_section is not None:
+            config["global"] = dict(self.global_section)
+        return json.dumps(config, indent=2)
 
     def start(self, workdir: Path, ready_timeout: float = 30.0) -> AlertmanagerServer:
         """Write the configuration, start the server and wait until it is ready."""
