@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -445,11 +446,12 @@ async def test_prometheus_series_are_mirrored_as_otlp_metrics(
 
 
 async def test_with_delta_temporality_the_collector_receives_increases(
-    receiver: Any, monkeypatch: pytest.MonkeyPatch
+    receiver: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """With OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta the counters arrive as
     AGGREGATION_TEMPORALITY_DELTA sums: each export's value the increase since the one before,
-    starting where it ended, so that the values add up to the total."""
+    starting where it ended, so that the values add up to the total; the start-up line says so."""
+    caplog.set_level(logging.INFO, logger="bridge.sinks.otlp.sink")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
     monkeypatch.setenv("EXESDB_OTLP_METRICS", "true")
@@ -473,6 +475,10 @@ async def test_with_delta_temporality_the_collector_receives_increases(
             bridge.bus.publish("logs", LogEntry(level="info", message="x", module="m", node="n"))
 
     try:
+        assert any(
+            message.startswith("OTLP export: ") and message.endswith("; metric sums as deltas")
+            for message in caplog.messages
+        ), caplog.messages
         publish(3)
         # Two exports at least: cumulative totals would add up to 6 or more.
         await async_wait_until(
