@@ -12,37 +12,18 @@ from opentelemetry.sdk.metrics.export import (
     Gauge,
     Metric,
     MetricExportResult,
-    NumberDataPoint,
     Sum,
 )
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client import Gauge as PromGauge
 
 from bridge.app import Bridge
 from bridge.sinks.otlp.series import MetricsMirror, registry_to_metrics
 from bridge.sinks.prometheus import MetricType, PrometheusSink, SeriesStore
-from bridge.sinks.prometheus.store import Family
+from tests.sinks.otlp_support import RESOURCE, SCOPE, WALL, StoreSource, point, store_with_counter
 from tests.support import ManualClock, make_settings
 
-RESOURCE = Resource.create({"service.name": "test"})
-SCOPE = InstrumentationScope("test")
 MIRROR_START_NS = 1_000_000_000_000_000_000
-WALL = 1_700_000_000.0
-
-
-class StoreSource:
-    """A store as the mirror sees a component with its own exposition."""
-
-    def __init__(self, store: SeriesStore) -> None:
-        self.store = store
-
-    def render(self, openmetrics: bool) -> str:
-        return self.store.render(openmetrics)
-
-    def collect(self) -> Any:
-        return self.store.collect()
 
 
 def mirrored(registry: CollectorRegistry, *stores: SeriesStore) -> dict[str, Metric]:
@@ -53,19 +34,6 @@ def mirrored(registry: CollectorRegistry, *stores: SeriesStore) -> dict[str, Met
     [resource_metrics] = data.resource_metrics
     [scope_metrics] = resource_metrics.scope_metrics
     return {metric.name: metric for metric in scope_metrics.metrics}
-
-
-def point(metric: Metric, **labels: str) -> NumberDataPoint:
-    """The data point of ``metric`` with exactly ``labels``."""
-    [found] = [p for p in metric.data.data_points if dict(p.attributes or {}) == labels]
-    assert isinstance(found, NumberDataPoint)
-    return found
-
-
-def store_with_counter(clock: ManualClock) -> tuple[SeriesStore, Family]:
-    store = SeriesStore(ttl_seconds=10, clock=clock, wall_clock=lambda: WALL)
-    counter = store.family("exesdb_test_events", MetricType.COUNTER, "Test events.", ("node",))
-    return store, counter
 
 
 def test_store_families_arrive_as_sums_and_gauges():
