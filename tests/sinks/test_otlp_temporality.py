@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +18,8 @@ from opentelemetry.sdk.metrics.export import (
     MetricExportResult,
     MetricsData,
     NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
     Sum,
 )
 from opentelemetry.sdk.resources import Resource
@@ -25,14 +28,14 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily
 
 from bridge.sinks.otlp.series import MetricsMirror
+from bridge.sinks.otlp.temporality import DeltaSums
 from bridge.sinks.prometheus import MetricType, SeriesStore
+from tests.sinks.otlp_support import RESOURCE, SCOPE, WALL, StoreSource, point, store_with_counter
 from tests.support import ManualClock
 
-RESOURCE = Resource.create({"service.name": "test"})
-SCOPE = InstrumentationScope("test")
-WALL = 1_700_000_000.0
 DELTA = AggregationTemporality.DELTA
 CUMULATIVE = AggregationTemporality.CUMULATIVE
+CUMULATIVE_SUM = (CUMULATIVE, True)  # a Sum's temporality and monotonicity
 
 
 class NanoClock:
@@ -66,19 +69,6 @@ class Capturing(ConsoleMetricExporter):
     def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
         self.sent.append(metrics_data)
         return self.answer
-
-
-class StoreSource:
-    """A store as the mirror sees a component with its own exposition."""
-
-    def __init__(self, store: SeriesStore) -> None:
-        self.store = store
-
-    def render(self, openmetrics: bool) -> str:
-        return self.store.render(openmetrics)
-
-    def collect(self) -> Any:
-        return self.store.collect()
 
 
 class Totals:
@@ -138,13 +128,6 @@ async def mirror_of(
         await asyncio.to_thread(mirror.close, 1.0)
 
 
-def point(metric: Metric, **labels: str) -> NumberDataPoint:
-    """The data point of ``metric`` with exactly ``labels``."""
-    [found] = [p for p in metric.data.data_points if dict(p.attributes or {}) == labels]
-    assert isinstance(found, NumberDataPoint)
-    return found
-
-
 def span(found: NumberDataPoint) -> tuple[int, int, float]:
     """A point's (start, time, value)."""
     return found.start_time_unix_nano, found.time_unix_nano, found.value
@@ -157,17 +140,11 @@ def temporality(metric: Metric) -> AggregationTemporality:
     return metric.data.aggregation_temporality
 
 
-def store_with_counter(clock: ManualClock) -> tuple[SeriesStore, Any]:
-    """A store whose series expire 10 s unwritten, dated from ``WALL`` at ``clock``'s 1000."""
-    store = SeriesStore(ttl_seconds=10, clock=clock, wall_clock=lambda: WALL)
-    counter = store.family("exesdb_test_events", MetricType.COUNTER, "Test events.", ("node",))
-    return store, counter
-
-
-@pytest.mark.parametrize("preference", [None, "cumulative"])
+@pytest.mark.parametrize("preference", [None, "cumulative", "lowmemory"])
 async def test_cumulative_sends_totals_from_one_start(preference: str | None) -> None:
-    """Unset or cumulative, each export sends a counter's total as a cumulative sum, started
-    at its creation every time."""
+    """Unset, cumulative or lowmemory (the mirror's counters are observed totals, the
+    specification's asynchronous counters, cumulative under lowmemory), each export sends a
+    counter's total as a cumulative sum, started at its creation every time."""
     clock = ManualClock(1000.0)
     store, counter = store_with_counter(clock)
     counter.inc(("a",), 3)
@@ -180,17 +157,15 @@ async def test_cumulative_sends_totals_from_one_start(preference: str | None) ->
     assert span(point(second, node="a")) == (ns(WALL), ns(WALL + 3), 5)
 
 
-@pytest.mark.parametrize("preference", ["delta", "lowmemory"])
-async def test_delta_sends_each_increase_from_the_previous_export(preference: str) -> None:
-    """Under delta (and lowmemory: a Prometheus counter is the specification's Counter), the
-    first export sends a counter's total from its creation, each later one the increase since
-    the previous export, starting at that export's time (0 when nothing changed); gauges stay
-    gauges."""
+async def test_delta_sends_each_increase_from_the_previous_export() -> None:
+    """Under delta the first export sends a counter's total from its creation, each later one
+    the increase since the previous export, starting at that export's time (0 when nothing
+    changed); gauges stay gauges."""
     clock = ManualClock(1000.0)
     store, counter = store_with_counter(clock)
     counter.inc(("a",), 3)
     store.family("exesdb_test_level", MetricType.GAUGE, "A level.", ("node",)).set(("a",), 0.5)
-    async with mirror_of(CollectorRegistry(), store, preference) as mirror:
+    async with mirror_of(CollectorRegistry(), store, "delta") as mirror:
         first = await mirror.export_at(WALL + 2)
         counter.inc(("a",), 2)
         second = await mirror.export_at(WALL + 3)
@@ -309,3 +284,142 @@ async def test_after_a_failed_export_the_next_carries_the_increase_since_the_las
         sent = point((await mirror.export_at(WALL + 4))["exesdb_test_events"], node="a")
     assert span(refused) == (ns(WALL + 2), ns(WALL + 3), 2)
     assert span(sent) == (ns(WALL + 2), ns(WALL + 4), 6)
+
+
+@pytest.mark.parametrize(
+    ("preference", "deltas"),
+    [(None, False), ("cumulative", False), ("lowmemory", False), ("delta", True)],
+)
+async def test_only_delta_makes_the_mirror_send_deltas(
+    preference: str | None, deltas: bool
+) -> None:
+    """The mirror says it sends deltas (the sink's start-up line reads it) under delta only."""
+    async with mirror_of(CollectorRegistry(), temporality=preference) as mirror:
+        assert mirror.mirror.sends_deltas is deltas
+
+
+class Refused(float):
+    """A total whose export the collector refuses."""
+
+
+async def frames_sent(mirror: Mirror, totals: Totals, seconds: float, *sent: float | None) -> Any:
+    """Set stream s's total to each of ``sent`` in turn (None: s is gone, its export refused),
+    exporting a second apart from Unix ``seconds``; the (start, time, value) of s in each
+    export, None where it was not sent."""
+    spans: list[tuple[int, int, float] | None] = []
+    for step, total in enumerate(sent):
+        if total is None:
+            totals.values.pop("s", None)
+        else:
+            totals.values["s"] = float(total)
+        refused = total is None or isinstance(total, Refused)
+        answer = MetricExportResult.FAILURE if refused else MetricExportResult.SUCCESS
+        mirror.exporter.answer = answer
+        frames = (await mirror.export_at(seconds + step)).get("exesdb_test_frames")
+        spans.append(None if frames is None else span(point(frames, stream="s")))
+    return spans
+
+
+@pytest.mark.parametrize(
+    ("totals", "expected"),
+    [
+        # Sent 10; refused 3 (its source restarted); sent 15: all of 15 is new since 10 was sent.
+        ([10, Refused(3), 15], [(1, 2, 10), (2, 3, 3), (2, 4, 15)]),
+        # Refused 12 (2 more), refused 4 (a restart), sent 9: 2, then 4, then 5 more.
+        (
+            [10, Refused(12), Refused(4), 9, 10],
+            [(1, 2, 10), (2, 3, 2), (2, 4, 6), (2, 5, 11), (5, 6, 1)],
+        ),
+        # Refused 14, then gone (refused), then back at 12: it started anew, all of 12 is new.
+        ([10, Refused(14), None, 12], [(1, 2, 10), (2, 3, 4), None, (2, 5, 12)]),
+        # Refused 3 (restarted), then refused 0 (restarted again): sent 2, 5 owed in all.
+        ([10, Refused(3), Refused(0), 2], [(1, 2, 10), (2, 3, 3), (2, 4, 3), (2, 5, 5)]),
+    ],
+)
+async def test_a_reset_seen_only_by_a_refused_export_is_not_lost(
+    totals: list[float | None], expected: list[tuple[float, float, float] | None]
+) -> None:
+    """What a refused export's collection saw (an increase, a total that fell, a series gone)
+    is carried to the next export: it sends all that is new since the last export sent."""
+    registry = CollectorRegistry()
+    source = Totals()
+    registry.register(source)
+    async with mirror_of(registry, temporality="delta") as mirror:
+        sent = await frames_sent(mirror, source, WALL + 2, *totals)
+    assert sent == [
+        None if step is None else (ns(WALL + step[0]), ns(WALL + step[1]), step[2])
+        for step in expected
+    ]
+
+
+@pytest.mark.parametrize("odd", [math.inf, math.nan])
+async def test_a_total_not_finite_is_sent_as_it_is(odd: float) -> None:
+    """A total of +Inf or NaN goes as it is, from its own start, never a NaN difference; the
+    next finite total goes on from the last export that sent a finite one."""
+    registry = CollectorRegistry()
+    source = Totals()
+    registry.register(source)
+    async with mirror_of(registry, temporality="delta") as mirror:
+        sent = await frames_sent(mirror, source, WALL + 2, 10, odd, odd, 15)
+    assert sent[0] == (ns(WALL + 1), ns(WALL + 2), 10)
+    for step, (start, end, value) in ((1, sent[1]), (2, sent[2])):
+        assert (start, end) == (ns(WALL + 1), ns(WALL + 2 + step))
+        assert math.isnan(value) if math.isnan(odd) else value == odd
+    assert sent[3] == (ns(WALL + 2), ns(WALL + 5), 5)
+
+
+def collection(now_ns: int, *totals: tuple[Resource, InstrumentationScope, float]) -> MetricsData:
+    """A collection holding, under each resource and scope given, the sum exesdb_test_x at
+    that total, started at ``WALL``."""
+    return MetricsData(
+        [
+            ResourceMetrics(
+                resource,
+                [
+                    ScopeMetrics(
+                        scope,
+                        [
+                            Metric(
+                                "exesdb_test_x",
+                                "X.",
+                                "",
+                                Sum(
+                                    [NumberDataPoint({}, ns(WALL), now_ns, total)], CUMULATIVE, True
+                                ),
+                            )
+                        ],
+                        "",
+                    )
+                ],
+                "",
+            )
+            for resource, scope, total in totals
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("other_resource", "other_scope"),
+    [
+        (Resource.create({"service.name": "other"}), SCOPE),
+        (RESOURCE, InstrumentationScope("other")),
+        (RESOURCE, InstrumentationScope(SCOPE.name, "2.0")),
+    ],
+)
+def test_the_same_series_under_another_resource_or_scope_is_another(
+    other_resource: Resource, other_scope: InstrumentationScope
+) -> None:
+    """A sum of the same name and attributes under another resource, or another scope name or
+    version, keeps its own total: each sends its own increase."""
+    sums = DeltaSums()
+    sums.deltas(
+        collection(ns(WALL + 1), (RESOURCE, SCOPE, 10), (other_resource, other_scope, 100)),
+        ns(WALL + 1),
+    )
+    sums.exported()
+    later = collection(ns(WALL + 2), (RESOURCE, SCOPE, 12), (other_resource, other_scope, 101))
+    sent = sums.deltas(later, ns(WALL + 2))
+    assert [
+        span(point(resource_metrics.scope_metrics[0].metrics[0]))
+        for resource_metrics in sent.resource_metrics
+    ] == [(ns(WALL + 1), ns(WALL + 2), 2), (ns(WALL + 1), ns(WALL + 2), 1)]

@@ -10,7 +10,7 @@ sets as gauges; summaries and histograms as their Prometheus parts (``quantile``
 max for an OTLP one. A cumulative series starts at its ``_created`` sample (so a counter that
 expired and came back from zero starts anew, which a backend reads as a reset), else when the
 mirror started; ``_created`` samples are not sent themselves. The sums are cumulative, or deltas
-since the previous export as ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` asks
+since the previous export when ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` is ``delta``
 (``bridge.sinks.otlp.temporality``).
 """
 
@@ -122,8 +122,9 @@ def registry_to_metrics(
 class MetricsMirror:
     """Exports the registry on a schedule from a daemon thread; counts like the other signals.
 
-    ``temporality`` is ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE``'s value; ``clock``
-    (nanoseconds since 1970) dates the mirror's start and each collection.
+    ``temporality`` is ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE``'s value
+    (``sends_deltas`` says what it makes of it); ``clock`` (nanoseconds since 1970) dates the
+    mirror's start and each collection.
     """
 
     def __init__(
@@ -154,6 +155,11 @@ class MetricsMirror:
         self._interval = _interval(environ)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def sends_deltas(self) -> bool:
+        """True when the sums go as deltas (the temporality preference is ``delta``)."""
+        return self._deltas is not None
 
     def start(self) -> None:
         """Start exporting every interval (call on the event loop: collection happens there)."""

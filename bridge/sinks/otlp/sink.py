@@ -282,12 +282,9 @@ class OtlpSink:
         self._batchers: dict[Signal, BoundedBatcher[Any]] = {}
         prefixes: dict[Signal, str] = {"traces": "OTEL_BSP", "logs": "OTEL_BLRP"}
         self._mirror: MetricsMirror | None = None
-        self._sums_as_deltas = False
         if "metrics" in self._exporters:
             from bridge.sinks.otlp.series import MetricsMirror
-            from bridge.sinks.otlp.temporality import sends_deltas
 
-            self._sums_as_deltas = sends_deltas(temporality)
             self._metrics.init_signal("metrics")
             self._mirror = MetricsMirror(
                 registry,
@@ -455,7 +452,8 @@ class OtlpSink:
         """Start the export threads."""
         self._sdk_log.install()
         if self._destinations:  # a sink built by hand (tests) may not know them
-            deltas = "; metric sums as deltas" if self._sums_as_deltas else ""
+            sends_deltas = self._mirror is not None and self._mirror.sends_deltas
+            deltas = "; metric sums as deltas" if sends_deltas else ""
             _logger.info("OTLP export: %s%s", _destinations_said(self._destinations), deltas)
         for batcher in self._batchers.values():
             batcher.start()

@@ -3,25 +3,32 @@
 The OpenTelemetry specification (Metrics Exporter - OTLP) gives each instrument kind its
 temporality by the preference: ``cumulative`` (the default) every kind cumulative; ``delta`` the
 Counter, the Asynchronous Counter and the Histogram delta, the up-down counters cumulative;
-``lowmemory`` the Counter and the Histogram delta, the others cumulative. The mirror sends
-Prometheus families: a counter is the specification's Counter, a histogram's or summary's
-``_count``, ``_sum`` and ``_bucket`` the parts of its Histogram, so under ``delta`` and
-``lowmemory`` alike every sum the mirror sends is a delta. Prometheus has no up-down counter
-(gauges, info and state sets go as OTLP gauges, which have no temporality).
+``lowmemory`` only the synchronous Counter and Histogram delta, the Asynchronous Counter
+cumulative, since turning observed totals into deltas takes the memory ``lowmemory`` avoids (the
+SDK maps ObservableCounter to CUMULATIVE under it). The mirror observes Prometheus totals at each
+collection: its counters are Asynchronous Counters, and a histogram's or summary's ``_count``,
+``_sum`` and ``_bucket`` sums read from totals too. So ``lowmemory`` sends what ``cumulative``
+sends, and only ``delta`` makes the sums deltas. Prometheus has no up-down counter (gauges, info
+and state sets go as OTLP gauges, which have no temporality).
 
-Prometheus keeps totals, so ``DeltaSums`` remembers each sum's total at the last export that
-succeeded, and sends the increase since, starting at that export's time. A total that fell, or a
-series whose start moved (one that expired and came back), was reset: its whole total is new,
-starting at its own start or the last export's time, whichever is later; no delta is negative.
-It remembers only the series of that last export, so its memory is bounded as the series store
-and the registry bound theirs, and forgets a series they dropped.
+Prometheus keeps totals, so ``DeltaSums`` remembers each sum's total as last collected, and what
+it still owes: the increase since the last export that succeeded, sent with each export and
+cleared when one succeeds, so an increase or reset seen only by a failed export is carried, not
+lost. A total that fell, or a series whose start moved (one that expired and came back), was
+reset: its whole total is new, added to what it owed, or (owing nothing) counted from its own
+start or the last export, whichever is later; no delta is negative. A total that is not finite
+(+Inf, NaN) is sent as it is, from its own start, as cumulative sends it. It remembers only the
+series of the last collection, so its memory is bounded as the series store and the registry
+bound theirs, and forgets a series they dropped (with what it owed: cumulative would not send
+that either).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
-from typing import Final
+from typing import NamedTuple
 
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -30,71 +37,105 @@ from opentelemetry.sdk.metrics.export import (
     NumberDataPoint,
     Sum,
 )
+from opentelemetry.util.types import Attributes
 
 from bridge.settings import TemporalityPreference
 
 __all__ = ["DeltaSums", "sends_deltas"]
 
-# A sum's series: its metric's name and its attributes (a bucket's le among them).
-_Key = tuple[str, frozenset[tuple[str, object]]]
-# A series' total as last collected: (its cumulative start, its value).
-_Total = tuple[int, float]
-_DELTA_PREFERENCES: Final = frozenset({"delta", "lowmemory"})
+_Attributes = frozenset[tuple[str, object]]
+# A sum's series: its resource's attributes, its scope (name, version, schema URL), its metric's
+# name and its attributes (a bucket's le among them).
+_Key = tuple[_Attributes, tuple[str, str | None, str | None], str, _Attributes]
+
+
+class _Series(NamedTuple):
+    """A series as last collected, and what it owes the next export."""
+
+    start: int  # its cumulative start
+    value: float  # its total
+    owed: float  # its increase since ``since`` that no export took yet
+    since: int  # the start of that increase
 
 
 def sends_deltas(preference: TemporalityPreference) -> bool:
-    """True when ``preference`` makes the mirror's sums (counters and histogram parts) deltas."""
-    return preference in _DELTA_PREFERENCES
+    """True when ``preference`` makes the mirror's sums (counters and histogram parts) deltas:
+    ``delta`` only, as the specification's asynchronous counters are delta only under it."""
+    return preference == "delta"
+
+
+def _frozen(attributes: Attributes) -> _Attributes:
+    return frozenset((name, _hashable(value)) for name, value in (attributes or {}).items())
+
+
+def _hashable(value: object) -> object:
+    # Attribute values may be sequences (lists) or mappings: as tuples and frozensets they hash.
+    if isinstance(value, Mapping):
+        return frozenset((name, _hashable(item)) for name, item in value.items())
+    if isinstance(value, list | tuple):
+        return tuple(_hashable(item) for item in value)
+    return value
 
 
 class DeltaSums:
     """Each collection's cumulative monotonic sums as the increase since the last export.
 
     ``deltas`` converts one collection; ``exported`` takes it for sent, so the next starts from
-    it. Without ``exported`` (an export that failed) the next carries the increase since the last
-    export that succeeded, nothing lost. Not thread-safe: one export at a time.
+    it. Without ``exported`` (an export that failed) the next carries what this one owed, and the
+    increase since, nothing lost. Not thread-safe: one export at a time.
     """
 
-    __slots__ = ("_last", "_last_ns", "_pending")
+    __slots__ = ("_last_ns", "_pending", "_series")
 
     def __init__(self) -> None:
-        self._last: Mapping[_Key, _Total] = {}
+        self._series: Mapping[_Key, _Series] = {}
         self._last_ns: int | None = None
-        self._pending: tuple[int, Mapping[_Key, _Total]] | None = None
+        # The last collection converted: its time and the series whose owed increase it sent.
+        self._pending: tuple[int, frozenset[_Key]] | None = None
 
     def deltas(self, data: MetricsData, now_ns: int) -> MetricsData:
         """``data`` (collected at ``now_ns``) with every monotonic cumulative sum as a delta;
         gauges as they are."""
-        totals: dict[_Key, _Total] = {}
-        converted = dataclasses.replace(
-            data,
-            resource_metrics=[
-                dataclasses.replace(
-                    resource_metrics,
-                    scope_metrics=[
-                        dataclasses.replace(
-                            scope_metrics,
-                            metrics=[
-                                self._metric(metric, now_ns, totals)
-                                for metric in scope_metrics.metrics
-                            ],
-                        )
-                        for scope_metrics in resource_metrics.scope_metrics
-                    ],
-                )
-                for resource_metrics in data.resource_metrics
-            ],
-        )
-        self._pending = (now_ns, totals)
-        return converted
+        series: dict[_Key, _Series] = {}
+        sent: set[_Key] = set()
+        resources = []
+        for resource_metrics in data.resource_metrics:
+            resource = _frozen(resource_metrics.resource.attributes)
+            scopes = []
+            for scope_metrics in resource_metrics.scope_metrics:
+                scope = scope_metrics.scope
+                where = (resource, (scope.name, scope.version, scope.schema_url))
+                metrics = [
+                    self._metric(metric, where, now_ns, series, sent)
+                    for metric in scope_metrics.metrics
+                ]
+                scopes.append(dataclasses.replace(scope_metrics, metrics=metrics))
+            resources.append(dataclasses.replace(resource_metrics, scope_metrics=scopes))
+        # Taken now, sent or not: a reset this collection saw is owed, not forgotten.
+        self._series = series
+        self._pending = (now_ns, frozenset(sent))
+        return dataclasses.replace(data, resource_metrics=resources)
 
     def exported(self) -> None:
-        """The collection ``deltas`` converted last was exported: later deltas start from it."""
-        if self._pending is not None:
-            self._last_ns, self._last = self._pending
-            self._pending = None
+        """The collection ``deltas`` converted last was exported: what it sent is owed no more."""
+        if self._pending is None:
+            return
+        now_ns, sent = self._pending
+        self._pending = None
+        self._last_ns = now_ns
+        self._series = {
+            key: entry._replace(owed=0.0, since=now_ns) if key in sent else entry
+            for key, entry in self._series.items()
+        }
 
-    def _metric(self, metric: Metric, now_ns: int, totals: dict[_Key, _Total]) -> Metric:
+    def _metric(
+        self,
+        metric: Metric,
+        where: tuple[_Attributes, tuple[str, str | None, str | None]],
+        now_ns: int,
+        series: dict[_Key, _Series],
+        sent: set[_Key],
+    ) -> Metric:
         data = metric.data
         if not (
             isinstance(data, Sum)
@@ -104,24 +145,35 @@ class DeltaSums:
             return metric
         points = []
         for point in data.data_points:
-            key = (metric.name, frozenset((point.attributes or {}).items()))
-            start, value = point.start_time_unix_nano, float(point.value)
-            totals[key] = (start, value)
-            points.append(self._delta(point, self._last.get(key), now_ns))
+            key = (*where, metric.name, _frozen(point.attributes))
+            last = self._series.get(key)
+            if not math.isfinite(point.value):
+                # No increase to take from it: sent as cumulative sends it; what it owed waits.
+                if last is not None:
+                    series[key] = last
+                points.append(point)
+                continue
+            entry = self._owed(point, last)
+            series[key] = entry
+            sent.add(key)
+            points.append(
+                dataclasses.replace(
+                    point, start_time_unix_nano=entry.since, time_unix_nano=now_ns, value=entry.owed
+                )
+            )
         return dataclasses.replace(
             metric, data=Sum(points, AggregationTemporality.DELTA, is_monotonic=True)
         )
 
-    def _delta(self, point: NumberDataPoint, last: _Total | None, now_ns: int) -> NumberDataPoint:
-        start, value = point.start_time_unix_nano, point.value
-        if last is not None and self._last_ns is not None and last[0] == start and value >= last[1]:
-            return dataclasses.replace(
-                point,
-                start_time_unix_nano=self._last_ns,
-                time_unix_nano=now_ns,
-                value=value - last[1],
-            )
-        # New since the last export, or reset since (its total fell, or it started anew):
-        # all of its total is new, counted from its start or the last export, the later.
-        began = start if self._last_ns is None else max(start, self._last_ns)
-        return dataclasses.replace(point, start_time_unix_nano=began, time_unix_nano=now_ns)
+    def _owed(self, point: NumberDataPoint, last: _Series | None) -> _Series:
+        """``point``'s series with what it owes: the increase since the last export taken."""
+        start, value = point.start_time_unix_nano, float(point.value)
+        if last is not None and last.start == start and value >= last.value:
+            return _Series(start, value, last.owed + value - last.value, last.since)
+        if last is not None and last.owed:
+            # Reset with an increase still owed: that increase and all of the new total.
+            return _Series(start, value, last.owed + value, last.since)
+        # New since the last export, or reset owing nothing: all of its total is new, counted
+        # from its start or the last export, the later.
+        since = last.since if last is not None else self._last_ns
+        return _Series(start, value, value, start if since is None else max(start, since))
