@@ -20,8 +20,8 @@ versions of it. Each receiver has a key under which the outbox keeps its queue a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
@@ -313,32 +313,6 @@ def load_receivers(path: str | Path, text: str | None = None) -> ReceiversFile:
     )
 
 
-def _with_global(
-    path: Path, hooks: Iterable[tuple[int, WebhookConfig]], section: GlobalConfig | None
-) -> tuple[tuple[tuple[int, WebhookConfig], ...], tuple[int, ...], list[str]]:
-    """``hooks`` (by index) with ``section``'s ``http_config`` as the ``http_config`` of each that
-    gives none, the indices of those, and the problems that makes (credentials in a URL beside
-    the inherited ones). As Alertmanager's ``cmp.Or(wh.HTTPConfig, c.Global.HTTPConfig)``: a
-    receiver's own ``http_config`` wins wholly, nothing of the global one merged into it."""
-    inherited = section.http_config if section is not None else None
-    taken: list[tuple[int, WebhookConfig]] = []
-    taking: list[int] = []
-    problems: list[str] = []
-    for index, hook in hooks:
-        if inherited is None or hook.gives_http_config:
-            taken.append((index, hook))
-            continue
-        taken.append((index, hook.model_copy(update={"http_config": inherited})))
-        taking.append(index)
-        problems += [
-            f"{path}: webhook_configs.{index}: {problem}"
-            for problem in _credentials_twice(
-                hook.url, inherited, "global.http_config, taken as it gives no http_config, sets"
-            )
-        ]
-    return tuple(taken), tuple(taking), problems
-
-
 @dataclass(frozen=True, slots=True)
 class ReceiversFileRead:
     """The receivers file as read once (``read_receivers_file``): ``path`` as given, what it
@@ -346,7 +320,8 @@ class ReceiversFileRead:
     ``global.http_config`` when it gives none, the ``alertmanager`` and ``global`` sections) and
     the file's problems; by index, the good ``min_severity`` of each receiver that is not good
     on its own, so that it is still held to the bridge's (a misspelt key beside it must not hide
-    that); and the indices of the receivers whose ``http_config`` is ``global``'s."""
+    that); and the indices of the receivers whose ``http_config`` is ``global``'s (one not good
+    on its own included when it gives none: it takes global's once mended)."""
 
     path: str
     hooks: tuple[tuple[int, WebhookConfig], ...] = ()
@@ -370,66 +345,92 @@ def read_receivers_file(config_file: str | Path) -> ReceiversFileRead:
     try:
         parsed = load_receivers(path, text)
     except ConfigError as exc:
-        good = _good_parts(path, text)
-        if good is None:  # no YAML: said in the problems
-            return ReceiversFileRead(str(config_file), problems=tuple(exc.problems))
-        problems = list(exc.problems)
-        hooks, alertmanager, section, severities = good
+        read = _good_parts(ReceiversFileRead(str(config_file), problems=tuple(exc.problems)), text)
     else:
-        problems, severities = [], ()
-        hooks = tuple(enumerate(parsed.webhook_configs))
-        alertmanager, section = parsed.alertmanager, parsed.global_config
-    taken, inheriting, more = _with_global(path, hooks, section)
-    return ReceiversFileRead(
-        str(config_file),
-        taken,
-        alertmanager,
-        tuple(problems + more),
-        severities,
-        section,
-        inheriting,
+        read = ReceiversFileRead(
+            str(config_file),
+            hooks=tuple(enumerate(parsed.webhook_configs)),
+            alertmanager=parsed.alertmanager,
+            global_config=parsed.global_config,
+        )
+    return _with_global(path, read)
+
+
+def _with_global(path: Path, read: ReceiversFileRead) -> ReceiversFileRead:
+    """``read`` with ``global.http_config`` as the ``http_config`` of each receiver that gives
+    none, their indices among ``inheriting``, and the problems that makes (credentials in a URL
+    beside the inherited ones). As Alertmanager's ``cmp.Or(wh.HTTPConfig,
+    c.Global.HTTPConfig)``: a receiver's own ``http_config`` wins wholly, nothing of the global
+    one merged into it."""
+    inherited = read.global_config.http_config if read.global_config is not None else None
+    if inherited is None:
+        return read
+    hooks: list[tuple[int, WebhookConfig]] = []
+    taking: list[int] = []
+    problems: list[str] = []
+    for index, hook in read.hooks:
+        if hook.gives_http_config:
+            hooks.append((index, hook))
+            continue
+        hooks.append((index, hook.model_copy(update={"http_config": inherited})))
+        taking.append(index)
+        problems += [
+            f"{path}: webhook_configs.{index}: {problem}"
+            for problem in _credentials_twice(
+                hook.url, inherited, "global.http_config, taken as it gives no http_config, sets"
+            )
+        ]
+    return replace(
+        read,
+        hooks=tuple(hooks),
+        problems=read.problems + tuple(problems),
+        inheriting=tuple(sorted(read.inheriting + tuple(taking))),
     )
 
 
-def _good_parts(
-    path: Path, text: str
-) -> (
-    tuple[
-        tuple[tuple[int, WebhookConfig], ...],
-        AlertmanagerConfig | None,
-        GlobalConfig | None,
-        tuple[tuple[int, AlertSeverity], ...],
-    ]
-    | None
-):
-    """The parts of a file with problems that are good on their own, paths made absolute: the
-    receivers by index, the ``alertmanager`` and ``global`` sections, and the good
-    ``min_severity`` of each receiver that is not good; None when it is no YAML."""
+def _good_parts(read: ReceiversFileRead, text: str) -> ReceiversFileRead:
+    """``read`` (a file's problems) with the parts of the file that are good on their own,
+    paths made absolute: the receivers by index, the ``alertmanager`` and ``global`` sections,
+    the good ``min_severity`` of each receiver that is not good, and, when ``global`` has an
+    ``http_config``, the indices of those giving none; ``read`` alone when it is no YAML."""
+    path = Path(read.path)
     try:
         raw = read_yaml(text, path)
     except ConfigError:
-        return None
+        return read  # no YAML: said in the problems
     raw = raw if isinstance(raw, dict) else {}
+    try:
+        section = GlobalConfig.model_validate(raw["global"]).relative_to(path.parent)
+    except (KeyError, ValidationError):
+        section = None
     hooks = raw.get("webhook_configs")
     good: list[tuple[int, WebhookConfig]] = []
     severities: list[tuple[int, AlertSeverity]] = []
+    bare: list[int] = []  # not good, and giving no http_config
     for index, hook in enumerate(hooks if isinstance(hooks, list) else ()):
         try:
             good.append((index, WebhookConfig.model_validate(hook).relative_to(path.parent)))
         except ValidationError:
-            wanted = hook.get("min_severity") if isinstance(hook, dict) else None
-            severities += [(index, level) for level in SEVERITIES if level == wanted]
+            given = hook if isinstance(hook, dict) else {}
+            severities += [
+                (index, level) for level in SEVERITIES if level == given.get("min_severity")
+            ]
+            if given.get("http_config") is None:
+                bare.append(index)
     try:
         alertmanager = AlertmanagerConfig.model_validate(raw["alertmanager"]).relative_to(
             path.parent
         )
     except (KeyError, ValidationError):
         alertmanager = None
-    try:
-        section = GlobalConfig.model_validate(raw["global"]).relative_to(path.parent)
-    except (KeyError, ValidationError):
-        section = None
-    return tuple(good), alertmanager, section, tuple(severities)
+    return replace(
+        read,
+        hooks=tuple(good),
+        alertmanager=alertmanager,
+        bad_hooks_severities=tuple(severities),
+        global_config=section,
+        inheriting=tuple(bare) if section is not None and section.http_config is not None else (),
+    )
 
 
 @dataclass(frozen=True, slots=True)
