@@ -18,7 +18,15 @@ from bridge.receivers import (
     read_receivers_file,
     resolve_receivers,
 )
-from tests.support import ROOT, BridgeProcess, FileOpens, check_config, free_port, run_bridge
+from tests.support import (
+    ALERTMANAGER_GLOBAL,
+    ROOT,
+    BridgeProcess,
+    FileOpens,
+    check_config,
+    free_port,
+    run_bridge,
+)
 
 # A receiver block as Alertmanager's documentation writes one, pasted unchanged.
 ALERTMANAGER_BLOCK = """
@@ -307,32 +315,6 @@ def test_a_secret_hidden_by_alertmanagers_dump_is_said_to_be_one(tmp_path: Path)
         "webhook_configs.0.http_config.http_headers.X-Token.secrets (line 9, its entry not shown)",
         "webhook_configs.0.http_config.proxy_url",
     ]
-
-
-# Alertmanager's global section as `amtool config show` prints it: its defaults, and each
-# secret hidden as <secret>; with an http_config of a token file, a CA and redirects followed.
-ALERTMANAGER_GLOBAL = """
-global:
-  resolve_timeout: 5m
-  http_config:
-    authorization:
-      credentials_file: token
-    tls_config:
-      ca_file: ca.pem
-    follow_redirects: true
-    enable_http2: true
-  smtp_from: alerts@example.com
-  smtp_hello: localhost
-  smtp_smarthost: smtp.example.com:587
-  smtp_auth_password: <secret>
-  smtp_require_tls: true
-  smtp_tls_config:
-    insecure_skip_verify: false
-  slack_api_url: <secret>
-  pagerduty_url: https://events.pagerduty.com/v2/enqueue
-  opsgenie_api_url: https://api.opsgenie.com/
-  telegram_api_url: https://api.telegram.org
-"""
 
 
 def test_global_http_config_is_the_whole_http_config_of_each_receiver_giving_none(
