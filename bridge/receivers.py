@@ -7,10 +7,10 @@ be pasted from an Alertmanager configuration, plus three keys of the bridge's ow
 ``alertmanager`` section gives the Alertmanager poster its ``url``, ``timeout`` and
 ``http_config``. The optional ``global`` section is Alertmanager's: its ``http_config`` is the
 whole ``http_config`` of each receiver that gives none, as Alertmanager applies it (never merged
-with one given, nor given to the ``alertmanager`` section, another server: ``_with_global``); its
-other keys set up Alertmanager's other integrations and are accepted, unread, and warned of
-(``file_warnings``). ``EXESDB_WEBHOOK_URLS`` receivers are added to the file's, with the
-defaults.
+with one given, nor given to the ``alertmanager`` section, another server: ``_with_global``), and
+warned of when no receiver takes it; its other keys set up Alertmanager's other integrations and
+are accepted, unread, and warned of (``file_warnings``). ``EXESDB_WEBHOOK_URLS`` receivers are
+added to the file's, with the defaults.
 
 The file is read once at start (``read_receivers_file``): validation, the warnings,
 ``check-config`` and the alert sink all take that one ``ReceiversFileRead``, so they never see two
@@ -21,7 +21,7 @@ versions of it. Each receiver has a key under which the outbox keeps its queue a
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
@@ -164,10 +164,11 @@ class WebhookConfig(Strict):
         return FILE_KEY_PREFIX + self.url_file if self.url_file else safe_url(self.url or "")
 
     @property
-    def files(self) -> tuple[tuple[str, str], ...]:
-        """Every file it reads at each attempt, each with its key (``url_file``)."""
+    def own_files(self) -> tuple[tuple[str, str], ...]:
+        """The files its own keys name (``url_file``, ``secret_file``), each with its key, read
+        at each attempt as its ``http_config``'s are."""
         own = (("url_file", self.url_file), ("secret_file", self.secret_file))
-        return tuple((key, path) for key, path in own if path) + self.http_config.files
+        return tuple((key, path) for key, path in own if path)
 
     @property
     def gives_http_config(self) -> bool:
@@ -313,32 +314,6 @@ def load_receivers(path: str | Path, text: str | None = None) -> ReceiversFile:
     )
 
 
-def _with_global(
-    path: Path, hooks: Iterable[tuple[int, WebhookConfig]], section: GlobalConfig | None
-) -> tuple[tuple[tuple[int, WebhookConfig], ...], tuple[int, ...], list[str]]:
-    """``hooks`` (by index) with ``section``'s ``http_config`` as the ``http_config`` of each that
-    gives none, the indices of those, and the problems that makes (credentials in a URL beside
-    the inherited ones). As Alertmanager's ``cmp.Or(wh.HTTPConfig, c.Global.HTTPConfig)``: a
-    receiver's own ``http_config`` wins wholly, nothing of the global one merged into it."""
-    inherited = section.http_config if section is not None else None
-    taken: list[tuple[int, WebhookConfig]] = []
-    taking: list[int] = []
-    problems: list[str] = []
-    for index, hook in hooks:
-        if inherited is None or hook.gives_http_config:
-            taken.append((index, hook))
-            continue
-        taken.append((index, hook.model_copy(update={"http_config": inherited})))
-        taking.append(index)
-        problems += [
-            f"{path}: webhook_configs.{index}: {problem}"
-            for problem in _credentials_twice(
-                hook.url, inherited, "global.http_config, taken as it gives no http_config, sets"
-            )
-        ]
-    return tuple(taken), tuple(taking), problems
-
-
 @dataclass(frozen=True, slots=True)
 class ReceiversFileRead:
     """The receivers file as read once (``read_receivers_file``): ``path`` as given, what it
@@ -346,7 +321,8 @@ class ReceiversFileRead:
     ``global.http_config`` when it gives none, the ``alertmanager`` and ``global`` sections) and
     the file's problems; by index, the good ``min_severity`` of each receiver that is not good
     on its own, so that it is still held to the bridge's (a misspelt key beside it must not hide
-    that); and the indices of the receivers whose ``http_config`` is ``global``'s."""
+    that); and the indices of the receivers whose ``http_config`` is ``global``'s (one not good
+    on its own included when it gives none: it takes global's once mended)."""
 
     path: str
     hooks: tuple[tuple[int, WebhookConfig], ...] = ()
@@ -370,66 +346,92 @@ def read_receivers_file(config_file: str | Path) -> ReceiversFileRead:
     try:
         parsed = load_receivers(path, text)
     except ConfigError as exc:
-        good = _good_parts(path, text)
-        if good is None:  # no YAML: said in the problems
-            return ReceiversFileRead(str(config_file), problems=tuple(exc.problems))
-        problems = list(exc.problems)
-        hooks, alertmanager, section, severities = good
+        read = _good_parts(ReceiversFileRead(str(config_file), problems=tuple(exc.problems)), text)
     else:
-        problems, severities = [], ()
-        hooks = tuple(enumerate(parsed.webhook_configs))
-        alertmanager, section = parsed.alertmanager, parsed.global_config
-    taken, inheriting, more = _with_global(path, hooks, section)
-    return ReceiversFileRead(
-        str(config_file),
-        taken,
-        alertmanager,
-        tuple(problems + more),
-        severities,
-        section,
-        inheriting,
+        read = ReceiversFileRead(
+            str(config_file),
+            hooks=tuple(enumerate(parsed.webhook_configs)),
+            alertmanager=parsed.alertmanager,
+            global_config=parsed.global_config,
+        )
+    return _with_global(path, read)
+
+
+def _with_global(path: Path, read: ReceiversFileRead) -> ReceiversFileRead:
+    """``read`` with ``global.http_config`` as the ``http_config`` of each receiver that gives
+    none, their indices among ``inheriting``, and the problems that makes (credentials in a URL
+    beside the inherited ones). As Alertmanager's ``cmp.Or(wh.HTTPConfig,
+    c.Global.HTTPConfig)``: a receiver's own ``http_config`` wins wholly, nothing of the global
+    one merged into it."""
+    inherited = read.global_config.http_config if read.global_config is not None else None
+    if inherited is None:
+        return read
+    hooks: list[tuple[int, WebhookConfig]] = []
+    taking: list[int] = []
+    problems: list[str] = []
+    for index, hook in read.hooks:
+        if hook.gives_http_config:
+            hooks.append((index, hook))
+            continue
+        hooks.append((index, hook.model_copy(update={"http_config": inherited})))
+        taking.append(index)
+        problems += [
+            f"{path}: webhook_configs.{index}: {problem}"
+            for problem in _credentials_twice(
+                hook.url, inherited, "global.http_config, taken as it gives no http_config, sets"
+            )
+        ]
+    return replace(
+        read,
+        hooks=tuple(hooks),
+        problems=read.problems + tuple(problems),
+        inheriting=tuple(sorted(read.inheriting + tuple(taking))),
     )
 
 
-def _good_parts(
-    path: Path, text: str
-) -> (
-    tuple[
-        tuple[tuple[int, WebhookConfig], ...],
-        AlertmanagerConfig | None,
-        GlobalConfig | None,
-        tuple[tuple[int, AlertSeverity], ...],
-    ]
-    | None
-):
-    """The parts of a file with problems that are good on their own, paths made absolute: the
-    receivers by index, the ``alertmanager`` and ``global`` sections, and the good
-    ``min_severity`` of each receiver that is not good; None when it is no YAML."""
+def _good_parts(read: ReceiversFileRead, text: str) -> ReceiversFileRead:
+    """``read`` (a file's problems) with the parts of the file that are good on their own,
+    paths made absolute: the receivers by index, the ``alertmanager`` and ``global`` sections,
+    the good ``min_severity`` of each receiver that is not good, and, when ``global`` has an
+    ``http_config``, the indices of those giving none; ``read`` alone when it is no YAML."""
+    path = Path(read.path)
     try:
         raw = read_yaml(text, path)
     except ConfigError:
-        return None
+        return read  # no YAML: said in the problems
     raw = raw if isinstance(raw, dict) else {}
+    try:
+        section = GlobalConfig.model_validate(raw["global"]).relative_to(path.parent)
+    except (KeyError, ValidationError):
+        section = None
     hooks = raw.get("webhook_configs")
     good: list[tuple[int, WebhookConfig]] = []
     severities: list[tuple[int, AlertSeverity]] = []
+    bare: list[int] = []  # not good, and giving no http_config
     for index, hook in enumerate(hooks if isinstance(hooks, list) else ()):
         try:
             good.append((index, WebhookConfig.model_validate(hook).relative_to(path.parent)))
         except ValidationError:
-            wanted = hook.get("min_severity") if isinstance(hook, dict) else None
-            severities += [(index, level) for level in SEVERITIES if level == wanted]
+            given = hook if isinstance(hook, dict) else {}
+            severities += [
+                (index, level) for level in SEVERITIES if level == given.get("min_severity")
+            ]
+            if given.get("http_config") is None:
+                bare.append(index)
     try:
         alertmanager = AlertmanagerConfig.model_validate(raw["alertmanager"]).relative_to(
             path.parent
         )
     except (KeyError, ValidationError):
         alertmanager = None
-    try:
-        section = GlobalConfig.model_validate(raw["global"]).relative_to(path.parent)
-    except (KeyError, ValidationError):
-        section = None
-    return tuple(good), alertmanager, section, tuple(severities)
+    return replace(
+        read,
+        hooks=tuple(good),
+        alertmanager=alertmanager,
+        bad_hooks_severities=tuple(severities),
+        global_config=section,
+        inheriting=tuple(bare) if section is not None and section.http_config is not None else (),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -602,51 +604,95 @@ def file_warnings(
     a file it names that cannot be read now (the key and the file, never what it holds), and a
     ``tls_config`` of its own its ``http://`` URL (``alertmanager_url``,
     ``EXESDB_ALERTMANAGER_URL``, for an ``alertmanager`` section without one) never uses (whose
-    files are then not warned of: no request reads them; one taken from ``global``, meant for
-    the ``https://`` receivers too, is not warned of). Warnings, not errors: each attempt reads
-    its files again (so they can rotate), and one may still appear or be fixed before the first
-    alert; Alertmanager takes such a ``tls_config`` silently. Then, once, the keys of ``global``
-    given that the bridge does not read."""
+    files are then not warned of: no request reads them). Warnings, not errors: each attempt
+    reads its files again (so they can rotate), and one may still appear or be fixed before the
+    first alert; Alertmanager takes such a ``tls_config`` silently. Then ``global``'s
+    (``_global_warnings``)."""
     parts = receivers_file
-    named = [
-        (
-            f"webhook_configs.{index} {hook.shown}",
-            hook.files,
-            hook.url,
-            hook.http_config,
-            index in parts.inheriting,
-        )
-        for index, hook in parts.hooks
-    ]
+    notes: list[str] = []
+    takers: list[tuple[str, bool]] = []  # each receiver taking global.http_config, if plain
+    for index, hook in parts.hooks:
+        who = f"webhook_configs.{index} {hook.shown}"
+        notes += _unreadable(f"{who}: ", hook.own_files)
+        if index in parts.inheriting:  # global's files: warned of once, under their own key
+            takers.append((f"webhook_configs.{index}", _plain(hook.url, hook.http_config)))
+        else:
+            notes += _client_warnings(who, hook.url, hook.http_config)
     if parts.alertmanager is not None:
         section = parts.alertmanager
-        config = section.http_config
-        named.append(("alertmanager", config.files, section.url or alertmanager_url, config, False))
-    notes = []
-    for who, files, url, config, inherited in named:
-        # An https:// proxy may be reached with it (Go's client does so): only a plain one is sure.
-        tunnelled = config.proxy_from_environment or str(config.proxy_url).startswith("https:")
-        plain = bool(url) and str(url).lower().startswith("http:") and not tunnelled
-        notes += [
-            f"{who}: {key} {path} cannot be read now ({problem}); "
-            "its deliveries fail and are retried until it can be"
-            for key, path in files
-            # A plain URL's deliveries never read its tls_config: said below instead.
-            if not (plain and key.startswith("tls_config."))
-            and (problem := read_problem(path)) is not None
-        ]
-        if plain and config.tls_config.configured and not inherited:
-            notes.append(
-                f"{who}: tls_config is set, but its URL is http://, which no TLS protects:"
-                " it has no effect (use the https:// URL, or leave tls_config out)"
-            )
-    unread = parts.global_config.unread if parts.global_config is not None else ()
-    if unread:
-        timeout = "resolve_timeout" in unread
+        notes += _client_warnings(
+            "alertmanager", section.url or alertmanager_url, section.http_config
+        )
+    return notes + _global_warnings(parts.global_config, takers, taken=bool(parts.inheriting))
+
+
+def _plain(url: str | None, config: HTTPClientConfig) -> bool:
+    """Whether requests to ``url`` through ``config`` never use its ``tls_config``."""
+    # An https:// proxy may be reached with it (Go's client does so): only a plain one is sure.
+    tunnelled = config.proxy_from_environment or str(config.proxy_url).startswith("https:")
+    return bool(url) and str(url).lower().startswith("http:") and not tunnelled
+
+
+def _unreadable(
+    where: str, files: Iterable[tuple[str, str]], whose: str = "its deliveries"
+) -> list[str]:
+    """A warning for each of ``files`` (by key) that cannot be read now, its key after
+    ``where``, saying that ``whose`` fail."""
+    return [
+        f"{where}{key} {path} cannot be read now ({problem}); {whose} fail and are retried"
+        " until it can be"
+        for key, path in files
+        if (problem := read_problem(path)) is not None
+    ]
+
+
+def _client_warnings(who: str, url: str | None, config: HTTPClientConfig) -> list[str]:
+    """The files of its own ``config`` that cannot be read now, and a ``tls_config`` its plain
+    ``url`` never uses, instead of that one's files."""
+    if not _plain(url, config):
+        return _unreadable(f"{who}: ", config.files)
+    read = [(key, path) for key, path in config.files if not key.startswith("tls_config.")]
+    notes = _unreadable(f"{who}: ", read)
+    if config.tls_config.configured:
         notes.append(
-            f"global: {', '.join(unread)} ignored: the bridge reads only global.http_config"
-            " (the other keys set up Alertmanager's e-mail, Slack, PagerDuty and other"
-            " integrations, which the bridge does not have"
+            f"{who}: tls_config is set, but its URL is http://, which no TLS protects:"
+            " it has no effect (use the https:// URL, or leave tls_config out)"
+        )
+    return notes
+
+
+def _global_warnings(
+    section: GlobalConfig | None, takers: Sequence[tuple[str, bool]], *, taken: bool
+) -> list[str]:
+    """A ``global.http_config`` no receiver takes (``taken``: whether one does, good on its own
+    or not); each of its files that cannot be read now, once, naming the good receivers taking
+    it (``takers``, each with whether it is plain: a plain one never reads a ``tls_config``,
+    which, taken from ``global``, is there for the ``https://`` receivers and not warned of);
+    the keys given that the bridge does not read."""
+    if section is None:
+        return []
+    notes = []
+    if section.http_config is not None and not taken:
+        notes.append(
+            "global: http_config is taken by no receiver: only a receiver in webhook_configs"
+            " without an http_config of its own takes it, and there is none; EXESDB_WEBHOOK_URLS"
+            " receivers and the alertmanager section never take it (list a receiver needing it"
+            " in webhook_configs without http_config, or give it those keys in its own)"
+        )
+    for key, path in section.http_config.files if section.http_config is not None else ():
+        readers = [who for who, plain in takers if not (plain and key.startswith("tls_config."))]
+        if readers:
+            notes += _unreadable(
+                "global.http_config.",
+                [(key, path)],
+                f"the deliveries of the receivers taking it ({', '.join(readers)})",
+            )
+    if section.unread:
+        timeout = "resolve_timeout" in section.unread
+        notes.append(
+            f"global: {', '.join(section.unread)} ignored: the bridge reads only"
+            " global.http_config (the other keys set up Alertmanager's e-mail, Slack, PagerDuty"
+            " and other integrations, which the bridge does not have"
             + ("; its resolve_timeout is EXESDB_ALERT_RESOLVE_TIMEOUT_MS" if timeout else "")
             + ")"
         )

@@ -338,6 +338,7 @@ class Settings(BaseSettings):
         "healthcheck_password_file",
         "healthcheck_cert_file",
         "healthcheck_key_file",
+        "otlp_metrics_temporality_preference",  # a word, which the SDK's exporter trims too
         mode="before",
     )
     @classmethod
@@ -364,18 +365,13 @@ class Settings(BaseSettings):
         "otlp_traces_compression",
         "otlp_logs_compression",
         "otlp_metrics_compression",
+        "otlp_metrics_temporality_preference",  # case-insensitive in the specification
         mode="before",
     )
     @classmethod
     def _any_letter_case(cls, value: Any) -> Any:
         # INFO as Python's logging spells a level, JSON, Critical: one word, as booleans are.
         return value.lower() if isinstance(value, str) else value
-
-    @field_validator("otlp_metrics_temporality_preference", mode="before")
-    @classmethod
-    def _otel_word(cls, value: Any) -> Any:
-        # Case-insensitive in the specification; the SDK's exporter also trims it.
-        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("otel_sdk_disabled", mode="before")
     @classmethod

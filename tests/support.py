@@ -1,5 +1,6 @@
 """Helpers shared by the tests: free ports, waiting on conditions, real binaries, bridge processes,
-a clock the test moves, the opens of a file counted.
+a clock the test moves, the opens of a file counted, Alertmanager's global section as its dump
+prints it.
 
 Waits poll a condition until a deadline (never a bare sleep); a test needing a server binary that
 is missing skips locally but fails under ``CI=true``.
@@ -37,6 +38,32 @@ from bridge.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-base-with-at-least-32-characters"
 ADMIN_TOKEN = "test-admin-token"
+
+# Alertmanager's global section as `amtool config show` prints it: its defaults, and each
+# secret hidden as <secret>; with an http_config of a token file and a CA (paths from the
+# receivers file's folder) and redirects followed.
+ALERTMANAGER_GLOBAL = """
+global:
+  resolve_timeout: 5m
+  http_config:
+    authorization:
+      credentials_file: token
+    tls_config:
+      ca_file: ca.pem
+    follow_redirects: true
+    enable_http2: true
+  smtp_from: alerts@example.com
+  smtp_hello: localhost
+  smtp_smarthost: smtp.example.com:587
+  smtp_auth_password: <secret>
+  smtp_require_tls: true
+  smtp_tls_config:
+    insecure_skip_verify: false
+  slack_api_url: <secret>
+  pagerduty_url: https://events.pagerduty.com/v2/enqueue
+  opsgenie_api_url: https://api.opsgenie.com/
+  telegram_api_url: https://api.telegram.org
+"""
 
 
 class ManualClock:

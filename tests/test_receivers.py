@@ -18,7 +18,15 @@ from bridge.receivers import (
     read_receivers_file,
     resolve_receivers,
 )
-from tests.support import ROOT, BridgeProcess, FileOpens, check_config, free_port, run_bridge
+from tests.support import (
+    ALERTMANAGER_GLOBAL,
+    ROOT,
+    BridgeProcess,
+    FileOpens,
+    check_config,
+    free_port,
+    run_bridge,
+)
 
 # A receiver block as Alertmanager's documentation writes one, pasted unchanged.
 ALERTMANAGER_BLOCK = """
@@ -61,6 +69,25 @@ def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "receivers.yml"
     path.write_text(text)
     return path
+
+
+def check_file(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    text: str,
+    **env: str,
+) -> tuple[int, str, str]:
+    """check-config of the receivers file holding ``text`` beside ``env``, with
+    EXESDB_WEBHOOK_SECRET set (no receiver warned of as unsigned): its status, stdout, stderr."""
+    path = write(tmp_path, text)
+    return check_config(
+        monkeypatch,
+        capsys,
+        EXESDB_WEBHOOK_CONFIG_FILE=str(path),
+        EXESDB_WEBHOOK_SECRET="k" * 32,
+        **env,
+    )
 
 
 def test_an_alertmanager_receiver_block_reads_unchanged(tmp_path: Path) -> None:
@@ -309,32 +336,6 @@ def test_a_secret_hidden_by_alertmanagers_dump_is_said_to_be_one(tmp_path: Path)
     ]
 
 
-# Alertmanager's global section as `amtool config show` prints it: its defaults, and each
-# secret hidden as <secret>; with an http_config of a token file, a CA and redirects followed.
-ALERTMANAGER_GLOBAL = """
-global:
-  resolve_timeout: 5m
-  http_config:
-    authorization:
-      credentials_file: token
-    tls_config:
-      ca_file: ca.pem
-    follow_redirects: true
-    enable_http2: true
-  smtp_from: alerts@example.com
-  smtp_hello: localhost
-  smtp_smarthost: smtp.example.com:587
-  smtp_auth_password: <secret>
-  smtp_require_tls: true
-  smtp_tls_config:
-    insecure_skip_verify: false
-  slack_api_url: <secret>
-  pagerduty_url: https://events.pagerduty.com/v2/enqueue
-  opsgenie_api_url: https://api.opsgenie.com/
-  telegram_api_url: https://api.telegram.org
-"""
-
-
 def test_global_http_config_is_the_whole_http_config_of_each_receiver_giving_none(
     tmp_path: Path,
 ) -> None:
@@ -377,10 +378,8 @@ def test_a_whole_alertmanager_global_section_loads_and_its_other_keys_are_warned
     naming each key given that the bridge does not read, never a value."""
     (tmp_path / "token").write_text("t0ken\n")
     (tmp_path / "ca.pem").write_text("")
-    path = write(tmp_path, ALERTMANAGER_GLOBAL + "webhook_configs:\n  - url: https://h/hook\n")
-    status, _, err = check_config(
-        monkeypatch, capsys, EXESDB_WEBHOOK_CONFIG_FILE=str(path), EXESDB_WEBHOOK_SECRET="k" * 32
-    )
+    text = ALERTMANAGER_GLOBAL + "webhook_configs:\n  - url: https://h/hook\n"
+    status, _, err = check_file(monkeypatch, capsys, tmp_path, text)
     assert status == 0, err
     [warning] = [line for line in err.splitlines() if "ignored" in line]
     assert warning == (
@@ -407,12 +406,7 @@ def test_check_config_says_which_receivers_take_global_http_config_redacted(
         "  - url: http://own.example.com/hook\n    http_config:\n"
         "      tls_config: {insecure_skip_verify: true}\n"
     )
-    status, out, err = check_config(
-        monkeypatch,
-        capsys,
-        EXESDB_WEBHOOK_CONFIG_FILE=str(write(tmp_path, text)),
-        EXESDB_WEBHOOK_SECRET="k" * 32,
-    )
+    status, out, err = check_file(monkeypatch, capsys, tmp_path, text)
     assert status == 0, err
     assert "tok3n" not in out + err
     inherits, own = [line.strip() for line in out.splitlines() if line.startswith("  ")]
@@ -446,6 +440,134 @@ def test_credentials_in_a_url_beside_those_it_takes_from_global_are_a_problem(
         " taken as it gives no http_config, sets authorization or basic_auth: give them in one"
         " place",
     ]
+
+
+# A global.http_config sending a token: the receivers giving no http_config take it.
+GLOBAL_TOKEN = "global:\n  http_config: {authorization: {credentials: gl0bal-tok3n}}\n"
+
+
+def test_receivers_of_exesdb_webhook_urls_never_take_global_http_config(tmp_path: Path) -> None:
+    """An EXESDB_WEBHOOK_URLS receiver has only the environment's defaults, no http_config,
+    beside the file's receiver giving none, which takes global.http_config."""
+    read = read_receivers_file(write(tmp_path, GLOBAL_TOKEN + "webhook_configs: [{url: http://f}]"))
+    receivers, _ = resolve_receivers(
+        ["http://env/h"], read, secret=None, timeout=5.0, max_alerts=50, min_severity="warning"
+    )
+    from_env, from_file = receivers
+    assert from_env.source == "EXESDB_WEBHOOK_URLS item 1"
+    assert from_env.http_config.summary() == "no http_config"
+    assert from_file.http_config.summary() == "authorization Bearer (credentials <set, redacted>)"
+
+
+@pytest.mark.parametrize(
+    ("rest", "status", "warned"),
+    [
+        pytest.param("alertmanager: {url: http://am.example.com:9093}\n", 0, True, id="no-hooks"),
+        pytest.param(
+            "webhook_configs:\n  - {url: https://own.example.com/h, http_config: {}}\n",
+            0,
+            True,
+            id="each-its-own",
+        ),
+        pytest.param(
+            "webhook_configs:\n  - {url: https://own.example.com/h, http_config: {}}\n"
+            "  - url: https://takes.example.com/h\n",
+            0,
+            False,
+            id="one-takes-it",
+        ),
+        pytest.param(
+            "webhook_configs:\n  - {url: https://bad.example.com/h, colour: red}\n",
+            2,
+            False,
+            id="a-bad-one-takes-it",
+        ),
+        pytest.param(
+            "webhook_configs:\n  - {url: https://bad.example.com/h, colour: red,"
+            " http_config: {}}\n",
+            2,
+            True,
+            id="a-bad-one-gives-its-own",
+        ),
+    ],
+)
+def test_a_global_http_config_no_receiver_takes_is_warned_of(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    rest: str,
+    status: int,
+    warned: bool,
+) -> None:
+    """A global.http_config no receiver takes (each of the file's gives its own, or there are
+    none, the EXESDB_WEBHOOK_URLS receivers and the alertmanager section never taking it) is
+    warned of once, saying why, no secret shown; not when a receiver of the file, even one with
+    a problem, gives none."""
+    status_got, _, err = check_file(
+        monkeypatch, capsys, tmp_path, GLOBAL_TOKEN + rest, EXESDB_WEBHOOK_URLS="https://env.x/h"
+    )
+    assert status_got == status, err
+    assert "tok3n" not in err
+    said = [line.split("warning: ", 1)[1] for line in err.splitlines() if "by no receiver" in line]
+    assert said == (
+        [
+            "EXESDB_WEBHOOK_CONFIG_FILE global: http_config is taken by no receiver: only a"
+            " receiver in webhook_configs without an http_config of its own takes it, and there"
+            " is none; EXESDB_WEBHOOK_URLS receivers and the alertmanager section never take it"
+            " (list a receiver needing it in webhook_configs without http_config, or give it"
+            " those keys in its own)"
+        ]
+        if warned
+        else []
+    ), err
+
+
+# Three receivers taking global.http_config, whose files are missing, one of them http://; and
+# one naming the same CA file in an http_config of its own.
+GLOBAL_FILES_UNREADABLE = """
+global:
+  http_config:
+    authorization: {credentials_file: missing-token}
+    tls_config: {ca_file: missing-ca.pem}
+webhook_configs:
+  - url: https://one.example.com/hook
+  - url: http://plain.example.com/hook
+    secret_file: missing-secret
+  - url: https://three.example.com/hook
+  - url: https://own.example.com/hook
+    http_config: {tls_config: {ca_file: missing-ca.pem}}
+"""
+
+
+def test_a_file_global_http_config_names_is_warned_of_once_under_its_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file of global.http_config that cannot be read now is warned of once, by its key in
+    global, naming the receivers taking it that read it (not an http:// one for its tls_config),
+    not once per receiver by each one's name; a receiver's own files are still warned of by it."""
+    status, _, err = check_file(monkeypatch, capsys, tmp_path, GLOBAL_FILES_UNREADABLE)
+    assert status == 0, err
+    warned = [
+        line.removeprefix("warning: EXESDB_WEBHOOK_CONFIG_FILE ")
+        for line in err.splitlines()
+        if "cannot be read now" in line
+    ]
+    missing = "cannot be read now (No such file or directory);"
+    retried = "fail and are retried until it can be"
+    ca, token, secret = (
+        tmp_path / name for name in ("missing-ca.pem", "missing-token", "missing-secret")
+    )
+    assert warned == [
+        f"webhook_configs.1 http://plain.example.com/…: secret_file {secret} {missing} its"
+        f" deliveries {retried}",
+        f"webhook_configs.3 https://own.example.com/…: tls_config.ca_file {ca} {missing} its"
+        f" deliveries {retried}",
+        f"global.http_config.tls_config.ca_file {ca} {missing} the deliveries of the receivers"
+        f" taking it (webhook_configs.0, webhook_configs.2) {retried}",
+        f"global.http_config.authorization.credentials_file {token} {missing} the deliveries of"
+        f" the receivers taking it (webhook_configs.0, webhook_configs.1, webhook_configs.2)"
+        f" {retried}",
+    ], err
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ from tests.integration.servers.webhook import (
     webhook_receiver,
 )
 from tests.sinks.alerts.helpers import Watcher, alert_bridge, envelope, system_alert
-from tests.support import async_wait_until
+from tests.support import ALERTMANAGER_GLOBAL, async_wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -599,8 +599,9 @@ async def test_global_http_config_takes_a_receiver_giving_none_to_its_https_serv
     tmp_path: Path, webhook_receiver
 ) -> None:
     """A receiver without http_config reaches an HTTPS receiver that trusts only its private CA
-    and demands a bearer token with global.http_config's CA and token file, that file rotated
-    while the bridge runs; a receiver giving its own http_config (the CA alone) sends no token."""
+    and demands a bearer token with global.http_config's CA and token file (Alertmanager's whole
+    global section pasted), that file rotated while the bridge runs; a receiver giving its own
+    http_config (the CA alone) sends no token."""
     ca = trustme.CA()
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     guarded: WebhookReceiver = webhook_receiver(
@@ -610,14 +611,8 @@ async def test_global_http_config_takes_a_receiver_giving_none_to_its_https_serv
     token = write(tmp_path / "token", "first\n")
     config = write(
         tmp_path / "receivers.yml",
-        f"""
-global:
-  resolve_timeout: 5m
-  http_config:
-    authorization:
-      credentials_file: token
-    tls_config:
-      ca_file: ca.pem
+        ALERTMANAGER_GLOBAL
+        + f"""
 webhook_configs:
   - url: {guarded.url}
   - url: {own.url}
