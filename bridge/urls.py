@@ -37,6 +37,7 @@ __all__ = [
     "require_link_origin",
     "split_userinfo",
     "url_meant",
+    "url_root",
 ]
 
 HTTP_SCHEMES: Final = ("http", "https")
@@ -140,6 +141,15 @@ def otlp_endpoint_problem(
     if not _grpc_host_port_ok(target):
         return f"not usable with grpc; allowed: {_GRPC_ENDPOINT}"
     return None
+
+
+def url_root(url: str) -> str | None:
+    """``url`` without its path, query and fragment, when it has a path (``http://host:9570/v1``:
+    ``http://host:9570``, the URL of a bridge served at its root); None when it has none."""
+    parts = urlsplit(url)
+    if not parts.path.strip("/"):
+        return None
+    return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
 
 
 def _is_host(host: str | None) -> bool:

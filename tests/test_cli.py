@@ -771,11 +771,16 @@ def test_a_refusal_names_what_was_asked_and_plain_http_is_named_when_https_was_t
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
     """A --url with a path the bridge does not serve: exit 1 naming the URL asked and the status
-    (not '404 404: Not Found'); https:// against a plain-http bridge says it may serve http."""
+    (not '404 404: Not Found') and the URL without that path; https:// against a plain-http
+    bridge says it may serve http."""
     process = _start(bridge_processes, tmp_path)
     nested = cli("alerts", "list", "--url", process.url + "/v1", EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
     assert nested.returncode == 1
-    assert f"exesdb-bridge: {process.url}/…/v1/alerts answered 404: " in nested.stderr
+    assert nested.stderr == (
+        f"exesdb-bridge: {process.url}/…/v1/alerts answered 404: nothing is served at this path"
+        " (not_found); the URL given has a path, and the bridge's own paths go after it: a"
+        f" bridge served at its root is {process.url} (--url, EXESDB_URL)\n"
+    )
     https = process.url.replace("http://", "https://")
     tls = cli("alerts", "list", "--url", https, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
     assert tls.returncode == 1
