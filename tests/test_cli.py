@@ -697,13 +697,18 @@ def test_tail_and_alerts_without_the_admin_token_exit_2(
     [
         (["--instance", "ex_esdb_alert"], "invalid choice: 'ex_esdb_alert'"),
         (["--topic", "node failure"], "topic 'node failure' must be 1-128 characters"),
+        (
+            ["--topic", "no*de"],
+            "topic 'no*de' must be 1-128 characters of letters, digits and '_.:-'; one * may"
+            " end it, for every topic starting so (node*)",
+        ),
     ],
 )
 def test_tail_refuses_a_bad_instance_or_topic_as_a_usage_error(
     option: list[str], message: str
 ) -> None:
     """A bus instance or topic the stream would refuse is a usage error (exit 2) naming it,
-    found before any bridge is asked."""
+    found before any bridge is asked; a topic's error says a * may end it, as --help does."""
     completed = cli("tail", *option, "--url", "http://127.0.0.1:9", EXESDB_ADMIN_TOKEN="t")
     assert completed.returncode == 2
     assert message in completed.stderr

@@ -82,7 +82,9 @@ def _stream_topic(text: str) -> str:
         try:
             check_topic(text.removesuffix("*"))
         except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+            raise argparse.ArgumentTypeError(
+                f"{exc}; one * may end it, for every topic starting so (node*)"
+            ) from None
     return text
 
 
