@@ -333,13 +333,24 @@ class Settings(BaseSettings):
         "healthcheck_password_file",
         "healthcheck_cert_file",
         "healthcheck_key_file",
+        "bus",
+        "url",
+        "alertmanager_url",
+        "external_url",
+        "otlp_endpoint",
+        "otlp_traces_endpoint",
+        "otlp_logs_endpoint",
+        "otlp_metrics_endpoint",
         mode="before",
     )
     @classmethod
     def _trimmed(cls, value: Any) -> Any:
-        # A blank around a name or path is a stray one (an env file's "X= /srv/x", a quoted YAML
-        # value): " /tmp/x" would be a folder named so in the working directory, " n1 " a node
-        # apart from "n1". Blanks only are unset already (_Environment).
+        # A blank around a name, path or URL is a stray one (an env file's "X= /srv/x", a quoted
+        # YAML value): " /tmp/x" would be a folder named so in the working directory, " n1 " a
+        # node apart from "n1", "http://am:9093 " no URL, and " https://bridge.example" (which
+        # Python's URL parser takes) the start of every alert's link. Blanks only are unset
+        # already (_Environment). The OTLP exporters read their endpoints from the environment
+        # themselves: the OTLP sink trims them there too.
         return value.strip() if isinstance(value, str) else value
 
     @field_validator("webhook_secret", mode="before")

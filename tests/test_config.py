@@ -1569,6 +1569,36 @@ def test_a_node_name_or_path_is_taken_without_surrounding_blanks(
     assert getattr(load_settings(), field) == value
 
 
+@pytest.mark.parametrize(
+    ("variable", "field", "value"),
+    [
+        ("EXESDB_URL", "url", "http://127.0.0.1:9570"),
+        ("EXESDB_EXTERNAL_URL", "external_url", "https://bridge.example:9570"),
+        ("EXESDB_ALERTMANAGER_URL", "alertmanager_url", "http://alertmanager:9093"),
+        ("EXESDB_BUS", "bus", "redis://redis:6379/0"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint", "http://collector:4317"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "otlp_traces_endpoint", "collector:4317"),
+        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "otlp_logs_endpoint", "http://collector:4317"),
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "otlp_metrics_endpoint", "collector:4317"),
+    ],
+)
+@pytest.mark.parametrize("blanks", [(" ", " "), ("", "\n"), ("\t", "")], ids=repr)
+def test_a_url_setting_is_taken_without_surrounding_blanks(
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    field: str,
+    value: str,
+    blanks: tuple[str, str],
+) -> None:
+    """A URL setting is taken without the blanks around it, as the receivers of
+    EXESDB_WEBHOOK_URLS are: a stray space in an env file is neither refused as "not a URL" (or
+    as a Redis database that is no number) nor kept in every alert's link
+    (" https://bridge.example:9570/alerts/…")."""
+    monkeypatch.setenv("SECRET_KEY_BASE", TEST_SECRET)  # a Redis bus needs one
+    monkeypatch.setenv(variable, blanks[0] + value + blanks[1])
+    assert getattr(load_settings(), field) == value
+
+
 # Set but holding nothing: empty, or blanks only (a stray space in a .env file or a YAML value,
 # a value read from a file with only its line break).
 BLANKS = ("", " ", "  \t", " \n")

@@ -118,10 +118,13 @@ def _unset_blank_variables(environ: MutableMapping[str, str] = os.environ) -> No
     reads them: the settings take them for unset, as the OpenTelemetry specification asks, but
     the SDK's exporters would not (the gRPC exporters stop with a traceback on a blank
     ``OTEL_EXPORTER_OTLP_<SIGNAL>_TIMEOUT``; a blank ``_<SIGNAL>_CERTIFICATE`` would drop the
-    general one)."""
+    general one). An endpoint is trimmed there as the settings trim it (``http://c:4317 ``
+    would be dialled with its blank)."""
     for name in [name for name, value in environ.items() if name.startswith("OTEL_")]:
         if not environ[name].strip():
             del environ[name]
+        elif name.startswith("OTEL_EXPORTER_OTLP_") and name.endswith("_ENDPOINT"):
+            environ[name] = environ[name].strip()
 
 
 def _options(settings: Settings, signal: Signal) -> dict[str, Any]:
