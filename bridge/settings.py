@@ -374,8 +374,25 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _any_letter_case(cls, value: Any) -> Any:
-        # INFO as Python's logging spells a level, JSON, Critical: one word, as booleans are.
-        return value.lower() if isinstance(value, str) else value
+        # INFO as Python's logging spells a level, JSON, Critical: one word, as booleans are,
+        # the blanks around it stray ones (an env file's "X=info ").
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator(
+        "pubsub_integration",
+        "ingest",
+        "otlp_metrics",
+        "otlp_protocol",
+        "otlp_traces_protocol",
+        "otlp_logs_protocol",
+        "otlp_metrics_protocol",
+        mode="before",
+    )
+    @classmethod
+    def _trimmed_word(cls, value: Any) -> Any:
+        # A switch or a protocol is one word: "true " is true, as "INFO " is info above (the
+        # bridge picks the exporter of a protocol itself; the SDK never reads the variable).
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("otel_sdk_disabled", mode="before")
     @classmethod

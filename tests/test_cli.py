@@ -166,13 +166,14 @@ BAD_START: Final = {
 }
 
 
-@pytest.mark.parametrize("log_format", ["json", "JSON"])
+@pytest.mark.parametrize("log_format", ["json", "JSON", "json "])
 def test_run_with_json_logs_writes_each_configuration_problem_as_a_json_record(
     log_format: str,
 ) -> None:
-    """`run` with EXESDB_LOG_FORMAT=json (in any letter case, as the settings take it) and a bad
-    configuration exits 2 with every stderr line a JSON log record in the log's shape: an error
-    naming each variable at fault, a warning for the misspelt name, nothing secret."""
+    """`run` with EXESDB_LOG_FORMAT=json (in any letter case, blanks around it, as the settings
+    take it) and a bad configuration exits 2 with every stderr line a JSON log record in the
+    log's shape: an error naming each variable at fault, a warning for the misspelt name,
+    nothing secret."""
     completed = run_bridge("run", env={"EXESDB_LOG_FORMAT": log_format, **BAD_START})
     assert completed.returncode == 2
     records = [json.loads(line) for line in completed.stderr.splitlines()]

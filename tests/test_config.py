@@ -1599,6 +1599,33 @@ def test_a_url_setting_is_taken_without_surrounding_blanks(
     assert getattr(load_settings(), field) == value
 
 
+@pytest.mark.parametrize(
+    ("variable", "typed", "field", "taken"),
+    [
+        ("EXESDB_INGEST", "true ", "ingest", True),
+        ("EXESDB_PUBSUB_INTEGRATION", " off", "pubsub_integration", False),
+        ("EXESDB_OTLP_METRICS", "yes\n", "otlp_metrics", True),
+        ("OTEL_SDK_DISABLED", "TRUE ", "otel_sdk_disabled", True),
+        ("EXESDB_LOG_LEVEL", "info ", "log_level", "info"),
+        ("EXESDB_LOG_FORMAT", " JSON", "log_format", "json"),
+        ("EXESDB_WEBHOOK_MIN_SEVERITY", "error\t", "webhook_min_severity", "error"),
+        ("OTEL_TRACES_EXPORTER", "none ", "otel_traces_exporter", "none"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf ", "otlp_protocol", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", " grpc", "otlp_logs_protocol", "grpc"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip ", "otlp_compression", "gzip"),
+    ],
+)
+def test_a_switch_or_word_is_taken_without_surrounding_blanks(
+    monkeypatch: pytest.MonkeyPatch, variable: str, typed: str, field: str, taken: object
+) -> None:
+    """A boolean, a level, a format or a protocol is one word, the blanks around it stray ones
+    (an env file's "EXESDB_INGEST=true "), as they are around a number: not refused as
+    "must be true or false (got 'true ')"."""
+    monkeypatch.setenv("SECRET_KEY_BASE", TEST_SECRET)  # ingest needs one
+    monkeypatch.setenv(variable, typed)
+    assert getattr(load_settings(), field) == taken
+
+
 # Set but holding nothing: empty, or blanks only (a stray space in a .env file or a YAML value,
 # a value read from a file with only its line break).
 BLANKS = ("", " ", "  \t", " \n")
