@@ -261,10 +261,14 @@ def test_bus_path_that_is_no_database_number_is_refused_unechoed(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A Redis URL path that redis-py would read as database 0 without a word (a key prefix,
-    a token) stops start-up naming EXESDB_BUS, the path not shown."""
+    a token) stops start-up naming EXESDB_BUS, the path not shown, and what a database path
+    looks like shown whole (/0, not an example URL whose path is redacted as /…)."""
     status, _, err = check_config(monkeypatch, capsys, EXESDB_BUS="redis://redis:6379/hunter2")
     assert status == 2
-    assert "EXESDB_BUS: a redis:// or rediss:// URL's path is its database number" in err
+    assert (
+        "EXESDB_BUS: a redis:// or rediss:// URL's path is its database number, as /0 or /15"
+        " after the port (none: database 0), and this one's path is no number"
+    ) in err
     assert "hunter2" not in err
 
 
