@@ -60,8 +60,9 @@ def require_bus(value: str) -> str:
         raise ValueError("a redis:// or rediss:// URL's port must be a port from 1 to 65535")
     if not _DATABASE_PATH.fullmatch(parts.path):
         raise ValueError(
-            "a redis:// or rediss:// URL's path is its database number, e.g."
-            " redis://127.0.0.1:6379/0 (none: database 0), and this one's path is no number"
+            # No example URL: the message is shown as URLs are, and its path would read /….
+            "a redis:// or rediss:// URL's path is its database number, as /0 or /15 after the"
+            " port (none: database 0), and this one's path is no number"
         )
     if parts.path.strip("/") and "db" in parse_qs(parts.query):
         raise ValueError(

@@ -124,11 +124,11 @@ def configure_logging(settings: Settings) -> None:
 
 def configure_refusal_logging(environ: Mapping[str, str]) -> bool:
     """For a configuration refused before any settings exist: when ``environ`` sets
-    ``EXESDB_LOG_FORMAT`` to ``json`` (in any letter case, as the settings take it), log to
-    stderr as ``configure_logging`` would in JSON, warnings and errors whatever
+    ``EXESDB_LOG_FORMAT`` to ``json`` (in any letter case, blanks around it, as the settings
+    take it), log to stderr as ``configure_logging`` would in JSON, warnings and errors whatever
     ``EXESDB_LOG_LEVEL`` says, and return True; otherwise (text, unset or invalid) configure
     nothing and return False."""
-    if environ.get("EXESDB_LOG_FORMAT", "").lower() != "json":
+    if environ.get("EXESDB_LOG_FORMAT", "").strip().lower() != "json":
         return False
     _install(True, "WARNING")
     return True

@@ -37,6 +37,7 @@ __all__ = [
     "names_secret",
     "redact_urls",
     "safe_bus_url",
+    "safe_otlp_endpoint",
     "safe_url",
     "safe_url_or_key",
     "span_url",
@@ -187,6 +188,21 @@ def safe_url(
     port_part = f":{port}" if port else ""
     rest = "/…" if more else ""
     return f"{parts.scheme}://{user}{host}{port_part}{rest}"
+
+
+def safe_otlp_endpoint(endpoint: str) -> str:
+    """An OTLP endpoint as it may be shown: a URL as ``safe_url`` shows it; one the gRPC
+    exporter dials as it is, no URL with a host (``127.0.0.1:4317``, ``collector``,
+    ``unix:/run/otel.sock``, ``dns:///collector:4317``), whole: it holds no credentials (the
+    checks at start refuse a ``user:password@`` there), unless it has an ``@``, a ``?`` or a
+    ``#`` (then ``<not a URL>``, as ``safe_url`` says)."""
+    shown = safe_url(endpoint)
+    value = endpoint.strip()
+    if shown != "<not a URL>" or not value or any(c in "@?#" for c in value):
+        return shown
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return shown
+    return clipped(value)
 
 
 def at_past_host(parts: SplitResult) -> bool:

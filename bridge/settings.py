@@ -339,13 +339,24 @@ class Settings(BaseSettings):
         "healthcheck_cert_file",
         "healthcheck_key_file",
         "otlp_metrics_temporality_preference",  # a word, which the SDK's exporter trims too
+        "bus",
+        "url",
+        "alertmanager_url",
+        "external_url",
+        "otlp_endpoint",
+        "otlp_traces_endpoint",
+        "otlp_logs_endpoint",
+        "otlp_metrics_endpoint",
         mode="before",
     )
     @classmethod
     def _trimmed(cls, value: Any) -> Any:
-        # A blank around a name or path is a stray one (an env file's "X= /srv/x", a quoted YAML
-        # value): " /tmp/x" would be a folder named so in the working directory, " n1 " a node
-        # apart from "n1". Blanks only are unset already (_Environment).
+        # A blank around a name, path or URL is a stray one (an env file's "X= /srv/x", a quoted
+        # YAML value): " /tmp/x" would be a folder named so in the working directory, " n1 " a
+        # node apart from "n1", "http://am:9093 " no URL, and " https://bridge.example" (which
+        # Python's URL parser takes) the start of every alert's link. Blanks only are unset
+        # already (_Environment). The OTLP exporters read their endpoints from the environment
+        # themselves: the OTLP sink trims them there too.
         return value.strip() if isinstance(value, str) else value
 
     @field_validator("webhook_secret", mode="before")
@@ -370,8 +381,25 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _any_letter_case(cls, value: Any) -> Any:
-        # INFO as Python's logging spells a level, JSON, Critical: one word, as booleans are.
-        return value.lower() if isinstance(value, str) else value
+        # INFO as Python's logging spells a level, JSON, Critical: one word, as booleans are,
+        # the blanks around it stray ones (an env file's "X=info ").
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator(
+        "pubsub_integration",
+        "ingest",
+        "otlp_metrics",
+        "otlp_protocol",
+        "otlp_traces_protocol",
+        "otlp_logs_protocol",
+        "otlp_metrics_protocol",
+        mode="before",
+    )
+    @classmethod
+    def _trimmed_word(cls, value: Any) -> Any:
+        # A switch or a protocol is one word: "true " is true, as "INFO " is info above (the
+        # bridge picks the exporter of a protocol itself; the SDK never reads the variable).
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("otel_sdk_disabled", mode="before")
     @classmethod

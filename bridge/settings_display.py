@@ -96,4 +96,6 @@ def _show(value: object) -> str:
         return redact_urls(",".join(str(item) for item in value))
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # as it is typed and documented: 85, not 85.0
     return redact_urls(str(value))

@@ -5,7 +5,8 @@ Every URL setting (``EXESDB_WEBHOOK_URLS``, ``EXESDB_ALERTMANAGER_URL``, ``EXESD
 ``url`` and ``proxy_url``, and the client commands' ``--url`` are checked here. A problem
 shows the URL only as ``safe_url`` shows it, and text that is no URL at all not at all (it may
 be a URL mistyped around a password). ``link_origin`` is the origin a link in alert metadata is
-judged by, and ``allowed_link`` how one on an allowed origin is shown.
+judged by, and ``allowed_link`` how one on an allowed origin is shown. ``grpc_dials_tls`` reads an
+OTLP endpoint as the SDK's gRPC exporter does, to say whether it is dialled with TLS.
 
 ``own_url`` is the bridge's own base URL, from the address it listens on: for a client on this
 host (the command line's default target, the health check, the start-up line) or, given the name
@@ -16,8 +17,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from typing import Final, Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
 from bridge.redaction import redact_urls, safe_url
 
@@ -26,6 +28,7 @@ __all__ = [
     "HTTP_SCHEMES",
     "PICKED_PORT",
     "allowed_link",
+    "grpc_dials_tls",
     "http_url_problem",
     "link_origin",
     "names_a_host",
@@ -37,6 +40,7 @@ __all__ = [
     "require_link_origin",
     "split_userinfo",
     "url_meant",
+    "url_root",
 ]
 
 HTTP_SCHEMES: Final = ("http", "https")
@@ -140,6 +144,31 @@ def otlp_endpoint_problem(
     if not _grpc_host_port_ok(target):
         return f"not usable with grpc; allowed: {_GRPC_ENDPOINT}"
     return None
+
+
+def url_root(url: str) -> str | None:
+    """``url`` without its path, query and fragment, when it has a path (``http://host:9570/v1``:
+    ``http://host:9570``, the URL of a bridge served at its root); None when it has none."""
+    parts = urlsplit(url)
+    if not parts.path.strip("/"):
+        return None
+    return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+
+
+def grpc_dials_tls(endpoint: str, signal: str, environ: Mapping[str, str]) -> bool:
+    """Whether the SDK's gRPC exporter of ``signal`` (``traces``, ``logs``, ``metrics``) dials
+    ``endpoint`` with TLS, as its ``OTLPExporterMixin`` decides: always for ``https://``; else
+    as ``OTEL_EXPORTER_OTLP_<SIGNAL>_INSECURE``, else ``OTEL_EXPORTER_OTLP_INSECURE``, says when
+    set (``true``, in any letter case: without); else unless the endpoint is an ``http://`` URL
+    (``collector:4317`` is dialled with TLS)."""
+    scheme = urlparse(endpoint).scheme  # as the exporter parses it
+    if scheme == "https":
+        return True
+    for name in (f"OTEL_EXPORTER_OTLP_{signal.upper()}_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE"):
+        insecure = environ.get(name)
+        if insecure is not None:
+            return insecure.lower() != "true"
+    return scheme != "http"
 
 
 def _is_host(host: str | None) -> bool:

@@ -81,6 +81,13 @@ def go_duration(value: Any) -> float:
     """A Go duration (``10s``, ``1m30s``, ``0``) in seconds; ValueError otherwise."""
     if isinstance(value, int) and not isinstance(value, bool) and value == 0:
         return 0.0
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # As Go says "missing unit": a number alone is no duration, and which unit is meant is
+        # the writer's to say (Alertmanager's examples are in seconds).
+        raise ValueError(
+            f"{value!r} has no unit: must be a duration such as 10s, 1m30s or 500ms "
+            f"({value}s for seconds)"
+        )
     if not isinstance(value, str):
         raise ValueError("must be a duration such as 10s, 1m30s or 500ms")
     text = value.strip()

@@ -166,13 +166,14 @@ BAD_START: Final = {
 }
 
 
-@pytest.mark.parametrize("log_format", ["json", "JSON"])
+@pytest.mark.parametrize("log_format", ["json", "JSON", "json "])
 def test_run_with_json_logs_writes_each_configuration_problem_as_a_json_record(
     log_format: str,
 ) -> None:
-    """`run` with EXESDB_LOG_FORMAT=json (in any letter case, as the settings take it) and a bad
-    configuration exits 2 with every stderr line a JSON log record in the log's shape: an error
-    naming each variable at fault, a warning for the misspelt name, nothing secret."""
+    """`run` with EXESDB_LOG_FORMAT=json (in any letter case, blanks around it, as the settings
+    take it) and a bad configuration exits 2 with every stderr line a JSON log record in the
+    log's shape: an error naming each variable at fault, a warning for the misspelt name,
+    nothing secret."""
     completed = run_bridge("run", env={"EXESDB_LOG_FORMAT": log_format, **BAD_START})
     assert completed.returncode == 2
     records = [json.loads(line) for line in completed.stderr.splitlines()]
@@ -697,13 +698,18 @@ def test_tail_and_alerts_without_the_admin_token_exit_2(
     [
         (["--instance", "ex_esdb_alert"], "invalid choice: 'ex_esdb_alert'"),
         (["--topic", "node failure"], "topic 'node failure' must be 1-128 characters"),
+        (
+            ["--topic", "no*de"],
+            "topic 'no*de' must be 1-128 characters of letters, digits and '_.:-'; one * may"
+            " end it, for every topic starting so (node*)",
+        ),
     ],
 )
 def test_tail_refuses_a_bad_instance_or_topic_as_a_usage_error(
     option: list[str], message: str
 ) -> None:
     """A bus instance or topic the stream would refuse is a usage error (exit 2) naming it,
-    found before any bridge is asked."""
+    found before any bridge is asked; a topic's error says a * may end it, as --help does."""
     completed = cli("tail", *option, "--url", "http://127.0.0.1:9", EXESDB_ADMIN_TOKEN="t")
     assert completed.returncode == 2
     assert message in completed.stderr
@@ -771,11 +777,16 @@ def test_a_refusal_names_what_was_asked_and_plain_http_is_named_when_https_was_t
     bridge_processes: list[BridgeProcess], tmp_path: Path
 ) -> None:
     """A --url with a path the bridge does not serve: exit 1 naming the URL asked and the status
-    (not '404 404: Not Found'); https:// against a plain-http bridge says it may serve http."""
+    (not '404 404: Not Found') and the URL without that path; https:// against a plain-http
+    bridge says it may serve http."""
     process = _start(bridge_processes, tmp_path)
     nested = cli("alerts", "list", "--url", process.url + "/v1", EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
     assert nested.returncode == 1
-    assert f"exesdb-bridge: {process.url}/…/v1/alerts answered 404: " in nested.stderr
+    assert nested.stderr == (
+        f"exesdb-bridge: {process.url}/…/v1/alerts answered 404: nothing is served at this path"
+        " (not_found); the URL given has a path, and the bridge's own paths go after it: a"
+        f" bridge served at its root is {process.url} (--url, EXESDB_URL)\n"
+    )
     https = process.url.replace("http://", "https://")
     tls = cli("alerts", "list", "--url", https, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
     assert tls.returncode == 1

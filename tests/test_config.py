@@ -268,10 +268,14 @@ def test_bus_path_that_is_no_database_number_is_refused_unechoed(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A Redis URL path that redis-py would read as database 0 without a word (a key prefix,
-    a token) stops start-up naming EXESDB_BUS, the path not shown."""
+    a token) stops start-up naming EXESDB_BUS, the path not shown, and what a database path
+    looks like shown whole (/0, not an example URL whose path is redacted as /…)."""
     status, _, err = check_config(monkeypatch, capsys, EXESDB_BUS="redis://redis:6379/hunter2")
     assert status == 2
-    assert "EXESDB_BUS: a redis:// or rediss:// URL's path is its database number" in err
+    assert (
+        "EXESDB_BUS: a redis:// or rediss:// URL's path is its database number, as /0 or /15"
+        " after the port (none: database 0), and this one's path is no number"
+    ) in err
     assert "hunter2" not in err
 
 
@@ -1593,6 +1597,63 @@ def test_a_node_name_or_path_is_taken_without_surrounding_blanks(
             monkeypatch.setenv(pair, value)  # a client certificate needs both
     monkeypatch.setenv(variable, blanks[0] + value + blanks[1])
     assert getattr(load_settings(), field) == value
+
+
+@pytest.mark.parametrize(
+    ("variable", "field", "value"),
+    [
+        ("EXESDB_URL", "url", "http://127.0.0.1:9570"),
+        ("EXESDB_EXTERNAL_URL", "external_url", "https://bridge.example:9570"),
+        ("EXESDB_ALERTMANAGER_URL", "alertmanager_url", "http://alertmanager:9093"),
+        ("EXESDB_BUS", "bus", "redis://redis:6379/0"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint", "http://collector:4317"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "otlp_traces_endpoint", "collector:4317"),
+        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "otlp_logs_endpoint", "http://collector:4317"),
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "otlp_metrics_endpoint", "collector:4317"),
+    ],
+)
+@pytest.mark.parametrize("blanks", [(" ", " "), ("", "\n"), ("\t", "")], ids=repr)
+def test_a_url_setting_is_taken_without_surrounding_blanks(
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    field: str,
+    value: str,
+    blanks: tuple[str, str],
+) -> None:
+    """A URL setting is taken without the blanks around it, as the receivers of
+    EXESDB_WEBHOOK_URLS are: a stray space in an env file is neither refused as "not a URL" (or
+    as a Redis database that is no number) nor kept in every alert's link
+    (" https://bridge.example:9570/alerts/…")."""
+    monkeypatch.setenv("SECRET_KEY_BASE", TEST_SECRET)  # a Redis bus needs one
+    monkeypatch.setenv(variable, blanks[0] + value + blanks[1])
+    assert getattr(load_settings(), field) == value
+
+
+@pytest.mark.parametrize(
+    ("variable", "typed", "field", "taken"),
+    [
+        ("EXESDB_INGEST", "true ", "ingest", True),
+        ("EXESDB_PUBSUB_INTEGRATION", " off", "pubsub_integration", False),
+        ("EXESDB_OTLP_METRICS", "yes\n", "otlp_metrics", True),
+        ("OTEL_SDK_DISABLED", "TRUE ", "otel_sdk_disabled", True),
+        ("EXESDB_LOG_LEVEL", "info ", "log_level", "info"),
+        ("EXESDB_LOG_FORMAT", " JSON", "log_format", "json"),
+        ("EXESDB_WEBHOOK_MIN_SEVERITY", "error\t", "webhook_min_severity", "error"),
+        ("OTEL_TRACES_EXPORTER", "none ", "otel_traces_exporter", "none"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf ", "otlp_protocol", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", " grpc", "otlp_logs_protocol", "grpc"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip ", "otlp_compression", "gzip"),
+    ],
+)
+def test_a_switch_or_word_is_taken_without_surrounding_blanks(
+    monkeypatch: pytest.MonkeyPatch, variable: str, typed: str, field: str, taken: object
+) -> None:
+    """A boolean, a level, a format or a protocol is one word, the blanks around it stray ones
+    (an env file's "EXESDB_INGEST=true "), as they are around a number: not refused as
+    "must be true or false (got 'true ')"."""
+    monkeypatch.setenv("SECRET_KEY_BASE", TEST_SECRET)  # ingest needs one
+    monkeypatch.setenv(variable, typed)
+    assert getattr(load_settings(), field) == taken
 
 
 # Set but holding nothing: empty, or blanks only (a stray space in a .env file or a YAML value,

@@ -251,3 +251,29 @@ def test_an_unsigned_receiver_named_by_a_url_file_path_that_may_hold_a_secret_is
     [warned] = [line for line in err.splitlines() if UNSIGNED in line]
     assert "url_file:" in warned
     assert SECRET not in err
+
+
+def test_check_config_shows_each_default_as_the_configuration_page_writes_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With nothing set, every setting whose default docs/configuration.md gives as a value
+    (`85`, `10`, `memory`) is shown by check-config as written there, not as `85.0`."""
+    from tests.support import ROOT
+
+    documented = dict(
+        re.findall(
+            r"^\| `([A-Z_]+)` \| `([^`|]+)` \|",
+            (ROOT / "docs" / "configuration.md").read_text(),
+            re.MULTILINE,
+        )
+    )
+    status, out, _ = check_config(monkeypatch, capsys)
+    assert status == 0
+    shown = dict(line.split(None, 1) for line in out.splitlines())
+    unlike = {
+        variable: (default, shown[variable].strip())
+        for variable, default in documented.items()
+        if shown[variable].strip() != default
+    }
+    assert len(documented) > 40
+    assert not unlike, unlike

@@ -357,6 +357,41 @@ def test_the_cli_page_names_every_option() -> None:
     assert not unnamed, f"name these in docs/cli.md: {unnamed}"
 
 
+def test_usage_lines_name_arguments_as_the_cli_page_does() -> None:
+    """Each subcommand's usage names its positional arguments in capitals, as its row of
+    docs/cli.md does (`publish TAG`, `alerts ack ALERT_ID`), and `alerts ack --by` as the page,
+    the README and its own usage error do (`--by NAME`)."""
+    from bridge.cli import build_parser
+
+    rows = [line for line in page("cli").splitlines() if line.startswith("| `exesdb-bridge ")]
+    unlike = []
+    for sub in _parsers(build_parser()):
+        name = sub.prog.removeprefix("exesdb-bridge ").split()[0] if " " in sub.prog else ""
+        row = next((row for row in rows if row.startswith(f"| `exesdb-bridge {name} ")), "")
+        for action in sub._actions:
+            if action.option_strings or isinstance(action, argparse._SubParsersAction):
+                continue
+            shown = str(action.metavar or action.dest)
+            if not shown.isupper() or not re.search(rf"\b{re.escape(shown)}\b", row):
+                unlike.append(f"{sub.prog} {shown}")
+    assert not unlike, f"name as docs/cli.md does: {unlike}"
+    ack = build_parser().parse_args(["alerts", "ack", "x", "--by", "me"])
+    assert ack.alert_id == "x"
+    usage = _ack_usage()
+    assert "--by NAME" in usage
+    assert "--by NAME" in page("cli")
+    assert "--by NAME" in (ROOT / "README.md").read_text()
+
+
+def _ack_usage() -> str:
+    from bridge.cli import build_parser
+
+    for sub in _parsers(build_parser()):
+        if sub.prog == "exesdb-bridge alerts ack":
+            return sub.format_usage()
+    raise AssertionError("no alerts ack")
+
+
 def test_the_cli_page_gives_each_option_default_the_parser_has() -> None:
     """An option with a default (`alerts list --limit`, `outbox list --limit`, `healthcheck
     --timeout`) has it on its command's row of docs/cli.md as "N by default", the figure the

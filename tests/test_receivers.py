@@ -725,6 +725,21 @@ def test_other_durations_are_refused(text: str | int) -> None:
         go_duration(text)
 
 
+def test_a_timeout_given_as_a_number_without_a_unit_is_named_with_the_unit_meant(
+    tmp_path: Path,
+) -> None:
+    """``timeout: 10`` (YAML reads a number) is refused naming the 10 given and what it is as
+    seconds, not only with what a duration looks like."""
+    path = tmp_path / "receivers.yml"
+    path.write_text("webhook_configs:\n  - url: https://hooks.example/a\n    timeout: 10\n")
+    with pytest.raises(ConfigError) as caught:
+        load_receivers(str(path))
+    assert list(caught.value.problems) == [
+        f"{path}: webhook_configs.0.timeout: 10 has no unit: must be a duration such as 10s,"
+        " 1m30s or 500ms (10s for seconds)"
+    ]
+
+
 def test_defaults_come_from_the_environment_and_min_severity_may_not_go_below_it(
     tmp_path: Path,
 ) -> None:

@@ -11,6 +11,7 @@ from bridge.redaction import (
     names_secret,
     redact_urls,
     safe_bus_url,
+    safe_otlp_endpoint,
     safe_url,
     span_url,
 )
@@ -39,6 +40,29 @@ from bridge.redaction import (
 def test_safe_url_shows_origin_and_markers_only(url: str, shown: str) -> None:
     """Passwords, paths and queries are replaced by markers; scheme, host and port stay."""
     assert safe_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "shown"),
+    [
+        ("http://collector:4317", "http://collector:4317"),
+        ("https://collector:4318/otlp?token=x", "https://collector:4318/…"),
+        ("127.0.0.1:4317", "127.0.0.1:4317"),
+        ("collector:4317", "collector:4317"),
+        ("collector", "collector"),
+        ("unix:/run/otel.sock", "unix:/run/otel.sock"),
+        ("dns:///collector:4317", "dns:///collector:4317"),
+        ("user:pw@collector:4317", "<not a URL>"),
+        ("collector:4317?token=x", "<not a URL>"),
+        ("two words", "<not a URL>"),
+    ],
+)
+def test_an_otlp_endpoint_the_grpc_exporter_dials_as_it_is_is_shown_whole(
+    endpoint: str, shown: str
+) -> None:
+    """A gRPC endpoint without a URL's scheme (host:port, a target URI) is shown as given; a URL
+    as safe_url shows it; one with an @, a query or a blank is not shown."""
+    assert safe_otlp_endpoint(endpoint) == shown
 
 
 @pytest.mark.parametrize(
@@ -265,7 +289,8 @@ URL_SPLITTERS = {
     "bridge/urls.py": (
         "checks the URLs the bridge is given and takes their userinfo out for an auth header"
         " (split_userinfo); shows them through redaction, and a link on an origin allowed in"
-        " alert metadata (allowed_link) with its path and fragment through redaction too"
+        " alert metadata (allowed_link) with its path and fragment through redaction too;"
+        " reads an OTLP endpoint's scheme as the gRPC exporter does (grpc_dials_tls)"
     ),
     "bridge/cli/healthcheck.py": "connects to the URL it built from EXESDB_HTTP_ADDR",
     "bridge/sinks/otlp/mapping.py": "the host for server.address; shows through redaction",

@@ -72,8 +72,12 @@ def add_alerts_command(commands: Commands) -> None:
         help=f"at most this many, the most recently changed; 0: all (default: {DEFAULT_LIMIT})",
     )
     alerts_ack = alerts_commands.add_parser("ack", help="acknowledge an alert")
-    alerts_ack.add_argument("alert_id", help="the alert's id, as alerts list shows it")
-    alerts_ack.add_argument("--by", type=_who, required=True, help="who acknowledges")
+    alerts_ack.add_argument(
+        "alert_id", metavar="ALERT_ID", help="the alert's id, as alerts list shows it"
+    )
+    alerts_ack.add_argument(
+        "--by", type=_who, required=True, metavar="NAME", help="who acknowledges"
+    )
     alerts_ack.add_argument("--note", help="a note")
     alerts_ack.add_argument("--resolution", help="how it was resolved (also resolves it)")
     for sub in (alerts_list, alerts_ack):

@@ -38,7 +38,7 @@ __all__ = ["add_message_commands"]
 def add_message_commands(commands: Commands) -> None:
     """Add ``publish`` and ``tail`` to the subcommands of ``exesdb-bridge``."""
     publish = commands.add_parser("publish", help="sign and send one message to a bridge")
-    publish.add_argument("tag", help="the message type, e.g. system_alert")
+    publish.add_argument("tag", metavar="TAG", help="the message type, e.g. system_alert")
     publish.add_argument("--topic", type=_topic, help="the topic (default: the tag)")
     publish.add_argument(
         "--field",
@@ -82,7 +82,9 @@ def _stream_topic(text: str) -> str:
         try:
             check_topic(text.removesuffix("*"))
         except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+            raise argparse.ArgumentTypeError(
+                f"{exc}; one * may end it, for every topic starting so (node*)"
+            ) from None
     return text
 
 

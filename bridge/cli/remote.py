@@ -12,6 +12,7 @@ from bridge.cli.shared import EXIT_USAGE
 from bridge.errors import ConfigError
 from bridge.headers import PLAIN_HTTP_REFUSAL
 from bridge.redaction import safe_url
+from bridge.urls import url_root
 
 if TYPE_CHECKING:
     from bridge.settings import Settings
@@ -100,6 +101,12 @@ def say_refused(bridge: Target, path: str, status: int, text: str) -> None:
         if answer["error"] == "admin_disabled":  # this shell has a token; the bridge has none
             said += (
                 "; EXESDB_ADMIN_TOKEN set here is what the commands send: the bridge needs it too"
+            )
+        elif answer["error"] == "not_found" and (root := url_root(bridge.url)) is not None:
+            # A bridge answered, at a path it does not serve: the one the URL itself ends in.
+            said += (
+                "; the URL given has a path, and the bridge's own paths go after it: a bridge"
+                f" served at its root is {safe_url(root)} (--url, EXESDB_URL)"
             )
         if status == 401 and "basic_auth_users" in text:  # the web config's, not the token's
             # One sentence in place of the bridge's words, which say the same in general.

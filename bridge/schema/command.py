@@ -27,7 +27,9 @@ def add_schema_command(commands: _Commands) -> None:
     schema = commands.add_parser(
         "schema", help="print a message type's fields, or list the types by bus instance"
     )
-    schema.add_argument("tag", nargs="?", help="the message type, e.g. performance_metric")
+    schema.add_argument(
+        "tag", nargs="?", metavar="TAG", help="the message type, e.g. performance_metric"
+    )
     schema.add_argument("--json", action="store_true", help="print JSON Schema instead")
     schema.set_defaults(handler=run_schema)
 

@@ -581,6 +581,26 @@ async def test_the_specification_s_compression_and_a_timeout_in_seconds_export(
         assert receiver.content_encodings == [None if compression == "none" else "gzip"]
 
 
+async def test_an_endpoint_with_a_stray_blank_around_it_exports(
+    receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OTEL_EXPORTER_OTLP_ENDPOINT with a blank around it (an env file's stray space), which the
+    settings trim, is trimmed for the SDK's exporter too: spans reach the collector."""
+    _export_to(receiver, monkeypatch)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f" {receiver.endpoint} ")
+    bridge = Bridge(load_settings(), registry=CollectorRegistry(), components=SINKS)
+    await bridge.start(serve_http=False)
+    try:
+        bridge.bus.publish(
+            "store1:health",
+            HealthCheck(check_name="ping", node="n", result="pass", duration_ms=1.0),
+        )
+        await async_wait_until(lambda: receiver.spans, 15, "the span")
+    finally:
+        await bridge.aclose()
+    assert [span.name for span in receiver.spans] == ["ping"]
+
+
 async def test_alert_sink_webhook_attempts_become_consumer_spans(
     receiver: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:

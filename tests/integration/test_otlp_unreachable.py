@@ -20,6 +20,7 @@ from bridge.config import load_settings
 from bridge.messages import DebugTrace, LogEntry
 from bridge.sinks.otlp import otlp_component
 from bridge.sinks.prometheus import prometheus_sink
+from tests.integration.servers.otlp import GrpcOtlpReceiver
 from tests.support import (
     TEST_SECRET,
     BridgeProcess,
@@ -245,6 +246,39 @@ def test_over_http_the_log_says_where_otlp_goes_and_that_the_connection_was_refu
     wait_until(lambda: warning in process.log(), 30, "the warning naming endpoint and cause")
     assert "(next report within 60 s)" in process.log()
     assert process.stop() == 0
+
+
+def test_a_grpc_endpoint_without_a_scheme_is_named_as_given_and_said_to_be_dialled_with_tls(
+    tmp_path: Path, bridge_processes: list[BridgeProcess]
+) -> None:
+    """A gRPC endpoint given as host:port, which the exporter dials with TLS, against a
+    plaintext collector: the start-up line names it as given with TLS, the failure warning
+    names it, and gRPC's own lines about each failed handshake stay out of the log."""
+    collector = GrpcOtlpReceiver().start()
+    try:
+        endpoint = f"127.0.0.1:{collector.port}"
+        process = BridgeProcess(
+            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+            OTEL_BLRP_SCHEDULE_DELAY="50",
+            OTEL_EXPORTER_OTLP_TIMEOUT="2",  # the export gives up after 2 s of retries
+            EXESDB_INGEST="true",
+        )
+        bridge_processes.append(process)
+        process.start(tmp_path)
+        wait_until(
+            lambda: f"OTLP export: traces, logs → {endpoint} (grpc, TLS)" in process.log(),
+            10,
+            "the start-up line naming the endpoint and TLS",
+        )
+        post_signed(process.url, _ingest_body(3))
+        warning = f"OTLP logs export to {endpoint} failing: "
+        wait_until(lambda: warning in process.log(), 30, "the warning naming the endpoint")
+        assert process.stop() == 0
+        log = process.log()
+        assert "Tls handshake failed" in log.split(warning, 1)[1], log
+        assert "ssl_transport_security" not in log, log
+    finally:
+        collector.stop()
 
 
 def test_a_stop_while_an_export_retries_logs_no_warning(

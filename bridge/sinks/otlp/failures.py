@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, get_args
 
-from bridge.redaction import redact_urls, safe_url
+from bridge.redaction import redact_urls, safe_otlp_endpoint
 from bridge.sinks.otlp.metrics import Signal
 
 __all__ = ["SDK_LOGGER", "SUMMARY_SECONDS", "ExportFailures", "SdkLogCapture"]
@@ -68,7 +68,8 @@ class ExportFailures:
         self._stopped: dict[Signal, str] = {}
         # Where each signal goes, as the bridge shows URLs (a token in a path stays hidden).
         self._targets = {
-            signal: f" to {safe_url(endpoint)}" for signal, endpoint in (endpoints or {}).items()
+            signal: f" to {safe_otlp_endpoint(endpoint)}"
+            for signal, endpoint in (endpoints or {}).items()
         }
 
     def reason(self, signal: Signal, text: str) -> None:

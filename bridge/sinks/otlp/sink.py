@@ -55,12 +55,13 @@ from bridge.otlp_settings import (
     otlp_protocol_of,
     otlp_timeout_of,
 )
-from bridge.redaction import safe_url
+from bridge.redaction import safe_otlp_endpoint
 from bridge.sinks.otlp.batching import BatchSettings, BoundedBatcher
 from bridge.sinks.otlp.failures import ExportFailures, SdkLogCapture
 from bridge.sinks.otlp.mapping import LogSpec, SpanSpec, translate
 from bridge.sinks.otlp.metrics import OtlpMetrics, Signal
 from bridge.tracing import ClientSpan
+from bridge.urls import grpc_dials_tls
 
 if TYPE_CHECKING:
     from bridge.settings import Settings, TemporalityPreference
@@ -117,10 +118,13 @@ def _unset_blank_variables(environ: MutableMapping[str, str] = os.environ) -> No
     reads them: the settings take them for unset, as the OpenTelemetry specification asks, but
     the SDK's exporters would not (the gRPC exporters stop with a traceback on a blank
     ``OTEL_EXPORTER_OTLP_<SIGNAL>_TIMEOUT``; a blank ``_<SIGNAL>_CERTIFICATE`` would drop the
-    general one)."""
+    general one). An endpoint is trimmed there as the settings trim it (``http://c:4317 ``
+    would be dialled with its blank)."""
     for name in [name for name, value in environ.items() if name.startswith("OTEL_")]:
         if not environ[name].strip():
             del environ[name]
+        elif name.startswith("OTEL_EXPORTER_OTLP_") and name.endswith("_ENDPOINT"):
+            environ[name] = environ[name].strip()
 
 
 def _options(settings: Settings, signal: Signal) -> dict[str, Any]:
@@ -167,6 +171,10 @@ def build_exporters(settings: Settings) -> dict[Signal, Exporter]:
     first (``_unset_blank_variables``), for the SDK as for the settings.
     """
     _unset_blank_variables()
+    # gRPC's core would write its own lines to stderr (every failed TLS handshake, in a format
+    # of its own, past the bridge's log and its JSON): the bridge says why exports fail. Read
+    # once, as grpc is imported: one set by the user wins.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     exporters: dict[Signal, Exporter] = {}
     if otlp_exports(settings, "traces"):
         options = _options(settings, "traces")
@@ -497,13 +505,19 @@ class OtlpSink:
             self._sdk_log.uninstall()
 
 
-def _destinations_said(destinations: Mapping[Signal, tuple[str, str]]) -> str:
-    """``traces, logs → http://127.0.0.1:4318 (http/protobuf)``, one part per destination."""
+def _destinations_said(
+    destinations: Mapping[Signal, tuple[str, str]], environ: Mapping[str, str] = os.environ
+) -> str:
+    """``traces, logs → http://127.0.0.1:4318 (http/protobuf)``, one part per destination;
+    for gRPC whether it dials with TLS (``127.0.0.1:4317 (grpc, TLS)``), which its endpoint
+    alone does not say (``bridge.urls.grpc_dials_tls``)."""
     signals: dict[tuple[str, str], list[str]] = {}
-    for signal, destination in destinations.items():
-        signals.setdefault(destination, []).append(signal)
+    for signal, (endpoint, protocol) in destinations.items():
+        if protocol == "grpc":
+            protocol += ", TLS" if grpc_dials_tls(endpoint, signal, environ) else ", plaintext"
+        signals.setdefault((endpoint, protocol), []).append(signal)
     parts = [
-        f"{', '.join(names)} → {safe_url(endpoint)} ({protocol})"
+        f"{', '.join(names)} → {safe_otlp_endpoint(endpoint)} ({protocol})"
         for (endpoint, protocol), names in signals.items()
     ]
     return "; ".join(parts)
