@@ -21,7 +21,7 @@ class BusMetrics:
         )
         self.rejected = Counter(
             "exesdb_bus_rejected",
-            "Messages refused by verification, by reason.",
+            "Messages refused for what they are, by verification or at ingest, by reason.",
             ["reason"],
             registry=registry,
         )
