@@ -503,10 +503,15 @@ class Translator:
         if held is not None:
             now = self._now
             # By index: zip(..., strict=True) parses its keyword at every call, which cost
-            # more than the loop (held is made from NODE_STATES, as the values are).
+            # more than the loop (held is made from NODE_STATES, as the values are). A state
+            # unchanged (nearly every write) is only touched, inline: Series.put's call cost
+            # more than its work.
             written = _NODE_STATE_VALUES[status]
             for index, series in enumerate(held):
-                series.put(written[index], now)
+                series.touched = now
+                value = written[index]
+                if series.value != value:
+                    series.put(value, now)
         else:
             states = self._f["exesdb_node_health_status"]
             states.put_state(node, NODE_STATES, status)
