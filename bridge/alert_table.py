@@ -22,6 +22,7 @@ __all__ = [
     "alert_row",
     "asked_per_state",
     "lease_moved",
+    "lease_note",
     "merged",
     "newest",
     "not_shown",
@@ -48,6 +49,19 @@ DEFAULT_LIMIT: Final = 50
 _API_DEFAULT: Final = 1000
 API_MOST: Final = 10_000
 _ALL_LISTED: Final = "--limit 0 lists all"
+# GET /v1/alerts's work_queue_lease, said as the status page's banner (bridge/pages/widgets.py)
+# says it: another replica holds the lease (named when known), or none can be known from this one.
+_NOT_THE_HOLDER: Final = (
+    "the replica at {url} does not hold the work-queue lease: its alerts may be missing or out"
+    " of date; ask the replica that holds it{holder} (exesdb_redis_work_queue_leader 1 on its"
+    " /metrics)"
+)
+_HOLDER_UNKNOWN: Final = (
+    "the replica at {url} cannot reach Redis, so which replica holds the work-queue lease cannot"
+    " be known there: its alerts may be missing or out of date (its /readyz says why Redis is"
+    " unreachable); batches ingested there meanwhile wait in its spool on disk and are handled"
+    " once Redis is back, and notifications already in its outbox are still sent"
+)
 
 
 def alert_row(alert: dict[str, Any]) -> tuple[str, ...]:
@@ -130,7 +144,30 @@ def merged(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:
     # A bridge of a version before the name answers without it: unknown.
     names = [answer.get("work_queue_holder_name") for answer in not_held or answers]
     name = next((name for name in reversed(names) if name is not None), None)
-    return {"alerts": alerts, "work_queue_holder": not not_held, "work_queue_holder_name": name}
+    wheres = [answer.get("work_queue_lease") for answer in not_held or answers]
+    where = next((where for where in reversed(wheres) if where is not None), None)
+    return {
+        "alerts": alerts,
+        "work_queue_holder": not not_held,
+        "work_queue_holder_name": name,
+        "work_queue_lease": where,
+    }
+
+
+def lease_note(url: str, answer: dict[str, Any] | None) -> str | None:
+    """What ``alerts`` says on stderr when ``answer`` (``GET /v1/alerts``'s, or ``merged``'s)
+    comes from the Redis replica at ``url`` without the work-queue lease: that another replica
+    holds it (named if the bridge knows it), or that none can be known because that replica
+    cannot reach Redis (``work_queue_lease``: ``unknown``); None when it holds the lease."""
+    if answer is None or answer.get("work_queue_holder") is not False:
+        return None
+    if answer.get("work_queue_lease") == "unknown":
+        return _HOLDER_UNKNOWN.format(url=url)
+    name = answer.get("work_queue_holder_name")
+    # A consumer name read from Redis: one with a control character is shown escaped.
+    shown = (name if name.isprintable() else ascii(name)) if isinstance(name, str) else None
+    holder = f": {shown}" if shown else ""
+    return _NOT_THE_HOLDER.format(url=url, holder=holder)
 
 
 def lease_moved(answers: Sequence[dict[str, Any]]) -> bool:

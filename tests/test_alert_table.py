@@ -13,6 +13,7 @@ from bridge.alert_table import (
     alert_row,
     asked_per_state,
     lease_moved,
+    lease_note,
     merged,
     newest,
 )
@@ -75,6 +76,62 @@ def test_the_holder_flag_and_name_come_from_the_same_answers_when_the_lease_move
     assert lease_moved(answers)
     assert not lease_moved([without, without])
     assert not lease_moved([holding, {"alerts": []}])  # a bridge without the field holds it
+
+
+URL = "http://10.0.0.7:9102"
+
+
+def _answer(holder: bool, lease: str | None, name: str | None = None) -> dict[str, Any]:
+    """A GET /v1/alerts answer without alerts, saying ``lease`` (None: a bridge without it)."""
+    answer = {"alerts": [], "work_queue_holder": holder, "work_queue_holder_name": name}
+    return answer if lease is None else answer | {"work_queue_lease": lease}
+
+
+def test_alerts_list_says_nothing_of_the_lease_at_the_replica_that_holds_it() -> None:
+    """At the lease holder (or on the in-process bus) alerts list says nothing of the lease."""
+    assert lease_note(URL, _answer(True, "here", "bridge-1:aa")) is None
+    assert lease_note(URL, _answer(True, None)) is None
+    assert lease_note(URL, None) is None
+
+
+@pytest.mark.parametrize("lease", ["elsewhere", None], ids=["elsewhere", "older bridge"])
+def test_alerts_list_at_another_replica_says_to_ask_the_holder_naming_it(lease: str | None) -> None:
+    """At a replica that does not hold the lease while Redis answers it (or a bridge of a
+    version before work_queue_lease), alerts list says to ask the replica that holds it, by its
+    consumer name when known."""
+    named = lease_note(URL, _answer(False, lease, "bridge-1:aa"))
+    assert named == (
+        f"the replica at {URL} does not hold the work-queue lease: its alerts may be missing or"
+        " out of date; ask the replica that holds it: bridge-1:aa"
+        " (exesdb_redis_work_queue_leader 1 on its /metrics)"
+    )
+    unnamed = lease_note(URL, _answer(False, lease))
+    assert unnamed is not None
+    assert "ask the replica that holds it (exesdb_redis_work_queue_leader" in unnamed
+
+
+def test_alerts_list_at_a_replica_cut_off_from_redis_says_the_holder_cannot_be_known() -> None:
+    """At a replica Redis does not answer, alerts list says which replica holds the lease
+    cannot be known there, not to ask the holder (none may hold it), nor a name last seen; and
+    that what is ingested there meanwhile waits in its spool."""
+    note = lease_note(URL, _answer(False, "unknown", "bridge-1:aa"))
+    assert note == (
+        f"the replica at {URL} cannot reach Redis, so which replica holds the work-queue lease"
+        " cannot be known there: its alerts may be missing or out of date (its /readyz says why"
+        " Redis is unreachable); batches ingested there meanwhile wait in its spool on disk and"
+        " are handled once Redis is back, and notifications already in its outbox are still sent"
+    )
+
+
+def test_the_answers_say_where_the_lease_is_as_the_last_that_says_it() -> None:
+    """merged keeps work_queue_lease from the answers its flag comes from, the last that gives
+    one; None from bridges without it."""
+    firing = _answer(False, "elsewhere", "bridge-1:aa")
+    acked = _answer(False, "unknown", "bridge-1:aa")
+    assert merged([firing, acked])["work_queue_lease"] == "unknown"
+    assert merged([acked, _answer(False, None)])["work_queue_lease"] == "unknown"
+    assert merged([_answer(True, "here")])["work_queue_lease"] == "here"
+    assert merged([_answer(True, None)])["work_queue_lease"] is None
 
 
 def test_an_alert_acknowledged_between_the_requests_is_listed_once_as_last_changed() -> None:

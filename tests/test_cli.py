@@ -25,7 +25,7 @@ from bridge.sinks.alerts import AlertRecord, DeliveryState, Outbox, build_payloa
 from tests.integration.servers.redis import RedisServer, redis_server
 from tests.integration.test_alert_crash import ingest_alerts
 from tests.pages.helpers import page_bridge, sink_of
-from tests.pages.test_lease import CLAIM_IDLE_MS
+from tests.pages.test_lease import CLAIM_IDLE_MS, alert_card
 from tests.sinks.alerts.helpers import T0, event, observe, one_each
 from tests.support import (
     ADMIN_TOKEN,
@@ -1264,6 +1264,7 @@ def test_alerts_on_a_redis_replica_without_the_lease_name_the_replica_that_holds
         "alerts": [],
         "work_queue_holder": False,
         "work_queue_holder_name": name,
+        "work_queue_lease": "elsewhere",
     }
     assert answers[holder.url]["work_queue_holder_name"] == name  # its own
     warning = (
@@ -1278,6 +1279,53 @@ def test_alerts_on_a_redis_replica_without_the_lease_name_the_replica_that_holds
     assert acked.returncode == 1
     assert acked.stderr.endswith(warning)
     assert (at_holder.returncode, "work-queue lease" in at_holder.stderr) == (0, False)
+
+
+@pytest.mark.integration
+def test_alerts_on_a_replica_cut_off_from_redis_say_the_lease_holder_cannot_be_known(
+    tmp_path: Path, redis_server: Callable[[], RedisServer]
+) -> None:
+    """With Redis stopped under a running replica that held the work-queue lease, once its lease
+    lapsed GET /v1/alerts says work_queue_lease unknown, and `alerts list` and the status page
+    say which replica holds the lease cannot be known because Redis is unreachable, not to ask
+    the replica that holds it."""
+    redis = redis_server()
+    bus = {"EXESDB_BUS": redis.url, "EXESDB_REDIS_CLAIM_IDLE_MS": CLAIM_IDLE_MS}
+    env: dict[str, Any] = {"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN}
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with page_bridge(tmp_path / "one", EXESDB_NODE="bridge-1", **bus) as replica:
+        wait_until(lambda: sink_of(replica).holds_work_queue(), 15, "bridge-1 holds the lease")
+        redis.stop()
+
+        def answer() -> dict[str, Any]:
+            status, body = http_get(replica.url + "/v1/alerts", auth)
+            assert status == 200
+            return dict(json.loads(body))
+
+        # The lease lapses a lease (EXESDB_REDIS_CLAIM_IDLE_MS) after its last renewal, which
+        # only a failed command to Redis tells (and Redis stays stopped).
+        wait_until(lambda: answer()["work_queue_holder"] is False, 15, "the lease lapsed")
+        listed = cli("alerts", "list", "--url", replica.url, **env)
+        status, page = http_get(replica.url + "/")
+        said = answer()
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stderr.endswith(
+        f"exesdb-bridge: the replica at {replica.url} cannot reach Redis, so which replica holds"
+        " the work-queue lease cannot be known there: its alerts may be missing or out of date"
+        " (its /readyz says why Redis is unreachable); batches ingested there meanwhile wait in"
+        " its spool on disk and are handled once Redis is back, and notifications already in its"
+        " outbox are still sent\n"
+    )
+    assert "ask the replica that holds it" not in listed.stderr
+    assert status == 200
+    text = page.decode()
+    assert (
+        "<b>This replica cannot reach Redis, so which replica holds the alert work-queue lease"
+        " cannot be known here:</b>" in text
+    )
+    assert "This replica does not hold the alert work-queue lease" not in text
+    assert alert_card(text) == ("warn", "none here; may be incomplete (Redis unreachable)")
+    assert said.get("work_queue_lease") == "unknown"
 
 
 @pytest.fixture

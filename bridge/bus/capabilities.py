@@ -61,6 +61,11 @@ class WorkQueueLease(Protocol):
         """The replica that holds the lease (its consumer name, ``<EXESDB_NODE>:<tag>``), as this
         one last saw it; None when it saw none."""
 
+    @property
+    def reachable(self) -> bool:
+        """Whether the store that keeps the lease (Redis) answered this replica's last command:
+        while it does not, no replica can be known here to hold the lease."""
+
     def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Await ``callback`` each time this replica takes the lease, before it reads."""
 

@@ -15,6 +15,7 @@ from bridge.alert_table import (
     alert_row,
     asked_per_state,
     lease_moved,
+    lease_note,
     merged,
     newest,
 )
@@ -40,12 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = ["add_alerts_command"]
 
-# Worded as the status page's banner (bridge/pages/widgets.py), which names the holder too.
-_NOT_THE_HOLDER: Final = (
-    "the replica at {url} does not hold the work-queue lease: its alerts may be missing or out"
-    " of date; ask the replica that holds it{holder} (exesdb_redis_work_queue_leader 1 on its"
-    " /metrics)"
-)
 # When the answers for the states disagree on the lease, no one answer names whom to ask.
 _LEASE_MOVED: Final = (
     "the work-queue lease moved to or from the replica at {url} while it listed its alerts:"
@@ -179,15 +174,8 @@ def _lease_note(
 
 def _not_the_holder(bridge: Target, answer: dict[str, Any] | None) -> str | None:
     """What to say on stderr when ``answer`` (``GET /v1/alerts``'s) comes from a Redis replica
-    without the work-queue lease, naming the replica that holds it if the bridge knows; None
-    otherwise."""
-    if answer is None or answer.get("work_queue_holder") is not False:
-        return None
-    name = answer.get("work_queue_holder_name")
-    # A consumer name read from Redis: one with a control character is shown escaped.
-    shown = (name if name.isprintable() else ascii(name)) if isinstance(name, str) else None
-    holder = f": {shown}" if shown else ""
-    return _NOT_THE_HOLDER.format(url=safe_url(bridge.url), holder=holder)
+    without the work-queue lease (``lease_note``); None otherwise."""
+    return lease_note(safe_url(bridge.url), answer)
 
 
 def _ack_unchanged(args: argparse.Namespace, alert: dict[str, Any]) -> str | None:

@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 from bridge.build import BuildInfo
 from bridge.component import Component, Readiness
 from bridge.settings import Settings
-from bridge.sinks.alerts.admin import AlertQuery
+from bridge.sinks.alerts.admin import AlertQuery, LeaseView, work_queue_lease
 from bridge.sinks.alerts.records import AlertDetail, AlertRecord, Recipients
 from bridge.sinks.prometheus.nodes import NodeSummary
 
@@ -63,7 +63,7 @@ class Shown(Protocol):
 
 
 @runtime_checkable
-class AlertSource(Protocol):
+class AlertSource(LeaseView, Protocol):
     """The alerts and what happened to them (the alert sink)."""
 
     async def list_alerts(self, query: AlertQuery) -> Sequence[AlertRecord]:
@@ -74,14 +74,6 @@ class AlertSource(Protocol):
 
     def recipients(self) -> Recipients:
         """The receivers alerts go to, by the keys the deliveries carry, and their labels."""
-
-    def holds_work_queue(self) -> bool:
-        """Whether these alerts are the cluster's: always on the in-process bus, on Redis while
-        this replica holds the work-queue lease (another replica's may be missing or stale)."""
-
-    def work_queue_holder(self) -> str | None:
-        """On Redis, the replica that holds the work-queue lease (its consumer name), as this one
-        last saw it; None when unknown."""
 
 
 @runtime_checkable
@@ -103,17 +95,21 @@ class DownSource(Protocol):
 @dataclass(frozen=True, slots=True)
 class LeaseState:
     """Whether this replica's alerts are the cluster's (``held``: it holds the work-queue lease,
-    or runs the in-process bus, or no alert sink), and if not, who holds the lease, if known."""
+    or runs the in-process bus, or no alert sink), and if not, who holds the lease, if known
+    (``reachable`` False: Redis does not answer this replica, so no one can be known to)."""
 
     held: bool
     holder: str | None = None
+    reachable: bool = True
 
 
 def lease_state(source: AlertSource | None) -> LeaseState:
-    """What ``source`` (the alert sink, if any) says of the work-queue lease now."""
-    if source is None or source.holds_work_queue():
+    """What ``source`` (the alert sink, if any) says of the work-queue lease now, as
+    ``GET /v1/alerts`` says it (``work_queue_lease``)."""
+    where = "here" if source is None else work_queue_lease(source)
+    if source is None or where == "here":
         return LeaseState(held=True)
-    return LeaseState(held=False, holder=source.work_queue_holder())
+    return LeaseState(held=False, holder=source.work_queue_holder(), reachable=where != "unknown")
 
 
 def alert_source(shown: Shown) -> AlertSource | None:

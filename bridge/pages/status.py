@@ -193,7 +193,7 @@ def status_live(view: StatusView, shown: Shown, *, root: str, now: float | None)
         or "none heard yet",
         alert_tone=_alert_tone(alerts, view.lease.held),
         alert_count=f"{len(alerts)}{'+' if view.truncated else ''}",
-        alert_detail=_alert_detail(alerts, view.lease.held),
+        alert_detail=_alert_detail(alerts, view.lease),
         uptime=age_since(shown.started_at, now),
         started=timestamp(shown.started_at),
         lease=lease_notice(view.lease),
@@ -246,9 +246,11 @@ def _alert_tone(alerts: Sequence[AlertRecord], holds_work_queue: bool) -> str:
     return "warn" if alerts or not holds_work_queue else "good"
 
 
-def _alert_detail(alerts: Sequence[AlertRecord], holds_work_queue: bool) -> str:
+def _alert_detail(alerts: Sequence[AlertRecord], lease: LeaseState) -> str:
     counts = _breakdown(Counter(record.severity for record in alerts), SEVERITIES[::-1])
-    if not holds_work_queue:
+    if not lease.reachable:
+        return f"{counts or 'none here'}; may be incomplete (Redis unreachable)"
+    if not lease.held:
         return f"{counts or 'none here'}; may be incomplete (not the lease holder)"
     return counts or "all clear"
 

@@ -102,6 +102,14 @@ _NOT_THE_HOLDER: Final = Fragment(
     " replica that holds it${holder} (<code>exesdb_redis_work_queue_leader 1</code> on its"
     " <code>/metrics</code>).</section>"
 )
+# Worded as `exesdb-bridge alerts list` says it (bridge/alert_table.py, lease_note).
+_HOLDER_UNKNOWN: Final = Fragment(
+    '<section class="panel notice lease" id="lease" role="status"><b>This replica cannot reach'
+    " Redis, so which replica holds the alert work-queue lease cannot be known here:</b> its"
+    " alert list may be incomplete or out of date (<code>/readyz</code> says why Redis is"
+    " unreachable). Batches ingested here meanwhile wait in its spool on disk and are handled"
+    " once Redis is back; notifications already in its outbox are still sent.</section>"
+)
 _HOLDER: Final = Fragment(
     ': <b class="holder" title="its consumer name: EXESDB_NODE, then a tag of its run">'
     "${consumer}</b>"
@@ -175,10 +183,13 @@ def countdown(seconds: float, now: float | None) -> Html:
 
 def lease_notice(lease: LeaseState) -> Html:
     """A banner saying this replica's alerts may be incomplete (on Redis, without the work-queue
-    lease), naming the replica that holds it if known; nothing when it holds the lease (or runs
-    the in-process bus, or no alert sink)."""
+    lease), naming the replica that holds it if known, or that none can be known while Redis
+    does not answer; nothing when it holds the lease (or runs the in-process bus, or no alert
+    sink)."""
     if lease.held:
         return Html("")
+    if not lease.reachable:
+        return _HOLDER_UNKNOWN()
     holder = (
         _HOLDER(consumer=lease.holder) if lease.holder else Html(" (not known here at the moment)")
     )

@@ -56,6 +56,11 @@ class WorkQueue:
         """The consumer that holds the work-queue lease, as this replica last saw it."""
         return self._lease.holder
 
+    @property
+    def reachable(self) -> bool:
+        """Whether Redis answered this replica's last command (False before it first did)."""
+        return self._link.connected
+
     def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Await ``callback`` each time this replica takes the work-queue lease, before it
         reads the consumer group (e.g. to take up the open alerts the last holder kept)."""

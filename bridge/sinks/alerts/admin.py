@@ -39,7 +39,9 @@ __all__ = [
     "AckRequest",
     "AlertKeeper",
     "AlertQuery",
+    "LeaseView",
     "alert_routes",
+    "work_queue_lease",
 ]
 
 MAX_LIST: Final = 10_000
@@ -100,14 +102,8 @@ class AckRequest(BaseModel):
     resolution: Text | None = None
 
 
-class AlertKeeper(Protocol):
-    """What the admin routes read and change."""
-
-    async def list_alerts(self, query: AlertQuery) -> Sequence[AlertRecord]:
-        """The alerts matching ``query``, most recently changed first."""
-
-    async def acknowledge(self, ack: Acknowledgement) -> AlertRecord | None:
-        """Apply ``ack`` and announce it; the alert, or None when unknown."""
+class LeaseView(Protocol):
+    """What the alert sink says of the work-queue lease (``work_queue_lease`` reads it)."""
 
     def holds_work_queue(self) -> bool:
         """Whether this replica's alerts are current: always on the in-process bus, on Redis
@@ -117,6 +113,21 @@ class AlertKeeper(Protocol):
         """On Redis, the replica that holds the work-queue lease (its consumer name), as this
         one last saw it; None on the in-process bus, or when it saw none."""
 
+    def work_queue_reachable(self) -> bool:
+        """Whether the lease's store (Redis) answers this replica: while it does not, and this
+        replica does not hold the lease, which replica does cannot be known here; True on the
+        in-process bus."""
+
+
+class AlertKeeper(LeaseView, Protocol):
+    """What the admin routes read and change."""
+
+    async def list_alerts(self, query: AlertQuery) -> Sequence[AlertRecord]:
+        """The alerts matching ``query``, most recently changed first."""
+
+    async def acknowledge(self, ack: Acknowledgement) -> AlertRecord | None:
+        """Apply ``ack`` and announce it; the alert, or None when unknown."""
+
 
 def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
     """The two routes, each behind ``guard``."""
@@ -124,7 +135,8 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
     async def list_alerts(request: web.Request) -> web.Response:
         """Alerts with state, level, severity, labels and timestamps; ``?state=``, ``?limit=``,
         ``?alert_id=``; whether they are current (``work_queue_holder``), and if known which
-        replica's are (``work_queue_holder_name``)."""
+        replica's are (``work_queue_holder_name``); which of the three cases that is
+        (``work_queue_lease``: ``work_queue_lease``'s words)."""
         if refusal := unknown_parameter(request, AlertQuery.model_fields):
             return refusal
         try:
@@ -140,6 +152,7 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
                 "alerts": alerts,
                 "work_queue_holder": keeper.holds_work_queue(),
                 "work_queue_holder_name": keeper.work_queue_holder(),
+                "work_queue_lease": work_queue_lease(keeper),
             }
         )
 
@@ -182,6 +195,16 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
         web.get("/v1/alerts", guard(list_alerts)),
         web.post("/v1/alerts/{alert_id}/ack", guard(ack)),
     ]
+
+
+def work_queue_lease(keeper: LeaseView) -> str:
+    """Where the work-queue lease is, as ``GET /v1/alerts`` says it: ``here`` (this replica
+    holds it, or runs the in-process bus: its alerts are the cluster's), ``elsewhere`` (another
+    replica holds it, named in ``work_queue_holder_name`` when known: ask it), or ``unknown``
+    (Redis does not answer this replica, so whichever replica holds it cannot be known here)."""
+    if keeper.holds_work_queue():
+        return "here"
+    return "elsewhere" if keeper.work_queue_reachable() else "unknown"
 
 
 def _field_of(exc: ValidationError) -> str:

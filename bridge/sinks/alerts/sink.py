@@ -463,6 +463,12 @@ class AlertSink:
         one last saw it; None on the in-process bus, or when it saw none."""
         return None if self._lease is None else self._lease.holder
 
+    def work_queue_reachable(self) -> bool:
+        """Whether the lease's store (Redis) answers this replica: while it does not, and this
+        replica does not hold the lease, which replica does cannot be known here; True on the
+        in-process bus."""
+        return self._lease is None or self._lease.reachable
+
     async def _take_up(self) -> None:
         """On taking the work-queue lease: the open alerts kept in Redis become ours."""
         self._started_at = None  # the holds wait afresh here: so does the stale wait (_expire)

@@ -34,6 +34,7 @@ class Keeper:
         self.acks: list[Acknowledgement] = []
         self.holding = True
         self.holder: str | None = None
+        self.reachable = True
 
     async def list_alerts(self, query: AlertQuery) -> list[AlertRecord]:
         self.queries.append(query)
@@ -52,6 +53,9 @@ class Keeper:
 
     def work_queue_holder(self) -> str | None:
         return self.holder
+
+    def work_queue_reachable(self) -> bool:
+        return self.reachable
 
 
 @asynccontextmanager
@@ -110,7 +114,12 @@ async def test_list_passes_each_filter_and_shows_the_alerts(keeper: Keeper) -> N
         status, body = await request(base, "GET", "/v1/alerts?alert_id=nope")
         assert (status, body) == (
             200,
-            {"alerts": [], "work_queue_holder": True, "work_queue_holder_name": None},
+            {
+                "alerts": [],
+                "work_queue_holder": True,
+                "work_queue_holder_name": None,
+                "work_queue_lease": "here",
+            },
         )
     assert keeper.queries[0] == AlertQuery(state=AlertState.ACKNOWLEDGED, limit=5)
     assert keeper.queries[1] == AlertQuery(alert_id="a1", limit=1000)
@@ -124,6 +133,29 @@ async def test_list_says_whether_the_alerts_are_current(keeper: Keeper) -> None:
         status, body = await request(base, "GET", "/v1/alerts")
     assert (status, len(body["alerts"]), body["work_queue_holder"]) == (200, 2, False)
     assert body["work_queue_holder_name"] == "bridge-1:5f3a"
+    assert body["work_queue_lease"] == "elsewhere"
+
+
+@pytest.mark.parametrize(
+    ("holding", "reachable", "lease"),
+    [
+        (True, True, "here"),
+        (True, False, "here"),
+        (False, True, "elsewhere"),
+        (False, False, "unknown"),
+    ],
+    ids=["holder", "holder-cut-off", "another-holds-it", "redis-unreachable"],
+)
+async def test_list_says_which_replica_holds_the_lease_or_that_none_can_be_known(
+    keeper: Keeper, holding: bool, reachable: bool, lease: str
+) -> None:
+    """work_queue_lease says here (this replica holds the lease, even cut off from Redis until
+    it lapses), elsewhere (another replica holds it), or unknown (Redis does not answer this
+    replica, which does not hold it), beside the older work_queue_holder."""
+    keeper.holding, keeper.reachable, keeper.holder = holding, reachable, "bridge-1:5f3a"
+    async with served(keeper) as base:
+        status, body = await request(base, "GET", "/v1/alerts")
+    assert (status, body["work_queue_lease"], body["work_queue_holder"]) == (200, lease, holding)
 
 
 @pytest.mark.parametrize(

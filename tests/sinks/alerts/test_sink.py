@@ -416,6 +416,7 @@ class Lease:
 
     leading = False
     holder: str | None = None
+    reachable = True
 
     def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Taking the lease is the test's doing here: nothing to call back."""
@@ -545,7 +546,12 @@ async def test_alerts_api_filters_by_alert_id(tmp_path: Path) -> None:
         # and there is no lease holder to name.
         assert await call(bridge, "GET", "/v1/alerts?alert_id=nope") == (
             200,
-            {"alerts": [], "work_queue_holder": True, "work_queue_holder_name": None},
+            {
+                "alerts": [],
+                "work_queue_holder": True,
+                "work_queue_holder_name": None,
+                "work_queue_lease": "here",
+            },
         )
 
 
