@@ -347,16 +347,24 @@ class Settings(BaseSettings):
         "otlp_traces_endpoint",
         "otlp_logs_endpoint",
         "otlp_metrics_endpoint",
+        "pubsub_integration",
+        "ingest",
+        "otlp_metrics",
+        "otlp_protocol",
+        "otlp_traces_protocol",
+        "otlp_logs_protocol",
+        "otlp_metrics_protocol",
         mode="before",
     )
     @classmethod
     def _trimmed(cls, value: Any) -> Any:
-        # A blank around a name, path or URL is a stray one (an env file's "X= /srv/x", a quoted
-        # YAML value): " /tmp/x" would be a folder named so in the working directory, " n1 " a
-        # node apart from "n1", "http://am:9093 " no URL, and " https://bridge.example" (which
-        # Python's URL parser takes) the start of every alert's link. Blanks only are unset
-        # already (_Environment). The OTLP exporters read their endpoints from the environment
-        # themselves: the OTLP sink trims them there too.
+        # A blank around a name, path, URL, switch or protocol is a stray one (an env file's
+        # "X= /srv/x", a quoted YAML value): " /tmp/x" would be a folder named so in the working
+        # directory, " n1 " a node apart from "n1", "http://am:9093 " no URL, "true " no switch,
+        # and " https://bridge.example" (which Python's URL parser takes) the start of every
+        # alert's link. Blanks only are unset already (_Environment). The OTLP exporters read
+        # their endpoints from the environment themselves: the OTLP sink trims them there too
+        # (the bridge picks the exporter of a protocol itself; the SDK never reads it).
         return value.strip() if isinstance(value, str) else value
 
     @field_validator("webhook_secret", mode="before")
@@ -384,22 +392,6 @@ class Settings(BaseSettings):
         # INFO as Python's logging spells a level, JSON, Critical: one word, as booleans are,
         # the blanks around it stray ones (an env file's "X=info ").
         return value.strip().lower() if isinstance(value, str) else value
-
-    @field_validator(
-        "pubsub_integration",
-        "ingest",
-        "otlp_metrics",
-        "otlp_protocol",
-        "otlp_traces_protocol",
-        "otlp_logs_protocol",
-        "otlp_metrics_protocol",
-        mode="before",
-    )
-    @classmethod
-    def _trimmed_word(cls, value: Any) -> Any:
-        # A switch or a protocol is one word: "true " is true, as "INFO " is info above (the
-        # bridge picks the exporter of a protocol itself; the SDK never reads the variable).
-        return value.strip() if isinstance(value, str) else value
 
     @field_validator("otel_sdk_disabled", mode="before")
     @classmethod

@@ -557,15 +557,8 @@ async def test_an_exporter_of_none_keeps_its_signal_from_the_collector(
     assert receiver.metrics == []
 
 
-@pytest.mark.parametrize("compression", ["none", "gzip"])
-async def test_the_specification_s_compression_and_a_timeout_in_seconds_export(
-    receiver: Any, monkeypatch: pytest.MonkeyPatch, compression: str
-) -> None:
-    """OTEL_EXPORTER_OTLP_COMPRESSION none (the specification's default, which the SDK's gRPC
-    exporter refuses with a traceback) or gzip, and a timeout in seconds, export as usual."""
-    _export_to(receiver, monkeypatch)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", compression)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "5")
+async def _one_span_exported(receiver: Any) -> None:
+    """A bridge of the environment's settings exports one HealthCheck's span to ``receiver``."""
     bridge = Bridge(load_settings(), registry=CollectorRegistry(), components=SINKS)
     await bridge.start(serve_http=False)
     try:
@@ -577,6 +570,18 @@ async def test_the_specification_s_compression_and_a_timeout_in_seconds_export(
     finally:
         await bridge.aclose()
     assert [span.name for span in receiver.spans] == ["ping"]
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+async def test_the_specification_s_compression_and_a_timeout_in_seconds_export(
+    receiver: Any, monkeypatch: pytest.MonkeyPatch, compression: str
+) -> None:
+    """OTEL_EXPORTER_OTLP_COMPRESSION none (the specification's default, which the SDK's gRPC
+    exporter refuses with a traceback) or gzip, and a timeout in seconds, export as usual."""
+    _export_to(receiver, monkeypatch)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", compression)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "5")
+    await _one_span_exported(receiver)
     if receiver.protocol == "http/protobuf":
         assert receiver.content_encodings == [None if compression == "none" else "gzip"]
 
@@ -588,17 +593,7 @@ async def test_an_endpoint_with_a_stray_blank_around_it_exports(
     settings trim, is trimmed for the SDK's exporter too: spans reach the collector."""
     _export_to(receiver, monkeypatch)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f" {receiver.endpoint} ")
-    bridge = Bridge(load_settings(), registry=CollectorRegistry(), components=SINKS)
-    await bridge.start(serve_http=False)
-    try:
-        bridge.bus.publish(
-            "store1:health",
-            HealthCheck(check_name="ping", node="n", result="pass", duration_ms=1.0),
-        )
-        await async_wait_until(lambda: receiver.spans, 15, "the span")
-    finally:
-        await bridge.aclose()
-    assert [span.name for span in receiver.spans] == ["ping"]
+    await _one_span_exported(receiver)
 
 
 async def test_alert_sink_webhook_attempts_become_consumer_spans(
