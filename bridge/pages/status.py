@@ -204,7 +204,7 @@ def status_live(view: StatusView, shown: Shown, *, root: str, now: float | None)
             admin=view.admin,
             root=root,
             now=now,
-            holds_work_queue=view.lease.held,
+            lease=view.lease,
         ),
         nodes=_nodes(nodes, shown, present=view.nodes is not None, now=now),
         components=_components(checks),
@@ -263,11 +263,16 @@ def _alerts(
     admin: bool,
     root: str,
     now: float | None,
-    holds_work_queue: bool,
+    lease: LeaseState,
 ) -> Html:
     if not kept:
         return empty("This bridge runs no alert sink, so it keeps no alerts.")
-    if not alerts and not holds_work_queue:
+    if not alerts and not lease.reachable:
+        return empty(
+            "No active alerts on this replica, which cannot reach Redis: which replica holds the"
+            " alert work-queue lease, and so the cluster's alerts, cannot be known here."
+        )
+    if not alerts and not lease.held:
         return empty(
             "No active alerts on this replica, which does not hold the alert work-queue lease:"
             " the replica that holds it may have some."
