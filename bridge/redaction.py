@@ -198,9 +198,9 @@ def safe_otlp_endpoint(endpoint: str) -> str:
     ``#`` (then ``<not a URL>``, as ``safe_url`` says)."""
     shown = safe_url(endpoint)
     value = endpoint.strip()
-    if shown != "<not a URL>" or not value or any(c in "@?#" for c in value):
+    if shown != "<not a URL>" or not value:
         return shown
-    if any(c.isspace() or not c.isprintable() for c in value):
+    if any(c in "@?#" or c.isspace() or not c.isprintable() for c in value):
         return shown
     return clipped(value)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-import urllib.request
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
-from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
+from bridge.bus import Envelope, new_message_id
 from bridge.component import ComponentFactory
 from bridge.config import load_settings
 from bridge.messages import DebugTrace, LogEntry
@@ -22,7 +21,6 @@ from bridge.sinks.otlp import otlp_component
 from bridge.sinks.prometheus import prometheus_sink
 from tests.integration.servers.otlp import GrpcOtlpReceiver
 from tests.support import (
-    TEST_SECRET,
     BridgeProcess,
     async_wait_until,
     free_port,
@@ -145,18 +143,38 @@ def _ingest_body(count: int) -> bytes:
     return b"\n".join(lines) + b"\n"
 
 
+def _exporting(
+    tmp_path: Path, bridge_processes: list[BridgeProcess], endpoint: str, **env: str
+) -> BridgeProcess:
+    """A bridge process started with ingest on, exporting to ``endpoint``, its log records
+    batched every 50 ms (``env`` adds settings)."""
+    # Typed Any: mypy cannot tell these apart from BridgeProcess's keyword-only options.
+    settings: dict[str, Any] = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_BLRP_SCHEDULE_DELAY": "50",
+        "EXESDB_INGEST": "true",
+        **env,
+    }
+    process = BridgeProcess(**settings)
+    bridge_processes.append(process)
+    process.start(tmp_path)
+    return process
+
+
+def _said_then_failing(process: BridgeProcess, start_up: str, warning: str) -> None:
+    """The process's log gives ``start_up`` and, once a batch is ingested, ``warning``."""
+    wait_until(lambda: start_up in process.log(), 10, "the start-up line naming the endpoint")
+    post_signed(process.url, _ingest_body(3))
+    wait_until(lambda: warning in process.log(), 30, "the warning naming the endpoint")
+
+
 def test_bridge_process_stops_within_ten_seconds_with_collector_unreachable(
     tmp_path: Path, bridge_processes: list[BridgeProcess]
 ) -> None:
     """``exesdb-bridge run`` stays ready and exits on SIGTERM within 10 s while exports retry."""
-    process = BridgeProcess(
-        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
-        OTEL_BLRP_SCHEDULE_DELAY="50",
-        EXESDB_OTLP_QUEUE_SIZE="100",
-        EXESDB_INGEST="true",
+    process = _exporting(
+        tmp_path, bridge_processes, f"http://127.0.0.1:{free_port()}", EXESDB_OTLP_QUEUE_SIZE="100"
     )
-    bridge_processes.append(process)
-    process.start(tmp_path)
     post_signed(process.url, _ingest_body(1000))
 
     def exposed(name: str, label: str) -> float:
@@ -185,30 +203,16 @@ def test_an_unreachable_collector_is_told_once_per_signal_not_per_retry(
 ) -> None:
     """`exesdb-bridge run` with the collector down logs one warning per signal that fails, and
     none of the SDK exporters' own per-retry lines."""
-    process = BridgeProcess(
-        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
+    process = _exporting(
+        tmp_path,
+        bridge_processes,
+        f"http://127.0.0.1:{free_port()}",
         OTEL_BSP_SCHEDULE_DELAY="50",
-        OTEL_BLRP_SCHEDULE_DELAY="50",
         # Each export gives up after 3 s (SDK default 10 s), retrying once or twice meanwhile.
         OTEL_EXPORTER_OTLP_TIMEOUT="3",
-        EXESDB_INGEST="true",
     )
-    bridge_processes.append(process)
-    process.start(tmp_path)
     for _ in range(3):
-        body = _ingest_body(20)
-        request = urllib.request.Request(
-            process.url + "/v1/messages",
-            data=body,
-            headers={
-                "Content-Type": "application/x-ndjson",
-                SIGNATURE_HEADER: Keyring.from_secrets(TEST_SECRET).sign_header(
-                    body, int(time.time())
-                ),
-            },
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 202
+        post_signed(process.url, _ingest_body(20))
 
     def failed_exports() -> float:
         text = http_get(process.url + "/metrics")[1].decode()
@@ -227,23 +231,18 @@ def test_over_http_the_log_says_where_otlp_goes_and_that_the_connection_was_refu
     """Over http/protobuf with nothing listening, the start-up line names the signals, endpoint
     and protocol, and the failure warning names the endpoint and the refused connection."""
     endpoint = f"http://127.0.0.1:{free_port()}"
-    process = BridgeProcess(
-        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+    process = _exporting(
+        tmp_path,
+        bridge_processes,
+        endpoint,
         OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-        OTEL_BLRP_SCHEDULE_DELAY="50",
         OTEL_EXPORTER_OTLP_TIMEOUT="2",  # the export gives up after 2 s of retries
-        EXESDB_INGEST="true",
     )
-    bridge_processes.append(process)
-    process.start(tmp_path)
-    wait_until(
-        lambda: f"OTLP export: traces, logs → {endpoint} (http/protobuf)" in process.log(),
-        10,
-        "the start-up line naming the endpoint",
+    _said_then_failing(
+        process,
+        f"OTLP export: traces, logs → {endpoint} (http/protobuf)",
+        f"OTLP logs export to {endpoint} failing: connection refused; ",
     )
-    post_signed(process.url, _ingest_body(3))
-    warning = f"OTLP logs export to {endpoint} failing: connection refused; "
-    wait_until(lambda: warning in process.log(), 30, "the warning naming endpoint and cause")
     assert "(next report within 60 s)" in process.log()
     assert process.stop() == 0
 
@@ -257,22 +256,14 @@ def test_a_grpc_endpoint_without_a_scheme_is_named_as_given_and_said_to_be_diall
     collector = GrpcOtlpReceiver().start()
     try:
         endpoint = f"127.0.0.1:{collector.port}"
-        process = BridgeProcess(
-            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
-            OTEL_BLRP_SCHEDULE_DELAY="50",
+        process = _exporting(
+            tmp_path,
+            bridge_processes,
+            endpoint,
             OTEL_EXPORTER_OTLP_TIMEOUT="2",  # the export gives up after 2 s of retries
-            EXESDB_INGEST="true",
         )
-        bridge_processes.append(process)
-        process.start(tmp_path)
-        wait_until(
-            lambda: f"OTLP export: traces, logs → {endpoint} (grpc, TLS)" in process.log(),
-            10,
-            "the start-up line naming the endpoint and TLS",
-        )
-        post_signed(process.url, _ingest_body(3))
         warning = f"OTLP logs export to {endpoint} failing: "
-        wait_until(lambda: warning in process.log(), 30, "the warning naming the endpoint")
+        _said_then_failing(process, f"OTLP export: traces, logs → {endpoint} (grpc, TLS)", warning)
         assert process.stop() == 0
         log = process.log()
         assert "Tls handshake failed" in log.split(warning, 1)[1], log
@@ -286,14 +277,12 @@ def test_a_stop_while_an_export_retries_logs_no_warning(
 ) -> None:
     """Stopped while the SDK retries an export (default 10 s of retries), the bridge says at
     INFO that the records were not sent, and warns of no failure."""
-    process = BridgeProcess(
-        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
+    process = _exporting(
+        tmp_path,
+        bridge_processes,
+        f"http://127.0.0.1:{free_port()}",
         OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-        OTEL_BLRP_SCHEDULE_DELAY="50",
-        EXESDB_INGEST="true",
     )
-    bridge_processes.append(process)
-    process.start(tmp_path)
     post_signed(process.url, _ingest_body(3))
     assert process.stop() == 0
     log = process.log()

@@ -109,6 +109,12 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def outbox_empty(sink: AlertSink) -> bool:
+    """Nothing is queued or pending in ``sink``'s outbox."""
+    depth = sink.outbox.queue.depth()
+    return depth.queued == 0 and depth.pending == 0
+
+
 async def resumed(state: Path, receiver: WebhookReceiver, config: Path) -> Delivery:
     """The one delivery a bridge started again on ``state`` with the receivers file ``config``
     sends once ``receiver`` takes it."""
@@ -457,9 +463,7 @@ webhook_configs:
         await async_wait_until(lambda: len(every.accepted()) == 2, what="the resolve")
         # Nothing is left waiting for the other receiver: it was judged and left out.
         await async_wait_until(
-            lambda: (
-                sink.outbox.queue.depth().queued == 0 and sink.outbox.queue.depth().pending == 0
-            ),
+            lambda: outbox_empty(sink),
             what="an empty outbox",
         )
     assert [r.json()["status"] for r in every.requests] == ["firing", "resolved"]
@@ -485,11 +489,7 @@ async def test_a_receiver_told_of_an_alert_hears_its_resolve_after_it_eased_belo
         bridge.bus.publish("health", NodeHealth(node="n1", status="healthy"))
         bridge.bus.publish("health", NodeHealth(node="n2", status="healthy"))
         await async_wait_until(
-            lambda: (
-                not sink.outbox.alerts.find(state="firing")
-                and sink.outbox.queue.depth().queued == 0
-                and sink.outbox.queue.depth().pending == 0
-            ),
+            lambda: not sink.outbox.alerts.find(state="firing") and outbox_empty(sink),
             what="both resolved and an empty outbox",
         )
     heard = [
@@ -527,9 +527,7 @@ async def test_a_receiver_added_while_an_alert_fires_hears_nothing_of_its_resolv
         )
         await async_wait_until(lambda: len(told.accepted()) == 2, what="the resolve")
         await async_wait_until(
-            lambda: (
-                sink.outbox.queue.depth().queued == 0 and sink.outbox.queue.depth().pending == 0
-            ),
+            lambda: outbox_empty(sink),
             what="an empty outbox",
         )
     assert [r.json()["status"] for r in told.requests] == ["firing", "resolved"]
