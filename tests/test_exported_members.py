@@ -43,6 +43,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "Handler",
         "HeaderCheck",
         "Keyring",
+        "LineRejection",
         "LocalCoordinator",
         "MemoryTransport",
         "PublishResult",

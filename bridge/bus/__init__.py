@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from bridge.bus.decoding import check_payload_depth, decode_envelope
     from bridge.bus.envelope import (
         Envelope,
+        LineRejection,
         Rejection,
         RejectReason,
         check_topic,
@@ -61,6 +62,7 @@ __all__ = [
     "Handler",
     "HeaderCheck",
     "Keyring",
+    "LineRejection",
     "LocalCoordinator",
     "MemoryTransport",
     "PublishResult",
@@ -98,7 +100,14 @@ __getattr__ = lazy_exports(
             "WorkQueueLease",
         ),
         "decoding": ("check_payload_depth", "decode_envelope"),
-        "envelope": ("Envelope", "Rejection", "RejectReason", "check_topic", "new_message_id"),
+        "envelope": (
+            "Envelope",
+            "LineRejection",
+            "Rejection",
+            "RejectReason",
+            "check_topic",
+            "new_message_id",
+        ),
         "metrics": ("BusMetrics",),
         "queue_depth": ("register_queue_depth",),
         "replay": ("ReplayGuard", "ReplayVerdict"),

@@ -6,6 +6,7 @@ from the message models (``bridge.bus.structs``), or, in a form only the models'
 (a number as a string, a timestamp not written as RFC 3339), by one pydantic-core call; the
 reference decoder (``json.loads`` and field-by-field checks) words the rejections. A batch is
 decoded at once; a body of it those paths do not take is decoded again alone, not the batch.
+A refused batch is decoded on past its first fault, for the refusal to name the others.
 The nesting bound (``check_depth``) lives here too: publishers check their payloads against it
 before sending.
 """
@@ -50,6 +51,7 @@ __all__ = [
     "decode_envelope",
     "decode_envelope_reference",
     "decode_envelopes",
+    "decode_failures",
 ]
 
 _ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{8,128}")
@@ -161,16 +163,48 @@ def _decode_each(
         if envelope is not None and _named_once(body, held[index]):
             envelopes.append(envelope)
             continue
-        unchecked = _decode_unchecked(body) if envelope is None else None
-        if unchecked is not None and _keys_at_most(body) == unchecked[1]:
-            envelopes.append(unchecked[0])
-            continue
-        # Refused, a key given twice, or a JSON corner the fast paths read differently.
-        reference = decode_envelope_reference(body)
-        if isinstance(reference, Rejection):
-            return envelopes, (index, reference)
-        envelopes.append(reference)
+        alone = _decode_alone(body, envelope)
+        if isinstance(alone, Rejection):
+            return envelopes, (index, alone)
+        envelopes.append(alone)
     return envelopes, None
+
+
+def _decode_alone(body: bytes | str, taken: Envelope | None) -> Envelope | Rejection:
+    """A body of a batch the msgspec path did not settle (``taken``: what it made of it, if
+    anything), decoded again alone: on the pydantic-core path, else by the reference."""
+    unchecked = _decode_unchecked(body) if taken is None else None
+    if unchecked is not None and _keys_at_most(body) == unchecked[1]:
+        return unchecked[0]
+    # Refused, a key given twice, or a JSON corner the fast paths read differently.
+    return decode_envelope_reference(body)
+
+
+def decode_failures(bodies: Sequence[bytes]) -> Iterator[tuple[int, Rejection]]:
+    """Each body :func:`decode_envelopes` would refuse, with its index, in order: the lines at
+    fault of a batch refused already, past its first.
+
+    Decoded a few hundred bodies at a time, each group as a batch is: a caller that stops
+    after enough has not decoded the rest.
+    """
+    for start in range(0, len(bodies), _FAILURES_CHUNK):
+        chunk = bodies[start : start + _FAILURES_CHUNK]
+        joined = b"".join(chunk)
+        taken, held, missed = _decode_structs(chunk, joined)
+        if not missed and _named_once(joined, sum(held)):
+            continue
+        for index, body in enumerate(chunk):
+            envelope = taken[index]
+            if envelope is not None and _named_once(body, held[index]):
+                continue
+            alone = _decode_alone(body, envelope)
+            if isinstance(alone, Rejection):
+                yield start + index, alone
+
+
+# How many bodies decode_failures decodes at once: few enough that a body of tiny lines, all bad,
+# is not decoded far past where its caller stops; enough for the batch decoder's pace.
+_FAILURES_CHUNK: Final = 256
 
 
 def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:

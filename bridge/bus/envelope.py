@@ -24,6 +24,7 @@ __all__ = [
     "ENVELOPE_VERSION",
     "TOPIC_PATTERN",
     "Envelope",
+    "LineRejection",
     "RejectReason",
     "Rejection",
     "Unbuilt",
@@ -57,6 +58,21 @@ class Rejection:
     reason: RejectReason
     detail: str
     field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LineRejection(Rejection):
+    """A batch (or a lone envelope) refused for what its lines hold, the first line at fault
+    being the Rejection itself: the reason is ``malformed``, ``unknown_instance``,
+    ``unknown_tag`` or ``invalid_payload``.
+
+    ``later``: the lines at fault after the first, in order, each worded as it would be were it
+    the first, a few of them only; ``found``: how many lines at fault were found, the first
+    among them (decoding may stop before the batch's end: docs/http-api.md#ingest).
+    """
+
+    later: tuple[Rejection, ...] = ()
+    found: int = 1
 
 
 class Unbuilt:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Final, TypeVar
 
-from bridge.bus.decoding import decode_envelope, decode_envelopes
-from bridge.bus.envelope import Envelope, Rejection, RejectReason
+from bridge.bus.decoding import decode_envelope, decode_envelopes, decode_failures
+from bridge.bus.envelope import Envelope, LineRejection, Rejection, RejectReason
 from bridge.bus.replay import ReplayGuard, ReplayVerdict
 from bridge.bus.signing import Keyring
 
@@ -22,6 +22,11 @@ _logger = logging.getLogger(__name__)
 
 RejectCounter = Callable[[RejectReason], None]
 Refusal = TypeVar("Refusal")
+
+# A batch refused for its lines names up to _LISTED of them and counts them up to _COUNTED,
+# where decoding stops: each one costs a run of the reference decoder (docs/http-api.md#ingest).
+_LISTED: Final = 20
+_COUNTED: Final = 1_000
 
 
 class Verifier:
@@ -184,7 +189,9 @@ class Verifier:
         is congested) and then ``admit`` it or not (``verify_batch`` does both).
 
         The first line at fault is reported, as if each line were decoded and then checked for
-        replay in turn; the replay checks are made at one instant.
+        replay in turn; the replay checks are made at one instant. When it is a line that does
+        not decode, a ``LineRejection`` also names the lines after it that do not (replays
+        among those are not looked for).
 
         ``numbers``: each line's number in the body (blank lines left out), for a rejection to
         name; by default 1, 2, 3... ``whole``: the body the lines were split from, nothing but
@@ -203,8 +210,7 @@ class Verifier:
             rejection = _replay_rejection(verdict, envelopes[index].id)
             return self.reject(_at_line(rejection, _number(numbers, index), total))
         if failure is not None:
-            index, rejection = failure
-            return self.reject(_at_line(rejection, _number(numbers, index), total))
+            return self.reject(_line_rejection(lines, numbers, *failure))
         self._judged = (envelopes, ids, times, generation)
         return envelopes
 
@@ -248,3 +254,23 @@ def _at_line(rejection: Rejection, number: int, total: int) -> Rejection:
         return rejection
     where = f"line {number}" + (f": {rejection.field}" if rejection.field else "")
     return Rejection(rejection.reason, f"line {number}: {rejection.detail}", where)
+
+
+def _line_rejection(
+    lines: Sequence[bytes], numbers: Sequence[int] | None, index: int, first: Rejection
+) -> LineRejection:
+    """``first``, the rejection of the line at ``index``, with the lines at fault after it:
+    up to ``_LISTED`` in all, each worded as if it were the first, and counted until there are
+    ``_COUNTED`` (the rest of the batch is not decoded)."""
+    total = len(lines)
+    later: list[Rejection] = []
+    found = 1
+    start = index + 1
+    for offset, rejection in decode_failures(lines[start:]):
+        if found < _LISTED:
+            later.append(_at_line(rejection, _number(numbers, start + offset), total))
+        found += 1
+        if found == _COUNTED:
+            break
+    first = _at_line(first, _number(numbers, index), total)
+    return LineRejection(first.reason, first.detail, first.field, tuple(later), found)

@@ -24,6 +24,7 @@ from bridge.bus.decoding import (
     _keys_at_most,
     decode_envelope_reference,
     decode_envelopes,
+    decode_failures,
 )
 from bridge.messages import Message
 from tests.bus.test_envelope_fast import (
@@ -200,6 +201,20 @@ def test_generated_batches_decode_as_the_reference_decodes_each_line(
         _same_or_same_rejection(envelopes[index], reference, payload)
     assert failure is None
     assert len(envelopes) == len(lines)
+
+
+@DIFFERENTIAL
+@given(drawn=_batch(), copies=st.integers(1, 120))
+def test_a_batchs_failures_are_the_lines_the_reference_refuses(
+    drawn: list[tuple[bytes, dict[str, Any], type[Message]]], copies: int
+) -> None:
+    """``decode_failures`` names every line of a generated batch (repeated, to span its groups
+    of lines) that the reference refuses, in order, with the reference's rejection."""
+    lines = [body for body, _, _ in drawn] * copies
+    refused = [(index, decode_envelope_reference(body)) for index, body in enumerate(lines)]
+    assert list(decode_failures(lines)) == [
+        (index, rejection) for index, rejection in refused if isinstance(rejection, Rejection)
+    ]
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.TAG)
