@@ -26,6 +26,7 @@ from bridge.bus import (
     Envelope,
     HeaderCheck,
     Keyring,
+    LineRejection,
     Rejection,
     RejectReason,
     Verifier,
@@ -122,7 +123,17 @@ _STATUS_FOR: Final = {
 
 def _rejected(rejection: Rejection) -> web.Response:
     status = _STATUS_FOR[rejection.reason]
+    if isinstance(rejection, LineRejection):
+        # The answer is the first line at fault's, as ever; problems lists it and the others.
+        problems = [_problem(rejection), *map(_problem, rejection.later)]
+        answer = {**problems[0], "problems": problems, "problems_total": rejection.found}
+        return web.json_response(answer, status=status)
     return error_response(status, rejection.reason.value, rejection.detail, rejection.field)
+
+
+def _problem(rejection: Rejection) -> dict[str, Any]:
+    """One line at fault as an answer names it: its error, detail and field."""
+    return {"error": rejection.reason.value, "detail": rejection.detail, "field": rejection.field}
 
 
 # -- probes and metrics --

@@ -830,11 +830,101 @@ async def test_ndjson_batch_is_all_or_nothing(
     assert answer_status == status
     assert answer["error"] == error
     assert answer["field"].startswith("line 3")
+    # A line already accepted is no line at fault: a 409 lists none.
+    assert answer.get("problems", []) == ([] if status == 409 else [_top(answer)])
     # Nothing was remembered: the good lines alone go through afterwards, and they are all
     # the bus ever delivers (it keeps order, so the refused batch would have come first).
     assert (await server.post(body_of(*good), content_type=NDJSON))[0] == 202
     await async_wait_until(lambda: len(server.delivered) >= 2, what="the good lines")
     assert [item.id for item in server.delivered] == [line["id"] for line in good]
+
+
+def _top(answer: dict[str, Any]) -> dict[str, Any]:
+    """An ingest refusal's own error, detail and field, as one of its ``problems`` holds them."""
+    return {key: answer[key] for key in ("error", "detail", "field")}
+
+
+async def test_a_batch_refused_for_its_lines_lists_each_line_at_fault(
+    serve: ServerFactory,
+) -> None:
+    """Bad lines 2, 5 and 9 of different kinds: one 400 whose error, detail and field are the
+    first bad line's, as before, and whose ``problems`` names the three in order, each worded
+    as the answer would be were it the only bad line; the refusal is counted once."""
+    server = await serve()
+    bad = {
+        2: body_of(envelope(tag="no_such_tag")),
+        5: b"{not json",
+        9: body_of(envelope(payload={"status": "sick"})),
+    }
+    # Line 7 is blank: the lines are named where the body has them.
+    body = b"\n".join(
+        b"" if number == 7 else bad.get(number) or body_of(envelope()) for number in range(1, 11)
+    )
+    status, answer = await server.post(body, content_type=NDJSON)
+    assert status == 400
+    assert set(answer) == {"error", "detail", "field", "problems", "problems_total"}
+    assert (answer["error"], answer["field"]) == ("unknown_tag", "line 2: tag")
+    assert answer["detail"].startswith("line 2: 'no_such_tag' is not a message type of")
+    assert [(p["field"], p["error"]) for p in answer["problems"]] == [
+        ("line 2: tag", "unknown_tag"),
+        ("line 5", "malformed"),
+        ("line 9: payload.status", "invalid_payload"),
+    ]
+    assert answer["problems"][0] == _top(answer)
+    assert answer["problems_total"] == 3
+    assert server.rejected("unknown_tag") == 1
+    assert server.rejected("malformed") == server.rejected("invalid_payload") == 0
+    for number, problem in zip(bad, answer["problems"], strict=True):
+        alone = b"\n".join(
+            b"" if n == 7 else bad[n] if n == number else body_of(envelope()) for n in range(1, 11)
+        )
+        status, single = await server.post(alone, content_type=NDJSON)
+        assert (status, _top(single)) == (400, problem)
+        assert single["problems"] == [problem]
+    assert server.delivered == []
+
+
+async def test_a_batch_of_25_bad_lines_lists_20_and_counts_25(serve: ServerFactory) -> None:
+    """Every second line of 50 is bad: ``problems`` lists the first 20 in order and
+    ``problems_total`` counts all 25."""
+    server = await serve()
+    lines = [body_of(envelope(node="" if n % 2 == 0 else "n@h")) for n in range(1, 51)]
+    status, answer = await server.post(b"\n".join(lines), content_type=NDJSON)
+    assert status == 400
+    assert [p["field"] for p in answer["problems"]] == [f"line {n}: node" for n in range(2, 42, 2)]
+    assert {p["error"] for p in answer["problems"]} == {"malformed"}
+    assert answer["problems"][0] == _top(answer)
+    assert answer["problems_total"] == 25
+
+
+async def test_a_batch_stops_being_read_at_its_thousandth_bad_line(serve: ServerFactory) -> None:
+    """Of 1 500 bad lines 20 are listed and 1 000 counted: decoding stops there."""
+    server = await serve()
+    status, answer = await server.post(b"{\n" * 1_500, content_type=NDJSON)
+    assert status == 400
+    assert [p["field"] for p in answer["problems"]] == [f"line {n}" for n in range(1, 21)]
+    assert answer["problems_total"] == 1_000
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "field"),
+    [
+        (b"not json", "malformed", "body"),
+        (body_of(envelope(tag="no_such_tag")), "unknown_tag", "tag"),
+        (body_of(envelope(payload={"status": "sick"})), "invalid_payload", "payload.status"),
+    ],
+    ids=["not-json", "unknown-tag", "invalid-payload"],
+)
+async def test_a_lone_envelope_refused_lists_itself_as_its_one_problem(
+    serve: ServerFactory, body: bytes, error: str, field: str
+) -> None:
+    """One envelope sent as application/json and refused for what it holds: ``problems`` is
+    the answer's own error, detail and field, ``problems_total`` 1."""
+    server = await serve()
+    status, answer = await server.post(body)
+    assert (status, answer["error"], answer["field"]) == (400, error, field)
+    assert answer["problems"] == [_top(answer)]
+    assert answer["problems_total"] == 1
 
 
 @pytest.mark.parametrize(
@@ -870,6 +960,7 @@ async def test_ndjson_with_no_envelope_is_malformed(serve: ServerFactory) -> Non
     server = await serve()
     status, answer = await server.post(b"\n\n", content_type=NDJSON)
     assert (status, answer["error"], answer["field"]) == (400, "malformed", "body")
+    assert "problems" not in answer  # a body-level refusal: no line is at fault
 
 
 async def test_two_envelopes_sent_as_json_are_told_to_go_as_ndjson(serve: ServerFactory) -> None:
