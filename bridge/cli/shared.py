@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from bridge.errors import ConfigError
@@ -65,10 +65,11 @@ def client_settings_or_exit(model: type[_Model]) -> _Model:
     listing each refused value (a bad value in a variable the command does not read does not
     stop it). First a warning on stderr about each set ``EXESDB_*`` variable that is no setting (a
     typo of the one the command needs, often) and each misspelt ``OTEL_*`` one, as ``run`` and
-    ``check-config`` give them."""
+    ``check-config`` give them; the names of every setting are read only when some such
+    variable beside the command's own is set."""
     from bridge.client_settings import read_settings
 
-    _warn_unknown_variables()
+    _warn_unknown_variables({str(info.validation_alias) for info in model.model_fields.values()})
     try:
         return read_settings(model)
     except ConfigError as exc:
@@ -101,14 +102,20 @@ def _log_refusal(exc: ConfigError, unknown: list[str]) -> None:
     raise SystemExit(EXIT_USAGE) from None
 
 
-def _unknown_variables() -> list[str]:
+def _unknown_variables(own: Set[str] = frozenset()) -> list[str]:
+    """The warnings of each set variable that is no setting; ``own``: settings not to judge."""
+    from bridge.unknown_variables import set_beside
+
+    others = set_beside(os.environ, own)
+    if not others:
+        return []
     from bridge.settings import unknown_variables
 
-    return list(unknown_variables(os.environ))
+    return list(unknown_variables(others))
 
 
-def _warn_unknown_variables() -> None:
-    for note in _unknown_variables():
+def _warn_unknown_variables(own: Set[str] = frozenset()) -> None:
+    for note in _unknown_variables(own):
         print(f"exesdb-bridge: warning: {note}", file=sys.stderr)
 
 
