@@ -3,7 +3,9 @@
 Every setting is one environment variable (docs/configuration.md); ``Settings`` reads them all,
 checks each value on its own and derives what several of them say together (the address it
 listens on, its own URL, the webhook receivers). The checks of one value live with what they
-check (``bridge.urls``, ``bridge.bus_url``, ``bridge.probe_settings``); the loading that reports
+check (``bridge.urls``, ``bridge.bus_url``, ``bridge.probe_settings``), and the types of the
+variables the client commands read too with those commands' models (``bridge.client_settings``,
+where every settings model's way of reading the environment is); the loading that reports
 every problem at once (``bridge.config``), the checks across values
 (``bridge.settings_checks``), each OTLP signal's own settings (``bridge.otlp_settings``), how a
 refused value is worded (``bridge.settings_errors``), how a value is shown
@@ -27,18 +29,22 @@ from pydantic import (
     ValidatorFunctionWrapHandler,
     field_validator,
 )
-from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    NoDecode,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic_settings import NoDecode
 
 from bridge.bus_url import require_bus
-from bridge.messages import NO_CONTROL_CHARACTERS, AlertSeverity
+from bridge.client_settings import (
+    DEFAULT_STATE_DIR,
+    AdminToken,
+    BaseUrl,
+    FromEnvironment,
+    ListenAddress,
+    NodeName,
+    Trimmed,
+    trimmed,
+)
+from bridge.client_settings import setting as _env
+from bridge.messages import AlertSeverity
 from bridge.probe_settings import DEFAULT_HTTP_ADDR, split_addr
 from bridge.receiver_keys import ReceiverKeys
 from bridge.receivers import (
@@ -88,35 +94,11 @@ OtlpCompression = Literal["gzip", "none"]
 TemporalityPreference = Literal["cumulative", "delta", "lowmemory"]
 
 
-def _env(name: str, **kwargs: Any) -> Any:
-    return Field(validation_alias=name, **kwargs)
-
-
-class _Environment(EnvSettingsSource):
-    """The environment as the settings read it: a variable set to blanks only is unset, as one
-    set to the empty string is (``env_ignore_empty``), for every setting."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        value, key, is_complex = super().get_field_value(field, field_name)
-        if isinstance(value, str) and not value.strip():
-            return None, key, is_complex
-        return value, key, is_complex
-
-
-class Settings(BaseSettings):
+class Settings(FromEnvironment):
     """The resolved configuration; ``check-config`` shows it, docs/configuration.md documents
-    each variable."""
+    each variable. The variables the client commands read too have their types in
+    ``bridge.client_settings``, which checks them for those commands alone."""
 
-    # A variable set to the empty string is unset (docker compose's ${X:-}, an empty Kubernetes
-    # value), as the OpenTelemetry environment-variable specification asks: its default, never
-    # a refusal or an empty path; so is one set to blanks only (_Environment).
-    model_config = SettingsConfigDict(
-        case_sensitive=True,
-        extra="ignore",
-        frozen=True,
-        populate_by_name=False,
-        env_ignore_empty=True,
-    )
     # EXESDB_WEBHOOK_CONFIG_FILE as first read (receivers_file): one version of it for all.
     _receivers_file: ReceiversFileRead | None = PrivateAttr(default=None)
     # EXESDB_WEB_CONFIG_FILE as first read (web_config), likewise; the server starts from it.
@@ -138,9 +120,7 @@ class Settings(BaseSettings):
     metrics_broadcast_interval: Annotated[int, Field(ge=100)] = _env(
         "EXESDB_METRICS_BROADCAST_INTERVAL", default=60_000
     )
-    node: Annotated[str, Field(min_length=1, max_length=255, pattern=NO_CONTROL_CHARACTERS)] = _env(
-        "EXESDB_NODE", default_factory=socket.gethostname
-    )
+    node: NodeName = _env("EXESDB_NODE", default_factory=socket.gethostname)
     node_forget_ms: PositiveMs = _env("EXESDB_NODE_FORGET_MS", default=86_400_000)
     cpu_degraded: Percent = _env("EXESDB_CPU_DEGRADED", default=85.0)
     cpu_unhealthy: Percent = _env("EXESDB_CPU_UNHEALTHY", default=95.0)
@@ -169,15 +149,15 @@ class Settings(BaseSettings):
     )
 
     # HTTP.
-    http_addr: str = _env("EXESDB_HTTP_ADDR", default=DEFAULT_HTTP_ADDR)
+    http_addr: ListenAddress = _env("EXESDB_HTTP_ADDR", default=DEFAULT_HTTP_ADDR)
     ingest: bool = _env("EXESDB_INGEST", default=False)
     max_body_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = _env(
         "EXESDB_MAX_BODY_BYTES", default=1_048_576
     )
-    admin_token: SecretStr | None = _env("EXESDB_ADMIN_TOKEN", default=None)
+    admin_token: AdminToken = _env("EXESDB_ADMIN_TOKEN", default=None)
     # Where the client commands (publish, tail, alerts) find a bridge; unset: EXESDB_HTTP_ADDR.
-    url: str | None = _env("EXESDB_URL", default=None)
-    web_config_file: str | None = _env("EXESDB_WEB_CONFIG_FILE", default=None)
+    url: BaseUrl = _env("EXESDB_URL", default=None)
+    web_config_file: Trimmed | None = _env("EXESDB_WEB_CONFIG_FILE", default=None)
     # What `exesdb-bridge healthcheck` presents when the web config asks for it.
     healthcheck_username: str | None = _env("EXESDB_HEALTHCHECK_USERNAME", default=None)
     healthcheck_password_file: str | None = _env("EXESDB_HEALTHCHECK_PASSWORD_FILE", default=None)
@@ -214,16 +194,16 @@ class Settings(BaseSettings):
         "EXESDB_WEBHOOK_GROUP_WAIT_MS", default=500
     )
     webhook_max_alerts: Annotated[int, Field(ge=1)] = _env("EXESDB_WEBHOOK_MAX_ALERTS", default=50)
-    alertmanager_url: str | None = _env("EXESDB_ALERTMANAGER_URL", default=None)
+    alertmanager_url: BaseUrl = _env("EXESDB_ALERTMANAGER_URL", default=None)
     escalation_after_ms: PositiveMs = _env("EXESDB_ESCALATION_AFTER_MS", default=900_000)
     alert_resolve_timeout_ms: PositiveMs = _env("EXESDB_ALERT_RESOLVE_TIMEOUT_MS", default=300_000)
     # How long a health condition must hold before it alerts; unset: two health intervals.
     alert_for_ms: Annotated[int, Field(ge=0)] | None = _env("EXESDB_ALERT_FOR_MS", default=None)
-    external_url: str | None = _env("EXESDB_EXTERNAL_URL", default=None)
+    external_url: BaseUrl = _env("EXESDB_EXTERNAL_URL", default=None)
     # Origins whose links in alert metadata are shown whole (sinks/alerts/sources.py);
     # empty: every URL there shows its origin only.
     alert_link_origins: OriginList = _env("EXESDB_ALERT_LINK_ORIGINS", default=())
-    state_dir: str = _env("EXESDB_STATE_DIR", default="./.exesdb-bridge")
+    state_dir: Trimmed = _env("EXESDB_STATE_DIR", default=DEFAULT_STATE_DIR)
 
     # Logging.
     log_level: LogLevel = _env("EXESDB_LOG_LEVEL", default="info")
@@ -304,45 +284,18 @@ class Settings(BaseSettings):
     otel_logs_exporter: OtelExporter = _env("OTEL_LOGS_EXPORTER", default="otlp")
     otel_metrics_exporter: OtelExporter = _env("OTEL_METRICS_EXPORTER", default="otlp")
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """pydantic-settings' sources, the environment read as ``_Environment`` reads it."""
-        return init_settings, _Environment(settings_cls), dotenv_settings, file_secret_settings
-
     @field_validator("secret_key_base_previous", mode="before")
     @classmethod
     def _split_secrets(cls, value: Any) -> Any:
         return _split(value)
 
-    @field_validator("admin_token", mode="before")
-    @classmethod
-    def _trimmed_token(cls, value: Any) -> Any:
-        # A token kept in a file (a Kubernetes secret) ends in a line break: trimmed, for the
-        # bridge, its pages and the client commands alike; nothing left is no token.
-        if isinstance(value, str):
-            return value.strip() or None
-        return value
-
     @field_validator(
-        "node",
-        "state_dir",
-        "web_config_file",
         "webhook_config_file",
         "healthcheck_password_file",
         "healthcheck_cert_file",
         "healthcheck_key_file",
         "otlp_metrics_temporality_preference",  # a word, which the SDK's exporter trims too
         "bus",
-        "url",
-        "alertmanager_url",
-        "external_url",
         "otlp_endpoint",
         "otlp_traces_endpoint",
         "otlp_logs_endpoint",
@@ -358,14 +311,11 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _trimmed(cls, value: Any) -> Any:
-        # A blank around a name, path, URL, switch or protocol is a stray one (an env file's
-        # "X= /srv/x", a quoted YAML value): " /tmp/x" would be a folder named so in the working
-        # directory, " n1 " a node apart from "n1", "http://am:9093 " no URL, "true " no switch,
-        # and " https://bridge.example" (which Python's URL parser takes) the start of every
-        # alert's link. Blanks only are unset already (_Environment). The OTLP exporters read
-        # their endpoints from the environment themselves: the OTLP sink trims them there too
-        # (the bridge picks the exporter of a protocol itself; the SDK never reads it).
-        return value.strip() if isinstance(value, str) else value
+        # As the Trimmed settings are (bridge.client_settings.trimmed says why). The OTLP
+        # exporters read their endpoints from the environment themselves: the OTLP sink trims
+        # them there too (the bridge picks the exporter of a protocol itself; the SDK never
+        # reads it).
+        return trimmed(value)
 
     @field_validator("webhook_secret", mode="before")
     @classmethod
@@ -435,35 +385,22 @@ class Settings(BaseSettings):
             raise ValueError(repeated)
         return urls
 
-    @field_validator("alertmanager_url", "external_url", "url")
-    @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
-        if value:
-            return require_http_url(value).rstrip("/")
-        return None
-
     @field_validator("alertmanager_url")
     @classmethod
     def _check_alertmanager_url(cls, value: str | None) -> str | None:
-        # Runs after _check_url: the poster adds /api/v2/alerts to this URL.
+        # Runs after BaseUrl's check: the poster adds /api/v2/alerts to this URL.
         return require_alertmanager_url(value) if value else None
 
     @field_validator("external_url")
     @classmethod
     def _check_external_url(cls, value: str | None) -> str | None:
-        # Runs after _check_url.
+        # Runs after BaseUrl's check.
         return require_external_url(value) if value else value
 
     @field_validator("bus")
     @classmethod
     def _check_bus(cls, value: str) -> str:
         return require_bus(value)
-
-    @field_validator("http_addr")
-    @classmethod
-    def _check_addr(cls, value: str) -> str:
-        split_addr(value)
-        return value
 
     # -- derived values --
 

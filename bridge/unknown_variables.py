@@ -18,7 +18,7 @@ from typing import Final
 
 from bridge.probe_settings import variable_value
 
-__all__ = ["unknown_variable_warnings"]
+__all__ = ["set_beside", "unknown_variable_warnings"]
 
 # Prefixes of the variables meant for the bridge: a set one it does not know is likely a typo.
 _OURS: Final = ("EXESDB_",)
@@ -47,6 +47,23 @@ _GIVEN_ELSEWHERE: Final = {
 # signal's name in the singular) score 0.91 or more; OTEL_PYTHON_CONFIGURATOR, which
 # opentelemetry-instrument reads, 0.86 (to OTEL_PYTHON_METER_CONFIGURATOR).
 _OTEL_LIKENESS: Final = 0.9
+
+
+def set_beside(
+    environ: Mapping[str, str], own: Set[str], prefixes: tuple[str, ...] = (*_OURS, _OTEL)
+) -> dict[str, str]:
+    """The variables of ``environ`` named with one of ``prefixes`` (in any case) and set to more
+    than blanks, but for ``own``: when ``own`` are settings, the only ones
+    ``unknown_variable_warnings`` may warn of. A command reading a few settings judges the
+    others only when there are some, the names of every setting being costly to get (pydantic's
+    model of them all)."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if name.upper().startswith(prefixes)
+        and name not in own
+        and variable_value(environ, name) is not None
+    }
 
 
 def unknown_variable_warnings(environ: Mapping[str, str], known: Set[str]) -> list[str]:

@@ -145,14 +145,15 @@ def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
             },
             "OTEL_EXPORTER_OTLP_ENDPOINT",
         ),
-        (["publish", "system_alert"], {"EXESDB_REPLAY_WINDOW_MS": "x"}, "EXESDB_REPLAY_WINDOW_MS"),
-        (["tail"], {"EXESDB_BUS": "nats://x"}, "EXESDB_BUS"),
+        (["publish", "system_alert"], {"EXESDB_NODE": "n" * 256}, "EXESDB_NODE"),
+        (["tail"], {"EXESDB_URL": "nats://x"}, "EXESDB_URL"),
     ],
 )
 def test_bad_configuration_exits_2_naming_the_variable(
     command: list[str], env: dict[str, str], variable: str
 ) -> None:
-    """Every subcommand refuses a bad environment with exit 2 and a line naming the variable."""
+    """Every subcommand refuses a bad value of a variable it reads with exit 2 and a line naming
+    the variable."""
     completed = cli(*command, **env)  # type: ignore[arg-type]
     assert completed.returncode == 2
     assert f"  {variable}: " in completed.stderr

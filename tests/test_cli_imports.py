@@ -126,7 +126,8 @@ def test_schema_imports_the_models_but_not_the_configuration(tmp_path: Path) -> 
 
 def test_publish_imports_the_client_but_none_of_the_service(tmp_path: Path) -> None:
     """``publish`` checks, signs and sends (pydantic, the envelope, aiohttp's client) without
-    the bus's metrics, OpenTelemetry, Redis, the HTTP server or the envelope's decoders."""
+    the bus's metrics, OpenTelemetry, Redis, the HTTP server or the envelope's decoders, nor,
+    with no variable set beside its own, the model of every setting (``bridge.settings``)."""
     nothing = f"http://127.0.0.1:{free_port()}"
     imported = imported_by(
         tmp_path,
@@ -136,14 +137,37 @@ def test_publish_imports_the_client_but_none_of_the_service(tmp_path: Path) -> N
         SECRET_KEY_BASE=TEST_SECRET,
     )
     assert {"aiohttp", "bridge.bus.envelope", "bridge.httpclient.failures"} <= imported
-    assert among(imported, SERVICE + DECODERS) == []
+    assert among(imported, [*SERVICE, *DECODERS, "bridge.settings"]) == []
 
 
 @pytest.mark.parametrize("argv", [["tail", "--count", "1"], ["alerts", "list"]], ids=" ".join)
 def test_admin_commands_import_none_of_the_service(tmp_path: Path, argv: list[str]) -> None:
     """``tail`` and ``alerts`` ask a bridge (aiohttp's client) and import no model, no decoder
-    and none of the service, not even the routes' helpers where the bridge checks the token."""
+    and none of the service, not even the routes' helpers where the bridge checks the token,
+    nor, with no variable set beside their own, the model of every setting."""
     nothing = f"http://127.0.0.1:{free_port()}"
     imported = imported_by(tmp_path, *argv, "--url", nothing, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
     assert "bridge.httpclient.failures" in imported
-    assert among(imported, [*SERVICE, *MODELS, "msgspec", "bridge.routes", "aiohttp.web"]) == []
+    service = [*SERVICE, *MODELS, "msgspec", "bridge.routes", "aiohttp.web", "bridge.settings"]
+    assert among(imported, service) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "variable", "value"),
+    [
+        (["publish", "system_alert", "-f", "severity=info"], "SECRET_KEY_BASE", TEST_SECRET),
+        (["tail", "--count", "1"], "EXESDB_ADMIN_TOKEN", ADMIN_TOKEN),
+        (["alerts", "list"], "EXESDB_ADMIN_TOKEN", ADMIN_TOKEN),
+        (["outbox", "list"], "EXESDB_STATE_DIR", "."),
+    ],
+    ids=["publish", "tail", "alerts list", "outbox list"],
+)
+def test_client_commands_read_their_own_settings_not_the_whole_configuration(
+    tmp_path: Path, argv: list[str], variable: str, value: str
+) -> None:
+    """The client commands read the few settings they use (``bridge.client_settings``), not the
+    whole configuration nor its checks across settings (``load_settings``)."""
+    url = [] if argv[0] == "outbox" else ["--url", f"http://127.0.0.1:{free_port()}"]
+    imported = imported_by(tmp_path, *argv, *url, **{variable: value})
+    assert "bridge.client_settings" in imported
+    assert among(imported, ["bridge.config", "bridge.settings_checks"]) == []

@@ -7,21 +7,23 @@ import argparse
 import asyncio
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bridge.cli.client import Target, bridge_url, target, url_argument, user_argument
+from bridge.client_settings import BridgeLocation
 from bridge.errors import ConfigError
 from bridge.headers import ADMIN_TOKEN_HEADER
-from tests.support import ADMIN_TOKEN, ThreadedBridge, make_settings, unavailable
+from tests.support import ADMIN_TOKEN, ThreadedBridge, unavailable
 from tests.webconfig.files import WebFiles
 
 
 def test_url_flag_then_exesdb_url_then_the_http_addr() -> None:
     """--url wins, then EXESDB_URL, then the address EXESDB_HTTP_ADDR names."""
-    settings = make_settings(EXESDB_HTTP_ADDR="0.0.0.0:8123")
+    settings = BridgeLocation(EXESDB_HTTP_ADDR="0.0.0.0:8123")
     assert bridge_url(settings) == "http://127.0.0.1:8123"
-    with_url = make_settings(EXESDB_HTTP_ADDR="0.0.0.0:8123", EXESDB_URL="http://b.example:1/")
+    with_url = BridgeLocation(EXESDB_HTTP_ADDR="0.0.0.0:8123", EXESDB_URL="http://b.example:1/")
     assert bridge_url(with_url) == "http://b.example:1"
     assert bridge_url(with_url, "https://c.example:2/") == "https://c.example:2"
 
@@ -29,7 +31,7 @@ def test_url_flag_then_exesdb_url_then_the_http_addr() -> None:
 def test_port_0_in_the_http_addr_is_no_place_to_look() -> None:
     """EXESDB_HTTP_ADDR with port 0 names no port a client can ask: a ConfigError saying to give
     --url or EXESDB_URL, which still work."""
-    settings = make_settings(EXESDB_HTTP_ADDR="127.0.0.1:0")
+    settings = BridgeLocation(EXESDB_HTTP_ADDR="127.0.0.1:0")
     with pytest.raises(ConfigError) as raised:
         bridge_url(settings)
     assert raised.value.problems == (
@@ -37,7 +39,7 @@ def test_port_0_in_the_http_addr_is_no_place_to_look() -> None:
         " names it), so no command can find it there; give it with --url or EXESDB_URL",
     )
     assert bridge_url(settings, "http://127.0.0.1:41234") == "http://127.0.0.1:41234"
-    with_url = make_settings(EXESDB_HTTP_ADDR="127.0.0.1:0", EXESDB_URL="http://127.0.0.1:41234")
+    with_url = BridgeLocation(EXESDB_HTTP_ADDR="127.0.0.1:0", EXESDB_URL="http://127.0.0.1:41234")
     assert bridge_url(with_url) == "http://127.0.0.1:41234"
 
 
@@ -45,10 +47,10 @@ def test_the_http_addr_is_asked_over_https_when_the_web_config_serves_tls(tmp_pa
     """With TLS on in EXESDB_WEB_CONFIG_FILE the address is an https URL."""
     files = WebFiles(tmp_path)
     path = files.write(files.tls_config())
-    settings = make_settings(EXESDB_HTTP_ADDR="127.0.0.1:9443", EXESDB_WEB_CONFIG_FILE=str(path))
+    settings = BridgeLocation(EXESDB_HTTP_ADDR="127.0.0.1:9443", EXESDB_WEB_CONFIG_FILE=str(path))
     assert bridge_url(settings) == "https://127.0.0.1:9443"
     plain = files.write("basic_auth_users: {}\n", name="plain.yml")
-    settings = make_settings(EXESDB_HTTP_ADDR="127.0.0.1:9443", EXESDB_WEB_CONFIG_FILE=str(plain))
+    settings = BridgeLocation(EXESDB_HTTP_ADDR="127.0.0.1:9443", EXESDB_WEB_CONFIG_FILE=str(plain))
     assert bridge_url(settings) == "http://127.0.0.1:9443"
 
 
@@ -80,7 +82,7 @@ def test_user_takes_a_password_or_leaves_it_to_ask() -> None:
 
 def test_the_admin_token_moves_aside_for_basic_auth() -> None:
     """Bearer in Authorization, unless basic auth holds it: then X-ExESDB-Admin-Token."""
-    settings = make_settings()
+    settings = BridgeLocation()
     assert Target("http://h:1").admin_headers("t") == {"Authorization": "Bearer t"}
     with_user = target(settings, url="http://h:1", user=("alice", "pw"))
     assert with_user.admin_headers("t") == {ADMIN_TOKEN_HEADER: "t"}
@@ -89,7 +91,7 @@ def test_the_admin_token_moves_aside_for_basic_auth() -> None:
 def test_a_ca_file_that_cannot_be_read_is_a_configuration_error(tmp_path: Path) -> None:
     """--cacert naming a missing file is refused, naming the option."""
     with pytest.raises(ConfigError, match="--cacert"):
-        target(make_settings(), cacert=str(tmp_path / "missing.pem"))
+        target(BridgeLocation(), cacert=str(tmp_path / "missing.pem"))
 
 
 def test_credentials_in_the_url_are_sent_as_basic_auth_beside_the_admin_token() -> None:
@@ -98,13 +100,13 @@ def test_credentials_in_the_url_are_sent_as_basic_auth_beside_the_admin_token() 
     an admin command reaches the bridge instead of failing with a traceback."""
     with ThreadedBridge(EXESDB_ADMIN_TOKEN=ADMIN_TOKEN) as bridge:
         url = bridge.url.replace("//", "//alice:p%40ss@")
-        found = target(make_settings(EXESDB_URL=url))
+        found = target(BridgeLocation(EXESDB_URL=url))
         assert (found.url, found.basic_auth) == (bridge.url, ("alice", "p@ss"))
         status, text = asyncio.run(
             found.request("GET", "/v1/integration", headers=found.admin_headers(ADMIN_TOKEN))
         )
         assert status == 200, text
-    assert target(make_settings(), url=url, user=("bob", "pw")).basic_auth == ("bob", "pw")
+    assert target(BridgeLocation(), url=url, user=("bob", "pw")).basic_auth == ("bob", "pw")
 
 
 def ipv6_loopback() -> None:
@@ -130,9 +132,8 @@ def test_localhost_reaches_a_bridge_on_either_loopback_address_alone(
     ) as bridge:
         assert bridge.host == listen
         where = f"localhost:{bridge.port}"
-        found = target(
-            make_settings(**{variable: f"http://{where}" if variable == "EXESDB_URL" else where})
-        )
+        given: dict[str, Any] = {variable: f"http://{where}" if variable == "EXESDB_URL" else where}
+        found = target(BridgeLocation(**given))
         assert found.url == f"http://{where}"
         status, text = asyncio.run(found.request("GET", "/healthz"))
         assert status == 200, text

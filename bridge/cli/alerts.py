@@ -31,8 +31,8 @@ from bridge.cli.shared import (
     EXIT_OK,
     Commands,
     at_least_zero,
+    client_settings_or_exit,
     print_table,
-    settings_or_exit,
 )
 from bridge.redaction import safe_url
 
@@ -93,7 +93,9 @@ def _alerts(args: argparse.Namespace) -> int:
     import asyncio
     from urllib.parse import quote
 
-    settings = settings_or_exit(warn_unknown=True)
+    from bridge.client_settings import AdminClientSettings
+
+    settings = client_settings_or_exit(AdminClientSettings)
     token = admin_token_or_exit(settings, "alerts")
 
     bridge = target_or_exit(args, settings)

@@ -2,10 +2,10 @@
 
 The bridge is at ``--url``, else ``EXESDB_URL``, else the address it listens on
 (``EXESDB_HTTP_ADDR``, a wildcard host asked on loopback), over https when the web config file
-(``EXESDB_WEB_CONFIG_FILE``) turns TLS on. ``--cacert`` trusts a CA of one's own for https;
-``--user`` (or a ``user:password@`` in the URL) sends basic auth, and then the admin token
-travels in ``X-ExESDB-Admin-Token`` since ``Authorization`` is taken. Answers come back as
-(status, text), status 0 when nothing answered.
+(``EXESDB_WEB_CONFIG_FILE``, read only then) turns TLS on: ``BridgeLocation``'s settings.
+``--cacert`` trusts a CA of one's own for https; ``--user`` (or a ``user:password@`` in the URL)
+sends basic auth, and then the admin token travels in ``X-ExESDB-Admin-Token`` since
+``Authorization`` is taken. Answers come back as (status, text), status 0 when nothing answered.
 
 aiohttp is imported by the methods that send: the command line builds its parser with this
 module's argument types, and ``outbox``, ``check-config`` and ``--help`` send nothing.
@@ -18,17 +18,18 @@ import base64
 import getpass
 import ssl
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from bridge.errors import ConfigError
 from bridge.headers import ADMIN_TOKEN_HEADER
 from bridge.redaction import redact_urls, safe_url
-from bridge.urls import PICKED_PORT, http_url_problem, split_userinfo, url_meant
+from bridge.urls import PICKED_PORT, http_url_problem, own_url, split_userinfo, url_meant
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from bridge.settings import Settings
+    from bridge.client_settings import BridgeLocation
 
 __all__ = [
     "TIMEOUT",
@@ -43,16 +44,34 @@ TIMEOUT: Final = 10.0
 _WHERE: Final = "--url, EXESDB_URL or EXESDB_HTTP_ADDR says where it is"
 
 
-def bridge_url(settings: Settings, given: str | None = None) -> str:
-    """``given`` (``--url``), else ``EXESDB_URL``, else the address of ``EXESDB_HTTP_ADDR``
-    (ConfigError for port 0: the port the bridge picked is known to it alone)."""
+def bridge_url(settings: BridgeLocation, given: str | None = None) -> str:
+    """``given`` (``--url``), else ``EXESDB_URL``, else the address of ``EXESDB_HTTP_ADDR``,
+    https when ``EXESDB_WEB_CONFIG_FILE`` turns TLS on (ConfigError for port 0, the port the
+    bridge picked being known to it alone, and for a web config file the bridge would refuse)."""
     if given:
         return given.rstrip("/")
     if settings.url:
         return settings.url
-    if settings.listen[1] == 0:
+    host, port = settings.listen
+    if port == 0:
         raise ConfigError([f"EXESDB_HTTP_ADDR: {PICKED_PORT}; give it with --url or EXESDB_URL"])
-    return settings.own_url()
+    return own_url(host, port, tls=_serves_tls(settings.web_config_file))
+
+
+def _serves_tls(web_config_file: str | None) -> bool:
+    """Whether the web config file turns TLS on; ConfigError naming the variable and each
+    problem of a file the bridge would refuse (whether it serves https is not known then)."""
+    if not web_config_file:
+        return False
+    from bridge.webconfig.loading import judge  # only with a web config: not light
+
+    judged = judge(Path(web_config_file))
+    if judged.loaded is None:
+        # Redacted as the settings' own checks are: a path, a file's problem, may hold anything.
+        raise ConfigError(
+            [redact_urls(f"EXESDB_WEB_CONFIG_FILE: {problem}") for problem in judged.problems]
+        )
+    return judged.loaded.config.tls is not None
 
 
 def url_argument(text: str) -> str:
@@ -153,14 +172,14 @@ class Target:
 
 
 def target(
-    settings: Settings,
+    settings: BridgeLocation,
     *,
     url: str | None = None,
     cacert: str | None = None,
     user: tuple[str, str | None] | None = None,
 ) -> Target:
     """The bridge the command line and the environment point at (ConfigError for a CA file
-    that cannot be read)."""
+    that cannot be read, and as ``bridge_url`` says)."""
     context = None
     if cacert is not None:
         try:

@@ -52,7 +52,6 @@ from bridge.probe_settings import (
     ProbeSettings,
     load_client_certificate,
     read_password,
-    variable_value,
 )
 from bridge.urls import PICKED_PORT, own_url
 
@@ -570,17 +569,13 @@ def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
     (``bridge.unknown_variables``): a misspelt address leaves the probe asking the default one.
     Only an unhealthy probe with some ``EXESDB_*`` variable set beside its own pays for the whole
     configuration (pydantic), which alone knows every setting's name."""
-    others = [
-        name
-        for name in environ
-        if name.upper().startswith("EXESDB_")
-        and name not in _PROBE_VARIABLES
-        and variable_value(environ, name) is not None
-    ]
+    from bridge.unknown_variables import set_beside
+
+    # The EXESDB_* ones alone: the probe reads no OTEL_* variable, so a misspelt one is no
+    # reason for its answer.
+    others = set_beside(environ, _PROBE_VARIABLES, ("EXESDB_",))
     if not others:
         return []
     from bridge.settings import unknown_variables
 
-    # The EXESDB_* ones alone: the probe reads no OTEL_* variable, so a misspelt one is no
-    # reason for its answer.
-    return unknown_variables({name: environ[name] for name in others})
+    return unknown_variables(others)

@@ -23,8 +23,8 @@ from bridge.cli.shared import (
     EXIT_OK,
     EXIT_USAGE,
     Commands,
+    client_settings_or_exit,
     positive,
-    settings_or_exit,
 )
 from bridge.messages import INSTANCES
 from bridge.redaction import clipped, safe_url
@@ -110,10 +110,11 @@ def _publish(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
+    from bridge.client_settings import PublishSettings
     from bridge.messages import utc_now
     from bridge.schema import model_named, unknown_tag_message
 
-    settings = settings_or_exit(warn_unknown=True)
+    settings = client_settings_or_exit(PublishSettings)
     model = model_named(args.tag)
     if model is None:
         print(f"exesdb-bridge: {unknown_tag_message(args.tag)}", file=sys.stderr)
@@ -222,7 +223,9 @@ def _stdin_fields() -> dict[str, Any]:
 def _tail(args: argparse.Namespace) -> int:
     import asyncio
 
-    settings = settings_or_exit(warn_unknown=True)
+    from bridge.client_settings import AdminClientSettings
+
+    settings = client_settings_or_exit(AdminClientSettings)
     token = admin_token_or_exit(settings, "tail")
     bridge = target_or_exit(args, settings)
     try:

@@ -16,8 +16,8 @@ from bridge.cli.shared import (
     EXIT_USAGE,
     Commands,
     at_least_zero,
+    client_settings_or_exit,
     print_table,
-    settings_or_exit,
 )
 
 if TYPE_CHECKING:
@@ -86,10 +86,11 @@ def add_outbox_command(commands: Commands) -> None:
 def _outbox(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from bridge.client_settings import OutboxSettings
     from bridge.receiver_keys import receiver_label
     from bridge.sinks.alerts.outbox import FILE_NAME, Outbox
 
-    settings = settings_or_exit(warn_unknown=True)
+    settings = client_settings_or_exit(OutboxSettings)
     if args.outbox_command == "retry" and not args.all and not args.ids:
         print("exesdb-bridge: outbox retry needs delivery ids or --all", file=sys.stderr)
         return EXIT_USAGE

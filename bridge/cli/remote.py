@@ -15,7 +15,7 @@ from bridge.redaction import safe_url
 from bridge.urls import url_root
 
 if TYPE_CHECKING:
-    from bridge.settings import Settings
+    from bridge.client_settings import AdminClientSettings, BridgeLocation
 
 __all__ = [
     "BRIDGE_ANSWER",
@@ -50,9 +50,9 @@ def client_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def target_or_exit(args: argparse.Namespace, settings: Settings) -> Target:
+def target_or_exit(args: argparse.Namespace, settings: BridgeLocation) -> Target:
     """The bridge ``--url`` / ``EXESDB_URL`` / ``EXESDB_HTTP_ADDR`` point at (exit 2 for an
-    unusable ``--cacert``)."""
+    unusable ``--cacert``, port 0 or a web config file the bridge would refuse)."""
     try:
         return target(settings, url=args.url, cacert=args.cacert, user=args.user)
     except ConfigError as exc:
@@ -60,7 +60,7 @@ def target_or_exit(args: argparse.Namespace, settings: Settings) -> Target:
         raise SystemExit(EXIT_USAGE) from None
 
 
-def admin_token_or_exit(settings: Settings, command: str) -> str:
+def admin_token_or_exit(settings: AdminClientSettings, command: str) -> str:
     """``EXESDB_ADMIN_TOKEN`` for ``command`` (exit 2 when unset or empty: the bridge then keeps
     its admin endpoints off)."""
     token = settings.admin_token.get_secret_value() if settings.admin_token is not None else ""

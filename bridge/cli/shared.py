@@ -6,12 +6,13 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from collections.abc import Sequence, Set
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from bridge.errors import ConfigError
 
 if TYPE_CHECKING:
+    from bridge.client_settings import FromEnvironment
     from bridge.settings import Settings
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "Commands",
+    "client_settings_or_exit",
     "positive",
     "print_table",
     "settings_or_exit",
@@ -30,6 +32,8 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
+_Model = TypeVar("_Model", bound="FromEnvironment")
+
 
 class Commands(Protocol):
     """What ``add_subparsers`` returns, as far as adding a command goes."""
@@ -37,31 +41,49 @@ class Commands(Protocol):
     def add_parser(self, name: str, *args: Any, **kwargs: Any) -> argparse.ArgumentParser: ...
 
 
-def settings_or_exit(*, warn_unknown: bool = False, logged: bool = False) -> Settings:
-    """The settings, or exit 2 listing every problem; ``warn_unknown``: first warn on stderr
-    about each set ``EXESDB_*`` variable that is no setting (a typo of the one the command
-    needs, often) and each misspelt ``OTEL_*`` one, as ``run`` and ``check-config`` do with
-    their other warnings. A bad configuration is followed by those warnings in any case: a
-    misspelt name is often why a required setting is missing. ``logged`` (``run``, whose
-    stderr is its log): with ``EXESDB_LOG_FORMAT=json`` in the environment the problems and
-    warnings are JSON log records, one each, as every other line of that log."""
+def settings_or_exit(*, logged: bool = False) -> Settings:
+    """The whole configuration (``run``, ``check-config``), or exit 2 listing every problem,
+    followed by a warning about each set ``EXESDB_*`` variable that is no setting and each
+    misspelt ``OTEL_*`` one (``run`` and ``check-config`` give them with their other warnings
+    otherwise): a misspelt name is often why a required setting is missing. ``logged`` (``run``,
+    whose stderr is its log): with ``EXESDB_LOG_FORMAT=json`` in the environment the problems
+    and warnings are JSON log records, one each, as every other line of that log."""
     from bridge.config import load_settings
 
-    if warn_unknown:
-        _warn_unknown_variables()
     try:
         return load_settings()
     except ConfigError as exc:
         if logged:
-            _log_refusal(exc, [] if warn_unknown else _unknown_variables())
-        print("exesdb-bridge: bad configuration:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        for note in exc.warnings:
-            print(f"exesdb-bridge: warning: {note}", file=sys.stderr)
-        if not warn_unknown:
-            _warn_unknown_variables()
+            _log_refusal(exc, _unknown_variables())
+        _say_refused(exc)
+        _warn_unknown_variables()
         raise SystemExit(EXIT_USAGE) from None
+
+
+def client_settings_or_exit(model: type[_Model]) -> _Model:
+    """What a client command reads (``model``, one of ``bridge.client_settings``'), or exit 2
+    listing each refused value (a bad value in a variable the command does not read does not
+    stop it). First a warning on stderr about each set ``EXESDB_*`` variable that is no setting (a
+    typo of the one the command needs, often) and each misspelt ``OTEL_*`` one, as ``run`` and
+    ``check-config`` give them; the names of every setting are read only when some such
+    variable beside the command's own is set."""
+    from bridge.client_settings import read_settings
+
+    _warn_unknown_variables({str(info.validation_alias) for info in model.model_fields.values()})
+    try:
+        return read_settings(model)
+    except ConfigError as exc:
+        _say_refused(exc)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def _say_refused(exc: ConfigError) -> None:
+    """A bad configuration on stderr: a line, then each problem indented, then each warning."""
+    print("exesdb-bridge: bad configuration:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+    for note in exc.warnings:
+        print(f"exesdb-bridge: warning: {note}", file=sys.stderr)
 
 
 def _log_refusal(exc: ConfigError, unknown: list[str]) -> None:
@@ -80,14 +102,20 @@ def _log_refusal(exc: ConfigError, unknown: list[str]) -> None:
     raise SystemExit(EXIT_USAGE) from None
 
 
-def _unknown_variables() -> list[str]:
+def _unknown_variables(own: Set[str] = frozenset()) -> list[str]:
+    """The warnings of each set variable that is no setting; ``own``: settings not to judge."""
+    from bridge.unknown_variables import set_beside
+
+    others = set_beside(os.environ, own)
+    if not others:
+        return []
     from bridge.settings import unknown_variables
 
-    return list(unknown_variables(os.environ))
+    return list(unknown_variables(others))
 
 
-def _warn_unknown_variables() -> None:
-    for note in _unknown_variables():
+def _warn_unknown_variables(own: Set[str] = frozenset()) -> None:
+    for note in _unknown_variables(own):
         print(f"exesdb-bridge: warning: {note}", file=sys.stderr)
 
 

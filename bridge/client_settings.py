@@ -1,0 +1,181 @@
+"""The settings the client commands read, each checked as ``Settings`` checks it, and no others.
+
+``publish``, ``tail``, ``alerts`` and ``outbox`` read only the variables they use, each into a
+model of its own here: where the bridge is (``BridgeLocation``: ``EXESDB_URL``,
+``EXESDB_HTTP_ADDR``, ``EXESDB_WEB_CONFIG_FILE``), the admin token (``AdminClientSettings``),
+the signing key and node name (``PublishSettings``), the state directory (``OutboxSettings``).
+A bad value in a variable they never use (``EXESDB_WEBHOOK_URLS=notaurl``) stops the service,
+and ``check-config`` names it, but not them; a bad value in one they use is refused in the words
+``load_settings`` gives it (``read_settings``). ``Settings`` declares these variables with the
+types defined here, so a value is checked one way whoever reads it, and reads the environment as
+``FromEnvironment`` does.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Annotated, Any, Final, TypeVar
+
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from bridge.errors import ConfigError
+from bridge.messages import NO_CONTROL_CHARACTERS
+from bridge.probe_settings import DEFAULT_HTTP_ADDR, split_addr
+from bridge.settings_errors import describe_error
+from bridge.urls import require_http_url
+
+__all__ = [
+    "DEFAULT_STATE_DIR",
+    "AdminClientSettings",
+    "AdminToken",
+    "BaseUrl",
+    "BridgeLocation",
+    "FromEnvironment",
+    "ListenAddress",
+    "NodeName",
+    "OutboxSettings",
+    "PublishSettings",
+    "Trimmed",
+    "read_settings",
+    "setting",
+    "trimmed",
+]
+
+DEFAULT_STATE_DIR: Final = "./.exesdb-bridge"
+_Model = TypeVar("_Model", bound="FromEnvironment")
+
+
+def setting(variable: str, **kwargs: Any) -> Any:
+    """A settings field read from the environment variable ``variable``."""
+    return Field(validation_alias=variable, **kwargs)
+
+
+def trimmed(value: Any) -> Any:
+    """``value`` without the blanks around it, when it is text."""
+    # A blank around a name, path, URL, switch or protocol is a stray one (an env file's
+    # "X= /srv/x", a quoted YAML value): " /tmp/x" would be a folder named so in the working
+    # directory, " n1 " a node apart from "n1", "http://am:9093 " no URL, "true " no switch,
+    # and " https://bridge.example" (which Python's URL parser takes) the start of every
+    # alert's link. Blanks only are unset already (FromEnvironment).
+    return value.strip() if isinstance(value, str) else value
+
+
+def _token(value: Any) -> Any:
+    # A token kept in a file (a Kubernetes secret) ends in a line break: trimmed, for the
+    # bridge, its pages and the client commands alike; nothing left is no token.
+    if isinstance(value, str):
+        return value.strip() or None
+    return value
+
+
+def _base_url(value: str | None) -> str | None:
+    return require_http_url(value).rstrip("/") if value else None
+
+
+def _listen_address(value: str) -> str:
+    split_addr(value)
+    return value
+
+
+# A name or a path, taken without the blanks around it.
+Trimmed = Annotated[str, BeforeValidator(trimmed)]
+# The constraints first: pydantic then words a refusal as one of a string ("at most 255
+# characters"), not of any sized value.
+NodeName = Annotated[
+    str,
+    Field(min_length=1, max_length=255, pattern=NO_CONTROL_CHARACTERS),
+    BeforeValidator(trimmed),
+]
+# An http:// or https:// URL with a host, its trailing slashes left out (unset: None).
+BaseUrl = Annotated[str | None, BeforeValidator(trimmed), AfterValidator(_base_url)]
+# host:port, as the bridge listens (``split_addr``).
+ListenAddress = Annotated[str, AfterValidator(_listen_address)]
+AdminToken = Annotated[SecretStr | None, BeforeValidator(_token)]
+
+
+class _Environment(EnvSettingsSource):
+    """The environment as the settings read it: a variable set to blanks only is unset, as one
+    set to the empty string is (``env_ignore_empty``), for every setting."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        value, key, is_complex = super().get_field_value(field, field_name)
+        if isinstance(value, str) and not value.strip():
+            return None, key, is_complex
+        return value, key, is_complex
+
+
+class FromEnvironment(BaseSettings):
+    """Settings read from the environment, one variable each, as every model of them reads it."""
+
+    # A variable set to the empty string is unset (docker compose's ${X:-}, an empty Kubernetes
+    # value), as the OpenTelemetry environment-variable specification asks: its default, never
+    # a refusal or an empty path; so is one set to blanks only (_Environment).
+    model_config = SettingsConfigDict(
+        case_sensitive=True,
+        extra="ignore",
+        frozen=True,
+        populate_by_name=False,
+        env_ignore_empty=True,
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """pydantic-settings' sources, the environment read as ``_Environment`` reads it."""
+        return init_settings, _Environment(settings_cls), dotenv_settings, file_secret_settings
+
+
+class BridgeLocation(FromEnvironment):
+    """Where a running bridge is: ``EXESDB_URL``, else the address it listens on
+    (``EXESDB_HTTP_ADDR``), over https when its web config file turns TLS on."""
+
+    url: BaseUrl = setting("EXESDB_URL", default=None)
+    http_addr: ListenAddress = setting("EXESDB_HTTP_ADDR", default=DEFAULT_HTTP_ADDR)
+    web_config_file: Trimmed | None = setting("EXESDB_WEB_CONFIG_FILE", default=None)
+
+    @property
+    def listen(self) -> tuple[str, int]:
+        """``EXESDB_HTTP_ADDR`` as (host, port)."""
+        return split_addr(self.http_addr)
+
+
+class AdminClientSettings(BridgeLocation):
+    """What ``tail`` and ``alerts`` read: where the bridge is, and the admin token."""
+
+    admin_token: AdminToken = setting("EXESDB_ADMIN_TOKEN", default=None)
+
+
+class PublishSettings(BridgeLocation):
+    """What ``publish`` reads: where the bridge is, the key it signs with and the node it names."""
+
+    secret_key_base: SecretStr | None = setting("SECRET_KEY_BASE", default=None)
+    node: NodeName = setting("EXESDB_NODE", default_factory=socket.gethostname)
+
+
+class OutboxSettings(FromEnvironment):
+    """What ``outbox`` reads: the state directory holding the alert outbox."""
+
+    state_dir: Trimmed = setting("EXESDB_STATE_DIR", default=DEFAULT_STATE_DIR)
+
+
+def read_settings(model: type[_Model]) -> _Model:
+    """``model`` read from the environment; ConfigError listing each refused value, one line
+    each, as ``load_settings`` words it."""
+    try:
+        return model()
+    except ValidationError as exc:
+        problems = [describe_error(error, model.model_fields) for error in exc.errors()]
+        raise ConfigError(problems) from None

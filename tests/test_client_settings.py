@@ -1,0 +1,118 @@
+"""The client commands read only the settings they use (bridge.client_settings), run as real
+processes against a real bridge: a bad value elsewhere stops the service, not them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+from tests.support import ADMIN_TOKEN, TEST_SECRET, BridgeProcess, run_bridge
+
+# Settings no client command reads, each refused by the service: a bad value, a bad item of a
+# list, a check across two values and a file that cannot be read.
+UNRELATED: Final = {
+    "EXESDB_WEBHOOK_URLS": "notaurl",
+    "EXESDB_REPLAY_WINDOW_MS": "soon",
+    "EXESDB_BUS": "nats://bus.example",
+    "EXESDB_CPU_DEGRADED": "97",
+    "EXESDB_CPU_UNHEALTHY": "90",
+    "EXESDB_WEBHOOK_CONFIG_FILE": "/nonexistent/receivers.yml",
+}
+ALERT: Final = (
+    "system_alert",
+    *("-f", "severity=info", "-f", "category=system", "-f", "source=cli-test"),
+    *("-f", "title=t", "-f", "description=d"),
+)
+
+
+@pytest.fixture(scope="module")
+def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
+    """A bridge taking signed messages and broadcasting its health every 100 ms (so ``tail``
+    has a message to print at once), its alert outbox in a state directory of its own."""
+    folder = tmp_path_factory.mktemp("client-settings")
+    process = BridgeProcess(
+        state_dir=folder / "state", EXESDB_INGEST="true", EXESDB_HEALTH_BROADCAST_INTERVAL="100"
+    )
+    process.start(folder)
+    yield process
+    process.stop()
+
+
+def client_env(bridge: BridgeProcess, **env: str) -> dict[str, str]:
+    """What the client commands read to reach ``bridge`` (its address, the admin token, the
+    signing key and its state directory), no ``--url``, with ``env`` over it."""
+    return {
+        "EXESDB_HTTP_ADDR": bridge.env["EXESDB_HTTP_ADDR"],
+        "EXESDB_ADMIN_TOKEN": ADMIN_TOKEN,
+        "SECRET_KEY_BASE": TEST_SECRET,
+        "EXESDB_STATE_DIR": bridge.env["EXESDB_STATE_DIR"],
+        **env,
+    }
+
+
+def named_unrelated(completed: subprocess.CompletedProcess[str]) -> list[str]:
+    """The variables of ``UNRELATED`` the command's stderr names."""
+    return [name for name in UNRELATED if name in completed.stderr]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["alerts", "list"], ["outbox", "list"], ["publish", *ALERT], ["tail", "--count", "1"]],
+    ids=" ".join,
+)
+def test_a_bad_value_in_a_setting_the_command_does_not_read_does_not_stop_it(
+    bridge: BridgeProcess, command: list[str]
+) -> None:
+    """Settings the service refuses, and a client command reads not, leave it working: it
+    finds the bridge by EXESDB_HTTP_ADDR and does its work (exit 0), naming none of them."""
+    completed = run_bridge(*command, env=client_env(bridge, **UNRELATED), timeout=30)
+    assert completed.returncode == 0, completed.stderr
+    assert named_unrelated(completed) == []
+    assert "bad configuration" not in completed.stderr
+    if command[0] == "publish":
+        assert json.loads(completed.stdout) == {"accepted": 1}
+    if command[0] == "tail":
+        assert len(completed.stdout.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "variable", "value"),
+    [
+        (["alerts", "list"], "EXESDB_URL", "notaurl"),
+        (["tail", "--count", "1"], "EXESDB_HTTP_ADDR", "http://127.0.0.1:9570"),
+        (["publish", *ALERT], "EXESDB_NODE", "n" * 256),
+        (["publish", *ALERT], "EXESDB_URL", "127.0.0.1:9570"),
+    ],
+)
+def test_a_bad_value_in_a_setting_the_command_reads_exits_2_naming_it_alone(
+    bridge: BridgeProcess, command: list[str], variable: str, value: str
+) -> None:
+    """A bad value in a variable the command reads is refused (exit 2) with a line naming it,
+    as the service words it, and none of the settings the command does not read."""
+    env = client_env(bridge, **UNRELATED, **{variable: value})
+    completed = run_bridge(*command, env=env, timeout=30)
+    assert completed.returncode == 2
+    assert completed.stderr.startswith(f"exesdb-bridge: bad configuration:\n  {variable}: ")
+    assert named_unrelated(completed) == []
+
+
+def test_the_web_config_file_is_read_only_when_the_address_is_asked(
+    bridge: BridgeProcess, tmp_path: Path
+) -> None:
+    """A web config file the bridge would refuse leaves ``--url`` (or EXESDB_URL) usable; asked
+    at EXESDB_HTTP_ADDR, which it says http or https for, it is refused (exit 2) naming it."""
+    bad = tmp_path / "web.yml"
+    bad.write_text("tls_server_config: [not, a, mapping]\n")
+    env = client_env(bridge, **UNRELATED, EXESDB_WEB_CONFIG_FILE=str(bad))
+    given = run_bridge("alerts", "list", "--url", bridge.url, env=env, timeout=30)
+    assert given.returncode == 0, given.stderr
+    assert "EXESDB_WEB_CONFIG_FILE" not in given.stderr
+    asked = run_bridge("alerts", "list", env=env, timeout=30)
+    assert asked.returncode == 2
+    assert asked.stderr.startswith(f"exesdb-bridge: EXESDB_WEB_CONFIG_FILE: {bad}: ")
+    assert named_unrelated(asked) == []
