@@ -99,6 +99,9 @@ _PIPELINE: Final = re.compile(
 
 Step = Callable[[], Awaitable[float | None]]
 
+# Where the refusals of frames dropped are kept among the loops' (no loop's success ends them).
+_DROPPED: Final = object()
+
 # A reader whose last read was small waits this long before the next: what arrives meanwhile
 # comes in one read rather than many (each round trip costs more CPU than several messages).
 _LINGER_SECONDS: Final = 0.005
@@ -115,7 +118,8 @@ class Link:
     command or key its ACL user lacks) may refuse one loop while the others get through: that
     refusal is the loop's own, told until that loop succeeds (or stops hitting it for
     ``refusal_seconds``), so a fixed ACL is taken without a restart and the others' successes
-    do not hide it. What leaves the transport for a caller (coordination, shared state) goes
+    do not hide it; a frame refused and dropped (``refused_for_good``) is told for
+    ``refusal_seconds``. What leaves the transport for a caller (coordination, shared state) goes
     through ``boundary``, which turns a Redis failure into ``TransportError``.
     """
 
@@ -202,6 +206,14 @@ class Link:
         self.connected = False
         self.error = why
         return self.backoff.delay(failures)
+
+    def refused_for_good(self, exc: ResponseError) -> None:
+        """Record a refusal that is not tried again (a frame Redis refused, dropped): told
+        until ``refusal_seconds`` after the last, whatever else gets through (the writer
+        logs and counts each frame)."""
+        said = _refusal(exc)
+        if said is not None:
+            self._refusals[_DROPPED] = (self._clock(), said)
 
     def _refused(self) -> list[tuple[float, str]]:
         """The refusals still being made: each heard within ``refusal_seconds``."""

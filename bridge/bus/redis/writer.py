@@ -477,6 +477,7 @@ class Writer:
                     # Refused for good (e.g. the key holds another type): retrying won't help.
                     dropped += 1
                     _logger.error("Redis refused a frame of %s; dropped: %s", frame.instance, reply)
+                    self._link.refused_for_good(reply)
                 continue
             if frame.instance in WORK_QUEUE_INSTANCES:
                 key = streams[frame.instance]

@@ -219,6 +219,21 @@ def test_a_refusal_no_longer_made_ends_in_time() -> None:
     assert link.trouble() == "is unreachable: Connection refused"
 
 
+def test_a_frame_refused_for_good_is_told_until_no_frame_is_refused_for_a_while() -> None:
+    """A frame Redis refused (dropped, not retried: an ACL without XADD) is told while other
+    commands get through, until ``refusal_seconds`` after the last frame refused."""
+    clock = ManualClock()
+    link = Link(URL, Redis.from_url(URL), Backoff(base=0.1, cap=5.0), clock=clock)
+    link.up()
+    link.refused_for_good(ResponseError("ERR The user executing the script can't run this"))
+    link.up(object())
+    said = "refuses the bridge's commands: ERR The user executing the script can't run this"
+    said += f" ({PERMISSIONS})"
+    assert link.trouble() == said
+    clock.advance(link.refusal_seconds + 0.1)
+    assert link.trouble() is None
+
+
 async def test_a_loop_refused_until_its_acl_is_fixed_recovers(link: Link) -> None:
     """A step refused (NOPERM) again and again is retried, counted and told; once it
     succeeds the link is out of trouble, with nothing restarted."""
