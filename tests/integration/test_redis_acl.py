@@ -1,8 +1,9 @@
 """Bridges on a real redis-server as the least-privilege ACL user docs/redis.md gives.
 
 The ACL lines are read from docs/redis.md, so the page and what is tested cannot drift apart.
-Two replicas run on exactly those rules; one replica on that user without one of its rules, or
-with a wrong password, is told refused (not unreachable) and is ready once Redis is put right.
+Two replicas run on exactly those rules; one replica on that user without one of its rules
+(``+xread``, ``+xadd``), or with a wrong password, is told refused (not unreachable) and is ready
+once Redis is put right.
 """
 
 from __future__ import annotations
@@ -207,20 +208,28 @@ def bus_readiness(process: BridgeProcess) -> tuple[int, str]:
     return status, json.loads(body)["checks"]["bus"]["reason"] or ""
 
 
+def retried(process: BridgeProcess) -> bool:
+    """Whether ``process`` has tried a refused command a few times (each counted)."""
+    return (metric(process.url, "exesdb_redis_connection_errors_total") or 0) >= 4
+
+
 def refused_until_put_right(
-    process: BridgeProcess, refusal: str, put_right: Callable[[], None]
+    process: BridgeProcess,
+    refusal: str,
+    put_right: Callable[[], None],
+    counted: Callable[[BridgeProcess], bool] = retried,
 ) -> list[str]:
-    """Wait until ``process`` has retried its refused command a few times, each ``/readyz``
-    from the first refusal on 503 saying ``refusal`` (not ready in between, as other commands
-    get through; never "unreachable"); then ``put_right`` Redis and wait until ``process`` is
+    """Wait until ``process`` has ``counted`` its refused commands, each ``/readyz`` from the
+    first refusal on 503 saying ``refusal`` (not ready in between, as other commands get
+    through; never "unreachable"); then ``put_right`` Redis and wait until ``process`` is
     ready, with no restart. Returns the log lines that told the refusal."""
     seen: list[tuple[int, str]] = []
 
-    def retried() -> bool:
+    def refused_enough() -> bool:
         seen.append(bus_readiness(process))
-        return (metric(process.url, "exesdb_redis_connection_errors_total") or 0) >= 4
+        return counted(process)
 
-    wait_until(retried, 30, "the refused command retried, and counted")
+    wait_until(refused_enough, 30, "the refused commands counted")
     told = [line for line in process.log().splitlines() if refusal in line]
     assert not [reason for _, reason in seen if "unreachable" in reason], seen
     # Before the first refusal (at start, the fan-out found the streams' tails) it may be ready.
@@ -230,7 +239,9 @@ def refused_until_put_right(
         (503, True)
     }, seen
     put_right()
-    wait_until(lambda: bus_readiness(process) == (200, ""), 30, "ready once Redis is put right")
+    # Ready at once when the refused command is tried again; after refusal_seconds (15 s)
+    # without a frame refused when it was a write, which is not tried again.
+    wait_until(lambda: bus_readiness(process) == (200, ""), 40, "ready once Redis is put right")
     assert process.process is not None
     assert process.process.poll() is None  # the same process: not restarted
     return told
@@ -296,3 +307,36 @@ def test_a_wrong_password_is_told_as_refused_credentials_until_redis_takes_it(
     assert len(told) == 1, told
     assert " WARNING " in told[0]
     assert "not-the-password" not in process.log()
+
+
+def test_frames_the_acl_user_may_not_write_are_told_as_refused_until_granted(
+    tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess]
+) -> None:
+    """On the documented user without ``+xadd``, the writing script's XADDs are refused and
+    their frames dropped (logged, counted), and /readyz says Redis refuses the bridge's
+    commands though the script itself gets through; granted, the bridge is ready again
+    without a restart."""
+    with admin(acl_redis) as client:
+        client.execute_command("ACL", "SETUSER", "exesdb", "-xadd")
+    env = replica_env(bus_url(acl_redis), "bridge-0")
+    process = BridgeProcess(state_dir=tmp_path / "state", **env)  # type: ignore[arg-type]
+    bridge_processes.append(process)
+    process.start(tmp_path)
+    refusal = (
+        f"Redis at {safe_url(bus_url(acl_redis))} refuses the bridge's commands: ERR The user"
+        " executing the script can't run this command or subcommand (give the bridge's Redis"
+        " user the rules of docs/redis.md#a-redis-user-for-the-bridge; ACL LOG names what was"
+        " refused)"
+    )
+
+    def dropped(process: BridgeProcess) -> bool:
+        sample = metric(process.url, "exesdb_bus_dropped_total", subscriber="transport")
+        return (sample or 0) >= 3
+
+    def grant() -> None:
+        with admin(acl_redis) as client:
+            client.execute_command("ACL", "SETUSER", "exesdb", "+xadd")
+
+    refused_until_put_right(process, refusal, grant, counted=dropped)
+    assert "Redis refused a frame of" in process.log()
+    assert "exesdb: command xadd" in denied(acl_redis)
