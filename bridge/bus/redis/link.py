@@ -142,6 +142,7 @@ class Link:
         self.stopping = asyncio.Event()
         self.connected = False
         self.error: str | None = None  # why Redis is unreachable (None: not tried yet)
+        self._unreachable_since = 0.0  # when it last failed so
         self.connection_errors = 0
         self.stage_errors = 0
         # A refused loop tries again within the backoff's cap: a refusal not heard again for
@@ -163,14 +164,15 @@ class Link:
 
     def trouble(self) -> str | None:
         """What keeps the bus from Redis now, said after "Redis at <url> " (``is unreachable:
-        …``, ``refuses the bridge's credentials: …``, ``refuses the bridge's commands: …``),
-        or None."""
-        refused = self._refused()
-        if refused:
-            return max(refused)[1]  # the latest
-        if self.connected:
-            return None
-        return "is not connected yet" if self.error is None else f"is unreachable: {self.error}"
+        …``, ``refuses the bridge's credentials: …``, ``refuses the bridge's commands: …``:
+        whichever came last), or None."""
+        latest = max(self._refused(), default=None)
+        unreachable = not self.connected and self.error is not None
+        if unreachable and (latest is None or latest[0] <= self._unreachable_since):
+            return f"is unreachable: {self.error}"
+        if latest is not None:
+            return latest[1]
+        return None if self.connected else "is not connected yet"
 
     def up(self, loop: object = None) -> None:
         """Record a command of ``loop`` that succeeded."""
@@ -196,7 +198,6 @@ class Link:
                 _logger.warning("Redis at %s %s; retrying with backoff", safe_url(self.url), said)
             self._refusals[loop] = (self._clock(), said)
             return self.backoff.delay(failures)
-        self._refusals.clear()  # unreachable: what Redis refused before is not known now
         why = _reason(exc)
         # Once per outage and reason: the loops sharing the link fail together, alike.
         if self.connected or (failures == 1 and why != self.error):
@@ -205,6 +206,7 @@ class Link:
             )
         self.connected = False
         self.error = why
+        self._unreachable_since = self._clock()
         return self.backoff.delay(failures)
 
     def refused_for_good(self, exc: ResponseError) -> None:

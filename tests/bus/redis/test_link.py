@@ -205,7 +205,8 @@ def test_a_refusal_is_not_hidden_by_another_loop_getting_through(
 
 def test_a_refusal_no_longer_made_ends_in_time() -> None:
     """A refused loop that stops trying (it waits for the lease) stops being told once it has
-    not been refused for ``refusal_seconds``; an unreachable Redis ends it at once."""
+    not been refused for ``refusal_seconds``; whichever of Redis unreachable and a refusal
+    came last is told."""
     clock = ManualClock()
     link = Link(URL, Redis.from_url(URL), Backoff(base=0.1, cap=5.0), clock=clock)
     link.up()
@@ -217,6 +218,10 @@ def test_a_refusal_no_longer_made_ends_in_time() -> None:
     link.down(NoPermissionError("no permissions", status_code="NOPERM"), 1, loop="reader")
     link.down(RedisConnectionError("Connection refused"), 1, loop="writer")
     assert link.trouble() == "is unreachable: Connection refused"
+    clock.advance(0.1)  # Redis back, loading its data: it answers, and refuses for now
+    loading = "LOADING Redis is loading the dataset in memory"
+    link.down(ResponseError(loading.split(" ", 1)[1], status_code="LOADING"), 1)
+    assert link.trouble() == f"refuses the bridge's commands: {loading}"
 
 
 def test_a_frame_refused_for_good_is_told_until_no_frame_is_refused_for_a_while() -> None:
