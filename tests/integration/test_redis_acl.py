@@ -1,6 +1,9 @@
-"""Two bridge replicas on a real redis-server as the least-privilege ACL user docs/redis.md gives.
+"""Bridges on a real redis-server as the least-privilege ACL user docs/redis.md gives.
 
 The ACL lines are read from docs/redis.md, so the page and what is tested cannot drift apart.
+Two replicas run on exactly those rules; one replica on that user without one of its rules
+(``+xread``, ``+xadd``), or with a wrong password, is told refused (not unreachable) and is ready
+once Redis is put right.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ import json
 import re
 import shlex
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ import redis as redis_py
 
 from bridge.headers import ADMIN_TOKEN_HEADER
 from bridge.messages import NodeHealth
+from bridge.redaction import safe_url
 from tests.doc_text import page, section
 from tests.integration.servers.redis import RedisServer
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
@@ -25,10 +29,18 @@ from tests.integration.test_replicas import (
     gauge,
     ingest,
     leader,
+    metric,
     notifications,
     replica_env,
 )
-from tests.support import ADMIN_TOKEN, TEST_SECRET, BridgeProcess, run_bridge, wait_until
+from tests.support import (
+    ADMIN_TOKEN,
+    TEST_SECRET,
+    BridgeProcess,
+    http_get,
+    run_bridge,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -188,3 +200,143 @@ def test_two_replicas_run_on_the_documented_acl_user_with_nothing_refused(
     assert denied(acl_redis) == []
     for replica in replicas:
         assert not re.search("NOPERM|no permissions", replica.log()), replica.log_path
+
+
+def bus_readiness(process: BridgeProcess) -> tuple[int, str]:
+    """``/readyz``'s status and its bus check's reason ("" when ready)."""
+    status, body = http_get(process.url + "/readyz")
+    return status, json.loads(body)["checks"]["bus"]["reason"] or ""
+
+
+def retried(process: BridgeProcess) -> bool:
+    """Whether ``process`` has tried a refused command a few times (each counted)."""
+    return (metric(process.url, "exesdb_redis_connection_errors_total") or 0) >= 4
+
+
+def refused_until_put_right(
+    process: BridgeProcess,
+    refusal: str,
+    put_right: Callable[[], None],
+    counted: Callable[[BridgeProcess], bool] = retried,
+) -> list[str]:
+    """Wait until ``process`` has ``counted`` its refused commands, each ``/readyz`` from the
+    first refusal on 503 saying ``refusal`` (not ready in between, as other commands get
+    through; never "unreachable"); then ``put_right`` Redis and wait until ``process`` is
+    ready, with no restart. Returns the log lines that told the refusal."""
+    seen: list[tuple[int, str]] = []
+
+    def refused_enough() -> bool:
+        seen.append(bus_readiness(process))
+        return counted(process)
+
+    wait_until(refused_enough, 30, "the refused commands counted")
+    told = [line for line in process.log().splitlines() if refusal in line]
+    assert not [reason for _, reason in seen if "unreachable" in reason], seen
+    # Before the first refusal (at start, the fan-out found the streams' tails) it may be ready.
+    since = [i for i, (_, reason) in enumerate(seen) if reason.startswith(refusal)][:1]
+    assert since, seen
+    assert {(status, reason.startswith(refusal)) for status, reason in seen[since[0] :]} == {
+        (503, True)
+    }, seen
+    put_right()
+    # Ready at once when the refused command is tried again; after refusal_seconds (15 s)
+    # without a frame refused when it was a write, which is not tried again.
+    wait_until(lambda: bus_readiness(process) == (200, ""), 40, "ready once Redis is put right")
+    assert process.process is not None
+    assert process.process.poll() is None  # the same process: not restarted
+    return told
+
+
+def test_a_rule_the_acl_user_lacks_is_told_as_refused_until_granted(
+    tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess]
+) -> None:
+    """On the documented user without ``+xread``, /readyz and the log say Redis refuses the
+    bridge's commands (NOPERM, naming the command and where the rules are), one warning while
+    it lasts and the refusals counted; ``ACL LOG`` names the command; granted at run time,
+    the bridge is ready without a restart."""
+    with admin(acl_redis) as client:
+        client.execute_command("ACL", "SETUSER", "exesdb", "-xread")
+    env = replica_env(bus_url(acl_redis), "bridge-0")
+    process = BridgeProcess(state_dir=tmp_path / "state", **env)  # type: ignore[arg-type]
+    bridge_processes.append(process)
+    process.start(tmp_path)
+    refusal = (
+        f"Redis at {safe_url(bus_url(acl_redis))} refuses the bridge's commands: NOPERM this"
+        " user has no permissions to run the 'xread' command (give the bridge's Redis user the"
+        " rules of docs/redis.md#a-redis-user-for-the-bridge; ACL LOG names what was refused)"
+    )
+
+    def grant() -> None:
+        with admin(acl_redis) as client:
+            client.execute_command("ACL", "SETUSER", "exesdb", "+xread")
+
+    told = refused_until_put_right(process, refusal, grant)
+    assert len(told) == 1, told
+    assert " WARNING " in told[0]
+    assert "exesdb: command xread" in denied(acl_redis)
+    assert "takes the bridge's commands again" in process.log()
+    assert PASSWORD not in process.log()
+
+
+def test_a_wrong_password_is_told_as_refused_credentials_until_redis_takes_it(
+    tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess]
+) -> None:
+    """With a password the ``exesdb`` user does not have, ``check-config`` shows the URL
+    (redacted) and exits 0, for it asks Redis nothing; the bridge starts, and /readyz and one
+    start-up warning say Redis refuses its credentials (WRONGPASS), never the password; once
+    Redis takes that password the bridge is ready without a restart."""
+    wrong = bus_url(acl_redis).replace(PASSWORD, "not-the-password")
+    checked = run_bridge("check-config", env={"EXESDB_BUS": wrong, **SIGNED})
+    assert checked.returncode == 0, checked.stderr
+    assert f"redis://exesdb:<redacted>@127.0.0.1:{acl_redis.port}/" in checked.stdout
+    env = replica_env(wrong, "bridge-0")
+    process = BridgeProcess(state_dir=tmp_path / "state", **env)  # type: ignore[arg-type]
+    bridge_processes.append(process)
+    process.start(tmp_path)
+    refusal = (
+        f"Redis at {safe_url(wrong)} refuses the bridge's credentials: WRONGPASS invalid"
+        " username-password pair or user is disabled (the user name and password in EXESDB_BUS"
+        " must be those of a Redis user that is on)"
+    )
+
+    def take_it() -> None:
+        with admin(acl_redis) as client:
+            client.execute_command("ACL", "SETUSER", "exesdb", ">not-the-password")
+
+    told = refused_until_put_right(process, refusal, take_it)
+    assert len(told) == 1, told
+    assert " WARNING " in told[0]
+    assert "not-the-password" not in process.log()
+
+
+def test_frames_the_acl_user_may_not_write_are_told_as_refused_until_granted(
+    tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess]
+) -> None:
+    """On the documented user without ``+xadd``, the writing script's XADDs are refused and
+    their frames dropped (logged, counted), and /readyz says Redis refuses the bridge's
+    commands though the script itself gets through; granted, the bridge is ready again
+    without a restart."""
+    with admin(acl_redis) as client:
+        client.execute_command("ACL", "SETUSER", "exesdb", "-xadd")
+    env = replica_env(bus_url(acl_redis), "bridge-0")
+    process = BridgeProcess(state_dir=tmp_path / "state", **env)  # type: ignore[arg-type]
+    bridge_processes.append(process)
+    process.start(tmp_path)
+    refusal = (
+        f"Redis at {safe_url(bus_url(acl_redis))} refuses the bridge's commands: ERR The user"
+        " executing the script can't run this command or subcommand (give the bridge's Redis"
+        " user the rules of docs/redis.md#a-redis-user-for-the-bridge; ACL LOG names what was"
+        " refused)"
+    )
+
+    def dropped(process: BridgeProcess) -> bool:
+        sample = metric(process.url, "exesdb_bus_dropped_total", subscriber="transport")
+        return (sample or 0) >= 3
+
+    def grant() -> None:
+        with admin(acl_redis) as client:
+            client.execute_command("ACL", "SETUSER", "exesdb", "+xadd")
+
+    refused_until_put_right(process, refusal, grant, counted=dropped)
+    assert "Redis refused a frame of" in process.log()
+    assert "exesdb: command xadd" in denied(acl_redis)

@@ -23,7 +23,8 @@ local buffer that a background task writes with reconnection and backoff, so a R
 loses nothing a local publisher handed over unless the buffer overflows (``send`` then returns
 False and the bus counts the drop); ``send_durably`` (HTTP ingest) returns once its frames are
 in the spool on disk. A Redis unreachable at start leaves the bridge running and not ready until
-it connects.
+it connects; so does one that refuses its credentials or a command (an ACL user without a rule
+the bridge needs), told as refusing rather than unreachable, until Redis is put right.
 
 The parts: ``transport.py`` wires them; ``link.py`` (the client, its state, the one retry path),
 ``writer.py`` (XADD, XACK, re-signing, rewriting after data loss) and ``spool.py``,

@@ -1,10 +1,13 @@
-"""The connection to Redis: one client, whether it answers, and the one way every loop retries."""
+"""The connection to Redis: one client, whether Redis answers or refuses, how every loop retries."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import logging
+import re
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from types import MappingProxyType
 from typing import Any, Final
@@ -12,7 +15,15 @@ from typing import Any, Final
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    NoPermissionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+)
 
 from bridge.backoff import Backoff
 from bridge.bus.redis.layout import RAW_REPLIES
@@ -69,7 +80,27 @@ _TEMPORARY_REPLIES: Final = (
     "CLUSTERDOWN",
 )
 
+# What the bridge's words add to Redis's when Redis refuses its credentials, or one of its
+# commands or keys (an ACL user without a rule the bridge needs).
+_CREDENTIALS_HINT: Final = (
+    "the user name and password in EXESDB_BUS must be those of a Redis user that is on"
+)
+_PERMISSIONS_HINT: Final = (
+    "give the bridge's Redis user the rules of docs/redis.md#a-redis-user-for-the-bridge;"
+    " ACL LOG names what was refused"
+)
+# A Lua script's command refused by the ACL: Redis answers ERR, not NOPERM.
+_SCRIPT_DENIED: Final = "The user executing the script can't"
+# redis-py's words around the error of one command of a pipeline; its asyncio pipeline gives
+# the error's arguments as a tuple.
+_PIPELINE: Final = re.compile(
+    r"Command # \d+ \((?P<command>.*?)\) of pipeline caused error: (?P<error>.*)", re.S
+)
+
 Step = Callable[[], Awaitable[float | None]]
+
+# Where the refusals of frames dropped are kept among the loops' (no loop's success ends them).
+_DROPPED: Final = object()
 
 # A reader whose last read was small waits this long before the next: what arrives meanwhile
 # comes in one read rather than many (each round trip costs more CPU than several messages).
@@ -79,17 +110,30 @@ _LINGER_SECONDS: Final = 0.005
 class Link:
     """The Redis client the transport's background loops share, its state and retry policy.
 
-    Every loop runs through ``keep_trying``: a failed step is recorded (``connected`` turns
-    False, the reason is kept for readiness, ``connection_errors`` counts it) and waited out
-    with ``backoff``, longer while failures follow each other; a successful one marks Redis
-    reachable again. What leaves the transport for a caller (coordination, shared state) goes
+    Every loop runs through ``keep_trying``: a failed step is recorded (``connection_errors``
+    counts it, ``trouble`` says why) and waited out with ``backoff``, longer while failures
+    follow each other. A Redis that cannot be reached (refused connection, timeout, no such
+    host) is one state for every loop: ``connected`` turns False, and the next success of any
+    loop marks Redis reachable again. A Redis that answers but refuses (the credentials, or a
+    command or key its ACL user lacks) may refuse one loop while the others get through: that
+    refusal is the loop's own, told until that loop succeeds (or stops hitting it for
+    ``refusal_seconds``), so a fixed ACL is taken without a restart and the others' successes
+    do not hide it; a frame refused and dropped (``refused_for_good``) is told for
+    ``refusal_seconds``. What leaves the transport for a caller (coordination, shared state) goes
     through ``boundary``, which turns a Redis failure into ``TransportError``.
     """
 
     def __init__(
-        self, url: str, client: Redis, backoff: Backoff, *, restart_seconds: float = 1.0
+        self,
+        url: str,
+        client: Redis,
+        backoff: Backoff,
+        *,
+        restart_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``restart_seconds``: how long a stage that failed unexpectedly waits to restart."""
+        """``restart_seconds``: how long a stage that failed unexpectedly waits to restart;
+        ``clock`` (monotonic seconds) ages the refusals."""
         self.url = url
         self.client = client
         for command in RAW_REPLIES:
@@ -97,10 +141,16 @@ class Link:
         self.backoff = backoff
         self.stopping = asyncio.Event()
         self.connected = False
-        self.error: str | None = "not connected yet"
+        self.error: str | None = None  # why Redis is unreachable (None: not tried yet)
+        self._unreachable_since = 0.0  # when it last failed so
         self.connection_errors = 0
         self.stage_errors = 0
+        # A refused loop tries again within the backoff's cap: a refusal not heard again for
+        # twice that (and a blocking read) is no longer made.
+        self.refusal_seconds = 2 * backoff.cap + 5.0
         self._restart_seconds = restart_seconds
+        self._clock = clock
+        self._refusals: dict[object, tuple[float, str]] = {}  # loop -> (when, what was said)
         self._when_down: list[Callable[[], None]] = []
 
     async def command(self, *args: str | bytes | int) -> Any:
@@ -112,26 +162,65 @@ class Link:
         """Call ``callback`` on every failed command (e.g. to ask whether Redis lost its data)."""
         self._when_down.append(callback)
 
-    def up(self) -> None:
-        """Record a command that succeeded."""
+    def trouble(self) -> str | None:
+        """What keeps the bus from Redis now, said after "Redis at <url> " (``is unreachable:
+        …``, ``refuses the bridge's credentials: …``, ``refuses the bridge's commands: …``:
+        whichever came last), or None."""
+        latest = max(self._refused(), default=None)
+        unreachable = not self.connected and self.error is not None
+        if unreachable and (latest is None or latest[0] <= self._unreachable_since):
+            return f"is unreachable: {self.error}"
+        if latest is not None:
+            return latest[1]
+        return None if self.connected else "is not connected yet"
+
+    def up(self, loop: object = None) -> None:
+        """Record a command of ``loop`` that succeeded."""
+        refused = self._refusals.pop(loop, None)
         if not self.connected:
             _logger.info("connected to Redis at %s", safe_url(self.url))
+        elif refused is not None and not self._refused():
+            _logger.info("Redis at %s takes the bridge's commands again", safe_url(self.url))
         self.connected = True
         self.error = None
 
-    def down(self, exc: BaseException, failures: int) -> float:
-        """Record a failed command, the ``failures``-th in a row of its loop; returns how long
+    def down(self, exc: BaseException, failures: int, *, loop: object = None) -> float:
+        """Record a failed command, the ``failures``-th in a row of ``loop``; returns how long
         to wait before the next try."""
         self.connection_errors += 1
         for callback in self._when_down:
             callback()
-        reason = (str(exc) or type(exc).__name__).rstrip(".")  # redis-py ends its own with one
+        said = _refusal(exc)
+        if said is not None:
+            # Redis answered: it is reachable, and refuses. Once per refusal while it lasts:
+            # the loops sharing the link may be refused alike.
+            if said not in (what for _, what in self._refused()):
+                _logger.warning("Redis at %s %s; retrying with backoff", safe_url(self.url), said)
+            self._refusals[loop] = (self._clock(), said)
+            return self.backoff.delay(failures)
+        why = _reason(exc)
         # Once per outage and reason: the loops sharing the link fail together, alike.
-        if self.connected or (failures == 1 and reason != self.error):
-            _logger.warning("Redis at %s: %s; retrying with backoff", safe_url(self.url), reason)
+        if self.connected or (failures == 1 and why != self.error):
+            _logger.warning(
+                "Redis at %s is unreachable: %s; retrying with backoff", safe_url(self.url), why
+            )
         self.connected = False
-        self.error = reason
+        self.error = why
+        self._unreachable_since = self._clock()
         return self.backoff.delay(failures)
+
+    def refused_for_good(self, exc: ResponseError) -> None:
+        """Record a refusal that is not tried again (a frame Redis refused, dropped): told
+        until ``refusal_seconds`` after the last, whatever else gets through (the writer
+        logs and counts each frame)."""
+        said = _refusal(exc)
+        if said is not None:
+            self._refusals[_DROPPED] = (self._clock(), said)
+
+    def _refused(self) -> list[tuple[float, str]]:
+        """The refusals still being made: each heard within ``refusal_seconds``."""
+        since = self._clock() - self.refusal_seconds
+        return [refusal for refusal in self._refusals.values() if refusal[0] >= since]
 
     async def pause(self, seconds: float) -> None:
         """Wait ``seconds``, or less when the transport stops meanwhile."""
@@ -154,32 +243,36 @@ class Link:
         wait before the next step. ``refused`` may deal with a refusal itself (True: step
         again at once, nothing recorded); ``failed`` hears of each failure before the wait.
         """
+        loop = object()  # this loop's own refusals
         failures = 0
-        while not self.stopping.is_set():
-            if _cancel_requested():
-                raise asyncio.CancelledError
-            failure: BaseException
-            try:
-                wait = await step()
-            except ResponseError as exc:
-                if refused is not None and refused(exc):
+        try:
+            while not self.stopping.is_set():
+                if _cancel_requested():
+                    raise asyncio.CancelledError
+                failure: BaseException
+                try:
+                    wait = await step()
+                except ResponseError as exc:
+                    if refused is not None and refused(exc):
+                        continue
+                    failure = exc
+                except RETRYABLE as exc:
+                    failure = exc
+                else:
+                    if wait is not None:
+                        failures = 0
+                        self.up(loop)
+                        if wait > 0:
+                            await self.pause(wait)
                     continue
-                failure = exc
-            except RETRYABLE as exc:
-                failure = exc
-            else:
-                if wait is not None:
-                    failures = 0
-                    self.up()
-                    if wait > 0:
-                        await self.pause(wait)
-                continue
-            if _cancel_requested():
-                raise asyncio.CancelledError from failure
-            failures += 1
-            if failed is not None:
-                failed()
-            await self.pause(self.down(failure, failures))
+                if _cancel_requested():
+                    raise asyncio.CancelledError from failure
+                failures += 1
+                if failed is not None:
+                    failed()
+                await self.pause(self.down(failure, failures, loop=loop))
+        finally:
+            self._refusals.pop(loop, None)  # a loop that ended is refused nothing any more
 
     async def keep_running(self, name: str, stage: Callable[[], Awaitable[None]]) -> None:
         """Run one background stage; a bug in it is logged and counted, and the stage restarts."""
@@ -202,9 +295,8 @@ class Link:
         try:
             yield
         except RETRYABLE as exc:
-            reason = (str(exc) or type(exc).__name__).rstrip(".")  # redis-py ends its own with one
             raise TransportError(
-                f"Redis at {safe_url(self.url)} could not {doing}: {reason}"
+                f"Redis at {safe_url(self.url)} could not {doing}: {_reason(exc)}"
             ) from exc
 
 
@@ -244,7 +336,56 @@ def temporary(exc: ResponseError) -> bool:
     """True for a refusal that may clear by itself (retry), False for one that will not."""
     if isinstance(exc, (OutOfMemoryError, ReadOnlyError)):
         return True
+    return _code(exc) in _TEMPORARY_REPLIES
+
+
+def _refusal(exc: BaseException) -> str | None:
+    """What a failure says after "Redis at <url> " when Redis answered it with a refusal
+    (the credentials, or a command), with what to do about an ACL's; None when Redis could
+    not be reached."""
+    if isinstance(exc, (AuthenticationError, AuthorizationError)):
+        return f"refuses the bridge's credentials: {_reason(exc)} ({_CREDENTIALS_HINT})"
+    if not isinstance(exc, ResponseError) and getattr(exc, "status_code", None) is None:
+        return None  # no answer from Redis (a reply's error carries its code: LOADING, ERR)
+    said = f"refuses the bridge's commands: {_reason(exc)}"
+    if isinstance(exc, NoPermissionError) or _SCRIPT_DENIED in _words(exc)[1]:
+        said += f" ({_PERMISSIONS_HINT})"
+    return said
+
+
+def _reason(exc: BaseException) -> str:
+    """Redis's words for a failure on one line: with the error code redis-py takes off
+    (``NOPERM``, ``WRONGPASS``), and for a command of a pipeline its name (not its arguments,
+    which may be a signed entry) unless the words name it."""
+    command, text = _words(exc)
+    code = getattr(exc, "status_code", None)
+    if isinstance(code, str) and code and not text.startswith(code):
+        text = f"{code} {text}"
+    text = " ".join(text.split()).rstrip(".")  # redis-py ends its own with one
+    if command and f"'{command.lower()}'" not in text.lower():
+        text += f" ({command})"
+    return text or type(exc).__name__
+
+
+def _words(exc: BaseException) -> tuple[str | None, str]:
+    """The command of a pipeline a failure came from (its name, None for a command on its
+    own), and the failure's words without redis-py's account of the pipeline."""
     text = str(exc)
-    # A pipeline's error may be prefixed with the command it failed on.
-    head = text.rsplit("caused error: ", 1)[-1]
-    return head.split(" ", 1)[0] in _TEMPORARY_REPLIES
+    found = _PIPELINE.fullmatch(text)
+    if found is None:
+        return None, text
+    error = found["error"]
+    with contextlib.suppress(ValueError, SyntaxError):
+        args = ast.literal_eval(error)  # the asyncio pipeline's tuple of the error's arguments
+        if isinstance(args, tuple) and args and isinstance(args[0], str):
+            error = args[0]
+    return found["command"].split(" ", 1)[0].upper() or None, error
+
+
+def _code(exc: BaseException) -> str:
+    """A refusal's error code (``OOM``, ``NOPERM``): the one redis-py took off, or its first
+    word."""
+    code = getattr(exc, "status_code", None)
+    if isinstance(code, str) and code:
+        return code
+    return _words(exc)[1].split(" ", 1)[0]

@@ -54,7 +54,8 @@ class RedisCollector(Collector):
         )
         yield CounterMetricFamily(
             "exesdb_redis_connection_errors",
-            "Redis commands that failed for want of a connection.",
+            "Redis commands that failed: Redis unreachable, or refusing them (the credentials, "
+            "an ACL permission, memory full, ...).",
             value=link.connection_errors,
         )
         yield CounterMetricFamily(

@@ -224,8 +224,9 @@ class RedisTransport:
     def readiness(self) -> str | None:
         if self._receive is None or self._closed:
             return "the Redis bus is not running"
-        if not self._link.connected:
-            return f"Redis at {safe_url(self.url)} is unreachable: {self._link.error}"
+        trouble = self._link.trouble()
+        if trouble is not None:
+            return f"Redis at {safe_url(self.url)} {trouble}"
         if not self._fanout.positioned.is_set():
             return f"connecting to Redis at {safe_url(self.url)}"
         return None

@@ -229,8 +229,9 @@ class Writer:
         self._count_dropped(len(left))
 
     async def run(self) -> None:
-        """Write until the transport stops; a refusal as a whole drops nothing (retried)."""
-        await self._link.keep_trying(self._step, refused=_log_refusal)
+        """Write until the transport stops; a refusal as a whole drops nothing (retried, and
+        told as the link tells every refusal)."""
+        await self._link.keep_trying(self._step)
 
     def _suspect_data_loss(self) -> None:
         # Did Redis lose its data during the failure? The writer asks when it next gets through.
@@ -476,6 +477,7 @@ class Writer:
                     # Refused for good (e.g. the key holds another type): retrying won't help.
                     dropped += 1
                     _logger.error("Redis refused a frame of %s; dropped: %s", frame.instance, reply)
+                    self._link.refused_for_good(reply)
                 continue
             if frame.instance in WORK_QUEUE_INSTANCES:
                 key = streams[frame.instance]
@@ -519,14 +521,6 @@ class Writer:
 
 def _written_at(item: tuple[float, bytes, Frame]) -> float:
     return item[0]
-
-
-def _log_refusal(exc: ResponseError) -> bool:
-    """A command refused as a whole (frames refused one by one are sorted out in _write_once):
-    nothing is dropped; said once, then retried with backoff."""
-    if not temporary(exc):
-        _logger.error("Redis refused a command of the writer: %s", exc)
-    return False
 
 
 def _forget_handled(

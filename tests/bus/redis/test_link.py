@@ -7,12 +7,19 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import (
+    AuthenticationError,
+    NoPermissionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
 from bridge.backoff import Backoff
 from bridge.bus.redis.link import OWN_OPTIONS, Link, redis_client, temporary
 from bridge.errors import TransportError
+from tests.support import ManualClock
 
 URL = "redis://:hunter2@127.0.0.1:1/0"
 
@@ -38,6 +45,13 @@ async def link() -> AsyncIterator[Link]:
         (ResponseError("NOREPLICAS Not enough good replicas to write."), True),
         (ResponseError("CLUSTERDOWN The cluster is down"), True),
         (ResponseError("Command # 2 (XADD k * e b) of pipeline caused error: OOM command"), True),
+        (
+            ResponseError(
+                "Command # 1 (EVALSHA x 1 k) of pipeline caused error: ('MISCONF Redis is"
+                " configured to save RDB snapshots',)"
+            ),
+            True,
+        ),
         (ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"), False),
         (ResponseError("NOPERM No permissions to access a key"), False),
         (ResponseError("ERR unknown command 'XAUTOCLAIM'"), False),
@@ -82,11 +96,157 @@ def test_loops_failing_alike_are_told_once_and_a_new_reason_again(
         link.down(RedisConnectionError("Timeout connecting"), 1)
         link.up()
         link.down(RedisConnectionError("Error 111 connecting"), 1)
+    where = "Redis at redis://:<redacted>@127.0.0.1:1/… is unreachable:"
     assert [record.getMessage() for record in caplog.records] == [
-        "Redis at redis://:<redacted>@127.0.0.1:1/…: Error 111 connecting; retrying with backoff",
-        "Redis at redis://:<redacted>@127.0.0.1:1/…: Timeout connecting; retrying with backoff",
-        "Redis at redis://:<redacted>@127.0.0.1:1/…: Error 111 connecting; retrying with backoff",
+        f"{where} Error 111 connecting; retrying with backoff",
+        f"{where} Timeout connecting; retrying with backoff",
+        f"{where} Error 111 connecting; retrying with backoff",
     ]
+
+
+PERMISSIONS = (
+    "give the bridge's Redis user the rules of docs/redis.md#a-redis-user-for-the-bridge;"
+    " ACL LOG names what was refused"
+)
+CREDENTIALS = "the user name and password in EXESDB_BUS must be those of a Redis user that is on"
+
+
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [
+        (
+            RedisConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused."),
+            "is unreachable: Error 111 connecting to 127.0.0.1:1. Connection refused",
+        ),
+        (TimeoutError(), "is unreachable: TimeoutError"),
+        (
+            AuthenticationError(
+                "invalid username-password pair or user is disabled.", status_code="WRONGPASS"
+            ),
+            "refuses the bridge's credentials: WRONGPASS invalid username-password pair or"
+            f" user is disabled ({CREDENTIALS})",
+        ),
+        (
+            AuthenticationError("Authentication required.", status_code="NOAUTH"),
+            f"refuses the bridge's credentials: NOAUTH Authentication required ({CREDENTIALS})",
+        ),
+        (
+            NoPermissionError(
+                "this user has no permissions to run the 'xread' command", status_code="NOPERM"
+            ),
+            "refuses the bridge's commands: NOPERM this user has no permissions to run the"
+            f" 'xread' command ({PERMISSIONS})",
+        ),
+        (
+            NoPermissionError(
+                "Command # 1 (XREVRANGE exesdb:bus:x + - COUNT 1) of pipeline caused error:"
+                " ('this user has no permissions to access one of the keys used as arguments',)",
+                status_code="NOPERM",
+            ),
+            "refuses the bridge's commands: NOPERM this user has no permissions to access one"
+            f" of the keys used as arguments (XREVRANGE) ({PERMISSIONS})",
+        ),
+        (
+            ResponseError(
+                "The user executing the script can't run this command or subcommand script:"
+                " 9136fc, on @user_script:1.",
+                status_code="ERR",
+            ),
+            "refuses the bridge's commands: ERR The user executing the script can't run this"
+            f" command or subcommand script: 9136fc, on @user_script:1 ({PERMISSIONS})",
+        ),
+        (
+            ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            "refuses the bridge's commands: WRONGTYPE Operation against a key holding the wrong"
+            " kind of value",
+        ),
+    ],
+    ids=["refused", "timeout", "wrongpass", "noauth", "noperm", "noperm-key", "script", "other"],
+)
+def test_trouble_tells_unreachable_from_refused(
+    link: Link, failure: BaseException, said: str
+) -> None:
+    """A Redis that cannot be reached is unreachable; one that answers refuses the
+    credentials (with what they must be) or the bridge's commands (with where an ACL user's
+    rules are, for a permission refused), in Redis's words with their error code."""
+    link.down(failure, 1)
+    assert link.trouble() == said
+
+
+def test_a_refusal_is_not_hidden_by_another_loop_getting_through(
+    link: Link, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A command refused in one loop keeps the link in trouble while other loops succeed,
+    and Redis counts as reachable; the refused loop's own success ends it, said once."""
+    reader, lease = object(), object()
+    refused = NoPermissionError(
+        "this user has no permissions to run the 'xread' command", status_code="NOPERM"
+    )
+    said = (
+        "refuses the bridge's commands: NOPERM this user has no permissions to run the 'xread'"
+        f" command ({PERMISSIONS})"
+    )
+    with caplog.at_level("INFO", logger="bridge.bus.redis.link"):
+        link.up(lease)
+        for failures in (1, 2, 3):
+            link.down(refused, failures, loop=reader)
+            link.up(lease)
+            assert (link.connected, link.trouble()) == (True, said)
+        link.up(reader)
+    assert link.trouble() is None
+    assert link.connection_errors == 3
+    url = "redis://:<redacted>@127.0.0.1:1/…"
+    assert [record.getMessage() for record in caplog.records] == [
+        f"connected to Redis at {url}",
+        f"Redis at {url} {said}; retrying with backoff",
+        f"Redis at {url} takes the bridge's commands again",
+    ]
+
+
+def test_a_refusal_no_longer_made_ends_in_time() -> None:
+    """A refused loop that stops trying (it waits for the lease) stops being told once it has
+    not been refused for ``refusal_seconds``; whichever of Redis unreachable and a refusal
+    came last is told."""
+    clock = ManualClock()
+    link = Link(URL, Redis.from_url(URL), Backoff(base=0.1, cap=5.0), clock=clock)
+    link.up()
+    link.down(NoPermissionError("no permissions", status_code="NOPERM"), 1, loop="reader")
+    clock.advance(link.refusal_seconds)
+    assert link.trouble() == f"refuses the bridge's commands: NOPERM no permissions ({PERMISSIONS})"
+    clock.advance(0.1)
+    assert link.trouble() is None
+    link.down(NoPermissionError("no permissions", status_code="NOPERM"), 1, loop="reader")
+    link.down(RedisConnectionError("Connection refused"), 1, loop="writer")
+    assert link.trouble() == "is unreachable: Connection refused"
+    clock.advance(0.1)  # Redis back, loading its data: it answers, and refuses for now
+    loading = "LOADING Redis is loading the dataset in memory"
+    link.down(ResponseError(loading.split(" ", 1)[1], status_code="LOADING"), 1)
+    assert link.trouble() == f"refuses the bridge's commands: {loading}"
+
+
+def test_a_frame_refused_for_good_is_told_until_no_frame_is_refused_for_a_while() -> None:
+    """A frame Redis refused (dropped, not retried: an ACL without XADD) is told while other
+    commands get through, until ``refusal_seconds`` after the last frame refused."""
+    clock = ManualClock()
+    link = Link(URL, Redis.from_url(URL), Backoff(base=0.1, cap=5.0), clock=clock)
+    link.up()
+    link.refused_for_good(ResponseError("ERR The user executing the script can't run this"))
+    link.up(object())
+    said = "refuses the bridge's commands: ERR The user executing the script can't run this"
+    said += f" ({PERMISSIONS})"
+    assert link.trouble() == said
+    clock.advance(link.refusal_seconds + 0.1)
+    assert link.trouble() is None
+
+
+async def test_a_loop_refused_until_its_acl_is_fixed_recovers(link: Link) -> None:
+    """A step refused (NOPERM) again and again is retried, counted and told; once it
+    succeeds the link is out of trouble, with nothing restarted."""
+    refused = NoPermissionError("no permissions to run the 'xread' command", status_code="NOPERM")
+    step = Script(link, refused, refused, refused, 0.0)
+    await asyncio.wait_for(link.keep_trying(step), 5)
+    assert (step.calls, link.connection_errors) == (4, 3)
+    assert link.trouble() is None
 
 
 class Script:
