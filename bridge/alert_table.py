@@ -57,10 +57,11 @@ _NOT_THE_HOLDER: Final = (
     " /metrics)"
 )
 _HOLDER_UNKNOWN: Final = (
-    "the replica at {url} cannot reach Redis, so which replica holds the work-queue lease cannot"
-    " be known there: its alerts may be missing or out of date (its /readyz says why Redis is"
-    " unreachable); batches ingested there meanwhile wait in its spool on disk and are handled"
-    " once Redis is back, and notifications already in its outbox are still sent"
+    "the replica at {url} cannot use Redis, so which replica holds the work-queue lease cannot"
+    " be known there: its alerts may be missing or out of date (its /readyz says why: Redis"
+    " unreachable, or refusing the bridge); batches ingested there meanwhile wait in its spool"
+    " on disk and are handled once Redis is back, and notifications already in its outbox are"
+    " still sent"
 )
 
 
@@ -158,7 +159,7 @@ def lease_note(url: str, answer: dict[str, Any] | None) -> str | None:
     """What ``alerts`` says on stderr when ``answer`` (``GET /v1/alerts``'s, or ``merged``'s)
     comes from the Redis replica at ``url`` without the work-queue lease: that another replica
     holds it (named if the bridge knows it), or that none can be known because that replica
-    cannot reach Redis (``work_queue_lease``: ``unknown``); None when it holds the lease."""
+    cannot use Redis (``work_queue_lease``: ``unknown``); None when it holds the lease."""
     if answer is None or answer.get("work_queue_holder") is not False:
         return None
     if answer.get("work_queue_lease") == "unknown":

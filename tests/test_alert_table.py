@@ -116,10 +116,11 @@ def test_alerts_list_at_a_replica_cut_off_from_redis_says_the_holder_cannot_be_k
     that what is ingested there meanwhile waits in its spool."""
     note = lease_note(URL, _answer(False, "unknown", "bridge-1:aa"))
     assert note == (
-        f"the replica at {URL} cannot reach Redis, so which replica holds the work-queue lease"
-        " cannot be known there: its alerts may be missing or out of date (its /readyz says why"
-        " Redis is unreachable); batches ingested there meanwhile wait in its spool on disk and"
-        " are handled once Redis is back, and notifications already in its outbox are still sent"
+        f"the replica at {URL} cannot use Redis, so which replica holds the work-queue lease "
+        "cannot be known there: its alerts may be missing or out of date (its /readyz says why: "
+        "Redis unreachable, or refusing the bridge); batches ingested there meanwhile wait in "
+        "its spool on disk and are handled once Redis is back, and notifications already in its "
+        "outbox are still sent"
     )
 
 

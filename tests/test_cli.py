@@ -1311,23 +1311,23 @@ def test_alerts_on_a_replica_cut_off_from_redis_say_the_lease_holder_cannot_be_k
         said = answer()
     assert listed.returncode == 0, listed.stderr
     assert listed.stderr.endswith(
-        f"exesdb-bridge: the replica at {replica.url} cannot reach Redis, so which replica holds"
-        " the work-queue lease cannot be known there: its alerts may be missing or out of date"
-        " (its /readyz says why Redis is unreachable); batches ingested there meanwhile wait in"
-        " its spool on disk and are handled once Redis is back, and notifications already in its"
-        " outbox are still sent\n"
+        f"exesdb-bridge: the replica at {replica.url} cannot use Redis, so which replica holds "
+        "the work-queue lease cannot be known there: its alerts may be missing or out of date "
+        "(its /readyz says why: Redis unreachable, or refusing the bridge); batches ingested "
+        "there meanwhile wait in its spool on disk and are handled once Redis is back, and "
+        "notifications already in its outbox are still sent\n"
     )
     assert "ask the replica that holds it" not in listed.stderr
     assert status == 200
     text = page.decode()
     assert (
-        "<b>This replica cannot reach Redis, so which replica holds the alert work-queue lease"
+        "<b>This replica cannot use Redis, so which replica holds the alert work-queue lease"
         " cannot be known here:</b>" in text
     )
     assert "This replica does not hold the alert work-queue lease" not in text
     assert alert_card(text) == ("warn", "none here; may be incomplete (Redis unreachable)")
     assert (
-        "No active alerts on this replica, which cannot reach Redis: which replica holds the"
+        "No active alerts on this replica, which cannot use Redis: which replica holds the"
         " alert work-queue lease, and so the cluster&#x27;s alerts, cannot be known here." in text
     )
     assert "the replica that holds it may have some" not in text

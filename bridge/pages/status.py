@@ -269,7 +269,7 @@ def _alerts(
         return empty("This bridge runs no alert sink, so it keeps no alerts.")
     if not alerts and not lease.reachable:
         return empty(
-            "No active alerts on this replica, which cannot reach Redis: which replica holds the"
+            "No active alerts on this replica, which cannot use Redis: which replica holds the"
             " alert work-queue lease, and so the cluster's alerts, cannot be known here."
         )
     if not alerts and not lease.held:

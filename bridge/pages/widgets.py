@@ -104,11 +104,12 @@ _NOT_THE_HOLDER: Final = Fragment(
 )
 # Worded as `exesdb-bridge alerts list` says it (bridge/alert_table.py, lease_note).
 _HOLDER_UNKNOWN: Final = Fragment(
-    '<section class="panel notice lease" id="lease" role="status"><b>This replica cannot reach'
+    '<section class="panel notice lease" id="lease" role="status"><b>This replica cannot use'
     " Redis, so which replica holds the alert work-queue lease cannot be known here:</b> its"
-    " alert list may be incomplete or out of date (<code>/readyz</code> says why Redis is"
-    " unreachable). Batches ingested here meanwhile wait in its spool on disk and are handled"
-    " once Redis is back; notifications already in its outbox are still sent.</section>"
+    " alert list may be incomplete or out of date (<code>/readyz</code> says why: Redis"
+    " unreachable, or refusing the bridge). Batches ingested here meanwhile wait in its spool on"
+    " disk and are handled once Redis is back; notifications already in its outbox are still"
+    " sent.</section>"
 )
 _HOLDER: Final = Fragment(
     ': <b class="holder" title="its consumer name: EXESDB_NODE, then a tag of its run">'

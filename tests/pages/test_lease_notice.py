@@ -68,7 +68,7 @@ def test_a_replica_cut_off_from_redis_says_the_lease_holder_cannot_be_known() ->
     shown = banner(holding=False, reachable=False)
     assert shown.startswith(
         '<section class="panel notice lease" id="lease" role="status"><b>This replica cannot'
-        " reach Redis, so which replica holds the alert work-queue lease cannot be known"
+        " use Redis, so which replica holds the alert work-queue lease cannot be known"
         " here:</b> its alert list may be incomplete or out of date"
     )
     assert "wait in its spool on disk and are handled once Redis is back" in shown
