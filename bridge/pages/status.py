@@ -122,7 +122,9 @@ async def status_view(
     truncated = False
     if alerts_from is not None:
         for state in _OPEN:
-            found = await alerts_from.list_alerts(AlertQuery(state=state, limit=MAX_SHOWN))
+            # The newest fired: an alert changed since it fired (escalated) is no newer.
+            query = AlertQuery(state=state, limit=MAX_SHOWN)
+            found = await alerts_from.list_alerts(query, by_start=True)
             truncated = truncated or len(found) >= MAX_SHOWN
             alerts.extend(found)
         alerts.sort(key=lambda record: record.starts_at, reverse=True)
