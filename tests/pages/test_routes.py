@@ -812,6 +812,28 @@ async def test_with_more_firing_alerts_than_it_shows_the_page_lists_the_newest_f
     assert "old-000" not in listed  # the oldest fired is the one left out
 
 
+async def test_with_exactly_as_many_firing_alerts_as_it_shows_the_page_says_none_is_left_out(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """MAX_SHOWN firing alerts are all listed, with no note that some are not shown; one more,
+    and the note says the page shows the newest MAX_SHOWN."""
+    note = f"Showing the newest {MAX_SHOWN} firing"
+    with page_bridge(tmp_path) as server:
+        for number in range(MAX_SHOWN):
+            publish(server, "system_alert", _alert(f"a-{number:03d}", "warning"))
+        wait_for_alert(server, f"a-{MAX_SHOWN - 1:03d}", lambda record: True)
+        _, _, every = await fetch(client, server.url + "/?part=live")
+        raise_alert(server, "one-more", "one more", severity="warning")
+        _, _, more = await fetch(client, server.url + "/?part=live")
+    listed = every.split('id="alerts"', 1)[1].split("</section>", 1)[0]
+    assert listed.count('class="title"') == MAX_SHOWN
+    assert note not in listed
+    listed = more.split('id="alerts"', 1)[1].split("</section>", 1)[0]
+    assert listed.count('class="title"') == MAX_SHOWN
+    assert note in listed
+    assert "a-000" not in listed
+
+
 def _alert(alert_id: str, severity: str) -> SystemAlert:
     return SystemAlert(
         alert_id=alert_id,
