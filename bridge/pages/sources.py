@@ -66,8 +66,11 @@ class Shown(Protocol):
 class AlertSource(LeaseView, Protocol):
     """The alerts and what happened to them (the alert sink)."""
 
-    async def list_alerts(self, query: AlertQuery) -> Sequence[AlertRecord]:
-        """The alerts matching ``query`` (as ``GET /v1/alerts`` lists them)."""
+    async def list_alerts(
+        self, query: AlertQuery, *, by_start: bool = False
+    ) -> Sequence[AlertRecord]:
+        """The alerts matching ``query`` (as ``GET /v1/alerts`` lists them; ``by_start``: the
+        most recently fired first, not the most recently changed)."""
 
     async def alert_detail(self, alert_id: str) -> AlertDetail | None:
         """One alert with its history and deliveries; None when unknown."""

@@ -122,9 +122,12 @@ async def status_view(
     truncated = False
     if alerts_from is not None:
         for state in _OPEN:
-            found = await alerts_from.list_alerts(AlertQuery(state=state, limit=MAX_SHOWN))
-            truncated = truncated or len(found) >= MAX_SHOWN
-            alerts.extend(found)
+            # The newest fired: an alert changed since it fired (escalated) is no newer. One
+            # more than shown tells whether any is left out.
+            query = AlertQuery(state=state, limit=MAX_SHOWN + 1)
+            found = await alerts_from.list_alerts(query, by_start=True)
+            truncated = truncated or len(found) > MAX_SHOWN
+            alerts.extend(found[:MAX_SHOWN])
         alerts.sort(key=lambda record: record.starts_at, reverse=True)
     nodes: tuple[_Node, ...] | None = None
     if nodes_from is not None:

@@ -268,6 +268,36 @@ def test_a_spike_while_degraded_holds_alerts_only_as_degraded() -> None:
     assert [a.severity for a in integration.of(MetricAlert)] == ["warning"] * 3
 
 
+@pytest.mark.parametrize("silence", ["switched off", "probe failing"])
+def test_a_reading_after_a_silence_is_a_spike_not_a_condition_held_through_it(
+    silence: str,
+) -> None:
+    """CPU at 99 % read at 0 and 30 s, then no reading for an hour (the integration switched
+    off, or the probe failing), then 99 % again: the hold starts afresh, so that one reading
+    alerts nothing; the condition alerts once it has lasted the hold time anew."""
+    probe = FakeProbe()
+    time = VirtualTime(now=0.0)
+    collector, integration = _collector(probe, alert_for=60.0, clock=time.clock)
+    probe.set(cpu_percent=99.0)
+    collector.collect()
+    time.now = 30.0
+    collector.collect()
+    if silence == "probe failing":
+        probe.fail = OSError("no /proc")
+        for time.now in range(60, 3600, 30):
+            collector.collect()
+        probe.fail = None
+    time.now = 3630.0
+    collector.collect()  # held since 0 s, were the hour without readings counted
+    assert integration.of(MetricAlert) == []
+    time.now = 3660.0
+    collector.collect()
+    assert integration.of(MetricAlert) == []
+    time.now = 3690.0
+    collector.collect()
+    assert [a.severity for a in integration.of(MetricAlert)] == ["critical"]
+
+
 def test_the_log_tells_a_held_condition_and_its_end_not_every_sample(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -18,7 +18,9 @@ class Sink:
     def __init__(self, *, holding: bool, reachable: bool, holder: str | None) -> None:
         self.holding, self.reachable, self.holder = holding, reachable, holder
 
-    async def list_alerts(self, query: AlertQuery) -> Sequence[AlertRecord]:
+    async def list_alerts(
+        self, query: AlertQuery, *, by_start: bool = False
+    ) -> Sequence[AlertRecord]:
         return []
 
     async def alert_detail(self, alert_id: str) -> AlertDetail | None:

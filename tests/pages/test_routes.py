@@ -790,6 +790,62 @@ async def test_nodes_announced_down_or_left_show_so_first_with_the_time_since(
     assert '<span class="badge tone-warn">left</span>' in gone
 
 
+async def test_with_more_firing_alerts_than_it_shows_the_page_lists_the_newest_fired(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """With more firing alerts than MAX_SHOWN, the page lists the newest by when they fired, as
+    it says: an alert raised after the others shows though every older one changed since (its
+    severity raised, as an escalation or a worsening condition changes it)."""
+    older = [f"old-{n:03d}" for n in range(MAX_SHOWN)]
+    with page_bridge(tmp_path) as server:
+        for alert_id in older:
+            publish(server, "system_alert", _alert(alert_id, "warning"))
+        raise_alert(server, "newest", "raised after the others", severity="warning")
+        for alert_id in older:
+            publish(server, "system_alert", _alert(alert_id, "critical"))
+        wait_for_alert(server, older[-1], lambda record: record.severity == "critical")
+        _, _, body = await fetch(client, server.url + "/?part=live")
+    listed = body.split('id="alerts"', 1)[1].split("</section>", 1)[0]
+    assert f"Showing the newest {MAX_SHOWN} firing" in listed
+    assert "raised after the others" in listed
+    assert listed.index("raised after the others") < listed.index("old-199")
+    assert "old-000" not in listed  # the oldest fired is the one left out
+
+
+async def test_with_exactly_as_many_firing_alerts_as_it_shows_the_page_says_none_is_left_out(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """MAX_SHOWN firing alerts are all listed, with no note that some are not shown; one more,
+    and the note says the page shows the newest MAX_SHOWN."""
+    note = f"Showing the newest {MAX_SHOWN} firing"
+    with page_bridge(tmp_path) as server:
+        for number in range(MAX_SHOWN):
+            publish(server, "system_alert", _alert(f"a-{number:03d}", "warning"))
+        wait_for_alert(server, f"a-{MAX_SHOWN - 1:03d}", lambda record: True)
+        _, _, every = await fetch(client, server.url + "/?part=live")
+        raise_alert(server, "one-more", "one more", severity="warning")
+        _, _, more = await fetch(client, server.url + "/?part=live")
+    listed = every.split('id="alerts"', 1)[1].split("</section>", 1)[0]
+    assert listed.count('class="title"') == MAX_SHOWN
+    assert note not in listed
+    listed = more.split('id="alerts"', 1)[1].split("</section>", 1)[0]
+    assert listed.count('class="title"') == MAX_SHOWN
+    assert note in listed
+    assert "a-000" not in listed
+
+
+def _alert(alert_id: str, severity: str) -> SystemAlert:
+    return SystemAlert(
+        alert_id=alert_id,
+        severity=severity,
+        category="system",
+        title=f"{alert_id} changed since",
+        description="an older alert",
+        source="tests",
+        node="db-1",
+    )
+
+
 async def test_an_alert_id_with_a_slash_reaches_its_page(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:

@@ -99,11 +99,18 @@ class AlertStore:
         return record_of(row) if row is not None else None
 
     def find(
-        self, state: str | None = None, limit: int = 1000, *, alert_id: str | None = None
+        self,
+        state: str | None = None,
+        limit: int = 1000,
+        *,
+        alert_id: str | None = None,
+        by_start: bool = False,
     ) -> list[AlertRecord]:
-        """Alerts, most recently changed first; only those matching each filter given."""
+        """Alerts, most recently changed first (``by_start``: most recently fired first); only
+        those matching each filter given."""
         where, params = matching({"state": state, "alert_id": alert_id})
-        query = f"SELECT * FROM alerts{where} ORDER BY updated_at DESC LIMIT :limit"  # noqa: S608
+        order = "starts_at" if by_start else "updated_at"
+        query = f"SELECT * FROM alerts{where} ORDER BY {order} DESC LIMIT :limit"  # noqa: S608
         with self._database.read() as db:
             return [record_of(row) for row in db.execute(query, {**params, "limit": limit})]
 
