@@ -445,6 +445,37 @@ webhook_configs:
     assert [r.answer.status for r in receiver.requests] == [200]
 
 
+async def test_a_receivers_own_max_alerts_splits_its_deliveries_alone(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A receiver's max_alerts: 2 gets five alerts raised together in deliveries of at most two
+    (truncatedAlerts counting the rest of the group), while a receiver without one gets them
+    as EXESDB_WEBHOOK_MAX_ALERTS allows, five in one."""
+    small: WebhookReceiver = webhook_receiver()
+    large: WebhookReceiver = webhook_receiver()
+    config = write(
+        tmp_path / "receivers.yml",
+        f"webhook_configs:\n  - url: {small.url}\n    max_alerts: 2\n  - url: {large.url}\n",
+    )
+    ids = [f"many-{n}" for n in range(5)]
+    # Published together, well within the group wait: one group of five.
+    async with configured(
+        tmp_path / "state",
+        config,
+        EXESDB_WEBHOOK_MAX_ALERTS="50",
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="200",
+    ) as (bridge, _, _):
+        for alert_id in ids:
+            bridge.bus.publish("disk_full", system_alert(alert_id))
+        await async_wait_until(
+            lambda: small.accepted_alert_ids() == large.accepted_alert_ids() == set(ids),
+            what="every alert delivered to both",
+        )
+    assert [len(r.alert_ids()) for r in large.requests] == [5]
+    assert sorted(len(r.alert_ids()) for r in small.requests) == [1, 2, 2]
+    assert sorted(r.json()["truncatedAlerts"] for r in small.requests) == [3, 3, 4]
+
+
 async def test_send_resolved_false_gets_the_firing_but_not_the_resolved_notification(
     tmp_path: Path, webhook_receiver
 ) -> None:
