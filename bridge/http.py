@@ -41,6 +41,7 @@ from bridge.pages import not_found, page_routes
 from bridge.routes import (
     AdminGuard,
     Route,
+    error_body,
     error_response,
     unknown_field,
     unknown_parameter,
@@ -133,7 +134,7 @@ def _rejected(rejection: Rejection) -> web.Response:
 
 def _problem(rejection: Rejection) -> dict[str, Any]:
     """One line at fault as an answer names it: its error, detail and field."""
-    return {"error": rejection.reason.value, "detail": rejection.detail, "field": rejection.field}
+    return error_body(rejection.reason.value, rejection.detail, rejection.field)
 
 
 # -- probes and metrics --

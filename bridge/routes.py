@@ -28,6 +28,7 @@ __all__ = [
     "PROBES",
     "AdminGuard",
     "Route",
+    "error_body",
     "error_response",
     "unknown_field",
     "unknown_parameter",
@@ -47,12 +48,17 @@ PROBES: Final = frozenset({"/healthz", "/readyz"})
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_response(status: int, code: str, detail: str, field: str | None = None) -> web.Response:
-    """A JSON error answer."""
+def error_body(code: str, detail: str, field: str | None = None) -> dict[str, Any]:
+    """The JSON object of an error answer, or of one problem an answer lists."""
     body: dict[str, Any] = {"error": code, "detail": detail}
     if field is not None:
         body["field"] = field
-    return web.json_response(body, status=status)
+    return body
+
+
+def error_response(status: int, code: str, detail: str, field: str | None = None) -> web.Response:
+    """A JSON error answer."""
+    return web.json_response(error_body(code, detail, field), status=status)
 
 
 def unsupported_json(request: web.Request) -> web.Response | None:

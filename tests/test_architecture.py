@@ -371,6 +371,43 @@ def test_the_instance_list_finder_finds_a_second_list() -> None:
     assert [line.split(" ")[0] for line in _instance_lists(sample, "s.py")] == ["s.py:1", "s.py:2"]
 
 
+# Where an error answer's JSON object is made: bridge.routes.error_body, for every route.
+ERROR_BODY_HOME = "bridge/routes.py"
+
+
+def _error_bodies(source: str, where: str) -> Iterator[str]:
+    """Dict literals with both an ``error`` and a ``detail`` key: an error answer's shape
+    written out again instead of asked of ``error_body``."""
+    for node in ast.walk(ast.parse(source, where)):
+        if isinstance(node, ast.Dict):
+            keys = {key.value for key in node.keys if isinstance(key, ast.Constant)}
+            if {"error", "detail"} <= keys:
+                yield f"{where}:{node.lineno}"
+
+
+def test_error_answers_are_shaped_in_one_place() -> None:
+    """Every route's error answer, and each problem an answer lists, comes from
+    bridge.routes.error_body: no other module writes the shape out."""
+    found = [
+        found
+        for path in _modules().values()
+        for found in _error_bodies(path.read_text(), str(path.relative_to(ROOT)))
+    ]
+    assert [where.partition(":")[0] for where in found] == [ERROR_BODY_HOME], found
+
+
+def test_the_error_body_finder_finds_a_second_shape() -> None:
+    """The check above can fail: a dict naming error and detail is found; one naming only one
+    of them is not."""
+    sample = (
+        "def f(r):\n"
+        "    return {'error': r.code, 'detail': r.text, 'field': None}\n"
+        "A = {'error': 'x'}\n"
+        "B = {'detail': 'y', 'error': 'x'}\n"
+    )
+    assert sorted(_error_bodies(sample, "s.py")) == ["s.py:2", "s.py:4"]
+
+
 @cache
 def _rows() -> dict[str, str]:
     """docs/architecture.md's module rows: each module's path and its job as the row says it."""

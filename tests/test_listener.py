@@ -136,6 +136,27 @@ async def test_a_half_sent_head_is_closed_after_the_header_timeout(serve: Serve)
         await asyncio.wait_for(quiet.read(1), 0.5)
 
 
+async def test_a_head_begun_before_the_idle_timeout_has_the_header_timeout_to_finish(
+    serve: Serve,
+) -> None:
+    """A head whose first bytes came before the idle timeout (on a new connection, or on a
+    kept-alive one after its answer) is a request in progress: the idle timeout does not cut
+    it, it has EXESDB_HTTP_HEADER_TIMEOUT_MS from its first byte, and is answered."""
+    bridge = await serve(EXESDB_HTTP_IDLE_TIMEOUT_MS="300", EXESDB_HTTP_HEADER_TIMEOUT_MS="10000")
+    fresh, fresh_writer = await connect(bridge)
+    kept, kept_writer = await connect(bridge)
+    kept_writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await asyncio.wait_for(kept.readline(), 10)).startswith(b"HTTP/1.1 200")
+    for writer in (fresh_writer, kept_writer):
+        writer.write(b"GET /healthz HTTP/1.1\r\n")
+    await asyncio.sleep(0.6)  # not a wait: the head's rest comes after the idle timeout
+    for writer in (fresh_writer, kept_writer):
+        writer.write(b"Host: x\r\nConnection: close\r\n\r\n")
+    for reader in (fresh, kept):
+        assert (await closed_within(reader, 10)).endswith(b'{"status": "ok"}')
+    assert closed(bridge, "header_timeout") == 0
+
+
 async def test_a_tls_handshake_never_begun_is_closed_after_the_header_timeout(
     serve: Serve, tmp_path: Path
 ) -> None:

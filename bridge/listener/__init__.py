@@ -2,7 +2,9 @@
 
 aiohttp closes a connection idle for ``EXESDB_HTTP_IDLE_TIMEOUT_MS`` itself (its
 ``keepalive_timeout``, counted from the accept since aiohttp 3.14.4, the lowest version allowed,
-or from the last response). The rest is here, around
+or from the last response), until a request head begins: that timer is then dropped (its public
+``keep_alive``), so that a head begun just before it is timed by the header timeout alone. The
+rest is here, around
 aiohttp's protocol (an ``asyncio.Protocol`` wrapped, nothing of aiohttp's private API):
 
 - a request head must arrive complete within ``EXESDB_HTTP_HEADER_TIMEOUT_MS`` of its first byte

@@ -74,7 +74,7 @@ class Connection(asyncio.Protocol):
     )
 
     def __init__(
-        self, guard: Watcher, inner: asyncio.Protocol, tls: ssl.SSLContext | None = None
+        self, guard: Watcher, inner: web.RequestHandler, tls: ssl.SSLContext | None = None
     ) -> None:
         self._guard = guard
         self._inner = inner
@@ -121,6 +121,10 @@ class Connection(asyncio.Protocol):
         if self.phase is Phase.IDLE:
             self.phase = Phase.HEAD
             self._guard.head_started(self)
+            # A request is in progress: the header timeout bounds it from here, not aiohttp's
+            # keep-alive timer, which would cut a head that began just before the idle timeout.
+            # keep_alive() drops that timer; aiohttp starts it again after the answer.
+            self._inner.keep_alive(True)
         self._inner.data_received(data)
 
     def _hello_received(self, data: bytes) -> None:
@@ -139,8 +143,9 @@ class Connection(asyncio.Protocol):
         self.transport.pause_reading()
         self._guard.handshake(self, self._tls, hello)
 
-    def eof_received(self) -> bool | None:
-        return self._inner.eof_received() if self._made else None
+    def eof_received(self) -> None:
+        if self._made:
+            self._inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._guard.lost(self)

@@ -168,7 +168,7 @@ class ConnectionGuard:
 
     async def serve(
         self,
-        factory: Callable[[], asyncio.Protocol],
+        factory: Callable[[], web.RequestHandler],
         host: str,
         port: int,
         ssl_context: ssl.SSLContext | None = None,

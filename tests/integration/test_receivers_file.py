@@ -83,10 +83,13 @@ def delivery_to(key: str, body: bytes = b"{}") -> Delivery:
 
 
 def configured(
-    state: Path, config: Path
+    state: Path, config: Path, **env: str
 ) -> contextlib.AbstractAsyncContextManager[tuple[Bridge, AlertSink, Watcher]]:
-    """An in-process bridge on ``state`` with the receivers file ``config``, retrying fast."""
-    return alert_bridge(state, serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **FAST)
+    """An in-process bridge on ``state`` with the receivers file ``config`` (and the settings
+    ``env``), retrying fast."""
+    return alert_bridge(
+        state, serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config), **{**FAST, **env}
+    )
 
 
 async def delivered(
@@ -95,10 +98,11 @@ async def delivered(
     receiver: WebhookReceiver,
     alert_id: str,
     what: str = "an accepted delivery",
+    **env: str,
 ) -> None:
-    """Publish one alert through a bridge on the receivers file ``config`` and wait until
-    ``receiver`` accepted a delivery."""
-    async with configured(state, config) as (bridge, _, _):
+    """Publish one alert through a bridge on the receivers file ``config`` (and the settings
+    ``env``) and wait until ``receiver`` accepted a delivery."""
+    async with configured(state, config, **env) as (bridge, _, _):
         bridge.bus.publish("disk_full", system_alert(alert_id))
         await async_wait_until(lambda: receiver.accepted(), what=what)
 
@@ -139,7 +143,7 @@ async def test_https_receiver_with_a_private_ca_and_a_bearer_token_gets_the_aler
 ) -> None:
     """tls_config.ca_file and authorization.credentials_file reach an HTTPS receiver that trusts
     only its private CA's certificate and demands a bearer token; the body is signed with the
-    receiver's own secret."""
+    receiver's own secret, not EXESDB_WEBHOOK_SECRET."""
     ca = trustme.CA()
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     receiver: WebhookReceiver = webhook_receiver(
@@ -159,11 +163,13 @@ webhook_configs:
         ca_file: ca.pem
 """,
     )
-    await delivered(tmp_path / "state", config, receiver, "tls-1")
+    await delivered(
+        tmp_path / "state", config, receiver, "tls-1", EXESDB_WEBHOOK_SECRET="bridge-wide-key"
+    )
     [request] = receiver.requests
     assert request.headers["Authorization"] == "Bearer s3cr3t-t0ken"
     assert request.alert_ids() == ["tls-1"]
-    assert "X-ExESDB-Signature" in request.headers
+    assert signed_with("receiver-own-signing-key", request)
 
 
 async def test_https_receiver_trusted_through_an_inline_ca_gets_the_alert(
@@ -437,6 +443,37 @@ webhook_configs:
     )
     await delivered(tmp_path / "state", config, receiver, "basic-1")
     assert [r.answer.status for r in receiver.requests] == [200]
+
+
+async def test_a_receivers_own_max_alerts_splits_its_deliveries_alone(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A receiver's max_alerts: 2 gets five alerts raised together in deliveries of at most two
+    (truncatedAlerts counting the rest of the group), while a receiver without one gets them
+    as EXESDB_WEBHOOK_MAX_ALERTS allows, five in one."""
+    small: WebhookReceiver = webhook_receiver()
+    large: WebhookReceiver = webhook_receiver()
+    config = write(
+        tmp_path / "receivers.yml",
+        f"webhook_configs:\n  - url: {small.url}\n    max_alerts: 2\n  - url: {large.url}\n",
+    )
+    ids = [f"many-{n}" for n in range(5)]
+    # Published together, well within the group wait: one group of five.
+    async with configured(
+        tmp_path / "state",
+        config,
+        EXESDB_WEBHOOK_MAX_ALERTS="50",
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="200",
+    ) as (bridge, _, _):
+        for alert_id in ids:
+            bridge.bus.publish("disk_full", system_alert(alert_id))
+        await async_wait_until(
+            lambda: small.accepted_alert_ids() == large.accepted_alert_ids() == set(ids),
+            what="every alert delivered to both",
+        )
+    assert [len(r.alert_ids()) for r in large.requests] == [5]
+    assert sorted(len(r.alert_ids()) for r in small.requests) == [1, 2, 2]
+    assert sorted(r.json()["truncatedAlerts"] for r in small.requests) == [3, 3, 4]
 
 
 async def test_send_resolved_false_gets_the_firing_but_not_the_resolved_notification(

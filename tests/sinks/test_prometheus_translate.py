@@ -10,6 +10,8 @@ from bridge.bus import Envelope
 from bridge.bus.decoding import decode_envelopes
 from bridge.messages import MESSAGE_TYPES, Message
 from bridge.sinks.prometheus import SeriesStore, Translator
+from tests.messages.test_models import ALL_MODELS
+from tests.sinks.label_support import fields_reaching, takes_a_control_character
 from tests.sinks.prometheus_support import (
     envelope,
     families_text,
@@ -859,3 +861,42 @@ def test_a_node_state_set_written_in_later_batches_moves_to_the_latest_status():
         Translator(fresh).handle_batch([envelope("node_health_updated", status=status)], propagate)
         assert families_text(store) == families_text(fresh)
         assert f'exesdb_node_health_status{{node="n1",status="{status}"}} 1.0\n' in store.render()
+
+
+def _label_values(marked: Envelope) -> list[str]:
+    """Every label value of every series ``marked`` makes in a fresh store."""
+    return [
+        value
+        for family in translate(marked).collect()
+        for item in family.samples
+        for value in item.labels.values()
+    ]
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda model: model.TAG)
+def test_every_field_that_becomes_a_label_value_refuses_control_characters(
+    model: type[Message],
+) -> None:
+    """Each text field of a message that the sink writes into a label value refuses a control
+    character when the message is read, so that none reaches /metrics (not only the fields
+    the ingest tests try)."""
+    taken = {
+        field: controls
+        for field in fields_reaching(model, _label_values)
+        if (controls := takes_a_control_character(model, field))
+    }
+    assert taken == {}
+
+
+def test_the_label_field_finder_finds_the_fields_labels_are_made_of() -> None:
+    """The finder the test above relies on finds a process's node and module, and a metric's
+    name, unit and component, and no field that becomes no label."""
+    [process_lifecycle] = [m for m in ALL_MODELS if m.TAG == "process_lifecycle_event"]
+    assert sorted(fields_reaching(process_lifecycle, _label_values)) == ["module", "node"]
+    [performance] = [m for m in ALL_MODELS if m.TAG == "performance_metric"]
+    assert sorted(fields_reaching(performance, _label_values)) == [
+        "component",
+        "metric_name",
+        "node",
+        "unit",
+    ]

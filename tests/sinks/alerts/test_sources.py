@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.bus import Envelope
 from bridge.messages import (
     AccessViolation,
     ClusterHealth,
@@ -33,7 +34,10 @@ from bridge.sinks.alerts.sources import (
     details_of,
     meets,
 )
+from bridge.sinks.alerts.transitions import on_event
+from tests.messages.test_models import ALL_MODELS
 from tests.sinks.alerts.helpers import envelope
+from tests.sinks.label_support import fields_reaching, takes_a_control_character
 
 
 def test_system_alert_is_named_after_its_topic() -> None:
@@ -665,3 +669,29 @@ def test_metadata_annotations_stop_at_their_total_size_and_count_the_rest() -> N
     assert sum(len(details[name]) for name in kept) <= MAX_DETAILS_CHARS
     assert len(kept) == MAX_DETAILS_CHARS // MAX_DETAIL_VALUE
     assert details["metadata"] == f"{8 - len(kept)} more metadata entries not shown"
+
+
+def _alert_labels(marked: Envelope) -> list[str]:
+    """Every label value of the alerts ``marked`` raises, as their notifications carry them."""
+    records = [on_event(None, event, 0.0).record for event in alert_events(marked)]
+    return [value for record in records if record is not None for value in record.labels.values()]
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda model: model.TAG)
+def test_every_field_that_becomes_an_alert_label_refuses_control_characters(
+    model: type[Message],
+) -> None:
+    """Each text field of a message that becomes a label of the alert it raises (its node,
+    id, source, a metric's name) refuses a control character when the message is read, so
+    that none reaches a receiver or Alertmanager."""
+    taken = {
+        field: controls
+        for field in fields_reaching(model, _alert_labels)
+        if (controls := takes_a_control_character(model, field))
+    }
+    assert taken == {}
+
+
+def test_the_alert_label_field_finder_finds_a_system_alerts_id_source_and_node() -> None:
+    """The finder the test above relies on finds the fields a SystemAlert's labels are made of."""
+    assert sorted(fields_reaching(SystemAlert, _alert_labels)) == ["alert_id", "node", "source"]
