@@ -77,13 +77,21 @@ def _get(bridge: Bridge, headers: dict[str, str]) -> tuple[int, bytes, dict[str,
         (OPENMETRICS_ACCEPT, OPENMETRICS_1),
         (PROMETHEUS_3_ACCEPT, OPENMETRICS_1),
         ("application/openmetrics-text;version=0.0.1,text/plain;q=0.5", TEXT_TYPE),
+        ("application/openmetrics-text;q=0", TEXT_TYPE),
+        (
+            "application/openmetrics-text; q=0.0, text/plain;version=1.0.0",
+            "text/plain; version=1.0.0",
+        ),
+        ("application/openmetrics-text;q=0.1", OPENMETRICS_TYPE),
+        ("application/openmetrics-text;q=x", OPENMETRICS_TYPE),
         ("application/json", TEXT_TYPE),
         ("application/openmetrics-text;version=x", TEXT_TYPE),
         ("text/plain;version=abc", TEXT_TYPE),
     ],
 )
 def test_negotiation_is_prometheus_clients(accept: str, content_type: str):
-    """The format is prometheus_client's choice (OpenMetrics only when asked); text 0.0.4 else."""
+    """The format is prometheus_client's choice (OpenMetrics only when asked, not with q=0);
+    text 0.0.4 else."""
     chosen = negotiate(accept)
     assert chosen.content_type.startswith(content_type)
     assert chosen.openmetrics is content_type.startswith("application/openmetrics-text")

@@ -3,7 +3,8 @@
 prometheus_client decides the format (``choose_encoder``) and renders its registry (bus
 self-metrics, process metrics, build info) in it; the sink's series come pre-rendered from their
 ``SeriesStore`` in the same format. In OpenMetrics the document ends with one ``# EOF``, after
-both parts. Whether to gzip is prometheus_client's ``gzip_accepted``, less an explicit refusal.
+both parts. Whether to gzip is prometheus_client's ``gzip_accepted``; an explicit refusal
+(``q=0``) of a format or of gzip is honoured, which prometheus_client does not read.
 """
 
 from __future__ import annotations
@@ -38,9 +39,14 @@ _TEXT: Final = Format(False, TEXT_TYPE, choose_encoder("")[0])
 
 
 def negotiate(accept: str) -> Format:
-    """The format for an ``Accept`` header: prometheus_client's choice, text 0.0.4 by default."""
+    """The format for an ``Accept`` header: prometheus_client's choice, text 0.0.4 by default.
+
+    prometheus_client ignores weights, so a media type given ``q=0`` ("not this", RFC 9110,
+    12.4.2) is left out before it chooses.
+    """
+    wanted = ",".join(item for item in accept.split(",") if _weight(item) != 0.0)
     try:
-        encode, content_type = choose_encoder(accept)
+        encode, content_type = choose_encoder(wanted)
     except (TypeError, ValueError):
         # prometheus_client cannot compare a version such as "version=x": serve the default.
         return _TEXT
@@ -56,18 +62,22 @@ def gzip_wanted(accept_encoding: str) -> bool:
 
 
 def _refused(accept_encoding: str, coding: str) -> bool:
-    for item in accept_encoding.split(","):
-        name, *params = item.split(";")
-        if name.strip().lower() != coding:
-            continue
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    return float(value) == 0.0
-                except ValueError:
-                    return False  # a malformed weight is ignored, as if absent
-    return False
+    return any(
+        item.split(";")[0].strip().lower() == coding and _weight(item) == 0.0
+        for item in accept_encoding.split(",")
+    )
+
+
+def _weight(item: str) -> float | None:
+    """The ``q`` of one item of an ``Accept`` or ``Accept-Encoding`` list; None when absent."""
+    for param in item.split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return None  # a malformed weight is ignored, as if absent
+    return None
 
 
 def render(registry: CollectorRegistry, sources: Iterable[HasExposition], fmt: Format) -> bytes:
