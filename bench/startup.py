@@ -5,21 +5,28 @@
 alternating which goes first: ``--help``, ``check-config``, ``schema system_alert`` and
 ``publish --help``, each call's CPU (user + system, ``getrusage(RUSAGE_CHILDREN)``) and wall
 time; then ``python -m bridge run`` from start until ``/healthz`` answers 200 (polled every
-5 ms): its CPU then and the wall time. A bare interpreter start is measured beside them. Byte
-code is cached, as in an installed package or the image (``PYTHONDONTWRITEBYTECODE`` is dropped).
+5 ms): its CPU then and the wall time; then, while that bridge runs, the client commands
+against it: ``publish`` of one ``system_alert`` (accepted: 202), ``tail --count 1`` (its wall
+time holds the wait for the bridge's next health broadcast, every 100 ms here), ``alerts list``
+and ``outbox list`` (the bridge's outbox file), each with only its own variable set, as a user
+has it (another ``EXESDB_*`` variable set has a client command read the names of every setting,
+to name a misspelt one). A bare interpreter start is measured beside them. Byte code is cached,
+as in an installed package or the image (``PYTHONDONTWRITEBYTECODE`` is dropped).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 from bench._util import (
     ROOT,
@@ -41,6 +48,32 @@ _COMMANDS: Final = (
 )
 _POLL: Final = 0.005
 _BARE: Final = "python -c pass"
+_ADMIN_TOKEN: Final = "bench-startup-admin-token-0123456789"
+
+
+class _Client(NamedTuple):
+    """A client command timed against the running bridge: its name in the tables, its
+    arguments (``--url`` added when it asks the bridge) and the one variable it reads."""
+
+    name: str
+    argv: tuple[str, ...]
+    variable: str
+    asks: bool = True
+
+
+_CLIENTS: Final = (
+    _Client(
+        "publish system_alert",
+        (
+            *("publish", "system_alert", "-f", "severity=info", "-f", "category=system"),
+            *("-f", "title=bench", "-f", "description=start-up", "-f", "source=bench"),
+        ),
+        "SECRET_KEY_BASE",
+    ),
+    _Client("tail --count 1", ("tail", "--count", "1"), "EXESDB_ADMIN_TOKEN"),
+    _Client("alerts list", ("alerts", "list"), "EXESDB_ADMIN_TOKEN"),
+    _Client("outbox list", ("outbox", "list"), "EXESDB_STATE_DIR", asks=False),
+)
 
 
 def _healthy(port: int) -> bool:
@@ -54,9 +87,11 @@ def _healthy(port: int) -> bool:
         connection.close()
 
 
-def _until_healthy(cwd: Path, env: dict[str, str], port: int) -> tuple[float, float]:
-    """Seconds from starting ``python -m bridge run`` to ``/healthz`` answering 200: its CPU
-    (the bridge's CPU-time clock) and the wall time."""
+@contextlib.contextmanager
+def _serving(cwd: Path, env: dict[str, str], port: int) -> Iterator[tuple[float, float]]:
+    """A bridge from ``python -m bridge run``, stopped on leaving; yields the seconds from its
+    start to ``/healthz`` answering 200: its CPU (the bridge's CPU-time clock) and the wall
+    time."""
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "bridge", "run"],
@@ -71,11 +106,16 @@ def _until_healthy(cwd: Path, env: dict[str, str], port: int) -> tuple[float, fl
                 raise RuntimeError(f"bridge in {cwd} exited {process.returncode} before ready")
             if time.perf_counter() - started > 60:
                 raise RuntimeError(f"bridge in {cwd} not healthy after 60 s")
-            time.sleep(_POLL)
-        return cpu_seconds(process.pid), time.perf_counter() - started
+            time.sleep(_POLL)  # polled: the wall time to healthy is what is measured
+        yield cpu_seconds(process.pid), time.perf_counter() - started
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+
+
+def _client_argv(client: _Client, port: int) -> list[str]:
+    url = ["--url", f"http://127.0.0.1:{port}"] if client.asks else []
+    return [sys.executable, "-m", "bridge", *client.argv, *url]
 
 
 def run(revision: str | None = "main", repeats: int = 11) -> str:
@@ -84,9 +124,12 @@ def run(revision: str | None = "main", repeats: int = 11) -> str:
     with tempfile.TemporaryDirectory(prefix="exesdb-startup-") as scratch:
         if revision is not None:
             extract(revision, Path(scratch))
-        env = command_environment() | {
+        state = str(Path(scratch) / "state")
+        env = command_environment() | {"SECRET_KEY_BASE": SECRET, "EXESDB_STATE_DIR": state}
+        own = {
             "SECRET_KEY_BASE": SECRET,
-            "EXESDB_STATE_DIR": str(Path(scratch) / "state"),
+            "EXESDB_STATE_DIR": state,
+            "EXESDB_ADMIN_TOKEN": _ADMIN_TOKEN,
         }
         trees = {"this tree": ROOT}
         if revision is not None:
@@ -95,6 +138,9 @@ def run(revision: str | None = "main", repeats: int = 11) -> str:
         starts: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
         bare = [sys.executable, "-c", "pass"]
         for tree in trees.values():  # warm the file cache and byte code
+            subprocess.run(
+                [sys.executable, "-m", "compileall", "-q", "bridge"], cwd=tree, check=True
+            )
             for command in _COMMANDS:
                 timed_call([sys.executable, "-m", "bridge", *command], tree, env)
         for repeat in range(repeats):
@@ -105,8 +151,19 @@ def run(revision: str | None = "main", repeats: int = 11) -> str:
                     argv = [sys.executable, "-m", "bridge", *command]
                     calls.setdefault(key, []).append(timed_call(argv, tree, env))
                 port = free_port()
-                serving = env | {"EXESDB_HTTP_ADDR": f"127.0.0.1:{port}"}
-                starts[name].append(_until_healthy(tree, serving, port))
+                serving = env | {
+                    "EXESDB_HTTP_ADDR": f"127.0.0.1:{port}",
+                    "EXESDB_INGEST": "true",
+                    "EXESDB_ADMIN_TOKEN": _ADMIN_TOKEN,
+                    "EXESDB_HEALTH_BROADCAST_INTERVAL": "100",  # what tail --count 1 waits for
+                }
+                with _serving(tree, serving, port) as ready:
+                    starts[name].append(ready)
+                    for client in _CLIENTS:
+                        client_env = command_environment() | {client.variable: own[client.variable]}
+                        calls.setdefault((client.name, name), []).append(
+                            timed_call(_client_argv(client, port), tree, client_env)
+                        )
             calls.setdefault((_BARE, ""), []).append(timed_call(bare, ROOT, env))
     return _tables(calls, starts, revision, repeats)
 
@@ -128,7 +185,8 @@ def _tables(
         compared = f"{revision} vs this tree"
         runs, started = "runs each, interleaved", "starts each, interleaved"
     rows: list[list[object]] = []
-    for command in [*(" ".join(c) for c in _COMMANDS), _BARE]:
+    commands = [*(" ".join(c) for c in _COMMANDS), *(c.name for c in _CLIENTS), _BARE]
+    for command in commands:
         base = calls.get((command, revision) if revision is not None else (_BARE, ""), [])
         base_cpu = median([cpu for cpu, _ in base]) if base else float("nan")
         for name in starts if command != _BARE else ("",):

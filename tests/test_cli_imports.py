@@ -16,6 +16,7 @@ from typing import Final
 
 import pytest
 
+from bridge.sinks.alerts.outbox import FILE_NAME, Outbox
 from tests.support import ADMIN_TOKEN, TEST_SECRET, free_port, run_command
 
 # What the running service needs and no client command does: its metrics, exports, Redis bus,
@@ -39,6 +40,11 @@ DECODERS: Final = ("bridge.bus.decoding", "bridge.bus.structs")
 # Every message model, and the configuration's libraries.
 MODELS: Final = ("bridge.messages.registry",)
 SETTINGS: Final = ("pydantic", "pydantic_settings", "yaml", "asyncio")
+# What reading the bridge's own files needs, and no client command unless told of one: the
+# ``http_config`` models of the receivers file (``bridge.httpclient.schema``) and the web config's
+# reader, with YAML; and the model of every setting (``bridge.settings``), read only to name a
+# misspelt variable set beside the command's own.
+FILES: Final = ("bridge.httpclient.schema", "bridge.webconfig", "yaml", "bridge.settings")
 
 _RUN: Final = """
 import json, sys
@@ -87,6 +93,8 @@ def test_help_and_usage_errors_import_only_the_parser(tmp_path: Path, argv: list
     imported = imported_by(tmp_path, *argv)
     assert "bridge.cli" in imported
     assert among(imported, SERVICE + CLIENT + MODELS + SETTINGS) == []
+    # Nor the health check's HTTP client (with the email package), which its options do not need.
+    assert among(imported, ["http.client", "email"]) == []
 
 
 def test_check_config_imports_the_configuration_alone(tmp_path: Path) -> None:
@@ -126,8 +134,10 @@ def test_schema_imports_the_models_but_not_the_configuration(tmp_path: Path) -> 
 
 def test_publish_imports_the_client_but_none_of_the_service(tmp_path: Path) -> None:
     """``publish`` checks, signs and sends (pydantic, the envelope, aiohttp's client) without
-    the bus's metrics, OpenTelemetry, Redis, the HTTP server or the envelope's decoders, nor,
-    with no variable set beside its own, the model of every setting (``bridge.settings``)."""
+    the bus's metrics, OpenTelemetry, Redis, the HTTP server or the envelope's decoders; it
+    builds its message's module of models, not the other eight (the registry), and reads no
+    file it is not told of (``FILES``: the web config's reader, the ``http_config`` models,
+    YAML, nor, with no variable set beside its own, the model of every setting)."""
     nothing = f"http://127.0.0.1:{free_port()}"
     imported = imported_by(
         tmp_path,
@@ -137,19 +147,34 @@ def test_publish_imports_the_client_but_none_of_the_service(tmp_path: Path) -> N
         SECRET_KEY_BASE=TEST_SECRET,
     )
     assert {"aiohttp", "bridge.bus.envelope", "bridge.httpclient.failures"} <= imported
-    assert among(imported, [*SERVICE, *DECODERS, "bridge.settings"]) == []
+    assert "bridge.messages.alerts" in imported
+    others = [f"bridge.messages.{name}" for name in ("health", "logs", "metrics", "system")]
+    assert among(imported, [*SERVICE, *DECODERS, *MODELS, *others, *FILES]) == []
 
 
 @pytest.mark.parametrize("argv", [["tail", "--count", "1"], ["alerts", "list"]], ids=" ".join)
 def test_admin_commands_import_none_of_the_service(tmp_path: Path, argv: list[str]) -> None:
     """``tail`` and ``alerts`` ask a bridge (aiohttp's client) and import no model, no decoder
     and none of the service, not even the routes' helpers where the bridge checks the token,
-    nor, with no variable set beside their own, the model of every setting."""
+    and read no file they are not told of (``FILES``)."""
     nothing = f"http://127.0.0.1:{free_port()}"
     imported = imported_by(tmp_path, *argv, "--url", nothing, EXESDB_ADMIN_TOKEN=ADMIN_TOKEN)
     assert "bridge.httpclient.failures" in imported
-    service = [*SERVICE, *MODELS, "msgspec", "bridge.routes", "aiohttp.web", "bridge.settings"]
+    service = [*SERVICE, *MODELS, "msgspec", "bridge.routes", "aiohttp.web", *FILES]
     assert among(imported, service) == []
+
+
+def test_outbox_list_imports_the_outbox_but_none_of_the_service(tmp_path: Path) -> None:
+    """``outbox list`` opens the SQLite file (``bridge.sinks.alerts.outbox``) without the alert
+    sink, its senders (aiohttp), what makes alerts of messages (the cluster, the bus, the
+    models), nor the service's libraries or files."""
+    Outbox(tmp_path / FILE_NAME).close()
+    imported = imported_by(tmp_path, "outbox", "list", EXESDB_STATE_DIR=str(tmp_path))
+    assert "bridge.sinks.alerts.outbox" in imported
+    sink = [f"bridge.sinks.alerts.{name}" for name in ("sink", "delivery", "sources")]
+    service = [name for name in SERVICE if name != "bridge.sinks"]
+    left_out = [*service, *sink, "aiohttp", "bridge.cluster", *DECODERS, *MODELS, *FILES]
+    assert among(imported, left_out) == []
 
 
 @pytest.mark.parametrize(

@@ -175,6 +175,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "Timestamp",
         "format_timestamp",
         "model_for",
+        "model_tagged",
         "random_hex",
         "utc_now",
     ],

@@ -30,7 +30,6 @@ of a server whose certificate is not verified: with no credentials sent, only th
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import re
@@ -227,6 +226,10 @@ def _probe(
     endpoint: Endpoint,
 ) -> Verdict:
     """``probe`` itself, ``timeout`` bounding the connect and each read."""
+    # Imported here: every command's parser takes this module's options, and http.client (with
+    # the email package it parses headers with) would cost those sending nothing over HTTP.
+    import http.client
+
     good, bad = endpoint.good, endpoint.bad
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port

@@ -111,14 +111,18 @@ def _publish(args: argparse.Namespace) -> int:
 
     from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
     from bridge.client_settings import PublishSettings
-    from bridge.messages import utc_now
-    from bridge.schema import model_named, unknown_tag_message
+    from bridge.messages import model_tagged, utc_now
 
     settings = client_settings_or_exit(PublishSettings)
-    model = model_named(args.tag)
+    model = model_tagged(args.tag)  # its module's models alone
     if model is None:
-        print(f"exesdb-bridge: {unknown_tag_message(args.tag)}", file=sys.stderr)
-        return EXIT_USAGE
+        # A class name (SystemAlert), or a mistyped tag told the closest: every model is built.
+        from bridge.schema import model_named, unknown_tag_message
+
+        model = model_named(args.tag)
+        if model is None:
+            print(f"exesdb-bridge: {unknown_tag_message(args.tag)}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         fields: dict[str, Any] = _stdin_fields() if args.stdin else {}
         texts: dict[str, str] = {}

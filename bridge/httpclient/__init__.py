@@ -4,20 +4,23 @@
 what each request needs, reading secret and certificate files again when they change (``files``);
 ``failures`` tells a failed request without a secret.
 Webhook receivers and the Alertmanager poster use it (``EXESDB_WEBHOOK_CONFIG_FILE``).
-``failures``, which imports aiohttp, is imported when first asked for: the health check encodes
-its basic auth with ``client.basic_auth`` and imports no aiohttp.
+Each name is imported from its module when first asked for (``bridge.exports``): the client
+commands tell a refused connection with ``failures`` (aiohttp) without building the
+``http_config`` models (pydantic, and the web config's YAML reader), and the health check encodes
+its basic auth with ``client.basic_auth`` without aiohttp.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bridge.httpclient.client import ClientSettings, RequestOptions
-from bridge.httpclient.files import ClientSetupError, FileSetting, WatchedFile
-from bridge.httpclient.schema import Authorization, BasicAuth, HTTPClientConfig, TLSConfig
+from bridge.exports import lazy_exports
 
 if TYPE_CHECKING:
+    from bridge.httpclient.client import ClientSettings, RequestOptions
     from bridge.httpclient.failures import REQUEST_ERRORS, RequestFailure, request_failure
+    from bridge.httpclient.files import ClientSetupError, FileSetting, WatchedFile
+    from bridge.httpclient.schema import Authorization, BasicAuth, HTTPClientConfig, TLSConfig
 
 __all__ = [
     "REQUEST_ERRORS",
@@ -34,10 +37,12 @@ __all__ = [
     "request_failure",
 ]
 
-
-def __getattr__(name: str) -> object:
-    if name in ("REQUEST_ERRORS", "RequestFailure", "request_failure"):
-        from bridge.httpclient import failures
-
-        return getattr(failures, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "client": ("ClientSettings", "RequestOptions"),
+        "failures": ("REQUEST_ERRORS", "RequestFailure", "request_failure"),
+        "files": ("ClientSetupError", "FileSetting", "WatchedFile"),
+        "schema": ("Authorization", "BasicAuth", "HTTPClientConfig", "TLSConfig"),
+    },
+)

@@ -3,11 +3,13 @@
 One module per instance (``logs`` is ``ex_esdb_logging``). A model is found by its instance and
 tag with :func:`model_for`; tags are unique, so :data:`TAGS` finds it by tag alone (both from
 ``registry``, which builds every model). Each name is imported from its module when first asked
-for (``bridge.exports``).
+for (``bridge.exports``), and :func:`model_tagged` finds a model by its tag building only its
+module's models (``publish`` builds one module of nine).
 """
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Final
 
 from bridge.exports import lazy_exports
@@ -114,6 +116,7 @@ __all__ = [
     "Timestamp",
     "format_timestamp",
     "model_for",
+    "model_tagged",
     "random_hex",
     "utc_now",
 ]
@@ -130,6 +133,57 @@ INSTANCES: Final[tuple[str, ...]] = (
     "ex_esdb_logging",
 )
 """The nine bus instances, in the order of docs/messages.md."""
+
+# Each tag's model by class name (``registry``'s order), which ``__getattr__`` imports alone.
+_MODEL_NAMES: Final = {
+    "system_config_changed": "SystemConfig",
+    "system_lifecycle_event": "SystemLifecycle",
+    "feature_toggle_changed": "FeatureToggle",
+    "node_health_updated": "NodeHealth",
+    "cluster_health_updated": "ClusterHealth",
+    "component_health_updated": "ComponentHealth",
+    "health_check_completed": "HealthCheck",
+    "performance_metric": "PerformanceMetric",
+    "throughput_metric": "ThroughputMetric",
+    "latency_metric": "LatencyMetric",
+    "resource_usage": "ResourceUsage",
+    "metric_alert": "MetricAlert",
+    "node_lifecycle_event": "NodeLifecycle",
+    "process_lifecycle_event": "ProcessLifecycle",
+    "supervision_event": "SupervisionEvent",
+    "cluster_membership_changed": "ClusterMembership",
+    "system_alert": "SystemAlert",
+    "alert_acknowledged": "AlertAck",
+    "alert_escalated": "AlertEscalation",
+    "notification_status": "NotificationStatus",
+    "data_change": "DataChange",
+    "admin_action": "AdminAction",
+    "access_log": "AccessLog",
+    "compliance_event": "ComplianceEvent",
+    "debug_trace": "DebugTrace",
+    "performance_analysis": "PerformanceAnalysis",
+    "system_state": "SystemState",
+    "error_analysis": "ErrorAnalysis",
+    "auth_event": "AuthEvent",
+    "access_violation": "AccessViolation",
+    "security_alert": "SecurityAlert",
+    "session_event": "SessionEvent",
+    "log_entry": "LogEntry",
+    "log_summary": "LogSummary",
+    "log_filter_updated": "LogFilter",
+    "log_rotation": "LogRotation",
+}
+
+
+def model_tagged(tag: str) -> type[Message] | None:
+    """The model whose tag is ``tag``, or None; only its module's models are built (``TAGS``
+    builds all 36)."""
+    name = _MODEL_NAMES.get(tag)
+    if name is None:
+        return None
+    model: type[Message] = getattr(sys.modules[__name__], name)
+    return model
+
 
 # ``check-config`` reads the alert severities without building the other models.
 __getattr__ = lazy_exports(

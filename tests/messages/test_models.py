@@ -883,6 +883,18 @@ def test_model_for_returns_none_for_unknown_pairs(instance: str, tag: str) -> No
     assert model_for(instance, tag) is None
 
 
+@pytest.mark.parametrize("tag", list(TAGS), ids=str)
+def test_model_tagged_finds_every_registered_tag(tag: str) -> None:
+    """model_tagged finds each tag's model as TAGS does (publish asks it, building one module)."""
+    assert messages.model_tagged(tag) is TAGS[tag]
+
+
+@pytest.mark.parametrize("name", ["SystemAlert", "system_alerts", "ex_esdb_alerts", ""])
+def test_model_tagged_returns_none_for_anything_but_a_tag(name: str) -> None:
+    """model_tagged returns None for a class name, an unknown tag or an instance."""
+    assert messages.model_tagged(name) is None
+
+
 def test_registry_cannot_be_mutated() -> None:
     """MESSAGE_TYPES and TAGS are read-only views."""
     with pytest.raises(TypeError):

@@ -7,33 +7,41 @@ format v4) → ``delivery`` (per-URL senders with retries), beside ``escalation`
 ``alertmanager``; ``sink`` wires them into a bridge component, with ``admin`` (its HTTP routes),
 ``index`` (the open alerts kept in Redis for the next work-queue holder) and ``metrics`` (its
 self-metrics).
+
+Each name is imported from its module when first asked for (``bridge.exports``): ``exesdb-bridge
+outbox`` opens the outbox without the sink, its senders (aiohttp) or the bus.
 """
 
 from __future__ import annotations
 
-from bridge.sinks.alerts.delivery import (
-    AttemptResult,
-    DeliveryWorker,
-    Outcome,
-    RetryPolicy,
-    WebhookSender,
-    classify,
-    parse_retry_after,
-)
-from bridge.sinks.alerts.outbox import Outbox
-from bridge.sinks.alerts.payload import alert_url, build_payloads, fingerprint, webhook_body
-from bridge.sinks.alerts.records import (
-    AlertDetail,
-    AlertRecord,
-    AlertState,
-    Delivery,
-    DeliveryState,
-    HistoryEntry,
-    HistoryEvent,
-    OutboxDepth,
-)
-from bridge.sinks.alerts.sink import AlertSink, alert_sink
-from bridge.sinks.alerts.sources import AlertEvent, alert_event, meets
+from typing import TYPE_CHECKING
+
+from bridge.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from bridge.sinks.alerts.delivery import (
+        AttemptResult,
+        DeliveryWorker,
+        Outcome,
+        RetryPolicy,
+        WebhookSender,
+        classify,
+        parse_retry_after,
+    )
+    from bridge.sinks.alerts.outbox import Outbox
+    from bridge.sinks.alerts.payload import alert_url, build_payloads, fingerprint, webhook_body
+    from bridge.sinks.alerts.records import (
+        AlertDetail,
+        AlertRecord,
+        AlertState,
+        Delivery,
+        DeliveryState,
+        HistoryEntry,
+        HistoryEvent,
+        OutboxDepth,
+    )
+    from bridge.sinks.alerts.sink import AlertSink, alert_sink
+    from bridge.sinks.alerts.sources import AlertEvent, alert_event, meets
 
 __all__ = [
     "AlertDetail",
@@ -62,3 +70,32 @@ __all__ = [
     "parse_retry_after",
     "webhook_body",
 ]
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "delivery": (
+            "AttemptResult",
+            "DeliveryWorker",
+            "Outcome",
+            "RetryPolicy",
+            "WebhookSender",
+            "classify",
+            "parse_retry_after",
+        ),
+        "outbox": ("Outbox",),
+        "payload": ("alert_url", "build_payloads", "fingerprint", "webhook_body"),
+        "records": (
+            "AlertDetail",
+            "AlertRecord",
+            "AlertState",
+            "Delivery",
+            "DeliveryState",
+            "HistoryEntry",
+            "HistoryEvent",
+            "OutboxDepth",
+        ),
+        "sink": ("AlertSink", "alert_sink"),
+        "sources": ("AlertEvent", "alert_event", "meets"),
+    },
+)

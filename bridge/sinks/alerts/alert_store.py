@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from bridge.bus import new_message_id
 from bridge.sinks.alerts.database import Database
@@ -33,7 +33,6 @@ from bridge.sinks.alerts.records import (
 )
 from bridge.sinks.alerts.retention import HISTORY_KEPT
 from bridge.sinks.alerts.rows import alert_params, matching, record_of
-from bridge.sinks.alerts.sources import AlertEvent
 from bridge.sinks.alerts.transitions import (
     STALE_CONDITIONS,
     Effect,
@@ -47,6 +46,9 @@ from bridge.sinks.alerts.transitions import (
     open_cap,
     opens,
 )
+
+if TYPE_CHECKING:  # sources imports the cluster and the bus: `outbox list` needs neither
+    from bridge.sinks.alerts.sources import AlertEvent
 
 __all__ = ["AlertStore", "escalations"]
 

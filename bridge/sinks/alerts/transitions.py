@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from bridge.sinks.alerts.records import (
     MAX_LEVEL,
@@ -28,7 +28,9 @@ from bridge.sinks.alerts.records import (
     HistoryEntry,
     HistoryEvent,
 )
-from bridge.sinks.alerts.sources import AlertEvent
+
+if TYPE_CHECKING:  # sources imports the cluster and the bus: `outbox list` needs neither
+    from bridge.sinks.alerts.sources import AlertEvent
 
 __all__ = [
     "HEALTH_CONDITIONS",
