@@ -131,9 +131,10 @@ class HealthCollector:
         self._clock = clock
         self._statuses: dict[str, Status] = {}
         # What each resource's held status is, and what the last sample held (for the log).
-        # Readings more than two intervals apart (the integration switched off, the probe
-        # failing, ticks skipped) start the wait afresh: a silence is not a hold.
-        self._hold = Hold(alert_for, forget_after=2 * interval_seconds)
+        # Readings more than two and a half intervals apart (the integration switched off, the
+        # probe failing, two ticks skipped) start the wait afresh: a silence is not a hold. One
+        # skipped tick (two intervals, plus however late the next one runs) never does.
+        self._hold = Hold(alert_for, forget_after=2.5 * interval_seconds)
         self._alerted: dict[str, Status] = {}
         self.schedule = Schedule(
             "health",

@@ -298,6 +298,27 @@ def test_a_reading_after_a_silence_is_a_spike_not_a_condition_held_through_it(
     assert [a.severity for a in integration.of(MetricAlert)] == ["critical"]
 
 
+@pytest.mark.parametrize(
+    ("gap", "alerts"),
+    [(2 * 30.0 + 4.0, 1), (3 * 30.0 - 4.0, 0)],
+    ids=["one tick skipped, run late", "two ticks skipped, run early"],
+)
+def test_one_skipped_tick_keeps_the_hold_and_two_start_it_afresh(gap: float, alerts: int) -> None:
+    """CPU at 99 % read at 0 and 30 s with a 30 s interval and a 60 s hold, then once more after
+    one skipped tick run 4 s late (64 s later): held since 0 s, it alerts; after two skipped
+    ticks run 4 s early (86 s later, past two and a half intervals), it starts afresh."""
+    probe = FakeProbe()
+    time = VirtualTime(now=0.0)
+    collector, integration = _collector(probe, alert_for=60.0, clock=time.clock)
+    probe.set(cpu_percent=99.0)
+    collector.collect()
+    time.now = 30.0
+    collector.collect()
+    time.now = 30.0 + gap
+    collector.collect()
+    assert len(integration.of(MetricAlert)) == alerts
+
+
 def test_the_log_tells_a_held_condition_and_its_end_not_every_sample(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
