@@ -177,11 +177,15 @@ _MODEL_NAMES: Final = {
 
 def model_tagged(tag: str) -> type[Message] | None:
     """The model whose tag is ``tag``, or None; only its module's models are built (``TAGS``
-    builds all 36)."""
+    builds all 36).
+
+    None too if the table above names no model whose ``TAG`` is ``tag`` (a stale entry): the
+    caller then asks the registry, never sends another model.
+    """
     name = _MODEL_NAMES.get(tag)
-    if name is None:
+    model: type[Message] | None = getattr(sys.modules[__name__], name, None) if name else None
+    if model is None or getattr(model, "TAG", None) != tag:
         return None
-    model: type[Message] = getattr(sys.modules[__name__], name)
     return model
 
 

@@ -885,8 +885,18 @@ def test_model_for_returns_none_for_unknown_pairs(instance: str, tag: str) -> No
 
 @pytest.mark.parametrize("tag", list(TAGS), ids=str)
 def test_model_tagged_finds_every_registered_tag(tag: str) -> None:
-    """model_tagged finds each tag's model as TAGS does (publish asks it, building one module)."""
-    assert messages.model_tagged(tag) is TAGS[tag]
+    """model_tagged finds each tag's model as TAGS does (publish asks it, building one module),
+    a model whose TAG is that tag."""
+    model = messages.model_tagged(tag)
+    assert model is TAGS[tag]
+    assert model.TAG == tag
+
+
+def test_model_tagged_refuses_a_model_of_another_tag(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tag whose model's name finds a model of another tag (here SystemAlert's name bound to
+    NodeHealth) gives None, so publish asks the registry rather than send the wrong model."""
+    monkeypatch.setattr(messages, "SystemAlert", TAGS["node_health_updated"])
+    assert messages.model_tagged("system_alert") is None
 
 
 @pytest.mark.parametrize("name", ["SystemAlert", "system_alerts", "ex_esdb_alerts", ""])
