@@ -16,6 +16,7 @@ from typing import Final
 
 import pytest
 
+from bridge.messages import TAGS
 from bridge.sinks.alerts.outbox import FILE_NAME, Outbox
 from tests.support import ADMIN_TOKEN, TEST_SECRET, free_port, run_command
 
@@ -148,7 +149,8 @@ def test_publish_imports_the_client_but_none_of_the_service(tmp_path: Path) -> N
     )
     assert {"aiohttp", "bridge.bus.envelope", "bridge.httpclient.failures"} <= imported
     assert "bridge.messages.alerts" in imported
-    others = [f"bridge.messages.{name}" for name in ("health", "logs", "metrics", "system")]
+    others = {model.__module__ for model in TAGS.values()} - {"bridge.messages.alerts"}
+    assert len(others) == 8
     assert among(imported, [*SERVICE, *DECODERS, *MODELS, *others, *FILES]) == []
 
 
