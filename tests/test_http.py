@@ -898,7 +898,8 @@ async def test_a_batch_of_25_bad_lines_lists_20_and_counts_25(serve: ServerFacto
 
 
 async def test_a_batch_stops_being_read_at_its_thousandth_bad_line(serve: ServerFactory) -> None:
-    """Of 1 500 bad lines 20 are listed and 1 000 counted: decoding stops there."""
+    """Of 1 500 bad lines the answer lists the first 20 and counts 1 000, not 1 500 (where
+    the bridge stops decoding them)."""
     server = await serve()
     status, answer = await server.post(b"{\n" * 1_500, content_type=NDJSON)
     assert status == 400

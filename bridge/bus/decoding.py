@@ -155,19 +155,25 @@ def _decode_each(
 ) -> tuple[list[Envelope], tuple[int, Rejection] | None]:
     """``decode_envelopes`` one body at a time, for a batch the checks made at once did not
     settle: each body the msgspec path took is kept when its own keys are named once, and
-    only the others are decoded again (on the pydantic-core path, else by the reference)."""
+    only the others are decoded again (``_redecoded``). Fills ``decoded``'s envelopes in."""
+    envelopes = decoded[0]
+    for index, alone in _redecoded(bodies, decoded):
+        if isinstance(alone, Rejection):
+            return envelopes[:index], (index, alone)  # type: ignore[return-value]
+        envelopes[index] = alone
+    return envelopes, None  # type: ignore[return-value]
+
+
+def _redecoded(
+    bodies: Sequence[bytes | str], decoded: _Decoded
+) -> Iterator[tuple[int, Envelope | Rejection]]:
+    """Each body the msgspec path did not settle (not taken, or a key of its own given twice),
+    with its index, decoded again alone: on the pydantic-core path, else by the reference."""
     taken, held, _ = decoded
-    envelopes: list[Envelope] = []
     for index, body in enumerate(bodies):
         envelope = taken[index]
-        if envelope is not None and _named_once(body, held[index]):
-            envelopes.append(envelope)
-            continue
-        alone = _decode_alone(body, envelope)
-        if isinstance(alone, Rejection):
-            return envelopes, (index, alone)
-        envelopes.append(alone)
-    return envelopes, None
+        if envelope is None or not _named_once(body, held[index]):
+            yield index, _decode_alone(body, envelope)
 
 
 def _decode_alone(body: bytes | str, taken: Envelope | None) -> Envelope | Rejection:
@@ -180,8 +186,13 @@ def _decode_alone(body: bytes | str, taken: Envelope | None) -> Envelope | Rejec
     return decode_envelope_reference(body)
 
 
+# How many bodies decode_failures decodes at once: few enough that a body of tiny lines, all bad,
+# is not decoded far past where its caller stops; enough for the batch decoder's pace.
+_FAILURES_CHUNK: Final = 256
+
+
 def decode_failures(bodies: Sequence[bytes]) -> Iterator[tuple[int, Rejection]]:
-    """Each body :func:`decode_envelopes` would refuse, with its index, in order: the lines at
+    """Each body :func:`decode_envelope` would refuse, with its index, in order: the lines at
     fault of a batch refused already, past its first.
 
     Decoded a few hundred bodies at a time, each group as a batch is: a caller that stops
@@ -190,21 +201,13 @@ def decode_failures(bodies: Sequence[bytes]) -> Iterator[tuple[int, Rejection]]:
     for start in range(0, len(bodies), _FAILURES_CHUNK):
         chunk = bodies[start : start + _FAILURES_CHUNK]
         joined = b"".join(chunk)
-        taken, held, missed = _decode_structs(chunk, joined)
+        decoded = _decode_structs(chunk, joined)
+        _, held, missed = decoded
         if not missed and _named_once(joined, sum(held)):
             continue
-        for index, body in enumerate(chunk):
-            envelope = taken[index]
-            if envelope is not None and _named_once(body, held[index]):
-                continue
-            alone = _decode_alone(body, envelope)
+        for index, alone in _redecoded(chunk, decoded):
             if isinstance(alone, Rejection):
                 yield start + index, alone
-
-
-# How many bodies decode_failures decodes at once: few enough that a body of tiny lines, all bad,
-# is not decoded far past where its caller stops; enough for the batch decoder's pace.
-_FAILURES_CHUNK: Final = 256
 
 
 def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:

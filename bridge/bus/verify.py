@@ -23,10 +23,11 @@ _logger = logging.getLogger(__name__)
 RejectCounter = Callable[[RejectReason], None]
 Refusal = TypeVar("Refusal")
 
-# A batch refused for its lines names up to _LISTED of them and counts them up to _COUNTED,
-# where decoding stops: each one costs a run of the reference decoder (docs/http-api.md#ingest).
-_LISTED: Final = 20
-_COUNTED: Final = 1_000
+# A batch refused for its lines names up to _PROBLEMS_LISTED of them and counts them up to
+# _PROBLEMS_COUNTED, where decoding stops: each one costs a run of the reference decoder
+# (docs/http-api.md#ingest).
+_PROBLEMS_LISTED: Final = 20
+_PROBLEMS_COUNTED: Final = 1_000
 
 
 class Verifier:
@@ -260,17 +261,17 @@ def _line_rejection(
     lines: Sequence[bytes], numbers: Sequence[int] | None, index: int, first: Rejection
 ) -> LineRejection:
     """``first``, the rejection of the line at ``index``, with the lines at fault after it:
-    up to ``_LISTED`` in all, each worded as if it were the first, and counted until there are
-    ``_COUNTED`` (the rest of the batch is not decoded)."""
+    up to ``_PROBLEMS_LISTED`` in all, each worded as if it were the first, and counted until
+    there are ``_PROBLEMS_COUNTED`` (the rest of the batch is not decoded)."""
     total = len(lines)
     later: list[Rejection] = []
     found = 1
     start = index + 1
     for offset, rejection in decode_failures(lines[start:]):
-        if found < _LISTED:
+        if found < _PROBLEMS_LISTED:
             later.append(_at_line(rejection, _number(numbers, start + offset), total))
         found += 1
-        if found == _COUNTED:
+        if found == _PROBLEMS_COUNTED:
             break
     first = _at_line(first, _number(numbers, index), total)
     return LineRejection(first.reason, first.detail, first.field, tuple(later), found)
