@@ -41,9 +41,9 @@ from bridge.client_settings import (
     ListenAddress,
     NodeName,
     Trimmed,
+    setting,
     trimmed,
 )
-from bridge.client_settings import setting as _env
 from bridge.messages import AlertSeverity
 from bridge.probe_settings import DEFAULT_HTTP_ADDR, split_addr
 from bridge.receiver_keys import ReceiverKeys
@@ -105,184 +105,194 @@ class Settings(FromEnvironment):
     _web_config: Judged | None = PrivateAttr(default=None)
 
     # Signing and replay protection.
-    secret_key_base: SecretStr | None = _env("SECRET_KEY_BASE", default=None)
-    secret_key_base_previous: Annotated[tuple[SecretStr, ...], NoDecode] = _env(
+    secret_key_base: SecretStr | None = setting("SECRET_KEY_BASE", default=None)
+    secret_key_base_previous: Annotated[tuple[SecretStr, ...], NoDecode] = setting(
         "EXESDB_SECRET_KEY_BASE_PREVIOUS", default=()
     )
-    replay_window_ms: PositiveMs = _env("EXESDB_REPLAY_WINDOW_MS", default=300_000)
-    replay_memory: Annotated[int, Field(ge=1000)] = _env("EXESDB_REPLAY_MEMORY", default=200_000)
+    replay_window_ms: PositiveMs = setting("EXESDB_REPLAY_WINDOW_MS", default=300_000)
+    replay_memory: Annotated[int, Field(ge=1000)] = setting("EXESDB_REPLAY_MEMORY", default=200_000)
 
     # The integration and its collectors.
-    pubsub_integration: bool = _env("EXESDB_PUBSUB_INTEGRATION", default=True)
-    health_broadcast_interval: Annotated[int, Field(ge=100)] = _env(
+    pubsub_integration: bool = setting("EXESDB_PUBSUB_INTEGRATION", default=True)
+    health_broadcast_interval: Annotated[int, Field(ge=100)] = setting(
         "EXESDB_HEALTH_BROADCAST_INTERVAL", default=30_000
     )
-    metrics_broadcast_interval: Annotated[int, Field(ge=100)] = _env(
+    metrics_broadcast_interval: Annotated[int, Field(ge=100)] = setting(
         "EXESDB_METRICS_BROADCAST_INTERVAL", default=60_000
     )
-    node: NodeName = _env("EXESDB_NODE", default_factory=socket.gethostname)
-    node_forget_ms: PositiveMs = _env("EXESDB_NODE_FORGET_MS", default=86_400_000)
-    cpu_degraded: Percent = _env("EXESDB_CPU_DEGRADED", default=85.0)
-    cpu_unhealthy: Percent = _env("EXESDB_CPU_UNHEALTHY", default=95.0)
-    memory_degraded: Percent = _env("EXESDB_MEMORY_DEGRADED", default=85.0)
-    memory_unhealthy: Percent = _env("EXESDB_MEMORY_UNHEALTHY", default=95.0)
-    disk_degraded: Percent = _env("EXESDB_DISK_DEGRADED", default=85.0)
-    disk_unhealthy: Percent = _env("EXESDB_DISK_UNHEALTHY", default=95.0)
+    node: NodeName = setting("EXESDB_NODE", default_factory=socket.gethostname)
+    node_forget_ms: PositiveMs = setting("EXESDB_NODE_FORGET_MS", default=86_400_000)
+    cpu_degraded: Percent = setting("EXESDB_CPU_DEGRADED", default=85.0)
+    cpu_unhealthy: Percent = setting("EXESDB_CPU_UNHEALTHY", default=95.0)
+    memory_degraded: Percent = setting("EXESDB_MEMORY_DEGRADED", default=85.0)
+    memory_unhealthy: Percent = setting("EXESDB_MEMORY_UNHEALTHY", default=95.0)
+    disk_degraded: Percent = setting("EXESDB_DISK_DEGRADED", default=85.0)
+    disk_unhealthy: Percent = setting("EXESDB_DISK_UNHEALTHY", default=95.0)
 
     # The bus.
-    bus: str = _env("EXESDB_BUS", default="memory")
-    bus_queue_size: Annotated[int, Field(ge=1, le=10_000_000)] = _env(
+    bus: str = setting("EXESDB_BUS", default="memory")
+    bus_queue_size: Annotated[int, Field(ge=1, le=10_000_000)] = setting(
         "EXESDB_BUS_QUEUE_SIZE", default=10_000
     )
-    alert_queue_size: Annotated[int, Field(ge=1, le=10_000_000)] = _env(
+    alert_queue_size: Annotated[int, Field(ge=1, le=10_000_000)] = setting(
         "EXESDB_ALERT_QUEUE_SIZE", default=100_000
     )
-    redis_stream_maxlen: Annotated[int, Field(ge=100)] = _env(
+    redis_stream_maxlen: Annotated[int, Field(ge=100)] = setting(
         "EXESDB_REDIS_STREAM_MAXLEN", default=100_000
     )
-    redis_buffer_size: Annotated[int, Field(ge=1)] = _env(
+    redis_buffer_size: Annotated[int, Field(ge=1)] = setting(
         "EXESDB_REDIS_BUFFER_SIZE", default=10_000
     )
-    redis_claim_idle_ms: PositiveMs = _env("EXESDB_REDIS_CLAIM_IDLE_MS", default=30_000)
-    redis_spool_bytes: Annotated[int, Field(ge=1_048_576)] = _env(
+    redis_claim_idle_ms: PositiveMs = setting("EXESDB_REDIS_CLAIM_IDLE_MS", default=30_000)
+    redis_spool_bytes: Annotated[int, Field(ge=1_048_576)] = setting(
         "EXESDB_REDIS_SPOOL_BYTES", default=268_435_456
     )
 
     # HTTP.
-    http_addr: ListenAddress = _env("EXESDB_HTTP_ADDR", default=DEFAULT_HTTP_ADDR)
-    ingest: bool = _env("EXESDB_INGEST", default=False)
-    max_body_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = _env(
+    http_addr: ListenAddress = setting("EXESDB_HTTP_ADDR", default=DEFAULT_HTTP_ADDR)
+    ingest: bool = setting("EXESDB_INGEST", default=False)
+    max_body_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = setting(
         "EXESDB_MAX_BODY_BYTES", default=1_048_576
     )
-    admin_token: AdminToken = _env("EXESDB_ADMIN_TOKEN", default=None)
+    admin_token: AdminToken = setting("EXESDB_ADMIN_TOKEN", default=None)
     # Where the client commands (publish, tail, alerts) find a bridge; unset: EXESDB_HTTP_ADDR.
-    url: BaseUrl = _env("EXESDB_URL", default=None)
-    web_config_file: Trimmed | None = _env("EXESDB_WEB_CONFIG_FILE", default=None)
+    url: BaseUrl = setting("EXESDB_URL", default=None)
+    web_config_file: Trimmed | None = setting("EXESDB_WEB_CONFIG_FILE", default=None)
     # What `exesdb-bridge healthcheck` presents when the web config asks for it.
-    healthcheck_username: str | None = _env("EXESDB_HEALTHCHECK_USERNAME", default=None)
-    healthcheck_password_file: str | None = _env("EXESDB_HEALTHCHECK_PASSWORD_FILE", default=None)
-    healthcheck_cert_file: str | None = _env("EXESDB_HEALTHCHECK_CERT_FILE", default=None)
-    healthcheck_key_file: str | None = _env("EXESDB_HEALTHCHECK_KEY_FILE", default=None)
-    shutdown_timeout_ms: PositiveMs = _env("EXESDB_SHUTDOWN_TIMEOUT_MS", default=8_000)
-    http_header_timeout_ms: PositiveMs = _env("EXESDB_HTTP_HEADER_TIMEOUT_MS", default=10_000)
-    http_body_timeout_ms: PositiveMs = _env("EXESDB_HTTP_BODY_TIMEOUT_MS", default=60_000)
-    http_idle_timeout_ms: PositiveMs = _env("EXESDB_HTTP_IDLE_TIMEOUT_MS", default=75_000)
-    http_max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = _env(
+    healthcheck_username: str | None = setting("EXESDB_HEALTHCHECK_USERNAME", default=None)
+    healthcheck_password_file: str | None = setting(
+        "EXESDB_HEALTHCHECK_PASSWORD_FILE", default=None
+    )
+    healthcheck_cert_file: str | None = setting("EXESDB_HEALTHCHECK_CERT_FILE", default=None)
+    healthcheck_key_file: str | None = setting("EXESDB_HEALTHCHECK_KEY_FILE", default=None)
+    shutdown_timeout_ms: PositiveMs = setting("EXESDB_SHUTDOWN_TIMEOUT_MS", default=8_000)
+    http_header_timeout_ms: PositiveMs = setting("EXESDB_HTTP_HEADER_TIMEOUT_MS", default=10_000)
+    http_body_timeout_ms: PositiveMs = setting("EXESDB_HTTP_BODY_TIMEOUT_MS", default=60_000)
+    http_idle_timeout_ms: PositiveMs = setting("EXESDB_HTTP_IDLE_TIMEOUT_MS", default=75_000)
+    http_max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = setting(
         "EXESDB_HTTP_MAX_CONNECTIONS", default=1_024
     )
 
     # The Prometheus sink.
-    series_ttl_ms: PositiveMs = _env("EXESDB_SERIES_TTL_MS", default=600_000)
-    max_series: Annotated[int, Field(ge=1)] = _env("EXESDB_MAX_SERIES", default=10_000)
-    max_series_bytes: Annotated[int, Field(ge=1_048_576)] = _env(
+    series_ttl_ms: PositiveMs = setting("EXESDB_SERIES_TTL_MS", default=600_000)
+    max_series: Annotated[int, Field(ge=1)] = setting("EXESDB_MAX_SERIES", default=10_000)
+    max_series_bytes: Annotated[int, Field(ge=1_048_576)] = setting(
         "EXESDB_MAX_SERIES_BYTES", default=67_108_864
     )
 
     # Alerts.
-    webhook_urls: HttpUrlList = _env("EXESDB_WEBHOOK_URLS", default=())
-    webhook_config_file: str | None = _env("EXESDB_WEBHOOK_CONFIG_FILE", default=None)
-    webhook_secret: SecretStr | None = _env("EXESDB_WEBHOOK_SECRET", default=None)
-    webhook_backoff_ms: PositiveMs = _env("EXESDB_WEBHOOK_BACKOFF_MS", default=1_000)
-    webhook_max_backoff_ms: PositiveMs = _env("EXESDB_WEBHOOK_MAX_BACKOFF_MS", default=300_000)
-    webhook_deadline_ms: PositiveMs = _env("EXESDB_WEBHOOK_DEADLINE_MS", default=86_400_000)
-    webhook_dead_letter_ttl_ms: PositiveMs = _env(
+    webhook_urls: HttpUrlList = setting("EXESDB_WEBHOOK_URLS", default=())
+    webhook_config_file: str | None = setting("EXESDB_WEBHOOK_CONFIG_FILE", default=None)
+    webhook_secret: SecretStr | None = setting("EXESDB_WEBHOOK_SECRET", default=None)
+    webhook_backoff_ms: PositiveMs = setting("EXESDB_WEBHOOK_BACKOFF_MS", default=1_000)
+    webhook_max_backoff_ms: PositiveMs = setting("EXESDB_WEBHOOK_MAX_BACKOFF_MS", default=300_000)
+    webhook_deadline_ms: PositiveMs = setting("EXESDB_WEBHOOK_DEADLINE_MS", default=86_400_000)
+    webhook_dead_letter_ttl_ms: PositiveMs = setting(
         "EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS", default=7 * 86_400_000
     )
-    webhook_timeout_ms: PositiveMs = _env("EXESDB_WEBHOOK_TIMEOUT_MS", default=10_000)
-    webhook_min_severity: AlertSeverity = _env("EXESDB_WEBHOOK_MIN_SEVERITY", default="warning")
-    webhook_group_wait_ms: Annotated[int, Field(ge=0)] = _env(
+    webhook_timeout_ms: PositiveMs = setting("EXESDB_WEBHOOK_TIMEOUT_MS", default=10_000)
+    webhook_min_severity: AlertSeverity = setting("EXESDB_WEBHOOK_MIN_SEVERITY", default="warning")
+    webhook_group_wait_ms: Annotated[int, Field(ge=0)] = setting(
         "EXESDB_WEBHOOK_GROUP_WAIT_MS", default=500
     )
-    webhook_max_alerts: Annotated[int, Field(ge=1)] = _env("EXESDB_WEBHOOK_MAX_ALERTS", default=50)
-    alertmanager_url: BaseUrl = _env("EXESDB_ALERTMANAGER_URL", default=None)
-    escalation_after_ms: PositiveMs = _env("EXESDB_ESCALATION_AFTER_MS", default=900_000)
-    alert_resolve_timeout_ms: PositiveMs = _env("EXESDB_ALERT_RESOLVE_TIMEOUT_MS", default=300_000)
+    webhook_max_alerts: Annotated[int, Field(ge=1)] = setting(
+        "EXESDB_WEBHOOK_MAX_ALERTS", default=50
+    )
+    alertmanager_url: BaseUrl = setting("EXESDB_ALERTMANAGER_URL", default=None)
+    escalation_after_ms: PositiveMs = setting("EXESDB_ESCALATION_AFTER_MS", default=900_000)
+    alert_resolve_timeout_ms: PositiveMs = setting(
+        "EXESDB_ALERT_RESOLVE_TIMEOUT_MS", default=300_000
+    )
     # How long a health condition must hold before it alerts; unset: two health intervals.
-    alert_for_ms: Annotated[int, Field(ge=0)] | None = _env("EXESDB_ALERT_FOR_MS", default=None)
-    external_url: BaseUrl = _env("EXESDB_EXTERNAL_URL", default=None)
+    alert_for_ms: Annotated[int, Field(ge=0)] | None = setting("EXESDB_ALERT_FOR_MS", default=None)
+    external_url: BaseUrl = setting("EXESDB_EXTERNAL_URL", default=None)
     # Origins whose links in alert metadata are shown whole (sinks/alerts/sources.py);
     # empty: every URL there shows its origin only.
-    alert_link_origins: OriginList = _env("EXESDB_ALERT_LINK_ORIGINS", default=())
-    state_dir: Trimmed = _env("EXESDB_STATE_DIR", default=DEFAULT_STATE_DIR)
+    alert_link_origins: OriginList = setting("EXESDB_ALERT_LINK_ORIGINS", default=())
+    state_dir: Trimmed = setting("EXESDB_STATE_DIR", default=DEFAULT_STATE_DIR)
 
     # Logging.
-    log_level: LogLevel = _env("EXESDB_LOG_LEVEL", default="info")
-    log_format: Literal["text", "json"] = _env("EXESDB_LOG_FORMAT", default="text")
+    log_level: LogLevel = setting("EXESDB_LOG_LEVEL", default="info")
+    log_format: Literal["text", "json"] = setting("EXESDB_LOG_FORMAT", default="text")
     # The source revision in exesdb_build_info (bridge/build.py); the image build sets it.
-    revision: str | None = _env("EXESDB_REVISION", default=None)
+    revision: str | None = setting("EXESDB_REVISION", default=None)
 
     # OpenTelemetry: the standard variables; the SDK reads the rest itself.
-    otlp_endpoint: str | None = _env(
+    otlp_endpoint: str | None = setting(
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         default=None,
     )
-    otlp_traces_endpoint: str | None = _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", default=None)
-    otlp_logs_endpoint: str | None = _env("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", default=None)
-    otlp_metrics_endpoint: str | None = _env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", default=None)
-    otlp_protocol: OtlpProtocol = _env("OTEL_EXPORTER_OTLP_PROTOCOL", default="grpc")
-    otlp_traces_protocol: OtlpProtocol | None = _env(
+    otlp_traces_endpoint: str | None = setting("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", default=None)
+    otlp_logs_endpoint: str | None = setting("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", default=None)
+    otlp_metrics_endpoint: str | None = setting("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", default=None)
+    otlp_protocol: OtlpProtocol = setting("OTEL_EXPORTER_OTLP_PROTOCOL", default="grpc")
+    otlp_traces_protocol: OtlpProtocol | None = setting(
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", default=None
     )
-    otlp_logs_protocol: OtlpProtocol | None = _env("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", default=None)
-    otlp_metrics_protocol: OtlpProtocol | None = _env(
+    otlp_logs_protocol: OtlpProtocol | None = setting(
+        "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", default=None
+    )
+    otlp_metrics_protocol: OtlpProtocol | None = setting(
         "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", default=None
     )
-    otlp_timeout: OtlpTimeout = _env("OTEL_EXPORTER_OTLP_TIMEOUT", default=10.0)
-    otlp_traces_timeout: OtlpTimeout | None = _env(
+    otlp_timeout: OtlpTimeout = setting("OTEL_EXPORTER_OTLP_TIMEOUT", default=10.0)
+    otlp_traces_timeout: OtlpTimeout | None = setting(
         "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", default=None
     )
-    otlp_logs_timeout: OtlpTimeout | None = _env("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", default=None)
-    otlp_metrics_timeout: OtlpTimeout | None = _env(
+    otlp_logs_timeout: OtlpTimeout | None = setting("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", default=None)
+    otlp_metrics_timeout: OtlpTimeout | None = setting(
         "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", default=None
     )
-    otlp_compression: OtlpCompression = _env("OTEL_EXPORTER_OTLP_COMPRESSION", default="none")
-    otlp_traces_compression: OtlpCompression | None = _env(
+    otlp_compression: OtlpCompression = setting("OTEL_EXPORTER_OTLP_COMPRESSION", default="none")
+    otlp_traces_compression: OtlpCompression | None = setting(
         "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", default=None
     )
-    otlp_logs_compression: OtlpCompression | None = _env(
+    otlp_logs_compression: OtlpCompression | None = setting(
         "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", default=None
     )
-    otlp_metrics_compression: OtlpCompression | None = _env(
+    otlp_metrics_compression: OtlpCompression | None = setting(
         "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", default=None
     )
     # The TLS files the SDK's exporters read themselves, checked at start (settings_checks).
-    otlp_certificate: str | None = _env("OTEL_EXPORTER_OTLP_CERTIFICATE", default=None)
-    otlp_client_key: str | None = _env("OTEL_EXPORTER_OTLP_CLIENT_KEY", default=None)
-    otlp_client_certificate: str | None = _env(
+    otlp_certificate: str | None = setting("OTEL_EXPORTER_OTLP_CERTIFICATE", default=None)
+    otlp_client_key: str | None = setting("OTEL_EXPORTER_OTLP_CLIENT_KEY", default=None)
+    otlp_client_certificate: str | None = setting(
         "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", default=None
     )
-    otlp_traces_certificate: str | None = _env(
+    otlp_traces_certificate: str | None = setting(
         "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", default=None
     )
-    otlp_traces_client_key: str | None = _env("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", default=None)
-    otlp_traces_client_certificate: str | None = _env(
+    otlp_traces_client_key: str | None = setting(
+        "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", default=None
+    )
+    otlp_traces_client_certificate: str | None = setting(
         "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", default=None
     )
-    otlp_logs_certificate: str | None = _env("OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", default=None)
-    otlp_logs_client_key: str | None = _env("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", default=None)
-    otlp_logs_client_certificate: str | None = _env(
+    otlp_logs_certificate: str | None = setting("OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", default=None)
+    otlp_logs_client_key: str | None = setting("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", default=None)
+    otlp_logs_client_certificate: str | None = setting(
         "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE", default=None
     )
-    otlp_metrics_certificate: str | None = _env(
+    otlp_metrics_certificate: str | None = setting(
         "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", default=None
     )
-    otlp_metrics_client_key: str | None = _env(
+    otlp_metrics_client_key: str | None = setting(
         "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY", default=None
     )
-    otlp_metrics_client_certificate: str | None = _env(
+    otlp_metrics_client_certificate: str | None = setting(
         "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE", default=None
     )
-    otel_service_name: str = _env("OTEL_SERVICE_NAME", default="exesdb-bridge")
-    otlp_queue_size: Annotated[int, Field(ge=1)] = _env("EXESDB_OTLP_QUEUE_SIZE", default=8_192)
-    otlp_metrics: bool = _env("EXESDB_OTLP_METRICS", default=False)
-    otlp_metrics_temporality_preference: TemporalityPreference = _env(
+    otel_service_name: str = setting("OTEL_SERVICE_NAME", default="exesdb-bridge")
+    otlp_queue_size: Annotated[int, Field(ge=1)] = setting("EXESDB_OTLP_QUEUE_SIZE", default=8_192)
+    otlp_metrics: bool = setting("EXESDB_OTLP_METRICS", default=False)
+    otlp_metrics_temporality_preference: TemporalityPreference = setting(
         "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", default="cumulative"
     )
     # The specification's off switches: for every signal, and for each one.
-    otel_sdk_disabled: bool = _env("OTEL_SDK_DISABLED", default=False)
-    otel_traces_exporter: OtelExporter = _env("OTEL_TRACES_EXPORTER", default="otlp")
-    otel_logs_exporter: OtelExporter = _env("OTEL_LOGS_EXPORTER", default="otlp")
-    otel_metrics_exporter: OtelExporter = _env("OTEL_METRICS_EXPORTER", default="otlp")
+    otel_sdk_disabled: bool = setting("OTEL_SDK_DISABLED", default=False)
+    otel_traces_exporter: OtelExporter = setting("OTEL_TRACES_EXPORTER", default="otlp")
+    otel_logs_exporter: OtelExporter = setting("OTEL_LOGS_EXPORTER", default="otlp")
+    otel_metrics_exporter: OtelExporter = setting("OTEL_METRICS_EXPORTER", default="otlp")
 
     @field_validator("secret_key_base_previous", mode="before")
     @classmethod
@@ -446,7 +456,7 @@ class Settings(FromEnvironment):
         """True when ``EXESDB_WEB_CONFIG_FILE`` turns TLS on (as read at start, ``web_config``;
         a file the bridge would not start with counts as plain HTTP)."""
         read = self.web_config()
-        return read is not None and read.loaded is not None and read.loaded.config.tls is not None
+        return read is not None and read.serves_tls()
 
     def own_url(self, *, for_others: bool = False, port: int | None = None) -> str:
         """The bridge's base URL from ``EXESDB_HTTP_ADDR``, ``https`` when it serves TLS: for a

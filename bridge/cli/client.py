@@ -71,7 +71,7 @@ def _serves_tls(web_config_file: str | None) -> bool:
         raise ConfigError(
             [redact_urls(f"EXESDB_WEB_CONFIG_FILE: {problem}") for problem in judged.problems]
         )
-    return judged.loaded.config.tls is not None
+    return judged.serves_tls()
 
 
 def url_argument(text: str) -> str:

@@ -59,6 +59,10 @@ class Judged:
     # loaded, which the reloader compares the files with (so a change after is seen, none missed).
     stamp: Stamp = ()
 
+    def serves_tls(self) -> bool:
+        """Whether a bridge started with the file serves https: it is good and turns TLS on."""
+        return self.loaded is not None and self.loaded.config.tls is not None
+
 
 def describe_web_config(judged: Judged) -> str:
     """A one-line summary of the file as read, for ``check-config``: no user name, hash or file
