@@ -1,14 +1,11 @@
 """The settings the client commands read, each checked as ``Settings`` checks it, and no others.
 
-``publish``, ``tail``, ``alerts`` and ``outbox`` read only the variables they use, each into a
-model of its own here: where the bridge is (``BridgeLocation``: ``EXESDB_URL``,
-``EXESDB_HTTP_ADDR``, ``EXESDB_WEB_CONFIG_FILE``), the admin token (``AdminClientSettings``),
-the signing key and node name (``PublishSettings``), the state directory (``OutboxSettings``).
-A bad value in a variable they never use (``EXESDB_WEBHOOK_URLS=notaurl``) stops the service,
-and ``check-config`` names it, but not them; a bad value in one they use is refused in the words
-``load_settings`` gives it (``read_settings``). ``Settings`` declares these variables with the
-types defined here, so a value is checked one way whoever reads it, and reads the environment as
-``FromEnvironment`` does.
+``publish``, ``tail``, ``alerts`` and ``outbox`` each read a model of their own here
+(``BridgeLocation``, ``AdminClientSettings``, ``PublishSettings``, ``OutboxSettings``): a bad
+value in a variable a command never uses stops the service but not the command; one it uses is
+refused in ``load_settings``' words (``read_settings``). ``Settings`` declares these variables
+with the types defined here, so a value is checked one way whoever reads it, and reads the
+environment as ``FromEnvironment`` does.
 """
 
 from __future__ import annotations
@@ -42,6 +39,7 @@ __all__ = [
     "NodeName",
     "OutboxSettings",
     "PublishSettings",
+    "SettingsModel",
     "Trimmed",
     "read_settings",
     "setting",
@@ -49,7 +47,8 @@ __all__ = [
 ]
 
 DEFAULT_STATE_DIR: Final = "./.exesdb-bridge"
-_Model = TypeVar("_Model", bound="FromEnvironment")
+# A client command's settings model, for the functions that read any of them.
+SettingsModel = TypeVar("SettingsModel", bound="FromEnvironment")
 
 
 def setting(variable: str, **kwargs: Any) -> Any:
@@ -171,7 +170,7 @@ class OutboxSettings(FromEnvironment):
     state_dir: Trimmed = setting("EXESDB_STATE_DIR", default=DEFAULT_STATE_DIR)
 
 
-def read_settings(model: type[_Model]) -> _Model:
+def read_settings(model: type[SettingsModel]) -> SettingsModel:
     """``model`` read from the environment; ConfigError listing each refused value, one line
     each, as ``load_settings`` words it."""
     try:

@@ -7,12 +7,12 @@ import logging
 import os
 import sys
 from collections.abc import Sequence, Set
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from bridge.errors import ConfigError
 
 if TYPE_CHECKING:
-    from bridge.client_settings import FromEnvironment
+    from bridge.client_settings import SettingsModel
     from bridge.settings import Settings
 
 __all__ = [
@@ -31,8 +31,6 @@ EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
-
-_Model = TypeVar("_Model", bound="FromEnvironment")
 
 
 class Commands(Protocol):
@@ -60,7 +58,7 @@ def settings_or_exit(*, logged: bool = False) -> Settings:
         raise SystemExit(EXIT_USAGE) from None
 
 
-def client_settings_or_exit(model: type[_Model]) -> _Model:
+def client_settings_or_exit(model: type[SettingsModel]) -> SettingsModel:
     """What a client command reads (``model``, one of ``bridge.client_settings``'), or exit 2
     listing each refused value (a bad value in a variable the command does not read does not
     stop it). First a warning on stderr about each set ``EXESDB_*`` variable that is no setting (a
