@@ -29,6 +29,7 @@ from tests.pages.helpers import (
     sink_of,
     wait_for_alert,
 )
+from tests.sinks.alerts.helpers import system_alert
 from tests.support import ADMIN_TOKEN, async_wait_until, free_port
 
 __all__ = ["webhook_receiver"]  # the fixture, imported for the tests below
@@ -799,10 +800,10 @@ async def test_with_more_firing_alerts_than_it_shows_the_page_lists_the_newest_f
     older = [f"old-{n:03d}" for n in range(MAX_SHOWN)]
     with page_bridge(tmp_path) as server:
         for alert_id in older:
-            publish(server, "system_alert", _alert(alert_id, "warning"))
+            publish(server, "system_alert", system_alert(alert_id, "warning"))
         raise_alert(server, "newest", "raised after the others", severity="warning")
         for alert_id in older:
-            publish(server, "system_alert", _alert(alert_id, "critical"))
+            publish(server, "system_alert", system_alert(alert_id, "critical"))
         wait_for_alert(server, older[-1], lambda record: record.severity == "critical")
         _, _, body = await fetch(client, server.url + "/?part=live")
     listed = body.split('id="alerts"', 1)[1].split("</section>", 1)[0]
@@ -820,7 +821,7 @@ async def test_with_exactly_as_many_firing_alerts_as_it_shows_the_page_says_none
     note = f"Showing the newest {MAX_SHOWN} firing"
     with page_bridge(tmp_path) as server:
         for number in range(MAX_SHOWN):
-            publish(server, "system_alert", _alert(f"a-{number:03d}", "warning"))
+            publish(server, "system_alert", system_alert(f"a-{number:03d}", "warning"))
         wait_for_alert(server, f"a-{MAX_SHOWN - 1:03d}", lambda record: True)
         _, _, every = await fetch(client, server.url + "/?part=live")
         raise_alert(server, "one-more", "one more", severity="warning")
@@ -832,18 +833,6 @@ async def test_with_exactly_as_many_firing_alerts_as_it_shows_the_page_says_none
     assert listed.count('class="title"') == MAX_SHOWN
     assert note in listed
     assert "a-000" not in listed
-
-
-def _alert(alert_id: str, severity: str) -> SystemAlert:
-    return SystemAlert(
-        alert_id=alert_id,
-        severity=severity,
-        category="system",
-        title=f"{alert_id} changed since",
-        description="an older alert",
-        source="tests",
-        node="db-1",
-    )
 
 
 async def test_an_alert_id_with_a_slash_reaches_its_page(
