@@ -268,13 +268,9 @@ def test_a_spike_while_degraded_holds_alerts_only_as_degraded() -> None:
     assert [a.severity for a in integration.of(MetricAlert)] == ["warning"] * 3
 
 
-@pytest.mark.parametrize("silence", ["switched off", "probe failing"])
-def test_a_reading_after_a_silence_is_a_spike_not_a_condition_held_through_it(
-    silence: str,
-) -> None:
-    """CPU at 99 % read at 0 and 30 s, then no reading for an hour (the integration switched
-    off, or the probe failing), then 99 % again: the hold starts afresh, so that one reading
-    alerts nothing; the condition alerts once it has lasted the hold time anew."""
+def _read_99_at_0_and_30() -> tuple[FakeProbe, VirtualTime, Any, Any]:
+    """A collector with a 60 s hold (and a 30 s interval) that read CPU at 99 % at 0 and 30 s:
+    its probe, clock, itself and its integration."""
     probe = FakeProbe()
     time = VirtualTime(now=0.0)
     collector, integration = _collector(probe, alert_for=60.0, clock=time.clock)
@@ -282,6 +278,17 @@ def test_a_reading_after_a_silence_is_a_spike_not_a_condition_held_through_it(
     collector.collect()
     time.now = 30.0
     collector.collect()
+    return probe, time, collector, integration
+
+
+@pytest.mark.parametrize("silence", ["switched off", "probe failing"])
+def test_a_reading_after_a_silence_is_a_spike_not_a_condition_held_through_it(
+    silence: str,
+) -> None:
+    """CPU at 99 % read at 0 and 30 s, then no reading for an hour (the integration switched
+    off, or the probe failing), then 99 % again: the hold starts afresh, so that one reading
+    alerts nothing; the condition alerts once it has lasted the hold time anew."""
+    probe, time, collector, integration = _read_99_at_0_and_30()
     if silence == "probe failing":
         probe.fail = OSError("no /proc")
         for time.now in range(60, 3600, 30):
@@ -307,13 +314,7 @@ def test_one_skipped_tick_keeps_the_hold_and_two_start_it_afresh(gap: float, ale
     """CPU at 99 % read at 0 and 30 s with a 30 s interval and a 60 s hold, then once more after
     one skipped tick run 4 s late (64 s later): held since 0 s, it alerts; after two skipped
     ticks run 4 s early (86 s later, past two and a half intervals), it starts afresh."""
-    probe = FakeProbe()
-    time = VirtualTime(now=0.0)
-    collector, integration = _collector(probe, alert_for=60.0, clock=time.clock)
-    probe.set(cpu_percent=99.0)
-    collector.collect()
-    time.now = 30.0
-    collector.collect()
+    _, time, collector, integration = _read_99_at_0_and_30()
     time.now = 30.0 + gap
     collector.collect()
     assert len(integration.of(MetricAlert)) == alerts
