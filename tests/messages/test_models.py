@@ -889,7 +889,7 @@ def test_model_tagged_finds_every_registered_tag(tag: str) -> None:
     a model whose TAG is that tag."""
     model = messages.model_tagged(tag)
     assert model is TAGS[tag]
-    assert model.TAG == tag
+    assert tag == model.TAG
 
 
 def test_model_tagged_refuses_a_model_of_another_tag(monkeypatch: pytest.MonkeyPatch) -> None:
