@@ -207,7 +207,7 @@ class Link:
         if not self.connected:
             _logger.info("connected to Redis at %s", safe_url(self.url))
         elif refused is not None and self._current(refused) and not self._refused():
-            # Only a refusal still told ends so: one long aged out was said to end meanwhile.
+            # Only a refusal still told is news when it ends: one aged out was dropped unsaid.
             _logger.info("Redis at %s takes the bridge's commands again", safe_url(self.url))
         self.connected = True
         self.error = None
