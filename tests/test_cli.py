@@ -1325,7 +1325,7 @@ def test_alerts_on_a_replica_cut_off_from_redis_say_the_lease_holder_cannot_be_k
         " cannot be known here:</b>" in text
     )
     assert "This replica does not hold the alert work-queue lease" not in text
-    assert alert_card(text) == ("warn", "none here; may be incomplete (Redis unreachable)")
+    assert alert_card(text) == ("warn", "none here; may be incomplete (cannot use Redis)")
     assert (
         "No active alerts on this replica, which cannot use Redis: which replica holds the"
         " alert work-queue lease, and so the cluster&#x27;s alerts, cannot be known here." in text

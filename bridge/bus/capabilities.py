@@ -63,8 +63,9 @@ class WorkQueueLease(Protocol):
 
     @property
     def reachable(self) -> bool:
-        """Whether the store that keeps the lease (Redis) answered this replica's last command:
-        while it does not, no replica can be known here to hold the lease."""
+        """Whether this replica can use the store that keeps the lease (Redis): it answers and
+        takes the lease's commands. While it does not (unreachable, or refusing them), no
+        replica can be known here to hold the lease."""
 
     def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Await ``callback`` each time this replica takes the lease, before it reads."""

@@ -99,7 +99,7 @@ class DownSource(Protocol):
 class LeaseState:
     """Whether this replica's alerts are the cluster's (``held``: it holds the work-queue lease,
     or runs the in-process bus, or no alert sink), and if not, who holds the lease, if known
-    (``reachable`` False: Redis does not answer this replica, so no one can be known to)."""
+    (``reachable`` False: this replica cannot use Redis, so no one can be known to)."""
 
     held: bool
     holder: str | None = None

@@ -252,7 +252,7 @@ def _alert_tone(alerts: Sequence[AlertRecord], holds_work_queue: bool) -> str:
 def _alert_detail(alerts: Sequence[AlertRecord], lease: LeaseState) -> str:
     counts = _breakdown(Counter(record.severity for record in alerts), SEVERITIES[::-1])
     if not lease.reachable:
-        return f"{counts or 'none here'}; may be incomplete (Redis unreachable)"
+        return f"{counts or 'none here'}; may be incomplete (cannot use Redis)"
     if not lease.held:
         return f"{counts or 'none here'}; may be incomplete (not the lease holder)"
     return counts or "all clear"

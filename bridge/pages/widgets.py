@@ -184,9 +184,9 @@ def countdown(seconds: float, now: float | None) -> Html:
 
 def lease_notice(lease: LeaseState) -> Html:
     """A banner saying this replica's alerts may be incomplete (on Redis, without the work-queue
-    lease), naming the replica that holds it if known, or that none can be known while Redis
-    does not answer; nothing when it holds the lease (or runs the in-process bus, or no alert
-    sink)."""
+    lease), naming the replica that holds it if known, or that none can be known while this
+    replica cannot use Redis; nothing when it holds the lease (or runs the in-process bus, or
+    no alert sink)."""
     if lease.held:
         return Html("")
     if not lease.reachable:

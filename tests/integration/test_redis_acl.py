@@ -3,7 +3,8 @@
 The ACL lines are read from docs/redis.md, so the page and what is tested cannot drift apart.
 Two replicas run on exactly those rules; one replica on that user without one of its rules
 (``+xread``, ``+xadd``), or with a wrong password, is told refused (not unreachable) and is ready
-once Redis is put right.
+once Redis is put right; one whose lease's commands are refused at run time cannot tell where the
+lease is until they are granted back.
 """
 
 from __future__ import annotations
@@ -98,20 +99,63 @@ def bus_url(server: RedisServer) -> str:
     return f"redis://exesdb:{PASSWORD}@127.0.0.1:{server.port}/0"
 
 
+def set_rules(server: RedisServer, *rules: str) -> None:
+    """``ACL SETUSER exesdb`` with ``rules``, as the test's administrator (on a running bridge's
+    user too: Redis applies a change to its open connections at once)."""
+    with admin(server) as client:
+        client.execute_command("ACL", "SETUSER", "exesdb", *rules)
+
+
+def setting(server: RedisServer, *rules: str) -> Callable[[], None]:
+    """How to put Redis right later: ``set_rules`` with ``rules``."""
+    return lambda: set_rules(server, *rules)
+
+
+def start_replica(
+    tmp_path: Path,
+    started: list[BridgeProcess],
+    url: str,
+    node: str = "bridge-0",
+    receiver: WebhookReceiver | None = None,
+    **env: str,
+) -> BridgeProcess:
+    """One replica ``node`` on the bus at ``url`` (``env`` added), its state its own."""
+    environment = {**replica_env(url, node, receiver), **env}
+    process = BridgeProcess(state_dir=tmp_path / f"state-{node}", **environment)  # type: ignore[arg-type]
+    started.append(process)
+    return process.start(tmp_path)
+
+
 def start_replicas(
     tmp_path: Path, started: list[BridgeProcess], server: RedisServer, receiver: WebhookReceiver
 ) -> list[BridgeProcess]:
     """Two replicas as ``exesdb``, with a lease short enough that a gone replica's consumer is
     deleted (after ten lease lengths) within the test."""
-    replicas = []
-    for node in ("bridge-0", "bridge-1"):
-        env = replica_env(bus_url(server), node, receiver)
-        env["EXESDB_REDIS_CLAIM_IDLE_MS"] = str(CLAIM_IDLE_MS)
-        env["EXESDB_STATE_DIR"] = str(tmp_path / f"state-{node}")
-        process = BridgeProcess(**env)  # type: ignore[arg-type]
-        started.append(process)
-        replicas.append(process.start(tmp_path))
-    return replicas
+    return [
+        start_replica(
+            tmp_path,
+            started,
+            bus_url(server),
+            node,
+            receiver,
+            EXESDB_REDIS_CLAIM_IDLE_MS=str(CLAIM_IDLE_MS),
+        )
+        for node in ("bridge-0", "bridge-1")
+    ]
+
+
+# How /readyz and the log tell each refusal: "Redis at <url> " and these.
+REFUSES_COMMANDS = "refuses the bridge's commands: "
+REFUSES_CREDENTIALS = "refuses the bridge's credentials: "
+PERMISSIONS_HINT = (
+    " (give the bridge's Redis user the rules of docs/redis.md#a-redis-user-for-the-bridge;"
+    " ACL LOG names what was refused)"
+)
+
+
+def told(url: str, said: str) -> str:
+    """A refusal as the bridge on ``url`` tells it: Redis (its URL redacted), then ``said``."""
+    return f"Redis at {safe_url(url)} {said}"
 
 
 def consumers(server: RedisServer) -> set[str]:
@@ -239,7 +283,7 @@ def refused_until_put_right(
         (503, True)
     }, seen
     put_right()
-    # Ready at once when the refused command is tried again; after refusal_seconds (15 s)
+    # Ready at once when the refused command is tried again; after refusal_seconds (16 s)
     # without a frame refused when it was a write, which is not tried again.
     wait_until(lambda: bus_readiness(process) == (200, ""), 40, "ready once Redis is put right")
     assert process.process is not None
@@ -254,25 +298,13 @@ def test_a_rule_the_acl_user_lacks_is_told_as_refused_until_granted(
     bridge's commands (NOPERM, naming the command and where the rules are), one warning while
     it lasts and the refusals counted; ``ACL LOG`` names the command; granted at run time,
     the bridge is ready without a restart."""
-    with admin(acl_redis) as client:
-        client.execute_command("ACL", "SETUSER", "exesdb", "-xread")
-    env = replica_env(bus_url(acl_redis), "bridge-0")
-    process = BridgeProcess(state_dir=tmp_path / "state", **env)  # type: ignore[arg-type]
-    bridge_processes.append(process)
-    process.start(tmp_path)
-    refusal = (
-        f"Redis at {safe_url(bus_url(acl_redis))} refuses the bridge's commands: NOPERM this"
-        " user has no permissions to run the 'xread' command (give the bridge's Redis user the"
-        " rules of docs/redis.md#a-redis-user-for-the-bridge; ACL LOG names what was refused)"
-    )
-
-    def grant() -> None:
-        with admin(acl_redis) as client:
-            client.execute_command("ACL", "SETUSER", "exesdb", "+xread")
-
-    told = refused_until_put_right(process, refusal, grant)
-    assert len(told) == 1, told
-    assert " WARNING " in told[0]
+    set_rules(acl_redis, "-xread")
+    process = start_replica(tmp_path, bridge_processes, bus_url(acl_redis))
+    noperm = "NOPERM this user has no permissions to run the 'xread' command"
+    refusal = told(bus_url(acl_redis), REFUSES_COMMANDS + noperm + PERMISSIONS_HINT)
+    logged = refused_until_put_right(process, refusal, setting(acl_redis, "+xread"))
+    assert len(logged) == 1, logged
+    assert " WARNING " in logged[0]
     assert "exesdb: command xread" in denied(acl_redis)
     assert "takes the bridge's commands again" in process.log()
     assert PASSWORD not in process.log()
@@ -289,23 +321,15 @@ def test_a_wrong_password_is_told_as_refused_credentials_until_redis_takes_it(
     checked = run_bridge("check-config", env={"EXESDB_BUS": wrong, **SIGNED})
     assert checked.returncode == 0, checked.stderr
     assert f"redis://exesdb:<redacted>@127.0.0.1:{acl_redis.port}/" in checked.stdout
-    env = replica_env(wrong, "bridge-0")
-    process = BridgeProcess(state_dir=tmp_path / "state", **env)  # type: ignore[arg-type]
-    bridge_processes.append(process)
-    process.start(tmp_path)
-    refusal = (
-        f"Redis at {safe_url(wrong)} refuses the bridge's credentials: WRONGPASS invalid"
-        " username-password pair or user is disabled (the user name and password in EXESDB_BUS"
-        " must be those of a Redis user that is on)"
+    process = start_replica(tmp_path, bridge_processes, wrong)
+    refusal = told(
+        wrong,
+        REFUSES_CREDENTIALS + "WRONGPASS invalid username-password pair or user is disabled (the"
+        " user name and password in EXESDB_BUS must be those of a Redis user that is on)",
     )
-
-    def take_it() -> None:
-        with admin(acl_redis) as client:
-            client.execute_command("ACL", "SETUSER", "exesdb", ">not-the-password")
-
-    told = refused_until_put_right(process, refusal, take_it)
-    assert len(told) == 1, told
-    assert " WARNING " in told[0]
+    logged = refused_until_put_right(process, refusal, setting(acl_redis, ">not-the-password"))
+    assert len(logged) == 1, logged
+    assert " WARNING " in logged[0]
     assert "not-the-password" not in process.log()
 
 
@@ -316,27 +340,54 @@ def test_frames_the_acl_user_may_not_write_are_told_as_refused_until_granted(
     their frames dropped (logged, counted), and /readyz says Redis refuses the bridge's
     commands though the script itself gets through; granted, the bridge is ready again
     without a restart."""
-    with admin(acl_redis) as client:
-        client.execute_command("ACL", "SETUSER", "exesdb", "-xadd")
-    env = replica_env(bus_url(acl_redis), "bridge-0")
-    process = BridgeProcess(state_dir=tmp_path / "state", **env)  # type: ignore[arg-type]
-    bridge_processes.append(process)
-    process.start(tmp_path)
-    refusal = (
-        f"Redis at {safe_url(bus_url(acl_redis))} refuses the bridge's commands: ERR The user"
-        " executing the script can't run this command or subcommand (give the bridge's Redis"
-        " user the rules of docs/redis.md#a-redis-user-for-the-bridge; ACL LOG names what was"
-        " refused)"
-    )
+    set_rules(acl_redis, "-xadd")
+    process = start_replica(tmp_path, bridge_processes, bus_url(acl_redis))
+    denial = "ERR The user executing the script can't run this command or subcommand"
+    refusal = told(bus_url(acl_redis), REFUSES_COMMANDS + denial + PERMISSIONS_HINT)
 
     def dropped(process: BridgeProcess) -> bool:
         sample = metric(process.url, "exesdb_bus_dropped_total", subscriber="transport")
         return (sample or 0) >= 3
 
-    def grant() -> None:
-        with admin(acl_redis) as client:
-            client.execute_command("ACL", "SETUSER", "exesdb", "+xadd")
-
-    refused_until_put_right(process, refusal, grant, counted=dropped)
+    refused_until_put_right(process, refusal, setting(acl_redis, "+xadd"), counted=dropped)
     assert "Redis refused a frame of" in process.log()
     assert "exesdb: command xadd" in denied(acl_redis)
+
+
+def lease_where(process: BridgeProcess) -> str:
+    """``work_queue_lease`` of ``process``'s ``GET /v1/alerts``: here, elsewhere or unknown."""
+    status, body = http_get(process.url + "/v1/alerts", {ADMIN_TOKEN_HEADER: ADMIN_TOKEN})
+    assert status == 200, body
+    return str(json.loads(body)["work_queue_lease"])
+
+
+def test_a_replica_whose_lease_commands_are_refused_cannot_tell_where_the_lease_is(
+    tmp_path: Path, acl_redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """A running replica that holds the lease, whose user loses ``get`` and ``set`` (the lease's
+    commands) while its reads still get through: once the lease lapses, GET /v1/alerts says
+    ``work_queue_lease`` ``unknown`` (not ``elsewhere``), ``alerts list`` and the status page that
+    it cannot use Redis, ``exesdb_redis_connected`` is 0 and /readyz says Redis refuses its
+    commands; granted back, it holds the lease again, connected and ready, without a restart."""
+    url = bus_url(acl_redis)
+    process = start_replica(tmp_path, bridge_processes, url, receiver=webhook_receiver())
+    wait_until(lambda: lease_where(process) == "here", 15, "the lease taken")
+    wait_until(gauge(process, "exesdb_redis_connected", 1), 15, "connected to Redis")
+    set_rules(acl_redis, "-get", "-set")
+    wait_until(lambda: lease_where(process) == "unknown", 20, "the lease not known here")
+    assert metric(process.url, "exesdb_redis_connected") == 0
+    status, reason = bus_readiness(process)
+    assert (status, reason.startswith(told(url, REFUSES_COMMANDS))) == (503, True), reason
+    listed = run_bridge(
+        "alerts", "list", "--url", process.url, env={"EXESDB_ADMIN_TOKEN": ADMIN_TOKEN}
+    )
+    assert f"the replica at {process.url} cannot use Redis" in listed.stderr, listed.stderr
+    page = http_get(process.url + "/", process.headers)[1].decode()
+    assert "This replica cannot use Redis" in page
+    assert lease_where(process) == "unknown"  # still: the refused lease is not taken meanwhile
+    set_rules(acl_redis, "+get", "+set")
+    wait_until(lambda: lease_where(process) == "here", 20, "the lease held again")
+    wait_until(gauge(process, "exesdb_redis_connected", 1), 20, "connected again")
+    wait_until(lambda: bus_readiness(process) == (200, ""), 20, "ready again")
+    assert process.process is not None
+    assert process.process.poll() is None  # the same process: not restarted

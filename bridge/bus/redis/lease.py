@@ -66,6 +66,11 @@ class Lease:
         return self.held.is_set()
 
     @property
+    def refused(self) -> bool:
+        """True while Redis refuses the lease's commands (its ACL user lacks one of them)."""
+        return self._link.refused(self)
+
+    @property
     def holder(self) -> str | None:
         """The consumer that holds the lease (``<EXESDB_NODE>:<tag>``), as this replica last saw
         it, at most a second ago while standing by; None when none did, before it looked, once
@@ -83,7 +88,8 @@ class Lease:
 
     async def run(self) -> None:
         """Hold (or wait for) the lease until the transport stops."""
-        await self._link.keep_trying(self._step, failed=self._lapse_if_expired)
+        # Its refusals filed under this lease: whether Redis takes them is asked (``refused``).
+        await self._link.keep_trying(self._step, failed=self._lapse_if_expired, owner=self)
 
     async def release(self) -> None:
         """Give the lease back at once (rather than after it runs out), if held."""

@@ -100,7 +100,15 @@ _PIPELINE: Final = re.compile(
 Step = Callable[[], Awaitable[float | None]]
 
 # Where the refusals of frames dropped are kept among the loops' (no loop's success ends them).
-_DROPPED: Final = object()
+_DROPPED_FRAMES: Final = object()
+
+# How much longer than a blocking read's block time a command waits for Redis's answer before
+# the client gives up on it (the socket timeout): a blocked read is not taken for a dead server.
+_ANSWER_MARGIN_SECONDS: Final = 5.0
+
+# The tail of Redis's "ERR unknown command 'X', with args beginning with: …": it echoes the
+# command's first arguments (up to 128 bytes: part of a signed entry), which are not shown.
+_ARGS_ECHOED: Final = "with args beginning with:"
 
 # A reader whose last read was small waits this long before the next: what arrives meanwhile
 # comes in one read rather than many (each round trip costs more CPU than several messages).
@@ -113,13 +121,14 @@ class Link:
     Every loop runs through ``keep_trying``: a failed step is recorded (``connection_errors``
     counts it, ``trouble`` says why) and waited out with ``backoff``, longer while failures
     follow each other. A Redis that cannot be reached (refused connection, timeout, no such
-    host) is one state for every loop: ``connected`` turns False, and the next success of any
-    loop marks Redis reachable again. A Redis that answers but refuses (the credentials, or a
-    command or key its ACL user lacks) may refuse one loop while the others get through: that
-    refusal is the loop's own, told until that loop succeeds (or stops hitting it for
-    ``refusal_seconds``), so a fixed ACL is taken without a restart and the others' successes
-    do not hide it; a frame refused and dropped (``refused_for_good``) is told for
-    ``refusal_seconds``. What leaves the transport for a caller (coordination, shared state) goes
+    host) is one state for every loop: ``connected`` (Redis answers) turns False, and the next
+    success of any loop marks Redis reachable again. A Redis that answers but refuses (the
+    credentials, or a command or key its ACL user lacks) may refuse one loop while the others
+    get through: that refusal is the loop's owner's (``refused``), told until that loop
+    succeeds (or stops hitting it for ``refusal_seconds``), so a fixed ACL is taken without a
+    restart and the others' successes do not hide it; a frame refused and dropped
+    (``refused_for_good``) is told for ``refusal_seconds``. ``usable``: Redis answers and
+    refuses nothing. What leaves the transport for a caller (coordination, shared state) goes
     through ``boundary``, which turns a Redis failure into ``TransportError``.
     """
 
@@ -129,10 +138,12 @@ class Link:
         client: Redis,
         backoff: Backoff,
         *,
+        block_ms: int = 1_000,
         restart_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``restart_seconds``: how long a stage that failed unexpectedly waits to restart;
+        """``block_ms``: how long the loops' blocking reads wait (as given to ``redis_client``);
+        ``restart_seconds``: how long a stage that failed unexpectedly waits to restart;
         ``clock`` (monotonic seconds) ages the refusals."""
         self.url = url
         self.client = client
@@ -140,17 +151,20 @@ class Link:
             client.set_response_callback(command, _as_sent)
         self.backoff = backoff
         self.stopping = asyncio.Event()
-        self.connected = False
+        self.connected = False  # whether Redis answers (if only to refuse)
         self.error: str | None = None  # why Redis is unreachable (None: not tried yet)
         self._unreachable_since = 0.0  # when it last failed so
         self.connection_errors = 0
         self.stage_errors = 0
-        # A refused loop tries again within the backoff's cap: a refusal not heard again for
-        # twice that (and a blocking read) is no longer made.
-        self.refusal_seconds = 2 * backoff.cap + 5.0
+        # A loop still refused is refused again within its backoff's wait (at most the cap) and
+        # the time its step takes to get to the refused command (a blocking read, a command,
+        # each answered within the socket timeout): a refusal not heard again for twice the cap
+        # and one socket timeout is no longer made. With the transport's defaults (a 5 s cap,
+        # 1 s blocking reads, so a 6 s socket timeout) that is docs/redis.md's 16 s.
+        self.refusal_seconds = 2 * backoff.cap + _answer_seconds(block_ms)
         self._restart_seconds = restart_seconds
         self._clock = clock
-        self._refusals: dict[object, tuple[float, str]] = {}  # loop -> (when, what was said)
+        self._refusals: dict[object, tuple[float, str]] = {}  # owner -> (when, what was said)
         self._when_down: list[Callable[[], None]] = []
 
     async def command(self, *args: str | bytes | int) -> Any:
@@ -174,19 +188,33 @@ class Link:
             return latest[1]
         return None if self.connected else "is not connected yet"
 
-    def up(self, loop: object = None) -> None:
-        """Record a command of ``loop`` that succeeded."""
-        refused = self._refusals.pop(loop, None)
+    @property
+    def usable(self) -> bool:
+        """True while Redis answers and refuses none of the bridge's commands (``trouble`` is
+        None): False while it is unreachable, before it first answered, and while a refusal
+        is told."""
+        return self.connected and not self._refused()
+
+    def refused(self, owner: object) -> bool:
+        """Whether Redis refuses the commands of ``owner``'s loop now (refused within
+        ``refusal_seconds``, and not succeeded since)."""
+        refusal = self._refusals.get(owner)
+        return refusal is not None and self._current(refusal)
+
+    def up(self, owner: object = None) -> None:
+        """Record a command of ``owner``'s loop that succeeded."""
+        refused = self._refusals.pop(owner, None)
         if not self.connected:
             _logger.info("connected to Redis at %s", safe_url(self.url))
-        elif refused is not None and not self._refused():
+        elif refused is not None and self._current(refused) and not self._refused():
+            # Only a refusal still told is news when it ends: one aged out was dropped unsaid.
             _logger.info("Redis at %s takes the bridge's commands again", safe_url(self.url))
         self.connected = True
         self.error = None
 
-    def down(self, exc: BaseException, failures: int, *, loop: object = None) -> float:
-        """Record a failed command, the ``failures``-th in a row of ``loop``; returns how long
-        to wait before the next try."""
+    def down(self, exc: BaseException, failures: int, *, owner: object = None) -> float:
+        """Record a failed command, the ``failures``-th in a row of ``owner``'s loop; returns
+        how long to wait before the next try."""
         self.connection_errors += 1
         for callback in self._when_down:
             callback()
@@ -196,7 +224,7 @@ class Link:
             # the loops sharing the link may be refused alike.
             if said not in (what for _, what in self._refused()):
                 _logger.warning("Redis at %s %s; retrying with backoff", safe_url(self.url), said)
-            self._refusals[loop] = (self._clock(), said)
+            self._refusals[owner] = (self._clock(), said)
             return self.backoff.delay(failures)
         why = _reason(exc)
         # Once per outage and reason: the loops sharing the link fail together, alike.
@@ -215,12 +243,15 @@ class Link:
         logs and counts each frame)."""
         said = _refusal(exc)
         if said is not None:
-            self._refusals[_DROPPED] = (self._clock(), said)
+            self._refusals[_DROPPED_FRAMES] = (self._clock(), said)
 
     def _refused(self) -> list[tuple[float, str]]:
-        """The refusals still being made: each heard within ``refusal_seconds``."""
-        since = self._clock() - self.refusal_seconds
-        return [refusal for refusal in self._refusals.values() if refusal[0] >= since]
+        """The refusals still being made."""
+        return [refusal for refusal in self._refusals.values() if self._current(refusal)]
+
+    def _current(self, refusal: tuple[float, str]) -> bool:
+        """Whether ``refusal`` is still being made: heard within ``refusal_seconds``."""
+        return refusal[0] >= self._clock() - self.refusal_seconds
 
     async def pause(self, seconds: float) -> None:
         """Wait ``seconds``, or less when the transport stops meanwhile."""
@@ -236,14 +267,18 @@ class Link:
         *,
         refused: Callable[[ResponseError], bool] | None = None,
         failed: Callable[[], None] | None = None,
+        owner: object = None,
     ) -> None:
         """Run ``step`` again and again until the transport stops, through Redis failures.
 
         ``step`` returns None when it did not get to Redis (nothing to do), else how long to
         wait before the next step. ``refused`` may deal with a refusal itself (True: step
         again at once, nothing recorded); ``failed`` hears of each failure before the wait.
+        The loop's refusals are filed under ``owner`` (``refused(owner)`` asks after them),
+        by default one of its own.
         """
-        loop = object()  # this loop's own refusals
+        if owner is None:
+            owner = object()
         failures = 0
         try:
             while not self.stopping.is_set():
@@ -261,7 +296,7 @@ class Link:
                 else:
                     if wait is not None:
                         failures = 0
-                        self.up(loop)
+                        self.up(owner)
                         if wait > 0:
                             await self.pause(wait)
                     continue
@@ -270,9 +305,9 @@ class Link:
                 failures += 1
                 if failed is not None:
                     failed()
-                await self.pause(self.down(failure, failures, loop=loop))
+                await self.pause(self.down(failure, failures, owner=owner))
         finally:
-            self._refusals.pop(loop, None)  # a loop that ended is refused nothing any more
+            self._refusals.pop(owner, None)  # a loop that ended is refused nothing any more
 
     async def keep_running(self, name: str, stage: Callable[[], Awaitable[None]]) -> None:
         """Run one background stage; a bug in it is logged and counted, and the stage restarts."""
@@ -306,12 +341,18 @@ def redis_client(url: str, *, block_ms: int) -> Redis:
     return Redis.from_url(
         url,
         socket_connect_timeout=2.0,
-        # Above the XREAD block time, so a blocked read is not mistaken for a dead server.
-        socket_timeout=block_ms / 1000 + 5.0,
+        socket_timeout=_answer_seconds(block_ms),
         retry=Retry(NoBackoff(), 0),  # reconnection is ours, with backoff and readiness
         health_check_interval=10,
         decode_responses=False,  # the default, said here: entries are verified as the bytes signed
     )
+
+
+def _answer_seconds(block_ms: int) -> float:
+    """How long a command waits for Redis's answer (the client's socket timeout) when blocking
+    reads wait up to ``block_ms``: above that, so a blocked read is not taken for a dead
+    server."""
+    return block_ms / 1000 + _ANSWER_MARGIN_SECONDS
 
 
 def linger(read: int, batch: int) -> float:
@@ -348,7 +389,7 @@ def _refusal(exc: BaseException) -> str | None:
     if not isinstance(exc, ResponseError) and getattr(exc, "status_code", None) is None:
         return None  # no answer from Redis (a reply's error carries its code: LOADING, ERR)
     said = f"refuses the bridge's commands: {_reason(exc)}"
-    if isinstance(exc, NoPermissionError) or _SCRIPT_DENIED in _words(exc)[1]:
+    if isinstance(exc, NoPermissionError) or _SCRIPT_DENIED in _pipeline_error(exc)[1]:
         said += f" ({_PERMISSIONS_HINT})"
     return said
 
@@ -356,8 +397,12 @@ def _refusal(exc: BaseException) -> str | None:
 def _reason(exc: BaseException) -> str:
     """Redis's words for a failure on one line: with the error code redis-py takes off
     (``NOPERM``, ``WRONGPASS``), and for a command of a pipeline its name (not its arguments,
-    which may be a signed entry) unless the words name it."""
-    command, text = _words(exc)
+    which may be a signed entry) unless the words name it; the arguments Redis echoes of an
+    unknown command are left out (``with args beginning with: …``)."""
+    command, text = _pipeline_error(exc)
+    echoed = text.find(_ARGS_ECHOED)
+    if echoed >= 0:
+        text = f"{text[: echoed + len(_ARGS_ECHOED)]} …"
     code = getattr(exc, "status_code", None)
     if isinstance(code, str) and code and not text.startswith(code):
         text = f"{code} {text}"
@@ -367,7 +412,7 @@ def _reason(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def _words(exc: BaseException) -> tuple[str | None, str]:
+def _pipeline_error(exc: BaseException) -> tuple[str | None, str]:
     """The command of a pipeline a failure came from (its name, None for a command on its
     own), and the failure's words without redis-py's account of the pipeline."""
     text = str(exc)
@@ -388,4 +433,4 @@ def _code(exc: BaseException) -> str:
     code = getattr(exc, "status_code", None)
     if isinstance(code, str) and code:
         return code
-    return _words(exc)[1].split(" ", 1)[0]
+    return _pipeline_error(exc)[1].split(" ", 1)[0]

@@ -28,8 +28,9 @@ class RedisCollector(Collector):
         link, writer, group = self._link, self._writer, self._group
         yield GaugeMetricFamily(
             "exesdb_redis_connected",
-            "1 while the bridge is connected to the Redis bus, else 0.",
-            value=1.0 if link.connected else 0.0,
+            "1 while Redis answers the bridge and refuses none of its commands (its /readyz has "
+            "no Redis trouble), else 0: unreachable, or refusing (an ACL, memory full, ...).",
+            value=1.0 if link.usable else 0.0,
         )
         yield GaugeMetricFamily(
             "exesdb_redis_buffer_depth",

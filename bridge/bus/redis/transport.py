@@ -80,6 +80,7 @@ class RedisTransport:
             url,
             client or redis_client(url, block_ms=block_ms),
             Backoff(backoff_seconds, max_backoff_seconds, jitter, rng),
+            block_ms=block_ms,
         )
         # Stops every background loop (set by aclose, or by whoever simulates a crash).
         self._stopping = link.stopping
@@ -165,7 +166,9 @@ class RedisTransport:
 
     @property
     def connected(self) -> bool:
-        """True while the last Redis command succeeded."""
+        """True while Redis answers: from its first answer until a command finds it
+        unreachable, and again from its next answer. A Redis that answers and refuses (an ACL,
+        memory full) counts as connected: ``readiness`` tells that."""
         return self._link.connected
 
     @property

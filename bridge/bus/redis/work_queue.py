@@ -58,8 +58,10 @@ class WorkQueue:
 
     @property
     def reachable(self) -> bool:
-        """Whether Redis answered this replica's last command (False before it first did)."""
-        return self._link.connected
+        """Whether this replica can use Redis for the lease: Redis answers (it has, and has
+        not been found unreachable since) and takes the lease's commands (refuses none of them
+        now); False before Redis first answered."""
+        return self._link.connected and not self._lease.refused
 
     def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Await ``callback`` each time this replica takes the work-queue lease, before it

@@ -114,9 +114,9 @@ class LeaseView(Protocol):
         one last saw it; None on the in-process bus, or when it saw none."""
 
     def work_queue_reachable(self) -> bool:
-        """Whether the lease's store (Redis) answers this replica: while it does not, and this
-        replica does not hold the lease, which replica does cannot be known here; True on the
-        in-process bus."""
+        """Whether this replica can use the lease's store (Redis: it answers, and takes the
+        lease's commands): while it cannot, and this replica does not hold the lease, which
+        replica does cannot be known here; True on the in-process bus."""
 
 
 class AlertKeeper(LeaseView, Protocol):
@@ -201,7 +201,8 @@ def work_queue_lease(keeper: LeaseView) -> str:
     """Where the work-queue lease is, as ``GET /v1/alerts`` says it: ``here`` (this replica
     holds it, or runs the in-process bus: its alerts are the cluster's), ``elsewhere`` (another
     replica holds it, named in ``work_queue_holder_name`` when known: ask it), or ``unknown``
-    (Redis does not answer this replica, so whichever replica holds it cannot be known here)."""
+    (this replica cannot use Redis: unreachable, or refusing the lease's commands; so whichever
+    replica holds it cannot be known here)."""
     if keeper.holds_work_queue():
         return "here"
     return "elsewhere" if keeper.work_queue_reachable() else "unknown"

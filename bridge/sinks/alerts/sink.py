@@ -464,9 +464,9 @@ class AlertSink:
         return None if self._lease is None else self._lease.holder
 
     def work_queue_reachable(self) -> bool:
-        """Whether the lease's store (Redis) answers this replica: while it does not, and this
-        replica does not hold the lease, which replica does cannot be known here; True on the
-        in-process bus."""
+        """Whether this replica can use the lease's store (Redis: it answers, and takes the
+        lease's commands): while it cannot, and this replica does not hold the lease, which
+        replica does cannot be known here; True on the in-process bus."""
         return self._lease is None or self._lease.reachable
 
     async def _take_up(self) -> None:

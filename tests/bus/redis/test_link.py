@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import (
     AuthenticationError,
+    BusyLoadingError,
     NoPermissionError,
     OutOfMemoryError,
     ReadOnlyError,
@@ -160,15 +161,35 @@ CREDENTIALS = "the user name and password in EXESDB_BUS must be those of a Redis
             "refuses the bridge's commands: WRONGTYPE Operation against a key holding the wrong"
             " kind of value",
         ),
+        (
+            ResponseError(
+                "unknown command 'XADD2', with args beginning with: 'exesdb:bus:x' '*'"
+                " 'e' '{\"signed\": \"body\"}' ",
+                status_code="ERR",
+            ),
+            "refuses the bridge's commands: ERR unknown command 'XADD2', with args beginning"
+            " with: …",
+        ),
     ],
-    ids=["refused", "timeout", "wrongpass", "noauth", "noperm", "noperm-key", "script", "other"],
+    ids=[
+        "refused",
+        "timeout",
+        "wrongpass",
+        "noauth",
+        "noperm",
+        "noperm-key",
+        "script",
+        "other",
+        "unknown-command",
+    ],
 )
 def test_trouble_tells_unreachable_from_refused(
     link: Link, failure: BaseException, said: str
 ) -> None:
     """A Redis that cannot be reached is unreachable; one that answers refuses the
     credentials (with what they must be) or the bridge's commands (with where an ACL user's
-    rules are, for a permission refused), in Redis's words with their error code."""
+    rules are, for a permission refused), in Redis's words with their error code (not the
+    arguments an unknown command's echoes: part of a signed entry)."""
     link.down(failure, 1)
     assert link.trouble() == said
 
@@ -189,7 +210,7 @@ def test_a_refusal_is_not_hidden_by_another_loop_getting_through(
     with caplog.at_level("INFO", logger="bridge.bus.redis.link"):
         link.up(lease)
         for failures in (1, 2, 3):
-            link.down(refused, failures, loop=reader)
+            link.down(refused, failures, owner=reader)
             link.up(lease)
             assert (link.connected, link.trouble()) == (True, said)
         link.up(reader)
@@ -203,6 +224,51 @@ def test_a_refusal_is_not_hidden_by_another_loop_getting_through(
     ]
 
 
+def test_a_refusal_aged_out_is_not_said_to_end_again(caplog: pytest.LogCaptureFixture) -> None:
+    """A loop refused long ago (its refusal no longer told) whose next try succeeds logs
+    nothing: "takes the bridge's commands again" is said only of a refusal still told."""
+    clock = ManualClock()
+    link = Link(URL, Redis.from_url(URL), Backoff(base=0.1, cap=5.0), clock=clock)
+    link.up()
+    link.down(NoPermissionError("no permissions", status_code="NOPERM"), 1, owner="lease")
+    clock.advance(link.refusal_seconds + 0.1)
+    caplog.clear()  # the refusal's warning
+    with caplog.at_level("INFO", logger="bridge.bus.redis.link"):
+        link.up("lease")
+    assert caplog.records == []
+
+
+def test_a_loop_refused_is_refused_and_redis_not_usable_while_others_get_through() -> None:
+    """``refused(owner)`` is that loop's own refusal while it is told; ``usable`` is False while
+    any refusal is told (or Redis is unreachable), though ``connected``: Redis answers."""
+    clock = ManualClock()
+    link = Link(URL, Redis.from_url(URL), Backoff(base=0.1, cap=5.0), clock=clock)
+    assert (link.connected, link.usable) == (False, False)
+    link.up("writer")
+    assert (link.connected, link.usable, link.refused("lease")) == (True, True, False)
+    link.down(NoPermissionError("no permissions", status_code="NOPERM"), 1, owner="lease")
+    link.up("writer")
+    assert (link.connected, link.usable) == (True, False)
+    assert (link.refused("lease"), link.refused("writer")) == (True, False)
+    clock.advance(link.refusal_seconds + 0.1)  # the lease loop stopped trying
+    assert (link.usable, link.refused("lease")) == (True, False)
+    link.down(NoPermissionError("no permissions", status_code="NOPERM"), 1, owner="lease")
+    link.up("lease")
+    assert (link.usable, link.refused("lease")) == (True, False)
+    link.down(RedisConnectionError("Connection refused"), 1, owner="writer")
+    assert (link.connected, link.usable) == (False, False)
+
+
+def test_a_refusal_is_told_for_twice_the_cap_and_one_socket_timeout() -> None:
+    """A refusal is told until twice the backoff's cap and the client's socket timeout (the
+    block time and its margin) have passed without it: 16 s with the transport's defaults,
+    as docs/redis.md says."""
+    link = Link(URL, Redis.from_url(URL), Backoff(base=0.1, cap=5.0), block_ms=1_000)
+    assert link.refusal_seconds == 16.0
+    timeout = redis_client(URL, block_ms=1_000).connection_pool.connection_kwargs
+    assert link.refusal_seconds == 2 * 5.0 + timeout["socket_timeout"]
+
+
 def test_a_refusal_no_longer_made_ends_in_time() -> None:
     """A refused loop that stops trying (it waits for the lease) stops being told once it has
     not been refused for ``refusal_seconds``; whichever of Redis unreachable and a refusal
@@ -210,18 +276,18 @@ def test_a_refusal_no_longer_made_ends_in_time() -> None:
     clock = ManualClock()
     link = Link(URL, Redis.from_url(URL), Backoff(base=0.1, cap=5.0), clock=clock)
     link.up()
-    link.down(NoPermissionError("no permissions", status_code="NOPERM"), 1, loop="reader")
+    link.down(NoPermissionError("no permissions", status_code="NOPERM"), 1, owner="reader")
     clock.advance(link.refusal_seconds)
     assert link.trouble() == f"refuses the bridge's commands: NOPERM no permissions ({PERMISSIONS})"
     clock.advance(0.1)
     assert link.trouble() is None
-    link.down(NoPermissionError("no permissions", status_code="NOPERM"), 1, loop="reader")
-    link.down(RedisConnectionError("Connection refused"), 1, loop="writer")
+    link.down(NoPermissionError("no permissions", status_code="NOPERM"), 1, owner="reader")
+    link.down(RedisConnectionError("Connection refused"), 1, owner="writer")
     assert link.trouble() == "is unreachable: Connection refused"
     clock.advance(0.1)  # Redis back, loading its data: it answers, and refuses for now
-    loading = "LOADING Redis is loading the dataset in memory"
-    link.down(ResponseError(loading.split(" ", 1)[1], status_code="LOADING"), 1)
-    assert link.trouble() == f"refuses the bridge's commands: {loading}"
+    loading = "Redis is loading the dataset in memory"  # redis-py's error for it, as it makes it
+    link.down(BusyLoadingError(loading, status_code="LOADING"), 1)
+    assert link.trouble() == f"refuses the bridge's commands: LOADING {loading}"
 
 
 def test_a_frame_refused_for_good_is_told_until_no_frame_is_refused_for_a_while() -> None:
@@ -243,16 +309,27 @@ async def test_a_loop_refused_until_its_acl_is_fixed_recovers(link: Link) -> Non
     """A step refused (NOPERM) again and again is retried, counted and told; once it
     succeeds the link is out of trouble, with nothing restarted."""
     refused = NoPermissionError("no permissions to run the 'xread' command", status_code="NOPERM")
-    step = Script(link, refused, refused, refused, 0.0)
-    await asyncio.wait_for(link.keep_trying(step), 5)
-    assert (step.calls, link.connection_errors) == (4, 3)
-    assert link.trouble() is None
+    owner = object()
+    told: list[tuple[str | None, bool, bool]] = []
+
+    async def after_its_success() -> float:
+        # The loop is still running: its success, not its end, ended the refusal.
+        told.append((link.trouble(), link.refused(owner), link.usable))
+        link.stopping.set()
+        return 0.0
+
+    step = Script(link, refused, refused, refused, 0.0, after_its_success)
+    await asyncio.wait_for(link.keep_trying(step, owner=owner), 5)
+    assert (step.calls, link.connection_errors) == (5, 3)
+    assert told == [(None, False, True)]
 
 
 class Script:
     """A step that raises or returns each outcome in turn, and stops the link after the last."""
 
-    def __init__(self, link: Link, *outcomes: BaseException | float | None) -> None:
+    def __init__(
+        self, link: Link, *outcomes: BaseException | float | Callable[[], Awaitable[float]] | None
+    ) -> None:
         self.link = link
         self.outcomes = list(outcomes)
         self.calls = 0
@@ -264,6 +341,8 @@ class Script:
             self.link.stopping.set()
         if isinstance(outcome, BaseException):
             raise outcome
+        if callable(outcome):
+            return await outcome()
         return outcome
 
 
