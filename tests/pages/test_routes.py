@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -791,6 +792,13 @@ async def test_nodes_announced_down_or_left_show_so_first_with_the_time_since(
     assert '<span class="badge tone-warn">left</span>' in gone
 
 
+def fired_a_millisecond_apart(count: int) -> list[datetime]:
+    """``count`` moments a millisecond apart, the last a second ago: alerts published in a loop
+    would otherwise share milliseconds, and which of a tie fired first is not defined."""
+    last = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    return [last - timedelta(milliseconds=count - 1 - n) for n in range(count)]
+
+
 async def test_with_more_firing_alerts_than_it_shows_the_page_lists_the_newest_fired(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
@@ -799,8 +807,8 @@ async def test_with_more_firing_alerts_than_it_shows_the_page_lists_the_newest_f
     severity raised, as an escalation or a worsening condition changes it)."""
     older = [f"old-{n:03d}" for n in range(MAX_SHOWN)]
     with page_bridge(tmp_path) as server:
-        for alert_id in older:
-            publish(server, "system_alert", system_alert(alert_id, "warning"))
+        for alert_id, fired in zip(older, fired_a_millisecond_apart(MAX_SHOWN), strict=True):
+            publish(server, "system_alert", system_alert(alert_id, "warning", at=fired))
         raise_alert(server, "newest", "raised after the others", severity="warning")
         for alert_id in older:
             publish(server, "system_alert", system_alert(alert_id, "critical"))
@@ -820,8 +828,8 @@ async def test_with_exactly_as_many_firing_alerts_as_it_shows_the_page_says_none
     and the note says the page shows the newest MAX_SHOWN."""
     note = f"Showing the newest {MAX_SHOWN} firing"
     with page_bridge(tmp_path) as server:
-        for number in range(MAX_SHOWN):
-            publish(server, "system_alert", system_alert(f"a-{number:03d}", "warning"))
+        for number, fired in enumerate(fired_a_millisecond_apart(MAX_SHOWN)):
+            publish(server, "system_alert", system_alert(f"a-{number:03d}", "warning", at=fired))
         wait_for_alert(server, f"a-{MAX_SHOWN - 1:03d}", lambda record: True)
         _, _, every = await fetch(client, server.url + "/?part=live")
         raise_alert(server, "one-more", "one more", severity="warning")

@@ -137,9 +137,10 @@ def system_alert(
     node: str = "n1",
     source: str = "test",
     metadata: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> SystemAlert:
-    """A SystemAlert with the given id."""
-    return SystemAlert(
+    """A SystemAlert with the given id (sent ``at``, else now)."""
+    alert = SystemAlert(
         alert_id=alert_id,
         severity=severity,
         category="system",
@@ -149,6 +150,7 @@ def system_alert(
         node=node,
         metadata=metadata or {},
     )
+    return alert if at is None else alert.model_copy(update={"timestamp": at})
 
 
 def critical_cpu(node: str = "n1") -> MetricAlert:
