@@ -88,6 +88,13 @@ def _export_to(receiver: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
 
 
+def _mirror_to(receiver: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_export_to``, and the /metrics series mirrored as OTLP metrics every 100 ms."""
+    _export_to(receiver, monkeypatch)
+    monkeypatch.setenv("EXESDB_OTLP_METRICS", "true")
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "100")
+
+
 @asynccontextmanager
 async def _webhook_bridge(
     receiver: Any,
@@ -397,10 +404,7 @@ async def test_prometheus_series_are_mirrored_as_otlp_metrics(
     receiver: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With EXESDB_OTLP_METRICS the /metrics series arrive as OTLP sums and gauges."""
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
-    monkeypatch.setenv("EXESDB_OTLP_METRICS", "true")
-    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "100")
+    _mirror_to(receiver, monkeypatch)
     monkeypatch.setenv("EXESDB_NODE", "node1@host")
     bridge = Bridge(load_settings(), registry=CollectorRegistry(), components=SINKS)
     await bridge.start(serve_http=False)
@@ -452,10 +456,7 @@ async def test_with_delta_temporality_the_collector_receives_increases(
     AGGREGATION_TEMPORALITY_DELTA sums: each export's value the increase since the one before,
     starting where it ended, so that the values add up to the total; the start-up line says so."""
     caplog.set_level(logging.INFO, logger="bridge.sinks.otlp.sink")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
-    monkeypatch.setenv("EXESDB_OTLP_METRICS", "true")
-    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "100")
+    _mirror_to(receiver, monkeypatch)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")
     bridge = Bridge(load_settings(), registry=CollectorRegistry(), components=SINKS)
     await bridge.start(serve_http=False)
@@ -535,11 +536,9 @@ async def test_an_exporter_of_none_keeps_its_signal_from_the_collector(
 ) -> None:
     """OTEL_LOGS_EXPORTER=none and OTEL_METRICS_EXPORTER=none send the collector spans alone,
     EXESDB_OTLP_METRICS and a flush at shutdown notwithstanding."""
-    _export_to(receiver, monkeypatch)
+    _mirror_to(receiver, monkeypatch)
     monkeypatch.setenv("OTEL_BLRP_SCHEDULE_DELAY", "50")
     monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
-    monkeypatch.setenv("EXESDB_OTLP_METRICS", "true")
-    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "100")
     monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
     bridge = Bridge(load_settings(), registry=CollectorRegistry(), components=SINKS)
     await bridge.start(serve_http=False)
