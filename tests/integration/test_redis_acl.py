@@ -270,8 +270,9 @@ def refused_until_put_right(
     seen: list[tuple[int, str]] = []
 
     def refused_enough() -> bool:
+        enough = counted(process)  # before the readiness: the last one seen follows the count
         seen.append(bus_readiness(process))
-        return counted(process)
+        return enough
 
     wait_until(refused_enough, 30, "the refused commands counted")
     told = [line for line in process.log().splitlines() if refusal in line]
