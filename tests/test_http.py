@@ -1090,6 +1090,22 @@ async def test_metrics_gzips_only_when_gzip_is_acceptable(
     assert b"exesdb_build_info" in (gzip.decompress(body) if gzipped else body)
 
 
+async def test_metrics_answers_text_to_a_scraper_weighting_text_above_openmetrics(
+    serve: ServerFactory,
+) -> None:
+    """Prometheus' ``scrape_protocols: [PrometheusText0.0.4, OpenMetricsText1.0.0]`` lists both,
+    text weighted higher: it gets text 0.0.4, not OpenMetrics."""
+    server = await serve()
+    headers = {
+        "Accept": "text/plain;version=0.0.4;q=0.6,"
+        "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,*/*;q=0.4"
+    }
+    async with server.session.get(server.url + "/metrics", headers=headers) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        assert "# EOF" not in await response.text()
+
+
 async def test_metrics_answers_text_for_an_accept_it_cannot_read(serve: ServerFactory) -> None:
     """An OpenMetrics version prometheus_client cannot compare gets text 0.0.4, not a 500."""
     server = await serve()

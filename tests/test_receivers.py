@@ -96,6 +96,13 @@ def test_an_alertmanager_receiver_block_reads_unchanged(tmp_path: Path) -> None:
     loaded = load_receivers(write(tmp_path, ALERTMANAGER_BLOCK))
     first, second = loaded.webhook_configs
     assert (first.send_resolved, first.max_alerts, first.timeout) == (False, 10, 90.0)
+    # follow_redirects as prometheus/common reads it: false as given, else true.
+    assert (first.http_config.follow_redirects, second.http_config.follow_redirects) == (
+        False,
+        True,
+    )
+    assert "follows no redirect" in first.http_config.summary()
+    assert "redirect" not in second.http_config.summary()
     assert first.http_config.tls_config.ca_file == str(tmp_path / "ca.pem")
     assert first.http_config.authorization is not None
     assert first.http_config.authorization.credentials is not None
@@ -295,6 +302,10 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
             "webhook_configs: must be a list: each entry on a line starting with '- '",
         ),
         ("- a list\n", "the top level must be a mapping of keys"),
+        (  # Go would read it as false: neither that nor the default is guessed
+            "webhook_configs:\n  - url: http://h/x\n    http_config:\n      follow_redirects:\n",
+            "webhook_configs.0.http_config.follow_redirects: empty (null); give a value",
+        ),
         (  # another kind of file named by mistake: its lines are no keys to show
             "root:$6$tok3n:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n",
             "(top level): a key that is no name (not shown: is this the file meant?); allowed",

@@ -1,18 +1,19 @@
-"""A POST that follows 307 and 308 redirects when ``http_config`` says ``follow_redirects: true``.
+"""A POST following 307 and 308 redirects, unless ``http_config`` says ``follow_redirects: false``.
 
-Go's client (and so Alertmanager) follows a redirect by default; on a 301, 302 or 303 it turns a
-POST into a GET without a body, which would send no alerts and count its 2xx as delivered. Only
-307 and 308 keep the method and the body, so only they are followed here, at most 10 in a row as
-Go's client stops after 10. A 301, 302 or 303 is answered to the caller, which counts it a failed
+Go's client (and so Alertmanager) follows a redirect by default (prometheus/common's
+``follow_redirects`` is true unless set false), and so does the bridge's; on a 301, 302 or 303 Go
+turns a POST into a GET without a body, which would send no alerts and count its 2xx as delivered.
+Only 307 and 308 keep the method and the body, so only they are followed here, at most 10 in a row
+as Go's client stops after 10. A 301, 302 or 303 is answered to the caller, which counts it a failed
 attempt (``refused_redirect`` says why). The headers that carry credentials
-(``RequestOptions.credentials``: ``Authorization`` from ``authorization`` or ``basic_auth``, and
-the ``http_headers`` given as ``secrets`` or ``files``) are sent to the first URL's origin only,
-stricter than Alertmanager, whose RoundTrippers (prometheus/common) set them again on every hop;
-the signature header goes to every hop (an HMAC of the body, which proves it and gives away no
-secret), and so do plain ``http_headers`` ``values``. Each hop's proxy, TLS and proxy
-credentials are those of its own URL. The session's timeout covers
-the whole chain, as Go's client timeout does, so an attempt never outlasts its receiver's
-``timeout``. Without ``follow_redirects: true`` every 3xx is answered to the caller as it came.
+(``RequestOptions.credentials``: ``Authorization`` from ``authorization`` or ``basic_auth``, and the
+``http_headers`` given as ``secrets`` or ``files``) are sent to the first URL's origin only,
+stricter than Alertmanager, whose RoundTrippers (prometheus/common) set them again on every hop; the
+signature header goes to every hop (an HMAC of the body, which proves it and gives away no secret),
+and so do plain ``http_headers`` ``values``. Each hop's proxy, TLS and proxy credentials are those
+of its own URL. The session's timeout covers the whole chain, as Go's client timeout does, so an
+attempt never outlasts its receiver's ``timeout``. With ``follow_redirects: false`` every 3xx is
+answered to the caller as it came.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class RedirectNotFollowed(aiohttp.ClientError):
 def refused_redirect(client: ClientSettings, status: int) -> str | None:
     """Why an answer ``status`` to a client that follows redirects is a failed attempt, when it
     is a redirect the client will not follow (301, 302, 303); None otherwise."""
-    if client.config.follow_redirects is not True or status not in _DROPPING_THE_BODY:
+    if not client.config.follow_redirects or status not in _DROPPING_THE_BODY:
         return None
     return (
         f"HTTP {status}: a {status} redirect is not followed, since following it would turn the "
@@ -65,7 +66,7 @@ async def post(
     """The answer to POSTing ``body`` to ``url`` with ``headers`` and what ``client`` adds (its
     auth, TLS and proxy), after the 307 and 308 redirects it follows; raises what a request raises
     (``RedirectNotFollowed`` included)."""
-    follow = client.config.follow_redirects is True
+    follow = client.config.follow_redirects
     first: tuple[str, str | None, int | None] | None = None  # known once a redirect came
     clock = asyncio.get_running_loop().time
     budget = session.timeout.total

@@ -11,7 +11,8 @@ none of prometheus/common's reserved headers nor the bridge's own ``X-ExESDB-*``
 relative to the file's folder, as there. A CA may be given inline (``tls_config.ca``, checked
 when the file is read). What the bridge cannot do is refused by name, saying why;
 ``enable_http2`` is accepted and has no effect (the bridge's client speaks HTTP/1.1);
-``follow_redirects: true`` follows 307 and 308 only (``bridge.httpclient.redirects``).
+``follow_redirects`` is true by default, as there, and follows 307 and 308 only
+(``bridge.httpclient.redirects``).
 """
 
 from __future__ import annotations
@@ -313,8 +314,9 @@ class HTTPClientConfig(Strict):
     basic_auth: BasicAuth | None = None
     tls_config: TLSConfig = TLSConfig()
     proxy_url: str | None = None
-    # true: 307 and 308 followed, other redirects failed attempts (bridge.httpclient.redirects).
-    follow_redirects: GoBool | None = None
+    # prometheus/common's default. True: 307 and 308 followed, 301, 302 and 303 failed attempts;
+    # false: every redirect answered as it came (bridge.httpclient.redirects).
+    follow_redirects: GoBool = True
     enable_http2: GoBool = True  # accepted for files written for Alertmanager; no effect
     oauth2: Annotated[Any, not_supported("use authorization with a token from a file")] = None
     no_proxy: str | None = None  # bridge.httpclient.proxy: hosts reached without proxy_url
@@ -441,8 +443,8 @@ class HTTPClientConfig(Strict):
             parts.append(f"proxy {safe_url(self.proxy_url)}{skipped}")
         if self.proxy_from_environment:
             parts.append("proxy from the environment")
-        if self.follow_redirects:
-            parts.append("follows 307 and 308 redirects")
+        if not self.follow_redirects:
+            parts.append("follows no redirect")
         if self.proxy_connect_header:
             names = ", ".join(self.proxy_connect_header)
             parts.append(f"proxy CONNECT headers {names} <set, redacted>")

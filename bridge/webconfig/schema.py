@@ -93,13 +93,23 @@ def _header_value(value: str | None) -> str | None:
 HeaderValue = Annotated[str | None, AfterValidator(_header_value)]
 
 
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("empty")  # worded by check_yaml as every null where a value goes
+    return value
+
+
 class ResponseHeaders(Strict):
     """The headers the toolkit lets a web config add to every response (its names, exactly)."""
 
     content_security_policy: HeaderValue = Field(None, alias="Content-Security-Policy")
-    x_frame_options: Literal["deny", "sameorigin", ""] | None = Field(None, alias="X-Frame-Options")
-    x_content_type_options: Literal["nosniff", ""] | None = Field(
-        None, alias="X-Content-Type-Options"
+    # The toolkit refuses any other value of these two, a blank or null one included (Go reads a
+    # null as ""), so neither is left unset as a blank free-form one is.
+    x_frame_options: Annotated[Literal["deny", "sameorigin"] | None, BeforeValidator(_not_null)] = (
+        Field(None, alias="X-Frame-Options")
+    )
+    x_content_type_options: Annotated[Literal["nosniff"] | None, BeforeValidator(_not_null)] = (
+        Field(None, alias="X-Content-Type-Options")
     )
     x_xss_protection: HeaderValue = Field(None, alias="X-XSS-Protection")
     strict_transport_security: HeaderValue = Field(None, alias="Strict-Transport-Security")

@@ -1,4 +1,5 @@
-"""Redirects under follow_redirects: true: 307 and 308 followed with the body, others refused.
+"""Redirects under follow_redirects (true by default): 307 and 308 followed with the body,
+others refused.
 
 Real aiohttp servers on 127.0.0.1 answer the redirects; a webhook sender configured from a
 receivers file (as Alertmanager's webhook_config, pasted with its default follow_redirects: true)
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from pydantic import SecretStr
 
 from bridge.httpclient import ClientSettings, HTTPClientConfig
 from bridge.receivers import Receiver, read_receivers_file, resolve_receivers
@@ -79,18 +81,20 @@ async def redirector(host: str = "127.0.0.1") -> AsyncIterator[Redirector]:
 
 
 def receiver(
-    tmp_path: Path, url: str, follow: str = "true", timeout: float = 5.0, more: str = ""
+    tmp_path: Path, url: str, follow: str | None = "true", timeout: float = 5.0, more: str = ""
 ) -> Receiver:
     """The receiver of a receivers file giving ``url``, a bearer token, a signing key,
-    ``follow_redirects: <follow>`` and ``more`` lines of its ``http_config``."""
+    ``follow_redirects: <follow>`` (no such line for None) and ``more`` lines of its
+    ``http_config``."""
     path = tmp_path / "receivers.yml"
     path.write_text(
         "webhook_configs:\n"
         f"  - url: {url}\n"
         f"    secret: {SECRET}\n"
         "    http_config:\n"
-        f"      follow_redirects: {follow}\n"
-        "      authorization: {credentials: the-token}\n" + more
+        + ("" if follow is None else f"      follow_redirects: {follow}\n")
+        + "      authorization: {credentials: the-token}\n"
+        + more
     )
     [hook], _ = resolve_receivers(
         [],
@@ -222,17 +226,36 @@ async def test_the_receivers_timeout_covers_the_whole_chain_of_redirects(tmp_pat
     assert len(server.hops) < 10  # about 4: however slow the host, not all 10
 
 
-@pytest.mark.parametrize("follow", ["false", "null"])
-async def test_without_follow_redirects_a_307_is_a_final_failure(
-    tmp_path: Path, follow: str
-) -> None:
-    """follow_redirects false or absent (and so EXESDB_WEBHOOK_URLS receivers): a 307 is not
-    followed and is final, as before."""
+async def test_with_follow_redirects_false_a_307_is_a_final_failure(tmp_path: Path) -> None:
+    """follow_redirects: false: a 307 is not followed and is final."""
     async with redirector() as server:
         server.answers["/hook"] = (307, lambda: "/moved")
-        result = await attempt(receiver(tmp_path, server.url + "/hook", follow))
+        result = await attempt(receiver(tmp_path, server.url + "/hook", "false"))
     assert (result.outcome, result.status, result.error) == (Outcome.REJECTED, 307, "HTTP 307")
     assert [hop.path for hop in server.hops] == ["/hook"]
+
+
+async def test_without_follow_redirects_a_308_is_followed_as_alertmanager_follows_it(
+    tmp_path: Path,
+) -> None:
+    """follow_redirects absent is true, prometheus/common's default: a receiver pasted from
+    Alertmanager without the key, and so a receiver of EXESDB_WEBHOOK_URLS, follows a 308."""
+    async with redirector() as server:
+        server.answers["/hook"] = (308, lambda: "/moved")
+        result = await attempt(receiver(tmp_path, server.url + "/hook", None))
+        [from_urls], _ = resolve_receivers(
+            [server.url + "/hook"],
+            None,
+            secret=SecretStr(SECRET),
+            timeout=5.0,
+            max_alerts=0,
+            min_severity="warning",
+        )
+        from_environment = await attempt(from_urls)
+    assert result.outcome is Outcome.DELIVERED, result
+    assert from_environment.outcome is Outcome.DELIVERED, from_environment
+    assert [hop.path for hop in server.hops] == ["/hook", "/moved"] * 2
+    assert server.hops[1].body == BODY
 
 
 async def test_the_alertmanager_poster_follows_a_307_and_refuses_a_302(

@@ -31,6 +31,11 @@ PROMETHEUS_3_ACCEPT = (
     "application/openmetrics-text;version=0.0.1;q=0.5,"
     "text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
 )
+# What Prometheus asks for with scrape_protocols: [PrometheusText0.0.4, OpenMetricsText1.0.0].
+TEXT_FIRST_ACCEPT = (
+    "text/plain;version=0.0.4;q=0.6,"
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,*/*;q=0.4"
+)
 OPENMETRICS_1 = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
@@ -87,11 +92,16 @@ def _get(bridge: Bridge, headers: dict[str, str]) -> tuple[int, bytes, dict[str,
         ("application/json", TEXT_TYPE),
         ("application/openmetrics-text;version=x", TEXT_TYPE),
         ("text/plain;version=abc", TEXT_TYPE),
+        (TEXT_FIRST_ACCEPT, TEXT_TYPE),
+        ("text/plain;q=1, application/openmetrics-text;q=0.1", TEXT_TYPE),
+        ("text/plain;version=1.0.0;q=0.3,application/openmetrics-text;q=0.5", OPENMETRICS_TYPE),
+        ("*/*;q=0.9,application/openmetrics-text;q=0.5", OPENMETRICS_TYPE),
+        ("Application/OpenMetrics-Text", OPENMETRICS_TYPE),
     ],
 )
-def test_negotiation_is_prometheus_clients(accept: str, content_type: str):
-    """The format is prometheus_client's choice (OpenMetrics only when asked, not with q=0);
-    text 0.0.4 else."""
+def test_negotiation_takes_the_most_wanted_format(accept: str, content_type: str):
+    """The most wanted type by weight (the first of equal weights) that prometheus_client
+    serves, as it serves it (OpenMetrics only when asked, never with q=0); text 0.0.4 else."""
     chosen = negotiate(accept)
     assert chosen.content_type.startswith(content_type)
     assert chosen.openmetrics is content_type.startswith("application/openmetrics-text")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from bridge.sinks.prometheus import MetricType, SeriesStore
 from bridge.sinks.prometheus.store import Family, format_value
@@ -329,6 +331,20 @@ def test_label_values_written_to_the_store_are_escaped():
     gauge = store.family("exesdb_test_value", MetricType.GAUGE, "A test gauge.", ("node",))
     gauge.set(('a"b\\c\nd',), 1.0)
     assert 'exesdb_test_value{node="a\\"b\\\\c\\nd"} 1.0\n' in store.render()
+
+
+def test_help_text_is_escaped_as_prometheus_client_escapes_it_in_each_format():
+    """HELP lines match prometheus_client's for the same text: backslash and line feed escaped in
+    both formats, the double quote in OpenMetrics only (its escaped-string)."""
+    text = 'Say "a\\b"\nthen.'
+    store = _store(ManualClock())
+    store.family("exesdb_test_value", MetricType.GAUGE, text, ("node",)).set(("n1",), 1.0)
+    registry = CollectorRegistry()
+    Gauge("exesdb_test_value", text, registry=registry)
+    for openmetrics, encode in ((False, generate_latest), (True, generate_openmetrics)):
+        help_line = encode(registry).decode().splitlines()[0]
+        assert help_line.startswith("# HELP exesdb_test_value Say ")
+        assert help_line + "\n" in store.render(openmetrics)
 
 
 def test_writes_of_a_batch_share_one_reading_of_the_clock():

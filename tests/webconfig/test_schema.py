@@ -174,6 +174,15 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
             "http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
             "http_server_config.headers.X-Frame-Options",
         ),
+        # Blank or null, as the toolkit refuses them (not left unset as a blank CSP is).
+        (
+            "http_server_config:\n  headers:\n    X-Frame-Options: ''\n",
+            "http_server_config.headers.X-Frame-Options: must be 'deny' or 'sameorigin' (got '')",
+        ),
+        (
+            "http_server_config:\n  headers:\n    X-Content-Type-Options:\n",
+            "http_server_config.headers.X-Content-Type-Options: empty (null)",
+        ),
         (
             "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: Maybe\n",
             "tls_server_config.client_auth_type",

@@ -4,11 +4,11 @@ Retried, as Alertmanager and the OpenTelemetry HTTP exporters do: connection err
 429 and every 5xx, after the delay ``bridge.backoff.Backoff`` gives (``backoff * 2**(attempt-1)``
 seconds, capped at the largest backoff, ±jitter), or after ``Retry-After`` when the receiver asks
 for longer.
-Anything else that is not 2xx (400, 401, 404, a redirect...) is final, but for a 301, 302 or 303
-to a receiver whose ``http_config`` follows redirects, retried: only 307 and 308 are followed
-(``bridge.httpclient.redirects``), and the others would lose the alerts. A delivery still failing
-when its next attempt would fall after ``EXESDB_WEBHOOK_DEADLINE_MS`` is dead-lettered; it stays
-in the outbox until ``exesdb-bridge outbox retry``.
+Anything else that is not 2xx (400, 401, 404, a redirect...) is final, but for a 301, 302 or 303 to
+a receiver whose ``http_config`` follows redirects (the default), retried: only 307 and 308 are
+followed (``bridge.httpclient.redirects``), and the others would lose the alerts. A delivery still
+failing when its next attempt would fall after ``EXESDB_WEBHOOK_DEADLINE_MS`` is dead-lettered; it
+stays in the outbox until ``exesdb-bridge outbox retry``.
 
 Each receiver has its own worker and sender, and at most one attempt in flight, so a dead or
 hanging receiver only ever delays its own deliveries; those go out in the order they were made

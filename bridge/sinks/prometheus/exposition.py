@@ -1,7 +1,8 @@
-"""``GET /metrics``: the format and compression prometheus_client negotiates, and one document.
+"""``GET /metrics``: the format and compression the request wants most, and one document.
 
-prometheus_client decides the format (``choose_encoder``) and renders its registry (bus
-self-metrics, process metrics, build info) in it; the sink's series come pre-rendered from their
+The format is the most wanted of those prometheus_client serves, by the ``Accept`` header's
+weights (``negotiate``), and prometheus_client renders its registry (bus self-metrics, process
+metrics, build info) in it; the sink's series come pre-rendered from their
 ``SeriesStore`` in the same format. In OpenMetrics the document ends with one ``# EOF``, after
 both parts. Whether to gzip is prometheus_client's ``gzip_accepted``; an explicit refusal
 (``q=0``) of a format or of gzip is honoured, which prometheus_client does not read.
@@ -23,6 +24,7 @@ __all__ = ["OPENMETRICS_TYPE", "TEXT_TYPE", "Format", "gzip_wanted", "negotiate"
 
 TEXT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
 _OPENMETRICS_MEDIA_TYPE: Final = "application/openmetrics-text"
+_TEXT_MEDIA_TYPE: Final = "text/plain"
 _EOF: Final = b"# EOF\n"
 
 
@@ -39,18 +41,39 @@ _TEXT: Final = Format(False, TEXT_TYPE, choose_encoder("")[0])
 
 
 def negotiate(accept: str) -> Format:
-    """The format for an ``Accept`` header: prometheus_client's choice, text 0.0.4 by default.
+    """The format for an ``Accept`` header: the most wanted one prometheus_client can serve,
+    text 0.0.4 when there is none.
 
-    prometheus_client ignores weights, so a media type given ``q=0`` ("not this", RFC 9110,
-    12.4.2) is left out before it chooses.
+    The media types are taken by weight, highest first, in the order given when weights tie
+    (RFC 9110, 12.5.1), as client_golang's ``expfmt.Negotiate`` takes them; each is served as
+    prometheus_client serves it when asked for that type alone. prometheus_client reads the list
+    in its order and ignores weights, so Prometheus' ``scrape_protocols: [PrometheusText0.0.4,
+    OpenMetricsText1.0.0]`` (text weighted above OpenMetrics, both listed) would get OpenMetrics.
+    A type given ``q=0`` ("not this", RFC 9110, 12.4.2) is never chosen; wildcards, other
+    types and an OpenMetrics version it cannot serve (0.0.1) are passed over, as client_golang
+    passes them over.
     """
-    wanted = ",".join(item for item in accept.split(",") if _weight(item) != 0.0)
-    try:
-        encode, content_type = choose_encoder(wanted)
-    except (TypeError, ValueError):
-        # prometheus_client cannot compare a version such as "version=x": serve the default.
-        return _TEXT
-    return Format(content_type.startswith(_OPENMETRICS_MEDIA_TYPE), content_type, encode)
+    weighted = [(_weight(item), item) for item in accept.split(",")]
+    # sorted() is stable: items of equal weight stay in the order given.
+    ranked = sorted(
+        ((1.0 if weight is None else weight, item) for weight, item in weighted),
+        key=lambda pair: -pair[0],
+    )
+    for weight, item in ranked:
+        if weight <= 0.0:
+            break  # this and every item after it refused
+        media, _, params = item.partition(";")
+        media = media.strip().lower()
+        if media not in (_OPENMETRICS_MEDIA_TYPE, _TEXT_MEDIA_TYPE):
+            continue
+        try:
+            encode, content_type = choose_encoder(f"{media};{params}" if params else media)
+        except (TypeError, ValueError):
+            continue  # prometheus_client cannot compare a version such as "version=x"
+        openmetrics = content_type.startswith(_OPENMETRICS_MEDIA_TYPE)
+        if openmetrics or media == _TEXT_MEDIA_TYPE:
+            return Format(openmetrics, content_type, encode)
+    return _TEXT
 
 
 def gzip_wanted(accept_encoding: str) -> bool:

@@ -68,8 +68,11 @@ def escape_label_value(value: str) -> str:
     return value
 
 
-def _escape_help(text: str) -> str:
-    return text.replace("\\", r"\\").replace("\n", r"\n")
+def _escape_help(text: str, openmetrics: bool) -> str:
+    """HELP text as each format escapes it: both escape backslash and line feed; OpenMetrics'
+    grammar (its ``escaped-string``) escapes the double quote too, text 0.0.4 does not."""
+    text = text.replace("\\", r"\\").replace("\n", r"\n")
+    return text.replace('"', r"\"") if openmetrics else text
 
 
 def format_value(value: float) -> str:
@@ -329,11 +332,10 @@ class Family:
     def _header(self, openmetrics: bool) -> str:
         # Text 0.0.4 names a counter's metadata after its sample; OpenMetrics after the family.
         name = self.name if openmetrics else self._sample_name
-        return (
-            f"# HELP {name} {_escape_help(self.help)}\n# TYPE {name} {self.kind.value}\n"
-            if self._series
-            else ""
-        )
+        if not self._series:
+            return ""
+        help_text = _escape_help(self.help, openmetrics)
+        return f"# HELP {name} {help_text}\n# TYPE {name} {self.kind.value}\n"
 
 
 def _size(prefix: str) -> int:
