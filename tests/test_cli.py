@@ -99,6 +99,31 @@ def test_no_command_at_all_shows_every_command_and_exits_2() -> None:
 
 
 @pytest.mark.parametrize(
+    ("command", "needs"),
+    [
+        (["run"], ["environment variable", "EXESDB_HTTP_ADDR", "docs/configuration.md"]),
+        (["check-config"], ["environment variable", "docs/configuration.md"]),
+        (["publish"], ["SECRET_KEY_BASE", "EXESDB_INGEST=true"]),
+        (["tail"], ["EXESDB_ADMIN_TOKEN"]),
+        (["alerts", "list"], ["EXESDB_ADMIN_TOKEN"]),
+        (["alerts", "ack"], ["EXESDB_ADMIN_TOKEN"]),
+    ],
+    ids=" ".join,
+)
+def test_help_says_what_a_command_needs_from_the_environment(
+    command: list[str], needs: list[str]
+) -> None:
+    """`--help` says where a command's settings come from: run and check-config that each is an
+    environment variable, publish the key it signs with, tail and alerts the admin token; and
+    breaks its lines at spaces only, never inside a name such as ./.exesdb-bridge."""
+    completed = cli(*command, "--help", COLUMNS="55")
+    assert completed.returncode == 0
+    text = " ".join(completed.stdout.split())
+    assert [need for need in needs if need not in text] == []
+    assert not re.search(r"[a-z]-$", completed.stdout.split("options:")[0], re.M)
+
+
+@pytest.mark.parametrize(
     ("group", "choices"), [("alerts", "{list,ack}"), ("outbox", "{list,retry}")]
 )
 def test_a_command_group_without_its_subcommand_names_the_choices(group: str, choices: str) -> None:

@@ -37,7 +37,15 @@ __all__ = ["add_message_commands"]
 
 def add_message_commands(commands: Commands) -> None:
     """Add ``publish`` and ``tail`` to the subcommands of ``exesdb-bridge``."""
-    publish = commands.add_parser("publish", help="sign and send one message to a bridge")
+    publish = commands.add_parser(
+        "publish",
+        help="sign and send one message to a bridge",
+        description=(
+            "Sign one message with SECRET_KEY_BASE, the bridge's key, and post it to the"
+            " bridge's ingest, which a bridge runs with EXESDB_INGEST=true. The schema command"
+            " lists a type's fields."
+        ),
+    )
     publish.add_argument("tag", metavar="TAG", help="the message type, e.g. system_alert")
     publish.add_argument("--topic", type=_topic, help="the topic (default: the tag)")
     publish.add_argument(
@@ -51,7 +59,14 @@ def add_message_commands(commands: Commands) -> None:
     client_options(publish)
     publish.set_defaults(handler=_publish)
 
-    tail = commands.add_parser("tail", help="print verified messages as they arrive")
+    tail = commands.add_parser(
+        "tail",
+        help="print verified messages as they arrive",
+        description=(
+            "Print verified messages as they arrive, one line each, from the bridge's message"
+            " stream, with EXESDB_ADMIN_TOKEN, the admin token the bridge runs with."
+        ),
+    )
     tail.add_argument("--instance", choices=INSTANCES, help="only this bus instance")
     tail.add_argument(
         "--topic", type=_stream_topic, help="only this topic (a trailing * matches a prefix)"

@@ -38,13 +38,29 @@ _GC_THRESHOLDS: Final = (50_000, 20, 20)
 
 def add_service_commands(commands: Commands) -> None:
     """Add ``run`` and ``check-config`` to the subcommands of ``exesdb-bridge``."""
-    run = commands.add_parser("run", help="run the bridge service")
+    run = commands.add_parser(
+        "run",
+        help="run the bridge service",
+        description=(
+            "Run the bridge until SIGTERM or Ctrl-C. Every setting is an environment variable:"
+            " EXESDB_HTTP_ADDR is where it listens (default 0.0.0.0:9570), EXESDB_STATE_DIR"
+            " where it keeps its alert outbox (default ./.exesdb-bridge); the check-config"
+            " command prints them all, and docs/configuration.md describes each."
+        ),
+    )
     run.add_argument(
         "--demo", action="store_true", help="add a simulated three-node ExESDB cluster's traffic"
     )
     run.set_defaults(handler=_run)
 
-    check = commands.add_parser("check-config", help="print the resolved configuration")
+    check = commands.add_parser(
+        "check-config",
+        help="print the resolved configuration",
+        description=(
+            "Print every setting, read from its environment variable, with secrets redacted;"
+            " exit 2 listing every problem. docs/configuration.md describes each variable."
+        ),
+    )
     check.set_defaults(handler=_check_config)
 
 
