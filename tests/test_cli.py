@@ -880,6 +880,24 @@ def test_a_server_that_is_no_bridge_is_named_without_a_traceback(
     assert completed.stderr.count("\n") == 1
 
 
+def test_outbox_without_an_outbox_points_at_the_demos_when_there_is_one(tmp_path: Path) -> None:
+    """Run where `run --demo` left its outbox and no other, `outbox list` says where the demo's
+    is and how to read it; with EXESDB_STATE_DIR set, it does not."""
+    demo = tmp_path / ".exesdb-bridge-demo"
+    demo.mkdir()
+    Outbox(demo / "alerts.sqlite3").close()
+    listed = cli("outbox", "list", cwd=tmp_path)
+    assert listed.returncode == 1
+    assert listed.stderr.rstrip().endswith(
+        "; `run --demo` keeps its own in ./.exesdb-bridge-demo:"
+        " set EXESDB_STATE_DIR=./.exesdb-bridge-demo"
+    ), listed.stderr
+    assert cli("outbox", "list", cwd=tmp_path, EXESDB_STATE_DIR=str(demo)).returncode == 0
+    elsewhere = cli("outbox", "list", cwd=tmp_path, EXESDB_STATE_DIR=str(tmp_path / "other"))
+    assert elsewhere.returncode == 1
+    assert "--demo" not in elsewhere.stderr
+
+
 def test_outbox_without_an_outbox_names_the_whole_path_and_the_variable(tmp_path: Path) -> None:
     """Run where the default state directory is not, `outbox list` names the absolute path it
     looked at and EXESDB_STATE_DIR (exit 1); `outbox retry` with nothing to retry is a usage

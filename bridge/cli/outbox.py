@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from bridge.alert_table import not_shown
 from bridge.cli.shared import (
+    DEMO_STATE_DIR,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -83,6 +84,23 @@ def add_outbox_command(commands: Commands) -> None:
     outbox.set_defaults(handler=_outbox)
 
 
+def _demo_hint() -> str:
+    """Where `run --demo`'s outbox is, when EXESDB_STATE_DIR is unset and the demo made one: it
+    keeps its state in a folder of its own, so a person who ran it finds nothing in the default."""
+    import os
+    from pathlib import Path
+
+    from bridge.probe_settings import variable_value
+    from bridge.sinks.alerts.outbox import FILE_NAME
+
+    if variable_value(os.environ, "EXESDB_STATE_DIR") is not None:
+        return ""
+    if not (Path(DEMO_STATE_DIR) / FILE_NAME).exists():
+        return ""
+    demo = DEMO_STATE_DIR
+    return f"; `run --demo` keeps its own in {demo}: set EXESDB_STATE_DIR={demo}"
+
+
 def _outbox(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -99,7 +117,7 @@ def _outbox(args: argparse.Namespace) -> int:
         # Absolute: the default state directory is relative to the folder the command runs in.
         print(
             f"exesdb-bridge: no alert outbox at {path.absolute()}: set EXESDB_STATE_DIR to the"
-            f" bridge's state directory (now {settings.state_dir!r})",
+            f" bridge's state directory (now {settings.state_dir!r}){_demo_hint()}",
             file=sys.stderr,
         )
         return EXIT_FAILED

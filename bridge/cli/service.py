@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Final
 
 from bridge.cli.shared import (
+    DEMO_STATE_DIR,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -29,9 +30,6 @@ __all__ = ["add_service_commands"]
 
 _logger = logging.getLogger("bridge")
 
-# Where `run --demo` keeps its state when EXESDB_STATE_DIR is unset: not the default folder a
-# real bridge run from the same place uses.
-_DEMO_STATE_DIR: Final = "./.exesdb-bridge-demo"
 # The cycle collector's generation thresholds once running (docs/performance.md measures them).
 _GC_THRESHOLDS: Final = (50_000, 20, 20)
 
@@ -165,11 +163,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.demo and variable_value(os.environ, "EXESDB_STATE_DIR") is None:
         # The demo's made-up alerts (brute force on exesdb-2@demo) would otherwise stay in the
         # outbox of the bridge run next from this folder, escalating to its real receivers.
-        settings = settings.model_copy(update={"state_dir": _DEMO_STATE_DIR})
+        settings = settings.model_copy(update={"state_dir": DEMO_STATE_DIR})
         _logger.info(
             "demo: state kept in %s, apart from a bridge run here without --demo"
             " (set EXESDB_STATE_DIR for another)",
-            _DEMO_STATE_DIR,
+            DEMO_STATE_DIR,
         )
     if args.demo and (delivered_to := _alert_destinations(settings)):
         # Documented (docs/deployment.md#demo-traffic): the compose stack shows its alerts in
