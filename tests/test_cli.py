@@ -594,7 +594,12 @@ def test_publish_to_nowhere_exits_1() -> None:
             " (got 12)\n",
         ),
         (["system_alert", *ALERT_FIELDS], None, {}, "SECRET_KEY_BASE"),
-        (["system_alert", *ALERT_FIELDS], None, {"SECRET_KEY_BASE": ""}, "needs SECRET_KEY_BASE"),
+        (
+            ["system_alert", *ALERT_FIELDS],
+            None,
+            {"SECRET_KEY_BASE": ""},
+            "publish needs SECRET_KEY_BASE to sign with: set it to the key the bridge runs with",
+        ),
     ],
 )
 def test_publish_refuses_bad_input_with_exit_2(
@@ -602,7 +607,7 @@ def test_publish_refuses_bad_input_with_exit_2(
 ) -> None:
     """An unknown tag, a bad field (with the value given), bad stdin or no key to sign with exit
     2 and say why; a missing or unknown field says what to give, and where the fields are
-    listed; a bad message is named before a missing key."""
+    listed, a missing key what to set it to; a bad message is named before a missing key."""
     completed = cli("publish", *args, "--url", "http://127.0.0.1:9", stdin=stdin, **env)  # type: ignore[arg-type]
     assert completed.returncode == 2
     assert message in completed.stderr

@@ -189,7 +189,11 @@ def _publish(args: argparse.Namespace) -> int:
     # Set but empty counts as unset, as it does for the bridge; checked after the message, so
     # a message can be got right before there is a key.
     if settings.secret_key_base is None or not settings.secret_key_base.get_secret_value():
-        print("exesdb-bridge: publish needs SECRET_KEY_BASE to sign with", file=sys.stderr)
+        print(
+            "exesdb-bridge: publish needs SECRET_KEY_BASE to sign with: set it to the key the"
+            " bridge runs with (its SECRET_KEY_BASE)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     now = utc_now()
     envelope = Envelope(
