@@ -885,6 +885,20 @@ def test_a_server_that_is_no_bridge_is_named_without_a_traceback(
     assert completed.stderr.count("\n") == 1
 
 
+def test_outbox_on_a_file_that_is_no_outbox_says_so_without_a_traceback(tmp_path: Path) -> None:
+    """An alerts.sqlite3 that is no SQLite database is named with the system's words and the
+    variable to check, in one line, exit 1, as `run` names it (not a traceback)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "alerts.sqlite3").write_text("not a database\n")
+    listed = cli("outbox", "list", EXESDB_STATE_DIR=str(state))
+    assert listed.returncode == 1
+    assert listed.stderr == (
+        f"exesdb-bridge: cannot open the alert outbox at {state / 'alerts.sqlite3'}: file is not"
+        f" a database; is EXESDB_STATE_DIR the bridge's state directory (now '{state}')?\n"
+    )
+
+
 def test_outbox_without_an_outbox_points_at_the_demos_when_there_is_one(tmp_path: Path) -> None:
     """Run where `run --demo` left its outbox and no other, `outbox list` says where the demo's
     is and how to read it; with EXESDB_STATE_DIR set, it does not."""

@@ -102,11 +102,12 @@ def _demo_hint() -> str:
 
 
 def _outbox(args: argparse.Namespace) -> int:
+    import sqlite3
     from pathlib import Path
 
     from bridge.client_settings import OutboxSettings
     from bridge.receiver_keys import receiver_label
-    from bridge.sinks.alerts.outbox import FILE_NAME, Outbox
+    from bridge.sinks.alerts.outbox import FILE_NAME, Outbox, unopenable_hint
 
     settings = client_settings_or_exit(OutboxSettings)
     if args.outbox_command == "retry" and not args.all and not args.ids:
@@ -121,7 +122,19 @@ def _outbox(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
-    outbox = Outbox(path)
+    try:
+        outbox = Outbox(path)
+    except (OSError, sqlite3.Error) as exc:
+        # A file that is no SQLite database, or one this user may not open: said in the system's
+        # words with what to do, as `run` says it, not as a traceback.
+        hint = unopenable_hint(settings.state_dir, exc) or (
+            f"is EXESDB_STATE_DIR the bridge's state directory (now {settings.state_dir!r})?"
+        )
+        print(
+            f"exesdb-bridge: cannot open the alert outbox at {path.absolute()}: {exc}; {hint}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     try:
         if args.outbox_command == "list":
             listed = outbox.queue.deliveries(args.state, args.limit or None)  # 0: all
