@@ -621,7 +621,7 @@ def file_warnings(
     if parts.alertmanager is not None:
         section = parts.alertmanager
         notes += _client_warnings(
-            "alertmanager", section.url or alertmanager_url, section.http_config
+            "alertmanager", section.url or alertmanager_url, section.http_config, "its posts"
         )
     return notes + _global_warnings(parts.global_config, takers, taken=bool(parts.inheriting))
 
@@ -646,13 +646,16 @@ def _unreadable(
     ]
 
 
-def _client_warnings(who: str, url: str | None, config: HTTPClientConfig) -> list[str]:
-    """The files of its own ``config`` that cannot be read now, and a ``tls_config`` its plain
-    ``url`` never uses, instead of that one's files."""
+def _client_warnings(
+    who: str, url: str | None, config: HTTPClientConfig, whose: str = "its deliveries"
+) -> list[str]:
+    """The files of its own ``config`` that cannot be read now (``whose`` requests, a webhook
+    receiver's deliveries or the Alertmanager poster's posts, failing), and a ``tls_config``
+    its plain ``url`` never uses, instead of that one's files."""
     if not _plain(url, config):
-        return _unreadable(f"{who}: ", config.files)
+        return _unreadable(f"{who}: ", config.files, whose)
     read = [(key, path) for key, path in config.files if not key.startswith("tls_config.")]
-    notes = _unreadable(f"{who}: ", read)
+    notes = _unreadable(f"{who}: ", read, whose)
     if config.tls_config.configured:
         notes.append(
             f"{who}: tls_config is set, but its URL is http://, which no TLS protects:"

@@ -6,13 +6,15 @@ Its bridge keeps apart from any you run from the same shell: it listens on a fre
 127.0.0.1, keeps its state in a temporary folder, uses the in-process bus and sends its made-up
 alert to no webhook receiver or Alertmanager, whatever EXESDB_HTTP_ADDR, EXESDB_STATE_DIR,
 EXESDB_BUS and the receiver settings say; every other setting is read from the environment as
-`exesdb-bridge run` reads it. The integration API is described in docs/integration.md.
+`exesdb-bridge run` reads it, and a bad one stops it as it stops `run`: each problem on a line,
+exit 2. The integration API is described in docs/integration.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import tempfile
 import time
 import urllib.request
@@ -21,6 +23,7 @@ from typing import Final
 import bridge.integration as exesdb
 from bridge.app import Bridge
 from bridge.config import load_settings
+from bridge.errors import ConfigError
 from bridge.urls import own_url
 
 # The shell may be set up for a bridge running beside this one (README: EXESDB_HTTP_ADDR exported).
@@ -73,4 +76,12 @@ async def main(state_dir: str) -> None:
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory(prefix="exesdb-example-") as state:
-        asyncio.run(main(state))
+        try:
+            asyncio.run(main(state))
+        except ConfigError as exc:
+            # A bad setting in the environment (EXESDB_INGEST=true without SECRET_KEY_BASE, say):
+            # one line per problem, as `exesdb-bridge run` says them before it exits 2.
+            print("bad configuration:", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {problem}", file=sys.stderr)
+            sys.exit(2)

@@ -99,6 +99,31 @@ def test_no_command_at_all_shows_every_command_and_exits_2() -> None:
 
 
 @pytest.mark.parametrize(
+    ("command", "needs"),
+    [
+        (["run"], ["environment variable", "EXESDB_HTTP_ADDR", "docs/configuration.md"]),
+        (["check-config"], ["environment variable", "docs/configuration.md"]),
+        (["publish"], ["SECRET_KEY_BASE", "EXESDB_INGEST=true"]),
+        (["tail"], ["EXESDB_ADMIN_TOKEN"]),
+        (["alerts", "list"], ["EXESDB_ADMIN_TOKEN"]),
+        (["alerts", "ack"], ["EXESDB_ADMIN_TOKEN"]),
+    ],
+    ids=" ".join,
+)
+def test_help_says_what_a_command_needs_from_the_environment(
+    command: list[str], needs: list[str]
+) -> None:
+    """`--help` says where a command's settings come from: run and check-config that each is an
+    environment variable, publish the key it signs with, tail and alerts the admin token; and
+    breaks its lines at spaces only, never inside a name such as ./.exesdb-bridge."""
+    completed = cli(*command, "--help", COLUMNS="55")
+    assert completed.returncode == 0
+    text = " ".join(completed.stdout.split())
+    assert [need for need in needs if need not in text] == []
+    assert not re.search(r"[a-z]-$", completed.stdout.split("options:")[0], re.M)
+
+
+@pytest.mark.parametrize(
     ("group", "choices"), [("alerts", "{list,ack}"), ("outbox", "{list,retry}")]
 )
 def test_a_command_group_without_its_subcommand_names_the_choices(group: str, choices: str) -> None:
@@ -569,7 +594,12 @@ def test_publish_to_nowhere_exits_1() -> None:
             " (got 12)\n",
         ),
         (["system_alert", *ALERT_FIELDS], None, {}, "SECRET_KEY_BASE"),
-        (["system_alert", *ALERT_FIELDS], None, {"SECRET_KEY_BASE": ""}, "needs SECRET_KEY_BASE"),
+        (
+            ["system_alert", *ALERT_FIELDS],
+            None,
+            {"SECRET_KEY_BASE": ""},
+            "publish needs SECRET_KEY_BASE to sign with: set it to the key the bridge runs with",
+        ),
     ],
 )
 def test_publish_refuses_bad_input_with_exit_2(
@@ -577,7 +607,7 @@ def test_publish_refuses_bad_input_with_exit_2(
 ) -> None:
     """An unknown tag, a bad field (with the value given), bad stdin or no key to sign with exit
     2 and say why; a missing or unknown field says what to give, and where the fields are
-    listed; a bad message is named before a missing key."""
+    listed, a missing key what to set it to; a bad message is named before a missing key."""
     completed = cli("publish", *args, "--url", "http://127.0.0.1:9", stdin=stdin, **env)  # type: ignore[arg-type]
     assert completed.returncode == 2
     assert message in completed.stderr
@@ -853,6 +883,38 @@ def test_a_server_that_is_no_bridge_is_named_without_a_traceback(
     assert "<html" not in completed.stdout + completed.stderr
     assert completed.stdout == ""
     assert completed.stderr.count("\n") == 1
+
+
+def test_outbox_on_a_file_that_is_no_outbox_says_so_without_a_traceback(tmp_path: Path) -> None:
+    """An alerts.sqlite3 that is no SQLite database is named with the system's words and the
+    variable to check, in one line, exit 1, as `run` names it (not a traceback)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "alerts.sqlite3").write_text("not a database\n")
+    listed = cli("outbox", "list", EXESDB_STATE_DIR=str(state))
+    assert listed.returncode == 1
+    assert listed.stderr == (
+        f"exesdb-bridge: cannot open the alert outbox at {state / 'alerts.sqlite3'}: file is not"
+        f" a database; is EXESDB_STATE_DIR the bridge's state directory (now '{state}')?\n"
+    )
+
+
+def test_outbox_without_an_outbox_points_at_the_demos_when_there_is_one(tmp_path: Path) -> None:
+    """Run where `run --demo` left its outbox and no other, `outbox list` says where the demo's
+    is and how to read it; with EXESDB_STATE_DIR set, it does not."""
+    demo = tmp_path / ".exesdb-bridge-demo"
+    demo.mkdir()
+    Outbox(demo / "alerts.sqlite3").close()
+    listed = cli("outbox", "list", cwd=tmp_path)
+    assert listed.returncode == 1
+    assert listed.stderr.rstrip().endswith(
+        "; `run --demo` keeps its own in ./.exesdb-bridge-demo:"
+        " set EXESDB_STATE_DIR=./.exesdb-bridge-demo"
+    ), listed.stderr
+    assert cli("outbox", "list", cwd=tmp_path, EXESDB_STATE_DIR=str(demo)).returncode == 0
+    elsewhere = cli("outbox", "list", cwd=tmp_path, EXESDB_STATE_DIR=str(tmp_path / "other"))
+    assert elsewhere.returncode == 1
+    assert "--demo" not in elsewhere.stderr
 
 
 def test_outbox_without_an_outbox_names_the_whole_path_and_the_variable(tmp_path: Path) -> None:

@@ -195,6 +195,23 @@ def test_the_integration_api_example_runs_apart_from_a_bridge_the_shell_is_set_u
     assert receiver.requests == []
 
 
+def test_the_integration_api_example_says_a_bad_setting_as_run_does(tmp_path: Path) -> None:
+    """In a shell with a bad setting (ingest on, no key), the example prints each problem on a
+    line and exits 2, as `exesdb-bridge run` does, without a traceback."""
+    completed = _run(
+        [sys.executable, str(EXAMPLES / "integration_api.py")],
+        EXESDB_STATE_DIR=str(tmp_path),
+        EXESDB_INGEST="true",
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr == (
+        "bad configuration:\n"
+        "  SECRET_KEY_BASE: is not set; with EXESDB_INGEST=true it must be set to at least 32"
+        " characters\n"
+    )
+    assert completed.stdout == ""
+
+
 RUN_BY: dict[str, Callable[..., None]] = {
     "sign.sh": test_a_signer_posts_a_message_the_bridge_accepts,
     "sign.py": test_a_signer_posts_a_message_the_bridge_accepts,

@@ -1140,6 +1140,21 @@ def test_check_config_warns_of_each_receiver_file_it_cannot_read_now(
     assert "readable-" not in captured.err
 
 
+def test_a_file_of_the_alertmanager_section_that_cannot_be_read_fails_its_posts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unreadable file of the alertmanager section is said to fail the poster's posts, not
+    deliveries, which are the webhook receivers' (their warning keeps the word)."""
+    monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(write(tmp_path, UNREADABLE_AT_START)))
+    assert main(["check-config"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "cannot be read now" in line]
+    [poster] = [line for line in warned if "alertmanager: " in line]
+    assert poster.endswith("; its posts fail and are retried until it can be"), poster
+    hooks = [line for line in warned if "webhook_configs." in line]
+    assert hooks
+    assert all("; its deliveries fail and are retried" in line for line in hooks)
+
+
 def test_a_tls_config_file_a_plain_http_url_never_reads_is_not_warned_unreadable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

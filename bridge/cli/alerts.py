@@ -54,7 +54,14 @@ def add_alerts_command(commands: Commands) -> None:
     alerts_commands = alerts.add_subparsers(
         dest="alerts_command", required=True, metavar="{list,ack}"
     )
-    alerts_list = alerts_commands.add_parser("list", help="list alerts")
+    alerts_list = alerts_commands.add_parser(
+        "list",
+        help="list alerts",
+        description=(
+            "List a running bridge's alerts, the most recently changed first, through its admin"
+            " API, with EXESDB_ADMIN_TOKEN, the admin token the bridge runs with."
+        ),
+    )
     alerts_list.add_argument(
         "--state",
         choices=["firing", "acknowledged", "resolved", "all"],
@@ -66,7 +73,14 @@ def add_alerts_command(commands: Commands) -> None:
         default=DEFAULT_LIMIT,
         help=f"at most this many, the most recently changed; 0: all (default: {DEFAULT_LIMIT})",
     )
-    alerts_ack = alerts_commands.add_parser("ack", help="acknowledge an alert")
+    alerts_ack = alerts_commands.add_parser(
+        "ack",
+        help="acknowledge an alert",
+        description=(
+            "Acknowledge one of a running bridge's alerts through its admin API, with"
+            " EXESDB_ADMIN_TOKEN, the admin token the bridge runs with."
+        ),
+    )
     alerts_ack.add_argument(
         "alert_id", metavar="ALERT_ID", help="the alert's id, as alerts list shows it"
     )

@@ -37,7 +37,15 @@ __all__ = ["add_message_commands"]
 
 def add_message_commands(commands: Commands) -> None:
     """Add ``publish`` and ``tail`` to the subcommands of ``exesdb-bridge``."""
-    publish = commands.add_parser("publish", help="sign and send one message to a bridge")
+    publish = commands.add_parser(
+        "publish",
+        help="sign and send one message to a bridge",
+        description=(
+            "Sign one message with SECRET_KEY_BASE, the bridge's key, and post it to the"
+            " bridge's ingest, which a bridge runs with EXESDB_INGEST=true. The schema command"
+            " lists a type's fields."
+        ),
+    )
     publish.add_argument("tag", metavar="TAG", help="the message type, e.g. system_alert")
     publish.add_argument("--topic", type=_topic, help="the topic (default: the tag)")
     publish.add_argument(
@@ -51,7 +59,14 @@ def add_message_commands(commands: Commands) -> None:
     client_options(publish)
     publish.set_defaults(handler=_publish)
 
-    tail = commands.add_parser("tail", help="print verified messages as they arrive")
+    tail = commands.add_parser(
+        "tail",
+        help="print verified messages as they arrive",
+        description=(
+            "Print verified messages as they arrive, one line each, from the bridge's message"
+            " stream, with EXESDB_ADMIN_TOKEN, the admin token the bridge runs with."
+        ),
+    )
     tail.add_argument("--instance", choices=INSTANCES, help="only this bus instance")
     tail.add_argument(
         "--topic", type=_stream_topic, help="only this topic (a trailing * matches a prefix)"
@@ -174,7 +189,11 @@ def _publish(args: argparse.Namespace) -> int:
     # Set but empty counts as unset, as it does for the bridge; checked after the message, so
     # a message can be got right before there is a key.
     if settings.secret_key_base is None or not settings.secret_key_base.get_secret_value():
-        print("exesdb-bridge: publish needs SECRET_KEY_BASE to sign with", file=sys.stderr)
+        print(
+            "exesdb-bridge: publish needs SECRET_KEY_BASE to sign with: set it to the key the"
+            " bridge runs with (its SECRET_KEY_BASE)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     now = utc_now()
     envelope = Envelope(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from bridge.alert_table import not_shown
 from bridge.cli.shared import (
+    DEMO_STATE_DIR,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -83,12 +84,30 @@ def add_outbox_command(commands: Commands) -> None:
     outbox.set_defaults(handler=_outbox)
 
 
+def _demo_hint() -> str:
+    """Where `run --demo`'s outbox is, when EXESDB_STATE_DIR is unset and the demo made one: it
+    keeps its state in a folder of its own, so a person who ran it finds nothing in the default."""
+    import os
+    from pathlib import Path
+
+    from bridge.probe_settings import variable_value
+    from bridge.sinks.alerts.outbox import FILE_NAME
+
+    if variable_value(os.environ, "EXESDB_STATE_DIR") is not None:
+        return ""
+    if not (Path(DEMO_STATE_DIR) / FILE_NAME).exists():
+        return ""
+    demo = DEMO_STATE_DIR
+    return f"; `run --demo` keeps its own in {demo}: set EXESDB_STATE_DIR={demo}"
+
+
 def _outbox(args: argparse.Namespace) -> int:
+    import sqlite3
     from pathlib import Path
 
     from bridge.client_settings import OutboxSettings
     from bridge.receiver_keys import receiver_label
-    from bridge.sinks.alerts.outbox import FILE_NAME, Outbox
+    from bridge.sinks.alerts.outbox import FILE_NAME, Outbox, unopenable_hint
 
     settings = client_settings_or_exit(OutboxSettings)
     if args.outbox_command == "retry" and not args.all and not args.ids:
@@ -99,11 +118,23 @@ def _outbox(args: argparse.Namespace) -> int:
         # Absolute: the default state directory is relative to the folder the command runs in.
         print(
             f"exesdb-bridge: no alert outbox at {path.absolute()}: set EXESDB_STATE_DIR to the"
-            f" bridge's state directory (now {settings.state_dir!r})",
+            f" bridge's state directory (now {settings.state_dir!r}){_demo_hint()}",
             file=sys.stderr,
         )
         return EXIT_FAILED
-    outbox = Outbox(path)
+    try:
+        outbox = Outbox(path)
+    except (OSError, sqlite3.Error) as exc:
+        # A file that is no SQLite database, or one this user may not open: said in the system's
+        # words with what to do, as `run` says it, not as a traceback.
+        hint = unopenable_hint(settings.state_dir, exc) or (
+            f"is EXESDB_STATE_DIR the bridge's state directory (now {settings.state_dir!r})?"
+        )
+        print(
+            f"exesdb-bridge: cannot open the alert outbox at {path.absolute()}: {exc}; {hint}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     try:
         if args.outbox_command == "list":
             listed = outbox.queue.deliveries(args.state, args.limit or None)  # 0: all

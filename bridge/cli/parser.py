@@ -25,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="exesdb-bridge",
         description="ExESDB PubSub integration bridged to Prometheus, Grafana and OpenTelemetry.",
+        epilog=(
+            "Every setting is an environment variable (docs/configuration.md);"
+            " each command's --help says what it needs."
+        ),
     )
     parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -49,8 +53,31 @@ class _Parser(argparse.ArgumentParser):
     argument."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
         self.set_defaults(usage_parser=self)
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help, its lines broken at spaces only: a name such as ``check-config``,
+    ``exesdb-bridge`` or ``./.exesdb-bridge`` is never cut in two at its hyphen."""
+
+    # textwrap imported when help is asked for, as argparse itself does: no other command pays it.
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        return textwrap.fill(
+            " ".join(text.split()),
+            width,
+            initial_indent=indent,
+            subsequent_indent=indent,
+            break_on_hyphens=False,
+        )
 
 
 class _Version(argparse.Action):

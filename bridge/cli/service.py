@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Final
 
 from bridge.cli.shared import (
+    DEMO_STATE_DIR,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -29,22 +30,35 @@ __all__ = ["add_service_commands"]
 
 _logger = logging.getLogger("bridge")
 
-# Where `run --demo` keeps its state when EXESDB_STATE_DIR is unset: not the default folder a
-# real bridge run from the same place uses.
-_DEMO_STATE_DIR: Final = "./.exesdb-bridge-demo"
 # The cycle collector's generation thresholds once running (docs/performance.md measures them).
 _GC_THRESHOLDS: Final = (50_000, 20, 20)
 
 
 def add_service_commands(commands: Commands) -> None:
     """Add ``run`` and ``check-config`` to the subcommands of ``exesdb-bridge``."""
-    run = commands.add_parser("run", help="run the bridge service")
+    run = commands.add_parser(
+        "run",
+        help="run the bridge service",
+        description=(
+            "Run the bridge until SIGTERM or Ctrl-C. Every setting is an environment variable:"
+            " EXESDB_HTTP_ADDR is where it listens (default 0.0.0.0:9570), EXESDB_STATE_DIR"
+            " where it keeps its alert outbox (default ./.exesdb-bridge); the check-config"
+            " command prints them all, and docs/configuration.md describes each."
+        ),
+    )
     run.add_argument(
         "--demo", action="store_true", help="add a simulated three-node ExESDB cluster's traffic"
     )
     run.set_defaults(handler=_run)
 
-    check = commands.add_parser("check-config", help="print the resolved configuration")
+    check = commands.add_parser(
+        "check-config",
+        help="print the resolved configuration",
+        description=(
+            "Print every setting, read from its environment variable, with secrets redacted;"
+            " exit 2 listing every problem. docs/configuration.md describes each variable."
+        ),
+    )
     check.set_defaults(handler=_check_config)
 
 
@@ -149,11 +163,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.demo and variable_value(os.environ, "EXESDB_STATE_DIR") is None:
         # The demo's made-up alerts (brute force on exesdb-2@demo) would otherwise stay in the
         # outbox of the bridge run next from this folder, escalating to its real receivers.
-        settings = settings.model_copy(update={"state_dir": _DEMO_STATE_DIR})
+        settings = settings.model_copy(update={"state_dir": DEMO_STATE_DIR})
         _logger.info(
             "demo: state kept in %s, apart from a bridge run here without --demo"
             " (set EXESDB_STATE_DIR for another)",
-            _DEMO_STATE_DIR,
+            DEMO_STATE_DIR,
         )
     if args.demo and (delivered_to := _alert_destinations(settings)):
         # Documented (docs/deployment.md#demo-traffic): the compose stack shows its alerts in

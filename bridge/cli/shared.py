@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from bridge.settings import Settings
 
 __all__ = [
+    "DEMO_STATE_DIR",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
@@ -31,6 +32,10 @@ EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+
+# Where `run --demo` keeps its state when EXESDB_STATE_DIR is unset: not the default folder a
+# real bridge run from the same place uses.
+DEMO_STATE_DIR: Final = "./.exesdb-bridge-demo"
 
 
 class Commands(Protocol):
