@@ -345,6 +345,24 @@ def test_on_a_phone_the_pages_fit_the_screen_with_every_acknowledge_button_in_re
         assert browser.run(OVERFLOW, ALERT_PARTS) == []
 
 
+# A node name as long as EXESDB_NODE allows people to make them: a host's full name.
+LONG_NODE = "exesdb-orders-primary-replica-7@db-host-7.eu-west-1.compute.internal.example"
+
+
+def test_a_long_node_name_wraps_inside_the_nodes_panel_on_a_desktop(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """On a desktop screen a node with a long name keeps every figure of its row (health, CPU,
+    memory and disk bars) inside the Cluster nodes panel, its name wrapped: nothing spills over
+    the Components panel beside it."""
+    with page_bridge(tmp_path) as server:
+        report_node(server, LONG_NODE, "healthy", cpu=40.0, memory=50.0, disk=60.0)
+        browser.open(server.url + "/")
+        browser.wait_for_text("#nodes", "40%")
+        assert browser.run(OVERFLOW, ["table.nodes td", "table.nodes meter"]) == []
+        assert node_cells(browser, LONG_NODE)[1:] == ["healthy", "40%", "50%", "60%"]
+
+
 # A part's reason as the Redis bus gives it: long, with a URL no line can break at a space.
 STUCK_REASON = (
     "Redis at redis://redis-primary.orders-cluster.internal.example:6379/… is unreachable:"
