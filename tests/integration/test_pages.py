@@ -210,6 +210,36 @@ def test_the_status_page_refreshes_in_place(tmp_path: Path, browser: Browser) ->
         )
 
 
+FOCUSED = """
+const element = document.activeElement;
+return element.dataset.ack || element.getAttribute("href") || element.id || element.tagName;
+"""
+
+
+def test_keyboard_focus_stays_on_its_alert_across_a_refresh(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """A keyboard user's focus on an alert's Acknowledge button stays on it when a refresh
+    brings new content; acknowledged with the Enter key, the button goes and the focus moves to
+    that alert's link, not back to the top of the page."""
+    from selenium.webdriver.common.keys import Keys
+
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "the first alert")
+        raise_alert(server, "a2", "the second alert")
+        browser.open(server.url + "/")
+        browser.css("#ack-by").send_keys("alice")
+        browser.css("#ack-token").send_keys(ADMIN_TOKEN)
+        browser.css("button[data-ack='a1']").send_keys("")  # focus, as Tab would
+        assert browser.run(FOCUSED) == "a1"
+        raise_alert(server, "a3", "published while a button has the focus")
+        wait_until(lambda: alert_row(browser, "published while"), 15, "the new alert")
+        assert browser.run(FOCUSED) == "a1"
+        browser.css("button[data-ack='a1']").send_keys(Keys.ENTER)
+        wait_until(lambda: "acknowledged" in alert_row(browser, "the first alert"), 15, "acked")
+        assert browser.run(FOCUSED) == "./alerts/a1"
+
+
 # Each refresh of the live part the tab made: [HTTP status, body bytes received].
 LIVE_REFRESHES = """
 return performance.getEntriesByType("resource")
