@@ -72,8 +72,8 @@ _METER: Final = Fragment(
     ' value="${value}">${text}</meter><span class="num">${text}</span></span>'
 )
 _ACK_BUTTON: Final = Fragment(
-    '<button type="button" class="ack" data-ack="${alert_id}" data-title="${title}">'
-    "Acknowledge</button>"
+    '<button type="button" class="ack" data-ack="${alert_id}" data-title="${title}"'
+    ' aria-label="Acknowledge ${title}">Acknowledge</button>'
 )
 _TABLE: Final = Fragment(
     '<table class="${css}"><thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table>'

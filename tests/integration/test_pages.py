@@ -460,6 +460,23 @@ def test_acknowledging_with_the_right_token_changes_the_state(
         assert browser.run("return localStorage.length") == 0
 
 
+def test_a_screen_reader_hears_which_alert_each_acknowledge_button_is_for(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """Each Acknowledge button's accessible name says which alert it acknowledges (a list of
+    buttons all named "Acknowledge" tells a screen reader user nothing), on both pages, and
+    the status page has a level-one heading as the alert's page has."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "Queue backed up")
+        raise_alert(server, "a2", "Disk full on db-2")
+        browser.open(server.url + "/")
+        assert [h.get_attribute("textContent") for h in browser.all("h1")] == ["Status"]
+        names = {button.accessible_name for button in browser.all("button[data-ack]")}
+        assert names == {"Acknowledge Queue backed up", "Acknowledge Disk full on db-2"}
+        browser.open(server.url + alert_path("a2"))
+        assert browser.css("button[data-ack]").accessible_name == "Acknowledge Disk full on db-2"
+
+
 def test_a_blank_name_is_refused_on_the_page_before_anything_is_posted(
     tmp_path: Path, browser: Browser
 ) -> None:
