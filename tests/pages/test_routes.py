@@ -31,7 +31,7 @@ from tests.pages.helpers import (
     wait_for_alert,
 )
 from tests.sinks.alerts.helpers import system_alert
-from tests.support import ADMIN_TOKEN, async_wait_until, free_port
+from tests.support import ADMIN_TOKEN, async_wait_until, free_port, wait_until
 
 __all__ = ["webhook_receiver"]  # the fixture, imported for the tests below
 
@@ -623,6 +623,50 @@ async def test_an_alerts_page_counts_the_attempts_of_a_delivery_and_shows_its_la
     ]
     assert row[1:4] == ["delivered", "2", "HTTP 200"]
     assert [r.answer.status for r in receiver.requests] == [503, 200]
+
+
+async def test_a_delivery_held_back_by_an_older_one_says_what_holds_it_and_until_when(
+    tmp_path: Path, client: aiohttp.ClientSession, webhook_receiver
+) -> None:
+    """A delivery waiting behind an older one to a failing receiver (deliveries go out in
+    order) does not read "not tried yet, next attempt due": its page says it waits behind an
+    older delivery, with that one's attempts, last result and next attempt, when the receiver
+    is tried next."""
+    receiver: WebhookReceiver = webhook_receiver().script(*[503] * 5)
+    with page_bridge(
+        tmp_path,
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_WEBHOOK_SECRET="page-test-webhook-secret",
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="0",
+        EXESDB_WEBHOOK_BACKOFF_MS="120000",  # the first delivery's retry lies far ahead
+    ) as server:
+        raise_alert(server, "a1", "the first alert")
+
+        def attempted() -> Any:
+            detail = server.run(sink_of(server).alert_detail("a1"))
+            return detail.deliveries if detail and detail.deliveries[0].attempts else None
+
+        [head] = wait_until(attempted, 15, "the first alert's delivery attempted")
+        raise_alert(server, "a2", "the second alert")
+
+        async def queued() -> str | None:
+            _, _, body = await fetch(client, server.url + "/alerts/a2?part=live")
+            deliveries = body.split('id="deliveries"', 1)[1]
+            return deliveries if "<tbody>" in deliveries else None
+
+        deliveries = _moments(await async_wait_until(queued, 15, "the second delivery"))
+    [row] = [
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td>(.*?)</td>", row)]
+        for row in deliveries.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr>")[1:]
+    ]
+    assert row[1:5] == [
+        "pending",
+        "0",
+        "waiting behind an older delivery to this receiver (1 attempt, last HTTP 503)",
+        f"next attempt {int(head.next_attempt_at)}",
+    ]
+    assert head.next_attempt_at > head.created_at + 60  # its retry, not its first attempt
+    assert "not tried yet" not in deliveries
 
 
 async def test_an_alerts_page_shows_each_receiver_once_with_its_own_deliveries(
