@@ -171,7 +171,12 @@ def _deliveries(detail: AlertDetail, recipients: Recipients, now: float | None) 
             )
         rows.extend(_delivery_row(delivery, now, ahead.get(key)) for delivery in deliveries)
         body = (
-            table(("Created", "State", "Attempts", "Last result", "Finished"), rows, css="grid")
+            table(
+                ("Created", "State", "Attempts", "Last result", "Finished"),
+                rows,
+                css="grid deliveries",
+                named=True,
+            )
             if rows
             else empty("Nothing sent for this alert yet.")
         )

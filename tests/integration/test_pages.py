@@ -375,6 +375,33 @@ def test_on_a_phone_the_pages_fit_the_screen_with_every_acknowledge_button_in_re
         assert browser.run(OVERFLOW, ALERT_PARTS) == []
 
 
+def test_on_a_phone_an_alerts_deliveries_read_without_scrolling_sideways(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """On a phone 375 pixels wide each delivery of an alert's page (to a receiver nobody
+    answers: a long error) lies inside its panel, every value named as its column is (the
+    attempts, the last result, the next attempt), nothing to scroll sideways to."""
+    with page_bridge(
+        tmp_path,
+        EXESDB_WEBHOOK_URLS=f"http://127.0.0.1:{free_port()}/hook",  # nobody listens
+        **HOOK_SETTINGS,
+    ) as server:
+        raise_alert(server, LONG_ID, "inventory_store.persistence_flush.latency_p99_ms is high")
+        screen = {"width": 375, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+        browser.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", screen)
+        browser.open(server.url + alert_path(LONG_ID))
+        deliveries = browser.wait_for_text("#deliveries", "ClientConnectorError")
+        assert browser.run(OVERFLOW, ["#deliveries td", "#deliveries .badge"]) == []
+        panel = browser.css("#deliveries")
+        assert browser.run("return arguments[0].scrollWidth <= arguments[0].clientWidth", panel)
+        assert "ClientConnectorError" in deliveries
+        named = browser.run(
+            "return [...document.querySelectorAll('#deliveries td')]"
+            ".map((cell) => getComputedStyle(cell, '::before').content)"
+        )
+        assert named == ['"Created "', '"State "', '"Attempts "', '"Last result "', '"Finished "']
+
+
 # A node name as long as EXESDB_NODE allows people to make them: a host's full name.
 LONG_NODE = "exesdb-orders-primary-replica-7@db-host-7.eu-west-1.compute.internal.example"
 

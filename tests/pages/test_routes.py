@@ -618,7 +618,7 @@ async def test_an_alerts_page_counts_the_attempts_of_a_delivery_and_shows_its_la
 
         deliveries = await async_wait_until(delivered, 15, "the delivery shown delivered")
     [row] = [
-        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td>(.*?)</td>", row)]
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
         for row in deliveries.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr>")[1:]
     ]
     assert row[1:4] == ["delivered", "2", "HTTP 200"]
@@ -656,7 +656,7 @@ async def test_a_delivery_held_back_by_an_older_one_says_what_holds_it_and_until
 
         deliveries = _moments(await async_wait_until(queued, 15, "the second delivery"))
     [row] = [
-        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td>(.*?)</td>", row)]
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
         for row in deliveries.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr>")[1:]
     ]
     assert row[1:5] == [
