@@ -669,6 +669,45 @@ async def test_a_delivery_held_back_by_an_older_one_says_what_holds_it_and_until
     assert "not tried yet" not in deliveries
 
 
+async def test_the_status_page_names_a_failing_receiver_with_why_and_when_it_is_tried_next(
+    tmp_path: Path, client: aiohttp.ClientSession, webhook_receiver
+) -> None:
+    """A receiver whose oldest delivery failed is named above the alerts, origin only, with
+    its last result, attempts, how many deliveries wait for it and when it is tried next; a
+    receiver that takes its deliveries is not named; nothing of their paths is shown."""
+    failing: WebhookReceiver = webhook_receiver(path="/TOKENPATH").script(*[503] * 5)
+    working: WebhookReceiver = webhook_receiver(path="/OTHERPATH")
+    with page_bridge(
+        tmp_path,
+        EXESDB_WEBHOOK_URLS=f"{failing.url},{working.url}",
+        EXESDB_WEBHOOK_SECRET="page-test-webhook-secret",
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="0",
+        EXESDB_WEBHOOK_BACKOFF_MS="120000",  # the first delivery's retry lies far ahead
+    ) as server:
+        labels = [receiver.label for receiver in sink_of(server).receivers]
+        raise_alert(server, "a1", "the first alert")
+        await async_wait_until(lambda: failing.requests and working.requests, 15, "attempts")
+        raise_alert(server, "a2", "the second alert")
+
+        async def named() -> str | None:
+            _, _, body = await fetch(client, server.url + "/?part=live")
+            return body if "2 deliveries wait" in body else None
+
+        body = _moments(await async_wait_until(named, 15, "the failing receiver named"))
+    notice = body.split('id="receivers"', 1)[1].split("</section>", 1)[0]
+    text = " ".join(re.sub(r"<[^>]+>", " ", notice).split())
+    assert labels[0] in text
+    assert labels[1] not in body
+    assert re.search(
+        r"failing: HTTP 503 \(1 attempt\); 2 deliveries wait, the oldest for \d+;"
+        r" next attempt \d+",
+        text,
+    ), text
+    assert "TOKENPATH" not in body
+    assert "OTHERPATH" not in body
+    assert body.index('id="receivers"') < body.index('id="alerts"')
+
+
 async def test_an_alerts_page_shows_each_receiver_once_with_its_own_deliveries(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:

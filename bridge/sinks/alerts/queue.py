@@ -305,6 +305,22 @@ class DeliveryQueue:
             tuple(delivery_of(row) for row in heads if row is not None and row["id"] not in ours),
         )
 
+    def failing(self) -> tuple[tuple[Delivery, int], ...]:
+        """Each receiver of ``urls`` whose oldest pending delivery failed an attempt (it holds
+        the later ones back: they go out in order): that delivery, and how many wait in all."""
+        found: list[tuple[Delivery, int]] = []
+        with self._database.read() as db:
+            for url in self.urls:  # each an index lookup, however many were delivered
+                head = db.execute(_OLDEST_PENDING, {"url": url, **_PENDING}).fetchone()
+                if head is None or not head["attempts"]:
+                    continue
+                count = db.execute(
+                    "SELECT COUNT(*) FROM deliveries WHERE url = :url AND state = :pending",
+                    {"url": url, **_PENDING},
+                ).fetchone()[0]
+                found.append((delivery_of(head), int(count)))
+        return tuple(found)
+
     def depth(self) -> OutboxDepth:
         """Counts of what is waiting."""
         with self._database.read() as db:
