@@ -240,6 +240,25 @@ def test_keyboard_focus_stays_on_its_alert_across_a_refresh(
         assert browser.run(FOCUSED) == "./alerts/a1"
 
 
+def test_a_tab_whose_bridge_stopped_answering_says_so_at_the_top(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """When the bridge stops answering, the top of the page (not only its footer, below a long
+    list of alerts) says the figures are no longer current and since when, and the figures
+    are dimmed; the "Ready" card is not left looking current."""
+    with page_bridge(tmp_path) as server:
+        for n in range(30):
+            raise_alert(server, f"a{n}", f"alert number {n}")
+        browser.open(server.url + "/")
+        assert browser.all("#stale") == [] or not browser.css("#stale").is_displayed()
+    # The bridge has stopped: the next refresh fails.
+    notice = browser.wait_for_text("#stale", "Not updated since", 3 * REFRESH_SECONDS)
+    assert "UTC" in notice
+    top = browser.run("return arguments[0].getBoundingClientRect().top", browser.css("#stale"))
+    assert 0 <= top < browser.run("return window.innerHeight")
+    assert browser.run("return getComputedStyle(document.getElementById('live')).opacity") != "1"
+
+
 # Each refresh of the live part the tab made: [HTTP status, body bytes received].
 LIVE_REFRESHES = """
 return performance.getEntriesByType("resource")

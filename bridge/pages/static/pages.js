@@ -78,11 +78,19 @@
     return date.toISOString().slice(0, 19).replace("T", " ") + " UTC";
   }
 
-  function stamp(text, failed) {
+  function stamp(text, failed, warning) {
     const where = byId("refreshed");
     if (!where) return;
     where.textContent = text;
     where.classList.toggle("stale", failed);
+    // At the top too (the footer may lie below hundreds of alerts), and the figures dimmed:
+    // a page the bridge no longer answers must not look current.
+    const banner = byId("stale");
+    byId("live").classList.toggle("stale", failed);
+    if (!banner) return;
+    banner.hidden = !failed;
+    const said = failed ? warning : "";
+    if (banner.textContent !== said) banner.textContent = said; // announced once, not each retry
   }
 
   // An element of the live part as attributes a swapped-in copy has too: an alert's
@@ -143,7 +151,11 @@
       lastGood = new Date();
       stamp("Updated " + utc(lastGood) + " · refreshes every " + every / 1000 + " s", false);
     } catch (error) {
-      stamp("Not updated since " + utc(lastGood) + " (" + error.message + "); retrying", true);
+      const since = "Not updated since " + utc(lastGood);
+      const warning =
+        since + ": the last refresh failed (" + error.message + "). What this page shows may" +
+        " be out of date; retrying every " + every / 1000 + " s.";
+      stamp(since + " (" + error.message + "); retrying", true, warning);
     } finally {
       busy = false;
       if (again) {
