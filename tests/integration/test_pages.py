@@ -556,6 +556,31 @@ def test_a_wrong_token_shows_an_error(tmp_path: Path, browser: Browser) -> None:
         assert api_state(server, "a1") == "firing"
 
 
+def test_a_refused_token_is_forgotten_and_the_field_ready_for_the_right_one(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """A token the bridge refuses is not kept for the tab (a reload would fill it in again),
+    and the focus goes to the token field, its text selected, to type the right one over it;
+    the right one then acknowledges."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "Queue backed up")
+        browser.open(server.url + "/")
+        browser.css("#ack-by").send_keys("alice")
+        browser.css("#ack-token").send_keys("not-the-token")
+        browser.css("button[data-ack='a1']").click()
+        browser.wait_for_text("#ack-message", "refused (401)")
+        assert browser.run("return sessionStorage.getItem('exesdb-bridge.admin-token')") is None
+        assert browser.run("return document.activeElement.id") == "ack-token"
+        selected = browser.run(
+            "const f = document.activeElement;"
+            " return f.value.slice(f.selectionStart, f.selectionEnd)"
+        )
+        assert selected == "not-the-token"
+        browser.driver.switch_to.active_element.send_keys(ADMIN_TOKEN)
+        browser.css("button[data-ack='a1']").click()
+        browser.wait_for_text("#ack-message", "Acknowledged: Queue backed up")
+
+
 def test_a_delivered_webhooks_generator_url_opens_the_alerts_page(
     tmp_path: Path, browser: Browser, webhook_receiver
 ) -> None:

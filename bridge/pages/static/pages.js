@@ -249,8 +249,15 @@
         const answer = await response.json().catch(() => null);
         say(refusal(response.status, answer), true);
         button.disabled = false;
-        if (focused) button.focus();
         refocusing = [];
+        if (response.status === 401) {
+          // Not kept for the tab (a reload would fill it in again): typed over, here.
+          remember(TOKEN_KEY, "");
+          tokenField.focus();
+          tokenField.select();
+        } else if (focused) {
+          button.focus();
+        }
       }
     } catch (error) {
       say("Could not reach the bridge: " + error.message, true);
