@@ -94,6 +94,9 @@ _ACK_BAR: Final = Fragment(
     '<button type="button" id="ack-forget" class="quiet">Forget</button>'
     '<span class="hint">Kept in this tab only; sent as ${header}.</span>'
     '<output id="ack-message" role="status" aria-live="polite"></output>'
+    # What the button does, read before it is pressed (bridge/sinks/alerts/transitions.py).
+    '<span class="hint ack-does">Acknowledging records your name and stops the alert\'s'
+    " escalation (no webhook is sent); it stays listed until it resolves.</span>"
     "</form>"
 )
 # On Redis only the work-queue lease holder's alerts follow the cluster's (as GET /v1/alerts

@@ -450,6 +450,21 @@ async def test_with_an_admin_token_firing_alerts_have_an_acknowledge_button(
     assert ADMIN_TOKEN not in body
 
 
+async def test_the_acknowledge_bar_says_what_acknowledging_does(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """The bar says what an acknowledgement does before anyone presses a button: it records
+    who, stops the alert's escalation, sends no webhook, and the alert stays listed until it
+    resolves."""
+    with page_bridge(tmp_path) as server:
+        _, _, body = await fetch(client, server.url + "/")
+    bar = body.split('id="ack-form"', 1)[1].split("</form>", 1)[0]
+    assert (
+        "Acknowledging records your name and stops the alert's escalation (no webhook is sent);"
+        " it stays listed until it resolves."
+    ) in bar
+
+
 async def test_the_alert_page_shows_its_history(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
