@@ -439,6 +439,21 @@ def test_a_long_node_name_wraps_inside_the_nodes_panel_on_a_desktop(
         assert node_cells(browser, LONG_NODE)[1:] == ["healthy", "40%", "50%", "60%"]
 
 
+def test_the_bars_facts_are_whole_on_a_desktop_whatever_the_nodes_name(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """A bridge whose EXESDB_NODE is a long host name still shows its whole name, version and
+    bus in the bar at the top of a desktop screen: nothing cut off behind an ellipsis."""
+    node = LONG_NODE + ".with-a-datacentre-suffix-to-make-it-longer.example"
+    with page_bridge(tmp_path, EXESDB_NODE=node) as server:
+        browser.open(server.url + "/")
+        facts = browser.css("header.bar .facts")
+        assert browser.run("return arguments[0].scrollWidth <= arguments[0].clientWidth", facts)
+        assert node in facts.text
+        assert "bus memory" in facts.text
+        assert browser.run(OVERFLOW, ["header.bar nav a"]) == []
+
+
 # A part's reason as the Redis bus gives it: long, with a URL no line can break at a space.
 STUCK_REASON = (
     "Redis at redis://redis-primary.orders-cluster.internal.example:6379/… is unreachable:"
