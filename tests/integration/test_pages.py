@@ -368,12 +368,13 @@ ALERT_PARTS = (
 )
 
 
-@pytest.mark.parametrize("width", [390, 760], ids=["phone", "tablet"])
+@pytest.mark.parametrize("width", [390, 760, 1000], ids=["phone", "tablet", "small laptop"])
 def test_on_a_phone_the_pages_fit_the_screen_with_every_acknowledge_button_in_reach(
     tmp_path: Path, browser: Browser, width: int
 ) -> None:
-    """On a phone 390 pixels wide (where a page at night is read), and a tablet, neither page
-    scrolls sideways, long alert ids included; the bridge's node is named, and every alert's
+    """On a phone 390 pixels wide (where a page at night is read), a tablet, and a small
+    laptop (where the panels stand side by side), neither page scrolls sideways, long alert
+    ids included; the bridge's node is named, and every alert's
     Acknowledge button, its state, the endpoints' links and each node's disk use lie on the
     screen, inside their panels."""
     with page_bridge(tmp_path) as server:
