@@ -132,6 +132,7 @@ class StatusView:
     admin: bool
     publishing: bool  # the pubsub integration is enabled
     failing: tuple[_Failing, ...] = ()  # receivers whose oldest waiting delivery failed
+    notified: bool = True  # a webhook receiver or an Alertmanager is configured
 
 
 async def status_view(
@@ -147,6 +148,7 @@ async def status_view(
     alerts: list[AlertRecord] = []
     truncated = False
     failing: tuple[_Failing, ...] = ()
+    notified = True
     if alerts_from is not None:
         for state in _OPEN:
             # The newest fired: an alert changed since it fired (escalated) is no newer. One
@@ -156,7 +158,9 @@ async def status_view(
             truncated = truncated or len(found) > MAX_SHOWN
             alerts.extend(found[:MAX_SHOWN])
         alerts.sort(key=lambda record: record.starts_at, reverse=True)
-        labels = dict(alerts_from.recipients().webhooks)
+        recipients = alerts_from.recipients()
+        notified = bool(recipients.webhooks) or recipients.alertmanager is not None
+        labels = dict(recipients.webhooks)
         failing = tuple(
             _failing(delivery, waiting, labels)
             for delivery, waiting in await alerts_from.failing_receivers()
@@ -178,6 +182,7 @@ async def status_view(
         admin=shown.settings.admin_token is not None,
         publishing=shown.integration.enabled(),
         failing=failing,
+        notified=notified,
     )
 
 
@@ -256,6 +261,7 @@ def status_live(view: StatusView, shown: Shown, *, root: str, now: float | None)
             root=root,
             now=now,
             lease=view.lease,
+            notified=view.notified,
         ),
         nodes=_nodes(nodes, shown, present=view.nodes is not None, now=now),
         components=_components(checks),
@@ -344,9 +350,31 @@ def _alerts(
     root: str,
     now: float | None,
     lease: LeaseState,
+    notified: bool,
 ) -> Html:
     if not kept:
         return empty("This bridge runs no alert sink, so it keeps no alerts.")
+    listing = _listing(alerts, truncated, admin=admin, root=root, now=now, lease=lease)
+    if notified:
+        return listing
+    # A first start: "all clear" must not read as "and the pager would hear of it".
+    alone = empty(
+        "No webhook receiver or Alertmanager is configured (EXESDB_WEBHOOK_URLS,"
+        " EXESDB_WEBHOOK_CONFIG_FILE, EXESDB_ALERTMANAGER_URL): alerts are kept and shown here"
+        " only: nobody is notified."
+    )
+    return join((alone, listing))
+
+
+def _listing(
+    alerts: Sequence[AlertRecord],
+    truncated: bool,
+    *,
+    admin: bool,
+    root: str,
+    now: float | None,
+    lease: LeaseState,
+) -> Html:
     if not alerts and not lease.reachable:
         return empty(
             "No active alerts on this replica, which cannot use Redis: which replica holds the"

@@ -450,6 +450,21 @@ async def test_with_an_admin_token_firing_alerts_have_an_acknowledge_button(
     assert ADMIN_TOKEN not in body
 
 
+async def test_a_bridge_that_notifies_no_one_says_so_above_its_alerts(
+    tmp_path: Path, client: aiohttp.ClientSession, webhook_receiver
+) -> None:
+    """Without a webhook receiver or an Alertmanager (a first start) the status page says that
+    its alerts are kept and shown here only, nobody notified; with a receiver it does not."""
+    with page_bridge(tmp_path / "alone") as server:
+        _, _, alone = await fetch(client, server.url + "/?part=live")
+    receiver: WebhookReceiver = webhook_receiver()
+    with page_bridge(tmp_path / "hooked", EXESDB_WEBHOOK_URLS=receiver.url) as server:
+        _, _, hooked = await fetch(client, server.url + "/?part=live")
+    said = "alerts are kept and shown here only: nobody is notified"
+    assert said in alone.split('id="alerts"', 1)[1]
+    assert said not in hooked
+
+
 async def test_the_acknowledge_bar_says_what_acknowledging_does(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
