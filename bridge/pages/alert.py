@@ -155,6 +155,7 @@ def _deliveries(detail: AlertDetail, recipients: Recipients, now: float | None) 
     for delivery in detail.deliveries:
         by_key.setdefault(delivery.url, []).append(delivery)
     waiting = dict(detail.waiting)
+    ahead = {delivery.url: delivery for delivery in detail.ahead}
     parts: list[Html] = []
     for key, deliveries in by_key.items():
         rows: list[Sequence[object]] = []
@@ -168,9 +169,14 @@ def _deliveries(detail: AlertDetail, recipients: Recipients, now: float | None) 
                     Html("&mdash;"),
                 )
             )
-        rows.extend(_delivery_row(delivery, now) for delivery in deliveries)
+        rows.extend(_delivery_row(delivery, now, ahead.get(key)) for delivery in deliveries)
         body = (
-            table(("Created", "State", "Attempts", "Last result", "Finished"), rows, css="grid")
+            table(
+                ("Created", "State", "Attempts", "Last result", "Finished"),
+                rows,
+                css="grid deliveries",
+                named=True,
+            )
             if rows
             else empty("Nothing sent for this alert yet.")
         )
@@ -194,16 +200,22 @@ def _deliveries(detail: AlertDetail, recipients: Recipients, now: float | None) 
     return join(parts)
 
 
-def _delivery_row(delivery: Delivery, now: float | None) -> Sequence[object]:
-    if delivery.last_error:
-        result = redact_urls(delivery.last_error)
-    elif delivery.last_status is not None:
-        result = f"HTTP {delivery.last_status}"
-    else:
-        result = "not tried yet"
+def _delivery_row(delivery: Delivery, now: float | None, head: Delivery | None) -> Sequence[object]:
+    """A delivery's row; ``head`` the older delivery at the head of its receiver's queue, if
+    another: a pending one waits behind it (sent in order), so its next attempt is the head's."""
+    result: object = _last_result(delivery)
+    next_at = delivery.next_attempt_at
+    if delivery.finished_at is None and head is not None:
+        attempts = f"{head.attempts} attempt{'' if head.attempts == 1 else 's'}, last "
+        shown = _last_result(head)
+        result = (
+            "waiting behind an older delivery to this receiver"
+            f" ({attempts + shown if head.attempts else shown})"
+        )
+        next_at = head.next_attempt_at
     finished: object = timestamp(delivery.finished_at)
     if delivery.finished_at is None:
-        finished = join((Html("next attempt "), countdown(delivery.next_attempt_at, now)))
+        finished = join((Html("next attempt "), countdown(next_at, now)))
     return (
         timestamp(delivery.created_at),
         badge(str(delivery.state)),
@@ -211,6 +223,14 @@ def _delivery_row(delivery: Delivery, now: float | None) -> Sequence[object]:
         result,
         finished,
     )
+
+
+def _last_result(delivery: Delivery) -> str:
+    if delivery.last_error:
+        return redact_urls(delivery.last_error)
+    if delivery.last_status is not None:
+        return f"HTTP {delivery.last_status}"
+    return "not tried yet"
 
 
 def _pairs(values: Mapping[str, str]) -> Html:

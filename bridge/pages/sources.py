@@ -16,7 +16,7 @@ from bridge.build import BuildInfo
 from bridge.component import Component, Readiness
 from bridge.settings import Settings
 from bridge.sinks.alerts.admin import AlertQuery, LeaseView, work_queue_lease
-from bridge.sinks.alerts.records import AlertDetail, AlertRecord, Recipients
+from bridge.sinks.alerts.records import AlertDetail, AlertRecord, Delivery, Recipients
 from bridge.sinks.prometheus.nodes import NodeSummary
 
 __all__ = [
@@ -77,6 +77,10 @@ class AlertSource(LeaseView, Protocol):
 
     def recipients(self) -> Recipients:
         """The receivers alerts go to, by the keys the deliveries carry, and their labels."""
+
+    async def failing_receivers(self) -> Sequence[tuple[Delivery, int]]:
+        """Each receiver (by key) whose oldest waiting delivery failed an attempt: that
+        delivery, and how many deliveries wait for it."""
 
 
 @runtime_checkable

@@ -22,6 +22,7 @@ from bridge.pages.widgets import (
     age,
     age_since,
     badge,
+    countdown,
     empty,
     lease_notice,
     meter,
@@ -31,10 +32,12 @@ from bridge.pages.widgets import (
     timestamp,
     utc,
 )
+from bridge.receiver_keys import receiver_label
+from bridge.redaction import redact_urls
 from bridge.settings import Settings
 from bridge.sinks.alerts.admin import AlertQuery
 from bridge.sinks.alerts.payload import alert_path
-from bridge.sinks.alerts.records import AlertRecord, AlertState
+from bridge.sinks.alerts.records import AlertRecord, AlertState, Delivery
 from bridge.sinks.prometheus.nodes import NodeSummary
 
 __all__ = ["MAX_SHOWN", "StatusView", "status_live", "status_view"]
@@ -74,6 +77,16 @@ _NODE_TONE: Final = {
     "unknown": "warn",
     "healthy": "good",
 }
+# Receivers whose oldest delivery failed: the pager may be hearing nothing of the alerts below.
+_FAILING: Final = Fragment(
+    '<section class="panel notice" id="receivers" role="status"><b>${what}</b> the alerts wait'
+    " in the outbox and are retried in order (each alert's page shows its deliveries):"
+    '<ul class="failing">${receivers}</ul></section>'
+)
+_FAILING_RECEIVER: Final = Fragment(
+    '<li><span class="origin">${label}</span> failing: ${result} (${attempts}); ${waiting},'
+    " the oldest for ${oldest}; next attempt ${next}</li>"
+)
 # A node announced down or left: how long ago, its figures the last it sent.
 _GONE: Final = Fragment(' <span class="muted gone" title="${title}">for ${age}</span>')
 
@@ -95,6 +108,18 @@ class _Node:
 
 
 @dataclass(frozen=True, slots=True)
+class _Failing:
+    """A receiver whose oldest waiting delivery failed, as the notice shows it."""
+
+    label: str  # origin only, without user info
+    result: str  # the last attempt's, any URL in it redacted
+    attempts: int
+    waiting: int  # deliveries waiting for it, that one included
+    oldest_at: int  # when that one was made (Unix seconds)
+    next_at: int  # its next attempt
+
+
+@dataclass(frozen=True, slots=True)
 class StatusView:
     """What the status page's live part shows, and nothing else: equal views render the same
     markup (``status_live``), so a view like the last one needs no render."""
@@ -106,6 +131,8 @@ class StatusView:
     nodes: tuple[_Node, ...] | None  # None: no Prometheus sink
     admin: bool
     publishing: bool  # the pubsub integration is enabled
+    failing: tuple[_Failing, ...] = ()  # receivers whose oldest waiting delivery failed
+    notified: bool = True  # a webhook receiver or an Alertmanager is configured
 
 
 async def status_view(
@@ -120,6 +147,8 @@ async def status_view(
     ``nodes_from`` and those ``down_from`` holds down (None: the bridge runs no such component)."""
     alerts: list[AlertRecord] = []
     truncated = False
+    failing: tuple[_Failing, ...] = ()
+    notified = True
     if alerts_from is not None:
         for state in _OPEN:
             # The newest fired: an alert changed since it fired (escalated) is no newer. One
@@ -129,6 +158,13 @@ async def status_view(
             truncated = truncated or len(found) > MAX_SHOWN
             alerts.extend(found[:MAX_SHOWN])
         alerts.sort(key=lambda record: record.starts_at, reverse=True)
+        recipients = alerts_from.recipients()
+        notified = bool(recipients.webhooks) or recipients.alertmanager is not None
+        labels = dict(recipients.webhooks)
+        failing = tuple(
+            _failing(delivery, waiting, labels)
+            for delivery, waiting in await alerts_from.failing_receivers()
+        )
     nodes: tuple[_Node, ...] | None = None
     if nodes_from is not None:
         summaries = list(nodes_from.nodes())
@@ -145,6 +181,23 @@ async def status_view(
         nodes=nodes,
         admin=shown.settings.admin_token is not None,
         publishing=shown.integration.enabled(),
+        failing=failing,
+        notified=notified,
+    )
+
+
+def _failing(delivery: Delivery, waiting: int, labels: Mapping[str, str]) -> _Failing:
+    if delivery.last_error:
+        result = redact_urls(delivery.last_error)
+    else:
+        result = f"HTTP {delivery.last_status}" if delivery.last_status is not None else "failed"
+    return _Failing(
+        label=labels.get(delivery.url) or receiver_label(delivery.url, userinfo=False),
+        result=result,
+        attempts=delivery.attempts,
+        waiting=waiting,
+        oldest_at=int(delivery.created_at),
+        next_at=int(delivery.next_attempt_at),
     )
 
 
@@ -208,11 +261,41 @@ def status_live(view: StatusView, shown: Shown, *, root: str, now: float | None)
             root=root,
             now=now,
             lease=view.lease,
+            notified=view.notified,
         ),
         nodes=_nodes(nodes, shown, present=view.nodes is not None, now=now),
         components=_components(checks),
         integration=Html("") if view.publishing else _SWITCHED_OFF(),
+        receivers=_receivers(view.failing, now),
     )
+
+
+def _receivers(failing: Sequence[_Failing], now: float | None) -> Html:
+    if not failing:
+        return Html("")
+    items = [
+        _FAILING_RECEIVER(
+            label=receiver.label,
+            result=receiver.result,
+            attempts=_count(receiver.attempts, "attempt"),
+            waiting=_count(receiver.waiting, "delivery", "deliveries") + " wait"
+            if receiver.waiting != 1
+            else "1 delivery waits",
+            oldest=age_since(receiver.oldest_at, now),
+            next=countdown(receiver.next_at, now),
+        )
+        for receiver in failing
+    ]
+    what = (
+        "A webhook receiver is failing:"
+        if len(failing) == 1
+        else f"{len(failing)} webhook receivers are failing:"
+    )
+    return _FAILING(what=what, receivers=join(items))
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _held_down(source: DownSource | None) -> Mapping[str, float]:
@@ -267,9 +350,31 @@ def _alerts(
     root: str,
     now: float | None,
     lease: LeaseState,
+    notified: bool,
 ) -> Html:
     if not kept:
         return empty("This bridge runs no alert sink, so it keeps no alerts.")
+    listing = _listing(alerts, truncated, admin=admin, root=root, now=now, lease=lease)
+    if notified:
+        return listing
+    # A first start: "all clear" must not read as "and the pager would hear of it".
+    alone = empty(
+        "No webhook receiver or Alertmanager is configured (EXESDB_WEBHOOK_URLS,"
+        " EXESDB_WEBHOOK_CONFIG_FILE, EXESDB_ALERTMANAGER_URL): alerts are kept and shown here"
+        " only: nobody is notified."
+    )
+    return join((alone, listing))
+
+
+def _listing(
+    alerts: Sequence[AlertRecord],
+    truncated: bool,
+    *,
+    admin: bool,
+    root: str,
+    now: float | None,
+    lease: LeaseState,
+) -> Html:
     if not alerts and not lease.reachable:
         return empty(
             "No active alerts on this replica, which cannot use Redis: which replica holds the"

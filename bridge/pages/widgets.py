@@ -72,13 +72,15 @@ _METER: Final = Fragment(
     ' value="${value}">${text}</meter><span class="num">${text}</span></span>'
 )
 _ACK_BUTTON: Final = Fragment(
-    '<button type="button" class="ack" data-ack="${alert_id}" data-title="${title}">'
-    "Acknowledge</button>"
+    '<button type="button" class="ack" data-ack="${alert_id}" data-title="${title}"'
+    ' aria-label="Acknowledge ${title}">Acknowledge</button>'
 )
 _TABLE: Final = Fragment(
     '<table class="${css}"><thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table>'
 )
 _CELL: Final = Fragment("<td>${value}</td>")
+# A cell naming its column, for a table whose rows a phone stacks (pages.css shows the name).
+_NAMED_CELL: Final = Fragment('<td data-label="${name}">${value}</td>')
 _HEAD: Final = Fragment('<th scope="col">${name}</th>')
 _ROW: Final = Fragment("<tr>${cells}</tr>")
 _EMPTY: Final = Fragment('<p class="empty">${text}</p>')
@@ -92,6 +94,9 @@ _ACK_BAR: Final = Fragment(
     '<button type="button" id="ack-forget" class="quiet">Forget</button>'
     '<span class="hint">Kept in this tab only; sent as ${header}.</span>'
     '<output id="ack-message" role="status" aria-live="polite"></output>'
+    # What the button does, read before it is pressed (bridge/sinks/alerts/transitions.py).
+    '<span class="hint ack-does">Acknowledging records your name and stops the alert\'s'
+    " escalation (no webhook is sent); it stays listed until it resolves.</span>"
     "</form>"
 )
 # On Redis only the work-queue lease holder's alerts follow the cluster's (as GET /v1/alerts
@@ -210,12 +215,26 @@ def ack_button(alert_id: str, title: str) -> Html:
     return _ACK_BUTTON(alert_id=alert_id, title=title)
 
 
-def table(head: Sequence[str], rows: Iterable[Sequence[object]], css: str = "grid") -> Html:
-    """A table: ``head`` names the columns, each row's values are escaped unless ``Html``."""
+def table(
+    head: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    css: str = "grid",
+    *,
+    named: bool = False,
+) -> Html:
+    """A table: ``head`` names the columns, each row's values are escaped unless ``Html``;
+    ``named``: each cell carries its column's name too (for a phone, where its rows stack)."""
+
+    def cell(name: str, value: object) -> Html:
+        return _NAMED_CELL(name=name, value=value) if named else _CELL(value=value)
+
     return _TABLE(
         css=css,
         head=join(_HEAD(name=name) for name in head),
-        rows=join(_ROW(cells=join(_CELL(value=value) for value in row)) for row in rows),
+        rows=join(
+            _ROW(cells=join(cell(name, value) for name, value in zip(head, row, strict=True)))
+            for row in rows
+        ),
     )
 
 

@@ -210,6 +210,55 @@ def test_the_status_page_refreshes_in_place(tmp_path: Path, browser: Browser) ->
         )
 
 
+FOCUSED = """
+const element = document.activeElement;
+return element.dataset.ack || element.getAttribute("href") || element.id || element.tagName;
+"""
+
+
+def test_keyboard_focus_stays_on_its_alert_across_a_refresh(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """A keyboard user's focus on an alert's Acknowledge button stays on it when a refresh
+    brings new content; acknowledged with the Enter key, the button goes and the focus moves to
+    that alert's link, not back to the top of the page."""
+    from selenium.webdriver.common.keys import Keys
+
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "the first alert")
+        raise_alert(server, "a2", "the second alert")
+        browser.open(server.url + "/")
+        browser.css("#ack-by").send_keys("alice")
+        browser.css("#ack-token").send_keys(ADMIN_TOKEN)
+        browser.css("button[data-ack='a1']").send_keys("")  # focus, as Tab would
+        assert browser.run(FOCUSED) == "a1"
+        raise_alert(server, "a3", "published while a button has the focus")
+        wait_until(lambda: alert_row(browser, "published while"), 15, "the new alert")
+        assert browser.run(FOCUSED) == "a1"
+        browser.css("button[data-ack='a1']").send_keys(Keys.ENTER)
+        wait_until(lambda: "acknowledged" in alert_row(browser, "the first alert"), 15, "acked")
+        assert browser.run(FOCUSED) == "./alerts/a1"
+
+
+def test_a_tab_whose_bridge_stopped_answering_says_so_at_the_top(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """When the bridge stops answering, the top of the page (not only its footer, below a long
+    list of alerts) says the figures are no longer current and since when, and the figures
+    are dimmed; the "Ready" card is not left looking current."""
+    with page_bridge(tmp_path) as server:
+        for n in range(30):
+            raise_alert(server, f"a{n}", f"alert number {n}")
+        browser.open(server.url + "/")
+        assert browser.all("#stale") == [] or not browser.css("#stale").is_displayed()
+    # The bridge has stopped: the next refresh fails.
+    notice = browser.wait_for_text("#stale", "Not updated since", 3 * REFRESH_SECONDS)
+    assert "UTC" in notice
+    top = browser.run("return arguments[0].getBoundingClientRect().top", browser.css("#stale"))
+    assert 0 <= top < browser.run("return window.innerHeight")
+    assert browser.run("return getComputedStyle(document.getElementById('live')).opacity") != "1"
+
+
 # Each refresh of the live part the tab made: [HTTP status, body bytes received].
 LIVE_REFRESHES = """
 return performance.getEntriesByType("resource")
@@ -319,12 +368,13 @@ ALERT_PARTS = (
 )
 
 
-@pytest.mark.parametrize("width", [390, 760], ids=["phone", "tablet"])
+@pytest.mark.parametrize("width", [390, 760, 1000], ids=["phone", "tablet", "small laptop"])
 def test_on_a_phone_the_pages_fit_the_screen_with_every_acknowledge_button_in_reach(
     tmp_path: Path, browser: Browser, width: int
 ) -> None:
-    """On a phone 390 pixels wide (where a page at night is read), and a tablet, neither page
-    scrolls sideways, long alert ids included; the bridge's node is named, and every alert's
+    """On a phone 390 pixels wide (where a page at night is read), a tablet, and a small
+    laptop (where the panels stand side by side), neither page scrolls sideways, long alert
+    ids included; the bridge's node is named, and every alert's
     Acknowledge button, its state, the endpoints' links and each node's disk use lie on the
     screen, inside their panels."""
     with page_bridge(tmp_path) as server:
@@ -343,6 +393,66 @@ def test_on_a_phone_the_pages_fit_the_screen_with_every_acknowledge_button_in_re
         assert NODE in browser.text("header.bar")  # which bridge this is, on the phone too
         browser.open(server.url + alert_path(LONG_ID))
         assert browser.run(OVERFLOW, ALERT_PARTS) == []
+
+
+def test_on_a_phone_an_alerts_deliveries_read_without_scrolling_sideways(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """On a phone 375 pixels wide each delivery of an alert's page (to a receiver nobody
+    answers: a long error) lies inside its panel, every value named as its column is (the
+    attempts, the last result, the next attempt), nothing to scroll sideways to."""
+    with page_bridge(
+        tmp_path,
+        EXESDB_WEBHOOK_URLS=f"http://127.0.0.1:{free_port()}/hook",  # nobody listens
+        **HOOK_SETTINGS,
+    ) as server:
+        raise_alert(server, LONG_ID, "inventory_store.persistence_flush.latency_p99_ms is high")
+        screen = {"width": 375, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+        browser.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", screen)
+        browser.open(server.url + alert_path(LONG_ID))
+        deliveries = browser.wait_for_text("#deliveries", "ClientConnectorError")
+        assert browser.run(OVERFLOW, ["#deliveries td", "#deliveries .badge"]) == []
+        panel = browser.css("#deliveries")
+        assert browser.run("return arguments[0].scrollWidth <= arguments[0].clientWidth", panel)
+        assert "ClientConnectorError" in deliveries
+        named = browser.run(
+            "return [...document.querySelectorAll('#deliveries td')]"
+            ".map((cell) => getComputedStyle(cell, '::before').content)"
+        )
+        assert named == ['"Created "', '"State "', '"Attempts "', '"Last result "', '"Finished "']
+
+
+# A node name as long as EXESDB_NODE allows people to make them: a host's full name.
+LONG_NODE = "exesdb-orders-primary-replica-7@db-host-7.eu-west-1.compute.internal.example"
+
+
+def test_a_long_node_name_wraps_inside_the_nodes_panel_on_a_desktop(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """On a desktop screen a node with a long name keeps every figure of its row (health, CPU,
+    memory and disk bars) inside the Cluster nodes panel, its name wrapped: nothing spills over
+    the Components panel beside it."""
+    with page_bridge(tmp_path) as server:
+        report_node(server, LONG_NODE, "healthy", cpu=40.0, memory=50.0, disk=60.0)
+        browser.open(server.url + "/")
+        browser.wait_for_text("#nodes", "40%")
+        assert browser.run(OVERFLOW, ["table.nodes td", "table.nodes meter"]) == []
+        assert node_cells(browser, LONG_NODE)[1:] == ["healthy", "40%", "50%", "60%"]
+
+
+def test_the_bars_facts_are_whole_on_a_desktop_whatever_the_nodes_name(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """A bridge whose EXESDB_NODE is a long host name still shows its whole name, version and
+    bus in the bar at the top of a desktop screen: nothing cut off behind an ellipsis."""
+    node = LONG_NODE + ".with-a-datacentre-suffix-to-make-it-longer.example"
+    with page_bridge(tmp_path, EXESDB_NODE=node) as server:
+        browser.open(server.url + "/")
+        facts = browser.css("header.bar .facts")
+        assert browser.run("return arguments[0].scrollWidth <= arguments[0].clientWidth", facts)
+        assert node in facts.text
+        assert "bus memory" in facts.text
+        assert browser.run(OVERFLOW, ["header.bar nav a"]) == []
 
 
 # A part's reason as the Redis bus gives it: long, with a URL no line can break at a space.
@@ -412,6 +522,23 @@ def test_acknowledging_with_the_right_token_changes_the_state(
         assert browser.run("return localStorage.length") == 0
 
 
+def test_a_screen_reader_hears_which_alert_each_acknowledge_button_is_for(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """Each Acknowledge button's accessible name says which alert it acknowledges (a list of
+    buttons all named "Acknowledge" tells a screen reader user nothing), on both pages, and
+    the status page has a level-one heading as the alert's page has."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "Queue backed up")
+        raise_alert(server, "a2", "Disk full on db-2")
+        browser.open(server.url + "/")
+        assert [h.get_attribute("textContent") for h in browser.all("h1")] == ["Status"]
+        names = {button.accessible_name for button in browser.all("button[data-ack]")}
+        assert names == {"Acknowledge Queue backed up", "Acknowledge Disk full on db-2"}
+        browser.open(server.url + alert_path("a2"))
+        assert browser.css("button[data-ack]").accessible_name == "Acknowledge Disk full on db-2"
+
+
 def test_a_blank_name_is_refused_on_the_page_before_anything_is_posted(
     tmp_path: Path, browser: Browser
 ) -> None:
@@ -443,6 +570,31 @@ def test_a_wrong_token_shows_an_error(tmp_path: Path, browser: Browser) -> None:
         assert browser.css("#ack-message").get_attribute("class") == "error"
         assert "firing" in alert_row(browser, "Queue backed up")
         assert api_state(server, "a1") == "firing"
+
+
+def test_a_refused_token_is_forgotten_and_the_field_ready_for_the_right_one(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """A token the bridge refuses is not kept for the tab (a reload would fill it in again),
+    and the focus goes to the token field, its text selected, to type the right one over it;
+    the right one then acknowledges."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "Queue backed up")
+        browser.open(server.url + "/")
+        browser.css("#ack-by").send_keys("alice")
+        browser.css("#ack-token").send_keys("not-the-token")
+        browser.css("button[data-ack='a1']").click()
+        browser.wait_for_text("#ack-message", "refused (401)")
+        assert browser.run("return sessionStorage.getItem('exesdb-bridge.admin-token')") is None
+        assert browser.run("return document.activeElement.id") == "ack-token"
+        selected = browser.run(
+            "const f = document.activeElement;"
+            " return f.value.slice(f.selectionStart, f.selectionEnd)"
+        )
+        assert selected == "not-the-token"
+        browser.driver.switch_to.active_element.send_keys(ADMIN_TOKEN)
+        browser.css("button[data-ack='a1']").click()
+        browser.wait_for_text("#ack-message", "Acknowledged: Queue backed up")
 
 
 def test_a_delivered_webhooks_generator_url_opens_the_alerts_page(

@@ -9,7 +9,7 @@ import pytest
 from bridge.pages.sources import lease_state
 from bridge.pages.widgets import lease_notice
 from bridge.sinks.alerts.admin import AlertQuery
-from bridge.sinks.alerts.records import AlertDetail, AlertRecord, Recipients
+from bridge.sinks.alerts.records import AlertDetail, AlertRecord, Delivery, Recipients
 
 
 class Sink:
@@ -28,6 +28,9 @@ class Sink:
 
     def recipients(self) -> Recipients:
         raise NotImplementedError  # the banner does not read it
+
+    async def failing_receivers(self) -> Sequence[tuple[Delivery, int]]:
+        raise NotImplementedError  # nor this
 
     def holds_work_queue(self) -> bool:
         return self.holding

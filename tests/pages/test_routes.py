@@ -31,7 +31,7 @@ from tests.pages.helpers import (
     wait_for_alert,
 )
 from tests.sinks.alerts.helpers import system_alert
-from tests.support import ADMIN_TOKEN, async_wait_until, free_port
+from tests.support import ADMIN_TOKEN, async_wait_until, free_port, wait_until
 
 __all__ = ["webhook_receiver"]  # the fixture, imported for the tests below
 
@@ -450,6 +450,36 @@ async def test_with_an_admin_token_firing_alerts_have_an_acknowledge_button(
     assert ADMIN_TOKEN not in body
 
 
+async def test_a_bridge_that_notifies_no_one_says_so_above_its_alerts(
+    tmp_path: Path, client: aiohttp.ClientSession, webhook_receiver
+) -> None:
+    """Without a webhook receiver or an Alertmanager (a first start) the status page says that
+    its alerts are kept and shown here only, nobody notified; with a receiver it does not."""
+    with page_bridge(tmp_path / "alone") as server:
+        _, _, alone = await fetch(client, server.url + "/?part=live")
+    receiver: WebhookReceiver = webhook_receiver()
+    with page_bridge(tmp_path / "hooked", EXESDB_WEBHOOK_URLS=receiver.url) as server:
+        _, _, hooked = await fetch(client, server.url + "/?part=live")
+    said = "alerts are kept and shown here only: nobody is notified"
+    assert said in alone.split('id="alerts"', 1)[1]
+    assert said not in hooked
+
+
+async def test_the_acknowledge_bar_says_what_acknowledging_does(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """The bar says what an acknowledgement does before anyone presses a button: it records
+    who, stops the alert's escalation, sends no webhook, and the alert stays listed until it
+    resolves."""
+    with page_bridge(tmp_path) as server:
+        _, _, body = await fetch(client, server.url + "/")
+    bar = body.split('id="ack-form"', 1)[1].split("</form>", 1)[0]
+    assert (
+        "Acknowledging records your name and stops the alert's escalation (no webhook is sent);"
+        " it stays listed until it resolves."
+    ) in bar
+
+
 async def test_the_alert_page_shows_its_history(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
@@ -618,11 +648,94 @@ async def test_an_alerts_page_counts_the_attempts_of_a_delivery_and_shows_its_la
 
         deliveries = await async_wait_until(delivered, 15, "the delivery shown delivered")
     [row] = [
-        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td>(.*?)</td>", row)]
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
         for row in deliveries.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr>")[1:]
     ]
     assert row[1:4] == ["delivered", "2", "HTTP 200"]
     assert [r.answer.status for r in receiver.requests] == [503, 200]
+
+
+async def test_a_delivery_held_back_by_an_older_one_says_what_holds_it_and_until_when(
+    tmp_path: Path, client: aiohttp.ClientSession, webhook_receiver
+) -> None:
+    """A delivery waiting behind an older one to a failing receiver (deliveries go out in
+    order) does not read "not tried yet, next attempt due": its page says it waits behind an
+    older delivery, with that one's attempts, last result and next attempt, when the receiver
+    is tried next."""
+    receiver: WebhookReceiver = webhook_receiver().script(*[503] * 5)
+    with page_bridge(
+        tmp_path,
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_WEBHOOK_SECRET="page-test-webhook-secret",
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="0",
+        EXESDB_WEBHOOK_BACKOFF_MS="120000",  # the first delivery's retry lies far ahead
+    ) as server:
+        raise_alert(server, "a1", "the first alert")
+
+        def attempted() -> Any:
+            detail = server.run(sink_of(server).alert_detail("a1"))
+            return detail.deliveries if detail and detail.deliveries[0].attempts else None
+
+        [head] = wait_until(attempted, 15, "the first alert's delivery attempted")
+        raise_alert(server, "a2", "the second alert")
+
+        async def queued() -> str | None:
+            _, _, body = await fetch(client, server.url + "/alerts/a2?part=live")
+            deliveries = body.split('id="deliveries"', 1)[1]
+            return deliveries if "<tbody>" in deliveries else None
+
+        deliveries = _moments(await async_wait_until(queued, 15, "the second delivery"))
+    [row] = [
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        for row in deliveries.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr>")[1:]
+    ]
+    assert row[1:5] == [
+        "pending",
+        "0",
+        "waiting behind an older delivery to this receiver (1 attempt, last HTTP 503)",
+        f"next attempt {int(head.next_attempt_at)}",
+    ]
+    assert head.next_attempt_at > head.created_at + 60  # its retry, not its first attempt
+    assert "not tried yet" not in deliveries
+
+
+async def test_the_status_page_names_a_failing_receiver_with_why_and_when_it_is_tried_next(
+    tmp_path: Path, client: aiohttp.ClientSession, webhook_receiver
+) -> None:
+    """A receiver whose oldest delivery failed is named above the alerts, origin only, with
+    its last result, attempts, how many deliveries wait for it and when it is tried next; a
+    receiver that takes its deliveries is not named; nothing of their paths is shown."""
+    failing: WebhookReceiver = webhook_receiver(path="/TOKENPATH").script(*[503] * 5)
+    working: WebhookReceiver = webhook_receiver(path="/OTHERPATH")
+    with page_bridge(
+        tmp_path,
+        EXESDB_WEBHOOK_URLS=f"{failing.url},{working.url}",
+        EXESDB_WEBHOOK_SECRET="page-test-webhook-secret",
+        EXESDB_WEBHOOK_GROUP_WAIT_MS="0",
+        EXESDB_WEBHOOK_BACKOFF_MS="120000",  # the first delivery's retry lies far ahead
+    ) as server:
+        labels = [receiver.label for receiver in sink_of(server).receivers]
+        raise_alert(server, "a1", "the first alert")
+        await async_wait_until(lambda: failing.requests and working.requests, 15, "attempts")
+        raise_alert(server, "a2", "the second alert")
+
+        async def named() -> str | None:
+            _, _, body = await fetch(client, server.url + "/?part=live")
+            return body if "2 deliveries wait" in body else None
+
+        body = _moments(await async_wait_until(named, 15, "the failing receiver named"))
+    notice = body.split('id="receivers"', 1)[1].split("</section>", 1)[0]
+    text = " ".join(re.sub(r"<[^>]+>", " ", notice).split())
+    assert labels[0] in text
+    assert labels[1] not in body
+    assert re.search(
+        r"failing: HTTP 503 \(1 attempt\); 2 deliveries wait, the oldest for \d+;"
+        r" next attempt \d+",
+        text,
+    ), text
+    assert "TOKENPATH" not in body
+    assert "OTHERPATH" not in body
+    assert body.index('id="receivers"') < body.index('id="alerts"')
 
 
 async def test_an_alerts_page_shows_each_receiver_once_with_its_own_deliveries(

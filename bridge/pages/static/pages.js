@@ -36,6 +36,7 @@
   let busy = false;
   let again = false; // asked for while a refresh was under way (after an acknowledgement)
   let lastGood = new Date();
+  let refocusing = []; // where the focus was when an Acknowledge button was pressed
   // The bridge's clock less this one's, in seconds: from the page's rendering, then each answer.
   let skew = Number(body.dataset.now || Date.now() / 1000) - Date.now() / 1000;
 
@@ -77,11 +78,46 @@
     return date.toISOString().slice(0, 19).replace("T", " ") + " UTC";
   }
 
-  function stamp(text, failed) {
+  function stamp(text, failed, warning) {
     const where = byId("refreshed");
     if (!where) return;
     where.textContent = text;
     where.classList.toggle("stale", failed);
+    // At the top too (the footer may lie below hundreds of alerts), and the figures dimmed:
+    // a page the bridge no longer answers must not look current.
+    const banner = byId("stale");
+    byId("live").classList.toggle("stale", failed);
+    if (!banner) return;
+    banner.hidden = !failed;
+    const said = failed ? warning : "";
+    if (banner.textContent !== said) banner.textContent = said; // announced once, not each retry
+  }
+
+  // An element of the live part as attributes a swapped-in copy has too: an alert's
+  // Acknowledge button, else (gone once acknowledged) the link of its row.
+  function keysOf(element) {
+    const live = byId("live");
+    if (!element || element === live || !live.contains(element)) return [];
+    const keys = [];
+    if (element.dataset.ack !== undefined) keys.push(["data-ack", element.dataset.ack]);
+    if (element.hasAttribute("href")) keys.push(["href", element.getAttribute("href")]);
+    const row = element.closest("tr");
+    const link = row && row.querySelector("a[href]");
+    if (link) keys.push(["href", link.getAttribute("href")]);
+    return keys;
+  }
+
+  // A keyboard user's focus stays where it was, not back at the top of the page.
+  function refocus(keys) {
+    for (const [name, value] of keys) {
+      const same = [...byId("live").querySelectorAll("[" + name + "]")].find(
+        (element) => element.getAttribute(name) === value,
+      );
+      if (same) {
+        same.focus({ preventScroll: true });
+        return;
+      }
+    }
   }
 
   async function refresh() {
@@ -103,14 +139,23 @@
         if (!response.ok) throw new Error("HTTP " + response.status);
         const html = await response.text();
         // Only the live part changes: the scroll position and the fields above it stay.
+        // The focus, or the button it was on until acknowledging disabled it (which blurs).
+        const active = document.activeElement;
+        const focused = active === body || !active ? refocusing : keysOf(active);
         live.innerHTML = html;
+        refocus(focused);
+        refocusing = [];
         live.dataset.etag = response.headers.get("ETag") || "";
       }
       count();
       lastGood = new Date();
       stamp("Updated " + utc(lastGood) + " · refreshes every " + every / 1000 + " s", false);
     } catch (error) {
-      stamp("Not updated since " + utc(lastGood) + " (" + error.message + "); retrying", true);
+      const since = "Not updated since " + utc(lastGood);
+      const warning =
+        since + ": the last refresh failed (" + error.message + "). What this page shows may" +
+        " be out of date; retrying every " + every / 1000 + " s.";
+      stamp(since + " (" + error.message + "); retrying", true, warning);
     } finally {
       busy = false;
       if (again) {
@@ -186,6 +231,8 @@
     }
     remember(NAME_KEY, by);
     remember(TOKEN_KEY, token);
+    const focused = document.activeElement === button;
+    if (focused) refocusing = keysOf(button);
     button.disabled = true;
     try {
       const response = await fetch(root + "v1/alerts/" + encodeURIComponent(alertId) + "/ack", {
@@ -202,10 +249,21 @@
         const answer = await response.json().catch(() => null);
         say(refusal(response.status, answer), true);
         button.disabled = false;
+        refocusing = [];
+        if (response.status === 401) {
+          // Not kept for the tab (a reload would fill it in again): typed over, here.
+          remember(TOKEN_KEY, "");
+          tokenField.focus();
+          tokenField.select();
+        } else if (focused) {
+          button.focus();
+        }
       }
     } catch (error) {
       say("Could not reach the bridge: " + error.message, true);
       button.disabled = false;
+      if (focused) button.focus();
+      refocusing = [];
     }
     refresh();
   }

@@ -117,8 +117,9 @@ class AlertStore:
             return [record_of(row) for row in db.execute(query, {**params, "limit": limit})]
 
     def detail(self, alert_id: str) -> AlertDetail | None:
-        """The alert named ``alert_id`` with its history, its deliveries (the newest 50) and the
-        grouping windows it waits in; None when unknown. One consistent read."""
+        """The alert named ``alert_id`` with its history, its deliveries (the newest 50), the
+        grouping windows it waits in and the older deliveries its pending ones wait behind;
+        None when unknown. One consistent read."""
         with self._database.read() as db:
             record = self.get(alert_id)
             if record is None:
@@ -128,7 +129,7 @@ class AlertStore:
                 " ORDER BY at DESC, rowid DESC LIMIT :kept",
                 {"alert_id": alert_id, "kept": HISTORY_KEPT},
             ).fetchall()
-            deliveries, waiting = self._queue.of_alert(alert_id)
+            deliveries, waiting, ahead = self._queue.of_alert(alert_id)
         return AlertDetail(
             record,
             tuple(
@@ -137,6 +138,7 @@ class AlertStore:
             ),
             deliveries,
             waiting,
+            ahead,
         )
 
     def current(self, since: float, *, after: str = "", limit: int = 1000) -> list[AlertRecord]:

@@ -274,13 +274,17 @@ class DeliveryQueue:
         with self._database.read() as db:
             return int(db.execute(query, params).fetchone()[0])
 
-    def of_alert(self, alert_id: str) -> tuple[tuple[Delivery, ...], tuple[tuple[str, float], ...]]:
-        """The deliveries of the alert named ``alert_id`` (the newest 50, newest first) and the
-        grouping windows it waits in (receiver key, since when)."""
+    def of_alert(
+        self, alert_id: str
+    ) -> tuple[tuple[Delivery, ...], tuple[tuple[str, float], ...], tuple[Delivery, ...]]:
+        """The deliveries of the alert named ``alert_id`` (the newest 50, newest first), the
+        grouping windows it waits in (receiver key, since when), and, for each receiver one of
+        them waits for, the older delivery at the head of its queue, if another (deliveries go
+        out one at a time in order: that one's retries hold this alert's back)."""
         key = {"alert_id": alert_id}
         with self._database.read() as db:
             # instr() on the JSON text first (cheap), json_each() to be exact.
-            deliveries = db.execute(
+            rows = db.execute(
                 "SELECT * FROM deliveries WHERE instr(alert_ids, :needle) > 0 AND EXISTS"
                 " (SELECT 1 FROM json_each(deliveries.alert_ids) WHERE value = :alert_id)"
                 " ORDER BY created_at DESC, id LIMIT :limit",
@@ -289,10 +293,33 @@ class DeliveryQueue:
             waiting = db.execute(
                 "SELECT url, queued_at FROM queued WHERE alert_id = :alert_id ORDER BY url", key
             ).fetchall()
+            deliveries = tuple(delivery_of(row) for row in rows)
+            ours = {delivery.id for delivery in deliveries}
+            pending = sorted({d.url for d in deliveries if d.state is DeliveryState.PENDING})
+            heads = [
+                db.execute(_OLDEST_PENDING, {"url": url, **_PENDING}).fetchone() for url in pending
+            ]
         return (
-            tuple(delivery_of(row) for row in deliveries),
+            deliveries,
             tuple((str(url), float(queued_at)) for url, queued_at in waiting),
+            tuple(delivery_of(row) for row in heads if row is not None and row["id"] not in ours),
         )
+
+    def failing(self) -> tuple[tuple[Delivery, int], ...]:
+        """Each receiver of ``urls`` whose oldest pending delivery failed an attempt (it holds
+        the later ones back: they go out in order): that delivery, and how many wait in all."""
+        found: list[tuple[Delivery, int]] = []
+        with self._database.read() as db:
+            for url in self.urls:  # each an index lookup, however many were delivered
+                head = db.execute(_OLDEST_PENDING, {"url": url, **_PENDING}).fetchone()
+                if head is None or not head["attempts"]:
+                    continue
+                count = db.execute(
+                    "SELECT COUNT(*) FROM deliveries WHERE url = :url AND state = :pending",
+                    {"url": url, **_PENDING},
+                ).fetchone()[0]
+                found.append((delivery_of(head), int(count)))
+        return tuple(found)
 
     def depth(self) -> OutboxDepth:
         """Counts of what is waiting."""

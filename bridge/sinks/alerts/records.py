@@ -265,10 +265,13 @@ class Recipients:
 
 @dataclass(frozen=True, slots=True)
 class AlertDetail:
-    """One alert with its history (oldest first), its deliveries (newest first) and the
-    receivers whose grouping window it waits in: ``(url, queued since)``."""
+    """One alert with its history (oldest first), its deliveries (newest first), the
+    receivers whose grouping window it waits in: ``(url, queued since)``, and ``ahead``: for
+    each receiver one of its pending deliveries waits for, the older delivery of another alert
+    at the head of that receiver's queue (sent in order, its retries hold this one back)."""
 
     alert: AlertRecord
     history: tuple[HistoryEntry, ...]
     deliveries: tuple[Delivery, ...]
     waiting: tuple[tuple[str, float], ...]
+    ahead: tuple[Delivery, ...] = ()
