@@ -221,7 +221,8 @@ class Translator:
             finally:
                 self.current = None
                 messages = self._f["exesdb_prometheus_messages"]
-                # Counted by tag (which names its instance) in C.
+                # Counted by tag (which names its instance) with collections.Counter, whose
+                # loop runs in C: one add per tag of the batch, not one per message.
                 for tag, count in Counter([envelope.tag for envelope in envelopes]).items():
                     messages.add(_KINDS[tag], float(count))
 
