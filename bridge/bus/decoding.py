@@ -29,7 +29,13 @@ from pydantic_core import CoreSchema, SchemaValidator, core_schema
 from bridge.bus import structs
 from bridge.bus.envelope import (
     ENVELOPE_VERSION,
+    ID_MAX_LENGTH,
+    ID_MIN_LENGTH,
+    ID_PATTERN,
+    NODE_MAX_LENGTH,
+    TOPIC_MAX_LENGTH,
     TOPIC_PATTERN,
+    TS_MAX_LENGTH,
     Envelope,
     Rejection,
     RejectReason,
@@ -54,9 +60,6 @@ __all__ = [
     "decode_failures",
 ]
 
-_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{8,128}")
-_MAX_NODE_LENGTH: Final = 255
-_MAX_TS_LENGTH: Final = 40
 _KNOWN_INSTANCES: Final = frozenset(INSTANCES)
 _ENVELOPE_KEYS: Final = frozenset({"v", "id", "instance", "topic", "tag", "node", "ts", "payload"})
 _NOT_IN_NODE: Final = re.compile(f"[{structs.NOT_IN_NODE}]")
@@ -461,23 +464,21 @@ def decode_envelope_object(data: Any) -> Envelope | Rejection:
     if data["v"] != ENVELOPE_VERSION or isinstance(data["v"], bool):
         return Rejection(RejectReason.MALFORMED, "envelope version must be 1", "v")
     message_id, topic, node = data["id"], data["topic"], data["node"]
-    if not isinstance(message_id, str) or not _ID_RE.fullmatch(message_id):
-        return Rejection(
-            RejectReason.MALFORMED, "id must be 8-128 characters of [A-Za-z0-9_-]", "id"
-        )
+    if not isinstance(message_id, str) or not ID_PATTERN.fullmatch(message_id):
+        detail = f"id must be {ID_MIN_LENGTH}-{ID_MAX_LENGTH} characters of [A-Za-z0-9_-]"
+        return Rejection(RejectReason.MALFORMED, detail, "id")
     if not isinstance(topic, str) or not TOPIC_PATTERN.fullmatch(topic):
-        return Rejection(
-            RejectReason.MALFORMED, "topic must be 1-128 characters of [A-Za-z0-9_.:-]", "topic"
-        )
+        detail = f"topic must be 1-{TOPIC_MAX_LENGTH} characters of [A-Za-z0-9_.:-]"
+        return Rejection(RejectReason.MALFORMED, detail, "topic")
     if (
         not isinstance(node, str)
-        or not 0 < len(node) <= _MAX_NODE_LENGTH
+        or not 0 < len(node) <= NODE_MAX_LENGTH
         or _NOT_IN_NODE.search(node) is not None
     ):
         return Rejection(
             RejectReason.MALFORMED,
-            "node must be a string of 1-255 characters, none of them a control character or a "
-            "lone surrogate",
+            f"node must be a string of 1-{NODE_MAX_LENGTH} characters, none of them a control "
+            "character or a lone surrogate",
             "node",
         )
     ts = _parse_ts(data["ts"])
@@ -635,13 +636,13 @@ class _Validated:
     payload: Message
 
 
-_ID: Final = core_schema.str_schema(pattern=r"^[A-Za-z0-9_-]{8,128}$", strict=True)
-_TOPIC: Final = core_schema.str_schema(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", strict=True)
+_ID: Final = core_schema.str_schema(pattern=f"^{ID_PATTERN.pattern}$", strict=True)
+_TOPIC: Final = core_schema.str_schema(pattern=f"^{TOPIC_PATTERN.pattern}$", strict=True)
 _NODE: Final = core_schema.str_schema(
-    pattern=NO_CONTROL_CHARACTERS, min_length=1, max_length=_MAX_NODE_LENGTH, strict=True
+    pattern=NO_CONTROL_CHARACTERS, min_length=1, max_length=NODE_MAX_LENGTH, strict=True
 )
 # Checked and kept as text by the validator; _decode_unchecked parses it as the reference does.
-_TS_TEXT: Final = core_schema.str_schema(max_length=_MAX_TS_LENGTH, strict=True)
+_TS_TEXT: Final = core_schema.str_schema(max_length=TS_MAX_LENGTH, strict=True)
 _VERSION: Final = core_schema.int_schema(ge=ENVELOPE_VERSION, le=ENVELOPE_VERSION, strict=True)
 _SET: Final = ["id", "instance", "topic", "tag", "node", "ts", "payload"]
 
@@ -797,7 +798,7 @@ def _unknown_tag(instance: str, tag: object) -> str:
 
 
 def _parse_ts(value: Any) -> datetime | None:
-    if not isinstance(value, str) or len(value) > _MAX_TS_LENGTH:
+    if not isinstance(value, str) or len(value) > TS_MAX_LENGTH:
         return None
     try:
         ts = datetime.fromisoformat(value)

@@ -22,7 +22,13 @@ from bridge.messages import Message, format_timestamp
 
 __all__ = [
     "ENVELOPE_VERSION",
+    "ID_MAX_LENGTH",
+    "ID_MIN_LENGTH",
+    "ID_PATTERN",
+    "NODE_MAX_LENGTH",
+    "TOPIC_MAX_LENGTH",
     "TOPIC_PATTERN",
+    "TS_MAX_LENGTH",
     "Envelope",
     "LineRejection",
     "RejectReason",
@@ -33,8 +39,19 @@ __all__ = [
 ]
 
 ENVELOPE_VERSION: Final = 1
-TOPIC_PATTERN: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
-"""What a topic may be: 1-128 characters of letters, digits and ``_.:-``."""
+# The envelope's bounds, written once: both decoders, their refusals and docs/messages.md
+# (bridge.schema.markdown) read them here.
+ID_MIN_LENGTH: Final = 8
+ID_MAX_LENGTH: Final = 128
+ID_PATTERN: Final = re.compile(rf"[A-Za-z0-9_-]{{{ID_MIN_LENGTH},{ID_MAX_LENGTH}}}")
+"""What an id may be: ``ID_MIN_LENGTH``-``ID_MAX_LENGTH`` characters of ``[A-Za-z0-9_-]``."""
+TOPIC_MAX_LENGTH: Final = 128
+TOPIC_PATTERN: Final = re.compile(rf"[A-Za-z0-9_.:-]{{1,{TOPIC_MAX_LENGTH}}}")
+"""What a topic may be: 1-``TOPIC_MAX_LENGTH`` characters of letters, digits and ``_.:-``."""
+NODE_MAX_LENGTH: Final = 255
+"""The longest ``node`` (characters), as ``EXESDB_NODE`` takes it."""
+TS_MAX_LENGTH: Final = 40
+"""The longest ``ts`` text read as a timestamp (characters)."""
 
 
 class RejectReason(Enum):
@@ -213,7 +230,9 @@ def new_message_id() -> str:
 
 
 def check_topic(topic: str) -> str:
-    """Return ``topic`` if it is 1-128 characters of ``[A-Za-z0-9_.:-]``, else ValueError."""
+    """Return ``topic`` if it matches ``TOPIC_PATTERN``, else ValueError."""
     if not isinstance(topic, str) or not TOPIC_PATTERN.fullmatch(topic):
-        raise ValueError(f"topic {topic!r} must be 1-128 characters of letters, digits and '_.:-'")
+        raise ValueError(
+            f"topic {topic!r} must be 1-{TOPIC_MAX_LENGTH} characters of letters, digits and '_.:-'"
+        )
     return topic
