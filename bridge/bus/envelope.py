@@ -35,6 +35,7 @@ __all__ = [
     "Rejection",
     "Unbuilt",
     "check_topic",
+    "name_shown",
     "new_message_id",
 ]
 
@@ -75,6 +76,17 @@ class Rejection:
     reason: RejectReason
     detail: str
     field: str | None = None
+
+
+# The characters of a key, tag or instance a rejection quotes (in its detail and its field): a
+# sender's megabyte key is refused in a sentence, not sent back whole.
+NAME_SHOWN: Final = 64
+
+
+def name_shown(name: object) -> str:
+    """``name`` as a rejection names it: cut to ``NAME_SHOWN`` characters, ending in ``...``."""
+    text = str(name)
+    return text if len(text) <= NAME_SHOWN else text[:NAME_SHOWN] + "..."
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
 import msgspec
 
+from bridge.bus.depth import MAX_DEPTH
 from bridge.bus.envelope import (
     ID_MAX_LENGTH,
     ID_MIN_LENGTH,
@@ -523,9 +524,6 @@ def _builder(
     return build
 
 
-MAX_DEPTH: Final = 64
-"""How deep an envelope may nest objects and arrays: the envelope is the first level, its
-payload the second, a payload field's object or array the third."""
 TOO_DEEP: Final = 1 << 62
 """What ``keys_in`` counts for a value nested past MAX_DEPTH: more keys than any body names, so
 that the decoders leave it to the reference (which refuses it)."""

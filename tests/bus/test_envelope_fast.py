@@ -27,7 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 
 import bridge
 import bridge.bus.decoding as decoding_module
-from bridge.bus import Envelope, Rejection, RejectReason, decode_envelope, structs
+from bridge.bus import Envelope, Rejection, RejectReason, decode_envelope, depth, structs
 from bridge.bus.decoding import (
     _decode_fast,
     _decode_structs,
@@ -866,7 +866,7 @@ def test_nesting_deeper_than_the_parser_goes_is_refused_naming_where(lax: bool) 
     assert rejection.detail.startswith(f"nested deeper than {structs.MAX_DEPTH} levels of")
     assert decode_envelopes([_health(), body, _health()])[1] == (1, rejection)
     with pytest.raises(ValueError, match=f"^{re.escape(where)}: nested deeper than 64 levels"):
-        decoding_module.check_depth(body)
+        depth.check_depth(body)
 
 
 def test_the_docs_give_the_nesting_limit_in_force() -> None:
