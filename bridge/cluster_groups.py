@@ -23,7 +23,8 @@ from bridge.messages import AlertAck, Message, SystemAlert
 
 __all__ = ["ALERTS_PER_INTERVAL", "NAMED", "NAME_SHOWN", "DownGroups"]
 
-_logger = logging.getLogger(__name__)
+# The monitor's logger: its lines (``logger`` in JSON logs) stay those of the cluster monitor.
+_logger = logging.getLogger("bridge.cluster")
 
 # node_failure alerts of their own per health interval; further downs in it are grouped.
 ALERTS_PER_INTERVAL: Final = 10
