@@ -65,7 +65,7 @@ _HEAD: Final = """\
      tests/schema/test_markdown.py fails when this page no longer matches the code. -->
 
 Every message travels in an **envelope** naming its bus instance, topic, type (`tag`) and
-publishing node; its **payload** holds the fields of its type. The 36 types are grouped below by
+publishing node; its **payload** holds the fields of its type. The {tags} types are grouped below by
 the nine bus instances. In a terminal, `exesdb-bridge schema TAG` prints the same table for one
 type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schema` lists the tags
 (see [CLI](cli.md)). How a message is signed and sent: [HTTP API](http-api.md#ingest).
@@ -171,6 +171,7 @@ def render_markdown() -> str:
     parts = [
         _HEAD.format(
             envelope=_table(ENVELOPE_FIELDS),
+            tags=sum(len(models) for models in grouped.values()),
             cap=f"{STRING_CAP:,}",
             index=index,
             name_refuses=NAME_REFUSES,
