@@ -61,7 +61,7 @@ from bridge.sinks.prometheus.store import Family, Series, SeriesStore
 __all__ = ["ERROR_TOPIC_SUFFIX", "QUANTILES", "Translator"]
 
 # A tag's (instance, tag): the labels its messages are counted under.
-_KINDS: Final = {tag: (instance, tag) for instance, tag in MESSAGE_TYPES}
+_MESSAGE_LABELS: Final = {tag: (instance, tag) for instance, tag in MESSAGE_TYPES}
 
 # The state sets' states: the messages' own vocabularies, so the two cannot drift apart.
 NODE_STATES: Final[tuple[str, ...]] = get_args(NodeStatus)
@@ -224,7 +224,7 @@ class Translator:
                 # Counted by tag (which names its instance) with collections.Counter, whose
                 # loop runs in C: one add per tag of the batch, not one per message.
                 for tag, count in Counter([envelope.tag for envelope in envelopes]).items():
-                    messages.add(_KINDS[tag], float(count))
+                    messages.add(_MESSAGE_LABELS[tag], float(count))
 
     # -- ex_esdb_system --
 
