@@ -16,13 +16,9 @@ tick's changes then go out as ClusterMembership ``node_removed`` / ``node_added`
 changed nodes (at most ``LISTED_NODES`` a message) with the count of active nodes, and one
 ClusterHealth. The alert stage derives the ``node_failure`` alert from ``down`` and resolves it on
 ``reconnected``/``joined``/``left``. Past ``ALERTS_PER_INTERVAL`` downs within one health
-interval, the further downs (until three pass without one) are marked ``grouped`` and
-raise one SystemAlert ``node_failure`` for the lot, at most one per interval, so a receiver gets
-a bounded number of alerts; each storm is counted when it begins
-(``exesdb_cluster_down_storms_total``). The replica that raised a grouped alert resolves it (an
-AlertAck with a ``resolution``, the bus's word for an alert someone resolved) once every node it
-stands for is back, has left or is forgotten; one whose nodes all came back before it went out is
-never raised.
+interval, the further downs (until three pass without one) are marked ``grouped`` and raise one
+SystemAlert ``node_failure`` for the lot, at most one per interval, so a receiver gets a bounded
+number of alerts; the replica that raised it resolves it (``bridge.cluster_groups``).
 ClusterHealth (naming at most ``LISTED_NODES`` degraded and as many unhealthy nodes, counting
 them all) is also published once per health interval across all replicas.
 
@@ -47,9 +43,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-import secrets
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -57,16 +52,15 @@ from typing import Any, Final, Literal
 from prometheus_client import CollectorRegistry, Counter
 
 from bridge.bus import Bus, Coordinator, Envelope, LocalCoordinator
+from bridge.cluster_groups import NAME_SHOWN, NAMED, DownGroups
 from bridge.component import Context
 from bridge.errors import BridgeError
 from bridge.messages import (
-    AlertAck,
     ClusterHealth,
     ClusterMembership,
     Message,
     NodeHealth,
     NodeLifecycle,
-    SystemAlert,
 )
 from bridge.messages.health import HealthStatus, NodeStatus
 
@@ -76,15 +70,10 @@ _logger = logging.getLogger(__name__)
 
 MISSED_INTERVALS: Final = 3
 MAX_NODES: Final = 10_000
-# node_failure alerts of their own per health interval; further downs in it are grouped.
-ALERTS_PER_INTERVAL: Final = 10
 # Nodes named in one ClusterMembership; more changes make more messages.
 LISTED_NODES: Final = 100
 # Transitions announced per tick: a flood reaches the bus in slices, not in one burst.
 PER_TICK: Final = 1_000
-# Nodes a grouped alert names (its description is at most 4 096 characters).
-_NAMED: Final = 20
-_NAME_SHOWN: Final = 120
 # How long a node's state key outlives what it must cover (see _swap_state): replicas find a
 # node down, and forget it, at about the same time, one cut off from Redis later by that while.
 _STATE_MARGIN_MS: Final = 3_600_000
@@ -122,20 +111,8 @@ class _Dropped:
 
     def add(self, name: str) -> None:
         self.count += 1
-        if len(self.named) < _NAMED:
-            self.named.append(name[:_NAME_SHOWN])
-
-
-@dataclass(slots=True)
-class _Group:
-    """Downs past the per-interval alert budget: their one SystemAlert, and how many of its
-    nodes are still down (it resolves when none is)."""
-
-    alert_id: str
-    count: int = 0
-    named: tuple[str, ...] = ()
-    down: int = 0
-    raised: bool = False
+        if len(self.named) < NAMED:
+            self.named.append(name[:NAME_SHOWN])
 
 
 class ClusterMonitor:
@@ -184,14 +161,6 @@ class ClusterMonitor:
         self._unheard: dict[str, tuple[State, float]] = {}
         self._dropped: dict[Reason, _Dropped] = {"silent": _Dropped(), "evicted": _Dropped()}
         self._unsaid = _Dropped()  # farewells given up since the last log line
-        self._alerted: deque[float] = deque(maxlen=ALERTS_PER_INTERVAL)
-        self._group: _Group | None = None  # the grouped downs waiting for their SystemAlert
-        # Grouped alerts with nodes still down (or a resolve still to publish), and which group
-        # each of those nodes is in: at most one entry a tracked node.
-        self._groups: dict[str, _Group] = {}
-        self._members: dict[str, str] = {}
-        self._storm_until = float("-inf")
-        self._last_group = float("-inf")
         self._blind = False
         self._last_beat = float("-inf")
         self._own_health = float("-inf")
@@ -217,10 +186,12 @@ class ClusterMonitor:
             "holds as many as the monitor tracks nodes.",
             registry=registry,
         )
-        self._storms = Counter(
-            "exesdb_cluster_down_storms",
-            f"Storms of node downs: more than {ALERTS_PER_INTERVAL} found within one health "
-            "interval, after which every down until three intervals pass without one is grouped.",
+        # Downs past the per-interval alert budget, alerted as one.
+        self._downs = DownGroups(
+            bus.publish,
+            node=node,
+            interval=self._interval,
+            storm_intervals=MISSED_INTERVALS,
             registry=registry,
         )
         # A batch subscriber: one handler call and one clock reading a batch, not a message
@@ -342,7 +313,7 @@ class ClusterMonitor:
         elif node.state == "down":
             node.state = "up"
             self._pending[publisher] = "up"
-            self._back(publisher)
+            self._downs.back(publisher)
         if lifecycle is not None:
             self._said(lifecycle.node, lifecycle.event)
         return node
@@ -371,7 +342,7 @@ class ClusterMonitor:
 
     def _drop(self, name: str, reason: Reason) -> None:
         node = self._nodes.pop(name)
-        self._back(name)
+        self._downs.back(name)
         self._pending.pop(name, None)
         self._unheard.pop(name, None)
         self._forgotten.labels(reason).inc()
@@ -385,7 +356,7 @@ class ClusterMonitor:
             self._unsaid.add(name)
 
     def _leave(self, name: str) -> None:
-        self._back(name)
+        self._downs.back(name)
         if self._nodes.pop(name, None) is not None:
             self._pending.pop(name, None)
             self._unheard.pop(name, None)
@@ -434,8 +405,8 @@ class ClusterMonitor:
             # What was announced before a failure (or a stop) still gets its membership and
             # health.
             self._publish_changes(changes)
-            self._publish_group(now)
-            self._resolve_groups()
+            self._downs.publish(now)
+            self._downs.resolve()
         await self._refresh_states(now)
         try:
             slot = int(self._wall_clock() / self._interval)
@@ -460,12 +431,12 @@ class ClusterMonitor:
                 node.down_since = now
                 self._pending[name] = "down"
                 down += 1
-                if down <= _NAMED:
+                if down <= NAMED:
                     _logger.warning("node %s silent for %.1fs: down", name, now - node.heard)
             elif now - node.down_since >= self._forget_after:
                 forget.append(name)
-        if down > _NAMED:  # a flood: one line for the rest
-            _logger.warning("%d more nodes silent for over %.1fs: down", down - _NAMED, limit)
+        if down > NAMED:  # a flood: one line for the rest
+            _logger.warning("%d more nodes silent for over %.1fs: down", down - NAMED, limit)
         for name in forget:
             self._drop(name, "silent")
 
@@ -553,7 +524,7 @@ class ClusterMonitor:
                 "detected_by": self.node,
                 "missed_intervals": MISSED_INTERVALS,
             }
-            group = self._grouped(name, node.down_since)
+            group = self._downs.grouped(name, node.down_since)
             if group is not None:
                 metadata["grouped"] = group
         elif previous == "down" or (previous is None and locally_down):
@@ -573,7 +544,7 @@ class ClusterMonitor:
             # would be lost for every replica: put the state key back and keep it pending.
             # (None cannot be put back; the value that makes the retry announce it again can.)
             await self._swap_state(name, _restored(previous, state))
-            self._uncount(name, state, metadata)
+            self._downs.uncount(name, grouped="grouped" in metadata, down=state == "down")
             raise BridgeError(f"announcing {name} {event} was refused: {published.reason}")
         node.announced = state
         return "node_removed" if state == "down" else "node_added"
@@ -635,14 +606,14 @@ class ClusterMonitor:
         if state == "down":
             event: Literal["down", "reconnected"] = "down"
             metadata["missed_intervals"] = MISSED_INTERVALS
-            group = self._grouped(name, node.down_since)
+            group = self._downs.grouped(name, node.down_since)
             if group is not None:
                 metadata["grouped"] = group
         else:
             event = "reconnected"
         message = NodeLifecycle(node=name, event=event, cluster_size=up, metadata=metadata)
         if not self._bus.publish("lifecycle", message):
-            self._uncount(name, state, metadata)
+            self._downs.uncount(name, grouped="grouped" in metadata, down=state == "down")
             return None  # refused: tried again an interval on
         _logger.warning(
             "node %s %s was not heard announced by the replica that claimed it: announced here",
@@ -651,44 +622,6 @@ class ClusterMonitor:
         )
         self._unheard.pop(name, None)
         return "node_removed" if state == "down" else "node_added"
-
-    def _uncount(self, name: str, state: State, metadata: dict[str, object]) -> None:
-        """Take back what a refused announcement counted (counted again when it is retried)."""
-        if "grouped" in metadata and self._group is not None:
-            self._group.count -= 1
-            self._group.named = tuple(n for n in self._group.named if n != name[:_NAME_SHOWN])
-            self._back(name)
-        elif state == "down" and self._alerted:
-            self._alerted.pop()
-
-    def _grouped(self, name: str, found: float) -> str | None:
-        """None when this down (found at ``found``) may have a node_failure alert of its own,
-        else the id of the grouped alert it joins.
-
-        More than ALERTS_PER_INTERVAL downs within one interval start a storm: every down until
-        three intervals pass without one is grouped, so a long flood is not ten alerts an
-        interval. Downs are timed when found, not when announced: a flood's announcements,
-        ``PER_TICK`` at a time, may trail long after, and a node first heard after the last of
-        its downs was found, then silent itself, must still get an alert naming it.
-        """
-        alerted = self._alerted
-        calm = found >= self._storm_until
-        if calm and (len(alerted) < ALERTS_PER_INTERVAL or found - alerted[0] >= self._interval):
-            alerted.append(found)
-            return None
-        if calm:
-            self._storms.inc()
-        self._storm_until = max(self._storm_until, found + MISSED_INTERVALS * self._interval)
-        if self._group is None:
-            self._group = _Group(f"node_failure:group:{secrets.token_hex(6)}")
-            self._groups[self._group.alert_id] = self._group
-        group = self._group
-        group.count += 1
-        group.down += 1
-        self._members[name] = group.alert_id
-        if len(group.named) < _NAMED:
-            group.named += (name[:_NAME_SHOWN],)
-        return group.alert_id
 
     async def _farewell(self, name: str, reason: Reason, up: int) -> None:
         """Announce a forgotten node as left, once across replicas: its alert resolves."""
@@ -726,57 +659,6 @@ class ClusterMonitor:
                     ),
                 )
         self._publish("cluster:health", health)
-
-    def _publish_group(self, now: float) -> None:
-        """The grouped downs' one SystemAlert, at most once per health interval."""
-        group = self._group
-        if group is None or group.count <= 0 or now - self._last_group < self._interval:
-            return
-        more = group.count - len(group.named)
-        named = ", ".join(group.named) + (f" and {more} more" if more > 0 else "")
-        alert = SystemAlert(
-            alert_id=group.alert_id,
-            severity="critical",
-            category="system",
-            title=f"{group.count} nodes are down",
-            description=(
-                f"{group.count} nodes went silent within one health interval (more than "
-                f"{ALERTS_PER_INTERVAL} in it, so alerted as one): {named}"
-            ),
-            source="cluster monitor",
-            node=self.node,
-            metadata={"nodes_down": group.count, "nodes": list(group.named)},
-        )
-        if self._bus.publish("node_failure", alert):
-            group.raised = True
-            self._group = None
-            self._last_group = now
-
-    def _back(self, name: str) -> None:
-        """``name`` is no longer down (heard again, left or forgotten): one node fewer down in
-        the grouped alert it is in, if any."""
-        alert_id = self._members.pop(name, None)
-        group = self._groups.get(alert_id) if alert_id is not None else None
-        if group is None:
-            return
-        group.down -= 1
-        if group.down <= 0 and not group.raised:
-            # All back before their alert went out: there is nothing to raise, nor to resolve.
-            del self._groups[group.alert_id]
-            if self._group is group:
-                self._group = None
-
-    def _resolve_groups(self) -> None:
-        """Resolve each raised grouped alert whose nodes are all back, left or forgotten."""
-        for alert_id, group in list(self._groups.items()):
-            if not group.raised or group.down > 0:
-                continue
-            resolution = f"all {group.count} nodes are back, have left or are forgotten"
-            ack = AlertAck(alert_id=alert_id, ack_by="cluster monitor", resolution=resolution)
-            if not self._bus.publish("alert_acknowledged", ack):
-                return  # refused (e.g. the Redis buffer is full): tried again next tick
-            del self._groups[alert_id]
-            _logger.info("grouped alert %s resolved: %s", alert_id, resolution)
 
     def _beat(self, now: float) -> None:
         first = self._last_beat == float("-inf")
@@ -850,8 +732,8 @@ class ClusterMonitor:
             await asyncio.shield(asyncio.gather(*running, return_exceptions=True))
         if not self._started:
             return  # never joined (a start-up that failed before it): nothing to leave
-        self._publish_group(float("inf"))  # grouped downs still waiting for their alert
-        self._resolve_groups()
+        self._downs.publish(float("inf"))  # grouped downs still waiting for their alert
+        self._downs.resolve()
         self._publish(
             "lifecycle",
             NodeLifecycle(node=self.node, event="left", cluster_size=max(0, self._up_count() - 1)),

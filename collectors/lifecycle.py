@@ -10,7 +10,6 @@ runtime.)
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -22,8 +21,6 @@ from bridge.otlp_settings import otlp_enabled
 from bridge.settings import Settings
 
 __all__ = ["SYSTEM_NAME", "LifecycleCollector", "lifecycle_collector", "public_config"]
-
-_logger = logging.getLogger(__name__)
 
 SYSTEM_NAME: Final = "exesdb_bridge"
 

@@ -21,6 +21,7 @@ from bridge.app import Bridge
 from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.http import build_app
+from bridge.messages import MESSAGE_TYPES
 from bridge.redaction import (
     _ABOUT_A_SECRET,
     _HARMLESS_KEY_KINDS,
@@ -515,3 +516,25 @@ def test_the_alerts_page_names_every_word_the_metadata_redaction_rule_uses() -> 
     text = page("alerts")
     rule = (*_SECRET_PARTS, *_SECRET_WORDS, *_HARMLESS_KEY_KINDS, *_ABOUT_A_SECRET)
     assert [word for word in rule if f"`{word}`" not in text] == []
+
+
+# A count of the message types as prose writes it: "36 message types", "the 36 models".
+_TYPE_COUNT: Final = re.compile(r"\b(\d+) (?:message )?(?:types|models)\b")
+
+
+def test_every_count_of_the_message_types_is_the_registry_s() -> None:
+    """Each "N message types" (or models) in the README, docs/ (the dated records of
+    performance.md aside) and the package's docstrings is the number the registry holds."""
+    texts = [
+        ROOT / "README.md",
+        *(path for path in sorted((ROOT / "docs").glob("*.md")) if path.name != "performance.md"),
+        *sorted((ROOT / "bridge").rglob("*.py")),
+        *sorted((ROOT / "collectors").rglob("*.py")),
+    ]
+    wrong = [
+        f"{path.relative_to(ROOT)}: {found.group(0)}"
+        for path in texts
+        for found in _TYPE_COUNT.finditer(path.read_text())
+        if int(found.group(1)) != len(MESSAGE_TYPES)
+    ]
+    assert wrong == []

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
         TransportCapabilities,
         WorkQueueLease,
     )
-    from bridge.bus.decoding import check_payload_depth, decode_envelope
+    from bridge.bus.decoding import decode_envelope
+    from bridge.bus.depth import check_payload_depth
     from bridge.bus.envelope import (
         Envelope,
         LineRejection,
@@ -99,7 +100,8 @@ __getattr__ = lazy_exports(
             "TransportCapabilities",
             "WorkQueueLease",
         ),
-        "decoding": ("check_payload_depth", "decode_envelope"),
+        "decoding": ("decode_envelope",),
+        "depth": ("check_payload_depth",),
         "envelope": (
             "Envelope",
             "LineRejection",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final, Literal, overload
 
-from bridge.bus.decoding import check_depth
+from bridge.bus.depth import check_depth
 from bridge.bus.envelope import Envelope, Rejection, check_topic, new_message_id
 from bridge.bus.metrics import BusMetrics
 from bridge.bus.signing import Keyring
@@ -262,7 +262,7 @@ class Bus:
     ) -> PublishResult:
         """Sign ``payload`` and put it on its instance; never blocks.
 
-        A payload nesting past what a reader decodes (``structs.MAX_DEPTH``) raises ValueError
+        A payload nesting past what a reader decodes (``depth.MAX_DEPTH``) raises ValueError
         naming where, and nothing is sent.
 
         Safe to call from any thread: off the event loop the hand-over happens on the loop.

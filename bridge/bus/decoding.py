@@ -7,8 +7,7 @@ from the message models (``bridge.bus.structs``), or, in a form only the models'
 reference decoder (``json.loads`` and field-by-field checks) words the rejections. A batch is
 decoded at once; a body of it those paths do not take is decoded again alone, not the batch.
 A refused batch is decoded on past its first fault, for the refusal to name the others.
-The nesting bound (``check_depth``) lives here too: publishers check their payloads against it
-before sending.
+How deep an envelope may nest, and where one goes past it, is ``bridge.bus.depth``'s.
 """
 
 from __future__ import annotations
@@ -27,12 +26,20 @@ from pydantic import ValidationError
 from pydantic_core import CoreSchema, SchemaValidator, core_schema
 
 from bridge.bus import structs
+from bridge.bus.depth import MAX_DEPTH, TOO_DEEP_DETAIL, openings, too_deep, too_deep_text
 from bridge.bus.envelope import (
     ENVELOPE_VERSION,
+    ID_MAX_LENGTH,
+    ID_MIN_LENGTH,
+    ID_PATTERN,
+    NODE_MAX_LENGTH,
+    TOPIC_MAX_LENGTH,
     TOPIC_PATTERN,
+    TS_MAX_LENGTH,
     Envelope,
     Rejection,
     RejectReason,
+    name_shown,
 )
 from bridge.messages import (
     INSTANCES,
@@ -46,41 +53,15 @@ from bridge.messages import (
 )
 
 __all__ = [
-    "check_depth",
-    "check_payload_depth",
     "decode_envelope",
     "decode_envelope_reference",
     "decode_envelopes",
     "decode_failures",
 ]
 
-_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{8,128}")
-_MAX_NODE_LENGTH: Final = 255
-_MAX_TS_LENGTH: Final = 40
 _KNOWN_INSTANCES: Final = frozenset(INSTANCES)
 _ENVELOPE_KEYS: Final = frozenset({"v", "id", "instance", "topic", "tag", "node", "ts", "payload"})
 _NOT_IN_NODE: Final = re.compile(f"[{structs.NOT_IN_NODE}]")
-
-
-def check_depth(body: bytes) -> None:
-    """ValueError naming where ``body`` (an envelope's wire form) nests past MAX_DEPTH, the
-    most a reader decodes; parsed only when its count of openings says it may."""
-    if _openings(body) <= structs.MAX_DEPTH:
-        return
-    try:
-        where = _too_deep(json.loads(body))
-    except RecursionError:  # deeper than the parser goes: read from the text
-        where = _too_deep_text(body)
-    if where is not None:
-        raise ValueError(
-            f"{where}: nested deeper than {structs.MAX_DEPTH} levels of objects and arrays "
-            "(the most a reader of the bus accepts)"
-        )
-
-
-def check_payload_depth(payload: Message) -> None:
-    """``check_depth`` for ``payload`` as an envelope would carry it, where nothing is sent."""
-    check_depth(b'{"payload":' + payload.model_dump_json().encode() + b"}")
 
 
 def decode_envelope(body: bytes | str) -> Envelope | Rejection:
@@ -231,90 +212,19 @@ def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:
             parse_int=pairs.integer,
         )
     except RecursionError:  # nesting deeper than the parser goes, so far past MAX_DEPTH
-        detail = f"nested deeper than {structs.MAX_DEPTH} levels of objects and arrays"
-        return Rejection(RejectReason.MALFORMED, detail, _too_deep_text(body))
+        return Rejection(RejectReason.MALFORMED, TOO_DEEP_DETAIL, too_deep_text(body))
     except ValueError as exc:
         detail = f"not JSON: {exc}"
         if isinstance(exc, json.JSONDecodeError) and exc.msg == "Extra data":
             detail += " (one envelope per body: send several as application/x-ndjson, one per line)"
         return Rejection(RejectReason.MALFORMED, detail)
-    if _openings(body) > structs.MAX_DEPTH:
-        where = _too_deep(data)
+    if openings(body) > MAX_DEPTH:
+        where = too_deep(data)
         if where is not None:
-            detail = f"nested deeper than {structs.MAX_DEPTH} levels of objects and arrays"
-            return Rejection(RejectReason.MALFORMED, detail, where)
+            return Rejection(RejectReason.MALFORMED, TOO_DEEP_DETAIL, where)
     if pairs.repeated or pairs.unbounded or (_may_escape(body) and _holds_surrogate(data)):
         return _first_refused(data)
     return decode_envelope_object(data)
-
-
-def _openings(body: bytes | str) -> int:
-    """Never less than the depth of ``body``'s nesting: its opening brackets (those in strings
-    too)."""
-    if isinstance(body, bytes):
-        return body.count(b"{") + body.count(b"[")
-    return body.count("{") + body.count("[")
-
-
-def _too_deep(data: Any) -> str | None:
-    """Where (``payload.checks.a.0``) the first object or array past MAX_DEPTH is, if any."""
-    # Only the objects and arrays are walked, each with the keys that lead to it.
-    stack: list[tuple[Any, tuple[str | int, ...]]] = (
-        [(data, ())] if isinstance(data, dict | list) else []
-    )
-    while stack:
-        item, path = stack.pop()
-        if len(path) >= structs.MAX_DEPTH:
-            return ".".join(map(_shown, path)) or None
-        pairs = item.items() if isinstance(item, dict) else enumerate(item)
-        children = [(v, (*path, k)) for k, v in pairs if isinstance(v, dict | list)]
-        stack.extend(reversed(children))
-    return None
-
-
-def _too_deep_text(body: bytes | str) -> str | None:
-    """``_too_deep`` read from the text of ``body``, for nesting deeper than ``json.loads`` goes:
-    where the first object or array past MAX_DEPTH opens, by the keys and indexes that lead to
-    it (None where none is, or the text is no JSON the walk can follow)."""
-    text = body.decode(errors="replace") if isinstance(body, bytes) else body
-    # Each open object or array: its key or index so far (None: an object before its first key).
-    path: list[str | int | None] = []
-    # Arrays by their place in path, for their indexes.
-    arrays: list[bool] = []
-    position, end = 0, len(text)
-    while position < end:
-        character = text[position]
-        if character == '"':
-            closing = _STRING.match(text, position)
-            if closing is None:
-                return None
-            after = closing.end()
-            if arrays and not arrays[-1] and _KEY_COLON.match(text, after):
-                try:
-                    path[-1] = json.loads(text[position:after])  # the key, escapes read
-                except ValueError:
-                    return None
-            position = after
-            continue
-        if character in "{[":
-            if len(path) >= structs.MAX_DEPTH:
-                return ".".join(_shown(part) for part in path if part is not None) or None
-            arrays.append(character == "[")
-            path.append(0 if character == "[" else None)
-        elif character in "}]":
-            if not path:
-                return None
-            path.pop()
-            arrays.pop()
-        elif character == "," and arrays and arrays[-1]:
-            index = path[-1]
-            path[-1] = index + 1 if isinstance(index, int) else 0
-        position += 1
-    return None
-
-
-_STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_KEY_COLON: Final = re.compile(r"[ \t\r\n]*:")
 
 
 def _may_escape(body: bytes | str) -> bool:
@@ -401,7 +311,7 @@ def _first_refused(data: Any) -> Rejection:
             detail = f"a key of {where or 'the envelope'} holds a lone surrogate"
             return Rejection(RejectReason.MALFORMED, detail + _NO_TEXT, where or None)
         if isinstance(item, _Repeated):
-            key = _shown(item.key)
+            key = name_shown(item.key)
             field = f"{where}.{key}" if where else key
             return Rejection(RejectReason.MALFORMED, f"the key {key!r} is given twice", field)
         if isinstance(item, _Unbounded):
@@ -415,7 +325,7 @@ def _first_refused(data: Any) -> Rejection:
             return Rejection(RejectReason.MALFORMED, f"the number {text} {why}", where or None)
         if isinstance(item, dict):
             children = [
-                (v, f"{where}.{_shown(k)}" if where else _shown(k)) for k, v in item.items()
+                (v, f"{where}.{name_shown(k)}" if where else name_shown(k)) for k, v in item.items()
             ]
             stack.extend(reversed(children))
         elif isinstance(item, list):
@@ -430,20 +340,11 @@ _LONE_SURROGATE: Final = "the string holds a lone surrogate" + _NO_TEXT
 
 _CONSTANTS: Final = frozenset({"NaN", "Infinity", "-Infinity"})
 _SHOWN: Final = 40  # the characters of a number a rejection quotes
-# The characters of a key, tag or instance a rejection quotes (in its detail and its field): a
-# sender's megabyte key is refused in a sentence, not sent back whole.
-_NAME_SHOWN: Final = 64
-
-
-def _shown(name: object) -> str:
-    """``name`` as a rejection names it: cut to ``_NAME_SHOWN`` characters, ending in ``...``."""
-    text = str(name)
-    return text if len(text) <= _NAME_SHOWN else text[:_NAME_SHOWN] + "..."
 
 
 def _quoted(value: object) -> str:
-    """``value`` quoted as a rejection quotes it (``repr``), no longer than ``_shown`` allows."""
-    return repr(_shown(value)) if isinstance(value, str) else _shown(repr(value))
+    """``value`` quoted as a rejection quotes it (``repr``), cut as ``name_shown`` cuts it."""
+    return repr(name_shown(value)) if isinstance(value, str) else name_shown(repr(value))
 
 
 def decode_envelope_object(data: Any) -> Envelope | Rejection:
@@ -456,28 +357,26 @@ def decode_envelope_object(data: Any) -> Envelope | Rejection:
         return Rejection(RejectReason.MALFORMED, f"envelope field {name!r} is missing", name)
     extra = data.keys() - _ENVELOPE_KEYS
     if extra:
-        name = _shown(sorted(extra)[0])
+        name = name_shown(sorted(extra)[0])
         return Rejection(RejectReason.MALFORMED, f"unknown envelope field {name!r}", name)
     if data["v"] != ENVELOPE_VERSION or isinstance(data["v"], bool):
         return Rejection(RejectReason.MALFORMED, "envelope version must be 1", "v")
     message_id, topic, node = data["id"], data["topic"], data["node"]
-    if not isinstance(message_id, str) or not _ID_RE.fullmatch(message_id):
-        return Rejection(
-            RejectReason.MALFORMED, "id must be 8-128 characters of [A-Za-z0-9_-]", "id"
-        )
+    if not isinstance(message_id, str) or not ID_PATTERN.fullmatch(message_id):
+        detail = f"id must be {ID_MIN_LENGTH}-{ID_MAX_LENGTH} characters of [A-Za-z0-9_-]"
+        return Rejection(RejectReason.MALFORMED, detail, "id")
     if not isinstance(topic, str) or not TOPIC_PATTERN.fullmatch(topic):
-        return Rejection(
-            RejectReason.MALFORMED, "topic must be 1-128 characters of [A-Za-z0-9_.:-]", "topic"
-        )
+        detail = f"topic must be 1-{TOPIC_MAX_LENGTH} characters of [A-Za-z0-9_.:-]"
+        return Rejection(RejectReason.MALFORMED, detail, "topic")
     if (
         not isinstance(node, str)
-        or not 0 < len(node) <= _MAX_NODE_LENGTH
+        or not 0 < len(node) <= NODE_MAX_LENGTH
         or _NOT_IN_NODE.search(node) is not None
     ):
         return Rejection(
             RejectReason.MALFORMED,
-            "node must be a string of 1-255 characters, none of them a control character or a "
-            "lone surrogate",
+            f"node must be a string of 1-{NODE_MAX_LENGTH} characters, none of them a control "
+            "character or a lone surrogate",
             "node",
         )
     ts = _parse_ts(data["ts"])
@@ -501,7 +400,7 @@ def decode_envelope_object(data: Any) -> Envelope | Rejection:
         message = model.model_validate(payload, context={"node": node})
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(_shown(part) for part in ("payload", *first["loc"]))
+        where = ".".join(name_shown(part) for part in ("payload", *first["loc"]))
         why = first["msg"]
         if first["type"] == "string_pattern_mismatch":
             # Said in words: pydantic's message quotes the pattern, the very characters refused.
@@ -635,13 +534,13 @@ class _Validated:
     payload: Message
 
 
-_ID: Final = core_schema.str_schema(pattern=r"^[A-Za-z0-9_-]{8,128}$", strict=True)
-_TOPIC: Final = core_schema.str_schema(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", strict=True)
+_ID: Final = core_schema.str_schema(pattern=f"^{ID_PATTERN.pattern}$", strict=True)
+_TOPIC: Final = core_schema.str_schema(pattern=f"^{TOPIC_PATTERN.pattern}$", strict=True)
 _NODE: Final = core_schema.str_schema(
-    pattern=NO_CONTROL_CHARACTERS, min_length=1, max_length=_MAX_NODE_LENGTH, strict=True
+    pattern=NO_CONTROL_CHARACTERS, min_length=1, max_length=NODE_MAX_LENGTH, strict=True
 )
 # Checked and kept as text by the validator; _decode_unchecked parses it as the reference does.
-_TS_TEXT: Final = core_schema.str_schema(max_length=_MAX_TS_LENGTH, strict=True)
+_TS_TEXT: Final = core_schema.str_schema(max_length=TS_MAX_LENGTH, strict=True)
 _VERSION: Final = core_schema.int_schema(ge=ENVELOPE_VERSION, le=ENVELOPE_VERSION, strict=True)
 _SET: Final = ["id", "instance", "topic", "tag", "node", "ts", "payload"]
 
@@ -797,7 +696,7 @@ def _unknown_tag(instance: str, tag: object) -> str:
 
 
 def _parse_ts(value: Any) -> datetime | None:
-    if not isinstance(value, str) or len(value) > _MAX_TS_LENGTH:
+    if not isinstance(value, str) or len(value) > TS_MAX_LENGTH:
         return None
     try:
         ts = datetime.fromisoformat(value)

@@ -22,19 +22,37 @@ from bridge.messages import Message, format_timestamp
 
 __all__ = [
     "ENVELOPE_VERSION",
+    "ID_MAX_LENGTH",
+    "ID_MIN_LENGTH",
+    "ID_PATTERN",
+    "NODE_MAX_LENGTH",
+    "TOPIC_MAX_LENGTH",
     "TOPIC_PATTERN",
+    "TS_MAX_LENGTH",
     "Envelope",
     "LineRejection",
     "RejectReason",
     "Rejection",
     "Unbuilt",
     "check_topic",
+    "name_shown",
     "new_message_id",
 ]
 
 ENVELOPE_VERSION: Final = 1
-TOPIC_PATTERN: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
-"""What a topic may be: 1-128 characters of letters, digits and ``_.:-``."""
+# The envelope's bounds, written once: both decoders, their refusals and docs/messages.md
+# (bridge.schema.markdown) read them here.
+ID_MIN_LENGTH: Final = 8
+ID_MAX_LENGTH: Final = 128
+ID_PATTERN: Final = re.compile(rf"[A-Za-z0-9_-]{{{ID_MIN_LENGTH},{ID_MAX_LENGTH}}}")
+"""What an id may be: ``ID_MIN_LENGTH``-``ID_MAX_LENGTH`` characters of ``[A-Za-z0-9_-]``."""
+TOPIC_MAX_LENGTH: Final = 128
+TOPIC_PATTERN: Final = re.compile(rf"[A-Za-z0-9_.:-]{{1,{TOPIC_MAX_LENGTH}}}")
+"""What a topic may be: 1-``TOPIC_MAX_LENGTH`` characters of letters, digits and ``_.:-``."""
+NODE_MAX_LENGTH: Final = 255
+"""The longest ``node`` (characters), as ``EXESDB_NODE`` takes it."""
+TS_MAX_LENGTH: Final = 40
+"""The longest ``ts`` text read as a timestamp (characters)."""
 
 
 class RejectReason(Enum):
@@ -58,6 +76,17 @@ class Rejection:
     reason: RejectReason
     detail: str
     field: str | None = None
+
+
+# The characters of a key, tag or instance a rejection quotes (in its detail and its field): a
+# sender's megabyte key is refused in a sentence, not sent back whole.
+NAME_SHOWN: Final = 64
+
+
+def name_shown(name: object) -> str:
+    """``name`` as a rejection names it: cut to ``NAME_SHOWN`` characters, ending in ``...``."""
+    text = str(name)
+    return text if len(text) <= NAME_SHOWN else text[:NAME_SHOWN] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +242,9 @@ def new_message_id() -> str:
 
 
 def check_topic(topic: str) -> str:
-    """Return ``topic`` if it is 1-128 characters of ``[A-Za-z0-9_.:-]``, else ValueError."""
+    """Return ``topic`` if it matches ``TOPIC_PATTERN``, else ValueError."""
     if not isinstance(topic, str) or not TOPIC_PATTERN.fullmatch(topic):
-        raise ValueError(f"topic {topic!r} must be 1-128 characters of letters, digits and '_.:-'")
+        raise ValueError(
+            f"topic {topic!r} must be 1-{TOPIC_MAX_LENGTH} characters of letters, digits and '_.:-'"
+        )
     return topic

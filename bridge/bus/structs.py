@@ -26,7 +26,15 @@ from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
 import msgspec
 
-from bridge.bus.envelope import Unbuilt
+from bridge.bus.depth import MAX_DEPTH
+from bridge.bus.envelope import (
+    ID_MAX_LENGTH,
+    ID_MIN_LENGTH,
+    NODE_MAX_LENGTH,
+    TOPIC_MAX_LENGTH,
+    TS_MAX_LENGTH,
+    Unbuilt,
+)
 from bridge.messages import MESSAGE_TYPES, NAME_PATTERN, NO_CONTROL_CHARACTERS, Message
 from bridge.messages._base import to_utc_ms
 
@@ -58,8 +66,6 @@ DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError)
 RecursionError: nesting deeper than the decoder goes)."""
 
 _UNSET: Final = msgspec.UNSET
-_MAX_NODE_LENGTH: Final = 255
-_MAX_TS_LENGTH: Final = 40
 _CONTROL: Final = r"\x00-\x1f\x7f-\x9f"  # C0 (NUL included), DEL and C1
 NOT_IN_NODE: Final = _CONTROL + r"\ud800-\udfff"
 """The characters the envelope's ``node`` may not hold, as a regular expression's class: a
@@ -518,9 +524,6 @@ def _builder(
     return build
 
 
-MAX_DEPTH: Final = 64
-"""How deep an envelope may nest objects and arrays: the envelope is the first level, its
-payload the second, a payload field's object or array the third."""
 TOO_DEEP: Final = 1 << 62
 """What ``keys_in`` counts for a value nested past MAX_DEPTH: more keys than any body names, so
 that the decoders leave it to the reference (which refuses it)."""
@@ -617,19 +620,22 @@ PAYLOADS, OFF_PATH = _payloads()
 def _envelope(payload: Payload, checked: bool) -> type[msgspec.Struct]:
     node: Any = Annotated[
         str,
-        msgspec.Meta(min_length=1, max_length=_MAX_NODE_LENGTH, pattern=_NODE_TEXT)
+        msgspec.Meta(min_length=1, max_length=NODE_MAX_LENGTH, pattern=_NODE_TEXT)
         if checked
-        else msgspec.Meta(min_length=1, max_length=_MAX_NODE_LENGTH),
+        else msgspec.Meta(min_length=1, max_length=NODE_MAX_LENGTH),
     ]
     return msgspec.defstruct(
         f"{payload.model.__name__}Envelope",
         [
             ("v", Literal[1]),
-            ("id", Annotated[str, msgspec.Meta(min_length=8, max_length=128)]),
+            (
+                "id",
+                Annotated[str, msgspec.Meta(min_length=ID_MIN_LENGTH, max_length=ID_MAX_LENGTH)],
+            ),
             ("instance", Literal[payload.model.INSTANCE]),
-            ("topic", Annotated[str, msgspec.Meta(min_length=1, max_length=128)]),
+            ("topic", Annotated[str, msgspec.Meta(min_length=1, max_length=TOPIC_MAX_LENGTH)]),
             ("node", node),
-            ("ts", Annotated[str, msgspec.Meta(max_length=_MAX_TS_LENGTH)]),
+            ("ts", Annotated[str, msgspec.Meta(max_length=TS_MAX_LENGTH)]),
             ("payload", (payload.checked if checked else payload.clean).struct),
         ],
         tag_field="tag",

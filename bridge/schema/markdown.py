@@ -7,6 +7,13 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Final
 
+from bridge.bus.envelope import (
+    ID_MAX_LENGTH,
+    ID_MIN_LENGTH,
+    NODE_MAX_LENGTH,
+    TOPIC_MAX_LENGTH,
+    TS_MAX_LENGTH,
+)
 from bridge.messages import INSTANCES, MAX_NAME, NAME_REFUSES, Message
 from bridge.schema.describe import (
     RULES,
@@ -21,12 +28,32 @@ __all__ = ["ENVELOPE_FIELDS", "render_markdown"]
 
 ENVELOPE_FIELDS: Final[tuple[FieldDoc, ...]] = (
     FieldDoc("v", "integer", True, "", ("1",)),
-    FieldDoc("id", "string of 8-128 characters from `A-Z a-z 0-9 _ -`", True, "", ()),
+    FieldDoc(
+        "id",
+        f"string of {ID_MIN_LENGTH}-{ID_MAX_LENGTH} characters from `A-Z a-z 0-9 _ -`",
+        True,
+        "",
+        (),
+    ),
     FieldDoc("instance", "string", True, "", tuple(INSTANCES)),
-    FieldDoc("topic", "string of 1-128 characters from `A-Z a-z 0-9 _ . : -`", True, "", ()),
+    FieldDoc(
+        "topic",
+        f"string of 1-{TOPIC_MAX_LENGTH} characters from `A-Z a-z 0-9 _ . : -`",
+        True,
+        "",
+        (),
+    ),
     FieldDoc("tag", "string", True, "", ("a tag of `instance` (below)",)),
-    FieldDoc("node", "string (1-255 characters, no control characters)", True, "", ()),
-    FieldDoc("ts", "timestamp (RFC 3339) with its UTC offset, at most 40 characters", True, "", ()),
+    FieldDoc(
+        "node", f"string (1-{NODE_MAX_LENGTH} characters, no control characters)", True, "", ()
+    ),
+    FieldDoc(
+        "ts",
+        f"timestamp (RFC 3339) with its UTC offset, at most {TS_MAX_LENGTH} characters",
+        True,
+        "",
+        (),
+    ),
     FieldDoc("payload", "object", True, "", ("the fields of `tag` (below)",)),
 )
 """The envelope's fields, as the decoder in ``bridge.bus.decoding`` checks them."""
@@ -38,7 +65,7 @@ _HEAD: Final = """\
      tests/schema/test_markdown.py fails when this page no longer matches the code. -->
 
 Every message travels in an **envelope** naming its bus instance, topic, type (`tag`) and
-publishing node; its **payload** holds the fields of its type. The 36 types are grouped below by
+publishing node; its **payload** holds the fields of its type. The {tags} types are grouped below by
 the nine bus instances. In a terminal, `exesdb-bridge schema TAG` prints the same table for one
 type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schema` lists the tags
 (see [CLI](cli.md)). How a message is signed and sent: [HTTP API](http-api.md#ingest).
@@ -144,6 +171,7 @@ def render_markdown() -> str:
     parts = [
         _HEAD.format(
             envelope=_table(ENVELOPE_FIELDS),
+            tags=sum(len(models) for models in grouped.values()),
             cap=f"{STRING_CAP:,}",
             index=index,
             name_refuses=NAME_REFUSES,

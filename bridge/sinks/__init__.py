@@ -1,4 +1,7 @@
-"""Sinks: what verified bus messages become (Prometheus series, OTLP spans and logs, alerts)."""
+"""Sinks: what verified bus messages become (Prometheus series, OTLP spans and logs, alerts).
+
+The OTLP sink also sends the bridge's series as OTLP metrics when asked (``otlp.series``).
+"""
 
 from __future__ import annotations
 

@@ -23,10 +23,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 import bridge
 import bridge.bus.decoding as decoding_module
-from bridge.bus import Envelope, Rejection, RejectReason, decode_envelope, structs
+from bridge.bus import Envelope, Rejection, RejectReason, decode_envelope, depth, structs
 from bridge.bus.decoding import (
     _decode_fast,
     _decode_structs,
@@ -35,6 +36,7 @@ from bridge.bus.decoding import (
     decode_envelope_reference,
     decode_envelopes,
 )
+from bridge.client_settings import NodeName
 from bridge.messages import (
     AlertAck,
     ClusterHealth,
@@ -864,7 +866,7 @@ def test_nesting_deeper_than_the_parser_goes_is_refused_naming_where(lax: bool) 
     assert rejection.detail.startswith(f"nested deeper than {structs.MAX_DEPTH} levels of")
     assert decode_envelopes([_health(), body, _health()])[1] == (1, rejection)
     with pytest.raises(ValueError, match=f"^{re.escape(where)}: nested deeper than 64 levels"):
-        decoding_module.check_depth(body)
+        depth.check_depth(body)
 
 
 def test_the_docs_give_the_nesting_limit_in_force() -> None:
@@ -875,6 +877,53 @@ def test_the_docs_give_the_nesting_limit_in_force() -> None:
         assert f"more than {structs.MAX_DEPTH} levels" in text or (
             f"at most {structs.MAX_DEPTH} levels" in text
         ), page
+
+
+# A length bound as docs/messages.md's envelope table words it: "8-128 characters", "at most 40
+# characters".
+_DOCUMENTED_BOUND = re.compile(r"(?:(\d+)-)?(\d+) characters")
+# Each bounded envelope field: a value of it ``length`` characters long (a timestamp's fraction
+# as long as it takes: Python reads any number of its digits).
+_OF_LENGTH: dict[str, Any] = {
+    "id": lambda length: "x" * length,
+    "topic": lambda length: "a" * length,
+    "node": lambda length: "n" * length,
+    "ts": lambda length: "2026-11-28T00:00:00." + "1" * (length - 21) + "Z",
+}
+
+
+def test_the_docs_give_the_envelope_bounds_in_force() -> None:
+    """Each length docs/messages.md gives an envelope field (id, topic, node, ts) is the one
+    both decoders keep to: its shortest and longest taken, one character fewer or more refused
+    naming the field; and ``EXESDB_NODE`` takes the longest node the envelope does."""
+    docs = Path(bridge.__file__).parent.parent / "docs"
+    rows: dict[str, str] = {}
+    for line in (docs / "messages.md").read_text().splitlines():
+        if line.startswith("| `"):
+            rows.setdefault(line.split("`")[1], line)  # the envelope's table comes first
+    for name, of_length in _OF_LENGTH.items():
+        bound = _DOCUMENTED_BOUND.search(rows[name])
+        assert bound is not None, rows[name]
+        longest = int(bound.group(2))
+        taken = [longest]
+        refused = [longest + 1]
+        if bound.group(1) is not None:
+            taken.append(int(bound.group(1)))
+            refused.append(int(bound.group(1)) - 1)
+        for length in taken:
+            body = _health(**{name: of_length(length)})
+            assert isinstance(decode_envelope(body), Envelope), (name, length)
+            assert isinstance(decode_envelope_reference(body), Envelope), (name, length)
+        for length in refused:
+            body = _health(**{name: of_length(length)})
+            for decoded in (decode_envelope(body), decode_envelope_reference(body)):
+                assert isinstance(decoded, Rejection), (name, length)
+                assert decoded.field == name, (name, length)
+        if name == "node":
+            node = TypeAdapter(NodeName)
+            assert node.validate_python(of_length(longest)) == of_length(longest)
+            with pytest.raises(ValidationError):
+                node.validate_python(of_length(longest + 1))
 
 
 # Numbers no float holds: tokens json.loads takes but RFC 8259 does not, and numbers past a

@@ -1,4 +1,6 @@
-"""The OTLP sink: spans and log records to any OpenTelemetry collector (docs/opentelemetry.md).
+"""The OTLP sink: spans, log records and the bridge's series to an OpenTelemetry collector.
+
+What becomes what: docs/opentelemetry.md.
 
 This package is light: the SDK and its exporters are imported (by ``bridge.sinks.otlp.sink``)
 only when ``otlp_component`` finds a signal to export (an OTLP endpoint configured, and not

@@ -1,4 +1,4 @@
-"""The OTLP sink: verified bus messages out as spans and log records, via the OpenTelemetry SDK.
+"""The OTLP sink: bus messages out as spans and log records, the series as metrics, via the SDK.
 
 Importing this module imports the SDK and the exporters; ``bridge.sinks.otlp.otlp_component``
 does so only when an OTLP endpoint is configured.
@@ -8,8 +8,9 @@ the SDK's tracer or logger (resource, ids and limits come from the SDK); the pro
 hand each finished span or record to a ``BoundedBatcher``, whose thread exports batches with the
 SDK's OTLP exporter. Nothing on that path waits for the network. The spans of the bridge's own
 webhook requests (``bridge.tracing.ClientSpan``) take the same path (``record_client_span``).
-Failing exports are told in the log once, then once a minute per signal (``failures``), the
-SDK's own per-retry warnings kept off the console meanwhile.
+With ``EXESDB_OTLP_METRICS=true`` the metrics mirror (``series``) sends what ``GET /metrics``
+shows, on its own interval. Failing exports are told in the log once, then once a minute per
+signal (``failures``), the SDK's own per-retry warnings kept off the console meanwhile.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The Prometheus sink: verified messages become series (docs/metrics.md) on ``GET /metrics``.
 
-``store`` keeps the series (expiry, cardinality cap, pre-rendered lines), ``translate`` maps each
-message type to its series, ``exposition`` negotiates and renders the document, ``nodes`` reads
-the cluster's nodes back for the status page, ``sink`` is the bus subscriber and the component.
+``store`` keeps the series (expiry, cardinality cap, pre-rendered lines), ``families`` lists
+every family, ``translate`` maps each message type to its series, ``exposition`` negotiates and
+renders the document, ``nodes`` reads the cluster's nodes back for the status page, ``sink`` is
+the bus subscriber and the component.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from bridge.sinks.prometheus.exposition import (
     negotiate,
     render,
 )
+from bridge.sinks.prometheus.families import FAMILIES
 from bridge.sinks.prometheus.nodes import NodeSummary, node_summaries
 from bridge.sinks.prometheus.sink import (
     SUBSCRIBER,
@@ -23,7 +25,7 @@ from bridge.sinks.prometheus.sink import (
     register_process_metrics,
 )
 from bridge.sinks.prometheus.store import Family, MetricType, SeriesStore
-from bridge.sinks.prometheus.translate import FAMILIES, QUANTILES, Translator
+from bridge.sinks.prometheus.translate import QUANTILES, Translator
 
 __all__ = [
     "FAMILIES",
