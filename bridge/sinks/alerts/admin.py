@@ -79,9 +79,9 @@ class AlertQuery(BaseModel):
 
 
 _ACK_REFUSALS: Final = {
-    "ack_by": f"ack_by must be a string of 1-{MAX_NAME} characters that is not blank (spaces or"
-    " other whitespace only), with no control character (such as NUL, a line break, a tab or ESC,"
-    " or a bidirectional control such as U+202E)",
+    "ack_by": f"ack_by must be a string of 1-{MAX_NAME} characters that is not blank (spaces,"
+    " other whitespace or invisible characters only), with no control character (such as NUL, a"
+    " line break, a tab or ESC, or a bidirectional control such as U+202E)",
 }
 
 _QUERY_REFUSALS: Final = {
