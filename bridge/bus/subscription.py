@@ -412,11 +412,14 @@ class BatchSubscription(_InboxBacked):
     A batch holding work-queue frames whose handler raises is tried again, up to ``retries``
     times with doubling backoff from 0.1 s (a locked or full database may clear); if it still
     fails its frames are left unacknowledged (``nack``), for a claim to hand them back later.
+    A fault that fails batch after batch alike is logged once, and its end when one succeeds.
     """
 
     __slots__ = (
         "_errors",
         "_failed",
+        "_failing",
+        "_fault",
         "_handled",
         "_handler",
         "_inflight",
@@ -461,6 +464,9 @@ class BatchSubscription(_InboxBacked):
         self._late: list[tuple[int, int, Callable[[], None]]] = []
         # (first, last] sequence numbers of recent batches whose handler raised.
         self._failed: deque[tuple[int, int]] = deque(maxlen=_FAILED_BATCHES_KEPT)
+        # Batches failed in a row, and what the last one logged failed with.
+        self._failing = 0
+        self._fault = ""
 
     def start(self) -> None:
         """Start the draining task on the running loop."""
@@ -585,16 +591,29 @@ class BatchSubscription(_InboxBacked):
                 outcome = self._handler(envelopes)
                 if outcome is not None and inspect.isawaitable(outcome):
                     await outcome
+                if self._failing:
+                    _logger.info(
+                        "subscriber %s works again after %d failed batch(es)",
+                        self.name,
+                        self._failing,
+                    )
+                    self._failing = 0
                 return True
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 self._errors()
                 failures += 1
                 if failures > retries:
-                    _logger.exception(
-                        "subscriber %s failed on a batch of %d", self.name, len(envelopes)
-                    )
+                    self._failing += 1
+                    # A fault that repeats at every batch (a full disk under a stream of ingest)
+                    # is logged once, not once a batch: each is counted all the same.
+                    fault = f"{type(exc).__name__}: {exc}"
+                    if self._failing == 1 or fault != self._fault:
+                        self._fault = fault
+                        _logger.exception(
+                            "subscriber %s failed on a batch of %d", self.name, len(envelopes)
+                        )
                     return False
                 delay = _BATCH_RETRY.delay(failures)
                 _logger.warning(
