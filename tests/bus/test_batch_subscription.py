@@ -392,14 +392,15 @@ async def test_a_fault_that_repeats_at_every_batch_is_logged_once_then_its_end(
     with caplog.at_level(logging.INFO, logger="bridge.bus.subscription"):
         for number in range(5):
             errors, done = min(number + 1, 4), ["a4"] if number == 4 else []
-            kit.bus.publish_verified([_envelope(number)])
-            await async_wait_until(
-                lambda errors=errors, done=done: (
+
+            def handled_so_far(errors: int = errors, done: list[str] = done) -> bool:
+                return (
                     kit.sample("exesdb_sink_errors_total", subscriber="b") == errors
                     and handled == done
-                ),
-                what=f"batch {number} handled",
-            )
+                )
+
+            kit.bus.publish_verified([_envelope(number)])
+            await async_wait_until(handled_so_far, what=f"batch {number} handled")
     lines = [
         (r.levelname, r.getMessage(), r.exc_info is not None)
         for r in caplog.records
