@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
-from bridge.bodies import read_body, read_json
+from bridge.bodies import DuplicateKey, read_body, read_json
 from bridge.build import BuildInfo
 from bridge.bus import (
     SIGNATURE_HEADER,
@@ -43,6 +43,7 @@ from bridge.routes import (
     Route,
     error_body,
     error_response,
+    key_given_twice,
     unknown_field,
     unknown_parameter,
     unsupported_coding,
@@ -420,6 +421,8 @@ async def set_integration(request: web.Request) -> web.Response:
         return refusal
     try:
         body = await read_json(request)
+    except DuplicateKey as exc:
+        return key_given_twice(exc)
     except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser
         return error_response(
             400, "malformed", 'the body must be JSON: {"enabled": true|false}', "body"

@@ -1224,6 +1224,26 @@ async def test_post_integration_refuses_a_bad_body(
     assert server.bridge.integration.enabled()
 
 
+async def test_post_integration_refuses_a_key_given_twice_naming_it(
+    serve: ServerFactory,
+) -> None:
+    """{"enabled": true, "enabled": false} is 400 malformed naming enabled, as ingest refuses a
+    key given twice (parsers differ on which one counts), and the switch is left as it is."""
+    server = await serve()
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": JSON}
+    async with server.session.post(
+        server.url + "/v1/integration",
+        data=b'{"enabled": true, "enabled": false}',
+        headers=headers,
+    ) as response:
+        answer = await response.json()
+    assert (response.status, answer) == (
+        400,
+        {"error": "malformed", "detail": "the key 'enabled' is given twice", "field": "enabled"},
+    )
+    assert server.bridge.integration.enabled()
+
+
 @pytest.mark.parametrize(
     ("body", "field", "meant"),
     [
