@@ -320,7 +320,7 @@ class _InboxBacked:
 
     __slots__ = ()
     inbox: Inbox
-    _errors: Callable[[], None]
+    _errors: Callable[[int], None]  # counts this many messages failed on
 
     @property
     def name(self) -> str:
@@ -350,7 +350,7 @@ class _InboxBacked:
         """Count (in exesdb_sink_errors_total) and log, with the traceback being handled, one
         message the handler failed on: for a batch handler that goes on with the rest of its
         batch, as for each message of a one-at-a-time subscriber."""
-        self._errors()
+        self._errors(1)
         _logger.exception("subscriber %s failed on %s", self.name, envelope.tag)
 
 
@@ -363,7 +363,7 @@ class Subscription(_InboxBacked):
 
     __slots__ = ("_errors", "_handler", "inbox")
 
-    def __init__(self, inbox: Inbox, handler: Handler, errors: Callable[[], None]) -> None:
+    def __init__(self, inbox: Inbox, handler: Handler, errors: Callable[[int], None]) -> None:
         """``errors`` counts a message whose handler raised."""
         self.inbox = inbox
         self._handler = handler
@@ -437,7 +437,7 @@ class BatchSubscription(_InboxBacked):
         self,
         inbox: Inbox,
         handler: BatchHandler,
-        errors: Callable[[], None],
+        errors: Callable[[int], None],
         *,
         max_batch: int = MAX_BATCH,
         durable: bool = False,
@@ -572,7 +572,7 @@ class BatchSubscription(_InboxBacked):
                 inbox.put_back(runs)
                 raise
             except Exception:
-                self._errors()
+                self._errors(count)
                 self._failed.append((self._handled, self._handled + count))
                 _logger.exception("subscriber %s failed on a batch of %d", self.name, count)
             finally:
@@ -602,7 +602,7 @@ class BatchSubscription(_InboxBacked):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._errors()
+                self._errors(len(envelopes))  # each message of the batch failed on
                 failures += 1
                 if failures > retries:
                     self._failing += 1

@@ -415,3 +415,18 @@ async def test_a_fault_that_repeats_at_every_batch_is_logged_once_then_its_end(
         "database or disk is full",
         "disk I/O error",
     ]
+
+
+async def test_a_failed_batch_counts_each_of_its_messages(make_bus: BusFactory) -> None:
+    """A batch of three the handler fails on counts three in exesdb_sink_errors_total, the
+    messages it failed to handle, not one."""
+    kit = await _started(make_bus)
+
+    async def handler(envelopes: Sequence[Envelope]) -> None:
+        raise OSError("database or disk is full")
+
+    kit.bus.subscribe("b", handler, instances=["ex_esdb_alerts"], batch=True)
+    kit.bus.publish_verified([_envelope(number) for number in range(3)])
+    await async_wait_until(
+        lambda: kit.sample("exesdb_sink_errors_total", subscriber="b") == 3, what="three counted"
+    )
