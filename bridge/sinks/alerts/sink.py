@@ -684,13 +684,24 @@ class AlertSink:
     async def _housekeeping(self) -> None:
         assert self._escalator is not None
         tick = min(_HOUSEKEEPING_SECONDS, self._escalator.after_seconds / 4)
+        failed = 0  # passes failed in a row
+        fault = ""  # what the last one logged failed with
         while not self._closed:
             self._house_wake.clear()
             try:
                 await self.housekeep()
-            except Exception:
+            except Exception as exc:
                 self._errors()
-                _logger.exception("alert housekeeping failed")
+                failed += 1
+                # A fault that repeats at every pass (the outbox on a full disk) is logged once,
+                # not once a second: each is counted in exesdb_sink_errors_total all the same.
+                if failed == 1 or f"{type(exc).__name__}: {exc}" != fault:
+                    fault = f"{type(exc).__name__}: {exc}"
+                    _logger.exception("alert housekeeping failed")
+            else:
+                if failed:
+                    _logger.info("alert housekeeping works again after %d failed pass(es)", failed)
+                failed = 0
             await self._sleep(tick, self._house_wake)
 
     # -- HTTP --

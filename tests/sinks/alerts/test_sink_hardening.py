@@ -646,3 +646,39 @@ async def test_an_alert_of_long_node_and_component_names_has_an_id_acks_can_carr
         [ack] = await async_wait_until(lambda: watcher.of(AlertAck) or None, what="the AlertAck")
         assert ack.alert_id == record.alert_id
         assert len(sink.outbox.alerts.find()) == 1
+
+
+async def test_housekeeping_failing_each_pass_alike_is_logged_once_then_its_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Housekeeping failing pass after pass the same way (the outbox on a full disk: a
+    traceback each second) logs its traceback once, then an INFO line counting the failed
+    passes once one goes through; each is counted in exesdb_sink_errors_total."""
+    async with alert_bridge(tmp_path, EXESDB_ESCALATION_AFTER_MS="200") as (bridge, sink, _):
+        real_depth = sink.outbox.queue.depth
+        failures = [sqlite3.OperationalError("database or disk is full") for _ in range(4)]
+
+        def failing(*args: Any, **kwargs: Any) -> Any:
+            if failures:
+                raise failures.pop()
+            return real_depth(*args, **kwargs)
+
+        with caplog.at_level("INFO", logger="bridge.sinks.alerts.sink"):
+            sink.outbox.queue.depth = failing  # type: ignore[method-assign]
+            await async_wait_until(
+                lambda: "alert housekeeping works again" in caplog.text,
+                what="housekeeping working again",
+            )
+        errors = bridge.registry.get_sample_value(
+            "exesdb_sink_errors_total", {"subscriber": "alerts"}
+        )
+    lines = [
+        (r.levelname, r.getMessage(), r.exc_info is not None)
+        for r in caplog.records
+        if "housekeeping" in r.getMessage()
+    ]
+    assert lines == [
+        ("ERROR", "alert housekeeping failed", True),
+        ("INFO", "alert housekeeping works again after 4 failed pass(es)", False),
+    ]
+    assert errors == 4
