@@ -464,7 +464,7 @@ class BatchSubscription(_InboxBacked):
         self._late: list[tuple[int, int, Callable[[], None]]] = []
         # (first, last] sequence numbers of recent batches whose handler raised.
         self._failed: deque[tuple[int, int]] = deque(maxlen=_FAILED_BATCHES_KEPT)
-        # Batches failed in a row, and what the last one logged failed with.
+        # Batches failed in a row, and the fault last logged since one went through.
         self._failing = 0
         self._fault = ""
 
@@ -597,32 +597,36 @@ class BatchSubscription(_InboxBacked):
                         self.name,
                         self._failing,
                     )
-                    self._failing = 0
+                self._failing, self._fault = 0, ""
                 return True
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self._errors(len(envelopes))  # each message of the batch failed on
                 failures += 1
+                # A fault that repeats at every attempt and batch (the outbox on a full disk,
+                # under ingest or a work queue handing the same frames back) is logged once, not
+                # once an attempt: each is counted all the same.
+                fault = f"{type(exc).__name__}: {exc}"
+                told = fault == self._fault
                 if failures > retries:
                     self._failing += 1
-                    # A fault that repeats at every batch (a full disk under a stream of ingest)
-                    # is logged once, not once a batch: each is counted all the same.
-                    fault = f"{type(exc).__name__}: {exc}"
-                    if self._failing == 1 or fault != self._fault:
+                    if self._failing == 1 or not told:
                         self._fault = fault
                         _logger.exception(
                             "subscriber %s failed on a batch of %d", self.name, len(envelopes)
                         )
                     return False
                 delay = _BATCH_RETRY.delay(failures)
-                _logger.warning(
-                    "subscriber %s failed on a batch of %d; trying again in %.2fs",
-                    self.name,
-                    len(envelopes),
-                    delay,
-                    exc_info=True,
-                )
+                if not told:
+                    self._fault = fault
+                    _logger.warning(
+                        "subscriber %s failed on a batch of %d; trying again in %.2fs",
+                        self.name,
+                        len(envelopes),
+                        delay,
+                        exc_info=True,
+                    )
                 await self._sleep(delay)
 
     async def stop(self, drain_seconds: float) -> None:
