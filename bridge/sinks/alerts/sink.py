@@ -296,12 +296,22 @@ class AlertSink:
         outbox = self.outbox
         receivers, alertmanager_section = self.receivers, self._alertmanager_section
         # Receivers without a secret are warned of with the settings (start_warnings).
-        await self._db.call(outbox.queue.queue_for, [receiver.key for receiver in receivers])
-        # A configured receiver's rows stay its own, even when its url_file is another's link.
-        stored = await self._db.call(outbox.queue.receiver_keys) - {r.key for r in receivers}
-        for receiver in receivers:
-            for old in (*receiver.legacy_keys, *ReceiverKeys.spellings(receiver.key, stored)):
-                await self._db.call(outbox.queue.move_receiver_rows, old, receiver.key)
+        try:
+            await self._db.call(outbox.queue.queue_for, [receiver.key for receiver in receivers])
+            # A configured receiver's rows stay its own, even when its url_file is another's.
+            stored = await self._db.call(outbox.queue.receiver_keys) - {r.key for r in receivers}
+            for receiver in receivers:
+                for old in (*receiver.legacy_keys, *ReceiverKeys.spellings(receiver.key, stored)):
+                    await self._db.call(outbox.queue.move_receiver_rows, old, receiver.key)
+        except (OSError, sqlite3.Error) as exc:
+            # Opened, but not written to (a full disk): said as the opening's failure is.
+            hint = unopenable_hint(settings.state_dir, exc)
+            raise ConfigError(
+                [
+                    "EXESDB_STATE_DIR: cannot write the alert outbox in"
+                    f" {settings.state_dir!r}: {exc}" + (f"; {hint}" if hint else "")
+                ]
+            ) from exc
         self._escalator = escalator = Escalator(
             escalate=self._escalate,
             after_seconds=settings.escalation_after_ms / 1000,

@@ -16,8 +16,12 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
+from bridge.app import Bridge
 from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
+from bridge.component import Context
+from bridge.errors import ConfigError
 from bridge.http import build_app
 from bridge.messages import (
     AlertAck,
@@ -29,7 +33,8 @@ from bridge.messages import (
     SecurityAlert,
     utc_now,
 )
-from bridge.sinks.alerts import Outbox
+from bridge.settings import Settings
+from bridge.sinks.alerts import AlertSink, Outbox
 from bridge.sinks.alerts.records import DeliveryState
 from bridge.sinks.alerts.thread import DbThread
 from tests.sinks.alerts.helpers import (
@@ -682,3 +687,45 @@ async def test_housekeeping_failing_each_pass_alike_is_logged_once_then_its_end(
         ("INFO", "alert housekeeping works again after 4 failed pass(es)", False),
     ]
     assert errors == 4
+
+
+async def test_an_outbox_opened_on_a_full_disk_stops_the_start_saying_so(tmp_path: Path) -> None:
+    """An outbox that opens but cannot be written at start (its disk full) stops the start
+    with a ConfigError naming EXESDB_STATE_DIR, the fault and what to do, as one that cannot
+    be opened does: not an unexpected error with a traceback."""
+    settings = Settings(
+        EXESDB_STATE_DIR=str(tmp_path),
+        EXESDB_HTTP_ADDR="127.0.0.1:0",
+        EXESDB_WEBHOOK_URLS="http://127.0.0.1:9/hook",
+    )
+    sinks: list[AlertSink] = []
+
+    def factory(context: Context) -> AlertSink:
+        sink = AlertSink(
+            context.settings,
+            bus=context.bus,
+            publish=context.integration.publish,
+            registry=context.registry,
+            lease=context.capabilities.lease,
+            state=context.capabilities.state,
+        )
+        sinks.append(sink)
+        return sink
+
+    bridge = Bridge(settings, registry=CollectorRegistry(), components=[factory])
+    try:
+        await sinks[0].prepare()
+
+        def full(*args: Any, **kwargs: Any) -> Any:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        sinks[0].outbox.queue.queue_for = full  # type: ignore[method-assign]
+        with pytest.raises(ConfigError) as raised:
+            await bridge.start(serve_http=False)
+    finally:
+        await bridge.aclose()
+    assert raised.value.problems == (
+        f"EXESDB_STATE_DIR: cannot write the alert outbox in {str(tmp_path)!r}: database or disk"
+        " is full; the file system holding it is full: free some space there, or give a"
+        " directory on another",
+    )
