@@ -7,6 +7,7 @@ import gc
 import logging
 import socket
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,7 @@ async def test_a_close_cut_short_by_the_stop_deadline_logs_no_asyncio_error(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
     monkeypatch.setenv("OTEL_BLRP_SCHEDULE_DELAY", "10")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")  # the export left behind ends soon
     monkeypatch.setenv("EXESDB_STATE_DIR", str(tmp_path))
     bridge = Bridge(load_settings(), registry=CollectorRegistry())
     [sink] = [c for c in bridge.components if isinstance(c, OtlpSink)]
@@ -147,5 +149,11 @@ async def test_a_close_cut_short_by_the_stop_deadline_logs_no_asyncio_error(
         gc.collect()
     finally:
         await bridge.aclose()
+        # The export left behind, ended before the collector goes: its retries would otherwise
+        # be refused, in a thread named as the next test's.
+        await async_wait_until(
+            lambda: not [t for t in threading.enumerate() if t.name.startswith("otlp-")],
+            what="the OTLP threads ended",
+        )
         silent.close()
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
