@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
-from bridge.bodies import read_body, read_json
+from bridge.bodies import DuplicateKey, read_body, read_json
 from bridge.build import BuildInfo
 from bridge.bus import (
     SIGNATURE_HEADER,
@@ -38,11 +38,14 @@ from bridge.integration import Integration
 from bridge.listener import CLOSE_AFTER
 from bridge.messages import NodeHealth
 from bridge.pages import not_found, page_routes
+from bridge.redaction import clipped
 from bridge.routes import (
+    MAX_NAME_SHOWN,
     AdminGuard,
     Route,
     error_body,
     error_response,
+    key_given_twice,
     unknown_field,
     unknown_parameter,
     unsupported_coding,
@@ -420,6 +423,8 @@ async def set_integration(request: web.Request) -> web.Response:
         return refusal
     try:
         body = await read_json(request)
+    except DuplicateKey as exc:
+        return key_given_twice(exc)
     except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser
         return error_response(
             400, "malformed", 'the body must be JSON: {"enabled": true|false}', "body"
@@ -517,7 +522,9 @@ async def _close_streams(app: web.Application) -> None:
 async def _json_refusals(request: web.Request, handler: Route) -> web.StreamResponse:
     """aiohttp's own refusals (no such path, a method a path does not take, a body past the
     limit or one that does not decode) in the one error shape every other refusal has, rather
-    than its plain-text "404: Not Found"."""
+    than its plain-text "404: Not Found"; and a transfer coding it does not apply."""
+    if (refusal := _transfer_coding_refused(request)) is not None:
+        return refusal
     try:
         return await handler(request)
     except web.HTTPMethodNotAllowed as exc:
@@ -547,6 +554,29 @@ async def _json_refusals(request: web.Request, handler: Route) -> web.StreamResp
         # server answering (aiohttp's own 500 is a plain-text page).
         _logger.exception("%s %s failed", request.method, request.path)
         return error_response(500, "internal", "the bridge failed answering; its log says why")
+
+
+def _transfer_coding_refused(request: web.Request) -> web.Response | None:
+    """501 for a request whose ``Transfer-Encoding`` is other than ``chunked`` alone, as RFC 9112
+    asks of a transfer coding the server does not understand, and the connection closed.
+
+    aiohttp frames such a body by its final ``chunked`` and ignores the codings before it
+    (``gzip, chunked`` read as plain JSON, ``identity, chunked`` as chunked): a proxy in front
+    that reads the framing otherwise would disagree with the bridge on where a request ends.
+    """
+    coding = request.headers.get("Transfer-Encoding")
+    if coding is None or coding.strip().lower() == "chunked":
+        return None
+    shown = clipped(repr(coding), MAX_NAME_SHOWN)
+    answer = error_response(
+        501,
+        "not_implemented",
+        f"Transfer-Encoding {shown} is not one the bridge applies: send the body chunked or"
+        " with a Content-Length",
+        "Transfer-Encoding",
+    )
+    answer.force_close()  # the body is not read: its framing is not trusted
+    return answer
 
 
 def build_app(

@@ -39,14 +39,39 @@ def _utc_time(record: logging.LogRecord) -> str:
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# What a text line shows escaped (``\u202e``): the characters that would break it or reorder
+# what follows it on a terminal, whoever chose them (a sender's node name: "evil\u202e" turned
+# "silent for 90s: down" around). Control characters but the line break and tab of tracebacks
+# and of the bridge's own lines, the line and paragraph separators, the bidirectional controls.
+_SHOWN_ESCAPED: Final = {
+    code: f"\\u{code:04x}"
+    for code in (
+        *(c for c in range(0x20) if c not in (0x09, 0x0A)),
+        *range(0x7F, 0xA0),
+        0x061C,
+        0x200E,
+        0x200F,
+        0x2028,
+        0x2029,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    )
+}
+
+
 class _TextFormatter(logging.Formatter):
-    """``2030-01-01T12:00:00.123Z INFO bridge: message``, the time as JSON's ``ts``."""
+    """``2030-01-01T12:00:00.123Z INFO bridge: message``, the time as JSON's ``ts``; a control
+    character, line separator or bidirectional control in it shown as its escape (JSON lines
+    escape them anyway)."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return _utc_time(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).translate(_SHOWN_ESCAPED)
 
 
 class _JsonFormatter(logging.Formatter):

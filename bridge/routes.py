@@ -19,7 +19,7 @@ from typing import Any, Final
 from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
-from bridge.bodies import EXPANDED_CODINGS, JSON_CHARSETS
+from bridge.bodies import EXPANDED_CODINGS, JSON_CHARSETS, DuplicateKey
 from bridge.headers import ADMIN_TOKEN_HEADER, REALM
 from bridge.redaction import clipped
 
@@ -30,6 +30,7 @@ __all__ = [
     "Route",
     "error_body",
     "error_response",
+    "key_given_twice",
     "unknown_field",
     "unknown_parameter",
     "unsupported_coding",
@@ -108,6 +109,15 @@ def unknown_parameter(request: web.Request, allowed: Iterable[str]) -> web.Respo
         twice = next(name for name in names if len(request.query.getall(name, ())) > 1)
         return error_response(400, "invalid", f"query parameter {twice!r} given twice", twice)
     return None
+
+
+def key_given_twice(exc: DuplicateKey) -> web.Response:
+    """400 ``malformed`` naming a key a JSON body gives twice in one object (cut short as an
+    unknown field is), as ingest refuses one: ``{"ack_by": "a", "ack_by": "b"}`` would count as
+    either name, depending on the parser."""
+    shown = clipped(repr(exc.key), MAX_NAME_SHOWN)
+    detail = f"the key {shown} is given twice"
+    return error_response(400, "malformed", detail, clipped(exc.key, MAX_NAME_SHOWN))
 
 
 def unknown_field(exc: ValidationError, fields: Iterable[str]) -> web.Response | None:

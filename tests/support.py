@@ -38,6 +38,32 @@ from bridge.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-base-with-at-least-32-characters"
 ADMIN_TOKEN = "test-admin-token"
+# Default_Ignorable_Code_Point in the BMP, from Unicode's DerivedCoreProperties.txt (which
+# unicodedata does not carry): characters drawn as nothing, so a name of them shows as no one.
+DEFAULT_IGNORABLE_BMP = (
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+)
+
+
+def drawn_as_nothing(character: str) -> bool:
+    """Whether ``character`` is whitespace or a default ignorable character of the BMP."""
+    return character.isspace() or any(
+        low <= ord(character) <= high for low, high in DEFAULT_IGNORABLE_BMP
+    )
+
 
 # Alertmanager's global section as `amtool config show` prints it: its defaults, and each
 # secret hidden as <secret>; with an http_config of a token file and a CA (paths from the

@@ -1063,6 +1063,41 @@ async def test_head_metrics_sends_no_body_even_when_gzip_is_accepted(serve: Serv
     assert rest.startswith(b"HTTP/1.1 200"), rest[:40]
 
 
+@pytest.mark.parametrize("coding", ["gzip, chunked", "identity, chunked", "deflate, chunked"])
+async def test_a_transfer_coding_other_than_chunked_is_501_and_the_connection_closes(
+    serve: ServerFactory, coding: str
+) -> None:
+    """A body framed ``Transfer-Encoding: gzip, chunked`` (or identity, deflate) is not read as
+    if the codings before chunked were not there: 501 naming the header, and the connection
+    closes, so nothing sent after it on that connection is read as a request; the switch it
+    would have turned off stays on."""
+    server = await serve()
+    assert server.bridge.address is not None
+    reader, writer = await asyncio.open_connection(*server.bridge.address)
+    body = b'{"enabled": false}'
+    try:
+        writer.write(
+            b"POST /v1/integration HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {ADMIN_TOKEN}\r\nTransfer-Encoding: {coding}\r\n\r\n".encode()
+            + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+            + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        await writer.drain()
+        answers = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    head, _, rest = answers.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 501"), head
+    assert b"connection: close" in head.lower()
+    assert json.loads(rest) == {
+        "error": "not_implemented",
+        "detail": f"Transfer-Encoding {coding!r} is not one the bridge applies: send the body"
+        " chunked or with a Content-Length",
+        "field": "Transfer-Encoding",
+    }
+    assert server.bridge.integration.enabled()
+
+
 @pytest.mark.parametrize(
     ("accept_encoding", "gzipped"),
     [
@@ -1237,6 +1272,26 @@ async def test_post_integration_refuses_a_bad_body(
         server.url + "/v1/integration", data=body, headers=headers
     ) as response:
         assert (response.status, (await response.json())["field"]) == (400, field)
+    assert server.bridge.integration.enabled()
+
+
+async def test_post_integration_refuses_a_key_given_twice_naming_it(
+    serve: ServerFactory,
+) -> None:
+    """{"enabled": true, "enabled": false} is 400 malformed naming enabled, as ingest refuses a
+    key given twice (parsers differ on which one counts), and the switch is left as it is."""
+    server = await serve()
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": JSON}
+    async with server.session.post(
+        server.url + "/v1/integration",
+        data=b'{"enabled": true, "enabled": false}',
+        headers=headers,
+    ) as response:
+        answer = await response.json()
+    assert (response.status, answer) == (
+        400,
+        {"error": "malformed", "detail": "the key 'enabled' is given twice", "field": "enabled"},
+    )
     assert server.bridge.integration.enabled()
 
 

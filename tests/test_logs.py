@@ -93,6 +93,34 @@ def test_text_lines_carry_the_time_in_utc_whatever_the_hosts_zone() -> None:
     assert line == "2026-12-03T12:50:50.191Z INFO bridge: stopped"
 
 
+def test_a_text_line_shows_what_would_break_or_reorder_it_escaped(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A sender's node name holding a right-to-left override, a line separator or an ESC is
+    written escaped in a text line, so it neither turns the rest of the line around nor breaks
+    it on a terminal; a traceback keeps its line breaks, and JSON lines escape them anyway."""
+    node = "evil\u202eTSOH@node\u2028x\x1b[2J\u2067"
+    configure_logging(make_settings())
+    logging.getLogger("bridge.cluster").warning("node %s silent for 90.9s: down", node)
+    try:
+        raise ValueError(node)
+    except ValueError:
+        logging.getLogger("bridge.test").exception("failed")
+    err = capsys.readouterr().err
+    assert err.splitlines()[0].endswith(
+        " WARNING bridge.cluster: node evil\\u202eTSOH@node\\u2028x\\u001b[2J\\u2067 silent for"
+        " 90.9s: down"
+    )
+    assert "Traceback (most recent call last):\n" in err
+    assert err.rstrip("\n").endswith("ValueError: evil\\u202eTSOH@node\\u2028x\\u001b[2J\\u2067")
+    assert not {"\u202e", "\u2028", "\x1b", "\u2067"} & set(err)
+    configure_logging(make_settings(EXESDB_LOG_FORMAT="json"))
+    logging.getLogger("bridge.cluster").warning("node %s", node)
+    line = capsys.readouterr().err
+    assert json.loads(line)["message"] == f"node {node}"
+    assert not {"\u202e", "\u2028", "\x1b", "\u2067"} & set(line)
+
+
 def test_text_lines_below_the_level_are_left_out(capsys: pytest.CaptureFixture[str]) -> None:
     """EXESDB_LOG_LEVEL=warning: info lines are not written; warnings are, as text."""
     configure_logging(make_settings(EXESDB_LOG_LEVEL="warning"))

@@ -411,8 +411,8 @@ def decode_envelope_object(data: Any) -> Envelope | Rejection:
 
 _PATTERN_REFUSALS: Final = {
     NO_CONTROL_CHARACTERS: "a label value must not contain control characters",
-    NAME_PATTERN: "a name must not be blank (spaces or other whitespace only) or contain a control"
-    f" character, {NAME_REFUSES}",
+    NAME_PATTERN: "a name must not be blank (spaces, other whitespace or invisible characters"
+    f" only) or contain a control character, {NAME_REFUSES}",
 }
 
 

@@ -320,7 +320,7 @@ class _InboxBacked:
 
     __slots__ = ()
     inbox: Inbox
-    _errors: Callable[[], None]
+    _errors: Callable[[int], None]  # counts this many messages failed on
 
     @property
     def name(self) -> str:
@@ -350,7 +350,7 @@ class _InboxBacked:
         """Count (in exesdb_sink_errors_total) and log, with the traceback being handled, one
         message the handler failed on: for a batch handler that goes on with the rest of its
         batch, as for each message of a one-at-a-time subscriber."""
-        self._errors()
+        self._errors(1)
         _logger.exception("subscriber %s failed on %s", self.name, envelope.tag)
 
 
@@ -363,7 +363,7 @@ class Subscription(_InboxBacked):
 
     __slots__ = ("_errors", "_handler", "inbox")
 
-    def __init__(self, inbox: Inbox, handler: Handler, errors: Callable[[], None]) -> None:
+    def __init__(self, inbox: Inbox, handler: Handler, errors: Callable[[int], None]) -> None:
         """``errors`` counts a message whose handler raised."""
         self.inbox = inbox
         self._handler = handler
@@ -412,11 +412,14 @@ class BatchSubscription(_InboxBacked):
     A batch holding work-queue frames whose handler raises is tried again, up to ``retries``
     times with doubling backoff from 0.1 s (a locked or full database may clear); if it still
     fails its frames are left unacknowledged (``nack``), for a claim to hand them back later.
+    A fault that fails batch after batch alike is logged once, and its end when one succeeds.
     """
 
     __slots__ = (
         "_errors",
         "_failed",
+        "_failing",
+        "_fault",
         "_handled",
         "_handler",
         "_inflight",
@@ -434,7 +437,7 @@ class BatchSubscription(_InboxBacked):
         self,
         inbox: Inbox,
         handler: BatchHandler,
-        errors: Callable[[], None],
+        errors: Callable[[int], None],
         *,
         max_batch: int = MAX_BATCH,
         durable: bool = False,
@@ -461,6 +464,9 @@ class BatchSubscription(_InboxBacked):
         self._late: list[tuple[int, int, Callable[[], None]]] = []
         # (first, last] sequence numbers of recent batches whose handler raised.
         self._failed: deque[tuple[int, int]] = deque(maxlen=_FAILED_BATCHES_KEPT)
+        # Batches failed in a row, and the fault last logged since one went through.
+        self._failing = 0
+        self._fault = ""
 
     def start(self) -> None:
         """Start the draining task on the running loop."""
@@ -566,7 +572,7 @@ class BatchSubscription(_InboxBacked):
                 inbox.put_back(runs)
                 raise
             except Exception:
-                self._errors()
+                self._errors(count)
                 self._failed.append((self._handled, self._handled + count))
                 _logger.exception("subscriber %s failed on a batch of %d", self.name, count)
             finally:
@@ -585,25 +591,42 @@ class BatchSubscription(_InboxBacked):
                 outcome = self._handler(envelopes)
                 if outcome is not None and inspect.isawaitable(outcome):
                     await outcome
+                if self._failing:
+                    _logger.info(
+                        "subscriber %s works again after %d failed batch(es)",
+                        self.name,
+                        self._failing,
+                    )
+                self._failing, self._fault = 0, ""
                 return True
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                self._errors()
+            except Exception as exc:
+                self._errors(len(envelopes))  # each message of the batch failed on
                 failures += 1
+                # A fault that repeats at every attempt and batch (the outbox on a full disk,
+                # under ingest or a work queue handing the same frames back) is logged once, not
+                # once an attempt: each is counted all the same.
+                fault = f"{type(exc).__name__}: {exc}"
+                told = fault == self._fault
                 if failures > retries:
-                    _logger.exception(
-                        "subscriber %s failed on a batch of %d", self.name, len(envelopes)
-                    )
+                    self._failing += 1
+                    if self._failing == 1 or not told:
+                        self._fault = fault
+                        _logger.exception(
+                            "subscriber %s failed on a batch of %d", self.name, len(envelopes)
+                        )
                     return False
                 delay = _BATCH_RETRY.delay(failures)
-                _logger.warning(
-                    "subscriber %s failed on a batch of %d; trying again in %.2fs",
-                    self.name,
-                    len(envelopes),
-                    delay,
-                    exc_info=True,
-                )
+                if not told:
+                    self._fault = fault
+                    _logger.warning(
+                        "subscriber %s failed on a batch of %d; trying again in %.2fs",
+                        self.name,
+                        len(envelopes),
+                        delay,
+                        exc_info=True,
+                    )
                 await self._sleep(delay)
 
     async def stop(self, drain_seconds: float) -> None:

@@ -109,15 +109,25 @@ _NOT_IN_NAME: Final = r"\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069
 # Unicode's White_Space characters but the ones refused anyway (controls, U+2028, U+2029),
 # written out: ``\s`` is not the same set in every engine that reads the pattern (JSON Schema's,
 # ECMAScript's, also takes U+FEFF), and a name of these alone shows as no one.
-_BLANK: Final = r"\u0020\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
+_WHITESPACE: Final = r"\u0020\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
+# Unicode's Default_Ignorable_Code_Point characters of the BMP but the bidirectional controls
+# (refused anyway): drawn as nothing (U+200B zero width space, U+2060, U+FEFF, the Hangul fillers
+# U+115F, U+1160, U+3164 and U+FFA0, U+00AD), so a name of these alone shows as no one too;
+# beside other characters they stay (U+200D joins emoji, U+200C shapes Persian). The BMP's only:
+# every engine reads a ``\uXXXX`` escape alike, not one past it.
+_INVISIBLE: Final = (
+    r"\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200d\u2060-\u2065"
+    r"\u206a-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+)
+_BLANK: Final = _WHITESPACE + _INVISIBLE
 _REFUSED_IN_NAME: Final = _CONTROL + _NOT_IN_NAME
 
 # Blanks, then one character that is neither blank nor refused, then any not refused: a class
 # and its complement meet at the first other character, so no engine backtracks over the blanks.
 NAME_PATTERN: Final = rf"^[{_BLANK}]*[^{_REFUSED_IN_NAME}{_BLANK}][^{_REFUSED_IN_NAME}]*$"
 """What a name shown to people as who did something (who acknowledged an alert) must match: not
-blank (whitespace only), and no control character, line or paragraph separator or bidirectional
-control (checked natively)."""
+blank (whitespace or invisible characters only), and no control character, line or paragraph
+separator or bidirectional control (checked natively)."""
 
 NAME_REFUSES: Final = (
     "a line or paragraph separator (U+2028, U+2029) or a bidirectional control (U+061C, U+200E,"

@@ -104,8 +104,9 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
   control character (NUL included), DEL or a C1 control character.
 - A name shown as who did something (`ack_by`: "not blank, no control characters, line
   separators or bidirectional controls") may not be blank, spaces or other Unicode whitespace
-  only (U+00A0 and U+3000 too), which would show as no one; nor hold a control character, nor
-  {name_refuses},
+  only (U+00A0 and U+3000 too) or characters drawn as nothing (U+200B, U+2060, U+FEFF, U+3164:
+  Unicode's default ignorable ones of the BMP), which would show as no one; nor hold a control
+  character, nor {name_refuses},
   which would break its line or reorder the text shown after it on the alert page, in its history
   and in logs; nor more than {max_name} characters: the [admin API](http-api.md#alerts)'s
   `ack_by` refuses the same.

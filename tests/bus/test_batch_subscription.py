@@ -370,3 +370,63 @@ async def test_a_stop_before_the_messages_went_through_calls_their_late_failure_
     await subscription.stop(0.1)
     assert called == ["dropped"]
     assert batches.ids == []
+
+
+async def test_a_fault_that_repeats_at_every_batch_is_logged_once_then_its_end(
+    make_bus: BusFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A handler failing every batch the same way (the outbox on a full disk) logs its traceback
+    once, not once a batch, another fault again, and an INFO line counting the failed batches
+    once one goes through; every failure is counted in exesdb_sink_errors_total."""
+    kit = await _started(make_bus)
+    faults = ["database or disk is full"] * 3 + ["disk I/O error", ""]
+    handled: list[str] = []
+
+    async def handler(envelopes: Sequence[Envelope]) -> None:
+        fault = faults.pop(0)
+        if fault:
+            raise OSError(fault)
+        handled.extend(e.payload.alert_id for e in envelopes)  # type: ignore[attr-defined]
+
+    kit.bus.subscribe("b", handler, instances=["ex_esdb_alerts"], batch=True)
+    with caplog.at_level(logging.INFO, logger="bridge.bus.subscription"):
+        for number in range(5):
+            errors, done = min(number + 1, 4), ["a4"] if number == 4 else []
+
+            def handled_so_far(errors: int = errors, done: list[str] = done) -> bool:
+                return (
+                    kit.sample("exesdb_sink_errors_total", subscriber="b") == errors
+                    and handled == done
+                )
+
+            kit.bus.publish_verified([_envelope(number)])
+            await async_wait_until(handled_so_far, what=f"batch {number} handled")
+    lines = [
+        (r.levelname, r.getMessage(), r.exc_info is not None)
+        for r in caplog.records
+        if r.name == "bridge.bus.subscription"
+    ]
+    assert lines == [
+        ("ERROR", "subscriber b failed on a batch of 1", True),
+        ("ERROR", "subscriber b failed on a batch of 1", True),
+        ("INFO", "subscriber b works again after 4 failed batch(es)", False),
+    ]
+    assert [str(r.exc_info[1]) for r in caplog.records if r.exc_info] == [
+        "database or disk is full",
+        "disk I/O error",
+    ]
+
+
+async def test_a_failed_batch_counts_each_of_its_messages(make_bus: BusFactory) -> None:
+    """A batch of three the handler fails on counts three in exesdb_sink_errors_total, the
+    messages it failed to handle, not one."""
+    kit = await _started(make_bus)
+
+    async def handler(envelopes: Sequence[Envelope]) -> None:
+        raise OSError("database or disk is full")
+
+    kit.bus.subscribe("b", handler, instances=["ex_esdb_alerts"], batch=True)
+    kit.bus.publish_verified([_envelope(number) for number in range(3)])
+    await async_wait_until(
+        lambda: kit.sample("exesdb_sink_errors_total", subscriber="b") == 3, what="three counted"
+    )

@@ -46,6 +46,7 @@ from bridge.messages import (
     ThroughputMetric,
 )
 from tests.messages.test_models import CASES
+from tests.support import drawn_as_nothing
 
 TS = "2026-11-28T00:00:00.123Z"
 NODE = "node1@host"
@@ -1144,8 +1145,8 @@ def _shown_wrongly(name: str) -> bool:
     """Whether ``name`` holds a character that breaks its line or reorders what follows, by
     Unicode's own data: a control (Cc), a line or paragraph separator (Zl, Zp), an embedding,
     override or isolate, or one of the three directional marks (ALM, LRM, RLM); or is blank,
-    whitespace only, shown as no one."""
-    return name.isspace() or any(
+    whitespace or default ignorable characters only (U+200B), shown as no one."""
+    return all(drawn_as_nothing(character) for character in name) or any(
         unicodedata.category(character) in ("Cc", "Zl", "Zp")
         or unicodedata.bidirectional(character) in _EXPLICIT
         or character in "\u061c\u200e\u200f"
@@ -1172,7 +1173,7 @@ def test_generated_ack_by_names_decode_the_same_and_as_unicode_says(
 ) -> None:
     """Generated ack_by names, rich in the characters around the refused ones: the fast paths
     take exactly what the reference accepts, and that is a name Unicode's data says holds no
-    control, separator or bidirectional control and is not whitespace only."""
+    control, separator or bidirectional control and is not whitespace or invisible only."""
     base = CASES[AlertAck].full if full else CASES[AlertAck].minimal
     payload = {**base, "ack_by": name}
     result = _agree(_body(payload, AlertAck, ascii_only=ascii_only), payload, AlertAck)

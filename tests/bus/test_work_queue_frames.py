@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from bridge.bus import (
@@ -298,6 +300,10 @@ class Nacks:
     def __call__(self) -> None:
         self.count += 1
 
+    def called_once(self) -> bool:
+        """Whether the frame was left unacknowledged once."""
+        return self.count == 1
+
 
 async def test_a_frame_whose_batch_failed_is_handled_when_redelivered() -> None:
     """A work-queue frame whose batch handler raised is neither acknowledged nor remembered:
@@ -356,6 +362,42 @@ async def test_a_failed_batch_of_work_queue_frames_is_tried_again_in_process() -
     assert nack.count == 0
     assert registry.get_sample_value("exesdb_sink_errors_total", {"subscriber": "alerts"}) == 2
     await bus.aclose()
+
+
+async def test_a_fault_repeating_at_every_retry_of_work_queue_batches_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Work-queue batches, tried again on failure, that fail alike at every attempt (the outbox
+    on a full disk while the queue hands frames back) log the first attempt's warning and the
+    first batch's error, each with its traceback, and nothing more however many follow; every
+    attempt is counted."""
+
+    async def sleep(seconds: float) -> None:
+        """No wait: the test counts lines, not delays."""
+
+    bus, transport, registry = make_bus(sleep)
+
+    def handler(envelopes: Sequence[Envelope]) -> None:
+        raise OSError("database or disk is full")
+
+    bus.subscribe("alerts", handler, instances=["ex_esdb_alerts"], group=True, batch=True)
+    await bus.start()
+    with caplog.at_level(logging.INFO, logger="bridge.bus.subscription"):
+        for _ in range(3):
+            nack = Nacks()
+            transport.send(Frame("ex_esdb_alerts", *signed(), group=True, ack=Acks(), nack=nack))
+            await async_wait_until(nack.called_once, 5)
+    await bus.aclose()
+    assert [
+        (r.levelname, r.getMessage().partition(";")[0], r.exc_info is not None)
+        for r in caplog.records
+        if r.name == "bridge.bus.subscription"
+    ] == [
+        ("WARNING", "subscriber alerts failed on a batch of 1", True),
+        ("ERROR", "subscriber alerts failed on a batch of 1", True),
+    ]
+    errors = registry.get_sample_value("exesdb_sink_errors_total", {"subscriber": "alerts"})
+    assert errors == 12  # three batches, four attempts each
 
 
 async def test_a_frame_a_full_queue_dropped_is_handled_when_redelivered() -> None:

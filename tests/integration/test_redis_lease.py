@@ -136,3 +136,33 @@ async def test_a_replica_standing_by_forgets_the_holder_once_redis_is_gone_a_lea
         server.kill()
         await async_wait_until(lambda: lease.holder is None, 10, "the holder forgotten")
         assert not lease.leading
+
+
+async def test_a_take_over_failing_alike_each_time_is_logged_once_then_its_success(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A step of taking the work queue up that fails the same way at every attempt (the outbox
+    on a full disk: once a second) logs its warning and traceback once, not each attempt, and
+    an INFO line counting the failed attempts once a take-over works."""
+    server = redis_server()
+    failures = 4
+    attempts: list[int] = []
+
+    async def full_disk() -> None:
+        attempts.append(len(attempts))
+        if len(attempts) <= failures:
+            raise OSError("database or disk is full")
+
+    with caplog.at_level(logging.INFO, logger="bridge.bus.redis.lease"):
+        async with _running_lease(server, on_lead=full_disk) as lease:
+            await async_wait_until(lambda: lease.leading, 10, "the lease taken at last")
+    lines = [
+        (r.levelname, r.getMessage(), r.exc_info is not None)
+        for r in caplog.records
+        if "taking the work queue over" in r.getMessage()
+    ]
+    assert lines == [
+        ("WARNING", "taking the work queue over: a step of taking it up failed", True),
+        ("INFO", "taking the work queue over worked after 4 failed attempt(s)", False),
+    ]
+    assert len(attempts) == failures + 1

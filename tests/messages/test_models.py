@@ -59,6 +59,7 @@ from bridge.messages import (
     ThroughputMetric,
     model_for,
 )
+from tests.support import drawn_as_nothing
 
 NODE = "node1@host"
 CONTEXT = {"node": NODE}
@@ -1326,7 +1327,11 @@ def _taken_by_each_engine(name: str) -> tuple[bool, bool, bool]:
         ("\u3000", False),
         (" \u2003\u205f\u1680\u202f ", False),
         (" " * 200, False),
+        ("\u200b", False),
+        ("\ufeff\u2060\u3164\u00ad \u200c", False),
         ("a", True),
+        ("a\u200bb", True),
+        ("\U0001f468\u200d\U0001f469", True),
         (" a ", True),
         ("\u3000名前\u3000", True),
         (" " * 199 + "a", True),
@@ -1335,16 +1340,19 @@ def _taken_by_each_engine(name: str) -> tuple[bool, bool, bool]:
     ids=ascii,
 )
 def test_a_blank_name_is_refused_by_every_engine_alike(name: str, taken: bool) -> None:
-    """A name of spaces or other Unicode whitespace only (U+00A0, U+3000) shows as no one: the
-    model, pydantic-core's Rust regex and msgspec's Python re refuse it alike; a name with one
-    other character among blanks is taken, up to 200 characters."""
+    """A name of spaces or other Unicode whitespace only (U+00A0, U+3000), or of characters drawn
+    as nothing (U+200B, U+FEFF), shows as no one: the model, pydantic-core's Rust regex and
+    msgspec's Python re refuse it alike; a name with one other character among blanks is taken,
+    up to 200 characters, invisible ones within it too (U+200D joining an emoji)."""
     assert _taken_by_each_engine(name) == (taken, taken, taken)
 
 
 def test_a_one_character_name_is_refused_by_both_engines_as_unicode_says() -> None:
     """Over every code point (lone surrogates aside), the Rust regex and Python's re refuse the
-    same one-character names: exactly the whitespace (shown as no one), the controls, the line
-    and paragraph separators and the bidirectional controls, by Unicode's own data."""
+    same one-character names: exactly the whitespace and the BMP's default ignorable characters
+    (shown as no one), the controls, the line and paragraph separators and the bidirectional
+    controls, by Unicode's own data (Default_Ignorable_Code_Point as DerivedCoreProperties.txt
+    lists it, which unicodedata does not carry)."""
     characters = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
     try:
         _RUST_NAMES.validate_python(characters)
@@ -1357,10 +1365,11 @@ def test_a_one_character_name_is_refused_by_both_engines_as_unicode_says() -> No
     refused_by_unicode = {
         character
         for character in characters
-        if character.isspace()
+        if drawn_as_nothing(character)
         or unicodedata.category(character) in ("Cc", "Zl", "Zp")
         or unicodedata.bidirectional(character)
         in ("LRE", "RLE", "PDF", "LRO", "RLO", "LRI", "RLI", "FSI", "PDI")
         or character in "\u061c\u200e\u200f"
+        or drawn_as_nothing(character)
     }
     assert refused_by_rust == refused_by_python == refused_by_unicode

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import logging
+import socket
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,8 +15,9 @@ from prometheus_client import CollectorRegistry
 
 from bridge.app import Bridge
 from bridge.config import load_settings
+from bridge.messages import LogEntry
 from bridge.sinks.otlp.sink import OtlpSink
-from tests.support import free_port, run_command
+from tests.support import async_wait_until, free_port, run_command
 
 
 def test_idle_bridge_imports_nothing_from_opentelemetry() -> None:
@@ -113,3 +119,41 @@ def test_an_exporter_of_none_leaves_its_signal_out(monkeypatch: pytest.MonkeyPat
         return registry.get_sample_value("exesdb_otlp_queue_depth", {"signal": signal})
 
     assert (depth("traces"), depth("logs")) == (0.0, None)
+
+
+async def test_a_close_cut_short_by_the_stop_deadline_logs_no_asyncio_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sink's close, cut short by the bridge's stop deadline while an export hangs on a
+    collector that never answers, leaves no "exception was never retrieved" error (with a
+    traceback) for asyncio to log once the closers are collected."""
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts (the backlog), never answers
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    monkeypatch.setenv("OTEL_BLRP_SCHEDULE_DELAY", "10")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")  # the export left behind ends soon
+    monkeypatch.setenv("EXESDB_STATE_DIR", str(tmp_path))
+    bridge = Bridge(load_settings(), registry=CollectorRegistry())
+    [sink] = [c for c in bridge.components if isinstance(c, OtlpSink)]
+    try:
+        await bridge.start(serve_http=False)
+        bridge.bus.publish("logs", LogEntry(level="info", message="m", module="m", node="n"))
+        await async_wait_until(
+            lambda: (
+                bridge.registry.get_sample_value("exesdb_otlp_queue_depth", {"signal": "logs"}) == 0
+            ),
+            what="the export under way",
+        )
+        with caplog.at_level(logging.ERROR, logger="asyncio"), pytest.raises(TimeoutError):
+            await asyncio.wait_for(sink.aclose(), 0.3)
+        gc.collect()
+    finally:
+        await bridge.aclose()
+        # The export left behind, ended before the collector goes: its retries would otherwise
+        # be refused, in a thread named as the next test's.
+        await async_wait_until(
+            lambda: not [t for t in threading.enumerate() if t.name.startswith("otlp-")],
+            what="the OTLP threads ended",
+        )
+        silent.close()
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import logging
+import socket
 import threading
 from collections.abc import Callable
 
@@ -181,4 +182,52 @@ def test_a_retry_aborted_by_the_stop_is_no_warning(caplog: pytest.LogCaptureFixt
         _captured_on_the_logs_thread(failures, export)
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
         ("INFO", "OTLP logs: 4 record(s) not sent: the bridge stopped while retrying")
+    ]
+
+
+def test_a_collector_that_never_answers_is_the_reason(caplog: pytest.LogCaptureFixture) -> None:
+    """A collector that takes the connection and never answers (the SDK's HTTP exporter gives
+    up with no retry record: its one attempt took the whole timeout) is said as that, not as
+    no reason."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts (the backlog), never answers
+    endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}/v1/logs"
+    failures = ExportFailures(clock=ManualClock())
+    exporter = OTLPLogExporter(endpoint=endpoint, timeout=0.3)
+
+    def export() -> None:
+        exporter.export([])  # fails: no answer within 0.3 s
+        failures.failed("logs", 1)
+
+    with caplog.at_level("INFO", logger="bridge.sinks.otlp.failures"):
+        try:
+            _captured_on_the_logs_thread(failures, export)
+        finally:
+            silent.close()
+            exporter.shutdown()  # type: ignore[no-untyped-call]
+    assert [line.partition(";")[0] for line in _lines(caplog)] == [
+        "OTLP logs export failing: no answer within the export timeout (OTEL_EXPORTER_OTLP_TIMEOUT)"
+    ]
+
+
+def test_a_cause_told_in_an_earlier_export_is_not_this_ones(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A give-up without a retry record, after an export that had one and then succeeded, is
+    said as no answer in time, not as the earlier export's cause; within one export the retry
+    record's cause stands."""
+    failures = ExportFailures(clock=ManualClock())
+    with caplog.at_level("INFO", logger="bridge.sinks.otlp.failures"):
+        failures.reason("traces", "connection refused")
+        failures.exported("traces")
+        failures.gave_up("traces")
+        failures.failed("traces", 1)
+        failures.reason("logs", "connection refused")
+        failures.gave_up("logs")
+        failures.failed("logs", 1)
+    assert [line.partition(";")[0] for line in _lines(caplog)] == [
+        "OTLP traces export failing: no answer within the export timeout "
+        "(OTEL_EXPORTER_OTLP_TIMEOUT)",
+        "OTLP logs export failing: connection refused",
     ]

@@ -57,6 +57,9 @@ class Lease:
         self._taking = True
         self._holder: str | None = None  # the consumer holding the lease, as last seen
         self._on_lead: list[Callable[[], Awaitable[None]]] = []
+        # Take-overs failed in a row, and what the last one logged failed with.
+        self._failed_takes = 0
+        self._take_fault = ""
         self.held = asyncio.Event()
         """Set while this replica holds the lease."""
 
@@ -146,18 +149,30 @@ class Lease:
             self._step_down("the lease expired while Redis was unreachable")
 
     async def _took(self) -> bool:
-        """Run the ``on_lead`` callbacks; False (logged) when one failed or took too long."""
+        """Run the ``on_lead`` callbacks; False (logged) when one failed or took too long.
+
+        A take-over failing alike each second (the outbox on a full disk) is logged once, and
+        then once it succeeds, with how many failed."""
         for callback in self._on_lead:
             try:
                 async with asyncio.timeout(self._lease_ms / 2000):
                     await callback()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                _logger.warning(
-                    "taking the work queue over: a step of taking it up failed", exc_info=True
-                )
+            except Exception as exc:
+                self._failed_takes += 1
+                fault = f"{type(exc).__name__}: {exc}"
+                if self._failed_takes == 1 or fault != self._take_fault:
+                    self._take_fault = fault
+                    _logger.warning(
+                        "taking the work queue over: a step of taking it up failed", exc_info=True
+                    )
                 return False
+        if self._failed_takes:
+            _logger.info(
+                "taking the work queue over worked after %d failed attempt(s)", self._failed_takes
+            )
+        self._failed_takes, self._take_fault = 0, ""
         return True
 
     def _step_down(self, why: str) -> None:

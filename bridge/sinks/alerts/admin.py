@@ -23,11 +23,12 @@ from pydantic import (
     field_validator,
 )
 
-from bridge.bodies import read_json
+from bridge.bodies import DuplicateKey, read_json
 from bridge.messages import MAX_NAME, MAX_TEXT, NAME_PATTERN
 from bridge.routes import (
     AdminGuard,
     error_response,
+    key_given_twice,
     unknown_field,
     unknown_parameter,
     unsupported_json,
@@ -79,9 +80,9 @@ class AlertQuery(BaseModel):
 
 
 _ACK_REFUSALS: Final = {
-    "ack_by": f"ack_by must be a string of 1-{MAX_NAME} characters that is not blank (spaces or"
-    " other whitespace only), with no control character (such as NUL, a line break, a tab or ESC,"
-    " or a bidirectional control such as U+202E)",
+    "ack_by": f"ack_by must be a string of 1-{MAX_NAME} characters that is not blank (spaces,"
+    " other whitespace or invisible characters only), with no control character (such as NUL, a"
+    " line break, a tab or ESC, or a bidirectional control such as U+202E)",
 }
 
 _QUERY_REFUSALS: Final = {
@@ -163,6 +164,8 @@ def alert_routes(guard: AdminGuard, keeper: AlertKeeper) -> list[web.RouteDef]:
             return refusal
         try:
             body = await read_json(request)
+        except DuplicateKey as exc:
+            return key_given_twice(exc)
         except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply
             return error_response(
                 400, "malformed", 'the body must be JSON: {"ack_by": "..."}', "body"

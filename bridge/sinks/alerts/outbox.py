@@ -110,6 +110,13 @@ def unopenable_hint(state_dir: Path | str, exc: BaseException) -> str | None:
         )
     if isinstance(exc, OSError) and exc.errno == errno.EROFS:
         return "it is on a read-only file system: give a directory on a writable one (a volume)"
+    if (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or (
+        isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc)
+    ):
+        return (
+            "the file system holding it is full: free some space there, or give a directory on"
+            " another"
+        )
     if isinstance(exc, FileNotFoundError):  # mkdir where no directory can be (/proc, a gone mount)
         return (
             "it cannot be created there: give a directory the bridge may write"

@@ -296,12 +296,22 @@ class AlertSink:
         outbox = self.outbox
         receivers, alertmanager_section = self.receivers, self._alertmanager_section
         # Receivers without a secret are warned of with the settings (start_warnings).
-        await self._db.call(outbox.queue.queue_for, [receiver.key for receiver in receivers])
-        # A configured receiver's rows stay its own, even when its url_file is another's link.
-        stored = await self._db.call(outbox.queue.receiver_keys) - {r.key for r in receivers}
-        for receiver in receivers:
-            for old in (*receiver.legacy_keys, *ReceiverKeys.spellings(receiver.key, stored)):
-                await self._db.call(outbox.queue.move_receiver_rows, old, receiver.key)
+        try:
+            await self._db.call(outbox.queue.queue_for, [receiver.key for receiver in receivers])
+            # A configured receiver's rows stay its own, even when its url_file is another's.
+            stored = await self._db.call(outbox.queue.receiver_keys) - {r.key for r in receivers}
+            for receiver in receivers:
+                for old in (*receiver.legacy_keys, *ReceiverKeys.spellings(receiver.key, stored)):
+                    await self._db.call(outbox.queue.move_receiver_rows, old, receiver.key)
+        except (OSError, sqlite3.Error) as exc:
+            # Opened, but not written to (a full disk): said as the opening's failure is.
+            hint = unopenable_hint(settings.state_dir, exc)
+            raise ConfigError(
+                [
+                    "EXESDB_STATE_DIR: cannot write the alert outbox in"
+                    f" {settings.state_dir!r}: {exc}" + (f"; {hint}" if hint else "")
+                ]
+            ) from exc
         self._escalator = escalator = Escalator(
             escalate=self._escalate,
             after_seconds=settings.escalation_after_ms / 1000,
@@ -684,13 +694,24 @@ class AlertSink:
     async def _housekeeping(self) -> None:
         assert self._escalator is not None
         tick = min(_HOUSEKEEPING_SECONDS, self._escalator.after_seconds / 4)
+        failed = 0  # passes failed in a row
+        fault = ""  # what the last one logged failed with
         while not self._closed:
             self._house_wake.clear()
             try:
                 await self.housekeep()
-            except Exception:
+            except Exception as exc:
                 self._errors()
-                _logger.exception("alert housekeeping failed")
+                failed += 1
+                # A fault that repeats at every pass (the outbox on a full disk) is logged once,
+                # not once a second: each is counted in exesdb_sink_errors_total all the same.
+                if failed == 1 or f"{type(exc).__name__}: {exc}" != fault:
+                    fault = f"{type(exc).__name__}: {exc}"
+                    _logger.exception("alert housekeeping failed")
+            else:
+                if failed:
+                    _logger.info("alert housekeeping works again after %d failed pass(es)", failed)
+                failed = 0
             await self._sleep(tick, self._house_wake)
 
     # -- HTTP --

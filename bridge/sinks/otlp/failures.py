@@ -38,6 +38,9 @@ _STOPPED: Final = {
     "Exporter already shutdown": "the bridge stopped",
 }
 _GAVE_UP: Final = "due to timeout, max retries or shutdown"
+# The HTTP exporters give up without a retry record when the first attempt took the whole export
+# timeout (a collector that takes the connection and never answers): that silence is the cause.
+_NO_ANSWER: Final = "no answer within the export timeout (OTEL_EXPORTER_OTLP_TIMEOUT)"
 _RETRYING: Final = "Transient error %s"
 _NOT_RETRIED: Final = "Failed to export %s batch code: %s, reason: %s"
 
@@ -66,6 +69,8 @@ class ExportFailures:
         self._streaks: dict[Signal, _Streak] = {}
         self._reasons: dict[Signal, str] = {}
         self._stopped: dict[Signal, str] = {}
+        # The signals whose export under way has had its cause told.
+        self._told: set[Signal] = set()
         # Where each signal goes, as the bridge shows URLs (a token in a path stays hidden).
         self._targets = {
             signal: f" to {safe_otlp_endpoint(endpoint)}"
@@ -76,6 +81,14 @@ class ExportFailures:
         """The latest thing the SDK said about ``signal``'s exports (quoted in the next line)."""
         with self._lock:
             self._reasons[signal] = redact_urls(text)[:_REASON_CHARS]
+            self._told.add(signal)
+
+    def gave_up(self, signal: Signal) -> None:
+        """The SDK gave ``signal``'s export up; unless it told why during that export, it had
+        no answer in time."""
+        with self._lock:
+            if signal not in self._told:
+                self._reasons[signal] = _NO_ANSWER
 
     def stopped(self, signal: Signal, how: str) -> None:
         """``signal``'s exporter was shut down (the bridge stopping) during an export: its
@@ -87,6 +100,7 @@ class ExportFailures:
         """One export of ``records`` records failed for good (after the SDK's own retries)."""
         now = self._clock()
         with self._lock:
+            self._told.discard(signal)
             stopped = self._stopped.pop(signal, None)
             if stopped is not None:
                 _logger.info("OTLP %s: %d record(s) not sent: %s", signal, records, stopped)
@@ -132,6 +146,7 @@ class ExportFailures:
     def exported(self, signal: Signal) -> None:
         """An export of ``signal`` succeeded: a failing streak, if any, is over."""
         with self._lock:
+            self._told.discard(signal)
             streak = self._streaks.pop(signal, None)
         if streak is not None:
             _logger.info(
@@ -160,7 +175,7 @@ class SdkLogCapture(logging.Handler):
         if stopped:
             self._failures.stopped(signal, stopped[0])
         elif _GAVE_UP in template:
-            pass  # the retry record before it named the cause
+            self._failures.gave_up(signal)  # a retry record before it may have named the cause
         else:
             self._failures.reason(signal, _cause_of(record))
 

@@ -499,11 +499,15 @@ class OtlpSink:
             closers.append(
                 _in_thread(functools.partial(self._mirror.close, grace), "otlp-metrics-close")
             )
+        gathered = asyncio.gather(*closers)
         try:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*closers), self._close_seconds + 0.5)
+                await asyncio.wait_for(gathered, self._close_seconds + 0.5)
         finally:  # cancelled too (the bridge's stop deadline passed)
             self._sdk_log.uninstall()
+            # Cut short, the closers end cancelled: taken here, not logged by asyncio as an
+            # error "never retrieved", with a traceback, when the gathering is collected.
+            gathered.add_done_callback(_retrieved)
 
 
 def _destinations_said(
@@ -533,6 +537,11 @@ def _exporting(exporter: Exporter, success: Enum) -> Callable[[list[Any]], bool]
         return exporter.export(batch) is success
 
     return export
+
+
+def _retrieved(gathered: asyncio.Future[Any]) -> None:
+    if not gathered.cancelled():
+        gathered.exception()
 
 
 async def _in_thread(action: Callable[[], object], name: str) -> None:

@@ -309,6 +309,36 @@ async def test_ack_refuses_a_bad_body_naming_the_field(
 
 
 @pytest.mark.parametrize(
+    ("body", "field", "shown"),
+    [
+        (b'{"ack_by": "alice", "ack_by": "mallory"}', "ack_by", "'ack_by'"),
+        (
+            b'{"ack_by": "ops", "resolution": "fixed", "resolution": "no"}',
+            "resolution",
+            "'resolution'",
+        ),
+        (
+            b'{"ack_by": "ops", "' + b"k" * 100 + b'": 1, "' + b"k" * 100 + b'": 2}',
+            "k" * 79 + "…",
+            "'" + "k" * 78 + "…",
+        ),
+    ],
+    ids=["ack_by", "resolution", "long-key"],
+)
+async def test_ack_refuses_a_key_given_twice_naming_it(
+    keeper: Keeper, body: bytes, field: str, shown: str
+) -> None:
+    """A key given twice in the body is 400 malformed naming it (cut at 80 characters), as
+    ingest refuses one: parsers differ on which of the two counts, so which name acknowledged
+    or whether the alert was resolved would be a guess. Nothing is acknowledged."""
+    async with served(keeper) as base:
+        status, answer = await request(base, "POST", "/v1/alerts/a1/ack", body=body)
+    assert (status, answer["error"], answer["field"]) == (400, "malformed", field)
+    assert answer["detail"] == f"the key {shown} is given twice"
+    assert keeper.acks == []
+
+
+@pytest.mark.parametrize(
     "name",
     [
         "x" * 201,
@@ -329,6 +359,8 @@ async def test_ack_refuses_a_bad_body_naming_the_field(
         "\xa0",
         "\u3000",
         " \u2003\u205f\u1680\u202f ",
+        "\u200b",
+        "\ufeff\u2060\u3164",
     ],
     ids=[
         "201-chars",
@@ -349,6 +381,8 @@ async def test_ack_refuses_a_bad_body_naming_the_field(
         "no-break-space",
         "ideographic-space",
         "unicode-blanks",
+        "zero-width-space",
+        "invisibles",
     ],
 )
 async def test_ack_refuses_a_blank_name_one_with_a_control_character_or_over_200_characters(
@@ -358,17 +392,17 @@ async def test_ack_refuses_a_blank_name_one_with_a_control_character_or_over_200
     with no control character, C0, DEL or C1, line or paragraph separator or bidirectional
     control: a NUL, line break or ESC would forge lines in logs, terminals and the alert's
     history, a U+202E reorder what follows it, and spaces or other Unicode whitespace alone
-    (U+00A0, U+3000) show as no one. The refusal is 400 invalid naming ack_by and what it
-    takes."""
+    (U+00A0, U+3000), or characters drawn as nothing (U+200B, U+FEFF), show as no one. The
+    refusal is 400 invalid naming ack_by and what it takes."""
     async with served(keeper) as base:
         status, answer = await request(
             base, "POST", "/v1/alerts/a1/ack", body=json.dumps({"ack_by": name}).encode()
         )
     assert (status, answer["error"], answer["field"]) == (400, "invalid", "ack_by")
     assert answer["detail"] == (
-        "ack_by must be a string of 1-200 characters that is not blank (spaces or other whitespace"
-        " only), with no control character (such as NUL, a line break, a tab or ESC, or a"
-        " bidirectional control such as U+202E)"
+        "ack_by must be a string of 1-200 characters that is not blank (spaces, other whitespace"
+        " or invisible characters only), with no control character (such as NUL, a line break, a"
+        " tab or ESC, or a bidirectional control such as U+202E)"
     )
     assert keeper.acks == []
 

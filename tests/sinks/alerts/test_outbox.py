@@ -121,6 +121,24 @@ def test_a_state_directory_it_may_not_write_is_told_with_the_user(tmp_path: Path
         holder.close()
 
 
+@pytest.mark.parametrize(
+    "full",
+    [
+        OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+        OSError(errno.EDQUOT, os.strerror(errno.EDQUOT)),
+        sqlite3.OperationalError("database or disk is full"),
+    ],
+    ids=["ENOSPC", "EDQUOT", "sqlite"],
+)
+def test_a_state_directory_on_a_full_disk_says_to_free_space(
+    tmp_path: Path, full: Exception
+) -> None:
+    """The system's or SQLite's words for a full disk (or quota) are told with what to do."""
+    assert unopenable_hint(tmp_path, full) == (
+        "the file system holding it is full: free some space there, or give a directory on another"
+    )
+
+
 RECORD_FIELDS = [field.name for field in fields(AlertRecord)]
 
 

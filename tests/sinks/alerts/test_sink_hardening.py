@@ -16,8 +16,12 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
+from bridge.app import Bridge
 from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
+from bridge.component import Context
+from bridge.errors import ConfigError
 from bridge.http import build_app
 from bridge.messages import (
     AlertAck,
@@ -29,7 +33,8 @@ from bridge.messages import (
     SecurityAlert,
     utc_now,
 )
-from bridge.sinks.alerts import Outbox
+from bridge.settings import Settings
+from bridge.sinks.alerts import AlertSink, Outbox
 from bridge.sinks.alerts.records import DeliveryState
 from bridge.sinks.alerts.thread import DbThread
 from tests.sinks.alerts.helpers import (
@@ -646,3 +651,81 @@ async def test_an_alert_of_long_node_and_component_names_has_an_id_acks_can_carr
         [ack] = await async_wait_until(lambda: watcher.of(AlertAck) or None, what="the AlertAck")
         assert ack.alert_id == record.alert_id
         assert len(sink.outbox.alerts.find()) == 1
+
+
+async def test_housekeeping_failing_each_pass_alike_is_logged_once_then_its_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Housekeeping failing pass after pass the same way (the outbox on a full disk: a
+    traceback each second) logs its traceback once, then an INFO line counting the failed
+    passes once one goes through; each is counted in exesdb_sink_errors_total."""
+    async with alert_bridge(tmp_path, EXESDB_ESCALATION_AFTER_MS="200") as (bridge, sink, _):
+        real_depth = sink.outbox.queue.depth
+        failures = [sqlite3.OperationalError("database or disk is full") for _ in range(4)]
+
+        def failing(*args: Any, **kwargs: Any) -> Any:
+            if failures:
+                raise failures.pop()
+            return real_depth(*args, **kwargs)
+
+        with caplog.at_level("INFO", logger="bridge.sinks.alerts.sink"):
+            sink.outbox.queue.depth = failing  # type: ignore[method-assign]
+            await async_wait_until(
+                lambda: "alert housekeeping works again" in caplog.text,
+                what="housekeeping working again",
+            )
+        errors = bridge.registry.get_sample_value(
+            "exesdb_sink_errors_total", {"subscriber": "alerts"}
+        )
+    lines = [
+        (r.levelname, r.getMessage(), r.exc_info is not None)
+        for r in caplog.records
+        if "housekeeping" in r.getMessage()
+    ]
+    assert lines == [
+        ("ERROR", "alert housekeeping failed", True),
+        ("INFO", "alert housekeeping works again after 4 failed pass(es)", False),
+    ]
+    assert errors == 4
+
+
+async def test_an_outbox_opened_on_a_full_disk_stops_the_start_saying_so(tmp_path: Path) -> None:
+    """An outbox that opens but cannot be written at start (its disk full) stops the start
+    with a ConfigError naming EXESDB_STATE_DIR, the fault and what to do, as one that cannot
+    be opened does: not an unexpected error with a traceback."""
+    settings = Settings(
+        EXESDB_STATE_DIR=str(tmp_path),
+        EXESDB_HTTP_ADDR="127.0.0.1:0",
+        EXESDB_WEBHOOK_URLS="http://127.0.0.1:9/hook",
+    )
+    sinks: list[AlertSink] = []
+
+    def factory(context: Context) -> AlertSink:
+        sink = AlertSink(
+            context.settings,
+            bus=context.bus,
+            publish=context.integration.publish,
+            registry=context.registry,
+            lease=context.capabilities.lease,
+            state=context.capabilities.state,
+        )
+        sinks.append(sink)
+        return sink
+
+    bridge = Bridge(settings, registry=CollectorRegistry(), components=[factory])
+    try:
+        await sinks[0].prepare()
+
+        def full(*args: Any, **kwargs: Any) -> Any:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        sinks[0].outbox.queue.queue_for = full  # type: ignore[method-assign]
+        with pytest.raises(ConfigError) as raised:
+            await bridge.start(serve_http=False)
+    finally:
+        await bridge.aclose()
+    assert raised.value.problems == (
+        f"EXESDB_STATE_DIR: cannot write the alert outbox in {str(tmp_path)!r}: database or disk"
+        " is full; the file system holding it is full: free some space there, or give a"
+        " directory on another",
+    )
