@@ -266,13 +266,7 @@ class AlertSink:
             try:
                 self._outbox = await self._db.call(Outbox.in_dir, settings.state_dir)
             except (OSError, sqlite3.Error) as exc:
-                hint = unopenable_hint(settings.state_dir, exc)
-                raise ConfigError(
-                    [
-                        "EXESDB_STATE_DIR: cannot open the alert outbox in"
-                        f" {settings.state_dir!r}: {exc}" + (f"; {hint}" if hint else "")
-                    ]
-                ) from exc
+                raise _outbox_failure("open", settings.state_dir, exc) from exc
         # (closed by aclose, however start-up ends.) The receivers file as load_settings read
         # it (Settings.receivers_file), keyed as the outbox keys its receivers.
         try:
@@ -305,13 +299,7 @@ class AlertSink:
                     await self._db.call(outbox.queue.move_receiver_rows, old, receiver.key)
         except (OSError, sqlite3.Error) as exc:
             # Opened, but not written to (a full disk): said as the opening's failure is.
-            hint = unopenable_hint(settings.state_dir, exc)
-            raise ConfigError(
-                [
-                    "EXESDB_STATE_DIR: cannot write the alert outbox in"
-                    f" {settings.state_dir!r}: {exc}" + (f"; {hint}" if hint else "")
-                ]
-            ) from exc
+            raise _outbox_failure("write", settings.state_dir, exc) from exc
         self._escalator = escalator = Escalator(
             escalate=self._escalate,
             after_seconds=settings.escalation_after_ms / 1000,
@@ -812,4 +800,16 @@ def alert_sink(context: Context) -> AlertSink:
         client_spans=context.client_spans,
         shutdown=context.shutdown,
         bound_port=context.bound_port,
+    )
+
+
+def _outbox_failure(doing: str, state_dir: str, exc: BaseException) -> ConfigError:
+    """The start-up error for an outbox that could not be opened or written (``doing``),
+    naming ``EXESDB_STATE_DIR`` and, when one is known, what to do."""
+    hint = unopenable_hint(state_dir, exc)
+    return ConfigError(
+        [
+            f"EXESDB_STATE_DIR: cannot {doing} the alert outbox in {state_dir!r}: {exc}"
+            + (f"; {hint}" if hint else "")
+        ]
     )
