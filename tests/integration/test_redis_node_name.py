@@ -94,7 +94,8 @@ def test_a_replica_killed_and_started_again_under_its_name_is_not_told(
     bridge_processes: list[BridgeProcess],
 ) -> None:
     """A replica SIGKILLed and started again with the same name and state directory reads its
-    predecessor's lingering mark without taking it for another live process."""
+    predecessor's lingering mark without taking it for another live process, nor its own mark
+    gone (Redis lost it) later."""
     server = redis_server()
     crashed = start(tmp_path, bridge_processes, server.url, "state")
     with server.client() as client:
@@ -105,6 +106,9 @@ def test_a_replica_killed_and_started_again_under_its_name_is_not_told(
         again = start(tmp_path, bridge_processes, server.url, "state")
         wait_until(lambda: client.get(MARK) not in (None, old), 10, "the new process's mark")
         marked(client, 2)  # two more marks of its own after its first
+        client.delete(MARK)  # as when Redis loses its data: no mark is no other process
+        wait_until(lambda: client.get(MARK), 10, "the mark set again")
+        marked(client, 1)
     assert shared(again) == 0.0
     assert node_name_check(again) == (200, {"ready": True, "required": False, "reason": None})
     assert TOLD not in again.log()
