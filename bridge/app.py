@@ -343,6 +343,12 @@ class Bridge:
         checks: dict[str, dict[str, Any]] = {}
         reason = self.bus.readiness()
         checks["bus"] = {"ready": reason is None, "required": True, "reason": reason}
+        node_name = self.context.capabilities.node_name
+        if node_name is not None:
+            # Optional: every process under the shared name is told, and each still carries
+            # the bus; a required check would take them all out of service at once.
+            reason = node_name.problem()
+            checks["node_name"] = {"ready": reason is None, "required": False, "reason": reason}
         for component in self.components:
             reason = component.readiness()
             checks[component.name] = {

@@ -46,6 +46,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "LineRejection",
         "LocalCoordinator",
         "MemoryTransport",
+        "NodeNameCheck",
         "PublishResult",
         "PublishStatus",
         "RejectReason",

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from bridge.bus.capabilities import (
         Coordinator,
         LocalCoordinator,
+        NodeNameCheck,
         SharedState,
         StateChange,
         TransportCapabilities,
@@ -66,6 +67,7 @@ __all__ = [
     "LineRejection",
     "LocalCoordinator",
     "MemoryTransport",
+    "NodeNameCheck",
     "PublishResult",
     "PublishStatus",
     "RejectReason",
@@ -95,6 +97,7 @@ __getattr__ = lazy_exports(
         "capabilities": (
             "Coordinator",
             "LocalCoordinator",
+            "NodeNameCheck",
             "SharedState",
             "StateChange",
             "TransportCapabilities",

@@ -2,7 +2,7 @@
 
 A transport's ``capabilities`` names them; ``bridge/app.py`` hands them to the parts that use
 them (the alert sink, the cluster monitor). The in-process transport offers only a local
-coordinator; the Redis transport offers all four:
+coordinator; the Redis transport offers all five:
 
 - ``shared``: frames cross processes, so ingest keeps a replay memory of its own and the
   transport, not the local subscribers, makes a published message durable;
@@ -10,7 +10,10 @@ coordinator; the Redis transport offers all four:
 - ``lease``: the work-queue lease, held by one replica at a time (it alone escalates alerts);
 - ``state``: records kept with the work queue in the shared store (the open alerts), changed
   only by the lease holder, so that whichever replica holds it next, after a graceful stop or a
-  crash of the last, finds them.
+  crash of the last, finds them;
+- ``node_name``: whether another live process uses this replica's node name on the shared store
+  (told as an optional readiness check, not a required one: every process under the name is told,
+  and each still carries the bus).
 
 A capability that cannot reach what it shares (Redis down) raises ``TransportError``.
 """
@@ -25,6 +28,7 @@ from typing import Final, Protocol
 __all__ = [
     "Coordinator",
     "LocalCoordinator",
+    "NodeNameCheck",
     "SharedState",
     "StateChange",
     "TransportCapabilities",
@@ -116,6 +120,13 @@ class SharedState(Protocol):
         lease, else ``TransportError``), each note to one replica only; how many moved."""
 
 
+class NodeNameCheck(Protocol):
+    """Tells whether another live process uses this replica's node name (``EXESDB_NODE``)."""
+
+    def problem(self) -> str | None:
+        """None while no other process is seen using it, else what to do about it."""
+
+
 class LocalCoordinator:
     """The coordinator of a lone bridge (in-process bus): it always decides for itself.
 
@@ -178,3 +189,4 @@ class TransportCapabilities:
     coordinator: Coordinator
     lease: WorkQueueLease | None = None
     state: SharedState | None = None
+    node_name: NodeNameCheck | None = None

@@ -754,6 +754,7 @@ async def test_a_frame_redis_refuses_for_good_is_dropped_and_counted(
             "~exesdb:bus:ex_esdb_s[a-df-z]*",
             "~exesdb:bus:epoch",
             "~exesdb:bus:leader",
+            "~exesdb:state:replica:*",
         )
     replica = await Replica(server.url, "node-a", group=False).start()
     replicas.append(replica)

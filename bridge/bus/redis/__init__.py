@@ -11,6 +11,9 @@ Layout, with ``exesdb`` as the key prefix (``layout.py``)::
          and the next holder claims its pending entries with XAUTOCLAIM)
     exesdb:state:<name>        records the lease holder keeps for the next (the open alerts),
                                changed only under the lease (``shared_state.py``)
+    exesdb:state:replica:<node>  the random id of the process last marking node name <node>:
+                               another id read after its own means two processes share the
+                               name (``node_name.py``)
     exesdb:spool:<segment>     how far a bridge's spool segment was written (``spool.py``)
 
 One reader at a time, rather than entries spread over every replica, because the alert stage
@@ -30,7 +33,8 @@ The parts: ``transport.py`` wires them; ``link.py`` (the client, its state, the 
 ``writer.py`` (XADD, XACK, re-signing, rewriting after data loss) and ``spool.py``,
 ``fanout.py`` (XREAD), ``lease.py`` and ``consumer_group.py`` (the work queue),
 ``work_queue.py`` (the lease capability), ``shared_state.py`` (the state capability),
-``coordination.py`` (the cluster monitor's keys), ``metrics.py``.
+``coordination.py`` (the cluster monitor's keys), ``node_name.py`` (the node name check),
+``metrics.py``.
 """
 
 from __future__ import annotations

@@ -62,6 +62,10 @@ class Layout:
         """The work queue's shared ``name`` records (``shared_state.py``)."""
         return f"{self.prefix}:state:{name}"
 
+    def replica(self, node: str) -> str:
+        """The mark of the process running as ``node`` (``node_name.py``)."""
+        return f"{self.prefix}:state:replica:{node}"
+
     def spool(self, segment: str) -> str:
         """How far a bridge's spool segment ``segment`` (a random id) has been written here."""
         return f"{self.prefix}:spool:{segment}"

@@ -10,6 +10,7 @@ from prometheus_client.registry import Collector
 from bridge.bus.redis.consumer_group import ConsumerGroup
 from bridge.bus.redis.lease import Lease
 from bridge.bus.redis.link import Link
+from bridge.bus.redis.node_name import RedisNodeNameCheck
 from bridge.bus.redis.writer import Writer
 
 __all__ = ["RedisCollector"]
@@ -18,8 +19,16 @@ __all__ = ["RedisCollector"]
 class RedisCollector(Collector):
     """The Redis transport's self-metrics, read at scrape time."""
 
-    def __init__(self, link: Link, writer: Writer, lease: Lease, group: ConsumerGroup) -> None:
+    def __init__(
+        self,
+        link: Link,
+        writer: Writer,
+        lease: Lease,
+        group: ConsumerGroup,
+        node_name: RedisNodeNameCheck,
+    ) -> None:
         self._link = link
+        self._node_name = node_name
         self._writer = writer
         self._lease = lease
         self._group = group
@@ -52,6 +61,12 @@ class RedisCollector(Collector):
             "exesdb_redis_work_queue_leader",
             "1 while this replica holds the work-queue lease (reads the alert consumer group).",
             value=1.0 if self._lease.leading else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "exesdb_redis_node_name_shared",
+            "1 while another live bridge process on this Redis runs with this replica's "
+            "EXESDB_NODE (give each replica its own), else 0.",
+            value=1.0 if self._node_name.shared else 0.0,
         )
         yield CounterMetricFamily(
             "exesdb_redis_connection_errors",

@@ -25,6 +25,7 @@ from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.lease import Lease
 from bridge.bus.redis.link import RETRYABLE, Link, redis_client
 from bridge.bus.redis.metrics import RedisCollector
+from bridge.bus.redis.node_name import RedisNodeNameCheck
 from bridge.bus.redis.shared_state import RedisSharedState
 from bridge.bus.redis.spool import Spool
 from bridge.bus.redis.work_queue import WorkQueue
@@ -125,17 +126,19 @@ class RedisTransport:
             clock=clock,
         )
         self._work_queue = WorkQueue(link, lease, group)
+        self._node_name = RedisNodeNameCheck(link, layout, node=node, lease_ms=claim_idle_ms)
         self._capabilities = TransportCapabilities(
             shared=True,
             coordinator=RedisCoordinator(link, layout, owner=self.consumer),
             lease=self._work_queue,
             state=RedisSharedState(link, layout, consumer=self.consumer, node=node),
+            node_name=self._node_name,
         )
         self._receive: FrameReceiver | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         if registry is not None:
-            registry.register(RedisCollector(link, self._writer, lease, group))
+            registry.register(RedisCollector(link, self._writer, lease, group, self._node_name))
 
     @classmethod
     def from_settings(
@@ -156,7 +159,8 @@ class RedisTransport:
 
     @property
     def capabilities(self) -> TransportCapabilities:
-        """Shared across processes: coordination keys, the work-queue lease, shared state."""
+        """Shared across processes: coordination keys, the work-queue lease, shared state, the
+        node name check."""
         return self._capabilities
 
     @property
@@ -208,6 +212,9 @@ class RedisTransport:
         self._tasks = [
             loop.create_task(keep_running("writer", self._writer.run), name="redis-writer"),
             loop.create_task(keep_running("fanout", self._fanout.run), name="redis-fanout"),
+            loop.create_task(
+                keep_running("node name", self._node_name.run), name="redis-node-name"
+            ),
             *self._work_queue.start(group_instances),
         ]
         self._writer.wake()

@@ -23,13 +23,15 @@ async def unreachable() -> AsyncIterator[RedisTransport]:
 
 
 def test_it_declares_every_capability(unreachable: RedisTransport) -> None:
-    """Shared, with a coordinator, the work-queue lease and shared state."""
+    """Shared, with a coordinator, the work-queue lease, shared state and the node name check."""
     capabilities = unreachable.capabilities
     assert isinstance(capabilities, TransportCapabilities)
     assert capabilities.shared
     assert capabilities.lease is not None
     assert capabilities.state is not None
     assert not capabilities.lease.leading
+    assert capabilities.node_name is not None
+    assert capabilities.node_name.problem() is None  # no other process seen under node-a
 
 
 CALLS: list[tuple[str, Callable[[TransportCapabilities], Awaitable[Any]]]] = [

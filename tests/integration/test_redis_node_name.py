@@ -1,0 +1,114 @@
+"""Two bridge processes under one EXESDB_NODE on one real Redis are told; a restart is not."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.integration.servers.redis import RedisServer, redis_server
+from tests.integration.test_replicas import replica_env
+from tests.support import BridgeProcess, http_get, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+__all__ = ["redis_server"]  # the fixture, imported for the tests below
+
+# A lease of 1.5 s: the name is marked every 0.5 s, and an episode ends 1.5 s after the last
+# mark of another process.
+CLAIM_IDLE_MS = "1500"
+NODE = "bridge-twin"
+MARK = f"exesdb:state:replica:{NODE}"
+TOLD = f"another bridge process on this Redis runs with EXESDB_NODE={NODE}"
+
+
+def start(tmp_path: Path, processes: list[BridgeProcess], url: str, state: str) -> BridgeProcess:
+    """A bridge named ``NODE`` on ``url`` with the state directory ``state`` (one per process)."""
+    env = {**replica_env(url, NODE), "EXESDB_REDIS_CLAIM_IDLE_MS": CLAIM_IDLE_MS}
+    env["EXESDB_STATE_DIR"] = str(tmp_path / state)
+    process = BridgeProcess(**env)  # type: ignore[arg-type]
+    processes.append(process)
+    return process.start(tmp_path)
+
+
+def shared(process: BridgeProcess) -> float | None:
+    """``exesdb_redis_node_name_shared`` on ``process``'s /metrics (None when absent)."""
+    for line in http_get(f"{process.url}/metrics")[1].decode().splitlines():
+        if line.startswith("exesdb_redis_node_name_shared "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def marked(client: redis.Redis, times: int) -> None:
+    """Wait until the mark was set ``times`` times more (each set renews its expiry)."""
+    last = [client.pttl(MARK), 0]  # the expiry polled last, the renewals seen
+
+    def renewed() -> bool:
+        ttl = client.pttl(MARK)
+        if ttl > last[0]:
+            last[1] += 1
+        last[0] = ttl
+        return last[1] >= times
+
+    wait_until(renewed, 10, f"the mark set {times} more times")
+
+
+def node_name_check(process: BridgeProcess) -> tuple[int, dict[str, object] | None]:
+    """``/readyz``'s status and its ``node_name`` check."""
+    status, body = http_get(f"{process.url}/readyz")
+    return status, json.loads(body)["checks"].get("node_name")
+
+
+def test_two_processes_under_one_node_name_are_both_told_until_one_stops(
+    tmp_path: Path,
+    redis_server: Callable[[], RedisServer],
+    bridge_processes: list[BridgeProcess],
+) -> None:
+    """Two live processes with one EXESDB_NODE each log it once, show the gauge at 1 and an
+    optional readiness reason (still ready); once one stops, the other clears."""
+    url = redis_server().url
+    first = start(tmp_path, bridge_processes, url, "state-a")
+    second = start(tmp_path, bridge_processes, url, "state-b")
+    for process in (first, second):
+        wait_until(lambda p=process: shared(p) == 1.0, 10, "the shared name told")  # type: ignore[misc]
+        status, check = node_name_check(process)
+        assert status == 200  # an optional check: still ready
+        assert check is not None
+        assert check["ready"] is False
+        assert check["required"] is False
+        assert "give each replica its own EXESDB_NODE" in str(check["reason"])
+        assert TOLD in process.log()
+    second.stop()
+    wait_until(lambda: shared(first) == 0.0, 10, "the shared name cleared")
+    assert node_name_check(first) == (200, {"ready": True, "required": False, "reason": None})
+    assert first.log().count(TOLD) == 1  # once for the episode, not every mark
+    assert f"no other bridge process on this Redis runs with EXESDB_NODE={NODE}" in first.log()
+
+
+def test_a_replica_killed_and_started_again_under_its_name_is_not_told(
+    tmp_path: Path,
+    redis_server: Callable[[], RedisServer],
+    bridge_processes: list[BridgeProcess],
+) -> None:
+    """A replica SIGKILLed and started again with the same name and state directory reads its
+    predecessor's lingering mark without taking it for another live process, nor its own mark
+    gone (Redis lost it) later."""
+    server = redis_server()
+    crashed = start(tmp_path, bridge_processes, server.url, "state")
+    with server.client() as client:
+        wait_until(lambda: client.get(MARK), 10, "the first process's mark")
+        crashed.kill()
+        old = client.get(MARK)
+        client.pexpire(MARK, 60_000)  # the killed one's mark still there when the next starts
+        again = start(tmp_path, bridge_processes, server.url, "state")
+        wait_until(lambda: client.get(MARK) not in (None, old), 10, "the new process's mark")
+        marked(client, 2)  # two more marks of its own after its first
+        client.delete(MARK)  # as when Redis loses its data: no mark is no other process
+        wait_until(lambda: client.get(MARK), 10, "the mark set again")
+        marked(client, 1)
+    assert shared(again) == 0.0
+    assert node_name_check(again) == (200, {"ready": True, "required": False, "reason": None})
+    assert TOLD not in again.log()
