@@ -1322,7 +1322,14 @@ def test_alerts_on_a_redis_replica_without_the_lease_name_the_replica_that_holds
             listed = cli("alerts", "list", "--url", other.url, **env)
             as_json = cli("alerts", "list", "--json", "--url", other.url, **env)
             acked = cli("alerts", "ack", "gone-1", "--by", "ops", "--url", other.url, **env)
-            at_holder = cli("alerts", "list", "--url", holder.url, **env)
+            at_holder: list[subprocess.CompletedProcess[str]] = []
+
+            def holder_lists_without_a_warning() -> bool:
+                # On a loaded host a 1.5 s lease can lapse for a moment: the holder then warns.
+                at_holder[:] = [cli("alerts", "list", "--url", holder.url, **env)]
+                return "work-queue lease" not in at_holder[0].stderr
+
+            wait_until(holder_lists_without_a_warning, 15, "the holder lists with no warning")
     assert answers[other.url] == {
         "alerts": [],
         "work_queue_holder": False,
@@ -1341,7 +1348,7 @@ def test_alerts_on_a_redis_replica_without_the_lease_name_the_replica_that_holds
     assert json.loads(as_json.stdout)["work_queue_holder_name"] == name
     assert acked.returncode == 1
     assert acked.stderr.endswith(warning)
-    assert (at_holder.returncode, "work-queue lease" in at_holder.stderr) == (0, False)
+    assert at_holder[0].returncode == 0
 
 
 @pytest.mark.integration
