@@ -29,7 +29,7 @@ from bridge.redaction import (
     _SECRET_WORDS,
 )
 from bridge.settings import Settings
-from tests.doc_text import README, broken_links, fenced, page, pages, section
+from tests.doc_text import README, anchors, broken_links, fenced, page, pages, section
 from tests.support import ROOT, TEST_SECRET, ThreadedBridge, free_port, make_settings
 
 
@@ -438,6 +438,56 @@ def test_the_link_check_finds_broken_links(tmp_path: Path) -> None:
     assert broken_links(sample) == [
         "missing.md: no file missing.md",
         "other.md#nowhere: no heading #nowhere in other.md",
+    ]
+
+
+CITED_SECTION = re.compile(r"\bdocs/([a-z-]+\.md)#([a-z0-9-]+)")
+
+
+def cited_sections(root: Path) -> list[tuple[str, str, str]]:
+    """(file, page, anchor) of each ``docs/<page>.md#<anchor>`` the code, the deploy files and
+    the examples under ``root`` cite (what a user reads in a log line, an error or a help)."""
+    files = [
+        path
+        for folder in ("bridge", "collectors", "bench", "deploy", "examples", "grafana")
+        for path in sorted((root / folder).rglob("*"))
+        if path.is_file() and path.suffix not in {".pyc", ".png"}
+    ]
+    return [
+        (str(path.relative_to(root)), name, anchor)
+        for path in files
+        for name, anchor in CITED_SECTION.findall(path.read_text(errors="replace"))
+    ]
+
+
+def unreached_sections(root: Path) -> list[str]:
+    """Each cited ``docs/<page>.md#<anchor>`` under ``root`` whose page or heading is missing."""
+    unreached = []
+    for where, name, anchor in cited_sections(root):
+        target = root / "docs" / name
+        if not target.exists() or anchor not in anchors(target.read_text()):
+            unreached.append(f"{where}: docs/{name}#{anchor}")
+    return unreached
+
+
+def test_every_section_the_code_cites_is_a_heading_of_its_page() -> None:
+    """A ``docs/<page>.md#<anchor>`` in a log line, an error, a help or a deploy file reaches
+    a heading of that page (the one a reader is told to read)."""
+    assert len(cited_sections(ROOT)) >= 10
+    assert unreached_sections(ROOT) == []
+
+
+def test_the_cited_section_check_finds_a_missing_heading(tmp_path: Path) -> None:
+    """The check above can fail: a heading renamed away and a page missing are both reported."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "redis.md").write_text("# Redis\n\n## Keys\n")
+    (tmp_path / "bridge").mkdir()
+    (tmp_path / "bridge" / "x.py").write_text(
+        '"see docs/redis.md#keys, docs/redis.md#gone and docs/nope.md#keys"\n'
+    )
+    assert unreached_sections(tmp_path) == [
+        "bridge/x.py: docs/redis.md#gone",
+        "bridge/x.py: docs/nope.md#keys",
     ]
 
 

@@ -62,7 +62,7 @@ class RedisNodeNameCheck:
             return None
         return (
             f"another bridge process on this Redis runs with EXESDB_NODE={self._node}: give"
-            " each replica its own EXESDB_NODE (docs/redis.md#keys)"
+            " each replica its own EXESDB_NODE (docs/redis.md#one-node-name-per-process)"
         )
 
     async def run(self) -> None:
