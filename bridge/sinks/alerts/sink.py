@@ -286,93 +286,16 @@ class AlertSink:
             return
         self._started = True
         await self.prepare()
-        settings = self.settings
-        outbox = self.outbox
-        receivers, alertmanager_section = self.receivers, self._alertmanager_section
-        # Receivers without a secret are warned of with the settings (start_warnings).
-        try:
-            await self._db.call(outbox.queue.queue_for, [receiver.key for receiver in receivers])
-            # A configured receiver's rows stay its own, even when its url_file is another's.
-            stored = await self._db.call(outbox.queue.receiver_keys) - {r.key for r in receivers}
-            for receiver in receivers:
-                for old in (*receiver.legacy_keys, *ReceiverKeys.spellings(receiver.key, stored)):
-                    await self._db.call(outbox.queue.move_receiver_rows, old, receiver.key)
-        except (OSError, sqlite3.Error) as exc:
-            # Opened, but not written to (a full disk): said as the opening's failure is.
-            raise _outbox_failure("write", settings.state_dir, exc) from exc
-        self._escalator = escalator = Escalator(
-            escalate=self._escalate,
-            after_seconds=settings.escalation_after_ms / 1000,
-            publish=self._publish,
-            notify=self._changed,
-            clock=self._clock,
-        )
+        await self._claim_receiver_rows()
+        self._escalator = escalator = self._make_escalator()
         if self._state is not None:
-            self._index = AlertIndex(
-                self._state,
-                alerts=outbox.alerts,
-                db=self._db,
-                clock=self._clock,
-                limit=self._max_open,
-                notify=self._changed,
-                escalated=escalator.announce,
-            )
-        self.senders = {
-            receiver.key: WebhookSender(
-                receiver,
-                clock=self._clock,
-                monotonic=self._monotonic,
-                record_span=self._record_span,
-            )
-            for receiver in receivers
-        }
-        self.workers = {
-            receiver.key: DeliveryWorker(
-                receiver.key,
-                label=receiver.label,
-                queue=outbox.queue,
-                db=self._db,
-                sender=self.senders[receiver.key],
-                policy=self.policy,
-                group_wait=settings.webhook_group_wait_ms / 1000,
-                build=self._builder(receiver),
-                keep=self._keeper(receiver),
-                report=self._report,
-                clock=self._clock,
-                sleep=self._sleep,
-                on_error=self._errors,
-            )
-            for receiver in receivers
-        }
-        section = alertmanager_section
-        alertmanager_url = settings.alertmanager_url or (section.url if section else None)
-        if alertmanager_url:
-            timeout = section.timeout if section is not None and section.timeout else None
-            self.alertmanager = AlertmanagerPoster(
-                alertmanager_url,
-                alerts=outbox.alerts,
-                db=self._db,
-                external_url=lambda: self.external_url,
-                timeout=timeout or settings.webhook_timeout_ms / 1000,
-                client=ClientSettings(section.http_config if section is not None else None),
-                interval=self._alertmanager_interval,
-                count=self.metrics.posted,
-                clock=self._clock,
-                sleep=self._sleep,
-                random=self._random,
-                on_error=self._errors,
-                record_span=self._record_span,
-            )
+            self._index = self._make_index(self._state, escalator)
+        self.senders = {receiver.key: self._make_sender(receiver) for receiver in self.receivers}
+        self.workers = {receiver.key: self._make_worker(receiver) for receiver in self.receivers}
+        self.alertmanager = self._make_alertmanager()
         for sender in self.senders.values():
             await sender.start()
-        orphaned = await self._db.call(outbox.dead_letters.add_orphans, self._clock(), self._build)
-        if orphaned:
-            _logger.warning(
-                "alerts: dead-lettered %d delivery(ies) for receivers no longer in"
-                " EXESDB_WEBHOOK_URLS nor EXESDB_WEBHOOK_CONFIG_FILE; once the receiver is"
-                " configured again, `exesdb-bridge outbox retry --all` sends them",
-                orphaned,
-            )
+        await self._dead_letter_orphans()
         await self._refresh_gauges()
         self._ready.set()
         for worker in self.workers.values():
@@ -382,17 +305,119 @@ class AlertSink:
         self._house_task = asyncio.get_running_loop().create_task(
             self._housekeeping(), name="alerts-housekeeping"
         )
+        self._log_started()
+
+    async def _claim_receiver_rows(self) -> None:
+        """Give each configured receiver its queue, and the rows kept under its older keys."""
+        queue = self.outbox.queue
+        receivers = self.receivers
+        # Receivers without a secret are warned of with the settings (start_warnings).
+        try:
+            await self._db.call(queue.queue_for, [receiver.key for receiver in receivers])
+            # A configured receiver's rows stay its own, even when its url_file is another's.
+            stored = await self._db.call(queue.receiver_keys) - {r.key for r in receivers}
+            for receiver in receivers:
+                for old in (*receiver.legacy_keys, *ReceiverKeys.spellings(receiver.key, stored)):
+                    await self._db.call(queue.move_receiver_rows, old, receiver.key)
+        except (OSError, sqlite3.Error) as exc:
+            # Opened, but not written to (a full disk): said as the opening's failure is.
+            raise _outbox_failure("write", self.settings.state_dir, exc) from exc
+
+    def _make_escalator(self) -> Escalator:
+        return Escalator(
+            escalate=self._escalate,
+            after_seconds=self.settings.escalation_after_ms / 1000,
+            publish=self._publish,
+            notify=self._changed,
+            clock=self._clock,
+        )
+
+    def _make_index(self, state: SharedState, escalator: Escalator) -> AlertIndex:
+        """The open alerts kept in Redis (``state``) for the next work-queue holder."""
+        return AlertIndex(
+            state,
+            alerts=self.outbox.alerts,
+            db=self._db,
+            clock=self._clock,
+            limit=self._max_open,
+            notify=self._changed,
+            escalated=escalator.announce,
+        )
+
+    def _make_sender(self, receiver: Receiver) -> WebhookSender:
+        return WebhookSender(
+            receiver,
+            clock=self._clock,
+            monotonic=self._monotonic,
+            record_span=self._record_span,
+        )
+
+    def _make_worker(self, receiver: Receiver) -> DeliveryWorker:
+        """``receiver``'s delivery worker, sending with its sender (made first)."""
+        return DeliveryWorker(
+            receiver.key,
+            label=receiver.label,
+            queue=self.outbox.queue,
+            db=self._db,
+            sender=self.senders[receiver.key],
+            policy=self.policy,
+            group_wait=self.settings.webhook_group_wait_ms / 1000,
+            build=self._builder(receiver),
+            keep=self._keeper(receiver),
+            report=self._report,
+            clock=self._clock,
+            sleep=self._sleep,
+            on_error=self._errors,
+        )
+
+    def _make_alertmanager(self) -> AlertmanagerPoster | None:
+        """The Alertmanager poster, when ``EXESDB_ALERTMANAGER_URL`` or the receivers file's
+        ``alertmanager`` section names one (the variable first)."""
+        settings, section = self.settings, self._alertmanager_section
+        alertmanager_url = settings.alertmanager_url or (section.url if section else None)
+        if not alertmanager_url:
+            return None
+        timeout = section.timeout if section is not None and section.timeout else None
+        return AlertmanagerPoster(
+            alertmanager_url,
+            alerts=self.outbox.alerts,
+            db=self._db,
+            external_url=lambda: self.external_url,
+            timeout=timeout or settings.webhook_timeout_ms / 1000,
+            client=ClientSettings(section.http_config if section is not None else None),
+            interval=self._alertmanager_interval,
+            count=self.metrics.posted,
+            clock=self._clock,
+            sleep=self._sleep,
+            random=self._random,
+            on_error=self._errors,
+            record_span=self._record_span,
+        )
+
+    async def _dead_letter_orphans(self) -> None:
+        """Dead-letter what waits for a receiver no longer configured, and say so."""
+        dead_letters = self.outbox.dead_letters
+        orphaned = await self._db.call(dead_letters.add_orphans, self._clock(), self._build)
+        if orphaned:
+            _logger.warning(
+                "alerts: dead-lettered %d delivery(ies) for receivers no longer in"
+                " EXESDB_WEBHOOK_URLS nor EXESDB_WEBHOOK_CONFIG_FILE; once the receiver is"
+                " configured again, `exesdb-bridge outbox retry --all` sends them",
+                orphaned,
+            )
+
+    def _log_started(self) -> None:
         depth = self.metrics.depth
         _logger.info(
             "alerts: %d webhook receiver(s)%s; outbox %s: %d pending, %d dead-lettered%s",
             len(self.workers),
             ", Alertmanager " + self.alertmanager.shown_url if self.alertmanager else "",
-            outbox.path.absolute(),  # what `outbox list` run from another folder needs
+            self.outbox.path.absolute(),  # what `outbox list` run from another folder needs
             depth.queued + depth.pending,
             depth.dead,
             _DEAD_LETTERS_HINT if depth.dead else "",
         )
-        for receiver in receivers:  # the keys outbox list and the pages show, told apart
+        for receiver in self.receivers:  # the keys outbox list and the pages show, told apart
             _logger.info("alerts: webhook receiver %s is %s", receiver.label, receiver.source)
 
     def readiness(self) -> str | None:
