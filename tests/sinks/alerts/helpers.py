@@ -100,6 +100,37 @@ async def alert_bridge(
             **env,
         }
     )
+    bridge, sink = sink_bridge(
+        settings,
+        transport=transport,
+        clock=clock,
+        alertmanager_interval=alertmanager_interval,
+        max_open_alerts=max_open_alerts,
+        db=db,
+    )
+    watcher = Watcher()
+    bridge.bus.subscribe("test-watcher", watcher, instances=["ex_esdb_alerts"])
+    try:
+        await bridge.start(serve_http=serve_http)
+        yield bridge, sink, watcher
+    finally:
+        await bridge.aclose()
+
+
+def sink_bridge(
+    settings: Settings,
+    *,
+    transport: Transport | None = None,
+    bridge_deadline: bool = False,
+    **options: Any,
+) -> tuple[Bridge, AlertSink]:
+    """A bridge (with a registry of its own) whose only component is an AlertSink, and the sink.
+
+    The sink is made from the bridge's context as ``alert_sink`` makes it (settings, bus,
+    publish, registry, recorder, the work-queue lease and shared state; with
+    ``bridge_deadline`` the bridge's stop deadline, else one of its own), with ``options``
+    (``clock``, ``db``, …) on top. Nothing is started.
+    """
     sinks: list[AlertSink] = []
 
     def factory(context: Context) -> AlertSink:
@@ -111,10 +142,8 @@ async def alert_bridge(
             recorder=context.recorder,
             lease=context.capabilities.lease,
             state=context.capabilities.state,
-            clock=clock,
-            alertmanager_interval=alertmanager_interval,
-            max_open_alerts=max_open_alerts,
-            db=db,
+            shutdown=context.shutdown if bridge_deadline else None,
+            **options,
         )
         sinks.append(sink)
         return sink
@@ -122,13 +151,7 @@ async def alert_bridge(
     bridge = Bridge(
         settings, registry=CollectorRegistry(), transport=transport, components=[factory]
     )
-    watcher = Watcher()
-    bridge.bus.subscribe("test-watcher", watcher, instances=["ex_esdb_alerts"])
-    try:
-        await bridge.start(serve_http=serve_http)
-        yield bridge, sinks[0], watcher
-    finally:
-        await bridge.aclose()
+    return bridge, sinks[0]
 
 
 def system_alert(

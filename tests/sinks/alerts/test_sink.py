@@ -11,15 +11,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from prometheus_client import CollectorRegistry
 
-from bridge.app import Bridge
 from bridge.bus import Frame, LocalCoordinator, MemoryTransport, TransportCapabilities
-from bridge.component import Context
 from bridge.errors import BridgeError
 from bridge.messages import SEVERITIES, AlertAck, AlertEscalation, NodeHealth, NodeLifecycle
 from bridge.settings import Settings
-from bridge.sinks.alerts import AlertSink, Outbox
+from bridge.sinks.alerts import Outbox
 from bridge.sinks.alerts.index import encode
 from bridge.sinks.alerts.outbox import FILE_NAME
 from tests.sinks.alerts.helpers import (
@@ -27,6 +24,7 @@ from tests.sinks.alerts.helpers import (
     alert_bridge,
     critical_cpu,
     envelope,
+    sink_bridge,
     stored,
     system_alert,
 )
@@ -384,29 +382,16 @@ async def test_a_failed_start_stops_without_waiting_out_the_shutdown_deadline(
     its bus starts), drops what it queued at once, not at the deadline."""
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    sinks: list[AlertSink] = []
-
-    def factory(context: Context) -> AlertSink:
-        sink = AlertSink(
-            context.settings,
-            bus=context.bus,
-            publish=context.integration.publish,
-            registry=context.registry,
-            shutdown=context.shutdown,
-        )
-        sinks.append(sink)
-        return sink
-
     settings = Settings(
         EXESDB_STATE_DIR=str(blocker / "state"),
         EXESDB_SHUTDOWN_TIMEOUT_MS="600000",
     )
-    bridge = Bridge(settings, registry=CollectorRegistry(), components=[factory])
+    bridge, sink = sink_bridge(settings, bridge_deadline=True)
     await bridge.bus.start()
     with pytest.raises(BridgeError, match="EXESDB_STATE_DIR"):
-        await sinks[0].start()
+        await sink.start()
     bridge.bus.publish("disk_full", system_alert("a1"))
-    await async_wait_until(lambda: sinks[0].subscription.depth > 0, what="the alert queued")
+    await async_wait_until(lambda: sink.subscription.depth > 0, what="the alert queued")
     async with asyncio.timeout(30):  # far below the 600 s deadline the drain would wait for
         await bridge.aclose()
 

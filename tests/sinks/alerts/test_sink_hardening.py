@@ -16,11 +16,8 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
-from bridge.app import Bridge
 from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
-from bridge.component import Context
 from bridge.errors import ConfigError
 from bridge.http import build_app
 from bridge.messages import (
@@ -34,7 +31,7 @@ from bridge.messages import (
     utc_now,
 )
 from bridge.settings import Settings
-from bridge.sinks.alerts import AlertSink, Outbox
+from bridge.sinks.alerts import Outbox
 from bridge.sinks.alerts.records import DeliveryState
 from bridge.sinks.alerts.thread import DbThread
 from tests.sinks.alerts.helpers import (
@@ -44,6 +41,7 @@ from tests.sinks.alerts.helpers import (
     hold,
     observe,
     one_each,
+    sink_bridge,
     stored,
     system_alert,
 )
@@ -698,28 +696,14 @@ async def test_an_outbox_opened_on_a_full_disk_stops_the_start_saying_so(tmp_pat
         EXESDB_HTTP_ADDR="127.0.0.1:0",
         EXESDB_WEBHOOK_URLS="http://127.0.0.1:9/hook",
     )
-    sinks: list[AlertSink] = []
-
-    def factory(context: Context) -> AlertSink:
-        sink = AlertSink(
-            context.settings,
-            bus=context.bus,
-            publish=context.integration.publish,
-            registry=context.registry,
-            lease=context.capabilities.lease,
-            state=context.capabilities.state,
-        )
-        sinks.append(sink)
-        return sink
-
-    bridge = Bridge(settings, registry=CollectorRegistry(), components=[factory])
+    bridge, sink = sink_bridge(settings)
     try:
-        await sinks[0].prepare()
+        await sink.prepare()
 
         def full(*args: Any, **kwargs: Any) -> Any:
             raise sqlite3.OperationalError("database or disk is full")
 
-        sinks[0].outbox.queue.queue_for = full  # type: ignore[method-assign]
+        sink.outbox.queue.queue_for = full  # type: ignore[method-assign]
         with pytest.raises(ConfigError) as raised:
             await bridge.start(serve_http=False)
     finally:
