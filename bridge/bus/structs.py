@@ -261,7 +261,9 @@ def _field(
     name: str, schema: Mapping[str, Any], filled: bool, str_max: int | None, checked: bool
 ) -> tuple[_Field, Any, Any]:
     """The field, its Struct annotation and its Struct default."""
-    if not schema.keys() <= {"type", "schema", "metadata", "frozen"}:
+    # serialization_exclude_if (OmittedWhenNone) says how the model writes the field, not how
+    # a payload is read.
+    if not schema.keys() <= {"type", "schema", "metadata", "frozen", "serialization_exclude_if"}:
         raise _Unsupported(f"field {name}: {sorted(schema)}")
     inner = schema["schema"]
     default: Any = _UNSET

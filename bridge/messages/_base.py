@@ -1,7 +1,8 @@
 """What every message model shares: the base class, timestamps, ids and enum aliases.
 
-Also the payload schema the envelope decoder reads JSON with (``Message.wire_schema``) and what
-a string that becomes a label value may hold (``Label``).
+Also the payload schema the envelope decoder reads JSON with (``Message.wire_schema``), what
+a string that becomes a label value may hold (``Label``), and the fields a payload leaves out
+while they are None (``OmittedWhenNone``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Final, Self
+from typing import Annotated, Any, ClassVar, Final, Self, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.config import ExtraValues
@@ -26,6 +27,7 @@ __all__ = [
     "Message",
     "Name",
     "NonNegInt",
+    "OmittedWhenNone",
     "Text",
     "Timestamp",
     "format_timestamp",
@@ -147,6 +149,21 @@ show it: 1 to ``MAX_NAME`` characters, matching ``NAME_PATTERN``."""
 NonNegInt = Annotated[int, Field(ge=0)]
 JsonMap = dict[str, Any]
 
+_T = TypeVar("_T")
+
+
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+OmittedWhenNone = Annotated[_T | None, Field(exclude_if=_is_none)]
+"""A field added to a message after its first release: ``OmittedWhenNone[int] = None``.
+
+None leaves the field out of the payload rather than writing ``null``, so that a replica of a
+version before the field (its models forbid fields they do not know) still takes every message
+that does not use it. The fields of the first release write their None as ``null``, as they
+always have (tests/messages/test_wire.py pins which)."""
+
 
 def random_hex(prefix: str = "") -> str:
     """``prefix`` plus 16 random lowercase hex characters (the original's id scheme)."""
@@ -172,7 +189,9 @@ class Message(BaseModel):
     Subclasses set ``TAG`` (the wire name) and ``INSTANCE`` (the bus instance). A subclass with a
     ``node`` field gets it from the validation context ``{"node": ...}`` (the envelope's node)
     when the payload leaves it out or sends null; ``DERIVED`` names the fields whose default is
-    computed from other fields or from that node, also when left out or null.
+    computed from other fields or from that node, also when left out or null. A field added to
+    a model after its first release is declared ``OmittedWhenNone[...] = None``: left out of the
+    payload while None, which a replica of the version before it requires.
     """
 
     # No NaN or infinity in a float field, whatever the form ("NaN" as text included): JSON

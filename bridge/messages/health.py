@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Final, Literal, Self
+from typing import Annotated, ClassVar, Final, Literal, Self
 
-from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
+from pydantic import Field, model_validator
 
-from bridge.messages._base import JsonMap, Label, Message, NonNegInt, Timestamp
+from bridge.messages._base import (
+    JsonMap,
+    Label,
+    Message,
+    NonNegInt,
+    OmittedWhenNone,
+    Timestamp,
+)
 
 __all__ = [
     "HOST_RESOURCES",
@@ -56,8 +63,6 @@ def healthy_resources(checks: Mapping[str, object]) -> list[str]:
 HealthStatus = Literal["healthy", "degraded", "unhealthy"]
 QuorumStatus = Literal["available", "lost"]
 Percent = Annotated[float, Field(ge=0)]
-# ClusterHealth's fields newer than the rest, written only when set (see its docstring).
-_COUNTS: Final = ("degraded_count", "unhealthy_count")
 
 
 class NodeHealth(Message):
@@ -92,8 +97,8 @@ class ClusterHealth(Message):
     degraded_nodes: list[str] = Field(default_factory=list)
     unhealthy_nodes: list[str] = Field(default_factory=list)
     quorum_status: QuorumStatus = "available"
-    degraded_count: NonNegInt | None = None
-    unhealthy_count: NonNegInt | None = None
+    degraded_count: OmittedWhenNone[NonNegInt] = None
+    unhealthy_count: OmittedWhenNone[NonNegInt] = None
 
     @model_validator(mode="after")
     def _counts_cover_their_nodes(self) -> Self:
@@ -104,14 +109,6 @@ class ClusterHealth(Message):
         if self.unhealthy_count is not None and self.unhealthy_count < len(self.unhealthy_nodes):
             raise ValueError("unhealthy_count must be >= the nodes unhealthy_nodes names")
         return self
-
-    @model_serializer(mode="wrap")
-    def _counts_only_when_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        fields: dict[str, Any] = handler(self)
-        for name in _COUNTS:
-            if fields.get(name, 0) is None:
-                del fields[name]
-        return fields
 
     @property
     def degraded(self) -> int:
