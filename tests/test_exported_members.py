@@ -9,6 +9,7 @@ import pytest
 import bridge
 import bridge.bus
 import bridge.bus.redis
+import bridge.cluster
 import bridge.component
 import bridge.config
 import bridge.httpclient
@@ -70,6 +71,14 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
     bridge.bus.redis: [
         "GROUP",
         "RedisTransport",
+    ],
+    bridge.cluster: [
+        "ALERTS_PER_INTERVAL",
+        "LISTED_NODES",
+        "MAX_NODES",
+        "MISSED_INTERVALS",
+        "ClusterMonitor",
+        "cluster_monitor",
     ],
     bridge.component: [
         "Component",

@@ -46,7 +46,7 @@ __all__ = ["MAX_SHOWN", "StatusView", "status_live", "status_view"]
 # most (the worst first): the page refreshes every few seconds for up to 10 000 nodes.
 MAX_SHOWN: Final = 200
 _OPEN: Final = (AlertState.FIRING, AlertState.ACKNOWLEDGED)
-# The problems first: nodes announced gone (bridge/cluster.py), then by health.
+# The problems first: nodes announced gone (bridge/cluster/), then by health.
 _NODE_RANK: Final = {
     status: rank
     for rank, status in enumerate(("down", "left", "unhealthy", "degraded", "unknown", "healthy"))

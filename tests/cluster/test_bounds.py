@@ -9,8 +9,7 @@ import logging
 import pytest
 
 from bridge.bus import Envelope, LocalCoordinator
-from bridge.cluster import LISTED_NODES
-from bridge.cluster_groups import ALERTS_PER_INTERVAL
+from bridge.cluster import ALERTS_PER_INTERVAL, LISTED_NODES
 from bridge.messages import (
     AlertAck,
     ClusterHealth,

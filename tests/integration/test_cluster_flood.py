@@ -13,8 +13,7 @@ import psutil
 import pytest
 
 from bridge.bus import SIGNATURE_HEADER, Envelope, Keyring, new_message_id
-from bridge.cluster import MAX_NODES, MISSED_INTERVALS
-from bridge.cluster_groups import ALERTS_PER_INTERVAL
+from bridge.cluster import ALERTS_PER_INTERVAL, MAX_NODES, MISSED_INTERVALS
 from bridge.messages import NodeHealth, utc_now
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
 from tests.support import TEST_SECRET, BridgeProcess, http_get, wait_until

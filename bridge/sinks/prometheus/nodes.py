@@ -14,7 +14,7 @@ _CPU: Final = "exesdb_node_cpu_usage_percent"
 _MEMORY: Final = "exesdb_node_memory_usage_percent"
 _DISK: Final = "exesdb_node_disk_usage_percent"
 _LIFECYCLE: Final = "exesdb_node_lifecycle_events"
-# The NodeLifecycle events after which a node is gone (bridge/cluster.py announces them).
+# The NodeLifecycle events after which a node is gone (bridge/cluster/ announces them).
 _GONE: Final = frozenset({"down", "left"})
 
 

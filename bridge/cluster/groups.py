@@ -23,7 +23,7 @@ from bridge.messages import AlertAck, Message, SystemAlert
 
 __all__ = ["ALERTS_PER_INTERVAL", "NAMED", "NAME_SHOWN", "DownGroups"]
 
-# The monitor's logger: its lines (``logger`` in JSON logs) stay those of the cluster monitor.
+# The package's logger: the monitor's lines (``logger`` in JSON logs) are bridge.cluster's.
 _logger = logging.getLogger("bridge.cluster")
 
 # node_failure alerts of their own per health interval; further downs in it are grouped.

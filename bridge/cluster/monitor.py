@@ -1,77 +1,33 @@
-"""Cluster membership: heartbeats, silent nodes, quorum, in bounded memory.
+"""The monitor: this node's heartbeats, every node heard, the silent found down, all announced.
 
-What it means for users: docs/redis.md#cluster-membership.
-
-Every bridge is a node: at start it publishes NodeLifecycle ``joined`` under ``EXESDB_NODE``, and
-then a heartbeat on every health interval, unless the node was already heard during that
-interval (its health collector's NodeHealth counts). The heartbeat is a NodeLifecycle ``joined``
-with ``metadata.heartbeat = true``: the message vocabulary has no heartbeat event, and ``joined``
-is what a live node says. On a graceful stop it publishes ``left``.
-
-Every replica's monitor hears ``ex_esdb_lifecycle`` and ``ex_esdb_health`` and tracks each
-publishing node (the envelope's node). A node silent for three health intervals is down; one
-replica (whichever wins an atomic Redis ``SET … GET`` on the node's state key) then publishes
-NodeLifecycle ``down``; when the node is heard again the winner publishes ``reconnected``. Each
-tick's changes then go out as ClusterMembership ``node_removed`` / ``node_added`` naming only the
-changed nodes (at most ``LISTED_NODES`` a message) with the count of active nodes, and one
-ClusterHealth. The alert stage derives the ``node_failure`` alert from ``down`` and resolves it on
-``reconnected``/``joined``/``left``. Past ``ALERTS_PER_INTERVAL`` downs within one health
-interval, the further downs (until three pass without one) are marked ``grouped`` and raise one
-SystemAlert ``node_failure`` for the lot, at most one per interval, so a receiver gets a bounded
-number of alerts; the replica that raised it resolves it (``bridge.cluster_groups``).
-ClusterHealth (naming at most ``LISTED_NODES`` degraded and as many unhealthy nodes, counting
-them all) is also published once per health interval across all replicas.
-
-A transition another replica won the swap for is taken as announced once this replica hears it
-on the bus (NodeLifecycle ``down``, or ``reconnected``/``joined``/``left`` for a return). If it
-has not within one health interval (the winner died between its swap and its publish), one of
-the others (an atomic once-only claim) announces it in its place, so a down is never left
-unannounced, nor a return that resolves its alert.
-
-Bounds that fail safe: a node down and silent for ``EXESDB_NODE_FORGET_MS`` is forgotten; at
-``MAX_NODES`` the longest-silent node is evicted to make room, so a node heard for the first time
-is always tracked. Either is logged and counted (``exesdb_cluster_nodes_forgotten_total``); a
-forgotten node that was announced down is announced ``left`` (once across replicas), which
-resolves its alert. Those farewells wait at most ``MAX_NODES`` at a time: past that (a flood
-evicting faster than a tick announces) the later ones are given up, logged and counted. The
-node state keys shared by the replicas expire too (``_swap_state`` says when). A replica that
-cannot hear the bus (Redis unreachable) declares nobody down: it is the one cut off.
+Each transition is announced by one replica (a swap of the node's state key). What it means
+for users: docs/redis.md#cluster-membership; how it all works: the package, ``bridge.cluster``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from prometheus_client import CollectorRegistry, Counter
 
 from bridge.bus import Bus, Coordinator, Envelope, LocalCoordinator
-from bridge.cluster_groups import NAME_SHOWN, NAMED, DownGroups
+from bridge.cluster.groups import NAMED, DownGroups
+from bridge.cluster.nodes import MAX_NODES, MISSED_INTERVALS, Dropped, Node, Reason, State
+from bridge.cluster.reports import Change, cluster_health, memberships
 from bridge.component import Context
 from bridge.errors import BridgeError
-from bridge.messages import (
-    ClusterHealth,
-    ClusterMembership,
-    Message,
-    NodeHealth,
-    NodeLifecycle,
-)
-from bridge.messages.health import HealthStatus, NodeStatus
+from bridge.messages import ClusterHealth, Message, NodeHealth, NodeLifecycle
 
 __all__ = ["ClusterMonitor", "cluster_monitor"]
 
-_logger = logging.getLogger(__name__)
+# The package's logger: the monitor's lines (``logger`` in JSON logs) are bridge.cluster's.
+_logger = logging.getLogger("bridge.cluster")
 
-MISSED_INTERVALS: Final = 3
-MAX_NODES: Final = 10_000
-# Nodes named in one ClusterMembership; more changes make more messages.
-LISTED_NODES: Final = 100
 # Transitions announced per tick: a flood reaches the bus in slices, not in one burst.
 PER_TICK: Final = 1_000
 # How long a node's state key outlives what it must cover (see _swap_state): replicas find a
@@ -79,40 +35,13 @@ PER_TICK: Final = 1_000
 _STATE_MARGIN_MS: Final = 3_600_000
 _FORGOTTEN: Final = "forgotten"
 
-State = Literal["up", "down"]
-Reason = Literal["silent", "evicted"]
-Change = Literal["node_added", "node_removed"]
 Sleep = Callable[[float], Awaitable[None]]
-
-
-@dataclass(slots=True)
-class _Node:
-    heard: float
-    state: State = "up"
-    health: NodeStatus = "healthy"
-    announced: State | None = None  # the last transition announced (or found announced)
-    down_since: float = 0.0
-    said: State | None = None  # the last transition heard announced on the bus, by anyone
-
 
 # The NodeLifecycle events that announce a node's transition (as the alert stage reads them).
 _SAYS: Final[dict[str, State]] = {"down": "down", "reconnected": "up", "joined": "up", "left": "up"}
 # Read once: a pydantic model's class attribute goes through its metaclass's hook.
 _NODE_HEALTH_TAG: Final = NodeHealth.TAG
 _NODE_LIFECYCLE_TAG: Final = NodeLifecycle.TAG
-
-
-@dataclass(slots=True)
-class _Dropped:
-    """Nodes stopped tracking since the last log line: how many, and the first few names."""
-
-    count: int = 0
-    named: list[str] = field(default_factory=list)
-
-    def add(self, name: str) -> None:
-        self.count += 1
-        if len(self.named) < NAMED:
-            self.named.append(name[:NAME_SHOWN])
 
 
 class ClusterMonitor:
@@ -154,13 +83,13 @@ class ClusterMonitor:
         self._per_tick = per_tick
         self._sleep = sleep
         # Ordered by when each node was last heard: the first is the longest silent.
-        self._nodes: OrderedDict[str, _Node] = OrderedDict()
+        self._nodes: OrderedDict[str, Node] = OrderedDict()
         self._pending: dict[str, State] = {}  # transitions still to announce
         self._farewells: dict[str, Reason] = {}  # forgotten nodes still to announce as left
         # Transitions another replica won the swap for, not yet heard announced: by when.
         self._unheard: dict[str, tuple[State, float]] = {}
-        self._dropped: dict[Reason, _Dropped] = {"silent": _Dropped(), "evicted": _Dropped()}
-        self._unsaid = _Dropped()  # farewells given up since the last log line
+        self._dropped: dict[Reason, Dropped] = {"silent": Dropped(), "evicted": Dropped()}
+        self._unsaid = Dropped()  # farewells given up since the last log line
         self._blind = False
         self._last_beat = float("-inf")
         self._own_health = float("-inf")
@@ -211,33 +140,7 @@ class ClusterMonitor:
 
     def health(self) -> ClusterHealth:
         """The cluster's health as this replica sees it."""
-        up = [name for name, node in self._nodes.items() if node.state == "up"]
-        degraded = [name for name in up if self._nodes[name].health == "degraded"]
-        unhealthy = [name for name in up if self._nodes[name].health == "unhealthy"]
-        total = len(self._nodes)
-        # Down nodes count until forgotten or evicted, a flood's silent names too: nothing heard
-        # tells them from real nodes down (docs/redis.md, "Quorum after a flood").
-        quorum = 2 * len(up) > total
-        if not quorum:
-            status: HealthStatus = "unhealthy"
-        elif len(up) < total or degraded or unhealthy:
-            status = "degraded"
-        else:
-            status = "healthy"
-        return ClusterHealth(
-            status=status,
-            healthy_nodes=len(up) - len(degraded) - len(unhealthy),
-            total_nodes=total,
-            # Named up to LISTED_NODES each, as membership messages are, and counted in full:
-            # the message stays far below the bus's size limit whatever the cluster's size.
-            degraded_nodes=heapq.nsmallest(LISTED_NODES, degraded),
-            unhealthy_nodes=heapq.nsmallest(LISTED_NODES, unhealthy),
-            quorum_status="available" if quorum else "lost",
-            # Counted only past a cut list: a count an older replica's model does not know is
-            # refused there whole (docs/redis.md#cluster-membership, on rolling upgrades).
-            degraded_count=len(degraded) if len(degraded) > LISTED_NODES else None,
-            unhealthy_count=len(unhealthy) if len(unhealthy) > LISTED_NODES else None,
-        )
+        return cluster_health(self._nodes)
 
     def down_nodes(self) -> dict[str, float]:
         """The nodes this replica holds down, each with the seconds since it was found so: kept
@@ -281,7 +184,7 @@ class ClusterMonitor:
             except Exception:
                 self._subscription.failed_on(envelope)
 
-    def _arrived(self, envelope: Envelope, node: _Node | None, now: float) -> _Node | None:
+    def _arrived(self, envelope: Envelope, node: Node | None, now: float) -> Node | None:
         """What hearing ``envelope`` takes besides the publisher's node heard (and a NodeHealth's
         reported health): a node that leaves let go (None), one heard for the first time
         tracked, one that was down back up, a NodeLifecycle's announcement noted. ``node`` is
@@ -306,7 +209,7 @@ class ClusterMonitor:
         if node is None:
             if len(self._nodes) >= self._max_nodes:
                 self._evict()
-            node = self._nodes[publisher] = _Node(now)
+            node = self._nodes[publisher] = Node(now)
             self._farewells.pop(publisher, None)
             if publisher != self.node:
                 self._pending[publisher] = "up"
@@ -459,7 +362,7 @@ class ClusterMonitor:
                     self._max_nodes,
                     shown,
                 )
-            self._dropped[reason] = _Dropped()
+            self._dropped[reason] = Dropped()
         if self._unsaid.count:
             unsaid = self._unsaid
             shown = ", ".join(unsaid.named) + (" …" if unsaid.count > len(unsaid.named) else "")
@@ -469,7 +372,7 @@ class ClusterMonitor:
                 len(self._farewells),
                 shown,
             )
-            self._unsaid = _Dropped()
+            self._unsaid = Dropped()
 
     async def _announce_pending(self, changes: dict[Change, list[str]]) -> None:
         """Announce pending transitions, then farewells; each swap of a state key and its
@@ -580,7 +483,7 @@ class ClusterMonitor:
         else:
             self._refreshed = now
 
-    def _expect(self, name: str, node: _Node, state: State) -> None:
+    def _expect(self, name: str, node: Node, state: State) -> None:
         """Wait one health interval to hear the announcement another replica won the swap for."""
         if node.said != state:
             self._unheard[name] = (state, self._clock() + self._interval)
@@ -644,20 +547,8 @@ class ClusterMonitor:
             return
         health = self.health()
         active = self._up_count()
-        for event, names in changes.items():
-            for start in range(0, len(names), LISTED_NODES):
-                chunk = names[start : start + LISTED_NODES]
-                self._publish(
-                    "lifecycle",
-                    ClusterMembership(
-                        event=event,
-                        affected_nodes=chunk,
-                        active_nodes=chunk if event == "node_added" else [],
-                        total_nodes=active,
-                        quorum_status=health.quorum_status,
-                        originating_node=self.node,
-                    ),
-                )
+        for membership in memberships(changes, health=health, active=active, node=self.node):
+            self._publish("lifecycle", membership)
         self._publish("cluster:health", health)
 
     def _beat(self, now: float) -> None:
@@ -688,7 +579,7 @@ class ClusterMonitor:
     async def start(self) -> None:
         """Join (this node is tracked and heard at once), tick once, then tick on a loop."""
         self._started = True
-        self._nodes.setdefault(self.node, _Node(self._clock()))
+        self._nodes.setdefault(self.node, Node(self._clock()))
         await self.tick()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="cluster-monitor")
 

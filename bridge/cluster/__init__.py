@@ -1,0 +1,76 @@
+"""The cluster monitor: membership, heartbeats, silent nodes, quorum, in bounded memory.
+
+What it means for users: docs/redis.md#cluster-membership.
+
+Every bridge is a node: at start it publishes NodeLifecycle ``joined`` under ``EXESDB_NODE``, and
+then a heartbeat on every health interval, unless the node was already heard during that
+interval (its health collector's NodeHealth counts). The heartbeat is a NodeLifecycle ``joined``
+with ``metadata.heartbeat = true``: the message vocabulary has no heartbeat event, and ``joined``
+is what a live node says. On a graceful stop it publishes ``left``.
+
+Every replica's monitor hears ``ex_esdb_lifecycle`` and ``ex_esdb_health`` and tracks each
+publishing node (the envelope's node). A node silent for three health intervals is down; one
+replica (whichever wins an atomic Redis ``SET … GET`` on the node's state key) then publishes
+NodeLifecycle ``down``; when the node is heard again the winner publishes ``reconnected``. Each
+tick's changes then go out as ClusterMembership ``node_removed`` / ``node_added`` naming only the
+changed nodes (at most ``LISTED_NODES`` a message) with the count of active nodes, and one
+ClusterHealth. The alert stage derives the ``node_failure`` alert from ``down`` and resolves it on
+``reconnected``/``joined``/``left``. Past ``ALERTS_PER_INTERVAL`` downs within one health
+interval, the further downs (until three pass without one) are marked ``grouped`` and raise one
+SystemAlert ``node_failure`` for the lot, at most one per interval, so a receiver gets a bounded
+number of alerts; the replica that raised it resolves it (``groups``).
+ClusterHealth (naming at most ``LISTED_NODES`` degraded and as many unhealthy nodes, counting
+them all) is also published once per health interval across all replicas.
+
+A transition another replica won the swap for is taken as announced once this replica hears it
+on the bus (NodeLifecycle ``down``, or ``reconnected``/``joined``/``left`` for a return). If it
+has not within one health interval (the winner died between its swap and its publish), one of
+the others (an atomic once-only claim) announces it in its place, so a down is never left
+unannounced, nor a return that resolves its alert.
+
+Bounds that fail safe: a node down and silent for ``EXESDB_NODE_FORGET_MS`` is forgotten; at
+``MAX_NODES`` the longest-silent node is evicted to make room, so a node heard for the first time
+is always tracked. Either is logged and counted (``exesdb_cluster_nodes_forgotten_total``); a
+forgotten node that was announced down is announced ``left`` (once across replicas), which
+resolves its alert. Those farewells wait at most ``MAX_NODES`` at a time: past that (a flood
+evicting faster than a tick announces) the later ones are given up, logged and counted. The
+node state keys shared by the replicas expire too (``ClusterMonitor._swap_state`` says when). A
+replica that cannot hear the bus (Redis unreachable) declares nobody down: it is the one cut off.
+
+The parts: ``monitor.py`` is the component (hearing, ticking, announcing); ``nodes.py`` the
+nodes it tracks and the bounds; ``reports.py`` the ClusterHealth and ClusterMembership it
+publishes of them; ``groups.py`` the downs past the per-interval budget, alerted as one. Each
+name is imported from its module when first asked for (``bridge.exports``): the alert sink reads
+``MAX_NODES`` without the monitor.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bridge.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from bridge.cluster.groups import ALERTS_PER_INTERVAL
+    from bridge.cluster.monitor import ClusterMonitor, cluster_monitor
+    from bridge.cluster.nodes import MAX_NODES, MISSED_INTERVALS
+    from bridge.cluster.reports import LISTED_NODES
+
+__all__ = [
+    "ALERTS_PER_INTERVAL",
+    "LISTED_NODES",
+    "MAX_NODES",
+    "MISSED_INTERVALS",
+    "ClusterMonitor",
+    "cluster_monitor",
+]
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "groups": ("ALERTS_PER_INTERVAL",),
+        "monitor": ("ClusterMonitor", "cluster_monitor"),
+        "nodes": ("MAX_NODES", "MISSED_INTERVALS"),
+        "reports": ("LISTED_NODES",),
+    },
+)
