@@ -1,0 +1,327 @@
+"""http_config.oauth2 against a real token endpoint and real receivers: the client-credentials
+grant, the token kept, fetched again when it expires, is refused or the secret rotates, and a
+failing token endpoint retried from the outbox without losing the alert."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.receivers import read_receivers_file, resolve_receivers
+from bridge.sinks.alerts import DeliveryState
+from bridge.sinks.alerts.delivery import AttemptResult, Outcome, WebhookSender
+from bridge.sinks.alerts.records import Delivery
+from tests.integration.servers.oauth2 import TokenServer, token_server
+from tests.integration.servers.webhook import Answer, WebhookReceiver, webhook_receiver
+from tests.sinks.alerts.helpers import alert_bridge, system_alert
+from tests.sinks.alerts.test_alertmanager import Receiver
+from tests.support import ManualClock, async_wait_until
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["token_server", "webhook_receiver"]  # the fixtures, imported for the tests below
+
+# A space and characters that basic auth and forms escape (RFC 6749 section 2.3.1).
+CLIENT_ID = "exesdb bridge"
+CLIENT_SECRET = "client-s3cr3t:&+/%"
+FAST: dict[str, Any] = {
+    "EXESDB_WEBHOOK_BACKOFF_MS": "50",
+    "EXESDB_WEBHOOK_MAX_BACKOFF_MS": "200",
+    "EXESDB_WEBHOOK_GROUP_WAIT_MS": "0",
+}
+
+
+def receivers_file(
+    folder: Path, url: str, token_url: str, secret: str = f"client_secret: '{CLIENT_SECRET}'"
+) -> Path:
+    """A receivers file whose one receiver, at ``url``, authorizes with ``oauth2`` at
+    ``token_url`` (``secret``: the line giving the client secret), as in Alertmanager."""
+    path = folder / "receivers.yml"
+    path.write_text(
+        f"""
+webhook_configs:
+  - url: {url}
+    http_config:
+      oauth2:
+        client_id: {CLIENT_ID}
+        {secret}
+        token_url: {token_url}
+        scopes: [alerts.write, alerts.read]
+        endpoint_params: {{audience: hooks, resource: r1}}
+"""
+    )
+    return path
+
+
+def sender_for(config: Path, clock: ManualClock | None = None) -> WebhookSender:
+    """The sender of the one receiver of the receivers file ``config``, its tokens timed by
+    ``clock`` when given."""
+    [receiver], _ = resolve_receivers(
+        [],
+        read_receivers_file(config),
+        secret=None,
+        timeout=5.0,
+        max_alerts=0,
+        min_severity="warning",
+    )
+    return WebhookSender(receiver, monotonic=clock) if clock else WebhookSender(receiver)
+
+
+def delivery(number: int) -> Delivery:
+    """A pending delivery of one alert, as the outbox hands a worker."""
+    return Delivery(
+        id=f"{number:016d}",
+        url="key",
+        body=b'{"alerts": []}',
+        alert_ids=(f"a{number}",),
+        created_at=0.0,
+        attempts=0,
+        next_attempt_at=0.0,
+        state=DeliveryState.PENDING,
+        last_status=None,
+        last_error=None,
+        finished_at=None,
+    )
+
+
+def bearers(receiver: WebhookReceiver) -> list[str | None]:
+    """The Authorization header of each request the receiver got."""
+    return [request.headers.get("Authorization") for request in receiver.requests]
+
+
+async def test_the_receiver_gets_the_token_issued_for_the_client_credentials_grant(
+    tmp_path: Path, token_server, webhook_receiver
+) -> None:
+    """The token endpoint is asked with grant_type=client_credentials, the scopes joined by
+    spaces and the endpoint_params, the client authenticated by HTTP basic auth with its id and
+    secret form-urlencoded; the receiver gets `Authorization: Bearer <that token>`."""
+    server: TokenServer = token_server(CLIENT_ID, CLIENT_SECRET)
+    receiver: WebhookReceiver = webhook_receiver()
+    sender = sender_for(receivers_file(tmp_path, receiver.url, server.url))
+    try:
+        result = await sender.send(delivery(1))
+    finally:
+        await sender.aclose()
+    assert result.ok, result.error
+    assert bearers(receiver) == ["Bearer access-tok3n-1"]
+    [asked] = server.requests
+    assert asked.form == {
+        "grant_type": "client_credentials",
+        "scope": "alerts.write alerts.read",
+        "audience": "hooks",
+        "resource": "r1",
+    }
+    assert (asked.client, asked.way) == ((CLIENT_ID, CLIENT_SECRET), "basic")
+    assert asked.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert asked.headers["User-Agent"].startswith("exesdb-bridge/")
+
+
+async def test_the_token_is_kept_until_shortly_before_it_expires_then_fetched_again(
+    tmp_path: Path, token_server, webhook_receiver
+) -> None:
+    """A token with expires_in 60 serves every delivery for 50 s (10 s early, as
+    golang.org/x/oauth2), then the next delivery fetches another, on the injected clock."""
+    server: TokenServer = token_server(CLIENT_ID, CLIENT_SECRET, expires_in=60)
+    receiver: WebhookReceiver = webhook_receiver()
+    clock = ManualClock()
+    sender = sender_for(receivers_file(tmp_path, receiver.url, server.url), clock)
+    try:
+        assert (await sender.send(delivery(1))).ok
+        assert (await sender.send(delivery(2))).ok
+        clock.advance(49)
+        assert (await sender.send(delivery(3))).ok
+        assert len(server.requests) == 1
+        clock.advance(2)
+        assert (await sender.send(delivery(4))).ok
+    finally:
+        await sender.aclose()
+    assert bearers(receiver) == ["Bearer access-tok3n-1"] * 3 + ["Bearer access-tok3n-2"]
+    assert len(server.requests) == 2
+
+
+async def test_a_401_drops_a_token_without_expiry_and_the_retry_fetches_another(
+    tmp_path: Path, token_server, webhook_receiver
+) -> None:
+    """A token without expires_in serves until a receiver answers 401: that attempt is retried
+    (not dead-lettered, as a 401 is without oauth2), and the retry carries a new token."""
+    server: TokenServer = token_server(CLIENT_ID, CLIENT_SECRET, expires_in=None)
+    receiver: WebhookReceiver = webhook_receiver(authorization="Bearer access-tok3n-1")
+    config = receivers_file(tmp_path, receiver.url, server.url)
+    env = {"EXESDB_WEBHOOK_CONFIG_FILE": str(config), **FAST}
+    async with alert_bridge(tmp_path / "state", serve_http=False, **env) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("first"))
+        await async_wait_until(lambda: receiver.accepted(), what="the first delivery")
+        receiver.authorization = "Bearer access-tok3n-2"  # the receiver revokes the first token
+        bridge.bus.publish("disk_full", system_alert("second"))
+        await async_wait_until(
+            lambda: "second" in receiver.accepted_alert_ids(), what="the second, retried"
+        )
+        deliveries = {d.alert_ids: d for d in sink.outbox.queue.deliveries()}
+    assert bearers(receiver) == [
+        "Bearer access-tok3n-1",
+        "Bearer access-tok3n-1",
+        "Bearer access-tok3n-2",
+    ]
+    assert [r.answer.status for r in receiver.requests] == [200, 401, 200]
+    second = deliveries[("second",)]
+    assert (second.state, second.attempts) == (DeliveryState.DELIVERED, 2)
+    assert len(server.requests) == 2
+
+
+async def test_a_rotated_client_secret_file_fetches_a_new_token_with_the_new_secret(
+    tmp_path: Path, token_server, webhook_receiver
+) -> None:
+    """client_secret_file is read at each delivery: once it holds a new secret, the token got
+    with the old one is dropped and the next is fetched with the new one, without a restart."""
+    (tmp_path / "client-secret").write_text("first-s3cr3t\n")
+    server: TokenServer = token_server(CLIENT_ID, "first-s3cr3t")
+    receiver: WebhookReceiver = webhook_receiver()
+    config = receivers_file(
+        tmp_path, receiver.url, server.url, secret="client_secret_file: client-secret"
+    )
+    sender = sender_for(config)
+    try:
+        assert (await sender.send(delivery(1))).ok
+        (tmp_path / "client-secret.new").write_text("second-s3cr3t-rotated\n")
+        (tmp_path / "client-secret.new").rename(tmp_path / "client-secret")
+        server.client_secret = "second-s3cr3t-rotated"
+        result = await sender.send(delivery(2))
+    finally:
+        await sender.aclose()
+    assert result.ok, result.error
+    assert [asked.client for asked in server.requests] == [
+        (CLIENT_ID, "first-s3cr3t"),
+        (CLIENT_ID, "second-s3cr3t-rotated"),
+    ]
+    assert bearers(receiver) == ["Bearer access-tok3n-1", "Bearer access-tok3n-2"]
+
+
+async def test_an_endpoint_taking_the_client_credentials_in_the_form_is_asked_so_from_then_on(
+    tmp_path: Path, token_server, webhook_receiver
+) -> None:
+    """An endpoint refusing basic auth is asked again with client_id and client_secret in the
+    form, and the next token is asked for that way at once (golang.org/x/oauth2's probe)."""
+    server: TokenServer = token_server(CLIENT_ID, CLIENT_SECRET, expires_in=60, form_auth=True)
+    receiver: WebhookReceiver = webhook_receiver()
+    clock = ManualClock()
+    sender = sender_for(receivers_file(tmp_path, receiver.url, server.url), clock)
+    try:
+        assert (await sender.send(delivery(1))).ok
+        clock.advance(60)
+        assert (await sender.send(delivery(2))).ok
+    finally:
+        await sender.aclose()
+    assert [asked.way for asked in server.requests] == ["basic", "form", "form"]
+    assert server.requests[1].client == (CLIENT_ID, CLIENT_SECRET)
+    assert bearers(receiver) == ["Bearer access-tok3n-1", "Bearer access-tok3n-2"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (
+            Answer(500, text='{"error": "server_error", "error_description": "try\\nlater"}'),
+            "answered HTTP 500: server_error try later",
+        ),
+        (Answer(200, text="<html>a login page</html>"), "answered HTTP 200 with a body that is no"),
+        (Answer(200, text='{"token_type": "Bearer"}'), "answered HTTP 200 without an access_token"),
+        (
+            Answer(200, text='{"access_token": "access-tok3n-x", "token_type": "mac"}'),
+            "answered a token of type 'mac', not Bearer",
+        ),
+        (
+            Answer(200, text='{"access_token": "access-tok3n-x", "expires_in": "soon"}'),
+            "answered an expires_in that is not a number",
+        ),
+        (None, "ClientConnectorError: cannot connect to 127.0.0.1:"),
+    ],
+)
+async def test_a_failing_token_endpoint_fails_the_attempt_saying_why_without_a_secret(
+    tmp_path: Path, token_server, webhook_receiver, answer: Answer | None, reason: str
+) -> None:
+    """A token endpoint that answers no usable token (not 2xx, not JSON, no access_token, a
+    token_type other than Bearer, a bad expires_in) or cannot be reached fails the attempt, to be
+    retried, naming the token URL and why, never the client secret nor a token; the receiver is
+    not asked."""
+    server: TokenServer = token_server(CLIENT_ID, CLIENT_SECRET)
+    receiver: WebhookReceiver = webhook_receiver()
+    sender = sender_for(receivers_file(tmp_path, receiver.url, server.url))
+    shown = server.url.removesuffix("/token") + "/…"
+    if answer is None:
+        server.stop()
+    server.failing = answer
+    try:
+        result: AttemptResult = await sender.send(delivery(1))
+    finally:
+        await sender.aclose()
+    assert (result.outcome, result.status) == (Outcome.RETRY, None)
+    assert result.error is not None
+    assert result.error.startswith(f"oauth2 token_url {shown}: {reason}"), result.error
+    assert "s3cr3t" not in result.error
+    assert "tok3n" not in result.error
+    assert receiver.requests == []
+
+
+async def test_an_alert_waits_in_the_outbox_while_the_token_endpoint_fails_then_is_delivered(
+    tmp_path: Path, token_server, webhook_receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While the token endpoint answers 503 the delivery stays pending, its last error saying
+    why, retried as any failed attempt; once the endpoint recovers it is delivered. Neither the
+    client secret nor a token is logged."""
+    caplog.set_level(logging.INFO)
+    server: TokenServer = token_server(CLIENT_ID, CLIENT_SECRET)
+    server.failing = Answer(503, text='{"error": "temporarily_unavailable"}')
+    receiver: WebhookReceiver = webhook_receiver()
+    config = receivers_file(tmp_path, receiver.url, server.url)
+    env = {"EXESDB_WEBHOOK_CONFIG_FILE": str(config), **FAST}
+    async with alert_bridge(tmp_path / "state", serve_http=False, **env) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("waits"))
+
+        def retried() -> Delivery | None:
+            listed = sink.outbox.queue.deliveries()
+            return listed[0] if listed and listed[0].attempts >= 2 else None
+
+        pending = await async_wait_until(retried, what="the delivery, failed twice")
+        assert pending.state is DeliveryState.PENDING
+        assert pending.last_error == (
+            f"oauth2 token_url {server.url.removesuffix('/token')}/…: answered HTTP 503:"
+            " temporarily_unavailable"
+        )
+        assert receiver.requests == []
+        server.failing = None
+        await async_wait_until(lambda: receiver.accepted(), what="the delivery, once it recovered")
+        [delivered] = sink.outbox.queue.deliveries()
+    assert delivered.state is DeliveryState.DELIVERED
+    assert receiver.accepted_alert_ids() == {"waits"}
+    assert bearers(receiver) == ["Bearer access-tok3n-1"]
+    assert "oauth2 token_url" in caplog.text  # the failure is logged...
+    assert "s3cr3t" not in caplog.text  # ...without the secret
+    assert "tok3n" not in caplog.text
+
+
+async def test_the_alertmanager_poster_posts_with_an_oauth2_token(
+    tmp_path: Path, token_server
+) -> None:
+    """The alertmanager section's http_config takes oauth2 as a receiver's does: each post to
+    Alertmanager carries the token issued for the client credentials."""
+    server: TokenServer = token_server(CLIENT_ID, CLIENT_SECRET)
+    alertmanager = await Receiver().start()
+    config = tmp_path / "receivers.yml"
+    config.write_text(
+        f"alertmanager:\n  url: {alertmanager.url}\n  http_config:\n    oauth2:\n"
+        f"      client_id: {CLIENT_ID}\n      client_secret: '{CLIENT_SECRET}'\n"
+        f"      token_url: {server.url}\n"
+    )
+    try:
+        async with alert_bridge(
+            tmp_path / "state", serve_http=False, EXESDB_WEBHOOK_CONFIG_FILE=str(config)
+        ) as (bridge, _, _):
+            bridge.bus.publish("disk_full", system_alert("am-oauth2"))
+            await async_wait_until(lambda: alertmanager.posts, what="a post")
+    finally:
+        await alertmanager.stop()
+    assert set(alertmanager.authorizations) == {"Bearer access-tok3n-1"}
+    assert [asked.client for asked in server.requests] == [(CLIENT_ID, CLIENT_SECRET)]
