@@ -23,14 +23,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from bridge.httpclient.files import ClientSetupError, FileSetting, stamp
-from bridge.httpclient.oauth2 import TokenSource
 from bridge.httpclient.proxy import ProxyRule
 from bridge.httpclient.schema import HTTPClientConfig, TLSConfig
 from bridge.tlsutil import load_cert_chain, load_error, set_versions
 from bridge.urls import split_userinfo
+
+if TYPE_CHECKING:
+    from bridge.httpclient.oauth2 import TokenSource
 
 __all__ = ["ClientSettings", "RequestOptions", "basic_auth"]
 
@@ -141,16 +143,14 @@ class ClientSettings:
         too); ``clock`` tells when an ``oauth2`` token expires."""
         config = config or HTTPClientConfig()
         self.config = config
-        # The token endpoint's requests take the oauth2 block's own TLS and proxy.
-        self.oauth2 = (
-            TokenSource(
-                config.oauth2,
-                ClientSettings(config.oauth2.endpoint(), environ=environ).request_options,
-                clock=clock,
-            )
-            if config.oauth2 is not None
-            else None
-        )
+        self.oauth2: TokenSource | None = None
+        if config.oauth2 is not None:
+            # Imported only here: it needs aiohttp, which the health check's basic_auth does not.
+            from bridge.httpclient.oauth2 import TokenSource
+
+            # The token endpoint's requests take the oauth2 block's own TLS and proxy.
+            endpoint = ClientSettings(config.oauth2.endpoint(), environ=environ)
+            self.oauth2 = TokenSource(config.oauth2, endpoint.request_options, clock=clock)
         self._auth_type: str | None = None
         self._credentials: FileSetting | None = None
         self._username: FileSetting | None = None

@@ -44,8 +44,9 @@ _EXPIRY_MARGIN_SECONDS: Final = 10.0  # golang.org/x/oauth2's expiryDelta
 _ANSWER_LIMIT: Final = 1 << 20  # golang.org/x/oauth2 reads no more of a token answer
 _SHOWN_LIMIT: Final = 200  # of the endpoint's error_description
 _FORM: Final = "application/x-www-form-urlencoded"
-# What RFC 9110 section 5.5 forbids in a field value (and aiohttp refuses): controls but tab.
-_FORBIDDEN_IN_HEADER: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# What no token may hold: RFC 6750's b64token is printable ASCII, and a header can carry no
+# control character (RFC 9110 section 5.5).
+_NOT_IN_TOKEN: Final = re.compile(r"[^\x20-\x7e]")
 
 
 class TokenError(ClientSetupError):
@@ -168,7 +169,7 @@ class TokenSource:
         try:
             async with session.post(
                 config.token_url,
-                data=urlencode(form),
+                data=urlencode(form).encode(),
                 headers=headers,
                 allow_redirects=False,
                 timeout=limit,
@@ -199,9 +200,9 @@ class TokenSource:
         if not isinstance(kind, str) or kind.lower() != "bearer":
             shown = repr(kind)[:40] if isinstance(kind, str) else type(kind).__name__
             raise _Unusable(f"answered a token of type {shown}, not Bearer, which the bridge sends")
-        header = f"Bearer {access}"
-        if _FORBIDDEN_IN_HEADER.search(header):
+        if _NOT_IN_TOKEN.search(access):
             raise _Unusable("answered an access_token holding a character no HTTP header may carry")
+        header = f"Bearer {access}"
         lifetime = _expires_in(fields.get("expires_in"))
         renew_at = None
         if lifetime is not None:
