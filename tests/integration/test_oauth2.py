@@ -9,13 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
+from bridge.httpclient.client import basic_auth
 from bridge.receivers import read_receivers_file, resolve_receivers
 from bridge.sinks.alerts import AlertSink, DeliveryState
 from bridge.sinks.alerts.delivery import AttemptResult, Outcome, WebhookSender
 from bridge.sinks.alerts.records import Delivery
 from tests.integration.servers.oauth2 import TokenServer, token_server
 from tests.integration.servers.webhook import Answer, WebhookReceiver, webhook_receiver
+from tests.integration.test_receivers_file import ForwardProxy, served_by
 from tests.sinks.alerts.helpers import alert_bridge, system_alert
 from tests.sinks.alerts.test_alertmanager import Receiver
 from tests.support import ManualClock, async_wait_until
@@ -148,6 +151,67 @@ async def test_the_token_is_kept_until_shortly_before_it_expires_then_fetched_ag
         await sender.aclose()
     assert bearers(receiver) == ["Bearer access-tok3n-1"] * 3 + ["Bearer access-tok3n-2"]
     assert len(server.requests) == 2
+
+
+async def test_the_token_endpoint_is_trusted_through_the_oauth2_blocks_own_tls_config(
+    tmp_path: Path, token_server, webhook_receiver
+) -> None:
+    """oauth2.tls_config is the token endpoint's, the http_config's tls_config the receiver's:
+    an HTTPS token endpoint behind one private CA and an HTTPS receiver behind another are each
+    trusted through their own."""
+    idp_ca, hook_ca = trustme.CA(), trustme.CA()
+    idp_ca.cert_pem.write_to_path(str(tmp_path / "idp-ca.pem"))
+    hook_ca.cert_pem.write_to_path(str(tmp_path / "hook-ca.pem"))
+    server: TokenServer = token_server(CLIENT_ID, CLIENT_SECRET, ssl_context=served_by(idp_ca))
+    receiver: WebhookReceiver = webhook_receiver(ssl_context=served_by(hook_ca))
+    config = tmp_path / "receivers.yml"
+    config.write_text(
+        f"""
+webhook_configs:
+  - url: {receiver.url}
+    http_config:
+      tls_config: {{ca_file: hook-ca.pem}}
+      oauth2:
+        client_id: {CLIENT_ID}
+        client_secret: '{CLIENT_SECRET}'
+        token_url: {server.url}
+        tls_config: {{ca_file: idp-ca.pem}}
+"""
+    )
+    sender = sender_for(config)
+    try:
+        result = await sender.send(delivery(1))
+    finally:
+        await sender.aclose()
+    assert result.ok, result.error
+    assert bearers(receiver) == ["Bearer access-tok3n-1"]
+
+
+async def test_only_the_token_request_goes_through_the_oauth2_blocks_proxy_url(
+    tmp_path: Path, token_server, webhook_receiver
+) -> None:
+    """oauth2.proxy_url is the token endpoint's: the token request goes through that proxy,
+    its credentials as Proxy-Authorization, and the delivery goes straight to the receiver."""
+    server: TokenServer = token_server(CLIENT_ID, CLIENT_SECRET)
+    receiver: WebhookReceiver = webhook_receiver()
+    proxy = await ForwardProxy().start()
+    config = receivers_file(
+        tmp_path,
+        receiver.url,
+        server.url,
+        secret=f"client_secret: '{CLIENT_SECRET}'\n"
+        f"        proxy_url: http://proxy-user:proxy-pass@127.0.0.1:{proxy.port}",
+    )
+    sender = sender_for(config)
+    try:
+        result = await sender.send(delivery(1))
+    finally:
+        await sender.aclose()
+        await proxy.aclose()
+    assert result.ok, result.error
+    assert proxy.seen == [(server.url, basic_auth("proxy-user", "proxy-pass"))]
+    assert [asked.client for asked in server.requests] == [(CLIENT_ID, CLIENT_SECRET)]
+    assert bearers(receiver) == ["Bearer access-tok3n-1"]
 
 
 async def test_a_401_drops_a_token_without_expiry_and_the_retry_fetches_another(

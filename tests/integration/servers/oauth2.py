@@ -8,8 +8,8 @@ says, or, with ``form_auth``, ``client_id`` and ``client_secret`` in the form) g
 ``invalid_client``. ``client_secret`` may change while it runs (a rotation); while ``failing`` is
 set (an ``Answer`` of the webhook receiver's: its status, and its ``text`` as a JSON body) every
 request gets it instead. ``requests`` lists what arrived: headers, the form and the client's
-credentials as the server read them. Tests use the ``token_server`` fixture, a factory whose
-servers are stopped afterwards.
+credentials as the server read them. Given an ``ssl_context`` it serves HTTPS. Tests use the
+``token_server`` fixture, a factory whose servers are stopped afterwards.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,12 +54,14 @@ class TokenServer:
         expires_in: Any = 3600,
         token_type: str = "Bearer",
         form_auth: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
         self.expires_in = expires_in
         self.token_type = token_type
         self.form_auth = form_auth
+        self.ssl_context = ssl_context
         self.issued: list[str] = []
         self.failing: Answer | None = None
         self._requests: list[TokenRequest] = []
@@ -71,7 +74,8 @@ class TokenServer:
     @property
     def url(self) -> str:
         """The token URL."""
-        return f"http://127.0.0.1:{self._port}/token"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._port}/token"
 
     @property
     def requests(self) -> list[TokenRequest]:
@@ -124,7 +128,7 @@ class TokenServer:
         app.router.add_post("/token", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self.ssl_context).start()
         self._port = runner.addresses[0][1]
         ready.set()
         try:
