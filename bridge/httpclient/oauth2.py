@@ -21,6 +21,7 @@ the request that needed it fails as any failed request, and is retried.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
@@ -128,9 +129,16 @@ class TokenSource:
     ) -> _Token:
         ways = (False, True) if self._in_form is None else (self._in_form,)
         reasons: list[str] = []
+        # Both ways together within ``limit``, as the request they are for.
+        clock = asyncio.get_running_loop().time
+        deadline = None if limit.total is None else clock() + limit.total
         for in_form in ways:
+            left = limit if deadline is None else aiohttp.ClientTimeout(total=deadline - clock())
+            if left.total is not None and left.total <= 0:  # aiohttp reads 0 as no limit
+                reasons.append(f"timed out after {limit.total:g}s")
+                break
             try:
-                token = await self._request(session, secret, in_form, limit)
+                token = await self._request(session, secret, in_form, left, limit.total or 0.0)
             except _Unusable as exc:
                 reasons.append(str(exc))
                 continue
@@ -149,7 +157,10 @@ class TokenSource:
         secret: str,
         in_form: bool,
         limit: aiohttp.ClientTimeout,
+        budget: float,
     ) -> _Token:
+        """One token request, ``in_form`` or by basic auth, within ``limit`` (what is left of
+        the ``budget`` seconds its failure is told against)."""
         config = self._config
         form = {"grant_type": "client_credentials"}
         if config.scopes:
@@ -178,7 +189,7 @@ class TokenSource:
                 body = await _read(response)
                 status, content_type = response.status, response.content_type
         except REQUEST_ERRORS as exc:
-            failure = request_failure(exc, limit.total or 0.0)
+            failure = request_failure(exc, budget)
             raise TokenError(f"oauth2 token_url {self.shown_url}: {failure.text}") from None
         fields = _fields(body, content_type)
         return self._token_of(status, fields, secret, asked)

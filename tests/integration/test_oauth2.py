@@ -59,14 +59,16 @@ webhook_configs:
     return path
 
 
-def sender_for(config: Path, clock: ManualClock | None = None) -> WebhookSender:
+def sender_for(
+    config: Path, clock: ManualClock | None = None, timeout: float = 5.0
+) -> WebhookSender:
     """The sender of the one receiver of the receivers file ``config``, its tokens timed by
-    ``clock`` when given."""
+    ``clock`` when given, its attempts limited to ``timeout`` seconds."""
     [receiver], _ = resolve_receivers(
         [],
         read_receivers_file(config),
         secret=None,
-        timeout=5.0,
+        timeout=timeout,
         max_alerts=0,
         min_severity="warning",
     )
@@ -338,6 +340,25 @@ async def test_a_failing_token_endpoint_fails_the_attempt_saying_why_without_a_s
     assert result.error.startswith(f"oauth2 token_url {shown}: {reason}"), result.error
     assert "s3cr3t" not in result.error
     assert "tok3n" not in result.error
+    assert receiver.requests == []
+
+
+async def test_a_token_endpoint_that_hangs_fails_the_attempt_within_the_receivers_timeout(
+    tmp_path: Path, token_server, webhook_receiver
+) -> None:
+    """A token endpoint that never answers fails the attempt once the receiver's timeout has
+    passed, saying so, and the receiver is not asked."""
+    server: TokenServer = token_server(CLIENT_ID, CLIENT_SECRET)
+    server.failing = Answer(hang=True)
+    receiver: WebhookReceiver = webhook_receiver()
+    sender = sender_for(receivers_file(tmp_path, receiver.url, server.url), timeout=0.5)
+    try:
+        result = await sender.send(delivery(1))
+    finally:
+        await sender.aclose()
+    shown = server.url.removesuffix("/token") + "/…"
+    assert result.error == f"oauth2 token_url {shown}: timed out after 0.5s"
+    assert result.outcome is Outcome.RETRY
     assert receiver.requests == []
 
 

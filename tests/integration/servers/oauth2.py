@@ -6,8 +6,8 @@ authenticates as configured (HTTP basic auth, each part form-urlencoded as RFC 6
 says, or, with ``form_auth``, ``client_id`` and ``client_secret`` in the form) gets the next token,
 ``access-tok3n-1``, ``access-tok3n-2``…, with ``expires_in`` when set; another gets 401
 ``invalid_client``. ``client_secret`` may change while it runs (a rotation); while ``failing`` is
-set (an ``Answer`` of the webhook receiver's: its status, and its ``text`` as a JSON body) every
-request gets it instead. ``requests`` lists what arrived: headers, the form and the client's
+set (an ``Answer`` of the webhook receiver's: its status, its ``text`` as a JSON body, or a hang)
+every request gets it instead. ``requests`` lists what arrived: headers, the form and the client's
 credentials as the server read them. Given an ``ssl_context`` it serves HTTPS. Tests use the
 ``token_server`` fixture, a factory whose servers are stopped afterwards.
 """
@@ -92,10 +92,13 @@ class TokenServer:
         with self._lock:
             self._requests.append(TokenRequest(dict(request.headers), form, client, way))
             failing = self.failing
-            if failing is not None:
-                return web.Response(
-                    status=failing.status, text=failing.text or "", content_type="application/json"
-                )
+        if failing is not None:
+            if failing.hang and self._stopped is not None:
+                await self._stopped.wait()  # until the client gives up or the server stops
+            return web.Response(
+                status=failing.status, text=failing.text or "", content_type="application/json"
+            )
+        with self._lock:
             if client != (self.client_id, self.client_secret) or (way == "form") != self.form_auth:
                 return web.json_response({"error": "invalid_client"}, status=401)
             self.issued.append(f"access-tok3n-{len(self.issued) + 1}")
