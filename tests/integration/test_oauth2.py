@@ -216,6 +216,32 @@ async def test_only_the_token_request_goes_through_the_oauth2_blocks_proxy_url(
     assert bearers(receiver) == ["Bearer access-tok3n-1"]
 
 
+async def test_a_short_lived_token_is_fetched_again_once_it_lapses_on_the_real_clock(
+    tmp_path: Path, token_server, webhook_receiver
+) -> None:
+    """With expires_in 2 a bridge's token lapses after 1 s (half its lifetime, being short):
+    alerts delivered one after another carry it until then, and the first one after carries a
+    new token, fetched with no 401 asking for it."""
+    server: TokenServer = token_server(CLIENT_ID, CLIENT_SECRET, expires_in=2)
+    receiver: WebhookReceiver = webhook_receiver()
+    config = receivers_file(tmp_path, receiver.url, server.url)
+    env = {"EXESDB_WEBHOOK_CONFIG_FILE": str(config), **FAST}
+    published: list[str] = []
+    async with alert_bridge(tmp_path / "state", serve_http=False, **env) as (bridge, sink, _):
+
+        def renewed() -> bool:
+            if not published or delivered(sink, published[-1]):  # one alert at a time
+                published.append(f"tick-{len(published)}")
+                bridge.bus.publish("disk_full", system_alert(published[-1]))
+            return "Bearer access-tok3n-2" in bearers(receiver)
+
+        await async_wait_until(renewed, within=20, what="a delivery with a second token")
+    seen = bearers(receiver)
+    assert seen == ["Bearer access-tok3n-1"] * (len(seen) - 1) + ["Bearer access-tok3n-2"]
+    assert [r.answer.status for r in receiver.requests] == [200] * len(seen)
+    assert len(server.requests) == 2
+
+
 async def test_a_401_drops_a_token_without_expiry_and_the_retry_fetches_another(
     tmp_path: Path, token_server, webhook_receiver
 ) -> None:
