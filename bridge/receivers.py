@@ -102,9 +102,13 @@ def _credentials_twice(
     them, ``bearer_token`` included, or checked; ``given_by`` says whose they are): the HTTP
     client cannot send both, and every attempt would fail until the delivery's deadline."""
     if isinstance(http_config, HTTPClientConfig):
-        auth: tuple[object, ...] = (http_config.authorization, http_config.basic_auth)
+        auth: tuple[object, ...] = (
+            http_config.authorization,
+            http_config.basic_auth,
+            http_config.oauth2,
+        )
     elif isinstance(http_config, Mapping):
-        auth = (http_config.get("authorization"), http_config.get("basic_auth"))
+        auth = tuple(http_config.get(key) for key in ("authorization", "basic_auth", "oauth2"))
         # bearer_token(_file): authorization as prometheus/common reads it.
         auth += tuple(http_config.get(key) or None for key in ("bearer_token", "bearer_token_file"))
     else:
@@ -118,8 +122,8 @@ def _credentials_twice(
     if split.username is None and split.password is None:
         return []
     return [
-        f"url holds credentials (user:password@) and {given_by} authorization or"
-        " basic_auth: give them in one place"
+        f"url holds credentials (user:password@) and {given_by} authorization, basic_auth or"
+        " oauth2: give them in one place"
     ]
 
 

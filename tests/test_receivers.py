@@ -212,7 +212,75 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
         ),
         (
             "webhook_configs:\n  - url: http://h\n    http_config:\n      oauth2: {client_id: x}\n",
-            "http_config.oauth2: not supported by exesdb-bridge",
+            "webhook_configs.0.http_config.oauth2: token_url is required",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config:\n"
+            "      oauth2: {client_id: x, token_url: 'http://idp/t'}\n",
+            "webhook_configs.0.http_config.oauth2: exactly one of client_secret and"
+            " client_secret_file",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config:\n      oauth2:\n"
+            "        {client_id: x, client_secret: tok3n, client_secret_file: f, token_url: 'http://i'}\n",
+            "webhook_configs.0.http_config.oauth2: exactly one of client_secret and"
+            " client_secret_file",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config:\n"
+            "      oauth2: {client_id: x, client_secret: tok3n, token_url: 'http://idp/t'}\n"
+            "      basic_auth: {username: u, password: tok3n}\n",
+            "webhook_configs.0.http_config: oauth2 cannot be given with basic_auth",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config:\n"
+            "      oauth2: {client_id: x, client_secret: tok3n, token_url: 'http://idp/t'}\n"
+            "      bearer_token: tok3n\n",
+            "webhook_configs.0.http_config: oauth2 cannot be given with bearer_token",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config:\n"
+            "      oauth2: {client_id: x, client_secret: tok3n, token_url: 'http://idp/t',"
+            " colour: red}\n",
+            "http_config.oauth2.colour: unknown key; allowed here: client_id, client_secret,"
+            " client_secret_file, scopes, token_url, endpoint_params, grant_type, tls_config,"
+            " proxy_url, no_proxy, proxy_from_environment, proxy_connect_header",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config:\n"
+            "      oauth2: {client_id: x, client_secret_ref: vault-tok3n, token_url: 'http://i'}\n",
+            "http_config.oauth2.client_secret_ref: not supported by exesdb-bridge: there is no"
+            " secret manager",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config:\n      oauth2: {client_id: x,"
+            " client_secret: tok3n, token_url: 'http://i', grant_type: 'urn:ietf:params:oauth:"
+            "grant-type:jwt-bearer'}\n",
+            "http_config.oauth2.grant_type: must be client_credentials; the bridge makes the"
+            " client_credentials grant only, not the JWT bearer grant (RFC 7523)",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config:\n      oauth2: {client_id: x,"
+            " client_secret: tok3n, token_url: 'ftp://u:tok3n@i/t'}\n",
+            "http_config.oauth2.token_url: 'ftp://u:<redacted>@i/…' is not an http:// or https://"
+            " token URL",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config:\n      oauth2: {client_id: x,"
+            " client_secret: tok3n, token_url: 'http://i', scopes: [a], endpoint_params:"
+            " {scope: b}}\n",
+            "http_config.oauth2: endpoint_params cannot hold scope beside scopes",
+        ),
+        (
+            "webhook_configs:\n  - url: http://h\n    http_config:\n      oauth2: {client_id: x,"
+            " client_secret: tok3n, token_url: 'http://i', no_proxy: internal}\n",
+            "http_config.oauth2: no_proxy needs proxy_url",
+        ),
+        (
+            "webhook_configs:\n  - url: http://u:hook-tok3n@h\n    http_config:\n"
+            "      oauth2: {client_id: x, client_secret: tok3n, token_url: 'http://i'}\n",
+            "url holds credentials (user:password@) and http_config sets authorization,"
+            " basic_auth or oauth2",
         ),
         (
             "webhook_configs:\n  - url: http://h\n"
@@ -254,17 +322,17 @@ def test_go_zero_values_of_unsupported_keys_and_null_sections_read_as_absent(
         (
             "webhook_configs:\n  - url: http://u:hook-tok3n@h\n    http_config:\n"
             "      basic_auth: {username: u, password: p}\n",
-            "url holds credentials (user:password@) and http_config sets authorization or",
+            "url holds credentials (user:password@) and http_config sets authorization,",
         ),
         (
             "alertmanager:\n  url: http://u:tok3n@am\n  http_config:\n"
             "    authorization: {credentials: c}\n",
-            "url holds credentials (user:password@) and http_config sets authorization or",
+            "url holds credentials (user:password@) and http_config sets authorization,",
         ),
         (
             "webhook_configs:\n  - url: http://u:hook-tok3n@h\n    http_config:\n"
             "      bearer_token_file: token\n",
-            "url holds credentials (user:password@) and http_config sets authorization or",
+            "url holds credentials (user:password@) and http_config sets authorization,",
         ),
         ("alertmanager: {url: http://am, colour: red}\n", "alertmanager.colour: unknown key"),
         (
@@ -448,8 +516,8 @@ def test_credentials_in_a_url_beside_those_it_takes_from_global_are_a_problem(
         "webhook_configs.2.colour: unknown key; allowed here: url, url_file, send_resolved,"
         " max_alerts, timeout, http_config, secret, secret_file, min_severity",
         "webhook_configs.0: url holds credentials (user:password@) and global.http_config,"
-        " taken as it gives no http_config, sets authorization or basic_auth: give them in one"
-        " place",
+        " taken as it gives no http_config, sets authorization, basic_auth or oauth2: give them"
+        " in one place",
     ]
 
 
@@ -948,6 +1016,93 @@ def test_check_config_lists_each_receiver_without_a_secret(
     assert "basic_auth alerts (password <set, redacted>)" in lines[1]
     assert lines[2].startswith("alertmanager (EXESDB_ALERTMANAGER_URL): timeout=5s")
     assert f"credentials_file {tmp_path / 'am-token'}" in lines[2]
+
+
+# An oauth2 block as Alertmanager's documentation writes one (a token endpoint behind its own CA
+# and proxy), pasted unchanged.
+OAUTH2_BLOCK = """
+webhook_configs:
+  - url: https://hooks.example.com/alerts
+    http_config:
+      oauth2:
+        client_id: exesdb
+        client_secret: client-tok3n
+        scopes: [alerts.write, alerts.read]
+        token_url: https://idp.example.com/oauth2/token
+        endpoint_params: {audience: hooks-tok3n}
+        tls_config: {ca_file: idp-ca.pem}
+        proxy_url: http://proxy-user:proxy-tok3n@proxy.example.com:3128
+  - url: https://hooks.example.com/ops
+    http_config:
+      oauth2:
+        client_id: exesdb
+        client_secret_file: client-secret
+        token_url: https://idp.example.com/oauth2/token
+"""
+
+
+def test_check_config_shows_an_oauth2_block_redacted_and_warns_of_its_unreadable_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An Alertmanager oauth2 block loads (paths from the file's folder) and check-config shows
+    its client, token URL, secret source, scopes and parameter names, never the client secret,
+    a parameter's value or the proxy's password; a client_secret_file that cannot be read is
+    warned of, naming its key."""
+    (tmp_path / "idp-ca.pem").write_text("not read: check-config loads no certificate\n")
+    status, out, err = check_file(monkeypatch, capsys, tmp_path, OAUTH2_BLOCK)
+    assert status == 0, err
+    assert "tok3n" not in out + err
+    lines = [line.strip() for line in out.splitlines() if line.startswith("  webhook_configs")]
+    assert lines[0].endswith(
+        "oauth2 client_id exesdb at https://idp.example.com/… (client_secret <set, redacted>),"
+        " scopes alerts.write alerts.read, endpoint_params audience <values not shown>, for the"
+        f" token: tls_config ca_file {tmp_path / 'idp-ca.pem'}; proxy"
+        " http://proxy-user:<redacted>@proxy.example.com:3128"
+    )
+    assert lines[1].endswith(
+        "oauth2 client_id exesdb at https://idp.example.com/…"
+        f" (client_secret_file {tmp_path / 'client-secret'})"
+    )
+    assert (
+        f"webhook_configs.1 https://hooks.example.com/…: oauth2.client_secret_file"
+        f" {tmp_path / 'client-secret'} cannot be read now (No such file or directory)"
+    ) in err
+
+
+@pytest.mark.parametrize(
+    ("block", "said"),
+    [
+        (
+            "oauth2: {client_id: x, client_secret: tok3n, token_url: 'http://i/t'}\n"
+            "      authorization: {credentials: tok3n}\n",
+            "webhook_configs.0.http_config: oauth2 cannot be given with authorization",
+        ),
+        (
+            "oauth2: {client_id: x, client_secret: <secret>, token_url: 'http://i/t'}\n",
+            "webhook_configs.0.http_config.oauth2.client_secret: `<secret>` is how Alertmanager's"
+            " dump hides a secret",
+        ),
+        (
+            "oauth2: {client_id: x, client_secret: tok3n, token_url: 'http://i', claims: {a: b}}\n",
+            "webhook_configs.0.http_config.oauth2.claims: not supported by exesdb-bridge: the"
+            " bridge makes the client_credentials grant only",
+        ),
+    ],
+)
+def test_a_bad_oauth2_block_stops_check_config_with_exit_2_naming_the_key(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    block: str,
+    said: str,
+) -> None:
+    """check-config exits 2 on an oauth2 block the bridge cannot use, naming the key and why,
+    never the client secret."""
+    text = f"webhook_configs:\n  - url: http://h/hook\n    http_config:\n      {block}"
+    status, _, err = check_file(monkeypatch, capsys, tmp_path, text)
+    assert status == 2
+    assert said in err
+    assert "tok3n" not in err
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,9 @@
 """The bridge's HTTP clients configured as Prometheus' ``http_config``: auth, TLS and a proxy.
 
 ``schema`` reads the block strictly (the keys of prometheus/common), ``client`` turns it into
-what each request needs, reading secret and certificate files again when they change (``files``);
-``failures`` tells a failed request without a secret.
+what each request needs, reading secret and certificate files again when they change (``files``),
+``oauth2`` gets the token of an ``oauth2`` block (``ClientSettings.oauth2``); ``failures`` tells a
+failed request without a secret.
 Webhook receivers and the Alertmanager poster use it (``EXESDB_WEBHOOK_CONFIG_FILE``).
 Each name is imported from its module when first asked for (``bridge.exports``): the client
 commands tell a refused connection with ``failures`` (aiohttp) without building the
@@ -20,7 +21,14 @@ if TYPE_CHECKING:
     from bridge.httpclient.client import ClientSettings, RequestOptions
     from bridge.httpclient.failures import REQUEST_ERRORS, RequestFailure, request_failure
     from bridge.httpclient.files import ClientSetupError, FileSetting, WatchedFile
-    from bridge.httpclient.schema import Authorization, BasicAuth, HTTPClientConfig, TLSConfig
+    from bridge.httpclient.oauth2 import TokenSource
+    from bridge.httpclient.schema import (
+        Authorization,
+        BasicAuth,
+        HTTPClientConfig,
+        OAuth2,
+        TLSConfig,
+    )
 
 __all__ = [
     "REQUEST_ERRORS",
@@ -30,9 +38,11 @@ __all__ = [
     "ClientSetupError",
     "FileSetting",
     "HTTPClientConfig",
+    "OAuth2",
     "RequestFailure",
     "RequestOptions",
     "TLSConfig",
+    "TokenSource",
     "WatchedFile",
     "request_failure",
 ]
@@ -43,6 +53,7 @@ __getattr__ = lazy_exports(
         "client": ("ClientSettings", "RequestOptions"),
         "failures": ("REQUEST_ERRORS", "RequestFailure", "request_failure"),
         "files": ("ClientSetupError", "FileSetting", "WatchedFile"),
-        "schema": ("Authorization", "BasicAuth", "HTTPClientConfig", "TLSConfig"),
+        "oauth2": ("TokenSource",),
+        "schema": ("Authorization", "BasicAuth", "HTTPClientConfig", "OAuth2", "TLSConfig"),
     },
 )

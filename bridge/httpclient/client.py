@@ -1,5 +1,9 @@
 """What one request needs from an ``http_config``: its auth header, SSL context and proxy.
 
+With ``oauth2`` the auth header is a token fetched on the request's session (``oauth2``, the
+``TokenSource`` kept as ``ClientSettings.oauth2``), which ``bridge.httpclient.redirects.post``
+asks for; ``request_options`` gives the rest.
+
 ``ClientSettings.request_options()`` is asked at every attempt. Secrets given as ``*_file`` are
 read again when the file changed (``files.WatchedFile``); the SSL context is built again when
 ``ca_file``, ``cert_file`` or ``key_file`` changed, and only for a request that makes a TLS
@@ -16,15 +20,19 @@ import os
 import re
 import ssl
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from bridge.httpclient.files import ClientSetupError, FileSetting, stamp
 from bridge.httpclient.proxy import ProxyRule
 from bridge.httpclient.schema import HTTPClientConfig, TLSConfig
 from bridge.tlsutil import load_cert_chain, load_error, set_versions
 from bridge.urls import split_userinfo
+
+if TYPE_CHECKING:
+    from bridge.httpclient.oauth2 import TokenSource
 
 __all__ = ["ClientSettings", "RequestOptions", "basic_auth"]
 
@@ -125,11 +133,24 @@ class ClientSettings:
     """An ``http_config`` ready for requests; safe to share between tasks and threads."""
 
     def __init__(
-        self, config: HTTPClientConfig | None = None, *, environ: Mapping[str, str] = os.environ
+        self,
+        config: HTTPClientConfig | None = None,
+        *,
+        environ: Mapping[str, str] = os.environ,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``environ`` gives the proxies when ``proxy_from_environment`` is set."""
+        """``environ`` gives the proxies when ``proxy_from_environment`` is set (``oauth2``'s
+        too); ``clock`` tells when an ``oauth2`` token expires."""
         config = config or HTTPClientConfig()
         self.config = config
+        self.oauth2: TokenSource | None = None
+        if config.oauth2 is not None:
+            # Imported only here: it needs aiohttp, which the health check's basic_auth does not.
+            from bridge.httpclient.oauth2 import TokenSource
+
+            # The token endpoint's requests take the oauth2 block's own TLS and proxy.
+            endpoint = ClientSettings(config.oauth2.endpoint(), environ=environ)
+            self.oauth2 = TokenSource(config.oauth2, endpoint.request_options, clock=clock)
         self._auth_type: str | None = None
         self._credentials: FileSetting | None = None
         self._username: FileSetting | None = None

@@ -6,14 +6,18 @@ turns a POST into a GET without a body, which would send no alerts and count its
 Only 307 and 308 keep the method and the body, so only they are followed here, at most 10 in a row
 as Go's client stops after 10. A 301, 302 or 303 is answered to the caller, which counts it a failed
 attempt (``refused_redirect`` says why). The headers that carry credentials
-(``RequestOptions.credentials``: ``Authorization`` from ``authorization`` or ``basic_auth``, and the
-``http_headers`` given as ``secrets`` or ``files``) are sent to the first URL's origin only,
-stricter than Alertmanager, whose RoundTrippers (prometheus/common) set them again on every hop; the
-signature header goes to every hop (an HMAC of the body, which proves it and gives away no secret),
-and so do plain ``http_headers`` ``values``. Each hop's proxy, TLS and proxy credentials are those
-of its own URL. The session's timeout covers the whole chain, as Go's client timeout does, so an
-attempt never outlasts its receiver's ``timeout``. With ``follow_redirects: false`` every 3xx is
-answered to the caller as it came.
+(``RequestOptions.credentials``: ``Authorization`` from ``authorization``, ``basic_auth`` or
+``oauth2``, and the ``http_headers`` given as ``secrets`` or ``files``) are sent to the first
+URL's origin only, stricter than Alertmanager, whose RoundTrippers (prometheus/common) set them
+again on every hop; the signature header goes to every hop (an HMAC of the body, which proves it
+and gives away no secret), and so do plain ``http_headers`` ``values``. Each hop's proxy, TLS and
+proxy credentials are those of its own URL. The session's timeout covers the whole chain, as Go's
+client timeout does, so an attempt never outlasts its receiver's ``timeout``. With
+``follow_redirects: false`` every 3xx is answered to the caller as it came.
+
+With ``oauth2`` the token is asked for first (``ClientSettings.oauth2``; fetched on the same
+session, within the same timeout), and a 401 to a request that carried it drops it, so the next
+request fetches another.
 """
 
 from __future__ import annotations
@@ -71,17 +75,24 @@ async def post(
     clock = asyncio.get_running_loop().time
     budget = session.timeout.total
     deadline = None if budget is None else clock() + budget
+    tokens = client.oauth2
+    # oauth2's Authorization value, fetched within the same budget.
+    bearer = await tokens.authorization(session, session.timeout) if tokens is not None else None
     for _ in range(MAX_REDIRECTS):
         timeout = session.timeout
-        if deadline is not None and first is not None:
+        if deadline is not None and (first is not None or bearer is not None):
             left = deadline - clock()
             if left <= 0:  # aiohttp reads a total of 0 as no limit at all
                 raise TimeoutError
             timeout = aiohttp.ClientTimeout(total=left)
         options = client.request_options(url)
         sent = {**headers, **options.headers}
+        credentials = options.credentials
+        if bearer is not None:
+            sent["Authorization"] = bearer
+            credentials |= {"Authorization"}
         if first is not None and _origin(URL(url)) != first:
-            for name in options.credentials:  # the first origin's; the signature proves the body
+            for name in credentials:  # the first origin's; the signature proves the body
                 sent.pop(name, None)
         response = await session.post(
             url,
@@ -91,6 +102,13 @@ async def post(
             timeout=timeout,
             **options.connection(),
         )
+        if (
+            response.status == 401
+            and tokens is not None
+            and bearer is not None
+            and sent.get("Authorization") == bearer
+        ):
+            tokens.refused(bearer)  # the next request fetches another token
         location = response.headers.get("Location")
         if not (follow and response.status in _FOLLOWED and location):
             async with response:

@@ -1,17 +1,21 @@
-"""``http_config`` as prometheus/common reads it: authorization, TLS, a proxy and headers.
+"""``http_config`` as prometheus/common reads it: authorization, oauth2, TLS, a proxy and headers.
 
 The keys and rules are those of prometheus/common's ``HTTPClientConfig`` (what Alertmanager's
 receivers and Prometheus' scrape jobs take), so a block written for them reads the same here:
-at most one of ``authorization`` and ``basic_auth``; a value or its ``*_file``, never both; a
-client certificate only with its key; ``bearer_token`` / ``bearer_token_file`` (deprecated there)
-taken as ``authorization``; ``no_proxy`` and ``proxy_from_environment`` as Go's httpproxy reads
-them (``bridge.httpclient.proxy``), ``proxy_connect_header`` on the CONNECT of https requests;
-``http_headers`` (values inline, as secrets or from files),
-none of prometheus/common's reserved headers nor the bridge's own ``X-ExESDB-*``. Paths are
-relative to the file's folder, as there. A CA may be given inline (``tls_config.ca``, checked
-when the file is read). What the bridge cannot do is refused by name, saying why;
-``enable_http2`` is accepted and has no effect (the bridge's client speaks HTTP/1.1);
-``follow_redirects`` is true by default, as there, and follows 307 and 308 only
+at most one of ``authorization``, ``basic_auth`` and ``oauth2``; a value or its ``*_file``, never
+both; a client certificate only with its key; ``bearer_token`` / ``bearer_token_file``
+(deprecated there) taken as ``authorization``; ``no_proxy`` and ``proxy_from_environment`` as
+Go's httpproxy reads them (``bridge.httpclient.proxy``), ``proxy_connect_header`` on the CONNECT
+of https requests; ``http_headers`` (values inline, as secrets or from files), none of
+prometheus/common's reserved headers nor the bridge's own ``X-ExESDB-*``. Paths are relative to
+the file's folder, as there. ``oauth2`` takes the client-credentials grant's keys and, for the
+token endpoint, a ``tls_config`` and proxy keys of its own (``bridge.httpclient.oauth2`` fetches
+the token); it needs ``client_id``, ``token_url`` and one of ``client_secret`` and
+``client_secret_file`` (prometheus/common would take neither, an empty secret: the grant is for
+confidential clients, RFC 6749 section 4.4). A CA may be given inline (``tls_config.ca``, checked
+when the file is read). What the bridge cannot do is refused by name, saying why (the JWT bearer
+grant's keys among them); ``enable_http2`` is accepted and has no effect (the bridge's client
+speaks HTTP/1.1); ``follow_redirects`` is true by default, as there, and follows 307 and 308 only
 (``bridge.httpclient.redirects``).
 """
 
@@ -44,6 +48,7 @@ __all__ = [
     "BasicAuth",
     "HTTPClientConfig",
     "HeaderSource",
+    "OAuth2",
     "TLSConfig",
     "canonical_header",
 ]
@@ -61,6 +66,17 @@ SECRET_KEYS: Final = frozenset(
         "proxy_connect_header",
     }
 )
+# oauth2's keys of the JWT bearer grant (RFC 7523), which the bridge does not make.
+_JWT_KEYS: Final = (
+    "client_certificate_key_id",
+    "client_certificate_key",
+    "client_certificate_key_file",
+    "client_certificate_key_ref",
+    "signature_algorithm",
+    "iss",
+    "audience",
+    "claims",
+)
 # Keys of prometheus/common refused by name (left out of "allowed here" lists).
 UNSUPPORTED_KEYS: Final = frozenset(
     {
@@ -70,10 +86,16 @@ UNSUPPORTED_KEYS: Final = frozenset(
         "ca_ref",
         "cert_ref",
         "key_ref",
-        "oauth2",
+        "client_secret_ref",
+        *_JWT_KEYS,
     }
 )
 _NO_REFS: Final = "there is no secret manager; use the *_file key"
+_CLIENT_CREDENTIALS: Final = "client_credentials"
+_JWT_GRANT: Final = (
+    "the bridge makes the client_credentials grant only, not the JWT bearer grant (RFC 7523)"
+)
+_NOTHING: Final = "no http_config"
 _BEARER_KEYS: Final = ("bearer_token", "bearer_token_file")
 
 
@@ -116,15 +138,9 @@ def _tls_problems(values: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _client_problems(values: Mapping[str, Any]) -> list[str]:
-    problems = _both(values, "bearer_token", "bearer_token_file")
-    bearer = next((key for key in _BEARER_KEYS if values.get(key)), None)
-    if bearer and values.get("authorization") is not None:
-        problems.append("authorization cannot be given with bearer_token or bearer_token_file")
-    elif values.get("basic_auth") is not None and (
-        bearer or values.get("authorization") is not None
-    ):
-        problems.append(f"at most one of basic_auth and {bearer or 'authorization'}")
+def _proxy_problems(values: Mapping[str, Any]) -> list[str]:
+    """prometheus/common's ``ProxyConfig`` rules, for ``http_config`` and ``oauth2`` alike."""
+    problems = []
     proxy_url, no_proxy = values.get("proxy_url"), values.get("no_proxy")
     # True as Go reads it (a quoted "yes" is refused by the key's own check).
     from_environment = values.get("proxy_from_environment") is True
@@ -138,6 +154,64 @@ def _client_problems(values: Mapping[str, Any]) -> list[str]:
     if values.get("proxy_connect_header") and not (proxy_url or from_environment):
         problems.append("proxy_connect_header needs proxy_url or proxy_from_environment")
     return problems
+
+
+def _client_problems(values: Mapping[str, Any]) -> list[str]:
+    problems = _both(values, "bearer_token", "bearer_token_file")
+    bearer = next((key for key in _BEARER_KEYS if values.get(key)), None)
+    if values.get("oauth2") is not None:
+        # prometheus/common: "at most one of basic_auth, oauth2 & authorization".
+        others = [key for key in ("authorization", "basic_auth") if values.get(key) is not None]
+        others += [bearer] if bearer else []
+        if others:
+            problems.append(
+                f"oauth2 cannot be given with {' or '.join(others)}: its token is the request's"
+                " Authorization header; give one of them"
+            )
+    if bearer and values.get("authorization") is not None:
+        problems.append("authorization cannot be given with bearer_token or bearer_token_file")
+    elif values.get("basic_auth") is not None and (
+        bearer or values.get("authorization") is not None
+    ):
+        problems.append(f"at most one of basic_auth and {bearer or 'authorization'}")
+    return problems + _proxy_problems(values)
+
+
+def _oauth2_problems(values: Mapping[str, Any]) -> list[str]:
+    problems = [
+        f"{key} is required ({what})"
+        for key, what in (
+            ("client_id", "the bridge's client id at the token endpoint"),
+            ("token_url", "where the token is asked for"),
+        )
+        if not values.get(key)
+    ]
+    if bool(values.get("client_secret")) == bool(values.get("client_secret_file")):
+        problems.append(
+            "exactly one of client_secret and client_secret_file (the client-credentials grant"
+            " is for clients with a secret, RFC 6749 section 4.4)"
+        )
+    params = values.get("endpoint_params")
+    if values.get("scopes") and isinstance(params, Mapping) and "scope" in params:
+        # golang.org/x/oauth2 refuses it at every token request ("cannot overwrite parameter").
+        problems.append("endpoint_params cannot hold scope beside scopes: give the scopes once")
+    return problems + _proxy_problems(values)
+
+
+def _check_proxy_url(value: str | None) -> str | None:
+    # Blank is no proxy, as prometheus/common reads it (a template's empty value).
+    return require_http_url(value, "proxy URL") if value else None
+
+
+def _check_connect_header(
+    value: dict[str, tuple[SecretStr, ...]],
+) -> dict[str, tuple[SecretStr, ...]]:
+    for name, values in value.items():
+        if not _TOKEN.fullmatch(name):
+            raise ValueError(f"{name!r} is not a header name")
+        for one in values:
+            _header_value(one.get_secret_value())  # the message shows no value
+    return value
 
 
 def _bearer_as_authorization(data: Any) -> Any:
@@ -307,6 +381,102 @@ class HeaderSource(Strict):
     files: tuple[str, ...] = ()
 
 
+class OAuth2(Strict):
+    """``oauth2``: the client-credentials grant (RFC 6749 section 4.4) whose token each request
+    carries as ``Authorization: Bearer``; ``tls_config`` and the proxy keys are the token
+    endpoint's own."""
+
+    client_id: str = ""
+    client_secret: SecretStr | None = None
+    client_secret_file: str | None = None
+    scopes: tuple[str, ...] = ()
+    token_url: str = ""
+    endpoint_params: dict[str, str] = {}
+    grant_type: str = _CLIENT_CREDENTIALS
+    tls_config: TLSConfig = TLSConfig()
+    proxy_url: str | None = None
+    no_proxy: str | None = None
+    proxy_from_environment: GoBool = False
+    proxy_connect_header: dict[str, tuple[SecretStr, ...]] = {}
+    client_secret_ref: Annotated[Any, not_supported(_NO_REFS)] = None
+    client_certificate_key_id: Annotated[Any, not_supported(_JWT_GRANT)] = None
+    client_certificate_key: Annotated[Any, not_supported(_JWT_GRANT)] = None
+    client_certificate_key_file: Annotated[Any, not_supported(_JWT_GRANT)] = None
+    client_certificate_key_ref: Annotated[Any, not_supported(_JWT_GRANT)] = None
+    signature_algorithm: Annotated[Any, not_supported(_JWT_GRANT)] = None
+    iss: Annotated[Any, not_supported(_JWT_GRANT)] = None
+    audience: Annotated[Any, not_supported(_JWT_GRANT)] = None
+    claims: Annotated[Any, not_supported(_JWT_GRANT)] = None
+
+    _check_proxy = field_validator("proxy_url")(_check_proxy_url)
+    _check_connect = field_validator("proxy_connect_header")(_check_connect_header)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check(cls, data: Any, handler: ModelWrapValidatorHandler[OAuth2]) -> Any:
+        return checked_together(data, handler, _oauth2_problems)
+
+    @field_validator("token_url")
+    @classmethod
+    def _check_token_url(cls, value: str) -> str:
+        return require_http_url(value, "token URL") if value else value
+
+    @field_validator("grant_type")
+    @classmethod
+    def _check_grant(cls, value: str) -> str:
+        # "" is Go's zero value: prometheus/common's default, client_credentials.
+        if value not in ("", _CLIENT_CREDENTIALS):
+            raise ValueError(f"must be {_CLIENT_CREDENTIALS}; {_JWT_GRANT}")
+        return _CLIENT_CREDENTIALS
+
+    @property
+    def files(self) -> tuple[tuple[str, str], ...]:
+        """The files this reads, each with its key under ``oauth2``; its ``tls_config``'s only
+        when the token request makes a TLS handshake (an https:// ``token_url`` or proxy)."""
+        found = [("client_secret_file", self.client_secret_file)] if self.client_secret_file else []
+        proxied = self.proxy_from_environment or str(self.proxy_url).startswith("https:")
+        if self.token_url.lower().startswith("https:") or proxied:
+            found += [(f"tls_config.{key}", path) for key, path in self.tls_config.files]
+        return tuple((f"oauth2.{key}", path) for key, path in found)
+
+    def endpoint(self) -> HTTPClientConfig:
+        """The ``http_config`` of the token requests: this block's TLS and proxy, nothing else."""
+        return HTTPClientConfig(
+            tls_config=self.tls_config,
+            proxy_url=self.proxy_url,
+            no_proxy=self.no_proxy,
+            proxy_from_environment=self.proxy_from_environment,
+            proxy_connect_header=self.proxy_connect_header,
+        )
+
+    def relative_to(self, folder: Path) -> OAuth2:
+        """The same settings with the file paths made absolute from ``folder``."""
+        return self.model_copy(
+            update={
+                "client_secret_file": _absolute(folder, self.client_secret_file),
+                "tls_config": self.tls_config.relative_to(folder),
+            }
+        )
+
+    def summary(self) -> str:
+        """What is set, without a secret: the client, the token URL as ``safe_url`` shows it,
+        where the secret comes from, the scopes and the names of the endpoint parameters."""
+        secret = (
+            f"client_secret_file {self.client_secret_file}"
+            if self.client_secret_file
+            else "client_secret <set, redacted>"
+        )
+        parts = [f"oauth2 client_id {self.client_id} at {safe_url(self.token_url)} ({secret})"]
+        if self.scopes:
+            parts.append(f"scopes {' '.join(self.scopes)}")
+        if self.endpoint_params:
+            parts.append(f"endpoint_params {', '.join(self.endpoint_params)} <values not shown>")
+        endpoint = self.endpoint().summary()
+        if endpoint != _NOTHING:
+            parts.append(f"for the token: {endpoint}")
+        return ", ".join(parts)
+
+
 class HTTPClientConfig(Strict):
     """``http_config``: how the bridge's client talks to one server."""
 
@@ -318,7 +488,7 @@ class HTTPClientConfig(Strict):
     # false: every redirect answered as it came (bridge.httpclient.redirects).
     follow_redirects: GoBool = True
     enable_http2: GoBool = True  # accepted for files written for Alertmanager; no effect
-    oauth2: Annotated[Any, not_supported("use authorization with a token from a file")] = None
+    oauth2: OAuth2 | None = None  # bridge.httpclient.oauth2: the token in Authorization
     no_proxy: str | None = None  # bridge.httpclient.proxy: hosts reached without proxy_url
     proxy_from_environment: GoBool = False  # HTTP(S)_PROXY and NO_PROXY, as Go reads them
     # Sent to the proxy with the CONNECT of an https:// request, as Go's transport sends them.
@@ -332,11 +502,8 @@ class HTTPClientConfig(Strict):
             data, lambda given: handler(_bearer_as_authorization(given)), _client_problems
         )
 
-    @field_validator("proxy_url")
-    @classmethod
-    def _check_proxy(cls, value: str | None) -> str | None:
-        # Blank is no proxy, as prometheus/common reads it (a template's empty value).
-        return require_http_url(value, "proxy URL") if value else None
+    _check_proxy = field_validator("proxy_url")(_check_proxy_url)
+    _check_connect = field_validator("proxy_connect_header")(_check_connect_header)
 
     @field_validator("http_headers")
     @classmethod
@@ -353,18 +520,6 @@ class HTTPClientConfig(Strict):
                 _header_value(secret.get_secret_value())  # the message shows no value
         return value
 
-    @field_validator("proxy_connect_header")
-    @classmethod
-    def _check_connect_header(
-        cls, value: dict[str, tuple[SecretStr, ...]]
-    ) -> dict[str, tuple[SecretStr, ...]]:
-        for name, values in value.items():
-            if not _TOKEN.fullmatch(name):
-                raise ValueError(f"{name!r} is not a header name")
-            for one in values:
-                _header_value(one.get_secret_value())  # the message shows no value
-        return value
-
     @property
     def files(self) -> tuple[tuple[str, str], ...]:
         """Every file this names (secrets and TLS), each with its key as a request's error
@@ -376,6 +531,8 @@ class HTTPClientConfig(Strict):
             auth = self.basic_auth
             named = (("username_file", auth.username_file), ("password_file", auth.password_file))
             found += [(f"basic_auth.{key}", path) for key, path in named if path]
+        if self.oauth2 is not None:
+            found += self.oauth2.files
         for name, source in self.http_headers.items():
             found += [(f"http_headers.{name}.files", path) for path in source.files]
         return tuple(found)
@@ -395,6 +552,8 @@ class HTTPClientConfig(Strict):
             update["authorization"] = self.authorization.model_copy(
                 update={"credentials_file": _absolute(folder, self.authorization.credentials_file)}
             )
+        if self.oauth2 is not None:
+            update["oauth2"] = self.oauth2.relative_to(folder)
         if self.basic_auth is not None:
             update["basic_auth"] = self.basic_auth.model_copy(
                 update={
@@ -429,6 +588,8 @@ class HTTPClientConfig(Strict):
                 else "no password"
             )
             parts.append(f"basic_auth {user} ({secret})".replace("  ", " "))
+        if self.oauth2 is not None:
+            parts.append(self.oauth2.summary())
         tls = self.tls_config
         if tls.configured:
             inline = {"ca": "ca <inline>", "cert": "cert <inline>", "key": "key <set, redacted>"}
@@ -453,4 +614,4 @@ class HTTPClientConfig(Strict):
             given += ["secrets <set, redacted>"] if header.secrets else []
             given += [f"files {', '.join(header.files)}"] if header.files else []
             parts.append(f"header {name} ({'; '.join(given) or 'empty'})")
-        return "; ".join(parts) if parts else "no http_config"
+        return "; ".join(parts) if parts else _NOTHING

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.integration.servers.oauth2 import TokenServer, token_server
 from tests.integration.servers.otlp import HttpOtlpReceiver
 from tests.integration.servers.redis import redis_server
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
@@ -24,7 +25,8 @@ from tests.webconfig.files import basic, bcrypt_hash
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["redis_server", "webhook_receiver"]  # the fixtures, imported for the tests below
+# The fixtures, imported for the tests below.
+__all__ = ["redis_server", "token_server", "webhook_receiver"]
 
 # Every value below is a secret of some kind; each is distinctive, so a leak cannot hide.
 KEY_BASE = "key-base-Secret01-padded-to-more-than-32-characters"
@@ -46,6 +48,7 @@ PROBE_PASSWORD = "probe-password-Secret17"
 TYPO_VALUE = "typo-value-Secret18"
 FILE_PATH_TOKEN = "file-path-Secret19"
 OTLP_QUERY_TOKEN = "otlp-query-Secret20"
+OAUTH2_SECRET = "oauth2-client-Secret21"
 SECRETS = [
     KEY_BASE,
     PREVIOUS_KEY,
@@ -66,6 +69,8 @@ SECRETS = [
     TYPO_VALUE,
     FILE_PATH_TOKEN,
     OTLP_QUERY_TOKEN,
+    OAUTH2_SECRET,
+    "access-tok3n",  # each token the token endpoint issues
 ]
 
 
@@ -77,7 +82,9 @@ def otlp() -> Iterator[HttpOtlpReceiver]:
     receiver.stop()
 
 
-def _files(folder: Path, refusing: WebhookReceiver) -> dict[str, str]:
+def _files(
+    folder: Path, refusing: WebhookReceiver, revoking: WebhookReceiver, tokens: TokenServer
+) -> dict[str, str]:
     """The web config, receivers file and secret files; the environment naming them."""
     probe_hash = bcrypt_hash(PROBE_PASSWORD)
     (folder / "web.yml").write_text(f"basic_auth_users:\n  probe: {probe_hash}\n")
@@ -85,6 +92,7 @@ def _files(folder: Path, refusing: WebhookReceiver) -> dict[str, str]:
     (folder / "bearer").write_text(BEARER + "\n")
     (folder / "signing").write_text(FILE_SIGNING + "\n")
     (folder / "basic").write_text(BASIC_PASSWORD + "\n")
+    (folder / "oauth2-secret").write_text(OAUTH2_SECRET + "\n")
     closed = free_port()
     (folder / "receivers.yml").write_text(
         f"""
@@ -100,6 +108,12 @@ webhook_configs:
         username: alerts
         password_file: basic
       proxy_url: http://proxy:{PROXY_PASSWORD}@127.0.0.1:{free_port()}
+  - url: {revoking.url}
+    http_config:
+      oauth2:
+        client_id: bridge
+        client_secret_file: oauth2-secret
+        token_url: {tokens.url}
 alertmanager:
   url: http://am:{AM_URL_PASSWORD}@127.0.0.1:{closed}/{AM_PATH_TOKEN}
   timeout: 2s
@@ -128,16 +142,19 @@ def _run(env: dict[str, str], *args: str) -> str:
 
 
 def test_no_secret_appears_in_logs_pages_api_commands_or_otlp(
-    tmp_path: Path, webhook_receiver, otlp: HttpOtlpReceiver
+    tmp_path: Path, webhook_receiver, token_server, otlp: HttpOtlpReceiver
 ) -> None:
     """With every secret set (environment and files) and every receiver failing (401, refused
-    connection, unreachable proxy, unreachable Alertmanager), nothing the bridge prints at debug,
+    connection, unreachable proxy, an oauth2 token refused at every attempt, unreachable
+    Alertmanager), nothing the bridge prints at debug,
     serves (pages, /v1/alerts, probes, /metrics, refusals) or exports over OTLP, nor what
     check-config, healthcheck, publish, alerts and outbox print, holds any of the secrets."""
     refusing: WebhookReceiver = webhook_receiver(
         path=f"/{FILE_PATH_TOKEN}", authorization="Bearer something-else"
     )
-    files = _files(tmp_path, refusing)
+    tokens: TokenServer = token_server("bridge", OAUTH2_SECRET)
+    revoking: WebhookReceiver = webhook_receiver(authorization="Bearer something-else")
+    files = _files(tmp_path, refusing, revoking, tokens)
     probe_hash = files.pop("_PROBE_HASH")
     login = {"Authorization": basic("probe", PROBE_PASSWORD)}
     env: dict[str, Any] = {
@@ -192,10 +209,11 @@ def test_no_secret_appears_in_logs_pages_api_commands_or_otlp(
         def attempted() -> bool:
             out = _run(cli, "outbox", "list", "--json")
             rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-            return len(rows) >= 3 and all(row.get("attempts", 0) >= 1 for row in rows)
+            return len(rows) >= 4 and all(row.get("attempts", 0) >= 1 for row in rows)
 
         wait_until(attempted, 30, "an attempt at every receiver", every=0.5)
         wait_until(lambda: refusing.requests, 10, "the refusing receiver's first request")
+        wait_until(lambda: len(tokens.issued) >= 2, 10, "a second token, the first refused")
         wait_until(lambda: otlp.spans and otlp.logs, 20, "spans and logs over OTLP")
         for path in ("/", "/?part=live", f"/alerts/{quote(alert_id, safe='')}", "/readyz"):
             seen.append(http_get(process.url + path, login)[1].decode())

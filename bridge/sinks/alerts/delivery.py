@@ -6,7 +6,8 @@ seconds, capped at the largest backoff, ±jitter), or after ``Retry-After`` when
 for longer.
 Anything else that is not 2xx (400, 401, 404, a redirect...) is final, but for a 301, 302 or 303 to
 a receiver whose ``http_config`` follows redirects (the default), retried: only 307 and 308 are
-followed (``bridge.httpclient.redirects``), and the others would lose the alerts. A delivery still
+followed (``bridge.httpclient.redirects``), and the others would lose the alerts; and for a 401 to
+a receiver with ``oauth2``, retried with a new token. A delivery still
 failing when its next attempt would fall after ``EXESDB_WEBHOOK_DEADLINE_MS`` is dead-lettered; it
 stays in the outbox until ``exesdb-bridge outbox retry``.
 
@@ -79,6 +80,7 @@ _MAX_RETRY_AFTER_SECONDS: Final = 86_400.0
 # The most of a receiver's answer body read: nothing in it counts, and a receiver answering
 # gigabytes must not fill the bridge's memory.
 ANSWER_LIMIT: Final = 64 * 1024
+_OAUTH2_REFUSED: Final = "HTTP 401: the oauth2 token was refused; the next attempt fetches another"
 
 Sleep = Callable[[float, asyncio.Event], Awaitable[None]]
 """Wait ``seconds`` or until the event is set, whichever comes first."""
@@ -200,7 +202,7 @@ class WebhookSender:
         secret = receiver.secret.get_secret_value() if receiver.secret else None
         self._secret = FileSetting("secret_file", secret, receiver.secret_file)
         self._keyring: tuple[str, Keyring] | None = None
-        self._client = ClientSettings(receiver.http_config)
+        self._client = ClientSettings(receiver.http_config, clock=monotonic)
         self._timeout = receiver.timeout
         self._clock = clock
         self._monotonic = monotonic
@@ -290,6 +292,10 @@ class WebhookSender:
                     # A redirect the receiver asked for but that would lose the alerts: tried
                     # again until the deadline, then dead-lettered, never counted delivered.
                     outcome, error = Outcome.RETRY, refused
+                elif status == 401 and self._client.oauth2 is not None:
+                    # The token may have been revoked or lapsed early: post() dropped it, and
+                    # the next attempt fetches another.
+                    outcome, error = Outcome.RETRY, _OAUTH2_REFUSED
                 retry_after = (
                     parse_retry_after(response.headers.get("Retry-After"), self._clock())
                     if outcome is Outcome.RETRY
