@@ -189,6 +189,71 @@ def test_the_prose_default_reader_finds_each_form() -> None:
     ]
 
 
+# The floor every count and duration has (at least 1, above 0): the error says it, no row need.
+_PLAIN_FLOORS: Final = {("ge", 1), ("gt", 0)}
+# Rows that give their bounds once for the rows after them ("Each of the six thresholds").
+_BOUNDS_GIVEN_ON: Final = {
+    variable: "EXESDB_CPU_DEGRADED"
+    for variable in (
+        "EXESDB_CPU_UNHEALTHY",
+        "EXESDB_MEMORY_DEGRADED",
+        "EXESDB_MEMORY_UNHEALTHY",
+        "EXESDB_DISK_DEGRADED",
+        "EXESDB_DISK_UNHEALTHY",
+    )
+}
+
+
+def _bounds() -> dict[str, list[tuple[str, float]]]:
+    """Each setting's bounds other than the plain floor, as (``ge``/``gt``/``le``/``lt``, N)."""
+    bounds: dict[str, list[tuple[str, float]]] = {}
+    for info in Settings.model_fields.values():
+        found = [
+            (kind, getattr(constraint, kind))
+            for constraint in info.metadata
+            for kind in ("ge", "gt", "le", "lt")
+            if getattr(constraint, kind, None) is not None
+        ]
+        kept = [bound for bound in found if bound not in _PLAIN_FLOORS]
+        if kept:
+            bounds[str(info.validation_alias)] = kept
+    return bounds
+
+
+def _row_figures(text: str) -> set[float]:
+    """The numbers ``text`` writes: 10 000 000 and 10,000 as one figure each, 256 MiB in bytes."""
+    joined = re.sub(r"(?<=\d)[, ](?=\d{3}\b)", "", text)
+    figures = {float(figure) for figure in re.findall(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])", joined)}
+    figures |= {float(mib) * 1_048_576 for mib in re.findall(r"\b(\d+) MiB\b", joined)}
+    return figures
+
+
+def test_the_configuration_page_gives_every_bound_the_code_puts_on_a_setting() -> None:
+    """Each limit Settings puts on a number beyond "at least 1" (`EXESDB_REPLAY_MEMORY` ≥ 1000,
+    `EXESDB_MAX_BODY_BYTES` up to 256 MiB, a threshold above 1) is a figure on the setting's row
+    of docs/configuration.md, so a user learns the range before the error tells it."""
+    rows = {
+        match.group(1): line
+        for line in page("configuration").splitlines()
+        if (match := re.match(r"\| `([A-Z0-9_]+)` \|", line))
+    }
+    bounds = _bounds()
+    assert "EXESDB_MAX_BODY_BYTES" in bounds  # the check sees the constraints
+    missing = [
+        f"{variable}: {kind} {limit:.12g}"
+        for variable, kept in bounds.items()
+        for kind, limit in kept
+        if limit not in _row_figures(rows[_BOUNDS_GIVEN_ON.get(variable, variable)])
+    ]
+    assert missing == [], f"give these bounds on their rows of docs/configuration.md: {missing}"
+
+
+def test_the_bound_reader_reads_figures_as_the_rows_write_them() -> None:
+    """The check above can fail: it reads grouped figures and MiB, not parts of other words."""
+    row = "| (1 024 to 268 435 456, 256 MiB; ≥ 100, 10,000) level1 2.5 |"
+    assert _row_figures(row) == {1024, 268_435_456, 256, 100, 10_000, 2.5}
+
+
 def _assert_shows_the_default(variable: str, shown: str) -> None:
     default = _defaults()[variable]
     if variable == "EXESDB_NODE":
