@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import io
 import itertools
 import json
@@ -11,7 +12,7 @@ import string
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pytest
 import yaml
@@ -170,6 +171,38 @@ def test_the_integration_page_gives_the_intervals_the_getters_give_without_a_bri
     assert api.current() is None
     given = (api.health_broadcast_interval(), api.metrics_broadcast_interval())
     assert given == (int(shown.group(1)), int(shown.group(2)))
+
+
+def _signature_shown(function: Any) -> str:
+    """``function``'s parameters as the Calls table of docs/integration.md writes them: names
+    and defaults, no annotations; ``**misspelt`` (a keyword no call takes, refused) left out."""
+    shown = []
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.kind is parameter.VAR_KEYWORD:
+            if parameter.name != "misspelt":
+                shown.append(f"**{parameter.name}")
+        elif parameter.default is parameter.empty:
+            shown.append(parameter.name)
+        else:
+            default = json.dumps(parameter.default) if parameter.default is not None else "None"
+            shown.append(f"{parameter.name}={default}")
+    return ", ".join(shown)
+
+
+def test_the_integration_page_gives_each_call_s_signature() -> None:
+    """Each row of docs/integration.md's Calls table gives its call's parameters and defaults
+    as bridge.integration has them, and every public broadcast call has a row."""
+    import bridge.integration as api
+
+    rows = dict(re.findall(r"^\| `(broadcast\w*)\((.*?)\)` \|", page("integration"), re.M))
+    calls = {name for name in api.__all__ if name.startswith("broadcast")}
+    assert set(rows) == calls
+    wrong = [
+        f"{name}({shown}), the code {name}({_signature_shown(getattr(api, name))})"
+        for name, shown in rows.items()
+        if shown != _signature_shown(getattr(api, name))
+    ]
+    assert wrong == []
 
 
 def test_the_prose_default_reader_finds_each_form() -> None:
