@@ -23,6 +23,7 @@ from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.http import build_app
 from bridge.messages import MESSAGE_TYPES
+from bridge.receivers import read_receivers_file
 from bridge.redaction import (
     _ABOUT_A_SECRET,
     _HARMLESS_KEY_KINDS,
@@ -641,6 +642,19 @@ def test_yaml_and_json_examples_parse(path: Path) -> None:
         yaml.safe_load(block)
     for block in fenced(text, "json"):
         json.loads(block)
+
+
+def test_the_receivers_file_the_alerts_page_shows_is_one_the_bridge_takes(tmp_path: Path) -> None:
+    """docs/alerts.md's receivers file, pasted as it is, loads without a problem: its two
+    receivers (the second taking global's http_config) and the Alertmanager poster."""
+    [example] = [block for block in fenced(page("alerts"), "yaml") if "webhook_configs:" in block]
+    path = tmp_path / "receivers.yml"
+    path.write_text(example)
+    read = read_receivers_file(path)
+    assert read.problems == ()
+    assert [index for index, _ in read.hooks] == [0, 1]
+    assert read.inheriting == (1,)
+    assert read.alertmanager is not None
 
 
 def _figures(text: str) -> set[str]:
