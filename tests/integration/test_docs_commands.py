@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,10 @@ def _as_typed(line: str) -> str:
     return re.sub(r"\b([A-Z_]+)=\.\.\.(?=\s)", r'\1="$\1"', line)
 
 
+def _printed(output: Path) -> bool:
+    return output.read_text().strip() != ""
+
+
 def _pages() -> list[Path]:
     return [path for path in sorted(DOCS.glob("*.md")) if path.name != "performance.md"]
 
@@ -123,7 +128,7 @@ def test_the_docs_client_commands_work_on_another_port_as_written(tmp_path: Path
             )
             assert done.returncode == 0, f"{line!r} failed:\n{done.stdout}{done.stderr}"
         for line, process, output in tails:
-            wait_until(lambda output=output: output.read_text().strip() != "", 30, f"{line!r}")
+            wait_until(partial(_printed, output), 30, f"{line!r} printing a message")
             os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: how tail is stopped, exit 0
             assert process.wait(30) == 0, f"{line!r}:\n{output.read_text()}"
     finally:
