@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import io
 import itertools
@@ -19,6 +20,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from bridge.app import Bridge
+from bridge.client_settings import FromEnvironment
 from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.http import build_app
@@ -424,6 +426,62 @@ def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParse
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
                 yield from _parsers(sub)
+
+
+def _reads() -> dict[str, frozenset[str]]:
+    """The variables each command reads, by its name after ``exesdb-bridge``, from the model
+    it reads them with (docs/cli.md: the client commands read only the variables they use)."""
+    from bridge.client_settings import AdminClientSettings, OutboxSettings, PublishSettings
+    from bridge.probe_settings import ProbeSettings
+
+    def variables(model: type[FromEnvironment]) -> frozenset[str]:
+        return frozenset(str(info.validation_alias) for info in model.model_fields.values())
+
+    admin = variables(AdminClientSettings)
+    probe = frozenset(f"EXESDB_{field.name.upper()}" for field in dataclasses.fields(ProbeSettings))
+    return {
+        "run": variables(Settings),
+        "check-config": variables(Settings),
+        "publish": variables(PublishSettings),
+        "tail": admin,
+        "alerts list": admin,
+        "alerts ack": admin,
+        "outbox list": variables(OutboxSettings),
+        "outbox retry": variables(OutboxSettings),
+        "schema": frozenset(),
+        "healthcheck": probe,
+    }
+
+
+def test_each_command_s_help_names_what_it_needs_from_the_environment() -> None:
+    """`exesdb-bridge --help` says each command's --help says what it needs: every command
+    that reads a variable names one in its --help (healthcheck EXESDB_HTTP_ADDR, outbox
+    EXESDB_STATE_DIR, ...; run and check-config, which read them all, may cite
+    docs/configuration.md), and the commands known here are the parser's."""
+    from bridge.cli import build_parser
+
+    parser = build_parser()
+    assert "each command's --help says what it needs" in " ".join(parser.format_help().split())
+    leaves = {
+        sub.prog.removeprefix("exesdb-bridge "): sub
+        for sub in _parsers(parser)
+        if not any(isinstance(action, argparse._SubParsersAction) for action in sub._actions)
+    }
+    reads = _reads()
+    assert set(leaves) == set(reads)
+    assert reads["healthcheck"] >= {"EXESDB_HTTP_ADDR", "EXESDB_HEALTHCHECK_KEY_FILE"}
+    everything = reads["run"]
+
+    def says(name: str, text: str) -> bool:
+        # run and check-config read every setting: the page of them all says what they are.
+        if reads[name] == everything and "docs/configuration.md" in " ".join(text.split()):
+            return True
+        return any(variable in text for variable in reads[name])
+
+    silent = sorted(
+        name for name, sub in leaves.items() if reads[name] and not says(name, sub.format_help())
+    )
+    assert silent == [], f"say in --help what these read from the environment: {silent}"
 
 
 def test_every_option_and_argument_says_what_it_is_in_help() -> None:
