@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import enum
 import inspect
 import io
 import itertools
 import json
 import re
 import string
+import types
+import typing
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -288,6 +291,57 @@ def test_the_bound_reader_reads_figures_as_the_rows_write_them() -> None:
     """The check above can fail: it reads grouped figures and MiB, not parts of other words."""
     row = "| (1 024 to 268 435 456, 256 MiB; ≥ 100, 10,000) level1 2.5 |"
     assert _row_figures(row) == {1024, 268_435_456, 256, 100, 10_000, 2.5}
+
+
+def _choices(annotation: Any) -> list[str]:
+    """The values a setting's type allows, when it is a choice (a ``Literal`` or an enum)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return [str(value) for value in typing.get_args(annotation)]
+    if origin in (typing.Annotated, typing.Union, types.UnionType):
+        return [choice for part in typing.get_args(annotation) for choice in _choices(part)]
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return [str(member.value) for member in annotation]
+    return []
+
+
+def _rows_meant() -> dict[str, str]:
+    """Each row of docs/configuration.md's table, by variable, with the row it refers to: a
+    row that is "the same" as the one above it, or the "override of `X`", is read with X's."""
+    rows: dict[str, str] = {}
+    above = ""
+    for line in page("configuration").splitlines():
+        match = re.match(r"\| `([A-Z0-9_]+)` \| [^|]+ \| (.*) \|$", line)
+        if match is None:
+            continue
+        variable, meaning = match.groups()
+        override = re.match(r"per-signal override of `([A-Z0-9_]+)`", meaning)
+        if meaning.startswith("the same "):
+            rows[variable] = f"{line} {above}"
+        elif override:
+            rows[variable] = f"{line} {rows[override.group(1)]}"
+        else:
+            rows[variable] = above = line
+    return rows
+
+
+def test_the_configuration_page_names_every_value_a_choice_setting_takes() -> None:
+    """Each value a setting of a few words takes (`EXESDB_LOG_LEVEL`'s levels, the OTLP
+    protocols, `EXESDB_WEBHOOK_MIN_SEVERITY`'s severities) is named on its row, or on the row
+    it says it is the same as."""
+    rows = _rows_meant()
+    checked = {}
+    for info in Settings.model_fields.values():
+        if choices := _choices(info.annotation):
+            checked[str(info.validation_alias)] = choices
+    assert checked["EXESDB_WEBHOOK_MIN_SEVERITY"] == ["info", "warning", "error", "critical"]
+    unnamed = [
+        f"{variable}: {choice}"
+        for variable, choices in checked.items()
+        for choice in choices
+        if f"`{choice}`" not in rows[variable]
+    ]
+    assert unnamed == [], f"name these values on their rows of docs/configuration.md: {unnamed}"
 
 
 def _assert_shows_the_default(variable: str, shown: str) -> None:
