@@ -15,7 +15,7 @@ from bridge.sinks.alerts.alertmanager import PostResult
 from bridge.sinks.prometheus import FAMILIES, MetricType, PrometheusSink
 from bridge.webconfig.live import LiveWebConfig
 from bridge.webconfig.loading import judge
-from tests.doc_text import page, section
+from tests.doc_text import page, pages, section, spans
 from tests.support import TEST_SECRET
 
 
@@ -144,3 +144,55 @@ def test_every_catalog_row_gives_its_series_type_and_labels(web_config: Path) ->
 def test_no_series_uses_the_instance_label():
     """No family declares an ``instance`` label: the bus instance is ``pubsub``."""
     assert all("instance" not in labels for _, _, labels in FAMILIES.values())
+
+
+# Code spans that look like series but are not: a variable in lower case, a component's name.
+_NOT_SERIES = {
+    "exesdb_ingest": "EXESDB_INGEST written in lower case (docs/configuration.md)",
+    "exesdb_bridge": "the component name of the bridge's own PerformanceMetrics",
+}
+# Labels Prometheus or a ServiceMonitor give every target: no row lists them.
+_TARGET_LABELS = {"job", "instance", "pod", "namespace", "service", "endpoint", "container"}
+
+
+def _named_series(text: str) -> list[tuple[str, list[str]]]:
+    """Each series a page names in a code span, with the labels it gives it there
+    (``exesdb_bus_dropped_total{subscriber="stream"}``: subscriber)."""
+    named = []
+    for span in spans(text):
+        for found in re.finditer(r"\b(exesdb_[a-z0-9_]*[a-z0-9])(?![\w*])(\{[^}]*\})?", span):
+            labels = re.findall(r"([a-z_]+)\s*(?:=~|!=|=|,|\}|$)", found.group(2) or "")
+            named.append((found.group(1), labels))
+    return named
+
+
+@pytest.mark.parametrize("path", pages(), ids=lambda path: path.name)
+def test_every_series_a_page_names_is_in_the_catalog_with_its_labels(path: Path) -> None:
+    """A series the README or a page of docs/ names (`exesdb_sink_errors_total{subscriber}`)
+    is one the catalog lists, and the labels given it are among its row's."""
+    if path.name == "performance.md":
+        return  # dated records of measurements, of series as they were named then
+    rows = _rows()
+    wrong = []
+    for name, labels in _named_series(path.read_text()):
+        if name in _NOT_SERIES:
+            continue
+        row = next((rows[n] for n in (name, f"{name}_total", f"{name}_bucket") if n in rows), None)
+        if row is None:
+            wrong.append(f"{name}: no such series in the catalog")
+        elif unknown := set(labels) - row[1] - _TARGET_LABELS - {"le"}:
+            wrong.append(f"{name}: labels {sorted(unknown)} not on its row")
+    assert wrong == []
+
+
+def test_the_series_reader_finds_names_and_labels() -> None:
+    """The check above can fail: it reads names, label names and matchers, not prefixes."""
+    text = (
+        '`exesdb_bus_dropped_total{subscriber="stream"}`, `exesdb_redis_*`, '
+        '`rate(exesdb_x_total{a=~"b|c", d}[5m])`, `exesdb_sink_errors_total{subscriber}`'
+    )
+    assert _named_series(text) == [
+        ("exesdb_bus_dropped_total", ["subscriber"]),
+        ("exesdb_x_total", ["a", "d"]),
+        ("exesdb_sink_errors_total", ["subscriber"]),
+    ]
