@@ -35,7 +35,7 @@ from bridge.redaction import (
     _SECRET_PARTS,
     _SECRET_WORDS,
 )
-from bridge.settings import Settings
+from bridge.settings import Settings, known_variables, unknown_variables
 from tests.doc_text import README, anchors, broken_links, fenced, page, pages, section
 from tests.support import ROOT, TEST_SECRET, ThreadedBridge, free_port, make_settings
 
@@ -291,6 +291,26 @@ def test_the_bound_reader_reads_figures_as_the_rows_write_them() -> None:
     """The check above can fail: it reads grouped figures and MiB, not parts of other words."""
     row = "| (1 024 to 268 435 456, 256 MiB; ≥ 100, 10,000) level1 2.5 |"
     assert _row_figures(row) == {1024, 268_435_456, 256, 100, 10_000, 2.5}
+
+
+@pytest.mark.parametrize("path", pages(), ids=lambda path: path.name)
+def test_every_variable_a_page_names_is_a_setting_or_a_mistake_shown_with_its_fix(
+    path: Path,
+) -> None:
+    """An `EXESDB_*` name on the README or a page of docs/ is a setting, or one of the mistakes
+    the pages show the bridge catching (`EXESDB_PORT`), followed closely by what the bridge's
+    warning says to use instead (`EXESDB_HTTP_ADDR`): never a setting renamed or imagined."""
+    known = known_variables()
+    text = path.read_text()
+    wrong = []
+    for found in re.finditer(r"\b(EXESDB_[A-Z0-9_]*[A-Z0-9])\b(?!\*)", text):
+        if found.group(1) in known:
+            continue
+        [warning] = unknown_variables({found.group(1): "x"})
+        meant = re.findall(r"\b[A-Z][A-Z0-9_]{3,}\b|--[a-z-]+", warning.partition("(ignored)")[2])
+        if not any(name in text[found.end() : found.end() + 200] for name in meant):
+            wrong.append(f"{found.group(1)}: no setting; the bridge would say {warning!r}")
+    assert wrong == []
 
 
 def _choices(annotation: Any) -> list[str]:
