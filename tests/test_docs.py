@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import enum
 import inspect
@@ -462,6 +463,43 @@ def test_the_http_page_names_every_status_code_of_ingest() -> None:
     ingest = section(page("http-api"), "Ingest")
     for status in (202, 400, 401, 404, 409, 413, 415, 503):
         assert f"| {status} |" in ingest
+
+
+# Answers no client reads: the connection closed before the request was read.
+_UNREAD_CODES: Final = {"connection_lost"}
+
+
+def _refusals() -> set[tuple[int, str]]:
+    """Each (status, error code) a refusal of bridge/ answers with, written out in the call."""
+    found = set()
+    for path in sorted((ROOT / "bridge").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call) or len(node.args) < 2:
+                continue
+            name = getattr(node.func, "id", getattr(node.func, "attr", None))
+            status, code = node.args[:2]
+            if name != "error_response" or not isinstance(status, ast.Constant):
+                continue
+            if isinstance(code, ast.Constant):
+                found.add((int(str(status.value)), str(code.value)))
+    return found
+
+
+def test_every_refusal_the_bridge_answers_is_on_the_pages_with_its_status() -> None:
+    """Each error code a route, the listener or the web config answers with is named on
+    docs/http-api.md or docs/security.md beside its status (`403 `admin_disabled``)."""
+    text = " ".join((page("http-api") + page("security")).split())
+    refusals = _refusals()
+    assert (403, "admin_disabled") in refusals
+    assert (429, "rate_limited") in refusals
+    unnamed = sorted(
+        f"{status} {code}"
+        for status, code in refusals
+        if code not in _UNREAD_CODES
+        and not re.search(rf"\b{status}\b[^|]{{0,60}}`{code}`", text)
+        and not re.search(rf"\| {status} \|[^\n]*?`{code}`", page("http-api"))
+    )
+    assert unnamed == [], f"name these refusals on docs/http-api.md: {unnamed}"
 
 
 def test_the_http_page_names_every_route() -> None:
