@@ -72,6 +72,37 @@ def test_a_url_option_that_is_no_http_url_is_a_usage_error(text: str, shown: str
     assert "pw" not in str(caught.value)
 
 
+@pytest.mark.usefixtures("clean_env")
+@pytest.mark.parametrize(
+    ("environment", "example"),
+    [
+        ({"EXESDB_HTTP_ADDR": "127.0.0.1:8080"}, "e.g. http://127.0.0.1:8080"),
+        ({"EXESDB_HTTP_ADDR": "[::]:8081"}, "e.g. http://[::1]:8081"),
+        # The web config file is read only when the address is asked: not for an example.
+        (
+            {"EXESDB_HTTP_ADDR": "127.0.0.1:8082", "EXESDB_WEB_CONFIG_FILE": "/nonexistent.yml"},
+            "e.g. http://127.0.0.1:8082",
+        ),
+        # EXESDB_URL may hold a password: the example is the listen address's.
+        ({"EXESDB_URL": "http://u:pw@b.example:8443"}, "e.g. http://127.0.0.1:9570"),
+        ({"EXESDB_HTTP_ADDR": "127.0.0.1:0"}, "e.g. http://127.0.0.1:9570"),
+        ({"EXESDB_HTTP_ADDR": "nonsense"}, "e.g. http://127.0.0.1:9570"),
+        ({}, "e.g. http://127.0.0.1:9570"),
+    ],
+)
+def test_a_bad_url_option_s_example_is_the_address_the_shell_names(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], example: str
+) -> None:
+    """In a shell set up as the README's, with EXESDB_HTTP_ADDR on another port, the example a
+    refused --url gives is the URL the commands would ask there, not the default port's."""
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(argparse.ArgumentTypeError) as caught:
+        url_argument("notaurl")
+    assert str(caught.value).endswith(example)
+    assert "pw" not in str(caught.value)
+
+
 def test_user_takes_a_password_or_leaves_it_to_ask() -> None:
     """USER:PASSWORD splits at the first colon; USER alone leaves the password to ask for."""
     assert user_argument("alice:pa:ss") == ("alice", "pa:ss")

@@ -3,32 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
+import enum
+import inspect
 import io
 import itertools
 import json
 import re
 import string
+import types
+import typing
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pytest
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from bridge.app import Bridge
+from bridge.client_settings import FromEnvironment
 from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.http import build_app
 from bridge.messages import MESSAGE_TYPES
+from bridge.receivers import read_receivers_file
 from bridge.redaction import (
     _ABOUT_A_SECRET,
     _HARMLESS_KEY_KINDS,
     _SECRET_PARTS,
     _SECRET_WORDS,
 )
-from bridge.settings import Settings
+from bridge.settings import Settings, known_variables, unknown_variables
 from tests.doc_text import README, anchors, broken_links, fenced, page, pages, section
 from tests.support import ROOT, TEST_SECRET, ThreadedBridge, free_port, make_settings
 
@@ -172,6 +180,38 @@ def test_the_integration_page_gives_the_intervals_the_getters_give_without_a_bri
     assert given == (int(shown.group(1)), int(shown.group(2)))
 
 
+def _signature_shown(function: Any) -> str:
+    """``function``'s parameters as the Calls table of docs/integration.md writes them: names
+    and defaults, no annotations; ``**misspelt`` (a keyword no call takes, refused) left out."""
+    shown = []
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.kind is parameter.VAR_KEYWORD:
+            if parameter.name != "misspelt":
+                shown.append(f"**{parameter.name}")
+        elif parameter.default is parameter.empty:
+            shown.append(parameter.name)
+        else:
+            default = json.dumps(parameter.default) if parameter.default is not None else "None"
+            shown.append(f"{parameter.name}={default}")
+    return ", ".join(shown)
+
+
+def test_the_integration_page_gives_each_call_s_signature() -> None:
+    """Each row of docs/integration.md's Calls table gives its call's parameters and defaults
+    as bridge.integration has them, and every public broadcast call has a row."""
+    import bridge.integration as api
+
+    rows = dict(re.findall(r"^\| `(broadcast\w*)\((.*?)\)` \|", page("integration"), re.M))
+    calls = {name for name in api.__all__ if name.startswith("broadcast")}
+    assert set(rows) == calls
+    wrong = [
+        f"{name}({shown}), the code {name}({_signature_shown(getattr(api, name))})"
+        for name, shown in rows.items()
+        if shown != _signature_shown(getattr(api, name))
+    ]
+    assert wrong == []
+
+
 def test_the_prose_default_reader_finds_each_form() -> None:
     """The check above can fail: it reads the forms the pages use, in the setting's unit."""
     sample = (
@@ -187,6 +227,142 @@ def test_the_prose_default_reader_finds_each_form() -> None:
         ("EXESDB_MAX_SERIES", 10_000),
         ("EXESDB_WEBHOOK_GROUP_WAIT_MS", 500),
     ]
+
+
+# The floor every count and duration has (at least 1, above 0): the error says it, no row need.
+_PLAIN_FLOORS: Final = {("ge", 1), ("gt", 0)}
+# Rows that give their bounds once for the rows after them ("Each of the six thresholds").
+_BOUNDS_GIVEN_ON: Final = {
+    variable: "EXESDB_CPU_DEGRADED"
+    for variable in (
+        "EXESDB_CPU_UNHEALTHY",
+        "EXESDB_MEMORY_DEGRADED",
+        "EXESDB_MEMORY_UNHEALTHY",
+        "EXESDB_DISK_DEGRADED",
+        "EXESDB_DISK_UNHEALTHY",
+    )
+}
+
+
+def _bounds() -> dict[str, list[tuple[str, float]]]:
+    """Each setting's bounds other than the plain floor, as (``ge``/``gt``/``le``/``lt``, N)."""
+    bounds: dict[str, list[tuple[str, float]]] = {}
+    for info in Settings.model_fields.values():
+        found = [
+            (kind, getattr(constraint, kind))
+            for constraint in info.metadata
+            for kind in ("ge", "gt", "le", "lt")
+            if getattr(constraint, kind, None) is not None
+        ]
+        kept = [bound for bound in found if bound not in _PLAIN_FLOORS]
+        if kept:
+            bounds[str(info.validation_alias)] = kept
+    return bounds
+
+
+def _row_figures(text: str) -> set[float]:
+    """The numbers ``text`` writes: 10 000 000 and 10,000 as one figure each, 256 MiB in bytes."""
+    joined = re.sub(r"(?<=\d)[, ](?=\d{3}\b)", "", text)
+    figures = {float(figure) for figure in re.findall(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])", joined)}
+    figures |= {float(mib) * 1_048_576 for mib in re.findall(r"\b(\d+) MiB\b", joined)}
+    return figures
+
+
+def test_the_configuration_page_gives_every_bound_the_code_puts_on_a_setting() -> None:
+    """Each limit Settings puts on a number beyond "at least 1" (`EXESDB_REPLAY_MEMORY` ≥ 1000,
+    `EXESDB_MAX_BODY_BYTES` up to 256 MiB, a threshold above 1) is a figure on the setting's row
+    of docs/configuration.md, so a user learns the range before the error tells it."""
+    rows = {
+        match.group(1): line
+        for line in page("configuration").splitlines()
+        if (match := re.match(r"\| `([A-Z0-9_]+)` \|", line))
+    }
+    bounds = _bounds()
+    assert "EXESDB_MAX_BODY_BYTES" in bounds  # the check sees the constraints
+    missing = [
+        f"{variable}: {kind} {limit:.12g}"
+        for variable, kept in bounds.items()
+        for kind, limit in kept
+        if limit not in _row_figures(rows[_BOUNDS_GIVEN_ON.get(variable, variable)])
+    ]
+    assert missing == [], f"give these bounds on their rows of docs/configuration.md: {missing}"
+
+
+def test_the_bound_reader_reads_figures_as_the_rows_write_them() -> None:
+    """The check above can fail: it reads grouped figures and MiB, not parts of other words."""
+    row = "| (1 024 to 268 435 456, 256 MiB; ≥ 100, 10,000) level1 2.5 |"
+    assert _row_figures(row) == {1024, 268_435_456, 256, 100, 10_000, 2.5}
+
+
+@pytest.mark.parametrize("path", pages(), ids=lambda path: path.name)
+def test_every_variable_a_page_names_is_a_setting_or_a_mistake_shown_with_its_fix(
+    path: Path,
+) -> None:
+    """An `EXESDB_*` name on the README or a page of docs/ is a setting, or one of the mistakes
+    the pages show the bridge catching (`EXESDB_PORT`), followed closely by what the bridge's
+    warning says to use instead (`EXESDB_HTTP_ADDR`): never a setting renamed or imagined."""
+    known = known_variables()
+    text = path.read_text()
+    wrong = []
+    for found in re.finditer(r"\b(EXESDB_[A-Z0-9_]*[A-Z0-9])\b(?!\*)", text):
+        if found.group(1) in known:
+            continue
+        [warning] = unknown_variables({found.group(1): "x"})
+        meant = re.findall(r"\b[A-Z][A-Z0-9_]{3,}\b|--[a-z-]+", warning.partition("(ignored)")[2])
+        if not any(name in text[found.end() : found.end() + 200] for name in meant):
+            wrong.append(f"{found.group(1)}: no setting; the bridge would say {warning!r}")
+    assert wrong == []
+
+
+def _choices(annotation: Any) -> list[str]:
+    """The values a setting's type allows, when it is a choice (a ``Literal`` or an enum)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return [str(value) for value in typing.get_args(annotation)]
+    if origin in (typing.Annotated, typing.Union, types.UnionType):
+        return [choice for part in typing.get_args(annotation) for choice in _choices(part)]
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return [str(member.value) for member in annotation]
+    return []
+
+
+def _rows_meant() -> dict[str, str]:
+    """Each row of docs/configuration.md's table, by variable, with the row it refers to: a
+    row that is "the same" as the one above it, or the "override of `X`", is read with X's."""
+    rows: dict[str, str] = {}
+    above = ""
+    for line in page("configuration").splitlines():
+        match = re.match(r"\| `([A-Z0-9_]+)` \| [^|]+ \| (.*) \|$", line)
+        if match is None:
+            continue
+        variable, meaning = match.groups()
+        override = re.match(r"per-signal override of `([A-Z0-9_]+)`", meaning)
+        if meaning.startswith("the same "):
+            rows[variable] = f"{line} {above}"
+        elif override:
+            rows[variable] = f"{line} {rows[override.group(1)]}"
+        else:
+            rows[variable] = above = line
+    return rows
+
+
+def test_the_configuration_page_names_every_value_a_choice_setting_takes() -> None:
+    """Each value a setting of a few words takes (`EXESDB_LOG_LEVEL`'s levels, the OTLP
+    protocols, `EXESDB_WEBHOOK_MIN_SEVERITY`'s severities) is named on its row, or on the row
+    it says it is the same as."""
+    rows = _rows_meant()
+    checked = {}
+    for info in Settings.model_fields.values():
+        if choices := _choices(info.annotation):
+            checked[str(info.validation_alias)] = choices
+    assert checked["EXESDB_WEBHOOK_MIN_SEVERITY"] == ["info", "warning", "error", "critical"]
+    unnamed = [
+        f"{variable}: {choice}"
+        for variable, choices in checked.items()
+        for choice in choices
+        if f"`{choice}`" not in rows[variable]
+    ]
+    assert unnamed == [], f"name these values on their rows of docs/configuration.md: {unnamed}"
 
 
 def _assert_shows_the_default(variable: str, shown: str) -> None:
@@ -289,6 +465,43 @@ def test_the_http_page_names_every_status_code_of_ingest() -> None:
         assert f"| {status} |" in ingest
 
 
+# Answers no client reads: the connection closed before the request was read.
+_UNREAD_CODES: Final = {"connection_lost"}
+
+
+def _refusals() -> set[tuple[int, str]]:
+    """Each (status, error code) a refusal of bridge/ answers with, written out in the call."""
+    found = set()
+    for path in sorted((ROOT / "bridge").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call) or len(node.args) < 2:
+                continue
+            name = getattr(node.func, "id", getattr(node.func, "attr", None))
+            status, code = node.args[:2]
+            if name != "error_response" or not isinstance(status, ast.Constant):
+                continue
+            if isinstance(code, ast.Constant):
+                found.add((int(str(status.value)), str(code.value)))
+    return found
+
+
+def test_every_refusal_the_bridge_answers_is_on_the_pages_with_its_status() -> None:
+    """Each error code a route, the listener or the web config answers with is named on
+    docs/http-api.md or docs/security.md beside its status (`403 `admin_disabled``)."""
+    text = " ".join((page("http-api") + page("security")).split())
+    refusals = _refusals()
+    assert (403, "admin_disabled") in refusals
+    assert (429, "rate_limited") in refusals
+    unnamed = sorted(
+        f"{status} {code}"
+        for status, code in refusals
+        if code not in _UNREAD_CODES
+        and not re.search(rf"\b{status}\b[^|]{{0,60}}`{code}`", text)
+        and not re.search(rf"\| {status} \|[^\n]*?`{code}`", page("http-api"))
+    )
+    assert unnamed == [], f"name these refusals on docs/http-api.md: {unnamed}"
+
+
 def test_the_http_page_names_every_route() -> None:
     """Each route the bridge serves (its own, its components') is in docs/http-api.md's table."""
     app = build_app(Bridge(Settings(EXESDB_NODE="n1")))
@@ -325,6 +538,62 @@ def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParse
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
                 yield from _parsers(sub)
+
+
+def _reads() -> dict[str, frozenset[str]]:
+    """The variables each command reads, by its name after ``exesdb-bridge``, from the model
+    it reads them with (docs/cli.md: the client commands read only the variables they use)."""
+    from bridge.client_settings import AdminClientSettings, OutboxSettings, PublishSettings
+    from bridge.probe_settings import ProbeSettings
+
+    def variables(model: type[FromEnvironment]) -> frozenset[str]:
+        return frozenset(str(info.validation_alias) for info in model.model_fields.values())
+
+    admin = variables(AdminClientSettings)
+    probe = frozenset(f"EXESDB_{field.name.upper()}" for field in dataclasses.fields(ProbeSettings))
+    return {
+        "run": variables(Settings),
+        "check-config": variables(Settings),
+        "publish": variables(PublishSettings),
+        "tail": admin,
+        "alerts list": admin,
+        "alerts ack": admin,
+        "outbox list": variables(OutboxSettings),
+        "outbox retry": variables(OutboxSettings),
+        "schema": frozenset(),
+        "healthcheck": probe,
+    }
+
+
+def test_each_command_s_help_names_what_it_needs_from_the_environment() -> None:
+    """`exesdb-bridge --help` says each command's --help says what it needs: every command
+    that reads a variable names one in its --help (healthcheck EXESDB_HTTP_ADDR, outbox
+    EXESDB_STATE_DIR, ...; run and check-config, which read them all, may cite
+    docs/configuration.md), and the commands known here are the parser's."""
+    from bridge.cli import build_parser
+
+    parser = build_parser()
+    assert "each command's --help says what it needs" in " ".join(parser.format_help().split())
+    leaves = {
+        sub.prog.removeprefix("exesdb-bridge "): sub
+        for sub in _parsers(parser)
+        if not any(isinstance(action, argparse._SubParsersAction) for action in sub._actions)
+    }
+    reads = _reads()
+    assert set(leaves) == set(reads)
+    assert reads["healthcheck"] >= {"EXESDB_HTTP_ADDR", "EXESDB_HEALTHCHECK_KEY_FILE"}
+    everything = reads["run"]
+
+    def says(name: str, text: str) -> bool:
+        # run and check-config read every setting: the page of them all says what they are.
+        if reads[name] == everything and "docs/configuration.md" in " ".join(text.split()):
+            return True
+        return any(variable in text for variable in reads[name])
+
+    silent = sorted(
+        name for name, sub in leaves.items() if reads[name] and not says(name, sub.format_help())
+    )
+    assert silent == [], f"say in --help what these read from the environment: {silent}"
 
 
 def test_every_option_and_argument_says_what_it_is_in_help() -> None:
@@ -543,6 +812,19 @@ def test_yaml_and_json_examples_parse(path: Path) -> None:
         yaml.safe_load(block)
     for block in fenced(text, "json"):
         json.loads(block)
+
+
+def test_the_receivers_file_the_alerts_page_shows_is_one_the_bridge_takes(tmp_path: Path) -> None:
+    """docs/alerts.md's receivers file, pasted as it is, loads without a problem: its two
+    receivers (the second taking global's http_config) and the Alertmanager poster."""
+    [example] = [block for block in fenced(page("alerts"), "yaml") if "webhook_configs:" in block]
+    path = tmp_path / "receivers.yml"
+    path.write_text(example)
+    read = read_receivers_file(path)
+    assert read.problems == ()
+    assert [index for index, _ in read.hooks] == [0, 1]
+    assert read.inheriting == (1,)
+    assert read.alertmanager is not None
 
 
 def _figures(text: str) -> set[str]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Final
 
 from bridge.errors import ConfigError
 from bridge.headers import ADMIN_TOKEN_HEADER
+from bridge.probe_settings import DEFAULT_HTTP_ADDR, split_addr
 from bridge.redaction import redact_urls, safe_url
 from bridge.urls import PICKED_PORT, http_url_problem, own_url, split_userinfo, url_meant
 
@@ -75,12 +76,29 @@ def _serves_tls(web_config_file: str | None) -> bool:
 
 
 def url_argument(text: str) -> str:
-    """An argparse type: an http:// or https:// URL with a host (usage error otherwise)."""
+    """An argparse type: an http:// or https:// URL with a host (usage error otherwise), the
+    example in the error the URL meant, else the one the command asks without ``--url``."""
     problem = http_url_problem(text)
     if problem is not None:
-        meant = url_meant(text) or "http://127.0.0.1:9570"
+        meant = url_meant(text) or _url_without_option()
         raise argparse.ArgumentTypeError(f"{problem}, e.g. {meant}")
     return text
+
+
+def _url_without_option() -> str:
+    """The address ``EXESDB_HTTP_ADDR`` names as a URL: in a shell set up with another port (the
+    README's), that port; the default address's when the variable names none a command could
+    ask. ``EXESDB_URL`` is left out (it may hold a password), and so is the web config file,
+    read only when the address is asked (docs/cli.md#finding-the-bridge)."""
+    from bridge.client_settings import BridgeLocation, read_settings
+
+    try:
+        host, port = read_settings(BridgeLocation).listen
+    except ConfigError:
+        port = 0
+    if port == 0:
+        host, port = split_addr(DEFAULT_HTTP_ADDR)
+    return own_url(host, port)
 
 
 def user_argument(text: str) -> tuple[str, str | None]:

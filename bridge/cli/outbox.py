@@ -47,7 +47,14 @@ def add_outbox_command(commands: Commands) -> None:
     outbox_commands = outbox.add_subparsers(
         dest="outbox_command", required=True, metavar="{list,retry}"
     )
-    outbox_list = outbox_commands.add_parser("list", help="list deliveries, newest first")
+    outbox_list = outbox_commands.add_parser(
+        "list",
+        help="list deliveries, newest first",
+        description=(
+            "List the webhook deliveries of the alert outbox in EXESDB_STATE_DIR (default"
+            " ./.exesdb-bridge), newest first; a running bridge may keep using it meanwhile."
+        ),
+    )
     outbox_list.add_argument(
         "--state",
         choices=["pending", "delivered", "dead"],
@@ -63,6 +70,11 @@ def add_outbox_command(commands: Commands) -> None:
     outbox_retry = outbox_commands.add_parser(
         "retry",
         help="send dead-lettered deliveries again",
+        description=(
+            "Put dead-lettered deliveries of the alert outbox in EXESDB_STATE_DIR (default"
+            " ./.exesdb-bridge) back to pending: those named by id, or every one with --all. A"
+            " running bridge picks them up within five seconds."
+        ),
         # argparse leaves a positional's group out of the usage line: one or the other.
         usage="%(prog)s [-h] (ID ... | --all) [--force]",
     )

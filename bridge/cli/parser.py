@@ -39,7 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_schema_command(commands)
 
     health = commands.add_parser(
-        "healthcheck", help="exit 0 when /healthz (--ready: /readyz) answers 200, else 1"
+        "healthcheck",
+        help="exit 0 when /healthz (--ready: /readyz) answers 200, else 1",
+        description=(
+            "Ask the bridge at EXESDB_HTTP_ADDR (a wildcard host: loopback) for /healthz, or"
+            " /readyz with --ready: exit 0 on 200, else 1 with one line saying why. Over https"
+            " and with the client certificate and basic auth EXESDB_WEB_CONFIG_FILE asks for:"
+            " EXESDB_HEALTHCHECK_CERT_FILE and EXESDB_HEALTHCHECK_KEY_FILE,"
+            " EXESDB_HEALTHCHECK_USERNAME and EXESDB_HEALTHCHECK_PASSWORD_FILE."
+        ),
     )
     healthcheck.add_arguments(health)
     health.set_defaults(handler=lambda args: healthcheck.main(args.timeout, ready=args.ready))

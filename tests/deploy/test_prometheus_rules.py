@@ -118,3 +118,32 @@ def test_every_alert_is_in_the_deployment_page() -> None:
     page = (DEPLOY.parent / "docs" / "deployment.md").read_text()
     missing = [rule["alert"] for rule in alert_rules() if f"`{rule['alert']}`" not in page]
     assert not missing
+
+
+def _minutes(duration: str) -> int:
+    """A Prometheus duration of whole minutes or hours (``10m``, ``1h``) in minutes."""
+    match = re.fullmatch(r"(\d+)([mh])", duration)
+    assert match is not None, duration
+    return int(match.group(1)) * (60 if match.group(2) == "h" else 1)
+
+
+def test_the_deployment_page_gives_each_alert_s_severity_and_wait() -> None:
+    """Each row of docs/deployment.md's alert table has its rule's severity, and a row that says
+    "for N min" has the rule's wait: its ``for:``, plus the window of a ``max_over_time`` (the
+    condition holds through the window before ``for:`` starts counting)."""
+    page = (DEPLOY.parent / "docs" / "deployment.md").read_text()
+    wrong = []
+    for rule in alert_rules():
+        row = re.search(rf"^\| `{rule['alert']}` \| (\w+) \| (.*) \|$", page, re.M)
+        assert row is not None, rule["alert"]
+        severity = rule["labels"]["severity"]  # type: ignore[index]
+        if row.group(1) != severity:
+            wrong.append(f"{rule['alert']}: the page says {row.group(1)}, the rule {severity}")
+        said = re.search(r"for (\d+) min\b", row.group(2))
+        if said is None:
+            continue
+        window = re.search(r"max_over_time\(.*\[(\d+[mh])\]\)", str(rule["expr"]))
+        waits = _minutes(str(rule.get("for", "0m"))) + (_minutes(window.group(1)) if window else 0)
+        if int(said.group(1)) != waits:
+            wrong.append(f"{rule['alert']}: the page says {said.group(1)} min, the rule {waits}")
+    assert wrong == []

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import typing
+from collections.abc import Iterator
 from pathlib import Path
 
 import bcrypt
 import pytest
+from pydantic import BaseModel
 
 from bridge.cli import main
 from bridge.errors import ConfigError
 from bridge.webconfig.loading import load
-from bridge.webconfig.schema import parse_web_config
+from bridge.webconfig.schema import WebConfig, parse_web_config
 from tests.doc_text import fenced, page
 from tests.webconfig.files import WebFiles, bcrypt_hash
 
@@ -501,3 +504,27 @@ def test_another_kind_of_file_is_refused_without_showing_its_lines(tmp_path: Pat
         " meant?); allowed here: tls_server_config, http_server_config, basic_auth_users,"
         " rate_limit"
     ]
+
+
+def _keys(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """Each key a schema takes, as (its dotted path, its own name)."""
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        yield prefix + key, key
+        for part in (info.annotation, *typing.get_args(info.annotation)):
+            if isinstance(part, type) and issubclass(part, BaseModel):
+                yield from _keys(part, f"{prefix}{key}.")
+
+
+def test_the_security_page_names_every_key_of_the_web_config() -> None:
+    """docs/security.md names each key the web config file takes (by its dotted path, its
+    name, or as the section of a key named), so a key added to the schema is documented."""
+    text = page("security")
+    keys = list(_keys(WebConfig))
+    assert ("tls_server_config.curve_preferences", "curve_preferences") in keys
+    unnamed = [
+        path
+        for path, key in keys
+        if f"`{path}`" not in text and f"`{key}`" not in text and f"`{path}." not in text
+    ]
+    assert unnamed == [], f"name these keys on docs/security.md: {unnamed}"
