@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal, Self
 
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
-from bridge.messages._base import JsonMap, Label, Message, NonNegInt, Timestamp
+from bridge.messages._base import JsonMap, Label, Message, NodeLabel, NonNegInt, Timestamp
 
 __all__ = [
     "HOST_RESOURCES",
@@ -66,7 +66,7 @@ class NodeHealth(Message):
     TAG: ClassVar[str] = "node_health_updated"
     INSTANCE: ClassVar[str] = INSTANCE
 
-    node: Label
+    node: NodeLabel
     status: NodeStatus
     checks: JsonMap = Field(default_factory=dict)
     load_avg: float | None = None
@@ -89,8 +89,8 @@ class ClusterHealth(Message):
     status: HealthStatus
     healthy_nodes: NonNegInt
     total_nodes: NonNegInt
-    degraded_nodes: list[str] = Field(default_factory=list)
-    unhealthy_nodes: list[str] = Field(default_factory=list)
+    degraded_nodes: list[NodeLabel] = Field(default_factory=list)
+    unhealthy_nodes: list[NodeLabel] = Field(default_factory=list)
     quorum_status: QuorumStatus = "available"
     degraded_count: NonNegInt | None = None
     unhealthy_count: NonNegInt | None = None
@@ -133,7 +133,7 @@ class ComponentHealth(Message):
     INSTANCE: ClassVar[str] = INSTANCE
 
     component: Label
-    node: Label
+    node: NodeLabel
     status: HealthStatus
     details: JsonMap = Field(default_factory=dict)
     last_check: Timestamp | None = None
@@ -146,7 +146,7 @@ class HealthCheck(Message):
     INSTANCE: ClassVar[str] = INSTANCE
 
     check_name: Label
-    node: Label
+    node: NodeLabel
     result: Literal["pass", "fail", "timeout"]
     duration_ms: Annotated[float, Field(ge=0)]
     details: JsonMap = Field(default_factory=dict)
