@@ -3,7 +3,8 @@
 It counts each connection from its accept (with TLS, before its handshake, and answers 400 one
 that opens with plain HTTP instead), times its head, its handshake and its body, closes the one
 idle longest (else the slowest body) at the cap, keeps ``RESERVE`` more for the probes, bounds
-the answers not read, and, as aiohttp's middleware, sends each answer itself and lets its body
+the answers not read (and has the kernel reset a connection whose client takes none of its answer
+for the write timeout), and, as aiohttp's middleware, sends each answer itself and lets its body
 go (the package docstring says why each).
 """
 
