@@ -67,6 +67,9 @@ _OTHER_DESCRIPTORS: Final = 128
 # The shortest handshake timeout given: what is left of the header timeout when it has all but
 # passed (start_tls takes none at or below 0).
 _SOONEST: Final = 0.001
+# The socket option of the write timeout: Linux's (other systems have none, and the kernel's own
+# limits stand there).
+_USER_TIMEOUT: Final[int | None] = getattr(socket, "TCP_USER_TIMEOUT", None)
 _REASONS: Final = (
     "header_timeout",
     "body_timeout",
@@ -220,12 +223,12 @@ class ConnectionGuard:
             return False
         assert connection.transport is not None
         sock = connection.transport.get_extra_info("socket")
-        if sock is not None:
+        if sock is not None and _USER_TIMEOUT is not None:
             # The write timeout, kept by the kernel: an answer (a whole one may sit in the kernel's
             # send buffer, up to 4 MiB, with nothing left here) its client takes nothing of, its
             # window shut, for so long has the connection reset, also once closed here (orphaned).
             sock.setsockopt(
-                socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, round(self.limits.write_timeout * 1000)
+                socket.IPPROTO_TCP, _USER_TIMEOUT, round(self.limits.write_timeout * 1000)
             )
         connection.live = True
         self._open[connection.transport] = connection
