@@ -186,6 +186,7 @@ class Bridge:
                 header_timeout=settings.http_header_timeout_ms / 1000,
                 body_timeout=settings.http_body_timeout_ms / 1000,
                 idle_timeout=settings.http_idle_timeout_ms / 1000,
+                write_timeout=settings.http_write_timeout_ms / 1000,
                 max_connections=settings.http_max_connections,
             ),
             registry=self.registry,

@@ -23,7 +23,7 @@ from pydantic_settings import (
 )
 
 from bridge.errors import ConfigError
-from bridge.messages import NO_CONTROL_CHARACTERS
+from bridge.messages import NODE_PATTERN
 from bridge.probe_settings import DEFAULT_HTTP_ADDR, split_addr
 from bridge.settings_errors import describe_error
 from bridge.urls import require_http_url
@@ -89,7 +89,7 @@ Trimmed = Annotated[str, BeforeValidator(trimmed)]
 # characters"), not of any sized value.
 NodeName = Annotated[
     str,
-    Field(min_length=1, max_length=255, pattern=NO_CONTROL_CHARACTERS),
+    Field(min_length=1, max_length=255, pattern=NODE_PATTERN),
     BeforeValidator(trimmed),
 ]
 # An http:// or https:// URL with a host, its trailing slashes left out (unset: None).

@@ -169,6 +169,10 @@ class Settings(FromEnvironment):
     http_header_timeout_ms: PositiveMs = setting("EXESDB_HTTP_HEADER_TIMEOUT_MS", default=10_000)
     http_body_timeout_ms: PositiveMs = setting("EXESDB_HTTP_BODY_TIMEOUT_MS", default=60_000)
     http_idle_timeout_ms: PositiveMs = setting("EXESDB_HTTP_IDLE_TIMEOUT_MS", default=75_000)
+    # TCP_USER_TIMEOUT takes a C int of milliseconds.
+    http_write_timeout_ms: Annotated[int, Field(gt=0, le=2**31 - 1)] = setting(
+        "EXESDB_HTTP_WRITE_TIMEOUT_MS", default=60_000
+    )
     http_max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = setting(
         "EXESDB_HTTP_MAX_CONNECTIONS", default=1_024
     )

@@ -15,6 +15,7 @@ from typing import Any, Final
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
+from bridge.messages import NODE_PATTERN, NODE_REFUSES
 from bridge.probe_settings import value_problem
 from bridge.redaction import redact_urls
 from bridge.settings_display import SECRET_VARIABLES, URL_VARIABLES
@@ -53,6 +54,9 @@ def describe_error(error: ErrorDetails, fields: Mapping[str, FieldInfo]) -> str:
         message = _BOOLEAN_ALLOWED  # pydantic's message does not say what it takes
     if error["type"] == "literal_error":
         message = f"must be {error['ctx']['expected']}"  # in the words of the other settings
+    if error["type"] == "string_pattern_mismatch" and error["ctx"]["pattern"] == NODE_PATTERN:
+        # Said in words: pydantic's message quotes the pattern, the very characters refused.
+        message = f"a node name must not contain a control character or {NODE_REFUSES}"
     if error["type"] == "greater_than" and (fraction := _fraction_meant(variable, error)):
         return f"{variable}: {fraction}"  # the hint shows the value
     if error["type"] in _NUMBER_ERRORS and len(error["loc"]) == 1:

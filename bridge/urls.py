@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Final, Literal
 from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
+from bridge.hidden import HIDDEN_CHARACTERS
 from bridge.redaction import redact_urls, safe_url
 
 __all__ = [
@@ -69,8 +70,10 @@ _SCHEME_SLIP: Final = re.compile(
 _SCHEME_START: Final = re.compile(r"(?i:https?)[:/]|[A-Za-z][A-Za-z0-9+.-]*(?::/|//)")
 _HTTP_ENDPOINT: Final = "an http:// or https:// URL with a host, e.g. http://collector:4318"
 # What no link shown whole holds: a space or a control character (it would be text with a URL in
-# it, or a URL a client reads otherwise than it is shown: urlsplit drops a tab or line break).
-_NOT_LINK: Final = re.compile(r"[\s\x00-\x1f\x7f]")
+# it, or a URL a client reads otherwise than it is shown: urlsplit drops a tab or line break),
+# nor a zero-width character or bidirectional control (the page shows it as its escape: the
+# link would not go where it reads).
+_NOT_LINK: Final = re.compile(rf"[\s\x00-\x1f\x7f{HIDDEN_CHARACTERS}]")
 _GRPC_ENDPOINT: Final = (
     "a URL with a host (http://collector:4317), host:port, a host (port 443) or a gRPC target "
     "URI (unix:/path)"

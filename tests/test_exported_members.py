@@ -141,6 +141,8 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "MESSAGE_TYPES",
         "NAME_PATTERN",
         "NAME_REFUSES",
+        "NODE_PATTERN",
+        "NODE_REFUSES",
         "NO_CONTROL_CHARACTERS",
         "SECURITY_SEVERITY",
         "SEVERITIES",

@@ -562,13 +562,13 @@ def test_the_cap_is_lowered_to_what_the_descriptor_limit_allows(
 ) -> None:
     """With 1 024 descriptors, room is kept for the reserve and everything else, with a
     warning naming the setting."""
-    guard = ConnectionGuard(Limits(1, 1, 1, 4_096), registry=CollectorRegistry())
+    guard = ConnectionGuard(Limits(1, 1, 1, 4_096, 1), registry=CollectorRegistry())
     with caplog.at_level(logging.WARNING, "bridge.listener"):
         cap = guard.fit(1_024)
     assert cap + RESERVE < 1_024
     assert cap > 512
     assert "EXESDB_HTTP_MAX_CONNECTIONS 4096 lowered to" in caplog.text
-    assert ConnectionGuard(Limits(1, 1, 1, 100)).fit(1_024) == 100
+    assert ConnectionGuard(Limits(1, 1, 1, 100, 1)).fit(1_024) == 100
 
 
 def test_the_soft_descriptor_limit_is_raised_to_the_hard_limit() -> None:
@@ -878,7 +878,7 @@ async def test_refused_accepts_are_told_once_a_minute_with_the_count_of_those_le
         asked.append(times.pop(0) if len(times) > 1 else times[0])
         return asked[-1]
 
-    guard = ConnectionGuard(Limits(1.0, 1.0, 1.0, 10))
+    guard = ConnectionGuard(Limits(1.0, 1.0, 1.0, 10, 1.0))
     listener = Listener(guard, await bind("127.0.0.1", 0), asyncio.Protocol, clock=clock)
     loop = asyncio.get_running_loop()
     with contextlib.ExitStack() as stack:
@@ -919,7 +919,9 @@ async def test_an_accept_the_system_refuses_is_told_by_what_ran_out(
     LimitNOFILE), the system's, or its memory for sockets."""
     refusing = _Refusing(code)
     refusing.bind(("127.0.0.1", 0))
-    listener = Listener(ConnectionGuard(Limits(1.0, 1.0, 1.0, 10)), [refusing], asyncio.Protocol)
+    listener = Listener(
+        ConnectionGuard(Limits(1.0, 1.0, 1.0, 10, 1.0)), [refusing], asyncio.Protocol
+    )
     with contextlib.ExitStack() as stack:
         stack.callback(listener.close)
         await listener.start_serving()

@@ -47,6 +47,8 @@ from bridge.messages import (
     NAME_PATTERN,
     NAME_REFUSES,
     NO_CONTROL_CHARACTERS,
+    NODE_PATTERN,
+    NODE_REFUSES,
     TAGS,
     Message,
     model_for,
@@ -376,7 +378,7 @@ def decode_envelope_object(data: Any) -> Envelope | Rejection:
         return Rejection(
             RejectReason.MALFORMED,
             f"node must be a string of 1-{NODE_MAX_LENGTH} characters, none of them a control "
-            "character or a lone surrogate",
+            f"character, {NODE_REFUSES} or a lone surrogate",
             "node",
         )
     ts = _parse_ts(data["ts"])
@@ -411,6 +413,7 @@ def decode_envelope_object(data: Any) -> Envelope | Rejection:
 
 _PATTERN_REFUSALS: Final = {
     NO_CONTROL_CHARACTERS: "a label value must not contain control characters",
+    NODE_PATTERN: "a node name must not contain a control character or " + NODE_REFUSES,
     NAME_PATTERN: "a name must not be blank (spaces, other whitespace or invisible characters"
     f" only) or contain a control character, {NAME_REFUSES}",
 }
@@ -537,7 +540,7 @@ class _Validated:
 _ID: Final = core_schema.str_schema(pattern=f"^{ID_PATTERN.pattern}$", strict=True)
 _TOPIC: Final = core_schema.str_schema(pattern=f"^{TOPIC_PATTERN.pattern}$", strict=True)
 _NODE: Final = core_schema.str_schema(
-    pattern=NO_CONTROL_CHARACTERS, min_length=1, max_length=NODE_MAX_LENGTH, strict=True
+    pattern=NODE_PATTERN, min_length=1, max_length=NODE_MAX_LENGTH, strict=True
 )
 # Checked and kept as text by the validator; _decode_unchecked parses it as the reference does.
 _TS_TEXT: Final = core_schema.str_schema(max_length=TS_MAX_LENGTH, strict=True)

@@ -6,11 +6,12 @@ literals and patterns) and then builds the very model instance pydantic would, d
 anything outside that subset is left to the pydantic-core path and the reference decoder. A model
 whose schema holds a part this translation does not know stays off this path (``OFF_PATH``).
 
-Two decoders: ``CHECKED`` checks the label patterns (no control characters) itself; ``CLEAN``
-leaves them out, for bytes in which no JSON string can hold a control character (``is_clean``:
-escapes that write none, ``\\u00b5`` or ``\\"``, may be there).
-Both check the name pattern (``NAME_PATTERN``): clean bytes may still hold a line separator or a
-bidirectional control, written unescaped. Neither checks the alphabets of ``id`` and ``topic``
+Two decoders: ``CHECKED`` checks the label and node patterns (no control characters; in a node
+name no zero-width character or bidirectional control either) itself; ``CLEAN`` leaves them
+out, for bytes in which no JSON string can hold any of those (``is_clean``: escapes that write
+none, ``\\u00b5`` or ``\\"``, may be there).
+Both check the name pattern (``NAME_PATTERN``): clean bytes may still hold a line or paragraph
+separator, written unescaped. Neither checks the alphabets of ``id`` and ``topic``
 (``in_alphabets``, a batch at once).
 """
 
@@ -35,7 +36,14 @@ from bridge.bus.envelope import (
     TS_MAX_LENGTH,
     Unbuilt,
 )
-from bridge.messages import MESSAGE_TYPES, NAME_PATTERN, NO_CONTROL_CHARACTERS, Message
+from bridge.hidden import HIDDEN_CHARACTERS
+from bridge.messages import (
+    MESSAGE_TYPES,
+    NAME_PATTERN,
+    NO_CONTROL_CHARACTERS,
+    NODE_PATTERN,
+    Message,
+)
 from bridge.messages._base import to_utc_ms
 
 __all__ = [
@@ -67,13 +75,16 @@ RecursionError: nesting deeper than the decoder goes)."""
 
 _UNSET: Final = msgspec.UNSET
 _CONTROL: Final = r"\x00-\x1f\x7f-\x9f"  # C0 (NUL included), DEL and C1
-NOT_IN_NODE: Final = _CONTROL + r"\ud800-\udfff"
+_NODE_REFUSED: Final = _CONTROL + HIDDEN_CHARACTERS  # what NODE_PATTERN refuses
+NOT_IN_NODE: Final = _NODE_REFUSED + r"\ud800-\udfff"
 """The characters the envelope's ``node`` may not hold, as a regular expression's class: a
-control character, or a lone surrogate (an unpaired ``\\ud800``-``\\udfff`` escape: valid JSON,
-but no text a label, a page or a message sent on can carry; the payload's strings are refused
-one by the models as they are built)."""
+control character, a zero-width character or bidirectional control (``NODE_PATTERN``), or a
+lone surrogate (an unpaired ``\\ud800``-``\\udfff`` escape: valid JSON, but no text a label, a
+page or a message sent on can carry; the payload's strings are refused one by the models as
+they are built)."""
 # Python's re reads ``$`` as "end, or before a final newline": the patterns end at \Z instead.
 _NO_CONTROL: Final = rf"\A[^{_CONTROL}]*\Z"
+_NODE_NAME: Final = rf"\A[^{_NODE_REFUSED}]*\Z"
 _NODE_TEXT: Final = rf"\A[^{NOT_IN_NODE}]*\Z"
 # The name pattern, ending at \Z too; only AlertAck's ack_by holds it, so no other message pays
 # for it.
@@ -97,33 +108,49 @@ def in_alphabets(ids: str, topics: str) -> bool:
 
 
 def is_clean(data: bytes) -> bool:
-    """True when no JSON string in ``data`` can hold a control character: no escape that
-    writes one (``\\n``, ``\\u0085``; ``\\u00b5`` or ``\\"`` write none), no DEL, and no C1
-    control written raw (UTF-8 ``c2 80``-``c2 9f``); raw C0 characters are not JSON."""
-    # Single bytes first (memchr); the searches only where the byte is.
+    """True when no JSON string in ``data`` can hold a control character, a zero-width
+    character or a bidirectional control (what a node name may not hold): no escape that
+    writes one (``\\n``, ``\\u0085``, ``\\u200b``; ``\\u00b5`` or ``\\"`` write none), and none
+    written raw but for C0 characters, which are not JSON."""
+    return not _raw_unclean(data) and (b"\\" not in data or _UNCLEAN_ESCAPE.search(data) is None)
+
+
+def _raw_unclean(data: bytes) -> bool:
+    """Whether ``data`` holds, written raw in UTF-8, a DEL, a C1 control (``c2 80``-``c2 9f``),
+    or a zero-width character or bidirectional control (``e2 80 8b``, ``ef bb bf``, ``d8 9c``)."""
+    # Single bytes first (memchr); the searches only where the byte is. Each lead byte
+    # searched for starts its character (no continuation byte is one).
     return (
-        b"\x7f" not in data
-        and (b"\xc2" not in data or _RAW_C1.search(data) is None)
-        and (b"\\" not in data or _CONTROL_ESCAPE.search(data) is None)
+        b"\x7f" in data
+        or (b"\xc2" in data and _RAW_C1.search(data) is not None)
+        or (b"\xe2" in data and _RAW_INVISIBLE.search(data) is not None)
+        or b"\xef\xbb\xbf" in data
+        or b"\xd8\x9c" in data
     )
 
 
 def unclean(bodies: Sequence[bytes], whole: bytes) -> list[int]:
     """The indexes of the ``bodies`` that are not ``is_clean`` (``whole``: the bytes they were
     cut from, or all of them): searched for escapes only in those holding a backslash, unless
-    a DEL or a C1 control is written raw in one of them."""
-    if b"\x7f" in whole or (b"\xc2" in whole and _RAW_C1.search(whole) is not None):
+    a character they may not hold is written raw in one of them."""
+    if _raw_unclean(whole):
         return [index for index, body in enumerate(bodies) if not is_clean(body)]
-    search = _CONTROL_ESCAPE.search
+    search = _UNCLEAN_ESCAPE.search
     return [
         index for index, body in enumerate(bodies) if b"\\" in body and search(body) is not None
     ]
 
 
-# An escape of U+0000-U+001F, U+007F or U+0080-U+009F, or one matching it (``\\\\n``: a
-# backslash, then "n"), which is only taken for one.
-_CONTROL_ESCAPE: Final = re.compile(rb"\\(?:[bfnrt]|u00(?:[0189]|7[fF]))")
+# An escape of U+0000-U+001F, U+007F or U+0080-U+009F, or of a character NODE_PATTERN refuses
+# (U+061C, U+200B-U+200F, U+202A-U+202E, U+2060, U+2066-U+2069, U+FEFF), or one matching it
+# (``\\\\n``: a backslash, then "n"), which is only taken for one.
+_UNCLEAN_ESCAPE: Final = re.compile(
+    rb"\\(?:[bfnrt]|u00(?:[0189]|7[fF])"
+    rb"|u(?:061[cC]|200[b-fB-F]|202[a-eA-E]|206[06-9]|[fF][eE][fF][fF]))"
+)
 _RAW_C1: Final = re.compile(rb"\xc2[\x80-\x9f]")
+# U+200B-U+200F, U+202A-U+202E, U+2060 and U+2066-U+2069 in UTF-8.
+_RAW_INVISIBLE: Final = re.compile(rb"\xe2(?:\x80[\x8b-\x8f\xaa-\xae]|\x81[\xa0\xa6-\xa9])")
 
 
 class _Unsupported(Exception):
@@ -225,6 +252,9 @@ def _type(schema: Mapping[str, Any], str_max: int | None, checked: bool) -> Any:
         elif pattern == NO_CONTROL_CHARACTERS:
             if checked:
                 meta["pattern"] = _NO_CONTROL
+        elif pattern == NODE_PATTERN:
+            if checked:
+                meta["pattern"] = _NODE_NAME
         elif pattern is not None:
             raise _Unsupported(pattern)
         return _annotated(str, schema, **{k: v for k, v in meta.items() if v is not None})

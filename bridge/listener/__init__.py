@@ -20,6 +20,11 @@ aiohttp's protocol (an ``asyncio.Protocol`` wrapped, nothing of aiohttp's privat
 - at most ``MAX_STALLED`` connections may hold an answer their client does not read (past the
   transport's high-water mark): one more closes the one stalled longest, so clients that never
   read ``/metrics`` hold a bounded amount of memory, not a whole exposition each;
+- an answer its client takes nothing of (its receive window shut) for
+  ``EXESDB_HTTP_WRITE_TIMEOUT_MS`` resets its connection: the kernel's ``TCP_USER_TIMEOUT``, set
+  on each socket at its accept, so that what the kernel's send buffer holds of it (a whole
+  exposition, up to 4 MiB a connection, the bridge holding nothing) is let go also after the
+  bridge has closed the connection (an orphan socket, held for minutes otherwise);
 - each answer is sent here and its body let go (aiohttp keeps a keep-alive connection's last
   request and response until its next request), so an idle connection does not hold the page
   it last got; a request whose head is over ``HEAD_KEPT`` is answered, then its connection

@@ -43,7 +43,7 @@ class Watcher(Protocol):
 
     def flowing(self, connection: Connection) -> None: ...
 
-    def lost(self, connection: Connection) -> None: ...
+    def lost(self, connection: Connection, exc: BaseException | None = None) -> None: ...
 
 
 class Connection(asyncio.Protocol):
@@ -148,7 +148,7 @@ class Connection(asyncio.Protocol):
             self._inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._guard.lost(self)
+        self._guard.lost(self, exc)
         if self._made:
             self._inner.connection_lost(exc)
 

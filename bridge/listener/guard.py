@@ -3,14 +3,17 @@
 It counts each connection from its accept (with TLS, before its handshake, and answers 400 one
 that opens with plain HTTP instead), times its head, its handshake and its body, closes the one
 idle longest (else the slowest body) at the cap, keeps ``RESERVE`` more for the probes, bounds
-the answers not read, and, as aiohttp's middleware, sends each answer itself and lets its body
+the answers not read (and has the kernel reset a connection whose client takes none of its answer
+for the write timeout), and, as aiohttp's middleware, sends each answer itself and lets its body
 go (the package docstring says why each).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 import ssl
 from collections import OrderedDict
 from collections.abc import Callable
@@ -64,12 +67,16 @@ _OTHER_DESCRIPTORS: Final = 128
 # The shortest handshake timeout given: what is left of the header timeout when it has all but
 # passed (start_tls takes none at or below 0).
 _SOONEST: Final = 0.001
+# The socket option of the write timeout: Linux's (other systems have none, and the kernel's own
+# limits stand there).
+_USER_TIMEOUT: Final[int | None] = getattr(socket, "TCP_USER_TIMEOUT", None)
 _REASONS: Final = (
     "header_timeout",
     "body_timeout",
     "evicted",
     "slow_body",
     "stalled",
+    "write_timeout",
     "refused",
 )
 
@@ -82,6 +89,7 @@ class Limits:
     body_timeout: float
     idle_timeout: float
     max_connections: int
+    write_timeout: float
 
 
 class _BodyTimeout(TimeoutError):
@@ -125,7 +133,8 @@ class ConnectionGuard:
             "HTTP connections the bridge closed: a head, TLS handshake or body too slow "
             "(header_timeout, body_timeout), the longest idle at the cap (evicted), the slowest "
             "body at the cap with none idle (slow_body), the longest of too many answers not "
-            "read (stalled), or over the cap (refused).",
+            "read (stalled), an answer its client took nothing of for the write timeout "
+            "(write_timeout), or over the cap (refused).",
             ["reason"],
             registry=registry,
         )
@@ -213,6 +222,14 @@ class ConnectionGuard:
             self._close(connection, "refused")
             return False
         assert connection.transport is not None
+        sock = connection.transport.get_extra_info("socket")
+        if sock is not None and _USER_TIMEOUT is not None:
+            # The write timeout, kept by the kernel: an answer (a whole one may sit in the kernel's
+            # send buffer, up to 4 MiB, with nothing left here) its client takes nothing of, its
+            # window shut, for so long has the connection reset, also once closed here (orphaned).
+            sock.setsockopt(
+                socket.IPPROTO_TCP, _USER_TIMEOUT, round(self.limits.write_timeout * 1000)
+            )
         connection.live = True
         self._open[connection.transport] = connection
         self._idle[connection] = None
@@ -345,8 +362,12 @@ class ConnectionGuard:
         if connection.phase in (Phase.HEAD, Phase.HELLO):
             self._close(connection, "header_timeout")
 
-    def lost(self, connection: Connection) -> None:
-        if connection.live and connection.phase is Phase.HELLO:
+    def lost(self, connection: Connection, exc: BaseException | None = None) -> None:
+        if connection.live and isinstance(exc, OSError) and exc.errno == errno.ETIMEDOUT:
+            # The kernel reset it at the write timeout (TCP_USER_TIMEOUT, set at the accept).
+            self._closed.labels("write_timeout").inc()
+            _logger.debug("HTTP connection closed: write_timeout")
+        elif connection.live and connection.phase is Phase.HELLO:
             self._handshake_failures.closed()  # before TLS or HTTP was told: a port check
         self._release(connection)
         if connection.transport is not None:

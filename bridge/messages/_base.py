@@ -17,6 +17,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializ
 from pydantic.config import ExtraValues
 from pydantic_core import CoreSchema, core_schema
 
+from bridge.hidden import HIDDEN_CHARACTERS
+
 __all__ = [
     "MAX_NAME",
     "NAME_PATTERN",
@@ -99,7 +101,24 @@ NO_CONTROL_CHARACTERS: Final = rf"^[^{_CONTROL}]*$"
 becomes a Prometheus label value must match (checked natively, in pydantic-core)."""
 
 Label = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=NO_CONTROL_CHARACTERS)]
-"""A ``Text`` that becomes a label value (``node`` and the other names ``/metrics`` shows)."""
+"""A ``Text`` that becomes a label value (the names ``/metrics`` shows)."""
+
+# Zero-width characters and bidirectional controls (bridge.hidden): in a node name they make two
+# names that look the same (``node-1`` and ``node-1`` + U+200B) on the status page, in alerts
+# and in /metrics, or reorder the text shown after the name.
+NODE_PATTERN: Final = rf"^[^{_CONTROL}{HIDDEN_CHARACTERS}]*$"
+"""What a node name (an envelope's ``node``, a payload's, ``EXESDB_NODE``) must match: no
+control character, zero-width character or bidirectional control (checked natively)."""
+
+NODE_REFUSES: Final = (
+    "a zero-width character (U+200B-U+200D, U+2060, U+FEFF) or a bidirectional control (U+061C,"
+    " U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)"
+)
+"""What ``NODE_PATTERN`` refuses beyond control characters, in words (refusals, the docs)."""
+
+NodeLabel = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=NODE_PATTERN)]
+"""A ``Label`` naming a node (``node``, the nodes ClusterHealth lists): matching
+``NODE_PATTERN``."""
 
 # A line or paragraph separator breaks a name's line; a bidirectional control reorders the text
 # shown after it (a right-to-left override turns "ops: fixed" around on a page or in a terminal).

@@ -13,6 +13,7 @@ from bridge.messages._base import (
     Label,
     Message,
     Name,
+    NodeLabel,
     NonNegInt,
     Text,
     Timestamp,
@@ -66,7 +67,7 @@ class SystemAlert(Message):
     title: Text
     description: Text
     source: Label  # the alert's source label
-    node: Label
+    node: NodeLabel
     metadata: JsonMap = Field(default_factory=dict)
     # Filled by _default_requires_ack from severity; False only stands when severity is not a
     # string, and then validation fails on it anyway.

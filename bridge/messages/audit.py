@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Final, Literal
 
 from pydantic import Field
 
-from bridge.messages._base import JsonMap, Label, Message, Text
+from bridge.messages._base import JsonMap, Label, Message, NodeLabel, Text
 
 __all__ = ["AccessLog", "AdminAction", "ComplianceEvent", "DataChange"]
 
@@ -30,7 +30,7 @@ class DataChange(Message):
     changes: JsonMap = Field(default_factory=dict)
     metadata: JsonMap = Field(default_factory=dict)
     source_ip: str | None = None
-    node: Label
+    node: NodeLabel
 
 
 class AdminAction(Message):
@@ -45,7 +45,7 @@ class AdminAction(Message):
     details: JsonMap = Field(default_factory=dict)
     justification: str | None = None
     source_ip: str | None = None
-    node: Label
+    node: NodeLabel
 
 
 class AccessLog(Message):
@@ -62,7 +62,7 @@ class AccessLog(Message):
     duration_ms: Annotated[float, Field(ge=0)]
     source_ip: str | None = None
     user_agent: str | None = None
-    node: Label
+    node: NodeLabel
 
 
 class ComplianceEvent(Message):
@@ -78,4 +78,4 @@ class ComplianceEvent(Message):
     user_id: str | None = None
     automated: bool = False
     metadata: JsonMap = Field(default_factory=dict)
-    node: Label
+    node: NodeLabel

@@ -12,6 +12,7 @@ from bridge.messages._base import (
     JsonMap,
     Label,
     Message,
+    NodeLabel,
     NonNegInt,
     Text,
     Timestamp,
@@ -40,7 +41,7 @@ class DebugTrace(Message):
     trace_data: JsonMap = Field(default_factory=dict)
     stack_trace: list[Any] | None = None
     duration_ms: Annotated[float, Field(ge=0)] | None = None
-    node: Label
+    node: NodeLabel
     metadata: JsonMap = Field(default_factory=dict)
 
 
@@ -56,7 +57,7 @@ class PerformanceAnalysis(Message):
     findings: JsonMap = Field(default_factory=dict)
     recommendations: list[str] = Field(default_factory=list)
     severity: RiskSeverity = "medium"
-    node: Label
+    node: NodeLabel
 
 
 class SystemState(Message):
@@ -70,7 +71,7 @@ class SystemState(Message):
     state_data: JsonMap = Field(default_factory=dict)
     process_count: NonNegInt
     memory_usage: NonNegInt
-    node: Label
+    node: NodeLabel
     trigger_reason: Text
 
 
@@ -93,7 +94,7 @@ class ErrorAnalysis(Message):
     frequency: NonNegInt = 1
     first_seen: Timestamp = Field(default_factory=utc_now)
     last_seen: Timestamp = Field(default_factory=utc_now)
-    node: Label
+    node: NodeLabel
 
     @model_validator(mode="before")
     @classmethod

@@ -11,6 +11,7 @@ from bridge.messages._base import (
     JsonMap,
     Label,
     Message,
+    NodeLabel,
     NonNegInt,
     OmittedWhenNone,
     Timestamp,
@@ -71,7 +72,7 @@ class NodeHealth(Message):
     TAG: ClassVar[str] = "node_health_updated"
     INSTANCE: ClassVar[str] = INSTANCE
 
-    node: Label
+    node: NodeLabel
     status: NodeStatus
     checks: JsonMap = Field(default_factory=dict)
     load_avg: float | None = None
@@ -94,8 +95,8 @@ class ClusterHealth(Message):
     status: HealthStatus
     healthy_nodes: NonNegInt
     total_nodes: NonNegInt
-    degraded_nodes: list[str] = Field(default_factory=list)
-    unhealthy_nodes: list[str] = Field(default_factory=list)
+    degraded_nodes: list[NodeLabel] = Field(default_factory=list)
+    unhealthy_nodes: list[NodeLabel] = Field(default_factory=list)
     quorum_status: QuorumStatus = "available"
     degraded_count: OmittedWhenNone[NonNegInt] = None
     unhealthy_count: OmittedWhenNone[NonNegInt] = None
@@ -130,7 +131,7 @@ class ComponentHealth(Message):
     INSTANCE: ClassVar[str] = INSTANCE
 
     component: Label
-    node: Label
+    node: NodeLabel
     status: HealthStatus
     details: JsonMap = Field(default_factory=dict)
     last_check: Timestamp | None = None
@@ -143,7 +144,7 @@ class HealthCheck(Message):
     INSTANCE: ClassVar[str] = INSTANCE
 
     check_name: Label
-    node: Label
+    node: NodeLabel
     result: Literal["pass", "fail", "timeout"]
     duration_ms: Annotated[float, Field(ge=0)]
     details: JsonMap = Field(default_factory=dict)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Final, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, ValidationInfo, model_validator
 
-from bridge.messages._base import JsonMap, Label, Message, NonNegInt, Text
+from bridge.messages._base import JsonMap, Label, Message, NodeLabel, NonNegInt, Text
 
 __all__ = ["ClusterMembership", "NodeLifecycle", "ProcessLifecycle", "SupervisionEvent"]
 
@@ -29,7 +29,7 @@ class NodeLifecycle(Message):
     TAG: ClassVar[str] = "node_lifecycle_event"
     INSTANCE: ClassVar[str] = INSTANCE
 
-    node: Label
+    node: NodeLabel
     event: NodeEvent
     cluster_size: NonNegInt
     metadata: JsonMap = Field(default_factory=dict)
@@ -45,7 +45,7 @@ class ProcessLifecycle(Message):
     name: str | None = None
     module: Label
     event: ProcessEvent
-    node: Label
+    node: NodeLabel
     reason: str | None = None
     restart_count: NonNegInt = 0
 
@@ -59,7 +59,7 @@ class SupervisionEvent(Message):
     supervisor: Label
     child_spec: JsonMap = Field(default_factory=dict)
     event: SupervisorEvent
-    node: Label
+    node: NodeLabel
     reason: str | None = None
 
 
@@ -75,13 +75,13 @@ class ClusterMembership(Message):
     DERIVED: ClassVar[tuple[str, ...]] = ("total_nodes", "originating_node")
 
     event: MembershipEvent
-    affected_nodes: list[str]
-    active_nodes: list[str]
+    affected_nodes: list[NodeLabel]
+    active_nodes: list[NodeLabel]
     # Filled by _fill_defaults from active_nodes; 0 only stands when active_nodes is invalid,
     # and then validation fails on it anyway.
     total_nodes: NonNegInt = 0
     quorum_status: QuorumStatus = "available"
-    originating_node: Text
+    originating_node: NodeLabel
 
     @model_validator(mode="before")
     @classmethod

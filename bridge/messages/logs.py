@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Final, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, ValidationInfo, model_validator
 
-from bridge.messages._base import JsonMap, Label, Message, NonNegInt, Text, random_hex
+from bridge.messages._base import JsonMap, Label, Message, NodeLabel, NonNegInt, Text, random_hex
 
 __all__ = ["LogEntry", "LogFilter", "LogRotation", "LogSummary"]
 
@@ -37,7 +37,7 @@ class LogEntry(Message):
     module: Text
     function: str | None = None
     line: NonNegInt | None = None
-    node: Label
+    node: NodeLabel
     pid: str | None = None
     metadata: JsonMap = Field(default_factory=dict)
 
@@ -118,4 +118,4 @@ class LogRotation(Message):
     new_file: Text
     file_size: NonNegInt
     entries_count: NonNegInt
-    node: Label
+    node: NodeLabel

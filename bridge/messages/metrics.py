@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 from pydantic_core import InitErrorDetails
 
-from bridge.messages._base import JsonMap, Label, Message, NonNegInt
+from bridge.messages._base import JsonMap, Label, Message, NodeLabel, NonNegInt
 
 __all__ = [
     "LatencyMetric",
@@ -40,7 +40,7 @@ class PerformanceMetric(Message):
     metric_name: Label
     value: float
     unit: Label
-    node: Label
+    node: NodeLabel
     component: Label
     tags: JsonMap = Field(default_factory=dict)
 
@@ -60,7 +60,7 @@ class ThroughputMetric(Message):
     # (see _rate), so the one float field that takes an infinity (NaN still fails ge=0); a given
     # one must be finite (_default_rate here, Message.wire_schema on the envelope's fast paths).
     rate_per_sec: Annotated[float, Field(ge=0, allow_inf_nan=True)] = 0.0
-    node: Label
+    node: NodeLabel
 
     @model_validator(mode="before")
     @classmethod
@@ -120,7 +120,7 @@ class LatencyMetric(Message):
     latency_ms: NonNegFloat
     percentile: Percentile
     sample_count: NonNegInt
-    node: Label
+    node: NodeLabel
 
 
 class ResourceUsage(Message):
@@ -133,7 +133,7 @@ class ResourceUsage(Message):
     usage_percent: Annotated[float, Field(ge=0, le=100)]
     total_available: NonNegFloat
     current_used: NonNegFloat
-    node: Label
+    node: NodeLabel
 
 
 class MetricAlert(Message):
@@ -147,4 +147,4 @@ class MetricAlert(Message):
     threshold_value: float
     threshold_type: Literal["min", "max"]
     severity: Literal["warning", "critical"]
-    node: Label
+    node: NodeLabel

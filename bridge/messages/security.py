@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Final, Literal
 
 from pydantic import Field
 
-from bridge.messages._base import JsonMap, Label, Message, Text
+from bridge.messages._base import JsonMap, Message, NodeLabel, Text
 from bridge.messages.alerts import RiskSeverity
 
 __all__ = ["AccessViolation", "AuthEvent", "SecurityAlert", "SessionEvent"]
@@ -33,7 +33,7 @@ class AuthEvent(Message):
     auth_method: AuthMethod
     source_ip: str | None = None
     user_agent: str | None = None
-    node: Label
+    node: NodeLabel
     metadata: JsonMap = Field(default_factory=dict)
 
 
@@ -63,7 +63,7 @@ class SecurityAlert(Message):
     description: Text
     affected_users: list[str] = Field(default_factory=list)
     source_ip: str | None = None
-    node: Label
+    node: NodeLabel
     metadata: JsonMap = Field(default_factory=dict)
 
 
@@ -78,4 +78,4 @@ class SessionEvent(Message):
     event_type: SessionEventType
     duration_ms: Annotated[float, Field(ge=0)] | None = None
     source_ip: str | None = None
-    node: Label
+    node: NodeLabel

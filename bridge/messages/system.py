@@ -6,7 +6,7 @@ from typing import ClassVar, Final, Literal
 
 from pydantic import Field
 
-from bridge.messages._base import JsonMap, Label, Message, Text
+from bridge.messages._base import JsonMap, Label, Message, NodeLabel, Text
 
 __all__ = ["FeatureToggle", "SystemConfig", "SystemEvent", "SystemLifecycle"]
 
@@ -25,7 +25,7 @@ class SystemConfig(Message):
     changes: JsonMap = Field(default_factory=dict)
     previous_config: JsonMap | None = None
     changed_by: Text = "system"
-    node: Label
+    node: NodeLabel
 
 
 class SystemLifecycle(Message):
@@ -37,7 +37,7 @@ class SystemLifecycle(Message):
     event: SystemEvent
     system_name: Label
     version: Text
-    node: Label
+    node: NodeLabel
 
 
 class FeatureToggle(Message):
@@ -50,4 +50,4 @@ class FeatureToggle(Message):
     enabled: bool
     previous_state: bool
     changed_by: Text
-    node: Label
+    node: NodeLabel

@@ -8,7 +8,7 @@ from typing import Final
 
 from bridge.headers import ADMIN_TOKEN_HEADER
 from bridge.messages import MAX_NAME, SEVERITIES
-from bridge.pages.html import Fragment, Html, escape, join, template
+from bridge.pages.html import Fragment, Html, escape, exact, join, template
 from bridge.pages.sources import LeaseState, Shown
 
 __all__ = [
@@ -212,7 +212,7 @@ def meter(value: float | None, low: float, high: float) -> Html:
 
 def ack_button(alert_id: str, title: str) -> Html:
     """The Acknowledge button of one alert (pages.js posts the ack)."""
-    return _ACK_BUTTON(alert_id=alert_id, title=title)
+    return _ACK_BUTTON(alert_id=exact(alert_id), title=title)
 
 
 def table(

@@ -21,6 +21,7 @@ from bridge.messages import (
     MESSAGE_TYPES,
     NAME_PATTERN,
     NO_CONTROL_CHARACTERS,
+    NODE_PATTERN,
     TAGS,
     Message,
     random_hex,
@@ -258,6 +259,7 @@ def _plural(text: str) -> str:
 # What a string's pattern refuses, as the payload rules of docs/messages.md name it.
 _PATTERN_LABELS: Final = {
     NO_CONTROL_CHARACTERS: ", no control characters",
+    NODE_PATTERN: ", no control, zero-width or bidirectional characters",
     NAME_PATTERN: ", not blank, no control characters, line separators or bidirectional controls",
 }
 

@@ -14,7 +14,7 @@ from bridge.bus.envelope import (
     TOPIC_MAX_LENGTH,
     TS_MAX_LENGTH,
 )
-from bridge.messages import INSTANCES, MAX_NAME, NAME_REFUSES, Message
+from bridge.messages import INSTANCES, MAX_NAME, NAME_REFUSES, NODE_REFUSES, Message
 from bridge.schema.describe import (
     RULES,
     STRING_CAP,
@@ -45,7 +45,12 @@ ENVELOPE_FIELDS: Final[tuple[FieldDoc, ...]] = (
     ),
     FieldDoc("tag", "string", True, "", ("a tag of `instance` (below)",)),
     FieldDoc(
-        "node", f"string (1-{NODE_MAX_LENGTH} characters, no control characters)", True, "", ()
+        "node",
+        f"string (1-{NODE_MAX_LENGTH} characters, no control, zero-width or bidirectional"
+        " characters)",
+        True,
+        "",
+        (),
     ),
     FieldDoc(
         "ts",
@@ -102,6 +107,13 @@ type and `exesdb-bridge schema TAG --json` its JSON Schema; `exesdb-bridge schem
 - Every string is at most {cap} characters; "1-4096 characters" is a tighter limit of that field.
 - A string that becomes a Prometheus label value ("no control characters") may not hold a C0
   control character (NUL included), DEL or a C1 control character.
+- A node name (the envelope's `node`, a payload's `node`, `originating_node` and the nodes a
+  list names: "no control, zero-width or bidirectional characters") may not hold
+  {node_refuses} either: `node-1` and `node-1` with a U+200B after it would look the same
+  on the status page, in alerts and in `/metrics`, and a bidirectional control reorders the text
+  shown after it. The envelope's is refused as `malformed`, a payload's as `invalid_payload`,
+  each naming the field; `EXESDB_NODE` refuses the same. Other text (titles, descriptions) may
+  hold them: the status and alert pages show each as its escape (`\\u200b`).
 - A name shown as who did something (`ack_by`: "not blank, no control characters, line
   separators or bidirectional controls") may not be blank, spaces or other Unicode whitespace
   only (U+00A0 and U+3000 too) or characters drawn as nothing (U+200B, U+2060, U+FEFF, U+3164:
@@ -176,6 +188,7 @@ def render_markdown() -> str:
             cap=f"{STRING_CAP:,}",
             index=index,
             name_refuses=NAME_REFUSES,
+            node_refuses=NODE_REFUSES,
             max_name=MAX_NAME,
         ),
     ]

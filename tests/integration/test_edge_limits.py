@@ -339,3 +339,85 @@ def _envelope(payload: Message, node: str = "n1") -> bytes:
     return Envelope(
         new_message_id(), payload.INSTANCE, "checks", payload.TAG, node, utc_now(), payload
     ).to_bytes()
+
+
+NEVER_READ = 50
+
+
+def _ask_metrics_and_never_read(bridge: BridgeProcess, sockets: list[socket.socket]) -> None:
+    """Open NEVER_READ connections that each ask for /metrics and read none of it, their
+    receive buffers as small as the kernel allows (the window shuts at once)."""
+    for _ in range(NEVER_READ):
+        sock = socket.socket()
+        sockets.append(sock)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        sock.connect(("127.0.0.1", bridge.port))
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+
+
+def _send_queued(port: int) -> int:
+    """Bytes the kernel holds unsent or unacknowledged on the IPv4 TCP sockets of local
+    ``port``, those the bridge has closed (orphaned) included: /proc/net/tcp's tx_queue."""
+    held = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port:
+            held += int(fields[4].split(":")[0], 16)
+    return held
+
+
+def _closed(bridge: BridgeProcess, reason: str) -> float | None:
+    """exesdb_http_connections_closed_total{reason} as /metrics gives it (None: no such label)."""
+    exposition = http_get(bridge.url + "/metrics", timeout=20)[1]
+    found = re.search(
+        rb'exesdb_http_connections_closed_total\{reason="%s"\} (\S+)' % reason.encode(), exposition
+    )
+    return float(found.group(1)) if found else None
+
+
+def test_answers_never_read_are_let_go_at_the_write_timeout(
+    tmp_path: Path, bridge_processes: list[BridgeProcess], client_sockets: list[socket.socket]
+) -> None:
+    """Clients that ask for /metrics and never read it hold the answers in the kernel's send
+    buffers (the bridge holds nothing) until EXESDB_HTTP_WRITE_TIMEOUT_MS: then the kernel resets
+    their connections, counted as write_timeout, and the send queues are empty; /healthz answers
+    meanwhile. (Held until the idle timeout, then as orphans for minutes more.)"""
+    bridge = BridgeProcess(EXESDB_HTTP_WRITE_TIMEOUT_MS="3000").start(tmp_path)
+    bridge_processes.append(bridge)
+    _ask_metrics_and_never_read(bridge, client_sockets)
+    wait_until(
+        lambda: _send_queued(bridge.port) > NEVER_READ * 10_000, 10, "the answers held unread"
+    )
+    assert http_get(bridge.url + "/healthz", timeout=5)[0] == 200
+    wait_until(
+        lambda: _send_queued(bridge.port) == 0 and _closed(bridge, "write_timeout") == NEVER_READ,
+        30,
+        "the answers let go at the write timeout",
+    )
+    with pytest.raises(ConnectionResetError):
+        _read_to_the_end(client_sockets[0])
+
+
+def _read_to_the_end(sock: socket.socket) -> None:
+    """Read ``sock`` until it ends (or raises: a reset once what arrived before it is read)."""
+    while sock.recv(65_536):
+        pass
+
+
+def test_answers_never_read_on_connections_closed_idle_are_let_go_at_the_write_timeout(
+    tmp_path: Path, bridge_processes: list[BridgeProcess], client_sockets: list[socket.socket]
+) -> None:
+    """An answer never read on a connection the bridge closed at the idle timeout, left in the
+    kernel as an orphan socket, is let go at the write timeout too (it was held for minutes)."""
+    bridge = BridgeProcess(
+        EXESDB_HTTP_IDLE_TIMEOUT_MS="500", EXESDB_HTTP_WRITE_TIMEOUT_MS="4000"
+    ).start(tmp_path)
+    bridge_processes.append(bridge)
+    _ask_metrics_and_never_read(bridge, client_sockets)
+
+    def closed_idle_with_answers_held() -> bool:
+        exposition = http_get(bridge.url + "/metrics", timeout=20)[1]
+        return b"\nexesdb_http_connections 1.0\n" in exposition and _send_queued(bridge.port) > 0
+
+    wait_until(closed_idle_with_answers_held, 10, "the connections closed idle, answers unread")
+    wait_until(lambda: _send_queued(bridge.port) == 0, 30, "the orphans' answers let go")

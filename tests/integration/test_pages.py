@@ -746,3 +746,29 @@ def test_make_screenshots_writes_a_picture_of_each_page(tmp_path: Path) -> None:
         assert data[:8] == b"\x89PNG\r\n\x1a\n", name
         width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk
         assert (width, height > 800) == (1280, True), name
+
+
+def test_zero_width_and_bidirectional_characters_in_a_title_show_as_their_escapes(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """A title holding a zero-width space and a right-to-left override shows them as their
+    escapes on the status page and on the alert's page (drawn as nothing, the title would look
+    like another, and the override would turn the text after it around); the alert, whose id
+    holds a zero-width space too, is acknowledged from its button all the same."""
+    title = "Disk full\u200b on db-1 \u202eok"
+    shown = "Disk full\\u200b on db-1 \\u202eok"
+    alert_id = "disk\u200bfull"
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, alert_id, title)
+        browser.open(server.url + "/")
+        assert browser.css("table.alerts a.title").text == shown
+        browser.css("#ack-by").send_keys("alice")
+        browser.css("#ack-token").send_keys(ADMIN_TOKEN)
+        browser.css("button.ack").click()
+        browser.wait_for_text("#ack-message", f"Acknowledged: {shown}")
+        record = wait_for_alert(server, alert_id, lambda r: r.ack_by == "alice")
+        assert record.state is AlertState.ACKNOWLEDGED
+        browser.open(server.url + alert_path(alert_id))
+        assert browser.text("#alert-title") == shown
+        assert "\u200b" not in browser.text("#live")
+        assert "\u202e" not in browser.text("#live")

@@ -25,9 +25,15 @@ MARK = f"exesdb:state:replica:{NODE}"
 TOLD = f"another bridge process on this Redis runs with EXESDB_NODE={NODE}"
 
 
-def start(tmp_path: Path, processes: list[BridgeProcess], url: str, state: str) -> BridgeProcess:
+def start(
+    tmp_path: Path,
+    processes: list[BridgeProcess],
+    url: str,
+    state: str,
+    claim_idle_ms: str = CLAIM_IDLE_MS,
+) -> BridgeProcess:
     """A bridge named ``NODE`` on ``url`` with the state directory ``state`` (one per process)."""
-    env = {**replica_env(url, NODE), "EXESDB_REDIS_CLAIM_IDLE_MS": CLAIM_IDLE_MS}
+    env = {**replica_env(url, NODE), "EXESDB_REDIS_CLAIM_IDLE_MS": claim_idle_ms}
     env["EXESDB_STATE_DIR"] = str(tmp_path / state)
     process = BridgeProcess(**env)  # type: ignore[arg-type]
     processes.append(process)
@@ -112,3 +118,42 @@ def test_a_replica_killed_and_started_again_under_its_name_is_not_told(
     assert shared(again) == 0.0
     assert node_name_check(again) == (200, {"ready": True, "required": False, "reason": None})
     assert TOLD not in again.log()
+
+
+def test_a_graceful_stop_deletes_the_mark_and_a_replacement_is_not_told(
+    tmp_path: Path,
+    redis_server: Callable[[], RedisServer],
+    bridge_processes: list[BridgeProcess],
+) -> None:
+    """A replica stopped gracefully (SIGTERM) deletes its mark (it lingered for up to a lease),
+    so the process started next under its name reads none, and is not told through its marks."""
+    server = redis_server()
+    # A lease of 6 s: the mark, set every 2 s, would outlast the stop by seconds.
+    first = start(tmp_path, bridge_processes, server.url, "state", claim_idle_ms="6000")
+    with server.client() as client:
+        wait_until(lambda: client.get(MARK), 10, "the first process's mark")
+        assert first.stop() == 0
+        assert client.get(MARK) is None
+        second = start(tmp_path, bridge_processes, server.url, "state", claim_idle_ms="6000")
+        wait_until(lambda: client.get(MARK), 10, "the replacement's mark")
+        marked(client, 2)
+    assert shared(second) == 0.0
+    assert TOLD not in second.log()
+    assert TOLD not in first.log()
+
+
+def test_a_graceful_stop_leaves_a_mark_another_process_wrote(
+    tmp_path: Path,
+    redis_server: Callable[[], RedisServer],
+    bridge_processes: list[BridgeProcess],
+) -> None:
+    """A replica stopping gracefully after another process has marked the name (a newer one
+    under it) leaves that process's mark in place: only its own id is deleted."""
+    server = redis_server()
+    # A lease of 30 s: the next mark, 10 s away, does not overwrite the other's before the stop.
+    first = start(tmp_path, bridge_processes, server.url, "state", claim_idle_ms="30000")
+    with server.client() as client:
+        wait_until(lambda: client.get(MARK), 10, "the first process's mark")
+        client.set(MARK, "a-newer-process", px=60_000)
+        assert first.stop() == 0
+        assert client.get(MARK) == b"a-newer-process"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.pages.html import Fragment, Html, escape, join
-from bridge.pages.widgets import age, badge, meter, table, timestamp, utc
+from bridge.pages.widgets import ack_button, age, badge, meter, table, timestamp, utc
 
 HOSTILE = """<script>alert("x")</script>' onmouseover='y' & "z" """
 
@@ -16,6 +16,26 @@ def test_a_value_is_escaped_in_text_and_attributes() -> None:
     assert "<script>" not in shown
     assert '"' not in shown.split('title="', 1)[1].split('">', 1)[0]
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&#x27; onmouseover=" in shown
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    ["\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u202a", "\u202e", "\u2060", "\u2066",
+     "\u2069", "\ufeff", "\u061c"],
+    ids=ascii,
+)  # fmt: skip
+def test_a_zero_width_or_bidirectional_character_is_shown_as_its_escape(hidden: str) -> None:
+    """A zero-width character or bidirectional control in a value (a title) is shown as its
+    escape, in text and attributes, so that ``node-1`` followed by one does not look like
+    ``node-1``; the Acknowledge button's alert id, which the page posts back, keeps it."""
+    title = f"disk{hidden} full <b>"
+    shown = Fragment('<a title="${value}">${value}</a>')(value=title)
+    escaped = f"disk\\u{ord(hidden):04x} full &lt;b&gt;"
+    assert shown == f'<a title="{escaped}">{escaped}</a>'
+    assert hidden not in shown
+    button = ack_button(f"id{hidden}1", title)
+    assert f'data-ack="id{hidden}1"' in button
+    assert f'data-title="{escaped}"' in button
 
 
 def test_markup_made_here_is_kept_and_escaped_only_once() -> None:

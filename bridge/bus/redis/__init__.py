@@ -13,7 +13,8 @@ Layout, with ``exesdb`` as the key prefix (``layout.py``)::
                                changed only under the lease (``shared_state.py``)
     exesdb:state:replica:<node>  the random id of the process last marking node name <node>:
                                another id read after its own means two processes share the
-                               name (``node_name.py``)
+                               name; deleted at a graceful stop if still its own
+                               (``node_name.py``)
     exesdb:spool:<segment>     how far a bridge's spool segment was written (``spool.py``)
 
 One reader at a time, rather than entries spread over every replica, because the alert stage

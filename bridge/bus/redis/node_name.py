@@ -7,22 +7,32 @@ the same command (``SET … PX … GET``). Once it has written its id, reading a
 refresh means another process wrote under the same name meanwhile: one that is running, since a
 crashed predecessor's mark is read only by the first write (a replica started again after a
 crash is not told). Told once per episode, it ends when no other id has been read for a lease.
+A graceful stop deletes the mark if it is still this process's (compared and deleted in one
+script, so a newer process's mark stays), so that a replacement reads none.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from bridge.bus.redis.layout import Layout, text
-from bridge.bus.redis.link import Link
+from bridge.bus.redis.link import RETRYABLE, Link
 
 __all__ = ["RedisNodeNameCheck"]
 
 _logger = logging.getLogger(__name__)
+
+# Delete the mark only while it holds this process's id: a process started under the name since
+# has written its own, which stays.
+_FORGET: Final = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
+    "else return 0 end"
+)
 
 
 class RedisNodeNameCheck:
@@ -68,6 +78,15 @@ class RedisNodeNameCheck:
     async def run(self) -> None:
         """Mark the node name every period until the transport stops."""
         await self._link.keep_trying(self._step, owner=self)
+
+    async def forget(self) -> None:
+        """Delete the mark if it still holds this process's id (at a graceful stop, once ``run``
+        has stopped): a process started under the name next reads none. Redis unreachable or
+        refusing, the mark expires after the lease as after a crash."""
+        if not self._written:
+            return
+        with contextlib.suppress(*RETRYABLE):
+            await self._link.client.eval(_FORGET, 1, self._key, self._id)
 
     async def _step(self) -> float:
         old: Any = await self._link.client.set(self._key, self._id, px=self._lease_ms, get=True)

@@ -136,6 +136,7 @@ class RedisTransport:
         )
         self._receive: FrameReceiver | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._marking: asyncio.Task[None] | None = None  # the node name check's task
         self._closed = False
         if registry is not None:
             registry.register(RedisCollector(link, self._writer, lease, group, self._node_name))
@@ -209,12 +210,13 @@ class RedisTransport:
         self._receive = receive
         loop = asyncio.get_running_loop()
         keep_running = self._link.keep_running
+        self._marking = loop.create_task(
+            keep_running("node name", self._node_name.run), name="redis-node-name"
+        )
         self._tasks = [
             loop.create_task(keep_running("writer", self._writer.run), name="redis-writer"),
             loop.create_task(keep_running("fanout", self._fanout.run), name="redis-fanout"),
-            loop.create_task(
-                keep_running("node name", self._node_name.run), name="redis-node-name"
-            ),
+            self._marking,
             *self._work_queue.start(group_instances),
         ]
         self._writer.wake()
@@ -246,6 +248,13 @@ class RedisTransport:
         if self._closed:
             return
         self._closed = True
+        if self._marking is not None:
+            # Marked no more, then the mark deleted (if still this process's): a replacement
+            # started from now on reads none, and is not told it shares the name.
+            self._marking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._marking
+            await self._node_name.forget()
         await self._writer.flush(flush_seconds if self._tasks else 0.0)
         await self._work_queue.release()
         self._stopping.set()

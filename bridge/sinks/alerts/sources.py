@@ -14,7 +14,8 @@ monitor's SystemAlert for the group stands for it.
 An AccessViolation has no ``node`` field: its alert is about the node that published it (the
 envelope's), or the node its ``metadata`` names under ``node``, for a sender reporting for
 another node, as the ``--demo`` cluster does for its simulated ones: only a name every message's
-``node`` could be (a ``Label``: 1 to ``MAX_TEXT`` characters, no control character), since the
+``node`` could be (a ``NodeLabel``: 1 to ``MAX_TEXT`` characters, no control character, zero-width
+character or bidirectional control), since the
 alert shows it as its node (``alerts list``, history, webhook labels); anything else falls back
 to the envelope's node.
 
@@ -66,7 +67,7 @@ from bridge.bus import Envelope
 from bridge.cluster import MAX_NODES
 from bridge.messages import (
     MAX_TEXT,
-    NO_CONTROL_CHARACTERS,
+    NODE_PATTERN,
     SECURITY_SEVERITY,
     SEVERITIES,
     AccessViolation,
@@ -144,9 +145,9 @@ DETAIL_PREFIX: Final = "metadata_"
 _LEFT_OUT: Final = "metadata"
 _NOT_NAME: Final = re.compile(r"[^A-Za-z0-9_]")
 _NO_LINKS: Final[frozenset[str]] = frozenset()
-# What a message's ``node`` (a Label) must match beyond its length; fullmatch, as ``$`` alone
-# would let a final newline through.
-_LABEL_TEXT: Final = re.compile(NO_CONTROL_CHARACTERS)
+# What a message's ``node`` (a NodeLabel) must match beyond its length; fullmatch, as ``$``
+# alone would let a final newline through.
+_NODE_TEXT: Final = re.compile(NODE_PATTERN)
 Active = Callable[[str], bool]
 """Whether an alert (by id) may be active: a resolved event of any other would change nothing."""
 
@@ -406,7 +407,7 @@ def node_alert_ids(node: str) -> NodeAlertIds:
 def _named_node(named: object, sender: str) -> str:
     """The node a metadata entry names when it could be any message's ``node``, else
     ``sender``'s."""
-    if isinstance(named, str) and 0 < len(named) <= MAX_TEXT and _LABEL_TEXT.fullmatch(named):
+    if isinstance(named, str) and 0 < len(named) <= MAX_TEXT and _NODE_TEXT.fullmatch(named):
         return named
     return sender
 
