@@ -109,13 +109,23 @@ def classify(status: int) -> Outcome:
 
 async def read_answer(response: aiohttp.ClientResponse, limit: int = ANSWER_LIMIT) -> bytes:
     """The start of an answer's body, at most ``limit`` bytes; past that the connection is
-    closed rather than read to its end (or kept for another request)."""
+    closed rather than read to its end (or kept for another request).
+
+    Only the status counts, and it came before the body: a body cut off (a connection reset,
+    an answer shorter than its ``Content-Length``, one trickling past the timeout) ends the
+    reading, not the attempt, as Alertmanager's notifiers only drain it. Counted failed, a 2xx
+    would be sent again to a receiver that took it.
+    """
     head = b""
-    while len(head) < limit:
-        chunk = await response.content.read(limit - len(head))
-        if not chunk:
-            return head
-        head += chunk
+    try:
+        while len(head) < limit:
+            chunk = await response.content.read(limit - len(head))
+            if not chunk:
+                return head
+            head += chunk
+    except (TimeoutError, aiohttp.ClientError, OSError):
+        response.close()
+        return head
     if not response.content.at_eof():
         response.close()
     return head
