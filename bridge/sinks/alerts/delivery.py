@@ -232,13 +232,18 @@ class WebhookSender:
             await session.close()
 
     def headers(self, delivery_id: str, body: bytes) -> dict[str, str]:
-        """The headers of one attempt; the signature's ``t`` is the attempt's time."""
+        """The headers of one attempt; the signature's ``t`` is the attempt's time.
+        ClientSetupError when the ``secret_file`` cannot be read or is empty."""
         headers = {
             "Content-Type": "application/json",
             DELIVERY_HEADER: delivery_id,
             "User-Agent": USER_AGENT,
         }
         secret = self._secret.get()
+        if not secret and self.receiver.secret_file:
+            # Emptied (a rotation half written): sent unsigned, the alert would be refused by a
+            # receiver checking signatures, or taken unproven by one that does not.
+            raise ClientSetupError(f"secret_file {self.receiver.secret_file} is empty")
         if secret:
             if self._keyring is None or self._keyring[0] != secret:
                 self._keyring = (secret, Keyring.from_secrets(secret))
