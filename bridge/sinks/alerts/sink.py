@@ -77,7 +77,7 @@ from bridge.sinks.alerts.sources import (
     node_alert_ids,
 )
 from bridge.sinks.alerts.thread import DbThread
-from bridge.sinks.alerts.transitions import Effect, on_ack
+from bridge.sinks.alerts.transitions import Effect, Plan, on_ack
 from bridge.tracing import ClientSpan
 
 __all__ = ["HIGH_WATER", "MAX_OPEN_ALERTS", "SUBSCRIBED_INSTANCES", "AlertSink", "alert_sink"]
@@ -513,9 +513,14 @@ class AlertSink:
     async def _escalate(self, now: float, after_seconds: float) -> list[Escalated]:
         if self._index is None:
             return await self._db.call(self.outbox.alerts.escalate_due, now, after_seconds)
-        return escalations(
-            await self._index.change(self.outbox.alerts.plan_escalations, now, after_seconds)
-        )
+        planned: list[Plan] = []
+
+        def plan(now: float, after_seconds: float) -> Plan:
+            planned.append(self.outbox.alerts.plan_escalations(now, after_seconds))
+            return planned[-1]
+
+        applied = await self._index.change(plan, now, after_seconds)
+        return escalations(planned[-1], applied) if planned else []
 
     async def _expire(self, now: float) -> list[AlertRecord]:
         if self._started_at is None:
