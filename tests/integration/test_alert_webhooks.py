@@ -259,6 +259,8 @@ async def test_a_hanging_webhook_does_not_delay_the_others(
         serve_http=False,
         EXESDB_WEBHOOK_URLS=f"{stuck.url},{healthy.url}",
         EXESDB_WEBHOOK_TIMEOUT_MS="30000",
+        # The stop waits this long (less a margin) for the hung attempt to end.
+        EXESDB_SHUTDOWN_TIMEOUT_MS="1000",
         **FAST,
     ) as (bridge, _sink, _watcher):
         for number in range(3):

@@ -382,12 +382,23 @@ class DeliveryWorker:
         """Something changed in the outbox: look now rather than at the next planned time."""
         self._wake.set()
 
-    async def aclose(self) -> None:
-        """Stop; an attempt in flight is abandoned and made again after restart. Idempotent."""
+    def stop(self) -> None:
+        """Start no new attempt (``aclose`` then ends the worker); idempotent."""
         self._stopping = True
         self._wake.set()
+
+    async def aclose(self, grace: float = 0.0) -> None:
+        """Stop; idempotent. An attempt in flight is given up to ``grace`` seconds to end and
+        be recorded (no new one starts), so a receiver that took it is not sent it again after
+        the restart; one still in flight then is abandoned and made again after restart."""
+        self.stop()
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        try:
+            if grace > 0:
+                await asyncio.wait({task}, timeout=grace)
+        finally:  # cancelled meanwhile too: the attempt is abandoned, and the caller told
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -427,7 +438,7 @@ class DeliveryWorker:
             self._queue.group, self.key, now, self._group_wait, self._build, self._keep
         )
         delivery = await self._db.call(self._queue.next_due, self.key, now)
-        if delivery is not None:
+        if delivery is not None and not self._stopping:  # stopping: no new attempt
             await self.attempt(delivery)
             return 0.0
         wake_at = await self._db.call(self._queue.next_wake, self.key, self._group_wait)

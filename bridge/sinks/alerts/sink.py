@@ -435,6 +435,7 @@ class AlertSink:
         if self._closed:
             return
         self._closed = True
+        self._shutdown.begin()  # the bridge's began already; one of the sink's own, now
         try:
             # Drain first: what the bus already queued for us reaches the outbox before it
             # closes. The HTTP listener closed before us, so the backlog is bounded; so is the
@@ -458,8 +459,23 @@ class AlertSink:
             await self._stop()
 
     async def _stop(self) -> None:
+        # Attempts in flight end within what is left of the deadline, less the margin for
+        # what follows: each recorded is one a receiver that took it is not sent again.
+        left = self._shutdown.left()
+        loop = asyncio.get_running_loop()
+        until = loop.time() + left - min(_CLOSE_MARGIN_SECONDS, left / 5)
+        cancelled = False
         for worker in self.workers.values():
-            await worker.aclose()
+            worker.stop()
+        try:
+            for worker in self.workers.values():
+                await worker.aclose(until - loop.time())
+        except asyncio.CancelledError:
+            # The stop's deadline passed meanwhile: the rest closes at once (the outbox too,
+            # without waiting for its thread), then the cancellation goes on.
+            cancelled = True
+            for worker in self.workers.values():
+                await worker.aclose()
         if self.alertmanager is not None:
             await self.alertmanager.aclose()
         task, self._house_task = self._house_task, None
@@ -470,12 +486,15 @@ class AlertSink:
         for sender in self.senders.values():
             await sender.aclose()
         try:
-            await asyncio.to_thread(self._db.close)  # what is queued on it finishes first
+            if not cancelled:
+                await asyncio.to_thread(self._db.close)  # what is queued on it finishes first
         finally:
             # Cancelled while waiting for it: committed transactions are on disk (each call
             # is one), and a call queued after this one fails on the closed file.
             if self._outbox is not None:
                 self._outbox.close()
+        if cancelled:
+            raise asyncio.CancelledError
 
     def holds_work_queue(self) -> bool:
         """True on the in-process bus, and on Redis while this replica holds the lease."""

@@ -5,7 +5,8 @@ own thread (so sync tests, async tests and bridge subprocesses can all use it); 
 is asked before its first start serves on the free port that answer named. ``url`` is where to
 POST. Answers come from ``script(...)`` (used in order, one per request), then from
 ``fail_randomly(...)`` when set, then ``default`` (200). An ``Answer`` may carry
-``Retry-After`` or hang (until the client gives up or the receiver stops), or send its status and
+``Retry-After``, come ``delay`` seconds late, or hang (until the client gives up or the receiver
+stops), or send its status and
 then a body cut off by a connection reset (``cut``) or trickling until the client leaves
 (``trickle``). Given an
 ``ssl_context`` it serves HTTPS; given ``authorization`` (the exact ``Authorization`` header it
@@ -40,7 +41,8 @@ __all__ = ["HANG", "Answer", "Received", "WebhookReceiver", "webhook_receiver"]
 
 @dataclass(frozen=True)
 class Answer:
-    """What the receiver answers one request: a status, maybe Retry-After, maybe a hang, maybe
+    """What the receiver answers one request: a status, maybe Retry-After, maybe ``delay``
+    seconds late, maybe a hang, maybe
     a body of ``flood`` bytes (streamed) or a ``text`` in place of the usual small JSON; or,
     after the status, a body cut off by a reset (``cut``) or one trickling a byte a tenth of a
     second until the client leaves (``trickle``)."""
@@ -52,6 +54,7 @@ class Answer:
     text: str | None = None
     cut: bool = False
     trickle: bool = False
+    delay: float = 0.0
 
 
 HANG = Answer(status=200, hang=True)
@@ -189,6 +192,8 @@ class WebhookReceiver:
         if answer.hang:
             assert self._release is not None
             await self._release.wait()
+        if answer.delay:
+            await asyncio.sleep(answer.delay)  # a receiver slow to answer, as scripted
         headers = {"Retry-After": answer.retry_after} if answer.retry_after else None
         if answer.flood:
             return await self._flood(request, answer)
