@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
+from tests.integration.servers.webhook import Answer, WebhookReceiver, webhook_receiver
 from tests.integration.test_alert_crash import QUIET, ingest_alerts, ingesting_env
 from tests.support import BridgeProcess, wait_until
 
@@ -71,3 +71,28 @@ def test_sigkill_right_after_the_last_202_loses_no_alert(
     ids = flood(bridge)
     bridge.kill()
     assert committed(state) >= set(ids)
+
+
+def test_sigterm_lets_an_attempt_in_flight_end_so_it_is_not_sent_again(
+    tmp_path: Path, webhook_receiver, bridge_processes: list[BridgeProcess]
+) -> None:
+    """SIGTERM while a receiver takes a second to answer: the attempt ends and is recorded
+    before the bridge exits, so the next start does not send that alert again."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(Answer(200, delay=1.0))
+    state = tmp_path / "state"
+    env = ingesting_env(receiver, 200)
+    first = BridgeProcess(state_dir=state, **env).start(tmp_path)
+    bridge_processes.append(first)
+    ingest_alerts(first.url, ["slow-1"])
+    receiver.wait_for_requests(1)
+    assert first.stop(timeout=30) == 0
+
+    second = BridgeProcess(state_dir=state, **env).start(tmp_path)
+    bridge_processes.append(second)
+    ingest_alerts(second.url, ["after-1"])
+    wait_until(
+        lambda: "after-1" in receiver.accepted_alert_ids(), timeout=20, what="the next alert"
+    )
+    # Deliveries go out in order: slow-1 sent again would have come before after-1.
+    assert [r.alert_ids() for r in receiver.requests] == [["slow-1"], ["after-1"]]

@@ -183,6 +183,32 @@ async def test_hung_receiver_times_out_and_is_retried(tmp_path: Path, webhook_re
         assert failed[0].error_reason == "timed out after 0.3s; will retry"
 
 
+@pytest.mark.parametrize(
+    "answer", [Answer(200, cut=True), Answer(202, trickle=True)], ids=["reset", "trickle"]
+)
+async def test_a_2xx_whose_body_breaks_off_is_delivered_once(
+    tmp_path: Path, webhook_receiver, answer: Answer
+) -> None:
+    """A 2xx whose body is cut off by a reset, or trickles past the timeout, is delivered: the
+    status counts, so a receiver that took the alert is not sent it again."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(answer)
+    async with alert_bridge(
+        tmp_path,
+        serve_http=False,
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_WEBHOOK_TIMEOUT_MS="500",
+        **FAST,
+    ) as (bridge, _sink, _watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: counted(bridge, "delivered") == 1, what="a1 delivered")
+        bridge.bus.publish("disk_full", system_alert("a2"))
+        await async_wait_until(lambda: counted(bridge, "delivered") == 2, what="a2 delivered")
+        # Deliveries go out in order: a1 sent again would have come before a2.
+        assert [r.alert_ids() for r in receiver.requests] == [["a1"], ["a2"]]
+        assert counted(bridge, "retry") == 0
+
+
 async def test_signature_verifies_with_the_readme_recipe(tmp_path: Path, webhook_receiver) -> None:
     """X-ExESDB-Signature verifies with the recipe of docs/alerts.md; headers are complete."""
     verify = readme_verify()
@@ -233,6 +259,8 @@ async def test_a_hanging_webhook_does_not_delay_the_others(
         serve_http=False,
         EXESDB_WEBHOOK_URLS=f"{stuck.url},{healthy.url}",
         EXESDB_WEBHOOK_TIMEOUT_MS="30000",
+        # The stop waits this long (less a margin) for the hung attempt to end.
+        EXESDB_SHUTDOWN_TIMEOUT_MS="1000",
         **FAST,
     ) as (bridge, _sink, _watcher):
         for number in range(3):

@@ -722,6 +722,30 @@ webhook_configs:
     assert signed_with("key-two", request)
 
 
+async def test_an_emptied_secret_file_fails_the_attempt_instead_of_sending_unsigned(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A secret_file found empty (a rotation half written) fails the attempt, naming the file,
+    rather than sending the alert unsigned; the retry after it is refilled is signed."""
+    receiver: WebhookReceiver = webhook_receiver()
+    key = write(tmp_path / "key", "")
+    config = write(
+        tmp_path / "receivers.yml",
+        f"webhook_configs:\n  - url: {receiver.url}\n    secret_file: {key}\n",
+    )
+    async with configured(tmp_path / "state", config) as (bridge, _, watcher):
+        bridge.bus.publish("disk_full", system_alert("empty-key-1"))
+        failed = await async_wait_until(
+            lambda: [s for s in watcher.of(NotificationStatus) if s.status == "failed"],
+            what="the failed attempt reported",
+        )
+        assert failed[0].error_reason == f"secret_file {key} is empty; will retry"
+        write(key.with_suffix(".new"), "key-two\n").replace(key)
+        [request] = await async_wait_until(lambda: receiver.accepted(), what="the delivery")
+    assert receiver.requests == [request]
+    assert signed_with("key-two", request)
+
+
 async def test_deliveries_waiting_under_a_key_of_an_earlier_version_are_delivered(
     tmp_path: Path, webhook_receiver
 ) -> None:

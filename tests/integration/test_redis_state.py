@@ -4,6 +4,7 @@ nothing dropped there before an outbox stored it."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -14,12 +15,23 @@ from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.link import Link
 from bridge.bus.redis.shared_state import RedisSharedState
 from bridge.errors import TransportError
+from bridge.messages import AlertEscalation
 from bridge.sinks.alerts.index import AlertIndex
 from bridge.sinks.alerts.outbox import Outbox
 from bridge.sinks.alerts.records import HistoryEvent
 from bridge.sinks.alerts.thread import DbThread
 from tests.integration.servers.redis import RedisServer, redis_server
-from tests.sinks.alerts.helpers import T0, CrashingOutbox, boxes, db, event
+from tests.sinks.alerts.helpers import (
+    T0,
+    CrashingOutbox,
+    alert_bridge,
+    boxes,
+    db,
+    event,
+    stored,
+    system_alert,
+)
+from tests.support import ManualClock, async_wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -212,3 +224,30 @@ async def test_the_next_holder_takes_over_a_crashed_holders_notes_on_a_real_redi
     a_box.alerts.crash = False
     assert await _index(a_state, a_box, db).catch_up() == 0
     assert a_box.queue.depth().queued == 0
+
+
+async def test_a_wall_clock_set_back_restarts_an_escalation_period_on_redis_too(
+    tmp_path: Path, redis_server: Callable[[], RedisServer]
+) -> None:
+    """On the Redis bus, as in memory, a wall clock set back an hour restarts an unacknowledged
+    alert's escalation period (kept in Redis too) from the jump: one step a period later."""
+    server = redis_server()
+    clock = ManualClock(T0)
+    async with alert_bridge(
+        tmp_path, clock=clock, EXESDB_BUS=server.url, EXESDB_ESCALATION_AFTER_MS="60000"
+    ) as (bridge, sink, watcher):
+        await async_wait_until(sink.holds_work_queue, what="the work-queue lease")
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: stored(sink.outbox, "a1"), what="the alert stored")
+        clock.now -= 3600.0  # an NTP step, a VM resumed
+        await sink.housekeep()
+        restarted = stored(sink.outbox, "a1")
+        assert restarted is not None
+        assert (restarted.level, restarted.level_since) == (1, clock.now)
+        clock.advance(60.0)
+        await sink.housekeep()
+        steps = await async_wait_until(lambda: watcher.of(AlertEscalation), what="announced")
+        assert [(s.from_level, s.to_level) for s in steps] == [("level1", "level2")]
+        escalated = stored(sink.outbox, "a1")
+        assert escalated is not None
+        assert escalated.level == 2

@@ -279,22 +279,26 @@ class AlertStore:
     def escalate_due(self, now: float, after_seconds: float) -> list[Escalated]:
         """Move every unacknowledged ``requires_ack`` alert that waited too long up one level."""
         with self._database.transaction():
-            return escalations(self._store_plan(self.plan_escalations(now, after_seconds)))
+            plan = self.plan_escalations(now, after_seconds)
+            return escalations(plan, self._store_plan(plan))
 
     def plan_escalations(self, now: float, after_seconds: float) -> Plan:
         """What ``escalate_due`` would do, stored by nobody yet."""
         with self._database.read() as db:
             rows = db.execute(
                 "SELECT * FROM alerts WHERE state = :firing AND requires_ack = 1"
-                " AND level < :max_level AND level_since <= :due ORDER BY level_since",
+                " AND level < :max_level AND (level_since <= :due OR level_since > :now)"
+                " ORDER BY level_since",
                 {
                     "firing": AlertState.FIRING.value,
                     "max_level": MAX_LEVEL,
                     "due": now - after_seconds,
+                    "now": now,
                 },
             ).fetchall()
+        # Escalations, and the periods a wall clock set back restarts (``escalation``).
         steps = (escalation(record_of(row), now, after_seconds) for row in rows)
-        return Plan(new_message_id(), now, tuple(s for s in steps if s.effect is Effect.NOTIFY))
+        return Plan(new_message_id(), now, tuple(s for s in steps if s.effect is not Effect.NONE))
 
     def resolve_expired(
         self, now: float, after_seconds: float, stale_after: float | None = None
@@ -417,6 +421,18 @@ class AlertStore:
         return record
 
 
-def escalations(applied: Applied) -> list[Escalated]:
-    """The escalation steps among the alerts a plan of escalations changed."""
-    return [Escalated(r, f"level{r.level - 1}", r.level_name) for r in applied.changed]
+def escalations(plan: Plan, applied: Applied) -> list[Escalated]:
+    """The escalation steps among what storing ``plan`` changed (not a period restarted after
+    the wall clock was set back, nor another change a caught-up note held)."""
+    raised = {
+        step.record.alert_id
+        for step in plan.steps
+        if step.record is not None
+        and step.entry is not None
+        and step.entry.event is HistoryEvent.ESCALATED
+    }
+    return [
+        Escalated(r, f"level{r.level - 1}", r.level_name)
+        for r in applied.changed
+        if r.alert_id in raised
+    ]

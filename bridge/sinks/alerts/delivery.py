@@ -111,13 +111,23 @@ def classify(status: int) -> Outcome:
 
 async def read_answer(response: aiohttp.ClientResponse, limit: int = ANSWER_LIMIT) -> bytes:
     """The start of an answer's body, at most ``limit`` bytes; past that the connection is
-    closed rather than read to its end (or kept for another request)."""
+    closed rather than read to its end (or kept for another request).
+
+    Only the status counts, and it came before the body: a body cut off (a connection reset,
+    an answer shorter than its ``Content-Length``, one trickling past the timeout) ends the
+    reading, not the attempt, as Alertmanager's notifiers only drain it. Counted failed, a 2xx
+    would be sent again to a receiver that took it.
+    """
     head = b""
-    while len(head) < limit:
-        chunk = await response.content.read(limit - len(head))
-        if not chunk:
-            return head
-        head += chunk
+    try:
+        while len(head) < limit:
+            chunk = await response.content.read(limit - len(head))
+            if not chunk:
+                return head
+            head += chunk
+    except (TimeoutError, aiohttp.ClientError, OSError):
+        response.close()
+        return head
     if not response.content.at_eof():
         response.close()
     return head
@@ -224,13 +234,18 @@ class WebhookSender:
             await session.close()
 
     def headers(self, delivery_id: str, body: bytes) -> dict[str, str]:
-        """The headers of one attempt; the signature's ``t`` is the attempt's time."""
+        """The headers of one attempt; the signature's ``t`` is the attempt's time.
+        ClientSetupError when the ``secret_file`` cannot be read or is empty."""
         headers = {
             "Content-Type": "application/json",
             DELIVERY_HEADER: delivery_id,
             "User-Agent": USER_AGENT,
         }
         secret = self._secret.get()
+        if not secret and self.receiver.secret_file:
+            # Emptied (a rotation half written): sent unsigned, the alert would be refused by a
+            # receiver checking signatures, or taken unproven by one that does not.
+            raise ClientSetupError(f"secret_file {self.receiver.secret_file} is empty")
         if secret:
             if self._keyring is None or self._keyring[0] != secret:
                 self._keyring = (secret, Keyring.from_secrets(secret))
@@ -373,12 +388,23 @@ class DeliveryWorker:
         """Something changed in the outbox: look now rather than at the next planned time."""
         self._wake.set()
 
-    async def aclose(self) -> None:
-        """Stop; an attempt in flight is abandoned and made again after restart. Idempotent."""
+    def stop(self) -> None:
+        """Start no new attempt (``aclose`` then ends the worker); idempotent."""
         self._stopping = True
         self._wake.set()
+
+    async def aclose(self, grace: float = 0.0) -> None:
+        """Stop; idempotent. An attempt in flight is given up to ``grace`` seconds to end and
+        be recorded (no new one starts), so a receiver that took it is not sent it again after
+        the restart; one still in flight then is abandoned and made again after restart."""
+        self.stop()
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        try:
+            if grace > 0:
+                await asyncio.wait({task}, timeout=grace)
+        finally:  # cancelled meanwhile too: the attempt is abandoned, and the caller told
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -418,7 +444,7 @@ class DeliveryWorker:
             self._queue.group, self.key, now, self._group_wait, self._build, self._keep
         )
         delivery = await self._db.call(self._queue.next_due, self.key, now)
-        if delivery is not None:
+        if delivery is not None and not self._stopping:  # stopping: no new attempt
             await self.attempt(delivery)
             return 0.0
         wake_at = await self._db.call(self._queue.next_wake, self.key, self._group_wait)

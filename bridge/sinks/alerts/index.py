@@ -200,7 +200,7 @@ class AlertIndex:
             applied = await self._db.call(self._alerts.commit, current)
             if applied.changed:
                 stored += 1
-                raised += _escalations(current, applied)
+                raised += escalations(current, applied)
         await self._state.forget(NAME, list(notes))
         self.caught_up = True
         if stored:
@@ -268,18 +268,6 @@ def _still_current(plan: Plan, kept: dict[str, AlertRecord] | None) -> Plan:
         )
     )
     return dataclasses.replace(plan, steps=steps)
-
-
-def _escalations(plan: Plan, applied: Applied) -> list[Escalated]:
-    """The escalation steps among what storing ``plan`` changed."""
-    raised = {
-        step.record.alert_id
-        for step in plan.steps
-        if step.record is not None
-        and step.entry is not None
-        and step.entry.event is HistoryEvent.ESCALATED
-    }
-    return escalations(Applied([r for r in applied.changed if r.alert_id in raised]))
 
 
 def _decoded(raw: dict[str, bytes] | None) -> dict[str, AlertRecord] | None:

@@ -77,7 +77,7 @@ from bridge.sinks.alerts.sources import (
     node_alert_ids,
 )
 from bridge.sinks.alerts.thread import DbThread
-from bridge.sinks.alerts.transitions import Effect, on_ack
+from bridge.sinks.alerts.transitions import Effect, Plan, on_ack
 from bridge.tracing import ClientSpan
 
 __all__ = ["HIGH_WATER", "MAX_OPEN_ALERTS", "SUBSCRIBED_INSTANCES", "AlertSink", "alert_sink"]
@@ -435,6 +435,7 @@ class AlertSink:
         if self._closed:
             return
         self._closed = True
+        self._shutdown.begin()  # the bridge's began already; one of the sink's own, now
         try:
             # Drain first: what the bus already queued for us reaches the outbox before it
             # closes. The HTTP listener closed before us, so the backlog is bounded; so is the
@@ -458,8 +459,23 @@ class AlertSink:
             await self._stop()
 
     async def _stop(self) -> None:
+        # Attempts in flight end within what is left of the deadline, less the margin for
+        # what follows: each recorded is one a receiver that took it is not sent again.
+        left = self._shutdown.left()
+        loop = asyncio.get_running_loop()
+        until = loop.time() + left - min(_CLOSE_MARGIN_SECONDS, left / 5)
+        cancelled = False
         for worker in self.workers.values():
-            await worker.aclose()
+            worker.stop()
+        try:
+            for worker in self.workers.values():
+                await worker.aclose(until - loop.time())
+        except asyncio.CancelledError:
+            # The stop's deadline passed meanwhile: the rest closes at once (the outbox too,
+            # without waiting for its thread), then the cancellation goes on.
+            cancelled = True
+            for worker in self.workers.values():
+                await worker.aclose()
         if self.alertmanager is not None:
             await self.alertmanager.aclose()
         task, self._house_task = self._house_task, None
@@ -470,12 +486,15 @@ class AlertSink:
         for sender in self.senders.values():
             await sender.aclose()
         try:
-            await asyncio.to_thread(self._db.close)  # what is queued on it finishes first
+            if not cancelled:
+                await asyncio.to_thread(self._db.close)  # what is queued on it finishes first
         finally:
             # Cancelled while waiting for it: committed transactions are on disk (each call
             # is one), and a call queued after this one fails on the closed file.
             if self._outbox is not None:
                 self._outbox.close()
+        if cancelled:
+            raise asyncio.CancelledError
 
     def holds_work_queue(self) -> bool:
         """True on the in-process bus, and on Redis while this replica holds the lease."""
@@ -513,9 +532,14 @@ class AlertSink:
     async def _escalate(self, now: float, after_seconds: float) -> list[Escalated]:
         if self._index is None:
             return await self._db.call(self.outbox.alerts.escalate_due, now, after_seconds)
-        return escalations(
-            await self._index.change(self.outbox.alerts.plan_escalations, now, after_seconds)
-        )
+        planned: list[Plan] = []
+
+        def plan(now: float, after_seconds: float) -> Plan:
+            planned.append(self.outbox.alerts.plan_escalations(now, after_seconds))
+            return planned[-1]
+
+        applied = await self._index.change(plan, now, after_seconds)
+        return escalations(planned[-1], applied) if planned else []
 
     async def _expire(self, now: float) -> list[AlertRecord]:
         if self._started_at is None:

@@ -231,14 +231,18 @@ def on_ack(current: AlertRecord | None, ack: Acknowledgement, now: float) -> Tra
 
 
 def escalation(current: AlertRecord, now: float, after_seconds: float) -> Transition:
-    """One level up for a firing ``requires_ack`` alert left ``after_seconds`` at its level."""
-    due = (
-        current.state is AlertState.FIRING
-        and current.requires_ack
-        and current.level < MAX_LEVEL
-        and current.level_since <= now - after_seconds
+    """One level up for a firing ``requires_ack`` alert left ``after_seconds`` at its level.
+
+    One whose period started after ``now`` (the wall clock was set back since) has it restart
+    ``now``, stored without a notification: it escalates a period after the jump, not as much
+    later as the clock went back, nor at once.
+    """
+    waiting = (
+        current.state is AlertState.FIRING and current.requires_ack and current.level < MAX_LEVEL
     )
-    if not due:
+    if waiting and current.level_since > now:
+        return Transition(replace(current, level_since=now), Effect.CHANGED)
+    if not (waiting and current.level_since <= now - after_seconds):
         return Transition(current)
     raised = replace(current, level=current.level + 1, level_since=now, updated_at=now)
     entry = HistoryEntry(

@@ -5,7 +5,10 @@ own thread (so sync tests, async tests and bridge subprocesses can all use it); 
 is asked before its first start serves on the free port that answer named. ``url`` is where to
 POST. Answers come from ``script(...)`` (used in order, one per request), then from
 ``fail_randomly(...)`` when set, then ``default`` (200). An ``Answer`` may carry
-``Retry-After`` or hang (until the client gives up or the receiver stops). Given an
+``Retry-After``, come ``delay`` seconds late, or hang (until the client gives up or the receiver
+stops), or send its status and
+then a body cut off by a connection reset (``cut``) or trickling until the client leaves
+(``trickle``). Given an
 ``ssl_context`` it serves HTTPS; given ``authorization`` (the exact ``Authorization`` header it
 demands, changeable while it runs) it answers 401 to any other. ``requests`` lists what
 arrived, with the answer each one got. ``stop()`` and ``start()`` again on the same port
@@ -18,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import socket
 import ssl
+import struct
 import threading
 import time
 from collections import deque
@@ -36,14 +41,20 @@ __all__ = ["HANG", "Answer", "Received", "WebhookReceiver", "webhook_receiver"]
 
 @dataclass(frozen=True)
 class Answer:
-    """What the receiver answers one request: a status, maybe Retry-After, maybe a hang, maybe
-    a body of ``flood`` bytes (streamed) or a ``text`` in place of the usual small JSON."""
+    """What the receiver answers one request: a status, maybe Retry-After, maybe ``delay``
+    seconds late, maybe a hang, maybe
+    a body of ``flood`` bytes (streamed) or a ``text`` in place of the usual small JSON; or,
+    after the status, a body cut off by a reset (``cut``) or one trickling a byte a tenth of a
+    second until the client leaves (``trickle``)."""
 
     status: int = 200
     retry_after: str | None = None
     hang: bool = False
     flood: int = 0
     text: str | None = None
+    cut: bool = False
+    trickle: bool = False
+    delay: float = 0.0
 
 
 HANG = Answer(status=200, hang=True)
@@ -181,9 +192,13 @@ class WebhookReceiver:
         if answer.hang:
             assert self._release is not None
             await self._release.wait()
+        if answer.delay:
+            await asyncio.sleep(answer.delay)  # a receiver slow to answer, as scripted
         headers = {"Retry-After": answer.retry_after} if answer.retry_after else None
         if answer.flood:
             return await self._flood(request, answer)
+        if answer.cut or answer.trickle:
+            return await self._break_off(request, answer)
         if answer.text is not None:
             return web.Response(text=answer.text, status=answer.status, headers=headers)
         return web.json_response({"status": answer.status}, status=answer.status, headers=headers)
@@ -205,6 +220,30 @@ class WebhookReceiver:
             pass  # the client stopped reading
         finally:
             self.flooded.append(sent)
+        return response
+
+    async def _break_off(self, request: web.Request, answer: Answer) -> web.StreamResponse:
+        """Send the status and the start of a body promised longer, then reset the connection
+        (``cut``) or go on a byte at a time until the client leaves (``trickle``)."""
+        response = web.StreamResponse(status=answer.status)
+        response.content_length = 1_000_000
+        await response.prepare(request)
+        await response.write(b"partial")
+        transport = request.transport
+        assert transport is not None
+        assert self._release is not None
+        if answer.cut:
+            # Linger 0: the close is a TCP reset, not an orderly end.
+            sock = transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+            return response
+        try:
+            while not transport.is_closing() and not self._release.is_set():
+                await response.write(b"x")
+                await asyncio.sleep(0.1)  # a trickle: one byte a tenth of a second
+        except ConnectionError:
+            pass  # the client left
         return response
 
     def start(self, timeout: float = 10.0) -> WebhookReceiver:

@@ -332,6 +332,31 @@ async def test_an_alert_turning_critical_needs_an_ack_and_escalates_from_then(
         assert field_of(sink, "node_health:n1", "level") == 2
 
 
+async def test_a_wall_clock_set_back_holds_no_escalation_back(tmp_path: Path) -> None:
+    """A wall clock set back an hour restarts an unacknowledged alert's escalation period from
+    the jump: it escalates a period later, not an hour and a period later, and only once."""
+    clock = ManualClock(T0)
+    async with alert_bridge(tmp_path, clock=clock, EXESDB_ESCALATION_AFTER_MS="60000") as (
+        bridge,
+        sink,
+        watcher,
+    ):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: stored(sink.outbox, "a1"), what="the alert stored")
+        clock.advance(30.0)
+        clock.now -= 3600.0  # an NTP step, a VM resumed
+        await sink.housekeep()
+        assert field_of(sink, "a1", "level") == 1
+        clock.advance(59.0)
+        await sink.housekeep()
+        assert field_of(sink, "a1", "level") == 1
+        clock.advance(1.0)
+        await sink.housekeep()
+        assert field_of(sink, "a1", "level") == 2
+        steps = await async_wait_until(lambda: watcher.of(AlertEscalation), what="announced")
+        assert [(s.from_level, s.to_level) for s in steps] == [("level1", "level2")]
+
+
 class GroupTransport(MemoryTransport):
     """Hands frames over as work-queue (group) frames whose ack records what was on disk."""
 

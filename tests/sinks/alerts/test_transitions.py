@@ -282,6 +282,16 @@ AFTER = 60.0
             id="not before the period is over",
         ),
         pytest.param(
+            alert(level_since=NOW + 3600),
+            Transition(alert(level_since=NOW), Effect.CHANGED),
+            id="a period begun after now (the clock set back) restarts now, stored, not notified",
+        ),
+        pytest.param(
+            alert(level=3, level_since=NOW + 3600),
+            Transition(alert(level=3, level_since=NOW + 3600)),
+            id="a level3 alert has no period to restart",
+        ),
+        pytest.param(
             alert(level=3, level_since=T0 - 1000),
             Transition(alert(level=3, level_since=T0 - 1000)),
             id="level3 is the last",
