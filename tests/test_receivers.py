@@ -402,17 +402,69 @@ def test_a_secret_hidden_by_alertmanagers_dump_is_said_to_be_one(tmp_path: Path)
     )
     with pytest.raises(ConfigError) as caught:
         load_receivers(write(tmp_path, dumped))
-    said = (
-        ": `<secret>` is how Alertmanager's dump hides a secret: give the real value (or use"
-        " url_file / credentials_file / password_file)"
-    )
-    where = [problem.split(": ", 1)[1].removesuffix(said) for problem in caught.value.problems]
+    said = ": `<secret>` is how Alertmanager's dump hides a secret: give the real value"
+    where = [problem.split(": ", 1)[1].replace(said, " ->") for problem in caught.value.problems]
     assert where == [
-        "webhook_configs.0.url",
-        "webhook_configs.0.http_config.basic_auth.password",
-        "webhook_configs.0.http_config.http_headers.X-Token.secrets (line 9, its entry not shown)",
-        "webhook_configs.0.http_config.proxy_url",
+        "webhook_configs.0.url -> (or use url_file)",
+        "webhook_configs.0.http_config.basic_auth.password -> (or use password_file)",
+        "webhook_configs.0.http_config.http_headers.X-Token.secrets (line 9, its entry not shown)"
+        " -> (or use files)",
+        "webhook_configs.0.http_config.proxy_url ->",
     ]
+
+
+@pytest.mark.parametrize(
+    ("block", "where", "file_key"),
+    [
+        (
+            "webhook_configs:\n  - url: https://h.example/x\n    http_config:\n      oauth2:"
+            " {client_id: x, client_secret: <secret>, token_url: 'https://i.example/t'}\n",
+            "webhook_configs.0.http_config.oauth2.client_secret",
+            "client_secret_file",
+        ),
+        (
+            "webhook_configs:\n  - url: https://h.example/x\n    secret: <secret>\n",
+            "webhook_configs.0.secret",
+            "secret_file",
+        ),
+        (
+            "global:\n  http_config:\n    authorization: {credentials: <secret>}\n",
+            "global.http_config.authorization.credentials",
+            "credentials_file",
+        ),
+        (
+            "alertmanager:\n  http_config:\n    bearer_token: <secret>\n",
+            "alertmanager.http_config.bearer_token",
+            "bearer_token_file",
+        ),
+        (
+            "alertmanager:\n  http_config:\n    tls_config: {cert: c, key: <secret>}\n",
+            "alertmanager.http_config.tls_config.key",
+            "key_file",
+        ),
+        ("alertmanager:\n  url: <secret>\n", "alertmanager.url", None),
+        (
+            "webhook_configs:\n  - url: https://h.example/x\n    http_config:\n"
+            "      proxy_url: http://p.example:3128\n"
+            "      proxy_connect_header: {password: [<secret>]}\n",
+            "webhook_configs.0.http_config.proxy_connect_header (line 5, its key not shown)",
+            None,
+        ),
+    ],
+)
+def test_a_dumped_secret_is_refused_naming_the_file_key_beside_it(
+    tmp_path: Path, block: str, where: str, file_key: str | None
+) -> None:
+    """A dump's `<secret>` is refused suggesting the *_file key the mapping holding it takes
+    for that secret (client_secret_file beside oauth2's client_secret), and none where there
+    is none (the alertmanager section's url, a proxy CONNECT header's value)."""
+    with pytest.raises(ConfigError) as caught:
+        load_receivers(write(tmp_path, block))
+    said = "`<secret>` is how Alertmanager's dump hides a secret: give the real value"
+    [problem] = caught.value.problems
+    assert problem.split(": ", 1)[1] == (
+        f"{where}: {said}" + (f" (or use {file_key})" if file_key else "")
+    )
 
 
 def test_global_http_config_is_the_whole_http_config_of_each_receiver_giving_none(
@@ -1456,6 +1508,53 @@ def test_a_tls_config_an_http_url_never_uses_is_warned_of(
         ": tls_config is set, but its URL is http://, which no TLS protects: it has no effect"
         " (use the https:// URL, or leave tls_config out)"
     )
+
+
+def _oauth2(token_url: str, extra: str = "") -> str:
+    """An oauth2 block, on one line, whose token endpoint has a tls_config of its own."""
+    return (
+        f"{{oauth2: {{client_id: x, client_secret: tok3n, token_url: '{token_url}',"
+        f" tls_config: {{server_name: idp.example.com}}{extra}}}}}"
+    )
+
+
+def test_an_oauth2_tls_config_its_http_token_url_never_uses_is_warned_of(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An oauth2 tls_config whose token_url is http:// has no effect: check-config warns once
+    for each block holding one (a receiver's, the alertmanager section's, global's), as for a
+    receiver's own tls_config; not for an https:// token_url nor one reached through an
+    https:// proxy, which may use it."""
+    plain, secure = "http://idp.example.com/token", "https://idp.example.com/token"
+    proxied = _oauth2(plain, ", proxy_url: 'https://proxy.example.com:3128'")
+    path = write(
+        tmp_path,
+        "global:\n"
+        f"  http_config: {_oauth2(plain)}\n"
+        "webhook_configs:\n"
+        f"  - url: https://a.example.com/hook\n    http_config: {_oauth2(plain)}\n"
+        f"  - url: https://b.example.com/hook\n    http_config: {_oauth2(secure)}\n"
+        f"  - url: https://c.example.com/hook\n    http_config: {proxied}\n"
+        "  - url: http://d.example.com/hook\n"  # takes global's: warned of once, as global's
+        "alertmanager:\n"
+        f"  url: http://am.example.com:9093\n  http_config: {_oauth2(plain)}\n",
+    )
+    monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(path))
+    monkeypatch.setenv("EXESDB_WEBHOOK_SECRET", "k" * 32)  # no unsigned receiver to warn of
+    assert main(["check-config"]) == 0
+    said = (
+        "oauth2.tls_config is set, but its token_url is http://, which no TLS protects: it has"
+        " no effect (use the https:// token_url, or leave oauth2.tls_config out)"
+    )
+    lines = [line for line in capsys.readouterr().err.splitlines() if "tls_config" in line]
+    assert lines == [
+        f"warning: EXESDB_WEBHOOK_CONFIG_FILE {where}{said}"
+        for where in (
+            "webhook_configs.0 https://a.example.com/…: ",
+            "alertmanager: ",
+            "global.http_config.",
+        )
+    ], lines
 
 
 def test_check_config_redacts_what_reads_as_a_secret_in_a_file_path(tmp_path: Path) -> None:
