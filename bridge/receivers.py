@@ -608,7 +608,8 @@ def file_warnings(
     a file it names that cannot be read now (the key and the file, never what it holds), and a
     ``tls_config`` of its own its ``http://`` URL (``alertmanager_url``,
     ``EXESDB_ALERTMANAGER_URL``, for an ``alertmanager`` section without one) never uses (whose
-    files are then not warned of: no request reads them). Warnings, not errors: each attempt
+    files are then not warned of: no request reads them), and so an ``oauth2.tls_config`` its
+    ``http://`` ``token_url`` never uses (``_unused_token_tls``). Warnings, not errors: each attempt
     reads its files again (so they can rotate), and one may still appear or be fixed before the
     first alert; Alertmanager takes such a ``tls_config`` silently. Then ``global``'s
     (``_global_warnings``)."""
@@ -657,7 +658,7 @@ def _client_warnings(
     receiver's deliveries or the Alertmanager poster's posts, failing), and a ``tls_config``
     its plain ``url`` never uses, instead of that one's files."""
     if not _plain(url, config):
-        return _unreadable(f"{who}: ", config.files, whose)
+        return _unreadable(f"{who}: ", config.files, whose) + _unused_token_tls(f"{who}: ", config)
     read = [(key, path) for key, path in config.files if not key.startswith("tls_config.")]
     notes = _unreadable(f"{who}: ", read, whose)
     if config.tls_config.configured:
@@ -665,7 +666,22 @@ def _client_warnings(
             f"{who}: tls_config is set, but its URL is http://, which no TLS protects:"
             " it has no effect (use the https:// URL, or leave tls_config out)"
         )
-    return notes
+    return notes + _unused_token_tls(f"{who}: ", config)
+
+
+def _unused_token_tls(where: str, config: HTTPClientConfig) -> list[str]:
+    """The warning, its key after ``where``, for an ``oauth2.tls_config`` its plain
+    ``token_url`` never uses (``OAuth2.files`` then leaves its files out, as no token request
+    reads them)."""
+    oauth2 = config.oauth2
+    if oauth2 is None or not oauth2.tls_config.configured:
+        return []
+    if not _plain(oauth2.token_url, oauth2.endpoint()):
+        return []
+    return [
+        f"{where}oauth2.tls_config is set, but its token_url is http://, which no TLS protects:"
+        " it has no effect (use the https:// token_url, or leave oauth2.tls_config out)"
+    ]
 
 
 def _global_warnings(
@@ -686,6 +702,8 @@ def _global_warnings(
             " receivers and the alertmanager section never take it (list a receiver needing it"
             " in webhook_configs without http_config, or give it those keys in its own)"
         )
+    if section.http_config is not None:
+        notes += _unused_token_tls("global.http_config.", section.http_config)
     for key, path in section.http_config.files if section.http_config is not None else ():
         readers = [who for who, plain in takers if not (plain and key.startswith("tls_config."))]
         if readers:

@@ -20,7 +20,8 @@ what that reader takes: an unquoted ``true``/``false``, ``yes``/``no``, ``on``/`
 text, as in Go (``_GoWord``). A value under a secret key is never shown, nor a key below one (a
 user's name under ``basic_auth_users``): a problem there names the entry's line instead. A value
 Alertmanager's dump hides (``<secret>``) is refused where it would be used as the secret it
-stands for, not under a key the bridge accepts and never reads (``unread_paths``).
+stands for, not under a key the bridge accepts and never reads (``unread_paths``), naming the key
+that would give it from a file where the mapping holding it takes one (``_dump_mask_said``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import io
 import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final, TypeVar, get_args
+from typing import Annotated, Any, ClassVar, Final, TypeVar, get_args
 
 import yaml
 from pydantic import (
@@ -147,6 +148,8 @@ class Strict(BaseModel):
     """A part of a configuration file: unknown keys are refused, values never change."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+    # Keys taken beside the fields, which a validator turns into fields (``bearer_token``).
+    also_taken: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="before")
     @classmethod
@@ -314,7 +317,9 @@ def check_yaml(
         for loc in _dumped_secrets(raw, [])
         if not any(tuple(loc[: len(unread)]) == unread for unread in unread_paths)
     ]
-    dumped = [f"{path}: {_shown_key(loc, secret, root)}: {_DUMP_MASK_SAID}" for loc in masked]
+    dumped = [
+        f"{path}: {_shown_key(loc, secret, root)}: {_dump_mask_said(model, loc)}" for loc in masked
+    ]
     try:
         parsed = model.model_validate(raw)
     except ValidationError as exc:
@@ -334,10 +339,56 @@ def check_yaml(
 # Alertmanager's configuration dump (`amtool config show`, /api/v2/status) prints every secret
 # (a URL, a password, a header's secret) as this; taken as written it would be sent as the secret.
 _DUMP_MASK: Final = "<secret>"
-_DUMP_MASK_SAID: Final = (
-    "`<secret>` is how Alertmanager's dump hides a secret: give the real value (or use url_file"
-    " / credentials_file / password_file)"
-)
+# A secret key's file key where it is not the key with ``_file`` after it.
+_FILE_KEY_OF: Final = {"secrets": "files"}
+
+
+def _dump_mask_said(model: type[BaseModel], loc: list[str]) -> str:
+    """Why the dump mask at ``loc`` is refused, and what to give: the real value, or the key
+    beside it that names a file holding it, when the mapping there takes one (``url_file``
+    beside a receiver's ``url``, ``client_secret_file`` beside oauth2's ``client_secret``)."""
+    said = "`<secret>` is how Alertmanager's dump hides a secret: give the real value"
+    found = _holder(model, loc)
+    if found is None:
+        return said
+    holder, key = found
+    taken = {info.alias or name for name, info in holder.model_fields.items()}
+    if issubclass(holder, Strict):
+        taken |= holder.also_taken
+    file_key = _FILE_KEY_OF.get(key, f"{key}_file")
+    return f"{said} (or use {file_key})" if file_key in taken else said
+
+
+def _holder(model: type[BaseModel], loc: list[str]) -> tuple[type[BaseModel], str] | None:
+    """The model of the mapping in which the value at ``loc`` sits and its key there (a list's
+    items are their list's: a header's ``secrets``), or None when ``loc`` leaves the models."""
+    current: type[BaseModel] = model
+    keyed = False  # whether the next part is a mapping's own key (a header's name)
+    found: tuple[type[BaseModel], str] | None = None
+    for index, part in enumerate(loc):
+        if keyed or (part.isdigit() and found is not None):
+            keyed = False
+            continue  # a header's name, or an item of the list just named
+        by_name = {info.alias or name: info for name, info in current.model_fields.items()}
+        field = by_name.get(part)
+        if field is None:
+            taken = issubclass(current, Strict) and part in current.also_taken
+            return (current, part) if taken and index == len(loc) - 1 else None
+        found = (current, part)
+        nested = _nested_model(field.annotation)
+        if nested is None:  # a value, or a list of them: nothing below it is a key
+            return found if all(rest.isdigit() for rest in loc[index + 1 :]) else None
+        keyed = _is_mapping(field.annotation)
+        current = nested
+    return found
+
+
+def _is_mapping(annotation: Any) -> bool:
+    """Whether ``annotation`` is a ``dict[...]``, alone or in a union."""
+    return any(
+        getattr(candidate, "__origin__", None) is dict
+        for candidate in (annotation, *get_args(annotation))
+    )
 
 
 def _dumped_secrets(node: Any, loc: list[str]) -> list[list[str]]:

@@ -4,20 +4,27 @@ receiver keys without secrets, exit 2 naming the key, check-config redacted."""
 from __future__ import annotations
 
 import re
+import typing
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 import pytest
+from pydantic import BaseModel
 
 from bridge.cli import main
 from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.receivers import (
+    ReceiversFile,
     describe_receivers,
     go_duration,
     load_receivers,
     read_receivers_file,
     resolve_receivers,
 )
+from bridge.yamlconfig import Strict
+from tests.doc_text import page
 from tests.support import (
     ALERTMANAGER_GLOBAL,
     ROOT,
@@ -402,17 +409,69 @@ def test_a_secret_hidden_by_alertmanagers_dump_is_said_to_be_one(tmp_path: Path)
     )
     with pytest.raises(ConfigError) as caught:
         load_receivers(write(tmp_path, dumped))
-    said = (
-        ": `<secret>` is how Alertmanager's dump hides a secret: give the real value (or use"
-        " url_file / credentials_file / password_file)"
-    )
-    where = [problem.split(": ", 1)[1].removesuffix(said) for problem in caught.value.problems]
+    said = ": `<secret>` is how Alertmanager's dump hides a secret: give the real value"
+    where = [problem.split(": ", 1)[1].replace(said, " ->") for problem in caught.value.problems]
     assert where == [
-        "webhook_configs.0.url",
-        "webhook_configs.0.http_config.basic_auth.password",
-        "webhook_configs.0.http_config.http_headers.X-Token.secrets (line 9, its entry not shown)",
-        "webhook_configs.0.http_config.proxy_url",
+        "webhook_configs.0.url -> (or use url_file)",
+        "webhook_configs.0.http_config.basic_auth.password -> (or use password_file)",
+        "webhook_configs.0.http_config.http_headers.X-Token.secrets (line 9, its entry not shown)"
+        " -> (or use files)",
+        "webhook_configs.0.http_config.proxy_url ->",
     ]
+
+
+@pytest.mark.parametrize(
+    ("block", "where", "file_key"),
+    [
+        (
+            "webhook_configs:\n  - url: https://h.example/x\n    http_config:\n      oauth2:"
+            " {client_id: x, client_secret: <secret>, token_url: 'https://i.example/t'}\n",
+            "webhook_configs.0.http_config.oauth2.client_secret",
+            "client_secret_file",
+        ),
+        (
+            "webhook_configs:\n  - url: https://h.example/x\n    secret: <secret>\n",
+            "webhook_configs.0.secret",
+            "secret_file",
+        ),
+        (
+            "global:\n  http_config:\n    authorization: {credentials: <secret>}\n",
+            "global.http_config.authorization.credentials",
+            "credentials_file",
+        ),
+        (
+            "alertmanager:\n  http_config:\n    bearer_token: <secret>\n",
+            "alertmanager.http_config.bearer_token",
+            "bearer_token_file",
+        ),
+        (
+            "alertmanager:\n  http_config:\n    tls_config: {cert: c, key: <secret>}\n",
+            "alertmanager.http_config.tls_config.key",
+            "key_file",
+        ),
+        ("alertmanager:\n  url: <secret>\n", "alertmanager.url", None),
+        (
+            "webhook_configs:\n  - url: https://h.example/x\n    http_config:\n"
+            "      proxy_url: http://p.example:3128\n"
+            "      proxy_connect_header: {password: [<secret>]}\n",
+            "webhook_configs.0.http_config.proxy_connect_header (line 5, its key not shown)",
+            None,
+        ),
+    ],
+)
+def test_a_dumped_secret_is_refused_naming_the_file_key_beside_it(
+    tmp_path: Path, block: str, where: str, file_key: str | None
+) -> None:
+    """A dump's `<secret>` is refused suggesting the *_file key the mapping holding it takes
+    for that secret (client_secret_file beside oauth2's client_secret), and none where there
+    is none (the alertmanager section's url, a proxy CONNECT header's value)."""
+    with pytest.raises(ConfigError) as caught:
+        load_receivers(write(tmp_path, block))
+    said = "`<secret>` is how Alertmanager's dump hides a secret: give the real value"
+    [problem] = caught.value.problems
+    assert problem.split(": ", 1)[1] == (
+        f"{where}: {said}" + (f" (or use {file_key})" if file_key else "")
+    )
 
 
 def test_global_http_config_is_the_whole_http_config_of_each_receiver_giving_none(
@@ -1458,6 +1517,53 @@ def test_a_tls_config_an_http_url_never_uses_is_warned_of(
     )
 
 
+def _oauth2(token_url: str, extra: str = "") -> str:
+    """An oauth2 block, on one line, whose token endpoint has a tls_config of its own."""
+    return (
+        f"{{oauth2: {{client_id: x, client_secret: tok3n, token_url: '{token_url}',"
+        f" tls_config: {{server_name: idp.example.com}}{extra}}}}}"
+    )
+
+
+def test_an_oauth2_tls_config_its_http_token_url_never_uses_is_warned_of(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An oauth2 tls_config whose token_url is http:// has no effect: check-config warns once
+    for each block holding one (a receiver's, the alertmanager section's, global's), as for a
+    receiver's own tls_config; not for an https:// token_url nor one reached through an
+    https:// proxy, which may use it."""
+    plain, secure = "http://idp.example.com/token", "https://idp.example.com/token"
+    proxied = _oauth2(plain, ", proxy_url: 'https://proxy.example.com:3128'")
+    path = write(
+        tmp_path,
+        "global:\n"
+        f"  http_config: {_oauth2(plain)}\n"
+        "webhook_configs:\n"
+        f"  - url: https://a.example.com/hook\n    http_config: {_oauth2(plain)}\n"
+        f"  - url: https://b.example.com/hook\n    http_config: {_oauth2(secure)}\n"
+        f"  - url: https://c.example.com/hook\n    http_config: {proxied}\n"
+        "  - url: http://d.example.com/hook\n"  # takes global's: warned of once, as global's
+        "alertmanager:\n"
+        f"  url: http://am.example.com:9093\n  http_config: {_oauth2(plain)}\n",
+    )
+    monkeypatch.setenv("EXESDB_WEBHOOK_CONFIG_FILE", str(path))
+    monkeypatch.setenv("EXESDB_WEBHOOK_SECRET", "k" * 32)  # no unsigned receiver to warn of
+    assert main(["check-config"]) == 0
+    said = (
+        "oauth2.tls_config is set, but its token_url is http://, which no TLS protects: it has"
+        " no effect (use the https:// token_url, or leave oauth2.tls_config out)"
+    )
+    lines = [line for line in capsys.readouterr().err.splitlines() if "tls_config" in line]
+    assert lines == [
+        f"warning: EXESDB_WEBHOOK_CONFIG_FILE {where}{said}"
+        for where in (
+            "webhook_configs.0 https://a.example.com/…: ",
+            "alertmanager: ",
+            "global.http_config.",
+        )
+    ], lines
+
+
 def test_check_config_redacts_what_reads_as_a_secret_in_a_file_path(tmp_path: Path) -> None:
     """A receiver's file paths are shown as written, save what reads as a secret in them (a
     folder named ``password=…``), as every other check-config line is redacted."""
@@ -1473,3 +1579,100 @@ def test_check_config_redacts_what_reads_as_a_secret_in_a_file_path(tmp_path: Pa
     assert "hunter2" not in line
     assert "secret_file " in line
     assert "credentials_file " in line
+
+
+def _schema_keys(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """Each key the receivers file's schema takes, as (its dotted path, its own name): the
+    models' fields (a list's or a mapping's items under their field) and the keys a model
+    takes beside them (``Strict.also_taken``: ``bearer_token``)."""
+    given = [(info.alias or name, info.annotation) for name, info in model.model_fields.items()]
+    if issubclass(model, Strict):
+        given += [(key, None) for key in sorted(model.also_taken)]
+    for key, annotation in given:
+        yield prefix + key, key
+        held = [
+            part
+            for outer in (annotation, *typing.get_args(annotation))
+            for part in (outer, *typing.get_args(outer))
+            if isinstance(part, type) and issubclass(part, BaseModel)
+        ]
+        if held:
+            yield from _schema_keys(held[0], f"{prefix}{key}.")
+
+
+# Keys docs/alerts.md names as a group, not one by one; each must still be a key of the schema
+# and named nowhere on its own (else it leaves this list).
+_NAMED_AS_A_GROUP: Final = frozenset(
+    {
+        # "the `*_ref` keys (no secret manager, …)": refused, each by name, saying so.
+        "username_ref",
+        "password_ref",
+        "ca_ref",
+        "cert_ref",
+        "key_ref",
+        # oauth2's JWT bearer grant keys, named `client_certificate_key*` (which names
+        # client_certificate_key itself): refused.
+        "client_certificate_key_id",
+        "client_certificate_key_file",
+        "client_certificate_key_ref",
+        # Alertmanager's other global keys, named "`smtp_*`, `slack_api_url`, … up to
+        # Alertmanager 0.34's GlobalConfig": accepted, unread, warned of.
+        "smtp_hello",
+        "smtp_auth_username",
+        "smtp_auth_password",
+        "smtp_auth_password_file",
+        "smtp_auth_secret",
+        "smtp_auth_secret_file",
+        "smtp_auth_identity",
+        "smtp_require_tls",
+        "smtp_tls_config",
+        "smtp_force_implicit_tls",
+        "slack_api_url_file",
+        "slack_app_token",
+        "slack_app_token_file",
+        "slack_app_url",
+        "opsgenie_api_url",
+        "opsgenie_api_key_file",
+        "wechat_api_url",
+        "wechat_api_secret",
+        "wechat_api_secret_file",
+        "wechat_api_corp_id",
+        "victorops_api_url",
+        "victorops_api_key",
+        "victorops_api_key_file",
+        "telegram_api_url",
+        "telegram_bot_token_file",
+        "webex_api_url",
+        "rocketchat_api_url",
+        "rocketchat_token",
+        "rocketchat_token_file",
+        "rocketchat_token_id",
+        "rocketchat_token_id_file",
+        "mattermost_webhook_url",
+        "mattermost_webhook_url_file",
+    }
+)
+
+
+def _named_keys(text: str) -> set[str]:
+    """The words of the page's code spans (one may run over a line break), and the keys its
+    YAML examples give, written or in a comment (``# or ca: its PEM``)."""
+    fences = "\n".join(re.findall(r"^```yaml\n(.*?)^```", text, flags=re.M | re.S))
+    outside = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+    words = {word for span in re.findall(r"`([^`]+)`", outside) for word in re.split(r"\W+", span)}
+    return words | set(re.findall(r"(?<![\w.])(\w+):", fences))
+
+
+def test_the_alerts_page_names_every_key_of_the_receivers_file() -> None:
+    """docs/alerts.md names each key the receivers file takes (webhook_configs entries,
+    http_config and its blocks, oauth2's among them, alertmanager, global), save those it names
+    as a group (_NAMED_AS_A_GROUP), so a key added to the schema is documented."""
+    # Each name by its first path.
+    keys = {key: path for path, key in reversed(list(_schema_keys(ReceiversFile)))}
+    assert keys["client_secret_file"] == "webhook_configs.http_config.oauth2.client_secret_file"
+    assert "bearer_token_file" in keys
+    named = _named_keys(page("alerts"))
+    assert set(keys) >= _NAMED_AS_A_GROUP, "not a key of the schema: leave it out of the list"
+    assert _NAMED_AS_A_GROUP.isdisjoint(named), "named on its own: leave it out of the list"
+    unnamed = [path for key, path in keys.items() if key not in named | _NAMED_AS_A_GROUP]
+    assert unnamed == [], f"name these keys on docs/alerts.md: {unnamed}"

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, ClassVar, Final
 
 from pydantic import (
     AfterValidator,
@@ -480,6 +480,7 @@ class OAuth2(Strict):
 class HTTPClientConfig(Strict):
     """``http_config``: how the bridge's client talks to one server."""
 
+    also_taken: ClassVar[frozenset[str]] = frozenset(_BEARER_KEYS)  # as authorization
     authorization: Authorization | None = None
     basic_auth: BasicAuth | None = None
     tls_config: TLSConfig = TLSConfig()

@@ -102,7 +102,7 @@ class AlertMetrics:
             "Posts of the current alerts to Alertmanager, by result: ok or failed.",
             ["result"],
             registry=registry,
-        )
+        )  # its series made by posting(), when there is a poster
 
     def attempted(self, result: DeliveryResult, seconds: float) -> None:
         """Count one delivery attempt and its duration."""
@@ -112,6 +112,12 @@ class AlertMetrics:
     def refused(self, count: int) -> None:
         """Count new alerts refused by the open-alert cap."""
         self._refused.inc(count)
+
+    def posting(self) -> None:
+        """An Alertmanager poster is configured: show its posts counter at 0 for each result
+        from the first scrape (made only then, so a bridge without one shows none)."""
+        for result in PostResult:
+            self._posts.labels(result.value)
 
     def posted(self, result: PostResult) -> None:
         """Count one post to Alertmanager."""

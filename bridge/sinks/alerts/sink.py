@@ -377,6 +377,7 @@ class AlertSink:
         alertmanager_url = settings.alertmanager_url or (section.url if section else None)
         if not alertmanager_url:
             return None
+        self.metrics.posting()
         timeout = section.timeout if section is not None and section.timeout else None
         return AlertmanagerPoster(
             alertmanager_url,

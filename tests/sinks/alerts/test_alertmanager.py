@@ -239,6 +239,26 @@ async def test_the_posters_http_config_takes_http_headers_and_a_bearer_token_fil
     assert set(receiver.tenants) == {"team-a"}
 
 
+@pytest.mark.parametrize("configured", [True, False])
+async def test_the_posts_counter_shows_each_result_at_0_only_with_a_poster(
+    tmp_path: Path, receiver: Receiver, configured: bool
+) -> None:
+    """With an Alertmanager configured, exesdb_alertmanager_posts_total is 0 for ok and failed
+    from the start, before any post (no alert is open, so none goes out); without one it has
+    no series."""
+    env: dict[str, Any] = {"EXESDB_ALERTMANAGER_URL": receiver.url} if configured else {}
+    async with alert_bridge(tmp_path / "state", serve_http=False, **env) as (bridge, sink, _):
+        assert (sink.alertmanager is not None) is configured
+        shown = {
+            result: bridge.registry.get_sample_value(
+                "exesdb_alertmanager_posts_total", {"result": result.value}
+            )
+            for result in PostResult
+        }
+    assert shown == {result: 0.0 if configured else None for result in PostResult}
+    assert receiver.posts == []
+
+
 async def test_every_open_alert_is_posted_however_many_and_however_many_changed(
     tmp_path: Path, receiver: Receiver
 ) -> None:
