@@ -59,10 +59,14 @@ async def kept_after_two_looks(server: RedisServer, publisher: Replica) -> float
 async def written_again(server: RedisServer, publisher: Replica) -> list[str]:
     """The alerts the publisher writes again after Redis restarts without its data, in order."""
     server.restart()
-    await async_wait_until(
-        lambda: publisher.sample("exesdb_redis_rewritten_total") >= 1, 10, "written again"
-    )
     with server.client() as client:
+
+        def all_written() -> bool:
+            # Counted when put back in the writer's buffer, before they are written: wait for both.
+            rewritten = publisher.sample("exesdb_redis_rewritten_total")
+            return rewritten >= 1 and client.xlen(STREAM) >= rewritten
+
+        await async_wait_until(all_written, 10, "written again")
         entries = client.xrange(STREAM)
     return [
         next(f"alert-{n:04d}" for n in range(100) if f"alert-{n:04d}".encode() in fields[b"e"])
