@@ -108,12 +108,16 @@ def test_the_docs_client_commands_work_on_another_port_as_written(tmp_path: Path
             with output.open("w") as sink:  # the child keeps its own descriptor
                 process = subprocess.Popen(
                     ["bash", "-c", _as_typed(line)],
-                    env=shell,
+                    # The stacks on SIGABRT: where a tail that outlives Ctrl-C is stuck.
+                    env={**shell, "PYTHONFAULTHANDLER": "1"},
                     cwd=tmp_path,
                     stdout=sink,
                     stderr=subprocess.STDOUT,
                     text=True,
                     start_new_session=True,  # bash and the command get Ctrl-C together
+                    # A suite started in the background (`make test &`) may pass SIGINT on
+                    # ignored, and tail would rightly keep ignoring it: a terminal's Ctrl-C is not.
+                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                 )
             tails.append((line, process, output))
         for line in once:
@@ -130,7 +134,13 @@ def test_the_docs_client_commands_work_on_another_port_as_written(tmp_path: Path
         for line, process, output in tails:
             wait_until(partial(_printed, output), 30, f"{line!r} printing a message")
             os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: how tail is stopped, exit 0
-            assert process.wait(30) == 0, f"{line!r}:\n{output.read_text()}"
+            try:
+                code = process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGABRT)
+                process.wait(30)
+                pytest.fail(f"{line!r} outlived Ctrl-C by 30 s; its stacks:\n{output.read_text()}")
+            assert code == 0, f"{line!r}:\n{output.read_text()}"
     finally:
         for _, process, _ in tails:
             if process.poll() is None:
