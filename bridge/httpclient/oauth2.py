@@ -27,7 +27,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qsl, quote_plus, urlencode
@@ -174,8 +174,7 @@ class TokenSource:
         if in_form:
             form = {**form, "client_id": config.client_id, "client_secret": secret}
         else:
-            pair = f"{quote_plus(config.client_id)}:{quote_plus(secret)}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+            headers["Authorization"] = "Basic " + _basic_pair(config.client_id, secret)
         asked = self._clock()
         try:
             async with session.post(
@@ -200,7 +199,7 @@ class TokenSource:
         """The token of an answer, as golang.org/x/oauth2 reads it; _Unusable when none."""
         error = fields.get("error") if fields is not None else None
         if not 200 <= status < 300 or error:
-            said = _said(fields) if fields is not None else ""
+            said = _said(fields, _sent_forms(self._config.client_id, secret)) if fields else ""
             raise _Unusable(f"answered HTTP {status}{said}")
         if fields is None:
             raise _Unusable(f"answered HTTP {status} with a body that is no token (not JSON)")
@@ -244,15 +243,30 @@ def _fields(body: bytes, content_type: str) -> Mapping[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
-def _said(fields: Mapping[str, Any]) -> str:
+def _basic_pair(client_id: str, secret: str) -> str:
+    """The Basic credentials of RFC 6749 section 2.3.1: each part form-urlencoded first."""
+    return base64.b64encode(f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()).decode()
+
+
+def _sent_forms(client_id: str, secret: str) -> tuple[str, ...]:
+    """The ways the secret went out (as is, form-urlencoded, in the Basic pair): an endpoint
+    that quotes what it was sent may quote any of them."""
+    if not secret:
+        return ()
+    return (_basic_pair(client_id, secret), secret, quote_plus(secret))
+
+
+def _said(fields: Mapping[str, Any], hidden: Sequence[str] = ()) -> str:
     """The endpoint's ``error`` and ``error_description`` (RFC 6749 section 5.2), shortened, on
-    one line, URLs redacted."""
-    said = [
+    one line, URLs and the ``hidden`` texts redacted (before shortening, which could cut one)."""
+    said = " ".join(
         str(fields[key]) for key in ("error", "error_description") if fields.get(key) is not None
-    ]
+    )
     if not said:
         return ""
-    text = " ".join(" ".join(said).split())[:_SHOWN_LIMIT]
+    for text in hidden:
+        said = said.replace(text, "<redacted>")
+    text = " ".join(said.split())[:_SHOWN_LIMIT]
     return f": {redact_urls(text)}"
 
 
