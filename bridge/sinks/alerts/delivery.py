@@ -307,9 +307,14 @@ class WebhookSender:
                     # A redirect the receiver asked for but that would lose the alerts: tried
                     # again until the deadline, then dead-lettered, never counted delivered.
                     outcome, error = Outcome.RETRY, refused
-                elif status == 401 and self._client.oauth2 is not None:
+                elif (
+                    status == 401
+                    and self._client.oauth2 is not None
+                    and "Authorization" in response.request_info.headers
+                ):
                     # The token may have been revoked or lapsed early: post() dropped it, and
-                    # the next attempt fetches another.
+                    # the next attempt fetches another. A redirect's other origin, sent no
+                    # token, refuses for another reason: final, as without oauth2.
                     outcome, error = Outcome.RETRY, _OAUTH2_REFUSED
                 retry_after = (
                     parse_retry_after(response.headers.get("Retry-After"), self._clock())
@@ -401,6 +406,8 @@ class DeliveryWorker:
         task, self._task = self._task, None
         if task is None:
             return
+        current = asyncio.current_task()
+        cancelled_before = current.cancelling() if current is not None else 0
         try:
             if grace > 0:
                 await asyncio.wait({task}, timeout=grace)
@@ -408,6 +415,10 @@ class DeliveryWorker:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            if current is not None and current.cancelling() > cancelled_before:
+                # This stop was cancelled while the worker unwound: the suppress above must
+                # not swallow that (the bridge's stop deadline waits on it).
+                raise asyncio.CancelledError
 
     async def _run(self) -> None:
         failed = 0  # steps failed in a row
