@@ -460,11 +460,12 @@ class AlertSink:
             await self._stop()
 
     async def _stop(self) -> None:
-        # Attempts in flight end within what is left of the deadline, less the margin for
-        # what follows: each recorded is one a receiver that took it is not sent again.
+        # Attempts in flight end within half of what is left of the deadline (less the margin
+        # for the outbox): each recorded is one a receiver that took it is not sent again, and
+        # the stages closing after this sink (OTLP's last export, the bus) keep the other half.
         left = self._shutdown.left()
         loop = asyncio.get_running_loop()
-        until = loop.time() + left - min(_CLOSE_MARGIN_SECONDS, left / 5)
+        until = loop.time() + min(left / 2, left - min(_CLOSE_MARGIN_SECONDS, left / 5))
         cancelled = False
         for worker in self.workers.values():
             worker.stop()
