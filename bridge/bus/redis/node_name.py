@@ -13,6 +13,7 @@ script, so a newer process's mark stays), so that a replacement reads none.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -79,14 +80,15 @@ class RedisNodeNameCheck:
         """Mark the node name every period until the transport stops."""
         await self._link.keep_trying(self._step, owner=self)
 
-    async def forget(self) -> None:
+    async def forget(self, seconds: float) -> None:
         """Delete the mark if it still holds this process's id (at a graceful stop, once ``run``
-        has stopped): a process started under the name next reads none. Redis unreachable or
-        refusing, the mark expires after the lease as after a crash."""
+        has stopped), waiting ``seconds`` at most: a process started under the name next
+        reads none. Redis unreachable, slow or refusing, the mark expires after the lease as
+        after a crash."""
         if not self._written:
             return
-        with contextlib.suppress(*RETRYABLE):
-            await self._link.client.eval(_FORGET, 1, self._key, self._id)
+        with contextlib.suppress(*RETRYABLE, TimeoutError):
+            await asyncio.wait_for(self._link.client.eval(_FORGET, 1, self._key, self._id), seconds)
 
     async def _step(self) -> float:
         old: Any = await self._link.client.set(self._key, self._id, px=self._lease_ms, get=True)

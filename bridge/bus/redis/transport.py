@@ -44,6 +44,8 @@ _logger = logging.getLogger(__name__)
 # Spool segment files: a sixteenth of the spool's size, within these bounds.
 _MIN_SEGMENT_BYTES: Final = 1024 * 1024
 _MAX_SEGMENT_BYTES: Final = 16 * 1024 * 1024
+# How long a graceful stop waits to delete its node-name mark (docs/redis.md).
+_FORGET_SECONDS: Final = 0.5
 
 
 class RedisTransport:
@@ -254,8 +256,11 @@ class RedisTransport:
             self._marking.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._marking
-            await self._node_name.forget()
         await self._writer.flush(flush_seconds if self._tasks else 0.0)
+        if self._marking is not None:
+            # After the flush, which the buffered frames need more, and bounded: a Redis that
+            # hangs lets the mark expire after the lease, as after a crash.
+            await self._node_name.forget(_FORGET_SECONDS)
         await self._work_queue.release()
         self._stopping.set()
         for task in self._tasks:
