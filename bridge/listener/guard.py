@@ -11,6 +11,7 @@ go (the package docstring says why each).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import socket
@@ -227,9 +228,11 @@ class ConnectionGuard:
             # The write timeout, kept by the kernel: an answer (a whole one may sit in the kernel's
             # send buffer, up to 4 MiB, with nothing left here) its client takes nothing of, its
             # window shut, for so long has the connection reset, also once closed here (orphaned).
-            sock.setsockopt(
-                socket.IPPROTO_TCP, _USER_TIMEOUT, round(self.limits.write_timeout * 1000)
-            )
+            # A kernel that names the option but refuses it (WSL1) keeps its own limits.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(
+                    socket.IPPROTO_TCP, _USER_TIMEOUT, round(self.limits.write_timeout * 1000)
+                )
         connection.live = True
         self._open[connection.transport] = connection
         self._idle[connection] = None
