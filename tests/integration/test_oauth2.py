@@ -4,9 +4,12 @@ failing token endpoint retried from the outbox without losing the alert."""
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import pytest
 import trustme
@@ -19,6 +22,7 @@ from bridge.sinks.alerts.records import Delivery
 from tests.integration.servers.oauth2 import TokenServer, token_server
 from tests.integration.servers.webhook import Answer, WebhookReceiver, webhook_receiver
 from tests.integration.test_receivers_file import ForwardProxy, served_by
+from tests.integration.test_redirects import redirector
 from tests.sinks.alerts.helpers import alert_bridge, system_alert
 from tests.sinks.alerts.test_alertmanager import Receiver
 from tests.support import ManualClock, async_wait_until
@@ -367,6 +371,56 @@ async def test_a_failing_token_endpoint_fails_the_attempt_saying_why_without_a_s
     assert "s3cr3t" not in result.error
     assert "tok3n" not in result.error
     assert receiver.requests == []
+
+
+@pytest.mark.parametrize(
+    "echoed",
+    [
+        "x" * 175 + CLIENT_SECRET,  # the shortening cuts it after "client-s3c"
+        quote_plus(CLIENT_SECRET),
+        base64.b64encode(f"{quote_plus(CLIENT_ID)}:{quote_plus(CLIENT_SECRET)}".encode()).decode(),
+    ],
+    ids=["cut", "form-urlencoded", "basic-pair"],
+)
+async def test_a_token_endpoint_quoting_the_secret_it_was_sent_is_not_echoed(
+    tmp_path: Path, token_server, webhook_receiver, echoed: str
+) -> None:
+    """An endpoint whose error_description quotes the secret as it was sent (as is, cut by the
+    shortening, form-urlencoded, or in the Basic pair) has none of it shown in the reason."""
+    server: TokenServer = token_server(CLIENT_ID, CLIENT_SECRET)
+    receiver: WebhookReceiver = webhook_receiver()
+    sender = sender_for(receivers_file(tmp_path, receiver.url, server.url))
+    server.failing = Answer(
+        401, text=json.dumps({"error": "invalid_client", "error_description": echoed})
+    )
+    try:
+        result: AttemptResult = await sender.send(delivery(1))
+    finally:
+        await sender.aclose()
+    assert result.error is not None
+    assert "<redacted>" in result.error
+    assert "client-s3" not in result.error
+    assert "s3cr3t" not in result.error
+    assert echoed[-12:] not in result.error
+
+
+async def test_a_401_from_a_redirect_s_other_origin_sent_no_token_is_final(
+    tmp_path: Path, token_server
+) -> None:
+    """A 307 to another origin, which is sent no token, answering 401 is final as without
+    oauth2: no new token would change its answer, so it is not retried for a day."""
+    server: TokenServer = token_server(CLIENT_ID, CLIENT_SECRET, expires_in=60)
+    async with redirector() as first, redirector("localhost") as other:
+        first.answers["/hook"] = (307, lambda: other.url + "/elsewhere")
+        other.answers["/elsewhere"] = (401, lambda: "")
+        sender = sender_for(receivers_file(tmp_path, first.url + "/hook", server.url))
+        try:
+            result: AttemptResult = await sender.send(delivery(1))
+        finally:
+            await sender.aclose()
+    assert first.hops[0].headers["Authorization"] == "Bearer access-tok3n-1"
+    assert "Authorization" not in other.hops[0].headers
+    assert (result.outcome, result.status, result.error) == (Outcome.REJECTED, 401, "HTTP 401")
 
 
 async def test_a_token_endpoint_that_hangs_fails_the_attempt_within_the_receivers_timeout(

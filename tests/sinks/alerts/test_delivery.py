@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -374,3 +375,43 @@ async def test_a_worker_failing_step_after_step_logs_the_fault_once_and_its_reco
         ("ERROR", f"webhook worker for {worker.label} failed; retrying", True),
         ("INFO", f"webhook worker for {worker.label} works again after 5 failed step(s)", False),
     ]
+
+
+class SlowToUnwind:
+    """A sender whose attempt hangs and, cancelled, takes until ``unwind`` is set to end."""
+
+    def __init__(self) -> None:
+        self.sending = asyncio.Event()
+        self.cancelled = asyncio.Event()
+        self.unwind = asyncio.Event()
+
+    async def send(self, delivery: Delivery) -> AttemptResult:
+        self.sending.set()
+        try:
+            await asyncio.Event().wait()  # never set: an attempt that hangs
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            await self.unwind.wait()
+            raise
+        raise AssertionError("unreachable")
+
+
+async def test_a_stop_cancelled_while_the_worker_unwinds_stays_cancelled(outbox: Outbox) -> None:
+    """A stop cancelled (its deadline passed) while the worker's cancelled attempt unwinds
+    ends cancelled, not as if it had finished: the bridge's stop deadline holds."""
+    sender = SlowToUnwind()
+    db = DbThread()
+    worker = _failing_worker(outbox, db, sender, lambda seconds, wake: asyncio.sleep(0), [], [])
+    worker.start()
+    try:
+        await asyncio.wait_for(sender.sending.wait(), 10)
+        closer = asyncio.get_running_loop().create_task(worker.aclose())
+        await asyncio.wait_for(sender.cancelled.wait(), 10)
+        closer.cancel()
+        await asyncio.sleep(0)  # the closer takes its cancellation while the worker unwinds
+        sender.unwind.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(closer, 10)
+        assert closer.cancelled()
+    finally:
+        db.close()
