@@ -17,6 +17,7 @@ from bridge.alert_table import (
     merged,
     newest,
 )
+from bridge.cli.shared import print_table
 from bridge.sinks.alerts.admin import MAX_LIST
 
 
@@ -203,3 +204,21 @@ def test_each_request_asks_for_the_apis_default_or_as_many_as_are_to_be_printed(
     a larger one asks for that many; 0 (all) asks the most the API gives, which is MAX_LIST."""
     assert asked_per_state(limit) == asked
     assert asked_per_state(20_000) == API_MOST == MAX_LIST
+
+
+def test_a_table_shows_each_row_on_its_line_in_the_order_written(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A cell holding a line break, a tab, a right-to-left override or a zero-width character
+    (a sender's title) is printed with each as its escape: one line per row, nothing reordered
+    or drawn as nothing, the columns aligned on what is shown."""
+    print_table(
+        ("ALERT_ID", "TITLE"),
+        [("a-1\u200b", "disk\u202e full"), ("a-2", "two\nlines\tand a tab")],
+        "none",
+    )
+    assert capsys.readouterr().out.splitlines() == [
+        "ALERT_ID   TITLE",
+        "a-1\\u200b  disk\\u202e full",
+        "a-2        two\\u000alines\\u0009and a tab",
+    ]

@@ -10,6 +10,7 @@ from collections.abc import Sequence, Set
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from bridge.errors import ConfigError
+from bridge.hidden import on_one_line
 
 if TYPE_CHECKING:
     from bridge.client_settings import SettingsModel
@@ -150,6 +151,9 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], none: str)
     if not rows:
         print(f"exesdb-bridge: {none}", file=sys.stderr)
         return
+    # What a sender wrote (a title, a node, an error) may hold a line break or a right-to-left
+    # override: each row stays one line, in the order written.
+    rows = [[on_one_line(str(cell)) for cell in row] for row in rows]
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
     for row in (header, *rows):
         cells = [f"{cell:<{width}}" for cell, width in zip(row[:-1], widths, strict=False)]
