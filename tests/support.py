@@ -289,12 +289,15 @@ def http_get(
         return exc.code, exc.read()
 
 
-def post_signed(
-    bridge_url: str, body: bytes, timeout: float = 10.0, *, expect: int = 202
-) -> tuple[int, str]:
-    """POST an NDJSON ``body`` to the bridge's signed ingest, signed with ``TEST_SECRET`` now;
-    fails unless the answer's status is ``expect`` (202: accepted). Returns the status and the
-    refusal's error code ("" when accepted)."""
+def signed_post(
+    bridge_url: str,
+    body: bytes,
+    *,
+    content_type: str = "application/x-ndjson",
+    timeout: float = 10.0,
+) -> tuple[int, bytes]:
+    """POST ``body`` to the bridge's signed ingest, signed with ``TEST_SECRET`` now: the
+    answer's status and body, whatever the status."""
     from bridge.bus import SIGNATURE_HEADER, Keyring
 
     request = urllib.request.Request(
@@ -302,19 +305,31 @@ def post_signed(
         data=body,
         method="POST",
         headers={
-            "Content-Type": "application/x-ndjson",
+            "Content-Type": content_type,
             SIGNATURE_HEADER: Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time())),
         },
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            answer = response.status, ""
+            return response.status, response.read()
     except urllib.error.HTTPError as exc:
-        refusal = exc.read()
+        return exc.code, exc.read()
+
+
+def post_signed(
+    bridge_url: str, body: bytes, timeout: float = 10.0, *, expect: int = 202
+) -> tuple[int, str]:
+    """POST an NDJSON ``body`` to the bridge's signed ingest, signed with ``TEST_SECRET`` now;
+    fails unless the answer's status is ``expect`` (202: accepted). Returns the status and the
+    refusal's error code ("" when accepted)."""
+    status, said = signed_post(bridge_url, body, timeout=timeout)
+    if status < 400:
+        answer = status, ""
+    else:
         try:
-            answer = exc.code, str(json.loads(refusal)["error"])
+            answer = status, str(json.loads(said)["error"])
         except (ValueError, KeyError, TypeError):  # not the bridge's error_response: show it
-            answer = exc.code, refusal.decode(errors="replace")
+            answer = status, said.decode(errors="replace")
     assert answer[0] == expect, f"POST {bridge_url}/v1/messages answered {answer}, not {expect}"
     return answer
 

@@ -6,15 +6,12 @@ from __future__ import annotations
 import json
 import re
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bridge.bus import SIGNATURE_HEADER, Keyring
-from tests.support import TEST_SECRET, BridgeProcess, http_get
+from tests.support import BridgeProcess, http_get, signed_post
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -43,20 +40,8 @@ def envelope(number: int, node: str = "node-1", **payload: Any) -> dict[str, Any
 
 def post(bridge: BridgeProcess, body: bytes) -> tuple[int, dict[str, Any]]:
     """POST ``body`` (one JSON envelope) signed to the bridge's ingest: status and answer."""
-    request = urllib.request.Request(
-        f"{bridge.url}/v1/messages",
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: Keyring.from_secrets(TEST_SECRET).sign_header(body, int(time.time())),
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    status, answer = signed_post(bridge.url, body, content_type="application/json")
+    return status, json.loads(answer or b"{}")
 
 
 def rejected(bridge: BridgeProcess, reason: str) -> float:
