@@ -15,6 +15,7 @@ from urllib.parse import quote_plus
 import pytest
 import trustme
 
+from bridge.app import Bridge
 from bridge.httpclient import TokenSources
 from bridge.httpclient.client import basic_auth
 from bridge.receivers import read_receivers_file, resolve_receivers
@@ -532,6 +533,15 @@ webhook_configs:
     return path
 
 
+async def tell_each(bridge: Bridge, receivers: list[WebhookReceiver], alert_id: str) -> None:
+    """Publish the alert ``alert_id`` and wait until each of ``receivers`` has taken it."""
+    bridge.bus.publish("disk_full", system_alert(alert_id))
+    await async_wait_until(
+        lambda: all(alert_id in r.accepted_alert_ids() for r in receivers),
+        what=f"the alert {alert_id} at each receiver",
+    )
+
+
 async def test_receivers_with_the_same_oauth2_block_make_one_token_request(
     tmp_path: Path, token_server, webhook_receiver
 ) -> None:
@@ -542,11 +552,7 @@ async def test_receivers_with_the_same_oauth2_block_make_one_token_request(
     config = sharing_receivers_file(tmp_path, [r.url for r in receivers], server.url)
     env = {"EXESDB_WEBHOOK_CONFIG_FILE": str(config), **FAST}
     async with alert_bridge(tmp_path / "state", serve_http=False, **env) as (bridge, _, _):
-        bridge.bus.publish("disk_full", system_alert("shared"))
-        await async_wait_until(
-            lambda: all(r.accepted_alert_ids() == {"shared"} for r in receivers),
-            what="the alert at each receiver",
-        )
+        await tell_each(bridge, receivers, "shared")
     assert [bearers(r) for r in receivers] == [["Bearer access-tok3n-1"]] * 3
     assert [asked.client for asked in server.requests] == [(CLIENT_ID, CLIENT_SECRET)]
 
@@ -576,11 +582,7 @@ async def test_receivers_whose_oauth2_client_id_differs_each_get_their_own_token
     )
     env = {"EXESDB_WEBHOOK_CONFIG_FILE": str(config), **FAST}
     async with alert_bridge(tmp_path / "state", serve_http=False, **env) as (bridge, _, _):
-        bridge.bus.publish("disk_full", system_alert("own"))
-        await async_wait_until(
-            lambda: first.accepted_alert_ids() == second.accepted_alert_ids() == {"own"},
-            what="the alert at both receivers",
-        )
+        await tell_each(bridge, [first, second], "own")
     by_client = {
         asked.client[0]: f"Bearer {token}"
         for asked, token in zip(server.requests, server.issued, strict=True)
@@ -603,18 +605,10 @@ async def test_a_401_to_one_receiver_renews_the_token_of_every_receiver_sharing_
     config = sharing_receivers_file(tmp_path, [r.url for r in receivers], server.url)
     env = {"EXESDB_WEBHOOK_CONFIG_FILE": str(config), **FAST}
     async with alert_bridge(tmp_path / "state", serve_http=False, **env) as (bridge, _, _):
-        bridge.bus.publish("disk_full", system_alert("first"))
-        await async_wait_until(
-            lambda: all(r.accepted_alert_ids() == {"first"} for r in receivers),
-            what="the first alert at each receiver",
-        )
+        await tell_each(bridge, receivers, "first")
         for receiver in receivers:
             receiver.authorization = "Bearer access-tok3n-2"  # the first token is revoked
-        bridge.bus.publish("disk_full", system_alert("second"))
-        await async_wait_until(
-            lambda: all(r.accepted_alert_ids() == {"first", "second"} for r in receivers),
-            what="the second alert at each receiver",
-        )
+        await tell_each(bridge, receivers, "second")
     assert len(server.requests) == 2
     for receiver in receivers:
         assert bearers(receiver)[-1] == "Bearer access-tok3n-2"
