@@ -9,11 +9,28 @@ import pytest
 
 from bridge.config import load_settings
 from bridge.errors import ConfigError
-from bridge.receivers import read_receivers_file, resolve_receivers
+from bridge.messages import AlertSeverity
+from bridge.receivers import AlertmanagerConfig, Receiver, read_receivers_file, resolve_receivers
 from tests.receivers_support import write
 from tests.support import run_bridge
 
 pytestmark = pytest.mark.usefixtures("clean_env")
+
+
+def resolved(
+    urls: list[str], path: Path | None, min_severity: AlertSeverity = "error"
+) -> tuple[tuple[Receiver, ...], AlertmanagerConfig | None]:
+    """The receivers of ``urls`` and of the receivers file at ``path``, as a bridge resolves
+    them whose EXESDB_WEBHOOK_MIN_SEVERITY is ``min_severity`` (timeout 7 s, 50 alerts a
+    delivery, no EXESDB_WEBHOOK_SECRET)."""
+    return resolve_receivers(
+        urls,
+        read_receivers_file(path) if path is not None else None,
+        secret=None,
+        timeout=7.0,
+        max_alerts=50,
+        min_severity=min_severity,
+    )
 
 
 def test_defaults_come_from_the_environment_and_min_severity_may_not_go_below_it(
@@ -25,14 +42,7 @@ def test_defaults_come_from_the_environment_and_min_severity_may_not_go_below_it
         tmp_path,
         "webhook_configs:\n  - url: http://a/hook\n  - url: http://b/hook\n    max_alerts: 3\n",
     )
-    receivers, _ = resolve_receivers(
-        ["http://env/hook"],
-        read_receivers_file(path),
-        secret=None,
-        timeout=7.0,
-        max_alerts=50,
-        min_severity="error",
-    )
+    receivers, _ = resolved(["http://env/hook"], path)
     assert [(r.max_alerts, r.timeout, r.min_severity) for r in receivers] == [
         (50, 7.0, "error"),
         (50, 7.0, "error"),
@@ -43,14 +53,7 @@ def test_defaults_come_from_the_environment_and_min_severity_may_not_go_below_it
         "  - {url: 'http://b', min_severity: info}\n"
     )
     with pytest.raises(ConfigError) as caught:
-        resolve_receivers(
-            ["http://env/hook"],
-            read_receivers_file(path),
-            secret=None,
-            timeout=7.0,
-            max_alerts=50,
-            min_severity="error",
-        )
+        resolved(["http://env/hook"], path)
     assert [problem.split(": ", 1)[1] for problem in caught.value.problems] == [
         "webhook_configs.0: the same receiver as in EXESDB_WEBHOOK_URLS item 1",
         "webhook_configs.1.min_severity: info is below EXESDB_WEBHOOK_MIN_SEVERITY (error), "
@@ -100,14 +103,7 @@ def test_a_receiver_with_a_bad_key_is_still_held_to_the_minimum_severity(
         f"webhook_configs:\n  - url: http://a/hook\n    {bad}\n    min_severity: info\n",
     )
     with pytest.raises(ConfigError) as caught:
-        resolve_receivers(
-            [],
-            read_receivers_file(path),
-            secret=None,
-            timeout=7.0,
-            max_alerts=50,
-            min_severity="error",
-        )
+        resolved([], path)
     problems = [problem.split(": ", 1)[1] for problem in caught.value.problems]
     assert problems[0].startswith(f"webhook_configs.0.{bad.split(':')[0]}")
     assert problems[-1] == (
@@ -120,14 +116,7 @@ def test_a_url_given_twice_to_resolve_receivers_is_a_problem_not_merged() -> Non
     """A URL twice in the list (which the settings refuse already) is a problem naming both
     items, never one receiver made of two."""
     with pytest.raises(ConfigError) as caught:
-        resolve_receivers(
-            ["http://a/hook", "http://b/hook", "http://a/hook"],
-            None,
-            secret=None,
-            timeout=7.0,
-            max_alerts=50,
-            min_severity="error",
-        )
+        resolved(["http://a/hook", "http://b/hook", "http://a/hook"], None)
     assert caught.value.problems == (
         "EXESDB_WEBHOOK_URLS item 3: the same receiver as EXESDB_WEBHOOK_URLS item 1",
     )
@@ -156,14 +145,7 @@ def test_a_bad_alertmanager_section_does_not_hide_a_receiver_given_twice(tmp_pat
         "alertmanager: {url: 'ftp://am'}\n",
     )
     with pytest.raises(ConfigError) as caught:
-        resolve_receivers(
-            [],
-            read_receivers_file(path),
-            secret=None,
-            timeout=7.0,
-            max_alerts=50,
-            min_severity="warning",
-        )
+        resolved([], path, min_severity="warning")
     assert [problem.split(": ")[1] for problem in caught.value.problems] == [
         "alertmanager.url",
         "webhook_configs.1",
