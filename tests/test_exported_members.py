@@ -106,6 +106,7 @@ EXPORTS: dict[types.ModuleType, list[str]] = {
         "RequestOptions",
         "TLSConfig",
         "TokenSource",
+        "TokenSources",
         "WatchedFile",
         "request_failure",
     ],

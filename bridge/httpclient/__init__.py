@@ -2,7 +2,8 @@
 
 ``schema`` reads the block strictly (the keys of prometheus/common), ``client`` turns it into
 what each request needs, reading secret and certificate files again when they change (``files``),
-``oauth2`` gets the token of an ``oauth2`` block (``ClientSettings.oauth2``); ``failures`` tells a
+``oauth2`` gets the token of an ``oauth2`` block (``ClientSettings.oauth2``, one for the clients
+whose blocks are equal: ``TokenSources``); ``failures`` tells a
 failed request without a secret.
 Webhook receivers and the Alertmanager poster use it (``EXESDB_WEBHOOK_CONFIG_FILE``).
 Each name is imported from its module when first asked for (``bridge.exports``): the client
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from bridge.httpclient.client import ClientSettings, RequestOptions
     from bridge.httpclient.failures import REQUEST_ERRORS, RequestFailure, request_failure
     from bridge.httpclient.files import ClientSetupError, FileSetting, WatchedFile
-    from bridge.httpclient.oauth2 import TokenSource
+    from bridge.httpclient.oauth2 import TokenSource, TokenSources
     from bridge.httpclient.schema import (
         Authorization,
         BasicAuth,
@@ -43,6 +44,7 @@ __all__ = [
     "RequestOptions",
     "TLSConfig",
     "TokenSource",
+    "TokenSources",
     "WatchedFile",
     "request_failure",
 ]
@@ -53,7 +55,7 @@ __getattr__ = lazy_exports(
         "client": ("ClientSettings", "RequestOptions"),
         "failures": ("REQUEST_ERRORS", "RequestFailure", "request_failure"),
         "files": ("ClientSetupError", "FileSetting", "WatchedFile"),
-        "oauth2": ("TokenSource",),
+        "oauth2": ("TokenSource", "TokenSources"),
         "schema": ("Authorization", "BasicAuth", "HTTPClientConfig", "OAuth2", "TLSConfig"),
     },
 )

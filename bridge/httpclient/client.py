@@ -1,7 +1,8 @@
 """What one request needs from an ``http_config``: its auth header, SSL context and proxy.
 
 With ``oauth2`` the auth header is a token fetched on the request's session (``oauth2``, the
-``TokenSource`` kept as ``ClientSettings.oauth2``), which ``bridge.httpclient.redirects.post``
+``TokenSource`` kept as ``ClientSettings.oauth2``, shared by the clients given the same
+``TokenSources`` whose ``oauth2`` blocks are equal), which ``bridge.httpclient.redirects.post``
 asks for; ``request_options`` gives the rest.
 
 ``ClientSettings.request_options()`` is asked at every attempt. Secrets given as ``*_file`` are
@@ -32,7 +33,7 @@ from bridge.tlsutil import load_cert_chain, load_error, set_versions
 from bridge.urls import split_userinfo
 
 if TYPE_CHECKING:
-    from bridge.httpclient.oauth2 import TokenSource
+    from bridge.httpclient.oauth2 import TokenSource, TokenSources
 
 __all__ = ["ClientSettings", "RequestOptions", "basic_auth"]
 
@@ -138,19 +139,25 @@ class ClientSettings:
         *,
         environ: Mapping[str, str] = os.environ,
         clock: Callable[[], float] = time.monotonic,
+        tokens: TokenSources | None = None,
     ) -> None:
         """``environ`` gives the proxies when ``proxy_from_environment`` is set (``oauth2``'s
-        too); ``clock`` tells when an ``oauth2`` token expires."""
+        too); ``clock`` tells when an ``oauth2`` token expires. With ``tokens`` the ``oauth2``
+        token is shared with the other clients given them whose ``oauth2`` block is equal (the
+        first one's ``environ`` and ``clock`` serve them all)."""
         config = config or HTTPClientConfig()
         self.config = config
         self.oauth2: TokenSource | None = None
-        if config.oauth2 is not None:
+        if (oauth2 := config.oauth2) is not None:
             # Imported only here: it needs aiohttp, which the health check's basic_auth does not.
             from bridge.httpclient.oauth2 import TokenSource
 
-            # The token endpoint's requests take the oauth2 block's own TLS and proxy.
-            endpoint = ClientSettings(config.oauth2.endpoint(), environ=environ)
-            self.oauth2 = TokenSource(config.oauth2, endpoint.request_options, clock=clock)
+            def build() -> TokenSource:
+                # The token endpoint's requests take the oauth2 block's own TLS and proxy.
+                endpoint = ClientSettings(oauth2.endpoint(), environ=environ)
+                return TokenSource(oauth2, endpoint.request_options, clock=clock)
+
+            self.oauth2 = build() if tokens is None else tokens.source(oauth2, build)
         self._auth_type: str | None = None
         self._credentials: FileSetting | None = None
         self._username: FileSetting | None = None

@@ -17,6 +17,12 @@ endpoint that cannot be reached, or answers anything but a token (not 2xx, an ``
 that is not a token, no ``access_token``, a ``token_type`` other than Bearer, in any case) raises
 ``TokenError`` naming the token URL as ``safe_url`` shows it and why, never the secret nor a token:
 the request that needed it fails as any failed request, and is retried.
+
+Clients whose ``oauth2`` blocks are equal (the same token URL, client, secret or secret file,
+scopes, endpoint parameters, TLS and proxy) share one ``TokenSource`` (``TokenSources``): one
+token request serves them all, and a 401 to any of them drops the token for all. Requests asking
+for a token while one is being fetched wait for that fetch (within their own timeout) and take
+its outcome, a failure too, rather than each asking the endpoint again.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from bridge.httpclient.files import ClientSetupError, FileSetting
 from bridge.httpclient.schema import OAuth2
 from bridge.redaction import redact_urls, safe_url
 
-__all__ = ["EndpointOptions", "TokenError", "TokenSource"]
+__all__ = ["EndpointOptions", "TokenError", "TokenSource", "TokenSources"]
 
 _EXPIRY_MARGIN_SECONDS: Final = 10.0  # golang.org/x/oauth2's expiryDelta
 _ANSWER_LIMIT: Final = 1 << 20  # golang.org/x/oauth2 reads no more of a token answer
@@ -79,8 +85,8 @@ class _Token:
 
 
 class TokenSource:
-    """The token of one ``oauth2`` block, fetched when needed; one per client, shared by its
-    requests."""
+    """The token of one ``oauth2`` block, fetched when needed; shared by the requests of every
+    client with that block (``TokenSources``), one fetch at a time."""
 
     def __init__(
         self,
@@ -99,6 +105,10 @@ class TokenSource:
         self._token: _Token | None = None
         self._in_form: bool | None = None  # how the client authenticates; None: not known yet
         self.shown_url = safe_url(config.token_url)
+        # One fetch at a time: a request arriving during one waits for its outcome.
+        self._fetching = asyncio.Lock()
+        self._fetched = 0  # fetches ended so far, so a waiter can tell one ended while it waited
+        self._failed: tuple[str, str] | None = None  # the last fetch's secret and error, if failed
 
     async def authorization(
         self, session: aiohttp.ClientSession, limit: aiohttp.ClientTimeout
@@ -107,16 +117,47 @@ class TokenSource:
         or a new one fetched on ``session`` within ``limit``; ``ClientSetupError`` (a
         ``TokenError`` from the endpoint) when there is none."""
         secret = self._secret.get()
+        if (kept := self._kept(secret)) is not None:
+            return kept.header
+        fetched = self._fetched
+        clock = asyncio.get_running_loop().time
+        deadline = None if limit.total is None else clock() + limit.total
+        try:
+            async with asyncio.timeout(limit.total):
+                await self._fetching.acquire()
+        except TimeoutError:
+            # Another request's fetch outlasted this request's timeout.
+            raise TokenError(
+                f"oauth2 token_url {self.shown_url}: timed out after {limit.total:g}s"
+            ) from None
+        try:
+            if self._fetched != fetched:
+                # A fetch ended while this request waited: its outcome is this request's too.
+                if (kept := self._kept(secret)) is not None:
+                    return kept.header
+                if self._failed is not None and self._failed[0] == secret:
+                    raise TokenError(self._failed[1])
+            left = limit if deadline is None else aiohttp.ClientTimeout(total=deadline - clock())
+            self._token = None
+            try:
+                token = await self._fetch(session, secret, left, limit.total or 0.0)
+            except TokenError as exc:
+                self._failed, self._fetched = (secret, str(exc)), self._fetched + 1
+                raise
+            self._token, self._failed, self._fetched = token, None, self._fetched + 1
+            return token.header
+        finally:
+            self._fetching.release()
+
+    def _kept(self, secret: str) -> _Token | None:
+        """The kept token, if it is still good and was fetched with ``secret``."""
         token = self._token
         if token is not None and token.secret != secret:
             token = self._token = None  # rotated: the kept token belongs to the old secret
             self._in_form = None
         if token is not None and (token.renew_at is None or self._clock() < token.renew_at):
-            return token.header
-        self._token = None
-        token = await self._fetch(session, secret, limit)
-        self._token = token
-        return token.header
+            return token
+        return None
 
     def refused(self, header: str) -> None:
         """A request carrying ``header`` was answered 401: that token is dropped, so the next
@@ -125,8 +166,14 @@ class TokenSource:
             self._token = None
 
     async def _fetch(
-        self, session: aiohttp.ClientSession, secret: str, limit: aiohttp.ClientTimeout
+        self,
+        session: aiohttp.ClientSession,
+        secret: str,
+        limit: aiohttp.ClientTimeout,
+        budget: float,
     ) -> _Token:
+        """A new token, within ``limit`` (what is left of the ``budget`` seconds its failure is
+        told against)."""
         ways = (False, True) if self._in_form is None else (self._in_form,)
         reasons: list[str] = []
         # Both ways together within ``limit``, as the request they are for.
@@ -135,10 +182,10 @@ class TokenSource:
         for in_form in ways:
             left = limit if deadline is None else aiohttp.ClientTimeout(total=deadline - clock())
             if left.total is not None and left.total <= 0:  # aiohttp reads 0 as no limit
-                reasons.append(f"timed out after {limit.total:g}s")
+                reasons.append(f"timed out after {budget:g}s")
                 break
             try:
-                token = await self._request(session, secret, in_form, left, limit.total or 0.0)
+                token = await self._request(session, secret, in_form, left, budget)
             except _Unusable as exc:
                 reasons.append(str(exc))
                 continue
@@ -218,6 +265,25 @@ class TokenSource:
         if lifetime is not None:
             renew_at = asked + lifetime - min(_EXPIRY_MARGIN_SECONDS, max(lifetime, 0.0) / 2)
         return _Token(header, renew_at, secret)
+
+
+class TokenSources:
+    """The ``TokenSource`` of each ``oauth2`` block's value, for the clients that share tokens
+    (a sink's receivers): clients whose blocks are equal get the same one."""
+
+    def __init__(self) -> None:
+        # Compared by value, as pydantic compares models: a list, since a block holding
+        # mappings (endpoint_params) has no hash. A handful of receivers: a scan is enough.
+        self._sources: list[tuple[OAuth2, TokenSource]] = []
+
+    def source(self, config: OAuth2, build: Callable[[], TokenSource]) -> TokenSource:
+        """The token source of blocks equal to ``config``, made by ``build`` the first time."""
+        for known, made in self._sources:
+            if known == config:
+                return made
+        made = build()
+        self._sources.append((config, made))
+        return made
 
 
 async def _read(response: aiohttp.ClientResponse) -> bytes:

@@ -4,6 +4,7 @@ failing token endpoint retried from the outbox without losing the alert."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -14,6 +15,8 @@ from urllib.parse import quote_plus
 import pytest
 import trustme
 
+from bridge.app import Bridge
+from bridge.httpclient import TokenSources
 from bridge.httpclient.client import basic_auth
 from bridge.receivers import read_receivers_file, resolve_receivers
 from bridge.sinks.alerts import AlertSink, DeliveryState
@@ -64,10 +67,14 @@ webhook_configs:
 
 
 def sender_for(
-    config: Path, clock: ManualClock | None = None, timeout: float = 5.0
+    config: Path,
+    clock: ManualClock | None = None,
+    timeout: float = 5.0,
+    tokens: TokenSources | None = None,
 ) -> WebhookSender:
     """The sender of the one receiver of the receivers file ``config``, its tokens timed by
-    ``clock`` when given, its attempts limited to ``timeout`` seconds."""
+    ``clock`` when given (and shared through ``tokens``), its attempts limited to ``timeout``
+    seconds."""
     [receiver], _ = resolve_receivers(
         [],
         read_receivers_file(config),
@@ -76,7 +83,9 @@ def sender_for(
         max_alerts=0,
         min_severity="warning",
     )
-    return WebhookSender(receiver, monotonic=clock) if clock else WebhookSender(receiver)
+    if clock:
+        return WebhookSender(receiver, monotonic=clock, tokens=tokens)
+    return WebhookSender(receiver, tokens=tokens)
 
 
 def delivery(number: int) -> Delivery:
@@ -502,3 +511,199 @@ async def test_the_alertmanager_poster_posts_with_an_oauth2_token(
         await alertmanager.stop()
     assert set(alertmanager.authorizations) == {"Bearer access-tok3n-1"}
     assert [asked.client for asked in server.requests] == [(CLIENT_ID, CLIENT_SECRET)]
+
+
+def sharing_receivers_file(folder: Path, urls: list[str], token_url: str, extra: str = "") -> Path:
+    """A receivers file whose receivers at ``urls`` all take ``global.http_config``, one
+    ``oauth2`` block at ``token_url`` (``extra``: more top-level YAML, indented as given)."""
+    path = folder / "receivers.yml"
+    listed = "".join(f"  - url: {url}\n" for url in urls)
+    path.write_text(
+        f"""
+global:
+  http_config:
+    oauth2:
+      client_id: {CLIENT_ID}
+      client_secret: '{CLIENT_SECRET}'
+      token_url: {token_url}
+      scopes: [alerts.write]
+webhook_configs:
+{listed}{extra}"""
+    )
+    return path
+
+
+async def tell_each(bridge: Bridge, receivers: list[WebhookReceiver], alert_id: str) -> None:
+    """Publish the alert ``alert_id`` and wait until each of ``receivers`` has taken it."""
+    bridge.bus.publish("disk_full", system_alert(alert_id))
+    await async_wait_until(
+        lambda: all(alert_id in r.accepted_alert_ids() for r in receivers),
+        what=f"the alert {alert_id} at each receiver",
+    )
+
+
+async def test_receivers_with_the_same_oauth2_block_make_one_token_request(
+    tmp_path: Path, token_server, webhook_receiver
+) -> None:
+    """Three receivers taking one oauth2 block from global.http_config, told of one alert at
+    once, make one token request between them and each carry that token."""
+    server: TokenServer = token_server(CLIENT_ID, CLIENT_SECRET)
+    receivers: list[WebhookReceiver] = [webhook_receiver() for _ in range(3)]
+    config = sharing_receivers_file(tmp_path, [r.url for r in receivers], server.url)
+    env = {"EXESDB_WEBHOOK_CONFIG_FILE": str(config), **FAST}
+    async with alert_bridge(tmp_path / "state", serve_http=False, **env) as (bridge, _, _):
+        await tell_each(bridge, receivers, "shared")
+    assert [bearers(r) for r in receivers] == [["Bearer access-tok3n-1"]] * 3
+    assert [asked.client for asked in server.requests] == [(CLIENT_ID, CLIENT_SECRET)]
+
+
+async def test_receivers_whose_oauth2_client_id_differs_each_get_their_own_token(
+    tmp_path: Path, token_server, webhook_receiver
+) -> None:
+    """Two receivers whose oauth2 blocks differ only in client_id make a token request each,
+    at the same token endpoint, and each carries its own client's token."""
+    server: TokenServer = token_server(
+        CLIENT_ID, CLIENT_SECRET, other_clients={"other-client": CLIENT_SECRET}
+    )
+    first, second = webhook_receiver(), webhook_receiver()
+    config = tmp_path / "receivers.yml"
+    config.write_text(
+        "webhook_configs:\n"
+        + "".join(
+            f"""  - url: {receiver.url}
+    http_config:
+      oauth2:
+        client_id: {client_id}
+        client_secret: '{CLIENT_SECRET}'
+        token_url: {server.url}
+"""
+            for receiver, client_id in ((first, CLIENT_ID), (second, "other-client"))
+        )
+    )
+    env = {"EXESDB_WEBHOOK_CONFIG_FILE": str(config), **FAST}
+    async with alert_bridge(tmp_path / "state", serve_http=False, **env) as (bridge, _, _):
+        await tell_each(bridge, [first, second], "own")
+    by_client = {
+        asked.client[0]: f"Bearer {token}"
+        for asked, token in zip(server.requests, server.issued, strict=True)
+        if asked.client
+    }
+    assert sorted(by_client) == [CLIENT_ID, "other-client"]
+    assert bearers(first) == [by_client[CLIENT_ID]]
+    assert bearers(second) == [by_client["other-client"]]
+
+
+async def test_a_401_to_one_receiver_renews_the_token_of_every_receiver_sharing_it(
+    tmp_path: Path, token_server, webhook_receiver
+) -> None:
+    """Receivers sharing a token without expiry, all answering 401 once it is revoked: the
+    next alert reaches each with one new token, fetched once for all of them."""
+    server: TokenServer = token_server(CLIENT_ID, CLIENT_SECRET, expires_in=None)
+    receivers: list[WebhookReceiver] = [
+        webhook_receiver(authorization="Bearer access-tok3n-1") for _ in range(3)
+    ]
+    config = sharing_receivers_file(tmp_path, [r.url for r in receivers], server.url)
+    env = {"EXESDB_WEBHOOK_CONFIG_FILE": str(config), **FAST}
+    async with alert_bridge(tmp_path / "state", serve_http=False, **env) as (bridge, _, _):
+        await tell_each(bridge, receivers, "first")
+        for receiver in receivers:
+            receiver.authorization = "Bearer access-tok3n-2"  # the first token is revoked
+        await tell_each(bridge, receivers, "second")
+    assert len(server.requests) == 2
+    for receiver in receivers:
+        assert bearers(receiver)[-1] == "Bearer access-tok3n-2"
+        assert [r.answer.status for r in receiver.requests if r.answer.status != 200] in (
+            [],
+            [401],
+        )
+
+
+async def test_the_alertmanager_poster_shares_the_token_of_receivers_with_the_same_oauth2(
+    tmp_path: Path, token_server, webhook_receiver
+) -> None:
+    """An alertmanager section whose oauth2 block equals the receivers' posts with their token:
+    one token request serves the receiver and Alertmanager."""
+    server: TokenServer = token_server(CLIENT_ID, CLIENT_SECRET)
+    receiver: WebhookReceiver = webhook_receiver()
+    alertmanager = await Receiver().start()
+    config = sharing_receivers_file(
+        tmp_path,
+        [receiver.url],
+        server.url,
+        extra=f"""alertmanager:
+  url: {alertmanager.url}
+  http_config:
+    oauth2:
+      client_id: {CLIENT_ID}
+      client_secret: '{CLIENT_SECRET}'
+      token_url: {server.url}
+      scopes: [alerts.write]
+""",
+    )
+    env = {"EXESDB_WEBHOOK_CONFIG_FILE": str(config), **FAST}
+    try:
+        async with alert_bridge(tmp_path / "state", serve_http=False, **env) as (bridge, _, _):
+            bridge.bus.publish("disk_full", system_alert("am-shared"))
+            await async_wait_until(
+                lambda: alertmanager.posts and receiver.accepted_alert_ids() == {"am-shared"},
+                what="a post and a delivery",
+            )
+    finally:
+        await alertmanager.stop()
+    assert set(alertmanager.authorizations) == {"Bearer access-tok3n-1"}
+    assert bearers(receiver) == ["Bearer access-tok3n-1"]
+    assert len(server.requests) == 1
+
+
+async def test_requests_waiting_on_a_failing_token_fetch_take_its_failure_without_asking_again(
+    tmp_path: Path, token_server, webhook_receiver
+) -> None:
+    """Two senders sharing a token source, both asking for a token while the endpoint answers
+    503, fail with the one fetch's reason: the endpoint is asked for one token, not one per
+    sender."""
+    server: TokenServer = token_server(CLIENT_ID, CLIENT_SECRET)
+    server.failing = Answer(503, text='{"error": "temporarily_unavailable"}')
+    receiver: WebhookReceiver = webhook_receiver()
+    config = receivers_file(tmp_path, receiver.url, server.url)
+    tokens = TokenSources()
+    senders = [sender_for(config, tokens=tokens) for _ in range(2)]
+    try:
+        results = await asyncio.gather(*(s.send(delivery(n)) for n, s in enumerate(senders)))
+    finally:
+        for sender in senders:
+            await sender.aclose()
+    shown = server.url.removesuffix("/token") + "/…"
+    reason = f"oauth2 token_url {shown}: answered HTTP 503: temporarily_unavailable"
+    assert [(r.outcome, r.error) for r in results] == [(Outcome.RETRY, reason)] * 2
+    # One fetch: asked by basic auth, then with the credentials in the form (the probe).
+    assert [asked.way for asked in server.requests] == ["basic", "form"]
+    assert receiver.requests == []
+
+
+async def test_a_request_waiting_on_another_s_token_fetch_fails_within_its_own_timeout(
+    tmp_path: Path, token_server, webhook_receiver
+) -> None:
+    """A sender with a 0.5 s timeout whose token is being fetched by another sender (timeout
+    5 s) from an endpoint that hangs fails after its own 0.5 s, saying so, without asking the
+    endpoint itself."""
+    server: TokenServer = token_server(CLIENT_ID, CLIENT_SECRET)
+    server.failing = Answer(hang=True)
+    receiver: WebhookReceiver = webhook_receiver()
+    config = receivers_file(tmp_path, receiver.url, server.url)
+    tokens = TokenSources()
+    slow = sender_for(config, tokens=tokens)
+    quick = sender_for(config, timeout=0.5, tokens=tokens)
+    fetching = asyncio.ensure_future(slow.send(delivery(1)))
+    try:
+        await async_wait_until(lambda: server.requests, what="the slow sender's token request")
+        result = await quick.send(delivery(2))
+    finally:
+        server.stop()  # ends the hang, and so the slow sender's fetch
+        await fetching
+        await slow.aclose()
+        await quick.aclose()
+    shown = server.url.removesuffix("/token") + "/…"
+    assert result.error == f"oauth2 token_url {shown}: timed out after 0.5s"
+    assert result.seconds < 2.5
+    assert len(server.requests) == 1
+    assert receiver.requests == []

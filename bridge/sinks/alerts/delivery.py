@@ -16,6 +16,7 @@ hanging receiver only ever delays its own deliveries; those go out in the order 
 (``DeliveryQueue.next_due``), so a resolve never overtakes the firing it ends. A sender reads its
 receiver's URL, secrets and certificates again when their files change (``bridge.httpclient``),
 so they rotate without a restart; a file it cannot use fails the attempt, which is retried.
+Senders whose receivers have equal ``oauth2`` blocks share one token (``TokenSources``).
 Each attempt ends in a CLIENT span handed to the span recorders (``bridge.tracing``). Clock,
 sleep and the backoff's randomness are injected.
 """
@@ -42,6 +43,7 @@ from bridge.httpclient import (
     ClientSettings,
     ClientSetupError,
     FileSetting,
+    TokenSources,
     request_failure,
 )
 from bridge.httpclient.redirects import post, refused_redirect
@@ -206,13 +208,16 @@ class WebhookSender:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         record_span: Callable[[ClientSpan], None] = _no_span,
+        tokens: TokenSources | None = None,
     ) -> None:
+        """``tokens``: the oauth2 tokens shared with other senders whose receivers have the
+        same ``oauth2`` block (``ClientSettings``); without them, this sender's own."""
         self.receiver = receiver
         self._url = FileSetting("url_file", receiver.url, receiver.url_file)
         secret = receiver.secret.get_secret_value() if receiver.secret else None
         self._secret = FileSetting("secret_file", secret, receiver.secret_file)
         self._keyring: tuple[str, Keyring] | None = None
-        self._client = ClientSettings(receiver.http_config, clock=monotonic)
+        self._client = ClientSettings(receiver.http_config, clock=monotonic, tokens=tokens)
         self._timeout = receiver.timeout
         self._clock = clock
         self._monotonic = monotonic

@@ -31,7 +31,7 @@ from bridge.backoff import Backoff
 from bridge.bus import WORK_QUEUE_INSTANCES, Bus, Envelope, SharedState, WorkQueueLease
 from bridge.component import Context, Deadline, HasClientSpans
 from bridge.errors import BridgeError, ConfigError, TransportError
-from bridge.httpclient import ClientSettings
+from bridge.httpclient import ClientSettings, TokenSources
 from bridge.messages import AlertAck, Message, NodeHealth, NotificationStatus
 from bridge.operations import OperationRecorder
 from bridge.receiver_keys import ReceiverKeys, receiver_label
@@ -180,6 +180,9 @@ class AlertSink:
         # Origins whose links in a SystemAlert's metadata are shown whole (sources.details_of).
         self._links = frozenset(settings.alert_link_origins)
         self._monotonic = monotonic
+        # The oauth2 tokens, one per oauth2 block: receivers (and the Alertmanager poster)
+        # with equal blocks share one, so N of them make one token request, not N.
+        self._tokens = TokenSources()
         self.policy = RetryPolicy(
             backoff=Backoff(
                 base=settings.webhook_backoff_ms / 1000,
@@ -350,6 +353,7 @@ class AlertSink:
             clock=self._clock,
             monotonic=self._monotonic,
             record_span=self._record_span,
+            tokens=self._tokens,
         )
 
     def _make_worker(self, receiver: Receiver) -> DeliveryWorker:
@@ -385,7 +389,11 @@ class AlertSink:
             db=self._db,
             external_url=lambda: self.external_url,
             timeout=timeout or settings.webhook_timeout_ms / 1000,
-            client=ClientSettings(section.http_config if section is not None else None),
+            client=ClientSettings(
+                section.http_config if section is not None else None,
+                clock=self._monotonic,
+                tokens=self._tokens,
+            ),
             interval=self._alertmanager_interval,
             count=self.metrics.posted,
             clock=self._clock,

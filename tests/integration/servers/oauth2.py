@@ -5,7 +5,8 @@ its own (bound as port 0) from its own thread, as the webhook receiver does. A r
 authenticates as configured (HTTP basic auth, each part form-urlencoded as RFC 6749 section 2.3.1
 says, or, with ``form_auth``, ``client_id`` and ``client_secret`` in the form) gets the next token,
 ``access-tok3n-1``, ``access-tok3n-2``…, with ``expires_in`` when set; another gets 401
-``invalid_client``. ``client_secret`` may change while it runs (a rotation); while ``failing`` is
+``invalid_client``; ``other_clients`` (client id → secret) are taken too, from the same
+sequence of tokens. ``client_secret`` may change while it runs (a rotation); while ``failing`` is
 set (an ``Answer`` of the webhook receiver's: its status, its ``text`` as a JSON body, or a hang)
 every request gets it instead. ``requests`` lists what arrived: headers, the form and the client's
 credentials as the server read them. Given an ``ssl_context`` it serves HTTPS. Tests use the
@@ -55,9 +56,11 @@ class TokenServer:
         token_type: str = "Bearer",
         form_auth: bool = False,
         ssl_context: ssl.SSLContext | None = None,
+        other_clients: dict[str, str] | None = None,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
+        self.other_clients = dict(other_clients or {})
         self.expires_in = expires_in
         self.token_type = token_type
         self.form_auth = form_auth
@@ -99,7 +102,12 @@ class TokenServer:
                 status=failing.status, text=failing.text or "", content_type="application/json"
             )
         with self._lock:
-            if client != (self.client_id, self.client_secret) or (way == "form") != self.form_auth:
+            known = {**self.other_clients, self.client_id: self.client_secret}
+            if (
+                client is None
+                or known.get(client[0]) != client[1]
+                or (way == "form") != self.form_auth
+            ):
                 return web.json_response({"error": "invalid_client"}, status=401)
             self.issued.append(f"access-tok3n-{len(self.issued) + 1}")
             token: dict[str, Any] = {"access_token": self.issued[-1], "token_type": self.token_type}

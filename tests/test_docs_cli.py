@@ -1,0 +1,181 @@
+"""docs/cli.md stays true to the commands: every subcommand, option, default and usage line,
+and each command's help naming what it reads from the environment."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+from collections.abc import Iterator
+
+from bridge.client_settings import FromEnvironment
+from bridge.settings import Settings
+from tests.doc_text import page
+from tests.support import ROOT
+
+
+def test_the_cli_page_lists_every_subcommand() -> None:
+    """docs/cli.md covers every subcommand the parser knows."""
+    from bridge.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(
+        action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+    )
+    text = page("cli")
+    for name in subparsers.choices:
+        assert f"`exesdb-bridge {name}" in text, name
+
+
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _parsers(sub)
+
+
+def _reads() -> dict[str, frozenset[str]]:
+    """The variables each command reads, by its name after ``exesdb-bridge``, from the model
+    it reads them with (docs/cli.md: the client commands read only the variables they use)."""
+    from bridge.client_settings import AdminClientSettings, OutboxSettings, PublishSettings
+    from bridge.probe_settings import ProbeSettings
+
+    def variables(model: type[FromEnvironment]) -> frozenset[str]:
+        return frozenset(str(info.validation_alias) for info in model.model_fields.values())
+
+    admin = variables(AdminClientSettings)
+    probe = frozenset(f"EXESDB_{field.name.upper()}" for field in dataclasses.fields(ProbeSettings))
+    return {
+        "run": variables(Settings),
+        "check-config": variables(Settings),
+        "publish": variables(PublishSettings),
+        "tail": admin,
+        "alerts list": admin,
+        "alerts ack": admin,
+        "outbox list": variables(OutboxSettings),
+        "outbox retry": variables(OutboxSettings),
+        "schema": frozenset(),
+        "healthcheck": probe,
+    }
+
+
+def test_each_command_s_help_names_what_it_needs_from_the_environment() -> None:
+    """`exesdb-bridge --help` says each command's --help says what it needs: every command
+    that reads a variable names one in its --help (healthcheck EXESDB_HTTP_ADDR, outbox
+    EXESDB_STATE_DIR, ...; run and check-config, which read them all, may cite
+    docs/configuration.md), and the commands known here are the parser's."""
+    from bridge.cli import build_parser
+
+    parser = build_parser()
+    assert "each command's --help says what it needs" in " ".join(parser.format_help().split())
+    leaves = {
+        sub.prog.removeprefix("exesdb-bridge "): sub
+        for sub in _parsers(parser)
+        if not any(isinstance(action, argparse._SubParsersAction) for action in sub._actions)
+    }
+    reads = _reads()
+    assert set(leaves) == set(reads)
+    assert reads["healthcheck"] >= {"EXESDB_HTTP_ADDR", "EXESDB_HEALTHCHECK_KEY_FILE"}
+    everything = reads["run"]
+
+    def says(name: str, text: str) -> bool:
+        # run and check-config read every setting: the page of them all says what they are.
+        if reads[name] == everything and "docs/configuration.md" in " ".join(text.split()):
+            return True
+        return any(variable in text for variable in reads[name])
+
+    silent = sorted(
+        name for name, sub in leaves.items() if reads[name] and not says(name, sub.format_help())
+    )
+    assert silent == [], f"say in --help what these read from the environment: {silent}"
+
+
+def test_every_option_and_argument_says_what_it_is_in_help() -> None:
+    """`--help` of every subcommand explains each of its options and arguments."""
+    from bridge.cli import build_parser
+
+    bare = [
+        f"{sub.prog} {action.dest}"
+        for sub in _parsers(build_parser())
+        for action in sub._actions
+        if not isinstance(action, argparse._SubParsersAction) and not action.help
+    ]
+    assert not bare, f"give these a help text: {bare}"
+
+
+def test_the_cli_page_names_every_option() -> None:
+    """docs/cli.md names every option of every subcommand (its long form, at least once)."""
+    from bridge.cli import build_parser
+
+    text = page("cli")
+    unnamed = sorted(
+        {
+            f"{sub.prog} {option}"
+            for sub in _parsers(build_parser())
+            for action in sub._actions
+            for option in action.option_strings
+            if option.startswith("--") and option != "--help"
+            and not re.search(rf"{re.escape(option)}(?![\w-])", text)
+        }
+    )  # fmt: skip
+    assert not unnamed, f"name these in docs/cli.md: {unnamed}"
+
+
+def test_usage_lines_name_arguments_as_the_cli_page_does() -> None:
+    """Each subcommand's usage names its positional arguments in capitals, as its row of
+    docs/cli.md does (`publish TAG`, `alerts ack ALERT_ID`), and `alerts ack --by` as the page,
+    the README and its own usage error do (`--by NAME`)."""
+    from bridge.cli import build_parser
+
+    rows = [line for line in page("cli").splitlines() if line.startswith("| `exesdb-bridge ")]
+    unlike = []
+    for sub in _parsers(build_parser()):
+        name = sub.prog.removeprefix("exesdb-bridge ").split()[0] if " " in sub.prog else ""
+        row = next((row for row in rows if row.startswith(f"| `exesdb-bridge {name} ")), "")
+        for action in sub._actions:
+            if action.option_strings or isinstance(action, argparse._SubParsersAction):
+                continue
+            shown = str(action.metavar or action.dest)
+            if not shown.isupper() or not re.search(rf"\b{re.escape(shown)}\b", row):
+                unlike.append(f"{sub.prog} {shown}")
+    assert not unlike, f"name as docs/cli.md does: {unlike}"
+    ack = build_parser().parse_args(["alerts", "ack", "x", "--by", "me"])
+    assert ack.alert_id == "x"
+    usage = _ack_usage()
+    assert "--by NAME" in usage
+    assert "--by NAME" in page("cli")
+    assert "--by NAME" in (ROOT / "README.md").read_text()
+
+
+def _ack_usage() -> str:
+    from bridge.cli import build_parser
+
+    for sub in _parsers(build_parser()):
+        if sub.prog == "exesdb-bridge alerts ack":
+            return sub.format_usage()
+    raise AssertionError("no alerts ack")
+
+
+def test_the_cli_page_gives_each_option_default_the_parser_has() -> None:
+    """An option with a default (`alerts list --limit`, `outbox list --limit`, `healthcheck
+    --timeout`) has it on its command's row of docs/cli.md as "N by default", the figure the
+    parser holds."""
+    from bridge.cli import build_parser
+
+    rows = [line for line in page("cli").splitlines() if line.startswith("| `exesdb-bridge ")]
+    checked = []
+    for sub in _parsers(build_parser()):
+        for action in sub._actions:
+            if not action.option_strings or not isinstance(action.default, int | float):
+                continue
+            if isinstance(action.default, bool) or action.default == 0:
+                continue  # a flag, or 0 standing for "none" (tail --count: follow until stopped)
+            name = sub.prog.removeprefix("exesdb-bridge ").split()[0]
+            [row] = [row for row in rows if row.startswith(f"| `exesdb-bridge {name} ")]
+            option = action.option_strings[-1]
+            said = re.search(rf"`{re.escape(option)}`[^|]*?(\d+(?:\.\d+)?) by default", row)
+            assert said is not None, f"docs/cli.md: give {sub.prog} {option}'s default"
+            assert float(said.group(1)) == action.default, f"{sub.prog} {option}"
+            checked.append(option)
+    assert sorted(checked) == ["--limit", "--limit", "--timeout"]
