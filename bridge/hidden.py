@@ -3,42 +3,58 @@
 Drawn as nothing, ``node-1`` followed by U+200B looks like ``node-1`` on the status page, in
 alerts and in /metrics; a right-to-left override (U+202E) turns the text shown after it around.
 Node names refuse them (``bridge.messages.NODE_PATTERN``), links shown whole hold none
-(``bridge.urls``), and the pages and the commands' tables show each as its escape
-(``bridge.pages.html``, ``on_one_line``). Here, with no
-import, so that the light command paths can read it.
+(``bridge.urls``), and the pages, the commands' tables and text log lines show each as its
+escape (``bridge.pages.html``, ``on_one_line``, ``escapes``). Here, with no import, so that the
+light command paths can read it.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["HIDDEN_CHARACTERS", "on_one_line"]
+__all__ = ["HIDDEN_CHARACTERS", "escapes", "on_one_line"]
 
-HIDDEN_CHARACTERS: Final = r"\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff"
-"""U+200B-U+200F, U+2060 and U+FEFF (zero width), U+061C, U+202A-U+202E and U+2066-U+2069
-(bidirectional controls), as a regular expression's class written in escapes (Python's re,
-pydantic-core's and JSON Schema's read them alike), so that no message quoting it holds the
-characters themselves."""
+# The hidden characters, as ranges of code points: U+200B-U+200F, U+2060 and U+FEFF (zero
+# width), U+061C, U+202A-U+202E and U+2066-U+2069 (bidirectional controls). The one list: the
+# patterns and the escaped text below are both made from it.
+_HIDDEN: Final = (
+    (0x061C, 0x061C),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x2060),
+    (0x2066, 0x2069),
+    (0xFEFF, 0xFEFF),
+)
 
-_SHOWN_ESCAPED: Final = {
-    code: f"\\u{code:04x}"
-    for code in (
+HIDDEN_CHARACTERS: Final = "".join(
+    rf"\u{first:04x}" if first == last else rf"\u{first:04x}-\u{last:04x}"
+    for first, last in _HIDDEN
+)
+"""The hidden characters as a regular expression's class written in escapes
+(``\\u061c\\u200b-\\u200f…``: Python's re, pydantic-core's and JSON Schema's read them alike),
+so that no message quoting it holds the characters themselves."""
+
+
+def escapes(keep: str = "") -> dict[int, str]:
+    """A ``str.translate`` table showing each control character, line or paragraph separator
+    (U+2028, U+2029) and hidden character as its escape (``\\u202e``), but those in ``keep``
+    (the log's line break and tab): made once, so that each text is one ``translate``."""
+    codes = (
         *range(0x20),
         *range(0x7F, 0xA0),
-        0x061C,
-        *range(0x200B, 0x2010),
         0x2028,
         0x2029,
-        *range(0x202A, 0x202F),
-        0x2060,
-        *range(0x2066, 0x206A),
-        0xFEFF,
+        *(code for first, last in _HIDDEN for code in range(first, last + 1)),
     )
-}
+    kept = {ord(character) for character in keep}
+    return {code: f"\\u{code:04x}" for code in codes if code not in kept}
+
+
+_ON_ONE_LINE: Final = escapes()
 
 
 def on_one_line(text: str) -> str:
     """``text`` with each control character (tab and line break too), line or paragraph
     separator and hidden character shown as its escape (``\\u202e``): on a terminal it stays
     on its line, in the order written, and nothing in it is drawn as nothing."""
-    return text.translate(_SHOWN_ESCAPED)
+    return text.translate(_ON_ONE_LINE)

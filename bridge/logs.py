@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from aiohttp.http_exceptions import HttpProcessingError
 
+from bridge.hidden import escapes
 from bridge.redaction import redact_urls
 from bridge.settings import Settings
 
@@ -39,30 +40,17 @@ def _utc_time(record: logging.LogRecord) -> str:
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-# What a text line shows escaped (``\u202e``): the characters that would break it or reorder
-# what follows it on a terminal, whoever chose them (a sender's node name: "evil\u202e" turned
-# "silent for 90s: down" around). Control characters but the line break and tab of tracebacks
-# and of the bridge's own lines, the line and paragraph separators, the bidirectional controls.
-_SHOWN_ESCAPED: Final = {
-    code: f"\\u{code:04x}"
-    for code in (
-        *(c for c in range(0x20) if c not in (0x09, 0x0A)),
-        *range(0x7F, 0xA0),
-        0x061C,
-        0x200E,
-        0x200F,
-        0x2028,
-        0x2029,
-        *range(0x202A, 0x202F),
-        *range(0x2066, 0x206A),
-    )
-}
+# What a text line shows escaped (``\u202e``): what would break it, reorder what follows it on
+# a terminal or be drawn as nothing, whoever chose it (a sender's node name: "evil\u202e" turned
+# "silent for 90s: down" around), as the pages and the commands' tables show it
+# (``bridge.hidden``); but the line break and tab of tracebacks and of the bridge's own lines.
+_SHOWN_ESCAPED: Final = escapes(keep="\t\n")
 
 
 class _TextFormatter(logging.Formatter):
     """``2030-01-01T12:00:00.123Z INFO bridge: message``, the time as JSON's ``ts``; a control
-    character, line separator or bidirectional control in it shown as its escape (JSON lines
-    escape them anyway)."""
+    character, line separator, zero-width character or bidirectional control in it shown as its
+    escape (JSON lines escape them anyway)."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")

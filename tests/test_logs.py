@@ -13,6 +13,7 @@ from typing import Final
 import pytest
 from aiohttp.http_exceptions import BadStatusLine
 
+from bridge.hidden import HIDDEN_CHARACTERS
 from bridge.logs import configure_logging
 from tests.support import TEST_SECRET, make_settings, run_bridge, run_command
 
@@ -70,6 +71,7 @@ def test_json_lines_carry_time_level_logger_message_and_exception(
 # whose local zone is the TZ it is given; prints the zone's offset first, to show it is in force.
 _TEXT_LINE_AT: Final = """
 import logging, time
+from bridge.hidden import HIDDEN_CHARACTERS
 from bridge.logs import configure_logging
 from bridge.settings import Settings
 
@@ -119,6 +121,28 @@ def test_a_text_line_shows_what_would_break_or_reorder_it_escaped(
     line = capsys.readouterr().err
     assert json.loads(line)["message"] == f"node {node}"
     assert not {"\u202e", "\u2028", "\x1b", "\u2067"} & set(line)
+
+
+def test_a_text_line_shows_every_hidden_character_escaped(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every zero-width character and bidirectional control of HIDDEN_CHARACTERS (read from the
+    class itself) in a sender's node name is written as its escape in a text line, as the pages
+    and the commands' tables show it, so that ``node-1`` with a U+200B after it is not drawn as
+    ``node-1``; a JSON line escapes each too."""
+    hidden = [chr(c) for c in range(0x10000) if re.fullmatch(f"[{HIDDEN_CHARACTERS}]", chr(c))]
+    assert {"\u200b", "\u2060", "\ufeff", "\u202e"} <= set(hidden)
+    node = "node-1" + "".join(hidden)
+    escaped = "node-1" + "".join(f"\\u{ord(character):04x}" for character in hidden)
+    configure_logging(make_settings())
+    logging.getLogger("bridge.cluster").warning("node %s silent", node)
+    line = capsys.readouterr().err
+    assert line.endswith(f" WARNING bridge.cluster: node {escaped} silent\n")
+    configure_logging(make_settings(EXESDB_LOG_FORMAT="json"))
+    logging.getLogger("bridge.cluster").warning("node %s silent", node)
+    line = capsys.readouterr().err
+    assert json.loads(line)["message"] == f"node {node} silent"
+    assert not set(hidden) & set(line)
 
 
 def test_text_lines_below_the_level_are_left_out(capsys: pytest.CaptureFixture[str]) -> None:
