@@ -236,6 +236,36 @@ def test_a_bad_configuration_is_plain_text_unless_run_logs_json(
 
 
 @pytest.mark.parametrize(
+    ("command", "env"),
+    [
+        (["check-config"], {"EXESDB_ADMIN_TOKEN": "short-token"}),
+        (["check-config"], {"EXESDB_HTTP_ADDR": "nowhere"}),
+        (["outbox", "list"], {}),
+        (["healthcheck"], {}),
+    ],
+    ids=["check-config", "refused", "client-command", "healthcheck"],
+)
+def test_every_command_warns_on_its_own_line_after_one_prefix(
+    tmp_path: Path, command: list[str], env: dict[str, str]
+) -> None:
+    """check-config's warnings (a short admin token, a variable that is no setting), those after
+    a refused configuration, a client command's and an unhealthy probe's each begin
+    ``exesdb-bridge: warning:``, as docs/cli.md says: one prefix to grep for, whichever said it."""
+    env = {
+        "EXESDB_HTTP_ADDR": f"127.0.0.1:{free_port()}",
+        "EXESDB_STATE_DIR": str(tmp_path),
+        "EXESDB_PORT": "9570",
+        **env,
+    }
+    completed = run_bridge(*command, env=env)
+    warned = [line for line in completed.stderr.splitlines() if "warning:" in line]
+    assert any("EXESDB_PORT is set but is not a setting" in line for line in warned), warned
+    assert all(line.startswith("exesdb-bridge: warning: ") for line in warned), warned
+    if command == ["check-config"] and "EXESDB_ADMIN_TOKEN" in env:
+        assert any("EXESDB_ADMIN_TOKEN is shorter than 16" in line for line in warned), warned
+
+
+@pytest.mark.parametrize(
     ("given", "problem"),
     [
         ("key_file: server.key", "TLS needs cert_file (or cert)"),

@@ -482,7 +482,7 @@ def test_an_unknown_variable_is_warned_about_with_the_closest_setting(
     assert status == 0
     [warning] = [line for line in err.splitlines() if variable + " " in line]
     assert warning == (
-        f"warning: {variable} is set but is not a setting of the bridge (ignored); "
+        f"exesdb-bridge: warning: {variable} is set but is not a setting of the bridge (ignored); "
         f"did you mean {meant}?"
     )
 
@@ -512,7 +512,8 @@ def test_an_unknown_variable_far_from_every_setting_points_at_the_list(
     status, _, err = check_config(monkeypatch, capsys, EXESDB_ZZZ="1", EXESDB_NODE="n1")
     assert status == 0
     assert (
-        "warning: EXESDB_ZZZ is set but is not a setting of the bridge (ignored); the "
+        "exesdb-bridge: warning: "
+        "EXESDB_ZZZ is set but is not a setting of the bridge (ignored); the "
         "settings: docs/configuration.md" in err
     )
     assert "EXESDB_NODE" not in err
@@ -527,7 +528,8 @@ def test_a_healthcheck_timeout_variable_is_answered_with_the_option(
     assert status == 0
     [warning] = [line for line in err.splitlines() if "EXESDB_HEALTHCHECK_TIMEOUT" in line]
     assert warning == (
-        "warning: EXESDB_HEALTHCHECK_TIMEOUT is set but is not a setting of the bridge (ignored);"
+        "exesdb-bridge: warning: "
+        "EXESDB_HEALTHCHECK_TIMEOUT is set but is not a setting of the bridge (ignored);"
         " the health check's timeout is its option: exesdb-bridge healthcheck --timeout S"
     )
 
@@ -557,7 +559,8 @@ def test_a_misspelt_otel_variable_is_warned_about_with_the_one_meant(
     assert status == 0
     [warning] = [line for line in err.splitlines() if variable + " " in line]
     assert warning == (
-        f"warning: {variable} is set but neither the bridge nor its OpenTelemetry SDK reads it"
+        "exesdb-bridge: warning: "
+        f"{variable} is set but neither the bridge nor its OpenTelemetry SDK reads it"
         f" (ignored); did you mean {meant}?"
     )
 
@@ -935,7 +938,8 @@ def test_field_errors_and_cross_checks_are_reported_together(
         "SECRET_KEY_BASE",
     ]
     assert (
-        "warning: with EXESDB_CPU_DEGRADED at its default (85): EXESDB_CPU_DEGRADED: 85 is above"
+        "exesdb-bridge: warning: "
+        "with EXESDB_CPU_DEGRADED at its default (85): EXESDB_CPU_DEGRADED: 85 is above"
         " EXESDB_CPU_UNHEALTHY (50)"
     ) in err
 
@@ -1181,7 +1185,7 @@ def test_without_ingest_or_redis_a_short_secret_only_warns(
     a warning: tests/test_app.py)."""
     status, _, err = check_config(monkeypatch, capsys, **env)
     assert status == 0
-    assert f"warning: {warning}" in err
+    assert f"exesdb-bridge: warning: {warning}" in err
 
 
 LINKS_WARNING = "alert links (generatorURL) would start with"
@@ -1225,7 +1229,7 @@ def test_a_short_admin_token_is_warned_of(
     by trying over the network: check-config and start-up warn, without showing it."""
     status, out, err = check_config(monkeypatch, capsys, EXESDB_ADMIN_TOKEN=token)
     assert status == 0
-    assert "warning: EXESDB_ADMIN_TOKEN is shorter than 16 characters" in err
+    assert "exesdb-bridge: warning: EXESDB_ADMIN_TOKEN is shorter than 16 characters" in err
     assert token.strip() not in out + err
 
 
@@ -1249,7 +1253,8 @@ def test_otlp_metrics_without_an_endpoint_for_them_is_warned_of(
     status, _, err = check_config(monkeypatch, capsys, EXESDB_OTLP_METRICS="true", **endpoints)
     assert status == 0
     said = (
-        "warning: EXESDB_OTLP_METRICS is true but neither OTEL_EXPORTER_OTLP_ENDPOINT nor "
+        "exesdb-bridge: warning: "
+        "EXESDB_OTLP_METRICS is true but neither OTEL_EXPORTER_OTLP_ENDPOINT nor "
         "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set: no metrics are exported over OTLP"
     )
     assert (said in err) is warned

@@ -130,7 +130,8 @@ def test_check_config_warns_of_each_unsigned_receiver_of_the_receivers_file(
     warned = [line for line in err.splitlines() if "unsigned" in line]
     if webhook_secret is None:
         assert warned == [
-            f"warning: EXESDB_WEBHOOK_CONFIG_FILE webhook_configs.0 https://a.example/…: {UNSIGNED}"
+            "exesdb-bridge: warning: "
+            f"EXESDB_WEBHOOK_CONFIG_FILE webhook_configs.0 https://a.example/…: {UNSIGNED}"
         ]
     else:
         assert warned == []

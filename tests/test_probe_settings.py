@@ -218,7 +218,7 @@ def test_check_config_warns_of_probe_credentials_basic_auth_would_refuse(
     status, out, err = check_config(monkeypatch, capsys, env)
     assert status == 0, err
     notes = [line for line in err.splitlines() if "EXESDB_HEALTHCHECK" in line]
-    assert notes == [f"warning: {warned.format(folder=tmp_path)}"]
+    assert notes == [f"exesdb-bridge: warning: {warned.format(folder=tmp_path)}"]
     assert PROBE_PASSWORD not in out + err
 
 
@@ -266,7 +266,7 @@ def test_check_config_and_run_warn_of_basic_auth_with_no_probe_credentials_set(
         " against it: set both, for a user of basic_auth_users"
     )
     assert [line for line in err.splitlines() if "EXESDB_HEALTHCHECK" in line] == [
-        f"warning: {warned}"
+        f"exesdb-bridge: warning: {warned}"
     ]
     settings = make_settings(EXESDB_WEB_CONFIG_FILE=env["EXESDB_WEB_CONFIG_FILE"])
     assert warned in start_warnings(settings, {})  # the list run logs at start
@@ -297,7 +297,8 @@ def test_check_config_warns_of_a_required_client_certificate_with_no_probe_crede
     status, _, err = check_config(monkeypatch, capsys, env)
     assert status == 0, err
     assert [line for line in err.splitlines() if "EXESDB_HEALTHCHECK" in line] == [
-        "warning: the web config's client_auth_type RequireAndVerifyClientCert requires a client "
+        "exesdb-bridge: warning: "
+        "the web config's client_auth_type RequireAndVerifyClientCert requires a client "
         "certificate and neither EXESDB_HEALTHCHECK_CERT_FILE nor EXESDB_HEALTHCHECK_KEY_FILE is "
         f"set, {UNSET_FAILS} against it: set both"
     ]
@@ -363,7 +364,7 @@ def test_check_config_warns_of_a_probe_client_certificate_tls_would_refuse(
         assert notes == []
     else:
         [note] = notes
-        assert note.startswith(f"warning: {warned}"), note
+        assert note.startswith(f"exesdb-bridge: warning: {warned}"), note
         assert note.endswith(TLS_FAILS)
 
 
@@ -424,5 +425,7 @@ def test_an_encrypted_probe_key_is_warned_of_without_asking_for_its_pass_phrase(
     assert "pass phrase" not in completed.stderr.lower()
     notes = [line for line in completed.stderr.splitlines() if "EXESDB_HEALTHCHECK" in line]
     assert len(notes) == 1, completed.stderr
-    assert notes[0].startswith("warning: cannot load EXESDB_HEALTHCHECK_CERT_FILE: "), notes
+    assert notes[0].startswith(
+        "exesdb-bridge: warning: cannot load EXESDB_HEALTHCHECK_CERT_FILE: "
+    ), notes
     assert notes[0].endswith(TLS_FAILS)

@@ -62,7 +62,8 @@ def test_a_whole_alertmanager_global_section_loads_and_its_other_keys_are_warned
     assert status == 0, err
     [warning] = [line for line in err.splitlines() if "ignored" in line]
     assert warning == (
-        "warning: EXESDB_WEBHOOK_CONFIG_FILE global: resolve_timeout, smtp_from, smtp_hello,"
+        "exesdb-bridge: warning: "
+        "EXESDB_WEBHOOK_CONFIG_FILE global: resolve_timeout, smtp_from, smtp_hello,"
         " smtp_smarthost, smtp_auth_password, smtp_require_tls, smtp_tls_config, slack_api_url,"
         " pagerduty_url, opsgenie_api_url, telegram_api_url ignored: the bridge reads only"
         " global.http_config (the other keys set up Alertmanager's e-mail, Slack, PagerDuty and"
@@ -227,7 +228,7 @@ def test_a_file_global_http_config_names_is_warned_of_once_under_its_key(
     status, _, err = check_file(monkeypatch, capsys, tmp_path, GLOBAL_FILES_UNREADABLE)
     assert status == 0, err
     warned = [
-        line.removeprefix("warning: EXESDB_WEBHOOK_CONFIG_FILE ")
+        line.removeprefix("exesdb-bridge: warning: EXESDB_WEBHOOK_CONFIG_FILE ")
         for line in err.splitlines()
         if "cannot be read now" in line
     ]

@@ -63,7 +63,7 @@ def test_check_config_warns_of_each_receiver_file_it_cannot_read_now(
     ]
     assert len(warned) == len(expected), captured.err
     for line, (receiver, key, name) in zip(warned, expected, strict=True):
-        assert line.startswith("warning: ")
+        assert line.startswith("exesdb-bridge: warning: ")
         assert f"{receiver}: {key} {tmp_path / name} cannot be read now" in line
     assert "readable-" not in captured.err
 
@@ -102,7 +102,8 @@ def test_a_tls_config_file_a_plain_http_url_never_reads_is_not_warned_unreadable
     monkeypatch.setenv("EXESDB_WEBHOOK_SECRET", "k" * 32)  # no unsigned receiver to warn of
     assert main(["check-config"]) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if "webhook_configs" in line]
-    assert [line.split(": ", 2)[1:] for line in warnings] == [
+    said = [line.removeprefix("exesdb-bridge: warning: ").split(": ", 1) for line in warnings]
+    assert said == [
         [
             "EXESDB_WEBHOOK_CONFIG_FILE webhook_configs.0 http://plain.example.com/…",
             "tls_config is set, but its URL is http://, which no TLS protects: it has no effect"
@@ -161,7 +162,7 @@ def test_a_tls_config_an_http_url_never_uses_is_warned_of(
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if "tls_config is set" in line]
     assert [line.split(": tls_config")[0] for line in lines] == [
-        f"warning: EXESDB_WEBHOOK_CONFIG_FILE {who}" for who in warned
+        f"exesdb-bridge: warning: EXESDB_WEBHOOK_CONFIG_FILE {who}" for who in warned
     ]
     assert lines[0].endswith(
         ": tls_config is set, but its URL is http://, which no TLS protects: it has no effect"
@@ -207,7 +208,7 @@ def test_an_oauth2_tls_config_its_http_token_url_never_uses_is_warned_of(
     )
     lines = [line for line in capsys.readouterr().err.splitlines() if "tls_config" in line]
     assert lines == [
-        f"warning: EXESDB_WEBHOOK_CONFIG_FILE {where}{said}"
+        f"exesdb-bridge: warning: EXESDB_WEBHOOK_CONFIG_FILE {where}{said}"
         for where in (
             "webhook_configs.0 https://a.example.com/…: ",
             "alertmanager: ",

@@ -561,9 +561,11 @@ def main(timeout: float = DEFAULT_TIMEOUT, *, ready: bool = False) -> int:
     else:
         verdict = _ask(where, timeout, endpoint=endpoint)
     print(verdict.line, file=sys.stdout if verdict.healthy else sys.stderr)
-    if not verdict.healthy:
-        for note in _unknown_variables(os.environ):
-            print(f"exesdb-bridge: warning: {note}", file=sys.stderr)
+    if not verdict.healthy and (notes := _unknown_variables(os.environ)):
+        from bridge.cli.shared import warn  # not on the light path of a probe with none
+
+        for note in notes:
+            warn(note)
     return EXIT_HEALTHY if verdict.healthy else EXIT_UNHEALTHY
 
 

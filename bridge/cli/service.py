@@ -7,7 +7,6 @@ import gc
 import logging
 import os
 import signal
-import sys
 import time
 from typing import TYPE_CHECKING, Final
 
@@ -18,6 +17,7 @@ from bridge.cli.shared import (
     EXIT_USAGE,
     Commands,
     settings_or_exit,
+    warn,
 )
 from bridge.errors import BridgeError, ConfigError
 from bridge.urls import own_url
@@ -219,5 +219,5 @@ def _check_config(args: argparse.Namespace) -> int:
         for line in describe_receivers(receivers_file, webhook_secret=signs):
             print(f"  {line}")
     for note in start_warnings(settings):
-        print(f"warning: {note}", file=sys.stderr)
+        warn(note)
     return EXIT_OK

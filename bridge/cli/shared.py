@@ -27,6 +27,7 @@ __all__ = [
     "positive",
     "print_table",
     "settings_or_exit",
+    "warn",
 ]
 
 EXIT_OK: Final = 0
@@ -87,7 +88,13 @@ def _say_refused(exc: ConfigError) -> None:
     for problem in exc.problems:
         print(f"  {problem}", file=sys.stderr)
     for note in exc.warnings:
-        print(f"exesdb-bridge: warning: {note}", file=sys.stderr)
+        warn(note)
+
+
+def warn(note: str) -> None:
+    """``note`` as every command's warning: a line of its own on stderr, after the prefix all
+    share (``exesdb-bridge: warning: ``), as a refused configuration's line has its own."""
+    print(f"exesdb-bridge: warning: {note}", file=sys.stderr)
 
 
 def _log_refusal(exc: ConfigError, unknown: list[str]) -> None:
@@ -120,7 +127,7 @@ def _unknown_variables(own: Set[str] = frozenset()) -> list[str]:
 
 def _warn_unknown_variables(own: Set[str] = frozenset()) -> None:
     for note in _unknown_variables(own):
-        print(f"exesdb-bridge: warning: {note}", file=sys.stderr)
+        warn(note)
 
 
 def positive(text: str) -> int:
