@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 from tests.support import ROOT
 
@@ -48,17 +49,26 @@ def fenced(text: str, language: str) -> list[str]:
     return re.findall(rf"^```{re.escape(language)}\n(.*?)^```", text, re.M | re.S)
 
 
+# A code span: text between two backticks, which may run over a line break within its paragraph
+# (a sentence wrapped in the page), not into a blank line, a table's next row, a heading, a quote,
+# a fence or a list's next item, where CommonMark ends the paragraph and the span with it.
+_SPAN: Final = re.compile(r"`((?:[^`\n]|\n(?![ \t]*(?:\n|[|>#]|```|[-*+][ \t]|\d+[.)][ \t])))+)`")
+# A line break in a span, with the next line's indent: CommonMark shows it as one space.
+_SPAN_BREAK: Final = re.compile(r"\n[ \t]*")
+
+
 def prose(text: str) -> str:
     """``text`` without fenced blocks, HTML comments and code spans: what renders as Markdown."""
     text = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
     text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
-    return re.sub(r"`[^`\n]*`", "", text)
+    return _SPAN.sub("", text)
 
 
 def spans(text: str) -> list[str]:
-    """The code spans of ``text`` outside fenced blocks, without their backticks."""
+    """The code spans of ``text`` outside fenced blocks, without their backticks; a span that
+    runs over a line break has it as one space, as it is shown."""
     text = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
-    return re.findall(r"`([^`\n]+)`", text)
+    return [_SPAN_BREAK.sub(" ", span) for span in _SPAN.findall(text)]
 
 
 def links(text: str) -> Iterator[str]:
