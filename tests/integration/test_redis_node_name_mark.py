@@ -1,0 +1,80 @@
+"""The node name's mark on a real redis-server at a graceful stop: deleted, or left to expire
+when Redis does not answer within the half second the stop waits (docs/redis.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from bridge.backoff import Backoff
+from bridge.bus.redis.layout import Layout
+from bridge.bus.redis.link import Link, redis_client
+from bridge.bus.redis.node_name import RedisNodeNameCheck
+from tests.integration.servers.redis import RedisServer, redis_server
+from tests.support import async_wait_until
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["redis_server"]  # the fixture, imported for the tests below
+
+NODE = "bridge-stopping"
+MARK = f"exesdb:state:replica:{NODE}"
+# What the transport's stop gives forget (bridge/bus/redis/transport.py; docs/redis.md).
+FORGET_SECONDS = 0.5
+
+
+@contextlib.asynccontextmanager
+async def _marked(server: RedisServer) -> AsyncIterator[RedisNodeNameCheck]:
+    """A check on ``server`` that has marked the name and stopped marking it, as the transport's
+    stop leaves it before ``forget``; its client is the transport's own (``redis_client``)."""
+    client = redis_client(server.url, block_ms=1_000)
+    link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
+    check = RedisNodeNameCheck(link, Layout("exesdb"), node=NODE, lease_ms=60_000)
+    marking = asyncio.create_task(check.run())
+    try:
+        with server.client() as other:
+            await async_wait_until(lambda: other.get(MARK), 10, "the name marked")
+        link.stopping.set()
+        marking.cancel()
+        await asyncio.gather(marking, return_exceptions=True)
+        yield check
+    finally:
+        marking.cancel()
+        await asyncio.gather(marking, return_exceptions=True)
+        await client.aclose()
+
+
+async def test_forget_deletes_the_mark_it_holds(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """Redis answering, forget deletes the process's own mark at once."""
+    server = redis_server()
+    async with _marked(server) as check:
+        await check.forget(FORGET_SECONDS)
+        with server.client() as other:
+            assert other.get(MARK) is None
+
+
+async def test_forget_gives_up_on_a_redis_that_does_not_answer_within_its_bound(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """Redis holding every write (CLIENT PAUSE, for 5 s), forget returns after its half second,
+    without raising, instead of holding up the stop; the mark is left to expire after the
+    lease, as after a crash."""
+    server = redis_server()
+    async with _marked(server) as check:
+        with server.client() as other:
+            other.execute_command("CLIENT", "PAUSE", 5_000, "WRITE")
+            try:
+                started = time.monotonic()
+                await check.forget(FORGET_SECONDS)
+                waited = time.monotonic() - started
+            finally:
+                other.execute_command("CLIENT", "UNPAUSE")
+            assert FORGET_SECONDS - 0.05 <= waited < FORGET_SECONDS + 0.5
+            assert other.get(MARK) is not None
+            assert 0 < other.pttl(MARK) <= 60_000
