@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import itertools
 import logging
@@ -635,6 +636,34 @@ async def test_past_max_stalled_answers_the_one_stalled_longest_closes(serve: Se
             lambda: closed(bridge, "stalled") == 2, 30, "two stalled answers closed"
         )
         assert bridge.connections.stalled_count == 1
+
+
+async def test_a_write_timeout_the_kernel_refuses_leaves_the_connection_served(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A kernel refusing TCP_USER_TIMEOUT on an accepted socket (WSL1 names it and refuses it)
+    keeps its own limits: the connection is admitted and answered, nothing logged or counted
+    as closed. Here the real kernel refuses a negative timeout (EINVAL), which the settings
+    never give, so the refusal comes through the listener's own path."""
+    with socket.socket() as probe, pytest.raises(OSError, match="Invalid argument"):
+        probe.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, -1000)
+    bridge = await serve()
+    bridge.connections.limits = dataclasses.replace(bridge.connections.limits, write_timeout=-1.0)
+    with caplog.at_level(logging.WARNING):
+        reader, writer = await connect(bridge)
+        for _ in range(2):  # the connection kept alive between its answers
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+            length = int(head.split(b"Content-Length: ", 1)[1].split(b"\r\n", 1)[0])
+            assert await asyncio.wait_for(reader.readexactly(length), 10) == b'{"status": "ok"}'
+        assert bridge.registry.get_sample_value("exesdb_http_connections") == 1
+    assert caplog.records == []
+    [family] = [m for m in bridge.registry.collect() if m.name == "exesdb_http_connections_closed"]
+    counted = [sample.value for sample in family.samples if sample.name.endswith("_total")]
+    assert counted
+    assert not any(counted)  # closed for no reason
 
 
 async def test_an_accept_the_descriptor_limit_refuses_is_one_warning_then_accepting_resumes(
