@@ -79,6 +79,36 @@ async def test_retries_keep_one_delivery_id_until_accepted(
         assert sink.outbox.queue.depth().pending == 0
 
 
+async def test_408_and_425_are_retried_as_429_is_honouring_retry_after(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """408 Request Timeout (with Retry-After: 1) and 425 Too Early ask for the request again:
+    both are retried under one delivery id, the first after the second it asked for, until a
+    200; neither is a final answer that dead-letters the alert."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(Answer(408, retry_after="1"), 425)
+    async with alert_bridge(
+        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (bridge, sink, watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: len(receiver.accepted()) == 1, what="an accepted delivery")
+        requests = receiver.requests
+        assert [r.answer.status for r in requests] == [408, 425, 200]
+        assert len({r.delivery_id for r in requests}) == 1
+        assert requests[1].at - requests[0].at >= 0.95  # Retry-After: 1 beat the 200 ms cap
+        statuses = await async_wait_until(
+            lambda: len(watcher.of(NotificationStatus)) == 3 and watcher.of(NotificationStatus),
+            what="three NotificationStatus messages",
+        )
+        assert [s.error_reason for s in statuses] == [
+            "HTTP 408; will retry",
+            "HTTP 425; will retry",
+            None,
+        ]
+        assert (counted(bridge, "retry"), counted(bridge, "rejected")) == (2.0, 0.0)
+        assert sink.outbox.queue.depth().dead == 0
+
+
 async def test_a_retry_after_of_other_digits_is_ignored_and_the_attempt_counted(
     tmp_path: Path, webhook_receiver
 ) -> None:

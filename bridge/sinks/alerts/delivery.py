@@ -1,7 +1,8 @@
 """Sending deliveries: one worker per webhook receiver, retries (docs/alerts.md#delivery).
 
 Retried, as Alertmanager and the OpenTelemetry HTTP exporters do: connection errors, timeouts,
-429 and every 5xx, after the delay ``bridge.backoff.Backoff`` gives (``backoff * 2**(attempt-1)``
+408, 425, 429 and every 5xx (RFC 9110 and RFC 8470: a request timed out, or sent too early, may be
+repeated), after the delay ``bridge.backoff.Backoff`` gives (``backoff * 2**(attempt-1)``
 seconds, capped at the largest backoff, ±jitter), or after ``Retry-After`` when the receiver asks
 for longer.
 Anything else that is not 2xx (400, 401, 404, a redirect...) is final, but for a 301, 302 or 303 to
@@ -81,6 +82,10 @@ _MAX_RETRY_AFTER_SECONDS: Final = 86_400.0
 # gigabytes must not fill the bridge's memory.
 ANSWER_LIMIT: Final = 64 * 1024
 _OAUTH2_REFUSED: Final = "HTTP 401: the oauth2 token was refused; the next attempt fetches another"
+# Answers below 500 that ask for the request again: 408 Request Timeout (RFC 9110 15.5.9: the
+# server gave up waiting for it, and the client may repeat it), 425 Too Early (RFC 8470 5.2:
+# "MAY automatically retry") and 429 Too Many Requests.
+_RETRIED_STATUSES: Final = frozenset({408, 425, 429})
 
 Sleep = Callable[[float, asyncio.Event], Awaitable[None]]
 """Wait ``seconds`` or until the event is set, whichever comes first."""
@@ -101,10 +106,11 @@ class Outcome(StrEnum):
 
 
 def classify(status: int) -> Outcome:
-    """The outcome of an HTTP answer: 2xx delivered; 429 and 5xx retried; the rest final."""
+    """The outcome of an HTTP answer: 2xx delivered; 408, 425, 429 and 5xx retried; the rest
+    final."""
     if 200 <= status < 300:
         return Outcome.DELIVERED
-    if status == 429 or status >= 500:
+    if status in _RETRIED_STATUSES or status >= 500:
         return Outcome.RETRY
     return Outcome.REJECTED
 
