@@ -239,6 +239,36 @@ async def test_a_2xx_whose_body_breaks_off_is_delivered_once(
         assert counted(bridge, "retry") == 0
 
 
+async def test_a_2xx_whose_body_trickles_frees_its_worker_long_before_the_timeout(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A 200 whose status line and headers came, then its body a byte a tenth of a second,
+    is recorded delivered within about a second of reading, not held until the 30 s timeout:
+    the next alert to that receiver goes out meanwhile."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(Answer(200, trickle=True))
+    async with alert_bridge(
+        tmp_path,
+        serve_http=False,
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_WEBHOOK_TIMEOUT_MS="30000",
+        **FAST,
+    ) as (bridge, _sink, _watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: receiver.requests, what="a1 sent")
+        bridge.bus.publish("disk_full", system_alert("a2"))
+        await async_wait_until(lambda: len(receiver.requests) == 2, 8.0, "a2 sent after a1")
+        [first, second] = receiver.requests
+        assert second.at - first.at < 5.0
+        assert [r.alert_ids() for r in receiver.requests] == [["a1"], ["a2"]]
+        await async_wait_until(lambda: counted(bridge, "delivered") == 2, what="both delivered")
+        assert counted(bridge, "retry") == 0
+        seconds = bridge.registry.get_sample_value(
+            "exesdb_webhook_delivery_seconds_bucket", {"le": "2.5"}
+        )
+        assert seconds == 2.0  # the trickled attempt too took less than 2.5 s
+
+
 async def test_signature_verifies_with_the_readme_recipe(tmp_path: Path, webhook_receiver) -> None:
     """X-ExESDB-Signature verifies with the recipe of docs/alerts.md; headers are complete."""
     verify = readme_verify()

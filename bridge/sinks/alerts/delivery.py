@@ -81,6 +81,10 @@ _MAX_RETRY_AFTER_SECONDS: Final = 86_400.0
 # The most of a receiver's answer body read: nothing in it counts, and a receiver answering
 # gigabytes must not fill the bridge's memory.
 ANSWER_LIMIT: Final = 64 * 1024
+# How long an answer's body is read once its status came: the status decided the attempt, and a
+# body trickling in must not hold the receiver's worker (or the Alertmanager poster) until the
+# timeout. Past it the connection is closed, as past ANSWER_LIMIT.
+_ANSWER_SECONDS: Final = 1.0
 _OAUTH2_REFUSED: Final = "HTTP 401: the oauth2 token was refused; the next attempt fetches another"
 # Answers below 500 that ask for the request again: 408 Request Timeout (RFC 9110 15.5.9: the
 # server gave up waiting for it, and the client may repeat it), 425 Too Early (RFC 8470 5.2:
@@ -115,22 +119,29 @@ def classify(status: int) -> Outcome:
     return Outcome.REJECTED
 
 
-async def read_answer(response: aiohttp.ClientResponse, limit: int = ANSWER_LIMIT) -> bytes:
-    """The start of an answer's body, at most ``limit`` bytes; past that the connection is
-    closed rather than read to its end (or kept for another request).
+async def read_answer(
+    response: aiohttp.ClientResponse,
+    limit: int = ANSWER_LIMIT,
+    within: float = _ANSWER_SECONDS,
+) -> bytes:
+    """The start of an answer's body: at most ``limit`` bytes, read for at most ``within``
+    seconds; past either the connection is closed rather than read to its end (or kept for
+    another request).
 
     Only the status counts, and it came before the body: a body cut off (a connection reset,
-    an answer shorter than its ``Content-Length``, one trickling past the timeout) ends the
+    an answer shorter than its ``Content-Length``, one still coming after ``within``) ends the
     reading, not the attempt, as Alertmanager's notifiers only drain it. Counted failed, a 2xx
-    would be sent again to a receiver that took it.
+    would be sent again to a receiver that took it; waited for, a trickle would hold the
+    receiver's other deliveries back until the timeout.
     """
     head = b""
     try:
-        while len(head) < limit:
-            chunk = await response.content.read(limit - len(head))
-            if not chunk:
-                return head
-            head += chunk
+        async with asyncio.timeout(within):
+            while len(head) < limit:
+                chunk = await response.content.read(limit - len(head))
+                if not chunk:
+                    return head
+                head += chunk
     except (TimeoutError, aiohttp.ClientError, OSError):
         response.close()
         return head
