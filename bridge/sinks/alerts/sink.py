@@ -40,7 +40,7 @@ from bridge.redaction import safe_url
 from bridge.routes import AdminGuard
 from bridge.settings import Settings
 from bridge.sinks.alerts.admin import AlertQuery, alert_routes
-from bridge.sinks.alerts.alert_store import escalations
+from bridge.sinks.alerts.alert_store import escalations, resolutions
 from bridge.sinks.alerts.alertmanager import AlertmanagerPoster
 from bridge.sinks.alerts.delivery import (
     AttemptResult,
@@ -544,9 +544,12 @@ class AlertSink:
         return escalations(planned[-1], applied) if planned else []
 
     async def _expire(self, now: float) -> list[AlertRecord]:
+        # How long this sink has run (held the work queue) is measured on the monotonic clock:
+        # a wall clock set back would hold the stale wait back by as much.
+        up = self._monotonic()
         if self._started_at is None:
-            self._started_at = now
-        up_long_enough = now - self._started_at >= self._stale_after + self._pending.for_seconds
+            self._started_at = up
+        up_long_enough = up - self._started_at >= self._stale_after + self._pending.for_seconds
         stale = self._stale_after if up_long_enough else None
         if self._index is None:
             return await self._db.call(
@@ -555,7 +558,7 @@ class AlertSink:
         applied = await self._index.change(
             self.outbox.alerts.plan_expiries, now, self._resolve_after, stale
         )
-        return applied.changed
+        return resolutions(applied)
 
     # -- the bus stage --
 
