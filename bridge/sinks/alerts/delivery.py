@@ -50,7 +50,7 @@ from bridge.receiver_keys import receiver_label
 from bridge.receivers import Receiver
 from bridge.sinks.alerts.queue import BuildPayloads, DeliveryQueue, Keep
 from bridge.sinks.alerts.receiver_log import ReceiverLog
-from bridge.sinks.alerts.records import Delivery, DeliveryState
+from bridge.sinks.alerts.records import RETRIED_STATUSES, Delivery, DeliveryState
 from bridge.sinks.alerts.thread import DbThread
 from bridge.tracing import ClientSpan, http_client_span
 from bridge.urls import http_url_problem
@@ -86,10 +86,6 @@ ANSWER_LIMIT: Final = 64 * 1024
 # timeout. Past it the connection is closed, as past ANSWER_LIMIT.
 _ANSWER_SECONDS: Final = 1.0
 _OAUTH2_REFUSED: Final = "HTTP 401: the oauth2 token was refused; the next attempt fetches another"
-# Answers below 500 that ask for the request again: 408 Request Timeout (RFC 9110 15.5.9: the
-# server gave up waiting for it, and the client may repeat it), 425 Too Early (RFC 8470 5.2:
-# "MAY automatically retry") and 429 Too Many Requests.
-_RETRIED_STATUSES: Final = frozenset({408, 425, 429})
 
 Sleep = Callable[[float, asyncio.Event], Awaitable[None]]
 """Wait ``seconds`` or until the event is set, whichever comes first."""
@@ -114,7 +110,7 @@ def classify(status: int) -> Outcome:
     final."""
     if 200 <= status < 300:
         return Outcome.DELIVERED
-    if status in _RETRIED_STATUSES or status >= 500:
+    if status in RETRIED_STATUSES or status >= 500:
         return Outcome.RETRY
     return Outcome.REJECTED
 

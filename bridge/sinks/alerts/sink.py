@@ -694,10 +694,10 @@ class AlertSink:
     # -- housekeeping --
 
     async def housekeep(self) -> None:
-        """One housekeeping pass: escalate and auto-resolve what is due (only while holding the
-        work queue: the others' alert states are stale once the lease moved on), refresh the
-        gauges, and prune old rows (dead letters past EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS too) at
-        the first pass and then once an hour."""
+        """One housekeeping pass: escalate, auto-resolve and notify again what is due (only while
+        holding the work queue: the others' alert states are stale once the lease moved on),
+        refresh the gauges, and prune old rows (dead letters past
+        EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS too) at the first pass and then once an hour."""
         escalator = self._escalator
         if escalator is None:
             raise BridgeError("the alert sink has not started")
@@ -708,7 +708,8 @@ class AlertSink:
         if self.holds_work_queue():
             try:
                 await escalator.tick()
-                if await self._expire(self._clock()):
+                expired = await self._expire(self._clock())
+                if await self._renotify(self._clock()) or expired:
                     self._changed()
             except TransportError as exc:
                 # Redis unreachable, or the lease just went to another replica: its turn.
@@ -728,6 +729,21 @@ class AlertSink:
                     forgotten,
                     keep / 3600,
                 )
+
+    async def _renotify(self, now: float) -> int:
+        """Queue again the open alerts whose latest notification to a receiver died (see
+        ``DeadLetters.renotify``); how many, each receiver's logged."""
+        after = self.settings.webhook_renotify_interval_ms / 1000
+        queued = await self._db.call(self.outbox.dead_letters.renotify, now, after)
+        for key, count in queued.items():
+            self.metrics.renotified(count)
+            _logger.info(
+                "alerts: %d open alert(s) whose notification to %s was dead-lettered queued"
+                " for it again, as they stand",
+                count,
+                self.workers[key].label,
+            )
+        return sum(queued.values())
 
     async def _refresh_gauges(self) -> None:
         self.metrics.depth = await self._db.call(self.outbox.queue.depth)
