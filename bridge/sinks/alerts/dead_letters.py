@@ -98,7 +98,7 @@ class DeadLetters:
             return "1 = 1", {}
         return one_of("url", self._queue.urls, negate=True)
 
-    def renotify(self, now: float, after: float) -> dict[str, int]:
+    def renotify(self, now: float, after: float, limit: int = 100) -> dict[str, int]:
         """Queue again, for each configured receiver, the open alerts of its dead letters that
         are its latest delivery of them and wait for it in no grouping window; how many, by
         receiver.
@@ -109,7 +109,9 @@ class DeadLetters:
         letter is due ``after`` seconds after it died (at once when that is after ``now``: the
         wall clock was set back since), and sooner once the receiver took a delivery made after
         it (it is back), unless its last answer was final (``refused``): sent again then, it
-        would be refused again at every delivery the receiver takes.
+        would be refused again at every delivery the receiver takes. At most ``limit`` dead
+        letters are taken up in one call (the oldest due), so one transaction stays short after
+        a long outage; the next call takes the rest.
         """
         if not self._queue.urls:
             return {}
@@ -124,6 +126,8 @@ class DeadLetters:
             ).fetchall()
             taken: dict[str, int] = {}  # each receiver's latest delivery it took
             for letter in letters:
+                if limit <= 0:
+                    break
                 url, died = str(letter["url"]), float(letter["finished_at"] or 0.0)
                 if url not in taken:
                     taken[url] = int(
@@ -159,6 +163,7 @@ class DeadLetters:
                     "UPDATE deliveries SET renotified_at = :now WHERE rowid = :rowid",
                     {"now": now, "rowid": letter["rowid"]},
                 )
+                limit -= 1
                 if alert_ids:
                     queued[url] = queued.get(url, 0) + len(alert_ids)
         return queued

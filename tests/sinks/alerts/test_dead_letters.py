@@ -206,3 +206,17 @@ def _renotified_at(outbox: Outbox, delivery_id: str) -> float | None:
         return row.fetchone()[0]
     finally:
         db.close()
+
+
+def test_a_call_takes_up_at_most_its_limit_of_dead_letters_the_next_the_rest(
+    outbox: Outbox,
+) -> None:
+    """After a long outage many dead letters are due at once: each call takes up at most its
+    limit of them, oldest first, so one transaction stays short; the next call takes the rest."""
+    for n in range(5):
+        _died(outbox, f"a{n}", T0 + n)
+    assert outbox.dead_letters.renotify(T0 + HOUR + 5, HOUR, limit=2) == {URL: 2}
+    assert [a for a in ("a0", "a1", "a2") if outbox.queue.of_alert(a)[1]] == ["a0", "a1"]
+    assert outbox.dead_letters.renotify(T0 + HOUR + 5, HOUR, limit=2) == {URL: 2}
+    assert outbox.dead_letters.renotify(T0 + HOUR + 5, HOUR, limit=2) == {URL: 1}
+    assert outbox.queue.depth().queued == 5
