@@ -194,6 +194,9 @@ class Settings(FromEnvironment):
     webhook_dead_letter_ttl_ms: PositiveMs = setting(
         "EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS", default=7 * 86_400_000
     )
+    webhook_renotify_interval_ms: PositiveMs = setting(
+        "EXESDB_WEBHOOK_RENOTIFY_INTERVAL_MS", default=4 * 3_600_000
+    )
     webhook_timeout_ms: PositiveMs = setting("EXESDB_WEBHOOK_TIMEOUT_MS", default=10_000)
     webhook_min_severity: AlertSeverity = setting("EXESDB_WEBHOOK_MIN_SEVERITY", default="warning")
     webhook_group_wait_ms: Annotated[int, Field(ge=0)] = setting(

@@ -79,6 +79,36 @@ async def test_retries_keep_one_delivery_id_until_accepted(
         assert sink.outbox.queue.depth().pending == 0
 
 
+async def test_408_and_425_are_retried_as_429_is_honouring_retry_after(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """408 Request Timeout (with Retry-After: 1) and 425 Too Early ask for the request again:
+    both are retried under one delivery id, the first after the second it asked for, until a
+    200; neither is a final answer that dead-letters the alert."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(Answer(408, retry_after="1"), 425)
+    async with alert_bridge(
+        tmp_path, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **FAST
+    ) as (bridge, sink, watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: len(receiver.accepted()) == 1, what="an accepted delivery")
+        requests = receiver.requests
+        assert [r.answer.status for r in requests] == [408, 425, 200]
+        assert len({r.delivery_id for r in requests}) == 1
+        assert requests[1].at - requests[0].at >= 0.95  # Retry-After: 1 beat the 200 ms cap
+        statuses = await async_wait_until(
+            lambda: len(watcher.of(NotificationStatus)) == 3 and watcher.of(NotificationStatus),
+            what="three NotificationStatus messages",
+        )
+        assert [s.error_reason for s in statuses] == [
+            "HTTP 408; will retry",
+            "HTTP 425; will retry",
+            None,
+        ]
+        assert (counted(bridge, "retry"), counted(bridge, "rejected")) == (2.0, 0.0)
+        assert sink.outbox.queue.depth().dead == 0
+
+
 async def test_a_retry_after_of_other_digits_is_ignored_and_the_attempt_counted(
     tmp_path: Path, webhook_receiver
 ) -> None:
@@ -207,6 +237,36 @@ async def test_a_2xx_whose_body_breaks_off_is_delivered_once(
         # Deliveries go out in order: a1 sent again would have come before a2.
         assert [r.alert_ids() for r in receiver.requests] == [["a1"], ["a2"]]
         assert counted(bridge, "retry") == 0
+
+
+async def test_a_2xx_whose_body_trickles_frees_its_worker_long_before_the_timeout(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A 200 whose status line and headers came, then its body a byte a tenth of a second,
+    is recorded delivered within about a second of reading, not held until the 30 s timeout:
+    the next alert to that receiver goes out meanwhile."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(Answer(200, trickle=True))
+    async with alert_bridge(
+        tmp_path,
+        serve_http=False,
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_WEBHOOK_TIMEOUT_MS="30000",
+        **FAST,
+    ) as (bridge, _sink, _watcher):
+        bridge.bus.publish("disk_full", system_alert("a1"))
+        await async_wait_until(lambda: receiver.requests, what="a1 sent")
+        bridge.bus.publish("disk_full", system_alert("a2"))
+        await async_wait_until(lambda: len(receiver.requests) == 2, 8.0, "a2 sent after a1")
+        [first, second] = receiver.requests
+        assert second.at - first.at < 5.0
+        assert [r.alert_ids() for r in receiver.requests] == [["a1"], ["a2"]]
+        await async_wait_until(lambda: counted(bridge, "delivered") == 2, what="both delivered")
+        assert counted(bridge, "retry") == 0
+        seconds = bridge.registry.get_sample_value(
+            "exesdb_webhook_delivery_seconds_bucket", {"le": "2.5"}
+        )
+        assert seconds == 2.0  # the trickled attempt too took less than 2.5 s
 
 
 async def test_signature_verifies_with_the_readme_recipe(tmp_path: Path, webhook_receiver) -> None:

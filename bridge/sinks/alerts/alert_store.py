@@ -50,7 +50,7 @@ from bridge.sinks.alerts.transitions import (
 if TYPE_CHECKING:  # sources imports the cluster and the bus: `outbox list` needs neither
     from bridge.sinks.alerts.sources import AlertEvent
 
-__all__ = ["AlertStore", "escalations"]
+__all__ = ["AlertStore", "escalations", "resolutions"]
 
 _STORE_ALERT: Final = """
 INSERT OR REPLACE INTO alerts (
@@ -306,23 +306,28 @@ class AlertStore:
         """Resolve the event alerts not seen for ``after_seconds``, and with ``stale_after`` the
         condition alerts nothing kept up for that long (health conditions no reading kept up,
         host resources' ``metric_threshold`` no MetricAlert kept up: ``transitions.expiry``);
-        each resolution is queued for the receivers."""
+        each resolution is queued for the receivers. Returns the alerts resolved (not those
+        whose wait a wall clock set back restarted)."""
         with self._database.transaction():
-            return self._store_plan(self.plan_expiries(now, after_seconds, stale_after)).changed
+            plan = self.plan_expiries(now, after_seconds, stale_after)
+            return resolutions(self._store_plan(plan))
 
     def plan_expiries(
         self, now: float, after_seconds: float, stale_after: float | None = None
     ) -> Plan:
-        """What ``resolve_expired`` would do, stored by nobody yet."""
+        """What ``resolve_expired`` would do, stored by nobody yet: the expiries, and the
+        waits a wall clock set back restarts (``expiry``)."""
         with self._database.read() as db:
             rows = db.execute(
-                "SELECT * FROM alerts WHERE ("
+                # seen: when last seen or acknowledged, whichever came later (a column past the
+                # table's, which record_of leaves): the wait runs from it.
+                "SELECT * FROM (SELECT *, max(COALESCE(last_seen, updated_at),"
+                " COALESCE(ack_at, 0)) AS seen FROM alerts) WHERE ("
                 " (state = :firing AND requires_ack = 0) OR state = :acknowledged) AND ("
-                " (auto_resolve = 1 AND max(COALESCE(last_seen, updated_at),"
-                " COALESCE(ack_at, 0)) <= :cutoff)"
-                " OR (:stale AND auto_resolve = 0"
+                " (auto_resolve = 1 AND (seen <= :cutoff OR seen > :now))"
+                " OR (auto_resolve = 0"
                 " AND alertname IN (SELECT value FROM json_each(:conditions))"
-                " AND max(COALESCE(last_seen, updated_at), COALESCE(ack_at, 0)) <= :stale_cutoff)"
+                " AND ((:stale AND seen <= :stale_cutoff) OR seen > :now))"
                 ") LIMIT 10000",
                 {
                     "firing": AlertState.FIRING.value,
@@ -331,10 +336,11 @@ class AlertStore:
                     "stale": stale_after is not None,
                     "conditions": json.dumps(sorted(STALE_CONDITIONS)),
                     "stale_cutoff": now - (stale_after or 0.0),
+                    "now": now,
                 },
             ).fetchall()
         steps = (expiry(record_of(row), now, after_seconds, stale_after) for row in rows)
-        return Plan(new_message_id(), now, tuple(s for s in steps if s.effect is Effect.NOTIFY))
+        return Plan(new_message_id(), now, tuple(s for s in steps if s.effect is not Effect.NONE))
 
     def commit(self, plan: Plan) -> Applied:
         """Store ``plan`` in one transaction, once: a plan stored before (its id is remembered
@@ -419,6 +425,12 @@ class AlertStore:
             if step.effect is Effect.NOTIFY:
                 self._queue.enqueue(record.alert_id, now)
         return record
+
+
+def resolutions(applied: Applied) -> list[AlertRecord]:
+    """The alerts an expiry plan resolved, among what storing it changed (not a wait restarted
+    after the wall clock was set back)."""
+    return [record for record in applied.changed if not record.open]
 
 
 def escalations(plan: Plan, applied: Applied) -> list[Escalated]:

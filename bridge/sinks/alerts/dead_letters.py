@@ -1,9 +1,11 @@
-"""Dead letters: what no configured receiver would send, set aside, and sent again on request.
+"""Dead letters: deliveries given up on, sent again on request, and their open alerts queued anew.
 
 A delivery is dead-lettered after its last attempt (``delivery``), or here when its receiver is
 no longer configured (``add_orphans``, at start). ``exesdb-bridge outbox retry`` puts dead
 letters back to pending (``retry``), less those ``unretryable`` names: a receiver the bridge did
-not start with, or a firing its receiver has since heard resolved.
+not start with, or a firing its receiver has since heard resolved. An alert still open whose
+latest notification to a receiver was dead-lettered is queued for it again as it stands
+(``renotify``), so a receiver down past the deadline hears of what still fires once it is back.
 """
 
 from __future__ import annotations
@@ -16,11 +18,32 @@ from typing import Any, Final
 from bridge.sinks.alerts.database import Database
 from bridge.sinks.alerts.payload import alerts_told
 from bridge.sinks.alerts.queue import BuildPayloads, DeliveryQueue
-from bridge.sinks.alerts.records import AlertRecord, DeliveryState, Unretryable
+from bridge.sinks.alerts.records import (
+    AlertRecord,
+    AlertState,
+    DeliveryState,
+    Unretryable,
+    refused,
+)
 from bridge.sinks.alerts.rows import one_of, record_of
 
 __all__ = ["DeadLetters"]
 
+# The alerts of a dead letter (``alert_ids``, its ``rowid``, for ``url``) still open, waiting
+# for ``url`` in no grouping window, and in no delivery to it made since: those it was the last
+# to tell ``url`` of. instr() on the JSON text first (cheap), json_each() to be exact.
+_STILL_UNTOLD: Final = """
+SELECT sent.value FROM json_each(:alert_ids) AS sent
+JOIN alerts ON alerts.alert_id = sent.value
+WHERE alerts.state != :resolved
+AND NOT EXISTS (SELECT 1 FROM queued WHERE queued.url = :url AND queued.alert_id = sent.value)
+AND NOT EXISTS (
+    SELECT 1 FROM deliveries AS later WHERE later.url = :url AND later.rowid > :rowid
+    AND instr(later.alert_ids, json_quote(sent.value)) > 0
+    AND EXISTS (SELECT 1 FROM json_each(later.alert_ids) WHERE value = sent.value)
+)
+ORDER BY sent.key
+"""
 _ORPHAN_REASON: Final = (
     "the receiver is no longer in EXESDB_WEBHOOK_URLS nor in EXESDB_WEBHOOK_CONFIG_FILE"
 )
@@ -74,6 +97,76 @@ class DeadLetters:
         if not self._queue.urls:
             return "1 = 1", {}
         return one_of("url", self._queue.urls, negate=True)
+
+    def renotify(self, now: float, after: float, limit: int = 100) -> dict[str, int]:
+        """Queue again, for each configured receiver, the open alerts of its dead letters that
+        are its latest delivery of them and wait for it in no grouping window; how many, by
+        receiver.
+
+        Each is queued as it stands (the receiver's worker builds the delivery from the alert's
+        record), and each dead letter once (``renotified_at``; ``retry`` clears it): the new
+        delivery is the alert's latest, and only its own death queues the alert again. A dead
+        letter is due ``after`` seconds after it died (at once when that is after ``now``: the
+        wall clock was set back since), and sooner once the receiver took a delivery made after
+        it (it is back), unless its last answer was final (``refused``): sent again then, it
+        would be refused again at every delivery the receiver takes. At most ``limit`` dead
+        letters are taken up in one call (the oldest due), so one transaction stays short after
+        a long outage; the next call takes the rest.
+        """
+        if not self._queue.urls:
+            return {}
+        named, params = one_of("url", self._queue.urls)
+        queued: dict[str, int] = {}
+        with self._database.transaction() as db:
+            letters = db.execute(
+                "SELECT rowid, url, alert_ids, finished_at, last_status, last_error"  # noqa: S608
+                f" FROM deliveries WHERE state = :dead AND renotified_at IS NULL AND {named}"
+                " ORDER BY rowid",
+                {**params, "dead": DeliveryState.DEAD.value},
+            ).fetchall()
+            taken: dict[str, int] = {}  # each receiver's latest delivery it took
+            for letter in letters:
+                if limit <= 0:
+                    break
+                url, died = str(letter["url"]), float(letter["finished_at"] or 0.0)
+                if url not in taken:
+                    taken[url] = int(
+                        db.execute(
+                            "SELECT COALESCE(MAX(rowid), 0) FROM deliveries"
+                            " WHERE url = :url AND state = :delivered",
+                            {"url": url, "delivered": DeliveryState.DELIVERED.value},
+                        ).fetchone()[0]
+                    )
+                back = taken[url] > letter["rowid"] and not refused(
+                    letter["last_status"], letter["last_error"]
+                )
+                if not (back or died <= now - after or died > now):
+                    continue
+                alert_ids = [
+                    row[0]
+                    for row in db.execute(
+                        _STILL_UNTOLD,
+                        {
+                            "url": url,
+                            "rowid": letter["rowid"],
+                            "alert_ids": letter["alert_ids"],
+                            "resolved": AlertState.RESOLVED.value,
+                        },
+                    )
+                ]
+                db.executemany(
+                    "INSERT OR IGNORE INTO queued (url, alert_id, queued_at)"
+                    " VALUES (:url, :alert_id, :now)",
+                    [{"url": url, "alert_id": alert_id, "now": now} for alert_id in alert_ids],
+                )
+                db.execute(
+                    "UPDATE deliveries SET renotified_at = :now WHERE rowid = :rowid",
+                    {"now": now, "rowid": letter["rowid"]},
+                )
+                limit -= 1
+                if alert_ids:
+                    queued[url] = queued.get(url, 0) + len(alert_ids)
+        return queued
 
     def unretryable(
         self, delivery_ids: Sequence[str] | None = None, *, force: bool = False
@@ -145,7 +238,7 @@ class DeadLetters:
         """
         query = (
             "UPDATE deliveries SET state = :pending, retried_at = :now, next_attempt_at = :now,"
-            " finished_at = NULL WHERE state = :dead"
+            " finished_at = NULL, renotified_at = NULL WHERE state = :dead"
             " AND id NOT IN (SELECT value FROM json_each(:leave))"
         )
         params: dict[str, Any] = {

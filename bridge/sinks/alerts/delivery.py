@@ -1,7 +1,8 @@
 """Sending deliveries: one worker per webhook receiver, retries (docs/alerts.md#delivery).
 
 Retried, as Alertmanager and the OpenTelemetry HTTP exporters do: connection errors, timeouts,
-429 and every 5xx, after the delay ``bridge.backoff.Backoff`` gives (``backoff * 2**(attempt-1)``
+408, 425, 429 and every 5xx (RFC 9110 and RFC 8470: a request timed out, or sent too early, may be
+repeated), after the delay ``bridge.backoff.Backoff`` gives (``backoff * 2**(attempt-1)``
 seconds, capped at the largest backoff, ±jitter), or after ``Retry-After`` when the receiver asks
 for longer.
 Anything else that is not 2xx (400, 401, 404, a redirect...) is final, but for a 301, 302 or 303 to
@@ -51,7 +52,7 @@ from bridge.receiver_keys import receiver_label
 from bridge.receivers import Receiver
 from bridge.sinks.alerts.queue import BuildPayloads, DeliveryQueue, Keep
 from bridge.sinks.alerts.receiver_log import ReceiverLog
-from bridge.sinks.alerts.records import Delivery, DeliveryState
+from bridge.sinks.alerts.records import RETRIED_STATUSES, Delivery, DeliveryState
 from bridge.sinks.alerts.thread import DbThread
 from bridge.tracing import ClientSpan, http_client_span
 from bridge.urls import http_url_problem
@@ -82,6 +83,10 @@ _MAX_RETRY_AFTER_SECONDS: Final = 86_400.0
 # The most of a receiver's answer body read: nothing in it counts, and a receiver answering
 # gigabytes must not fill the bridge's memory.
 ANSWER_LIMIT: Final = 64 * 1024
+# How long an answer's body is read once its status came: the status decided the attempt, and a
+# body trickling in must not hold the receiver's worker (or the Alertmanager poster) until the
+# timeout. Past it the connection is closed, as past ANSWER_LIMIT.
+_ANSWER_SECONDS: Final = 1.0
 _OAUTH2_REFUSED: Final = "HTTP 401: the oauth2 token was refused; the next attempt fetches another"
 
 Sleep = Callable[[float, asyncio.Event], Awaitable[None]]
@@ -103,30 +108,38 @@ class Outcome(StrEnum):
 
 
 def classify(status: int) -> Outcome:
-    """The outcome of an HTTP answer: 2xx delivered; 429 and 5xx retried; the rest final."""
+    """The outcome of an HTTP answer: 2xx delivered; 408, 425, 429 and 5xx retried; the rest
+    final."""
     if 200 <= status < 300:
         return Outcome.DELIVERED
-    if status == 429 or status >= 500:
+    if status in RETRIED_STATUSES or status >= 500:
         return Outcome.RETRY
     return Outcome.REJECTED
 
 
-async def read_answer(response: aiohttp.ClientResponse, limit: int = ANSWER_LIMIT) -> bytes:
-    """The start of an answer's body, at most ``limit`` bytes; past that the connection is
-    closed rather than read to its end (or kept for another request).
+async def read_answer(
+    response: aiohttp.ClientResponse,
+    limit: int = ANSWER_LIMIT,
+    within: float = _ANSWER_SECONDS,
+) -> bytes:
+    """The start of an answer's body: at most ``limit`` bytes, read for at most ``within``
+    seconds; past either the connection is closed rather than read to its end (or kept for
+    another request).
 
     Only the status counts, and it came before the body: a body cut off (a connection reset,
-    an answer shorter than its ``Content-Length``, one trickling past the timeout) ends the
+    an answer shorter than its ``Content-Length``, one still coming after ``within``) ends the
     reading, not the attempt, as Alertmanager's notifiers only drain it. Counted failed, a 2xx
-    would be sent again to a receiver that took it.
+    would be sent again to a receiver that took it; waited for, a trickle would hold the
+    receiver's other deliveries back until the timeout.
     """
     head = b""
     try:
-        while len(head) < limit:
-            chunk = await response.content.read(limit - len(head))
-            if not chunk:
-                return head
-            head += chunk
+        async with asyncio.timeout(within):
+            while len(head) < limit:
+                chunk = await response.content.read(limit - len(head))
+                if not chunk:
+                    return head
+                head += chunk
     except (TimeoutError, aiohttp.ClientError, OSError):
         response.close()
         return head

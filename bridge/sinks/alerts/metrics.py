@@ -84,6 +84,13 @@ class AlertMetrics:
             "Dead-lettered webhook deliveries, kept until `exesdb-bridge outbox retry`.",
             registry=registry,
         ).set_function(lambda: float(self.depth.dead))
+        self._renotified = Counter(
+            "exesdb_webhook_renotified",
+            "Open alerts queued again for a receiver whose latest notification of them was "
+            "dead-lettered (at once once it takes deliveries again, else after "
+            "EXESDB_WEBHOOK_RENOTIFY_INTERVAL_MS).",
+            registry=registry,
+        )
         self._refused = Counter(
             "exesdb_alerts_refused",
             f"New alerts refused because {max_open} alerts were already open "
@@ -108,6 +115,10 @@ class AlertMetrics:
         """Count one delivery attempt and its duration."""
         self._deliveries.labels(result.value).inc()
         self._latency.observe(seconds)
+
+    def renotified(self, count: int) -> None:
+        """Count open alerts queued again after their notification was dead-lettered."""
+        self._renotified.inc(count)
 
     def refused(self, count: int) -> None:
         """Count new alerts refused by the open-alert cap."""

@@ -11,6 +11,7 @@ from bridge.messages import format_timestamp
 
 __all__ = [
     "MAX_LEVEL",
+    "RETRIED_STATUSES",
     "Acknowledgement",
     "AlertDetail",
     "AlertRecord",
@@ -24,9 +25,15 @@ __all__ = [
     "OutboxDepth",
     "Recipients",
     "Unretryable",
+    "refused",
 ]
 
 MAX_LEVEL: Final = 3
+# Answers below 500 that ask for the request again (``delivery.classify`` retries them, as every
+# 5xx): 408 Request Timeout (RFC 9110 15.5.9: the server gave up waiting for it, and the client
+# may repeat it), 425 Too Early (RFC 8470 5.2: "MAY automatically retry") and 429 Too Many
+# Requests.
+RETRIED_STATUSES: Final = frozenset({408, 425, 429})
 
 
 class AlertState(StrEnum):
@@ -275,3 +282,13 @@ class AlertDetail:
     deliveries: tuple[Delivery, ...]
     waiting: tuple[tuple[str, float], ...]
     ahead: tuple[Delivery, ...] = ()
+
+
+def refused(status: int | None, error: str | None) -> bool:
+    """Whether a delivery's last attempt, answered ``status`` and recorded with ``error``, had
+    a final answer: the receiver answered, and refused it (a 4xx, a redirect not followed),
+    rather than failing to take it (no answer, a 5xx, a 408, 425 or 429, or a redirect or an
+    oauth2 401 retried, each recorded with its reason)."""
+    if status is None or error != f"HTTP {status}":
+        return False
+    return not (200 <= status < 300 or status >= 500 or status in RETRIED_STATUSES)

@@ -40,7 +40,7 @@ from bridge.redaction import safe_url
 from bridge.routes import AdminGuard
 from bridge.settings import Settings
 from bridge.sinks.alerts.admin import AlertQuery, alert_routes
-from bridge.sinks.alerts.alert_store import escalations
+from bridge.sinks.alerts.alert_store import escalations, resolutions
 from bridge.sinks.alerts.alertmanager import AlertmanagerPoster
 from bridge.sinks.alerts.delivery import (
     AttemptResult,
@@ -552,9 +552,12 @@ class AlertSink:
         return escalations(planned[-1], applied) if planned else []
 
     async def _expire(self, now: float) -> list[AlertRecord]:
+        # How long this sink has run (held the work queue) is measured on the monotonic clock:
+        # a wall clock set back would hold the stale wait back by as much.
+        up = self._monotonic()
         if self._started_at is None:
-            self._started_at = now
-        up_long_enough = now - self._started_at >= self._stale_after + self._pending.for_seconds
+            self._started_at = up
+        up_long_enough = up - self._started_at >= self._stale_after + self._pending.for_seconds
         stale = self._stale_after if up_long_enough else None
         if self._index is None:
             return await self._db.call(
@@ -563,7 +566,7 @@ class AlertSink:
         applied = await self._index.change(
             self.outbox.alerts.plan_expiries, now, self._resolve_after, stale
         )
-        return applied.changed
+        return resolutions(applied)
 
     # -- the bus stage --
 
@@ -699,10 +702,10 @@ class AlertSink:
     # -- housekeeping --
 
     async def housekeep(self) -> None:
-        """One housekeeping pass: escalate and auto-resolve what is due (only while holding the
-        work queue: the others' alert states are stale once the lease moved on), refresh the
-        gauges, and prune old rows (dead letters past EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS too) at
-        the first pass and then once an hour."""
+        """One housekeeping pass: escalate, auto-resolve and notify again what is due (only while
+        holding the work queue: the others' alert states are stale once the lease moved on),
+        refresh the gauges, and prune old rows (dead letters past
+        EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS too) at the first pass and then once an hour."""
         escalator = self._escalator
         if escalator is None:
             raise BridgeError("the alert sink has not started")
@@ -713,7 +716,8 @@ class AlertSink:
         if self.holds_work_queue():
             try:
                 await escalator.tick()
-                if await self._expire(self._clock()):
+                expired = await self._expire(self._clock())
+                if await self._renotify(self._clock()) or expired:
                     self._changed()
             except TransportError as exc:
                 # Redis unreachable, or the lease just went to another replica: its turn.
@@ -733,6 +737,21 @@ class AlertSink:
                     forgotten,
                     keep / 3600,
                 )
+
+    async def _renotify(self, now: float) -> int:
+        """Queue again the open alerts whose latest notification to a receiver died (see
+        ``DeadLetters.renotify``); how many, each receiver's logged."""
+        after = self.settings.webhook_renotify_interval_ms / 1000
+        queued = await self._db.call(self.outbox.dead_letters.renotify, now, after)
+        for key, count in queued.items():
+            self.metrics.renotified(count)
+            _logger.info(
+                "alerts: %d open alert(s) whose notification to %s was dead-lettered queued"
+                " for it again, as they stand",
+                count,
+                self.workers[key].label,
+            )
+        return sum(queued.values())
 
     async def _refresh_gauges(self) -> None:
         self.metrics.depth = await self._db.call(self.outbox.queue.depth)

@@ -7,8 +7,9 @@ Seven tables:
 - ``queued``: alerts waiting for their receiver's grouping window, one row per (receiver, alert);
 - ``deliveries``: the frozen payloads (body and delivery id never change across retries), their
   attempts, next attempt time and state (pending, delivered, dead), when each was made and when
-  ``outbox retry`` last put it back (its deadline runs from then); delivered ones are kept a
-  day, dead letters ``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS``;
+  ``outbox retry`` last put it back (its deadline runs from then), and, for a dead letter,
+  when its open alerts were queued again (``dead_letters.DeadLetters.renotify``); delivered ones
+  are kept a day, dead letters ``EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS``;
 - ``history``: what happened to each alert and when (fired, escalated, acknowledged, …), for its
   page; pruned with the alert, and to the newest ``HISTORY_KEPT`` entries per alert;
 - ``meta``: values the file keeps for itself (``receiver_secret``, and ``receivers``: the
@@ -19,9 +20,10 @@ Seven tables:
   changes even once below its ``min_severity`` (``queue.Keep``), so it is never left with it
   firing.
 
-The schema is at version 8 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
+The schema is at version 9 (2 added two alert columns, 3 the history, 4 the ``meta`` table, 5 the
 plans' ids, 6 ``told`` and an index of deliveries in order, 7 the deliveries' ``retried_at``, 8
-the alerts' ``source`` and ``details``, a SystemAlert's component and metadata annotations);
+the alerts' ``source`` and ``details``, a SystemAlert's component and metadata annotations, 9 the
+deliveries' ``renotified_at``);
 ``migrate`` upgrades a file of any earlier version in place, one version at a time.
 """
 
@@ -36,12 +38,13 @@ from typing import Final
 
 __all__ = ["connect", "migrate"]
 
-_SCHEMA_VERSION: Final = 8
+_SCHEMA_VERSION: Final = 9
 # Columns added after version 1 (by version: table, column, definition).
 _ADDED_COLUMNS: Final[Mapping[int, tuple[tuple[str, str, str], ...]]] = {
     2: (("alerts", "auto_resolve", "INTEGER NOT NULL DEFAULT 0"), ("alerts", "last_seen", "REAL")),
     7: (("deliveries", "retried_at", "REAL"),),
     8: (("alerts", "source", "TEXT"), ("alerts", "details", "TEXT NOT NULL DEFAULT '[]'")),
+    9: (("deliveries", "renotified_at", "REAL"),),
 }
 # Version 1's tables (already with the columns later versions added: a new file's columns then
 # stand in the order an upgraded file's do); later versions' tables come from _step.
@@ -89,7 +92,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_status INTEGER,
     last_error TEXT,
     finished_at REAL,
-    retried_at REAL
+    retried_at REAL,
+    renotified_at REAL
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (url, state, next_attempt_at);
 """

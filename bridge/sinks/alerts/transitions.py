@@ -264,11 +264,17 @@ def expiry(
     MetricAlert kept up (the health collector sends one with every sample that breaches). A
     component or node removed, renamed or no longer run, or a sender that raised one once and
     reports no per-resource checks, sends nothing more, so nothing else would ever end it (as
-    a Prometheus rule's alert ends once its series is gone)."""
+    a Prometheus rule's alert ends once its series is gone).
+
+    One last seen (or acknowledged) after ``now`` (the wall clock was set back since) has its
+    wait restart ``now``, stored without a notification: it resolves ``after_seconds`` after the
+    jump, not as much later as the clock went back, nor at once."""
+    after: float | None
     if current.auto_resolve:
         after, why = after_seconds, f"not seen for {after_seconds:g} s"
-    elif stale_after is not None and current.alertname in STALE_CONDITIONS:
-        after, why = stale_after, _stale_reason(current.alertname, stale_after)
+    elif current.alertname in STALE_CONDITIONS:
+        after = stale_after  # None: not yet (the sink has not run long enough)
+        why = "" if stale_after is None else _stale_reason(current.alertname, stale_after)
     else:
         return Transition(current)
     waiting = current.state is AlertState.ACKNOWLEDGED or (
@@ -276,7 +282,11 @@ def expiry(
     )
     last_seen = current.updated_at if current.last_seen is None else current.last_seen
     seen = max(last_seen, 0.0 if current.ack_at is None else current.ack_at)
-    if not waiting or seen > now - after:
+    if waiting and seen > now:
+        ack_at = None if current.ack_at is None else min(current.ack_at, now)
+        restarted = replace(current, last_seen=min(last_seen, now), ack_at=ack_at)
+        return Transition(restarted, Effect.CHANGED)
+    if after is None or not waiting or seen > now - after:
         return Transition(current)
     ended = replace(
         current,

@@ -77,6 +77,7 @@ async def alert_bridge(
     state_dir: Path,
     *,
     clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
     serve_http: bool = True,
     alertmanager_interval: float = 60.0,
     transport: Transport | None = None,
@@ -87,8 +88,10 @@ async def alert_bridge(
     """An in-process bridge whose only component is the alert sink, and a bus watcher.
 
     ``env`` holds settings by variable name (``EXESDB_WEBHOOK_URLS=...``); ``db`` is the
-    sink's database thread (see ``hold``). Health readings alert at once unless ``env`` sets
-    ``EXESDB_ALERT_FOR_MS`` (the tests of the hold do).
+    sink's database thread (see ``hold``); ``clock`` its wall clock, ``monotonic`` the clock it
+    measures how long it has run by (a test of the stale wait gives it the same ManualClock).
+    Health readings alert at once unless ``env`` sets ``EXESDB_ALERT_FOR_MS`` (the tests of the
+    hold do).
     """
     settings = Settings(
         **{  # type: ignore[arg-type]
@@ -104,6 +107,7 @@ async def alert_bridge(
         settings,
         transport=transport,
         clock=clock,
+        monotonic=monotonic,
         alertmanager_interval=alertmanager_interval,
         max_open_alerts=max_open_alerts,
         db=db,

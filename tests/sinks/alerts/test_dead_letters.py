@@ -1,8 +1,10 @@
-"""Dead letters: made after the last attempt or for a receiver gone, and sent again on request."""
+"""Dead letters: made after the last attempt or for a receiver gone, sent again on request, and
+their open alerts queued again."""
 
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from pathlib import Path
 
 from bridge.sinks.alerts.outbox import Outbox
@@ -92,3 +94,129 @@ def test_orphaned_work_is_dead_lettered_and_stays_retryable(tmp_path: Path) -> N
         assert box.dead_letters.retry(T0 + 3) == 2
     finally:
         box.close()
+
+
+# -- open alerts of dead letters, queued again --
+
+HOUR = 3600.0
+
+
+def _attempt(outbox: Outbox, now: float, state: DeliveryState, status: int | None, error: str):
+    """Group what waits for URL and make one attempt at its oldest pending delivery."""
+    outbox.queue.group(URL, now, 0.0, one_each)
+    delivery = outbox.queue.next_due(URL, now)
+    assert delivery is not None
+    outbox.queue.finish_attempt(
+        delivery.id, state=state, next_attempt_at=now, status=status, error=error, now=now
+    )
+    return delivery
+
+
+def _died(outbox: Outbox, alert_id: str, now: float, status: int | None = None):
+    """``alert_id`` fires and its delivery dies: of the deadline (no answer), or answered
+    ``status`` (a final answer)."""
+    observe(outbox, event(alert_id, requires_ack=False), now)
+    error = "cannot connect to 127.0.0.1:9" if status is None else f"HTTP {status}"
+    return _attempt(outbox, now, DeliveryState.DEAD, status, error)
+
+
+def test_an_open_alert_dead_lettered_is_queued_again_once_after_the_interval(
+    outbox: Outbox,
+) -> None:
+    """A firing dead-lettered (the deadline passed) is queued again for its receiver, as it
+    stands, the interval after it died, once: then only when its new delivery dies in turn."""
+    _died(outbox, "a1", T0)
+    assert outbox.dead_letters.renotify(T0 + HOUR - 1, HOUR) == {}
+    assert outbox.dead_letters.renotify(T0 + HOUR, HOUR) == {URL: 1}
+    assert outbox.dead_letters.renotify(T0 + HOUR + 1, HOUR) == {}  # waiting already
+    again = _attempt(outbox, T0 + HOUR + 1, DeliveryState.DEAD, None, "timed out after 10s")
+    assert again.alert_ids == ("a1",)
+    assert outbox.dead_letters.renotify(T0 + 3 * HOUR, HOUR) == {URL: 1}  # that one's turn
+    assert outbox.dead_letters.renotify(T0 + 5 * HOUR, HOUR) == {}  # each dead letter once
+    assert outbox.queue.depth().queued == 1
+
+
+def test_an_alert_dead_lettered_is_queued_again_at_once_when_its_receiver_is_back(
+    outbox: Outbox,
+) -> None:
+    """Once the receiver takes a delivery made after the dead letter, the open alerts it held
+    are queued again at once: the receiver is back."""
+    _died(outbox, "a1", T0)
+    observe(outbox, event("a2", requires_ack=False), T0 + 10)
+    assert outbox.dead_letters.renotify(T0 + 10, HOUR) == {}  # a2 not taken yet
+    _attempt(outbox, T0 + 10, DeliveryState.DELIVERED, 200, "")
+    assert outbox.dead_letters.renotify(T0 + 11, HOUR) == {URL: 1}
+    outbox.queue.group(URL, T0 + 11, 0.0, one_each)
+    newest = outbox.queue.deliveries(DeliveryState.PENDING.value)
+    assert [d.alert_ids for d in newest] == [("a1",)]
+
+
+def test_an_alert_whose_delivery_was_refused_waits_for_the_interval_all_the_same(
+    outbox: Outbox,
+) -> None:
+    """A dead letter with a final answer (400) is not queued again when the receiver takes a
+    later delivery, which would send it at every delivery taken to be refused each time: it
+    waits for the interval."""
+    _died(outbox, "a1", T0, status=400)
+    observe(outbox, event("a2", requires_ack=False), T0 + 10)
+    _attempt(outbox, T0 + 10, DeliveryState.DELIVERED, 200, "")
+    assert outbox.dead_letters.renotify(T0 + 11, HOUR) == {}
+    assert outbox.dead_letters.renotify(T0 + HOUR, HOUR) == {URL: 1}
+
+
+def test_only_open_alerts_the_dead_letter_last_told_of_are_queued_again(outbox: Outbox) -> None:
+    """Of a dead letter's alerts, one resolved since, one in a later delivery and one waiting in
+    a grouping window are not queued again; the one it last told of, still firing, is."""
+    for alert_id in ("gone", "later", "waiting", "open"):
+        observe(outbox, event(alert_id, requires_ack=False), T0)
+    _attempt(outbox, T0, DeliveryState.DEAD, 503, "HTTP 503")  # one per alert: the first
+    for _ in range(3):
+        _attempt(outbox, T0, DeliveryState.DEAD, 503, "HTTP 503")
+    observe(outbox, event("gone", status="resolved"), T0 + 1)
+    observe(outbox, event("later", requires_ack=False, severity="warning"), T0 + 1)
+    outbox.queue.group(URL, T0 + 1, 0.0, one_each)  # gone's resolve, later's warning
+    observe(outbox, event("waiting", requires_ack=False, severity="warning"), T0 + 2)
+    assert outbox.dead_letters.renotify(T0 + HOUR + 2, HOUR) == {URL: 1}
+    waiting = {a for a in ("gone", "later", "waiting", "open") if outbox.queue.of_alert(a)[1]}
+    assert waiting == {"waiting", "open"}
+
+
+def test_a_dead_letter_dated_after_now_is_due_at_once(outbox: Outbox) -> None:
+    """A dead letter that died after ``now`` (the wall clock was set back since) is due at once,
+    not as much later as the clock went back."""
+    _died(outbox, "a1", T0)
+    assert outbox.dead_letters.renotify(T0 - 3 * HOUR, HOUR) == {URL: 1}
+
+
+def test_a_dead_letter_retried_by_hand_is_due_again_once_it_dies_anew(outbox: Outbox) -> None:
+    """`outbox retry` clears when a dead letter's alerts were queued again, so that, dead anew,
+    it is due for that again."""
+    dead = _died(outbox, "a1", T0)
+    assert outbox.dead_letters.renotify(T0 + HOUR, HOUR) == {URL: 1}
+    assert _renotified_at(outbox, dead.id) == T0 + HOUR
+    assert outbox.dead_letters.retry(T0 + HOUR, [dead.id]) == 1
+    assert _renotified_at(outbox, dead.id) is None
+
+
+def _renotified_at(outbox: Outbox, delivery_id: str) -> float | None:
+    """The ``renotified_at`` of a delivery, read through a connection of our own."""
+    db = sqlite3.connect(outbox.path)
+    try:
+        row = db.execute("SELECT renotified_at FROM deliveries WHERE id = ?", (delivery_id,))
+        return row.fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_a_call_takes_up_at_most_its_limit_of_dead_letters_the_next_the_rest(
+    outbox: Outbox,
+) -> None:
+    """After a long outage many dead letters are due at once: each call takes up at most its
+    limit of them, oldest first, so one transaction stays short; the next call takes the rest."""
+    for n in range(5):
+        _died(outbox, f"a{n}", T0 + n)
+    assert outbox.dead_letters.renotify(T0 + HOUR + 5, HOUR, limit=2) == {URL: 2}
+    assert [a for a in ("a0", "a1", "a2") if outbox.queue.of_alert(a)[1]] == ["a0", "a1"]
+    assert outbox.dead_letters.renotify(T0 + HOUR + 5, HOUR, limit=2) == {URL: 2}
+    assert outbox.dead_letters.renotify(T0 + HOUR + 5, HOUR, limit=2) == {URL: 1}
+    assert outbox.queue.depth().queued == 5

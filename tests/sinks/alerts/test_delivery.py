@@ -36,6 +36,8 @@ URL = "http://127.0.0.1:9/hook"
     [
         (200, Outcome.DELIVERED),
         (204, Outcome.DELIVERED),
+        (408, Outcome.RETRY),
+        (425, Outcome.RETRY),
         (429, Outcome.RETRY),
         (500, Outcome.RETRY),
         (503, Outcome.RETRY),
@@ -44,11 +46,14 @@ URL = "http://127.0.0.1:9/hook"
         (400, Outcome.REJECTED),
         (401, Outcome.REJECTED),
         (404, Outcome.REJECTED),
+        (409, Outcome.REJECTED),
         (413, Outcome.REJECTED),
+        (426, Outcome.REJECTED),
     ],
 )
-def test_retryable_set_is_429_and_every_5xx(status: int, outcome: Outcome) -> None:
-    """2xx delivers, 429 and 5xx retry, every other answer is final."""
+def test_retryable_set_is_408_425_429_and_every_5xx(status: int, outcome: Outcome) -> None:
+    """2xx delivers; 408 Request Timeout, 425 Too Early, 429 and 5xx retry; every other answer
+    is final."""
     assert classify(status) is outcome
 
 

@@ -271,6 +271,10 @@ CREATE INDEX deliveries_in_order ON deliveries (url, state);
 _V7_RETRIED = """
 ALTER TABLE deliveries ADD COLUMN retried_at REAL;
 """
+_V8_SOURCE = """
+ALTER TABLE alerts ADD COLUMN source TEXT;
+ALTER TABLE alerts ADD COLUMN details TEXT NOT NULL DEFAULT '[]';
+"""
 # Version 1 never set user_version (0, as a new file).
 _EARLIER_VERSIONS = [
     (0, _V1_QUEUES),
@@ -280,8 +284,9 @@ _EARLIER_VERSIONS = [
     (5, _V5_PLANS),
     (6, _V6_TOLD),
     (7, _V7_RETRIED),
+    (8, _V8_SOURCE),
 ]
-CURRENT_VERSION = 8
+CURRENT_VERSION = 9
 ALL_TABLES = frozenset({"alerts", "queued", "deliveries", "history", "meta", "plans", "told"})
 
 
@@ -339,7 +344,7 @@ def test_a_file_of_any_earlier_version_is_upgraded_to_the_current_one(
     box = Outbox(path, urls=[URL])
     try:
         assert columns(path) == RECORD_FIELDS  # the new columns come last, as in a new file
-        assert columns(path, "deliveries")[-1] == "retried_at"
+        assert columns(path, "deliveries")[-2:] == ["retried_at", "renotified_at"]
         [kept] = box.queue.deliveries(ids=["d-old"])
         assert (kept.created_at, kept.retried_at) == (1.0, None)
         assert schema(path) == (CURRENT_VERSION, ALL_TABLES)
@@ -375,7 +380,7 @@ def test_a_new_file_starts_at_the_current_version(tmp_path: Path) -> None:
     box = Outbox.in_dir(tmp_path)
     box.close()
     assert schema(box.path) == (CURRENT_VERSION, ALL_TABLES)
-    assert columns(box.path, "deliveries")[-1] == "retried_at"
+    assert columns(box.path, "deliveries")[-2:] == ["retried_at", "renotified_at"]
 
 
 # -- an alert's detail (its page) --

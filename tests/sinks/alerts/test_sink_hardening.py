@@ -32,7 +32,7 @@ from bridge.messages import (
 )
 from bridge.settings import Settings
 from bridge.sinks.alerts import Outbox
-from bridge.sinks.alerts.records import DeliveryState
+from bridge.sinks.alerts.records import Acknowledgement, DeliveryState
 from bridge.sinks.alerts.thread import DbThread
 from tests.sinks.alerts.helpers import (
     T0,
@@ -300,6 +300,57 @@ async def test_event_alerts_resolve_after_the_resolve_timeout(tmp_path: Path) ->
         )
 
 
+async def test_a_wall_clock_set_back_holds_no_auto_resolve_back(tmp_path: Path) -> None:
+    """A wall clock set back an hour (an NTP step) restarts the resolve timeout of an event
+    alert, and of one acknowledged, from the jump: each resolves a timeout after it, not an hour
+    and a timeout later, and is not notified meanwhile."""
+    clock = ManualClock(T0)
+    env: dict[str, Any] = {"EXESDB_ALERT_RESOLVE_TIMEOUT_MS": "60000"}
+    async with alert_bridge(tmp_path, clock=clock, serve_http=False, **env) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("w1", severity="warning"))
+        bridge.bus.publish("disk_full", system_alert("c1", severity="critical"))
+        await async_wait_until(lambda: stored(sink.outbox, "c1"), what="stored")
+        await sink.acknowledge(Acknowledgement("c1", "ops", None, None))
+        clock.advance(30)
+        clock.now -= 3600.0  # an NTP step, a VM resumed
+        await sink.housekeep()
+        assert {field_of(sink, a, "state") for a in ("w1", "c1")} == {"firing", "acknowledged"}
+        clock.advance(59)
+        await sink.housekeep()
+        assert field_of(sink, "w1", "state") == "firing"
+        clock.advance(2)
+        await async_wait_until(
+            lambda: {field_of(sink, a, "state") for a in ("w1", "c1")} == {"resolved"},
+            what="both resolved a timeout after the jump",
+        )
+        [w1] = sink.outbox.alerts.find(alert_id="w1")
+        assert w1.ends_at == clock.now - 1  # a timeout after the jump, when it was seen last
+
+
+async def test_a_wall_clock_set_back_holds_no_stale_condition_back(tmp_path: Path) -> None:
+    """How long the sink has run, from which the stale wait of a health condition counts, is
+    measured on the monotonic clock: a wall clock set back an hour after the start leaves a
+    component no reading keeps up resolved EXESDB_SERIES_TTL_MS after the jump, not an hour
+    later."""
+    clock, monotonic = ManualClock(T0), ManualClock(50.0)
+    env: dict[str, Any] = {"EXESDB_SERIES_TTL_MS": "60000"}
+    async with alert_bridge(
+        tmp_path, clock=clock, monotonic=monotonic, serve_http=False, **env
+    ) as (bridge, sink, _):
+        bridge.bus.publish(
+            "otlp:health",
+            ComponentHealth(component="otlp", node="n1", status="degraded", timestamp=utc_now()),
+        )
+        gone = "component_health:n1:otlp"
+        await async_wait_until(lambda: stored(sink.outbox, gone), what="fired")
+        await sink.housekeep()  # the start, from which the wait counts
+        clock.now -= 3600.0  # an NTP step, a VM resumed
+        await sink.housekeep()
+        for each in (clock, monotonic):
+            each.advance(61)
+        await async_wait_until(lambda: field_of(sink, gone, "state") == "resolved", what="resolved")
+
+
 async def test_an_event_alert_seen_again_does_not_resolve(tmp_path: Path) -> None:
     """A repeated event alert counts as seen: the resolve timeout starts again."""
     clock = ManualClock(T0)
@@ -325,7 +376,8 @@ async def test_a_component_that_stops_reporting_has_its_alert_resolved(tmp_path:
     is not left firing for good; one still reported degraded stays firing."""
     clock = ManualClock(T0)
     env: dict[str, Any] = {"EXESDB_SERIES_TTL_MS": "60000"}
-    async with alert_bridge(tmp_path, clock=clock, serve_http=False, **env) as (bridge, sink, _):
+    clocks: dict[str, Any] = {"clock": clock, "monotonic": clock}  # the stale wait runs on both
+    async with alert_bridge(tmp_path, serve_http=False, **clocks, **env) as (bridge, sink, _):
 
         def degraded(component: str) -> ComponentHealth:
             return ComponentHealth(
@@ -354,7 +406,8 @@ async def test_a_resource_alert_no_metric_alert_keeps_up_is_resolved(tmp_path: P
     is not left firing for good; one the MetricAlert sent with every sample keeps up stays."""
     clock = ManualClock(T0)
     env: dict[str, Any] = {"EXESDB_SERIES_TTL_MS": "60000"}
-    async with alert_bridge(tmp_path, clock=clock, serve_http=False, **env) as (bridge, sink, _):
+    clocks: dict[str, Any] = {"clock": clock, "monotonic": clock}  # the stale wait runs on both
+    async with alert_bridge(tmp_path, serve_http=False, **clocks, **env) as (bridge, sink, _):
 
         def crossing(node: str) -> MetricAlert:
             return MetricAlert(
@@ -391,13 +444,14 @@ async def test_after_a_restart_the_stale_wait_gives_the_hold_time_too(tmp_path: 
     read degraded (and fire it again at the end of the hold); one no reading keeps up resolves."""
     clock = ManualClock(T0)
     ttl: dict[str, Any] = {"EXESDB_SERIES_TTL_MS": "60000"}
+    clocks: dict[str, Any] = {"clock": clock, "monotonic": clock}  # the stale wait runs on both
     kept, gone = "component_health:n1:orders", "component_health:n1:otlp"
 
     def degraded(component: str) -> ComponentHealth:
         at = datetime.fromtimestamp(clock.now, UTC)
         return ComponentHealth(component=component, node="n1", status="degraded", timestamp=at)
 
-    async with alert_bridge(tmp_path, clock=clock, serve_http=False, **ttl) as (bridge, sink, _):
+    async with alert_bridge(tmp_path, serve_http=False, **clocks, **ttl) as (bridge, sink, _):
         bridge.bus.publish("orders:health", degraded("orders"))
         bridge.bus.publish("otlp:health", degraded("otlp"))
         await async_wait_until(
@@ -405,7 +459,7 @@ async def test_after_a_restart_the_stale_wait_gives_the_hold_time_too(tmp_path: 
         )
     clock.advance(10)
     held: dict[str, Any] = {**ttl, "EXESDB_ALERT_FOR_MS": "90000"}
-    async with alert_bridge(tmp_path, clock=clock, serve_http=False, **held) as (bridge, sink, _):
+    async with alert_bridge(tmp_path, serve_http=False, **clocks, **held) as (bridge, sink, _):
         await sink.housekeep()  # the start, from which the wait counts
         started = clock.now
         for after in (0, 30, 61):  # held: no event, last_seen stays the first run's

@@ -395,6 +395,24 @@ def test_escalation(current: AlertRecord, expected: Transition) -> None:
             ),
             id="a resolved alert stays resolved",
         ),
+        pytest.param(
+            alert(auto_resolve=True, requires_ack=False, last_seen=NOW + 3600),
+            Transition(alert(auto_resolve=True, requires_ack=False, last_seen=NOW), Effect.CHANGED),
+            id="seen after now (the clock set back) restarts the wait now, stored, not notified",
+        ),
+        pytest.param(
+            alert(auto_resolve=True, state=ACKNOWLEDGED, last_seen=NOW - 5, ack_at=NOW + 3600),
+            Transition(
+                alert(auto_resolve=True, state=ACKNOWLEDGED, last_seen=NOW - 5, ack_at=NOW),
+                Effect.CHANGED,
+            ),
+            id="acknowledged after now (the clock set back) restarts the wait now",
+        ),
+        pytest.param(
+            alert(auto_resolve=True, last_seen=NOW + 3600),
+            Transition(alert(auto_resolve=True, last_seen=NOW + 3600)),
+            id="a requires_ack alert seen after now still waits for its acknowledgement",
+        ),
     ],
 )
 def test_expiry(current: AlertRecord, expected: Transition) -> None:

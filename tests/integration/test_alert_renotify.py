@@ -1,0 +1,99 @@
+"""Open alerts whose notification was dead-lettered reach their receiver again (real receiver)."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.sinks.alerts.records import Acknowledgement
+from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
+from tests.integration.test_alert_webhooks import FAST, counted
+from tests.sinks.alerts.helpers import T0, alert_bridge, system_alert
+from tests.support import ManualClock, async_wait_until
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["webhook_receiver"]  # the fixture, imported for the tests below
+
+# Event alerts that stay open through the injected day (they resolve when acknowledged so).
+OPEN: dict[str, Any] = {**FAST, "EXESDB_ALERT_RESOLVE_TIMEOUT_MS": str(30 * 86_400_000)}
+
+
+def taken(receiver: WebhookReceiver, alert_id: str) -> bool:
+    """Whether ``receiver`` answered 2xx to a delivery of ``alert_id``."""
+    return alert_id in receiver.accepted_alert_ids()
+
+
+def renotified(bridge: Any) -> float:
+    """exesdb_webhook_renotified_total."""
+    return bridge.registry.get_sample_value("exesdb_webhook_renotified_total") or 0.0
+
+
+async def test_an_alert_dead_lettered_through_a_long_outage_reaches_the_receiver_once_back(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A firing dead-lettered after a receiver was down past EXESDB_WEBHOOK_DEADLINE_MS is sent
+    again, as it stands, as soon as the receiver takes a later delivery, once, under a new
+    delivery id; its resolve then ends an alert the receiver was told of."""
+    receiver: WebhookReceiver = webhook_receiver(start=False)  # down: its port refuses
+    clock = ManualClock(T0)
+    async with alert_bridge(
+        tmp_path, clock=clock, serve_http=False, EXESDB_WEBHOOK_URLS=receiver.url, **OPEN
+    ) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("a1", severity="warning"))
+        await async_wait_until(lambda: counted(bridge, "retry") == 1, what="a1 refused")
+        clock.advance(86_400.0 + 1)  # a day later: its next attempt is past the deadline
+        for worker in sink.workers.values():
+            worker.wake()
+        await async_wait_until(lambda: counted(bridge, "expired") == 1, what="a1 dead-lettered")
+        [dead] = sink.outbox.queue.deliveries("dead")
+        receiver.start()
+        bridge.bus.publish("disk_full", system_alert("a2", severity="warning"))
+        await async_wait_until(
+            lambda: receiver.accepted_alert_ids() == {"a1", "a2"}, what="a1 sent once a2 was"
+        )
+        [taken, again] = receiver.accepted()
+        assert (taken.alert_ids(), again.alert_ids()) == (["a2"], ["a1"])
+        assert again.json()["alerts"][0]["status"] == "firing"
+        assert again.delivery_id not in (dead.id, taken.delivery_id)
+        assert renotified(bridge) == 1.0
+        await sink.acknowledge(Acknowledgement("a1", "ops", None, "freed space"))
+        await async_wait_until(lambda: len(receiver.accepted()) == 3, what="a1's resolve")
+        assert receiver.accepted()[2].json()["alerts"][0]["status"] == "resolved"
+        clock.advance(5 * 3600.0)  # past EXESDB_WEBHOOK_RENOTIFY_INTERVAL_MS: nothing more
+        await sink.housekeep()
+        assert (len(receiver.requests), renotified(bridge)) == (3, 1.0)
+        assert sink.outbox.queue.depth().queued == 0
+
+
+async def test_an_alert_refused_is_sent_again_only_after_the_renotify_interval(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """A firing the receiver refused (400, final) is not sent again at the next delivery the
+    receiver takes, nor at each after it, but once EXESDB_WEBHOOK_RENOTIFY_INTERVAL_MS has
+    passed since it was dead-lettered."""
+    receiver: WebhookReceiver = webhook_receiver()
+    receiver.script(400)
+    clock = ManualClock(T0)
+    async with alert_bridge(
+        tmp_path,
+        clock=clock,
+        serve_http=False,
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        EXESDB_WEBHOOK_RENOTIFY_INTERVAL_MS="3600000",
+        **OPEN,
+    ) as (bridge, sink, _):
+        bridge.bus.publish("disk_full", system_alert("a1", severity="warning"))
+        await async_wait_until(lambda: counted(bridge, "rejected") == 1, what="a1 refused")
+        for alert_id in ("a2", "a3"):
+            bridge.bus.publish("disk_full", system_alert(alert_id, severity="warning"))
+            await async_wait_until(partial(taken, receiver, alert_id), what=f"{alert_id} taken")
+            await sink.housekeep()
+        assert (len(receiver.requests), renotified(bridge)) == (3, 0.0)
+        clock.advance(3600.0)
+        await async_wait_until(lambda: "a1" in receiver.accepted_alert_ids(), what="a1 again")
+        assert [r.alert_ids() for r in receiver.requests] == [["a1"], ["a2"], ["a3"], ["a1"]]
+        assert renotified(bridge) == 1.0
