@@ -1602,6 +1602,42 @@ def test_ctrl_c_while_waiting_on_the_bridge_exits_130_without_a_traceback(
     assert out == ""
 
 
+# Ctrl-C pressed while a command's modules are still importing, made certain: the import of the
+# command line's parser raises KeyboardInterrupt, as Python does when SIGINT comes then.
+INTERRUPTED_IMPORT: Final = """
+import sys
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "bridge.cli.parser":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+from bridge.__main__ import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("args", [("alerts", "list"), ("run",), ("check-config",)], ids=" ".join)
+def test_ctrl_c_while_the_command_is_still_importing_exits_130_without_a_traceback(
+    args: tuple[str, ...],
+) -> None:
+    """Ctrl-C pressed just after the command is typed, while its modules import, stops it as
+    quietly as later on: exit 130, no traceback."""
+    completed = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_IMPORT, *args],
+        env=bridge_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (completed.returncode, completed.stdout, completed.stderr) == (130, "", "")
+
+
 def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:
     """`outbox retry` with an id that is unknown or not dead-lettered names each such id, says
     nothing retried and exits 1 without changing anything, no count of retried deliveries on
