@@ -157,6 +157,36 @@ def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
 
 
 @pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--demo", "run"], "--demo: a command's options go after it: exesdb-bridge run --demo"),
+        (
+            ["--user", "ops:hunter2", "--url=http://127.0.0.1:9571", "alerts", "list"],
+            "--user --url: a command's options go after it:"
+            " exesdb-bridge alerts list --user … --url=…",
+        ),
+        (
+            ["--demo"],
+            "unrecognized arguments: --demo (a command's options go after it:"
+            " exesdb-bridge COMMAND --help lists them)",
+        ),
+    ],
+    ids=["before-run", "before-alerts-list", "no-command"],
+)
+def test_an_option_before_the_command_is_named_with_the_line_meant(
+    args: list[str], message: str
+) -> None:
+    """A command's option given before the command exits 2 naming it and showing where it goes,
+    not saying that the command does not take it, that no command was given, or that its value
+    is no command; its value is not shown (it may be a password)."""
+    completed = cli(*args)
+    assert "hunter2" not in completed.stderr
+    assert (completed.returncode, completed.stdout) == (2, "")
+    assert completed.stderr.startswith("usage: exesdb-bridge [-h] [--version] COMMAND")
+    assert completed.stderr.endswith(f"exesdb-bridge: error: {message}\n")
+
+
+@pytest.mark.parametrize(
     ("command", "env", "variable"),
     [
         (["run"], {"EXESDB_INGEST": "true"}, "SECRET_KEY_BASE"),
