@@ -157,6 +157,26 @@ def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
 
 
 @pytest.mark.parametrize(
+    ("given", "meant"),
+    [("runn", "run"), ("check_config", "check-config"), ("alert", "alerts"), ("publsh", "publish")],
+)
+def test_a_misspelt_command_is_named_with_the_command_meant(given: str, meant: str) -> None:
+    """A command that is not one, but is like one, exits 2 naming the command meant beside the
+    choices, as ``schema`` names the tag meant; one like none lists the choices alone."""
+    completed = cli(given)
+    assert (completed.returncode, completed.stdout) == (2, "")
+    choices = "(choose from 'run', 'check-config', 'publish', 'tail', 'alerts', 'outbox', 'schema',"
+    assert completed.stderr.splitlines()[-1].startswith(
+        f"exesdb-bridge: error: argument COMMAND: invalid choice: {given!r}; did you mean"
+        f" {meant!r}? {choices}"
+    )
+    unlike = cli("nosuch")
+    assert unlike.stderr.splitlines()[-1].startswith(
+        f"exesdb-bridge: error: argument COMMAND: invalid choice: 'nosuch' {choices}"
+    )
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--demo", "run"], "--demo: a command's options go after it: exesdb-bridge run --demo"),

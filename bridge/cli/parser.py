@@ -129,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     _refuse_options_before_the_command(parser, argv)
+    _refuse_an_unknown_command(parser, argv[0])
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         hint = ""
@@ -180,3 +181,21 @@ def _refuse_options_before_the_command(parser: argparse.ArgumentParser, argv: li
         )
     meant = " ".join([shlex.join(argv[at:]), *shown])
     parser.error(f"{given}: a command's options go after it: exesdb-bridge {meant}")
+
+
+def _refuse_an_unknown_command(parser: argparse.ArgumentParser, given: str) -> None:
+    """A command that is not one is refused as argparse refuses it, with the command it most
+    resembles, when one is alike enough to be the one meant (``runn``: ``run``;
+    ``check_config``: ``check-config``), as ``schema`` names the tag meant."""
+    import difflib
+
+    commands = parser.get_default("command_names")
+    if given.startswith("-") or given in commands:
+        return
+    close = difflib.get_close_matches(given, commands, n=1)
+    if close:
+        choices = ", ".join(repr(name) for name in commands)
+        parser.error(
+            f"argument COMMAND: invalid choice: {given!r}; did you mean {close[0]!r}?"
+            f" (choose from {choices})"
+        )
