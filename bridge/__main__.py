@@ -44,9 +44,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return healthcheck.main(options.timeout, ready=options.ready)
             except KeyboardInterrupt:
                 return _EXIT_INTERRUPTED  # as bridge.cli's commands: no traceback
-    from bridge.cli import main as full
+    try:
+        # Importing the parser and its commands takes a good part of a second on a busy host:
+        # Ctrl-C pressed meanwhile stops the command as quietly as once it runs.
+        from bridge.cli import main as full
 
-    return full(args)
+        return full(args)
+    except KeyboardInterrupt:
+        return _EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -157,6 +157,56 @@ def test_an_unknown_argument_shows_the_usage_of_the_command_it_was_given_to(
 
 
 @pytest.mark.parametrize(
+    ("given", "meant"),
+    [("runn", "run"), ("check_config", "check-config"), ("alert", "alerts"), ("publsh", "publish")],
+)
+def test_a_misspelt_command_is_named_with_the_command_meant(given: str, meant: str) -> None:
+    """A command that is not one, but is like one, exits 2 naming the command meant beside the
+    choices, as ``schema`` names the tag meant; one like none lists the choices alone."""
+    completed = cli(given)
+    assert (completed.returncode, completed.stdout) == (2, "")
+    choices = "(choose from 'run', 'check-config', 'publish', 'tail', 'alerts', 'outbox', 'schema',"
+    assert completed.stderr.splitlines()[-1].startswith(
+        f"exesdb-bridge: error: argument COMMAND: invalid choice: {given!r}; did you mean"
+        f" {meant!r}? {choices}"
+    )
+    unlike = cli("nosuch")
+    assert unlike.stderr.splitlines()[-1].startswith(
+        f"exesdb-bridge: error: argument COMMAND: invalid choice: 'nosuch' {choices}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--demo", "run"], "--demo: a command's options go after it: exesdb-bridge run --demo"),
+        (
+            ["--user", "ops:hunter2", "--url=http://127.0.0.1:9571", "alerts", "list"],
+            "--user --url: a command's options go after it:"
+            " exesdb-bridge alerts list --user … --url=…",
+        ),
+        (
+            ["--demo"],
+            "unrecognized arguments: --demo (a command's options go after it:"
+            " exesdb-bridge COMMAND --help lists them)",
+        ),
+    ],
+    ids=["before-run", "before-alerts-list", "no-command"],
+)
+def test_an_option_before_the_command_is_named_with_the_line_meant(
+    args: list[str], message: str
+) -> None:
+    """A command's option given before the command exits 2 naming it and showing where it goes,
+    not saying that the command does not take it, that no command was given, or that its value
+    is no command; its value is not shown (it may be a password)."""
+    completed = cli(*args)
+    assert "hunter2" not in completed.stderr
+    assert (completed.returncode, completed.stdout) == (2, "")
+    assert completed.stderr.startswith("usage: exesdb-bridge [-h] [--version] COMMAND")
+    assert completed.stderr.endswith(f"exesdb-bridge: error: {message}\n")
+
+
+@pytest.mark.parametrize(
     ("command", "env", "variable"),
     [
         (["run"], {"EXESDB_INGEST": "true"}, "SECRET_KEY_BASE"),
@@ -1630,6 +1680,42 @@ def test_ctrl_c_while_waiting_on_the_bridge_exits_130_without_a_traceback(
     assert "Traceback" not in err
     assert "KeyboardInterrupt" not in err
     assert out == ""
+
+
+# Ctrl-C pressed while a command's modules are still importing, made certain: the import of the
+# command line's parser raises KeyboardInterrupt, as Python does when SIGINT comes then.
+INTERRUPTED_IMPORT: Final = """
+import sys
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "bridge.cli.parser":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+from bridge.__main__ import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("args", [("alerts", "list"), ("run",), ("check-config",)], ids=" ".join)
+def test_ctrl_c_while_the_command_is_still_importing_exits_130_without_a_traceback(
+    args: tuple[str, ...],
+) -> None:
+    """Ctrl-C pressed just after the command is typed, while its modules import, stops it as
+    quietly as later on: exit 130, no traceback."""
+    completed = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_IMPORT, *args],
+        env=bridge_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (completed.returncode, completed.stdout, completed.stderr) == (130, "", "")
 
 
 def test_outbox_retry_names_unknown_and_live_deliveries(tmp_path: Path) -> None:

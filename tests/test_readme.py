@@ -42,6 +42,13 @@ def test_quick_start_is_exactly_make_run_and_make_test() -> None:
     assert commands == ["make run", "make test"]
 
 
+def test_quick_start_says_how_to_run_on_another_port() -> None:
+    """Beside ``make run`` on 9570, the quick start shows the line for another port, for a
+    machine where 9570 is taken, before a reader reaches the settings."""
+    text = section(TEXT, "Quick start")
+    assert re.search(r"`EXESDB_HTTP_ADDR=127\.0\.0\.1:\d+ make run`", text)
+
+
 @pytest.mark.parametrize("args", _command_lines(TEXT), ids=" ".join)
 def test_every_readme_command_is_valid_usage(args: list[str]) -> None:
     """Each exesdb-bridge command the README shows parses as the command line would parse it."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from bridge.cli import healthcheck
 from bridge.cli.alerts import add_alerts_command
@@ -51,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     healthcheck.add_arguments(health)
     health.set_defaults(handler=lambda args: healthcheck.main(args.timeout, ready=args.ready))
+    # What main tells an option given before the command by (_refuse_options_before_the_command).
+    parser.set_defaults(command_names=tuple(commands.choices))
     return parser
 
 
@@ -125,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # that one is required.
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    _refuse_options_before_the_command(parser, argv)
+    _refuse_an_unknown_command(parser, argv[0])
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         hint = ""
@@ -148,3 +153,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Ctrl-C while a command waits (on stdin, on a slow bridge): the person stopped it, so
         # no traceback. tail and run take Ctrl-C as their way to stop and exit 0 themselves.
         return EXIT_INTERRUPTED
+
+
+# The options of exesdb-bridge itself; every other one belongs to a command, after it.
+_OWN_OPTIONS: Final = frozenset({"-h", "--help", "--version"})
+
+
+def _refuse_options_before_the_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """A command's option given before the command (``exesdb-bridge --demo run``) is a usage
+    error naming it and showing where it goes: argparse would say that ``run`` does not take
+    ``--demo``, that a command is missing, or that ``http://…`` (of ``--url http://…``) is no
+    command. Only option names are shown, as ``…`` their values: one may be a password
+    (``--user ops:…``) or a URL with one."""
+    if not argv or not argv[0].startswith("-") or argv[0] in _OWN_OPTIONS:
+        return
+    commands = parser.get_default("command_names")
+    at = next((n for n, arg in enumerate(argv) if arg in commands), len(argv))
+    shown = [
+        (arg.split("=", 1)[0] + "=…" if "=" in arg else arg) if arg.startswith("-") else "…"
+        for arg in argv[:at]
+    ]
+    given = " ".join(arg.removesuffix("=…") for arg in shown if arg != "…")
+    if at == len(argv):
+        parser.error(
+            f"unrecognized arguments: {given} (a command's options go after it:"
+            " exesdb-bridge COMMAND --help lists them)"
+        )
+    meant = " ".join([shlex.join(argv[at:]), *shown])
+    parser.error(f"{given}: a command's options go after it: exesdb-bridge {meant}")
+
+
+def _refuse_an_unknown_command(parser: argparse.ArgumentParser, given: str) -> None:
+    """A command that is not one is refused as argparse refuses it, with the command it most
+    resembles, when one is alike enough to be the one meant (``runn``: ``run``;
+    ``check_config``: ``check-config``), as ``schema`` names the tag meant."""
+    import difflib
+
+    commands = parser.get_default("command_names")
+    if given.startswith("-") or given in commands:
+        return
+    close = difflib.get_close_matches(given, commands, n=1)
+    if close:
+        choices = ", ".join(repr(name) for name in commands)
+        parser.error(
+            f"argument COMMAND: invalid choice: {given!r}; did you mean {close[0]!r}?"
+            f" (choose from {choices})"
+        )

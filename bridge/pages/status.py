@@ -24,6 +24,7 @@ from bridge.pages.widgets import (
     badge,
     countdown,
     empty,
+    heard_only,
     lease_notice,
     meter,
     severity_badge,
@@ -402,7 +403,9 @@ def _listing(
         for record in alerts
     ]
     listing = table(
-        ("Severity", "Alert", "Node", "Age", "State", "Level", ""), rows, css="grid alerts"
+        ("Severity", "Alert", "Node", "Age", "State", "Level", heard_only("Acknowledge")),
+        rows,
+        css="grid alerts",
     )
     if truncated:
         note = empty(
@@ -524,4 +527,8 @@ def _components(checks: Mapping[str, Mapping[str, Any]]) -> Html:
         )
         for name, check in checks.items()
     ]
-    return table(("Part", "Readiness", "", "Reason"), rows, css="grid components")
+    return table(
+        ("Part", "Readiness", heard_only("Required or optional"), "Reason"),
+        rows,
+        css="grid components",
+    )

@@ -19,6 +19,7 @@ __all__ = [
     "badge",
     "countdown",
     "empty",
+    "heard_only",
     "layout",
     "lease_notice",
     "meter",
@@ -83,6 +84,7 @@ _CELL: Final = Fragment("<td>${value}</td>")
 _NAMED_CELL: Final = Fragment('<td data-label="${name}">${value}</td>')
 _HEAD: Final = Fragment('<th scope="col">${name}</th>')
 _ROW: Final = Fragment("<tr>${cells}</tr>")
+_HEARD_ONLY: Final = Fragment('<span class="sr">${text}</span>')
 _EMPTY: Final = Fragment('<p class="empty">${text}</p>')
 _ACK_BAR: Final = Fragment(
     '<form class="ackbar" id="ack-form" autocomplete="off">'
@@ -222,8 +224,9 @@ def table(
     *,
     named: bool = False,
 ) -> Html:
-    """A table: ``head`` names the columns, each row's values are escaped unless ``Html``;
-    ``named``: each cell carries its column's name too (for a phone, where its rows stack)."""
+    """A table: ``head`` names the columns (every one: ``heard_only`` for a name not shown, in
+    a table not ``named``), each row's values are escaped unless ``Html``; ``named``: each cell
+    carries its column's name too (for a phone, where its rows stack)."""
 
     def cell(name: str, value: object) -> Html:
         return _NAMED_CELL(name=name, value=value) if named else _CELL(value=value)
@@ -236,6 +239,12 @@ def table(
             for row in rows
         ),
     )
+
+
+def heard_only(text: str) -> Html:
+    """Text a screen reader reads and the page does not show: the name of a column whose cells
+    say what it is (the Acknowledge buttons), which a header left empty would not tell."""
+    return _HEARD_ONLY(text=text)
 
 
 def empty(text: str) -> Html:

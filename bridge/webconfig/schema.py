@@ -71,6 +71,7 @@ _VERIFYING: Final = frozenset(
 # A bcrypt hash as htpasswd -B and every bcrypt library write it: $2<v>$<cost>$<53 characters>.
 # The minor version is required: the bcrypt package refuses the original "$2$" at every check.
 _BCRYPT: Final = re.compile(r"\$2[abxy]\$(\d\d)\$[./A-Za-z0-9]{53}")
+_BCRYPT_START: Final = re.compile(r"\$2[abxy]\$")
 # Keys whose empty value the toolkit takes as unset (its IsEnabled and path checks test for "").
 _BLANK_IS_UNSET: Final = frozenset(
     {"cert_file", "cert", "key_file", "key", "client_ca_file", "client_ca", "client_auth_type"}
@@ -265,6 +266,13 @@ def _bcrypt_hash(value: Any) -> str:
             "or Python's bcrypt.hashpw ($2b$)"
         )
     match = _BCRYPT.fullmatch(value) if isinstance(value, str) else None
+    if isinstance(value, str) and match is None and _BCRYPT_START.match(value):
+        # A hash that starts as one and is not whole: cut short, or changed, in the pasting.
+        raise ValueError(
+            "starts as a bcrypt hash but is not a whole one ($2y$, two digits of cost, $, then"
+            " 53 characters of ./A-Za-z0-9: 60 in all): copy it again whole, or make a new one,"
+            " e.g. with htpasswd -nBC 10 \"\" | tr -d ':\\n'"
+        )
     if not isinstance(value, str) or match is None or not 4 <= int(match.group(1)) <= 31:
         # Never show the value: it is a password hash.
         raise ValueError(

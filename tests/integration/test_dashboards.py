@@ -543,26 +543,37 @@ def run_all(prometheus: PrometheusServer) -> tuple[dict[str, str], list[str], li
     return errors, with_data, empty
 
 
-def family(name: str) -> str:
-    """A sample name's family: ``_total``, ``_bucket``, ``_sum``, ``_count``, ``_info`` cut."""
-    return re.sub(r"_(total|bucket|sum|count|info)$", "", name)
+# The sample names a family of each type is exposed as (prometheus_client's text format, with
+# the _created series it adds): a counter is queried as name_total, a histogram as name_bucket.
+SAMPLE_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "summary": ("", "_count", "_sum", "_created"),
+    "info": ("_info",),
+}
 
 
-def declared_families(bridge: BridgeProcess, tmp_path: Path) -> set[str]:
-    """Families the bridge declares: ``# TYPE`` lines on /metrics, the Prometheus sink's catalog
-    (the sink renders a family only once it has series), the web config's (declared only
-    with EXESDB_WEB_CONFIG_FILE, which the demo runs without) and the Redis transport's (only
-    with the bus on Redis)."""
+def declared_families(bridge: BridgeProcess, tmp_path: Path) -> dict[str, str]:
+    """Families the bridge declares, each with its type: ``# TYPE`` lines on /metrics, the
+    Prometheus sink's catalog (the sink renders a family only once it has series), the web
+    config's (declared only with EXESDB_WEB_CONFIG_FILE, which the demo runs without) and the
+    Redis transport's (only with the bus on Redis)."""
     status, body = http_get(bridge.url + "/metrics")
     assert status == 200
-    declared = {family(name) for name in re.findall(r"^# TYPE (\w+) ", body.decode(), re.M)}
+    # A counter's TYPE line names it with _total, as its sample; the others by the family name.
+    declared = {
+        name.removesuffix("_total") if kind == "counter" else name: kind
+        for name, kind in re.findall(r"^# TYPE (\w+) (\w+)$", body.decode(), re.M)
+    }
     catalog = SeriesStore()
     Translator(catalog)
+    declared |= {f.name: f.kind.value for f in catalog.families}
     web_config = tmp_path / "web.yml"
     web_config.write_text("{}\n")
     registry = CollectorRegistry()
     LiveWebConfig(judge(web_config), registry=registry)
-    web_families = {metric.name for metric in registry.collect()}
+    declared |= {metric.name: metric.type for metric in registry.collect()}
     on_redis = Bridge(  # built, never started
         Settings(
             EXESDB_NODE="n1",
@@ -571,16 +582,61 @@ def declared_families(bridge: BridgeProcess, tmp_path: Path) -> set[str]:
             EXESDB_STATE_DIR=str(tmp_path / "state"),
         )
     )
-    redis_families = {
-        metric.name
+    declared |= {
+        metric.name: metric.type
         for metric in on_redis.registry.collect()
         if metric.name.startswith("exesdb_redis_")
     }
-    return declared | {f.name for f in catalog.families} | web_families | redis_families
+    return declared
+
+
+def exposed_samples(declared: dict[str, str]) -> set[str]:
+    """The sample names the families ``declared`` (name: type) are exposed as."""
+    return {name + suffix for name, kind in declared.items() for suffix in SAMPLE_SUFFIXES[kind]}
+
+
+def recorded() -> set[str]:
+    """The series the shipped recording rules record (``exesdb:…``)."""
+    return {rule["record"] for rule in rules() if "record" in rule}
 
 
 def metrics_named(text: str) -> set[str]:
     return set(re.findall(r"\b(exesdb_[a-z_]+)", text))
+
+
+def unknown_series(text: str, samples: set[str], records: set[str]) -> list[str]:
+    """The ``exesdb_`` samples ``text`` names that are not in ``samples`` and the ``exesdb:``
+    series it names that no rule of ``records`` records: what would leave a panel empty."""
+    named = metrics_named(text) | set(re.findall(r"\b(exesdb:[a-z0-9_:]+)", text))
+    return sorted(name for name in named if name not in samples | records)
+
+
+def test_the_unknown_series_finder_finds_a_wrong_suffix_and_an_unrecorded_rule() -> None:
+    """The check below has teeth: a counter named without _total, a gauge with it, a misspelt
+    metric and a recorded series no rule records are each reported; the right names are not."""
+    samples = exposed_samples(
+        {
+            "exesdb_operations": "counter",
+            "exesdb_alerts_active": "gauge",
+            "exesdb_webhook_delivery_seconds": "histogram",
+        }
+    )
+    records = {"exesdb:node_health:count"}
+    right = (
+        "rate(exesdb_operations_total[1m]) + exesdb_alerts_active"
+        " + rate(exesdb_webhook_delivery_seconds_bucket[1m]) + exesdb:node_health:count"
+    )
+    assert unknown_series(right, samples, records) == []
+    wrong = (
+        "rate(exesdb_operations[1m]) + exesdb_alerts_active_total + exesdb_alert_active"
+        " + exesdb:node_health:counts"
+    )
+    assert unknown_series(wrong, samples, records) == [
+        "exesdb:node_health:counts",
+        "exesdb_alert_active",
+        "exesdb_alerts_active_total",
+        "exesdb_operations",
+    ]
 
 
 @pytest.mark.integration
@@ -641,14 +697,19 @@ def test_the_rules_load_and_evaluate_on_live_data(demo_stack) -> None:
 
 
 @pytest.mark.integration
-def test_dashboards_name_only_declared_metrics(demo_stack, tmp_path: Path) -> None:
-    """Every exesdb_ metric a dashboard or rule names is declared by the bridge."""
-    # So a misspelt metric fails here rather than showing an empty panel.
+def test_dashboards_name_only_series_the_bridge_exposes(demo_stack, tmp_path: Path) -> None:
+    """Every exesdb_ sample a dashboard or rule names is one the bridge exposes, suffix and all
+    (a counter's _total, a histogram's _bucket), and every exesdb: series one names is recorded
+    by a shipped rule: a misspelt name fails here rather than showing an empty panel."""
     bridge, _ = demo_stack
-    declared = declared_families(bridge, tmp_path)
-    named = set().union(*(metrics_named(p.read_text()) for p in (*DASHBOARDS, *RULE_FILES)))
-    missing = sorted(name for name in named if family(name) not in declared)
-    assert not missing, missing
+    samples = exposed_samples(declared_families(bridge, tmp_path))
+    records = recorded()
+    unknown = {
+        path.name: found
+        for path in (*DASHBOARDS, *RULE_FILES)
+        if (found := unknown_series(path.read_text(), samples, records))
+    }
+    assert unknown == {}
 
 
 @pytest.mark.integration

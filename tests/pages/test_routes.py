@@ -6,6 +6,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Final
 
@@ -448,6 +449,43 @@ async def test_with_an_admin_token_firing_alerts_have_an_acknowledge_button(
     assert 'data-ack="a1"' in body
     assert '<input id="ack-token" name="token" type="password"' in body
     assert ADMIN_TOKEN not in body
+
+
+class _Headers(HTMLParser):
+    """The text of each ``<th>`` of a page, what a screen reader names its column by."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+        self._inside = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "th":
+            self._inside = True
+            self.names.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "th":
+            self._inside = False
+
+    def handle_data(self, data: str) -> None:
+        if self._inside:
+            self.names[-1] += data
+
+
+async def test_every_column_of_the_status_page_is_named(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """Each column of the status page's tables has a name a screen reader reads, the column of
+    Acknowledge buttons and the components' required or optional one too."""
+    with page_bridge(tmp_path) as server:
+        raise_alert(server, "a1", "one alert")
+        _, _, body = await fetch(client, server.url + "/")
+    headers = _Headers()
+    headers.feed(body)
+    assert "Acknowledge" in headers.names
+    assert "Required or optional" in headers.names
+    assert [name for name in headers.names if not name.strip()] == []
 
 
 async def test_a_bridge_that_notifies_no_one_says_so_above_its_alerts(

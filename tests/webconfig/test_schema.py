@@ -267,6 +267,25 @@ def test_a_bad_hash_is_never_shown_nor_its_user_s_name():
     assert "s3cret" not in problem
 
 
+@pytest.mark.parametrize(
+    "value",
+    [HASH[:-1], HASH[:29], HASH + "x", HASH[:20] + "!" + HASH[21:]],
+    ids=["one-short", "half", "one-more", "a-bad-character"],
+)
+def test_a_hash_cut_short_or_changed_is_told_it_is_not_whole(value: str):
+    """A value that starts as a bcrypt hash but is not a whole one (pasted short, with a
+    character more or changed) is told so and what a whole one is, not that it must be a
+    bcrypt hash of one of the forms it has; the value is not shown."""
+    [problem] = _problems(f"basic_auth_users:\n  alice: '{value}'\n")
+    assert problem == (
+        f"{HERE}: basic_auth_users (line 2, its key not shown): starts as a bcrypt hash but is"
+        " not a whole one ($2y$, two digits of cost, $, then 53 characters of ./A-Za-z0-9: 60"
+        " in all): copy it again whole, or make a new one, e.g. with"
+        " htpasswd -nBC 10 \"\" | tr -d ':\\n'"
+    )
+    assert HASH[7:20] not in problem
+
+
 def test_the_original_2_form_is_refused_by_name_and_how_to_replace_it():
     """A "$2$" hash, which Go takes and the bcrypt package cannot check (no password would ever
     be let in), is told so and how to hash again; neither the hash nor its user is shown."""
