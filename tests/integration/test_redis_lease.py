@@ -16,6 +16,7 @@ from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.lease import Lease
 from bridge.bus.redis.link import Link
 from tests.integration.servers.redis import RedisServer, redis_server
+from tests.integration.test_redis_spool import Proxy
 from tests.support import async_wait_until
 
 pytestmark = pytest.mark.integration
@@ -27,12 +28,15 @@ LEADER = "exesdb:bus:leader"
 
 @contextlib.asynccontextmanager
 async def _running_lease(
-    server: RedisServer, on_lead: Callable[[], Awaitable[None]] | None = None
+    server: RedisServer,
+    on_lead: Callable[[], Awaitable[None]] | None = None,
+    url: str | None = None,
 ) -> AsyncIterator[Lease]:
-    """Replica a:1's lease (300 ms) on ``server``, running (``on_lead`` its step of taking the
-    work queue up, if given) until the block ends."""
-    client = Redis.from_url(server.url)
-    link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
+    """Replica a:1's lease (300 ms) on ``server`` (reached at ``url``, if given), running
+    (``on_lead`` its step of taking the work queue up, if given) until the block ends."""
+    url = url or server.url
+    client = Redis.from_url(url)
+    link = Link(url, client, Backoff(0.01, 0.1, 0.0))
     lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=300)
     if on_lead is not None:
         lease.on_lead(on_lead)
@@ -228,3 +232,20 @@ async def test_a_lease_taken_by_a_set_whose_answer_was_lost_is_held(
         other.set(LEADER, "a:1", px=60_000)
     async with _running_lease(server) as lease:
         await async_wait_until(lambda: lease.leading, 10, "the lease taken up")
+
+
+async def test_a_holder_whose_renewal_goes_unanswered_steps_down_as_its_lease_runs_out(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A holder whose link to Redis stops carrying anything (its renewal never answered, the
+    client set no socket timeout) no longer says it holds the lease once the lease has run out
+    in Redis, where another replica may take it."""
+    server = redis_server()
+    proxy = await Proxy(server.port).start()
+    try:
+        async with _running_lease(server, url=proxy.url) as lease:
+            await async_wait_until(lambda: lease.leading, 10, "the lease taken")
+            proxy.stall()
+            await async_wait_until(lambda: not lease.leading, 5, "the lease given up")
+    finally:
+        await proxy.aclose()

@@ -112,8 +112,22 @@ class Lease:
     async def _step(self) -> float:
         client = self._link.client
         if self.held.is_set():
-            if await client.eval(_RENEW, 1, self._key, self._consumer, self._lease_ms):
-                self._renewed = self._clock()
+            # Timed from before it is sent: the lease in Redis runs from when Redis renewed it.
+            sent = self._clock()
+            # An answer after the lease ran out is of no use: until it came (Redis stalled, or
+            # cut off) this replica would go on saying it holds a lease another may have taken.
+            try:
+                async with asyncio.timeout(max(0.0, self._renewed + self._lease_ms / 1000 - sent)):
+                    renewed = await client.eval(
+                        _RENEW, 1, self._key, self._consumer, self._lease_ms
+                    )
+            except TimeoutError as exc:
+                raise TimeoutError(
+                    f"no answer to the work-queue lease's renewal before it ran out"
+                    f" ({self._lease_ms} ms)"
+                ) from exc
+            if renewed:
+                self._renewed = sent
             else:
                 holder = await client.get(self._key)
                 self.lost(None if holder is None else text(holder))
@@ -136,8 +150,7 @@ class Lease:
                 self._leave_until = None
             elif not mine and self._leaving(epoch):
                 pass
-            elif mine or await client.set(self._key, self._consumer, nx=True, px=self._lease_ms):
-                self._renewed = self._clock()
+            elif await self._take(mine):
                 self._holder = None  # the one last seen holds it no more: this replica took it
                 self._seen = None  # nor is it the last holder this replica knows of
                 if await self._took():
@@ -150,6 +163,19 @@ class Lease:
                     self._holder = None  # nobody, until the next look
         # Standing by, ask often: a released lease is taken over within a second.
         return self._period if self.held.is_set() else min(self._period, _STANDBY_SECONDS)
+
+    async def _take(self, mine: bool) -> bool:
+        """Set the lease to this replica if it is free, or renew it if a lost ``SET`` set it
+        already (``mine``): its whole length from now. Whether it is this replica's."""
+        client = self._link.client
+        sent = self._clock()
+        if mine:
+            taken = await client.eval(_RENEW, 1, self._key, self._consumer, self._lease_ms)
+        else:
+            taken = await client.set(self._key, self._consumer, nx=True, px=self._lease_ms)
+        if taken:
+            self._renewed = sent
+        return bool(taken)
 
     def _leaving(self, epoch: bytes | None) -> bool:
         """Whether to leave a free lease alone for now: Redis lost its data (a new epoch since
