@@ -16,6 +16,7 @@ from bridge.bus.redis.layout import Layout
 from bridge.bus.redis.lease import Lease
 from bridge.bus.redis.link import Link
 from tests.integration.servers.redis import RedisServer, redis_server
+from tests.integration.test_redis_spool import Proxy
 from tests.support import async_wait_until
 
 pytestmark = pytest.mark.integration
@@ -27,12 +28,15 @@ LEADER = "exesdb:bus:leader"
 
 @contextlib.asynccontextmanager
 async def _running_lease(
-    server: RedisServer, on_lead: Callable[[], Awaitable[None]] | None = None
+    server: RedisServer,
+    on_lead: Callable[[], Awaitable[None]] | None = None,
+    url: str | None = None,
 ) -> AsyncIterator[Lease]:
-    """Replica a:1's lease (300 ms) on ``server``, running (``on_lead`` its step of taking the
-    work queue up, if given) until the block ends."""
-    client = Redis.from_url(server.url)
-    link = Link(server.url, client, Backoff(0.01, 0.1, 0.0))
+    """Replica a:1's lease (300 ms) on ``server`` (reached at ``url``, if given), running
+    (``on_lead`` its step of taking the work queue up, if given) until the block ends."""
+    url = url or server.url
+    client = Redis.from_url(url)
+    link = Link(url, client, Backoff(0.01, 0.1, 0.0))
     lease = Lease(link, Layout("exesdb"), consumer="a:1", lease_ms=300)
     if on_lead is not None:
         lease.on_lead(on_lead)
@@ -166,3 +170,82 @@ async def test_a_take_over_failing_alike_each_time_is_logged_once_then_its_succe
         ("INFO", "taking the work queue over worked after 4 failed attempt(s)", False),
     ]
     assert len(attempts) == failures + 1
+
+
+EPOCH = "exesdb:bus:epoch"
+
+
+async def test_a_lease_lost_with_redis_data_is_left_to_its_holder_to_take_back(
+    redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A replica that saw b:2 hold the lease, finding it gone with Redis's data (a new epoch),
+    leaves it for b:2 to take back (b:2's open alerts went with Redis's copy) rather than take
+    it at once; b:2 taking it back, a:1 never took it."""
+    server = redis_server()
+    with server.client() as other:
+        other.set(EPOCH, "before")
+        other.set(LEADER, "b:2")
+    taken: list[int] = []
+
+    async def took() -> None:
+        taken.append(1)
+
+    with caplog.at_level(logging.INFO, logger="bridge.bus.redis.lease"):
+        async with _running_lease(server, on_lead=took) as lease:
+            await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding it")
+            with server.client() as other:  # a restart without persistence: everything gone
+                other.flushall()
+            await async_wait_until(
+                lambda: "leaving it to b:2" in caplog.text or taken, 10, "the lease found free"
+            )
+            assert taken == []
+            with server.client() as other:
+                other.set(LEADER, "b:2", px=300)  # b:2 takes it back, and keeps it
+            await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen again")
+            assert taken == []
+
+
+async def test_a_lease_lost_with_redis_data_goes_to_another_once_its_holder_stays_away(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A lease lost with Redis's data whose holder does not come back is taken by a replica
+    standing by after one lease, as a dead holder's is."""
+    server = redis_server()
+    with server.client() as other:
+        other.set(EPOCH, "before")
+        other.set(LEADER, "b:2")
+    async with _running_lease(server) as lease:
+        await async_wait_until(lambda: lease.holder == "b:2", 10, "b:2 seen holding it")
+        with server.client() as other:
+            other.flushall()
+        await async_wait_until(lambda: lease.leading, 10, "the lease taken after a while")
+
+
+async def test_a_lease_taken_by_a_set_whose_answer_was_lost_is_held(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A lease naming this replica's own consumer that it does not know it holds (its SET ran
+    after the answer was given up on: Redis stalled) is taken up at once, not waited out as
+    another's."""
+    server = redis_server()
+    with server.client() as other:
+        other.set(LEADER, "a:1", px=60_000)
+    async with _running_lease(server) as lease:
+        await async_wait_until(lambda: lease.leading, 10, "the lease taken up")
+
+
+async def test_a_holder_whose_renewal_goes_unanswered_steps_down_as_its_lease_runs_out(
+    redis_server: Callable[[], RedisServer],
+) -> None:
+    """A holder whose link to Redis stops carrying anything (its renewal never answered, the
+    client set no socket timeout) no longer says it holds the lease once the lease has run out
+    in Redis, where another replica may take it."""
+    server = redis_server()
+    proxy = await Proxy(server.port).start()
+    try:
+        async with _running_lease(server, url=proxy.url) as lease:
+            await async_wait_until(lambda: lease.leading, 10, "the lease taken")
+            proxy.stall()
+            await async_wait_until(lambda: not lease.leading, 5, "the lease given up")
+    finally:
+        await proxy.aclose()

@@ -56,6 +56,12 @@ class Lease:
         self._renewed = float("-inf")  # when last renewed, or another's last seen held
         self._taking = True
         self._holder: str | None = None  # the consumer holding the lease, as last seen
+        self._epoch_key = layout.epoch
+        # Another replica last seen holding the lease, with the data set's epoch then (kept
+        # through an outage, unlike ``_holder``); and until when a lease it lost with Redis's
+        # data is left for it to take back (``_leaving``).
+        self._seen: tuple[str, bytes | None] | None = None
+        self._leave_until: float | None = None
         self._on_lead: list[Callable[[], Awaitable[None]]] = []
         # Take-overs failed in a row, and what the last one logged failed with.
         self._failed_takes = 0
@@ -106,31 +112,95 @@ class Lease:
     async def _step(self) -> float:
         client = self._link.client
         if self.held.is_set():
-            if await client.eval(_RENEW, 1, self._key, self._consumer, self._lease_ms):
-                self._renewed = self._clock()
+            # Timed from before it is sent: the lease in Redis runs from when Redis renewed it.
+            sent = self._clock()
+            # An answer after the lease ran out is of no use: until it came (Redis stalled, or
+            # cut off) this replica would go on saying it holds a lease another may have taken.
+            try:
+                async with asyncio.timeout(max(0.0, self._renewed + self._lease_ms / 1000 - sent)):
+                    renewed = await client.eval(
+                        _RENEW, 1, self._key, self._consumer, self._lease_ms
+                    )
+            except TimeoutError as exc:
+                raise TimeoutError(
+                    f"no answer to the work-queue lease's renewal before it ran out"
+                    f" ({self._lease_ms} ms)"
+                ) from exc
+            if renewed:
+                self._renewed = sent
             else:
                 holder = await client.get(self._key)
                 self.lost(None if holder is None else text(holder))
         elif not self._taking:
             pass  # stopping: leave the lease to the others
-        elif await client.set(self._key, self._consumer, nx=True, px=self._lease_ms):
-            self._renewed = self._clock()
-            self._holder = None  # the one last seen holds it no more: this replica took it
-            if await self._took():
-                self.held.set()
-                _logger.info("this replica now takes the work queue (%s)", self._consumer)
-            else:
-                # Not ready to take over (e.g. the alert stage still opening its outbox):
-                # give the lease back, try again in a moment.
-                await client.eval(_RELEASE, 1, self._key, self._consumer)
-                self._holder = None  # nobody, until the next look
         else:
-            # Another holds it: who, for the pages of this replica (whose alerts are not current).
-            holder = await client.get(self._key)
-            self._holder = None if holder is None else text(holder)
-            self._renewed = self._clock()
+            # Who holds it (for the pages of this replica, whose alerts are not current), and
+            # the data set's epoch, to tell a lease given up from one lost with Redis's data.
+            pipe = client.pipeline(transaction=False)
+            pipe.get(self._key)
+            pipe.get(self._epoch_key)
+            holder, epoch = await pipe.execute()
+            # Its own name there: a SET whose answer was lost (Redis stalled past the socket
+            # timeout, then ran it) took the lease for this replica unawares.
+            mine = holder is not None and text(holder) == self._consumer
+            if holder is not None and not mine:
+                self._holder = text(holder)
+                self._renewed = self._clock()
+                self._seen = (self._holder, epoch)
+                self._leave_until = None
+            elif not mine and self._leaving(epoch):
+                pass
+            elif await self._take(mine):
+                self._holder = None  # the one last seen holds it no more: this replica took it
+                self._seen = None  # nor is it the last holder this replica knows of
+                if await self._took():
+                    self.held.set()
+                    _logger.info("this replica now takes the work queue (%s)", self._consumer)
+                else:
+                    # Not ready to take over (e.g. the alert stage still opening its outbox):
+                    # give the lease back, try again in a moment.
+                    await client.eval(_RELEASE, 1, self._key, self._consumer)
+                    self._holder = None  # nobody, until the next look
         # Standing by, ask often: a released lease is taken over within a second.
         return self._period if self.held.is_set() else min(self._period, _STANDBY_SECONDS)
+
+    async def _take(self, mine: bool) -> bool:
+        """Set the lease to this replica if it is free, or renew it if a lost ``SET`` set it
+        already (``mine``): its whole length from now. Whether it is this replica's."""
+        client = self._link.client
+        sent = self._clock()
+        if mine:
+            taken = await client.eval(_RENEW, 1, self._key, self._consumer, self._lease_ms)
+        else:
+            taken = await client.set(self._key, self._consumer, nx=True, px=self._lease_ms)
+        if taken:
+            self._renewed = sent
+        return bool(taken)
+
+    def _leaving(self, epoch: bytes | None) -> bool:
+        """Whether to leave a free lease alone for now: Redis lost its data (a new epoch since
+        this replica last saw another hold the lease) and with it that holder's lease, which
+        it takes back at its next renewal. Its open alerts are kept only there (Redis's copy
+        went with the data): taken by another replica, their resolves would never be sent.
+        Left for one lease from when it is first found free, the time that lease could still
+        have run; a holder that does not come back in that time lost its lease as a dead one
+        does."""
+        if self._seen is None or self._seen[1] is None or epoch == self._seen[1]:
+            return False  # given up, or run out (or no epoch to tell by): nothing lost with it
+        now = self._clock()
+        if self._leave_until is None:
+            self._leave_until = now + self._lease_ms / 1000
+            _logger.info(
+                "Redis lost its data while %s held the work-queue lease: leaving it to %s for"
+                " %d ms to take back, with its open alerts",
+                self._seen[0],
+                self._seen[0],
+                self._lease_ms,
+            )
+        if now < self._leave_until:
+            return True
+        self._seen, self._leave_until = None, None
+        return False
 
     def lost(self, holder: str | None) -> None:
         """Step down, if held: Redis says ``holder`` (None: nobody) holds the lease, as the

@@ -1,0 +1,376 @@
+"""Faults of the Redis under two bridge replicas (real processes, a real redis-server, a real
+webhook receiver): Redis paused past the lease, restarted empty, cut off from one replica, or
+out of memory, and the lease holder killed while a delivery is in flight. Each counts what the
+receiver got: every alert at least once, none twice, and the resolve of an open alert after its
+firing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from bridge.messages import NodeLifecycle
+from tests.integration.servers.redis import RedisServer
+from tests.integration.servers.webhook import HANG, WebhookReceiver, webhook_receiver
+from tests.integration.test_replicas import (
+    alert,
+    delivered_counts,
+    ingest,
+    leader,
+    metric,
+    notifications,
+    redis,
+    replica_env,
+    restart,
+    settled,
+    start_replica,
+    start_replicas,
+)
+from tests.support import ADMIN_TOKEN, BridgeProcess, http_get, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+__all__ = ["redis", "webhook_receiver"]
+
+PENDING = "exesdb:bus:ex_esdb_alerts"
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def bus_check(process: BridgeProcess) -> tuple[int, str | None]:
+    """``/readyz``'s status and the reason its bus check gives (None: ready)."""
+    status, body = http_get(process.url + "/readyz")
+    return status, json.loads(body)["checks"]["bus"]["reason"]
+
+
+def answers(process: BridgeProcess, status: int) -> bool:
+    """Whether ``process``'s ``/readyz`` answers ``status``."""
+    return bus_check(process)[0] == status
+
+
+def holder_named(process: BridgeProcess) -> str | None:
+    """The lease holder's consumer name as ``process``'s alert API gives it."""
+    answer = json.loads(http_get(process.url + "/v1/alerts", AUTH)[1])
+    name: str | None = answer.get("work_queue_holder_name")
+    return name
+
+
+def holder_has_pending(redis: RedisServer) -> None:
+    """Wait until the lease holder has taken alerts it has not acknowledged yet."""
+    with redis.client() as client:
+        wait_until(
+            lambda: client.xpending(PENDING, "exesdb-bridge")["pending"],
+            15,
+            "alerts taken and not yet acknowledged",
+            every=0.005,  # the holder works through them in a short window
+        )
+
+
+def once_each(receiver: WebhookReceiver, prefix: str, ids: list[str]) -> None:
+    """Every alert of ``ids`` reached the receiver, none twice."""
+    wait_until(lambda: set(delivered_counts(receiver, prefix)) == set(ids), 30, "every alert")
+    counts = delivered_counts(receiver, prefix)
+    assert sorted(k for k, v in counts.items() if v > 1) == []
+
+
+def test_a_redis_paused_past_the_lease_loses_nothing_and_sends_nothing_twice(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """redis-server stopped (SIGSTOP) while the holder works through 500 alerts, longer than
+    the lease, with 100 more ingested meanwhile (answered 202): both replicas say Redis is
+    unreachable and the holder gives the lease up; resumed (SIGCONT), each alert reaches the
+    receiver exactly once."""
+    receiver: WebhookReceiver = webhook_receiver()
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver)
+    holder = leader(replicas)
+    other = next(r for r in replicas if r is not holder)
+    ids = [f"paused-{n:04d}" for n in range(600)]
+    ingest(other.url, [alert(i) for i in ids[:500]])
+    holder_has_pending(redis)
+    assert redis.process is not None
+    os.kill(redis.process.pid, signal.SIGSTOP)
+    try:
+        ingest(other.url, [alert(i) for i in ids[500:550]])  # into the spool: 202
+        ingest(holder.url, [alert(i) for i in ids[550:]])
+        for replica in replicas:
+            # A deadline: commands wait for an answer up to the socket timeout (6 s).
+            wait_until(partial(answers, replica, 503), 15, "Redis said unreachable")
+            assert "is unreachable" in str(bus_check(replica)[1])
+            assert metric(replica.url, "exesdb_redis_connected") == 0
+        wait_until(
+            lambda: metric(holder.url, "exesdb_redis_work_queue_leader") == 0, 5, "lease given up"
+        )
+    finally:
+        os.kill(redis.process.pid, signal.SIGCONT)
+    once_each(receiver, "paused-", ids)
+    wait_until(lambda: settled(replicas, redis), 30, "outboxes empty, nothing pending")
+    for replica in replicas:
+        wait_until(partial(answers, replica, 200), 15, "ready again")
+    leader(replicas)
+
+
+def test_a_redis_restarted_empty_while_the_holder_has_alerts_pending_loses_none(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """redis-server restarted without persistence (every key gone: streams, group, lease) while
+    the holder has 1500 alerts taken and not acknowledged: the publisher writes them again and
+    each alert, with 100 ingested after the restart, reaches the receiver exactly once."""
+    receiver: WebhookReceiver = webhook_receiver()
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver)
+    holder = leader(replicas)
+    other = next(r for r in replicas if r is not holder)
+    ids = [f"emptied-{n:04d}" for n in range(1600)]
+    ingest(other.url, [alert(i) for i in ids[:1500]])
+    holder_has_pending(redis)
+    redis.restart()
+    ingest(holder.url, [alert(i) for i in ids[1500:]])
+    once_each(receiver, "emptied-", ids)
+    wait_until(lambda: settled(replicas, redis), 30, "outboxes empty, nothing pending")
+    assert (metric(other.url, "exesdb_redis_rewritten_total") or 0) > 0
+
+
+def test_after_redis_lost_its_data_the_holder_takes_its_lease_back_and_resolves_its_alert(
+    tmp_path: Path, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """A node_failure fires on the holder A; A is stalled (SIGSTOP) while redis-server restarts
+    empty: B, which saw A hold the lease, leaves it to A rather than take it with no record of
+    the alert; A, resumed, takes it back, gives Redis its open alert, and the node's return
+    sends the resolve."""
+    receiver: WebhookReceiver = webhook_receiver()
+    server = RedisServer().start(tmp_path / "redis")
+    try:
+        # A lease of 4 s: B leaves it to A that long, time enough for A to be resumed.
+        env = {
+            **replica_env(server.url, "bridge-0", receiver),
+            "EXESDB_REDIS_CLAIM_IDLE_MS": "4000",
+        }
+        replicas = []
+        for node in ("bridge-0", "bridge-1"):
+            own = {**env, "EXESDB_NODE": node, "EXESDB_STATE_DIR": str(tmp_path / node)}
+            process = BridgeProcess(**own)  # type: ignore[arg-type]
+            bridge_processes.append(process)
+            replicas.append(process.start(tmp_path))
+        holder = leader(replicas)
+        other = next(r for r in replicas if r is not holder)
+        wait_until(lambda: holder_named(other), 15, "B sees A hold it")
+        down = NodeLifecycle(node="app-8", event="down", cluster_size=1)
+        ingest(holder.url, [("lifecycle", holder.env["EXESDB_NODE"], down)])
+        wait_until(lambda: notifications(receiver, "node_failure:app-8"), 15, "the firing")
+        assert holder.process is not None
+        os.kill(holder.process.pid, signal.SIGSTOP)
+        try:
+            server.restart()
+            wait_until(
+                lambda: (
+                    "leaving it to" in other.log()
+                    or metric(other.url, "exesdb_redis_work_queue_leader") == 1
+                ),
+                15,
+                "B finds the lease gone",
+            )
+        finally:
+            os.kill(holder.process.pid, signal.SIGCONT)
+        assert metric(other.url, "exesdb_redis_work_queue_leader") == 0, "B took A's lease"
+        wait_until(
+            lambda: metric(holder.url, "exesdb_redis_work_queue_leader") == 1, 15, "A takes it back"
+        )
+        back = NodeLifecycle(node="app-8", event="reconnected", cluster_size=2)
+        ingest(other.url, [("lifecycle", other.env["EXESDB_NODE"], back)])
+        wait_until(
+            lambda: (
+                [n["status"] for n in notifications(receiver, "node_failure:app-8")]
+                == ["firing", "resolved"]
+            ),
+            15,
+            "the resolve",
+        )
+    finally:
+        server.stop()
+
+
+class Partition:
+    """A TCP proxy between one replica and Redis, from a thread of its own. ``cut()`` stops
+    every byte (what was sent waits, unanswered, as behind a dead link); ``heal()`` drops the
+    connections that were cut, as a real partition's are by then, and lets new ones through."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.lock = threading.Lock()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self) -> None:
+        self.flowing.clear()
+
+    def heal(self) -> None:
+        with self.lock:
+            cut, self.sockets = self.sockets, []
+        for sock in cut:
+            _close(sock)
+        self.flowing.set()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.heal()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with self.lock:
+            self.sockets.append(client)
+        self.flowing.wait()
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        except OSError:
+            _close(client)
+            return
+        with self.lock:
+            self.sockets.append(upstream)
+        for source, sink in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                self.flowing.wait()
+                sink.sendall(data)
+        except OSError:
+            pass  # one end closed
+        for sock in (source, sink):
+            _close(sock)
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # not connected any more
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+@pytest.fixture
+def partition(redis: RedisServer) -> Iterator[Partition]:
+    """A proxy to the test's redis-server that the test can cut off."""
+    proxy = Partition(redis.port)
+    yield proxy
+    proxy.close()
+
+
+def test_a_holder_cut_off_from_redis_hands_its_work_over_and_comes_back_losing_nothing(
+    tmp_path: Path,
+    redis: RedisServer,
+    partition: Partition,
+    bridge_processes: list[BridgeProcess],
+    webhook_receiver,
+) -> None:
+    """The lease holder A reaches Redis through a link that is cut while it works through 500
+    alerts: B takes the lease and delivers them, and those ingested at B meanwhile; A, not
+    ready, keeps those ingested at it (202) in its spool and, healed, writes them; each alert
+    reaches the receiver exactly once."""
+    receiver: WebhookReceiver = webhook_receiver()
+    a = start_replica(tmp_path, bridge_processes, partition.url, "bridge-a", receiver)
+    wait_until(lambda: metric(a.url, "exesdb_redis_work_queue_leader") == 1, 15, "A holds it")
+    b = start_replica(tmp_path, bridge_processes, redis.url, "bridge-b", receiver)
+    ids = [f"cut-{n:04d}" for n in range(700)]
+    ingest(b.url, [alert(i) for i in ids[:500]])
+    holder_has_pending(redis)
+    partition.cut()
+    ingest(a.url, [alert(i) for i in ids[500:600]])  # into A's spool: 202
+    ingest(b.url, [alert(i) for i in ids[600:650]])
+    wait_until(lambda: metric(b.url, "exesdb_redis_work_queue_leader") == 1, 15, "B takes it")
+    # By then A's lease ran out, unrenewed: A says so (not only once its commands time out).
+    wait_until(lambda: metric(a.url, "exesdb_redis_work_queue_leader") == 0, 2, "A gives it up")
+    wait_until(
+        lambda: set(ids[:500] + ids[600:650]) <= set(delivered_counts(receiver, "cut-")),
+        30,
+        "B delivers what reached Redis",
+    )
+    wait_until(lambda: bus_check(a)[0] == 503, 15, "A not ready")
+    assert "is unreachable" in str(bus_check(a)[1])
+    assert bus_check(b)[0] == 200
+    partition.heal()
+    ingest(a.url, [alert(i) for i in ids[650:]])
+    once_each(receiver, "cut-", ids)
+    wait_until(lambda: settled([a, b], redis), 30, "outboxes empty, nothing pending")
+    wait_until(lambda: bus_check(a)[0] == 200, 15, "A ready again")
+
+
+def test_ingest_keeps_its_202_while_redis_is_out_of_memory(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """Redis at maxmemory with noeviction refuses every write: ingest at either replica still
+    answers 202 (the batches wait in its spool, none dropped), /readyz says Redis refuses the
+    bridge's commands with OOM; memory given back, every alert reaches the receiver once."""
+    receiver: WebhookReceiver = webhook_receiver()
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver)
+    leader(replicas)
+    ids = [f"full-{n:04d}" for n in range(300)]
+    ingest(replicas[0].url, [alert(i) for i in ids[:100]])
+    wait_until(lambda: len(delivered_counts(receiver, "full-")) == 100, 15, "the first 100")
+    with redis.client() as client:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)
+    for first in range(100, 300, 50):  # each asserted 202
+        ingest(replicas[first // 50 % 2].url, [alert(i) for i in ids[first : first + 50]])
+    for replica in replicas:
+        wait_until(partial(answers, replica, 503), 20, "Redis said refusing")
+        assert "refuses the bridge's commands: OOM" in str(bus_check(replica)[1])
+        assert (metric(replica.url, "exesdb_redis_spool_bytes") or 0) > 0
+    assert len(delivered_counts(receiver, "full-")) == 100
+    with redis.client() as client:
+        client.config_set("maxmemory", 0)
+    once_each(receiver, "full-", ids)
+    wait_until(lambda: settled(replicas, redis), 30, "outboxes empty, nothing pending")
+    for replica in replicas:
+        assert metric(replica.url, "exesdb_bus_dropped_total", subscriber="transport") == 0
+        assert metric(replica.url, "exesdb_redis_spool_bytes") == 0
+
+
+def test_a_holder_killed_with_a_delivery_in_flight_loses_no_alert(
+    tmp_path: Path, redis: RedisServer, bridge_processes: list[BridgeProcess], webhook_receiver
+) -> None:
+    """The holder A is SIGKILLed while the receiver holds its first delivery (a node_failure and
+    300 alerts in its outbox, stored in Redis): B takes the lease and sends the node's resolve;
+    A started again on its state directory delivers its outbox: every alert reaches the
+    receiver, and none twice (B sends none of those Redis says A stored)."""
+    receiver: WebhookReceiver = webhook_receiver()
+    replicas = start_replicas(tmp_path, bridge_processes, redis.url, 2, receiver)
+    holder = leader(replicas)
+    other = next(r for r in replicas if r is not holder)
+    receiver.script(HANG)
+    down = NodeLifecycle(node="app-4", event="down", cluster_size=1)
+    ids = [f"flight-{n:04d}" for n in range(300)]
+    ingest(other.url, [("lifecycle", holder.env["EXESDB_NODE"], down), *map(alert, ids)])
+    receiver.wait_for_requests(1)
+    holder.kill()
+    wait_until(lambda: metric(other.url, "exesdb_redis_work_queue_leader") == 1, 15, "B takes it")
+    back = NodeLifecycle(node="app-4", event="reconnected", cluster_size=2)
+    ingest(other.url, [("lifecycle", other.env["EXESDB_NODE"], back)])
+    wait_until(
+        lambda: (
+            [n["status"] for n in notifications(receiver, "node_failure:app-4")] == ["resolved"]
+        ),
+        15,
+        "B sends the resolve",
+    )
+    wait_until(lambda: settled([other], redis), 15, "B's outbox empty, nothing pending")
+    again = restart(holder, bridge_processes, tmp_path)
+    once_each(receiver, "flight-", ids)
+    wait_until(lambda: settled([again, other], redis), 30, "outboxes empty, nothing pending")
