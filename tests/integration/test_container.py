@@ -459,6 +459,9 @@ def test_stop_is_graceful_within_the_stop_timeout_with_a_delivery_in_flight(
     log = container.logs()
     assert "stopping" in log
     assert "Traceback" not in log
+    # The bridge's last line: how long its drain took, within what the setting allows.
+    [took] = re.findall(r"stopped in (\d+\.\d)s \(EXESDB_SHUTDOWN_TIMEOUT_MS allows", log)
+    assert float(took) <= int(env["EXESDB_SHUTDOWN_TIMEOUT_MS"]) / 1000
     assert pending_alert_ids(containers.podman, volume) == [[alert_id]]
 
 
