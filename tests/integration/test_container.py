@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bridge import __version__
 from bridge.sinks.alerts.records import DeliveryState
+from tests.deploy.files import DEPLOY, load_all_yaml, load_yaml
 from tests.doc_text import README, page
 from tests.integration.servers.podman import (
     HARDENED,
@@ -110,9 +111,11 @@ def start_bridge(
     ready: Callable[[int], bool] = healthz,
     flags: tuple[str, ...] = HARDENED,
     choose: Callable[..., int] = other_port,
+    command: tuple[str, ...] = (),
 ) -> Running:
-    """A hardened container with ``env``, listening on ``host`` at a port ``choose(*taken)``
-    gives (free a moment ago, not the default), started and ``ready``.
+    """A hardened container with ``env`` (running ``command``, the image's own when empty),
+    listening on ``host`` at a port ``choose(*taken)`` gives (free a moment ago, not the
+    default), started and ``ready``.
 
     Ready only once the container's own log says it listens on that port: another process
     there (a parallel test's server) may answer in its place. When one took the port between
@@ -122,7 +125,9 @@ def start_bridge(
     for _ in range(PORT_TRIES):
         port = choose(*taken)
         settings = {"EXESDB_HTTP_ADDR": f"{host}:{port}", "SECRET_KEY_BASE": TEST_SECRET}
-        container = containers.run({**settings, **(env or {})}, volume=volume, flags=flags)
+        container = containers.run(
+            {**settings, **(env or {})}, volume=volume, flags=flags, command=command
+        )
         if _ready(container, port, ready):
             return Running(container, port, volume)
         taken = (*taken, port)
@@ -500,3 +505,145 @@ def test_an_alert_accepted_before_a_sigkill_is_delivered_by_the_next_container(
     )
     delivered = [a for r in receiver.accepted() for a in r.alert_ids() if a in alert_ids]
     assert sorted(delivered) == sorted(alert_ids)  # each exactly once
+
+
+# -- as the compose file and the Kubernetes manifests run it --
+
+# What the StatefulSet's fieldRef variables hold in its first pod (the kustomization's namespace).
+POD_FIELDS = {"metadata.name": "exesdb-bridge-0", "metadata.namespace": "exesdb"}
+
+
+class Deployed(NamedTuple):
+    """How a deployment file runs the image: the arguments after its entrypoint, the user, the
+    podman flags its security settings come to, its environment (without ``EXESDB_HTTP_ADDR``),
+    the host that names, its probe commands and the grace period of a stop."""
+
+    command: tuple[str, ...]
+    user: str
+    flags: tuple[str, ...]
+    env: dict[str, str]
+    host: str
+    probes: tuple[tuple[str, ...], ...]
+    grace_seconds: int
+
+
+def _without_address(env: dict[str, str]) -> tuple[dict[str, str], str]:
+    """``env`` without ``EXESDB_HTTP_ADDR``, and the host it named (the test picks the port)."""
+    host = env.pop("EXESDB_HTTP_ADDR").rpartition(":")[0]
+    return env, host
+
+
+def compose_runs() -> Deployed:
+    """The bridge service of deploy/docker-compose.yml, with compose's ``${VAR:-default}``
+    defaults (nothing set in the shell). Its ``ulimits`` are left to ``Podman.ulimits``: 65536
+    is above this machine's hard limit, which runc refuses."""
+    service = load_yaml(DEPLOY / "docker-compose.yml")["services"]["bridge"]
+    env, host = _without_address(
+        {
+            name: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value))
+            for name, value in service["environment"].items()
+        }
+    )
+    test = service["healthcheck"]["test"]
+    assert test[0] == "CMD", test
+    return Deployed(
+        command=tuple(service["command"]),
+        user=service["user"],
+        flags=(
+            f"--user={service['user']}",
+            *(("--read-only", "--read-only-tmpfs=false") if service.get("read_only") else ()),
+            *(f"--cap-drop={cap}" for cap in service.get("cap_drop", [])),
+            *(f"--security-opt={option}" for option in service.get("security_opt", [])),
+        ),
+        env=env,
+        host=host,
+        probes=(tuple(test[1:]),),
+        grace_seconds=int(service["stop_grace_period"].removesuffix("s")),
+    )
+
+
+def kubernetes_runs() -> Deployed:
+    """The StatefulSet's first pod: its security contexts (the container's over the pod's), the
+    ConfigMap and the Secret as shipped (empty) through ``envFrom``, then its ``env`` with the
+    pod's fields and ``$(VAR)`` references filled in."""
+    objects = {
+        (obj["kind"], obj["metadata"]["name"]): obj
+        for path in sorted((DEPLOY / "kubernetes").glob("*.yaml"))
+        if path.name != "kustomization.yaml"
+        for obj in load_all_yaml(path)
+    }
+    [statefulset] = [obj for (kind, _), obj in objects.items() if kind == "StatefulSet"]
+    pod = statefulset["spec"]["template"]["spec"]
+    [container] = [c for c in pod["containers"] if c["name"] == "bridge"]
+    security = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
+    env: dict[str, str] = {}
+    for source in container["envFrom"]:
+        if "configMapRef" in source:
+            env.update(objects["ConfigMap", source["configMapRef"]["name"]]["data"])
+        else:
+            env.update(objects["Secret", source["secretRef"]["name"]]["stringData"])
+    for item in container["env"]:
+        if "valueFrom" in item:
+            env[item["name"]] = POD_FIELDS[item["valueFrom"]["fieldRef"]["fieldPath"]]
+        else:
+            env[item["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env[m[1]], item["value"])
+    capabilities = security.get("capabilities", {})
+    user = f"{security['runAsUser']}:{security['runAsGroup']}"
+    env, host = _without_address(env)
+    return Deployed(
+        command=tuple(container.get("args", [])),
+        user=user,
+        flags=(
+            f"--user={user}",
+            *((f"--group-add={security['fsGroup']}",) if "fsGroup" in security else ()),
+            *(
+                ("--read-only", "--read-only-tmpfs=false")
+                if security.get("readOnlyRootFilesystem")
+                else ()
+            ),
+            *(f"--cap-drop={cap}" for cap in capabilities.get("drop", [])),
+            *(f"--cap-add={cap}" for cap in capabilities.get("add", [])),
+            *(
+                ("--security-opt=no-new-privileges",)
+                if security.get("allowPrivilegeEscalation") is False
+                else ()
+            ),
+        ),
+        env=env,
+        host=host,
+        probes=tuple(
+            tuple(container[probe]["exec"]["command"])
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe")
+        ),
+        grace_seconds=int(pod["terminationGracePeriodSeconds"]),
+    )
+
+
+@pytest.mark.parametrize("runs", [compose_runs, kubernetes_runs], ids=["compose", "kubernetes"])
+def test_runs_as_the_compose_file_and_the_statefulset_run_it(
+    containers: Containers, runs: Callable[[], Deployed]
+) -> None:
+    """With a deployment file's command, user, read-only root, capabilities, privileges and
+    environment (on another port), the image passes each probe the file defines, runs as its
+    user, and stops within its grace period with exit 0, its last line saying it stopped."""
+    deployed = runs()
+    container = start_bridge(
+        containers,
+        containers.volume(),
+        env=deployed.env,
+        host=deployed.host,
+        flags=deployed.flags,
+        command=deployed.command,
+    ).container
+    for probe in deployed.probes:
+        completed = container.exec(*probe)
+        assert completed.returncode == 0, f"{probe}: {completed.stdout}{completed.stderr}"
+    status = proc_status(container)
+    uid, gid = deployed.user.split(":")
+    assert status["Uid"].split() == [uid] * 4
+    assert status["Gid"].split() == [gid] * 4
+    assert uid != "0"  # runAsNonRoot: the kubelet would refuse to start it
+    grace = deployed.grace_seconds
+    container.podman("stop", f"--time={grace}", container.name, timeout=grace + 60)
+    assert container.inspect("{{.State.ExitCode}}") == "0"  # a kill after the grace is 137
+    assert re.search(r"stopped in \d+\.\ds ", container.logs())

@@ -315,11 +315,14 @@ class Containers:
         *,
         volume: str | None = None,
         flags: tuple[str, ...] = (),
+        command: tuple[str, ...] = (),
     ) -> Container:
-        """Start the image detached on the host network; ``volume`` is mounted as its state."""
+        """Start the image detached on the host network; ``volume`` is mounted as its state,
+        ``command`` (the image's ``run`` when empty) follows its entrypoint."""
         name = f"exesdb-bridge-test-{uuid.uuid4().hex[:12]}"
         self._containers.append(name)
-        self.podman("run", "--detach", f"--name={name}", *self._options(env, volume, flags))
+        options = self._options(env, volume, flags)
+        self.podman("run", "--detach", f"--name={name}", *options, *command)
         return Container(self.podman, name)
 
     def run_to_exit(
