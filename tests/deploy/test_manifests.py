@@ -15,6 +15,7 @@ import yaml
 
 from bridge import __version__
 from bridge.cli import build_parser
+from bridge.cli.healthcheck import DEFAULT_TIMEOUT
 from bridge.settings import Settings
 from tests.deploy.files import (
     DEPLOY,
@@ -582,6 +583,26 @@ def test_dockerfile_is_slim_non_root_with_a_healthcheck() -> None:
         if op == "COPY" and "--from" not in arg:
             for source in arg.split()[:-1]:
                 assert (ROOT / source).exists(), source
+
+
+def test_every_probe_waits_longer_than_the_health_check_s_own_timeout() -> None:
+    """The image's HEALTHCHECK, compose's and each Kubernetes probe give the command more than its
+    own --timeout, so a probe that fails ends with its line saying why, not cut off without one."""
+    [healthcheck] = [arg for op, arg in final_stage() if op == "HEALTHCHECK"]
+    options = dict(re.findall(r"--([\w-]+)=(\S+)", healthcheck.partition(" CMD ")[0]))
+    waits = {
+        "HEALTHCHECK": options["timeout"],
+        "compose": compose()["services"]["bridge"]["healthcheck"]["timeout"],
+        **{
+            probe: f"{bridge_container()[probe]['timeoutSeconds']}s"
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe")
+        },
+    }
+    assert {
+        where: wait
+        for where, wait in waits.items()
+        if float(wait.removesuffix("s")) <= DEFAULT_TIMEOUT
+    } == {}
 
 
 def test_dockerfile_ships_only_the_installed_bridge() -> None:
