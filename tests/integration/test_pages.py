@@ -684,6 +684,29 @@ def test_on_port_0_the_generator_url_names_the_port_bound(tmp_path: Path, webhoo
     assert "Disk full on db-5" in body.decode()
 
 
+def test_with_an_external_url_a_webhooks_generator_url_starts_with_it(
+    tmp_path: Path, webhook_receiver
+) -> None:
+    """With EXESDB_EXTERNAL_URL set (here the bridge's port under another name, localhost, a
+    trailing slash typed), a delivered webhook's generatorURL is that URL + /alerts/{id}, not
+    the listen address, and it opens the alert's page."""
+    receiver: WebhookReceiver = webhook_receiver()
+    port = free_port()
+    with page_bridge(
+        tmp_path,
+        EXESDB_HTTP_ADDR=f"127.0.0.1:{port}",
+        EXESDB_EXTERNAL_URL=f"http://localhost:{port}/",
+        EXESDB_WEBHOOK_URLS=receiver.url,
+        **HOOK_SETTINGS,
+    ) as server:
+        raise_alert(server, "disk_full:db-6", "Disk full on db-6")
+        alert = delivered_alert(receiver, "disk_full:db-6")
+        assert alert["generatorURL"] == f"http://localhost:{port}/alerts/disk_full%3Adb-6"
+        status, body = http_get(alert["generatorURL"])
+    assert status == 200
+    assert "Disk full on db-6" in body.decode()
+
+
 def test_an_alert_title_holding_html_shows_as_text(tmp_path: Path, browser: Browser) -> None:
     """A title of markup and script renders as those characters: nothing runs, no element."""
     title = '<img src=x onerror="window.pwned = 1"><b>bold</b><script>window.pwned = 2</script>'

@@ -47,7 +47,8 @@ def test_a_replica_without_the_lease_says_its_alerts_may_be_incomplete(
     """With an alert firing at the lease holder, the other replica's status page carries a
     banner naming the holder, its Active alerts card is amber and never says "all clear", and
     an alert's page there carries the banner too; the page's live part (what pages.js swaps in)
-    drops it once that replica holds the lease, the alert then shown firing."""
+    drops it once that replica holds the lease, the alert then shown firing. Both name their
+    bus, redis, in the bar at the top."""
     redis = redis_server()
     bus = {"EXESDB_BUS": redis.url, "EXESDB_REDIS_CLAIM_IDLE_MS": CLAIM_IDLE_MS}
     with ExitStack() as holding:
@@ -72,6 +73,8 @@ def test_a_replica_without_the_lease_says_its_alerts_may_be_incomplete(
                 "bridge-2's live part without the banner",
             )
     assert BANNER in status
+    assert "bus <b>redis</b>" in status
+    assert "bus <b>redis</b>" in at_holder
     assert "all clear" not in status
     assert alert_card(status) == ("warn", "none here; may be incomplete (not the lease holder)")
     assert "No active alerts." not in status

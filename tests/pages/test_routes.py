@@ -19,6 +19,7 @@ from bridge.messages import NodeLifecycle, SystemAlert
 from bridge.pages import CONTENT_SECURITY_POLICY, routes
 from bridge.pages.html import Html
 from bridge.pages.status import MAX_SHOWN, StatusView, status_live, status_view
+from bridge.pages.widgets import utc
 from bridge.sinks.alerts import AlertState, alert_url
 from bridge.sinks.alerts.sources import MAX_DETAIL_VALUE
 from tests.integration.servers.webhook import WebhookReceiver, webhook_receiver
@@ -67,6 +68,15 @@ def _moments(markup: str) -> str:
     """``markup`` with each counted time (``<time data-since>``, ``data-until``) read as its
     moment only, whatever text it shows."""
     return re.sub(r'<time [^>]*data-(?:since|until)="(\d+)"[^>]*>.*?</time>', r"\1", markup)
+
+
+def _cells(table: str) -> list[list[str]]:
+    """The text of each cell of each row of ``table``'s body."""
+    body = table.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    return [
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        for row in body.split("<tr>")[1:]
+    ]
 
 
 async def fetch(client: aiohttp.ClientSession, url: str, **headers: str) -> tuple[int, Any, str]:
@@ -522,17 +532,22 @@ async def test_the_alert_page_shows_its_history(
     tmp_path: Path, client: aiohttp.ClientSession
 ) -> None:
     """Fired, escalated, acknowledged by whom with the note, then resolved with why: in the order
-    they happened."""
+    they happened, each at its time (UTC), and the acknowledgement's time among the facts."""
     with page_bridge(tmp_path, EXESDB_ESCALATION_AFTER_MS="200") as server:
         raise_alert(server, "a1", "one alert")
         wait_for_alert(server, "a1", lambda record: record.level >= 2)
-        for answer in ({"ack_note": "on it"}, {"resolution": "disk cleaned"}):
+        records = []
+        for answer, done in (
+            ({"ack_note": "on it"}, lambda record: record.ack_at is not None),
+            ({"resolution": "disk cleaned"}, lambda record: record.ends_at is not None),
+        ):
             async with client.post(
                 server.url + "/v1/alerts/a1/ack",
                 json={"ack_by": "alice", **answer},
                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
             ) as response:
                 assert response.status == 200
+            records.append(wait_for_alert(server, "a1", done))
         _, _, body = await fetch(client, server.url + "/alerts/a1")
     history = body.split('id="history"', 1)[1].split("</section>", 1)[0]
     events = [">Fired<", ">Escalated<", ">Acknowledged<", ">Resolved<"]
@@ -542,6 +557,17 @@ async def test_the_alert_page_shows_its_history(
     assert "by alice: on it" in history
     assert "disk cleaned" in history
     assert ">resolved</span>" in body
+    first, resolved = records  # acknowledged, then resolved (the resolution's time its ack_at)
+    assert first.ack_at is not None
+    assert resolved.ends_at is not None
+    assert resolved.ack_at is not None
+    when = {cells[1]: cells[0] for cells in _cells(history)}
+    assert when["Fired"] == utc(first.starts_at)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", when["Escalated"])
+    assert when["Acknowledged"] == utc(first.ack_at)
+    assert when["Resolved"] == utc(resolved.ends_at)
+    facts = dict(re.findall(r"<dt>([^<]*)</dt><dd>(.*?)</dd>", body))
+    assert re.sub(r"<[^>]+>", "", facts["Acknowledged at"]) == utc(resolved.ack_at)
 
 
 async def test_an_alerts_page_lists_its_labels_and_annotations(
