@@ -15,7 +15,7 @@ import yaml
 from bridge.messages import MESSAGE_TYPES
 from bridge.receivers import read_receivers_file
 from bridge.redaction import _ABOUT_A_SECRET, _HARMLESS_KEY_KINDS, _SECRET_PARTS, _SECRET_WORDS
-from tests.doc_text import README, anchors, broken_links, fenced, page, pages, section
+from tests.doc_text import README, anchors, broken_links, fenced, page, pages, prose, section
 from tests.support import ROOT
 
 
@@ -215,6 +215,22 @@ def test_the_readme_performance_figures_are_the_performance_pages() -> None:
     assert len(shown) > 15, "the README's Performance table has lost its figures"
     missing = shown - _figures(page("performance"))
     assert missing == set(), f"README figures docs/performance.md does not report: {missing}"
+
+
+def test_the_readme_performance_figures_are_the_latest_figures() -> None:
+    """Each figure of the README's Performance table is one of docs/performance.md's "Latest
+    figures", the section that links each to the run it comes from."""
+    rows = [line for line in section(README.read_text(), "Performance").splitlines() if "|" in line]
+    shown = set().union(*(_figures(row) for row in rows)) - {"1", "10", "000"}
+    missing = shown - _figures(section(page("performance"), "Latest figures"))
+    assert missing == set(), f"README figures not among the Latest figures: {missing}"
+
+
+def test_no_dated_section_of_the_performance_page_calls_itself_latest() -> None:
+    """Of docs/performance.md's headings only "Latest figures" says latest: a dated section
+    stays true once later runs follow it."""
+    headings = re.findall(r"^#{2,6} (.+?)\s*$", prose(page("performance")), re.M)
+    assert [heading for heading in headings if "latest" in heading.lower()] == ["Latest figures"]
 
 
 def test_the_alerts_page_names_every_word_the_metadata_redaction_rule_uses() -> None:
