@@ -394,8 +394,9 @@ class Integration:
         """Metrics of ``component`` on topic ``<component>``.
 
         Each numeric entry becomes a PerformanceMetric (unit from the name's suffix: ``_ms``,
-        ``_bytes``, ``_count``, ``_percent``); when the map has ``duration_ms`` and an
-        ``operations_count`` (or ``success_count`` + ``error_count``), a ThroughputMetric too.
+        ``_seconds``, ``_bytes``, ``_count``, ``_percent``; without one, ``1``); when the map has
+        ``duration_ms`` and an ``operations_count`` (or ``success_count`` + ``error_count``), a
+        ThroughputMetric too.
         Other entries are skipped, a NaN or an infinity too (no sample can show one: it is
         left out as if not given). Returns the last result; all are validated before any is
         published.
@@ -551,7 +552,7 @@ def _unit_of(name: str) -> str:
     ):
         if name.endswith(suffix):
             return unit
-    return ""
+    return "1"  # a plain number, as OpenTelemetry writes a unit of none
 
 
 P = ParamSpec("P")

@@ -1048,6 +1048,69 @@ def test_run_says_how_to_see_and_resend_the_dead_letters_it_finds(
         assert ran.returncode == 0, (command, ran.stderr)
 
 
+_OLD_HOOK: Final = "https://hooks.example/old"
+_NEW_HOOK: Final = "https://hooks.example/new"
+
+
+@pytest.mark.parametrize(
+    ("dead_for", "urls", "said", "exits"),
+    [
+        (
+            [_OLD_HOOK],
+            _NEW_HOOK,
+            "1 dead-lettered (`exesdb-bridge outbox list --state dead` lists them; their"
+            " receivers are not configured now, so none can be sent again until they are)",
+            {"outbox list --state dead": 0},
+        ),
+        (
+            [_OLD_HOOK],
+            f"{_NEW_HOOK},{_OLD_HOOK}",
+            "1 dead-lettered (`exesdb-bridge outbox list --state dead` lists them,"
+            " `exesdb-bridge outbox retry --all` sends them again)",
+            {"outbox list --state dead": 0, "outbox retry --all": 0},
+        ),
+        (
+            [_OLD_HOOK, _NEW_HOOK],
+            _NEW_HOOK,
+            "2 dead-lettered (`exesdb-bridge outbox list --state dead` lists them,"
+            " `exesdb-bridge outbox retry --all` sends again the 1 whose receivers are"
+            " configured; 1 for receivers not configured now wait until they are)",
+            # retry --all names the one it leaves, exit 1, as docs/cli.md says.
+            {"outbox list --state dead": 0, "outbox retry --all": 1},
+        ),
+    ],
+)
+def test_run_offers_to_resend_only_dead_letters_whose_receiver_is_configured(
+    bridge_processes: list[BridgeProcess],
+    tmp_path: Path,
+    dead_for: list[str],
+    urls: str,
+    said: str,
+    exits: dict[str, int],
+) -> None:
+    """Dead letters at start for a receiver no longer configured (its URL mistyped, then
+    corrected) are not offered to `outbox retry --all`, which leaves them: the start-up line
+    says their receivers are not configured, and each command it names does what it says."""
+    for number, url in enumerate(dead_for):  # an alert sent to that receiver alone, refused
+        outbox = Outbox.in_dir(tmp_path / "state", urls=[url])
+        observe(outbox, event(f"a{number}"), T0)
+        outbox.queue.group(url, T0, 0.0, one_each)
+        [dead] = outbox.queue.deliveries(DeliveryState.PENDING.value)
+        outbox.queue.finish_attempt(
+            dead.id, state=DeliveryState.DEAD, next_attempt_at=T0, status=400, error="x", now=T0
+        )
+        outbox.close()
+    process = _start(bridge_processes, tmp_path, EXESDB_WEBHOOK_URLS=urls)
+    wait_until(lambda: "dead-lettered" in process.log(), 15, "the outbox line")
+    [line] = [line for line in process.log().splitlines() if "dead-lettered (" in line]
+    assert line.endswith(f": 0 pending, {said}"), line
+    ran = {
+        command: cli(*command.split(), EXESDB_STATE_DIR=str(tmp_path / "state")).returncode
+        for command in re.findall(r"`exesdb-bridge ([^`]+)`", line)
+    }
+    assert ran == exits
+
+
 # Set to "" (docker compose's ${X:-}) or to blanks only is unset, for these as for every setting.
 _UNSET_BY_BLANKS: Final = (
     "EXESDB_STATE_DIR",

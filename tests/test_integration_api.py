@@ -313,6 +313,24 @@ async def test_metrics_skip_non_finite_entries_as_they_skip_non_numeric_ones(
     assert published == [("ok_ms", 3.0), ("operations_count", 5.0)]
 
 
+async def test_a_metric_named_without_a_unit_suffix_is_published_with_unit_1(
+    running: Bridge, inbox: Inbox
+) -> None:
+    """A metric whose name has none of the unit suffixes (events_per_second, queue_depth) is
+    published as a plain number, unit "1", beside the suffixed ones: no MessageError."""
+    result = running.integration.broadcast_metrics(
+        "orders", {"events_per_second": 1250, "queue_depth": 3, "latency_ms": 2.5}
+    )
+    assert result.status is PublishStatus.PUBLISHED
+    await async_wait_until(lambda: len(inbox.envelopes) == 3, what="three metrics")
+    units = {
+        envelope.payload.metric_name: envelope.payload.unit
+        for envelope in inbox.envelopes
+        if isinstance(envelope.payload, PerformanceMetric)
+    }
+    assert units == {"events_per_second": "1", "queue_depth": "1", "latency_ms": "ms"}
+
+
 async def test_metrics_with_only_non_finite_values_raise_and_publish_nothing(
     running: Bridge, inbox: Inbox
 ) -> None:

@@ -44,6 +44,9 @@ AND NOT EXISTS (
 )
 ORDER BY sent.key
 """
+# The start-up line's hint (resend_hint), after its count of dead letters.
+_LIST_DEAD: Final = " (`exesdb-bridge outbox list --state dead` lists them"
+_RETRY_ALL: Final = ", `exesdb-bridge outbox retry --all` sends"
 _ORPHAN_REASON: Final = (
     "the receiver is no longer in EXESDB_WEBHOOK_URLS nor in EXESDB_WEBHOOK_CONFIG_FILE"
 )
@@ -167,6 +170,30 @@ class DeadLetters:
                 if alert_ids:
                     queued[url] = queued.get(url, 0) + len(alert_ids)
         return queued
+
+    def resend_hint(self) -> str:
+        """For the start-up line: how to see and resend the dead letters, offering ``retry
+        --all`` only for those whose receiver the bridge started with (it leaves the rest)."""
+        configured = self._queue.configured()
+        with self._database.read() as db:
+            dead, stranded = db.execute(
+                "SELECT COUNT(*), COUNT(*) FILTER (WHERE url NOT IN"
+                " (SELECT value FROM json_each(:configured))) FROM deliveries WHERE state = :dead",
+                {"dead": DeliveryState.DEAD.value, "configured": json.dumps(configured or [])},
+            ).fetchone()
+        if not dead:
+            return ""
+        if configured is None or not stranded:
+            return f"{_LIST_DEAD}{_RETRY_ALL} them again)"
+        if stranded == dead:
+            return (
+                f"{_LIST_DEAD}; their receivers are not configured now, so none can be sent"
+                " again until they are)"
+            )
+        return (
+            f"{_LIST_DEAD}{_RETRY_ALL} again the {dead - stranded} whose receivers are"
+            f" configured; {stranded} for receivers not configured now wait until they are)"
+        )
 
     def unretryable(
         self, delivery_ids: Sequence[str] | None = None, *, force: bool = False

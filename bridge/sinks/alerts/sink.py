@@ -87,11 +87,6 @@ _logger = logging.getLogger(__name__)
 # The work queue of a shared transport is exactly what this stage takes.
 SUBSCRIBED_INSTANCES: Final = tuple(sorted(WORK_QUEUE_INSTANCES))
 _HOUSEKEEPING_SECONDS: Final = 1.0
-# Dead letters left from before the start wait for a person: say how to see and resend them.
-_DEAD_LETTERS_HINT: Final = (
-    " (`exesdb-bridge outbox list --state dead` lists them, `exesdb-bridge outbox retry --all`"
-    " sends them again)"
-)
 _PRUNE_EVERY_SECONDS: Final = 3600.0
 # The share of EXESDB_ALERT_QUEUE_SIZE from which HTTP ingest refuses new work (503).
 HIGH_WATER: Final = 0.8
@@ -193,6 +188,7 @@ class AlertSink:
         )
         # Built in start(): constructing a bridge touches no file.
         self._outbox: Outbox | None = None
+        self._resend_hint = ""
         self._escalator: Escalator | None = None
         self.receivers: tuple[Receiver, ...] = ()
         self.senders: dict[str, WebhookSender] = {}
@@ -300,6 +296,8 @@ class AlertSink:
             await sender.start()
         await self._dead_letter_orphans()
         await self._refresh_gauges()
+        # Dead letters left from before the start wait for a person: how to see and resend them.
+        self._resend_hint = await self._db.call(self.outbox.dead_letters.resend_hint)
         self._ready.set()
         for worker in self.workers.values():
             worker.start()
@@ -424,7 +422,7 @@ class AlertSink:
             self.outbox.path.absolute(),  # what `outbox list` run from another folder needs
             depth.queued + depth.pending,
             depth.dead,
-            _DEAD_LETTERS_HINT if depth.dead else "",
+            self._resend_hint,
         )
         for receiver in self.receivers:  # the keys outbox list and the pages show, told apart
             _logger.info("alerts: webhook receiver %s is %s", receiver.label, receiver.source)
