@@ -56,6 +56,11 @@ def split_addr(value: str) -> tuple[str, int]:
         )
     if any(character.isspace() for character in value):  # " 127.0.0.1:9570" from an env file
         raise ValueError("must be host:port without spaces or other blanks, e.g. 0.0.0.0:9570")
+    if value.isdigit():  # a port alone, as other tools' --port takes it
+        raise ValueError(
+            f"must be host:port, not a port alone: 0.0.0.0:{value} on every interface,"
+            f" 127.0.0.1:{value} on loopback only"
+        )
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError("must be host:port with a port from 0 to 65535, e.g. 0.0.0.0:9570")

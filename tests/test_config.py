@@ -106,6 +106,7 @@ def test_reads_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXESDB_NODE", "n" * 256, "at most 255"),
         ("EXESDB_HTTP_ADDR", "nope", "host:port"),
         ("EXESDB_HTTP_ADDR", "0.0.0.0:99999", "0 to 65535"),
+        ("EXESDB_HTTP_ADDR", "9571", "not a port alone: 0.0.0.0:9571 on every interface"),
         ("EXESDB_HTTP_ADDR", "http://127.0.0.1:9570", "not a URL"),
         ("EXESDB_HTTP_ADDR", "127.0.0.1:9570/", "not a URL"),
         # A blank in the host was taken, then failed at listen (exit 1) and crashed the probe.
