@@ -63,8 +63,10 @@ ClientAuthType = Literal[
 ]
 TLS_VERSIONS: Final = ("TLS10", "TLS11", "TLS12", "TLS13")
 TLSVersionName = Literal["TLS10", "TLS11", "TLS12", "TLS13"]
-# The client-auth types that verify a certificate, and so need client_ca_file. Python's ssl
-# cannot accept a certificate without verifying it, so RequireAnyClientCert verifies too.
+# The client-auth types that verify a certificate. Python's ssl cannot accept a certificate
+# without verifying it, so RequireAnyClientCert verifies too, and needs client_ca_file: the
+# system's CAs, which the other two verify against without one (Go's rule), would let in any
+# certificate they issued, where Go's RequireAnyClientCert lets in any at all.
 _VERIFYING: Final = frozenset(
     {"RequireAnyClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"}
 )
@@ -185,14 +187,12 @@ def _tls_server_problems(values: Mapping[str, Any]) -> list[str]:
             f"{given} is set but client_auth_type is NoClientCert; "
             "use RequireAndVerifyClientCert to check client certificates"
         )
-    if auth_type in _VERIFYING and not given:
-        why = (
-            " (Python's ssl verifies every certificate it asks for, so it cannot take any "
-            "certificate as Go does)"
-            if auth_type == "RequireAnyClientCert"
-            else ""
+    if auth_type == "RequireAnyClientCert" and not given:
+        problems.append(
+            "client_auth_type RequireAnyClientCert needs client_ca_file or client_ca (Python's"
+            " ssl verifies every certificate it asks for, so it cannot take any certificate as"
+            " Go does)"
         )
-        problems.append(f"client_auth_type {auth_type} needs client_ca_file or client_ca{why}")
     if values.get("client_allowed_sans") and auth_type and auth_type not in _VERIFYING:
         problems.append(
             "client_allowed_sans needs a client_auth_type that checks certificates "
@@ -243,6 +243,12 @@ class TLSServerConfig(Strict):
     def verifies_clients(self) -> bool:
         """True when client certificates are checked against the client CA."""
         return self.client_auth_type in _VERIFYING
+
+    @property
+    def system_client_cas(self) -> bool:
+        """True when client certificates are verified against the system's CAs, as Go verifies
+        them when no client CA is given."""
+        return self.verifies_clients and not (self.client_ca_file or self.client_ca)
 
     def relative_to(self, folder: Path) -> TLSServerConfig:
         """The same settings with the file paths made absolute from ``folder``."""
@@ -325,6 +331,7 @@ class WebConfig(Strict):
             if tls is None
             else f"TLS on ({tls.min_version}-{tls.max_version}, "
             f"client certificates: {tls.client_auth_type}"
+            + (" against the system's CAs" if tls.system_client_cas else "")
             + (f", {len(tls.client_allowed_sans)} allowed SANs" if tls.client_allowed_sans else "")
             + ")"
         ]

@@ -5,6 +5,8 @@ What Python's ``ssl`` cannot do as Go's ``crypto/tls`` does, and what is done in
 - ``RequestClientCert`` asks for no certificate: Python cannot ask without verifying what comes,
   and the bridge never reads an unverified certificate, so who gets in is the same.
 - ``RequireAnyClientCert`` verifies the certificate against the client CA (stricter).
+- Without a client CA, ``VerifyClientCertIfGiven`` and ``RequireAndVerifyClientCert`` verify
+  against the system's CAs, as Go does.
 - TLS 1.3 cipher suites cannot be chosen (as in Go, where listing them has no effect either);
   ``cipher_suites`` restricts TLS 1.2 and below.
 - ``client_allowed_sans`` cannot fail the handshake (Python has no callback after verification):
@@ -104,6 +106,10 @@ def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
             )
     elif tls.client_ca:
         context.load_verify_locations(cadata=tls.client_ca)  # checked by the schema
+    elif tls.system_client_cas:
+        # Go's crypto/tls verifies against the system's roots when ClientCAs is nil; OpenSSL
+        # reads them (SSL_CERT_FILE, SSL_CERT_DIR or its defaults) for the client's purpose.
+        context.load_default_certs(ssl.Purpose.CLIENT_AUTH)
     if problems:
         raise ConfigError(problems)
     return context

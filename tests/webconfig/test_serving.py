@@ -321,6 +321,25 @@ async def test_each_client_auth_type_admits_the_clients_it_names(files: WebFiles
     assert outcomes == CLIENT_AUTH_OUTCOMES[auth_type]
 
 
+@pytest.mark.parametrize("auth_type", ["VerifyClientCertIfGiven", "RequireAndVerifyClientCert"])
+async def test_without_a_client_ca_certificates_are_verified_against_the_systems_cas(
+    files: WebFiles, auth_type: str, monkeypatch: pytest.MonkeyPatch
+):
+    """Without client_ca_file or client_ca, the two values that verify check a client's
+    certificate against the system's CAs, as the toolkit (Go) does: here SSL_CERT_FILE, which
+    OpenSSL reads for them, holds the client CA, so its certificate is served, a stranger's
+    refused, and no certificate treated as the value says."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(files.client_ca_file))
+    clients = (
+        files.client_context(),
+        files.client_context(files.client_cert(trustme.CA())),
+        files.client_context(files.client_cert()),
+    )
+    async with serving(files, files.tls_config(f"client_auth_type: {auth_type}")) as bridge:
+        outcomes = tuple([await served(bridge, context, {}) for context in clients])
+    assert outcomes == CLIENT_AUTH_OUTCOMES[auth_type]
+
+
 def _indented(pem: str) -> str:
     """``pem`` as the lines of a YAML block scalar under a tls_server_config key."""
     return "".join(f"    {line}\n" for line in pem.splitlines())
