@@ -2,8 +2,9 @@
 
 The keys are those of the Prometheus exporter-toolkit (``tls_server_config``,
 ``http_server_config``, ``basic_auth_users``), so a file written for node_exporter reads the same
-here. Keys of that schema the bridge cannot honour are refused by name, as unknown keys are:
-nothing in the file is silently ignored except ``http2`` (the bridge speaks HTTP/1.1 only).
+here. Values of that schema the bridge cannot honour are refused by key, saying why, as unknown
+keys are (``curve_preferences`` of more than one curve, ``RequireAnyClientCert`` without a client
+CA): nothing in the file is silently ignored except ``http2`` (the bridge speaks HTTP/1.1 only).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from bridge.yamlconfig import (
     Strict,
     check_yaml,
     checked_together,
-    not_supported,
     read_yaml,
 )
 
@@ -82,8 +82,8 @@ _BLANK_IS_UNSET: Final = frozenset(
 _SECRET_KEYS: Final = frozenset({"basic_auth_users", "key"})
 # Keys the toolkit reads into Go maps, where yaml.v2 refuses a key set twice, even by a merge.
 _GO_MAPS: Final = frozenset({"basic_auth_users", "headers"})
-# Toolkit keys refused by name (see not_supported), left out of "allowed here" lists.
-_UNSUPPORTED: Final = frozenset({"curve_preferences"})
+# Go's names of the curves the toolkit takes in curve_preferences.
+CurveName = Literal["CurveP256", "CurveP384", "CurveP521", "X25519"]
 
 
 def _header_value(value: str | None) -> str | None:
@@ -94,6 +94,16 @@ def _header_value(value: str | None) -> str | None:
 
 
 HeaderValue = Annotated[str | None, AfterValidator(_header_value)]
+
+
+def _one_curve(value: tuple[str, ...]) -> tuple[str, ...]:
+    if len(value) > 1:
+        # Python's ssl has set_ecdh_curve (one group) and no way to set a list of them.
+        raise ValueError(
+            "Python's ssl sets one curve only: give one of CurveP256, CurveP384, CurveP521 and"
+            " X25519, or leave the key out (OpenSSL's defaults)"
+        )
+    return value
 
 
 def _not_null(value: Any) -> Any:
@@ -162,7 +172,7 @@ def _tls_server_problems(values: Mapping[str, Any]) -> list[str]:
             f"{key} does nothing while TLS is off: give cert_file and key_file (or cert and key) "
             "to turn TLS on, or leave it out"
             for key in TLSServerConfig.model_fields
-            if key not in _BLANK_IS_UNSET | _UNSUPPORTED and _given(values.get(key))
+            if key not in _BLANK_IS_UNSET and _given(values.get(key))
         ]
     problems = [
         f"at most one of {inline_key} and {file_key}"
@@ -230,9 +240,8 @@ class TLSServerConfig(Strict):
     max_version: TLSVersionName = "TLS13"
     cipher_suites: tuple[str, ...] = ()
     prefer_server_cipher_suites: GoBool = True
-    curve_preferences: Annotated[
-        Any, not_supported("Python's ssl cannot set a list of curves; OpenSSL's defaults apply")
-    ] = None
+    # One curve, the only one offered (see bridge.webconfig.tls); none: OpenSSL's defaults.
+    curve_preferences: Annotated[tuple[CurveName, ...], AfterValidator(_one_curve)] = ()
 
     @property
     def enabled(self) -> bool:
@@ -356,7 +365,6 @@ def parse_web_config(text: str, path: Path, *, raw: Any = None) -> WebConfig:
         path,
         WebConfig,
         secret_keys=_SECRET_KEYS,
-        hidden_keys=_UNSUPPORTED,
         go_maps=_GO_MAPS,
     )
     if config.tls_server_config is not None:

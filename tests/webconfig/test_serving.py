@@ -433,6 +433,36 @@ async def test_tls_versions_are_enforced(files: WebFiles):
         assert status == 200
 
 
+def _offering(files: WebFiles, curve: str) -> ssl.SSLContext:
+    """A client context that offers the one elliptic curve ``curve`` (OpenSSL's name)."""
+    context = files.client_context()
+    context.set_ecdh_curve(curve)
+    return context
+
+
+async def test_curve_preferences_of_one_curve_is_the_only_curve_served(files: WebFiles):
+    """curve_preferences [CurveP521] refuses a client offering P-256 alone and serves one
+    offering P-521, or the usual curves (P-521 among them)."""
+    text = files.tls_config("curve_preferences: [CurveP521]")
+    async with serving(files, text) as bridge:
+        assert await refused_connection(bridge, _offering(files, "prime256v1"))
+        assert await served(bridge, _offering(files, "secp521r1"), {})
+        assert await served(bridge, files.client_context(), {})
+
+
+async def test_changing_curve_preferences_needs_a_restart(files: WebFiles):
+    """A new file that changes curve_preferences is refused, saying a restart takes it, and the
+    curve in force stays: OpenSSL copies the curves into each connection from the listening
+    context, which cannot be given its default list back."""
+    async with serving(files, files.tls_config("curve_preferences: [CurveP521]")) as bridge:
+        live = bridge.web_config
+        assert live is not None
+        files.write(files.tls_config())
+        assert not live.reload_if_changed()
+        assert reloaded(bridge) == 0
+        assert await refused_connection(bridge, _offering(files, "prime256v1"))
+
+
 async def test_max_version_refuses_a_newer_client(files: WebFiles):
     """With max_version TLS12 a client speaking TLS 1.3 only is refused and a TLS 1.2 one
     served."""
