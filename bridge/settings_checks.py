@@ -223,6 +223,14 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
     if web is not None and web.loaded is not None:  # a bad file: what cross_checks names
         # Their paths (a password file's) may hold anything: shown as a value is.
         notes += [redact_urls(note) for note in credential_warnings(settings, web.loaded.config)]
+        tls = web.loaded.config.tls
+        if tls is not None and tls.system_client_cas:
+            notes.append(
+                f"EXESDB_WEB_CONFIG_FILE: client_auth_type {tls.client_auth_type} without "
+                "client_ca_file or client_ca verifies client certificates against the system's "
+                "CAs, as the toolkit does, so a certificate any of them issued for client "
+                "authentication is let in: give client_ca_file to let in only your own CA's"
+            )
     return notes + receivers_file_warnings(settings)
 
 

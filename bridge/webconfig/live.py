@@ -6,7 +6,7 @@ names are read and hashed (a few KiB; file times can miss a quick rewrite); when
 everything is loaded again and, if good, takes over at once: the users, headers and rate limit
 for the next request, the certificate, key and client CA for the next connection. A bad new
 version keeps the old one in force and is logged once. Turning TLS on or off needs a restart (the
-listening socket is one or the other).
+listening socket is one or the other), as does changing ``curve_preferences``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ CHECK_INTERVAL_SECONDS: Final = 1.0
 
 def _stamp(path: Path, config: WebConfig) -> Stamp:
     return stamp_files([str(path), *tls_files(config.tls)])
+
+
+def _curves(config: WebConfig) -> tuple[str, ...]:
+    return config.tls.curve_preferences if config.tls is not None else ()
 
 
 def _settled_stamp(path: Path, before: Stamp, config: WebConfig) -> Stamp:
@@ -150,6 +154,15 @@ class LiveWebConfig:
             if (loaded.context is None) != (self.ssl_context is None):
                 raise ConfigError(
                     [f"{self.path}: tls_server_config: turning TLS on or off needs a restart"]
+                )
+            if _curves(loaded.config) != _curves(self._loaded.config):
+                # The listening context's curves (see bridge.webconfig.tls), which no call
+                # puts back to OpenSSL's defaults.
+                raise ConfigError(
+                    [
+                        f"{self.path}: tls_server_config.curve_preferences: changing it needs a"
+                        " restart"
+                    ]
                 )
         except ConfigError as exc:
             self._refused = stamp

@@ -2,8 +2,9 @@
 
 The keys are those of the Prometheus exporter-toolkit (``tls_server_config``,
 ``http_server_config``, ``basic_auth_users``), so a file written for node_exporter reads the same
-here. Keys of that schema the bridge cannot honour are refused by name, as unknown keys are:
-nothing in the file is silently ignored except ``http2`` (the bridge speaks HTTP/1.1 only).
+here. Values of that schema the bridge cannot honour are refused by key, saying why, as unknown
+keys are (``curve_preferences`` of more than one curve, ``RequireAnyClientCert`` without a client
+CA): nothing in the file is silently ignored except ``http2`` (the bridge speaks HTTP/1.1 only).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from bridge.yamlconfig import (
     Strict,
     check_yaml,
     checked_together,
-    not_supported,
     read_yaml,
 )
 
@@ -63,8 +63,10 @@ ClientAuthType = Literal[
 ]
 TLS_VERSIONS: Final = ("TLS10", "TLS11", "TLS12", "TLS13")
 TLSVersionName = Literal["TLS10", "TLS11", "TLS12", "TLS13"]
-# The client-auth types that verify a certificate, and so need client_ca_file. Python's ssl
-# cannot accept a certificate without verifying it, so RequireAnyClientCert verifies too.
+# The client-auth types that verify a certificate. Python's ssl cannot accept a certificate
+# without verifying it, so RequireAnyClientCert verifies too, and needs client_ca_file: the
+# system's CAs, which the other two verify against without one (Go's rule), would let in any
+# certificate they issued, where Go's RequireAnyClientCert lets in any at all.
 _VERIFYING: Final = frozenset(
     {"RequireAnyClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"}
 )
@@ -80,8 +82,8 @@ _BLANK_IS_UNSET: Final = frozenset(
 _SECRET_KEYS: Final = frozenset({"basic_auth_users", "key"})
 # Keys the toolkit reads into Go maps, where yaml.v2 refuses a key set twice, even by a merge.
 _GO_MAPS: Final = frozenset({"basic_auth_users", "headers"})
-# Toolkit keys refused by name (see not_supported), left out of "allowed here" lists.
-_UNSUPPORTED: Final = frozenset({"curve_preferences"})
+# Go's names of the curves the toolkit takes in curve_preferences.
+CurveName = Literal["CurveP256", "CurveP384", "CurveP521", "X25519"]
 
 
 def _header_value(value: str | None) -> str | None:
@@ -92,6 +94,16 @@ def _header_value(value: str | None) -> str | None:
 
 
 HeaderValue = Annotated[str | None, AfterValidator(_header_value)]
+
+
+def _one_curve(value: tuple[str, ...]) -> tuple[str, ...]:
+    if len(value) > 1:
+        # Python's ssl has set_ecdh_curve (one group) and no way to set a list of them.
+        raise ValueError(
+            "Python's ssl sets one curve only: give one of CurveP256, CurveP384, CurveP521 and"
+            " X25519, or leave the key out (OpenSSL's defaults)"
+        )
+    return value
 
 
 def _not_null(value: Any) -> Any:
@@ -160,7 +172,7 @@ def _tls_server_problems(values: Mapping[str, Any]) -> list[str]:
             f"{key} does nothing while TLS is off: give cert_file and key_file (or cert and key) "
             "to turn TLS on, or leave it out"
             for key in TLSServerConfig.model_fields
-            if key not in _BLANK_IS_UNSET | _UNSUPPORTED and _given(values.get(key))
+            if key not in _BLANK_IS_UNSET and _given(values.get(key))
         ]
     problems = [
         f"at most one of {inline_key} and {file_key}"
@@ -185,14 +197,12 @@ def _tls_server_problems(values: Mapping[str, Any]) -> list[str]:
             f"{given} is set but client_auth_type is NoClientCert; "
             "use RequireAndVerifyClientCert to check client certificates"
         )
-    if auth_type in _VERIFYING and not given:
-        why = (
-            " (Python's ssl verifies every certificate it asks for, so it cannot take any "
-            "certificate as Go does)"
-            if auth_type == "RequireAnyClientCert"
-            else ""
+    if auth_type == "RequireAnyClientCert" and not given:
+        problems.append(
+            "client_auth_type RequireAnyClientCert needs client_ca_file or client_ca (Python's"
+            " ssl verifies every certificate it asks for, so it cannot take any certificate as"
+            " Go does)"
         )
-        problems.append(f"client_auth_type {auth_type} needs client_ca_file or client_ca{why}")
     if values.get("client_allowed_sans") and auth_type and auth_type not in _VERIFYING:
         problems.append(
             "client_allowed_sans needs a client_auth_type that checks certificates "
@@ -230,9 +240,8 @@ class TLSServerConfig(Strict):
     max_version: TLSVersionName = "TLS13"
     cipher_suites: tuple[str, ...] = ()
     prefer_server_cipher_suites: GoBool = True
-    curve_preferences: Annotated[
-        Any, not_supported("Python's ssl cannot set a list of curves; OpenSSL's defaults apply")
-    ] = None
+    # One curve, the only one offered (see bridge.webconfig.tls); none: OpenSSL's defaults.
+    curve_preferences: Annotated[tuple[CurveName, ...], AfterValidator(_one_curve)] = ()
 
     @property
     def enabled(self) -> bool:
@@ -243,6 +252,12 @@ class TLSServerConfig(Strict):
     def verifies_clients(self) -> bool:
         """True when client certificates are checked against the client CA."""
         return self.client_auth_type in _VERIFYING
+
+    @property
+    def system_client_cas(self) -> bool:
+        """True when client certificates are verified against the system's CAs, as Go verifies
+        them when no client CA is given."""
+        return self.verifies_clients and not (self.client_ca_file or self.client_ca)
 
     def relative_to(self, folder: Path) -> TLSServerConfig:
         """The same settings with the file paths made absolute from ``folder``."""
@@ -325,6 +340,7 @@ class WebConfig(Strict):
             if tls is None
             else f"TLS on ({tls.min_version}-{tls.max_version}, "
             f"client certificates: {tls.client_auth_type}"
+            + (" against the system's CAs" if tls.system_client_cas else "")
             + (f", {len(tls.client_allowed_sans)} allowed SANs" if tls.client_allowed_sans else "")
             + ")"
         ]
@@ -349,7 +365,6 @@ def parse_web_config(text: str, path: Path, *, raw: Any = None) -> WebConfig:
         path,
         WebConfig,
         secret_keys=_SECRET_KEYS,
-        hidden_keys=_UNSUPPORTED,
         go_maps=_GO_MAPS,
     )
     if config.tls_server_config is not None:

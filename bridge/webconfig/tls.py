@@ -5,8 +5,11 @@ What Python's ``ssl`` cannot do as Go's ``crypto/tls`` does, and what is done in
 - ``RequestClientCert`` asks for no certificate: Python cannot ask without verifying what comes,
   and the bridge never reads an unverified certificate, so who gets in is the same.
 - ``RequireAnyClientCert`` verifies the certificate against the client CA (stricter).
+- Without a client CA, ``VerifyClientCertIfGiven`` and ``RequireAndVerifyClientCert`` verify
+  against the system's CAs, as Go does.
 - TLS 1.3 cipher suites cannot be chosen (as in Go, where listing them has no effect either);
   ``cipher_suites`` restricts TLS 1.2 and below.
+- ``curve_preferences`` takes one curve (``set_ecdh_curve``); Python cannot set a list.
 - ``client_allowed_sans`` cannot fail the handshake (Python has no callback after verification):
   ``client_names`` reads the verified certificate's SANs, the way Go lists them, and the
   middleware refuses each request from a certificate with none of the names allowed.
@@ -15,7 +18,8 @@ Certificates rotate without a restart: the listening socket keeps its first cont
 ``sni_callback`` hands each new handshake to the context of the newest good file. OpenSSL takes
 the certificate, key and client CA store from the context handed to, but fixes the client-auth
 mode, TLS versions and cipher list when the connection is created, so those are also set on the
-listening context (``apply_handshake_settings``).
+listening context (``apply_handshake_settings``). So are the curves, which a context cannot be
+given back as OpenSSL's default list: changing ``curve_preferences`` needs a restart.
 """
 
 from __future__ import annotations
@@ -61,6 +65,13 @@ CIPHER_SUITES: Final = {
     "TLS_CHACHA20_POLY1305_SHA256": 0x1303,
 }
 _TLS13_CODES: Final = frozenset({0x1301, 0x1302, 0x1303})
+# OpenSSL's names of the curves of curve_preferences (Go's names).
+_CURVES: Final = {
+    "CurveP256": "prime256v1",
+    "CurveP384": "secp384r1",
+    "CurveP521": "secp521r1",
+    "X25519": "X25519",
+}
 
 
 def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
@@ -104,6 +115,10 @@ def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
             )
     elif tls.client_ca:
         context.load_verify_locations(cadata=tls.client_ca)  # checked by the schema
+    elif tls.system_client_cas:
+        # Go's crypto/tls verifies against the system's roots when ClientCAs is nil; OpenSSL
+        # reads them (SSL_CERT_FILE, SSL_CERT_DIR or its defaults) for the client's purpose.
+        context.load_default_certs(ssl.Purpose.CLIENT_AUTH)
     if problems:
         raise ConfigError(problems)
     return context
@@ -139,6 +154,9 @@ def apply_handshake_settings(tls: TLSServerConfig, context: ssl.SSLContext) -> N
     else:
         context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     context.verify_mode = _VERIFY_MODES[tls.client_auth_type]
+    for curve in tls.curve_preferences:  # one at most (the schema's rule)
+        # OpenSSL's set1_groups: the one group offered for key exchange, TLS 1.3 and 1.2 alike.
+        context.set_ecdh_curve(_CURVES[curve])
 
 
 def _openssl_ciphers(names: tuple[str, ...]) -> str | None:

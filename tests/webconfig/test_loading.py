@@ -107,3 +107,32 @@ def test_run_reads_the_web_config_once_at_start(tmp_path: Path) -> None:
             assert opens.count() == 1
         finally:
             assert terminate(process, 15) == 0, log.read_text()
+
+
+def test_check_config_says_client_certificates_are_verified_against_the_systems_cas(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+):
+    """RequireAndVerifyClientCert without a client CA loads, as in the toolkit; check-config's
+    summary says the system's CAs verify client certificates, and it warns that any of them may
+    issue one that is let in, naming client_ca_file; with a client CA neither is said."""
+    files = WebFiles(tmp_path / "web")
+    path = files.write(files.tls_config("client_auth_type: RequireAndVerifyClientCert"))
+    status, out, err = check_config(monkeypatch, capsys, EXESDB_WEB_CONFIG_FILE=str(path))
+    assert status == 0, err
+    assert "client certificates: RequireAndVerifyClientCert against the system's CAs" in out
+    [warned] = [line for line in err.splitlines() if "system's CAs" in line]
+    assert warned == (
+        "exesdb-bridge: warning: EXESDB_WEB_CONFIG_FILE: client_auth_type "
+        "RequireAndVerifyClientCert without client_ca_file or client_ca verifies client "
+        "certificates against the system's CAs, as the toolkit does, so a certificate any of "
+        "them issued for client authentication is let in: give client_ca_file to let in only "
+        "your own CA's"
+    )
+    files.write(
+        files.tls_config(
+            "client_auth_type: RequireAndVerifyClientCert\nclient_ca_file: client-ca.pem"
+        )
+    )
+    status, out, err = check_config(monkeypatch, capsys)
+    assert status == 0, err
+    assert "system's CAs" not in out + err

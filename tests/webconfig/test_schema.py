@@ -140,6 +140,17 @@ def test_go_zero_values_and_nulls_read_as_absent_keys():
     assert config.http_server_config.headers.items() == ()
 
 
+def test_one_curve_of_curve_preferences_is_taken():
+    """curve_preferences naming one curve, by Go's name, reads as given (the toolkit's sample
+    names CurveP521 alone)."""
+    config = parse_web_config(
+        "tls_server_config:\n  cert_file: a\n  key_file: b\n  curve_preferences: [CurveP521]\n",
+        HERE,
+    )
+    assert config.tls is not None
+    assert config.tls.curve_preferences == ("CurveP521",)
+
+
 def test_blank_tls_keys_are_unset_as_in_the_toolkit():
     """Blank cert_file, key_file, client_ca_file and client_auth_type (a template's empty values)
     leave TLS off instead of turning it on without a certificate."""
@@ -198,11 +209,6 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
         ),
         (
             "tls_server_config:\n  cert_file: a\n  key_file: b\n"
-            "  client_auth_type: RequireAndVerifyClientCert\n",
-            "client_auth_type RequireAndVerifyClientCert needs client_ca_file",
-        ),
-        (
-            "tls_server_config:\n  cert_file: a\n  key_file: b\n"
             "  client_auth_type: RequireAnyClientCert\n",
             "RequireAnyClientCert needs client_ca_file or client_ca (Python's ssl verifies every",
         ),
@@ -238,7 +244,17 @@ def test_require_client_cert_is_the_old_name_of_require_any_client_cert():
             "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_allowed_sans: [a]\n",
             "client_allowed_sans needs a client_auth_type that checks certificates",
         ),
-        ("tls_server_config:\n  curve_preferences: [X25519]\n", "curve_preferences: not supported"),
+        (
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n"
+            "  curve_preferences: [X25519, CurveP256]\n",
+            "tls_server_config.curve_preferences: Python's ssl sets one curve only: give one of"
+            " CurveP256, CurveP384, CurveP521 and X25519, or leave the key out",
+        ),
+        (
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n  curve_preferences: [P256]\n",
+            "tls_server_config.curve_preferences.0: must be 'CurveP256', 'CurveP384', 'CurveP521'"
+            " or 'X25519' (got 'P256')",
+        ),
         ("rate_limit:\n  interval: soon\n", "rate_limit.interval: 'soon' is not a duration"),
         ("rate_limit:\n  interval: 1s\n  burst: -1\n", "rate_limit.burst"),
         ("tls_server_config: [\n", "not valid YAML at line"),
@@ -384,15 +400,16 @@ def test_keys_of_tls_server_config_are_checked_together_beside_a_bad_key():
     block is bad, so the file's every problem is said at once."""
     problems = _problems(
         "tls_server_config:\n  cert_file: a\n  cert: b\n  cipher_suites: 5\n"
-        "  client_auth_type: RequireAndVerifyClientCert\n"
+        "  client_auth_type: RequireAnyClientCert\n"
         "  min_version: TLS13\n  max_version: TLS12\n"
     )
     assert [problem.removeprefix(f"{HERE}: ") for problem in problems] == [
         "tls_server_config.cipher_suites: must be a list (got 5)",
         "tls_server_config: at most one of cert and cert_file",
         "tls_server_config: TLS needs key_file (or key)",
-        "tls_server_config: client_auth_type RequireAndVerifyClientCert needs client_ca_file or "
-        "client_ca",
+        "tls_server_config: client_auth_type RequireAnyClientCert needs client_ca_file or "
+        "client_ca (Python's ssl verifies every certificate it asks for, so it cannot take any "
+        "certificate as Go does)",
         "tls_server_config: min_version TLS13 is above max_version",
     ]
 

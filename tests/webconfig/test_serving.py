@@ -321,6 +321,25 @@ async def test_each_client_auth_type_admits_the_clients_it_names(files: WebFiles
     assert outcomes == CLIENT_AUTH_OUTCOMES[auth_type]
 
 
+@pytest.mark.parametrize("auth_type", ["VerifyClientCertIfGiven", "RequireAndVerifyClientCert"])
+async def test_without_a_client_ca_certificates_are_verified_against_the_systems_cas(
+    files: WebFiles, auth_type: str, monkeypatch: pytest.MonkeyPatch
+):
+    """Without client_ca_file or client_ca, the two values that verify check a client's
+    certificate against the system's CAs, as the toolkit (Go) does: here SSL_CERT_FILE, which
+    OpenSSL reads for them, holds the client CA, so its certificate is served, a stranger's
+    refused, and no certificate treated as the value says."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(files.client_ca_file))
+    clients = (
+        files.client_context(),
+        files.client_context(files.client_cert(trustme.CA())),
+        files.client_context(files.client_cert()),
+    )
+    async with serving(files, files.tls_config(f"client_auth_type: {auth_type}")) as bridge:
+        outcomes = tuple([await served(bridge, context, {}) for context in clients])
+    assert outcomes == CLIENT_AUTH_OUTCOMES[auth_type]
+
+
 def _indented(pem: str) -> str:
     """``pem`` as the lines of a YAML block scalar under a tls_server_config key."""
     return "".join(f"    {line}\n" for line in pem.splitlines())
@@ -412,6 +431,36 @@ async def test_tls_versions_are_enforced(files: WebFiles):
         assert await refused_connection(bridge, old)
         status, _, _ = await request(bridge, context=files.client_context())
         assert status == 200
+
+
+def _offering(files: WebFiles, curve: str) -> ssl.SSLContext:
+    """A client context that offers the one elliptic curve ``curve`` (OpenSSL's name)."""
+    context = files.client_context()
+    context.set_ecdh_curve(curve)
+    return context
+
+
+async def test_curve_preferences_of_one_curve_is_the_only_curve_served(files: WebFiles):
+    """curve_preferences [CurveP521] refuses a client offering P-256 alone and serves one
+    offering P-521, or the usual curves (P-521 among them)."""
+    text = files.tls_config("curve_preferences: [CurveP521]")
+    async with serving(files, text) as bridge:
+        assert await refused_connection(bridge, _offering(files, "prime256v1"))
+        assert await served(bridge, _offering(files, "secp521r1"), {})
+        assert await served(bridge, files.client_context(), {})
+
+
+async def test_changing_curve_preferences_needs_a_restart(files: WebFiles):
+    """A new file that changes curve_preferences is refused, saying a restart takes it, and the
+    curve in force stays: OpenSSL copies the curves into each connection from the listening
+    context, which cannot be given its default list back."""
+    async with serving(files, files.tls_config("curve_preferences: [CurveP521]")) as bridge:
+        live = bridge.web_config
+        assert live is not None
+        files.write(files.tls_config())
+        assert not live.reload_if_changed()
+        assert reloaded(bridge) == 0
+        assert await refused_connection(bridge, _offering(files, "prime256v1"))
 
 
 async def test_max_version_refuses_a_newer_client(files: WebFiles):
