@@ -552,6 +552,12 @@ class ThreadedBridge:
 
     def post(self, body: bytes, headers: dict[str, str | bytes], path: str = "/v1/messages") -> int:
         """POST ``body`` to ``path`` with exactly ``headers``; returns the status."""
+        return self.post_answer(body, headers, path)[0]
+
+    def post_answer(
+        self, body: bytes, headers: dict[str, str | bytes], path: str = "/v1/messages"
+    ) -> tuple[int, bytes]:
+        """POST ``body`` to ``path`` with exactly ``headers``; returns the status and body."""
         connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
         try:
             connection.putrequest("POST", path, skip_accept_encoding=True)
@@ -559,7 +565,8 @@ class ThreadedBridge:
             for name, value in headers.items():
                 connection.putheader(name, value)
             connection.endheaders(body)
-            return connection.getresponse().status
+            response = connection.getresponse()
+            return response.status, response.read()
         finally:
             connection.close()
 

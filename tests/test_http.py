@@ -447,6 +447,18 @@ INPUT_EDGES = [
         "payload.load_avg",
     ),
     ("invalid UTF-8", body_of(envelope(node="node\xff@host")).replace(b"\\u00ff", b"\xff"), "body"),
+    # Valid JSON in another encoding, which Python's json.loads would detect and read.
+    ("UTF-16 with a byte order mark", body_of(envelope()).decode().encode("utf-16"), "body"),
+    ("UTF-16 without one", body_of(envelope()).decode().encode("utf-16-le"), "body"),
+    ("UTF-32", body_of(envelope()).decode().encode("utf-32"), "body"),
+    # U+D800 as UTF-8 would write it, were it text: no UTF-8 (json.loads read it as a surrogate).
+    (
+        "a surrogate's bytes in a payload string",
+        body_of(envelope(payload={"status": "healthy", "checks": {"disk": "ok"}})).replace(
+            b'"ok"', b'"o\xed\xa0\x80k"'
+        ),
+        "body",
+    ),
     ("id twice", _raw('{"id": "abcdefgh12345678", ...}'), "id"),
     (
         "a payload key twice",

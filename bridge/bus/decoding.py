@@ -202,12 +202,14 @@ def decode_envelope_reference(body: bytes | str) -> Envelope | Rejection:
     (which ``json.loads`` takes, but RFC 8259 does not) and a number past a float's range
     (``1e400``), which would become an infinity; and a whole number too long to convert. And
     so is a lone surrogate (an unpaired ``\\ud800`` escape) in any string or key: valid JSON,
-    but no text, which nothing could send on (``to_bytes``) or show.
+    but no text, which nothing could send on (``to_bytes``) or show. Bytes are read as UTF-8 (a
+    leading byte order mark skipped), never as the UTF-16 or UTF-32 ``json.loads`` would detect:
+    RFC 8259 has JSON between systems in UTF-8, and a body that is not is refused as it is.
     """
     pairs = _Pairs()
     try:
         data = json.loads(
-            body,
+            body.decode("utf-8-sig") if isinstance(body, bytes) else body,
             object_pairs_hook=pairs,
             parse_constant=pairs.constant,
             parse_float=pairs.number,

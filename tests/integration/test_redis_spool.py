@@ -352,12 +352,13 @@ async def test_ingest_answers_503_with_retry_after_once_the_spool_is_full(
 
 
 def _health_line(message_id: str, payload: str) -> bytes:
-    """A node_health_updated envelope with ``payload`` (JSON text) as its payload."""
+    """A node_health_updated envelope with ``payload`` (JSON text) as its payload; its escaped
+    surrogates (U+DC80-U+DCFF) stand for bytes, not UTF-8."""
     ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return (
         f'{{"v": 1, "id": "{message_id}", "instance": "ex_esdb_health", "topic": "t", '
         f'"tag": "node_health_updated", "node": "app-1", "ts": "{ts}", "payload": {payload}}}'
-    ).encode()
+    ).encode("utf-8", "surrogateescape")
 
 
 @pytest.mark.parametrize(
@@ -367,16 +368,18 @@ def _health_line(message_id: str, payload: str) -> bytes:
          "payload.checks.a" + ".0" * 61),
         ('{"status": "healthy", "checks": {"a": "\\udc00"}}', "payload.checks.a"),
         ('{"status": "healthy", "load_avg": NaN}', "payload.load_avg"),
+        # U+D800's bytes as UTF-8 would write it: no UTF-8, so the body is refused.
+        ('{"status": "healthy", "checks": {"a": "o\udced\udca0\udc80k"}}', "body"),
     ],
-    ids=["nested-300-deep", "lone-surrogate", "NaN"],
+    ids=["nested-300-deep", "lone-surrogate", "NaN", "a-surrogates-bytes"],
 )  # fmt: skip
 async def test_on_redis_input_no_message_could_carry_is_refused_before_its_id_is_kept(
     tmp_path: Path, redis_server: Callable[[], RedisServer], payload: str, field: str
 ) -> None:
     """On the Redis bus (whose spool writes each envelope's wire form), a payload nested
-    hundreds deep, holding a lone surrogate or NaN is answered 400 naming where, not taken and
-    then failed on (a 500, after which the resend was refused as replayed): the corrected body,
-    with the same id, is taken."""
+    hundreds deep, holding a lone surrogate (escaped, or its bytes) or NaN is answered 400
+    naming where, not taken and then failed on (a 500, after which the resend was refused as
+    replayed): the corrected body, with the same id, is taken."""
     server = redis_server()
     settings = make_settings(
         EXESDB_BUS=server.url,
