@@ -720,7 +720,7 @@ async def test_housekeeping_failing_each_pass_alike_is_logged_once_then_its_end(
                 raise failures.pop()
             return real_depth(*args, **kwargs)
 
-        with caplog.at_level("INFO", logger="bridge.sinks.alerts.sink"):
+        with caplog.at_level("INFO", logger="bridge.sinks.alerts.housekeeping"):
             sink.outbox.queue.depth = failing  # type: ignore[method-assign]
             await async_wait_until(
                 lambda: "alert housekeeping works again" in caplog.text,
