@@ -660,6 +660,7 @@ PRIVATES_ALLOWED: Final = {
         "bridge.bus.decoding._keys_at_most",
         "bridge.bus.decoding._named_once",
         "bridge.bus.decoding._decode_each",
+        "bridge.bus.decoding._decode_unchecked",
     },
     "tests/bus/test_envelope_differential.py": {
         "bridge.bus.decoding._decode_fast",
@@ -709,6 +710,7 @@ def _private_imports(source: str, where: str) -> Iterator[str]:
                 bound[alias.asname or alias.name] = f"{node.module}.{alias.name}"
                 if _own(node.module) and _private(alias.name):
                     yield f"{where}:{node.lineno} {node.module}.{alias.name}"
+    loops = _loops_over_names(tree)
     for node in ast.walk(tree):
         if not (
             isinstance(node, ast.Call)
@@ -718,28 +720,71 @@ def _private_imports(source: str, where: str) -> Iterator[str]:
         ):
             continue
         target = node.args[0]
+        names: list[str | None]
         if isinstance(target, ast.Constant) and isinstance(target.value, str):
             # monkeypatch.setattr("bridge.module._name", value)
-            module, _, name = target.value.rpartition(".")
-        elif (
-            len(node.args) > 1
-            and isinstance(node.args[1], ast.Constant)
-            and isinstance(node.args[1].value, str)
-        ):
-            name = node.args[1].value
+            module, _, path_name = target.value.rpartition(".")
+            names = [path_name]
+        elif len(node.args) > 1:
+            names = _names_given(node, loops)
             if isinstance(target, ast.Name) and target.id in bound:
                 module = bound[target.id]  # a module or class imported: ours or a library's
             elif isinstance(target, ast.Name) and target.id in ("self", "cls"):
                 continue  # a test's own helper class
             else:
                 # An object the test holds: a unit built from our package.
-                if _private(name):
-                    yield f"{where}:{node.lineno} {ast.unparse(target)}.{name}"
+                for name in names:
+                    if name is not None and _private(name):
+                        yield f"{where}:{node.lineno} {ast.unparse(target)}.{name}"
                 continue
         else:
             continue
-        if _own(module) and _private(name):
-            yield f"{where}:{node.lineno} {module}.{name}"
+        if not _own(module):
+            continue
+        for name in names:
+            if name is None:  # what it patches is hidden from this check: named, it is seen
+                yield f"{where}:{node.lineno} {module}.<a name given at run time>"
+            elif _private(name):
+                yield f"{where}:{node.lineno} {module}.{name}"
+
+
+def _loops_over_names(tree: ast.AST) -> dict[ast.AST, list[str]]:
+    """The names a call's second argument stands for, where it is the variable of an enclosing
+    ``for name in ("a", "b"):`` loop: ``setattr(module, name, ...)`` in it patches each."""
+    found: dict[ast.AST, list[str]] = {}
+    for loop in ast.walk(tree):  # outer loops first: an inner one over the same name wins
+        if not (
+            isinstance(loop, ast.For)
+            and isinstance(loop.target, ast.Name)
+            and isinstance(loop.iter, ast.Tuple | ast.List)
+        ):
+            continue
+        names = [
+            element.value
+            for element in loop.iter.elts
+            if isinstance(element, ast.Constant) and isinstance(element.value, str)
+        ]
+        if len(names) < len(loop.iter.elts):
+            continue
+        for node in ast.walk(loop):
+            if (
+                isinstance(node, ast.Call)
+                and len(node.args) > 1
+                and isinstance(node.args[1], ast.Name)
+                and node.args[1].id == loop.target.id
+            ):
+                found[node] = names
+    return found
+
+
+def _names_given(call: ast.Call, loops: dict[ast.AST, list[str]]) -> list[str | None]:
+    """The attribute names a patch's name argument stands for; None for one only the run tells."""
+    node = call.args[1]
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if call in loops:
+        return list(loops[call])
+    return [None]
 
 
 def test_no_test_imports_or_patches_what_the_unit_keeps_private() -> None:
@@ -762,8 +807,10 @@ def test_no_test_imports_or_patches_what_the_unit_keeps_private() -> None:
 
 def test_the_private_import_finder_finds_an_import_and_a_patch() -> None:
     """The check above can fail: a private imported from the package or from a test module
-    and one patched by name (on a module or on an object the test holds) or by path are found;
-    public names, dunders, a library's privates and a test's own helper class's are not."""
+    and one patched by name (on a module or on an object the test holds, named in the call or
+    by a loop over names) or by path are found, and so is a patch of ours whose name only the
+    run tells; public names, dunders, a library's privates and a test's own helper class's are
+    not."""
     sample = (
         "import bridge.bus.decoding as decoding, ssl\n"
         "from bridge.cli.outbox import _not_retryable, main\n"
@@ -779,12 +826,18 @@ def test_the_private_import_finder_finds_an_import_and_a_patch() -> None:
         "    monkeypatch.setattr('os._exit', None)\n"
         "    monkeypatch.setattr(ssl, '_create_default_https_context', None)\n"
         "    monkeypatch.setattr(sink, 'send', None)\n"
+        "    for name in ('_decode_fast', 'decode_envelope'):\n"
+        "        monkeypatch.setattr(decoding, name, None)\n"
+        "    monkeypatch.setattr(decoding, sink.name, None)\n"
+        "    monkeypatch.setattr(ssl, sink.name, None)\n"
         "class Helper:\n"
         "    def f(self, monkeypatch):\n"
         "        monkeypatch.setattr(self, '_calls', 0)\n"
     )
     assert sorted(_private_imports(sample, "t.py")) == [
         "t.py:11 sink.outbox._send",
+        "t.py:16 bridge.bus.decoding._decode_fast",
+        "t.py:17 bridge.bus.decoding.<a name given at run time>",
         "t.py:2 bridge.cli.outbox._not_retryable",
         "t.py:3 tests.test_config._check_config",
         "t.py:7 bridge.cli.service._DEMO_STATE_DIR",
