@@ -518,6 +518,78 @@ def test_the_unused_finder_finds_a_function_only_a_test_calls() -> None:
     assert list(_unused(sources)) == ["p/a.py:1 helper"]
 
 
+# Public methods a library calls, never the package: the hooks our classes fill in.
+LIBRARY_HOOKS: Final = {
+    "settings_customise_sources": "pydantic-settings' BaseSettings",
+    "formatTime": "logging.Formatter",
+    "on_emit": "opentelemetry's LogRecordProcessor",
+    "force_flush": "opentelemetry's LogRecordProcessor",
+}
+
+
+def _methods_unused(sources: dict[str, str]) -> Iterator[str]:
+    """Public methods and properties of module-level classes in ``sources`` whose name no
+    module of them uses (nor a string names, for ``getattr``): dead, or there only for a test
+    to call. A name shared with a method used elsewhere counts as used: the check can miss a
+    dead method, never accuse a live one."""
+    used = {
+        name
+        for where, source in sources.items()
+        for node in ast.walk(ast.parse(source, where))
+        for name in (
+            [node.id]
+            if isinstance(node, ast.Name)
+            else [node.attr]
+            if isinstance(node, ast.Attribute)
+            else re.findall(r"\w+", node.value)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            else []
+        )
+    }
+    for where, source in sources.items():
+        for cls in ast.parse(source, where).body:
+            if not isinstance(cls, ast.ClassDef):
+                continue
+            for node in cls.body:
+                if (
+                    isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                    and not node.name.startswith("_")
+                    and node.name not in used
+                    and node.name not in LIBRARY_HOOKS
+                ):
+                    yield f"{where}:{node.lineno} {cls.name}.{node.name}"
+
+
+def test_every_public_method_is_used_by_the_package() -> None:
+    """No public method or property of bridge/ or collectors/ is there only for the tests (or
+    for nobody), bar the library hooks listed above: a test observes through what the bridge
+    itself uses, its metrics and its answers."""
+    sources = {str(path.relative_to(ROOT)): path.read_text() for path in _modules().values()}
+    assert list(_methods_unused(sources)) == []
+
+
+def test_the_method_finder_finds_a_method_only_a_test_calls() -> None:
+    """The check above can fail: a method and a property no module uses are found; one called
+    elsewhere, one named by a string, a private one and a library hook are not."""
+    sources = {
+        "p/a.py": (
+            "class Guard:\n"
+            "    @property\n"
+            "    def stalled_count(self): pass\n"
+            "    def helper(self): pass\n"
+            "    def used(self): pass\n"
+            "    def by_name(self): pass\n"
+            "    def _own(self): pass\n"
+            "    def formatTime(self): pass\n"
+        ),
+        "p/b.py": "def f(guard):\n    guard.used()\n    getattr(guard, 'by_name')()\n",
+    }
+    assert list(_methods_unused(sources)) == [
+        "p/a.py:3 Guard.stalled_count",
+        "p/a.py:4 Guard.helper",
+    ]
+
+
 # Test modules: what a test says it shows, and how it waits.
 TESTS: Final = ROOT / "tests"
 

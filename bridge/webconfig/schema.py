@@ -239,11 +239,6 @@ class TLSServerConfig(Strict):
         """TLS is on when a certificate, key, client CA or client-auth type is given (toolkit)."""
         return bool(self.model_fields_set & _BLANK_IS_UNSET)
 
-    @property
-    def verifies_clients(self) -> bool:
-        """True when client certificates are checked against the client CA."""
-        return self.client_auth_type in _VERIFYING
-
     def relative_to(self, folder: Path) -> TLSServerConfig:
         """The same settings with the file paths made absolute from ``folder``."""
         update = {
