@@ -656,10 +656,6 @@ class AlertSink:
             raise BridgeError("the alert sink has not started")
         return self._housekeeping
 
-    async def housekeep(self) -> None:
-        """One housekeeping pass (``Housekeeping.housekeep``)."""
-        await self.housekeeping.housekeep()
-
     # -- HTTP --
 
     def routes(self) -> list[web.RouteDef]:
