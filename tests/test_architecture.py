@@ -518,6 +518,78 @@ def test_the_unused_finder_finds_a_function_only_a_test_calls() -> None:
     assert list(_unused(sources)) == ["p/a.py:1 helper"]
 
 
+# Public methods a library calls, never the package: the hooks our classes fill in.
+LIBRARY_HOOKS: Final = {
+    "settings_customise_sources": "pydantic-settings' BaseSettings",
+    "formatTime": "logging.Formatter",
+    "on_emit": "opentelemetry's LogRecordProcessor",
+    "force_flush": "opentelemetry's LogRecordProcessor",
+}
+
+
+def _methods_unused(sources: dict[str, str]) -> Iterator[str]:
+    """Public methods and properties of module-level classes in ``sources`` whose name no
+    module of them uses (nor a string names, for ``getattr``): dead, or there only for a test
+    to call. A name shared with a method used elsewhere counts as used: the check can miss a
+    dead method, never accuse a live one."""
+    used = {
+        name
+        for where, source in sources.items()
+        for node in ast.walk(ast.parse(source, where))
+        for name in (
+            [node.id]
+            if isinstance(node, ast.Name)
+            else [node.attr]
+            if isinstance(node, ast.Attribute)
+            else re.findall(r"\w+", node.value)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            else []
+        )
+    }
+    for where, source in sources.items():
+        for cls in ast.parse(source, where).body:
+            if not isinstance(cls, ast.ClassDef):
+                continue
+            for node in cls.body:
+                if (
+                    isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                    and not node.name.startswith("_")
+                    and node.name not in used
+                    and node.name not in LIBRARY_HOOKS
+                ):
+                    yield f"{where}:{node.lineno} {cls.name}.{node.name}"
+
+
+def test_every_public_method_is_used_by_the_package() -> None:
+    """No public method or property of bridge/ or collectors/ is there only for the tests (or
+    for nobody), bar the library hooks listed above: a test observes through what the bridge
+    itself uses, its metrics and its answers."""
+    sources = {str(path.relative_to(ROOT)): path.read_text() for path in _modules().values()}
+    assert list(_methods_unused(sources)) == []
+
+
+def test_the_method_finder_finds_a_method_only_a_test_calls() -> None:
+    """The check above can fail: a method and a property no module uses are found; one called
+    elsewhere, one named by a string, a private one and a library hook are not."""
+    sources = {
+        "p/a.py": (
+            "class Guard:\n"
+            "    @property\n"
+            "    def stalled_count(self): pass\n"
+            "    def helper(self): pass\n"
+            "    def used(self): pass\n"
+            "    def by_name(self): pass\n"
+            "    def _own(self): pass\n"
+            "    def formatTime(self): pass\n"
+        ),
+        "p/b.py": "def f(guard):\n    guard.used()\n    getattr(guard, 'by_name')()\n",
+    }
+    assert list(_methods_unused(sources)) == [
+        "p/a.py:3 Guard.stalled_count",
+        "p/a.py:4 Guard.helper",
+    ]
+
+
 # Test modules: what a test says it shows, and how it waits.
 TESTS: Final = ROOT / "tests"
 
@@ -660,6 +732,7 @@ PRIVATES_ALLOWED: Final = {
         "bridge.bus.decoding._keys_at_most",
         "bridge.bus.decoding._named_once",
         "bridge.bus.decoding._decode_each",
+        "bridge.bus.decoding._decode_unchecked",
     },
     "tests/bus/test_envelope_differential.py": {
         "bridge.bus.decoding._decode_fast",
@@ -709,6 +782,7 @@ def _private_imports(source: str, where: str) -> Iterator[str]:
                 bound[alias.asname or alias.name] = f"{node.module}.{alias.name}"
                 if _own(node.module) and _private(alias.name):
                     yield f"{where}:{node.lineno} {node.module}.{alias.name}"
+    loops = _loops_over_names(tree)
     for node in ast.walk(tree):
         if not (
             isinstance(node, ast.Call)
@@ -718,28 +792,71 @@ def _private_imports(source: str, where: str) -> Iterator[str]:
         ):
             continue
         target = node.args[0]
+        names: list[str | None]
         if isinstance(target, ast.Constant) and isinstance(target.value, str):
             # monkeypatch.setattr("bridge.module._name", value)
-            module, _, name = target.value.rpartition(".")
-        elif (
-            len(node.args) > 1
-            and isinstance(node.args[1], ast.Constant)
-            and isinstance(node.args[1].value, str)
-        ):
-            name = node.args[1].value
+            module, _, path_name = target.value.rpartition(".")
+            names = [path_name]
+        elif len(node.args) > 1:
+            names = _names_given(node, loops)
             if isinstance(target, ast.Name) and target.id in bound:
                 module = bound[target.id]  # a module or class imported: ours or a library's
             elif isinstance(target, ast.Name) and target.id in ("self", "cls"):
                 continue  # a test's own helper class
             else:
                 # An object the test holds: a unit built from our package.
-                if _private(name):
-                    yield f"{where}:{node.lineno} {ast.unparse(target)}.{name}"
+                for name in names:
+                    if name is not None and _private(name):
+                        yield f"{where}:{node.lineno} {ast.unparse(target)}.{name}"
                 continue
         else:
             continue
-        if _own(module) and _private(name):
-            yield f"{where}:{node.lineno} {module}.{name}"
+        if not _own(module):
+            continue
+        for name in names:
+            if name is None:  # what it patches is hidden from this check: named, it is seen
+                yield f"{where}:{node.lineno} {module}.<a name given at run time>"
+            elif _private(name):
+                yield f"{where}:{node.lineno} {module}.{name}"
+
+
+def _loops_over_names(tree: ast.AST) -> dict[ast.AST, list[str]]:
+    """The names a call's second argument stands for, where it is the variable of an enclosing
+    ``for name in ("a", "b"):`` loop: ``setattr(module, name, ...)`` in it patches each."""
+    found: dict[ast.AST, list[str]] = {}
+    for loop in ast.walk(tree):  # outer loops first: an inner one over the same name wins
+        if not (
+            isinstance(loop, ast.For)
+            and isinstance(loop.target, ast.Name)
+            and isinstance(loop.iter, ast.Tuple | ast.List)
+        ):
+            continue
+        names = [
+            element.value
+            for element in loop.iter.elts
+            if isinstance(element, ast.Constant) and isinstance(element.value, str)
+        ]
+        if len(names) < len(loop.iter.elts):
+            continue
+        for node in ast.walk(loop):
+            if (
+                isinstance(node, ast.Call)
+                and len(node.args) > 1
+                and isinstance(node.args[1], ast.Name)
+                and node.args[1].id == loop.target.id
+            ):
+                found[node] = names
+    return found
+
+
+def _names_given(call: ast.Call, loops: dict[ast.AST, list[str]]) -> list[str | None]:
+    """The attribute names a patch's name argument stands for; None for one only the run tells."""
+    node = call.args[1]
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if call in loops:
+        return list(loops[call])
+    return [None]
 
 
 def test_no_test_imports_or_patches_what_the_unit_keeps_private() -> None:
@@ -762,8 +879,10 @@ def test_no_test_imports_or_patches_what_the_unit_keeps_private() -> None:
 
 def test_the_private_import_finder_finds_an_import_and_a_patch() -> None:
     """The check above can fail: a private imported from the package or from a test module
-    and one patched by name (on a module or on an object the test holds) or by path are found;
-    public names, dunders, a library's privates and a test's own helper class's are not."""
+    and one patched by name (on a module or on an object the test holds, named in the call or
+    by a loop over names) or by path are found, and so is a patch of ours whose name only the
+    run tells; public names, dunders, a library's privates and a test's own helper class's are
+    not."""
     sample = (
         "import bridge.bus.decoding as decoding, ssl\n"
         "from bridge.cli.outbox import _not_retryable, main\n"
@@ -779,12 +898,18 @@ def test_the_private_import_finder_finds_an_import_and_a_patch() -> None:
         "    monkeypatch.setattr('os._exit', None)\n"
         "    monkeypatch.setattr(ssl, '_create_default_https_context', None)\n"
         "    monkeypatch.setattr(sink, 'send', None)\n"
+        "    for name in ('_decode_fast', 'decode_envelope'):\n"
+        "        monkeypatch.setattr(decoding, name, None)\n"
+        "    monkeypatch.setattr(decoding, sink.name, None)\n"
+        "    monkeypatch.setattr(ssl, sink.name, None)\n"
         "class Helper:\n"
         "    def f(self, monkeypatch):\n"
         "        monkeypatch.setattr(self, '_calls', 0)\n"
     )
     assert sorted(_private_imports(sample, "t.py")) == [
         "t.py:11 sink.outbox._send",
+        "t.py:16 bridge.bus.decoding._decode_fast",
+        "t.py:17 bridge.bus.decoding.<a name given at run time>",
         "t.py:2 bridge.cli.outbox._not_retryable",
         "t.py:3 tests.test_config._check_config",
         "t.py:7 bridge.cli.service._DEMO_STATE_DIR",

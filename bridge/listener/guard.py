@@ -149,11 +149,6 @@ class ConnectionGuard:
         return len(self._idle)
 
     @property
-    def stalled_count(self) -> int:
-        """Open connections holding an answer their client does not read."""
-        return len(self._stalled)
-
-    @property
     def descriptor_budget(self) -> int:
         """Most descriptors the HTTP connections may hold at once: the cap, the probe reserve
         and one burst of accepts (each connection accepted holds one before the cap closes the

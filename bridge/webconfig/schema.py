@@ -249,15 +249,11 @@ class TLSServerConfig(Strict):
         return bool(self.model_fields_set & _BLANK_IS_UNSET)
 
     @property
-    def verifies_clients(self) -> bool:
-        """True when client certificates are checked against the client CA."""
-        return self.client_auth_type in _VERIFYING
-
-    @property
     def system_client_cas(self) -> bool:
         """True when client certificates are verified against the system's CAs, as Go verifies
         them when no client CA is given."""
-        return self.verifies_clients and not (self.client_ca_file or self.client_ca)
+        verifying = self.client_auth_type in _VERIFYING
+        return verifying and not (self.client_ca_file or self.client_ca)
 
     def relative_to(self, folder: Path) -> TLSServerConfig:
         """The same settings with the file paths made absolute from ``folder``."""

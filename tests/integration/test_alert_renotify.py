@@ -64,7 +64,7 @@ async def test_an_alert_dead_lettered_through_a_long_outage_reaches_the_receiver
         await async_wait_until(lambda: len(receiver.accepted()) == 3, what="a1's resolve")
         assert receiver.accepted()[2].json()["alerts"][0]["status"] == "resolved"
         clock.advance(5 * 3600.0)  # past EXESDB_WEBHOOK_RENOTIFY_INTERVAL_MS: nothing more
-        await sink.housekeep()
+        await sink.housekeeping.housekeep()
         assert (len(receiver.requests), renotified(bridge)) == (3, 1.0)
         assert sink.outbox.queue.depth().queued == 0
 
@@ -91,7 +91,7 @@ async def test_an_alert_refused_is_sent_again_only_after_the_renotify_interval(
         for alert_id in ("a2", "a3"):
             bridge.bus.publish("disk_full", system_alert(alert_id, severity="warning"))
             await async_wait_until(partial(taken, receiver, alert_id), what=f"{alert_id} taken")
-            await sink.housekeep()
+            await sink.housekeeping.housekeep()
         assert (len(receiver.requests), renotified(bridge)) == (3, 0.0)
         clock.advance(3600.0)
         await async_wait_until(lambda: "a1" in receiver.accepted_alert_ids(), what="a1 again")

@@ -151,9 +151,9 @@ async def test_dead_letters_of_a_receiver_refusing_everything_are_deleted_after_
             what="w2 dead-lettered too",
         )
         clock.advance(86_400 + 60)  # the first died over 7 days ago, the others a day ago
-        caplog.set_level(logging.WARNING, "bridge.sinks.alerts.sink")
+        caplog.set_level(logging.WARNING, "bridge.sinks.alerts.housekeeping")
         before = {d.id for d in sink.outbox.queue.deliveries()}
-        await sink.housekeep()
+        await sink.housekeeping.housekeep()
         # The housekeeping loop's own pass may have begun at the new time a moment before
         # (this one then skips the hourly pruning): the deletion and its line come from either.
         await async_wait_until(

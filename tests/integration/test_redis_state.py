@@ -240,12 +240,12 @@ async def test_a_wall_clock_set_back_restarts_an_escalation_period_on_redis_too(
         bridge.bus.publish("disk_full", system_alert("a1"))
         await async_wait_until(lambda: stored(sink.outbox, "a1"), what="the alert stored")
         clock.now -= 3600.0  # an NTP step, a VM resumed
-        await sink.housekeep()
+        await sink.housekeeping.housekeep()
         restarted = stored(sink.outbox, "a1")
         assert restarted is not None
         assert (restarted.level, restarted.level_since) == (1, clock.now)
         clock.advance(60.0)
-        await sink.housekeep()
+        await sink.housekeeping.housekeep()
         steps = await async_wait_until(lambda: watcher.of(AlertEscalation), what="announced")
         assert [(s.from_level, s.to_level) for s in steps] == [("level1", "level2")]
         escalated = stored(sink.outbox, "a1")

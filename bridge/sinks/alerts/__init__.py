@@ -5,8 +5,9 @@ functions over ``records``) → ``outbox`` (one SQLite file: ``alert_store``, th
 ``queue``, ``dead_letters`` and ``retention`` over one ``database``) → ``payload`` (webhook
 format v4) → ``delivery`` (per-URL senders with retries), beside ``escalation`` and
 ``alertmanager``; ``sink`` wires them into a bridge component, with ``admin`` (its HTTP routes),
-``index`` (the open alerts kept in Redis for the next work-queue holder) and ``metrics`` (its
-self-metrics).
+``states`` (where each change of alert states is made), ``index`` (the open alerts kept in Redis
+for the next work-queue holder), ``housekeeping`` (escalation, expiry, renotification, pruning)
+and ``metrics`` (its self-metrics).
 
 Each name is imported from its module when first asked for (``bridge.exports``): ``exesdb-bridge
 outbox`` opens the outbox without the sink, its senders (aiohttp) or the bus.

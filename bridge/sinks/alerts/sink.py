@@ -1,22 +1,22 @@
 """The alert sink: bus messages in, durable signed webhooks and Alertmanager posts out.
 
-The bus handler takes everything queued at once and writes every change (alert states and queued
-notifications) to the outbox in ONE transaction before it returns, so on the Redis bus a message
-is acknowledged only once it is safe on disk, and on the in-process bus HTTP ingest answers 202
-only once its alerts are (see ``Bus.publish_verified_durably``). On Redis each change is made in
-the open-alert index first (``index``), so that the next work-queue holder takes the open alerts
-up. Per-receiver workers (``EXESDB_WEBHOOK_URLS`` and ``EXESDB_WEBHOOK_CONFIG_FILE``'s, see
-``bridge.receivers``) then group, keep what the receiver wants (``min_severity``,
-``send_resolved``) and deliver; a housekeeping loop escalates, refreshes the depth gauges and
-prunes old rows; the Alertmanager poster mirrors alert states to Alertmanager when configured.
-The admin routes (``admin``), the index and the self-metrics (``metrics``) live in modules of
-their own.
+The bus handler takes everything queued at once, works out what it changes
+(``sources.batch_changes``) and writes every change (alert states and queued notifications) to
+the outbox in ONE transaction before it returns, so on the Redis bus a message is acknowledged
+only once it is safe on disk, and on the in-process bus HTTP ingest answers 202 only once its
+alerts are (see ``Bus.publish_verified_durably``). On Redis each change is made in the
+open-alert index first (``index``), so that the next work-queue holder takes the open alerts up
+(``states`` makes each change where it belongs). Per-receiver workers (``EXESDB_WEBHOOK_URLS``
+and ``EXESDB_WEBHOOK_CONFIG_FILE``'s, see ``bridge.receivers``) then group, keep what the
+receiver wants (``min_severity``, ``send_resolved``) and deliver; a housekeeping loop
+(``housekeeping``) escalates, refreshes the depth gauges and prunes old rows; the Alertmanager
+poster mirrors alert states to Alertmanager when configured. The admin routes (``admin``), the
+index and the self-metrics (``metrics``) live in modules of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random as _random
 import sqlite3
@@ -30,9 +30,9 @@ from prometheus_client import CollectorRegistry
 from bridge.backoff import Backoff
 from bridge.bus import WORK_QUEUE_INSTANCES, Bus, Envelope, SharedState, WorkQueueLease
 from bridge.component import Context, Deadline, HasClientSpans
-from bridge.errors import BridgeError, ConfigError, TransportError
+from bridge.errors import BridgeError, ConfigError
 from bridge.httpclient import ClientSettings, TokenSources
-from bridge.messages import AlertAck, Message, NodeHealth, NotificationStatus
+from bridge.messages import AlertAck, Message, NotificationStatus
 from bridge.operations import OperationRecorder
 from bridge.receiver_keys import ReceiverKeys, receiver_label
 from bridge.receivers import AlertmanagerConfig, Receiver
@@ -40,7 +40,6 @@ from bridge.redaction import safe_url
 from bridge.routes import AdminGuard
 from bridge.settings import Settings
 from bridge.sinks.alerts.admin import AlertQuery, alert_routes
-from bridge.sinks.alerts.alert_store import escalations, resolutions
 from bridge.sinks.alerts.alertmanager import AlertmanagerPoster
 from bridge.sinks.alerts.delivery import (
     AttemptResult,
@@ -51,6 +50,7 @@ from bridge.sinks.alerts.delivery import (
     wait_or_wake,
 )
 from bridge.sinks.alerts.escalation import Escalator
+from bridge.sinks.alerts.housekeeping import Housekeeping
 from bridge.sinks.alerts.index import AlertIndex
 from bridge.sinks.alerts.metrics import AlertMetrics, DeliveryResult
 from bridge.sinks.alerts.outbox import Outbox, unopenable_hint
@@ -62,7 +62,6 @@ from bridge.sinks.alerts.records import (
     AlertDetail,
     AlertRecord,
     AlertState,
-    Applied,
     Delivery,
     DeliveryState,
     Escalated,
@@ -71,13 +70,11 @@ from bridge.sinks.alerts.records import (
 from bridge.sinks.alerts.refusals import RefusalLog
 from bridge.sinks.alerts.sources import (
     SOURCE_TYPES,
-    AlertEvent,
-    alert_events,
+    batch_changes,
     meets,
-    node_alert_ids,
 )
+from bridge.sinks.alerts.states import AlertStates
 from bridge.sinks.alerts.thread import DbThread
-from bridge.sinks.alerts.transitions import Effect, Plan, on_ack
 from bridge.tracing import ClientSpan
 
 __all__ = ["HIGH_WATER", "MAX_OPEN_ALERTS", "SUBSCRIBED_INSTANCES", "AlertSink", "alert_sink"]
@@ -86,8 +83,6 @@ _logger = logging.getLogger(__name__)
 
 # The work queue of a shared transport is exactly what this stage takes.
 SUBSCRIBED_INSTANCES: Final = tuple(sorted(WORK_QUEUE_INSTANCES))
-_HOUSEKEEPING_SECONDS: Final = 1.0
-_PRUNE_EVERY_SECONDS: Final = 3600.0
 # The share of EXESDB_ALERT_QUEUE_SIZE from which HTTP ingest refuses new work (503).
 HIGH_WATER: Final = 0.8
 # Kept from what is left of EXESDB_SHUTDOWN_TIMEOUT_MS for stopping the workers once the queue
@@ -96,9 +91,6 @@ _CLOSE_MARGIN_SECONDS: Final = 1.0
 # Open (firing or acknowledged) alerts kept at most; new ones beyond are refused and counted
 # (an event alert from nine tenths of it: transitions.open_cap).
 MAX_OPEN_ALERTS: Final = 50_000
-# Read once: a pydantic model's class attribute goes through its metaclass's hook.
-_ACK_TAG: Final = AlertAck.TAG
-_NODE_HEALTH_TAG: Final = NodeHealth.TAG
 # The NotificationStatus ``status`` of each attempt result.
 _NOTIFICATION_STATUS: Final = {
     DeliveryResult.DELIVERED: "delivered",
@@ -165,11 +157,6 @@ class AlertSink:
         self._alertmanager_interval = alertmanager_interval
         self._max_open = max_open_alerts
         self._resolve_after = settings.alert_resolve_timeout_ms / 1000
-        # A health condition alert no reading keeps up ends when its series would leave
-        # /metrics, counted from this sink's start (or its taking the work queue) too, plus the
-        # hold: the readings come anew, and keep an alert up only once held anew (pending).
-        self._stale_after = settings.series_ttl_ms / 1000
-        self._started_at: float | None = None
         self._db = db or DbThread()
         self._min_severity = settings.webhook_min_severity
         # Origins whose links in a SystemAlert's metadata are shown whole (sources.details_of).
@@ -189,7 +176,6 @@ class AlertSink:
         # Built in start(): constructing a bridge touches no file.
         self._outbox: Outbox | None = None
         self._resend_hint = ""
-        self._escalator: Escalator | None = None
         self.receivers: tuple[Receiver, ...] = ()
         self.senders: dict[str, WebhookSender] = {}
         self.workers: dict[str, DeliveryWorker] = {}
@@ -227,14 +213,12 @@ class AlertSink:
         # On the Redis bus the alert states change only at the work-queue lease holder (it alone
         # escalates and auto-resolves), and the open alerts are kept in Redis for the next one
         # (see index): taken up whenever this replica takes the lease.
-        self._state = state if lease is not None else None
-        self._index: AlertIndex | None = None
+        self._shared = state if lease is not None else None
+        self._states: AlertStates | None = None
         if lease is not None:
             lease.on_lead(self._take_up)
         self._house_wake = asyncio.Event()
-        self._house_task: asyncio.Task[None] | None = None
-        # The first housekeeping prunes: a bridge restarted within the hour must prune too.
-        self._last_prune = float("-inf")
+        self._housekeeping: Housekeeping | None = None
         self._alertmanager_section: AlertmanagerConfig | None = None
         self._prepared = False
         self._started = False
@@ -254,6 +238,13 @@ class AlertSink:
         if self._outbox is None:
             raise BridgeError("the alert sink has not started")
         return self._outbox
+
+    @property
+    def states(self) -> AlertStates:
+        """Where alert states change (from start() on)."""
+        if self._states is None:
+            raise BridgeError("the alert sink has not started")
+        return self._states
 
     async def prepare(self) -> None:
         """Open the outbox and read the receivers, before the bus starts: an
@@ -286,16 +277,18 @@ class AlertSink:
         self._started = True
         await self.prepare()
         await self._claim_receiver_rows()
-        self._escalator = escalator = self._make_escalator()
-        if self._state is not None:
-            self._index = self._make_index(self._state, escalator)
+        escalator = self._make_escalator()
+        self._states = self._make_states(
+            None if self._shared is None else self._make_index(self._shared, escalator)
+        )
         self.senders = {receiver.key: self._make_sender(receiver) for receiver in self.receivers}
         self.workers = {receiver.key: self._make_worker(receiver) for receiver in self.receivers}
         self.alertmanager = self._make_alertmanager()
+        self._housekeeping = housekeeping = self._make_housekeeping(escalator)
         for sender in self.senders.values():
             await sender.start()
         await self._dead_letter_orphans()
-        await self._refresh_gauges()
+        await housekeeping.refresh_gauges()
         # Dead letters left from before the start wait for a person: how to see and resend them.
         self._resend_hint = await self._db.call(self.outbox.dead_letters.resend_hint)
         self._ready.set()
@@ -303,9 +296,7 @@ class AlertSink:
             worker.start()
         if self.alertmanager is not None:
             self.alertmanager.start()
-        self._house_task = asyncio.get_running_loop().create_task(
-            self._housekeeping(), name="alerts-housekeeping"
-        )
+        housekeeping.start()
         self._log_started()
 
     async def _claim_receiver_rows(self) -> None:
@@ -331,6 +322,43 @@ class AlertSink:
             publish=self._publish,
             notify=self._changed,
             clock=self._clock,
+        )
+
+    def _make_states(self, index: AlertIndex | None) -> AlertStates:
+        """Where alert states change: the outbox, or through ``index`` on Redis."""
+        settings = self.settings
+        return AlertStates(
+            self.outbox.alerts,
+            db=self._db,
+            index=index,
+            max_open=self._max_open,
+            resolve_after=self._resolve_after,
+            # A health condition alert no reading keeps up ends when its series would leave
+            # /metrics.
+            stale_after=settings.series_ttl_ms / 1000,
+            hold_seconds=self._pending.for_seconds,
+            holding=self.holds_work_queue,
+            monotonic=self._monotonic,
+        )
+
+    def _make_housekeeping(self, escalator: Escalator) -> Housekeeping:
+        settings = self.settings
+        return Housekeeping(
+            self.outbox,
+            db=self._db,
+            states=self.states,
+            escalator=escalator,
+            pending=self._pending,
+            metrics=self.metrics,
+            labels={key: worker.label for key, worker in self.workers.items()},
+            holds_work_queue=self.holds_work_queue,
+            changed=self._changed,
+            on_error=self._errors,
+            renotify_after=settings.webhook_renotify_interval_ms / 1000,
+            dead_letter_ttl=settings.webhook_dead_letter_ttl_ms / 1000,
+            wake=self._house_wake,
+            clock=self._clock,
+            sleep=self._sleep,
         )
 
     def _make_index(self, state: SharedState, escalator: Escalator) -> AlertIndex:
@@ -442,6 +470,8 @@ class AlertSink:
         if self._closed:
             return
         self._closed = True
+        if self._housekeeping is not None:
+            self._housekeeping.stop()  # no pass more while the queue drains
         self._shutdown.begin()  # the bridge's began already; one of the sink's own, now
         try:
             # Drain first: what the bus already queued for us reaches the outbox before it
@@ -486,11 +516,8 @@ class AlertSink:
                 await worker.aclose()
         if self.alertmanager is not None:
             await self.alertmanager.aclose()
-        task, self._house_task = self._house_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._housekeeping is not None:
+            await self._housekeeping.aclose()
         for sender in self.senders.values():
             await sender.aclose()
         try:
@@ -521,108 +548,29 @@ class AlertSink:
 
     async def _take_up(self) -> None:
         """On taking the work-queue lease: the open alerts kept in Redis become ours."""
-        self._started_at = None  # the holds wait afresh here: so does the stale wait (_expire)
         await self._ready.wait()
-        if self._index is not None and await self._index.take_up():
+        if await self.states.take_up():
             # Counted before the lease is held: exesdb_alerts_active shows the outbox from then.
-            await self._refresh_gauges()
+            await self.housekeeping.refresh_gauges()
             self._changed()
 
-    async def _apply(self, changes: Sequence[AlertEvent | Acknowledgement], now: float) -> Applied:
-        if self._index is None:
-            return await self._db.call(
-                self.outbox.alerts.apply, changes, now, max_open=self._max_open
-            )
-        return await self._index.change(
-            self.outbox.alerts.plan, changes, now, max_open=self._max_open
-        )
-
     async def _escalate(self, now: float, after_seconds: float) -> list[Escalated]:
-        if self._index is None:
-            return await self._db.call(self.outbox.alerts.escalate_due, now, after_seconds)
-        planned: list[Plan] = []
-
-        def plan(now: float, after_seconds: float) -> Plan:
-            planned.append(self.outbox.alerts.plan_escalations(now, after_seconds))
-            return planned[-1]
-
-        applied = await self._index.change(plan, now, after_seconds)
-        return escalations(planned[-1], applied) if planned else []
-
-    async def _expire(self, now: float) -> list[AlertRecord]:
-        # How long this sink has run (held the work queue) is measured on the monotonic clock:
-        # a wall clock set back would hold the stale wait back by as much.
-        up = self._monotonic()
-        if self._started_at is None:
-            self._started_at = up
-        up_long_enough = up - self._started_at >= self._stale_after + self._pending.for_seconds
-        stale = self._stale_after if up_long_enough else None
-        if self._index is None:
-            return await self._db.call(
-                self.outbox.alerts.resolve_expired, now, self._resolve_after, stale
-            )
-        applied = await self._index.change(
-            self.outbox.alerts.plan_expiries, now, self._resolve_after, stale
-        )
-        return resolutions(applied)
+        return await self.states.escalate(now, after_seconds)
 
     # -- the bus stage --
 
     async def _on_batch(self, envelopes: Sequence[Envelope]) -> None:
         await self._ready.wait()  # messages may arrive between bus start and ours
-        changes: list[AlertEvent | Acknowledgement] = []
-        fired: set[str] = set()  # firing earlier in this batch: a resolve must follow it
-        may_be_active = self.outbox.alerts.maybe_active_ids  # tested four times a NodeHealth
-        pending = self._pending
-        # Some condition waits in the hold (any node's, any component's); only a reading that
-        # goes through alert_events below changes that. With none, no node's own can.
-        waiting = bool(pending)
-
-        def active(alert_id: str) -> bool:
-            # Every healthy health message is a resolved event; for an alert that is not
-            # active it would change nothing, so it is not even made (and costs no transaction).
-            return alert_id in fired or alert_id in may_be_active
-
-        for envelope in envelopes:
-            tag = envelope.tag
-            # Most of what comes here: a healthy NodeHealth, which resolves its node's alerts
-            # and ends the wait of its node's node_health condition in pending (the one
-            # condition it ends: another node's or a component's wait is none of its business).
-            # With none of its alerts active and that condition not waiting it makes no event
-            # and changes nothing, and is passed over without working that out (its values read
-            # from ``fields``: its model is not built for it).
-            if (
-                tag == _NODE_HEALTH_TAG
-                and (values := envelope.fields).status == "healthy"
-                and (not waiting or node_alert_ids(values.node).node_health not in pending)
-                and (
-                    not (may_be_active or fired)
-                    or (
-                        (ids := node_alert_ids(values.node).every).isdisjoint(may_be_active)
-                        and ids.isdisjoint(fired)
-                    )
-                )
-            ):
-                continue
-            payload = envelope.payload
-            # The tag first: an isinstance miss on a pydantic model costs several times more.
-            if tag == _ACK_TAG and isinstance(payload, AlertAck):
-                changes.append(
-                    Acknowledgement(
-                        payload.alert_id, payload.ack_by, payload.ack_note, payload.resolution
-                    )
-                )
-                continue
-            for event in alert_events(envelope, pending.held, active, self._links):
-                if not event.firing:
-                    changes.append(event)
-                elif meets(event.severity, self._min_severity):
-                    fired.add(event.alert_id)
-                    changes.append(event)
-            waiting = bool(pending)
+        changes = batch_changes(
+            envelopes,
+            pending=self._pending,
+            may_be_active=self.outbox.alerts.maybe_active_ids,
+            links=self._links,
+            min_severity=self._min_severity,
+        )
         if not changes:
             return
-        applied = await self._apply(changes, self._clock())
+        applied = await self.states.apply(changes, self._clock())
         if applied.refused:
             self.metrics.refused(applied.refused)
             self._refusals.refused(applied.refused)
@@ -699,84 +647,12 @@ class AlertSink:
 
     # -- housekeeping --
 
-    async def housekeep(self) -> None:
-        """One housekeeping pass: escalate, auto-resolve and notify again what is due (only while
-        holding the work queue: the others' alert states are stale once the lease moved on),
-        refresh the gauges, and prune old rows (dead letters past
-        EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS too) at the first pass and then once an hour."""
-        escalator = self._escalator
-        if escalator is None:
+    @property
+    def housekeeping(self) -> Housekeeping:
+        """The housekeeping loop (from start() on)."""
+        if self._housekeeping is None:
             raise BridgeError("the alert sink has not started")
-        if self._index is not None and not self._index.caught_up:
-            # After a restart: what Redis took before a crash and the outbox did not.
-            with contextlib.suppress(TransportError):
-                await self._index.catch_up()
-        if self.holds_work_queue():
-            try:
-                await escalator.tick()
-                expired = await self._expire(self._clock())
-                if await self._renotify(self._clock()) or expired:
-                    self._changed()
-            except TransportError as exc:
-                # Redis unreachable, or the lease just went to another replica: its turn.
-                _logger.warning("alerts: escalation and expiry wait: %s", exc)
-        await self._refresh_gauges()
-        now = self._clock()
-        self._pending.forget_older_than(now)
-        if now - self._last_prune >= _PRUNE_EVERY_SECONDS:
-            self._last_prune = now
-            await self._db.call(self.outbox.retention.prune, now)
-            keep = self.settings.webhook_dead_letter_ttl_ms / 1000
-            forgotten = await self._db.call(self.outbox.retention.forget_dead_letters, now, keep)
-            if forgotten:
-                _logger.warning(
-                    "alerts: deleted %d dead-lettered delivery(ies) older than"
-                    " EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS (%gh); their alerts stay in /v1/alerts",
-                    forgotten,
-                    keep / 3600,
-                )
-
-    async def _renotify(self, now: float) -> int:
-        """Queue again the open alerts whose latest notification to a receiver died (see
-        ``DeadLetters.renotify``); how many, each receiver's logged."""
-        after = self.settings.webhook_renotify_interval_ms / 1000
-        queued = await self._db.call(self.outbox.dead_letters.renotify, now, after)
-        for key, count in queued.items():
-            self.metrics.renotified(count)
-            _logger.info(
-                "alerts: %d open alert(s) whose notification to %s was dead-lettered queued"
-                " for it again, as they stand",
-                count,
-                self.workers[key].label,
-            )
-        return sum(queued.values())
-
-    async def _refresh_gauges(self) -> None:
-        self.metrics.depth = await self._db.call(self.outbox.queue.depth)
-        self.metrics.active = await self._db.call(self.outbox.alerts.active_counts)
-
-    async def _housekeeping(self) -> None:
-        assert self._escalator is not None
-        tick = min(_HOUSEKEEPING_SECONDS, self._escalator.after_seconds / 4)
-        failed = 0  # passes failed in a row
-        fault = ""  # what the last one logged failed with
-        while not self._closed:
-            self._house_wake.clear()
-            try:
-                await self.housekeep()
-            except Exception as exc:
-                self._errors()
-                failed += 1
-                # A fault that repeats at every pass (the outbox on a full disk) is logged once,
-                # not once a second: each is counted in exesdb_sink_errors_total all the same.
-                if failed == 1 or f"{type(exc).__name__}: {exc}" != fault:
-                    fault = f"{type(exc).__name__}: {exc}"
-                    _logger.exception("alert housekeeping failed")
-            else:
-                if failed:
-                    _logger.info("alert housekeeping works again after %d failed pass(es)", failed)
-                failed = 0
-            await self._sleep(tick, self._house_wake)
+        return self._housekeeping
 
     # -- HTTP --
 
@@ -825,30 +701,9 @@ class AlertSink:
         then here); any other replica answers with the alert as the holder will make it from
         the AlertAck, which it publishes whatever its own copy says (that may be stale).
         """
-        now = self._clock()
-        if self._index is None:
-            current = await self._db.call(self.outbox.alerts.get, ack.alert_id)
-            if current is None or on_ack(current, ack, now).effect is Effect.NONE:
-                return current  # unknown, or acknowledged or resolved already: nothing to tell
-            record = await self._db.call(
-                self.outbox.alerts.acknowledge,
-                ack.alert_id,
-                ack.ack_by,
-                now,
-                ack_note=ack.ack_note,
-                resolution=ack.resolution,
-            )
-        else:
-            record = on_ack(
-                await self._db.call(self.outbox.alerts.get, ack.alert_id), ack, now
-            ).record
-            if record is not None and self.holds_work_queue():
-                try:
-                    await self._index.change(self.outbox.alerts.plan, [ack], now)
-                except TransportError as exc:
-                    _logger.warning("alerts: the acknowledgement waits for the holder: %s", exc)
-        if record is None:
-            return None
+        record, announce = await self.states.acknowledge(ack, self._clock())
+        if not announce:
+            return record
         self._changed()
         self._publish(
             "alert_acknowledged",

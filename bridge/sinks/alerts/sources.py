@@ -58,7 +58,8 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal, NamedTuple
@@ -71,6 +72,7 @@ from bridge.messages import (
     SECURITY_SEVERITY,
     SEVERITIES,
     AccessViolation,
+    AlertAck,
     AlertSeverity,
     ComponentHealth,
     Message,
@@ -88,6 +90,8 @@ from bridge.messages.health import (
     resource_of_metric,
 )
 from bridge.redaction import REDACTED, names_secret, redact_urls
+from bridge.sinks.alerts.pending import PendingConditions
+from bridge.sinks.alerts.records import Acknowledgement
 from bridge.urls import allowed_link
 
 __all__ = [
@@ -102,6 +106,7 @@ __all__ = [
     "NodeAlertIds",
     "alert_event",
     "alert_events",
+    "batch_changes",
     "derived_id",
     "details_of",
     "meets",
@@ -145,6 +150,9 @@ DETAIL_PREFIX: Final = "metadata_"
 _LEFT_OUT: Final = "metadata"
 _NOT_NAME: Final = re.compile(r"[^A-Za-z0-9_]")
 _NO_LINKS: Final[frozenset[str]] = frozenset()
+# Read once: a pydantic model's class attribute goes through its metaclass's hook.
+_ACK_TAG: Final = AlertAck.TAG
+_NODE_HEALTH_TAG: Final = NodeHealth.TAG
 # What a message's ``node`` (a NodeLabel) must match beyond its length; fullmatch, as ``$``
 # alone would let a final newline through.
 _NODE_TEXT: Final = re.compile(NODE_PATTERN)
@@ -314,6 +322,74 @@ def alert_events(
                     _resolved(alert_id, "metric_threshold", payload.node, payload.timestamp)
                 )
     return events
+
+
+def batch_changes(
+    envelopes: Sequence[Envelope],
+    *,
+    pending: PendingConditions,
+    may_be_active: AbstractSet[str],
+    links: frozenset[str],
+    min_severity: str,
+) -> list[AlertEvent | Acknowledgement]:
+    """What a batch of verified messages changes, in order: its acknowledgements, and the alert
+    events of the rest (a firing one only at or above ``min_severity``), each reading's status
+    as ``pending`` holds it.
+
+    ``may_be_active`` holds the ids of the alerts that may be firing or acknowledged
+    (``AlertStore.maybe_active_ids``, tested four times a NodeHealth): a resolve of any other
+    would change nothing, so it is not even made; nor is it for an alert fired earlier in the
+    batch (a resolve must follow it).
+    """
+    changes: list[AlertEvent | Acknowledgement] = []
+    fired: set[str] = set()  # firing earlier in this batch: a resolve must follow it
+    # Some condition waits in the hold (any node's, any component's); only a reading that
+    # goes through alert_events below changes that. With none, no node's own can.
+    waiting = bool(pending)
+
+    def active(alert_id: str) -> bool:
+        # Every healthy health message is a resolved event; for an alert that is not
+        # active it would change nothing, so it is not even made (and costs no transaction).
+        return alert_id in fired or alert_id in may_be_active
+
+    for envelope in envelopes:
+        tag = envelope.tag
+        # Most of what comes here: a healthy NodeHealth, which resolves its node's alerts
+        # and ends the wait of its node's node_health condition in pending (the one
+        # condition it ends: another node's or a component's wait is none of its business).
+        # With none of its alerts active and that condition not waiting it makes no event
+        # and changes nothing, and is passed over without working that out (its values read
+        # from ``fields``: its model is not built for it).
+        if (
+            tag == _NODE_HEALTH_TAG
+            and (values := envelope.fields).status == "healthy"
+            and (not waiting or node_alert_ids(values.node).node_health not in pending)
+            and (
+                not (may_be_active or fired)
+                or (
+                    (ids := node_alert_ids(values.node).every).isdisjoint(may_be_active)
+                    and ids.isdisjoint(fired)
+                )
+            )
+        ):
+            continue
+        payload = envelope.payload
+        # The tag first: an isinstance miss on a pydantic model costs several times more.
+        if tag == _ACK_TAG and isinstance(payload, AlertAck):
+            changes.append(
+                Acknowledgement(
+                    payload.alert_id, payload.ack_by, payload.ack_note, payload.resolution
+                )
+            )
+            continue
+        for event in alert_events(envelope, pending.held, active, links):
+            if not event.firing:
+                changes.append(event)
+            elif meets(event.severity, min_severity):
+                fired.add(event.alert_id)
+                changes.append(event)
+        waiting = bool(pending)
+    return changes
 
 
 def derived_id(*parts: str) -> str:

@@ -163,7 +163,7 @@ async def test_a_healthy_reading_is_passed_over_while_another_node_waits(
             worked_out.append(item.payload.node)
         return alert_events(item, *args)
 
-    monkeypatch.setattr("bridge.sinks.alerts.sink.alert_events", counted)
+    monkeypatch.setattr("bridge.sinks.alerts.sources.alert_events", counted)
     cpu = "metric_threshold:n1:cpu_usage_percent"
     async with alert_bridge(tmp_path, EXESDB_ALERT_FOR_MS=MINUTE) as (bridge, sink, _):
         bridge.bus.publish(

@@ -325,10 +325,10 @@ async def test_an_alert_turning_critical_needs_an_ack_and_escalates_from_then(
             lambda: field_of(sink, "node_health:n1", "severity") == "critical", what="critical"
         )
         assert field_of(sink, "node_health:n1", "requires_ack") is True
-        await sink.housekeep()
+        await sink.housekeeping.housekeep()
         assert field_of(sink, "node_health:n1", "level") == 1
         clock.advance(60.0)
-        await sink.housekeep()
+        await sink.housekeeping.housekeep()
         assert field_of(sink, "node_health:n1", "level") == 2
 
 
@@ -345,13 +345,13 @@ async def test_a_wall_clock_set_back_holds_no_escalation_back(tmp_path: Path) ->
         await async_wait_until(lambda: stored(sink.outbox, "a1"), what="the alert stored")
         clock.advance(30.0)
         clock.now -= 3600.0  # an NTP step, a VM resumed
-        await sink.housekeep()
+        await sink.housekeeping.housekeep()
         assert field_of(sink, "a1", "level") == 1
         clock.advance(59.0)
-        await sink.housekeep()
+        await sink.housekeeping.housekeep()
         assert field_of(sink, "a1", "level") == 1
         clock.advance(1.0)
-        await sink.housekeep()
+        await sink.housekeeping.housekeep()
         assert field_of(sink, "a1", "level") == 2
         steps = await async_wait_until(lambda: watcher.of(AlertEscalation), what="announced")
         assert [(s.from_level, s.to_level) for s in steps] == [("level1", "level2")]
@@ -461,8 +461,8 @@ async def test_only_the_work_queue_holder_escalates(tmp_path: Path) -> None:
         bridge.bus.publish("disk_full", system_alert("a1"))
         await async_wait_until(lambda: stored(sink.outbox, "a1"), what="the alert stored")
         clock.advance(5.0)
-        await sink.housekeep()  # what the housekeeping loop runs every tick
-        await sink.housekeep()
+        await sink.housekeeping.housekeep()  # what the housekeeping loop runs every tick
+        await sink.housekeeping.housekeep()
         assert field_of(sink, "a1", "level") == 1
         assert watcher.of(AlertEscalation) == []
         transport.lease.leading = True
@@ -477,7 +477,7 @@ async def test_without_the_work_queue_lease_no_open_alert_is_shown(tmp_path: Pat
     async with alert_bridge(tmp_path, transport=transport) as (bridge, sink, _):
         bridge.bus.publish("disk_full", system_alert("a1", severity="critical"))
         await async_wait_until(lambda: stored(sink.outbox, "a1"), what="the alert stored")
-        await sink.housekeep()  # the gauges refreshed from the outbox
+        await sink.housekeeping.housekeep()  # the gauges refreshed from the outbox
 
         def shown() -> dict[str, float | None]:
             return {
@@ -537,7 +537,8 @@ async def test_taking_the_lease_shows_the_open_alerts_taken_up_at_once(tmp_path:
     store.records = {"a1": encode(record("a1", severity="critical"))}
     transport = SharedTransport(store)
     async with alert_bridge(tmp_path, transport=transport) as (bridge, sink, _):
-        await sink.housekeep()  # the gauges refreshed from the outbox: nothing open in it yet
+        # The gauges refreshed from the outbox: nothing open in it yet.
+        await sink.housekeeping.housekeep()
         await transport.lease.take()
         shown = bridge.registry.get_sample_value("exesdb_alerts_active", {"severity": "critical"})
         assert shown == 1

@@ -313,10 +313,10 @@ async def test_a_wall_clock_set_back_holds_no_auto_resolve_back(tmp_path: Path) 
         await sink.acknowledge(Acknowledgement("c1", "ops", None, None))
         clock.advance(30)
         clock.now -= 3600.0  # an NTP step, a VM resumed
-        await sink.housekeep()
+        await sink.housekeeping.housekeep()
         assert {field_of(sink, a, "state") for a in ("w1", "c1")} == {"firing", "acknowledged"}
         clock.advance(59)
-        await sink.housekeep()
+        await sink.housekeeping.housekeep()
         assert field_of(sink, "w1", "state") == "firing"
         clock.advance(2)
         await async_wait_until(
@@ -343,9 +343,9 @@ async def test_a_wall_clock_set_back_holds_no_stale_condition_back(tmp_path: Pat
         )
         gone = "component_health:n1:otlp"
         await async_wait_until(lambda: stored(sink.outbox, gone), what="fired")
-        await sink.housekeep()  # the start, from which the wait counts
+        await sink.housekeeping.housekeep()  # the start, from which the wait counts
         clock.now -= 3600.0  # an NTP step, a VM resumed
-        await sink.housekeep()
+        await sink.housekeeping.housekeep()
         for each in (clock, monotonic):
             each.advance(61)
         await async_wait_until(lambda: field_of(sink, gone, "state") == "resolved", what="resolved")
@@ -460,12 +460,12 @@ async def test_after_a_restart_the_stale_wait_gives_the_hold_time_too(tmp_path: 
     clock.advance(10)
     held: dict[str, Any] = {**ttl, "EXESDB_ALERT_FOR_MS": "90000"}
     async with alert_bridge(tmp_path, serve_http=False, **clocks, **held) as (bridge, sink, _):
-        await sink.housekeep()  # the start, from which the wait counts
+        await sink.housekeeping.housekeep()  # the start, from which the wait counts
         started = clock.now
         for after in (0, 30, 61):  # held: no event, last_seen stays the first run's
             clock.advance(started + after - clock.now)
             bridge.bus.publish("orders:health", degraded("orders"))
-        await sink.housekeep()
+        await sink.housekeeping.housekeep()
         assert (field_of(sink, kept, "state"), field_of(sink, gone, "state")) == (
             "firing",
             "firing",
@@ -476,7 +476,7 @@ async def test_after_a_restart_the_stale_wait_gives_the_hold_time_too(tmp_path: 
             lambda: field_of(sink, kept, "last_seen") == clock.now, what="orders seen again"
         )
         clock.advance(started + 150 - clock.now)
-        await sink.housekeep()
+        await sink.housekeeping.housekeep()
         assert (field_of(sink, kept, "state"), field_of(sink, gone, "state")) == (
             "firing",
             "resolved",
@@ -720,7 +720,7 @@ async def test_housekeeping_failing_each_pass_alike_is_logged_once_then_its_end(
                 raise failures.pop()
             return real_depth(*args, **kwargs)
 
-        with caplog.at_level("INFO", logger="bridge.sinks.alerts.sink"):
+        with caplog.at_level("INFO", logger="bridge.sinks.alerts.housekeeping"):
             sink.outbox.queue.depth = failing  # type: ignore[method-assign]
             await async_wait_until(
                 lambda: "alert housekeeping works again" in caplog.text,

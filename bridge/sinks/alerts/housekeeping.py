@@ -1,0 +1,172 @@
+"""The alert stage's housekeeping: what is due escalated, expired and renotified, gauges, pruning.
+
+A pass runs every second (every quarter of ``EXESDB_ESCALATION_AFTER_MS`` when that is
+shorter), and at once when woken (a change of alert states, a delivery's outcome). Escalation,
+expiry and renotification run only while this replica holds the work queue: the others' alert
+states are stale once the lease moved on. A pass that fails is counted (``on_error``) and logged
+once for a fault that repeats, and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from bridge.errors import TransportError
+from bridge.sinks.alerts.delivery import Sleep
+from bridge.sinks.alerts.escalation import Escalator
+from bridge.sinks.alerts.metrics import AlertMetrics
+from bridge.sinks.alerts.outbox import Outbox
+from bridge.sinks.alerts.pending import PendingConditions
+from bridge.sinks.alerts.states import AlertStates
+from bridge.sinks.alerts.thread import DbThread
+
+__all__ = ["Housekeeping"]
+
+_logger = logging.getLogger(__name__)
+
+_HOUSEKEEPING_SECONDS: Final = 1.0
+_PRUNE_EVERY_SECONDS: Final = 3600.0
+
+
+class Housekeeping:
+    """The housekeeping loop of a started alert sink, and one pass of it (``housekeep``).
+
+    ``labels`` names each receiver (by outbox key) in the log; ``changed`` wakes what sends
+    notifications; ``wake`` is the event that starts a pass at once.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        *,
+        db: DbThread,
+        states: AlertStates,
+        escalator: Escalator,
+        pending: PendingConditions,
+        metrics: AlertMetrics,
+        labels: Mapping[str, str],
+        holds_work_queue: Callable[[], bool],
+        changed: Callable[[], None],
+        on_error: Callable[[], None],
+        renotify_after: float,
+        dead_letter_ttl: float,
+        wake: asyncio.Event,
+        clock: Callable[[], float],
+        sleep: Sleep,
+    ) -> None:
+        self._outbox = outbox
+        self._db = db
+        self._states = states
+        self._escalator = escalator
+        self._pending = pending
+        self._metrics = metrics
+        self._labels = labels
+        self._holds_work_queue = holds_work_queue
+        self._changed = changed
+        self._errors = on_error
+        self._renotify_after = renotify_after
+        self._dead_letter_ttl = dead_letter_ttl
+        self._house_wake = wake
+        self._clock = clock
+        self._sleep = sleep
+        self._house_task: asyncio.Task[None] | None = None
+        # The first housekeeping prunes: a bridge restarted within the hour must prune too.
+        self._last_prune = float("-inf")
+        self._closed = False
+
+    def start(self) -> None:
+        """Start the loop."""
+        self._house_task = asyncio.get_running_loop().create_task(
+            self._housekeeping(), name="alerts-housekeeping"
+        )
+
+    def stop(self) -> None:
+        """Begin no more passes (the sink's stop has begun)."""
+        self._closed = True
+
+    async def aclose(self) -> None:
+        """Stop the loop (a pass under way is cancelled); idempotent."""
+        self.stop()
+        task, self._house_task = self._house_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def housekeep(self) -> None:
+        """One housekeeping pass: escalate, auto-resolve and notify again what is due (only while
+        holding the work queue: the others' alert states are stale once the lease moved on),
+        refresh the gauges, and prune old rows (dead letters past
+        EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS too) at the first pass and then once an hour."""
+        # After a restart: what Redis took before a crash and the outbox did not.
+        await self._states.catch_up()
+        if self._holds_work_queue():
+            try:
+                await self._escalator.tick()
+                expired = await self._states.expire(self._clock())
+                if await self._renotify(self._clock()) or expired:
+                    self._changed()
+            except TransportError as exc:
+                # Redis unreachable, or the lease just went to another replica: its turn.
+                _logger.warning("alerts: escalation and expiry wait: %s", exc)
+        await self.refresh_gauges()
+        now = self._clock()
+        self._pending.forget_older_than(now)
+        if now - self._last_prune >= _PRUNE_EVERY_SECONDS:
+            self._last_prune = now
+            await self._db.call(self._outbox.retention.prune, now)
+            keep = self._dead_letter_ttl
+            forgotten = await self._db.call(self._outbox.retention.forget_dead_letters, now, keep)
+            if forgotten:
+                _logger.warning(
+                    "alerts: deleted %d dead-lettered delivery(ies) older than"
+                    " EXESDB_WEBHOOK_DEAD_LETTER_TTL_MS (%gh); their alerts stay in /v1/alerts",
+                    forgotten,
+                    keep / 3600,
+                )
+
+    async def _renotify(self, now: float) -> int:
+        """Queue again the open alerts whose latest notification to a receiver died (see
+        ``DeadLetters.renotify``); how many, each receiver's logged."""
+        after = self._renotify_after
+        queued = await self._db.call(self._outbox.dead_letters.renotify, now, after)
+        for key, count in queued.items():
+            self._metrics.renotified(count)
+            _logger.info(
+                "alerts: %d open alert(s) whose notification to %s was dead-lettered queued"
+                " for it again, as they stand",
+                count,
+                self._labels[key],
+            )
+        return sum(queued.values())
+
+    async def refresh_gauges(self) -> None:
+        """Read the outbox depth and the open alerts into the gauges (``AlertMetrics``)."""
+        self._metrics.depth = await self._db.call(self._outbox.queue.depth)
+        self._metrics.active = await self._db.call(self._outbox.alerts.active_counts)
+
+    async def _housekeeping(self) -> None:
+        tick = min(_HOUSEKEEPING_SECONDS, self._escalator.after_seconds / 4)
+        failed = 0  # passes failed in a row
+        fault = ""  # what the last one logged failed with
+        while not self._closed:
+            self._house_wake.clear()
+            try:
+                await self.housekeep()
+            except Exception as exc:
+                self._errors()
+                failed += 1
+                # A fault that repeats at every pass (the outbox on a full disk) is logged once,
+                # not once a second: each is counted in exesdb_sink_errors_total all the same.
+                if failed == 1 or f"{type(exc).__name__}: {exc}" != fault:
+                    fault = f"{type(exc).__name__}: {exc}"
+                    _logger.exception("alert housekeeping failed")
+            else:
+                if failed:
+                    _logger.info("alert housekeeping works again after %d failed pass(es)", failed)
+                failed = 0
+            await self._sleep(tick, self._house_wake)

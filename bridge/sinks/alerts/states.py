@@ -1,0 +1,143 @@
+"""Where the alert sink changes alert states: the outbox, or on Redis the open-alert index too.
+
+On the in-process bus each change (a batch's events and acknowledgements, the escalations and
+expiries housekeeping finds due) is one outbox transaction. On Redis (an ``AlertIndex`` given)
+each is planned on the outbox, made in the open-alert index first and then stored
+(``bridge.sinks.alerts.index``), so that the next work-queue holder takes the open alerts up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+
+from bridge.errors import TransportError
+from bridge.sinks.alerts.alert_store import AlertStore, escalations, resolutions
+from bridge.sinks.alerts.index import AlertIndex
+from bridge.sinks.alerts.records import Acknowledgement, AlertRecord, Applied, Escalated
+from bridge.sinks.alerts.sources import AlertEvent
+from bridge.sinks.alerts.thread import DbThread
+from bridge.sinks.alerts.transitions import Effect, Plan, on_ack
+
+__all__ = ["AlertStates"]
+
+_logger = logging.getLogger(__name__)
+
+
+class AlertStates:
+    """The alert sink's changes of alert states, each made where it belongs (see the module
+    docstring), and the wait before stale health alerts expire.
+
+    ``stale_after`` is how long a health condition alert no reading keeps up lasts (its series'
+    life on ``/metrics``); it is counted from the sink's start (or its taking the work queue)
+    too, plus the hold (``hold_seconds``): the readings come anew, and keep an alert up only
+    once held anew (pending).
+    """
+
+    def __init__(
+        self,
+        alerts: AlertStore,
+        *,
+        db: DbThread,
+        index: AlertIndex | None,
+        max_open: int,
+        resolve_after: float,
+        stale_after: float,
+        hold_seconds: float,
+        holding: Callable[[], bool],
+        monotonic: Callable[[], float],
+    ) -> None:
+        self._alerts = alerts
+        self._db = db
+        self._index = index
+        self._max_open = max_open
+        self._resolve_after = resolve_after
+        self._stale_after = stale_after
+        self._hold_seconds = hold_seconds
+        self._holding = holding
+        self._monotonic = monotonic
+        self._started_at: float | None = None
+
+    async def take_up(self) -> bool:
+        """On taking the work-queue lease: the open alerts kept in Redis become ours; True when
+        there were any. The stale wait starts afresh."""
+        self._started_at = None  # the holds wait afresh here: so does the stale wait (expire)
+        return self._index is not None and bool(await self._index.take_up())
+
+    async def catch_up(self) -> None:
+        """After a restart on Redis: store what Redis took before a crash and the outbox did not
+        (until done; Redis unreachable, at the next call)."""
+        if self._index is not None and not self._index.caught_up:
+            with contextlib.suppress(TransportError):
+                await self._index.catch_up()
+
+    async def apply(self, changes: Sequence[AlertEvent | Acknowledgement], now: float) -> Applied:
+        """Apply a batch's events and acknowledgements (new alerts beyond ``max_open`` refused)."""
+        if self._index is None:
+            return await self._db.call(self._alerts.apply, changes, now, max_open=self._max_open)
+        return await self._index.change(self._alerts.plan, changes, now, max_open=self._max_open)
+
+    async def escalate(self, now: float, after_seconds: float) -> list[Escalated]:
+        """Move the alerts due up one level (``Escalator``'s ``escalate``)."""
+        if self._index is None:
+            return await self._db.call(self._alerts.escalate_due, now, after_seconds)
+        planned: list[Plan] = []
+
+        def plan(now: float, after_seconds: float) -> Plan:
+            planned.append(self._alerts.plan_escalations(now, after_seconds))
+            return planned[-1]
+
+        applied = await self._index.change(plan, now, after_seconds)
+        return escalations(planned[-1], applied) if planned else []
+
+    async def expire(self, now: float) -> list[AlertRecord]:
+        """Resolve the alerts nothing kept up within ``EXESDB_ALERT_RESOLVE_TIMEOUT_MS``, and
+        the stale health alerts once the sink has run long enough; those resolved."""
+        # How long this sink has run (held the work queue) is measured on the monotonic clock:
+        # a wall clock set back would hold the stale wait back by as much.
+        up = self._monotonic()
+        if self._started_at is None:
+            self._started_at = up
+        up_long_enough = up - self._started_at >= self._stale_after + self._hold_seconds
+        stale = self._stale_after if up_long_enough else None
+        if self._index is None:
+            return await self._db.call(
+                self._alerts.resolve_expired, now, self._resolve_after, stale
+            )
+        applied = await self._index.change(
+            self._alerts.plan_expiries, now, self._resolve_after, stale
+        )
+        return resolutions(applied)
+
+    async def acknowledge(
+        self, ack: Acknowledgement, now: float
+    ) -> tuple[AlertRecord | None, bool]:
+        """Store ``ack`` (on Redis only while ``holding()``: this replica holds the work
+        queue); the alert as it stands after it (None when unknown), and whether to announce it.
+
+        On the in-process bus an alert acknowledged already, or resolved, is returned as it is,
+        not to be announced. On Redis any other replica returns the alert as the holder will
+        make it from the AlertAck, to be announced whatever its own copy says (that may be
+        stale).
+        """
+        if self._index is None:
+            current = await self._db.call(self._alerts.get, ack.alert_id)
+            if current is None or on_ack(current, ack, now).effect is Effect.NONE:
+                return current, False  # unknown, or acknowledged or resolved already
+            record = await self._db.call(
+                self._alerts.acknowledge,
+                ack.alert_id,
+                ack.ack_by,
+                now,
+                ack_note=ack.ack_note,
+                resolution=ack.resolution,
+            )
+        else:
+            record = on_ack(await self._db.call(self._alerts.get, ack.alert_id), ack, now).record
+            if record is not None and self._holding():
+                try:
+                    await self._index.change(self._alerts.plan, [ack], now)
+                except TransportError as exc:
+                    _logger.warning("alerts: the acknowledgement waits for the holder: %s", exc)
+        return record, record is not None
