@@ -53,7 +53,7 @@ class EvictedDowns:
     Bounded as the nodes tracked are: at most ``limit`` names at a time, the earliest kept (the
     longest silent are evicted first: real nodes down before a flood, not its names), each for
     ``keep`` seconds after its eviction. A name not remembered, or let go, keeps its alert open:
-    only a person (or the Redis state key still saying ``down`` when it returns) ends it.
+    only a person (or its state key still saying ``down`` when it returns) ends it.
     """
 
     __slots__ = ("_keep", "_limit", "_until")
@@ -62,9 +62,6 @@ class EvictedDowns:
         self._limit = limit
         self._keep = keep
         self._until: dict[str, float] = {}  # in order of eviction: the first expires first
-
-    def __len__(self) -> int:
-        return len(self._until)
 
     def add(self, name: str, now: float) -> bool:
         """Remember ``name`` evicted at ``now``; False when ``limit`` names are remembered."""
