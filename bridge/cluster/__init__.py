@@ -34,10 +34,11 @@ is always tracked. Either is logged and counted (``exesdb_cluster_nodes_forgotte
 node forgotten after it was announced down is announced ``left`` (once across replicas), which
 resolves its alert: a bound in time, the one documented. Memory pressure resolves no outage: a
 node evicted while down is announced nothing, and its ``node_failure`` (its own, or the grouped
-one it is in) stays open until it is heard again, when its return is announced ``reconnected``
-as any down node's. So that it is even where its state key is gone (a lone bridge keeps 10 000
-keys), the monitor remembers the nodes it evicted down (``EvictedDowns``: at most ``MAX_NODES``,
-the earliest kept, each for ``EXESDB_NODE_FORGET_MS``); one past that is let go, logged, and its
+one it is in) stays open as if the node were still tracked: until it is heard again, when its
+return is announced ``reconnected`` as any down node's, or until it is forgotten
+``EXESDB_NODE_FORGET_MS`` after its eviction. So that it is even where its state key is gone (a
+lone bridge keeps 10 000 keys), the monitor remembers the nodes it evicted down
+(``EvictedDowns``: at most ``MAX_NODES``, the earliest kept); one past that is logged and its
 alert stays open even when it returns, unless its state key still says ``down`` then: a person
 ends it (a grouped alert it is in is never resolved by the monitor any more).
 Farewells wait at most ``MAX_NODES`` at a time: past that (a flood forgetting faster than a tick

@@ -7,7 +7,7 @@ SystemAlert ``node_failure`` goes out at most once per interval. The group's ale
 AlertAck with a ``resolution``) once every node it stands for is back, has left or is
 forgotten; a group whose nodes all came back before it went out is never raised. A node evicted
 at the cap while down is not back: it stays in its group until heard again, or until the
-monitor stops remembering it (``let_go``), which leaves the group's alert open.
+monitor cannot remember it (``let_go``), which leaves the group's alert open.
 """
 
 from __future__ import annotations
@@ -140,9 +140,9 @@ class DownGroups:
                 self._group = None
 
     def let_go(self, name: str) -> None:
-        """``name`` is no longer remembered though still down (evicted, past the monitor's
-        memory of evicted downs): the grouped alert it is in will not be resolved here, but it
-        is still raised if it has not been; the group is then let go too."""
+        """``name`` is not remembered though still down (evicted, past the bound of the
+        monitor's memory of evicted downs): the grouped alert it is in will not be resolved
+        here, but it is still raised if it has not been; the group is then let go too."""
         alert_id = self._members.pop(name, None)
         group = self._groups.get(alert_id) if alert_id is not None else None
         if group is not None:
@@ -183,8 +183,8 @@ class DownGroups:
                 # Some of its nodes were let go still down: memory pressure resolves no outage.
                 del self._groups[alert_id]
                 _logger.warning(
-                    "grouped alert %s stays open: %d of its nodes were evicted down and are no "
-                    "longer remembered (it needs an acknowledgement)",
+                    "grouped alert %s stays open: %d of its nodes were evicted down past what the "
+                    "monitor remembers (it needs an acknowledgement)",
                     alert_id,
                     group.let_go,
                 )

@@ -274,6 +274,10 @@ class ClusterMonitor:
         self._dropped[reason].add(name)
         if node.announced != "down" and node.state != "down":
             return
+        self._bid_farewell(name, reason)
+
+    def _bid_farewell(self, name: str, reason: Reason) -> None:
+        """Queue ``name``, forgotten down, to be announced ``left``, within the backlog's bound."""
         if name in self._farewells or len(self._farewells) < self._max_nodes:
             self._farewells[name] = reason  # its node_failure alert resolves on "left"
         else:  # a flood evicts faster than farewells go out: the earliest queued are kept
@@ -283,8 +287,9 @@ class ClusterMonitor:
     def _keep_open(self, name: str, node: Node) -> None:
         """A node evicted while down: memory pressure resolves no outage, so no farewell, and
         its alert (its own or its group's) stays open; remembered, if room is left, so that its
-        return resolves it. Past that bound it is let go: its alert stays open, and its return
-        is announced (resolving it) only if its state key still says ``down``."""
+        return resolves it, or its forgetting after ``EXESDB_NODE_FORGET_MS`` as any down node's.
+        Past that bound it is let go: its alert stays open, and its return is announced
+        (resolving it) only if its state key still says ``down``."""
         self._kept_open.add(name)
         if node.announced != "down" and node.said != "down":
             return  # its down is not announced yet: no alert of it to resolve on its return
@@ -357,8 +362,10 @@ class ClusterMonitor:
 
     def _find_silent(self, now: float) -> None:
         for name in self._evicted.expire(now):
-            self._downs.let_go(name)
-            self._unremembered.add(name)
+            # Evicted down EXESDB_NODE_FORGET_MS ago: forgotten as a tracked down node is.
+            self._downs.back(name)
+            self._dropped["silent"].add(name)
+            self._bid_farewell(name, "silent")
         limit = MISSED_INTERVALS * self._interval
         forget: list[str] = []
         down = 0
@@ -411,9 +418,9 @@ class ClusterMonitor:
             self._kept_open = Dropped()
         if self._unremembered.count:
             _logger.warning(
-                "no longer remembering %d node(s) evicted down (at most %d, for "
-                "EXESDB_NODE_FORGET_MS): their alerts stay open, even once they are heard again "
-                "unless their state key still says down: %s",
+                "cannot remember %d more node(s) evicted down (at most %d): their alerts stay "
+                "open, even once they are heard again unless their state key still says down: "
+                "%s",
                 self._unremembered.count,
                 self._max_nodes,
                 _shown(self._unremembered),

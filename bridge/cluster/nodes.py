@@ -52,8 +52,9 @@ class EvictedDowns:
 
     Bounded as the nodes tracked are: at most ``limit`` names at a time, the earliest kept (the
     longest silent are evicted first: real nodes down before a flood, not its names), each for
-    ``keep`` seconds after its eviction. A name not remembered, or let go, keeps its alert open:
-    only a person (or its state key still saying ``down`` when it returns) ends it.
+    ``keep`` seconds after its eviction, then forgotten as a tracked down node is (announced
+    ``left``). A name not remembered keeps its alert open: only a person (or its state key still
+    saying ``down`` when it returns) ends it.
     """
 
     __slots__ = ("_keep", "_limit", "_until")

@@ -279,11 +279,11 @@ async def test_evicted_grouped_downs_keep_their_grouped_alert_open_until_they_ar
     assert sorted(said(e).node for e in lifecycle(replica, "reconnected")) == sorted(members)
 
 
-async def test_an_evicted_grouped_down_let_go_leaves_the_grouped_alert_open(
+async def test_an_evicted_grouped_down_is_forgotten_after_the_forget_time_as_a_tracked_one_is(
     make_replica, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A node evicted down is remembered for EXESDB_NODE_FORGET_MS: let go after that, its
-    grouped alert stays open (logged) and is not resolved even when the node is heard again."""
+    """A node evicted down is remembered for EXESDB_NODE_FORGET_MS, then forgotten as a tracked
+    down node is: logged, announced left, and the grouped alert it is in resolves."""
     names = [f"app-{n:02d}" for n in range(ALERTS_PER_INTERVAL + 2)]
     replica = await make_replica("bridge-1", max_nodes=len(names) + 1, forget_ms=FORGET_MS)
     await go_down(replica, clock, names)
@@ -295,19 +295,19 @@ async def test_an_evicted_grouped_down_let_go_leaves_the_grouped_alert_open(
         if said(e).metadata.get("grouped") == grouped.alert_id
     ]
     await replica.hear_all([f"new-{n:02d}" for n in range(len(names))])
+    await replica.tick()
+    assert replica.published(AlertAck) == []
+    assert lifecycle(replica, "left") == []
     caplog.set_level(logging.WARNING, "bridge.cluster")
     clock.advance(FORGET_MS / 1000)
     await replica.hear_all([f"new-{n:02d}" for n in range(len(names))])
     await replica.tick()
-    assert (
-        f"no longer remembering {len(names)} node(s) evicted down (at most {len(names) + 1}, "
-        "for EXESDB_NODE_FORGET_MS)" in caplog.text
-    )
-    assert f"grouped alert {grouped.alert_id} stays open: 2 of its nodes" in caplog.text
-    await replica.hear_all(members)
-    await replica.tick()
-    assert replica.published(AlertAck) == []
-    assert lifecycle(replica, "left") == []
+    assert f"forgot {len(names)} node(s) down and silent for EXESDB_NODE_FORGET_MS" in caplog.text
+    assert sorted(said(e).node for e in lifecycle(replica, "left")) == sorted(names)
+    [ack] = replica.published(AlertAck)
+    assert isinstance(ack, AlertAck)
+    assert ack.alert_id == grouped.alert_id
+    assert members
 
 
 async def test_past_its_bound_an_evicted_down_node_is_not_remembered_and_its_alert_stays_open(
@@ -321,9 +321,8 @@ async def test_past_its_bound_an_evicted_down_node_is_not_remembered_and_its_ale
         await go_down(replica, clock, [name])  # each evicts the one before
     assert replica.forgotten("evicted") == 3
     assert (
-        "no longer remembering 1 node(s) evicted down (at most 2, for EXESDB_NODE_FORGET_MS): "
-        "their alerts stay open, even once they are heard again unless their state key still "
-        "says down: app-3" in caplog.text
+        "cannot remember 1 more node(s) evicted down (at most 2): their alerts stay open, even "
+        "once they are heard again unless their state key still says down: app-3" in caplog.text
     )
     assert lifecycle(replica, "left") == []
     assert node_failure_events(replica, "app-3") == ["firing"]
